@@ -1,0 +1,112 @@
+"""Input checks shared by layers, losses, models and the command line.
+
+Every check raises ``TypeError`` or ``ValueError`` with a message that says
+*who* complained, what was *expected* and what was *received*, so that bad
+input never ends as a crash deep inside NumPy or as silently wrong numbers.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+import numpy as np
+
+__all__ = [
+    "as_float_array",
+    "check_finite",
+    "check_labels",
+    "check_positive_int",
+    "did_you_mean",
+    "lookup",
+]
+
+
+def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
+                   min_ndim: int | None = None) -> np.ndarray:
+    """Return ``x`` as a floating-point ndarray, or raise a clear error.
+
+    Integer, boolean and object arrays are refused (``TypeError``): a silent
+    cast would hide, for example, forgetting to scale uint8 pixels.
+    """
+    if not isinstance(x, np.ndarray):
+        try:
+            x = np.asarray(x)
+        except Exception as exc:  # ragged lists and the like
+            raise TypeError(f"{who} expected {what} as a numeric array, received "
+                            f"{type(x).__name__} that NumPy cannot convert ({exc})") from None
+    if x.dtype == object or not np.issubdtype(x.dtype, np.floating):
+        hint = ""
+        if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
+            hint = " (convert it first, e.g. x.astype('float32') / 255 for pixels)"
+        raise TypeError(f"{who} expected {what} of a floating-point dtype, "
+                        f"received dtype {x.dtype}{hint}")
+    if ndim is not None and x.ndim != ndim:
+        raise ValueError(f"{who} expected {what} with {ndim} dimensions, "
+                         f"received shape {x.shape}")
+    if min_ndim is not None and x.ndim < min_ndim:
+        raise ValueError(f"{who} expected {what} with at least {min_ndim} dimensions, "
+                         f"received shape {x.shape}")
+    return x
+
+
+def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
+    """Raise ``ValueError`` if ``x`` holds NaN or infinity."""
+    if x.size and not np.isfinite(x).all():
+        n_bad = int(x.size - np.count_nonzero(np.isfinite(x)))
+        raise ValueError(f"{who} expected finite {what}, received {n_bad} NaN or "
+                         f"infinite value(s) in an array of shape {x.shape}")
+
+
+def check_labels(y, n_classes: int, n_samples: int, who: str) -> np.ndarray:
+    """Check integer class labels: 1-D, right length, in ``[0, n_classes)``."""
+    y = np.asarray(y)
+    if y.dtype == object or not (np.issubdtype(y.dtype, np.integer)
+                                 or np.issubdtype(y.dtype, np.floating)):
+        raise TypeError(f"{who} expected integer class labels, received dtype {y.dtype}")
+    if y.ndim != 1:
+        raise ValueError(f"{who} expected labels of shape ({n_samples},), received {y.shape}")
+    if y.shape[0] != n_samples:
+        raise ValueError(f"{who} expected {n_samples} labels (one per sample), "
+                         f"received {y.shape[0]}")
+    if np.issubdtype(y.dtype, np.floating):
+        if not np.isfinite(y).all() or not np.all(y == np.round(y)):
+            raise TypeError(f"{who} expected integer class labels, received non-integer "
+                            f"values of dtype {y.dtype}")
+    if y.size:
+        low, high = y.min(), y.max()
+        if low < 0 or high >= n_classes:
+            raise ValueError(f"{who} expected labels in [0, {n_classes - 1}] for "
+                             f"{n_classes} classes, received values in [{low}, {high}]")
+    return y.astype(np.int64, copy=False)
+
+
+def check_positive_int(value, who: str, what: str) -> int:
+    """Return ``value`` as an int if it is a positive integer, else raise."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{who} expected {what} as a positive integer, "
+                        f"received {value!r} of type {type(value).__name__}")
+    if value <= 0:
+        raise ValueError(f"{who} expected {what} as a positive integer, received {value}")
+    return int(value)
+
+
+def did_you_mean(name: str, choices) -> str:
+    """``"; did you mean 'adam'?"`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(str(name).lower(), [str(c) for c in choices], n=1,
+                                      cutoff=0.5)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def lookup(registry: dict, name, kind: str):
+    """Find ``name`` in ``registry`` (case and ``-``/``_`` insensitive) or raise.
+
+    ``lookup(OPTIMIZERS, "adma", "optimizer")`` raises
+    ``ValueError("unknown optimizer 'adma'; did you mean 'adam'? ...")``.
+    """
+    if not isinstance(name, str):
+        raise TypeError(f"expected a {kind} name as a string, received {type(name).__name__}")
+    key = name.lower().replace("-", "_")
+    if key in registry:
+        return registry[key]
+    raise ValueError(f"unknown {kind} {name!r}{did_you_mean(key, registry)} "
+                     f"(known: {', '.join(sorted(registry))})")

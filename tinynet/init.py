@@ -1,0 +1,121 @@
+"""Weight initializers.
+
+Every initializer is a function ``init(shape, rng, dtype) -> ndarray`` drawing
+from a ``numpy.random.Generator`` that the caller owns -- never NumPy's global
+state -- so a seed fixes every weight of a model.
+
+For a weight of shape ``(fan_in, fan_out)`` (a :class:`~tinynet.layers.Dense`
+kernel), with gain :math:`g`:
+
+================  =======================================================
+name              distribution
+================  =======================================================
+glorot_uniform    :math:`U(-a, a)`, :math:`a = g\\sqrt{6 / (fan_{in} + fan_{out})}`
+glorot_normal     :math:`N(0, \\sigma^2)`, :math:`\\sigma = g\\sqrt{2 / (fan_{in} + fan_{out})}`
+he_uniform        :math:`U(-a, a)`, :math:`a = \\sqrt{6 / fan_{in}}`
+he_normal         :math:`N(0, \\sigma^2)`, :math:`\\sigma = \\sqrt{2 / fan_{in}}`
+lecun_uniform     :math:`U(-a, a)`, :math:`a = \\sqrt{3 / fan_{in}}`
+lecun_normal      :math:`N(0, \\sigma^2)`, :math:`\\sigma = \\sqrt{1 / fan_{in}}`
+orthogonal        :math:`g Q`, Q from the QR decomposition of a Gaussian matrix
+zeros, ones       constants
+================  =======================================================
+
+The normal variants are untruncated (as ``torch.nn.init``'s ``*_normal_``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .checks import lookup
+
+__all__ = [
+    "fans", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
+    "lecun_uniform", "lecun_normal", "orthogonal", "zeros", "ones", "get",
+    "INITIALIZERS",
+]
+
+
+def fans(shape) -> tuple[int, int]:
+    """``(fan_in, fan_out)`` of a weight; 1-D shapes count as ``(n, n)``."""
+    shape = tuple(shape)
+    if len(shape) == 0:
+        return 1, 1
+    if len(shape) == 1:
+        return shape[0], shape[0]
+    receptive = int(np.prod(shape[:-2])) if len(shape) > 2 else 1
+    return shape[-2] * receptive, shape[-1] * receptive
+
+
+def _uniform(limit, shape, rng, dtype):
+    return rng.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
+
+
+def _normal(std, shape, rng, dtype):
+    return (rng.standard_normal(size=shape) * std).astype(dtype, copy=False)
+
+
+def glorot_uniform(shape, rng, dtype=np.float32, gain=1.0):
+    fan_in, fan_out = fans(shape)
+    return _uniform(gain * np.sqrt(6.0 / (fan_in + fan_out)), shape, rng, dtype)
+
+
+def glorot_normal(shape, rng, dtype=np.float32, gain=1.0):
+    fan_in, fan_out = fans(shape)
+    return _normal(gain * np.sqrt(2.0 / (fan_in + fan_out)), shape, rng, dtype)
+
+
+def he_uniform(shape, rng, dtype=np.float32):
+    return _uniform(np.sqrt(6.0 / fans(shape)[0]), shape, rng, dtype)
+
+
+def he_normal(shape, rng, dtype=np.float32):
+    return _normal(np.sqrt(2.0 / fans(shape)[0]), shape, rng, dtype)
+
+
+def lecun_uniform(shape, rng, dtype=np.float32):
+    return _uniform(np.sqrt(3.0 / fans(shape)[0]), shape, rng, dtype)
+
+
+def lecun_normal(shape, rng, dtype=np.float32):
+    return _normal(np.sqrt(1.0 / fans(shape)[0]), shape, rng, dtype)
+
+
+def orthogonal(shape, rng, dtype=np.float32, gain=1.0):
+    """A (semi-)orthogonal matrix: rows or columns orthonormal, times ``gain``."""
+    shape = tuple(shape)
+    if len(shape) < 2:
+        raise ValueError(f"orthogonal initializer expected a shape with at least 2 "
+                         f"dimensions, received {shape}")
+    rows, cols = int(np.prod(shape[:-1])), shape[-1]
+    a = rng.standard_normal(size=(max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q *= np.sign(np.diag(r))  # makes the distribution uniform over orthogonal matrices
+    if rows < cols:
+        q = q.T
+    return (gain * q).reshape(shape).astype(dtype, copy=False)
+
+
+def zeros(shape, rng=None, dtype=np.float32):
+    return np.zeros(shape, dtype=dtype)
+
+
+def ones(shape, rng=None, dtype=np.float32):
+    return np.ones(shape, dtype=dtype)
+
+
+INITIALIZERS = {
+    "glorot_uniform": glorot_uniform, "xavier_uniform": glorot_uniform,
+    "glorot_normal": glorot_normal, "xavier_normal": glorot_normal,
+    "he_uniform": he_uniform, "kaiming_uniform": he_uniform,
+    "he_normal": he_normal, "kaiming_normal": he_normal,
+    "lecun_uniform": lecun_uniform, "lecun_normal": lecun_normal,
+    "orthogonal": orthogonal, "zeros": zeros, "ones": ones,
+}
+
+
+def get(name_or_fn):
+    """An initializer function from its name (or the function itself)."""
+    if callable(name_or_fn):
+        return name_or_fn
+    return lookup(INITIALIZERS, name_or_fn, "initializer")

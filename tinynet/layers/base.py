@@ -1,0 +1,299 @@
+"""The layer contract every building block of tinynet follows.
+
+A layer is a stateful object with two methods that mirror each other:
+
+``forward(x, training=False) -> y``
+    computes the output and keeps (caches) what the backward pass needs;
+``backward(dy) -> dx``
+    given :math:`\\partial L/\\partial y` returns :math:`\\partial L/\\partial x`
+    and *adds* :math:`\\partial L/\\partial \\theta` to each parameter's
+    ``grad`` (so calling it twice doubles the gradients; ``zero_grad()``
+    resets them).
+
+Neither modifies ``x`` or ``dy`` in place. Shapes are ``(batch, ...)``; the
+*input shape* a layer is built for is the per-sample part ``x.shape[1:]``.
+
+A layer is built -- its parameters created -- either explicitly with
+``build(input_shape)`` (or ``input_dim=`` in the constructor, for the first
+layer of a model) or lazily on its first forward pass.
+
+``trainable = False`` freezes a layer (recursively for containers): its
+parameters leave the optimizer, but it still passes gradients to its input.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections import defaultdict
+
+import numpy as np
+
+from ..checks import as_float_array
+from ..param import Param
+
+__all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str"]
+
+#: Every concrete layer class by its class name; filled by ``Layer.__init_subclass__``.
+LAYER_CLASSES: dict[str, type] = {}
+
+_name_counters: dict[str, itertools.count] = defaultdict(lambda: itertools.count(1))
+
+
+def _snake(name: str) -> str:
+    out = []
+    for i, ch in enumerate(name):
+        if ch.isupper() and i and (not name[i - 1].isupper()
+                                   or (i + 1 < len(name) and name[i + 1].islower())):
+            out.append("_")
+        out.append(ch.lower())
+    return "".join(out)
+
+
+def shape_str(per_sample_shape) -> str:
+    """``(batch, 128)`` for the per-sample shape ``(128,)``."""
+    inner = ", ".join(str(d) for d in per_sample_shape)
+    return f"(batch, {inner})" if inner else "(batch,)"
+
+
+class Layer:
+    """Base class of all layers.
+
+    Parameters
+    ----------
+    name : str, optional
+        Unique within a model; defaults to the snake-case class name and a
+        counter (``dense_3``).
+    trainable : bool, default True
+    dtype : str or numpy dtype, optional
+        dtype of the parameters. ``None`` (default) takes the input's
+        floating dtype at the first forward pass (float32 for anything else).
+    input_dim : int, optional
+        Per-sample input width, to build at construction (``input_shape=``
+        gives the whole per-sample shape).
+    seed : int, optional
+        Seed of this layer's own random generator (initial weights, dropout
+        masks). Models pass their own generator otherwise.
+
+    Notes
+    -----
+    A subclass sets its own attributes *before* calling
+    ``super().__init__(**kwargs)``, because a declared ``input_dim`` builds
+    the layer inside that call.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        LAYER_CLASSES[cls.__name__] = cls
+
+    def __init__(self, name: str | None = None, trainable: bool = True, dtype=None,
+                 input_dim: int | None = None, input_shape=None, seed: int | None = None):
+        if name is None:
+            base = _snake(type(self).__name__)
+            name = f"{base}_{next(_name_counters[base])}"
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"{type(self).__name__} expected name as a non-empty string, "
+                            f"received {name!r}")
+        self.name = name
+        self._trainable = bool(trainable)
+        self.dtype = None if dtype is None else np.dtype(dtype)
+        self.seed = seed
+        self._rng = None
+        self._params: list[Param] = []
+        self.built = False
+        self.input_shape: tuple | None = None
+        self.output_shape: tuple | None = None
+        if input_dim is not None and input_shape is not None:
+            raise ValueError(f"{self._who} takes input_dim or input_shape, not both")
+        if input_dim is not None:
+            input_shape = (input_dim,)
+        self._declared_input_shape = None if input_shape is None else tuple(input_shape)
+        if self._declared_input_shape is not None:
+            self.build(self._declared_input_shape)
+
+    # ------------------------------------------------------------------ naming
+    @property
+    def _who(self) -> str:
+        return f"{type(self).__name__} {self.name!r}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+    # ---------------------------------------------------------------- building
+    def build(self, input_shape, rng: np.random.Generator | None = None, dtype=None):
+        """Create the parameters for inputs of per-sample shape ``input_shape``.
+
+        A leading ``None`` (Keras' batch dimension) is accepted and dropped.
+        Subclasses override :meth:`_build` (create parameters) and
+        :meth:`compute_output_shape`.
+        """
+        input_shape = tuple(input_shape)
+        if input_shape and input_shape[0] is None:
+            input_shape = input_shape[1:]
+        for d in input_shape:
+            if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0:
+                raise ValueError(f"{self._who} expected an input shape of positive "
+                                 f"integers, received {input_shape}")
+        input_shape = tuple(int(d) for d in input_shape)
+        if dtype is None:
+            dtype = self.dtype or np.dtype(np.float32)
+        if self.dtype is None:
+            self.dtype = np.dtype(dtype)
+        if rng is not None and self.seed is None:
+            self._rng = rng
+        self._params = []
+        self.output_shape = tuple(self.compute_output_shape(input_shape))
+        self.input_shape = input_shape
+        self._build(input_shape, self.rng)
+        self.built = True
+        return self
+
+    def _build(self, input_shape: tuple, rng: np.random.Generator) -> None:
+        """Create parameters with :meth:`add_param`; parameter-free layers skip it."""
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        """Per-sample output shape for a per-sample input shape (default: same)."""
+        return tuple(input_shape)
+
+    @property
+    def rng(self) -> np.random.Generator:
+        """This layer's random generator (created from ``seed`` on first use)."""
+        if self._rng is None:
+            self._rng = np.random.default_rng(self.seed)
+        return self._rng
+
+    def set_rng(self, rng: np.random.Generator) -> None:
+        """Use ``rng`` for randomness from now on (recursively in containers)."""
+        self._rng = rng
+        for layer in self.sublayers():
+            layer.set_rng(rng)
+
+    def add_param(self, name: str, value: np.ndarray) -> Param:
+        """Register a parameter named ``"<layer name>/<name>"``."""
+        param = Param(np.asarray(value, dtype=self.dtype), name=f"{self.name}/{name}",
+                      trainable=self._trainable)
+        self._params.append(param)
+        return param
+
+    # ------------------------------------------------------------ input checks
+    def _prepare_input(self, x) -> np.ndarray:
+        """Check ``x`` (float array of shape ``(batch, *input_shape)``), building
+        the layer on first use. Returns ``x`` as an ndarray."""
+        x = as_float_array(x, self._who, min_ndim=1)
+        if not self.built:
+            if x.ndim < 2:
+                raise ValueError(f"{self._who} expected input of shape (batch, features...), "
+                                 f"received {x.shape}")
+            self.build(x.shape[1:], dtype=self.dtype or x.dtype)
+        elif x.shape[1:] != self.input_shape:
+            raise ValueError(f"{self._who} expected input of shape "
+                             f"{shape_str(self.input_shape)}, received {x.shape}")
+        return x
+
+    # ------------------------------------------------------------------- maths
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward")
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward")
+
+    def __call__(self, x, training: bool = False):
+        return self.forward(x, training=training)
+
+    def _check_dy(self, dy, y_shape) -> np.ndarray:
+        """``dy`` must be a float array shaped like the output of the last forward."""
+        dy = as_float_array(dy, self._who, "dy")
+        if dy.shape != tuple(y_shape):
+            raise ValueError(f"{self._who} expected dy of shape {tuple(y_shape)} "
+                             f"(the shape of its last output), received {dy.shape}")
+        return dy
+
+    def _require_cache(self, cached) -> None:
+        if cached is None:
+            raise RuntimeError(f"{self._who}: backward called before forward")
+
+    # -------------------------------------------------------------- parameters
+    def sublayers(self) -> list["Layer"]:
+        """Direct child layers (containers override this)."""
+        return []
+
+    def parameters(self) -> list[Param]:
+        """All parameters, this layer's then its children's, in a fixed order."""
+        params = list(self._params)
+        for layer in self.sublayers():
+            params.extend(layer.parameters())
+        return params
+
+    def trainable_parameters(self) -> list[Param]:
+        return [p for p in self.parameters() if p.trainable]
+
+    def zero_grad(self) -> None:
+        for p in self.parameters():
+            p.zero_grad()
+
+    def count_params(self) -> int:
+        return int(sum(p.size for p in self.parameters()))
+
+    @property
+    def trainable(self) -> bool:
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value: bool) -> None:
+        value = bool(value)
+        self._trainable = value
+        for p in self._params:
+            p.trainable = value
+        for layer in self.sublayers():
+            layer.trainable = value
+
+    def astype(self, dtype) -> "Layer":
+        """Convert every parameter (and state array) to ``dtype``, in place."""
+        self.dtype = np.dtype(dtype)
+        for p in self._params:
+            p.astype(dtype)
+        for key, arr in self.get_state().items():
+            self.set_state({key: np.asarray(arr, dtype=dtype)})
+        for layer in self.sublayers():
+            layer.astype(dtype)
+        return self
+
+    # ------------------------------------------------------------------- state
+    def get_state(self) -> dict[str, np.ndarray]:
+        """Arrays that are not parameters but must be saved (running statistics)."""
+        return {}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        if state:
+            raise ValueError(f"{self._who} has no state, received keys {sorted(state)}")
+
+    # ----------------------------------------------------------------- configs
+    def get_config(self) -> dict:
+        """JSON-serialisable constructor arguments (subclasses extend it)."""
+        config = {"name": self.name, "trainable": self._trainable,
+                  "dtype": None if self.dtype is None else self.dtype.name}
+        if self.input_shape is not None:
+            config["input_shape"] = list(self.input_shape)
+        if self.seed is not None:
+            config["seed"] = self.seed
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Layer":
+        return cls(**config)
+
+
+def layer_to_dict(layer: Layer) -> dict:
+    """``{"class": "Dense", "config": {...}}``: what a saved model stores."""
+    return {"class": type(layer).__name__, "config": layer.get_config()}
+
+
+def layer_from_dict(spec: dict) -> Layer:
+    """Inverse of :func:`layer_to_dict`; refuses unknown class names."""
+    if not isinstance(spec, dict) or "class" not in spec or "config" not in spec:
+        raise ValueError(f"expected a layer description with 'class' and 'config', "
+                         f"received {spec!r}"[:300])
+    name = spec["class"]
+    if name not in LAYER_CLASSES:
+        from ..checks import did_you_mean
+        raise ValueError(f"unknown layer class {name!r}{did_you_mean(name, LAYER_CLASSES)}")
+    return LAYER_CLASSES[name].from_config(dict(spec["config"]))

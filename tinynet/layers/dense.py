@@ -1,0 +1,104 @@
+"""The fully connected layer."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import init as initializers
+from ..checks import check_positive_int
+from . import activations
+from .base import Layer
+
+__all__ = ["Dense"]
+
+
+class Dense(Layer):
+    r"""Fully connected layer with an optional fused activation.
+
+    .. math::
+        z = x W + b, \qquad y = f(z)
+
+    with :math:`x` of shape ``(batch, in)``, :math:`W` of shape
+    ``(in, units)``, :math:`b` of shape ``(units,)``. Backward, given
+    :math:`\delta = \partial L/\partial y`:
+
+    .. math::
+        g = \delta \odot f'(z), \qquad
+        \frac{\partial L}{\partial W} \mathrel{+}= x^\top g, \qquad
+        \frac{\partial L}{\partial b} \mathrel{+}= \textstyle\sum_{\text{batch}} g, \qquad
+        \frac{\partial L}{\partial x} = g W^\top
+
+    Parameters
+    ----------
+    units : int
+        Output width.
+    activation : str or None
+        Name of an activation from :mod:`tinynet.layers.activations`
+        (``"relu"``, ``"gelu"``, ...) applied in the same layer.
+    use_bias : bool, default True
+    kernel_initializer : str or callable, default "glorot_uniform"
+    bias_initializer : str or callable, default "zeros"
+    **kwargs
+        ``name``, ``trainable``, ``dtype``, ``input_dim``, ``input_shape``,
+        ``seed`` (see :class:`~tinynet.layers.base.Layer`).
+
+    Attributes
+    ----------
+    W : Param of shape (in, units)
+    b : Param of shape (units,) or None
+    """
+
+    def __init__(self, units: int, activation=None, use_bias: bool = True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
+        self.units = check_positive_int(units, "Dense", "units")
+        self.activation = activations.get(activation)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = kernel_initializer
+        self.bias_initializer = bias_initializer
+        self._init_w = initializers.get(kernel_initializer)
+        self._init_b = initializers.get(bias_initializer)
+        self.W = None
+        self.b = None
+        self._x = None
+        super().__init__(**kwargs)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 1:
+            raise ValueError(f"{self._who} expected input of shape (batch, features), "
+                             f"received per-sample shape {tuple(input_shape)} "
+                             f"(add a Flatten layer before it)")
+        return (self.units,)
+
+    def _build(self, input_shape, rng):
+        n_in = input_shape[0]
+        self.W = self.add_param("W", self._init_w((n_in, self.units), rng, dtype=self.dtype))
+        self.b = (self.add_param("b", self._init_b((self.units,), rng, dtype=self.dtype))
+                  if self.use_bias else None)
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        z = x @ self.W.value
+        if self.b is not None:
+            z += self.b.value
+        self._x = x
+        return self.activation.forward(z, training=training)
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._x)
+        g = self.activation.backward(dy)
+        self.W.grad += self._x.T @ g
+        if self.b is not None:
+            self.b.grad += g.sum(axis=0)
+        return g @ self.W.value.T
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        if not isinstance(self.kernel_initializer, str) or not isinstance(
+                self.bias_initializer, str):
+            raise ValueError(f"{self._who} uses a custom initializer function, which "
+                             f"cannot be written to a config; pass its name instead")
+        config.update(units=self.units, activation=activations.to_config(self.activation),
+                      use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
+                      bias_initializer=self.bias_initializer)
+        return config
+

@@ -1,0 +1,168 @@
+"""Trainable parameters.
+
+A :class:`Param` is the unit every optimizer, initializer and gradient check
+works on: a value array, a gradient array of the same shape and dtype, a name
+and a ``trainable`` flag.
+
+Layers *accumulate* into ``grad`` (``+=``) in their backward pass; nothing
+resets it but :meth:`Param.zero_grad` (usually called through
+``optimizer.zero_grad()`` or ``model.zero_grad()``).
+
+Flat buffers
+------------
+``value`` and ``grad`` may be *views* into larger flat buffers shared by all
+of a model's parameters (see :func:`flatten_params`). A fused optimizer then
+updates every parameter in one kernel call, ``zero_grad`` is one fill, and
+meta-learning gets the whole model as one vector. Code that writes to a
+parameter must therefore write *into* it (``p.value[...] = new``), never
+rebind it (``p.value = new``) -- assignment through the property copies into
+the existing array for exactly this reason.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Param", "flatten_params"]
+
+
+class Param:
+    """A trainable array and its gradient.
+
+    Parameters
+    ----------
+    value : array_like
+        Initial value; it is copied into a new C-contiguous array.
+    name : str, optional
+        A name for messages, summaries and saved files (``"dense_1/W"``).
+    trainable : bool, default True
+        ``False`` keeps the parameter out of optimizers (its gradient is
+        still computed where a layer needs it to pass gradients on).
+
+    Attributes
+    ----------
+    value : ndarray
+    grad : ndarray, same shape and dtype as ``value``
+    """
+
+    __slots__ = ("_value", "_grad", "name", "trainable")
+
+    def __init__(self, value, name: str | None = None, trainable: bool = True):
+        value = np.array(value, copy=True, order="C")
+        if not np.issubdtype(value.dtype, np.floating):
+            raise TypeError(
+                f"Param {name!r} expected a floating-point value, received dtype {value.dtype}"
+            )
+        self._value = value
+        self._grad = np.zeros_like(value)
+        self.name = name
+        self.trainable = bool(trainable)
+
+    # ``value`` and ``grad`` are properties so that assignment copies into the
+    # existing storage, which may be a view into a flat buffer.
+    @property
+    def value(self) -> np.ndarray:
+        return self._value
+
+    @value.setter
+    def value(self, new) -> None:
+        new = np.asarray(new)
+        if new.shape != self._value.shape:
+            raise ValueError(
+                f"Param {self.name!r} expected a value of shape {self._value.shape}, "
+                f"received {new.shape}"
+            )
+        self._value[...] = new
+
+    @property
+    def grad(self) -> np.ndarray:
+        return self._grad
+
+    @grad.setter
+    def grad(self, new) -> None:
+        new = np.asarray(new)
+        if new.shape != self._grad.shape:
+            raise ValueError(
+                f"Param {self.name!r} expected a gradient of shape {self._grad.shape}, "
+                f"received {new.shape}"
+            )
+        self._grad[...] = new
+
+    @property
+    def shape(self) -> tuple:
+        return self._value.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        return self._value.dtype
+
+    @property
+    def size(self) -> int:
+        return self._value.size
+
+    def zero_grad(self) -> None:
+        """Set the gradient to zero, in place."""
+        self._grad.fill(0)
+
+    def rebind(self, value_view: np.ndarray, grad_view: np.ndarray) -> None:
+        """Move storage into the given views (copying the current value and grad).
+
+        Used by :func:`flatten_params`; the views must have this parameter's
+        shape and dtype.
+        """
+        for what, view in (("value", value_view), ("grad", grad_view)):
+            if view.shape != self._value.shape or view.dtype != self._value.dtype:
+                raise ValueError(
+                    f"Param {self.name!r} cannot rebind {what} to an array of shape "
+                    f"{view.shape} and dtype {view.dtype}; expected {self._value.shape} "
+                    f"and {self._value.dtype}"
+                )
+        value_view[...] = self._value
+        grad_view[...] = self._grad
+        self._value = value_view
+        self._grad = grad_view
+
+    def astype(self, dtype) -> None:
+        """Convert value and grad to ``dtype`` in place of the old arrays
+        (this detaches the parameter from any flat buffer)."""
+        self._value = np.ascontiguousarray(self._value, dtype=dtype)
+        self._grad = np.ascontiguousarray(self._grad, dtype=dtype)
+
+    def __repr__(self) -> str:
+        flag = "" if self.trainable else ", trainable=False"
+        return f"Param({self.name!r}, shape={self.shape}, dtype={self.dtype}{flag})"
+
+
+def flatten_params(params) -> tuple[np.ndarray, np.ndarray]:
+    """Move ``params`` into two flat buffers and return ``(values, grads)``.
+
+    After the call every ``p.value``/``p.grad`` is a view into the returned
+    1-D buffers, in the order given, so ``values[offset:offset + p.size]`` is
+    ``p.value.ravel()``. All parameters must share one dtype.
+
+    Parameters
+    ----------
+    params : sequence of Param
+
+    Returns
+    -------
+    values, grads : ndarray of shape (sum of sizes,)
+    """
+    params = list(params)
+    if not params:
+        return np.zeros(0, np.float32), np.zeros(0, np.float32)
+    dtypes = {p.dtype for p in params}
+    if len(dtypes) != 1:
+        raise TypeError(
+            f"flatten_params expected parameters of one dtype, received {sorted(map(str, dtypes))}"
+        )
+    dtype = dtypes.pop()
+    total = sum(p.size for p in params)
+    values = np.empty(total, dtype=dtype)
+    grads = np.empty(total, dtype=dtype)
+    offset = 0
+    for p in params:
+        end = offset + p.size
+        p.rebind(values[offset:end].reshape(p.shape), grads[offset:end].reshape(p.shape))
+        offset = end
+    return values, grads
