@@ -1,0 +1,247 @@
+"""Shared infrastructure of the benchmarks: machine description, timing,
+Markdown tables and the writing of results.
+
+Every benchmark calls :func:`write_report` once, which writes
+``<out>/<name>.json`` (the results plus :func:`machine_info`),
+``<out>/<name>.md`` and, given a matplotlib figure, ``<out>/<name>.png``;
+``<out>`` is ``benchmarks/results`` unless ``--out`` (see :func:`add_common_args`)
+or ``out_dir=`` says otherwise. Files are written atomically (temp file, then
+rename), so an interrupted run never leaves half a report.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+__all__ = [
+    "RESULTS_DIR", "add_common_args", "machine_info", "machine_markdown", "markdown_table",
+    "measure", "write_report", "fmt", "ratio",
+]
+
+RESULTS_DIR = Path(__file__).resolve().parent / "results"
+
+
+# ----------------------------------------------------------------- arguments
+def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """``--quick`` (a tiny smoke-test version in seconds) and ``--out DIR``."""
+    parser.add_argument("--quick", action="store_true",
+                        help="tiny version for smoke tests (seconds, numbers meaningless)")
+    parser.add_argument("--out", type=Path, default=None,
+                        help=f"directory for the JSON/Markdown/PNG files (default {RESULTS_DIR})")
+    return parser
+
+
+# ------------------------------------------------------------------- machine
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _blas_info() -> str:
+    import numpy as np
+    try:
+        cfg = np.show_config(mode="dicts")
+        blas = cfg["Build Dependencies"]["blas"]
+        return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
+    except Exception:  # older numpy: no dict mode
+        return "unknown"
+
+
+def _numba_info() -> dict:
+    try:
+        import numba
+    except ImportError:
+        return {"numba": None}
+    info = {"numba": numba.__version__}
+    try:
+        info["threading_layer"] = numba.threading_layer()
+    except ValueError:  # no parallel kernel has run yet in this process
+        info["threading_layer"] = "not initialised"
+    info["threading_layer_config"] = (os.environ.get("NUMBA_THREADING_LAYER")
+                                      or str(getattr(numba.config, "THREADING_LAYER", "?")))
+    info["num_threads"] = numba.config.NUMBA_NUM_THREADS
+    info["disable_jit"] = bool(numba.config.DISABLE_JIT)
+    return info
+
+
+def _version(module: str):
+    if module not in sys.modules:
+        try:
+            __import__(module)
+        except Exception:
+            return None
+    return getattr(sys.modules[module], "__version__", "?")
+
+
+def machine_info() -> dict:
+    """Cores, CPU, Python, NumPy + BLAS, Numba + threading layer, tinynet backend,
+    and the versions of the peers (torch, scikit-learn) when importable."""
+    import numpy as np
+    info = {
+        "cores": os.cpu_count(),
+        "cpu": _cpu_model(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "blas": _blas_info(),
+        **_numba_info(),
+        "torch": _version("torch"),
+        "sklearn": _version("sklearn"),
+        "time_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    try:
+        from tinynet import kernels
+        info["tinynet_backend"] = kernels.get_backend()
+    except Exception:
+        info["tinynet_backend"] = None
+    return info
+
+
+def machine_markdown(info: dict | None = None) -> str:
+    """One line describing the machine, for the top of a Markdown report."""
+    info = info or machine_info()
+    parts = [f"{info['cores']} cores ({info['cpu']})", f"Python {info['python']}",
+             f"NumPy {info['numpy']} ({info['blas']})"]
+    if info.get("numba"):
+        parts.append(f"Numba {info['numba']} (threading layer: {info['threading_layer']})")
+    if info.get("tinynet_backend"):
+        parts.append(f"tinynet backend {info['tinynet_backend']}")
+    for peer in ("torch", "sklearn"):
+        if info.get(peer):
+            parts.append(f"{peer} {info[peer]}")
+    return "Machine: " + ", ".join(parts) + "."
+
+
+# -------------------------------------------------------------------- timing
+def measure(fn, repeats: int = 7, warmup: int = 1, min_repeat_time: float = 0.02,
+            number: int | None = None) -> dict:
+    """Time ``fn()``: warm-up calls, then ``repeats`` repeats of ``number`` calls.
+
+    ``number`` (calls per repeat) defaults to enough calls for one repeat to
+    last ``min_repeat_time`` seconds, so microsecond kernels are not timed at
+    the clock's resolution. Returns seconds *per call*:
+    ``{"median", "min", "times", "number"}``; report the median.
+    """
+    for _ in range(warmup):
+        fn()
+    if number is None:
+        number = 1
+        while True:
+            t0 = time.perf_counter()
+            for _ in range(number):
+                fn()
+            elapsed = time.perf_counter() - t0
+            if elapsed >= min_repeat_time or number >= 1 << 20:
+                break
+            number *= max(2, min(10, int(min_repeat_time / max(elapsed, 1e-9)) + 1))
+    times = []
+    for _ in range(max(1, repeats)):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        times.append((time.perf_counter() - t0) / number)
+    return {"median": statistics.median(times), "min": min(times), "times": times,
+            "number": number}
+
+
+def ratio(a, b):
+    """``a / b`` or None when either is missing or ``b`` is zero."""
+    if a is None or b is None or not b:
+        return None
+    return a / b
+
+
+# ------------------------------------------------------------------ markdown
+def fmt(value, digits: int = 3) -> str:
+    """A table cell: ``-`` for missing, ``1.23k`` style for large numbers."""
+    if value is None:
+        return "-"
+    if isinstance(value, str):
+        return value
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, (int, float)):
+        v = float(value)
+        if abs(v) >= 1e6:
+            return f"{v / 1e6:.{digits}g}M"
+        if abs(v) >= 1e4:
+            return f"{v / 1e3:.{digits}g}k"
+        if isinstance(value, int):
+            return str(value)
+        return f"{v:.{digits}g}"
+    return str(value)
+
+
+def markdown_table(headers: list[str], rows: list[list]) -> str:
+    """A GitHub Markdown table; cells go through :func:`fmt`."""
+    cells = [[fmt(c) for c in row] for row in rows]
+    lines = ["| " + " | ".join(headers) + " |",
+             "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(row) + " |" for row in cells]
+    return "\n".join(lines)
+
+
+# ------------------------------------------------------------------- writing
+def _atomic_write(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def _jsonable(obj):
+    try:
+        import numpy as np
+        if isinstance(obj, np.generic):
+            return obj.item()
+        if isinstance(obj, np.ndarray):
+            return obj.tolist()
+    except ImportError:
+        pass
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
+
+
+def write_report(name: str, results: dict, markdown: str, figure=None,
+                 out_dir: str | Path | None = None) -> list[Path]:
+    """Write ``<name>.json`` (results + machine info), ``<name>.md`` and, given
+    a matplotlib ``figure``, ``<name>.png`` into ``out_dir`` (default
+    :data:`RESULTS_DIR`). Returns the paths written."""
+    out = Path(out_dir) if out_dir is not None else RESULTS_DIR
+    machine = machine_info()
+    payload = {"benchmark": name, "machine": machine, "results": results}
+    paths = [out / f"{name}.json", out / f"{name}.md"]
+    _atomic_write(paths[0], (json.dumps(payload, indent=2, default=_jsonable) + "\n").encode())
+    text = markdown.rstrip() + "\n\n" + machine_markdown(machine) + "\n"
+    _atomic_write(paths[1], text.encode())
+    if figure is not None:
+        import io
+        buf = io.BytesIO()
+        figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+        paths.append(out / f"{name}.png")
+        _atomic_write(paths[2], buf.getvalue())
+    return paths

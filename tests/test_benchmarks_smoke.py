@@ -1,0 +1,57 @@
+"""Smoke tests of the benchmark infrastructure and of each ``--quick`` benchmark."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import report
+from benchmarks.__main__ import available, main
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_markdown_table_formats_cells():
+    table = report.markdown_table(["a", "b"], [[1, 2.5], [None, 12345.6]])
+    assert table.splitlines() == ["| a | b |", "|---|---|", "| 1 | 2.5 |", "| - | 12.3k |"]
+
+
+def test_measure_returns_per_call_median():
+    calls = []
+    result = report.measure(lambda: calls.append(1), repeats=3, warmup=2, number=5)
+    assert len(calls) == 2 + 3 * 5
+    assert result["number"] == 5 and len(result["times"]) == 3
+    assert result["min"] <= result["median"]
+
+
+def test_write_report_writes_json_and_markdown(tmp_path):
+    paths = report.write_report("demo", {"value": 1.5}, "# Demo", out_dir=tmp_path)
+    assert [p.name for p in paths] == ["demo.json", "demo.md"]
+    payload = json.loads((tmp_path / "demo.json").read_text())
+    assert payload["results"] == {"value": 1.5}
+    assert payload["machine"]["cores"] >= 1 and "blas" in payload["machine"]
+    assert (tmp_path / "demo.md").read_text().startswith("# Demo")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_main_lists_and_rejects_unknown(capsys):
+    assert main([]) == 0
+    out = capsys.readouterr().out
+    for name in available():
+        assert name in out
+    assert main(["no_such_benchmark"]) == 2
+    assert "unknown benchmark" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("name", [n for n in ("kernels", "train", "startup")
+                                  if n in available()])
+def test_quick_benchmark_runs(name, tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", name, "--quick",
+                           "--out", str(tmp_path)], cwd=REPO, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    payload = json.loads((tmp_path / f"{name}.json").read_text())
+    assert payload["results"]
+    assert (tmp_path / f"{name}.md").read_text().strip()
