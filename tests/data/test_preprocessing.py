@@ -1,0 +1,148 @@
+"""Splits, scalers and one-hot: properties and every documented error."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinynet.data import MinMaxScaler, Standardizer, one_hot, train_val_split
+
+# millesimal values: extreme magnitudes (1e-300) only test the floating-point format
+finite = st.integers(-10**6, 10**6).map(lambda i: i / 1000)
+matrices = hnp.arrays(np.float64, hnp.array_shapes(min_dims=2, max_dims=3, min_side=1,
+                                                   max_side=6), elements=finite)
+
+
+@given(x=matrices)
+def test_standardizer_moments_and_inverse(x):
+    scaler = Standardizer().fit(x)
+    z = scaler.transform(x)
+    assert z.dtype == np.float64 and z.shape == x.shape
+    varying = np.ptp(x, axis=0) > 0
+    np.testing.assert_allclose(z.mean(axis=0), 0, atol=1e-7)
+    np.testing.assert_allclose(z.std(axis=0)[varying], 1, rtol=1e-6)
+    np.testing.assert_allclose(scaler.inverse_transform(z), x, atol=1e-9 * (1 + np.abs(x).max()))
+
+
+@given(x=matrices, low=st.floats(-5, 5))
+def test_minmax_maps_training_range(x, low):
+    scaler = MinMaxScaler((low, low + 2.0)).fit(x)
+    z = scaler.transform(x)
+    varying = np.ptp(x, axis=0) > 0
+    np.testing.assert_allclose(z.min(axis=0)[varying], low, atol=1e-9)
+    np.testing.assert_allclose(z.max(axis=0)[varying], low + 2.0, atol=1e-9)
+    np.testing.assert_allclose(z[:, ~varying], low, atol=1e-9)
+    np.testing.assert_allclose(scaler.inverse_transform(z), x, atol=1e-9 * (1 + np.abs(x).max()))
+
+
+def test_constant_feature_is_centred_not_divided_by_zero():
+    x = np.array([[1.0, 7.0], [3.0, 7.0]])
+    z = Standardizer().fit_transform(x)
+    np.testing.assert_array_equal(z[:, 1], 0.0)
+    assert np.isfinite(z).all()
+    # the rounded mean of equal tiny values differs from them: still constant
+    tiny = np.full((3, 1), 3.55530198e-121)
+    np.testing.assert_array_equal(Standardizer().fit_transform(tiny), 0.0)
+
+
+def test_statistics_come_from_training_data_only():
+    train = np.array([[0.0], [2.0]])
+    test = np.array([[4.0]])
+    scaler = Standardizer().fit(train)
+    np.testing.assert_allclose(scaler.transform(test), [[3.0]])
+    np.testing.assert_allclose(MinMaxScaler().fit(train).transform(test), [[2.0]])
+
+
+def test_uint8_images_become_float32_and_global_axis():
+    x = np.array([[[0, 255], [51, 102]]], dtype=np.uint8).repeat(3, axis=0)
+    z = MinMaxScaler(axis=None).fit_transform(x)
+    assert z.dtype == np.float32
+    np.testing.assert_allclose(z[0], [[0, 1], [0.2, 0.4]], rtol=1e-6)
+    assert Standardizer().fit(x).transform(x, dtype="float64").dtype == np.float64
+
+
+@pytest.mark.parametrize("cls", [Standardizer, MinMaxScaler])
+def test_state_dict_round_trip(cls):
+    x = np.random.default_rng(0).normal(size=(20, 4))
+    scaler = cls(axis=None).fit(x) if cls is Standardizer else cls((-1, 1)).fit(x)
+    again = cls.from_state_dict({k: v.copy() for k, v in scaler.state_dict().items()})
+    np.testing.assert_array_equal(again.transform(x), scaler.transform(x))
+
+
+@pytest.mark.parametrize("cls", [Standardizer, MinMaxScaler])
+def test_scaler_errors(cls):
+    with pytest.raises(ValueError, match="not fitted"):
+        cls().transform(np.zeros((2, 2)))
+    with pytest.raises(ValueError, match="not fitted"):
+        cls().state_dict()
+    with pytest.raises(ValueError, match=r"fitted on samples of shape \(2,\)"):
+        cls().fit(np.zeros((2, 2))).transform(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        cls().fit(np.array([[1.0], [np.nan]]))
+    with pytest.raises(ValueError, match="at least one sample"):
+        cls().fit(np.zeros((0, 3)))
+    with pytest.raises(ValueError, match="n_samples, n_features"):
+        cls().fit(np.zeros(3))
+    with pytest.raises(TypeError, match="numeric"):
+        cls().fit(np.array([["a"]]))
+    with pytest.raises(ValueError, match="axis"):
+        cls(axis=1)
+    with pytest.raises(ValueError, match="feature_range"):
+        MinMaxScaler((1, 1))
+
+
+@given(y=st.lists(st.integers(0, 4), min_size=1, max_size=30))
+def test_one_hot_rows_pick_the_label(y):
+    encoded = one_hot(y, 5)
+    assert encoded.shape == (len(y), 5) and encoded.dtype == np.float32
+    np.testing.assert_array_equal(encoded.argmax(axis=1), y)
+    np.testing.assert_array_equal(encoded.sum(axis=1), 1)
+    assert one_hot(y).shape == (len(y), max(y) + 1)
+
+
+def test_one_hot_errors():
+    with pytest.raises(ValueError, match=r"labels in \[0, 2\]"):
+        one_hot([0, 3], 3)
+    with pytest.raises(ValueError, match="n_classes"):
+        one_hot(np.array([], dtype=int))
+    with pytest.raises(TypeError, match="integer"):
+        one_hot([0.5, 1.0], 2)
+
+
+@given(counts=st.lists(st.integers(2, 40), min_size=2, max_size=5),
+       fraction=st.floats(0.1, 0.5), seed=st.integers(0, 1000))
+def test_stratified_split_keeps_class_shares(counts, fraction, seed):
+    y = np.repeat(np.arange(len(counts)), counts)
+    x = np.arange(len(y))
+    assume(0 < round(fraction * len(y)) < len(y))
+    (x_tr, y_tr), (x_val, y_val) = train_val_split(x, y, fraction, stratify=True, seed=seed)
+    assert len(x_val) == round(fraction * len(y))
+    np.testing.assert_array_equal(np.sort(np.concatenate([x_tr, x_val])), x)
+    np.testing.assert_array_equal(y[x_val], y_val)
+    got = np.bincount(y_val, minlength=len(counts))
+    np.testing.assert_array_less(np.abs(got - np.array(counts) * len(y_val) / len(y)), 1.0)
+
+
+def test_split_seed_shuffle_and_count():
+    x, y = np.arange(50), np.arange(50) % 3
+    a = train_val_split(x, y, 10, seed=4)
+    b = train_val_split(x, y, 10, seed=4)
+    np.testing.assert_array_equal(a[1][0], b[1][0])
+    assert len(a[1][0]) == 10 and len(a[0][0]) == 40
+    (_, _), (x_val, _) = train_val_split(x, y, 0.2, shuffle=False)
+    np.testing.assert_array_equal(x_val, np.arange(40, 50))
+
+
+@pytest.mark.parametrize("args, kwargs, error, match", [
+    ((np.zeros(5), np.zeros(4)), {}, ValueError, "same number of samples"),
+    ((np.zeros(5), np.zeros(5), 1.5), {}, ValueError, r"fraction val_size in \(0, 1\)"),
+    ((np.zeros(5), np.zeros(5), 5), {}, ValueError, "between 1 and 4"),
+    ((np.zeros(5), np.zeros(5), "a"), {}, TypeError, "val_size"),
+    ((np.zeros(4), np.zeros((4, 2)), 0.5), {"stratify": True}, ValueError, "class labels"),
+    ((np.zeros(4), np.zeros(4), 0.5), {"stratify": True, "shuffle": False}, ValueError,
+     "shuffle"),
+])
+def test_split_errors(args, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        train_val_split(*args, **kwargs)

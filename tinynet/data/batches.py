@@ -1,0 +1,159 @@
+"""Mini-batches: shuffled (with a seed) index batches and the arrays they select.
+
+``fit`` loops over ``Batches(x, y, batch_size=..., shuffle=True, seed=...)``:
+each pass (epoch) draws a new permutation from the same generator, so a seed
+fixes the whole sequence of batches of a training run.
+
+Arrays may be nested in dicts, lists or tuples (several targets of a
+multi-task model): every leaf array is indexed by the same rows.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..checks import check_positive_int
+
+__all__ = ["Batches", "as_generator", "batch_indices", "iterate_minibatches", "n_batches",
+           "take_rows"]
+
+
+def as_generator(seed=None) -> np.random.Generator:
+    """A ``numpy.random.Generator`` from ``None``, an int seed or a Generator.
+
+    A Generator passed in is returned as is (shared, so draws advance it).
+    """
+    if isinstance(seed, np.random.Generator):
+        return seed
+    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+        return np.random.default_rng(seed)
+    raise TypeError(f"expected seed as None, an int or a numpy.random.Generator, "
+                    f"received {type(seed).__name__}")
+
+
+def n_batches(n_samples: int, batch_size: int, drop_last: bool = False) -> int:
+    """Number of batches one pass over ``n_samples`` makes."""
+    return n_samples // batch_size if drop_last else math.ceil(n_samples / batch_size)
+
+
+def batch_indices(n_samples: int, batch_size: int, shuffle: bool = True, seed=None,
+                  drop_last: bool = False) -> list:
+    """Row indices of each batch of one pass.
+
+    Parameters
+    ----------
+    n_samples : int
+    batch_size : int
+        Positive; larger than ``n_samples`` gives one batch (or none with
+        ``drop_last``).
+    shuffle : bool, default True
+        Draw a random permutation; otherwise batches are consecutive slices.
+    seed : None, int or numpy.random.Generator
+    drop_last : bool, default False
+        Leave out the last batch when it is smaller than ``batch_size``.
+
+    Returns
+    -------
+    list of (slice or int64 ndarray of shape (batch,))
+        Slices when not shuffling (so batches are views, no copies).
+    """
+    batch_size = check_positive_int(batch_size, "batch_indices", "batch_size")
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
+            or n_samples < 0:
+        raise ValueError(f"batch_indices expected n_samples as a non-negative integer, "
+                         f"received {n_samples!r}")
+    count = n_batches(int(n_samples), batch_size, drop_last)
+    if not shuffle:
+        return [slice(i * batch_size, min((i + 1) * batch_size, n_samples))
+                for i in range(count)]
+    order = as_generator(seed).permutation(n_samples)
+    return [order[i * batch_size:(i + 1) * batch_size] for i in range(count)]
+
+
+def take_rows(arrays, index):
+    """``arrays[index]`` for an array or for every leaf of nested dicts/lists/tuples."""
+    if isinstance(arrays, dict):
+        return {key: take_rows(value, index) for key, value in arrays.items()}
+    if isinstance(arrays, (list, tuple)):
+        return type(arrays)(take_rows(value, index) for value in arrays)
+    return arrays[index]
+
+
+def _leading_lengths(arrays, path="arrays"):
+    if isinstance(arrays, dict):
+        for key, value in arrays.items():
+            yield from _leading_lengths(value, f"{path}[{key!r}]")
+    elif isinstance(arrays, (list, tuple)):
+        for i, value in enumerate(arrays):
+            yield from _leading_lengths(value, f"{path}[{i}]")
+    else:
+        shape = np.shape(arrays)
+        if not shape:
+            raise ValueError(f"Batches expected arrays with a sample axis, received a "
+                             f"scalar at {path}")
+        yield path, shape[0]
+
+
+class Batches:
+    """Iterable of mini-batches over aligned arrays; each iteration is one epoch.
+
+    Parameters
+    ----------
+    *arrays : ndarray of shape (n_samples, ...), or dict/list/tuple of them
+        All indexed by the same rows; they must agree on ``n_samples``.
+    batch_size : int, default 32
+    shuffle : bool, default True
+        New permutation at every iteration (epoch).
+    seed : None, int or numpy.random.Generator
+        Source of the permutations: the same seed gives the same sequence
+        of epochs.
+    drop_last : bool, default False
+
+    Yields
+    ------
+    tuple
+        One batch per array given, in order (the batch itself if only one
+        array was given).
+
+    Examples
+    --------
+    >>> x, y = np.zeros((10, 3)), np.arange(10)
+    >>> batches = Batches(x, y, batch_size=4, seed=0)
+    >>> len(batches), [len(yb) for _, yb in batches]
+    (3, [4, 4, 2])
+    """
+
+    def __init__(self, *arrays, batch_size: int = 32, shuffle: bool = True, seed=None,
+                 drop_last: bool = False):
+        if not arrays:
+            raise ValueError("Batches expected at least one array")
+        self.batch_size = check_positive_int(batch_size, "Batches", "batch_size")
+        lengths = list(_leading_lengths(arrays))
+        self.n_samples = lengths[0][1]
+        for path, length in lengths[1:]:
+            if length != self.n_samples:
+                raise ValueError(f"Batches expected every array to have {self.n_samples} "
+                                 f"samples (like {lengths[0][0]}), received {length} "
+                                 f"in {path}")
+        self.arrays = arrays
+        self.shuffle = bool(shuffle)
+        self.drop_last = bool(drop_last)
+        self.rng = as_generator(seed)
+
+    def __len__(self) -> int:
+        return n_batches(self.n_samples, self.batch_size, self.drop_last)
+
+    def __iter__(self):
+        for index in batch_indices(self.n_samples, self.batch_size, self.shuffle,
+                                   self.rng, self.drop_last):
+            batch = take_rows(self.arrays, index)
+            yield batch[0] if len(batch) == 1 else batch
+
+
+def iterate_minibatches(*arrays, batch_size: int = 32, shuffle: bool = True, seed=None,
+                        drop_last: bool = False):
+    """One pass of mini-batches (a generator); see :class:`Batches`."""
+    return iter(Batches(*arrays, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                        drop_last=drop_last))

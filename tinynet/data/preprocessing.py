@@ -1,0 +1,272 @@
+"""Preprocessing fitted on training data only: splits, scalers, one-hot.
+
+Fit a scaler on the training set and apply the *same* transform to the
+validation and test sets; fitting on test data would leak it into training.
+
+>>> scaler = Standardizer().fit(x_train)
+>>> x_train, x_test = scaler.transform(x_train), scaler.transform(x_test)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..checks import check_finite, check_labels
+from .batches import as_generator
+
+__all__ = ["MinMaxScaler", "Standardizer", "one_hot", "train_val_split"]
+
+
+def _n_val(n_samples: int, val_size) -> int:
+    if isinstance(val_size, bool) or not isinstance(val_size, (int, float, np.integer,
+                                                               np.floating)):
+        raise TypeError(f"train_val_split expected val_size as a fraction in (0, 1) or a "
+                        f"count, received {type(val_size).__name__}")
+    if isinstance(val_size, (float, np.floating)):
+        if not 0.0 < val_size < 1.0:
+            raise ValueError(f"train_val_split expected a fraction val_size in (0, 1), "
+                             f"received {val_size}")
+        n_val = int(round(val_size * n_samples))
+    else:
+        n_val = int(val_size)
+    if not 0 < n_val < n_samples:
+        raise ValueError(f"train_val_split expected between 1 and {n_samples - 1} validation "
+                         f"samples out of {n_samples}, received val_size={val_size!r} "
+                         f"({n_val} samples)")
+    return n_val
+
+
+def _stratified_val_indices(y: np.ndarray, n_val: int, rng) -> np.ndarray:
+    """Take from each class its share of ``n_val`` (largest remainders), at random."""
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    exact = counts * n_val / len(y)
+    per_class = np.floor(exact).astype(np.int64)
+    short = n_val - int(per_class.sum())
+    per_class[np.argsort(-(exact - per_class), kind="stable")[:short]] += 1
+    picked = [rng.permutation(np.flatnonzero(inverse == k))[:per_class[k]]
+              for k in range(len(classes))]
+    return np.concatenate(picked)
+
+
+def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = True,
+                    seed=None):
+    """Split ``(x, y)`` into a training and a validation part.
+
+    Parameters
+    ----------
+    x : ndarray of shape (n_samples, ...)
+    y : ndarray of shape (n_samples, ...)
+    val_size : float in (0, 1) or int, default 0.1
+        Fraction or number of samples that go to validation.
+    stratify : bool, default False
+        Keep each class's share (``y`` holds class labels) in both parts.
+    shuffle : bool, default True
+        Pick validation samples at random; ``False`` takes the last ones
+        (for data already in a meaningful order, e.g. time).
+    seed : None, int or numpy.random.Generator
+
+    Returns
+    -------
+    (x_train, y_train), (x_val, y_val)
+        Copies; each part keeps the original order of its samples.
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
+        raise ValueError(f"train_val_split expected x and y with the same number of samples, "
+                         f"received shapes {x.shape} and {y.shape}")
+    n_samples = len(x)
+    n_val = _n_val(n_samples, val_size)
+    if stratify:
+        if y.ndim != 1:
+            raise ValueError(f"train_val_split(stratify=True) expected class labels of shape "
+                             f"({n_samples},), received {y.shape}")
+        if not shuffle:
+            raise ValueError("train_val_split: stratify=True needs shuffle=True")
+        val = _stratified_val_indices(y, n_val, as_generator(seed))
+    elif shuffle:
+        val = as_generator(seed).permutation(n_samples)[:n_val]
+    else:
+        val = np.arange(n_samples - n_val, n_samples)
+    is_val = np.zeros(n_samples, dtype=bool)
+    is_val[val] = True
+    return (x[~is_val], y[~is_val]), (x[is_val], y[is_val])
+
+
+def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
+    """Rows of the identity: ``one_hot([2, 0], 3) == [[0, 0, 1], [1, 0, 0]]``.
+
+    Parameters
+    ----------
+    y : int array of shape (n_samples,)
+        Labels in ``[0, n_classes)``.
+    n_classes : int, optional
+        Defaults to ``max(y) + 1``.
+    dtype : default float32
+
+    Returns
+    -------
+    ndarray of shape (n_samples, n_classes)
+    """
+    y_arr = np.asarray(y)
+    if n_classes is None:
+        if y_arr.size == 0:
+            raise ValueError("one_hot needs n_classes for an empty label array")
+        n_classes = int(np.max(y_arr)) + 1 if np.issubdtype(y_arr.dtype, np.number) else 0
+    labels = check_labels(y_arr, n_classes, y_arr.shape[0] if y_arr.ndim else 1, "one_hot")
+    out = np.zeros((len(labels), n_classes), dtype=dtype)
+    out[np.arange(len(labels)), labels] = 1
+    return out
+
+
+class _Scaler:
+    """Shared fit/transform bookkeeping: ``y = (x - offset) / scale``.
+
+    ``axis=0`` keeps one statistic per feature (per pixel for images);
+    ``axis=None`` one for the whole array.
+    """
+
+    def __init__(self, axis=0):
+        if axis not in (0, None):
+            raise ValueError(f"{type(self).__name__} expected axis 0 (per feature) or None "
+                             f"(global), received {axis!r}")
+        self.axis = axis
+        self.offset_ = None
+        self.scale_ = None
+        self.n_features_shape_ = None
+
+    def _check_x(self, x, fitting: bool) -> np.ndarray:
+        who = type(self).__name__
+        x = np.asarray(x)
+        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+            raise TypeError(f"{who} expected a numeric array, received dtype {x.dtype}")
+        if x.ndim < 1 or (self.axis == 0 and x.ndim < 2):
+            raise ValueError(f"{who} expected x of shape (n_samples, n_features, ...), "
+                             f"received {x.shape}")
+        if fitting and x.shape[0] == 0:
+            raise ValueError(f"{who}.fit expected at least one sample, received {x.shape}")
+        check_finite(x, who, "x")
+        if not fitting:
+            if self.scale_ is None:
+                raise ValueError(f"{who} is not fitted yet; call fit(x_train) first")
+            if self.axis == 0 and x.shape[1:] != self.n_features_shape_:
+                raise ValueError(f"{who} was fitted on samples of shape "
+                                 f"{self.n_features_shape_}, received x of shape {x.shape}")
+        return x
+
+    def _statistics(self, x, x_min, x_max, constant):
+        """``(offset, scale)``; ``scale`` of a constant feature is replaced by 1."""
+        raise NotImplementedError
+
+    def fit(self, x):
+        """Learn the statistics from training data ``x``; returns ``self``."""
+        x = self._check_x(x, fitting=True)
+        x = x.astype(np.float64, copy=False)
+        x_min, x_max = x.min(axis=self.axis), x.max(axis=self.axis)
+        # a constant feature has no spread: leave it unscaled instead of dividing by 0
+        # (tested exactly: a rounded mean of equal values can show a tiny false spread)
+        constant = x_max == x_min
+        offset, scale = self._statistics(x, x_min, x_max, constant)
+        self.offset_, self.scale_ = offset, np.where(constant | ~(scale > 0), 1.0, scale)
+        self.n_features_shape_ = x.shape[1:]
+        return self
+
+    @staticmethod
+    def _out_dtype(x, dtype):
+        if dtype is not None:
+            return np.dtype(dtype)
+        return x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
+
+    def transform(self, x, dtype=None) -> np.ndarray:
+        """Scale ``x``; floats keep their dtype, integers become float32."""
+        x = self._check_x(x, fitting=False)
+        out_dtype = self._out_dtype(x, dtype)
+        return ((x - self.offset_) / self.scale_).astype(out_dtype, copy=False)
+
+    def fit_transform(self, x, dtype=None) -> np.ndarray:
+        return self.fit(x).transform(x, dtype=dtype)
+
+    def inverse_transform(self, x_scaled, dtype=None) -> np.ndarray:
+        """Undo :meth:`transform` (up to floating-point rounding)."""
+        x_scaled = self._check_x(x_scaled, fitting=False)
+        out_dtype = self._out_dtype(x_scaled, dtype)
+        return (x_scaled * self.scale_ + self.offset_).astype(out_dtype, copy=False)
+
+    def state_dict(self) -> dict:
+        """The fitted statistics as arrays (to store beside a model's weights)."""
+        if self.scale_ is None:
+            raise ValueError(f"{type(self).__name__} is not fitted yet; nothing to save")
+        return {"offset": np.asarray(self.offset_), "scale": np.asarray(self.scale_),
+                "axis": np.asarray(-1 if self.axis is None else self.axis)}
+
+    @classmethod
+    def from_state_dict(cls, state: dict):
+        """Rebuild a fitted scaler from :meth:`state_dict`."""
+        axis = int(np.asarray(state["axis"]))
+        scaler = cls.__new__(cls)
+        _Scaler.__init__(scaler, axis=None if axis == -1 else axis)
+        scaler.offset_ = np.asarray(state["offset"], dtype=np.float64)
+        scaler.scale_ = np.asarray(state["scale"], dtype=np.float64)
+        scaler.n_features_shape_ = scaler.scale_.shape if scaler.axis == 0 else None
+        return scaler
+
+
+class Standardizer(_Scaler):
+    r"""Zero mean and unit variance, with statistics from the training data.
+
+    .. math:: x' = \frac{x - \mu}{\sigma}, \qquad x = x' \sigma + \mu
+
+    with :math:`\mu, \sigma` the mean and (population) standard deviation of
+    the training data, per feature (``axis=0``) or overall (``axis=None``).
+    A constant feature (:math:`\sigma = 0`) is only centred.
+
+    Attributes
+    ----------
+    offset_ : ndarray of shape x.shape[1:] (or scalar)  -- the mean
+    scale_ : ndarray of shape x.shape[1:] (or scalar)   -- the standard deviation
+    """
+
+    def _statistics(self, x, x_min, x_max, constant):
+        return np.where(constant, x_min, x.mean(axis=self.axis)), x.std(axis=self.axis)
+
+    @property
+    def mean_(self):
+        return self.offset_
+
+    @property
+    def std_(self):
+        return self.scale_
+
+
+class MinMaxScaler(_Scaler):
+    r"""Map the training data's range onto ``feature_range`` (default [0, 1]).
+
+    .. math:: x' = a + (b - a)\,\frac{x - x_{min}}{x_{max} - x_{min}}
+
+    Values outside the training range map outside ``[a, b]`` (no clipping).
+    A constant feature maps to ``a``.
+    """
+
+    def __init__(self, feature_range=(0.0, 1.0), axis=0):
+        low, high = (float(v) for v in feature_range)
+        if not low < high:
+            raise ValueError(f"MinMaxScaler expected feature_range (low, high) with low < high, "
+                             f"received {feature_range!r}")
+        super().__init__(axis=axis)
+        self.feature_range = (low, high)
+
+    def _statistics(self, x, x_min, x_max, constant):
+        low, high = self.feature_range
+        # x' = (x - offset) / scale with offset, scale chosen so x_min -> low, x_max -> high
+        scale = np.where(constant, 1.0, (x_max - x_min) / (high - low))
+        return x_min - low * scale, scale
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["feature_range"] = np.asarray(self.feature_range)
+        return state
+
+    @classmethod
+    def from_state_dict(cls, state: dict):
+        scaler = super().from_state_dict(state)
+        scaler.feature_range = tuple(float(v) for v in state["feature_range"])
+        return scaler
