@@ -1,26 +1,48 @@
-"""Element-wise activation layers.
+"""Element-wise activation layers (and the softmax).
 
 Each activation is a parameter-free layer with the maths in two small
 functions, ``_forward(x) -> y`` and ``_backward(x, y, dy) -> dx``; where the
-derivative is exact in terms of the output (ReLU, sigmoid, tanh) the backward
-uses only ``y``, and the layer keeps only ``y`` from its forward pass.
+derivative is exact in terms of the output (ReLU, leaky ReLU, ELU, sigmoid,
+tanh, softmax) the backward uses only ``y``, and the layer keeps only ``y``
+from its forward pass.
 
 Every activation also serves as the fused ``activation=`` of
-:class:`~tinynet.layers.Dense` (see :func:`get`).
+:class:`~tinynet.layers.Dense` (see :func:`get`). Registered names:
+
+============================  ==============================================
+name                          layer
+============================  ==============================================
+``linear``, ``identity``      :class:`Identity`
+``relu``                      :class:`ReLU`
+``leaky_relu``                :class:`LeakyReLU` (alpha 0.01)
+``elu``                       :class:`ELU` (alpha 1.0)
+``gelu``                      :class:`GELU` (exact, with erf)
+``gelu_tanh``                 ``GELU(approximate="tanh")``
+``silu``, ``swish``           :class:`SiLU`
+``sigmoid``                   :class:`Sigmoid`
+``tanh``                      :class:`Tanh`
+``softmax``                   :class:`Softmax` (last axis)
+============================  ==============================================
+
+Constants are Python floats on purpose: under NumPy 2's promotion rules a
+NumPy float64 scalar would turn a float32 array into float64.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import math
 
 import numpy as np
 
 from ..checks import lookup
+from ._checks import check_real
 from .base import Layer
 
 __all__ = [
     "Activation", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid",
-    "Tanh", "Softmax", "get", "ACTIVATIONS",
+    "Tanh", "Softmax", "get", "to_config", "name_of", "ACTIVATIONS",
 ]
 
 
@@ -88,10 +110,256 @@ class ReLU(Activation):
         return dy * (y > 0)
 
 
-# Filled in by name below; ``get`` accepts these names, an Activation instance,
-# a ``{"class": ..., "config": ...}`` dict or None (identity).
+class LeakyReLU(Activation):
+    r"""Leaky rectified linear unit.
+
+    .. math::
+        y = \begin{cases} x & x > 0 \\ \alpha x & x \le 0 \end{cases}, \qquad
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}
+        \begin{cases} 1 & y > 0 \\ \alpha & y \le 0 \end{cases}
+
+    Because :math:`\alpha \ge 0`, :math:`y > 0` exactly when :math:`x > 0`, so
+    the backward needs only the output.
+
+    Parameters
+    ----------
+    alpha : float, default 0.01
+        Slope for negative inputs, :math:`\alpha \ge 0` (PyTorch's
+        ``negative_slope``).
+    """
+
+    needs_input = False
+
+    def __init__(self, alpha: float = 0.01, **kwargs):
+        self.alpha = check_real(alpha, "LeakyReLU", "alpha", low=0.0)
+        super().__init__(**kwargs)
+
+    def _forward(self, x):
+        return np.where(x > 0, x, x * self.alpha)
+
+    def _backward(self, x, y, dy):
+        return np.where(y > 0, dy, dy * self.alpha)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+class ELU(Activation):
+    r"""Exponential linear unit.
+
+    .. math::
+        y = \begin{cases} x & x > 0 \\ \alpha (e^{x} - 1) & x \le 0 \end{cases},
+        \qquad
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}
+        \begin{cases} 1 & y > 0 \\ y + \alpha & y \le 0 \end{cases}
+
+    since :math:`\alpha e^{x} = y + \alpha` on the negative side; with
+    :math:`\alpha \ge 0` the sign of :math:`y` tells the branch, so the
+    backward needs only the output.
+
+    Parameters
+    ----------
+    alpha : float, default 1.0
+        Saturation value for large negative inputs is :math:`-\alpha`
+        (:math:`\alpha \ge 0`).
+    """
+
+    needs_input = False
+
+    def __init__(self, alpha: float = 1.0, **kwargs):
+        self.alpha = check_real(alpha, "ELU", "alpha", low=0.0)
+        super().__init__(**kwargs)
+
+    def _forward(self, x):
+        # expm1 of min(x, 0): accurate near 0 and never overflows for large x
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * self.alpha)
+
+    def _backward(self, x, y, dy):
+        return np.where(y > 0, dy, dy * (y + self.alpha))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "alpha": self.alpha}
+
+
+# math.erf is exact to the last bit; vectorize keeps the reference simple (the
+# numba kernels are the fast path).
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+_SQRT_HALF = math.sqrt(0.5)
+_INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
+_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+_GELU_CUBIC = 0.044715
+
+
+class GELU(Activation):
+    r"""Gaussian error linear unit, exact or with the tanh approximation.
+
+    Exact (``approximate="none"``), with :math:`\Phi` the standard normal CDF
+    and :math:`\varphi` its density:
+
+    .. math::
+        y = x\,\Phi(x) = \tfrac{x}{2}\bigl(1 + \operatorname{erf}(x/\sqrt{2})\bigr),
+        \qquad
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}
+        \bigl(\Phi(x) + x\,\varphi(x)\bigr)
+
+    Tanh approximation (``approximate="tanh"``), with
+    :math:`u = \sqrt{2/\pi}\,(x + 0.044715\,x^3)` and :math:`t = \tanh u`:
+
+    .. math::
+        y = \tfrac{x}{2}(1 + t), \qquad
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}
+        \Bigl(\tfrac12(1 + t) + \tfrac{x}{2}(1 - t^2)\sqrt{2/\pi}\,
+        (1 + 3 \cdot 0.044715\,x^2)\Bigr)
+
+    Both match ``torch.nn.GELU(approximate=...)``.
+
+    Parameters
+    ----------
+    approximate : {"none", "tanh"}, default "none"
+    """
+
+    def __init__(self, approximate: str = "none", **kwargs):
+        if approximate not in ("none", "tanh"):
+            raise ValueError(f"GELU expected approximate 'none' or 'tanh', "
+                             f"received {approximate!r}")
+        self.approximate = approximate
+        super().__init__(**kwargs)
+
+    def _forward(self, x):
+        if self.approximate == "tanh":
+            return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3)))
+        cdf = 0.5 * (1.0 + _erf(x * _SQRT_HALF).astype(x.dtype, copy=False))
+        return x * cdf
+
+    def _backward(self, x, y, dy):
+        if self.approximate == "tanh":
+            t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3))
+            du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
+            return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
+        cdf = 0.5 * (1.0 + _erf(x * _SQRT_HALF).astype(x.dtype, copy=False))
+        pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
+        return dy * (cdf + x * pdf)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "approximate": self.approximate}
+
+
+def _sigmoid(x):
+    """Logistic function without overflow: :math:`e^{-|x|} \\le 1` on both sides."""
+    e = np.exp(-np.abs(x))
+    return np.where(x >= 0, 1.0, e) / (1.0 + e)
+
+
+class Sigmoid(Activation):
+    r"""Logistic sigmoid, numerically stable for any finite input.
+
+    .. math::
+        y = \sigma(x) = \frac{1}{1 + e^{-x}}, \qquad
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}\, y (1 - y)
+
+    Computed as :math:`1/(1+e^{-|x|})` or :math:`e^{-|x|}/(1+e^{-|x|})` so no
+    exponential ever exceeds 1.
+    """
+
+    needs_input = False
+
+    def _forward(self, x):
+        return _sigmoid(x)
+
+    def _backward(self, x, y, dy):
+        return dy * y * (1.0 - y)
+
+
+class SiLU(Activation):
+    r"""Sigmoid linear unit (swish with :math:`\beta = 1`).
+
+    .. math::
+        y = x\,\sigma(x), \qquad
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}
+        \bigl(\sigma(x) + y\,(1 - \sigma(x))\bigr)
+    """
+
+    def _forward(self, x):
+        return x * _sigmoid(x)
+
+    def _backward(self, x, y, dy):
+        s = _sigmoid(x)
+        return dy * (s + y * (1.0 - s))
+
+
+class Tanh(Activation):
+    r"""Hyperbolic tangent.
+
+    .. math::
+        y = \tanh x, \qquad
+        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}\,(1 - y^2)
+    """
+
+    needs_input = False
+
+    def _forward(self, x):
+        return np.tanh(x)
+
+    def _backward(self, x, y, dy):
+        return dy * (1.0 - y * y)
+
+
+class Softmax(Activation):
+    r"""Softmax along one axis (the last by default).
+
+    .. math::
+        y_i = \frac{e^{x_i - m}}{\sum_j e^{x_j - m}}, \quad m = \max_j x_j,
+        \qquad
+        \frac{\partial L}{\partial x_i} = y_i \Bigl(\frac{\partial L}{\partial y_i}
+        - \sum_j \frac{\partial L}{\partial y_j}\, y_j\Bigr)
+
+    Subtracting the maximum changes nothing mathematically and keeps every
+    exponential in :math:`(0, 1]`. For classification prefer raw logits and
+    :class:`tinynet.losses.CrossEntropy`, which fuses the two stably.
+
+    Parameters
+    ----------
+    axis : int, default -1
+        Axis of the full ``(batch, ...)`` input to normalise over; not the
+        batch axis.
+    """
+
+    needs_input = False
+
+    def __init__(self, axis: int = -1, **kwargs):
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+            raise TypeError(f"Softmax expected axis as an integer, received {axis!r}")
+        self.axis = int(axis)
+        super().__init__(**kwargs)
+
+    def compute_output_shape(self, input_shape):
+        ndim = len(input_shape) + 1
+        if not (-ndim <= self.axis < ndim) or self.axis % ndim == 0:
+            raise ValueError(f"{self._who} expected axis in [{1 - ndim}, {ndim - 1}] "
+                             f"and not the batch axis for inputs of shape "
+                             f"(batch, {', '.join(map(str, input_shape))}), "
+                             f"received axis={self.axis}")
+        return tuple(input_shape)
+
+    def _forward(self, x):
+        e = np.exp(x - x.max(axis=self.axis, keepdims=True))
+        return e / e.sum(axis=self.axis, keepdims=True)
+
+    def _backward(self, x, y, dy):
+        return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "axis": self.axis}
+
+
+# ``get`` accepts these names, an Activation instance, a
+# ``{"class": ..., "config": ...}`` dict or None (identity). Values are
+# classes or zero-argument factories (presets such as "gelu_tanh").
 ACTIVATIONS: dict[str, type] = {
-    "linear": Identity, "identity": Identity, "relu": ReLU,
+    "linear": Identity, "identity": Identity, "relu": ReLU, "leaky_relu": LeakyReLU,
+    "elu": ELU, "gelu": GELU, "gelu_tanh": functools.partial(GELU, approximate="tanh"),
+    "silu": SiLU, "swish": SiLU, "sigmoid": Sigmoid, "tanh": Tanh, "softmax": Softmax,
 }
 
 
@@ -118,12 +386,21 @@ def name_of(act: Activation) -> str:
     raise ValueError(f"activation {type(act).__name__} is not registered in ACTIVATIONS")
 
 
+def _non_default_settings(act: Activation) -> dict:
+    """The constructor arguments of ``act`` that differ from their defaults."""
+    base_keys = ("name", "trainable", "dtype", "input_shape", "seed")
+    defaults = {k: p.default for k, p in inspect.signature(type(act)).parameters.items()}
+    return {k: v for k, v in act.get_config().items()
+            if k not in base_keys and defaults.get(k, inspect.Parameter.empty) != v}
+
+
 def to_config(act: Activation):
-    """What a Dense config stores: a name for default settings, else a dict."""
-    if isinstance(act, Identity):
+    """What a Dense config stores: ``None`` for identity, a name for default
+    settings (``"leaky_relu"``), else a ``{"class", "config"}`` dict holding
+    the settings that differ (``{"class": "GELU", "config": {"approximate": "tanh"}}``)."""
+    if type(act) is Identity:
         return None
-    extra = {k: v for k, v in act.get_config().items()
-             if k not in ("name", "trainable", "dtype", "input_shape", "seed")}
+    extra = _non_default_settings(act)
     if not extra:
         return name_of(act)
     from .base import layer_to_dict
