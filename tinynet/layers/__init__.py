@@ -1,7 +1,13 @@
 """Layers: each with its forward and backward pass written out."""
 
 from .base import Layer
-from .activations import Identity, ReLU
+from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
 from .dense import Dense
+from .normalization import BatchNorm, LayerNorm
+from .regularization import Dropout
+from .reshape import Flatten
 
-__all__ = ["Layer", "Dense", "Identity", "ReLU"]
+__all__ = [
+    "Layer", "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid",
+    "Tanh", "Softmax", "Dropout", "BatchNorm", "LayerNorm", "Flatten",
+]

@@ -1,0 +1,236 @@
+r"""Normalization layers: BatchNorm and LayerNorm.
+
+Both standardise ``x`` over some axes and then scale and shift each feature
+(the last axis) with learned :math:`\gamma, \beta`. With :math:`n` the number
+of elements averaged over:
+
+.. math::
+    \mu = \tfrac1n \textstyle\sum x, \quad
+    \sigma^2 = \tfrac1n \textstyle\sum (x - \mu)^2, \quad
+    \hat x = \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}}, \quad
+    y = \gamma \hat x + \beta
+
+and, because :math:`\mu` and :math:`\sigma^2` depend on every :math:`x` they
+average, the backward (with :math:`g = \gamma\, \partial L/\partial y`, means
+over the same axes) is
+
+.. math::
+    \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
+    \Bigl(g - \overline{g} - \hat x\, \overline{g \hat x}\Bigr), \qquad
+    \frac{\partial L}{\partial \gamma} = \textstyle\sum \frac{\partial L}{\partial y}\hat x,
+    \qquad
+    \frac{\partial L}{\partial \beta} = \textstyle\sum \frac{\partial L}{\partial y}
+
+(the two subtracted terms are the paths through :math:`\mu` and through
+:math:`\sigma^2`; the parameter sums run over every axis but the last).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_real
+from .base import Layer
+
+__all__ = ["BatchNorm", "LayerNorm"]
+
+
+def _standardize(x, axes, eps):
+    """``(x_hat, inv_std, mean, var)`` with statistics over ``axes`` (kept)."""
+    mean = x.mean(axis=axes, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=axes, keepdims=True)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    return centred * inv_std, inv_std, mean, var
+
+
+def _standardize_backward(g, x_hat, inv_std, axes):
+    r""":math:`\partial L/\partial x` from :math:`g = \partial L/\partial \hat x`
+    when the statistics were computed over ``axes`` (see the module docstring)."""
+    g_mean = g.mean(axis=axes, keepdims=True)
+    gx_mean = (g * x_hat).mean(axis=axes, keepdims=True)
+    return inv_std * (g - g_mean - x_hat * gx_mean)
+
+
+class _FeatureNorm(Layer):
+    """Shared parts: ``gamma``/``beta`` of shape ``(features,)`` on the last axis."""
+
+    def __init__(self, eps: float, **kwargs):
+        self.eps = check_real(eps, type(self).__name__, "eps", low=0.0, low_open=True)
+        self.gamma = None
+        self.beta = None
+        self._cache = None
+        super().__init__(**kwargs)
+
+    def _build(self, input_shape, rng):
+        n_features = input_shape[-1]
+        self.gamma = self.add_param("gamma", np.ones(n_features))
+        self.beta = self.add_param("beta", np.zeros(n_features))
+
+    def _scale_shift(self, x_hat):
+        return x_hat * self.gamma.value + self.beta.value
+
+    def _accumulate_param_grads(self, dy, x_hat):
+        """Add the gamma and beta gradients; return g = gamma * dy."""
+        batch_axes = tuple(range(dy.ndim - 1))
+        self.gamma.grad += (dy * x_hat).sum(axis=batch_axes)
+        self.beta.grad += dy.sum(axis=batch_axes)
+        return dy * self.gamma.value
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "eps": self.eps}
+
+
+class BatchNorm(_FeatureNorm):
+    r"""Batch normalization over the batch (Keras' conventions).
+
+    Features are on the last axis; statistics are taken over every other
+    axis (for ``(batch, features)`` input: over the batch).
+
+    **Training** (``training=True`` and the layer trainable) uses the batch's
+    mean and biased variance, with the backward of the module docstring,
+    and updates the moving statistics the Keras way:
+
+    .. math::
+        \mu_{run} \leftarrow m\,\mu_{run} + (1 - m)\,\mu_B, \qquad
+        \sigma^2_{run} \leftarrow m\,\sigma^2_{run} + (1 - m)\,\sigma^2_B
+
+    with :math:`\sigma^2_B` the *biased* batch variance (as Keras; PyTorch's
+    ``BatchNorm1d(momentum=1 - m)`` stores the unbiased
+    :math:`\sigma^2_B\, n/(n-1)` instead).
+
+    **Inference** (``training=False``, or a frozen layer whatever
+    ``training`` says) uses the moving statistics, which are constants:
+
+    .. math::
+        y = \gamma \frac{x - \mu_{run}}{\sqrt{\sigma^2_{run} + \epsilon}} + \beta,
+        \qquad
+        \frac{\partial L}{\partial x} = \frac{\gamma}{\sqrt{\sigma^2_{run} + \epsilon}}
+        \frac{\partial L}{\partial y}
+
+    and leaves them untouched. Freezing (``trainable=False``) thus turns a
+    BatchNorm into a fixed affine map, which is what fine-tuning wants.
+
+    Parameters
+    ----------
+    momentum : float, default 0.99
+        Weight :math:`m \in [0, 1]` of the old moving statistics (Keras'
+        meaning; PyTorch's ``momentum`` is :math:`1 - m`).
+    eps : float, default 1e-3
+        Added to the variance (Keras' default; PyTorch's is 1e-5).
+
+    Attributes
+    ----------
+    gamma, beta : Param of shape (features,)
+    moving_mean, moving_variance : ndarray of shape (features,)
+        State, not parameters: saved by :meth:`get_state`.
+    """
+
+    def __init__(self, momentum: float = 0.99, eps: float = 1e-3, **kwargs):
+        self.momentum = check_real(momentum, "BatchNorm", "momentum", low=0.0, high=1.0)
+        self.moving_mean = None
+        self.moving_variance = None
+        super().__init__(eps, **kwargs)
+
+    def _build(self, input_shape, rng):
+        super()._build(input_shape, rng)
+        self.moving_mean = np.zeros(input_shape[-1], dtype=self.dtype)
+        self.moving_variance = np.ones(input_shape[-1], dtype=self.dtype)
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        axes = tuple(range(x.ndim - 1))
+        use_batch = bool(training) and self.trainable
+        if use_batch:
+            if x.shape[0] == 0:
+                raise ValueError(f"{self._who} needs at least one sample in training "
+                                 f"mode, received {x.shape}")
+            x_hat, inv_std, mean, var = _standardize(x, axes, self.eps)
+            self._update_moving(mean.reshape(-1), var.reshape(-1))
+        else:
+            inv_std = 1.0 / np.sqrt(self.moving_variance + self.eps)
+            x_hat = (x - self.moving_mean) * inv_std
+        self._cache = (x_hat, inv_std, use_batch)
+        return self._scale_shift(x_hat)
+
+    def _update_moving(self, mean, var) -> None:
+        m = self.momentum
+        # in place, so references to the state arrays stay valid
+        self.moving_mean *= m
+        self.moving_mean += (1.0 - m) * mean
+        self.moving_variance *= m
+        self.moving_variance += (1.0 - m) * var
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._cache)
+        x_hat, inv_std, used_batch = self._cache
+        dy = self._check_dy(dy, x_hat.shape)
+        g = self._accumulate_param_grads(dy, x_hat)
+        if used_batch:
+            return _standardize_backward(g, x_hat, inv_std, tuple(range(dy.ndim - 1)))
+        return g * inv_std
+
+    def get_state(self) -> dict[str, np.ndarray]:
+        if not self.built:
+            return {}
+        return {"moving_mean": self.moving_mean.copy(),
+                "moving_variance": self.moving_variance.copy()}
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        """Set (some of) ``moving_mean`` and ``moving_variance``; the layer must be built."""
+        unknown = sorted(set(state) - {"moving_mean", "moving_variance"})
+        if unknown:
+            raise ValueError(f"{self._who} has state 'moving_mean' and 'moving_variance', "
+                             f"received unknown keys {unknown}")
+        if state and not self.built:
+            raise ValueError(f"{self._who} must be built before its state is set")
+        for key, value in state.items():
+            value = np.array(value, dtype=self.dtype)
+            expected = getattr(self, key).shape
+            if value.shape != expected:
+                raise ValueError(f"{self._who} expected {key} of shape {expected}, "
+                                 f"received {value.shape}")
+            setattr(self, key, value)
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "momentum": self.momentum}
+
+
+class LayerNorm(_FeatureNorm):
+    r"""Layer normalization over the last axis of each sample.
+
+    Statistics are per sample (over its features), so training and inference
+    are the same and the batch size does not matter:
+
+    .. math::
+        y = \gamma \frac{x - \mu}{\sqrt{\sigma^2 + \epsilon}} + \beta, \qquad
+        \frac{\partial L}{\partial x} = \frac{1}{\sqrt{\sigma^2 + \epsilon}}
+        \Bigl(g - \overline{g} - \hat x\, \overline{g \hat x}\Bigr)
+
+    with means over the last axis and :math:`g = \gamma\,\partial L/\partial y`
+    (matches ``torch.nn.LayerNorm(features)``).
+
+    Parameters
+    ----------
+    eps : float, default 1e-5
+
+    Attributes
+    ----------
+    gamma, beta : Param of shape (features,)
+    """
+
+    def __init__(self, eps: float = 1e-5, **kwargs):
+        super().__init__(eps, **kwargs)
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        x_hat, inv_std, _, _ = _standardize(x, -1, self.eps)
+        self._cache = (x_hat, inv_std)
+        return self._scale_shift(x_hat)
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._cache)
+        x_hat, inv_std = self._cache
+        dy = self._check_dy(dy, x_hat.shape)
+        g = self._accumulate_param_grads(dy, x_hat)
+        return _standardize_backward(g, x_hat, inv_std, -1)

@@ -1,0 +1,65 @@
+"""Dropout: random zeroing during training."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._checks import check_real
+from .base import Layer
+
+__all__ = ["Dropout"]
+
+
+class Dropout(Layer):
+    r"""Inverted dropout.
+
+    During training each element is kept with probability :math:`1 - p` and
+    scaled by :math:`1/(1 - p)`, so the expected output equals the input and
+    inference needs no rescaling:
+
+    .. math::
+        m_i \sim \operatorname{Bernoulli}(1 - p), \qquad
+        y = \frac{m \odot x}{1 - p}, \qquad
+        \frac{\partial L}{\partial x} = \frac{m}{1 - p} \odot
+        \frac{\partial L}{\partial y}
+
+    At inference (``training=False``) and for ``p = 0`` it is the identity.
+    Masks are drawn from :attr:`rng` (the layer's ``seed`` or the model's
+    generator, see :meth:`~tinynet.layers.Layer.set_rng`), in float32 whatever
+    the input dtype, so a seed gives the same masks in float32 and float64.
+
+    Parameters
+    ----------
+    rate : float
+        Probability :math:`p \in [0, 1)` of dropping an element.
+    **kwargs
+        ``name``, ``seed``, ... (see :class:`~tinynet.layers.Layer`).
+    """
+
+    def __init__(self, rate: float, **kwargs):
+        self.rate = check_real(rate, "Dropout", "rate", low=0.0, high=1.0, high_open=True)
+        self._mask = None
+        self._y_shape = None
+        super().__init__(**kwargs)
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        self._y_shape = x.shape
+        if not training or self.rate == 0.0:
+            self._mask = None
+            return x
+        self._mask = self._draw_mask(x.shape, x.dtype)
+        return x * self._mask
+
+    def _draw_mask(self, shape, dtype) -> np.ndarray:
+        """Kept elements hold :math:`1/(1-p)`, dropped ones 0."""
+        keep = self.rng.random(shape, dtype=np.float32) >= self.rate
+        return keep.astype(dtype) * (1.0 / (1.0 - self.rate))
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._y_shape)
+        dy = self._check_dy(dy, self._y_shape)
+        return dy if self._mask is None else dy * self._mask
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "rate": self.rate}
