@@ -1,0 +1,271 @@
+"""Losses: gradients against finite differences, values against torch, bad input."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinynet as tn
+from tinynet import losses
+from tests.fd import max_rel_error, numerical_grad
+
+ELEMENTWISE = [losses.MSE, losses.MAE, losses.Huber, losses.BinaryCrossEntropy]
+
+
+def grad_error(analytic, numeric):
+    """Relative error, measured against a thousandth of the gradient's scale for
+    near-zero entries (whose finite difference is all rounding noise)."""
+    scale = float(np.abs(numeric).max())
+    return max_rel_error(analytic, numeric, floor=max(1e-3 * scale, 1e-12))
+
+
+def make_case(loss, rng, shape):
+    """float64 predictions and targets for ``loss``, kept away from its kinks."""
+    pred = rng.uniform(-3, 3, shape)
+    if isinstance(loss, losses.CrossEntropy):
+        if rng.random() < 0.5:
+            return pred, rng.integers(0, shape[1], shape[0])
+        target = rng.random(shape)
+        return pred, target / target.sum(axis=1, keepdims=True)
+    if isinstance(loss, losses.BinaryCrossEntropy):
+        return pred, rng.random(shape)
+    # |pred - target| in [0.1, 2.9]; for Huber also at least 0.1 from delta
+    offset = rng.uniform(0.1, 2.9, shape) * rng.choice([-1, 1], shape)
+    if isinstance(loss, losses.Huber):
+        close = np.abs(np.abs(offset) - loss.delta) < 0.1
+        offset[close] += 0.25 * np.sign(offset[close])
+    return pred, pred - offset
+
+
+def all_losses():
+    return st.sampled_from([
+        losses.MSE(), losses.MAE(), losses.Huber(), losses.Huber(delta=0.5),
+        losses.BinaryCrossEntropy(), losses.CrossEntropy(),
+        losses.CrossEntropy(label_smoothing=0.2),
+    ])
+
+
+# --------------------------------------------------------------------------- gradients
+@given(loss=all_losses(), batch=st.integers(1, 5), width=st.integers(1, 4),
+       seed=st.integers(0, 2**31 - 1), weighted=st.booleans())
+def test_backward_matches_finite_differences(loss, batch, width, seed, weighted):
+    rng = np.random.default_rng(seed)
+    if isinstance(loss, losses.CrossEntropy):
+        width += 1
+    shape = (batch, width) if isinstance(loss, losses.CrossEntropy) or seed % 3 else \
+        (batch, width, 2)
+    pred, target = make_case(loss, rng, shape)
+    weight = rng.uniform(0.1, 2.0, batch) if weighted else None
+
+    loss.forward(pred, target, sample_weight=weight)
+    analytic = loss.backward()
+    numeric = numerical_grad(lambda: loss.forward(pred, target, sample_weight=weight), pred)
+    assert analytic.shape == pred.shape and analytic.dtype == pred.dtype
+    assert grad_error(analytic, numeric) < 1e-6
+
+
+@given(loss=all_losses(), seed=st.integers(0, 2**31 - 1))
+def test_integer_weights_equal_repeated_samples(loss, seed):
+    rng = np.random.default_rng(seed)
+    width = 3
+    pred, target = make_case(loss, rng, (4, width))
+    counts = rng.integers(1, 4, 4)
+    value = loss.forward(pred, target, sample_weight=counts)
+    grad = loss.backward()
+    repeated = loss.forward(np.repeat(pred, counts, axis=0), np.repeat(target, counts, axis=0))
+    rep_grad = loss.backward()
+    summed = np.add.reduceat(rep_grad, np.r_[0, np.cumsum(counts)[:-1]], axis=0)
+    assert value == pytest.approx(repeated, rel=1e-12)
+    np.testing.assert_allclose(grad, summed, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("loss", [losses.MSE(), losses.Huber(), losses.CrossEntropy(),
+                                  losses.BinaryCrossEntropy()], ids=repr)
+def test_mask_averages_over_masked_in_samples_and_ignores_their_targets(loss):
+    rng = np.random.default_rng(0)
+    pred, target = make_case(loss, rng, (6, 3))
+    mask = np.array([1, 0, 1, 1, 0, 1])
+    keep = mask.astype(bool)
+    bad = np.array(target, dtype=np.float64)
+    bad[~keep] = -1 if bad.ndim == 1 else np.nan  # a missing label or a NaN target
+    value = loss.forward(pred, bad, mask=mask)
+    grad = loss.backward()
+    assert value == pytest.approx(loss.forward(pred[keep], target[keep]), rel=1e-12)
+    np.testing.assert_allclose(grad[keep], loss.backward(), rtol=1e-12)
+    assert np.all(grad[~keep] == 0)
+
+
+def test_all_masked_out_gives_zero_loss_and_gradient():
+    loss = losses.CrossEntropy()
+    pred = np.ones((3, 4))
+    assert loss.forward(pred, [-1, 7, 2], mask=[0, 0, 0]) == 0.0
+    grad = loss.backward()
+    assert grad.shape == pred.shape and not grad.any()
+
+
+def test_backward_keeps_float32():
+    pred = np.random.default_rng(1).standard_normal((5, 3)).astype(np.float32)
+    for loss in (losses.MSE(), losses.MAE(), losses.Huber(), losses.BinaryCrossEntropy()):
+        loss.forward(pred, np.zeros((5, 3), np.float32), sample_weight=np.ones(5))
+        assert loss.backward().dtype == np.float32
+    ce = losses.CrossEntropy(label_smoothing=0.1)
+    assert isinstance(ce.forward(pred, [0, 1, 2, 0, 1]), float)
+    assert ce.backward().dtype == np.float32
+
+
+def test_column_target_for_single_output_regression():
+    pred = np.array([[1.0], [2.0]])
+    loss = losses.MSE()
+    assert loss.forward(pred, np.array([0, 0])) == pytest.approx(2.5)
+    assert loss.backward().shape == (2, 1)
+
+
+# --------------------------------------------------------------------------- torch
+def torch_value_and_grad(fn, pred, target):
+    torch = pytest.importorskip("torch")
+    p = torch.tensor(pred, requires_grad=True)
+    value = fn(p, torch.as_tensor(target))
+    value.backward()
+    return value.item(), p.grad.numpy()
+
+
+TORCH_CASES = [
+    ("mse", {}, "mse_loss", {}),
+    ("mae", {}, "l1_loss", {}),
+    ("huber", {}, "huber_loss", {}),
+    ("huber", {"delta": 0.3}, "huber_loss", {"delta": 0.3}),
+    ("binary_cross_entropy", {}, "binary_cross_entropy_with_logits", {}),
+    ("cross_entropy", {}, "cross_entropy", {}),
+    ("cross_entropy", {"label_smoothing": 0.15}, "cross_entropy", {"label_smoothing": 0.15}),
+]
+
+
+@pytest.mark.parametrize("name, kwargs, torch_name, torch_kwargs", TORCH_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matches_torch(name, kwargs, torch_name, torch_kwargs, dtype):
+    torch = pytest.importorskip("torch")
+    fn = getattr(torch.nn.functional, torch_name)
+    loss = losses.get(name, **kwargs)
+    rng = np.random.default_rng(len(name))
+    pred, target = make_case(loss, rng, (7, 4))
+    targets = [target]
+    if isinstance(loss, losses.CrossEntropy):  # labels and probabilities both
+        targets = [rng.integers(0, 4, 7), rng.dirichlet(np.ones(4), 7).astype(dtype)]
+    pred = pred.astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    for target in targets:
+        if target.dtype.kind == "f":
+            target = target.astype(dtype)
+        value = loss.forward(pred, target)
+        grad = loss.backward()
+        expected, expected_grad = torch_value_and_grad(
+            lambda p, t: fn(p, t, **torch_kwargs), pred, target)
+        assert value == pytest.approx(expected, rel=tol, abs=tol)
+        np.testing.assert_allclose(grad, expected_grad, rtol=tol, atol=tol * 1e-2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_huge_logits_are_finite_and_right(dtype):
+    torch = pytest.importorskip("torch")
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0]], dtype=dtype)
+    ce = losses.CrossEntropy(label_smoothing=0.1)
+    value = ce.forward(logits, [1, 0])
+    grad = ce.backward()
+    expected, expected_grad = torch_value_and_grad(
+        lambda p, t: torch.nn.functional.cross_entropy(p, t, label_smoothing=0.1),
+        logits.astype(np.float64), np.array([1, 0]))
+    assert np.isfinite(value) and np.isfinite(grad).all()
+    assert value == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-7)
+
+    bce = losses.BinaryCrossEntropy()
+    value = bce.forward(logits, np.array([[0, 1, 1], [0.5, 1, 0]], dtype=dtype))
+    grad = bce.backward()
+    expected, expected_grad = torch_value_and_grad(
+        torch.nn.functional.binary_cross_entropy_with_logits, logits.astype(np.float64),
+        np.array([[0, 1, 1], [0.5, 1, 0]], dtype=np.float64))
+    assert np.isfinite(value) and np.isfinite(grad).all()
+    assert value == pytest.approx(expected, rel=1e-6)
+    np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-7)
+
+
+def test_huge_logits_without_torch():
+    ce = losses.CrossEntropy()
+    assert ce.forward(np.array([[1e4, -1e4]]), [1]) == 2e4
+    np.testing.assert_array_equal(ce.backward(), [[1.0, -1.0]])
+    bce = losses.BinaryCrossEntropy()
+    assert bce.forward(np.array([1e4, -1e4]), np.array([0.0, 0.0])) == 5e3
+    np.testing.assert_array_equal(bce.backward(), [0.5, 0.0])
+
+
+# --------------------------------------------------------------------------- bad input
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: losses.MSE().forward(np.ones((2, 3), int), np.ones((2, 3))), TypeError,
+     "floating-point dtype"),
+    (lambda: losses.MSE().forward(np.ones((2, 3)), np.ones((2, 2))), ValueError,
+     r"shape \(2, 3\), received \(2, 2\)"),
+    (lambda: losses.MSE().forward(np.ones((2, 3)), [[1, 2, np.nan]] * 2), ValueError,
+     "finite targets"),
+    (lambda: losses.MAE().forward(np.ones((0, 3)), np.ones((0, 3))), ValueError,
+     "at least one sample"),
+    (lambda: losses.MAE().forward(np.ones(3), ["a", "b", "c"]), TypeError, "targets"),
+    (lambda: losses.CrossEntropy().forward(np.ones((3, 10)), [0, 10, 2]), ValueError,
+     r"labels in \[0, 9\] for 10 classes"),
+    (lambda: losses.CrossEntropy().forward(np.ones((3, 10)), [0, 1]), ValueError,
+     "expected 3 labels"),
+    (lambda: losses.CrossEntropy().forward(np.ones((3, 10)), [0.5, 1, 2]), TypeError,
+     "integer class labels"),
+    (lambda: losses.CrossEntropy().forward(np.ones(3), [0, 1, 2]), ValueError,
+     r"\(batch, n_classes\)"),
+    (lambda: losses.CrossEntropy().forward(np.ones((2, 3)), np.ones((2, 4))), ValueError,
+     "probabilities of the logits' shape"),
+    (lambda: losses.CrossEntropy().forward(np.ones((1, 2)), [[np.inf, 0]]), ValueError,
+     "finite target probabilities"),
+    (lambda: losses.CrossEntropy().forward(np.ones((1, 2)), [[-0.5, 1.5]]), ValueError,
+     "non-negative target"),
+    (lambda: losses.BinaryCrossEntropy().forward(np.ones(2), [0.0, 2.0]), ValueError,
+     r"targets in \[0, 1\]"),
+    (lambda: losses.MSE().forward(np.ones((2, 1)), np.ones((2, 1)), mask=[1, 0, 1]),
+     ValueError, r"mask of shape \(2,\)"),
+    (lambda: losses.MSE().forward(np.ones((2, 1)), np.ones((2, 1)), mask=[1, 0.5]),
+     ValueError, "mask values 0 or 1"),
+    (lambda: losses.MSE().forward(np.ones((2, 1)), np.ones((2, 1)), sample_weight=[1, -1]),
+     ValueError, "non-negative sample_weight"),
+    (lambda: losses.MSE().forward(np.ones((2, 1)), np.ones((2, 1)),
+                                  sample_weight=[1, np.nan]), ValueError, "finite"),
+    (lambda: losses.MSE().forward(np.ones((2, 1)), np.ones((2, 1)), sample_weight=["a", "b"]),
+     TypeError, "numeric array"),
+    (lambda: losses.MSE().backward(), RuntimeError, "before forward"),
+    (lambda: losses.Huber(delta=0), ValueError, "positive finite delta"),
+    (lambda: losses.Huber(delta="1"), TypeError, "delta as a number"),
+    (lambda: losses.CrossEntropy(label_smoothing=1.5), ValueError, r"in \[0, 1\]"),
+    (lambda: losses.CrossEntropy(label_smoothing=None), TypeError, "as a number"),
+    (lambda: losses.get("msee"), ValueError, "unknown loss 'msee'; did you mean 'mse'?"),
+    (lambda: losses.get(3), TypeError, "loss name as a string"),
+    (lambda: losses.get({"class": "Hubber"}), ValueError, "did you mean 'Huber'"),
+    (lambda: losses.get(losses.MSE(), delta=1), TypeError, "no keyword arguments"),
+])
+def test_bad_input_is_reported(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+# --------------------------------------------------------------------------- registry
+@pytest.mark.parametrize("name, cls", [
+    ("mse", losses.MSE), ("MAE", losses.MAE), ("huber", losses.Huber),
+    ("cross_entropy", losses.CrossEntropy), ("categorical_crossentropy", losses.CrossEntropy),
+    ("sparse_categorical_crossentropy", losses.CrossEntropy),
+    ("binary-cross-entropy", losses.BinaryCrossEntropy),
+])
+def test_get_by_name(name, cls):
+    assert type(tn.losses.get(name)) is cls
+
+
+@pytest.mark.parametrize("loss", [losses.MSE(), losses.Huber(delta=0.25),
+                                  losses.CrossEntropy(label_smoothing=0.1)], ids=repr)
+def test_config_round_trip(loss):
+    import json
+    spec = json.loads(json.dumps(losses.loss_to_dict(loss)))
+    again = losses.get(spec)
+    assert type(again) is type(loss) and again.get_config() == loss.get_config()
+    assert losses.get(type(loss)).__class__ is type(loss)
