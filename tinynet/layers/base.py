@@ -197,6 +197,12 @@ class Layer:
         raise NotImplementedError(f"{type(self).__name__} does not implement backward")
 
     def __call__(self, x, training: bool = False):
+        # A symbolic tensor (tinynet.mtl.Input and friends) builds a graph node
+        # instead of computing: the functional API. Checked by duck typing so
+        # this floor does not import tinynet.mtl.
+        first = x[0] if isinstance(x, (list, tuple)) and x else x
+        if getattr(first, "_tinynet_symbolic", False):
+            return first._connect(self, x)
         return self.forward(x, training=training)
 
     def _check_dy(self, dy, y_shape) -> np.ndarray:

@@ -1,0 +1,124 @@
+"""The functional API: graph building, forward/backward over a DAG, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinynet as tn
+from tinynet.layers import Dense
+from tests.mtl.helpers import check_model_gradients
+
+TOL = 1e-6
+
+
+def two_input_two_output(units, seed, shared_twice=False):
+    """Two inputs, a layer shared by both branches, a concatenation, two heads."""
+    i1 = tn.mtl.Input((4,), dtype="float64")
+    i2 = tn.mtl.Input((3,), dtype="float64")
+    shared = Dense(units, activation="tanh", seed=seed)
+    h1 = shared(Dense(5, seed=seed + 1, activation="tanh")(i1))
+    h2 = Dense(5, seed=seed + 2)(i2)
+    h2 = shared(h2) if shared_twice else Dense(units, seed=seed + 3)(h2)
+    both = tn.mtl.Concatenate()([h1, h2])
+    out_a = Dense(2, seed=seed + 4)(both)
+    out_b = Dense(3, seed=seed + 5, activation="tanh")(tn.mtl.Add()([h1, h2]))
+    return tn.mtl.Model([i1, i2], {"a": out_a, "b": out_b}), (i1, i2)
+
+
+@given(batch=st.integers(1, 4), units=st.integers(1, 4), seed=st.integers(0, 10_000),
+       shared_twice=st.booleans())
+def test_dag_gradients_match_finite_differences(batch, units, seed, shared_twice):
+    model, _ = two_input_two_output(units, seed, shared_twice)
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal((batch, 4)), rng.standard_normal((batch, 3))]
+    errors = check_model_gradients(model, xs, rng)
+    assert max(errors.values()) < TOL, errors
+
+
+def test_one_task_backward_leaves_the_other_head_untouched():
+    model, _ = two_input_two_output(3, 0)
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((5, 4)), rng.standard_normal((5, 3))]
+    errors = check_model_gradients(model, xs, rng, skip=(1,))
+    assert max(errors.values()) < TOL
+    for p in model.task_parameters("b"):
+        assert not p.grad.any(), p.name
+
+
+def test_backward_twice_doubles_gradients():
+    model, _ = two_input_two_output(3, 1, shared_twice=True)
+    rng = np.random.default_rng(1)
+    xs = [rng.standard_normal((3, 4)), rng.standard_normal((3, 3))]
+    outs = model.forward_all(xs)
+    dys = [rng.standard_normal(o.shape) for o in outs]
+    model.zero_grad()
+    model.backward_all(dys)
+    once = [p.grad.copy() for p in model.parameters()]
+    model.backward_all(dys)
+    for p, g in zip(model.parameters(), once):
+        np.testing.assert_allclose(p.grad, 2 * g, rtol=1e-12, atol=1e-14)
+
+
+def test_shared_and_task_parameters_partition_the_model():
+    model, _ = two_input_two_output(3, 2)
+    shared = {p.name for p in model.shared_parameters()}
+    only_a = {p.name for p in model.task_parameters("a")}
+    only_b = {p.name for p in model.task_parameters(1)}
+    assert shared and only_a and only_b
+    assert shared | only_a | only_b == {p.name for p in model.parameters()}
+    assert not (shared & only_a) and not (shared & only_b) and not (only_a & only_b)
+
+
+def test_seed_example_from_the_issue_runs():
+    input1 = tn.mtl.Input(shape=(100,)); input2 = tn.mtl.Input(shape=(100,))
+    hidden1 = Dense(64, activation="relu")(input1)
+    hidden2 = Dense(64, activation="relu")(input2)
+    output1 = Dense(10, activation="softmax")(hidden1)
+    output2 = Dense(10, activation="softmax")(hidden2)
+    model = tn.mtl.Model(inputs=[input1, input2], outputs=[output1, output2])
+    x = np.random.default_rng(0).standard_normal((6, 100)).astype(np.float32)
+    p1, p2 = model.forward([x, x])
+    assert p1.shape == p2.shape == (6, 10) and p1.dtype == np.float32
+    np.testing.assert_allclose(p1.sum(axis=1), 1, rtol=1e-5)
+    assert model.output_names == [output1.name, output2.name]
+    assert model.count_params() == 2 * (100 * 64 + 64 + 64 * 10 + 10)
+    assert "Total params" in model.summary(print_fn=None)
+
+
+def test_layers_still_compute_on_arrays():
+    layer = Dense(2, seed=0)
+    x = np.ones((3, 4), np.float32)
+    np.testing.assert_array_equal(layer(x), layer.forward(x))
+
+
+def test_errors_are_clear():
+    i1 = tn.mtl.Input((4,))
+    i2 = tn.mtl.Input((4,))
+    out = Dense(2)(i1)
+    with pytest.raises(ValueError, match="positive integers"):
+        tn.mtl.Input((0,))
+    with pytest.raises(TypeError, match="takes one input"):
+        Dense(2)([i1, i2])
+    with pytest.raises(ValueError, match="not in inputs"):
+        tn.mtl.Model(inputs=[i2], outputs=[out])
+    with pytest.raises(ValueError, match="distinct output names"):
+        tn.mtl.Model(inputs=i1, outputs=[out, out])
+    with pytest.raises(TypeError, match="symbolic tensor"):
+        tn.mtl.Model(inputs=np.zeros(3), outputs=out)
+    shared = Dense(2)
+    shared(i1)
+    with pytest.raises(ValueError, match="built for input shape"):
+        shared(Dense(3)(i2))
+    model = tn.mtl.Model(inputs=i1, outputs=out)
+    with pytest.raises(ValueError, match="shape"):
+        model.forward(np.zeros((2, 5), np.float32))
+    with pytest.raises(ValueError, match="expected 1 input"):
+        model.forward([np.zeros((2, 4), np.float32)] * 2)
+    with pytest.raises(RuntimeError, match="before forward"):
+        tn.mtl.Model(inputs=i1, outputs=Dense(1)(i1)).backward(np.zeros((2, 1)))
+    model.forward(np.zeros((2, 4), np.float32))
+    with pytest.raises(ValueError, match="gradient of output"):
+        model.backward(np.zeros((3, 2), np.float32))
+    with pytest.raises(ValueError, match="no task"):
+        model.task_parameters("nope")

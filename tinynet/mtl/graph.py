@@ -1,0 +1,490 @@
+r"""The functional API: symbolic inputs, layers called on them, a model over the graph.
+
+>>> import tinynet as tn
+>>> from tinynet.layers import Dense
+>>> input1 = tn.mtl.Input(shape=(100,)); input2 = tn.mtl.Input(shape=(100,))
+>>> hidden1 = Dense(64, activation="relu")(input1)
+>>> hidden2 = Dense(64, activation="relu")(input2)
+>>> output1 = Dense(10)(hidden1); output2 = Dense(10)(hidden2)
+>>> model = tn.mtl.Model(inputs=[input1, input2], outputs=[output1, output2])
+
+Calling a layer on a :class:`SymbolicTensor` does not compute anything: it
+builds the layer for that tensor's per-sample shape and records a *node*
+(the layer and the tensors it reads). :class:`Model` sorts the nodes
+topologically and runs them.
+
+Forward and backward over a DAG
+-------------------------------
+Forward visits the nodes in topological order. Backward visits them in
+reverse and applies the multivariate chain rule: a tensor :math:`h` read by
+several nodes :math:`c_1, \dots, c_k` (a shared trunk feeding several task
+heads) receives the *sum* of their input gradients,
+
+.. math::
+    \frac{\partial L}{\partial h} = \sum_{j=1}^{k}
+        \frac{\partial L}{\partial h}\Big|_{c_j},
+
+and a node whose outputs receive no gradient (the head of a task left out of
+this backward pass) is skipped. That is what lets a multi-task trainer run
+*one backward per task* through the heads into the trunk.
+
+A layer called at several nodes (weights shared between two inputs, a
+Siamese tower) keeps only one forward cache; before its backward at an
+earlier node the model re-runs that node's forward with the random state it
+had the first time (same dropout mask) and restores any running statistics
+afterwards, so the gradients are exact at the cost of one extra forward.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..checks import as_float_array
+from ..layers.base import Layer, shape_str
+
+__all__ = ["Input", "SymbolicTensor", "Model"]
+
+
+class Node:
+    """One application of a layer (``layer is None`` for an :func:`Input`)."""
+
+    __slots__ = ("layer", "inputs", "outputs", "multi_input", "name")
+
+    def __init__(self, layer, inputs, multi_input, name=None):
+        self.layer = layer
+        self.inputs = inputs
+        self.outputs: list[SymbolicTensor] = []
+        self.multi_input = multi_input
+        self.name = name if layer is None else layer.name
+
+
+class SymbolicTensor:
+    """A placeholder for an array of per-sample ``shape`` flowing through a graph.
+
+    Attributes
+    ----------
+    shape : tuple of int
+        Per-sample shape (no batch dimension).
+    node : Node
+        The node that produces it.
+    index : int
+        Which output of that node's layer (multi-output layers such as MMoE).
+    """
+
+    _tinynet_symbolic = True
+    __slots__ = ("shape", "node", "index", "dtype")
+
+    def __init__(self, shape, node, index=0, dtype=None):
+        self.shape = tuple(shape)
+        self.node = node
+        self.index = index
+        self.dtype = dtype
+
+    @property
+    def name(self) -> str:
+        n = len(self.node.outputs)
+        return self.node.name if n <= 1 else f"{self.node.name}[{self.index}]"
+
+    def _connect(self, layer, inputs):
+        return _connect(layer, inputs)
+
+    def __repr__(self) -> str:
+        return f"SymbolicTensor({self.name!r}, shape={shape_str(self.shape)})"
+
+
+def Input(shape, name: str | None = None, dtype=None) -> SymbolicTensor:
+    """A model input of per-sample ``shape`` (``(100,)`` for 100 features).
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Per-sample shape, without the batch dimension.
+    name : str, optional
+    dtype : str or dtype, optional
+        dtype the layers called on it are built with (float32 by default;
+        ``"float64"`` for gradient checks).
+    """
+    if isinstance(shape, (int, np.integer)):
+        shape = (shape,)
+    shape = tuple(shape)
+    if not shape or any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0
+                        for d in shape):
+        raise ValueError(f"Input expected a per-sample shape of positive integers such as "
+                         f"(100,), received {shape!r}")
+    node = Node(None, [], False, name or f"input_{next(_input_counter)}")
+    tensor = SymbolicTensor(tuple(int(d) for d in shape), node, 0,
+                            None if dtype is None else np.dtype(dtype))
+    node.outputs = [tensor]
+    return tensor
+
+
+def _counter():
+    i = 0
+    while True:
+        i += 1
+        yield i
+
+
+_input_counter = _counter()
+
+
+def _connect(layer: Layer, inputs):
+    """Build ``layer`` for ``inputs`` (a tensor or a list) and return its output tensor(s)."""
+    multi_input = isinstance(inputs, (list, tuple))
+    tensors = list(inputs) if multi_input else [inputs]
+    for t in tensors:
+        if not isinstance(t, SymbolicTensor):
+            raise TypeError(f"{layer._who} expected symbolic tensors (from tn.mtl.Input or "
+                            f"a layer called on one), received {type(t).__name__} in the list")
+    if multi_input and not getattr(layer, "accepts_multiple_inputs", False):
+        raise TypeError(f"{layer._who} takes one input, received a list of {len(tensors)}; "
+                        f"merge them first (tn.mtl.Concatenate() or tn.mtl.Add())")
+    shapes = [t.shape for t in tensors]
+    in_shape = shapes if multi_input else shapes[0]
+    dtype = next((t.dtype for t in tensors if t.dtype is not None), None)
+    if not layer.built:
+        layer.build(in_shape, dtype=dtype)
+    else:
+        built_for = ([tuple(s) for s in layer.input_shape] if multi_input
+                     else tuple(layer.input_shape))
+        if built_for != in_shape:
+            raise ValueError(f"{layer._who} was built for input shape {built_for}, "
+                             f"received a tensor of shape {in_shape}")
+    n_out = getattr(layer, "n_outputs", 1)
+    out_shapes = list(layer.output_shape) if n_out > 1 else [layer.output_shape]
+    node = Node(layer, tensors, multi_input)
+    node.outputs = [SymbolicTensor(s, node, i, layer.dtype) for i, s in enumerate(out_shapes)]
+    return node.outputs if n_out > 1 else node.outputs[0]
+
+
+def _as_list(x, what):
+    if isinstance(x, SymbolicTensor):
+        return [x]
+    if isinstance(x, (list, tuple)) and x and all(isinstance(t, SymbolicTensor) for t in x):
+        return list(x)
+    raise TypeError(f"Model expected {what} as a symbolic tensor or a non-empty list of "
+                    f"them, received {type(x).__name__}")
+
+
+class Model(Layer):
+    """A network of layers over a directed acyclic graph: several inputs, several outputs.
+
+    Parameters
+    ----------
+    inputs : SymbolicTensor or list of SymbolicTensor
+        From :func:`Input`.
+    outputs : SymbolicTensor, list of them, or dict ``{task name: tensor}``
+        With a list, each output is named after the layer that produces it
+        (its *task name*, the key of ``loss=``, ``metrics=`` and ``y``).
+    name : str, optional
+
+    Notes
+    -----
+    ``forward(x)`` takes one array per input (a list, or a bare array for a
+    single input) and returns a list of arrays, one per output (a bare array
+    for a single output). ``backward(dys)`` takes the gradient of each output
+    (``None`` for an output that does not contribute) and returns the gradient
+    of each input. Training (``compile``/``fit``/``evaluate``/``predict``) is
+    in :class:`~tinynet.mtl.training.MultiTaskTraining`, which this class mixes in
+    through :class:`tinynet.mtl.MultiTaskModel`.
+    """
+
+    def __init__(self, inputs, outputs, name: str | None = None, **kwargs):
+        self.inputs = _as_list(inputs, "inputs")
+        if isinstance(outputs, dict):
+            names = [str(k) for k in outputs]
+            outs = _as_list(list(outputs.values()), "outputs")
+        else:
+            outs = _as_list(outputs, "outputs")
+            names = [t.name for t in outs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"Model expected distinct output names, received {names}; "
+                             f"pass outputs as a dict {{task name: tensor}}")
+        self.outputs = outs
+        self.output_names = names
+        self._single_input = not isinstance(inputs, (list, tuple))
+        self._single_output = isinstance(outputs, SymbolicTensor)
+        self._nodes = self._topological_order()
+        layers = []
+        for node in self._nodes:
+            if all(node.layer is not seen for seen in layers):
+                layers.append(node.layer)
+        self._layers = layers
+        uses = {}
+        for node in self._nodes:
+            uses[id(node.layer)] = uses.get(id(node.layer), 0) + 1
+        self._multi_use = {lid for lid, n in uses.items() if n > 1}
+        self._cache_owner: dict[int, Node] = {}
+        self._replay: dict[int, tuple] = {}
+        self._values: dict[int, np.ndarray] = {}
+        self._training = False
+        super().__init__(name=name, **kwargs)
+        self.input_shape = [t.shape for t in self.inputs]
+        self.output_shape = [t.shape for t in self.outputs]
+        dtypes = [p.dtype for p in self.parameters()]
+        self.dtype = dtypes[0] if dtypes else np.dtype(np.float32)
+        self.built = True
+
+    # ---------------------------------------------------------------- the graph
+    def _topological_order(self) -> list[Node]:
+        order, state = [], {}
+        input_nodes = {id(t.node) for t in self.inputs}
+        for t in self.inputs:
+            if t.node.layer is not None:
+                raise ValueError(f"Model inputs must come from tn.mtl.Input, received "
+                                 f"the output of {t.node.layer._who}")
+        # Iterative depth-first search: deep chains must not hit the recursion limit.
+        for out in self.outputs:
+            stack = [(out.node, False)]
+            while stack:
+                node, done = stack.pop()
+                if done:
+                    state[id(node)] = 2
+                    if node.layer is not None:
+                        order.append(node)
+                    continue
+                if state.get(id(node)) == 2:
+                    continue
+                if node.layer is None and id(node) not in input_nodes:
+                    raise ValueError(f"Model output depends on Input {node.name!r}, which "
+                                     f"is not in inputs= ({[t.name for t in self.inputs]})")
+                state[id(node)] = 1
+                stack.append((node, True))
+                for t in node.inputs:
+                    if state.get(id(t.node)) is None:
+                        stack.append((t.node, False))
+        return order
+
+    def sublayers(self) -> list[Layer]:
+        return list(self._layers)
+
+    @property
+    def layers(self) -> list[Layer]:
+        """Every distinct layer, in the order the forward pass first runs it."""
+        return list(self._layers)
+
+    def get_layer(self, name: str) -> Layer:
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        from ..checks import did_you_mean
+        raise ValueError(f"Model has no layer {name!r}"
+                         f"{did_you_mean(name, [la.name for la in self._layers])}")
+
+    # ---------------------------------------------------------------- forward
+    def _input_arrays(self, x) -> list[np.ndarray]:
+        if isinstance(x, dict):
+            names = [t.name for t in self.inputs]
+            missing = [n for n in names if n not in x]
+            if missing:
+                raise ValueError(f"Model {self.name!r} expected inputs {names}, "
+                                 f"missing {missing}")
+            x = [x[n] for n in names]
+        elif not isinstance(x, (list, tuple)):
+            x = [x]
+        if len(x) != len(self.inputs):
+            raise ValueError(f"Model {self.name!r} expected {len(self.inputs)} input "
+                             f"array(s), received {len(x)}")
+        arrays = []
+        for t, a in zip(self.inputs, x):
+            a = as_float_array(a, f"Model {self.name!r}", f"input {t.name!r}")
+            if a.shape[1:] != t.shape:
+                raise ValueError(f"Model {self.name!r} expected input {t.name!r} of shape "
+                                 f"{shape_str(t.shape)}, received {a.shape}")
+            arrays.append(a)
+        if len({a.shape[0] for a in arrays}) > 1:
+            raise ValueError(f"Model {self.name!r} expected inputs with the same number of "
+                             f"samples, received {[a.shape[0] for a in arrays]}")
+        return arrays
+
+    def forward_all(self, x, training: bool = False) -> list[np.ndarray]:
+        """Outputs of every output tensor, as a list (even for one output)."""
+        values = {}
+        for t, a in zip(self.inputs, self._input_arrays(x)):
+            values[id(t)] = a
+        self._replay = {}
+        for node in self._nodes:
+            layer = node.layer
+            args = [values[id(t)] for t in node.inputs]
+            arg = args if node.multi_input else args[0]
+            if id(layer) in self._multi_use:
+                # What a re-run of this node in backward needs: its input and RNG state.
+                self._replay[id(node)] = (arg, _rng_state(layer))
+            out = layer.forward(arg, training=training)
+            outs = out if len(node.outputs) > 1 else [out]
+            for t, o in zip(node.outputs, outs):
+                values[id(t)] = o
+            self._cache_owner[id(layer)] = node
+        self._values = values
+        self._training = training
+        return [values[id(t)] for t in self.outputs]
+
+    def forward(self, x, training: bool = False):
+        outs = self.forward_all(x, training=training)
+        return outs[0] if self._single_output else outs
+
+    # --------------------------------------------------------------- backward
+    def backward_all(self, dys) -> list[np.ndarray]:
+        """Gradient of each input given the gradient of each output.
+
+        ``dys`` is a list with one entry per output; ``None`` entries (and
+        heads that receive nothing) are skipped, so ``backward_all([g, None])``
+        backpropagates the first task only.
+        """
+        if not self._values:
+            raise RuntimeError(f"Model {self.name!r}: backward called before forward")
+        if len(dys) != len(self.outputs):
+            raise ValueError(f"Model {self.name!r} expected {len(self.outputs)} output "
+                             f"gradient(s), received {len(dys)}")
+        grads: dict[int, np.ndarray] = {}
+        for t, name, g in zip(self.outputs, self.output_names, dys):
+            if g is None:
+                continue
+            g = as_float_array(g, f"Model {self.name!r}", f"gradient of output {name!r}")
+            expected = self._values[id(t)].shape
+            if g.shape != expected:
+                raise ValueError(f"Model {self.name!r} expected the gradient of output "
+                                 f"{name!r} with shape {expected}, received {g.shape}")
+            _accumulate(grads, id(t), g)
+        for node in reversed(self._nodes):
+            douts = [grads.pop(id(t), None) for t in node.outputs]
+            if all(d is None for d in douts):
+                continue
+            layer = node.layer
+            if len(douts) > 1:
+                douts = [np.zeros_like(self._values[id(t)]) if d is None else d
+                         for t, d in zip(node.outputs, douts)]
+            if self._cache_owner.get(id(layer)) is not node:
+                self._rerun(node)
+            dx = layer.backward(douts if len(douts) > 1 else douts[0])
+            for t, d in zip(node.inputs, dx if node.multi_input else [dx]):
+                if d is not None:
+                    _accumulate(grads, id(t), d)
+        return [grads.get(id(t), np.zeros_like(self._values[id(t)])) for t in self.inputs]
+
+    def backward(self, dy):
+        dxs = self.backward_all([dy] if self._single_output else list(dy))
+        return dxs[0] if self._single_input else dxs
+
+    def _rerun(self, node: Node) -> None:
+        """Restore ``node``'s forward cache in a layer used at several nodes."""
+        layer = node.layer
+        arg, rng_state = self._replay[id(node)]
+        state = {k: np.array(v, copy=True) for k, v in layer.get_state().items()}
+        now = _rng_state(layer)
+        _set_rng_state(layer, rng_state)
+        layer.forward(arg, training=self._training)
+        _set_rng_state(layer, now)
+        if state:
+            layer.set_state(state)
+        self._cache_owner[id(layer)] = node
+
+    # ------------------------------------------------------------ task owners
+    def output_owners(self) -> dict[int, set]:
+        """``{id(param): set of output indices whose value depends on it}``.
+
+        A multi-output layer (MMoE) may say that some of its parameters reach
+        only one of its outputs (``layer.output_parameters(k)``: the gate of
+        task ``k``), which keeps them out of the shared set.
+        """
+        reached: dict[int, set] = {}  # id(node) -> {(output index of node, task)}
+        for task, out in enumerate(self.outputs):
+            stack, seen = [out], set()
+            while stack:
+                t = stack.pop()
+                if id(t) in seen:
+                    continue
+                seen.add(id(t))
+                reached.setdefault(id(t.node), set()).add((t.index, task))
+                stack.extend(t.node.inputs)
+        owners: dict[int, set] = {}
+        for node in self._nodes:
+            pairs = reached.get(id(node), set())
+            private = {}
+            per_output = getattr(node.layer, "output_parameters", None)
+            if per_output is not None:
+                for k in range(len(node.outputs)):
+                    for p in per_output(k):
+                        private[id(p)] = k
+            for p in node.layer.parameters():
+                k = private.get(id(p))
+                tasks = {task for idx, task in pairs if k is None or idx == k}
+                owners.setdefault(id(p), set()).update(tasks)
+        return owners
+
+    def shared_parameters(self) -> list:
+        """Parameters that two or more outputs depend on (the shared trunk)."""
+        owners = self.output_owners()
+        return [p for p in self.parameters() if len(owners.get(id(p), ())) > 1]
+
+    def task_parameters(self, task) -> list:
+        """Parameters that only output ``task`` (a name or an index) depends on."""
+        index = self._task_index(task)
+        owners = self.output_owners()
+        return [p for p in self.parameters() if owners.get(id(p)) == {index}]
+
+    def _task_index(self, task) -> int:
+        if isinstance(task, (int, np.integer)) and not isinstance(task, bool):
+            if not 0 <= task < len(self.outputs):
+                raise ValueError(f"Model {self.name!r} has {len(self.outputs)} outputs, "
+                                 f"received task index {task}")
+            return int(task)
+        if task not in self.output_names:
+            from ..checks import did_you_mean
+            raise ValueError(f"Model {self.name!r} has no task {task!r}"
+                             f"{did_you_mean(task, self.output_names)} "
+                             f"(tasks: {self.output_names})")
+        return self.output_names.index(task)
+
+    # ------------------------------------------------------------ bookkeeping
+    def get_weights(self) -> list[np.ndarray]:
+        return [p.value.copy() for p in self.parameters()]
+
+    def set_weights(self, weights) -> None:
+        params = self.parameters()
+        if len(weights) != len(params):
+            raise ValueError(f"Model {self.name!r} expected {len(params)} arrays, "
+                             f"received {len(weights)}")
+        for p, w in zip(params, weights):
+            p.value = w
+
+    def summary(self, print_fn=print) -> str:
+        """A table of nodes: layer, output shape, parameters, inputs."""
+        rows = [("Layer (type)", "Output shape", "Params", "Connected to")]
+        counted = set()
+        for t in self.inputs:
+            rows.append((f"{t.name} (Input)", shape_str(t.shape), "0", ""))
+        for node in self._nodes:
+            layer = node.layer
+            n = 0 if id(layer) in counted else layer.count_params()
+            counted.add(id(layer))
+            shapes = ", ".join(shape_str(t.shape) for t in node.outputs)
+            rows.append((f"{layer.name} ({type(layer).__name__})", shapes, str(n),
+                         ", ".join(t.name for t in node.inputs)))
+        widths = [max(len(r[i]) for r in rows) for i in range(4)]
+        lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
+        lines.insert(1, "-" * len(lines[0]))
+        shared = sum(p.size for p in self.shared_parameters())
+        lines.append(f"Total params: {self.count_params():,} (shared by several outputs: "
+                     f"{shared:,}); outputs: {', '.join(self.output_names)}")
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    def get_config(self) -> dict:
+        raise NotImplementedError("saving a functional tn.mtl.Model to a config is not "
+                                  "supported yet; save its weights with get_weights()")
+
+
+def _accumulate(grads: dict, key: int, g: np.ndarray) -> None:
+    # ``+`` makes a new array: a layer's returned dx is never modified in place.
+    grads[key] = g if key not in grads else grads[key] + g
+
+
+def _rng_state(layer: Layer):
+    return layer.rng.bit_generator.state
+
+
+def _set_rng_state(layer: Layer, state) -> None:
+    layer.rng.bit_generator.state = state
