@@ -1,0 +1,132 @@
+"""Naming the layers of a model: by index, by name, by range, and in groups.
+
+Every function of :mod:`tinynet.transfer` that takes "which layers" accepts
+the same *layer references*, resolved here against ``model.layers``:
+
+* an ``int`` (negative counts from the top, as in Python),
+* a layer name (``"fc2"``),
+* a ``slice`` or ``range`` of indices,
+* a list or tuple of any of these.
+
+Layer groups (for discriminative learning rates and gradual unfreezing) are
+contiguous runs of layers, listed bottom (input side) to top (output side).
+"""
+
+from __future__ import annotations
+
+from ..checks import did_you_mean
+
+__all__ = ["model_layers", "layer_index", "select_layers", "layer_groups", "span"]
+
+
+def model_layers(model) -> list:
+    """``model.layers`` as a list, with a clear error for anything else."""
+    layers = getattr(model, "layers", None)
+    if layers is None:
+        raise TypeError(f"expected a model with a .layers list (tinynet.Sequential), "
+                        f"received {type(model).__name__}")
+    return list(layers)
+
+
+def layer_index(model, ref) -> int:
+    """The non-negative index in ``model.layers`` of ``ref`` (an int or a name)."""
+    layers = model_layers(model)
+    n = len(layers)
+    if isinstance(ref, str):
+        names = [layer.name for layer in layers]
+        if ref not in names:
+            raise ValueError(f"model has no layer named {ref!r}{did_you_mean(ref, names)} "
+                             f"(layers: {', '.join(names)})")
+        return names.index(ref)
+    if isinstance(ref, bool) or not hasattr(ref, "__index__"):
+        raise TypeError(f"expected a layer index (int) or name (str), received "
+                        f"{ref!r} of type {type(ref).__name__}")
+    i = int(ref)
+    if not -n <= i < n:
+        raise ValueError(f"layer index {i} out of range for a model of {n} layers")
+    return i % n
+
+
+def _bound(model, ref) -> int | None:
+    """A slice bound that may also be a layer name (the name's index)."""
+    if ref is None:
+        return None
+    if isinstance(ref, str):
+        return layer_index(model, ref)
+    if isinstance(ref, bool) or not hasattr(ref, "__index__"):
+        raise TypeError(f"expected a layer index or name as a range bound, received "
+                        f"{ref!r} of type {type(ref).__name__}")
+    return int(ref)
+
+
+def span(model, start=None, stop=None, step=None) -> list[int]:
+    """Sorted indices of ``model.layers[start:stop:step]``; the bounds may be
+    layer names (``stop`` is exclusive, as in a slice)."""
+    n = len(model_layers(model))
+    return sorted(list(range(n))[slice(_bound(model, start), _bound(model, stop), step)])
+
+
+def select_layers(model, refs) -> list[int]:
+    """Sorted, unique indices for a layer reference (see the module docstring)."""
+    n = len(model_layers(model))
+    if isinstance(refs, slice):
+        return span(model, refs.start, refs.stop, refs.step)
+    if isinstance(refs, range):
+        return sorted({layer_index(model, i) for i in refs})
+    if isinstance(refs, (list, tuple)):
+        out = set()
+        for ref in refs:
+            out.update(select_layers(model, ref))
+        return sorted(out)
+    if n == 0:
+        raise ValueError("model has no layers to select from")
+    return [layer_index(model, refs)]
+
+
+def layer_groups(model, groups=None) -> list[list[int]]:
+    """Split a model into contiguous layer groups, bottom to top.
+
+    Parameters
+    ----------
+    model : Sequential
+    groups : None, int or list of layer references
+        ``None``: one group per layer *with parameters*; a parameter-free
+        layer (activation, dropout, flatten) joins the group below it (the
+        first such layers join the first group). ``int k``: the layers with
+        parameters cut into ``k`` nearly equal contiguous groups. A list:
+        each item is a layer reference (index, name, slice, range or list)
+        naming one group's layers, given bottom to top.
+
+    Returns
+    -------
+    list of list of int
+        Layer indices of each group, bottom group first.
+    """
+    layers = model_layers(model)
+    if isinstance(groups, (list, tuple)):
+        out = [select_layers(model, g) for g in groups]
+        seen: set[int] = set()
+        for g in out:
+            if not g:
+                raise ValueError(f"layer group {groups[out.index(g)]!r} selects no layers")
+            if seen & set(g):
+                raise ValueError(f"layer groups overlap at layer indices {sorted(seen & set(g))}")
+            seen.update(g)
+        return out
+    with_params = [i for i, layer in enumerate(layers) if layer.parameters()]
+    if not with_params:
+        raise ValueError("model has no layers with parameters to group")
+    if groups is None:
+        k = len(with_params)
+    elif isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"expected groups as None, an int or a list of layer references, "
+                        f"received {groups!r} of type {type(groups).__name__}")
+    elif not 1 <= groups <= len(with_params):
+        raise ValueError(f"expected groups between 1 and {len(with_params)} (the number of "
+                         f"layers with parameters), received {groups}")
+    else:
+        k = groups
+    # cut points: the first parameter layer of each group, spread as evenly as possible
+    firsts = [with_params[(j * len(with_params)) // k] for j in range(k)]
+    bounds = [0] + firsts[1:] + [len(layers)]
+    return [list(range(bounds[j], bounds[j + 1])) for j in range(k)]

@@ -1,0 +1,148 @@
+"""Model surgery: a new head for a new task, and weights copied between models.
+
+>>> removed = replace_head(model, [tn.layers.Dense(5, name="head")])
+>>> copy_weights(pretrained, model, by="name")   # every layer whose name matches
+
+After surgery, ``compile`` the model again (its optimizer was built for the
+old parameters).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .selection import model_layers, select_layers
+
+__all__ = ["replace_head", "copy_weights"]
+
+
+def replace_head(model, new_layers, n_remove: int = 1) -> list:
+    """Remove the top ``n_remove`` layers of ``model`` and add ``new_layers``.
+
+    Parameters
+    ----------
+    model : Sequential
+        Changed in place (through its ``pop()`` and ``add()``).
+    new_layers : Layer or list of Layer
+        The new head, bottom to top; built for the output shape of what
+        remains of the model when it is built.
+    n_remove : int, default 1
+        How many layers to remove from the top; ``0`` only adds.
+
+    Returns
+    -------
+    list of Layer
+        The removed layers, bottom to top (to restore or reuse them).
+    """
+    from ..layers.base import Layer
+
+    if isinstance(new_layers, Layer):
+        new_layers = [new_layers]
+    new_layers = list(new_layers)
+    for layer in new_layers:
+        if not isinstance(layer, Layer):
+            raise TypeError(f"replace_head expected layers, received {type(layer).__name__}")
+    n_layers = len(model_layers(model))
+    if isinstance(n_remove, bool) or not isinstance(n_remove, (int, np.integer)) or n_remove < 0:
+        raise ValueError(f"replace_head expected n_remove as a non-negative int, "
+                         f"received {n_remove!r}")
+    if n_remove >= n_layers and n_remove:
+        raise ValueError(f"replace_head cannot remove {n_remove} layers from a model of "
+                         f"{n_layers}: nothing of the base would remain")
+    if not new_layers and not n_remove:
+        raise ValueError("replace_head expected new layers or n_remove > 0")
+    removed = []
+    for _ in range(int(n_remove)):
+        removed.append(model.layers[-1])
+        model.pop()
+    for layer in new_layers:
+        model.add(layer)
+    return removed[::-1]
+
+
+def _describe(layer) -> str:
+    shapes = ", ".join(f"{p.name.rsplit('/', 1)[-1]} {p.shape}" for p in layer.parameters())
+    states = ", ".join(f"{k} {np.shape(v)}" for k, v in layer.get_state().items())
+    parts = "; ".join(s for s in (shapes, states) if s)
+    return f"{type(layer).__name__} {layer.name!r} ({parts or 'no weights'})"
+
+
+def _weights(layer) -> list[np.ndarray]:
+    return [p.value for p in layer.parameters()] + list(layer.get_state().values())
+
+
+def _pairs(src, dst, by, layers):
+    src_layers, dst_layers = model_layers(src), model_layers(dst)
+    if by == "index":
+        if layers is None:
+            if len(src_layers) != len(dst_layers):
+                raise ValueError(f"copy_weights by index expected models with the same number "
+                                 f"of layers, received {len(src_layers)} and {len(dst_layers)}; "
+                                 f"pass layers=... to copy a part")
+            idx = range(len(dst_layers))
+        else:
+            idx = select_layers(dst, layers)
+            if idx and idx[-1] >= len(src_layers):
+                raise ValueError(f"copy_weights: layer index {idx[-1]} is out of range for "
+                                 f"the source model of {len(src_layers)} layers")
+        return [(src_layers[i], dst_layers[i]) for i in idx]
+    if by == "name":
+        by_name = {layer.name: layer for layer in src_layers}
+        chosen = (range(len(dst_layers)) if layers is None else select_layers(dst, layers))
+        pairs = [(by_name[dst_layers[i].name], dst_layers[i]) for i in chosen
+                 if dst_layers[i].name in by_name]
+        if layers is not None and len(pairs) < len(chosen):
+            missing = [dst_layers[i].name for i in chosen if dst_layers[i].name not in by_name]
+            raise ValueError(f"copy_weights by name: the source model has no layer named "
+                             f"{', '.join(map(repr, missing))}")
+        if not pairs:
+            raise ValueError("copy_weights by name: the models share no layer name")
+        return pairs
+    raise ValueError(f"copy_weights expected by='index' or by='name', received {by!r}")
+
+
+def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, str]]:
+    """Copy parameters (and state such as BatchNorm statistics) layer by layer.
+
+    Parameters
+    ----------
+    src, dst : Sequential
+        ``dst`` is changed in place; its layers must be built (or buildable
+        from ``src``'s input shapes) and shaped like their partners.
+    by : {"index", "name"}
+        Pair layers at the same position, or with the same name (layers of
+        ``dst`` without a namesake in ``src`` are left alone).
+    layers : layer reference of ``dst``, optional
+        Copy only these (index, name, slice, range or list); every
+        selected layer must have a partner.
+
+    Returns
+    -------
+    list of (str, str)
+        The ``(source, destination)`` layer names copied.
+
+    Raises
+    ------
+    ValueError
+        On any shape mismatch, naming both layers and all their shapes;
+        nothing is copied then.
+    """
+    pairs = _pairs(src, dst, by, layers)
+    # check every pair before writing anything, so that a mismatch leaves dst untouched
+    for s, d in pairs:
+        if type(s) is not type(d):
+            raise ValueError(f"copy_weights cannot copy {_describe(s)} into {_describe(d)}: "
+                             f"different layer types")
+        if not d.built and s.built:
+            d.build(s.input_shape, dtype=d.dtype or s.dtype)
+        s_w, d_w = _weights(s), _weights(d)
+        if [np.shape(a) for a in s_w] != [np.shape(a) for a in d_w]:
+            raise ValueError(f"copy_weights shape mismatch: {_describe(s)} does not fit "
+                             f"{_describe(d)}")
+    for s, d in pairs:
+        for ps, pd in zip(s.parameters(), d.parameters()):
+            pd.value = ps.value
+        state = s.get_state()
+        if state:
+            d.set_state({k: np.array(v, copy=True) for k, v in state.items()})
+    return [(s.name, d.name) for s, d in pairs]
