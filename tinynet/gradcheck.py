@@ -1,0 +1,365 @@
+r"""Check analytic gradients against numerical ones: a test and a lesson.
+
+Every layer in tinynet writes its backward pass by hand, so every backward
+pass can be wrong. :func:`gradcheck` compares it with the one thing that
+cannot be: the definition of the derivative, estimated by *central
+differences*. For a scalar loss :math:`L(\theta)` and one entry
+:math:`\theta_i`,
+
+.. math::
+    \frac{\partial L}{\partial \theta_i} \approx
+    \frac{L(\theta + \varepsilon e_i) - L(\theta - \varepsilon e_i)}{2\varepsilon}
+
+Taylor's theorem shows why the *central* form is used: the even terms cancel,
+
+.. math::
+    L(\theta \pm \varepsilon e_i) = L \pm \varepsilon L' + \tfrac{\varepsilon^2}{2} L''
+    \pm \tfrac{\varepsilon^3}{6} L''' + \dots
+    \;\Rightarrow\;
+    \frac{L(+) - L(-)}{2\varepsilon} = L' + \tfrac{\varepsilon^2}{6} L''' + \dots
+
+so the truncation error is :math:`O(\varepsilon^2)` instead of the one-sided
+:math:`O(\varepsilon)`. A smaller :math:`\varepsilon` is not always better:
+the two losses agree in most of their digits, and the subtraction leaves a
+rounding error of about :math:`u\,|L| / \varepsilon` (:math:`u \approx 10^{-16}`
+in float64). :math:`\varepsilon = 10^{-6}` balances the two, which is why
+the check runs on a **float64 copy** of the target: in float32
+(:math:`u \approx 10^{-7}`) the rounding error alone would swamp the test.
+
+A layer's output is not a scalar, so for a layer or model without a loss the
+check uses :math:`L = \sum_k y_k r_k` with a fixed random :math:`r`: then
+:math:`\partial L/\partial y = r`, and every output entry takes part with a
+different weight (a plain sum would hide, say, a transposed gradient).
+
+The result compares, for each input and each trainable parameter, the
+analytic gradient :math:`a` and the numerical one :math:`n` by the worst
+relative error
+
+.. math::
+    \max_i \frac{|a_i - n_i|}{\max\bigl(|a_i|,\ |n_i|,\ \rho \max_j |n_j|,\ f\bigr)}
+
+The term :math:`\rho \max_j |n_j|` (:math:`\rho = 10^{-3}`, ``scale_floor``)
+judges entries far smaller than the array's largest *relative to that
+scale*: their numerical estimate carries the same absolute rounding error
+(about :math:`10^{-10}`) as the large ones, so a strict per-entry ratio
+would flag a correct gradient of :math:`10^{-5}`. The floor :math:`f`
+keeps all-zero arrays from dividing by zero. About :math:`10^{-7}` or less
+means the backward is right; :math:`10^{-2}` or more means it is wrong; in
+between, look for a kink (ReLU at 0, a max) within :math:`\varepsilon` of
+an input.
+
+Example
+-------
+>>> import numpy as np, tinynet as tn
+>>> layer = tn.layers.Dense(3, activation="tanh")
+>>> x = np.random.default_rng(0).standard_normal((4, 5))
+>>> result = tn.gradcheck(layer, x)
+>>> result.passed
+True
+>>> print(result)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+
+__all__ = ["gradcheck", "GradcheckResult", "relative_error"]
+
+
+def relative_error(analytic, numeric, floor: float = 1e-8,
+                   scale_floor: float = 1e-3) -> tuple[float, tuple]:
+    """Worst :math:`|a - n| / \\max(|a|, |n|, \\rho \\max|n|, f)` and where it occurs.
+
+    ``floor`` is :math:`f` and ``scale_floor`` is :math:`\\rho` (see the module
+    docstring); ``scale_floor=0`` gives the strict per-entry ratio.
+    """
+    a = np.asarray(analytic, np.float64)
+    n = np.asarray(numeric, np.float64)
+    if a.size == 0:
+        return 0.0, ()
+    finite = np.abs(n[np.isfinite(n)])
+    denom_floor = max(floor, scale_floor * float(finite.max(initial=0.0)))
+    err = np.abs(a - n) / np.maximum(np.maximum(np.abs(a), np.abs(n)), denom_floor)
+    flat = int(np.nanargmax(err)) if not np.isnan(err).all() else 0
+    worst = float(err.reshape(-1)[flat])
+    if np.isnan(err).any():  # a NaN gradient is never a pass
+        worst = float("nan")
+    return worst, np.unravel_index(flat, a.shape)
+
+
+@dataclass
+class GradcheckResult:
+    """What :func:`gradcheck` found.
+
+    Attributes
+    ----------
+    errors : dict of str to float
+        Worst relative error per checked array: ``"x"`` (or ``"x[0]"``, ... for
+        several inputs; ``"pred"`` for a loss) and each parameter's name.
+    analytic, numeric : dict of str to ndarray
+        The two gradients compared, entry by entry (only the checked entries
+        of the numeric one are filled when ``max_elements`` sampled them).
+    worst_index : dict of str to tuple
+        Where each array's worst error occurs.
+    tolerance : float
+    skipped : list of str
+        Frozen parameters (``trainable=False``), which are not checked.
+    """
+
+    errors: dict[str, float]
+    analytic: dict[str, np.ndarray] = field(repr=False)
+    numeric: dict[str, np.ndarray] = field(repr=False)
+    worst_index: dict[str, tuple] = field(repr=False)
+    tolerance: float = 1e-6
+    eps: float = 1e-6
+    target: str = ""
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def max_error(self) -> float:
+        """The worst error over every checked array (NaN if any gradient is NaN)."""
+        values = list(self.errors.values())
+        if any(np.isnan(v) for v in values):
+            return float("nan")
+        return max(values, default=0.0)
+
+    @property
+    def passed(self) -> bool:
+        return bool(self.max_error < self.tolerance)
+
+    def __str__(self) -> str:
+        header = ("name", "shape", "max rel error", "at index", "analytic", "numeric", "")
+        rows = []
+        for name, err in self.errors.items():
+            idx = self.worst_index[name]
+            a = self.analytic[name][idx] if self.analytic[name].size else float("nan")
+            n = self.numeric[name][idx] if self.numeric[name].size else float("nan")
+            ok = "ok" if err < self.tolerance else "FAIL"
+            rows.append((name, str(self.analytic[name].shape), f"{err:.2e}", str(tuple(
+                int(i) for i in idx)), f"{a:+.6e}", f"{n:+.6e}", ok))
+        widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+        lines = [f"gradcheck of {self.target} (float64 copy, central differences, "
+                 f"eps={self.eps:g})"]
+        for row in [header, *rows]:
+            lines.append("  ".join(str(c).ljust(w) for c, w in zip(row, widths)).rstrip())
+        if self.skipped:
+            lines.append(f"skipped (frozen): {', '.join(self.skipped)}")
+        verdict = "passed" if self.passed else "FAILED"
+        lines.append(f"{verdict}: max error {self.max_error:.2e} "
+                     f"(tolerance {self.tolerance:.0e})")
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- structures
+# Inputs and outputs may be one array, a list/tuple of arrays (several
+# inputs or heads) or a dict of arrays; these helpers walk all three.
+
+def _leaves(obj, prefix: str) -> list[tuple[str, np.ndarray]]:
+    if isinstance(obj, dict):
+        return [(f"{prefix}[{k!r}]", v) for k, v in obj.items()]
+    if isinstance(obj, (list, tuple)):
+        return [(f"{prefix}[{i}]", v) for i, v in enumerate(obj)]
+    return [(prefix, obj)]
+
+
+def _map(obj, fn):
+    if isinstance(obj, dict):
+        return {k: fn(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(fn(v) for v in obj)
+    return fn(obj)
+
+
+def _to_float64(a):
+    a = np.asarray(a)
+    if not np.issubdtype(a.dtype, np.floating):
+        raise TypeError(f"gradcheck expected floating-point inputs, received dtype "
+                        f"{a.dtype}")
+    return np.array(a, dtype=np.float64)
+
+
+def _maybe_float64(a):
+    """Targets: floats become float64 copies, integer labels stay as they are."""
+    a = np.asarray(a)
+    return np.array(a, dtype=np.float64) if np.issubdtype(a.dtype, np.floating) else a
+
+
+def _describe(target) -> str:
+    name = getattr(target, "name", None)
+    return f"{type(target).__name__} {name!r}" if isinstance(name, str) else type(target).__name__
+
+
+def _float64_copy(target):
+    work = copy.deepcopy(target)
+    if hasattr(work, "astype"):
+        work.astype(np.float64)
+    elif hasattr(work, "parameters"):
+        for p in work.parameters():
+            p.astype(np.float64)
+    return work
+
+
+# ---------------------------------------------------------------- the check
+def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-6, params: bool = True,
+              training: bool = False, seed: int = 0, tolerance: float = 1e-6,
+              max_elements: int | None = None, floor: float = 1e-8,
+              scale_floor: float = 1e-3) -> GradcheckResult:
+    """Compare ``target``'s backward pass with central finite differences.
+
+    Parameters
+    ----------
+    target : Layer, model or loss
+        A layer or model: anything with ``forward(x, training)``,
+        ``backward(dy)`` and ``parameters()``. A loss: ``forward(pred,
+        target) -> float`` and ``backward() -> dpred`` (no ``parameters``).
+        It is deep-copied and converted to float64; the original is left
+        exactly as it was.
+    x : ndarray, or list/tuple/dict of ndarrays
+        Input of the layer or model (several for multi-input models), or the
+        predictions given to a loss. Floating point.
+    y : ndarray, optional
+        Targets: required for a loss, and for a model checked with ``loss``.
+    loss : loss object, optional
+        Check ``loss(target(x), y)``; without it the scalar is
+        :math:`\\sum_k y_k r_k` with a fixed random ``r`` (see the module
+        docstring).
+    eps : float, default 1e-6
+        Step of the central differences.
+    params : bool, default True
+        Also check every trainable parameter (frozen ones are skipped and
+        listed in ``result.skipped``).
+    training : bool, default False
+        Forward mode. With ``True``, random layers (Dropout) get a fresh
+        generator seeded with ``seed`` before *every* forward pass, so each
+        evaluation draws the same mask and the function is deterministic.
+    seed : int, default 0
+        Seed of ``r`` and of those generators.
+    tolerance : float, default 1e-6
+        ``result.passed`` is ``max_error < tolerance``.
+    max_elements : int, optional
+        Check at most this many randomly chosen entries of each array (a
+        large model needs two forward passes per entry).
+    floor, scale_floor : float, default 1e-8 and 1e-3
+        Denominator floors of the relative error, absolute and relative to
+        the array's largest numerical gradient (module docstring).
+
+    Returns
+    -------
+    GradcheckResult
+        ``.errors`` (per array), ``.max_error``, ``.passed``; ``print`` it for
+        a table.
+    """
+    is_loss = not hasattr(target, "parameters")
+    if (is_loss or loss is not None) and y is None:
+        raise ValueError(f"gradcheck of {_describe(loss if loss is not None else target)} "
+                         f"needs targets y")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
+        raise ValueError(f"gradcheck expected eps as a positive number, received {eps!r}")
+    problem = _Problem(target, x, y, loss, training, seed)
+    dx, all_params = problem.analytic_gradients()
+
+    checked = {}
+    input_name = "pred" if is_loss else "x"
+    for (name, arr), (_, grad) in zip(_leaves(problem.inputs, input_name),
+                                      _leaves(dx, input_name)):
+        checked[name] = (arr, np.array(grad, dtype=np.float64))
+    skipped = []
+    if params:
+        seen = set()
+        for i, p in enumerate(all_params):
+            name = p.name if p.name and p.name not in seen else f"param {i}"
+            seen.add(name)
+            if p.trainable:
+                checked[name] = (p.value, p.grad.astype(np.float64))
+            else:
+                skipped.append(name)
+
+    errors, analytic, numeric, worst = {}, {}, {}, {}
+    for name, (arr, grad) in checked.items():
+        num = _numerical_grad(problem.value, arr, float(eps), max_elements, problem.rng)
+        picked = ~np.isnan(num)  # entries left out by max_elements compare as 0 == 0
+        errors[name], worst[name] = relative_error(
+            np.where(picked, grad, 0.0), np.where(picked, num, 0.0), floor, scale_floor)
+        analytic[name], numeric[name] = grad, num
+    return GradcheckResult(errors=errors, analytic=analytic, numeric=numeric,
+                           worst_index=worst, tolerance=tolerance, eps=float(eps),
+                           target=_describe(target), skipped=skipped)
+
+
+class _Problem:
+    """The scalar function being checked, on float64 copies of everything.
+
+    For a loss: ``L = loss(pred, y)``. For a layer or model with a loss:
+    ``L = loss(f(x), y)``; without one: ``L = sum(f(x) * r)``.
+    """
+
+    def __init__(self, target, x, y, loss, training, seed):
+        self.is_loss = not hasattr(target, "parameters")
+        self.work = _float64_copy(target)
+        self.loss = None if loss is None else copy.deepcopy(loss)
+        self.inputs = _map(x, _to_float64)
+        self.targets = None if y is None else _map(y, _maybe_float64)
+        self.training = training
+        self.seed = seed
+        # a stream of its own, so r never equals data the user drew with the same seed
+        self.rng = np.random.default_rng([seed, 0x6772])
+        self.directions = None
+        if not self.is_loss and self.loss is None:
+            self.directions = _map(self._forward(), lambda o: self.rng.standard_normal(
+                np.shape(o)))
+
+    def _forward(self):
+        if hasattr(self.work, "set_rng"):  # the same dropout masks in every evaluation
+            self.work.set_rng(np.random.default_rng(self.seed))
+        return self.work.forward(self.inputs, training=self.training)
+
+    def value(self) -> float:
+        if self.is_loss:
+            return float(self.work.forward(self.inputs, self.targets))
+        out = self._forward()
+        if self.loss is not None:
+            return float(self.loss.forward(out, self.targets))
+        pairs = zip(_leaves(out, ""), _leaves(self.directions, ""))
+        return float(sum(np.sum(o * r) for (_, o), (_, r) in pairs))
+
+    def analytic_gradients(self):
+        """``(dL/dinputs, params)`` from one forward and one backward pass, with
+        the parameters' gradients zeroed first (read them from ``params``)."""
+        if self.is_loss:
+            self.work.forward(self.inputs, self.targets)
+            return self.work.backward(), []
+        out = self._forward()
+        params = list(self.work.parameters())  # a lazily built layer has them only now
+        for p in params:
+            p.zero_grad()
+        if self.loss is not None:
+            self.loss.forward(out, self.targets)
+            dout = self.loss.backward()
+        else:
+            dout = self.directions
+        return self.work.backward(dout), params
+
+
+def _numerical_grad(objective, arr, eps, max_elements, rng) -> np.ndarray:
+    """Central differences of ``objective()`` w.r.t. each (or a sample of the)
+    entries of ``arr``, which is perturbed in place and restored exactly.
+    Unchecked entries are NaN."""
+    grad = np.full(arr.shape, np.nan)
+    flat, gflat = arr.reshape(-1), grad.reshape(-1)
+    if flat.size and not np.shares_memory(flat, arr):
+        raise ValueError("gradcheck needs contiguous arrays to perturb")
+    indices = np.arange(flat.size)
+    if max_elements is not None and flat.size > max_elements:
+        indices = np.sort(rng.choice(flat.size, size=max_elements, replace=False))
+    for i in indices:
+        old = flat[i]
+        flat[i] = old + eps
+        plus = objective()
+        flat[i] = old - eps
+        minus = objective()
+        flat[i] = old
+        gflat[i] = (plus - minus) / (2 * eps)
+    return grad
