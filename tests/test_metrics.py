@@ -1,0 +1,103 @@
+"""Metrics against small hand-written references."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinynet import metrics
+
+
+def _slow_top_k(pred, labels, k):
+    """Reference: rank every row with a stable sort (ties to the lower index)."""
+    hits = 0
+    for row, label in zip(pred, labels):
+        order = sorted(range(len(row)), key=lambda c: (-row[c], c))
+        hits += label in order[:k]
+    return hits / len(labels)
+
+
+def test_accuracy_from_logits_and_probabilities_agree():
+    logits = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [1.0, 0.0, 5.0], [4.0, 0.0, 0.0]])
+    labels = np.array([0, 1, 1, 2])
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    assert metrics.accuracy(logits, labels) == 0.5
+    assert metrics.accuracy(probs, labels) == 0.5
+    one_hot = np.eye(3)[labels]
+    assert metrics.accuracy(logits, one_hot) == 0.5
+
+
+def test_binary_accuracy_thresholds_a_logit_at_zero():
+    logits = np.array([[-1.0], [0.5], [2.0], [-0.1]])
+    labels = np.array([0, 1, 0, 1])
+    assert metrics.accuracy(logits, labels) == 0.5
+    assert metrics.accuracy(logits[:, 0], labels) == 0.5
+    probs = np.array([0.2, 0.6, 0.7, 0.4])
+    assert metrics.Accuracy(threshold=0.5)(probs, labels) == 0.5
+
+
+@given(st.integers(1, 12), st.integers(2, 6), st.integers(1, 6), st.integers(0, 10_000))
+def test_top_k_matches_slow_reference(n, classes, k, seed):
+    rng = np.random.default_rng(seed)
+    pred = rng.integers(0, 3, size=(n, classes)).astype(np.float64)  # many ties
+    labels = rng.integers(0, classes, size=n)
+    assert metrics.top_k_accuracy(pred, labels, k=k) == pytest.approx(
+        _slow_top_k(pred, labels, k))
+
+
+def test_top_1_equals_accuracy_without_ties():
+    rng = np.random.default_rng(0)
+    pred = rng.standard_normal((50, 7))
+    labels = rng.integers(0, 7, 50)
+    assert metrics.top_k_accuracy(pred, labels, k=1) == metrics.accuracy(pred, labels)
+
+
+def test_mse_mae():
+    pred = np.array([[1.0, 2.0], [3.0, 4.0]])
+    target = np.array([[1.0, 0.0], [0.0, 4.0]])
+    assert metrics.mse(pred, target) == pytest.approx((4 + 9) / 4)
+    assert metrics.mae(pred, target) == pytest.approx((2 + 3) / 4)
+    # (n,) targets for an (n, 1) output are accepted
+    assert metrics.mse(np.array([[1.0], [2.0]]), np.array([0.0, 0.0])) == 2.5
+
+
+def test_get_names_instances_functions_and_configs():
+    assert isinstance(metrics.get("accuracy"), metrics.Accuracy)
+    assert isinstance(metrics.get("acc"), metrics.Accuracy)
+    assert metrics.get("top_3_accuracy").k == 3
+    assert metrics.get("top3_accuracy").name == "top_3_accuracy"
+    assert metrics.get("top_k_accuracy").k == 5
+
+    def my_metric(pred, target):
+        return 1.0
+
+    assert metrics.get(my_metric).name == "my_metric"
+    for metric in (metrics.Accuracy(), metrics.Accuracy(0.5), metrics.TopKAccuracy(2),
+                   metrics.MeanAbsoluteError()):
+        again = metrics.get(metrics.to_config(metric))
+        assert type(again) is type(metric) and again.get_config() == metric.get_config()
+    with pytest.raises(ValueError, match="cannot be saved"):
+        metrics.to_config(metrics.get(my_metric))
+
+
+def test_unknown_metric_suggests():
+    with pytest.raises(ValueError, match="unknown metric 'acuracy'; did you mean 'accuracy'"):
+        metrics.get("acuracy")
+    with pytest.raises(TypeError):
+        metrics.get(3)
+
+
+def test_bad_inputs():
+    pred = np.zeros((3, 4))
+    with pytest.raises(ValueError, match="labels in \\[0, 3\\]"):
+        metrics.accuracy(pred, np.array([0, 1, 4]))
+    with pytest.raises(ValueError, match="3 labels"):
+        metrics.accuracy(pred, np.array([0, 1]))
+    with pytest.raises(TypeError, match="floating-point"):
+        metrics.accuracy(np.zeros((3, 4), dtype=int), np.array([0, 1, 2]))
+    with pytest.raises(ValueError, match="shape"):
+        metrics.mse(pred, np.zeros((3, 5)))
+    with pytest.raises(ValueError, match="finite"):
+        metrics.mae(pred, np.full((3, 4), np.nan))
+    with pytest.raises(ValueError):
+        metrics.TopKAccuracy(0)
