@@ -9,20 +9,34 @@
 """
 
 from .batches import Batches, as_generator, batch_indices, iterate_minibatches, n_batches
-from .datasets import DIGITS_CLASSES, FASHION_MNIST_CLASSES, load_digits
+from .datasets import (DIGITS_CLASSES, FASHION_MNIST_CLASSES, IDX_DATASETS,
+                       DatasetNotFoundError, IDXDatasetSpec, cache_dir, load_digits,
+                       load_fashion_mnist, load_idx_dataset)
+from .download import ChecksumError
+from .idx import IDXError, read_idx, write_idx
 from .preprocessing import MinMaxScaler, Standardizer, one_hot, train_val_split
 
 __all__ = [
     "Batches",
+    "ChecksumError",
     "DIGITS_CLASSES",
+    "DatasetNotFoundError",
     "FASHION_MNIST_CLASSES",
+    "IDXDatasetSpec",
+    "IDXError",
+    "IDX_DATASETS",
     "MinMaxScaler",
     "Standardizer",
     "as_generator",
     "batch_indices",
+    "cache_dir",
     "iterate_minibatches",
     "load_digits",
+    "load_fashion_mnist",
+    "load_idx_dataset",
     "n_batches",
     "one_hot",
+    "read_idx",
     "train_val_split",
+    "write_idx",
 ]

@@ -7,14 +7,27 @@ Scaling to floats is the caller's choice (``x.astype("float32") / 255``).
 
 from __future__ import annotations
 
+import os
+import re
+from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
+
+from .download import ChecksumError, download_verified, md5_hex
+from .idx import IDXError, gunzip_if_needed, parse_idx
 
 __all__ = [
     "DIGITS_CLASSES",
     "FASHION_MNIST_CLASSES",
+    "IDX_DATASETS",
+    "DatasetNotFoundError",
+    "IDXDatasetSpec",
+    "cache_dir",
     "load_digits",
+    "load_fashion_mnist",
+    "load_idx_dataset",
 ]
 
 #: Class names of the digits data set, by label.
@@ -55,3 +68,307 @@ def load_digits():
         arrays = {key: np.array(data[key]) for key in ("x_train", "y_train", "x_test", "y_test")}
     return ((arrays["x_train"], arrays["y_train"].astype(np.int64)),
             (arrays["x_test"], arrays["y_test"].astype(np.int64)))
+
+
+# ---------------------------------------------------------------- IDX datasets
+
+#: The four files of an MNIST-style release, in the order x_train, y_train, x_test, y_test.
+MNIST_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+               "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+
+
+class DatasetNotFoundError(FileNotFoundError):
+    """The files of a dataset are nowhere tinynet looks, and could not be downloaded."""
+
+
+@dataclass(frozen=True)
+class IDXDatasetSpec:
+    """Where an MNIST-style dataset lives and how to check it.
+
+    Parameters
+    ----------
+    name : str
+        Directory name under the cache and ``$TINYNET_DATA`` (``"fashion-mnist"``).
+    title : str
+        Name for messages (``"Fashion-MNIST"``).
+    files : 4 str
+        IDX file names without ``.gz``: x_train, y_train, x_test, y_test.
+    urls : tuple of str
+        Base addresses to download ``<url><file>.gz`` from, tried in order.
+    md5 : dict
+        Published MD5 of each downloaded ``<file>.gz``.
+    content_md5 : dict
+        MD5 of each decompressed file: checks a file however it was
+        (re)compressed, e.g. by a distribution's package.
+    system_dirs : tuple of str
+        Where an operating-system package installs the files.
+    classes : tuple of str
+    how_to_get : str
+        Advice for the not-found message.
+    """
+
+    name: str
+    title: str
+    files: tuple = MNIST_FILES
+    urls: tuple = ()
+    md5: dict = field(default_factory=dict)
+    content_md5: dict = field(default_factory=dict)
+    system_dirs: tuple = ()
+    classes: tuple = ()
+    how_to_get: str = ""
+
+
+_FASHION_MNIST = IDXDatasetSpec(
+    name="fashion-mnist",
+    title="Fashion-MNIST",
+    # the README's own address first, then the files in the upstream repository
+    urls=("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
+          "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"),
+    # the MD5 column of the download table in the Fashion-MNIST README
+    md5={"train-images-idx3-ubyte.gz": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
+         "train-labels-idx1-ubyte.gz": "25c81989df183df01b3e8a0aad5dffbe",
+         "t10k-images-idx3-ubyte.gz": "bef4ecab320f06d8554ea6380940ec79",
+         "t10k-labels-idx1-ubyte.gz": "bb300cfdad3c16e7a12a480ee83cd310"},
+    # MD5 of the decompressed files as published by loaders that keep the raw files;
+    # Debian's copies (recompressed, so their .gz MD5 differs) decompress to exactly these
+    content_md5={"train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+                 "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+                 "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+                 "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965"},
+    system_dirs=("/usr/share/datasets/fashion-mnist",),
+    classes=FASHION_MNIST_CLASSES,
+    how_to_get="on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist; elsewhere "
+               "download the four .gz files from https://github.com/zalandoresearch/"
+               "fashion-mnist (data/fashion) into a directory and set TINYNET_DATA to it "
+               "(or pass root=/--data-dir)",
+)
+
+_MNIST = IDXDatasetSpec(
+    name="mnist",
+    title="MNIST",
+    urls=("https://ossci-datasets.s3.amazonaws.com/mnist/",),
+    # the checksums torchvision and others publish for the original files
+    md5={"train-images-idx3-ubyte.gz": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
+         "train-labels-idx1-ubyte.gz": "d53e105ee54ea40749a09fcbcd1e9432",
+         "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
+         "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
+    classes=DIGITS_CLASSES,
+    how_to_get="download the four MNIST .gz files into a directory and set TINYNET_DATA "
+               "to it (or pass root=/--data-dir)",
+)
+
+#: Datasets known by name; any other name loads MNIST-style files found locally.
+IDX_DATASETS = {spec.name: spec for spec in (_FASHION_MNIST, _MNIST)}
+
+_NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
+
+
+def cache_dir(name: str) -> Path:
+    """``~/.cache/tinynet/<name>`` (or under ``$XDG_CACHE_HOME`` when set)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "tinynet" / name
+
+
+def _spec_for(dataset) -> IDXDatasetSpec:
+    if isinstance(dataset, IDXDatasetSpec):
+        return dataset
+    if not isinstance(dataset, str):
+        raise TypeError(f"load_idx_dataset expected a dataset name or an IDXDatasetSpec, "
+                        f"received {type(dataset).__name__}")
+    key = dataset.lower().replace("_", "-")
+    if key in IDX_DATASETS:
+        return IDX_DATASETS[key]
+    if not _NAME_PATTERN.match(key):
+        raise ValueError(f"load_idx_dataset expected a dataset name of letters, digits, "
+                         f"'-', '_' or '.', received {dataset!r}")
+    return IDXDatasetSpec(name=key, title=dataset,
+                          how_to_get="put the four MNIST-style IDX files "
+                                     f"({', '.join(MNIST_FILES)}, .gz or not) in a "
+                                     "directory and pass root= (or set TINYNET_DATA)")
+
+
+def _search_dirs(spec: IDXDatasetSpec, root) -> list:
+    """(directory, why) pairs in search order."""
+    dirs = []
+    if root is not None:
+        dirs += [(Path(root), "root="), (Path(root) / spec.name, "root=")]
+    env = os.environ.get("TINYNET_DATA")
+    if env:
+        dirs += [(Path(env), "$TINYNET_DATA"), (Path(env) / spec.name, "$TINYNET_DATA")]
+    dirs.append((cache_dir(spec.name), "download cache"))
+    dirs += [(Path(d), "system package") for d in spec.system_dirs]
+    return dirs
+
+
+def _files_in(directory: Path, spec: IDXDatasetSpec):
+    """(paths of the four files, or None) and a note on what is missing."""
+    if not directory.is_dir():
+        return None, "does not exist"
+    found, missing = [], []
+    for stem in spec.files:
+        path = next((p for p in (directory / stem, directory / f"{stem}.gz") if p.is_file()),
+                    None)
+        (found if path else missing).append(path or stem)
+    if missing:
+        return None, "missing " + ", ".join(missing)
+    return found, ""
+
+
+def _decode(data: bytes, stem: str, source: str, spec: IDXDatasetSpec, verify: bool):
+    """Parse one file's bytes; with ``verify``, compare its content with the published MD5."""
+    content = gunzip_if_needed(data, source)
+    array = parse_idx(content, source)  # structural errors first: they say more
+    if verify and stem in spec.content_md5 and md5_hex(content) != spec.content_md5[stem]:
+        raise ChecksumError(f"{source}: content MD5 {md5_hex(content)} differs from the "
+                            f"published {spec.content_md5[stem]} of {spec.title}'s {stem}; "
+                            f"the file is damaged or another version: delete it to fetch "
+                            f"a fresh copy")
+    return array
+
+
+def _assemble(arrays, spec: IDXDatasetSpec, sources):
+    x_train, y_train, x_test, y_test = arrays
+    for x, y, x_src, y_src in ((x_train, y_train, sources[0], sources[1]),
+                               (x_test, y_test, sources[2], sources[3])):
+        if y.ndim != 1 or x.ndim < 2 or len(x) != len(y):
+            raise IDXError(f"{spec.title}: images {x_src} of shape {x.shape} do not match "
+                           f"labels {y_src} of shape {y.shape} (expected (n, ...) and (n,))")
+    return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64))
+
+
+def _download_one(spec: IDXDatasetSpec, stem: str, verify: bool, verbose: bool,
+                  timeout: float) -> list:
+    """Try each address for ``<stem>.gz``; returns failure notes (empty on success)."""
+    gz_name = f"{stem}.gz"
+    target = cache_dir(spec.name) / gz_name
+    failures, refused = [], None
+    for base in spec.urls:
+        url = base + gz_name
+        try:
+            download_verified(url, target, md5=spec.md5.get(gz_name), timeout=timeout,
+                              verbose=verbose,
+                              check=lambda data, url=url: _decode(data, stem, url, spec, verify))
+            return []
+        except (ChecksumError, IDXError) as exc:  # served, but not the published file
+            failures.append(f"{url}: {exc}")
+            refused = exc
+        except OSError as exc:  # unreachable, HTTP error, cut off: try the next address
+            failures.append(f"{url}: {exc}")
+    if refused is not None:
+        raise type(refused)(f"{spec.title}: no verified copy of {gz_name} could be "
+                            f"downloaded; nothing was kept in {target.parent}:\n  "
+                            + "\n  ".join(failures)) from None
+    return failures
+
+
+def _download(spec: IDXDatasetSpec, verify: bool, verbose: bool, timeout: float) -> list:
+    """Fetch every missing file into the cache; returns failure notes (empty on success)."""
+    for stem in spec.files:
+        if not any((cache_dir(spec.name) / name).is_file() for name in (stem, f"{stem}.gz")):
+            failures = _download_one(spec, stem, verify, verbose, timeout)
+            if failures:
+                return failures
+    return []
+
+
+def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: bool = True,
+                     verbose: bool = True, timeout: float = 60.0):
+    """Load an MNIST-style dataset of four IDX files (Fashion-MNIST, MNIST, KMNIST, ...).
+
+    Looks for the files (``<file>`` or ``<file>.gz``), in order, in
+
+    1. ``root`` and ``root/<name>``, when given;
+    2. ``$TINYNET_DATA`` and ``$TINYNET_DATA/<name>``, when set;
+    3. the download cache ``~/.cache/tinynet/<name>`` (``$XDG_CACHE_HOME`` honoured);
+    4. where an operating-system package installs them (Debian's
+       ``dataset-fashion-mnist``: ``/usr/share/datasets/fashion-mnist``).
+
+    If none has all four files and the dataset has a download address, the
+    missing files are downloaded into the cache, checked against the
+    published checksums and only then kept.
+
+    Parameters
+    ----------
+    dataset : str or IDXDatasetSpec
+        ``"fashion-mnist"``, ``"mnist"`` (known addresses and checksums), any
+        other name for files you provide (e.g. ``"kmnist"`` with ``root=``),
+        or a spec of your own.
+    root : str or os.PathLike, optional
+    download : bool, optional
+        Default: download unless the environment variable ``TINYNET_OFFLINE``
+        is set.
+    verify : bool, default True
+        Compare each file's content with its published MD5 where known.
+    verbose : bool, default True
+        Say on stderr what is downloaded.
+    timeout : float, default 60
+        Seconds of network silence before a download is abandoned.
+
+    Returns
+    -------
+    (x_train, y_train), (x_test, y_test)
+        Images as stored (uint8 of shape (n, 28, 28) for the MNIST family),
+        labels int64.
+
+    Raises
+    ------
+    DatasetNotFoundError
+        Nowhere to be found and not downloadable; the message lists every
+        place searched and how to get the files.
+    IDXError, ChecksumError
+        A file found is truncated, not IDX, or not the published file.
+    """
+    spec = _spec_for(dataset)
+    notes = []
+    for directory, why in _search_dirs(spec, root):
+        paths, note = _files_in(directory, spec)
+        if paths is not None:
+            return _load_paths(paths, spec, verify)
+        notes.append(f"  - {directory} ({why}): {note}")
+    if download is None:
+        download = not os.environ.get("TINYNET_OFFLINE")
+    if not spec.urls:
+        notes.append(f"No download address is known for {spec.title!r}.")
+    elif not download:
+        notes.append("Downloading is switched off (download=False or TINYNET_OFFLINE is set).")
+    else:
+        failures = _download(spec, verify, verbose, timeout)
+        if not failures:
+            paths, _ = _files_in(cache_dir(spec.name), spec)
+            return _load_paths(paths, spec, verify)
+        notes.append("Downloading failed:")
+        notes += [f"  - {failure}" for failure in failures]
+    wanted = ", ".join(f"{stem}[.gz]" for stem in spec.files)
+    raise DatasetNotFoundError(
+        f"{spec.title} not found. tinynet looked for {wanted} in:\n" + "\n".join(notes)
+        + f"\nTo get the files: {spec.how_to_get}.")
+
+
+def _load_paths(paths, spec: IDXDatasetSpec, verify: bool):
+    arrays = [_decode(Path(path).read_bytes(), stem, str(path), spec, verify)
+              for path, stem in zip(paths, spec.files)]
+    return _assemble(arrays, spec, [str(p) for p in paths])
+
+
+def load_fashion_mnist(root=None, download: bool | None = None, verify: bool = True,
+                       verbose: bool = True):
+    """Fashion-MNIST (Xiao, Rasul and Vollgraf, 2017; MIT licence): 70,000 28x28 images.
+
+    Zalando's article images in 10 classes (:data:`FASHION_MNIST_CLASSES`),
+    60,000 for training and 10,000 for testing. Where the files are looked
+    for and how they are downloaded: :func:`load_idx_dataset`. On Debian and
+    Ubuntu, ``apt-get install dataset-fashion-mnist`` provides them.
+
+    Returns
+    -------
+    (x_train, y_train), (x_test, y_test)
+        ``x_train`` uint8 of shape (60000, 28, 28), ``y_train`` int64 of
+        shape (60000,); ``x_test`` (10000, 28, 28), ``y_test`` (10000,).
+
+    Examples
+    --------
+    >>> (x_train, y_train), (x_test, y_test) = load_fashion_mnist()
+    >>> x_train = x_train.reshape(len(x_train), -1).astype("float32") / 255
+    """
+    return load_idx_dataset("fashion-mnist", root=root, download=download, verify=verify,
+                            verbose=verbose)

@@ -1,0 +1,93 @@
+"""The IDX reader and writer: round trips and every kind of broken file."""
+
+import gzip
+import struct
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+
+from tinynet.data import IDXError, read_idx, write_idx
+from tinynet.data.idx import encode_idx, parse_idx
+
+dtypes = st.sampled_from([np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
+
+
+@given(array=dtypes.flatmap(lambda dt: hnp.arrays(
+    dt, hnp.array_shapes(min_dims=1, max_dims=4, min_side=0, max_side=5),
+    elements=hnp.from_dtype(np.dtype(dt), allow_nan=False))),
+    compress=st.booleans())
+def test_round_trip_bytes(array, compress):
+    data = encode_idx(array)
+    if compress:
+        data = gzip.compress(data)
+    back = parse_idx(data)
+    assert back.dtype == array.dtype and back.dtype.isnative
+    assert back.shape == array.shape
+    np.testing.assert_array_equal(back, array)
+
+
+def test_header_matches_the_published_layout():
+    data = encode_idx(np.arange(6, dtype=np.uint8).reshape(2, 3))
+    assert data[:4] == b"\x00\x00\x08\x02"
+    assert struct.unpack(">II", data[4:12]) == (2, 3)
+    assert data[12:] == bytes(range(6))
+    assert parse_idx(encode_idx(np.array([1], dtype=np.int32)))[0] == 1
+    assert encode_idx(np.array([1], dtype=np.int32))[-4:] == b"\x00\x00\x00\x01"  # big-endian
+
+
+@pytest.mark.parametrize("name", ["images-idx3-ubyte", "images-idx3-ubyte.gz"])
+def test_file_round_trip_and_writable(tmp_path, name):
+    tmp_path = tmp_path / "files"
+    tmp_path.mkdir()
+    images = np.random.default_rng(0).integers(0, 256, (7, 28, 28), dtype=np.uint8)
+    path = write_idx(tmp_path / name, images)
+    assert path.read_bytes()[:2] == (b"\x1f\x8b" if name.endswith(".gz") else b"\x00\x00")
+    back = read_idx(path)
+    np.testing.assert_array_equal(back, images)
+    back[0, 0, 0] = 1  # a writable copy, not a view of the file's bytes
+    assert [p.name for p in tmp_path.iterdir()] == [name]  # no temporary file left
+
+
+def test_gzip_detected_by_content_not_name(tmp_path):
+    path = tmp_path / "labels.idx"
+    path.write_bytes(gzip.compress(encode_idx(np.arange(3, dtype=np.uint8))))
+    np.testing.assert_array_equal(read_idx(path), [0, 1, 2])
+
+
+good = encode_idx(np.arange(12, dtype=np.uint8).reshape(3, 4))
+
+
+@pytest.mark.parametrize("data, match", [
+    (b"\x1f\x8b\x08\x00junk", "corrupt gzip|truncated"),
+    (gzip.compress(good)[:-12], "gzip stream is truncated"),
+    (b"PK\x03\x04" + good, "bad magic number"),
+    (b"\x00\x00\x07\x01" + good[4:], "bad magic number"),
+    (b"\x00\x00", "too short"),
+    (b"\x00\x00\x08\x03\x00\x00\x00\x03", "truncated header"),
+    (good[:-1], r"wrong length.*truncated"),
+    (good + b"\x00", "trailing bytes"),
+    (gzip.compress(good[:-5]), r"wrong length.*truncated"),
+])
+def test_broken_files_raise_idx_error(data, match):
+    with pytest.raises(IDXError, match=match):
+        parse_idx(data, "broken.idx")
+
+
+def test_error_names_the_file(tmp_path):
+    path = tmp_path / "x-idx1-ubyte"
+    path.write_bytes(good[:-1])
+    with pytest.raises(IDXError, match=str(path)):
+        read_idx(path)
+    with pytest.raises(FileNotFoundError):
+        read_idx(tmp_path / "absent")
+
+
+def test_write_refuses_unsupported_dtype(tmp_path):
+    tmp_path = tmp_path / "files"
+    tmp_path.mkdir()
+    with pytest.raises(TypeError, match="uint8, int8"):
+        write_idx(tmp_path / "a", np.zeros(2, dtype=np.int64))
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,88 @@
+"""Download a file into a cache directory: verified first, renamed into place last.
+
+The bytes go to a temporary ``.part`` file beside the destination; only when
+the download is complete, its size matches the server's ``Content-Length``,
+its MD5 matches the published checksum and ``check`` accepts it is it renamed
+(atomically) to its final name. Any failure removes the temporary file, so
+the cache never holds a half-written or unverified file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import sys
+import tempfile
+import urllib.request
+from pathlib import Path
+
+__all__ = ["ChecksumError", "download_verified", "md5_hex"]
+
+_CHUNK = 1 << 20
+
+
+class ChecksumError(ValueError):
+    """A file whose checksum differs from the published one."""
+
+
+def md5_hex(data: bytes) -> str:
+    """Hex MD5 of ``data`` (an integrity check against published sums, not security)."""
+    return hashlib.md5(data, usedforsecurity=False).hexdigest()
+
+
+def download_verified(url: str, dest, md5: str | None = None, check=None,
+                      timeout: float = 60.0, verbose: bool = True) -> Path:
+    """Fetch ``url`` to ``dest`` only if it arrives whole and verified.
+
+    Parameters
+    ----------
+    url : str
+    dest : str or os.PathLike
+        Final path; its directory is created if needed.
+    md5 : str, optional
+        Published MD5 (hex) of the file as served.
+    check : callable(bytes) -> None, optional
+        Further validation of the content (e.g. parse it); raises to refuse.
+    timeout : float
+        Seconds without data before giving up.
+    verbose : bool
+        One line on stderr per file.
+
+    Raises
+    ------
+    OSError (urllib.error.URLError, TimeoutError, ...)
+        The server could not be reached or the transfer broke off.
+    ChecksumError
+        The content differs from the published checksum.
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    if verbose:
+        print(f"tinynet: downloading {url}", file=sys.stderr, flush=True)
+    handle, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
+    try:
+        with os.fdopen(handle, "wb") as out, \
+                urllib.request.urlopen(url, timeout=timeout) as response:
+            announced = response.headers.get("Content-Length")
+            chunks = []
+            try:
+                while chunk := response.read(_CHUNK):
+                    chunks.append(chunk)
+            except http.client.HTTPException as exc:  # e.g. IncompleteRead: connection cut
+                raise OSError(f"incomplete download of {url}: {exc!r}") from None
+            data = b"".join(chunks)
+            out.write(data)
+        if announced is not None and len(data) != int(announced):
+            raise OSError(f"incomplete download of {url}: received {len(data)} of "
+                          f"{announced} bytes")
+        if md5 is not None and md5_hex(data) != md5:
+            raise ChecksumError(f"{url}: MD5 {md5_hex(data)} differs from the published "
+                                f"{md5}; the file was not kept")
+        if check is not None:
+            check(data)
+        os.replace(tmp, dest)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return dest
