@@ -1,0 +1,62 @@
+"""Small models and task batches shared by the meta-learning tests."""
+
+import numpy as np
+
+from tinynet.layers import Dense
+from tinynet.meta import TaskBatch
+
+
+def mlp_layers(sizes, activation="tanh", seed=0, dtype="float64"):
+    """Dense layers of widths ``sizes`` with ``activation`` between them."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        act = activation if i < len(sizes) - 2 else None
+        layers.append(Dense(n_out, activation=act, input_dim=n_in, dtype=dtype,
+                            seed=seed + i))
+    return layers
+
+
+def regression_tasks(n_tasks, k, n_in=1, n_out=1, seed=0, q=None):
+    rng = np.random.default_rng(seed)
+    q = k if q is None else q
+    return TaskBatch(rng.standard_normal((n_tasks, k, n_in)),
+                     rng.standard_normal((n_tasks, k, n_out)),
+                     rng.standard_normal((n_tasks, q, n_in)),
+                     rng.standard_normal((n_tasks, q, n_out)))
+
+
+def randomize(net, seed):
+    """Random non-zero weights (biases included) for a FunctionalMLP's model."""
+    rng = np.random.default_rng(seed)
+    theta = rng.standard_normal(net.n_params) * 0.8
+    net.set_params(theta)
+    return theta
+
+
+def rel_error(analytic, numeric):
+    """Worst relative error, with entries far below the array's scale judged
+    against 1e-3 of that scale (central differences carry ~1e-10 absolute
+    noise, which would swamp the relative error of a 1e-5 entry)."""
+    from tests.fd import max_rel_error
+    numeric = np.asarray(numeric, np.float64)
+    return max_rel_error(analytic, numeric, floor=max(1e-3 * float(np.abs(numeric).max()), 1e-8))
+
+
+def numerical_grad4(f, x, eps=1e-4):
+    """d f / d x by the fourth-order central difference
+    (8 f(x+h) - 8 f(x-h) - f(x+2h) + f(x-2h)) / 12h, element by element
+    (``x`` is perturbed in place and restored). Truncation O(h^4) ~ 1e-16
+    and rounding ~1e-12 keep a 1e-6 relative check meaningful for the small
+    meta-gradients of nested inner loops, where tests.fd's second-order
+    difference has ~1e-10 absolute noise."""
+    grad = np.zeros_like(x, dtype=np.float64)
+    flat, gflat = x.reshape(-1), grad.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        values = []
+        for step in (eps, -eps, 2 * eps, -2 * eps):
+            flat[i] = old + step
+            values.append(f())
+        flat[i] = old
+        gflat[i] = (8 * values[0] - 8 * values[1] - values[2] + values[3]) / (12 * eps)
+    return grad

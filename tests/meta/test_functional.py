@@ -1,0 +1,142 @@
+"""FunctionalMLP: forward matches the layers, gradients and exact
+Hessian-vector products match central differences (float64)."""
+
+import numpy as np
+import pytest
+from hypothesis import assume, given
+from hypothesis import strategies as st
+
+from tests.fd import max_rel_error
+from tests.meta.helpers import mlp_layers, numerical_grad4, rel_error
+from tests.meta.reference import loss_and_grad
+from tinynet.layers import Dense, Dropout, ReLU, Tanh
+from tinynet.meta import FunctionalMLP
+
+SMOOTH = ["tanh", "sigmoid", "silu", "elu"]
+
+
+def _net_and_data(data, activation, loss):
+    sizes = data.draw(st.lists(st.integers(1, 4), min_size=2, max_size=4), label="sizes")
+    if loss == "cross_entropy":
+        sizes[-1] = max(sizes[-1], 2)
+    n_tasks = data.draw(st.integers(1, 3), label="tasks")
+    n = data.draw(st.integers(1, 4), label="n")
+    seed = data.draw(st.integers(0, 2**16), label="seed")
+    rng = np.random.default_rng(seed)
+    net = FunctionalMLP(mlp_layers(sizes, activation, seed=seed))
+    theta = rng.standard_normal((n_tasks, net.n_params))
+    x = rng.standard_normal((n_tasks, n, sizes[0]))
+    if loss == "mse":
+        y = rng.standard_normal((n_tasks, n, sizes[-1]))
+    else:
+        y = rng.integers(0, sizes[-1], (n_tasks, n))
+    return net, theta, x, y, rng
+
+
+@given(st.data(), st.sampled_from(SMOOTH + ["relu", "leaky_relu"]),
+       st.sampled_from(["mse", "cross_entropy"]))
+def test_gradient_matches_finite_differences(data, activation, loss):
+    net, theta, x, y, _ = _net_and_data(data, activation, loss)
+    if activation in ("relu", "leaky_relu"):
+        # differences across a kink are not derivatives: keep pre-activations clear of 0
+        tape = net._forward(theta, x)[1]
+        assume(all(np.abs(entry[0]).min() > 1e-2 for entry in tape if isinstance(entry, tuple)))
+    ev = net.value_and_grad(theta, x, y, loss)
+    numeric = numerical_grad4(lambda: net.value_and_grad(theta, x, y, loss).loss.sum(), theta)
+    assert rel_error(ev.grad, numeric) < 1e-6
+
+
+@given(st.data(), st.sampled_from(SMOOTH), st.sampled_from(["mse", "cross_entropy"]))
+def test_hvp_matches_central_differences_of_gradients(data, activation, loss):
+    net, theta, x, y, rng = _net_and_data(data, activation, loss)
+    v = rng.standard_normal(theta.shape)
+    hv = net.value_and_grad(theta, x, y, loss).hvp(v)
+    eps = 1e-5
+    numeric = (net.value_and_grad(theta + eps * v, x, y, loss).grad
+               - net.value_and_grad(theta - eps * v, x, y, loss).grad) / (2 * eps)
+    assert rel_error(hv, numeric) < 1e-6
+
+
+def test_hvp_relu_matches_differences_away_from_kinks():
+    # ReLU has f'' = 0 almost everywhere: the R-op is exact where no unit
+    # crosses zero within the difference step.
+    layers = mlp_layers([2, 8, 8, 1], "relu", seed=3)
+    net = FunctionalMLP(layers)
+    rng = np.random.default_rng(0)
+    theta, x, y = rng.standard_normal((2, net.n_params)), rng.standard_normal((2, 5, 2)), \
+        rng.standard_normal((2, 5, 1))
+    v = rng.standard_normal(theta.shape)
+    eps = 1e-7
+    numeric = (net.value_and_grad(theta + eps * v, x, y).grad
+               - net.value_and_grad(theta - eps * v, x, y).grad) / (2 * eps)
+    assert rel_error(net.value_and_grad(theta, x, y).hvp(v), numeric) < 1e-6
+
+
+def test_gradient_agrees_with_independent_reference():
+    sizes = [2, 3, 3, 1]
+    net = FunctionalMLP(mlp_layers(sizes, "tanh"))
+    rng = np.random.default_rng(1)
+    theta, x, y = rng.standard_normal(net.n_params), rng.standard_normal((6, 2)), \
+        rng.standard_normal((6, 1))
+    ev = net.value_and_grad(theta, x[None], y[None])
+    loss, grad = loss_and_grad(theta, sizes, x, y)
+    assert np.isclose(ev.loss[0], loss, rtol=1e-12)
+    assert max_rel_error(ev.grad[0], grad) < 1e-10
+
+
+@pytest.mark.parametrize("activation", ["relu", "tanh", "sigmoid", "leaky_relu", "elu", "silu"])
+def test_forward_matches_layers_and_leaves_weights_alone(activation):
+    layers = mlp_layers([3, 5, 2], activation, seed=4)
+    net = FunctionalMLP(layers)
+    before = net.get_params()
+    x = np.random.default_rng(0).standard_normal((7, 3))
+    expected = layers[1].forward(layers[0].forward(x))
+    assert np.allclose(net.forward(before, x[None])[0], expected, rtol=1e-12, atol=1e-12)
+    other = np.stack([before, before + 1.0])
+    net.value_and_grad(other, np.stack([x, x]), np.zeros((2, 7, 2))).hvp(np.ones_like(other))
+    assert np.array_equal(net.get_params(), before)
+
+
+def test_standalone_activation_layers_and_param_round_trip():
+    layers = [Dense(4, input_dim=2, dtype="float64"), Tanh(), Dense(3, dtype="float64"), ReLU(),
+              Dense(1, dtype="float64")]
+    layers[2].build((4,), dtype="float64")
+    layers[4].build((3,), dtype="float64")
+    net = FunctionalMLP(layers)
+    assert net.n_params == 2 * 4 + 4 + 4 * 3 + 3 + 3 + 1
+    theta = np.arange(net.n_params, dtype=np.float64) / 10
+    net.set_params(theta)
+    assert np.array_equal(net.get_params(), theta)
+    assert np.array_equal(layers[0].W.value.ravel(), theta[:8])
+    assert list(net.mask([-1])) == [0.0] * (net.n_params - 4) + [1.0] * 4
+
+
+def test_errors():
+    with pytest.raises(ValueError, match="unbuilt"):
+        FunctionalMLP([Dense(3)])
+    with pytest.raises(ValueError, match="Dropout"):
+        FunctionalMLP([Dense(3, input_dim=2), Dropout(0.5)])
+    with pytest.raises(ValueError, match="at least one Dense"):
+        FunctionalMLP([ReLU()])
+    net = FunctionalMLP(mlp_layers([2, 3, 1]))
+    with pytest.raises(ValueError, match="theta of shape"):
+        net.forward(np.zeros(5), np.zeros((1, 4, 2)))
+    with pytest.raises(ValueError, match="x of shape"):
+        net.forward(np.zeros(net.n_params), np.zeros((1, 4, 3)))
+    with pytest.raises(ValueError, match="one per parameter row"):
+        net.forward(np.zeros((2, net.n_params)), np.zeros((3, 4, 2)))
+    with pytest.raises(ValueError, match="targets of shape"):
+        net.value_and_grad(np.zeros(net.n_params), np.zeros((1, 4, 2)), np.zeros((1, 3, 1)))
+    with pytest.raises(ValueError, match="labels"):
+        net.value_and_grad(np.zeros(net.n_params), np.zeros((1, 4, 2)),
+                           np.ones((1, 4), int), "cross_entropy")
+    with pytest.raises(ValueError, match="did you mean"):
+        net.value_and_grad(np.zeros(net.n_params), np.zeros((1, 4, 2)), np.zeros((1, 4, 1)),
+                           "mse_")
+    with pytest.raises(ValueError, match="set_params expected"):
+        net.set_params(np.zeros(3))
+    with pytest.raises(TypeError, match="floating-point"):
+        net.forward(np.zeros(net.n_params), np.zeros((1, 4, 2), int))
+    ev = net.value_and_grad(np.zeros(net.n_params), np.zeros((1, 4, 2)), np.zeros((1, 4, 1)))
+    with pytest.raises(ValueError, match="hvp expected"):
+        ev.hvp(np.zeros(3))

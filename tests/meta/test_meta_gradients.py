@@ -1,0 +1,113 @@
+"""The meta-gradients, checked against central differences (float64) of the
+post-adaptation query loss computed by an independent reference."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.meta.helpers import numerical_grad4 as numerical_grad
+from tests.meta.helpers import mlp_layers, randomize, regression_tasks, rel_error
+from tests.meta.reference import adapted_query_loss, loss_and_grad
+from tinynet.meta import ANIL, MAML, MetaSGD, Reptile, maml_meta_gradient
+
+
+def _mean_query_loss(theta0, lr, sizes, batch, steps, act="tanh"):
+    return np.mean([adapted_query_loss(theta0, lr, sizes, (batch.support_x[t], batch.support_y[t],
+                                                           batch.query_x[t], batch.query_y[t]),
+                                       steps, act)[0] for t in range(len(batch))])
+
+
+def _setup(sizes, n_tasks, k, seed, act="tanh"):
+    layers = mlp_layers(sizes, act, seed=seed)
+    learner = MAML(layers, inner_lr=0.3)
+    theta = randomize(learner.net, seed)
+    return layers, learner, theta, regression_tasks(n_tasks, k, sizes[0], sizes[-1], seed)
+
+
+@given(st.integers(1, 2), st.sampled_from(["tanh", "sigmoid"]), st.integers(0, 2**16),
+       st.integers(1, 3))
+def test_maml_meta_gradient_matches_finite_differences(steps, act, seed, n_tasks):
+    sizes = [1, 3, 3, 1]
+    _, learner, theta, batch = _setup(sizes, n_tasks, 4, seed, act)
+    learner.inner_steps = steps
+    loss, grad = learner.meta_gradient(batch)
+    assert np.isclose(loss, _mean_query_loss(theta, 0.3, sizes, batch, steps, act), rtol=1e-12)
+    numeric = numerical_grad(lambda: _mean_query_loss(theta, 0.3, sizes, batch, steps, act),
+                             theta)
+    assert rel_error(grad, numeric) < 1e-6
+
+
+@given(st.integers(1, 2), st.integers(0, 2**16))
+def test_metasgd_gradients_wrt_init_and_learning_rates(steps, seed):
+    sizes = [1, 3, 3, 1]
+    layers = mlp_layers(sizes, "tanh", seed=seed)
+    learner = MetaSGD(layers, inner_lr=0.1, inner_steps=steps)
+    theta = randomize(learner.net, seed)
+    lrs = np.random.default_rng(seed).uniform(0.05, 0.4, theta.size)
+    for p, chunk in zip(learner.lrs, np.split(lrs, np.cumsum([q.size for q in learner.lrs])[:-1])):
+        p.value = chunk.reshape(p.shape)
+    batch = regression_tasks(2, 4, seed=seed)
+    _, grad = learner.meta_gradient(batch)
+
+    def f():
+        return _mean_query_loss(theta, lrs, sizes, batch, steps)
+    assert rel_error(grad[:theta.size], numerical_grad(f, theta)) < 1e-6
+    assert rel_error(grad[theta.size:], numerical_grad(f, lrs)) < 1e-6
+
+
+def test_fomaml_is_query_gradient_at_adapted_params():
+    sizes = [2, 4, 1]
+    layers, _, theta, batch = _setup(sizes, 3, 5, seed=7)
+    fo = MAML(layers, inner_lr=0.3, inner_steps=2, first_order=True)
+    _, grad = fo.meta_gradient(batch)
+    expected = []
+    for t in range(len(batch)):
+        task = (batch.support_x[t], batch.support_y[t], batch.query_x[t], batch.query_y[t])
+        _, adapted = adapted_query_loss(theta, 0.3, sizes, task, 2)
+        expected.append(loss_and_grad(adapted, sizes, task[2], task[3])[1])
+    assert rel_error(grad, np.mean(expected, axis=0)) < 1e-10
+    second = MAML(layers, inner_lr=0.3, inner_steps=2).meta_gradient(batch)[1]
+    assert rel_error(grad, second) > 1e-3  # the Hessian terms matter here
+
+
+def test_anil_meta_gradient_adapts_head_only():
+    sizes = [1, 3, 2, 1]
+    layers, _, theta, batch = _setup(sizes, 2, 4, seed=11)
+    anil = ANIL(layers, loss="mse", inner_lr=0.3, inner_steps=2)
+    lr = np.zeros(theta.size)
+    lr[-3:] = 0.3  # head: W (2, 1) and b (1,)
+    _, grad = anil.meta_gradient(batch)
+    numeric = numerical_grad(lambda: _mean_query_loss(theta, lr, sizes, batch, 2), theta)
+    assert rel_error(grad, numeric) < 1e-6
+    adapted = anil.adapt(batch.support_x[0], batch.support_y[0], steps=3)
+    body_before = theta[:-3]
+    body_after = np.concatenate([p.value.ravel() for layer in adapted for p in layer.parameters()])
+    assert np.array_equal(body_after[:-3], body_before)
+    assert not np.array_equal(body_after[-3:], theta[-3:])
+
+
+def test_reptile_meta_gradient_is_init_minus_mean_adapted():
+    sizes = [1, 3, 1]
+    layers, _, theta, batch = _setup(sizes, 3, 4, seed=5)
+    reptile = Reptile(layers, inner_lr=0.2, inner_steps=3)
+    _, grad = reptile.meta_gradient(batch)
+    adapted = [adapted_query_loss(theta, 0.2, sizes, (batch.support_x[t], batch.support_y[t],
+                                                      batch.query_x[t], batch.query_y[t]), 3)[1]
+               for t in range(len(batch))]
+    assert rel_error(grad, theta - np.mean(adapted, axis=0)) < 1e-10
+
+
+def test_zero_steps_is_plain_query_gradient():
+    sizes = [1, 3, 1]
+    layers, learner, theta, batch = _setup(sizes, 2, 3, seed=2)
+    _, grad = maml_meta_gradient(learner.net, theta, 0.3, batch, 0)
+    expected = np.mean([loss_and_grad(theta, sizes, batch.query_x[t], batch.query_y[t])[1]
+                        for t in range(2)], axis=0)
+    assert rel_error(grad, expected) < 1e-10
+
+
+def test_meta_gradient_rejects_non_batches():
+    _, learner, _, _ = _setup([1, 2, 1], 1, 2, seed=0)
+    with pytest.raises(TypeError, match="TaskBatch"):
+        learner.meta_gradient({"support_x": 1})

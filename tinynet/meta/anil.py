@@ -1,0 +1,40 @@
+"""ANIL (Raghu et al. 2020, "Almost No Inner Loop"): MAML whose inner loop
+adapts only the head (the last Dense layer); the body is meta-learned but
+fixed within a task.
+
+It is MAML with a per-parameter inner learning rate that is zero outside
+the head, so the meta-gradient (second-order by default) is exact,
+including the body's mixed second derivatives.
+"""
+
+from __future__ import annotations
+
+from .maml import MAML
+
+__all__ = ["ANIL"]
+
+
+class ANIL(MAML):
+    """MAML adapting only the last ``head_layers`` Dense layers.
+
+    Parameters
+    ----------
+    head_layers : int, default 1
+    Others : see :class:`MAML`.
+    """
+
+    def __init__(self, model, loss="cross_entropy", inner_lr=0.01, inner_steps=1,
+                 meta_lr=1e-3, first_order=False, head_layers=1, meta_optimizer="adam"):
+        super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
+                         meta_lr=meta_lr, first_order=first_order,
+                         meta_optimizer=meta_optimizer)
+        n_dense = sum(1 for name, _, _ in self.net.shapes if name.endswith("/W"))
+        if isinstance(head_layers, bool) or not isinstance(head_layers, int) \
+                or not 1 <= head_layers <= n_dense:
+            raise ValueError(f"ANIL expected head_layers in [1, {n_dense}], "
+                             f"received {head_layers!r}")
+        self.head_layers = head_layers
+        self._lr = self.inner_lr * self.net.mask(range(-head_layers, 0))
+
+    def _inner_lr(self):
+        return self._lr

@@ -1,0 +1,270 @@
+"""What every gradient-based meta-learner shares: the meta-training loop
+(sample a meta-batch, compute the meta-gradient, one step of the meta-
+optimizer), task-batched adaptation by SGD, and evaluation with 95%
+confidence intervals.
+
+A subclass states only its meta-gradient (:meth:`MetaLearner._meta_gradient`)
+and, where it differs, its inner learning rate (:meth:`MetaLearner._inner_lr`).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+
+import numpy as np
+
+from ..checks import check_positive_int
+from ..param import Param
+from .functional import FunctionalMLP
+from .tasks import TaskBatch
+
+__all__ = ["MetaLearner", "summarize"]
+
+
+def summarize(values) -> tuple[float, float]:
+    """Mean and half-width of the normal 95% confidence interval of the mean."""
+    values = np.asarray(values, np.float64)
+    if values.size < 2:
+        return float(values.mean()), float("nan")
+    return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
+
+
+def _check_steps(steps, who):
+    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
+        raise ValueError(f"{who} expected steps as a non-negative integer, received {steps!r}")
+    return int(steps)
+
+
+class MetaLearner:
+    """Base class of the gradient-based meta-learners.
+
+    Parameters
+    ----------
+    model : Sequential (or list of layers) of Dense layers and activations
+        The network whose initial weights are meta-learned; its Params are
+        the meta-parameters and are updated in place by :meth:`meta_fit`.
+    loss : "mse" or "cross_entropy"
+    inner_lr : float
+        Learning rate of the inner (task adaptation) SGD steps.
+    inner_steps : int
+        Inner steps during meta-training.
+    meta_lr : float
+        Learning rate of the meta-optimizer.
+    meta_optimizer : str or callable, default "adam"
+        A name for :func:`tinynet.optim.get` or ``factory(params) -> optimizer``.
+
+    Attributes
+    ----------
+    net : FunctionalMLP
+    history : list of float
+        Mean query loss of each meta-training iteration.
+    """
+
+    def __init__(self, model, loss="mse", inner_lr=0.01, inner_steps=1, meta_lr=1e-3,
+                 meta_optimizer="adam"):
+        self.model = model
+        self.net = FunctionalMLP(model)
+        if loss not in ("mse", "cross_entropy"):
+            from ..checks import lookup
+            from .functional import LOSSES
+            lookup(LOSSES, loss, "loss")  # raises with a did-you-mean
+        self.loss = loss
+        if not (isinstance(inner_lr, (int, float)) and inner_lr >= 0):
+            raise ValueError(f"{type(self).__name__} expected inner_lr >= 0, received {inner_lr!r}")
+        self.inner_lr = float(inner_lr)
+        self.inner_steps = _check_steps(inner_steps, type(self).__name__)
+        if not (isinstance(meta_lr, (int, float)) and meta_lr > 0):
+            raise ValueError(f"{type(self).__name__} expected meta_lr > 0, received {meta_lr!r}")
+        self.meta_lr = float(meta_lr)
+        self.meta_optimizer = meta_optimizer
+        self._optimizer = None
+        self.history: list[float] = []
+
+    # ------------------------------------------------------- meta-parameters
+    def meta_parameters(self) -> list[Param]:
+        """The Params the meta-optimizer updates (the model's, in flat order)."""
+        return self.net.param_list()
+
+    def _meta_vector(self) -> np.ndarray:
+        return np.concatenate([p.value.ravel() for p in self.meta_parameters()])
+
+    def _set_meta_grad(self, grad) -> None:
+        offset = 0
+        for p in self.meta_parameters():
+            p.grad = grad[offset:offset + p.size].reshape(p.shape)
+            offset += p.size
+
+    @property
+    def optimizer(self):
+        """The meta-optimizer (created on first use, kept across meta_fit calls)."""
+        if self._optimizer is None:
+            params = self.meta_parameters()
+            if callable(self.meta_optimizer):
+                self._optimizer = self.meta_optimizer(params)
+            else:
+                from .. import optim
+                self._optimizer = optim.get(self.meta_optimizer, params, lr=self.meta_lr)
+        return self._optimizer
+
+    # ------------------------------------------------------------- training
+    def _inner_lr(self):
+        """Scalar or per-parameter (P,) learning rate of the inner SGD."""
+        return self.inner_lr
+
+    def _meta_gradient(self, batch: TaskBatch):
+        """Mean query loss of the batch and the gradient of it with respect
+        to the flat meta-parameter vector."""
+        raise NotImplementedError
+
+    def meta_gradient(self, batch: TaskBatch):
+        """``(mean query loss, flat meta-gradient)`` for one meta-batch,
+        without changing any parameter (what :meth:`meta_fit` steps on)."""
+        if not isinstance(batch, TaskBatch):
+            raise TypeError(f"{type(self).__name__}.meta_gradient expected a TaskBatch, "
+                            f"received {type(batch).__name__}")
+        return self._meta_gradient(batch)
+
+    def meta_fit(self, tasks, iterations: int, meta_batch_size: int = 25, seed=None,
+                 verbose: int = 0, log_every: int = 500):
+        """Meta-train: ``iterations`` meta-batches of ``meta_batch_size`` tasks.
+
+        Parameters
+        ----------
+        tasks : sampler with ``sample(n, rng)`` (SinusoidTasks,
+            EpisodeSampler) or a TaskBatch pool
+        iterations, meta_batch_size : int
+        seed : int, optional
+            Seeds the task draws (else the sampler's own generator is used).
+        verbose : int
+            1 prints the mean meta-loss every ``log_every`` iterations.
+
+        Returns
+        -------
+        history : list of float (mean query loss per iteration, all calls)
+        """
+        iterations = check_positive_int(iterations, "meta_fit", "iterations")
+        meta_batch_size = check_positive_int(meta_batch_size, "meta_fit", "meta_batch_size")
+        if not hasattr(tasks, "sample"):
+            raise TypeError(f"meta_fit expected a task sampler with .sample(n, rng) or a "
+                            f"TaskBatch, received {type(tasks).__name__}")
+        rng = None if seed is None else np.random.default_rng(seed)
+        opt = self.optimizer
+        start = time.perf_counter()
+        for it in range(iterations):
+            batch = tasks.sample(meta_batch_size, rng)
+            loss, grad = self._meta_gradient(batch)
+            self._set_meta_grad(grad)
+            opt.step()
+            self.history.append(float(loss))
+            if verbose and (it + 1) % log_every == 0:
+                recent = np.mean(self.history[-log_every:])
+                print(f"{type(self).__name__} iteration {it + 1}/{iterations}: meta-loss "
+                      f"{recent:.4f} ({time.perf_counter() - start:.1f} s)")
+        return self.history
+
+    # ----------------------------------------------------------- adaptation
+    def _adapt_theta(self, theta0, x, y, steps):
+        """Task-batched SGD from ``theta0``: returns (tasks, P) after ``steps``."""
+        lr = self._inner_lr()
+        theta = np.broadcast_to(theta0, (len(x), self.net.n_params))
+        for _ in range(steps):
+            theta = theta - lr * self.net.value_and_grad(theta, x, y, self.loss).grad
+        return theta
+
+    def _prepare_task(self, support_x, support_y):
+        x = np.asarray(support_x)
+        y = np.asarray(support_y)
+        if x.ndim != 2:
+            raise ValueError(f"{type(self).__name__}.adapt expected support_x of shape "
+                             f"(k, {self.net.input_dim}), received {x.shape}")
+        if self.loss == "mse" and y.ndim == 1:
+            y = y[:, None]
+        return x[None], y[None]
+
+    def adapt(self, support_x, support_y, steps: int | None = None):
+        """A copy of the model adapted to one task by ``steps`` inner SGD
+        steps on its support set (default: ``inner_steps``); the meta-learned
+        model itself is not changed.
+
+        Parameters
+        ----------
+        support_x : ndarray of shape (k, features)
+        support_y : ndarray of shape (k, outputs) or (k,) (targets or labels)
+        """
+        steps = self.inner_steps if steps is None else _check_steps(steps, "adapt")
+        x, y = self._prepare_task(support_x, support_y)
+        theta = self._adapt_theta(self._initial_theta(), x, y, steps)[0]
+        clone = copy.deepcopy(self.model)
+        FunctionalMLP(clone).set_params(np.ascontiguousarray(theta, dtype=self.net.dtype))
+        return clone
+
+    def _initial_theta(self):
+        return self.net.get_params()
+
+    def evaluate(self, tasks, steps=(1, 10), n_tasks: int | None = None, chunk: int = 200,
+                 seed=None) -> dict:
+        """Query loss (and accuracy for classification) after adapting to
+        each task's support set, for each number of inner steps.
+
+        Parameters
+        ----------
+        tasks : TaskBatch, or a sampler together with ``n_tasks``
+        steps : int or sequence of int
+        chunk : int
+            Tasks adapted at once (bounds memory).
+
+        Returns
+        -------
+        dict
+            ``{"n_tasks": n, "steps": {s: {"loss": mean, "loss_ci95": half-width,
+            "accuracy": ..., "accuracy_ci95": ...}}}`` (accuracy for
+            cross-entropy only).
+        """
+        batch = self._task_batch(tasks, n_tasks, seed)
+        steps = sorted({_check_steps(s, "evaluate")
+                        for s in ([steps] if np.isscalar(steps) else steps)})
+        theta0 = self._initial_theta()
+        per_step = {s: {"loss": [], "accuracy": []} for s in steps}
+        for start in range(0, len(batch), chunk):
+            part = batch[slice(start, start + chunk)]
+            theta, done = np.broadcast_to(theta0, (len(part), theta0.size)), 0
+            for s in steps:
+                theta = self._adapt_theta(theta, part.support_x, part.support_y, s - done)
+                done = s
+                self._score(theta, part, per_step[s])
+        return self._summary(len(batch), per_step)
+
+    def _task_batch(self, tasks, n_tasks, seed):
+        if isinstance(tasks, TaskBatch):
+            return tasks
+        if n_tasks is None or not hasattr(tasks, "sample"):
+            raise TypeError(f"evaluate expected a TaskBatch, or a sampler with n_tasks=, "
+                            f"received {type(tasks).__name__} with n_tasks={n_tasks!r}")
+        return tasks.sample(n_tasks, None if seed is None else np.random.default_rng(seed))
+
+    def _score(self, theta, part, into):
+        out = self.net.forward(theta, part.query_x)
+        from .functional import LOSSES
+        y = part.query_y
+        if self.loss == "mse" and y.ndim == 2:
+            y = y[..., None]
+        into["loss"].append(LOSSES[self.loss](out, y)[0])
+        if self.loss == "cross_entropy":
+            into["accuracy"].append((out.argmax(axis=2) == y).mean(axis=1))
+
+    @staticmethod
+    def _summary(n_tasks, per_step):
+        result = {"n_tasks": n_tasks, "steps": {}}
+        for s, lists in per_step.items():
+            entry = {}
+            for key, parts in lists.items():
+                if parts:
+                    entry[key], entry[key + "_ci95"] = summarize(np.concatenate(parts))
+            result["steps"][s] = entry
+        return result
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(loss={self.loss!r}, inner_lr={self.inner_lr}, "
+                f"inner_steps={self.inner_steps}, meta_lr={self.meta_lr})")

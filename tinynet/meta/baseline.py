@@ -1,0 +1,96 @@
+"""The baseline every meta-learner must beat: train one network on the
+pooled data of many tasks (or on the base classes), then fine-tune it on a
+new task's support set by plain SGD.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..checks import check_positive_int
+from .base import MetaLearner
+from .functional import FunctionalMLP, model_layers
+
+__all__ = ["Pretrained"]
+
+
+class Pretrained(MetaLearner):
+    """Pretrain-then-fine-tune.
+
+    ``meta_fit(tasks, ...)`` trains on the support and query points of each
+    meta-batch pooled, with no inner adaptation (for sinusoids: one network
+    fitted to all of them). ``fit(x, y, ...)`` trains on a plain labelled
+    dataset instead (e.g. the base classes). :meth:`new_head` swaps the
+    last Dense layer for a fresh zero-initialised one with a new number of
+    outputs, after which adaptation fine-tunes that head only. ``adapt`` and
+    ``evaluate`` fine-tune with SGD at ``inner_lr``.
+
+    Parameters
+    ----------
+    model, loss, inner_lr, meta_lr, meta_optimizer : see :class:`MAML`
+    """
+
+    def __init__(self, model, loss="mse", inner_lr=0.01, meta_lr=1e-3, meta_optimizer="adam"):
+        super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=0, meta_lr=meta_lr,
+                         meta_optimizer=meta_optimizer)
+        self._lr = self.inner_lr
+
+    def _inner_lr(self):
+        return self._lr
+
+    def _meta_gradient(self, batch):
+        x = np.concatenate([batch.support_x, batch.query_x], axis=1)
+        y = np.concatenate([batch.support_y, batch.query_y], axis=1)
+        ev = self.net.value_and_grad(self.net.get_params(), x, y, self.loss)
+        return float(ev.loss.mean()), ev.grad.mean(axis=0)
+
+    def fit(self, x, y, iterations: int, batch_size: int = 64, seed=None):
+        """Supervised training on one dataset, ``iterations`` mini-batches.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n, features)
+        y : ndarray of shape (n, outputs) or int labels of shape (n,)
+        """
+        iterations = check_positive_int(iterations, "Pretrained.fit", "iterations")
+        batch_size = check_positive_int(batch_size, "Pretrained.fit", "batch_size")
+        x = np.asarray(x).reshape(len(x), -1)
+        y = np.asarray(y)
+        if self.loss == "mse" and y.ndim == 1:
+            y = y[:, None]
+        if len(y) != len(x):
+            raise ValueError(f"Pretrained.fit expected as many targets as inputs ({len(x)}), "
+                             f"received {len(y)}")
+        rng = np.random.default_rng(seed)
+        opt = self.optimizer
+        for _ in range(iterations):
+            idx = rng.choice(len(x), min(batch_size, len(x)), replace=False)
+            ev = self.net.value_and_grad(self.net.get_params(), x[idx][None], y[idx][None],
+                                         self.loss)
+            self._set_meta_grad(ev.grad[0])
+            opt.step()
+            self.history.append(float(ev.loss[0]))
+        return self.history
+
+    def new_head(self, n_outputs: int, fine_tune="head"):
+        """Replace the last Dense layer by a zero-initialised one with
+        ``n_outputs`` units; ``fine_tune`` is "head" (adapt only it) or "all".
+
+        Afterwards ``self.model`` is the list of layers (body + new head).
+        """
+        from ..layers.dense import Dense
+
+        n_outputs = check_positive_int(n_outputs, "Pretrained.new_head", "n_outputs")
+        if fine_tune not in ("head", "all"):
+            raise ValueError(f"Pretrained.new_head expected fine_tune 'head' or 'all', "
+                             f"received {fine_tune!r}")
+        layers = model_layers(self.model)
+        last = max(i for i, layer in enumerate(layers) if isinstance(layer, Dense))
+        old = layers[last]
+        head = Dense(n_outputs, activation=None, use_bias=old.b is not None,
+                     kernel_initializer="zeros", input_dim=old.W.shape[0], dtype=old.W.dtype)
+        self.model = layers[:last] + [head] + layers[last + 1:]
+        self.net = FunctionalMLP(self.model)
+        self._optimizer = None
+        self._lr = self.inner_lr if fine_tune == "all" else self.inner_lr * self.net.mask([-1])
+        return self

@@ -1,0 +1,482 @@
+r"""Functional, task-batched use of an MLP: forward, gradient and exact
+Hessian-vector products for a given flat parameter vector.
+
+Meta-learning adapts many *copies* of one network, one per task. Instead of
+cloning layer objects, :class:`FunctionalMLP` reads the architecture of a
+model made of :class:`~tinynet.layers.Dense` layers and element-wise
+activations once, and then evaluates it for any parameter vector without
+touching the model's own weights. Parameters carry a leading *task* axis,
+``theta`` of shape ``(tasks, n_params)``, and inputs ``x`` of shape
+``(tasks, n, in)``: every operation of a meta-batch of 25 tasks is one
+batched matrix product, which is where the speed comes from.
+
+The flat layout is ``model.parameters()`` order (``W`` of each Dense layer,
+row-major, then its ``b``), so ``theta = concatenate([p.value.ravel() ...])``.
+
+Forward and backward of the net (per task, :math:`a_0 = x`):
+
+.. math::
+    z_l = a_{l-1} W_l + b_l, \quad a_l = f_l(z_l); \qquad
+    \delta z_l = \delta a_l \odot f_l'(z_l), \quad
+    \nabla W_l = a_{l-1}^\top \delta z_l, \quad \nabla b_l = \textstyle\sum_n \delta z_l,
+    \quad \delta a_{l-1} = \delta z_l W_l^\top
+
+Hessian-vector products (second-order MAML) are exact, by Pearlmutter's
+R-operator :math:`R\{\cdot\} = \tfrac{d}{dr}(\cdot)(\theta + r v)|_{r=0}`
+applied to every line above (forward mode over the backward pass), with
+:math:`v = (V_l, v_l)`:
+
+.. math::
+    R\{z_l\} = R\{a_{l-1}\} W_l + a_{l-1} V_l + v_l, \quad
+    R\{a_l\} = f_l'(z_l) \odot R\{z_l\}, \quad
+    R\{\delta a_L\} = \nabla^2_{\hat y} \ell \; R\{a_L\}
+
+.. math::
+    R\{\delta z_l\} = R\{\delta a_l\} \odot f'_l + \delta a_l \odot f''_l \odot R\{z_l\},
+    \quad R\{\nabla W_l\} = R\{a_{l-1}\}^\top \delta z_l + a_{l-1}^\top R\{\delta z_l\},
+
+.. math::
+    R\{\nabla b_l\} = \textstyle\sum_n R\{\delta z_l\}, \quad
+    R\{\delta a_{l-1}\} = R\{\delta z_l\} W_l^\top + \delta z_l V_l^\top
+
+and :math:`H v = R\{\nabla\theta\}`. One HVP costs about one forward plus one
+backward pass and reuses the caches of the gradient it differentiates.
+ReLU has :math:`f'' = 0` almost everywhere, so the HVP is exact except on
+the measure-zero kinks (where central differences of gradients are not).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..checks import as_float_array, lookup
+
+__all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers"]
+
+
+# --------------------------------------------------------------- activations
+# Each entry: forward f(z), first derivative f'(z, y), second derivative
+# f''(z, y) (None where it is zero almost everywhere). y = f(z) is passed so
+# the derivatives reuse the forward output where that is exact.
+def _sigmoid(z):
+    return 0.5 * (np.tanh(0.5 * z) + 1.0)
+
+
+def _relu(alpha=0.0):
+    if alpha == 0.0:
+        return (lambda z: np.maximum(z, 0), lambda z, y: (z > 0).astype(z.dtype), None)
+    return (lambda z: np.where(z > 0, z, alpha * z),
+            lambda z, y: np.where(z > 0, 1.0, alpha).astype(z.dtype), None)
+
+
+def _elu(alpha=1.0):
+    return (lambda z: np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0))),
+            lambda z, y: np.where(z > 0, 1.0, y + alpha).astype(z.dtype),
+            lambda z, y: np.where(z > 0, 0.0, y + alpha).astype(z.dtype))
+
+
+def _silu():
+    def d1(z, y):
+        s = _sigmoid(z)
+        return s * (1 + z * (1 - s))
+
+    def d2(z, y):
+        s = _sigmoid(z)
+        return s * (1 - s) * (2 + z * (1 - 2 * s))
+    return (lambda z: z * _sigmoid(z), d1, d2)
+
+
+_ACTIVATIONS = {
+    "Identity": lambda layer: None,
+    "ReLU": lambda layer: _relu(),
+    "LeakyReLU": lambda layer: _relu(float(getattr(layer, "alpha", 0.01))),
+    "ELU": lambda layer: _elu(float(getattr(layer, "alpha", 1.0))),
+    "SiLU": lambda layer: _silu(),
+    "Tanh": lambda layer: (np.tanh, lambda z, y: 1 - y * y, lambda z, y: -2 * y * (1 - y * y)),
+    "Sigmoid": lambda layer: (_sigmoid, lambda z, y: y * (1 - y),
+                              lambda z, y: y * (1 - y) * (1 - 2 * y)),
+}
+
+
+# -------------------------------------------------------------------- losses
+def mse(pred, target):
+    r"""Per-task mean squared error and its derivatives.
+
+    .. math::
+        \ell_t = \frac{1}{n d}\sum_{i,j} (\hat y_{tij} - y_{tij})^2, \quad
+        \frac{\partial \ell_t}{\partial \hat y} = \frac{2(\hat y - y)}{n d}, \quad
+        \nabla^2 \ell_t \, u = \frac{2u}{n d}
+
+    Parameters
+    ----------
+    pred, target : ndarray of shape (tasks, n, d)
+
+    Returns
+    -------
+    loss : ndarray of shape (tasks,)
+    dpred : ndarray of shape (tasks, n, d)
+    hess : callable u -> ndarray, the Hessian of the loss w.r.t. ``pred`` times u
+    """
+    scale = 2.0 / (pred.shape[1] * pred.shape[2])
+    diff = pred - target
+    loss = np.einsum("tij,tij->t", diff, diff) * (0.5 * scale)
+    return loss, diff * scale, lambda u: u * scale
+
+
+def cross_entropy(logits, labels):
+    r"""Per-task mean softmax cross-entropy (logits in) and its derivatives.
+
+    .. math::
+        p = \mathrm{softmax}(z), \quad \ell_t = -\frac1n \sum_i \log p_{i y_i}, \quad
+        \frac{\partial \ell_t}{\partial z} = \frac{p - \mathrm{onehot}(y)}{n}, \quad
+        \nabla^2 \ell_t \, u = \frac{p \odot (u - \sum_c p_c u_c)}{n}
+
+    Parameters
+    ----------
+    logits : ndarray of shape (tasks, n, classes)
+    labels : int ndarray of shape (tasks, n)
+    """
+    n = logits.shape[1]
+    shifted = logits - logits.max(axis=2, keepdims=True)
+    log_norm = np.log(np.exp(shifted).sum(axis=2, keepdims=True))
+    log_p = shifted - log_norm
+    p = np.exp(log_p)
+    picked = np.take_along_axis(log_p, labels[..., None], axis=2)[..., 0]
+    loss = -picked.mean(axis=1)
+    dlogits = p.copy()
+    np.put_along_axis(dlogits, labels[..., None], np.take_along_axis(p, labels[..., None], 2) - 1,
+                      axis=2)
+    dlogits /= n
+
+    def hess(u):
+        return p * (u - (p * u).sum(axis=2, keepdims=True)) / n
+    return loss, dlogits, hess
+
+
+#: Losses by name; the functional MLP and every meta-learner accept these names.
+LOSSES = {"mse": mse, "cross_entropy": cross_entropy}
+
+
+def _loss_fn(loss):
+    return loss if callable(loss) else lookup(LOSSES, loss, "loss")
+
+
+# ------------------------------------------------------------ architecture
+def model_layers(model) -> list:
+    """The flat list of layers of a Sequential model, a layer list or one layer."""
+    if isinstance(model, (list, tuple)):
+        return list(model)
+    layers = getattr(model, "layers", None)
+    if layers is not None:
+        return list(layers)
+    return [model]
+
+
+class _Linear:
+    __slots__ = ("n_in", "n_out", "w_slice", "b_slice")
+
+    def __init__(self, n_in, n_out, offset, use_bias):
+        self.n_in, self.n_out = n_in, n_out
+        self.w_slice = slice(offset, offset + n_in * n_out)
+        end = self.w_slice.stop
+        self.b_slice = slice(end, end + n_out) if use_bias else None
+
+    @property
+    def stop(self):
+        return (self.b_slice or self.w_slice).stop
+
+
+class _Activation:
+    __slots__ = ("f", "d1", "d2", "name")
+
+    def __init__(self, name, fns):
+        self.name = name
+        self.f, self.d1, self.d2 = fns
+
+
+class FunctionalMLP:
+    """A model's architecture, evaluated for any (task-batched) parameters.
+
+    Parameters
+    ----------
+    model : Sequential, list of layers or a layer
+        Built layers: :class:`~tinynet.layers.Dense` (any supported fused
+        activation) and stand-alone activations (Identity, ReLU, LeakyReLU,
+        ELU, SiLU, Tanh, Sigmoid). Dropout and normalisation layers are not
+        supported (a functional inner loop has no use for their state).
+
+    Attributes
+    ----------
+    n_params : int
+        Length of the flat parameter vector.
+    shapes : list of (name, shape, slice)
+        Where each of ``model.parameters()`` lives in the flat vector.
+    dtype : numpy dtype of the model's parameters.
+    """
+
+    def __init__(self, model):
+        from ..layers.dense import Dense
+
+        self.model = model
+        self.ops = []
+        self.shapes = []
+        self._params = []
+        offset = 0
+        for layer in model_layers(model):
+            cls = type(layer).__name__
+            if isinstance(layer, Dense):
+                if not layer.built:
+                    raise ValueError(f"FunctionalMLP expected built layers, received "
+                                     f"Dense {layer.name!r} unbuilt (give the first layer "
+                                     f"input_dim=, or build the model)")
+                op = _Linear(layer.W.shape[0], layer.W.shape[1], offset, layer.b is not None)
+                self.ops.append(op)
+                self.shapes.append((layer.W.name, layer.W.shape, op.w_slice))
+                self._params.append(layer.W)
+                if layer.b is not None:
+                    self.shapes.append((layer.b.name, layer.b.shape, op.b_slice))
+                    self._params.append(layer.b)
+                offset = op.stop
+                self._add_activation(layer.activation)
+            elif cls in _ACTIVATIONS:
+                self._add_activation(layer)
+            else:
+                raise ValueError(f"FunctionalMLP supports Dense layers and the activations "
+                                 f"{sorted(_ACTIVATIONS)}, received layer {cls} "
+                                 f"{getattr(layer, 'name', '')!r}")
+        if not self._params:
+            raise ValueError("FunctionalMLP expected at least one Dense layer, received none")
+        dtypes = {p.dtype for p in self._params}
+        if len(dtypes) != 1:
+            raise TypeError(f"FunctionalMLP expected parameters of one dtype, "
+                            f"received {sorted(map(str, dtypes))}")
+        self.dtype = dtypes.pop()
+        self.n_params = offset
+        linears = [op for op in self.ops if isinstance(op, _Linear)]
+        self.input_dim = linears[0].n_in
+        self.output_dim = linears[-1].n_out
+
+    def _add_activation(self, layer):
+        cls = type(layer).__name__
+        if cls not in _ACTIVATIONS:
+            raise ValueError(f"FunctionalMLP supports the activations {sorted(_ACTIVATIONS)}, "
+                             f"received {cls}")
+        fns = _ACTIVATIONS[cls](layer)
+        if fns is not None:
+            self.ops.append(_Activation(cls, fns))
+
+    # ----------------------------------------------------------- parameters
+    def get_params(self, model=None) -> np.ndarray:
+        """The model's current weights as one flat vector of shape (n_params,)."""
+        params = self._params if model is None else FunctionalMLP(model)._params
+        return np.concatenate([p.value.ravel() for p in params])
+
+    def set_params(self, theta, model=None) -> None:
+        """Write a flat vector into the model's Params (in place, views kept)."""
+        theta = np.asarray(theta)
+        if theta.shape != (self.n_params,):
+            raise ValueError(f"FunctionalMLP.set_params expected a vector of shape "
+                             f"({self.n_params},), received {theta.shape}")
+        params = self._params if model is None else FunctionalMLP(model)._params
+        for p, (_, shape, where) in zip(params, self.shapes):
+            p.value = theta[where].reshape(shape)
+
+    def param_list(self) -> list:
+        """The model's Params, in flat-vector order."""
+        return list(self._params)
+
+    def mask(self, layers) -> np.ndarray:
+        """A 0/1 vector over the flat parameters: 1 for the params of ``layers``
+        (indices into the Dense layers, e.g. ``[-1]`` for the head)."""
+        linears = [op for op in self.ops if isinstance(op, _Linear)]
+        mask = np.zeros(self.n_params, self.dtype)
+        for i in layers:
+            op = linears[i]
+            mask[op.w_slice.start:op.stop] = 1
+        return mask
+
+    # --------------------------------------------------------------- checks
+    def _batch(self, theta, x):
+        theta = as_float_array(theta, "FunctionalMLP", "theta")
+        x = as_float_array(x, "FunctionalMLP", "x")
+        if theta.ndim == 1:
+            theta = theta[None]
+        if theta.ndim != 2 or theta.shape[1] != self.n_params:
+            raise ValueError(f"FunctionalMLP expected theta of shape (tasks, {self.n_params}) "
+                             f"or ({self.n_params},), received {theta.shape}")
+        if x.ndim == 2:
+            x = x[None]
+        if x.ndim != 3 or x.shape[2] != self.input_dim:
+            raise ValueError(f"FunctionalMLP expected x of shape (tasks, n, {self.input_dim}), "
+                             f"received {x.shape}")
+        if x.shape[0] != theta.shape[0]:
+            if theta.shape[0] == 1:
+                theta = np.broadcast_to(theta, (x.shape[0], self.n_params))
+            else:
+                raise ValueError(f"FunctionalMLP expected {theta.shape[0]} tasks in x (one "
+                                 f"per parameter row), received {x.shape[0]}")
+        return theta, x
+
+    # ---------------------------------------------------------------- maths
+    def _weights(self, theta, op):
+        w = theta[:, op.w_slice].reshape(theta.shape[0], op.n_in, op.n_out)
+        b = None if op.b_slice is None else theta[:, None, op.b_slice]
+        return w, b
+
+    def _forward(self, theta, x):
+        """Forward pass keeping each op's input (and activation output)."""
+        tape = []
+        a = x
+        for op in self.ops:
+            if isinstance(op, _Linear):
+                w, b = self._weights(theta, op)
+                tape.append(a)
+                a = np.matmul(a, w)
+                if b is not None:
+                    a += b
+            else:
+                z = a
+                a = op.f(z)
+                tape.append((z, a))
+        return a, tape
+
+    def forward(self, theta, x) -> np.ndarray:
+        """Outputs for parameters ``theta`` (tasks, P) or (P,) and inputs
+        ``x`` (tasks, n, in); returns (tasks, n, out)."""
+        theta, x = self._batch(theta, x)
+        return self._forward(theta, x)[0]
+
+    def _backward(self, theta, tape, dy, need_dx=False):
+        """Gradient (tasks, P) from dL/d output; keeps what the R-op needs."""
+        grad = np.empty((theta.shape[0], self.n_params), dtype=dy.dtype)
+        deltas = [None] * len(self.ops)
+        first_linear = next(i for i, op in enumerate(self.ops) if isinstance(op, _Linear))
+        for i in range(len(self.ops) - 1, -1, -1):
+            op = self.ops[i]
+            if isinstance(op, _Linear):
+                a = tape[i]
+                w, _ = self._weights(theta, op)
+                deltas[i] = dy
+                grad[:, op.w_slice] = np.matmul(a.transpose(0, 2, 1), dy).reshape(len(dy), -1)
+                if op.b_slice is not None:
+                    grad[:, op.b_slice] = dy.sum(axis=1)
+                if i == first_linear and not need_dx:
+                    break
+                dy = np.matmul(dy, w.transpose(0, 2, 1))
+            else:
+                z, y = tape[i]
+                d1 = op.d1(z, y)
+                deltas[i] = (dy, d1)
+                dy = dy * d1
+        return grad, deltas, (dy if need_dx else None)
+
+    def value_and_grad(self, theta, x, target, loss="mse") -> "Evaluation":
+        """Per-task loss and gradient at ``theta``; the result also gives
+        Hessian-vector products (:meth:`Evaluation.hvp`).
+
+        Parameters
+        ----------
+        theta : ndarray of shape (tasks, P) or (P,)
+        x : ndarray of shape (tasks, n, in)
+        target : ndarray of shape (tasks, n, out) for "mse", int (tasks, n)
+            for "cross_entropy"
+        loss : "mse", "cross_entropy" or a callable like :func:`mse`
+        """
+        theta, x = self._batch(theta, x)
+        out, tape = self._forward(theta, x)
+        losses, dout, hess = _loss_fn(loss)(out, self._check_target(target, out, loss))
+        grad, deltas, _ = self._backward(theta, tape, dout)
+        return Evaluation(self, theta, tape, deltas, out, losses, grad, hess)
+
+    def _check_target(self, target, out, loss):
+        target = np.asarray(target)
+        if loss == "cross_entropy":
+            if target.shape != out.shape[:2] or not np.issubdtype(target.dtype, np.integer):
+                raise ValueError(f"FunctionalMLP expected integer labels of shape "
+                                 f"{out.shape[:2]}, received {target.dtype} {target.shape}")
+            if target.size and (target.min() < 0 or target.max() >= out.shape[2]):
+                raise ValueError(f"FunctionalMLP expected labels in [0, {out.shape[2] - 1}], "
+                                 f"received values in [{target.min()}, {target.max()}]")
+        elif loss == "mse" and target.shape != out.shape:
+            if target.ndim == 2 and out.shape[2] == 1 and target.shape == out.shape[:2]:
+                return target[..., None]
+            raise ValueError(f"FunctionalMLP expected targets of shape {out.shape}, "
+                             f"received {target.shape}")
+        return target
+
+    def backward(self, theta, x, dout, need_dx=False):
+        """Gradient (tasks, P) of ``sum(out * dout)`` (and d/dx when asked)."""
+        theta, x = self._batch(theta, x)
+        _, tape = self._forward(theta, x)
+        grad, _, dx = self._backward(theta, tape, dout, need_dx)
+        return (grad, dx) if need_dx else grad
+
+    def _hvp(self, theta, tape, deltas, hess, v):
+        """Exact H v by the R-operator (see the module docstring)."""
+        first_linear = next(i for i, op in enumerate(self.ops) if isinstance(op, _Linear))
+        r_in = [None] * len(self.ops)  # R{input} of each op
+        r_a = None
+        for i, op in enumerate(self.ops):
+            r_in[i] = r_a
+            if isinstance(op, _Linear):
+                w, _ = self._weights(theta, op)
+                vw, vb = self._weights(v, op)
+                r_z = np.matmul(tape[i], vw)
+                if r_a is not None:
+                    r_z += np.matmul(r_a, w)
+                if vb is not None:
+                    r_z += vb
+                r_a = r_z
+            elif r_a is not None:
+                r_a = r_a * deltas[i][1]
+        r_dy = hess(r_a)
+        hv = np.empty_like(v)
+        for i in range(len(self.ops) - 1, -1, -1):
+            op = self.ops[i]
+            if isinstance(op, _Linear):
+                dz = deltas[i]
+                r_dw = np.matmul(tape[i].transpose(0, 2, 1), r_dy)
+                if r_in[i] is not None:
+                    r_dw += np.matmul(r_in[i].transpose(0, 2, 1), dz)
+                hv[:, op.w_slice] = r_dw.reshape(len(hv), -1)
+                if op.b_slice is not None:
+                    hv[:, op.b_slice] = r_dy.sum(axis=1)
+                if i == first_linear:
+                    break
+                w, _ = self._weights(theta, op)
+                vw, _ = self._weights(v, op)
+                r_dy = np.matmul(r_dy, w.transpose(0, 2, 1)) + np.matmul(dz, vw.transpose(0, 2, 1))
+            else:
+                dy, d1 = deltas[i]
+                new = r_dy * d1
+                if op.d2 is not None:
+                    z, y = tape[i]
+                    new += dy * op.d2(z, y) * r_in[i]
+                r_dy = new
+        return hv
+
+
+class Evaluation:
+    """Loss, gradient and the caches to take Hessian-vector products at one
+    point (returned by :meth:`FunctionalMLP.value_and_grad`).
+
+    Attributes
+    ----------
+    loss : ndarray of shape (tasks,)
+    grad : ndarray of shape (tasks, P)
+    output : ndarray of shape (tasks, n, out)
+    """
+
+    __slots__ = ("net", "theta", "tape", "deltas", "output", "loss", "grad", "hess")
+
+    def __init__(self, net, theta, tape, deltas, output, loss, grad, hess):
+        self.net, self.theta, self.tape, self.deltas = net, theta, tape, deltas
+        self.output, self.loss, self.grad, self.hess = output, loss, grad, hess
+
+    def hvp(self, v) -> np.ndarray:
+        """Hessian of each task's loss w.r.t. its parameters times ``v`` (tasks, P)."""
+        v = np.asarray(v, dtype=self.grad.dtype)
+        if v.shape != self.grad.shape:
+            raise ValueError(f"Evaluation.hvp expected v of shape {self.grad.shape}, "
+                             f"received {v.shape}")
+        return self.net._hvp(self.theta, self.tape, self.deltas, self.hess, v)

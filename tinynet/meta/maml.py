@@ -1,0 +1,117 @@
+r"""MAML (Finn et al. 2017) with the exact second-order meta-gradient, and
+its first-order approximation (FOMAML).
+
+Inner loop, per task, with learning rate :math:`\alpha` (a scalar, or a
+per-parameter vector for Meta-SGD and ANIL):
+
+.. math::
+    \theta_0 = \theta, \qquad
+    \theta_{k+1} = \theta_k - \alpha \odot \nabla L^{s}(\theta_k), \qquad
+    \text{meta-loss } L^{q}(\theta_K)
+
+Meta-gradient, backwards through the steps with
+:math:`g_K = \nabla L^{q}(\theta_K)` and the support-loss Hessian
+:math:`H_k = \nabla^2 L^{s}(\theta_k)`:
+
+.. math::
+    g_k = \big(I - H_k \operatorname{diag}(\alpha)\big) g_{k+1}
+        = g_{k+1} - H_k (\alpha \odot g_{k+1}), \qquad
+    \frac{\partial L^{q}}{\partial \theta} = g_0, \qquad
+    \frac{\partial L^{q}}{\partial \alpha} = -\sum_k \nabla L^{s}(\theta_k) \odot g_{k+1}
+
+Each :math:`H_k v` is an exact R-operator pass
+(:meth:`FunctionalMLP.value_and_grad` keeps the caches it needs), batched
+over all tasks of the meta-batch. FOMAML drops the :math:`H_k` terms, so its
+meta-gradient is the query gradient at the adapted parameters.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import MetaLearner
+
+__all__ = ["MAML", "maml_meta_gradient"]
+
+
+def maml_meta_gradient(net, theta0, lr, batch, steps, loss="mse", first_order=False,
+                       lr_grad=False):
+    """Meta-gradient of the mean post-adaptation query loss over a task batch.
+
+    Parameters
+    ----------
+    net : FunctionalMLP
+    theta0 : ndarray of shape (P,)
+        Initial (meta-learned) parameters.
+    lr : float or ndarray of shape (P,)
+        Inner learning rate(s).
+    batch : TaskBatch
+    steps : int
+        Inner SGD steps (0 is allowed: plain training on the query sets).
+    first_order : bool
+        Drop the Hessian terms (FOMAML).
+    lr_grad : bool
+        Also return the gradient w.r.t. a per-parameter ``lr`` (shape (P,)).
+
+    Returns
+    -------
+    loss : float
+        Mean query loss after adaptation.
+    grad : ndarray of shape (P,)
+    dlr : ndarray of shape (P,), only when ``lr_grad``
+    """
+    n_tasks = len(batch)
+    theta = np.broadcast_to(theta0, (n_tasks, net.n_params))
+    inner = []
+    for _ in range(steps):
+        ev = net.value_and_grad(theta, batch.support_x, batch.support_y, loss)
+        inner.append(ev)
+        theta = theta - lr * ev.grad
+    query = net.value_and_grad(theta, batch.query_x, batch.query_y, loss)
+    g = query.grad
+    dlr = np.zeros(net.n_params, dtype=g.dtype) if lr_grad else None
+    for ev in reversed(inner):
+        if lr_grad:
+            dlr -= np.einsum("tp,tp->p", ev.grad, g)
+        if not first_order:
+            g = g - ev.hvp(lr * g)
+    grad = g.mean(axis=0)
+    loss_value = float(query.loss.mean())
+    if lr_grad:
+        return loss_value, grad, dlr / n_tasks
+    return loss_value, grad
+
+
+class MAML(MetaLearner):
+    """Model-Agnostic Meta-Learning: learn an initialisation from which a few
+    SGD steps on a task's support set fit the task.
+
+    Parameters
+    ----------
+    model : Sequential of Dense layers and activations
+    loss : "mse" or "cross_entropy"
+    inner_lr : float, default 0.01
+    inner_steps : int, default 1
+    meta_lr : float, default 1e-3
+    first_order : bool, default False
+        True gives FOMAML (no Hessian-vector products).
+    meta_optimizer : str or callable, default "adam"
+
+    Examples
+    --------
+    >>> model = tn.Sequential([tn.layers.Dense(40, activation="relu", input_dim=1),
+    ...                        tn.layers.Dense(40, activation="relu"), tn.layers.Dense(1)])
+    >>> maml = tn.meta.MAML(model, loss="mse", inner_lr=0.01)
+    >>> maml.meta_fit(tn.meta.SinusoidTasks(k_shot=10), iterations=1000)
+    >>> adapted = maml.adapt(x_support, y_support, steps=10)   # a new model
+    """
+
+    def __init__(self, model, loss="mse", inner_lr=0.01, inner_steps=1, meta_lr=1e-3,
+                 first_order=False, meta_optimizer="adam"):
+        super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
+                         meta_lr=meta_lr, meta_optimizer=meta_optimizer)
+        self.first_order = bool(first_order)
+
+    def _meta_gradient(self, batch):
+        return maml_meta_gradient(self.net, self.net.get_params(), self._inner_lr(), batch,
+                                  self.inner_steps, self.loss, self.first_order)

@@ -1,0 +1,57 @@
+r"""Meta-SGD (Li et al. 2017): MAML that also meta-learns a learning rate
+for every parameter.
+
+.. math::
+    \theta_{k+1} = \theta_k - \alpha \odot \nabla L^{s}(\theta_k)
+
+Both :math:`\theta` and :math:`\alpha` are meta-parameters; the gradient
+with respect to :math:`\alpha` is
+:math:`-\sum_k \nabla L^{s}(\theta_k) \odot g_{k+1}` (see :mod:`.maml`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..param import Param
+from .base import MetaLearner
+from .maml import maml_meta_gradient
+
+__all__ = ["MetaSGD"]
+
+
+class MetaSGD(MetaLearner):
+    """Meta-SGD: a meta-learned initialisation *and* per-parameter inner
+    learning rates (one Param per model Param, named ``"<name>/lr"``).
+
+    Parameters
+    ----------
+    model, loss, inner_steps, meta_lr, meta_optimizer : see :class:`MAML`
+    inner_lr : float, default 0.01
+        Initial value of every learned learning rate.
+    first_order : bool, default False
+
+    Attributes
+    ----------
+    lrs : list of Param, shaped like the model's parameters
+    """
+
+    def __init__(self, model, loss="mse", inner_lr=0.01, inner_steps=1, meta_lr=1e-3,
+                 first_order=False, meta_optimizer="adam"):
+        super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
+                         meta_lr=meta_lr, meta_optimizer=meta_optimizer)
+        self.first_order = bool(first_order)
+        self.lrs = [Param(np.full(p.shape, self.inner_lr, dtype=p.dtype), name=f"{p.name}/lr")
+                    for p in self.net.param_list()]
+
+    def meta_parameters(self):
+        return self.net.param_list() + self.lrs
+
+    def _inner_lr(self):
+        return np.concatenate([p.value.ravel() for p in self.lrs])
+
+    def _meta_gradient(self, batch):
+        loss, grad, dlr = maml_meta_gradient(self.net, self.net.get_params(), self._inner_lr(),
+                                             batch, self.inner_steps, self.loss,
+                                             self.first_order, lr_grad=True)
+        return loss, np.concatenate([grad, dlr])

@@ -1,0 +1,158 @@
+r"""Prototypical Networks (Snell et al. 2017).
+
+An embedding net :math:`f_\theta` maps every example to a vector. For an
+episode, each class prototype is the mean embedding of its support
+examples, and a query's logits are its negative squared distances to the
+prototypes:
+
+.. math::
+    c_k = \frac{1}{|S_k|}\sum_{i \in S_k} f(x_i), \qquad
+    z_{mk} = -\lVert f(q_m) - c_k \rVert^2, \qquad
+    L = \mathrm{CE}(z, y^{q})
+
+Backward, with :math:`G = \partial L/\partial z` (softmax minus one-hot, over
+the number of queries):
+
+.. math::
+    \frac{\partial L}{\partial f(q_m)} = -2\Big(f(q_m)\sum_k G_{mk} - \sum_k G_{mk} c_k\Big),
+    \qquad
+    \frac{\partial L}{\partial c_k} = 2\Big(\sum_m G_{mk} f(q_m) - c_k \sum_m G_{mk}\Big),
+
+.. math::
+    \frac{\partial L}{\partial f(x_i)} = \frac{1}{|S_{y_i}|}\,
+        \frac{\partial L}{\partial c_{y_i}}
+
+and on through the embedding net's own backward pass.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..checks import check_positive_int
+from .base import MetaLearner, _check_steps
+from .functional import cross_entropy
+
+__all__ = ["ProtoNet", "PrototypeClassifier", "prototype_loss"]
+
+
+def _one_hot(labels, n_way, dtype):
+    return (labels[..., None] == np.arange(n_way)).astype(dtype)
+
+
+def prototype_loss(emb_support, support_y, emb_query, query_y, n_way):
+    """Per-episode loss, gradients w.r.t. both embeddings and the logits.
+
+    Parameters
+    ----------
+    emb_support : ndarray of shape (tasks, s, d)
+    support_y : int ndarray of shape (tasks, s), labels in [0, n_way)
+    emb_query : ndarray of shape (tasks, q, d)
+    query_y : int ndarray of shape (tasks, q)
+
+    Returns
+    -------
+    loss : ndarray of shape (tasks,)
+    d_support, d_query : gradients of ``loss.sum()`` (shapes of the embeddings)
+    logits : ndarray of shape (tasks, q, n_way)
+    """
+    onehot = _one_hot(support_y, n_way, emb_support.dtype)           # (T, s, N)
+    counts = onehot.sum(axis=1)                                       # (T, N)
+    if np.any(counts == 0):
+        raise ValueError(f"prototype_loss expected every one of the {n_way} classes in each "
+                         f"support set, received an episode without some class")
+    protos = np.matmul(onehot.transpose(0, 2, 1), emb_support) / counts[..., None]
+    logits = (2 * np.matmul(emb_query, protos.transpose(0, 2, 1))
+              - (emb_query ** 2).sum(axis=2)[..., None] - (protos ** 2).sum(axis=2)[:, None, :])
+    loss, g, _ = cross_entropy(logits, query_y)
+    row = g.sum(axis=2)[..., None]                                    # (T, q, 1)
+    d_query = -2 * (emb_query * row - np.matmul(g, protos))
+    col = g.sum(axis=1)[..., None]                                    # (T, N, 1)
+    d_protos = 2 * (np.matmul(g.transpose(0, 2, 1), emb_query) - protos * col)
+    d_support = np.matmul(onehot, d_protos / counts[..., None])
+    return loss, d_support, d_query, logits
+
+
+class PrototypeClassifier:
+    """What :meth:`ProtoNet.adapt` returns: an embedding net and class
+    prototypes; ``predict(x)`` gives logits (negative squared distances)."""
+
+    def __init__(self, net, theta, prototypes):
+        self.net, self.theta, self.prototypes = net, theta, prototypes
+
+    def predict(self, x) -> np.ndarray:
+        """Logits of shape (n, n_way) for x of shape (n, features)."""
+        emb = self.net.forward(self.theta, np.asarray(x)[None])[0]
+        return -((emb[:, None, :] - self.prototypes[None]) ** 2).sum(axis=2)
+
+    def predict_classes(self, x) -> np.ndarray:
+        return self.predict(x).argmax(axis=1)
+
+
+class ProtoNet(MetaLearner):
+    """Prototypical Networks: meta-learn an embedding for nearest-prototype
+    classification.
+
+    Parameters
+    ----------
+    model : Sequential of Dense layers and activations (the embedding net;
+        its output width is the embedding size)
+    meta_lr : float, default 1e-3
+    meta_optimizer : str or callable, default "adam"
+
+    ``adapt`` needs no gradient steps: it computes the prototypes.
+    """
+
+    def __init__(self, model, meta_lr=1e-3, meta_optimizer="adam"):
+        super().__init__(model, loss="cross_entropy", inner_lr=0.0, inner_steps=0,
+                         meta_lr=meta_lr, meta_optimizer=meta_optimizer)
+
+    def _embed(self, theta, x):
+        """Embeddings (tasks, n, d) of x (tasks, n, in) with one shared theta,
+        as a single batch (the tasks share the weights)."""
+        n_tasks, n, n_in = x.shape
+        return self.net.forward(theta, x.reshape(1, n_tasks * n, n_in)).reshape(n_tasks, n, -1)
+
+    def _meta_gradient(self, batch):
+        theta = self.net.get_params()
+        n_way = int(batch.support_y.max()) + 1
+        x = np.concatenate([batch.support_x, batch.query_x], axis=1)
+        n_tasks, n, n_in = x.shape
+        s = batch.support_x.shape[1]
+        emb = self._embed(theta, x)
+        loss, d_s, d_q, _ = prototype_loss(emb[:, :s], batch.support_y, emb[:, s:],
+                                           batch.query_y, n_way)
+        d_emb = np.concatenate([d_s, d_q], axis=1) / n_tasks
+        grad = self.net.backward(theta, x.reshape(1, n_tasks * n, n_in),
+                                 d_emb.reshape(1, n_tasks * n, -1))[0]
+        return float(loss.mean()), grad
+
+    def adapt(self, support_x, support_y, steps=None) -> PrototypeClassifier:
+        """A :class:`PrototypeClassifier` for one task (``steps`` is ignored)."""
+        x, y = self._prepare_task(support_x, support_y)
+        y = np.asarray(y, dtype=np.int64)
+        theta = self.net.get_params()
+        emb = self._embed(theta, x)
+        n_way = int(y.max()) + 1
+        onehot = _one_hot(y, n_way, emb.dtype)
+        protos = np.matmul(onehot.transpose(0, 2, 1), emb) / onehot.sum(axis=1)[..., None]
+        return PrototypeClassifier(self.net, theta, protos[0])
+
+    def evaluate(self, tasks, steps=0, n_tasks=None, chunk: int = 200, seed=None) -> dict:
+        """Query loss and accuracy over episodes; reported under ``steps``
+        (0: no gradient steps are taken)."""
+        batch = self._task_batch(tasks, n_tasks, seed)
+        key = _check_steps(steps if np.isscalar(steps) else 0, "evaluate")
+        check_positive_int(chunk, "evaluate", "chunk")
+        theta = self.net.get_params()
+        acc = {"loss": [], "accuracy": []}
+        for start in range(0, len(batch), chunk):
+            part = batch[slice(start, start + chunk)]
+            n_way = int(part.support_y.max()) + 1
+            s = part.support_x.shape[1]
+            emb = self._embed(theta, np.concatenate([part.support_x, part.query_x], axis=1))
+            loss, _, _, logits = prototype_loss(emb[:, :s], part.support_y, emb[:, s:],
+                                                part.query_y, n_way)
+            acc["loss"].append(loss)
+            acc["accuracy"].append((logits.argmax(axis=2) == part.query_y).mean(axis=1))
+        return self._summary(len(batch), {key: acc})
