@@ -1,0 +1,74 @@
+"""Gradient clipping against torch.nn.utils and by hand."""
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.optim import clip_grad_norm, clip_grad_value
+
+
+def params_with_grads(rng, scale, dtype=np.float64):
+    params = [tn.Param(np.zeros(s, dtype)) for s in [(3, 4), (5,), (1,)]]
+    for p in params:
+        p.grad = scale * rng.standard_normal(p.shape)
+    return params
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, np.inf])
+@pytest.mark.parametrize("scale", [0.01, 10.0])
+def test_clip_grad_norm_matches_torch(norm_type, scale):
+    torch = pytest.importorskip("torch")
+    params = params_with_grads(np.random.default_rng(1), scale)
+    tparams = [torch.zeros(p.shape, dtype=torch.float64, requires_grad=True) for p in params]
+    for p, tp in zip(params, tparams):
+        tp.grad = torch.tensor(p.grad.copy())
+    total = clip_grad_norm(params, 1.0, norm_type=norm_type)
+    expected = torch.nn.utils.clip_grad_norm_(tparams, 1.0, norm_type=norm_type).item()
+    assert total == pytest.approx(expected, rel=1e-12)
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-12, atol=0)
+
+
+def test_clip_grad_norm_by_hand_and_small_norms_untouched():
+    p = tn.Param(np.zeros(2))
+    p.grad = np.array([3.0, 4.0])  # norm 5
+    assert clip_grad_norm([p], 1.0) == 5.0
+    np.testing.assert_allclose(p.grad, [0.6, 0.8], rtol=1e-6)
+    before = p.grad.copy()
+    assert clip_grad_norm(p, 10.0) == pytest.approx(1.0, rel=1e-6)
+    assert p.grad.tobytes() == before.tobytes()
+
+
+def test_clip_keeps_dtype_and_views():
+    params = params_with_grads(np.random.default_rng(2), 100.0, np.float32)
+    _, grads = tn.param.flatten_params(params)
+    clip_grad_norm(params, 1.0)
+    assert grads.dtype == np.float32
+    assert np.linalg.norm(grads.astype(np.float64)) == pytest.approx(1.0, rel=1e-5)
+
+
+def test_nonfinite_norm():
+    p = tn.Param(np.zeros(2))
+    p.grad = np.array([np.inf, 1.0])
+    with pytest.raises(ValueError, match="total norm"):
+        clip_grad_norm([p], 1.0, error_if_nonfinite=True)
+    assert clip_grad_norm([p], 1.0) == np.inf
+    assert np.isnan(p.grad).any()
+
+
+def test_clip_grad_value():
+    p = tn.Param(np.zeros(3))
+    p.grad = np.array([-5.0, 0.5, 2.0])
+    clip_grad_value([p], 1.0)
+    np.testing.assert_array_equal(p.grad, [-1.0, 0.5, 1.0])
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda: clip_grad_norm([], 0.0), "max_norm as a positive number"),
+    (lambda: clip_grad_norm([], 1.0, norm_type=-2), "norm_type"),
+    (lambda: clip_grad_norm([np.zeros(2)], 1.0), "Param objects"),
+    (lambda: clip_grad_value([], -1.0), "clip_value"),
+])
+def test_bad_input(call, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        call()

@@ -1,0 +1,87 @@
+r"""Gradient clipping, with ``torch.nn.utils``' semantics.
+
+:func:`clip_grad_norm` rescales all gradients together so that their global
+norm is at most ``max_norm``:
+
+.. math::
+    \|g\| = \Big\| \big(\|g_1\|_p, \ldots, \|g_k\|_p\big) \Big\|_p, \qquad
+    g_i \leftarrow g_i \cdot \min\Big(1, \frac{\text{max\_norm}}{\|g\| + 10^{-6}}\Big)
+
+which keeps the direction of the update and bounds its size (useful against
+exploding gradients). :func:`clip_grad_value` clips every element instead.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+__all__ = ["clip_grad_norm", "clip_grad_value"]
+
+
+def _grads(params, who):
+    if hasattr(params, "parameters") and callable(params.parameters):
+        params = params.parameters()
+    if hasattr(params, "grad"):
+        params = [params]
+    grads = []
+    for p in params:
+        if not hasattr(p, "grad"):
+            raise TypeError(f"{who} expected Param objects, received {type(p).__name__}")
+        grads.append(p.grad)
+    return grads
+
+
+def _positive(value, who, what):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
+        raise ValueError(f"{who} expected {what} as a positive number, received {value!r}")
+    return float(value)
+
+
+def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) -> float:
+    """Scale the gradients of ``params`` in place so their global norm is at most ``max_norm``.
+
+    Parameters
+    ----------
+    params : Param, iterable of Param, or object with ``parameters()``
+        Every given parameter counts, trainable or not (as in PyTorch).
+    max_norm : float
+    norm_type : float or ``inf``, default 2
+    error_if_nonfinite : bool, default False
+        Raise ``ValueError`` when the norm is NaN or infinite (otherwise the
+        gradients become NaN, as in PyTorch).
+
+    Returns
+    -------
+    float
+        The global norm *before* clipping.
+    """
+    who = "clip_grad_norm"
+    max_norm = _positive(max_norm, who, "max_norm")
+    norm_type = _positive(norm_type, who, "norm_type")
+    grads = _grads(params, who)
+    if not grads:
+        return 0.0
+    if norm_type == np.inf:
+        norms = [np.abs(g).max() if g.size else 0.0 for g in grads]
+        total = float(np.max(norms))
+    else:
+        norms = np.array([np.linalg.norm(g.ravel(), ord=norm_type) for g in grads], np.float64)
+        total = float(np.linalg.norm(norms, ord=norm_type))
+    if error_if_nonfinite and not np.isfinite(total):
+        raise ValueError(f"{who}: the total norm of order {norm_type} of the gradients is "
+                         f"{total}, so they cannot be clipped")
+    coef = max_norm / (total + 1e-6)
+    if not coef >= 1.0:  # also true for NaN, which then spreads as in torch
+        with np.errstate(invalid="ignore"):  # inf * 0 is NaN on purpose
+            for g in grads:
+                g *= g.dtype.type(coef)
+    return total
+
+
+def clip_grad_value(params, clip_value) -> None:
+    """Clip every gradient element of ``params`` to ``[-clip_value, clip_value]`` in place."""
+    clip_value = _positive(clip_value, "clip_grad_value", "clip_value")
+    for g in _grads(params, "clip_grad_value"):
+        np.clip(g, -clip_value, clip_value, out=g)

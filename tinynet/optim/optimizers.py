@@ -1,0 +1,538 @@
+"""Optimizers: SGD, Adam, AdamW, RMSprop and Adagrad with ``torch.optim``'s rules.
+
+Same defaults, same update order and the same per-parameter state as
+PyTorch, so a tinynet model and a torch model fed the same gradients take the
+same steps (see tests/optim/). The arithmetic of each rule is one function
+in :mod:`tinynet.optim.rules`; this module keeps the bookkeeping: parameter
+groups, lazily created state, ``trainable`` flags, saving and restoring.
+
+Construction
+------------
+``Adam(params, lr=1e-3)`` as in PyTorch, where ``params`` is a list of
+:class:`~tinynet.Param`, anything with a ``parameters()`` method, or a list
+of parameter-group dicts ``{"params": [...], "lr": 1e-4, ...}`` whose missing
+hyperparameters come from the constructor. ``Adam(lr=1e-3)`` (or Keras'
+``learning_rate=``, or ``Adam(1e-3)``) builds an unbound optimizer that
+``model.compile`` binds later with :meth:`Optimizer.bind`.
+
+Only parameters with ``trainable=True`` are stepped; the values of the
+others stay bit for bit as they are, so freezing and unfreezing a layer
+between steps needs no new optimizer.
+
+Saving
+------
+:meth:`Optimizer.state_dict` returns a flat ``dict[str, ndarray]`` (fit for
+``np.savez``): the optimizer's class name, every group's hyperparameters
+(``param_groups.<g>.<name>``, the current ``lr`` included) and parameter
+indices, and every parameter's state (``state.<i>.<name>``, ``step`` among
+them), parameters numbered in group order as in PyTorch.
+"""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from ..checks import did_you_mean
+from ..param import Param
+from . import rules
+from .clipping import clip_grad_norm
+
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
+
+
+def _check_number(who, name, value, low=0.0, high=None, high_open=False, integer_ok=True):
+    """A real number in ``[low, high]`` (or ``[low, high)``); else a clear error."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{who} expected {name} as a number, received {value!r} "
+                        f"of type {type(value).__name__}")
+    value = float(value)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if not np.isfinite(value) or (low is not None and value < low) or too_high:
+        upper = "inf)" if high is None else f"{high}{')' if high_open else ']'}"
+        raise ValueError(f"{who} expected {name} in [{low}, {upper}, received {value}")
+    return value
+
+
+def _check_bool(who, name, value):
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who} expected {name} as True or False, received {value!r}")
+    return bool(value)
+
+
+class Optimizer:
+    """Base class: parameter groups, state, stepping loop, saving.
+
+    A subclass sets :attr:`defaults` through ``super().__init__``, checks a
+    group's hyperparameters in :meth:`_check_group`, creates a parameter's
+    state arrays in :meth:`_init_state` and applies its rule in
+    :meth:`_update`.
+
+    Parameters
+    ----------
+    params : list of Param, list of dict, object with ``parameters()``, or None
+        What to optimise; None leaves the optimizer unbound until :meth:`bind`.
+    defaults : dict
+        The hyperparameters every group starts from.
+    learning_rate : float, optional
+        Keras' name for ``lr``; overrides it when given.
+    max_grad_norm : float, optional
+        Clip the global 2-norm of the trainable gradients to this before each
+        step (:func:`~tinynet.optim.clip_grad_norm`).
+
+    Attributes
+    ----------
+    param_groups : list of dict
+        As in PyTorch: ``{"params": [Param, ...], "lr": ..., ...}``.
+    state : dict
+        Per-parameter state, keyed by the Param: ``{"step": int, name: ndarray}``.
+    """
+
+    #: Group keys that are flags (saved as bool arrays); the rest are numbers.
+    _flags: tuple = ()
+
+    def __init__(self, params, defaults: dict, learning_rate=None, max_grad_norm=None):
+        if isinstance(params, numbers.Real) and not isinstance(params, bool):
+            # Keras' Adam(0.001): a lone number is the learning rate
+            defaults["lr"], params = params, None
+        if learning_rate is not None:
+            defaults["lr"] = learning_rate
+        self.defaults = self._check_group(dict(defaults))
+        self.max_grad_norm = None if max_grad_norm is None else _check_number(
+            self._who, "max_grad_norm", max_grad_norm)
+        self.param_groups: list[dict] = []
+        self.state: dict = {}
+        if params is not None:
+            self.bind(params)
+
+    @property
+    def _who(self) -> str:
+        return type(self).__name__
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
+        n = sum(len(g["params"]) for g in self.param_groups)
+        return f"{self._who}({args}, params={n if self.param_groups else 'unbound'})"
+
+    # ---------------------------------------------------------------- binding
+    def bind(self, params) -> "Optimizer":
+        """Attach the parameters to optimise (what ``model.compile`` calls).
+
+        Binding again to the very same parameters keeps the state; binding
+        to others starts afresh.
+        """
+        groups = []
+        for group in self._as_groups(params):
+            if not isinstance(group, dict) or "params" not in group:
+                raise TypeError(f"{self._who} expected parameter groups as dicts with a "
+                                f"'params' key, received {group!r}")
+            groups.append({**group, "params": self._as_params(group["params"])})
+        if [[id(p) for p in g["params"]] for g in groups] == \
+                [[id(p) for p in g["params"]] for g in self.param_groups]:
+            return self
+        self.param_groups = []
+        self.state = {}
+        for group in groups:
+            self.add_param_group(group)
+        return self
+
+    def add_param_group(self, group: dict) -> None:
+        """Add a group (e.g. a layer unfrozen with its own learning rate)."""
+        if not isinstance(group, dict):
+            raise TypeError(f"{self._who} expected a parameter group as a dict, "
+                            f"received {type(group).__name__}")
+        group = dict(group)
+        if "params" not in group:
+            raise ValueError(f"{self._who} expected a parameter group with a 'params' key, "
+                             f"received keys {sorted(group)}")
+        params = self._as_params(group.pop("params"))
+        if "learning_rate" in group:
+            group["lr"] = group.pop("learning_rate")
+        extra = {k: group.pop(k) for k in ("initial_lr",) if k in group}
+        for key in group:
+            if key not in self.defaults:
+                raise ValueError(f"{self._who} got an unknown hyperparameter {key!r} in a "
+                                 f"parameter group{did_you_mean(key, self.defaults)} "
+                                 f"(known: {', '.join(sorted(self.defaults))})")
+        seen = {id(p) for g in self.param_groups for p in g["params"]}
+        if len(seen | {id(p) for p in params}) != len(seen) + len(params):
+            raise ValueError(f"{self._who} received a parameter twice (in one group or "
+                             f"in two groups)")
+        full = self._check_group({**self.defaults, **group})
+        self.param_groups.append({"params": params, **full, **extra})
+
+    def _as_groups(self, params) -> list[dict]:
+        if hasattr(params, "parameters") and callable(params.parameters):
+            params = params.parameters()
+        if isinstance(params, (Param, dict)):
+            params = [params]
+        try:
+            params = list(params)
+        except TypeError:
+            raise TypeError(f"{self._who} expected params as a list of Param or of "
+                            f"parameter-group dicts, received {type(params).__name__}") from None
+        if not params:
+            raise ValueError(f"{self._who} received an empty parameter list")
+        if all(isinstance(p, dict) for p in params):
+            return params
+        return [{"params": params}]
+
+    def _as_params(self, params) -> list:
+        if isinstance(params, Param):
+            params = [params]
+        params = list(params)
+        for p in params:
+            if not isinstance(p, Param):
+                raise TypeError(f"{self._who} expected Param objects, received "
+                                f"{type(p).__name__}")
+        if not params:
+            raise ValueError(f"{self._who} received a parameter group without parameters")
+        return params
+
+    @property
+    def params(self) -> list:
+        """Every bound parameter, in group order."""
+        return [p for group in self.param_groups for p in group["params"]]
+
+    # ---------------------------------------------------------- learning rate
+    @property
+    def lr(self) -> float:
+        """The learning rate of the first group; setting it sets every group's."""
+        return self.param_groups[0]["lr"] if self.param_groups else self.defaults["lr"]
+
+    @lr.setter
+    def lr(self, value) -> None:
+        value = _check_number(self._who, "lr", value)
+        self.defaults["lr"] = value
+        for group in self.param_groups:
+            group["lr"] = value
+
+    learning_rate = lr
+
+    # --------------------------------------------------------------- stepping
+    def zero_grad(self) -> None:
+        """Zero the gradient of every bound parameter (frozen ones too)."""
+        for p in self.params:
+            p.zero_grad()
+
+    def step(self) -> None:
+        """One update of every trainable parameter from its current gradient."""
+        if not self.param_groups:
+            raise RuntimeError(f"{self._who} has no parameters: pass them to the "
+                               f"constructor or call bind(params) (model.compile does)")
+        if self.max_grad_norm is not None:
+            clip_grad_norm([p for p in self.params if p.trainable], self.max_grad_norm)
+        for group in self.param_groups:
+            for p in group["params"]:
+                if not p.trainable:
+                    continue
+                state = self.state.get(p)
+                if state is None:
+                    state = self.state[p] = {"step": 0, **self._init_state(p, group)}
+                state["step"] += 1
+                self._update(p, state, group)
+
+    # ------------------------------------------------------ subclass interface
+    def _check_group(self, group: dict) -> dict:
+        """Validate and normalise a group's hyperparameters (not its params)."""
+        group["lr"] = _check_number(self._who, "lr", group["lr"])
+        if "weight_decay" in group:
+            group["weight_decay"] = _check_number(self._who, "weight_decay",
+                                                  group["weight_decay"])
+        if "eps" in group:
+            group["eps"] = _check_number(self._who, "eps", group["eps"])
+        for flag in self._flags:
+            group[flag] = _check_bool(self._who, flag, group[flag])
+        return group
+
+    def _init_state(self, p: Param, group: dict) -> dict:
+        return {}
+
+    def _update(self, p: Param, state: dict, group: dict) -> None:
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ config
+    def get_config(self) -> dict:
+        """JSON-safe constructor arguments (the defaults, not the parameters)."""
+        config = {k: list(v) if isinstance(v, tuple) else v for k, v in self.defaults.items()}
+        if self.max_grad_norm is not None:
+            config["max_grad_norm"] = self.max_grad_norm
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Optimizer":
+        """An unbound optimizer from :meth:`get_config`'s output."""
+        return cls(**config)
+
+    # ------------------------------------------------------------- state dict
+    def state_dict(self) -> dict:
+        """Everything needed to resume exactly, as a flat dict of ndarrays."""
+        out = {"optimizer": np.array(self._who),
+               "n_groups": np.array(len(self.param_groups), dtype=np.int64)}
+        index = 0
+        for g, group in enumerate(self.param_groups):
+            n = len(group["params"])
+            out[f"param_groups.{g}.params"] = np.arange(index, index + n, dtype=np.int64)
+            for key, value in group.items():
+                if key != "params":
+                    out[f"param_groups.{g}.{key}"] = np.array(value)
+            for p in group["params"]:
+                for key, value in self.state.get(p, {}).items():
+                    out[f"state.{index}.{key}"] = np.array(value, copy=True)
+                index += 1
+        return out
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore hyperparameters and state saved by :meth:`state_dict`.
+
+        The optimizer must be bound to parameters of the same number, order
+        and shapes.
+        """
+        who = self._who
+        name = str(np.asarray(state_dict.get("optimizer", "?")))
+        if name != who:
+            raise ValueError(f"{who}.load_state_dict expected the state of a {who}, "
+                             f"received that of {name!r}")
+        if not self.param_groups:
+            raise RuntimeError(f"{who}.load_state_dict needs bound parameters: call "
+                               f"bind(params) first")
+        n_groups = int(state_dict["n_groups"])
+        if n_groups != len(self.param_groups):
+            raise ValueError(f"{who}.load_state_dict expected {len(self.param_groups)} "
+                             f"parameter group(s), received {n_groups}")
+        params = self.params
+        groups = []
+        for g, group in enumerate(self.param_groups):
+            prefix = f"param_groups.{g}."
+            n_saved = len(state_dict[prefix + "params"])
+            if n_saved != len(group["params"]):
+                raise ValueError(f"{who}.load_state_dict expected {len(group['params'])} "
+                                 f"parameters in group {g}, received {n_saved}")
+            saved = {k[len(prefix):]: v for k, v in state_dict.items()
+                     if k.startswith(prefix) and k != prefix + "params"}
+            hyper = {k: self._from_array(k, v) for k, v in saved.items()}
+            groups.append({**group, **self._check_group({**group, **hyper})})
+        state = {}
+        for index, p in enumerate(params):
+            prefix = f"state.{index}."
+            entries = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
+            if not entries:
+                continue
+            restored = {"step": int(entries.pop("step"))}
+            for key, value in entries.items():
+                if np.shape(value) != p.shape:
+                    raise ValueError(f"{who}.load_state_dict expected state {key!r} of "
+                                     f"parameter {index} ({p.name!r}) with shape {p.shape}, "
+                                     f"received {np.shape(value)}")
+                restored[key] = np.array(value, dtype=p.dtype, copy=True)
+            state[p] = restored
+        self.param_groups = groups
+        self.state = state
+
+    @staticmethod
+    def _from_array(key, value):
+        value = np.asarray(value)
+        if value.dtype == bool:
+            return bool(value)
+        if value.ndim:
+            return tuple(float(v) for v in value)
+        return float(value)
+
+
+class SGD(Optimizer):
+    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+
+    Same defaults and update as ``torch.optim.SGD``; see :func:`rules.sgd`.
+
+    Parameters
+    ----------
+    params : see :class:`Optimizer`
+    lr : float, default 1e-3
+    momentum : float, default 0
+    dampening : float, default 0
+    nesterov : bool, default False
+        Needs ``momentum > 0`` and ``dampening == 0``.
+    weight_decay : float, default 0
+        L2 penalty added to the gradient.
+    """
+
+    _flags = ("nesterov",)
+
+    def __init__(self, params=None, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
+                 weight_decay=0.0, *, learning_rate=None, max_grad_norm=None):
+        super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
+                                      nesterov=nesterov, weight_decay=weight_decay),
+                         learning_rate=learning_rate, max_grad_norm=max_grad_norm)
+
+    def _check_group(self, group):
+        group = super()._check_group(group)
+        group["momentum"] = _check_number(self._who, "momentum", group["momentum"])
+        group["dampening"] = _check_number(self._who, "dampening", group["dampening"],
+                                           low=None)
+        if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
+            raise ValueError(f"{self._who} with nesterov=True expected momentum > 0 and "
+                             f"dampening == 0, received momentum={group['momentum']} and "
+                             f"dampening={group['dampening']}")
+        return group
+
+    def _update(self, p, state, group):
+        # like torch, the buffer starts as the first gradient it sees
+        first = bool(group["momentum"]) and "momentum_buffer" not in state
+        if first:
+            state["momentum_buffer"] = np.empty_like(p.value)
+        rules.sgd(p.value, p.grad, state.get("momentum_buffer"), lr=group["lr"],
+                  momentum=group["momentum"], dampening=group["dampening"],
+                  nesterov=group["nesterov"], weight_decay=group["weight_decay"],
+                  first_step=first)
+
+
+class Adam(Optimizer):
+    """Adam with L2 weight decay (``torch.optim.Adam``); see :func:`rules.adam`.
+
+    Parameters
+    ----------
+    params : see :class:`Optimizer`
+    lr : float, default 1e-3
+    betas : (float, float) in [0, 1), default (0.9, 0.999)
+    eps : float, default 1e-8
+    weight_decay : float, default 0
+    amsgrad : bool, default False
+    """
+
+    _flags = ("amsgrad",)
+    _decoupled = False
+
+    def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
+                 amsgrad=False, *, learning_rate=None, max_grad_norm=None):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad),
+                         learning_rate=learning_rate, max_grad_norm=max_grad_norm)
+
+    def _check_group(self, group):
+        group = super()._check_group(group)
+        betas = group["betas"]
+        if not isinstance(betas, (tuple, list, np.ndarray)) or len(betas) != 2:
+            raise TypeError(f"{self._who} expected betas as a pair of numbers, "
+                            f"received {betas!r}")
+        group["betas"] = tuple(_check_number(self._who, f"betas[{i}]", b, high=1.0,
+                                             high_open=True) for i, b in enumerate(betas))
+        return group
+
+    def _init_state(self, p, group):
+        state = {"exp_avg": np.zeros_like(p.value), "exp_avg_sq": np.zeros_like(p.value)}
+        if group["amsgrad"]:
+            state["max_exp_avg_sq"] = np.zeros_like(p.value)
+        return state
+
+    def _update(self, p, state, group):
+        beta1, beta2 = group["betas"]
+        if group["amsgrad"] and "max_exp_avg_sq" not in state:
+            state["max_exp_avg_sq"] = np.zeros_like(p.value)
+        rules.adam(p.value, p.grad, state["exp_avg"], state["exp_avg_sq"],
+                   state.get("max_exp_avg_sq"), step=state["step"], lr=group["lr"],
+                   beta1=beta1, beta2=beta2, eps=group["eps"],
+                   weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
+                   decoupled=self._decoupled)
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay (``torch.optim.AdamW``).
+
+    As :class:`Adam`, but ``weight_decay`` (default 1e-2) shrinks the
+    parameter directly, :math:`\\theta \\leftarrow (1 - \\eta\\lambda)\\theta`,
+    before the Adam step instead of entering the gradient.
+    """
+
+    _decoupled = True
+
+    def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
+                 amsgrad=False, *, learning_rate=None, max_grad_norm=None):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                         amsgrad=amsgrad, learning_rate=learning_rate,
+                         max_grad_norm=max_grad_norm)
+
+
+class RMSprop(Optimizer):
+    """RMSprop (``torch.optim.RMSprop``); see :func:`rules.rmsprop`.
+
+    Parameters
+    ----------
+    params : see :class:`Optimizer`
+    lr : float, default 1e-2
+    alpha : float, default 0.99
+        Smoothing constant of the squared-gradient average.
+    eps : float, default 1e-8
+    weight_decay : float, default 0
+    momentum : float, default 0
+    centered : bool, default False
+        Divide by the estimated variance rather than the raw second moment.
+    """
+
+    _flags = ("centered",)
+
+    def __init__(self, params=None, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+                 momentum=0.0, centered=False, *, learning_rate=None, max_grad_norm=None):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered),
+                         learning_rate=learning_rate, max_grad_norm=max_grad_norm)
+
+    def _check_group(self, group):
+        group = super()._check_group(group)
+        group["alpha"] = _check_number(self._who, "alpha", group["alpha"])
+        group["momentum"] = _check_number(self._who, "momentum", group["momentum"])
+        return group
+
+    def _init_state(self, p, group):
+        state = {"square_avg": np.zeros_like(p.value)}
+        if group["momentum"] > 0:
+            state["momentum_buffer"] = np.zeros_like(p.value)
+        if group["centered"]:
+            state["grad_avg"] = np.zeros_like(p.value)
+        return state
+
+    def _update(self, p, state, group):
+        for key, needed in (("momentum_buffer", group["momentum"] > 0),
+                            ("grad_avg", group["centered"])):
+            if needed and key not in state:  # switched on after the first step
+                state[key] = np.zeros_like(p.value)
+        rules.rmsprop(p.value, p.grad, state["square_avg"], state.get("grad_avg"),
+                      state.get("momentum_buffer"), lr=group["lr"], alpha=group["alpha"],
+                      eps=group["eps"], weight_decay=group["weight_decay"],
+                      momentum=group["momentum"], centered=group["centered"])
+
+
+class Adagrad(Optimizer):
+    """Adagrad (``torch.optim.Adagrad``); see :func:`rules.adagrad`.
+
+    Parameters
+    ----------
+    params : see :class:`Optimizer`
+    lr : float, default 1e-2
+    lr_decay : float, default 0
+    weight_decay : float, default 0
+    initial_accumulator_value : float, default 0
+    eps : float, default 1e-10
+    """
+
+    def __init__(self, params=None, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+                 initial_accumulator_value=0.0, eps=1e-10, *, learning_rate=None,
+                 max_grad_norm=None):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value,
+                                      eps=eps),
+                         learning_rate=learning_rate, max_grad_norm=max_grad_norm)
+
+    def _check_group(self, group):
+        group = super()._check_group(group)
+        for key in ("lr_decay", "initial_accumulator_value"):
+            group[key] = _check_number(self._who, key, group[key])
+        return group
+
+    def _init_state(self, p, group):
+        return {"sum": np.full_like(p.value, group["initial_accumulator_value"])}
+
+    def _update(self, p, state, group):
+        rules.adagrad(p.value, p.grad, state["sum"], step=state["step"], lr=group["lr"],
+                      lr_decay=group["lr_decay"], eps=group["eps"],
+                      weight_decay=group["weight_decay"])
