@@ -41,6 +41,7 @@ import numpy as np
 
 from ..checks import as_float_array
 from ..layers.base import Layer, shape_str
+from .training import MultiTaskTraining
 
 __all__ = ["Input", "SymbolicTensor", "Model"]
 
@@ -166,7 +167,7 @@ def _as_list(x, what):
                     f"them, received {type(x).__name__}")
 
 
-class Model(Layer):
+class Model(Layer, MultiTaskTraining):
     """A network of layers over a directed acyclic graph: several inputs, several outputs.
 
     Parameters
@@ -185,8 +186,7 @@ class Model(Layer):
     for a single output). ``backward(dys)`` takes the gradient of each output
     (``None`` for an output that does not contribute) and returns the gradient
     of each input. Training (``compile``/``fit``/``evaluate``/``predict``) is
-    in :class:`~tinynet.mtl.training.MultiTaskTraining`, which this class mixes in
-    through :class:`tinynet.mtl.MultiTaskModel`.
+    in :class:`~tinynet.mtl.training.MultiTaskTraining`, mixed in here.
     """
 
     def __init__(self, inputs, outputs, name: str | None = None, **kwargs):

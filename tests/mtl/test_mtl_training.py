@@ -1,0 +1,198 @@
+"""compile/fit/evaluate/predict: gradients of the real multi-task objective, masks,
+per-task backward passes, softmax outputs, logs and errors."""
+
+import io
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinynet as tn
+from tinynet.layers import Dense
+from tinynet.mtl import weighting as wt
+from tinynet.mtl.training import task_masks
+from tests.mtl.helpers import EPS, grad_error
+from tests.fd import numerical_grad
+
+
+def trunk_model(seed, softmax=False, dtype="float64", n_in=5):
+    inp = tn.mtl.Input((n_in,), dtype=dtype)
+    h = Dense(4, activation="tanh", seed=seed)(inp)
+    cls = Dense(3, activation="softmax" if softmax else None, seed=seed + 1)(h)
+    reg = Dense(2, seed=seed + 2)(Dense(3, activation="tanh", seed=seed + 3)(h))
+    return tn.mtl.Model(inp, {"cls": cls, "reg": reg})
+
+
+def data(rng, n, n_in=5):
+    x = rng.standard_normal((n, n_in))
+    y = {"cls": rng.integers(0, 3, n), "reg": rng.standard_normal((n, 2))}
+    return x, y
+
+
+class TaskGradEqual(wt.Equal):
+    """Equal weights through the per-task backward path (for testing it)."""
+
+    needs_task_gradients = True
+
+
+@given(seed=st.integers(0, 10_000), n=st.integers(1, 6), w0=st.floats(0.1, 3.0),
+       missing=st.booleans())
+def test_weighted_masked_objective_gradient_matches_finite_differences(seed, n, w0, missing):
+    rng = np.random.default_rng(seed)
+    model = trunk_model(seed)
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"},
+                  weighting={"cls": w0, "reg": 1.0})
+    x, y = data(rng, n)
+    if missing:
+        y["cls"][rng.random(n) < 0.5] = -1
+        y["reg"][rng.random(n) < 0.5, 0] = np.nan
+    masks = task_masks(y, None, n)
+
+    def objective():
+        values, _, _ = model._task_losses(model.forward_all(x), y, masks)
+        return float(values @ np.array([w0, 1.0]))
+
+    model.zero_grad()
+    values, grads, _ = model._task_losses(model.forward_all(x), y, masks)
+    model.backward_all([g * w for g, w in zip(grads, [w0, 1.0])])
+    for p in model.parameters():
+        analytic = p.grad.copy()
+        assert grad_error(analytic, numerical_grad(objective, p.value, EPS)) < 1e-6, p.name
+
+
+@given(seed=st.integers(0, 10_000))
+def test_per_task_backward_passes_sum_to_the_joint_backward(seed):
+    rng = np.random.default_rng(seed)
+    x, y = data(rng, 7)
+    grads = {}
+    for method in (wt.Equal(), TaskGradEqual()):
+        model = trunk_model(seed)
+        model.compile(tn.optim.SGD(lr=0.0), loss={"cls": "cross_entropy", "reg": "mse"},
+                      weighting=method)
+        model.train_step([x], y, task_masks(y, None, 7), np.arange(7))
+        grads[method.needs_task_gradients] = [p.grad.copy() for p in model.parameters()]
+    for a, b in zip(grads[False], grads[True]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_softmax_output_trains_like_logits_with_cross_entropy():
+    rng = np.random.default_rng(3)
+    x, y = data(rng, 9)
+    results = []
+    for softmax in (False, True):
+        model = trunk_model(11, softmax=softmax)
+        model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"})
+        model.zero_grad()
+        values, grads, _ = model._task_losses(model.forward_all(x), y, task_masks(y, None, 9))
+        model.backward_all(grads)
+        results.append((values, [p.grad.copy() for p in model.parameters()]))
+    np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-10)
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
+
+
+def test_masked_labels_do_not_matter():
+    rng = np.random.default_rng(0)
+    x, y = data(rng, 10)
+    y["cls"][:4] = -1
+    y2 = {"cls": y["cls"].copy(), "reg": y["reg"].copy()}
+    y2["reg"][5:] = 100.0
+    grads = []
+    for targets, mask in ((y, {"reg": np.arange(10) < 5}), (y2, {"reg": np.arange(10) < 5})):
+        model = trunk_model(1)
+        model.compile(tn.optim.SGD(lr=0.0), loss={"cls": "cross_entropy", "reg": "mse"})
+        model.train_step([x], targets, task_masks(targets, mask, 10), np.arange(10))
+        grads.append([p.grad.copy() for p in model.parameters()])
+    for a, b in zip(*grads):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_task_masks_detect_nan_and_negative_labels():
+    y = {"a": np.array([0, -1, 2]), "b": np.array([[1.0, np.nan], [0, 0], [1, 1]]),
+         "c": np.array([1.0, 2.0, 3.0])}
+    masks = task_masks(y, {"c": np.array([1, 1, 0])}, 3)
+    np.testing.assert_array_equal(masks["a"], [True, False, True])
+    np.testing.assert_array_equal(masks["b"], [False, True, True])
+    np.testing.assert_array_equal(masks["c"], [True, True, False])
+    assert task_masks({"a": np.array([0, 1])}, None, 2)["a"] is None
+    with pytest.raises(ValueError, match="unknown tasks"):
+        task_masks(y, {"z": np.ones(3)}, 3)
+    with pytest.raises(ValueError, match="shape"):
+        task_masks(y, {"a": np.ones(2)}, 3)
+
+
+@pytest.mark.parametrize("weighting", ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad",
+                                       "mgda", {"cls": 2.0, "reg": 0.5}])
+def test_fit_logs_every_task_and_learns(weighting):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 5)).astype(np.float32)
+    y = {"cls": (x[:, 0] > 0).astype(np.int64) + (x[:, 1] > 0),
+         "reg": np.stack([x[:, 2], x[:, 3] - x[:, 4]], axis=1).astype(np.float32)}
+    y["reg"][::4] = np.nan
+    model = trunk_model(0, dtype="float32")
+    model.compile(tn.optim.Adam(lr=0.02), loss={"cls": "cross_entropy", "reg": "mse"},
+                  metrics={"cls": ["accuracy"], "reg": ["mae"]}, weighting=weighting)
+    before = model.evaluate(x, y)
+    out = io.StringIO()
+    history = model.fit(x, y, epochs=6, batch_size=32, seed=0, validation_data=(x, y),
+                        verbose=2, stream=out)
+    after = model.evaluate(x, y)
+    for key in ("loss", "cls/loss", "reg/loss", "cls/accuracy", "reg/mae", "val_cls/accuracy",
+                "val_reg/mae"):
+        assert len(history.history[key]) == 6, key
+    assert "cls/accuracy" in out.getvalue()
+    assert after["loss"] < before["loss"]
+    assert np.isfinite(after["reg/loss"])
+    if weighting in ("uncertainty", "gradnorm", "dwa", "mgda", "pcgrad"):
+        assert "cls/weight" in history.history
+    preds = model.predict(x[:7])
+    assert set(preds) == {"cls", "reg"} and preds["reg"].shape == (7, 2)
+
+
+def test_dwa_weights_move_after_two_epochs():
+    rng = np.random.default_rng(1)
+    x, y = data(rng, 64)
+    model = trunk_model(2, dtype="float64")
+    model.compile(tn.optim.Adam(lr=0.05), loss={"cls": "cross_entropy", "reg": "mse"},
+                  weighting="dwa")
+    history = model.fit(x, y, epochs=4, batch_size=16, verbose=0, seed=0)
+    weights = np.array(history.history["cls/weight"])
+    np.testing.assert_array_equal(weights[:2], [1.0, 1.0])
+    assert weights[3] != 1.0
+
+
+def test_uncertainty_log_variances_are_trained():
+    rng = np.random.default_rng(2)
+    x, y = data(rng, 64)
+    model = trunk_model(2)
+    model.compile(tn.optim.Adam(lr=0.05), loss={"cls": "cross_entropy", "reg": "mse"},
+                  weighting="uncertainty")
+    model.fit(x, y, epochs=3, batch_size=16, verbose=0, seed=0)
+    assert np.abs(model.weighting.log_vars.value).max() > 0
+
+
+def test_training_errors():
+    model = trunk_model(0)
+    x, y = data(np.random.default_rng(0), 4)
+    with pytest.raises(RuntimeError, match="compile"):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(ValueError, match="loss="):
+        model.compile("sgd")
+    with pytest.raises(ValueError, match="unknown tasks"):
+        model.compile("sgd", loss={"cls": "mse", "nope": "mse"})
+    with pytest.raises(ValueError, match="a loss for task 'reg'"):
+        model.compile("sgd", loss={"cls": "cross_entropy"})
+    with pytest.raises(ValueError, match="not both"):
+        model.compile("sgd", loss="mse", weighting="mgda", loss_weights=[1, 2])
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"})
+    with pytest.raises(ValueError, match="missing \\['reg'\\]"):
+        model.fit(x, {"cls": y["cls"]}, verbose=0)
+    with pytest.raises(ValueError, match="one per sample"):
+        model.fit(x, {"cls": y["cls"][:3], "reg": y["reg"]}, verbose=0)
+    with pytest.raises(TypeError, match="dict"):
+        model.fit(x, y["cls"], verbose=0)
+    with pytest.raises(ValueError, match="validation_data"):
+        model.fit(x, y, verbose=0, validation_data=(x,))
+    with pytest.raises(ValueError, match="input array"):
+        model.predict([x, x])

@@ -1,0 +1,147 @@
+"""Loss weighting methods: the maths of each, against independent references."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinynet.mtl import weighting as wt
+from tinynet.mtl.min_norm import min_norm_weights, min_norm_frank_wolfe
+from tests.fd import numerical_grad
+
+
+def reference_min_norm(gram, n_samples=20000, seed=0):
+    """Best of many random simplex points plus projected-gradient polishing."""
+    rng = np.random.default_rng(seed)
+    n = len(gram)
+    cands = rng.dirichlet(np.ones(n) * 0.5, size=n_samples)
+    cands = np.vstack([cands, np.eye(n)])
+    values = np.einsum("ij,jk,ik->i", cands, gram, cands)
+    return float(values.min())
+
+
+@given(n_tasks=st.integers(1, 5), dim=st.integers(1, 6), seed=st.integers(0, 10_000))
+def test_min_norm_weights_reach_the_minimum_on_the_simplex(n_tasks, dim, seed):
+    grads = np.random.default_rng(seed).standard_normal((n_tasks, dim))
+    gram = grads @ grads.T
+    alpha = min_norm_weights(gram)
+    assert alpha.shape == (n_tasks,) and (alpha >= -1e-12).all()
+    assert abs(alpha.sum() - 1) < 1e-9
+    value = alpha @ gram @ alpha
+    assert value <= reference_min_norm(gram, seed=seed) + 1e-6 * max(1.0, np.abs(gram).max())
+    # Frank-Wolfe (the large-T path) converges to the same value, sublinearly.
+    fw = min_norm_frank_wolfe(gram, max_iter=5000)
+    assert abs(fw.sum() - 1) < 1e-9 and (fw >= -1e-12).all()
+    assert fw @ gram @ fw <= value + 1e-3 * max(1.0, np.abs(gram).max())
+
+
+@given(seed=st.integers(0, 10_000))
+def test_two_task_closed_form_is_the_exact_minimiser(seed):
+    u, v = np.random.default_rng(seed).standard_normal((2, 4))
+    gamma, _ = min_norm_weights(np.array([[u @ u, u @ v], [u @ v, v @ v]]))
+    grid = np.linspace(0, 1, 100_001)
+    norms = ((grid[:, None] * u + (1 - grid[:, None]) * v) ** 2).sum(axis=1)
+    assert gamma * gamma * (u @ u) + 2 * gamma * (1 - gamma) * (u @ v) \
+        + (1 - gamma) ** 2 * (v @ v) <= norms.min() + 1e-9
+
+
+@given(n_tasks=st.integers(2, 4), seed=st.integers(0, 10_000))
+def test_mgda_direction_decreases_every_task(n_tasks, seed):
+    grads = np.random.default_rng(seed).standard_normal((n_tasks, 7))
+    method = wt.MGDA().bind([f"t{i}" for i in range(n_tasks)])
+    d = method.combine(grads, np.ones(n_tasks))
+    # The min-norm point d satisfies g_t . d >= |d|^2 for every task t.
+    assert (grads @ d >= d @ d - 1e-8).all()
+    np.testing.assert_allclose(d, method.last_weights @ grads)
+
+
+def test_mgda_normalisations_and_errors():
+    grads = np.array([[10.0, 0.0], [0.0, 1.0]])
+    plain = wt.MGDA().bind(["a", "b"])
+    plain.combine(grads, np.ones(2))
+    l2 = wt.MGDA("l2").bind(["a", "b"])
+    l2.combine(grads, np.ones(2))
+    np.testing.assert_allclose(l2.last_weights, [0.5, 0.5])
+    assert plain.last_weights[1] > 0.9  # the small gradient dominates unnormalised MGDA
+    with pytest.raises(ValueError, match="normalize"):
+        wt.MGDA("max")
+    with pytest.raises(ValueError, match="method"):
+        min_norm_weights(np.eye(3), method="qp")
+
+
+@given(seed=st.integers(0, 10_000), n_tasks=st.integers(2, 4))
+def test_pcgrad_projects_only_conflicts(seed, n_tasks):
+    grads = np.random.default_rng(seed).standard_normal((n_tasks, 5))
+    method = wt.PCGrad(seed=seed).bind(list(range(n_tasks)))
+    out = method.combine(grads, np.ones(n_tasks))
+    if n_tasks == 2:
+        g1, g2 = grads
+        dot = g1 @ g2
+        expected = g1 + g2
+        if dot < 0:
+            expected = (g1 - dot / (g2 @ g2) * g2) + (g2 - dot / (g1 @ g1) * g1)
+        np.testing.assert_allclose(out, expected, rtol=1e-12, atol=1e-12)
+    agreeing = np.abs(grads)
+    np.testing.assert_allclose(method.combine(agreeing, np.ones(n_tasks)), agreeing.sum(0))
+
+
+def test_uncertainty_gradient_matches_finite_differences():
+    method = wt.Uncertainty(init=0.3).bind(["a", "b", "c"], np.float64)
+    losses = np.array([0.5, 2.0, 0.1])
+    s = method.log_vars.value
+
+    def objective():
+        return float(np.sum(np.exp(-s) * losses + s))
+
+    method.log_vars.zero_grad()
+    w = method.loss_weights(losses)
+    np.testing.assert_allclose(w, np.exp(-0.3))
+    np.testing.assert_allclose(method.log_vars.grad, numerical_grad(objective, s), rtol=1e-7)
+
+
+def test_gradnorm_weight_gradient_and_renormalisation():
+    method = wt.GradNorm(alpha=1.5).bind(["a", "b"], np.float64)
+    method.weights.value = [0.5, 1.5]
+    w = method.loss_weights(np.array([1.0, 1.0]))
+    np.testing.assert_allclose(w.sum(), 2.0)
+    unit = np.array([[3.0, 4.0], [0.0, 1.0]])  # gradients of the unweighted losses
+    losses0 = np.array([2.0, 1.0])
+    method.combine(w[:, None] * unit, losses0)  # first call fixes L(0)
+    method.weights.zero_grad()
+    losses = np.array([1.0, 0.8])
+    method.combine(w[:, None] * unit, losses)
+    norms_unit = np.linalg.norm(unit, axis=1)
+    rate = (losses / losses0) / (losses / losses0).mean()
+    target = (w * norms_unit).mean() * rate ** 1.5
+    wv = w.copy()
+
+    def l_grad():
+        return float(np.abs(wv * norms_unit - target).sum())
+
+    np.testing.assert_allclose(method.weights.grad, numerical_grad(l_grad, wv), rtol=1e-6)
+
+
+def test_dwa_weights_follow_loss_ratios():
+    method = wt.DWA(temperature=2.0).bind(["a", "b"])
+    np.testing.assert_array_equal(method.loss_weights(np.ones(2)), [1, 1])
+    method.on_epoch_end(np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(method.loss_weights(np.ones(2)), [1, 1])
+    method.on_epoch_end(np.array([0.5, 0.9]))
+    r = np.array([0.5, 0.9])
+    expected = 2 * np.exp(r / 2) / np.exp(r / 2).sum()
+    np.testing.assert_allclose(method.loss_weights(np.ones(2)), expected)
+    with pytest.raises(ValueError, match="temperature"):
+        wt.DWA(temperature=0)
+
+
+def test_registry_and_static_errors():
+    assert isinstance(wt.get("PCGrad"), wt.PCGrad)
+    assert isinstance(wt.get(None), wt.Equal)
+    static = wt.get({"b": 2.0}).bind(["a", "b"])
+    np.testing.assert_array_equal(static.loss_weights(np.ones(2)), [1.0, 2.0])
+    with pytest.raises(ValueError, match="did you mean 'pcgrad'"):
+        wt.get("pcgard")
+    with pytest.raises(ValueError, match="unknown tasks"):
+        wt.Static({"z": 1.0}).bind(["a"])
+    with pytest.raises(ValueError, match="non-negative"):
+        wt.Static([1.0, -1.0]).bind(["a", "b"])

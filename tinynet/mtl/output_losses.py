@@ -1,0 +1,82 @@
+r"""Cross-entropies for outputs that are already probabilities (a softmax/sigmoid layer).
+
+tinynet's :class:`~tinynet.losses.CrossEntropy` and
+:class:`~tinynet.losses.BinaryCrossEntropy` take *logits*. A Keras-style
+model ending in ``Dense(10, activation="softmax")`` outputs probabilities
+:math:`p = \mathrm{softmax}(z)`; feeding them to a logit loss would apply a
+second softmax and train the wrong objective. ``compile`` therefore swaps
+in these twins when a task's output layer ends in softmax (sigmoid) and its
+loss is the logit cross-entropy. They compute the same quantity from
+:math:`p`:
+
+.. math::
+    L = -\frac{1}{B}\sum_i \sum_c t_{ic} \log \max(p_{ic}, \epsilon), \qquad
+    \frac{\partial L}{\partial p_{ic}} = -\frac{1}{B}\frac{t_{ic}}{\max(p_{ic}, \epsilon)},
+
+with :math:`\epsilon` the smallest normal number of the dtype (so the value
+and the gradient stay finite and consistent). Through the softmax's own
+backward, :math:`\partial L/\partial z_{ic} = p_{ic}(\partial L/\partial p_{ic}
+- \sum_k p_{ik}\,\partial L/\partial p_{ik})`, this is exactly
+:math:`(p_{ic}\sum_k t_{ik} - t_{ic})/B`, the logit loss's gradient, as long as
+no :math:`p_{ic}` underflows below :math:`\epsilon`. A linear output with the
+logit loss never has that limit (and skips a division): prefer it; the
+probability form exists so that Keras models run unchanged.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..losses import BinaryCrossEntropy, CrossEntropy
+
+__all__ = ["SoftmaxOutputCrossEntropy", "SigmoidOutputBinaryCrossEntropy", "for_output",
+           "output_activation"]
+
+
+def _floor(p: np.ndarray) -> np.ndarray:
+    return np.maximum(p, np.finfo(p.dtype).tiny)
+
+
+class SoftmaxOutputCrossEntropy(CrossEntropy):
+    """Cross-entropy of class probabilities (the output of a softmax)."""
+
+    def _forward(self, probs_pred, target):
+        return -(target * np.log(_floor(probs_pred))).sum(axis=1)
+
+    def _backward(self, probs_pred, target):
+        return -target / _floor(probs_pred)
+
+
+class SigmoidOutputBinaryCrossEntropy(BinaryCrossEntropy):
+    r"""Binary cross-entropy of probabilities (the output of a sigmoid).
+
+    .. math::
+        \ell = -t\log p - (1-t)\log(1-p), \qquad
+        \frac{\partial \ell}{\partial p} = -\frac{t}{p} + \frac{1-t}{1-p}
+    """
+
+    def _forward(self, p, target):
+        return -(target * np.log(_floor(p)) + (1 - target) * np.log(_floor(1 - p)))
+
+    def _backward(self, p, target):
+        return -target / _floor(p) + (1 - target) / _floor(1 - p)
+
+
+def output_activation(layer) -> str | None:
+    """``"softmax"`` / ``"sigmoid"`` if ``layer`` ends in one, else None."""
+    for candidate in (layer, getattr(layer, "activation", None)):
+        name = type(candidate).__name__
+        if name in ("Softmax", "Sigmoid"):
+            return name.lower()
+    return None
+
+
+def for_output(loss, layer):
+    """The loss to use on ``layer``'s output: the probability twin of a logit
+    cross-entropy when the layer ends in softmax/sigmoid, else ``loss``."""
+    activation = output_activation(layer)
+    if activation == "softmax" and type(loss) is CrossEntropy:
+        return SoftmaxOutputCrossEntropy(**loss.get_config())
+    if activation == "sigmoid" and type(loss) is BinaryCrossEntropy:
+        return SigmoidOutputBinaryCrossEntropy(**loss.get_config())
+    return loss

@@ -1,0 +1,352 @@
+r"""compile / fit / evaluate / predict for multi-output models.
+
+Mixed into :class:`tinynet.mtl.Model`; the epoch loop, callbacks, progress
+bar and :class:`~tinynet.History` are :func:`tinynet.training.fit_loop`'s,
+so everything that works with ``Sequential.fit`` works here.
+
+>>> model.compile("adam", loss={"left": "cross_entropy", "right": "cross_entropy"},
+...               metrics={"left": ["accuracy"], "right": ["accuracy"]},
+...               weighting="pcgrad")                                # doctest: +SKIP
+>>> history = model.fit(x, {"left": y1, "right": y2}, epochs=5)     # doctest: +SKIP
+>>> history.history["right/accuracy"]                                # doctest: +SKIP
+
+Logged names: ``"loss"`` (the plain sum of task losses, comparable across
+weightings), ``"<task>/loss"``, ``"<task>/<metric>"``, ``"<task>/weight"`` for adaptive
+weightings (the weight the method gave the task; MGDA's :math:`\alpha_t`) and the same
+with ``"val_"`` in front for validation data.
+
+Missing labels
+--------------
+A sample may lack the label of some tasks. Such an entry is recognised by
+a NaN target (any NaN in its row) or, for integer class labels, a negative
+label (``-1``); ``mask={task: bool array}`` gives it explicitly (``True`` =
+labelled). The task's loss is then the mean over its labelled samples of the
+batch (:mod:`tinynet.losses` per-sample masks), its metrics are computed on
+those samples, and the unlabelled ones pass no gradient to that task's head.
+Training-time epoch means weight each batch by its size; ``evaluate`` is
+exact.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+from ..callbacks import Callback
+from ..checks import as_float_array
+from ..training import fit_loop
+from . import weighting as weighting_mod
+from .output_losses import for_output
+
+__all__ = ["MultiTaskTraining", "task_masks"]
+
+
+def _per_task(spec, tasks, what):
+    """``spec`` as ``{task: value}``: a dict, a list in task order, or one value for all."""
+    if isinstance(spec, dict):
+        unknown = sorted(set(map(str, spec)) - set(tasks))
+        if unknown:
+            raise ValueError(f"compile received {what} for unknown tasks {unknown} "
+                             f"(tasks: {tasks})")
+        return {t: spec.get(t) for t in tasks}
+    if isinstance(spec, (list, tuple)) and what == "loss":
+        if len(spec) != len(tasks):
+            raise ValueError(f"compile expected {len(tasks)} losses (one per task "
+                             f"{tasks}), received {len(spec)}")
+        return dict(zip(tasks, spec))
+    return {t: spec for t in tasks}
+
+
+def task_masks(y: dict, mask: dict | None, n_samples: int) -> dict:
+    """``{task: bool array of labelled samples, or None when all are}``.
+
+    NaN targets and negative integer labels count as missing; ``mask`` adds
+    explicit ones (``True`` = labelled).
+    """
+    masks = {}
+    mask = mask or {}
+    unknown = sorted(set(mask) - set(y))
+    if unknown:
+        raise ValueError(f"fit received masks for unknown tasks {unknown} (tasks: {sorted(y)})")
+    for task, target in y.items():
+        target = np.asarray(target)
+        labelled = np.ones(n_samples, dtype=bool)
+        if np.issubdtype(target.dtype, np.floating):
+            labelled &= ~np.isnan(target.reshape(n_samples, -1)).any(axis=1)
+        elif np.issubdtype(target.dtype, np.integer) and target.ndim == 1:
+            labelled &= target >= 0
+        if task in mask:
+            m = np.asarray(mask[task])
+            if m.shape != (n_samples,):
+                raise ValueError(f"fit expected mask[{task!r}] of shape ({n_samples},), "
+                                 f"received {m.shape}")
+            labelled &= m.astype(bool)
+        masks[task] = None if labelled.all() else labelled
+    return masks
+
+
+def _flat_grads(params) -> np.ndarray:
+    return np.concatenate([p.grad.ravel() for p in params])
+
+
+def _set_flat_grads(params, flat: np.ndarray) -> None:
+    offset = 0
+    for p in params:
+        p.grad = flat[offset:offset + p.size].reshape(p.shape)
+        offset += p.size
+
+
+class MultiTaskTraining:
+    """The training half of :class:`tinynet.mtl.Model` (see the module docstring).
+
+    Expects ``forward_all``, ``backward_all``, ``output_names``, ``outputs``,
+    ``parameters``/``trainable_parameters``, ``shared_parameters``.
+    """
+
+    compiled = False
+
+    # --------------------------------------------------------------- compile
+    def compile(self, optimizer="adam", loss=None, metrics=None, weighting="equal",
+                loss_weights=None, weighting_lr=None):
+        """Set the optimizer, one loss per task, metrics and the loss weighting.
+
+        Parameters
+        ----------
+        optimizer : str, Optimizer or dict
+            As :func:`tinynet.optim.get`; it is bound to the model's trainable
+            parameters and to the weighting's learned ones (uncertainty's
+            log-variances, GradNorm's weights).
+        loss : dict {task: loss}, list (task order) or one loss for every task
+            Names (``"cross_entropy"``, ``"mse"``...) or instances. A logit
+            cross-entropy on a softmax/sigmoid output is computed from the
+            probabilities (:mod:`tinynet.mtl.output_losses`).
+        metrics : dict {task: [metric, ...]}, or a list for every task
+        weighting : str, dict or Weighting, default "equal"
+            ``"equal"``, ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``,
+            ``"pcgrad"``, ``"mgda"``, a dict of static weights, or an instance
+            from :mod:`tinynet.mtl.weighting` (for options).
+        loss_weights : dict or list, optional
+            Keras' name for static weights (``weighting`` must stay "equal").
+        weighting_lr : float, optional
+            Learning rate of the weighting's learned parameters (default: the
+            optimizer's).
+        """
+        tasks = list(self.output_names)
+        if loss is None:
+            raise ValueError("compile expected loss= (one per task, e.g. "
+                             f"{{{', '.join(repr(t) + ': ...' for t in tasks)}}})")
+        losses = {}
+        for i, (task, spec) in enumerate(_per_task(loss, tasks, "loss").items()):
+            if spec is None:
+                raise ValueError(f"compile expected a loss for task {task!r}")
+            losses[task] = for_output(losses_mod.get(spec), self.outputs[i].node.layer)
+        self.loss = losses
+        metric_specs = _per_task(metrics, tasks, "metrics") if metrics is not None else {}
+        self.metrics = {t: [metrics_mod.get(m) for m in
+                            ([] if s is None else [s] if isinstance(s, str) else list(s))]
+                        for t, s in ((t, metric_specs.get(t)) for t in tasks)}
+        if loss_weights is not None:
+            if weighting not in ("equal", None):
+                raise ValueError(f"compile takes loss_weights or weighting={weighting!r}, "
+                                 f"not both")
+            weighting = weighting_mod.Static(loss_weights)
+        dtype = self.dtype or np.dtype(np.float32)
+        self.weighting = weighting_mod.get(weighting).bind(tasks, dtype)
+        params = self.trainable_parameters()
+        extra = self.weighting.parameters()
+        groups = [{"params": params}]
+        if extra:
+            groups.append({"params": extra} if weighting_lr is None
+                          else {"params": extra, "lr": float(weighting_lr)})
+        from .. import optim
+        self.optimizer = optim.get(optimizer, groups)
+        shared_ids = {id(p) for p in self.shared_parameters()}
+        self._shared = [p for p in params if id(p) in shared_ids]
+        self.compiled = True
+        return self
+
+    def _require_compiled(self, who):
+        if not self.compiled:
+            raise RuntimeError(f"{who} needs model.compile(optimizer, loss=...) first")
+
+    # ------------------------------------------------------------- arguments
+    def _targets(self, y, n_samples, who) -> dict:
+        tasks = self.output_names
+        if not isinstance(y, dict):
+            if len(tasks) == 1:
+                y = {tasks[0]: y}
+            elif isinstance(y, (list, tuple)) and len(y) == len(tasks):
+                y = dict(zip(tasks, y))
+            else:
+                raise TypeError(f"{who} expected targets as a dict {{task: y}} for tasks "
+                                f"{tasks}, received {type(y).__name__}")
+        missing = [t for t in tasks if t not in y]
+        unknown = sorted(set(y) - set(tasks))
+        if missing or unknown:
+            raise ValueError(f"{who} expected targets for tasks {tasks}, missing {missing}, "
+                             f"unknown {unknown}")
+        out = {}
+        for t in tasks:
+            target = np.asarray(y[t])
+            if target.ndim == 0 or target.shape[0] != n_samples:
+                raise ValueError(f"{who} expected {n_samples} targets for task {t!r} (one "
+                                 f"per sample), received shape {target.shape}")
+            out[t] = target
+        return out
+
+    def _inputs(self, x, who) -> list[np.ndarray]:
+        if isinstance(x, dict):
+            x = [x[t.name] if t.name in x else None for t in self.inputs]
+        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"{who} expected {len(self.inputs)} input array(s), "
+                             f"received {len(xs)}")
+        xs = [as_float_array(a, who, f"input {t.name!r}", min_ndim=2)
+              for a, t in zip(xs, self.inputs)]
+        if len({a.shape[0] for a in xs}) > 1:
+            raise ValueError(f"{who} expected inputs with one number of samples, "
+                             f"received {[a.shape[0] for a in xs]}")
+        return xs
+
+    # ------------------------------------------------------------------ step
+    def _task_losses(self, outs, y, masks, idx=None):
+        """Loss value and output gradient of every task (masked), plus counts."""
+        values, grads, counts = np.zeros(len(outs)), [], []
+        for i, (task, out) in enumerate(zip(self.output_names, outs)):
+            target = y[task] if idx is None else y[task][idx]
+            mask = masks[task]
+            if mask is not None and idx is not None:
+                mask = mask[idx]
+            loss = self.loss[task]
+            values[i] = loss.forward(out, target, mask=mask)
+            grads.append(loss.backward())
+            counts.append(len(out) if mask is None else int(mask.sum()))
+        return values, grads, counts
+
+    def _task_metrics(self, outs, y, masks, idx=None) -> dict:
+        logs = {}
+        for task, out in zip(self.output_names, outs):
+            if not self.metrics[task]:
+                continue
+            target = y[task] if idx is None else y[task][idx]
+            mask = masks[task]
+            if mask is not None:
+                keep = mask if idx is None else mask[idx]
+                out, target = out[keep], target[keep]
+            for metric in self.metrics[task]:
+                logs[f"{task}/{metric.name}"] = metric(out, target) if len(out) else 0.0
+        return logs
+
+    def train_step(self, xs, y, masks, idx) -> dict:
+        """One update on samples ``idx``; returns the logs of the batch."""
+        outs = self.forward_all([a[idx] for a in xs], training=True)
+        values, grads, counts = self._task_losses(outs, y, masks, idx)
+        self.optimizer.zero_grad()
+        weights = self.weighting.loss_weights(values, training=True)
+        scaled = [g * g.dtype.type(w) for g, w in zip(grads, weights)]
+        if self.weighting.needs_task_gradients and self._shared:
+            self._combine_task_gradients(scaled, values)
+        else:
+            self.backward_all(scaled)
+        self.optimizer.step()
+        logs = {"loss": float(values.sum())}
+        adaptive = self.weighting.name not in ("equal", "static")
+        for i, task in enumerate(self.output_names):
+            logs[f"{task}/loss"] = float(values[i])
+            if adaptive:
+                logs[f"{task}/weight"] = float(self.weighting.last_weights[i])
+        logs.update(self._task_metrics(outs, y, masks, idx))
+        return logs
+
+    def _combine_task_gradients(self, grads, values) -> None:
+        """One backward pass per task; the weighting merges the shared gradients.
+
+        Cost: T backward passes through the trunk (each head once) instead of
+        one, and T copies of the shared gradient, of size P.
+        """
+        shared = self._shared
+        task_grads = np.zeros((len(grads), sum(p.size for p in shared)), dtype=shared[0].dtype)
+        for i in range(len(grads)):
+            only_i = [g if j == i else None for j, g in enumerate(grads)]
+            self.backward_all(only_i)
+            task_grads[i] = _flat_grads(shared)
+            for p in shared:
+                p.zero_grad()
+        _set_flat_grads(shared, self.weighting.combine(task_grads, values))
+
+    # ------------------------------------------------------------------- fit
+    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
+            callbacks=None, verbose: int = 1, shuffle: bool = True, seed=None, mask=None,
+            initial_epoch: int = 0, stream=None):
+        """Train on ``x`` (an array, or a list with one array per input) and ``{task: y}``.
+
+        Parameters
+        ----------
+        x : ndarray or list of ndarray
+        y : dict {task: targets}
+            Targets per task; NaN / negative labels mark missing ones.
+        validation_data : tuple ``(x_val, y_val)`` or ``(x_val, y_val, mask_val)``
+        mask : dict {task: bool array}, optional
+            Explicit labelled-sample masks.
+        Other parameters as :meth:`tinynet.Sequential.fit`.
+
+        Returns
+        -------
+        History
+        """
+        self._require_compiled("fit")
+        xs = self._inputs(x, "fit")
+        n = xs[0].shape[0]
+        ys = self._targets(y, n, "fit")
+        masks = task_masks(ys, mask, n)
+        validate = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("fit expected validation_data as (x_val, y_val) or "
+                                 "(x_val, y_val, mask_val)")
+
+            def validate():
+                return self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+
+        callbacks = list(callbacks or []) + [_WeightingEpochs()]
+        return fit_loop(self, lambda idx: self.train_step(xs, ys, masks, idx), n,
+                        epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
+                        initial_epoch=initial_epoch, validate=validate, callbacks=callbacks,
+                        verbose=verbose, stream=stream)
+
+    # -------------------------------------------------------- evaluate/predict
+    def _predict_lists(self, xs, batch_size) -> list[np.ndarray]:
+        n = xs[0].shape[0]
+        chunks = [self.forward_all([a[s:s + batch_size] for a in xs], training=False)
+                  for s in range(0, n, batch_size)]
+        return [np.concatenate([c[k] for c in chunks]) for k in range(len(self.outputs))]
+
+    def predict(self, x, batch_size: int = 256) -> dict:
+        """``{task: outputs}`` in inference mode (probabilities for softmax outputs)."""
+        xs = self._inputs(x, "predict")
+        return dict(zip(self.output_names, self._predict_lists(xs, batch_size)))
+
+    def evaluate(self, x, y, mask=None, batch_size: int = 256) -> dict:
+        """Loss and metrics of every task on labelled samples (exact means)."""
+        self._require_compiled("evaluate")
+        xs = self._inputs(x, "evaluate")
+        n = xs[0].shape[0]
+        ys = self._targets(y, n, "evaluate")
+        masks = task_masks(ys, mask, n)
+        outs = self._predict_lists(xs, batch_size)
+        values, _, _ = self._task_losses(outs, ys, masks)
+        logs = {"loss": float(values.sum())}
+        logs.update({f"{t}/loss": float(v) for t, v in zip(self.output_names, values)})
+        logs.update(self._task_metrics(outs, ys, masks))
+        return logs
+
+
+class _WeightingEpochs(Callback):
+    """Hands each epoch's mean task losses to the weighting (DWA needs them)."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        keys = [f"{t}/loss" for t in self.model.output_names]
+        if all(k in logs for k in keys):
+            self.model.weighting.on_epoch_end(np.array([logs[k] for k in keys]))
