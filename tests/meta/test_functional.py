@@ -7,7 +7,7 @@ from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from tests.fd import max_rel_error
-from tests.meta.helpers import mlp_layers, numerical_grad4, rel_error
+from tests.meta.helpers import directional_diff4, mlp_layers, numerical_grad4, rel_error
 from tests.meta.reference import loss_and_grad
 from tinynet.layers import Dense, Dropout, ReLU, Tanh
 from tinynet.meta import FunctionalMLP
@@ -51,9 +51,7 @@ def test_hvp_matches_central_differences_of_gradients(data, activation, loss):
     net, theta, x, y, rng = _net_and_data(data, activation, loss)
     v = rng.standard_normal(theta.shape)
     hv = net.value_and_grad(theta, x, y, loss).hvp(v)
-    eps = 1e-5
-    numeric = (net.value_and_grad(theta + eps * v, x, y, loss).grad
-               - net.value_and_grad(theta - eps * v, x, y, loss).grad) / (2 * eps)
+    numeric = directional_diff4(lambda t: net.value_and_grad(t, x, y, loss).grad, theta, v)
     assert rel_error(hv, numeric) < 1e-6
 
 
@@ -66,9 +64,7 @@ def test_hvp_relu_matches_differences_away_from_kinks():
     theta, x, y = rng.standard_normal((2, net.n_params)), rng.standard_normal((2, 5, 2)), \
         rng.standard_normal((2, 5, 1))
     v = rng.standard_normal(theta.shape)
-    eps = 1e-7
-    numeric = (net.value_and_grad(theta + eps * v, x, y).grad
-               - net.value_and_grad(theta - eps * v, x, y).grad) / (2 * eps)
+    numeric = directional_diff4(lambda t: net.value_and_grad(t, x, y).grad, theta, v, 1e-5)
     assert rel_error(net.value_and_grad(theta, x, y).hvp(v), numeric) < 1e-6
 
 
