@@ -1,0 +1,187 @@
+"""Callbacks: History, EarlyStopping, ModelCheckpoint, LearningRateScheduler,
+TerminateOnNaN (through Sequential.fit and through fit_loop)."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.callbacks import (Callback, EarlyStopping, LearningRateScheduler,
+                               ModelCheckpoint, TerminateOnNaN)
+from tinynet.layers import Dense
+from tinynet.training import fit_loop
+
+
+class ScriptedModel:
+    """A fake model whose 'weights' are the epoch number, for EarlyStopping."""
+
+    def __init__(self):
+        self.stop_training = False
+        self.weights = [np.array(-1.0)]
+        self.epoch = -1
+
+    def get_weights(self):
+        return [w.copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        self.weights = [np.array(w) for w in weights]
+
+
+def _scripted_fit(model, values, callbacks, monitor_key="val_loss"):
+    epochs = iter(range(len(values)))
+
+    def step(idx):
+        return {"loss": 0.0}
+
+    def validate():
+        epoch = next(epochs)
+        model.weights = [np.array(float(epoch))]
+        return {monitor_key[4:]: values[epoch]}
+
+    return fit_loop(model, step, 2, epochs=len(values), batch_size=2, verbose=0,
+                    validate=validate, callbacks=callbacks)
+
+
+def test_early_stopping_waits_patience_epochs_and_restores_the_best():
+    model = ScriptedModel()
+    stop = EarlyStopping(monitor="val_loss", patience=2, restore_best_weights=True)
+    history = _scripted_fit(model, [1.0, 0.5, 0.6, 0.55, 0.4, 0.1], [stop])
+    assert history.epoch == [0, 1, 2, 3]  # best at 1, two epochs without improvement
+    assert stop.best == 0.5 and stop.best_epoch == 1 and stop.stopped_epoch == 3
+    assert float(model.weights[0]) == 1.0  # the weights of epoch 1 are back
+    assert "val_loss did not improve for 2 epoch(s)" in history.stop_reason
+    assert "best 0.5 at epoch 2" in history.stop_reason
+
+
+def test_early_stopping_min_delta_and_max_mode():
+    model = ScriptedModel()
+    stop = EarlyStopping(monitor="val_accuracy", patience=0, min_delta=0.05)
+    assert stop.mode == "max"
+    history = _scripted_fit(model, [0.5, 0.53, 0.9], [stop], monitor_key="val_accuracy")
+    assert history.epoch == [0, 1]  # +0.03 is below min_delta
+    assert float(model.weights[0]) == 1.0  # without restore the last weights stay
+
+
+def test_early_stopping_without_validation_data_says_so():
+    with pytest.raises(ValueError, match="'val_loss'.*not in the epoch logs.*validation_data"):
+        fit_loop(ScriptedModel(), lambda idx: {"loss": 0.0}, 2, verbose=0,
+                 callbacks=[EarlyStopping()])
+
+
+@pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5}])
+def test_early_stopping_bad_settings(kwargs):
+    with pytest.raises(ValueError):
+        EarlyStopping(**kwargs)
+
+
+def _model(seed=0):
+    model = tn.Sequential([Dense(8, activation="relu", input_dim=4), Dense(3)])
+    model.reset_parameters(seed)
+    model.compile(optimizer=tn.optim.SGD(lr=0.1), loss="cross_entropy", metrics=["accuracy"])
+    return model
+
+
+def _data(n=32, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, 4)).astype(np.float32), rng.integers(0, 3, n)
+
+
+def test_early_stopping_on_a_real_model_restores_best_weights():
+    x, y = _data()
+    x_val, y_val = _data(seed=1)
+    snapshots = {}
+
+    class Snap(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            snapshots[epoch] = (logs["val_loss"], self.model.get_weights())
+
+    model = _model()
+    model.compile(optimizer=tn.optim.SGD(lr=2.0), loss="cross_entropy")  # overshoots
+    stop = EarlyStopping(patience=1, restore_best_weights=True)
+    model.fit(x, y, epochs=30, batch_size=8, validation_data=(x_val, y_val),
+              callbacks=[Snap(), stop], verbose=0, seed=0)
+    best_epoch = min(snapshots, key=lambda e: snapshots[e][0])
+    assert stop.best_epoch == best_epoch
+    for got, want in zip(model.get_weights(), snapshots[best_epoch][1]):
+        assert np.array_equal(got, want)
+
+
+def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
+    x, y = _data()
+    model = _model()
+    every = ModelCheckpoint(tmp_path / "ckpt-{epoch:02d}.npz", monitor="loss")
+    best = ModelCheckpoint(tmp_path / "best.npz", monitor="val_loss", save_best_only=True)
+    history = model.fit(x, y, epochs=3, batch_size=8, validation_data=_data(seed=2),
+                        callbacks=[every, best], verbose=0, seed=0)
+    assert sorted(os.listdir(tmp_path)) == ["best.npz", "ckpt-01.npz", "ckpt-02.npz",
+                                            "ckpt-03.npz"]
+    last = tn.load(tmp_path / "ckpt-03.npz")
+    for got, want in zip(last.get_weights(), model.get_weights()):
+        assert np.array_equal(got, want)
+    best_epoch = int(np.argmin(history.history["val_loss"]))
+    assert best.best_epoch == best_epoch
+    assert best.saved[-1] == str(tmp_path / "best.npz")
+    assert len(best.saved) == 1 + sum(
+        history.history["val_loss"][e] < min(history.history["val_loss"][:e])
+        for e in range(1, 3))
+
+
+def test_model_checkpoint_bad_path_template(tmp_path):
+    x, y = _data()
+    with pytest.raises(ValueError, match="cannot fill the path"):
+        _model().fit(x, y, verbose=0, callbacks=[ModelCheckpoint(tmp_path / "{nope}.npz")])
+
+
+def test_learning_rate_scheduler_one_and_two_argument_schedules():
+    x, y = _data()
+    model = _model()
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[
+        LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch)])
+    assert history.history["lr"] == [0.1, 0.05, 0.025]
+    assert model.optimizer.lr == 0.025
+    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[
+        LearningRateScheduler(lambda epoch, lr: lr * 2)])
+    assert history.history["lr"] == [0.05, 0.1]
+    with pytest.raises(TypeError):
+        LearningRateScheduler(0.1)
+
+
+def test_learning_rate_scheduler_resumes_at_initial_epoch():
+    x, y = _data()
+    model = _model()
+    history = model.fit(x, y, epochs=4, initial_epoch=2, verbose=0, callbacks=[
+        LearningRateScheduler(lambda epoch: 1.0 / (epoch + 1))])
+    assert history.history["lr"] == [1 / 3, 1 / 4] and history.epoch == [2, 3]
+
+
+def test_nan_loss_stops_sequential_fit_and_history_records_it():
+    x, y = _data()
+    model = _model()
+    model.compile(optimizer=tn.optim.SGD(lr=1e30), loss="cross_entropy")
+    with pytest.warns(RuntimeWarning, match=r"TerminateOnNaN: the loss became nan at epoch "
+                                            r"\d+/50, batch \d+/4"), np.errstate(all="ignore"):
+        history = model.fit(x * 1e3, y, epochs=50, batch_size=8, verbose=0)
+    assert model.stop_training and len(history.epoch) < 50
+    assert not math.isfinite(history.history["loss"][-1])
+    assert history.stop_reason.startswith("TerminateOnNaN")
+
+
+def test_a_user_terminate_on_nan_is_not_doubled():
+    calls = []
+
+    class Counting(TerminateOnNaN):
+        def on_batch_end(self, batch, logs=None):
+            calls.append(batch)
+            super().on_batch_end(batch, logs)
+
+    fit_loop(ScriptedModel(), lambda idx: {"loss": 1.0}, 4, batch_size=2, verbose=0,
+             callbacks=[Counting()])
+    assert calls == [0, 1]
+
+
+def test_callbacks_must_be_callback_instances():
+    with pytest.raises(TypeError, match="Callback"):
+        fit_loop(ScriptedModel(), lambda idx: {"loss": 1.0}, 4, verbose=0,
+                 callbacks=[lambda: None])

@@ -1,0 +1,108 @@
+"""Progress output: live bar on a terminal, one line per epoch elsewhere,
+nothing at verbose=0; driven with fake streams and a fake clock."""
+
+import io
+
+import numpy as np
+import pytest
+
+from tinynet.progress import ProgressBar, format_logs, format_seconds
+from tinynet.training import fit_loop
+
+
+class FakeTTY(io.StringIO):
+    def isatty(self):
+        return True
+
+
+class Clock:
+    """Advances by ``tick`` seconds at every reading."""
+
+    def __init__(self, tick):
+        self.now, self.tick = 0.0, tick
+
+    def __call__(self):
+        self.now += self.tick
+        return self.now
+
+
+class Model:
+    stop_training = False
+
+
+def _run(stream, verbose, n=40, batch_size=4, epochs=2, bar=None):
+    callbacks = [bar] if bar is not None else None
+    return fit_loop(Model(), lambda idx: {"loss": 0.5, "accuracy": 0.25}, n,
+                    epochs=epochs, batch_size=batch_size, verbose=0 if bar else verbose,
+                    stream=stream, callbacks=callbacks, validate=lambda: {"loss": 0.75})
+
+
+def test_non_tty_gets_one_line_per_epoch():
+    stream = io.StringIO()
+    _run(stream, verbose=1)
+    lines = stream.getvalue().splitlines()
+    assert len(lines) == 2 and "\r" not in stream.getvalue()
+    assert lines[0].startswith("Epoch 1/2 - ")
+    assert lines[1].endswith("- loss: 0.5000 - accuracy: 0.2500 - val_loss: 0.7500")
+
+
+def test_verbose_0_prints_nothing(capsys):
+    stream = FakeTTY()
+    _run(stream, verbose=0)
+    assert stream.getvalue() == ""
+    assert capsys.readouterr().out == ""
+
+
+def test_verbose_2_is_one_line_per_epoch_even_on_a_tty():
+    stream = FakeTTY()
+    _run(stream, verbose=2)
+    assert "\r" not in stream.getvalue() and len(stream.getvalue().splitlines()) == 2
+
+
+def test_tty_bar_redraws_in_place_with_eta_and_running_metrics():
+    stream = FakeTTY()
+    bar = ProgressBar(verbose=1, stream=stream, clock=Clock(0.5))  # every batch is late
+    _run(stream, verbose=1, bar=bar)
+    text = stream.getvalue()
+    epoch1 = text.split("\n")[0]
+    frames = epoch1.split("\r")[1:]
+    # 9 intermediate redraws (the 10th batch is drawn by the epoch end) + the final frame
+    assert len(frames) == 10
+    assert "Epoch 1/2   1/10 [===>" in frames[0] and "ETA" in frames[0]
+    assert "- loss: 0.5000 - accuracy: 0.2500" in frames[0]
+    assert "10/10 [==============================]" in frames[-1]
+    assert "val_loss: 0.7500" in frames[-1] and "ETA" not in frames[-1]
+    assert text.count("\n") == 2
+
+
+def test_tty_redraws_are_throttled():
+    stream = FakeTTY()
+    bar = ProgressBar(verbose=1, stream=stream, clock=Clock(0.001), max_rate=10)
+    _run(stream, verbose=1, n=400, batch_size=1, epochs=1, bar=bar)
+    frames = stream.getvalue().split("\r")[1:]
+    # 400 batches at 1 ms each = 0.4 s of fake time: about 4 redraws at 10 per second
+    assert 2 <= len(frames) <= 7
+
+
+def test_bar_final_frame_covers_a_longer_previous_frame():
+    stream = FakeTTY()
+    bar = ProgressBar(stream=stream)
+    bar.set_params({"epochs": 1, "steps": 2})
+    bar.on_train_begin()
+    bar.on_epoch_begin(0)
+    bar._draw("x" * 50)
+    bar._draw("short")
+    assert stream.getvalue().endswith("short" + " " * 45)
+
+
+@pytest.mark.parametrize("seconds, text", [
+    (0.0123, "12ms"), (0.42, "0.4s"), (12.4, "12s"), (185, "3:05"), (3723, "1:02:03"),
+])
+def test_format_seconds(seconds, text):
+    assert format_seconds(seconds) == text
+
+
+def test_format_logs_uses_fixed_decimals_and_scientific_for_extremes():
+    assert format_logs({"loss": 0.28171}) == " - loss: 0.2817"
+    assert format_logs({"loss": 1.5e-5}) == " - loss: 1.5e-05"
+    assert format_logs({"loss": np.nan}) == " - loss: nan"

@@ -1,0 +1,196 @@
+"""The generic loop (tinynet.training.fit_loop) with plain step functions,
+and Sequential.fit's reproducibility built on it."""
+
+import math
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.callbacks import Callback
+from tinynet.layers import Dense, Dropout
+from tinynet.training import batch_indices, epoch_rng, fit_loop, RunningMeans
+
+
+class Model:
+    """The least a model needs for fit_loop."""
+
+    def __init__(self):
+        self.stop_training = False
+        self.rngs = []
+
+    def set_rng(self, rng):
+        self.rngs.append(rng)
+
+
+class Recorder(Callback):
+    def __init__(self):
+        super().__init__()
+        self.events = []
+
+    def on_train_begin(self, logs=None):
+        self.events.append(("train_begin",))
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.events.append(("epoch_begin", epoch))
+
+    def on_batch_end(self, batch, logs=None):
+        self.events.append(("batch_end", batch, dict(logs)))
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.events.append(("epoch_end", epoch, dict(logs)))
+
+    def on_train_end(self, logs=None):
+        self.events.append(("train_end",))
+
+
+def test_batches_cover_every_sample_once():
+    batches = batch_indices(10, 4, np.random.default_rng(0))
+    assert [len(b) for b in batches] == [4, 4, 2]
+    assert sorted(np.concatenate(batches)) == list(range(10))
+    assert [list(b) for b in batch_indices(5, 2)] == [[0, 1], [2, 3], [4]]
+
+
+def test_epoch_logs_are_batch_size_weighted_means_and_hooks_in_order():
+    seen = []
+
+    def step(idx):
+        seen.append(idx.copy())
+        return {"loss": float(idx.sum()), "count": float(len(idx))}
+
+    rec = Recorder()
+    history = fit_loop(Model(), step, 10, epochs=2, batch_size=4, shuffle=False,
+                       callbacks=[rec], verbose=0,
+                       validate=lambda: {"loss": 1.5})
+    # samples 0..9 in batches [0-3], [4-7], [8, 9]: per-sample mean of idx.sum()
+    expected = (6 * 4 + 22 * 4 + 17 * 2) / 10
+    assert history.history["loss"] == [expected, expected]
+    assert history.history["val_loss"] == [1.5, 1.5]
+    assert history.history["count"] == [(16 + 16 + 4) / 10] * 2
+    assert history.epoch == [0, 1]
+    kinds = [e[0] for e in rec.events]
+    assert kinds == (["train_begin"] + (["epoch_begin"] + ["batch_end"] * 3 + ["epoch_end"]) * 2
+                     + ["train_end"])
+    # batch logs are running means
+    assert rec.events[2][2]["loss"] == 6.0
+    assert rec.events[3][2]["loss"] == (6 * 4 + 22 * 4) / 8
+
+
+def test_seeded_shuffles_depend_only_on_seed_and_epoch():
+    def orders(initial_epoch, seed):
+        got = []
+        fit_loop(Model(), lambda idx: got.append(idx) or {"loss": 0.0}, 7, epochs=4,
+                 batch_size=7, seed=seed, initial_epoch=initial_epoch, verbose=0)
+        return [list(o) for o in got]
+
+    full = orders(0, 3)
+    assert orders(2, 3) == full[2:]
+    assert full == orders(0, 3)
+    assert full[0] != full[1]
+    assert orders(0, 4) != full
+
+
+def test_layer_rngs_are_set_per_epoch_from_the_seed():
+    a, b = Model(), Model()
+    fit_loop(a, lambda idx: {"loss": 0.0}, 3, epochs=2, seed=1, verbose=0)
+    fit_loop(b, lambda idx: {"loss": 0.0}, 3, epochs=2, initial_epoch=1, seed=1, verbose=0)
+    assert len(a.rngs) == 2 and len(b.rngs) == 1
+    assert a.rngs[1].random() == b.rngs[0].random() == epoch_rng(1, 1, 1).random()
+
+
+def test_nan_loss_stops_with_epoch_and_batch_in_the_message():
+    calls = []
+
+    def step(idx):
+        calls.append(1)
+        return {"loss": math.nan if len(calls) == 5 else 1.0}
+
+    model = Model()
+    with pytest.warns(RuntimeWarning, match=r"epoch 2/3, batch 2/3"):
+        history = fit_loop(model, step, 9, epochs=3, batch_size=3, verbose=0,
+                           validate=lambda: {"loss": 0.0})
+    assert len(calls) == 5 and model.stop_training
+    assert "epoch 2/3, batch 2/3" in history.stop_reason
+    assert history.epoch == [0, 1] and math.isnan(history.history["loss"][1])
+    assert math.isnan(history.history["val_loss"][1])  # no validation after the stop
+
+
+def test_nan_check_can_be_turned_off():
+    history = fit_loop(Model(), lambda idx: {"loss": math.inf}, 4, epochs=2, verbose=0,
+                       terminate_on_nan=False)
+    assert history.epoch == [0, 1] and history.stop_reason is None
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"batch_size": 0}, ValueError), ({"batch_size": -3}, ValueError),
+    ({"batch_size": 2.5}, TypeError), ({"epochs": -1}, ValueError),
+    ({"initial_epoch": -1}, ValueError), ({"verbose": 3}, ValueError),
+])
+def test_bad_loop_settings(kwargs, error):
+    with pytest.raises(error):
+        fit_loop(Model(), lambda idx: {"loss": 0.0}, 4, **kwargs)
+
+
+def test_zero_samples_refused():
+    with pytest.raises(ValueError, match="number of samples"):
+        fit_loop(Model(), lambda idx: {"loss": 0.0}, 0, verbose=0)
+
+
+def test_running_means():
+    means = RunningMeans()
+    assert means.means() == {}
+    means.add({"a": 1.0}, 1)
+    means.add({"a": 4.0}, 3)
+    assert means.means() == {"a": 13 / 4}
+
+
+# --------------------------------------------------------- Sequential.fit
+def _data(n=64, d=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    y = rng.integers(0, classes, n)
+    return x, y
+
+
+def _lazy_model():
+    # no input_dim: fit builds it, so fit's seed fixes the initial weights
+    model = tn.Sequential([Dense(16, activation="relu"), Dropout(0.3), Dense(3)])
+    model.compile(optimizer=tn.optim.Adam(lr=0.01), loss="cross_entropy",
+                  metrics=["accuracy"])
+    return model
+
+
+def test_fit_twice_with_the_same_seed_gives_identical_weights():
+    x, y = _data()
+    a, b, c = _lazy_model(), _lazy_model(), _lazy_model()
+    ha = a.fit(x, y, epochs=3, batch_size=8, seed=7, verbose=0)
+    hb = b.fit(x, y, epochs=3, batch_size=8, seed=7, verbose=0)
+    c.fit(x, y, epochs=3, batch_size=8, seed=8, verbose=0)
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        assert np.array_equal(wa, wb)
+    assert ha.history == hb.history
+    assert not all(np.array_equal(wa, wc) for wa, wc in zip(a.get_weights(), c.get_weights()))
+
+
+def test_reset_parameters_makes_a_constructed_model_reproducible():
+    x, y = _data()
+    weights = []
+    for _ in range(2):
+        model = tn.Sequential([Dense(8, activation="relu", input_dim=6), Dropout(0.5),
+                               Dense(3)])
+        model.compile(optimizer="sgd", loss="cross_entropy")
+        model.reset_parameters(seed=3)
+        model.fit(x, y, epochs=2, batch_size=16, seed=1, verbose=0)
+        weights.append(model.get_weights())
+    for wa, wb in zip(*weights):
+        assert np.array_equal(wa, wb)
+
+
+def test_resume_equals_uninterrupted_run_in_memory():
+    x, y = _data()
+    full, part = _lazy_model(), _lazy_model()
+    full.fit(x, y, epochs=4, batch_size=8, seed=5, verbose=0)
+    part.fit(x, y, epochs=2, batch_size=8, seed=5, verbose=0)
+    part.fit(x, y, epochs=4, initial_epoch=2, batch_size=8, seed=5, verbose=0)
+    for wa, wb in zip(full.get_weights(), part.get_weights()):
+        assert np.array_equal(wa, wb)

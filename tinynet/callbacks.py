@@ -1,0 +1,401 @@
+"""Callbacks: code the training loop calls at fixed points of training.
+
+A callback subclasses :class:`Callback` and overrides any of
+
+=====================================  ======================================
+hook                                   called
+=====================================  ======================================
+``on_train_begin(logs)``               once, before the first epoch
+``on_epoch_begin(epoch, logs)``        before each epoch (``epoch`` from 0)
+``on_batch_begin(batch, logs)``        before each mini-batch
+``on_batch_end(batch, logs)``          after each mini-batch's update
+``on_epoch_end(epoch, logs)``          after each epoch and its validation
+``on_train_end(logs)``                 once, at the end (also after a stop)
+=====================================  ======================================
+
+``logs`` is a dict of floats named as in Keras: ``"loss"``, ``"accuracy"``,
+and for the validation data ``"val_loss"``, ``"val_accuracy"``. In the batch
+hooks they are the running means over the epoch so far; in
+``on_epoch_end`` the means over the whole epoch. ``self.model`` is the model
+being trained and ``self.params`` holds ``epochs``, ``steps`` (batches per
+epoch), ``batch_size``, ``n_samples`` and ``verbose``.
+
+A callback stops training by setting ``model.stop_training = True`` and may
+say why in ``model.stop_reason``; the loop finishes the current batch (or
+epoch, from an epoch hook), calls ``on_train_end`` and records the reason in
+:attr:`History.stop_reason`.
+
+:class:`History` and :class:`TerminateOnNaN` are added by ``fit`` itself.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+
+from .checks import check_positive_int
+
+__all__ = ["Callback", "CallbackList", "History", "TerminateOnNaN", "EarlyStopping",
+           "ModelCheckpoint", "LearningRateScheduler", "set_learning_rate",
+           "get_learning_rate"]
+
+
+class Callback:
+    """Base class; every hook does nothing."""
+
+    def __init__(self):
+        self.model = None
+        self.params: dict = {}
+
+    def set_model(self, model) -> None:
+        self.model = model
+
+    def set_params(self, params: dict) -> None:
+        self.params = dict(params)
+
+    def on_train_begin(self, logs=None): ...
+    def on_train_end(self, logs=None): ...
+    def on_epoch_begin(self, epoch, logs=None): ...
+    def on_epoch_end(self, epoch, logs=None): ...
+    def on_batch_begin(self, batch, logs=None): ...
+    def on_batch_end(self, batch, logs=None): ...
+
+    def _stop(self, reason: str) -> None:
+        self.model.stop_training = True
+        self.model.stop_reason = reason
+
+
+class CallbackList(Callback):
+    """Calls each hook on every callback, in order."""
+
+    def __init__(self, callbacks=()):
+        super().__init__()
+        self.callbacks = []
+        for cb in callbacks:
+            if not isinstance(cb, Callback):
+                raise TypeError(f"expected Callback instances, received "
+                                f"{type(cb).__name__} ({cb!r})"[:200])
+            self.callbacks.append(cb)
+
+    def set_model(self, model):
+        for cb in self.callbacks:
+            cb.set_model(model)
+
+    def set_params(self, params):
+        for cb in self.callbacks:
+            cb.set_params(params)
+
+    def on_train_begin(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_train_begin(logs)
+
+    def on_train_end(self, logs=None):
+        for cb in self.callbacks:
+            cb.on_train_end(logs)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        for cb in self.callbacks:
+            cb.on_epoch_begin(epoch, logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        for cb in self.callbacks:
+            cb.on_epoch_end(epoch, logs)
+
+    def on_batch_begin(self, batch, logs=None):
+        for cb in self.callbacks:
+            cb.on_batch_begin(batch, logs)
+
+    def on_batch_end(self, batch, logs=None):
+        for cb in self.callbacks:
+            cb.on_batch_end(batch, logs)
+
+
+class History(Callback):
+    """Every metric of every epoch; ``fit`` returns it.
+
+    Attributes
+    ----------
+    history : dict[str, list[float]]
+        ``history.history["loss"][i]`` is the mean loss of the ``i``-th epoch
+        of this run (``history.epoch[i]`` is its epoch number).
+    epoch : list[int]
+    params : dict
+        The run's settings (epochs, steps, batch_size, ...).
+    stop_reason : str or None
+        Why training stopped early (NaN loss, early stopping), else None.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.history: dict[str, list[float]] = {}
+        self.epoch: list[int] = []
+        self.stop_reason: str | None = None
+
+    def on_train_begin(self, logs=None):
+        self.history = {}
+        self.epoch = []
+        self.stop_reason = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epoch.append(int(epoch))
+        for key, value in (logs or {}).items():
+            # A metric first seen late (validation every few epochs) is padded with NaN.
+            column = self.history.setdefault(key, [math.nan] * (len(self.epoch) - 1))
+            column.append(float(value))
+        for column in self.history.values():
+            if len(column) < len(self.epoch):
+                column.append(math.nan)
+
+    def on_train_end(self, logs=None):
+        self.stop_reason = getattr(self.model, "stop_reason", None)
+
+    def __repr__(self) -> str:
+        last = {k: round(v[-1], 4) for k, v in self.history.items() if v}
+        return f"History(epochs={len(self.epoch)}, last={last})"
+
+
+class TerminateOnNaN(Callback):
+    """Stop as soon as the loss is NaN or infinite (on by default in ``fit``).
+
+    Sets ``model.stop_training``, records a reason naming the epoch and batch
+    (1-based, as the progress bar counts) and issues a ``RuntimeWarning`` so
+    the stop is visible even at ``verbose=0``. The update of the offending
+    batch has already been applied, so the weights may hold NaN.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(loss):
+            epochs = self.params.get("epochs", "?")
+            steps = self.params.get("steps", "?")
+            reason = (f"TerminateOnNaN: the loss became {loss} at epoch {self._epoch + 1}/"
+                      f"{epochs}, batch {batch + 1}/{steps}; training stopped (try a "
+                      f"lower learning rate, or check the inputs' scale)")
+            self._stop(reason)
+            warnings.warn(reason, RuntimeWarning, stacklevel=2)
+
+
+def _resolve_mode(mode: str, monitor: str, who: str) -> str:
+    if mode not in ("auto", "min", "max"):
+        raise ValueError(f"{who} expected mode 'auto', 'min' or 'max', received {mode!r}")
+    if mode == "auto":
+        return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+    return mode
+
+
+def _monitored(logs, monitor: str, who: str) -> float:
+    if monitor not in (logs or {}):
+        hint = " (pass validation_data= to fit)" if monitor.startswith("val_") else ""
+        raise ValueError(f"{who} monitors {monitor!r}, which is not in the epoch logs "
+                         f"(available: {', '.join(sorted(logs or {})) or 'none'}){hint}")
+    return float(logs[monitor])
+
+
+class _Monitor(Callback):
+    """Tracks the best value of a logged metric (shared by EarlyStopping and
+    ModelCheckpoint)."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        super().__init__()
+        self.monitor = monitor
+        self.mode = _resolve_mode(mode, monitor, type(self).__name__)
+        self.min_delta = abs(float(min_delta))
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch: int | None = None
+
+    def _reset(self):
+        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best_epoch = None
+
+    def _improved(self, value: float) -> bool:
+        if not math.isfinite(value):
+            return False
+        if self.mode == "min":
+            return value < self.best - self.min_delta
+        return value > self.best + self.min_delta
+
+
+class EarlyStopping(_Monitor):
+    """Stop when a monitored metric has stopped improving.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+    patience : int, default 0
+        Epochs without improvement to wait before stopping.
+    min_delta : float, default 0
+        Smallest change that counts as an improvement.
+    mode : {"auto", "min", "max"}
+        "auto" maximises metrics whose name contains "acc", minimises others.
+    restore_best_weights : bool, default False
+        At the end of training, put back the weights of the best epoch.
+
+    Attributes
+    ----------
+    best, best_epoch, stopped_epoch
+    """
+
+    def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
+                 mode: str = "auto", restore_best_weights: bool = False):
+        super().__init__(monitor, mode, min_delta)
+        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) \
+                or patience < 0:
+            raise ValueError(f"EarlyStopping expected patience as a non-negative integer, "
+                             f"received {patience!r}")
+        self.patience = int(patience)
+        self.restore_best_weights = bool(restore_best_weights)
+        self.wait = 0
+        self.stopped_epoch: int | None = None
+        self.best_weights = None
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+        self.wait = 0
+        self.stopped_epoch = None
+        self.best_weights = None
+
+    def on_epoch_end(self, epoch, logs=None):
+        if getattr(self.model, "stop_training", False) and self.monitor not in (logs or {}):
+            return  # stopped mid-epoch (NaN): no validation was run
+        value = _monitored(logs, self.monitor, "EarlyStopping")
+        if self._improved(value):
+            self.best, self.best_epoch, self.wait = value, epoch, 0
+            if self.restore_best_weights:
+                self.best_weights = self.model.get_weights()
+            return
+        self.wait += 1
+        if self.wait >= self.patience:
+            self.stopped_epoch = epoch
+            best = "none" if self.best_epoch is None else \
+                f"{self.best:.6g} at epoch {self.best_epoch + 1}"
+            self._stop(f"EarlyStopping: {self.monitor} did not improve for {self.wait} "
+                       f"epoch(s) (best {best}); stopped after epoch {epoch + 1}")
+
+    def on_train_end(self, logs=None):
+        if self.restore_best_weights and self.best_weights is not None:
+            self.model.set_weights(self.best_weights)
+
+
+class ModelCheckpoint(_Monitor):
+    """Save the model after every epoch, or only when it improves.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        May hold ``str.format`` fields filled from the epoch (1-based) and the
+        logs: ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
+    monitor, mode, min_delta
+        As for :class:`EarlyStopping` (used with ``save_best_only``).
+    save_best_only : bool, default False
+    include_optimizer : bool, default True
+        Also save the optimizer state, so training can resume exactly.
+
+    Saving goes through ``model.save`` (:func:`tinynet.io.save`), which is
+    atomic: a crash mid-save leaves the previous checkpoint intact.
+    """
+
+    def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
+                 mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True):
+        super().__init__(monitor, mode, min_delta)
+        self.path = str(path)
+        self.save_best_only = bool(save_best_only)
+        self.include_optimizer = bool(include_optimizer)
+        self.saved: list[str] = []
+
+    def on_train_begin(self, logs=None):
+        self._reset()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.save_best_only:
+            if not self._improved(_monitored(logs, self.monitor, "ModelCheckpoint")):
+                return
+            self.best, self.best_epoch = float(logs[self.monitor]), epoch
+        try:
+            path = self.path.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"ModelCheckpoint cannot fill the path {self.path!r} from the "
+                             f"epoch and the logs {sorted(logs)}: {exc}") from None
+        self.model.save(path, include_optimizer=self.include_optimizer)
+        self.saved.append(path)
+
+
+def get_learning_rate(optimizer) -> float:
+    """The learning rate of ``optimizer`` (of its first parameter group)."""
+    groups = getattr(optimizer, "param_groups", None)
+    if groups:
+        return float(groups[0]["lr"])
+    return float(optimizer.lr)
+
+
+def set_learning_rate(optimizer, lr: float) -> None:
+    """Set the learning rate of every parameter group of ``optimizer``."""
+    lr = float(lr)
+    if not math.isfinite(lr) or lr < 0:
+        raise ValueError(f"expected a finite, non-negative learning rate, received {lr}")
+    groups = getattr(optimizer, "param_groups", None)
+    if groups:
+        for group in groups:
+            group["lr"] = lr
+    if hasattr(optimizer, "lr") or not groups:
+        optimizer.lr = lr
+
+
+class LearningRateScheduler(Callback):
+    """Set the learning rate at the start of each epoch.
+
+    Parameters
+    ----------
+    schedule : callable
+        ``schedule(epoch) -> lr`` or ``schedule(epoch, lr) -> lr`` (Keras),
+        with ``epoch`` counted from 0; any of :mod:`tinynet.optim`'s
+        schedules that is called this way works too.
+    verbose : int, default 0
+        1 prints the new rate at each change.
+
+    The rate in use is logged as ``"lr"`` at each epoch's end. Because the
+    rate depends only on the epoch number (and the previous rate), a run
+    resumed with ``initial_epoch`` follows the same rates.
+    """
+
+    def __init__(self, schedule, verbose: int = 0):
+        super().__init__()
+        if not callable(schedule):
+            raise TypeError(f"LearningRateScheduler expected a callable schedule, "
+                            f"received {type(schedule).__name__}")
+        self.schedule = schedule
+        self.verbose = int(verbose)
+        self._two_args = _takes_two_args(schedule)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        optimizer = self.model.optimizer
+        old = get_learning_rate(optimizer)
+        lr = self.schedule(epoch, old) if self._two_args else self.schedule(epoch)
+        set_learning_rate(optimizer, lr)
+        if self.verbose and float(lr) != old:
+            print(f"Epoch {epoch + 1}: learning rate set to {float(lr):.6g}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:
+            logs["lr"] = get_learning_rate(self.model.optimizer)
+
+
+def _takes_two_args(fn) -> bool:
+    import inspect
+    try:
+        sig = inspect.signature(fn)
+    except (TypeError, ValueError):
+        return False
+    positional = [p for p in sig.parameters.values()
+                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+                  and p.default is p.empty]
+    return len(positional) >= 2

@@ -1,0 +1,352 @@
+"""Saving and loading models: one ``.npz`` file, never a pickle.
+
+File format (version 1)
+-----------------------
+An ordinary NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
+
+=====================  ======================================================
+key                    content
+=====================  ======================================================
+``__tinynet__``        the header: UTF-8 JSON as a ``uint8`` array
+``weight_0000`` ...    the model's weights (:func:`get_weights` order:
+                       parameters, then layer state such as BatchNorm's
+                       moving statistics)
+``optimizer_0000`` ... the optimizer's ``state_dict()`` arrays (optional)
+=====================  ======================================================
+
+and the header is::
+
+    {"format": "tinynet-model", "version": 1, "tinynet_version": "0.1.0",
+     "modules": ["tinynet.layers.dense", "tinynet.model", ...],
+     "model": {"class": "Sequential", "config": {...}},      # layer_to_dict
+     "weights": [{"name": "dense_1/W", "shape": [784, 128], "dtype": "float32"}, ...],
+     "compile": {"optimizer": {...}, "loss": {...}, "metrics": [...]} or null,
+     "optimizer_groups": [[0, 1, 2, 3]],    # parameter groups as indices
+     "optimizer_state": ["n_groups", "state.0.step", ...] or null}
+
+Every array is numeric, so :func:`load` reads the file with
+``np.load(..., allow_pickle=False)``: opening a model file cannot run code.
+Loading imports only the ``tinynet.*`` modules the header names (so that
+their layer classes register); any other layer class must be imported by
+the caller first.
+
+Saving is atomic: the archive is written to a temporary file in the target
+directory, flushed to disk (``fsync``), then renamed over the target with
+``os.replace``; a crash mid-save leaves the previous file as it was.
+
+Any model that is a :class:`~tinynet.layers.Layer` with a config can be
+saved; a model with ``get_compile_config()``/``compile_from_config(config)``
+and an ``optimizer`` also keeps its training set-up (Keras' convention).
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import tempfile
+import zipfile
+import zlib
+
+import numpy as np
+
+from .layers.base import LAYER_CLASSES, Layer, layer_from_dict, layer_to_dict
+
+__all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
+           "atomic_write", "FORMAT", "VERSION"]
+
+FORMAT = "tinynet-model"
+VERSION = 1
+_HEADER = "__tinynet__"
+
+
+class ModelFileError(ValueError):
+    """A file is not a readable tinynet model (truncated, corrupt or foreign)."""
+
+
+# --------------------------------------------------------------------- weights
+def _walk(layer: Layer):
+    """``layer`` and every layer below it, parents first."""
+    yield layer
+    for child in layer.sublayers():
+        yield from _walk(child)
+
+
+def _slots(model: Layer):
+    """``(name, array)`` of every weight: all parameters (``parameters()``
+    order), then every layer's state arrays (tree order, sorted keys)."""
+    slots = [(p.name, p.value) for p in model.parameters()]
+    for layer in _walk(model):
+        state = layer.get_state()
+        slots.extend((f"{layer.name}/{key}", state[key]) for key in sorted(state))
+    return slots
+
+
+def weight_names(model: Layer) -> list[str]:
+    """Names of the arrays :func:`get_weights` returns, in the same order."""
+    return [name for name, _ in _slots(model)]
+
+
+def get_weights(model: Layer) -> list[np.ndarray]:
+    """Copies of every parameter value, then of every state array (BatchNorm
+    moving statistics), so that :func:`set_weights` restores the model fully."""
+    return [np.array(value, copy=True) for _, value in _slots(model)]
+
+
+def set_weights(model: Layer, weights) -> None:
+    """Copy ``weights`` (as from :func:`get_weights`) into ``model``.
+
+    Checks the count and every shape first, so a mismatch changes nothing;
+    the error names the parameter. Values are cast to the model's dtype.
+    """
+    who = f"{type(model).__name__} {model.name!r}.set_weights"
+    slots = _slots(model)
+    if isinstance(weights, np.ndarray) or not hasattr(weights, "__len__"):
+        raise TypeError(f"{who} expected a list of arrays (as get_weights returns), "
+                        f"received {type(weights).__name__}")
+    if not slots and not getattr(model, "built", True):
+        raise ValueError(f"{who}: the model is not built yet, so it has no weights; "
+                         f"build it first (model.build(input_shape) or input_dim=)")
+    if len(weights) != len(slots):
+        names = ", ".join(name for name, _ in slots)
+        raise ValueError(f"{who} expected {len(slots)} arrays ({names})"[:400]
+                         + f", received {len(weights)}")
+    arrays = []
+    for i, ((name, current), new) in enumerate(zip(slots, weights)):
+        new = np.asarray(new)
+        if new.dtype == object or not (np.issubdtype(new.dtype, np.number)):
+            raise TypeError(f"{who}: weight {i} ({name!r}) expected a numeric array, "
+                            f"received dtype {new.dtype}")
+        if new.shape != current.shape:
+            raise ValueError(f"{who}: weight {i} ({name!r}) expected shape "
+                             f"{current.shape}, received {new.shape}")
+        arrays.append(new)
+    n_params = len(model.parameters())
+    for param, new in zip(model.parameters(), arrays[:n_params]):
+        param.value = new
+    states = iter(arrays[n_params:])
+    for layer in _walk(model):
+        keys = sorted(layer.get_state())
+        if keys:
+            layer.set_state({key: next(states) for key in keys})
+
+
+# ------------------------------------------------------------------------ save
+def _layer_modules(model: Layer) -> list[str]:
+    return sorted({type(layer).__module__ for layer in _walk(model)})
+
+
+def _write_npz(file, arrays: dict) -> None:
+    np.savez(file, **arrays)
+
+
+def atomic_write(path, write) -> None:
+    """Create or replace ``path`` atomically: ``write(f)`` fills a temporary
+    file in the same directory, which is flushed to disk and then renamed
+    over ``path``. If ``write`` (or anything) fails, ``path`` is untouched
+    and the temporary file is removed.
+    """
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
+                               suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+    try:  # make the rename itself durable (not possible on every platform)
+        dir_fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(dir_fd)
+    except OSError:
+        pass
+    finally:
+        os.close(dir_fd)
+
+
+def save(model: Layer, path, include_optimizer: bool = True) -> str:
+    """Write ``model`` to ``path`` (one ``.npz`` file, atomically).
+
+    Parameters
+    ----------
+    model : Layer
+        A :class:`~tinynet.Sequential` or any layer with a config.
+    path : str or os.PathLike
+        Written exactly as given (no suffix is added).
+    include_optimizer : bool, default True
+        Also store the optimizer's state, so ``fit`` resumes exactly.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    from . import __version__
+
+    if not isinstance(model, Layer):
+        raise TypeError(f"save expected a tinynet model (a Layer), received "
+                        f"{type(model).__name__}")
+    path = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"save expected a file path, received the directory {path!r}")
+    slots = _slots(model)
+    header = {
+        "format": FORMAT, "version": VERSION, "tinynet_version": __version__,
+        "modules": _layer_modules(model),
+        "model": layer_to_dict(model),
+        "weights": [{"name": name, "shape": list(value.shape), "dtype": value.dtype.name}
+                    for name, value in slots],
+        "compile": None, "optimizer_state": None,
+    }
+    arrays = {f"weight_{i:04d}": np.ascontiguousarray(value)
+              for i, (_, value) in enumerate(slots)}
+    if hasattr(model, "get_compile_config"):
+        header["compile"] = model.get_compile_config()
+    optimizer = getattr(model, "optimizer", None)
+    if include_optimizer and header["compile"] is not None and optimizer is not None \
+            and optimizer.param_groups:
+        header["optimizer_groups"] = _group_indices(model, optimizer)
+        state = optimizer.state_dict()
+        header["optimizer_state"] = list(state)
+        for i, key in enumerate(state):
+            value = np.asarray(state[key])
+            if value.dtype == object:
+                raise TypeError(f"save: optimizer state {key!r} is an object array, "
+                                f"which cannot be saved without pickle")
+            arrays[f"optimizer_{i:04d}"] = value
+    text = json.dumps(header, allow_nan=False)
+    arrays[_HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    atomic_write(path, lambda f: _write_npz(f, arrays))
+    return path
+
+
+def _group_indices(model: Layer, optimizer) -> list[list[int]]:
+    """Each parameter group as indices into ``model.parameters()``."""
+    index = {id(p): i for i, p in enumerate(model.parameters())}
+    groups = []
+    for group in optimizer.param_groups:
+        missing = [p.name for p in group["params"] if id(p) not in index]
+        if missing:
+            raise ValueError(f"save: the optimizer holds parameters that are not in the "
+                             f"model ({', '.join(map(str, missing[:5]))}); compile the model "
+                             f"again or save with include_optimizer=False")
+        groups.append([index[id(p)] for p in group["params"]])
+    return groups
+
+
+# ------------------------------------------------------------------------ load
+def _expected(path) -> str:
+    return (f"{path!r} is not a readable tinynet model file (expected an .npz archive "
+            f"written by model.save / tinynet.io.save)")
+
+
+def _read(path) -> tuple[dict, dict]:
+    """The header and every array of the file, or ModelFileError."""
+    try:
+        archive = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise ModelFileError(f"{_expected(path)}: {exc}") from None
+    if not isinstance(archive, np.lib.npyio.NpzFile):
+        raise ModelFileError(f"{_expected(path)}: it holds a single .npy array of shape "
+                             f"{getattr(archive, 'shape', '?')}")
+    try:
+        with archive:
+            if _HEADER not in archive.files:
+                raise ModelFileError(f"{_expected(path)}: it is an .npz archive without "
+                                     f"the {_HEADER!r} header (keys: "
+                                     f"{', '.join(archive.files[:8])})")
+            arrays = {key: archive[key] for key in archive.files}
+        raw = arrays.pop(_HEADER)
+        if raw.dtype != np.uint8 or raw.ndim != 1:
+            raise ModelFileError(f"{_expected(path)}: the header is not a uint8 array")
+        header = json.loads(raw.tobytes().decode("utf-8"))
+    except ModelFileError:
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+            UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise ModelFileError(f"{_expected(path)}: {type(exc).__name__}: {exc}") from None
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise ModelFileError(f"{_expected(path)}: the header's format is not {FORMAT!r}")
+    version = header.get("version")
+    if not isinstance(version, int) or version > VERSION:
+        raise ModelFileError(f"{path!r} has tinynet file format version {version!r}; this "
+                             f"tinynet ({VERSION}) reads versions up to {VERSION} -- "
+                             f"upgrade tinynet")
+    return header, arrays
+
+
+def _import_layer_modules(header) -> None:
+    for module in header.get("modules", []):
+        if isinstance(module, str) and module.startswith("tinynet.") \
+                and module.replace(".", "").replace("_", "").isalnum():
+            try:
+                importlib.import_module(module)
+            except ImportError:
+                pass  # the class lookup below says which class is missing
+
+
+def load(path, compile: bool = True):
+    """Read a model written by :func:`save`.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    compile : bool, default True
+        Restore the loss, metrics and optimizer (with its state when saved),
+        so ``fit`` continues where it stopped.
+
+    Returns
+    -------
+    Layer
+        Usually a :class:`~tinynet.Sequential`.
+
+    Raises
+    ------
+    FileNotFoundError
+    ModelFileError
+        The file is truncated, corrupt, or not a tinynet model (a plain
+        ``.npz``, an ``.npy``, a pickle...).
+    """
+    path = os.fspath(path)
+    header, arrays = _read(path)
+    _import_layer_modules(header)
+    try:
+        model = layer_from_dict(header["model"])
+        specs = header["weights"]
+        weights = [arrays[f"weight_{i:04d}"] for i in range(len(specs))]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path!r}: cannot rebuild the model it describes: "
+                             f"{type(exc).__name__}: {exc}"
+                             f" (registered layer classes: {len(LAYER_CLASSES)})") from None
+    try:
+        set_weights(model, weights)
+    except (TypeError, ValueError) as exc:
+        raise ModelFileError(f"{path!r}: its weights do not fit its architecture: {exc}") \
+            from None
+    compile_config = header.get("compile")
+    if compile and compile_config is not None and hasattr(model, "compile_from_config"):
+        model.compile_from_config(compile_config)
+        keys = header.get("optimizer_state")
+        if keys is not None and getattr(model, "optimizer", None) is not None:
+            try:
+                params = model.parameters()
+                model.optimizer.bind([{"params": [params[i] for i in group]}
+                                      for group in header["optimizer_groups"]])
+                state = {key: arrays[f"optimizer_{i:04d}"] for i, key in enumerate(keys)}
+                model.optimizer.load_state_dict(state)
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise ModelFileError(f"{path!r}: its optimizer state does not fit the "
+                                     f"optimizer: {type(exc).__name__}: {exc}") from None
+    return model

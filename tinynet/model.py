@@ -1,0 +1,545 @@
+"""Sequential: a stack of layers with Keras' compile / fit / evaluate / predict.
+
+>>> import numpy as np, tinynet as tn
+>>> from tinynet.layers import Dense, Dropout
+>>> model = tn.Sequential([Dense(32, activation="relu", input_dim=64), Dropout(0.2), Dense(10)])
+>>> model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
+>>> x = np.random.default_rng(0).random((100, 64), dtype=np.float32)
+>>> y = np.arange(100) % 10
+>>> history = model.fit(x, y, epochs=2, batch_size=32, verbose=0, seed=0)
+>>> sorted(history.history)
+['accuracy', 'loss']
+
+A ``Sequential`` is itself a :class:`~tinynet.layers.Layer` (forward runs
+its layers in order, backward in reverse), so models nest: a trained model
+can be the first "layer" of a new one (transfer learning).
+
+Outputs are logits
+------------------
+tinynet's classification losses take *logits* (``CrossEntropy`` applies the
+softmax itself, stably), so a model trained with ``loss="cross_entropy"``
+ends in a plain ``Dense(n_classes)`` and :meth:`Sequential.predict` returns
+logits. Use :meth:`Sequential.predict_proba` for probabilities and
+:meth:`Sequential.predict_classes` for labels.
+
+Reproducibility
+---------------
+``fit(seed=s)`` fixes the shuffling, the dropout masks and the initial
+weights of every layer that ``fit`` itself builds (a model whose first
+layer has no ``input_dim`` is built on its first batch). Layers built at
+construction drew their weights from their own ``seed=`` (random when
+unset); :meth:`Sequential.reset_parameters` re-draws them all from one seed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import io as model_io
+from . import losses as losses_mod
+from . import metrics as metrics_mod
+from .checks import as_float_array, check_finite, check_positive_int
+from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str
+from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
+
+__all__ = ["Sequential"]
+
+
+class Sequential(Layer):
+    """A linear stack of layers; itself a layer.
+
+    Parameters
+    ----------
+    layers : list of Layer, optional
+    name : str, optional
+    **kwargs
+        ``trainable``, ``dtype``, ``input_shape``/``input_dim``, ``seed``
+        (see :class:`~tinynet.layers.Layer`).
+
+    Attributes
+    ----------
+    layers : list of Layer
+    optimizer, loss, metrics
+        Set by :meth:`compile`.
+    stop_training : bool
+        Set by a callback to end :meth:`fit` early.
+    """
+
+    def __init__(self, layers=None, name: str | None = None, **kwargs):
+        self._layers: list[Layer] = []
+        self.optimizer = None
+        self.loss = None
+        self.metrics: list = []
+        self._bound_ids = None  # ids of the parameters this model bound the optimizer to
+        self.stop_training = False
+        self.stop_reason = None
+        if layers is not None and not isinstance(layers, (list, tuple)):
+            raise TypeError(f"Sequential expected a list of layers, received "
+                            f"{type(layers).__name__}")
+        for layer in layers or ():
+            self._check_new_layer(layer)
+            self._layers.append(layer)
+        super().__init__(name=name, **kwargs)
+        first = self._layers[0] if self._layers else None
+        if not self.built and first is not None and first.built:
+            # Keras' convention: a declared input shape builds the whole stack now.
+            self.build(first.input_shape, dtype=first.dtype)
+
+    # ------------------------------------------------------------- structure
+    @property
+    def layers(self) -> list[Layer]:
+        return list(self._layers)
+
+    def sublayers(self) -> list[Layer]:
+        return list(self._layers)
+
+    def _check_new_layer(self, layer) -> None:
+        if not isinstance(layer, Layer):
+            raise TypeError(f"Sequential expected Layer instances, received "
+                            f"{type(layer).__name__} ({layer!r})"[:200])
+        if layer is self:
+            raise ValueError("a Sequential cannot contain itself")
+        if any(layer.name == other.name for other in self._layers):
+            raise ValueError(f"Sequential {getattr(self, 'name', '')!r} already has a "
+                             f"layer named {layer.name!r}; layer names must be unique "
+                             f"within a model (pass name=...)")
+
+    def add(self, layer: Layer) -> None:
+        """Append ``layer``; builds it on the current output shape if the
+        model is built."""
+        self._check_new_layer(layer)
+        if self.built:
+            self._build_layer(layer, self.output_shape, self.rng)
+            self.output_shape = layer.output_shape
+            self._layers.append(layer)
+        else:
+            self._layers.append(layer)
+            if len(self._layers) == 1 and layer.built:
+                self.build(layer.input_shape, dtype=layer.dtype)
+
+    def pop(self) -> Layer:
+        """Remove and return the last layer."""
+        if not self._layers:
+            raise ValueError(f"{self._who} has no layers to pop")
+        layer = self._layers.pop()
+        if self.built:
+            self.output_shape = (self._layers[-1].output_shape if self._layers
+                                 else self.input_shape)
+        return layer
+
+    def get_layer(self, key) -> Layer:
+        """A layer by name or by index (negative counts from the end)."""
+        if isinstance(key, str):
+            for layer in self._layers:
+                if layer.name == key:
+                    return layer
+            from .checks import did_you_mean
+            raise ValueError(f"{self._who} has no layer named {key!r}"
+                             f"{did_you_mean(key, [l.name for l in self._layers])} "
+                             f"(layers: {', '.join(l.name for l in self._layers)})")
+        if isinstance(key, bool) or not isinstance(key, (int, np.integer)):
+            raise TypeError(f"get_layer expected a name or an index, received "
+                            f"{type(key).__name__}")
+        if not -len(self._layers) <= key < len(self._layers):
+            raise IndexError(f"{self._who} has {len(self._layers)} layers, received "
+                             f"index {key}")
+        return self._layers[key]
+
+    # -------------------------------------------------------------- building
+    def build(self, input_shape, rng: np.random.Generator | None = None, dtype=None,
+              seed: int | None = None):
+        """Build every layer not yet built, in order, from one generator.
+
+        Parameters
+        ----------
+        input_shape : tuple
+            Per-sample input shape (a leading ``None`` is dropped).
+        rng : numpy.random.Generator, optional
+        dtype : optional
+            Parameter dtype (default float32, or the first layer's).
+        seed : int, optional
+            Shorthand for ``rng=np.random.default_rng(seed)``.
+
+        Layers that are already built (a pre-trained model inside this one)
+        keep their weights; their input shape must match.
+        """
+        if seed is not None:
+            if rng is not None:
+                raise ValueError(f"{self._who}.build takes rng or seed, not both")
+            rng = np.random.default_rng(seed)
+        return super().build(input_shape, rng=rng, dtype=dtype)
+
+    def compute_output_shape(self, input_shape):
+        shape = tuple(input_shape)
+        for layer in self._layers:
+            if layer.built and layer.input_shape != shape:
+                raise ValueError(f"{self._who}: layer {layer.name!r} was built for input "
+                                 f"{shape_str(layer.input_shape)} but receives "
+                                 f"{shape_str(shape)}")
+            shape = tuple(layer.output_shape if layer.built
+                          else layer.compute_output_shape(shape))
+        return shape
+
+    def _build(self, input_shape, rng):
+        shape = input_shape
+        for layer in self._layers:
+            self._build_layer(layer, shape, rng)
+            shape = layer.output_shape
+
+    def _build_layer(self, layer: Layer, shape, rng) -> None:
+        if not layer.built:
+            layer.build(shape, rng=rng, dtype=self.dtype)
+        elif layer.input_shape != tuple(shape):
+            raise ValueError(f"{self._who}: layer {layer.name!r} was built for input "
+                             f"{shape_str(layer.input_shape)} but receives {shape_str(shape)}")
+
+    def reset_parameters(self, seed=None) -> "Sequential":
+        """Re-draw every layer's initial weights (and reset BatchNorm statistics)
+        from one generator: ``seed`` (an int or a Generator).
+
+        A model built at construction (``input_dim=``) drew its weights from
+        fresh entropy; this makes them reproducible. Compile settings stay;
+        the optimizer is re-bound (with fresh state) at the next ``fit``.
+        """
+        if not self.built:
+            raise ValueError(f"{self._who} is not built; nothing to reset "
+                             f"(fit(seed=...) seeds the weights it builds)")
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        for layer in self._layers:
+            if isinstance(layer, Sequential):
+                layer.reset_parameters(rng)
+            else:
+                layer.build(layer.input_shape, rng=rng)
+        return self
+
+    # ----------------------------------------------------------------- maths
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        """Run the layers in order. ``x``: (batch, *input_shape)."""
+        x = self._prepare_input(x)
+        for layer in self._layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def backward(self, dy) -> np.ndarray:
+        """Run the layers' backward passes in reverse; returns dL/dx."""
+        for layer in reversed(self._layers):
+            dy = layer.backward(dy)
+        return dy
+
+    # -------------------------------------------------------------- weights
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of all parameter values, then state arrays (see
+        :func:`tinynet.io.get_weights`)."""
+        return model_io.get_weights(self)
+
+    def set_weights(self, weights) -> None:
+        """Copy ``weights`` in; checks count and every shape, naming the
+        parameter (see :func:`tinynet.io.set_weights`)."""
+        model_io.set_weights(self, weights)
+
+    def weight_names(self) -> list[str]:
+        return model_io.weight_names(self)
+
+    def save(self, path, include_optimizer: bool = True) -> str:
+        """Write the model (architecture, weights, compile settings and, by
+        default, the optimizer state) to one ``.npz`` file, atomically."""
+        return model_io.save(self, path, include_optimizer=include_optimizer)
+
+    # --------------------------------------------------------------- configs
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["layers"] = [layer_to_dict(layer) for layer in self._layers]
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Sequential":
+        config = dict(config)
+        layers = [layer_from_dict(spec) for spec in config.pop("layers", [])]
+        return cls(layers, **config)
+
+    # --------------------------------------------------------------- summary
+    def summary(self, print_fn=print) -> str:
+        """Print (with ``print_fn``, None for silence) and return a table of
+        layers, output shapes and parameter counts."""
+        rows = [("Layer (type)", "Output shape", "Param #")]
+        for layer in self._layers:
+            shape = shape_str(layer.output_shape) if layer.built else "? (not built)"
+            rows.append((f"{layer.name} ({type(layer).__name__})", shape,
+                         f"{_n_weights(layer):,}"))
+        widths = [max(len(row[i]) for row in rows) + 2 for i in range(3)]
+        rule = "-" * sum(widths)
+
+        def line(row):
+            return row[0].ljust(widths[0]) + row[1].ljust(widths[1]) + row[2].rjust(widths[2])
+
+        params = self.parameters()
+        trainable = sum(p.size for p in params if p.trainable)
+        total = _n_weights(self)
+        text = "\n".join([
+            f'Model: "{self.name}"', rule, line(rows[0]), "=" * sum(widths),
+            *(line(row) for row in rows[1:]), "=" * sum(widths),
+            f"Total params: {total:,}", f"Trainable params: {trainable:,}",
+            f"Non-trainable params: {total - trainable:,}", rule])
+        if print_fn is not None:
+            print_fn(text)
+        return text
+
+    # -------------------------------------------------------------- training
+    def compile(self, optimizer="adam", loss=None, metrics=None) -> None:
+        """Choose the optimizer, the loss and the metrics to report.
+
+        Parameters
+        ----------
+        optimizer : str or optimizer
+            A name (``"adam"``, ``"sgd"``...; default settings) or an
+            optimizer object, with or without parameters
+            (``Adam(lr=0.001)`` is bound to this model's parameters when the
+            model is built).
+        loss : str, Loss or dict
+            ``"cross_entropy"``, ``"mse"``, ``tn.losses.Huber(0.5)``...
+        metrics : list of str, Metric or callable, optional
+            ``["accuracy"]``, ``["top_3_accuracy"]``, ``["mae"]``...
+        """
+        if loss is None:
+            raise ValueError(f"{self._who}.compile expected a loss, e.g. "
+                             f"loss='cross_entropy' or loss='mse'")
+        self.loss = losses_mod.get(loss)
+        if metrics is not None and (isinstance(metrics, (str, dict))
+                                    or not hasattr(metrics, "__iter__")):
+            metrics = [metrics]
+        self.metrics = [metrics_mod.get(m) for m in metrics or ()]
+        names = [m.name for m in self.metrics]
+        for name in names:
+            if name == "loss" or names.count(name) > 1:
+                raise ValueError(f"{self._who}.compile: metric name {name!r} is used twice "
+                                 f"or clashes with 'loss'")
+        self._set_optimizer(optimizer)
+
+    def _set_optimizer(self, optimizer) -> None:
+        from . import optim
+        if isinstance(optimizer, (str, dict)):
+            optimizer = optim.get(optimizer)  # unbound until the model is built
+        elif not isinstance(optimizer, optim.Optimizer):
+            raise TypeError(f"{self._who}.compile expected an optimizer name or object, "
+                            f"received {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self._bound_ids = None
+        if self.built:
+            self._bind_optimizer()
+
+    def _bind_optimizer(self) -> None:
+        """Bind the optimizer to this model's parameters if it is unbound, or
+        was bound here before layers changed (rebuilt, added, popped).
+
+        All parameters are bound, frozen ones too: the optimizer skips them
+        while ``trainable`` is False, so freezing after compile works. An
+        optimizer the user bound to a subset (or to groups) is kept as it is.
+        """
+        params = self.parameters()
+        ids = [id(p) for p in params]
+        bound = {id(p) for p in self.optimizer.params}
+        if not bound or not bound <= set(ids) or (self._bound_ids is not None
+                                                  and self._bound_ids != ids):
+            if not params:
+                raise ValueError(f"{self._who} has no parameters to train")
+            self.optimizer.bind(params)  # same params keep their state
+            self._bound_ids = ids
+
+    def get_compile_config(self) -> dict | None:
+        """JSON-safe loss, metrics and optimizer settings (None if not compiled)."""
+        if self.loss is None:
+            return None
+        from . import optim
+        return {"optimizer": optim.optimizer_to_dict(self.optimizer), "loss": losses_mod.loss_to_dict(self.loss),
+                "metrics": [metrics_mod.to_config(m) for m in self.metrics]}
+
+    def compile_from_config(self, config: dict) -> None:
+        """Inverse of :meth:`get_compile_config` (used by :func:`tinynet.load`)."""
+        self.compile(optimizer=config["optimizer"], loss=config["loss"],
+                     metrics=config.get("metrics") or None)
+
+    def _require_compiled(self, who: str) -> None:
+        if self.loss is None:
+            raise RuntimeError(f"{self._who}.{who} needs a loss: call model.compile("
+                               f"optimizer='adam', loss='cross_entropy') first")
+
+    # ---------------------------------------------------------- input checks
+    def _check_x(self, x, who: str) -> np.ndarray:
+        x = as_float_array(x, f"{self._who}.{who}", "x")
+        if x.ndim < 2:
+            raise ValueError(f"{self._who}.{who} expected x of shape (n_samples, features...), "
+                             f"received {x.shape}; a single feature needs "
+                             f"x.reshape(-1, 1), a single sample x.reshape(1, -1)")
+        if x.shape[0] == 0:
+            raise ValueError(f"{self._who}.{who} expected at least one sample, received x "
+                             f"of shape {x.shape}")
+        check_finite(x, f"{self._who}.{who}", "x")
+        if self.built:
+            if x.shape[1:] != self.input_shape:
+                raise ValueError(f"{self._who}.{who} expected x of shape "
+                                 f"{shape_str(self.input_shape)}, received {x.shape}")
+            x = x.astype(self.dtype, copy=False)
+        return x
+
+    def _check_y(self, y, n_samples: int, who: str) -> np.ndarray:
+        y = np.asarray(y)
+        if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
+            raise TypeError(f"{self._who}.{who} expected numeric targets y, received "
+                            f"dtype {y.dtype}")
+        if y.ndim == 0 or y.shape[0] != n_samples:
+            raise ValueError(f"{self._who}.{who} expected {n_samples} targets (one per "
+                             f"sample of x), received y of shape {y.shape}")
+        if np.issubdtype(y.dtype, np.floating):
+            check_finite(y, f"{self._who}.{who}", "targets y")
+        return y
+
+    def _check_xy(self, x, y, who: str, seed=None):
+        x = self._check_x(x, who)
+        y = self._check_y(y, x.shape[0], who)
+        if not self.built:
+            rng = None if seed is None else seed_rng(seed, BUILD_STREAM)
+            self.build(x.shape[1:], rng=rng, dtype=self.dtype or x.dtype)
+            x = x.astype(self.dtype, copy=False)
+        # The loss checks targets (shape, label range) on a dummy prediction,
+        # so bad labels fail before training, not in its hundredth batch.
+        self.loss.forward(np.zeros((len(y),) + self.output_shape, dtype=self.dtype), y)
+        return x, y
+
+    # -------------------------------------------------------------- fit etc.
+    def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
+            validation_split: float = 0.0, callbacks=None, verbose: int = 1,
+            shuffle: bool = True, seed: int | None = None, initial_epoch: int = 0,
+            stream=None, terminate_on_nan: bool = True):
+        """Train with mini-batch gradient descent.
+
+        Parameters
+        ----------
+        x : ndarray of shape (n_samples, *input_shape), floating
+        y : ndarray of shape (n_samples,) int labels, or (n_samples, *output_shape)
+        epochs : int
+            Train until this epoch index (with ``initial_epoch``, Keras'
+            meaning: ``initial_epoch=2, epochs=4`` runs epochs 2 and 3).
+        batch_size : int
+        validation_data : (x_val, y_val), optional
+            Evaluated after each epoch: ``val_loss``, ``val_<metric>``.
+        validation_split : float in [0, 1)
+            Hold out this share of ``x``/``y`` (the last samples, before
+            shuffling) as validation data.
+        callbacks : list of Callback
+        verbose : {0, 1, 2}
+            0 silent; 1 live bar on a terminal (one line per epoch
+            elsewhere); 2 one line per epoch.
+        shuffle : bool
+        seed : int, optional
+            Makes the run reproducible bit for bit: shuffling, dropout and
+            the initial weights of layers built here all derive from it, per
+            epoch, so a run resumed at ``initial_epoch`` continues exactly.
+        initial_epoch : int
+        stream : file-like, optional
+            Progress output (default ``sys.stdout``).
+        terminate_on_nan : bool, default True
+
+        Returns
+        -------
+        History
+        """
+        self._require_compiled("fit")
+        batch_size = check_positive_int(batch_size, f"{self._who}.fit", "batch_size")
+        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
+            raise ValueError(f"{self._who}.fit expected validation_split in [0, 1), "
+                             f"received {validation_split!r}")
+        x, y = self._check_xy(x, y, "fit", seed=seed)
+        if validation_split:
+            if validation_data is not None:
+                raise ValueError(f"{self._who}.fit takes validation_data or "
+                                 f"validation_split, not both")
+            split = int(len(x) * (1 - validation_split))
+            if split == 0 or split == len(x):
+                raise ValueError(f"{self._who}.fit: validation_split={validation_split} "
+                                 f"leaves no training or no validation samples out of {len(x)}")
+            validation_data = (x[split:], y[split:])
+            x, y = x[:split], y[:split]
+        validate = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise TypeError(f"{self._who}.fit expected validation_data as a tuple "
+                                f"(x_val, y_val)")
+            x_val, y_val = self._check_xy(*validation_data, "fit (validation_data)")
+
+            def validate():
+                return self._evaluate_arrays(x_val, y_val, batch_size)
+        self._bind_optimizer()
+
+        def train_step(idx):
+            x_batch, y_batch = x[idx], y[idx]
+            self.zero_grad()
+            pred = self.forward(x_batch, training=True)
+            logs = {"loss": self.loss.forward(pred, y_batch)}
+            self.backward(self.loss.backward())
+            self.optimizer.step()
+            for metric in self.metrics:
+                logs[metric.name] = metric(pred, y_batch)
+            return logs
+
+        return fit_loop(self, train_step, len(x), epochs=epochs, batch_size=batch_size,
+                        shuffle=shuffle, seed=seed, initial_epoch=initial_epoch,
+                        validate=validate, callbacks=callbacks, verbose=verbose,
+                        stream=stream, terminate_on_nan=terminate_on_nan)
+
+    def _evaluate_arrays(self, x, y, batch_size: int) -> dict:
+        means = RunningMeans()
+        for idx in batch_indices(len(x), batch_size):
+            pred = self.forward(x[idx], training=False)
+            logs = {"loss": self.loss.forward(pred, y[idx])}
+            for metric in self.metrics:
+                logs[metric.name] = metric(pred, y[idx])
+            means.add(logs, len(idx))
+        return means.means()
+
+    def evaluate(self, x, y, batch_size: int = 32) -> dict:
+        """Loss and metrics on ``(x, y)`` in inference mode.
+
+        Returns
+        -------
+        dict
+            ``{"loss": ..., "accuracy": ...}``: means over all samples.
+        """
+        self._require_compiled("evaluate")
+        batch_size = check_positive_int(batch_size, f"{self._who}.evaluate", "batch_size")
+        x, y = self._check_xy(x, y, "evaluate")
+        return self._evaluate_arrays(x, y, batch_size)
+
+    def predict(self, x, batch_size: int = 32) -> np.ndarray:
+        """The model's raw output for ``x`` (logits for a classifier), in
+        inference mode, computed ``batch_size`` samples at a time.
+
+        Returns
+        -------
+        ndarray of shape (n_samples, *output_shape)
+        """
+        batch_size = check_positive_int(batch_size, f"{self._who}.predict", "batch_size")
+        x = self._check_x(x, "predict")
+        outputs = [self.forward(x[start:start + batch_size], training=False)
+                   for start in range(0, len(x), batch_size)]
+        return np.concatenate(outputs, axis=0)
+
+    def predict_proba(self, x, batch_size: int = 32) -> np.ndarray:
+        """Class probabilities: the softmax of the logits (sigmoid for one
+        output unit), for models trained on logits."""
+        logits = self.predict(x, batch_size=batch_size)
+        if logits.ndim == 2 and logits.shape[1] == 1 or logits.ndim == 1:
+            return losses_mod.sigmoid(logits)
+        return losses_mod.softmax(logits)
+
+    def predict_classes(self, x, batch_size: int = 32) -> np.ndarray:
+        """Predicted labels: arg-max of the logits (``logit > 0`` for one unit)."""
+        logits = self.predict(x, batch_size=batch_size)
+        if logits.ndim == 2 and logits.shape[1] == 1 or logits.ndim == 1:
+            return (logits.reshape(len(logits)) > 0).astype(np.int64)
+        return logits.argmax(axis=-1)
+
+
+# ------------------------------------------------------------------ helpers
+def _n_weights(layer: Layer) -> int:
+    """Parameters plus state arrays (what get_weights returns), as Keras counts."""
+    return int(sum(np.size(w) for _, w in model_io._slots(layer)))

@@ -1,0 +1,143 @@
+"""Training progress on a terminal or in a log.
+
+:class:`ProgressBar` is the callback ``fit`` adds for ``verbose > 0``:
+
+* ``verbose=1`` and the stream is a terminal (``stream.isatty()``): a live
+  bar per epoch, redrawn in place with ``\\r`` at most ``max_rate`` times a
+  second, showing batches done / total, the ETA and the running loss and
+  metrics; the epoch's final line (with time and validation metrics) stays.
+* ``verbose=1`` on a non-terminal (a file, a CI log, ``io.StringIO``) or
+  ``verbose=2``: one line per epoch.
+* ``verbose=0``: nothing (``fit`` does not add the callback).
+
+Example line::
+
+    Epoch 3/10  47/47 [==============================] 0.4s - loss: 0.2817 - accuracy: 0.9202 - val_loss: 0.3012 - val_accuracy: 0.9111
+
+The stream and clock are parameters, so tests drive it with an
+``io.StringIO`` (optionally with ``isatty`` returning True) and a fake clock.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+from .callbacks import Callback
+
+__all__ = ["ProgressBar", "format_logs", "format_seconds"]
+
+
+def format_seconds(seconds: float) -> str:
+    """``0.42s``, ``12s``, ``3:05``, ``1:02:03``."""
+    if seconds < 10:
+        return f"{seconds:.1f}s" if seconds >= 0.05 else f"{seconds * 1000:.0f}ms"
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    minutes, secs = divmod(seconds, 60)
+    if minutes < 60:
+        return f"{minutes}:{secs:02d}"
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}"
+
+
+def format_logs(logs: dict) -> str:
+    """`` - loss: 0.2817 - accuracy: 0.9202`` (4 significant decimals)."""
+    return "".join(f" - {key}: {value:.4g}" if abs(value) >= 1e4 or 0 < abs(value) < 1e-3
+                   else f" - {key}: {value:.4f}" for key, value in logs.items())
+
+
+def _is_tty(stream) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # closed or file-like without isatty
+        return False
+
+
+class ProgressBar(Callback):
+    """Per-epoch progress (see the module docstring).
+
+    Parameters
+    ----------
+    verbose : int, default 1
+        1: live bar on a terminal, one line per epoch elsewhere; 2: one line
+        per epoch always.
+    stream : file-like, default sys.stdout (looked up when training starts)
+    width : int, default 30
+        Characters of the bar itself.
+    max_rate : float, default 10
+        Most redraws per second.
+    clock : callable, default time.monotonic
+    """
+
+    def __init__(self, verbose: int = 1, stream=None, width: int = 30,
+                 max_rate: float = 10.0, clock=time.monotonic):
+        super().__init__()
+        self.verbose = int(verbose)
+        self.stream = stream
+        self.width = int(width)
+        self.min_interval = 1.0 / float(max_rate)
+        self.clock = clock
+        self._live = False
+        self._epoch_start = 0.0
+        self._last_draw = -float("inf")
+        self._last_len = 0
+        self._epoch_label = ""
+
+    def on_train_begin(self, logs=None):
+        if self.stream is None:
+            self.stream = sys.stdout
+        self._live = self.verbose == 1 and _is_tty(self.stream)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch_start = self.clock()
+        self._last_draw = -float("inf")
+        self._last_len = 0
+        self._epoch_label = f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}"
+
+    def on_batch_end(self, batch, logs=None):
+        if not self._live:
+            return
+        now = self.clock()
+        steps = self.params.get("steps") or 0
+        if batch + 1 >= steps or now - self._last_draw < self.min_interval:
+            return  # the epoch's end draws the full bar
+        self._last_draw = now
+        done = batch + 1
+        elapsed = now - self._epoch_start
+        eta = elapsed / done * (steps - done) if steps else 0.0
+        self._draw(f"{self._bar(done, steps)} ETA {format_seconds(eta)}"
+                   f"{format_logs(logs or {})}")
+
+    def on_epoch_end(self, epoch, logs=None):
+        elapsed = format_seconds(self.clock() - self._epoch_start)
+        if self._live:
+            steps = self.params.get("steps") or 0
+            self._draw(f"{self._bar(steps, steps)} {elapsed}{format_logs(logs or {})}")
+            self.stream.write("\n")
+        else:
+            self.stream.write(f"{self._epoch_label} - {elapsed}{format_logs(logs or {})}\n")
+        self.stream.flush()
+
+    def on_train_end(self, logs=None):
+        reason = getattr(self.model, "stop_reason", None)
+        if reason:
+            self.stream.write(f"{reason}\n")
+            self.stream.flush()
+
+    def _bar(self, done: int, steps: int) -> str:
+        digits = len(str(steps))
+        filled = int(self.width * done / steps) if steps else self.width
+        if filled < self.width:
+            bar = "=" * filled + ">" + "." * (self.width - filled - 1)
+        else:
+            bar = "=" * self.width
+        return f"{self._epoch_label}  {done:{digits}d}/{steps} [{bar}]"
+
+    def _draw(self, line: str) -> None:
+        # Pad with spaces so a shorter line fully covers the previous one.
+        pad = max(self._last_len - len(line), 0)
+        self.stream.write("\r" + line + " " * pad)
+        self.stream.flush()
+        self._last_len = len(line)

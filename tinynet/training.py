@@ -1,0 +1,185 @@
+"""The training loop, independent of what is being trained.
+
+:func:`fit_loop` runs epochs of mini-batches and knows nothing of layers,
+losses or optimizers: it draws the batch indices, calls a *step function*
+for each batch, averages the logs it returns, runs the validation function
+after each epoch and drives the callbacks (progress bar, early stopping,
+checkpoints, stop on NaN, :class:`History`). ``Sequential.fit`` is a thin
+layer over it, and so can be any other model.
+
+Extension point (multi-task models, custom training)
+----------------------------------------------------
+Write a step that trains on the samples ``idx`` and returns their logs::
+
+    def train_step(idx):                       # idx: int array of sample indices
+        x_b = {name: arr[idx] for name, arr in inputs.items()}
+        preds = model.forward(x_b, training=True)
+        losses = {t: loss_fns[t].forward(preds[t], targets[t][idx]) for t in tasks}
+        ...backward, optimizer.step()...
+        return {"loss": sum(losses.values()), **{f"{t}_loss": v for t, v in losses.items()}}
+
+    def validate():                            # optional: logs on validation data
+        return {"loss": ..., "task_a_accuracy": ...}   # recorded as "val_loss", ...
+
+    history = fit_loop(model, train_step, n_samples, epochs=10, batch_size=32,
+                       validate=validate, callbacks=[EarlyStopping()], seed=0)
+
+Every value a step returns is a mean over its batch; the epoch's value is
+the batch values weighted by batch size. ``model`` only needs a
+``stop_training`` attribute (the loop sets it); if it has ``set_rng(rng)``
+the loop gives it a fresh generator per epoch when ``seed`` is set (dropout
+masks), and callbacks that save or restore weights use ``save``,
+``get_weights``/``set_weights``, ``optimizer``.
+
+Reproducibility
+---------------
+With ``seed`` set, each epoch's shuffle and each epoch's layer generator
+come from ``numpy.random.SeedSequence(seed, spawn_key=(epoch, stream))``
+(:func:`epoch_rng`): they depend on the seed and the epoch number only, not
+on what ran before. So ``fit(epochs=4, seed=s)`` equals ``fit(epochs=2,
+seed=s)`` followed -- even after save and load -- by ``fit(epochs=4,
+initial_epoch=2, seed=s)``, bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .callbacks import Callback, CallbackList, History, TerminateOnNaN
+from .checks import check_positive_int
+from .progress import ProgressBar
+
+__all__ = ["fit_loop", "batch_indices", "epoch_rng", "seed_rng", "History",
+           "RunningMeans", "SHUFFLE_STREAM", "LAYER_STREAM", "BUILD_STREAM"]
+
+#: Sub-streams of one seed: shuffling, layer randomness (dropout), initial weights.
+SHUFFLE_STREAM, LAYER_STREAM, BUILD_STREAM = 0, 1, 2
+
+
+def seed_rng(seed, *key: int) -> np.random.Generator:
+    """A generator for sub-stream ``key`` of ``seed`` (independent streams)."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=tuple(key)))
+
+
+def epoch_rng(seed, epoch: int, stream: int) -> np.random.Generator:
+    """The generator of ``stream`` (shuffle or layers) in epoch ``epoch``."""
+    return seed_rng(seed, stream, int(epoch))
+
+
+def batch_indices(n_samples: int, batch_size: int, rng: np.random.Generator | None = None):
+    """Split ``range(n_samples)`` into batches, in a random order if ``rng``.
+
+    Returns a list of int64 arrays; the last batch may be smaller.
+    """
+    order = rng.permutation(n_samples) if rng is not None else np.arange(n_samples)
+    return [order[start:start + batch_size] for start in range(0, n_samples, batch_size)]
+
+
+class RunningMeans:
+    """Means of named values weighted by sample counts (batch sizes)."""
+
+    def __init__(self):
+        self.sums: dict[str, float] = {}
+        self.count = 0
+
+    def add(self, logs: dict, n: int) -> None:
+        for key, value in logs.items():
+            self.sums[key] = self.sums.get(key, 0.0) + float(value) * n
+        self.count += n
+
+    def means(self) -> dict[str, float]:
+        return {key: total / self.count for key, total in self.sums.items()} \
+            if self.count else {}
+
+
+def _check_epochs(epochs, initial_epoch) -> tuple[int, int]:
+    for what, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"fit expected {what} as a non-negative integer, "
+                             f"received {value!r}")
+    return int(epochs), int(initial_epoch)
+
+
+def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: int = 32,
+             shuffle: bool = True, seed: int | None = None, initial_epoch: int = 0,
+             validate=None, callbacks=None, verbose: int = 1, stream=None,
+             terminate_on_nan: bool = True) -> History:
+    """Train for epochs ``initial_epoch .. epochs - 1`` of mini-batches.
+
+    Parameters
+    ----------
+    model : object
+        Gets ``stop_training``/``stop_reason`` attributes; ``set_rng`` is
+        called per epoch when present and ``seed`` is given.
+    train_step : callable ``(idx: ndarray of int64) -> dict[str, float]``
+        Trains on samples ``idx``; returns means over them (``"loss"``...).
+    n_samples : int
+    epochs : int
+        Index of the epoch to stop before (Keras' meaning: with
+        ``initial_epoch=2, epochs=4`` two epochs run).
+    batch_size : int
+    shuffle : bool
+        A new random order every epoch (else the data order).
+    seed : int, optional
+        Makes shuffling and layer randomness reproducible (see the module
+        docstring).
+    validate : callable ``() -> dict[str, float]``, optional
+        Run after each epoch; its keys are logged with a ``val_`` prefix.
+    callbacks : list of Callback, optional
+    verbose : {0, 1, 2}
+        See :mod:`tinynet.progress`.
+    stream : file-like, optional
+        Where progress goes (default ``sys.stdout``).
+    terminate_on_nan : bool, default True
+        Add :class:`~tinynet.callbacks.TerminateOnNaN`.
+
+    Returns
+    -------
+    History
+    """
+    n_samples = check_positive_int(n_samples, "fit", "number of samples")
+    batch_size = check_positive_int(batch_size, "fit", "batch_size")
+    epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"fit expected verbose 0, 1 or 2, received {verbose!r}")
+    history = History()
+    chain: list[Callback] = []
+    if terminate_on_nan and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks or ()):
+        chain.append(TerminateOnNaN())
+    chain.extend(callbacks or ())
+    chain.append(history)  # after the user's callbacks, so it records what they log ("lr")
+    if verbose:
+        chain.append(ProgressBar(verbose=verbose, stream=stream))
+    cbs = CallbackList(chain)
+    steps = -(-n_samples // batch_size)
+    cbs.set_model(model)
+    cbs.set_params({"epochs": epochs, "steps": steps, "batch_size": batch_size,
+                    "n_samples": n_samples, "verbose": verbose})
+    # Without a seed, one fresh generator serves the whole run.
+    run_rng = np.random.default_rng() if seed is None else None
+
+    model.stop_training = False
+    model.stop_reason = None
+    cbs.on_train_begin()
+    for epoch in range(initial_epoch, epochs):
+        if seed is not None and hasattr(model, "set_rng"):
+            model.set_rng(epoch_rng(seed, epoch, LAYER_STREAM))
+        order_rng = None
+        if shuffle:
+            order_rng = run_rng if seed is None else epoch_rng(seed, epoch, SHUFFLE_STREAM)
+        cbs.on_epoch_begin(epoch)
+        running = RunningMeans()
+        for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):
+            cbs.on_batch_begin(batch)
+            running.add(train_step(idx), len(idx))
+            cbs.on_batch_end(batch, running.means())
+            if model.stop_training:
+                break
+        logs = running.means()
+        if validate is not None and not model.stop_training:
+            logs.update({f"val_{key}": value for key, value in validate().items()})
+        cbs.on_epoch_end(epoch, logs)
+        if model.stop_training:
+            break
+    cbs.on_train_end()
+    return history
