@@ -181,14 +181,20 @@ class ELU(Activation):
         return {**super().get_config(), "alpha": self.alpha}
 
 
-# math.erf is exact to the last bit; vectorize keeps the reference simple (the
-# numba kernels are the fast path).
-_erf = np.vectorize(math.erf, otypes=[np.float64])
+# math.erfc is accurate to the last bit; vectorize keeps the reference simple
+# (the numba kernels are the fast path).
+_erfc = np.vectorize(math.erfc, otypes=[np.float64])
 
 _SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_CUBIC = 0.044715
+
+
+def _normal_cdf(x):
+    """:math:`\\Phi(x) = \\tfrac12 \\operatorname{erfc}(-x/\\sqrt2)`: unlike
+    :math:`\\tfrac12(1 + \\operatorname{erf})`, exact in relative terms for x << 0."""
+    return (0.5 * _erfc(x * -_SQRT_HALF)).astype(x.dtype, copy=False)
 
 
 class GELU(Activation):
@@ -204,15 +210,18 @@ class GELU(Activation):
         \bigl(\Phi(x) + x\,\varphi(x)\bigr)
 
     Tanh approximation (``approximate="tanh"``), with
-    :math:`u = \sqrt{2/\pi}\,(x + 0.044715\,x^3)` and :math:`t = \tanh u`:
+    :math:`u = \sqrt{2/\pi}\,(x + 0.044715\,x^3)` and
+    :math:`s = \tfrac12(1 + \tanh u) = \sigma(2u)`:
 
     .. math::
-        y = \tfrac{x}{2}(1 + t), \qquad
+        y = x\,s, \qquad
         \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}
-        \Bigl(\tfrac12(1 + t) + \tfrac{x}{2}(1 - t^2)\sqrt{2/\pi}\,
-        (1 + 3 \cdot 0.044715\,x^2)\Bigr)
+        \Bigl(s + 2 x\, s (1 - s)\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\,x^2)\Bigr)
 
-    Both match ``torch.nn.GELU(approximate=...)``.
+    Both match ``torch.nn.GELU(approximate=...)`` to rounding; :math:`\Phi`
+    is computed with erfc and :math:`s` with a stable sigmoid, which avoid
+    the cancellation in :math:`1 + \operatorname{erf}` and :math:`1 + \tanh`
+    for large negative inputs.
 
     Parameters
     ----------
@@ -226,20 +235,20 @@ class GELU(Activation):
         self.approximate = approximate
         super().__init__(**kwargs)
 
+    def _tanh_gate(self, x):
+        return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3))
+
     def _forward(self, x):
-        if self.approximate == "tanh":
-            return 0.5 * x * (1.0 + np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3)))
-        cdf = 0.5 * (1.0 + _erf(x * _SQRT_HALF).astype(x.dtype, copy=False))
-        return x * cdf
+        gate = self._tanh_gate(x) if self.approximate == "tanh" else _normal_cdf(x)
+        return x * gate
 
     def _backward(self, x, y, dy):
         if self.approximate == "tanh":
-            t = np.tanh(_SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3))
+            s = self._tanh_gate(x)
             du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
-            return dy * (0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * du)
-        cdf = 0.5 * (1.0 + _erf(x * _SQRT_HALF).astype(x.dtype, copy=False))
+            return dy * (s + 2.0 * x * s * (1.0 - s) * du)
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-        return dy * (cdf + x * pdf)
+        return dy * (_normal_cdf(x) + x * pdf)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "approximate": self.approximate}

@@ -1,0 +1,231 @@
+"""Activation layers: gradients, values against independent formulas and
+torch, numerical stability, registry, configs and errors."""
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinynet as tn
+from tinynet.layers import activations
+from tests.layers.layer_helpers import (TOL, assert_gradients_ok, away_from_zero,
+                                        batch_sizes, check_gradients, seeds, widths)
+
+L = tn.layers
+
+# (factory, has a kink at 0)
+ACTIVATION_CASES = {
+    "identity": (lambda: L.Identity(), False),
+    "relu": (lambda: L.ReLU(), True),
+    "leaky_relu": (lambda: L.LeakyReLU(), True),
+    "leaky_relu_0.3": (lambda: L.LeakyReLU(alpha=0.3), True),
+    "leaky_relu_0": (lambda: L.LeakyReLU(alpha=0.0), True),
+    "elu": (lambda: L.ELU(), True),
+    "elu_0.5": (lambda: L.ELU(alpha=0.5), True),
+    "gelu": (lambda: L.GELU(), False),
+    "gelu_tanh": (lambda: L.GELU(approximate="tanh"), False),
+    "silu": (lambda: L.SiLU(), False),
+    "sigmoid": (lambda: L.Sigmoid(), False),
+    "tanh": (lambda: L.Tanh(), False),
+    "softmax": (lambda: L.Softmax(), False),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ACTIVATION_CASES))
+@given(batch=batch_sizes, width=widths, scale=st.floats(0.1, 4.0), seed=seeds)
+def test_backward_matches_finite_differences(case, batch, width, scale, seed):
+    factory, kink = ACTIVATION_CASES[case]
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, width)) * scale
+    if kink:
+        x = away_from_zero(x)
+    assert_gradients_ok(factory(), x, rng)
+
+
+@given(shape=st.lists(st.integers(1, 3), min_size=2, max_size=3), seed=seeds,
+       data=st.data())
+def test_softmax_any_axis_gradients(shape, seed, data):
+    ndim = len(shape) + 1
+    axis = data.draw(st.sampled_from([a for a in range(-ndim, ndim) if a % ndim != 0]))
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((2, *shape)) * 3
+    layer = L.Softmax(axis=axis)
+    assert_gradients_ok(layer, x, rng)
+    y = layer.forward(x)
+    np.testing.assert_allclose(y.sum(axis=axis), 1.0, rtol=1e-12)
+
+
+def _gelu_reference(x):
+    return np.array([v * 0.5 * (1 + math.erf(v / math.sqrt(2))) for v in x.ravel()]
+                    ).reshape(x.shape)
+
+
+REFERENCES = {
+    "relu": lambda x: np.where(x > 0, x, 0.0),
+    "leaky_relu_0.3": lambda x: np.where(x > 0, x, 0.3 * x),
+    "elu_0.5": lambda x: np.where(x > 0, x, 0.5 * (np.exp(x) - 1)),
+    "gelu": _gelu_reference,
+    "gelu_tanh": lambda x: 0.5 * x * (1 + np.tanh(math.sqrt(2 / math.pi)
+                                                  * (x + 0.044715 * x**3))),
+    "silu": lambda x: x / (1 + np.exp(-x)),
+    "sigmoid": lambda x: 1 / (1 + np.exp(-x)),
+    "tanh": np.tanh,
+    "softmax": lambda x: np.exp(x) / np.exp(x).sum(axis=-1, keepdims=True),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFERENCES))
+def test_forward_matches_textbook_formula(case):
+    x = np.linspace(-6, 6, 42).reshape(6, 7)
+    y = ACTIVATION_CASES[case][0]().forward(x)
+    np.testing.assert_allclose(y, REFERENCES[case](x), rtol=1e-13, atol=1e-15)
+
+
+def _torch_modules(torch):
+    nn = torch.nn
+    return {
+        "relu": nn.ReLU(), "leaky_relu": nn.LeakyReLU(0.01), "leaky_relu_0.3": nn.LeakyReLU(0.3),
+        "elu": nn.ELU(), "elu_0.5": nn.ELU(alpha=0.5), "gelu": nn.GELU(),
+        "gelu_tanh": nn.GELU(approximate="tanh"), "silu": nn.SiLU(), "sigmoid": nn.Sigmoid(),
+        "tanh": nn.Tanh(), "softmax": nn.Softmax(dim=-1),
+    }
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forward_and_backward_match_torch(dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = away_from_zero(rng.standard_normal((16, 9)) * 3).astype(dtype)
+    dy = rng.standard_normal(x.shape).astype(dtype)
+    tol = 1e-12 if dtype == np.float64 else 2e-6
+    for case, module in _torch_modules(torch).items():
+        layer = ACTIVATION_CASES[case][0]()
+        xt = torch.tensor(x, requires_grad=True)
+        yt = module(xt)
+        yt.backward(torch.tensor(dy))
+        y = layer.forward(x)
+        dx = layer.backward(dy)
+        assert y.dtype == dtype and dx.dtype == dtype, case
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=tol, atol=tol, err_msg=case)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=tol, atol=tol, err_msg=case)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("case", sorted(ACTIVATION_CASES))
+def test_extreme_inputs_stay_finite_without_warnings(case, dtype):
+    x = np.array([[-1e4, -800.0, -30.0, -1e-3, 0.0, 1e-3, 30.0, 800.0, 1e4]], dtype=dtype)
+    layer = ACTIVATION_CASES[case][0]()
+    if case.startswith("gelu_tanh"):
+        x = x[:, 1:-1]  # x**3 of 1e4 overflows float32 by design of the formula
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = layer.forward(x)
+        dx = layer.backward(np.ones_like(y))
+    assert y.dtype == dtype and dx.dtype == dtype
+    assert np.isfinite(y).all() and np.isfinite(dx).all()
+
+
+def test_sigmoid_saturates_exactly():
+    y = L.Sigmoid().forward(np.array([[-1e4, 0.0, 1e4]]))
+    np.testing.assert_array_equal(y, [[0.0, 0.5, 1.0]])
+
+
+def test_backward_uses_output_only_where_exact():
+    for layer in (L.ReLU(), L.LeakyReLU(), L.ELU(), L.Sigmoid(), L.Tanh(), L.Softmax()):
+        layer.forward(np.ones((2, 3)))
+        assert layer._x is None, type(layer).__name__
+
+
+@pytest.mark.parametrize("case", sorted(ACTIVATION_CASES))
+def test_inputs_not_modified_and_float32_kept(case):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 4)).astype(np.float32)
+    dy = rng.standard_normal((3, 4)).astype(np.float32)
+    x0, dy0 = x.copy(), dy.copy()
+    layer = ACTIVATION_CASES[case][0]()
+    y = layer.forward(x)
+    dx = layer.backward(dy)
+    assert y.dtype == np.float32 and dx.dtype == np.float32
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(dy, dy0)
+
+
+# ------------------------------------------------------------------ registry
+@pytest.mark.parametrize("name", sorted(activations.ACTIVATIONS))
+def test_every_registered_name_works_in_dense(name):
+    rng = np.random.default_rng(2)
+    dense = L.Dense(3, activation=name, seed=0)
+    x = rng.standard_normal((4, 5))
+    errors = check_gradients(dense, away_from_zero(x), rng)
+    assert max(errors.values()) < TOL, errors
+    clone = L.Dense.from_config(dense.get_config())
+    assert type(clone.activation) is type(dense.activation)
+    assert activations.to_config(clone.activation) == activations.to_config(dense.activation)
+    clone.W.value, clone.b.value = dense.W.value, dense.b.value
+    np.testing.assert_array_equal(clone.forward(x), dense.forward(x))
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("leaky_relu", "leaky_relu"),
+    (L.LeakyReLU(alpha=0.2), {"class": "LeakyReLU", "config": {"alpha": 0.2}}),
+    ("gelu_tanh", {"class": "GELU", "config": {"approximate": "tanh"}}),
+    (L.ELU(alpha=1.0), "elu"),
+    (L.ELU(alpha=0.5), {"class": "ELU", "config": {"alpha": 0.5}}),
+    ("swish", "silu"),
+    (L.Softmax(axis=-1), "softmax"),
+    (None, None),
+    ("linear", None),
+])
+def test_dense_config_stores_activation_settings(spec, expected):
+    dense = L.Dense(2, activation=spec)
+    config = dense.get_config()
+    assert config["activation"] == expected
+    clone = L.Dense.from_config(config)
+    assert activations.to_config(clone.activation) == expected
+
+
+@pytest.mark.parametrize("layer", [L.LeakyReLU(alpha=0.25, name="lr"), L.ELU(alpha=2.0),
+                                   L.GELU(approximate="tanh"), L.Softmax(axis=1),
+                                   L.Sigmoid(), L.Identity()])
+def test_activation_config_round_trip(layer):
+    from tinynet.layers.base import layer_from_dict, layer_to_dict
+    clone = layer_from_dict(layer_to_dict(layer))
+    assert type(clone) is type(layer)
+    assert clone.get_config() == layer.get_config()
+
+
+def test_unknown_activation_suggests_a_name():
+    with pytest.raises(ValueError, match="did you mean 'relu'"):
+        L.Dense(3, activation="reluu")
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: L.LeakyReLU(alpha=-0.1), ValueError, r"LeakyReLU expected alpha in \[0, inf\]"),
+    (lambda: L.LeakyReLU(alpha="big"), TypeError, "alpha as a real number"),
+    (lambda: L.ELU(alpha=float("nan")), ValueError, "ELU expected alpha"),
+    (lambda: L.ELU(alpha=True), TypeError, "ELU expected alpha"),
+    (lambda: L.GELU(approximate="fast"), ValueError, "'none' or 'tanh'"),
+    (lambda: L.Softmax(axis=1.5), TypeError, "axis as an integer"),
+    (lambda: L.Softmax(axis=0, input_dim=3), ValueError, "not the batch axis"),
+    (lambda: L.Softmax(axis=2, input_dim=3), ValueError, "received axis=2"),
+])
+def test_bad_settings_are_refused(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_bad_inputs_are_refused():
+    layer = L.Tanh(name="act")
+    with pytest.raises(TypeError, match="floating-point"):
+        layer.forward(np.ones((2, 3), dtype=np.int64))
+    with pytest.raises(RuntimeError, match="before forward"):
+        layer.backward(np.ones((2, 3)))
+    layer.forward(np.ones((2, 3)))
+    with pytest.raises(ValueError, match=r"Tanh 'act' expected input of shape \(batch, 3\), "
+                                         r"received \(2, 4\)"):
+        layer.forward(np.ones((2, 4)))
+    with pytest.raises(ValueError, match=r"expected dy of shape \(2, 3\)"):
+        layer.backward(np.ones((2, 4)))
