@@ -49,15 +49,17 @@ def random_grads(rng, n_steps, dtype=np.float64):
 
 
 # --------------------------------------------------------------------------- torch
-@pytest.mark.parametrize("name, kwargs", CONFIGS, ids=[f"{n}-{k}" for n, k in CONFIGS])
-def test_matches_torch_step_for_step(name, kwargs):
+def step_with_torch(make, make_torch, seed, n_steps=7):
+    """Step a tinynet and a torch optimizer on the same gradients and compare
+    the parameters after every step. ``make(params)`` builds the tinynet one,
+    ``make_torch(torch, tensors)`` the torch one."""
     torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(abs(hash(name)) % 2**32)
+    rng = np.random.default_rng(seed)
     params = make_params(rng)
     tparams = [torch.tensor(p.value.copy(), requires_grad=True) for p in params]
-    opt = tn.optim.get(name.lower(), params, **kwargs)
-    topt = getattr(torch.optim, name)(tparams, **kwargs)
-    for step_grads in random_grads(rng, 7):
+    opt, topt = make(params), make_torch(torch, tparams)
+    assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in topt.param_groups]
+    for step_grads in random_grads(rng, n_steps):
         for p, tp, g in zip(params, tparams, step_grads):
             p.grad = g
             tp.grad = torch.tensor(g)
@@ -67,27 +69,25 @@ def test_matches_torch_step_for_step(name, kwargs):
             np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
 
 
+@pytest.mark.parametrize("name, kwargs", CONFIGS, ids=[f"{n}-{k}" for n, k in CONFIGS])
+def test_matches_torch_step_for_step(name, kwargs):
+    step_with_torch(lambda params: tn.optim.get(name.lower(), params, **kwargs),
+                    lambda torch, params: getattr(torch.optim, name)(params, **kwargs),
+                    seed=len(name) + 10 * len(kwargs))
+
+
 @pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
 def test_param_groups_match_torch(name):
-    torch = pytest.importorskip("torch")
-    rng = np.random.default_rng(7)
-    params = make_params(rng)
-    tparams = [torch.tensor(p.value.copy(), requires_grad=True) for p in params]
     extra = {"momentum": 0.9} if name != "Adam" else {}
-    opt = tn.optim.get(name, [{"params": params[:1], "lr": 0.3},
-                              {"params": params[1:], "weight_decay": 0.1}], lr=0.01, **extra)
-    topt = getattr(torch.optim, name)([{"params": tparams[:1], "lr": 0.3},
-                                       {"params": tparams[1:], "weight_decay": 0.1}],
-                                      lr=0.01, **extra)
-    assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in topt.param_groups]
-    for step_grads in random_grads(rng, 4):
-        for p, tp, g in zip(params, tparams, step_grads):
-            p.grad = g
-            tp.grad = torch.tensor(g)
-        opt.step()
-        topt.step()
-    for p, tp in zip(params, tparams):
-        np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=1e-12, atol=1e-14)
+
+    def groups(params):
+        return [{"params": params[:1], "lr": 0.3},
+                {"params": params[1:], "weight_decay": 0.1}]
+
+    step_with_torch(lambda params: tn.optim.get(name, groups(params), lr=0.01, **extra),
+                    lambda torch, params: getattr(torch.optim, name)(groups(params), lr=0.01,
+                                                                     **extra),
+                    seed=7, n_steps=4)
 
 
 # --------------------------------------------------------------------------- by hand

@@ -11,10 +11,14 @@ from __future__ import annotations
 from ..checks import lookup
 from .clipping import clip_grad_norm, clip_grad_value
 from .optimizers import SGD, Adagrad, Adam, AdamW, Optimizer, RMSprop
+from .schedules import (CosineAnnealingLR, ExponentialLR, LinearWarmup, LRScheduler,
+                        ReduceLROnPlateau, StepLR)
 
 __all__ = [
     "Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "OPTIMIZERS", "get",
     "optimizer_to_dict", "optimizer_from_dict", "clip_grad_norm", "clip_grad_value",
+    "LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
+    "ReduceLROnPlateau",
 ]
 
 #: Optimizer names to classes.

@@ -1,0 +1,164 @@
+"""Learning-rate schedules against torch.optim.lr_scheduler and their formulas."""
+
+import math
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.optim import (SGD, Adam, CosineAnnealingLR, ExponentialLR, LinearWarmup,
+                           ReduceLROnPlateau, StepLR)
+
+N_EPOCHS = 25
+
+
+def two_groups(lrs=(0.1, 0.02)):
+    return [{"params": [tn.Param(np.zeros(2))], "lr": lrs[0]},
+            {"params": [tn.Param(np.zeros(3))], "lr": lrs[1]}]
+
+
+def lr_history(optimizer, scheduler, n=N_EPOCHS, metrics=None):
+    """The group learning rates before each of ``n`` epochs."""
+    history = []
+    for epoch in range(n):
+        history.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        scheduler.step(*([] if metrics is None else [metrics[epoch]]))
+    return np.array(history)
+
+
+def torch_history(make, n=N_EPOCHS, metrics=None):
+    torch = pytest.importorskip("torch")
+    groups = [{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1},
+              {"params": [torch.zeros(3, requires_grad=True)], "lr": 0.02}]
+    opt = torch.optim.SGD(groups, lr=0.1)
+    return lr_history(opt, make(torch.optim.lr_scheduler, opt), n, metrics)
+
+
+def tinynet_history(make, n=N_EPOCHS, metrics=None):
+    opt = SGD(two_groups(), lr=0.1)
+    return lr_history(opt, make(opt), n, metrics)
+
+
+CLOSED_FORM = [
+    ("StepLR", lambda s, o: s.StepLR(o, step_size=3, gamma=0.5),
+     lambda o: StepLR(o, step_size=3, gamma=0.5)),
+    ("ExponentialLR", lambda s, o: s.ExponentialLR(o, gamma=0.9),
+     lambda o: ExponentialLR(o, gamma=0.9)),
+    ("CosineAnnealingLR", lambda s, o: s.CosineAnnealingLR(o, T_max=10, eta_min=0.001),
+     lambda o: CosineAnnealingLR(o, T_max=10, eta_min=0.001)),
+    ("LinearLR", lambda s, o: s.LinearLR(o, start_factor=0.25, total_iters=6),
+     lambda o: LinearWarmup(o, 6, start_factor=0.25)),
+    ("warmup then cosine",
+     lambda s, o: s.SequentialLR(o, [s.LinearLR(o, start_factor=0.2, total_iters=5),
+                                     s.CosineAnnealingLR(o, T_max=8)], milestones=[5]),
+     lambda o: LinearWarmup(o, 5, start_factor=0.2, after=CosineAnnealingLR(o, T_max=8))),
+]
+
+
+@pytest.mark.parametrize("name, make_torch, make", CLOSED_FORM, ids=[c[0] for c in CLOSED_FORM])
+def test_closed_form_schedules_match_torch(name, make_torch, make):
+    ours = tinynet_history(make)
+    theirs = torch_history(make_torch)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+
+
+def test_formulas_without_torch():
+    opt = Adam([tn.Param(np.zeros(1))], lr=1.0)
+    cosine = lr_history(opt, CosineAnnealingLR(opt, T_max=4), n=9)[:, 0]
+    expected = [(1 + math.cos(math.pi * t / 4)) / 2 for t in range(9)]
+    np.testing.assert_allclose(cosine, expected, atol=1e-15)
+    opt = Adam([tn.Param(np.zeros(1))], lr=2.0)
+    assert list(lr_history(opt, StepLR(opt, 2, gamma=0.1), n=5)[:, 0]) == \
+        pytest.approx([2.0, 2.0, 0.2, 0.2, 0.02], rel=1e-15)
+    opt = Adam([tn.Param(np.zeros(1))], lr=1.0)
+    warm = lr_history(opt, LinearWarmup(opt, 4), n=6)[:, 0]
+    np.testing.assert_allclose(warm, [0.25, 0.4375, 0.625, 0.8125, 1.0, 1.0])
+
+
+PLATEAU = [
+    {},
+    {"mode": "max", "factor": 0.5, "patience": 1, "threshold": 0.1, "threshold_mode": "abs"},
+    {"factor": 0.5, "patience": 2, "cooldown": 2, "min_lr": [0.01, 0.005]},
+    {"patience": 0, "min_lr": 0.001, "threshold": 0.0},
+]
+
+
+@pytest.mark.parametrize("kwargs", PLATEAU)
+def test_reduce_on_plateau_matches_torch(kwargs):
+    rng = np.random.default_rng(len(kwargs))
+    # noisy, mostly flat values so that reductions and cooldowns happen
+    metrics = list(np.round(1.0 + 0.2 * rng.standard_normal(40) / np.arange(1, 41) ** 0.2, 2))
+    ours = tinynet_history(lambda o: ReduceLROnPlateau(o, **kwargs), 40, metrics)
+    theirs = torch_history(lambda s, o: s.ReduceLROnPlateau(o, **kwargs), 40, metrics)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+    assert ours[-1, 0] < ours[0, 0]
+
+
+def test_reduce_on_plateau_by_hand():
+    opt = SGD([tn.Param(np.zeros(1))], lr=1.0)
+    sched = ReduceLROnPlateau(opt, factor=0.5, patience=1, min_lr=0.3)
+    lrs = []
+    for value in [1.0, 0.5, 0.6, 0.6, 0.6, 0.6, 0.6, 0.6]:
+        sched.step(value)
+        lrs.append(sched.get_last_lr()[0])
+    # bad epochs 1, 2 -> halve; 1, 2 -> halve (floored at 0.3); further cuts < eps apart
+    assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.3, 0.3, 0.3]
+
+
+@pytest.mark.parametrize("make, metric", [
+    (lambda o: CosineAnnealingLR(o, T_max=7), None),
+    (lambda o: LinearWarmup(o, 3, after=StepLR(o, 2)), None),
+    (lambda o: ReduceLROnPlateau(o, patience=1, cooldown=1), 1.0),
+])
+def test_state_dict_resumes_schedule(make, metric):
+    metrics = None if metric is None else [metric] * 12
+    opt = SGD(two_groups(), lr=0.1)
+    straight = lr_history(opt, make(opt), 12, metrics)
+
+    opt = SGD(two_groups(), lr=0.1)
+    sched = make(opt)
+    first = lr_history(opt, sched, 5, metrics)
+    saved_opt, saved_sched = opt.state_dict(), sched.state_dict()
+    assert all(isinstance(v, np.ndarray) for v in saved_sched.values())
+    opt = SGD(two_groups(), lr=0.1)
+    sched = make(opt)
+    opt.load_state_dict(saved_opt)
+    sched.load_state_dict(saved_sched)
+    rest = lr_history(opt, sched, 7, metrics)
+    np.testing.assert_array_equal(np.vstack([first, rest]), straight)
+
+
+def test_scheduler_on_an_unbound_optimizer():
+    opt = Adam(lr=1.0)
+    sched = StepLR(opt, step_size=1, gamma=0.5)
+    sched.step()
+    params = [tn.Param(np.zeros(2))]
+    opt.bind(params)
+    assert opt.param_groups[0]["lr"] == 0.5
+    sched.step()
+    assert opt.lr == 0.25 and sched.get_last_lr() == [0.25]
+
+
+@pytest.mark.parametrize("call, error, message", [
+    (lambda o: StepLR(o, step_size=0), ValueError, "step_size as a positive integer"),
+    (lambda o: StepLR(o, step_size=2.5), TypeError, "step_size"),
+    (lambda o: ExponentialLR(o, gamma=-1), ValueError, "gamma"),
+    (lambda o: CosineAnnealingLR(o, T_max=10, eta_min=-1), ValueError, "eta_min"),
+    (lambda o: StepLR("adam", 2), TypeError, "tinynet optimizer"),
+    (lambda o: LinearWarmup(o, 3, start_factor=2.0), ValueError, "start_factor"),
+    (lambda o: LinearWarmup(o, 3, after=ReduceLROnPlateau(o)), TypeError, "after="),
+    (lambda o: LinearWarmup(o, 3, after=StepLR(SGD(two_groups()), 2)), TypeError, "after="),
+    (lambda o: ReduceLROnPlateau(o, mode="lowest"), ValueError, "mode in"),
+    (lambda o: ReduceLROnPlateau(o, threshold_mode="pct"), ValueError, "threshold_mode"),
+    (lambda o: ReduceLROnPlateau(o, factor=1.0), ValueError, "factor"),
+    (lambda o: ReduceLROnPlateau(o, patience=-1), ValueError, "patience"),
+    (lambda o: ReduceLROnPlateau(o, min_lr=[0.1]), ValueError, "2 min_lr value"),
+    (lambda o: ReduceLROnPlateau(o).step("low"), TypeError, "monitored value as a number"),
+    (lambda o: ReduceLROnPlateau(o).step(), TypeError, "metric"),
+    (lambda o: StepLR(o, 2).load_state_dict(ExponentialLR(o, 0.5).state_dict()), ValueError,
+     "state of a StepLR, received that of 'ExponentialLR'"),
+])
+def test_bad_input_is_reported(call, error, message):
+    with pytest.raises(error, match=message):
+        call(SGD(two_groups()))

@@ -1,0 +1,342 @@
+r"""Learning-rate schedules with ``torch.optim.lr_scheduler``'s semantics.
+
+A scheduler changes the ``lr`` of its optimizer's parameter groups. As in
+PyTorch, creating it sets the epoch-0 learning rate and each ``step()``
+(usually once per epoch, after training on it) moves to the next epoch;
+:class:`ReduceLROnPlateau` takes the monitored value, ``step(val_loss)``.
+
+The closed-form schedules compute the rate from each group's *base* rate
+:math:`\eta_0` (its ``initial_lr``) and the epoch :math:`t`:
+
+=====================  ==============================================================
+StepLR                 :math:`\eta_0\,\gamma^{\lfloor t / s \rfloor}`
+ExponentialLR          :math:`\eta_0\,\gamma^{t}`
+CosineAnnealingLR      :math:`\eta_{min} + (\eta_0 - \eta_{min})(1 + \cos(\pi t / T))/2`
+LinearWarmup           :math:`\eta_0\,(f + (1 - f)\min(t, n) / n)`, then ``after``
+=====================  ==============================================================
+
+(PyTorch updates multiplicatively, so its numbers agree to rounding.)
+
+A scheduler made for an optimizer that is not bound yet (``Adam(lr=...)``
+before ``model.compile``) schedules the optimizer's default ``lr``, which
+every group created by ``bind`` then shares.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+
+from ..checks import check_positive_int
+from .optimizers import Optimizer, _check_number
+
+__all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
+           "ReduceLROnPlateau"]
+
+
+class _SchedulerBase:
+    """What every scheduler shares: the optimizer, reading and writing its rates."""
+
+    def __init__(self, optimizer):
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"{self._who} expected a tinynet optimizer, received "
+                            f"{type(optimizer).__name__}")
+        self.optimizer = optimizer
+
+    @property
+    def _who(self) -> str:
+        return type(self).__name__
+
+    def _lrs(self) -> list:
+        groups = self.optimizer.param_groups
+        return [g["lr"] for g in groups] if groups else [self.optimizer.defaults["lr"]]
+
+    def _set_lrs(self, lrs) -> None:
+        groups = self.optimizer.param_groups
+        if not groups:  # unbound: bind() will copy the default into each group
+            self.optimizer.defaults["lr"] = lrs[0]
+            return
+        if len(lrs) == 1:
+            lrs = lrs * len(groups)
+        if len(lrs) != len(groups):
+            raise ValueError(f"{self._who} schedules {len(lrs)} parameter group(s), but the "
+                             f"optimizer now has {len(groups)}")
+        for group, lr in zip(groups, lrs):
+            group["lr"] = lr
+
+    def get_last_lr(self) -> list:
+        """The learning rate of each group after the last step."""
+        return list(self._last_lr)
+
+    def _state(self) -> dict:
+        return {"last_epoch": np.array(self.last_epoch, dtype=np.int64)}
+
+    def state_dict(self) -> dict:
+        """The scheduler's progress as a flat dict of ndarrays (the optimizer's
+        own state, the current rates included, is saved by the optimizer)."""
+        return {"scheduler": np.array(self._who), **self._state()}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what :meth:`state_dict` saved."""
+        name = str(np.asarray(state_dict.get("scheduler", "?")))
+        if name != self._who:
+            raise ValueError(f"{self._who}.load_state_dict expected the state of a "
+                             f"{self._who}, received that of {name!r}")
+        self._load(state_dict)
+
+    def _load(self, state_dict):
+        self.last_epoch = int(state_dict["last_epoch"])
+        self._last_lr = self._lrs()
+
+
+class LRScheduler(_SchedulerBase):
+    """Base class of the closed-form schedules: ``lr = _lr_at(base_lr, epoch)``.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    """
+
+    def __init__(self, optimizer):
+        super().__init__(optimizer)
+        groups = optimizer.param_groups
+        if groups:
+            self.base_lrs = [g.setdefault("initial_lr", g["lr"]) for g in groups]
+        else:
+            self.base_lrs = [optimizer.defaults["lr"]]
+        self.last_epoch = -1
+        self.step()
+
+    def step(self) -> None:
+        """Move to the next epoch and set its learning rates."""
+        self.last_epoch += 1
+        self._set_lrs(self.get_lr())
+        self._last_lr = self._lrs()
+
+    def get_lr(self) -> list:
+        """The learning rate of each group at the current epoch."""
+        return [self._lr_at(base, self.last_epoch) for base in self.base_lrs]
+
+    def _lr_at(self, base_lr: float, epoch: int) -> float:
+        raise NotImplementedError
+
+    def _state(self):
+        return {**super()._state(), "base_lrs": np.array(self.base_lrs, dtype=np.float64)}
+
+    def _load(self, state_dict):
+        self.base_lrs = [float(v) for v in np.asarray(state_dict["base_lrs"])]
+        super()._load(state_dict)
+
+
+class StepLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every ``step_size`` epochs.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    step_size : int
+    gamma : float, default 0.1
+    """
+
+    def __init__(self, optimizer, step_size, gamma=0.1):
+        self.step_size = check_positive_int(step_size, "StepLR", "step_size")
+        self.gamma = _check_number("StepLR", "gamma", gamma)
+        super().__init__(optimizer)
+
+    def _lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** (epoch // self.step_size)
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the rate by ``gamma`` every epoch.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    gamma : float
+    """
+
+    def __init__(self, optimizer, gamma):
+        self.gamma = _check_number("ExponentialLR", "gamma", gamma)
+        super().__init__(optimizer)
+
+    def _lr_at(self, base_lr, epoch):
+        return base_lr * self.gamma ** epoch
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Half a cosine from the base rate down to ``eta_min`` over ``T_max`` epochs.
+
+    Past ``T_max`` the cosine goes on (back up over the next ``T_max``
+    epochs), as in PyTorch.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    T_max : int
+    eta_min : float, default 0
+    """
+
+    def __init__(self, optimizer, T_max, eta_min=0.0):
+        self.T_max = check_positive_int(T_max, "CosineAnnealingLR", "T_max")
+        self.eta_min = _check_number("CosineAnnealingLR", "eta_min", eta_min)
+        super().__init__(optimizer)
+
+    def _lr_at(self, base_lr, epoch):
+        cosine = (1 + math.cos(math.pi * epoch / self.T_max)) / 2
+        return self.eta_min + (base_lr - self.eta_min) * cosine
+
+
+class LinearWarmup(LRScheduler):
+    """Ramp the rate linearly up to the base rate, then hand over to ``after``.
+
+    For :math:`t < n` (``warmup_steps``) the rate is
+    :math:`\\eta_0 (f + (1 - f)\\, t / n)`, as ``torch.optim.lr_scheduler.LinearLR``
+    with ``start_factor=f, total_iters=n``; from :math:`t = n` on it is the
+    base rate, or ``after``'s rate at epoch :math:`t - n`.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    warmup_steps : int
+        :math:`n`; step the scheduler once per batch for a warm-up in batches.
+    start_factor : float in [0, 1], optional
+        :math:`f`; default :math:`1/n`.
+    after : LRScheduler, optional
+        A closed-form schedule of the same optimizer, e.g.
+        ``CosineAnnealingLR(opt, T_max=95)``; only its formula is used, so do
+        not step it yourself.
+    """
+
+    def __init__(self, optimizer, warmup_steps, start_factor=None, after=None):
+        self.warmup_steps = check_positive_int(warmup_steps, "LinearWarmup", "warmup_steps")
+        if start_factor is None:
+            start_factor = 1.0 / self.warmup_steps
+        self.start_factor = _check_number("LinearWarmup", "start_factor", start_factor,
+                                          high=1.0)
+        if after is not None and (not isinstance(after, LRScheduler)
+                                  or after.optimizer is not optimizer):
+            raise TypeError("LinearWarmup expected after= as a StepLR, ExponentialLR, "
+                            "CosineAnnealingLR... of the same optimizer, received "
+                            f"{type(after).__name__}")
+        self.after = after
+        super().__init__(optimizer)
+
+    def _lr_at(self, base_lr, epoch):
+        n = self.warmup_steps
+        if epoch >= n and self.after is not None:
+            return self.after._lr_at(base_lr, epoch - n)
+        f = self.start_factor
+        return base_lr * (f + (1 - f) * min(epoch, n) / n)
+
+
+class ReduceLROnPlateau(_SchedulerBase):
+    """Divide the rate when a monitored value stops improving (``step(metric)``).
+
+    After more than ``patience`` epochs without improvement the rate of each
+    group becomes ``max(lr * factor, min_lr)``; then ``cooldown`` epochs pass
+    before bad epochs count again. Improvement in ``"min"`` mode means
+    ``value < best * (1 - threshold)`` (``threshold_mode="rel"``) or
+    ``value < best - threshold`` (``"abs"``); ``"max"`` mode mirrors it.
+    Same defaults and counting as PyTorch.
+
+    Parameters
+    ----------
+    optimizer : Optimizer
+    mode : {"min", "max"}, default "min"
+    factor : float in [0, 1), default 0.1
+    patience : int >= 0, default 10
+    threshold : float >= 0, default 1e-4
+    threshold_mode : {"rel", "abs"}, default "rel"
+    cooldown : int >= 0, default 0
+    min_lr : float or list of float (one per group), default 0
+    eps : float, default 1e-8
+        Changes smaller than this are skipped.
+    """
+
+    def __init__(self, optimizer, mode="min", factor=0.1, patience=10, threshold=1e-4,
+                 threshold_mode="rel", cooldown=0, min_lr=0.0, eps=1e-8):
+        super().__init__(optimizer)
+        who = self._who
+        for name, value, choices in (("mode", mode, ("min", "max")),
+                                     ("threshold_mode", threshold_mode, ("rel", "abs"))):
+            if value not in choices:
+                raise ValueError(f"{who} expected {name} in {choices}, received {value!r}")
+        self.mode, self.threshold_mode = mode, threshold_mode
+        self.factor = _check_number(who, "factor", factor, high=1.0, high_open=True)
+        self.patience = self._non_negative_int(patience, "patience")
+        self.cooldown = self._non_negative_int(cooldown, "cooldown")
+        self.threshold = _check_number(who, "threshold", threshold)
+        self.eps = _check_number(who, "eps", eps)
+        n_groups = len(self._lrs())
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != n_groups:
+                raise ValueError(f"{who} expected {n_groups} min_lr value(s), one per "
+                                 f"parameter group, received {len(min_lr)}")
+            self.min_lrs = [_check_number(who, "min_lr", v) for v in min_lr]
+        else:
+            self.min_lrs = [_check_number(who, "min_lr", min_lr)] * n_groups
+        self.best = math.inf if mode == "min" else -math.inf
+        self.num_bad_epochs = 0
+        self.cooldown_counter = 0
+        self.last_epoch = 0
+        self._last_lr = self._lrs()
+
+    def _non_negative_int(self, value, what):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"{self._who} expected {what} as an integer >= 0, "
+                             f"received {value!r}")
+        return int(value)
+
+    def _is_better(self, value: float) -> bool:
+        if self.mode == "min":
+            bound = (self.best * (1 - self.threshold) if self.threshold_mode == "rel"
+                     else self.best - self.threshold)
+            return value < bound
+        bound = (self.best * (1 + self.threshold) if self.threshold_mode == "rel"
+                 else self.best + self.threshold)
+        return value > bound
+
+    def step(self, metric) -> None:
+        """Record this epoch's monitored value; reduce the rates if it has plateaued."""
+        if isinstance(metric, bool) or not isinstance(metric, (numbers.Real, np.ndarray)) \
+                or np.ndim(metric) != 0:
+            raise TypeError(f"{self._who}.step expected the monitored value as a number, "
+                            f"received {metric!r}")
+        value = float(metric)
+        self.last_epoch += 1
+        if self._is_better(value):
+            self.best = value
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.cooldown_counter > 0:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0
+        if self.num_bad_epochs > self.patience:
+            self._reduce()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = self._lrs()
+
+    def _reduce(self) -> None:
+        lrs = self._lrs()
+        min_lrs = self.min_lrs * len(lrs) if len(self.min_lrs) == 1 else self.min_lrs
+        new = []
+        for old, floor in zip(lrs, min_lrs):
+            lr = max(old * self.factor, floor)
+            new.append(lr if old - lr > self.eps else old)
+        self._set_lrs(new)
+
+    def _state(self):
+        return {**super()._state(), "best": np.array(self.best, dtype=np.float64),
+                "num_bad_epochs": np.array(self.num_bad_epochs, dtype=np.int64),
+                "cooldown_counter": np.array(self.cooldown_counter, dtype=np.int64)}
+
+    def _load(self, state_dict):
+        self.best = float(state_dict["best"])
+        self.num_bad_epochs = int(state_dict["num_bad_epochs"])
+        self.cooldown_counter = int(state_dict["cooldown_counter"])
+        super()._load(state_dict)
