@@ -1,0 +1,355 @@
+"""Transfer learning: freezing, surgery, feature extraction, fine-tuning."""
+
+import numpy as np
+import pytest
+from hypothesis import given, strategies as st
+
+import tinynet as tn
+from tinynet import transfer
+
+
+# ------------------------------------------------------------------ helpers
+def mlp(seed=0, dtype="float64", widths=(6, 8, 8, 3)):
+    """fc1 -> fc2 -> head, ReLU between; small enough for property tests."""
+    layers = []
+    for i, (n_in, n_out) in enumerate(zip(widths[:-1], widths[1:])):
+        last = i == len(widths) - 2
+        layers.append(tn.layers.Dense(n_out, activation=None if last else "relu",
+                                      input_dim=n_in, dtype=dtype, seed=seed + i,
+                                      name="head" if last else f"fc{i + 1}"))
+    return tn.Sequential(layers)
+
+
+def data(n=40, d=6, k=3, seed=0, dtype="float64"):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(dtype), rng.integers(0, k, n)
+
+
+def values(model):
+    return [p.value.copy() for p in model.parameters()]
+
+
+def compile_fit(model, x, y, epochs=2, optimizer="adam", lr=1e-2, **kw):
+    model.compile(tn.optim.get(optimizer, model.parameters(), lr=lr, **kw),
+                  loss="cross_entropy")
+    return model.fit(x, y, epochs=epochs, batch_size=8, verbose=0, seed=0)
+
+
+def manual_grads(model, x, y):
+    """Gradients of every parameter from a hand-run forward/backward pass."""
+    model.zero_grad()
+    h = x
+    for layer in model.layers:
+        h = layer.forward(h, training=True)
+    loss = tn.losses.CrossEntropy()
+    loss.forward(h, y)
+    dy = loss.backward()
+    for layer in reversed(model.layers):
+        dy = layer.backward(dy)
+    return [p.grad.copy() for p in model.parameters()], dy
+
+
+# ------------------------------------------------------------------ freezing
+def test_freeze_by_index_name_and_range():
+    model = mlp()
+    assert transfer.freeze(model, upto="head") == ["fc1", "fc2"]
+    assert [p.trainable for p in model.parameters()] == [False] * 4 + [True] * 2
+    assert transfer.unfreeze(model, start=-2) == ["fc2", "head"]
+    assert transfer.frozen_layers(model) == ["fc1"]
+    transfer.freeze(model, layers=[0, "head"])
+    assert transfer.trainable_layers(model) == ["fc2"]
+    transfer.unfreeze(model, layers=range(0, 3))
+    transfer.freeze(model, layers=slice(1, None))
+    assert transfer.frozen_layers(model) == ["fc2", "head"]
+
+
+def test_freeze_errors_name_the_problem():
+    model = mlp()
+    with pytest.raises(ValueError, match="no layer named 'fc3'.*did you mean"):
+        transfer.freeze(model, layers="fc3")
+    with pytest.raises(ValueError, match="index 5 out of range for a model of 3"):
+        transfer.freeze(model, layers=5)
+    with pytest.raises(ValueError, match="not both"):
+        transfer.freeze(model, layers=0, upto=2)
+    with pytest.raises(TypeError, match="layer index"):
+        transfer.freeze(model, layers=1.5)
+    with pytest.raises(TypeError, match="bool"):
+        transfer.set_trainable(model, 1)
+
+
+@given(frozen=st.lists(st.booleans(), min_size=3, max_size=3), seed=st.integers(0, 2**16),
+       optimizer=st.sampled_from(["sgd", "adam", "adamw", "rmsprop"]))
+def test_frozen_params_bit_identical_and_others_learn(frozen, seed, optimizer):
+    model = mlp(seed)
+    x, y = data(seed=seed)
+    # compile BEFORE freezing: the optimizer must honour the flag at each step
+    model.compile(tn.optim.get(optimizer, model.parameters(), lr=1e-2), loss="cross_entropy")
+    transfer.freeze(model, layers=[i for i, f in enumerate(frozen) if f])
+    before = values(model)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=seed)
+    for p, old in zip(model.parameters(), before):
+        if p.trainable:
+            assert not np.array_equal(p.value, old), p.name
+        else:
+            assert p.value.tobytes() == old.tobytes(), p.name
+
+
+def test_gradients_flow_through_frozen_layers():
+    x, y = data()
+    free, part = mlp(), mlp()
+    transfer.freeze(part, layers="fc2")
+    grads_free, dx_free = manual_grads(free, x, y)
+    grads_part, dx_part = manual_grads(part, x, y)
+    # fc1 below the frozen fc2 gets exactly the gradient it gets unfrozen
+    np.testing.assert_array_equal(grads_part[0], grads_free[0])
+    np.testing.assert_array_equal(dx_part, dx_free)
+    assert np.abs(grads_part[0]).sum() > 0
+    # and it learns while fc2 stays bit-identical
+    fc2_before = part.layers[1].W.value.copy()
+    fc1_before = part.layers[0].W.value.copy()
+    compile_fit(part, x, y)
+    assert part.layers[1].W.value.tobytes() == fc2_before.tobytes()
+    assert not np.array_equal(part.layers[0].W.value, fc1_before)
+
+
+# --------------------------------------------------------- frozen BatchNorm
+def bn_model(seed, momentum):
+    return tn.Sequential([
+        tn.layers.Dense(8, input_dim=5, dtype="float64", seed=seed, name="fc1"),
+        tn.layers.BatchNorm(momentum=momentum, name="bn"),
+        tn.layers.ReLU(),
+        tn.layers.Dense(3, seed=seed + 1, name="head"),
+    ])
+
+
+@given(seed=st.integers(0, 2**16), shift=st.floats(-3, 3), scale=st.floats(0.2, 5),
+       momentum=st.floats(0.5, 0.99))
+def test_frozen_batchnorm_keeps_moving_statistics_and_uses_them(seed, shift, scale,
+                                                                momentum):
+    model = bn_model(seed, momentum)
+    x, y = data(n=32, d=5, seed=seed)
+    compile_fit(model, x, y, epochs=1)          # moving statistics now hold something
+    bn = model.layers[1]
+    transfer.freeze(model, layers="bn")
+    state = {k: np.array(v, copy=True) for k, v in bn.get_state().items()}
+    params = values(model)[2:4]
+    x_new = x * scale + shift                   # a different distribution
+    compile_fit(model, x_new, y, epochs=2)
+    for key, old in state.items():
+        assert np.asarray(bn.get_state()[key]).tobytes() == old.tobytes(), key
+    for p, old in zip(bn.parameters(), params):
+        assert p.value.tobytes() == old.tobytes()
+    # inference statistics in "training" mode: the same output as inference
+    h = model.layers[0].forward(x_new)
+    np.testing.assert_array_equal(bn.forward(h, training=True), bn.forward(h, training=False))
+    np.testing.assert_array_equal(model.forward(x_new, training=True), model.predict(x_new))
+
+
+# ------------------------------------------------------------- head surgery
+def test_replace_head_keeps_base_and_changes_classes():
+    model = mlp()
+    base = values(model)[:4]
+    old_head = model.layers[-1]
+    removed = transfer.replace_head(model, [tn.layers.Dense(4, activation="relu", name="h1"),
+                                            tn.layers.Dense(7, name="h2")])
+    assert removed == [old_head]
+    assert [layer.name for layer in model.layers] == ["fc1", "fc2", "h1", "h2"]
+    assert model.predict(data()[0]).shape == (40, 7)
+    for p, old in zip(model.parameters()[:4], base):
+        np.testing.assert_array_equal(p.value, old)
+    transfer.replace_head(model, tn.layers.Dense(2, name="h3"), n_remove=2)
+    assert model.predict(data()[0]).shape == (40, 2)
+
+
+def test_replace_head_errors():
+    model = mlp()
+    with pytest.raises(ValueError, match="cannot remove 3 layers from a model of 3"):
+        transfer.replace_head(model, [tn.layers.Dense(2)], n_remove=3)
+    with pytest.raises(ValueError, match="n_remove"):
+        transfer.replace_head(model, [tn.layers.Dense(2)], n_remove=-1)
+    with pytest.raises(TypeError, match="expected layers"):
+        transfer.replace_head(model, ["dense"])
+
+
+def test_copy_weights_by_index_and_by_name():
+    src, dst = mlp(seed=1), mlp(seed=2)
+    x = data()[0]
+    assert transfer.copy_weights(src, dst) == [("fc1", "fc1"), ("fc2", "fc2"),
+                                                ("head", "head")]
+    np.testing.assert_array_equal(dst.predict(x), src.predict(x))
+    # by name into a model with another head: the base is copied, the head left alone
+    other = mlp(seed=3, widths=(6, 8, 8, 5))
+    head_before = other.layers[-1].W.value.copy()
+    other.layers[-1].name = "new_head"
+    assert transfer.copy_weights(src, other, by="name") == [("fc1", "fc1"), ("fc2", "fc2")]
+    np.testing.assert_array_equal(other.layers[1].W.value, src.layers[1].W.value)
+    np.testing.assert_array_equal(other.layers[-1].W.value, head_before)
+
+
+def test_copy_weights_mismatch_names_both_layers_and_copies_nothing():
+    src, dst = mlp(seed=1), mlp(seed=2, widths=(6, 8, 8, 5))
+    before = values(dst)
+    with pytest.raises(ValueError, match=r"Dense 'head' \(W \(8, 3\).*Dense 'head' \(W \(8, 5\)"):
+        transfer.copy_weights(src, dst)
+    for p, old in zip(dst.parameters(), before):
+        np.testing.assert_array_equal(p.value, old)
+    with pytest.raises(ValueError, match="by='index' or by='name'"):
+        transfer.copy_weights(src, dst, by="position")
+    with pytest.raises(ValueError, match="same number of layers"):
+        transfer.copy_weights(src, tn.Sequential([tn.layers.Dense(8, input_dim=6)]))
+    with pytest.raises(ValueError, match="share no layer name"):
+        transfer.copy_weights(src, tn.Sequential([tn.layers.Dense(8, input_dim=6)]), by="name")
+
+
+# -------------------------------------------------------- feature extraction
+@given(layer=st.sampled_from([0, 1, "fc2", -1]), batch_size=st.integers(1, 50),
+       seed=st.integers(0, 2**16))
+def test_extract_features_equals_a_manual_partial_forward(layer, batch_size, seed):
+    model = mlp(seed)
+    x = data(n=23, seed=seed)[0]
+    stop = transfer.layer_index(model, layer) + 1
+    h = x
+    for lay in model.layers[:stop]:
+        h = lay.forward(h)
+    feats = transfer.extract_features(model, x, layer=layer, batch_size=batch_size)
+    np.testing.assert_allclose(feats, h, rtol=1e-12, atol=1e-12)
+
+
+def test_extract_features_between_forward_and_backward_changes_nothing():
+    model = mlp()
+    x, y = data()
+    reference, _ = manual_grads(model, x, y)
+    model.zero_grad()
+    h = x
+    for layer in model.layers:
+        h = layer.forward(h, training=True)
+    transfer.extract_features(model, x[:5] * 2, layer=-1)      # e.g. from a callback
+    loss = tn.losses.CrossEntropy()
+    loss.forward(h, y)
+    dy = loss.backward()
+    for layer in reversed(model.layers):
+        dy = layer.backward(dy)
+    for p, ref in zip(model.parameters(), reference):
+        np.testing.assert_array_equal(p.grad, ref)
+
+
+def test_extract_features_runs_in_inference_mode():
+    model = tn.Sequential([tn.layers.Dense(8, activation="relu", input_dim=6, seed=0),
+                           tn.layers.Dropout(0.5, seed=1), tn.layers.Dense(3, seed=2)])
+    x = data(dtype="float32")[0]
+    feats = transfer.extract_features(model, x, layer=1)
+    np.testing.assert_array_equal(feats, model.layers[0].forward(x))   # dropout off
+    assert feats.dtype == np.float32
+    with pytest.raises(TypeError, match="floating"):
+        transfer.extract_features(model, x.astype(int))
+    with pytest.raises(ValueError, match="batch_size"):
+        transfer.extract_features(model, x, batch_size=0)
+
+
+# ------------------------------------------------------------- fine-tuning
+def test_discriminative_param_groups_divide_by_factor_per_group():
+    model = mlp()
+    groups = transfer.discriminative_param_groups(model, 1e-2, factor=2.0)
+    assert [g["lr"] for g in groups] == pytest.approx([2.5e-3, 5e-3, 1e-2])
+    assert [len(g["params"]) for g in groups] == [2, 2, 2]
+    assert groups[0]["params"][0] is model.layers[0].W
+    two = transfer.discriminative_param_groups(model, 1.0, groups=[slice(0, 2), "head"])
+    assert [g["lr"] for g in two] == pytest.approx([1 / 2.6, 1.0])
+    assert [len(g["params"]) for g in two] == [4, 2]
+
+
+def test_discriminative_rates_reach_the_optimizer():
+    model = mlp()
+    x, y = data()
+    opt = tn.optim.SGD(transfer.discriminative_param_groups(model, 0.1, factor=4.0), lr=0.1)
+    grads, _ = manual_grads(model, x, y)
+    before = values(model)
+    opt.step()
+    for i, (p, old, g) in enumerate(zip(model.parameters(), before, grads)):
+        lr = 0.1 / 4.0 ** (2 - i // 2)
+        np.testing.assert_allclose(p.value, old - lr * g, rtol=1e-12, atol=1e-15)
+
+
+def test_layer_groups_and_errors():
+    model = tn.Sequential([tn.layers.Dense(8, input_dim=6), tn.layers.ReLU(),
+                           tn.layers.Dense(8), tn.layers.ReLU(), tn.layers.Dense(3)])
+    assert transfer.layer_groups(model) == [[0, 1], [2, 3], [4]]
+    assert transfer.layer_groups(model, 2) == [[0, 1], [2, 3, 4]]
+    with pytest.raises(ValueError, match="between 1 and 3"):
+        transfer.layer_groups(model, 4)
+    with pytest.raises(ValueError, match="overlap"):
+        transfer.layer_groups(model, [[0, 2], [2, 4]])
+    with pytest.raises(ValueError, match="no parameters"):
+        transfer.discriminative_param_groups(model, 1e-3, groups=[[1], [0, 2, 4]])
+    with pytest.raises(ValueError, match="positive"):
+        transfer.discriminative_param_groups(model, -1.0)
+
+
+def test_gradual_unfreezing_unfreezes_one_group_per_epoch_from_the_top():
+    model = mlp()
+    x, y = data()
+    cb = transfer.GradualUnfreezing()
+    model.compile(tn.optim.Adam(model.parameters(), lr=1e-2), loss="cross_entropy")
+    model.fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[cb])
+    assert cb.schedule == [(0, ["head"]), (1, ["fc2", "head"]),
+                           (2, ["fc1", "fc2", "head"]), (3, ["fc1", "fc2", "head"])]
+    slow = transfer.GradualUnfreezing(every=2, keep_frozen="fc1")
+    transfer.freeze(model)
+    model.fit(x, y, epochs=4, batch_size=8, verbose=0, callbacks=[slow])
+    assert [names for _, names in slow.schedule] == [["head"], ["head"], ["fc2", "head"],
+                                                    ["fc2", "head"]]
+    with pytest.raises(ValueError, match="every"):
+        transfer.GradualUnfreezing(every=0)
+
+
+def test_gradual_unfreezing_keeps_lower_groups_bit_identical_until_their_turn():
+    model = mlp()
+    x, y = data()
+    fc1 = model.layers[0].W.value.copy()
+    model.compile(tn.optim.Adam(model.parameters(), lr=1e-2), loss="cross_entropy")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0,
+              callbacks=[transfer.GradualUnfreezing()])
+    assert model.layers[0].W.value.tobytes() == fc1.tobytes()   # fc1's turn is epoch 2
+
+
+# ---------------------------------------------------- fine_tune end to end
+@pytest.fixture(scope="module")
+def digits_split():
+    from tinynet.transfer.experiment import class_split
+    (x, y), (xt, yt) = tn.data.load_digits()
+    x, xt = x.astype("float32") / 16, xt.astype("float32") / 16
+    return ((class_split(x, y, range(5)), class_split(xt, yt, range(5))),
+            (class_split(x, y, range(5, 10)), class_split(xt, yt, range(5, 10))))
+
+
+def test_fine_tune_two_phases_on_digits(digits_split):
+    (src, _), ((x, y), (xt, yt)) = digits_split
+    model = tn.Sequential([tn.layers.Dense(32, activation="relu", input_dim=64, seed=0),
+                           tn.layers.Dense(5, seed=1)])
+    model.compile("adam", loss="cross_entropy")
+    model.fit(*src, epochs=10, batch_size=32, verbose=0, seed=0)
+    transfer.replace_head(model, tn.layers.Dense(5, seed=2))
+    base = model.layers[0].W.value.copy()
+    only_head = transfer.fine_tune(model, x[:100], y[:100], head_epochs=2, epochs=0, seed=0)
+    assert len(only_head.head.history["loss"]) == 2 and only_head.fine_tune is None
+    assert model.layers[0].W.value.tobytes() == base.tobytes()      # base frozen in phase 1
+    hist = transfer.fine_tune(model, x, y, head_epochs=10, epochs=3, head_lr=1e-2, lr=1e-3,
+                              factor=2.6, gradual=True, seed=0, metrics=["accuracy"])
+    assert len(hist.head.history["loss"]) == 10 and len(hist.fine_tune.history["loss"]) == 3
+    assert not np.array_equal(model.layers[0].W.value, base)          # base tuned in phase 2
+    assert np.mean(model.predict(xt).argmax(1) == yt) > 0.8           # chance is 0.2
+    with pytest.raises(ValueError, match="head"):
+        transfer.fine_tune(model, x, y, head=2)
+
+
+def test_fine_tune_keeps_batchnorm_and_user_frozen_layers_frozen():
+    model = bn_model(0, 0.9)
+    x, y = data(n=32, d=5)
+    compile_fit(model, x, y, epochs=1)
+    state = {k: np.array(v, copy=True) for k, v in model.layers[1].get_state().items()}
+    transfer.freeze(model, layers=0)
+    fc1 = model.layers[0].W.value.copy()
+    transfer.fine_tune(model, x, y, head_epochs=1, epochs=2, batch_size=8, seed=0)
+    assert model.layers[0].W.value.tobytes() == fc1.tobytes()
+    for key, old in state.items():
+        assert np.asarray(model.layers[1].get_state()[key]).tobytes() == old.tobytes()

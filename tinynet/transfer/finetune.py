@@ -1,0 +1,279 @@
+"""Fine-tuning: discriminative learning rates, gradual unfreezing, and the
+two-phase recipe in one call.
+
+Discriminative learning rates (Howard & Ruder 2018, ULMFiT): the top layer
+group learns at ``base_lr`` and each group below at the rate of the group
+above divided by ``factor`` (2.6 by default), because lower layers hold more
+general features that should move less:
+
+.. math::
+    \\eta_{k} = \\eta_{\\text{base}} / \\text{factor}^{\\,K-1-k},
+    \\qquad k = 0 \\text{ (bottom)}, \\dots, K-1 \\text{ (top)}
+
+Gradual unfreezing (also ULMFiT): train only the top group for an epoch,
+then unfreeze the next group down, one more per epoch, until all train.
+
+The recipe (Keras' transfer-learning guide, ULMFiT): train a new head with
+the pretrained base frozen, then unfreeze and fine-tune everything at a low
+learning rate. :func:`fine_tune` runs both phases and returns both histories.
+"""
+
+from __future__ import annotations
+
+from collections import namedtuple
+
+import numpy as np
+
+from ..callbacks import Callback
+from .selection import layer_groups, layer_index, model_layers, select_layers
+
+__all__ = ["discriminative_param_groups", "discriminative_lrs", "GradualUnfreezing",
+           "fine_tune", "FineTuneHistory"]
+
+
+def _check_lr(value, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
+        raise TypeError(f"expected {what} as a positive number, received {value!r}")
+    if not np.isfinite(value) or value <= 0:
+        raise ValueError(f"expected {what} as a positive number, received {value}")
+    return float(value)
+
+
+def discriminative_lrs(n_groups: int, base_lr: float, factor: float = 2.6) -> list[float]:
+    """Learning rates of ``n_groups`` groups, bottom first, the top one ``base_lr``."""
+    base_lr = _check_lr(base_lr, "base_lr")
+    factor = _check_lr(factor, "factor")
+    return [base_lr / factor ** (n_groups - 1 - k) for k in range(n_groups)]
+
+
+def discriminative_param_groups(model, base_lr: float, factor: float = 2.6,
+                                groups=None) -> list[dict]:
+    """Parameter groups with ULMFiT's discriminative learning rates.
+
+    Parameters
+    ----------
+    model : Sequential
+    base_lr : float
+        Rate of the top group (the head).
+    factor : float, default 2.6
+        Each group down gets the rate of the group above divided by this.
+    groups : None, int or list of layer references
+        How layers are grouped (see :func:`tinynet.transfer.layer_groups`):
+        default one group per layer with parameters.
+
+    Returns
+    -------
+    list of dict
+        ``[{"params": [Param, ...], "lr": float}, ...]``, bottom group first,
+        for any tinynet optimizer: ``tn.optim.Adam(groups, lr=base_lr)``.
+        Frozen parameters are included: optimizers skip them while they are
+        frozen and train them at their group's rate once unfrozen.
+    """
+    layers = model_layers(model)
+    index_groups = layer_groups(model, groups)
+    lrs = discriminative_lrs(len(index_groups), base_lr, factor)
+    out = []
+    for idx, lr in zip(index_groups, lrs):
+        params = [p for i in idx for p in layers[i].parameters()]
+        if not params:
+            names = [layers[i].name for i in idx]
+            raise ValueError(f"layer group {names} has no parameters")
+        out.append({"params": params, "lr": lr})
+    return out
+
+
+class GradualUnfreezing(Callback):
+    """Unfreeze one more layer group per ``every`` epochs, from the top.
+
+    At the start of training every group but the top one is frozen; at the
+    start of epoch ``e`` (counted from the first epoch of the run) the top
+    ``1 + e // every`` groups train.
+
+    Parameters
+    ----------
+    groups : None, int or list of layer references
+        Layer groups (see :func:`tinynet.transfer.layer_groups`); default
+        one per layer with parameters.
+    every : int, default 1
+        Epochs between two unfreezing steps.
+    keep_frozen : layer reference, optional
+        Layers never unfrozen (for example BatchNorm layers or a bottom
+        block you want to keep as it is).
+
+    Attributes
+    ----------
+    schedule : list of (int, list of str)
+        For each epoch begun, the epoch and the names of the trainable
+        layers with parameters: what happened, for inspection and plots.
+
+    Notes
+    -----
+    Optimizers skip frozen parameters at each step and take unfrozen ones
+    back, so build the optimizer over *all* parameters (as
+    :func:`discriminative_param_groups` does).
+    """
+
+    def __init__(self, groups=None, every: int = 1, keep_frozen=None):
+        super().__init__()
+        if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
+            raise ValueError(f"GradualUnfreezing expected every as a positive int, "
+                             f"received {every!r}")
+        self.groups = groups
+        self.every = int(every)
+        self.keep_frozen = keep_frozen
+        self.schedule: list[tuple[int, list[str]]] = []
+        self._first_epoch = None
+
+    def n_unfrozen(self, epoch: int, n_groups: int) -> int:
+        """How many top groups train during ``epoch`` (0-based)."""
+        return min(n_groups, 1 + int(epoch) // self.every)
+
+    def _apply(self, model, epoch: int) -> None:
+        layers = model_layers(model)
+        index_groups = layer_groups(model, self.groups)
+        keep = set() if self.keep_frozen is None else set(select_layers(model,
+                                                                        self.keep_frozen))
+        k = self.n_unfrozen(epoch, len(index_groups))
+        for g, idx in enumerate(index_groups):
+            for i in idx:
+                layers[i].trainable = g >= len(index_groups) - k and i not in keep
+        self.schedule.append((int(epoch), [layer.name for layer in layers
+                                           if layer.parameters() and layer.trainable]))
+
+    def on_train_begin(self, logs=None):
+        self.schedule = []
+        self._first_epoch = None
+        # freeze before anything runs, so that no step sees the base trainable
+        self._apply(self.model, 0)
+
+    def on_epoch_begin(self, epoch, logs=None):
+        # epochs count from this run's first (fit may start at initial_epoch)
+        if self._first_epoch is None:
+            self._first_epoch = int(epoch)
+            self.schedule.clear()
+        self._apply(self.model, int(epoch) - self._first_epoch)
+
+
+FineTuneHistory = namedtuple("FineTuneHistory", ["head", "fine_tune"])
+FineTuneHistory.__doc__ = """Histories of the two phases of :func:`fine_tune`."""
+
+
+def _make_optimizer(optimizer, params, lr):
+    if isinstance(optimizer, str):
+        from .. import optim
+        return optim.get(optimizer, params, lr=lr)
+    if callable(optimizer):
+        return optimizer(params, lr=lr)
+    raise TypeError(f"fine_tune expected optimizer as a name ('adam') or a class or "
+                    f"function called as optimizer(params, lr=...), received "
+                    f"{type(optimizer).__name__}")
+
+
+def _batchnorm_indices(layers) -> set[int]:
+    from .. import layers as layer_module
+    bn = tuple(c for c in (getattr(layer_module, n, None) for n in ("BatchNorm",))
+               if c is not None)
+    return {i for i, layer in enumerate(layers) if bn and isinstance(layer, bn)}
+
+
+def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
+              head_lr: float = 1e-3, lr: float = 1e-4, optimizer="adam",
+              loss="cross_entropy", metrics=("accuracy",), factor: float | None = None,
+              groups=None, gradual: bool = False, every: int = 1,
+              keep_batchnorm_frozen: bool = True, batch_size: int = 32,
+              validation_data=None, callbacks=None, verbose: int = 0, seed=None,
+              **fit_kwargs) -> FineTuneHistory:
+    """The two-phase transfer recipe: train the head on a frozen base, then
+    unfreeze and fine-tune at a low learning rate.
+
+    Parameters
+    ----------
+    model : Sequential
+        A pretrained base with a new head on top (see
+        :func:`~tinynet.transfer.replace_head`); changed in place.
+    x, y : training data, as for ``model.fit``
+    head : int or str, default 1
+        The head: its number of top layers, or the name of its first layer.
+    head_epochs, epochs : int
+        Epochs of phase 1 (head only) and phase 2 (fine-tuning).
+        ``head_epochs=0`` skips phase 1 (its history is then None).
+    head_lr, lr : float
+        Learning rate of phase 1, and of phase 2 (of its top group when
+        ``factor`` is given). Keep ``lr`` low: large updates wreck the
+        pretrained features while the head's gradients are still large.
+    optimizer : str or callable, default "adam"
+        A name for ``tn.optim.get`` or ``callable(params, lr=...)``; a fresh
+        optimizer is built for each phase.
+    loss, metrics : as for ``model.compile``
+    factor : float, optional
+        Use discriminative learning rates in phase 2
+        (:func:`discriminative_param_groups`; ULMFiT uses 2.6).
+    groups : None, int or list of layer references
+        Layer groups for ``factor`` and ``gradual``.
+    gradual : bool, default False
+        Add :class:`GradualUnfreezing` (one more group every ``every``
+        epochs) to phase 2.
+    keep_batchnorm_frozen : bool, default True
+        Keep BatchNorm layers of the base frozen in phase 2 (moving
+        statistics, no updates): Keras' advice, since a small target set
+        gives poor batch statistics.
+    batch_size, validation_data, callbacks, verbose, seed, **fit_kwargs
+        Passed to ``model.fit`` in both phases.
+
+    Returns
+    -------
+    FineTuneHistory
+        ``(head, fine_tune)``: the History of each phase.
+
+    Notes
+    -----
+    Layers frozen before the call stay frozen in both phases, so
+    ``freeze(model, upto=k)`` first keeps the bottom ``k`` layers as they are.
+    """
+    layers = model_layers(model)
+    n = len(layers)
+    if isinstance(head, str):
+        first_head = layer_index(model, head)
+    elif isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 1 <= head < n:
+        raise ValueError(f"fine_tune expected head as a layer name or a number of top layers "
+                         f"between 1 and {n - 1}, received {head!r}")
+    else:
+        first_head = n - int(head)
+    if first_head == 0:
+        raise ValueError(f"fine_tune: head {head!r} leaves no base below it")
+    for what, value in (("head_epochs", head_epochs), ("epochs", epochs)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+            raise ValueError(f"fine_tune expected {what} as a non-negative int, "
+                             f"received {value!r}")
+    was_trainable = [layer.trainable for layer in layers]
+    keep_frozen = {i for i in range(n) if not was_trainable[i]}
+    if keep_batchnorm_frozen:
+        keep_frozen |= _batchnorm_indices(layers[:first_head])
+    params = [p for layer in layers for p in layer.parameters()]
+    fit_args = dict(batch_size=batch_size, validation_data=validation_data,
+                    verbose=verbose, seed=seed, **fit_kwargs)
+    user_callbacks = list(callbacks or [])
+
+    history_head = None
+    if head_epochs:
+        for i, layer in enumerate(layers):
+            layer.trainable = i >= first_head and was_trainable[i]
+        model.compile(_make_optimizer(optimizer, params, _check_lr(head_lr, "head_lr")),
+                      loss=loss, metrics=list(metrics))
+        history_head = model.fit(x, y, epochs=int(head_epochs), callbacks=user_callbacks,
+                                 **fit_args)
+
+    for i, layer in enumerate(layers):
+        layer.trainable = i not in keep_frozen
+    lr = _check_lr(lr, "lr")
+    phase2_params = (discriminative_param_groups(model, lr, factor, groups)
+                     if factor is not None else params)
+    model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
+                  metrics=list(metrics))
+    phase2_callbacks = list(user_callbacks)
+    if gradual:
+        phase2_callbacks.insert(0, GradualUnfreezing(groups, every=every,
+                                                     keep_frozen=sorted(keep_frozen)))
+    history_fine = (model.fit(x, y, epochs=int(epochs), callbacks=phase2_callbacks, **fit_args)
+                    if epochs else None)
+    return FineTuneHistory(history_head, history_fine)
