@@ -76,9 +76,11 @@ class Pretrained(MetaLearner):
         """Replace the last Dense layer by a zero-initialised one with
         ``n_outputs`` units; ``fine_tune`` is "head" (adapt only it) or "all".
 
-        Afterwards ``self.model`` is the list of layers (body + new head).
+        Afterwards ``self.model`` is a new Sequential (or list, if the model
+        was a list) of the same body layers and the new head.
         """
         from ..layers.dense import Dense
+        from ..model import Sequential
 
         n_outputs = check_positive_int(n_outputs, "Pretrained.new_head", "n_outputs")
         if fine_tune not in ("head", "all"):
@@ -89,7 +91,8 @@ class Pretrained(MetaLearner):
         old = layers[last]
         head = Dense(n_outputs, activation=None, use_bias=old.b is not None,
                      kernel_initializer="zeros", input_dim=old.W.shape[0], dtype=old.W.dtype)
-        self.model = layers[:last] + [head] + layers[last + 1:]
+        layers = layers[:last] + [head] + layers[last + 1:]
+        self.model = Sequential(layers) if isinstance(self.model, Sequential) else layers
         self.net = FunctionalMLP(self.model)
         self._optimizer = None
         self._lr = self.inner_lr if fine_tune == "all" else self.inner_lr * self.net.mask([-1])

@@ -1,0 +1,167 @@
+"""The meta-learners from the public API: training lowers the meta-loss,
+adapt returns a new model and leaves the meta-learned one alone, evaluate
+reports means and confidence intervals, ProtoNet's backward is exact."""
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tests.meta.helpers import mlp_layers, numerical_grad4, randomize, rel_error
+from tinynet.meta import (ANIL, MAML, EpisodeSampler, MetaSGD, Pretrained, ProtoNet, Reptile,
+                          SinusoidTasks, prototype_loss, summarize)
+
+
+def sine_model(seed=0, width=16):
+    return tn.Sequential([tn.layers.Dense(width, activation="relu", input_dim=1, seed=seed),
+                          tn.layers.Dense(width, activation="relu", seed=seed + 1),
+                          tn.layers.Dense(1, seed=seed + 2)])
+
+
+@pytest.mark.parametrize("make", [
+    lambda m: MAML(m, meta_lr=3e-3), lambda m: MAML(m, first_order=True, meta_lr=3e-3),
+    lambda m: MetaSGD(m, meta_lr=3e-3), lambda m: Reptile(m, meta_lr=3e-3),
+    lambda m: ANIL(m, loss="mse", meta_lr=3e-3), lambda m: Pretrained(m, meta_lr=3e-3)])
+def test_meta_training_lowers_the_query_loss(make):
+    learner = make(sine_model())
+    test = SinusoidTasks(5, k_query=20, seed=9).sample(50)
+    before = learner.evaluate(test, steps=1)["steps"][1]["loss"]
+    learner.meta_fit(SinusoidTasks(5, seed=1), iterations=150, meta_batch_size=10, seed=0)
+    assert len(learner.history) == 150
+    assert learner.evaluate(test, steps=1)["steps"][1]["loss"] < 0.8 * before
+
+
+def test_adapt_returns_a_new_model_and_keeps_the_initialisation():
+    model = sine_model()
+    maml = MAML(model, inner_lr=0.05)
+    before = [w.copy() for w in model.get_weights()]
+    task = SinusoidTasks(10, seed=3).sample(1)
+    adapted = maml.adapt(task.support_x[0], task.support_y[0][:, 0], steps=5)
+    assert isinstance(adapted, tn.Sequential) and adapted is not model
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    mse = lambda m: float(np.mean((m.predict(task.support_x[0]) - task.support_y[0]) ** 2))
+    assert mse(adapted) < mse(model)
+    # the adapted model's predictions are what the functional inner loop reached
+    theta = maml._adapt_theta(maml.net.get_params(), task.support_x, task.support_y, 5)
+    assert np.allclose(adapted.predict(task.query_x[0]),
+                       maml.net.forward(theta, task.query_x)[0], atol=1e-5)
+
+
+def test_evaluate_reports_mean_and_confidence_interval():
+    maml = MAML(sine_model(), inner_lr=0.01)
+    tasks = SinusoidTasks(5, k_query=7, seed=2).sample(30)
+    result = maml.evaluate(tasks, steps=(3, 1), chunk=8)
+    assert result["n_tasks"] == 30 and sorted(result["steps"]) == [1, 3]
+    theta = maml._adapt_theta(maml.net.get_params(), tasks.support_x, tasks.support_y, 3)
+    losses = np.mean((maml.net.forward(theta, tasks.query_x) - tasks.query_y) ** 2, axis=(1, 2))
+    mean, ci = summarize(losses)
+    assert np.isclose(result["steps"][3]["loss"], mean, rtol=1e-5)
+    assert np.isclose(result["steps"][3]["loss_ci95"], 1.96 * losses.std(ddof=1) / np.sqrt(30),
+                      rtol=1e-4) and np.isclose(ci, result["steps"][3]["loss_ci95"], rtol=1e-5)
+    assert np.isclose(maml.evaluate(SinusoidTasks(5, seed=2), n_tasks=4, seed=1)["n_tasks"], 4)
+
+
+def test_metasgd_learns_its_learning_rates_and_adam_updates_them():
+    learner = MetaSGD(sine_model(), inner_lr=0.01)
+    assert len(learner.meta_parameters()) == 2 * len(learner.net.param_list())
+    learner.meta_fit(SinusoidTasks(5, seed=1), iterations=5, meta_batch_size=4)
+    lrs = learner._inner_lr()
+    assert lrs.shape == (learner.net.n_params,) and not np.allclose(lrs, 0.01)
+
+
+def test_protonet_backward_matches_finite_differences():
+    rng = np.random.default_rng(0)
+    n_way, k, q, d = 3, 2, 4, 5
+    es, eq = rng.standard_normal((2, n_way * k, d)), rng.standard_normal((2, q, d))
+    ys = np.tile(np.repeat(np.arange(n_way), k), (2, 1))
+    yq = rng.integers(0, n_way, (2, q))
+    _, ds, dq, _ = prototype_loss(es, ys, eq, yq, n_way)
+
+    def f():
+        return prototype_loss(es, ys, eq, yq, n_way)[0].sum()
+    assert rel_error(ds, numerical_grad4(f, es)) < 1e-6
+    assert rel_error(dq, numerical_grad4(f, eq)) < 1e-6
+
+
+def test_protonet_meta_gradient_through_the_embedding_net():
+    layers = mlp_layers([4, 5, 3], "tanh", seed=1)
+    proto = ProtoNet(layers)
+    theta = randomize(proto.net, 1)
+    rng = np.random.default_rng(2)
+    x, y = rng.standard_normal((30, 4)), np.repeat(np.arange(3), 10)
+    batch = EpisodeSampler(x, y, n_way=3, k_shot=2, n_query=3, seed=0).sample(2)
+    loss, grad = proto.meta_gradient(batch)
+
+    def f():
+        proto.net.set_params(theta)
+        return proto.meta_gradient(batch)[0]
+    assert rel_error(grad, numerical_grad4(f, theta)) < 1e-6
+    classifier = proto.adapt(batch.support_x[0], batch.support_y[0])
+    assert classifier.predict(batch.query_x[0]).shape == (9, 3)
+    result = proto.evaluate(batch)
+    assert set(result["steps"][0]) == {"loss", "loss_ci95", "accuracy", "accuracy_ci95"}
+    assert np.isclose(result["steps"][0]["loss"], loss)
+
+
+def test_protonet_and_anil_learn_digits_episodes():
+    # judged on new images of the meta-training classes: with ~860 images of
+    # 6 classes, held-out-class accuracy is the benchmark's business
+    (x, y), (x_test, y_test) = tn.data.load_digits()
+    train = EpisodeSampler(x / 16.0, y, n_way=3, k_shot=1, n_query=5, classes=range(6), seed=0)
+    test = EpisodeSampler(x_test / 16.0, y_test, n_way=3, k_shot=1, n_query=5,
+                          classes=range(6), seed=1).sample(60)
+    proto = ProtoNet(tn.Sequential([tn.layers.Dense(32, activation="relu", input_dim=64,
+                                                    seed=0, dtype="float64"),
+                                    tn.layers.Dense(16, seed=1)]), meta_lr=3e-3)
+    before = proto.evaluate(test)["steps"][0]["accuracy"]
+    proto.meta_fit(train, iterations=60, meta_batch_size=8, seed=0)
+    assert proto.evaluate(test)["steps"][0]["accuracy"] > before + 0.1
+    anil = ANIL(tn.Sequential([tn.layers.Dense(32, activation="relu", input_dim=64, seed=0),
+                               tn.layers.Dense(3, seed=1)]), inner_lr=0.5, meta_lr=3e-3)
+    anil.meta_fit(train, iterations=60, meta_batch_size=8, seed=0)
+    assert anil.evaluate(test, steps=5)["steps"][5]["accuracy"] > 0.45
+
+
+def test_pretrained_new_head_fine_tunes_only_the_head():
+    (x, y), _ = tn.data.load_digits()
+    x = x.astype(np.float32) / 16
+    base = Pretrained(tn.Sequential([tn.layers.Dense(16, activation="relu", input_dim=64,
+                                                     seed=0), tn.layers.Dense(6, seed=1)]),
+                      loss="cross_entropy", inner_lr=0.5)
+    keep = y < 6
+    base.fit(x[keep], y[keep], iterations=50, batch_size=32, seed=0)
+    body = base.net.param_list()[0].value.copy()
+    base.new_head(3)
+    assert base.net.output_dim == 3 and isinstance(base.model, tn.Sequential)
+    episodes = EpisodeSampler(x, y, n_way=3, k_shot=5, n_query=5, classes=range(6, 10),
+                              seed=0).sample(20)
+    adapted = base.adapt(episodes.support_x[0], episodes.support_y[0], steps=5)
+    assert np.array_equal(adapted.layers[0].W.value, body)
+    assert np.any(adapted.layers[-1].W.value != 0)
+    assert base.evaluate(episodes, steps=10)["steps"][10]["accuracy"] > 0.4
+
+
+def test_constructor_and_call_errors():
+    with pytest.raises(ValueError, match="did you mean"):
+        MAML(sine_model(), loss="mse_")
+    with pytest.raises(ValueError, match="inner_lr"):
+        MAML(sine_model(), inner_lr=-1)
+    with pytest.raises(ValueError, match="meta_lr"):
+        MAML(sine_model(), meta_lr=0)
+    with pytest.raises(ValueError, match="steps"):
+        MAML(sine_model(), inner_steps=-1)
+    with pytest.raises(ValueError, match="head_layers"):
+        ANIL(sine_model(), head_layers=4)
+    maml = MAML(sine_model())
+    with pytest.raises(TypeError, match="sampler"):
+        maml.meta_fit([1, 2], iterations=1)
+    with pytest.raises(ValueError, match="iterations"):
+        maml.meta_fit(SinusoidTasks(5), iterations=0)
+    with pytest.raises(TypeError, match="n_tasks"):
+        maml.evaluate(SinusoidTasks(5))
+    with pytest.raises(ValueError, match="support_x"):
+        maml.adapt(np.zeros(5), np.zeros(5))
+    with pytest.raises(ValueError, match="n_outputs"):
+        Pretrained(sine_model()).new_head(0)
+    with pytest.raises(ValueError, match="every one of the"):
+        prototype_loss(np.zeros((1, 2, 3)), np.zeros((1, 2), int), np.zeros((1, 1, 3)),
+                       np.zeros((1, 1), int), 2)

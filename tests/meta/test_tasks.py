@@ -1,0 +1,84 @@
+"""Task samplers: the sinusoid distribution of Finn et al. and N-way K-shot
+episodes with disjoint meta-train / meta-test classes."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinynet.meta import EpisodeSampler, SinusoidTasks, TaskBatch, split_classes
+
+
+def test_sinusoid_tasks_follow_the_protocol():
+    batch = SinusoidTasks(k_shot=5, k_query=7, seed=0).sample(2000)
+    assert batch.support_x.shape == (2000, 5, 1) and batch.query_y.shape == (2000, 7, 1)
+    assert batch.support_x.dtype == np.float32
+    amp, phase = batch.info["amplitude"], batch.info["phase"]
+    assert 0.1 <= amp.min() and amp.max() <= 5.0 and 0 <= phase.min() and phase.max() <= np.pi
+    assert abs(amp.mean() - 2.55) < 0.1 and abs(phase.mean() - np.pi / 2) < 0.1
+    assert -5 <= batch.query_x.min() and batch.query_x.max() <= 5
+    expected = SinusoidTasks.function(batch.query_x, amp[:, None, None], phase[:, None, None])
+    assert np.allclose(batch.query_y, expected, atol=1e-5)
+    again = SinusoidTasks(k_shot=5, k_query=7, seed=0).sample(2000)
+    assert np.array_equal(again.support_y, batch.support_y)
+
+
+def test_task_batch_indexing_and_pool_sampling():
+    batch = SinusoidTasks(k_shot=3, seed=1).sample(10)
+    part = batch[2:5]
+    assert len(part) == 3 and np.array_equal(part.support_x, batch.support_x[2:5])
+    assert np.array_equal(part.info["phase"], batch.info["phase"][2:5])
+    assert len(batch[4]) == 1
+    drawn = batch.sample(4, rng=0)
+    assert len(drawn) == 4 and len(set(drawn.info["phase"])) == 4
+    assert batch.astype(np.float64).query_y.dtype == np.float64
+    with pytest.raises(ValueError, match="tasks"):
+        TaskBatch(np.zeros((2, 3, 1)), np.zeros((3, 3, 1)), np.zeros((2, 3, 1)),
+                  np.zeros((2, 3, 1)))
+    with pytest.raises(ValueError, match="support_y"):
+        TaskBatch(np.zeros((2, 3, 1)), np.zeros((2, 4, 1)), np.zeros((2, 3, 1)),
+                  np.zeros((2, 3, 1)))
+
+
+@given(st.integers(2, 4), st.integers(1, 3), st.integers(1, 4), st.integers(0, 1000))
+def test_episodes_are_n_way_k_shot_from_allowed_classes(n_way, k_shot, n_query, seed):
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(8), 9)
+    x = (y[:, None] * 100 + np.arange(len(y))[:, None] % 9).astype(np.float64)  # decodable
+    train, test = split_classes(y, 4, seed=seed)
+    assert len(set(train) & set(test)) == 0 and len(train) + len(test) == 8
+    sampler = EpisodeSampler(x, y, n_way, k_shot, n_query, classes=test, seed=seed)
+    batch = sampler.sample(3, rng=rng)
+    assert batch.support_x.shape == (3, n_way * k_shot, 1)
+    assert batch.query_y.shape == (3, n_way * n_query)
+    for t in range(3):
+        classes_s = (batch.support_x[t, :, 0] // 100).astype(int)
+        classes_q = (batch.query_x[t, :, 0] // 100).astype(int)
+        assert set(classes_s) <= set(test)
+        # one original class per episode label, the same in support and query
+        for label in range(n_way):
+            assert len(set(classes_s[batch.support_y[t] == label])) == 1
+            assert set(classes_q[batch.query_y[t] == label]) == set(
+                classes_s[batch.support_y[t] == label])
+        # no example both in support and query
+        assert not set(batch.support_x[t, :, 0]) & set(batch.query_x[t, :, 0])
+        assert np.array_equal(np.sort(batch.info["classes"][t]), np.unique(classes_s))
+
+
+def test_sampler_errors():
+    with pytest.raises(ValueError, match="k_shot"):
+        SinusoidTasks(k_shot=0)
+    with pytest.raises(ValueError, match="amplitude"):
+        SinusoidTasks(amplitude=(5, 1))
+    y = np.repeat(np.arange(3), 4)
+    x = np.zeros((12, 2))
+    with pytest.raises(ValueError, match="at least n_way"):
+        EpisodeSampler(x, y, n_way=4)
+    with pytest.raises(ValueError, match="k_shot \\+ n_query"):
+        EpisodeSampler(x, y, n_way=2, k_shot=2, n_query=3)
+    with pytest.raises(ValueError, match="integer labels"):
+        EpisodeSampler(x, y.astype(float), n_way=2, k_shot=1, n_query=1)
+    with pytest.raises(TypeError, match="floating-point"):
+        EpisodeSampler(x.astype(int), y, n_way=2, k_shot=1, n_query=1)
+    with pytest.raises(ValueError, match="n_test_classes"):
+        split_classes(y, 3)
