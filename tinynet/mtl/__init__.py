@@ -2,11 +2,18 @@
 cross-stitch units, MMoE, and the loss-weighting methods that decide how tasks share.
 
 Every backward pass is written out; see :mod:`tinynet.mtl.graph` for how
-gradients from several task heads are summed into a shared trunk.
+gradients from several task heads are summed into a shared trunk, and
+:mod:`tinynet.mtl.weighting` for the weighting methods and their cost.
 """
 
-from .graph import Input, SymbolicTensor
+from .graph import Input, Model, SymbolicTensor
 from .merge import Add, Concatenate, MultiInputLayer
-from .graph import Model
+from .cross_stitch import CrossStitch
+from .mmoe import MMoE
+from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
+from . import weighting
+from .metrics import delta_m
 
-__all__ = ["Input", "SymbolicTensor", "Model", "MultiInputLayer", "Concatenate", "Add"]
+__all__ = ["Input", "SymbolicTensor", "Model", "MultiInputLayer", "Concatenate", "Add",
+           "CrossStitch", "MMoE", "HardSharing", "SoftSharing", "CrossStitchNet", "MMoENet",
+           "weighting", "delta_m"]

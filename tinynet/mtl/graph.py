@@ -49,13 +49,15 @@ __all__ = ["Input", "SymbolicTensor", "Model"]
 class Node:
     """One application of a layer (``layer is None`` for an :func:`Input`)."""
 
-    __slots__ = ("layer", "inputs", "outputs", "multi_input", "name")
+    __slots__ = ("layer", "inputs", "outputs", "multi_input", "multi_output", "name")
 
     def __init__(self, layer, inputs, multi_input, name=None):
         self.layer = layer
         self.inputs = inputs
         self.outputs: list[SymbolicTensor] = []
         self.multi_input = multi_input
+        # Layers that declare ``n_outputs`` take and return lists on the output side.
+        self.multi_output = hasattr(layer, "n_outputs")
         self.name = name if layer is None else layer.name
 
 
@@ -83,8 +85,8 @@ class SymbolicTensor:
 
     @property
     def name(self) -> str:
-        n = len(self.node.outputs)
-        return self.node.name if n <= 1 else f"{self.node.name}[{self.index}]"
+        return (f"{self.node.name}[{self.index}]" if self.node.multi_output
+                else self.node.name)
 
     def _connect(self, layer, inputs):
         return _connect(layer, inputs)
@@ -151,11 +153,10 @@ def _connect(layer: Layer, inputs):
         if built_for != in_shape:
             raise ValueError(f"{layer._who} was built for input shape {built_for}, "
                              f"received a tensor of shape {in_shape}")
-    n_out = getattr(layer, "n_outputs", 1)
-    out_shapes = list(layer.output_shape) if n_out > 1 else [layer.output_shape]
     node = Node(layer, tensors, multi_input)
+    out_shapes = list(layer.output_shape) if node.multi_output else [layer.output_shape]
     node.outputs = [SymbolicTensor(s, node, i, layer.dtype) for i, s in enumerate(out_shapes)]
-    return node.outputs if n_out > 1 else node.outputs[0]
+    return node.outputs if node.multi_output else node.outputs[0]
 
 
 def _as_list(x, what):
@@ -311,7 +312,7 @@ class Model(Layer, MultiTaskTraining):
                 # What a re-run of this node in backward needs: its input and RNG state.
                 self._replay[id(node)] = (arg, _rng_state(layer))
             out = layer.forward(arg, training=training)
-            outs = out if len(node.outputs) > 1 else [out]
+            outs = out if node.multi_output else [out]
             for t, o in zip(node.outputs, outs):
                 values[id(t)] = o
             self._cache_owner[id(layer)] = node
@@ -351,12 +352,12 @@ class Model(Layer, MultiTaskTraining):
             if all(d is None for d in douts):
                 continue
             layer = node.layer
-            if len(douts) > 1:
+            if node.multi_output:
                 douts = [np.zeros_like(self._values[id(t)]) if d is None else d
                          for t, d in zip(node.outputs, douts)]
             if self._cache_owner.get(id(layer)) is not node:
                 self._rerun(node)
-            dx = layer.backward(douts if len(douts) > 1 else douts[0])
+            dx = layer.backward(douts if node.multi_output else douts[0])
             for t, d in zip(node.inputs, dx if node.multi_input else [dx]):
                 if d is not None:
                     _accumulate(grads, id(t), d)

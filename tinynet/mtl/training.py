@@ -105,6 +105,12 @@ class MultiTaskTraining:
     """
 
     compiled = False
+    #: True for models that add a parameter penalty (soft sharing): logged as "penalty".
+    penalized = False
+
+    def regularization(self) -> float:
+        """Add a penalty's gradient to the parameters and return its value (none here)."""
+        return 0.0
 
     # --------------------------------------------------------------- compile
     def compile(self, optimizer="adam", loss=None, metrics=None, weighting="equal",
@@ -249,8 +255,11 @@ class MultiTaskTraining:
             self._combine_task_gradients(scaled, values)
         else:
             self.backward_all(scaled)
+        penalty = self.regularization()
         self.optimizer.step()
         logs = {"loss": float(values.sum())}
+        if self.penalized:
+            logs["penalty"] = penalty
         adaptive = self.weighting.name not in ("equal", "static")
         for i, task in enumerate(self.output_names):
             logs[f"{task}/loss"] = float(values[i])

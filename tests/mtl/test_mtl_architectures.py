@@ -1,0 +1,175 @@
+"""Cross-stitch, MMoE, and the four ready-made architectures: gradients through the
+whole multi-task model (float64 finite differences), parameter ownership, errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinynet as tn
+from tinynet.layers import Dense
+from tinynet.mtl import CrossStitch, MMoE
+from tests.mtl.helpers import EPS, check_model_gradients, grad_error
+from tests.fd import numerical_grad
+
+TOL = 1e-6
+seeds = st.integers(0, 10_000)
+
+
+@given(batch=st.integers(1, 4), n_tasks=st.integers(2, 3), units=st.integers(1, 4),
+       per_unit=st.booleans(), seed=seeds)
+def test_cross_stitch_gradients(batch, n_tasks, units, per_unit, seed):
+    rng = np.random.default_rng(seed)
+    inputs = [tn.mtl.Input((units,), dtype="float64") for _ in range(n_tasks)]
+    unit = CrossStitch(self_weight=0.7, per_unit=per_unit)
+    outs = unit(inputs)
+    unit.alpha.value = unit.alpha.value + rng.normal(0, 0.1, unit.alpha.shape)
+    model = tn.mtl.Model(inputs, outs)
+    xs = [rng.standard_normal((batch, units)) for _ in range(n_tasks)]
+    errors = check_model_gradients(model, xs, rng)
+    assert max(errors.values()) < TOL, errors
+
+
+def test_cross_stitch_starts_mostly_own_task():
+    unit = CrossStitch(self_weight=0.8).build([(2,), (2,), (2,)], dtype="float64")
+    np.testing.assert_allclose(unit.alpha.value, [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1],
+                                                  [0.1, 0.1, 0.8]])
+    with pytest.raises(ValueError, match="self_weight"):
+        CrossStitch(self_weight=0.0)
+    with pytest.raises(ValueError, match="two or more inputs of one shape"):
+        CrossStitch().build([(2,), (3,)])
+
+
+@given(batch=st.integers(1, 4), n_tasks=st.integers(1, 3), n_experts=st.integers(1, 3),
+       units=st.integers(1, 3), activation=st.sampled_from(["relu", "tanh", None]), seed=seeds)
+def test_mmoe_gradients(batch, n_tasks, n_experts, units, activation, seed):
+    rng = np.random.default_rng(seed)
+    inp = tn.mtl.Input((3,), dtype="float64")
+    layer = MMoE(n_tasks, n_experts, units, activation=activation, seed=seed)
+    outs = layer(inp)
+    for p in layer.parameters():  # biases away from zero so relu kinks are rare
+        p.value = p.value + rng.normal(0, 0.3, p.shape)
+    model = tn.mtl.Model(inp, outs)
+    errors = check_model_gradients(model, [rng.standard_normal((batch, 3))], rng)
+    assert max(errors.values()) < TOL, errors
+
+
+def test_mmoe_outputs_are_gate_mixtures_and_gates_are_task_parameters():
+    rng = np.random.default_rng(0)
+    net = tn.mtl.MMoENet((4,), n_experts=3, expert_units=5,
+                         towers={"a": [Dense(1)], "b": [Dense(2)]}, dtype="float64", seed=0)
+    x = rng.standard_normal((6, 4))
+    net.forward_all(x)
+    gates = net.mmoe.gate_weights()
+    assert len(gates) == 2 and gates[0].shape == (6, 3)
+    np.testing.assert_allclose(gates[1].sum(axis=1), 1.0)
+    shared = {p.name for p in net.shared_parameters()}
+    mmoe = net.mmoe.name
+    assert shared == {f"{mmoe}/W_experts", f"{mmoe}/b_experts"}
+    assert {f"{mmoe}/W_gate0", f"{mmoe}/b_gate0"} <= {p.name for p in net.task_parameters("a")}
+    assert f"{mmoe}/W_gate1" in {p.name for p in net.task_parameters("b")}
+    with pytest.raises(ValueError, match="list of 2 output"):
+        net.mmoe.backward(np.zeros((6, 5)))
+
+
+def architectures(seed):
+    """Each architecture, small, in float64."""
+    def dense(units, act="tanh", s=0):
+        return Dense(units, activation=act, seed=seed + s)
+    return {
+        "hard": tn.mtl.HardSharing((3,), trunk=[dense(4), dense(3, s=1)],
+                                   heads={"a": [dense(2, None, 2)], "b": [dense(1, None, 3)]},
+                                   dtype="float64"),
+        "soft": tn.mtl.SoftSharing((3,), towers={"a": [dense(4), dense(2, None, 1)],
+                                                 "b": [dense(4, s=2), dense(2, None, 3)]},
+                                   penalty=0.3, dtype="float64"),
+        "cross_stitch": tn.mtl.CrossStitchNet(
+            (3,), towers={"a": [dense(4), dense(3, s=1), dense(2, None, 2)],
+                          "b": [dense(4, s=3), dense(3, s=4), dense(1, None, 5)]},
+            dtype="float64"),
+        "mmoe": tn.mtl.MMoENet((3,), n_experts=2, expert_units=3, expert_activation="tanh",
+                               towers={"a": [dense(2, None, 1)], "b": [dense(1, None, 2)]},
+                               bottom=[dense(4, s=3)], dtype="float64", seed=seed),
+    }
+
+
+@pytest.mark.parametrize("name", ["hard", "soft", "cross_stitch", "mmoe"])
+@given(batch=st.integers(1, 3), seed=seeds)
+def test_whole_architecture_gradients(name, batch, seed):
+    rng = np.random.default_rng(seed)
+    model = architectures(seed)[name]
+    errors = check_model_gradients(model, [rng.standard_normal((batch, 3))], rng)
+    assert max(errors.values()) < TOL, errors
+
+
+@given(seed=seeds)
+def test_soft_sharing_penalty_gradient(seed):
+    model = architectures(seed)["soft"]
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.value = rng.standard_normal(p.shape)
+    model.zero_grad()
+    value = model.regularization()
+    analytic = [p.grad.copy() for p in model.parameters()]
+
+    def penalty():
+        model.zero_grad()
+        return model.regularization()
+
+    for p, g in zip(model.parameters(), analytic):
+        assert grad_error(g, numerical_grad(penalty, p.value, EPS)) < TOL, p.name
+    expected = 0.3 * sum(np.sum((p.value - q.value) ** 2) for p, q in model.coupled)
+    assert value == pytest.approx(expected)
+    coupled = {id(p) for group in model.coupled for p in group}
+    assert all(not p.grad.any() for p in model.parameters() if id(p) not in coupled)
+    assert len(model.coupled) == 2  # W and b of the first layers; heads stay free
+
+
+def test_parameter_counts_and_sharing():
+    models = architectures(0)
+    hard = models["hard"]
+    assert {p.name for p in hard.shared_parameters()} == {
+        p.name for la in hard.layers[:2] for p in la.parameters()}
+    assert models["soft"].shared_parameters() == []
+    stitch_names = {p.name for p in models["cross_stitch"].shared_parameters()}
+    assert stitch_names  # the towers below a stitch reach both tasks
+    assert all(la.alpha.name in stitch_names for la in models["cross_stitch"].stitches)
+
+
+def test_soft_sharing_trains_with_penalty_logged():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((40, 3)).astype(np.float32)
+    model = tn.mtl.SoftSharing((3,), towers={"a": [Dense(4, activation="relu"), Dense(1)],
+                                             "b": [Dense(4, activation="relu"), Dense(1)]},
+                               penalty=0.1)
+    model.compile("adam", loss="mse")
+    history = model.fit(x, {"a": x[:, 0], "b": x[:, 1]}, epochs=2, verbose=0, seed=0)
+    assert len(history.history["penalty"]) == 2
+
+
+def test_architecture_errors():
+    with pytest.raises(ValueError, match="two or more tasks"):
+        tn.mtl.HardSharing((3,), trunk=[Dense(2)], heads={"a": [Dense(1)]})
+    with pytest.raises(ValueError, match="at least one layer"):
+        tn.mtl.HardSharing((3,), trunk=[Dense(2)], heads={"a": [Dense(1)], "b": []})
+    with pytest.raises(ValueError, match="one depth"):
+        tn.mtl.SoftSharing((3,), towers={"a": [Dense(2)], "b": [Dense(2), Dense(1)]})
+    with pytest.raises(ValueError, match="one architecture"):
+        tn.mtl.SoftSharing((3,), towers={"a": [Dense(2), Dense(1)], "b": [Dense(3), Dense(1)]})
+    with pytest.raises(ValueError, match="one depth"):
+        tn.mtl.CrossStitchNet((3,), towers={"a": [Dense(2)], "b": [Dense(2), Dense(1)]})
+    with pytest.raises(ValueError, match="non-negative penalty"):
+        tn.mtl.SoftSharing((3,), towers={"a": [Dense(1)], "b": [Dense(1)]}, penalty=-1)
+
+
+def test_delta_m():
+    base = {"a/accuracy": 0.8, "b/mse": 2.0}
+    assert tn.mtl.delta_m({"a/accuracy": 0.88, "b/mse": 2.2}, base) == pytest.approx(0.0)
+    assert tn.mtl.delta_m({"a/accuracy": 0.8, "b/mse": 1.0}, base) == pytest.approx(25.0)
+    two = {"a/accuracy": 0.5, "a/loss": 1.0, "b/accuracy": 0.5}
+    got = tn.mtl.delta_m({"a/accuracy": 0.6, "a/loss": 1.0, "b/accuracy": 0.5}, two)
+    assert got == pytest.approx((20.0 / 2 + 0.0) / 2)
+    with pytest.raises(ValueError, match="expected metric"):
+        tn.mtl.delta_m({}, base)
+    with pytest.raises(ValueError, match="non-zero baseline"):
+        tn.mtl.delta_m({"a/accuracy": 1.0}, {"a/accuracy": 0.0})

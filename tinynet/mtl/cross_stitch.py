@@ -1,0 +1,109 @@
+r"""Cross-stitch units (Misra, Shrivastava, Gupta & Hebert, CVPR 2016).
+
+One tower per task; after a layer, a cross-stitch unit replaces each task's
+activation by a learned linear combination of all tasks' activations at
+that depth:
+
+.. math::
+    y_t = \sum_{s=1}^{T} \alpha_{ts}\, x_s
+
+with :math:`\alpha \in \mathbb R^{T\times T}` initialised to :math:`a` on the
+diagonal and :math:`(1-a)/(T-1)` elsewhere (the paper's "mostly own task"
+start, :math:`a = 0.9`). Backward, for :math:`\delta_t = \partial L/\partial y_t`:
+
+.. math::
+    \frac{\partial L}{\partial x_s} = \sum_t \alpha_{ts}\,\delta_t, \qquad
+    \frac{\partial L}{\partial \alpha_{ts}} \mathrel{+}=
+        \sum_{\text{batch, units}} \delta_t \odot x_s .
+
+The paper learns one :math:`\alpha` matrix per channel; this unit learns one
+per layer (``per_unit=True`` gives one per unit: :math:`\alpha` of shape
+``(T, T, units)``, same equations element-wise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .merge import MultiInputLayer
+
+__all__ = ["CrossStitch"]
+
+
+class CrossStitch(MultiInputLayer):
+    """Learned mixing of T same-shaped task activations into T outputs.
+
+    Parameters
+    ----------
+    self_weight : float in (0, 1], default 0.9
+        Initial :math:`\\alpha_{tt}`.
+    per_unit : bool, default False
+        One mixing matrix per feature instead of one for the layer.
+    **kwargs
+        Layer arguments (``name``, ``trainable``, ``dtype``, ``seed``).
+
+    Attributes
+    ----------
+    alpha : Param of shape (T, T) or (T, T, units)
+    """
+
+    def __init__(self, self_weight: float = 0.9, per_unit: bool = False, **kwargs):
+        if not 0.0 < float(self_weight) <= 1.0:
+            raise ValueError(f"CrossStitch expected self_weight in (0, 1], "
+                             f"received {self_weight!r}")
+        self.self_weight = float(self_weight)
+        self.per_unit = bool(per_unit)
+        self.alpha = None
+        self._xs = None
+        super().__init__(**kwargs)
+
+    @property
+    def n_outputs(self) -> int:
+        return len(self.input_shape) if self.input_shape is not None else 0
+
+    def compute_output_shape(self, shapes):
+        if len(shapes) < 2 or len(set(shapes)) != 1:
+            raise ValueError(f"{self._who} expected two or more inputs of one shape, "
+                             f"received {shapes}")
+        if self.per_unit and len(shapes[0]) != 1:
+            raise ValueError(f"{self._who} with per_unit=True expected 1-D per-sample "
+                             f"inputs, received {shapes[0]}")
+        return [shapes[0]] * len(shapes)
+
+    def _build(self, shapes, rng):
+        n = len(shapes)
+        alpha = np.full((n, n), (1.0 - self.self_weight) / (n - 1))
+        np.fill_diagonal(alpha, self.self_weight)
+        if self.per_unit:
+            alpha = np.repeat(alpha[:, :, None], shapes[0][0], axis=2)
+        self.alpha = self.add_param("alpha", alpha)
+
+    def forward(self, xs, training: bool = False):
+        xs = self._prepare_inputs(xs)
+        self._xs = xs
+        stacked = np.stack(xs)  # (T, batch, ...)
+        a = self.alpha.value
+        if self.per_unit:
+            return list(np.einsum("tsu,sbu->tbu", a, stacked))
+        return list(np.tensordot(a, stacked, axes=(1, 0)))
+
+    def backward(self, dys):
+        self._require_cache(self._xs)
+        if not isinstance(dys, (list, tuple)) or len(dys) != len(self._xs):
+            raise ValueError(f"{self._who} expected a list of {len(self._xs)} output "
+                             f"gradients, received {type(dys).__name__}")
+        dys = [self._check_dy(d, x.shape) for d, x in zip(dys, self._xs)]
+        dy = np.stack(dys)
+        x = np.stack(self._xs)
+        a = self.alpha.value
+        if self.per_unit:
+            self.alpha.grad += np.einsum("tbu,sbu->tsu", dy, x)
+            return list(np.einsum("tsu,tbu->sbu", a, dy))
+        batch_axes = tuple(range(1, x.ndim))
+        self.alpha.grad += np.tensordot(dy, x, axes=(batch_axes, batch_axes))
+        return list(np.tensordot(a.T, dy, axes=(1, 0)))
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(self_weight=self.self_weight, per_unit=self.per_unit)
+        return config

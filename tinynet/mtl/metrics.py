@@ -1,0 +1,67 @@
+r"""The multi-task metric :math:`\Delta_m` (Maninis et al. 2019; LibMTL's ``Δp``).
+
+For a multi-task model with metric values :math:`M_t` and single-task
+baselines :math:`M_{\text{single},t}`:
+
+.. math::
+    \Delta_m = \frac{1}{T}\sum_{t=1}^{T} (-1)^{l_t}\,
+        \frac{M_t - M_{\text{single},t}}{M_{\text{single},t}} \times 100\,\%
+
+with :math:`l_t = 1` when lower is better (a loss, an error) and 0 when
+higher is better (accuracy), so a positive :math:`\Delta_m` is a gain.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["delta_m", "relative_gains"]
+
+#: Metric names for which lower is better (anything else: higher is better).
+LOWER_IS_BETTER = {"loss", "mse", "mae", "rmse", "error", "err"}
+
+
+def _lower_is_better(name: str) -> bool:
+    return name.split("/")[-1].lower() in LOWER_IS_BETTER
+
+
+def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dict:
+    """``{key: signed relative gain in %}`` for every key of ``baselines``.
+
+    Parameters
+    ----------
+    metrics, baselines : dict {name: float}
+        Names such as ``"left/accuracy"``; the direction is read from the last
+        part (``loss``, ``mse``, ``mae`` ... are lower-is-better) unless
+        ``higher_is_better`` ({name: bool}) says otherwise.
+    """
+    gains = {}
+    higher_is_better = higher_is_better or {}
+    for key, base in baselines.items():
+        if key not in metrics:
+            raise ValueError(f"delta_m expected metric {key!r} (in the baselines), received "
+                             f"only {sorted(metrics)}")
+        if base == 0 or not np.isfinite(base):
+            raise ValueError(f"delta_m expected a finite, non-zero baseline for {key!r}, "
+                             f"received {base}")
+        higher = higher_is_better.get(key, not _lower_is_better(key))
+        sign = 1.0 if higher else -1.0
+        gains[key] = sign * (float(metrics[key]) - base) / abs(base) * 100.0
+    return gains
+
+
+def delta_m(metrics: dict, baselines: dict, higher_is_better=None) -> float:
+    """:math:`\\Delta_m` in percent: the mean over tasks of the signed relative gains.
+
+    Keys are ``"<task>/<metric>"``; a task with several metrics contributes
+    the mean of its gains (as LibMTL), so each task counts once.
+
+    >>> round(delta_m({"a/accuracy": 0.9, "b/mse": 0.9}, {"a/accuracy": 0.8, "b/mse": 1.0}), 4)
+    11.25
+    """
+    if not baselines:
+        raise ValueError("delta_m expected at least one baseline metric")
+    per_task: dict[str, list] = {}
+    for key, gain in relative_gains(metrics, baselines, higher_is_better).items():
+        per_task.setdefault(key.rsplit("/", 1)[0] if "/" in key else key, []).append(gain)
+    return float(np.mean([np.mean(g) for g in per_task.values()]))

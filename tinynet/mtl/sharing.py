@@ -1,0 +1,203 @@
+r"""Ready-made multi-task architectures, each a :class:`~tinynet.mtl.Model`.
+
+=====================  ====================================================
+:class:`HardSharing`   one shared trunk, one head per task (shared-bottom)
+:class:`SoftSharing`   one tower per task, corresponding weights pulled
+                       together by an L2 penalty
+:class:`CrossStitchNet`  one tower per task, cross-stitch units between
+                       the towers after each layer
+:class:`MMoENet`       shared experts, one gate and one tower per task
+=====================  ====================================================
+
+All take the per-sample ``input_shape`` and layers (not yet built; each
+layer object is used once), so any tinynet layer can form a trunk, a tower
+or a head. They train with ``compile``/``fit`` like any functional model.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .cross_stitch import CrossStitch
+from .graph import Input, Model
+from .mmoe import MMoE
+
+__all__ = ["HardSharing", "SoftSharing", "CrossStitchNet", "MMoENet"]
+
+
+def _chain(tensor, layers):
+    for layer in layers:
+        tensor = layer(tensor)
+    return tensor
+
+
+def _towers(towers, who) -> dict:
+    if not isinstance(towers, dict) or len(towers) < 2:
+        raise ValueError(f"{who} expected a dict {{task: [layers]}} with two or more tasks, "
+                         f"received {type(towers).__name__}")
+    out = {}
+    for task, layers in towers.items():
+        layers = list(layers)
+        if not layers:
+            raise ValueError(f"{who} expected at least one layer for task {task!r}")
+        out[str(task)] = layers
+    return out
+
+
+class HardSharing(Model):
+    """Hard parameter sharing: ``heads[t](trunk(x))`` for every task ``t``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+    trunk : list of Layer
+        Shared by every task.
+    heads : dict {task: list of Layer}
+        Each task's own layers; the last one gives the task's output.
+    dtype : optional
+        dtype of the whole model (float64 for gradient checks).
+
+    Examples
+    --------
+    >>> from tinynet.layers import Dense
+    >>> model = HardSharing((64,), trunk=[Dense(64, activation="relu")],
+    ...                     heads={"left": [Dense(10)], "right": [Dense(10)]})
+    """
+
+    def __init__(self, input_shape, trunk, heads, dtype=None, name=None):
+        heads = _towers(heads, "HardSharing")
+        inp = Input(input_shape, name="x", dtype=dtype)
+        shared = _chain(inp, list(trunk))
+        super().__init__(inp, {t: _chain(shared, layers) for t, layers in heads.items()},
+                         name=name)
+
+
+class SoftSharing(Model):
+    r"""Soft parameter sharing: a tower per task, L2-coupled (Duong et al. 2015).
+
+    The towers must have the same architecture. Training adds
+
+    .. math::
+        P = \lambda \sum_{s<t} \lVert \theta_s - \theta_t \rVert^2, \qquad
+        \frac{\partial P}{\partial \theta_t} = 2\lambda \sum_{s \ne t}(\theta_t - \theta_s)
+        = 2\lambda\Big(T\theta_t - \sum_s \theta_s\Big)
+
+    over every pair of corresponding parameters :math:`\theta_t` (the
+    :math:`j`-th parameter of tower :math:`t`), logged as ``"penalty"``.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+    towers : dict {task: list of Layer}
+    penalty : float, default 1e-3
+        :math:`\lambda`.
+    couple : int, optional
+        Couple only the first ``couple`` layers of each tower (the heads stay
+        free); default all but the last layer.
+    """
+
+    penalized = True
+
+    def __init__(self, input_shape, towers, penalty: float = 1e-3, couple: int | None = None,
+                 dtype=None, name=None):
+        towers = _towers(towers, "SoftSharing")
+        if not float(penalty) >= 0:
+            raise ValueError(f"SoftSharing expected a non-negative penalty, received {penalty}")
+        self.penalty = float(penalty)
+        depth = {len(layers) for layers in towers.values()}
+        if len(depth) != 1:
+            raise ValueError(f"SoftSharing expected towers of one depth, received depths "
+                             f"{ {t: len(la) for t, la in towers.items()} }")
+        n_couple = depth.pop() - 1 if couple is None else int(couple)
+        inp = Input(input_shape, name="x", dtype=dtype)
+        outputs = {t: _chain(inp, layers) for t, layers in towers.items()}
+        super().__init__(inp, outputs, name=name)
+        groups = []
+        for level in range(n_couple):
+            per_task = [layers[level].parameters() for layers in towers.values()]
+            for params in zip(*per_task):
+                shapes = {p.shape for p in params}
+                if len(shapes) != 1 or len({len(pt) for pt in per_task}) != 1:
+                    raise ValueError(f"SoftSharing expected towers of one architecture; layer "
+                                     f"{level} has parameters of shapes {sorted(shapes)}")
+                groups.append(list(params))
+        self.coupled = groups
+
+    def regularization(self) -> float:
+        """Add the penalty's gradient to the coupled parameters; return its value."""
+        total = 0.0
+        lam = self.penalty
+        for params in self.coupled:
+            values = [p.value for p in params]
+            mean_sum = np.sum(values, axis=0)
+            n = len(values)
+            for i, p in enumerate(params):
+                p.grad += (2 * lam) * (n * p.value - mean_sum)
+                for q in values[i + 1:]:
+                    total += lam * float(np.sum((p.value - q) ** 2))
+        return total
+
+
+class CrossStitchNet(Model):
+    """One tower per task with cross-stitch units between them (Misra et al. 2016).
+
+    After layer ``i`` of every tower (for ``i`` in ``stitch_after``, default
+    every layer but the last), a :class:`~tinynet.mtl.cross_stitch.CrossStitch`
+    unit mixes the towers' activations. Towers must have one depth, and
+    the stitched layers one output shape.
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+    towers : dict {task: list of Layer}
+    stitch_after : list of int, optional
+    self_weight : float, default 0.9
+        Initial diagonal of each unit's mixing matrix.
+    per_unit : bool, default False
+    """
+
+    def __init__(self, input_shape, towers, stitch_after=None, self_weight: float = 0.9,
+                 per_unit: bool = False, dtype=None, name=None):
+        towers = _towers(towers, "CrossStitchNet")
+        depths = {len(layers) for layers in towers.values()}
+        if len(depths) != 1:
+            raise ValueError(f"CrossStitchNet expected towers of one depth, received "
+                             f"{ {t: len(la) for t, la in towers.items()} }")
+        depth = depths.pop()
+        stitch_after = list(range(depth - 1)) if stitch_after is None else list(stitch_after)
+        inp = Input(input_shape, name="x", dtype=dtype)
+        hidden = [inp] * len(towers)
+        self.stitches = []
+        for level in range(depth):
+            hidden = [layers[level](h) for layers, h in zip(towers.values(), hidden)]
+            if level in stitch_after:
+                unit = CrossStitch(self_weight=self_weight, per_unit=per_unit)
+                hidden = unit(hidden)
+                self.stitches.append(unit)
+        super().__init__(inp, dict(zip(towers, hidden)), name=name)
+
+
+class MMoENet(Model):
+    """MMoE: shared experts, one gate per task, then one tower per task (Ma et al. 2018).
+
+    Parameters
+    ----------
+    input_shape : tuple of int
+    n_experts : int
+    expert_units : int
+    towers : dict {task: list of Layer}
+        Each task's tower on top of its gated mixture of experts.
+    bottom : list of Layer, optional
+        Shared layers before the experts.
+    expert_activation : str, default "relu"
+    """
+
+    def __init__(self, input_shape, n_experts: int, expert_units: int, towers, bottom=(),
+                 expert_activation="relu", dtype=None, name=None, seed=None):
+        towers = _towers(towers, "MMoENet")
+        inp = Input(input_shape, name="x", dtype=dtype)
+        self.mmoe = MMoE(len(towers), n_experts, expert_units, activation=expert_activation,
+                         seed=seed)
+        mixtures = self.mmoe(_chain(inp, list(bottom)))
+        super().__init__(inp, {t: _chain(m, layers)
+                               for (t, layers), m in zip(towers.items(), mixtures)}, name=name)
