@@ -1,0 +1,251 @@
+"""BatchNorm and LayerNorm: gradients, running statistics, frozen mode,
+state, configs, torch and errors."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinynet as tn
+from tests.layers.layer_helpers import (assert_backward_twice_doubles, assert_gradients_ok,
+                                        batch_sizes, seeds, widths)
+
+L = tn.layers
+
+
+def _randomize(layer, rng, *per_sample_shape):
+    """Non-trivial gamma/beta (and moving statistics) so every term matters."""
+    layer.build(per_sample_shape, dtype=np.float64)
+    width = per_sample_shape[-1]
+    layer.gamma.value = rng.uniform(0.5, 2.0, width) * rng.choice([-1, 1], width)
+    layer.beta.value = rng.standard_normal(width)
+    if isinstance(layer, L.BatchNorm):
+        layer.set_state({"moving_mean": rng.standard_normal(width),
+                         "moving_variance": rng.uniform(0.5, 2.0, width)})
+    return layer
+
+
+@given(batch=st.integers(2, 5), width=widths, training=st.booleans(), seed=seeds,
+       eps=st.sampled_from([1e-3, 1e-5]))
+def test_batchnorm_gradients(batch, width, training, seed, eps):
+    rng = np.random.default_rng(seed)
+    layer = _randomize(L.BatchNorm(eps=eps), rng, width)
+    x = rng.standard_normal((batch, width)) * 2 + 1
+    assert_gradients_ok(layer, x, rng, training=training)
+
+
+@given(seed=seeds)
+def test_batchnorm_gradients_batch_of_one(seed):
+    # training on one sample: x_hat = 0, y = beta, and dL/dx = 0 exactly
+    rng = np.random.default_rng(seed)
+    layer = _randomize(L.BatchNorm(), rng, 3)
+    x = rng.standard_normal((1, 3))
+    assert_gradients_ok(layer, x, rng, training=True)
+    np.testing.assert_array_equal(layer.backward(np.ones((1, 3))), 0.0)
+
+
+@given(shape=st.tuples(batch_sizes, st.integers(1, 3), widths), seed=seeds,
+       training=st.booleans())
+def test_batchnorm_gradients_3d_features_last(shape, seed, training):
+    rng = np.random.default_rng(seed)
+    layer = L.BatchNorm()
+    x = rng.standard_normal(shape)
+    assert_gradients_ok(layer, x, rng, training=training)
+    assert layer.gamma.shape == (shape[-1],)
+
+
+@given(shape=st.one_of(st.tuples(batch_sizes, widths),
+                       st.tuples(batch_sizes, st.integers(1, 3), widths)),
+       seed=seeds)
+def test_layernorm_gradients(shape, seed):
+    rng = np.random.default_rng(seed)
+    layer = _randomize(L.LayerNorm(), rng, *shape[1:])
+    x = rng.standard_normal(shape) * 3
+    assert_gradients_ok(layer, x, rng)
+
+
+@pytest.mark.parametrize("make", [L.BatchNorm, L.LayerNorm])
+def test_backward_twice_doubles_param_grads(make):
+    rng = np.random.default_rng(0)
+    assert_backward_twice_doubles(make(), rng.standard_normal((4, 3)), rng, training=True)
+
+
+# ------------------------------------------------------------ batch norm modes
+def test_batchnorm_training_uses_batch_stats_and_updates_moving_ones():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((6, 3)) * 3 + 2
+    layer = L.BatchNorm(momentum=0.9, eps=1e-3)
+    y = layer.forward(x, training=True)
+    expected = (x - x.mean(0)) / np.sqrt(x.var(0) + 1e-3)
+    np.testing.assert_allclose(y, expected, rtol=1e-12)
+    np.testing.assert_allclose(layer.moving_mean, 0.1 * x.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(layer.moving_variance, 0.9 + 0.1 * x.var(0), rtol=1e-12)
+
+
+def test_batchnorm_inference_uses_moving_stats_and_keeps_them():
+    rng = np.random.default_rng(2)
+    layer = L.BatchNorm(input_dim=3, dtype=np.float64)
+    mean, var = rng.standard_normal(3), rng.uniform(0.5, 2, 3)
+    layer.set_state({"moving_mean": mean, "moving_variance": var})
+    x = rng.standard_normal((5, 3))
+    y = layer.forward(x, training=False)
+    np.testing.assert_allclose(y, (x - mean) / np.sqrt(var + 1e-3), rtol=1e-12)
+    np.testing.assert_array_equal(layer.moving_mean, mean)
+    np.testing.assert_array_equal(layer.moving_variance, var)
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_frozen_batchnorm_uses_moving_stats_and_never_updates_them(training):
+    rng = np.random.default_rng(3)
+    layer = L.BatchNorm(input_dim=4, dtype=np.float32)
+    layer.set_state({"moving_mean": rng.standard_normal(4),
+                     "moving_variance": rng.uniform(0.5, 2, 4)})
+    layer.gamma.value = rng.uniform(0.5, 2, 4)
+    layer.trainable = False
+    before = {k: v.copy() for k, v in layer.get_state().items()}
+    x = rng.standard_normal((8, 4)).astype(np.float32)
+    y = layer.forward(x, training=training)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = layer.backward(dy)
+    for key, value in layer.get_state().items():
+        assert value.tobytes() == before[key].tobytes(), key
+    inv_std = 1 / np.sqrt(before["moving_variance"] + np.float32(1e-3))
+    np.testing.assert_allclose(y, (x - before["moving_mean"]) * inv_std * layer.gamma.value,
+                               rtol=1e-5, atol=1e-6)
+    # still passes gradients to its input (the fixed affine map's gradient)
+    np.testing.assert_allclose(dx, dy * layer.gamma.value * inv_std, rtol=1e-5, atol=1e-6)
+    assert all(not p.trainable for p in layer.parameters())
+    assert layer.trainable_parameters() == []
+
+
+def test_frozen_batchnorm_gradients_are_exact():
+    rng = np.random.default_rng(4)
+    layer = _randomize(L.BatchNorm(), rng, 3)
+    layer.trainable = False
+    assert_gradients_ok(layer, rng.standard_normal((4, 3)), rng, training=True)
+
+
+def test_batchnorm_matches_torch_over_several_steps():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    layer = L.BatchNorm(momentum=0.9, eps=1e-5)
+    ref = torch.nn.BatchNorm1d(4, momentum=0.1, eps=1e-5).double()
+    for _ in range(3):
+        x = rng.standard_normal((6, 4)) * 2 + 1
+        dy = rng.standard_normal((6, 4))
+        xt = torch.tensor(x, requires_grad=True)
+        yt = ref(xt)
+        yt.backward(torch.tensor(dy))
+        layer.zero_grad()
+        y = layer.forward(x, training=True)
+        dx = layer.backward(dy)
+        np.testing.assert_allclose(y, yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(dx, xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+        np.testing.assert_allclose(layer.gamma.grad, ref.weight.grad.numpy(), rtol=1e-10)
+        np.testing.assert_allclose(layer.beta.grad, ref.bias.grad.numpy(), rtol=1e-10)
+        ref.weight.grad = ref.bias.grad = None
+        np.testing.assert_allclose(layer.moving_mean, ref.running_mean.numpy(), rtol=1e-12)
+
+    # torch keeps the unbiased batch variance (Keras and tinynet the biased one):
+    # with momentum 0 (torch: 1) the moving variance is the last batch's
+    layer2 = L.BatchNorm(momentum=0.0, eps=1e-5)
+    ref2 = torch.nn.BatchNorm1d(4, momentum=1.0, eps=1e-5).double()
+    x = rng.standard_normal((6, 4))
+    layer2.forward(x, training=True)
+    ref2(torch.tensor(x))
+    np.testing.assert_allclose(layer2.moving_variance * 6 / 5, ref2.running_var.numpy(),
+                               rtol=1e-12)
+    # inference: torch's eval formula on our statistics gives our output
+    x = rng.standard_normal((3, 4))
+    expected = torch.nn.functional.batch_norm(
+        torch.tensor(x), torch.tensor(layer2.moving_mean),
+        torch.tensor(layer2.moving_variance), torch.tensor(layer2.gamma.value),
+        torch.tensor(layer2.beta.value), training=False, eps=1e-5).numpy()
+    np.testing.assert_allclose(layer2.forward(x), expected, rtol=1e-12)
+
+
+def test_layernorm_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(6)
+    x, dy = rng.standard_normal((5, 2, 7)) * 3, rng.standard_normal((5, 2, 7))
+    layer = _randomize(L.LayerNorm(), rng, 2, 7)
+    ref = torch.nn.LayerNorm(7).double()
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(layer.gamma.value))
+        ref.bias.copy_(torch.tensor(layer.beta.value))
+    xt = torch.tensor(x, requires_grad=True)
+    yt = ref(xt)
+    yt.backward(torch.tensor(dy))
+    np.testing.assert_allclose(layer.forward(x), yt.detach().numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy(), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.gamma.grad, ref.weight.grad.numpy(), rtol=1e-10)
+    np.testing.assert_allclose(layer.beta.grad, ref.bias.grad.numpy(), rtol=1e-10)
+
+
+def test_layernorm_same_in_training_and_inference():
+    x = np.random.default_rng(7).standard_normal((4, 6))
+    layer = L.LayerNorm()
+    np.testing.assert_array_equal(layer.forward(x, training=True), layer.forward(x))
+
+
+# --------------------------------------------------------- state, dtype, config
+def test_state_round_trip_and_float32():
+    rng = np.random.default_rng(8)
+    layer = L.BatchNorm()
+    x = rng.standard_normal((5, 3)).astype(np.float32)
+    y = layer.forward(x, training=True)
+    assert y.dtype == np.float32 and layer.moving_mean.dtype == np.float32
+    assert layer.backward(np.ones_like(y)).dtype == np.float32
+    state = layer.get_state()
+    clone = L.BatchNorm.from_config(layer.get_config())
+    clone.set_state(state)
+    for key in state:
+        np.testing.assert_array_equal(clone.get_state()[key], state[key])
+    state["moving_mean"][:] = 99  # get_state hands out copies
+    assert not np.any(layer.moving_mean == 99)
+    layer.astype(np.float64)
+    assert layer.moving_variance.dtype == np.float64 and layer.gamma.dtype == np.float64
+
+
+@pytest.mark.parametrize("layer", [L.BatchNorm(momentum=0.9, eps=1e-4, name="bn"),
+                                   L.LayerNorm(eps=1e-6, input_dim=3)])
+def test_config_round_trip(layer):
+    clone = type(layer).from_config(layer.get_config())
+    assert clone.get_config() == layer.get_config()
+
+
+def test_set_state_errors():
+    layer = L.BatchNorm(name="bn")
+    with pytest.raises(ValueError, match="must be built"):
+        layer.set_state({"moving_mean": np.zeros(3)})
+    layer.build((3,))
+    with pytest.raises(ValueError, match=r"unknown keys \['running_mean'\]"):
+        layer.set_state({"running_mean": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"expected moving_variance of shape \(3,\), "
+                                         r"received \(4,\)"):
+        layer.set_state({"moving_variance": np.ones(4)})
+
+
+@pytest.mark.parametrize("make, error, match", [
+    (lambda: L.BatchNorm(momentum=1.5), ValueError, r"momentum in \[0, 1\], received 1.5"),
+    (lambda: L.BatchNorm(momentum=-0.1), ValueError, "momentum in"),
+    (lambda: L.BatchNorm(momentum="0.9"), TypeError, "momentum as a real number"),
+    (lambda: L.BatchNorm(eps=0.0), ValueError, r"eps in \(0, inf\]"),
+    (lambda: L.LayerNorm(eps=-1e-5), ValueError, "LayerNorm expected eps"),
+])
+def test_bad_settings(make, error, match):
+    with pytest.raises(error, match=match):
+        make()
+
+
+def test_bad_inputs():
+    layer = L.BatchNorm(input_dim=4, name="bn1")
+    with pytest.raises(ValueError, match=r"BatchNorm 'bn1' expected input of shape "
+                                         r"\(batch, 4\), received \(2, 3\)"):
+        layer.forward(np.ones((2, 3), np.float32))
+    with pytest.raises(TypeError, match="floating-point"):
+        layer.forward(np.ones((2, 4), np.int32))
+    with pytest.raises(ValueError, match="at least one sample"):
+        layer.forward(np.ones((0, 4), np.float32), training=True)
+    with pytest.raises(RuntimeError, match="before forward"):
+        L.LayerNorm().backward(np.ones((2, 3)))
