@@ -76,6 +76,14 @@ def test_formulas_without_torch():
     np.testing.assert_allclose(warm, [0.25, 0.4375, 0.625, 0.8125, 1.0, 1.0])
 
 
+def test_schedule_as_a_function_of_the_epoch():
+    opt = SGD(two_groups(), lr=0.1)
+    sched = LinearWarmup(opt, 3, after=CosineAnnealingLR(opt, T_max=5))
+    by_call = [sched(epoch) for epoch in range(10)]
+    assert sched.last_epoch == 0  # calling does not step
+    np.testing.assert_array_equal(by_call, lr_history(opt, sched, 10)[:, 0])
+
+
 PLATEAU = [
     {},
     {"mode": "max", "factor": 0.5, "patience": 1, "threshold": 0.1, "threshold_mode": "abs"},

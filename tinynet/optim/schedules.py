@@ -119,6 +119,12 @@ class LRScheduler(_SchedulerBase):
         """The learning rate of each group at the current epoch."""
         return [self._lr_at(base, self.last_epoch) for base in self.base_lrs]
 
+    def __call__(self, epoch: int) -> float:
+        """The first group's rate at ``epoch``, without stepping: a schedule thus
+        also serves as the ``schedule(epoch) -> lr`` of
+        ``tinynet.callbacks.LearningRateScheduler``."""
+        return self._lr_at(self.base_lrs[0], epoch)
+
     def _lr_at(self, base_lr: float, epoch: int) -> float:
         raise NotImplementedError
 
