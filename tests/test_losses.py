@@ -113,6 +113,13 @@ def test_backward_keeps_float32():
     assert ce.backward().dtype == np.float32
 
 
+def test_column_of_labels_for_cross_entropy():
+    logits = np.random.default_rng(0).standard_normal((4, 3))
+    loss = losses.CrossEntropy()
+    labels = np.array([0, 2, 1, 2])
+    assert loss.forward(logits, labels[:, None]) == loss.forward(logits, labels)
+
+
 def test_column_target_for_single_output_regression():
     pred = np.array([[1.0], [2.0]])
     loss = losses.MSE()

@@ -334,7 +334,7 @@ class Huber(_ElementwiseLoss):
 class CrossEntropy(Loss):
     r"""Softmax cross-entropy from logits (``torch.nn.CrossEntropyLoss``).
 
-    Targets are integer class labels of shape ``(batch,)`` or class
+    Targets are integer class labels of shape ``(batch,)`` (or ``(batch, 1)``) or class
     probabilities of the logits' shape ``(batch, n_classes)`` (one-hot or
     soft). With :math:`\log p = \log\mathrm{softmax}(z)` and label smoothing
     :math:`\varepsilon` over :math:`C` classes the target becomes
@@ -371,6 +371,8 @@ class CrossEntropy(Loss):
                              f"received {pred.shape}")
         n_samples, n_classes = pred.shape
         target = np.asarray(target)
+        if target.ndim == 2 and target.shape == (n_samples, 1) and n_classes > 1:
+            target = target[:, 0]  # a column of labels, as Keras' sparse targets often are
         if target.ndim == 1 or target.ndim == 0:
             labels = check_labels(target, n_classes, n_samples, self._who)
             probs = np.zeros(pred.shape, dtype=pred.dtype)

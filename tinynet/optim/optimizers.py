@@ -3,8 +3,10 @@
 Same defaults, same update order and the same per-parameter state as
 PyTorch, so a tinynet model and a torch model fed the same gradients take the
 same steps (see tests/optim/). The arithmetic of each rule is one function
-in :mod:`tinynet.optim.rules`; this module keeps the bookkeeping: parameter
-groups, lazily created state, ``trainable`` flags, saving and restoring.
+in :mod:`tinynet.optim.rules`, the class's ``update_rule`` (a fused kernel of
+the same signature can take its place); this module keeps the bookkeeping:
+parameter groups, lazily created state, ``trainable`` flags, saving and
+restoring.
 
 Construction
 ------------
@@ -358,6 +360,7 @@ class SGD(Optimizer):
     """
 
     _flags = ("nesterov",)
+    update_rule = staticmethod(rules.sgd)
 
     def __init__(self, params=None, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
                  weight_decay=0.0, *, learning_rate=None, max_grad_norm=None):
@@ -381,7 +384,7 @@ class SGD(Optimizer):
         first = bool(group["momentum"]) and "momentum_buffer" not in state
         if first:
             state["momentum_buffer"] = np.empty_like(p.value)
-        rules.sgd(p.value, p.grad, state.get("momentum_buffer"), lr=group["lr"],
+        self.update_rule(p.value, p.grad, state.get("momentum_buffer"), lr=group["lr"],
                   momentum=group["momentum"], dampening=group["dampening"],
                   nesterov=group["nesterov"], weight_decay=group["weight_decay"],
                   first_step=first)
@@ -402,6 +405,7 @@ class Adam(Optimizer):
 
     _flags = ("amsgrad",)
     _decoupled = False
+    update_rule = staticmethod(rules.adam)
 
     def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, learning_rate=None, max_grad_norm=None):
@@ -429,7 +433,7 @@ class Adam(Optimizer):
         beta1, beta2 = group["betas"]
         if group["amsgrad"] and "max_exp_avg_sq" not in state:
             state["max_exp_avg_sq"] = np.zeros_like(p.value)
-        rules.adam(p.value, p.grad, state["exp_avg"], state["exp_avg_sq"],
+        self.update_rule(p.value, p.grad, state["exp_avg"], state["exp_avg_sq"],
                    state.get("max_exp_avg_sq"), step=state["step"], lr=group["lr"],
                    beta1=beta1, beta2=beta2, eps=group["eps"],
                    weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
@@ -470,6 +474,7 @@ class RMSprop(Optimizer):
     """
 
     _flags = ("centered",)
+    update_rule = staticmethod(rules.rmsprop)
 
     def __init__(self, params=None, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0, centered=False, *, learning_rate=None, max_grad_norm=None):
@@ -496,7 +501,7 @@ class RMSprop(Optimizer):
                             ("grad_avg", group["centered"])):
             if needed and key not in state:  # switched on after the first step
                 state[key] = np.zeros_like(p.value)
-        rules.rmsprop(p.value, p.grad, state["square_avg"], state.get("grad_avg"),
+        self.update_rule(p.value, p.grad, state["square_avg"], state.get("grad_avg"),
                       state.get("momentum_buffer"), lr=group["lr"], alpha=group["alpha"],
                       eps=group["eps"], weight_decay=group["weight_decay"],
                       momentum=group["momentum"], centered=group["centered"])
@@ -514,6 +519,8 @@ class Adagrad(Optimizer):
     initial_accumulator_value : float, default 0
     eps : float, default 1e-10
     """
+
+    update_rule = staticmethod(rules.adagrad)
 
     def __init__(self, params=None, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10, *, learning_rate=None,
@@ -533,6 +540,6 @@ class Adagrad(Optimizer):
         return {"sum": np.full_like(p.value, group["initial_accumulator_value"])}
 
     def _update(self, p, state, group):
-        rules.adagrad(p.value, p.grad, state["sum"], step=state["step"], lr=group["lr"],
+        self.update_rule(p.value, p.grad, state["sum"], step=state["step"], lr=group["lr"],
                       lr_decay=group["lr_decay"], eps=group["eps"],
                       weight_decay=group["weight_decay"])
