@@ -12,7 +12,8 @@ import pytest
 
 from tinynet.data import (FASHION_MNIST_CLASSES, IDX_DATASETS, ChecksumError,
                           DatasetNotFoundError, IDXDatasetSpec, IDXError, cache_dir,
-                          load_fashion_mnist, load_idx_dataset, write_idx)
+                          load_fashion_mnist, load_idx_dataset, locate_idx_dataset,
+                          write_idx)
 from tinynet.data.datasets import MNIST_FILES
 from tinynet.data.idx import encode_idx
 
@@ -75,6 +76,10 @@ def test_search_order_root_env_cache_system(tmp_path, monkeypatch):
     assert label_tag(load_idx_dataset(spec)) == 5
     write_set(tmp_path / "root", 1)
     assert label_tag(load_idx_dataset(spec, root=tmp_path / "root")) == 1
+    assert locate_idx_dataset(spec, root=tmp_path / "root") == tmp_path / "root"
+    assert locate_idx_dataset(spec) == tmp_path / "env"
+    monkeypatch.delenv("TINYNET_DATA")
+    assert locate_idx_dataset(spec_for(name="absent")) is None
 
 
 def test_cache_honours_xdg(tmp_path, monkeypatch, isolated_env):

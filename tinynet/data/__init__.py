@@ -11,7 +11,7 @@
 from .batches import Batches, as_generator, batch_indices, iterate_minibatches, n_batches
 from .datasets import (DIGITS_CLASSES, FASHION_MNIST_CLASSES, IDX_DATASETS,
                        DatasetNotFoundError, IDXDatasetSpec, cache_dir, load_digits,
-                       load_fashion_mnist, load_idx_dataset)
+                       load_fashion_mnist, load_idx_dataset, locate_idx_dataset)
 from .download import ChecksumError
 from .idx import IDXError, read_idx, write_idx
 from .preprocessing import MinMaxScaler, Standardizer, one_hot, train_val_split
@@ -34,6 +34,7 @@ __all__ = [
     "load_digits",
     "load_fashion_mnist",
     "load_idx_dataset",
+    "locate_idx_dataset",
     "n_batches",
     "one_hot",
     "read_idx",

@@ -28,6 +28,7 @@ __all__ = [
     "load_digits",
     "load_fashion_mnist",
     "load_idx_dataset",
+    "locate_idx_dataset",
 ]
 
 #: Class names of the digits data set, by label.
@@ -269,6 +270,15 @@ def _download(spec: IDXDatasetSpec, verify: bool, verbose: bool, timeout: float)
             if failures:
                 return failures
     return []
+
+
+def locate_idx_dataset(dataset, root=None):
+    """The directory :func:`load_idx_dataset` would read, or None (nothing is read)."""
+    spec = _spec_for(dataset)
+    for directory, _ in _search_dirs(spec, root):
+        if _files_in(directory, spec)[0] is not None:
+            return directory
+    return None
 
 
 def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: bool = True,

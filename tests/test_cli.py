@@ -1,0 +1,293 @@
+"""The tinynet command, run in-process through ``main([...])``."""
+
+import re
+import subprocess
+import sys
+import types
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet import cli, demo
+from tinynet.cli import main
+from tinynet.data import IDX_DATASETS, write_idx
+
+COMMANDS = ["demo", "train", "evaluate", "predict", "compile", "info"]
+
+
+@pytest.fixture(autouse=True)
+def isolated_env(tmp_path, monkeypatch):
+    """No real cache, no $TINYNET_DATA, no network."""
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
+    monkeypatch.delenv("TINYNET_DATA", raising=False)
+    monkeypatch.delenv("TINYNET_DEBUG", raising=False)
+    monkeypatch.setenv("TINYNET_OFFLINE", "1")
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory):
+    """A small model trained by 'tinynet train digits' (shared: training is the slow part)."""
+    path = tmp_path_factory.mktemp("model") / "digits.npz"
+    assert main(["train", "digits", "--hidden", "32", "--epochs", "3", "--verbose", "0",
+                 "--out", str(path)]) == 0
+    return path
+
+
+def digits_test_set():
+    _, (x_test, y_test) = tn.data.load_digits()
+    return x_test, y_test
+
+
+# ----------------------------------------------------------------- help, usage
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_of_each_command(command, capsys):
+    assert main([command, "--help"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: tinynet {command}")
+    assert len(out.splitlines()) > 4
+
+
+def test_train_help_lists_every_option(capsys):
+    main(["train", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--hidden", "--epochs", "--batch-size", "--lr", "--seed", "--out",
+                   "--data-dir", "--dropout", "--batch-norm", "--val-fraction", "fashion-mnist"):
+        assert option in out
+
+
+def test_top_level_help_and_no_command(capsys):
+    assert main(["--help"]) == 0
+    out = capsys.readouterr().out
+    assert all(command in out for command in COMMANDS)
+    assert main([]) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "digits", "--epochs", "0"], "--epochs: expected a positive integer"),
+    (["train", "digits", "--hidden", "64,x"], "comma-separated positive layer widths"),
+    (["train", "digits", "--lr", "-1"], "--lr: expected a positive number"),
+    (["train", "digits", "--dropout", "1.5"], r"--dropout: expected a number in \[0, 1\)"),
+    (["train", "digits", "--schedule", "linear"], "invalid choice"),
+    (["train"], "required: dataset"),
+    (["evaluate", "model.npz"], "required: dataset"),
+    (["fit"], "invalid choice"),
+    (["demo", "cor"], "unknown demo part 'cor'; did you mean 'core'"),
+])
+def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
+    assert main(argv) == 2
+    assert re.search(message, capsys.readouterr().err)
+
+
+def test_python_dash_m_tinynet():
+    result = subprocess.run([sys.executable, "-m", "tinynet", "--version"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and result.stdout.strip() == f"tinynet {tn.__version__}"
+
+
+# ------------------------------------------------------------------------ demo
+def test_demo_core_prints_a_results_table(capsys):
+    assert main(["demo", "core"]) == 0
+    out = capsys.readouterr().out
+    assert "Epoch 30/30" in out  # the progress output
+    row = next(line for line in out.splitlines() if line.startswith("MLP"))
+    assert float(row.split()[-1]) > 0.9  # the MLP learns the digits
+    assert "test accuracy" in out and "nearest centroid" in out
+
+
+def test_demo_missing_part_is_reported_not_a_crash(monkeypatch, capsys):
+    monkeypatch.setitem(demo.PARTS, "mtl", ("tinynet.no_such_demo_module",))
+    assert main(["demo", "mtl"]) == 1
+    assert "not available" in capsys.readouterr().err
+
+
+def test_demo_runs_a_part_module_by_contract(monkeypatch, capsys):
+    module = types.ModuleType("tinynet.fake_demo")
+    calls = []
+
+    def run(seed=0, verbose=1):
+        calls.append((seed, verbose))
+        return {"title": "Fake part", "columns": ["method", "accuracy"],
+                "rows": [["a", 0.5], ["bb", 0.25]], "notes": ["a note"]}
+
+    module.run = run
+    monkeypatch.setitem(sys.modules, "tinynet.fake_demo", module)
+    monkeypatch.setitem(demo.PARTS, "meta", ("tinynet.fake_demo",))
+    assert main(["demo", "meta", "--seed", "3", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    assert calls == [(3, 0)]
+    assert "Fake part" in out and "0.2500" in out and "* a note" in out
+
+
+def test_demo_part_with_a_broken_import_is_an_error(monkeypatch):
+    module_name = "tinynet.broken_demo"
+    monkeypatch.setitem(demo.PARTS, "meta", (module_name,))
+
+    def fake_import(name):
+        raise ModuleNotFoundError("No module named 'scipy'", name="scipy")
+
+    monkeypatch.setattr(demo.importlib, "import_module", fake_import)
+    with pytest.raises(ModuleNotFoundError, match="scipy"):
+        demo.load_part("meta")
+
+
+# ---------------------------------------------------- train, evaluate, predict
+def test_train_reports_accuracies_and_saves(tmp_path, capsys):
+    out_path = tmp_path / "m.npz"
+    assert main(["train", "digits", "--hidden", "16", "--epochs", "2", "--verbose", "2",
+                 "--batch-norm", "--dropout", "0.1", "--out", str(out_path)]) == 0
+    out = capsys.readouterr().out
+    assert "Epoch 2/2" in out and "val_accuracy" in out
+    assert "validation" in out and "test" in out and f"saved to {out_path}" in out
+    model = tn.load(out_path)
+    assert model.input_shape == (64,) and model.output_shape == (10,)
+
+
+def test_train_is_reproducible_with_a_seed(tmp_path):
+    for name in ("a.npz", "b.npz"):
+        assert main(["train", "digits", "--hidden", "8", "--epochs", "1", "--verbose", "0",
+                     "--seed", "5", "--out", str(tmp_path / name)]) == 0
+    for w_a, w_b in zip(tn.load(tmp_path / "a.npz").get_weights(),
+                        tn.load(tmp_path / "b.npz").get_weights()):
+        np.testing.assert_array_equal(w_a, w_b)
+
+
+def test_evaluate_matches_the_model(digits_model, capsys):
+    assert main(["evaluate", str(digits_model), "digits"]) == 0
+    out = capsys.readouterr().out
+    x_test, y_test = digits_test_set()
+    expected = (tn.load(digits_model).predict_classes(x_test / np.float32(16)) == y_test).mean()
+    row = next(line for line in out.splitlines() if line.startswith("all"))
+    assert row.split() == ["all", "360", f"{expected:.4f}"]
+    assert "loss" in out
+
+
+@pytest.mark.parametrize("reshape", [None, (-1, 8, 8)])
+def test_predict_raw_pixels_and_save(digits_model, tmp_path, reshape, capsys):
+    x_test, _ = digits_test_set()
+    raw = x_test[:7] if reshape is None else x_test[:7].reshape(reshape)
+    np.save(tmp_path / "x.npy", raw)
+    out_path = tmp_path / "labels.npy"
+    assert main(["predict", str(digits_model), str(tmp_path / "x.npy"),
+                 "--out", str(out_path)]) == 0
+    expected = tn.load(digits_model).predict_classes(x_test[:7] / np.float32(16))
+    np.testing.assert_array_equal(np.load(out_path), expected)
+    assert "7 predictions (input scaled by 1/16)" in capsys.readouterr().out
+
+
+def test_predict_float_input_single_sample_and_proba(digits_model, tmp_path):
+    x_test, _ = digits_test_set()
+    np.save(tmp_path / "one.npy", (x_test[3] / 16).astype(np.float32).reshape(8, 8))
+    assert main(["predict", str(digits_model), str(tmp_path / "one.npy"), "--proba",
+                 "--out", str(tmp_path / "p.npy")]) == 0
+    proba = np.load(tmp_path / "p.npy")
+    assert proba.shape == (1, 10) and proba.dtype == np.float32
+    np.testing.assert_allclose(proba.sum(), 1.0, rtol=1e-5)
+    expected = tn.load(digits_model).predict_proba(x_test[3:4] / np.float32(16))
+    np.testing.assert_allclose(proba, expected, rtol=1e-5)
+
+
+def test_predict_explicit_scale(digits_model, tmp_path):
+    x_test, _ = digits_test_set()
+    np.save(tmp_path / "x.npy", x_test[:5].astype(np.float64) * 4)
+    assert main(["predict", str(digits_model), str(tmp_path / "x.npy"), "--scale", "64",
+                 "--out", str(tmp_path / "y.npy")]) == 0
+    expected = tn.load(digits_model).predict_classes(x_test[:5] / np.float32(16))
+    np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), expected)
+
+
+@pytest.mark.parametrize("content, message", [
+    (np.zeros((3, 5)), r"shape \(3, 5\); the model expects samples of shape \(64,\)"),
+    (np.array(["a", "b"]), "dtype <U1"),
+    (np.array([{}], dtype=object), "without unpickling"),
+])
+def test_predict_bad_input_files(digits_model, tmp_path, content, message, capsys):
+    path = tmp_path / "bad.npy"
+    np.save(path, content, allow_pickle=True)
+    assert main(["predict", str(digits_model), str(path)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tinynet predict: error:")
+    assert re.search(message, err)
+
+
+def test_predict_and_evaluate_missing_or_foreign_files(digits_model, tmp_path, capsys):
+    assert main(["predict", str(digits_model), str(tmp_path / "absent.npy")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "absent.npz"), "digits"]) == 1
+    assert "does not exist" in capsys.readouterr().err
+    np.save(tmp_path / "plain.npy", np.zeros(3))
+    assert main(["evaluate", str(tmp_path / "plain.npy"), "digits"]) == 1
+    assert "not a readable tinynet model" in capsys.readouterr().err
+
+
+def test_out_must_not_be_a_directory(tmp_path, capsys):
+    assert main(["train", "digits", "--out", str(tmp_path)]) == 1
+    assert "is a directory" in capsys.readouterr().err
+
+
+def write_tiny_idx_set(directory, n_classes=3):
+    rng = np.random.default_rng(0)
+    directory.mkdir(parents=True)
+    for split, n in (("train", 60), ("t10k", 30)):
+        labels = np.arange(n, dtype=np.uint8) % n_classes
+        images = (labels[:, None, None] * 100 + rng.integers(0, 30, (n, 4, 4))).astype(np.uint8)
+        write_idx(directory / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(directory / f"{split}-labels-idx1-ubyte.gz", labels)
+
+
+def test_train_and_evaluate_an_idx_set_from_data_dir(tmp_path, capsys):
+    write_tiny_idx_set(tmp_path / "tiny")
+    model_path = tmp_path / "tiny.npz"
+    assert main(["train", "tiny", "--data-dir", str(tmp_path), "--hidden", "8", "--epochs",
+                 "2", "--verbose", "0", "--val-fraction", "0", "--batch-size", "16",
+                 "--out", str(model_path)]) == 0
+    assert tn.load(model_path).input_shape == (16,)
+    capsys.readouterr()
+    assert main(["evaluate", str(model_path), "tiny", "--data-dir", str(tmp_path)]) == 0
+    assert "30" in capsys.readouterr().out
+    assert main(["evaluate", str(model_path), "digits"]) == 1
+    assert "expects 16 input values per sample" in capsys.readouterr().err
+
+
+def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch,
+                                                                 capsys):
+    from dataclasses import replace
+    spec = replace(IDX_DATASETS["fashion-mnist"], system_dirs=(str(tmp_path / "nowhere"),))
+    monkeypatch.setitem(IDX_DATASETS, "fashion-mnist", spec)
+    assert main(["train", "fashion-mnist", "--data-dir", str(tmp_path / "empty")]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tinynet train: error: Fashion-MNIST not found")
+    assert "apt-get install dataset-fashion-mnist" in err and str(tmp_path / "empty") in err
+    assert main(["train", "kmnist", "--no-download"]) == 1
+    assert "No download address" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------- compile, info
+def test_compile_calls_warm_up(monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(tn.kernels, "warm_up", lambda: calls.append(1), raising=False)
+    assert main(["compile"]) == 0
+    assert calls == [1] and "compiled" in capsys.readouterr().out
+
+
+def test_compile_without_warm_up_says_so(monkeypatch, capsys):
+    monkeypatch.delattr(tn.kernels, "warm_up", raising=False)
+    assert main(["compile"]) == 1
+    assert "no kernels.warm_up" in capsys.readouterr().err
+
+
+def test_info(capsys):
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    for key in ("tinynet", "numpy", "digits", "fashion-mnist", "TINYNET_BACKEND"):
+        assert key in out
+
+
+def test_unexpected_errors_keep_their_traceback(monkeypatch):
+    def boom(args, parser):
+        raise RuntimeError("a bug")
+
+    monkeypatch.setitem(cli._COMMANDS, "info", boom)
+    with pytest.raises(RuntimeError, match="a bug"):
+        main(["info"])

@@ -1,0 +1,514 @@
+"""The ``tinynet`` command (also ``python -m tinynet``).
+
+::
+
+    tinynet demo [core transfer mtl meta]       a tour on the embedded digits
+    tinynet train fashion-mnist --hidden 256,128 --epochs 20 --out model.npz
+    tinynet evaluate model.npz fashion-mnist
+    tinynet predict model.npz images.npy --out labels.npy
+    tinynet compile                             warm the kernel cache
+    tinynet info                                versions, backend, data found
+
+Exit status: 0 success, 1 the command failed (the message says why), 2 bad
+command-line arguments. ``TINYNET_DEBUG=1`` shows the full traceback of a
+failure instead of the one-line message.
+
+Pixel scaling: ``train`` divides the raw pixels by the dataset's maximum
+(255 for 8-bit images, 16 for the digits) and records that in the model file
+when the file format can hold it (otherwise ``evaluate``/``predict`` use the
+same per-dataset rule); ``evaluate`` and ``predict`` apply the same scaling.
+"""
+
+from __future__ import annotations
+
+import argparse
+import inspect
+import os
+import sys
+import time
+
+__all__ = ["build_parser", "main"]
+
+_EPILOG = "Run 'tinynet <command> --help' for the options of each command."
+
+
+class CommandError(Exception):
+    """A failure to report in one line (exit status 1)."""
+
+
+# ------------------------------------------------------------ argument types
+def _number_type(convert, accept, expected: str):
+    """An argparse ``type=``: ``convert(text)`` must succeed and satisfy ``accept``."""
+    def parse(text: str):
+        try:
+            value = convert(text)
+        except ValueError:
+            value = None
+        if value is None or not accept(value):
+            raise argparse.ArgumentTypeError(f"expected {expected}, received {text!r}")
+        return value
+    return parse
+
+
+_positive_int = _number_type(int, lambda v: v > 0, "a positive integer")
+_non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positive number")
+_fraction = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+
+
+def _widths(text: str) -> tuple:
+    """``"256,128"`` -> (256, 128); ``""`` or ``"none"`` -> () (a linear model)."""
+    if text.strip().lower() in ("", "none"):
+        return ()
+    try:
+        widths = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        widths = (0,)
+    if any(w <= 0 for w in widths):
+        raise argparse.ArgumentTypeError(f"expected comma-separated positive layer widths "
+                                         f"such as 256,128, received {text!r}")
+    return widths
+
+
+# ------------------------------------------------------------------- parser
+def _add_data_options(parser) -> None:
+    parser.add_argument("--data-dir", metavar="DIR",
+                        help="look for the dataset's IDX files here first (then "
+                             "$TINYNET_DATA, ~/.cache/tinynet/<name>, the Debian package "
+                             "location)")
+    parser.add_argument("--no-download", action="store_true",
+                        help="never download; fail with a message if the files are absent "
+                             "(also: environment variable TINYNET_OFFLINE=1)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of the ``tinynet`` command."""
+    from . import __version__
+    from .demo import PARTS
+    from .recipes import DATASETS
+
+    datasets = "; ".join(f"{name}: {what}" for name, what in DATASETS.items())
+    parser = argparse.ArgumentParser(
+        prog="tinynet", description="tinynet: neural networks from scratch in NumPy and "
+                                    "Numba -- demo, train, evaluate, predict.",
+        epilog=_EPILOG)
+    parser.add_argument("--version", action="version", version=f"tinynet {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="<command>")
+
+    demo = sub.add_parser(
+        "demo", help="a tour in seconds on the embedded digits",
+        description="Run the demo parts (all by default) and print a results table for "
+                    "each. core: an MLP trained on the embedded UCI digits with the "
+                    "progress bar; transfer, mtl, meta: transfer learning, multi-task "
+                    "learning and meta-learning, when those modules are installed.")
+    demo.add_argument("parts", nargs="*", metavar="part",
+                      help=f"parts to run, among {', '.join(PARTS)} (default: all)")
+    demo.add_argument("--seed", type=_non_negative_int, default=0,
+                      help="random seed (default 0)")
+    demo.add_argument("--quiet", action="store_true", help="only the results tables")
+
+    train = sub.add_parser(
+        "train", help="train an MLP classifier on a dataset and save it",
+        description="Train a multi-layer perceptron with the progress bar, report its "
+                    "validation and test accuracy, and save it. Pixels are scaled to "
+                    f"[0, 1]. Datasets: {datasets}; any other name reads the four "
+                    "MNIST-style IDX files (train-images-idx3-ubyte[.gz] ...) from "
+                    "--data-dir (e.g. kmnist).",
+        epilog="example: tinynet train fashion-mnist --hidden 256,128 --epochs 20 "
+               "--out model.npz")
+    train.add_argument("dataset", help="digits, fashion-mnist, mnist, or a name with "
+                                       "--data-dir")
+    _add_data_options(train)
+    train.add_argument("--hidden", type=_widths, default=(256, 128), metavar="W1,W2,...",
+                       help="hidden layer widths (default 256,128; 'none' for a linear "
+                            "model)")
+    train.add_argument("--activation", default="relu",
+                       help="relu, leaky_relu, elu, gelu, silu, sigmoid or tanh "
+                            "(default relu)")
+    train.add_argument("--dropout", type=_fraction, default=0.0,
+                       help="dropout rate after each hidden layer (default 0)")
+    train.add_argument("--batch-norm", action="store_true",
+                       help="BatchNorm after each hidden Dense layer")
+    train.add_argument("--epochs", type=_positive_int, default=20, help="default 20")
+    train.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    train.add_argument("--optimizer", default="adam",
+                       help="adam, adamw, sgd, rmsprop or adagrad (default adam)")
+    train.add_argument("--lr", type=_positive_float, default=1e-3,
+                       help="initial learning rate (default 0.001)")
+    train.add_argument("--weight-decay", type=float, default=0.0,
+                       help="weight decay of the optimizer (default 0)")
+    train.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                       help="learning-rate schedule over the epochs (default cosine)")
+    train.add_argument("--val-fraction", type=_fraction, default=0.1,
+                       help="share of the training set held out for validation, "
+                            "stratified (default 0.1; 0 for none)")
+    train.add_argument("--seed", type=_non_negative_int, default=0,
+                       help="seed of the split, weights, shuffling and dropout (default 0)")
+    train.add_argument("--limit", type=_positive_int, metavar="N",
+                       help="use only the first N training and N test samples (quick runs)")
+    train.add_argument("--out", metavar="PATH", default="model.npz",
+                       help="where to save the trained model (default model.npz)")
+    train.add_argument("--verbose", type=int, choices=(0, 1, 2), default=1,
+                       help="0 quiet, 1 progress bar, 2 one line per epoch (default 1)")
+
+    evaluate = sub.add_parser(
+        "evaluate", help="score a saved model on a dataset's test set",
+        description="Reload a model saved by 'tinynet train' (or model.save) and report "
+                    "its loss, accuracy and per-class accuracy on a dataset, with the same "
+                    "pixel scaling as in training.")
+    evaluate.add_argument("model", help="model file (.npz)")
+    evaluate.add_argument("dataset", help="digits, fashion-mnist, mnist, or a name with "
+                                          "--data-dir")
+    _add_data_options(evaluate)
+    evaluate.add_argument("--split", choices=("test", "train"), default="test",
+                          help="which part to score (default test)")
+    evaluate.add_argument("--batch-size", type=_positive_int, default=1000,
+                          help="default 1000")
+
+    predict = sub.add_parser(
+        "predict", help="predict the classes of samples in a .npy file",
+        description="Apply a saved model to the samples in a .npy file. Integer arrays are "
+                    "raw pixels and get the scaling used in training (divided by 255, or "
+                    "16 for the digits; --scale overrides); float arrays are used as they "
+                    "are. Samples may have the model's input shape or any shape with the "
+                    "same number of values (e.g. (n, 28, 28) for 784 inputs); a single "
+                    "sample may omit the batch axis.")
+    predict.add_argument("model", help="model file (.npz)")
+    predict.add_argument("input", help="samples (.npy, no pickles)")
+    predict.add_argument("--out", metavar="PATH",
+                         help="save the predicted labels (int64) or probabilities here (.npy)")
+    predict.add_argument("--proba", action="store_true",
+                         help="output class probabilities (float32) instead of labels")
+    predict.add_argument("--scale", type=_positive_float,
+                         help="divide the input by this (default: as in training for "
+                              "integer input, 1 for float input)")
+    predict.add_argument("--batch-size", type=_positive_int, default=1000,
+                         help="default 1000")
+
+    sub.add_parser(
+        "compile", help="compile the Numba kernels ahead of time",
+        description="Compile tinynet's Numba kernels and store them in Numba's disk cache, "
+                    "so that the first training run starts at once (the first compilation "
+                    "takes tens of seconds).")
+
+    sub.add_parser("info", help="versions, compute backend, threading layer, data found",
+                   description="Print tinynet's, Python's, NumPy's and Numba's versions, the "
+                               "kernel backend, Numba's threading layer and where the "
+                               "datasets are found. Nothing is compiled or downloaded.")
+    return parser
+
+
+# ------------------------------------------------------------------ commands
+def _cmd_demo(args, parser) -> int:
+    from .demo import PARTS, PartUnavailable, format_table, load_part
+
+    unknown = [p for p in args.parts if p not in PARTS]
+    if unknown:
+        from .checks import did_you_mean
+        parser.error(f"unknown demo part {unknown[0]!r}{did_you_mean(unknown[0], PARTS)} "
+                     f"(parts: {', '.join(PARTS)})")
+    parts = list(dict.fromkeys(args.parts)) or list(PARTS)
+    status = 0
+    for name in parts:
+        try:
+            run = load_part(name)
+        except PartUnavailable as exc:
+            print(f"[{name}] skipped: {exc}", file=sys.stderr)
+            status = 1 if args.parts else status  # asked for by name: that is a failure
+            continue
+        if not args.quiet:
+            print(f"\n--- demo part: {name} ---")
+        start = time.perf_counter()
+        result = run(seed=args.seed, verbose=0 if args.quiet else 1)
+        print()
+        print(format_table(result))
+        if not args.quiet:
+            print(f"  ({name}: {time.perf_counter() - start:.1f} s)")
+    return status
+
+
+def _load_data(name, args, limit=None):
+    from .recipes import load_for_training
+    return load_for_training(name, data_dir=args.data_dir,
+                             download=False if args.no_download else None, limit=limit)
+
+
+def _accuracy(model, x, y, batch_size) -> float:
+    return float((model.predict_classes(x, batch_size=batch_size) == y).mean())
+
+
+def _save_model(model, path, metadata) -> bool:
+    """Save with the CLI's metadata when the file format supports it."""
+    from . import io as model_io
+    if "metadata" in inspect.signature(model_io.save).parameters:
+        model_io.save(model, path, metadata=metadata)
+        return True
+    model_io.save(model, path)
+    return False
+
+
+def _cmd_train(args, parser) -> int:
+    from .callbacks import LearningRateScheduler
+    from .data import train_val_split
+    from .demo import format_table
+    from .optim import get as get_optimizer
+    from .recipes import build_mlp, cosine_schedule
+
+    if os.path.isdir(args.out):
+        raise CommandError(f"--out {args.out!r} is a directory; give a file path such as "
+                           f"model.npz")
+    data = _load_data(args.dataset, args, limit=args.limit)
+    (x_train, y_train), (x_test, y_test) = data.train, data.test
+    validation = None
+    if args.val_fraction:
+        (x_train, y_train), validation = train_val_split(
+            x_train, y_train, args.val_fraction, stratify=True, seed=args.seed)
+    n_classes = max(len(data.classes), int(y_train.max()) + 1)
+    model = build_mlp(data.n_features, args.hidden, n_classes, activation=args.activation,
+                      dropout=args.dropout, batch_norm=args.batch_norm, seed=args.seed)
+    optimizer = get_optimizer(args.optimizer, lr=args.lr,
+                              **({"weight_decay": args.weight_decay}
+                                 if args.weight_decay else {}))
+    model.compile(optimizer=optimizer, loss="cross_entropy", metrics=["accuracy"])
+    if args.verbose:
+        model.summary()
+        print(f"{args.dataset}: {len(y_train)} training, "
+              f"{len(validation[1]) if validation else 0} validation, {len(y_test)} test "
+              f"samples of {data.n_features} features")
+    callbacks = []
+    if args.schedule == "cosine":
+        callbacks.append(LearningRateScheduler(cosine_schedule(args.lr, args.epochs)))
+    start = time.perf_counter()
+    model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+              validation_data=validation, callbacks=callbacks, seed=args.seed,
+              verbose=args.verbose)
+    seconds = time.perf_counter() - start
+    rows = []
+    if validation is not None:
+        rows.append(["validation", len(validation[1]),
+                     _accuracy(model, *validation, batch_size=1000)])
+    rows.append(["test", len(y_test), _accuracy(model, x_test, y_test, batch_size=1000)])
+    metadata = {"tinynet_cli": {"preprocessing": data.preprocessing,
+                                "classes": list(data.classes)}}
+    with_metadata = _save_model(model, args.out, metadata)
+    widths = "-".join(str(w) for w in (data.n_features, *args.hidden, n_classes))
+    print()
+    print(format_table({
+        "title": f"tinynet train {args.dataset}: MLP {widths}",
+        "columns": ["split", "samples", "accuracy"],
+        "rows": rows,
+        "notes": [f"training time {seconds:.1f} s for {args.epochs} epochs "
+                  f"({len(y_train) * args.epochs / seconds:,.0f} samples/s)",
+                  f"saved to {args.out}" + ("" if with_metadata else
+                                             " (pixel scaling: per-dataset rule)"),
+                  f"next: tinynet evaluate {args.out} {args.dataset}"],
+    }))
+    return 0
+
+
+def _model_metadata(model) -> dict:
+    metadata = getattr(model, "metadata", None) or {}
+    return metadata.get("tinynet_cli", {}) if isinstance(metadata, dict) else {}
+
+
+def _load_model(path):
+    from . import io as model_io
+    if not os.path.exists(path):
+        raise CommandError(f"model file {path!r} does not exist")
+    return model_io.load(path)
+
+
+def _input_width(model) -> int:
+    import numpy as np
+    shape = getattr(model, "input_shape", None)
+    if shape is None:
+        raise CommandError("the model is not built: it has no input shape")
+    return int(np.prod(shape))
+
+
+def _cmd_evaluate(args, parser) -> int:
+    from .demo import format_table
+
+    model = _load_model(args.model)
+    data = _load_data(args.dataset, args)
+    x, y = data.test if args.split == "test" else data.train
+    saved = _model_metadata(model).get("preprocessing")
+    if saved and float(saved["scale"]) != float(data.preprocessing["scale"]):
+        x = x * (float(data.preprocessing["scale"]) / float(saved["scale"]))
+    width = _input_width(model)
+    if x.shape[1] != width:
+        raise CommandError(f"the model expects {width} input values per sample, dataset "
+                           f"{args.dataset!r} has {x.shape[1]}: was it trained on another "
+                           f"dataset?")
+    predicted = model.predict_classes(x, batch_size=args.batch_size)
+    rows = [["all", len(y), float((predicted == y).mean())]]
+    for label, name in enumerate(data.classes):
+        mask = y == label
+        if mask.any():
+            rows.append([name if name == str(label) else f"{label} {name}", int(mask.sum()),
+                         float((predicted[mask] == label).mean())])
+    notes = []
+    if getattr(model, "loss", None) is not None:
+        logs = model.evaluate(x, y, batch_size=args.batch_size)
+        notes.append(f"loss {logs['loss']:.4f}")
+    print(format_table({"title": f"{args.model} on {args.dataset} ({args.split}, "
+                                 f"{len(y)} samples)",
+                        "columns": ["class", "samples", "accuracy"], "rows": rows,
+                        "notes": notes}))
+    return 0
+
+
+def _read_samples(path):
+    import numpy as np
+    if not os.path.exists(path):
+        raise CommandError(f"input file {path!r} does not exist")
+    try:
+        array = np.load(path, allow_pickle=False)
+    except ValueError as exc:
+        raise CommandError(f"{path!r} cannot be read without unpickling Python objects "
+                           f"({exc}); expected a numeric .npy array") from None
+    except (OSError, EOFError) as exc:
+        raise CommandError(f"{path!r} is not a readable .npy file: {exc}") from None
+    if not isinstance(array, np.ndarray):
+        raise CommandError(f"{path!r} is an .npz archive; expected one array in a .npy file "
+                           f"(np.save)")
+    if array.dtype.kind not in "uif":
+        raise CommandError(f"{path!r} holds an array of dtype {array.dtype}; expected "
+                           f"integer pixels or floating-point features")
+    return array
+
+
+def _as_batch(array, model, path):
+    """Reshape ``array`` to (n, *input_shape) or explain which shapes would do."""
+    import numpy as np
+    shape = tuple(model.input_shape)
+    width = int(np.prod(shape))
+    if array.ndim >= 1 and array.shape[1:] == shape:
+        return array
+    if array.ndim >= 2 and int(np.prod(array.shape[1:])) == width:
+        return array.reshape((len(array), *shape))  # e.g. (n, 28, 28) images for 784 inputs
+    if array.size == width:
+        return array.reshape((1, *shape))  # one sample without its batch axis
+    raise CommandError(f"{path!r} holds an array of shape {array.shape}; the model expects "
+                       f"samples of shape {shape}: give (n, {', '.join(map(str, shape))}) "
+                       f"or any (n, ...) with {width} values per sample")
+
+
+def _cmd_predict(args, parser) -> int:
+    import numpy as np
+
+    from .recipes import apply_preprocessing
+
+    model = _load_model(args.model)
+    meta = _model_metadata(model)
+    array = _read_samples(args.input)
+    batch = _as_batch(array, model, args.input)
+    if args.scale is not None:
+        scale = args.scale
+    elif np.issubdtype(batch.dtype, np.integer):
+        saved = meta.get("preprocessing")
+        # models saved without metadata: the per-dataset rule of 'train'
+        scale = float(saved["scale"]) if saved else (16.0 if _input_width(model) == 64
+                                                     else 255.0)
+    else:
+        scale = 1.0
+    x = apply_preprocessing(batch, {"scale": scale}).reshape(batch.shape)
+    if args.proba:
+        output = model.predict_proba(x, batch_size=args.batch_size).astype(np.float32)
+        labels = output.argmax(axis=-1)
+    else:
+        output = labels = model.predict_classes(x, batch_size=args.batch_size)
+    classes = meta.get("classes")
+    shown = ", ".join(f"{label}" + (f" ({classes[label]})" if classes and
+                                   label < len(classes) else "")
+                      for label in labels[:10])
+    print(f"{len(labels)} predictions (input scaled by 1/{scale:g}): {shown}"
+          + (" ..." if len(labels) > 10 else ""))
+    if args.out:
+        from .io import atomic_write
+        atomic_write(args.out, lambda f: np.save(f, output))
+        print(f"saved {'probabilities' if args.proba else 'labels'} of shape "
+              f"{output.shape} to {args.out}")
+    return 0
+
+
+def _cmd_compile(args, parser) -> int:
+    from . import kernels
+    warm_up = getattr(kernels, "warm_up", None)
+    if warm_up is None:
+        raise CommandError("this build of tinynet has no kernels.warm_up(); nothing to "
+                           "compile (kernels compile on first use instead)")
+    start = time.perf_counter()
+    warm_up()
+    print(f"kernels compiled and cached in {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+def _cmd_info(args, parser) -> int:
+    import platform
+
+    import numpy as np
+
+    from . import __version__
+    from .data import IDX_DATASETS, locate_idx_dataset
+
+    lines = [("tinynet", __version__), ("python", platform.python_version()),
+             ("numpy", np.__version__)]
+    try:
+        import numba
+        lines.append(("numba", numba.__version__))
+    except ImportError:
+        lines.append(("numba", "not installed (NumPy references only)"))
+    try:
+        from . import kernels
+        for label, attr in (("backend", "get_backend"), ("threads", "num_threads"),
+                            ("threading layer", "threading_layer")):
+            fn = getattr(kernels, attr, None)
+            if callable(fn):
+                lines.append((label, str(fn())))
+    except ImportError as exc:
+        lines.append(("kernels", f"unavailable ({exc})"))
+    lines.append(("TINYNET_BACKEND", os.environ.get("TINYNET_BACKEND", "(unset)")))
+    lines.append(("digits", "embedded (1,797 images)"))
+    for name in IDX_DATASETS:
+        where = locate_idx_dataset(name)
+        lines.append((name, str(where) if where else "not found (downloaded on first use)"))
+    width = max(len(label) for label, _ in lines)
+    for label, value in lines:
+        print(f"{label.ljust(width)}  {value}")
+    return 0
+
+
+_COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "evaluate": _cmd_evaluate,
+             "predict": _cmd_predict, "compile": _cmd_compile, "info": _cmd_info}
+
+
+def main(argv=None) -> int:
+    """Run the ``tinynet`` command with ``argv`` (default ``sys.argv[1:]``).
+
+    Returns the exit status instead of exiting, so it can run in-process.
+    """
+    parser = build_parser()
+    args = None
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return 2
+        return _COMMANDS[args.command](args, parser)
+    except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
+        return exc.code if isinstance(exc.code, int) else 2
+    except KeyboardInterrupt:
+        print("tinynet: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:  # one clear line instead of a traceback
+        if os.environ.get("TINYNET_DEBUG") or not isinstance(
+                exc, (CommandError, ValueError, TypeError, OSError, LookupError)):
+            raise
+        who = " ".join(filter(None, ("tinynet", getattr(args, "command", None))))
+        print(f"{who}: error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,170 @@
+"""Ready-made pieces shared by the command line, the demo and the benchmarks.
+
+* :func:`load_for_training` -- a dataset by name, as float32 features in [0, 1]
+  and int64 labels, with the preprocessing recorded so that a saved model can
+  be applied to raw data later;
+* :func:`build_mlp` -- the multi-layer perceptron ``tinynet train`` trains;
+* :func:`cosine_schedule` -- cosine decay of the learning rate per epoch.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import data as tn_data
+
+__all__ = ["DATASETS", "Prepared", "apply_preprocessing", "build_mlp", "cosine_schedule",
+           "load_for_training"]
+
+#: Dataset names the command line knows; any other name reads MNIST-style IDX
+#: files from ``--data-dir``.
+DATASETS = {
+    "digits": "UCI optical digits, 8x8, embedded in tinynet (no download)",
+    "fashion-mnist": "Zalando's Fashion-MNIST, 28x28 (Debian: dataset-fashion-mnist)",
+    "mnist": "MNIST handwritten digits, 28x28 (files in --data-dir, the cache, or downloaded)",
+}
+
+
+class Prepared:
+    """A dataset ready for an MLP: flat float32 features, int64 labels.
+
+    Attributes
+    ----------
+    train, test : (x, y)
+        ``x`` float32 of shape (n, n_features), ``y`` int64 of shape (n,).
+    preprocessing : dict
+        JSON-safe: ``{"dataset": ..., "scale": 255.0, "sample_shape": [28, 28]}``;
+        features are ``raw.reshape(n, -1) / scale``.
+    classes : tuple of str
+    """
+
+    def __init__(self, train, test, preprocessing, classes):
+        self.train, self.test = train, test
+        self.preprocessing = preprocessing
+        self.classes = tuple(classes)
+
+    @property
+    def n_features(self) -> int:
+        return self.train[0].shape[1]
+
+
+def apply_preprocessing(raw, preprocessing: dict) -> np.ndarray:
+    """Raw samples (e.g. uint8 pixels) to the float32 features a model was trained on.
+
+    Parameters
+    ----------
+    raw : ndarray of shape (n, *sample_shape) or (n, prod(sample_shape))
+    preprocessing : dict
+        As in :attr:`Prepared.preprocessing`.
+
+    Returns
+    -------
+    ndarray of float32, shape (n, prod(sample_shape))
+    """
+    raw = np.asarray(raw)
+    flat = raw.reshape(len(raw), -1) if raw.ndim > 1 else raw.reshape(len(raw), 1)
+    return (flat.astype(np.float32) / np.float32(preprocessing["scale"]))
+
+
+def load_for_training(name: str, data_dir=None, download: bool | None = None,
+                      limit: int | None = None) -> Prepared:
+    """Load a dataset by name and scale its pixels to [0, 1].
+
+    Parameters
+    ----------
+    name : str
+        ``"digits"``, ``"fashion-mnist"``, ``"mnist"`` or the name of an
+        MNIST-style file set in ``data_dir`` (``"kmnist"``...).
+    data_dir : str or os.PathLike, optional
+        Searched first (see :func:`tinynet.data.load_idx_dataset`).
+    download : bool, optional
+    limit : int, optional
+        Keep only the first ``limit`` training and test samples (quick runs).
+
+    Returns
+    -------
+    Prepared
+    """
+    key = name.lower().replace("_", "-")
+    if key == "digits":
+        (x_train, y_train), (x_test, y_test) = tn_data.load_digits()
+        scale, classes = 16.0, tn_data.DIGITS_CLASSES
+    else:
+        (x_train, y_train), (x_test, y_test) = tn_data.load_idx_dataset(
+            key, root=data_dir, download=download)
+        spec = tn_data.IDX_DATASETS.get(key)
+        classes = spec.classes if spec and spec.classes else \
+            tuple(str(c) for c in range(int(max(y_train.max(), y_test.max())) + 1))
+        if not np.issubdtype(x_train.dtype, np.integer):
+            raise ValueError(f"dataset {name!r}: expected integer pixels, received "
+                             f"dtype {x_train.dtype}")
+        scale = float(np.iinfo(x_train.dtype).max)
+    if limit is not None:
+        x_train, y_train, x_test, y_test = (x_train[:limit], y_train[:limit],
+                                            x_test[:limit], y_test[:limit])
+    preprocessing = {"dataset": key, "scale": scale, "sample_shape": list(x_train.shape[1:])}
+    return Prepared((apply_preprocessing(x_train, preprocessing), y_train),
+                    (apply_preprocessing(x_test, preprocessing), y_test),
+                    preprocessing, classes)
+
+
+def build_mlp(n_inputs: int, hidden, n_classes: int, activation: str = "relu",
+              dropout: float = 0.0, batch_norm: bool = False, seed: int | None = None):
+    """An MLP classifier producing logits.
+
+    ``Dense(h) -> [BatchNorm] -> activation -> [Dropout]`` for each hidden
+    width ``h``, then ``Dense(n_classes)``. Without BatchNorm the activation
+    is fused into the Dense layer.
+
+    Parameters
+    ----------
+    n_inputs : int
+    hidden : sequence of int
+    n_classes : int
+    activation : str, default "relu"
+    dropout : float in [0, 1), default 0
+    batch_norm : bool, default False
+    seed : int, optional
+        Seed of the initial weights.
+
+    Returns
+    -------
+    tinynet.Sequential
+    """
+    from . import layers as tn_layers
+    from .checks import lookup
+    from .model import Sequential
+
+    activation_cls = lookup(_ACTIVATIONS, activation, "activation") if batch_norm else None
+    stack = []
+    for width in hidden:
+        if batch_norm:  # the bias would be cancelled by BatchNorm's centring
+            stack += [tn_layers.Dense(width, use_bias=False), tn_layers.BatchNorm(),
+                      getattr(tn_layers, activation_cls)()]
+        else:
+            stack.append(tn_layers.Dense(width, activation=activation))
+        if dropout:
+            stack.append(tn_layers.Dropout(dropout))
+    stack.append(tn_layers.Dense(n_classes))
+    model = Sequential(stack)
+    model.build((n_inputs,), rng=np.random.default_rng(seed))
+    return model
+
+
+_ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU", "gelu": "GELU",
+                "silu": "SiLU", "sigmoid": "Sigmoid", "tanh": "Tanh"}
+
+
+def cosine_schedule(lr: float, epochs: int, final_fraction: float = 0.0):
+    """``schedule(epoch) -> lr``: cosine decay from ``lr`` towards ``lr * final_fraction``.
+
+    .. math:: \\eta_e = \\eta_{min} + \\tfrac12 (\\eta - \\eta_{min})(1 + \\cos(\\pi e / E))
+    """
+    low = lr * final_fraction
+
+    def schedule(epoch: int) -> float:
+        return low + 0.5 * (lr - low) * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
+
+    return schedule
