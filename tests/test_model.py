@@ -1,0 +1,417 @@
+"""Sequential: structure, weights, configs, summary, gradients of a whole
+model, compile/fit/evaluate/predict and every documented bad input."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinynet as tn
+from tinynet.layers import BatchNorm, Dense, Dropout, ReLU, Tanh
+from tinynet.optim import Adam
+
+from fd import max_rel_error, numerical_grad
+
+
+def _classification(n=48, d=10, classes=4, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, d)).astype(np.float32)
+    return x, rng.integers(0, classes, n)
+
+
+def _mlp(d=10, classes=4, seed=0):
+    model = tn.Sequential([Dense(16, activation="relu", input_dim=d), Dropout(0.2),
+                           Dense(classes)])
+    model.reset_parameters(seed)
+    model.compile(optimizer=Adam(lr=0.01), loss="cross_entropy", metrics=["accuracy"])
+    return model
+
+
+# ---------------------------------------------------------------- the issue
+def test_issue_seed_example_runs_with_tinynet_names():
+    rng = np.random.default_rng(0)
+    x_train = rng.random((64, 784), dtype=np.float32)
+    y_train = rng.integers(0, 10, 64)
+    model = tn.Sequential([Dense(128, activation='relu', input_dim=784), Dropout(0.2),
+                           Dense(10)])
+    model.compile(optimizer=Adam(lr=0.001), loss='cross_entropy', metrics=['accuracy'])
+    history = model.fit(x_train, y_train, epochs=2, batch_size=32, verbose=0)
+    assert set(history.history) == {"loss", "accuracy"} and len(history.epoch) == 2
+    model_new = tn.Sequential([Dense(128, activation='relu', input_dim=784), Dropout(0.2),
+                               Dense(10)])
+    model_new.set_weights(model.get_weights())
+    assert np.array_equal(model_new.predict(x_train), model.predict(x_train))
+
+
+def test_newcomer_trains_evaluates_saves_and_reloads_an_mlp_in_ten_lines(tmp_path):
+    (x_train, y_train), (x_test, y_test) = tn.data.load_digits()
+    x_train, x_test = x_train.astype("float32") / 16, x_test.astype("float32") / 16
+    model = tn.Sequential([Dense(32, activation="relu", input_dim=64), Dense(10)])
+    model.compile(optimizer="adam", loss="cross_entropy", metrics=["accuracy"])
+    model.fit(x_train, y_train, epochs=3, batch_size=32, verbose=0, seed=0)
+    scores = model.evaluate(x_test, y_test)
+    model.save(tmp_path / "digits.npz")
+    again = tn.load(tmp_path / "digits.npz")
+    assert again.evaluate(x_test, y_test) == scores
+    assert scores["accuracy"] > 0.5  # 10% is chance; three epochs reach far more
+
+
+# ------------------------------------------------------------ structure
+def test_model_builds_from_the_first_layers_input_dim():
+    model = tn.Sequential([Dense(8, input_dim=5), ReLU(), Dense(3)])
+    assert model.built and model.input_shape == (5,) and model.output_shape == (3,)
+    assert [p.shape for p in model.parameters()] == [(5, 8), (8,), (8, 3), (3,)]
+    assert model.count_params() == 5 * 8 + 8 + 8 * 3 + 3
+
+
+def test_lazy_model_builds_on_first_forward_in_the_inputs_dtype():
+    model = tn.Sequential([Dense(4), Tanh(), Dense(2)])
+    assert not model.built
+    y = model.forward(np.zeros((3, 7)))
+    assert model.built and y.shape == (3, 2) and model.dtype == np.float64
+
+
+def test_add_pop_get_layer():
+    model = tn.Sequential(name="m")
+    model.add(Dense(4, input_dim=3, name="a"))
+    assert model.built
+    model.add(ReLU(name="r"))
+    model.add(Dense(2, name="b"))
+    assert model.output_shape == (2,) and model.layers[2].W.shape == (4, 2)
+    assert model.get_layer("b") is model.layers[-1] is model.get_layer(-1)
+    popped = model.pop()
+    assert popped.name == "b" and model.output_shape == (4,)
+    with pytest.raises(ValueError, match="no layer named 'rr'; did you mean 'r'"):
+        model.get_layer("rr")
+    with pytest.raises(IndexError):
+        model.get_layer(5)
+    with pytest.raises(ValueError, match="already has a layer named 'a'"):
+        model.add(Dense(2, name="a"))
+    with pytest.raises(TypeError, match="Layer instances"):
+        model.add("dense")
+    model.pop(), model.pop()
+    with pytest.raises(ValueError, match="no layers to pop"):
+        model.pop()
+
+
+def test_nested_models_share_weights_and_pass_gradients():
+    base = tn.Sequential([Dense(6, activation="tanh", input_dim=4)], name="base")
+    model = tn.Sequential([base, Dense(2)], name="outer")
+    assert model.built and model.parameters()[:2] == base.parameters()
+    x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
+    np.testing.assert_array_equal(model.forward(x), model.layers[1].forward(base.forward(x)))
+    model.zero_grad()
+    model.forward(x)
+    dx = model.backward(np.ones((5, 2), np.float32))
+    assert dx.shape == x.shape and np.any(base.parameters()[0].grad != 0)
+    base.trainable = False
+    assert all(not p.trainable for p in base.parameters())
+    assert "base (Sequential)" in model.summary(print_fn=None)
+
+
+def test_a_built_inner_model_must_fit_the_outer_shape():
+    base = tn.Sequential([Dense(6, input_dim=4)])
+    with pytest.raises(ValueError, match="was built for input \\(batch, 4\\) but receives "
+                                         "\\(batch, 3\\)"):
+        tn.Sequential([Dense(3, input_dim=2), base])
+
+
+def test_config_round_trip_rebuilds_the_same_architecture():
+    base = tn.Sequential([Dense(6, activation="relu", input_dim=4), BatchNorm()], name="b")
+    model = tn.Sequential([base, Dropout(0.5), Dense(3, use_bias=False)], name="m")
+    config = model.get_config()
+    clone = tn.Sequential.from_config(config)
+    assert clone.get_config() == config
+    assert [w.shape for w in clone.get_weights()] == [w.shape for w in model.get_weights()]
+    assert clone.weight_names() == model.weight_names()
+
+
+def test_summary_lists_layers_shapes_and_counts(capsys):
+    model = tn.Sequential([Dense(16, activation="relu", input_dim=8, name="hidden"),
+                           BatchNorm(name="bn"), Dense(4, name="out")], name="net")
+    model.get_layer("out").trainable = False
+    text = model.summary()
+    assert capsys.readouterr().out.strip() == text.strip()
+    assert 'Model: "net"' in text
+    assert "hidden (Dense)" in text and "(batch, 16)" in text and "144" in text
+    assert "bn (BatchNorm)" in text and "out (Dense)" in text and "(batch, 4)" in text
+    total = 8 * 16 + 16 + 4 * 16 + 16 * 4 + 4  # BatchNorm: gamma, beta, 2 moving stats
+    assert f"Total params: {total:,}" in text
+    assert f"Trainable params: {8 * 16 + 16 + 2 * 16:,}" in text
+    assert f"Non-trainable params: {2 * 16 + 16 * 4 + 4:,}" in text
+
+
+def test_summary_of_an_unbuilt_model():
+    text = tn.Sequential([Dense(3)]).summary(print_fn=None)
+    assert "? (not built)" in text and "Total params: 0" in text
+
+
+# -------------------------------------------------------------- weights
+def test_get_set_weights_include_batchnorm_statistics():
+    model = tn.Sequential([Dense(5, input_dim=3), BatchNorm(), Dense(2)])
+    x = np.random.default_rng(1).standard_normal((8, 3)).astype(np.float32)
+    model.forward(x, training=True)  # moves the running statistics
+    clone = tn.Sequential([Dense(5, input_dim=3), BatchNorm(), Dense(2)])
+    clone.set_weights(model.get_weights())
+    np.testing.assert_array_equal(clone.forward(x), model.forward(x))
+    assert any(name.endswith("moving_mean") for name in model.weight_names())
+    weights = model.get_weights()
+    weights[0][...] = 42  # a copy: the model is untouched
+    assert not np.any(model.parameters()[0].value == 42)
+
+
+def test_set_weights_errors_name_the_parameter():
+    model = tn.Sequential([Dense(4, input_dim=3, name="fc1"), Dense(2, name="fc2")])
+    weights = model.get_weights()
+    with pytest.raises(ValueError, match=r"expected 4 arrays \(fc1/W, fc1/b, fc2/W, fc2/b\), "
+                                         r"received 3"):
+        model.set_weights(weights[:3])
+    bad = [w.copy() for w in weights]
+    bad[2] = np.zeros((4, 3))
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"weight 2 \('fc2/W'\) expected shape \(4, 2\), "
+                                         r"received \(4, 3\)"):
+        model.set_weights(bad)
+    for got, want in zip(model.get_weights(), before):  # nothing was half-applied
+        assert np.array_equal(got, want)
+    bad[2] = np.array([["a"] * 2] * 4)
+    with pytest.raises(TypeError, match="numeric"):
+        model.set_weights(bad)
+    with pytest.raises(TypeError, match="list of arrays"):
+        model.set_weights(np.zeros(3))
+    with pytest.raises(ValueError, match="not built"):
+        tn.Sequential([Dense(2)]).set_weights([np.zeros((3, 2)), np.zeros(2)])
+
+
+# ------------------------------------------------------------ gradients
+def _numerical_grad(f, x, eps=1e-4):
+    """Central differences with one Richardson step: (4 D(eps/2) - D(eps)) / 3.
+
+    BatchNorm makes the first layer's gradients small (1e-5 and less) while
+    the loss is O(1), so plain central differences at eps=1e-6 carry rounding
+    noise of ~1e-16 |L| / eps = 1e-10 on every entry (1e-5 relative), and a
+    larger eps brings O(eps^2) truncation error on the large entries. The
+    extrapolation cancels the eps^2 term, so eps=1e-4 is safe for both; what
+    remains is ~1e-12 of absolute noise, hence FLOOR below.
+    """
+    return (4 * numerical_grad(f, x, eps / 2) - numerical_grad(f, x, eps)) / 3
+
+
+#: Absolute errors below FLOOR * 1e-6 = 1e-12 (the differences' own noise for an
+#: O(1) loss) pass; anything a wrong backward produces is far above it.
+FLOOR = 1e-6
+
+
+@given(st.integers(1, 5), st.integers(1, 4), st.integers(2, 4), st.integers(0, 2**31))
+def test_whole_model_gradients_match_finite_differences(batch, width, classes, seed):
+    rng = np.random.default_rng(seed)
+    model = tn.Sequential([Dense(5, input_dim=width, dtype="float64"), Tanh(),
+                           BatchNorm(dtype="float64"), Dense(classes)])
+    model.reset_parameters(rng)
+    loss = tn.losses.CrossEntropy()
+    # With 2 samples BatchNorm's output is +-1 whatever its input (a zero gradient
+    # up to eps), and with 3 its curvature is extreme; from 4 samples on, the
+    # extrapolated differences resolve every gradient to 1e-6.
+    x = rng.standard_normal((batch + 3, width))
+    y = rng.integers(0, classes, batch + 3)
+
+    def objective():
+        return loss.forward(model.forward(x, training=True), y)
+
+    model.zero_grad()
+    objective()
+    dx = model.backward(loss.backward())
+    assert max_rel_error(dx, _numerical_grad(objective, x), scale_floor=1e-3,
+                         floor=FLOOR) < 1e-6
+    for p in model.parameters():
+        assert max_rel_error(p.grad, _numerical_grad(objective, p.value),
+                             scale_floor=1e-3, floor=FLOOR) < 1e-6, p.name
+
+
+def test_backward_twice_accumulates_twice():
+    model = tn.Sequential([Dense(3, input_dim=2, dtype="float64"), Tanh(), Dense(2)])
+    x = np.random.default_rng(0).standard_normal((4, 2))
+    model.zero_grad()
+    model.forward(x)
+    model.backward(np.ones((4, 2)))
+    once = [p.grad.copy() for p in model.parameters()]
+    model.backward(np.ones((4, 2)))
+    for p, g in zip(model.parameters(), once):
+        np.testing.assert_allclose(p.grad, 2 * g)
+
+
+# ---------------------------------------------------- compile, fit, predict
+def test_fit_lowers_the_loss_and_evaluate_reports_metrics():
+    x, y = _classification()
+    model = _mlp()
+    before = model.evaluate(x, y)
+    history = model.fit(x, y, epochs=15, batch_size=16, verbose=0, seed=0)
+    after = model.evaluate(x, y)
+    assert set(after) == {"loss", "accuracy"}
+    assert after["loss"] < before["loss"] and history.history["loss"][-1] < \
+        history.history["loss"][0]
+
+
+def test_evaluate_equals_the_loss_and_metric_on_the_whole_set():
+    x, y = _classification(n=37)
+    model = _mlp()
+    scores = model.evaluate(x, y, batch_size=8)
+    logits = model.predict(x)
+    assert scores["loss"] == pytest.approx(tn.losses.CrossEntropy()(logits, y), rel=1e-6)
+    assert scores["accuracy"] == pytest.approx(tn.metrics.accuracy(logits, y))
+
+
+def test_predict_is_independent_of_batch_size_and_helpers_agree():
+    x, _ = _classification(n=25)
+    model = _mlp()
+    logits = model.predict(x, batch_size=25)
+    np.testing.assert_allclose(model.predict(x, batch_size=4), logits, rtol=1e-6)
+    probs = model.predict_proba(x)
+    np.testing.assert_allclose(probs.sum(axis=1), 1, rtol=1e-6)
+    np.testing.assert_array_equal(model.predict_classes(x), logits.argmax(axis=1))
+
+
+def test_binary_model_helpers():
+    model = tn.Sequential([Dense(1, input_dim=2)])
+    model.compile(optimizer="sgd", loss="binary_cross_entropy", metrics=["accuracy"])
+    x = np.array([[1.0, 0.0], [-1.0, 0.0]], np.float32)
+    logits = model.predict(x)
+    np.testing.assert_allclose(model.predict_proba(x), 1 / (1 + np.exp(-logits)), rtol=1e-6)
+    np.testing.assert_array_equal(model.predict_classes(x), (logits[:, 0] > 0).astype(int))
+
+
+def test_validation_split_holds_out_the_last_samples():
+    x, y = _classification(n=40)
+    model = _mlp()
+    history = model.fit(x, y, epochs=1, validation_split=0.25, verbose=0, seed=0)
+    # fit trained on the first 30 and validated on the last 10
+    model_2 = _mlp()
+    history_2 = model_2.fit(x[:30], y[:30], epochs=1, validation_data=(x[30:], y[30:]),
+                            verbose=0, seed=0)
+    assert history.history == history_2.history
+
+
+def test_float64_inputs_are_cast_to_a_float32_model():
+    x, y = _classification()
+    model = _mlp()
+    model.fit(x.astype(np.float64), y, epochs=1, verbose=0)
+    assert model.predict(x.astype(np.float64)).dtype == np.float32
+
+
+def test_frozen_layer_stays_bit_identical_during_fit():
+    x, y = _classification()
+    model = _mlp()
+    first = model.layers[0]
+    first.trainable = False
+    frozen = [p.value.copy() for p in first.parameters()]
+    model.fit(x, y, epochs=2, verbose=0)
+    for p, before in zip(first.parameters(), frozen):
+        assert np.array_equal(p.value, before)
+    assert not np.array_equal(model.layers[2].W.value, _mlp().layers[2].W.value)
+
+
+def test_compile_by_names_and_unknown_names():
+    model = tn.Sequential([Dense(2, input_dim=3)])
+    model.compile(optimizer="sgd", loss="mse", metrics=["mae"])
+    assert isinstance(model.optimizer, tn.optim.SGD) and model.optimizer.params
+    with pytest.raises(ValueError, match="unknown optimizer 'adma'; did you mean 'adam'"):
+        model.compile(optimizer="adma", loss="mse")
+    with pytest.raises(ValueError, match="unknown loss"):
+        model.compile(optimizer="adam", loss="cross_entropie")
+    with pytest.raises(ValueError, match="unknown metric 'acuracy'; did you mean 'accuracy'"):
+        model.compile(optimizer="adam", loss="mse", metrics=["acuracy"])
+    with pytest.raises(ValueError, match="expected a loss"):
+        model.compile(optimizer="adam")
+    with pytest.raises(TypeError, match="optimizer name or object"):
+        model.compile(optimizer=3, loss="mse")
+    with pytest.raises(ValueError, match="used twice"):
+        model.compile(optimizer="adam", loss="mse", metrics=["mae", "mae"])
+
+
+def test_an_unbound_optimizer_is_bound_when_a_lazy_model_builds():
+    x, y = _classification()
+    model = tn.Sequential([Dense(4)])
+    optimizer = Adam(lr=0.01)
+    model.compile(optimizer=optimizer, loss="cross_entropy")
+    assert not optimizer.params
+    model.fit(x, y, epochs=1, verbose=0)
+    assert optimizer.params == model.parameters()
+
+
+def test_reset_parameters_rebinds_the_optimizer():
+    x, y = _classification()
+    model = _mlp()
+    model.fit(x, y, verbose=0)
+    model.reset_parameters(1)
+    model.fit(x, y, verbose=0)
+    assert [id(p) for p in model.optimizer.params] == [id(p) for p in model.parameters()]
+
+
+def test_fit_and_evaluate_need_compile():
+    x, y = _classification()
+    with pytest.raises(RuntimeError, match="compile"):
+        tn.Sequential([Dense(2, input_dim=10)]).fit(x, y)
+    with pytest.raises(RuntimeError, match="compile"):
+        tn.Sequential([Dense(2, input_dim=10)]).evaluate(x, y)
+
+
+# --------------------------------------------------------------- bad input
+X, Y = _classification(n=12)
+
+
+@pytest.mark.parametrize("x, y, error, match", [
+    (X[:, :7], Y, ValueError, r"expected x of shape \(batch, 10\), received \(12, 7\)"),
+    (X[0], Y, ValueError, "n_samples, features"),
+    (X.astype(np.int64), Y, TypeError, "floating-point.*astype"),
+    (X.astype(object), Y, TypeError, "floating-point"),
+    (np.where(np.arange(12)[:, None] == 3, np.nan, X), Y, ValueError, "finite x"),
+    (np.where(np.arange(12)[:, None] == 3, np.inf, X), Y, ValueError, "finite x"),
+    (X, np.where(np.arange(12) == 2, np.nan, Y.astype(float)), ValueError, "finite targets"),
+    (X, Y[:11], ValueError, "expected 12 targets"),
+    (X, np.where(np.arange(12) == 5, 4, Y), ValueError, r"labels in \[0, 3\]"),
+    (X, np.where(np.arange(12) == 5, -1, Y), ValueError, r"labels in \[0, 3\]"),
+    (X, Y.astype(str), TypeError, "numeric targets"),
+    (X[:0], Y[:0], ValueError, "at least one sample"),
+])
+def test_fit_and_evaluate_refuse_bad_data(x, y, error, match):
+    model = _mlp()
+    before = model.get_weights()
+    with pytest.raises(error, match=match):
+        model.fit(x, y, verbose=0)
+    with pytest.raises(error, match=match):
+        model.evaluate(x, y)
+    for got, want in zip(model.get_weights(), before):  # refused before any step
+        assert np.array_equal(got, want)
+
+
+def test_bad_validation_data_is_refused_before_training():
+    model = _mlp()
+    with pytest.raises(ValueError, match=r"labels in \[0, 3\]"):
+        model.fit(X, Y, validation_data=(X, Y + 4), verbose=0)
+    with pytest.raises(TypeError, match="tuple"):
+        model.fit(X, Y, validation_data=X, verbose=0)
+    with pytest.raises(ValueError, match="not both"):
+        model.fit(X, Y, validation_data=(X, Y), validation_split=0.5, verbose=0)
+
+
+@pytest.mark.parametrize("kwargs, error", [
+    ({"batch_size": 0}, ValueError), ({"batch_size": -1}, ValueError),
+    ({"batch_size": 2.0}, TypeError), ({"epochs": -1}, ValueError),
+    ({"validation_split": 1.0}, ValueError), ({"validation_split": 0.99}, ValueError),
+    ({"verbose": 5}, ValueError),
+])
+def test_fit_refuses_bad_settings(kwargs, error):
+    with pytest.raises(error):
+        _mlp().fit(X, Y, **{"verbose": 0, **kwargs})
+
+
+def test_predict_bad_input():
+    model = _mlp()
+    with pytest.raises(ValueError, match=r"\(batch, 10\)"):
+        model.predict(X[:, :3])
+    with pytest.raises(ValueError, match="at least one sample"):
+        model.predict(X[:0])
+    with pytest.raises(ValueError):
+        model.predict(X, batch_size=0)
+    with pytest.raises(TypeError):
+        model.predict(X.astype(np.int32))
