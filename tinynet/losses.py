@@ -91,7 +91,7 @@ class Loss:
         losses) or one per sample (``per_sample = True``);
     ``_backward(pred, target)``
         the derivative of each of those values with respect to ``pred``,
-        shape of ``pred``.
+        shape of ``pred``, as a new array (the base class scales it in place).
 
     and ``_check_target(pred, target)`` returning the target in the form
     the maths expects. The base class reduces to the (weighted) mean and
