@@ -1,0 +1,308 @@
+"""Saving and loading: bit-exact round trips, exact resume, atomic writes,
+and one clear error for every file that is not a tinynet model."""
+
+import json
+import os
+import pickle
+import zipfile
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet import io as model_io
+from tinynet.io import ModelFileError
+from tinynet.layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
+from tinynet.layers.base import LAYER_CLASSES
+
+
+def _data(n=40, d=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((n, d)).astype(np.float32), rng.integers(0, classes, n)
+
+
+def _model():
+    # lazily built, so fit(seed=...) fixes its initial weights too
+    model = tn.Sequential([Dense(12, activation="relu"), Dropout(0.25), BatchNorm(),
+                           Dense(3)])
+    model.compile(optimizer=tn.optim.Adam(lr=0.01), loss="cross_entropy",
+                  metrics=["accuracy", "top_2_accuracy"])
+    return model
+
+
+def _assert_same_weights(a, b):
+    wa, wb = a.get_weights(), b.get_weights()
+    assert len(wa) == len(wb)
+    for x, y in zip(wa, wb):
+        assert x.dtype == y.dtype and np.array_equal(x, y)
+
+
+# ------------------------------------------------------------- round trips
+def test_save_load_predict_is_bit_identical(tmp_path):
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
+    path = model.save(tmp_path / "model.npz")
+    loaded = tn.load(path)
+    assert type(loaded) is tn.Sequential and loaded.get_config() == model.get_config()
+    _assert_same_weights(model, loaded)
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+    assert loaded.evaluate(x, y) == model.evaluate(x, y)
+    assert [m.name for m in loaded.metrics] == ["accuracy", "top_2_accuracy"]
+
+
+def test_file_holds_only_numeric_arrays_and_a_json_header(tmp_path):
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, verbose=0)
+    model.save(tmp_path / "m.npz")
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
+        for key in archive.files:
+            assert archive[key].dtype != object
+        assert archive["__tinynet__"].dtype == np.uint8
+        header = json.loads(archive["__tinynet__"].tobytes().decode())
+    assert header["format"] == "tinynet-model" and header["version"] == 1
+    assert header["model"]["class"] == "Sequential"
+    assert header["compile"]["loss"]["class"] == "CrossEntropy"
+    assert [w["name"] for w in header["weights"]] == model.weight_names()
+
+
+def test_resume_from_a_saved_file_equals_an_uninterrupted_run(tmp_path):
+    x, y = _data()
+    x_val, y_val = _data(seed=1)
+    full = _model()
+    full_history = full.fit(x, y, epochs=4, batch_size=8, validation_data=(x_val, y_val),
+                            verbose=0, seed=11)
+    part = _model()
+    part.fit(x, y, epochs=2, batch_size=8, validation_data=(x_val, y_val), verbose=0,
+             seed=11)
+    part.save(tmp_path / "ckpt.npz")
+    resumed = tn.load(tmp_path / "ckpt.npz")
+    rest = resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=8,
+                       validation_data=(x_val, y_val), verbose=0, seed=11)
+    _assert_same_weights(full, resumed)
+    assert rest.history["loss"] == full_history.history["loss"][2:]
+    assert rest.history["val_loss"] == full_history.history["val_loss"][2:]
+
+
+def test_without_the_optimizer_state_the_resume_differs(tmp_path):
+    x, y = _data()
+    part = _model()
+    part.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=3)
+    part.save(tmp_path / "a.npz", include_optimizer=False)
+    part.save(tmp_path / "b.npz")
+    fresh, kept = tn.load(tmp_path / "a.npz"), tn.load(tmp_path / "b.npz")
+    assert not fresh.optimizer.state and kept.optimizer.state
+    for model in (fresh, kept):
+        model.fit(x, y, epochs=2, initial_epoch=1, batch_size=8, verbose=0, seed=3)
+    assert not np.array_equal(fresh.get_weights()[0], kept.get_weights()[0])
+
+
+def test_parameter_groups_survive_save_and_load(tmp_path):
+    x, y = _data()
+    model = tn.Sequential([Dense(5, input_dim=6), Dense(3)])
+    body, head = model.layers
+    optimizer = tn.optim.SGD([{"params": body.parameters(), "lr": 0.001},
+                              {"params": head.parameters(), "lr": 0.1}], momentum=0.9)
+    model.compile(optimizer=optimizer, loss="cross_entropy")
+    model.fit(x, y, verbose=0)
+    model.save(tmp_path / "g.npz")
+    loaded = tn.load(tmp_path / "g.npz")
+    groups = loaded.optimizer.param_groups
+    assert [g["lr"] for g in groups] == [0.001, 0.1]
+    assert [[p.name for p in g["params"]] for g in groups] == \
+        [[p.name for p in body.parameters()], [p.name for p in head.parameters()]]
+    model.fit(x, y, epochs=2, initial_epoch=1, verbose=0, seed=0)
+    loaded.fit(x, y, epochs=2, initial_epoch=1, verbose=0, seed=0)
+    _assert_same_weights(model, loaded)
+
+
+def _one_of_each_layer():
+    """A model holding every constructible layer class of tinynet.layers."""
+    special = {"Dense": lambda: Dense(4, activation="gelu"), "Dropout": lambda: Dropout(0.1),
+               "LeakyReLU": lambda: LAYER_CLASSES["LeakyReLU"](alpha=0.2),
+               "GELU": lambda: LAYER_CLASSES["GELU"](approximate="tanh")}
+    layers = [Dense(4, input_dim=4)]
+    for name, cls in sorted(LAYER_CLASSES.items()):
+        if name.startswith("_") or not cls.__module__.startswith("tinynet.layers"):
+            continue
+        try:
+            layer = special[name]() if name in special else cls()
+            layer.forward(np.zeros((2, 4), np.float32))
+        except (TypeError, NotImplementedError):
+            continue  # abstract bases (Activation) and layers needing arguments
+        layers.append(layer)
+    inner = tn.Sequential([Dense(4, activation="tanh"), LayerNorm()], name="inner")
+    return tn.Sequential(layers + [inner, Dense(2)])
+
+
+def test_every_layer_class_and_nested_models_round_trip(tmp_path):
+    model = _one_of_each_layer()
+    covered = {type(layer).__name__ for layer in model.layers}
+    assert {"Dense", "Dropout", "BatchNorm", "LayerNorm", "Softmax", "Flatten",
+            "Sequential"} <= covered
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    model.forward(x, training=True)  # BatchNorm statistics move
+    model.save(tmp_path / "all.npz")
+    loaded = tn.load(tmp_path / "all.npz")
+    assert loaded.get_config() == model.get_config()
+    _assert_same_weights(model, loaded)
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+
+
+class Scale(Layer):
+    """A user-defined layer: y = s * x with a learned scalar s."""
+
+    def _build(self, input_shape, rng):
+        self.s = self.add_param("s", np.full((1,), 2.0))
+
+    def forward(self, x, training=False):
+        x = self._prepare_input(x)
+        self._x = x
+        return x * self.s.value
+
+    def backward(self, dy):
+        self.s.grad += np.sum(dy * self._x)
+        return dy * self.s.value
+
+
+def test_a_registered_user_layer_round_trips(tmp_path):
+    model = tn.Sequential([Dense(3, input_dim=2), Scale()])
+    model.parameters()[-1].value = [3.5]
+    model.save(tmp_path / "custom.npz")
+    loaded = tn.load(tmp_path / "custom.npz")
+    assert isinstance(loaded.layers[1], Scale) and loaded.parameters()[-1].value[0] == 3.5
+
+
+def test_an_uncompiled_model_loads_uncompiled(tmp_path):
+    model = tn.Sequential([Dense(3, input_dim=2)])
+    model.save(tmp_path / "plain.npz")
+    loaded = tn.load(tmp_path / "plain.npz")
+    assert loaded.loss is None and loaded.optimizer is None
+    _assert_same_weights(model, loaded)
+
+
+# ------------------------------------------------------------------ atomic
+def test_a_crash_mid_save_leaves_the_previous_file_intact(tmp_path, monkeypatch):
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, verbose=0)
+    path = tmp_path / "model.npz"
+    model.save(path)
+    before = path.read_bytes()
+    model.fit(x, y, verbose=0)  # the weights change
+
+    def crash(file, arrays):
+        file.write(b"PK\x03\x04 half an archive")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(model_io, "_write_npz", crash)
+    with pytest.raises(OSError, match="disk full"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["model.npz"]  # no temporary file left behind
+    monkeypatch.undo()
+    tn.load(path)  # still a good model
+
+
+def test_save_refuses_a_directory_and_non_models(tmp_path):
+    with pytest.raises(IsADirectoryError):
+        tn.Sequential([Dense(2, input_dim=2)]).save(tmp_path)
+    with pytest.raises(TypeError, match="a Layer"):
+        model_io.save("not a model", tmp_path / "x.npz")
+
+
+# ---------------------------------------------------------------- bad files
+def _good_file(tmp_path):
+    model = tn.Sequential([Dense(3, input_dim=2), Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    return model.save(tmp_path / "good.npz")
+
+
+def _rewrite_header(path, out, change):
+    with np.load(path, allow_pickle=False) as archive:
+        arrays = {key: archive[key] for key in archive.files}
+    header = json.loads(arrays["__tinynet__"].tobytes().decode())
+    change(header, arrays)
+    arrays["__tinynet__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
+    np.savez(out, **arrays)
+    return out
+
+
+def test_truncated_files(tmp_path):
+    data = open(_good_file(tmp_path), "rb").read()
+    for cut in (0, 10, len(data) // 2, len(data) - 10):
+        path = tmp_path / f"cut{cut}.npz"
+        path.write_bytes(data[:cut])
+        with pytest.raises(ModelFileError, match="not a readable tinynet model file"):
+            tn.load(path)
+
+
+def test_corrupted_bytes_inside_the_archive(tmp_path):
+    path = _good_file(tmp_path)
+    data = bytearray(open(path, "rb").read())
+    with zipfile.ZipFile(path) as archive:  # flip a byte inside the first weight's data
+        info = archive.getinfo("weight_0000.npy")
+    offset = info.header_offset + 30 + len(info.filename) + len(info.extra) + 140
+    data[offset] ^= 0xFF
+    bad = tmp_path / "flipped.npz"
+    bad.write_bytes(bytes(data))
+    with pytest.raises(ModelFileError):
+        tn.load(bad)
+
+
+@pytest.mark.parametrize("kind", ["random", "text", "pickle", "npy_pickle", "npy", "npz",
+                                  "empty"])
+def test_foreign_files_raise_one_clear_error(tmp_path, kind):
+    path = tmp_path / f"foreign.{kind}"
+    if kind == "random":
+        path.write_bytes(np.random.default_rng(0).bytes(300))
+    elif kind == "text":
+        path.write_text("hello, I am not a model\n")
+    elif kind == "pickle":
+        path.write_bytes(pickle.dumps({"weights": [1, 2, 3]}))
+    elif kind == "npy_pickle":
+        with open(path, "wb") as f:
+            np.save(f, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    elif kind == "npy":
+        with open(path, "wb") as f:
+            np.save(f, np.zeros(3))
+    elif kind == "npz":
+        with open(path, "wb") as f:
+            np.savez(f, W=np.zeros((2, 2)))
+    else:
+        path.write_bytes(b"")
+    with pytest.raises(ModelFileError, match="expected an .npz archive written by model.save"):
+        tn.load(path)
+    assert issubclass(ModelFileError, ValueError) and tn.ModelFileError is ModelFileError
+
+
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        tn.load(tmp_path / "nope.npz")
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda h, a: h.update(format="other"), "format"),
+    (lambda h, a: h.update(version=99), "version 99.*upgrade"),
+    (lambda h, a: h["model"].update({"class": "Conv9D"}), "unknown layer class 'Conv9D'"),
+    (lambda h, a: a.pop("weight_0001"), "cannot rebuild"),
+    (lambda h, a: a.update(weight_0000=np.zeros((5, 5), np.float32)), "do not fit"),
+    (lambda h, a: a.update(optimizer_0000=np.array("SGD")), "optimizer state"),
+])
+def test_inconsistent_files(tmp_path, change, match):
+    good = _good_file(tmp_path)
+    model = tn.load(good)
+    model.fit(np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32), verbose=0)
+    model.save(good)  # with optimizer state
+    bad = _rewrite_header(good, tmp_path / "bad.npz", change)
+    with pytest.raises(ModelFileError, match=match):
+        tn.load(bad)
+
+
+def test_header_that_is_not_json_or_not_uint8(tmp_path):
+    for header in (np.frombuffer(b"{not json", np.uint8), np.zeros(3, np.float64)):
+        path = tmp_path / "h.npz"
+        np.savez(path, __tinynet__=header)
+        with pytest.raises(ModelFileError):
+            tn.load(path)
