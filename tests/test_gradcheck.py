@@ -1,0 +1,241 @@
+"""tn.gradcheck: passes correct gradients, catches wrong ones, leaves the
+checked object alone, and reports clearly."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinynet as tn
+from tinynet.gradcheck import relative_error
+from tinynet.layers import activations
+
+L = tn.layers
+
+
+# --------------------------------------------------------- test-local targets
+class Square(L.Layer):
+    """y = x**2 with a switchable bug in its backward (forgets the factor 2)."""
+
+    def __init__(self, buggy=False, **kwargs):
+        self.buggy = buggy
+        super().__init__(**kwargs)
+
+    def forward(self, x, training=False):
+        self._x = self._prepare_input(x)
+        return self._x ** 2
+
+    def backward(self, dy):
+        return dy * self._x if self.buggy else 2 * dy * self._x
+
+
+class Scale(L.Layer):
+    """y = x * w with a per-feature w; the buggy version drops x from dw."""
+
+    def __init__(self, buggy=False, **kwargs):
+        self.buggy = buggy
+        super().__init__(**kwargs)
+
+    def _build(self, input_shape, rng):
+        self.w = self.add_param("w", rng.uniform(0.5, 1.5, input_shape))
+
+    def forward(self, x, training=False):
+        self._x = self._prepare_input(x)
+        return self._x * self.w.value
+
+    def backward(self, dy):
+        self.w.grad += dy.sum(0) if self.buggy else (dy * self._x).sum(0)
+        return dy * self.w.value
+
+
+class Product:
+    """A two-input 'model': y = a * b (anything with forward/backward/parameters)."""
+
+    def parameters(self):
+        return []
+
+    def forward(self, inputs, training=False):
+        self._a, self._b = inputs
+        return self._a * self._b
+
+    def backward(self, dy):
+        return [dy * self._b, dy * self._a]
+
+
+class HalfSquaredError:
+    """A loss: mean over the batch of 0.5 * ||pred - target||^2."""
+
+    def __init__(self, buggy=False):
+        self.buggy = buggy
+
+    def forward(self, pred, target):
+        self._diff, self._n = pred - target, len(pred)
+        return float(0.5 * np.sum(self._diff ** 2) / self._n)
+
+    def backward(self):
+        return self._diff if self.buggy else self._diff / self._n
+
+
+# ------------------------------------------------------------------- passing
+@given(batch=st.integers(1, 4), width=st.integers(1, 4), seed=st.integers(0, 2**32 - 1),
+       activation=st.sampled_from(sorted(activations.ACTIVATIONS)))
+def test_passes_correct_layers(batch, width, seed, activation):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((batch, width)) * 2
+    for target, training in [(L.Dense(3, activation=activation, seed=seed), False),
+                             (L.BatchNorm(), True), (L.LayerNorm(), False),
+                             (L.Dropout(0.5, seed=seed), True)]:
+        target.build((width,))
+        result = tn.gradcheck(target, x, training=training, seed=seed)
+        assert result.passed, str(result)
+        expected = {"x", *(p.name for p in target.parameters())}
+        assert set(result.errors) == expected
+
+
+def test_passes_a_loss_and_a_model_with_a_loss():
+    rng = np.random.default_rng(0)
+    pred, target = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    result = tn.gradcheck(HalfSquaredError(), pred, target)
+    assert result.passed and set(result.errors) == {"pred"}
+    labels = rng.integers(0, 3, 5)
+    assert tn.gradcheck(tn.losses.CrossEntropy(), pred, labels).passed
+    model = tn.Sequential([L.Dense(4, activation="gelu", input_dim=2), L.BatchNorm(),
+                           L.Dropout(0.3), L.Dense(3)])
+    result = tn.gradcheck(model, rng.standard_normal((6, 2)), rng.integers(0, 3, 6),
+                          loss=tn.losses.CrossEntropy(), training=True)
+    assert result.passed, str(result)
+    assert len(result.errors) == 1 + len(model.parameters())
+
+
+def test_several_inputs_are_checked_each():
+    rng = np.random.default_rng(1)
+    result = tn.gradcheck(Product(), [rng.standard_normal((2, 3)), rng.standard_normal((2, 3))])
+    assert set(result.errors) == {"x[0]", "x[1]"} and result.passed
+
+
+# ------------------------------------------------------------------ catching
+def test_catches_a_wrong_input_gradient():
+    x = np.random.default_rng(2).uniform(0.5, 2.0, (3, 4))
+    assert tn.gradcheck(Square(), x).passed
+    result = tn.gradcheck(Square(buggy=True), x)
+    assert not result.passed
+    assert result.errors["x"] == pytest.approx(0.5, rel=1e-6)  # half the true gradient
+    assert "FAIL" in str(result) and "FAILED" in str(result)
+
+
+def test_catches_a_wrong_parameter_gradient_and_names_it():
+    x = np.random.default_rng(3).standard_normal((4, 3))
+    result = tn.gradcheck(Scale(buggy=True, name="scale"), x)
+    assert result.errors["x"] < 1e-8
+    assert result.errors["scale/w"] > 1e-2
+    assert not result.passed
+    assert tn.gradcheck(Scale(name="scale"), x).passed
+
+
+def test_catches_a_wrong_loss_gradient():
+    rng = np.random.default_rng(4)
+    pred, target = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    result = tn.gradcheck(HalfSquaredError(buggy=True), pred, target)
+    assert not result.passed and result.max_error > 0.5
+
+
+def test_catches_a_layer_checked_with_a_loss():
+    rng = np.random.default_rng(5)
+    x = rng.uniform(0.5, 2.0, (4, 3))
+    result = tn.gradcheck(Square(buggy=True), x, rng.standard_normal((4, 3)),
+                          loss=HalfSquaredError())
+    assert not result.passed
+
+
+# ------------------------------------------------------- the original object
+def test_leaves_the_checked_layer_alone():
+    rng = np.random.default_rng(6)
+    dense = L.Dense(3, input_dim=4)  # float32
+    dense.W.grad[...] = 7.0
+    before = [(p.value.copy(), p.grad.copy()) for p in dense.parameters()]
+    tn.gradcheck(dense, rng.standard_normal((2, 4)))
+    for p, (value, grad) in zip(dense.parameters(), before):
+        assert p.dtype == np.float32
+        assert p.value.tobytes() == value.tobytes() and p.grad.tobytes() == grad.tobytes()
+
+    bn = L.BatchNorm(input_dim=4)
+    state = bn.get_state()
+    tn.gradcheck(bn, rng.standard_normal((5, 4)), training=True)
+    for key, value in bn.get_state().items():
+        assert value.tobytes() == state[key].tobytes()
+
+    lazy = L.LayerNorm()
+    tn.gradcheck(lazy, rng.standard_normal((2, 4)))
+    assert not lazy.built
+
+    drop = L.Dropout(0.5, seed=3)
+    tn.gradcheck(drop, rng.standard_normal((2, 4)), training=True)
+    x = np.ones((3, 5))
+    np.testing.assert_array_equal(drop.forward(x, training=True),
+                                  L.Dropout(0.5, seed=3).forward(x, training=True))
+
+
+def test_inputs_are_not_modified():
+    x = np.random.default_rng(7).standard_normal((3, 4)).astype(np.float32)
+    x0 = x.copy()
+    tn.gradcheck(L.Tanh(), x)
+    assert x.tobytes() == x0.tobytes()
+
+
+# ------------------------------------------------------------------- options
+def test_frozen_parameters_are_skipped_and_params_false():
+    x = np.random.default_rng(8).standard_normal((3, 4))
+    layer = L.Dense(2, input_dim=4, name="d")
+    layer.trainable = False
+    result = tn.gradcheck(layer, x)
+    assert set(result.errors) == {"x"} and result.skipped == ["d/W", "d/b"]
+    assert "skipped (frozen): d/W, d/b" in str(result)
+    layer.trainable = True
+    assert set(tn.gradcheck(layer, x, params=False).errors) == {"x"}
+
+
+def test_max_elements_samples_entries():
+    x = np.random.default_rng(9).standard_normal((10, 6))
+    result = tn.gradcheck(L.Dense(5, input_dim=6), x, max_elements=7)
+    for name, numeric in result.numeric.items():
+        assert np.count_nonzero(~np.isnan(numeric)) == min(7, numeric.size), name
+    assert result.passed
+
+
+def test_table_lists_every_array():
+    result = tn.gradcheck(L.Dense(2, input_dim=3, name="fc"), np.ones((2, 3)))
+    text = str(result)
+    for name in ("x", "fc/W", "fc/b", "max rel error", "analytic", "numeric", "passed"):
+        assert name in text
+    assert result.max_error == max(result.errors.values())
+
+
+def test_relative_error_measure():
+    assert relative_error([1.0, 2.0], [1.0, 2.0])[0] == 0.0
+    err, index = relative_error([1.0, 2.2], [1.0, 2.0], scale_floor=0)
+    assert err == pytest.approx(0.2 / 2.2) and index == (1,)
+    # tiny entries are judged against the array's scale, not their own size
+    assert relative_error([1.0, 2e-9], [1.0, 1e-9])[0] == pytest.approx(1e-9 / 1e-3)
+    assert relative_error([1e-4, 2e-9], [1e-4, 1e-9])[0] == pytest.approx(1e-9 / 1e-3)
+    assert relative_error([1.0, 2e-9], [1.0, 1e-9], floor=0, scale_floor=0)[0] == 0.5
+    assert np.isnan(relative_error([np.nan], [1.0])[0])
+
+
+def test_nan_gradient_fails():
+    class NanGrad(Square):
+        def backward(self, dy):
+            return dy * np.nan
+
+    assert not tn.gradcheck(NanGrad(), np.ones((2, 2))).passed
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(target=HalfSquaredError(), x=np.ones((2, 2))), ValueError, "needs targets y"),
+    (dict(target=L.Tanh(), x=np.ones((2, 2)), loss=HalfSquaredError()), ValueError,
+     "needs targets y"),
+    (dict(target=L.Tanh(), x=np.ones((2, 2), np.int64)), TypeError, "floating-point"),
+    (dict(target=L.Tanh(), x=np.ones((2, 2)), eps=0.0), ValueError, "eps"),
+])
+def test_bad_arguments(kwargs, error, match):
+    with pytest.raises(error, match=match):
+        tn.gradcheck(**kwargs)
