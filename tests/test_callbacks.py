@@ -9,7 +9,7 @@ import pytest
 
 import tinynet as tn
 from tinynet.callbacks import (Callback, EarlyStopping, LearningRateScheduler,
-                               ModelCheckpoint, TerminateOnNaN)
+                               ModelCheckpoint, ReduceLROnPlateau, TerminateOnNaN)
 from tinynet.layers import Dense
 from tinynet.training import fit_loop
 
@@ -185,3 +185,38 @@ def test_callbacks_must_be_callback_instances():
     with pytest.raises(TypeError, match="Callback"):
         fit_loop(ScriptedModel(), lambda idx: {"loss": 1.0}, 4, verbose=0,
                  callbacks=[lambda: None])
+
+
+def test_learning_rate_scheduler_drives_a_tinynet_schedule_per_group():
+    x, y = _data()
+    model = tn.Sequential([Dense(5, input_dim=4), Dense(3)])
+    body, head = model.layers
+    optimizer = tn.optim.SGD([{"params": body.parameters(), "lr": 0.01},
+                              {"params": head.parameters(), "lr": 0.1}])
+    model.compile(optimizer=optimizer, loss="cross_entropy")
+    schedule = tn.optim.StepLR(optimizer, step_size=2, gamma=0.5)
+    seen = []
+
+    class Rates(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append([g["lr"] for g in self.model.optimizer.param_groups])
+
+    history = model.fit(x, y, epochs=5, verbose=0,
+                        callbacks=[LearningRateScheduler(schedule), Rates()])
+    assert seen == [[0.01 * 0.5 ** (e // 2), 0.1 * 0.5 ** (e // 2)] for e in range(5)]
+    assert history.history["lr"] == [row[0] for row in seen]
+    # resuming at epoch 3 with a fresh schedule gives epoch 3's rates
+    seen.clear()
+    model.fit(x, y, epochs=4, initial_epoch=3, verbose=0,
+              callbacks=[LearningRateScheduler(tn.optim.StepLR(optimizer, 2, 0.5)), Rates()])
+    assert seen == [[0.01 * 0.5, 0.1 * 0.5]]
+
+
+def test_reduce_lr_on_plateau_callback():
+    model = ScriptedModel()
+    model.optimizer = tn.optim.SGD(lr=1.0)
+    plateau = ReduceLROnPlateau(monitor="val_loss", patience=1, factor=0.5)
+    history = _scripted_fit(model, [1.0, 0.5, 0.6, 0.7, 0.8, 0.9], [plateau])
+    # bad epochs 2 and 3: more than patience=1 at epoch 3, then again at epoch 5
+    assert history.history["lr"] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25]
+    assert ReduceLROnPlateau(monitor="val_accuracy").mode == "max"

@@ -38,8 +38,7 @@ import numpy as np
 from .checks import check_positive_int
 
 __all__ = ["Callback", "CallbackList", "History", "TerminateOnNaN", "EarlyStopping",
-           "ModelCheckpoint", "LearningRateScheduler", "set_learning_rate",
-           "get_learning_rate"]
+           "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau"]
 
 
 class Callback:
@@ -329,25 +328,9 @@ class ModelCheckpoint(_Monitor):
         self.saved.append(path)
 
 
-def get_learning_rate(optimizer) -> float:
-    """The learning rate of ``optimizer`` (of its first parameter group)."""
-    groups = getattr(optimizer, "param_groups", None)
-    if groups:
-        return float(groups[0]["lr"])
-    return float(optimizer.lr)
-
-
-def set_learning_rate(optimizer, lr: float) -> None:
-    """Set the learning rate of every parameter group of ``optimizer``."""
-    lr = float(lr)
-    if not math.isfinite(lr) or lr < 0:
-        raise ValueError(f"expected a finite, non-negative learning rate, received {lr}")
-    groups = getattr(optimizer, "param_groups", None)
-    if groups:
-        for group in groups:
-            group["lr"] = lr
-    if hasattr(optimizer, "lr") or not groups:
-        optimizer.lr = lr
+def _log_lr(model, logs) -> None:
+    if logs is not None:
+        logs["lr"] = float(model.optimizer.lr)
 
 
 class LearningRateScheduler(Callback):
@@ -355,16 +338,19 @@ class LearningRateScheduler(Callback):
 
     Parameters
     ----------
-    schedule : callable
+    schedule : callable or tinynet.optim.LRScheduler
         ``schedule(epoch) -> lr`` or ``schedule(epoch, lr) -> lr`` (Keras),
-        with ``epoch`` counted from 0; any of :mod:`tinynet.optim`'s
-        schedules that is called this way works too.
+        with ``epoch`` counted from 0, setting every parameter group's rate;
+        or one of :mod:`tinynet.optim`'s closed-form schedules
+        (``StepLR(opt, ...)``, ``CosineAnnealingLR``, ``LinearWarmup``),
+        which sets each group from its own base rate.
     verbose : int, default 0
         1 prints the new rate at each change.
 
-    The rate in use is logged as ``"lr"`` at each epoch's end. Because the
-    rate depends only on the epoch number (and the previous rate), a run
-    resumed with ``initial_epoch`` follows the same rates.
+    The rate in use is logged as ``"lr"`` at each epoch's end. The rate is a
+    function of the epoch number (and, for two-argument schedules, of the
+    previous rate), so a run resumed with ``initial_epoch`` follows the same
+    rates.
     """
 
     def __init__(self, schedule, verbose: int = 0):
@@ -377,16 +363,54 @@ class LearningRateScheduler(Callback):
         self._two_args = _takes_two_args(schedule)
 
     def on_epoch_begin(self, epoch, logs=None):
+        from .optim import LRScheduler
         optimizer = self.model.optimizer
-        old = get_learning_rate(optimizer)
-        lr = self.schedule(epoch, old) if self._two_args else self.schedule(epoch)
-        set_learning_rate(optimizer, lr)
-        if self.verbose and float(lr) != old:
-            print(f"Epoch {epoch + 1}: learning rate set to {float(lr):.6g}")
+        old = float(optimizer.lr)
+        if isinstance(self.schedule, LRScheduler):
+            # torch semantics: step() moves to epoch last_epoch + 1, per group
+            self.schedule.last_epoch = epoch - 1
+            self.schedule.step()
+        else:
+            optimizer.lr = self.schedule(epoch, old) if self._two_args else self.schedule(epoch)
+        if self.verbose and float(optimizer.lr) != old:
+            print(f"Epoch {epoch + 1}: learning rate set to {float(optimizer.lr):.6g}")
 
     def on_epoch_end(self, epoch, logs=None):
-        if logs is not None:
-            logs["lr"] = get_learning_rate(self.model.optimizer)
+        _log_lr(self.model, logs)
+
+
+class ReduceLROnPlateau(Callback):
+    """Divide the learning rate when a monitored metric stops improving:
+    :class:`tinynet.optim.ReduceLROnPlateau` (PyTorch's counting) driven by
+    the epoch logs, as in Keras.
+
+    Parameters
+    ----------
+    monitor : str, default "val_loss"
+    mode : {"auto", "min", "max"}
+    **kwargs
+        ``factor``, ``patience``, ``threshold``, ``cooldown``, ``min_lr``...
+        of :class:`tinynet.optim.ReduceLROnPlateau`.
+
+    Its counters start afresh with each ``fit`` call (they are not saved).
+    """
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", **kwargs):
+        super().__init__()
+        self.monitor = monitor
+        self.mode = _resolve_mode(mode, monitor, "ReduceLROnPlateau")
+        self.kwargs = kwargs
+        self.scheduler = None
+
+    def on_train_begin(self, logs=None):
+        from .optim import ReduceLROnPlateau as Plateau
+        self.scheduler = Plateau(self.model.optimizer, mode=self.mode, **self.kwargs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if getattr(self.model, "stop_training", False) and self.monitor not in (logs or {}):
+            return
+        self.scheduler.step(_monitored(logs, self.monitor, "ReduceLROnPlateau"))
+        _log_lr(self.model, logs)
 
 
 def _takes_two_args(fn) -> bool:
