@@ -1,0 +1,94 @@
+"""Small, comparable MLP builds of every architecture, and one training run.
+
+Shared by the ``tinynet demo mtl`` part and ``python -m benchmarks mtl`` so
+the two measure the same models. Every builder takes the input width, the
+hidden widths of the part that is shared (or of each tower) and the output
+width of each task; each task's head is one Dense layer of logits.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..layers import Dense
+from .graph import Input, Model
+from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
+
+__all__ = ["single_task", "hard_sharing", "soft_sharing", "cross_stitch", "mmoe", "run"]
+
+
+def _stack(widths, seed, activation="relu"):
+    return [Dense(w, activation=activation, seed=seed + i) for i, w in enumerate(widths)]
+
+
+def single_task(n_in: int, hidden, task: str, n_out: int, seed: int = 0) -> Model:
+    """One MLP for one task (the single-task baseline)."""
+    inp = Input((n_in,), name="x")
+    h = inp
+    for layer in _stack(hidden, seed) + [Dense(n_out, seed=seed + 100)]:
+        h = layer(h)
+    return Model(inp, {task: h})
+
+
+def hard_sharing(n_in: int, hidden, outputs: dict, seed: int = 0) -> Model:
+    """The whole MLP shared; one Dense head per task."""
+    return HardSharing((n_in,), trunk=_stack(hidden, seed),
+                       heads={t: [Dense(n, seed=seed + 100 + i)]
+                              for i, (t, n) in enumerate(outputs.items())})
+
+
+def _towers(hidden, outputs, seed):
+    return {t: _stack(hidden, seed + 10 * i) + [Dense(n, seed=seed + 100 + i)]
+            for i, (t, n) in enumerate(outputs.items())}
+
+
+def soft_sharing(n_in: int, hidden, outputs: dict, penalty: float = 1e-3,
+                 seed: int = 0) -> Model:
+    """One MLP per task, hidden layers L2-coupled."""
+    return SoftSharing((n_in,), _towers(hidden, outputs, seed), penalty=penalty)
+
+
+def cross_stitch(n_in: int, hidden, outputs: dict, seed: int = 0) -> Model:
+    """One MLP per task, a cross-stitch unit after every hidden layer."""
+    return CrossStitchNet((n_in,), _towers(hidden, outputs, seed))
+
+
+def mmoe(n_in: int, n_experts: int, expert_units: int, tower, outputs: dict,
+         seed: int = 0) -> Model:
+    """MMoE with ``n_experts`` one-layer experts, then a small tower per task."""
+    towers = {t: _stack(tower, seed + 10 * i) + [Dense(n, seed=seed + 100 + i)]
+              for i, (t, n) in enumerate(outputs.items())}
+    return MMoENet((n_in,), n_experts, expert_units, towers, seed=seed)
+
+
+def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs: int = 10,
+        batch_size: int = 128, lr: float = 1e-3, seed: int = 0, optimizer: str = "adam") -> dict:
+    """Compile, fit on ``train = (x, {task: y})`` and evaluate on ``test``.
+
+    Returns
+    -------
+    dict
+        ``test`` (evaluate's dict, only the model's tasks), ``params``,
+        ``seconds`` (fit's wall time), ``cpu_seconds`` (its process CPU time,
+        robust to other load on the machine), ``history`` (History.history).
+    """
+    from .. import optim
+    tasks = model.output_names
+    x, y = train
+    x_test, y_test = test
+    model.compile(optim.get(optimizer, lr=lr), loss=loss, metrics=metrics, weighting=weighting)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    history = model.fit(x, {t: y[t] for t in tasks}, epochs=epochs, batch_size=batch_size,
+                        verbose=0, seed=seed)
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    scores = model.evaluate(x_test, {t: y_test[t] for t in tasks})
+    return {"test": scores, "params": model.count_params(), "seconds": seconds,
+            "cpu_seconds": cpu_seconds,
+            "history": {k: [float(v) for v in vals] for k, vals in history.history.items()}}
+
+
+def mean_std(values) -> tuple[float, float]:
+    values = np.asarray(values, dtype=np.float64)
+    return float(values.mean()), float(values.std(ddof=1)) if len(values) > 1 else 0.0
