@@ -118,8 +118,6 @@ def test_forward_and_backward_match_torch(dtype):
 def test_extreme_inputs_stay_finite_without_warnings(case, dtype):
     x = np.array([[-1e4, -800.0, -30.0, -1e-3, 0.0, 1e-3, 30.0, 800.0, 1e4]], dtype=dtype)
     layer = ACTIVATION_CASES[case][0]()
-    if case.startswith("gelu_tanh"):
-        x = x[:, 1:-1]  # x**3 of 1e4 overflows float32 by design of the formula
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         y = layer.forward(x)

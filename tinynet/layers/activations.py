@@ -236,7 +236,7 @@ class GELU(Activation):
         super().__init__(**kwargs)
 
     def _tanh_gate(self, x):
-        return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * x ** 3))
+        return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
 
     def _forward(self, x):
         gate = self._tanh_gate(x) if self.approximate == "tanh" else _normal_cdf(x)
