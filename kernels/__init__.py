@@ -1,4 +1,25 @@
 """tinynet's performance core: Numba kernels, each beside a NumPy reference.
 
-Installed as ``tinynet.kernels`` (see setup.cfg). Knows nothing of layers.
+Installed as ``tinynet.kernels`` (see setup.cfg); knows nothing of layers.
+
+Modules, one family each: :mod:`.gemm` (matrix products), :mod:`.activations`,
+:mod:`.dense` (fused dense forward/backward), :mod:`.losses` (softmax
+cross-entropy), :mod:`.dropout`, :mod:`.norms` (BatchNorm, LayerNorm),
+:mod:`.optim` (fused optimizer updates); :mod:`.config` holds the Numba
+options and :mod:`.dispatch` the backend choice::
+
+    import tinynet as tn
+    tn.kernels.set_backend("numpy")      # or "numba" (default), "auto"
+    tn.kernels.warm_up()                 # compile everything ahead of time
+
+``TINYNET_BACKEND=numba|numpy|auto`` sets the initial backend.
 """
+
+from .config import NUMBA_ENABLED, num_threads, threading_layer
+from .dispatch import (BACKENDS, auto_choices, effective_backend, get_backend, impl,
+                       set_backend, use_backend)
+from .warmup import warm_up
+
+__all__ = ["NUMBA_ENABLED", "BACKENDS", "set_backend", "get_backend", "use_backend",
+           "effective_backend", "impl", "auto_choices", "warm_up", "num_threads",
+           "threading_layer"]

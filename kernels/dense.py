@@ -1,0 +1,190 @@
+r"""Fused kernels of a dense layer.
+
+Forward (:func:`dense_forward`): :math:`z = xW + b`, :math:`y = f(z)` in one
+parallel pass -- the GEMM of :mod:`.gemm` followed, on each thread's rows
+while they are still in cache, by the bias add and the activation (the
+*epilogue*); ``z`` is kept only when the activation's backward needs it.
+
+Backward (:func:`dense_backward`), given :math:`\delta = \partial L/\partial y`:
+
+.. math::
+    g = \delta \odot f'(z), \quad
+    \partial W \mathrel{+}= x^\top g, \quad
+    \partial b \mathrel{+}= \textstyle\sum_{\text{rows}} g, \quad
+    \partial x = g W^\top
+
+:math:`g` and the bias gradient come from one pass (:func:`act_grad_bias`):
+each thread sums its own rows into its own row of a partials array, which is
+reduced after the parallel loop (never ``+=`` into one shared array inside
+``prange``). ``dx`` is skipped when the caller does not need it (the first
+layer of a model).
+
+The NumPy references (``*_ref``) do the same maths with ``@``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .activations import (IDENTITY, act_backward_ref, act_forward_ref, act_grad_rows,
+                          bias_act_rows, needs_input)
+from .config import NUMBA_ENABLED, njit, num_threads, prange
+from .gemm import _nn_rows, matmul_nt, matmul_tn, row_chunks
+
+__all__ = ["dense_forward", "dense_backward", "bias_grad", "act_grad_bias",
+           "dense_forward_ref", "dense_backward_ref", "bias_grad_ref", "act_grad_bias_ref"]
+
+
+@njit(parallel=True)
+def _dense_forward(x, w, b, has_bias, y, z, store_z, code, alpha, n_chunks):
+    M = x.shape[0]
+    for t in prange(n_chunks):
+        r0 = (M * t) // n_chunks
+        r1 = (M * (t + 1)) // n_chunks
+        _nn_rows(x, w, y, r0, r1, False)
+        bias_act_rows(y, b, has_bias, z, store_z, code, alpha, r0, r1)
+
+
+@njit(parallel=True)
+def _act_grad_bias(dy, y, z, code, alpha, g, partials, want_bias, n_chunks):
+    M, N = dy.shape
+    for t in prange(n_chunks):
+        r0 = (M * t) // n_chunks
+        r1 = (M * (t + 1)) // n_chunks
+        if code != 0:
+            act_grad_rows(dy, y, z, code, alpha, g, r0, r1)
+        if want_bias:
+            src = g if code != 0 else dy
+            part = partials[t]
+            part[:] = 0
+            for i in range(r0, r1):
+                row = src[i]
+                for j in range(N):
+                    part[j] += row[j]
+
+
+@njit
+def _reduce_partials(partials, n_chunks, out):
+    for t in range(n_chunks):
+        p = partials[t]
+        for j in range(out.shape[0]):
+            out[j] += p[j]
+
+
+def _threads_for(n_rows, n_cols):
+    return row_chunks(n_rows) if n_rows * n_cols >= 4096 else 1
+
+
+def dense_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
+    """Fused :math:`y = f(xW + b)`.
+
+    Parameters
+    ----------
+    x : ndarray of shape (batch, in), C- or F-ordered
+    w : ndarray of shape (in, units), C-ordered
+    b : ndarray of shape (units,) or None
+    code : int, activation code (:data:`.activations.ACT_CODES`)
+    alpha : float, activation parameter (leaky_relu, elu)
+    out : ndarray of shape (batch, units), optional
+    z_out : ndarray of shape (batch, units), optional
+        Receives the pre-activation when given (needed for gelu/silu backward).
+
+    Returns
+    -------
+    y : ndarray of shape (batch, units)
+    """
+    M, N = x.shape[0], w.shape[1]
+    y = np.empty((M, N), x.dtype) if out is None else out
+    if M == 0:
+        return y
+    if x.shape[1] == 0:  # empty inner dimension: z = b
+        y[...] = 0
+        x, w = np.zeros((M, 1), x.dtype), np.zeros((1, N), x.dtype)
+    if not (x.flags.c_contiguous or x.flags.f_contiguous):
+        x = np.ascontiguousarray(x)
+    w = np.ascontiguousarray(w)
+    store_z = z_out is not None
+    _dense_forward(x, w, np.empty(0, x.dtype) if b is None else b, b is not None, y,
+                   z_out if store_z else y, store_z, code, x.dtype.type(alpha),
+                   row_chunks(M) if M * N * x.shape[1] >= 32768 else 1)
+    return y
+
+
+def act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
+    """g = dL/dz from dy and the saved y (or z), and ``db += g.sum(0)`` when
+    ``db`` is given, in one pass. For the identity, ``g`` is ``dy`` itself."""
+    M, N = dy.shape
+    if code == IDENTITY:
+        g = dy
+    else:
+        g = np.empty_like(dy) if g_out is None else g_out
+    if M == 0:
+        return g
+    n_chunks = _threads_for(M, N)
+    partials = np.empty((n_chunks, N if db is not None else 0), dy.dtype)
+    _act_grad_bias(dy, y if y is not None else dy, z if z is not None else dy, code,
+                   dy.dtype.type(alpha), g, partials, db is not None, n_chunks)
+    if db is not None:
+        _reduce_partials(partials, n_chunks, db)
+    return g
+
+
+def bias_grad(g, db):
+    """``db += g.sum(axis=0)`` with per-thread partial sums."""
+    act_grad_bias(g, None, None, IDENTITY, 0.0, None, db)
+    return db
+
+
+def dense_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None):
+    """Backward of :func:`dense_forward`: adds to ``dw`` (and ``db`` unless
+    None), returns dx (None when ``need_dx`` is False).
+
+    ``y``/``z`` are the saved output / pre-activation (``z`` only where the
+    activation needs it); ``scratch`` of shape (units, in) may be passed to
+    reuse the buffer for the transpose of ``w``.
+    """
+    dy = np.ascontiguousarray(dy)
+    g = act_grad_bias(dy, y, z, code, alpha, None, db)
+    matmul_tn(x, g, out=dw, accumulate=True)
+    if not need_dx:
+        return None
+    return matmul_nt(g, w, scratch=scratch)
+
+
+# --------------------------------------------------------------- references
+def dense_forward_ref(x, w, b, code, alpha=0.0, out=None, z_out=None):
+    """NumPy reference of :func:`dense_forward`."""
+    z = x @ w
+    if b is not None:
+        z += b
+    if z_out is not None:
+        z_out[...] = z
+    return act_forward_ref(z, code, alpha, out=out)
+
+
+def act_grad_bias_ref(dy, y, z, code, alpha=0.0, g_out=None, db=None):
+    """NumPy reference of :func:`act_grad_bias`."""
+    g = dy if code == IDENTITY else act_backward_ref(dy, y, z, code, alpha, out=g_out)
+    if db is not None:
+        db += g.sum(axis=0)
+    return g
+
+
+def bias_grad_ref(g, db):
+    """NumPy reference of :func:`bias_grad`."""
+    db += g.sum(axis=0)
+    return db
+
+
+def dense_backward_ref(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None):
+    """NumPy reference of :func:`dense_backward`."""
+    g = act_grad_bias_ref(dy, y, z, code, alpha, None, db)
+    dw += x.T @ g
+    return g @ w.T if need_dx else None
+
+
+if not NUMBA_ENABLED:
+    dense_forward, dense_backward = dense_forward_ref, dense_backward_ref
+    act_grad_bias, bias_grad = act_grad_bias_ref, bias_grad_ref
+
+_ = (needs_input, num_threads)  # re-exported helpers used by callers

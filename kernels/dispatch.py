@@ -1,0 +1,183 @@
+"""Backend choice: which implementation of each operation runs.
+
+Every operation has a Numba kernel and a NumPy reference with the same
+signature; :func:`impl` returns the one to call:
+
+* ``"numba"`` -- the kernels (the default when Numba is installed and
+  enabled);
+* ``"numpy"`` -- the references (always so when Numba is missing or
+  ``NUMBA_DISABLE_JIT=1``);
+* ``"auto"``  -- per operation and *size class* (a factor-4 bucket of the
+  problem size), whichever measured faster on this machine the first time
+  that class was met, on synthetic arrays of that size (the choice is kept
+  for the process). NumPy must win by 20 % to be chosen: alternating
+  OpenBLAS's and Numba's thread pools costs more than such small gains (see
+  the issue's measurements).
+
+Select with the environment variable ``TINYNET_BACKEND`` or
+:func:`set_backend` (also :func:`use_backend` as a context manager).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+
+import numpy as np
+
+from . import activations, dense, dropout, gemm, losses, norms, optim
+from .config import NUMBA_ENABLED
+
+__all__ = ["BACKENDS", "OPS", "set_backend", "get_backend", "use_backend", "impl",
+           "effective_backend", "auto_choices"]
+
+BACKENDS = ("auto", "numba", "numpy")
+
+#: operation name -> (numba kernel, NumPy reference)
+OPS = {
+    "matmul": (gemm.matmul, gemm.matmul_ref),
+    "matmul_tn": (gemm.matmul_tn, gemm.matmul_tn_ref),
+    "matmul_nt": (gemm.matmul_nt, gemm.matmul_nt_ref),
+    "act_forward": (activations.act_forward, activations.act_forward_ref),
+    "act_backward": (activations.act_backward, activations.act_backward_ref),
+    "dense_forward": (dense.dense_forward, dense.dense_forward_ref),
+    "dense_backward": (dense.dense_backward, dense.dense_backward_ref),
+    "act_grad_bias": (dense.act_grad_bias, dense.act_grad_bias_ref),
+    "bias_grad": (dense.bias_grad, dense.bias_grad_ref),
+    "softmax_cross_entropy": (losses.softmax_cross_entropy, losses.softmax_cross_entropy_ref),
+    "dropout_forward": (dropout.dropout_forward, dropout.dropout_forward_ref),
+    "dropout_backward": (dropout.dropout_backward, dropout.dropout_backward_ref),
+    "batchnorm_forward": (norms.batchnorm_forward, norms.batchnorm_forward_ref),
+    "batchnorm_backward": (norms.batchnorm_backward, norms.batchnorm_backward_ref),
+    "layernorm_forward": (norms.layernorm_forward, norms.layernorm_forward_ref),
+    "layernorm_backward": (norms.layernorm_backward, norms.layernorm_backward_ref),
+    "sgd": (optim.sgd, optim.sgd_ref),
+    "adam": (optim.adam, optim.adam_ref),
+    "rmsprop": (optim.rmsprop, optim.rmsprop_ref),
+    "adagrad": (optim.adagrad, optim.adagrad_ref),
+}
+
+
+def _check_backend(name) -> str:
+    if not isinstance(name, str) or name.lower() not in BACKENDS:
+        raise ValueError(f"unknown tinynet backend {name!r}; expected one of "
+                         f"{', '.join(BACKENDS)}")
+    return name.lower()
+
+
+def _initial_backend() -> str:
+    name = os.environ.get("TINYNET_BACKEND", "").strip()
+    if not name:
+        return "numba"
+    try:
+        return _check_backend(name)
+    except ValueError as exc:
+        raise ValueError(f"TINYNET_BACKEND: {exc}") from None
+
+
+_backend = _initial_backend()
+_auto: dict = {}
+
+
+def set_backend(name: str) -> str:
+    """Select ``"numba"``, ``"numpy"`` or ``"auto"``; returns the previous choice.
+
+    With Numba unavailable every choice runs the NumPy references.
+    """
+    global _backend
+    previous, _backend = _backend, _check_backend(name)
+    return previous
+
+
+def get_backend() -> str:
+    """The backend selected (see :func:`effective_backend` for what runs)."""
+    return _backend
+
+
+def effective_backend() -> str:
+    """What runs: the selected backend, or ``"numpy"`` without Numba."""
+    return _backend if NUMBA_ENABLED else "numpy"
+
+
+@contextlib.contextmanager
+def use_backend(name: str):
+    """``with use_backend("numpy"): ...`` runs the block on that backend."""
+    previous = set_backend(name)
+    try:
+        yield
+    finally:
+        set_backend(previous)
+
+
+def impl(op: str, size: int = 0):
+    """The implementation of ``op`` to call now (``size``: the problem size,
+    e.g. elements of the output, used by ``"auto"``)."""
+    try:
+        fast, ref = OPS[op]
+    except KeyError:
+        raise ValueError(f"unknown kernel operation {op!r}") from None
+    if not NUMBA_ENABLED or _backend == "numpy":
+        return ref
+    if _backend == "numba":
+        return fast
+    return fast if _auto_pick(op, size) else ref
+
+
+def auto_choices() -> dict:
+    """``{(op, size class): "numba" | "numpy"}`` decided so far by ``auto``."""
+    return {k: ("numba" if v else "numpy") for k, v in _auto.items()}
+
+
+# ------------------------------------------------------------------- auto
+def _size_class(size: int) -> int:
+    return int(math.log(max(size, 1), 4))
+
+
+def _auto_pick(op: str, size: int) -> bool:
+    key = (op, _size_class(size))
+    choice = _auto.get(key)
+    if choice is None:
+        choice = _auto[key] = _measure(op, 4 ** key[1])
+    return choice
+
+
+def _synthetic(op: str, n: int):
+    """Arguments for a representative call of ``op`` with about n output elements."""
+    rng = np.random.default_rng(0)
+    f32 = np.float32
+    if op in ("matmul", "dense_forward", "dense_backward", "matmul_tn", "matmul_nt"):
+        rows = max(1, int(math.sqrt(n)))
+        cols = max(1, n // rows)
+        a = rng.standard_normal((rows, cols), dtype=f32)
+        w = rng.standard_normal((cols, cols), dtype=f32)
+        if op == "dense_forward":
+            return (a, w, np.zeros(cols, f32), activations.RELU)
+        if op == "dense_backward":
+            y = np.maximum(a, 0)
+            return (a, w, a, y, None, activations.RELU, 0.0, np.zeros_like(w),
+                    np.zeros(cols, f32))
+        return (a, w) if op != "matmul_tn" else (a, a)
+    if op in ("softmax_cross_entropy",):
+        rows = max(1, n // 10)
+        return (rng.standard_normal((rows, 10), dtype=f32), rng.integers(0, 10, rows))
+    return None  # no synthetic problem: keep the kernel
+
+
+def _best_time(fn, args, repeats=5):
+    fn(*args)  # compile / load from cache
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn(*args)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _measure(op: str, n: int) -> bool:
+    args = _synthetic(op, n)
+    if args is None:
+        return True
+    fast, ref = OPS[op]
+    return _best_time(fast, args) <= 1.2 * _best_time(ref, args)

@@ -1,0 +1,247 @@
+r"""BatchNorm and LayerNorm, forward (training statistics) and backward.
+
+Both standardise a 2-D array ``x`` of shape (rows, features) -- callers
+reshape other shapes, features last -- and scale and shift each feature:
+
+.. math::
+    \hat x = (x - \mu)\,/\sqrt{\sigma^2 + \epsilon}, \qquad y = \gamma\hat x + \beta
+
+BatchNorm takes :math:`\mu, \sigma^2` (biased) per feature over the rows,
+LayerNorm per row over the features. Backward, with means over the same
+axis as the statistics and :math:`g = \gamma\,\partial y`:
+
+.. math::
+    \partial x = \frac{1}{\sqrt{\sigma^2+\epsilon}}\bigl(g - \bar g - \hat x\,\overline{g\hat x}\bigr),
+    \quad \partial\gamma \mathrel{+}= \textstyle\sum_{rows} \partial y\,\hat x, \quad
+    \partial\beta \mathrel{+}= \textstyle\sum_{rows} \partial y
+
+Sums accumulate in float64. BatchNorm kernels give each thread whole
+features (columns), LayerNorm kernels whole rows, with per-thread partial
+sums for the parameter gradients, so no two threads write one element.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .config import NUMBA_ENABLED, njit, num_threads, prange
+
+__all__ = ["batchnorm_forward", "batchnorm_backward", "layernorm_forward",
+           "layernorm_backward", "batchnorm_forward_ref", "batchnorm_backward_ref",
+           "layernorm_forward_ref", "layernorm_backward_ref"]
+
+
+def _chunks(n_split, size):
+    return max(1, min(num_threads(), n_split)) if size >= 65536 else 1
+
+
+# ---------------------------------------------------------------- BatchNorm
+@njit(parallel=True)
+def _bn_forward(x, gamma, beta, eps, y, x_hat, inv_std, mean, var, n_chunks):
+    M, N = x.shape
+    for t in prange(n_chunks):
+        j0, j1 = (N * t) // n_chunks, (N * (t + 1)) // n_chunks
+        s = np.zeros(j1 - j0)
+        for i in range(M):
+            row = x[i, j0:j1]
+            for j in range(j1 - j0):
+                s[j] += row[j]
+        for j in range(j1 - j0):
+            mean[j0 + j] = s[j] / M
+            s[j] = 0.0
+        for i in range(M):
+            row = x[i, j0:j1]
+            for j in range(j1 - j0):
+                d = row[j] - mean[j0 + j]
+                s[j] += d * d
+        for j in range(j1 - j0):
+            var[j0 + j] = s[j] / M
+            inv_std[j0 + j] = 1.0 / math.sqrt(var[j0 + j] + eps)
+        for i in range(M):
+            xr = x[i, j0:j1]
+            hr = x_hat[i, j0:j1]
+            yr = y[i, j0:j1]
+            for j in range(j1 - j0):
+                h = (xr[j] - mean[j0 + j]) * inv_std[j0 + j]
+                hr[j] = h
+                yr[j] = h * gamma[j0 + j] + beta[j0 + j]
+
+
+@njit(parallel=True)
+def _bn_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx, n_chunks):
+    M, N = dy.shape
+    for t in prange(n_chunks):
+        j0, j1 = (N * t) // n_chunks, (N * (t + 1)) // n_chunks
+        sdy = np.zeros(j1 - j0)
+        sdyx = np.zeros(j1 - j0)
+        for i in range(M):
+            dr = dy[i, j0:j1]
+            hr = x_hat[i, j0:j1]
+            for j in range(j1 - j0):
+                sdy[j] += dr[j]
+                sdyx[j] += dr[j] * hr[j]
+        for j in range(j1 - j0):
+            dgamma[j0 + j] += sdyx[j]
+            dbeta[j0 + j] += sdy[j]
+            sdy[j] /= M
+            sdyx[j] /= M
+        for i in range(M):
+            dr = dy[i, j0:j1]
+            hr = x_hat[i, j0:j1]
+            out = dx[i, j0:j1]
+            for j in range(j1 - j0):
+                gj = gamma[j0 + j]
+                out[j] = inv_std[j0 + j] * gj * (dr[j] - sdy[j] - hr[j] * sdyx[j])
+
+
+def batchnorm_forward(x, gamma, beta, eps):
+    """Training-mode BatchNorm of x (rows, features).
+
+    Returns
+    -------
+    y, x_hat : ndarray like x
+    inv_std, mean, var : ndarray of shape (features,), x's dtype
+    """
+    x = np.ascontiguousarray(x)
+    M, N = x.shape
+    y, x_hat = np.empty_like(x), np.empty_like(x)
+    inv_std, mean, var = (np.empty(N, x.dtype) for _ in range(3))
+    if M and N:
+        _bn_forward(x, gamma, beta, x.dtype.type(eps), y, x_hat, inv_std, mean, var,
+                    _chunks(N // 8, x.size))
+    return y, x_hat, inv_std, mean, var
+
+
+def batchnorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
+    """dx of training-mode BatchNorm; adds to ``dgamma`` and ``dbeta``."""
+    dy = np.ascontiguousarray(dy)
+    dx = np.empty_like(dy)
+    if dy.size:
+        _bn_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx,
+                     _chunks(dy.shape[1] // 8, dy.size))
+    return dx
+
+
+def batchnorm_forward_ref(x, gamma, beta, eps):
+    """NumPy reference of :func:`batchnorm_forward`."""
+    mean = x.mean(axis=0)
+    centred = x - mean
+    var = (centred * centred).mean(axis=0)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    x_hat = centred * inv_std
+    return x_hat * gamma + beta, x_hat, inv_std, mean, var
+
+
+def batchnorm_backward_ref(dy, x_hat, inv_std, gamma, dgamma, dbeta):
+    """NumPy reference of :func:`batchnorm_backward`."""
+    dgamma += (dy * x_hat).sum(axis=0)
+    dbeta += dy.sum(axis=0)
+    g = dy * gamma
+    return inv_std * (g - g.mean(axis=0) - x_hat * (g * x_hat).mean(axis=0))
+
+
+# ---------------------------------------------------------------- LayerNorm
+@njit(parallel=True)
+def _ln_forward(x, gamma, beta, eps, y, x_hat, inv_std, n_chunks):
+    M, N = x.shape
+    for t in prange(n_chunks):
+        for i in range((M * t) // n_chunks, (M * (t + 1)) // n_chunks):
+            row = x[i]
+            s = 0.0
+            for j in range(N):
+                s += row[j]
+            mu = s / N
+            s = 0.0
+            for j in range(N):
+                d = row[j] - mu
+                s += d * d
+            r = 1.0 / math.sqrt(s / N + eps)
+            inv_std[i] = r
+            hr = x_hat[i]
+            yr = y[i]
+            for j in range(N):
+                h = (row[j] - mu) * r
+                hr[j] = h
+                yr[j] = h * gamma[j] + beta[j]
+
+
+@njit(parallel=True)
+def _ln_backward(dy, x_hat, inv_std, gamma, pg, pb, dx, n_chunks):
+    M, N = dy.shape
+    for t in prange(n_chunks):
+        pgt = pg[t]
+        pbt = pb[t]
+        for i in range((M * t) // n_chunks, (M * (t + 1)) // n_chunks):
+            dr = dy[i]
+            hr = x_hat[i]
+            sg = 0.0
+            sgx = 0.0
+            for j in range(N):
+                g = dr[j] * gamma[j]
+                sg += g
+                sgx += g * hr[j]
+                pgt[j] += dr[j] * hr[j]
+                pbt[j] += dr[j]
+            sg /= N
+            sgx /= N
+            r = inv_std[i]
+            out = dx[i]
+            for j in range(N):
+                out[j] = r * (dr[j] * gamma[j] - sg - hr[j] * sgx)
+
+
+def layernorm_forward(x, gamma, beta, eps):
+    """LayerNorm of x (rows, features) over the features.
+
+    Returns
+    -------
+    y, x_hat : ndarray like x;  inv_std : ndarray of shape (rows,)
+    """
+    x = np.ascontiguousarray(x)
+    M, N = x.shape
+    y, x_hat = np.empty_like(x), np.empty_like(x)
+    inv_std = np.empty(M, x.dtype)
+    if M and N:
+        _ln_forward(x, gamma, beta, x.dtype.type(eps), y, x_hat, inv_std,
+                    _chunks(M // 8, x.size))
+    return y, x_hat, inv_std
+
+
+def layernorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
+    """dx of LayerNorm; adds to ``dgamma`` and ``dbeta`` (per-thread partials)."""
+    dy = np.ascontiguousarray(dy)
+    dx = np.empty_like(dy)
+    if dy.size:
+        n_chunks = _chunks(dy.shape[0] // 8, dy.size)
+        pg = np.zeros((n_chunks, dy.shape[1]))
+        pb = np.zeros((n_chunks, dy.shape[1]))
+        _ln_backward(dy, x_hat, inv_std, gamma, pg, pb, dx, n_chunks)
+        dgamma += pg.sum(axis=0).astype(dgamma.dtype)
+        dbeta += pb.sum(axis=0).astype(dbeta.dtype)
+    return dx
+
+
+def layernorm_forward_ref(x, gamma, beta, eps):
+    """NumPy reference of :func:`layernorm_forward`."""
+    mean = x.mean(axis=1, keepdims=True)
+    centred = x - mean
+    var = (centred * centred).mean(axis=1, keepdims=True)
+    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
+    x_hat = centred * inv_std
+    return x_hat * gamma + beta, x_hat, inv_std[:, 0]
+
+
+def layernorm_backward_ref(dy, x_hat, inv_std, gamma, dgamma, dbeta):
+    """NumPy reference of :func:`layernorm_backward`."""
+    dgamma += (dy * x_hat).sum(axis=0)
+    dbeta += dy.sum(axis=0)
+    g = dy * gamma
+    return inv_std[:, None] * (g - g.mean(axis=1, keepdims=True)
+                               - x_hat * (g * x_hat).mean(axis=1, keepdims=True))
+
+
+if not NUMBA_ENABLED:
+    batchnorm_forward, batchnorm_backward = batchnorm_forward_ref, batchnorm_backward_ref
+    layernorm_forward, layernorm_backward = layernorm_forward_ref, layernorm_backward_ref

@@ -1,0 +1,97 @@
+"""Compile (or load from the disk cache) every kernel ahead of time.
+
+``tinynet compile`` calls :func:`warm_up`; afterwards the first training step
+of any model only loads machine code from Numba's cache (about half a
+second) instead of compiling it.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from .config import NUMBA_ENABLED
+
+__all__ = ["warm_up"]
+
+
+def _calls(dtype):
+    """(name, thunk) pairs that exercise every kernel signature training uses."""
+    from . import activations, dense, dropout, gemm, losses, norms, optim
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 6)).astype(dtype)
+    w = rng.standard_normal((6, 5)).astype(dtype)
+    b = np.zeros(5, dtype)
+    dy = rng.standard_normal((8, 5)).astype(dtype)
+    calls = []
+    for name, code in activations.ACT_CODES.items():
+        if name in ("linear", "swish"):
+            continue
+        z = np.empty((8, 5), dtype)
+
+        def fwd_bwd(code=code, z=z):
+            y = dense.dense_forward(x, w, b, code, 0.1, z_out=z)
+            dense.dense_forward(x, w, None, code, 0.1)
+            dense.dense_backward(x, w, dy, y, z, code, 0.1, np.zeros_like(w), np.zeros_like(b))
+            dense.dense_backward(x, w, dy, y, z, code, 0.1, np.zeros_like(w), None, False)
+            activations.act_backward(dy, y, z, code, 0.1)
+            activations.act_forward(z, code, 0.1)
+        calls.append((f"dense+{name}", fwd_bwd))
+    calls.append(("matmul", lambda: (gemm.matmul(x, w), gemm.matmul_tn(x, x),
+                                     gemm.matmul_nt(dy, w))))
+    calls.append(("softmax_cross_entropy",
+                  lambda: losses.softmax_cross_entropy(dy, np.arange(8) % 5, 0.0, 0.125)))
+    u = rng.random((8, 6), dtype=np.float32)
+    calls.append(("dropout", lambda: dropout.dropout_backward(
+        dropout.dropout_forward(x, u, 0.5)[1], x)))
+    g1, b1 = np.ones(6, dtype), np.zeros(6, dtype)
+    calls.append(("batchnorm", lambda: norms.batchnorm_backward(
+        x, norms.batchnorm_forward(x, g1, b1, 1e-3)[1], np.ones(6, dtype), g1,
+        np.zeros(6, dtype), np.zeros(6, dtype))))
+    calls.append(("layernorm", lambda: norms.layernorm_backward(
+        x, norms.layernorm_forward(x, g1, b1, 1e-5)[1], np.ones(8, dtype), g1,
+        np.zeros(6, dtype), np.zeros(6, dtype))))
+
+    def updates():
+        p, g = np.ones(16, dtype), np.ones(16, dtype)
+        s = [np.ones(16, dtype) for _ in range(3)]
+        for nesterov, wd in ((False, 0.0), (True, 0.1)):
+            optim.sgd(p, g, s[0], lr=0.1, momentum=0.9, dampening=0.0, nesterov=nesterov,
+                      weight_decay=wd, first_step=False)
+        for amsgrad, decoupled in ((False, False), (True, True)):
+            optim.adam(p, g, s[0], s[1], s[2], step=1, lr=1e-3, beta1=0.9, beta2=0.999,
+                       eps=1e-8, weight_decay=0.0, amsgrad=amsgrad, decoupled=decoupled)
+        optim.rmsprop(p, g, s[0], s[1], s[2], lr=0.01, alpha=0.99, eps=1e-8,
+                      weight_decay=0.0, momentum=0.9, centered=True)
+        optim.adagrad(p, g, s[0], step=1, lr=0.01, lr_decay=0.0, eps=1e-10, weight_decay=0.0)
+    calls.append(("optimizers", updates))
+    return calls
+
+
+def warm_up(verbose: bool = True, dtypes=("float32", "float64")) -> dict:
+    """Compile every kernel for ``dtypes`` (or load it from the disk cache).
+
+    Returns ``{"<kernel family> <dtype>": seconds}``; prints progress to
+    stderr when ``verbose``. Without Numba this does nothing.
+    """
+    if not NUMBA_ENABLED:
+        if verbose:
+            print("tinynet: Numba unavailable or disabled; nothing to compile",
+                  file=sys.stderr)
+        return {}
+    times = {}
+    start = time.perf_counter()
+    for dtype in dtypes:
+        for name, thunk in _calls(np.dtype(dtype)):
+            t0 = time.perf_counter()
+            thunk()
+            times[f"{name} {dtype}"] = time.perf_counter() - t0
+            if verbose:
+                print(f"  {name:<24} {dtype:<8} {times[f'{name} {dtype}']:6.2f} s",
+                      file=sys.stderr, flush=True)
+    if verbose:
+        print(f"tinynet: kernels ready in {time.perf_counter() - start:.1f} s "
+              f"(cached on disk for later runs)", file=sys.stderr)
+    return times

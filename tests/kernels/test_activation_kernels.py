@@ -1,0 +1,100 @@
+"""Activation and fused dense kernels against their NumPy references."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinynet.kernels import activations as act
+from tinynet.kernels import dense
+from kernel_helpers import array, dims, dtypes, layouts, needs_numba, tol
+
+pytestmark = needs_numba
+
+codes = st.sampled_from(sorted(set(act.ACT_CODES.values())))
+
+
+@given(m=dims, n=dims, code=codes, dtype=dtypes, layout=layouts, seed=st.integers(0, 2**31))
+def test_act_forward_backward_match_reference(m, n, code, dtype, layout, seed):
+    rng = np.random.default_rng(seed)
+    z = array(rng, (m, n), dtype, layout, scale=3.0)
+    dy = array(rng, (m, n), dtype, layout)
+    y = act.act_forward(z, code, 0.2)
+    y_ref = act.act_forward_ref(z, code, 0.2)
+    assert y.dtype == dtype and y.shape == z.shape
+    np.testing.assert_allclose(y, y_ref, **tol(dtype, 4))
+    g = act.act_backward(dy, y_ref, z, code, 0.2)
+    np.testing.assert_allclose(g, act.act_backward_ref(dy, y_ref, z, code, 0.2), **tol(dtype, 4))
+
+
+def test_act_backward_from_output_matches_derivative():
+    """The from-output forms are the true derivatives (central differences)."""
+    z = np.linspace(-4, 4, 81).reshape(1, -1)
+    z = z[np.abs(z) > 1e-3].reshape(1, -1)  # away from the kinks
+    h = 1e-6
+    for name, code in act.ACT_CODES.items():
+        numeric = (act.act_forward_ref(z + h, code, 0.2)
+                   - act.act_forward_ref(z - h, code, 0.2)) / (2 * h)
+        y = act.act_forward(z, code, 0.2)
+        g = act.act_backward(np.ones_like(z), y, z, code, 0.2)
+        np.testing.assert_allclose(g, numeric, rtol=1e-6, atol=1e-8, err_msg=name)
+
+
+def test_nan_and_inf_propagate():
+    z = np.array([[np.nan, np.inf, -np.inf, 1.0]], np.float32)
+    y = act.act_forward(z, act.RELU)
+    assert np.isnan(y[0, 0]) and y[0, 1] == np.inf and y[0, 2] == 0 and y[0, 3] == 1
+    assert np.isnan(act.act_forward(z, act.TANH)[0, 0])
+
+
+def test_bad_code_is_refused():
+    with pytest.raises(ValueError, match="code"):
+        act.act_forward(np.ones((2, 2)), 99)
+
+
+@given(m=dims, k=dims, n=st.sampled_from([1, 3, 10, 17]), code=codes, dtype=dtypes,
+       use_bias=st.booleans(), keep_z=st.booleans(), layout=layouts,
+       seed=st.integers(0, 2**31))
+def test_dense_forward_matches_reference(m, k, n, code, dtype, use_bias, keep_z, layout,
+                                         seed):
+    rng = np.random.default_rng(seed)
+    x, w = array(rng, (m, k), dtype, layout), array(rng, (k, n), dtype)
+    b = array(rng, (n,), dtype) if use_bias else None
+    z = np.empty((m, n), dtype) if keep_z else None
+    y = dense.dense_forward(x, w, b, code, 0.2, z_out=z)
+    z_ref = np.empty((m, n), dtype)
+    np.testing.assert_allclose(y, dense.dense_forward_ref(x, w, b, code, 0.2, z_out=z_ref),
+                               **tol(dtype, k + 4))
+    if keep_z:
+        np.testing.assert_allclose(z, z_ref, **tol(dtype, k))
+
+
+@given(m=dims, k=dims, n=st.sampled_from([1, 3, 10, 17]), code=codes, dtype=dtypes,
+       use_bias=st.booleans(), need_dx=st.booleans(), seed=st.integers(0, 2**31))
+def test_dense_backward_matches_reference(m, k, n, code, dtype, use_bias, need_dx, seed):
+    rng = np.random.default_rng(seed)
+    x, w, dy = (array(rng, s, dtype) for s in ((m, k), (k, n), (m, n)))
+    z = array(rng, (m, n), dtype)
+    y = act.act_forward_ref(z, code, 0.2)
+    dw, dw_ref = array(rng, (k, n), dtype), None
+    dw_ref = dw.copy()
+    db = array(rng, (n,), dtype) if use_bias else None
+    db_ref = None if db is None else db.copy()
+    dx = dense.dense_backward(x, w, dy, y, z, code, 0.2, dw, db, need_dx)
+    dx_ref = dense.dense_backward_ref(x, w, dy, y, z, code, 0.2, dw_ref, db_ref, need_dx)
+    np.testing.assert_allclose(dw, dw_ref, **tol(dtype, 4 * m + 4))
+    if use_bias:
+        np.testing.assert_allclose(db, db_ref, **tol(dtype, 4 * m + 4))
+    if need_dx:
+        np.testing.assert_allclose(dx, dx_ref, **tol(dtype, 4 * n + 4))
+    else:
+        assert dx is None
+
+
+@given(m=st.sampled_from([0, 1, 5, 64, 300]), n=dims, dtype=dtypes, seed=st.integers(0, 2**31))
+def test_bias_grad_per_thread_partials(m, n, dtype, seed):
+    rng = np.random.default_rng(seed)
+    g = array(rng, (m, n), dtype)
+    db = array(rng, (n,), dtype)
+    expected = db + g.sum(axis=0)
+    np.testing.assert_allclose(dense.bias_grad(g, db), expected, **tol(dtype, m))

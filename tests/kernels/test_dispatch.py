@@ -1,0 +1,109 @@
+"""Backend selection, the numba-less fallback and the one-time compile message."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.kernels import dispatch
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def restore_backend():
+    previous = dispatch.get_backend()
+    yield
+    dispatch.set_backend(previous)
+
+
+def test_set_and_get_backend(restore_backend):
+    assert tn.kernels.set_backend is dispatch.set_backend
+    for name in ("numpy", "NUMBA", "auto"):
+        dispatch.set_backend(name)
+        assert dispatch.get_backend() == name.lower()
+    with pytest.raises(ValueError, match="unknown tinynet backend 'cuda'"):
+        dispatch.set_backend("cuda")
+    with pytest.raises(ValueError, match="unknown tinynet backend"):
+        dispatch.set_backend(None)
+
+
+def test_impl_follows_backend(restore_backend):
+    fast, ref = dispatch.OPS["adam"]
+    dispatch.set_backend("numpy")
+    assert dispatch.impl("adam") is ref
+    dispatch.set_backend("numba")
+    assert dispatch.impl("adam") is (fast if tn.kernels.NUMBA_ENABLED else ref)
+    with dispatch.use_backend("numpy"):
+        assert dispatch.impl("adam") is ref
+    assert dispatch.get_backend() == "numba"
+    with pytest.raises(ValueError, match="unknown kernel operation"):
+        dispatch.impl("matmul_tt")
+
+
+def test_every_op_pairs_a_kernel_with_a_reference():
+    for name, (fast, ref) in dispatch.OPS.items():
+        assert callable(fast) and callable(ref), name
+        assert ref.__name__.endswith("_ref"), name
+
+
+def test_auto_measures_once_per_size_class(restore_backend):
+    dispatch.set_backend("auto")
+    fn = dispatch.impl("dense_forward", 1000)
+    assert fn in dispatch.OPS["dense_forward"]
+    assert dispatch.impl("dense_forward", 1100) is fn  # same class, no new measurement
+    choices = dispatch.auto_choices()
+    if tn.kernels.NUMBA_ENABLED:
+        assert choices[("dense_forward", 4)] in ("numba", "numpy")
+    x = np.ones((3, 4), np.float32)
+    w = np.ones((4, 2), np.float32)
+    np.testing.assert_allclose(fn(x, w, None, 0), x @ w)
+
+
+def _run(code, **env):
+    full_env = {**os.environ, **env}
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full_env,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_env_variable_selects_backend_and_bad_value_is_explained():
+    ok = _run("import tinynet.kernels as k; print(k.get_backend())", TINYNET_BACKEND="numpy")
+    assert ok.returncode == 0 and ok.stdout.strip() == "numpy"
+    bad = _run("import tinynet.kernels", TINYNET_BACKEND="gpu")
+    assert bad.returncode != 0 and "TINYNET_BACKEND" in bad.stderr
+
+
+def test_disabled_jit_runs_references():
+    code = ("import numpy as np, tinynet.kernels as k; from tinynet.kernels import gemm, optim;"
+            "print(k.NUMBA_ENABLED, gemm.matmul is gemm.matmul_ref, optim.adam is optim.adam_ref,"
+            " k.impl('adam') is optim.adam_ref);"
+            "print(gemm.matmul(np.ones((2, 3)), np.ones((3, 2))).sum())")
+    proc = _run(code, NUMBA_DISABLE_JIT="1")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split() == ["False", "True", "True", "True", "12.0"]
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_compile_message_once_then_cached(tmp_path):
+    code = ("import numpy as np; from tinynet.kernels import dropout;"
+            "x = np.ones(10, np.float32); dropout.dropout_backward(x, x);"
+            "dropout.dropout_backward(x.astype(np.float64), x.astype(np.float64))")
+    cold = _run(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert cold.returncode == 0, cold.stderr
+    assert cold.stderr.count("compiling kernels, first run only") == 1
+    warm = _run(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert warm.returncode == 0 and "compiling" not in warm.stderr
+
+
+def test_import_tinynet_does_not_import_numba():
+    proc = _run("import sys, tinynet; print('numba' in sys.modules)")
+    assert proc.stdout.strip() == "False"
+
+
+def test_threading_layer_is_reported():
+    assert isinstance(tn.kernels.threading_layer(), str)
+    assert tn.kernels.num_threads() >= 1

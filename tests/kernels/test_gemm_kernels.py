@@ -1,0 +1,80 @@
+"""GEMM kernels against NumPy's ``@``: shapes, dtypes, layouts, accumulation."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinynet.kernels import gemm
+from kernel_helpers import array, dims, dtypes, layouts, needs_numba, tol
+
+pytestmark = needs_numba
+
+
+@given(m=dims, k=dims, n=dims, dtype=dtypes, la=layouts, lb=layouts,
+       accumulate=st.booleans(), seed=st.integers(0, 2**31))
+def test_matmul_matches_numpy(m, k, n, dtype, la, lb, accumulate, seed):
+    rng = np.random.default_rng(seed)
+    a, b = array(rng, (m, k), dtype, la), array(rng, (k, n), dtype, lb)
+    out = array(rng, (m, n), dtype)
+    expected = out + a @ b if accumulate else a @ b
+    result = gemm.matmul(a, b, out=out, accumulate=accumulate)
+    assert result is out
+    np.testing.assert_allclose(result, expected, **tol(dtype, k))
+
+
+@given(m=dims, k=dims, n=dims, dtype=dtypes, la=layouts, lb=layouts,
+       accumulate=st.booleans(), seed=st.integers(0, 2**31))
+def test_matmul_tn_matches_numpy(m, k, n, dtype, la, lb, accumulate, seed):
+    rng = np.random.default_rng(seed)
+    a, b = array(rng, (k, m), dtype, la), array(rng, (k, n), dtype, lb)
+    out = array(rng, (m, n), dtype)
+    expected = out + a.T @ b if accumulate else a.T @ b
+    np.testing.assert_allclose(gemm.matmul_tn(a, b, out=out, accumulate=accumulate),
+                               expected, **tol(dtype, k))
+
+
+@given(m=dims, k=dims, n=dims, dtype=dtypes, la=layouts, lb=layouts,
+       seed=st.integers(0, 2**31))
+def test_matmul_nt_matches_numpy(m, k, n, dtype, la, lb, seed):
+    rng = np.random.default_rng(seed)
+    a, b = array(rng, (m, k), dtype, la), array(rng, (n, k), dtype, lb)
+    np.testing.assert_allclose(gemm.matmul_nt(a, b), a @ b.T, **tol(dtype, k))
+
+
+def test_large_blocked_shapes():
+    """Shapes beyond one column strip and one k-block, with ragged edges."""
+    rng = np.random.default_rng(0)
+    a, b = array(rng, (37, 301), np.float64), array(rng, (301, 530), np.float64)
+    np.testing.assert_allclose(gemm.matmul(a, b), a @ b, rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(gemm.matmul_tn(a.T.copy(), b), a @ b, rtol=1e-12, atol=1e-11)
+    np.testing.assert_allclose(gemm.matmul_nt(a, b.T.copy()), a @ b, rtol=1e-12, atol=1e-11)
+
+
+def test_nan_propagates():
+    a = np.ones((4, 4), np.float32)
+    a[1, 2] = np.nan
+    c = gemm.matmul(a, np.ones((4, 4), np.float32))
+    assert np.isnan(c[1]).all() and np.isfinite(c[[0, 2, 3]]).all()
+
+
+@pytest.mark.parametrize("fn", [gemm.matmul, gemm.matmul_tn, gemm.matmul_nt])
+def test_bad_input_is_refused(fn):
+    a32 = np.ones((3, 3), np.float32)
+    with pytest.raises(TypeError, match="one dtype"):
+        fn(a32, np.ones((3, 3)))
+    with pytest.raises(TypeError, match="float32 or float64"):
+        fn(np.ones((3, 3), np.int64), np.ones((3, 3), np.int64))
+    with pytest.raises(ValueError, match="2-D"):
+        fn(np.ones(3, np.float32), a32)
+    with pytest.raises(ValueError, match="inner dimensions"):
+        fn(a32, np.ones((2, 2), np.float32))
+    with pytest.raises(ValueError, match="out"):
+        fn(a32, a32, out=np.ones((2, 3), np.float32))
+
+
+def test_row_chunks():
+    assert gemm.row_chunks(0, 2) == 1
+    assert gemm.row_chunks(7, 2) == 1
+    assert gemm.row_chunks(8, 2) == 2
+    assert gemm.row_chunks(1000, 3) == 3

@@ -1,0 +1,112 @@
+"""Fused optimizer kernels against tinynet.optim.rules (the torch-exact rules)."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinynet.kernels import optim as kopt
+from kernel_helpers import dtypes, needs_numba
+
+rules = pytest.importorskip("tinynet.optim.rules")
+pytestmark = needs_numba
+
+sizes = st.sampled_from([0, 1, 3, 17, 1000, 70000])  # 70000: the parallel path
+
+
+def _arrays(seed, n, dtype, k):
+    rng = np.random.default_rng(seed)
+    out = [rng.standard_normal(n).astype(dtype) for _ in range(k)]
+    return out
+
+
+def _close(a, b, dtype):
+    # identical operations in the same dtype: equal up to one rounding of a sqrt
+    np.testing.assert_allclose(a, b, rtol=3e-7 if dtype == np.float32 else 1e-15, atol=0)
+
+
+@given(n=sizes, dtype=dtypes, momentum=st.sampled_from([0.0, 0.9]),
+       dampening=st.sampled_from([0.0, 0.3]), nesterov=st.booleans(),
+       weight_decay=st.sampled_from([0.0, 0.01]), first=st.booleans(),
+       seed=st.integers(0, 2**31))
+def test_sgd(n, dtype, momentum, dampening, nesterov, weight_decay, first, seed):
+    if nesterov and (momentum == 0 or dampening != 0):
+        nesterov = False
+    p, g, buf = _arrays(seed, n, dtype, 3)
+    p2, g2, buf2 = p.copy(), g.copy(), buf.copy()
+    kw = dict(lr=0.1, momentum=momentum, dampening=dampening, nesterov=nesterov,
+              weight_decay=weight_decay, first_step=first)
+    kopt.sgd(p, g, buf, **kw)
+    rules.sgd(p2, g2, buf2, **kw)
+    _close(p, p2, dtype)
+    if momentum:
+        _close(buf, buf2, dtype)
+
+
+@given(n=sizes, dtype=dtypes, step=st.integers(1, 50), beta1=st.sampled_from([0.9, 0.3]),
+       weight_decay=st.sampled_from([0.0, 0.05]), amsgrad=st.booleans(),
+       decoupled=st.booleans(), seed=st.integers(0, 2**31))
+def test_adam(n, dtype, step, beta1, weight_decay, amsgrad, decoupled, seed):
+    p, g, m, v, vmax = _arrays(seed, n, dtype, 5)
+    v, vmax = np.abs(v), np.abs(vmax)
+    copies = [a.copy() for a in (p, g, m, v, vmax)]
+    kw = dict(step=step, lr=1e-3, beta1=beta1, beta2=0.999, eps=1e-8,
+              weight_decay=weight_decay, amsgrad=amsgrad, decoupled=decoupled)
+    kopt.adam(p, g, m, v, vmax, **kw)
+    rules.adam(*copies, **kw)
+    for a, b in zip((p, m, v, vmax), (copies[0], copies[2], copies[3], copies[4])):
+        _close(a, b, dtype)
+
+
+@given(n=sizes, dtype=dtypes, momentum=st.sampled_from([0.0, 0.9]), centered=st.booleans(),
+       weight_decay=st.sampled_from([0.0, 0.05]), seed=st.integers(0, 2**31))
+def test_rmsprop(n, dtype, momentum, centered, weight_decay, seed):
+    p, g, sq, ga, buf = _arrays(seed, n, dtype, 5)
+    sq = np.abs(sq) + 2
+    ga = ga * 0.1
+    copies = [a.copy() for a in (p, g, sq, ga, buf)]
+    kw = dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=weight_decay, momentum=momentum,
+              centered=centered)
+    kopt.rmsprop(p, g, sq, ga, buf, **kw)
+    rules.rmsprop(*copies, **kw)
+    for a, b in zip((p, sq, ga, buf), (copies[0], copies[2], copies[3], copies[4])):
+        _close(a, b, dtype)
+
+
+@given(n=sizes, dtype=dtypes, step=st.integers(1, 20), lr_decay=st.sampled_from([0.0, 0.1]),
+       weight_decay=st.sampled_from([0.0, 0.05]), seed=st.integers(0, 2**31))
+def test_adagrad(n, dtype, step, lr_decay, weight_decay, seed):
+    p, g, s = _arrays(seed, n, dtype, 3)
+    s = np.abs(s)
+    copies = [a.copy() for a in (p, g, s)]
+    kw = dict(step=step, lr=0.01, lr_decay=lr_decay, eps=1e-10, weight_decay=weight_decay)
+    kopt.adagrad(p, g, s, **kw)
+    rules.adagrad(*copies, **kw)
+    _close(p, copies[0], dtype)
+    _close(s, copies[2], dtype)
+
+
+def test_refs_match_rules():
+    """The kernels' own references are the same rules."""
+    p, g, m, v = _arrays(0, 100, np.float32, 4)
+    v = np.abs(v)
+    a = [x.copy() for x in (p, g, m, v)]
+    kw = dict(step=2, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+              amsgrad=False, decoupled=False)
+    kopt.adam_ref(p, g, m, v, None, **kw)
+    rules.adam(*a, None, **kw)
+    np.testing.assert_array_equal(p, a[0])
+
+
+def test_bad_arrays_are_refused():
+    p = np.ones(4, np.float32)
+    with pytest.raises(ValueError, match="shape"):
+        kopt.adagrad(p, np.ones(3, np.float32), np.ones(4, np.float32), step=1, lr=0.1,
+                     lr_decay=0.0, eps=1e-10, weight_decay=0.0)
+    with pytest.raises(TypeError, match="float32 or float64"):
+        kopt.adagrad(np.ones(4, np.int64), np.ones(4, np.int64), np.ones(4, np.int64), step=1,
+                     lr=0.1, lr_decay=0.0, eps=1e-10, weight_decay=0.0)
+    with pytest.raises(ValueError, match="C-contiguous"):
+        big = np.ones(8, np.float32)
+        kopt.adagrad(big[::2], big[::2].copy(), big[::2].copy(), step=1, lr=0.1,
+                     lr_decay=0.0, eps=1e-10, weight_decay=0.0)

@@ -1,0 +1,73 @@
+"""Softmax cross-entropy, dropout and normalization kernels against their references."""
+
+import numpy as np
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinynet.kernels import dropout, losses, norms
+from kernel_helpers import array, dims, dtypes, needs_numba, tol
+
+pytestmark = needs_numba
+
+
+@given(m=dims, c=st.integers(1, 12), dtype=dtypes, smoothing=st.sampled_from([0.0, 0.1, 1.0]),
+       scale=st.floats(0.01, 10), seed=st.integers(0, 2**31))
+def test_softmax_cross_entropy_matches_reference(m, c, dtype, smoothing, scale, seed):
+    rng = np.random.default_rng(seed)
+    z = array(rng, (m, c), dtype, scale=5.0)
+    labels = rng.integers(0, c, m)
+    loss, grad = losses.softmax_cross_entropy(z, labels, smoothing, scale)
+    loss_ref, grad_ref = losses.softmax_cross_entropy_ref(z, labels, smoothing, scale)
+    assert grad.dtype == dtype
+    np.testing.assert_allclose(loss, loss_ref, rtol=1e-5 if dtype == np.float32 else 1e-12,
+                               atol=1e-5)
+    np.testing.assert_allclose(grad, grad_ref, **tol(dtype, c))
+
+
+def test_softmax_cross_entropy_is_stable_and_independent():
+    """Huge logits stay finite; value agrees with a direct float64 computation."""
+    z = np.array([[1e4, -1e4, 0.0], [3.0, 1.0, -2.0]], np.float32)
+    labels = np.array([1, 0])
+    loss, grad = losses.softmax_cross_entropy(z, labels, 0.0, 0.5)
+    z64 = z.astype(np.float64)
+    p = np.exp(z64 - z64.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    assert np.isfinite(loss) and np.isfinite(grad).all()
+    np.testing.assert_allclose(loss, 2e4 + -np.log(p[1, 0]), rtol=1e-6)
+    np.testing.assert_allclose(grad.sum(axis=1), 0, atol=1e-6)
+
+
+@given(shape=st.tuples(dims, dims), dtype=dtypes, rate=st.sampled_from([0.0, 0.1, 0.5, 0.9]),
+       seed=st.integers(0, 2**31))
+def test_dropout_matches_reference(shape, dtype, rate, seed):
+    rng = np.random.default_rng(seed)
+    x = array(rng, shape, dtype)
+    u = rng.random(shape, dtype=np.float32)
+    y, mask = dropout.dropout_forward(x, u, rate)
+    y_ref, mask_ref = dropout.dropout_forward_ref(x, u, rate)
+    np.testing.assert_array_equal(mask, mask_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    dy = array(rng, shape, dtype)
+    np.testing.assert_array_equal(dropout.dropout_backward(dy, mask),
+                                  dropout.dropout_backward_ref(dy, mask))
+
+
+@given(m=st.sampled_from([1, 2, 5, 33, 300]), n=dims, dtype=dtypes, seed=st.integers(0, 2**31),
+       which=st.sampled_from(["batchnorm", "layernorm"]))
+def test_norms_match_reference(m, n, dtype, seed, which):
+    rng = np.random.default_rng(seed)
+    x = array(rng, (m, n), dtype, scale=3.0) + 1
+    gamma, beta = array(rng, (n,), dtype), array(rng, (n,), dtype)
+    fwd, fwd_ref = getattr(norms, f"{which}_forward"), getattr(norms, f"{which}_forward_ref")
+    bwd, bwd_ref = getattr(norms, f"{which}_backward"), getattr(norms, f"{which}_backward_ref")
+    out, out_ref = fwd(x, gamma, beta, 1e-3), fwd_ref(x, gamma, beta, 1e-3)
+    loose = dict(rtol=2e-4, atol=2e-4) if dtype == np.float32 else dict(rtol=1e-9, atol=1e-9)
+    for a, b in zip(out, out_ref):
+        np.testing.assert_allclose(a, b, **loose)
+    dy = array(rng, (m, n), dtype)
+    grads = [np.zeros(n, dtype) for _ in range(4)]
+    dx = bwd(dy, out_ref[1], out_ref[2], gamma, grads[0], grads[1])
+    dx_ref = bwd_ref(dy, out_ref[1], out_ref[2], gamma, grads[2], grads[3])
+    np.testing.assert_allclose(dx, dx_ref, **loose)
+    np.testing.assert_allclose(grads[0], grads[2], **loose)
+    np.testing.assert_allclose(grads[1], grads[3], **loose)
