@@ -63,6 +63,8 @@ class Sequential(Layer):
         Set by :meth:`compile`.
     stop_training : bool
         Set by a callback to end :meth:`fit` early.
+    history : History or None
+        What the last :meth:`fit` returned.
     """
 
     def __init__(self, layers=None, name: str | None = None, **kwargs):
@@ -73,6 +75,7 @@ class Sequential(Layer):
         self._bound_ids = None  # ids of the parameters this model bound the optimizer to
         self.stop_training = False
         self.stop_reason = None
+        self.history = None  # the History of the last fit
         if layers is not None and not isinstance(layers, (list, tuple)):
             raise TypeError(f"Sequential expected a list of layers, received "
                             f"{type(layers).__name__}")
@@ -481,10 +484,12 @@ class Sequential(Layer):
                 logs[metric.name] = metric(pred, y_batch)
             return logs
 
-        return fit_loop(self, train_step, len(x), epochs=epochs, batch_size=batch_size,
-                        shuffle=shuffle, seed=seed, initial_epoch=initial_epoch,
-                        validate=validate, callbacks=callbacks, verbose=verbose,
-                        stream=stream, terminate_on_nan=terminate_on_nan)
+        self.history = fit_loop(self, train_step, len(x), epochs=epochs,
+                                batch_size=batch_size, shuffle=shuffle, seed=seed,
+                                initial_epoch=initial_epoch, validate=validate,
+                                callbacks=callbacks, verbose=verbose, stream=stream,
+                                terminate_on_nan=terminate_on_nan)
+        return self.history
 
     def _evaluate_arrays(self, x, y, batch_size: int) -> dict:
         means = RunningMeans()
