@@ -1,0 +1,48 @@
+"""The PyTorch peer of the MTL benchmark: hard sharing with equal weights, same MLP,
+same optimizer settings, same data, same epochs (imported only when torch is)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+
+def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: int, lr: float,
+                 seed: int) -> dict:
+    """Train a torch shared-trunk MLP with one linear head per task; return accuracies."""
+    import torch
+    from torch import nn
+
+    torch.manual_seed(seed)
+    x, y = train
+    x_test, y_test = test
+    layers, width = [], x.shape[1]
+    for h in hidden:
+        layers += [nn.Linear(width, h), nn.ReLU()]
+        width = h
+    trunk = nn.Sequential(*layers)
+    heads = nn.ModuleDict({t: nn.Linear(width, n) for t, n in outputs.items()})
+    params = list(trunk.parameters()) + list(heads.parameters())
+    opt = torch.optim.Adam(params, lr=lr)
+    loss_fn = nn.CrossEntropyLoss()
+    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+    yt = {t: torch.from_numpy(y[t].astype(np.int64)) for t in outputs}
+    rng = np.random.default_rng(seed)
+    start, cpu_start = time.perf_counter(), time.process_time()
+    for _ in range(epochs):
+        order = torch.from_numpy(rng.permutation(len(xt)))
+        for s in range(0, len(xt), batch_size):
+            idx = order[s:s + batch_size]
+            z = trunk(xt[idx])
+            loss = sum(loss_fn(heads[t](z), yt[t][idx]) for t in outputs)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    with torch.no_grad():
+        z = trunk(torch.from_numpy(np.ascontiguousarray(x_test, dtype=np.float32)))
+        acc = {f"{t}/accuracy": float((heads[t](z).argmax(1).numpy() == y_test[t]).mean())
+               for t in outputs}
+    return {"test": acc, "params": int(sum(p.numel() for p in params)), "seconds": seconds,
+            "cpu_seconds": cpu_seconds, "threads": torch.get_num_threads()}
