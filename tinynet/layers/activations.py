@@ -38,6 +38,7 @@ import numpy as np
 
 from ..checks import lookup
 from ._checks import check_real
+from .special import normal_cdf
 from .base import Layer
 
 __all__ = [
@@ -181,20 +182,9 @@ class ELU(Activation):
         return {**super().get_config(), "alpha": self.alpha}
 
 
-# math.erfc is accurate to the last bit; vectorize keeps the reference simple
-# (the numba kernels are the fast path).
-_erfc = np.vectorize(math.erfc, otypes=[np.float64])
-
-_SQRT_HALF = math.sqrt(0.5)
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
 _GELU_CUBIC = 0.044715
-
-
-def _normal_cdf(x):
-    """:math:`\\Phi(x) = \\tfrac12 \\operatorname{erfc}(-x/\\sqrt2)`: unlike
-    :math:`\\tfrac12(1 + \\operatorname{erf})`, exact in relative terms for x << 0."""
-    return (0.5 * _erfc(x * -_SQRT_HALF)).astype(x.dtype, copy=False)
 
 
 class GELU(Activation):
@@ -219,7 +209,8 @@ class GELU(Activation):
         \Bigl(s + 2 x\, s (1 - s)\sqrt{2/\pi}\,(1 + 3 \cdot 0.044715\,x^2)\Bigr)
 
     Both match ``torch.nn.GELU(approximate=...)`` to rounding; :math:`\Phi`
-    is computed with erfc and :math:`s` with a stable sigmoid, which avoid
+    is computed with erfc (:mod:`tinynet.layers.special`) and :math:`s` with a
+    stable sigmoid, which avoid
     the cancellation in :math:`1 + \operatorname{erf}` and :math:`1 + \tanh`
     for large negative inputs.
 
@@ -239,7 +230,7 @@ class GELU(Activation):
         return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
 
     def _forward(self, x):
-        gate = self._tanh_gate(x) if self.approximate == "tanh" else _normal_cdf(x)
+        gate = self._tanh_gate(x) if self.approximate == "tanh" else normal_cdf(x)
         return x * gate
 
     def _backward(self, x, y, dy):
@@ -248,7 +239,7 @@ class GELU(Activation):
             du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
             return dy * (s + 2.0 * x * s * (1.0 - s) * du)
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-        return dy * (_normal_cdf(x) + x * pdf)
+        return dy * (normal_cdf(x) + x * pdf)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "approximate": self.approximate}
