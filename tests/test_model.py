@@ -85,8 +85,11 @@ def test_add_pop_get_layer():
         model.get_layer("rr")
     with pytest.raises(IndexError):
         model.get_layer(5)
-    with pytest.raises(ValueError, match="already has a layer named 'a'"):
-        model.add(Dense(2, name="a"))
+    with pytest.raises(ValueError, match="already in this Sequential"):
+        model.add(model.layers[0])
+    model.add(Dense(3, name="a"))  # names may repeat (a loaded model meets new layers)
+    assert model.get_layer("a") is model.layers[0]
+    model.pop()
     with pytest.raises(TypeError, match="Layer instances"):
         model.add("dense")
     model.pop(), model.pop()

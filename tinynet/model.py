@@ -100,12 +100,11 @@ class Sequential(Layer):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential expected Layer instances, received "
                             f"{type(layer).__name__} ({layer!r})"[:200])
-        if layer is self:
-            raise ValueError("a Sequential cannot contain itself")
-        if any(layer.name == other.name for other in self._layers):
-            raise ValueError(f"Sequential {getattr(self, 'name', '')!r} already has a "
-                             f"layer named {layer.name!r}; layer names must be unique "
-                             f"within a model (pass name=...)")
+        # Names need not be unique: weights are saved by position, and a loaded
+        # model's "dense_1" may meet a new layer auto-named "dense_1".
+        if layer is self or any(layer is other for other in self._layers):
+            raise ValueError(f"{layer._who} is already in this Sequential; a layer "
+                             f"object can appear once (create a new one to repeat it)")
 
     def add(self, layer: Layer) -> None:
         """Append ``layer``; builds it on the current output shape if the
@@ -131,7 +130,8 @@ class Sequential(Layer):
         return layer
 
     def get_layer(self, key) -> Layer:
-        """A layer by name or by index (negative counts from the end)."""
+        """A layer by name (the first with that name) or by index (negative
+        counts from the end)."""
         if isinstance(key, str):
             for layer in self._layers:
                 if layer.name == key:
