@@ -289,6 +289,7 @@ def test_missing_file_is_file_not_found(tmp_path):
     (lambda h, a: a.pop("weight_0001"), "cannot rebuild"),
     (lambda h, a: a.update(weight_0000=np.zeros((5, 5), np.float32)), "do not fit"),
     (lambda h, a: a.update(optimizer_0000=np.array("SGD")), "optimizer state"),
+    (lambda h, a: h["compile"]["loss"].update({"class": "Hinge"}), "compile settings"),
 ])
 def test_inconsistent_files(tmp_path, change, match):
     good = _good_file(tmp_path)
@@ -298,6 +299,13 @@ def test_inconsistent_files(tmp_path, change, match):
     bad = _rewrite_header(good, tmp_path / "bad.npz", change)
     with pytest.raises(ModelFileError, match=match):
         tn.load(bad)
+
+
+def test_compile_false_skips_the_training_set_up(tmp_path):
+    bad = _rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz",
+                          lambda h, a: h["compile"]["loss"].update({"class": "Hinge"}))
+    model = tn.load(bad, compile=False)
+    assert model.loss is None and model.optimizer is None
 
 
 def test_header_that_is_not_json_or_not_uint8(tmp_path):

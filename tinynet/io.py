@@ -50,7 +50,7 @@ import zlib
 
 import numpy as np
 
-from .layers.base import LAYER_CLASSES, Layer, layer_from_dict, layer_to_dict
+from .layers.base import Layer, layer_from_dict, layer_to_dict
 
 __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
            "atomic_write", "FORMAT", "VERSION"]
@@ -282,8 +282,7 @@ def _read(path) -> tuple[dict, dict]:
     version = header.get("version")
     if not isinstance(version, int) or version > VERSION:
         raise ModelFileError(f"{path!r} has tinynet file format version {version!r}; this "
-                             f"tinynet ({VERSION}) reads versions up to {VERSION} -- "
-                             f"upgrade tinynet")
+                             f"tinynet reads versions up to {VERSION} -- upgrade tinynet")
     return header, arrays
 
 
@@ -328,8 +327,8 @@ def load(path, compile: bool = True):
         weights = [arrays[f"weight_{i:04d}"] for i in range(len(specs))]
     except (KeyError, TypeError, ValueError) as exc:
         raise ModelFileError(f"{path!r}: cannot rebuild the model it describes: "
-                             f"{type(exc).__name__}: {exc}"
-                             f" (registered layer classes: {len(LAYER_CLASSES)})") from None
+                             f"{type(exc).__name__}: {exc} (a model with your own layer "
+                             f"classes needs their module imported before loading)") from None
     try:
         set_weights(model, weights)
     except (TypeError, ValueError) as exc:
@@ -337,7 +336,12 @@ def load(path, compile: bool = True):
             from None
     compile_config = header.get("compile")
     if compile and compile_config is not None and hasattr(model, "compile_from_config"):
-        model.compile_from_config(compile_config)
+        try:
+            model.compile_from_config(compile_config)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path!r}: cannot restore its compile settings: "
+                                 f"{type(exc).__name__}: {exc} (load(path, compile=False) "
+                                 f"skips them)") from None
         keys = header.get("optimizer_state")
         if keys is not None and getattr(model, "optimizer", None) is not None:
             try:
