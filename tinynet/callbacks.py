@@ -35,7 +35,6 @@ import warnings
 
 import numpy as np
 
-from .checks import check_positive_int
 
 __all__ = ["Callback", "CallbackList", "History", "TerminateOnNaN", "EarlyStopping",
            "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau"]

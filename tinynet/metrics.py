@@ -202,8 +202,8 @@ METRICS: dict[str, type] = {
 
 def get(spec) -> Metric:
     """A metric from a name (``"accuracy"``, ``"top_3_accuracy"``, ``"mse"``...),
-    a :class:`Metric` instance, a :func:`to_config` dict, or a function ``f(pred, target) -> float``
-    (named after the function)."""
+    a :class:`Metric` instance, a :func:`to_config` dict, or a function
+    ``f(pred, target) -> float`` (named after the function)."""
     if isinstance(spec, Metric):
         return spec
     if isinstance(spec, dict):

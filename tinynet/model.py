@@ -223,11 +223,23 @@ class Sequential(Layer):
             x = layer.forward(x, training=training)
         return x
 
-    def backward(self, dy) -> np.ndarray:
-        """Run the layers' backward passes in reverse; returns dL/dx."""
-        for layer in reversed(self._layers):
+    def backward(self, dy, need_dx: bool = True) -> np.ndarray:
+        """Run the layers' backward passes in reverse; returns dL/dx.
+
+        With ``need_dx=False`` (training, where the input needs no gradient)
+        a first layer that supports it skips computing dL/dx and None is
+        returned -- for an MLP on 784 inputs that is a third of the work.
+        """
+        if not self._layers:
+            return dy
+        for layer in reversed(self._layers[1:]):
             dy = layer.backward(dy)
-        return dy
+        first = self._layers[0]
+        if not need_dx and getattr(first, "can_skip_dx", False):
+            return first.backward(dy, need_dx=False)
+        return first.backward(dy)
+
+    can_skip_dx = True
 
     # -------------------------------------------------------------- weights
     def get_weights(self) -> list[np.ndarray]:
@@ -353,7 +365,8 @@ class Sequential(Layer):
         if self.loss is None:
             return None
         from . import optim
-        return {"optimizer": optim.optimizer_to_dict(self.optimizer), "loss": losses_mod.loss_to_dict(self.loss),
+        return {"optimizer": optim.optimizer_to_dict(self.optimizer),
+                "loss": losses_mod.loss_to_dict(self.loss),
                 "metrics": [metrics_mod.to_config(m) for m in self.metrics]}
 
     def compile_from_config(self, config: dict) -> None:
@@ -478,7 +491,7 @@ class Sequential(Layer):
             self.zero_grad()
             pred = self.forward(x_batch, training=True)
             logs = {"loss": self.loss.forward(pred, y_batch)}
-            self.backward(self.loss.backward())
+            self.backward(self.loss.backward(), need_dx=False)
             self.optimizer.step()
             for metric in self.metrics:
                 logs[metric.name] = metric(pred, y_batch)
