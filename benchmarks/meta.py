@@ -63,8 +63,13 @@ def make_learner(method, seed):
 
 
 def _cell(entry, key="loss", digits=3):
-    if not entry or not np.isfinite(entry.get(key, np.nan)):
-        return "diverged"
+    if not entry:
+        return "-"
+    if not np.isfinite(entry.get(key, np.nan)):
+        if "loss_finite" not in entry:
+            return "diverged"
+        return (f"{entry['loss_finite']:.{digits}f} ± {entry['loss_finite_ci95']:.{digits}f} "
+                f"({entry['n_diverged']} diverged)")
     return f"{entry[key]:.{digits}f} ± {entry[key + '_ci95']:.{digits}f}"
 
 
@@ -295,7 +300,11 @@ def markdown(results, args):
                   report.markdown_table(["method", "1-shot", "5-shot"], rows), "",
                   "MAML/ANIL/baseline: 10 SGD steps (lr 0.1) on the support set; ProtoNet: "
                   "nearest prototype.", ""]
-    lines += ["Command: `python -m benchmarks meta" + (" --quick" if args.quick else "") + "`"]
+    command = "python -m benchmarks meta" + (" --quick" if args.quick else "")
+    if args.blas_threads:
+        command += f" --blas-threads {args.blas_threads}"
+    lines += [f"Command: `{command}` (sinusoid iterations {args.iterations}, few-shot "
+              f"iterations {args.fewshot_iterations}, {args.test_tasks} test tasks)"]
     return "\n".join(lines)
 
 
@@ -306,17 +315,26 @@ def main(argv):
     parser.add_argument("--parts", nargs="+", default=["speed", "sinusoid", "fewshot"],
                         choices=["speed", "sinusoid", "fewshot"])
     parser.add_argument("--iterations", type=int, default=None,
-                        help="sinusoid meta-iterations (default 20000; --quick 40)")
+                        help="sinusoid meta-iterations (default 10000; --quick 40)")
     parser.add_argument("--fewshot-iterations", type=int, default=None,
-                        help="few-shot meta-iterations (default 3000; --quick 20)")
+                        help="few-shot meta-iterations (default 2000; --quick 20)")
+    parser.add_argument("--blas-threads", type=int, default=None,
+                        help="limit NumPy's BLAS threads (via threadpoolctl, if installed); "
+                             "1 avoids thread contention on a busy 2-core machine")
     parser.add_argument("--test-tasks", type=int, default=None,
                         help="evaluation tasks/episodes (default 600; --quick 20)")
     args = parser.parse_args(argv)
-    args.iterations = args.iterations or (40 if args.quick else 20000)
-    args.fewshot_iterations = args.fewshot_iterations or (20 if args.quick else 3000)
+    args.iterations = args.iterations or (40 if args.quick else 10000)
+    args.fewshot_iterations = args.fewshot_iterations or (20 if args.quick else 2000)
     args.test_tasks = args.test_tasks or (20 if args.quick else 600)
     results, curves, examples = {"settings": vars(args).copy()}, {}, {}
     results["settings"]["out"] = str(args.out)
+    if args.blas_threads:
+        try:
+            from threadpoolctl import threadpool_limits
+            threadpool_limits(args.blas_threads, user_api="blas")
+        except ImportError:
+            results["settings"]["blas_threads"] = "not set (threadpoolctl missing)"
     if "speed" in args.parts:
         print("speed: second-order MAML tasks/s", flush=True)
         results["speed"] = speed(args.quick)

@@ -165,3 +165,13 @@ def test_constructor_and_call_errors():
     with pytest.raises(ValueError, match="every one of the"):
         prototype_loss(np.zeros((1, 2, 3)), np.zeros((1, 2), int), np.zeros((1, 1, 3)),
                        np.zeros((1, 1), int), 2)
+
+
+def test_evaluate_counts_tasks_where_the_inner_loop_diverged():
+    maml = MAML(sine_model(), inner_lr=50.0)  # far too large: some tasks blow up
+    tasks = SinusoidTasks(5, seed=4).sample(40)
+    with np.errstate(all="ignore"):
+        entry = maml.evaluate(tasks, steps=10)["steps"][10]
+    assert not np.isfinite(entry["loss"]) and 1 <= entry["n_diverged"] <= 40
+    if entry["n_diverged"] < 40:
+        assert np.isfinite(entry["loss_finite"])

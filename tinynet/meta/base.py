@@ -220,7 +220,9 @@ class MetaLearner:
         dict
             ``{"n_tasks": n, "steps": {s: {"loss": mean, "loss_ci95": half-width,
             "accuracy": ..., "accuracy_ci95": ...}}}`` (accuracy for
-            cross-entropy only).
+            cross-entropy only). If the inner SGD diverged on some tasks the
+            mean is not finite; the entry then also holds ``n_diverged`` and
+            ``loss_finite`` (± ``loss_finite_ci95``) over the other tasks.
         """
         batch = self._task_batch(tasks, n_tasks, seed)
         steps = sorted({_check_steps(s, "evaluate")
@@ -261,7 +263,16 @@ class MetaLearner:
             entry = {}
             for key, parts in lists.items():
                 if parts:
-                    entry[key], entry[key + "_ci95"] = summarize(np.concatenate(parts))
+                    values = np.concatenate(parts)
+                    finite = np.isfinite(values)
+                    entry[key], entry[key + "_ci95"] = summarize(values)
+                    if key == "loss" and not finite.all():
+                        # inner SGD blew up on some tasks: say how many, and
+                        # what the others reached
+                        entry["n_diverged"] = int((~finite).sum())
+                        if finite.any():
+                            entry["loss_finite"], entry["loss_finite_ci95"] = summarize(
+                                values[finite])
             result["steps"][s] = entry
         return result
 
