@@ -106,3 +106,19 @@ def test_format_logs_uses_fixed_decimals_and_scientific_for_extremes():
     assert format_logs({"loss": 0.28171}) == " - loss: 0.2817"
     assert format_logs({"loss": 1.5e-5}) == " - loss: 1.5e-05"
     assert format_logs({"loss": np.nan}) == " - loss: nan"
+
+
+def test_a_stop_mid_epoch_shows_the_batches_done_and_the_reason():
+    stream = FakeTTY()
+    calls = []
+
+    def step(idx):
+        calls.append(1)
+        return {"loss": float("nan") if len(calls) == 3 else 1.0}
+
+    bar = ProgressBar(verbose=1, stream=stream, clock=Clock(0.5))
+    with pytest.warns(RuntimeWarning):
+        fit_loop(Model(), step, 40, epochs=2, batch_size=4, verbose=0, callbacks=[bar])
+    final = stream.getvalue().split("\r")[-1]
+    assert "Epoch 1/2   3/10 [=========>" in final and "loss: nan" in final
+    assert final.rstrip().splitlines()[-1].startswith("TerminateOnNaN: the loss became nan")

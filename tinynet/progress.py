@@ -84,6 +84,7 @@ class ProgressBar(Callback):
         self._last_draw = -float("inf")
         self._last_len = 0
         self._epoch_label = ""
+        self._done = 0
 
     def on_train_begin(self, logs=None):
         if self.stream is None:
@@ -95,8 +96,10 @@ class ProgressBar(Callback):
         self._last_draw = -float("inf")
         self._last_len = 0
         self._epoch_label = f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}"
+        self._done = 0
 
     def on_batch_end(self, batch, logs=None):
+        self._done = batch + 1
         if not self._live:
             return
         now = self.clock()
@@ -113,8 +116,9 @@ class ProgressBar(Callback):
     def on_epoch_end(self, epoch, logs=None):
         elapsed = format_seconds(self.clock() - self._epoch_start)
         if self._live:
-            steps = self.params.get("steps") or 0
-            self._draw(f"{self._bar(steps, steps)} {elapsed}{format_logs(logs or {})}")
+            # _done < steps when training stopped mid-epoch (a NaN loss)
+            self._draw(f"{self._bar(self._done, self.params.get('steps') or 0)} {elapsed}"
+                       f"{format_logs(logs or {})}")
             self.stream.write("\n")
         else:
             self.stream.write(f"{self._epoch_label} - {elapsed}{format_logs(logs or {})}\n")
