@@ -223,8 +223,8 @@ def main(argv) -> int:
     parser.add_argument("--tower", type=int, default=64)
     parser.add_argument("--soft-penalty", type=float, default=1e-3)
     parser.add_argument("--blas-threads", type=int, default=None,
-                        help="limit NumPy's (and torch's) BLAS threads; 1 avoids thread "
-                             "contention on a busy 2-core machine")
+                        help="limit the threads of NumPy's BLAS, Numba's parallel kernels "
+                             "and torch; 1 avoids thread contention on a busy 2-core machine")
     args = parser.parse_args(argv)
     quick = args.quick
     args.seeds = args.seeds or (1 if quick else 2)
@@ -248,6 +248,11 @@ def main(argv) -> int:
         try:
             import torch
             torch.set_num_threads(args.blas_threads)
+        except ImportError:
+            pass
+        try:  # tinynet's parallel Numba kernels: spinning threads on a busy machine cost most
+            import numba
+            numba.set_num_threads(min(args.blas_threads, numba.config.NUMBA_NUM_THREADS))
         except ImportError:
             pass
     start = time.perf_counter()
