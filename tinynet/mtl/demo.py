@@ -21,6 +21,11 @@ TASKS = {"left": 10, "right": 10}
 
 def run(seed: int = 0, verbose: int = 1, n_train: int = 2000, epochs: int = 10) -> dict:
     """Train the demo's models; return the table the CLI prints."""
+    with ex.limit_threads(1):
+        return _run(seed, verbose, n_train, epochs)
+
+
+def _run(seed, verbose, n_train, epochs):
     train, test = load_multi_digits(n_train=n_train, n_test=1000, seed=seed)
     hidden = [96, 64]
     fit = dict(loss="cross_entropy", metrics=["accuracy"], epochs=epochs, batch_size=64,
