@@ -23,7 +23,7 @@ parameters leave the optimizer, but it still passes gradients to its input.
 
 from __future__ import annotations
 
-import itertools
+import re
 from collections import defaultdict
 
 import numpy as np
@@ -36,7 +36,18 @@ __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_
 #: Every concrete layer class by its class name; filled by ``Layer.__init_subclass__``.
 LAYER_CLASSES: dict[str, type] = {}
 
-_name_counters: dict[str, itertools.count] = defaultdict(lambda: itertools.count(1))
+# The highest ``<base>_<n>`` suffix seen per base name, so that a layer created
+# after loading a model (whose layers carry explicit names such as "dense_1")
+# never receives a name already in use.
+_last_name_index: dict[str, int] = defaultdict(int)
+_NAME_PATTERN = re.compile(r"^(.*)_(\d+)$")
+
+
+def _note_name(name: str) -> None:
+    match = _NAME_PATTERN.match(name)
+    if match:
+        base, index = match.group(1), int(match.group(2))
+        _last_name_index[base] = max(_last_name_index[base], index)
 
 
 def _snake(name: str) -> str:
@@ -89,10 +100,12 @@ class Layer:
                  input_dim: int | None = None, input_shape=None, seed: int | None = None):
         if name is None:
             base = _snake(type(self).__name__)
-            name = f"{base}_{next(_name_counters[base])}"
+            _last_name_index[base] += 1
+            name = f"{base}_{_last_name_index[base]}"
         if not isinstance(name, str) or not name:
             raise TypeError(f"{type(self).__name__} expected name as a non-empty string, "
                             f"received {name!r}")
+        _note_name(name)
         self.name = name
         self._trainable = bool(trainable)
         self.dtype = None if dtype is None else np.dtype(dtype)
