@@ -71,17 +71,47 @@ def _configure_numba() -> None:
 _configure_numba()
 
 
+def _jit(f, parallel, exact):
+    return numba.njit(cache=True, fastmath=False if exact else set(FASTMATH),
+                      parallel=parallel, nogil=True, error_model="numpy")(f)
+
+
+class _SerialOrParallel:
+    """A parallel kernel whose last argument is its number of chunks; with one
+    chunk it runs a serial build of the same function, so small problems never
+    wake the thread pool (whose barrier waits for a descheduled worker on a
+    busy machine)."""
+
+    def __init__(self, f, exact):
+        import types
+        serial = types.FunctionType(f.__code__, f.__globals__, f.__name__ + "_serial",
+                                    f.__defaults__, f.__closure__)
+        # a distinct qualified name gives the serial build its own cache files
+        serial.__qualname__ = f.__qualname__ + "_serial"
+        serial.__module__ = f.__module__
+        self.py_func = f
+        self.parallel = _jit(f, True, exact)
+        self.serial = _jit(serial, False, exact)
+        self.__doc__, self.__name__ = f.__doc__, f.__name__
+
+    def __call__(self, *args):
+        return (self.serial if args[-1] == 1 else self.parallel)(*args)
+
+
 def njit(fn=None, *, parallel: bool = False, exact: bool = False):
     """``numba.njit`` with tinynet's options (identity when Numba is missing).
 
+    ``parallel=True`` kernels take their number of chunks as the last
+    argument and run serially when it is 1 (see :class:`_SerialOrParallel`).
     ``exact=True`` turns fast-math off: for kernels that must round every
     operation as their reference does (optimizer updates).
     """
     def wrap(f):
         if numba is None:
             return f
-        return numba.njit(cache=True, fastmath=False if exact else set(FASTMATH),
-                          parallel=parallel, nogil=True, error_model="numpy")(f)
+        if parallel:
+            return _SerialOrParallel(f, exact)
+        return _jit(f, False, exact)
     return wrap(fn) if fn is not None else wrap
 
 

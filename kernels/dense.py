@@ -29,7 +29,7 @@ import numpy as np
 from .activations import (IDENTITY, act_backward_ref, act_forward_ref, act_grad_rows,
                           bias_act_rows, needs_input)
 from .config import NUMBA_ENABLED, njit, num_threads, prange
-from .gemm import _nn_rows, matmul_nt, matmul_tn, row_chunks
+from .gemm import PARALLEL_MIN_MACS, _nn_rows, matmul_nt, matmul_tn, row_chunks
 
 __all__ = ["dense_forward", "dense_backward", "bias_grad", "act_grad_bias",
            "dense_forward_ref", "dense_backward_ref", "bias_grad_ref", "act_grad_bias_ref"]
@@ -72,7 +72,7 @@ def _reduce_partials(partials, n_chunks, out):
 
 
 def _threads_for(n_rows, n_cols):
-    return row_chunks(n_rows) if n_rows * n_cols >= 4096 else 1
+    return row_chunks(n_rows) if n_rows * n_cols >= (1 << 18) else 1
 
 
 def dense_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
@@ -106,7 +106,7 @@ def dense_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     store_z = z_out is not None
     _dense_forward(x, w, np.empty(0, x.dtype) if b is None else b, b is not None, y,
                    z_out if store_z else y, store_z, code, x.dtype.type(alpha),
-                   row_chunks(M) if M * N * x.shape[1] >= 32768 else 1)
+                   row_chunks(M) if M * N * x.shape[1] >= PARALLEL_MIN_MACS else 1)
     return y
 
 

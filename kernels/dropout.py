@@ -44,7 +44,7 @@ def _mul(a, b, out, n_chunks):
 
 
 def _chunks(n):
-    return max(1, min(num_threads(), n // 32768)) if n >= 65536 else 1
+    return max(1, min(num_threads(), n // (1 << 17))) if n >= (1 << 18) else 1
 
 
 def dropout_forward(x, u, rate):

@@ -36,6 +36,9 @@ __all__ = ["gemm_nn", "transpose_into", "matmul", "matmul_tn", "matmul_nt",
 _NC = 256
 _KC = 64
 
+#: Products smaller than this many multiply-adds run on one thread.
+PARALLEL_MIN_MACS = 1 << 20
+
 
 def row_chunks(n_rows: int, n_threads: int | None = None, multiple: int = 4) -> int:
     """Number of row chunks for ``n_rows`` rows: at most one per thread and
@@ -43,6 +46,13 @@ def row_chunks(n_rows: int, n_threads: int | None = None, multiple: int = 4) -> 
     if n_threads is None:
         n_threads = num_threads()
     return max(1, min(n_threads, n_rows // max(multiple, 1)))
+
+
+def _chunks_for(n_rows: int, work_per_row: int) -> int:
+    """Row chunks for a product of n_rows rows: one below ~1M multiply-adds
+    (~20 µs), where waking a second thread -- and, on a busy machine, waiting
+    for it to be scheduled -- costs more than it saves."""
+    return row_chunks(n_rows) if n_rows * work_per_row >= PARALLEL_MIN_MACS else 1
 
 
 @njit
@@ -123,18 +133,19 @@ _TB = 32  # transpose tile
 
 
 @njit(parallel=True)
-def transpose_into(src, dst):
-    """dst[:] = src.T in 32 x 32 tiles, tiles of rows of dst split over threads."""
+def transpose_into(src, dst, n_chunks):
+    """dst[:] = src.T in 32 x 32 tiles; groups of tile columns split over chunks."""
     R, C = src.shape
     n_tiles = (C + _TB - 1) // _TB
-    for t in prange(n_tiles):
-        j0 = t * _TB
-        j1 = min(j0 + _TB, C)
-        for i0 in range(0, R, _TB):
-            i1 = min(i0 + _TB, R)
-            for j in range(j0, j1):
-                for i in range(i0, i1):
-                    dst[j, i] = src[i, j]
+    for t in prange(n_chunks):
+        for tile in range((n_tiles * t) // n_chunks, (n_tiles * (t + 1)) // n_chunks):
+            j0 = tile * _TB
+            j1 = min(j0 + _TB, C)
+            for i0 in range(0, R, _TB):
+                i1 = min(i0 + _TB, R)
+                for j in range(j0, j1):
+                    for i in range(i0, i1):
+                        dst[j, i] = src[i, j]
 
 
 # ------------------------------------------------------------------ wrappers
@@ -187,7 +198,8 @@ def matmul(a, b, out=None, accumulate=False):
         if not accumulate:
             c.fill(0)
         return c
-    gemm_nn(_c_or_f(a), np.ascontiguousarray(b), c, accumulate, row_chunks(a.shape[0]))
+    gemm_nn(_c_or_f(a), np.ascontiguousarray(b), c, accumulate,
+            _chunks_for(a.shape[0], a.shape[1] * b.shape[1]))
     return c
 
 
@@ -203,7 +215,8 @@ def matmul_tn(a, b, out=None, accumulate=False):
         if not accumulate:
             c.fill(0)
         return c
-    gemm_nn(_c_or_f(a).T, np.ascontiguousarray(b), c, accumulate, row_chunks(a.shape[1]))
+    gemm_nn(_c_or_f(a).T, np.ascontiguousarray(b), c, accumulate,
+            _chunks_for(a.shape[1], a.shape[0] * b.shape[1]))
     return c
 
 
@@ -219,8 +232,9 @@ def matmul_nt(a, b, out=None, accumulate=False, scratch=None):
         return c
     if scratch is None or scratch.shape != (b.shape[1], b.shape[0]) or scratch.dtype != b.dtype:
         scratch = np.empty((b.shape[1], b.shape[0]), b.dtype)
-    transpose_into(b, scratch)
-    gemm_nn(_c_or_f(a), scratch, c, accumulate, row_chunks(a.shape[0]))
+    n_tiles = (b.shape[1] + _TB - 1) // _TB
+    transpose_into(b, scratch, max(1, min(num_threads(), n_tiles)) if b.size >= (1 << 18) else 1)
+    gemm_nn(_c_or_f(a), scratch, c, accumulate, _chunks_for(a.shape[0], a.shape[1] * b.shape[0]))
     return c
 
 

@@ -81,7 +81,7 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0, scale=1.0, grad_o
     grad = np.empty_like(z) if grad_out is None else grad_out
     if z.shape[0] == 0:
         return 0.0, grad
-    n_chunks = max(1, min(num_threads(), z.shape[0] // 64)) if z.size >= 8192 else 1
+    n_chunks = max(1, min(num_threads(), z.shape[0] // 64)) if z.size >= (1 << 16) else 1
     partials = np.zeros(n_chunks)
     _softmax_ce(z, np.ascontiguousarray(labels, dtype=np.int64), float(label_smoothing),
                 grad, z.dtype.type(scale), partials, n_chunks)

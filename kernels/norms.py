@@ -34,66 +34,80 @@ __all__ = ["batchnorm_forward", "batchnorm_backward", "layernorm_forward",
 
 
 def _chunks(n_split, size):
-    return max(1, min(num_threads(), n_split)) if size >= 65536 else 1
+    return max(1, min(num_threads(), n_split)) if size >= (1 << 18) else 1
 
 
 # ---------------------------------------------------------------- BatchNorm
+@njit
+def _bn_forward_cols(x, gamma, beta, eps, y, x_hat, inv_std, mean, var):
+    """Columns of one chunk (all arrays already sliced to them)."""
+    M, N = x.shape
+    s = np.zeros(N)
+    for i in range(M):
+        row = x[i]
+        for j in range(N):
+            s[j] += row[j]
+    for j in range(N):
+        mean[j] = s[j] / M
+        s[j] = 0.0
+    for i in range(M):
+        row = x[i]
+        for j in range(N):
+            d = row[j] - mean[j]
+            s[j] += d * d
+    for j in range(N):
+        var[j] = s[j] / M
+        inv_std[j] = 1.0 / math.sqrt(var[j] + eps)
+    for i in range(M):
+        xr = x[i]
+        hr = x_hat[i]
+        yr = y[i]
+        for j in range(N):
+            h = (xr[j] - mean[j]) * inv_std[j]
+            hr[j] = h
+            yr[j] = h * gamma[j] + beta[j]
+
+
 @njit(parallel=True)
 def _bn_forward(x, gamma, beta, eps, y, x_hat, inv_std, mean, var, n_chunks):
-    M, N = x.shape
+    N = x.shape[1]
     for t in prange(n_chunks):
-        j0, j1 = (N * t) // n_chunks, (N * (t + 1)) // n_chunks
-        s = np.zeros(j1 - j0)
-        for i in range(M):
-            row = x[i, j0:j1]
-            for j in range(j1 - j0):
-                s[j] += row[j]
-        for j in range(j1 - j0):
-            mean[j0 + j] = s[j] / M
-            s[j] = 0.0
-        for i in range(M):
-            row = x[i, j0:j1]
-            for j in range(j1 - j0):
-                d = row[j] - mean[j0 + j]
-                s[j] += d * d
-        for j in range(j1 - j0):
-            var[j0 + j] = s[j] / M
-            inv_std[j0 + j] = 1.0 / math.sqrt(var[j0 + j] + eps)
-        for i in range(M):
-            xr = x[i, j0:j1]
-            hr = x_hat[i, j0:j1]
-            yr = y[i, j0:j1]
-            for j in range(j1 - j0):
-                h = (xr[j] - mean[j0 + j]) * inv_std[j0 + j]
-                hr[j] = h
-                yr[j] = h * gamma[j0 + j] + beta[j0 + j]
+        a, b = (N * t) // n_chunks, (N * (t + 1)) // n_chunks
+        _bn_forward_cols(x[:, a:b], gamma[a:b], beta[a:b], eps, y[:, a:b], x_hat[:, a:b],
+                         inv_std[a:b], mean[a:b], var[a:b])
+
+
+@njit
+def _bn_backward_cols(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx):
+    M, N = dy.shape
+    sdy = np.zeros(N)
+    sdyx = np.zeros(N)
+    for i in range(M):
+        dr = dy[i]
+        hr = x_hat[i]
+        for j in range(N):
+            sdy[j] += dr[j]
+            sdyx[j] += dr[j] * hr[j]
+    for j in range(N):
+        dgamma[j] += sdyx[j]
+        dbeta[j] += sdy[j]
+        sdy[j] /= M
+        sdyx[j] /= M
+    for i in range(M):
+        dr = dy[i]
+        hr = x_hat[i]
+        out = dx[i]
+        for j in range(N):
+            out[j] = inv_std[j] * gamma[j] * (dr[j] - sdy[j] - hr[j] * sdyx[j])
 
 
 @njit(parallel=True)
 def _bn_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx, n_chunks):
-    M, N = dy.shape
+    N = dy.shape[1]
     for t in prange(n_chunks):
-        j0, j1 = (N * t) // n_chunks, (N * (t + 1)) // n_chunks
-        sdy = np.zeros(j1 - j0)
-        sdyx = np.zeros(j1 - j0)
-        for i in range(M):
-            dr = dy[i, j0:j1]
-            hr = x_hat[i, j0:j1]
-            for j in range(j1 - j0):
-                sdy[j] += dr[j]
-                sdyx[j] += dr[j] * hr[j]
-        for j in range(j1 - j0):
-            dgamma[j0 + j] += sdyx[j]
-            dbeta[j0 + j] += sdy[j]
-            sdy[j] /= M
-            sdyx[j] /= M
-        for i in range(M):
-            dr = dy[i, j0:j1]
-            hr = x_hat[i, j0:j1]
-            out = dx[i, j0:j1]
-            for j in range(j1 - j0):
-                gj = gamma[j0 + j]
-                out[j] = inv_std[j0 + j] * gj * (dr[j] - sdy[j] - hr[j] * sdyx[j])
+        a, b = (N * t) // n_chunks, (N * (t + 1)) // n_chunks
+        _bn_backward_cols(dy[:, a:b], x_hat[:, a:b], inv_std[a:b], gamma[a:b], dgamma[a:b],
+                          dbeta[a:b], dx[:, a:b])
 
 
 def batchnorm_forward(x, gamma, beta, eps):
@@ -108,6 +122,9 @@ def batchnorm_forward(x, gamma, beta, eps):
     M, N = x.shape
     y, x_hat = np.empty_like(x), np.empty_like(x)
     inv_std, mean, var = (np.empty(N, x.dtype) for _ in range(3))
+    if N and not M:  # statistics of no rows: NaN, as NumPy's mean of nothing
+        for a in (inv_std, mean, var):
+            a.fill(np.nan)
     if M and N:
         _bn_forward(x, gamma, beta, x.dtype.type(eps), y, x_hat, inv_std, mean, var,
                     _chunks(N // 8, x.size))
@@ -203,6 +220,8 @@ def layernorm_forward(x, gamma, beta, eps):
     M, N = x.shape
     y, x_hat = np.empty_like(x), np.empty_like(x)
     inv_std = np.empty(M, x.dtype)
+    if M and not N:  # statistics of no features: NaN, as NumPy's mean of nothing
+        inv_std.fill(np.nan)
     if M and N:
         _ln_forward(x, gamma, beta, x.dtype.type(eps), y, x_hat, inv_std,
                     _chunks(M // 8, x.size))

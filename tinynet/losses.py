@@ -397,6 +397,37 @@ class CrossEntropy(Loss):
             probs = probs.astype(pred.dtype, copy=False)
         return probs
 
+    def forward(self, pred, target, sample_weight=None, mask=None) -> float:
+        self._fused_grad = None
+        if sample_weight is None and mask is None:
+            value = self._fused_forward(pred, target)
+            if value is not None:
+                return value
+        return super().forward(pred, target, sample_weight=sample_weight, mask=mask)
+
+    __call__ = forward
+
+    def backward(self) -> np.ndarray:
+        if getattr(self, "_fused_grad", None) is not None:
+            return self._fused_grad
+        return super().backward()
+
+    def _fused_forward(self, pred, target):
+        """Loss and gradient in one kernel pass, for integer labels without
+        weights (unless the backend is "numpy"); None when it does not apply.
+        The generic path (``_forward``/``_backward``) is its reference."""
+        from . import kernels
+        if (kernels.effective_backend() == "numpy" or not isinstance(pred, np.ndarray)
+                or pred.dtype not in (np.float32, np.float64) or pred.ndim != 2
+                or pred.shape[0] == 0 or np.ndim(target) != 1):
+            return None
+        labels = check_labels(target, pred.shape[1], pred.shape[0], self._who)
+        total, grad = kernels.impl("softmax_cross_entropy", pred.size)(
+            pred, labels, self.label_smoothing, 1.0 / pred.shape[0])
+        self._cache = None
+        self._fused_grad = grad
+        return total / pred.shape[0]
+
     def _forward(self, logits, probs):
         return -(probs * log_softmax(logits)).sum(axis=1)
 

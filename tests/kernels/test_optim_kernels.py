@@ -11,7 +11,7 @@ from kernel_helpers import dtypes, needs_numba
 rules = pytest.importorskip("tinynet.optim.rules")
 pytestmark = needs_numba
 
-sizes = st.sampled_from([0, 1, 3, 17, 1000, 70000])  # 70000: the parallel path
+sizes = st.sampled_from([0, 1, 3, 17, 1000, 140001])  # 140001: the parallel path
 
 
 def _arrays(seed, n, dtype, k):

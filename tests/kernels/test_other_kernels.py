@@ -71,3 +71,46 @@ def test_norms_match_reference(m, n, dtype, seed, which):
     np.testing.assert_allclose(dx, dx_ref, **loose)
     np.testing.assert_allclose(grads[0], grads[2], **loose)
     np.testing.assert_allclose(grads[1], grads[3], **loose)
+
+
+def test_parallel_paths_match_references():
+    """Sizes above the thresholds where the kernels split work over threads."""
+    from tinynet.kernels import activations as act
+    from tinynet.kernels import dense
+    rng = np.random.default_rng(7)
+    z = rng.standard_normal((1100, 256))
+    dy = rng.standard_normal((1100, 256))
+    for code in (act.RELU, act.GELU, act.TANH):
+        y = act.act_forward(z, code)
+        np.testing.assert_allclose(y, act.act_forward_ref(z, code), rtol=1e-12, atol=1e-12)
+        np.testing.assert_allclose(act.act_backward(dy, y, z, code),
+                                   act.act_backward_ref(dy, y, z, code), rtol=1e-12, atol=1e-12)
+    db, db_ref = np.zeros(256), np.zeros(256)
+    g = dense.act_grad_bias(dy, z, None, act.RELU, 0.0, None, db)
+    g_ref = dense.act_grad_bias_ref(dy, z, None, act.RELU, 0.0, None, db_ref)
+    np.testing.assert_allclose(g, g_ref)
+    np.testing.assert_allclose(db, db_ref, rtol=1e-12, atol=1e-10)
+    w = rng.standard_normal((256, 300))
+    np.testing.assert_allclose(dense.dense_forward(z, w, None, act.RELU),
+                               dense.dense_forward_ref(z, w, None, act.RELU), rtol=1e-11,
+                               atol=1e-11)
+    labels = rng.integers(0, 10, 7000)
+    logits = rng.standard_normal((7000, 10))
+    loss, grad = losses.softmax_cross_entropy(logits, labels, 0.1, 1 / 7000)
+    loss_ref, grad_ref = losses.softmax_cross_entropy_ref(logits, labels, 0.1, 1 / 7000)
+    np.testing.assert_allclose(loss, loss_ref, rtol=1e-12)
+    np.testing.assert_allclose(grad, grad_ref, rtol=1e-10, atol=1e-15)
+    u = rng.random(z.shape, dtype=np.float32)
+    for a, b in zip(dropout.dropout_forward(z, u, 0.3), dropout.dropout_forward_ref(z, u, 0.3)):
+        np.testing.assert_array_equal(a, b)
+    gamma, beta = rng.standard_normal(256), rng.standard_normal(256)
+    for which in ("batchnorm", "layernorm"):
+        out = getattr(norms, f"{which}_forward")(z, gamma, beta, 1e-3)
+        ref = getattr(norms, f"{which}_forward_ref")(z, gamma, beta, 1e-3)
+        for a, b in zip(out, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-10, atol=1e-10)
+        grads = [np.zeros(256) for _ in range(4)]
+        dx = getattr(norms, f"{which}_backward")(dy, ref[1], ref[2], gamma, *grads[:2])
+        dx_ref = getattr(norms, f"{which}_backward_ref")(dy, ref[1], ref[2], gamma, *grads[2:])
+        np.testing.assert_allclose(dx, dx_ref, rtol=1e-9, atol=1e-10)
+        np.testing.assert_allclose(grads[0], grads[2], rtol=1e-9, atol=1e-9)

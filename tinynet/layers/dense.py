@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 
 from .. import init as initializers
+from .. import kernels
 from ..checks import check_positive_int
+from ..kernels.activations import ACT_CODES, needs_input
 from . import activations
 from .base import Layer
 
@@ -46,6 +48,14 @@ class Dense(Layer):
     ----------
     W : Param of shape (in, units)
     b : Param of shape (units,) or None
+
+    Notes
+    -----
+    Unless the backend is ``"numpy"`` (see :mod:`tinynet.kernels`), forward
+    and backward run as fused kernels (GEMM + bias + activation in one pass;
+    activation gradient + bias gradient in one pass, then the two GEMMs);
+    the NumPy code in :meth:`forward`/:meth:`backward` is the reference they
+    are tested against.
     """
 
     def __init__(self, units: int, activation=None, use_bias: bool = True,
@@ -60,6 +70,8 @@ class Dense(Layer):
         self.W = None
         self.b = None
         self._x = None
+        self._fused = None
+        self._fused_cache = None
         super().__init__(**kwargs)
 
     def compute_output_shape(self, input_shape):
@@ -77,19 +89,59 @@ class Dense(Layer):
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x)
+        self._x = x
+        self._fused = self._kernel_activation(x)
+        if self._fused is not None:
+            return self._fused_forward(x, *self._fused)
         z = x @ self.W.value
         if self.b is not None:
             z += self.b.value
-        self._x = x
         return self.activation.forward(z, training=training)
 
-    def backward(self, dy) -> np.ndarray:
+    #: :meth:`backward` accepts ``need_dx=False`` (see ``Sequential.backward``).
+    can_skip_dx = True
+
+    def backward(self, dy, need_dx: bool = True) -> np.ndarray:
+        """dL/dx (None when ``need_dx`` is False: the first layer of a model
+        whose input needs no gradient skips that product)."""
         self._require_cache(self._x)
+        if self._fused is not None:
+            return self._fused_backward(dy, need_dx)
         g = self.activation.backward(dy)
         self.W.grad += self._x.T @ g
         if self.b is not None:
             self.b.grad += g.sum(axis=0)
-        return g @ self.W.value.T
+        return g @ self.W.value.T if need_dx else None
+
+    # ----------------------------------------------------------- kernel path
+    def _kernel_activation(self, x):
+        """``(code, alpha)`` when the fused kernels can run this forward, else None."""
+        if kernels.effective_backend() == "numpy" or x.dtype != self.W.dtype \
+                or x.dtype not in (np.float32, np.float64):
+            return None
+        act = self.activation
+        name = _KERNEL_NAMES.get(type(act))  # exact classes: a subclass may change the maths
+        if name == "gelu" and act.approximate == "tanh":
+            name = "gelu_tanh"
+        if name is None:
+            return None
+        return ACT_CODES[name], float(getattr(act, "alpha", 0.0))
+
+    def _fused_forward(self, x, code, alpha):
+        z = np.empty((x.shape[0], self.units), x.dtype) if needs_input(code) else None
+        b = self.b.value if self.b is not None else None
+        y = kernels.impl("dense_forward", x.shape[0] * self.units)(
+            x, self.W.value, b, code, alpha, z_out=z)
+        self._fused_cache = (y, z)
+        return y
+
+    def _fused_backward(self, dy, need_dx):
+        code, alpha = self._fused
+        y, z = self._fused_cache
+        dy = np.asarray(self._check_dy(dy, y.shape), dtype=y.dtype)
+        return kernels.impl("dense_backward", y.size)(
+            self._x, self.W.value, dy, y, z, code, alpha, self.W.grad,
+            self.b.grad if self.b is not None else None, need_dx)
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -102,3 +154,10 @@ class Dense(Layer):
                       bias_initializer=self.bias_initializer)
         return config
 
+
+
+# Activation classes the fused kernels implement -> kernel activation name.
+_KERNEL_NAMES = {activations.Identity: "identity", activations.ReLU: "relu",
+                 activations.LeakyReLU: "leaky_relu", activations.ELU: "elu",
+                 activations.GELU: "gelu", activations.SiLU: "silu",
+                 activations.Sigmoid: "sigmoid", activations.Tanh: "tanh"}

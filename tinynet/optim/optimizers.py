@@ -57,6 +57,24 @@ def _check_number(who, name, value, low=0.0, high=None, high_open=False, integer
     return value
 
 
+def _fused(name: str):
+    """The update rule ``name`` as called by the optimizers: the fused kernel
+    of :mod:`tinynet.kernels.optim` unless the backend is "numpy" (or the
+    dtype is not float32/float64), else :mod:`.rules`, the reference the
+    kernels are tested against. The choice is made at each call."""
+    rule = getattr(rules, name)
+
+    def update(value, grad, *state, **hyper):
+        from .. import kernels
+        if kernels.effective_backend() == "numpy" or value.dtype not in (np.float32,
+                                                                          np.float64):
+            return rule(value, grad, *state, **hyper)
+        return kernels.impl(name, value.size)(value, grad, *state, **hyper)
+
+    update.__name__, update.__doc__ = name, rule.__doc__
+    return update
+
+
 def _check_bool(who, name, value):
     if not isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{who} expected {name} as True or False, received {value!r}")
@@ -360,7 +378,7 @@ class SGD(Optimizer):
     """
 
     _flags = ("nesterov",)
-    update_rule = staticmethod(rules.sgd)
+    update_rule = staticmethod(_fused("sgd"))
 
     def __init__(self, params=None, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
                  weight_decay=0.0, *, learning_rate=None, max_grad_norm=None):
@@ -405,7 +423,7 @@ class Adam(Optimizer):
 
     _flags = ("amsgrad",)
     _decoupled = False
-    update_rule = staticmethod(rules.adam)
+    update_rule = staticmethod(_fused("adam"))
 
     def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
                  amsgrad=False, *, learning_rate=None, max_grad_norm=None):
@@ -474,7 +492,7 @@ class RMSprop(Optimizer):
     """
 
     _flags = ("centered",)
-    update_rule = staticmethod(rules.rmsprop)
+    update_rule = staticmethod(_fused("rmsprop"))
 
     def __init__(self, params=None, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0, centered=False, *, learning_rate=None, max_grad_norm=None):
@@ -520,7 +538,7 @@ class Adagrad(Optimizer):
     eps : float, default 1e-10
     """
 
-    update_rule = staticmethod(rules.adagrad)
+    update_rule = staticmethod(_fused("adagrad"))
 
     def __init__(self, params=None, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10, *, learning_rate=None,

@@ -1,0 +1,206 @@
+"""Training throughput: MLP 784-256-128-10 vs PyTorch (CPU) and scikit-learn.
+
+Samples per second for training an MLP 784-256-128-10 (ReLU, softmax
+cross-entropy, Adam, float32) at batch sizes 32, 128 and 512, measured in one
+run for every framework, as the median over repeats of one epoch each:
+
+* tinynet, ``step``: the training step loop (``zero_grad``, forward, loss,
+  backward without the input gradient, ``optimizer.step``) -- what the
+  PyTorch loop below does;
+* tinynet, ``fit``: ``model.fit(epochs=1)``: the same plus shuffling,
+  metrics, callbacks and progress bookkeeping;
+* PyTorch: the usual loop with ``torch.set_num_threads(2)``;
+* scikit-learn: ``MLPClassifier(solver="adam").partial_fit`` per batch.
+
+Data are synthetic (random pixels in [0, 1) and random labels): throughput
+does not depend on the values. Ratios are tinynet ``step`` over each peer.
+
+    python -m benchmarks train [--quick] [--repeats 5] [--samples 8192]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+import warnings
+
+import numpy as np
+
+from .report import add_common_args, markdown_table, ratio, write_report
+
+LAYERS = (784, 256, 128, 10)
+
+
+def _data(n, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.random((n, LAYERS[0]), dtype=np.float32), rng.integers(0, LAYERS[-1], n)
+
+
+def _batches(n, batch_size):
+    return [slice(i, i + batch_size) for i in range(0, n - batch_size + 1, batch_size)]
+
+
+# ------------------------------------------------------------------ tinynet
+def tinynet_runner(x, y, batch_size):
+    import tinynet as tn
+    model = tn.Sequential([tn.layers.Dense(LAYERS[1], activation="relu", input_dim=LAYERS[0]),
+                           tn.layers.Dense(LAYERS[2], activation="relu"),
+                           tn.layers.Dense(LAYERS[3])])
+    model.compile(optimizer=tn.optim.Adam(lr=1e-3), loss=tn.losses.CrossEntropy())
+    opt, loss = model.optimizer, model.loss
+    if hasattr(model, "_bind_optimizer"):
+        model._bind_optimizer()
+    batches = _batches(len(x), batch_size)
+
+    def epoch():
+        for sl in batches:
+            xb, yb = x[sl], y[sl]
+            opt.zero_grad()
+            pred = model.forward(xb, training=True)
+            loss.forward(pred, yb)
+            model.backward(loss.backward(), need_dx=False)
+            opt.step()
+
+    def fit_epoch():
+        model.fit(x, y, epochs=1, batch_size=batch_size, verbose=0, shuffle=True)
+
+    return epoch, fit_epoch
+
+
+# ------------------------------------------------------------------ PyTorch
+def torch_runner(x, y, batch_size):
+    import torch
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(LAYERS[0], LAYERS[1]), torch.nn.ReLU(),
+                                torch.nn.Linear(LAYERS[1], LAYERS[2]), torch.nn.ReLU(),
+                                torch.nn.Linear(LAYERS[2], LAYERS[3]))
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    loss_fn = torch.nn.CrossEntropyLoss()
+    xt, yt = torch.from_numpy(x), torch.from_numpy(y)
+    batches = _batches(len(x), batch_size)
+
+    def epoch():
+        for sl in batches:
+            opt.zero_grad()
+            loss = loss_fn(model(xt[sl]), yt[sl])
+            loss.backward()
+            opt.step()
+    return epoch
+
+
+# ------------------------------------------------------------- scikit-learn
+def sklearn_runner(x, y, batch_size):
+    from sklearn.neural_network import MLPClassifier
+    clf = MLPClassifier(hidden_layer_sizes=LAYERS[1:-1], solver="adam", batch_size=batch_size,
+                        learning_rate_init=1e-3, random_state=0)
+    classes = np.arange(LAYERS[-1])
+    batches = _batches(len(x), batch_size)
+
+    def epoch():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for sl in batches:
+                clf.partial_fit(x[sl], y[sl], classes=classes)
+    return epoch
+
+
+def _available(module):
+    try:
+        __import__(module)
+        return True
+    except Exception:
+        return False
+
+
+def run(batch_sizes, n_samples, repeats, log=print) -> dict:
+    x, y = _data(n_samples)
+    peers = {"torch": _available("torch"), "sklearn": _available("sklearn")}
+    results = {}
+    for batch_size in batch_sizes:
+        used = len(_batches(n_samples, batch_size)) * batch_size
+        runners = {}
+        step, fit = tinynet_runner(x, y, batch_size)
+        runners["tinynet_step"], runners["tinynet_fit"] = step, fit
+        if peers["torch"]:
+            runners["torch"] = torch_runner(x, y, batch_size)
+        if peers["sklearn"]:
+            runners["sklearn"] = sklearn_runner(x, y, batch_size)
+        for fn in runners.values():  # warm-up: compile, allocate, fill caches
+            fn()
+        times = {name: [] for name in runners}
+        for _ in range(repeats):  # interleaved, so load changes hit every framework alike
+            for name, fn in runners.items():
+                t0 = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - t0)
+        row = {name: used / statistics.median(ts) for name, ts in times.items()}
+        row["times"] = times
+        results[batch_size] = row
+        log(f"batch {batch_size}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in row.items()
+                                               if k != "times"))
+    return {"samples_per_epoch": n_samples, "repeats": repeats, "peers": peers,
+            "batches": results}
+
+
+def to_markdown(res) -> str:
+    rows = []
+    for batch_size, row in res["batches"].items():
+        step = row["tinynet_step"]
+        rows.append([batch_size, round(step), round(row["tinynet_fit"]),
+                     round(row["torch"]) if "torch" in row else "skipped",
+                     round(row["sklearn"]) if "sklearn" in row else "skipped",
+                     _ratio_cell(step, row.get("torch")), _ratio_cell(step, row.get("sklearn"))])
+    head = ("## Training throughput, MLP 784-256-128-10 (ReLU, softmax CE, Adam, float32)\n\n"
+            f"Samples/s, median of {res['repeats']} epochs of {res['samples_per_epoch']} "
+            "samples, frameworks interleaved in one run.\n\n")
+    return head + markdown_table(
+        ["batch", "tinynet step loop", "tinynet fit", "PyTorch (2 threads)",
+         "scikit-learn", "tinynet / PyTorch", "tinynet / sklearn"], rows)
+
+
+def _ratio_cell(a, b):
+    r = ratio(a, b)
+    return "-" if r is None else f"{r:.2f}x"
+
+
+def _figure(res):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = [("tinynet_step", "tinynet"), ("torch", "PyTorch"), ("sklearn", "scikit-learn")]
+    batch_sizes = list(res["batches"])
+    width = 0.8 / len(names)
+    for i, (key, label) in enumerate(names):
+        values = [res["batches"][b].get(key, 0) for b in batch_sizes]
+        ax.bar([j + i * width for j in range(len(batch_sizes))], values, width, label=label)
+    ax.set_xticks([j + width for j in range(len(batch_sizes))], [str(b) for b in batch_sizes])
+    ax.set_xlabel("batch size")
+    ax.set_ylabel("samples / s")
+    ax.set_title("MLP 784-256-128-10 training throughput")
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--samples", type=int, default=8192)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 512])
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.repeats, args.samples, args.batch_sizes = 1, 256, [32, 128]
+    res = run(args.batch_sizes, args.samples, args.repeats)
+    md = to_markdown(res)
+    print(md)
+    paths = write_report("train", res, md, figure=_figure(res), out_dir=args.out)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
