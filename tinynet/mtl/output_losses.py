@@ -40,6 +40,10 @@ def _floor(p: np.ndarray) -> np.ndarray:
 class SoftmaxOutputCrossEntropy(CrossEntropy):
     """Cross-entropy of class probabilities (the output of a softmax)."""
 
+    def _fused_forward(self, pred, target):
+        # The parent's fused kernel takes logits; these are probabilities.
+        return None
+
     def _forward(self, probs_pred, target):
         return -(target * np.log(_floor(probs_pred))).sum(axis=1)
 
