@@ -4,9 +4,15 @@ import tinynet as tn
 from tinynet.layers import Dense, ReLU
 
 
+class NamingProbe(tn.layers.Layer):
+    """A class no other test instantiates, so its name counter starts fresh
+    whatever ran before (Dense's counter depends on test order)."""
+
+
 def test_auto_name_skips_past_an_explicit_name():
-    Dense(3, name="dense_41")
-    assert Dense(3).name == "dense_42"
+    assert NamingProbe().name == "naming_probe_1"
+    NamingProbe(name="naming_probe_41")
+    assert NamingProbe().name == "naming_probe_42"
 
 
 def test_loaded_model_then_new_layer_gets_a_fresh_name(tmp_path):

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 import tinynet as tn
 from tests.layers.layer_helpers import (assert_backward_twice_doubles, assert_gradients_ok,
-                                        batch_sizes, seeds, widths)
+                                        batch_sizes, seeds, well_spread, widths)
 
 L = tn.layers
 
@@ -30,7 +30,7 @@ def _randomize(layer, rng, *per_sample_shape):
 def test_batchnorm_gradients(batch, width, training, seed, eps):
     rng = np.random.default_rng(seed)
     layer = _randomize(L.BatchNorm(eps=eps), rng, width)
-    x = rng.standard_normal((batch, width)) * 2 + 1
+    x = well_spread(rng, (batch, width), axis=0)
     assert_gradients_ok(layer, x, rng, training=training)
 
 
@@ -49,7 +49,9 @@ def test_batchnorm_gradients_batch_of_one(seed):
 def test_batchnorm_gradients_3d_features_last(shape, seed, training):
     rng = np.random.default_rng(seed)
     layer = L.BatchNorm()
-    x = rng.standard_normal(shape)
+    # statistics run over batch and time: spread over their flattened product
+    flat = well_spread(rng, (shape[0] * shape[1], shape[2]), axis=0)
+    x = flat.reshape(shape)
     assert_gradients_ok(layer, x, rng, training=training)
     assert layer.gamma.shape == (shape[-1],)
 
@@ -60,7 +62,7 @@ def test_batchnorm_gradients_3d_features_last(shape, seed, training):
 def test_layernorm_gradients(shape, seed):
     rng = np.random.default_rng(seed)
     layer = _randomize(L.LayerNorm(), rng, *shape[1:])
-    x = rng.standard_normal(shape) * 3
+    x = well_spread(rng, shape, axis=-1)
     assert_gradients_ok(layer, x, rng)
 
 
