@@ -43,6 +43,16 @@ and :math:`H v = R\{\nabla\theta\}`. One HVP costs about one forward plus one
 backward pass and reuses the caches of the gradient it differentiates.
 ReLU has :math:`f'' = 0` almost everywhere, so the HVP is exact except on
 the measure-zero kinks (where central differences of gradients are not).
+
+Measured (``python -m benchmarks meta``, float64, 1-40-40-1, 25 tasks):
+against central differences of gradients with step 1e-5 / 1e-7 the R-op HVP
+of a tanh net differs by 8e-9 / 2e-10 of its largest entry (the difference
+quotient's own truncation and rounding error); for ReLU, steps of 1e-3 and
+1e-5 push units across kinks and the differences are meaningless, while at
+1e-7 they agree to 2e-10. The resulting second-order MAML meta-gradient
+equals PyTorch's ``autograd.grad(create_graph=True)`` to 4e-16 (1 step) and
+6e-16 (2 steps). The tests check it against 4th-order central differences
+to < 1e-6.
 """
 
 from __future__ import annotations
