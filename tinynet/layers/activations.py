@@ -38,8 +38,8 @@ import numpy as np
 
 from ..checks import lookup
 from ._checks import check_real
-from .special import normal_cdf
 from .base import Layer
+from .special import normal_cdf
 
 __all__ = [
     "Activation", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid",
@@ -210,9 +210,10 @@ class GELU(Activation):
 
     Both match ``torch.nn.GELU(approximate=...)`` to rounding; :math:`\Phi`
     is computed with erfc (:mod:`tinynet.layers.special`) and :math:`s` with a
-    stable sigmoid, which avoid
-    the cancellation in :math:`1 + \operatorname{erf}` and :math:`1 + \tanh`
-    for large negative inputs.
+    stable sigmoid, which avoid the cancellation in
+    :math:`1 + \operatorname{erf}` and :math:`1 + \tanh` for large negative
+    inputs. The forward pass keeps the gate (:math:`\Phi(x)` or :math:`s`)
+    for the backward, which would otherwise evaluate it again.
 
     Parameters
     ----------
@@ -224,22 +225,25 @@ class GELU(Activation):
             raise ValueError(f"GELU expected approximate 'none' or 'tanh', "
                              f"received {approximate!r}")
         self.approximate = approximate
+        self._cached_gate = None
         super().__init__(**kwargs)
 
-    def _tanh_gate(self, x):
-        return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
+    def _gate(self, x):
+        if self.approximate == "tanh":
+            return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
+        return normal_cdf(x)
 
     def _forward(self, x):
-        gate = self._tanh_gate(x) if self.approximate == "tanh" else normal_cdf(x)
-        return x * gate
+        self._cached_gate = self._gate(x)
+        return x * self._cached_gate
 
     def _backward(self, x, y, dy):
+        gate = self._cached_gate
         if self.approximate == "tanh":
-            s = self._tanh_gate(x)
             du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
-            return dy * (s + 2.0 * x * s * (1.0 - s) * du)
+            return dy * (gate + 2.0 * x * gate * (1.0 - gate) * du)
         pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-        return dy * (normal_cdf(x) + x * pdf)
+        return dy * (gate + x * pdf)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "approximate": self.approximate}
