@@ -266,9 +266,12 @@ def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, monkey
 # ------------------------------------------------------------- compile, info
 def test_compile_calls_warm_up(monkeypatch, capsys):
     calls = []
-    monkeypatch.setattr(tn.kernels, "warm_up", lambda: calls.append(1), raising=False)
+    monkeypatch.setattr(tn.kernels, "warm_up", lambda dtypes: calls.append(dtypes),
+                        raising=False)
     assert main(["compile"]) == 0
-    assert calls == [1] and "compiled" in capsys.readouterr().out
+    assert main(["compile", "--dtypes", "float32"]) == 0
+    assert calls == [("float32", "float64"), ("float32",)]
+    assert "compiled" in capsys.readouterr().out
 
 
 def test_compile_without_warm_up_says_so(monkeypatch, capsys):

@@ -125,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--activation", default="relu",
                        help="relu, leaky_relu, elu, gelu, silu, sigmoid or tanh "
                             "(default relu)")
-    train.add_argument("--dropout", type=_fraction, default=0.0,
-                       help="dropout rate after each hidden layer (default 0)")
+    train.add_argument("--dropout", type=_fraction, default=0.2,
+                       help="dropout rate after each hidden layer (default 0.2; 0 for none)")
     train.add_argument("--batch-norm", action="store_true",
                        help="BatchNorm after each hidden Dense layer")
     train.add_argument("--epochs", type=_positive_int, default=20, help="default 20")
@@ -185,11 +185,14 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--batch-size", type=_positive_int, default=1000,
                          help="default 1000")
 
-    sub.add_parser(
+    compile_ = sub.add_parser(
         "compile", help="compile the Numba kernels ahead of time",
         description="Compile tinynet's Numba kernels and store them in Numba's disk cache, "
                     "so that the first training run starts at once (the first compilation "
                     "takes tens of seconds).")
+    compile_.add_argument("--dtypes", nargs="+", choices=("float32", "float64"),
+                          default=["float32", "float64"],
+                          help="floating-point types to compile for (default both)")
 
     sub.add_parser("info", help="versions, compute backend, threading layer, data found",
                    description="Print tinynet's, Python's, NumPy's and Numba's versions, the "
@@ -439,7 +442,7 @@ def _cmd_compile(args, parser) -> int:
         raise CommandError("this build of tinynet has no kernels.warm_up(); nothing to "
                            "compile (kernels compile on first use instead)")
     start = time.perf_counter()
-    warm_up()
+    warm_up(dtypes=tuple(args.dtypes))
     print(f"kernels compiled and cached in {time.perf_counter() - start:.1f} s")
     return 0
 
