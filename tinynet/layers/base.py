@@ -94,7 +94,8 @@ class Layer:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
-        LAYER_CLASSES[cls.__name__] = cls
+        if not cls.__name__.startswith("_"):  # private bases are not layers to save
+            LAYER_CLASSES[cls.__name__] = cls
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None,
                  input_dim: int | None = None, input_shape=None, seed: int | None = None):
