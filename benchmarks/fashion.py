@@ -24,7 +24,9 @@ Target (issue 4): tinynet >= 0.895 test accuracy in <= 3 minutes of training.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
+import os
 import statistics
 import time
 import warnings
@@ -87,13 +89,31 @@ def train_tinynet(config, data, seed):
     return float((model.predict_classes(xt, batch_size=1000) == yt).mean()), seconds
 
 
+def limit_threads(n: int, stack: contextlib.ExitStack) -> dict:
+    """Give every framework the same ``n`` threads: BLAS (threadpoolctl), Numba, torch."""
+    settings = {"threads": n}
+    try:
+        from threadpoolctl import threadpool_limits
+        stack.enter_context(threadpool_limits(n, user_api="blas"))
+    except ImportError:
+        settings["blas"] = "not limited (threadpoolctl missing)"
+    try:
+        import numba
+        before = numba.get_num_threads()
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        stack.callback(numba.set_num_threads, before)
+    except ImportError:
+        pass
+    return settings
+
+
 def train_torch(config, data, seed):
     """(test accuracy, fit seconds), or None without PyTorch."""
     try:
         import torch
     except ImportError:
         return None
-    torch.set_num_threads(2)
+    torch.set_num_threads(config["threads"])
     torch.manual_seed(seed)
     (x, y), (xt, yt) = data
     layers, width = [], x.shape[1]
@@ -149,7 +169,7 @@ def train_sklearn(config, data, seed):
 
 
 TRAINERS = {"tinynet": train_tinynet, "torch": train_torch, "sklearn": train_sklearn}
-LABELS = {"tinynet": "tinynet (NumPy/Numba, from scratch)", "torch": "PyTorch (CPU, 2 threads)",
+LABELS = {"tinynet": "tinynet (NumPy/Numba, from scratch)", "torch": "PyTorch (CPU)",
           "sklearn": "scikit-learn MLPClassifier"}
 
 
@@ -174,7 +194,8 @@ def markdown(results: dict) -> str:
     for name, label in LABELS.items():
         s = summary.get(name)
         if s is None:
-            rows.append([label, "skipped (not installed)", "-", "-", "-"])
+            why = "not run (--peers)" if name in results["not_run"] else "skipped (not installed)"
+            rows.append([label, why, "-", "-", "-"])
             continue
         time_ratio = "1" if name == "tinynet" else \
             f"{report.ratio(tiny['seconds_median'], s['seconds_median']):.2f}"
@@ -196,7 +217,9 @@ def markdown(results: dict) -> str:
              f"{config['epochs']} epochs, batch {config['batch_size']}, Adam lr "
              f"{config['lr']:g}; tinynet and PyTorch: dropout {config['dropout']}, "
              f"{config['schedule']} decay per epoch; scikit-learn: L2 alpha 1e-4, constant "
-             f"rate.", "", table, "",
+             f"rate. {config['threads']} thread(s) each (BLAS, Numba, PyTorch); seeds run "
+             f"the three in turn. Machine load average (1 min) at start/end: "
+             f"{_load_text(results['load_average_1min'])}.", "", table, "",
              f"Target: tinynet >= {TARGET_ACCURACY} test accuracy "
              f"({'met' if met_acc else 'NOT met'}: {tiny['accuracy_mean']:.4f}) in <= "
              f"{TARGET_SECONDS:.0f} s of training ({'met' if met_time else 'NOT met'}: "
@@ -205,6 +228,10 @@ def markdown(results: dict) -> str:
              + "; ".join(f"{what} {acc}" for what, acc in PUBLISHED) + ".",
              "", f"Command: `{results['command']}`"]
     return "\n".join(lines)
+
+
+def _load_text(loads) -> str:
+    return " / ".join("-" if v is None else f"{v:.1f}" for v in loads)
 
 
 def figure(results: dict):
@@ -239,14 +266,29 @@ def main(argv: list[str]) -> int:
                         help=f"override the epochs (default {CONFIG['epochs']})")
     parser.add_argument("--peers", nargs="*", default=["torch", "sklearn"],
                         choices=["torch", "sklearn"], help="peers to run (default both)")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+                        help="threads for every framework: BLAS, Numba, PyTorch (default: "
+                             "the number of cores)")
     args = parser.parse_args(argv)
-    if args.seeds < 1:
-        parser.error("--seeds must be >= 1")
+    if args.seeds < 1 or args.threads < 1:
+        parser.error("--seeds and --threads must be >= 1")
     config = dict(QUICK if args.quick else CONFIG)
     if args.epochs is not None:
         config["epochs"] = args.epochs
+    config["threads"] = args.threads
+    with contextlib.ExitStack() as stack:
+        limit_threads(args.threads, stack)
+        return _run(args, config)
+
+
+def _run(args, config) -> int:
     seeds = list(range(1 if args.quick else args.seeds))
     train, test, dataset = load(args.quick)
+    import tinynet as tn
+    # compile (or load from Numba's disk cache) outside the timed runs: the startup
+    # benchmark measures that cost; this one measures training
+    tn.kernels.warm_up(verbose=False, dtypes=("float32",))
+    load_before = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     runs = {name: [] for name in TRAINERS}
     for seed in seeds:
         for name in ["tinynet", *args.peers]:
@@ -257,12 +299,15 @@ def main(argv: list[str]) -> int:
             runs[name].append(outcome)
             print(f"  seed {seed} {name:8s} test accuracy {outcome[0]:.4f} "
                   f"in {outcome[1]:.1f} s", flush=True)
+    load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
     command = "python -m benchmarks fashion" + (" --quick" if args.quick else "") + \
         ("" if args.seeds == 3 or args.quick else f" --seeds {args.seeds}") + \
-        (f" --epochs {args.epochs}" if args.epochs is not None else "")
+        (f" --epochs {args.epochs}" if args.epochs is not None else "") + \
+        (f" --threads {args.threads}" if args.threads != (os.cpu_count() or 1) else "")
     results = {"dataset": dataset, "config": {k: v for k, v in config.items()},
                "seeds": len(seeds), "quick": args.quick, "n_train": len(train[1]), "n_test": len(test[1]),
-               "command": command,
+               "not_run": [n for n in TRAINERS if n != "tinynet" and n not in args.peers],
+               "command": command, "load_average_1min": [load_before, load_after],
                "summary": {name: summarise(r) for name, r in runs.items()}}
     text = markdown(results)
     paths = report.write_report("fashion", results, text, figure=figure(results),
