@@ -1,5 +1,6 @@
 """The tinynet command, run in-process through ``main([...])``."""
 
+import os
 import re
 import subprocess
 import sys
@@ -294,3 +295,13 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch):
     monkeypatch.setitem(cli._COMMANDS, "info", boom)
     with pytest.raises(RuntimeError, match="a bug"):
         main(["info"])
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+                    reason="Debian package dataset-fashion-mnist is not installed")
+def test_train_on_the_real_fashion_mnist_files(tmp_path, capsys):
+    model_path = tmp_path / "fashion.npz"
+    assert main(["train", "fashion-mnist", "--limit", "600", "--hidden", "16", "--epochs",
+                 "1", "--verbose", "0", "--out", str(model_path)]) == 0
+    assert "MLP 784-16-10" in capsys.readouterr().out
+    assert tn.load(model_path).input_shape == (784,)
