@@ -353,3 +353,21 @@ def test_fine_tune_keeps_batchnorm_and_user_frozen_layers_frozen():
     assert model.layers[0].W.value.tobytes() == fc1.tobytes()
     for key, old in state.items():
         assert np.asarray(model.layers[1].get_state()[key]).tobytes() == old.tobytes()
+
+
+# ---------------------------------------------------------- demo, benchmark
+def test_demo_part_follows_the_demo_contract():
+    from tinynet.transfer import demo
+    out = demo.run(seed=0, verbose=0)
+    assert set(out) == {"title", "columns", "rows", "notes"}
+    assert len(out["rows"]) == 4 and all(len(r) == len(out["columns"]) for r in out["rows"])
+    assert all(0 <= v <= 1 for row in out["rows"] for v in row[1:])
+
+
+def test_quick_benchmark_writes_its_report(tmp_path):
+    from benchmarks import transfer as bench
+    assert bench.main(["--quick", "--out", str(tmp_path)]) == 0
+    import json
+    results = json.loads((tmp_path / "transfer.json").read_text())["results"]["digits"]
+    assert set(results["accuracy"]) >= {"scratch", "features", "fine_tune", "discriminative"}
+    assert "target test accuracy" in (tmp_path / "transfer.md").read_text()

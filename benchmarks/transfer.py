@@ -1,0 +1,182 @@
+"""Transfer learning with few labels: pretrain on 5 classes, transfer to the other 5.
+
+``python -m benchmarks transfer [--quick] [--datasets fashion digits] [--seeds 3]``
+
+For Fashion-MNIST and the embedded digits, classes 0-4 are the source task
+and classes 5-9 the target task (fixed before any run; no image is in both).
+An MLP is pretrained per seed on all source training images; each target
+method then gets the same ``n`` labelled images per class and the same step
+budget (see :mod:`tinynet.transfer.experiment`), and is scored on the whole
+target test split. Reported: mean and sample standard deviation over seeds,
+the margin of the best transfer method over scratch (its spread is the
+standard deviation of the per-seed differences), and the issue's two targets.
+The peer column is scikit-learn's logistic regression on raw pixels, a
+from-scratch reference that is not a neural network.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+from benchmarks import report
+
+DATASETS = {
+    # name: (budgets, hidden widths, pretraining epochs)
+    "fashion": ((10, 50, 200), (128, 64), 5),
+    "digits": ((10, 50, 100), (128, 64), 30),
+}
+SOURCE, TARGET = range(0, 5), range(5, 10)
+LABELS = {"scratch": "from scratch", "features": "frozen features + new head",
+          "fine_tune": "fine-tuning (2 phases)",
+          "discriminative": "discriminative lrs + gradual unfreezing",
+          "logreg": "peer: sklearn logistic regression (scratch)"}
+
+
+def load(name: str):
+    """((source train, source test), (target train, target test)), floats in [0, 1]."""
+    import tinynet as tn
+    from tinynet.transfer.experiment import class_split
+
+    if name == "fashion":
+        (x, y), (xt, yt) = tn.data.load_fashion_mnist()
+        x = x.reshape(len(x), -1).astype(np.float32) / 255
+        xt = xt.reshape(len(xt), -1).astype(np.float32) / 255
+    else:
+        (x, y), (xt, yt) = tn.data.load_digits()
+        x, xt = x.astype(np.float32) / 16, xt.astype(np.float32) / 16
+    source = (class_split(x, y, SOURCE), class_split(xt, yt, SOURCE))
+    target = (class_split(x, y, TARGET), class_split(xt, yt, TARGET))
+    return source, target
+
+
+def logreg_peer(target, budgets, seeds):
+    """scikit-learn's logistic regression on the same samples, or None."""
+    try:
+        from sklearn.linear_model import LogisticRegression
+    except ImportError:
+        return None
+    from tinynet.transfer.experiment import sample_per_class
+    (x, y), (xt, yt) = target
+    out = {}
+    for budget in budgets:
+        out[int(budget)] = []
+        for seed in seeds:
+            idx = sample_per_class(y, int(budget), np.random.default_rng([seed, int(budget)]))
+            clf = LogisticRegression(max_iter=2000).fit(x[idx], y[idx])
+            out[int(budget)].append(float(np.mean(clf.predict(xt) == yt)))
+    return out
+
+
+def _cell(values) -> str:
+    v = np.asarray(values, dtype=np.float64)
+    std = v.std(ddof=1) if len(v) > 1 else 0.0
+    return f"{v.mean():.3f} ± {std:.3f}"
+
+
+def margins(accuracy: dict, budgets, seeds) -> dict:
+    """Per budget: the best transfer method (by mean) and its per-seed gain over scratch."""
+    out = {}
+    transfer_methods = [m for m in ("features", "fine_tune", "discriminative") if m in accuracy]
+    for b in budgets:
+        b = int(b)
+        best = max(transfer_methods, key=lambda m: np.mean(accuracy[m][b]))
+        diff = np.asarray(accuracy[best][b]) - np.asarray(accuracy["scratch"][b])
+        out[b] = {"best": best, "gain_mean": float(diff.mean()),
+                  "gain_std": float(diff.std(ddof=1)) if len(diff) > 1 else 0.0,
+                  "per_seed": diff.tolist()}
+    return out
+
+
+def markdown(name, res, budgets, n_seeds) -> str:
+    acc = res["accuracy"]
+    rows = [[LABELS[m]] + [_cell(acc[m][int(b)]) for b in budgets] for m in acc]
+    lines = [f"### {name}: target test accuracy (mean ± sd over {n_seeds} seeds)", "",
+             f"Source task accuracy after pretraining: {_cell(res['source_accuracy'])}.", "",
+             report.markdown_table(["method"] + [f"{b}/class" for b in budgets], rows), ""]
+    gains = res["margins"]
+    lines.append("Best transfer minus scratch, per budget: " + "; ".join(
+        f"{b}/class {g['gain_mean']:+.3f} ± {g['gain_std']:.3f} ({g['best']})"
+        for b, g in gains.items()) + ".")
+    small, mid = int(budgets[0]), int(budgets[1])
+    best_small = max(np.mean(acc[m][small]) for m in ("features", "fine_tune",
+                                                      "discriminative") if m in acc)
+    lines.append(f"Best transfer at {small}/class: {best_small:.3f}; scratch at {mid}/class: "
+                 f"{np.mean(acc['scratch'][mid]):.3f}.")
+    return "\n".join(lines)
+
+
+def figure(all_results, datasets):
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    fig, axes = plt.subplots(1, len(datasets), figsize=(5.5 * len(datasets), 4), squeeze=False)
+    for ax, name in zip(axes[0], datasets):
+        res = all_results[name]
+        for method, per_budget in res["accuracy"].items():
+            budgets = sorted(per_budget)
+            means = [np.mean(per_budget[b]) for b in budgets]
+            sds = [np.std(per_budget[b], ddof=1) if len(per_budget[b]) > 1 else 0
+                   for b in budgets]
+            ax.errorbar(budgets, means, yerr=sds, marker="o", capsize=3,
+                        label=LABELS[method], linestyle="--" if method == "logreg" else "-")
+        ax.set_xscale("log")
+        ax.set_xlabel("labelled target images per class")
+        ax.set_ylabel("target test accuracy")
+        ax.set_title(f"{name}: classes 0-4 -> 5-9")
+        ax.grid(alpha=0.3)
+    axes[0][0].legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    return fig
+
+
+def main(argv: list[str]) -> int:
+    from tinynet.transfer import experiment
+
+    parser = report.add_common_args(argparse.ArgumentParser(
+        prog="python -m benchmarks transfer", description=__doc__.splitlines()[0]))
+    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS),
+                        default=["fashion", "digits"])
+    parser.add_argument("--seeds", type=int, default=3)
+    args = parser.parse_args(argv)
+    datasets = ["digits"] if args.quick else args.datasets
+    seeds = list(range(1 if args.quick else args.seeds))
+    all_results, sections = {}, []
+    for name in datasets:
+        budgets, hidden, pre_epochs = DATASETS[name]
+        cfg = experiment.Config(hidden=hidden, pretrain_epochs=pre_epochs)
+        if args.quick:
+            budgets, cfg = (10, 20), experiment.Config(hidden=(32,), pretrain_epochs=3,
+                                                       steps=40)
+        source, target = load(name)
+        t0 = time.perf_counter()
+        res = experiment.run(source, target, budgets=budgets, seeds=seeds, config=cfg,
+                             log=lambda line, name=name: print(f"[{name}] {line}",
+                                                               flush=True))
+        res["seconds_total"] = time.perf_counter() - t0
+        peer = logreg_peer(target, budgets, seeds)
+        if peer is None:
+            res["skipped"] = ["logreg (scikit-learn not installed)"]
+        else:
+            res["accuracy"]["logreg"] = peer
+        res["margins"] = margins(res["accuracy"], budgets, seeds)
+        res["budgets"], res["seeds"] = list(budgets), seeds
+        res["split"] = {"source_classes": list(SOURCE), "target_classes": list(TARGET),
+                        "n_source_train": int(len(source[0][1])),
+                        "n_target_train_pool": int(len(target[0][1])),
+                        "n_target_test": int(len(target[1][1]))}
+        all_results[name] = res
+        sections.append(markdown(name, res, budgets, len(seeds)))
+    text = ("## Transfer learning: classes 0-4 -> classes 5-9, few labels\n\n"
+            "`python -m benchmarks transfer" + (" --quick" if args.quick else "") + "`\n\n"
+            + "\n\n".join(sections))
+    paths = report.write_report("transfer", all_results, text,
+                                figure=figure(all_results, datasets), out_dir=args.out)
+    print(text)
+    print("wrote", ", ".join(str(p) for p in paths))
+    return 0

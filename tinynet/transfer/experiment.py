@@ -1,0 +1,262 @@
+"""A transfer experiment: pretrain on some classes, transfer to the others
+with few labels, and compare four ways of doing it against training from
+scratch.
+
+The benchmark (``python -m benchmarks transfer``, Fashion-MNIST and digits)
+and the demo (``tinynet demo transfer``, digits) both run :func:`run`.
+
+Protocol
+--------
+* The classes are split once, in a fixed order declared up front (source:
+  the first half of the class ids, target: the second half); a source image
+  is never a target image because no image belongs to two classes.
+* One MLP is pretrained per seed on all source training images.
+* For each budget ``n`` labels per class and each seed, the same ``n * k``
+  target training images are given to every method; accuracy is measured
+  on the whole target test split.
+* Methods (same architecture, same optimizer and step budget):
+
+  ``scratch``
+      random initialisation, all layers trained;
+  ``features``
+      frozen pretrained features (:func:`extract_features` at the layer
+      below the head) and a new linear head;
+  ``fine_tune``
+      new head trained on the frozen base, then every layer fine-tuned at
+      a low rate (:func:`fine_tune`);
+  ``discriminative``
+      the same with ULMFiT learning rates (factor 2.6) and gradual
+      unfreezing, one layer group more per slice of phase 2.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from .features import extract_features
+from .finetune import fine_tune
+from .surgery import copy_weights, replace_head
+
+__all__ = ["METHODS", "Config", "class_split", "sample_per_class", "build_mlp", "run",
+           "summarise"]
+
+METHODS = ("scratch", "features", "fine_tune", "discriminative")
+
+
+class Config:
+    """Hyper-parameters, fixed in advance and shared by every method.
+
+    Parameters
+    ----------
+    hidden : tuple of int
+        Widths of the hidden Dense+ReLU layers.
+    pretrain_epochs : int
+    steps : int
+        Gradient steps of target training for every method (``fine_tune``
+        methods split them between the two phases).
+    batch_size : int
+    lr : float
+        Adam rate for pretraining and for training from scratch.
+    head_lr : float
+        Adam rate of a new head on frozen features (``features`` and phase 1
+        of the fine-tuning methods): a convex problem on fixed inputs, which
+        takes a larger rate than a whole network.
+    fine_tune_lr : float
+        Adam rate of phase 2 (of its top group for ``discriminative``).
+    factor : float
+        Discriminative learning-rate factor.
+    """
+
+    def __init__(self, hidden=(256, 128), pretrain_epochs=5, steps=300, batch_size=32,
+                 lr=1e-3, head_lr=1e-2, fine_tune_lr=1e-3, factor=2.6):
+        self.hidden = tuple(hidden)
+        self.pretrain_epochs = pretrain_epochs
+        self.steps = steps
+        self.batch_size = batch_size
+        self.lr = lr
+        self.head_lr = head_lr
+        self.fine_tune_lr = fine_tune_lr
+        self.factor = factor
+
+    def as_dict(self) -> dict:
+        return dict(vars(self), hidden=list(self.hidden))
+
+
+def class_split(x, y, classes):
+    """The samples of ``classes``, with labels renumbered ``0..len(classes)-1``
+    in the order given."""
+    classes = list(classes)
+    lookup = np.full(int(max(np.max(y), max(classes))) + 1, -1, dtype=np.int64)
+    lookup[classes] = np.arange(len(classes))
+    mask = np.isin(y, classes)
+    return x[mask], lookup[y[mask]]
+
+
+def sample_per_class(y, n_per_class: int, rng: np.random.Generator) -> np.ndarray:
+    """Indices of ``n_per_class`` random samples of each class (sorted)."""
+    picks = []
+    for c in np.unique(y):
+        idx = np.flatnonzero(y == c)
+        if len(idx) < n_per_class:
+            raise ValueError(f"class {c} has {len(idx)} samples, fewer than the "
+                             f"{n_per_class} per class asked for")
+        picks.append(rng.choice(idx, size=n_per_class, replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def build_mlp(input_dim: int, n_classes: int, hidden=(256, 128), seed=None):
+    """``Dense+ReLU`` blocks and a linear head named ``"head"``."""
+    from .. import layers
+    from ..model import Sequential
+
+    rng = np.random.default_rng(seed)
+    stack, width = [], input_dim
+    for i, units in enumerate(hidden):
+        stack.append(layers.Dense(units, activation="relu", input_dim=width,
+                                  name=f"fc{i + 1}", seed=int(rng.integers(2**31))))
+        width = units
+    stack.append(layers.Dense(n_classes, input_dim=width, name="head",
+                              seed=int(rng.integers(2**31))))
+    return Sequential(stack)
+
+
+def _accuracy(model, x, y) -> float:
+    return float(np.mean(np.argmax(model.predict(x), axis=1) == y))
+
+
+def _epochs(n_samples: int, steps: int, batch_size: int) -> int:
+    return max(1, math.ceil(steps / math.ceil(n_samples / batch_size)))
+
+
+def _compile(model, params, lr):
+    from .. import optim
+    model.compile(optim.get("adam", params, lr=lr), loss="cross_entropy",
+                  metrics=["accuracy"])
+
+
+def _params(model):
+    return [p for layer in model.layers for p in layer.parameters()]
+
+
+def _transfer_copy(pretrained, n_classes, cfg, seed):
+    """A copy of the pretrained model with a fresh head for ``n_classes``."""
+    from .. import layers
+    model = build_mlp(pretrained.layers[0].input_shape[0],
+                      pretrained.layers[-1].output_shape[0], cfg.hidden)
+    copy_weights(pretrained, model)
+    replace_head(model, layers.Dense(n_classes, name="head", seed=seed))
+    return model
+
+
+def _run_method(method, pretrained, x, y, n_classes, cfg, seed):
+    """Train one method on ``(x, y)``; returns the model and, for ``features``,
+    the pretrained layer its inputs come from (else None)."""
+    epochs = _epochs(len(x), cfg.steps, cfg.batch_size)
+    fit = dict(batch_size=cfg.batch_size, verbose=0, seed=seed)
+    if method == "scratch":
+        model = build_mlp(x.shape[1], n_classes, cfg.hidden, seed=seed + 1000)
+        _compile(model, _params(model), cfg.lr)
+        model.fit(x, y, epochs=epochs, **fit)
+        return model, None
+    if method == "features":
+        from .. import layers
+        from ..model import Sequential
+        feats = extract_features(pretrained, x, layer=-2)
+        head = Sequential([layers.Dense(n_classes, input_dim=feats.shape[1], seed=seed)])
+        _compile(head, _params(head), cfg.head_lr)
+        head.fit(feats, y, epochs=epochs, **fit)
+        return head, -2
+    model = _transfer_copy(pretrained, n_classes, cfg, seed)
+    half = max(1, epochs // 2)
+    if method == "fine_tune":
+        fine_tune(model, x, y, head_epochs=half, epochs=half, head_lr=cfg.head_lr,
+                  lr=cfg.fine_tune_lr, **fit)
+    elif method == "discriminative":
+        n_groups = len(cfg.hidden) + 1
+        fine_tune(model, x, y, head_epochs=half, epochs=half, head_lr=cfg.head_lr,
+                  lr=cfg.fine_tune_lr, factor=cfg.factor, gradual=True,
+                  every=max(1, half // n_groups), **fit)
+    else:
+        raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+    return model, None
+
+
+def run(source, target, budgets=(10, 50, 200), seeds=(0, 1, 2), methods=METHODS,
+        config: Config | None = None, log=None, pretrained: dict | None = None) -> dict:
+    """Pretrain on ``source``, transfer to ``target``; accuracies per method.
+
+    Parameters
+    ----------
+    source : ((x_train, y_train), (x_test, y_test))
+        Source task, floating inputs of shape (n, features), labels 0..k-1.
+    target : ((x_train, y_train), (x_test, y_test))
+        Target task, same input width.
+    budgets : sequence of int
+        Labels per class given to the target methods.
+    seeds : sequence of int
+    methods : sequence of str
+        Any of :data:`METHODS`.
+    config : Config, optional
+    log : callable, optional
+        Called with one line of progress text per finished run.
+    pretrained : dict, optional
+        ``{seed: model}`` pretrained models to reuse (their weights are not
+        changed); the models pretrained here are added to it.
+
+    Returns
+    -------
+    dict
+        ``{"config", "source_accuracy": [per seed], "accuracy": {method:
+        {budget: [per seed]}}, "seconds": {method: {budget: [per seed]}}}``.
+    """
+    cfg = config or Config()
+    (xs, ys), (xs_test, ys_test) = source
+    (xt, yt), (xt_test, yt_test) = target
+    n_source, n_target = int(ys.max()) + 1, int(yt.max()) + 1
+    acc = {m: {int(b): [] for b in budgets} for m in methods}
+    secs = {m: {int(b): [] for b in budgets} for m in methods}
+    source_acc = []
+    pretrained_models = {} if pretrained is None else pretrained
+    for seed in seeds:
+        if seed in pretrained_models:
+            base = pretrained_models[seed]
+        else:
+            base = build_mlp(xs.shape[1], n_source, cfg.hidden, seed=seed)
+            _compile(base, _params(base), cfg.lr)
+            base.fit(xs, ys, epochs=cfg.pretrain_epochs, batch_size=cfg.batch_size,
+                     verbose=0, seed=seed)
+            pretrained_models[seed] = base
+        source_acc.append(_accuracy(base, xs_test, ys_test))
+        if log:
+            log(f"seed {seed}: pretrained, source test accuracy {source_acc[-1]:.3f}")
+        for budget in budgets:
+            idx = sample_per_class(yt, int(budget), np.random.default_rng([seed, int(budget)]))
+            for method in methods:
+                t0 = time.perf_counter()
+                model, feature_layer = _run_method(method, base, xt[idx], yt[idx],
+                                                   n_target, cfg, seed)
+                x_eval = (xt_test if feature_layer is None
+                          else extract_features(base, xt_test, layer=feature_layer))
+                acc[method][int(budget)].append(_accuracy(model, x_eval, yt_test))
+                secs[method][int(budget)].append(time.perf_counter() - t0)
+                if log:
+                    log(f"seed {seed} budget {budget:>4} {method:<15} "
+                        f"accuracy {acc[method][int(budget)][-1]:.3f}")
+    return {"config": cfg.as_dict(), "source_accuracy": source_acc, "accuracy": acc,
+            "seconds": secs}
+
+
+def summarise(results: dict) -> dict:
+    """Mean and spread (sample standard deviation; 0 for one seed) per method
+    and budget: ``{method: {budget: (mean, std)}}``."""
+    out = {}
+    for method, per_budget in results["accuracy"].items():
+        out[method] = {}
+        for budget, values in per_budget.items():
+            v = np.asarray(values, dtype=np.float64)
+            std = float(v.std(ddof=1)) if len(v) > 1 else 0.0
+            out[method][budget] = (float(v.mean()), std)
+    return out
