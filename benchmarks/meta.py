@@ -63,14 +63,18 @@ def make_learner(method, seed):
 
 
 def _cell(entry, key="loss", digits=3):
+    """``mean ± ci``; where the inner loop blew up on some tasks, the mean over
+    the others and how many blew up (to inf/NaN)."""
+    def num(v):
+        return f"{v:.{digits}f}" if abs(v) < 1e3 else f"{v:.1e}"
     if not entry:
         return "-"
     if not np.isfinite(entry.get(key, np.nan)):
         if "loss_finite" not in entry:
             return "diverged"
-        return (f"{entry['loss_finite']:.{digits}f} ± {entry['loss_finite_ci95']:.{digits}f} "
-                f"({entry['n_diverged']} diverged)")
-    return f"{entry[key]:.{digits}f} ± {entry[key + '_ci95']:.{digits}f}"
+        return (f"{num(entry['loss_finite'])} ± {num(entry['loss_finite_ci95'])} "
+                f"({entry['n_diverged']} inf)")
+    return f"{num(entry[key])} ± {num(entry[key + '_ci95'])}"
 
 
 # ---------------------------------------------------------------------- speed
@@ -321,8 +325,10 @@ def markdown(results, args):
         shots = sorted({int(key.split("K=")[1]) for key in sin})
         header = ["method"] + [f"K={k}, {s} step{'s' if s > 1 else ''}" for k in shots
                                for s in (1, 10)]
-        rows = [[m] + [_cell(sin.get(f"{m}|K={k}", {}).get("steps", {}).get(s)) for k in shots
-                       for s in (1, 10)] for m in METHODS]
+        def at(method, k, s):  # int step keys, or str ones from a reloaded JSON
+            steps = sin.get(f"{method}|K={k}", {}).get("steps", {})
+            return steps.get(s, steps.get(str(s)))
+        rows = [[m] + [_cell(at(m, k, s)) for k in shots for s in (1, 10)] for m in METHODS]
         lines += [f"## Sinusoid regression (Finn et al. 2017 protocol), "
                   f"{args.iterations} meta-iterations", "",
                   f"Mean query MSE ± 95% CI over {args.test_tasks} new tasks "
