@@ -74,7 +74,7 @@ def _widths(text: str) -> tuple:
 def _add_data_options(parser) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="look for the dataset's IDX files here first (then "
-                             "$TINYNET_DATA, ~/.cache/tinynet/<name>, the Debian package "
+                             "$TINYNET_DATA/<name>, ~/.cache/tinynet/<name>, the Debian package "
                              "location)")
     parser.add_argument("--no-download", action="store_true",
                         help="never download; fail with a message if the files are absent "

@@ -72,13 +72,12 @@ def test_search_order_root_env_cache_system(tmp_path, monkeypatch):
     write_set(tmp_path / "env" / "tiny", 2)  # $TINYNET_DATA/<name>
     monkeypatch.setenv("TINYNET_DATA", str(tmp_path / "env"))
     assert label_tag(load_idx_dataset(spec)) == 2
-    write_set(tmp_path / "env", 5)  # $TINYNET_DATA itself comes before its <name> subdir
-    assert label_tag(load_idx_dataset(spec)) == 5
+    write_set(tmp_path / "env", 5)  # files directly in $TINYNET_DATA belong to no dataset
+    assert label_tag(load_idx_dataset(spec)) == 2
     write_set(tmp_path / "root", 1)
     assert label_tag(load_idx_dataset(spec, root=tmp_path / "root")) == 1
     assert locate_idx_dataset(spec, root=tmp_path / "root") == tmp_path / "root"
-    assert locate_idx_dataset(spec) == tmp_path / "env"
-    monkeypatch.delenv("TINYNET_DATA")
+    assert locate_idx_dataset(spec) == tmp_path / "env" / "tiny"
     assert locate_idx_dataset(spec_for(name="absent")) is None
 
 

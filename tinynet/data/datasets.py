@@ -140,8 +140,8 @@ _FASHION_MNIST = IDXDatasetSpec(
     classes=FASHION_MNIST_CLASSES,
     how_to_get="on Debian/Ubuntu: sudo apt-get install dataset-fashion-mnist; elsewhere "
                "download the four .gz files from https://github.com/zalandoresearch/"
-               "fashion-mnist (data/fashion) into a directory and set TINYNET_DATA to it "
-               "(or pass root=/--data-dir)",
+               "fashion-mnist (data/fashion) into $TINYNET_DATA/fashion-mnist, or into any "
+               "directory passed as root= (tinynet --data-dir)",
 )
 
 _MNIST = IDXDatasetSpec(
@@ -154,8 +154,8 @@ _MNIST = IDXDatasetSpec(
          "t10k-images-idx3-ubyte.gz": "9fb629c4189551a2d022fa330f9573f3",
          "t10k-labels-idx1-ubyte.gz": "ec29112dd5afa0611ce80d1b7f02629c"},
     classes=DIGITS_CLASSES,
-    how_to_get="download the four MNIST .gz files into a directory and set TINYNET_DATA "
-               "to it (or pass root=/--data-dir)",
+    how_to_get="download the four MNIST .gz files into $TINYNET_DATA/mnist, or into any "
+               "directory passed as root= (tinynet --data-dir)",
 )
 
 #: Datasets known by name; any other name loads MNIST-style files found locally.
@@ -185,7 +185,8 @@ def _spec_for(dataset) -> IDXDatasetSpec:
     return IDXDatasetSpec(name=key, title=dataset,
                           how_to_get="put the four MNIST-style IDX files "
                                      f"({', '.join(MNIST_FILES)}, .gz or not) in a "
-                                     "directory and pass root= (or set TINYNET_DATA)")
+                                     "directory and pass root= (tinynet --data-dir), or "
+                                     f"put them in $TINYNET_DATA/{key}")
 
 
 def _search_dirs(spec: IDXDatasetSpec, root) -> list:
@@ -194,8 +195,8 @@ def _search_dirs(spec: IDXDatasetSpec, root) -> list:
     if root is not None:
         dirs += [(Path(root), "root="), (Path(root) / spec.name, "root=")]
     env = os.environ.get("TINYNET_DATA")
-    if env:
-        dirs += [(Path(env), "$TINYNET_DATA"), (Path(env) / spec.name, "$TINYNET_DATA")]
+    if env:  # a root of per-dataset directories: one dataset's files never pass for another's
+        dirs.append((Path(env) / spec.name, "$TINYNET_DATA/<name>"))
     dirs.append((cache_dir(spec.name), "download cache"))
     dirs += [(Path(d), "system package") for d in spec.system_dirs]
     return dirs
@@ -288,7 +289,7 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
     Looks for the files (``<file>`` or ``<file>.gz``), in order, in
 
     1. ``root`` and ``root/<name>``, when given;
-    2. ``$TINYNET_DATA`` and ``$TINYNET_DATA/<name>``, when set;
+    2. ``$TINYNET_DATA/<name>``, when the variable is set;
     3. the download cache ``~/.cache/tinynet/<name>`` (``$XDG_CACHE_HOME`` honoured);
     4. where an operating-system package installs them (Debian's
        ``dataset-fashion-mnist``: ``/usr/share/datasets/fashion-mnist``).
