@@ -58,10 +58,10 @@ def single_task(n_in: int, hidden, task: str, n_out: int, seed: int = 0) -> Mode
     return Model(inp, {task: h})
 
 
-def hard_sharing(n_in: int, hidden, outputs: dict, seed: int = 0) -> Model:
-    """The whole MLP shared; one Dense head per task."""
+def hard_sharing(n_in: int, hidden, outputs: dict, seed: int = 0, head=()) -> Model:
+    """The MLP ``hidden`` shared; per task, hidden layers ``head`` and a Dense output."""
     return HardSharing((n_in,), trunk=_stack(hidden, seed),
-                       heads={t: [Dense(n, seed=seed + 100 + i)]
+                       heads={t: _stack(head, seed + 50 + 10 * i) + [Dense(n, seed=seed + 100 + i)]
                               for i, (t, n) in enumerate(outputs.items())})
 
 

@@ -251,7 +251,7 @@ class Model(Layer, MultiTaskTraining):
                                      f"is not in inputs= ({[t.name for t in self.inputs]})")
                 state[id(node)] = 1
                 stack.append((node, True))
-                for t in node.inputs:
+                for t in reversed(node.inputs):  # so the first input is visited first
                     if state.get(id(t.node)) is None:
                         stack.append((t.node, False))
         return order
