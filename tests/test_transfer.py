@@ -112,6 +112,21 @@ def test_gradients_flow_through_frozen_layers():
     assert not np.array_equal(part.layers[0].W.value, fc1_before)
 
 
+def test_a_frozen_base_nested_in_a_new_model_keras_style():
+    base = mlp()
+    base.pop()                                   # include_top=False
+    base.trainable = False
+    model = tn.Sequential([base, tn.layers.Dense(4, seed=9, name="new_head")])
+    before = values(base)
+    x, y = data(k=4)
+    compile_fit(model, x, y)
+    for p, old in zip(base.parameters(), before):
+        assert p.value.tobytes() == old.tobytes()
+    base.trainable = True
+    compile_fit(model, x, y)
+    assert not np.array_equal(base.parameters()[0].value, before[0])
+
+
 # --------------------------------------------------------- frozen BatchNorm
 def bn_model(seed, momentum):
     return tn.Sequential([
