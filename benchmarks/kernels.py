@@ -131,11 +131,11 @@ def _other_cases(batch, n_params):
     return cases
 
 
-def _time_case(fast, ref, repeats):
+def _time_case(fast, ref, repeats, min_time):
     # each side timed in its own block with warm-up calls, so the other
     # side's thread pool has gone idle before timing starts
-    t_fast = measure(fast, repeats=repeats, warmup=3)["median"]
-    t_ref = measure(ref, repeats=repeats, warmup=3)["median"]
+    t_fast = measure(fast, repeats=repeats, warmup=3, min_repeat_time=min_time)["median"]
+    t_ref = measure(ref, repeats=repeats, warmup=3, min_repeat_time=min_time)["median"]
     return t_fast, t_ref
 
 
@@ -147,7 +147,7 @@ def run(quick=False, repeats=7, log=print) -> dict:
     for group, cases in (("gemm", _gemm_cases(batch_sizes, square)),
                          ("fused", _other_cases(batch, n_params))):
         for name, flops, fast, ref in cases:
-            t_fast, t_ref = _time_case(fast, ref, repeats)
+            t_fast, t_ref = _time_case(fast, ref, repeats, 0.001 if quick else 0.02)
             row = {"group": group, "kernel": name, "numba_us": t_fast * 1e6,
                    "numpy_us": t_ref * 1e6, "speedup": t_ref / t_fast}
             if flops:

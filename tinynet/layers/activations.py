@@ -37,6 +37,8 @@ import math
 import numpy as np
 
 from ..checks import lookup
+from .. import kernels
+from ..kernels.activations import ACT_CODES
 from ._checks import check_real
 from .base import Layer
 from .special import normal_cdf
@@ -63,7 +65,12 @@ class Activation(Layer):
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x)
-        y = self._forward(x)
+        fused = kernel_code(self, x.dtype)
+        if fused is not None and fused[0] != ACT_CODES["identity"]:
+            # the Numba kernel; _forward is its reference
+            y = kernels.impl("act_forward", x.size)(x, *fused)
+        else:
+            y = self._forward(x)
         self._x = x if self.needs_input else None
         self._y = y
         return y
@@ -71,6 +78,9 @@ class Activation(Layer):
     def backward(self, dy) -> np.ndarray:
         self._require_cache(self._y)
         dy = self._check_dy(dy, self._y.shape)
+        fused = kernel_code(self, self._y.dtype)
+        if fused is not None and fused[0] != ACT_CODES["identity"] and dy.dtype == self._y.dtype:
+            return kernels.impl("act_backward", dy.size)(dy, self._y, self._x, *fused)
         return self._backward(self._x, self._y, dy)
 
     def _forward(self, x):
@@ -411,3 +421,20 @@ def to_config(act: Activation):
     spec = layer_to_dict(act)
     spec["config"] = extra
     return spec
+
+
+def kernel_code(act: Activation, dtype) -> tuple | None:
+    """``(code, alpha)`` of the fused kernel computing ``act`` for arrays of
+    ``dtype`` (see :mod:`tinynet.kernels.activations`), or None when the
+    NumPy code runs: the "numpy" backend, another dtype, or a class without
+    a kernel (exact classes only: a subclass may change the maths)."""
+    if dtype not in (np.float32, np.float64) or kernels.effective_backend() == "numpy":
+        return None
+    name = _KERNEL_NAMES.get(type(act))
+    if name == "gelu" and act.approximate == "tanh":
+        name = "gelu_tanh"
+    return None if name is None else (ACT_CODES[name], float(getattr(act, "alpha", 0.0)))
+
+
+_KERNEL_NAMES = {Identity: "identity", ReLU: "relu", LeakyReLU: "leaky_relu", ELU: "elu", GELU: "gelu",
+                 SiLU: "silu", Sigmoid: "sigmoid", Tanh: "tanh"}

@@ -7,7 +7,7 @@ import numpy as np
 from .. import init as initializers
 from .. import kernels
 from ..checks import check_positive_int
-from ..kernels.activations import ACT_CODES, needs_input
+from ..kernels.activations import needs_input
 from . import activations
 from .base import Layer
 
@@ -116,16 +116,9 @@ class Dense(Layer):
     # ----------------------------------------------------------- kernel path
     def _kernel_activation(self, x):
         """``(code, alpha)`` when the fused kernels can run this forward, else None."""
-        if kernels.effective_backend() == "numpy" or x.dtype != self.W.dtype \
-                or x.dtype not in (np.float32, np.float64):
+        if x.dtype != self.W.dtype:
             return None
-        act = self.activation
-        name = _KERNEL_NAMES.get(type(act))  # exact classes: a subclass may change the maths
-        if name == "gelu" and act.approximate == "tanh":
-            name = "gelu_tanh"
-        if name is None:
-            return None
-        return ACT_CODES[name], float(getattr(act, "alpha", 0.0))
+        return activations.kernel_code(self.activation, x.dtype)
 
     def _fused_forward(self, x, code, alpha):
         z = np.empty((x.shape[0], self.units), x.dtype) if needs_input(code) else None
@@ -153,11 +146,3 @@ class Dense(Layer):
                       use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
                       bias_initializer=self.bias_initializer)
         return config
-
-
-
-# Activation classes the fused kernels implement -> kernel activation name.
-_KERNEL_NAMES = {activations.Identity: "identity", activations.ReLU: "relu",
-                 activations.LeakyReLU: "leaky_relu", activations.ELU: "elu",
-                 activations.GELU: "gelu", activations.SiLU: "silu",
-                 activations.Sigmoid: "sigmoid", activations.Tanh: "tanh"}

@@ -29,8 +29,15 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ._checks import check_real
 from .base import Layer
+
+
+def _use_kernels(x, gamma) -> bool:
+    """Whether the Numba kernels run (the NumPy code here is their reference)."""
+    return (x.dtype == gamma.dtype and x.dtype in (np.float32, np.float64)
+            and kernels.effective_backend() != "numpy")
 
 __all__ = ["BatchNorm", "LayerNorm"]
 
@@ -145,6 +152,13 @@ class BatchNorm(_FeatureNorm):
             if x.shape[0] == 0:
                 raise ValueError(f"{self._who} needs at least one sample in training "
                                  f"mode, received {x.shape}")
+            if _use_kernels(x, self.gamma.value):
+                x2 = x.reshape(-1, x.shape[-1])
+                y, x_hat, inv_std, mean, var = kernels.impl("batchnorm_forward", x.size)(
+                    x2, self.gamma.value, self.beta.value, self.eps)
+                self._update_moving(mean, var)
+                self._cache = (x_hat.reshape(x.shape), inv_std, "kernel")
+                return y.reshape(x.shape)
             x_hat, inv_std, mean, var = _standardize(x, axes, self.eps)
             self._update_moving(mean.reshape(-1), var.reshape(-1))
         else:
@@ -165,6 +179,13 @@ class BatchNorm(_FeatureNorm):
         self._require_cache(self._cache)
         x_hat, inv_std, used_batch = self._cache
         dy = self._check_dy(dy, x_hat.shape)
+        if used_batch == "kernel" and dy.dtype == x_hat.dtype:
+            dx = kernels.impl("batchnorm_backward", dy.size)(
+                dy.reshape(-1, dy.shape[-1]), x_hat.reshape(-1, dy.shape[-1]), inv_std,
+                self.gamma.value, self.gamma.grad, self.beta.grad)
+            return dx.reshape(dy.shape)
+        if used_batch == "kernel":  # dy of another dtype: the reference path
+            inv_std = inv_std.reshape((1,) * (dy.ndim - 1) + (-1,))
         g = self._accumulate_param_grads(dy, x_hat)
         if used_batch:
             return _standardize_backward(g, x_hat, inv_std, tuple(range(dy.ndim - 1)))
@@ -224,6 +245,12 @@ class LayerNorm(_FeatureNorm):
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x)
+        if _use_kernels(x, self.gamma.value) and x.shape[0]:
+            x2 = x.reshape(-1, x.shape[-1])
+            y, x_hat, inv_std = kernels.impl("layernorm_forward", x.size)(
+                x2, self.gamma.value, self.beta.value, self.eps)
+            self._cache = (x_hat.reshape(x.shape), inv_std.reshape(x.shape[:-1] + (1,)))
+            return y.reshape(x.shape)
         x_hat, inv_std, _, _ = _standardize(x, -1, self.eps)
         self._cache = (x_hat, inv_std)
         return self._scale_shift(x_hat)
@@ -232,5 +259,11 @@ class LayerNorm(_FeatureNorm):
         self._require_cache(self._cache)
         x_hat, inv_std = self._cache
         dy = self._check_dy(dy, x_hat.shape)
+        if _use_kernels(dy, self.gamma.value) and dy.dtype == x_hat.dtype and dy.size:
+            n = dy.shape[-1]
+            dx = kernels.impl("layernorm_backward", dy.size)(
+                dy.reshape(-1, n), x_hat.reshape(-1, n), inv_std.reshape(-1),
+                self.gamma.value, self.gamma.grad, self.beta.grad)
+            return dx.reshape(dy.shape)
         g = self._accumulate_param_grads(dy, x_hat)
         return _standardize_backward(g, x_hat, inv_std, -1)

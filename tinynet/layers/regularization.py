@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import kernels
 from ._checks import check_real
 from .base import Layer
+
+
+def _use_kernels(dtype) -> bool:
+    """Whether the Numba kernels run (the NumPy code here is their reference)."""
+    return dtype in (np.float32, np.float64) and kernels.effective_backend() != "numpy"
 
 __all__ = ["Dropout"]
 
@@ -48,6 +54,10 @@ class Dropout(Layer):
         if not training or self.rate == 0.0:
             self._mask = None
             return x
+        if _use_kernels(x.dtype):  # mask and scale fused; same draws as _draw_mask
+            u = self.rng.random(x.shape, dtype=np.float32)
+            y, self._mask = kernels.impl("dropout_forward", x.size)(x, u, self.rate)
+            return y
         self._mask = self._draw_mask(x.shape, x.dtype)
         return x * self._mask
 
@@ -59,7 +69,11 @@ class Dropout(Layer):
     def backward(self, dy) -> np.ndarray:
         self._require_cache(self._y_shape)
         dy = self._check_dy(dy, self._y_shape)
-        return dy if self._mask is None else dy * self._mask
+        if self._mask is None:
+            return dy
+        if dy.dtype == self._mask.dtype and _use_kernels(dy.dtype):
+            return kernels.impl("dropout_backward", dy.size)(dy, self._mask)
+        return dy * self._mask
 
     def get_config(self) -> dict:
         return {**super().get_config(), "rate": self.rate}
