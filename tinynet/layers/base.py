@@ -147,7 +147,11 @@ class Layer:
             if isinstance(d, bool) or not isinstance(d, (int, np.integer)) or d <= 0:
                 raise ValueError(f"{self._who} expected an input shape of positive "
                                  f"integers, received {input_shape}")
-        input_shape = tuple(int(d) for d in input_shape)
+        return self._build_checked(tuple(int(d) for d in input_shape), rng, dtype)
+
+    def _build_checked(self, input_shape, rng, dtype):
+        """The part of :meth:`build` after the shape checks (multi-input layers,
+        whose input shape is a list of shapes, reuse it)."""
         if dtype is None:
             dtype = self.dtype or np.dtype(np.float32)
         if self.dtype is None:

@@ -42,18 +42,7 @@ class MultiInputLayer(Layer):
                 raise ValueError(f"{self._who} expected shapes of positive integers, "
                                  f"received {input_shapes!r}")
             shapes.append(tuple(int(d) for d in s))
-        if dtype is None:
-            dtype = self.dtype or np.dtype(np.float32)
-        if self.dtype is None:
-            self.dtype = np.dtype(dtype)
-        if rng is not None and self.seed is None:
-            self._rng = rng
-        self._params = []
-        self.output_shape = self.compute_output_shape(shapes)
-        self.input_shape = shapes
-        self._build(shapes, self.rng)
-        self.built = True
-        return self
+        return self._build_checked(shapes, rng, dtype)
 
     def _prepare_inputs(self, xs) -> list[np.ndarray]:
         if not isinstance(xs, (list, tuple)):
