@@ -93,7 +93,8 @@ def margins(accuracy: dict, budgets, seeds) -> dict:
 def markdown(name, res, budgets, n_seeds) -> str:
     acc = res["accuracy"]
     rows = [[LABELS[m]] + [_cell(acc[m][int(b)]) for b in budgets] for m in acc]
-    lines = [f"### {name}: target test accuracy (mean ± sd over {n_seeds} seeds)", "",
+    seeds = f"{n_seeds} seed" + ("s" if n_seeds > 1 else "")
+    lines = [f"### {name}: target test accuracy (mean ± sd over {seeds})", "",
              f"Source task accuracy after pretraining: {_cell(res['source_accuracy'])}.", "",
              report.markdown_table(["method"] + [f"{b}/class" for b in budgets], rows), ""]
     gains = res["margins"]
@@ -105,6 +106,8 @@ def markdown(name, res, budgets, n_seeds) -> str:
                                                       "discriminative") if m in acc)
     lines.append(f"Best transfer at {small}/class: {best_small:.3f}; scratch at {mid}/class: "
                  f"{np.mean(acc['scratch'][mid]):.3f}.")
+    if res.get("skipped"):
+        lines.append(f"Skipped: {', '.join(res['skipped'])}.")
     return "\n".join(lines)
 
 
@@ -151,17 +154,19 @@ def main(argv: list[str]) -> int:
         budgets, hidden, pre_epochs = DATASETS[name]
         cfg = experiment.Config(hidden=hidden, pretrain_epochs=pre_epochs)
         if args.quick:
-            budgets, cfg = (10, 20), experiment.Config(hidden=(32,), pretrain_epochs=3,
-                                                       steps=40)
+            budgets, cfg = (5, 10), experiment.Config(hidden=(32,), pretrain_epochs=2,
+                                                      steps=20)
         source, target = load(name)
         t0 = time.perf_counter()
         res = experiment.run(source, target, budgets=budgets, seeds=seeds, config=cfg,
                              log=lambda line, name=name: print(f"[{name}] {line}",
                                                                flush=True))
         res["seconds_total"] = time.perf_counter() - t0
-        peer = logreg_peer(target, budgets, seeds)
+        # importing scikit-learn costs more than the whole --quick run
+        peer = None if args.quick else logreg_peer(target, budgets, seeds)
         if peer is None:
-            res["skipped"] = ["logreg (scikit-learn not installed)"]
+            res["skipped"] = ["logreg (" + ("--quick" if args.quick
+                                            else "scikit-learn not installed") + ")"]
         else:
             res["accuracy"]["logreg"] = peer
         res["margins"] = margins(res["accuracy"], budgets, seeds)
