@@ -138,6 +138,7 @@ def test_fit_logs_every_task_and_learns(weighting):
     history = model.fit(x, y, epochs=6, batch_size=32, seed=0, validation_data=(x, y),
                         verbose=2, stream=out)
     after = model.evaluate(x, y)
+    assert model.history is history
     for key in ("loss", "cls/loss", "reg/loss", "cls/accuracy", "reg/mae", "val_cls/accuracy",
                 "val_reg/mae"):
         assert len(history.history[key]) == 6, key

@@ -319,10 +319,12 @@ class MultiTaskTraining:
                 return self.evaluate(*validation_data, batch_size=max(batch_size, 256))
 
         callbacks = list(callbacks or []) + [_WeightingEpochs()]
-        return fit_loop(self, lambda idx: self.train_step(xs, ys, masks, idx), n,
-                        epochs=epochs, batch_size=batch_size, shuffle=shuffle, seed=seed,
-                        initial_epoch=initial_epoch, validate=validate, callbacks=callbacks,
-                        verbose=verbose, stream=stream)
+        # Kept on the model too, as Sequential (and Keras) do.
+        self.history = fit_loop(self, lambda idx: self.train_step(xs, ys, masks, idx), n,
+                                epochs=epochs, batch_size=batch_size, shuffle=shuffle,
+                                seed=seed, initial_epoch=initial_epoch, validate=validate,
+                                callbacks=callbacks, verbose=verbose, stream=stream)
+        return self.history
 
     # -------------------------------------------------------- evaluate/predict
     def _predict_lists(self, xs, batch_size) -> list[np.ndarray]:
