@@ -70,8 +70,8 @@ def _cell(entry, key="loss", digits=3):
     if not entry:
         return "-"
     if not np.isfinite(entry.get(key, np.nan)):
-        if "loss_finite" not in entry:
-            return "diverged"
+        if "loss_finite" not in entry or entry["loss_finite"] >= 1e3:
+            return f"diverged ({entry.get('n_diverged', '?')} inf)"
         return (f"{num(entry['loss_finite'])} ± {num(entry['loss_finite_ci95'])} "
                 f"({entry['n_diverged']} inf)")
     return f"{num(entry[key])} ± {num(entry[key + '_ci95'])}"
