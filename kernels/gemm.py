@@ -9,9 +9,9 @@ g = dL/dz: (batch, units)):
 
 ``gemm_nn`` splits the rows of C into one chunk per thread (no element is
 written by two threads). Within a chunk it walks strips of ``_NC`` columns and
-blocks of ``_KC`` k-steps (the block of B, 64 x 256 floats, stays in L1), four
-rows of C and four k-steps at a time, and leaves the contiguous inner loop over
-columns to LLVM's vectoriser (the loops run over sliced rows starting at 0, so
+blocks of ``_KC`` k-steps (the block of B, 64 x 256 floats, stays in L1),
+four rows of C and eight (then four, then one) k-steps at a time, and leaves
+the contiguous inner loop over columns to LLVM's vectoriser (the loops run over sliced rows starting at 0, so
 LLVM can prove the indices non-negative and vectorise). ``x.T`` is passed as an
 F-ordered view: A is only read as scalars, so no copy is needed.
 
@@ -69,6 +69,39 @@ def _nn_block(a, b, c, r0, r1, j0, j1):
             c2 = c[i + 2, j0:j1]
             c3 = c[i + 3, j0:j1]
             k = k0
+            while k + 8 <= k1:  # 4 rows x 8 k-steps: 32 FMAs per 4 stores of C
+                r0_ = a[i, k:k + 8]
+                r1_ = a[i + 1, k:k + 8]
+                r2_ = a[i + 2, k:k + 8]
+                r3_ = a[i + 3, k:k + 8]
+                a00 = r0_[0]; a01 = r0_[1]; a02 = r0_[2]; a03 = r0_[3]  # noqa: E702
+                a04 = r0_[4]; a05 = r0_[5]; a06 = r0_[6]; a07 = r0_[7]  # noqa: E702
+                a10 = r1_[0]; a11 = r1_[1]; a12 = r1_[2]; a13 = r1_[3]  # noqa: E702
+                a14 = r1_[4]; a15 = r1_[5]; a16 = r1_[6]; a17 = r1_[7]  # noqa: E702
+                a20 = r2_[0]; a21 = r2_[1]; a22 = r2_[2]; a23 = r2_[3]  # noqa: E702
+                a24 = r2_[4]; a25 = r2_[5]; a26 = r2_[6]; a27 = r2_[7]  # noqa: E702
+                a30 = r3_[0]; a31 = r3_[1]; a32 = r3_[2]; a33 = r3_[3]  # noqa: E702
+                a34 = r3_[4]; a35 = r3_[5]; a36 = r3_[6]; a37 = r3_[7]  # noqa: E702
+                b0 = b[k, j0:j1]
+                b1 = b[k + 1, j0:j1]
+                b2 = b[k + 2, j0:j1]
+                b3 = b[k + 3, j0:j1]
+                b4 = b[k + 4, j0:j1]
+                b5 = b[k + 5, j0:j1]
+                b6 = b[k + 6, j0:j1]
+                b7 = b[k + 7, j0:j1]
+                for j in range(nj):
+                    x0 = b0[j]; x1 = b1[j]; x2 = b2[j]; x3 = b3[j]  # noqa: E702
+                    x4 = b4[j]; x5 = b5[j]; x6 = b6[j]; x7 = b7[j]  # noqa: E702
+                    c0[j] += (a00 * x0 + a01 * x1 + a02 * x2 + a03 * x3
+                              + a04 * x4 + a05 * x5 + a06 * x6 + a07 * x7)
+                    c1[j] += (a10 * x0 + a11 * x1 + a12 * x2 + a13 * x3
+                              + a14 * x4 + a15 * x5 + a16 * x6 + a17 * x7)
+                    c2[j] += (a20 * x0 + a21 * x1 + a22 * x2 + a23 * x3
+                              + a24 * x4 + a25 * x5 + a26 * x6 + a27 * x7)
+                    c3[j] += (a30 * x0 + a31 * x1 + a32 * x2 + a33 * x3
+                              + a34 * x4 + a35 * x5 + a36 * x6 + a37 * x7)
+                k += 8
             while k + 4 <= k1:
                 a00 = a[i, k]; a01 = a[i, k + 1]; a02 = a[i, k + 2]; a03 = a[i, k + 3]  # noqa: E702
                 a10 = a[i + 1, k]; a11 = a[i + 1, k + 1]; a12 = a[i + 1, k + 2]; a13 = a[i + 1, k + 3]  # noqa: E501,E702
