@@ -11,8 +11,9 @@ g = dL/dz: (batch, units)):
 written by two threads). Within a chunk it walks strips of ``_NC`` columns and
 blocks of ``_KC`` k-steps (the block of B, 64 x 256 floats, stays in L1),
 four rows of C and eight (then four, then one) k-steps at a time, and leaves
-the contiguous inner loop over columns to LLVM's vectoriser (the loops run over sliced rows starting at 0, so
-LLVM can prove the indices non-negative and vectorise). ``x.T`` is passed as an
+the contiguous inner loop over columns to LLVM's vectoriser (the loops run
+over sliced rows from index 0, so LLVM can prove the indices non-negative;
+a loop from an arbitrary start index does not vectorise). ``x.T`` is passed as an
 F-ordered view: A is only read as scalars, so no copy is needed.
 
 ``g @ W.T`` in dot-product form (both rows contiguous along k) does not
