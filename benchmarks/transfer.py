@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import time
+from pathlib import Path
 
 import numpy as np
 
@@ -129,27 +130,23 @@ def figure(all_results, datasets):
             ax.errorbar(budgets, means, yerr=sds, marker="o", capsize=3,
                         label=LABELS[method], linestyle="--" if method == "logreg" else "-")
         ax.set_xscale("log")
+        ax.set_xticks(res["budgets"], [str(b) for b in res["budgets"]])
+        ax.minorticks_off()
         ax.set_xlabel("labelled target images per class")
         ax.set_ylabel("target test accuracy")
         ax.set_title(f"{name}: classes 0-4 -> 5-9")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=7, loc="lower right")
+    axes[0][0].legend(fontsize=7, loc="best")
     fig.tight_layout()
     return fig
 
 
-def main(argv: list[str]) -> int:
+def _measure(args) -> dict:
     from tinynet.transfer import experiment
 
-    parser = report.add_common_args(argparse.ArgumentParser(
-        prog="python -m benchmarks transfer", description=__doc__.splitlines()[0]))
-    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS),
-                        default=["fashion", "digits"])
-    parser.add_argument("--seeds", type=int, default=3)
-    args = parser.parse_args(argv)
     datasets = ["digits"] if args.quick else args.datasets
     seeds = list(range(1 if args.quick else args.seeds))
-    all_results, sections = {}, []
+    all_results = {}
     for name in datasets:
         budgets, hidden, pre_epochs = DATASETS[name]
         cfg = experiment.Config(hidden=hidden, pretrain_epochs=pre_epochs)
@@ -175,11 +172,38 @@ def main(argv: list[str]) -> int:
                         "n_source_train": int(len(source[0][1])),
                         "n_target_train_pool": int(len(target[0][1])),
                         "n_target_test": int(len(target[1][1]))}
+        res["command"] = "python -m benchmarks transfer" + (" --quick" if args.quick else "")
         all_results[name] = res
-        sections.append(markdown(name, res, budgets, len(seeds)))
+    return all_results
+
+
+def _from_json(path) -> dict:
+    """Results saved by an earlier run, with the budget keys made ints again."""
+    import json
+    results = json.loads(Path(path).read_text())["results"]
+    for res in results.values():
+        for key in ("accuracy", "seconds"):
+            res[key] = {m: {int(b): v for b, v in per.items()} for m, per in res[key].items()}
+        res["margins"] = {int(b): v for b, v in res["margins"].items()}
+    return results
+
+
+def main(argv: list[str]) -> int:
+    parser = report.add_common_args(argparse.ArgumentParser(
+        prog="python -m benchmarks transfer", description=__doc__.splitlines()[0]))
+    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS),
+                        default=["fashion", "digits"])
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--from-json", metavar="PATH", default=None,
+                        help="re-render the tables and plot of an earlier run's JSON")
+    args = parser.parse_args(argv)
+    all_results = _from_json(args.from_json) if args.from_json else _measure(args)
+    datasets = list(all_results)
+    command = next(iter(all_results.values())).get("command", "python -m benchmarks transfer")
+    sections = [markdown(name, res, res["budgets"], len(res["seeds"]))
+                for name, res in all_results.items()]
     text = ("## Transfer learning: classes 0-4 -> classes 5-9, few labels\n\n"
-            "`python -m benchmarks transfer" + (" --quick" if args.quick else "") + "`\n\n"
-            + "\n\n".join(sections))
+            f"`{command}`\n\n" + "\n\n".join(sections))
     paths = report.write_report("transfer", all_results, text,
                                 figure=figure(all_results, datasets), out_dir=args.out)
     print(text)
