@@ -12,12 +12,11 @@ optimizer kernels run at the MLP's sizes (batch 512, 235,146 parameters).
 
 from __future__ import annotations
 
-import argparse
 import math
 
 import numpy as np
 
-from .report import add_common_args, markdown_table, measure, write_report
+from .report import benchmark_main, markdown_table, measure
 
 
 def _gemm_cases(batch_sizes, square):
@@ -189,14 +188,7 @@ def to_markdown(res) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks kernels", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser)
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args(argv)
-    res = run(quick=args.quick, repeats=2 if args.quick else args.repeats)
-    md = to_markdown(res)
-    print(md)
-    paths = write_report("kernels", res, md, out_dir=args.out)
-    print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    def configure(parser):
+        parser.add_argument("--repeats", type=int, default=7)
+    return benchmark_main("kernels", __doc__, argv, configure=configure, to_markdown=to_markdown,
+                          run=lambda a: run(quick=a.quick, repeats=2 if a.quick else a.repeats))

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 __all__ = [
-    "RESULTS_DIR", "add_common_args", "machine_info", "machine_markdown", "markdown_table",
+    "RESULTS_DIR", "add_common_args", "benchmark_main", "machine_info", "machine_markdown", "markdown_table",
     "measure", "write_report", "fmt", "ratio",
 ]
 
@@ -38,6 +38,26 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--out", type=Path, default=None,
                         help=f"directory for the JSON/Markdown/PNG files (default {RESULTS_DIR})")
     return parser
+
+
+def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
+                   figure=None) -> int:
+    """The usual ``main(argv)`` of a benchmark: parse ``--quick``/``--out`` (plus
+    what ``configure(parser)`` adds), ``res = run(args)``, print
+    ``to_markdown(res)`` and write the report (with ``figure(res)`` if given)."""
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks {name}", description=doc,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_common_args(parser)
+    if configure is not None:
+        configure(parser)
+    args = parser.parse_args(argv)
+    res = run(args)
+    markdown = to_markdown(res)
+    print(markdown)
+    paths = write_report(name, res, markdown, figure=figure(res) if figure else None,
+                         out_dir=args.out)
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 # ------------------------------------------------------------------- machine

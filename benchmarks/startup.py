@@ -12,7 +12,6 @@ from disk. ``import numba`` is timed alongside as the floor.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
@@ -21,7 +20,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .report import add_common_args, markdown_table, write_report
+from .report import benchmark_main, markdown_table
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -108,14 +107,7 @@ def to_markdown(res) -> str:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks startup", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    add_common_args(parser)
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args(argv)
-    res = run(repeats=1 if args.quick else args.repeats, quick=args.quick)
-    md = to_markdown(res)
-    print(md)
-    paths = write_report("startup", res, md, out_dir=args.out)
-    print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    def configure(parser):
+        parser.add_argument("--repeats", type=int, default=3)
+    return benchmark_main("startup", __doc__, argv, configure=configure, to_markdown=to_markdown,
+                          run=lambda a: run(repeats=1 if a.quick else a.repeats, quick=a.quick))
