@@ -29,6 +29,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -109,6 +110,7 @@ def speed(quick):
                           min_time=0.05 if quick else 0.3)
         results["torch_loop_1thread"] = 25 / one["torch_loop_1thread"]
         torch.set_num_threads(2)
+    results["load_average_1min"] = os.getloadavg()[0]  # a shared machine skews timings
     results.update(gradient_errors(peer))
     return results
 
@@ -309,7 +311,10 @@ def markdown(results, args):
                        ["PyTorch loop, 1 thread", sp.get("torch_loop_1thread"),
                         report.ratio(sp["tinynet"], sp.get("torch_loop_1thread"))]]), "",
                   "Timed in turn within each repeat (median of repeats); PyTorch with "
-                  "`torch.set_num_threads(2)` unless stated.", "",
+                  "`torch.set_num_threads(2)` unless stated. 1-minute load average at the "
+                  f"end of the timing: {sp.get('load_average_1min', float('nan')):.1f} on 2 "
+                  "cores (other jobs running: absolute numbers are low, the ratios are "
+                  "what to read).", "",
                   "Gradient accuracy (max |error| / max |reference|):", "",
                   report.markdown_table(["quantity", "relative error"],
                                         [[k, f"{v:.1e}"] for k, v in sp.items()
@@ -347,8 +352,8 @@ def markdown(results, args):
                   report.markdown_table(["method", "1-shot", "5-shot"], rows), "",
                   "MAML/ANIL/baseline: 10 SGD steps on the support set (lr 0.1; ANIL's head "
                   "0.5), one inner step in meta-training, meta-batch 8, Adam 1e-3; ProtoNet: "
-                  "nearest prototype (64-d embedding). 600 test episodes, 15 queries per "
-                  "class, test-split images.", ""]
+                  f"nearest prototype (64-d embedding). {args.test_tasks} test episodes, 15 "
+                  "queries per class, test-split images.", ""]
     command = "python -m benchmarks meta" + (" --quick" if args.quick else "")
     if args.blas_threads:
         command += f" --blas-threads {args.blas_threads}"
