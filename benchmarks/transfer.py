@@ -30,7 +30,10 @@ DATASETS = {
     "digits": ((10, 50, 100), (128, 64), 30),
 }
 SOURCE, TARGET = range(0, 5), range(5, 10)
+METHODS = ("scratch", "features", "features_fc1", "fine_tune", "discriminative")
+TRANSFER = METHODS[1:]
 LABELS = {"scratch": "from scratch", "features": "frozen features + new head",
+          "features_fc1": "frozen fc1 (first hidden layer) features + new head",
           "fine_tune": "fine-tuning (2 phases)",
           "discriminative": "discriminative lrs + gradual unfreezing",
           "logreg": "peer: sklearn logistic regression (scratch)"}
@@ -80,7 +83,7 @@ def _cell(values) -> str:
 def margins(accuracy: dict, budgets, seeds) -> dict:
     """Per budget: the best transfer method (by mean) and its per-seed gain over scratch."""
     out = {}
-    transfer_methods = [m for m in ("features", "fine_tune", "discriminative") if m in accuracy]
+    transfer_methods = [m for m in TRANSFER if m in accuracy]
     for b in budgets:
         b = int(b)
         best = max(transfer_methods, key=lambda m: np.mean(accuracy[m][b]))
@@ -103,8 +106,7 @@ def markdown(name, res, budgets, n_seeds) -> str:
         f"{b}/class {g['gain_mean']:+.3f} ± {g['gain_std']:.3f} ({g['best']})"
         for b, g in gains.items()) + ".")
     small, mid = int(budgets[0]), int(budgets[1])
-    best_small = max(np.mean(acc[m][small]) for m in ("features", "fine_tune",
-                                                      "discriminative") if m in acc)
+    best_small = max(np.mean(acc[m][small]) for m in TRANSFER if m in acc)
     lines.append(f"Best transfer at {small}/class: {best_small:.3f}; scratch at {mid}/class: "
                  f"{np.mean(acc['scratch'][mid]):.3f}.")
     if res.get("skipped"):
@@ -156,6 +158,7 @@ def _measure(args) -> dict:
         source, target = load(name)
         t0 = time.perf_counter()
         res = experiment.run(source, target, budgets=budgets, seeds=seeds, config=cfg,
+                             methods=METHODS,
                              log=lambda line, name=name: print(f"[{name}] {line}",
                                                                flush=True))
         res["seconds_total"] = time.perf_counter() - t0

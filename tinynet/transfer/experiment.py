@@ -20,7 +20,8 @@ Protocol
       random initialisation, all layers trained;
   ``features``
       frozen pretrained features (:func:`extract_features` at the layer
-      below the head) and a new linear head;
+      below the head) and a new linear head; ``features_fc1`` (optional,
+      not in :data:`METHODS`) the same from the first hidden layer;
   ``fine_tune``
       new head trained on the frozen base, then every layer fine-tuned at
       a low rate (:func:`fine_tune`);
@@ -40,10 +41,14 @@ from .features import extract_features
 from .finetune import fine_tune
 from .surgery import copy_weights, replace_head
 
-__all__ = ["METHODS", "Config", "class_split", "sample_per_class", "build_mlp", "run",
+__all__ = ["METHODS", "FEATURE_LAYERS", "Config", "class_split", "sample_per_class", "build_mlp", "run",
            "summarise"]
 
 METHODS = ("scratch", "features", "fine_tune", "discriminative")
+#: Where each feature-extraction method takes its frozen features from: the
+#: layer below the head, or the first hidden layer (more general features,
+#: as Yosinski et al. 2014 found for lower layers).
+FEATURE_LAYERS = {"features": -2, "features_fc1": 0}
 
 
 class Config:
@@ -161,14 +166,14 @@ def _run_method(method, pretrained, x, y, n_classes, cfg, seed):
         _compile(model, _params(model), cfg.lr)
         model.fit(x, y, epochs=epochs, **fit)
         return model, None
-    if method == "features":
+    if method in FEATURE_LAYERS:
         from .. import layers
         from ..model import Sequential
-        feats = extract_features(pretrained, x, layer=-2)
+        feats = extract_features(pretrained, x, layer=FEATURE_LAYERS[method])
         head = Sequential([layers.Dense(n_classes, input_dim=feats.shape[1], seed=seed)])
         _compile(head, _params(head), cfg.head_lr)
         head.fit(feats, y, epochs=epochs, **fit)
-        return head, -2
+        return head, FEATURE_LAYERS[method]
     model = _transfer_copy(pretrained, n_classes, cfg, seed)
     half = max(1, epochs // 2)
     if method == "fine_tune":
@@ -180,7 +185,8 @@ def _run_method(method, pretrained, x, y, n_classes, cfg, seed):
                   lr=cfg.fine_tune_lr, factor=cfg.factor, gradual=True,
                   every=max(1, half // n_groups), **fit)
     else:
-        raise ValueError(f"unknown method {method!r} (known: {', '.join(METHODS)})")
+        raise ValueError(f"unknown method {method!r} "
+                         f"(known: {', '.join(METHODS + tuple(FEATURE_LAYERS))})")
     return model, None
 
 
