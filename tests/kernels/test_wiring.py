@@ -1,0 +1,79 @@
+"""The kernels as the default training path: same results as the NumPy references."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.kernels import dispatch
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _train(backend, dtype, activation, optimizer, layers_extra=()):
+    with dispatch.use_backend(backend):
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((40, 12)).astype(dtype)
+        y = rng.integers(0, 3, 40)
+        model = tn.Sequential([tn.layers.Dense(16, activation=activation, input_dim=12, seed=1,
+                                               dtype=dtype),
+                               *layers_extra, tn.layers.Dense(3, seed=2, dtype=dtype)])
+        model.compile(optimizer=optimizer, loss="cross_entropy")
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False, seed=0)
+        return [w.copy() for w in model.get_weights()], model.predict(x)
+
+
+@pytest.mark.parametrize("activation", ["relu", "gelu", "tanh", "leaky_relu"])
+@pytest.mark.parametrize("optimizer", ["adam", "sgd", "rmsprop", "adagrad", "adamw"])
+def test_numba_and_numpy_backends_train_alike(activation, optimizer):
+    w_fast, p_fast = _train("numba", np.float64, activation, optimizer)
+    w_ref, p_ref = _train("numpy", np.float64, activation, optimizer)
+    for a, b in zip(w_fast, w_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-11)
+    np.testing.assert_allclose(p_fast, p_ref, rtol=1e-9, atol=1e-11)
+
+
+def test_backends_agree_with_dropout_and_norms():
+    extra = lambda: (tn.layers.BatchNorm(), tn.layers.Dropout(0.3, seed=3),  # noqa: E731
+                     tn.layers.LayerNorm(), tn.layers.Sigmoid())
+    w_fast, _ = _train("numba", np.float64, "silu", "adam", extra())
+    w_ref, _ = _train("numpy", np.float64, "silu", "adam", extra())
+    for a, b in zip(w_fast, w_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_float32_training_stays_close():
+    w_fast, _ = _train("numba", np.float32, "relu", "adam")
+    w_ref, _ = _train("numpy", np.float32, "relu", "adam")
+    for a, b in zip(w_fast, w_ref):
+        assert a.dtype == np.float32
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
+
+
+def test_dense_skips_input_gradient_only():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4))
+    dy = rng.standard_normal((5, 3))
+    for backend in ("numba", "numpy"):
+        with dispatch.use_backend(backend):
+            layer = tn.layers.Dense(3, activation="relu", input_dim=4, seed=0, dtype="float64")
+            layer.forward(x, training=True)
+            dx = layer.backward(dy)
+            grads = [p.grad.copy() for p in layer.parameters()]
+            layer.zero_grad()
+            assert layer.backward(dy, need_dx=False) is None
+            for p, g in zip(layer.parameters(), grads):
+                np.testing.assert_allclose(p.grad, g)
+            assert dx.shape == x.shape
+
+
+def test_warm_up_without_numba_does_nothing():
+    code = "import tinynet.kernels as k; print(k.warm_up(verbose=True))"
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=120, env={**os.environ, "NUMBA_DISABLE_JIT": "1"})
+    assert proc.returncode == 0 and proc.stdout.strip() == "{}"
+    assert "nothing to compile" in proc.stderr
