@@ -386,3 +386,20 @@ def test_quick_benchmark_writes_its_report(tmp_path):
     results = json.loads((tmp_path / "transfer.json").read_text())["results"]["digits"]
     assert set(results["accuracy"]) >= {"scratch", "features", "fine_tune", "discriminative"}
     assert "target test accuracy" in (tmp_path / "transfer.md").read_text()
+
+
+def test_fine_tune_groups_a_multi_layer_head_as_the_top_group():
+    model = mlp()
+    transfer.replace_head(model, [tn.layers.Dense(4, activation="relu", name="h1"),
+                                  tn.layers.Dense(3, name="h2")])
+    x, y = data()
+    seen = []
+
+    class Record(tn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(transfer.trainable_layers(self.model))
+
+    transfer.fine_tune(model, x, y, head=2, head_epochs=1, epochs=3, gradual=True, factor=2.6,
+                       callbacks=[Record()], batch_size=8)
+    assert seen == [["h1", "h2"], ["h1", "h2"], ["fc2", "h1", "h2"],
+                    ["fc1", "fc2", "h1", "h2"]]

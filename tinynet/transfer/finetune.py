@@ -176,6 +176,16 @@ def _batchnorm_indices(layers) -> set[int]:
     return {i for i, layer in enumerate(layers) if bn and isinstance(layer, bn)}
 
 
+def _head_on_top(model, groups, first_head: int) -> list[list[int]]:
+    """Layer groups with the whole head as the top group (so that a head of
+    several layers trains together, as in phase 1)."""
+    layers = model_layers(model)
+    index_groups = layer_groups(model, groups)
+    base = [[i for i in g if i < first_head] for g in index_groups]
+    base = [g for g in base if any(layers[i].parameters() for i in g)]
+    return base + [list(range(first_head, len(layers)))]
+
+
 def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
               head_lr: float = 1e-3, lr: float = 1e-4, optimizer="adam",
               loss="cross_entropy", metrics=("accuracy",), factor: float | None = None,
@@ -209,7 +219,9 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         Use discriminative learning rates in phase 2
         (:func:`discriminative_param_groups`; ULMFiT uses 2.6).
     groups : None, int or list of layer references
-        Layer groups for ``factor`` and ``gradual``.
+        Layer groups for ``factor`` and ``gradual``. With None or an int the
+        base is grouped as :func:`~tinynet.transfer.layer_groups` says and
+        the whole head forms the top group.
     gradual : bool, default False
         Add :class:`GradualUnfreezing` (one more group every ``every``
         epochs) to phase 2.
@@ -245,6 +257,8 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"fine_tune expected {what} as a non-negative int, "
                              f"received {value!r}")
+    if groups is None or isinstance(groups, (int, np.integer)):
+        groups = _head_on_top(model, groups, first_head)
     was_trainable = [layer.trainable for layer in layers]
     keep_frozen = {i for i in range(n) if not was_trainable[i]}
     if keep_batchnorm_frozen:
