@@ -11,15 +11,16 @@ options and :mod:`.dispatch` the backend choice::
     import tinynet as tn
     tn.kernels.set_backend("numpy")      # or "numba" (default), "auto"
     tn.kernels.warm_up()                 # compile everything ahead of time
+    tn.kernels.set_num_threads(1)        # serial kernels (a busy, shared machine)
 
 ``TINYNET_BACKEND=numba|numpy|auto`` sets the initial backend.
 """
 
-from .config import NUMBA_ENABLED, num_threads, threading_layer
+from .config import NUMBA_ENABLED, num_threads, set_num_threads, threading_layer
 from .dispatch import (BACKENDS, auto_choices, effective_backend, get_backend, impl,
                        set_backend, use_backend)
 from .warmup import warm_up
 
 __all__ = ["NUMBA_ENABLED", "BACKENDS", "set_backend", "get_backend", "use_backend",
            "effective_backend", "impl", "auto_choices", "warm_up", "num_threads",
-           "threading_layer"]
+           "set_num_threads", "threading_layer"]

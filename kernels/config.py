@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 import sys
 
-__all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads",
+__all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads", "set_num_threads",
            "threading_layer", "COMPILE_MESSAGE"]
 
 #: LLVM fast-math flags: reassociation lets reductions vectorise; no ``nnan``
@@ -118,6 +118,19 @@ def njit(fn=None, *, parallel: bool = False, exact: bool = False):
 def num_threads() -> int:
     """Threads a parallel kernel may use (1 without Numba)."""
     return numba.get_num_threads() if NUMBA_ENABLED else 1
+
+
+def set_num_threads(n: int) -> int:
+    """Use at most ``n`` threads in the kernels (1: every kernel runs its serial
+    build -- the robust choice on a machine shared with other busy processes,
+    where a parallel call waits for its descheduled worker). Returns the
+    previous number."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads expected a positive integer, received {n!r}")
+    previous = num_threads()
+    if NUMBA_ENABLED:
+        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+    return previous
 
 
 def threading_layer() -> str:

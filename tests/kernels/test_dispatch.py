@@ -107,3 +107,18 @@ def test_import_tinynet_does_not_import_numba():
 def test_threading_layer_is_reported():
     assert isinstance(tn.kernels.threading_layer(), str)
     assert tn.kernels.num_threads() >= 1
+
+
+def test_set_num_threads():
+    previous = tn.kernels.set_num_threads(1)
+    try:
+        assert tn.kernels.num_threads() == 1
+        from tinynet.kernels import gemm
+        a = np.ones((300, 300))
+        np.testing.assert_allclose(gemm.matmul(a, a), a @ a)  # serial build above threshold
+    finally:
+        tn.kernels.set_num_threads(previous)
+    assert tn.kernels.num_threads() == previous
+    for bad in (0, 1.5, True):
+        with pytest.raises(ValueError, match="positive integer"):
+            tn.kernels.set_num_threads(bad)
