@@ -22,7 +22,6 @@ same per-dataset rule); ``evaluate`` and ``predict`` apply the same scaling.
 from __future__ import annotations
 
 import argparse
-import inspect
 import os
 import sys
 import time
@@ -240,16 +239,6 @@ def _accuracy(model, x, y, batch_size) -> float:
     return float((model.predict_classes(x, batch_size=batch_size) == y).mean())
 
 
-def _save_model(model, path, metadata) -> bool:
-    """Save with the CLI's metadata when the file format supports it."""
-    from . import io as model_io
-    if "metadata" in inspect.signature(model_io.save).parameters:
-        model_io.save(model, path, metadata=metadata)
-        return True
-    model_io.save(model, path)
-    return False
-
-
 def _cmd_train(args, parser) -> int:
     from .callbacks import LearningRateScheduler
     from .data import train_val_split
@@ -293,7 +282,7 @@ def _cmd_train(args, parser) -> int:
     rows.append(["test", len(y_test), _accuracy(model, x_test, y_test, batch_size=1000)])
     metadata = {"tinynet_cli": {"preprocessing": data.preprocessing,
                                 "classes": list(data.classes)}}
-    with_metadata = _save_model(model, args.out, metadata)
+    model.save(args.out, metadata=metadata)
     widths = "-".join(str(w) for w in (data.n_features, *args.hidden, n_classes))
     print()
     print(format_table({
@@ -302,8 +291,7 @@ def _cmd_train(args, parser) -> int:
         "rows": rows,
         "notes": [f"training time {seconds:.1f} s for {args.epochs} epochs "
                   f"({len(y_train) * args.epochs / seconds:,.0f} samples/s)",
-                  f"saved to {args.out}" + ("" if with_metadata else
-                                             " (pixel scaling: per-dataset rule)"),
+                  f"saved to {args.out} (with its pixel scaling)",
                   f"next: tinynet evaluate {args.out} {args.dataset}"],
     }))
     return 0

@@ -174,7 +174,7 @@ def atomic_write(path, write) -> None:
         os.close(dir_fd)
 
 
-def save(model: Layer, path, include_optimizer: bool = True) -> str:
+def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | None = None) -> str:
     """Write ``model`` to ``path`` (one ``.npz`` file, atomically).
 
     Parameters
@@ -185,6 +185,11 @@ def save(model: Layer, path, include_optimizer: bool = True) -> str:
         Written exactly as given (no suffix is added).
     include_optimizer : bool, default True
         Also store the optimizer's state, so ``fit`` resumes exactly.
+    metadata : dict, optional
+        JSON-serialisable facts to keep with the model (for example the
+        preprocessing its inputs need); :func:`load` sets them back as
+        ``model.metadata``. Defaults to the model's own ``metadata``
+        attribute, if it has one.
 
     Returns
     -------
@@ -199,6 +204,14 @@ def save(model: Layer, path, include_optimizer: bool = True) -> str:
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"save expected a file path, received the directory {path!r}")
+    if metadata is None:
+        metadata = getattr(model, "metadata", None) or {}
+    if not isinstance(metadata, dict):
+        raise TypeError(f"save expected metadata as a dict, received {type(metadata).__name__}")
+    try:
+        json.dumps(metadata, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"save expected JSON-serialisable metadata: {exc}") from None
     slots = _slots(model)
     header = {
         "format": FORMAT, "version": VERSION, "tinynet_version": __version__,
@@ -206,7 +219,7 @@ def save(model: Layer, path, include_optimizer: bool = True) -> str:
         "model": layer_to_dict(model),
         "weights": [{"name": name, "shape": list(value.shape), "dtype": value.dtype.name}
                     for name, value in slots],
-        "compile": None, "optimizer_state": None,
+        "compile": None, "optimizer_state": None, "metadata": metadata,
     }
     arrays = {f"weight_{i:04d}": np.ascontiguousarray(value)
               for i, (_, value) in enumerate(slots)}
@@ -309,7 +322,8 @@ def load(path, compile: bool = True):
     Returns
     -------
     Layer
-        Usually a :class:`~tinynet.Sequential`.
+        Usually a :class:`~tinynet.Sequential`, with the saved ``metadata``
+        dict (``{}`` when none was saved) as its ``metadata`` attribute.
 
     Raises
     ------
@@ -334,6 +348,11 @@ def load(path, compile: bool = True):
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path!r}: its weights do not fit its architecture: {exc}") \
             from None
+    metadata = header.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise ModelFileError(f"{path!r}: expected its metadata as a JSON object, received "
+                             f"{type(metadata).__name__}")
+    model.metadata = metadata
     compile_config = header.get("compile")
     if compile and compile_config is not None and hasattr(model, "compile_from_config"):
         try:

@@ -255,10 +255,12 @@ class Sequential(Layer):
     def weight_names(self) -> list[str]:
         return model_io.weight_names(self)
 
-    def save(self, path, include_optimizer: bool = True) -> str:
+    def save(self, path, include_optimizer: bool = True, metadata: dict | None = None) -> str:
         """Write the model (architecture, weights, compile settings and, by
-        default, the optimizer state) to one ``.npz`` file, atomically."""
-        return model_io.save(self, path, include_optimizer=include_optimizer)
+        default, the optimizer state) to one ``.npz`` file, atomically; see
+        :func:`tinynet.io.save` for ``metadata``."""
+        return model_io.save(self, path, include_optimizer=include_optimizer,
+                             metadata=metadata)
 
     # --------------------------------------------------------------- configs
     def get_config(self) -> dict:
