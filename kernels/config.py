@@ -13,12 +13,20 @@
   then every operation runs on its NumPy reference (see ``dispatch``).
 * The first time a tinynet kernel misses the disk cache and compiles, one
   line goes to stderr: "compiling kernels, first run only".
+* Adaptive threads: parallel kernels wait for every worker, and on a machine
+  shared with busy processes a worker may wait a whole time slice (4-8 ms)
+  for a core. :func:`num_threads` therefore probes (at most every 2 s) how
+  fast an empty parallel loop returns and answers 1 -- every kernel runs its
+  serial build -- while that takes over 0.5 ms
+  (``TINYNET_ADAPTIVE_THREADS=0`` turns this off).
 """
 
 from __future__ import annotations
 
 import os
 import sys
+
+import numpy as np
 
 __all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads", "set_num_threads",
            "threading_layer", "COMPILE_MESSAGE"]
@@ -115,9 +123,53 @@ def njit(fn=None, *, parallel: bool = False, exact: bool = False):
     return wrap(fn) if fn is not None else wrap
 
 
+#: Re-check how fast the thread pool answers at most this often (seconds).
+PROBE_INTERVAL = 2.0
+#: A parallel launch slower than this means the workers are not getting a
+#: core (other processes busy): run kernels serially until the next probe.
+SLOW_LAUNCH = 0.5e-3
+ADAPTIVE_THREADS = os.environ.get("TINYNET_ADAPTIVE_THREADS", "1") != "0"
+_probe_state = {"checked": -1e9, "responsive": True}
+
+
+def _probe(out, n_chunks):
+    for t in prange(n_chunks):
+        out[t] = t
+
+
+def _pool_responsive() -> bool:
+    """Whether an empty parallel loop returns quickly (cached for PROBE_INTERVAL).
+
+    On a machine shared with busy processes a worker thread often waits a
+    whole time slice (4-8 ms) to run, and every parallel kernel waits for it;
+    serial kernels are then much faster, so we use them.
+    """
+    import time
+    now = time.monotonic()
+    if now - _probe_state["checked"] < PROBE_INTERVAL:
+        return _probe_state["responsive"]
+    n = numba.get_num_threads()
+    out = np.empty(n, np.int64)
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        _probe_kernel(out, n)
+        best = min(best, time.perf_counter() - t0)
+    _probe_state["checked"] = time.monotonic()
+    _probe_state["responsive"] = best < SLOW_LAUNCH
+    return _probe_state["responsive"]
+
+
 def num_threads() -> int:
-    """Threads a parallel kernel may use (1 without Numba)."""
-    return numba.get_num_threads() if NUMBA_ENABLED else 1
+    """Threads a parallel kernel may use: Numba's setting, or 1 without Numba
+    or while the thread pool is slow to answer (see :func:`_pool_responsive`;
+    ``TINYNET_ADAPTIVE_THREADS=0`` turns that check off)."""
+    if not NUMBA_ENABLED:
+        return 1
+    n = numba.get_num_threads()
+    if n > 1 and ADAPTIVE_THREADS and not _pool_responsive():
+        return 1
+    return n
 
 
 def set_num_threads(n: int) -> int:
@@ -127,7 +179,7 @@ def set_num_threads(n: int) -> int:
     previous number."""
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads expected a positive integer, received {n!r}")
-    previous = num_threads()
+    previous = numba.get_num_threads() if NUMBA_ENABLED else 1
     if NUMBA_ENABLED:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     return previous
@@ -142,3 +194,6 @@ def threading_layer() -> str:
         return numba.threading_layer()
     except ValueError:
         return "not initialised"
+
+
+_probe_kernel = njit(parallel=True)(_probe).parallel if NUMBA_ENABLED else _probe

@@ -118,7 +118,27 @@ def test_set_num_threads():
         np.testing.assert_allclose(gemm.matmul(a, a), a @ a)  # serial build above threshold
     finally:
         tn.kernels.set_num_threads(previous)
-    assert tn.kernels.num_threads() == previous
+    assert tn.kernels.set_num_threads(previous) == previous
     for bad in (0, 1.5, True):
         with pytest.raises(ValueError, match="positive integer"):
             tn.kernels.set_num_threads(bad)
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_kernels_go_serial_while_the_pool_is_slow(monkeypatch):
+    from tinynet.kernels import config
+    if config.numba.get_num_threads() < 2:
+        pytest.skip("one thread only")
+    monkeypatch.setattr(config, "ADAPTIVE_THREADS", True)
+    monkeypatch.setitem(config._probe_state, "checked", -1e9)
+    monkeypatch.setattr(config, "SLOW_LAUNCH", 0.0)  # any launch counts as slow
+    assert config.num_threads() == 1
+    assert config._probe_state["responsive"] is False
+    monkeypatch.setattr(config, "SLOW_LAUNCH", 1e9)
+    assert config.num_threads() == 1  # cached until the next probe
+    monkeypatch.setitem(config._probe_state, "checked", -1e9)
+    assert config.num_threads() == config.numba.get_num_threads()
+    monkeypatch.setattr(config, "ADAPTIVE_THREADS", False)
+    monkeypatch.setattr(config, "SLOW_LAUNCH", 0.0)
+    monkeypatch.setitem(config._probe_state, "checked", -1e9)
+    assert config.num_threads() == config.numba.get_num_threads()
