@@ -113,7 +113,7 @@ def _available(module):
         return False
 
 
-def run(batch_sizes, n_samples, repeats, threads=2, log=print) -> dict:
+def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print) -> dict:
     x, y = _data(n_samples)
     peers = {"torch": _available("torch"), "sklearn": _available("sklearn")}
     results = {}
@@ -129,10 +129,15 @@ def run(batch_sizes, n_samples, repeats, threads=2, log=print) -> dict:
         for fn in runners.values():  # warm-up: compile, allocate, fill caches
             fn()
         times = {name: [] for name in runners}
-        for _ in range(repeats):  # interleaved, so load changes hit every framework alike
-            for name, fn in runners.items():
+        names = list(runners)
+        for rep in range(repeats):
+            # interleaved, so load changes hit every framework alike; the order
+            # rotates, and a pause lets the previous framework's spinning
+            # threads (OpenBLAS, OpenMP) go to sleep before the clock starts
+            for name in names[rep % len(names):] + names[:rep % len(names)]:
+                time.sleep(settle)
                 t0 = time.perf_counter()
-                fn()
+                runners[name]()
                 times[name].append(time.perf_counter() - t0)
         row = {name: used / statistics.median(ts) for name, ts in times.items()}
         row["times"] = times
@@ -153,8 +158,9 @@ def to_markdown(res) -> str:
                      _ratio_cell(step, row.get("torch")), _ratio_cell(step, row.get("sklearn"))])
     head = ("## Training throughput, MLP 784-256-128-10 (ReLU, softmax CE, Adam, float32)\n\n"
             f"Samples/s, median of {res['repeats']} epochs of {res['samples_per_epoch']} "
-            f"samples, frameworks interleaved in one run, {res.get('threads', 2)} threads "
-            "each (Numba, PyTorch, OpenBLAS).\n\n")
+            f"samples, frameworks interleaved (rotating order, 0.3 s pause before each "
+            f"timed epoch) in one run, {res.get('threads', 2)} threads each (Numba, "
+            "PyTorch, OpenBLAS).\n\n")
     return head + markdown_table(
         ["batch", "tinynet step loop", "tinynet fit", "PyTorch",
          "scikit-learn", "tinynet / PyTorch", "tinynet / sklearn"], rows)
@@ -213,7 +219,8 @@ def main(argv=None) -> int:
     def run_args(args):
         if args.quick:
             args.repeats, args.samples, args.batch_sizes = 1, 256, [32, 128]
-        res = run(args.batch_sizes, args.samples, args.repeats, threads=_set_threads(args.threads))
+        res = run(args.batch_sizes, args.samples, args.repeats, threads=_set_threads(args.threads),
+                  settle=0.0 if args.quick else 0.3)
         res["threads"] = args.threads
         return res
     return benchmark_main("train", __doc__, argv, run_args, to_markdown, configure=configure,
