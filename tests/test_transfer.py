@@ -403,3 +403,24 @@ def test_fine_tune_groups_a_multi_layer_head_as_the_top_group():
                        callbacks=[Record()], batch_size=8)
     assert seen == [["h1", "h2"], ["h1", "h2"], ["fc2", "h1", "h2"],
                     ["fc1", "fc2", "h1", "h2"]]
+
+
+def test_experiment_standardised_features_use_training_statistics(digits_split):
+    from tinynet.transfer import experiment
+    (src, _), ((x, y), _) = digits_split
+    cfg = experiment.Config(hidden=(16,), pretrain_epochs=1, steps=4,
+                            standardize_features=True)
+    base = experiment.build_mlp(64, 5, cfg.hidden, seed=0)
+    head, inputs = experiment._run_method("features_fc1", base, x[:40], y[:40], 5, cfg, seed=0)
+    train = inputs(x[:40])
+    live = train.std(axis=0) > 0
+    np.testing.assert_allclose(train.mean(axis=0), 0, atol=1e-5)
+    np.testing.assert_allclose(train.std(axis=0)[live], 1, rtol=1e-4)
+    raw = transfer.extract_features(base, x[40:60], layer=0)
+    # test images use the training statistics, not their own
+    assert not np.allclose(inputs(x[40:60]).mean(axis=0)[live], 0, atol=1e-3)
+    np.testing.assert_allclose(inputs(x[40:60])[:, ~live], raw[:, ~live]
+                               - transfer.extract_features(base, x[:40], layer=0)[:, ~live].mean(0))
+    assert head.predict(inputs(x[40:60])).shape == (20, 5)
+    # a unit that never fires on the training images is centred, not divided by 0
+    assert np.isfinite(inputs(x)).all()
