@@ -138,6 +138,15 @@ def _time_case(fast, ref, repeats, min_time):
     return t_fast, t_ref
 
 
+def _blas_threads():
+    try:
+        import threadpoolctl
+        return [p["num_threads"] for p in threadpoolctl.threadpool_info()
+                if p.get("internal_api") == "openblas"]
+    except ImportError:
+        return None
+
+
 def run(quick=False, repeats=7, log=print) -> dict:
     from tinynet import kernels
     batch_sizes, square, batch, n_params = ((32, 128), 256, 128, 20000) if quick else \
@@ -171,6 +180,7 @@ def run(quick=False, repeats=7, log=print) -> dict:
     summary.update({
         "threading_layer": kernels.threading_layer(),
         "num_threads": kernels.num_threads(),
+        "openblas_threads": _blas_threads(),
     })
     return {"rows": rows, "summary": summary, "quick": quick, "repeats": repeats}
 
@@ -180,7 +190,8 @@ def to_markdown(res) -> str:
     lines = ["## Kernels vs NumPy references (float32)", "",
              f"Median of {res['repeats']} repeats; speed-up = NumPy time / Numba time "
              f"(for GEMM: vs NumPy's `@`, OpenBLAS). Numba threading layer: "
-             f"{s['threading_layer']}, {s['num_threads']} threads.", ""]
+             f"{s['threading_layer']}, {s['num_threads']} thread(s); OpenBLAS threads "
+             f"{s.get('openblas_threads')}.", ""]
     table = []
     for r in res["rows"]:
         gf = (f"{r['numba_gflops']:.1f} / {r['numpy_gflops']:.1f}"
@@ -201,8 +212,30 @@ def to_markdown(res) -> str:
     return "\n".join(lines)
 
 
+def _fix_threads(n):
+    """n threads for Numba and OpenBLAS alike, adaptive threads off, so both
+    sides run with the thread count the table states."""
+    from tinynet.kernels import config
+    config.ADAPTIVE_THREADS = False
+    config.set_num_threads(n)
+    try:
+        import threadpoolctl
+        threadpoolctl.threadpool_limits(n)
+    except ImportError:
+        pass
+
+
 def main(argv=None) -> int:
     def configure(parser):
         parser.add_argument("--repeats", type=int, default=7)
-    return benchmark_main("kernels", __doc__, argv, configure=configure, to_markdown=to_markdown,
-                          run=lambda a: run(quick=a.quick, repeats=2 if a.quick else a.repeats))
+        parser.add_argument("--threads", type=int, default=None,
+                            help="threads for Numba and OpenBLAS alike (adaptive threads off); "
+                                 "default: as configured")
+
+    def run_args(args):
+        if args.threads:
+            _fix_threads(args.threads)
+        res = run(quick=args.quick, repeats=2 if args.quick else args.repeats)
+        res["threads_fixed"] = args.threads
+        return res
+    return benchmark_main("kernels", __doc__, argv, run_args, to_markdown, configure=configure)
