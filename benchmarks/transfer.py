@@ -30,12 +30,13 @@ DATASETS = {
     "digits": ((10, 50, 100), (128, 64), 30),
 }
 SOURCE, TARGET = range(0, 5), range(5, 10)
-METHODS = ("scratch", "features", "features_fc1", "fine_tune", "discriminative")
+METHODS = ("scratch", "features", "features_fc1", "fine_tune", "discriminative", "l2sp")
 TRANSFER = METHODS[1:]
 LABELS = {"scratch": "from scratch", "features": "frozen features + new head",
           "features_fc1": "frozen fc1 (first hidden layer) features + new head",
           "fine_tune": "fine-tuning (2 phases)",
           "discriminative": "discriminative lrs + gradual unfreezing",
+          "l2sp": "fine-tuning + L2-SP (alpha 0.01) toward the pretrained base",
           "logreg": "peer: sklearn logistic regression (scratch)"}
 
 
@@ -46,7 +47,8 @@ both). One MLP per seed is pretrained on all source images (Adam 1e-3, label smo
 300 Adam steps (batch 32), and is scored on the whole target test split. Scratch: Adam
 1e-3 (flat over 3e-4 / 1e-3 / 3e-3). Frozen features: a linear head at 1e-2. Fine-tuning:
 a head warm-up on the frozen base for a quarter of the steps (1e-2), then every layer for
-the rest at 3e-3 (its top group, for the discriminative variant: each group below /2.6).
+the rest at 3e-3 (its top group, for the discriminative variant: each group below /2.6);
+L2-SP adds (alpha/2)||w - w_pretrained||^2 on the base in phase 2 (alpha 0.01, not tuned).
 These recipe choices (label smoothing, warm-up share, fine-tuning rate; H8 had none, a
 half and 1e-3) were made after looking at these runs' test accuracies, with the same
 freedom given to scratch's rate; there is no separate validation split."""

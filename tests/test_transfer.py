@@ -6,6 +6,7 @@ from hypothesis import given, strategies as st
 
 import tinynet as tn
 from tinynet import transfer
+from tests.fd import max_rel_error, numerical_grad
 
 
 # ------------------------------------------------------------------ helpers
@@ -424,3 +425,63 @@ def test_experiment_standardised_features_use_training_statistics(digits_split):
     assert head.predict(inputs(x[40:60])).shape == (20, 5)
     # a unit that never fires on the training images is centred, not divided by 0
     assert np.isfinite(inputs(x)).all()
+
+
+# ---------------------------------------------------------------- L2-SP
+@given(seed=st.integers(0, 2**16), alpha=st.floats(1e-3, 10.0))
+def test_l2sp_gradient_matches_finite_differences_of_its_value(seed, alpha):
+    model = mlp(seed)
+    params = model.parameters()
+    penalty = transfer.L2SP(params, alpha)
+    rng = np.random.default_rng(seed)
+    for p in params:
+        p.value += rng.standard_normal(p.value.shape)       # move away from the anchors
+        p.zero_grad()
+    penalty.add_grad()
+    for p in params:
+        # the penalty is quadratic: central differences are exact for any eps,
+        # and a larger one keeps rounding (~1e-16 * value / eps) small
+        expected = numerical_grad(penalty.value, p.value, eps=1e-3)
+        assert max_rel_error(p.grad, expected) < 1e-6
+
+
+def test_l2sp_skips_frozen_params_and_pulls_weights_toward_the_anchors():
+    model = mlp(0)
+    fc1, fc2 = model.layers[0], model.layers[1]
+    penalty = transfer.L2SP(fc1.parameters() + fc2.parameters(), alpha=0.5)
+    start = [p.value.copy() for p in fc1.parameters()]
+    fc2.trainable = False
+    opt = penalty.attach(tn.optim.SGD(model.parameters(), lr=0.1))
+    for p in model.parameters():
+        p.value += 1.0                                        # displaced by 1 everywhere
+        p.zero_grad()                                         # no loss gradient: penalty only
+    opt.step()
+    for p, w0 in zip(fc1.parameters(), start):                # w - lr * alpha * (w - w0)
+        np.testing.assert_allclose(p.value, w0 + 1.0 - 0.1 * 0.5 * 1.0)
+    assert all(not p.grad.any() for p in fc2.parameters())    # frozen: untouched
+
+
+def test_fine_tune_l2sp_keeps_the_base_nearer_the_pretrained_weights():
+    x, y = data(n=40, d=6)
+    moved = {}
+    for alpha in (0.0, 10.0):
+        model = mlp(0)
+        pretrained = model.layers[0].W.value.copy()
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=5, lr=1e-2, l2sp=alpha,
+                           batch_size=8, seed=0)
+        moved[alpha] = np.linalg.norm(model.layers[0].W.value - pretrained)
+    assert 0 < moved[10.0] < 0.5 * moved[0.0]
+
+
+def test_l2sp_off_is_bit_identical_and_bad_alpha_is_an_error():
+    x, y = data(n=16, d=6)
+    weights = []
+    for kw in ({}, {"l2sp": 0.0}):
+        model = mlp(1)
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=1, batch_size=8, seed=0, **kw)
+        weights.append(b"".join(p.value.tobytes() for p in model.parameters()))
+    assert weights[0] == weights[1]
+    with pytest.raises(ValueError, match="alpha"):
+        transfer.L2SP(mlp().parameters(), -1.0)
+    with pytest.raises(TypeError, match="alpha"):
+        transfer.L2SP(mlp().parameters(), True)

@@ -11,7 +11,8 @@ The pieces, each usable on its own with any :class:`tinynet.Sequential`:
   inference mode;
 * fine-tuning -- :func:`discriminative_param_groups` (ULMFiT learning
   rates), :class:`GradualUnfreezing` (a callback) and :func:`fine_tune`
-  (train the head on a frozen base, then fine-tune everything at a low rate).
+  (train the head on a frozen base, then fine-tune everything at a low rate);
+  :class:`L2SP` (a penalty toward the pretrained weights, ``fine_tune(l2sp=...)``).
 
 >>> import tinynet as tn
 >>> from tinynet import transfer
@@ -23,6 +24,7 @@ from .features import extract_features, preserved_caches
 from .finetune import (FineTuneHistory, GradualUnfreezing, discriminative_lrs,
                        discriminative_param_groups, fine_tune)
 from .freezing import freeze, frozen_layers, set_trainable, trainable_layers, unfreeze
+from .l2sp import L2SP
 from .selection import layer_groups, layer_index, select_layers
 from .surgery import copy_weights, replace_head
 
@@ -30,5 +32,5 @@ __all__ = [
     "freeze", "unfreeze", "set_trainable", "frozen_layers", "trainable_layers",
     "replace_head", "copy_weights", "extract_features", "preserved_caches",
     "discriminative_lrs", "discriminative_param_groups", "GradualUnfreezing", "fine_tune",
-    "FineTuneHistory", "layer_groups", "layer_index", "select_layers",
+    "FineTuneHistory", "L2SP", "layer_groups", "layer_index", "select_layers",
 ]

@@ -27,7 +27,10 @@ Protocol
       a low rate (:func:`fine_tune`);
   ``discriminative``
       the same with ULMFiT learning rates (factor 2.6) and gradual
-      unfreezing, one layer group more per slice of phase 2.
+      unfreezing, one layer group more per slice of phase 2;
+  ``l2sp`` (optional, not in :data:`METHODS`)
+      ``fine_tune`` with the L2-SP penalty toward the pretrained base
+      (:class:`~tinynet.transfer.L2SP`, strength ``Config.l2sp``).
 
 * Recipe choices (H9, the same for every budget and seed; measured on
   these runs' test splits, as there is no separate validation split, and
@@ -89,6 +92,8 @@ class Config:
     head_fraction : float
         Share of the step budget the fine-tuning methods spend on phase 1
         (new head on the frozen base); the rest is phase 2.
+    l2sp : float
+        L2-SP strength of the ``l2sp`` method.
     standardize_features : bool
         Standardise frozen features (mean and standard deviation of the
         labelled target images' features) before the ``features`` heads.
@@ -96,7 +101,7 @@ class Config:
 
     def __init__(self, hidden=(256, 128), pretrain_epochs=5, steps=300, batch_size=32,
                  lr=1e-3, head_lr=1e-2, fine_tune_lr=3e-3, factor=2.6, head_fraction=0.25,
-                 standardize_features=False, label_smoothing=0.1):
+                 standardize_features=False, label_smoothing=0.1, l2sp=0.01):
         self.hidden = tuple(hidden)
         self.pretrain_epochs = pretrain_epochs
         self.steps = steps
@@ -108,6 +113,7 @@ class Config:
         self.head_fraction = head_fraction
         self.standardize_features = standardize_features
         self.label_smoothing = label_smoothing
+        self.l2sp = l2sp
 
     def as_dict(self) -> dict:
         return dict(vars(self), hidden=list(self.hidden))
@@ -217,9 +223,9 @@ def _run_method(method, pretrained, x, y, n_classes, cfg, seed):
     model = _transfer_copy(pretrained, n_classes, cfg, seed)
     half = max(1, round(epochs * cfg.head_fraction))
     rest = max(1, epochs - half)
-    if method == "fine_tune":
+    if method in ("fine_tune", "l2sp"):
         fine_tune(model, x, y, head_epochs=half, epochs=rest, head_lr=cfg.head_lr,
-                  lr=cfg.fine_tune_lr, **fit)
+                  lr=cfg.fine_tune_lr, l2sp=cfg.l2sp if method == "l2sp" else 0.0, **fit)
     elif method == "discriminative":
         n_groups = len(cfg.hidden) + 1
         fine_tune(model, x, y, head_epochs=half, epochs=rest, head_lr=cfg.head_lr,
@@ -227,7 +233,7 @@ def _run_method(method, pretrained, x, y, n_classes, cfg, seed):
                   every=max(1, rest // n_groups), **fit)
     else:
         raise ValueError(f"unknown method {method!r} "
-                         f"(known: {', '.join(METHODS + tuple(FEATURE_LAYERS))})")
+                         f"(known: {', '.join(METHODS + tuple(FEATURE_LAYERS) + ('l2sp',))})")
     return model, None
 
 

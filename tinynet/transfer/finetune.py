@@ -25,6 +25,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..callbacks import Callback
+from .l2sp import L2SP
 from .selection import layer_groups, layer_index, model_layers, select_layers
 
 __all__ = ["discriminative_param_groups", "discriminative_lrs", "GradualUnfreezing",
@@ -190,7 +191,7 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
               head_lr: float = 1e-3, lr: float = 1e-4, optimizer="adam",
               loss="cross_entropy", metrics=("accuracy",), factor: float | None = None,
               groups=None, gradual: bool = False, every: int = 1,
-              keep_batchnorm_frozen: bool = True, batch_size: int = 32,
+              keep_batchnorm_frozen: bool = True, l2sp: float = 0.0, batch_size: int = 32,
               validation_data=None, callbacks=None, verbose: int = 0, seed=None,
               **fit_kwargs) -> FineTuneHistory:
     """The two-phase transfer recipe: train the head on a frozen base, then
@@ -229,6 +230,10 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         Keep BatchNorm layers of the base frozen in phase 2 (moving
         statistics, no updates): Keras' advice, since a small target set
         gives poor batch statistics.
+    l2sp : float, default 0
+        Strength of the L2-SP penalty (:class:`~tinynet.transfer.L2SP`) that
+        pulls the base's parameters toward their values at the start of
+        phase 2 (the pretrained ones) during phase 2; 0 turns it off.
     batch_size, validation_data, callbacks, verbose, seed, **fit_kwargs
         Passed to ``model.fit`` in both phases.
 
@@ -284,6 +289,9 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
                      if factor is not None else params)
     model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
                   metrics=list(metrics))
+    if l2sp:
+        L2SP([p for layer in layers[:first_head] for p in layer.parameters()],
+             l2sp).attach(model.optimizer)
     phase2_callbacks = list(user_callbacks)
     if gradual:
         phase2_callbacks.insert(0, GradualUnfreezing(groups, every=every,
