@@ -56,8 +56,14 @@ def test_batchnorm_gradients_3d_features_last(shape, seed, training):
     assert layer.gamma.shape == (shape[-1],)
 
 
-@given(shape=st.one_of(st.tuples(batch_sizes, widths),
-                       st.tuples(batch_sizes, st.integers(1, 3), widths)),
+# At width 2 the normalised output is +-1 whatever the input, so dx is ~1e-6 of
+# the loss scale and finite differences measure rounding noise (one seed in many
+# reached 1.14e-6); widths 1 and >= 3 keep a meaningful gradient.
+layernorm_widths = st.integers(1, 5).filter(lambda w: w != 2)
+
+
+@given(shape=st.one_of(st.tuples(batch_sizes, layernorm_widths),
+                       st.tuples(batch_sizes, st.integers(1, 3), layernorm_widths)),
        seed=seeds)
 def test_layernorm_gradients(shape, seed):
     rng = np.random.default_rng(seed)
