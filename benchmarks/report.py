@@ -18,7 +18,6 @@ import os
 import platform
 import statistics
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -218,18 +217,11 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
 
 # ------------------------------------------------------------------- writing
 def _atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` through tinynet's own atomic writer (temp file, fsync, rename)."""
+    from tinynet.io import atomic_write
+
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _jsonable(obj):
