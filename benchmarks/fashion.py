@@ -24,7 +24,6 @@ Target (issue 4): tinynet >= 0.895 test accuracy in <= 3 minutes of training.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import math
 import os
 import statistics
@@ -87,24 +86,6 @@ def train_tinynet(config, data, seed):
               callbacks=[schedule], verbose=0)
     seconds = time.perf_counter() - start
     return float((model.predict_classes(xt, batch_size=1000) == yt).mean()), seconds
-
-
-def limit_threads(n: int, stack: contextlib.ExitStack) -> dict:
-    """Give every framework the same ``n`` threads: BLAS (threadpoolctl), Numba, torch."""
-    settings = {"threads": n}
-    try:
-        from threadpoolctl import threadpool_limits
-        stack.enter_context(threadpool_limits(n, user_api="blas"))
-    except ImportError:
-        settings["blas"] = "not limited (threadpoolctl missing)"
-    try:
-        import numba
-        before = numba.get_num_threads()
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-        stack.callback(numba.set_num_threads, before)
-    except ImportError:
-        pass
-    return settings
 
 
 def train_torch(config, data, seed):
@@ -276,8 +257,9 @@ def main(argv: list[str]) -> int:
     if args.epochs is not None:
         config["epochs"] = args.epochs
     config["threads"] = args.threads
-    with contextlib.ExitStack() as stack:
-        limit_threads(args.threads, stack)
+    from tinynet.kernels import limit_threads
+
+    with limit_threads(args.threads):
         return _run(args, config)
 
 

@@ -16,11 +16,11 @@ options and :mod:`.dispatch` the backend choice::
 ``TINYNET_BACKEND=numba|numpy|auto`` sets the initial backend.
 """
 
-from .config import NUMBA_ENABLED, num_threads, set_num_threads, threading_layer
+from .config import NUMBA_ENABLED, limit_threads, num_threads, set_num_threads, threading_layer
 from .dispatch import (BACKENDS, auto_choices, effective_backend, get_backend, impl,
                        set_backend, use_backend)
 from .warmup import warm_up
 
 __all__ = ["NUMBA_ENABLED", "BACKENDS", "set_backend", "get_backend", "use_backend",
            "effective_backend", "impl", "auto_choices", "warm_up", "num_threads",
-           "set_num_threads", "threading_layer"]
+           "set_num_threads", "threading_layer", "limit_threads"]

@@ -23,6 +23,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 
@@ -183,6 +184,27 @@ def set_num_threads(n: int) -> int:
     if NUMBA_ENABLED:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
     return previous
+
+
+@contextlib.contextmanager
+def limit_threads(n: int = 1):
+    """Run the block with at most ``n`` BLAS threads (through threadpoolctl,
+    when it is installed) and ``n`` kernel threads, restoring both after.
+
+    Yields a dict describing what was limited (``{"threads": n}``, plus
+    ``"blas"`` when threadpoolctl is missing). On a busy machine, spinning
+    OpenBLAS and Numba pools slow each other down many times over; small
+    matrices gain nothing from extra threads anyway.
+    """
+    settings = {"threads": n}
+    with contextlib.ExitStack() as stack:
+        try:
+            from threadpoolctl import threadpool_limits
+            stack.enter_context(threadpool_limits(n, user_api="blas"))
+        except ImportError:
+            settings["blas"] = "not limited (threadpoolctl missing)"
+        stack.callback(set_num_threads, set_num_threads(n))
+        yield settings
 
 
 def threading_layer() -> str:

@@ -142,3 +142,20 @@ def test_kernels_go_serial_while_the_pool_is_slow(monkeypatch):
     monkeypatch.setattr(config, "SLOW_LAUNCH", 0.0)
     monkeypatch.setitem(config._probe_state, "checked", -1e9)
     assert config.num_threads() == config.numba.get_num_threads()
+
+
+def test_limit_threads_restores_the_kernel_thread_count():
+    from tinynet import kernels
+
+    before = kernels.set_num_threads(2)
+    try:
+        with kernels.limit_threads(1) as settings:
+            assert settings["threads"] == 1
+            if kernels.NUMBA_ENABLED:
+                import numba
+                assert numba.get_num_threads() == 1
+        if kernels.NUMBA_ENABLED:
+            import numba
+            assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
+    finally:
+        kernels.set_num_threads(before)

@@ -8,41 +8,17 @@ width of each task; each task's head is one Dense layer of logits.
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import numpy as np
 
+from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
 from ..layers import Dense
 from .graph import Input, Model
 from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
 
 __all__ = ["single_task", "hard_sharing", "soft_sharing", "cross_stitch", "mmoe", "run",
            "limit_threads"]
-
-
-@contextlib.contextmanager
-def limit_threads(n: int = 1):
-    """Run the block with at most ``n`` BLAS threads (through threadpoolctl, when it is
-    installed) and ``n`` Numba threads.
-
-    The demo's matrices are small: extra threads gain nothing on them, and on a
-    busy machine their spin-waiting makes a run many times slower.
-    """
-    with contextlib.ExitStack() as stack:
-        try:
-            from threadpoolctl import threadpool_limits
-            stack.enter_context(threadpool_limits(n, user_api="blas"))
-        except ImportError:
-            pass
-        try:
-            import numba
-            before = numba.get_num_threads()
-            numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-            stack.callback(numba.set_num_threads, before)
-        except ImportError:
-            pass
-        yield
 
 
 def _stack(widths, seed, activation="relu"):
