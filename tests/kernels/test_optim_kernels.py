@@ -1,4 +1,4 @@
-"""Fused optimizer kernels against tinynet.optim.rules (the torch-exact rules)."""
+"""Fused optimizer kernels against their NumPy references (tinynet.optim.rules)."""
 
 import numpy as np
 import pytest
@@ -86,18 +86,6 @@ def test_adagrad(n, dtype, step, lr_decay, weight_decay, seed):
     _close(s, copies[2], dtype)
 
 
-def test_refs_match_rules():
-    """The kernels' own references are the same rules."""
-    p, g, m, v = _arrays(0, 100, np.float32, 4)
-    v = np.abs(v)
-    a = [x.copy() for x in (p, g, m, v)]
-    kw = dict(step=2, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
-              amsgrad=False, decoupled=False)
-    kopt.adam_ref(p, g, m, v, None, **kw)
-    rules.adam(*a, None, **kw)
-    np.testing.assert_array_equal(p, a[0])
-
-
 def test_bad_arrays_are_refused():
     p = np.ones(4, np.float32)
     with pytest.raises(ValueError, match="shape"):
@@ -110,3 +98,58 @@ def test_bad_arrays_are_refused():
         big = np.ones(8, np.float32)
         kopt.adagrad(big[::2], big[::2].copy(), big[::2].copy(), step=1, lr=0.1,
                      lr_decay=0.0, eps=1e-10, weight_decay=0.0)
+
+
+def _near_tiny(rng, n, dtype):
+    """State values around the smallest normal number, both signs, plus zeros."""
+    tiny = np.finfo(dtype).tiny
+    return (rng.choice([0.0, 0.3, 0.9, 1.0, 1.2, 5.0], n) * rng.choice([-1, 1], n)
+            * tiny).astype(dtype)
+
+
+@given(dtype=dtypes, seed=st.integers(0, 2**31), name=st.sampled_from(["sgd", "adam", "rmsprop"]))
+def test_subnormal_state_is_flushed_like_the_reference(dtype, seed, name):
+    """With zero gradients, state near finfo.tiny decays below it: kernel and
+    reference both store exactly zero there, and agree everywhere else."""
+    rng = np.random.default_rng(seed)
+    n = 257
+    p = rng.standard_normal(n).astype(dtype)
+    g = np.zeros(n, dtype)
+    states = [_near_tiny(rng, n, dtype) for _ in range(3)]
+    if name == "sgd":
+        kw = dict(lr=0.1, momentum=0.9, dampening=0.0, nesterov=False, weight_decay=0.0,
+                  first_step=False)
+        args = (states[0],)
+    elif name == "adam":
+        kw = dict(step=3, lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, weight_decay=0.0,
+                  amsgrad=False, decoupled=False)
+        args = (states[0], np.abs(states[1]), None)
+    else:
+        kw = dict(lr=0.01, alpha=0.99, eps=1e-8, weight_decay=0.0, momentum=0.9, centered=True)
+        args = (np.abs(states[0]), states[1], states[2])
+    copies = [None if a is None else a.copy() for a in args]
+    p2 = p.copy()
+    getattr(kopt, name)(p, g, *args, **kw)
+    getattr(rules, name)(p2, g.copy(), *copies, **kw)
+    tiny = np.finfo(dtype).tiny
+    for a, b in zip(args, copies):
+        if a is None:
+            continue
+        np.testing.assert_array_equal(a, b)
+        assert not np.any((a != 0) & (np.abs(a) < tiny)), "a subnormal state value was kept"
+    np.testing.assert_array_equal(p, p2)
+
+
+def test_nan_and_inf_state_propagate():
+    """The flush never turns NaN or infinity into zero: kernel == reference."""
+    def run(update):
+        p = np.ones(4, np.float32)
+        m = np.array([np.nan, np.inf, -np.inf, 1.0], np.float32)
+        v = np.array([1.0, 1.0, 1.0, np.inf], np.float32)
+        update(p, np.zeros(4, np.float32), m, v, None, step=1, lr=1e-3, beta1=0.9,
+               beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False)
+        return p, m, v
+    for a, b in zip(run(kopt.adam), run(rules.adam)):
+        np.testing.assert_array_equal(a, b)
+    p, m, v = run(kopt.adam)
+    assert np.isnan(m[:3]).all() and np.isnan(p[:3]).all() and v[3] == np.inf
