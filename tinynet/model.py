@@ -40,6 +40,7 @@ from . import losses as losses_mod
 from . import metrics as metrics_mod
 from .checks import as_float_array, check_finite, check_positive_int
 from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str
+from .param import ensure_flat
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
 
 __all__ = ["Sequential"]
@@ -351,8 +352,11 @@ class Sequential(Layer):
         All parameters are bound, frozen ones too: the optimizer skips them
         while ``trainable`` is False, so freezing after compile works. An
         optimizer the user bound to a subset (or to groups) is kept as it is.
+        The parameters are first moved into one flat buffer (once), so the
+        optimizer updates runs of them with one fused call each.
         """
         params = self.parameters()
+        ensure_flat(params)
         ids = [id(p) for p in params]
         bound = {id(p) for p in self.optimizer.params}
         if not bound or not bound <= set(ids) or (self._bound_ids is not None

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["Param", "flatten_params"]
+__all__ = ["Param", "flatten_params", "ensure_flat", "contiguous_span", "is_flat"]
 
 
 class Param:
@@ -166,3 +166,65 @@ def flatten_params(params) -> tuple[np.ndarray, np.ndarray]:
         p.rebind(values[offset:end].reshape(p.shape), grads[offset:end].reshape(p.shape))
         offset = end
     return values, grads
+
+
+def _root(a: np.ndarray) -> np.ndarray:
+    while a.base is not None and isinstance(a.base, np.ndarray):
+        a = a.base
+    return a
+
+
+def _address(a: np.ndarray) -> int:
+    return a.__array_interface__["data"][0]
+
+
+def contiguous_span(arrays) -> np.ndarray | None:
+    """A 1-D view covering ``arrays`` if they lie back to back, in this order,
+    in one 1-D buffer of their dtype (as :func:`flatten_params` leaves them);
+    else None (also when every array is empty).
+
+    ``contiguous_span([a, b])[:a.size]`` is then ``a.ravel()``, and writing
+    into the span writes into the arrays.
+    """
+    arrays = [a for a in arrays if a.size]  # an empty view's address is its buffer's start
+    if not arrays:
+        return None
+    first = arrays[0]
+    root = _root(first)
+    if root.ndim != 1 or root.dtype != first.dtype or not root.flags.c_contiguous:
+        return None
+    itemsize = root.itemsize
+    start = end = _address(first)
+    for a in arrays:
+        if (a.dtype != root.dtype or not a.flags.c_contiguous or _address(a) != end
+                or _root(a) is not root):
+            return None
+        end += a.size * itemsize
+    offset = (start - _address(root)) // itemsize
+    return root[offset:offset + (end - start) // itemsize]
+
+
+def is_flat(params) -> bool:
+    """True when the values, and the gradients, of ``params`` each form one
+    contiguous span (see :func:`contiguous_span`)."""
+    params = list(params)
+    return (contiguous_span([p.value for p in params]) is not None
+            and contiguous_span([p.grad for p in params]) is not None)
+
+
+def ensure_flat(params) -> bool:
+    """Move ``params`` into flat buffers unless they are already there (or
+    have several dtypes: then they stay as they are). Returns whether they
+    are flat afterwards.
+
+    What models call when they bind their optimizer. Code that holds a
+    parameter's array (``w = layer.W.value``) from before that keeps the old
+    array: hold the :class:`Param` instead.
+    """
+    params = list(params)
+    if not params or is_flat(params):
+        return bool(params)
+    if len({p.dtype for p in params}) != 1:
+        return False
+    flatten_params(params)
+    return True

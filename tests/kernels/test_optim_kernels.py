@@ -149,7 +149,9 @@ def test_nan_and_inf_state_propagate():
         update(p, np.zeros(4, np.float32), m, v, None, step=1, lr=1e-3, beta1=0.9,
                beta2=0.999, eps=1e-8, weight_decay=0.0, amsgrad=False, decoupled=False)
         return p, m, v
-    for a, b in zip(run(kopt.adam), run(rules.adam)):
+    with np.errstate(invalid="ignore"):  # inf - inf in the reference's lerp
+        reference = run(rules.adam)
+    for a, b in zip(run(kopt.adam), reference):
         np.testing.assert_array_equal(a, b)
     p, m, v = run(kopt.adam)
     assert np.isnan(m[:3]).all() and np.isnan(p[:3]).all() and v[3] == np.inf

@@ -35,6 +35,7 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from ..callbacks import Callback
 from ..checks import as_float_array
+from ..param import ensure_flat
 from ..training import fit_loop
 from . import weighting as weighting_mod
 from .output_losses import for_output
@@ -166,6 +167,7 @@ class MultiTaskTraining:
             groups.append({"params": extra} if weighting_lr is None
                           else {"params": extra, "lr": float(weighting_lr)})
         from .. import optim
+        ensure_flat(params + extra)  # one fused optimizer call per group
         self.optimizer = optim.get(optimizer, groups)
         shared_ids = {id(p) for p in self.shared_parameters()}
         self._shared = [p for p in params if id(p) in shared_ids]

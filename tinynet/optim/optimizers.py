@@ -38,7 +38,7 @@ import numpy as np
 
 from ..checks import did_you_mean
 from ..param import Param
-from . import rules
+from . import fused, rules
 from .clipping import clip_grad_norm
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
@@ -123,6 +123,7 @@ class Optimizer:
             self._who, "max_grad_norm", max_grad_norm)
         self.param_groups: list[dict] = []
         self.state: dict = {}
+        self._plans: dict = {}  # group index -> (signature, runs): see fused.py
         if params is not None:
             self.bind(params)
 
@@ -153,6 +154,7 @@ class Optimizer:
             return self
         self.param_groups = []
         self.state = {}
+        self._plans = {}
         for group in groups:
             self.add_param_group(group)
         return self
@@ -243,15 +245,24 @@ class Optimizer:
                                f"constructor or call bind(params) (model.compile does)")
         if self.max_grad_norm is not None:
             clip_grad_norm([p for p in self.params if p.trainable], self.max_grad_norm)
-        for group in self.param_groups:
-            for p in group["params"]:
-                if not p.trainable:
-                    continue
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {"step": 0, **self._init_state(p, group)}
-                state["step"] += 1
-                self._update(p, state, group)
+        for index, group in enumerate(self.param_groups):
+            for run in self._runs(index, group):
+                run.step(self._update, group)
+
+    def _runs(self, index: int, group: dict) -> list:
+        """The group's trainable parameters as runs that one rule call updates
+        each (see :mod:`.fused`), creating missing state on the way; the
+        plan is reused while nothing it depends on has changed."""
+        params = [p for p in group["params"] if p.trainable]
+        for p in params:
+            if p not in self.state:
+                self.state[p] = {"step": 0, **self._init_state(p, group)}
+        key = fused.signature(params, self.state)
+        cached = self._plans.get(index)
+        if cached is None or cached[0] != key:
+            runs = fused.plan(params, self.state)
+            cached = self._plans[index] = (fused.signature(params, self.state), runs)
+        return cached[1]
 
     # ------------------------------------------------------ subclass interface
     def _check_group(self, group: dict) -> dict:
@@ -269,7 +280,11 @@ class Optimizer:
     def _init_state(self, p: Param, group: dict) -> dict:
         return {}
 
-    def _update(self, p: Param, state: dict, group: dict) -> None:
+    def _update(self, value: np.ndarray, grad: np.ndarray, state: dict, group: dict) -> None:
+        """Apply the rule in place: ``value``/``grad`` are one parameter's
+        arrays or a run's flat spans, ``state`` its state (``step`` already
+        advanced). State created here (``state[key] = ...``) is shared out
+        to the run's parameters."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ config
@@ -349,6 +364,7 @@ class Optimizer:
             state[p] = restored
         self.param_groups = groups
         self.state = state
+        self._plans = {}
 
     @staticmethod
     def _from_array(key, value):
@@ -397,12 +413,12 @@ class SGD(Optimizer):
                              f"dampening={group['dampening']}")
         return group
 
-    def _update(self, p, state, group):
+    def _update(self, value, grad, state, group):
         # like torch, the buffer starts as the first gradient it sees
         first = bool(group["momentum"]) and "momentum_buffer" not in state
         if first:
-            state["momentum_buffer"] = np.empty_like(p.value)
-        self.update_rule(p.value, p.grad, state.get("momentum_buffer"), lr=group["lr"],
+            state["momentum_buffer"] = np.empty_like(value)
+        self.update_rule(value, grad, state.get("momentum_buffer"), lr=group["lr"],
                   momentum=group["momentum"], dampening=group["dampening"],
                   nesterov=group["nesterov"], weight_decay=group["weight_decay"],
                   first_step=first)
@@ -447,11 +463,11 @@ class Adam(Optimizer):
             state["max_exp_avg_sq"] = np.zeros_like(p.value)
         return state
 
-    def _update(self, p, state, group):
+    def _update(self, value, grad, state, group):
         beta1, beta2 = group["betas"]
         if group["amsgrad"] and "max_exp_avg_sq" not in state:
-            state["max_exp_avg_sq"] = np.zeros_like(p.value)
-        self.update_rule(p.value, p.grad, state["exp_avg"], state["exp_avg_sq"],
+            state["max_exp_avg_sq"] = np.zeros_like(value)
+        self.update_rule(value, grad, state["exp_avg"], state["exp_avg_sq"],
                    state.get("max_exp_avg_sq"), step=state["step"], lr=group["lr"],
                    beta1=beta1, beta2=beta2, eps=group["eps"],
                    weight_decay=group["weight_decay"], amsgrad=group["amsgrad"],
@@ -514,12 +530,12 @@ class RMSprop(Optimizer):
             state["grad_avg"] = np.zeros_like(p.value)
         return state
 
-    def _update(self, p, state, group):
+    def _update(self, value, grad, state, group):
         for key, needed in (("momentum_buffer", group["momentum"] > 0),
                             ("grad_avg", group["centered"])):
             if needed and key not in state:  # switched on after the first step
-                state[key] = np.zeros_like(p.value)
-        self.update_rule(p.value, p.grad, state["square_avg"], state.get("grad_avg"),
+                state[key] = np.zeros_like(value)
+        self.update_rule(value, grad, state["square_avg"], state.get("grad_avg"),
                       state.get("momentum_buffer"), lr=group["lr"], alpha=group["alpha"],
                       eps=group["eps"], weight_decay=group["weight_decay"],
                       momentum=group["momentum"], centered=group["centered"])
@@ -557,7 +573,7 @@ class Adagrad(Optimizer):
     def _init_state(self, p, group):
         return {"sum": np.full_like(p.value, group["initial_accumulator_value"])}
 
-    def _update(self, p, state, group):
-        self.update_rule(p.value, p.grad, state["sum"], step=state["step"], lr=group["lr"],
+    def _update(self, value, grad, state, group):
+        self.update_rule(value, grad, state["sum"], step=state["step"], lr=group["lr"],
                       lr_decay=group["lr_decay"], eps=group["eps"],
                       weight_decay=group["weight_decay"])
