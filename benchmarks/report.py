@@ -126,6 +126,11 @@ def machine_info() -> dict:
     try:
         from tinynet import kernels
         info["tinynet_backend"] = kernels.get_backend()
+        from tinynet.kernels import blas
+        measured = blas.measured()
+        info["tinynet_gemm"] = blas.get_gemm() + (
+            " (" + ", ".join(f"{v} at {k} thread(s)" for k, v in measured.items()) + ")"
+            if measured else "")
     except Exception:
         info["tinynet_backend"] = None
     return info
@@ -140,6 +145,8 @@ def machine_markdown(info: dict | None = None) -> str:
         parts.append(f"Numba {info['numba']} (threading layer: {info['threading_layer']})")
     if info.get("tinynet_backend"):
         parts.append(f"tinynet backend {info['tinynet_backend']}")
+    if info.get("tinynet_gemm"):
+        parts.append(f"GEMM engine {info['tinynet_gemm']}")
     for peer in ("torch", "sklearn"):
         if info.get(peer):
             parts.append(f"{peer} {info[peer]}")

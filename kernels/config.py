@@ -29,7 +29,8 @@ import sys
 
 import numpy as np
 
-__all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads", "set_num_threads",
+__all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads", "raw_num_threads",
+           "set_num_threads",
            "threading_layer", "COMPILE_MESSAGE"]
 
 #: LLVM fast-math flags: reassociation lets reductions vectorise; no ``nnan``
@@ -49,6 +50,26 @@ except ImportError:  # numba is optional: the NumPy references then do everythin
     NUMBA_ENABLED = False
 
 _message_shown = False
+
+
+def check_choice(name, what: str, options) -> str:
+    """``name`` lower-cased if it is one of ``options``; else a ValueError
+    that names ``what`` was being chosen and lists the options."""
+    if not isinstance(name, str) or name.lower() not in options:
+        raise ValueError(f"unknown {what} {name!r}; expected one of {', '.join(options)}")
+    return name.lower()
+
+
+def choice_from_env(variable: str, what: str, options, default: str) -> str:
+    """The option the environment variable ``variable`` selects (``default``
+    when unset or empty); a bad value raises an error that names the variable."""
+    name = os.environ.get(variable, "").strip()
+    if not name:
+        return default
+    try:
+        return check_choice(name, what, options)
+    except ValueError as exc:
+        raise ValueError(f"{variable}: {exc}") from None
 
 
 def _configure_numba() -> None:
@@ -162,15 +183,29 @@ def _pool_responsive() -> bool:
 
 
 def num_threads() -> int:
-    """Threads a parallel kernel may use: Numba's setting, or 1 without Numba
-    or while the thread pool is slow to answer (see :func:`_pool_responsive`;
-    ``TINYNET_ADAPTIVE_THREADS=0`` turns that check off)."""
+    """Threads a parallel kernel may use: Numba's setting, or 1 without Numba,
+    while BLAS runs the matrix products on several threads (one pool does the
+    hot work: :mod:`.blas`), or while the thread pool is slow to answer (see
+    :func:`_pool_responsive`; ``TINYNET_ADAPTIVE_THREADS=0`` turns that check
+    off)."""
     if not NUMBA_ENABLED:
         return 1
     n = numba.get_num_threads()
+    if n > 1 and _blas_owns_threads():
+        return 1
     if n > 1 and ADAPTIVE_THREADS and not _pool_responsive():
         return 1
     return n
+
+
+def raw_num_threads() -> int:
+    """Numba's thread setting (1 without Numba), whatever the pools are doing."""
+    return numba.get_num_threads() if NUMBA_ENABLED else 1
+
+
+def _blas_owns_threads() -> bool:
+    from .blas import blas_owns_threads
+    return blas_owns_threads()
 
 
 def set_num_threads(n: int) -> int:

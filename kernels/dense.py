@@ -19,6 +19,10 @@ reduced after the parallel loop (never ``+=`` into one shared array inside
 ``prange``). ``dx`` is skipped when the caller does not need it (the first
 layer of a model).
 
+When :mod:`.blas` runs the products on numpy's BLAS, the forward is
+``np.matmul`` followed by the same epilogue as one parallel pass over the
+output rows.
+
 The NumPy references (``*_ref``) do the same maths with ``@``.
 """
 
@@ -29,6 +33,7 @@ import numpy as np
 from .activations import (IDENTITY, act_backward_ref, act_forward_ref, act_grad_rows,
                           bias_act_rows, needs_input)
 from .config import NUMBA_ENABLED, njit, num_threads, prange
+from .blas import use_blas
 from .gemm import PARALLEL_MIN_MACS, _nn_rows, matmul_nt, matmul_tn, row_chunks
 
 __all__ = ["dense_forward", "dense_backward", "bias_grad", "act_grad_bias",
@@ -43,6 +48,15 @@ def _dense_forward(x, w, b, has_bias, y, z, store_z, code, alpha, n_chunks):
         r1 = (M * (t + 1)) // n_chunks
         _nn_rows(x, w, y, r0, r1, False)
         bias_act_rows(y, b, has_bias, z, store_z, code, alpha, r0, r1)
+
+
+@njit(parallel=True)
+def _epilogue(y, b, has_bias, z, store_z, code, alpha, n_chunks):
+    """In place on y = x @ W computed by BLAS: the bias add and activation."""
+    M = y.shape[0]
+    for t in prange(n_chunks):
+        bias_act_rows(y, b, has_bias, z, store_z, code, alpha, (M * t) // n_chunks,
+                      (M * (t + 1)) // n_chunks)
 
 
 @njit(parallel=True)
@@ -104,7 +118,13 @@ def dense_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
         x = np.ascontiguousarray(x)
     w = np.ascontiguousarray(w)
     store_z = z_out is not None
-    _dense_forward(x, w, np.empty(0, x.dtype) if b is None else b, b is not None, y,
+    bias = np.empty(0, x.dtype) if b is None else b
+    if use_blas():  # the product on BLAS, the epilogue here in one pass
+        np.matmul(x, w, out=y)
+        _epilogue(y, bias, b is not None, z_out if store_z else y, store_z, code,
+                  x.dtype.type(alpha), _threads_for(M, N))
+        return y
+    _dense_forward(x, w, bias, b is not None, y,
                    z_out if store_z else y, store_z, code, x.dtype.type(alpha),
                    row_chunks(M) if M * N * x.shape[1] >= PARALLEL_MIN_MACS else 1)
     return y

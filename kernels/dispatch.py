@@ -22,13 +22,12 @@ from __future__ import annotations
 
 import contextlib
 import math
-import os
 import time
 
 import numpy as np
 
 from . import activations, dense, dropout, gemm, losses, norms, optim
-from .config import NUMBA_ENABLED
+from .config import NUMBA_ENABLED, check_choice, choice_from_env
 
 __all__ = ["BACKENDS", "OPS", "set_backend", "get_backend", "use_backend", "impl",
            "effective_backend", "auto_choices"]
@@ -61,23 +60,10 @@ OPS = {
 
 
 def _check_backend(name) -> str:
-    if not isinstance(name, str) or name.lower() not in BACKENDS:
-        raise ValueError(f"unknown tinynet backend {name!r}; expected one of "
-                         f"{', '.join(BACKENDS)}")
-    return name.lower()
+    return check_choice(name, "tinynet backend", BACKENDS)
 
 
-def _initial_backend() -> str:
-    name = os.environ.get("TINYNET_BACKEND", "").strip()
-    if not name:
-        return "numba"
-    try:
-        return _check_backend(name)
-    except ValueError as exc:
-        raise ValueError(f"TINYNET_BACKEND: {exc}") from None
-
-
-_backend = _initial_backend()
+_backend = choice_from_env("TINYNET_BACKEND", "tinynet backend", BACKENDS, "numba")
 _auto: dict = {}
 
 

@@ -20,16 +20,19 @@ F-ordered view: A is only read as scalars, so no copy is needed.
 vectorise well in Numba (about 25 GFLOP/s here); a blocked parallel transpose
 of the (small) W into a scratch buffer followed by ``gemm_nn`` is faster.
 
-Each product has its NumPy reference (``*_ref``) beside it.
+Each product has its NumPy reference (``*_ref``) beside it. The public
+wrappers run tinynet's GEMM or numpy's BLAS, whichever :mod:`.blas` chose
+for this machine (``TINYNET_GEMM``); :func:`numba_matmul` always runs ours.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
+from .blas import blas_product, use_blas
 from .config import NUMBA_ENABLED, njit, num_threads, prange
 
-__all__ = ["gemm_nn", "transpose_into", "matmul", "matmul_tn", "matmul_nt",
+__all__ = ["gemm_nn", "transpose_into", "matmul", "matmul_tn", "matmul_nt", "numba_matmul",
            "matmul_ref", "matmul_tn_ref", "matmul_nt_ref", "row_chunks"]
 
 # Column strip and k-block: _KC * _NC * 4 bytes = 64 KB in float32 (tuned here:
@@ -232,6 +235,14 @@ def matmul(a, b, out=None, accumulate=False):
         if not accumulate:
             c.fill(0)
         return c
+    if use_blas():
+        return blas_product(a, b, c, accumulate)
+    return numba_matmul(a, b, c, accumulate)
+
+
+def numba_matmul(a, b, c, accumulate=False):
+    """``c = a @ b`` (or ``c += a @ b``) on tinynet's GEMM, whatever the engine
+    setting (non-empty, checked arrays)."""
     gemm_nn(_c_or_f(a), np.ascontiguousarray(b), c, accumulate,
             _chunks_for(a.shape[0], a.shape[1] * b.shape[1]))
     return c
@@ -249,6 +260,8 @@ def matmul_tn(a, b, out=None, accumulate=False):
         if not accumulate:
             c.fill(0)
         return c
+    if use_blas():
+        return blas_product(a.T, b, c, accumulate)
     gemm_nn(_c_or_f(a).T, np.ascontiguousarray(b), c, accumulate,
             _chunks_for(a.shape[1], a.shape[0] * b.shape[1]))
     return c
@@ -264,6 +277,8 @@ def matmul_nt(a, b, out=None, accumulate=False, scratch=None):
         if not accumulate:
             c.fill(0)
         return c
+    if use_blas():
+        return blas_product(a, b.T, c, accumulate)
     if scratch is None or scratch.shape != (b.shape[1], b.shape[0]) or scratch.dtype != b.dtype:
         scratch = np.empty((b.shape[1], b.shape[0]), b.dtype)
     n_tiles = (b.shape[1] + _TB - 1) // _TB

@@ -457,9 +457,12 @@ def _cmd_info(args, parser) -> int:
             fn = getattr(kernels, attr, None)
             if callable(fn):
                 lines.append((label, str(fn())))
+        from .kernels import blas
+        lines.append(("gemm", _gemm_line(blas)))
     except ImportError as exc:
         lines.append(("kernels", f"unavailable ({exc})"))
     lines.append(("TINYNET_BACKEND", os.environ.get("TINYNET_BACKEND", "(unset)")))
+    lines.append(("TINYNET_GEMM", os.environ.get("TINYNET_GEMM", "(unset)")))
     lines.append(("digits", "embedded (1,797 images)"))
     for name in IDX_DATASETS:
         where = locate_idx_dataset(name)
@@ -503,3 +506,12 @@ def main(argv=None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def _gemm_line(blas) -> str:
+    """The GEMM engine, and for "auto" what it measured on this machine."""
+    engine = blas.get_gemm()
+    if engine != "auto":
+        return engine
+    choice = "blas" if blas.use_blas() else "numba"
+    return f"auto: {choice} measured faster here (TINYNET_GEMM=numba|blas to choose)"

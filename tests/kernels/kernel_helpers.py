@@ -30,3 +30,14 @@ def tol(dtype, k=1):
     if dtype == np.float32:
         return dict(rtol=2e-5 * max(1, k) ** 0.5 + 1e-5, atol=2e-5 * max(1, k) ** 0.5 + 1e-6)
     return dict(rtol=1e-12 * max(1, k), atol=1e-12 * max(1, k))
+
+
+@pytest.fixture(scope="module", params=["numba", "blas"], autouse=False)
+def each_gemm_engine(request):
+    """Run a module's tests once on tinynet's GEMM and once on numpy's BLAS
+    (the two engines kernels.blas chooses between). Import it into a test
+    module and list it in ``pytestmark = pytest.mark.usefixtures(...)``."""
+    from tinynet.kernels import blas
+    previous = blas.set_gemm(request.param)
+    yield request.param
+    blas.set_gemm(previous)

@@ -7,9 +7,10 @@ from hypothesis import strategies as st
 
 from tinynet.kernels import activations as act
 from tinynet.kernels import dense
-from kernel_helpers import array, dims, dtypes, layouts, needs_numba, tol
+from kernel_helpers import array, dims, dtypes, each_gemm_engine, layouts, needs_numba, tol
 
 pytestmark = needs_numba
+_ = each_gemm_engine  # the fixture, imported for the dense tests below
 
 codes = st.sampled_from(sorted(set(act.ACT_CODES.values())))
 
@@ -52,6 +53,7 @@ def test_bad_code_is_refused():
         act.act_forward(np.ones((2, 2)), 99)
 
 
+@pytest.mark.usefixtures("each_gemm_engine")
 @given(m=dims, k=dims, n=st.sampled_from([1, 3, 10, 17]), code=codes, dtype=dtypes,
        use_bias=st.booleans(), keep_z=st.booleans(), layout=layouts,
        seed=st.integers(0, 2**31))
@@ -69,6 +71,7 @@ def test_dense_forward_matches_reference(m, k, n, code, dtype, use_bias, keep_z,
         np.testing.assert_allclose(z, z_ref, **tol(dtype, k))
 
 
+@pytest.mark.usefixtures("each_gemm_engine")
 @given(m=dims, k=dims, n=st.sampled_from([1, 3, 10, 17]), code=codes, dtype=dtypes,
        use_bias=st.booleans(), need_dx=st.booleans(), seed=st.integers(0, 2**31))
 def test_dense_backward_matches_reference(m, k, n, code, dtype, use_bias, need_dx, seed):

@@ -126,9 +126,10 @@ def test_set_num_threads():
 
 @pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
 def test_kernels_go_serial_while_the_pool_is_slow(monkeypatch):
-    from tinynet.kernels import config
+    from tinynet.kernels import blas, config
     if config.numba.get_num_threads() < 2:
         pytest.skip("one thread only")
+    monkeypatch.setattr(blas, "_engine", "numba")  # BLAS products would take the threads
     monkeypatch.setattr(config, "ADAPTIVE_THREADS", True)
     monkeypatch.setitem(config._probe_state, "checked", -1e9)
     monkeypatch.setattr(config, "SLOW_LAUNCH", 0.0)  # any launch counts as slow

@@ -6,9 +6,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinynet.kernels import gemm
-from kernel_helpers import array, dims, dtypes, layouts, needs_numba, tol
+from kernel_helpers import array, dims, dtypes, each_gemm_engine, layouts, needs_numba, tol
 
-pytestmark = needs_numba
+pytestmark = [needs_numba, pytest.mark.usefixtures("each_gemm_engine")]
+_ = each_gemm_engine  # the fixture, imported for use above
 
 
 @given(m=dims, k=dims, n=dims, dtype=dtypes, la=layouts, lb=layouts,
