@@ -9,11 +9,20 @@ run for every framework, as the median over repeats of one epoch each:
   PyTorch loop below does;
 * tinynet, ``fit``: ``model.fit(epochs=1)``: the same plus shuffling,
   metrics, callbacks and progress bookkeeping;
-* PyTorch: the usual loop with ``torch.set_num_threads(2)``;
+* PyTorch: the usual loop with ``torch.set_num_threads(2)``, as it comes and
+  with ``torch.set_flush_denormal(True)`` (on only while that epoch runs):
+  with random labels many ReLU units die, their Adam moments decay into
+  the subnormal range after ~800 steps, and on Intel CPUs arithmetic on
+  subnormals is many times slower (tinynet's optimizers store subnormal
+  state as zero, see ``tinynet.kernels.optim``). The ratio is taken to the
+  faster of the two, so PyTorch is compared at its best;
 * scikit-learn: ``MLPClassifier(solver="adam").partial_fit`` per batch.
 
-Data are synthetic (random pixels in [0, 1) and random labels): throughput
-does not depend on the values. Ratios are tinynet ``step`` over each peer.
+Each framework runs in a process of its own (their thread pools slow each
+other down when they share one), and the processes take turns epoch by
+epoch. Data are synthetic (random pixels in [0, 1) and random labels):
+throughput does not depend on the values. Ratios are tinynet ``step`` over
+each peer.
 
     python -m benchmarks train [--quick] [--repeats 5] [--samples 8192] [--threads 2]
 """
@@ -68,7 +77,7 @@ def tinynet_runner(x, y, batch_size):
 
 
 # ------------------------------------------------------------------ PyTorch
-def torch_runner(x, y, batch_size, threads=2):
+def torch_runner(x, y, batch_size, threads=2, flush_denormal=False):
     import torch
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -81,11 +90,17 @@ def torch_runner(x, y, batch_size, threads=2):
     batches = _batches(len(x), batch_size)
 
     def epoch():
-        for sl in batches:
-            opt.zero_grad()
-            loss = loss_fn(model(xt[sl]), yt[sl])
-            loss.backward()
-            opt.step()
+        if flush_denormal:  # FTZ/DAZ for this thread: off again (the default) after
+            torch.set_flush_denormal(True)
+        try:
+            for sl in batches:
+                opt.zero_grad()
+                loss = loss_fn(model(xt[sl]), yt[sl])
+                loss.backward()
+                opt.step()
+        finally:
+            if flush_denormal:
+                torch.set_flush_denormal(False)
     return epoch
 
 
@@ -113,39 +128,102 @@ def _available(module):
         return False
 
 
-def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print) -> dict:
+#: framework -> the runners it times, in the worker process of that framework
+FRAMEWORKS = {"tinynet": ("tinynet_step", "tinynet_fit"), "torch": ("torch", "torch_ftz"),
+              "sklearn": ("sklearn",)}
+
+
+def _runners(framework, x, y, batch_size, threads):
+    if framework == "tinynet":
+        return dict(zip(FRAMEWORKS["tinynet"], tinynet_runner(x, y, batch_size)))
+    if framework == "torch":
+        return {"torch": torch_runner(x, y, batch_size, threads),
+                "torch_ftz": torch_runner(x, y, batch_size, threads, flush_denormal=True)}
+    return {"sklearn": sklearn_runner(x, y, batch_size)}
+
+
+def _worker(conn, framework, batch_size, n_samples, threads):
+    """One framework in a process of its own: build, warm up, then time one
+    epoch of the runner named in each message until told to stop.
+
+    Each framework gets its own process because their thread pools do not
+    share one well: with Numba's OpenMP layer started in the same process,
+    PyTorch's 2-thread training ran 3-5x slower here (two OpenMP runtimes,
+    each with a thread per core)."""
+    _set_threads(threads, framework)
     x, y = _data(n_samples)
+    runners = _runners(framework, x, y, batch_size, threads)
+    for fn in runners.values():  # warm-up: compile, allocate, fill caches
+        fn()
+    layer = None
+    if framework == "tinynet":
+        from tinynet import kernels
+        from tinynet.kernels import blas
+        layer = (f"{kernels.threading_layer()}; tinynet GEMM engine {blas.get_gemm()}: "
+                 f"{'blas' if blas.use_blas() else 'numba'}")
+    conn.send(("ready", layer))
+    while True:
+        name = conn.recv()
+        if name is None:
+            return
+        t0 = time.perf_counter()
+        runners[name]()
+        conn.send(time.perf_counter() - t0)
+
+
+def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print) -> dict:
+    import multiprocessing
+    context = multiprocessing.get_context("spawn")
     peers = {"torch": _available("torch"), "sklearn": _available("sklearn")}
-    results = {}
+    frameworks = ["tinynet"] + [f for f in ("torch", "sklearn") if peers[f]]
+    results, layer = {}, None
     for batch_size in batch_sizes:
         used = len(_batches(n_samples, batch_size)) * batch_size
-        runners = {}
-        step, fit = tinynet_runner(x, y, batch_size)
-        runners["tinynet_step"], runners["tinynet_fit"] = step, fit
-        if peers["torch"]:
-            runners["torch"] = torch_runner(x, y, batch_size, threads)
-        if peers["sklearn"]:
-            runners["sklearn"] = sklearn_runner(x, y, batch_size)
-        for fn in runners.values():  # warm-up: compile, allocate, fill caches
-            fn()
-        times = {name: [] for name in runners}
-        names = list(runners)
-        for rep in range(repeats):
-            # interleaved, so load changes hit every framework alike; the order
-            # rotates, and a pause lets the previous framework's spinning
-            # threads (OpenBLAS, OpenMP) go to sleep before the clock starts
-            for name in names[rep % len(names):] + names[:rep % len(names)]:
-                time.sleep(settle)
-                t0 = time.perf_counter()
-                runners[name]()
-                times[name].append(time.perf_counter() - t0)
+        workers = {}
+        for framework in frameworks:
+            parent, child = context.Pipe()
+            proc = context.Process(target=_worker, daemon=True,
+                                   args=(child, framework, batch_size, n_samples, threads))
+            proc.start()
+            workers[framework] = (proc, parent)
+        try:
+            for framework, (_, conn) in workers.items():  # started one after another
+                _, reported = conn.recv()
+                layer = reported or layer
+            owner = {name: framework for framework in frameworks
+                     for name in FRAMEWORKS[framework]}
+            names = list(owner)
+            times = {name: [] for name in names}
+            for rep in range(repeats):
+                # interleaved, so load changes hit every framework alike; the
+                # order rotates, and a pause lets the previous process's
+                # spinning threads (OpenBLAS, OpenMP) go to sleep first
+                for name in names[rep % len(names):] + names[:rep % len(names)]:
+                    time.sleep(settle)
+                    conn = workers[owner[name]][1]
+                    conn.send(name)
+                    times[name].append(conn.recv())
+        finally:
+            for proc, conn in workers.values():
+                try:
+                    conn.send(None)
+                except (BrokenPipeError, OSError):
+                    pass
+                proc.join(timeout=30)
         row = {name: used / statistics.median(ts) for name, ts in times.items()}
         row["times"] = times
         results[batch_size] = row
         log(f"batch {batch_size}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in row.items()
                                                if k != "times"))
     return {"samples_per_epoch": n_samples, "repeats": repeats, "peers": peers,
-            "batches": results}
+            "batches": results, "numba_threading_layer": layer,
+            "processes": "one per framework"}
+
+
+def best_torch(row):
+    """PyTorch's faster configuration in a result row (None without torch)."""
+    values = [row[k] for k in ("torch", "torch_ftz") if k in row]
+    return max(values) if values else None
 
 
 def to_markdown(res) -> str:
@@ -154,16 +232,20 @@ def to_markdown(res) -> str:
         step = row["tinynet_step"]
         rows.append([batch_size, round(step), round(row["tinynet_fit"]),
                      round(row["torch"]) if "torch" in row else "skipped",
+                     round(row["torch_ftz"]) if "torch_ftz" in row else "skipped",
                      round(row["sklearn"]) if "sklearn" in row else "skipped",
-                     _ratio_cell(step, row.get("torch")), _ratio_cell(step, row.get("sklearn"))])
+                     _ratio_cell(step, best_torch(row)), _ratio_cell(step, row.get("sklearn"))])
     head = ("## Training throughput, MLP 784-256-128-10 (ReLU, softmax CE, Adam, float32)\n\n"
             f"Samples/s, median of {res['repeats']} epochs of {res['samples_per_epoch']} "
             f"samples, frameworks interleaved (rotating order, 0.3 s pause before each "
-            f"timed epoch) in one run, {res.get('threads', 2)} threads each (Numba, "
-            "PyTorch, OpenBLAS).\n\n")
+            f"timed epoch) in one run, each framework in a process of its own, "
+            f"{res.get('threads', 2)} threads each (Numba threading layer: "
+            f"{res.get('numba_threading_layer')}; PyTorch; OpenBLAS). PyTorch is timed "
+            "as it comes and with "
+            "`torch.set_flush_denormal(True)`; the ratio is to the faster of the two.\n\n")
     return head + markdown_table(
-        ["batch", "tinynet step loop", "tinynet fit", "PyTorch",
-         "scikit-learn", "tinynet / PyTorch", "tinynet / sklearn"], rows)
+        ["batch", "tinynet step loop", "tinynet fit", "PyTorch", "PyTorch, flush denormals",
+         "scikit-learn", "tinynet / best PyTorch", "tinynet / sklearn"], rows)
 
 
 def _ratio_cell(a, b):
@@ -194,17 +276,20 @@ def _figure(res):
     return fig
 
 
-def _set_threads(n):
-    """Use n threads in Numba, PyTorch and OpenBLAS (scikit-learn) alike."""
-    from tinynet import kernels
-    if kernels.NUMBA_ENABLED:
-        import numba
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
-    try:
-        import threadpoolctl
-        threadpoolctl.threadpool_limits(n)
-    except ImportError:
-        pass
+def _set_threads(n, framework):
+    """Use n threads in the framework's own pool: Numba (and OpenBLAS) for
+    tinynet, OpenBLAS for scikit-learn; PyTorch's runner calls
+    ``torch.set_num_threads``. Numba's pool is never started in the other
+    workers: its OpenMP runtime beside PyTorch's slowed PyTorch 3-5x."""
+    if framework == "tinynet":
+        from tinynet import kernels
+        kernels.set_num_threads(n)
+    if framework in ("tinynet", "sklearn"):
+        try:
+            import threadpoolctl
+            threadpoolctl.threadpool_limits(n, user_api="blas")
+        except ImportError:
+            pass
     return n
 
 
@@ -219,7 +304,7 @@ def main(argv=None) -> int:
     def run_args(args):
         if args.quick:
             args.repeats, args.samples, args.batch_sizes = 1, 256, [32, 128]
-        res = run(args.batch_sizes, args.samples, args.repeats, threads=_set_threads(args.threads),
+        res = run(args.batch_sizes, args.samples, args.repeats, threads=args.threads,
                   settle=0.0 if args.quick else 0.3)
         res["threads"] = args.threads
         return res
