@@ -13,22 +13,27 @@ before the kernel runs, so float32 parameters are updated in float32
 arithmetic as in PyTorch; the results agree with the references to a few
 ulps (fused multiply-adds may round once instead of twice).
 
-Subnormal state is stored as zero
----------------------------------
+Near-subnormal state is stored as zero
+--------------------------------------
 One departure from ``torch.optim``: every *state* value (momentum buffers,
-first and second moments, Adagrad's sum) whose magnitude falls below the
-dtype's smallest normal number (``np.finfo(dtype).tiny``: 1.2e-38 in
-float32) is stored as zero. A dead ReLU unit's gradient is exactly zero, so
-its Adam first moment decays by beta1 = 0.9 a step into the subnormal range
-after ~800 steps, and then stays at the smallest subnormal for ever
-(0.9 * 1.4e-45 rounds back to 1.4e-45); on Intel CPUs every operation on a
-subnormal takes a microcode assist (~100 cycles). Measured here: Adam's step
-on the 235k-parameter benchmark MLP went from 0.34 ms to 4.3 ms after three
-epochs, with 80 % of the first moments subnormal (PyTorch slows the same
-way unless ``torch.set_flush_denormal(True)``). The parameters are not
-flushed, and a flushed moment changes a parameter by less than
-``lr * tiny / eps`` (1e-33 at the defaults): below the rounding unit of any
-normal parameter. NaN and infinity pass through unchanged.
+first and second moments, Adagrad's sum) whose magnitude falls below
+:data:`STATE_FLOOR` of its dtype, :math:`2^{26}` times the smallest normal
+number (:math:`2^{-100} \approx 7.9\cdot 10^{-31}` in float32,
+:math:`2^{-996}` in float64), is stored as zero. Why: a dead ReLU unit's
+gradient is exactly zero, so its Adam first moment decays by beta1 = 0.9 a
+step towards the subnormal range, and on Intel CPUs every operation that
+reads or *produces* a subnormal takes a microcode assist (~100 cycles).
+Storing only subnormals as zero is not enough: ``lr * m`` is subnormal
+already for :math:`m < 2^{-126}/\eta`. Measured here on the 235k-parameter
+benchmark MLP: Adam's step took 0.27 ms, 4.3 ms after three epochs without
+any flushing (80 % of the first moments subnormal; PyTorch slows the same
+way unless ``torch.set_flush_denormal(True)``), and still 0.5-1.7 ms with
+a flush at the smallest normal number. The floor keeps every intermediate
+normal for learning rates down to :math:`2^{-26} \approx 1.5\cdot 10^{-8}`.
+The parameters are never flushed, and a flushed moment changes a parameter
+by less than ``lr * floor / eps`` (8e-26 at the defaults): below the
+rounding unit of any parameter larger than 1e-18. NaN and infinity pass
+through unchanged.
 """
 
 from __future__ import annotations
@@ -40,7 +45,7 @@ import numpy as np
 from .config import NUMBA_ENABLED, njit, num_threads, prange
 
 __all__ = ["sgd", "adam", "rmsprop", "adagrad", "sgd_ref", "adam_ref", "rmsprop_ref",
-           "adagrad_ref", "flush_subnormal_ref"]
+           "adagrad_ref", "flush_small_state_ref", "STATE_FLOOR"]
 
 _MIN_CHUNK = 1 << 16  # elements per thread worth waking it for (~25 µs of Adam)
 
@@ -72,20 +77,24 @@ def _check(value, grad, *state):
                              f"dtype {value.dtype}, received {a.shape} {a.dtype}")
 
 
-def _tiny(dtype):
-    """The smallest normal number of ``dtype``: state below it is flushed to zero."""
-    return np.finfo(dtype).tiny
+#: State magnitudes below ``STATE_FLOOR[dtype]`` are stored as zero (see above).
+STATE_FLOOR = {np.dtype(t): np.finfo(t).tiny * 2.0 ** 26 for t in (np.float32, np.float64)}
+
+
+def _floor(dtype):
+    """The state floor of ``dtype``."""
+    return STATE_FLOOR[np.dtype(dtype)]
 
 
 @njit(exact=True)
 def _flush(x, tiny):
-    """``x``, or zero when ``|x|`` is subnormal (NaN compares False: it stays)."""
+    """``x``, or zero when ``|x|`` is below the floor (NaN compares False: it stays)."""
     return x - x if abs(x) < tiny else x
 
 
-def flush_subnormal_ref(a):
-    """In place: entries of ``a`` with magnitude below ``finfo.tiny`` become zero."""
-    a[np.abs(a) < _tiny(a.dtype)] = 0
+def flush_small_state_ref(a):
+    """In place: entries of ``a`` with magnitude below the state floor become zero."""
+    a[np.abs(a) < _floor(a.dtype)] = 0
 
 
 # --------------------------------------------------------------------- SGD
@@ -125,7 +134,7 @@ def sgd(value, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, weig
     t = value.dtype.type
     _sgd(p, g, p if buf is None else buf, t(lr), t(weight_decay), t(momentum),
          t(1 - dampening), bool(nesterov), bool(first_step), bool(momentum),
-         t(_tiny(value.dtype)), _chunks(p.size))
+         t(_floor(value.dtype)), _chunks(p.size))
 
 
 def sgd_ref(value, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, weight_decay,
@@ -141,7 +150,7 @@ def sgd_ref(value, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, 
 
     (:math:`\mu` momentum, :math:`\tau` dampening; with :math:`\mu = 0`,
     :math:`\theta \leftarrow \theta - \eta d` and ``momentum_buffer`` is unused).
-    A subnormal :math:`b` is stored as zero (see the module docstring).
+    A :math:`b` below the state floor is stored as zero (see the module docstring).
     """
     d = grad + weight_decay * value if weight_decay else grad
     if momentum:
@@ -150,7 +159,7 @@ def sgd_ref(value, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, 
         else:
             momentum_buffer *= momentum
             momentum_buffer += (1 - dampening) * d
-        flush_subnormal_ref(momentum_buffer)
+        flush_small_state_ref(momentum_buffer)
         d = d + momentum * momentum_buffer if nesterov else momentum_buffer
     value += -lr * d
 
@@ -232,7 +241,7 @@ def adam(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, b
           t((1 - beta2 ** step) ** 0.5), t(beta2), t(1 - beta2), t(w1), t(1 - w1), abs(w1) < 0.5,
           t(eps),
           t(weight_decay), t(1 - lr * weight_decay), bool(decoupled and weight_decay),
-          bool(amsgrad), t(_tiny(value.dtype)), _chunks(p.size))
+          bool(amsgrad), t(_floor(value.dtype)), _chunks(p.size))
 
 
 def _lerp_ref(start, end, weight):
@@ -256,7 +265,7 @@ def adam_ref(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta
     Weight decay is L2 (:math:`g \leftarrow g + \lambda\theta`) for Adam and
     decoupled (:math:`\theta \leftarrow (1 - \eta\lambda)\theta` first) for
     AdamW. With ``amsgrad`` the running maximum of :math:`v` replaces
-    :math:`v` in the denominator. Subnormal :math:`m, v` are stored as zero.
+    :math:`v` in the denominator. :math:`m, v` below the state floor are stored as zero.
     """
     if weight_decay:
         if decoupled:
@@ -264,10 +273,10 @@ def adam_ref(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta
         else:
             grad = grad + weight_decay * value
     _lerp_ref(exp_avg, grad, 1 - beta1)
-    flush_subnormal_ref(exp_avg)
+    flush_small_state_ref(exp_avg)
     exp_avg_sq *= beta2
     exp_avg_sq += (1 - beta2) * grad * grad
-    flush_subnormal_ref(exp_avg_sq)
+    flush_small_state_ref(exp_avg_sq)
     second = exp_avg_sq
     if amsgrad:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
@@ -335,7 +344,7 @@ def rmsprop(value, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, ep
                            centered=centered)
     _rmsprop(p, g, sq, p if ga is None else ga, p if buf is None else buf, t(lr), t(alpha),
              t(1 - alpha), t(eps), t(weight_decay), t(momentum), bool(centered),
-             momentum > 0, t(_tiny(value.dtype)), _chunks(p.size))
+             momentum > 0, t(_floor(value.dtype)), _chunks(p.size))
 
 
 def rmsprop_ref(value, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps,
@@ -352,16 +361,16 @@ def rmsprop_ref(value, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha
         b \leftarrow \mu b + g / a, \ \theta \leftarrow \theta - \eta b
         \quad (\mu > 0), \qquad \theta \leftarrow \theta - \eta\, g / a \quad (\mu = 0).
 
-    Subnormal :math:`s, \bar g, b` are stored as zero.
+    :math:`s, \bar g, b` below the state floor are stored as zero.
     """
     if weight_decay:
         grad = grad + weight_decay * value
     square_avg *= alpha
     square_avg += (1 - alpha) * grad * grad
-    flush_subnormal_ref(square_avg)
+    flush_small_state_ref(square_avg)
     if centered:
         _lerp_ref(grad_avg, grad, 1 - alpha)
-        flush_subnormal_ref(grad_avg)
+        flush_small_state_ref(grad_avg)
         avg = np.sqrt(square_avg - grad_avg * grad_avg)
     else:
         avg = np.sqrt(square_avg)
@@ -369,7 +378,7 @@ def rmsprop_ref(value, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha
     if momentum > 0:
         momentum_buffer *= momentum
         momentum_buffer += grad / avg
-        flush_subnormal_ref(momentum_buffer)
+        flush_small_state_ref(momentum_buffer)
         value += -lr * momentum_buffer
     else:
         value += -lr * grad / avg
@@ -403,7 +412,7 @@ def adagrad(value, grad, state_sum, *, step, lr, lr_decay, eps, weight_decay):
         return
     t = value.dtype.type
     _adagrad(p, g, s, t(lr / (1 + (step - 1) * lr_decay)), t(eps), t(weight_decay),
-             t(_tiny(value.dtype)), _chunks(p.size))
+             t(_floor(value.dtype)), _chunks(p.size))
 
 
 def adagrad_ref(value, grad, state_sum, *, step, lr, lr_decay, eps, weight_decay):
@@ -415,13 +424,13 @@ def adagrad_ref(value, grad, state_sum, *, step, lr, lr_decay, eps, weight_decay
         S \leftarrow S + g^2, \quad
         \theta \leftarrow \theta - \tilde\eta\, \frac{g}{\sqrt{S} + \epsilon}
 
-    (:math:`\delta` is ``lr_decay``). A subnormal :math:`S` is stored as zero.
+    (:math:`\delta` is ``lr_decay``). An :math:`S` below the state floor is stored as zero.
     """
     if weight_decay:
         grad = grad + weight_decay * value
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum += grad * grad
-    flush_subnormal_ref(state_sum)
+    flush_small_state_ref(state_sum)
     std = np.sqrt(state_sum)
     std += eps
     value += -clr * grad / std

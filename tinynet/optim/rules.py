@@ -6,8 +6,9 @@ else, so a fused kernel of the same signature can take its place, on one
 parameter or on a flat buffer holding many. The arithmetic follows
 ``torch.optim``'s single-tensor code paths operation by operation, so
 results agree with PyTorch to the last few ulps; the one departure is that
-subnormal *state* values are stored as zero (see :mod:`tinynet.kernels.optim`
-for why: on Intel CPUs they slowed Adam's step twelvefold).
+*state* values below :math:`2^{26}` times the dtype's smallest normal number
+are stored as zero (see :mod:`tinynet.kernels.optim` for why: on Intel CPUs
+subnormal arithmetic slowed Adam's step up to sixteenfold).
 
 The rules are the NumPy references that live beside the fused kernels in
 :mod:`tinynet.kernels.optim` (the kernels are tested against them); their
