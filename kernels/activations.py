@@ -181,73 +181,76 @@ if NUMBA_ENABLED:
 
 
 @njit
-def act_row(src, dst, code, alpha):
-    """dst = f(src) for one row (dst may be src). Constants are cast to the
-    row's dtype, so float32 loops stay float32 (and vectorise)."""
-    N = src.shape[0]
+def _act_rows(src, dst, bias, has_bias, z_out, store_z, code, alpha, r0, r1):
+    """Rows r0:r1: z = src + bias (kept in z_out if store_z), dst = f(z);
+    dst may be src. One branch per activation, outside the inner loops.
+    Constants are cast to the rows' dtype, so float32 loops stay float32 (and
+    vectorise). The row loop is inside: a (non-inlined) call per row costs
+    more than a 256-wide ReLU row."""
+    N = src.shape[1]
     one = src.dtype.type(1.0)
     half = src.dtype.type(0.5)
     zero = src.dtype.type(0.0)
-    if code == RELU:
-        for j in range(N):
-            v = src[j]
-            dst[j] = zero if v < zero else v  # NaN compares false: NaN stays
-    elif code == LEAKY_RELU:
-        for j in range(N):
-            v = src[j]
-            dst[j] = v if v > zero else v * alpha
-    elif code == ELU:
-        for j in range(N):
-            v = src[j]
-            dst[j] = v if v > zero else math.expm1(v) * alpha
-    elif code == GELU:
-        k = src.dtype.type(_SQRT_HALF)
-        for j in range(N):
-            v = src[j]
-            dst[j] = v * (half * math.erfc(-v * k))
-    elif code == GELU_TANH:
-        k = src.dtype.type(_SQRT_2_OVER_PI)
-        cubic = src.dtype.type(_GELU_CUBIC)
-        for j in range(N):
-            v = src[j]
-            dst[j] = half * v * (one + _tanh(k * (v + cubic * v * v * v)))
-    elif code == SILU:
-        for j in range(N):
-            v = src[j]
-            dst[j] = v * _sigmoid(v)
-    elif code == SIGMOID:
-        for j in range(N):
-            dst[j] = _sigmoid(src[j])
-    elif code == TANH:
-        for j in range(N):
-            dst[j] = _tanh(src[j])
-    else:
-        for j in range(N):
-            dst[j] = src[j]
+    for i in range(r0, r1):
+        s = src[i]
+        d = dst[i]
+        if has_bias:
+            for j in range(N):
+                d[j] = s[j] + bias[j]
+            s = d
+        if store_z:
+            zr = z_out[i]
+            for j in range(N):
+                zr[j] = s[j]
+        if code == RELU:
+            for j in range(N):
+                v = s[j]
+                d[j] = zero if v < zero else v  # NaN compares false: NaN stays
+        elif code == LEAKY_RELU:
+            for j in range(N):
+                v = s[j]
+                d[j] = v if v > zero else v * alpha
+        elif code == ELU:
+            for j in range(N):
+                v = s[j]
+                d[j] = v if v > zero else math.expm1(v) * alpha
+        elif code == GELU:
+            k = src.dtype.type(_SQRT_HALF)
+            for j in range(N):
+                v = s[j]
+                d[j] = v * (half * math.erfc(-v * k))
+        elif code == GELU_TANH:
+            k = src.dtype.type(_SQRT_2_OVER_PI)
+            cubic = src.dtype.type(_GELU_CUBIC)
+            for j in range(N):
+                v = s[j]
+                d[j] = half * v * (one + _tanh(k * (v + cubic * v * v * v)))
+        elif code == SILU:
+            for j in range(N):
+                v = s[j]
+                d[j] = v * _sigmoid(v)
+        elif code == SIGMOID:
+            for j in range(N):
+                d[j] = _sigmoid(s[j])
+        elif code == TANH:
+            for j in range(N):
+                d[j] = _tanh(s[j])
+        elif not has_bias:  # identity
+            for j in range(N):
+                d[j] = s[j]
 
 
 @njit
 def bias_act_rows(c, bias, has_bias, z_out, store_z, code, alpha, r0, r1):
     """In place on rows r0:r1 of c: z = c + bias (kept in z_out if store_z),
-    c = f(z). One branch per activation, outside the loops."""
-    N = c.shape[1]
-    for i in range(r0, r1):
-        row = c[i]
-        if has_bias:
-            for j in range(N):
-                row[j] += bias[j]
-        if store_z:
-            zr = z_out[i]
-            for j in range(N):
-                zr[j] = row[j]
-        if code != IDENTITY:
-            act_row(row, row, code, alpha)
+    c = f(z)."""
+    _act_rows(c, c, bias, has_bias, z_out, store_z, code, alpha, r0, r1)
 
 
 @njit
 def act_grad_rows(dy, y, z, code, alpha, g, r0, r1):
     """g[r0:r1] = dL/dz from dy and the saved output y (or input z).
-    Constants in dy's dtype, as in :func:`act_row`."""
+    Constants in dy's dtype, as in :func:`_act_rows`."""
     N = dy.shape[1]
     one = dy.dtype.type(1.0)
     half = dy.dtype.type(0.5)
@@ -310,8 +313,7 @@ def _act_forward(z, y, code, alpha, n_chunks):
     for t in prange(n_chunks):
         r0 = (M * t) // n_chunks
         r1 = (M * (t + 1)) // n_chunks
-        for i in range(r0, r1):
-            act_row(z[i], y[i], code, alpha)
+        _act_rows(z, y, y[0], False, y, False, code, alpha, r0, r1)
 
 
 @njit(parallel=True)
