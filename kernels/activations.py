@@ -181,70 +181,80 @@ if NUMBA_ENABLED:
 
 
 @njit
-def _act_rows(src, dst, bias, has_bias, z_out, store_z, code, alpha, r0, r1):
+def _act_rows(src, dst, in_place, bias, has_bias, z_out, store_z, code, alpha, r0, r1):
     """Rows r0:r1: z = src + bias (kept in z_out if store_z), dst = f(z);
-    dst may be src. One branch per activation, outside the inner loops.
-    Constants are cast to the rows' dtype, so float32 loops stay float32 (and
-    vectorise). The row loop is inside: a (non-inlined) call per row costs
-    more than a 256-wide ReLU row."""
+    ``in_place`` when dst is src. One branch per activation, outside the
+    inner loops.
+
+    Each row of z is first written to dst (a copy, or the bias add) and the
+    activation then runs in place on it: an element-wise loop that reads one
+    array and writes another which may be the same memory vectorises only
+    behind a runtime overlap check, which fails for in-place calls and
+    leaves them scalar. Constants are cast to the rows' dtype, so float32
+    loops stay float32. The row loop is inside: a (non-inlined) call per row
+    costs more than a 256-wide ReLU row.
+    """
     N = src.shape[1]
     one = src.dtype.type(1.0)
     half = src.dtype.type(0.5)
     zero = src.dtype.type(0.0)
     for i in range(r0, r1):
-        s = src[i]
         d = dst[i]
-        if has_bias:
+        if has_bias and in_place:
+            for j in range(N):
+                d[j] += bias[j]
+        elif has_bias:
+            s = src[i]
             for j in range(N):
                 d[j] = s[j] + bias[j]
-            s = d
+        elif not in_place:
+            s = src[i]
+            for j in range(N):
+                d[j] = s[j]
         if store_z:
             zr = z_out[i]
             for j in range(N):
-                zr[j] = s[j]
+                zr[j] = d[j]
         if code == RELU:
             for j in range(N):
-                v = s[j]
+                v = d[j]
                 d[j] = zero if v < zero else v  # NaN compares false: NaN stays
         elif code == LEAKY_RELU:
             for j in range(N):
-                v = s[j]
+                v = d[j]
                 d[j] = v if v > zero else v * alpha
         elif code == ELU:
             for j in range(N):
-                v = s[j]
+                v = d[j]
                 d[j] = v if v > zero else math.expm1(v) * alpha
         elif code == GELU:
             k = src.dtype.type(_SQRT_HALF)
             for j in range(N):
-                v = s[j]
+                v = d[j]
                 d[j] = v * (half * math.erfc(-v * k))
         elif code == GELU_TANH:
             k = src.dtype.type(_SQRT_2_OVER_PI)
             cubic = src.dtype.type(_GELU_CUBIC)
             for j in range(N):
-                v = s[j]
+                v = d[j]
                 d[j] = half * v * (one + _tanh(k * (v + cubic * v * v * v)))
         elif code == SILU:
             for j in range(N):
-                v = s[j]
+                v = d[j]
                 d[j] = v * _sigmoid(v)
         elif code == SIGMOID:
             for j in range(N):
-                d[j] = _sigmoid(s[j])
+                d[j] = _sigmoid(d[j])
         elif code == TANH:
             for j in range(N):
-                d[j] = _tanh(s[j])
-        elif not has_bias:  # identity
-            for j in range(N):
-                d[j] = s[j]
+                d[j] = _tanh(d[j])
 
 
 @njit
 def bias_act_rows(c, bias, has_bias, z_out, store_z, code, alpha, r0, r1):
     """In place on rows r0:r1 of c: z = c + bias (kept in z_out if store_z),
     c = f(z)."""
-    _act_rows(c, c, bias, has_bias, z_out, store_z, code, alpha, r0, r1)
+    _act_rows(c, c, True, bias, has_bias, z_out, store_z, code, alpha, r0, r1)
 
 
 @njit
@@ -313,7 +323,7 @@ def _act_forward(z, y, code, alpha, n_chunks):
     for t in prange(n_chunks):
         r0 = (M * t) // n_chunks
         r1 = (M * (t + 1)) // n_chunks
-        _act_rows(z, y, y[0], False, y, False, code, alpha, r0, r1)
+        _act_rows(z, y, False, y[0], False, y, False, code, alpha, r0, r1)
 
 
 @njit(parallel=True)

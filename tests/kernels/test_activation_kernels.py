@@ -27,6 +27,15 @@ def test_act_forward_backward_match_reference(m, n, code, dtype, layout, seed):
     np.testing.assert_allclose(g, act.act_backward_ref(dy, y_ref, z, code, 0.2), **tol(dtype, 4))
 
 
+@given(m=dims, n=dims, code=codes, dtype=dtypes, seed=st.integers(0, 2**31))
+def test_act_forward_in_place(m, n, code, dtype, seed):
+    """``out=z`` (documented): the kernel then reads and writes one array."""
+    z = array(np.random.default_rng(seed), (m, n), dtype, scale=3.0)
+    expected = act.act_forward_ref(z, code, 0.2)
+    assert act.act_forward(z, code, 0.2, out=z) is z
+    np.testing.assert_allclose(z, expected, **tol(dtype, 4))
+
+
 def test_act_backward_from_output_matches_derivative():
     """The from-output forms are the true derivatives (central differences)."""
     z = np.linspace(-4, 4, 81).reshape(1, -1)
