@@ -204,8 +204,8 @@ def _act_rows(src, dst, in_place, bias, has_bias, z_out, store_z, code, alpha, r
     array and writes another which may be the same memory vectorises only
     behind a runtime overlap check, which fails for in-place calls and
     leaves them scalar. Constants are cast to the rows' dtype, so float32
-    loops stay float32. The row loop is inside: a (non-inlined) call per row
-    costs more than a 256-wide ReLU row.
+    loops stay float32. The row loop is inside: calling a function like this
+    once per row measured twice as slow on 256-wide ReLU rows.
     """
     N = src.shape[1]
     one = src.dtype.type(1.0)
