@@ -27,10 +27,14 @@ def _dropout_forward(x, u, rate, scale, y, mask, n_chunks):
     for t in prange(n_chunks):
         lo, hi = (n * t) // n_chunks, (n * (t + 1)) // n_chunks
         xs, us, ys, ms = x[lo:hi], u[lo:hi], y[lo:hi], mask[lo:hi]
+        # a literal 0 would make m (and the product) float64: keep x's dtype
+        zero = scale - scale
+        # one store per loop: two would need more runtime alias checks than
+        # LLVM allows, and the loop would stay scalar
         for i in range(xs.shape[0]):
-            m = scale if us[i] >= rate else 0
-            ms[i] = m
-            ys[i] = xs[i] * m
+            ms[i] = scale if us[i] >= rate else zero
+        for i in range(xs.shape[0]):
+            ys[i] = xs[i] * ms[i]
 
 
 @njit(parallel=True)
@@ -58,8 +62,9 @@ def dropout_forward(x, u, rate):
     """
     x = np.ascontiguousarray(x)
     u = np.ascontiguousarray(u)
-    y = np.empty_like(x)
-    mask = np.empty_like(x)
+    # y and mask from one allocation (two large blocks alive at once often get
+    # fresh pages from glibc, whose page faults cost more than the kernel)
+    y, mask = np.empty((2,) + x.shape, x.dtype)
     if x.size:
         scale = x.dtype.type(1.0 / (1.0 - rate))
         _dropout_forward(x.reshape(-1), u.reshape(-1), u.dtype.type(rate), scale,

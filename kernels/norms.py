@@ -37,67 +37,84 @@ def _chunks(n_split, size):
     return max(1, min(num_threads(), n_split)) if size >= (1 << 18) else 1
 
 
+def _two_like(x):
+    """Two C arrays like x (y and x_hat) from one allocation: two large blocks
+    alive at once often come from fresh mmap'd pages in glibc, whose page
+    faults took longer than the kernel itself (measured on 512x256 float32)."""
+    both = np.empty((2,) + x.shape, x.dtype)
+    return both[0], both[1]
+
+
 # ---------------------------------------------------------------- BatchNorm
 @njit
-def _bn_forward_cols(x, gamma, beta, eps, y, x_hat, inv_std, mean, var):
-    """Columns of one chunk (all arrays already sliced to them)."""
-    M, N = x.shape
-    s = np.zeros(N)
+def _bn_forward_cols(x, gamma, beta, eps, y, x_hat, inv_std, mean, var, a, b):
+    """Features a:b, rows read contiguously (row-major: each pass adds one row
+    of x into per-feature sums), sums in float64. Rows and vectors are sliced
+    to a:b so that the inner loops index from 0: ``range(a, b)`` indices may
+    be negative for Numba, whose wraparound check then stops vectorisation."""
+    M = x.shape[0]
+    n = b - a
+    gamma, beta, inv_std, mean, var = gamma[a:b], beta[a:b], inv_std[a:b], mean[a:b], var[a:b]
+    s = np.zeros(n)
     for i in range(M):
-        row = x[i]
-        for j in range(N):
+        row = x[i, a:b]
+        for j in range(n):
             s[j] += row[j]
-    for j in range(N):
+    for j in range(n):
         mean[j] = s[j] / M
         s[j] = 0.0
     for i in range(M):
-        row = x[i]
-        for j in range(N):
+        row = x[i, a:b]
+        for j in range(n):
             d = row[j] - mean[j]
             s[j] += d * d
-    for j in range(N):
+    for j in range(n):
         var[j] = s[j] / M
         inv_std[j] = 1.0 / math.sqrt(var[j] + eps)
     for i in range(M):
-        xr = x[i]
-        hr = x_hat[i]
-        yr = y[i]
-        for j in range(N):
-            h = (xr[j] - mean[j]) * inv_std[j]
-            hr[j] = h
-            yr[j] = h * gamma[j] + beta[j]
+        xr = x[i, a:b]
+        hr = x_hat[i, a:b]
+        yr = y[i, a:b]
+        # one store per loop: with two, LLVM needs more runtime alias checks
+        # than it allows and leaves the loop scalar
+        for j in range(n):
+            hr[j] = (xr[j] - mean[j]) * inv_std[j]
+        for j in range(n):
+            yr[j] = hr[j] * gamma[j] + beta[j]
 
 
 @njit(parallel=True)
 def _bn_forward(x, gamma, beta, eps, y, x_hat, inv_std, mean, var, n_chunks):
     N = x.shape[1]
     for t in prange(n_chunks):
-        a, b = (N * t) // n_chunks, (N * (t + 1)) // n_chunks
-        _bn_forward_cols(x[:, a:b], gamma[a:b], beta[a:b], eps, y[:, a:b], x_hat[:, a:b],
-                         inv_std[a:b], mean[a:b], var[a:b])
+        _bn_forward_cols(x, gamma, beta, eps, y, x_hat, inv_std, mean, var,
+                         (N * t) // n_chunks, (N * (t + 1)) // n_chunks)
 
 
 @njit
-def _bn_backward_cols(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx):
-    M, N = dy.shape
-    sdy = np.zeros(N)
-    sdyx = np.zeros(N)
+def _bn_backward_cols(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx, a, b):
+    """Features a:b, rows read contiguously (sliced as in the forward)."""
+    M = dy.shape[0]
+    n = b - a
+    inv_std, gamma, dgamma, dbeta = inv_std[a:b], gamma[a:b], dgamma[a:b], dbeta[a:b]
+    sdy = np.zeros(n)
+    sdyx = np.zeros(n)
     for i in range(M):
-        dr = dy[i]
-        hr = x_hat[i]
-        for j in range(N):
+        dr = dy[i, a:b]
+        hr = x_hat[i, a:b]
+        for j in range(n):
             sdy[j] += dr[j]
             sdyx[j] += dr[j] * hr[j]
-    for j in range(N):
+    for j in range(n):
         dgamma[j] += sdyx[j]
         dbeta[j] += sdy[j]
         sdy[j] /= M
         sdyx[j] /= M
     for i in range(M):
-        dr = dy[i]
-        hr = x_hat[i]
-        out = dx[i]
-        for j in range(N):
+        dr = dy[i, a:b]
+        hr = x_hat[i, a:b]
+        out = dx[i, a:b]
+        for j in range(n):
             out[j] = inv_std[j] * gamma[j] * (dr[j] - sdy[j] - hr[j] * sdyx[j])
 
 
@@ -105,9 +122,8 @@ def _bn_backward_cols(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx):
 def _bn_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx, n_chunks):
     N = dy.shape[1]
     for t in prange(n_chunks):
-        a, b = (N * t) // n_chunks, (N * (t + 1)) // n_chunks
-        _bn_backward_cols(dy[:, a:b], x_hat[:, a:b], inv_std[a:b], gamma[a:b], dgamma[a:b],
-                          dbeta[a:b], dx[:, a:b])
+        _bn_backward_cols(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx,
+                          (N * t) // n_chunks, (N * (t + 1)) // n_chunks)
 
 
 def batchnorm_forward(x, gamma, beta, eps):
@@ -120,7 +136,7 @@ def batchnorm_forward(x, gamma, beta, eps):
     """
     x = np.ascontiguousarray(x)
     M, N = x.shape
-    y, x_hat = np.empty_like(x), np.empty_like(x)
+    y, x_hat = _two_like(x)
     inv_std, mean, var = (np.empty(N, x.dtype) for _ in range(3))
     if N and not M:  # statistics of no rows: NaN, as NumPy's mean of nothing
         for a in (inv_std, mean, var):
@@ -218,7 +234,7 @@ def layernorm_forward(x, gamma, beta, eps):
     """
     x = np.ascontiguousarray(x)
     M, N = x.shape
-    y, x_hat = np.empty_like(x), np.empty_like(x)
+    y, x_hat = _two_like(x)
     inv_std = np.empty(M, x.dtype)
     if M and not N:  # statistics of no features: NaN, as NumPy's mean of nothing
         inv_std.fill(np.nan)

@@ -28,6 +28,15 @@ def test_act_forward_backward_match_reference(m, n, code, dtype, layout, seed):
     np.testing.assert_allclose(g, act.act_backward_ref(dy, y_ref, z, code, 0.2), **tol(dtype, 4))
 
 
+@given(m=dims, n=dims, code=codes, dtype=dtypes, seed=st.integers(0, 2**31))
+def test_act_forward_in_place(m, n, code, dtype, seed):
+    """``out=z`` (documented): the kernel then reads and writes one array."""
+    z = array(np.random.default_rng(seed), (m, n), dtype, scale=3.0)
+    expected = act.act_forward_ref(z, code, 0.2)
+    assert act.act_forward(z, code, 0.2, out=z) is z
+    np.testing.assert_allclose(z, expected, **tol(dtype, 4))
+
+
 def test_act_backward_from_output_matches_derivative():
     """The from-output forms are the true derivatives (central differences)."""
     z = np.linspace(-4, 4, 81).reshape(1, -1)
@@ -101,3 +110,80 @@ def test_bias_grad_per_thread_partials(m, n, dtype, seed):
     db = array(rng, (n,), dtype)
     expected = db + g.sum(axis=0)
     np.testing.assert_allclose(dense.bias_grad(g, db), expected, **tol(dtype, m))
+
+
+# ------------------------------------------- float32 tanh / sigmoid accuracy
+#: ulp bounds measured over every float32 by ``tests/kernels/elementwise_fit.py --all``
+TANH32_MAX_ULPS = 6
+SIGMOID32_MAX_ULPS = 2
+
+
+def _forward32(code, x):
+    return act.act_forward(np.asarray(x, np.float32).reshape(1, -1), code)[0]
+
+
+def _sigmoid64(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def _ulp_error(y32, exact64):
+    from elementwise_fit import ulps
+    exact64 = np.asarray(exact64, np.float64)
+    flip = exact64 < 0  # measure negative values through their magnitude
+    return ulps(np.where(flip, -y32, y32).astype(np.float32), np.where(flip, -exact64, exact64))
+
+
+@given(x=st.lists(st.floats(-30, 30, width=32, allow_subnormal=True), min_size=1, max_size=64))
+def test_tanh32_within_ulp_bound(x):
+    x = np.array(x, np.float32)
+    err = _ulp_error(_forward32(act.TANH, x), np.tanh(x.astype(np.float64)))
+    assert err.max() <= TANH32_MAX_ULPS, x[err.argmax()]
+
+
+@given(x=st.lists(st.floats(-87, 30, width=32, allow_subnormal=True), min_size=1, max_size=64))
+def test_sigmoid32_within_ulp_bound(x):
+    x = np.array(x, np.float32)
+    err = _ulp_error(_forward32(act.SIGMOID, x), _sigmoid64(x.astype(np.float64)))
+    assert err.max() <= SIGMOID32_MAX_ULPS, x[err.argmax()]
+
+
+def test_float32_tanh_and_sigmoid_on_a_dense_grid():
+    from elementwise_fit import max_ulps
+    tanh = lambda x: _forward32(act.TANH, x)  # noqa: E731
+    assert max_ulps(tanh, np.tanh, 1e-30, 12.0, step=9973)[0] <= TANH32_MAX_ULPS
+    assert max_ulps(lambda x: _forward32(act.SIGMOID, -x), lambda x: _sigmoid64(-x),
+                    1e-30, 87.0, step=9973)[0] <= SIGMOID32_MAX_ULPS
+    assert max_ulps(lambda x: _forward32(act.SIGMOID, x), _sigmoid64,
+                    1e-30, 20.0, step=9973)[0] <= SIGMOID32_MAX_ULPS
+
+
+def test_float32_tanh_corner_cases():
+    x = np.array([0.0, -0.0, 1e-45, -1e-45, 1e-30, -1e-30, 9.02, -9.02, 20, -20,
+                  3e38, -3e38, np.inf, -np.inf, np.nan], np.float32)
+    y = _forward32(act.TANH, x)
+    np.testing.assert_array_equal(y[:6], x[:6])  # tanh x = x below float32 resolution
+    assert np.signbit(y[1])  # -0.0 stays -0.0
+    np.testing.assert_array_equal(y[6:14], [1, -1] * 4)  # exactly +-1, never beyond
+    assert np.isnan(y[14])
+
+
+def test_float32_sigmoid_corner_cases():
+    x = np.array([0.0, -0.0, 1e-30, 30, -30, 200, -200, np.inf, -np.inf, np.nan], np.float32)
+    y = _forward32(act.SIGMOID, x)
+    np.testing.assert_array_equal(y[[0, 1, 2, 3, 5, 6, 7, 8]], [0.5, 0.5, 0.5, 1, 1, 0, 1, 0])
+    np.testing.assert_allclose(y[4], np.exp(-30.0), rtol=3e-7)
+    assert np.isnan(y[9])
+    s = _forward32(act.SILU, x)
+    assert s[3] == 30 and s[5] == 200 and s[6] == 0 and np.isnan(s[9])
+
+
+def test_fitted_coefficients_are_reproduced():
+    """The constants in the kernel are what the documented fit gives."""
+    from elementwise_fit import fit_exp, fit_tanh
+    p, q, err = fit_tanh()
+    assert err < 2e-9
+    np.testing.assert_allclose(np.float32(act._TANH_P), p, rtol=1e-5)
+    np.testing.assert_allclose(np.float32(act._TANH_Q), q, rtol=1e-5)
+    c, err = fit_exp()
+    assert err < 1e-8
+    np.testing.assert_allclose(np.float32(act._EXP_C), c, rtol=1e-5)

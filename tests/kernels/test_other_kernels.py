@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinynet.kernels import dropout, losses, norms
-from kernel_helpers import array, dims, dtypes, needs_numba, tol
+from kernel_helpers import array, dims, dtypes, layouts, needs_numba, tol
 
 pytestmark = needs_numba
 
@@ -39,10 +39,10 @@ def test_softmax_cross_entropy_is_stable_and_independent():
 
 
 @given(shape=st.tuples(dims, dims), dtype=dtypes, rate=st.sampled_from([0.0, 0.1, 0.5, 0.9]),
-       seed=st.integers(0, 2**31))
-def test_dropout_matches_reference(shape, dtype, rate, seed):
+       layout=layouts, seed=st.integers(0, 2**31))
+def test_dropout_matches_reference(shape, dtype, rate, layout, seed):
     rng = np.random.default_rng(seed)
-    x = array(rng, shape, dtype)
+    x = array(rng, shape, dtype, layout)
     u = rng.random(shape, dtype=np.float32)
     y, mask = dropout.dropout_forward(x, u, rate)
     y_ref, mask_ref = dropout.dropout_forward_ref(x, u, rate)
@@ -54,12 +54,13 @@ def test_dropout_matches_reference(shape, dtype, rate, seed):
 
 
 @pytest.mark.filterwarnings("ignore:Mean of empty slice", "ignore:invalid value")
-@given(m=st.sampled_from([1, 2, 5, 33, 300]), n=dims, dtype=dtypes, seed=st.integers(0, 2**31),
-       which=st.sampled_from(["batchnorm", "layernorm"]))
-def test_norms_match_reference(m, n, dtype, seed, which):
+@given(m=st.sampled_from([0, 1, 2, 5, 33, 300]), n=dims, dtype=dtypes, seed=st.integers(0, 2**31),
+       which=st.sampled_from(["batchnorm", "layernorm"]), layout=layouts)
+def test_norms_match_reference(m, n, dtype, seed, which, layout):
     rng = np.random.default_rng(seed)
-    x = array(rng, (m, n), dtype, scale=3.0) + 1
-    gamma, beta = array(rng, (n,), dtype), array(rng, (n,), dtype)
+    x = array(rng, (m, n), dtype, layout, scale=3.0)
+    x += 1  # in place, so the layout stays
+    gamma, beta = array(rng, (n,), dtype, layout), array(rng, (n,), dtype, layout)
     fwd, fwd_ref = getattr(norms, f"{which}_forward"), getattr(norms, f"{which}_forward_ref")
     bwd, bwd_ref = getattr(norms, f"{which}_backward"), getattr(norms, f"{which}_backward_ref")
     out, out_ref = fwd(x, gamma, beta, 1e-3), fwd_ref(x, gamma, beta, 1e-3)
