@@ -180,15 +180,16 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print) -> di
     for batch_size in batch_sizes:
         used = len(_batches(n_samples, batch_size)) * batch_size
         workers = {}
-        for framework in frameworks:
-            parent, child = context.Pipe()
-            proc = context.Process(target=_worker, daemon=True,
-                                   args=(child, framework, batch_size, n_samples, threads))
-            proc.start()
-            workers[framework] = (proc, parent)
         try:
-            for framework, (_, conn) in workers.items():  # started one after another
-                _, reported = conn.recv()
+            # started one after another: each warms up (and tinynet measures
+            # its GEMM engine) while the others are idle
+            for framework in frameworks:
+                parent, child = context.Pipe()
+                proc = context.Process(target=_worker, daemon=True,
+                                       args=(child, framework, batch_size, n_samples, threads))
+                proc.start()
+                workers[framework] = (proc, parent)
+                _, reported = parent.recv()
                 layer = reported or layer
             owner = {name: framework for framework in frameworks
                      for name in FRAMEWORKS[framework]}
