@@ -7,6 +7,10 @@ products of the 784-256 layer of the benchmark MLP (x @ W, x.T @ g, g @ W.T
 at batch 32, 128 and 512) plus a 1024 x 1024 square; the element-wise and
 optimizer kernels run at the MLP's sizes (batch 512, 235,146 parameters).
 
+The products and the fused dense kernels run on tinynet's own Numba GEMM
+(``TINYNET_GEMM=numba``) here, whatever engine training would pick: this
+table measures our kernels against OpenBLAS, not OpenBLAS against itself.
+
     python -m benchmarks kernels [--quick] [--repeats 7]
 """
 
@@ -189,7 +193,8 @@ def to_markdown(res) -> str:
     s = res["summary"]
     lines = ["## Kernels vs NumPy references (float32)", "",
              f"Median of {res['repeats']} repeats; speed-up = NumPy time / Numba time "
-             f"(for GEMM: vs NumPy's `@`, OpenBLAS). Numba threading layer: "
+             f"(for GEMM: tinynet's Numba GEMM vs NumPy's `@`, OpenBLAS; training runs "
+             f"the products on whichever is faster). Numba threading layer: "
              f"{s['threading_layer']}, {s['num_threads']} thread(s); OpenBLAS threads "
              f"{s.get('openblas_threads')}.", ""]
     table = []
@@ -233,6 +238,8 @@ def main(argv=None) -> int:
                                  "default: as configured")
 
     def run_args(args):
+        from tinynet.kernels import blas
+        blas.set_gemm("numba")  # this table is about tinynet's own GEMM (see the docstring)
         if args.threads:
             _fix_threads(args.threads)
         res = run(quick=args.quick, repeats=2 if args.quick else args.repeats)
