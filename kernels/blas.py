@@ -31,7 +31,7 @@ import numpy as np
 from .config import NUMBA_ENABLED, check_choice, choice_from_env, raw_num_threads
 
 __all__ = ["GEMM_ENGINES", "set_gemm", "get_gemm", "use_blas", "blas_owns_threads",
-           "blas_product"]
+           "blas_product", "measured"]
 
 GEMM_ENGINES = ("auto", "numba", "blas")
 
@@ -104,8 +104,7 @@ def _measure() -> bool:
         problems.append((rng.standard_normal((m, k), dtype=np.float32),
                          rng.standard_normal((k, n), dtype=np.float32),
                          np.empty((m, n), np.float32)))
-    engines = {"numba": lambda a, b, c: numba_matmul(a, b, c),
-               "blas": lambda a, b, c: np.matmul(a, b, out=c)}
+    engines = {"numba": numba_matmul, "blas": lambda a, b, c: np.matmul(a, b, out=c)}
     best = {}
     for name, fn in engines.items():
         time.sleep(0.01)  # let the other engine's threads go to sleep

@@ -19,7 +19,7 @@ __all__ = ["warm_up"]
 
 def _calls(dtype):
     """(name, thunk) pairs that exercise every kernel signature training uses."""
-    from . import activations, dense, dropout, gemm, losses, norms, optim
+    from . import activations, blas, dense, dropout, gemm, losses, norms, optim
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 6)).astype(dtype)
     w = rng.standard_normal((6, 5)).astype(dtype)
@@ -32,10 +32,17 @@ def _calls(dtype):
         z = np.empty((8, 5), dtype)
 
         def fwd_bwd(code=code, z=z):
-            y = dense.dense_forward(x, w, b, code, 0.1, z_out=z)
-            dense.dense_forward(x, w, None, code, 0.1)
-            dense.dense_backward(x, w, dy, y, z, code, 0.1, np.zeros_like(w), np.zeros_like(b))
-            dense.dense_backward(x, w, dy, y, z, code, 0.1, np.zeros_like(w), None, False)
+            for engine in ("numba", "blas"):  # each engine has its own forward kernel
+                previous = blas.set_gemm(engine)
+                try:
+                    y = dense.dense_forward(x, w, b, code, 0.1, z_out=z)
+                    dense.dense_forward(x, w, None, code, 0.1)
+                    dense.dense_backward(x, w, dy, y, z, code, 0.1, np.zeros_like(w),
+                                         np.zeros_like(b))
+                    dense.dense_backward(x, w, dy, y, z, code, 0.1, np.zeros_like(w), None,
+                                         False)
+                finally:
+                    blas.set_gemm(previous)
             activations.act_backward(dy, y, z, code, 0.1)
             activations.act_forward(z, code, 0.1)
         calls.append((f"dense+{name}", fwd_bwd))
