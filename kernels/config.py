@@ -26,6 +26,8 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+import threading
+import time
 
 import numpy as np
 
@@ -166,7 +168,6 @@ def _pool_responsive() -> bool:
     whole time slice (4-8 ms) to run, and every parallel kernel waits for it;
     serial kernels are then much faster, so we use them.
     """
-    import time
     now = time.monotonic()
     if now - _probe_state["checked"] < PROBE_INTERVAL:
         return _probe_state["responsive"]
@@ -190,7 +191,7 @@ def num_threads() -> int:
     off)."""
     if not NUMBA_ENABLED:
         return 1
-    n = numba.get_num_threads()
+    n = raw_num_threads()
     if n > 1 and _blas_owns_threads():
         return 1
     if n > 1 and ADAPTIVE_THREADS and not _pool_responsive():
@@ -198,9 +199,25 @@ def num_threads() -> int:
     return n
 
 
+#: Numba's thread setting as last read, per Python thread (Numba's setting is
+#: thread-local): ``{thread id: (monotonic time, n)}``. Reading it costs ~5 µs
+#: and the kernels ask several times per layer, so it is re-read at most every
+#: THREADS_TTL seconds; :func:`set_num_threads` updates it at once.
+_threads_seen: dict = {}
+THREADS_TTL = 0.1
+
+
 def raw_num_threads() -> int:
-    """Numba's thread setting (1 without Numba), whatever the pools are doing."""
-    return numba.get_num_threads() if NUMBA_ENABLED else 1
+    """Numba's thread setting (1 without Numba), whatever the pools are doing
+    (a change made with ``numba.set_num_threads`` directly is seen within
+    :data:`THREADS_TTL` seconds)."""
+    if not NUMBA_ENABLED:
+        return 1
+    key, now = threading.get_ident(), time.monotonic()
+    seen = _threads_seen.get(key)
+    if seen is None or now - seen[0] >= THREADS_TTL:
+        seen = _threads_seen[key] = (now, numba.get_num_threads())
+    return seen[1]
 
 
 def _blas_owns_threads() -> bool:
@@ -218,6 +235,7 @@ def set_num_threads(n: int) -> int:
     previous = numba.get_num_threads() if NUMBA_ENABLED else 1
     if NUMBA_ENABLED:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        _threads_seen.pop(threading.get_ident(), None)
     return previous
 
 

@@ -78,3 +78,14 @@ def test_info_reports_the_engine(capsys):
     from tinynet import cli
     assert cli.main(["info"]) == 0
     assert "gemm" in capsys.readouterr().out
+
+
+@needs_numba
+def test_thread_count_cache_follows_set_num_threads():
+    before = tn.kernels.set_num_threads(1)
+    try:
+        assert config.raw_num_threads() == 1
+        tn.kernels.set_num_threads(2)
+        assert config.raw_num_threads() == min(2, config.numba.config.NUMBA_NUM_THREADS)
+    finally:
+        tn.kernels.set_num_threads(before)

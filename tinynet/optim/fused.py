@@ -17,8 +17,9 @@ frozen for a while, a lone parameter) is stepped on its own, as before;
 results are the same either way, because every rule is element-wise.
 
 Cost: building a plan walks the parameters once; it is kept and reused for
-as long as the group's parameters, their arrays and their state dicts stay
-the same objects (checked each step by a tuple of ``id`` s).
+as long as the group's parameters, their arrays, their state dicts and the
+state arrays stay the same objects (checked each step: a few tuples of
+``id`` s and one identity test per state array, ~5 µs for the benchmark MLP).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ import numpy as np
 
 from ..param import contiguous_span
 
-__all__ = ["Run", "plan"]
+__all__ = ["Run", "plan", "signature", "intact"]
 
 
 class Run:
@@ -48,6 +49,15 @@ class Run:
     def __init__(self, params, states, value, grad, merged):
         self.params, self.states = params, states
         self.value, self.grad, self.merged = value, grad, merged
+        self.views = self._views()
+
+    def _views(self) -> list:
+        """``(state dict, key, array)`` for every state array the run updates
+        through ``merged`` (none for a lone parameter, which uses its own)."""
+        if len(self.params) == 1:
+            return []
+        return [(state, key, state[key]) for state in self.states for key in self.merged
+                if key != "step"]
 
     def step(self, update, group) -> None:
         """Advance the step count and apply ``update(value, grad, state, group)``;
@@ -62,8 +72,11 @@ class Run:
         merged["step"] = self.states[0]["step"]
         known = set(merged)
         update(self.value, self.grad, merged, group)
-        for key in merged.keys() - known:
+        new = merged.keys() - known
+        for key in new:
             _share_out(merged[key], key, self.params, self.states)
+        if new:
+            self.views = self._views()
 
 
 def _share_out(flat: np.ndarray, key: str, params, states) -> None:
@@ -109,10 +122,17 @@ def _make_runs(params, states) -> list[Run]:
 
 
 def signature(params, state: dict) -> tuple:
-    """What a cached plan depends on: the parameters, their arrays, their
-    state dicts and the state arrays, by identity."""
-    return tuple((id(p), id(p.value), id(p.grad), id(s := state[p]),
-                  tuple(id(v) for k, v in s.items() if k != "step")) for p in params)
+    """What a cached plan depends on, by identity: the parameters, their
+    value and gradient arrays, and their state dicts (the state arrays are
+    checked by :func:`intact`)."""
+    return (tuple(map(id, params)), tuple(id(p.value) for p in params),
+            tuple(id(p.grad) for p in params), tuple(id(state[p]) for p in params))
+
+
+def intact(runs) -> bool:
+    """Whether every state array a run's flat state views is still the one in
+    its parameter's state dict (not replaced from outside since the plan)."""
+    return all(state.get(key) is array for run in runs for state, key, array in run.views)
 
 
 def plan(params, state: dict) -> list[Run]:

@@ -259,9 +259,8 @@ class Optimizer:
                 self.state[p] = {"step": 0, **self._init_state(p, group)}
         key = fused.signature(params, self.state)
         cached = self._plans.get(index)
-        if cached is None or cached[0] != key:
-            runs = fused.plan(params, self.state)
-            cached = self._plans[index] = (fused.signature(params, self.state), runs)
+        if cached is None or cached[0] != key or not fused.intact(cached[1]):
+            cached = self._plans[index] = (key, fused.plan(params, self.state))
         return cached[1]
 
     # ------------------------------------------------------ subclass interface
