@@ -8,10 +8,10 @@ faster on this machine, and everything around them stays in the fused Numba
 kernels (bias and activation epilogues, activation and bias gradients,
 losses, optimizer updates):
 
-* ``TINYNET_GEMM=auto`` (default): measured once per process and thread
-  count, the first time a product runs (~50 ms): six dense-layer shapes on
-  each engine in turn, best of 3 passes; BLAS is chosen when it is faster by
-  10 % or more;
+* ``TINYNET_GEMM=auto`` (default): measured per process and thread count
+  the first time a product runs, and once more after :data:`RECHECK_AFTER`
+  products (~50 ms each time): six dense-layer shapes on each engine in
+  turn, best of 3 passes; BLAS is chosen when it is faster by 10 % or more;
 * ``TINYNET_GEMM=numba``: always tinynet's GEMM;
 * ``TINYNET_GEMM=blas``: always numpy's ``@``.
 
@@ -41,7 +41,13 @@ def _check(name) -> str:
 
 
 _engine = choice_from_env("TINYNET_GEMM", "GEMM engine", GEMM_ENGINES, "auto")
-_measured: dict = {}  # thread count -> True when BLAS measured faster
+#: thread count -> [BLAS measured faster?, products since, confirmed?]
+_measured: dict = {}
+#: ``auto`` measures again after this many products (and then keeps that
+#: choice): the first measurement is taken as the process starts, often the
+#: busiest moment (imports, other processes starting), and a contended
+#: measurement once picked the slower engine.
+RECHECK_AFTER = 2000
 
 
 def set_gemm(name: str) -> str:
@@ -63,9 +69,14 @@ def use_blas() -> bool:
     if not NUMBA_ENABLED:
         return True
     key = raw_num_threads()
-    if key not in _measured:
-        _measured[key] = _measure()
-    return _measured[key]
+    entry = _measured.get(key)
+    if entry is None:
+        entry = _measured[key] = [_measure(), 0, False]
+    elif not entry[2]:
+        entry[1] += 1
+        if entry[1] >= RECHECK_AFTER:
+            entry[0], entry[2] = _measure(), True
+    return entry[0]
 
 
 def blas_owns_threads() -> bool:
@@ -74,7 +85,8 @@ def blas_owns_threads() -> bool:
     Numba, or with ``TINYNET_GEMM=numba``, False."""
     if not NUMBA_ENABLED or _engine == "numba":
         return False
-    return _engine == "blas" or _measured.get(raw_num_threads(), False)
+    entry = _measured.get(raw_num_threads())
+    return _engine == "blas" or (entry is not None and entry[0])
 
 
 def blas_product(a, b, out, accumulate):
@@ -119,4 +131,4 @@ def _measure() -> bool:
 
 def measured() -> dict:
     """``{numba thread count: "blas" | "numba"}`` as ``auto`` decided so far."""
-    return {k: ("blas" if v else "numba") for k, v in _measured.items()}
+    return {k: ("blas" if v[0] else "numba") for k, v in _measured.items()}

@@ -50,11 +50,17 @@ def test_blas_products_take_the_threads_from_numba_kernels(engine):
 
 
 @needs_numba
-def test_auto_measures_once_per_thread_count(engine):
+def test_auto_measures_on_first_use_and_once_more_later(engine, monkeypatch):
     engine("auto")
-    first = blas.use_blas()
-    assert blas.measured()[config.raw_num_threads()] == ("blas" if first else "numba")
-    assert blas.use_blas() == first
+    calls = []
+    monkeypatch.setattr(blas, "_measure", lambda: calls.append(1) or len(calls) == 2)
+    monkeypatch.setattr(blas, "_measured", {})
+    monkeypatch.setattr(blas, "RECHECK_AFTER", 3)
+    assert blas.use_blas() is False and len(calls) == 1  # first measurement: numba
+    assert [blas.use_blas() for _ in range(2)] == [False, False]
+    assert blas.use_blas() is True and len(calls) == 2  # the recheck: blas, kept
+    assert [blas.use_blas() for _ in range(5)] == [True] * 5 and len(calls) == 2
+    assert blas.measured() == {config.raw_num_threads(): "blas"}
 
 
 @pytest.mark.parametrize("name", ["numba", "blas"])
