@@ -2,12 +2,14 @@
 
 from .base import Layer
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
+from .conv import Conv2D, MaxPool2D
 from .dense import Dense
 from .normalization import BatchNorm, LayerNorm
 from .regularization import Dropout
-from .reshape import Flatten
+from .reshape import Flatten, Reshape
 
 __all__ = [
     "Layer", "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid",
-    "Tanh", "Softmax", "Dropout", "BatchNorm", "LayerNorm", "Flatten",
+    "Tanh", "Softmax", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "Reshape", "Conv2D",
+    "MaxPool2D",
 ]

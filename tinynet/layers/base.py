@@ -53,8 +53,8 @@ def _note_name(name: str) -> None:
 def _snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
-        if ch.isupper() and i and (not name[i - 1].isupper()
-                                   or (i + 1 < len(name) and name[i + 1].islower())):
+        if ch.isupper() and i and not name[i - 1].isdigit() and (  # Conv2D: conv2d
+                not name[i - 1].isupper() or (i + 1 < len(name) and name[i + 1].islower())):
             out.append("_")
         out.append(ch.lower())
     return "".join(out)

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import init as initializers
 from .. import kernels
 from ..checks import check_positive_int
 from ..kernels.activations import needs_input
 from . import activations
-from .base import Layer
+from .weights import _KernelLayer
 
 __all__ = ["Dense"]
 
 
-class Dense(Layer):
+class Dense(_KernelLayer):
     r"""Fully connected layer with an optional fused activation.
 
     .. math::
@@ -61,14 +60,7 @@ class Dense(Layer):
     def __init__(self, units: int, activation=None, use_bias: bool = True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
         self.units = check_positive_int(units, "Dense", "units")
-        self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
-        self.kernel_initializer = kernel_initializer
-        self.bias_initializer = bias_initializer
-        self._init_w = initializers.get(kernel_initializer)
-        self._init_b = initializers.get(bias_initializer)
-        self.W = None
-        self.b = None
+        self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer)
         self._x = None
         self._fused = None
         self._fused_cache = None
@@ -82,10 +74,7 @@ class Dense(Layer):
         return (self.units,)
 
     def _build(self, input_shape, rng):
-        n_in = input_shape[0]
-        self.W = self.add_param("W", self._init_w((n_in, self.units), rng, dtype=self.dtype))
-        self.b = (self.add_param("b", self._init_b((self.units,), rng, dtype=self.dtype))
-                  if self.use_bias else None)
+        self._build_kernel((input_shape[0], self.units), rng)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x)
@@ -138,11 +127,5 @@ class Dense(Layer):
 
     def get_config(self) -> dict:
         config = super().get_config()
-        if not isinstance(self.kernel_initializer, str) or not isinstance(
-                self.bias_initializer, str):
-            raise ValueError(f"{self._who} uses a custom initializer function, which "
-                             f"cannot be written to a config; pass its name instead")
-        config.update(units=self.units, activation=activations.to_config(self.activation),
-                      use_bias=self.use_bias, kernel_initializer=self.kernel_initializer,
-                      bias_initializer=self.bias_initializer)
+        config["units"] = self.units
         return config

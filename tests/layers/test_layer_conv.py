@@ -1,0 +1,144 @@
+"""Conv2D, MaxPool2D and Reshape: gradients against finite differences, values
+against PyTorch, configs, saving, errors."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+import tinynet as tn
+from tinynet.layers.base import layer_from_dict, layer_to_dict
+from tests.layers.layer_helpers import assert_backward_twice_doubles, assert_gradients_ok, seeds
+
+L = tn.layers
+
+
+@given(n=st.integers(1, 2), h=st.integers(3, 6), w=st.integers(3, 6), c=st.integers(1, 3),
+       f=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 2),
+       padding=st.sampled_from(["valid", "same"]), activation=st.sampled_from([None, "tanh"]),
+       use_bias=st.booleans(), seed=seeds)
+def test_conv2d_gradients(n, h, w, c, f, k, s, padding, activation, use_bias, seed):
+    rng = np.random.default_rng(seed)
+    layer = L.Conv2D(f, k, strides=s, padding=padding, activation=activation,
+                     use_bias=use_bias, dtype="float64", seed=seed)
+    x = rng.standard_normal((n, h, w, c))
+    assert_gradients_ok(layer, x, rng)
+    assert_backward_twice_doubles(layer, x, rng)
+
+
+def _distinct(rng, shape):
+    """Values at least 0.1 apart (no ties inside a pooling window, and a
+    difference step cannot change which entry is the maximum)."""
+    return rng.permutation(np.arange(np.prod(shape)) * 0.1).reshape(shape) - 1.0
+
+
+@given(n=st.integers(1, 2), h=st.integers(2, 6), w=st.integers(2, 6), c=st.integers(1, 3),
+       p=st.integers(1, 3), s=st.sampled_from([None, 1, 2]), seed=seeds)
+def test_maxpool_gradients(n, h, w, c, p, s, seed):
+    p = min(p, h, w)
+    rng = np.random.default_rng(seed)
+    layer = L.MaxPool2D(p, strides=s, dtype="float64")
+    assert_gradients_ok(layer, _distinct(rng, (n, h, w, c)), rng)
+
+
+def test_reshape_round_trip_and_gradient():
+    rng = np.random.default_rng(0)
+    layer = L.Reshape((2, 3, 2))
+    x = rng.standard_normal((4, 12))
+    y = layer.forward(x)
+    assert y.shape == (4, 2, 3, 2)
+    np.testing.assert_array_equal(layer.backward(y), x)
+    assert_gradients_ok(layer, x, rng)
+
+
+@pytest.mark.parametrize("stride, padding, k", [(1, "valid", 3), (2, "same", 3), (1, "same", 2),
+                                                (2, "valid", 5), (3, "same", 4)])
+def test_conv2d_matches_torch(stride, padding, k):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(stride + k)
+    conv = L.Conv2D(4, k, strides=stride, padding=padding, dtype="float64",
+                    bias_initializer="glorot_uniform", seed=3)
+    x = rng.standard_normal((2, 7, 6, 3))
+    y = conv.forward(x)
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    wt = torch.tensor(conv.W.value.transpose(3, 2, 0, 1), requires_grad=True)
+    bt = torch.tensor(conv.b.value, requires_grad=True)
+    (pt, pb), (pl, pr) = conv._pads(7, 6)
+    yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, (pl, pr, pt, pb)), wt, bt,
+                                    stride=stride)
+    dy = rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(dy.transpose(0, 3, 1, 2)))
+    dx = conv.backward(dy)
+    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 3, 1), atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), atol=1e-12)
+    np.testing.assert_allclose(conv.W.grad, wt.grad.numpy().transpose(2, 3, 1, 0), atol=1e-12)
+    np.testing.assert_allclose(conv.b.grad, bt.grad.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("pool, stride", [(2, None), (3, 1), (2, 3)])
+def test_maxpool_matches_torch(pool, stride):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(pool)
+    layer = L.MaxPool2D(pool, strides=stride, dtype="float64")
+    x = rng.standard_normal((2, 7, 6, 3))
+    y = layer.forward(x)
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    yt = torch.nn.functional.max_pool2d(xt, pool, stride=stride or pool)
+    dy = rng.standard_normal(y.shape)
+    yt.backward(torch.tensor(dy.transpose(0, 3, 1, 2)))
+    np.testing.assert_array_equal(y, yt.detach().numpy().transpose(0, 2, 3, 1))
+    np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy().transpose(0, 2, 3, 1),
+                               atol=1e-15)
+
+
+def test_same_padding_keeps_size_and_float32_is_kept():
+    x = np.random.default_rng(0).standard_normal((3, 9, 8, 2)).astype(np.float32)
+    conv = L.Conv2D(5, 4, padding="same", activation="relu")
+    y = conv.forward(x)
+    assert y.shape == (3, 9, 8, 5) and y.dtype == np.float32
+    dx = conv.backward(np.ones_like(y))
+    assert dx.shape == x.shape and dx.dtype == np.float32
+    assert L.Conv2D(2, 3, strides=2, padding="same").forward(x).shape == (3, 5, 4, 2)
+
+
+def test_configs_round_trip_and_a_conv_model_saves_and_loads(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.random((16, 64)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    model = tn.Sequential([L.Reshape((8, 8, 1), input_dim=64),
+                           L.Conv2D(4, 3, activation="relu", padding="same"), L.MaxPool2D(2),
+                           L.Conv2D(6, (2, 3), strides=(1, 2)), L.Flatten(), L.Dense(3)])
+    model.compile(tn.optim.Adam(lr=1e-2), loss="cross_entropy")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
+    for layer in model.layers:
+        clone = layer_from_dict(json.loads(json.dumps(layer_to_dict(layer))))
+        assert clone.get_config() == layer.get_config()
+    model.save(tmp_path / "conv.npz")
+    loaded = tn.load(tmp_path / "conv.npz")
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_bad_arguments_and_inputs_are_explained():
+    with pytest.raises(ValueError, match="padding 'valid' or 'same'"):
+        L.Conv2D(2, 3, padding="full")
+    with pytest.raises(ValueError, match="kernel_size as an int or a pair"):
+        L.Conv2D(2, (3, 3, 3))
+    with pytest.raises(TypeError, match="filters as a positive integer"):
+        L.Conv2D(2.5, 3)
+    with pytest.raises(ValueError, match=r"expected input of shape \(batch, height, width, "
+                                         r"channels\), received per-sample shape \(5,\)"):
+        L.Conv2D(2, 3).forward(np.ones((2, 5), np.float32))
+    with pytest.raises(ValueError, match="a 5x5 kernel does not fit an input of 3x3"):
+        L.Conv2D(2, 5).forward(np.ones((1, 3, 3, 1), np.float32))
+    with pytest.raises(ValueError, match="a 4x4 pool does not fit an input of 3x3"):
+        L.MaxPool2D(4).forward(np.ones((1, 3, 3, 1), np.float32))
+    with pytest.raises(ValueError, match=r"cannot reshape per-sample shape \(10,\)"):
+        L.Reshape((3, 3)).forward(np.ones((2, 10), np.float32))
+    with pytest.raises(ValueError, match="target_shape as a tuple of positive ints"):
+        L.Reshape((3, 0))
+    conv = L.Conv2D(2, 3, name="c")
+    conv.forward(np.ones((1, 4, 4, 1), np.float32))
+    with pytest.raises(ValueError, match=r"Conv2D 'c' expected input of shape"):
+        conv.forward(np.ones((1, 5, 4, 1), np.float32))

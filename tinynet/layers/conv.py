@@ -1,0 +1,237 @@
+r"""2-D convolution and max pooling on channels-last images, by im2col.
+
+Images are ``(batch, height, width, channels)`` (Keras' ``channels_last``).
+A convolution becomes one matrix product: every ``kh x kw x C`` patch of the
+(padded) input is a row of the *column matrix* ``cols``, the kernel is a
+``(kh*kw*C, filters)`` matrix, and their product is the output. The backward
+pass is two products and a *col2im* that adds each patch's gradient back
+where the patch came from.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .. import kernels
+from ..checks import check_positive_int
+from .base import Layer
+from .weights import _KernelLayer
+
+__all__ = ["Conv2D", "MaxPool2D"]
+
+
+def _pair(value, who: str, what: str) -> tuple:
+    """An int or a pair of positive ints, as a pair."""
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{who} expected {what} as an int or a pair, received {value!r}")
+        return tuple(check_positive_int(v, who, what) for v in value)
+    v = check_positive_int(value, who, what)
+    return (v, v)
+
+
+def _same_padding(size: int, k: int, s: int) -> tuple:
+    """(before, after) padding so that the output has ceil(size / s) positions
+    (TensorFlow's ``"same"``: the odd pixel goes after)."""
+    total = max((-(-size // s) - 1) * s + k - size, 0)
+    return total // 2, total - total // 2
+
+
+def _windows(x, kernel, strides):
+    """View of every (kh, kw) window: shape (N, Ho, Wo, kh, kw, C)."""
+    (kh, kw), (sh, sw) = kernel, strides
+    view = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+    return view.transpose(0, 1, 2, 4, 5, 3)
+
+
+class Conv2D(_KernelLayer):
+    r"""2-D convolution (cross-correlation, as in every framework) with an
+    optional fused activation.
+
+    .. math::
+        z_{n,i,j,f} = b_f + \sum_{a<k_h,\ c<k_w,\ d<C}
+            x^{p}_{n,\ i s_h + a,\ j s_w + c,\ d}\, W_{a,c,d,f}, \qquad y = \phi(z)
+
+    with :math:`x^p` the input padded by zeros (``padding="same"``) or not
+    (``"valid"``), kernel :math:`W` of shape ``(kh, kw, C, filters)`` and
+    :math:`b` of shape ``(filters,)``. In matrix form, with
+    :math:`X_c` = ``cols`` of shape ``(N*Ho*Wo, kh*kw*C)`` (one patch a row)
+    and :math:`g = \delta \odot \phi'(z)` reshaped to ``(N*Ho*Wo, filters)``:
+
+    .. math::
+        z = X_c W + b, \quad
+        \frac{\partial L}{\partial W} \mathrel{+}= X_c^\top g, \quad
+        \frac{\partial L}{\partial b} \mathrel{+}= \textstyle\sum_{\text{rows}} g, \quad
+        \frac{\partial L}{\partial X_c} = g W^\top
+
+    and :math:`\partial L/\partial x` adds every row of
+    :math:`\partial L/\partial X_c` back onto the patch it came from (col2im;
+    overlapping patches sum), then drops the padding.
+
+    Parameters
+    ----------
+    filters : int
+    kernel_size : int or (int, int)
+    strides : int or (int, int), default 1
+    padding : {"valid", "same"}, default "valid"
+    activation : str, activation layer or None
+    use_bias : bool, default True
+    kernel_initializer, bias_initializer : str
+        As :class:`~tinynet.layers.Dense` (fans count the receptive field).
+
+    Input ``(batch, height, width, channels)``; output ``(batch, Ho, Wo, filters)``
+    with ``Ho = ceil(height / sh)`` for "same" and ``(height - kh) // sh + 1``
+    for "valid".
+    """
+
+    def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
+                 activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", **kwargs):
+        who = type(self).__name__  # attributes first: the base may build at once
+        self.filters = check_positive_int(filters, who, "filters")
+        self.kernel_size = _pair(kernel_size, who, "kernel_size")
+        self.strides = _pair(strides, who, "strides")
+        if padding not in ("valid", "same"):
+            raise ValueError(f"{who} expected padding 'valid' or 'same', received {padding!r}")
+        self.padding = padding
+        self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer)
+        self._cache = None
+        super().__init__(**kwargs)
+
+    def _pads(self, height, width):
+        if self.padding == "valid":
+            return (0, 0), (0, 0)
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        return _same_padding(height, kh, sh), _same_padding(width, kw, sw)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self._who} expected input of shape (batch, height, width, "
+                             f"channels), received per-sample shape {tuple(input_shape)}")
+        h, w, _ = input_shape
+        (ph, pw), (kh, kw), (sh, sw) = self._pads(h, w), self.kernel_size, self.strides
+        hp, wp = h + sum(ph), w + sum(pw)
+        if hp < kh or wp < kw:
+            raise ValueError(f"{self._who}: a {kh}x{kw} kernel does not fit an input of "
+                             f"{h}x{w} with padding {self.padding!r}")
+        return ((hp - kh) // sh + 1, (wp - kw) // sw + 1, self.filters)
+
+    def _build(self, input_shape, rng):
+        self._build_kernel((*self.kernel_size, input_shape[2], self.filters), rng)
+
+    def _padded(self, x):
+        (pt, pb), (pl, pr) = self._pads(x.shape[1], x.shape[2])
+        if pt == pb == pl == pr == 0:
+            return x
+        return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        xp = self._padded(x)
+        n = x.shape[0]
+        ho, wo, f = self.output_shape
+        cols = np.ascontiguousarray(_windows(xp, self.kernel_size, self.strides)).reshape(
+            n * ho * wo, -1)
+        w2 = self.W.value.reshape(-1, f)
+        z = kernels.impl("matmul", cols.shape[0] * f)(cols, w2)
+        if self.b is not None:
+            z += self.b.value
+        self._cache = (x.shape, xp.shape, cols)
+        return self.activation.forward(z.reshape(n, ho, wo, f), training=training)
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._cache)
+        x_shape, xp_shape, cols = self._cache
+        g = self.activation.backward(dy)
+        f = self.filters
+        g2 = np.ascontiguousarray(g).reshape(-1, f)
+        w2 = self.W.value.reshape(-1, f)
+        kernels.impl("matmul_tn", w2.size)(cols, g2, out=self.W.grad.reshape(-1, f),
+                                          accumulate=True)
+        if self.b is not None:
+            self.b.grad += g2.sum(axis=0)
+        dcols = kernels.impl("matmul_nt", cols.size)(g2, w2)
+        (kh, kw), (sh, sw) = self.kernel_size, self.strides
+        n, ho, wo, _ = g.shape
+        dcols = dcols.reshape(n, ho, wo, kh, kw, x_shape[3])
+        dxp = np.zeros(xp_shape, dtype=g.dtype)
+        for a in range(kh):  # col2im: each kernel offset is one strided slice
+            for c in range(kw):
+                dxp[:, a:a + sh * (ho - 1) + 1:sh, c:c + sw * (wo - 1) + 1:sw, :] += \
+                    dcols[:, :, :, a, c, :]
+        (pt, _), (pl, _) = self._pads(x_shape[1], x_shape[2])
+        return dxp[:, pt:pt + x_shape[1], pl:pl + x_shape[2], :]
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(filters=self.filters, kernel_size=list(self.kernel_size),
+                      strides=list(self.strides), padding=self.padding)
+        return config
+
+
+class MaxPool2D(Layer):
+    r"""Max pooling over ``(ph, pw)`` windows, channels-last, no padding.
+
+    .. math::
+        y_{n,i,j,d} = \max_{a<p_h,\ c<p_w} x_{n,\ i s_h + a,\ j s_w + c,\ d}, \qquad
+        \frac{\partial L}{\partial x_{n,\ i s_h + a^*,\ j s_w + c^*,\ d}}
+            \mathrel{+}= \delta_{n,i,j,d}
+
+    where :math:`(a^*, c^*)` is the first position of the window's maximum
+    (as PyTorch routes it; ties get no share). Overlapping windows
+    (``strides < pool_size``) add their gradients.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default 2
+    strides : int or (int, int), optional
+        Defaults to ``pool_size``.
+    """
+
+    def __init__(self, pool_size=2, strides=None, **kwargs):
+        who = type(self).__name__
+        self.pool_size = _pair(pool_size, who, "pool_size")
+        self.strides = self.pool_size if strides is None else _pair(strides, who, "strides")
+        self._cache = None
+        super().__init__(**kwargs)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self._who} expected input of shape (batch, height, width, "
+                             f"channels), received per-sample shape {tuple(input_shape)}")
+        h, w, c = input_shape
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        if h < ph or w < pw:
+            raise ValueError(f"{self._who}: a {ph}x{pw} pool does not fit an input of {h}x{w}")
+        return ((h - ph) // sh + 1, (w - pw) // sw + 1, c)
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        n, (ho, wo, c) = x.shape[0], self.output_shape
+        (ph, pw) = self.pool_size
+        win = _windows(x, self.pool_size, self.strides).reshape(n, ho, wo, ph * pw, c)
+        arg = np.argmax(win, axis=3)  # first maximum; NaN counts as the maximum
+        self._cache = (x.shape, arg)
+        return np.take_along_axis(win, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._cache)
+        x_shape, arg = self._cache
+        dy = self._check_dy(dy, arg.shape)
+        (ph, pw), (sh, sw) = self.pool_size, self.strides
+        n, ho, wo, c = arg.shape
+        rows = np.arange(ho)[None, :, None, None] * sh + arg // pw
+        cols = np.arange(wo)[None, None, :, None] * sw + arg % pw
+        index = (np.arange(n)[:, None, None, None], rows, cols, np.arange(c))
+        dx = np.zeros(x_shape, dtype=dy.dtype)
+        if sh >= ph and sw >= pw:  # windows do not overlap: one write per input
+            dx[index] = dy
+        else:
+            np.add.at(dx, index, dy)
+        return dx
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(pool_size=list(self.pool_size), strides=list(self.strides))
+        return config
