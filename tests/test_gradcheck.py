@@ -239,3 +239,13 @@ def test_nan_gradient_fails():
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         tn.gradcheck(**kwargs)
+
+
+def test_loss_by_name_through_a_conv_model():
+    """loss= takes a name as compile does; the check runs through conv layers."""
+    L = tn.layers
+    model = tn.Sequential([L.Reshape((6, 6, 1), input_dim=36), L.Conv2D(3, 3, activation="tanh"),
+                           L.MaxPool2D(), L.Flatten(), L.Dense(4)])
+    x = np.random.default_rng(0).standard_normal((2, 36))
+    result = tn.gradcheck(model, x, np.array([1, 2]), loss="cross_entropy")
+    assert result.passed, result.errors

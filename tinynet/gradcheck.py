@@ -72,6 +72,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from . import losses as losses_mod
+
 __all__ = ["gradcheck", "GradcheckResult", "relative_error"]
 
 
@@ -228,8 +230,9 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
         predictions given to a loss. Floating point.
     y : ndarray, optional
         Targets: required for a loss, and for a model checked with ``loss``.
-    loss : loss object, optional
-        Check ``loss(target(x), y)``; without it the scalar is
+    loss : str or loss object, optional
+        Check ``loss(target(x), y)`` (a name such as ``"cross_entropy"``, as
+        ``compile`` takes it, or a loss object); without it the scalar is
         :math:`\\sum_k y_k r_k` with a fixed random ``r`` (see the module
         docstring).
     eps : float, default 1e-5
@@ -305,6 +308,9 @@ class _Problem:
     def __init__(self, target, x, y, loss, training, seed):
         self.is_loss = not hasattr(target, "parameters")
         self.work = _float64_copy(target)
+        # a name ("cross_entropy") as compile takes it, or a loss object
+        if isinstance(loss, (str, dict)):
+            loss = losses_mod.get(loss)
         self.loss = None if loss is None else copy.deepcopy(loss)
         self.inputs = _map(x, _to_float64)
         self.targets = None if y is None else _map(y, _maybe_float64)
