@@ -120,24 +120,29 @@ def fashion(args) -> dict:
     from tinynet.mtl.data import load_multi_fashion
 
     tasks = {"left": 10, "right": 10}
-    hidden = args.hidden
+    conv = args.trunk == "conv"
+    hidden = "conv" if conv else args.hidden
     fit = dict(loss="cross_entropy", metrics=["accuracy"], epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr)
     models = {"single-task": None}
     for w in WEIGHTINGS:
         models[f"hard sharing|{w}"] = (lambda s: ex.hard_sharing(784, hidden, tasks, s), w)
-    models["MMoE|equal"] = (lambda s: ex.mmoe(784, args.experts, args.expert_units,
-                                              [args.tower], tasks, s), "equal")
-    models["soft sharing|equal"] = (lambda s: ex.soft_sharing(784, hidden, tasks,
-                                                              args.soft_penalty, s), "equal")
-    models["cross-stitch|equal"] = (lambda s: ex.cross_stitch(784, hidden, tasks, s), "equal")
+    _mtl_torch = None
+    if not conv:  # MMoE, soft sharing, cross-stitch and the torch twin are MLPs here
+        models["MMoE|equal"] = (lambda s: ex.mmoe(784, args.experts, args.expert_units,
+                                                  [args.tower], tasks, s), "equal")
+        models["soft sharing|equal"] = (lambda s: ex.soft_sharing(784, hidden, tasks,
+                                                                  args.soft_penalty, s), "equal")
+        models["cross-stitch|equal"] = (lambda s: ex.cross_stitch(784, hidden, tasks, s),
+                                        "equal")
+        try:
+            import torch  # noqa: F401
+            from benchmarks import _mtl_torch
+        except ImportError:
+            pass
     runs = {name: [] for name in models}
-    runs["torch hard sharing|equal"] = []
-    try:
-        import torch  # noqa: F401
-        from benchmarks import _mtl_torch
-    except ImportError:
-        _mtl_torch = None
+    if not conv:
+        runs["torch hard sharing|equal"] = []
     for seed in range(args.seeds):
         train, test = load_multi_fashion(args.n_train, args.n_test, seed=seed)
         for name, spec in models.items():
@@ -163,7 +168,7 @@ def fashion(args) -> dict:
             print(f"  fashion seed {seed} torch hard sharing         left "
                   f"{r['test']['left/accuracy']:.4f} right {r['test']['right/accuracy']:.4f}",
                   flush=True)
-    if not runs["torch hard sharing|equal"]:
+    if not conv and not runs["torch hard sharing|equal"]:
         runs["torch hard sharing|equal"] = "skipped: torch is not installed"
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
@@ -194,10 +199,14 @@ def fashion_markdown(res) -> str:
                      f"{np.median([r['seconds'] for r in runs]):.1f}"])
     return "\n".join([
         "## Multi-Fashion: single-task vs multi-task", "",
-        f"{s['n_train']} training / {s['n_test']} test images; MLP hidden widths "
-        f"{s['hidden']} (single-task: one MLP per task; hard sharing: one MLP, one Dense "
-        f"head per task; soft sharing / cross-stitch: one MLP per task, coupled; MMoE: "
-        f"{s['experts']} experts x {s['expert_units']} units, tower [{s['tower']}]); "
+        f"{s['n_train']} training / {s['n_test']} test images; " + (
+            "CNN trunk (3x3 conv 32, 2x2 max pool, 3x3 conv 64, 2x2 max pool, Dense 128; "
+            "single-task: one per task; hard sharing: one, one Dense head per task); "
+            if s["hidden"] == "conv" else
+            f"MLP hidden widths {s['hidden']} (single-task: one MLP per task; hard sharing: "
+            f"one MLP, one Dense head per task; soft sharing / cross-stitch: one MLP per "
+            f"task, coupled; MMoE: {s['experts']} experts x {s['expert_units']} units, tower "
+            f"[{s['tower']}]); ") +
         f"{s['epochs']} epochs of Adam (lr {s['lr']}, batch {s['batch_size']}); "
         f"mean ± std over {s['seeds']} seed(s). Δm%: mean relative accuracy gain over the "
         f"single-task models of the same seed. Times: median training time per run "
@@ -229,6 +238,10 @@ def main(argv) -> int:
     parser.add_argument("--n-test", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
+    parser.add_argument("--trunk", choices=["mlp", "conv"], default="mlp",
+                        help="Multi-Fashion: MLP of --hidden widths (every architecture), or "
+                             "the CNN of tinynet.mtl.experiments.conv_trunk (single-task and "
+                             "hard sharing only)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--experts", type=int, default=4)

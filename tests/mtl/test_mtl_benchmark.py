@@ -30,3 +30,25 @@ def test_fashion_table_computes_delta_m_per_seed():
     # seed 0: (+10% + 0%)/2 = 5; seed 1: (0% + 10%)/2 = 5
     assert "| 5.00 ± 0.00 |" in row
     assert "skipped: torch is not installed" in table
+
+
+def test_conv_trunk_models_train_and_the_table_names_the_trunk():
+    import numpy as np
+
+    from tinynet.mtl import experiments as ex
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 256)).astype(np.float32)  # 16x16 images
+    y = {"left": rng.integers(0, 3, 12), "right": rng.integers(0, 3, 12)}
+    hard = ex.hard_sharing(256, "conv", {"left": 3, "right": 3}, seed=0)
+    single = ex.single_task(256, "conv", "left", 3, seed=0)
+    for model in (hard, single):
+        r = ex.run(model, (x, y), (x, y), loss="cross_entropy", metrics=["accuracy"], epochs=1,
+                   batch_size=6)
+        assert 0 <= r["test"]["left/accuracy"] <= 1
+    assert hard.count_params() < 2 * single.count_params()
+    res = {"settings": {"n_train": 1, "n_test": 1, "hidden": "conv", "epochs": 1, "lr": 1e-3,
+                        "batch_size": 2, "seeds": 1, "experts": 2, "expert_units": 2,
+                        "tower": 2, "soft_penalty": 0.0},
+           "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
+                                     "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
+    assert "CNN trunk" in mtl.fashion_markdown(res)

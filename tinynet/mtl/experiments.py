@@ -4,6 +4,8 @@ Shared by the ``tinynet demo mtl`` part and ``python -m benchmarks mtl`` so
 the two measure the same models. Every builder takes the input width, the
 hidden widths of the part that is shared (or of each tower) and the output
 width of each task; each task's head is one Dense layer of logits.
+:func:`single_task` and :func:`hard_sharing` also take ``hidden="conv"``
+for the convolutional trunk of :func:`conv_trunk` (square grey images).
 """
 
 from __future__ import annotations
@@ -13,30 +15,47 @@ import time
 import numpy as np
 
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
-from ..layers import Dense
+from ..layers import Conv2D, Dense, Flatten, MaxPool2D, Reshape
 from .graph import Input, Model
 from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
 
 __all__ = ["single_task", "hard_sharing", "soft_sharing", "cross_stitch", "mmoe", "run",
-           "limit_threads"]
+           "conv_trunk", "limit_threads"]
 
 
 def _stack(widths, seed, activation="relu"):
     return [Dense(w, activation=activation, seed=seed + i) for i, w in enumerate(widths)]
 
 
+def conv_trunk(n_in: int, seed: int = 0, filters=(32, 64), units: int = 128) -> list:
+    """A small CNN on ``n_in`` pixels of a square grey image: per entry of
+    ``filters`` a 3x3 ReLU convolution and a 2x2 max pool, then a Dense ReLU
+    layer of ``units`` (28x28 with the defaults: 225k parameters)."""
+    side = int(round(n_in ** 0.5))
+    if side * side != n_in:
+        raise ValueError(f"conv_trunk expected a square grey image, received {n_in} pixels")
+    layers = [Reshape((side, side, 1))]
+    for i, f in enumerate(filters):
+        layers += [Conv2D(f, 3, activation="relu", seed=seed + i), MaxPool2D(2)]
+    return layers + [Flatten(), Dense(units, activation="relu", seed=seed + len(filters))]
+
+
+def _trunk(n_in, hidden, seed):
+    return conv_trunk(n_in, seed) if hidden == "conv" else _stack(hidden, seed)
+
+
 def single_task(n_in: int, hidden, task: str, n_out: int, seed: int = 0) -> Model:
     """One MLP for one task (the single-task baseline)."""
     inp = Input((n_in,), name="x")
     h = inp
-    for layer in _stack(hidden, seed) + [Dense(n_out, seed=seed + 100)]:
+    for layer in _trunk(n_in, hidden, seed) + [Dense(n_out, seed=seed + 100)]:
         h = layer(h)
     return Model(inp, {task: h})
 
 
 def hard_sharing(n_in: int, hidden, outputs: dict, seed: int = 0, head=()) -> Model:
     """The MLP ``hidden`` shared; per task, hidden layers ``head`` and a Dense output."""
-    return HardSharing((n_in,), trunk=_stack(hidden, seed),
+    return HardSharing((n_in,), trunk=_trunk(n_in, hidden, seed),
                        heads={t: _stack(head, seed + 50 + 10 * i) + [Dense(n, seed=seed + 100 + i)]
                               for i, (t, n) in enumerate(outputs.items())})
 
