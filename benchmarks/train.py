@@ -9,8 +9,10 @@ run for every framework, as the median over repeats of one epoch each:
   PyTorch loop below does;
 * tinynet, ``fit``: ``model.fit(epochs=1)``: the same plus shuffling,
   metrics, callbacks and progress bookkeeping;
-* PyTorch: the usual loop with ``torch.set_num_threads(2)``, as it comes and
-  with ``torch.set_flush_denormal(True)`` (on only while that epoch runs):
+* PyTorch: the usual loop with ``torch.set_num_threads(2)``, as it comes and,
+  in a process of its own, with ``torch.set_flush_denormal(True)`` set before
+  PyTorch starts its threads (they inherit it; set later, it reaches only the
+  calling thread, and the 2-thread run still slowed down epoch by epoch):
   with random labels many ReLU units die, their Adam moments decay into
   the subnormal range after ~800 steps, and on Intel CPUs arithmetic on
   subnormals is many times slower (tinynet's optimizers store subnormal
@@ -79,6 +81,8 @@ def tinynet_runner(x, y, batch_size):
 # ------------------------------------------------------------------ PyTorch
 def torch_runner(x, y, batch_size, threads=2, flush_denormal=False):
     import torch
+    if flush_denormal:  # before the intra-op threads exist, so that they inherit it
+        torch.set_flush_denormal(True)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(LAYERS[0], LAYERS[1]), torch.nn.ReLU(),
@@ -90,17 +94,11 @@ def torch_runner(x, y, batch_size, threads=2, flush_denormal=False):
     batches = _batches(len(x), batch_size)
 
     def epoch():
-        if flush_denormal:  # FTZ/DAZ for this thread: off again (the default) after
-            torch.set_flush_denormal(True)
-        try:
-            for sl in batches:
-                opt.zero_grad()
-                loss = loss_fn(model(xt[sl]), yt[sl])
-                loss.backward()
-                opt.step()
-        finally:
-            if flush_denormal:
-                torch.set_flush_denormal(False)
+        for sl in batches:
+            opt.zero_grad()
+            loss = loss_fn(model(xt[sl]), yt[sl])
+            loss.backward()
+            opt.step()
     return epoch
 
 
@@ -129,16 +127,16 @@ def _available(module):
 
 
 #: framework -> the runners it times, in the worker process of that framework
-FRAMEWORKS = {"tinynet": ("tinynet_step", "tinynet_fit"), "torch": ("torch", "torch_ftz"),
-              "sklearn": ("sklearn",)}
+FRAMEWORKS = {"tinynet": ("tinynet_step", "tinynet_fit"), "torch": ("torch",),
+              "torch_ftz": ("torch_ftz",), "sklearn": ("sklearn",)}
 
 
 def _runners(framework, x, y, batch_size, threads):
     if framework == "tinynet":
         return dict(zip(FRAMEWORKS["tinynet"], tinynet_runner(x, y, batch_size)))
-    if framework == "torch":
-        return {"torch": torch_runner(x, y, batch_size, threads),
-                "torch_ftz": torch_runner(x, y, batch_size, threads, flush_denormal=True)}
+    if framework in ("torch", "torch_ftz"):
+        return {framework: torch_runner(x, y, batch_size, threads,
+                                        flush_denormal=framework == "torch_ftz")}
     return {"sklearn": sklearn_runner(x, y, batch_size)}
 
 
@@ -175,7 +173,8 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print) -> di
     import multiprocessing
     context = multiprocessing.get_context("spawn")
     peers = {"torch": _available("torch"), "sklearn": _available("sklearn")}
-    frameworks = ["tinynet"] + [f for f in ("torch", "sklearn") if peers[f]]
+    frameworks = ["tinynet"] + (["torch", "torch_ftz"] if peers["torch"] else []) + \
+        (["sklearn"] if peers["sklearn"] else [])
     results, layer = {}, None
     for batch_size in batch_sizes:
         used = len(_batches(n_samples, batch_size)) * batch_size
