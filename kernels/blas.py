@@ -2,7 +2,7 @@
 
 tinynet's GEMM (:mod:`.gemm`) is written to be read and learned from, and on
 some machines it is the faster one; on others a vendor BLAS kernel is far
-ahead (measured here on an AVX-512 Xeon: OpenBLAS 1.5-2x faster at every
+ahead (measured here on an AVX-512 Xeon: OpenBLAS 1.5-2.7x faster at every
 dense-layer shape). The products therefore run on whichever engine is
 faster on this machine, and everything around them stays in the fused Numba
 kernels (bias and activation epilogues, activation and bias gradients,

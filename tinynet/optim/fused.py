@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..param import contiguous_span
+from ..param import contiguous_span, is_flat
 
 __all__ = ["Run", "plan", "signature", "intact"]
 
@@ -100,12 +100,6 @@ def _compatible(a, state_a, b, state_b) -> bool:
                     for v in other.values()))
 
 
-def _adjacent(a, b) -> bool:
-    """``b``'s value and gradient follow ``a``'s in their buffers."""
-    return (contiguous_span([a.value, b.value]) is not None
-            and contiguous_span([a.grad, b.grad]) is not None)
-
-
 def _make_runs(params, states) -> list[Run]:
     value = contiguous_span([p.value for p in params])
     if len(params) == 1 or value is None:  # alone, or only empty parameters
@@ -144,7 +138,7 @@ def plan(params, state: dict) -> list[Run]:
     chains, current, anchor = [], [], None
     for p in params:
         if current and _compatible(current[0], state[current[0]], p, state[p]) and (
-                not p.size or anchor is None or _adjacent(anchor, p)):
+                not p.size or anchor is None or is_flat([anchor, p])):
             current.append(p)
         else:
             if current:
