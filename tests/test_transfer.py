@@ -485,3 +485,48 @@ def test_l2sp_off_is_bit_identical_and_bad_alpha_is_an_error():
         transfer.L2SP(mlp().parameters(), -1.0)
     with pytest.raises(TypeError, match="alpha"):
         transfer.L2SP(mlp().parameters(), True)
+
+
+# ------------------------------------------------------------ the CNN experiment
+def test_cnn_layers_shapes_names_and_clear_errors():
+    from tinynet.recipes import cnn_layers
+    model = tn.Sequential(cnn_layers(784, named=True))
+    model.build((784,))
+    assert [layer.name for layer in model.layers] == [
+        "image", "conv1", "pool1", "conv2", "pool2", "flatten", "fc1"]
+    assert model.layers[-2].output_shape == (1600,)         # 5x5x64, as the docstring says
+    assert sum(p.value.size for p in model.parameters()) == 223_744
+    auto = cnn_layers(784)
+    assert not {layer.name for layer in auto} & {"conv1", "fc1"}
+    with pytest.raises(ValueError, match="square grey image, received 63"):
+        cnn_layers(63)
+    with pytest.raises(ValueError, match="8x8 image is too small.*at least 10 pixels"):
+        cnn_layers(64)
+
+
+def test_experiment_runs_the_cnn_and_transfers_its_conv_features(digits_split):
+    from tinynet.transfer import experiment
+    source, target = digits_split
+    cfg = experiment.Config(arch="cnn", filters=(4,), units=8, pretrain_epochs=1, steps=4)
+    pretrained = {}
+    res = experiment.run(source, target, budgets=(3,), seeds=(0,), config=cfg,
+                         methods=("scratch", "features_conv", "fine_tune", "discriminative"),
+                         pretrained=pretrained)
+    assert res["config"]["arch"] == "cnn" and res["config"]["filters"] == [4]
+    assert all(0 <= v[3][0] <= 1 for v in res["accuracy"].values())
+    base = pretrained[0]
+    assert [layer.name for layer in base.layers][-3:] == ["flatten", "fc1", "head"]
+    (x, y), _ = target
+    head, inputs = experiment._run_method("features_conv", base, x[:15], y[:15], 5, cfg, seed=0)
+    assert inputs(x[:2]).shape == (2, 36)                  # 8x8 -> 6x6x4 -> 3x3x4, flattened
+    copy = experiment._transfer_copy(base, 5, cfg, seed=0)
+    for a, b in zip(copy.layers[:-1], base.layers[:-1]):   # the base's weights, a new head
+        for pa, pb in zip(a.parameters(), b.parameters()):
+            np.testing.assert_array_equal(pa.value, pb.value)
+    assert len(transfer.layer_groups(copy)) == 3           # conv1, fc1, head
+
+
+def test_experiment_config_refuses_an_unknown_architecture():
+    from tinynet.transfer import experiment
+    with pytest.raises(ValueError, match="arch as one of 'mlp', 'cnn', received 'rnn'"):
+        experiment.Config(arch="rnn")

@@ -4,6 +4,8 @@
   and int64 labels, with the preprocessing recorded so that a saved model can
   be applied to raw data later;
 * :func:`build_mlp` -- the multi-layer perceptron ``tinynet train`` trains;
+* :func:`cnn_layers` -- the small convolutional stack the transfer and
+  multi-task experiments use on square grey images;
 * :func:`cosine_schedule` -- cosine decay of the learning rate per epoch.
 """
 
@@ -15,8 +17,8 @@ import numpy as np
 
 from . import data as tn_data
 
-__all__ = ["DATASETS", "Prepared", "apply_preprocessing", "build_mlp", "cosine_schedule",
-           "load_for_training"]
+__all__ = ["DATASETS", "Prepared", "apply_preprocessing", "build_mlp", "cnn_layers",
+           "cosine_schedule", "load_for_training"]
 
 #: Dataset names the command line knows; any other name reads MNIST-style IDX
 #: files from ``--data-dir``.
@@ -151,6 +153,60 @@ def build_mlp(n_inputs: int, hidden, n_classes: int, activation: str = "relu",
     model = Sequential(stack)
     model.build((n_inputs,), rng=np.random.default_rng(seed))
     return model
+
+
+def cnn_layers(n_inputs: int, filters=(32, 64), units: int = 128, seed: int = 0,
+               named: bool = False) -> list:
+    """A small CNN on the ``n_inputs`` pixels of a square grey image, flat in.
+
+    ``Reshape((s, s, 1))``, then per entry ``f`` of ``filters`` a 3x3 ReLU
+    ``Conv2D(f)`` ('valid') and a 2x2 ``MaxPool2D``, then ``Flatten`` and a
+    ``Dense(units)`` ReLU layer; no output layer. Shapes for 28x28 with the
+    defaults: 28x28x1 -> 26x26x32 -> 13x13x32 -> 11x11x64 -> 5x5x64 -> 1600
+    -> 128, with 320 + 18,496 + 204,928 = 223,744 parameters.
+
+    Parameters
+    ----------
+    n_inputs : int
+        Pixels per image (a perfect square).
+    filters : sequence of int
+    units : int
+    seed : int
+        Layer ``i`` (counting the layers with weights) is initialised from
+        ``seed + i``.
+    named : bool, default False
+        Name the layers ``conv1, pool1, conv2, pool2, ..., flatten, fc1`` (a
+        Sequential can then address them by name); otherwise they get the
+        automatic unique names, as a multi-task graph with several such
+        stacks needs.
+
+    Returns
+    -------
+    list of Layer
+    """
+    from .layers import Conv2D, Dense, Flatten, MaxPool2D, Reshape
+
+    side = int(round(n_inputs ** 0.5))
+    if side * side != n_inputs:
+        raise ValueError(f"cnn_layers expected the pixel count of a square grey image, "
+                         f"received {n_inputs} (not a perfect square)")
+    edge = side
+    for _ in filters:
+        edge = (edge - 2) // 2
+    if edge < 1:
+        raise ValueError(f"cnn_layers: a {side}x{side} image is too small for "
+                         f"{len(filters)} blocks of 3x3 convolution and 2x2 pooling "
+                         f"(they need at least {3 * 2 ** len(filters) - 2} pixels a side)")
+
+    def name(base):
+        return base if named else None
+
+    stack = [Reshape((side, side, 1), name=name("image"))]
+    for i, f in enumerate(filters):
+        stack += [Conv2D(f, 3, activation="relu", seed=seed + i, name=name(f"conv{i + 1}")),
+                  MaxPool2D(2, name=name(f"pool{i + 1}"))]
+    return stack + [Flatten(name=name("flatten")),
+                    Dense(units, activation="relu", seed=seed + len(filters), name=name("fc1"))]
 
 
 _ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU", "gelu": "GELU",

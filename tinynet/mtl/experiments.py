@@ -15,7 +15,8 @@ import time
 import numpy as np
 
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
-from ..layers import Conv2D, Dense, Flatten, MaxPool2D, Reshape
+from ..layers import Dense
+from ..recipes import cnn_layers
 from .graph import Input, Model
 from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
 
@@ -28,16 +29,9 @@ def _stack(widths, seed, activation="relu"):
 
 
 def conv_trunk(n_in: int, seed: int = 0, filters=(32, 64), units: int = 128) -> list:
-    """A small CNN on ``n_in`` pixels of a square grey image: per entry of
-    ``filters`` a 3x3 ReLU convolution and a 2x2 max pool, then a Dense ReLU
-    layer of ``units`` (28x28 with the defaults: 225k parameters)."""
-    side = int(round(n_in ** 0.5))
-    if side * side != n_in:
-        raise ValueError(f"conv_trunk expected a square grey image, received {n_in} pixels")
-    layers = [Reshape((side, side, 1))]
-    for i, f in enumerate(filters):
-        layers += [Conv2D(f, 3, activation="relu", seed=seed + i), MaxPool2D(2)]
-    return layers + [Flatten(), Dense(units, activation="relu", seed=seed + len(filters))]
+    """The CNN of :func:`tinynet.recipes.cnn_layers` (28x28 with the defaults:
+    224k parameters), with automatic layer names."""
+    return cnn_layers(n_in, filters=filters, units=units, seed=seed)
 
 
 def _trunk(n_in, hidden, seed):

@@ -10,7 +10,9 @@ Protocol
 * The classes are split once, in a fixed order declared up front (source:
   the first half of the class ids, target: the second half); a source image
   is never a target image because no image belongs to two classes.
-* One MLP is pretrained per seed on all source training images.
+* One network is pretrained per seed on all source training images: an MLP
+  (:func:`build_mlp`) or, for square grey images, a small CNN
+  (:func:`build_cnn`, ``Config(arch="cnn")``).
 * For each budget ``n`` labels per class and each seed, the same ``n * k``
   target training images are given to every method; accuracy is measured
   on the whole target test split.
@@ -21,7 +23,9 @@ Protocol
   ``features``
       frozen pretrained features (:func:`extract_features` at the layer
       below the head) and a new linear head; ``features_fc1`` (optional,
-      not in :data:`METHODS`) the same from the first hidden layer;
+      not in :data:`METHODS`) the same from the first hidden layer, and
+      ``features_conv`` (CNN only) from the convolutional blocks' output
+      (the ``flatten`` layer, below the CNN's Dense layer);
   ``fine_tune``
       new head trained on the frozen base, then every layer fine-tuned at
       a low rate (:func:`fine_tune`);
@@ -51,16 +55,19 @@ import numpy as np
 
 from .features import extract_features
 from .finetune import fine_tune
+from .selection import layer_groups
 from .surgery import copy_weights, replace_head
 
-__all__ = ["METHODS", "FEATURE_LAYERS", "Config", "class_split", "sample_per_class", "build_mlp", "run",
-           "summarise"]
+__all__ = ["METHODS", "FEATURE_LAYERS", "Config", "class_split", "sample_per_class", "build_mlp",
+           "build_cnn", "build", "run", "summarise"]
 
 METHODS = ("scratch", "features", "fine_tune", "discriminative")
 #: Where each feature-extraction method takes its frozen features from: the
-#: layer below the head, or the first hidden layer (more general features,
-#: as Yosinski et al. 2014 found for lower layers).
-FEATURE_LAYERS = {"features": -2, "features_fc1": 0}
+#: layer below the head, the first hidden Dense layer, or the convolutional
+#: blocks (lower layers hold more general features, as Yosinski et al. 2014
+#: found). Names are those :func:`build_mlp` and :func:`build_cnn` give.
+FEATURE_LAYERS = {"features": -2, "features_fc1": "fc1", "features_conv": "flatten"}
+ARCHS = ("mlp", "cnn")
 
 
 class Config:
@@ -68,8 +75,15 @@ class Config:
 
     Parameters
     ----------
+    arch : {"mlp", "cnn"}
+        The network: :func:`build_mlp` with ``hidden``, or :func:`build_cnn`
+        with ``filters`` and ``units`` (square grey images only).
     hidden : tuple of int
-        Widths of the hidden Dense+ReLU layers.
+        Widths of the hidden Dense+ReLU layers of the MLP.
+    filters : tuple of int
+        Convolution widths of the CNN, one 3x3 conv + 2x2 pool block each.
+    units : int
+        Width of the CNN's Dense ReLU layer below the head.
     pretrain_epochs : int
     steps : int
         Gradient steps of target training for every method (``fine_tune``
@@ -101,8 +115,15 @@ class Config:
 
     def __init__(self, hidden=(256, 128), pretrain_epochs=5, steps=300, batch_size=32,
                  lr=1e-3, head_lr=1e-2, fine_tune_lr=3e-3, factor=2.6, head_fraction=0.25,
-                 standardize_features=False, label_smoothing=0.1, l2sp=0.01):
+                 standardize_features=False, label_smoothing=0.1, l2sp=0.01, arch="mlp",
+                 filters=(32, 64), units=128):
+        if arch not in ARCHS:
+            raise ValueError(f"Config expected arch as one of {', '.join(map(repr, ARCHS))}, "
+                             f"received {arch!r}")
+        self.arch = arch
         self.hidden = tuple(hidden)
+        self.filters = tuple(filters)
+        self.units = int(units)
         self.pretrain_epochs = pretrain_epochs
         self.steps = steps
         self.batch_size = batch_size
@@ -116,7 +137,7 @@ class Config:
         self.l2sp = l2sp
 
     def as_dict(self) -> dict:
-        return dict(vars(self), hidden=list(self.hidden))
+        return dict(vars(self), hidden=list(self.hidden), filters=list(self.filters))
 
 
 def class_split(x, y, classes):
@@ -157,6 +178,29 @@ def build_mlp(input_dim: int, n_classes: int, hidden=(256, 128), seed=None):
     return Sequential(stack)
 
 
+def build_cnn(input_dim: int, n_classes: int, filters=(32, 64), units: int = 128, seed=None):
+    """:func:`tinynet.recipes.cnn_layers` (named ``image, conv1, pool1, ...,
+    flatten, fc1``) and a linear head named ``"head"``; flat images in."""
+    from .. import layers
+    from ..model import Sequential
+    from ..recipes import cnn_layers
+
+    rng = np.random.default_rng(seed)
+    stack = cnn_layers(input_dim, filters=filters, units=units,
+                       seed=int(rng.integers(2**31 - 100)), named=True)
+    model = Sequential(stack + [layers.Dense(n_classes, name="head",
+                                             seed=int(rng.integers(2**31)))])
+    model.build((input_dim,))
+    return model
+
+
+def build(cfg: Config, input_dim: int, n_classes: int, seed=None):
+    """The network ``cfg.arch`` names, with ``n_classes`` outputs."""
+    if cfg.arch == "cnn":
+        return build_cnn(input_dim, n_classes, cfg.filters, cfg.units, seed=seed)
+    return build_mlp(input_dim, n_classes, cfg.hidden, seed=seed)
+
+
 def _accuracy(model, x, y) -> float:
     return float(np.mean(np.argmax(model.predict(x), axis=1) == y))
 
@@ -179,8 +223,7 @@ def _params(model):
 def _transfer_copy(pretrained, n_classes, cfg, seed):
     """A copy of the pretrained model with a fresh head for ``n_classes``."""
     from .. import layers
-    model = build_mlp(pretrained.layers[0].input_shape[0],
-                      pretrained.layers[-1].output_shape[0], cfg.hidden)
+    model = build(cfg, pretrained.layers[0].input_shape[0], pretrained.layers[-1].output_shape[0])
     copy_weights(pretrained, model)
     replace_head(model, layers.Dense(n_classes, name="head", seed=seed))
     return model
@@ -195,13 +238,20 @@ def _feature_statistics(feats, standardize: bool):
     return feats.mean(axis=0), np.where(std > 0, std, 1).astype(feats.dtype)
 
 
+def _flat_features(model, x, layer):
+    """Frozen features of ``layer``, one row per sample (a conv layer's
+    maps flattened)."""
+    feats = extract_features(model, x, layer=layer)
+    return feats.reshape(len(feats), -1)
+
+
 def _run_method(method, pretrained, x, y, n_classes, cfg, seed):
     """Train one method on ``(x, y)``; returns the model and, for ``features``,
     the function that maps images to its inputs (else None)."""
     epochs = _epochs(len(x), cfg.steps, cfg.batch_size)
     fit = dict(batch_size=cfg.batch_size, verbose=0, seed=seed)
     if method == "scratch":
-        model = build_mlp(x.shape[1], n_classes, cfg.hidden, seed=seed + 1000)
+        model = build(cfg, x.shape[1], n_classes, seed=seed + 1000)
         _compile(model, _params(model), cfg.lr)
         model.fit(x, y, epochs=epochs, **fit)
         return model, None
@@ -209,11 +259,11 @@ def _run_method(method, pretrained, x, y, n_classes, cfg, seed):
         from .. import layers
         from ..model import Sequential
         layer = FEATURE_LAYERS[method]
-        feats = extract_features(pretrained, x, layer=layer)
+        feats = _flat_features(pretrained, x, layer)
         mean, std = _feature_statistics(feats, cfg.standardize_features)
 
         def inputs(images):
-            return (extract_features(pretrained, images, layer=layer) - mean) / std
+            return (_flat_features(pretrained, images, layer) - mean) / std
 
         feats = (feats - mean) / std
         head = Sequential([layers.Dense(n_classes, input_dim=feats.shape[1], seed=seed)])
@@ -227,7 +277,7 @@ def _run_method(method, pretrained, x, y, n_classes, cfg, seed):
         fine_tune(model, x, y, head_epochs=half, epochs=rest, head_lr=cfg.head_lr,
                   lr=cfg.fine_tune_lr, l2sp=cfg.l2sp if method == "l2sp" else 0.0, **fit)
     elif method == "discriminative":
-        n_groups = len(cfg.hidden) + 1
+        n_groups = len(layer_groups(model))
         fine_tune(model, x, y, head_epochs=half, epochs=rest, head_lr=cfg.head_lr,
                   lr=cfg.fine_tune_lr, factor=cfg.factor, gradual=True,
                   every=max(1, rest // n_groups), **fit)
@@ -277,7 +327,7 @@ def run(source, target, budgets=(10, 50, 200), seeds=(0, 1, 2), methods=METHODS,
         if seed in pretrained_models:
             base = pretrained_models[seed]
         else:
-            base = build_mlp(xs.shape[1], n_source, cfg.hidden, seed=seed)
+            base = build(cfg, xs.shape[1], n_source, seed=seed)
             _compile(base, _params(base), cfg.lr, cfg.label_smoothing)
             base.fit(xs, ys, epochs=cfg.pretrain_epochs, batch_size=cfg.batch_size,
                      verbose=0, seed=seed)
