@@ -297,9 +297,10 @@ def main(argv) -> int:
                 raise
             results["fashion"] = f"skipped: {exc}"
             sections += [f"Multi-Fashion skipped: {exc}", ""]
-    command = "python -m benchmarks mtl" + (" --quick" if quick else "")
-    if args.blas_threads:
-        command += f" --blas-threads {args.blas_threads}"
+    # the arguments as given (without --out), so that the table says how to redo it
+    shown = [a for i, a in enumerate(argv) if a != "--out" and (i == 0 or argv[i - 1] != "--out")
+             and not a.startswith("--out=")]
+    command = " ".join(["python -m benchmarks mtl"] + shown)
     results["total_seconds"] = time.perf_counter() - start
     sections.append(f"Command: `{command}` ({results['total_seconds'] / 60:.1f} min)")
     paths = report.write_report("mtl", results, "\n".join(sections), out_dir=args.out)
