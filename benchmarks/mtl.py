@@ -144,7 +144,8 @@ def fashion(args) -> dict:
     if not conv:
         runs["torch hard sharing|equal"] = []
     for seed in range(args.seeds):
-        train, test = load_multi_fashion(args.n_train, args.n_test, seed=seed)
+        train, test = load_multi_fashion(args.n_train, args.n_test, seed=seed,
+                                         validation=args.validation)
         for name, spec in models.items():
             if spec is None:
                 parts = [ex.run(ex.single_task(784, hidden, t, n, seed), train, test, seed=seed,
@@ -171,6 +172,7 @@ def fashion(args) -> dict:
     if not conv and not runs["torch hard sharing|equal"]:
         runs["torch hard sharing|equal"] = "skipped: torch is not installed"
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
+                         "validation": args.validation,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                          "seeds": args.seeds, "experts": args.experts,
                          "expert_units": args.expert_units, "tower": args.tower,
@@ -199,7 +201,9 @@ def fashion_markdown(res) -> str:
                      f"{np.median([r['seconds'] for r in runs]):.1f}"])
     return "\n".join([
         "## Multi-Fashion: single-task vs multi-task", "",
-        f"{s['n_train']} training / {s['n_test']} test images; " + (
+        (f"{s['n_train']} training / {s['n_test']} validation pairs (validation pairs from "
+         f"training images 50,000-59,999, training pairs from the rest; no test image); "
+         if s.get("validation") else f"{s['n_train']} training / {s['n_test']} test images; ") + (
             "CNN trunk (3x3 conv 32, 2x2 max pool, 3x3 conv 64, 2x2 max pool, Dense 128; "
             "single-task: one per task; hard sharing: one, one Dense head per task); "
             if s["hidden"] == "conv" else
@@ -242,6 +246,10 @@ def main(argv) -> int:
                         help="Multi-Fashion: MLP of --hidden widths (every architecture), or "
                              "the CNN of tinynet.mtl.experiments.conv_trunk (single-task and "
                              "hard sharing only)")
+    parser.add_argument("--validation", action="store_true",
+                        help="Multi-Fashion: score on validation pairs made from training "
+                             "images 50,000-59,999 (training pairs from the rest), not on "
+                             "the test set: for choosing settings")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--experts", type=int, default=4)

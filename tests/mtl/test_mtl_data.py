@@ -87,3 +87,31 @@ def test_synthetic_follows_the_generation_recipe():
         data.synthetic_mmoe(10, 1.5)
     with pytest.raises(ValueError, match="n_features"):
         data.synthetic_mmoe(10, 0.5, n_features=1)
+
+
+def test_multi_fashion_validation_split_never_uses_a_test_image(monkeypatch):
+    import tinynet.data
+    from tinynet.mtl import data as mtl_data
+
+    n = mtl_data.VALIDATION_START + 100
+    # each image's pixels carry its index, so the pairs tell which images they came from
+    x_tr = np.broadcast_to(np.arange(n)[:, None, None], (n, 28, 28)).astype(np.float32) * 255
+    y_tr = np.arange(n) % 10
+    x_te, y_te = np.full((50, 28, 28), -255.0, np.float32), np.arange(50) % 10   # index -1
+    monkeypatch.setattr(tinynet.data, "load_fashion_mnist",
+                        lambda root=None: ((x_tr, y_tr), (x_te, y_te)))
+    seen = []
+
+    def record(images, labels, count, canvas, seed):
+        seen.append(np.unique(images[:, 0, 0]))
+        return (np.zeros((count, 28, 28), np.float32),
+                {"left": np.zeros(count), "right": np.zeros(count)})
+
+    monkeypatch.setattr(mtl_data, "make_multi", record)
+    mtl_data.load_multi_fashion(5, 5, validation=True)
+    train_ids, val_ids = seen
+    assert train_ids.max() < mtl_data.VALIDATION_START <= val_ids.min()
+    assert val_ids.max() == n - 1 and (val_ids >= 0).all()          # no test image
+    seen.clear()
+    mtl_data.load_multi_fashion(5, 5)
+    assert (seen[1] == -1).all()                                   # the default: the test set

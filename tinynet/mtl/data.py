@@ -132,15 +132,29 @@ def make_multi(images: np.ndarray, labels: np.ndarray, n_samples: int, canvas: i
     return x, {"left": labels[first], "right": labels[second]}
 
 
-def load_multi_fashion(n_train: int = 20000, n_test: int = 5000, seed=0, root=None):
+#: Fashion-MNIST training images from this index on make the validation
+#: pairs of ``load_multi_fashion(validation=True)``; the ones before it the
+#: training pairs.
+VALIDATION_START = 50000
+
+
+def load_multi_fashion(n_train: int = 20000, n_test: int = 5000, seed=0, root=None,
+                       validation: bool = False):
     """Multi-Fashion: pairs of Fashion-MNIST items, 28x28 pixels in [0, 1].
 
     Training pairs come from the Fashion-MNIST training set, test pairs from
-    its test set. Returns ``(x_train, y_train), (x_test, y_test)`` with x of
-    shape (n, 784) and y dicts ``{"left", "right"}``.
+    its test set. With ``validation=True`` the second split is a validation
+    split instead, for choosing settings without looking at the test set:
+    training pairs from training images ``0..49,999`` and validation pairs
+    from images ``50,000..59,999`` (no image in both). Returns ``(x_train,
+    y_train), (x_test, y_test)`` with x of shape (n, 784) and y dicts
+    ``{"left", "right"}``.
     """
     from ..data import load_fashion_mnist
     (x_tr, y_tr), (x_te, y_te) = load_fashion_mnist(root=root)
+    if validation:
+        cut = VALIDATION_START
+        (x_tr, y_tr), (x_te, y_te) = (x_tr[:cut], y_tr[:cut]), (x_tr[cut:], y_tr[cut:])
     train = make_multi(x_tr / np.float32(255), y_tr, n_train, canvas=36, seed=seed)
     test = make_multi(x_te / np.float32(255), y_te, n_test, canvas=36, seed=seed + 1)
     return tuple((x.reshape(len(x), -1), y) for x, y in (train, test))
