@@ -311,7 +311,10 @@ def main(argv) -> int:
     command = " ".join(["python -m benchmarks mtl"] + shown)
     results["total_seconds"] = time.perf_counter() - start
     sections.append(f"Command: `{command}` ({results['total_seconds'] / 60:.1f} min)")
-    paths = report.write_report("mtl", results, "\n".join(sections), out_dir=args.out)
+    # a CNN or validation run gets files of its own, so it never overwrites the main table
+    name = "mtl" + ("_conv" if args.trunk == "conv" else "") + (
+        "_validation" if args.validation else "")
+    paths = report.write_report(name, results, "\n".join(sections), out_dir=args.out)
     print("\n".join(sections))
     print("wrote", ", ".join(map(str, paths)))
     return 0

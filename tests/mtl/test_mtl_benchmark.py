@@ -52,3 +52,13 @@ def test_conv_trunk_models_train_and_the_table_names_the_trunk():
            "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
                                      "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
     assert "CNN trunk" in mtl.fashion_markdown(res)
+
+
+def test_cnn_and_validation_runs_write_files_of_their_own(tmp_path):
+    assert mtl.main(["--quick", "--parts", "synthetic", "--trunk", "conv", "--validation",
+                     "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "mtl_conv_validation.md").exists()
+    assert not (tmp_path / "mtl.md").exists()
+    text = (tmp_path / "mtl_conv_validation.md").read_text()
+    assert "Command: `python -m benchmarks mtl --quick --parts synthetic --trunk conv " \
+           "--validation`" in text                         # the arguments, without --out
