@@ -65,3 +65,20 @@ def check_layer_gradients(layer, x, rng, eps=1e-6, training=False):
     for p in layer.parameters():
         errors[p.name] = max_rel_error(analytic[p.name], numerical_grad(loss, p.value, eps))
     return errors
+
+
+#: Below this magnitude an entry is judged by its absolute error: errors under
+#: ABS_FLOOR * 1e-6 = 1e-10 pass. The central differences' rounding noise is about
+#: 1e-16 * |L| / eps (1e-11 |L| at eps = 1e-5) on every entry, and a whole array can
+#: be that small: a saturated MMoE gate had gradients of 3e-6 and errors of 5e-12,
+#: and failed against the 1e-12 floor the losses' and models' checks used to have. A wrong backward errs by the size of the
+#: gradient itself, far above 1e-10.
+ABS_FLOOR = 1e-4
+
+
+def grad_error(analytic, numeric):
+    """Relative error against a thousandth of the gradient's scale for near-zero
+    entries, whose central difference is rounding noise, and against
+    :data:`ABS_FLOOR` for arrays that are tiny as a whole (eps around 1e-5)."""
+    scale = float(np.abs(numeric).max()) if np.size(numeric) else 0.0
+    return max_rel_error(analytic, numeric, floor=max(1e-3 * scale, ABS_FLOOR))

@@ -7,16 +7,9 @@ from hypothesis import strategies as st
 
 import tinynet as tn
 from tinynet import losses
-from tests.fd import max_rel_error, numerical_grad
+from tests.fd import grad_error, numerical_grad
 
 ELEMENTWISE = [losses.MSE, losses.MAE, losses.Huber, losses.BinaryCrossEntropy]
-
-
-def grad_error(analytic, numeric):
-    """Relative error, measured against a thousandth of the gradient's scale for
-    near-zero entries (whose finite difference is all rounding noise)."""
-    scale = float(np.abs(numeric).max())
-    return max_rel_error(analytic, numeric, floor=max(1e-3 * scale, 1e-12))
 
 
 def make_case(loss, rng, shape):

@@ -2,29 +2,12 @@
 
 import numpy as np
 
-from tests.fd import max_rel_error, numerical_grad
+from tests.fd import grad_error, numerical_grad
 
 
 # A larger step than fd's default: these losses are sums over whole models, whose
 # rounding noise (~1e-16 * |L| / eps) would otherwise swamp gradients of 1e-4.
 EPS = 1e-5
-
-
-#: Below this magnitude an entry is judged by its absolute error: errors under
-#: ABS_FLOOR * 1e-6 = 1e-10 pass. The central differences' rounding noise is about
-#: 1e-16 * |L| / EPS = 1e-11 |L| on every entry. A whole array can be that small: a
-#: saturated MMoE gate had gradients of 3e-6 and errors of 5e-12, and failed against
-#: the 1e-12 floor this used to have. A wrong backward errs by the size of the
-#: gradient itself, far above 1e-10.
-ABS_FLOOR = 1e-4
-
-
-def grad_error(analytic, numeric):
-    """Relative error against a thousandth of the gradient's scale for near-zero
-    entries, whose central difference is rounding noise (as tests/test_losses.py),
-    and against :data:`ABS_FLOOR` for arrays that are tiny as a whole."""
-    scale = float(np.abs(numeric).max()) if np.size(numeric) else 0.0
-    return max_rel_error(analytic, numeric, floor=max(1e-3 * scale, ABS_FLOOR))
 
 
 def check_model_gradients(model, xs, rng, skip=(), training=False):
