@@ -126,7 +126,8 @@ def fashion(args) -> dict:
                batch_size=args.batch_size, lr=args.lr)
     models = {"single-task": None}
     for w in WEIGHTINGS:
-        models[f"hard sharing|{w}"] = (lambda s: ex.hard_sharing(784, hidden, tasks, s), w)
+        models[f"hard sharing|{w}"] = (
+            lambda s: ex.hard_sharing(784, hidden, tasks, s, dropout=args.dropout), w)
     _mtl_torch = None
     if not conv:  # MMoE, soft sharing, cross-stitch and the torch twin are MLPs here
         models["MMoE|equal"] = (lambda s: ex.mmoe(784, args.experts, args.expert_units,
@@ -140,6 +141,9 @@ def fashion(args) -> dict:
             from benchmarks import _mtl_torch
         except ImportError:
             pass
+    torch_skipped = "skipped: torch is not installed"
+    if args.dropout:  # the torch twin has no dropout, so it would not be the same model
+        _mtl_torch, torch_skipped = None, "skipped: the torch twin has no dropout"
     runs = {name: [] for name in models}
     if not conv:
         runs["torch hard sharing|equal"] = []
@@ -148,8 +152,8 @@ def fashion(args) -> dict:
                                          validation=args.validation)
         for name, spec in models.items():
             if spec is None:
-                parts = [ex.run(ex.single_task(784, hidden, t, n, seed), train, test, seed=seed,
-                                **fit) for t, n in tasks.items()]
+                parts = [ex.run(ex.single_task(784, hidden, t, n, seed, dropout=args.dropout),
+                                train, test, seed=seed, **fit) for t, n in tasks.items()]
                 r = {"test": {k: v for p in parts for k, v in p["test"].items()},
                      "params": sum(p["params"] for p in parts),
                      "seconds": sum(p["seconds"] for p in parts),
@@ -170,9 +174,9 @@ def fashion(args) -> dict:
                   f"{r['test']['left/accuracy']:.4f} right {r['test']['right/accuracy']:.4f}",
                   flush=True)
     if not conv and not runs["torch hard sharing|equal"]:
-        runs["torch hard sharing|equal"] = "skipped: torch is not installed"
+        runs["torch hard sharing|equal"] = torch_skipped
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
-                         "validation": args.validation,
+                         "validation": args.validation, "dropout": args.dropout,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                          "seeds": args.seeds, "experts": args.experts,
                          "expert_units": args.expert_units, "tower": args.tower,
@@ -211,6 +215,8 @@ def fashion_markdown(res) -> str:
             f"one MLP, one Dense head per task; soft sharing / cross-stitch: one MLP per "
             f"task, coupled; MMoE: {s['experts']} experts x {s['expert_units']} units, tower "
             f"[{s['tower']}]); ") +
+        (f"dropout {s['dropout']} after each hidden layer of the single-task and "
+         f"hard-sharing MLPs; " if s.get("dropout") else "") +
         f"{s['epochs']} epochs of Adam (lr {s['lr']}, batch {s['batch_size']}); "
         f"mean ± std over {s['seeds']} seed(s). Δm%: mean relative accuracy gain over the "
         f"single-task models of the same seed. Times: median training time per run "
@@ -250,6 +256,9 @@ def main(argv) -> int:
                         help="Multi-Fashion: score on validation pairs made from training "
                              "images 50,000-59,999 (training pairs from the rest), not on "
                              "the test set: for choosing settings")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="Multi-Fashion: dropout after each hidden layer of the single-task "
+                             "and hard-sharing MLPs (the other architectures have none)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--experts", type=int, default=4)

@@ -3,6 +3,8 @@ table is built from per-seed runs (Δm% against the same seed's single-task mode
 
 import json
 
+import pytest
+
 from benchmarks import mtl
 
 
@@ -62,3 +64,23 @@ def test_cnn_and_validation_runs_write_files_of_their_own(tmp_path):
     text = (tmp_path / "mtl_conv_validation.md").read_text()
     assert "Command: `python -m benchmarks mtl --quick --parts synthetic --trunk conv " \
            "--validation`" in text                         # the arguments, without --out
+
+
+def test_dropout_goes_into_the_single_task_and_hard_sharing_mlps_only(tmp_path):
+    from tinynet.layers import Dropout
+    from tinynet.mtl import experiments as ex
+    hard = ex.hard_sharing(16, [8, 4], {"a": 2, "b": 3}, seed=0, dropout=0.25)
+    single = ex.single_task(16, [8, 4], "a", 2, seed=0, dropout=0.25)
+    for model in (hard, single):
+        rates = [layer.rate for layer in model.layers if isinstance(layer, Dropout)]
+        assert rates == [0.25, 0.25]
+    assert not any(isinstance(layer, Dropout) for layer in ex.hard_sharing(
+        16, [8, 4], {"a": 2, "b": 3}, seed=0).layers)
+    with pytest.raises(ValueError, match="dropout is for the MLP trunks"):
+        ex.hard_sharing(16, "conv", {"a": 2, "b": 3}, dropout=0.5)
+    res = {"settings": {"n_train": 1, "n_test": 1, "hidden": [4], "epochs": 1, "lr": 1e-3,
+                        "batch_size": 2, "seeds": 1, "experts": 2, "expert_units": 2,
+                        "tower": 2, "soft_penalty": 0.0, "dropout": 0.3},
+           "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
+                                     "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
+    assert "dropout 0.3 after each hidden layer" in mtl.fashion_markdown(res)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
-from ..layers import Dense
+from ..layers import Dense, Dropout
 from ..recipes import cnn_layers
 from .graph import Input, Model
 from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
@@ -24,8 +24,14 @@ __all__ = ["single_task", "hard_sharing", "soft_sharing", "cross_stitch", "mmoe"
            "conv_trunk", "limit_threads"]
 
 
-def _stack(widths, seed, activation="relu"):
-    return [Dense(w, activation=activation, seed=seed + i) for i, w in enumerate(widths)]
+def _stack(widths, seed, activation="relu", dropout: float = 0.0):
+    """Dense layers of ``widths``, each followed by ``Dropout(dropout)`` when it is > 0."""
+    layers = []
+    for i, w in enumerate(widths):
+        layers.append(Dense(w, activation=activation, seed=seed + i))
+        if dropout:
+            layers.append(Dropout(dropout, seed=seed + 20 + i))
+    return layers
 
 
 def conv_trunk(n_in: int, seed: int = 0, filters=(32, 64), units: int = 128) -> list:
@@ -34,22 +40,31 @@ def conv_trunk(n_in: int, seed: int = 0, filters=(32, 64), units: int = 128) -> 
     return cnn_layers(n_in, filters=filters, units=units, seed=seed)
 
 
-def _trunk(n_in, hidden, seed):
-    return conv_trunk(n_in, seed) if hidden == "conv" else _stack(hidden, seed)
+def _trunk(n_in, hidden, seed, dropout=0.0):
+    if hidden == "conv":
+        if dropout:
+            raise ValueError("dropout is for the MLP trunks; the CNN trunk has none, "
+                             f"received dropout={dropout}")
+        return conv_trunk(n_in, seed)
+    return _stack(hidden, seed, dropout=dropout)
 
 
-def single_task(n_in: int, hidden, task: str, n_out: int, seed: int = 0) -> Model:
-    """One MLP for one task (the single-task baseline)."""
+def single_task(n_in: int, hidden, task: str, n_out: int, seed: int = 0,
+                dropout: float = 0.0) -> Model:
+    """One MLP for one task (the single-task baseline); ``dropout`` after each
+    hidden layer when > 0."""
     inp = Input((n_in,), name="x")
     h = inp
-    for layer in _trunk(n_in, hidden, seed) + [Dense(n_out, seed=seed + 100)]:
+    for layer in _trunk(n_in, hidden, seed, dropout) + [Dense(n_out, seed=seed + 100)]:
         h = layer(h)
     return Model(inp, {task: h})
 
 
-def hard_sharing(n_in: int, hidden, outputs: dict, seed: int = 0, head=()) -> Model:
-    """The MLP ``hidden`` shared; per task, hidden layers ``head`` and a Dense output."""
-    return HardSharing((n_in,), trunk=_trunk(n_in, hidden, seed),
+def hard_sharing(n_in: int, hidden, outputs: dict, seed: int = 0, head=(),
+                 dropout: float = 0.0) -> Model:
+    """The MLP ``hidden`` shared (``dropout`` after each of its layers when > 0);
+    per task, hidden layers ``head`` and a Dense output."""
+    return HardSharing((n_in,), trunk=_trunk(n_in, hidden, seed, dropout),
                        heads={t: _stack(head, seed + 50 + 10 * i) + [Dense(n, seed=seed + 100 + i)]
                               for i, (t, n) in enumerate(outputs.items())})
 
