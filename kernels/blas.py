@@ -41,7 +41,8 @@ def _check(name) -> str:
 
 
 _engine = choice_from_env("TINYNET_GEMM", "GEMM engine", GEMM_ENGINES, "auto")
-#: thread count -> [BLAS measured faster?, products since, confirmed?]
+#: thread count -> [BLAS measured faster?, products since the first measurement
+#: (counted up to RECHECK_AFTER, when it is measured the second and last time)]
 _measured: dict = {}
 #: ``auto`` measures again after this many products (and then keeps that
 #: choice): the first measurement is taken as the process starts, often the
@@ -71,11 +72,11 @@ def use_blas() -> bool:
     key = raw_num_threads()
     entry = _measured.get(key)
     if entry is None:
-        entry = _measured[key] = [_measure(), 0, False]
-    elif not entry[2]:
+        entry = _measured[key] = [_measure(), 0]
+    elif entry[1] < RECHECK_AFTER:
         entry[1] += 1
-        if entry[1] >= RECHECK_AFTER:
-            entry[0], entry[2] = _measure(), True
+        if entry[1] == RECHECK_AFTER:
+            entry[0] = _measure()
     return entry[0]
 
 
