@@ -314,10 +314,7 @@ def main(argv) -> int:
                 raise
             results["fashion"] = f"skipped: {exc}"
             sections += [f"Multi-Fashion skipped: {exc}", ""]
-    # the arguments as given (without --out), so that the table says how to redo it
-    shown = [a for i, a in enumerate(argv) if a != "--out" and (i == 0 or argv[i - 1] != "--out")
-             and not a.startswith("--out=")]
-    command = " ".join(["python -m benchmarks mtl"] + shown)
+    command = report.command_line("mtl", argv)  # so that the table says how to redo it
     results["total_seconds"] = time.perf_counter() - start
     sections.append(f"Command: `{command}` ({results['total_seconds'] / 60:.1f} min)")
     # a CNN or validation run gets files of its own, so it never overwrites the main table

@@ -39,6 +39,15 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def command_line(name: str, argv) -> str:
+    """``python -m benchmarks <name> <argv>`` as the run was given, without
+    ``--out`` and its directory (where the files went does not change them)."""
+    argv = list(argv or [])
+    shown = [a for i, a in enumerate(argv) if a != "--out" and not a.startswith("--out=")
+             and (i == 0 or argv[i - 1] != "--out")]
+    return " ".join([f"python -m benchmarks {name}"] + shown)
+
+
 def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
                    figure=None) -> int:
     """The usual ``main(argv)`` of a benchmark: parse ``--quick``/``--out`` (plus

@@ -189,7 +189,7 @@ def _measure(args) -> dict:
 
     datasets = ["digits"] if args.quick else args.datasets
     seeds = list(range(1 if args.quick else args.seeds))
-    all_results = {}
+    all_results, loaded = {}, {}
     for name in datasets:
         images, budgets, kwargs = DATASETS[name]
         cfg = experiment.Config(**kwargs)
@@ -198,7 +198,9 @@ def _measure(args) -> dict:
                                                       steps=20)
         methods = tuple(m for m in METHODS if not m.startswith("features_")
                         or m == LOWER_FEATURES[cfg.arch])
-        source, target = load(images)
+        if images not in loaded:  # fashion and fashion-cnn share the same images
+            loaded[images] = load(images)
+        source, target = loaded[images]
         t0 = time.perf_counter()
         res = experiment.run(source, target, budgets=budgets, seeds=seeds, config=cfg,
                              methods=methods,
@@ -218,7 +220,7 @@ def _measure(args) -> dict:
                         "n_source_train": int(len(source[0][1])),
                         "n_target_train_pool": int(len(target[0][1])),
                         "n_target_test": int(len(target[1][1]))}
-        res["command"] = "python -m benchmarks transfer" + (" --quick" if args.quick else "")
+        res["command"] = args.command
         all_results[name] = res
     return all_results
 
@@ -243,6 +245,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--from-json", metavar="PATH", default=None,
                         help="re-render the tables and plot of an earlier run's JSON")
     args = parser.parse_args(argv)
+    args.command = report.command_line("transfer", argv)
     all_results = _from_json(args.from_json) if args.from_json else _measure(args)
     datasets = list(all_results)
     command = next(iter(all_results.values())).get("command", "python -m benchmarks transfer")

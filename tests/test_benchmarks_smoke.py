@@ -55,3 +55,12 @@ def test_quick_benchmark_runs(name, tmp_path):
     payload = json.loads((tmp_path / f"{name}.json").read_text())
     assert payload["results"]
     assert (tmp_path / f"{name}.md").read_text().strip()
+
+
+def test_command_line_gives_the_arguments_without_the_output_directory():
+    assert report.command_line("transfer", ["--datasets", "fashion-cnn", "--out", "/tmp/x",
+                                            "--seeds", "2"]) == \
+        "python -m benchmarks transfer --datasets fashion-cnn --seeds 2"
+    assert report.command_line("mtl", ["--out=/tmp/x", "--quick"]) == \
+        "python -m benchmarks mtl --quick"
+    assert report.command_line("meta", None) == "python -m benchmarks meta"
