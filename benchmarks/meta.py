@@ -354,10 +354,7 @@ def markdown(results, args):
                   "0.5), one inner step in meta-training, meta-batch 8, Adam 1e-3; ProtoNet: "
                   f"nearest prototype (64-d embedding). {args.test_tasks} test episodes, 15 "
                   "queries per class, test-split images.", ""]
-    command = "python -m benchmarks meta" + (" --quick" if args.quick else "")
-    if args.blas_threads:
-        command += f" --blas-threads {args.blas_threads}"
-    lines += [f"Command: `{command}` (sinusoid iterations {args.iterations}, few-shot "
+    lines += [f"Command: `{args.command}` (sinusoid iterations {args.iterations}, few-shot "
               f"iterations {args.fewshot_iterations}, {args.test_tasks} test tasks)"]
     return "\n".join(lines)
 
@@ -378,6 +375,7 @@ def main(argv):
     parser.add_argument("--test-tasks", type=int, default=None,
                         help="evaluation tasks/episodes (default 600; --quick 20)")
     args = parser.parse_args(argv)
+    args.command = report.command_line("meta", argv)  # so that the table says how to redo it
     args.iterations = args.iterations or (40 if args.quick else 10000)
     args.fewshot_iterations = args.fewshot_iterations or (20 if args.quick else 2000)
     args.test_tasks = args.test_tasks or (20 if args.quick else 600)

@@ -27,6 +27,7 @@ import numpy as np
 from benchmarks import report
 
 WEIGHTINGS = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad", "mgda"]
+ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch"]
 
 
 def _pm(values, digits=4):
@@ -124,18 +125,24 @@ def fashion(args) -> dict:
     hidden = "conv" if conv else args.hidden
     fit = dict(loss="cross_entropy", metrics=["accuracy"], epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr)
-    models = {"single-task": None}
-    for w in WEIGHTINGS:
+    models = {"single-task": None}  # the baseline of every Δm, so it always runs
+    archs = args.architectures or (["hard"] if conv else ARCHITECTURES)
+    for w in (args.weightings if "hard" in archs else []):
         models[f"hard sharing|{w}"] = (
             lambda s: ex.hard_sharing(784, hidden, tasks, s, dropout=args.dropout), w)
     _mtl_torch = None
-    if not conv:  # MMoE, soft sharing, cross-stitch and the torch twin are MLPs here
+    others = set(archs) - {"hard"}  # main() refused these with --trunk conv
+    if "mmoe" in others:  # MMoE, soft sharing, cross-stitch and the torch twin are MLPs
         models["MMoE|equal"] = (lambda s: ex.mmoe(784, args.experts, args.expert_units,
                                                   [args.tower], tasks, s), "equal")
+    if "soft" in others:
         models["soft sharing|equal"] = (lambda s: ex.soft_sharing(784, hidden, tasks,
                                                                   args.soft_penalty, s), "equal")
+    if "cross-stitch" in others:
         models["cross-stitch|equal"] = (lambda s: ex.cross_stitch(784, hidden, tasks, s),
                                         "equal")
+    twin = not conv and "hard" in archs and "equal" in args.weightings
+    if twin:
         try:
             import torch  # noqa: F401
             from benchmarks import _mtl_torch
@@ -145,7 +152,7 @@ def fashion(args) -> dict:
     if args.dropout:  # the torch twin has no dropout, so it would not be the same model
         _mtl_torch, torch_skipped = None, "skipped: the torch twin has no dropout"
     runs = {name: [] for name in models}
-    if not conv:
+    if twin:
         runs["torch hard sharing|equal"] = []
     for seed in range(args.seeds):
         train, test = load_multi_fashion(args.n_train, args.n_test, seed=seed,
@@ -173,7 +180,7 @@ def fashion(args) -> dict:
             print(f"  fashion seed {seed} torch hard sharing         left "
                   f"{r['test']['left/accuracy']:.4f} right {r['test']['right/accuracy']:.4f}",
                   flush=True)
-    if not conv and not runs["torch hard sharing|equal"]:
+    if twin and not runs["torch hard sharing|equal"]:
         runs["torch hard sharing|equal"] = torch_skipped
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
                          "validation": args.validation, "dropout": args.dropout,
@@ -181,6 +188,21 @@ def fashion(args) -> dict:
                          "seeds": args.seeds, "experts": args.experts,
                          "expert_units": args.expert_units, "tower": args.tower,
                          "soft_penalty": args.soft_penalty}, "runs": runs}
+
+
+def _mlp_models(runs, s) -> str:
+    """What each MLP model of the table is, for the models the run trained."""
+    ran = {name.partition("|")[0] for name in runs}
+    parts = ["single-task: one MLP per task"]
+    if ran & {"hard sharing", "torch hard sharing"}:
+        parts.append("hard sharing: one MLP, one Dense head per task")
+    coupled = [m for m in ("soft sharing", "cross-stitch") if m in ran]
+    if coupled:
+        parts.append(f"{' / '.join(coupled)}: one MLP per task, coupled")
+    if "MMoE" in ran:
+        parts.append(f"MMoE: {s['experts']} experts x {s['expert_units']} units, tower "
+                     f"[{s['tower']}]")
+    return "; ".join(parts)
 
 
 def fashion_markdown(res) -> str:
@@ -211,10 +233,7 @@ def fashion_markdown(res) -> str:
             "CNN trunk (3x3 conv 32, 2x2 max pool, 3x3 conv 64, 2x2 max pool, Dense 128; "
             "single-task: one per task; hard sharing: one, one Dense head per task); "
             if s["hidden"] == "conv" else
-            f"MLP hidden widths {s['hidden']} (single-task: one MLP per task; hard sharing: "
-            f"one MLP, one Dense head per task; soft sharing / cross-stitch: one MLP per "
-            f"task, coupled; MMoE: {s['experts']} experts x {s['expert_units']} units, tower "
-            f"[{s['tower']}]); ") +
+            f"MLP hidden widths {s['hidden']} ({_mlp_models(res['runs'], s)}); ") +
         (f"dropout {s['dropout']} after each hidden layer of the single-task and "
          f"hard-sharing MLPs; " if s.get("dropout") else "") +
         f"{s['epochs']} epochs of Adam (lr {s['lr']}, batch {s['batch_size']}); "
@@ -259,6 +278,13 @@ def main(argv) -> int:
     parser.add_argument("--dropout", type=float, default=0.0,
                         help="Multi-Fashion: dropout after each hidden layer of the single-task "
                              "and hard-sharing MLPs (the other architectures have none)")
+    parser.add_argument("--weightings", nargs="+", choices=WEIGHTINGS, default=WEIGHTINGS,
+                        help="Multi-Fashion: the weighting methods hard sharing is trained "
+                             "with (default: all)")
+    parser.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, default=None,
+                        help="Multi-Fashion: the multi-task models to train besides the "
+                             "single-task baseline, which always runs (default: all, or "
+                             "'hard' with --trunk conv; 'hard' includes the torch twin)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--experts", type=int, default=4)
@@ -269,6 +295,9 @@ def main(argv) -> int:
                         help="limit the threads of NumPy's BLAS, Numba's parallel kernels "
                              "and torch; 1 avoids thread contention on a busy 2-core machine")
     args = parser.parse_args(argv)
+    if args.trunk == "conv" and set(args.architectures or []) - {"hard"}:
+        parser.error(f"--trunk conv runs single-task and hard sharing only; --architectures "
+                     f"asked for {' '.join(args.architectures)}")
     quick = args.quick
     args.seeds = args.seeds or (1 if quick else 2)
     args.syn_seeds = args.syn_seeds or (1 if quick else 10)
@@ -317,9 +346,10 @@ def main(argv) -> int:
     command = report.command_line("mtl", argv)  # so that the table says how to redo it
     results["total_seconds"] = time.perf_counter() - start
     sections.append(f"Command: `{command}` ({results['total_seconds'] / 60:.1f} min)")
-    # a CNN or validation run gets files of its own, so it never overwrites the main table
+    # a CNN, dropout or validation run gets files of its own, so it never overwrites
+    # the main table
     name = "mtl" + ("_conv" if args.trunk == "conv" else "") + (
-        "_validation" if args.validation else "")
+        "_dropout" if args.dropout else "") + ("_validation" if args.validation else "")
     paths = report.write_report(name, results, "\n".join(sections), out_dir=args.out)
     print("\n".join(sections))
     print("wrote", ", ".join(map(str, paths)))

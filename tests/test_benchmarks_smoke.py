@@ -64,3 +64,12 @@ def test_command_line_gives_the_arguments_without_the_output_directory():
     assert report.command_line("mtl", ["--out=/tmp/x", "--quick"]) == \
         "python -m benchmarks mtl --quick"
     assert report.command_line("meta", None) == "python -m benchmarks meta"
+
+
+def test_the_meta_table_records_the_parts_it_was_run_with(tmp_path):
+    from benchmarks import meta
+    assert meta.main(["--quick", "--parts", "sinusoid", "--iterations", "2", "--test-tasks",
+                      "2", "--out", str(tmp_path)]) == 0
+    text = (tmp_path / "meta.md").read_text()
+    assert "Command: `python -m benchmarks meta --quick --parts sinusoid --iterations 2 " \
+           "--test-tasks 2`" in text

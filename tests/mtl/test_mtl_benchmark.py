@@ -2,6 +2,7 @@
 table is built from per-seed runs (Δm% against the same seed's single-task models)."""
 
 import json
+import os
 
 import pytest
 
@@ -84,3 +85,26 @@ def test_dropout_goes_into_the_single_task_and_hard_sharing_mlps_only(tmp_path):
            "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
                                      "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
     assert "dropout 0.3 after each hidden layer" in mtl.fashion_markdown(res)
+
+
+@pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
+                    reason="needs Debian's dataset-fashion-mnist")
+def test_a_run_can_be_limited_to_some_models_and_weightings(tmp_path):
+    assert mtl.main(["--quick", "--parts", "fashion", "--architectures", "hard",
+                     "--weightings", "equal", "dwa", "--dropout", "0.2",
+                     "--out", str(tmp_path)]) == 0
+    runs = json.loads((tmp_path / "mtl_dropout.json").read_text())["results"]["fashion"]["runs"]
+    assert set(runs) == {"single-task", "hard sharing|equal", "hard sharing|dwa",
+                         "torch hard sharing|equal"}
+    assert runs["torch hard sharing|equal"] == "skipped: the torch twin has no dropout"
+    text = (tmp_path / "mtl_dropout.md").read_text()
+    assert "MMoE" not in text and "cross-stitch" not in text and "dropout 0.2" in text
+    assert not (tmp_path / "mtl.md").exists()
+
+
+def test_the_cnn_trunk_refuses_the_mlp_only_architectures_before_any_training(capsys):
+    with pytest.raises(SystemExit):
+        mtl.main(["--quick", "--parts", "synthetic", "fashion", "--trunk", "conv",
+                  "--architectures", "hard", "mmoe"])
+    err = capsys.readouterr().err
+    assert "single-task and hard sharing only" in err and "hard mmoe" in err
