@@ -502,6 +502,11 @@ def test_cnn_layers_shapes_names_and_clear_errors():
         cnn_layers(63)
     with pytest.raises(ValueError, match="8x8 image is too small.*at least 10 pixels"):
         cnn_layers(64)
+    with pytest.raises(ValueError, match="9x9 image is too small"):
+        cnn_layers(81)
+    small = tn.Sequential(cnn_layers(100))                   # the stated minimum, 10x10
+    small.build((100,))
+    assert small.layers[-2].output_shape == (64,)           # 1x1x64
 
 
 def test_experiment_runs_the_cnn_and_transfers_its_conv_features(digits_split):

@@ -190,13 +190,6 @@ def cnn_layers(n_inputs: int, filters=(32, 64), units: int = 128, seed: int = 0,
     if side * side != n_inputs:
         raise ValueError(f"cnn_layers expected the pixel count of a square grey image, "
                          f"received {n_inputs} (not a perfect square)")
-    edge = side
-    for _ in filters:
-        edge = (edge - 2) // 2
-    if edge < 1:
-        raise ValueError(f"cnn_layers: a {side}x{side} image is too small for "
-                         f"{len(filters)} blocks of 3x3 convolution and 2x2 pooling "
-                         f"(they need at least {3 * 2 ** len(filters) - 2} pixels a side)")
 
     def name(base):
         return base if named else None
@@ -205,6 +198,15 @@ def cnn_layers(n_inputs: int, filters=(32, 64), units: int = 128, seed: int = 0,
     for i, f in enumerate(filters):
         stack += [Conv2D(f, 3, activation="relu", seed=seed + i, name=name(f"conv{i + 1}")),
                   MaxPool2D(2, name=name(f"pool{i + 1}"))]
+    shape = (side * side,)
+    try:  # the layers' own shape rules say whether the image is big enough
+        for layer in stack:
+            shape = layer.compute_output_shape(shape)
+    except ValueError:
+        raise ValueError(f"cnn_layers: a {side}x{side} image is too small for "
+                         f"{len(filters)} blocks of 3x3 convolution and 2x2 pooling "
+                         f"(they need at least {3 * 2 ** len(filters) - 2} pixels a side)"
+                         ) from None
     return stack + [Flatten(name=name("flatten")),
                     Dense(units, activation="relu", seed=seed + len(filters), name=name("fc1"))]
 
