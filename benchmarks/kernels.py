@@ -56,7 +56,7 @@ def _gemm_cases(batch_sizes, square):
 
 def _other_cases(batch, n_params):
     from tinynet.kernels import activations as act
-    from tinynet.kernels import dense, dropout, losses, norms, optim
+    from tinynet.kernels import dense, dropout, losses, norms, optim, pooling
     rng = np.random.default_rng(1)
     f32 = np.float32
     z = rng.standard_normal((batch, 256), dtype=f32)
@@ -96,6 +96,16 @@ def _other_cases(batch, n_params):
     cases.append((f"dropout forward ({batch}x256)", None,
                   lambda: dropout.dropout_forward(z, u, 0.5),
                   lambda: dropout.dropout_forward_ref(z, u, 0.5)))
+    images = rng.standard_normal((batch // 8, 26, 26, 32), dtype=f32)  # the CNN's first pool
+    pooled, arg = pooling.maxpool_forward_ref(images, (2, 2), (2, 2))
+    shape = f"{batch // 8}x26x26x32, 2x2"
+    cases.append((f"max pool forward ({shape})", None,
+                  lambda: pooling.maxpool_forward(images, (2, 2), (2, 2)),
+                  lambda: pooling.maxpool_forward_ref(images, (2, 2), (2, 2))))
+    cases.append((f"max pool backward ({shape})", None,
+                  lambda: pooling.maxpool_backward(pooled, arg, images.shape, (2, 2), (2, 2)),
+                  lambda: pooling.maxpool_backward_ref(pooled, arg, images.shape, (2, 2),
+                                                       (2, 2))))
     gamma, beta = np.ones(256, f32), np.zeros(256, f32)
     for kind in ("batchnorm", "layernorm"):
         fwd, fwd_ref = getattr(norms, f"{kind}_forward"), getattr(norms, f"{kind}_forward_ref")

@@ -19,7 +19,7 @@ __all__ = ["warm_up"]
 
 def _calls(dtype):
     """(name, thunk) pairs that exercise every kernel signature training uses."""
-    from . import activations, blas, dense, dropout, gemm, losses, norms, optim
+    from . import activations, blas, dense, dropout, gemm, losses, norms, optim, pooling
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 6)).astype(dtype)
     w = rng.standard_normal((6, 5)).astype(dtype)
@@ -53,6 +53,10 @@ def _calls(dtype):
     u = rng.random((8, 6), dtype=np.float32)
     calls.append(("dropout", lambda: dropout.dropout_backward(
         dropout.dropout_forward(x, u, 0.5)[1], x)))
+    img = rng.standard_normal((2, 4, 4, 3)).astype(dtype)
+    calls.append(("maxpool", lambda: pooling.maxpool_backward(
+        img[:, ::2, ::2], pooling.maxpool_forward(img, (2, 2), (2, 2))[1], img.shape, (2, 2),
+        (2, 2))))
     g1, b1 = np.ones(6, dtype), np.zeros(6, dtype)
     calls.append(("batchnorm", lambda: norms.batchnorm_backward(
         x, norms.batchnorm_forward(x, g1, b1, 1e-3)[1], np.ones(6, dtype), g1,

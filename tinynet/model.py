@@ -228,17 +228,28 @@ class Sequential(Layer):
         """Run the layers' backward passes in reverse; returns dL/dx.
 
         With ``need_dx=False`` (training, where the input needs no gradient)
-        a first layer that supports it skips computing dL/dx and None is
-        returned -- for an MLP on 784 inputs that is a third of the work.
+        None is returned, and what only that gradient needs is skipped: the
+        leading layers without parameters (a ``Reshape`` before a
+        convolution, say) get no backward call at all, and the first layer
+        with parameters, if it supports it, does not compute its dL/dx -- for
+        an MLP on 784 inputs that is a third of the work.
         """
-        if not self._layers:
+        layers = self._layers
+        if not layers:
             return dy
-        for layer in reversed(self._layers[1:]):
+        first = 0
+        if not need_dx:
+            while first < len(layers) and not layers[first].parameters():
+                first += 1
+            if first == len(layers):
+                return None
+        for layer in reversed(layers[first + 1:]):
             dy = layer.backward(dy)
-        first = self._layers[0]
-        if not need_dx and getattr(first, "can_skip_dx", False):
-            return first.backward(dy, need_dx=False)
-        return first.backward(dy)
+        head = layers[first]
+        if not need_dx and getattr(head, "can_skip_dx", False):
+            return head.backward(dy, need_dx=False)
+        dx = head.backward(dy)
+        return None if not need_dx else dx
 
     can_skip_dx = True
 

@@ -117,3 +117,54 @@ def test_parallel_paths_match_references():
         dx_ref = getattr(norms, f"{which}_backward_ref")(dy, ref[1], ref[2], gamma, *grads[2:])
         np.testing.assert_allclose(dx, dx_ref, rtol=1e-9, atol=1e-10)
         np.testing.assert_allclose(grads[0], grads[2], rtol=1e-9, atol=1e-9)
+
+
+@given(n=st.integers(0, 3), h=st.integers(2, 9), w=st.integers(2, 9), c=st.integers(1, 5),
+       pool=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       strides=st.tuples(st.integers(1, 3), st.integers(1, 3)), dtype=dtypes,
+       ties=st.booleans(), nans=st.booleans(), seed=st.integers(0, 2**31))
+def test_maxpool_matches_reference(n, h, w, c, pool, strides, dtype, ties, nans, seed):
+    """Same maxima, same argmax (first maximum, NaN wins) and the same routed
+    gradient, overlapping windows included; ties and NaNs drawn on purpose."""
+    from tinynet.kernels import pooling
+    if pool[0] > h or pool[1] > w:
+        return
+    rng = np.random.default_rng(seed)
+    x = (rng.integers(0, 3, (n, h, w, c)) if ties else rng.standard_normal((n, h, w, c)))
+    x = x.astype(dtype)
+    if nans and x.size:
+        x.reshape(-1)[rng.integers(0, x.size, 1 + x.size // 7)] = np.nan
+    y, arg = pooling.maxpool_forward(x, pool, strides)
+    y_ref, arg_ref = pooling.maxpool_forward_ref(x, pool, strides)
+    assert y.dtype == dtype and arg.dtype == np.int32
+    np.testing.assert_array_equal(arg, arg_ref)
+    np.testing.assert_array_equal(y, y_ref)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = pooling.maxpool_backward(dy, arg, x.shape, pool, strides)
+    np.testing.assert_allclose(dx, pooling.maxpool_backward_ref(dy, arg, x.shape, pool, strides),
+                               rtol=1e-6 if dtype == np.float32 else 1e-14, atol=1e-6)
+
+
+def test_maxpool_refuses_a_pool_bigger_than_the_image():
+    from tinynet.kernels import pooling
+    x = np.zeros((1, 2, 5, 1), np.float32)
+    for fn in (pooling.maxpool_forward, pooling.maxpool_forward_ref):
+        with pytest.raises(ValueError, match="3x3 pool does not fit an input of 2x5"):
+            fn(x, (3, 3), (1, 1))
+        with pytest.raises(ValueError, match=r"\(batch, height, width, channels\).*\(2, 5\)"):
+            fn(x[0, :, :, 0], (1, 1), (1, 1))
+
+
+def test_maxpool_parallel_build_matches_reference():
+    """Big enough for the batch to be split across threads; windows that tile
+    the image (one write per input) and ones that leave a last row and column."""
+    from tinynet.kernels import pooling
+    for side in (32, 33):
+        x = np.random.default_rng(side).standard_normal((8, side, side, 16)).astype(np.float32)
+        y, arg = pooling.maxpool_forward(x, (2, 2), (2, 2))
+        np.testing.assert_array_equal(y, pooling.maxpool_forward_ref(x, (2, 2), (2, 2))[0])
+        dy = np.ones_like(y)
+        dx = pooling.maxpool_backward(dy, arg, x.shape, (2, 2), (2, 2))
+        assert dx.sum() == y.size and set(np.unique(dx)) == {0.0, 1.0}
+        np.testing.assert_array_equal(dx, pooling.maxpool_backward_ref(dy, arg, x.shape,
+                                                                       (2, 2), (2, 2)))

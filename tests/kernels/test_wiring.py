@@ -71,6 +71,35 @@ def test_dense_skips_input_gradient_only():
             assert dx.shape == x.shape
 
 
+def test_sequential_skips_what_only_the_input_gradient_needs():
+    """need_dx=False: no backward for the leading Reshape, none of Conv2D's
+    dL/dx, and the same parameter gradients as a full backward pass."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 36))
+    calls = []
+
+    class Spy(tn.layers.Reshape):
+        def backward(self, dy):
+            calls.append(dy.shape)
+            return super().backward(dy)
+
+    model = tn.Sequential([Spy((6, 6, 1)), tn.layers.Conv2D(2, 3, activation="relu", seed=0),
+                           tn.layers.Flatten(), tn.layers.Dense(2, seed=1)], dtype="float64")
+    model.build((36,))
+    dy = rng.standard_normal((3, 2))
+    model.forward(x, training=True)
+    assert model.backward(dy).shape == x.shape and calls == [(3, 6, 6, 1)]
+    grads = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    model.forward(x, training=True)
+    assert model.backward(dy, need_dx=False) is None and len(calls) == 1
+    for p, g in zip(model.parameters(), grads):
+        np.testing.assert_array_equal(p.grad, g)
+    no_params = tn.Sequential([tn.layers.Flatten()])
+    no_params.forward(x, training=True)
+    assert no_params.backward(dy[:, :1].repeat(36, 1), need_dx=False) is None
+
+
 def test_warm_up_without_numba_does_nothing():
     code = "import tinynet.kernels as k; print(k.warm_up(verbose=True))"
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,

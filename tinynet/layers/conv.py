@@ -140,7 +140,12 @@ class Conv2D(_KernelLayer):
         self._cache = (x.shape, xp.shape, cols)
         return self.activation.forward(z.reshape(n, ho, wo, f), training=training)
 
-    def backward(self, dy) -> np.ndarray:
+    #: :meth:`backward` accepts ``need_dx=False`` (see ``Sequential.backward``).
+    can_skip_dx = True
+
+    def backward(self, dy, need_dx: bool = True) -> np.ndarray:
+        """dL/dx, by the two products and col2im above (None when ``need_dx``
+        is False: the first convolution of a model skips the product and col2im)."""
         self._require_cache(self._cache)
         x_shape, xp_shape, cols = self._cache
         g = self.activation.backward(dy)
@@ -151,6 +156,8 @@ class Conv2D(_KernelLayer):
                                           accumulate=True)
         if self.b is not None:
             self.b.grad += g2.sum(axis=0)
+        if not need_dx:
+            return None
         dcols = kernels.impl("matmul_nt", cols.size)(g2, w2)
         (kh, kw), (sh, sw) = self.kernel_size, self.strides
         n, ho, wo, _ = g.shape
@@ -180,7 +187,8 @@ class MaxPool2D(Layer):
 
     where :math:`(a^*, c^*)` is the first position of the window's maximum
     (as PyTorch routes it; ties get no share). Overlapping windows
-    (``strides < pool_size``) add their gradients.
+    (``strides < pool_size``) add their gradients. The work is done by
+    ``tinynet.kernels.pooling`` (one pass over the input).
 
     Parameters
     ----------
@@ -208,28 +216,16 @@ class MaxPool2D(Layer):
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x)
-        n, (ho, wo, c) = x.shape[0], self.output_shape
-        (ph, pw) = self.pool_size
-        win = _windows(x, self.pool_size, self.strides).reshape(n, ho, wo, ph * pw, c)
-        arg = np.argmax(win, axis=3)  # first maximum; NaN counts as the maximum
+        y, arg = kernels.impl("maxpool_forward", x.size)(x, self.pool_size, self.strides)
         self._cache = (x.shape, arg)
-        return np.take_along_axis(win, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+        return y
 
     def backward(self, dy) -> np.ndarray:
         self._require_cache(self._cache)
         x_shape, arg = self._cache
         dy = self._check_dy(dy, arg.shape)
-        (ph, pw), (sh, sw) = self.pool_size, self.strides
-        n, ho, wo, c = arg.shape
-        rows = np.arange(ho)[None, :, None, None] * sh + arg // pw
-        cols = np.arange(wo)[None, None, :, None] * sw + arg % pw
-        index = (np.arange(n)[:, None, None, None], rows, cols, np.arange(c))
-        dx = np.zeros(x_shape, dtype=dy.dtype)
-        if sh >= ph and sw >= pw:  # windows do not overlap: one write per input
-            dx[index] = dy
-        else:
-            np.add.at(dx, index, dy)
-        return dx
+        return kernels.impl("maxpool_backward", dy.size)(dy, arg, x_shape, self.pool_size,
+                                                         self.strides)
 
     def get_config(self) -> dict:
         config = super().get_config()

@@ -1,0 +1,180 @@
+r"""2-D max pooling, channels-last, in one pass over the input.
+
+For ``x`` of shape ``(N, H, W, C)``, windows ``(ph, pw)`` and strides
+``(sh, sw)``, with :math:`H_o = \lfloor (H - p_h) / s_h \rfloor + 1` (and
+likewise :math:`W_o`):
+
+.. math::
+    y_{n,i,j,d} = x_{n,\ i s_h + a^*,\ j s_w + c^*,\ d}, \qquad
+    k^* = a^* p_w + c^* = \operatorname{argmax}_{k = a p_w + c}\,
+        x_{n,\ i s_h + a,\ j s_w + c,\ d}
+
+where the argmax is NumPy's: the first maximum in row-major window order,
+and a NaN counts as the maximum (so a window with a NaN gives NaN, as in
+PyTorch). Backward routes each output's gradient to the position it came
+from and adds where windows overlap:
+
+.. math::
+    \partial x_{n,\ i s_h + a^*,\ j s_w + c^*,\ d} \mathrel{+}= \partial y_{n,i,j,d}
+
+:func:`maxpool_forward` returns ``(y, arg)`` with ``arg`` (int32, shape of
+``y``) holding :math:`k^*`; :func:`maxpool_backward` takes it back. The NumPy
+references build a strided view of all windows and take ``argmax`` over it,
+which reads every window into a temporary; the kernels read the input once,
+innermost over the contiguous channels, in parallel over the batch.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from .config import NUMBA_ENABLED, njit, num_threads, prange
+
+__all__ = ["maxpool_forward", "maxpool_backward", "maxpool_forward_ref",
+           "maxpool_backward_ref"]
+
+
+@njit(parallel=True)
+def _maxpool_forward(x, ph, pw, sh, sw, y, arg, n_chunks):
+    n, ho, wo, c = y.shape
+    for t in prange(n_chunks):
+        for s in range((n * t) // n_chunks, (n * (t + 1)) // n_chunks):
+            for i in range(ho):
+                for j in range(wo):
+                    r0, c0 = i * sh, j * sw
+                    ys, ks = y[s, i, j], arg[s, i, j]
+                    first = x[s, r0, c0]
+                    for d in range(c):
+                        ys[d] = first[d]
+                        ks[d] = 0
+                    for a in range(ph):
+                        for b in range(pw):
+                            if a == 0 and b == 0:
+                                continue
+                            k = a * pw + b
+                            xs = x[s, r0 + a, c0 + b]
+                            for d in range(c):
+                                v, best = xs[d], ys[d]
+                                # NaN wins, and the first NaN stays (np.argmax)
+                                if best == best and (v > best or v != v):
+                                    ys[d] = v
+                                    ks[d] = k
+
+
+@njit(parallel=True)
+def _maxpool_backward(dy, arg, pw, sh, sw, dx, n_chunks):
+    n, ho, wo, c = dy.shape
+    for t in prange(n_chunks):  # samples are disjoint: no two threads write one dx
+        for s in range((n * t) // n_chunks, (n * (t + 1)) // n_chunks):
+            for i in range(ho):
+                for j in range(wo):
+                    for d in range(c):
+                        k = arg[s, i, j, d]
+                        dx[s, i * sh + k // pw, j * sw + k % pw, d] += dy[s, i, j, d]
+
+
+@njit(parallel=True)
+def _maxpool_backward_tiled(dy, arg, ph, pw, dx, n_chunks):
+    """Windows that tile the input (strides == pool, no remainder): every dx
+    element is written once, dy or zero, in contiguous runs over channels."""
+    n, ho, wo, c = dy.shape
+    for t in prange(n_chunks):
+        for s in range((n * t) // n_chunks, (n * (t + 1)) // n_chunks):
+            for i in range(ho):
+                for j in range(wo):
+                    ks, g = arg[s, i, j], dy[s, i, j]
+                    zero = g[0] - g[0]
+                    for a in range(ph):
+                        for b in range(pw):
+                            k = a * pw + b
+                            out = dx[s, i * ph + a, j * pw + b]
+                            for d in range(c):
+                                out[d] = g[d] if ks[d] == k else zero
+
+
+def _chunks(n, work):
+    return max(1, min(num_threads(), n)) if work >= (1 << 16) else 1
+
+
+def _check(x, pool, strides):
+    if x.ndim != 4:
+        raise ValueError(f"max pooling expected x of shape (batch, height, width, channels), "
+                         f"received shape {x.shape}")
+    (ph, pw), (sh, sw) = pool, strides
+    ho, wo = (x.shape[1] - ph) // sh + 1, (x.shape[2] - pw) // sw + 1
+    if ho < 1 or wo < 1:
+        raise ValueError(f"max pooling: a {ph}x{pw} pool does not fit an input of "
+                         f"{x.shape[1]}x{x.shape[2]}")
+    return ho, wo
+
+
+def maxpool_forward(x, pool, strides):
+    """``(y, arg)``: the window maxima of ``x`` and where each came from.
+
+    Parameters
+    ----------
+    x : ndarray of shape (N, H, W, C), float32 or float64
+    pool, strides : (int, int)
+
+    Returns
+    -------
+    y : ndarray of shape (N, Ho, Wo, C), x's dtype
+    arg : int32 ndarray of y's shape, the flat window index ``a * pw + c``
+    """
+    x = np.ascontiguousarray(x)
+    ho, wo = _check(x, pool, strides)
+    y = np.empty((x.shape[0], ho, wo, x.shape[3]), x.dtype)
+    arg = np.empty(y.shape, np.int32)
+    if y.size:
+        _maxpool_forward(x, pool[0], pool[1], strides[0], strides[1], y, arg,
+                         _chunks(x.shape[0], x.size))
+    return y, arg
+
+
+def maxpool_backward(dy, arg, x_shape, pool, strides):
+    """``dx`` of shape ``x_shape``: each ``dy`` added at its window's maximum."""
+    dy, arg = np.ascontiguousarray(dy), np.ascontiguousarray(arg)
+    (ph, pw), (sh, sw) = pool, strides
+    n, ho, wo, _ = dy.shape
+    chunks = _chunks(n, int(np.prod(x_shape)))
+    if dy.size and (sh, sw) == (ph, pw) and (ho * ph, wo * pw) == tuple(x_shape[1:3]):
+        dx = np.empty(x_shape, dy.dtype)
+        _maxpool_backward_tiled(dy, arg, ph, pw, dx, chunks)
+        return dx
+    dx = np.zeros(x_shape, dy.dtype)
+    if dy.size:
+        _maxpool_backward(dy, arg, pw, sh, sw, dx, chunks)
+    return dx
+
+
+def maxpool_forward_ref(x, pool, strides):
+    """NumPy reference of :func:`maxpool_forward`."""
+    x = np.asarray(x)
+    ho, wo = _check(x, pool, strides)
+    (ph, pw), (sh, sw) = pool, strides
+    n, c = x.shape[0], x.shape[3]
+    win = sliding_window_view(x, (ph, pw), axis=(1, 2))[:, ::sh, ::sw]  # N,Ho,Wo,C,ph,pw
+    win = win.transpose(0, 1, 2, 4, 5, 3).reshape(n, ho, wo, ph * pw, c)
+    arg = np.argmax(win, axis=3)  # first maximum; NaN counts as the maximum
+    y = np.take_along_axis(win, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+    return y, arg.astype(np.int32)
+
+
+def maxpool_backward_ref(dy, arg, x_shape, pool, strides):
+    """NumPy reference of :func:`maxpool_backward`."""
+    (ph, pw), (sh, sw) = pool, strides
+    n, ho, wo, c = arg.shape
+    rows = np.arange(ho)[None, :, None, None] * sh + arg // pw
+    cols = np.arange(wo)[None, None, :, None] * sw + arg % pw
+    index = (np.arange(n)[:, None, None, None], rows, cols, np.arange(c))
+    dx = np.zeros(x_shape, dtype=dy.dtype)
+    if sh >= ph and sw >= pw:  # windows do not overlap: one write per input
+        dx[index] = dy
+    else:
+        np.add.at(dx, index, dy)
+    return dx
+
+
+if not NUMBA_ENABLED:
+    maxpool_forward, maxpool_backward = maxpool_forward_ref, maxpool_backward_ref
