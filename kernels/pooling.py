@@ -109,6 +109,17 @@ def _check(x, pool, strides):
     return ho, wo
 
 
+def _check_backward(dy, arg, x_shape, pool, strides):
+    x_shape = tuple(x_shape)
+    if len(x_shape) != 4:
+        raise ValueError(f"max pooling backward expected x_shape (batch, height, width, "
+                         f"channels), received {x_shape}")
+    expected = (x_shape[0], *_check(np.empty((0,) + x_shape[1:]), pool, strides), x_shape[3])
+    if dy.shape != expected or arg.shape != expected:
+        raise ValueError(f"max pooling backward expected dy and arg of shape {expected} (the "
+                         f"output for input {x_shape}), received {dy.shape} and {arg.shape}")
+
+
 def maxpool_forward(x, pool, strides):
     """``(y, arg)``: the window maxima of ``x`` and where each came from.
 
@@ -136,6 +147,7 @@ def maxpool_backward(dy, arg, x_shape, pool, strides):
     """``dx`` of shape ``x_shape``: each ``dy`` added at its window's maximum."""
     dy, arg = np.ascontiguousarray(dy), np.ascontiguousarray(arg)
     (ph, pw), (sh, sw) = pool, strides
+    _check_backward(dy, arg, x_shape, pool, strides)
     n, ho, wo, _ = dy.shape
     chunks = _chunks(n, int(np.prod(x_shape)))
     if dy.size and (sh, sw) == (ph, pw) and (ho * ph, wo * pw) == tuple(x_shape[1:3]):
@@ -163,6 +175,7 @@ def maxpool_forward_ref(x, pool, strides):
 
 def maxpool_backward_ref(dy, arg, x_shape, pool, strides):
     """NumPy reference of :func:`maxpool_backward`."""
+    _check_backward(dy, arg, x_shape, pool, strides)
     (ph, pw), (sh, sw) = pool, strides
     n, ho, wo, c = arg.shape
     rows = np.arange(ho)[None, :, None, None] * sh + arg // pw

@@ -153,6 +153,11 @@ def test_maxpool_refuses_a_pool_bigger_than_the_image():
             fn(x, (3, 3), (1, 1))
         with pytest.raises(ValueError, match=r"\(batch, height, width, channels\).*\(2, 5\)"):
             fn(x[0, :, :, 0], (1, 1), (1, 1))
+    y, arg = pooling.maxpool_forward(x, (2, 2), (2, 2))                   # 1x1x2x1
+    for fn in (pooling.maxpool_backward, pooling.maxpool_backward_ref):
+        with pytest.raises(ValueError, match=r"dy and arg of shape \(1, 1, 2, 1\).*"
+                                             r"received \(1, 1, 3, 1\)"):
+            fn(np.zeros((1, 1, 3, 1), np.float32), arg, x.shape, (2, 2), (2, 2))
 
 
 def test_maxpool_parallel_build_matches_reference():
