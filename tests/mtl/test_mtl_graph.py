@@ -122,3 +122,47 @@ def test_errors_are_clear():
         model.backward(np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="no task"):
         model.task_parameters("nope")
+
+
+@given(seed=st.integers(0, 10_000), shared_twice=st.booleans(), skip=st.sampled_from([
+    (), (0,), (1,)]))
+def test_backward_without_input_gradients_gives_the_same_parameter_gradients(
+        seed, shared_twice, skip):
+    model, _ = two_input_two_output(3, seed, shared_twice)
+    rng = np.random.default_rng(seed)
+    xs = [rng.standard_normal((4, 4)), rng.standard_normal((4, 3))]
+    outs = model.forward_all(xs, training=True)
+    dys = [None if i in skip else rng.standard_normal(o.shape) for i, o in enumerate(outs)]
+    model.zero_grad()
+    assert [dx.shape for dx in model.backward_all(dys)] == [(4, 4), (4, 3)]
+    full = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    assert model.backward_all(dys, need_dx=False) is None
+    for p, g in zip(model.parameters(), full):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+def test_backward_without_input_gradients_skips_what_only_they_need():
+    calls = []
+
+    class Spy(Dense):
+        def backward(self, dy, need_dx=True):
+            calls.append((self.name, need_dx))
+            return super().backward(dy, need_dx)
+
+    class SpyReshape(tn.layers.Reshape):
+        def backward(self, dy):
+            calls.append((self.name, "reshape"))
+            return super().backward(dy)
+
+    inp = tn.mtl.Input((2, 3), dtype="float64")
+    trunk = Spy(4, activation="relu", seed=0, name="trunk")(SpyReshape((6,), name="flat")(inp))
+    model = tn.mtl.Model(inp, {"a": Spy(2, seed=1, name="a")(trunk),
+                               "b": Spy(1, seed=2, name="b")(trunk)})
+    x = np.random.default_rng(0).standard_normal((5, 2, 3))
+    outs = model.forward_all(x, training=True)
+    model.backward_all([np.ones_like(o) for o in outs], need_dx=False)
+    assert sorted(calls) == [("a", True), ("b", True), ("trunk", False)]
+    calls.clear()
+    model.backward_all([np.ones_like(o) for o in outs])
+    assert ("flat", "reshape") in calls and ("trunk", True) in calls

@@ -325,12 +325,18 @@ class Model(Layer, MultiTaskTraining):
         return outs[0] if self._single_output else outs
 
     # --------------------------------------------------------------- backward
-    def backward_all(self, dys) -> list[np.ndarray]:
+    def backward_all(self, dys, need_dx: bool = True) -> list[np.ndarray] | None:
         """Gradient of each input given the gradient of each output.
 
         ``dys`` is a list with one entry per output; ``None`` entries (and
         heads that receive nothing) are skipped, so ``backward_all([g, None])``
         backpropagates the first task only.
+
+        With ``need_dx=False`` (training: the inputs need no gradient) None is
+        returned and what only the inputs' gradients need is skipped, as in
+        ``Sequential.backward``: a node none of whose inputs depends on a
+        parameter gets no backward call if it has no parameters, and is
+        asked not to compute its dL/dx if it supports that (``can_skip_dx``).
         """
         if not self._values:
             raise RuntimeError(f"Model {self.name!r}: backward called before forward")
@@ -347,21 +353,47 @@ class Model(Layer, MultiTaskTraining):
                 raise ValueError(f"Model {self.name!r} expected the gradient of output "
                                  f"{name!r} with shape {expected}, received {g.shape}")
             _accumulate(grads, id(t), g)
+        leaves = set() if need_dx else self._nodes_before_parameters()
         for node in reversed(self._nodes):
             douts = [grads.pop(id(t), None) for t in node.outputs]
             if all(d is None for d in douts):
                 continue
             layer = node.layer
+            leaf = id(node) in leaves
+            if leaf and not layer.parameters():
+                continue  # nothing it could pass its gradient to needs one
             if node.multi_output:
                 douts = [np.zeros_like(self._values[id(t)]) if d is None else d
                          for t, d in zip(node.outputs, douts)]
             if self._cache_owner.get(id(layer)) is not node:
                 self._rerun(node)
-            dx = layer.backward(douts if node.multi_output else douts[0])
+            dy = douts if node.multi_output else douts[0]
+            if leaf:
+                if getattr(layer, "can_skip_dx", False):
+                    layer.backward(dy, need_dx=False)
+                else:
+                    layer.backward(dy)
+                continue
+            dx = layer.backward(dy)
             for t, d in zip(node.inputs, dx if node.multi_input else [dx]):
                 if d is not None:
                     _accumulate(grads, id(t), d)
+        if not need_dx:
+            return None
         return [grads.get(id(t), np.zeros_like(self._values[id(t)])) for t in self.inputs]
+
+    def _nodes_before_parameters(self) -> set:
+        """ids of the nodes none of whose inputs depends on a parameter (so
+        no gradient needs to leave them when the model's inputs need none)."""
+        depends = set()  # ids of tensors computed with some parameter
+        leaves = set()
+        for node in self._nodes:
+            upstream = any(id(t) in depends for t in node.inputs)
+            if not upstream:
+                leaves.add(id(node))
+            if upstream or node.layer.parameters():
+                depends.update(id(t) for t in node.outputs)
+        return leaves
 
     def backward(self, dy):
         dxs = self.backward_all([dy] if self._single_output else list(dy))

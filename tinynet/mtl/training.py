@@ -256,7 +256,7 @@ class MultiTaskTraining:
         if self.weighting.needs_task_gradients and self._shared:
             self._combine_task_gradients(scaled, values)
         else:
-            self.backward_all(scaled)
+            self.backward_all(scaled, need_dx=False)
         penalty = self.regularization()
         self.optimizer.step()
         logs = {"loss": float(values.sum())}
@@ -280,7 +280,7 @@ class MultiTaskTraining:
         task_grads = np.zeros((len(grads), sum(p.size for p in shared)), dtype=shared[0].dtype)
         for i in range(len(grads)):
             only_i = [g if j == i else None for j, g in enumerate(grads)]
-            self.backward_all(only_i)
+            self.backward_all(only_i, need_dx=False)
             task_grads[i] = _flat_grads(shared)
             for p in shared:
                 p.zero_grad()
