@@ -1,5 +1,6 @@
-"""The PyTorch peer of the MTL benchmark: hard sharing with equal weights, same MLP,
-same optimizer settings, same data, same epochs (imported only when torch is)."""
+"""The PyTorch peer of the MTL benchmark: hard sharing with equal weights, same MLP
+(and dropout), same optimizer settings, same data, same epochs (imported only when
+torch is)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ import numpy as np
 
 
 def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: int, lr: float,
-                 seed: int) -> dict:
-    """Train a torch shared-trunk MLP with one linear head per task; return accuracies."""
+                 seed: int, dropout: float = 0.0) -> dict:
+    """Train a torch shared-trunk MLP with one linear head per task (``dropout``
+    after each hidden layer, as tinynet's); return accuracies."""
     import torch
     from torch import nn
 
@@ -19,7 +21,7 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     x_test, y_test = test
     layers, width = [], x.shape[1]
     for h in hidden:
-        layers += [nn.Linear(width, h), nn.ReLU()]
+        layers += [nn.Linear(width, h), nn.ReLU()] + ([nn.Dropout(dropout)] if dropout else [])
         width = h
     trunk = nn.Sequential(*layers)
     heads = nn.ModuleDict({t: nn.Linear(width, n) for t, n in outputs.items()})
@@ -30,6 +32,7 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     yt = {t: torch.from_numpy(y[t].astype(np.int64)) for t in outputs}
     rng = np.random.default_rng(seed)
     start, cpu_start = time.perf_counter(), time.process_time()
+    trunk.train()
     for _ in range(epochs):
         order = torch.from_numpy(rng.permutation(len(xt)))
         for s in range(0, len(xt), batch_size):
@@ -40,6 +43,7 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
             loss.backward()
             opt.step()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    trunk.eval()
     with torch.no_grad():
         z = trunk(torch.from_numpy(np.ascontiguousarray(x_test, dtype=np.float32)))
         acc = {f"{t}/accuracy": float((heads[t](z).argmax(1).numpy() == y_test[t]).mean())

@@ -149,8 +149,6 @@ def fashion(args) -> dict:
         except ImportError:
             pass
     torch_skipped = "skipped: torch is not installed"
-    if args.dropout:  # the torch twin has no dropout, so it would not be the same model
-        _mtl_torch, torch_skipped = None, "skipped: the torch twin has no dropout"
     runs = {name: [] for name in models}
     if twin:
         runs["torch hard sharing|equal"] = []
@@ -175,7 +173,7 @@ def fashion(args) -> dict:
                   flush=True)
         if _mtl_torch is not None:
             r = _mtl_torch.hard_sharing(train, test, hidden, tasks, args.epochs, args.batch_size,
-                                        args.lr, seed)
+                                        args.lr, seed, dropout=args.dropout)
             runs["torch hard sharing|equal"].append(r)
             print(f"  fashion seed {seed} torch hard sharing         left "
                   f"{r['test']['left/accuracy']:.4f} right {r['test']['right/accuracy']:.4f}",
@@ -235,7 +233,7 @@ def fashion_markdown(res) -> str:
             if s["hidden"] == "conv" else
             f"MLP hidden widths {s['hidden']} ({_mlp_models(res['runs'], s)}); ") +
         (f"dropout {s['dropout']} after each hidden layer of the single-task and "
-         f"hard-sharing MLPs; " if s.get("dropout") else "") +
+         f"hard-sharing MLPs (torch's too); " if s.get("dropout") else "") +
         f"{s['epochs']} epochs of Adam (lr {s['lr']}, batch {s['batch_size']}); "
         f"mean ± std over {s['seeds']} seed(s). Δm%: mean relative accuracy gain over the "
         f"single-task models of the same seed. Times: median training time per run "
@@ -277,7 +275,8 @@ def main(argv) -> int:
                              "the test set: for choosing settings")
     parser.add_argument("--dropout", type=float, default=0.0,
                         help="Multi-Fashion: dropout after each hidden layer of the single-task "
-                             "and hard-sharing MLPs (the other architectures have none)")
+                             "and hard-sharing MLPs, tinynet's and torch's (the other "
+                             "architectures have none)")
     parser.add_argument("--weightings", nargs="+", choices=WEIGHTINGS, default=WEIGHTINGS,
                         help="Multi-Fashion: the weighting methods hard sharing is trained "
                              "with (default: all)")

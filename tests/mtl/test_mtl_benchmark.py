@@ -96,7 +96,8 @@ def test_a_run_can_be_limited_to_some_models_and_weightings(tmp_path):
     runs = json.loads((tmp_path / "mtl_dropout.json").read_text())["results"]["fashion"]["runs"]
     assert set(runs) == {"single-task", "hard sharing|equal", "hard sharing|dwa",
                          "torch hard sharing|equal"}
-    assert runs["torch hard sharing|equal"] == "skipped: the torch twin has no dropout"
+    twin = runs["torch hard sharing|equal"]  # trained with the same dropout, if torch is here
+    assert twin == "skipped: torch is not installed" or 0 <= twin[0]["test"]["left/accuracy"] <= 1
     text = (tmp_path / "mtl_dropout.md").read_text()
     assert "MMoE" not in text and "cross-stitch" not in text and "dropout 0.2" in text
     assert not (tmp_path / "mtl.md").exists()
