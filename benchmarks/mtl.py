@@ -210,6 +210,8 @@ def fashion_markdown(res) -> str:
     keys = ["left/accuracy", "right/accuracy"]
     single = res["runs"]["single-task"]
     rows = []
+    torch_too = (" (torch's too)" if isinstance(res["runs"].get("torch hard sharing|equal"),
+                                                 list) else "")
     for name, runs in res["runs"].items():
         model, _, weighting = name.partition("|")
         if isinstance(runs, str):
@@ -233,7 +235,7 @@ def fashion_markdown(res) -> str:
             if s["hidden"] == "conv" else
             f"MLP hidden widths {s['hidden']} ({_mlp_models(res['runs'], s)}); ") +
         (f"dropout {s['dropout']} after each hidden layer of the single-task and "
-         f"hard-sharing MLPs (torch's too); " if s.get("dropout") else "") +
+         f"hard-sharing MLPs{torch_too}; " if s.get("dropout") else "") +
         f"{s['epochs']} epochs of Adam (lr {s['lr']}, batch {s['batch_size']}); "
         f"mean ± std over {s['seeds']} seed(s). Δm%: mean relative accuracy gain over the "
         f"single-task models of the same seed. Times: median training time per run "
