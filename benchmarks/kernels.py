@@ -56,7 +56,7 @@ def _gemm_cases(batch_sizes, square):
 
 def _other_cases(batch, n_params):
     from tinynet.kernels import activations as act
-    from tinynet.kernels import dense, dropout, losses, norms, optim, pooling
+    from tinynet.kernels import dense, dropout, im2col, losses, norms, optim, pooling
     rng = np.random.default_rng(1)
     f32 = np.float32
     z = rng.standard_normal((batch, 256), dtype=f32)
@@ -106,6 +106,11 @@ def _other_cases(batch, n_params):
                   lambda: pooling.maxpool_backward(pooled, arg, images.shape, (2, 2), (2, 2)),
                   lambda: pooling.maxpool_backward_ref(pooled, arg, images.shape, (2, 2),
                                                        (2, 2))))
+    dcols = rng.standard_normal((batch // 8 * 11 * 11, 3 * 3 * 32), dtype=f32)  # the CNN's conv2
+    xp_shape = (batch // 8, 13, 13, 32)
+    cases.append((f"col2im ({batch // 8}x11x11 patches of 3x3x32)", None,
+                  lambda: im2col.col2im(dcols, xp_shape, (3, 3), (1, 1)),
+                  lambda: im2col.col2im_ref(dcols, xp_shape, (3, 3), (1, 1))))
     gamma, beta = np.ones(256, f32), np.zeros(256, f32)
     for kind in ("batchnorm", "layernorm"):
         fwd, fwd_ref = getattr(norms, f"{kind}_forward"), getattr(norms, f"{kind}_forward_ref")

@@ -26,7 +26,7 @@ import time
 
 import numpy as np
 
-from . import activations, dense, dropout, gemm, losses, norms, optim, pooling
+from . import activations, dense, dropout, gemm, im2col, losses, norms, optim, pooling
 from .config import NUMBA_ENABLED, check_choice, choice_from_env
 
 __all__ = ["BACKENDS", "OPS", "set_backend", "get_backend", "use_backend", "impl",
@@ -48,6 +48,7 @@ OPS = {
     "softmax_cross_entropy": (losses.softmax_cross_entropy, losses.softmax_cross_entropy_ref),
     "dropout_forward": (dropout.dropout_forward, dropout.dropout_forward_ref),
     "dropout_backward": (dropout.dropout_backward, dropout.dropout_backward_ref),
+    "col2im": (im2col.col2im, im2col.col2im_ref),
     "maxpool_forward": (pooling.maxpool_forward, pooling.maxpool_forward_ref),
     "maxpool_backward": (pooling.maxpool_backward, pooling.maxpool_backward_ref),
     "batchnorm_forward": (norms.batchnorm_forward, norms.batchnorm_forward_ref),

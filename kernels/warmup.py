@@ -19,7 +19,7 @@ __all__ = ["warm_up"]
 
 def _calls(dtype):
     """(name, thunk) pairs that exercise every kernel signature training uses."""
-    from . import activations, blas, dense, dropout, gemm, losses, norms, optim, pooling
+    from . import activations, blas, dense, dropout, gemm, im2col, losses, norms, optim, pooling
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 6)).astype(dtype)
     w = rng.standard_normal((6, 5)).astype(dtype)
@@ -57,6 +57,8 @@ def _calls(dtype):
     calls.append(("maxpool", lambda: pooling.maxpool_backward(
         img[:, ::2, ::2], pooling.maxpool_forward(img, (2, 2), (2, 2))[1], img.shape, (2, 2),
         (2, 2))))
+    calls.append(("col2im", lambda: im2col.col2im(
+        np.ones((2 * 3 * 3, 2 * 2 * 3), dtype), img.shape, (2, 2), (1, 1))))
     g1, b1 = np.ones(6, dtype), np.zeros(6, dtype)
     calls.append(("batchnorm", lambda: norms.batchnorm_backward(
         x, norms.batchnorm_forward(x, g1, b1, 1e-3)[1], np.ones(6, dtype), g1,

@@ -173,3 +173,40 @@ def test_maxpool_parallel_build_matches_reference():
         assert dx.sum() == y.size and set(np.unique(dx)) == {0.0, 1.0}
         np.testing.assert_array_equal(dx, pooling.maxpool_backward_ref(dy, arg, x.shape,
                                                                        (2, 2), (2, 2)))
+
+
+@given(n=st.integers(0, 3), h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 5),
+       kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       strides=st.tuples(st.integers(1, 3), st.integers(1, 3)), dtype=dtypes,
+       seed=st.integers(0, 2**31))
+def test_col2im_matches_reference(n, h, w, c, kernel, strides, dtype, seed):
+    """Overlapping (stride < kernel), touching and gapped windows alike."""
+    from tinynet.kernels import im2col
+    if kernel[0] > h or kernel[1] > w:
+        return
+    ho, wo = (h - kernel[0]) // strides[0] + 1, (w - kernel[1]) // strides[1] + 1
+    rng = np.random.default_rng(seed)
+    dcols = rng.standard_normal((n * ho * wo, kernel[0] * kernel[1] * c)).astype(dtype)
+    dxp = im2col.col2im(dcols, (n, h, w, c), kernel, strides)
+    assert dxp.dtype == dtype and dxp.shape == (n, h, w, c)
+    np.testing.assert_allclose(dxp, im2col.col2im_ref(dcols, (n, h, w, c), kernel, strides),
+                               rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-5)
+
+
+def test_col2im_is_the_adjoint_of_im2col_and_refuses_wrong_shapes():
+    """<im2col(x), D> == <x, col2im(D)>, on the batch split across threads."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from tinynet.kernels import im2col
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 15, 15, 32))
+    view = sliding_window_view(x, (3, 3), axis=(1, 2))[:, ::2, ::2].transpose(0, 1, 2, 4, 5, 3)
+    cols = np.ascontiguousarray(view).reshape(8 * 7 * 7, -1)
+    d = rng.standard_normal(cols.shape)
+    np.testing.assert_allclose(np.sum(cols * d), np.sum(x * im2col.col2im(d, x.shape, (3, 3),
+                                                                          (2, 2))), rtol=1e-12)
+    for fn in (im2col.col2im, im2col.col2im_ref):
+        with pytest.raises(ValueError, match=r"dcols of shape \(392, 288\).*\(392, 287\)"):
+            fn(d[:, 1:], x.shape, (3, 3), (2, 2))
+        with pytest.raises(ValueError, match="room for a 3x3 kernel"):
+            fn(d, (8, 2, 15, 32), (3, 3), (2, 2))

@@ -159,14 +159,8 @@ class Conv2D(_KernelLayer):
         if not need_dx:
             return None
         dcols = kernels.impl("matmul_nt", cols.size)(g2, w2)
-        (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        n, ho, wo, _ = g.shape
-        dcols = dcols.reshape(n, ho, wo, kh, kw, x_shape[3])
-        dxp = np.zeros(xp_shape, dtype=g.dtype)
-        for a in range(kh):  # col2im: each kernel offset is one strided slice
-            for c in range(kw):
-                dxp[:, a:a + sh * (ho - 1) + 1:sh, c:c + sw * (wo - 1) + 1:sw, :] += \
-                    dcols[:, :, :, a, c, :]
+        dxp = kernels.impl("col2im", dcols.size)(dcols, xp_shape, self.kernel_size,
+                                                 self.strides)
         (pt, _), (pl, _) = self._pads(x_shape[1], x_shape[2])
         return dxp[:, pt:pt + x_shape[1], pl:pl + x_shape[2], :]
 

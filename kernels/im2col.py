@@ -1,0 +1,99 @@
+r"""col2im: the adjoint of im2col, for the backward pass of a convolution.
+
+A convolution's forward pass copies every ``kh x kw x C`` patch of the padded
+input ``xp`` (shape ``(N, Hp, Wp, C)``) into a row of the column matrix
+(row ``(n, i, j)``, column ``(a, c, d)``):
+
+.. math::
+    X_c[(n,i,j),\ (a,c,d)] = x^p_{n,\ i s_h + a,\ j s_w + c,\ d}
+
+(NumPy does that copy as fast as a loop would: it is memory-bound). Its
+backward pass needs the adjoint: each patch's gradient added back where the
+patch came from,
+
+.. math::
+    \partial x^p_{n,\ i s_h + a,\ j s_w + c,\ d} \mathrel{+}=
+        \partial X_c[(n,i,j),\ (a,c,d)]
+
+summed over every output position ``(i, j)`` whose window covers the pixel.
+:func:`col2im` takes ``dcols`` of shape ``(N*Ho*Wo, kh*kw*C)`` and returns
+``dxp`` of shape ``(N, Hp, Wp, C)``. The NumPy reference makes ``kh*kw``
+strided passes over ``dxp``; the kernel makes one, in parallel over the batch
+(each sample's pixels belong to one thread).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .config import NUMBA_ENABLED, njit, num_threads, prange
+
+__all__ = ["col2im", "col2im_ref"]
+
+
+@njit(parallel=True)
+def _col2im(dcols, kh, kw, sh, sw, ho, wo, dxp, n_chunks):
+    n, c = dxp.shape[0], dxp.shape[3]
+    for t in prange(n_chunks):
+        for s in range((n * t) // n_chunks, (n * (t + 1)) // n_chunks):
+            for i in range(ho):
+                for j in range(wo):
+                    row = dcols[(s * ho + i) * wo + j]
+                    for a in range(kh):
+                        for b in range(kw):
+                            base = (a * kw + b) * c
+                            out = dxp[s, i * sh + a, j * sw + b]
+                            for d in range(c):
+                                out[d] += row[base + d]
+
+
+def _output_size(dcols, xp_shape, kernel, strides):
+    """(Ho, Wo) after checking that dcols fits xp_shape, kernel and strides."""
+    xp_shape = tuple(xp_shape)
+    (kh, kw), (sh, sw) = kernel, strides
+    if len(xp_shape) != 4 or xp_shape[1] < kh or xp_shape[2] < kw:
+        raise ValueError(f"col2im expected xp_shape (batch, height, width, channels) with room "
+                         f"for a {kh}x{kw} kernel, received {xp_shape}")
+    n, hp, wp, c = xp_shape
+    ho, wo = (hp - kh) // sh + 1, (wp - kw) // sw + 1
+    if dcols.shape != (n * ho * wo, kh * kw * c):
+        raise ValueError(f"col2im expected dcols of shape {(n * ho * wo, kh * kw * c)} (one row "
+                         f"per output position of {xp_shape}), received {dcols.shape}")
+    return ho, wo
+
+
+def col2im(dcols, xp_shape, kernel, strides):
+    """``dxp`` of shape ``xp_shape``: every row of ``dcols`` added back over its patch.
+
+    Parameters
+    ----------
+    dcols : ndarray of shape (N*Ho*Wo, kh*kw*C), float32 or float64
+    xp_shape : (N, Hp, Wp, C), the padded input's shape
+    kernel, strides : (int, int)
+    """
+    dcols = np.ascontiguousarray(dcols)
+    ho, wo = _output_size(dcols, xp_shape, kernel, strides)
+    dxp = np.zeros(tuple(xp_shape), dcols.dtype)
+    if dcols.size:
+        n = xp_shape[0]
+        chunks = max(1, min(num_threads(), n)) if dxp.size >= (1 << 16) else 1
+        _col2im(dcols, kernel[0], kernel[1], strides[0], strides[1], ho, wo, dxp, chunks)
+    return dxp
+
+
+def col2im_ref(dcols, xp_shape, kernel, strides):
+    """NumPy reference of :func:`col2im`: one strided slice per kernel offset."""
+    ho, wo = _output_size(dcols, xp_shape, kernel, strides)
+    (kh, kw), (sh, sw) = kernel, strides
+    n, c = xp_shape[0], xp_shape[3]
+    dcols = dcols.reshape(n, ho, wo, kh, kw, c)
+    dxp = np.zeros(tuple(xp_shape), dtype=dcols.dtype)
+    for a in range(kh):
+        for b in range(kw):
+            dxp[:, a:a + sh * (ho - 1) + 1:sh, b:b + sw * (wo - 1) + 1:sw, :] += \
+                dcols[:, :, :, a, b, :]
+    return dxp
+
+
+if not NUMBA_ENABLED:
+    col2im = col2im_ref
