@@ -5,7 +5,7 @@ Installed as ``tinynet.kernels`` (see setup.cfg); knows nothing of layers.
 Modules, one family each: :mod:`.gemm` (matrix products), :mod:`.activations`,
 :mod:`.dense` (fused dense forward/backward), :mod:`.losses` (softmax
 cross-entropy), :mod:`.dropout`, :mod:`.pooling` (max pooling), :mod:`.im2col`
-(col2im), :mod:`.norms` (BatchNorm, LayerNorm), :mod:`.optim` (fused optimizer
+(window view, col2im), :mod:`.norms` (BatchNorm, LayerNorm), :mod:`.optim` (fused optimizer
 updates);
 :mod:`.config` holds the Numba options and :mod:`.dispatch` the backend
 choice::

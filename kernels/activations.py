@@ -359,11 +359,9 @@ def _as_rows(x):
 
 
 def _chunks(n_rows, n_cols):
-    from .config import num_threads
+    from .config import split_count
     # below ~256k elements (~50 µs) a second thread costs more than it saves
-    if n_rows * n_cols < (1 << 18):
-        return 1
-    return max(1, min(num_threads(), n_rows))
+    return split_count(n_rows, n_rows * n_cols, 1 << 18)
 
 
 def _check_code(code):

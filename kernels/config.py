@@ -32,8 +32,7 @@ import time
 import numpy as np
 
 __all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads", "raw_num_threads",
-           "set_num_threads",
-           "threading_layer", "COMPILE_MESSAGE"]
+           "split_count", "set_num_threads", "threading_layer", "COMPILE_MESSAGE"]
 
 #: LLVM fast-math flags: reassociation lets reductions vectorise; no ``nnan``
 #: or ``ninf``, so NaN/inf behave as in NumPy.
@@ -197,6 +196,14 @@ def num_threads() -> int:
     if n > 1 and ADAPTIVE_THREADS and not _pool_responsive():
         return 1
     return n
+
+
+def split_count(n_split: int, work: int, min_work: int) -> int:
+    """Chunks for a parallel kernel over ``n_split`` independent pieces (rows,
+    samples): 1 -- the serial build -- below ``min_work`` elements of work,
+    where waking a second thread costs more than it saves; else up to one
+    per thread."""
+    return max(1, min(num_threads(), n_split)) if work >= min_work else 1
 
 
 #: Numba's thread setting as last read, per Python thread (Numba's setting is

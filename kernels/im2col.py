@@ -1,4 +1,5 @@
-r"""col2im: the adjoint of im2col, for the backward pass of a convolution.
+r"""im2col's window view, and col2im: its adjoint, for the backward pass of a
+convolution.
 
 A convolution's forward pass copies every ``kh x kw x C`` patch of the padded
 input ``xp`` (shape ``(N, Hp, Wp, C)``) into a row of the column matrix
@@ -7,7 +8,8 @@ input ``xp`` (shape ``(N, Hp, Wp, C)``) into a row of the column matrix
 .. math::
     X_c[(n,i,j),\ (a,c,d)] = x^p_{n,\ i s_h + a,\ j s_w + c,\ d}
 
-(NumPy does that copy as fast as a loop would: it is memory-bound). Its
+(:func:`windows` is that view; NumPy copies it as fast as a loop would: it is
+memory-bound). Its
 backward pass needs the adjoint: each patch's gradient added back where the
 patch came from,
 
@@ -25,10 +27,20 @@ strided passes over ``dxp``; the kernel makes one, in parallel over the batch
 from __future__ import annotations
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
-from .config import NUMBA_ENABLED, njit, num_threads, prange
+from .config import NUMBA_ENABLED, njit, prange, split_count
 
-__all__ = ["col2im", "col2im_ref"]
+__all__ = ["windows", "col2im", "col2im_ref"]
+
+
+def windows(x, kernel, strides):
+    """View of every ``(kh, kw)`` window of ``x`` (N, H, W, C), no copy:
+    shape ``(N, Ho, Wo, kh, kw, C)``; reshaped to ``(N*Ho*Wo, kh*kw*C)`` it
+    is the column matrix."""
+    (kh, kw), (sh, sw) = kernel, strides
+    view = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
+    return view.transpose(0, 1, 2, 4, 5, 3)
 
 
 @njit(parallel=True)
@@ -75,9 +87,8 @@ def col2im(dcols, xp_shape, kernel, strides):
     ho, wo = _output_size(dcols, xp_shape, kernel, strides)
     dxp = np.zeros(tuple(xp_shape), dcols.dtype)
     if dcols.size:
-        n = xp_shape[0]
-        chunks = max(1, min(num_threads(), n)) if dxp.size >= (1 << 16) else 1
-        _col2im(dcols, kernel[0], kernel[1], strides[0], strides[1], ho, wo, dxp, chunks)
+        _col2im(dcols, kernel[0], kernel[1], strides[0], strides[1], ho, wo, dxp,
+                split_count(xp_shape[0], dxp.size, 1 << 16))
     return dxp
 
 

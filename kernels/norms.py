@@ -26,7 +26,7 @@ import math
 
 import numpy as np
 
-from .config import NUMBA_ENABLED, njit, num_threads, prange
+from .config import NUMBA_ENABLED, njit, prange, split_count
 
 __all__ = ["batchnorm_forward", "batchnorm_backward", "layernorm_forward",
            "layernorm_backward", "batchnorm_forward_ref", "batchnorm_backward_ref",
@@ -34,7 +34,7 @@ __all__ = ["batchnorm_forward", "batchnorm_backward", "layernorm_forward",
 
 
 def _chunks(n_split, size):
-    return max(1, min(num_threads(), n_split)) if size >= (1 << 18) else 1
+    return split_count(n_split, size, 1 << 18)
 
 
 def _two_like(x):

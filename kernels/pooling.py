@@ -27,9 +27,9 @@ innermost over the contiguous channels, in parallel over the batch.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
-from .config import NUMBA_ENABLED, njit, num_threads, prange
+from .config import NUMBA_ENABLED, njit, prange, split_count
+from .im2col import windows
 
 __all__ = ["maxpool_forward", "maxpool_backward", "maxpool_forward_ref",
            "maxpool_backward_ref"]
@@ -94,27 +94,27 @@ def _maxpool_backward_tiled(dy, arg, ph, pw, dx, n_chunks):
 
 
 def _chunks(n, work):
-    return max(1, min(num_threads(), n)) if work >= (1 << 16) else 1
+    return split_count(n, work, 1 << 16)
 
 
-def _check(x, pool, strides):
-    if x.ndim != 4:
-        raise ValueError(f"max pooling expected x of shape (batch, height, width, channels), "
-                         f"received shape {x.shape}")
+def _output_size(x_shape, pool, strides, what="x of shape"):
+    """(Ho, Wo) for an input of ``x_shape``, which must be (N, H, W, C) with
+    room for one window."""
+    if len(x_shape) != 4:
+        raise ValueError(f"max pooling expected {what} (batch, height, width, channels), "
+                         f"received {tuple(x_shape)}")
     (ph, pw), (sh, sw) = pool, strides
-    ho, wo = (x.shape[1] - ph) // sh + 1, (x.shape[2] - pw) // sw + 1
+    ho, wo = (x_shape[1] - ph) // sh + 1, (x_shape[2] - pw) // sw + 1
     if ho < 1 or wo < 1:
         raise ValueError(f"max pooling: a {ph}x{pw} pool does not fit an input of "
-                         f"{x.shape[1]}x{x.shape[2]}")
+                         f"{x_shape[1]}x{x_shape[2]}")
     return ho, wo
 
 
 def _check_backward(dy, arg, x_shape, pool, strides):
     x_shape = tuple(x_shape)
-    if len(x_shape) != 4:
-        raise ValueError(f"max pooling backward expected x_shape (batch, height, width, "
-                         f"channels), received {x_shape}")
-    expected = (x_shape[0], *_check(np.empty((0,) + x_shape[1:]), pool, strides), x_shape[3])
+    ho, wo = _output_size(x_shape, pool, strides, what="x_shape")
+    expected = (x_shape[0], ho, wo, x_shape[3])
     if dy.shape != expected or arg.shape != expected:
         raise ValueError(f"max pooling backward expected dy and arg of shape {expected} (the "
                          f"output for input {x_shape}), received {dy.shape} and {arg.shape}")
@@ -134,7 +134,7 @@ def maxpool_forward(x, pool, strides):
     arg : int32 ndarray of y's shape, the flat window index ``a * pw + c``
     """
     x = np.ascontiguousarray(x)
-    ho, wo = _check(x, pool, strides)
+    ho, wo = _output_size(x.shape, pool, strides)
     y = np.empty((x.shape[0], ho, wo, x.shape[3]), x.dtype)
     arg = np.empty(y.shape, np.int32)
     if y.size:
@@ -163,11 +163,9 @@ def maxpool_backward(dy, arg, x_shape, pool, strides):
 def maxpool_forward_ref(x, pool, strides):
     """NumPy reference of :func:`maxpool_forward`."""
     x = np.asarray(x)
-    ho, wo = _check(x, pool, strides)
-    (ph, pw), (sh, sw) = pool, strides
-    n, c = x.shape[0], x.shape[3]
-    win = sliding_window_view(x, (ph, pw), axis=(1, 2))[:, ::sh, ::sw]  # N,Ho,Wo,C,ph,pw
-    win = win.transpose(0, 1, 2, 4, 5, 3).reshape(n, ho, wo, ph * pw, c)
+    ho, wo = _output_size(x.shape, pool, strides)
+    (ph, pw) = pool
+    win = windows(x, pool, strides).reshape(x.shape[0], ho, wo, ph * pw, x.shape[3])
     arg = np.argmax(win, axis=3)  # first maximum; NaN counts as the maximum
     y = np.take_along_axis(win, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
     return y, arg.astype(np.int32)

@@ -11,9 +11,9 @@ where the patch came from.
 from __future__ import annotations
 
 import numpy as np
-from numpy.lib.stride_tricks import sliding_window_view
 
 from .. import kernels
+from ..kernels.im2col import windows
 from ..checks import check_positive_int
 from .base import Layer
 from .weights import _KernelLayer
@@ -36,13 +36,6 @@ def _same_padding(size: int, k: int, s: int) -> tuple:
     (TensorFlow's ``"same"``: the odd pixel goes after)."""
     total = max((-(-size // s) - 1) * s + k - size, 0)
     return total // 2, total - total // 2
-
-
-def _windows(x, kernel, strides):
-    """View of every (kh, kw) window: shape (N, Ho, Wo, kh, kw, C)."""
-    (kh, kw), (sh, sw) = kernel, strides
-    view = sliding_window_view(x, (kh, kw), axis=(1, 2))[:, ::sh, ::sw]
-    return view.transpose(0, 1, 2, 4, 5, 3)
 
 
 class Conv2D(_KernelLayer):
@@ -131,7 +124,7 @@ class Conv2D(_KernelLayer):
         xp = self._padded(x)
         n = x.shape[0]
         ho, wo, f = self.output_shape
-        cols = np.ascontiguousarray(_windows(xp, self.kernel_size, self.strides)).reshape(
+        cols = np.ascontiguousarray(windows(xp, self.kernel_size, self.strides)).reshape(
             n * ho * wo, -1)
         w2 = self.W.value.reshape(-1, f)
         z = kernels.impl("matmul", cols.shape[0] * f)(cols, w2)
