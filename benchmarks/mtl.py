@@ -131,14 +131,15 @@ def fashion(args) -> dict:
         models[f"hard sharing|{w}"] = (
             lambda s: ex.hard_sharing(784, hidden, tasks, s, dropout=args.dropout), w)
     _mtl_torch = None
-    others = set(archs) - {"hard"}  # main() refused these with --trunk conv
-    if "mmoe" in others:  # MMoE, soft sharing, cross-stitch and the torch twin are MLPs
+    # MMoE, soft sharing, cross-stitch and the torch twin are MLPs: main() refused the
+    # first three with --trunk conv
+    if "mmoe" in archs:
         models["MMoE|equal"] = (lambda s: ex.mmoe(784, args.experts, args.expert_units,
                                                   [args.tower], tasks, s), "equal")
-    if "soft" in others:
+    if "soft" in archs:
         models["soft sharing|equal"] = (lambda s: ex.soft_sharing(784, hidden, tasks,
                                                                   args.soft_penalty, s), "equal")
-    if "cross-stitch" in others:
+    if "cross-stitch" in archs:
         models["cross-stitch|equal"] = (lambda s: ex.cross_stitch(784, hidden, tasks, s),
                                         "equal")
     twin = not conv and "hard" in archs and "equal" in args.weightings
@@ -148,7 +149,6 @@ def fashion(args) -> dict:
             from benchmarks import _mtl_torch
         except ImportError:
             pass
-    torch_skipped = "skipped: torch is not installed"
     runs = {name: [] for name in models}
     if twin:
         runs["torch hard sharing|equal"] = []
@@ -179,7 +179,7 @@ def fashion(args) -> dict:
                   f"{r['test']['left/accuracy']:.4f} right {r['test']['right/accuracy']:.4f}",
                   flush=True)
     if twin and not runs["torch hard sharing|equal"]:
-        runs["torch hard sharing|equal"] = torch_skipped
+        runs["torch hard sharing|equal"] = "skipped: torch is not installed"
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
                          "validation": args.validation, "dropout": args.dropout,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
