@@ -5,10 +5,9 @@ Installed as ``tinynet.kernels`` (see setup.cfg); knows nothing of layers.
 Modules, one family each: :mod:`.gemm` (matrix products), :mod:`.activations`,
 :mod:`.dense` (fused dense forward/backward), :mod:`.losses` (softmax
 cross-entropy), :mod:`.dropout`, :mod:`.pooling` (max pooling), :mod:`.im2col`
-(window view, col2im), :mod:`.norms` (BatchNorm, LayerNorm), :mod:`.optim` (fused optimizer
-updates);
-:mod:`.config` holds the Numba options and :mod:`.dispatch` the backend
-choice::
+(window view, col2im), :mod:`.norms` (BatchNorm, LayerNorm), :mod:`.optim`
+(fused optimizer updates); :mod:`.config` holds the Numba options and
+:mod:`.dispatch` the backend choice::
 
     import tinynet as tn
     tn.kernels.set_backend("numpy")      # or "numba" (default), "auto"
