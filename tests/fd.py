@@ -71,8 +71,8 @@ def check_layer_gradients(layer, x, rng, eps=1e-6, training=False):
 #: ABS_FLOOR * 1e-6 = 1e-10 pass. The central differences' rounding noise is about
 #: 1e-16 * |L| / eps (1e-11 |L| at eps = 1e-5) on every entry, and a whole array can
 #: be that small: a saturated MMoE gate had gradients of 3e-6 and errors of 5e-12,
-#: and failed against the 1e-12 floor the losses' and models' checks used to have. A wrong backward errs by the size of the
-#: gradient itself, far above 1e-10.
+#: and failed against the 1e-12 floor the losses' and models' checks used to have.
+#: A wrong backward errs by the size of the gradient itself, far above 1e-10.
 ABS_FLOOR = 1e-4
 
 
