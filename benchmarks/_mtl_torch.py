@@ -1,6 +1,6 @@
 """The PyTorch peer of the MTL benchmark: hard sharing with equal weights, same MLP
-(and dropout), same optimizer settings, same data, same epochs (imported only when
-torch is)."""
+(and dropout), same optimizer settings and learning-rate schedule, same data, same
+epochs (imported only when torch is)."""
 
 from __future__ import annotations
 
@@ -10,9 +10,12 @@ import numpy as np
 
 
 def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: int, lr: float,
-                 seed: int, dropout: float = 0.0) -> dict:
+                 seed: int, dropout: float = 0.0, lr_schedule: str = "constant") -> dict:
     """Train a torch shared-trunk MLP with one linear head per task (``dropout``
-    after each hidden layer, as tinynet's); return accuracies."""
+    after each hidden layer, as tinynet's; ``lr_schedule="cosine"``:
+    ``CosineAnnealingLR(T_max=epochs)``, stepped after each epoch, the rates of
+    tinynet.mtl.experiments.run's cosine); return accuracies and the rate of each
+    epoch."""
     import torch
     from torch import nn
 
@@ -27,13 +30,17 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     heads = nn.ModuleDict({t: nn.Linear(width, n) for t, n in outputs.items()})
     params = list(trunk.parameters()) + list(heads.parameters())
     opt = torch.optim.Adam(params, lr=lr)
+    schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
+                if lr_schedule == "cosine" else None)
     loss_fn = nn.CrossEntropyLoss()
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = {t: torch.from_numpy(y[t].astype(np.int64)) for t in outputs}
     rng = np.random.default_rng(seed)
     start, cpu_start = time.perf_counter(), time.process_time()
     trunk.train()
+    rates = []
     for _ in range(epochs):
+        rates.append(float(opt.param_groups[0]["lr"]))
         order = torch.from_numpy(rng.permutation(len(xt)))
         for s in range(0, len(xt), batch_size):
             idx = order[s:s + batch_size]
@@ -42,6 +49,8 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if schedule is not None:
+            schedule.step()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     trunk.eval()
     with torch.no_grad():
@@ -49,4 +58,5 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
         acc = {f"{t}/accuracy": float((heads[t](z).argmax(1).numpy() == y_test[t]).mean())
                for t in outputs}
     return {"test": acc, "params": int(sum(p.numel() for p in params)), "seconds": seconds,
-            "cpu_seconds": cpu_seconds, "threads": torch.get_num_threads()}
+            "cpu_seconds": cpu_seconds, "threads": torch.get_num_threads(),
+            "lr_per_epoch": rates}

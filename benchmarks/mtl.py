@@ -124,7 +124,7 @@ def fashion(args) -> dict:
     conv = args.trunk == "conv"
     hidden = "conv" if conv else args.hidden
     fit = dict(loss="cross_entropy", metrics=["accuracy"], epochs=args.epochs,
-               batch_size=args.batch_size, lr=args.lr)
+               batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule)
     models = {"single-task": None}  # the baseline of every Δm, so it always runs
     archs = args.architectures or (["hard"] if conv else ARCHITECTURES)
     for w in (args.weightings if "hard" in archs else []):
@@ -173,7 +173,8 @@ def fashion(args) -> dict:
                   flush=True)
         if _mtl_torch is not None:
             r = _mtl_torch.hard_sharing(train, test, hidden, tasks, args.epochs, args.batch_size,
-                                        args.lr, seed, dropout=args.dropout)
+                                        args.lr, seed, dropout=args.dropout,
+                                        lr_schedule=args.lr_schedule)
             runs["torch hard sharing|equal"].append(r)
             print(f"  fashion seed {seed} torch hard sharing         left "
                   f"{r['test']['left/accuracy']:.4f} right {r['test']['right/accuracy']:.4f}",
@@ -183,6 +184,7 @@ def fashion(args) -> dict:
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
                          "validation": args.validation, "dropout": args.dropout,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
+                         "lr_schedule": args.lr_schedule,
                          "seeds": args.seeds, "experts": args.experts,
                          "expert_units": args.expert_units, "tower": args.tower,
                          "soft_penalty": args.soft_penalty}, "runs": runs}
@@ -236,7 +238,9 @@ def fashion_markdown(res) -> str:
             f"MLP hidden widths {s['hidden']} ({_mlp_models(res['runs'], s)}); ") +
         (f"dropout {s['dropout']} after each hidden layer of the single-task and "
          f"hard-sharing MLPs{torch_too}; " if s.get("dropout") else "") +
-        f"{s['epochs']} epochs of Adam (lr {s['lr']}, batch {s['batch_size']}); "
+        f"{s['epochs']} epochs of Adam (lr {s['lr']}"
+        f"{', cosine decay to 0 over the epochs' if s.get('lr_schedule') == 'cosine' else ''}"
+        f", batch {s['batch_size']}); "
         f"mean ± std over {s['seeds']} seed(s). Δm%: mean relative accuracy gain over the "
         f"single-task models of the same seed. Times: median training time per run "
         f"(process CPU seconds, and wall seconds).", "",
@@ -246,6 +250,8 @@ def fashion_markdown(res) -> str:
 
 # --------------------------------------------------------------------- main
 def main(argv) -> int:
+    from tinynet.mtl.experiments import LR_SCHEDULES
+
     parser = argparse.ArgumentParser(prog="python -m benchmarks mtl", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     report.add_common_args(parser)
@@ -286,6 +292,9 @@ def main(argv) -> int:
                         help="Multi-Fashion: the multi-task models to train besides the "
                              "single-task baseline, which always runs (default: all, or "
                              "'hard' with --trunk conv; 'hard' includes the torch twin)")
+    parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
+                        help="Multi-Fashion: keep the learning rate, or decay it by a cosine "
+                             "to 0 over the epochs (every model, torch's too)")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--experts", type=int, default=4)
@@ -347,10 +356,12 @@ def main(argv) -> int:
     command = report.command_line("mtl", argv)  # so that the table says how to redo it
     results["total_seconds"] = time.perf_counter() - start
     sections.append(f"Command: `{command}` ({results['total_seconds'] / 60:.1f} min)")
-    # a CNN, dropout or validation run gets files of its own, so it never overwrites
+    # a CNN, dropout, cosine or validation run gets files of its own, so it never overwrites
     # the main table
     name = "mtl" + ("_conv" if args.trunk == "conv" else "") + (
-        "_dropout" if args.dropout else "") + ("_validation" if args.validation else "")
+        "_dropout" if args.dropout else "") + (
+        "_cosine" if args.lr_schedule == "cosine" else "") + (
+        "_validation" if args.validation else "")
     paths = report.write_report(name, results, "\n".join(sections), out_dir=args.out)
     print("\n".join(sections))
     print("wrote", ", ".join(map(str, paths)))

@@ -109,3 +109,47 @@ def test_the_cnn_trunk_refuses_the_mlp_only_architectures_before_any_training(ca
                   "--architectures", "hard", "mmoe"])
     err = capsys.readouterr().err
     assert "single-task and hard sharing only" in err and "hard mmoe" in err
+
+
+def _tiny_pairs(n=24, d=16, seed=0):
+    import numpy as np
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, d)).astype(np.float32)
+    return x, {"left": rng.integers(0, 3, n), "right": rng.integers(0, 3, n)}
+
+
+def test_cosine_schedule_decays_the_rate_each_epoch_and_torch_follows_the_same_rates():
+    import math
+
+    from tinynet.mtl import experiments as ex
+    data = _tiny_pairs()
+    tasks = {"left": 3, "right": 3}
+    r = ex.run(ex.hard_sharing(16, [8], tasks, seed=0), data, data, loss="cross_entropy",
+               epochs=4, batch_size=8, lr=0.01, lr_schedule="cosine")
+    expected = [0.005 * (1 + math.cos(math.pi * e / 4)) for e in range(4)]
+    assert r["history"]["lr"] == pytest.approx(expected)        # 0.01, 0.0085, 0.005, 0.0015
+    flat = ex.run(ex.hard_sharing(16, [8], tasks, seed=0), data, data, loss="cross_entropy",
+                  epochs=2, batch_size=8, lr=0.01)
+    assert "lr" not in flat["history"]                            # no scheduler, no log
+    with pytest.raises(ValueError, match="lr_schedule as one of constant, cosine.*'step'"):
+        ex.run(ex.hard_sharing(16, [8], tasks, seed=0), data, data, loss="cross_entropy",
+               lr_schedule="step")
+    torch = pytest.importorskip("torch")
+    from benchmarks import _mtl_torch
+    twin = _mtl_torch.hard_sharing(data, data, [8], tasks, 4, 8, 0.01, 0, lr_schedule="cosine")
+    assert twin["lr_per_epoch"] == pytest.approx(expected)
+    assert torch.get_num_threads() >= 1
+
+
+def test_a_cosine_run_writes_files_of_its_own_and_the_table_says_so(tmp_path):
+    assert mtl.main(["--quick", "--parts", "synthetic", "--lr-schedule", "cosine",
+                     "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "mtl_cosine.md").exists() and not (tmp_path / "mtl.md").exists()
+    res = {"settings": {"n_train": 1, "n_test": 1, "hidden": [4], "epochs": 3, "lr": 1e-3,
+                        "lr_schedule": "cosine", "batch_size": 2, "seeds": 1, "experts": 2,
+                        "expert_units": 2, "tower": 2, "soft_penalty": 0.0},
+           "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
+                                     "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
+    assert "(lr 0.001, cosine decay to 0 over the epochs, batch 2)" in mtl.fashion_markdown(res)
+    res["settings"]["lr_schedule"] = "constant"
+    assert "(lr 0.001, batch 2)" in mtl.fashion_markdown(res)

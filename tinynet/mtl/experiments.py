@@ -16,7 +16,8 @@ import numpy as np
 
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
 from ..layers import Dense, Dropout
-from ..recipes import cnn_layers
+from ..callbacks import LearningRateScheduler
+from ..recipes import cnn_layers, cosine_schedule
 from .graph import Input, Model
 from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
 
@@ -93,9 +94,19 @@ def mmoe(n_in: int, n_experts: int, expert_units: int, tower, outputs: dict,
     return MMoENet((n_in,), n_experts, expert_units, towers, seed=seed)
 
 
+LR_SCHEDULES = ("constant", "cosine")
+
+
 def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs: int = 10,
-        batch_size: int = 128, lr: float = 1e-3, seed: int = 0, optimizer: str = "adam") -> dict:
-    """Compile, fit on ``train = (x, {task: y})`` and evaluate on ``test``.
+        batch_size: int = 128, lr: float = 1e-3, seed: int = 0, optimizer: str = "adam",
+        lr_schedule: str = "constant") -> dict:
+    r"""Compile, fit on ``train = (x, {task: y})`` and evaluate on ``test``.
+
+    ``lr_schedule="cosine"`` decays the rate over the ``epochs`` epochs by
+    :func:`tinynet.recipes.cosine_schedule`, :math:`\eta_e = \tfrac12 \eta
+    (1 + \cos(\pi e / E))` at epoch :math:`e` (from 0), as
+    ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=E)`` does; ``"constant"``
+    keeps ``lr``.
 
     Returns
     -------
@@ -105,13 +116,18 @@ def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs
         robust to other load on the machine), ``history`` (History.history).
     """
     from .. import optim
+    if lr_schedule not in LR_SCHEDULES:
+        raise ValueError(f"run expected lr_schedule as one of {', '.join(LR_SCHEDULES)}, "
+                         f"received {lr_schedule!r}")
+    callbacks = ([LearningRateScheduler(cosine_schedule(lr, epochs))]
+                 if lr_schedule == "cosine" else None)
     tasks = model.output_names
     x, y = train
     x_test, y_test = test
     model.compile(optim.get(optimizer, lr=lr), loss=loss, metrics=metrics, weighting=weighting)
     start, cpu_start = time.perf_counter(), time.process_time()
     history = model.fit(x, {t: y[t] for t in tasks}, epochs=epochs, batch_size=batch_size,
-                        verbose=0, seed=seed)
+                        verbose=0, seed=seed, callbacks=callbacks)
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     scores = model.evaluate(x_test, {t: y_test[t] for t in tasks})
     return {"test": scores, "params": model.count_params(), "seconds": seconds,
