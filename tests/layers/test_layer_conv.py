@@ -17,7 +17,8 @@ L = tn.layers
 
 @given(n=st.integers(1, 2), h=st.integers(3, 6), w=st.integers(3, 6), c=st.integers(1, 3),
        f=st.integers(1, 3), k=st.integers(1, 3), s=st.integers(1, 2),
-       padding=st.sampled_from(["valid", "same"]), activation=st.sampled_from([None, "tanh"]),
+       padding=st.sampled_from(["valid", "same"]),
+       activation=st.sampled_from([None, "tanh", "gelu"]),  # gelu: the kernel keeps z too
        use_bias=st.booleans(), seed=seeds)
 def test_conv2d_gradients(n, h, w, c, f, k, s, padding, activation, use_bias, seed):
     rng = np.random.default_rng(seed)
@@ -26,6 +27,35 @@ def test_conv2d_gradients(n, h, w, c, f, k, s, padding, activation, use_bias, se
     x = rng.standard_normal((n, h, w, c))
     assert_gradients_ok(layer, x, rng)
     assert_backward_twice_doubles(layer, x, rng)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_the_fused_kernel_path_and_the_numpy_path_agree(dtype):
+    """Conv2D with a kernel activation runs Dense's fused kernels on the column
+    matrix; a subclass of the activation has no kernel code, so the same layer
+    runs its NumPy path instead (as both do on the "numpy" backend). Outputs, dx
+    and the parameter gradients agree."""
+    class MyGELU(L.GELU):
+        pass
+
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 7, 6, 3)).astype(dtype)
+    dy = rng.standard_normal((2, 5, 2, 5)).astype(dtype)
+    out = {}
+    for name, act in (("fused", "gelu"), ("numpy", MyGELU())):
+        layer = L.Conv2D(5, 3, strides=(1, 2), padding="valid", activation=act, dtype=dtype,
+                         seed=1)
+        y = layer.forward(x)
+        fused = name == "fused" and tn.kernels.effective_backend() != "numpy"
+        assert (layer._cache[3] is not None) == fused
+        dx = layer.backward(dy)
+        out[name] = (y, dx, layer.W.grad.copy(), layer.b.grad.copy())
+        with pytest.raises(ValueError, match=r"expected dy of shape \(2, 5, 2, 5\)"):
+            layer.backward(dy[:, :3])
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    for a, b in zip(out["fused"], out["numpy"]):
+        assert a.dtype == np.dtype(dtype)
+        np.testing.assert_allclose(a, b, rtol=tol, atol=tol)
 
 
 def _distinct(rng, shape):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..kernels.activations import needs_input
 from ..kernels.im2col import windows
 from ..checks import check_positive_int
 from .base import Layer
@@ -127,10 +128,17 @@ class Conv2D(_KernelLayer):
         cols = np.ascontiguousarray(windows(xp, self.kernel_size, self.strides)).reshape(
             n * ho * wo, -1)
         w2 = self.W.value.reshape(-1, f)
+        b = self.b.value if self.b is not None else None
+        fused = self._kernel_activation(cols)
+        if fused is not None:  # Dense's kernel: product, bias and activation in one call
+            z = np.empty((cols.shape[0], f), cols.dtype) if needs_input(fused[0]) else None
+            y = kernels.impl("dense_forward", cols.shape[0] * f)(cols, w2, b, *fused, z_out=z)
+            self._cache = (x.shape, xp.shape, cols, fused, y, z)
+            return y.reshape(n, ho, wo, f)
         z = kernels.impl("matmul", cols.shape[0] * f)(cols, w2)
-        if self.b is not None:
-            z += self.b.value
-        self._cache = (x.shape, xp.shape, cols)
+        if b is not None:
+            z += b
+        self._cache = (x.shape, xp.shape, cols, None, None, None)
         return self.activation.forward(z.reshape(n, ho, wo, f), training=training)
 
     #: :meth:`backward` accepts ``need_dx=False`` (see ``Sequential.backward``).
@@ -140,18 +148,23 @@ class Conv2D(_KernelLayer):
         """dL/dx, by the two products and col2im above (None when ``need_dx``
         is False: the first convolution of a model skips the product and col2im)."""
         self._require_cache(self._cache)
-        x_shape, xp_shape, cols = self._cache
-        g = self.activation.backward(dy)
+        x_shape, xp_shape, cols, fused, y, z = self._cache
         f = self.filters
-        g2 = np.ascontiguousarray(g).reshape(-1, f)
-        w2 = self.W.value.reshape(-1, f)
-        kernels.impl("matmul_tn", w2.size)(cols, g2, out=self.W.grad.reshape(-1, f),
-                                          accumulate=True)
-        if self.b is not None:
-            self.b.grad += g2.sum(axis=0)
+        w2, dw = self.W.value.reshape(-1, f), self.W.grad.reshape(-1, f)
+        db = self.b.grad if self.b is not None else None
+        if fused is not None:  # Dense's backward on the column matrix: g and db in one pass
+            dy = np.asarray(self._check_dy(dy, (x_shape[0], *self.output_shape)),
+                            dtype=y.dtype).reshape(-1, f)
+            dcols = kernels.impl("dense_backward", y.size)(cols, w2, dy, y, z, *fused, dw, db,
+                                                           need_dx)
+        else:
+            g2 = np.ascontiguousarray(self.activation.backward(dy)).reshape(-1, f)
+            kernels.impl("matmul_tn", w2.size)(cols, g2, out=dw, accumulate=True)
+            if db is not None:
+                db += g2.sum(axis=0)
+            dcols = kernels.impl("matmul_nt", cols.size)(g2, w2) if need_dx else None
         if not need_dx:
             return None
-        dcols = kernels.impl("matmul_nt", cols.size)(g2, w2)
         dxp = kernels.impl("col2im", dcols.size)(dcols, xp_shape, self.kernel_size,
                                                  self.strides)
         (pt, _), (pl, _) = self._pads(x_shape[1], x_shape[2])

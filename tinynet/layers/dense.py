@@ -7,7 +7,6 @@ import numpy as np
 from .. import kernels
 from ..checks import check_positive_int
 from ..kernels.activations import needs_input
-from . import activations
 from .weights import _KernelLayer
 
 __all__ = ["Dense"]
@@ -103,12 +102,6 @@ class Dense(_KernelLayer):
         return g @ self.W.value.T if need_dx else None
 
     # ----------------------------------------------------------- kernel path
-    def _kernel_activation(self, x):
-        """``(code, alpha)`` when the fused kernels can run this forward, else None."""
-        if x.dtype != self.W.dtype:
-            return None
-        return activations.kernel_code(self.activation, x.dtype)
-
     def _fused_forward(self, x, code, alpha):
         z = np.empty((x.shape[0], self.units), x.dtype) if needs_input(code) else None
         b = self.b.value if self.b is not None else None

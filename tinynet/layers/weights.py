@@ -30,6 +30,15 @@ class _KernelLayer(Layer):
         self.b = (self.add_param("b", self._init_b((shape[-1],), rng, dtype=self.dtype))
                   if self.use_bias else None)
 
+    def _kernel_activation(self, x):
+        """``(code, alpha)`` when the fused dense kernels
+        (:mod:`tinynet.kernels.dense`: product, bias and activation in one call)
+        can run this layer on ``x``, else None (another dtype, the "numpy"
+        backend, an activation without a kernel)."""
+        if x.dtype != self.W.dtype:
+            return None
+        return activations.kernel_code(self.activation, x.dtype)
+
     def get_config(self) -> dict:
         config = super().get_config()
         if not isinstance(self.kernel_initializer, str) or not isinstance(
