@@ -63,6 +63,12 @@ class Conv2D(_KernelLayer):
     :math:`\partial L/\partial X_c` back onto the patch it came from (col2im;
     overlapping patches sum), then drops the padding.
 
+    Given ``cols``, this is a Dense layer with ``kh*kw*C`` inputs, so when the
+    activation has a fused kernel the product, bias and activation run as
+    :func:`tinynet.kernels.dense.dense_forward` and the backward as
+    :func:`~tinynet.kernels.dense.dense_backward` (:math:`g` and the bias
+    gradient in one pass); other activations run the NumPy code.
+
     Parameters
     ----------
     filters : int
