@@ -17,6 +17,13 @@ cross-entropy), :mod:`.dropout`, :mod:`.pooling` (max pooling), :mod:`.im2col`
 ``TINYNET_BACKEND=numba|numpy|auto`` sets the initial backend.
 """
 
+if __name__ != "tinynet.kernels":
+    # From the repository's root, ``import kernels`` would also work, but Numba's
+    # disk cache (kept beside these files) records the module's name, and a
+    # kernel cached as ``kernels.dense`` crashes later loads as tinynet.kernels.
+    raise ImportError(f"this package is tinynet.kernels; import it as that, not as "
+                      f"{__name__!r} (Numba's kernel cache records the module name)")
+
 from .config import NUMBA_ENABLED, limit_threads, num_threads, set_num_threads, threading_layer
 from .dispatch import (BACKENDS, auto_choices, effective_backend, get_backend, impl,
                        set_backend, use_backend)

@@ -99,6 +99,18 @@ def test_compile_message_once_then_cached(tmp_path):
     assert warm.returncode == 0 and "compiling" not in warm.stderr
 
 
+def test_importing_the_kernels_under_their_directory_name_is_refused(tmp_path):
+    """From the repository's root ``kernels`` is importable as a top-level
+    package; a kernel compiled there would be cached under that module name
+    and crash the next load as tinynet.kernels, so the import is refused."""
+    proc = _run("import kernels.dense", NUMBA_CACHE_DIR=str(tmp_path))
+    assert proc.returncode != 0
+    assert "this package is tinynet.kernels; import it as that, not as 'kernels'" in proc.stderr
+    assert not list(tmp_path.rglob("*.nbi"))                       # nothing was cached
+    ok = _run("import tinynet.kernels.dense", NUMBA_CACHE_DIR=str(tmp_path))
+    assert ok.returncode == 0, ok.stderr
+
+
 def test_import_tinynet_does_not_import_numba():
     proc = _run("import sys, tinynet; print('numba' in sys.modules)")
     assert proc.stdout.strip() == "False"
