@@ -278,59 +278,70 @@ def bias_act_rows(c, bias, has_bias, z_out, store_z, code, alpha, r0, r1):
 @njit
 def act_grad_rows(dy, y, z, code, alpha, g, r0, r1):
     """g[r0:r1] = dL/dz from dy and the saved output y (or input z).
-    Constants in dy's dtype, as in :func:`_act_rows`."""
+    Constants in dy's dtype, as in :func:`_act_rows`.
+
+    The branch on ``code`` is outside the row loop: with all the branches
+    inside it, LLVM left even the ReLU loop unvectorised (4.3 ms against 1.4
+    ms serially on conv1's 86,528 x 32 rows)."""
     N = dy.shape[1]
     one = dy.dtype.type(1.0)
     half = dy.dtype.type(0.5)
     zero = dy.dtype.type(0.0)
-    for i in range(r0, r1):
-        d = dy[i]
-        out = g[i]
-        if code == RELU:
-            yr = y[i]
+    if code == RELU:
+        for i in range(r0, r1):
+            d, yr, out = dy[i], y[i], g[i]
             for j in range(N):
                 out[j] = d[j] if yr[j] > zero else zero
-        elif code == LEAKY_RELU:
-            yr = y[i]
+    elif code == LEAKY_RELU:
+        for i in range(r0, r1):
+            d, yr, out = dy[i], y[i], g[i]
             for j in range(N):
                 out[j] = d[j] if yr[j] > zero else d[j] * alpha
-        elif code == ELU:
-            yr = y[i]
+    elif code == ELU:
+        for i in range(r0, r1):
+            d, yr, out = dy[i], y[i], g[i]
             for j in range(N):
                 out[j] = d[j] if yr[j] > zero else d[j] * (yr[j] + alpha)
-        elif code == SIGMOID:
-            yr = y[i]
+    elif code == SIGMOID:
+        for i in range(r0, r1):
+            d, yr, out = dy[i], y[i], g[i]
             for j in range(N):
                 out[j] = d[j] * yr[j] * (one - yr[j])
-        elif code == TANH:
-            yr = y[i]
+    elif code == TANH:
+        for i in range(r0, r1):
+            d, yr, out = dy[i], y[i], g[i]
             for j in range(N):
                 out[j] = d[j] * (one - yr[j] * yr[j])
-        elif code == GELU:
-            zr = z[i]
-            k = dy.dtype.type(_SQRT_HALF)
-            k_pdf = dy.dtype.type(_INV_SQRT_2PI)
+    elif code == GELU:
+        k = dy.dtype.type(_SQRT_HALF)
+        k_pdf = dy.dtype.type(_INV_SQRT_2PI)
+        for i in range(r0, r1):
+            d, zr, out = dy[i], z[i], g[i]
             for j in range(N):
                 v = zr[j]
                 cdf = half * math.erfc(-v * k)
                 out[j] = d[j] * (cdf + v * k_pdf * math.exp(-half * v * v))
-        elif code == GELU_TANH:
-            zr = z[i]
-            k = dy.dtype.type(_SQRT_2_OVER_PI)
-            cubic = dy.dtype.type(_GELU_CUBIC)
-            k_du = dy.dtype.type(3.0 * _SQRT_2_OVER_PI * _GELU_CUBIC)
+    elif code == GELU_TANH:
+        k = dy.dtype.type(_SQRT_2_OVER_PI)
+        cubic = dy.dtype.type(_GELU_CUBIC)
+        k_du = dy.dtype.type(3.0 * _SQRT_2_OVER_PI * _GELU_CUBIC)
+        for i in range(r0, r1):
+            d, zr, out = dy[i], z[i], g[i]
             for j in range(N):
                 v = zr[j]
                 t = math.tanh(k * (v + cubic * v * v * v))  # as in the forward
                 du = k + k_du * v * v
                 out[j] = d[j] * (half * (one + t) + half * v * (one - t * t) * du)
-        elif code == SILU:
-            zr = z[i]
+    elif code == SILU:
+        for i in range(r0, r1):
+            d, zr, out = dy[i], z[i], g[i]
             for j in range(N):
                 v = zr[j]
                 s = _sigmoid(v)
                 out[j] = d[j] * s * (one + v * (one - s))
-        else:
+    else:
+        for i in range(r0, r1):
+            d, out = dy[i], g[i]
             for j in range(N):
                 out[j] = d[j]
 
