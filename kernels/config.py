@@ -13,6 +13,13 @@
   then every operation runs on its NumPy reference (see ``dispatch``).
 * The first time a tinynet kernel misses the disk cache and compiles, one
   line goes to stderr: "compiling kernels, first run only".
+* Stale caches: Numba checks a cached kernel against its own file's time
+  stamp only, so a kernel that inlines a function of another kernels file
+  (dense.py runs activations.py's row loops) would go on running the old
+  code after that file changed. :func:`_drop_stale_cache` hashes every
+  kernels file together at import; when the hash differs from the one kept
+  beside the cache, it deletes the cache files of the kernels (they then
+  compile again once).
 * Adaptive threads: parallel kernels wait for every worker, and on a machine
   shared with busy processes a worker may wait a whole time slice (4-8 ms)
   for a core. :func:`num_threads` therefore probes (at most every 2 s) how
@@ -24,6 +31,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import sys
 import threading
@@ -100,6 +108,59 @@ def _configure_numba() -> None:
 
 
 _configure_numba()
+
+#: Beside Numba's cache files: the hash of the kernels' sources they were built from.
+SOURCES_STAMP = "tinynet-kernels-sources.sha256"
+
+
+def _sources_digest(folder: str) -> tuple[str, list]:
+    names = sorted(n for n in os.listdir(folder) if n.endswith(".py"))
+    digest = hashlib.sha256()
+    for name in names:
+        with open(os.path.join(folder, name), "rb") as fh:
+            digest.update(name.encode() + b"\0" + fh.read() + b"\0")
+    return digest.hexdigest(), names
+
+
+def _drop_stale_cache() -> None:
+    """Delete the kernels' Numba cache files when any kernels source changed
+    since they were written (see the module docstring); the cache directory
+    is the one Numba picks (``NUMBA_CACHE_DIR``, ``__pycache__`` beside the
+    sources, or the user-wide one). Housekeeping only: if Numba's locator
+    API or the file system says no, the cache is left as Numba keeps it."""
+    if numba is None or not NUMBA_ENABLED:
+        return
+    try:
+        from numba.core.caching import CacheImpl
+        folder = os.path.dirname(os.path.abspath(__file__))
+        digest, names = _sources_digest(folder)
+        for locator_class in CacheImpl._locator_classes:
+            locator = locator_class.from_function(_drop_stale_cache, os.path.abspath(__file__))
+            if locator is not None:
+                break
+        else:
+            return
+        cache_dir = locator.get_cache_path()
+        stamp = os.path.join(cache_dir, SOURCES_STAMP)
+        if os.path.isfile(stamp):
+            with open(stamp) as fh:
+                if fh.read().strip() == digest:
+                    return
+        if os.path.isdir(cache_dir):
+            stems = tuple(n[:-3] + "." for n in names)
+            for name in os.listdir(cache_dir):
+                if name.endswith((".nbi", ".nbc")) and name.startswith(stems):
+                    os.remove(os.path.join(cache_dir, name))
+        os.makedirs(cache_dir, exist_ok=True)
+        tmp = f"{stamp}.{os.getpid()}.tmp"
+        with open(tmp, "w") as fh:
+            fh.write(digest + "\n")
+        os.replace(tmp, stamp)  # atomic: a reader sees the old stamp or the new one
+    except (ImportError, AttributeError, OSError):
+        return
+
+
+_drop_stale_cache()
 
 
 def _jit(f, parallel, exact):

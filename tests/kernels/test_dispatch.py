@@ -99,6 +99,30 @@ def test_compile_message_once_then_cached(tmp_path):
     assert warm.returncode == 0 and "compiling" not in warm.stderr
 
 
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_a_changed_kernels_source_drops_the_cache_of_every_kernel(tmp_path):
+    """Numba checks a cache entry against its own file only; the stamp of all
+    the kernels' sources makes a change anywhere recompile every kernel (here
+    the stamp is altered, as a source change would make it differ)."""
+    from tinynet.kernels.config import SOURCES_STAMP
+    code = ("import numpy as np; from tinynet.kernels import dropout;"
+            "x = np.ones(10, np.float32); dropout.dropout_backward(x, x)")
+    first = _run(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert first.returncode == 0 and "compiling" in first.stderr, first.stderr
+    (stamp,) = tmp_path.rglob(SOURCES_STAMP)
+    digest = stamp.read_text()
+    cached = sorted(p.name for p in stamp.parent.glob("dropout.*.nbi"))
+    assert cached
+    assert "compiling" not in _run(code, NUMBA_CACHE_DIR=str(tmp_path)).stderr
+    stamp.write_text("0" * 64 + "\n")                          # "the sources changed"
+    again = _run("import tinynet.kernels.config", NUMBA_CACHE_DIR=str(tmp_path))
+    assert again.returncode == 0, again.stderr
+    assert not list(stamp.parent.glob("*.nbi")) and stamp.read_text() == digest
+    rebuilt = _run(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert rebuilt.returncode == 0 and "compiling" in rebuilt.stderr
+    assert sorted(p.name for p in stamp.parent.glob("dropout.*.nbi")) == cached
+
+
 def test_importing_the_kernels_under_their_directory_name_is_refused(tmp_path):
     """From the repository's root ``kernels`` is importable as a top-level
     package; a kernel compiled there would be cached under that module name
