@@ -52,8 +52,11 @@ def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
                    figure=None) -> int:
     """The usual ``main(argv)`` of a benchmark: parse ``--quick``/``--out`` (plus
     what ``configure(parser)`` adds), ``res = run(args)``, print
-    ``to_markdown(res)`` and write the report (with ``figure(res)`` if given)."""
-    parser = argparse.ArgumentParser(prog=f"python -m benchmarks {name}", description=doc,
+    ``to_markdown(res)`` and write the report (with ``figure(res)`` if given).
+    ``name`` may be a function of the parsed arguments, for a setting that gets
+    files of its own (``train --model cnn`` writes ``train_cnn.*``)."""
+    base = name if isinstance(name, str) else name(None)
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks {base}", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     if configure is not None:
@@ -62,8 +65,8 @@ def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
     res = run(args)
     markdown = to_markdown(res)
     print(markdown)
-    paths = write_report(name, res, markdown, figure=figure(res) if figure else None,
-                         out_dir=args.out)
+    paths = write_report(name if isinstance(name, str) else name(args), res, markdown,
+                         figure=figure(res) if figure else None, out_dir=args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -1,8 +1,13 @@
-"""Training throughput: MLP 784-256-128-10 vs PyTorch (CPU) and scikit-learn.
+"""Training throughput: MLP 784-256-128-10 (or the small CNN) vs PyTorch (CPU) and scikit-learn.
 
 Samples per second for training an MLP 784-256-128-10 (ReLU, softmax
 cross-entropy, Adam, float32) at batch sizes 32, 128 and 512, measured in one
-run for every framework, as the median over repeats of one epoch each:
+run for every framework, as the median over repeats of one epoch each.
+``--model cnn`` trains the CNN of :func:`tinynet.recipes.cnn_layers` instead
+(28x28x1 -> 3x3 conv 32, 2x2 max pool, 3x3 conv 64, 2x2 max pool, Dense 128,
+Dense 10; the network of the transfer and multi-task benchmarks) against the
+same layers in PyTorch (channels first, as PyTorch's convolutions want), with
+no scikit-learn column (it has no CNN); its files are ``train_cnn.*``.
 
 * tinynet, ``step``: the training step loop (``zero_grad``, forward, loss,
   backward without the input gradient, ``optimizer.step``) -- what the
@@ -27,6 +32,7 @@ throughput does not depend on the values. Ratios are tinynet ``step`` over
 each peer.
 
     python -m benchmarks train [--quick] [--repeats 5] [--samples 8192] [--threads 2]
+                               [--model mlp|cnn]
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ import numpy as np
 from .report import benchmark_main, markdown_table, ratio
 
 LAYERS = (784, 256, 128, 10)
+MODELS = {"mlp": "MLP 784-256-128-10",
+          "cnn": "CNN 28x28 conv32-pool-conv64-pool-128-10"}
 
 
 def _data(n, seed=0):
@@ -52,11 +60,17 @@ def _batches(n, batch_size):
 
 
 # ------------------------------------------------------------------ tinynet
-def tinynet_runner(x, y, batch_size):
+def tinynet_runner(x, y, batch_size, model="mlp"):
     import tinynet as tn
-    model = tn.Sequential([tn.layers.Dense(LAYERS[1], activation="relu", input_dim=LAYERS[0]),
-                           tn.layers.Dense(LAYERS[2], activation="relu"),
-                           tn.layers.Dense(LAYERS[3])])
+    if model == "cnn":
+        from tinynet.recipes import cnn_layers
+        model = tn.Sequential(cnn_layers(LAYERS[0]) + [tn.layers.Dense(LAYERS[3])])
+        model.build((LAYERS[0],))
+    else:
+        model = tn.Sequential([tn.layers.Dense(LAYERS[1], activation="relu",
+                                               input_dim=LAYERS[0]),
+                               tn.layers.Dense(LAYERS[2], activation="relu"),
+                               tn.layers.Dense(LAYERS[3])])
     model.compile(optimizer=tn.optim.Adam(lr=1e-3), loss=tn.losses.CrossEntropy())
     opt, loss = model.optimizer, model.loss
     if hasattr(model, "_bind_optimizer"):
@@ -79,15 +93,22 @@ def tinynet_runner(x, y, batch_size):
 
 
 # ------------------------------------------------------------------ PyTorch
-def torch_runner(x, y, batch_size, threads=2, flush_denormal=False):
+def torch_runner(x, y, batch_size, threads=2, flush_denormal=False, model="mlp"):
     import torch
+    nn = torch.nn
     if flush_denormal:  # before the intra-op threads exist, so that they inherit it
         torch.set_flush_denormal(True)
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = torch.nn.Sequential(torch.nn.Linear(LAYERS[0], LAYERS[1]), torch.nn.ReLU(),
-                                torch.nn.Linear(LAYERS[1], LAYERS[2]), torch.nn.ReLU(),
-                                torch.nn.Linear(LAYERS[2], LAYERS[3]))
+    if model == "cnn":
+        model = nn.Sequential(nn.Unflatten(1, (1, 28, 28)), nn.Conv2d(1, 32, 3), nn.ReLU(),
+                              nn.MaxPool2d(2), nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+                              nn.Flatten(), nn.Linear(1600, 128), nn.ReLU(),
+                              nn.Linear(128, LAYERS[3]))
+    else:
+        model = nn.Sequential(nn.Linear(LAYERS[0], LAYERS[1]), nn.ReLU(),
+                              nn.Linear(LAYERS[1], LAYERS[2]), nn.ReLU(),
+                              nn.Linear(LAYERS[2], LAYERS[3]))
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     loss_fn = torch.nn.CrossEntropyLoss()
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -131,16 +152,16 @@ FRAMEWORKS = {"tinynet": ("tinynet_step", "tinynet_fit"), "torch": ("torch",),
               "torch_ftz": ("torch_ftz",), "sklearn": ("sklearn",)}
 
 
-def _runners(framework, x, y, batch_size, threads):
+def _runners(framework, x, y, batch_size, threads, model="mlp"):
     if framework == "tinynet":
-        return dict(zip(FRAMEWORKS["tinynet"], tinynet_runner(x, y, batch_size)))
+        return dict(zip(FRAMEWORKS["tinynet"], tinynet_runner(x, y, batch_size, model)))
     if framework in ("torch", "torch_ftz"):
         return {framework: torch_runner(x, y, batch_size, threads,
-                                        flush_denormal=framework == "torch_ftz")}
+                                        flush_denormal=framework == "torch_ftz", model=model)}
     return {"sklearn": sklearn_runner(x, y, batch_size)}
 
 
-def _worker(conn, framework, batch_size, n_samples, threads):
+def _worker(conn, framework, batch_size, n_samples, threads, model="mlp"):
     """One framework in a process of its own: build, warm up, then time one
     epoch of the runner named in each message until told to stop.
 
@@ -150,7 +171,7 @@ def _worker(conn, framework, batch_size, n_samples, threads):
     each with a thread per core)."""
     _set_threads(threads, framework)
     x, y = _data(n_samples)
-    runners = _runners(framework, x, y, batch_size, threads)
+    runners = _runners(framework, x, y, batch_size, threads, model)
     for fn in runners.values():  # warm-up: compile, allocate, fill caches
         fn()
     layer = None
@@ -169,10 +190,12 @@ def _worker(conn, framework, batch_size, n_samples, threads):
         conn.send(time.perf_counter() - t0)
 
 
-def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print) -> dict:
+def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
+        model="mlp") -> dict:
     import multiprocessing
     context = multiprocessing.get_context("spawn")
-    peers = {"torch": _available("torch"), "sklearn": _available("sklearn")}
+    peers = {"torch": _available("torch"),
+             "sklearn": model == "mlp" and _available("sklearn")}  # no CNN in sklearn
     frameworks = ["tinynet"] + (["torch", "torch_ftz"] if peers["torch"] else []) + \
         (["sklearn"] if peers["sklearn"] else [])
     results, layer = {}, None
@@ -185,7 +208,8 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print) -> di
             for framework in frameworks:
                 parent, child = context.Pipe()
                 proc = context.Process(target=_worker, daemon=True,
-                                       args=(child, framework, batch_size, n_samples, threads))
+                                       args=(child, framework, batch_size, n_samples, threads,
+                                             model))
                 proc.start()
                 workers[framework] = (proc, parent)
                 _, reported = parent.recv()
@@ -215,7 +239,7 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print) -> di
         results[batch_size] = row
         log(f"batch {batch_size}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in row.items()
                                                if k != "times"))
-    return {"samples_per_epoch": n_samples, "repeats": repeats, "peers": peers,
+    return {"model": model, "samples_per_epoch": n_samples, "repeats": repeats, "peers": peers,
             "batches": results, "numba_threading_layer": layer,
             "processes": "one per framework"}
 
@@ -246,7 +270,9 @@ def to_markdown(res) -> str:
                      round(row["sklearn"]) if "sklearn" in row else "skipped",
                      _ratio_cell(step, best_torch(row)), _ratio_cell(step, best_epoch),
                      _ratio_cell(step, row.get("sklearn"))])
-    head = ("## Training throughput, MLP 784-256-128-10 (ReLU, softmax CE, Adam, float32)\n\n"
+    model = res.get("model", "mlp")
+    no_sklearn = " scikit-learn has no CNN." if model == "cnn" else ""
+    head = (f"## Training throughput, {MODELS[model]} (ReLU, softmax CE, Adam, float32)\n\n"
             f"Samples/s, median of {res['repeats']} epochs of {res['samples_per_epoch']} "
             f"samples, frameworks interleaved (rotating order, 0.3 s pause before each "
             f"timed epoch) in one run, each framework in a process of its own, "
@@ -254,7 +280,7 @@ def to_markdown(res) -> str:
             f"{res.get('numba_threading_layer')}; PyTorch; OpenBLAS). PyTorch is timed "
             "as it comes and with `torch.set_flush_denormal(True)` (its own process); "
             "'best PyTorch' is the faster median of the two, 'PyTorch best epoch' its "
-            "fastest single epoch (before subnormals slow it).\n\n")
+            f"fastest single epoch (before subnormals slow it).{no_sklearn}\n\n")
     return head + markdown_table(
         ["batch", "tinynet step loop", "tinynet fit", "PyTorch", "PyTorch, flush denormals",
          "PyTorch best epoch", "scikit-learn", "tinynet / best PyTorch",
@@ -285,7 +311,7 @@ def _figure(res):
     ax.set_xticks([j + width for j in range(len(batch_sizes))], [str(b) for b in batch_sizes])
     ax.set_xlabel("batch size")
     ax.set_ylabel("samples / s")
-    ax.set_title("MLP 784-256-128-10 training throughput")
+    ax.set_title(f"{MODELS[res.get('model', 'mlp')]} training throughput")
     ax.legend()
     fig.tight_layout()
     return fig
@@ -315,13 +341,18 @@ def main(argv=None) -> int:
         parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 512])
         parser.add_argument("--threads", type=int, default=2,
                             help="threads for every framework (default 2, as the issue asks)")
+        parser.add_argument("--model", choices=list(MODELS), default="mlp",
+                            help="the MLP (default) or the small CNN (files train_cnn.*)")
 
     def run_args(args):
         if args.quick:
             args.repeats, args.samples, args.batch_sizes = 1, 256, [32, 128]
         res = run(args.batch_sizes, args.samples, args.repeats, threads=args.threads,
-                  settle=0.0 if args.quick else 0.3)
+                  settle=0.0 if args.quick else 0.3, model=args.model)
         res["threads"] = args.threads
         return res
-    return benchmark_main("train", __doc__, argv, run_args, to_markdown, configure=configure,
+
+    def name(args):
+        return "train_cnn" if args is not None and args.model == "cnn" else "train"
+    return benchmark_main(name, __doc__, argv, run_args, to_markdown, configure=configure,
                           figure=_figure)

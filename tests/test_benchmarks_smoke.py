@@ -57,6 +57,20 @@ def test_quick_benchmark_runs(name, tmp_path):
     assert (tmp_path / f"{name}.md").read_text().strip()
 
 
+def test_the_cnn_training_benchmark_writes_files_of_its_own_without_sklearn(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "benchmarks", "train", "--quick", "--model",
+                           "cnn", "--out", str(tmp_path)], cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert not (tmp_path / "train.json").exists()
+    results = json.loads((tmp_path / "train_cnn.json").read_text())["results"]
+    assert results["model"] == "cnn" and results["peers"]["sklearn"] is False
+    row = results["batches"]["32"]
+    assert row["tinynet_step"] > 0 and "sklearn" not in row
+    text = (tmp_path / "train_cnn.md").read_text()
+    assert "CNN 28x28 conv32-pool-conv64-pool-128-10" in text and "scikit-learn has no CNN" in text
+
+
 def test_command_line_gives_the_arguments_without_the_output_directory():
     assert report.command_line("transfer", ["--datasets", "fashion-cnn", "--out", "/tmp/x",
                                             "--seeds", "2"]) == \
