@@ -49,14 +49,13 @@ def command_line(name: str, argv) -> str:
 
 
 def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
-                   figure=None) -> int:
+                   figure=None, file_name=None) -> int:
     """The usual ``main(argv)`` of a benchmark: parse ``--quick``/``--out`` (plus
     what ``configure(parser)`` adds), ``res = run(args)``, print
     ``to_markdown(res)`` and write the report (with ``figure(res)`` if given).
-    ``name`` may be a function of the parsed arguments, for a setting that gets
+    The files are ``name.*``, or ``file_name(args).*`` for a setting that gets
     files of its own (``train --model cnn`` writes ``train_cnn.*``)."""
-    base = name if isinstance(name, str) else name(None)
-    parser = argparse.ArgumentParser(prog=f"python -m benchmarks {base}", description=doc,
+    parser = argparse.ArgumentParser(prog=f"python -m benchmarks {name}", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     if configure is not None:
@@ -65,7 +64,7 @@ def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
     res = run(args)
     markdown = to_markdown(res)
     print(markdown)
-    paths = write_report(name if isinstance(name, str) else name(args), res, markdown,
+    paths = write_report(file_name(args) if file_name else name, res, markdown,
                          figure=figure(res) if figure else None, out_dir=args.out)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0

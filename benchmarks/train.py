@@ -351,8 +351,6 @@ def main(argv=None) -> int:
                   settle=0.0 if args.quick else 0.3, model=args.model)
         res["threads"] = args.threads
         return res
-
-    def name(args):
-        return "train_cnn" if args is not None and args.model == "cnn" else "train"
-    return benchmark_main(name, __doc__, argv, run_args, to_markdown, configure=configure,
-                          figure=_figure)
+    return benchmark_main("train", __doc__, argv, run_args, to_markdown, configure=configure,
+                          figure=_figure,
+                          file_name=lambda args: "train_cnn" if args.model == "cnn" else "train")
