@@ -13,7 +13,6 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..kernels.activations import needs_input
 from ..kernels.im2col import windows
 from ..checks import check_positive_int
 from .base import Layer
@@ -133,17 +132,14 @@ class Conv2D(_KernelLayer):
         ho, wo, f = self.output_shape
         cols = np.ascontiguousarray(windows(xp, self.kernel_size, self.strides)).reshape(
             n * ho * wo, -1)
-        w2 = self.W.value.reshape(-1, f)
-        b = self.b.value if self.b is not None else None
         fused = self._kernel_activation(cols)
         if fused is not None:  # Dense's kernel: product, bias and activation in one call
-            z = np.empty((cols.shape[0], f), cols.dtype) if needs_input(fused[0]) else None
-            y = kernels.impl("dense_forward", cols.shape[0] * f)(cols, w2, b, *fused, z_out=z)
+            y, z = self._fused_forward(cols, fused)
             self._cache = (x.shape, xp.shape, cols, fused, y, z)
             return y.reshape(n, ho, wo, f)
-        z = kernels.impl("matmul", cols.shape[0] * f)(cols, w2)
-        if b is not None:
-            z += b
+        z = kernels.impl("matmul", cols.shape[0] * f)(cols, self.W.value.reshape(-1, f))
+        if self.b is not None:
+            z += self.b.value
         self._cache = (x.shape, xp.shape, cols, None, None, None)
         return self.activation.forward(z.reshape(n, ho, wo, f), training=training)
 
@@ -156,18 +152,17 @@ class Conv2D(_KernelLayer):
         self._require_cache(self._cache)
         x_shape, xp_shape, cols, fused, y, z = self._cache
         f = self.filters
-        w2, dw = self.W.value.reshape(-1, f), self.W.grad.reshape(-1, f)
-        db = self.b.grad if self.b is not None else None
         if fused is not None:  # Dense's backward on the column matrix: g and db in one pass
             dy = np.asarray(self._check_dy(dy, (x_shape[0], *self.output_shape)),
                             dtype=y.dtype).reshape(-1, f)
-            dcols = kernels.impl("dense_backward", y.size)(cols, w2, dy, y, z, *fused, dw, db,
-                                                           need_dx)
+            dcols = self._fused_backward(cols, dy, y, z, fused, need_dx)
         else:
+            w2 = self.W.value.reshape(-1, f)
             g2 = np.ascontiguousarray(self.activation.backward(dy)).reshape(-1, f)
-            kernels.impl("matmul_tn", w2.size)(cols, g2, out=dw, accumulate=True)
-            if db is not None:
-                db += g2.sum(axis=0)
+            kernels.impl("matmul_tn", w2.size)(cols, g2, out=self.W.grad.reshape(-1, f),
+                                              accumulate=True)
+            if self.b is not None:
+                self.b.grad += g2.sum(axis=0)
             dcols = kernels.impl("matmul_nt", cols.size)(g2, w2) if need_dx else None
         if not need_dx:
             return None

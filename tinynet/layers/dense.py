@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import kernels
 from ..checks import check_positive_int
-from ..kernels.activations import needs_input
 from .weights import _KernelLayer
 
 __all__ = ["Dense"]
@@ -80,7 +78,9 @@ class Dense(_KernelLayer):
         self._x = x
         self._fused = self._kernel_activation(x)
         if self._fused is not None:
-            return self._fused_forward(x, *self._fused)
+            y, z = self._fused_forward(x, self._fused)
+            self._fused_cache = (y, z)
+            return y
         z = x @ self.W.value
         if self.b is not None:
             z += self.b.value
@@ -94,29 +94,14 @@ class Dense(_KernelLayer):
         whose input needs no gradient skips that product)."""
         self._require_cache(self._x)
         if self._fused is not None:
-            return self._fused_backward(dy, need_dx)
+            y, z = self._fused_cache
+            dy = np.asarray(self._check_dy(dy, y.shape), dtype=y.dtype)
+            return self._fused_backward(self._x, dy, y, z, self._fused, need_dx)
         g = self.activation.backward(dy)
         self.W.grad += self._x.T @ g
         if self.b is not None:
             self.b.grad += g.sum(axis=0)
         return g @ self.W.value.T if need_dx else None
-
-    # ----------------------------------------------------------- kernel path
-    def _fused_forward(self, x, code, alpha):
-        z = np.empty((x.shape[0], self.units), x.dtype) if needs_input(code) else None
-        b = self.b.value if self.b is not None else None
-        y = kernels.impl("dense_forward", x.shape[0] * self.units)(
-            x, self.W.value, b, code, alpha, z_out=z)
-        self._fused_cache = (y, z)
-        return y
-
-    def _fused_backward(self, dy, need_dx):
-        code, alpha = self._fused
-        y, z = self._fused_cache
-        dy = np.asarray(self._check_dy(dy, y.shape), dtype=y.dtype)
-        return kernels.impl("dense_backward", y.size)(
-            self._x, self.W.value, dy, y, z, code, alpha, self.W.grad,
-            self.b.grad if self.b is not None else None, need_dx)
 
     def get_config(self) -> dict:
         config = super().get_config()

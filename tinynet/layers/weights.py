@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import init as initializers
+from .. import kernels
+from ..kernels.activations import needs_input
 from . import activations
 from .base import Layer
 
@@ -38,6 +42,28 @@ class _KernelLayer(Layer):
         if x.dtype != self.W.dtype:
             return None
         return activations.kernel_code(self.activation, x.dtype)
+
+    def _fused_forward(self, x2, fused):
+        """:func:`~tinynet.kernels.dense.dense_forward` on the rows ``x2`` of
+        shape (M, fan_in), with ``W`` as a (fan_in, n_out) matrix and
+        ``fused = (code, alpha)``: returns ``y`` (M, n_out) and the ``z`` its
+        backward needs (None unless the activation needs its input)."""
+        n_out = self.W.value.shape[-1]
+        z = np.empty((x2.shape[0], n_out), x2.dtype) if needs_input(fused[0]) else None
+        b = self.b.value if self.b is not None else None
+        y = kernels.impl("dense_forward", x2.shape[0] * n_out)(
+            x2, self.W.value.reshape(-1, n_out), b, *fused, z_out=z)
+        return y, z
+
+    def _fused_backward(self, x2, dy2, y, z, fused, need_dx):
+        """:func:`~tinynet.kernels.dense.dense_backward` for
+        :meth:`_fused_forward`: adds to ``W.grad`` (and ``b.grad``), returns
+        dL/dx2 (None when ``need_dx`` is False)."""
+        n_out = self.W.value.shape[-1]
+        return kernels.impl("dense_backward", y.size)(
+            x2, self.W.value.reshape(-1, n_out), dy2, y, z, *fused,
+            self.W.grad.reshape(-1, n_out), self.b.grad if self.b is not None else None,
+            need_dx)
 
     def get_config(self) -> dict:
         config = super().get_config()
