@@ -10,12 +10,13 @@ import numpy as np
 
 
 def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: int, lr: float,
-                 seed: int, dropout: float = 0.0, lr_schedule: str = "constant") -> dict:
+                 seed: int, dropout: float = 0.0, lr_schedule: str = "constant",
+                 weight_decay: float = 0.0) -> dict:
     """Train a torch shared-trunk MLP with one linear head per task (``dropout``
     after each hidden layer, as tinynet's; ``lr_schedule="cosine"``:
     ``CosineAnnealingLR(T_max=epochs)``, stepped after each epoch, the rates of
-    tinynet.mtl.experiments.run's cosine); return accuracies and the rate of each
-    epoch."""
+    tinynet.mtl.experiments.run's cosine; ``weight_decay``: Adam's L2 term, as
+    tinynet's Adam); return accuracies and the rate of each epoch."""
     import torch
     from torch import nn
 
@@ -29,7 +30,7 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     trunk = nn.Sequential(*layers)
     heads = nn.ModuleDict({t: nn.Linear(width, n) for t, n in outputs.items()})
     params = list(trunk.parameters()) + list(heads.parameters())
-    opt = torch.optim.Adam(params, lr=lr)
+    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
                 if lr_schedule == "cosine" else None)
     loss_fn = nn.CrossEntropyLoss()

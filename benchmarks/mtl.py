@@ -124,7 +124,8 @@ def fashion(args) -> dict:
     conv = args.trunk == "conv"
     hidden = "conv" if conv else args.hidden
     fit = dict(loss="cross_entropy", metrics=["accuracy"], epochs=args.epochs,
-               batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule)
+               batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
+               weight_decay=args.weight_decay)
     models = {"single-task": None}  # the baseline of every Δm, so it always runs
     archs = args.architectures or (["hard"] if conv else ARCHITECTURES)
     for w in (args.weightings if "hard" in archs else []):
@@ -174,7 +175,8 @@ def fashion(args) -> dict:
         if _mtl_torch is not None:
             r = _mtl_torch.hard_sharing(train, test, hidden, tasks, args.epochs, args.batch_size,
                                         args.lr, seed, dropout=args.dropout,
-                                        lr_schedule=args.lr_schedule)
+                                        lr_schedule=args.lr_schedule,
+                                        weight_decay=args.weight_decay)
             runs["torch hard sharing|equal"].append(r)
             print(f"  fashion seed {seed} torch hard sharing         left "
                   f"{r['test']['left/accuracy']:.4f} right {r['test']['right/accuracy']:.4f}",
@@ -184,7 +186,7 @@ def fashion(args) -> dict:
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
                          "validation": args.validation, "dropout": args.dropout,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
-                         "lr_schedule": args.lr_schedule,
+                         "lr_schedule": args.lr_schedule, "weight_decay": args.weight_decay,
                          "seeds": args.seeds, "experts": args.experts,
                          "expert_units": args.expert_units, "tower": args.tower,
                          "soft_penalty": args.soft_penalty}, "runs": runs}
@@ -212,6 +214,8 @@ def fashion_markdown(res) -> str:
     keys = ["left/accuracy", "right/accuracy"]
     single = res["runs"]["single-task"]
     rows = []
+    decay = (f", L2 weight decay {s['weight_decay']:g} on every parameter"
+             if s.get("weight_decay") else "")
     torch_too = (" (torch's too)" if isinstance(res["runs"].get("torch hard sharing|equal"),
                                                  list) else "")
     for name, runs in res["runs"].items():
@@ -240,6 +244,7 @@ def fashion_markdown(res) -> str:
          f"hard-sharing MLPs{torch_too}; " if s.get("dropout") else "") +
         f"{s['epochs']} epochs of Adam (lr {s['lr']}"
         f"{', cosine decay to 0 over the epochs' if s.get('lr_schedule') == 'cosine' else ''}"
+        f"{decay}"
         f", batch {s['batch_size']}); "
         f"mean ± std over {s['seeds']} seed(s). Δm%: mean relative accuracy gain over the "
         f"single-task models of the same seed. Times: median training time per run "
@@ -295,6 +300,9 @@ def main(argv) -> int:
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
                         help="Multi-Fashion: keep the learning rate, or decay it by a cosine "
                              "to 0 over the epochs (every model, torch's too)")
+    parser.add_argument("--weight-decay", type=float, default=0.0,
+                        help="Multi-Fashion: Adam's L2 weight decay on every parameter of "
+                             "every model, torch's too; default 0")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--experts", type=int, default=4)
@@ -356,11 +364,12 @@ def main(argv) -> int:
     command = report.command_line("mtl", argv)  # so that the table says how to redo it
     results["total_seconds"] = time.perf_counter() - start
     sections.append(f"Command: `{command}` ({results['total_seconds'] / 60:.1f} min)")
-    # a CNN, dropout, cosine or validation run gets files of its own, so it never overwrites
-    # the main table
+    # a CNN, dropout, cosine, weight-decay or validation run gets files of its own, so it
+    # never overwrites the main table
     name = "mtl" + ("_conv" if args.trunk == "conv" else "") + (
         "_dropout" if args.dropout else "") + (
         "_cosine" if args.lr_schedule == "cosine" else "") + (
+        f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
         "_validation" if args.validation else "")
     paths = report.write_report(name, results, "\n".join(sections), out_dir=args.out)
     print("\n".join(sections))

@@ -153,3 +153,37 @@ def test_a_cosine_run_writes_files_of_its_own_and_the_table_says_so(tmp_path):
     assert "(lr 0.001, cosine decay to 0 over the epochs, batch 2)" in mtl.fashion_markdown(res)
     res["settings"]["lr_schedule"] = "constant"
     assert "(lr 0.001, batch 2)" in mtl.fashion_markdown(res)
+
+
+def test_weight_decay_reaches_adam_and_shrinks_the_weights_and_names_its_files(tmp_path):
+    import numpy as np
+
+    from tinynet.mtl import experiments as ex
+    data = _tiny_pairs()
+    tasks = {"left": 3, "right": 3}
+    models = {wd: ex.hard_sharing(16, [8], tasks, seed=0) for wd in (0.0, 0.5)}
+    for wd, model in models.items():
+        ex.run(model, data, data, loss="cross_entropy", epochs=3, batch_size=8, lr=0.01,
+               weight_decay=wd)
+    assert [g["weight_decay"] for g in models[0.5].optimizer.param_groups] == [0.5]
+    norm = {wd: sum(float(np.sum(p.value ** 2)) for p in m.parameters())
+            for wd, m in models.items()}
+    assert norm[0.5] < 0.9 * norm[0.0]
+    with pytest.raises(ValueError, match="weight_decay"):
+        ex.run(ex.hard_sharing(16, [8], tasks, seed=0), data, data, loss="cross_entropy",
+               weight_decay=-1.0)
+    res = {"settings": {"n_train": 1, "n_test": 1, "hidden": [4], "epochs": 3, "lr": 1e-3,
+                        "weight_decay": 0.01, "batch_size": 2, "seeds": 1, "experts": 2,
+                        "expert_units": 2, "tower": 2, "soft_penalty": 0.0},
+           "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
+                                     "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
+    assert ("(lr 0.001, L2 weight decay 0.01 on every parameter, batch 2)"
+            in mtl.fashion_markdown(res))
+    assert mtl.main(["--quick", "--parts", "synthetic", "--weight-decay", "0.01",
+                     "--out", str(tmp_path)]) == 0
+    assert (tmp_path / "mtl_wd0.01.md").exists() and not (tmp_path / "mtl.md").exists()
+    pytest.importorskip("torch")
+    from benchmarks import _mtl_torch
+    twins = [_mtl_torch.hard_sharing(data, data, [8], tasks, 3, 8, 0.01, 0, weight_decay=wd)
+             for wd in (0.0, 5.0)]   # so strong that the twin's accuracies must move
+    assert twins[0]["test"] != twins[1]["test"]

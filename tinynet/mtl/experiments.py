@@ -99,14 +99,16 @@ LR_SCHEDULES = ("constant", "cosine")
 
 def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs: int = 10,
         batch_size: int = 128, lr: float = 1e-3, seed: int = 0, optimizer: str = "adam",
-        lr_schedule: str = "constant") -> dict:
+        lr_schedule: str = "constant", weight_decay: float = 0.0) -> dict:
     r"""Compile, fit on ``train = (x, {task: y})`` and evaluate on ``test``.
 
     ``lr_schedule="cosine"`` decays the rate over the ``epochs`` epochs by
     :func:`tinynet.recipes.cosine_schedule`, :math:`\eta_e = \tfrac12 \eta
     (1 + \cos(\pi e / E))` at epoch :math:`e` (from 0), as
     ``torch.optim.lr_scheduler.CosineAnnealingLR(T_max=E)`` does; ``"constant"``
-    keeps ``lr``.
+    keeps ``lr``. ``weight_decay`` :math:`\lambda` is the optimizer's own (for
+    ``"adam"`` an L2 term, :math:`g \leftarrow g + \lambda\theta` before the
+    moments, as ``torch.optim.Adam(weight_decay=)``), on every parameter.
 
     Returns
     -------
@@ -124,7 +126,8 @@ def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs
     tasks = model.output_names
     x, y = train
     x_test, y_test = test
-    model.compile(optim.get(optimizer, lr=lr), loss=loss, metrics=metrics, weighting=weighting)
+    model.compile(optim.get(optimizer, lr=lr, weight_decay=weight_decay), loss=loss,
+                  metrics=metrics, weighting=weighting)
     start, cpu_start = time.perf_counter(), time.process_time()
     history = model.fit(x, {t: y[t] for t in tasks}, epochs=epochs, batch_size=batch_size,
                         verbose=0, seed=seed, callbacks=callbacks)
