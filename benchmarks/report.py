@@ -236,7 +236,7 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
 # ------------------------------------------------------------------- writing
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write ``data`` through tinynet's own atomic writer (temp file, fsync, rename)."""
-    from tinynet.io import atomic_write
+    from tinynet.atomic import atomic_write
 
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda f: f.write(data))

@@ -152,10 +152,18 @@ def _drop_stale_cache() -> None:
                 if name.endswith((".nbi", ".nbc")) and name.startswith(stems):
                     os.remove(os.path.join(cache_dir, name))
         os.makedirs(cache_dir, exist_ok=True)
+        # atomic: a reader sees the old stamp or the new one. Not tinynet.atomic: the
+        # kernels are the lowest floor and import nothing of tinynet; a cache stamp
+        # needs no fsync, only never to be left half-written or as a stray temp file
         tmp = f"{stamp}.{os.getpid()}.tmp"
-        with open(tmp, "w") as fh:
-            fh.write(digest + "\n")
-        os.replace(tmp, stamp)  # atomic: a reader sees the old stamp or the new one
+        try:
+            with open(tmp, "w") as fh:
+                fh.write(digest + "\n")
+            os.replace(tmp, stamp)
+        except BaseException:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+            raise
     except (ImportError, AttributeError, OSError):
         return
 

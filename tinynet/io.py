@@ -30,9 +30,10 @@ Loading imports only the ``tinynet.*`` modules the header names (so that
 their layer classes register); any other layer class must be imported by
 the caller first.
 
-Saving is atomic: the archive is written to a temporary file in the target
-directory, flushed to disk (``fsync``), then renamed over the target with
-``os.replace``; a crash mid-save leaves the previous file as it was.
+Saving is atomic (:func:`tinynet.atomic.atomic_write`): the archive is
+written to a temporary file in the target directory, flushed to disk
+(``fsync``), then renamed over the target with ``os.replace``; a crash
+mid-save leaves the previous file as it was.
 
 Any model that is a :class:`~tinynet.layers.Layer` with a config can be
 saved; a model with ``get_compile_config()``/``compile_from_config(config)``
@@ -44,12 +45,12 @@ from __future__ import annotations
 import importlib
 import json
 import os
-import tempfile
 import zipfile
 import zlib
 
 import numpy as np
 
+from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
 from .layers.base import Layer, layer_from_dict, layer_to_dict
 
 __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
@@ -138,40 +139,6 @@ def _layer_modules(model: Layer) -> list[str]:
 
 def _write_npz(file, arrays: dict) -> None:
     np.savez(file, **arrays)
-
-
-def atomic_write(path, write) -> None:
-    """Create or replace ``path`` atomically: ``write(f)`` fills a temporary
-    file in the same directory, which is flushed to disk and then renamed
-    over ``path``. If ``write`` (or anything) fails, ``path`` is untouched
-    and the temporary file is removed.
-    """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.",
-                               suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-    try:  # make the rename itself durable (not possible on every platform)
-        dir_fd = os.open(directory, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(dir_fd)
-    except OSError:
-        pass
-    finally:
-        os.close(dir_fd)
 
 
 def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | None = None) -> str:

@@ -123,6 +123,23 @@ def test_a_changed_kernels_source_drops_the_cache_of_every_kernel(tmp_path):
     assert sorted(p.name for p in stamp.parent.glob("dropout.*.nbi")) == cached
 
 
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_a_failed_stamp_write_leaves_neither_a_temp_file_nor_an_error(tmp_path):
+    """The stamp is housekeeping: when its rename fails, the import goes on and
+    the temporary file is removed, not left in the cache directory."""
+    from tinynet.kernels.config import SOURCES_STAMP
+    code = ("import os, glob; import tinynet.kernels.config as c;"
+            f"(stamp,) = glob.glob(os.path.join(os.environ['NUMBA_CACHE_DIR'], '**', "
+            f"'{SOURCES_STAMP}'), recursive=True);"
+            "open(stamp, 'w').write('0' * 64);"
+            "os.replace = lambda *a: (_ for _ in ()).throw(OSError('disk full'));"
+            "c._drop_stale_cache();"
+            "print(sorted(os.listdir(os.path.dirname(stamp))))")
+    proc = _run(code, NUMBA_CACHE_DIR=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == repr([SOURCES_STAMP])
+
+
 def test_importing_the_kernels_under_their_directory_name_is_refused(tmp_path):
     """From the repository's root ``kernels`` is importable as a top-level
     package; a kernel compiled there would be cached under that module name

@@ -1,21 +1,22 @@
 """Download a file into a cache directory: verified first, renamed into place last.
 
-The bytes go to a temporary ``.part`` file beside the destination; only when
-the download is complete, its size matches the server's ``Content-Length``,
-its MD5 matches the published checksum and ``check`` accepts it is it renamed
-(atomically) to its final name. Any failure removes the temporary file, so
-the cache never holds a half-written or unverified file.
+The bytes are read whole and verified in memory: only when the download is
+complete, its size matches the server's ``Content-Length``, its MD5 matches
+the published checksum and ``check`` accepts it are they written, through
+:func:`tinynet.atomic.atomic_write` (a temporary file beside the destination,
+renamed into place). Any failure leaves no file, so the cache never holds a
+half-written or unverified file.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
-import os
 import sys
-import tempfile
 import urllib.request
 from pathlib import Path
+
+from ..atomic import atomic_write
 
 __all__ = ["ChecksumError", "download_verified", "md5_hex"]
 
@@ -60,10 +61,9 @@ def download_verified(url: str, dest, md5: str | None = None, check=None,
     dest.parent.mkdir(parents=True, exist_ok=True)
     if verbose:
         print(f"tinynet: downloading {url}", file=sys.stderr, flush=True)
-    handle, tmp = tempfile.mkstemp(prefix=f".{dest.name}.", suffix=".part", dir=dest.parent)
-    try:
-        with os.fdopen(handle, "wb") as out, \
-                urllib.request.urlopen(url, timeout=timeout) as response:
+
+    def fetch_and_verify(out):  # raising here leaves no file: atomic_write removes its temp
+        with urllib.request.urlopen(url, timeout=timeout) as response:
             announced = response.headers.get("Content-Length")
             chunks = []
             try:
@@ -71,8 +71,7 @@ def download_verified(url: str, dest, md5: str | None = None, check=None,
                     chunks.append(chunk)
             except http.client.HTTPException as exc:  # e.g. IncompleteRead: connection cut
                 raise OSError(f"incomplete download of {url}: {exc!r}") from None
-            data = b"".join(chunks)
-            out.write(data)
+        data = b"".join(chunks)
         if announced is not None and len(data) != int(announced):
             raise OSError(f"incomplete download of {url}: received {len(data)} of "
                           f"{announced} bytes")
@@ -81,8 +80,7 @@ def download_verified(url: str, dest, md5: str | None = None, check=None,
                                 f"{md5}; the file was not kept")
         if check is not None:
             check(data)
-        os.replace(tmp, dest)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        out.write(data)
+
+    atomic_write(dest, fetch_and_verify)
     return dest

@@ -16,13 +16,13 @@ A gzipped file is recognised by its own magic bytes, not by its name.
 from __future__ import annotations
 
 import gzip
-import os
 import struct
-import tempfile
 import zlib
 from pathlib import Path
 
 import numpy as np
+
+from ..atomic import atomic_write
 
 __all__ = ["IDXError", "encode_idx", "gunzip_if_needed", "parse_idx", "read_idx", "write_idx"]
 
@@ -145,12 +145,5 @@ def write_idx(path, array, compress: bool | None = None) -> Path:
         compress = path.suffix == ".gz"
     if compress:
         data = gzip.compress(data, mtime=0)
-    handle, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    atomic_write(path, lambda out: out.write(data))
     return path
