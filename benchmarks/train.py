@@ -241,7 +241,7 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
                                                if k != "times"))
     return {"model": model, "samples_per_epoch": n_samples, "repeats": repeats, "peers": peers,
             "batches": results, "numba_threading_layer": layer,
-            "processes": "one per framework"}
+            "processes": "one per framework", "settle_seconds": settle}
 
 
 def best_torch(row):
@@ -274,8 +274,8 @@ def to_markdown(res) -> str:
     no_sklearn = " scikit-learn has no CNN." if model == "cnn" else ""
     head = (f"## Training throughput, {MODELS[model]} (ReLU, softmax CE, Adam, float32)\n\n"
             f"Samples/s, median of {res['repeats']} epochs of {res['samples_per_epoch']} "
-            f"samples, frameworks interleaved (rotating order, 0.3 s pause before each "
-            f"timed epoch) in one run, each framework in a process of its own, "
+            f"samples, frameworks interleaved (rotating order, {_pause(res)}) in one run, "
+            f"each framework in a process of its own, "
             f"{res.get('threads', 2)} threads each (Numba threading layer: "
             f"{res.get('numba_threading_layer')}; PyTorch; OpenBLAS). PyTorch is timed "
             "as it comes and with `torch.set_flush_denormal(True)` (its own process); "
@@ -285,6 +285,11 @@ def to_markdown(res) -> str:
         ["batch", "tinynet step loop", "tinynet fit", "PyTorch", "PyTorch, flush denormals",
          "PyTorch best epoch", "scikit-learn", "tinynet / best PyTorch",
          "tinynet / PyTorch best epoch", "tinynet / sklearn"], rows)
+
+
+def _pause(res) -> str:
+    settle = res.get("settle_seconds", 0.3)  # files from before it was recorded used 0.3 s
+    return f"{settle:g} s pause before each timed epoch" if settle else "no pause"
 
 
 def _ratio_cell(a, b):

@@ -69,6 +69,7 @@ def test_the_cnn_training_benchmark_writes_files_of_its_own_without_sklearn(tmp_
     assert row["tinynet_step"] > 0 and "sklearn" not in row
     text = (tmp_path / "train_cnn.md").read_text()
     assert "CNN 28x28 conv32-pool-conv64-pool-128-10" in text and "scikit-learn has no CNN" in text
+    assert "(rotating order, no pause)" in text  # --quick waits for no threads to sleep
 
 
 def test_command_line_gives_the_arguments_without_the_output_directory():
