@@ -193,6 +193,30 @@ def test_col2im_matches_reference(n, h, w, c, kernel, strides, dtype, seed):
                                rtol=1e-5 if dtype == np.float32 else 1e-13, atol=1e-5)
 
 
+@given(n=st.integers(0, 3), h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 7),
+       kernel=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+       strides=st.tuples(st.integers(1, 3), st.integers(1, 3)), dtype=dtypes,
+       seed=st.integers(0, 2**31))
+def test_im2col_is_the_window_view_as_a_matrix_in_either_order(n, h, w, c, kernel, strides,
+                                                                dtype, seed):
+    """Row (n, i, j), column (a, b, d), bit for bit: column-major up to
+    FEW_CHANNELS channels, row-major above (either side of the switch drawn)."""
+    from tinynet.kernels import im2col
+    if kernel[0] > h or kernel[1] > w:
+        return
+    ho, wo = (h - kernel[0]) // strides[0] + 1, (w - kernel[1]) // strides[1] + 1
+    x = np.random.default_rng(seed).standard_normal((n, h, w, c)).astype(dtype)
+    cols = im2col.im2col(x, kernel, strides)
+    expected = np.ascontiguousarray(im2col.windows(x, kernel, strides)).reshape(
+        n * ho * wo, kernel[0] * kernel[1] * c)
+    assert cols.dtype == dtype and cols.shape == expected.shape
+    np.testing.assert_array_equal(cols, expected)
+    if c <= im2col.FEW_CHANNELS:
+        assert cols.flags.f_contiguous
+    else:
+        assert cols.flags.c_contiguous
+
+
 def test_col2im_is_the_adjoint_of_im2col_and_refuses_wrong_shapes():
     """<im2col(x), D> == <x, col2im(D)>, on the batch split across threads."""
     from tinynet.kernels import im2col

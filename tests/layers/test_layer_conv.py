@@ -172,3 +172,18 @@ def test_bad_arguments_and_inputs_are_explained():
     conv.forward(np.ones((1, 4, 4, 1), np.float32))
     with pytest.raises(ValueError, match=r"Conv2D 'c' expected input of shape"):
         conv.forward(np.ones((1, 5, 4, 1), np.float32))
+
+
+@pytest.mark.parametrize("channels", [1, 8])   # column matrix built column- / row-major
+@pytest.mark.parametrize("fused", [True, False])
+def test_an_empty_batch_gives_empty_outputs_and_gradients(channels, fused):
+    class MyReLU(L.ReLU):   # no kernel code: the NumPy path
+        pass
+
+    layer = L.Conv2D(4, 3, activation="relu" if fused else MyReLU(), seed=0)
+    x = np.zeros((0, 6, 6, channels), np.float32)
+    y = layer.forward(x, training=True)
+    assert y.shape == (0, 4, 4, 4)
+    dx = layer.backward(np.zeros_like(y))
+    assert dx.shape == x.shape
+    assert not layer.W.grad.any() and not layer.b.grad.any()

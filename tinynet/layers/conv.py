@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..kernels.im2col import windows
+from ..kernels.im2col import im2col
 from ..checks import check_positive_int
 from .base import Layer
 from .weights import _KernelLayer
@@ -130,8 +130,7 @@ class Conv2D(_KernelLayer):
         xp = self._padded(x)
         n = x.shape[0]
         ho, wo, f = self.output_shape
-        cols = np.ascontiguousarray(windows(xp, self.kernel_size, self.strides)).reshape(
-            n * ho * wo, -1)
+        cols = im2col(xp, self.kernel_size, self.strides)
         fused = self._kernel_activation(cols)
         if fused is not None:  # Dense's kernel: product, bias and activation in one call
             y, z = self._fused_forward(cols, fused)
