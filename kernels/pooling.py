@@ -21,7 +21,11 @@ from and adds where windows overlap:
 ``y``) holding :math:`k^*`; :func:`maxpool_backward` takes it back. The NumPy
 references build a strided view of all windows and take ``argmax`` over it,
 which reads every window into a temporary; the kernels read the input once,
-innermost over the contiguous channels, in parallel over the batch.
+innermost over the contiguous channels, in parallel over the batch. When the
+windows do not overlap (strides equal to the pool, the usual 2x2/2) the
+backward writes every element of ``dx`` once, the routed gradient or zero,
+instead of zeroing ``dx`` and scattering into it (the small CNN's second
+pool, 11x11x64 at batch 128: 1.6 -> 0.8 ms).
 """
 
 from __future__ import annotations
@@ -76,8 +80,9 @@ def _maxpool_backward(dy, arg, pw, sh, sw, dx, n_chunks):
 
 @njit(parallel=True)
 def _maxpool_backward_tiled(dy, arg, ph, pw, dx, n_chunks):
-    """Windows that tile the input (strides == pool, no remainder): every dx
-    element is written once, dy or zero, in contiguous runs over channels."""
+    """Windows that tile the input (strides == pool): every dx element they
+    cover is written once, dy or zero, in contiguous runs over channels; the
+    caller zeroes the rows and columns past the last window (an odd size)."""
     n, ho, wo, c = dy.shape
     for t in prange(n_chunks):
         for s in range((n * t) // n_chunks, (n * (t + 1)) // n_chunks):
@@ -150,9 +155,11 @@ def maxpool_backward(dy, arg, x_shape, pool, strides):
     _check_backward(dy, arg, x_shape, pool, strides)
     n, ho, wo, _ = dy.shape
     chunks = _chunks(n, int(np.prod(x_shape)))
-    if dy.size and (sh, sw) == (ph, pw) and (ho * ph, wo * pw) == tuple(x_shape[1:3]):
+    if dy.size and (sh, sw) == (ph, pw):  # non-overlapping windows
         dx = np.empty(x_shape, dy.dtype)
         _maxpool_backward_tiled(dy, arg, ph, pw, dx, chunks)
+        dx[:, ho * ph:] = 0          # rows and columns no window covers (an odd size)
+        dx[:, :ho * ph, wo * pw:] = 0
         return dx
     dx = np.zeros(x_shape, dy.dtype)
     if dy.size:

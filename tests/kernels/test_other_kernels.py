@@ -231,3 +231,20 @@ def test_col2im_is_the_adjoint_of_im2col_and_refuses_wrong_shapes():
             fn(d[:, 1:], x.shape, (3, 3), (2, 2))
         with pytest.raises(ValueError, match="room for a 3x3 kernel"):
             fn(d, (8, 2, 15, 32), (3, 3), (2, 2))
+
+
+def test_maxpool_backward_zeroes_what_no_window_covers(monkeypatch):
+    """Non-overlapping windows on an odd-sized input leave a last row and
+    column that get no gradient: they must be zero even when the buffer the
+    tiled kernel fills starts out as garbage."""
+    from tinynet.kernels import pooling
+    x = np.random.default_rng(0).standard_normal((3, 7, 9, 4))
+    y, arg = pooling.maxpool_forward(x, (2, 3), (2, 3))       # covers 6 x 9 of 7 x 9
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    real_empty = np.empty
+    monkeypatch.setattr(np, "empty", lambda shape, dtype=float: np.full(shape, 7.0, dtype))
+    dx = pooling.maxpool_backward(dy, arg, x.shape, (2, 3), (2, 3))
+    monkeypatch.setattr(np, "empty", real_empty)
+    assert not dx[:, 6:].any()
+    np.testing.assert_array_equal(dx, pooling.maxpool_backward_ref(dy, arg, x.shape,
+                                                                   (2, 3), (2, 3)))
