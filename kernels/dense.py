@@ -155,20 +155,22 @@ def bias_grad(g, db):
     return db
 
 
-def dense_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None):
+def dense_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None,
+                   g_out=None, dx_out=None):
     """Backward of :func:`dense_forward`: adds to ``dw`` (and ``db`` unless
     None), returns dx (None when ``need_dx`` is False).
 
     ``y``/``z`` are the saved output / pre-activation (``z`` only where the
     activation needs it); ``scratch`` of shape (units, in) may be passed to
-    reuse the buffer for the transpose of ``w``.
+    reuse the buffer for the transpose of ``w``, ``g_out`` (dy's shape) and
+    ``dx_out`` (x's shape, C-ordered) to receive g and dx instead of new arrays.
     """
     dy = np.ascontiguousarray(dy)
-    g = act_grad_bias(dy, y, z, code, alpha, None, db)
+    g = act_grad_bias(dy, y, z, code, alpha, g_out, db)
     matmul_tn(x, g, out=dw, accumulate=True)
     if not need_dx:
         return None
-    return matmul_nt(g, w, scratch=scratch)
+    return matmul_nt(g, w, out=dx_out, scratch=scratch)
 
 
 # --------------------------------------------------------------- references
@@ -196,11 +198,17 @@ def bias_grad_ref(g, db):
     return db
 
 
-def dense_backward_ref(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None):
+def dense_backward_ref(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None,
+                       g_out=None, dx_out=None):
     """NumPy reference of :func:`dense_backward`."""
-    g = act_grad_bias_ref(dy, y, z, code, alpha, None, db)
+    g = act_grad_bias_ref(dy, y, z, code, alpha, g_out, db)
     dw += x.T @ g
-    return g @ w.T if need_dx else None
+    if not need_dx:
+        return None
+    if dx_out is None:
+        return g @ w.T
+    np.matmul(g, w.T, out=dx_out)
+    return dx_out
 
 
 if not NUMBA_ENABLED:

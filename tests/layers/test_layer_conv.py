@@ -187,3 +187,29 @@ def test_an_empty_batch_gives_empty_outputs_and_gradients(channels, fused):
     dx = layer.backward(np.zeros_like(y))
     assert dx.shape == x.shape
     assert not layer.W.grad.any() and not layer.b.grad.any()
+
+
+@pytest.mark.skipif(tn.kernels.effective_backend() == "numpy",
+                    reason="the fused path (g, dcols) runs on the kernels")
+def test_the_column_matrix_and_its_gradient_reuse_one_buffer_per_shape():
+    """Big temporaries are not allocated anew each step (see
+    _KernelLayer._workspace): the same memory while the batch keeps its
+    size, a new buffer when it changes; the gradients stay those of a
+    fresh layer."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((4, 8, 8, 2)).astype(np.float32)
+    dy = rng.standard_normal((4, 6, 6, 5)).astype(np.float32)
+    layer = L.Conv2D(5, 3, activation="relu", seed=0)
+    seen = []
+    for _ in range(2):
+        layer.zero_grad()
+        layer.forward(x)
+        dx = layer.backward(dy)
+        seen.append({k: id(v) for k, v in layer._workspaces.items()})
+    assert seen[0] == seen[1] and set(seen[0]) == {"cols", "g", "dcols"}
+    fresh = L.Conv2D(5, 3, activation="relu", seed=0)
+    fresh.forward(x)
+    np.testing.assert_array_equal(dx, fresh.backward(dy))
+    np.testing.assert_array_equal(layer.W.grad, fresh.W.grad)
+    layer.forward(x[:3])
+    assert id(layer._workspaces["cols"]) != seen[0]["cols"]

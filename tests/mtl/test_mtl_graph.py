@@ -166,3 +166,20 @@ def test_backward_without_input_gradients_skips_what_only_they_need():
     calls.clear()
     model.backward_all([np.ones_like(o) for o in outs])
     assert ("flat", "reshape") in calls and ("trunk", True) in calls
+
+
+@pytest.mark.parametrize("channels", [1, 6])   # column matrix column- / row-major
+def test_a_conv_layer_shared_by_two_inputs_gets_exact_gradients(channels):
+    """Conv2D keeps its column matrix in a buffer reused from call to call:
+    the second input's forward overwrites the first's, and the graph's re-run
+    before the first node's backward must restore it (finite differences)."""
+    from tinynet.layers import Conv2D, Flatten
+    i1 = tn.mtl.Input((5, 5, channels), dtype="float64")
+    i2 = tn.mtl.Input((5, 5, channels), dtype="float64")
+    conv = Conv2D(3, 3, activation="tanh", seed=0)
+    h = tn.mtl.Add()([Flatten()(conv(i1)), Flatten()(conv(i2))])
+    model = tn.mtl.Model([i1, i2], {"y": Dense(2, seed=1)(h)})
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((2, 5, 5, channels)) for _ in range(2)]
+    errors = check_model_gradients(model, xs, rng)
+    assert max(errors.values()) < TOL, errors

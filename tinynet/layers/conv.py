@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..kernels.im2col import im2col
+from ..kernels.im2col import im2col, im2col_order
 from ..checks import check_positive_int
 from .base import Layer
 from .weights import _KernelLayer
@@ -66,7 +66,10 @@ class Conv2D(_KernelLayer):
     activation has a fused kernel the product, bias and activation run as
     :func:`tinynet.kernels.dense.dense_forward` and the backward as
     :func:`~tinynet.kernels.dense.dense_backward` (:math:`g` and the bias
-    gradient in one pass); other activations run the NumPy code.
+    gradient in one pass); other activations run the NumPy code. The column
+    matrix, :math:`g` and :math:`\partial L/\partial X_c` never leave the
+    layer, so they live in buffers it reuses from call to call
+    (``_KernelLayer._workspace``), not in new arrays every step.
 
     Parameters
     ----------
@@ -130,7 +133,10 @@ class Conv2D(_KernelLayer):
         xp = self._padded(x)
         n = x.shape[0]
         ho, wo, f = self.output_shape
-        cols = im2col(xp, self.kernel_size, self.strides)
+        k = self.kernel_size[0] * self.kernel_size[1] * xp.shape[3]
+        cols = im2col(xp, self.kernel_size, self.strides,
+                      out=self._workspace("cols", (n * ho * wo, k), xp.dtype,
+                                          im2col_order(xp.shape[3])))
         fused = self._kernel_activation(cols)
         if fused is not None:  # Dense's kernel: product, bias and activation in one call
             y, z = self._fused_forward(cols, fused)
@@ -154,7 +160,11 @@ class Conv2D(_KernelLayer):
         if fused is not None:  # Dense's backward on the column matrix: g and db in one pass
             dy = np.asarray(self._check_dy(dy, (x_shape[0], *self.output_shape)),
                             dtype=y.dtype).reshape(-1, f)
-            dcols = self._fused_backward(cols, dy, y, z, fused, need_dx)
+            g = (self._workspace("g", dy.shape, dy.dtype)
+                 if fused[0] != kernels.activations.IDENTITY else None)
+            dcols = self._fused_backward(
+                cols, dy, y, z, fused, need_dx, g_out=g,
+                dx_out=self._workspace("dcols", cols.shape, cols.dtype) if need_dx else None)
         else:
             w2 = self.W.value.reshape(-1, f)
             g2 = np.ascontiguousarray(self.activation.backward(dy)).reshape(-1, f)

@@ -43,6 +43,25 @@ class _KernelLayer(Layer):
             return None
         return activations.kernel_code(self.activation, x.dtype)
 
+    def _workspace(self, name: str, shape, dtype, order: str = "C") -> np.ndarray:
+        """A buffer kept from call to call for a temporary that never leaves
+        the layer (Conv2D's column matrix and its gradient): a new array only
+        when the shape, dtype or memory order changes, else the same memory,
+        overwritten.
+
+        Why: NumPy asks glibc for every array, and glibc maps each one larger
+        than its mmap threshold (at most 32 MB) as fresh memory, which the
+        kernel then faults in and zeroes page by page. The small CNN at batch
+        512 allocates ~270 MB of such temporaries a step; that cost about 1 s
+        of system time an epoch on a 2-core Xeon (50,000 page faults).
+        """
+        ws = self.__dict__.setdefault("_workspaces", {})
+        buf = ws.get(name)
+        if (buf is None or buf.shape != tuple(shape) or buf.dtype != dtype
+                or not buf.flags[f"{order}_CONTIGUOUS"]):
+            buf = ws[name] = np.empty(shape, dtype, order=order)
+        return buf
+
     def _fused_forward(self, x2, fused):
         """:func:`~tinynet.kernels.dense.dense_forward` on the rows ``x2`` of
         shape (M, fan_in), with ``W`` as a (fan_in, n_out) matrix and
@@ -55,15 +74,16 @@ class _KernelLayer(Layer):
             x2, self.W.value.reshape(-1, n_out), b, *fused, z_out=z)
         return y, z
 
-    def _fused_backward(self, x2, dy2, y, z, fused, need_dx):
+    def _fused_backward(self, x2, dy2, y, z, fused, need_dx, g_out=None, dx_out=None):
         """:func:`~tinynet.kernels.dense.dense_backward` for
         :meth:`_fused_forward`: adds to ``W.grad`` (and ``b.grad``), returns
-        dL/dx2 (None when ``need_dx`` is False)."""
+        dL/dx2 (None when ``need_dx`` is False); ``g_out`` / ``dx_out`` may
+        receive g and dL/dx2 (see :meth:`_workspace`)."""
         n_out = self.W.value.shape[-1]
         return kernels.impl("dense_backward", y.size)(
             x2, self.W.value.reshape(-1, n_out), dy2, y, z, *fused,
             self.W.grad.reshape(-1, n_out), self.b.grad if self.b is not None else None,
-            need_dx)
+            need_dx, g_out=g_out, dx_out=dx_out)
 
     def get_config(self) -> dict:
         config = super().get_config()
