@@ -171,9 +171,10 @@ def _drop_stale_cache() -> None:
 _drop_stale_cache()
 
 
-def _jit(f, parallel, exact):
+def _jit(f, parallel, exact, inline=False):
     return numba.njit(cache=True, fastmath=False if exact else set(FASTMATH),
-                      parallel=parallel, nogil=True, error_model="numpy")(f)
+                      parallel=parallel, nogil=True, error_model="numpy",
+                      inline="always" if inline else "never")(f)
 
 
 class _SerialOrParallel:
@@ -198,20 +199,28 @@ class _SerialOrParallel:
         return (self.serial if args[-1] == 1 else self.parallel)(*args)
 
 
-def njit(fn=None, *, parallel: bool = False, exact: bool = False):
+def njit(fn=None, *, parallel: bool = False, exact: bool = False, inline: bool = False):
     """``numba.njit`` with tinynet's options (identity when Numba is missing).
 
     ``parallel=True`` kernels take their number of chunks as the last
     argument and run serially when it is 1 (see :class:`_SerialOrParallel`).
     ``exact=True`` turns fast-math off: for kernels that must round every
-    operation as their reference does (optimizer updates).
+    operation as their reference does (optimizer updates). ``inline=True``
+    inlines a helper into its callers in Numba's IR (``inline="always"``),
+    for helpers that LLVM would otherwise leave as a call inside a loop it
+    could vectorise; the inlined body takes the caller's fast-math flags, so
+    an ``exact`` helper must stay a call.
     """
+    if inline and (parallel or exact):
+        raise ValueError("njit(inline=True) is for serial helpers with the callers' "
+                         "fast-math flags; received parallel or exact as well")
+
     def wrap(f):
         if numba is None:
             return f
         if parallel:
             return _SerialOrParallel(f, exact)
-        return _jit(f, False, exact)
+        return _jit(f, False, exact, inline)
     return wrap(fn) if fn is not None else wrap
 
 

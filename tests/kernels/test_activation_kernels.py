@@ -1,5 +1,7 @@
 """Activation and fused dense kernels against their NumPy references."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -116,6 +118,11 @@ def test_bias_grad_per_thread_partials(m, n, dtype, seed):
 #: ulp bounds measured over every float32 by ``tests/kernels/elementwise_fit.py --all``
 TANH32_MAX_ULPS = 6
 SIGMOID32_MAX_ULPS = 2
+#: GELU in float32 (gauss32): forward for v >= 0, and in the lower tail (v < 0,
+#: the Mills-ratio form), and its derivative for v >= 0 and v <= -2 (between
+#: -2 and 0 it crosses zero at v = -0.75, where no relative bound can hold)
+GELU32_MAX_ULPS, GELU32_TAIL_MAX_ULPS = 2, 6
+DGELU32_MAX_ULPS, DGELU32_TAIL_MAX_ULPS = 2, 4
 
 
 def _forward32(code, x):
@@ -155,6 +162,55 @@ def test_float32_tanh_and_sigmoid_on_a_dense_grid():
                     1e-30, 87.0, step=9973)[0] <= SIGMOID32_MAX_ULPS
     assert max_ulps(lambda x: _forward32(act.SIGMOID, x), _sigmoid64,
                     1e-30, 20.0, step=9973)[0] <= SIGMOID32_MAX_ULPS
+
+
+def _gelu64(x):
+    from elementwise_fit import _normal_tail
+    return x * _normal_tail(-x)
+
+
+def _dgelu64(x):
+    from elementwise_fit import _normal_tail
+    return _normal_tail(-x) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+
+
+def _dgelu32(x):
+    x = np.asarray(x, np.float32).reshape(1, -1)
+    return act.act_backward(np.ones_like(x), act.act_forward(x, act.GELU), x, act.GELU)[0]
+
+
+@given(x=st.lists(st.floats(-13.0, 13.25, width=32), min_size=1, max_size=64))
+def test_gelu32_within_ulp_bound(x):
+    x = np.array(x, np.float32)
+    err = _ulp_error(_forward32(act.GELU, x), _gelu64(x.astype(np.float64)))
+    bound = np.where(x >= 0, GELU32_MAX_ULPS, GELU32_TAIL_MAX_ULPS)
+    assert (err <= bound).all(), x[np.argmax(err - bound)]
+
+
+def test_float32_gelu_and_its_derivative_on_a_dense_grid():
+    from elementwise_fit import max_ulps
+    gelu = lambda x: _forward32(act.GELU, x)  # noqa: E731
+    assert max_ulps(gelu, _gelu64, 1e-30, 13.4, step=9973)[0] <= GELU32_MAX_ULPS
+    assert max_ulps(lambda x: -gelu(-x), lambda x: -_gelu64(-x), 1e-30, 13.0,
+                    step=9973)[0] <= GELU32_TAIL_MAX_ULPS
+    assert max_ulps(_dgelu32, _dgelu64, 1e-30, 13.4, step=9973)[0] <= DGELU32_MAX_ULPS
+    assert max_ulps(lambda x: -_dgelu32(-x), lambda x: -_dgelu64(-x), 2.0, 13.0,
+                    step=997)[0] <= DGELU32_TAIL_MAX_ULPS
+
+
+def test_float32_gelu_corner_cases():
+    """The same special values as libm's erfc gave: GELU(-inf) = -inf * 0 is
+    NaN, the tails beyond |v| = 13.3 are exactly 0 (true values below
+    float32's smallest normal), tiny v give v / 2."""
+    x = np.array([0.0, -0.0, 1e-30, -1e-30, 14.0, -14.0, 100.0, -100.0, np.inf, -np.inf,
+                  np.nan], np.float32)
+    y = _forward32(act.GELU, x)
+    np.testing.assert_array_equal(y[:4], x[:4] / 2)
+    np.testing.assert_array_equal(y[[4, 6, 8]], x[[4, 6, 8]])
+    assert y[5] == 0 and y[7] == 0 and np.isnan(y[9]) and np.isnan(y[10])
+    g = _dgelu32(x)
+    np.testing.assert_array_equal(g[[0, 1, 2, 3, 4, 5, 6, 7]], [0.5] * 4 + [1, 0, 1, 0])
+    assert np.isnan(g[8]) and np.isnan(g[9]) and np.isnan(g[10])  # inf * 0 in v * phi(v)
 
 
 def test_float32_tanh_corner_cases():
