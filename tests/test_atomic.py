@@ -40,3 +40,21 @@ def test_a_missing_directory_is_named(tmp_path):
 def test_the_public_names_are_one_function():
     import tinynet.io
     assert tinynet.io.atomic_write is atomic_write
+
+
+def test_a_new_file_gets_the_umask_permissions_and_a_replaced_one_keeps_its_own(tmp_path):
+    """As open(path, "wb") would: not mkstemp's 0o600 for every saved file."""
+    if os.name != "posix":
+        pytest.skip("POSIX permission bits")
+    umask = os.umask(0o022)
+    try:
+        new = tmp_path / "new.bin"
+        atomic_write(new, lambda f: f.write(b"x"))
+        assert new.stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.bin"
+        kept.write_bytes(b"old")
+        kept.chmod(0o640)
+        atomic_write(kept, lambda f: f.write(b"new"))
+        assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_bytes() == b"new"
+    finally:
+        os.umask(umask)
