@@ -198,6 +198,33 @@ def test_float32_gelu_and_its_derivative_on_a_dense_grid():
                     step=997)[0] <= DGELU32_TAIL_MAX_ULPS
 
 
+def test_float32_gelu_tanh_is_accurate_in_its_lower_tail_too():
+    """gelu_tanh as v * sigmoid(2u), u = sqrt(2/pi) (v + 0.044715 v^3): within 3
+    ulps for v >= 0 (9 for the derivative); below 0 the float32 rounding of u
+    itself is amplified by |2u| in e^(2u) (161 ulps, 9.5e-6 relative at v = -9),
+    where 1 + tanh(u) had cancelled to nothing (the old form's 0 for -9 < v < -5.2)."""
+    from elementwise_fit import max_ulps
+    k, c = math.sqrt(2 / math.pi), 0.044715
+
+    def f64(v):
+        return v / (1 + np.exp(-2 * k * (v + c * v ** 3)))
+
+    def d64(v):
+        s = 1 / (1 + np.exp(-2 * k * (v + c * v ** 3)))
+        return s + v * s * (1 - s) * 2 * k * (1 + 3 * c * v * v)
+
+    def grad(x):
+        x = np.asarray(x, np.float32).reshape(1, -1)
+        y = act.act_forward(x, act.GELU_TANH)
+        return act.act_backward(np.ones_like(x), y, x, act.GELU_TANH)[0]
+
+    fwd = lambda x: _forward32(act.GELU_TANH, x)  # noqa: E731
+    assert max_ulps(fwd, f64, 1e-30, 20.0, step=9973)[0] <= 3
+    assert max_ulps(grad, d64, 1e-30, 20.0, step=9973)[0] <= 9
+    v = -np.linspace(0.01, 9, 20001).astype(np.float32)
+    np.testing.assert_allclose(fwd(v), f64(v.astype(np.float64)), rtol=2e-5, atol=0)
+
+
 def test_float32_gelu_corner_cases():
     """The same special values as libm's erfc gave: GELU(-inf) = -inf * 0 is
     NaN, the tails beyond |v| = 13.3 are exactly 0 (true values below
