@@ -232,6 +232,13 @@ def to_markdown(res) -> str:
     return "\n".join(lines)
 
 
+def _file_name(args) -> str:
+    """``kernels``, or ``kernels_<n>thread`` for a run on a set number of threads
+    (the README's table is ``kernels_1thread.md``), so that neither overwrites
+    the other."""
+    return "kernels" if not args.threads else f"kernels_{args.threads}thread"
+
+
 def _fix_threads(n):
     """n threads for Numba and OpenBLAS alike, adaptive threads off, so both
     sides run with the thread count the table states."""
@@ -260,4 +267,5 @@ def main(argv=None) -> int:
         res = run(quick=args.quick, repeats=2 if args.quick else args.repeats)
         res["threads_fixed"] = args.threads
         return res
-    return benchmark_main("kernels", __doc__, argv, run_args, to_markdown, configure=configure)
+    return benchmark_main("kernels", __doc__, argv, run_args, to_markdown, configure=configure,
+                          file_name=_file_name)

@@ -244,6 +244,13 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
             "processes": "one per framework", "settle_seconds": settle}
 
 
+def _file_name(args) -> str:
+    """``train``, plus ``_cnn`` for the CNN and ``_<n>thread`` off the default 2
+    threads (``train_1thread.*``), so that no setting overwrites another's table."""
+    return ("train" + ("_cnn" if args.model == "cnn" else "")
+            + ("" if args.threads == 2 else f"_{args.threads}thread"))
+
+
 def best_torch(row):
     """PyTorch's faster configuration in a result row (None without torch)."""
     values = [row[k] for k in ("torch", "torch_ftz") if k in row]
@@ -358,4 +365,4 @@ def main(argv=None) -> int:
         return res
     return benchmark_main("train", __doc__, argv, run_args, to_markdown, configure=configure,
                           figure=_figure,
-                          file_name=lambda args: "train_cnn" if args.model == "cnn" else "train")
+                          file_name=_file_name)

@@ -88,3 +88,15 @@ def test_the_meta_table_records_the_parts_it_was_run_with(tmp_path):
     text = (tmp_path / "meta.md").read_text()
     assert "Command: `python -m benchmarks meta --quick --parts sinusoid --iterations 2 " \
            "--test-tasks 2`" in text
+
+
+def test_runs_on_other_thread_counts_and_models_write_files_of_their_own():
+    from argparse import Namespace
+
+    from benchmarks import kernels, train
+    assert kernels._file_name(Namespace(threads=None)) == "kernels"
+    assert kernels._file_name(Namespace(threads=1)) == "kernels_1thread"
+    names = {(model, n): train._file_name(Namespace(model=model, threads=n))
+             for model in ("mlp", "cnn") for n in (1, 2)}
+    assert names == {("mlp", 1): "train_1thread", ("mlp", 2): "train",
+                     ("cnn", 1): "train_cnn_1thread", ("cnn", 2): "train_cnn"}
