@@ -153,8 +153,8 @@ def main(argv):
     c, err = fit_exp()
     print(f"exp:  c = {c.astype(np.float32).tolist()}\n      max relative error {err:.3g}")
     a, b, err = fit_mills()
-    print(f"Mills ratio: A = {a.astype(np.float32).tolist()}\n"
-          f"             B = {b.astype(np.float32).tolist()}\n"
+    print(f"Mills ratio (float64, as the kernel evaluates it): A = {a.tolist()}\n"
+          f"             B = {b.tolist()}\n"
           f"             max relative error of the float64 fit {err:.3g}")
     t, err = fit_phi_small()
     print(f"Phi near 0: T = {t.astype(np.float32).tolist()}\n"
