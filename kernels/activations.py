@@ -253,15 +253,15 @@ def gauss32(v):
     return cdf, e * _INV_SQRT_2PI32
 
 
-def _gauss(v):
-    """(Phi(v), phi(v)) in v's precision: :func:`gauss32` for float32, else
-    from math.erfc and math.exp."""
-    return 0.5 * math.erfc(-v * _SQRT_HALF), _INV_SQRT_2PI * math.exp(-0.5 * v * v)
-
-
 @njit
 def _gauss_exact(v):
     return 0.5 * math.erfc(-v * _SQRT_HALF), _INV_SQRT_2PI * math.exp(-0.5 * v * v)
+
+
+def _gauss(v):
+    """(Phi(v), phi(v)) in v's precision: :func:`gauss32` for float32, else
+    from math.erfc and math.exp."""
+    return _gauss_exact(v)
 
 
 def _tanh(v):
