@@ -59,7 +59,7 @@ def im2col(xp, kernel, strides, out=None):
     values. Same values, Fortran order (the products take either order).
     Measured on an AVX-512 Xeon, batch 128 of 28x28x1 with a 3x3 kernel
     (86,528 x 9): 2.5 ms row-major, 0.46 ms column-major, and the weight
-    gradient :math:`X_c^	op g` on OpenBLAS 2.0 -> 1.5 ms, as the transpose is
+    gradient :math:`X_c^\top g` on OpenBLAS 2.0 -> 1.5 ms, as the transpose is
     then row-major; at 13x13x32 the row-major copy stays (1.6 ms against 19).
 
     ``out``, when given, is filled instead of a new array: xp's dtype, shape
