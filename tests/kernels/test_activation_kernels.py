@@ -129,6 +129,12 @@ def _forward32(code, x):
     return act.act_forward(np.asarray(x, np.float32).reshape(1, -1), code)[0]
 
 
+def _backward32(code, x):
+    """f'(x) in float32: the backward of a unit gradient at the forward's output."""
+    x = np.asarray(x, np.float32).reshape(1, -1)
+    return act.act_backward(np.ones_like(x), act.act_forward(x, code), x, code)[0]
+
+
 def _sigmoid64(x):
     return 1 / (1 + np.exp(-x))
 
@@ -174,11 +180,6 @@ def _dgelu64(x):
     return _normal_tail(-x) + x * np.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
 
 
-def _dgelu32(x):
-    x = np.asarray(x, np.float32).reshape(1, -1)
-    return act.act_backward(np.ones_like(x), act.act_forward(x, act.GELU), x, act.GELU)[0]
-
-
 @given(x=st.lists(st.floats(-13.0, 13.25, width=32), min_size=1, max_size=64))
 def test_gelu32_within_ulp_bound(x):
     x = np.array(x, np.float32)
@@ -193,8 +194,9 @@ def test_float32_gelu_and_its_derivative_on_a_dense_grid():
     assert max_ulps(gelu, _gelu64, 1e-30, 13.4, step=9973)[0] <= GELU32_MAX_ULPS
     assert max_ulps(lambda x: -gelu(-x), lambda x: -_gelu64(-x), 1e-30, 13.0,
                     step=9973)[0] <= GELU32_TAIL_MAX_ULPS
-    assert max_ulps(_dgelu32, _dgelu64, 1e-30, 13.4, step=9973)[0] <= DGELU32_MAX_ULPS
-    assert max_ulps(lambda x: -_dgelu32(-x), lambda x: -_dgelu64(-x), 2.0, 13.0,
+    dgelu = lambda x: _backward32(act.GELU, x)  # noqa: E731
+    assert max_ulps(dgelu, _dgelu64, 1e-30, 13.4, step=9973)[0] <= DGELU32_MAX_ULPS
+    assert max_ulps(lambda x: -dgelu(-x), lambda x: -_dgelu64(-x), 2.0, 13.0,
                     step=997)[0] <= DGELU32_TAIL_MAX_ULPS
 
 
@@ -202,7 +204,7 @@ def test_float32_gelu_tanh_is_accurate_in_its_lower_tail_too():
     """gelu_tanh as v * sigmoid(2u), u = sqrt(2/pi) (v + 0.044715 v^3): within 3
     ulps for v >= 0 (9 for the derivative); below 0 the float32 rounding of u
     itself is amplified by |2u| in e^(2u) (161 ulps, 9.5e-6 relative at v = -9),
-    where 1 + tanh(u) had cancelled to nothing (the old form's 0 for -9 < v < -5.2)."""
+    where 1 + tanh(u) had cancelled to nothing (the old form gave 0 below v = -5.2)."""
     from elementwise_fit import max_ulps
     k, c = math.sqrt(2 / math.pi), 0.044715
 
@@ -213,12 +215,8 @@ def test_float32_gelu_tanh_is_accurate_in_its_lower_tail_too():
         s = 1 / (1 + np.exp(-2 * k * (v + c * v ** 3)))
         return s + v * s * (1 - s) * 2 * k * (1 + 3 * c * v * v)
 
-    def grad(x):
-        x = np.asarray(x, np.float32).reshape(1, -1)
-        y = act.act_forward(x, act.GELU_TANH)
-        return act.act_backward(np.ones_like(x), y, x, act.GELU_TANH)[0]
-
     fwd = lambda x: _forward32(act.GELU_TANH, x)  # noqa: E731
+    grad = lambda x: _backward32(act.GELU_TANH, x)  # noqa: E731
     assert max_ulps(fwd, f64, 1e-30, 20.0, step=9973)[0] <= 3
     assert max_ulps(grad, d64, 1e-30, 20.0, step=9973)[0] <= 9
     v = -np.linspace(0.01, 9, 20001).astype(np.float32)
@@ -235,7 +233,7 @@ def test_float32_gelu_corner_cases():
     np.testing.assert_array_equal(y[:4], x[:4] / 2)
     np.testing.assert_array_equal(y[[4, 6, 8]], x[[4, 6, 8]])
     assert y[5] == 0 and y[7] == 0 and np.isnan(y[9]) and np.isnan(y[10])
-    g = _dgelu32(x)
+    g = _backward32(act.GELU, x)
     np.testing.assert_array_equal(g[[0, 1, 2, 3, 4, 5, 6, 7]], [0.5] * 4 + [1, 0, 1, 0])
     assert np.isnan(g[8]) and np.isnan(g[9]) and np.isnan(g[10])  # inf * 0 in v * phi(v)
 
