@@ -3,7 +3,7 @@ checked object alone, and reports clearly."""
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import tinynet as tn
@@ -79,6 +79,7 @@ class HalfSquaredError:
 # ------------------------------------------------------------------- passing
 @given(batch=st.integers(1, 4), width=st.integers(1, 4), seed=st.integers(0, 2**32 - 1),
        activation=st.sampled_from(sorted(activations.ACTIVATIONS)))
+@example(batch=3, width=2, seed=2795, activation="relu")  # LayerNorm bends within 2e-4
 def test_passes_correct_layers(batch, width, seed, activation):
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((batch, width)) * 2
@@ -120,6 +121,7 @@ def test_catches_a_wrong_input_gradient():
     result = tn.gradcheck(Square(buggy=True), x)
     assert not result.passed
     assert result.errors["x"] == pytest.approx(0.5, rel=1e-6)  # half the true gradient
+    assert result.refined["x"] == x.size  # the better estimate did not hide it
     assert "FAIL" in str(result) and "FAILED" in str(result)
 
 
@@ -200,6 +202,29 @@ def test_max_elements_samples_entries():
     for name, numeric in result.numeric.items():
         assert np.count_nonzero(~np.isnan(numeric)) == min(7, numeric.size), name
     assert result.passed
+
+
+def test_truncation_error_is_refined_away_not_failed():
+    # LayerNorm of two features 2.3e-4 apart bends on the scale sqrt(1e-5): the
+    # central difference's eps^2 truncation error alone is ~1e-6 relative there
+    x = np.random.default_rng(2795).standard_normal((3, 2)) * 2
+    assert abs(x[2, 0] - x[2, 1]) < 3e-4
+    plain = tn.gradcheck(L.LayerNorm(), x, refine=False)
+    assert not plain.passed and 1e-6 < plain.errors["x"] < 1e-5
+    assert plain.refined == {name: 0 for name in plain.errors}
+    halved = tn.gradcheck(L.LayerNorm(), x, refine=False, eps=5e-6)
+    assert halved.errors["x"] == pytest.approx(plain.errors["x"] / 4, rel=0.05)  # O(eps^2)
+
+    result = tn.gradcheck(L.LayerNorm(), x)
+    assert result.passed and result.errors["x"] < 1e-8, str(result)
+    assert 1 <= result.refined["x"] < x.size
+    assert all(k == 0 for name, k in result.refined.items() if name != "x")
+    assert "re-estimated by Richardson extrapolation: x (" in str(result)
+    # only the re-estimated entries changed, and they moved to the analytic gradient
+    moved = plain.numeric["x"] != result.numeric["x"]
+    assert np.count_nonzero(moved) == result.refined["x"]
+    np.testing.assert_allclose(result.numeric["x"][moved], result.analytic["x"][moved],
+                               rtol=1e-8)
 
 
 def test_table_lists_every_array():
