@@ -30,6 +30,9 @@ WEIGHTINGS = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad", "mgda"]
 ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch"]
 
 
+DEFAULT_LR, DEFAULT_BATCH = 1e-3, 128  # Multi-Fashion's Adam rate and batch
+
+
 def _pm(values, digits=4):
     values = np.asarray(values, dtype=np.float64)
     if len(values) == 1:
@@ -254,7 +257,20 @@ def fashion_markdown(res) -> str:
 
 
 # --------------------------------------------------------------------- main
-def main(argv) -> int:
+def _file_name(args) -> str:
+    """``mtl`` for the main table; a CNN, dropout, cosine, weight-decay, learning-rate,
+    batch-size or validation run gets files of its own, so it never overwrites it."""
+    return "mtl" + ("_conv" if args.trunk == "conv" else "") + (
+        "_dropout" if args.dropout else "") + (
+        "_cosine" if args.lr_schedule == "cosine" else "") + (
+        f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
+        f"_lr{args.lr:g}" if args.lr != DEFAULT_LR else "") + (
+        f"_batch{args.batch_size}" if args.batch_size != DEFAULT_BATCH else "") + (
+        "_validation" if args.validation else "")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``python -m benchmarks mtl``."""
     from tinynet.mtl.experiments import LR_SCHEDULES
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks mtl", description=__doc__,
@@ -303,8 +319,8 @@ def main(argv) -> int:
     parser.add_argument("--weight-decay", type=float, default=0.0,
                         help="Multi-Fashion: Adam's L2 weight decay on every parameter of "
                              "every model, torch's too; default 0")
-    parser.add_argument("--batch-size", type=int, default=128)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--lr", type=float, default=DEFAULT_LR)
     parser.add_argument("--experts", type=int, default=4)
     parser.add_argument("--expert-units", type=int, default=64)
     parser.add_argument("--tower", type=int, default=64)
@@ -312,6 +328,11 @@ def main(argv) -> int:
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="limit the threads of NumPy's BLAS, Numba's parallel kernels "
                              "and torch; 1 avoids thread contention on a busy 2-core machine")
+    return parser
+
+
+def main(argv) -> int:
+    parser = build_parser()
     args = parser.parse_args(argv)
     if args.trunk == "conv" and set(args.architectures or []) - {"hard"}:
         parser.error(f"--trunk conv runs single-task and hard sharing only; --architectures "
@@ -364,14 +385,8 @@ def main(argv) -> int:
     command = report.command_line("mtl", argv)  # so that the table says how to redo it
     results["total_seconds"] = time.perf_counter() - start
     sections.append(f"Command: `{command}` ({results['total_seconds'] / 60:.1f} min)")
-    # a CNN, dropout, cosine, weight-decay or validation run gets files of its own, so it
-    # never overwrites the main table
-    name = "mtl" + ("_conv" if args.trunk == "conv" else "") + (
-        "_dropout" if args.dropout else "") + (
-        "_cosine" if args.lr_schedule == "cosine" else "") + (
-        f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
-        "_validation" if args.validation else "")
-    paths = report.write_report(name, results, "\n".join(sections), out_dir=args.out)
+    paths = report.write_report(_file_name(args), results, "\n".join(sections),
+                                out_dir=args.out)
     print("\n".join(sections))
     print("wrote", ", ".join(map(str, paths)))
     return 0

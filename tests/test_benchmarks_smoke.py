@@ -100,3 +100,12 @@ def test_runs_on_other_thread_counts_and_models_write_files_of_their_own():
              for model in ("mlp", "cnn") for n in (1, 2)}
     assert names == {("mlp", 1): "train_1thread", ("mlp", 2): "train",
                      ("cnn", 1): "train_cnn_1thread", ("cnn", 2): "train_cnn"}
+
+
+def test_mtl_settings_write_files_of_their_own():
+    from benchmarks import mtl
+    assert mtl._file_name(mtl.build_parser().parse_args([])) == "mtl"
+    args = mtl.build_parser().parse_args(
+        ["--trunk", "conv", "--lr-schedule", "cosine", "--weight-decay", "0.001", "--lr",
+         "0.003", "--batch-size", "32", "--validation"])
+    assert mtl._file_name(args) == "mtl_conv_cosine_wd0.001_lr0.003_batch32_validation"
