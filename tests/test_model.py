@@ -275,9 +275,7 @@ def test_predict_is_independent_of_batch_size_and_helpers_agree():
     # order): entries agree to a few ulps of the largest logit, not of their own
     np.testing.assert_allclose(model.predict(x, batch_size=4), logits, rtol=1e-6,
                                atol=1e-6 * np.abs(logits).max())
-    wide = _mlp()
-    for p in wide.parameters():
-        p.astype(np.float64)
+    wide = _mlp().astype(np.float64)
     x64 = x.astype(np.float64)
     np.testing.assert_allclose(wide.predict(x64, batch_size=4), wide.predict(x64, batch_size=25),
                                rtol=1e-12, atol=1e-14)
