@@ -328,17 +328,8 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
     for name, (arr, grad) in checked.items():
         indices = _sample(arr.size, max_elements, problem.rng)
         num = _numerical_grad(problem.value, arr, float(eps), indices)
-        refined[name] = 0
-        if refine and indices.size:
-            # the truncation error, not the backward, may be what disagrees
-            errs = _entry_errors(grad.reshape(-1)[indices], num.reshape(-1)[indices],
-                                 floor, scale_floor)
-            again = indices[~(errs < tolerance)]
-            if again.size:
-                half = _numerical_grad(problem.value, arr, float(eps) / 2, again)
-                flat = num.reshape(-1)
-                flat[again] = (4 * half.reshape(-1)[again] - flat[again]) / 3
-                refined[name] = int(again.size)
+        refined[name] = _refine(problem.value, arr, grad, num, indices, float(eps),
+                                tolerance, floor, scale_floor) if refine else 0
         picked = ~np.isnan(num)  # entries left out by max_elements compare as 0 == 0
         errors[name], worst[name] = relative_error(
             np.where(picked, grad, 0.0), np.where(picked, num, 0.0), floor, scale_floor)
@@ -432,6 +423,21 @@ def _numerical_grad(objective, arr, eps, indices) -> np.ndarray:
         flat[i] = old
         gflat[i] = (plus - minus) / (2 * eps)
     return grad
+
+
+def _refine(objective, arr, grad, num, indices, eps, tolerance, floor, scale_floor) -> int:
+    """Replace, in place, each entry of ``num`` among ``indices`` that fails the
+    tolerance by its Richardson extrapolation :math:`(4 D(\\varepsilon/2) -
+    D(\\varepsilon)) / 3`: the truncation error, not the backward, may be what
+    disagrees (module docstring). Returns how many entries were replaced."""
+    errs = _entry_errors(grad.reshape(-1)[indices], num.reshape(-1)[indices], floor,
+                         scale_floor)
+    again = indices[~(errs < tolerance)]
+    if again.size:
+        half = _numerical_grad(objective, arr, eps / 2, again).reshape(-1)
+        flat = num.reshape(-1)
+        flat[again] = (4 * half[again] - flat[again]) / 3
+    return int(again.size)
 
 
 class _CallableModule(types.ModuleType):
