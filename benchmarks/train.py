@@ -37,6 +37,8 @@ each peer.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import statistics
 import time
 import warnings
@@ -179,7 +181,8 @@ def _worker(conn, framework, batch_size, n_samples, threads, model="mlp"):
         from tinynet import kernels
         from tinynet.kernels import blas
         layer = (f"{kernels.threading_layer()}; tinynet GEMM engine {blas.get_gemm()}: "
-                 f"{'blas' if blas.use_blas() else 'numba'}")
+                 f"{'blas' if blas.use_blas() else 'numba'}; idle pool workers sleep "
+                 f"{'soon' if kernels.config.pools_wait_briefly() else 'after spinning long'}")
     conn.send(("ready", layer))
     while True:
         name = conn.recv()
@@ -188,6 +191,22 @@ def _worker(conn, framework, batch_size, n_samples, threads, model="mlp"):
         t0 = time.perf_counter()
         runners[name]()
         conn.send(time.perf_counter() - t0)
+
+
+@contextlib.contextmanager
+def _environment(for_tinynet):
+    """``os.environ`` as a spawned worker should inherit it: for tinynet's,
+    OpenBLAS's short wait (its process imports NumPy before tinynet, which
+    then cannot set it, see :mod:`tinynet.spinwait`); the peers' unchanged."""
+    saved = dict(os.environ)
+    if for_tinynet:
+        from tinynet.spinwait import child_environment
+        os.environ.update(child_environment())
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
@@ -210,7 +229,10 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
                 proc = context.Process(target=_worker, daemon=True,
                                        args=(child, framework, batch_size, n_samples, threads,
                                              model))
-                proc.start()
+                # tinynet's process starts as `import tinynet` first would set it up
+                # (tinynet.spinwait); the peers' with the environment as it is
+                with _environment(framework == "tinynet"):
+                    proc.start()
                 workers[framework] = (proc, parent)
                 _, reported = parent.recv()
                 layer = reported or layer

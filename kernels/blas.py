@@ -15,11 +15,14 @@ losses, optimizer updates):
 * ``TINYNET_GEMM=numba``: always tinynet's GEMM;
 * ``TINYNET_GEMM=blas``: always numpy's ``@``.
 
-:func:`set_gemm` does the same from code. One pool does the hot work: while
+:func:`set_gemm` does the same from code. Idle workers of both thread pools
+spin before they sleep, and on two cores calls alternating between
+OpenBLAS's and Numba's spinning pools ran a 32x784x256 product at 3 GFLOP/s
+instead of 66-100. tinynet therefore shortens both waits where it can
+(:mod:`tinynet.spinwait`); where it cannot (NumPy imported before tinynet,
+another BLAS, ``TINYNET_SHORT_SPIN=0``), one pool does the hot work: while
 BLAS runs the products, the Numba kernels run serially (see
-:func:`blas_owns_threads`): on two cores, calls alternating between
-OpenBLAS's and Numba's spinning thread pools ran a 32x784x256 product at
-3 GFLOP/s instead of 66-100.
+:func:`blas_owns_threads`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,8 @@ import time
 
 import numpy as np
 
-from .config import NUMBA_ENABLED, check_choice, choice_from_env, raw_num_threads
+from .config import (NUMBA_ENABLED, check_choice, choice_from_env, pools_wait_briefly,
+                     raw_num_threads)
 
 __all__ = ["GEMM_ENGINES", "set_gemm", "get_gemm", "use_blas", "blas_owns_threads",
            "blas_product", "measured"]
@@ -81,10 +85,11 @@ def use_blas() -> bool:
 
 
 def blas_owns_threads() -> bool:
-    """True while the products run on BLAS: the Numba kernels then run
-    serially, so that one thread pool (BLAS's) does the hot work. Without
-    Numba, or with ``TINYNET_GEMM=numba``, False."""
-    if not NUMBA_ENABLED or _engine == "numba":
+    """True while the products run on BLAS and its idle workers spin long: the
+    Numba kernels then run serially, so that one thread pool (BLAS's) does the
+    hot work. Without Numba, with ``TINYNET_GEMM=numba``, or when both pools'
+    workers sleep quickly (:func:`.config.pools_wait_briefly`), False."""
+    if not NUMBA_ENABLED or _engine == "numba" or pools_wait_briefly():
         return False
     entry = _measured.get(raw_num_threads())
     return _engine == "blas" or (entry is not None and entry[0])

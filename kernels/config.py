@@ -20,6 +20,10 @@
   kernels file together at import; when the hash differs from the one kept
   beside the cache, it deletes the cache files of the kernels (they then
   compile again once).
+* Thread pools: importing the kernels starts Numba's pool (~10 ms), with a
+  short OpenMP spin-wait where tinynet may set one (:func:`start_pool`, and
+  :mod:`tinynet.spinwait` for OpenBLAS's); :func:`pools_wait_briefly` tells
+  whether the kernels may then run in parallel between BLAS products.
 * Adaptive threads: parallel kernels wait for every worker, and on a machine
   shared with busy processes a worker may wait a whole time slice (4-8 ms)
   for a core. :func:`num_threads` therefore probes (at most every 2 s) how
@@ -262,10 +266,10 @@ def _pool_responsive() -> bool:
 
 def num_threads() -> int:
     """Threads a parallel kernel may use: Numba's setting, or 1 without Numba,
-    while BLAS runs the matrix products on several threads (one pool does the
-    hot work: :mod:`.blas`), or while the thread pool is slow to answer (see
-    :func:`_pool_responsive`; ``TINYNET_ADAPTIVE_THREADS=0`` turns that check
-    off)."""
+    while BLAS runs the matrix products beside workers that spin long (one
+    pool does the hot work: :mod:`.blas`, :func:`pools_wait_briefly`), or
+    while the thread pool is slow to answer (see :func:`_pool_responsive`;
+    ``TINYNET_ADAPTIVE_THREADS=0`` turns that check off)."""
     if not NUMBA_ENABLED:
         return 1
     n = raw_num_threads()
@@ -356,4 +360,94 @@ def threading_layer() -> str:
         return "not initialised"
 
 
+#: libgomp's idle workers spin this many times before they sleep, when Numba's
+#: pool is started here (libgomp's own default is 300,000; see start_pool).
+GOMP_SPINS = 1000
+#: OpenBLAS's wait counts as brief up to 2**16 cycles (~30 µs; tinynet.spinwait sets 16).
+_BRIEF_BLAS_TIMEOUT = 16
+_pool_state = {"brief": False}
+
+
+def _short_spin_enabled() -> bool:
+    # the switch of tinynet.spinwait, read here too: the kernels import nothing of tinynet
+    return os.environ.get("TINYNET_SHORT_SPIN", "1").strip() != "0"
+
+
+def _libgomp_loaded() -> bool:
+    """Whether a libgomp.so is mapped into this process already (Linux; False
+    elsewhere). Vendored copies (``libgomp-<hash>.so``, torch's and
+    scikit-learn's) are other libraries with their own settings."""
+    try:
+        with open("/proc/self/maps") as fh:
+            return "/libgomp.so" in fh.read()
+    except OSError:
+        return False
+
+
+def start_pool() -> bool:
+    """Start Numba's thread pool, with a short OpenMP spin-wait when tinynet
+    may choose one; True when the pool's idle workers sleep quickly.
+
+    Sets ``GOMP_SPINCOUNT`` to :data:`GOMP_SPINS` while Numba starts its
+    OpenMP pool, unless the user set it or ``OMP_WAIT_POLICY``, or
+    ``TINYNET_SHORT_SPIN=0``, and removes it after: libgomp reads it once, as
+    it loads, and other OpenMP libraries loaded later keep their default (see
+    :mod:`tinynet.spinwait`). The wait is known to be short when the pool is
+    libgomp's, started here with the short count (a libgomp loaded before has
+    read its settings already) or with the user's passive policy, or when it
+    is Numba's ``workqueue``, whose workers sleep at once.
+    """
+    if not NUMBA_ENABLED:
+        return False
+    if threading_layer() != "not initialised":  # started before tinynet: its settings stand
+        return threading_layer() == "workqueue"
+    user_set = "GOMP_SPINCOUNT" in os.environ or "OMP_WAIT_POLICY" in os.environ
+    fresh = not _libgomp_loaded()
+    ours = _short_spin_enabled() and not user_set and fresh
+    if ours:
+        os.environ["GOMP_SPINCOUNT"] = str(GOMP_SPINS)
+    try:
+        numba.get_num_threads()  # starts the pool
+    finally:
+        if ours:
+            del os.environ["GOMP_SPINCOUNT"]
+    layer = threading_layer()
+    if layer == "workqueue":
+        return True
+    try:
+        from numba.np.ufunc import omppool
+        gnu = getattr(omppool, "openmp_vendor", "") == "GNU"
+    except ImportError:
+        gnu = False
+    passive = os.environ.get("OMP_WAIT_POLICY", "").strip().lower() == "passive"
+    return layer == "omp" and gnu and fresh and (ours or passive)
+
+
+def _blas_waits_briefly() -> bool:
+    """Whether NumPy's BLAS is OpenBLAS and was loaded with a short
+    ``OPENBLAS_THREAD_TIMEOUT`` (tinynet.spinwait sets it before NumPy loads;
+    a variable set after that would be missed, and is read as it stands)."""
+    try:
+        timeout = int(os.environ.get("OPENBLAS_THREAD_TIMEOUT", ""))
+    except ValueError:
+        return False
+    if timeout > _BRIEF_BLAS_TIMEOUT:
+        return False
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]["name"]
+    except (KeyError, TypeError, ValueError):
+        return False
+    return "openblas" in str(blas).lower()
+
+
+def pools_wait_briefly() -> bool:
+    """Whether both thread pools' idle workers sleep quickly (OpenBLAS's and
+    Numba's; see :mod:`tinynet.spinwait`), as found when the kernels were
+    imported: then the Numba kernels run in parallel between BLAS products,
+    instead of serially beside BLAS's spinning workers. False with
+    ``TINYNET_SHORT_SPIN=0``."""
+    return _pool_state["brief"]
+
+
 _probe_kernel = njit(parallel=True)(_probe).parallel if NUMBA_ENABLED else _probe
+_pool_state["brief"] = (start_pool() and _short_spin_enabled() and _blas_waits_briefly())

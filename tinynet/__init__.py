@@ -16,6 +16,7 @@ import importlib
 
 __version__ = "0.1.0"
 
+from . import spinwait  # noqa: E402,F401  (first: it acts before NumPy loads OpenBLAS)
 from .param import Param  # noqa: E402  (tiny, and needed everywhere)
 
 # name -> (module, attribute or None for the module itself)

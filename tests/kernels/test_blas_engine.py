@@ -40,13 +40,24 @@ def test_env_variable_selects_engine_and_bad_value_is_explained():
 
 
 @needs_numba
-def test_blas_products_take_the_threads_from_numba_kernels(engine):
+def test_blas_products_take_the_threads_from_numba_kernels(engine, monkeypatch):
     n = config.raw_num_threads()
+    monkeypatch.setitem(config._pool_state, "brief", False)  # BLAS's workers spin long
     engine("blas")
     assert blas.use_blas() and blas.blas_owns_threads() and config.num_threads() == 1
     engine("numba")
     assert not blas.use_blas() and not blas.blas_owns_threads()
     assert config.num_threads() in (1, n)  # 1 only if the adaptive probe found the pool slow
+
+
+@needs_numba
+def test_blas_products_leave_the_threads_to_kernels_when_both_pools_sleep_quickly(
+        engine, monkeypatch):
+    monkeypatch.setitem(config._pool_state, "brief", True)
+    monkeypatch.setattr(config, "ADAPTIVE_THREADS", False)
+    engine("blas")
+    assert blas.use_blas() and not blas.blas_owns_threads()
+    assert config.num_threads() == config.raw_num_threads()
 
 
 @needs_numba
