@@ -56,14 +56,17 @@ def _maxpool_forward(x, ph, pw, sh, sw, y, arg, n_chunks):
                         for b in range(pw):
                             if a == 0 and b == 0:
                                 continue
-                            k = a * pw + b
+                            k = np.int32(a * pw + b)
                             xs = x[s, r0 + a, c0 + b]
                             for d in range(c):
                                 v, best = xs[d], ys[d]
-                                # NaN wins, and the first NaN stays (np.argmax)
-                                if best == best and (v > best or v != v):
-                                    ys[d] = v
-                                    ks[d] = k
+                                # NaN wins, and the first NaN stays (np.argmax).
+                                # & and | (not `and`, `or`) and selects instead
+                                # of a conditional store: no branch, so the loop
+                                # over channels vectorises
+                                take = (best == best) & ((v > best) | (v != v))
+                                ys[d] = v if take else best
+                                ks[d] = k if take else ks[d]
 
 
 @njit(parallel=True)
