@@ -28,6 +28,8 @@ from benchmarks import report
 
 WEIGHTINGS = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad", "mgda"]
 ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch"]
+CONV_TRUNKS = ["conv", "conv-features"]
+DEFAULT_HEAD_UNITS = 64  # conv-features: half the parameters of the single-task CNN pair
 
 
 DEFAULT_LR, DEFAULT_BATCH = 1e-3, 128  # Multi-Fashion's Adam rate and batch
@@ -124,8 +126,12 @@ def fashion(args) -> dict:
     from tinynet.mtl.data import load_multi_fashion
 
     tasks = {"left": 10, "right": 10}
-    conv = args.trunk == "conv"
-    hidden = "conv" if conv else args.hidden
+    conv = args.trunk in CONV_TRUNKS
+    hidden = "conv" if conv else args.hidden        # the single-task models'
+    shared, head = args.hidden, ()                  # hard sharing's trunk and heads
+    if conv:
+        shared = args.trunk
+        head = (args.head_units,) if args.trunk == "conv-features" else ()
     fit = dict(loss="cross_entropy", metrics=["accuracy"], epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                weight_decay=args.weight_decay)
@@ -133,7 +139,7 @@ def fashion(args) -> dict:
     archs = args.architectures or (["hard"] if conv else ARCHITECTURES)
     for w in (args.weightings if "hard" in archs else []):
         models[f"hard sharing|{w}"] = (
-            lambda s: ex.hard_sharing(784, hidden, tasks, s, dropout=args.dropout), w)
+            lambda s: ex.hard_sharing(784, shared, tasks, s, head=head, dropout=args.dropout), w)
     _mtl_torch = None
     # MMoE, soft sharing, cross-stitch and the torch twin are MLPs: main() refused the
     # first three with --trunk conv
@@ -187,6 +193,7 @@ def fashion(args) -> dict:
     if twin and not runs["torch hard sharing|equal"]:
         runs["torch hard sharing|equal"] = "skipped: torch is not installed"
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
+                         "trunk": args.trunk, "head_units": args.head_units,
                          "validation": args.validation, "dropout": args.dropout,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                          "lr_schedule": args.lr_schedule, "weight_decay": args.weight_decay,
@@ -208,6 +215,18 @@ def _mlp_models(runs, s) -> str:
         parts.append(f"MMoE: {s['experts']} experts x {s['expert_units']} units, tower "
                      f"[{s['tower']}]")
     return "; ".join(parts)
+
+
+def _conv_models(s) -> str:
+    """What the CNN models of the table are: the whole CNN shared, or its
+    convolutional blocks only."""
+    cnn = "3x3 conv 32, 2x2 max pool, 3x3 conv 64, 2x2 max pool"
+    if s.get("trunk") == "conv-features":
+        return (f"CNN ({cnn}, Dense 128; single-task: one per task); hard sharing: the "
+                f"convolutional blocks shared, then per task Dense {s['head_units']} and a "
+                f"Dense output; ")
+    return (f"CNN trunk ({cnn}, Dense 128; single-task: one per task; hard sharing: one, "
+            f"one Dense head per task); ")
 
 
 def fashion_markdown(res) -> str:
@@ -239,9 +258,7 @@ def fashion_markdown(res) -> str:
         (f"{s['n_train']} training / {s['n_test']} validation pairs (validation pairs from "
          f"training images 50,000-59,999, training pairs from the rest; no test image); "
          if s.get("validation") else f"{s['n_train']} training / {s['n_test']} test images; ") + (
-            "CNN trunk (3x3 conv 32, 2x2 max pool, 3x3 conv 64, 2x2 max pool, Dense 128; "
-            "single-task: one per task; hard sharing: one, one Dense head per task); "
-            if s["hidden"] == "conv" else
+            _conv_models(s) if s["hidden"] == "conv" else
             f"MLP hidden widths {s['hidden']} ({_mlp_models(res['runs'], s)}); ") +
         (f"dropout {s['dropout']} after each hidden layer of the single-task and "
          f"hard-sharing MLPs{torch_too}; " if s.get("dropout") else "") +
@@ -260,7 +277,9 @@ def fashion_markdown(res) -> str:
 def _file_name(args) -> str:
     """``mtl`` for the main table; a CNN, dropout, cosine, weight-decay, learning-rate,
     batch-size or validation run gets files of its own, so it never overwrites it."""
-    return "mtl" + ("_conv" if args.trunk == "conv" else "") + (
+    trunk = {"mlp": "", "conv": "_conv",
+             "conv-features": f"_convfeatures{args.head_units or DEFAULT_HEAD_UNITS}"}
+    return "mtl" + trunk[args.trunk] + (
         "_dropout" if args.dropout else "") + (
         "_cosine" if args.lr_schedule == "cosine" else "") + (
         f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
@@ -294,10 +313,16 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-test", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
-    parser.add_argument("--trunk", choices=["mlp", "conv"], default="mlp",
-                        help="Multi-Fashion: MLP of --hidden widths (every architecture), or "
-                             "the CNN of tinynet.mtl.experiments.conv_trunk (single-task and "
-                             "hard sharing only)")
+    parser.add_argument("--trunk", choices=["mlp", *CONV_TRUNKS], default="mlp",
+                        help="Multi-Fashion: MLP of --hidden widths (every architecture); "
+                             "or the CNN of tinynet.mtl.experiments.conv_trunk (single-task "
+                             "and hard sharing only), hard sharing sharing all of it "
+                             "('conv') or only its convolutional blocks ('conv-features', "
+                             "with a Dense head of --head-units per task)")
+    parser.add_argument("--head-units", type=int, default=None,
+                        help="with --trunk conv-features: the units of each task's hidden "
+                             f"Dense layer; default {DEFAULT_HEAD_UNITS}, which gives hard "
+                             "sharing half the parameters of the single-task pair")
     parser.add_argument("--validation", action="store_true",
                         help="Multi-Fashion: score on validation pairs made from training "
                              "images 50,000-59,999 (training pairs from the rest), not on "
@@ -312,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, default=None,
                         help="Multi-Fashion: the multi-task models to train besides the "
                              "single-task baseline, which always runs (default: all, or "
-                             "'hard' with --trunk conv; 'hard' includes the torch twin)")
+                             "'hard' with a CNN trunk; 'hard' includes the torch twin)")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
                         help="Multi-Fashion: keep the learning rate, or decay it by a cosine "
                              "to 0 over the epochs (every model, torch's too)")
@@ -334,9 +359,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.trunk == "conv" and set(args.architectures or []) - {"hard"}:
-        parser.error(f"--trunk conv runs single-task and hard sharing only; --architectures "
-                     f"asked for {' '.join(args.architectures)}")
+    if args.trunk in CONV_TRUNKS and set(args.architectures or []) - {"hard"}:
+        parser.error(f"--trunk {args.trunk} runs single-task and hard sharing only; "
+                     f"--architectures asked for {' '.join(args.architectures)}")
+    if args.head_units is not None and args.trunk != "conv-features":
+        parser.error(f"--head-units is for --trunk conv-features; received --trunk "
+                     f"{args.trunk}")
+    if args.head_units is not None and args.head_units < 1:
+        parser.error(f"--head-units expected a positive number of units, received "
+                     f"{args.head_units}")
+    if args.trunk == "conv-features" and args.head_units is None:
+        args.head_units = DEFAULT_HEAD_UNITS
     quick = args.quick
     args.seeds = args.seeds or (1 if quick else 2)
     args.syn_seeds = args.syn_seeds or (1 if quick else 10)

@@ -57,6 +57,52 @@ def test_conv_trunk_models_train_and_the_table_names_the_trunk():
     assert "CNN trunk" in mtl.fashion_markdown(res)
 
 
+def test_sharing_only_the_convolutions_gives_half_the_parameters_and_trains():
+    import numpy as np
+
+    from tinynet.layers import Conv2D, Dense
+    from tinynet.mtl import experiments as ex
+    tasks = {"left": 10, "right": 10}
+    hard = ex.hard_sharing(784, "conv-features", tasks, seed=0, head=(64,))
+    single = ex.single_task(784, "conv", "left", 10, seed=0)
+    assert (hard.count_params(), 2 * single.count_params()) == (225_044, 450_068)
+    convs = [layer for layer in hard.layers if isinstance(layer, Conv2D)]
+    dense = [layer for layer in hard.layers if isinstance(layer, Dense)]
+    assert len(convs) == 2 and len(dense) == 4        # shared: the convolutions only
+    # same filters as the single-task CNN of the same seed
+    single_convs = [layer for layer in single.layers if isinstance(layer, Conv2D)]
+    for a, b in zip(convs, single_convs):
+        np.testing.assert_array_equal(a.W.value, b.W.value)
+    rng = np.random.default_rng(0)
+    x = rng.random((12, 256)).astype(np.float32)      # 16x16 images
+    y = {"left": rng.integers(0, 3, 12), "right": rng.integers(0, 3, 12)}
+    small = ex.hard_sharing(256, "conv-features", {"left": 3, "right": 3}, seed=0, head=(4,))
+    r = ex.run(small, (x, y), (x, y), loss="cross_entropy", metrics=["accuracy"], epochs=1,
+               batch_size=6)
+    assert 0 <= r["test"]["right/accuracy"] <= 1
+    res = {"settings": {"n_train": 1, "n_test": 1, "hidden": "conv", "trunk": "conv-features",
+                        "head_units": 64, "epochs": 1, "lr": 1e-3, "batch_size": 2, "seeds": 1,
+                        "experts": 2, "expert_units": 2, "tower": 2, "soft_penalty": 0.0},
+           "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
+                                     "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
+    assert "convolutional blocks shared, then per task Dense 64" in mtl.fashion_markdown(res)
+
+
+def test_head_units_are_for_the_conv_features_trunk_only(capsys):
+    for argv in (["--head-units", "32"], ["--trunk", "conv", "--head-units", "32"]):
+        with pytest.raises(SystemExit):
+            mtl.main(["--quick", "--parts", "synthetic", *argv])
+        assert "--head-units is for --trunk conv-features" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        mtl.main(["--quick", "--parts", "synthetic", "--trunk", "conv-features",
+                  "--head-units", "0"])
+    assert "expected a positive number of units, received 0" in capsys.readouterr().err
+    parse = mtl.build_parser().parse_args
+    assert mtl._file_name(parse(["--trunk", "conv-features"])) == "mtl_convfeatures64"
+    assert mtl._file_name(parse(["--trunk", "conv-features", "--head-units", "128",
+                                 "--validation"])) == "mtl_convfeatures128_validation"
+
+
 def test_cnn_and_validation_runs_write_files_of_their_own(tmp_path):
     assert mtl.main(["--quick", "--parts", "synthetic", "--trunk", "conv", "--validation",
                      "--out", str(tmp_path)]) == 0
