@@ -8,10 +8,17 @@ faster on this machine, and everything around them stays in the fused Numba
 kernels (bias and activation epilogues, activation and bias gradients,
 losses, optimizer updates):
 
-* ``TINYNET_GEMM=auto`` (default): measured per process and thread count
-  the first time a product runs, and once more after :data:`RECHECK_AFTER`
-  products (~50 ms each time): six dense-layer shapes on each engine in
-  turn, best of 3 passes; BLAS is chosen when it is faster by 10 % or more;
+* ``TINYNET_GEMM=auto`` (default): measured once per machine and Numba
+  thread count, the first time a product runs (0.2-0.4 s: six dense-layer
+  shapes, the two engines in turn over three rounds, each engine's best
+  pass); BLAS is chosen when it is faster by 10 % or more. The choice is
+  kept in :data:`CHOICE_FILE` beside the kernels' Numba cache, so every
+  later process makes the same one: the engines round differently, and a
+  choice made anew in every process, by timings on a busy machine, made
+  the same ``fit(seed=s)`` give different weights in different processes
+  (one process in six chose the slower engine here). :func:`remeasure`
+  measures again; where the cache directory cannot be written, each process
+  measures once for itself;
 * ``TINYNET_GEMM=numba``: always tinynet's GEMM;
 * ``TINYNET_GEMM=blas``: always numpy's ``@``.
 
@@ -27,15 +34,18 @@ BLAS runs the products, the Numba kernels run serially (see
 
 from __future__ import annotations
 
+import json
+import os
+import platform
 import time
 
 import numpy as np
 
-from .config import (NUMBA_ENABLED, check_choice, choice_from_env, pools_wait_briefly,
-                     raw_num_threads)
+from .config import (NUMBA_ENABLED, SOURCES_DIGEST, check_choice, choice_from_env,
+                     kernel_cache_dir, pools_wait_briefly, raw_num_threads, write_text_atomic)
 
-__all__ = ["GEMM_ENGINES", "set_gemm", "get_gemm", "use_blas", "blas_owns_threads",
-           "blas_product", "measured"]
+__all__ = ["GEMM_ENGINES", "CHOICE_FILE", "set_gemm", "get_gemm", "use_blas",
+           "blas_owns_threads", "blas_product", "measured", "remeasure"]
 
 GEMM_ENGINES = ("auto", "numba", "blas")
 
@@ -45,14 +55,12 @@ def _check(name) -> str:
 
 
 _engine = choice_from_env("TINYNET_GEMM", "GEMM engine", GEMM_ENGINES, "auto")
-#: thread count -> [BLAS measured faster?, products since the first measurement
-#: (counted up to RECHECK_AFTER, when it is measured the second and last time)]
+#: Numba thread count -> BLAS chosen? (``auto``'s choices in this process)
 _measured: dict = {}
-#: ``auto`` measures again after this many products (and then keeps that
-#: choice): the first measurement is taken as the process starts, often the
-#: busiest moment (imports, other processes starting), and a contended
-#: measurement once picked the slower engine.
-RECHECK_AFTER = 2000
+#: In the kernels' cache directory: JSON ``{"kernels": digest of the kernels'
+#: sources, "choices": {machine key: "blas" | "numba"}}``; choices made for
+#: other kernel sources are dropped (the Numba GEMM may have changed).
+CHOICE_FILE = "tinynet-gemm-choice.json"
 
 
 def set_gemm(name: str) -> str:
@@ -73,15 +81,11 @@ def use_blas() -> bool:
         return _engine == "blas"
     if not NUMBA_ENABLED:
         return True
-    key = raw_num_threads()
-    entry = _measured.get(key)
-    if entry is None:
-        entry = _measured[key] = [_measure(), 0]
-    elif entry[1] < RECHECK_AFTER:
-        entry[1] += 1
-        if entry[1] == RECHECK_AFTER:
-            entry[0] = _measure()
-    return entry[0]
+    threads = raw_num_threads()
+    choice = _measured.get(threads)
+    if choice is None:
+        choice = _measured[threads] = _decide(threads)
+    return choice
 
 
 def blas_owns_threads() -> bool:
@@ -91,8 +95,7 @@ def blas_owns_threads() -> bool:
     workers sleep quickly (:func:`.config.pools_wait_briefly`), False."""
     if not NUMBA_ENABLED or _engine == "numba" or pools_wait_briefly():
         return False
-    entry = _measured.get(raw_num_threads())
-    return _engine == "blas" or (entry is not None and entry[0])
+    return _engine == "blas" or bool(_measured.get(raw_num_threads()))
 
 
 def blas_product(a, b, out, accumulate):
@@ -112,9 +115,13 @@ _PROBE_SHAPES = [(32, 784, 256), (256, 32, 784), (32, 256, 784), (512, 784, 256)
 
 
 def _measure() -> bool:
-    """Time the probe shapes on each engine, one engine at a time (calls that
+    """Time the probe shapes on each engine: a warm-up pass each (compiling,
+    starting threads), then three rounds in which each engine in turn runs
+    two passes. One engine at a time, with a pause between them (calls that
     alternate between two spinning thread pools measure the contention, not
-    the engines), best of 3 passes; True when BLAS is faster by 10 %."""
+    the engines); the rounds spread each engine's passes over time, so a
+    burst of load elsewhere slows both. True when BLAS's best pass is faster
+    than Numba's best by 10 %."""
     from .gemm import numba_matmul
     rng = np.random.default_rng(0)
     problems = []
@@ -123,18 +130,94 @@ def _measure() -> bool:
                          rng.standard_normal((k, n), dtype=np.float32),
                          np.empty((m, n), np.float32)))
     engines = {"numba": numba_matmul, "blas": lambda a, b, c: np.matmul(a, b, out=c)}
-    best = {}
-    for name, fn in engines.items():
-        time.sleep(0.01)  # let the other engine's threads go to sleep
-        best[name] = float("inf")
-        for _ in range(4):  # the first pass compiles / warms up
-            t0 = time.perf_counter()
-            for a, b, c in problems:
-                fn(a, b, c)
-            best[name] = min(best[name], time.perf_counter() - t0)
+    best = {name: float("inf") for name in engines}
+    for passes in (1, 2, 2, 2):  # the first round warms up and is not counted
+        for name, fn in engines.items():
+            time.sleep(0.01)  # let the other engine's threads go to sleep
+            for _ in range(passes):
+                t0 = time.perf_counter()
+                for a, b, c in problems:
+                    fn(a, b, c)
+                if passes == 2:
+                    best[name] = min(best[name], time.perf_counter() - t0)
     return best["blas"] <= 0.9 * best["numba"]
 
 
+def _machine_key(threads: int) -> str:
+    """What the choice depends on: the processor, the cores, Numba's threads
+    and NumPy (its BLAS comes with it)."""
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            model = next((line.split(":", 1)[1].strip() for line in fh
+                          if line.startswith("model name")), model)
+    except OSError:
+        pass
+    return f"{model}; {os.cpu_count()} cpus; {threads} numba threads; numpy {np.__version__}"
+
+
+def _choice_path():
+    folder = kernel_cache_dir()
+    return None if folder is None else os.path.join(folder, CHOICE_FILE)
+
+
+def _stored_choices(path) -> dict:
+    """The choices in ``path`` for these kernel sources; ``{}`` when the file is
+    missing, unreadable, not the JSON it should be, or for other sources."""
+    try:
+        with open(path) as fh:
+            data = json.load(fh)
+        if data.get("kernels") == SOURCES_DIGEST and isinstance(data.get("choices"), dict):
+            return {k: v for k, v in data["choices"].items() if v in ("blas", "numba")}
+    except (OSError, ValueError, AttributeError):
+        pass
+    return {}
+
+
+def _store_choice(path, key: str, name: str) -> None:
+    choices = {**_stored_choices(path), key: name}
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        write_text_atomic(path, json.dumps({"kernels": SOURCES_DIGEST, "choices": choices},
+                                           indent=1, sort_keys=True) + "\n")
+    except OSError:  # a read-only cache: this process keeps its choice for itself
+        pass
+
+
+def _decide(threads: int) -> bool:
+    """``auto``'s choice for ``threads``: the stored one, else measured and stored
+    (unless another process stored one meanwhile: then that one, so that
+    processes started together agree too)."""
+    path, key = _choice_path(), _machine_key(threads)
+    if path is not None:
+        stored = _stored_choices(path).get(key)
+        if stored is not None:
+            return stored == "blas"
+    choice = _measure()
+    if path is not None:
+        stored = _stored_choices(path).get(key)
+        if stored is not None:
+            return stored == "blas"
+        _store_choice(path, key, "blas" if choice else "numba")
+    return choice
+
+
+def remeasure() -> str:
+    """Measure the engines again for the current Numba thread count, keep the
+    result for this process and later ones, and return it (``"blas"`` or
+    ``"numba"``); e.g. after the first choice was made on a busy machine.
+    Results of training change with the engine (they round differently)."""
+    if not NUMBA_ENABLED:  # no Numba GEMM to compare with
+        return "blas"
+    threads = raw_num_threads()
+    choice = _measured[threads] = _measure()
+    path = _choice_path()
+    if path is not None:
+        _store_choice(path, _machine_key(threads), "blas" if choice else "numba")
+    return "blas" if choice else "numba"
+
+
 def measured() -> dict:
-    """``{numba thread count: "blas" | "numba"}`` as ``auto`` decided so far."""
-    return {k: ("blas" if v[0] else "numba") for k, v in _measured.items()}
+    """``{numba thread count: "blas" | "numba"}`` as ``auto`` decided so far in
+    this process (measured, or read from :data:`CHOICE_FILE`)."""
+    return {k: ("blas" if v else "numba") for k, v in _measured.items()}

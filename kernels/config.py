@@ -44,7 +44,8 @@ import time
 import numpy as np
 
 __all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads", "raw_num_threads",
-           "split_count", "set_num_threads", "threading_layer", "COMPILE_MESSAGE"]
+           "split_count", "set_num_threads", "threading_layer", "COMPILE_MESSAGE",
+           "REDUCE_ROWS", "reduce_blocks"]
 
 #: LLVM fast-math flags: reassociation lets reductions vectorise; no ``nnan``
 #: or ``ninf``, so NaN/inf behave as in NumPy.
@@ -126,49 +127,67 @@ def _sources_digest(folder: str) -> tuple[str, list]:
     return digest.hexdigest(), names
 
 
-def _drop_stale_cache() -> None:
-    """Delete the kernels' Numba cache files when any kernels source changed
-    since they were written (see the module docstring); the cache directory
-    is the one Numba picks (``NUMBA_CACHE_DIR``, ``__pycache__`` beside the
-    sources, or the user-wide one). Housekeeping only: if Numba's locator
-    API or the file system says no, the cache is left as Numba keeps it."""
+def kernel_cache_dir():
+    """The directory of the kernels' Numba cache files (the one Numba picks:
+    ``NUMBA_CACHE_DIR``, ``__pycache__`` beside the sources, or the user-wide
+    one), or None without Numba or when Numba's locator API says no. Its
+    stamp of the sources (:func:`_drop_stale_cache`) and the GEMM engine
+    ``auto`` chose (:mod:`.blas`) live there too."""
     if numba is None or not NUMBA_ENABLED:
-        return
+        return None
     try:
         from numba.core.caching import CacheImpl
-        folder = os.path.dirname(os.path.abspath(__file__))
-        digest, names = _sources_digest(folder)
         for locator_class in CacheImpl._locator_classes:
             locator = locator_class.from_function(_drop_stale_cache, os.path.abspath(__file__))
             if locator is not None:
-                break
-        else:
-            return
-        cache_dir = locator.get_cache_path()
+                return locator.get_cache_path()
+    except (ImportError, AttributeError, OSError):
+        pass
+    return None
+
+
+def write_text_atomic(path: str, text: str) -> None:
+    """Write ``text`` to ``path`` so that a reader sees the old file or the new
+    one, never half of one, and no temporary file is left behind. Not
+    tinynet.atomic: the kernels are the lowest floor and import nothing of
+    tinynet; a cache file needs no fsync."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "w") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+#: Hash of every kernels source file, as :func:`_sources_digest` computes it.
+SOURCES_DIGEST, _SOURCE_NAMES = _sources_digest(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _drop_stale_cache() -> None:
+    """Delete the kernels' Numba cache files when any kernels source changed
+    since they were written (see the module docstring). Housekeeping only: if
+    Numba's locator API or the file system says no, the cache is left as
+    Numba keeps it."""
+    cache_dir = kernel_cache_dir()
+    if cache_dir is None:
+        return
+    try:
         stamp = os.path.join(cache_dir, SOURCES_STAMP)
         if os.path.isfile(stamp):
             with open(stamp) as fh:
-                if fh.read().strip() == digest:
+                if fh.read().strip() == SOURCES_DIGEST:
                     return
         if os.path.isdir(cache_dir):
-            stems = tuple(n[:-3] + "." for n in names)
+            stems = tuple(n[:-3] + "." for n in _SOURCE_NAMES)
             for name in os.listdir(cache_dir):
                 if name.endswith((".nbi", ".nbc")) and name.startswith(stems):
                     os.remove(os.path.join(cache_dir, name))
         os.makedirs(cache_dir, exist_ok=True)
-        # atomic: a reader sees the old stamp or the new one. Not tinynet.atomic: the
-        # kernels are the lowest floor and import nothing of tinynet; a cache stamp
-        # needs no fsync, only never to be left half-written or as a stray temp file
-        tmp = f"{stamp}.{os.getpid()}.tmp"
-        try:
-            with open(tmp, "w") as fh:
-                fh.write(digest + "\n")
-            os.replace(tmp, stamp)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-            raise
-    except (ImportError, AttributeError, OSError):
+        write_text_atomic(stamp, SOURCES_DIGEST + "\n")
+    except OSError:
         return
 
 
@@ -278,6 +297,22 @@ def num_threads() -> int:
     if n > 1 and ADAPTIVE_THREADS and not _pool_responsive():
         return 1
     return n
+
+
+#: Rows per block of a sum over rows. Kernels that sum over rows (the bias
+#: gradient, the cross-entropy's loss, LayerNorm's dgamma and dbeta) keep one
+#: partial sum per block of this many rows, whatever the number of threads,
+#: and add the partials in block order afterwards: the sum then has the same
+#: bits on one thread or several. Per-thread partials made training depend
+#: on the thread count, which the adaptive check below changes with the load
+#: of the machine, so the same ``fit(seed=s)`` could end with other weights.
+REDUCE_ROWS = 32
+
+
+def reduce_blocks(n_rows: int) -> int:
+    """Blocks of :data:`REDUCE_ROWS` rows for a sum over ``n_rows`` rows (at
+    least 1): the rows of a partials array."""
+    return max(1, -(-n_rows // REDUCE_ROWS))
 
 
 def split_count(n_split: int, work: int, min_work: int) -> int:

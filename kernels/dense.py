@@ -14,10 +14,11 @@ Backward (:func:`dense_backward`), given :math:`\delta = \partial L/\partial y`:
     \partial x = g W^\top
 
 :math:`g` and the bias gradient come from one pass (:func:`act_grad_bias`):
-each thread sums its own rows into its own row of a partials array, which is
-reduced after the parallel loop (never ``+=`` into one shared array inside
-``prange``). ``dx`` is skipped when the caller does not need it (the first
-layer of a model).
+each block of :data:`.config.REDUCE_ROWS` rows is summed into its own row of
+a partials array, which is reduced in block order after the parallel loop
+(never ``+=`` into one shared array inside ``prange``; and blocks, not
+threads, so that the sum does not depend on the thread count). ``dx`` is
+skipped when the caller does not need it (the first layer of a model).
 
 When :mod:`.blas` runs the products on numpy's BLAS, the forward is
 ``np.matmul`` followed by the same epilogue as one parallel pass over the
@@ -32,7 +33,7 @@ import numpy as np
 
 from .activations import (IDENTITY, act_backward_ref, act_forward_ref, act_grad_rows,
                           bias_act_rows, needs_input)
-from .config import NUMBA_ENABLED, njit, num_threads, prange
+from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
 from .blas import use_blas
 from .gemm import PARALLEL_MIN_MACS, _nn_rows, matmul_nt, matmul_tn, row_chunks
 
@@ -61,26 +62,30 @@ def _epilogue(y, b, has_bias, z, store_z, code, alpha, n_chunks):
 
 @njit(parallel=True)
 def _act_grad_bias(dy, y, z, code, alpha, g, partials, want_bias, n_chunks):
+    """g for every row; with ``want_bias``, ``partials[k]`` = the sum of rows
+    ``k R .. (k+1) R - 1`` of g (R = REDUCE_ROWS); the blocks split over chunks."""
     M, N = dy.shape
+    n_blocks = partials.shape[0]
     for t in prange(n_chunks):
-        r0 = (M * t) // n_chunks
-        r1 = (M * (t + 1)) // n_chunks
-        if code != 0:
-            act_grad_rows(dy, y, z, code, alpha, g, r0, r1)
-        if want_bias:
-            src = g if code != 0 else dy
-            part = partials[t]
-            part[:] = 0
-            for i in range(r0, r1):
-                row = src[i]
-                for j in range(N):
-                    part[j] += row[j]
+        for k in range((n_blocks * t) // n_chunks, (n_blocks * (t + 1)) // n_chunks):
+            r0 = k * REDUCE_ROWS
+            r1 = min(M, r0 + REDUCE_ROWS)
+            if code != 0:
+                act_grad_rows(dy, y, z, code, alpha, g, r0, r1)
+            if want_bias:
+                src = g if code != 0 else dy
+                part = partials[k]
+                part[:] = 0
+                for i in range(r0, r1):
+                    row = src[i]
+                    for j in range(N):
+                        part[j] += row[j]
 
 
 @njit
-def _reduce_partials(partials, n_chunks, out):
-    for t in range(n_chunks):
-        p = partials[t]
+def _reduce_partials(partials, out):
+    for k in range(partials.shape[0]):
+        p = partials[k]
         for j in range(out.shape[0]):
             out[j] += p[j]
 
@@ -140,17 +145,18 @@ def act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
         g = np.empty_like(dy) if g_out is None else g_out
     if M == 0:
         return g
-    n_chunks = _threads_for(M, N)
-    partials = np.empty((n_chunks, N if db is not None else 0), dy.dtype)
+    n_blocks = reduce_blocks(M)
+    n_chunks = min(_threads_for(M, N), n_blocks)
+    partials = np.empty((n_blocks, N if db is not None else 0), dy.dtype)
     _act_grad_bias(dy, y if y is not None else dy, z if z is not None else dy, code,
                    dy.dtype.type(alpha), g, partials, db is not None, n_chunks)
     if db is not None:
-        _reduce_partials(partials, n_chunks, db)
+        _reduce_partials(partials, db)
     return g
 
 
 def bias_grad(g, db):
-    """``db += g.sum(axis=0)`` with per-thread partial sums."""
+    """``db += g.sum(axis=0)`` with partial sums per block of rows."""
     act_grad_bias(g, None, None, IDENTITY, 0.0, None, db)
     return db
 

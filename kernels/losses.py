@@ -10,8 +10,10 @@ smoothing :math:`\varepsilon` (target :math:`t' = (1-\varepsilon)\,\mathrm{oneho
 
 :func:`softmax_cross_entropy` returns :math:`\sum_i \ell_i` (in float64) and
 writes ``scale`` times the gradient; the log-sum-exp subtracts the row
-maximum, so any finite logits are safe. Rows are split over threads, each
-summing its own loss partial.
+maximum, so any finite logits are safe. Rows are split over threads; the
+loss is summed per block of :data:`.config.REDUCE_ROWS` rows and the blocks'
+sums added in order, so that it does not depend on the thread count (the
+loss weightings of :mod:`tinynet.mtl` train on it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import math
 
 import numpy as np
 
-from .config import NUMBA_ENABLED, njit, num_threads, prange
+from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
 
 __all__ = ["softmax_cross_entropy", "softmax_cross_entropy_ref"]
 
@@ -56,9 +58,11 @@ def _ce_rows(z, labels, smoothing, grad, scale, r0, r1):
 @njit(parallel=True)
 def _softmax_ce(z, labels, smoothing, grad, scale, partials, n_chunks):
     M = z.shape[0]
+    n_blocks = partials.shape[0]
     for t in prange(n_chunks):
-        partials[t] = _ce_rows(z, labels, smoothing, grad, scale, (M * t) // n_chunks,
-                               (M * (t + 1)) // n_chunks)
+        for k in range((n_blocks * t) // n_chunks, (n_blocks * (t + 1)) // n_chunks):
+            partials[k] = _ce_rows(z, labels, smoothing, grad, scale, k * REDUCE_ROWS,
+                                   min(M, (k + 1) * REDUCE_ROWS))
 
 
 def softmax_cross_entropy(logits, labels, label_smoothing=0.0, scale=1.0, grad_out=None):
@@ -81,8 +85,9 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0, scale=1.0, grad_o
     grad = np.empty_like(z) if grad_out is None else grad_out
     if z.shape[0] == 0:
         return 0.0, grad
+    n_blocks = reduce_blocks(z.shape[0])
     n_chunks = max(1, min(num_threads(), z.shape[0] // 64)) if z.size >= (1 << 16) else 1
-    partials = np.zeros(n_chunks)
+    partials = np.zeros(n_blocks)
     _softmax_ce(z, np.ascontiguousarray(labels, dtype=np.int64), float(label_smoothing),
                 grad, z.dtype.type(scale), partials, n_chunks)
     return float(partials.sum()), grad

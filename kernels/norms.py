@@ -16,8 +16,10 @@ axis as the statistics and :math:`g = \gamma\,\partial y`:
     \partial\beta \mathrel{+}= \textstyle\sum_{rows} \partial y
 
 Sums accumulate in float64. BatchNorm kernels give each thread whole
-features (columns), LayerNorm kernels whole rows, with per-thread partial
-sums for the parameter gradients, so no two threads write one element.
+features (columns), LayerNorm kernels whole rows, with partial sums for the
+parameter gradients per block of rows (no two threads write one element, and
+the blocks, not the threads, fix the order of the sums: the same bits on any
+number of threads).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import math
 
 import numpy as np
 
-from .config import NUMBA_ENABLED, njit, prange, split_count
+from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, prange, reduce_blocks, split_count
 
 __all__ = ["batchnorm_forward", "batchnorm_backward", "layernorm_forward",
            "layernorm_backward", "batchnorm_forward_ref", "batchnorm_backward_ref",
@@ -202,11 +204,15 @@ def _ln_forward(x, gamma, beta, eps, y, x_hat, inv_std, n_chunks):
 
 @njit(parallel=True)
 def _ln_backward(dy, x_hat, inv_std, gamma, pg, pb, dx, n_chunks):
+    """dx; ``pg[k]``, ``pb[k]``: the block of rows ``k R .. (k+1) R - 1``'s
+    shares of dgamma and dbeta (R = REDUCE_ROWS; blocks split over chunks)."""
     M, N = dy.shape
+    n_blocks = pg.shape[0]
     for t in prange(n_chunks):
-        pgt = pg[t]
-        pbt = pb[t]
-        for i in range((M * t) // n_chunks, (M * (t + 1)) // n_chunks):
+        for i in range(REDUCE_ROWS * ((n_blocks * t) // n_chunks),
+                       min(M, REDUCE_ROWS * ((n_blocks * (t + 1)) // n_chunks))):
+            pgt = pg[i // REDUCE_ROWS]
+            pbt = pb[i // REDUCE_ROWS]
             dr = dy[i]
             hr = x_hat[i]
             sg = 0.0
@@ -245,13 +251,15 @@ def layernorm_forward(x, gamma, beta, eps):
 
 
 def layernorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
-    """dx of LayerNorm; adds to ``dgamma`` and ``dbeta`` (per-thread partials)."""
+    """dx of LayerNorm; adds to ``dgamma`` and ``dbeta`` (partials per block of
+    rows, added in block order: the same bits on any number of threads)."""
     dy = np.ascontiguousarray(dy)
     dx = np.empty_like(dy)
     if dy.size:
-        n_chunks = _chunks(dy.shape[0] // 8, dy.size)
-        pg = np.zeros((n_chunks, dy.shape[1]))
-        pb = np.zeros((n_chunks, dy.shape[1]))
+        n_blocks = reduce_blocks(dy.shape[0])
+        n_chunks = min(_chunks(dy.shape[0] // 8, dy.size), n_blocks)
+        pg = np.zeros((n_blocks, dy.shape[1]))
+        pb = np.zeros((n_blocks, dy.shape[1]))
         _ln_backward(dy, x_hat, inv_std, gamma, pg, pb, dx, n_chunks)
         dgamma += pg.sum(axis=0).astype(dgamma.dtype)
         dbeta += pb.sum(axis=0).astype(dbeta.dtype)

@@ -79,3 +79,24 @@ def test_row_chunks():
     assert gemm.row_chunks(7, 2) == 1
     assert gemm.row_chunks(8, 2) == 2
     assert gemm.row_chunks(1000, 3) == 3
+
+
+@given(m=st.integers(1, 70), k=st.integers(1, 40), n=st.integers(1, 40),
+       dtype=dtypes, accumulate=st.booleans(), seed=st.integers(0, 2**31))
+def test_gemm_gives_the_same_bits_on_any_number_of_chunks(m, k, n, dtype, accumulate, seed):
+    """A row of C computed in a group of four rows or among a chunk's last rows
+    gets the same bits, so the product does not depend on where the chunk
+    boundaries fall, i.e. on the thread count (training is then reproducible
+    whatever the adaptive thread check decides). This held when the test was
+    written; a change to the kernel's loops that breaks it fails here."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((m, k)).astype(dtype)
+    b = rng.standard_normal((k, n)).astype(dtype)
+    c0 = rng.standard_normal((m, n)).astype(dtype)
+    results = []
+    for chunks in (1, 2, 3, 5):
+        c = c0.copy()
+        gemm.gemm_nn(a, b, c, accumulate, chunks)
+        results.append(c)
+    for c in results[1:]:
+        np.testing.assert_array_equal(c, results[0])

@@ -248,3 +248,41 @@ def test_maxpool_backward_zeroes_what_no_window_covers(monkeypatch):
     assert not dx[:, 6:].any()
     np.testing.assert_array_equal(dx, pooling.maxpool_backward_ref(dy, arg, x.shape,
                                                                    (2, 3), (2, 3)))
+
+
+@needs_numba
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sums_over_rows_give_the_same_bits_on_one_thread_or_two(monkeypatch, dtype):
+    """The bias gradient, the cross-entropy's loss and LayerNorm's dgamma/dbeta
+    sum per block of rows, not per thread: one thread and two agree to the
+    bit (training would otherwise depend on the adaptive thread check)."""
+    from tinynet import kernels as tk
+    from tinynet.kernels import config, dense, losses, norms
+    if config.numba.config.NUMBA_NUM_THREADS < 2:
+        pytest.skip("needs two Numba threads")
+    monkeypatch.setattr(config, "ADAPTIVE_THREADS", False)
+    monkeypatch.setitem(config._pool_state, "brief", True)   # kernels parallel beside BLAS
+    rng = np.random.default_rng(0)
+    g = rng.standard_normal((1003, 300)).astype(dtype)
+    z = rng.standard_normal((1003, 100)).astype(dtype)
+    labels = rng.integers(0, 100, 1003)
+    x_hat = rng.standard_normal(g.shape).astype(dtype)
+    inv_std = rng.random(1003).astype(dtype)
+    gamma = rng.standard_normal(300).astype(dtype)
+    results = []
+    before = tk.set_num_threads(1)
+    try:
+        for n in (1, 2):
+            tk.set_num_threads(n)
+            assert config.num_threads() == n
+            db = np.zeros(300, dtype)
+            dense.bias_grad(g, db)
+            loss, _ = losses.softmax_cross_entropy(z, labels, scale=1 / 1003)
+            dgamma, dbeta = np.zeros(300, dtype), np.zeros(300, dtype)
+            norms.layernorm_backward(g, x_hat, inv_std, gamma, dgamma, dbeta)
+            results.append((db, np.array(loss), dgamma, dbeta))
+    finally:
+        tk.set_num_threads(before)
+    for one, two in zip(*results):
+        np.testing.assert_array_equal(one, two)
+    np.testing.assert_allclose(results[0][0], g.sum(axis=0), rtol=1e-4, atol=1e-3)
