@@ -128,10 +128,8 @@ def fashion(args) -> dict:
     tasks = {"left": 10, "right": 10}
     conv = args.trunk in CONV_TRUNKS
     hidden = "conv" if conv else args.hidden        # the single-task models'
-    shared, head = args.hidden, ()                  # hard sharing's trunk and heads
-    if conv:
-        shared = args.trunk
-        head = (args.head_units,) if args.trunk == "conv-features" else ()
+    shared = args.trunk if conv else args.hidden    # hard sharing's trunk and heads
+    head = (args.head_units,) if args.trunk == "conv-features" else ()
     fit = dict(loss="cross_entropy", metrics=["accuracy"], epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                weight_decay=args.weight_decay)

@@ -71,17 +71,6 @@ def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
 
 
 # ------------------------------------------------------------------- machine
-def _cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
 def _blas_info() -> str:
     import numpy as np
     try:
@@ -122,9 +111,10 @@ def machine_info() -> dict:
     """Cores, CPU, Python, NumPy + BLAS, Numba + threading layer, tinynet backend,
     and the versions of the peers (torch, scikit-learn) when importable."""
     import numpy as np
+    from tinynet.kernels.blas import cpu_model
     info = {
         "cores": os.cpu_count(),
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
         "numpy": np.__version__,

@@ -45,7 +45,7 @@ from .config import (NUMBA_ENABLED, SOURCES_DIGEST, check_choice, choice_from_en
                      kernel_cache_dir, pools_wait_briefly, raw_num_threads, write_text_atomic)
 
 __all__ = ["GEMM_ENGINES", "CHOICE_FILE", "set_gemm", "get_gemm", "use_blas",
-           "blas_owns_threads", "blas_product", "measured", "remeasure"]
+           "blas_owns_threads", "blas_product", "measured", "remeasure", "cpu_model"]
 
 GEMM_ENGINES = ("auto", "numba", "blas")
 
@@ -131,29 +131,40 @@ def _measure() -> bool:
                          np.empty((m, n), np.float32)))
     engines = {"numba": numba_matmul, "blas": lambda a, b, c: np.matmul(a, b, out=c)}
     best = {name: float("inf") for name in engines}
-    for passes in (1, 2, 2, 2):  # the first round warms up and is not counted
+    for warm_up in (True, False, False, False):
         for name, fn in engines.items():
             time.sleep(0.01)  # let the other engine's threads go to sleep
-            for _ in range(passes):
+            for _ in range(1 if warm_up else 2):
                 t0 = time.perf_counter()
                 for a, b, c in problems:
                     fn(a, b, c)
-                if passes == 2:
+                if not warm_up:
                     best[name] = min(best[name], time.perf_counter() - t0)
     return best["blas"] <= 0.9 * best["numba"]
+
+
+def _name(use_blas_: bool) -> str:
+    return "blas" if use_blas_ else "numba"
+
+
+def cpu_model() -> str:
+    """The processor's model name (Linux's /proc/cpuinfo), else what
+    :mod:`platform` knows."""
+    try:
+        with open("/proc/cpuinfo") as fh:
+            for line in fh:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
 
 
 def _machine_key(threads: int) -> str:
     """What the choice depends on: the processor, the cores, Numba's threads
     and NumPy (its BLAS comes with it)."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            model = next((line.split(":", 1)[1].strip() for line in fh
-                          if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{model}; {os.cpu_count()} cpus; {threads} numba threads; numpy {np.__version__}"
+    return (f"{cpu_model()}; {os.cpu_count()} cpus; {threads} numba threads; "
+            f"numpy {np.__version__}")
 
 
 def _choice_path():
@@ -198,7 +209,7 @@ def _decide(threads: int) -> bool:
         stored = _stored_choices(path).get(key)
         if stored is not None:
             return stored == "blas"
-        _store_choice(path, key, "blas" if choice else "numba")
+        _store_choice(path, key, _name(choice))
     return choice
 
 
@@ -213,11 +224,11 @@ def remeasure() -> str:
     choice = _measured[threads] = _measure()
     path = _choice_path()
     if path is not None:
-        _store_choice(path, _machine_key(threads), "blas" if choice else "numba")
-    return "blas" if choice else "numba"
+        _store_choice(path, _machine_key(threads), _name(choice))
+    return _name(choice)
 
 
 def measured() -> dict:
     """``{numba thread count: "blas" | "numba"}`` as ``auto`` decided so far in
     this process (measured, or read from :data:`CHOICE_FILE`)."""
-    return {k: ("blas" if v else "numba") for k, v in _measured.items()}
+    return {k: _name(v) for k, v in _measured.items()}

@@ -209,26 +209,26 @@ def _ln_backward(dy, x_hat, inv_std, gamma, pg, pb, dx, n_chunks):
     M, N = dy.shape
     n_blocks = pg.shape[0]
     for t in prange(n_chunks):
-        for i in range(REDUCE_ROWS * ((n_blocks * t) // n_chunks),
-                       min(M, REDUCE_ROWS * ((n_blocks * (t + 1)) // n_chunks))):
-            pgt = pg[i // REDUCE_ROWS]
-            pbt = pb[i // REDUCE_ROWS]
-            dr = dy[i]
-            hr = x_hat[i]
-            sg = 0.0
-            sgx = 0.0
-            for j in range(N):
-                g = dr[j] * gamma[j]
-                sg += g
-                sgx += g * hr[j]
-                pgt[j] += dr[j] * hr[j]
-                pbt[j] += dr[j]
-            sg /= N
-            sgx /= N
-            r = inv_std[i]
-            out = dx[i]
-            for j in range(N):
-                out[j] = r * (dr[j] * gamma[j] - sg - hr[j] * sgx)
+        for k in range((n_blocks * t) // n_chunks, (n_blocks * (t + 1)) // n_chunks):
+            pgt = pg[k]
+            pbt = pb[k]
+            for i in range(k * REDUCE_ROWS, min(M, (k + 1) * REDUCE_ROWS)):
+                dr = dy[i]
+                hr = x_hat[i]
+                sg = 0.0
+                sgx = 0.0
+                for j in range(N):
+                    g = dr[j] * gamma[j]
+                    sg += g
+                    sgx += g * hr[j]
+                    pgt[j] += dr[j] * hr[j]
+                    pbt[j] += dr[j]
+                sg /= N
+                sgx /= N
+                r = inv_std[i]
+                out = dx[i]
+                for j in range(N):
+                    out[j] = r * (dr[j] * gamma[j] - sg - hr[j] * sgx)
 
 
 def layernorm_forward(x, gamma, beta, eps):
