@@ -33,6 +33,7 @@ DEFAULT_HEAD_UNITS = 64  # conv-features: half the parameters of the single-task
 
 
 DEFAULT_LR, DEFAULT_BATCH = 1e-3, 128  # Multi-Fashion's Adam rate and batch
+DEFAULT_N_TRAIN = 20000  # Multi-Fashion training pairs of a full (not --quick) run
 
 
 def _pm(values, digits=4):
@@ -274,7 +275,8 @@ def fashion_markdown(res) -> str:
 # --------------------------------------------------------------------- main
 def _file_name(args) -> str:
     """``mtl`` for the main table; a CNN, dropout, cosine, weight-decay, learning-rate,
-    batch-size or validation run gets files of its own, so it never overwrites it."""
+    batch-size, training-set-size or validation run gets files of its own, so it never
+    overwrites it (nor a run of the same settings on another number of pairs)."""
     trunk = {"mlp": "", "conv": "_conv",
              "conv-features": f"_convfeatures{args.head_units or DEFAULT_HEAD_UNITS}"}
     return "mtl" + trunk[args.trunk] + (
@@ -283,6 +285,8 @@ def _file_name(args) -> str:
         f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
         f"_lr{args.lr:g}" if args.lr != DEFAULT_LR else "") + (
         f"_batch{args.batch_size}" if args.batch_size != DEFAULT_BATCH else "") + (
+        f"_n{args.n_train}" if not args.quick and args.n_train not in (None, DEFAULT_N_TRAIN)
+        else "") + (
         "_validation" if args.validation else "")
 
 
@@ -376,7 +380,7 @@ def main(argv) -> int:
     args.syn_train = args.syn_train or (600 if quick else 20000)
     args.syn_test = args.syn_test or (200 if quick else 5000)
     args.syn_epochs = args.syn_epochs or (1 if quick else 20)
-    args.n_train = args.n_train or (300 if quick else 20000)
+    args.n_train = args.n_train or (300 if quick else DEFAULT_N_TRAIN)
     args.n_test = args.n_test or (200 if quick else 10000)
     args.epochs = args.epochs or (1 if quick else 10)
     if quick:

@@ -109,3 +109,11 @@ def test_mtl_settings_write_files_of_their_own():
         ["--trunk", "conv", "--lr-schedule", "cosine", "--weight-decay", "0.001", "--lr",
          "0.003", "--batch-size", "32", "--validation"])
     assert mtl._file_name(args) == "mtl_conv_cosine_wd0.001_lr0.003_batch32_validation"
+    # the number of training pairs too, unless it is the full run's default
+    args.n_train = 3000
+    assert mtl._file_name(args) == "mtl_conv_cosine_wd0.001_lr0.003_batch32_n3000_validation"
+    args.n_train = mtl.DEFAULT_N_TRAIN
+    assert mtl._file_name(args) == "mtl_conv_cosine_wd0.001_lr0.003_batch32_validation"
+    # a --quick run keeps its plain name whatever its (meaningless) size
+    quick = mtl.build_parser().parse_args(["--quick", "--n-train", "300", "--dropout", "0.3"])
+    assert mtl._file_name(quick) == "mtl_dropout"
