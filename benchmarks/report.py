@@ -111,7 +111,7 @@ def machine_info() -> dict:
     """Cores, CPU, Python, NumPy + BLAS, Numba + threading layer, tinynet backend,
     and the versions of the peers (torch, scikit-learn) when importable."""
     import numpy as np
-    from tinynet.kernels.blas import cpu_model
+    from tinynet.kernels.choices import cpu_model
     info = {
         "cores": os.cpu_count(),
         "cpu": cpu_model(),

@@ -34,15 +34,13 @@ BLAS runs the products, the Numba kernels run serially (see
 
 from __future__ import annotations
 
-import json
-import os
-import platform
 import time
 
 import numpy as np
 
-from .config import (NUMBA_ENABLED, SOURCES_DIGEST, check_choice, choice_from_env,
-                     kernel_cache_dir, pools_wait_briefly, raw_num_threads, write_text_atomic)
+from .choices import choice_path, cpu_model, decide, machine_key, store_choice
+from .config import (NUMBA_ENABLED, check_choice, choice_from_env, pools_wait_briefly,
+                     raw_num_threads)
 
 __all__ = ["GEMM_ENGINES", "CHOICE_FILE", "set_gemm", "get_gemm", "use_blas",
            "blas_owns_threads", "blas_product", "measured", "remeasure", "cpu_model"]
@@ -57,9 +55,10 @@ def _check(name) -> str:
 _engine = choice_from_env("TINYNET_GEMM", "GEMM engine", GEMM_ENGINES, "auto")
 #: Numba thread count -> BLAS chosen? (``auto``'s choices in this process)
 _measured: dict = {}
-#: In the kernels' cache directory: JSON ``{"kernels": digest of the kernels'
-#: sources, "choices": {machine key: "blas" | "numba"}}``; choices made for
-#: other kernel sources are dropped (the Numba GEMM may have changed).
+#: In the kernels' cache directory (:mod:`.choices`): JSON ``{"kernels": digest
+#: of the kernels' sources, "choices": {machine key: "blas" | "numba"}}``;
+#: choices made for other kernel sources are dropped (the Numba GEMM may have
+#: changed).
 CHOICE_FILE = "tinynet-gemm-choice.json"
 
 
@@ -147,70 +146,19 @@ def _name(use_blas_: bool) -> str:
     return "blas" if use_blas_ else "numba"
 
 
-def cpu_model() -> str:
-    """The processor's model name (Linux's /proc/cpuinfo), else what
-    :mod:`platform` knows."""
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def _machine_key(threads: int) -> str:
-    """What the choice depends on: the processor, the cores, Numba's threads
-    and NumPy (its BLAS comes with it)."""
-    return (f"{cpu_model()}; {os.cpu_count()} cpus; {threads} numba threads; "
-            f"numpy {np.__version__}")
+#: The values a stored GEMM choice may take.
+_ENGINE_NAMES = ("blas", "numba")
 
 
 def _choice_path():
-    folder = kernel_cache_dir()
-    return None if folder is None else os.path.join(folder, CHOICE_FILE)
-
-
-def _stored_choices(path) -> dict:
-    """The choices in ``path`` for these kernel sources; ``{}`` when the file is
-    missing, unreadable, not the JSON it should be, or for other sources."""
-    try:
-        with open(path) as fh:
-            data = json.load(fh)
-        if data.get("kernels") == SOURCES_DIGEST and isinstance(data.get("choices"), dict):
-            return {k: v for k, v in data["choices"].items() if v in ("blas", "numba")}
-    except (OSError, ValueError, AttributeError):
-        pass
-    return {}
-
-
-def _store_choice(path, key: str, name: str) -> None:
-    choices = {**_stored_choices(path), key: name}
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        write_text_atomic(path, json.dumps({"kernels": SOURCES_DIGEST, "choices": choices},
-                                           indent=1, sort_keys=True) + "\n")
-    except OSError:  # a read-only cache: this process keeps its choice for itself
-        pass
+    return choice_path(CHOICE_FILE)
 
 
 def _decide(threads: int) -> bool:
-    """``auto``'s choice for ``threads``: the stored one, else measured and stored
-    (unless another process stored one meanwhile: then that one, so that
-    processes started together agree too)."""
-    path, key = _choice_path(), _machine_key(threads)
-    if path is not None:
-        stored = _stored_choices(path).get(key)
-        if stored is not None:
-            return stored == "blas"
-    choice = _measure()
-    if path is not None:
-        stored = _stored_choices(path).get(key)
-        if stored is not None:
-            return stored == "blas"
-        _store_choice(path, key, _name(choice))
-    return choice
+    """``auto``'s choice for ``threads``: the stored one, else measured and
+    stored (:func:`.choices.decide`)."""
+    return decide(_choice_path(), machine_key(threads), lambda: _name(_measure()),
+                  _ENGINE_NAMES) == "blas"
 
 
 def remeasure() -> str:
@@ -224,7 +172,7 @@ def remeasure() -> str:
     choice = _measured[threads] = _measure()
     path = _choice_path()
     if path is not None:
-        _store_choice(path, _machine_key(threads), _name(choice))
+        store_choice(path, machine_key(threads), _name(choice), _ENGINE_NAMES)
     return _name(choice)
 
 

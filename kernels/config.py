@@ -131,8 +131,9 @@ def kernel_cache_dir():
     """The directory of the kernels' Numba cache files (the one Numba picks:
     ``NUMBA_CACHE_DIR``, ``__pycache__`` beside the sources, or the user-wide
     one), or None without Numba or when Numba's locator API says no. Its
-    stamp of the sources (:func:`_drop_stale_cache`) and the GEMM engine
-    ``auto`` chose (:mod:`.blas`) live there too."""
+    stamp of the sources (:func:`_drop_stale_cache`) and the choices timed
+    once per machine (:mod:`.choices`: the GEMM engine, ``auto``'s backends)
+    live there too."""
     if numba is None or not NUMBA_ENABLED:
         return None
     try:

@@ -9,10 +9,14 @@ signature; :func:`impl` returns the one to call:
   ``NUMBA_DISABLE_JIT=1``);
 * ``"auto"``  -- per operation and *size class* (a factor-4 bucket of the
   problem size), whichever measured faster on this machine the first time
-  that class was met, on synthetic arrays of that size (the choice is kept
-  for the process). NumPy must win by 20 % to be chosen: alternating
-  OpenBLAS's and Numba's thread pools costs more than such small gains (see
-  the issue's measurements).
+  that class was met, on synthetic arrays of that size. NumPy must win by
+  20 % to be chosen: alternating OpenBLAS's and Numba's thread pools costs
+  more than such small gains (see the issue's measurements). Each choice is
+  measured once per machine and Numba thread count and kept in
+  :data:`CHOICE_FILE` beside the kernels' Numba cache (:mod:`.choices`), so
+  that later processes make the same one: the two implementations round
+  differently, and choices timed anew in each process made results differ
+  from one process to the next. Delete the file to measure again.
 
 Select with the environment variable ``TINYNET_BACKEND`` or
 :func:`set_backend` (also :func:`use_backend` as a context manager).
@@ -27,10 +31,11 @@ import time
 import numpy as np
 
 from . import activations, dense, dropout, gemm, im2col, losses, norms, optim, pooling
-from .config import NUMBA_ENABLED, check_choice, choice_from_env
+from .choices import choice_path, decide, machine_key
+from .config import NUMBA_ENABLED, check_choice, choice_from_env, raw_num_threads
 
-__all__ = ["BACKENDS", "OPS", "set_backend", "get_backend", "use_backend", "impl",
-           "effective_backend", "auto_choices"]
+__all__ = ["BACKENDS", "OPS", "CHOICE_FILE", "set_backend", "get_backend", "use_backend",
+           "impl", "effective_backend", "auto_choices"]
 
 BACKENDS = ("auto", "numba", "numpy")
 
@@ -67,7 +72,13 @@ def _check_backend(name) -> str:
 
 
 _backend = choice_from_env("TINYNET_BACKEND", "tinynet backend", BACKENDS, "numba")
+#: (op, size class) -> Numba kernel chosen? (``auto``'s choices in this process)
 _auto: dict = {}
+#: ``auto``'s choices for later processes, in the kernels' cache directory:
+#: JSON ``{"kernels": digest of the kernels' sources, "choices": {"<machine
+#: key>; <op>; size class <k>": "numba" | "numpy"}}``.
+CHOICE_FILE = "tinynet-backend-choice.json"
+_IMPL_NAMES = ("numba", "numpy")
 
 
 def set_backend(name: str) -> str:
@@ -115,7 +126,8 @@ def impl(op: str, size: int = 0):
 
 
 def auto_choices() -> dict:
-    """``{(op, size class): "numba" | "numpy"}`` decided so far by ``auto``."""
+    """``{(op, size class): "numba" | "numpy"}`` decided so far by ``auto`` in
+    this process (measured, or read from :data:`CHOICE_FILE`)."""
     return {k: ("numba" if v else "numpy") for k, v in _auto.items()}
 
 
@@ -124,11 +136,18 @@ def _size_class(size: int) -> int:
     return int(math.log(max(size, 1), 4))
 
 
+def _choice_path():
+    return choice_path(CHOICE_FILE)
+
+
 def _auto_pick(op: str, size: int) -> bool:
     key = (op, _size_class(size))
     choice = _auto.get(key)
     if choice is None:
-        choice = _auto[key] = _measure(op, 4 ** key[1])
+        stored_key = f"{machine_key(raw_num_threads())}; {op}; size class {key[1]}"
+        choice = _auto[key] = decide(
+            _choice_path(), stored_key,
+            lambda: "numba" if _measure(op, 4 ** key[1]) else "numpy", _IMPL_NAMES) == "numba"
     return choice
 
 

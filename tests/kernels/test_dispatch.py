@@ -64,6 +64,81 @@ def test_auto_measures_once_per_size_class(restore_backend):
     np.testing.assert_allclose(fn(x, w, None, 0), x @ w)
 
 
+@pytest.fixture
+def auto_choice_file(restore_backend, monkeypatch, tmp_path):
+    """``auto`` with a choice file of its own and nothing decided yet; the
+    measurements, counted, answer what ``answers`` says (default: numba)."""
+    dispatch.set_backend("auto")
+    path = tmp_path / "cache" / dispatch.CHOICE_FILE
+    monkeypatch.setattr(dispatch, "_choice_path", lambda: str(path))
+    monkeypatch.setattr(dispatch, "_auto", {})
+    state = {"calls": 0, "answer": True}
+
+    def measure(op, n):
+        state["calls"] += 1
+        return state["answer"]
+    monkeypatch.setattr(dispatch, "_measure", measure)
+    return path, state
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_auto_choices_are_kept_for_later_processes(auto_choice_file, monkeypatch):
+    """A choice timed anew in every process could differ from one process to
+    the next (and the two implementations round differently): the first
+    measurement is stored, and later processes read it."""
+    import json
+    from tinynet.kernels import config
+    path, state = auto_choice_file
+    fast, ref = dispatch.OPS["dense_forward"]
+    assert dispatch.impl("dense_forward", 1000) is fast and state["calls"] == 1
+    assert dispatch.impl("dense_forward", 1010) is fast and state["calls"] == 1
+    stored = json.loads(path.read_text())
+    assert stored["kernels"] == config.SOURCES_DIGEST
+    (key, value), = stored["choices"].items()
+    assert value == "numba" and key.endswith("; dense_forward; size class 4")
+    assert f"{config.raw_num_threads()} numba threads" in key
+    # a later process (nothing decided in it) whose measurement would say numpy
+    monkeypatch.setattr(dispatch, "_auto", {})
+    state["answer"] = False
+    assert dispatch.impl("dense_forward", 1000) is fast and state["calls"] == 1  # read
+    assert dispatch.auto_choices() == {("dense_forward", 4): "numba"}
+    # another size class is measured, and stored beside the first
+    assert dispatch.impl("dense_forward", 100_000) is ref and state["calls"] == 2
+    assert sorted(json.loads(path.read_text())["choices"].values()) == ["numba", "numpy"]
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_auto_with_an_unwritable_cache_measures_once_per_process(auto_choice_file,
+                                                                 monkeypatch, tmp_path):
+    _, state = auto_choice_file
+    (tmp_path / "a file").write_text("")
+    monkeypatch.setattr(dispatch, "_choice_path",
+                        lambda: str(tmp_path / "a file" / dispatch.CHOICE_FILE))
+    fast, _ = dispatch.OPS["matmul"]
+    assert dispatch.impl("matmul", 64) is fast and dispatch.impl("matmul", 64) is fast
+    assert state["calls"] == 1
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_a_fresh_interpreter_makes_the_auto_choice_another_one_stored(tmp_path):
+    """The file is found where the kernels' Numba cache is (NUMBA_CACHE_DIR
+    here), so a second process chooses as the first did, without measuring."""
+    code = ("from tinynet.kernels import dispatch\n"
+            "{patch}"
+            "dispatch.set_backend('auto')\n"
+            "print(dispatch.impl('dense_forward', 4096).__name__)")
+    first = _run(code.format(patch=""), NUMBA_CACHE_DIR=str(tmp_path))
+    assert first.returncode == 0, first.stderr
+    (stored,) = tmp_path.rglob(dispatch.CHOICE_FILE)
+    assert stored.read_text().count("dense_forward") == 1
+    second = _run(code.format(patch="def refuse(op, n): raise SystemExit('measured again')\n"
+                                    "dispatch._measure = refuse\n"),
+                  NUMBA_CACHE_DIR=str(tmp_path))
+    assert second.returncode == 0, second.stderr
+    assert first.stdout == second.stdout and first.stdout.strip() in (
+        "dense_forward", "dense_forward_ref")
+
+
 def _run(code, **env):
     full_env = {**os.environ, **env}
     return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=full_env,
