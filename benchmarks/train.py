@@ -286,6 +286,10 @@ def torch_best_epoch(row, samples):
     return samples / min(times) if times else None
 
 
+def _threads_each(n: int) -> str:
+    return f"{n} thread each" if n == 1 else f"{n} threads each"
+
+
 def to_markdown(res) -> str:
     rows = []
     for batch_size, row in res["batches"].items():
@@ -305,7 +309,7 @@ def to_markdown(res) -> str:
             f"Samples/s, median of {res['repeats']} epochs of {res['samples_per_epoch']} "
             f"samples, frameworks interleaved (rotating order, {_pause(res)}) in one run, "
             f"each framework in a process of its own, "
-            f"{res.get('threads', 2)} threads each (Numba threading layer: "
+            f"{_threads_each(res.get('threads', 2))} (Numba threading layer: "
             f"{res.get('numba_threading_layer')}; PyTorch; OpenBLAS). PyTorch is timed "
             "as it comes and with `torch.set_flush_denormal(True)` (its own process); "
             "'best PyTorch' is the faster median of the two, 'PyTorch best epoch' its "
