@@ -30,6 +30,7 @@ WEIGHTINGS = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad", "mgda"]
 ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch"]
 CONV_TRUNKS = ["conv", "conv-features"]
 DEFAULT_HEAD_UNITS = 64  # conv-features: half the parameters of the single-task CNN pair
+DEFAULT_FILTERS, DEFAULT_UNITS = (32, 64), 128  # the CNN of tinynet.recipes.cnn_layers
 
 
 DEFAULT_LR, DEFAULT_BATCH = 1e-3, 128  # Multi-Fashion's Adam rate and batch
@@ -131,6 +132,7 @@ def fashion(args) -> dict:
     hidden = "conv" if conv else args.hidden        # the single-task models'
     shared = args.trunk if conv else args.hidden    # hard sharing's trunk and heads
     head = (args.head_units,) if args.trunk == "conv-features" else ()
+    size = dict(conv=dict(filters=tuple(args.filters), units=args.units)) if conv else {}
     fit = dict(loss="cross_entropy", metrics=["accuracy"], epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                weight_decay=args.weight_decay)
@@ -138,7 +140,8 @@ def fashion(args) -> dict:
     archs = args.architectures or (["hard"] if conv else ARCHITECTURES)
     for w in (args.weightings if "hard" in archs else []):
         models[f"hard sharing|{w}"] = (
-            lambda s: ex.hard_sharing(784, shared, tasks, s, head=head, dropout=args.dropout), w)
+            lambda s: ex.hard_sharing(784, shared, tasks, s, head=head, dropout=args.dropout,
+                                      **size), w)
     _mtl_torch = None
     # MMoE, soft sharing, cross-stitch and the torch twin are MLPs: main() refused the
     # first three with --trunk conv
@@ -166,7 +169,8 @@ def fashion(args) -> dict:
                                          validation=args.validation)
         for name, spec in models.items():
             if spec is None:
-                parts = [ex.run(ex.single_task(784, hidden, t, n, seed, dropout=args.dropout),
+                parts = [ex.run(ex.single_task(784, hidden, t, n, seed, dropout=args.dropout,
+                                               **size),
                                 train, test, seed=seed, **fit) for t, n in tasks.items()]
                 r = {"test": {k: v for p in parts for k, v in p["test"].items()},
                      "params": sum(p["params"] for p in parts),
@@ -193,6 +197,7 @@ def fashion(args) -> dict:
         runs["torch hard sharing|equal"] = "skipped: torch is not installed"
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
                          "trunk": args.trunk, "head_units": args.head_units,
+                         "filters": args.filters, "units": args.units,
                          "validation": args.validation, "dropout": args.dropout,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                          "lr_schedule": args.lr_schedule, "weight_decay": args.weight_decay,
@@ -219,12 +224,13 @@ def _mlp_models(runs, s) -> str:
 def _conv_models(s) -> str:
     """What the CNN models of the table are: the whole CNN shared, or its
     convolutional blocks only."""
-    cnn = "3x3 conv 32, 2x2 max pool, 3x3 conv 64, 2x2 max pool"
+    filters, units = s.get("filters") or DEFAULT_FILTERS, s.get("units") or DEFAULT_UNITS
+    cnn = ", ".join(f"3x3 conv {f}, 2x2 max pool" for f in filters)
     if s.get("trunk") == "conv-features":
-        return (f"CNN ({cnn}, Dense 128; single-task: one per task); hard sharing: the "
+        return (f"CNN ({cnn}, Dense {units}; single-task: one per task); hard sharing: the "
                 f"convolutional blocks shared, then per task Dense {s['head_units']} and a "
                 f"Dense output; ")
-    return (f"CNN trunk ({cnn}, Dense 128; single-task: one per task; hard sharing: one, "
+    return (f"CNN trunk ({cnn}, Dense {units}; single-task: one per task; hard sharing: one, "
             f"one Dense head per task); ")
 
 
@@ -280,6 +286,9 @@ def _file_name(args) -> str:
     trunk = {"mlp": "", "conv": "_conv",
              "conv-features": f"_convfeatures{args.head_units or DEFAULT_HEAD_UNITS}"}
     return "mtl" + trunk[args.trunk] + (
+        "_f" + "-".join(map(str, args.filters))
+        if args.filters and tuple(args.filters) != DEFAULT_FILTERS else "") + (
+        f"_u{args.units}" if args.units and args.units != DEFAULT_UNITS else "") + (
         "_dropout" if args.dropout else "") + (
         "_cosine" if args.lr_schedule == "cosine" else "") + (
         f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
@@ -325,6 +334,14 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with --trunk conv-features: the units of each task's hidden "
                              f"Dense layer; default {DEFAULT_HEAD_UNITS}, which gives hard "
                              "sharing half the parameters of the single-task pair")
+    parser.add_argument("--filters", type=int, nargs="+", default=None,
+                        help="with a CNN trunk: the filters of its 3x3 convolutions, one "
+                             "block (convolution and 2x2 max pooling) each; default "
+                             f"{' '.join(map(str, DEFAULT_FILTERS))}")
+    parser.add_argument("--units", type=int, default=None,
+                        help="with a CNN trunk: the units of its Dense layer (the "
+                             "single-task models', and hard sharing's with --trunk conv); "
+                             f"default {DEFAULT_UNITS}")
     parser.add_argument("--validation", action="store_true",
                         help="Multi-Fashion: score on validation pairs made from training "
                              "images 50,000-59,999 (training pairs from the rest), not on "
@@ -372,6 +389,15 @@ def main(argv) -> int:
                      f"{args.head_units}")
     if args.trunk == "conv-features" and args.head_units is None:
         args.head_units = DEFAULT_HEAD_UNITS
+    if args.trunk not in CONV_TRUNKS and (args.filters or args.units):
+        parser.error(f"--filters and --units size the CNN trunks (--trunk conv, "
+                     f"conv-features); received them with --trunk {args.trunk}")
+    if (args.filters and min(args.filters) < 1) or (args.units is not None and args.units < 1):
+        parser.error(f"--filters and --units expected positive counts, received "
+                     f"--filters {args.filters} --units {args.units}")
+    if args.trunk in CONV_TRUNKS:
+        args.filters = list(args.filters or DEFAULT_FILTERS)
+        args.units = args.units or DEFAULT_UNITS
     quick = args.quick
     args.seeds = args.seeds or (1 if quick else 2)
     args.syn_seeds = args.syn_seeds or (1 if quick else 10)

@@ -233,3 +233,38 @@ def test_weight_decay_reaches_adam_and_shrinks_the_weights_and_names_its_files(t
     twins = [_mtl_torch.hard_sharing(data, data, [8], tasks, 3, 8, 0.01, 0, weight_decay=wd)
              for wd in (0.0, 5.0)]   # so strong that the twin's accuracies must move
     assert twins[0]["test"] != twins[1]["test"]
+
+
+def test_the_cnn_trunks_can_be_sized_and_such_runs_write_files_of_their_own(capsys):
+    from tinynet.layers import Conv2D, Dense
+    from tinynet.mtl import experiments as ex
+    tasks = {"left": 10, "right": 10}
+    wide = dict(filters=(64, 128), units=128)
+    hard = ex.hard_sharing(784, "conv-features", tasks, seed=0, head=(128,), conv=wide)
+    single = ex.single_task(784, "conv", "left", 10, seed=0, conv=wide)
+    # 640 + 73,856 shared; per task 3,200 x 128 + 128 and 128 x 10 + 10
+    assert (hard.count_params(), 2 * single.count_params()) == (896_532, 971_028)
+    assert [layer.filters for layer in hard.layers if isinstance(layer, Conv2D)] == [64, 128]
+    whole = ex.hard_sharing(784, "conv", tasks, seed=0, conv=dict(filters=(16, 32), units=40))
+    assert [layer.units for layer in whole.layers if isinstance(layer, Dense)] == [40, 10, 10]
+    with pytest.raises(ValueError, match="conv= sizes the CNN trunks"):
+        ex.single_task(784, [8], "left", 10, conv=wide)
+    parse = mtl.build_parser().parse_args
+    assert mtl._file_name(parse(["--trunk", "conv-features", "--filters", "64", "128",
+                                 "--head-units", "128", "--validation"])) == \
+        "mtl_convfeatures128_f64-128_validation"
+    assert mtl._file_name(parse(["--trunk", "conv", "--units", "256"])) == "mtl_conv_u256"
+    assert mtl._file_name(parse(["--trunk", "conv", "--filters", "32", "64",
+                                 "--units", "128"])) == "mtl_conv"   # the defaults, named as such
+    for argv, message in ((["--filters", "8"], "--filters and --units size the CNN trunks"),
+                          (["--trunk", "conv", "--units", "0"], "expected positive counts")):
+        with pytest.raises(SystemExit):
+            mtl.main(["--quick", "--parts", "synthetic", *argv])
+        assert message in capsys.readouterr().err
+    res = {"settings": {"n_train": 1, "n_test": 1, "hidden": "conv", "trunk": "conv",
+                        "filters": [64, 128], "units": 256, "epochs": 1, "lr": 1e-3,
+                        "batch_size": 2, "seeds": 1},
+           "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
+                                     "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
+    assert ("3x3 conv 64, 2x2 max pool, 3x3 conv 128, 2x2 max pool, Dense 256"
+            in mtl.fashion_markdown(res))

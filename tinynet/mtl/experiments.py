@@ -8,7 +8,8 @@ width of each task; each task's head is one Dense layer of logits.
 for the convolutional trunk of :func:`conv_trunk` (square grey images), and
 ``hidden="conv-features"`` for its convolutional blocks alone
 (:func:`conv_features`), which hard sharing shares while each task gets its
-own Dense layers (``head=``).
+own Dense layers (``head=``); ``conv=dict(filters=..., units=...)`` sizes
+that CNN (default: 32 and 64 filters, Dense 128).
 """
 
 from __future__ import annotations
@@ -58,32 +59,40 @@ def conv_features(n_in: int, seed: int = 0, filters=(32, 64)) -> list:
     return conv_trunk(n_in, seed, filters)[:-1]
 
 
-def _trunk(n_in, hidden, seed, dropout=0.0):
+def _trunk(n_in, hidden, seed, dropout=0.0, conv=None):
     if hidden in ("conv", "conv-features"):
         if dropout:
             raise ValueError("dropout is for the MLP trunks; the CNN trunk has none, "
                              f"received dropout={dropout}")
-        return (conv_trunk if hidden == "conv" else conv_features)(n_in, seed)
+        conv = dict(conv or {})
+        if hidden == "conv":
+            return conv_trunk(n_in, seed, **conv)
+        conv.pop("units", None)  # the Dense layer is the heads', not the trunk's
+        return conv_features(n_in, seed, **conv)
+    if conv:
+        raise ValueError(f"conv= sizes the CNN trunks ('conv', 'conv-features'); received "
+                         f"it with the MLP widths {hidden}")
     return _stack(hidden, seed, dropout=dropout)
 
 
 def single_task(n_in: int, hidden, task: str, n_out: int, seed: int = 0,
-                dropout: float = 0.0) -> Model:
-    """One MLP for one task (the single-task baseline); ``dropout`` after each
-    hidden layer when > 0."""
+                dropout: float = 0.0, conv: dict | None = None) -> Model:
+    """One MLP (or with ``hidden="conv"`` the CNN, sized by ``conv``) for one
+    task: the single-task baseline; ``dropout`` after each hidden layer when > 0."""
     inp = Input((n_in,), name="x")
     h = inp
-    for layer in _trunk(n_in, hidden, seed, dropout) + [Dense(n_out, seed=seed + 100)]:
+    for layer in _trunk(n_in, hidden, seed, dropout, conv) + [Dense(n_out, seed=seed + 100)]:
         h = layer(h)
     return Model(inp, {task: h})
 
 
 def hard_sharing(n_in: int, hidden, outputs: dict, seed: int = 0, head=(),
-                 dropout: float = 0.0) -> Model:
+                 dropout: float = 0.0, conv: dict | None = None) -> Model:
     """The MLP ``hidden`` shared (``dropout`` after each of its layers when > 0),
-    or the CNN (``"conv"``) or its convolutional blocks (``"conv-features"``);
-    per task, ReLU Dense layers of the widths ``head`` and a Dense output."""
-    return HardSharing((n_in,), trunk=_trunk(n_in, hidden, seed, dropout),
+    or the CNN (``"conv"``) or its convolutional blocks (``"conv-features"``),
+    sized by ``conv`` (``filters``, ``units``); per task, ReLU Dense layers of
+    the widths ``head`` and a Dense output."""
+    return HardSharing((n_in,), trunk=_trunk(n_in, hidden, seed, dropout, conv),
                        heads={t: _stack(head, seed + 50 + 10 * i) + [Dense(n, seed=seed + 100 + i)]
                               for i, (t, n) in enumerate(outputs.items())})
 
