@@ -8,6 +8,9 @@ smoothing :math:`\varepsilon` (target :math:`t' = (1-\varepsilon)\,\mathrm{oneho
     \ell_i = \log\sum_c e^{z_{ic}} - \sum_c t'_{ic} z_{ic}, \qquad
     \frac{\partial \ell_i}{\partial z_{ic}} = \mathrm{softmax}(z_i)_c - t'_{ic}
 
+Without smoothing only :math:`z_{iy_i}` enters the second term, so a logit of
+:math:`-\infty` (a masked class) gives a finite loss, as in PyTorch.
+
 :func:`softmax_cross_entropy` returns :math:`\sum_i \ell_i` (in float64) and
 writes ``scale`` times the gradient; the log-sum-exp subtracts the row
 maximum, so any finite logits are safe. Rows are split over threads; the
@@ -47,7 +50,9 @@ def _ce_rows(z, labels, smoothing, grad, scale, r0, r1):
             s += e
             zsum += row[c]
         lab = labels[i]
-        total += m + math.log(s) - on * row[lab] - off * zsum
+        total += m + math.log(s) - on * row[lab]
+        if smoothing != 0.0:  # without it, a -inf logit must not make 0 * -inf
+            total -= off * zsum
         inv = scale / s
         for c in range(C):
             g[c] = g[c] * inv - off * scale
@@ -102,7 +107,11 @@ def softmax_cross_entropy_ref(logits, labels, label_smoothing=0.0, scale=1.0, gr
     s = e.sum(axis=1, keepdims=True)
     target = np.full(z.shape, label_smoothing / C, dtype=np.float64)
     target[np.arange(n), labels] += 1.0 - label_smoothing
-    loss = float(np.sum(m[:, 0] + np.log(s[:, 0]) - (target * z).sum(axis=1)))
+    picked = z[np.arange(n), labels].astype(np.float64)
+    loss = m[:, 0] + np.log(s[:, 0]) - (1.0 - label_smoothing) * picked
+    if label_smoothing:  # only then do the other logits enter (a -inf one gives inf)
+        loss = loss - label_smoothing / C * z.sum(axis=1, dtype=np.float64)
+    loss = float(np.sum(loss))
     grad = ((e / s - target) * scale).astype(z.dtype)
     if grad_out is not None:
         grad_out[...] = grad

@@ -191,6 +191,28 @@ def test_huge_logits_are_finite_and_right(dtype):
     np.testing.assert_allclose(grad, expected_grad, rtol=1e-6, atol=1e-7)
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("weighted", [False, True])
+def test_masked_logits_of_minus_infinity_give_a_finite_loss(backend, weighted):
+    # torch reads only the target's log-probability: a -inf logit on another
+    # class (a masked class) adds nothing; 0 * -inf must not make it NaN
+    logits = np.array([[2.0, -np.inf, 0.5], [-np.inf, 1.0, 3.0]])
+    z = logits[:, [0, 2]], logits[:, [1, 2]]
+    expected = np.mean([np.log1p(np.exp(z[0][0, 1] - z[0][0, 0])),
+                        np.log1p(np.exp(z[1][1, 0] - z[1][1, 1]))])
+    previous = tn.kernels.set_backend(backend)
+    try:
+        ce = losses.CrossEntropy()
+        value = ce.forward(logits, [0, 2], sample_weight=np.ones(2) if weighted else None)
+        grad = ce.backward()
+    finally:
+        tn.kernels.set_backend(previous)
+    assert value == pytest.approx(expected, rel=1e-15)
+    assert grad[0, 1] == 0 and grad[1, 0] == 0 and np.isfinite(grad).all()
+    # with label smoothing the masked class has target mass: the loss is infinite
+    assert losses.CrossEntropy(label_smoothing=0.1).forward(logits, [0, 2]) == np.inf
+
+
 def test_huge_logits_without_torch():
     ce = losses.CrossEntropy()
     assert ce.forward(np.array([[1e4, -1e4]]), [1]) == 2e4

@@ -345,7 +345,9 @@ class CrossEntropy(Loss):
         \frac{\partial L}{\partial z_{ic}}
           = \frac{1}{B}\Big(p_{ic} \sum_k t'_{ik} - t'_{ic}\Big)
 
-    which is :math:`(p - t')/B` when each target row sums to one.
+    which is :math:`(p - t')/B` when each target row sums to one. A class
+    whose target is 0 adds nothing, so a logit of :math:`-\infty` (a masked
+    class) leaves the loss finite, as in PyTorch.
 
     Parameters
     ----------
@@ -429,7 +431,10 @@ class CrossEntropy(Loss):
         return total / pred.shape[0]
 
     def _forward(self, logits, probs):
-        return -(probs * log_softmax(logits)).sum(axis=1)
+        # 0 log p = 0 even where p = 0 (a logit of -inf: a masked class)
+        with np.errstate(invalid="ignore"):
+            terms = probs * log_softmax(logits)
+        return -np.where(probs != 0, terms, 0).sum(axis=1)
 
     def _backward(self, logits, probs):
         return softmax(logits) * probs.sum(axis=1, keepdims=True) - probs
