@@ -10,7 +10,7 @@ name       code  forward :math:`y = f(z)`                     backward uses
 identity   0     :math:`z`                                    --
 relu       1     :math:`\max(z, 0)`                           y
 leaky_relu 2     :math:`z` if :math:`z>0` else :math:`\alpha z`  y (needs alpha >= 0)
-elu        3     :math:`z` if :math:`z>0` else :math:`\alpha(e^z-1)`  y (alpha > 0)
+elu        3     :math:`z` if :math:`z>0` else :math:`\alpha(e^z-1)`  z
 gelu       4     :math:`z\Phi(z)` (erfc)                       z
 gelu_tanh  5     tanh approximation                           z
 silu       6     :math:`z\sigma(z)`                           z
@@ -61,7 +61,7 @@ _GELU_CUBIC = 0.044715
 
 def needs_input(code: int) -> bool:
     """True when the backward of ``code`` needs the pre-activation ``z``."""
-    return code in (GELU, GELU_TANH, SILU)
+    return code in (ELU, GELU, GELU_TANH, SILU)
 
 
 # ------------------------------------------- vectorisable float32 tanh and exp
@@ -394,10 +394,13 @@ def act_grad_rows(dy, y, z, code, alpha, g, r0, r1):
             for j in range(N):
                 out[j] = d[j] if yr[j] > zero else d[j] * alpha
     elif code == ELU:
+        # alpha e^z from z itself: y + alpha (the output's form) cancels for
+        # z << 0 (float32 lost every digit below z = -17)
         for i in range(r0, r1):
-            d, yr, out = dy[i], y[i], g[i]
+            d, zr, out = dy[i], z[i], g[i]
             for j in range(N):
-                out[j] = d[j] if yr[j] > zero else d[j] * (yr[j] + alpha)
+                v = zr[j]
+                out[j] = d[j] if v > zero else d[j] * (alpha * math.exp(v))
     elif code == SIGMOID:
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]
@@ -565,7 +568,7 @@ def act_backward_ref(dy, y, z, code, alpha=0.0, out=None):
     elif code == LEAKY_RELU:
         g = np.where(y > 0, dy, dy * a)
     elif code == ELU:
-        g = np.where(y > 0, dy, dy * (y + a))
+        g = np.where(z > 0, dy, dy * (a * np.exp(np.minimum(z, 0))))
     elif code == SIGMOID:
         g = dy * y * (1 - y)
     elif code == TANH:

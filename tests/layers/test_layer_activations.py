@@ -132,9 +132,25 @@ def test_sigmoid_saturates_exactly():
 
 
 def test_backward_uses_output_only_where_exact():
-    for layer in (L.ReLU(), L.LeakyReLU(), L.ELU(), L.Sigmoid(), L.Tanh(), L.Softmax()):
+    for layer in (L.ReLU(), L.LeakyReLU(), L.Sigmoid(), L.Tanh(), L.Softmax()):
         layer.forward(np.ones((2, 3)))
         assert layer._x is None, type(layer).__name__
+
+
+@pytest.mark.parametrize("dtype, rtol", [(np.float64, 1e-15), (np.float32, 1e-6)])
+def test_elu_gradient_keeps_its_digits_far_below_zero(dtype, rtol):
+    # alpha e^x from the output, y + alpha, cancels as y -> -alpha: in float32
+    # it was 2.6e-2 off at x = -15 and 0 from x = -20 on
+    x = np.array([[-5.0, -9.0, -15.0, -20.0, -30.0, -40.0, -80.0]], dtype=dtype)
+    exact = 0.5 * np.exp(x.astype(np.float64))
+    layer = L.ELU(alpha=0.5)
+    layer.forward(x)
+    np.testing.assert_allclose(layer.backward(np.ones_like(x)), exact, rtol=rtol)
+    dense = L.Dense(7, activation=L.ELU(alpha=0.5), use_bias=False, input_dim=7)
+    dense.W.value[...] = np.eye(7, dtype=dense.W.value.dtype)
+    dense.forward(x.astype(dense.W.value.dtype))
+    dx = dense.backward(np.ones((1, 7), dense.W.value.dtype))
+    np.testing.assert_allclose(dx, exact, rtol=max(rtol, np.finfo(dx.dtype).eps * 4))
 
 
 @pytest.mark.parametrize("case", sorted(ACTIVATION_CASES))

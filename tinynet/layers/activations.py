@@ -2,9 +2,9 @@
 
 Each activation is a parameter-free layer with the maths in two small
 functions, ``_forward(x) -> y`` and ``_backward(x, y, dy) -> dx``; where the
-derivative is exact in terms of the output (ReLU, leaky ReLU, ELU, sigmoid,
+derivative is exact in terms of the output (ReLU, leaky ReLU, sigmoid,
 tanh, softmax) the backward uses only ``y``, and the layer keeps only ``y``
-from its forward pass.
+from its forward pass (ELU's :math:`y + \alpha` would cancel: it keeps ``x``).
 
 Every activation also serves as the fused ``activation=`` of
 :class:`~tinynet.layers.Dense` (see :func:`get`). Registered names:
@@ -162,11 +162,12 @@ class ELU(Activation):
         y = \begin{cases} x & x > 0 \\ \alpha (e^{x} - 1) & x \le 0 \end{cases},
         \qquad
         \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}
-        \begin{cases} 1 & y > 0 \\ y + \alpha & y \le 0 \end{cases}
+        \begin{cases} 1 & x > 0 \\ \alpha e^{x} & x \le 0 \end{cases}
 
-    since :math:`\alpha e^{x} = y + \alpha` on the negative side; with
-    :math:`\alpha \ge 0` the sign of :math:`y` tells the branch, so the
-    backward needs only the output.
+    The backward reads the input: :math:`\alpha e^{x}` also equals
+    :math:`y + \alpha`, but that sum cancels as :math:`y \to -\alpha`
+    (in float32 it lost every digit below :math:`x \approx -17`; PyTorch
+    differentiates from the input too).
 
     Parameters
     ----------
@@ -174,8 +175,6 @@ class ELU(Activation):
         Saturation value for large negative inputs is :math:`-\alpha`
         (:math:`\alpha \ge 0`).
     """
-
-    needs_input = False
 
     def __init__(self, alpha: float = 1.0, **kwargs):
         self.alpha = check_real(alpha, "ELU", "alpha", low=0.0)
@@ -186,7 +185,7 @@ class ELU(Activation):
         return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * self.alpha)
 
     def _backward(self, x, y, dy):
-        return np.where(y > 0, dy, dy * (y + self.alpha))
+        return np.where(x > 0, dy, dy * (self.alpha * np.exp(np.minimum(x, 0))))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alpha": self.alpha}
