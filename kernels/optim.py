@@ -30,10 +30,19 @@ any flushing (80 % of the first moments subnormal; PyTorch slows the same
 way unless ``torch.set_flush_denormal(True)``), and still 0.5-1.7 ms with
 a flush at the smallest normal number. The floor keeps every intermediate
 normal for learning rates down to :math:`2^{-26} \approx 1.5\cdot 10^{-8}`.
-The parameters are never flushed, and a flushed moment changes a parameter
-by less than ``lr * floor / eps`` (8e-26 at the defaults): below the
-rounding unit of any parameter larger than 1e-18. NaN and infinity pass
-through unchanged.
+The parameters are never flushed. A state that divides (Adam's :math:`v`,
+RMSprop's :math:`s`, Adagrad's :math:`S`) is flushed only where the
+numerator it divides is zero (Adam's :math:`m` after its own flush, the
+gradient for the other two), and never with eps = 0 (a zero divisor would
+make 0/0 where PyTorch has 0/tiny): flushing it under a non-zero numerator would
+turn :math:`\eta m/(\sqrt v + \epsilon)` into :math:`\eta m/\epsilon`, an
+unbounded step for a small ``eps`` (Adam with eps = 1e-20 and gradients of
+1e-15 moved a parameter by -300 where PyTorch moves it by 1e-3). With that
+rule a flushed value changes a parameter by less than ``lr * floor / eps``
+(8e-26 at the defaults): below the rounding unit of any parameter larger
+than 1e-18. Such a divisor can still go subnormal where gradients stay
+non-zero below about 1e-19 (float32): correct, only slow there. NaN and
+infinity pass through unchanged.
 """
 
 from __future__ import annotations
@@ -92,9 +101,22 @@ def _flush(x, tiny):
     return x - x if abs(x) < tiny else x
 
 
-def flush_small_state_ref(a):
-    """In place: entries of ``a`` with magnitude below the state floor become zero."""
-    a[np.abs(a) < _floor(a.dtype)] = 0
+@njit(exact=True)
+def _flush_divisor(x, tiny, numerator, eps):
+    """:func:`_flush` for a state that divides ``numerator`` (plus ``eps``):
+    kept while the numerator is non-zero, and always when eps = 0 (0/0)."""
+    # & not and: no short-circuit branches in the loops LLVM vectorises
+    return x - x if (abs(x) < tiny) & (numerator == 0) & (eps > 0) else x
+
+
+def flush_small_state_ref(a, numerator=None, eps=None):
+    """In place: entries of ``a`` with magnitude below the state floor become
+    zero; with ``numerator``, only where it is zero (``a`` plus ``eps``
+    divides it) and ``eps`` > 0."""
+    small = np.abs(a) < _floor(a.dtype)
+    if numerator is not None:
+        small &= (numerator == 0) & (eps > 0)
+    a[small] = 0
 
 
 # --------------------------------------------------------------------- SGD
@@ -170,7 +192,7 @@ def _adam_elem(p, m, v, i, gi, lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, eps
     mi = m[i]
     mi = _flush(mi + w1 * (gi - mi), tiny)
     m[i] = mi
-    vi = _flush(v[i] * beta2 + one_minus_beta2 * gi * gi, tiny)
+    vi = _flush_divisor(v[i] * beta2 + one_minus_beta2 * gi * gi, tiny, mi, eps)
     v[i] = vi
     p[i] += (-lr_bc1 * mi) / (math.sqrt(vi) / bc2_sqrt + eps)
 
@@ -208,7 +230,7 @@ def _adam_range(p, g, m, v, vmax, lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, 
             mi = gi - (gi - mi) * w1c
         mi = _flush(mi, tiny)
         m[i] = mi
-        vi = _flush(v[i] * beta2 + one_minus_beta2 * gi * gi, tiny)
+        vi = _flush_divisor(v[i] * beta2 + one_minus_beta2 * gi * gi, tiny, mi, eps)
         v[i] = vi
         if amsgrad:
             vi = max(vmax[i], vi)
@@ -265,7 +287,8 @@ def adam_ref(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta
     Weight decay is L2 (:math:`g \leftarrow g + \lambda\theta`) for Adam and
     decoupled (:math:`\theta \leftarrow (1 - \eta\lambda)\theta` first) for
     AdamW. With ``amsgrad`` the running maximum of :math:`v` replaces
-    :math:`v` in the denominator. :math:`m, v` below the state floor are stored as zero.
+    :math:`v` in the denominator. :math:`m` below the state floor is stored as
+    zero, and :math:`v` where :math:`m` is zero too.
     """
     if weight_decay:
         if decoupled:
@@ -276,7 +299,7 @@ def adam_ref(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta
     flush_small_state_ref(exp_avg)
     exp_avg_sq *= beta2
     exp_avg_sq += (1 - beta2) * grad * grad
-    flush_small_state_ref(exp_avg_sq)
+    flush_small_state_ref(exp_avg_sq, numerator=exp_avg, eps=eps)
     second = exp_avg_sq
     if amsgrad:
         np.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
@@ -293,7 +316,7 @@ def _rmsprop_range(p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, mom
     if not centered and not use_momentum and wd == 0:  # the default: a branch-free loop
         for i in range(p.shape[0]):
             gi = g[i]
-            s = _flush(sq[i] * alpha + one_minus_alpha * gi * gi, tiny)
+            s = _flush_divisor(sq[i] * alpha + one_minus_alpha * gi * gi, tiny, gi, eps)
             sq[i] = s
             p[i] += (-lr * gi) / (math.sqrt(s) + eps)
         return
@@ -301,14 +324,18 @@ def _rmsprop_range(p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, mom
         gi = g[i]
         if wd != 0:
             gi = gi + wd * p[i]
-        s = _flush(sq[i] * alpha + one_minus_alpha * gi * gi, tiny)
-        sq[i] = s
         if centered:
             ga = gavg[i]
             ga = _flush(ga + one_minus_alpha * (gi - ga), tiny)
             gavg[i] = ga
+            # s - ga^2 must not turn negative: s stays while ga does
+            s = _flush_divisor(sq[i] * alpha + one_minus_alpha * gi * gi, tiny,
+                               abs(gi) + abs(ga), eps)
+            sq[i] = s
             avg = math.sqrt(s - ga * ga) + eps
         else:
+            s = _flush_divisor(sq[i] * alpha + one_minus_alpha * gi * gi, tiny, gi, eps)
+            sq[i] = s
             avg = math.sqrt(s) + eps
         if use_momentum:
             b = _flush(buf[i] * momentum + gi / avg, tiny)
@@ -361,18 +388,22 @@ def rmsprop_ref(value, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha
         b \leftarrow \mu b + g / a, \ \theta \leftarrow \theta - \eta b
         \quad (\mu > 0), \qquad \theta \leftarrow \theta - \eta\, g / a \quad (\mu = 0).
 
-    :math:`s, \bar g, b` below the state floor are stored as zero.
+    :math:`\bar g, b` below the state floor are stored as zero, and :math:`s`
+    where :math:`g` (and, centred, :math:`\bar g`) is zero.
     """
     if weight_decay:
         grad = grad + weight_decay * value
     square_avg *= alpha
     square_avg += (1 - alpha) * grad * grad
-    flush_small_state_ref(square_avg)
     if centered:
         _lerp_ref(grad_avg, grad, 1 - alpha)
         flush_small_state_ref(grad_avg)
+        # s - g_bar^2 must not turn negative: s stays while g_bar does
+        flush_small_state_ref(square_avg, numerator=np.abs(grad) + np.abs(grad_avg),
+                              eps=eps)
         avg = np.sqrt(square_avg - grad_avg * grad_avg)
     else:
+        flush_small_state_ref(square_avg, numerator=grad, eps=eps)
         avg = np.sqrt(square_avg)
     avg += eps
     if momentum > 0:
@@ -391,7 +422,7 @@ def _adagrad_range(p, g, ssum, clr, eps, wd, tiny):
         gi = g[i]
         if wd != 0:
             gi = gi + wd * p[i]
-        s = _flush(ssum[i] + gi * gi, tiny)
+        s = _flush_divisor(ssum[i] + gi * gi, tiny, gi, eps)
         ssum[i] = s
         p[i] += (-clr * gi) / (math.sqrt(s) + eps)
 
@@ -424,13 +455,14 @@ def adagrad_ref(value, grad, state_sum, *, step, lr, lr_decay, eps, weight_decay
         S \leftarrow S + g^2, \quad
         \theta \leftarrow \theta - \tilde\eta\, \frac{g}{\sqrt{S} + \epsilon}
 
-    (:math:`\delta` is ``lr_decay``). An :math:`S` below the state floor is stored as zero.
+    (:math:`\delta` is ``lr_decay``). An :math:`S` below the state floor is
+    stored as zero where :math:`g` is zero.
     """
     if weight_decay:
         grad = grad + weight_decay * value
     clr = lr / (1 + (step - 1) * lr_decay)
     state_sum += grad * grad
-    flush_small_state_ref(state_sum)
+    flush_small_state_ref(state_sum, numerator=grad, eps=eps)
     std = np.sqrt(state_sum)
     std += eps
     value += -clr * grad / std

@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tinynet as tn
 from tinynet.kernels import optim as kopt
 from kernel_helpers import dtypes, needs_numba
 
@@ -132,12 +133,70 @@ def test_state_below_the_floor_is_flushed_like_the_reference(dtype, seed, name):
     getattr(kopt, name)(p, g, *args, **kw)
     getattr(rules, name)(p2, g.copy(), *copies, **kw)
     tiny = kopt.STATE_FLOOR[np.dtype(dtype)]
-    for a, b in zip(args, copies):
+    # a divisor (Adam's v, centred RMSprop's s) stays where what it divides
+    # (m; the gradient, which is 0 here, and g_bar) is non-zero
+    numerators = ([None, args[0], None] if name == "adam" else
+                  [args[1], None, None] if name == "rmsprop" else [None])
+    for a, b, numerator in zip(args, copies, numerators):
         if a is None:
             continue
         np.testing.assert_array_equal(a, b)
-        assert not np.any((a != 0) & (np.abs(a) < tiny)), "a state value below the floor was kept"
+        kept_small = (a != 0) & (np.abs(a) < tiny)
+        if numerator is not None:
+            kept_small &= numerator == 0
+        assert not np.any(kept_small), "a state value below the floor was kept"
     np.testing.assert_array_equal(p, p2)
+
+
+CASES_WITH_A_SMALL_EPS = [
+    ("adam", dict(lr=1e-3, eps=1e-20)), ("adam", dict(lr=1e-3, eps=0.0)),
+    ("adamw", dict(lr=1e-3, eps=0.0, amsgrad=True)), ("rmsprop", dict(lr=1e-3, eps=0.0)),
+    ("rmsprop", dict(lr=1e-3, eps=0.0, centered=True, momentum=0.5)),
+    ("adagrad", dict(lr=1e-3, eps=0.0))]
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name, kwargs", CASES_WITH_A_SMALL_EPS)
+def test_a_small_eps_and_tiny_gradients_give_bounded_steps(name, kwargs, backend):
+    """Gradients so small that the second moment starts below the floor: the
+    divisor is kept where the numerator is not zero, so a step stays about lr
+    (flushing it made the step lr * m / eps: -inf with eps = 0), and a
+    centred RMSprop never takes the root of a negative s - g_bar^2."""
+    previous = tn.kernels.set_backend(backend)
+    try:
+        for dtype, g in ((np.float32, 1e-16), (np.float64, 1e-152)):
+            p = tn.Param(np.ones(2, dtype))
+            opt = tn.optim.get(name, [p], **kwargs)
+            for step in range(6):  # (an exact zero gradient with eps = 0 is 0/0, as in torch)
+                p.grad = np.array([g, -g] if step < 3 else [0.0, 0.0], dtype)
+                before = p.value.copy()
+                opt.step()
+                assert np.isfinite(p.value).all(), (dtype, step, p.value)
+                # (centred RMSprop's first step is 10 lr: sqrt(s - g_bar^2) = 0.0995 |g|)
+                assert np.abs(p.value - before).max() <= 20 * kwargs["lr"], (dtype, step)
+            if g > 1e3 * kwargs["eps"]:  # else eps rightly dwarfs the step
+                assert p.value[0] < 1 < p.value[1], (dtype, p.value)
+    finally:
+        tn.kernels.set_backend(previous)
+
+
+@pytest.mark.parametrize("name, kwargs", CASES_WITH_A_SMALL_EPS)
+def test_a_small_eps_and_tiny_gradients_match_torch(name, kwargs):
+    torch = pytest.importorskip("torch")
+    for dtype, g in ((np.float32, 1e-15), (np.float64, 1e-151)):
+        grads = [np.array([g, -3 * g], dtype)] * 3 + [np.zeros(2, dtype)] * 2
+        p = tn.Param(np.ones(2, dtype))
+        opt = tn.optim.get(name, [p], **kwargs)
+        pt = torch.tensor(np.ones(2, dtype), requires_grad=True)
+        topt = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+                "rmsprop": torch.optim.RMSprop, "adagrad": torch.optim.Adagrad}[name](
+            [pt], **kwargs)
+        for grad in grads:
+            p.grad = grad.copy()
+            opt.step()
+            pt.grad = torch.from_numpy(grad.copy())
+            topt.step()
+            np.testing.assert_allclose(p.value, pt.detach().numpy(), rtol=4 * np.finfo(dtype).eps)
 
 
 def test_nan_and_inf_state_propagate():
