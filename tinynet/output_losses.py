@@ -4,9 +4,10 @@ tinynet's :class:`~tinynet.losses.CrossEntropy` and
 :class:`~tinynet.losses.BinaryCrossEntropy` take *logits*. A Keras-style
 model ending in ``Dense(10, activation="softmax")`` outputs probabilities
 :math:`p = \mathrm{softmax}(z)`; feeding them to a logit loss would apply a
-second softmax and train the wrong objective. ``compile`` therefore swaps
-in these twins (:func:`for_output`) when a task's output layer ends in softmax
-(sigmoid) and its loss is the logit cross-entropy. They compute the same
+second softmax and train the wrong objective. The ``compile`` of
+:class:`tinynet.Sequential` and of :class:`tinynet.mtl.Model` therefore swaps
+in these twins (:func:`for_output`) when the output layer ends in softmax
+(sigmoid) and the loss is the logit cross-entropy. They compute the same
 quantity from :math:`p`:
 
 .. math::
