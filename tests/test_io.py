@@ -176,6 +176,35 @@ def test_a_registered_user_layer_round_trips(tmp_path):
     assert isinstance(loaded.layers[1], Scale) and loaded.parameters()[-1].value[0] == 3.5
 
 
+@pytest.mark.parametrize("binary", [False, True])
+def test_a_probability_output_saves_the_users_loss_and_reloads_its_twin(tmp_path, binary):
+    x, y = _data()
+    if binary:
+        y = y % 2
+    model = tn.Sequential([Dense(8, activation="relu"),
+                           Dense(1, activation="sigmoid") if binary else Dense(3),
+                           *([] if binary else [tn.layers.Softmax()])])
+    model.compile("adam", loss="binary_cross_entropy" if binary else "cross_entropy",
+                  metrics=["accuracy"])
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
+    model.save(tmp_path / "probs.npz")
+    header, _ = model_io._read(tmp_path / "probs.npz")
+    assert header["compile"]["loss"]["class"] == ("BinaryCrossEntropy" if binary
+                                                  else "CrossEntropy")
+    assert header["compile"]["metrics"] == ["accuracy"]
+    loaded = tn.load(tmp_path / "probs.npz")
+    assert type(loaded.loss) is type(model.loss)
+    assert type(loaded.loss).__name__.endswith("OutputBinaryCrossEntropy" if binary
+                                               else "OutputCrossEntropy")
+    assert [m.get_config() for m in loaded.metrics] == \
+        [m.get_config() for m in model.metrics]
+    assert loaded.evaluate(x, y) == model.evaluate(x, y)
+    loaded.fit(x, y, epochs=3, initial_epoch=2, batch_size=8, verbose=0, seed=0)
+    model.fit(x, y, epochs=3, initial_epoch=2, batch_size=8, verbose=0, seed=0)
+    _assert_same_weights(model, loaded)
+    assert loaded.metrics[0].threshold == (0.5 if binary else None)
+
+
 def test_an_uncompiled_model_loads_uncompiled(tmp_path):
     model = tn.Sequential([Dense(3, input_dim=2)])
     model.save(tmp_path / "plain.npz")

@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tinynet import metrics
+from tinynet.layers import Dense
 
 
 def _slow_top_k(pred, labels, k):
@@ -72,12 +73,27 @@ def test_get_names_instances_functions_and_configs():
         return 1.0
 
     assert metrics.get(my_metric).name == "my_metric"
-    for metric in (metrics.Accuracy(), metrics.Accuracy(0.5), metrics.TopKAccuracy(2),
+    for metric in (metrics.Accuracy(), metrics.Accuracy(0.5), metrics.Accuracy(0.0),
+                   metrics.TopKAccuracy(2),
                    metrics.MeanAbsoluteError()):
         again = metrics.get(metrics.to_config(metric))
         assert type(again) is type(metric) and again.get_config() == metric.get_config()
     with pytest.raises(ValueError, match="cannot be saved"):
         metrics.to_config(metrics.get(my_metric))
+
+
+def test_for_output_thresholds_an_unset_accuracy_at_one_half_after_a_sigmoid():
+    sigmoid_head = Dense(1, activation="sigmoid")
+    fitted = metrics.for_output(metrics.get("accuracy"), sigmoid_head)
+    assert type(fitted) is metrics.Accuracy and fitted.threshold == 0.5
+    probs, labels = np.array([[0.2], [0.6], [0.7], [0.4]]), np.array([0, 1, 0, 1])
+    assert fitted(probs, labels) == 0.5
+    for head in (Dense(1), Dense(3, activation="softmax"),
+                 Dense(1, activation="tanh")):
+        assert metrics.for_output(metrics.get("accuracy"), head).threshold is None
+    for kept in (metrics.Accuracy(threshold=0.0), metrics.TopKAccuracy(1),
+                 metrics.MeanSquaredError()):
+        assert metrics.for_output(kept, sigmoid_head) is kept
 
 
 def test_unknown_metric_suggests():

@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinynet as tn
-from tinynet.layers import BatchNorm, Dense, Dropout, ReLU, Tanh
+from tinynet.layers import BatchNorm, Dense, Dropout, ReLU, Softmax, Tanh
 from tinynet.optim import Adam
 
 from fd import max_rel_error, numerical_grad
@@ -291,6 +291,107 @@ def test_binary_model_helpers():
     logits = model.predict(x)
     np.testing.assert_allclose(model.predict_proba(x), 1 / (1 + np.exp(-logits)), rtol=1e-6)
     np.testing.assert_array_equal(model.predict_classes(x), (logits[:, 0] > 0).astype(int))
+
+
+# ------------------------------------- outputs that are already probabilities
+def _softmax_heads(d=4, classes=3, seed=0):
+    """Three ways to end in a softmax, with the same weights: a fused activation,
+    a Softmax layer, a nested Sequential that ends in one."""
+    models = [tn.Sequential([Dense(classes, activation="softmax", input_dim=d,
+                                   dtype="float64")]),
+              tn.Sequential([Dense(classes, input_dim=d, dtype="float64"), Softmax()]),
+              tn.Sequential([tn.Sequential([Dense(classes, input_dim=d, dtype="float64"),
+                                            Softmax()])])]
+    for model in models:
+        model.reset_parameters(seed)
+    return models
+
+
+@pytest.mark.parametrize("head", range(3))
+def test_softmax_output_loss_is_the_cross_entropy_of_its_probabilities(head):
+    model = _softmax_heads()[head]
+    model.compile("adam", loss="cross_entropy", metrics=["accuracy"])
+    rng = np.random.default_rng(1)
+    x, y = rng.standard_normal((20, 4)), np.arange(20) % 3
+    probs = model.predict(x)
+    true_ce = -np.log(probs[np.arange(20), y]).mean()
+    scores = model.evaluate(x, y)
+    assert scores["loss"] == pytest.approx(true_ce, rel=1e-12)
+    assert scores["accuracy"] == pytest.approx(np.mean(probs.argmax(axis=1) == y))
+    np.testing.assert_array_equal(model.predict_proba(x), probs)  # no second softmax
+    np.testing.assert_array_equal(model.predict_classes(x), probs.argmax(axis=1))
+
+
+@pytest.mark.parametrize("soft_targets", [False, True])
+def test_softmax_output_passes_the_linear_models_gradient_to_the_logits(soft_targets):
+    """dL/dz through the softmax is (p - t)/B, as CrossEntropy gives a linear head."""
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((7, 4))
+    y = rng.dirichlet(np.ones(3), 7) if soft_targets else rng.integers(0, 3, 7)
+    fused, layered, _ = _softmax_heads(seed=3)
+    linear = tn.Sequential([Dense(3, input_dim=4, dtype="float64")])
+    linear.set_weights(fused.get_weights())
+    grads = []
+    for model in (linear, fused, layered):
+        model.compile("sgd", loss=tn.losses.CrossEntropy(label_smoothing=0.1))
+        model.zero_grad()
+        model.loss.forward(model.forward(x, training=True), y)
+        dx = model.backward(model.loss.backward())
+        grads.append([dx] + [p.grad.copy() for p in model.parameters()])
+    logits = linear.predict(x)
+    target = tn.losses.CrossEntropy(label_smoothing=0.1)._check_target(logits, y)
+    dz = (tn.losses.softmax(logits) - target) / len(x)
+    np.testing.assert_allclose(layered.layers[1].backward(
+        layered.loss.backward()), dz, rtol=1e-12, atol=1e-15)
+    for other in grads[1:]:
+        for a, b in zip(grads[0], other):
+            np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
+
+
+@given(st.integers(1, 6), st.integers(2, 4), st.booleans(), st.integers(0, 2**31))
+def test_softmax_and_sigmoid_outputs_pass_gradcheck_with_the_swapped_loss(batch, classes,
+                                                                        sigmoid, seed):
+    rng = np.random.default_rng(seed)
+    units, activation = (1, "sigmoid") if sigmoid else (classes, "softmax")
+    model = tn.Sequential([Dense(5, activation="tanh", input_dim=3, dtype="float64"),
+                           Dense(units, activation=activation)])
+    model.reset_parameters(rng)
+    model.compile("sgd", loss="binary_cross_entropy" if sigmoid else "cross_entropy")
+    assert type(model.loss).__name__ == ("SigmoidOutputBinaryCrossEntropy" if sigmoid
+                                         else "SoftmaxOutputCrossEntropy")
+    y = rng.random((batch, 1)) if sigmoid else rng.integers(0, classes, batch)
+    result = tn.gradcheck(model, rng.standard_normal((batch, 3)), y, loss=model.loss)
+    assert result.passed, str(result)
+
+
+def test_sigmoid_output_probabilities_classes_accuracy_and_loss():
+    model = tn.Sequential([Dense(1, activation="sigmoid", input_dim=2)])
+    model.set_weights([np.array([[2.0], [0.0]], np.float32), np.zeros(1, np.float32)])
+    model.compile("sgd", loss="binary_cross_entropy", metrics=["accuracy"])
+    x = np.array([[1.0, 0.0], [-1.0, 0.0], [0.5, 0.0], [-2.0, 0.0]], np.float32)
+    y = np.array([1, 0, 0, 0])
+    probs = model.predict(x)[:, 0]  # 0.88, 0.12, 0.73, 0.02
+    np.testing.assert_array_equal(model.predict_proba(x)[:, 0], probs)
+    np.testing.assert_array_equal(model.predict_classes(x), [1, 0, 1, 0])
+    scores = model.evaluate(x, y)
+    assert scores["accuracy"] == 0.75  # thresholded at 0 it would be 0.25, all ones
+    true_bce = -np.mean(y * np.log(probs) + (1 - y) * np.log(1 - probs))
+    assert scores["loss"] == pytest.approx(true_bce, rel=1e-6)
+    # an Accuracy the user set a threshold on keeps it
+    model.compile("sgd", loss="binary_cross_entropy",
+                  metrics=[tn.metrics.Accuracy(threshold=0.8)])
+    assert model.evaluate(x, y)["accuracy"] == 1.0
+
+
+def test_add_and_pop_fit_the_loss_to_the_new_last_layer():
+    model = tn.Sequential([Dense(3, input_dim=4), Softmax()])
+    model.compile("sgd", loss="cross_entropy")
+    assert type(model.loss).__name__ == "SoftmaxOutputCrossEntropy"
+    model.pop()
+    assert type(model.loss) is tn.losses.CrossEntropy
+    model.add(Softmax())
+    assert type(model.loss).__name__ == "SoftmaxOutputCrossEntropy"
+    assert model.get_compile_config()["loss"]["class"] == "CrossEntropy"
 
 
 def test_validation_split_holds_out_the_last_samples():

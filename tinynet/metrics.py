@@ -20,8 +20,10 @@ Predictions are what the model outputs: logits or probabilities (the arg-max
 is the same). ``target`` is integer labels of shape ``(n,)`` or probability
 (one-hot) targets of shape ``(n, classes)``. A model with a single output
 unit is a binary classifier: its output is a *logit* (tinynet's losses take
-logits), so the predicted class is ``pred > 0``; pass
-``Accuracy(threshold=0.5)`` for a model whose output is a probability.
+logits), so the predicted class is ``pred > 0``, unless it is a probability:
+a model whose output layer ends in a sigmoid gives its ``"accuracy"`` a
+threshold of 0.5 (:func:`for_output`), and ``Accuracy(threshold=0.5)`` does
+so by hand.
 
 >>> import numpy as np
 >>> accuracy(np.array([[2.0, 1.0], [0.0, 3.0]]), np.array([0, 0]))
@@ -35,9 +37,11 @@ import re
 import numpy as np
 
 from .checks import as_float_array, check_finite, check_labels, check_positive_int, lookup
+from .output_losses import output_activation
 
 __all__ = ["Metric", "Accuracy", "TopKAccuracy", "MeanSquaredError", "MeanAbsoluteError",
-           "accuracy", "top_k_accuracy", "mse", "mae", "get", "to_config", "METRICS"]
+           "accuracy", "top_k_accuracy", "mse", "mae", "get", "for_output", "to_config",
+           "METRICS"]
 
 
 def _as_pred(pred, who: str) -> np.ndarray:
@@ -77,9 +81,11 @@ class Accuracy(Metric):
 
     Parameters
     ----------
-    threshold : float, default 0.0
+    threshold : float, optional
         For single-output (binary) models: the class is ``pred > threshold``.
-        0 suits logits; use 0.5 for probabilities.
+        0 suits logits; use 0.5 for probabilities. Unset (None), it is 0,
+        and a model compiled with this metric on a sigmoid output sets 0.5
+        (:func:`for_output`); a threshold given here is kept.
 
     Notes
     -----
@@ -90,15 +96,16 @@ class Accuracy(Metric):
 
     name = "accuracy"
 
-    def __init__(self, threshold: float = 0.0):
-        self.threshold = float(threshold)
+    def __init__(self, threshold: float | None = None):
+        self.threshold = None if threshold is None else float(threshold)
 
     def __call__(self, pred, target) -> float:
         pred = _as_pred(pred, "accuracy")
         if pred.ndim == 2 and pred.shape[1] > 1:
             predicted = pred.argmax(axis=1)
         elif pred.ndim == 1 or pred.shape[1:] == (1,):
-            predicted = (pred.reshape(-1) > self.threshold).astype(np.int64)
+            threshold = 0.0 if self.threshold is None else self.threshold
+            predicted = (pred.reshape(-1) > threshold).astype(np.int64)
         else:
             raise ValueError(f"accuracy expected predictions of shape (n, classes) or (n,), "
                              f"received {pred.shape}")
@@ -175,7 +182,7 @@ class MeanAbsoluteError(_Regression):
 
 
 def accuracy(pred, target) -> float:
-    """:class:`Accuracy` with the default threshold (logits)."""
+    """:class:`Accuracy` with the default threshold (0: logits)."""
     return Accuracy()(pred, target)
 
 
@@ -229,6 +236,17 @@ class _FunctionMetric(Metric):
 
     def __call__(self, pred, target) -> float:
         return float(self.fn(pred, target))
+
+
+def for_output(metric: Metric, layer) -> Metric:
+    """The metric to report on ``layer``'s output: an :class:`Accuracy` without a
+    threshold becomes ``Accuracy(threshold=0.5)`` when ``layer`` ends in a sigmoid
+    (its output is a probability, see
+    :func:`tinynet.output_losses.output_activation`); any other metric as it is."""
+    if (type(metric) is Accuracy and metric.threshold is None
+            and output_activation(layer) == "sigmoid"):
+        return Accuracy(threshold=0.5)
+    return metric
 
 
 def to_config(metric: Metric):

@@ -14,13 +14,21 @@ A ``Sequential`` is itself a :class:`~tinynet.layers.Layer` (forward runs
 its layers in order, backward in reverse), so models nest: a trained model
 can be the first "layer" of a new one (transfer learning).
 
-Outputs are logits
-------------------
+Outputs: logits or probabilities
+--------------------------------
 tinynet's classification losses take *logits* (``CrossEntropy`` applies the
-softmax itself, stably), so a model trained with ``loss="cross_entropy"``
-ends in a plain ``Dense(n_classes)`` and :meth:`Sequential.predict` returns
-logits. Use :meth:`Sequential.predict_proba` for probabilities and
-:meth:`Sequential.predict_classes` for labels.
+softmax itself, stably), so the model to prefer ends in a plain
+``Dense(n_classes)``; :meth:`Sequential.predict` then returns logits. A
+Keras-style model whose last layer ends in a softmax (sigmoid) --
+``Dense(10, activation="softmax")``, a ``Softmax()`` layer, or a nested
+``Sequential`` ending so -- outputs probabilities, and ``compile`` fits the
+training to that: ``"cross_entropy"`` (``"binary_cross_entropy"``) becomes
+its twin that takes probabilities (:mod:`tinynet.output_losses`: the same
+loss and, through the softmax, the same gradient :math:`(p - t)/B`), and an
+``"accuracy"`` on one sigmoid unit thresholds at 0.5 instead of 0
+(:func:`tinynet.metrics.for_output`). Either way,
+:meth:`Sequential.predict_proba` gives probabilities and
+:meth:`Sequential.predict_classes` labels.
 
 Reproducibility
 ---------------
@@ -40,6 +48,7 @@ from . import losses as losses_mod
 from . import metrics as metrics_mod
 from .checks import as_float_array, check_finite, check_positive_int
 from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str
+from .output_losses import for_output, output_activation
 from .param import ensure_flat
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
 
@@ -61,7 +70,8 @@ class Sequential(Layer):
     ----------
     layers : list of Layer
     optimizer, loss, metrics
-        Set by :meth:`compile`.
+        Set by :meth:`compile`: the ones in use, fitted to the output (see
+        the module docstring), so they may differ from what compile received.
     stop_training : bool
         Set by a callback to end :meth:`fit` early.
     history : History or None
@@ -73,6 +83,8 @@ class Sequential(Layer):
         self.optimizer = None
         self.loss = None
         self.metrics: list = []
+        self._compiled_loss = None  # the loss and metrics as compile received them
+        self._compiled_metrics: list = []
         self._bound_ids = None  # ids of the parameters this model bound the optimizer to
         self.stop_training = False
         self.stop_reason = None
@@ -119,6 +131,7 @@ class Sequential(Layer):
             self._layers.append(layer)
             if len(self._layers) == 1 and layer.built:
                 self.build(layer.input_shape, dtype=layer.dtype)
+        self._fit_to_output()
 
     def pop(self) -> Layer:
         """Remove and return the last layer."""
@@ -128,6 +141,7 @@ class Sequential(Layer):
         if self.built:
             self.output_shape = (self._layers[-1].output_shape if self._layers
                                  else self.input_shape)
+        self._fit_to_output()
         return layer
 
     def get_layer(self, key) -> Layer:
@@ -326,23 +340,41 @@ class Sequential(Layer):
             model is built).
         loss : str, Loss or dict
             ``"cross_entropy"``, ``"mse"``, ``tn.losses.Huber(0.5)``...
+            On a last layer that ends in a softmax (sigmoid), a logit
+            ``CrossEntropy`` (``BinaryCrossEntropy``) is replaced by its twin
+            that takes probabilities (:func:`tinynet.output_losses.for_output`).
         metrics : list of str, Metric or callable, optional
             ``["accuracy"]``, ``["top_3_accuracy"]``, ``["mae"]``...
+            On one sigmoid unit an ``"accuracy"`` without a threshold
+            thresholds at 0.5 (:func:`tinynet.metrics.for_output`).
+
+        The swaps follow the last layer: ``add`` and ``pop`` redo them.
+        Saving stores the loss and metrics as given here.
         """
         if loss is None:
             raise ValueError(f"{self._who}.compile expected a loss, e.g. "
                              f"loss='cross_entropy' or loss='mse'")
-        self.loss = losses_mod.get(loss)
+        loss = losses_mod.get(loss)
         if metrics is not None and (isinstance(metrics, (str, dict))
                                     or not hasattr(metrics, "__iter__")):
             metrics = [metrics]
-        self.metrics = [metrics_mod.get(m) for m in metrics or ()]
-        names = [m.name for m in self.metrics]
+        metrics = [metrics_mod.get(m) for m in metrics or ()]
+        names = [m.name for m in metrics]
         for name in names:
             if name == "loss" or names.count(name) > 1:
                 raise ValueError(f"{self._who}.compile: metric name {name!r} is used twice "
                                  f"or clashes with 'loss'")
+        self._compiled_loss, self._compiled_metrics = loss, metrics
+        self._fit_to_output()
         self._set_optimizer(optimizer)
+
+    def _fit_to_output(self) -> None:
+        """Set ``loss`` and ``metrics`` from the compiled ones for what the last
+        layer outputs: probabilities after a softmax/sigmoid, else logits."""
+        if self._compiled_loss is None:
+            return
+        self.loss = for_output(self._compiled_loss, self)
+        self.metrics = [metrics_mod.for_output(m, self) for m in self._compiled_metrics]
 
     def _set_optimizer(self, optimizer) -> None:
         from . import optim
@@ -382,9 +414,10 @@ class Sequential(Layer):
         if self.loss is None:
             return None
         from . import optim
+        # What compile received: loading compiles again, which redoes the swaps.
         return {"optimizer": optim.optimizer_to_dict(self.optimizer),
-                "loss": losses_mod.loss_to_dict(self.loss),
-                "metrics": [metrics_mod.to_config(m) for m in self.metrics]}
+                "loss": losses_mod.loss_to_dict(self._compiled_loss),
+                "metrics": [metrics_mod.to_config(m) for m in self._compiled_metrics]}
 
     def compile_from_config(self, config: dict) -> None:
         """Inverse of :meth:`get_compile_config` (used by :func:`tinynet.load`)."""
@@ -545,7 +578,8 @@ class Sequential(Layer):
         return self._evaluate_arrays(x, y, batch_size)
 
     def predict(self, x, batch_size: int = 32) -> np.ndarray:
-        """The model's raw output for ``x`` (logits for a classifier), in
+        """The model's raw output for ``x`` (logits for a classifier, or
+        probabilities when the last layer ends in a softmax/sigmoid), in
         inference mode, computed ``batch_size`` samples at a time.
 
         Returns
@@ -559,22 +593,32 @@ class Sequential(Layer):
         return np.concatenate(outputs, axis=0)
 
     def predict_proba(self, x, batch_size: int = 32) -> np.ndarray:
-        """Class probabilities: the softmax of the logits (sigmoid for one
-        output unit), for models trained on logits."""
-        logits = self.predict(x, batch_size=batch_size)
-        if logits.ndim == 2 and logits.shape[1] == 1 or logits.ndim == 1:
-            return losses_mod.sigmoid(logits)
-        return losses_mod.softmax(logits)
+        """Class probabilities: the output itself when the last layer ends in a
+        softmax/sigmoid, else the softmax of the logits (sigmoid for one
+        output unit)."""
+        outputs = self.predict(x, batch_size=batch_size)
+        if output_activation(self) is not None:
+            return outputs
+        if _is_binary(outputs):
+            return losses_mod.sigmoid(outputs)
+        return losses_mod.softmax(outputs)
 
     def predict_classes(self, x, batch_size: int = 32) -> np.ndarray:
-        """Predicted labels: arg-max of the logits (``logit > 0`` for one unit)."""
-        logits = self.predict(x, batch_size=batch_size)
-        if logits.ndim == 2 and logits.shape[1] == 1 or logits.ndim == 1:
-            return (logits.reshape(len(logits)) > 0).astype(np.int64)
-        return logits.argmax(axis=-1)
+        """Predicted labels: the arg-max of the outputs; for one output unit,
+        ``logit > 0``, or ``probability > 0.5`` after a sigmoid."""
+        outputs = self.predict(x, batch_size=batch_size)
+        if _is_binary(outputs):
+            threshold = 0.5 if output_activation(self) == "sigmoid" else 0.0
+            return (outputs.reshape(len(outputs)) > threshold).astype(np.int64)
+        return outputs.argmax(axis=-1)
 
 
 # ------------------------------------------------------------------ helpers
+def _is_binary(outputs: np.ndarray) -> bool:
+    """One output unit: a binary classifier."""
+    return outputs.ndim == 1 or outputs.ndim == 2 and outputs.shape[1] == 1
+
+
 def _n_weights(layer: Layer) -> int:
     """Parameters plus state arrays (what get_weights returns), as Keras counts."""
     return int(sum(np.size(w) for _, w in model_io._slots(layer)))

@@ -92,6 +92,22 @@ def test_softmax_output_trains_like_logits_with_cross_entropy():
         np.testing.assert_allclose(a, b, rtol=1e-8, atol=1e-12)
 
 
+def test_sigmoid_output_accuracy_thresholds_probabilities_at_one_half():
+    inp = tn.mtl.Input((2,), dtype="float64")
+    head = Dense(1, activation="sigmoid", seed=0)
+    model = tn.mtl.Model(inp, {"o": head(inp)})
+    model.compile("sgd", loss="binary_cross_entropy", metrics=["accuracy"])
+    head.W.value[:] = [[2.0], [0.0]]
+    head.b.value[:] = 0.0
+    x = np.array([[1.0, 0.0], [-1.0, 0.0], [0.5, 0.0], [-2.0, 0.0]])
+    y = np.array([1.0, 0.0, 0.0, 0.0])
+    probs = model.predict(x)["o"][:, 0]  # 0.88, 0.12, 0.73, 0.02
+    scores = model.evaluate(x, {"o": y})
+    assert scores["o/accuracy"] == 0.75  # thresholded at 0 it would be 0.25, all ones
+    assert scores["o/loss"] == pytest.approx(
+        -np.mean(y * np.log(probs) + (1 - y) * np.log(1 - probs)), rel=1e-12)
+
+
 def test_masked_labels_do_not_matter():
     rng = np.random.default_rng(0)
     x, y = data(rng, 10)

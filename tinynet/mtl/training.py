@@ -35,10 +35,10 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from ..callbacks import Callback
 from ..checks import as_float_array
+from ..output_losses import for_output
 from ..param import ensure_flat
 from ..training import fit_loop
 from . import weighting as weighting_mod
-from .output_losses import for_output
 
 __all__ = ["MultiTaskTraining", "task_masks"]
 
@@ -127,8 +127,10 @@ class MultiTaskTraining:
         loss : dict {task: loss}, list (task order) or one loss for every task
             Names (``"cross_entropy"``, ``"mse"``...) or instances. A logit
             cross-entropy on a softmax/sigmoid output is computed from the
-            probabilities (:mod:`tinynet.mtl.output_losses`).
+            probabilities (:mod:`tinynet.output_losses`).
         metrics : dict {task: [metric, ...]}, or a list for every task
+            An ``"accuracy"`` on a single sigmoid unit thresholds its
+            probability at 0.5 (:func:`tinynet.metrics.for_output`).
         weighting : str, dict or Weighting, default "equal"
             ``"equal"``, ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``,
             ``"pcgrad"``, ``"mgda"``, a dict of static weights, or an instance
@@ -143,15 +145,17 @@ class MultiTaskTraining:
         if loss is None:
             raise ValueError("compile expected loss= (one per task, e.g. "
                              f"{{{', '.join(repr(t) + ': ...' for t in tasks)}}})")
+        output_layers = {t: out.node.layer for t, out in zip(tasks, self.outputs)}
         losses = {}
-        for i, (task, spec) in enumerate(_per_task(loss, tasks, "loss").items()):
+        for task, spec in _per_task(loss, tasks, "loss").items():
             if spec is None:
                 raise ValueError(f"compile expected a loss for task {task!r}")
-            losses[task] = for_output(losses_mod.get(spec), self.outputs[i].node.layer)
+            losses[task] = for_output(losses_mod.get(spec), output_layers[task])
         self.loss = losses
         metric_specs = _per_task(metrics, tasks, "metrics") if metrics is not None else {}
-        self.metrics = {t: [metrics_mod.get(m) for m in
-                            ([] if s is None else [s] if isinstance(s, str) else list(s))]
+        self.metrics = {t: [metrics_mod.for_output(metrics_mod.get(m), output_layers[t])
+                            for m in ([] if s is None else [s] if isinstance(s, str)
+                                      else list(s))]
                         for t, s in ((t, metric_specs.get(t)) for t in tasks)}
         if loss_weights is not None:
             if weighting not in ("equal", None):

@@ -4,10 +4,11 @@ tinynet's :class:`~tinynet.losses.CrossEntropy` and
 :class:`~tinynet.losses.BinaryCrossEntropy` take *logits*. A Keras-style
 model ending in ``Dense(10, activation="softmax")`` outputs probabilities
 :math:`p = \mathrm{softmax}(z)`; feeding them to a logit loss would apply a
-second softmax and train the wrong objective. ``compile`` therefore swaps
-in these twins when a task's output layer ends in softmax (sigmoid) and its
-loss is the logit cross-entropy. They compute the same quantity from
-:math:`p`:
+second softmax and train the wrong objective. The ``compile`` of
+:class:`tinynet.Sequential` and of :class:`tinynet.mtl.Model` therefore swaps
+in these twins (:func:`for_output`) when the output layer ends in softmax
+(sigmoid) and the loss is the logit cross-entropy. They compute the same
+quantity from :math:`p`:
 
 .. math::
     L = -\frac{1}{B}\sum_i \sum_c t_{ic} \log \max(p_{ic}, \epsilon), \qquad
@@ -27,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..losses import BinaryCrossEntropy, CrossEntropy
+from .losses import BinaryCrossEntropy, CrossEntropy
 
 __all__ = ["SoftmaxOutputCrossEntropy", "SigmoidOutputBinaryCrossEntropy", "for_output",
            "output_activation"]
@@ -67,12 +68,27 @@ class SigmoidOutputBinaryCrossEntropy(BinaryCrossEntropy):
 
 
 def output_activation(layer) -> str | None:
-    """``"softmax"`` / ``"sigmoid"`` if ``layer`` ends in one, else None."""
+    """``"softmax"`` / ``"sigmoid"`` if ``layer`` ends in one, else None.
+
+    ``layer`` ends in one if it is a ``Softmax``/``Sigmoid`` layer, has one as
+    its ``activation`` (``Dense(10, activation="softmax")``), or is a
+    :class:`~tinynet.Sequential` whose last layer ends in one.
+    """
+    while _is_a(layer, "Sequential"):
+        if not layer.layers:
+            return None
+        layer = layer.layers[-1]
     for candidate in (layer, getattr(layer, "activation", None)):
-        name = type(candidate).__name__
-        if name in ("Softmax", "Sigmoid"):
-            return name.lower()
+        for name in ("Softmax", "Sigmoid"):
+            if _is_a(candidate, name):
+                return name.lower()
     return None
+
+
+def _is_a(obj, class_name: str) -> bool:
+    # By class name: the layers and tinynet.model import far more than this
+    # module (and the metrics that use it) needs.
+    return any(cls.__name__ == class_name for cls in type(obj).__mro__)
 
 
 def for_output(loss, layer):
