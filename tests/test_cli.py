@@ -225,6 +225,40 @@ def test_predict_and_evaluate_missing_or_foreign_files(digits_model, tmp_path, c
 def test_out_must_not_be_a_directory(tmp_path, capsys):
     assert main(["train", "digits", "--out", str(tmp_path)]) == 1
     assert "is a directory" in capsys.readouterr().err
+    assert main(["train", "digits", "--out", str(tmp_path / "missing" / "m.npz")]) == 1
+    assert "does not exist" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("out, message", [
+    (".", "is a directory; give a file path such as labels.npy"),
+    ("missing/dir/x.npy", r"directory '.*missing.dir' does not exist"),
+])
+def test_predict_checks_out_before_predicting(digits_model, tmp_path, out, message, capsys):
+    x_test, _ = digits_test_set()
+    np.save(tmp_path / "x.npy", x_test[:3])
+    assert main(["predict", str(digits_model), str(tmp_path / "x.npy"),
+                 "--out", str(tmp_path / out)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""  # no predictions printed before the failure
+    assert re.search(message, captured.err) and ".tmp" not in captured.err
+
+
+@pytest.mark.parametrize("content, args, message", [
+    (lambda x: x * 1000, [], r"values in \[0, 16000\], outside \[0, 16\]; the model was "
+                             r"trained on pixels in \[0, 16\] divided by 16"),
+    (lambda x: -x, [], r"values in \[-16, 0\], outside \[0, 16\]"),
+    (lambda x: x * 4, ["--scale", "32"], r"values in \[0, 64\], outside \[0, 32\]"),
+    (lambda x: x.astype(np.float32), [], r"values in \[0, 16\], outside \[0, 1\];.*"
+                                         r"give --scale 16 if it holds raw pixels"),
+    (lambda x: x[:0], [], r"holds no samples \(an array of shape \(0, 64\)\)"),
+])
+def test_predict_refuses_input_outside_the_trained_range(digits_model, tmp_path, content,
+                                                         args, message, capsys):
+    x_test, _ = digits_test_set()
+    np.save(tmp_path / "x.npy", content(x_test[:5].astype(np.int64)))
+    assert main(["predict", str(digits_model), str(tmp_path / "x.npy"), *args]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tinynet predict: error:") and re.search(message, err), err
 
 
 def write_tiny_idx_set(directory, n_classes=3):

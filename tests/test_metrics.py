@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tinynet as tn
 from tinynet import metrics
 from tinynet.layers import Dense
 
@@ -35,6 +36,17 @@ def test_binary_accuracy_thresholds_a_logit_at_zero():
     assert metrics.accuracy(logits[:, 0], labels) == 0.5
     probs = np.array([0.2, 0.6, 0.7, 0.4])
     assert metrics.Accuracy(threshold=0.5)(probs, labels) == 0.5
+
+
+def test_binary_accuracy_takes_boolean_targets_as_the_bce_loss_does():
+    logits = np.array([[-1.0], [0.5], [2.0], [-0.1]])
+    targets = np.array([False, True, False, True])
+    assert metrics.accuracy(logits, targets) == 0.5
+    assert metrics.accuracy(logits, targets[:, None]) == 0.5
+    model = tn.Sequential([tn.layers.Dense(1, input_dim=2)])
+    model.compile("sgd", loss="binary_cross_entropy", metrics=["accuracy"])
+    x = np.random.default_rng(0).standard_normal((8, 2)).astype(np.float32)
+    assert set(model.evaluate(x, x[:, 0] > 0)) == {"loss", "accuracy"}
 
 
 @given(st.integers(1, 12), st.integers(2, 6), st.integers(1, 6), st.integers(0, 10_000))

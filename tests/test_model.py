@@ -478,6 +478,9 @@ X, Y = _classification(n=12)
     (X[0], Y, ValueError, "n_samples, features"),
     (X.astype(np.int64), Y, TypeError, "floating-point.*astype"),
     (X.astype(object), Y, TypeError, "floating-point"),
+    (X.astype(np.float16), Y, TypeError,
+     r"Sequential '.*'\.(fit|evaluate) expected float32 or float64 x, received float16 "
+     r"\(use x\.astype\('float32'\)\)"),
     (np.where(np.arange(12)[:, None] == 3, np.nan, X), Y, ValueError, "finite x"),
     (np.where(np.arange(12)[:, None] == 3, np.inf, X), Y, ValueError, "finite x"),
     (X, np.where(np.arange(12) == 2, np.nan, Y.astype(float)), ValueError, "finite targets"),
@@ -498,6 +501,16 @@ def test_fit_and_evaluate_refuse_bad_data(x, y, error, match):
         assert np.array_equal(got, want)
 
 
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop", "adagrad", "adamw"])
+def test_a_lazy_model_refuses_float16_before_building(optimizer):
+    # unbuilt, it would build in float16, which no kernel or optimizer state supports
+    model = tn.Sequential([tn.layers.Dense(8), tn.layers.Dense(3)])
+    model.compile(optimizer, loss="cross_entropy")
+    with pytest.raises(TypeError, match="expected float32 or float64 x, received float16"):
+        model.fit(np.ones((32, 4), np.float16), np.arange(32) % 3, verbose=0)
+    assert not model.built
+
+
 def test_bad_validation_data_is_refused_before_training():
     model = _mlp()
     with pytest.raises(ValueError, match=r"labels in \[0, 3\]"):
@@ -512,7 +525,7 @@ def test_bad_validation_data_is_refused_before_training():
     ({"batch_size": 0}, ValueError), ({"batch_size": -1}, ValueError),
     ({"batch_size": 2.0}, TypeError), ({"epochs": -1}, ValueError),
     ({"validation_split": 1.0}, ValueError), ({"validation_split": 0.99}, ValueError),
-    ({"verbose": 5}, ValueError),
+    ({"verbose": 5}, ValueError), ({"shuffle": "no"}, TypeError),
 ])
 def test_fit_refuses_bad_settings(kwargs, error):
     with pytest.raises(error):

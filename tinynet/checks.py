@@ -12,7 +12,9 @@ import difflib
 import numpy as np
 
 __all__ = [
+    "FLOAT_DTYPES",
     "as_float_array",
+    "check_bool",
     "check_finite",
     "check_labels",
     "check_positive_int",
@@ -21,12 +23,19 @@ __all__ = [
 ]
 
 
+#: The floating dtypes tinynet computes in.
+FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
                    min_ndim: int | None = None) -> np.ndarray:
-    """Return ``x`` as a floating-point ndarray, or raise a clear error.
+    """Return ``x`` as a float32 or float64 ndarray, or raise a clear error.
 
     Integer, boolean and object arrays are refused (``TypeError``): a silent
-    cast would hide, for example, forgetting to scale uint8 pixels.
+    cast would hide, for example, forgetting to scale uint8 pixels. So are
+    the other floating dtypes (float16, longdouble): the kernels and
+    optimizers compute in float32 or float64 only, and a silent cast would
+    change the precision the caller asked for.
     """
     if not isinstance(x, np.ndarray):
         try:
@@ -40,6 +49,11 @@ def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
             hint = " (convert it first, e.g. x.astype('float32') / 255 for pixels)"
         raise TypeError(f"{who} expected {what} of a floating-point dtype, "
                         f"received dtype {x.dtype}{hint}")
+    if x.dtype not in FLOAT_DTYPES:
+        last = what.split()[-1] if what.split() else ""
+        name = last if last.isidentifier() and last != "input" else "x"  # "targets y": y
+        raise TypeError(f"{who} expected float32 or float64 {what}, received {x.dtype} "
+                        f"(use {name}.astype('float32'))")
     if ndim is not None and x.ndim != ndim:
         raise ValueError(f"{who} expected {what} with {ndim} dimensions, "
                          f"received shape {x.shape}")
@@ -78,6 +92,15 @@ def check_labels(y, n_classes: int, n_samples: int, who: str) -> np.ndarray:
             raise ValueError(f"{who} expected labels in [0, {n_classes - 1}] for "
                              f"{n_classes} classes, received values in [{low}, {high}]")
     return y.astype(np.int64, copy=False)
+
+
+def check_bool(value, who: str, what: str) -> bool:
+    """Return ``value`` if it is a bool (Python's or NumPy's), else raise
+    ``TypeError``: ``shuffle="no"`` must not mean True."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{who} expected {what} as True or False, "
+                        f"received {value!r} of type {type(value).__name__}")
+    return bool(value)
 
 
 def check_positive_int(value, who: str, what: str) -> int:

@@ -17,6 +17,10 @@ Pixel scaling: ``train`` divides the raw pixels by the dataset's maximum
 (255 for 8-bit images, 16 for the digits) and records that in the model file
 when the file format can hold it (otherwise ``evaluate``/``predict`` use the
 same per-dataset rule); ``evaluate`` and ``predict`` apply the same scaling.
+``predict`` refuses input outside the trained range: integer pixels outside
+``[0, scale]`` (negative, or e.g. 16-bit values for a model trained on 0..255),
+and, for a model whose file records that scaling, any values outside
+``[0, 1]`` after it, since the model never saw such inputs.
 """
 
 from __future__ import annotations
@@ -169,9 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Apply a saved model to the samples in a .npy file. Integer arrays are "
                     "raw pixels and get the scaling used in training (divided by 255, or "
                     "16 for the digits; --scale overrides); float arrays are used as they "
-                    "are. Samples may have the model's input shape or any shape with the "
-                    "same number of values (e.g. (n, 28, 28) for 784 inputs); a single "
-                    "sample may omit the batch axis.")
+                    "are (or divided by --scale). The scaled values must lie in [0, 1], "
+                    "the range the model was trained on, for integer input and for any "
+                    "input to a model saved by 'tinynet train'. Samples may have the "
+                    "model's input shape or any shape with the same number of values "
+                    "(e.g. (n, 28, 28) for 784 inputs); a single sample may omit the "
+                    "batch axis.")
     predict.add_argument("model", help="model file (.npz)")
     predict.add_argument("input", help="samples (.npy, no pickles)")
     predict.add_argument("--out", metavar="PATH",
@@ -246,9 +253,7 @@ def _cmd_train(args, parser) -> int:
     from .optim import get as get_optimizer
     from .recipes import build_mlp, cosine_schedule
 
-    if os.path.isdir(args.out):
-        raise CommandError(f"--out {args.out!r} is a directory; give a file path such as "
-                           f"model.npz")
+    _check_out(args.out, "model.npz")
     data = _load_data(args.dataset, args, limit=args.limit)
     (x_train, y_train), (x_test, y_test) = data.train, data.test
     validation = None
@@ -295,6 +300,18 @@ def _cmd_train(args, parser) -> int:
                   f"next: tinynet evaluate {args.out} {args.dataset}"],
     }))
     return 0
+
+
+def _check_out(path, example: str) -> None:
+    """Fail before any work when ``--out`` cannot be written: a directory, or
+    a file in a directory that does not exist."""
+    if os.path.isdir(path):
+        raise CommandError(f"--out {path!r} is a directory; give a file path such as "
+                           f"{example}")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise CommandError(f"--out {path!r}: directory {parent!r} does not exist "
+                           f"(create it first)")
 
 
 def _model_metadata(model) -> dict:
@@ -374,6 +391,9 @@ def _as_batch(array, model, path):
     import numpy as np
     shape = tuple(model.input_shape)
     width = int(np.prod(shape))
+    if array.size == 0:
+        raise CommandError(f"{path!r} holds no samples (an array of shape {array.shape}); "
+                           f"expected at least one sample of shape {shape}")
     if array.ndim >= 1 and array.shape[1:] == shape:
         return array
     if array.ndim >= 2 and int(np.prod(array.shape[1:])) == width:
@@ -385,24 +405,46 @@ def _as_batch(array, model, path):
                        f"or any (n, ...) with {width} values per sample")
 
 
+def _check_pixel_range(batch, scale: float, trained_scale: float, path) -> None:
+    """The model was trained on pixels divided by ``trained_scale`` to [0, 1]:
+    refuse input that, divided by ``scale``, leaves [0, 1], rather than
+    predict from values the model never saw."""
+    low, high = batch.min(), batch.max()
+    if low >= 0 and high <= scale:
+        return
+    trained = (f"the model was trained on pixels in [0, {trained_scale:g}] divided by "
+               f"{trained_scale:g} (to [0, 1])")
+    if scale == 1.0:  # float input used as it is
+        raise CommandError(f"{path!r} holds values in [{low:g}, {high:g}], outside [0, 1]; "
+                           f"{trained}: scale the input to [0, 1], or give --scale "
+                           f"{trained_scale:g} if it holds raw pixels")
+    raise CommandError(f"{path!r} holds values in [{low:g}, {high:g}], outside "
+                       f"[0, {scale:g}]; {trained}: rescale the input, or give --scale to "
+                       f"divide it by another number")
+
+
 def _cmd_predict(args, parser) -> int:
     import numpy as np
 
     from .recipes import apply_preprocessing
 
+    if args.out:
+        _check_out(args.out, "labels.npy")
     model = _load_model(args.model)
     meta = _model_metadata(model)
     array = _read_samples(args.input)
     batch = _as_batch(array, model, args.input)
+    saved = meta.get("preprocessing")
+    # models saved without metadata: the per-dataset rule of 'train'
+    trained_scale = float(saved["scale"]) if saved else (16.0 if _input_width(model) == 64
+                                                         else 255.0)
+    raw_pixels = np.issubdtype(batch.dtype, np.integer)
     if args.scale is not None:
         scale = args.scale
-    elif np.issubdtype(batch.dtype, np.integer):
-        saved = meta.get("preprocessing")
-        # models saved without metadata: the per-dataset rule of 'train'
-        scale = float(saved["scale"]) if saved else (16.0 if _input_width(model) == 64
-                                                     else 255.0)
     else:
-        scale = 1.0
+        scale = trained_scale if raw_pixels else 1.0
+    if raw_pixels or saved:
+        _check_pixel_range(batch, scale, trained_scale, args.input)
     x = apply_preprocessing(batch, {"scale": scale}).reshape(batch.shape)
     if args.proba:
         output = model.predict_proba(x, batch_size=args.batch_size).astype(np.float32)

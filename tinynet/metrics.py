@@ -50,9 +50,12 @@ def _as_pred(pred, who: str) -> np.ndarray:
 
 
 def _class_targets(target, pred: np.ndarray, who: str) -> np.ndarray:
-    """Integer labels from ``target``: labels as given, or the arg-max of
-    probability targets shaped like ``pred``."""
+    """Integer labels from ``target``: labels as given (booleans as 0 and 1,
+    as the binary cross-entropy takes them), or the arg-max of probability
+    targets shaped like ``pred``."""
     target = np.asarray(target)
+    if target.dtype == bool:
+        target = target.astype(np.int64)
     if target.ndim == 2 and target.shape == pred.shape and target.shape[1] > 1:
         return target.argmax(axis=1)
     n_classes = pred.shape[1] if pred.ndim == 2 and pred.shape[1] > 1 else 2
@@ -91,7 +94,7 @@ class Accuracy(Metric):
     -----
     ``pred`` of shape ``(n, classes)``: the class is ``argmax(pred)``;
     ``pred`` of shape ``(n,)`` or ``(n, 1)``: binary, as above. ``target``:
-    integer labels ``(n,)`` or probability targets ``(n, classes)``.
+    integer (or boolean) labels ``(n,)`` or probability targets ``(n, classes)``.
     """
 
     name = "accuracy"

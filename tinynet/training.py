@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN
-from .checks import check_positive_int
+from .checks import check_bool, check_positive_int
 from .progress import ProgressBar
 
 __all__ = ["fit_loop", "batch_indices", "epoch_rng", "seed_rng", "History",
@@ -139,6 +139,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     """
     n_samples = check_positive_int(n_samples, "fit", "number of samples")
     batch_size = check_positive_int(batch_size, "fit", "batch_size")
+    shuffle = check_bool(shuffle, "fit", "shuffle")
     epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
     if verbose not in (0, 1, 2):
         raise ValueError(f"fit expected verbose 0, 1 or 2, received {verbose!r}")

@@ -108,6 +108,11 @@ def test_one_hot_errors():
         one_hot(np.array([], dtype=int))
     with pytest.raises(TypeError, match="integer"):
         one_hot([0.5, 1.0], 2)
+    with pytest.raises(ValueError, match="one_hot expected n_classes as a positive integer, "
+                                         "received 0"):
+        one_hot(np.array([], dtype=int), 0)
+    with pytest.raises(TypeError, match="n_classes as a positive integer"):
+        one_hot([0, 1], 2.0)
 
 
 @given(counts=st.lists(st.integers(2, 40), min_size=2, max_size=5),

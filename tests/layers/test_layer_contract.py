@@ -2,6 +2,7 @@
 freezing and input errors."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -96,3 +97,98 @@ def test_input_errors_name_the_layer(name):
     with pytest.raises(ValueError, match=rf"{type(layer).__name__} 'the_layer' expected input "
                                          rf"of shape \(batch, 5\), received \(2, 6\)"):
         layer.forward(np.ones((2, 6), np.float32))
+
+
+# Every layer of tinynet.layers with an input it accepts: the dtype contract
+# below runs over all of them.
+IMAGE_FACTORIES = {
+    "Conv2D": lambda: L.Conv2D(2, 3, activation="elu"),
+    "Conv2D_gelu": lambda: L.Conv2D(2, 3, activation="gelu"),  # an activation without kernel
+    "MaxPool2D": L.MaxPool2D,
+}
+ALL_FACTORIES = {**FACTORIES, **IMAGE_FACTORIES, "Reshape": lambda: L.Reshape((5, 1)),
+                 "Dense_gelu": lambda: L.Dense(3, activation="gelu")}
+
+
+def _input_for(name, dtype=np.float32):
+    rng = np.random.default_rng(0)
+    shape = (2, 6, 6, 3) if name in IMAGE_FACTORIES else (4, 5)
+    return rng.standard_normal(shape).astype(dtype), rng
+
+
+def test_dtype_contract_covers_every_layer():
+    covered = {type(make()).__name__ for make in ALL_FACTORIES.values()}
+    assert covered == set(L.__all__) - {"Layer"}
+
+
+@pytest.mark.parametrize("name", sorted(ALL_FACTORIES))
+@pytest.mark.parametrize("training", [False, True])
+def test_the_other_float_dtype_is_cast_to_the_layers(name, training):
+    # as Keras: a float32 layer casts float64 x and dy to float32 (and a
+    # float64 layer float32 ones), in every layer and on every backend
+    x32, rng = _input_for(name)
+    for layer_dtype, other in ((np.float32, np.float64), (np.float64, np.float32)):
+        x = x32.astype(layer_dtype)
+        layer = ALL_FACTORIES[name]()
+        layer.forward(x, training=training)  # builds in layer_dtype
+        if layer.seed is not None:
+            layer.set_rng(np.random.default_rng(1))
+        y = layer.forward(x, training=training).copy()
+        # float32 values, so that both casts of x and dy are exact
+        dy = rng.standard_normal(y.shape).astype(np.float32).astype(layer_dtype)
+        dx = layer.backward(dy).copy()
+        if layer.seed is not None:
+            layer.set_rng(np.random.default_rng(1))
+        y_other = layer.forward(x.astype(other), training=training)
+        dx_other = layer.backward(dy.astype(other))
+        assert y_other.dtype == layer_dtype and dx_other.dtype == layer_dtype, name
+        np.testing.assert_array_equal(y_other, y)
+        np.testing.assert_array_equal(dx_other, dx)
+
+
+@pytest.mark.parametrize("name", sorted(ALL_FACTORIES))
+@pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
+def test_other_floating_dtypes_are_refused(name, dtype):
+    x, rng = _input_for(name)
+    layer = ALL_FACTORIES[name]()
+    layer.name = "the_layer"
+    expected = (rf"{type(layer).__name__} 'the_layer' expected float32 or float64 input, "
+                rf"received {np.dtype(dtype)} \(use x.astype\('float32'\)\)")
+    with pytest.raises(TypeError, match=expected):
+        layer.forward(x.astype(dtype))  # unbuilt: it would build in that dtype
+    y = layer.forward(x, training=True)
+    with pytest.raises(TypeError, match=expected):
+        layer.forward(x.astype(dtype))
+    with pytest.raises(TypeError, match=rf"expected float32 or float64 dy, received "
+                                        rf"{np.dtype(dtype)} \(use dy.astype"):
+        layer.backward(np.ones_like(y, dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", ["float16", np.longdouble, "int32"])
+def test_layer_dtype_must_be_float32_or_float64(dtype):
+    with pytest.raises(TypeError, match="Dense 'd' expected dtype float32 or float64"):
+        L.Dense(3, dtype=dtype, name="d")
+    with pytest.raises(TypeError, match="expected dtype float32 or float64"):
+        L.Dense(3, input_dim=2).astype(dtype)
+
+
+def test_astype_converts_the_activation_of_a_dense_layer():
+    layer = L.Dense(3, activation="gelu", input_dim=5)
+    x, _ = _io()
+    layer.forward(x)  # builds the GELU in float32
+    layer.astype(np.float64)
+    y = layer.forward(x.astype(np.float64))
+    assert y.dtype == np.float64 and layer.backward(np.ones_like(y)).dtype == np.float64
+
+
+@pytest.mark.parametrize("value", ["no", 0, None])
+def test_trainable_must_be_a_bool(value):
+    with pytest.raises(TypeError, match=r"Dense 'd' expected trainable as True or False, "
+                                        rf"received {re.escape(repr(value))}"):
+        L.Dense(3, trainable=value, name="d")
+    layer = L.Dense(3, name="d")
+    with pytest.raises(TypeError, match="expected trainable as True or False"):
+        layer.trainable = value
+    assert layer.trainable is True
+    layer.trainable = np.bool_(False)
+    assert layer.trainable is False

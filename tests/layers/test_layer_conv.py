@@ -2,6 +2,7 @@
 against PyTorch, configs, saving, errors."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -172,6 +173,20 @@ def test_bad_arguments_and_inputs_are_explained():
     conv.forward(np.ones((1, 4, 4, 1), np.float32))
     with pytest.raises(ValueError, match=r"Conv2D 'c' expected input of shape"):
         conv.forward(np.ones((1, 5, 4, 1), np.float32))
+
+
+@pytest.mark.parametrize("make", [lambda: L.Conv2D(4, 3, name="c"),
+                                  lambda: L.MaxPool2D(2, name="c")])
+def test_a_channels_first_image_is_explained_once_the_layer_is_built(make):
+    layer = make()
+    layer.forward(np.ones((2, 8, 8, 3), np.float32))
+    nchw = np.ones((2, 3, 8, 8), np.float32)
+    with pytest.raises(ValueError, match=re.escape(
+            f"{type(layer).__name__} 'c' expected (..., H, W, C=3) channels-last input, "
+            "received shape (2, 3, 8, 8); tinynet uses NHWC (PyTorch's NCHW: "
+            "x.transpose(0, 2, 3, 1))")):
+        layer.forward(nchw)
+    assert layer.forward(nchw.transpose(0, 2, 3, 1)).shape[0] == 2
 
 
 @pytest.mark.parametrize("channels", [1, 8])   # column matrix built column- / row-major

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_finite, check_labels
+from ..checks import check_finite, check_labels, check_positive_int
 from .batches import as_generator
 
 __all__ = ["MinMaxScaler", "Standardizer", "one_hot", "train_val_split"]
@@ -99,7 +99,7 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
     ----------
     y : int array of shape (n_samples,)
         Labels in ``[0, n_classes)``.
-    n_classes : int, optional
+    n_classes : int >= 1, optional
         Defaults to ``max(y) + 1``.
     dtype : default float32
 
@@ -108,10 +108,14 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
     ndarray of shape (n_samples, n_classes)
     """
     y_arr = np.asarray(y)
-    if n_classes is None:
+    if n_classes is not None:
+        n_classes = check_positive_int(n_classes, "one_hot", "n_classes")
+    else:
         if y_arr.size == 0:
             raise ValueError("one_hot needs n_classes for an empty label array")
-        n_classes = int(np.max(y_arr)) + 1 if np.issubdtype(y_arr.dtype, np.number) else 0
+        # at least 1, so that negative labels get check_labels' range message
+        n_classes = (max(int(np.max(y_arr)) + 1, 1)
+                     if np.issubdtype(y_arr.dtype, np.number) else 1)
     labels = check_labels(y_arr, n_classes, y_arr.shape[0] if y_arr.ndim else 1, "one_hot")
     out = np.zeros((len(labels), n_classes), dtype=dtype)
     out[np.arange(len(labels)), labels] = 1

@@ -19,6 +19,13 @@ layer of a model) or lazily on its first forward pass.
 
 ``trainable = False`` freezes a layer (recursively for containers): its
 parameters leave the optimizer, but it still passes gradients to its input.
+
+A layer computes in one dtype, float32 or float64 (``dtype``, fixed when it
+is built: by default the first input's). ``forward`` casts an input of the
+other of the two to it, and ``backward`` casts ``dy`` likewise, so the
+output and ``dx`` always have the layer's dtype (Keras' rule); float16 and
+other floating dtypes are refused with a ``TypeError`` (see
+:func:`tinynet.checks.as_float_array`).
 """
 
 from __future__ import annotations
@@ -28,7 +35,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..checks import as_float_array
+from ..checks import FLOAT_DTYPES, as_float_array, check_bool
 from ..param import Param
 
 __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str"]
@@ -75,9 +82,9 @@ class Layer:
         Unique within a model; defaults to the snake-case class name and a
         counter (``dense_3``).
     trainable : bool, default True
-    dtype : str or numpy dtype, optional
-        dtype of the parameters. ``None`` (default) takes the input's
-        floating dtype at the first forward pass (float32 for anything else).
+    dtype : "float32", "float64" or None
+        dtype of the parameters and of the computation. ``None`` (default)
+        takes the input's dtype at the first forward pass.
     input_dim : int, optional
         Per-sample input width, to build at construction (``input_shape=``
         gives the whole per-sample shape).
@@ -108,8 +115,8 @@ class Layer:
                             f"received {name!r}")
         _note_name(name)
         self.name = name
-        self._trainable = bool(trainable)
-        self.dtype = None if dtype is None else np.dtype(dtype)
+        self._trainable = check_bool(trainable, self._who, "trainable")
+        self.dtype = None if dtype is None else self._check_dtype(dtype, self._who)
         self.seed = seed
         self._rng = None
         self._params: list[Param] = []
@@ -128,6 +135,17 @@ class Layer:
     @property
     def _who(self) -> str:
         return f"{type(self).__name__} {self.name!r}"
+
+    @staticmethod
+    def _check_dtype(dtype, who: str) -> np.dtype:
+        """``dtype`` as a float32 or float64 ``np.dtype``, else a clear error."""
+        try:
+            dt = np.dtype(dtype)
+        except TypeError:
+            dt = None
+        if dt not in FLOAT_DTYPES:
+            raise TypeError(f"{who} expected dtype float32 or float64, received {dtype!r}")
+        return dt
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -155,7 +173,7 @@ class Layer:
         if dtype is None:
             dtype = self.dtype or np.dtype(np.float32)
         if self.dtype is None:
-            self.dtype = np.dtype(dtype)
+            self.dtype = self._check_dtype(dtype, self._who)
         if rng is not None and self.seed is None:
             self._rng = rng
         self._params = []
@@ -195,7 +213,8 @@ class Layer:
     # ------------------------------------------------------------ input checks
     def _prepare_input(self, x) -> np.ndarray:
         """Check ``x`` (float array of shape ``(batch, *input_shape)``), building
-        the layer on first use. Returns ``x`` as an ndarray."""
+        the layer on first use. Returns ``x`` as an ndarray of the layer's dtype
+        (cast if it is the other of float32 and float64)."""
         x = as_float_array(x, self._who, min_ndim=1)
         if not self.built:
             if x.ndim < 2:
@@ -205,7 +224,7 @@ class Layer:
         elif x.shape[1:] != self.input_shape:
             raise ValueError(f"{self._who} expected input of shape "
                              f"{shape_str(self.input_shape)}, received {x.shape}")
-        return x
+        return x.astype(self.dtype, copy=False)
 
     # ------------------------------------------------------------------- maths
     def forward(self, x, training: bool = False) -> np.ndarray:
@@ -224,12 +243,13 @@ class Layer:
         return self.forward(x, training=training)
 
     def _check_dy(self, dy, y_shape) -> np.ndarray:
-        """``dy`` must be a float array shaped like the output of the last forward."""
+        """``dy`` must be a float array shaped like the output of the last
+        forward; returned in the layer's dtype."""
         dy = as_float_array(dy, self._who, "dy")
         if dy.shape != tuple(y_shape):
             raise ValueError(f"{self._who} expected dy of shape {tuple(y_shape)} "
                              f"(the shape of its last output), received {dy.shape}")
-        return dy
+        return dy.astype(self.dtype, copy=False)
 
     def _require_cache(self, cached) -> None:
         if cached is None:
@@ -263,7 +283,7 @@ class Layer:
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
-        value = bool(value)
+        value = check_bool(value, self._who, "trainable")
         self._trainable = value
         for p in self._params:
             p.trainable = value
@@ -271,8 +291,9 @@ class Layer:
             layer.trainable = value
 
     def astype(self, dtype) -> "Layer":
-        """Convert every parameter (and state array) to ``dtype``, in place."""
-        self.dtype = np.dtype(dtype)
+        """Convert every parameter (and state array) to ``dtype`` (float32 or
+        float64), in place."""
+        self.dtype = self._check_dtype(dtype, self._who)
         for p in self._params:
             p.astype(dtype)
         for key, arr in self.get_state().items():

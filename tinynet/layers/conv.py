@@ -1,6 +1,10 @@
 r"""2-D convolution and max pooling on channels-last images, by im2col.
 
-Images are ``(batch, height, width, channels)`` (Keras' ``channels_last``).
+Images are ``(batch, height, width, channels)`` (Keras' ``channels_last``;
+PyTorch's ``(batch, channels, height, width)`` converts with
+``x.transpose(0, 2, 3, 1)``). A built layer names the layout when an input's
+last axis is not its channel count; an unbuilt one cannot tell, and builds
+for whatever the last axis holds.
 A convolution becomes one matrix product: every ``kh x kw x C`` patch of the
 (padded) input is a row of the *column matrix* ``cols``, the kernel is a
 ``(kh*kw*C, filters)`` matrix, and their product is the output. The backward
@@ -29,6 +33,19 @@ def _pair(value, who: str, what: str) -> tuple:
         return tuple(check_positive_int(v, who, what) for v in value)
     v = check_positive_int(value, who, what)
     return (v, v)
+
+
+def _prepare_image(layer, x) -> np.ndarray:
+    """``layer._prepare_input(x)``, but an image whose last axis is not the
+    built layer's channel count gets an error that names the layout: a
+    PyTorch-style NCHW batch is the usual cause. (Before the layer is built,
+    an NCHW batch cannot be told from an NHWC one.)"""
+    shape = getattr(x, "shape", ())  # lists go to the usual checks
+    if layer.built and len(shape) == 4 and shape[-1] != layer.input_shape[-1]:
+        raise ValueError(f"{layer._who} expected (..., H, W, C={layer.input_shape[-1]}) "
+                         f"channels-last input, received shape {tuple(shape)}; tinynet "
+                         f"uses NHWC (PyTorch's NCHW: x.transpose(0, 2, 3, 1))")
+    return layer._prepare_input(x)
 
 
 def _same_padding(size: int, k: int, s: int) -> tuple:
@@ -129,7 +146,7 @@ class Conv2D(_KernelLayer):
         return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
 
     def forward(self, x, training: bool = False) -> np.ndarray:
-        x = self._prepare_input(x)
+        x = _prepare_image(self, x)
         xp = self._padded(x)
         n = x.shape[0]
         ho, wo, f = self.output_shape
@@ -225,7 +242,7 @@ class MaxPool2D(Layer):
         return ((h - ph) // sh + 1, (w - pw) // sw + 1, c)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
-        x = self._prepare_input(x)
+        x = _prepare_image(self, x)
         y, arg = kernels.impl("maxpool_forward", x.size)(x, self.pool_size, self.strides)
         self._cache = (x.shape, arg)
         return y

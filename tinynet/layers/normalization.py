@@ -106,6 +106,11 @@ class BatchNorm(_FeatureNorm):
     ``BatchNorm1d(momentum=1 - m)`` stores the unbiased
     :math:`\sigma^2_B\, n/(n-1)` instead).
 
+    Training needs more than one value per feature (as PyTorch): a batch of
+    one sample of shape ``(1, features)`` has zero variance and would come
+    out as all zeros, so it raises a ``ValueError``; one image
+    ``(1, H, W, C)`` with :math:`H W > 1` is fine.
+
     **Inference** (``training=False``, or a frozen layer whatever
     ``training`` says) uses the moving statistics, which are constants:
 
@@ -149,9 +154,14 @@ class BatchNorm(_FeatureNorm):
         axes = tuple(range(x.ndim - 1))
         use_batch = bool(training) and self.trainable
         if use_batch:
-            if x.shape[0] == 0:
-                raise ValueError(f"{self._who} needs at least one sample in training "
-                                 f"mode, received {x.shape}")
+            per_feature = x.size // x.shape[-1]  # the built shape has no zero
+            if per_feature < 2:
+                raise ValueError(
+                    f"{self._who} expected more than 1 value per feature in training "
+                    f"mode (its statistics run over every axis but the last), received "
+                    f"input of shape {x.shape}, which it would normalise to zeros; "
+                    f"in fit, choose a batch_size that does not leave a last batch of "
+                    f"one sample (n_samples % batch_size == 1)")
             if _use_kernels(x, self.gamma.value):
                 x2 = x.reshape(-1, x.shape[-1])
                 y, x_hat, inv_std, mean, var = kernels.impl("batchnorm_forward", x.size)(

@@ -85,6 +85,13 @@ class _KernelLayer(Layer):
             self.W.grad.reshape(-1, n_out), self.b.grad if self.b is not None else None,
             need_dx, g_out=g_out, dx_out=dx_out)
 
+    def astype(self, dtype) -> "_KernelLayer":
+        """As :meth:`Layer.astype`, the activation too (it computes in the
+        layer's dtype)."""
+        super().astype(dtype)
+        self.activation.astype(dtype)
+        return self
+
     def get_config(self) -> dict:
         config = super().get_config()
         if not isinstance(self.kernel_initializer, str) or not isinstance(

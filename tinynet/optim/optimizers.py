@@ -36,7 +36,7 @@ import numbers
 
 import numpy as np
 
-from ..checks import did_you_mean
+from ..checks import check_bool, did_you_mean
 from ..param import Param
 from . import fused, rules
 from .clipping import clip_grad_norm
@@ -73,12 +73,6 @@ def _fused(name: str):
 
     update.__name__, update.__doc__ = name, rule.__doc__
     return update
-
-
-def _check_bool(who, name, value):
-    if not isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{who} expected {name} as True or False, received {value!r}")
-    return bool(value)
 
 
 class Optimizer:
@@ -273,7 +267,7 @@ class Optimizer:
         if "eps" in group:
             group["eps"] = _check_number(self._who, "eps", group["eps"])
         for flag in self._flags:
-            group[flag] = _check_bool(self._who, flag, group[flag])
+            group[flag] = check_bool(group[flag], self._who, flag)
         return group
 
     def _init_state(self, p: Param, group: dict) -> dict:
@@ -376,7 +370,7 @@ class Optimizer:
 
 
 class SGD(Optimizer):
-    """Stochastic gradient descent, optionally with (Nesterov) momentum.
+    r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
 
     Same defaults and update as ``torch.optim.SGD``; see :func:`rules.sgd`.
 
@@ -384,7 +378,11 @@ class SGD(Optimizer):
     ----------
     params : see :class:`Optimizer`
     lr : float, default 1e-3
-    momentum : float, default 0
+    momentum : float in [0, 1], default 0
+        PyTorch only asks for ``momentum >= 0``; tinynet also refuses values
+        above 1 (as Keras does), for which the velocity
+        :math:`v \leftarrow \mu v + g` grows geometrically and training
+        diverges.
     dampening : float, default 0
     nesterov : bool, default False
         Needs ``momentum > 0`` and ``dampening == 0``.
@@ -403,7 +401,7 @@ class SGD(Optimizer):
 
     def _check_group(self, group):
         group = super()._check_group(group)
-        group["momentum"] = _check_number(self._who, "momentum", group["momentum"])
+        group["momentum"] = _check_number(self._who, "momentum", group["momentum"], high=1.0)
         group["dampening"] = _check_number(self._who, "dampening", group["dampening"],
                                            low=None)
         if group["nesterov"] and (group["momentum"] <= 0 or group["dampening"] != 0):
@@ -491,17 +489,21 @@ class AdamW(Adam):
 
 
 class RMSprop(Optimizer):
-    """RMSprop (``torch.optim.RMSprop``); see :func:`rules.rmsprop`.
+    r"""RMSprop (``torch.optim.RMSprop``); see :func:`rules.rmsprop`.
 
     Parameters
     ----------
     params : see :class:`Optimizer`
     lr : float, default 1e-2
-    alpha : float, default 0.99
-        Smoothing constant of the squared-gradient average.
+    alpha : float in [0, 1), default 0.99
+        Smoothing constant of the squared-gradient average
+        :math:`s \leftarrow \alpha s + (1 - \alpha) g^2` (PyTorch checks only
+        ``alpha >= 0``; at 1 the average never leaves 0, above 1 it turns
+        negative).
     eps : float, default 1e-8
     weight_decay : float, default 0
-    momentum : float, default 0
+    momentum : float in [0, 1], default 0
+        As for :class:`SGD`.
     centered : bool, default False
         Divide by the estimated variance rather than the raw second moment.
     """
@@ -517,8 +519,9 @@ class RMSprop(Optimizer):
 
     def _check_group(self, group):
         group = super()._check_group(group)
-        group["alpha"] = _check_number(self._who, "alpha", group["alpha"])
-        group["momentum"] = _check_number(self._who, "momentum", group["momentum"])
+        group["alpha"] = _check_number(self._who, "alpha", group["alpha"], high=1.0,
+                                       high_open=True)
+        group["momentum"] = _check_number(self._who, "momentum", group["momentum"], high=1.0)
         return group
 
     def _init_state(self, p, group):
