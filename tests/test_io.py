@@ -152,8 +152,9 @@ def test_every_layer_class_and_nested_models_round_trip(tmp_path):
     assert np.array_equal(loaded.predict(x), model.predict(x))
 
 
-class Scale(Layer):
-    """A user-defined layer: y = s * x with a learned scalar s."""
+class UserScale(Layer):
+    """A user-defined layer: y = s * x with a learned scalar s. (Layers register
+    by class name: tests/test_gradcheck.py has a Scale of its own.)"""
 
     def _build(self, input_shape, rng):
         self.s = self.add_param("s", np.full((1,), 2.0))
@@ -169,11 +170,11 @@ class Scale(Layer):
 
 
 def test_a_registered_user_layer_round_trips(tmp_path):
-    model = tn.Sequential([Dense(3, input_dim=2), Scale()])
+    model = tn.Sequential([Dense(3, input_dim=2), UserScale()])
     model.parameters()[-1].value = [3.5]
     model.save(tmp_path / "custom.npz")
     loaded = tn.load(tmp_path / "custom.npz")
-    assert isinstance(loaded.layers[1], Scale) and loaded.parameters()[-1].value[0] == 3.5
+    assert isinstance(loaded.layers[1], UserScale) and loaded.parameters()[-1].value[0] == 3.5
 
 
 @pytest.mark.parametrize("binary", [False, True])
