@@ -1,6 +1,8 @@
 """Sequential: structure, weights, configs, summary, gradients of a whole
 model, compile/fit/evaluate/predict and every documented bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -184,6 +186,32 @@ def test_set_weights_errors_name_the_parameter():
         model.set_weights(np.zeros(3))
     with pytest.raises(ValueError, match="not built"):
         tn.Sequential([Dense(2)]).set_weights([np.zeros((3, 2)), np.zeros(2)])
+
+
+@pytest.mark.parametrize("change, error, match", [
+    # a cast would drop the imaginary part (NumPy only warns)
+    (lambda w: w.astype(np.complex128) + 1j, TypeError, r"weight 0 \('fc1/W'\) expected a "
+                                                        r"real numeric array.*complex128"),
+    (lambda w: np.where(np.arange(w.size).reshape(w.shape) == 1, np.nan, w), ValueError,
+     r"finite values in weight 0 \('fc1/W'\), received 1 NaN"),
+    (lambda w: np.full(w.shape, -np.inf), ValueError, "finite values in weight 0"),
+    # finite in float64, infinite once cast to the model's float32
+    (lambda w: np.full(w.shape, 1e300), ValueError,
+     r"weight 0 \('fc1/W'\) expected values within the range of float32, received "
+     r"values up to 1e\+300"),
+])
+def test_set_weights_refuses_values_that_would_end_up_wrong(change, error, match):
+    model = tn.Sequential([Dense(4, input_dim=3, name="fc1"), Dense(2, name="fc2")])
+    before = model.get_weights()
+    bad = [w.copy() for w in before]
+    bad[0] = change(bad[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no NumPy warning on the way to the error
+        with pytest.raises(error, match=match):
+            model.set_weights(bad)
+    for got, want in zip(model.get_weights(), before):
+        assert np.array_equal(got, want)
+    model.set_weights([w.astype(np.float64) for w in before])  # a finite cast is fine
 
 
 # ------------------------------------------------------------ gradients
