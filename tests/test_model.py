@@ -446,6 +446,29 @@ def test_fit_refuses_bad_settings(kwargs, error):
         _mlp().fit(X, Y, **{"verbose": 0, **kwargs})
 
 
+@pytest.mark.parametrize("seed, error", [("a", TypeError), (1.5, TypeError),
+                                         (True, TypeError), (-1, ValueError)])
+def test_fit_seed_must_be_a_non_negative_integer(seed, error):
+    # the seed feeds NumPy's SeedSequence: say so before NumPy does
+    with pytest.raises(error, match=r"fit expected seed as None or a non-negative integer, "
+                                    rf"received {seed!r}"):
+        _lazy_mlp().fit(X, Y, verbose=0, seed=seed)
+
+
+def test_fit_seed_accepts_numpy_integers():
+    a, b = _lazy_mlp(), _lazy_mlp()
+    a.fit(X, Y, verbose=0, seed=3)
+    b.fit(X, Y, verbose=0, seed=np.int64(3))
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        assert np.array_equal(u, v)
+
+
+def _lazy_mlp():
+    model = tn.Sequential([Dense(8, activation="relu"), Dense(4)])  # built by fit
+    model.compile(optimizer="sgd", loss="cross_entropy")
+    return model
+
+
 def test_predict_bad_input():
     model = _mlp()
     with pytest.raises(ValueError, match=r"\(batch, 10\)"):

@@ -38,7 +38,7 @@ import numpy as np
 from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
-from .checks import as_float_array, check_finite, check_positive_int
+from .checks import as_float_array, check_finite, check_positive_int, check_seed
 from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str
 from .param import ensure_flat
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
@@ -464,7 +464,7 @@ class Sequential(Layer):
             elsewhere); 2 one line per epoch.
         shuffle : bool
         seed : int, optional
-            Makes the run reproducible bit for bit: shuffling, dropout and
+            A non-negative integer. Makes the run reproducible bit for bit: shuffling, dropout and
             the initial weights of layers built here all derive from it, per
             epoch, so a run resumed at ``initial_epoch`` continues exactly.
         initial_epoch : int
@@ -477,6 +477,7 @@ class Sequential(Layer):
         History
         """
         self._require_compiled("fit")
+        seed = check_seed(seed, f"{self._who}.fit")  # before it seeds the build
         batch_size = check_positive_int(batch_size, f"{self._who}.fit", "batch_size")
         if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
             raise ValueError(f"{self._who}.fit expected validation_split in [0, 1), "
