@@ -469,6 +469,24 @@ def _lazy_mlp():
     return model
 
 
+def test_predict_and_evaluate_refuse_an_unbuilt_model_so_fit_seed_stays_reproducible():
+    # building here would draw unseeded weights that fit(seed=0) then keeps
+    model = _lazy_mlp()
+    with pytest.raises(ValueError, match="predict: the model is not built.*call fit first"):
+        model.predict(X)
+    with pytest.raises(ValueError, match="evaluate: the model is not built"):
+        model.evaluate(X, Y)
+    with pytest.raises(ValueError, match="not built"):
+        model.predict_classes(X)
+    assert not model.built
+    model.fit(X, Y, verbose=0, seed=0)
+    fresh = _lazy_mlp()
+    fresh.fit(X, Y, verbose=0, seed=0)
+    for u, v in zip(model.get_weights(), fresh.get_weights()):
+        assert np.array_equal(u, v)
+    model.predict(X)  # built now
+
+
 def test_predict_bad_input():
     model = _mlp()
     with pytest.raises(ValueError, match=r"\(batch, 10\)"):

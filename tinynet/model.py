@@ -29,6 +29,9 @@ weights of every layer that ``fit`` itself builds (a model whose first
 layer has no ``input_dim`` is built on its first batch). Layers built at
 construction drew their weights from their own ``seed=`` (random when
 unset); :meth:`Sequential.reset_parameters` re-draws them all from one seed.
+``predict`` and ``evaluate`` refuse a model that is not built yet (Keras
+would build it): its weights would be unseeded random draws, kept by a later
+``fit(seed=s)``, which would then not be reproducible.
 """
 
 from __future__ import annotations
@@ -407,6 +410,12 @@ class Sequential(Layer):
             raise ValueError(f"{self._who}.{who} expected at least one sample, received x "
                              f"of shape {x.shape}")
         check_finite(x, f"{self._who}.{who}", "x")
+        if not self.built and not who.startswith("fit"):
+            # building here would draw unseeded weights that a later
+            # fit(seed=...) keeps, so that it is no longer reproducible
+            raise ValueError(f"{self._who}.{who}: the model is not built, so it has no "
+                             f"weights yet: call fit first (or build(input_shape), or give "
+                             f"the first layer input_dim=)")
         if self.built:
             if x.shape[1:] != self.input_shape:
                 raise ValueError(f"{self._who}.{who} expected x of shape "
