@@ -134,6 +134,24 @@ def test_model_checkpoint_bad_path_template(tmp_path):
         _model().fit(x, y, verbose=0, callbacks=[ModelCheckpoint(tmp_path / "{nope}.npz")])
 
 
+def test_model_checkpoint_missing_directory_fails_before_training(tmp_path):
+    x, y = _data()
+    model = _model()
+    before = model.get_weights()
+    epochs = []
+
+    class Count(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            epochs.append(epoch)
+
+    with pytest.raises(FileNotFoundError, match="ModelCheckpoint expected the directory of "
+                                                ".*nope.*to exist"):
+        model.fit(x, y, epochs=2, verbose=0, seed=0, callbacks=[
+            Count(), ModelCheckpoint(tmp_path / "nope" / "m-{epoch}.npz")])
+    assert epochs == []  # no epoch trained
+    assert all(np.array_equal(u, v) for u, v in zip(model.get_weights(), before))
+
+
 def test_learning_rate_scheduler_one_and_two_argument_schedules():
     x, y = _data()
     model = _model()
@@ -185,6 +203,22 @@ def test_callbacks_must_be_callback_instances():
     with pytest.raises(TypeError, match="Callback"):
         fit_loop(ScriptedModel(), lambda idx: {"loss": 1.0}, 4, verbose=0,
                  callbacks=[lambda: None])
+
+
+def test_a_single_callback_is_taken_as_a_list_of_one():
+    seen = []
+
+    class Record(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(epoch)
+
+    x, y = _data()
+    _model().fit(x, y, epochs=2, verbose=0, callbacks=Record())  # as Keras accepts
+    assert seen == [0, 1]
+    for bad in (3, "History", {"a": Record()}):
+        with pytest.raises(TypeError, match="fit expected a list of callbacks"):
+            fit_loop(ScriptedModel(), lambda idx: {"loss": 1.0}, 4, verbose=0,
+                     callbacks=bad)
 
 
 def test_learning_rate_scheduler_drives_a_tinynet_schedule_per_group():

@@ -244,6 +244,32 @@ def test_save_refuses_a_directory_and_non_models(tmp_path):
         model_io.save("not a model", tmp_path / "x.npz")
 
 
+def test_save_refuses_an_unbuilt_model_and_writes_nothing(tmp_path):
+    # such a file could not be loaded ("not built yet"): refuse it at save time
+    path = tmp_path / "u.npz"
+    with pytest.raises(ValueError, match="is not built: call build.*or fit first; "
+                                         "nothing saved"):
+        tn.Sequential([Dense(3)]).save(path)
+    assert os.listdir(tmp_path) == []
+    good = tn.Sequential([Dense(3, input_dim=2)]).save(path)
+    before = open(good, "rb").read()
+    with pytest.raises(ValueError, match="not built"):
+        model_io.save(tn.Sequential([Dense(3)]), path)
+    assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["u.npz"]
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_save_refuses_non_finite_weights_and_keeps_the_old_file(tmp_path, bad):
+    model = tn.Sequential([Dense(3, input_dim=2), BatchNorm()])
+    path = model.save(tmp_path / "m.npz")
+    before = open(path, "rb").read()
+    model.layers[1].moving_variance[1] = bad  # a state array too, not only parameters
+    with pytest.raises(ValueError, match=r"save expected finite weight '.*moving_variance'.*"
+                                         r"nothing saved"):
+        model.save(path)
+    assert open(path, "rb").read() == before and os.listdir(tmp_path) == ["m.npz"]
+
+
 # ---------------------------------------------------------------- bad files
 def _good_file(tmp_path):
     model = tn.Sequential([Dense(3, input_dim=2), Dense(2)])
@@ -330,6 +356,19 @@ def test_inconsistent_files(tmp_path, change, match):
     model.save(good)  # with optimizer state
     bad = _rewrite_header(good, tmp_path / "bad.npz", change)
     with pytest.raises(ModelFileError, match=match):
+        tn.load(bad)
+
+
+@pytest.mark.parametrize("value, error, match", [
+    (np.full((2, 3), np.nan, np.float32), ModelFileError, r"finite values in weight 0"),
+    (np.full((2, 3), np.inf, np.float32), ModelFileError, r"finite values in weight 0"),
+    (np.ones((2, 3), np.complex64), ModelFileError, "real numeric array.*complex64"),
+    (np.full((2, 3), 1e300), ModelFileError, "range of float32.*1e\\+300"),
+])
+def test_load_refuses_weights_a_model_cannot_take(tmp_path, value, error, match):
+    bad = _rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz",
+                          lambda h, a: a.update(weight_0000=value))
+    with pytest.raises(error, match=match):
         tn.load(bad)
 
 

@@ -1,6 +1,8 @@
 """Sequential: structure, weights, configs, summary, gradients of a whole
 model, compile/fit/evaluate/predict and every documented bad input."""
 
+import warnings
+
 import numpy as np
 import pytest
 from hypothesis import given
@@ -184,6 +186,32 @@ def test_set_weights_errors_name_the_parameter():
         model.set_weights(np.zeros(3))
     with pytest.raises(ValueError, match="not built"):
         tn.Sequential([Dense(2)]).set_weights([np.zeros((3, 2)), np.zeros(2)])
+
+
+@pytest.mark.parametrize("change, error, match", [
+    # a cast would drop the imaginary part (NumPy only warns)
+    (lambda w: w.astype(np.complex128) + 1j, TypeError, r"weight 0 \('fc1/W'\) expected a "
+                                                        r"real numeric array.*complex128"),
+    (lambda w: np.where(np.arange(w.size).reshape(w.shape) == 1, np.nan, w), ValueError,
+     r"finite values in weight 0 \('fc1/W'\), received 1 NaN"),
+    (lambda w: np.full(w.shape, -np.inf), ValueError, "finite values in weight 0"),
+    # finite in float64, infinite once cast to the model's float32
+    (lambda w: np.full(w.shape, 1e300), ValueError,
+     r"weight 0 \('fc1/W'\) expected values within the range of float32, received "
+     r"values up to 1e\+300"),
+])
+def test_set_weights_refuses_values_that_would_end_up_wrong(change, error, match):
+    model = tn.Sequential([Dense(4, input_dim=3, name="fc1"), Dense(2, name="fc2")])
+    before = model.get_weights()
+    bad = [w.copy() for w in before]
+    bad[0] = change(bad[0])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no NumPy warning on the way to the error
+        with pytest.raises(error, match=match):
+            model.set_weights(bad)
+    for got, want in zip(model.get_weights(), before):
+        assert np.array_equal(got, want)
+    model.set_weights([w.astype(np.float64) for w in before])  # a finite cast is fine
 
 
 # ------------------------------------------------------------ gradients
@@ -530,6 +558,47 @@ def test_bad_validation_data_is_refused_before_training():
 def test_fit_refuses_bad_settings(kwargs, error):
     with pytest.raises(error):
         _mlp().fit(X, Y, **{"verbose": 0, **kwargs})
+
+
+@pytest.mark.parametrize("seed, error", [("a", TypeError), (1.5, TypeError),
+                                         (True, TypeError), (-1, ValueError)])
+def test_fit_seed_must_be_a_non_negative_integer(seed, error):
+    # the seed feeds NumPy's SeedSequence: say so before NumPy does
+    with pytest.raises(error, match=r"fit expected seed as None or a non-negative integer, "
+                                    rf"received {seed!r}"):
+        _lazy_mlp().fit(X, Y, verbose=0, seed=seed)
+
+
+def test_fit_seed_accepts_numpy_integers():
+    a, b = _lazy_mlp(), _lazy_mlp()
+    a.fit(X, Y, verbose=0, seed=3)
+    b.fit(X, Y, verbose=0, seed=np.int64(3))
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        assert np.array_equal(u, v)
+
+
+def _lazy_mlp():
+    model = tn.Sequential([Dense(8, activation="relu"), Dense(4)])  # built by fit
+    model.compile(optimizer="sgd", loss="cross_entropy")
+    return model
+
+
+def test_predict_and_evaluate_refuse_an_unbuilt_model_so_fit_seed_stays_reproducible():
+    # building here would draw unseeded weights that fit(seed=0) then keeps
+    model = _lazy_mlp()
+    with pytest.raises(ValueError, match="predict: the model is not built.*call fit first"):
+        model.predict(X)
+    with pytest.raises(ValueError, match="evaluate: the model is not built"):
+        model.evaluate(X, Y)
+    with pytest.raises(ValueError, match="not built"):
+        model.predict_classes(X)
+    assert not model.built
+    model.fit(X, Y, verbose=0, seed=0)
+    fresh = _lazy_mlp()
+    fresh.fit(X, Y, verbose=0, seed=0)
+    for u, v in zip(model.get_weights(), fresh.get_weights()):
+        assert np.array_equal(u, v)
+    model.predict(X)  # built now
 
 
 def test_predict_bad_input():

@@ -78,6 +78,31 @@ def test_freeze_errors_name_the_problem():
         transfer.set_trainable(model, 1)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    # a slice would silently take everything, or nothing
+    ({"upto": 10}, r"freeze expected upto in \[-3, 3\] for a model of 3 layers.*received 10"),
+    ({"upto": -4}, r"freeze expected upto in \[-3, 3\].*received -4"),
+    ({"start": 3}, r"freeze expected start in \[-3, 2\].*received 3"),
+    ({"start": 2, "upto": 1}, r"freeze: the range start=2, upto=1 selects no layer of the 3"),
+    ({"start": "head", "upto": "fc1"}, "selects no layer"),
+    ({"upto": 0}, "selects no layer"),
+])
+def test_freeze_refuses_ranges_outside_the_model_or_empty(kwargs, match):
+    model = mlp()
+    with pytest.raises(ValueError, match=match):
+        transfer.freeze(model, **kwargs)
+    assert transfer.frozen_layers(model) == []  # nothing changed
+    with pytest.raises(ValueError, match=match.replace("freeze", "unfreeze")):
+        transfer.unfreeze(model, **kwargs)
+
+
+def test_freeze_range_bounds_at_the_edges_are_fine():
+    model = mlp()
+    assert transfer.freeze(model, upto=3) == ["fc1", "fc2", "head"]
+    assert transfer.unfreeze(model, start=-3, upto=-1) == ["fc1", "fc2"]
+    assert transfer.unfreeze(model, start=2) == ["head"]
+
+
 @given(frozen=st.lists(st.booleans(), min_size=3, max_size=3), seed=st.integers(0, 2**16),
        optimizer=st.sampled_from(["sgd", "adam", "adamw", "rmsprop"]))
 def test_frozen_params_bit_identical_and_others_learn(frozen, seed, optimizer):
@@ -249,6 +274,15 @@ def test_extract_features_between_forward_and_backward_changes_nothing():
         np.testing.assert_array_equal(p.grad, ref)
 
 
+def test_extract_features_refuses_nan_and_inf():
+    model = mlp()
+    for bad in (np.nan, np.inf):
+        x = data(n=4)[0]
+        x[2, 1] = bad
+        with pytest.raises(ValueError, match="extract_features expected finite x, received 1"):
+            transfer.extract_features(model, x)
+
+
 def test_extract_features_runs_in_inference_mode():
     model = tn.Sequential([tn.layers.Dense(8, activation="relu", input_dim=6, seed=0),
                            tn.layers.Dropout(0.5, seed=1), tn.layers.Dense(3, seed=2)])
@@ -369,6 +403,67 @@ def test_fine_tune_keeps_batchnorm_and_user_frozen_layers_frozen():
     assert model.layers[0].W.value.tobytes() == fc1.tobytes()
     for key, old in state.items():
         assert np.asarray(model.layers[1].get_state()[key]).tobytes() == old.tobytes()
+
+
+class _CountEpochs(tn.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.epochs = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.epochs += 1
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"lr": -1}, ValueError, "expected lr as a positive number, received -1"),
+    ({"lr": "1e-4"}, TypeError, "expected lr as a positive number"),
+    ({"factor": -2}, ValueError, "expected factor as a positive number"),
+    ({"l2sp": -1}, ValueError, r"fine_tune expected l2sp in \[0, inf\), received -1"),
+    ({"l2sp": "0.1"}, TypeError, "fine_tune expected l2sp as a real number"),
+    ({"gradual": True, "every": 0}, ValueError, "every as a positive int"),
+    ({"groups": [[0], [0, 1]]}, ValueError, "overlap"),
+    ({"seed": -1}, ValueError, "fine_tune expected seed"),
+    ({"batch_size": 0}, ValueError, "fine_tune expected batch_size"),
+    ({"callbacks": 3}, TypeError, "fine_tune expected a list of callbacks"),
+])
+def test_fine_tune_checks_phase_2_arguments_before_phase_1_trains(kwargs, error, match):
+    model = mlp()
+    x, y = data(n=16, d=6)
+    before = values(model)
+    count = _CountEpochs()
+    call = {"callbacks": [count], **kwargs}
+    with pytest.raises(error, match=match):
+        transfer.fine_tune(model, x, y, head_epochs=3, epochs=2, **call)
+    assert count.epochs == 0  # used to train the head for 3 epochs first
+    assert all(np.array_equal(a, b) for a, b in zip(values(model), before))
+    assert transfer.frozen_layers(model) == [] and model.optimizer is None
+
+
+@pytest.mark.parametrize("where", ["y", "validation_data", "callback"])
+def test_a_failed_fine_tune_restores_trainable_flags_and_compile_settings(where):
+    model = mlp()
+    x, y = data(n=16, d=6)
+    transfer.freeze(model, layers="fc1")  # the user's own frozen layer stays frozen
+    model.compile(tn.optim.SGD(model.parameters(), lr=0.5), loss="mse", metrics=["mae"])
+    optimizer, loss, metrics = model.optimizer, model.loss, model.metrics
+
+    class Fail(tn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:  # phase 2's second epoch (phase 1 has only epoch 0)
+                raise RuntimeError("stop here")
+
+    kwargs = {"y": (y + 5, ValueError, r"labels in \[0, 2\]"),
+              "validation_data": (y, ValueError, r"labels in \[0, 2\]"),
+              "callback": (y, RuntimeError, "stop here")}
+    labels, error, match = kwargs[where]
+    extra = ({"validation_data": (x, y + 5)} if where == "validation_data" else
+             {"callbacks": [Fail()], "head_epochs": 1, "epochs": 2}
+             if where == "callback" else {})
+    with pytest.raises(error, match=match):
+        transfer.fine_tune(model, x, labels, **{"head_epochs": 2, "epochs": 2, **extra})
+    assert [layer.trainable for layer in model.layers] == [False, True, True]
+    assert model.optimizer is optimizer and model.loss is loss and model.metrics is metrics
+    model.fit(x, y.astype(np.float64)[:, None].repeat(3, axis=1), verbose=0)  # still usable
 
 
 # ---------------------------------------------------------- demo, benchmark

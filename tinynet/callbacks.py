@@ -31,12 +31,13 @@ epoch, from an epoch hook), calls ``on_train_end`` and records the reason in
 from __future__ import annotations
 
 import math
+import os
 import warnings
 
 import numpy as np
 
 
-__all__ = ["Callback", "CallbackList", "History", "TerminateOnNaN", "EarlyStopping",
+__all__ = ["Callback", "CallbackList", "as_callback_list", "History", "TerminateOnNaN", "EarlyStopping",
            "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau"]
 
 
@@ -63,6 +64,20 @@ class Callback:
     def _stop(self, reason: str) -> None:
         self.model.stop_training = True
         self.model.stop_reason = reason
+
+
+def as_callback_list(callbacks, who: str = "fit") -> list:
+    """``callbacks`` as a list: None gives ``[]`` and a single Callback
+    ``[callback]`` (as Keras accepts); anything but a list, tuple or other
+    iterable of callbacks is refused with a clear error."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        return [callbacks]
+    if isinstance(callbacks, (str, bytes, dict)) or not hasattr(callbacks, "__iter__"):
+        raise TypeError(f"{who} expected a list of callbacks, received "
+                        f"{type(callbacks).__name__} ({callbacks!r})"[:200])
+    return list(callbacks)
 
 
 class CallbackList(Callback):
@@ -311,6 +326,13 @@ class ModelCheckpoint(_Monitor):
 
     def on_train_begin(self, logs=None):
         self._reset()
+        # fail now, not after the first epoch has trained (a directory whose
+        # name holds format fields can only be checked once it is filled)
+        directory = os.path.dirname(os.path.abspath(self.path))
+        if "{" not in directory and not os.path.isdir(directory):
+            raise FileNotFoundError(f"ModelCheckpoint expected the directory of {self.path!r} "
+                                    f"to exist, received a path whose directory "
+                                    f"{directory!r} does not (create it first)")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

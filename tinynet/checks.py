@@ -18,6 +18,7 @@ __all__ = [
     "check_finite",
     "check_labels",
     "check_positive_int",
+    "check_seed",
     "did_you_mean",
     "lookup",
 ]
@@ -111,6 +112,23 @@ def check_positive_int(value, who: str, what: str) -> int:
     if value <= 0:
         raise ValueError(f"{who} expected {what} as a positive integer, received {value}")
     return int(value)
+
+
+def check_seed(seed, who: str):
+    """Return ``seed`` (None, or a non-negative int) or raise a clear error.
+
+    The seeds of ``fit`` and the samplers feed ``np.random.SeedSequence``,
+    which takes non-negative integers only; a bool is refused as a likely slip.
+    """
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"{who} expected seed as None or a non-negative integer, "
+                        f"received {seed!r} of type {type(seed).__name__}")
+    if seed < 0:
+        raise ValueError(f"{who} expected seed as None or a non-negative integer, "
+                         f"received {seed}")
+    return int(seed)
 
 
 def did_you_mean(name: str, choices) -> str:

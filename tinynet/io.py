@@ -51,6 +51,7 @@ import zlib
 import numpy as np
 
 from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
+from .checks import check_finite
 from .layers.base import Layer, layer_from_dict, layer_to_dict
 
 __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
@@ -97,12 +98,15 @@ def get_weights(model: Layer) -> list[np.ndarray]:
 def set_weights(model: Layer, weights) -> None:
     """Copy ``weights`` (as from :func:`get_weights`) into ``model``.
 
-    Checks the count and every shape first, so a mismatch changes nothing;
-    the error names the parameter. Values are cast to the model's dtype.
+    Checks the count, every shape and every value first, so a bad weight
+    changes nothing; the error names the weight. Values are cast to the
+    model's dtype. Refused: non-numeric and complex arrays (a cast would drop
+    the imaginary part), NaN or infinite values, and values that overflow
+    the model's dtype (``1e300`` into float32).
     """
     who = f"{type(model).__name__} {model.name!r}.set_weights"
     slots = _slots(model)
-    if isinstance(weights, np.ndarray) or not hasattr(weights, "__len__"):
+    if isinstance(weights, (np.ndarray, dict)) or not hasattr(weights, "__len__"):
         raise TypeError(f"{who} expected a list of arrays (as get_weights returns), "
                         f"received {type(weights).__name__}")
     if not slots and not getattr(model, "built", True):
@@ -115,13 +119,22 @@ def set_weights(model: Layer, weights) -> None:
     arrays = []
     for i, ((name, current), new) in enumerate(zip(slots, weights)):
         new = np.asarray(new)
-        if new.dtype == object or not (np.issubdtype(new.dtype, np.number)):
-            raise TypeError(f"{who}: weight {i} ({name!r}) expected a numeric array, "
+        what = f"weight {i} ({name!r})"
+        if new.dtype == object or not np.issubdtype(new.dtype, np.number) \
+                or np.issubdtype(new.dtype, np.complexfloating):
+            raise TypeError(f"{who}: {what} expected a real numeric array, "
                             f"received dtype {new.dtype}")
         if new.shape != current.shape:
-            raise ValueError(f"{who}: weight {i} ({name!r}) expected shape "
+            raise ValueError(f"{who}: {what} expected shape "
                              f"{current.shape}, received {new.shape}")
-        arrays.append(new)
+        check_finite(new, who, f"values in {what}")
+        with np.errstate(over="ignore"):
+            cast = new.astype(current.dtype, copy=False)
+        if not np.isfinite(cast).all():
+            raise ValueError(f"{who}: {what} expected values within the range of "
+                             f"{current.dtype}, received values up to "
+                             f"{np.abs(new).max():g} that overflow it")
+        arrays.append(cast)
     n_params = len(model.parameters())
     for param, new in zip(model.parameters(), arrays[:n_params]):
         param.value = new
@@ -162,6 +175,13 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     -------
     str
         The path written.
+
+    Raises
+    ------
+    ValueError
+        The model is not built (it has no weights to save), or a weight holds
+        NaN or infinity (:func:`load` would refuse the file); nothing is
+        written, and an existing file at ``path`` is left as it was.
     """
     from . import __version__
 
@@ -171,6 +191,9 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"save expected a file path, received the directory {path!r}")
+    if not getattr(model, "built", True):
+        raise ValueError(f"save: model {model.name!r} is not built: call build(input_shape) "
+                         f"or fit first; nothing saved")
     if metadata is None:
         metadata = getattr(model, "metadata", None) or {}
     if not isinstance(metadata, dict):
@@ -180,6 +203,11 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     except (TypeError, ValueError) as exc:
         raise TypeError(f"save expected JSON-serialisable metadata: {exc}") from None
     slots = _slots(model)
+    for name, value in slots:  # load refuses them: such a file would be useless
+        try:
+            check_finite(value, "save", f"weight {name!r}")
+        except ValueError as exc:
+            raise ValueError(f"{exc}; nothing saved") from None
     header = {
         "format": FORMAT, "version": VERSION, "tinynet_version": __version__,
         "modules": _layer_modules(model),
@@ -297,7 +325,8 @@ def load(path, compile: bool = True):
     FileNotFoundError
     ModelFileError
         The file is truncated, corrupt, or not a tinynet model (a plain
-        ``.npz``, an ``.npy``, a pickle...).
+        ``.npz``, an ``.npy``, a pickle...), or its weights are refused by
+        :func:`set_weights` (wrong shape, complex, NaN or infinite values).
     """
     path = os.fspath(path)
     header, arrays = _read(path)
@@ -313,8 +342,8 @@ def load(path, compile: bool = True):
     try:
         set_weights(model, weights)
     except (TypeError, ValueError) as exc:
-        raise ModelFileError(f"{path!r}: its weights do not fit its architecture: {exc}") \
-            from None
+        raise ModelFileError(f"{path!r}: its weights do not fit its architecture (or hold "
+                             f"values a model cannot take): {exc}") from None
     metadata = header.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{path!r}: expected its metadata as a JSON object, received "

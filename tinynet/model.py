@@ -37,6 +37,9 @@ weights of every layer that ``fit`` itself builds (a model whose first
 layer has no ``input_dim`` is built on its first batch). Layers built at
 construction drew their weights from their own ``seed=`` (random when
 unset); :meth:`Sequential.reset_parameters` re-draws them all from one seed.
+``predict`` and ``evaluate`` refuse a model that is not built yet (Keras
+would build it): its weights would be unseeded random draws, kept by a later
+``fit(seed=s)``, which would then not be reproducible.
 """
 
 from __future__ import annotations
@@ -46,7 +49,7 @@ import numpy as np
 from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
-from .checks import as_float_array, check_finite, check_positive_int
+from .checks import as_float_array, check_finite, check_positive_int, check_seed
 from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
@@ -440,6 +443,12 @@ class Sequential(Layer):
             raise ValueError(f"{self._who}.{who} expected at least one sample, received x "
                              f"of shape {x.shape}")
         check_finite(x, f"{self._who}.{who}", "x")
+        if not self.built and not who.startswith("fit"):
+            # building here would draw unseeded weights that a later
+            # fit(seed=...) keeps, so that it is no longer reproducible
+            raise ValueError(f"{self._who}.{who}: the model is not built, so it has no "
+                             f"weights yet: call fit first (or build(input_shape), or give "
+                             f"the first layer input_dim=)")
         if self.built:
             if x.shape[1:] != self.input_shape:
                 raise ValueError(f"{self._who}.{who} expected x of shape "
@@ -497,7 +506,7 @@ class Sequential(Layer):
             elsewhere); 2 one line per epoch.
         shuffle : bool
         seed : int, optional
-            Makes the run reproducible bit for bit: shuffling, dropout and
+            A non-negative integer. Makes the run reproducible bit for bit: shuffling, dropout and
             the initial weights of layers built here all derive from it, per
             epoch, so a run resumed at ``initial_epoch`` continues exactly.
         initial_epoch : int
@@ -510,6 +519,7 @@ class Sequential(Layer):
         History
         """
         self._require_compiled("fit")
+        seed = check_seed(seed, f"{self._who}.fit")  # before it seeds the build
         batch_size = check_positive_int(batch_size, f"{self._who}.fit", "batch_size")
         if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
             raise ValueError(f"{self._who}.fit expected validation_split in [0, 1), "

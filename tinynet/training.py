@@ -45,8 +45,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .callbacks import Callback, CallbackList, History, TerminateOnNaN
-from .checks import check_bool, check_positive_int
+from .callbacks import Callback, CallbackList, History, TerminateOnNaN, as_callback_list
+from .checks import check_bool, check_positive_int, check_seed
 from .progress import ProgressBar
 
 __all__ = ["fit_loop", "batch_indices", "epoch_rng", "seed_rng", "History",
@@ -121,11 +121,12 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     shuffle : bool
         A new random order every epoch (else the data order).
     seed : int, optional
-        Makes shuffling and layer randomness reproducible (see the module
-        docstring).
+        A non-negative integer; makes shuffling and layer randomness
+        reproducible (see the module docstring).
     validate : callable ``() -> dict[str, float]``, optional
         Run after each epoch; its keys are logged with a ``val_`` prefix.
     callbacks : list of Callback, optional
+        A single Callback is taken as a list of one.
     verbose : {0, 1, 2}
         See :mod:`tinynet.progress`.
     stream : file-like, optional
@@ -143,11 +144,13 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
     if verbose not in (0, 1, 2):
         raise ValueError(f"fit expected verbose 0, 1 or 2, received {verbose!r}")
+    seed = check_seed(seed, "fit")
+    callbacks = as_callback_list(callbacks, "fit")
     history = History()
     chain: list[Callback] = []
-    if terminate_on_nan and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks or ()):
+    if terminate_on_nan and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
         chain.append(TerminateOnNaN())
-    chain.extend(callbacks or ())
+    chain.extend(callbacks)
     chain.append(history)  # after the user's callbacks, so it records what they log ("lr")
     if verbose:
         chain.append(ProgressBar(verbose=verbose, stream=stream))

@@ -175,3 +175,113 @@ def test_evaluate_counts_tasks_where_the_inner_loop_diverged():
     assert not np.isfinite(entry["loss"]) and 1 <= entry["n_diverged"] <= 40
     if entry["n_diverged"] < 40:
         assert np.isfinite(entry["loss_finite"])
+
+
+# ----------------------------------------------------- checks of every learner
+LEARNERS = {
+    "MAML": lambda m, **kw: MAML(m, **kw), "MetaSGD": lambda m, **kw: MetaSGD(m, **kw),
+    "ANIL": lambda m, **kw: ANIL(m, loss="mse", **kw),
+    "Reptile": lambda m, **kw: Reptile(m, **kw), "Pretrained": lambda m, **kw: Pretrained(m, **kw),
+}
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+@pytest.mark.parametrize("what", ["inner_lr", "meta_lr"])
+@pytest.mark.parametrize("value, error, match", [
+    ("0.01", TypeError, "as a real number, received '0.01'"),
+    (True, TypeError, "as a real number, received True"),
+    (float("inf"), ValueError, r"in .*, inf\), received inf"),
+    (float("nan"), ValueError, "in .*, received nan"),
+    (-1, ValueError, r"in [\[(]0, inf\), received -1"),
+])
+def test_every_learner_checks_its_rates_alike(name, what, value, error, match):
+    with pytest.raises(error, match=f"{name} expected {what} {match}"):
+        LEARNERS[name](sine_model(), **{what: value})
+
+
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+def test_numpy_scalar_rates_are_accepted(name):
+    # np.float32(0.01) used to be refused as "expected inner_lr >= 0"
+    learner = LEARNERS[name](sine_model(), inner_lr=np.float32(0.01), meta_lr=np.float64(0.002))
+    assert learner.inner_lr == float(np.float32(0.01)) and learner.meta_lr == 0.002
+    assert ProtoNet(sine_model(), meta_lr=np.float32(0.5)).meta_lr == 0.5
+
+
+def _digit_episodes(n_tasks=2, n_way=3):
+    (x, y), _ = tn.data.load_digits()
+    return EpisodeSampler(x / 16.0, y, n_way=n_way, k_shot=2, n_query=3, seed=0).sample(n_tasks)
+
+
+def _digit_learners():
+    def net(out):
+        return tn.Sequential([tn.layers.Dense(8, activation="relu", input_dim=64, seed=0),
+                              tn.layers.Dense(out, seed=1)])
+    return [MAML(net(3), loss="cross_entropy"), ANIL(net(3)), Reptile(net(3), loss="cross_entropy"),
+            MetaSGD(net(3), loss="cross_entropy"), Pretrained(net(3), loss="cross_entropy"),
+            ProtoNet(net(4))]
+
+
+@pytest.mark.parametrize("learner", _digit_learners(), ids=lambda l: type(l).__name__)
+def test_adapt_refuses_non_finite_empty_or_mislabelled_support_sets(learner):
+    batch = _digit_episodes()
+    sx, sy = batch.support_x[0], batch.support_y[0]
+    name = type(learner).__name__
+    for bad in (np.nan, np.inf):
+        with pytest.raises(ValueError, match=f"{name}.adapt expected finite support_x, "
+                                             f"received 1 NaN"):
+            learner.adapt(np.where(np.arange(sx.size).reshape(sx.shape) == 5, bad, sx), sy)
+    with pytest.raises(ValueError, match="at least one support example"):
+        learner.adapt(sx[:0], sy[:0])  # was a ZeroDivisionError
+    # one shared label check: outside [0, n_way), negative, or with gaps (ProtoNet's
+    # classes are the support set's; it used to predict class 0 or 1 for everything)
+    for labels, seen in ((sy + 5, r"\[5, 7\]"), (sy - 1, r"\[-1, 1\]"), (sy * 2, r"\[0, 4\]")):
+        with pytest.raises(ValueError, match=rf"{name}.adapt expected labels in \[0, 2\] for "
+                                             rf"3 classes, received values in {seen}"):
+            learner.adapt(sx, labels)
+
+
+def test_regression_adapt_refuses_non_finite_targets_and_a_length_mismatch():
+    maml = MAML(sine_model())
+    task = SinusoidTasks(5, seed=0).sample(1)
+    sx, sy = task.support_x[0], task.support_y[0]
+    with pytest.raises(ValueError, match="MAML.adapt expected finite support_y, received 1"):
+        maml.adapt(sx, np.where(np.arange(5)[:, None] == 2, np.nan, sy))
+    with pytest.raises(ValueError, match="expected 5 targets"):
+        maml.adapt(sx, sy[:3])
+
+
+@pytest.mark.parametrize("learner", _digit_learners(), ids=lambda l: type(l).__name__)
+def test_meta_fit_and_evaluate_refuse_non_finite_tasks_and_change_nothing(learner):
+    bad = _digit_episodes()
+    bad.support_x[1, 0, 3] = np.nan  # after the batch was made: checked where it is used
+    before = learner._meta_vector().copy()
+    name = type(learner).__name__
+    with pytest.raises(ValueError, match=f"{name}.meta_fit expected finite support_x"):
+        learner.meta_fit(bad, iterations=1, meta_batch_size=2)
+    assert np.array_equal(learner._meta_vector(), before) and learner.history == []
+    with pytest.raises(ValueError, match=f"{name}.evaluate expected finite support_x"):
+        learner.evaluate(bad, steps=1)
+    with pytest.raises(ValueError, match=f"{name}.meta_gradient expected finite support_x"):
+        learner.meta_gradient(bad)
+    with pytest.raises(ValueError, match="evaluate expected chunk as a positive integer"):
+        learner.evaluate(_digit_episodes(), steps=1, chunk=0)  # was a raw range() error
+
+
+def test_protonet_meta_fit_refuses_episode_labels_outside_the_classes():
+    batch = _digit_episodes()
+    shifted = tn.meta.TaskBatch(batch.support_x, batch.support_y + 2, batch.query_x,
+                                batch.query_y + 2)
+    proto = ProtoNet(tn.Sequential([tn.layers.Dense(4, input_dim=64, seed=0)]))
+    with pytest.raises(ValueError, match=r"ProtoNet.meta_fit expected labels in \[0, 2\]"):
+        proto.meta_fit(shifted, iterations=1, meta_batch_size=2)
+
+
+def test_pretrained_fit_and_meta_fit_seed_checks():
+    learner = Pretrained(sine_model())
+    x = np.linspace(-1, 1, 20, dtype=np.float32)[:, None]
+    with pytest.raises(ValueError, match="Pretrained.fit expected finite x"):
+        learner.fit(np.where(x > 0.5, np.inf, x), x, iterations=1)
+    with pytest.raises(ValueError, match="Pretrained.fit expected finite targets y"):
+        learner.fit(x, np.where(x > 0.5, np.nan, x), iterations=1)
+    with pytest.raises(ValueError, match="meta_fit expected seed as None or a non-negative"):
+        learner.meta_fit(SinusoidTasks(5), iterations=1, seed=-1)

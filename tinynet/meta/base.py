@@ -15,7 +15,8 @@ import time
 
 import numpy as np
 
-from ..checks import check_positive_int
+from ..checks import as_float_array, check_finite, check_labels, check_positive_int, check_seed
+from ..layers._checks import check_real
 from ..param import Param
 from .functional import FunctionalMLP
 from .tasks import TaskBatch
@@ -29,6 +30,17 @@ def summarize(values) -> tuple[float, float]:
     if values.size < 2:
         return float(values.mean()), float("nan")
     return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
+
+
+def check_task_batch(batch: TaskBatch, who: str) -> TaskBatch:
+    """Refuse a task batch with NaN or infinite inputs or float targets: one
+    such value turns the meta-gradient, and so every meta-parameter, into NaN.
+    (Checked where a batch is used, since its arrays can change after it is made.)"""
+    for what in ("support_x", "support_y", "query_x", "query_y"):
+        values = getattr(batch, what)
+        if np.issubdtype(values.dtype, np.floating):
+            check_finite(values, who, what)
+    return batch
 
 
 def _check_steps(steps, who):
@@ -47,11 +59,12 @@ class MetaLearner:
         the meta-parameters and are updated in place by :meth:`meta_fit`.
     loss : "mse" or "cross_entropy"
     inner_lr : float
-        Learning rate of the inner (task adaptation) SGD steps.
+        Learning rate of the inner (task adaptation) SGD steps: a finite
+        real number >= 0 (a NumPy scalar is fine).
     inner_steps : int
         Inner steps during meta-training.
     meta_lr : float
-        Learning rate of the meta-optimizer.
+        Learning rate of the meta-optimizer: a finite real number > 0.
     meta_optimizer : str or callable, default "adam"
         A name for :func:`tinynet.optim.get` or ``factory(params) -> optimizer``.
 
@@ -71,13 +84,11 @@ class MetaLearner:
             from .functional import LOSSES
             lookup(LOSSES, loss, "loss")  # raises with a did-you-mean
         self.loss = loss
-        if not (isinstance(inner_lr, (int, float)) and inner_lr >= 0):
-            raise ValueError(f"{type(self).__name__} expected inner_lr >= 0, received {inner_lr!r}")
-        self.inner_lr = float(inner_lr)
-        self.inner_steps = _check_steps(inner_steps, type(self).__name__)
-        if not (isinstance(meta_lr, (int, float)) and meta_lr > 0):
-            raise ValueError(f"{type(self).__name__} expected meta_lr > 0, received {meta_lr!r}")
-        self.meta_lr = float(meta_lr)
+        who = type(self).__name__
+        self.inner_lr = check_real(inner_lr, who, "inner_lr", low=0.0, high_open=True)
+        self.inner_steps = _check_steps(inner_steps, who)
+        self.meta_lr = check_real(meta_lr, who, "meta_lr", low=0.0, low_open=True,
+                                  high_open=True)
         self.meta_optimizer = meta_optimizer
         self._optimizer = None
         self.history: list[float] = []
@@ -124,7 +135,8 @@ class MetaLearner:
         if not isinstance(batch, TaskBatch):
             raise TypeError(f"{type(self).__name__}.meta_gradient expected a TaskBatch, "
                             f"received {type(batch).__name__}")
-        return self._meta_gradient(batch)
+        return self._meta_gradient(check_task_batch(batch, f"{type(self).__name__}"
+                                                            f".meta_gradient"))
 
     def meta_fit(self, tasks, iterations: int, meta_batch_size: int = 25, seed=None,
                  verbose: int = 0, log_every: int = 500):
@@ -146,6 +158,7 @@ class MetaLearner:
         """
         iterations = check_positive_int(iterations, "meta_fit", "iterations")
         meta_batch_size = check_positive_int(meta_batch_size, "meta_fit", "meta_batch_size")
+        seed = check_seed(seed, "meta_fit")
         if not hasattr(tasks, "sample"):
             raise TypeError(f"meta_fit expected a task sampler with .sample(n, rng) or a "
                             f"TaskBatch, received {type(tasks).__name__}")
@@ -153,7 +166,8 @@ class MetaLearner:
         opt = self.optimizer
         start = time.perf_counter()
         for it in range(iterations):
-            batch = tasks.sample(meta_batch_size, rng)
+            batch = check_task_batch(tasks.sample(meta_batch_size, rng),
+                                     f"{type(self).__name__}.meta_fit")
             loss, grad = self._meta_gradient(batch)
             self._set_meta_grad(grad)
             opt.step()
@@ -173,14 +187,34 @@ class MetaLearner:
             theta = theta - lr * self.net.value_and_grad(theta, x, y, self.loss).grad
         return theta
 
+    def _n_classes(self, labels) -> int:
+        """How many classes the labels of a support set may name."""
+        return self.net.output_dim
+
     def _prepare_task(self, support_x, support_y):
-        x = np.asarray(support_x)
+        """One support set as a batch of one task, checked: finite inputs
+        (and float targets), at least one example, one target per example,
+        and for classification integer labels in ``[0, n_classes)``."""
+        who = f"{type(self).__name__}.adapt"
+        x = as_float_array(support_x, who, "support_x")
         y = np.asarray(support_y)
         if x.ndim != 2:
-            raise ValueError(f"{type(self).__name__}.adapt expected support_x of shape "
+            raise ValueError(f"{who} expected support_x of shape "
                              f"(k, {self.net.input_dim}), received {x.shape}")
-        if self.loss == "mse" and y.ndim == 1:
-            y = y[:, None]
+        if len(x) == 0:
+            raise ValueError(f"{who} expected at least one support example, received "
+                             f"support_x of shape {x.shape}")
+        check_finite(x, who, "support_x")
+        if self.loss == "cross_entropy":
+            y = check_labels(y, self._n_classes(y), len(x), who)
+        else:
+            if y.ndim == 0 or len(y) != len(x):
+                raise ValueError(f"{who} expected {len(x)} targets (one per support "
+                                 f"example), received support_y of shape {y.shape}")
+            if np.issubdtype(y.dtype, np.floating):
+                check_finite(y, who, "support_y")
+            if y.ndim == 1:
+                y = y[:, None]
         return x[None], y[None]
 
     def adapt(self, support_x, support_y, steps: int | None = None):
@@ -225,6 +259,7 @@ class MetaLearner:
             ``loss_finite`` (± ``loss_finite_ci95``) over the other tasks.
         """
         batch = self._task_batch(tasks, n_tasks, seed)
+        chunk = check_positive_int(chunk, "evaluate", "chunk")
         steps = sorted({_check_steps(s, "evaluate")
                         for s in ([steps] if np.isscalar(steps) else steps)})
         theta0 = self._initial_theta()
@@ -239,12 +274,15 @@ class MetaLearner:
         return self._summary(len(batch), per_step)
 
     def _task_batch(self, tasks, n_tasks, seed):
+        who = f"{type(self).__name__}.evaluate"
         if isinstance(tasks, TaskBatch):
-            return tasks
+            return check_task_batch(tasks, who)
         if n_tasks is None or not hasattr(tasks, "sample"):
             raise TypeError(f"evaluate expected a TaskBatch, or a sampler with n_tasks=, "
                             f"received {type(tasks).__name__} with n_tasks={n_tasks!r}")
-        return tasks.sample(n_tasks, None if seed is None else np.random.default_rng(seed))
+        seed = check_seed(seed, who)
+        return check_task_batch(
+            tasks.sample(n_tasks, None if seed is None else np.random.default_rng(seed)), who)
 
     def _score(self, theta, part, into):
         out = self.net.forward(theta, part.query_x)

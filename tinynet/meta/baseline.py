@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_positive_int
+from ..checks import as_float_array, check_finite, check_positive_int, check_seed
 from .base import MetaLearner
 from .functional import FunctionalMLP, model_layers
 
@@ -54,14 +54,18 @@ class Pretrained(MetaLearner):
         """
         iterations = check_positive_int(iterations, "Pretrained.fit", "iterations")
         batch_size = check_positive_int(batch_size, "Pretrained.fit", "batch_size")
-        x = np.asarray(x).reshape(len(x), -1)
+        x = as_float_array(x, "Pretrained.fit", "x", min_ndim=1)
+        x = x.reshape(len(x), -1)
         y = np.asarray(y)
+        check_finite(x, "Pretrained.fit", "x")
+        if np.issubdtype(y.dtype, np.floating):
+            check_finite(y, "Pretrained.fit", "targets y")
         if self.loss == "mse" and y.ndim == 1:
             y = y[:, None]
         if len(y) != len(x):
             raise ValueError(f"Pretrained.fit expected as many targets as inputs ({len(x)}), "
                              f"received {len(y)}")
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(check_seed(seed, "Pretrained.fit"))
         opt = self.optimizer
         for _ in range(iterations):
             idx = rng.choice(len(x), min(batch_size, len(x)), replace=False)

@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import as_float_array, lookup
+from ..checks import as_float_array, check_labels, lookup
 
 __all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers"]
 
@@ -404,9 +404,7 @@ class FunctionalMLP:
             if target.shape != out.shape[:2] or not np.issubdtype(target.dtype, np.integer):
                 raise ValueError(f"FunctionalMLP expected integer labels of shape "
                                  f"{out.shape[:2]}, received {target.dtype} {target.shape}")
-            if target.size and (target.min() < 0 or target.max() >= out.shape[2]):
-                raise ValueError(f"FunctionalMLP expected labels in [0, {out.shape[2] - 1}], "
-                                 f"received values in [{target.min()}, {target.max()}]")
+            check_labels(target.ravel(), out.shape[2], target.size, "FunctionalMLP")
         elif loss == "mse" and target.shape != out.shape:
             if target.ndim == 2 and out.shape[2] == 1 and target.shape == out.shape[:2]:
                 return target[..., None]

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_positive_int
+from ..checks import check_labels, check_positive_int
 from .base import MetaLearner, _check_steps
 from .functional import cross_entropy
 
@@ -100,7 +100,10 @@ class ProtoNet(MetaLearner):
     meta_lr : float, default 1e-3
     meta_optimizer : str or callable, default "adam"
 
-    ``adapt`` needs no gradient steps: it computes the prototypes.
+    ``adapt`` needs no gradient steps: it computes the prototypes. The
+    labels of a support set (and of each episode) are ``0 .. n_way - 1``,
+    every class present: a label outside that range, or a gap, is refused
+    (there would be no prototype for it).
     """
 
     def __init__(self, model, meta_lr=1e-3, meta_optimizer="adam"):
@@ -113,9 +116,23 @@ class ProtoNet(MetaLearner):
         n_tasks, n, n_in = x.shape
         return self.net.forward(theta, x.reshape(1, n_tasks * n, n_in)).reshape(n_tasks, n, -1)
 
+    def _n_classes(self, labels) -> int:
+        # n_way is not fixed by the net: the support set names its classes
+        return len(np.unique(np.asarray(labels)))
+
+    def _n_way(self, batch, who) -> int:
+        """The episodes' number of classes (the labels they use); refuses
+        labels outside ``[0, n_way)``, so also gaps (``prototype_loss``
+        refuses a support set that misses a class)."""
+        support = batch.support_y.ravel()
+        n_way = self._n_classes(support)
+        check_labels(support, n_way, support.size, who)
+        check_labels(batch.query_y.ravel(), n_way, batch.query_y.size, who)
+        return n_way
+
     def _meta_gradient(self, batch):
         theta = self.net.get_params()
-        n_way = int(batch.support_y.max()) + 1
+        n_way = self._n_way(batch, "ProtoNet.meta_fit")
         x = np.concatenate([batch.support_x, batch.query_x], axis=1)
         n_tasks, n, n_in = x.shape
         s = batch.support_x.shape[1]
@@ -143,7 +160,8 @@ class ProtoNet(MetaLearner):
         (0: no gradient steps are taken)."""
         batch = self._task_batch(tasks, n_tasks, seed)
         key = _check_steps(steps if np.isscalar(steps) else 0, "evaluate")
-        check_positive_int(chunk, "evaluate", "chunk")
+        chunk = check_positive_int(chunk, "evaluate", "chunk")
+        self._n_way(batch, "ProtoNet.evaluate")
         theta = self.net.get_params()
         acc = {"loss": [], "accuracy": []}
         for start in range(0, len(batch), chunk):

@@ -90,12 +90,13 @@ def extract_features(model, x, layer=-2, batch_size: int = 256) -> np.ndarray:
     are restored afterwards (:func:`preserved_caches`), so extracting
     features in the middle of training changes nothing.
     """
-    from ..checks import as_float_array
+    from ..checks import as_float_array, check_finite
 
     layers = model_layers(model)
     stop = layer_index(model, layer) + 1
     batch_size = check_positive_int(batch_size, "extract_features", "batch_size")
     x = as_float_array(x, "extract_features", "x", min_ndim=2)
+    check_finite(x, "extract_features", "x")
     chunks = []
     with preserved_caches(model):
         for begin in range(0, max(len(x), 1), batch_size):

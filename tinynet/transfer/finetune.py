@@ -24,7 +24,9 @@ from collections import namedtuple
 
 import numpy as np
 
-from ..callbacks import Callback
+from ..callbacks import Callback, as_callback_list
+from ..checks import check_positive_int, check_seed
+from ..layers._checks import check_real
 from .l2sp import L2SP
 from .selection import layer_groups, layer_index, model_layers, select_layers
 
@@ -155,6 +157,9 @@ class GradualUnfreezing(Callback):
         self._apply(self.model, int(epoch) - self._first_epoch)
 
 
+#: What ``compile`` sets on a Sequential; fine_tune puts it back when it fails.
+_COMPILE_STATE = ("optimizer", "loss", "metrics", "_bound_ids")
+
 FineTuneHistory = namedtuple("FineTuneHistory", ["head", "fine_tune"])
 FineTuneHistory.__doc__ = """Histories of the two phases of :func:`fine_tune`."""
 
@@ -242,6 +247,15 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     FineTuneHistory
         ``(head, fine_tune)``: the History of each phase.
 
+    Raises
+    ------
+    TypeError, ValueError
+        For any bad argument, phase 2's included, before phase 1 trains.
+        If training itself fails (bad labels, a callback raising...), every
+        layer's ``trainable`` flag and the model's compile settings
+        (optimizer, loss, metrics) are restored before the error propagates;
+        weights already updated stay updated.
+
     Notes
     -----
     Layers frozen before the call stay frozen in both phases, so
@@ -262,40 +276,61 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"fine_tune expected {what} as a non-negative int, "
                              f"received {value!r}")
+    # Every argument is checked before phase 1 trains: a bad phase-2 setting
+    # must not cost the head's training (nor leave the base frozen).
+    if head_epochs:
+        head_lr = _check_lr(head_lr, "head_lr")
+    lr = _check_lr(lr, "lr")
+    if factor is not None:
+        factor = _check_lr(factor, "factor")
+    l2sp = check_real(l2sp, "fine_tune", "l2sp", low=0.0, high_open=True)
+    check_positive_int(batch_size, "fine_tune", "batch_size")
+    check_seed(seed, "fine_tune")
+    user_callbacks = as_callback_list(callbacks, "fine_tune")
     if groups is None or isinstance(groups, (int, np.integer)):
         groups = _head_on_top(model, groups, first_head)
+    else:
+        layer_groups(model, groups)  # refuses bad or overlapping groups now
     was_trainable = [layer.trainable for layer in layers]
     keep_frozen = {i for i in range(n) if not was_trainable[i]}
     if keep_batchnorm_frozen:
         keep_frozen |= _batchnorm_indices(layers[:first_head])
     params = [p for layer in layers for p in layer.parameters()]
-    fit_args = dict(batch_size=batch_size, validation_data=validation_data,
-                    verbose=verbose, seed=seed, **fit_kwargs)
-    user_callbacks = list(callbacks or [])
-
-    history_head = None
-    if head_epochs:
-        for i, layer in enumerate(layers):
-            layer.trainable = i >= first_head and was_trainable[i]
-        model.compile(_make_optimizer(optimizer, params, _check_lr(head_lr, "head_lr")),
-                      loss=loss, metrics=list(metrics))
-        history_head = model.fit(x, y, epochs=int(head_epochs), callbacks=user_callbacks,
-                                 **fit_args)
-
-    for i, layer in enumerate(layers):
-        layer.trainable = i not in keep_frozen
-    lr = _check_lr(lr, "lr")
     phase2_params = (discriminative_param_groups(model, lr, factor, groups)
                      if factor is not None else params)
-    model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
-                  metrics=list(metrics))
-    if l2sp:
-        L2SP([p for layer in layers[:first_head] for p in layer.parameters()],
-             l2sp).attach(model.optimizer)
-    phase2_callbacks = list(user_callbacks)
-    if gradual:
-        phase2_callbacks.insert(0, GradualUnfreezing(groups, every=every,
-                                                     keep_frozen=sorted(keep_frozen)))
-    history_fine = (model.fit(x, y, epochs=int(epochs), callbacks=phase2_callbacks, **fit_args)
-                    if epochs else None)
+    unfreezing = (GradualUnfreezing(groups, every=every, keep_frozen=sorted(keep_frozen))
+                  if gradual else None)
+    fit_args = dict(batch_size=batch_size, validation_data=validation_data,
+                    verbose=verbose, seed=seed, **fit_kwargs)
+
+    compiled = {key: vars(model)[key] for key in _COMPILE_STATE if key in vars(model)}
+    try:
+        history_head = None
+        if head_epochs:
+            for i, layer in enumerate(layers):
+                layer.trainable = i >= first_head and was_trainable[i]
+            model.compile(_make_optimizer(optimizer, params, head_lr), loss=loss,
+                          metrics=list(metrics))
+            history_head = model.fit(x, y, epochs=int(head_epochs), callbacks=user_callbacks,
+                                     **fit_args)
+
+        for i, layer in enumerate(layers):
+            layer.trainable = i not in keep_frozen
+        model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
+                      metrics=list(metrics))
+        if l2sp:
+            L2SP([p for layer in layers[:first_head] for p in layer.parameters()],
+                 l2sp).attach(model.optimizer)
+        phase2_callbacks = list(user_callbacks)
+        if unfreezing is not None:
+            phase2_callbacks.insert(0, unfreezing)
+        history_fine = (model.fit(x, y, epochs=int(epochs), callbacks=phase2_callbacks,
+                                  **fit_args) if epochs else None)
+    except BaseException:
+        # what trained stays trained, but the model is handed back as it came:
+        # the same layers trainable, the same compile settings
+        for layer, trainable in zip(layers, was_trainable):
+            layer.trainable = trainable
+        vars(model).update(compiled)
+        raise
     return FineTuneHistory(history_head, history_fine)

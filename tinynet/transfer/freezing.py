@@ -21,17 +21,31 @@ practice to ``compile`` again after changing what trains, as in Keras.
 
 from __future__ import annotations
 
-from .selection import model_layers, select_layers, span
+from .selection import layer_index, model_layers, select_layers, span
 
 __all__ = ["freeze", "unfreeze", "set_trainable", "frozen_layers", "trainable_layers"]
 
 
-def _targets(model, layers, start, upto) -> list[int]:
+def _targets(model, layers, start, upto, who) -> list[int]:
     if layers is not None and (start is not None or upto is not None):
         raise ValueError("pass either layers=... or a range start=/upto=, not both")
     if layers is not None:
         return select_layers(model, layers)
-    return span(model, start, upto)
+    n = len(model_layers(model))
+    # unlike a slice, a bound past the model is refused: upto=10 on a model of
+    # 3 layers is a mistake, not "all of them"
+    for what, ref, high in (("start", start, n - 1), ("upto", upto, n)):
+        if isinstance(ref, str):
+            layer_index(model, ref)  # an unknown name says so
+        elif ref is not None and not isinstance(ref, bool) and hasattr(ref, "__index__") \
+                and not -n <= int(ref) <= high:
+            raise ValueError(f"{who} expected {what} in [{-n}, {high}] for a model of {n} "
+                             f"layers (negative counts from the top), received {int(ref)}")
+    chosen = span(model, start, upto)
+    if not chosen and (start is not None or upto is not None):
+        raise ValueError(f"{who}: the range start={start!r}, upto={upto!r} selects no layer "
+                         f"of the {n} (upto is exclusive, as in model.layers[start:upto])")
+    return chosen
 
 
 def set_trainable(model, value: bool, layers=None, *, start=None, upto=None) -> list[str]:
@@ -46,7 +60,10 @@ def set_trainable(model, value: bool, layers=None, *, start=None, upto=None) -> 
         :mod:`tinynet.transfer.selection`).
     start, upto : int or str, optional
         Otherwise the range ``model.layers[start:upto]`` (``upto`` exclusive,
-        either bound may be a layer name). With nothing given: every layer.
+        either bound may be a layer name, a negative index counts from the
+        top). With nothing given: every layer. Unlike a slice, a bound
+        outside the model (``upto=10`` for 3 layers) or a range that selects
+        nothing (``start=2, upto=1``) raises ``ValueError``.
 
     Returns
     -------
@@ -56,7 +73,8 @@ def set_trainable(model, value: bool, layers=None, *, start=None, upto=None) -> 
     if not isinstance(value, bool):
         raise TypeError(f"expected trainable as a bool, received {value!r}")
     all_layers = model_layers(model)
-    chosen = [all_layers[i] for i in _targets(model, layers, start, upto)]
+    who = "unfreeze" if value else "freeze"
+    chosen = [all_layers[i] for i in _targets(model, layers, start, upto, who)]
     for layer in chosen:
         layer.trainable = value
     return [layer.name for layer in chosen]
