@@ -440,7 +440,7 @@ def test_fine_tune_checks_phase_2_arguments_before_phase_1_trains(kwargs, error,
 
 
 @pytest.mark.parametrize("where", ["y", "validation_data", "callback"])
-def test_a_failed_fine_tune_restores_trainable_flags_and_compile_settings(where):
+def test_a_failed_fine_tune_restores_trainable_flags_and_compile_settings(where, tmp_path):
     model = mlp()
     x, y = data(n=16, d=6)
     transfer.freeze(model, layers="fc1")  # the user's own frozen layer stays frozen
@@ -463,6 +463,9 @@ def test_a_failed_fine_tune_restores_trainable_flags_and_compile_settings(where)
         transfer.fine_tune(model, x, labels, **{"head_epochs": 2, "epochs": 2, **extra})
     assert [layer.trainable for layer in model.layers] == [False, True, True]
     assert model.optimizer is optimizer and model.loss is loss and model.metrics is metrics
+    model.save(tmp_path / "m.npz")  # the file keeps the user's loss and metrics, not fine_tune's
+    loaded = tn.load(tmp_path / "m.npz")
+    assert type(loaded.loss).__name__ == "MSE" and loaded.get_config() == model.get_config()
     model.fit(x, y.astype(np.float64)[:, None].repeat(3, axis=1), verbose=0)  # still usable
 
 

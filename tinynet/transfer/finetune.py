@@ -158,7 +158,8 @@ class GradualUnfreezing(Callback):
 
 
 #: What ``compile`` sets on a Sequential; fine_tune puts it back when it fails.
-_COMPILE_STATE = ("optimizer", "loss", "metrics", "_bound_ids")
+_COMPILE_STATE = ("optimizer", "loss", "metrics", "_bound_ids", "_compiled_loss",
+                  "_compiled_metrics")
 
 FineTuneHistory = namedtuple("FineTuneHistory", ["head", "fine_tune"])
 FineTuneHistory.__doc__ = """Histories of the two phases of :func:`fine_tune`."""
