@@ -47,7 +47,7 @@ def test_weighted_masked_objective_gradient_matches_finite_differences(seed, n, 
     if missing:
         y["cls"][rng.random(n) < 0.5] = -1
         y["reg"][rng.random(n) < 0.5, 0] = np.nan
-    masks = task_masks(y, None, n)
+    masks = task_masks(y, None, n, model.loss)
 
     def objective():
         values, _, _ = model._task_losses(model.forward_all(x), y, masks)
@@ -102,7 +102,8 @@ def test_masked_labels_do_not_matter():
     for targets, mask in ((y, {"reg": np.arange(10) < 5}), (y2, {"reg": np.arange(10) < 5})):
         model = trunk_model(1)
         model.compile(tn.optim.SGD(lr=0.0), loss={"cls": "cross_entropy", "reg": "mse"})
-        model.train_step([x], targets, task_masks(targets, mask, 10), np.arange(10))
+        model.train_step([x], targets, task_masks(targets, mask, 10, model.loss),
+                         np.arange(10))
         grads.append([p.grad.copy() for p in model.parameters()])
     for a, b in zip(*grads):
         np.testing.assert_array_equal(a, b)
@@ -110,16 +111,39 @@ def test_masked_labels_do_not_matter():
 
 def test_task_masks_detect_nan_and_negative_labels():
     y = {"a": np.array([0, -1, 2]), "b": np.array([[1.0, np.nan], [0, 0], [1, 1]]),
-         "c": np.array([1.0, 2.0, 3.0])}
-    masks = task_masks(y, {"c": np.array([1, 1, 0])}, 3)
+         "c": np.array([1.0, 2.0, 3.0]), "d": np.array([[1], [-1], [0]])}
+    losses = {"a": tn.losses.CrossEntropy(), "b": tn.losses.MSE(), "c": tn.losses.MSE(),
+              "d": tn.losses.BinaryCrossEntropy()}
+    masks = task_masks(y, {"c": np.array([1, 1, 0])}, 3, losses)
     np.testing.assert_array_equal(masks["a"], [True, False, True])
     np.testing.assert_array_equal(masks["b"], [False, True, True])
     np.testing.assert_array_equal(masks["c"], [True, True, False])
-    assert task_masks({"a": np.array([0, 1])}, None, 2)["a"] is None
+    np.testing.assert_array_equal(masks["d"], [True, False, True])
+    assert task_masks({"a": np.array([0, 1])}, None, 2, losses)["a"] is None
     with pytest.raises(ValueError, match="unknown tasks"):
         task_masks(y, {"z": np.ones(3)}, 3)
     with pytest.raises(ValueError, match="shape"):
         task_masks(y, {"a": np.ones(2)}, 3)
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+def test_negative_integer_regression_targets_are_values_not_missing(loss):
+    x = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(8, seed=0)],
+                               heads={"cls": [Dense(3, seed=1)], "reg": [Dense(1, seed=2)]})
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": loss})
+    y_int = np.array([-3, 2] * 10)
+    assert task_masks({"reg": y_int}, None, 20, model.loss)["reg"] is None
+    got = model.evaluate(x, {"cls": np.arange(20) % 3, "reg": y_int})["reg/loss"]
+    want = model.evaluate(x, {"cls": np.arange(20) % 3, "reg": y_int.astype(np.float32)})
+    assert got == pytest.approx(want["reg/loss"], rel=1e-6)
+    # NaN stays the missing marker of a regression target.
+    y_nan = y_int.astype(np.float32)
+    y_nan[y_int < 0] = np.nan
+    out = model.predict(x)["reg"][:, 0]
+    kept = model.evaluate(x, {"cls": np.arange(20) % 3, "reg": y_nan})["reg/loss"]
+    if loss == "mse":
+        assert kept == pytest.approx(float(np.mean((out[y_int >= 0] - 2.0) ** 2)), rel=1e-5)
 
 
 @pytest.mark.parametrize("weighting", ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad",

@@ -18,9 +18,16 @@ with ``"val_"`` in front for validation data.
 Missing labels
 --------------
 A sample may lack the label of some tasks. Such an entry is recognised by
-a NaN target (any NaN in its row) or, for integer class labels, a negative
-label (``-1``); ``mask={task: bool array}`` gives it explicitly (``True`` =
-labelled). The task's loss is then the mean over its labelled samples of the
+
+* a NaN target (any NaN in the sample's row), for every loss;
+* a negative integer (``-1``) anywhere in the sample's row, only for the
+  integer class labels of a classification loss (cross-entropy or binary
+  cross-entropy). For any other loss (MSE, MAE, Huber...) integer targets
+  are values, cast to float, so ``-3`` is a target of ``-3.0``: mark a
+  missing regression target with NaN;
+* ``mask={task: bool array}`` (``True`` = labelled), for every loss.
+
+The task's loss is then the mean over its labelled samples of the
 batch (:mod:`tinynet.losses` per-sample masks), its metrics are computed on
 those samples, and the unlabelled ones pass no gradient to that task's head.
 Training-time epoch means weight each batch by its size; ``evaluate`` is
@@ -39,6 +46,9 @@ from ..param import ensure_flat
 from ..training import fit_loop
 from . import weighting as weighting_mod
 from .output_losses import for_output
+
+#: Losses whose integer targets are class labels (a negative label marks a missing one).
+_CLASSIFICATION_LOSSES = (losses_mod.CrossEntropy, losses_mod.BinaryCrossEntropy)
 
 __all__ = ["MultiTaskTraining", "task_masks"]
 
@@ -59,24 +69,31 @@ def _per_task(spec, tasks, what):
     return {t: spec for t in tasks}
 
 
-def task_masks(y: dict, mask: dict | None, n_samples: int) -> dict:
+def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None = None) -> dict:
     """``{task: bool array of labelled samples, or None when all are}``.
 
-    NaN targets and negative integer labels count as missing; ``mask`` adds
-    explicit ones (``True`` = labelled).
+    A sample is missing for a task if its target row holds a NaN, if
+    ``mask[task]`` is False for it, or -- only when ``losses[task]`` is a
+    classification loss (:class:`~tinynet.losses.CrossEntropy`,
+    :class:`~tinynet.losses.BinaryCrossEntropy` or a subclass) and the
+    targets are integers -- if its row holds a negative label. Integer
+    targets of any other loss (or with ``losses=None``) are values.
     """
     masks = {}
     mask = mask or {}
+    losses = losses or {}
     unknown = sorted(set(mask) - set(y))
     if unknown:
         raise ValueError(f"fit received masks for unknown tasks {unknown} (tasks: {sorted(y)})")
     for task, target in y.items():
         target = np.asarray(target)
+        rows = target.reshape(n_samples, -1)
         labelled = np.ones(n_samples, dtype=bool)
         if np.issubdtype(target.dtype, np.floating):
-            labelled &= ~np.isnan(target.reshape(n_samples, -1)).any(axis=1)
-        elif np.issubdtype(target.dtype, np.integer) and target.ndim == 1:
-            labelled &= target >= 0
+            labelled &= ~np.isnan(rows).any(axis=1)
+        elif (np.issubdtype(target.dtype, np.integer)
+              and isinstance(losses.get(task), _CLASSIFICATION_LOSSES)):
+            labelled &= (rows >= 0).all(axis=1)
         if task in mask:
             m = np.asarray(mask[task])
             if m.shape != (n_samples,):
@@ -296,7 +313,8 @@ class MultiTaskTraining:
         ----------
         x : ndarray or list of ndarray
         y : dict {task: targets}
-            Targets per task; NaN / negative labels mark missing ones.
+            Targets per task; a NaN target, or a negative integer class label of
+            a classification loss, marks a missing one (module docstring).
         validation_data : tuple ``(x_val, y_val)`` or ``(x_val, y_val, mask_val)``
         mask : dict {task: bool array}, optional
             Explicit labelled-sample masks.
@@ -310,7 +328,7 @@ class MultiTaskTraining:
         xs = self._inputs(x, "fit")
         n = xs[0].shape[0]
         ys = self._targets(y, n, "fit")
-        masks = task_masks(ys, mask, n)
+        masks = task_masks(ys, mask, n, self.loss)
         validate = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -346,7 +364,7 @@ class MultiTaskTraining:
         xs = self._inputs(x, "evaluate")
         n = xs[0].shape[0]
         ys = self._targets(y, n, "evaluate")
-        masks = task_masks(ys, mask, n)
+        masks = task_masks(ys, mask, n, self.loss)
         outs = self._predict_lists(xs, batch_size)
         values, _, _ = self._task_losses(outs, ys, masks)
         logs = {"loss": float(values.sum())}
