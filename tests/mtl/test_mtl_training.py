@@ -45,8 +45,9 @@ def test_weighted_masked_objective_gradient_matches_finite_differences(seed, n, 
                   weighting={"cls": w0, "reg": 1.0})
     x, y = data(rng, n)
     if missing:
-        y["cls"][rng.random(n) < 0.5] = -1
-        y["reg"][rng.random(n) < 0.5, 0] = np.nan
+        keep_first = np.arange(n) > 0  # a task needs one labelled sample
+        y["cls"][(rng.random(n) < 0.5) & keep_first] = -1
+        y["reg"][(rng.random(n) < 0.5) & keep_first, 0] = np.nan
     masks = task_masks(y, None, n, model.loss)
 
     def objective():
@@ -144,6 +145,37 @@ def test_negative_integer_regression_targets_are_values_not_missing(loss):
     kept = model.evaluate(x, {"cls": np.arange(20) % 3, "reg": y_nan})["reg/loss"]
     if loss == "mse":
         assert kept == pytest.approx(float(np.mean((out[y_int >= 0] - 2.0) ** 2)), rel=1e-5)
+
+
+@pytest.mark.parametrize("absent", ["cls", "reg", "mask"])
+def test_a_task_without_any_labelled_sample_is_an_error(absent):
+    rng = np.random.default_rng(0)
+    x, y = data(rng, 6)
+    mask = None
+    if absent == "cls":
+        y["cls"][:] = -1
+    elif absent == "reg":
+        y["reg"][:, 1] = np.nan
+    else:
+        mask = {"reg": np.zeros(6, bool)}
+    task = "cls" if absent == "cls" else "reg"
+    why = {"cls": "6 with a negative class label", "reg": "6 with a NaN target",
+           "mask": "6 with mask False"}[absent]
+    model = trunk_model(0)
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"})
+    before = model.get_weights()
+    message = f"labelled sample for task '{task}'.*all 6 samples are missing \\({why}\\)"
+    with pytest.raises(ValueError, match="fit expected at least one " + message):
+        model.fit(x, y, mask=mask, verbose=0)
+    with pytest.raises(ValueError, match="evaluate expected at least one " + message):
+        model.evaluate(x, y, mask=mask)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Absent from some batches only: fine.
+    x, y = data(rng, 8)
+    y["reg"][4:] = np.nan
+    history = model.fit(x, y, batch_size=4, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["reg/loss"]).all()
 
 
 @pytest.mark.parametrize("weighting", ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad",

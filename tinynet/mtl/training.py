@@ -30,6 +30,10 @@ A sample may lack the label of some tasks. Such an entry is recognised by
 The task's loss is then the mean over its labelled samples of the
 batch (:mod:`tinynet.losses` per-sample masks), its metrics are computed on
 those samples, and the unlabelled ones pass no gradient to that task's head.
+A task without a single labelled sample in the data given to ``fit`` (or its
+``validation_data``) or ``evaluate`` is an error; one without labels in some
+batches is not (see :mod:`tinynet.mtl.weighting` for what each weighting
+does with a task absent from a batch).
 Training-time epoch means weight each batch by its size; ``evaluate`` is
 exact.
 """
@@ -69,7 +73,8 @@ def _per_task(spec, tasks, what):
     return {t: spec for t in tasks}
 
 
-def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None = None) -> dict:
+def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None = None,
+               who: str = "fit") -> dict:
     """``{task: bool array of labelled samples, or None when all are}``.
 
     A sample is missing for a task if its target row holds a NaN, if
@@ -78,28 +83,43 @@ def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None =
     :class:`~tinynet.losses.BinaryCrossEntropy` or a subclass) and the
     targets are integers -- if its row holds a negative label. Integer
     targets of any other loss (or with ``losses=None``) are values.
+
+    A task with no labelled sample at all is an error (``ValueError`` naming
+    the task and why its samples are missing): it would train nothing and
+    report a loss of 0.
     """
     masks = {}
     mask = mask or {}
     losses = losses or {}
     unknown = sorted(set(mask) - set(y))
     if unknown:
-        raise ValueError(f"fit received masks for unknown tasks {unknown} (tasks: {sorted(y)})")
+        raise ValueError(f"{who} received masks for unknown tasks {unknown} "
+                         f"(tasks: {sorted(y)})")
     for task, target in y.items():
         target = np.asarray(target)
         rows = target.reshape(n_samples, -1)
+        reasons = {}  # why samples are missing: {reason: count}
         labelled = np.ones(n_samples, dtype=bool)
         if np.issubdtype(target.dtype, np.floating):
             labelled &= ~np.isnan(rows).any(axis=1)
+            reasons["a NaN target"] = n_samples - int(labelled.sum())
         elif (np.issubdtype(target.dtype, np.integer)
               and isinstance(losses.get(task), _CLASSIFICATION_LOSSES)):
             labelled &= (rows >= 0).all(axis=1)
+            reasons["a negative class label"] = n_samples - int(labelled.sum())
         if task in mask:
             m = np.asarray(mask[task])
             if m.shape != (n_samples,):
-                raise ValueError(f"fit expected mask[{task!r}] of shape ({n_samples},), "
+                raise ValueError(f"{who} expected mask[{task!r}] of shape ({n_samples},), "
                                  f"received {m.shape}")
+            reasons["mask False"] = n_samples - int(m.astype(bool).sum())
             labelled &= m.astype(bool)
+        if not labelled.any():
+            why = ", ".join(f"{count} with {reason}" for reason, count in reasons.items()
+                            if count)
+            raise ValueError(f"{who} expected at least one labelled sample for task "
+                             f"{task!r}, received none: all {n_samples} samples are missing "
+                             f"({why})")
         masks[task] = None if labelled.all() else labelled
     return masks
 
@@ -328,7 +348,7 @@ class MultiTaskTraining:
         xs = self._inputs(x, "fit")
         n = xs[0].shape[0]
         ys = self._targets(y, n, "fit")
-        masks = task_masks(ys, mask, n, self.loss)
+        masks = task_masks(ys, mask, n, self.loss, "fit")
         validate = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -364,7 +384,7 @@ class MultiTaskTraining:
         xs = self._inputs(x, "evaluate")
         n = xs[0].shape[0]
         ys = self._targets(y, n, "evaluate")
-        masks = task_masks(ys, mask, n, self.loss)
+        masks = task_masks(ys, mask, n, self.loss, "evaluate")
         outs = self._predict_lists(xs, batch_size)
         values, _, _ = self._task_losses(outs, ys, masks)
         logs = {"loss": float(values.sum())}
