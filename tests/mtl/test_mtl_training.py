@@ -207,6 +207,69 @@ def test_fit_logs_every_task_and_learns(weighting):
     assert set(preds) == {"cls", "reg"} and preds["reg"].shape == (7, 2)
 
 
+@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "pcgrad", "mgda"])
+def test_a_task_absent_from_the_batch_is_left_out_of_the_weighting(weighting):
+    # No "reg" label in the batch: the update must be the one "cls" alone asks for
+    # (all these start from weights 1), not zero (MGDA's alpha on the zero gradient).
+    rng = np.random.default_rng(4)
+    x, y = data(rng, 8)
+    y["reg"][:] = np.nan
+    grads = {}
+    for method in ("equal", weighting):
+        model = trunk_model(5)
+        model.compile(tn.optim.SGD(lr=0.0), loss={"cls": "cross_entropy", "reg": "mse"},
+                      weighting=method)
+        # task_masks would refuse "reg" (no label at all): a batch of a larger set.
+        model.train_step([x], y, {"cls": None, "reg": np.zeros(8, bool)}, np.arange(8))
+        grads[method] = [p.grad.copy() for p in model.parameters()]
+    assert np.abs(grads["equal"][0]).max() > 0
+    for a, b in zip(grads["equal"], grads[weighting]):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
+    w = model.weighting
+    if weighting == "mgda":
+        np.testing.assert_array_equal(w.last_weights, [1.0, 0.0])
+    if weighting == "uncertainty":
+        assert w.log_vars.grad[1] == 0 and w.log_vars.grad[0] != 0
+    if weighting == "gradnorm":
+        assert w.weights.grad[1] == 0 and np.isnan(w.initial_losses[1])
+
+
+def test_mgda_trains_the_trunk_when_a_task_is_absent_from_most_batches():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 4)).astype(np.float32)
+    y_b = rng.standard_normal(20).astype(np.float32)
+    y_b[5:] = np.nan  # 3 of the 4 unshuffled batches have no "b" label
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(8, name="trunk", seed=0)],
+                               heads={"a": [Dense(3, seed=1)], "b": [Dense(1, seed=2)]})
+    model.compile(tn.optim.SGD(lr=0.1), loss={"a": "cross_entropy", "b": "mse"},
+                  weighting="mgda")
+    trunk = model.get_layer("trunk").parameters()[0]
+    start = trunk.value.copy()
+    history = model.fit(x, {"a": np.arange(20) % 3, "b": y_b}, batch_size=5, shuffle=False,
+                        verbose=0)
+    assert np.abs(trunk.value - start).max() > 1e-3
+    # "a/weight" is a mean over the batches with a label of "a": 1 in the three alone.
+    assert history.history["a/weight"][0] > 0.75
+
+
+@pytest.mark.parametrize("weighting", ["equal", "dwa", "mgda"])
+def test_epoch_means_of_a_task_count_only_its_labelled_samples(weighting):
+    rng = np.random.default_rng(6)
+    x, y = data(rng, 12)
+    y["reg"][4:] = np.nan  # only the first of three unshuffled batches has "reg" labels
+    y["cls"][0] = -1
+    model = trunk_model(7)
+    model.compile(tn.optim.SGD(lr=0.0), loss={"cls": "cross_entropy", "reg": "mse"},
+                  metrics={"cls": ["accuracy"]}, weighting=weighting)
+    exact = model.evaluate(x, y)
+    history = model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    for key in ("loss", "cls/loss", "reg/loss", "cls/accuracy"):
+        assert history.history[key][0] == pytest.approx(exact[key], rel=1e-12), key
+    if weighting == "dwa":
+        np.testing.assert_allclose(model.weighting.history[0],
+                                   [exact["cls/loss"], exact["reg/loss"]], rtol=1e-12)
+
+
 def test_dwa_weights_move_after_two_epochs():
     rng = np.random.default_rng(1)
     x, y = data(rng, 64)

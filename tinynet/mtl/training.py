@@ -34,8 +34,11 @@ A task without a single labelled sample in the data given to ``fit`` (or its
 ``validation_data``) or ``evaluate`` is an error; one without labels in some
 batches is not (see :mod:`tinynet.mtl.weighting` for what each weighting
 does with a task absent from a batch).
-Training-time epoch means weight each batch by its size; ``evaluate`` is
-exact.
+Training-time epoch means of a task's logs (``"<task>/loss"``, its metrics
+and weight) weight each batch by its number of labelled samples of the
+task, so a batch without any counts for nothing (the live progress bar
+within an epoch shows plain batch-size-weighted means); the epoch's
+``"loss"`` is the sum of those task losses. ``evaluate`` is exact.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ from .. import metrics as metrics_mod
 from ..callbacks import Callback
 from ..checks import as_float_array
 from ..param import ensure_flat
-from ..training import fit_loop
+from ..training import RunningMeans, fit_loop
 from . import weighting as weighting_mod
 from .output_losses import for_output
 
@@ -143,6 +146,8 @@ class MultiTaskTraining:
     """
 
     compiled = False
+    #: Per-task running means of the current fit epoch (see _TaskEpochs), or None.
+    _epoch_task_means = None
     #: True for models that add a parameter penalty (soft sharing): logged as "penalty".
     penalized = False
 
@@ -287,11 +292,12 @@ class MultiTaskTraining:
         """One update on samples ``idx``; returns the logs of the batch."""
         outs = self.forward_all([a[idx] for a in xs], training=True)
         values, grads, counts = self._task_losses(outs, y, masks, idx)
+        present = np.array(counts) > 0  # tasks with a labelled sample in the batch
         self.optimizer.zero_grad()
-        weights = self.weighting.loss_weights(values, training=True)
+        weights = self.weighting.loss_weights(values, training=True, present=present)
         scaled = [g * g.dtype.type(w) for g, w in zip(grads, weights)]
         if self.weighting.needs_task_gradients and self._shared:
-            self._combine_task_gradients(scaled, values)
+            self._combine_task_gradients(scaled, values, present)
         else:
             self.backward_all(scaled, need_dx=False)
         penalty = self.regularization()
@@ -305,9 +311,15 @@ class MultiTaskTraining:
             if adaptive:
                 logs[f"{task}/weight"] = float(self.weighting.last_weights[i])
         logs.update(self._task_metrics(outs, y, masks, idx))
+        if self._epoch_task_means is not None:
+            for i, task in enumerate(self.output_names):
+                keys = ["loss"] + (["weight"] if adaptive else []) + [
+                    m.name for m in self.metrics[task]]
+                self._epoch_task_means[i].add({k: logs[f"{task}/{k}"] for k in keys},
+                                              counts[i])
         return logs
 
-    def _combine_task_gradients(self, grads, values) -> None:
+    def _combine_task_gradients(self, grads, values, present=None) -> None:
         """One backward pass per task; the weighting merges the shared gradients.
 
         Cost: T backward passes through the trunk (each head once) instead of
@@ -321,7 +333,7 @@ class MultiTaskTraining:
             task_grads[i] = _flat_grads(shared)
             for p in shared:
                 p.zero_grad()
-        _set_flat_grads(shared, self.weighting.combine(task_grads, values))
+        _set_flat_grads(shared, self.weighting.combine(task_grads, values, present))
 
     # ------------------------------------------------------------------- fit
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
@@ -358,7 +370,8 @@ class MultiTaskTraining:
             def validate():
                 return self.evaluate(*validation_data, batch_size=max(batch_size, 256))
 
-        callbacks = list(callbacks or []) + [_WeightingEpochs()]
+        # First, so that the user's callbacks and History see its epoch means.
+        callbacks = [_TaskEpochs()] + list(callbacks or [])
         # Kept on the model too, as Sequential (and Keras) do.
         self.history = fit_loop(self, lambda idx: self.train_step(xs, ys, masks, idx), n,
                                 epochs=epochs, batch_size=batch_size, shuffle=shuffle,
@@ -393,11 +406,32 @@ class MultiTaskTraining:
         return logs
 
 
-class _WeightingEpochs(Callback):
-    """Hands each epoch's mean task losses to the weighting (DWA needs them)."""
+class _TaskEpochs(Callback):
+    """Epoch means of each task's logs over its labelled samples; the weighting's input.
+
+    ``fit_loop`` weights each batch's logs by the batch size, which would count
+    a batch without labels of a task as a loss (and accuracy) of 0 for it.
+    Here every ``"<task>/..."`` epoch mean is replaced by the mean weighted by
+    the task's labelled samples per batch, ``"loss"`` by the sum of those task
+    losses, and the task losses go to the weighting (DWA needs them; NaN for a
+    task without a labelled sample in the epoch, possible only if it stopped early).
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model._epoch_task_means = [RunningMeans() for _ in self.model.output_names]
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        keys = [f"{t}/loss" for t in self.model.output_names]
-        if all(k in logs for k in keys):
-            self.model.weighting.on_epoch_end(np.array([logs[k] for k in keys]))
+        model = self.model
+        running, model._epoch_task_means = model._epoch_task_means, None
+        logs = {} if logs is None else logs
+        task_losses = np.full(len(model.output_names), np.nan)
+        for i, (task, means) in enumerate(zip(model.output_names, running or ())):
+            for key, value in means.means().items():
+                logs[f"{task}/{key}"] = value
+            task_losses[i] = means.means().get("loss", np.nan)
+        if np.isfinite(task_losses).all():
+            logs["loss"] = float(task_losses.sum())
+        model.weighting.on_epoch_end(task_losses)
+
+    def on_train_end(self, logs=None):
+        self.model._epoch_task_means = None
