@@ -316,3 +316,94 @@ def test_training_errors():
         model.fit(x, y, verbose=0, validation_data=(x,))
     with pytest.raises(ValueError, match="input array"):
         model.predict([x, x])
+
+
+def compiled_model():
+    """A compiled trunk model and 6 samples of data for it."""
+    model = trunk_model(0)
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"})
+    return (model,) + data(np.random.default_rng(0), 6)
+
+
+def test_non_finite_inputs_are_refused_before_training():
+    model, x, y = compiled_model()
+    before = model.get_weights()
+    bad = x.copy()
+    bad[1, 2] = np.nan
+    bad[3, 0] = np.inf
+    message = "expected finite input 'input_\\d+', received 2 NaN or infinite value"
+    with pytest.raises(ValueError, match="fit " + message):
+        model.fit(bad, y, verbose=0)
+    with pytest.raises(ValueError, match="fit \\(validation_data\\) " + message):
+        model.fit(x, y, verbose=0, validation_data=(bad, y))
+    with pytest.raises(ValueError, match="evaluate " + message):
+        model.evaluate(bad, y)
+    with pytest.raises(ValueError, match="predict " + message):
+        model.predict(bad)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_argument_errors_of_fit_evaluate_predict_are_clear():
+    model, x, y = compiled_model()
+    for size, error in ((0, ValueError), (-1, ValueError), (2.5, TypeError)):
+        with pytest.raises(error, match="predict expected batch_size as a positive integer"):
+            model.predict(x, batch_size=size)
+        with pytest.raises(error, match="evaluate expected batch_size as a positive integer"):
+            model.evaluate(x, y, batch_size=size)
+    # Empty input: refused, as Sequential does.
+    with pytest.raises(ValueError, match="predict expected at least one sample, received "
+                                         "input 'input_\\d+' of shape \\(0, 5\\)"):
+        model.predict(x[:0])
+    with pytest.raises(ValueError, match="evaluate expected at least one sample"):
+        model.evaluate(x[:0], {"cls": y["cls"][:0], "reg": y["reg"][:0]})
+    # A list of samples is one array for a model with one input.
+    preds = model.predict(x.tolist())
+    np.testing.assert_array_equal(preds["reg"], model.predict(x)["reg"])
+    assert model.evaluate(x.tolist(), y) == model.evaluate(x, y)
+    with pytest.raises(ValueError, match="expected 1 input array.*received a list of 2"):
+        model.predict([x, x])
+
+
+def test_dict_inputs_name_the_missing_and_unknown_ones():
+    a, b = tn.mtl.Input((3,), name="a"), tn.mtl.Input((2,), name="b")
+    model = tn.mtl.Model([a, b], {"t": Dense(1)(tn.mtl.Concatenate()([a, b]))})
+    model.compile("sgd", loss="mse")
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    with pytest.raises(ValueError, match="missing input 'b'; unknown input 'bb'; did you "
+                                         "mean 'b'\\?"):
+        model.fit({"a": x1, "bb": x2}, {"t": np.zeros(4)}, verbose=0)
+    assert model.predict({"a": x1, "b": x2})["t"].shape == (4, 1)
+    with pytest.raises(ValueError, match="input 'b' of shape \\(batch, 2\\), received"):
+        model.predict({"a": x1, "b": x1})
+
+
+def test_validation_data_is_checked_before_the_first_epoch():
+    model, x, y = compiled_model()
+    before = model.get_weights()
+    epochs = []
+
+    class Count(tn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            epochs.append(epoch)
+
+    bad = [
+        ((x, {"cls": y["cls"], "regg": y["reg"]}), "missing \\['reg'\\], unknown \\['regg'\\]"),
+        ((x[:, :3], y), "input 'input_\\d+' of shape \\(batch, 5\\), received \\(6, 3\\)"),
+        ((x, {"cls": y["cls"] + 3, "reg": y["reg"]}), "task 'cls': CrossEntropy expected "
+                                                      "labels in \\[0, 2\\]"),
+        ((x, {"cls": y["cls"], "reg": y["reg"][:, :1]}), "task 'reg': MSE expected targets"),
+    ]
+    for validation_data, message in bad:
+        with pytest.raises((ValueError, TypeError),
+                           match="fit \\(validation_data\\),? .*" + message):
+            model.fit(x, y, epochs=2, verbose=0, callbacks=[Count()],
+                      validation_data=validation_data)
+    # Bad training labels fail before the first batch too, not in a later one.
+    y_bad = {"cls": np.r_[y["cls"][:5], 7], "reg": y["reg"]}
+    with pytest.raises(ValueError, match="fit, task 'cls'"):
+        model.fit(x, y_bad, batch_size=1, shuffle=False, verbose=0, callbacks=[Count()])
+    assert epochs == []
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)

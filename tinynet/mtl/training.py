@@ -48,7 +48,8 @@ import numpy as np
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from ..callbacks import Callback
-from ..checks import as_float_array
+from ..checks import as_float_array, check_finite, check_positive_int, did_you_mean
+from ..layers.base import shape_str
 from ..param import ensure_flat
 from ..training import RunningMeans, fit_loop
 from . import weighting as weighting_mod
@@ -246,18 +247,58 @@ class MultiTaskTraining:
         return out
 
     def _inputs(self, x, who) -> list[np.ndarray]:
+        """One checked floating-point array per input (see :meth:`fit` for ``x``)."""
+        names = [t.name for t in self.inputs]
         if isinstance(x, dict):
-            x = [x[t.name] if t.name in x else None for t in self.inputs]
-        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+            missing = [name for name in names if name not in x]
+            unknown = [str(k) for k in x if k not in names]
+            if missing or unknown:
+                problems = [f"missing input {name!r}" for name in missing] + [
+                    f"unknown input {u!r}{did_you_mean(u, missing or names)}" for u in unknown]
+                raise ValueError(f"{who} expected inputs {names}, received "
+                                 f"{'; '.join(problems)}")
+            xs = [x[name] for name in names]
+        elif isinstance(x, (list, tuple)) and not (
+                len(self.inputs) == 1 and x and np.ndim(x[0]) == len(self.inputs[0].shape)):
+            xs = list(x)
+        else:  # an array, or (one input) a list of samples such as x.tolist()
+            xs = [x]
         if len(xs) != len(self.inputs):
-            raise ValueError(f"{who} expected {len(self.inputs)} input array(s), "
-                             f"received {len(xs)}")
+            raise ValueError(f"{who} expected {len(self.inputs)} input array(s) {names} (a "
+                             f"list with one array per input, or a dict {{name: array}}), "
+                             f"received a {type(x).__name__} of {len(xs)}")
         xs = [as_float_array(a, who, f"input {t.name!r}", min_ndim=2)
               for a, t in zip(xs, self.inputs)]
+        for a, t in zip(xs, self.inputs):
+            if a.shape[0] == 0:
+                raise ValueError(f"{who} expected at least one sample, received input "
+                                 f"{t.name!r} of shape {a.shape}")
+            if a.shape[1:] != t.shape:
+                raise ValueError(f"{who} expected input {t.name!r} of shape "
+                                 f"{shape_str(t.shape)}, received {a.shape}")
+            check_finite(a, who, f"input {t.name!r}")
         if len({a.shape[0] for a in xs}) > 1:
             raise ValueError(f"{who} expected inputs with one number of samples, "
                              f"received {[a.shape[0] for a in xs]}")
         return xs
+
+    def _data(self, x, y, mask, who):
+        """Checked ``(inputs, targets, masks)`` for ``fit``/``evaluate``."""
+        xs = self._inputs(x, who)
+        n = xs[0].shape[0]
+        ys = self._targets(y, n, who)
+        return xs, ys, task_masks(ys, mask, n, self.loss, who)
+
+    def _check_targets(self, ys, masks, who) -> None:
+        """Run each loss on a dummy prediction, so that bad targets (label range,
+        shape) fail before training rather than in some later batch (as Sequential)."""
+        for out, task in zip(self.outputs, self.output_names):
+            n = len(ys[task])
+            try:
+                self.loss[task].forward(np.zeros((n,) + out.shape, dtype=self.dtype),
+                                        ys[task], mask=masks[task])
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{who}, task {task!r}: {exc}") from None
 
     # ------------------------------------------------------------------ step
     def _task_losses(self, outs, y, masks, idx=None):
@@ -343,7 +384,10 @@ class MultiTaskTraining:
 
         Parameters
         ----------
-        x : ndarray or list of ndarray
+        x : ndarray, list of ndarray or dict {input name: ndarray}
+            One floating-point array per input, all with the same (positive)
+            number of samples and finite values. For a model with one input,
+            a list of samples (``x.tolist()``) is read as one array.
         y : dict {task: targets}
             Targets per task; a NaN target, or a negative integer class label of
             a classification loss, marks a missing one (module docstring).
@@ -357,18 +401,22 @@ class MultiTaskTraining:
         History
         """
         self._require_compiled("fit")
-        xs = self._inputs(x, "fit")
+        batch_size = check_positive_int(batch_size, "fit", "batch_size")
+        xs, ys, masks = self._data(x, y, mask, "fit")
+        self._check_targets(ys, masks, "fit")
         n = xs[0].shape[0]
-        ys = self._targets(y, n, "fit")
-        masks = task_masks(ys, mask, n, self.loss, "fit")
         validate = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("fit expected validation_data as (x_val, y_val) or "
                                  "(x_val, y_val, mask_val)")
+            # Checked now, not after the first epoch.
+            val = self._data(*validation_data[:2], (validation_data[2:] or [None])[0],
+                             "fit (validation_data)")
+            self._check_targets(val[1], val[2], "fit (validation_data)")
 
             def validate():
-                return self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                return self._evaluate_data(*val, max(batch_size, 256))
 
         # First, so that the user's callbacks and History see its epoch means.
         callbacks = [_TaskEpochs()] + list(callbacks or [])
@@ -387,17 +435,20 @@ class MultiTaskTraining:
         return [np.concatenate([c[k] for c in chunks]) for k in range(len(self.outputs))]
 
     def predict(self, x, batch_size: int = 256) -> dict:
-        """``{task: outputs}`` in inference mode (probabilities for softmax outputs)."""
+        """``{task: outputs}`` in inference mode (probabilities for softmax outputs);
+        ``x`` as in :meth:`fit`."""
+        batch_size = check_positive_int(batch_size, "predict", "batch_size")
         xs = self._inputs(x, "predict")
         return dict(zip(self.output_names, self._predict_lists(xs, batch_size)))
 
     def evaluate(self, x, y, mask=None, batch_size: int = 256) -> dict:
-        """Loss and metrics of every task on labelled samples (exact means)."""
+        """Loss and metrics of every task on labelled samples (exact means);
+        arguments as in :meth:`fit`."""
         self._require_compiled("evaluate")
-        xs = self._inputs(x, "evaluate")
-        n = xs[0].shape[0]
-        ys = self._targets(y, n, "evaluate")
-        masks = task_masks(ys, mask, n, self.loss, "evaluate")
+        batch_size = check_positive_int(batch_size, "evaluate", "batch_size")
+        return self._evaluate_data(*self._data(x, y, mask, "evaluate"), batch_size)
+
+    def _evaluate_data(self, xs, ys, masks, batch_size) -> dict:
         outs = self._predict_lists(xs, batch_size)
         values, _, _ = self._task_losses(outs, ys, masks)
         logs = {"loss": float(values.sum())}
