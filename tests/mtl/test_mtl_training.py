@@ -45,9 +45,10 @@ def test_weighted_masked_objective_gradient_matches_finite_differences(seed, n, 
                   weighting={"cls": w0, "reg": 1.0})
     x, y = data(rng, n)
     if missing:
-        y["cls"][rng.random(n) < 0.5] = -1
-        y["reg"][rng.random(n) < 0.5, 0] = np.nan
-    masks = task_masks(y, None, n)
+        keep_first = np.arange(n) > 0  # a task needs one labelled sample
+        y["cls"][(rng.random(n) < 0.5) & keep_first] = -1
+        y["reg"][(rng.random(n) < 0.5) & keep_first, 0] = np.nan
+    masks = task_masks(y, None, n, model.loss)
 
     def objective():
         values, _, _ = model._task_losses(model.forward_all(x), y, masks)
@@ -118,7 +119,8 @@ def test_masked_labels_do_not_matter():
     for targets, mask in ((y, {"reg": np.arange(10) < 5}), (y2, {"reg": np.arange(10) < 5})):
         model = trunk_model(1)
         model.compile(tn.optim.SGD(lr=0.0), loss={"cls": "cross_entropy", "reg": "mse"})
-        model.train_step([x], targets, task_masks(targets, mask, 10), np.arange(10))
+        model.train_step([x], targets, task_masks(targets, mask, 10, model.loss),
+                         np.arange(10))
         grads.append([p.grad.copy() for p in model.parameters()])
     for a, b in zip(*grads):
         np.testing.assert_array_equal(a, b)
@@ -126,16 +128,70 @@ def test_masked_labels_do_not_matter():
 
 def test_task_masks_detect_nan_and_negative_labels():
     y = {"a": np.array([0, -1, 2]), "b": np.array([[1.0, np.nan], [0, 0], [1, 1]]),
-         "c": np.array([1.0, 2.0, 3.0])}
-    masks = task_masks(y, {"c": np.array([1, 1, 0])}, 3)
+         "c": np.array([1.0, 2.0, 3.0]), "d": np.array([[1], [-1], [0]])}
+    losses = {"a": tn.losses.CrossEntropy(), "b": tn.losses.MSE(), "c": tn.losses.MSE(),
+              "d": tn.losses.BinaryCrossEntropy()}
+    masks = task_masks(y, {"c": np.array([1, 1, 0])}, 3, losses)
     np.testing.assert_array_equal(masks["a"], [True, False, True])
     np.testing.assert_array_equal(masks["b"], [False, True, True])
     np.testing.assert_array_equal(masks["c"], [True, True, False])
-    assert task_masks({"a": np.array([0, 1])}, None, 2)["a"] is None
+    np.testing.assert_array_equal(masks["d"], [True, False, True])
+    assert task_masks({"a": np.array([0, 1])}, None, 2, losses)["a"] is None
     with pytest.raises(ValueError, match="unknown tasks"):
         task_masks(y, {"z": np.ones(3)}, 3)
     with pytest.raises(ValueError, match="shape"):
         task_masks(y, {"a": np.ones(2)}, 3)
+
+
+@pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
+def test_negative_integer_regression_targets_are_values_not_missing(loss):
+    x = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(8, seed=0)],
+                               heads={"cls": [Dense(3, seed=1)], "reg": [Dense(1, seed=2)]})
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": loss})
+    y_int = np.array([-3, 2] * 10)
+    assert task_masks({"reg": y_int}, None, 20, model.loss)["reg"] is None
+    got = model.evaluate(x, {"cls": np.arange(20) % 3, "reg": y_int})["reg/loss"]
+    want = model.evaluate(x, {"cls": np.arange(20) % 3, "reg": y_int.astype(np.float32)})
+    assert got == pytest.approx(want["reg/loss"], rel=1e-6)
+    # NaN stays the missing marker of a regression target.
+    y_nan = y_int.astype(np.float32)
+    y_nan[y_int < 0] = np.nan
+    out = model.predict(x)["reg"][:, 0]
+    kept = model.evaluate(x, {"cls": np.arange(20) % 3, "reg": y_nan})["reg/loss"]
+    if loss == "mse":
+        assert kept == pytest.approx(float(np.mean((out[y_int >= 0] - 2.0) ** 2)), rel=1e-5)
+
+
+@pytest.mark.parametrize("absent", ["cls", "reg", "mask"])
+def test_a_task_without_any_labelled_sample_is_an_error(absent):
+    rng = np.random.default_rng(0)
+    x, y = data(rng, 6)
+    mask = None
+    if absent == "cls":
+        y["cls"][:] = -1
+    elif absent == "reg":
+        y["reg"][:, 1] = np.nan
+    else:
+        mask = {"reg": np.zeros(6, bool)}
+    task = "cls" if absent == "cls" else "reg"
+    why = {"cls": "6 with a negative class label", "reg": "6 with a NaN target",
+           "mask": "6 with mask False"}[absent]
+    model = trunk_model(0)
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"})
+    before = model.get_weights()
+    message = f"labelled sample for task '{task}'.*all 6 samples are missing \\({why}\\)"
+    with pytest.raises(ValueError, match="fit expected at least one " + message):
+        model.fit(x, y, mask=mask, verbose=0)
+    with pytest.raises(ValueError, match="evaluate expected at least one " + message):
+        model.evaluate(x, y, mask=mask)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Absent from some batches only: fine.
+    x, y = data(rng, 8)
+    y["reg"][4:] = np.nan
+    history = model.fit(x, y, batch_size=4, shuffle=False, verbose=0)
+    assert np.isfinite(history.history["reg/loss"]).all()
 
 
 @pytest.mark.parametrize("weighting", ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad",
@@ -165,6 +221,69 @@ def test_fit_logs_every_task_and_learns(weighting):
         assert "cls/weight" in history.history
     preds = model.predict(x[:7])
     assert set(preds) == {"cls", "reg"} and preds["reg"].shape == (7, 2)
+
+
+@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "pcgrad", "mgda"])
+def test_a_task_absent_from_the_batch_is_left_out_of_the_weighting(weighting):
+    # No "reg" label in the batch: the update must be the one "cls" alone asks for
+    # (all these start from weights 1), not zero (MGDA's alpha on the zero gradient).
+    rng = np.random.default_rng(4)
+    x, y = data(rng, 8)
+    y["reg"][:] = np.nan
+    grads = {}
+    for method in ("equal", weighting):
+        model = trunk_model(5)
+        model.compile(tn.optim.SGD(lr=0.0), loss={"cls": "cross_entropy", "reg": "mse"},
+                      weighting=method)
+        # task_masks would refuse "reg" (no label at all): a batch of a larger set.
+        model.train_step([x], y, {"cls": None, "reg": np.zeros(8, bool)}, np.arange(8))
+        grads[method] = [p.grad.copy() for p in model.parameters()]
+    assert np.abs(grads["equal"][0]).max() > 0
+    for a, b in zip(grads["equal"], grads[weighting]):
+        np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
+    w = model.weighting
+    if weighting == "mgda":
+        np.testing.assert_array_equal(w.last_weights, [1.0, 0.0])
+    if weighting == "uncertainty":
+        assert w.log_vars.grad[1] == 0 and w.log_vars.grad[0] != 0
+    if weighting == "gradnorm":
+        assert w.weights.grad[1] == 0 and np.isnan(w.initial_losses[1])
+
+
+def test_mgda_trains_the_trunk_when_a_task_is_absent_from_most_batches():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((20, 4)).astype(np.float32)
+    y_b = rng.standard_normal(20).astype(np.float32)
+    y_b[5:] = np.nan  # 3 of the 4 unshuffled batches have no "b" label
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(8, name="trunk", seed=0)],
+                               heads={"a": [Dense(3, seed=1)], "b": [Dense(1, seed=2)]})
+    model.compile(tn.optim.SGD(lr=0.1), loss={"a": "cross_entropy", "b": "mse"},
+                  weighting="mgda")
+    trunk = model.get_layer("trunk").parameters()[0]
+    start = trunk.value.copy()
+    history = model.fit(x, {"a": np.arange(20) % 3, "b": y_b}, batch_size=5, shuffle=False,
+                        verbose=0)
+    assert np.abs(trunk.value - start).max() > 1e-3
+    # "a/weight" is a mean over the batches with a label of "a": 1 in the three alone.
+    assert history.history["a/weight"][0] > 0.75
+
+
+@pytest.mark.parametrize("weighting", ["equal", "dwa", "mgda"])
+def test_epoch_means_of_a_task_count_only_its_labelled_samples(weighting):
+    rng = np.random.default_rng(6)
+    x, y = data(rng, 12)
+    y["reg"][4:] = np.nan  # only the first of three unshuffled batches has "reg" labels
+    y["cls"][0] = -1
+    model = trunk_model(7)
+    model.compile(tn.optim.SGD(lr=0.0), loss={"cls": "cross_entropy", "reg": "mse"},
+                  metrics={"cls": ["accuracy"]}, weighting=weighting)
+    exact = model.evaluate(x, y)
+    history = model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
+    for key in ("loss", "cls/loss", "reg/loss", "cls/accuracy"):
+        assert history.history[key][0] == pytest.approx(exact[key], rel=1e-12), key
+    if weighting == "dwa":
+        np.testing.assert_allclose(model.weighting.history[0],
+                                   [exact["cls/loss"], exact["reg/loss"]], rtol=1e-12)
 
 
 def test_dwa_weights_move_after_two_epochs():
@@ -213,3 +332,103 @@ def test_training_errors():
         model.fit(x, y, verbose=0, validation_data=(x,))
     with pytest.raises(ValueError, match="input array"):
         model.predict([x, x])
+
+
+def compiled_model():
+    """A compiled trunk model and 6 samples of data for it."""
+    model = trunk_model(0)
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"})
+    return (model,) + data(np.random.default_rng(0), 6)
+
+
+def test_non_finite_inputs_are_refused_before_training():
+    model, x, y = compiled_model()
+    before = model.get_weights()
+    bad = x.copy()
+    bad[1, 2] = np.nan
+    bad[3, 0] = np.inf
+    message = "expected finite input 'input_\\d+', received 2 NaN or infinite value"
+    with pytest.raises(ValueError, match="fit " + message):
+        model.fit(bad, y, verbose=0)
+    with pytest.raises(ValueError, match="fit \\(validation_data\\) " + message):
+        model.fit(x, y, verbose=0, validation_data=(bad, y))
+    with pytest.raises(ValueError, match="evaluate " + message):
+        model.evaluate(bad, y)
+    with pytest.raises(ValueError, match="predict " + message):
+        model.predict(bad)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_argument_errors_of_fit_evaluate_predict_are_clear():
+    model, x, y = compiled_model()
+    for size, error in ((0, ValueError), (-1, ValueError), (2.5, TypeError)):
+        with pytest.raises(error, match="predict expected batch_size as a positive integer"):
+            model.predict(x, batch_size=size)
+        with pytest.raises(error, match="evaluate expected batch_size as a positive integer"):
+            model.evaluate(x, y, batch_size=size)
+    # Empty input: refused, as Sequential does.
+    with pytest.raises(ValueError, match="predict expected at least one sample, received "
+                                         "input 'input_\\d+' of shape \\(0, 5\\)"):
+        model.predict(x[:0])
+    with pytest.raises(ValueError, match="evaluate expected at least one sample"):
+        model.evaluate(x[:0], {"cls": y["cls"][:0], "reg": y["reg"][:0]})
+    # A list of samples is one array for a model with one input.
+    preds = model.predict(x.tolist())
+    np.testing.assert_array_equal(preds["reg"], model.predict(x)["reg"])
+    assert model.evaluate(x.tolist(), y) == model.evaluate(x, y)
+    with pytest.raises(ValueError, match="expected 1 input array.*received a list of 2"):
+        model.predict([x, x])
+
+
+def test_dict_inputs_name_the_missing_and_unknown_ones():
+    a, b = tn.mtl.Input((3,), name="a"), tn.mtl.Input((2,), name="b")
+    model = tn.mtl.Model([a, b], {"t": Dense(1)(tn.mtl.Concatenate()([a, b]))})
+    model.compile("sgd", loss="mse")
+    rng = np.random.default_rng(0)
+    x1, x2 = rng.standard_normal((4, 3)), rng.standard_normal((4, 2))
+    with pytest.raises(ValueError, match="missing input 'b'; unknown input 'bb'; did you "
+                                         "mean 'b'\\?"):
+        model.fit({"a": x1, "bb": x2}, {"t": np.zeros(4)}, verbose=0)
+    assert model.predict({"a": x1, "b": x2})["t"].shape == (4, 1)
+    with pytest.raises(ValueError, match="input 'b' of shape \\(batch, 2\\), received"):
+        model.predict({"a": x1, "b": x1})
+
+
+def test_validation_data_is_checked_before_the_first_epoch():
+    model, x, y = compiled_model()
+    before = model.get_weights()
+    epochs = []
+
+    class Count(tn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            epochs.append(epoch)
+
+    bad = [
+        ((x, {"cls": y["cls"], "regg": y["reg"]}), "missing \\['reg'\\], unknown \\['regg'\\]"),
+        ((x[:, :3], y), "input 'input_\\d+' of shape \\(batch, 5\\), received \\(6, 3\\)"),
+        ((x, {"cls": y["cls"] + 3, "reg": y["reg"]}), "task 'cls': CrossEntropy expected "
+                                                      "labels in \\[0, 2\\]"),
+        ((x, {"cls": y["cls"], "reg": y["reg"][:, :1]}), "task 'reg': MSE expected targets"),
+    ]
+    for validation_data, message in bad:
+        with pytest.raises((ValueError, TypeError),
+                           match="fit \\(validation_data\\),? .*" + message):
+            model.fit(x, y, epochs=2, verbose=0, callbacks=[Count()],
+                      validation_data=validation_data)
+    # Bad training labels fail before the first batch too, not in a later one.
+    y_bad = {"cls": np.r_[y["cls"][:5], 7], "reg": y["reg"]}
+    with pytest.raises(ValueError, match="fit, task 'cls'"):
+        model.fit(x, y_bad, batch_size=1, shuffle=False, verbose=0, callbacks=[Count()])
+    assert epochs == []
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_fit_takes_one_callback_or_a_list_as_sequential_does():
+    model, x, y = compiled_model()
+    history = tn.callbacks.History()
+    model.fit(x, y, epochs=2, batch_size=3, verbose=0, callbacks=history)
+    assert len(history.history["loss"]) == 2
+    with pytest.raises(TypeError, match="expected a list of callbacks, received str"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks="early_stopping")

@@ -145,3 +145,44 @@ def test_registry_and_static_errors():
         wt.Static({"z": 1.0}).bind(["a"])
     with pytest.raises(ValueError, match="non-negative"):
         wt.Static([1.0, -1.0]).bind(["a", "b"])
+
+
+@given(seed=st.integers(0, 10_000), absent=st.integers(0, 2))
+def test_an_absent_task_is_left_out_of_mgda_pcgrad_and_gradnorm(seed, absent):
+    rng = np.random.default_rng(seed)
+    grads = rng.standard_normal((3, 5))
+    grads[absent] = 0.0  # no labelled sample: zero gradient, loss 0
+    losses = rng.uniform(0.5, 2.0, 3)
+    losses[absent] = 0.0
+    present = np.arange(3) != absent
+    names = ["a", "b", "c"]
+    for make in (wt.MGDA, wt.PCGrad, lambda: wt.GradNorm(alpha=1.5)):
+        full, sub = make().bind(names), make().bind(names[:2])
+        if isinstance(full, wt.GradNorm):
+            full.loss_weights(losses, present=present)
+            sub.loss_weights(losses[present])
+        out = full.combine(grads, losses, present=present)
+        np.testing.assert_allclose(out, sub.combine(grads[present], losses[present]),
+                                   rtol=1e-10, atol=1e-12)
+        if isinstance(full, wt.MGDA):
+            assert full.last_weights[absent] == 0
+            np.testing.assert_allclose(full.last_weights[present], sub.last_weights)
+        if isinstance(full, wt.GradNorm):
+            assert full.weights.grad[absent] == 0
+            np.testing.assert_allclose(full.weights.grad[present], sub.weights.grad)
+    # No task present: no shared update.
+    np.testing.assert_array_equal(
+        wt.MGDA().bind(names).combine(np.zeros((3, 5)), np.zeros(3), present=[False] * 3), 0)
+
+
+def test_uncertainty_and_dwa_ignore_an_absent_task():
+    method = wt.Uncertainty().bind(["a", "b"])
+    method.loss_weights(np.array([0.7, 0.0]), present=np.array([True, False]))
+    assert method.log_vars.grad[1] == 0 and method.log_vars.grad[0] != 0
+    dwa = wt.DWA().bind(["a", "b"])
+    dwa.on_epoch_end(np.array([1.0, 1.0]))
+    dwa.on_epoch_end(np.array([0.5, np.nan]))  # "b" had no labelled sample (early stop)
+    dwa.on_epoch_end(np.array([0.5, 0.9]))
+    r = np.array([0.5, 0.9])
+    np.testing.assert_allclose(dwa.loss_weights(np.ones(2)),
+                               2 * np.exp(r / 2) / np.exp(r / 2).sum())

@@ -18,13 +18,27 @@ with ``"val_"`` in front for validation data.
 Missing labels
 --------------
 A sample may lack the label of some tasks. Such an entry is recognised by
-a NaN target (any NaN in its row) or, for integer class labels, a negative
-label (``-1``); ``mask={task: bool array}`` gives it explicitly (``True`` =
-labelled). The task's loss is then the mean over its labelled samples of the
+
+* a NaN target (any NaN in the sample's row), for every loss;
+* a negative integer (``-1``) anywhere in the sample's row, only for the
+  integer class labels of a classification loss (cross-entropy or binary
+  cross-entropy). For any other loss (MSE, MAE, Huber...) integer targets
+  are values, cast to float, so ``-3`` is a target of ``-3.0``: mark a
+  missing regression target with NaN;
+* ``mask={task: bool array}`` (``True`` = labelled), for every loss.
+
+The task's loss is then the mean over its labelled samples of the
 batch (:mod:`tinynet.losses` per-sample masks), its metrics are computed on
 those samples, and the unlabelled ones pass no gradient to that task's head.
-Training-time epoch means weight each batch by its size; ``evaluate`` is
-exact.
+A task without a single labelled sample in the data given to ``fit`` (or its
+``validation_data``) or ``evaluate`` is an error; one without labels in some
+batches is not (see :mod:`tinynet.mtl.weighting` for what each weighting
+does with a task absent from a batch).
+Training-time epoch means of a task's logs (``"<task>/loss"``, its metrics
+and weight) weight each batch by its number of labelled samples of the
+task, so a batch without any counts for nothing (the live progress bar
+within an epoch shows plain batch-size-weighted means); the epoch's
+``"loss"`` is the sum of those task losses. ``evaluate`` is exact.
 """
 
 from __future__ import annotations
@@ -33,12 +47,16 @@ import numpy as np
 
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
-from ..callbacks import Callback
-from ..checks import as_float_array
+from ..callbacks import Callback, as_callback_list
+from ..checks import as_float_array, check_finite, check_positive_int, did_you_mean
+from ..layers.base import shape_str
 from ..output_losses import for_output
 from ..param import ensure_flat
-from ..training import fit_loop
+from ..training import RunningMeans, fit_loop
 from . import weighting as weighting_mod
+
+#: Losses whose integer targets are class labels (a negative label marks a missing one).
+_CLASSIFICATION_LOSSES = (losses_mod.CrossEntropy, losses_mod.BinaryCrossEntropy)
 
 __all__ = ["MultiTaskTraining", "task_masks"]
 
@@ -59,30 +77,53 @@ def _per_task(spec, tasks, what):
     return {t: spec for t in tasks}
 
 
-def task_masks(y: dict, mask: dict | None, n_samples: int) -> dict:
+def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None = None,
+               who: str = "fit") -> dict:
     """``{task: bool array of labelled samples, or None when all are}``.
 
-    NaN targets and negative integer labels count as missing; ``mask`` adds
-    explicit ones (``True`` = labelled).
+    A sample is missing for a task if its target row holds a NaN, if
+    ``mask[task]`` is False for it, or -- only when ``losses[task]`` is a
+    classification loss (:class:`~tinynet.losses.CrossEntropy`,
+    :class:`~tinynet.losses.BinaryCrossEntropy` or a subclass) and the
+    targets are integers -- if its row holds a negative label. Integer
+    targets of any other loss (or with ``losses=None``) are values.
+
+    A task with no labelled sample at all is an error (``ValueError`` naming
+    the task and why its samples are missing): it would train nothing and
+    report a loss of 0.
     """
     masks = {}
     mask = mask or {}
+    losses = losses or {}
     unknown = sorted(set(mask) - set(y))
     if unknown:
-        raise ValueError(f"fit received masks for unknown tasks {unknown} (tasks: {sorted(y)})")
+        raise ValueError(f"{who} received masks for unknown tasks {unknown} "
+                         f"(tasks: {sorted(y)})")
     for task, target in y.items():
         target = np.asarray(target)
+        rows = target.reshape(n_samples, -1)
+        reasons = {}  # why samples are missing: {reason: count}
         labelled = np.ones(n_samples, dtype=bool)
         if np.issubdtype(target.dtype, np.floating):
-            labelled &= ~np.isnan(target.reshape(n_samples, -1)).any(axis=1)
-        elif np.issubdtype(target.dtype, np.integer) and target.ndim == 1:
-            labelled &= target >= 0
+            labelled &= ~np.isnan(rows).any(axis=1)
+            reasons["a NaN target"] = n_samples - int(labelled.sum())
+        elif (np.issubdtype(target.dtype, np.integer)
+              and isinstance(losses.get(task), _CLASSIFICATION_LOSSES)):
+            labelled &= (rows >= 0).all(axis=1)
+            reasons["a negative class label"] = n_samples - int(labelled.sum())
         if task in mask:
             m = np.asarray(mask[task])
             if m.shape != (n_samples,):
-                raise ValueError(f"fit expected mask[{task!r}] of shape ({n_samples},), "
+                raise ValueError(f"{who} expected mask[{task!r}] of shape ({n_samples},), "
                                  f"received {m.shape}")
+            reasons["mask False"] = n_samples - int(m.astype(bool).sum())
             labelled &= m.astype(bool)
+        if not labelled.any():
+            why = ", ".join(f"{count} with {reason}" for reason, count in reasons.items()
+                            if count)
+            raise ValueError(f"{who} expected at least one labelled sample for task "
+                             f"{task!r}, received none: all {n_samples} samples are missing "
+                             f"({why})")
         masks[task] = None if labelled.all() else labelled
     return masks
 
@@ -106,6 +147,8 @@ class MultiTaskTraining:
     """
 
     compiled = False
+    #: Per-task running means of the current fit epoch (see _TaskEpochs), or None.
+    _epoch_task_means = None
     #: True for models that add a parameter penalty (soft sharing): logged as "penalty".
     penalized = False
 
@@ -208,18 +251,58 @@ class MultiTaskTraining:
         return out
 
     def _inputs(self, x, who) -> list[np.ndarray]:
+        """One checked floating-point array per input (see :meth:`fit` for ``x``)."""
+        names = [t.name for t in self.inputs]
         if isinstance(x, dict):
-            x = [x[t.name] if t.name in x else None for t in self.inputs]
-        xs = list(x) if isinstance(x, (list, tuple)) else [x]
+            missing = [name for name in names if name not in x]
+            unknown = [str(k) for k in x if k not in names]
+            if missing or unknown:
+                problems = [f"missing input {name!r}" for name in missing] + [
+                    f"unknown input {u!r}{did_you_mean(u, missing or names)}" for u in unknown]
+                raise ValueError(f"{who} expected inputs {names}, received "
+                                 f"{'; '.join(problems)}")
+            xs = [x[name] for name in names]
+        elif isinstance(x, (list, tuple)) and not (
+                len(self.inputs) == 1 and x and np.ndim(x[0]) == len(self.inputs[0].shape)):
+            xs = list(x)
+        else:  # an array, or (one input) a list of samples such as x.tolist()
+            xs = [x]
         if len(xs) != len(self.inputs):
-            raise ValueError(f"{who} expected {len(self.inputs)} input array(s), "
-                             f"received {len(xs)}")
+            raise ValueError(f"{who} expected {len(self.inputs)} input array(s) {names} (a "
+                             f"list with one array per input, or a dict {{name: array}}), "
+                             f"received a {type(x).__name__} of {len(xs)}")
         xs = [as_float_array(a, who, f"input {t.name!r}", min_ndim=2)
               for a, t in zip(xs, self.inputs)]
+        for a, t in zip(xs, self.inputs):
+            if a.shape[0] == 0:
+                raise ValueError(f"{who} expected at least one sample, received input "
+                                 f"{t.name!r} of shape {a.shape}")
+            if a.shape[1:] != t.shape:
+                raise ValueError(f"{who} expected input {t.name!r} of shape "
+                                 f"{shape_str(t.shape)}, received {a.shape}")
+            check_finite(a, who, f"input {t.name!r}")
         if len({a.shape[0] for a in xs}) > 1:
             raise ValueError(f"{who} expected inputs with one number of samples, "
                              f"received {[a.shape[0] for a in xs]}")
         return xs
+
+    def _data(self, x, y, mask, who):
+        """Checked ``(inputs, targets, masks)`` for ``fit``/``evaluate``."""
+        xs = self._inputs(x, who)
+        n = xs[0].shape[0]
+        ys = self._targets(y, n, who)
+        return xs, ys, task_masks(ys, mask, n, self.loss, who)
+
+    def _check_targets(self, ys, masks, who) -> None:
+        """Run each loss on a dummy prediction, so that bad targets (label range,
+        shape) fail before training rather than in some later batch (as Sequential)."""
+        for out, task in zip(self.outputs, self.output_names):
+            n = len(ys[task])
+            try:
+                self.loss[task].forward(np.zeros((n,) + out.shape, dtype=self.dtype),
+                                        ys[task], mask=masks[task])
+            except (TypeError, ValueError) as exc:
+                raise type(exc)(f"{who}, task {task!r}: {exc}") from None
 
     # ------------------------------------------------------------------ step
     def _task_losses(self, outs, y, masks, idx=None):
@@ -254,11 +337,12 @@ class MultiTaskTraining:
         """One update on samples ``idx``; returns the logs of the batch."""
         outs = self.forward_all([a[idx] for a in xs], training=True)
         values, grads, counts = self._task_losses(outs, y, masks, idx)
+        present = np.array(counts) > 0  # tasks with a labelled sample in the batch
         self.optimizer.zero_grad()
-        weights = self.weighting.loss_weights(values, training=True)
+        weights = self.weighting.loss_weights(values, training=True, present=present)
         scaled = [g * g.dtype.type(w) for g, w in zip(grads, weights)]
         if self.weighting.needs_task_gradients and self._shared:
-            self._combine_task_gradients(scaled, values)
+            self._combine_task_gradients(scaled, values, present)
         else:
             self.backward_all(scaled, need_dx=False)
         penalty = self.regularization()
@@ -272,9 +356,15 @@ class MultiTaskTraining:
             if adaptive:
                 logs[f"{task}/weight"] = float(self.weighting.last_weights[i])
         logs.update(self._task_metrics(outs, y, masks, idx))
+        if self._epoch_task_means is not None:
+            for i, task in enumerate(self.output_names):
+                keys = ["loss"] + (["weight"] if adaptive else []) + [
+                    m.name for m in self.metrics[task]]
+                self._epoch_task_means[i].add({k: logs[f"{task}/{k}"] for k in keys},
+                                              counts[i])
         return logs
 
-    def _combine_task_gradients(self, grads, values) -> None:
+    def _combine_task_gradients(self, grads, values, present=None) -> None:
         """One backward pass per task; the weighting merges the shared gradients.
 
         Cost: T backward passes through the trunk (each head once) instead of
@@ -288,7 +378,7 @@ class MultiTaskTraining:
             task_grads[i] = _flat_grads(shared)
             for p in shared:
                 p.zero_grad()
-        _set_flat_grads(shared, self.weighting.combine(task_grads, values))
+        _set_flat_grads(shared, self.weighting.combine(task_grads, values, present))
 
     # ------------------------------------------------------------------- fit
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
@@ -298,9 +388,13 @@ class MultiTaskTraining:
 
         Parameters
         ----------
-        x : ndarray or list of ndarray
+        x : ndarray, list of ndarray or dict {input name: ndarray}
+            One floating-point array per input, all with the same (positive)
+            number of samples and finite values. For a model with one input,
+            a list of samples (``x.tolist()``) is read as one array.
         y : dict {task: targets}
-            Targets per task; NaN / negative labels mark missing ones.
+            Targets per task; a NaN target, or a negative integer class label of
+            a classification loss, marks a missing one (module docstring).
         validation_data : tuple ``(x_val, y_val)`` or ``(x_val, y_val, mask_val)``
         mask : dict {task: bool array}, optional
             Explicit labelled-sample masks.
@@ -311,20 +405,25 @@ class MultiTaskTraining:
         History
         """
         self._require_compiled("fit")
-        xs = self._inputs(x, "fit")
+        batch_size = check_positive_int(batch_size, "fit", "batch_size")
+        xs, ys, masks = self._data(x, y, mask, "fit")
+        self._check_targets(ys, masks, "fit")
         n = xs[0].shape[0]
-        ys = self._targets(y, n, "fit")
-        masks = task_masks(ys, mask, n)
         validate = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise ValueError("fit expected validation_data as (x_val, y_val) or "
                                  "(x_val, y_val, mask_val)")
+            # Checked now, not after the first epoch.
+            val = self._data(*validation_data[:2], (validation_data[2:] or [None])[0],
+                             "fit (validation_data)")
+            self._check_targets(val[1], val[2], "fit (validation_data)")
 
             def validate():
-                return self.evaluate(*validation_data, batch_size=max(batch_size, 256))
+                return self._evaluate_data(*val, max(batch_size, 256))
 
-        callbacks = list(callbacks or []) + [_WeightingEpochs()]
+        # First, so that the user's callbacks and History see its epoch means.
+        callbacks = [_TaskEpochs()] + as_callback_list(callbacks, "fit")
         # Kept on the model too, as Sequential (and Keras) do.
         self.history = fit_loop(self, lambda idx: self.train_step(xs, ys, masks, idx), n,
                                 epochs=epochs, batch_size=batch_size, shuffle=shuffle,
@@ -340,17 +439,20 @@ class MultiTaskTraining:
         return [np.concatenate([c[k] for c in chunks]) for k in range(len(self.outputs))]
 
     def predict(self, x, batch_size: int = 256) -> dict:
-        """``{task: outputs}`` in inference mode (probabilities for softmax outputs)."""
+        """``{task: outputs}`` in inference mode (probabilities for softmax outputs);
+        ``x`` as in :meth:`fit`."""
+        batch_size = check_positive_int(batch_size, "predict", "batch_size")
         xs = self._inputs(x, "predict")
         return dict(zip(self.output_names, self._predict_lists(xs, batch_size)))
 
     def evaluate(self, x, y, mask=None, batch_size: int = 256) -> dict:
-        """Loss and metrics of every task on labelled samples (exact means)."""
+        """Loss and metrics of every task on labelled samples (exact means);
+        arguments as in :meth:`fit`."""
         self._require_compiled("evaluate")
-        xs = self._inputs(x, "evaluate")
-        n = xs[0].shape[0]
-        ys = self._targets(y, n, "evaluate")
-        masks = task_masks(ys, mask, n)
+        batch_size = check_positive_int(batch_size, "evaluate", "batch_size")
+        return self._evaluate_data(*self._data(x, y, mask, "evaluate"), batch_size)
+
+    def _evaluate_data(self, xs, ys, masks, batch_size) -> dict:
         outs = self._predict_lists(xs, batch_size)
         values, _, _ = self._task_losses(outs, ys, masks)
         logs = {"loss": float(values.sum())}
@@ -359,11 +461,32 @@ class MultiTaskTraining:
         return logs
 
 
-class _WeightingEpochs(Callback):
-    """Hands each epoch's mean task losses to the weighting (DWA needs them)."""
+class _TaskEpochs(Callback):
+    """Epoch means of each task's logs over its labelled samples; the weighting's input.
+
+    ``fit_loop`` weights each batch's logs by the batch size, which would count
+    a batch without labels of a task as a loss (and accuracy) of 0 for it.
+    Here every ``"<task>/..."`` epoch mean is replaced by the mean weighted by
+    the task's labelled samples per batch, ``"loss"`` by the sum of those task
+    losses, and the task losses go to the weighting (DWA needs them; NaN for a
+    task without a labelled sample in the epoch, possible only if it stopped early).
+    """
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model._epoch_task_means = [RunningMeans() for _ in self.model.output_names]
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
-        keys = [f"{t}/loss" for t in self.model.output_names]
-        if all(k in logs for k in keys):
-            self.model.weighting.on_epoch_end(np.array([logs[k] for k in keys]))
+        model = self.model
+        running, model._epoch_task_means = model._epoch_task_means, None
+        logs = {} if logs is None else logs
+        task_losses = np.full(len(model.output_names), np.nan)
+        for i, (task, means) in enumerate(zip(model.output_names, running or ())):
+            for key, value in means.means().items():
+                logs[f"{task}/{key}"] = value
+            task_losses[i] = means.means().get("loss", np.nan)
+        if np.isfinite(task_losses).all():
+            logs["loss"] = float(task_losses.sum())
+        model.weighting.on_epoch_end(task_losses)
+
+    def on_train_end(self, logs=None):
+        self.model._epoch_task_means = None

@@ -29,6 +29,23 @@ the shared trunk), copying the shared gradient after each, so a step costs
 inner products of :math:`P` shared parameters. Task-specific parameters
 always receive their own task's gradient (scaled by :math:`w_t` for GradNorm),
 as in LibMTL.
+
+Tasks absent from a batch
+-------------------------
+A batch may hold no labelled sample of some task (missing labels, see
+:mod:`tinynet.mtl.training`). Its loss is then 0 and its gradient zero, which
+says nothing about the task, so the trainer passes ``present`` (a boolean
+per task) and every method leaves absent tasks out: ``equal``/``static``
+sum zero gradients (nothing to do); ``uncertainty`` does not move an absent
+task's :math:`s_t`; ``dwa`` works from epoch means over each task's labelled
+samples only; ``gradnorm`` takes the means :math:`\bar G`,
+:math:`\overline{\tilde L}` over present tasks, fixes :math:`L_t(0)` at the
+first batch the task is present in and does not move an absent task's
+weight; ``pcgrad`` projects present tasks on present tasks; ``mgda`` solves
+the min-norm problem over present tasks and gives absent ones
+:math:`\alpha_t = 0` (otherwise the zero gradient would be the min-norm
+point and freeze the shared parameters). With no task present the shared
+update is zero.
 """
 
 from __future__ import annotations
@@ -66,17 +83,25 @@ class Weighting:
         """Learned parameters that the optimizer must update with the model's."""
         return []
 
-    def loss_weights(self, losses: np.ndarray, training: bool = True) -> np.ndarray:
+    def loss_weights(self, losses: np.ndarray, training: bool = True,
+                     present=None) -> np.ndarray:
         """The scale :math:`w_t` of each task's loss gradient in this step.
 
         ``losses`` holds the batch's task losses; a learned weighting also adds
-        its own parameters' gradients here when ``training``.
+        its own parameters' gradients here when ``training``. ``present``
+        (bool per task, None = all) marks the tasks with a labelled sample
+        in the batch; the others have loss 0 and a zero gradient.
         """
         return np.ones(self.n_tasks)
 
-    def combine(self, grads: np.ndarray, losses: np.ndarray) -> np.ndarray:
-        """The shared update from the per-task shared gradients (rows of ``grads``)."""
+    def combine(self, grads: np.ndarray, losses: np.ndarray, present=None) -> np.ndarray:
+        """The shared update from the per-task shared gradients (rows of ``grads``);
+        ``present`` as in :meth:`loss_weights` (an absent task's row is zero)."""
         return grads.sum(axis=0)
+
+    def _present(self, present) -> np.ndarray:
+        return (np.ones(self.n_tasks, dtype=bool) if present is None
+                else np.asarray(present, dtype=bool))
 
     def on_epoch_end(self, mean_losses: np.ndarray) -> None:
         """Called with the epoch's mean training loss of each task."""
@@ -92,7 +117,7 @@ class Weighting:
 class Equal(Weighting):
     """:math:`L = \\sum_t L_t`: the baseline."""
 
-    def loss_weights(self, losses, training=True):
+    def loss_weights(self, losses, training=True, present=None):
         self.last_weights = np.ones(self.n_tasks)
         return self.last_weights
 
@@ -126,7 +151,7 @@ class Static(Weighting):
         self.last_weights = w
         return self
 
-    def loss_weights(self, losses, training=True):
+    def loss_weights(self, losses, training=True, present=None):
         return self.last_weights
 
     def get_config(self):
@@ -146,7 +171,8 @@ class Uncertainty(Weighting):
 
     the form the paper uses for classification (and LibMTL for every task);
     at its optimum :math:`s_t = \log L_t`, so noisy (high-loss) tasks are
-    down-weighted.
+    down-weighted. A task absent from the batch (no labelled sample) gets no
+    gradient on :math:`s_t` (its :math:`L_t = 0` would push :math:`s_t` down).
 
     Parameters
     ----------
@@ -168,11 +194,12 @@ class Uncertainty(Weighting):
     def parameters(self):
         return [self.log_vars]
 
-    def loss_weights(self, losses, training=True):
+    def loss_weights(self, losses, training=True, present=None):
         s = self.log_vars.value.astype(np.float64)
         w = np.exp(-s)
         if training:
-            self.log_vars.grad += (1.0 - w * losses).astype(self.dtype)
+            grad = np.where(self._present(present), 1.0 - w * losses, 0.0)
+            self.log_vars.grad += grad.astype(self.dtype)
         self.last_weights = w
         return w
 
@@ -188,7 +215,10 @@ class DWA(Weighting):
         w_t(e) = \frac{T \exp(r_t/\tau)}{\sum_s \exp(r_s/\tau)}
 
     with :math:`\bar L_t(e)` the mean training loss of task :math:`t` in epoch
-    :math:`e`; :math:`w = 1` for the first two epochs.
+    :math:`e` over its labelled samples (so batches without a label of the
+    task do not count for it); :math:`w = 1` for the first two epochs. An
+    epoch in which some task had no labelled sample at all (its mean is NaN:
+    a run stopped early) is not recorded and the weights stay as they are.
 
     Parameters
     ----------
@@ -207,11 +237,14 @@ class DWA(Weighting):
         self.history: list[np.ndarray] = []
         return self
 
-    def loss_weights(self, losses, training=True):
+    def loss_weights(self, losses, training=True, present=None):
         return self.last_weights
 
     def on_epoch_end(self, mean_losses):
-        self.history.append(np.asarray(mean_losses, dtype=np.float64))
+        mean_losses = np.asarray(mean_losses, dtype=np.float64)
+        if not np.isfinite(mean_losses).all():
+            return
+        self.history.append(mean_losses)
         if len(self.history) >= 2:
             r = self.history[-1] / np.maximum(self.history[-2], 1e-12)
             z = np.exp((r - r.max()) / self.temperature)
@@ -239,6 +272,11 @@ class GradNorm(Weighting):
     paper uses the last shared layer's weights; here (as in LibMTL) all shared
     parameters, from the per-task backward passes.
 
+    A task absent from the batch (no labelled sample) is left out of the
+    means :math:`\bar G` and :math:`\overline{\tilde L}` and its weight gets
+    no gradient; :math:`L_t(0)` is the loss of the first batch the task is
+    present in.
+
     Parameters
     ----------
     alpha : float, default 1.5
@@ -254,29 +292,35 @@ class GradNorm(Weighting):
     def bind(self, task_names, dtype=np.float64):
         super().bind(task_names, dtype)
         self.weights = Param(np.ones(self.n_tasks, dtype=self.dtype), name="gradnorm/weights")
-        self.initial_losses = None
+        self.initial_losses = np.full(self.n_tasks, np.nan)
         return self
 
     def parameters(self):
         return [self.weights]
 
-    def loss_weights(self, losses, training=True):
+    def loss_weights(self, losses, training=True, present=None):
         # The optimizer stepped the weights freely; project back to sum T, positive.
         w = np.maximum(self.weights.value.astype(np.float64), 1e-4)
         self.weights.value = (self.n_tasks * w / w.sum()).astype(self.dtype)
         self.last_weights = self.weights.value.astype(np.float64)
         return self.last_weights
 
-    def combine(self, grads, losses):
+    def combine(self, grads, losses, present=None):
+        on = self._present(present)
+        if not on.any():
+            return grads.sum(axis=0)
         losses = np.asarray(losses, dtype=np.float64)
-        if self.initial_losses is None:
-            self.initial_losses = np.maximum(losses, 1e-12)
-        norms = np.sqrt(np.einsum("ij,ij->i", grads, grads, dtype=np.float64))
-        ratio = losses / self.initial_losses
+        first = on & np.isnan(self.initial_losses)
+        self.initial_losses[first] = np.maximum(losses[first], 1e-12)
+        losses = losses[on]
+        norms = np.sqrt(np.einsum("ij,ij->i", grads[on], grads[on], dtype=np.float64))
+        ratio = losses / self.initial_losses[on]
         rate = ratio / max(ratio.mean(), 1e-12)
         target = norms.mean() * rate ** self.alpha
-        w = np.maximum(self.last_weights, 1e-12)
-        self.weights.grad += (np.sign(norms - target) * norms / w).astype(self.dtype)
+        w = np.maximum(self.last_weights[on], 1e-12)
+        grad = np.zeros(self.n_tasks)
+        grad[on] = np.sign(norms - target) * norms / w
+        self.weights.grad += grad.astype(self.dtype)
         return grads.sum(axis=0)
 
     def get_config(self):
@@ -293,6 +337,9 @@ class PCGrad(Weighting):
         \text{if } \tilde g_t^\top g_s < 0: \quad
         \tilde g_t \leftarrow \tilde g_t - \frac{\tilde g_t^\top g_s}{\lVert g_s\rVert^2} g_s,
         \qquad g = \sum_t \tilde g_t .
+
+    A task absent from the batch (no labelled sample, zero gradient) is
+    neither projected nor projected upon.
 
     Parameters
     ----------
@@ -311,13 +358,15 @@ class PCGrad(Weighting):
         self.rng = np.random.default_rng(self.seed)
         return self
 
-    def combine(self, grads, losses):
+    def combine(self, grads, losses, present=None):
+        on = self._present(present)
         grads64 = grads.astype(np.float64)
         sq_norms = np.einsum("ij,ij->i", grads64, grads64)
         projected = grads64.copy()
-        for t in range(len(grads64)):
+        projected[~on] = 0.0
+        for t in np.flatnonzero(on):
             for s in self.rng.permutation(len(grads64)):
-                if s == t or sq_norms[s] == 0:
+                if s == t or not on[s] or sq_norms[s] == 0:
                     continue
                 dot = projected[t] @ grads64[s]
                 if dot < 0:
@@ -343,6 +392,11 @@ class MGDA(Weighting):
     normalisation the result is a common descent direction of all tasks
     whenever one exists (zero at a Pareto-stationary point).
 
+    Only the tasks present in the batch (with a labelled sample) take part:
+    an absent task's gradient is zero, which would be the min-norm point and
+    stop the shared parameters; it gets :math:`\alpha_t = 0` instead (all
+    :math:`\alpha = 0`, no shared update, when no task is present).
+
     Parameters
     ----------
     normalize : {"none", "l2", "loss", "loss+"}, default "none"
@@ -358,7 +412,15 @@ class MGDA(Weighting):
                              f"received {normalize!r}")
         self.normalize = normalize
 
-    def combine(self, grads, losses):
+    def combine(self, grads, losses, present=None):
+        on = self._present(present)
+        alpha = np.zeros(self.n_tasks)
+        if on.any():
+            alpha[on] = self._min_norm(grads[on], np.asarray(losses)[on])
+        self.last_weights = alpha
+        return (alpha @ grads.astype(np.float64)).astype(grads.dtype)
+
+    def _min_norm(self, grads, losses):
         grads64 = grads.astype(np.float64)
         norms = np.sqrt(np.einsum("ij,ij->i", grads64, grads64))
         scale = np.ones(len(grads64))
@@ -367,9 +429,7 @@ class MGDA(Weighting):
         if self.normalize in ("loss", "loss+"):
             scale /= np.maximum(np.asarray(losses, dtype=np.float64), 1e-12)
         scaled = grads64 * scale[:, None]
-        alpha = min_norm_weights(scaled @ scaled.T)
-        self.last_weights = alpha
-        return (alpha @ grads64).astype(grads.dtype)
+        return min_norm_weights(scaled @ scaled.T)
 
     def get_config(self):
         return {"normalize": self.normalize}
