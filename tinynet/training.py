@@ -100,6 +100,26 @@ def _check_epochs(epochs, initial_epoch) -> tuple[int, int]:
     return int(epochs), int(initial_epoch)
 
 
+def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
+    """Refuse before the first epoch what a training BatchNorm would refuse at
+    its last batch: one sample, which is one value per feature for a layer on
+    flat features (it would normalise them to zeros)."""
+    if n_samples % batch_size != 1:
+        return
+    from .layers.normalization import BatchNorm
+    stack = [model]
+    while stack:
+        layer = stack.pop()
+        if (isinstance(layer, BatchNorm) and layer.trainable and layer.built
+                and int(np.prod(layer.input_shape[:-1])) < 2):
+            raise ValueError(
+                f"fit: {n_samples} samples in batches of {batch_size} leave a last batch "
+                f"of one sample, and {layer._who} cannot train on one value per feature "
+                f"(it would normalise it to zero); choose another batch_size (e.g. "
+                f"{batch_size + 1}) or one sample more or fewer")
+        stack.extend(layer.sublayers())
+
+
 def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: int = 32,
              shuffle: bool = True, seed: int | None = None, initial_epoch: int = 0,
              validate=None, callbacks=None, verbose: int = 1, stream=None,
@@ -146,6 +166,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         raise ValueError(f"fit expected verbose 0, 1 or 2, received {verbose!r}")
     seed = check_seed(seed, "fit")
     callbacks = as_callback_list(callbacks, "fit")
+    _refuse_a_last_batch_of_one(model, n_samples, batch_size)
     history = History()
     chain: list[Callback] = []
     if terminate_on_nan and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks):

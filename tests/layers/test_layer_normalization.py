@@ -59,14 +59,33 @@ def test_batchnorm_one_image_trains_over_its_pixels():
     np.testing.assert_allclose(y.std(axis=(0, 1, 2)), 1.0, rtol=1e-6)
 
 
-def test_fit_with_a_last_batch_of_one_says_what_to_do():
-    model = tn.Sequential([L.Dense(4, input_dim=3), L.BatchNorm(), L.Dense(2)])
+def test_fit_with_a_last_batch_of_one_says_what_to_do_before_training():
+    model = tn.Sequential([L.Dense(4, input_dim=3), L.BatchNorm(name="bn"), L.Dense(2)])
     model.compile("sgd", loss="cross_entropy")
     x = np.random.default_rng(0).standard_normal((9, 3)).astype(np.float32)
-    with pytest.raises(ValueError, match="batch_size that does not leave a last batch of "
-                                         "one sample"):
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(ValueError, match=r"fit: 9 samples in batches of 4 leave a last batch "
+                                         r"of one sample, and BatchNorm 'bn' cannot train"):
         model.fit(x, np.arange(9) % 2, batch_size=4, verbose=0)
+    # refused up front: not after most of an epoch had trained
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
     model.fit(x, np.arange(9) % 2, batch_size=3, verbose=0)
+    # a multi-task model's BatchNorm is found as well
+    inp = tn.mtl.Input((3,))
+    h = L.BatchNorm(name="bn2")(L.Dense(4)(inp))
+    mtl = tn.mtl.Model(inp, {"a": L.Dense(2)(h), "b": L.Dense(1)(h)})
+    mtl.compile("sgd", loss={"a": "cross_entropy", "b": "mse"})
+    with pytest.raises(ValueError, match="BatchNorm 'bn2' cannot train"):
+        mtl.fit(x, {"a": np.arange(9) % 2, "b": x[:, :1]}, batch_size=8, verbose=0)
+
+
+def test_fit_on_images_with_a_last_batch_of_one_is_fine():
+    # one image has H*W values per channel: nothing to refuse
+    model = tn.Sequential([L.Conv2D(2, 3, input_shape=(4, 4, 1)), L.BatchNorm(),
+                           L.Flatten(), L.Dense(2)])
+    model.compile("sgd", loss="cross_entropy")
+    x = np.random.default_rng(0).standard_normal((5, 4, 4, 1)).astype(np.float32)
+    model.fit(x, np.arange(5) % 2, batch_size=4, verbose=0)
 
 
 @given(shape=st.tuples(batch_sizes, st.integers(1, 3), widths).filter(
