@@ -63,6 +63,51 @@ def test_closed_form_schedules_match_torch(name, make_torch, make):
     np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
 
 
+def chained_history(optimizer, schedulers, n=8, cut_at=3):
+    """Rates before each epoch; all ``schedulers`` stepped after each, and the
+    rates halved by hand at the start of epoch ``cut_at`` (a plateau's cut)."""
+    history = []
+    for epoch in range(n):
+        if epoch == cut_at:
+            for group in optimizer.param_groups:
+                group["lr"] *= 0.5
+        history.append([g["lr"] for g in optimizer.param_groups])
+        optimizer.step()
+        for scheduler in schedulers:
+            scheduler.step()
+    return np.array(history)
+
+
+def test_schedules_chain_and_keep_outside_changes_as_torch_does():
+    opt = SGD(two_groups(), lr=0.1)
+    ours = chained_history(opt, [StepLR(opt, 2, gamma=0.1), ExponentialLR(opt, gamma=0.9)])
+    # by hand: base * 0.1**(t // 2) * 0.9**t, halved from epoch 3 on
+    t = np.arange(8)
+    expected = np.outer(0.1 ** (t // 2) * 0.9 ** t * np.where(t >= 3, 0.5, 1.0), [0.1, 0.02])
+    np.testing.assert_allclose(ours, expected, rtol=1e-13)
+    torch = pytest.importorskip("torch")
+    groups = [{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1},
+              {"params": [torch.zeros(3, requires_grad=True)], "lr": 0.02}]
+    topt = torch.optim.SGD(groups, lr=0.1)
+    S = torch.optim.lr_scheduler
+    theirs = chained_history(topt, [S.StepLR(topt, 2, gamma=0.1), S.ExponentialLR(topt, 0.9)])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-13)
+
+
+def test_a_plateau_cut_survives_the_schedule_callback():
+    # LearningRateScheduler(StepLR) and ReduceLROnPlateau together in fit: the
+    # cut used to be overwritten by the schedule's next epoch
+    model = tn.Sequential([tn.layers.Dense(1, input_dim=2)])
+    opt = SGD(lr=0.1)
+    model.compile(opt, loss="mse")
+    x = np.ones((4, 2))
+    history = model.fit(x, np.ones((4, 1)), epochs=5, batch_size=4, verbose=0, callbacks=[
+        tn.callbacks.LearningRateScheduler(StepLR(opt, step_size=100)),
+        tn.callbacks.ReduceLROnPlateau(monitor="loss", mode="max", patience=0, factor=0.5)])
+    # mode="max" on a falling loss: every epoch after the first counts as bad
+    np.testing.assert_allclose(history.history["lr"], [0.1, 0.05, 0.025, 0.0125, 0.00625])
+
+
 def test_formulas_without_torch():
     opt = Adam([tn.Param(np.zeros(1))], lr=1.0)
     cosine = lr_history(opt, CosineAnnealingLR(opt, T_max=4), n=9)[:, 0]

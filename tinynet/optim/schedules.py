@@ -17,6 +17,17 @@ LinearWarmup           :math:`\eta_0\,(f + (1 - f)\min(t, n) / n)`, then ``after
 
 (PyTorch updates multiplicatively, so its numbers agree to rounding.)
 
+Schedules compose as PyTorch's chainable ones do: a change made to a
+group's rate from outside between two steps (another scheduler stepped on
+the same optimizer, :class:`ReduceLROnPlateau`, a ``group["lr"] *= 0.5`` of
+your own) scales that group's base rate by the same factor at the next
+``step()``, instead of being overwritten. ``StepLR(opt, 2)`` and
+``ExponentialLR(opt, 0.9)`` stepped together thus give
+:math:`\eta_0\, 0.1^{\lfloor t/2 \rfloor} 0.9^{t}`, exactly as in PyTorch;
+CosineAnnealingLR's ``eta_min`` is not scaled (PyTorch's chained cosine
+differs there in detail). A change while the schedule's rate is 0 cannot
+be told as a factor and is overwritten.
+
 A scheduler made for an optimizer that is not bound yet (``Adam(lr=...)``
 before ``model.compile``) schedules the optimizer's default ``lr``, which
 every group created by ``bind`` then shares.
@@ -110,10 +121,21 @@ class LRScheduler(_SchedulerBase):
         self.step()
 
     def step(self) -> None:
-        """Move to the next epoch and set its learning rates."""
+        """Move to the next epoch and set its learning rates (after taking in
+        any change made to them from outside, see the module docstring)."""
+        self._follow_outside_changes()
         self.last_epoch += 1
         self._set_lrs(self.get_lr())
         self._last_lr = self._lrs()
+
+    def _follow_outside_changes(self) -> None:
+        """Scale each base rate by (rate now) / (rate this scheduler last set)."""
+        last = getattr(self, "_last_lr", None)
+        now = self._lrs()
+        if last is None or len(last) != len(now) or len(now) != len(self.base_lrs):
+            return
+        self.base_lrs = [base * (lr / set_lr) if lr != set_lr and set_lr != 0 else base
+                         for base, lr, set_lr in zip(self.base_lrs, now, last)]
 
     def get_lr(self) -> list:
         """The learning rate of each group at the current epoch."""
