@@ -254,3 +254,16 @@ def test_reduce_lr_on_plateau_callback():
     # bad epochs 2 and 3: more than patience=1 at epoch 3, then again at epoch 5
     assert history.history["lr"] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25]
     assert ReduceLROnPlateau(monitor="val_accuracy").mode == "max"
+
+
+def test_reduce_lr_on_plateau_takes_keras_min_delta_and_names_unknown_options():
+    model = ScriptedModel()
+    model.optimizer = tn.optim.SGD(lr=1.0)
+    plateau = ReduceLROnPlateau(monitor="val_loss", patience=0, factor=0.5, min_delta=0.2)
+    history = _scripted_fit(model, [1.0, 0.9, 0.85, 0.5], [plateau])
+    # an improvement counts only when it beats the best by 0.2 (absolute)
+    assert history.history["lr"] == [1.0, 0.5, 0.25, 0.25]
+    with pytest.raises(TypeError, match=r"unexpected option\(s\) \['min_deltas'\]"):
+        ReduceLROnPlateau(min_deltas=0.1)
+    with pytest.raises(TypeError, match="min_delta .* or threshold"):
+        ReduceLROnPlateau(min_delta=0.1, threshold=0.2)

@@ -409,17 +409,33 @@ class ReduceLROnPlateau(Callback):
     ----------
     monitor : str, default "val_loss"
     mode : {"auto", "min", "max"}
+    min_delta : float, optional
+        Keras' name: an absolute improvement threshold, the same as
+        ``threshold=min_delta, threshold_mode="abs"``.
     **kwargs
-        ``factor``, ``patience``, ``threshold``, ``cooldown``, ``min_lr``...
-        of :class:`tinynet.optim.ReduceLROnPlateau`.
+        ``factor``, ``patience``, ``threshold``, ``threshold_mode``,
+        ``cooldown``, ``min_lr``, ``eps`` of :class:`tinynet.optim.ReduceLROnPlateau`.
 
     Its counters start afresh with each ``fit`` call (they are not saved).
     """
 
-    def __init__(self, monitor: str = "val_loss", mode: str = "auto", **kwargs):
+    _SCHEDULER_OPTIONS = ("factor", "patience", "threshold", "threshold_mode", "cooldown",
+                          "min_lr", "eps")
+
+    def __init__(self, monitor: str = "val_loss", mode: str = "auto", min_delta=None,
+                 **kwargs):
         super().__init__()
         self.monitor = monitor
         self.mode = _resolve_mode(mode, monitor, "ReduceLROnPlateau")
+        unknown = sorted(set(kwargs) - set(self._SCHEDULER_OPTIONS))
+        if unknown:
+            raise TypeError(f"ReduceLROnPlateau got unexpected option(s) {unknown}; it takes "
+                            f"monitor, mode, min_delta and {', '.join(self._SCHEDULER_OPTIONS)}")
+        if min_delta is not None:
+            if "threshold" in kwargs or "threshold_mode" in kwargs:
+                raise TypeError("ReduceLROnPlateau takes min_delta (Keras) or "
+                                "threshold/threshold_mode (PyTorch), not both")
+            kwargs = {**kwargs, "threshold": min_delta, "threshold_mode": "abs"}
         self.kwargs = kwargs
         self.scheduler = None
 
