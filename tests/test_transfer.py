@@ -415,7 +415,7 @@ class _CountEpochs(tn.callbacks.Callback):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"lr": -1}, ValueError, "expected lr as a positive number, received -1"),
+    ({"lr": -1}, ValueError, "fine_tune expected lr as a positive number, received -1"),
     ({"lr": "1e-4"}, TypeError, "expected lr as a positive number"),
     ({"factor": -2}, ValueError, "expected factor as a positive number"),
     ({"l2sp": -1}, ValueError, r"fine_tune expected l2sp in \[0, inf\), received -1"),
@@ -633,3 +633,11 @@ def test_experiment_config_refuses_an_unknown_architecture():
     from tinynet.transfer import experiment
     with pytest.raises(ValueError, match="arch as one of 'mlp', 'cnn', received 'rnn'"):
         experiment.Config(arch="rnn")
+
+
+def test_discriminative_lrs_names_itself_in_its_errors():
+    with pytest.raises(ValueError, match="discriminative_lrs expected base_lr as a positive "
+                                         "number, received 0"):
+        transfer.discriminative_lrs(3, 0)
+    with pytest.raises(TypeError, match="discriminative_lrs expected factor"):
+        transfer.discriminative_lrs(3, 1e-3, factor="2")

@@ -34,18 +34,18 @@ __all__ = ["discriminative_param_groups", "discriminative_lrs", "GradualUnfreezi
            "fine_tune", "FineTuneHistory"]
 
 
-def _check_lr(value, what: str) -> float:
+def _check_lr(value, who: str, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"expected {what} as a positive number, received {value!r}")
+        raise TypeError(f"{who} expected {what} as a positive number, received {value!r}")
     if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"expected {what} as a positive number, received {value}")
+        raise ValueError(f"{who} expected {what} as a positive number, received {value}")
     return float(value)
 
 
 def discriminative_lrs(n_groups: int, base_lr: float, factor: float = 2.6) -> list[float]:
     """Learning rates of ``n_groups`` groups, bottom first, the top one ``base_lr``."""
-    base_lr = _check_lr(base_lr, "base_lr")
-    factor = _check_lr(factor, "factor")
+    base_lr = _check_lr(base_lr, "discriminative_lrs", "base_lr")
+    factor = _check_lr(factor, "discriminative_lrs", "factor")
     return [base_lr / factor ** (n_groups - 1 - k) for k in range(n_groups)]
 
 
@@ -280,10 +280,10 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     # Every argument is checked before phase 1 trains: a bad phase-2 setting
     # must not cost the head's training (nor leave the base frozen).
     if head_epochs:
-        head_lr = _check_lr(head_lr, "head_lr")
-    lr = _check_lr(lr, "lr")
+        head_lr = _check_lr(head_lr, "fine_tune", "head_lr")
+    lr = _check_lr(lr, "fine_tune", "lr")
     if factor is not None:
-        factor = _check_lr(factor, "factor")
+        factor = _check_lr(factor, "fine_tune", "factor")
     l2sp = check_real(l2sp, "fine_tune", "l2sp", low=0.0, high_open=True)
     check_positive_int(batch_size, "fine_tune", "batch_size")
     check_seed(seed, "fine_tune")
