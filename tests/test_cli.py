@@ -189,6 +189,20 @@ def test_predict_float_input_single_sample_and_proba(digits_model, tmp_path):
     np.testing.assert_allclose(proba, expected, rtol=1e-5)
 
 
+def test_predict_proba_of_a_binary_model_shows_its_labels(tmp_path, capsys):
+    # one sigmoid-logit unit: the label is p > 0.5, not the arg-max of one column
+    model = tn.Sequential([tn.layers.Dense(1, input_dim=4)])
+    model.compile("sgd", loss="binary_cross_entropy")
+    model.layers[0].W.value[...] = np.array([[1.0], [0.0], [0.0], [0.0]], np.float32)
+    model.save(tmp_path / "binary.npz")
+    np.save(tmp_path / "x.npy", np.array([[0.9, 0, 0, 0], [-0.9, 0, 0, 0]], np.float32))
+    assert main(["predict", str(tmp_path / "binary.npz"), str(tmp_path / "x.npy"),
+                 "--proba", "--out", str(tmp_path / "p.npy")]) == 0
+    assert "2 predictions (input scaled by 1/1): 1, 0" in capsys.readouterr().out
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy")[:, 0],
+                               1 / (1 + np.exp([-0.9, 0.9])), rtol=1e-6)
+
+
 def test_predict_explicit_scale(digits_model, tmp_path):
     x_test, _ = digits_test_set()
     np.save(tmp_path / "x.npy", x_test[:5].astype(np.float64) * 4)

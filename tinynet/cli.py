@@ -446,11 +446,9 @@ def _cmd_predict(args, parser) -> int:
     if raw_pixels or saved:
         _check_pixel_range(batch, scale, trained_scale, args.input)
     x = apply_preprocessing(batch, {"scale": scale}).reshape(batch.shape)
-    if args.proba:
-        output = model.predict_proba(x, batch_size=args.batch_size).astype(np.float32)
-        labels = output.argmax(axis=-1)
-    else:
-        output = labels = model.predict_classes(x, batch_size=args.batch_size)
+    labels = model.predict_classes(x, batch_size=args.batch_size)  # its rule, binary too
+    output = (model.predict_proba(x, batch_size=args.batch_size).astype(np.float32)
+              if args.proba else labels)
     classes = meta.get("classes")
     shown = ", ".join(f"{label}" + (f" ({classes[label]})" if classes and
                                    label < len(classes) else "")
