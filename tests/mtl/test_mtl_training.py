@@ -432,3 +432,19 @@ def test_fit_takes_one_callback_or_a_list_as_sequential_does():
     assert len(history.history["loss"]) == 2
     with pytest.raises(TypeError, match="expected a list of callbacks, received str"):
         model.fit(x, y, epochs=1, verbose=0, callbacks="early_stopping")
+
+
+def test_a_metric_that_does_not_suit_a_task_fails_before_training_and_names_it():
+    model = tn.mtl.HardSharing((5,), trunk=[Dense(4, seed=0)],
+                               heads={"cls": [Dense(3, seed=1)], "reg": [Dense(1, seed=2)]})
+    x, y = data(np.random.default_rng(0), 6)
+    y["reg"] = y["reg"][:, :1]
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"}, metrics="accuracy")
+    before = [w.copy() for w in model.get_weights()]
+    with pytest.raises(TypeError, match="fit, task 'reg': accuracy expected integer class "
+                                        "labels"):
+        model.fit(x, y, epochs=1, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"},
+                  metrics={"cls": "accuracy", "reg": "mae"})
+    model.fit(x, y, epochs=1, verbose=0)

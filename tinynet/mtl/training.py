@@ -294,13 +294,19 @@ class MultiTaskTraining:
         return xs, ys, task_masks(ys, mask, n, self.loss, who)
 
     def _check_targets(self, ys, masks, who) -> None:
-        """Run each loss on a dummy prediction, so that bad targets (label range,
-        shape) fail before training rather than in some later batch (as Sequential)."""
+        """Run each loss and metric on a dummy prediction, so that bad targets
+        (label range, shape) or a metric that does not suit a task (accuracy on
+        a regression) fail before training rather than in some later batch (as
+        Sequential)."""
         for out, task in zip(self.outputs, self.output_names):
             n = len(ys[task])
+            pred, target, mask = np.zeros((n,) + out.shape, dtype=self.dtype), ys[task], masks[task]
             try:
-                self.loss[task].forward(np.zeros((n,) + out.shape, dtype=self.dtype),
-                                        ys[task], mask=masks[task])
+                self.loss[task].forward(pred, target, mask=mask)
+                if mask is not None:
+                    pred, target = pred[mask], target[mask]
+                for metric in self.metrics[task] if len(pred) else ():
+                    metric(pred, target)
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{who}, task {task!r}: {exc}") from None
 
