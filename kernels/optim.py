@@ -102,11 +102,17 @@ def _flush(x, tiny):
 
 
 @njit(exact=True)
-def _flush_divisor(x, tiny, numerator, eps):
-    """:func:`_flush` for a state that divides ``numerator`` (plus ``eps``):
-    kept while the numerator is non-zero, and always when eps = 0 (0/0)."""
+def _flush_divisor(x, tiny_div, numerator):
+    """:func:`_flush` for a state that divides ``numerator``: kept while the
+    numerator is non-zero. ``tiny_div`` is the floor, or 0 (never flush)
+    when eps = 0, where a zero divisor would make 0/0 (:func:`_divisor_floor`)."""
     # & not and: no short-circuit branches in the loops LLVM vectorises
-    return x - x if (abs(x) < tiny) & (numerator == 0) & (eps > 0) else x
+    return x - x if (abs(x) < tiny_div) & (numerator == 0) else x
+
+
+def _divisor_floor(dtype, eps):
+    """The floor for :func:`_flush_divisor`: the state floor, or 0 with eps = 0."""
+    return np.dtype(dtype).type(_floor(dtype) if eps > 0 else 0.0)
 
 
 def flush_small_state_ref(a, numerator=None, eps=None):
@@ -188,18 +194,19 @@ def sgd_ref(value, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, 
 
 # -------------------------------------------------------------------- Adam
 @njit(exact=True)
-def _adam_elem(p, m, v, i, gi, lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, eps, tiny):
+def _adam_elem(p, m, v, i, gi, lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, eps, tiny,
+               tiny_div):
     mi = m[i]
     mi = _flush(mi + w1 * (gi - mi), tiny)
     m[i] = mi
-    vi = _flush_divisor(v[i] * beta2 + one_minus_beta2 * gi * gi, tiny, mi, eps)
+    vi = _flush_divisor(v[i] * beta2 + one_minus_beta2 * gi * gi, tiny_div, mi)
     v[i] = vi
     p[i] += (-lr_bc1 * mi) / (math.sqrt(vi) / bc2_sqrt + eps)
 
 
 @njit(exact=True)
 def _adam_range(p, g, m, v, vmax, lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, w1c,
-                lerp_small, eps, wd, decay_factor, decoupled, amsgrad, tiny):
+                lerp_small, eps, wd, decay_factor, decoupled, amsgrad, tiny, tiny_div):
     # The common cases get branch-free loops, which LLVM vectorises (a loop
     # with branches on flags inside runs ~5x slower here).
     if lerp_small and not amsgrad:
@@ -207,15 +214,15 @@ def _adam_range(p, g, m, v, vmax, lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, 
             for i in range(p.shape[0]):
                 p[i] *= decay_factor
                 _adam_elem(p, m, v, i, g[i], lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, eps,
-                           tiny)
+                           tiny, tiny_div)
         elif wd != 0:
             for i in range(p.shape[0]):
                 _adam_elem(p, m, v, i, g[i] + wd * p[i], lr_bc1, bc2_sqrt, beta2,
-                           one_minus_beta2, w1, eps, tiny)
+                           one_minus_beta2, w1, eps, tiny, tiny_div)
         else:
             for i in range(p.shape[0]):
                 _adam_elem(p, m, v, i, g[i], lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, eps,
-                           tiny)
+                           tiny, tiny_div)
         return
     for i in range(p.shape[0]):
         gi = g[i]
@@ -230,7 +237,7 @@ def _adam_range(p, g, m, v, vmax, lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, 
             mi = gi - (gi - mi) * w1c
         mi = _flush(mi, tiny)
         m[i] = mi
-        vi = _flush_divisor(v[i] * beta2 + one_minus_beta2 * gi * gi, tiny, mi, eps)
+        vi = _flush_divisor(v[i] * beta2 + one_minus_beta2 * gi * gi, tiny_div, mi)
         v[i] = vi
         if amsgrad:
             vi = max(vmax[i], vi)
@@ -240,13 +247,13 @@ def _adam_range(p, g, m, v, vmax, lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, 
 
 @njit(parallel=True, exact=True)
 def _adam(p, g, m, v, vmax, lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, w1c, lerp_small,
-          eps, wd, decay_factor, decoupled, amsgrad, tiny, n_chunks):
+          eps, wd, decay_factor, decoupled, amsgrad, tiny, tiny_div, n_chunks):
     n = p.shape[0]
     for t in prange(n_chunks):
         lo, hi = (n * t) // n_chunks, (n * (t + 1)) // n_chunks
         _adam_range(p[lo:hi], g[lo:hi], m[lo:hi], v[lo:hi], vmax[lo:hi] if amsgrad else vmax,
                     lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, w1c, lerp_small, eps, wd,
-                    decay_factor, decoupled, amsgrad, tiny)
+                    decay_factor, decoupled, amsgrad, tiny, tiny_div)
 
 
 def adam(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, beta2, eps,
@@ -263,7 +270,8 @@ def adam(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta1, b
           t((1 - beta2 ** step) ** 0.5), t(beta2), t(1 - beta2), t(w1), t(1 - w1), abs(w1) < 0.5,
           t(eps),
           t(weight_decay), t(1 - lr * weight_decay), bool(decoupled and weight_decay),
-          bool(amsgrad), t(_floor(value.dtype)), _chunks(p.size))
+          bool(amsgrad), t(_floor(value.dtype)), _divisor_floor(value.dtype, eps),
+          _chunks(p.size))
 
 
 def _lerp_ref(start, end, weight):
@@ -312,11 +320,11 @@ def adam_ref(value, grad, exp_avg, exp_avg_sq, max_exp_avg_sq, *, step, lr, beta
 # ----------------------------------------------------------------- RMSprop
 @njit(exact=True)
 def _rmsprop_range(p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, momentum,
-                   centered, use_momentum, tiny):
+                   centered, use_momentum, tiny, tiny_div):
     if not centered and not use_momentum and wd == 0:  # the default: a branch-free loop
         for i in range(p.shape[0]):
             gi = g[i]
-            s = _flush_divisor(sq[i] * alpha + one_minus_alpha * gi * gi, tiny, gi, eps)
+            s = _flush_divisor(sq[i] * alpha + one_minus_alpha * gi * gi, tiny_div, gi)
             sq[i] = s
             p[i] += (-lr * gi) / (math.sqrt(s) + eps)
         return
@@ -329,12 +337,12 @@ def _rmsprop_range(p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, mom
             ga = _flush(ga + one_minus_alpha * (gi - ga), tiny)
             gavg[i] = ga
             # s - ga^2 must not turn negative: s stays while ga does
-            s = _flush_divisor(sq[i] * alpha + one_minus_alpha * gi * gi, tiny,
-                               abs(gi) + abs(ga), eps)
+            s = _flush_divisor(sq[i] * alpha + one_minus_alpha * gi * gi, tiny_div,
+                               abs(gi) + abs(ga))
             sq[i] = s
             avg = math.sqrt(s - ga * ga) + eps
         else:
-            s = _flush_divisor(sq[i] * alpha + one_minus_alpha * gi * gi, tiny, gi, eps)
+            s = _flush_divisor(sq[i] * alpha + one_minus_alpha * gi * gi, tiny_div, gi)
             sq[i] = s
             avg = math.sqrt(s) + eps
         if use_momentum:
@@ -347,12 +355,13 @@ def _rmsprop_range(p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, mom
 
 @njit(parallel=True, exact=True)
 def _rmsprop(p, g, sq, gavg, buf, lr, alpha, one_minus_alpha, eps, wd, momentum, centered,
-             use_momentum, tiny, n_chunks):
+             use_momentum, tiny, tiny_div, n_chunks):
     n = p.shape[0]
     for t in prange(n_chunks):
         lo, hi = (n * t) // n_chunks, (n * (t + 1)) // n_chunks
         _rmsprop_range(p[lo:hi], g[lo:hi], sq[lo:hi], gavg[lo:hi], buf[lo:hi], lr, alpha,
-                       one_minus_alpha, eps, wd, momentum, centered, use_momentum, tiny)
+                       one_minus_alpha, eps, wd, momentum, centered, use_momentum, tiny,
+                       tiny_div)
 
 
 def rmsprop(value, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps,
@@ -371,7 +380,8 @@ def rmsprop(value, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, ep
                            centered=centered)
     _rmsprop(p, g, sq, p if ga is None else ga, p if buf is None else buf, t(lr), t(alpha),
              t(1 - alpha), t(eps), t(weight_decay), t(momentum), bool(centered),
-             momentum > 0, t(_floor(value.dtype)), _chunks(p.size))
+             momentum > 0, t(_floor(value.dtype)), _divisor_floor(value.dtype, eps),
+             _chunks(p.size))
 
 
 def rmsprop_ref(value, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha, eps,
@@ -417,22 +427,22 @@ def rmsprop_ref(value, grad, square_avg, grad_avg, momentum_buffer, *, lr, alpha
 
 # ----------------------------------------------------------------- Adagrad
 @njit(exact=True)
-def _adagrad_range(p, g, ssum, clr, eps, wd, tiny):
+def _adagrad_range(p, g, ssum, clr, eps, wd, tiny_div):
     for i in range(p.shape[0]):
         gi = g[i]
         if wd != 0:
             gi = gi + wd * p[i]
-        s = _flush_divisor(ssum[i] + gi * gi, tiny, gi, eps)
+        s = _flush_divisor(ssum[i] + gi * gi, tiny_div, gi)
         ssum[i] = s
         p[i] += (-clr * gi) / (math.sqrt(s) + eps)
 
 
 @njit(parallel=True, exact=True)
-def _adagrad(p, g, ssum, clr, eps, wd, tiny, n_chunks):
+def _adagrad(p, g, ssum, clr, eps, wd, tiny_div, n_chunks):
     n = p.shape[0]
     for t in prange(n_chunks):
         lo, hi = (n * t) // n_chunks, (n * (t + 1)) // n_chunks
-        _adagrad_range(p[lo:hi], g[lo:hi], ssum[lo:hi], clr, eps, wd, tiny)
+        _adagrad_range(p[lo:hi], g[lo:hi], ssum[lo:hi], clr, eps, wd, tiny_div)
 
 
 def adagrad(value, grad, state_sum, *, step, lr, lr_decay, eps, weight_decay):
@@ -443,7 +453,7 @@ def adagrad(value, grad, state_sum, *, step, lr, lr_decay, eps, weight_decay):
         return
     t = value.dtype.type
     _adagrad(p, g, s, t(lr / (1 + (step - 1) * lr_decay)), t(eps), t(weight_decay),
-             t(_floor(value.dtype)), _chunks(p.size))
+             _divisor_floor(value.dtype, eps), _chunks(p.size))
 
 
 def adagrad_ref(value, grad, state_sum, *, step, lr, lr_decay, eps, weight_decay):
