@@ -236,6 +236,17 @@ def test_predict_and_evaluate_missing_or_foreign_files(digits_model, tmp_path, c
     assert "not a readable tinynet model" in capsys.readouterr().err
 
 
+def test_a_multi_task_model_file_is_refused_with_a_clear_error(tmp_path, capsys):
+    inp = tn.mtl.Input((64,))
+    model = tn.mtl.Model(inp, {"a": tn.layers.Dense(10)(inp), "b": tn.layers.Dense(2)(inp)})
+    model.save(tmp_path / "mtl.npz")
+    np.save(tmp_path / "x.npy", np.zeros((2, 64)))
+    assert main(["predict", str(tmp_path / "mtl.npz"), str(tmp_path / "x.npy")]) == 1
+    assert "holds a Model (a multi-task model)" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "mtl.npz"), "digits"]) == 1
+    assert "expect a single-output classifier" in capsys.readouterr().err
+
+
 def test_out_must_not_be_a_directory(tmp_path, capsys):
     assert main(["train", "digits", "--out", str(tmp_path)]) == 1
     assert "is a directory" in capsys.readouterr().err

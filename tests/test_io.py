@@ -287,13 +287,18 @@ def _rewrite_header(path, out, change):
     return out
 
 
-def test_truncated_files(tmp_path):
-    data = open(_good_file(tmp_path), "rb").read()
+def assert_truncations_refused(good, tmp_path):
+    """Every cut of the file ``good`` is one clear ModelFileError (tests/mtl reuses it)."""
+    data = open(good, "rb").read()
     for cut in (0, 10, len(data) // 2, len(data) - 10):
         path = tmp_path / f"cut{cut}.npz"
         path.write_bytes(data[:cut])
         with pytest.raises(ModelFileError, match="not a readable tinynet model file"):
             tn.load(path)
+
+
+def test_truncated_files(tmp_path):
+    assert_truncations_refused(_good_file(tmp_path), tmp_path)
 
 
 def test_corrupted_bytes_inside_the_archive(tmp_path):

@@ -323,7 +323,13 @@ def _load_model(path):
     from . import io as model_io
     if not os.path.exists(path):
         raise CommandError(f"model file {path!r} does not exist")
-    return model_io.load(path)
+    model = model_io.load(path)
+    if not hasattr(model, "predict_classes"):  # a tinynet.mtl model: one output per task
+        raise CommandError(f"{path!r} holds a {type(model).__name__} (a multi-task model); "
+                           f"evaluate and predict expect a single-output classifier "
+                           f"(tinynet.Sequential): use tinynet.load({path!r}).predict(x) "
+                           f"in Python")
+    return model
 
 
 def _input_width(model) -> int:

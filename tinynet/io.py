@@ -1,6 +1,6 @@
 """Saving and loading models: one ``.npz`` file, never a pickle.
 
-File format (version 1)
+File format (version 2)
 -----------------------
 An ordinary NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
 
@@ -12,6 +12,9 @@ key                    content
                        parameters, then layer state such as BatchNorm's
                        moving statistics)
 ``optimizer_0000`` ... the optimizer's ``state_dict()`` arrays (optional)
+``training_0000`` ...  the training set-up's own state (optional): a
+                       multi-task model's loss weighting (learned
+                       log-variances or weights, DWA's loss history...)
 =====================  ======================================================
 
 and the header is::
@@ -22,7 +25,19 @@ and the header is::
      "weights": [{"name": "dense_1/W", "shape": [784, 128], "dtype": "float32"}, ...],
      "compile": {"optimizer": {...}, "loss": {...}, "metrics": [...]} or null,
      "optimizer_groups": [[0, 1, 2, 3]],    # parameter groups as indices
-     "optimizer_state": ["n_groups", "state.0.step", ...] or null}
+     "optimizer_state": ["n_groups", "state.0.step", ...] or null,
+     "training_state": ["weighting/log_vars", ...]}        # version 2, optional
+
+The optimizer's parameter groups index into ``model.parameters()``, or into
+``model.optimizer_parameters()`` when the model has it (a multi-task model:
+its parameters, then its weighting's).
+
+Versions: 1 is every :class:`~tinynet.Sequential` file (still written as
+version 1, so an older tinynet reads it); 2 adds the ``training_state``
+arrays and the functional-graph config of a :class:`tinynet.mtl.Model`
+(:meth:`~tinynet.mtl.Model.get_config`). A model class states the version it
+needs as ``file_version`` (1 by default); a reader refuses a version above
+its own with "upgrade tinynet".
 
 Every array is numeric, so :func:`load` reads the file with
 ``np.load(..., allow_pickle=False)``: opening a model file cannot run code.
@@ -37,7 +52,9 @@ mid-save leaves the previous file as it was.
 
 Any model that is a :class:`~tinynet.layers.Layer` with a config can be
 saved; a model with ``get_compile_config()``/``compile_from_config(config)``
-and an ``optimizer`` also keeps its training set-up (Keras' convention).
+and an ``optimizer`` also keeps its training set-up (Keras' convention), and
+one with ``get_training_state()``/``set_training_state(state)`` the state of
+that set-up (restored after ``compile_from_config``).
 """
 
 from __future__ import annotations
@@ -58,7 +75,9 @@ __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weig
            "atomic_write", "FORMAT", "VERSION"]
 
 FORMAT = "tinynet-model"
-VERSION = 1
+#: The highest file format version this tinynet reads (and the one it writes
+#: for a model class whose ``file_version`` says so; see the module docstring).
+VERSION = 2
 _HEADER = "__tinynet__"
 
 
@@ -146,6 +165,13 @@ def set_weights(model: Layer, weights) -> None:
 
 
 # ------------------------------------------------------------------------ save
+def _optimizer_params(model: Layer) -> list:
+    """What the optimizer's parameter groups index into (see the module docstring)."""
+    if hasattr(model, "optimizer_parameters"):
+        return list(model.optimizer_parameters())
+    return model.parameters()
+
+
 def _layer_modules(model: Layer) -> list[str]:
     return sorted({type(layer).__module__ for layer in _walk(model)})
 
@@ -160,7 +186,8 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     Parameters
     ----------
     model : Layer
-        A :class:`~tinynet.Sequential` or any layer with a config.
+        A :class:`~tinynet.Sequential`, a :class:`tinynet.mtl.Model` (and its
+        subclasses), or any layer with a config.
     path : str or os.PathLike
         Written exactly as given (no suffix is added).
     include_optimizer : bool, default True
@@ -179,9 +206,10 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     Raises
     ------
     ValueError
-        The model is not built (it has no weights to save), or a weight holds
-        NaN or infinity (:func:`load` would refuse the file); nothing is
-        written, and an existing file at ``path`` is left as it was.
+        The model is not built (it has no weights to save), or a weight (or a
+        learned parameter of a multi-task weighting) holds NaN or infinity
+        (:func:`load` would refuse the file); nothing is written, and an
+        existing file at ``path`` is left as it was.
     """
     from . import __version__
 
@@ -203,13 +231,16 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     except (TypeError, ValueError) as exc:
         raise TypeError(f"save expected JSON-serialisable metadata: {exc}") from None
     slots = _slots(model)
-    for name, value in slots:  # load refuses them: such a file would be useless
+    in_slots = {id(p) for p in model.parameters()}
+    learned = [(p.name, p.value) for p in _optimizer_params(model) if id(p) not in in_slots]
+    for name, value in slots + learned:  # load refuses them: such a file would be useless
         try:
             check_finite(value, "save", f"weight {name!r}")
         except ValueError as exc:
             raise ValueError(f"{exc}; nothing saved") from None
     header = {
-        "format": FORMAT, "version": VERSION, "tinynet_version": __version__,
+        "format": FORMAT, "version": getattr(model, "file_version", 1),
+        "tinynet_version": __version__,
         "modules": _layer_modules(model),
         "model": layer_to_dict(model),
         "weights": [{"name": name, "shape": list(value.shape), "dtype": value.dtype.name}
@@ -220,6 +251,11 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
               for i, (_, value) in enumerate(slots)}
     if hasattr(model, "get_compile_config"):
         header["compile"] = model.get_compile_config()
+    if header["compile"] is not None and hasattr(model, "get_training_state"):
+        state = model.get_training_state()
+        header["training_state"] = list(state)
+        for i, key in enumerate(state):
+            arrays[f"training_{i:04d}"] = np.ascontiguousarray(state[key])
     optimizer = getattr(model, "optimizer", None)
     if include_optimizer and header["compile"] is not None and optimizer is not None \
             and optimizer.param_groups:
@@ -240,7 +276,7 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
 
 def _group_indices(model: Layer, optimizer) -> list[list[int]]:
     """Each parameter group as indices into ``model.parameters()``."""
-    index = {id(p): i for i, p in enumerate(model.parameters())}
+    index = {id(p): i for i, p in enumerate(_optimizer_params(model))}
     groups = []
     for group in optimizer.param_groups:
         missing = [p.name for p in group["params"] if id(p) not in index]
@@ -317,16 +353,19 @@ def load(path, compile: bool = True):
     Returns
     -------
     Layer
-        Usually a :class:`~tinynet.Sequential`, with the saved ``metadata``
-        dict (``{}`` when none was saved) as its ``metadata`` attribute.
+        Usually a :class:`~tinynet.Sequential` or a :class:`tinynet.mtl.Model`
+        (of the class saved), with the saved ``metadata`` dict (``{}`` when
+        none was saved) as its ``metadata`` attribute.
 
     Raises
     ------
     FileNotFoundError
     ModelFileError
         The file is truncated, corrupt, or not a tinynet model (a plain
-        ``.npz``, an ``.npy``, a pickle...), or its weights are refused by
-        :func:`set_weights` (wrong shape, complex, NaN or infinite values).
+        ``.npz``, an ``.npy``, a pickle...), its architecture does not hold
+        together (a graph node reading a tensor that does not exist...), its
+        weights are refused by :func:`set_weights` (wrong shape, complex, NaN
+        or infinite values), or its training set-up or state does not fit.
     """
     path = os.fspath(path)
     header, arrays = _read(path)
@@ -335,10 +374,11 @@ def load(path, compile: bool = True):
         model = layer_from_dict(header["model"])
         specs = header["weights"]
         weights = [arrays[f"weight_{i:04d}"] for i in range(len(specs))]
-    except (KeyError, TypeError, ValueError) as exc:
+    except (KeyError, IndexError, AttributeError, TypeError, ValueError) as exc:
+        hint = (" (a model with your own layer classes needs their module imported "
+                "before loading)" if "unknown layer class" in str(exc) else "")
         raise ModelFileError(f"{path!r}: cannot rebuild the model it describes: "
-                             f"{type(exc).__name__}: {exc} (a model with your own layer "
-                             f"classes needs their module imported before loading)") from None
+                             f"{type(exc).__name__}: {exc}{hint}") from None
     try:
         set_weights(model, weights)
     except (TypeError, ValueError) as exc:
@@ -353,16 +393,35 @@ def load(path, compile: bool = True):
     if compile and compile_config is not None and hasattr(model, "compile_from_config"):
         try:
             model.compile_from_config(compile_config)
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, IndexError, AttributeError, TypeError, ValueError) as exc:
             raise ModelFileError(f"{path!r}: cannot restore its compile settings: "
                                  f"{type(exc).__name__}: {exc} (load(path, compile=False) "
                                  f"skips them)") from None
+        keys = header.get("training_state")
+        if keys is not None and hasattr(model, "set_training_state"):
+            try:
+                if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+                    raise TypeError(f"expected a list of names, received {keys!r}"[:200])
+                missing = [f"training_{i:04d}" for i in range(len(keys))
+                           if f"training_{i:04d}" not in arrays]
+                if missing:
+                    raise ValueError(f"the archive lacks the arrays {missing}")
+                model.set_training_state({key: arrays[f"training_{i:04d}"]
+                                          for i, key in enumerate(keys)})
+            except (KeyError, IndexError, TypeError, ValueError) as exc:
+                raise ModelFileError(f"{path!r}: its training state does not fit its "
+                                     f"compile settings: {type(exc).__name__}: {exc}") from None
         keys = header.get("optimizer_state")
         if keys is not None and getattr(model, "optimizer", None) is not None:
             try:
-                params = model.parameters()
+                params = _optimizer_params(model)
+                groups = header["optimizer_groups"]
+                if not all(isinstance(i, int) and 0 <= i < len(params)
+                           for group in groups for i in group):
+                    raise ValueError(f"expected parameter groups of indices 0 <= i < "
+                                     f"{len(params)}, received {groups!r}"[:300])
                 model.optimizer.bind([{"params": [params[i] for i in group]}
-                                      for group in header["optimizer_groups"]])
+                                      for group in groups])
                 state = {key: arrays[f"optimizer_{i:04d}"] for i, key in enumerate(keys)}
                 model.optimizer.load_state_dict(state)
             except (KeyError, IndexError, TypeError, ValueError) as exc:

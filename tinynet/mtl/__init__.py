@@ -4,6 +4,8 @@ cross-stitch units, MMoE, and the loss-weighting methods that decide how tasks s
 Every backward pass is written out; see :mod:`tinynet.mtl.graph` for how
 gradients from several task heads are summed into a shared trunk, and
 :mod:`tinynet.mtl.weighting` for the weighting methods and their cost.
+Every model saves with ``model.save(path)`` and loads with ``tinynet.load(path)``
+(graph, weights, and the compiled training set-up with its state).
 """
 
 from .graph import Input, Model, SymbolicTensor

@@ -33,6 +33,17 @@ Siamese tower) keeps only one forward cache; before its backward at an
 earlier node the model re-runs that node's forward with the random state it
 had the first time (same dropout mask) and restores any running statistics
 afterwards, so the gradients are exact at the cost of one extra forward.
+
+Saving
+------
+``model.save("m.npz")`` writes one ``.npz`` (:mod:`tinynet.io`, file format
+version 2) and ``tinynet.load("m.npz")`` gives back a model of the same class
+that predicts identically and, if it was compiled, trains on identically:
+the graph (:meth:`Model.get_config`: inputs, each distinct layer once, each
+node with the tensors it reads, outputs by task name), every weight and
+layer state, the losses, metrics and weighting as ``compile`` received them,
+the optimizer's state and the weighting's own state (learned log-variances
+or GradNorm weights, DWA's loss history...).
 """
 
 from __future__ import annotations
@@ -40,7 +51,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import as_float_array
-from ..layers.base import Layer, shape_str
+from ..layers.base import Layer, layer_from_dict, layer_to_dict, shape_str
 from .training import MultiTaskTraining
 
 __all__ = ["Input", "SymbolicTensor", "Model"]
@@ -187,7 +198,8 @@ class Model(Layer, MultiTaskTraining):
     for a single output). ``backward(dys)`` takes the gradient of each output
     (``None`` for an output that does not contribute) and returns the gradient
     of each input. Training (``compile``/``fit``/``evaluate``/``predict``) is
-    in :class:`~tinynet.mtl.training.MultiTaskTraining`, mixed in here.
+    in :class:`~tinynet.mtl.training.MultiTaskTraining`, mixed in here;
+    :meth:`save` / :func:`tinynet.load` keep all of it (module docstring).
     """
 
     def __init__(self, inputs, outputs, name: str | None = None, **kwargs):
@@ -505,9 +517,161 @@ class Model(Layer, MultiTaskTraining):
             print_fn(text)
         return text
 
+    # ----------------------------------------------------------------- saving
+    #: File format version a saved Model needs (see :mod:`tinynet.io`).
+    file_version = 2
+
+    def save(self, path, include_optimizer: bool = True, metadata: dict | None = None) -> str:
+        """Write the model (graph, weights, compile settings, the weighting's
+        state and, by default, the optimizer state) to one ``.npz`` file,
+        atomically; :func:`tinynet.load` gives it back. See :func:`tinynet.io.save`."""
+        from .. import io as model_io
+        return model_io.save(self, path, include_optimizer=include_optimizer,
+                             metadata=metadata)
+
     def get_config(self) -> dict:
-        raise NotImplementedError("saving a functional tn.mtl.Model to a config is not "
-                                  "supported yet; save its weights with get_weights()")
+        """The graph, as Keras' functional config: JSON-safe, rebuilt by :meth:`from_config`.
+
+        ::
+
+            {"name": "model_1", "trainable": true,
+             "inputs": [{"name": "x", "shape": [4], "dtype": null}],
+             "layers": [{"class": "Dense", "config": {...}}, ...],
+             "nodes": [{"layer": 0, "inputs": [{"input": 0}], "multi_input": false},
+                       {"layer": 1, "inputs": [{"node": 0, "output": 0}], ...}, ...],
+             "outputs": [{"task": "cls", "tensor": {"node": 1, "output": 0}}, ...],
+             "single_input": true, "single_output": false}
+
+        ``layers`` holds every distinct layer once (a layer called at several
+        nodes is shared, not copied); ``nodes`` are the layer calls in
+        topological order, each reading tensors ``{"input": i}`` (the
+        ``i``-th model input) or ``{"node": j, "output": k}`` (output ``k``
+        of an earlier node ``j``); ``outputs`` name each output tensor's task.
+        """
+        inputs = {id(t): i for i, t in enumerate(self.inputs)}
+        layers = {id(layer): i for i, layer in enumerate(self._layers)}
+        produced = {}
+        for j, node in enumerate(self._nodes):
+            for k, t in enumerate(node.outputs):
+                produced[id(t)] = {"node": j, "output": k}
+
+        def ref(t):
+            return {"input": inputs[id(t)]} if id(t) in inputs else produced[id(t)]
+
+        config = {"name": self.name, "trainable": self._trainable}
+        if self.seed is not None:
+            config["seed"] = self.seed
+        config.update(
+            inputs=[{"name": t.name, "shape": list(t.shape),
+                     "dtype": None if t.dtype is None else t.dtype.name} for t in self.inputs],
+            layers=[layer_to_dict(layer) for layer in self._layers],
+            nodes=[{"layer": layers[id(node.layer)], "inputs": [ref(t) for t in node.inputs],
+                    "multi_input": node.multi_input} for node in self._nodes],
+            outputs=[{"task": task, "tensor": ref(t)}
+                     for task, t in zip(self.output_names, self.outputs)],
+            single_input=self._single_input, single_output=self._single_output)
+        return config
+
+    @classmethod
+    def from_config(cls, config: dict) -> "Model":
+        """Rebuild the graph :meth:`get_config` describes (weights are new:
+        :func:`tinynet.load` then sets the saved ones).
+
+        Raises ``ValueError`` naming the entry for a description that does not
+        hold together (a node reading a tensor that does not exist or comes
+        later, an unknown layer class, a missing key...). A subclass's own
+        keys (``SoftSharing``'s penalty...) go to its ``_set_extra_config``.
+        """
+        config = dict(_expect(config, dict, "a model config"))
+        extra = {k: config.pop(k) for k in list(config) if k not in _GRAPH_KEYS}
+        inputs = []
+        for i, spec in enumerate(_field(config, "inputs", list)):
+            where = f"input {i}"
+            shape = _field(spec, "shape", list, where)
+            dtype = spec.get("dtype")
+            if dtype is not None and not isinstance(dtype, str):
+                raise ValueError(f"{where} expected a dtype name or null, received {dtype!r}")
+            inputs.append(Input(shape, name=_field(spec, "name", str, where), dtype=dtype))
+        if not inputs:
+            raise ValueError("a model config expected at least one input, received none")
+        layers = [layer_from_dict(spec) for spec in _field(config, "layers", list)]
+        outputs = []  # per node: the list of its output tensors
+
+        def tensor(ref, where):
+            if isinstance(ref, dict) and set(ref) == {"input"} and _index(ref["input"],
+                                                                          len(inputs)):
+                return inputs[ref["input"]]
+            if isinstance(ref, dict) and set(ref) == {"node", "output"} \
+                    and _index(ref["node"], len(outputs)) \
+                    and _index(ref["output"], len(outputs[ref["node"]])):
+                return outputs[ref["node"]][ref["output"]]
+            raise ValueError(f"{where} reads the tensor {ref!r}, which does not exist: "
+                             f"expected {{'input': i}} with 0 <= i < {len(inputs)}, or "
+                             f"{{'node': j, 'output': k}} for an output of one of the "
+                             f"{len(outputs)} nodes before it"[:400])
+
+        for j, spec in enumerate(_field(config, "nodes", list)):
+            where = f"node {j}"
+            k = _field(spec, "layer", int, where)
+            if not _index(k, len(layers)):
+                raise ValueError(f"{where} expected a layer index 0 <= i < {len(layers)}, "
+                                 f"received {k}")
+            args = [tensor(r, where) for r in _field(spec, "inputs", list, where)]
+            multi = _field(spec, "multi_input", bool, where)
+            if not args or (not multi and len(args) != 1):
+                raise ValueError(f"{where} expected one input tensor, or a list of them "
+                                 f"with multi_input, received {len(args)}")
+            out = layers[k](args if multi else args[0])
+            outputs.append(list(out) if isinstance(out, (list, tuple)) else [out])
+        tasks, tensors = [], []
+        for i, spec in enumerate(_field(config, "outputs", list)):
+            tasks.append(_field(spec, "task", str, f"output {i}"))
+            tensors.append(tensor(_field(spec, "tensor", dict, f"output {i}"), f"output {i}"))
+        single_in = _field(config, "single_input", bool)
+        single_out = _field(config, "single_output", bool)
+        if (single_in and len(inputs) != 1) or (single_out and len(tensors) != 1):
+            raise ValueError(f"a model config with single_input/single_output expected one "
+                             f"input/output, received {len(inputs)}/{len(tensors)}")
+        model = cls.__new__(cls)
+        kwargs = {k: config[k] for k in ("trainable", "seed") if k in config}
+        Model.__init__(model, inputs[0] if single_in else inputs,
+                       tensors[0] if single_out else dict(zip(tasks, tensors)),
+                       name=_field(config, "name", str), **kwargs)
+        if model.output_names != tasks:
+            raise ValueError(f"a model config expected its single output to be named "
+                             f"after its layer, {model.output_names}, received {tasks}")
+        if len(model._layers) != len(layers):
+            raise ValueError(f"a model config lists {len(layers)} layers, of which only "
+                             f"{len(model._layers)} lead to an output")
+        model._set_extra_config(extra)
+        return model
+
+    def _set_extra_config(self, extra: dict) -> None:
+        """Restore what a subclass adds to :meth:`get_config` (nothing here)."""
+        if extra:
+            raise ValueError(f"{type(self).__name__} config has unknown keys {sorted(extra)}")
+
+
+_GRAPH_KEYS = ("name", "trainable", "seed", "inputs", "layers", "nodes", "outputs",
+               "single_input", "single_output")
+
+
+def _expect(value, kind, what):
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ValueError(f"expected {what} as {kind.__name__}, received "
+                         f"{type(value).__name__}: {value!r}"[:300])
+    return value
+
+
+def _field(spec, key, kind, where="a model config"):
+    """``spec[key]`` checked to be a ``kind``, or ValueError naming ``where``."""
+    if not isinstance(spec, dict) or key not in spec:
+        raise ValueError(f"{where} expected the key {key!r}, received {spec!r}"[:300])
+    return _expect(spec[key], kind, f"{where}'s {key!r}")
+
+
+def _index(i, n) -> bool:
+    return isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n
 
 
 def _accumulate(grads: dict, key: int, g: np.ndarray) -> None:

@@ -12,6 +12,12 @@ r"""Ready-made multi-task architectures, each a :class:`~tinynet.mtl.Model`.
 All take the per-sample ``input_shape`` and layers (not yet built; each
 layer object is used once), so any tinynet layer can form a trunk, a tower
 or a head. They train with ``compile``/``fit`` like any functional model.
+
+Saved (``model.save(path)``, :func:`tinynet.load`) as the general graph of
+:meth:`Model.get_config <tinynet.mtl.Model.get_config>` under their own class
+name, plus what the graph does not say: soft sharing's ``penalty`` and
+coupled parameters, the cross-stitch units and the MMoE layer; loading gives
+back an instance of the same class.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from .cross_stitch import CrossStitch
-from .graph import Input, Model
+from .graph import Input, Model, _index
 from .mmoe import MMoE
 
 __all__ = ["HardSharing", "SoftSharing", "CrossStitchNet", "MMoENet"]
@@ -123,6 +129,32 @@ class SoftSharing(Model):
                 groups.append(list(params))
         self.coupled = groups
 
+    def get_config(self) -> dict:
+        """The graph (:meth:`Model.get_config`), the penalty, and the coupled
+        parameters as indices into ``parameters()``."""
+        index = {id(p): i for i, p in enumerate(self.parameters())}
+        return {**super().get_config(), "penalty": self.penalty,
+                "coupled": [[index[id(p)] for p in group] for group in self.coupled]}
+
+    def _set_extra_config(self, extra):
+        extra = dict(extra)
+        penalty = extra.pop("penalty", None)
+        coupled = extra.pop("coupled", None)
+        super()._set_extra_config(extra)
+        if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) \
+                or not penalty >= 0:
+            raise ValueError(f"SoftSharing config expected a non-negative penalty, "
+                             f"received {penalty!r}")
+        params = self.parameters()
+        if not isinstance(coupled, list) or not all(
+                isinstance(g, list) and len(g) >= 2 and all(_index(i, len(params)) for i in g)
+                and len({params[i].shape for i in g}) == 1 for g in coupled):
+            raise ValueError(f"SoftSharing config expected coupled as lists of two or more "
+                             f"indices of same-shaped parameters (0 <= i < {len(params)}), "
+                             f"received {coupled!r}"[:300])
+        self.penalty = float(penalty)
+        self.coupled = [[params[i] for i in group] for group in coupled]
+
     def regularization(self) -> float:
         """Add the penalty's gradient to the coupled parameters; return its value."""
         total = 0.0
@@ -176,6 +208,17 @@ class CrossStitchNet(Model):
                 self.stitches.append(unit)
         super().__init__(inp, dict(zip(towers, hidden)), name=name)
 
+    def get_config(self) -> dict:
+        """The graph (:meth:`Model.get_config`) and which of its layers are the
+        cross-stitch units (``stitches``)."""
+        return {**super().get_config(), "stitches": _layer_indices(self, self.stitches)}
+
+    def _set_extra_config(self, extra):
+        extra = dict(extra)
+        stitches = extra.pop("stitches", None)
+        super()._set_extra_config(extra)
+        self.stitches = _layers_at(self, stitches, "stitches", CrossStitch)
+
 
 class MMoENet(Model):
     """MMoE: shared experts, one gate per task, then one tower per task (Ma et al. 2018).
@@ -201,3 +244,29 @@ class MMoENet(Model):
         mixtures = self.mmoe(_chain(inp, list(bottom)))
         super().__init__(inp, {t: _chain(m, layers)
                                for (t, layers), m in zip(towers.items(), mixtures)}, name=name)
+
+    def get_config(self) -> dict:
+        """The graph (:meth:`Model.get_config`) and which of its layers is the MMoE."""
+        return {**super().get_config(), "mmoe": _layer_indices(self, [self.mmoe])[0]}
+
+    def _set_extra_config(self, extra):
+        extra = dict(extra)
+        mmoe = extra.pop("mmoe", None)
+        super()._set_extra_config(extra)
+        self.mmoe = _layers_at(self, [mmoe], "mmoe", MMoE)[0]
+
+
+def _layer_indices(model, layers) -> list[int]:
+    index = {id(layer): i for i, layer in enumerate(model.layers)}
+    return [index[id(layer)] for layer in layers]
+
+
+def _layers_at(model, indices, key, kind) -> list:
+    """The layers of ``model`` at ``indices`` (into ``model.layers``), each a ``kind``."""
+    layers = model.layers
+    if not isinstance(indices, list) or not all(
+            _index(i, len(layers)) and isinstance(layers[i], kind) for i in indices):
+        raise ValueError(f"{type(model).__name__} config expected {key!r} as indices of "
+                         f"{kind.__name__} layers among its {len(layers)} layers, received "
+                         f"{indices!r}"[:300])
+    return [layers[i] for i in indices]

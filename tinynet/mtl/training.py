@@ -189,17 +189,18 @@ class MultiTaskTraining:
             raise ValueError("compile expected loss= (one per task, e.g. "
                              f"{{{', '.join(repr(t) + ': ...' for t in tasks)}}})")
         output_layers = {t: out.node.layer for t, out in zip(tasks, self.outputs)}
-        losses = {}
+        given_losses = {}
         for task, spec in _per_task(loss, tasks, "loss").items():
             if spec is None:
                 raise ValueError(f"compile expected a loss for task {task!r}")
-            losses[task] = for_output(losses_mod.get(spec), output_layers[task])
-        self.loss = losses
+            given_losses[task] = losses_mod.get(spec)
+        self.loss = {t: for_output(given_losses[t], output_layers[t]) for t in tasks}
         metric_specs = _per_task(metrics, tasks, "metrics") if metrics is not None else {}
-        self.metrics = {t: [metrics_mod.for_output(metrics_mod.get(m), output_layers[t])
-                            for m in ([] if s is None else [s] if isinstance(s, str)
-                                      else list(s))]
-                        for t, s in ((t, metric_specs.get(t)) for t in tasks)}
+        given_metrics = {t: [metrics_mod.get(m) for m in ([] if s is None else [s]
+                                                          if isinstance(s, str) else list(s))]
+                         for t, s in ((t, metric_specs.get(t)) for t in tasks)}
+        self.metrics = {t: [metrics_mod.for_output(m, output_layers[t]) for m in ms]
+                        for t, ms in given_metrics.items()}
         if loss_weights is not None:
             if weighting not in ("equal", None):
                 raise ValueError(f"compile takes loss_weights or weighting={weighting!r}, "
@@ -207,6 +208,10 @@ class MultiTaskTraining:
             weighting = weighting_mod.Static(loss_weights)
         dtype = self.dtype or np.dtype(np.float32)
         self.weighting = weighting_mod.get(weighting).bind(tasks, dtype)
+        # What a saved model stores: the losses and metrics as given (loading
+        # compiles again, which redoes the swaps for softmax/sigmoid outputs).
+        self._compiled = {"loss": given_losses, "metrics": given_metrics,
+                          "weighting_lr": None if weighting_lr is None else float(weighting_lr)}
         params = self.trainable_parameters()
         extra = self.weighting.parameters()
         groups = [{"params": params}]
@@ -220,6 +225,63 @@ class MultiTaskTraining:
         self._shared = [p for p in params if id(p) in shared_ids]
         self.compiled = True
         return self
+
+    def get_compile_config(self) -> dict | None:
+        """JSON-safe optimizer, losses and metrics per task (as compile received
+        them), weighting and ``weighting_lr``; None if not compiled. With
+        :meth:`get_training_state` what :func:`tinynet.io.save` keeps."""
+        if not self.compiled:
+            return None
+        from .. import optim
+        return {"optimizer": optim.optimizer_to_dict(self.optimizer),
+                "loss": {t: losses_mod.loss_to_dict(loss)
+                         for t, loss in self._compiled["loss"].items()},
+                "metrics": {t: [metrics_mod.to_config(m) for m in ms]
+                            for t, ms in self._compiled["metrics"].items()},
+                "weighting": weighting_mod.weighting_to_dict(self.weighting),
+                "weighting_lr": self._compiled["weighting_lr"]}
+
+    def compile_from_config(self, config: dict) -> None:
+        """Inverse of :meth:`get_compile_config` (used by :func:`tinynet.load`)."""
+        if not isinstance(config, dict):
+            raise ValueError(f"expected the compile settings as a dict, received "
+                             f"{type(config).__name__}")
+        for key in ("optimizer", "loss", "weighting"):
+            if key not in config:
+                raise ValueError(f"expected the compile settings to hold {key!r}, "
+                                 f"received the keys {sorted(config)}")
+        if not isinstance(config["loss"], dict) or not isinstance(
+                config.get("metrics") or {}, dict):
+            raise ValueError("expected the compile settings' loss and metrics as dicts "
+                             "{task: ...}")
+        self.compile(config["optimizer"], loss=config["loss"],
+                     metrics=config.get("metrics") or None,
+                     weighting=weighting_mod.weighting_from_dict(config["weighting"]),
+                     weighting_lr=config.get("weighting_lr"))
+
+    def optimizer_parameters(self) -> list:
+        """Every parameter the optimizer may hold: the model's, then the
+        weighting's learned ones (:func:`tinynet.io.save` stores the optimizer's
+        parameter groups as indices into this list)."""
+        extra = self.weighting.parameters() if self.compiled else []
+        return self.parameters() + list(extra)
+
+    def get_training_state(self) -> dict[str, np.ndarray]:
+        """The weighting's state (``{"weighting/<key>": array}``, see
+        :meth:`tinynet.mtl.weighting.Weighting.get_state`); ``{}`` if not compiled."""
+        if not self.compiled:
+            return {}
+        return {f"weighting/{k}": v for k, v in self.weighting.get_state().items()}
+
+    def set_training_state(self, state: dict) -> None:
+        """Inverse of :meth:`get_training_state`, after ``compile`` with the same weighting."""
+        self._require_compiled("set_training_state")
+        prefix = "weighting/"
+        unknown = sorted(k for k in state if not k.startswith(prefix))
+        if unknown:
+            raise ValueError(f"set_training_state expected keys starting with {prefix!r}, "
+                             f"received {unknown}")
+        self.weighting.set_state({k[len(prefix):]: v for k, v in state.items()})
 
     def _require_compiled(self, who):
         if not self.compiled:

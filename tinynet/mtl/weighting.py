@@ -46,18 +46,31 @@ the min-norm problem over present tasks and gives absent ones
 :math:`\alpha_t = 0` (otherwise the zero gradient would be the min-norm
 point and freeze the shared parameters). With no task present the shared
 update is zero.
+
+Saving
+------
+A compiled :class:`~tinynet.mtl.Model` saves its weighting as
+:func:`weighting_to_dict` (class name and constructor arguments) and its
+progress as :meth:`Weighting.get_state` (arrays: the learned parameters --
+uncertainty's :math:`s_t`, GradNorm's :math:`w_t` --, GradNorm's
+:math:`L_t(0)`, DWA's epoch-mean history, PCGrad's generator state and the
+last weights), so that training resumes exactly after
+:func:`tinynet.load`.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..checks import lookup
+from ..checks import check_finite, lookup
 from ..param import Param
 from .min_norm import min_norm_weights
 
 __all__ = ["Weighting", "Equal", "Static", "Uncertainty", "DWA", "GradNorm", "PCGrad", "MGDA",
-           "WEIGHTINGS", "get"]
+           "WEIGHTINGS", "WEIGHTING_CLASSES", "get", "weighting_to_dict", "weighting_from_dict"]
+
+#: Every weighting class by its class name (user subclasses too), for loading.
+WEIGHTING_CLASSES: dict[str, type] = {}
 
 
 class Weighting:
@@ -71,6 +84,15 @@ class Weighting:
 
     name = "equal"
     needs_task_gradients = False
+    #: State arrays whose first axis grows during training (DWA's history).
+    _growing_state = ()
+    #: State arrays that may hold NaN (GradNorm's L_t(0) of a task not seen yet).
+    _nan_state = ()
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if not cls.__name__.startswith("_"):
+            WEIGHTING_CLASSES[cls.__name__] = cls
 
     def bind(self, task_names, dtype=np.float64) -> "Weighting":
         self.task_names = list(task_names)
@@ -109,9 +131,47 @@ class Weighting:
     def get_config(self) -> dict:
         return {}
 
+    def get_state(self) -> dict[str, np.ndarray]:
+        """What training changed, as arrays (saved with a compiled model):
+        ``last_weights`` here, plus each method's own (see the subclasses)."""
+        return {"last_weights": np.array(self.last_weights, dtype=np.float64)}
+
+    def set_state(self, state: dict) -> None:
+        """Restore :meth:`get_state` (on a weighting bound to the same tasks).
+
+        Checks every key, shape and value first (the same keys, the same
+        shapes -- the first axis of a growing history excepted --, finite
+        values where the state is finite), so a bad state changes nothing.
+        """
+        who = f"{type(self).__name__} weighting.set_state"
+        current = self.get_state()
+        if not isinstance(state, dict) or set(state) != set(current):
+            received = sorted(state) if isinstance(state, dict) else type(state).__name__
+            raise ValueError(f"{who} expected the arrays {sorted(current)}, "
+                             f"received {received}")
+        checked = {}
+        for key, now in current.items():
+            new = np.asarray(state[key])
+            same = (new.shape[1:] == now.shape[1:] and new.ndim == now.ndim
+                    if key in self._growing_state else new.shape == now.shape)
+            if not same or not np.issubdtype(new.dtype, np.number) \
+                    or np.issubdtype(new.dtype, np.complexfloating):
+                raise ValueError(f"{who} expected {key!r} as a real array of shape "
+                                 f"{now.shape}, received {new.dtype} of shape {new.shape}")
+            if key not in self._nan_state:
+                check_finite(new, who, repr(key))
+            checked[key] = new.astype(now.dtype)
+        self._set_state(checked)
+
+    def _set_state(self, state: dict) -> None:
+        self.last_weights = state["last_weights"]
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
         return f"{type(self).__name__}({args})"
+
+
+WEIGHTING_CLASSES["Weighting"] = Weighting
 
 
 class Equal(Weighting):
@@ -156,7 +216,8 @@ class Static(Weighting):
 
     def get_config(self):
         w = self.weights
-        return {"weights": dict(w) if isinstance(w, dict) else [float(v) for v in w]}
+        return {"weights": {str(k): float(v) for k, v in w.items()} if isinstance(w, dict)
+                else [float(v) for v in w]}
 
 
 class Uncertainty(Weighting):
@@ -206,6 +267,13 @@ class Uncertainty(Weighting):
     def get_config(self):
         return {"init": self.init}
 
+    def get_state(self):
+        return {**super().get_state(), "log_vars": self.log_vars.value.copy()}
+
+    def _set_state(self, state):
+        super()._set_state(state)
+        self.log_vars.value = state["log_vars"]
+
 
 class DWA(Weighting):
     r"""Dynamic Weight Average (Liu, Johns & Davison, CVPR 2019).
@@ -226,6 +294,7 @@ class DWA(Weighting):
     """
 
     name = "dwa"
+    _growing_state = ("history",)
 
     def __init__(self, temperature: float = 2.0):
         if not temperature > 0:
@@ -252,6 +321,15 @@ class DWA(Weighting):
 
     def get_config(self):
         return {"temperature": self.temperature}
+
+    def get_state(self):
+        history = (np.array(self.history, dtype=np.float64) if self.history
+                   else np.zeros((0, self.n_tasks)))
+        return {**super().get_state(), "history": history}
+
+    def _set_state(self, state):
+        super()._set_state(state)
+        self.history = list(state["history"])
 
 
 class GradNorm(Weighting):
@@ -285,6 +363,7 @@ class GradNorm(Weighting):
 
     name = "gradnorm"
     needs_task_gradients = True
+    _nan_state = ("initial_losses",)
 
     def __init__(self, alpha: float = 1.5):
         self.alpha = float(alpha)
@@ -325,6 +404,15 @@ class GradNorm(Weighting):
 
     def get_config(self):
         return {"alpha": self.alpha}
+
+    def get_state(self):
+        return {**super().get_state(), "weights": self.weights.value.copy(),
+                "initial_losses": self.initial_losses.copy()}
+
+    def _set_state(self, state):
+        super()._set_state(state)
+        self.weights.value = state["weights"]
+        self.initial_losses = state["initial_losses"]
 
 
 class PCGrad(Weighting):
@@ -375,6 +463,23 @@ class PCGrad(Weighting):
 
     def get_config(self):
         return {"seed": self.seed}
+
+    def get_state(self):
+        """Also the projection order's generator (PCG64: two 128-bit words as
+        four uint64, then ``has_uint32`` and ``uinteger``)."""
+        st = self.rng.bit_generator.state
+        words = [st["state"]["state"], st["state"]["inc"]]
+        rng = [w >> s & 0xFFFFFFFFFFFFFFFF for w in words for s in (64, 0)]
+        rng += [st["has_uint32"], st["uinteger"]]
+        return {**super().get_state(), "rng": np.array(rng, dtype=np.uint64)}
+
+    def _set_state(self, state):
+        super()._set_state(state)
+        hi_s, lo_s, hi_i, lo_i, has_uint32, uinteger = (int(v) for v in state["rng"])
+        self.rng = np.random.Generator(np.random.PCG64())
+        self.rng.bit_generator.state = {
+            "bit_generator": "PCG64", "has_uint32": has_uint32, "uinteger": uinteger,
+            "state": {"state": hi_s << 64 | lo_s, "inc": hi_i << 64 | lo_i}}
 
 
 class MGDA(Weighting):
@@ -440,6 +545,26 @@ WEIGHTINGS: dict[str, type] = {
     "equal": Equal, "static": Static, "uncertainty": Uncertainty, "dwa": DWA,
     "gradnorm": GradNorm, "pcgrad": PCGrad, "mgda": MGDA,
 }
+
+
+def weighting_to_dict(weighting: Weighting) -> dict:
+    """``{"class": "GradNorm", "config": {"alpha": 1.5}}``: JSON-safe, for saving."""
+    return {"class": type(weighting).__name__, "config": weighting.get_config()}
+
+
+def weighting_from_dict(spec: dict) -> Weighting:
+    """Inverse of :func:`weighting_to_dict` (unbound)."""
+    if not isinstance(spec, dict) or not isinstance(spec.get("class"), str) \
+            or not isinstance(spec.get("config", {}), dict):
+        raise ValueError(f"expected a weighting dict with a 'class' name and a 'config' "
+                         f"dict, received {spec!r}"[:300])
+    cls = WEIGHTING_CLASSES.get(spec["class"])
+    if cls is None:
+        from ..checks import did_you_mean
+        raise ValueError(f"unknown weighting class {spec['class']!r}"
+                         f"{did_you_mean(spec['class'], WEIGHTING_CLASSES)} (a weighting of "
+                         f"your own needs its module imported before loading)")
+    return cls(**spec.get("config", {}))
 
 
 def get(spec, **kwargs) -> Weighting:

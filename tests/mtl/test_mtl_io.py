@@ -1,0 +1,328 @@
+"""Saving and loading multi-task models: every architecture round-trips (same
+predictions, same config, the same continued training to the last bit, the
+weighting's learned state included), and broken files raise ModelFileError."""
+
+import json
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet import io as model_io
+from tinynet.io import ModelFileError
+from tinynet.layers import BatchNorm, Dense, Dropout
+from tests.test_io import _rewrite_header, assert_truncations_refused
+
+
+def _dense(units, act="tanh", seed=0):
+    return Dense(units, activation=act, seed=seed)
+
+
+def _two_inputs():
+    """Two inputs, one layer shared by both (two nodes), a Concatenate and an Add."""
+    left, right = tn.mtl.Input((4,), name="left_x"), tn.mtl.Input((4,), name="right_x")
+    shared = _dense(5, seed=1)
+    h_left, h_right = shared(left), shared(right)
+    joined = tn.mtl.Concatenate()([h_left, h_right])
+    summed = tn.mtl.Add()([h_left, h_right])
+    return tn.mtl.Model([left, right], {"cls": Dense(3, seed=2)(joined),
+                                        "reg": Dense(2, seed=3)(summed)})
+
+
+ARCHITECTURES = {
+    "hard": lambda: tn.mtl.HardSharing(
+        (4,), trunk=[_dense(6, seed=1), BatchNorm(), Dropout(0.2)],
+        heads={"cls": [Dense(3, seed=2)], "reg": [_dense(4, seed=3), Dense(2, seed=4)]}),
+    "soft": lambda: tn.mtl.SoftSharing(
+        (4,), towers={"cls": [_dense(5, seed=1), Dense(3, seed=2)],
+                      "reg": [_dense(5, seed=3), Dense(2, seed=4)]}, penalty=0.1),
+    "cross_stitch": lambda: tn.mtl.CrossStitchNet(
+        (4,), towers={"cls": [_dense(5, seed=1), _dense(5, seed=2), Dense(3, seed=3)],
+                      "reg": [_dense(5, seed=4), _dense(5, seed=5), Dense(2, seed=6)]},
+        stitch_after=[0, 1], per_unit=True),
+    "mmoe": lambda: tn.mtl.MMoENet(
+        (4,), n_experts=3, expert_units=4, bottom=[_dense(5, seed=1)],
+        towers={"cls": [Dense(3, seed=2)], "reg": [Dense(2, seed=3)]}, seed=4),
+    "two_inputs": _two_inputs,
+    "softmax": lambda: tn.mtl.HardSharing(
+        (4,), trunk=[_dense(6, seed=1)],
+        heads={"cls": [Dense(3, activation="softmax", seed=2)], "reg": [Dense(2, seed=3)]}),
+}
+
+
+def _data(name, n=24, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 4)).astype(np.float32)
+    if name == "two_inputs":
+        x = [x, rng.standard_normal((n, 4)).astype(np.float32)]
+    return x, {"cls": rng.integers(0, 3, n), "reg": rng.standard_normal((n, 2))}
+
+
+def _compiled(name, weighting="equal"):
+    model = ARCHITECTURES[name]()
+    model.compile(tn.optim.Adam(lr=0.01), loss={"cls": "cross_entropy", "reg": "mse"},
+                  metrics={"cls": ["accuracy"]}, weighting=weighting)
+    return model
+
+
+def _trained(name, weighting="equal", epochs=2):
+    model = _compiled(name, weighting)
+    x, y = _data(name)
+    model.fit(x, y, epochs=epochs, batch_size=8, verbose=0, seed=5)
+    return model
+
+
+def _assert_same_weights(a, b):
+    wa, wb = model_io.get_weights(a), model_io.get_weights(b)
+    assert len(wa) == len(wb)
+    for u, v in zip(wa, wb):
+        assert u.dtype == v.dtype and np.array_equal(u, v)
+
+
+def _assert_same_predictions(a, b, x):
+    pa, pb = a.predict(x), b.predict(x)
+    assert list(pa) == list(pb) == a.output_names
+    for task in pa:
+        assert pa[task].dtype == pb[task].dtype and np.array_equal(pa[task], pb[task])
+
+
+# ------------------------------------------------------------- round trips
+@pytest.mark.parametrize("weighting", ["equal", "uncertainty", "gradnorm", "dwa", "pcgrad"])
+@pytest.mark.parametrize("name", sorted(ARCHITECTURES))
+def test_round_trip_predicts_and_continues_training_identically(tmp_path, name, weighting):
+    model = _trained(name, weighting)
+    path = model.save(tmp_path / "m.npz")
+    loaded = tn.load(path)
+    assert type(loaded) is type(model) and loaded.compiled
+    assert loaded.get_config() == model.get_config()
+    assert model_io.weight_names(loaded) == model_io.weight_names(model)
+    assert loaded.get_compile_config() == model.get_compile_config()
+    _assert_same_weights(model, loaded)
+    x, y = _data(name)
+    _assert_same_predictions(model, loaded, x)
+    assert loaded.evaluate(x, y) == model.evaluate(x, y)
+    # one more epoch on each: the optimizer and weighting state came along
+    runs = [m.fit(x, y, epochs=3, initial_epoch=2, batch_size=8, verbose=0, seed=5)
+            for m in (model, loaded)]
+    assert runs[0].history == runs[1].history
+    _assert_same_weights(model, loaded)
+    state, loaded_state = model.get_training_state(), loaded.get_training_state()
+    assert list(state) == list(loaded_state)
+    for key in state:
+        assert np.array_equal(state[key], loaded_state[key], equal_nan=True)
+
+
+def test_the_weightings_learned_state_is_restored(tmp_path):
+    for weighting, keys in [("uncertainty", ["log_vars"]), ("gradnorm", ["weights"]),
+                            ("dwa", ["history"])]:
+        model = _trained("hard", weighting, epochs=3)
+        loaded = tn.load(model.save(tmp_path / f"{weighting}.npz"))
+        for key in keys:
+            saved = model.weighting.get_state()[key]
+            assert np.array_equal(loaded.weighting.get_state()[key], saved)
+            # trained away from the initial value, so restoring it is what matters
+            fresh = _compiled("hard", weighting).weighting.get_state()[key]
+            assert fresh.shape != saved.shape or not np.array_equal(fresh, saved)
+    loaded_dwa = tn.load(tmp_path / "dwa.npz")
+    assert len(loaded_dwa.weighting.history) == 3
+    assert loaded_dwa.weighting.last_weights.sum() == pytest.approx(2.0)
+
+
+def test_resume_from_a_file_equals_an_uninterrupted_run(tmp_path):
+    x, y = _data("hard")
+    full = _compiled("hard", "gradnorm")
+    full_history = full.fit(x, y, epochs=4, batch_size=8, verbose=0, seed=9)
+    part = _compiled("hard", "gradnorm")
+    part.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=9)
+    resumed = tn.load(part.save(tmp_path / "ckpt.npz"))
+    rest = resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=8, verbose=0, seed=9)
+    _assert_same_weights(full, resumed)
+    assert rest.history["loss"] == full_history.history["loss"][2:]
+
+
+def test_graph_config_names_each_layer_once_and_each_tensor_it_reads():
+    model = _two_inputs()
+    config = model.get_config()
+    assert [i["name"] for i in config["inputs"]] == ["left_x", "right_x"]
+    classes = [spec["class"] for spec in config["layers"]]
+    assert classes == ["Dense", "Concatenate", "Dense", "Add", "Dense"]
+    shared_nodes = [node for node in config["nodes"] if node["layer"] == 0]
+    assert [node["inputs"] for node in shared_nodes] == [[{"input": 0}], [{"input": 1}]]
+    concat = config["nodes"][classes.index("Concatenate") + 1]
+    assert concat["multi_input"] and concat["inputs"] == [{"node": 0, "output": 0},
+                                                          {"node": 1, "output": 0}]
+    assert [o["task"] for o in config["outputs"]] == ["cls", "reg"]
+    json.dumps(config)  # JSON-safe
+    rebuilt = tn.mtl.Model.from_config(config)
+    assert rebuilt.get_config() == config
+    assert len(rebuilt.layers) == 5 and rebuilt.layers[0].name == model.layers[0].name
+
+
+def test_subclass_extras_are_restored(tmp_path):
+    soft = _trained("soft")
+    loaded = tn.load(soft.save(tmp_path / "soft.npz"))
+    assert loaded.penalty == soft.penalty == 0.1
+    assert [[p.name for p in g] for g in loaded.coupled] == \
+        [[p.name for p in g] for g in soft.coupled]
+    own = {id(p) for p in loaded.parameters()}  # the loaded model's, not copies
+    assert all(id(p) in own for group in loaded.coupled for p in group)
+    stitch = tn.load(_trained("cross_stitch").save(tmp_path / "cs.npz"))
+    assert [type(u) for u in stitch.stitches] == [tn.mtl.CrossStitch] * 2
+    assert all(u.per_unit for u in stitch.stitches)
+    assert all(any(u is layer for layer in stitch.layers) for u in stitch.stitches)
+    mmoe = tn.load(_trained("mmoe").save(tmp_path / "mmoe.npz"))
+    assert isinstance(mmoe.mmoe, tn.mtl.MMoE) and any(mmoe.mmoe is la for la in mmoe.layers)
+
+
+def test_a_softmax_output_saves_the_users_loss_and_reloads_its_twin(tmp_path):
+    model = _trained("softmax")
+    path = model.save(tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        header = json.loads(archive["__tinynet__"].tobytes().decode())
+    assert header["compile"]["loss"]["cls"]["class"] == "CrossEntropy"
+    loaded = tn.load(path)
+    assert type(loaded.loss["cls"]) is type(model.loss["cls"])
+    assert type(loaded.loss["cls"]).__name__ != "CrossEntropy"
+    probs = loaded.predict(_data("softmax")[0])["cls"]
+    assert np.allclose(probs.sum(axis=1), 1.0)
+
+
+def test_file_is_version_2_with_only_numeric_arrays(tmp_path):
+    path = _trained("hard", "uncertainty").save(tmp_path / "m.npz")
+    with np.load(path, allow_pickle=False) as archive:
+        assert all(archive[key].dtype != object for key in archive.files)
+        header = json.loads(archive["__tinynet__"].tobytes().decode())
+        assert "training_0000" in archive.files
+    assert header["version"] == 2 and header["model"]["class"] == "HardSharing"
+    assert "weighting/log_vars" in header["training_state"]
+    assert header["compile"]["weighting"] == {"class": "Uncertainty", "config": {"init": 0.0}}
+    # the optimizer's second group (the log-variances) indexes past the model's parameters
+    n_params = len(tn.load(path).parameters())
+    assert header["optimizer_groups"][1] == [n_params]
+
+
+def test_single_input_and_output_model_stays_single(tmp_path):
+    inp = tn.mtl.Input(3)
+    model = tn.mtl.Model(inp, Dense(2, seed=0)(_dense(4, seed=1)(inp)))
+    loaded = tn.load(model.save(tmp_path / "m.npz"))
+    x = np.ones((5, 3), np.float32)
+    out = loaded.forward(x)
+    assert isinstance(out, np.ndarray) and np.array_equal(out, model.forward(x))
+    assert loaded.output_names == model.output_names
+
+
+def test_uncompiled_and_compile_false_load_uncompiled(tmp_path):
+    x, _ = _data("mmoe")
+    plain = ARCHITECTURES["mmoe"]()
+    loaded = tn.load(plain.save(tmp_path / "plain.npz"))
+    assert not loaded.compiled
+    _assert_same_predictions(plain, loaded, x)
+    skipped = tn.load(_trained("mmoe", "gradnorm").save(tmp_path / "c.npz"), compile=False)
+    assert not skipped.compiled and skipped.get_training_state() == {}
+
+
+def test_static_weights_and_weighting_lr_survive_without_the_optimizer(tmp_path):
+    model = ARCHITECTURES["hard"]()
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"},
+                  loss_weights={"cls": np.float32(2.0), "reg": 0.5})
+    loaded = tn.load(model.save(tmp_path / "s.npz", include_optimizer=False))
+    assert list(loaded.weighting.last_weights) == [2.0, 0.5]
+    model = _compiled("hard", "uncertainty")
+    model.compile("sgd", loss="mse", weighting="uncertainty", weighting_lr=0.25)
+    loaded = tn.load(model.save(tmp_path / "u.npz", include_optimizer=False))
+    assert loaded.optimizer.param_groups[1]["lr"] == 0.25
+
+
+# ------------------------------------------------------------------ refusals
+def test_save_refuses_nan_weights_and_nan_weighting_parameters(tmp_path):
+    path = tmp_path / "m.npz"
+    model = _trained("hard", "uncertainty")
+    model.save(path)
+    before = path.read_bytes()
+    model.weighting.log_vars.value = np.array([np.nan, 0.0])
+    with pytest.raises(ValueError, match="finite weight 'uncertainty/log_vars'.*nothing saved"):
+        model.save(path)
+    model = _trained("hard")
+    model.layers[0].parameters()[0].value[0, 0] = np.inf
+    with pytest.raises(ValueError, match="nothing saved"):
+        model.save(path)
+    assert path.read_bytes() == before
+
+
+def _good_file(tmp_path, name="two_inputs", weighting="gradnorm"):
+    return _trained(name, weighting).save(tmp_path / "good.npz")
+
+
+def _node(header, i):
+    return header["model"]["config"]["nodes"][i]
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda h, a: _node(h, 2)["inputs"].__setitem__(0, {"node": 9, "output": 0}),
+     r"node 2 reads the tensor \{'node': 9, 'output': 0\}, which does not exist"),
+    (lambda h, a: _node(h, 0)["inputs"].__setitem__(0, {"node": 3, "output": 0}),
+     "node 0 reads the tensor .* which does not exist"),
+    (lambda h, a: _node(h, 0)["inputs"].__setitem__(0, {"input": 2}), "does not exist"),
+    (lambda h, a: _node(h, 0)["inputs"].__setitem__(0, {"node": 0, "output": -1}),
+     "does not exist"),
+    (lambda h, a: _node(h, 0)["inputs"].__setitem__(0, "left_x"), "does not exist"),
+    (lambda h, a: _node(h, 2)["inputs"].__setitem__(0, {"node": 0, "output": 1}),
+     "does not exist"),
+    (lambda h, a: h["model"]["config"]["outputs"][0].update(tensor={"node": 99, "output": 0}),
+     "output 0 reads the tensor"),
+    (lambda h, a: _node(h, 0).update(layer=17), "node 0 expected a layer index"),
+    (lambda h, a: _node(h, 0).update(layer=True), "layer"),
+    (lambda h, a: _node(h, 0).pop("inputs"), "node 0 expected the key 'inputs'"),
+    (lambda h, a: h["model"]["config"].pop("nodes"), "expected the key 'nodes'"),
+    (lambda h, a: h["model"]["config"].update(nodes={"0": 1}), "'nodes' as list"),
+    (lambda h, a: h["model"]["config"]["inputs"][0].update(shape=[0]), "positive integers"),
+    (lambda h, a: h["model"]["config"]["layers"].pop(), "layer index|lead to an output"),
+    (lambda h, a: h["model"]["config"].update(colour="red"), "unknown keys"),
+    (lambda h, a: h["model"].update(config=[]), "cannot rebuild"),
+])
+def test_a_graph_that_does_not_hold_together_is_a_model_file_error(tmp_path, change, match):
+    bad = _rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz", change)
+    with pytest.raises(ModelFileError, match="cannot rebuild the model it describes") as info:
+        tn.load(bad)
+    assert info.match(match)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda h, a: a.pop("training_0000"), "training state.*lacks the arrays "
+                                           "\\['training_0000'\\]"),
+    (lambda h, a: a.update(training_0001=np.ones(5)), "training state.*'weights' as a real "
+                                                       "array of shape \\(2,\\)"),
+    (lambda h, a: a.update(training_0001=np.array([np.nan, 1.0])), "finite 'weights'"),
+    (lambda h, a: h.update(training_state=h["training_state"][:1]), "training state"),
+    (lambda h, a: h["compile"]["weighting"].update({"class": "GradNorn"}),
+     "compile settings.*unknown weighting class 'GradNorn'.*did you mean 'GradNorm'"),
+    (lambda h, a: h["compile"]["loss"].update(cls="oops"), "compile settings"),
+    (lambda h, a: h["compile"].pop("weighting"), "compile settings"),
+    (lambda h, a: h["optimizer_groups"][1].__setitem__(0, 999), "optimizer state"),
+    (lambda h, a: h["optimizer_groups"][1].__setitem__(0, -1), "optimizer state"),
+])
+def test_a_training_set_up_that_does_not_fit_is_a_model_file_error(tmp_path, change, match):
+    bad = _rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz", change)
+    with pytest.raises(ModelFileError, match=match):
+        tn.load(bad)
+
+
+@pytest.mark.parametrize("name, change, match", [
+    ("soft", lambda c: c.update(coupled=[[0, 999]]), "coupled"),
+    ("soft", lambda c: c.update(penalty=-1), "non-negative penalty"),
+    ("soft", lambda c: c.pop("penalty"), "non-negative penalty"),
+    ("cross_stitch", lambda c: c.update(stitches=[0]), "'stitches' as indices of CrossStitch"),
+    ("mmoe", lambda c: c.update(mmoe=99), "'mmoe' as indices of MMoE"),
+])
+def test_broken_subclass_extras_are_a_model_file_error(tmp_path, name, change, match):
+    bad = _rewrite_header(_good_file(tmp_path, name, "equal"), tmp_path / "bad.npz",
+                   lambda h, a: change(h["model"]["config"]))
+    with pytest.raises(ModelFileError, match=match):
+        tn.load(bad)
+
+
+def test_truncated_and_corrupt_files(tmp_path):
+    assert_truncations_refused(_good_file(tmp_path), tmp_path)
+    bad = _rewrite_header(tmp_path / "good.npz", tmp_path / "v3.npz", lambda h, a: h.update(version=3))
+    with pytest.raises(ModelFileError, match="version 3.*upgrade tinynet"):
+        tn.load(bad)
