@@ -326,3 +326,18 @@ def test_truncated_and_corrupt_files(tmp_path):
     bad = _rewrite_header(tmp_path / "good.npz", tmp_path / "v3.npz", lambda h, a: h.update(version=3))
     with pytest.raises(ModelFileError, match="version 3.*upgrade tinynet"):
         tn.load(bad)
+
+
+def test_get_and_set_weights_cover_batchnorm_state_and_check_shapes():
+    trained, x = _trained("hard"), _data("hard")[0]
+    fresh = ARCHITECTURES["hard"]()
+    weights = trained.get_weights()
+    names = trained.weight_names()
+    assert len(weights) == len(names) == len(trained.parameters()) + 2
+    assert names[-2].endswith("/moving_mean") and names[-1].endswith("/moving_variance")
+    fresh.set_weights(weights)
+    _assert_same_predictions(trained, fresh, x)  # inference reads the moving statistics
+    bad = [w.copy() for w in weights]
+    bad[0] = bad[0][:, :1]
+    with pytest.raises(ValueError, match=r"weight 0 .* shape"):
+        fresh.set_weights(bad)

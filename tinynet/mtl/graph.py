@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import io as model_io
 from ..checks import as_float_array
 from ..layers.base import Layer, layer_from_dict, layer_to_dict, shape_str
 from .training import MultiTaskTraining
@@ -483,15 +484,19 @@ class Model(Layer, MultiTaskTraining):
 
     # ------------------------------------------------------------ bookkeeping
     def get_weights(self) -> list[np.ndarray]:
-        return [p.value.copy() for p in self.parameters()]
+        """Copies of all parameter values, then state arrays (BatchNorm's moving
+        statistics), as :meth:`tinynet.Sequential.get_weights`."""
+        return model_io.get_weights(self)
 
     def set_weights(self, weights) -> None:
-        params = self.parameters()
-        if len(weights) != len(params):
-            raise ValueError(f"Model {self.name!r} expected {len(params)} arrays, "
-                             f"received {len(weights)}")
-        for p, w in zip(params, weights):
-            p.value = w
+        """Copy ``weights`` in (as :meth:`get_weights` returns them); the count,
+        every shape and every value are checked first, naming the weight
+        (:func:`tinynet.io.set_weights`)."""
+        model_io.set_weights(self, weights)
+
+    def weight_names(self) -> list[str]:
+        """Names of the arrays :meth:`get_weights` returns, in the same order."""
+        return model_io.weight_names(self)
 
     def summary(self, print_fn=print) -> str:
         """A table of nodes: layer, output shape, parameters, inputs."""
@@ -525,7 +530,6 @@ class Model(Layer, MultiTaskTraining):
         """Write the model (graph, weights, compile settings, the weighting's
         state and, by default, the optimizer state) to one ``.npz`` file,
         atomically; :func:`tinynet.load` gives it back. See :func:`tinynet.io.save`."""
-        from .. import io as model_io
         return model_io.save(self, path, include_optimizer=include_optimizer,
                              metadata=metadata)
 
