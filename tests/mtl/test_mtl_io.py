@@ -341,3 +341,14 @@ def test_get_and_set_weights_cover_batchnorm_state_and_check_shapes():
     bad[0] = bad[0][:, :1]
     with pytest.raises(ValueError, match=r"weight 0 .* shape"):
         fresh.set_weights(bad)
+
+
+def test_names_of_a_loaded_model_are_not_given_again(tmp_path):
+    def rename(header, arrays):
+        header["model"]["config"]["inputs"][0]["name"] = "input_7777"
+    path = _rewrite_header(_good_file(tmp_path), tmp_path / "renamed.npz", rename)
+    loaded = tn.load(path)
+    assert loaded.inputs[0].name == "input_7777"
+    assert tn.mtl.Input((2,)).name == "input_7778"  # automatic names stay unique
+    with pytest.raises(TypeError, match="Input expected name as a non-empty string"):
+        tn.mtl.Input((2,), name="")

@@ -57,6 +57,17 @@ def _note_name(name: str) -> None:
         _last_name_index[base] = max(_last_name_index[base], index)
 
 
+def unique_name(base: str, name: str | None = None) -> str:
+    """``name`` if given (noted, so no automatic name repeats it: a loaded
+    model's names stay unique), else the next free ``base_<k>``."""
+    if name is None:
+        _last_name_index[base] += 1
+        name = f"{base}_{_last_name_index[base]}"
+    if isinstance(name, str):
+        _note_name(name)
+    return name
+
+
 def _snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
@@ -106,14 +117,10 @@ class Layer:
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None,
                  input_dim: int | None = None, input_shape=None, seed: int | None = None):
-        if name is None:
-            base = _snake(type(self).__name__)
-            _last_name_index[base] += 1
-            name = f"{base}_{_last_name_index[base]}"
+        name = unique_name(_snake(type(self).__name__), name)
         if not isinstance(name, str) or not name:
             raise TypeError(f"{type(self).__name__} expected name as a non-empty string, "
                             f"received {name!r}")
-        _note_name(name)
         self.name = name
         self._trainable = check_bool(trainable, self._who, "trainable")
         self.dtype = None if dtype is None else self._check_dtype(dtype, self._who)

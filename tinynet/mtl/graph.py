@@ -52,7 +52,7 @@ import numpy as np
 
 from .. import io as model_io
 from ..checks import as_float_array
-from ..layers.base import Layer, layer_from_dict, layer_to_dict, shape_str
+from ..layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
 from .training import MultiTaskTraining
 
 __all__ = ["Input", "SymbolicTensor", "Model"]
@@ -126,21 +126,13 @@ def Input(shape, name: str | None = None, dtype=None) -> SymbolicTensor:
                         for d in shape):
         raise ValueError(f"Input expected a per-sample shape of positive integers such as "
                          f"(100,), received {shape!r}")
-    node = Node(None, [], False, name or f"input_{next(_input_counter)}")
+    if name is not None and (not isinstance(name, str) or not name):
+        raise TypeError(f"Input expected name as a non-empty string, received {name!r}")
+    node = Node(None, [], False, unique_name("input", name))
     tensor = SymbolicTensor(tuple(int(d) for d in shape), node, 0,
                             None if dtype is None else np.dtype(dtype))
     node.outputs = [tensor]
     return tensor
-
-
-def _counter():
-    i = 0
-    while True:
-        i += 1
-        yield i
-
-
-_input_counter = _counter()
 
 
 def _connect(layer: Layer, inputs):
