@@ -390,3 +390,19 @@ def test_header_that_is_not_json_or_not_uint8(tmp_path):
         np.savez(path, __tinynet__=header)
         with pytest.raises(ModelFileError):
             tn.load(path)
+
+
+def test_numpy_scalars_in_a_config_are_saved_and_other_objects_refused(tmp_path):
+    model = tn.Sequential([Dense(3, input_dim=2, seed=np.int64(3))])
+    loaded = tn.load(model.save(tmp_path / "m.npz", metadata={"epochs": np.int32(5)}))
+    assert loaded.get_config() == model.get_config() and loaded.metadata["epochs"] == 5
+
+    class OddConfig(Dense):
+        def get_config(self):
+            return {**super().get_config(), "thing": object()}
+
+    odd = tn.Sequential([OddConfig(3, input_dim=2)])
+    with pytest.raises(TypeError, match="config value that a model file .JSON. cannot hold: "
+                                        "Object of type object"):
+        odd.save(tmp_path / "odd.npz")
+    assert not (tmp_path / "odd.npz").exists()

@@ -227,7 +227,7 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     if not isinstance(metadata, dict):
         raise TypeError(f"save expected metadata as a dict, received {type(metadata).__name__}")
     try:
-        json.dumps(metadata, allow_nan=False)
+        json.dumps(metadata, allow_nan=False, default=_json_scalar)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"save expected JSON-serialisable metadata: {exc}") from None
     slots = _slots(model)
@@ -268,10 +268,22 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
                 raise TypeError(f"save: optimizer state {key!r} is an object array, "
                                 f"which cannot be saved without pickle")
             arrays[f"optimizer_{i:04d}"] = value
-    text = json.dumps(header, allow_nan=False)
+    try:
+        text = json.dumps(header, allow_nan=False, default=_json_scalar)
+    except (TypeError, ValueError) as exc:
+        raise TypeError(f"save: model {model.name!r} has a config value that a model file "
+                        f"(JSON) cannot hold: {exc}; nothing saved") from None
     arrays[_HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     atomic_write(path, lambda f: _write_npz(f, arrays))
     return path
+
+
+def _json_scalar(value):
+    """A NumPy scalar in a config or the metadata (``seed=np.int64(3)``) as the
+    Python number JSON takes; anything else stays refused."""
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        return value.item()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def _group_indices(model: Layer, optimizer) -> list[list[int]]:
