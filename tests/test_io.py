@@ -348,6 +348,10 @@ def test_missing_file_is_file_not_found(tmp_path):
 @pytest.mark.parametrize("change, match", [
     (lambda h, a: h.update(format="other"), "format"),
     (lambda h, a: h.update(version=99), "version 99.*upgrade"),
+    (lambda h, a: h.update(version="1"), r"format version is '1', not a version number"),
+    (lambda h, a: h.update(version=0), "format version is 0, not a version number"),
+    (lambda h, a: h.update(version=-5), "format version is -5, not a version number"),
+    (lambda h, a: h.update(version=True), "format version is True, not a version number"),
     (lambda h, a: h["model"].update({"class": "Conv9D"}), "unknown layer class 'Conv9D'"),
     (lambda h, a: a.pop("weight_0001"), "cannot rebuild"),
     (lambda h, a: a.update(weight_0000=np.zeros((5, 5), np.float32)), "do not fit"),

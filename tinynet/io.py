@@ -336,7 +336,10 @@ def _read(path) -> tuple[dict, dict]:
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ModelFileError(f"{_expected(path)}: the header's format is not {FORMAT!r}")
     version = header.get("version")
-    if not isinstance(version, int) or version > VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ModelFileError(f"{_expected(path)}: its header's format version is {version!r}, "
+                             f"not a version number (1, 2, ...)")
+    if version > VERSION:
         raise ModelFileError(f"{path!r} has tinynet file format version {version!r}; this "
                              f"tinynet reads versions up to {VERSION} -- upgrade tinynet")
     return header, arrays
