@@ -14,6 +14,7 @@ from tinynet import io as model_io
 from tinynet.io import ModelFileError
 from tinynet.layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
 from tinynet.layers.base import LAYER_CLASSES
+from tests.io_helpers import assert_truncations_refused, rewrite_header
 
 
 def _data(n=40, d=6, classes=3, seed=0):
@@ -277,26 +278,6 @@ def _good_file(tmp_path):
     return model.save(tmp_path / "good.npz")
 
 
-def _rewrite_header(path, out, change):
-    with np.load(path, allow_pickle=False) as archive:
-        arrays = {key: archive[key] for key in archive.files}
-    header = json.loads(arrays["__tinynet__"].tobytes().decode())
-    change(header, arrays)
-    arrays["__tinynet__"] = np.frombuffer(json.dumps(header).encode(), np.uint8)
-    np.savez(out, **arrays)
-    return out
-
-
-def assert_truncations_refused(good, tmp_path):
-    """Every cut of the file ``good`` is one clear ModelFileError (tests/mtl reuses it)."""
-    data = open(good, "rb").read()
-    for cut in (0, 10, len(data) // 2, len(data) - 10):
-        path = tmp_path / f"cut{cut}.npz"
-        path.write_bytes(data[:cut])
-        with pytest.raises(ModelFileError, match="not a readable tinynet model file"):
-            tn.load(path)
-
-
 def test_truncated_files(tmp_path):
     assert_truncations_refused(_good_file(tmp_path), tmp_path)
 
@@ -363,7 +344,7 @@ def test_inconsistent_files(tmp_path, change, match):
     model = tn.load(good)
     model.fit(np.zeros((4, 2), np.float32), np.zeros((4, 2), np.float32), verbose=0)
     model.save(good)  # with optimizer state
-    bad = _rewrite_header(good, tmp_path / "bad.npz", change)
+    bad = rewrite_header(good, tmp_path / "bad.npz", change)
     with pytest.raises(ModelFileError, match=match):
         tn.load(bad)
 
@@ -375,14 +356,14 @@ def test_inconsistent_files(tmp_path, change, match):
     (np.full((2, 3), 1e300), ModelFileError, "range of float32.*1e\\+300"),
 ])
 def test_load_refuses_weights_a_model_cannot_take(tmp_path, value, error, match):
-    bad = _rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz",
+    bad = rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz",
                           lambda h, a: a.update(weight_0000=value))
     with pytest.raises(error, match=match):
         tn.load(bad)
 
 
 def test_compile_false_skips_the_training_set_up(tmp_path):
-    bad = _rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz",
+    bad = rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz",
                           lambda h, a: h["compile"]["loss"].update({"class": "Hinge"}))
     model = tn.load(bad, compile=False)
     assert model.loss is None and model.optimizer is None

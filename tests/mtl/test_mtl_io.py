@@ -11,7 +11,7 @@ import tinynet as tn
 from tinynet import io as model_io
 from tinynet.io import ModelFileError
 from tinynet.layers import BatchNorm, Dense, Dropout
-from tests.test_io import _rewrite_header, assert_truncations_refused
+from tests.io_helpers import assert_truncations_refused, rewrite_header
 
 
 def _dense(units, act="tanh", seed=0):
@@ -281,7 +281,7 @@ def _node(header, i):
     (lambda h, a: h["model"].update(config=[]), "cannot rebuild"),
 ])
 def test_a_graph_that_does_not_hold_together_is_a_model_file_error(tmp_path, change, match):
-    bad = _rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz", change)
+    bad = rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz", change)
     with pytest.raises(ModelFileError, match="cannot rebuild the model it describes") as info:
         tn.load(bad)
     assert info.match(match)
@@ -302,7 +302,7 @@ def test_a_graph_that_does_not_hold_together_is_a_model_file_error(tmp_path, cha
     (lambda h, a: h["optimizer_groups"][1].__setitem__(0, -1), "optimizer state"),
 ])
 def test_a_training_set_up_that_does_not_fit_is_a_model_file_error(tmp_path, change, match):
-    bad = _rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz", change)
+    bad = rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz", change)
     with pytest.raises(ModelFileError, match=match):
         tn.load(bad)
 
@@ -315,7 +315,7 @@ def test_a_training_set_up_that_does_not_fit_is_a_model_file_error(tmp_path, cha
     ("mmoe", lambda c: c.update(mmoe=99), "'mmoe' as indices of MMoE"),
 ])
 def test_broken_subclass_extras_are_a_model_file_error(tmp_path, name, change, match):
-    bad = _rewrite_header(_good_file(tmp_path, name, "equal"), tmp_path / "bad.npz",
+    bad = rewrite_header(_good_file(tmp_path, name, "equal"), tmp_path / "bad.npz",
                    lambda h, a: change(h["model"]["config"]))
     with pytest.raises(ModelFileError, match=match):
         tn.load(bad)
@@ -323,7 +323,7 @@ def test_broken_subclass_extras_are_a_model_file_error(tmp_path, name, change, m
 
 def test_truncated_and_corrupt_files(tmp_path):
     assert_truncations_refused(_good_file(tmp_path), tmp_path)
-    bad = _rewrite_header(tmp_path / "good.npz", tmp_path / "v3.npz", lambda h, a: h.update(version=3))
+    bad = rewrite_header(tmp_path / "good.npz", tmp_path / "v3.npz", lambda h, a: h.update(version=3))
     with pytest.raises(ModelFileError, match="version 3.*upgrade tinynet"):
         tn.load(bad)
 
@@ -346,7 +346,7 @@ def test_get_and_set_weights_cover_batchnorm_state_and_check_shapes():
 def test_names_of_a_loaded_model_are_not_given_again(tmp_path):
     def rename(header, arrays):
         header["model"]["config"]["inputs"][0]["name"] = "input_7777"
-    path = _rewrite_header(_good_file(tmp_path), tmp_path / "renamed.npz", rename)
+    path = rewrite_header(_good_file(tmp_path), tmp_path / "renamed.npz", rename)
     loaded = tn.load(path)
     assert loaded.inputs[0].name == "input_7777"
     assert tn.mtl.Input((2,)).name == "input_7778"  # automatic names stay unique
