@@ -4,6 +4,7 @@ and one clear error for every file that is not a tinynet model."""
 import json
 import os
 import pickle
+import warnings
 import zipfile
 
 import numpy as np
@@ -176,6 +177,23 @@ def test_a_registered_user_layer_round_trips(tmp_path):
     model.save(tmp_path / "custom.npz")
     loaded = tn.load(tmp_path / "custom.npz")
     assert isinstance(loaded.layers[1], UserScale) and loaded.parameters()[-1].value[0] == 3.5
+
+
+def test_a_second_layer_class_of_the_same_name_is_warned_about():
+    # files name a layer by its class name: a second class of that name takes
+    # over tn.load, so say so; defining the same class again (a re-run
+    # notebook cell) is quiet
+    body = {"__module__": "user_module_a", "__qualname__": "TwinLayer"}
+    try:
+        type("TwinLayer", (UserScale,), dict(body))
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            type("TwinLayer", (UserScale,), dict(body))  # the same class again
+        with pytest.warns(UserWarning, match=r"layer class 'TwinLayer' of user_module_b "
+                                             r"replaces user_module_a.TwinLayer"):
+            type("TwinLayer", (UserScale,), {**body, "__module__": "user_module_b"})
+    finally:
+        LAYER_CLASSES.pop("TwinLayer", None)
 
 
 @pytest.mark.parametrize("binary", [False, True])

@@ -28,7 +28,7 @@ def test_no_metadata_loads_as_empty_dict(tmp_path):
     assert tn.load(path).metadata == {}
 
 
-@pytest.mark.parametrize("bad", [["not", "a", "dict"], {"x": np.float32(1.0)}, {"x": float("nan")}])
+@pytest.mark.parametrize("bad", [["not", "a", "dict"], {"x": np.zeros(2)}, {"x": float("nan")}])
 def test_metadata_must_be_a_json_object(tmp_path, bad):
     with pytest.raises(TypeError, match="metadata"):
         _model().save(tmp_path / "m.npz", metadata=bad)

@@ -145,7 +145,7 @@ def test_backward_without_input_gradients_gives_the_same_parameter_gradients(
 def test_backward_without_input_gradients_skips_what_only_they_need():
     calls = []
 
-    class Spy(Dense):
+    class DenseSpy(Dense):
         def backward(self, dy, need_dx=True):
             calls.append((self.name, need_dx))
             return super().backward(dy, need_dx)
@@ -156,9 +156,9 @@ def test_backward_without_input_gradients_skips_what_only_they_need():
             return super().backward(dy)
 
     inp = tn.mtl.Input((2, 3), dtype="float64")
-    trunk = Spy(4, activation="relu", seed=0, name="trunk")(SpyReshape((6,), name="flat")(inp))
-    model = tn.mtl.Model(inp, {"a": Spy(2, seed=1, name="a")(trunk),
-                               "b": Spy(1, seed=2, name="b")(trunk)})
+    trunk = DenseSpy(4, activation="relu", seed=0, name="trunk")(SpyReshape((6,), name="flat")(inp))
+    model = tn.mtl.Model(inp, {"a": DenseSpy(2, seed=1, name="a")(trunk),
+                               "b": DenseSpy(1, seed=2, name="b")(trunk)})
     x = np.random.default_rng(0).standard_normal((5, 2, 3))
     outs = model.forward_all(x, training=True)
     model.backward_all([np.ones_like(o) for o in outs], need_dx=False)

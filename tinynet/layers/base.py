@@ -31,6 +31,7 @@ other floating dtypes are refused with a ``TypeError`` (see
 from __future__ import annotations
 
 import re
+import warnings
 from collections import defaultdict
 
 import numpy as np
@@ -48,6 +49,21 @@ LAYER_CLASSES: dict[str, type] = {}
 # never receives a name already in use.
 _last_name_index: dict[str, int] = defaultdict(int)
 _NAME_PATTERN = re.compile(r"^(.*)_(\d+)$")
+
+
+def _register(cls) -> None:
+    """Enter ``cls`` in :data:`LAYER_CLASSES` under its name (what a saved file
+    holds). Defining the same class again (a re-run notebook cell) replaces it
+    quietly; a different class of the same name gets a warning, since files
+    then load into it instead."""
+    old = LAYER_CLASSES.get(cls.__name__)
+    if old is not None and (old.__module__, old.__qualname__) != (cls.__module__,
+                                                                    cls.__qualname__):
+        warnings.warn(f"layer class {cls.__name__!r} of {cls.__module__} replaces "
+                      f"{old.__module__}.{old.__qualname__} for tinynet.load: a saved "
+                      f"{cls.__name__!r} now loads as the new class (give one of them "
+                      f"another name)", stacklevel=3)
+    LAYER_CLASSES[cls.__name__] = cls
 
 
 def _note_name(name: str) -> None:
@@ -113,7 +129,7 @@ class Layer:
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):  # private bases are not layers to save
-            LAYER_CLASSES[cls.__name__] = cls
+            _register(cls)
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None,
                  input_dim: int | None = None, input_shape=None, seed: int | None = None):
