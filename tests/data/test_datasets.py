@@ -149,6 +149,19 @@ def test_images_and_labels_must_agree(tmp_path):
         load_idx_dataset(spec_for(), root=tmp_path)
 
 
+@pytest.mark.parametrize("labels, match", [
+    (np.array([0.9, 1.7, 2.0, 3.0], np.float32),
+     "hold float32 values; class labels are integers"),
+    (np.array([-1, 5, 2, 0], np.int8), r"hold a negative label \(-1\)"),
+])
+def test_labels_must_be_non_negative_integers(tmp_path, labels, match):
+    # they were cast to int64 whatever they held: 1.7 -> 1, and -1 passed
+    write_set(tmp_path, 1)
+    write_idx(tmp_path / "t10k-labels-idx1-ubyte.gz", labels)
+    with pytest.raises(IDXError, match=match):
+        load_idx_dataset(spec_for(), root=tmp_path)
+
+
 # ------------------------------------------------------------------- downloads
 
 def serve(directory: Path, arrays, names=MNIST_FILES):

@@ -70,6 +70,9 @@ good = encode_idx(np.arange(12, dtype=np.uint8).reshape(3, 4))
     (good[:-1], r"wrong length.*truncated"),
     (good + b"\x00", "trailing bytes"),
     (gzip.compress(good[:-5]), r"wrong length.*truncated"),
+    # dimensions whose product wraps past 2**64 in int64 (it used to pass as 0 bytes)
+    (b"\x00\x00\x08\x03" + struct.pack(">3I", 2**31, 2**31, 4),
+     r"18446744073709551632 bytes.*truncated"),
 ])
 def test_broken_files_raise_idx_error(data, match):
     with pytest.raises(IDXError, match=match):

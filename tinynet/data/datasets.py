@@ -235,6 +235,12 @@ def _assemble(arrays, spec: IDXDatasetSpec, sources):
         if y.ndim != 1 or x.ndim < 2 or len(x) != len(y):
             raise IDXError(f"{spec.title}: images {x_src} of shape {x.shape} do not match "
                            f"labels {y_src} of shape {y.shape} (expected (n, ...) and (n,))")
+        if not np.issubdtype(y.dtype, np.integer):
+            raise IDXError(f"{spec.title}: labels {y_src} hold {y.dtype} values; class "
+                           f"labels are integers (an IDX labels file of type ubyte)")
+        if y.size and y.min() < 0:
+            raise IDXError(f"{spec.title}: labels {y_src} hold a negative label ({y.min()}); "
+                           f"class labels are 0, 1, 2, ...")
     return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64))
 
 

@@ -16,6 +16,7 @@ A gzipped file is recognised by its own magic bytes, not by its name.
 from __future__ import annotations
 
 import gzip
+import math
 import struct
 import zlib
 from pathlib import Path
@@ -79,7 +80,9 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
                        f"{header_size} bytes, the file has {len(data)}")
     shape = struct.unpack(f">{ndim}I", data[4:header_size])
     dtype = IDX_DTYPES[type_code]
-    expected = header_size + int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+    # Python integers: np.prod in int64 wrapped past 2**63 (a 16-byte header
+    # promising 2**31 x 2**31 x 4 values passed the check as 0 bytes)
+    expected = header_size + math.prod(shape) * dtype.itemsize
     if len(data) != expected:
         problem = "truncated" if len(data) < expected else "has trailing bytes"
         raise IDXError(f"{source}: wrong length: the header promises {shape} values of "
