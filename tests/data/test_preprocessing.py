@@ -90,6 +90,10 @@ def test_scaler_errors(cls):
         cls(axis=1)
     with pytest.raises(ValueError, match="feature_range"):
         MinMaxScaler((1, 1))
+    with pytest.raises(ValueError, match=r"feature_range \(low, high\) of finite numbers"):
+        MinMaxScaler((0, np.inf))  # it used to give x - x_min
+    with pytest.raises(ValueError, match="statistics overflow float64"):
+        cls().fit(np.array([[-1e308], [1e308]]))  # NaN or zeros, with warnings only
 
 
 @given(y=st.lists(st.integers(0, 4), min_size=1, max_size=30))

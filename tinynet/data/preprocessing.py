@@ -169,7 +169,12 @@ class _Scaler:
         # a constant feature has no spread: leave it unscaled instead of dividing by 0
         # (tested exactly: a rounded mean of equal values can show a tiny false spread)
         constant = x_max == x_min
-        offset, scale = self._statistics(x, x_min, x_max, constant)
+        with np.errstate(over="ignore", invalid="ignore"):
+            offset, scale = self._statistics(x, x_min, x_max, constant)
+        if not (np.isfinite(offset).all() and np.isfinite(scale).all()):
+            raise ValueError(f"{type(self).__name__}.fit: the data's statistics overflow "
+                             f"float64 (values spanning about +-1e308); rescale the data "
+                             f"first")
         self.offset_, self.scale_ = offset, np.where(constant | ~(scale > 0), 1.0, scale)
         self.n_features_shape_ = x.shape[1:]
         return self
@@ -252,9 +257,9 @@ class MinMaxScaler(_Scaler):
 
     def __init__(self, feature_range=(0.0, 1.0), axis=0):
         low, high = (float(v) for v in feature_range)
-        if not low < high:
-            raise ValueError(f"MinMaxScaler expected feature_range (low, high) with low < high, "
-                             f"received {feature_range!r}")
+        if not (np.isfinite(low) and np.isfinite(high) and low < high):
+            raise ValueError(f"MinMaxScaler expected feature_range (low, high) of finite "
+                             f"numbers with low < high, received {feature_range!r}")
         super().__init__(axis=axis)
         self.feature_range = (low, high)
 
