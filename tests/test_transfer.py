@@ -641,3 +641,6 @@ def test_discriminative_lrs_names_itself_in_its_errors():
         transfer.discriminative_lrs(3, 0)
     with pytest.raises(TypeError, match="discriminative_lrs expected factor"):
         transfer.discriminative_lrs(3, 1e-3, factor="2")
+    for bad in (0, -1, 2.5):  # 0 and -1 gave [] silently, 2.5 range()'s TypeError
+        with pytest.raises((ValueError, TypeError), match="discriminative_lrs expected n_groups"):
+            transfer.discriminative_lrs(bad, 1e-3)

@@ -44,6 +44,7 @@ def _check_lr(value, who: str, what: str) -> float:
 
 def discriminative_lrs(n_groups: int, base_lr: float, factor: float = 2.6) -> list[float]:
     """Learning rates of ``n_groups`` groups, bottom first, the top one ``base_lr``."""
+    n_groups = check_positive_int(n_groups, "discriminative_lrs", "n_groups")
     base_lr = _check_lr(base_lr, "discriminative_lrs", "base_lr")
     factor = _check_lr(factor, "discriminative_lrs", "factor")
     return [base_lr / factor ** (n_groups - 1 - k) for k in range(n_groups)]
