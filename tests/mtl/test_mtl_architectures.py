@@ -23,7 +23,8 @@ def test_cross_stitch_gradients(batch, n_tasks, units, per_unit, seed):
     inputs = [tn.mtl.Input((units,), dtype="float64") for _ in range(n_tasks)]
     unit = CrossStitch(self_weight=0.7, per_unit=per_unit)
     outs = unit(inputs)
-    unit.alpha.value = unit.alpha.value + rng.normal(0, 0.1, unit.alpha.shape)
+    for row in unit.alpha_rows:
+        row.value = row.value + rng.normal(0, 0.1, row.shape)
     model = tn.mtl.Model(inputs, outs)
     xs = [rng.standard_normal((batch, units)) for _ in range(n_tasks)]
     errors = check_model_gradients(model, xs, rng)
@@ -32,8 +33,8 @@ def test_cross_stitch_gradients(batch, n_tasks, units, per_unit, seed):
 
 def test_cross_stitch_starts_mostly_own_task():
     unit = CrossStitch(self_weight=0.8).build([(2,), (2,), (2,)], dtype="float64")
-    np.testing.assert_allclose(unit.alpha.value, [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1],
-                                                  [0.1, 0.1, 0.8]])
+    np.testing.assert_allclose(unit.alpha, [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1],
+                                            [0.1, 0.1, 0.8]])
     with pytest.raises(ValueError, match="self_weight"):
         CrossStitch(self_weight=0.0)
     with pytest.raises(ValueError, match="two or more inputs of one shape"):
@@ -133,7 +134,13 @@ def test_parameter_counts_and_sharing():
     assert models["soft"].shared_parameters() == []
     stitch_names = {p.name for p in models["cross_stitch"].shared_parameters()}
     assert stitch_names  # the towers below a stitch reach both tasks
-    assert all(la.alpha.name in stitch_names for la in models["cross_stitch"].stitches)
+    first, last = models["cross_stitch"].stitches
+    assert all(row.name in stitch_names for row in first.alpha_rows)
+    # above the last unit the towers no longer mix: its row t reaches task t only
+    # (it used to count as shared, so MGDA scaled task b's row by task a's weight)
+    for t, task in enumerate(["a", "b"]):
+        own = {p.name for p in models["cross_stitch"].task_parameters(task)}
+        assert last.alpha_rows[t].name in own and last.alpha_rows[t].name not in stitch_names
 
 
 def test_soft_sharing_trains_with_penalty_logged():

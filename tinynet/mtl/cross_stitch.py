@@ -19,6 +19,12 @@ start, :math:`a = 0.9`). Backward, for :math:`\delta_t = \partial L/\partial y_t
 The paper learns one :math:`\alpha` matrix per channel; this unit learns one
 per layer (``per_unit=True`` gives one per unit: :math:`\alpha` of shape
 ``(T, T, units)``, same equations element-wise).
+
+Row :math:`t` of :math:`\alpha` is a parameter of its own (``alpha_rows[t]``):
+it reaches output :math:`t` only (:meth:`CrossStitch.output_parameters`), so
+in the last unit, above which the towers no longer mix, it belongs to task
+:math:`t` alone, and MGDA, PCGrad and GradNorm treat it as that task's
+parameter rather than as a shared one.
 """
 
 from __future__ import annotations
@@ -44,7 +50,10 @@ class CrossStitch(MultiInputLayer):
 
     Attributes
     ----------
-    alpha : Param of shape (T, T) or (T, T, units)
+    alpha_rows : list of T Params of shape (T,) or (T, units)
+        Row ``t`` mixes the inputs into output ``t``.
+    alpha : ndarray of shape (T, T) or (T, T, units)
+        The rows stacked (a copy: set a row's ``.value`` to change it).
     """
 
     def __init__(self, self_weight: float = 0.9, per_unit: bool = False, **kwargs):
@@ -53,7 +62,7 @@ class CrossStitch(MultiInputLayer):
                              f"received {self_weight!r}")
         self.self_weight = float(self_weight)
         self.per_unit = bool(per_unit)
-        self.alpha = None
+        self.alpha_rows = []
         self._xs = None
         super().__init__(**kwargs)
 
@@ -76,13 +85,21 @@ class CrossStitch(MultiInputLayer):
         np.fill_diagonal(alpha, self.self_weight)
         if self.per_unit:
             alpha = np.repeat(alpha[:, :, None], shapes[0][0], axis=2)
-        self.alpha = self.add_param("alpha", alpha)
+        self.alpha_rows = [self.add_param(f"alpha{t}", alpha[t]) for t in range(n)]
+
+    @property
+    def alpha(self) -> np.ndarray:
+        return np.stack([row.value for row in self.alpha_rows])
+
+    def output_parameters(self, k: int) -> list:
+        """Parameters that reach output ``k`` only: row ``k`` of alpha."""
+        return [self.alpha_rows[k]]
 
     def forward(self, xs, training: bool = False):
         xs = self._prepare_inputs(xs)
         self._xs = xs
         stacked = np.stack(xs)  # (T, batch, ...)
-        a = self.alpha.value
+        a = self.alpha
         if self.per_unit:
             return list(np.einsum("tsu,sbu->tbu", a, stacked))
         return list(np.tensordot(a, stacked, axes=(1, 0)))
@@ -95,13 +112,17 @@ class CrossStitch(MultiInputLayer):
         dys = [self._check_dy(d, x.shape) for d, x in zip(dys, self._xs)]
         dy = np.stack(dys)
         x = np.stack(self._xs)
-        a = self.alpha.value
+        a = self.alpha
         if self.per_unit:
-            self.alpha.grad += np.einsum("tbu,sbu->tsu", dy, x)
-            return list(np.einsum("tsu,tbu->sbu", a, dy))
-        batch_axes = tuple(range(1, x.ndim))
-        self.alpha.grad += np.tensordot(dy, x, axes=(batch_axes, batch_axes))
-        return list(np.tensordot(a.T, dy, axes=(1, 0)))
+            grad = np.einsum("tbu,sbu->tsu", dy, x)
+            dxs = list(np.einsum("tsu,tbu->sbu", a, dy))
+        else:
+            batch_axes = tuple(range(1, x.ndim))
+            grad = np.tensordot(dy, x, axes=(batch_axes, batch_axes))
+            dxs = list(np.tensordot(a.T, dy, axes=(1, 0)))
+        for row, g in zip(self.alpha_rows, grad):
+            row.grad += g
+        return dxs
 
     def get_config(self) -> dict:
         config = super().get_config()
