@@ -8,7 +8,7 @@ import pytest
 import tinynet as tn
 from tests.meta.helpers import mlp_layers, numerical_grad4, randomize, rel_error
 from tinynet.meta import (ANIL, MAML, EpisodeSampler, MetaSGD, Pretrained, ProtoNet, Reptile,
-                          SinusoidTasks, prototype_loss, summarize)
+                          SinusoidTasks, TaskBatch, prototype_loss, summarize)
 
 
 def sine_model(seed=0, width=16):
@@ -285,3 +285,59 @@ def test_pretrained_fit_and_meta_fit_seed_checks():
         learner.fit(x, np.where(x > 0.5, np.nan, x), iterations=1)
     with pytest.raises(ValueError, match="meta_fit expected seed as None or a non-negative"):
         learner.meta_fit(SinusoidTasks(5), iterations=1, seed=-1)
+
+
+# ------------------------------------- task targets: one check for every learner
+def _tiny_net(n_out=1):
+    return tn.Sequential([tn.layers.Dense(4, activation="tanh", input_dim=1, dtype="float64",
+                                          seed=1), tn.layers.Dense(n_out, dtype="float64", seed=2)])
+
+
+TARGET_LEARNERS = {
+    "MAML": lambda m: MAML(m, inner_lr=0.1), "FOMAML": lambda m: MAML(m, first_order=True),
+    "MetaSGD": lambda m: MetaSGD(m), "ANIL": lambda m: ANIL(m, loss="mse", inner_lr=0.1),
+    "Reptile": lambda m: Reptile(m, inner_lr=0.1), "Pretrained": lambda m: Pretrained(m),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TARGET_LEARNERS))
+def test_every_learner_reads_tasks_by_q_regression_targets_as_tasks_by_q_by_1(name):
+    # MAML took (tasks, q) targets as (tasks, q, 1); Reptile's reported loss
+    # broadcast (tasks, q, 1) - (tasks, q) instead: a wrong meta-loss for one
+    # task (9.87 for MAML's 1.02), a raw NumPy error for three; Pretrained
+    # could not pool (tasks, k, 1) support with (tasks, q) query targets
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((3, 5, 1)), rng.standard_normal((3, 5))
+    qx, qy = rng.standard_normal((3, 7, 1)), rng.standard_normal((3, 7))
+    make = TARGET_LEARNERS[name]
+    loss, grad = make(_tiny_net()).meta_gradient(TaskBatch(x, y[..., None], qx, qy[..., None]))
+    for batch in (TaskBatch(x, y, qx, qy), TaskBatch(x, y[..., None], qx, qy),
+                  TaskBatch(x[:1], y[:1], qx[:1], qy[:1])):
+        got_loss, got_grad = make(_tiny_net()).meta_gradient(batch)
+        if len(batch) == 3:
+            assert got_loss == pytest.approx(loss, rel=1e-12)
+            assert np.allclose(got_grad, grad, rtol=1e-12, atol=0)
+        else:
+            expected = make(_tiny_net()).meta_gradient(
+                TaskBatch(x[:1], y[:1, :, None], qx[:1], qy[:1, :, None]))[0]
+            assert got_loss == pytest.approx(expected, rel=1e-12)
+    learner = make(_tiny_net())
+    learner.meta_fit(TaskBatch(x, y, qx, qy), iterations=1, meta_batch_size=3, seed=0)
+    assert learner.history == [pytest.approx(loss, rel=1e-12)]
+    # query targets that fit no output are refused, not broadcast
+    with pytest.raises(ValueError, match=r"expected targets of shape \(3, 7, 1\), "
+                                         r"received \(3, 7, 2\)"):
+        make(_tiny_net()).meta_gradient(TaskBatch(x, y, qx, np.zeros((3, 7, 2))))
+
+
+@pytest.mark.parametrize("labels", ["column", "float"])
+def test_protonet_refuses_labels_not_integers_of_shape_tasks_by_n(labels):
+    # (tasks, n, 1) or float labels were a raw NumPy error deep in the loss
+    batch = _digit_episodes()
+    fix = (lambda y: y[..., None]) if labels == "column" else (lambda y: y.astype(float))
+    bad = TaskBatch(batch.support_x, fix(batch.support_y), batch.query_x, fix(batch.query_y))
+    proto = ProtoNet(tn.Sequential([tn.layers.Dense(4, input_dim=64, seed=0)]))
+    for call, who in ((proto.meta_gradient, "meta_fit"), (proto.evaluate, "evaluate")):
+        with pytest.raises(ValueError, match=rf"ProtoNet.{who} expected integer labels of "
+                                             rf"shape \(2, 6\), received"):
+            call(bad)

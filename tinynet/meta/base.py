@@ -284,15 +284,20 @@ class MetaLearner:
         return check_task_batch(
             tasks.sample(n_tasks, None if seed is None else np.random.default_rng(seed)), who)
 
-    def _score(self, theta, part, into):
-        out = self.net.forward(theta, part.query_x)
+    def _query_loss(self, theta, batch):
+        """Outputs (tasks, q, out) at ``theta`` on the query sets and the
+        per-task query loss, the targets checked as ``value_and_grad`` checks
+        them (so (tasks, q) regression targets are read as (tasks, q, 1))."""
         from .functional import LOSSES
-        y = part.query_y
-        if self.loss == "mse" and y.ndim == 2:
-            y = y[..., None]
-        into["loss"].append(LOSSES[self.loss](out, y)[0])
+        out = self.net.forward(theta, batch.query_x)
+        y = self.net.check_target(batch.query_y, out.shape, self.loss)
+        return out, LOSSES[self.loss](out, y)[0]
+
+    def _score(self, theta, part, into):
+        out, loss = self._query_loss(theta, part)
+        into["loss"].append(loss)
         if self.loss == "cross_entropy":
-            into["accuracy"].append((out.argmax(axis=2) == y).mean(axis=1))
+            into["accuracy"].append((out.argmax(axis=2) == part.query_y).mean(axis=1))
 
     @staticmethod
     def _summary(n_tasks, per_step):

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_labels, check_positive_int
+from ..checks import check_positive_int
 from .base import MetaLearner, _check_steps
 from .functional import cross_entropy
 
@@ -123,11 +123,11 @@ class ProtoNet(MetaLearner):
     def _n_way(self, batch, who) -> int:
         """The episodes' number of classes (the labels they use); refuses
         labels outside ``[0, n_way)``, so also gaps (``prototype_loss``
-        refuses a support set that misses a class)."""
-        support = batch.support_y.ravel()
-        n_way = self._n_classes(support)
-        check_labels(support, n_way, support.size, who)
-        check_labels(batch.query_y.ravel(), n_way, batch.query_y.size, who)
+        refuses a support set that misses a class), and labels that are
+        not integers of shape (tasks, n)."""
+        n_way = self._n_classes(batch.support_y)
+        for x, y in ((batch.support_x, batch.support_y), (batch.query_x, batch.query_y)):
+            self.net.check_target(y, (*x.shape[:2], n_way), "cross_entropy", who)
         return n_way
 
     def _meta_gradient(self, batch):
