@@ -341,3 +341,39 @@ def test_protonet_refuses_labels_not_integers_of_shape_tasks_by_n(labels):
         with pytest.raises(ValueError, match=rf"ProtoNet.{who} expected integer labels of "
                                              rf"shape \(2, 6\), received"):
             call(bad)
+
+
+# ------------------------------------------- inner_lr is read at every use
+@pytest.mark.parametrize("name", ["MAML", "ANIL"])
+def test_changing_inner_lr_after_construction_takes_effect(name):
+    # ANIL copied inner_lr * head mask once: a later inner_lr showed in the
+    # repr but the meta-gradient and adaptation kept the old rate
+    make = {"MAML": lambda lr: MAML(_tiny_net(), inner_lr=lr, inner_steps=2),
+            "ANIL": lambda lr: ANIL(_tiny_net(), loss="mse", inner_lr=lr, inner_steps=2)}[name]
+    batch = SinusoidTasks(5, seed=0, dtype=np.float64).sample(2)
+    changed, fresh = make(0.1), make(0.5)
+    changed.inner_lr = 0.5
+    assert "inner_lr=0.5" in repr(changed)
+    (loss, grad), (expected_loss, expected_grad) = (m.meta_gradient(batch)
+                                                    for m in (changed, fresh))
+    assert loss == expected_loss and np.array_equal(grad, expected_grad)
+    weights = lambda m: [w.tolist() for w in m.get_weights()]
+    sx, sy = batch.support_x[0], batch.support_y[0]
+    assert weights(changed.adapt(sx, sy)) == weights(fresh.adapt(sx, sy))
+
+
+@pytest.mark.parametrize("fine_tune", ["head", "all"])
+def test_pretrained_inner_lr_changed_after_new_head_takes_effect(fine_tune):
+    batch = _digit_episodes()
+
+    def make(lr):
+        base = Pretrained(tn.Sequential([tn.layers.Dense(8, activation="relu", input_dim=64,
+                                                         seed=0), tn.layers.Dense(6, seed=1)]),
+                          loss="cross_entropy", inner_lr=lr)
+        return base.new_head(3, fine_tune=fine_tune)
+    changed, fresh = make(0.1), make(0.5)
+    changed.inner_lr = 0.5
+    adapted = [m.adapt(batch.support_x[0], batch.support_y[0], steps=3) for m in (changed, fresh)]
+    assert all(np.array_equal(a, b) for a, b in zip(adapted[0].get_weights(),
+                                                    adapted[1].get_weights()))
+    assert changed.evaluate(batch, steps=3) == fresh.evaluate(batch, steps=3)

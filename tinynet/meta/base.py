@@ -60,7 +60,9 @@ class MetaLearner:
     loss : "mse" or "cross_entropy"
     inner_lr : float
         Learning rate of the inner (task adaptation) SGD steps: a finite
-        real number >= 0 (a NumPy scalar is fine).
+        real number >= 0 (a NumPy scalar is fine). Read at every use, so
+        setting ``inner_lr`` later takes effect (Meta-SGD: only the initial
+        value of its learned rates).
     inner_steps : int
         Inner steps during meta-training.
     meta_lr : float
@@ -91,6 +93,7 @@ class MetaLearner:
                                   high_open=True)
         self.meta_optimizer = meta_optimizer
         self._optimizer = None
+        self._lr_mask = None  # (P,) 0/1: which parameters the inner SGD adapts
         self.history: list[float] = []
 
     # ------------------------------------------------------- meta-parameters
@@ -121,8 +124,11 @@ class MetaLearner:
 
     # ------------------------------------------------------------- training
     def _inner_lr(self):
-        """Scalar or per-parameter (P,) learning rate of the inner SGD."""
-        return self.inner_lr
+        """Scalar or per-parameter (P,) learning rate of the inner SGD:
+        ``inner_lr``, times the 0/1 mask of the adapted parameters where only
+        some are (ANIL, a new head). Read at every use, so a changed
+        ``inner_lr`` takes effect."""
+        return self.inner_lr if self._lr_mask is None else self.inner_lr * self._lr_mask
 
     def _meta_gradient(self, batch: TaskBatch):
         """Mean query loss of the batch and the gradient of it with respect
