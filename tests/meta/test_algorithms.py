@@ -287,6 +287,25 @@ def test_pretrained_fit_and_meta_fit_seed_checks():
         learner.meta_fit(SinusoidTasks(5), iterations=1, seed=-1)
 
 
+def test_meta_gradient_refuses_a_batch_emptied_after_it_was_made():
+    maml = MAML(sine_model())
+    batch = SinusoidTasks(5, seed=0).sample(2)
+    batch.support_x, batch.support_y = batch.support_x[:, :0], batch.support_y[:, :0]
+    with pytest.raises(ValueError, match="MAML.meta_gradient expected at least one support "
+                                         "example per task, received k=0"):
+        maml.meta_gradient(batch)  # was a bare ZeroDivisionError
+    episodes = _digit_episodes()
+    episodes.query_x, episodes.query_y = episodes.query_x[:, :0], episodes.query_y[:, :0]
+    learner = MAML(tn.Sequential([tn.layers.Dense(3, input_dim=64, seed=0)]),
+                   loss="cross_entropy")
+    with pytest.raises(ValueError, match="MAML.meta_gradient expected at least one query "
+                                         "example per task, received q=0"):
+        learner.meta_gradient(episodes)  # was a NaN loss and a zero gradient
+    with pytest.raises(ValueError, match="expected at least one query example per task"):
+        learner.meta_fit(episodes, iterations=1, meta_batch_size=2)
+    assert learner.history == []
+
+
 # ------------------------------------- task targets: one check for every learner
 def _tiny_net(n_out=1):
     return tn.Sequential([tn.layers.Dense(4, activation="tanh", input_dim=1, dtype="float64",

@@ -19,7 +19,7 @@ from ..checks import as_float_array, check_finite, check_labels, check_positive_
 from ..layers._checks import check_real
 from ..param import Param
 from .functional import FunctionalMLP
-from .tasks import TaskBatch
+from .tasks import TaskBatch, check_not_empty
 
 __all__ = ["MetaLearner", "summarize"]
 
@@ -34,8 +34,11 @@ def summarize(values) -> tuple[float, float]:
 
 def check_task_batch(batch: TaskBatch, who: str) -> TaskBatch:
     """Refuse a task batch with NaN or infinite inputs or float targets: one
-    such value turns the meta-gradient, and so every meta-parameter, into NaN.
-    (Checked where a batch is used, since its arrays can change after it is made.)"""
+    such value turns the meta-gradient, and so every meta-parameter, into NaN;
+    and one without tasks or with empty support or query sets (see
+    :func:`~.tasks.check_not_empty`). (Checked where a batch is used, since
+    its arrays can change after it is made.)"""
+    check_not_empty(batch, who)
     for what in ("support_x", "support_y", "query_x", "query_y"):
         values = getattr(batch, what)
         if np.issubdtype(values.dtype, np.floating):
