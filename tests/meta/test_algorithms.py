@@ -396,3 +396,75 @@ def test_pretrained_inner_lr_changed_after_new_head_takes_effect(fine_tune):
     assert all(np.array_equal(a, b) for a, b in zip(adapted[0].get_weights(),
                                                     adapted[1].get_weights()))
     assert changed.evaluate(batch, steps=3) == fresh.evaluate(batch, steps=3)
+
+
+# ------------------------------ ProtoNet's distances from direct differences
+def _far_episode(dtype, offset, seed=0, n_way=4, k=2, q=3, d=8):
+    """Embeddings about ``offset`` from the origin, classes overlapping (loss ~1)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((1, n_way, d)) + offset
+    ys = np.repeat(np.arange(n_way), k)[None]
+    yq = np.repeat(np.arange(n_way), q)[None]
+    es = centres[:, ys[0]] + rng.standard_normal((1, n_way * k, d))
+    eq = centres[:, yq[0]] + rng.standard_normal((1, n_way * q, d))
+    return es.astype(dtype), ys, eq.astype(dtype), yq
+
+
+def _direct_logits(es, ys, eq, n_way):
+    """-|q - c|^2 in float64, the prototypes as class means."""
+    es, eq = es[0].astype(np.float64), eq[0].astype(np.float64)
+    protos = np.stack([es[ys[0] == c].mean(axis=0) for c in range(n_way)])
+    return -((eq[:, None] - protos[None]) ** 2).sum(axis=2)
+
+
+def test_protonet_logits_do_not_cancel_far_from_the_origin():
+    # 2 q.c - |q|^2 - |c|^2 in float32 at ~300 from the origin was off by up to
+    # 0.12 on a scale of 16, and some "negative squared distances" were positive
+    es, ys, eq, yq = _far_episode(np.float32, 300.0)
+    _, _, _, logits = prototype_loss(es, ys, eq, yq, 4)
+    exact = _direct_logits(es, ys, eq, 4)
+    assert np.all(logits <= 0)
+    assert np.abs(logits[0] - exact).max() < 1e-5 * np.abs(exact).max()
+    # evaluate (prototype_loss) and adapt().predict (direct differences) agree
+    net = tn.Sequential([tn.layers.Dense(8, input_dim=8, seed=0)])
+    net.layers[0].b.value[:] = 300.0
+    proto = ProtoNet(net)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 4, 8)).astype(np.float32)
+    qx = x + 0.05 * rng.standard_normal(x.shape).astype(np.float32)
+    y = np.arange(4)[None]
+    emb = proto._embed(proto.net.get_params(), np.concatenate([x, qx], axis=1))
+    _, _, _, logits = prototype_loss(emb[:, :4], y, emb[:, 4:], y, 4)
+    predicted = proto.adapt(x[0], y[0]).predict(qx[0])
+    assert np.abs(logits[0] - predicted).max() < 1e-5 * np.abs(predicted).max()
+
+
+@pytest.mark.parametrize("offset", [0.0, 300.0])
+def test_protonet_backward_matches_finite_differences_far_from_the_origin(offset):
+    es, ys, eq, yq = _far_episode(np.float64, offset, seed=3)
+    loss, ds, dq, _ = prototype_loss(es, ys, eq, yq, 4)
+
+    def f():
+        return prototype_loss(es, ys, eq, yq, 4)[0].sum()
+    assert rel_error(ds, numerical_grad4(f, es)) < 1e-6
+    assert rel_error(dq, numerical_grad4(f, eq)) < 1e-6
+
+
+@pytest.mark.parametrize("dtype, offset, tol", [(np.float64, 0.0, 1e-12),
+                                                (np.float64, 1e6, 1e-8),
+                                                (np.float32, 300.0, 1e-4)])
+def test_protonet_loss_and_gradients_match_torch(dtype, offset, tol):
+    torch = pytest.importorskip("torch")
+    es, ys, eq, yq = _far_episode(dtype, offset, seed=4)
+    loss, ds, dq, logits = prototype_loss(es, ys, eq, yq, 4)
+    # torch in float64 on the very same (possibly float32) values
+    tes = torch.tensor(es[0], dtype=torch.float64, requires_grad=True)
+    teq = torch.tensor(eq[0], dtype=torch.float64, requires_grad=True)
+    protos = torch.stack([tes[torch.tensor(ys[0] == c)].mean(0) for c in range(4)])
+    tlogits = -((teq[:, None, :] - protos[None]) ** 2).sum(-1)
+    tloss = torch.nn.functional.cross_entropy(tlogits, torch.tensor(yq[0]))
+    tloss.backward()
+    assert abs(loss[0] - tloss.item()) <= tol * max(tloss.item(), 1e-3)
+    for ours, theirs in ((logits[0], tlogits.detach().numpy()), (ds[0], tes.grad.numpy()),
+                         (dq[0], teq.grad.numpy())):
+        assert np.abs(ours - theirs).max() <= tol * np.abs(theirs).max()
