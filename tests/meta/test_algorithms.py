@@ -8,7 +8,7 @@ import pytest
 import tinynet as tn
 from tests.meta.helpers import mlp_layers, numerical_grad4, randomize, rel_error
 from tinynet.meta import (ANIL, MAML, EpisodeSampler, MetaSGD, Pretrained, ProtoNet, Reptile,
-                          SinusoidTasks, prototype_loss, summarize)
+                          SinusoidTasks, TaskBatch, prototype_loss, summarize)
 
 
 def sine_model(seed=0, width=16):
@@ -285,3 +285,186 @@ def test_pretrained_fit_and_meta_fit_seed_checks():
         learner.fit(x, np.where(x > 0.5, np.nan, x), iterations=1)
     with pytest.raises(ValueError, match="meta_fit expected seed as None or a non-negative"):
         learner.meta_fit(SinusoidTasks(5), iterations=1, seed=-1)
+
+
+def test_meta_gradient_refuses_a_batch_emptied_after_it_was_made():
+    maml = MAML(sine_model())
+    batch = SinusoidTasks(5, seed=0).sample(2)
+    batch.support_x, batch.support_y = batch.support_x[:, :0], batch.support_y[:, :0]
+    with pytest.raises(ValueError, match="MAML.meta_gradient expected at least one support "
+                                         "example per task, received k=0"):
+        maml.meta_gradient(batch)  # was a bare ZeroDivisionError
+    episodes = _digit_episodes()
+    episodes.query_x, episodes.query_y = episodes.query_x[:, :0], episodes.query_y[:, :0]
+    learner = MAML(tn.Sequential([tn.layers.Dense(3, input_dim=64, seed=0)]),
+                   loss="cross_entropy")
+    with pytest.raises(ValueError, match="MAML.meta_gradient expected at least one query "
+                                         "example per task, received q=0"):
+        learner.meta_gradient(episodes)  # was a NaN loss and a zero gradient
+    with pytest.raises(ValueError, match="expected at least one query example per task"):
+        learner.meta_fit(episodes, iterations=1, meta_batch_size=2)
+    assert learner.history == []
+
+
+# ------------------------------------- task targets: one check for every learner
+def _tiny_net(n_out=1):
+    return tn.Sequential([tn.layers.Dense(4, activation="tanh", input_dim=1, dtype="float64",
+                                          seed=1), tn.layers.Dense(n_out, dtype="float64", seed=2)])
+
+
+TARGET_LEARNERS = {
+    "MAML": lambda m: MAML(m, inner_lr=0.1), "FOMAML": lambda m: MAML(m, first_order=True),
+    "MetaSGD": lambda m: MetaSGD(m), "ANIL": lambda m: ANIL(m, loss="mse", inner_lr=0.1),
+    "Reptile": lambda m: Reptile(m, inner_lr=0.1), "Pretrained": lambda m: Pretrained(m),
+}
+
+
+@pytest.mark.parametrize("name", sorted(TARGET_LEARNERS))
+def test_every_learner_reads_tasks_by_q_regression_targets_as_tasks_by_q_by_1(name):
+    # MAML took (tasks, q) targets as (tasks, q, 1); Reptile's reported loss
+    # broadcast (tasks, q, 1) - (tasks, q) instead: a wrong meta-loss for one
+    # task (9.87 for MAML's 1.02), a raw NumPy error for three; Pretrained
+    # could not pool (tasks, k, 1) support with (tasks, q) query targets
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((3, 5, 1)), rng.standard_normal((3, 5))
+    qx, qy = rng.standard_normal((3, 7, 1)), rng.standard_normal((3, 7))
+    make = TARGET_LEARNERS[name]
+    loss, grad = make(_tiny_net()).meta_gradient(TaskBatch(x, y[..., None], qx, qy[..., None]))
+    for batch in (TaskBatch(x, y, qx, qy), TaskBatch(x, y[..., None], qx, qy),
+                  TaskBatch(x[:1], y[:1], qx[:1], qy[:1])):
+        got_loss, got_grad = make(_tiny_net()).meta_gradient(batch)
+        if len(batch) == 3:
+            assert got_loss == pytest.approx(loss, rel=1e-12)
+            assert np.allclose(got_grad, grad, rtol=1e-12, atol=0)
+        else:
+            expected = make(_tiny_net()).meta_gradient(
+                TaskBatch(x[:1], y[:1, :, None], qx[:1], qy[:1, :, None]))[0]
+            assert got_loss == pytest.approx(expected, rel=1e-12)
+    learner = make(_tiny_net())
+    learner.meta_fit(TaskBatch(x, y, qx, qy), iterations=1, meta_batch_size=3, seed=0)
+    assert learner.history == [pytest.approx(loss, rel=1e-12)]
+    # query targets that fit no output are refused, not broadcast
+    with pytest.raises(ValueError, match=r"expected targets of shape \(3, 7, 1\), "
+                                         r"received \(3, 7, 2\)"):
+        make(_tiny_net()).meta_gradient(TaskBatch(x, y, qx, np.zeros((3, 7, 2))))
+
+
+@pytest.mark.parametrize("labels", ["column", "float"])
+def test_protonet_refuses_labels_not_integers_of_shape_tasks_by_n(labels):
+    # (tasks, n, 1) or float labels were a raw NumPy error deep in the loss
+    batch = _digit_episodes()
+    fix = (lambda y: y[..., None]) if labels == "column" else (lambda y: y.astype(float))
+    bad = TaskBatch(batch.support_x, fix(batch.support_y), batch.query_x, fix(batch.query_y))
+    proto = ProtoNet(tn.Sequential([tn.layers.Dense(4, input_dim=64, seed=0)]))
+    for call, who in ((proto.meta_gradient, "meta_fit"), (proto.evaluate, "evaluate")):
+        with pytest.raises(ValueError, match=rf"ProtoNet.{who} expected integer labels of "
+                                             rf"shape \(2, 6\), received"):
+            call(bad)
+
+
+# ------------------------------------------- inner_lr is read at every use
+@pytest.mark.parametrize("name", ["MAML", "ANIL"])
+def test_changing_inner_lr_after_construction_takes_effect(name):
+    # ANIL copied inner_lr * head mask once: a later inner_lr showed in the
+    # repr but the meta-gradient and adaptation kept the old rate
+    make = {"MAML": lambda lr: MAML(_tiny_net(), inner_lr=lr, inner_steps=2),
+            "ANIL": lambda lr: ANIL(_tiny_net(), loss="mse", inner_lr=lr, inner_steps=2)}[name]
+    batch = SinusoidTasks(5, seed=0, dtype=np.float64).sample(2)
+    changed, fresh = make(0.1), make(0.5)
+    changed.inner_lr = 0.5
+    assert "inner_lr=0.5" in repr(changed)
+    (loss, grad), (expected_loss, expected_grad) = (m.meta_gradient(batch)
+                                                    for m in (changed, fresh))
+    assert loss == expected_loss and np.array_equal(grad, expected_grad)
+    weights = lambda m: [w.tolist() for w in m.get_weights()]
+    sx, sy = batch.support_x[0], batch.support_y[0]
+    assert weights(changed.adapt(sx, sy)) == weights(fresh.adapt(sx, sy))
+
+
+@pytest.mark.parametrize("fine_tune", ["head", "all"])
+def test_pretrained_inner_lr_changed_after_new_head_takes_effect(fine_tune):
+    batch = _digit_episodes()
+
+    def make(lr):
+        base = Pretrained(tn.Sequential([tn.layers.Dense(8, activation="relu", input_dim=64,
+                                                         seed=0), tn.layers.Dense(6, seed=1)]),
+                          loss="cross_entropy", inner_lr=lr)
+        return base.new_head(3, fine_tune=fine_tune)
+    changed, fresh = make(0.1), make(0.5)
+    changed.inner_lr = 0.5
+    adapted = [m.adapt(batch.support_x[0], batch.support_y[0], steps=3) for m in (changed, fresh)]
+    assert all(np.array_equal(a, b) for a, b in zip(adapted[0].get_weights(),
+                                                    adapted[1].get_weights()))
+    assert changed.evaluate(batch, steps=3) == fresh.evaluate(batch, steps=3)
+
+
+# ------------------------------ ProtoNet's distances from direct differences
+def _far_episode(dtype, offset, seed=0, n_way=4, k=2, q=3, d=8):
+    """Embeddings about ``offset`` from the origin, classes overlapping (loss ~1)."""
+    rng = np.random.default_rng(seed)
+    centres = rng.standard_normal((1, n_way, d)) + offset
+    ys = np.repeat(np.arange(n_way), k)[None]
+    yq = np.repeat(np.arange(n_way), q)[None]
+    es = centres[:, ys[0]] + rng.standard_normal((1, n_way * k, d))
+    eq = centres[:, yq[0]] + rng.standard_normal((1, n_way * q, d))
+    return es.astype(dtype), ys, eq.astype(dtype), yq
+
+
+def _direct_logits(es, ys, eq, n_way):
+    """-|q - c|^2 in float64, the prototypes as class means."""
+    es, eq = es[0].astype(np.float64), eq[0].astype(np.float64)
+    protos = np.stack([es[ys[0] == c].mean(axis=0) for c in range(n_way)])
+    return -((eq[:, None] - protos[None]) ** 2).sum(axis=2)
+
+
+def test_protonet_logits_do_not_cancel_far_from_the_origin():
+    # 2 q.c - |q|^2 - |c|^2 in float32 at ~300 from the origin was off by up to
+    # 0.12 on a scale of 16, and some "negative squared distances" were positive
+    es, ys, eq, yq = _far_episode(np.float32, 300.0)
+    _, _, _, logits = prototype_loss(es, ys, eq, yq, 4)
+    exact = _direct_logits(es, ys, eq, 4)
+    assert np.all(logits <= 0)
+    assert np.abs(logits[0] - exact).max() < 1e-5 * np.abs(exact).max()
+    # evaluate (prototype_loss) and adapt().predict (direct differences) agree
+    net = tn.Sequential([tn.layers.Dense(8, input_dim=8, seed=0)])
+    net.layers[0].b.value[:] = 300.0
+    proto = ProtoNet(net)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((1, 4, 8)).astype(np.float32)
+    qx = x + 0.05 * rng.standard_normal(x.shape).astype(np.float32)
+    y = np.arange(4)[None]
+    emb = proto._embed(proto.net.get_params(), np.concatenate([x, qx], axis=1))
+    _, _, _, logits = prototype_loss(emb[:, :4], y, emb[:, 4:], y, 4)
+    predicted = proto.adapt(x[0], y[0]).predict(qx[0])
+    assert np.abs(logits[0] - predicted).max() < 1e-5 * np.abs(predicted).max()
+
+
+@pytest.mark.parametrize("offset", [0.0, 300.0])
+def test_protonet_backward_matches_finite_differences_far_from_the_origin(offset):
+    es, ys, eq, yq = _far_episode(np.float64, offset, seed=3)
+    loss, ds, dq, _ = prototype_loss(es, ys, eq, yq, 4)
+
+    def f():
+        return prototype_loss(es, ys, eq, yq, 4)[0].sum()
+    assert rel_error(ds, numerical_grad4(f, es)) < 1e-6
+    assert rel_error(dq, numerical_grad4(f, eq)) < 1e-6
+
+
+@pytest.mark.parametrize("dtype, offset, tol", [(np.float64, 0.0, 1e-12),
+                                                (np.float64, 1e6, 1e-8),
+                                                (np.float32, 300.0, 1e-4)])
+def test_protonet_loss_and_gradients_match_torch(dtype, offset, tol):
+    torch = pytest.importorskip("torch")
+    es, ys, eq, yq = _far_episode(dtype, offset, seed=4)
+    loss, ds, dq, logits = prototype_loss(es, ys, eq, yq, 4)
+    # torch in float64 on the very same (possibly float32) values
+    tes = torch.tensor(es[0], dtype=torch.float64, requires_grad=True)
+    teq = torch.tensor(eq[0], dtype=torch.float64, requires_grad=True)
+    protos = torch.stack([tes[torch.tensor(ys[0] == c)].mean(0) for c in range(4)])
+    tlogits = -((teq[:, None, :] - protos[None]) ** 2).sum(-1)
+    tloss = torch.nn.functional.cross_entropy(tlogits, torch.tensor(yq[0]))
+    tloss.backward()
+    assert abs(loss[0] - tloss.item()) <= tol * max(tloss.item(), 1e-3)
+    for ours, theirs in ((logits[0], tlogits.detach().numpy()), (ds[0], tes.grad.numpy()),
+                         (dq[0], teq.grad.numpy())):
+        assert np.abs(ours - theirs).max() <= tol * np.abs(theirs).max()

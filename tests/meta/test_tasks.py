@@ -82,3 +82,17 @@ def test_sampler_errors():
         EpisodeSampler(x.astype(int), y, n_way=2, k_shot=1, n_query=1)
     with pytest.raises(ValueError, match="n_test_classes"):
         split_classes(y, 3)
+
+
+@pytest.mark.parametrize("shapes, message", [
+    (((1, 0, 1), (1, 0, 1), (1, 2, 1), (1, 2, 1)),
+     r"at least one support example per task, received k=0 \(support_x of shape \(1, 0, 1\)\)"),
+    (((2, 3, 1), (2, 3), (2, 0, 1), (2, 0)),
+     r"at least one query example per task, received q=0 \(query_x of shape \(2, 0, 1\)\)"),
+    (((0, 3, 1), (0, 3, 1), (0, 2, 1), (0, 2, 1)), "at least one task"),
+])
+def test_task_batch_refuses_empty_support_or_query_sets(shapes, message):
+    # every loss is a mean over a set's examples: an empty one was a bare
+    # ZeroDivisionError (mse) or a NaN loss with a zero gradient (cross-entropy)
+    with pytest.raises(ValueError, match=f"TaskBatch expected {message}"):
+        TaskBatch(*(np.zeros(s, int if len(s) == 2 else float) for s in shapes))

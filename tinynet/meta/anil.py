@@ -34,7 +34,4 @@ class ANIL(MAML):
             raise ValueError(f"ANIL expected head_layers in [1, {n_dense}], "
                              f"received {head_layers!r}")
         self.head_layers = head_layers
-        self._lr = self.inner_lr * self.net.mask(range(-head_layers, 0))
-
-    def _inner_lr(self):
-        return self._lr
+        self._lr_mask = self.net.mask(range(-head_layers, 0))

@@ -19,7 +19,7 @@ from ..checks import as_float_array, check_finite, check_labels, check_positive_
 from ..layers._checks import check_real
 from ..param import Param
 from .functional import FunctionalMLP
-from .tasks import TaskBatch
+from .tasks import TaskBatch, check_not_empty
 
 __all__ = ["MetaLearner", "summarize"]
 
@@ -34,8 +34,11 @@ def summarize(values) -> tuple[float, float]:
 
 def check_task_batch(batch: TaskBatch, who: str) -> TaskBatch:
     """Refuse a task batch with NaN or infinite inputs or float targets: one
-    such value turns the meta-gradient, and so every meta-parameter, into NaN.
-    (Checked where a batch is used, since its arrays can change after it is made.)"""
+    such value turns the meta-gradient, and so every meta-parameter, into NaN;
+    and one without tasks or with empty support or query sets (see
+    :func:`~.tasks.check_not_empty`). (Checked where a batch is used, since
+    its arrays can change after it is made.)"""
+    check_not_empty(batch, who)
     for what in ("support_x", "support_y", "query_x", "query_y"):
         values = getattr(batch, what)
         if np.issubdtype(values.dtype, np.floating):
@@ -60,7 +63,9 @@ class MetaLearner:
     loss : "mse" or "cross_entropy"
     inner_lr : float
         Learning rate of the inner (task adaptation) SGD steps: a finite
-        real number >= 0 (a NumPy scalar is fine).
+        real number >= 0 (a NumPy scalar is fine). Read at every use, so
+        setting ``inner_lr`` later takes effect (Meta-SGD: only the initial
+        value of its learned rates).
     inner_steps : int
         Inner steps during meta-training.
     meta_lr : float
@@ -91,6 +96,7 @@ class MetaLearner:
                                   high_open=True)
         self.meta_optimizer = meta_optimizer
         self._optimizer = None
+        self._lr_mask = None  # (P,) 0/1: which parameters the inner SGD adapts
         self.history: list[float] = []
 
     # ------------------------------------------------------- meta-parameters
@@ -121,8 +127,11 @@ class MetaLearner:
 
     # ------------------------------------------------------------- training
     def _inner_lr(self):
-        """Scalar or per-parameter (P,) learning rate of the inner SGD."""
-        return self.inner_lr
+        """Scalar or per-parameter (P,) learning rate of the inner SGD:
+        ``inner_lr``, times the 0/1 mask of the adapted parameters where only
+        some are (ANIL, a new head). Read at every use, so a changed
+        ``inner_lr`` takes effect."""
+        return self.inner_lr if self._lr_mask is None else self.inner_lr * self._lr_mask
 
     def _meta_gradient(self, batch: TaskBatch):
         """Mean query loss of the batch and the gradient of it with respect
@@ -284,15 +293,20 @@ class MetaLearner:
         return check_task_batch(
             tasks.sample(n_tasks, None if seed is None else np.random.default_rng(seed)), who)
 
-    def _score(self, theta, part, into):
-        out = self.net.forward(theta, part.query_x)
+    def _query_loss(self, theta, batch):
+        """Outputs (tasks, q, out) at ``theta`` on the query sets and the
+        per-task query loss, the targets checked as ``value_and_grad`` checks
+        them (so (tasks, q) regression targets are read as (tasks, q, 1))."""
         from .functional import LOSSES
-        y = part.query_y
-        if self.loss == "mse" and y.ndim == 2:
-            y = y[..., None]
-        into["loss"].append(LOSSES[self.loss](out, y)[0])
+        out = self.net.forward(theta, batch.query_x)
+        y = self.net.check_target(batch.query_y, out.shape, self.loss)
+        return out, LOSSES[self.loss](out, y)[0]
+
+    def _score(self, theta, part, into):
+        out, loss = self._query_loss(theta, part)
+        into["loss"].append(loss)
         if self.loss == "cross_entropy":
-            into["accuracy"].append((out.argmax(axis=2) == y).mean(axis=1))
+            into["accuracy"].append((out.argmax(axis=2) == part.query_y).mean(axis=1))
 
     @staticmethod
     def _summary(n_tasks, per_step):

@@ -33,14 +33,14 @@ class Pretrained(MetaLearner):
     def __init__(self, model, loss="mse", inner_lr=0.01, meta_lr=1e-3, meta_optimizer="adam"):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=0, meta_lr=meta_lr,
                          meta_optimizer=meta_optimizer)
-        self._lr = self.inner_lr
-
-    def _inner_lr(self):
-        return self._lr
 
     def _meta_gradient(self, batch):
         x = np.concatenate([batch.support_x, batch.query_x], axis=1)
-        y = np.concatenate([batch.support_y, batch.query_y], axis=1)
+        # each set's targets checked (and (tasks, n) read as (tasks, n, 1)) before pooling
+        y = np.concatenate([self.net.check_target(y, (*part.shape[:2], self.net.output_dim),
+                                                  self.loss)
+                            for part, y in ((batch.support_x, batch.support_y),
+                                            (batch.query_x, batch.query_y))], axis=1)
         ev = self.net.value_and_grad(self.net.get_params(), x, y, self.loss)
         return float(ev.loss.mean()), ev.grad.mean(axis=0)
 
@@ -99,5 +99,5 @@ class Pretrained(MetaLearner):
         self.model = Sequential(layers) if isinstance(self.model, Sequential) else layers
         self.net = FunctionalMLP(self.model)
         self._optimizer = None
-        self._lr = self.inner_lr if fine_tune == "all" else self.inner_lr * self.net.mask([-1])
+        self._lr_mask = None if fine_tune == "all" else self.net.mask([-1])
         return self

@@ -394,21 +394,27 @@ class FunctionalMLP:
         """
         theta, x = self._batch(theta, x)
         out, tape = self._forward(theta, x)
-        losses, dout, hess = _loss_fn(loss)(out, self._check_target(target, out, loss))
+        losses, dout, hess = _loss_fn(loss)(out, self.check_target(target, out.shape, loss))
         grad, deltas, _ = self._backward(theta, tape, dout)
         return Evaluation(self, theta, tape, deltas, out, losses, grad, hess)
 
-    def _check_target(self, target, out, loss):
+    def check_target(self, target, shape, loss, who="FunctionalMLP"):
+        """Targets checked against outputs of ``shape`` (tasks, n, out), in
+        the form the loss takes: for "cross_entropy" integer labels of shape
+        (tasks, n) in ``[0, out)``; for "mse" targets of ``shape``, or of
+        shape (tasks, n) when ``out`` is 1 (read as (tasks, n, 1)). Every
+        loss a meta-learner computes from task targets goes through here."""
         target = np.asarray(target)
+        shape = tuple(shape)
         if loss == "cross_entropy":
-            if target.shape != out.shape[:2] or not np.issubdtype(target.dtype, np.integer):
-                raise ValueError(f"FunctionalMLP expected integer labels of shape "
-                                 f"{out.shape[:2]}, received {target.dtype} {target.shape}")
-            check_labels(target.ravel(), out.shape[2], target.size, "FunctionalMLP")
-        elif loss == "mse" and target.shape != out.shape:
-            if target.ndim == 2 and out.shape[2] == 1 and target.shape == out.shape[:2]:
+            if target.shape != shape[:2] or not np.issubdtype(target.dtype, np.integer):
+                raise ValueError(f"{who} expected integer labels of shape "
+                                 f"{shape[:2]}, received {target.dtype} {target.shape}")
+            check_labels(target.ravel(), shape[2], target.size, who)
+        elif loss == "mse" and target.shape != shape:
+            if target.ndim == 2 and shape[2] == 1 and target.shape == shape[:2]:
                 return target[..., None]
-            raise ValueError(f"FunctionalMLP expected targets of shape {out.shape}, "
+            raise ValueError(f"{who} expected targets of shape {shape}, "
                              f"received {target.shape}")
         return target
 

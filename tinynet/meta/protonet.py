@@ -10,26 +10,34 @@ prototypes:
     z_{mk} = -\lVert f(q_m) - c_k \rVert^2, \qquad
     L = \mathrm{CE}(z, y^{q})
 
+The logits are computed from the differences :math:`f(q_m) - c_k` directly
+(as :meth:`PrototypeClassifier.predict` does), not from the expansion
+:math:`2 f(q_m)\cdot c_k - \lVert f(q_m)\rVert^2 - \lVert c_k\rVert^2`, which
+cancels catastrophically for embeddings far from the origin (float32
+embeddings about 300 from it gave logits off by 0.1 on a scale of 16, and
+positive "negative squared distances").
+
 Backward, with :math:`G = \partial L/\partial z` (softmax minus one-hot, over
-the number of queries):
+the number of queries) and the same differences
+:math:`\Delta_{mk} = f(q_m) - c_k`:
 
 .. math::
-    \frac{\partial L}{\partial f(q_m)} = -2\Big(f(q_m)\sum_k G_{mk} - \sum_k G_{mk} c_k\Big),
+    \frac{\partial L}{\partial f(q_m)} = -2\sum_k G_{mk} \Delta_{mk},
     \qquad
-    \frac{\partial L}{\partial c_k} = 2\Big(\sum_m G_{mk} f(q_m) - c_k \sum_m G_{mk}\Big),
-
-.. math::
+    \frac{\partial L}{\partial c_k} = 2\sum_m G_{mk} \Delta_{mk},
+    \qquad
     \frac{\partial L}{\partial f(x_i)} = \frac{1}{|S_{y_i}|}\,
         \frac{\partial L}{\partial c_{y_i}}
 
-and on through the embedding net's own backward pass.
+(the prototypes are class means of the support embeddings), and on through
+the embedding net's own backward pass.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_labels, check_positive_int
+from ..checks import check_positive_int
 from .base import MetaLearner, _check_steps
 from .functional import cross_entropy
 
@@ -41,7 +49,8 @@ def _one_hot(labels, n_way, dtype):
 
 
 def prototype_loss(emb_support, support_y, emb_query, query_y, n_way):
-    """Per-episode loss, gradients w.r.t. both embeddings and the logits.
+    """Per-episode loss, gradients w.r.t. both embeddings and the logits
+    (negative squared distances, from direct differences: see the module).
 
     Parameters
     ----------
@@ -62,13 +71,11 @@ def prototype_loss(emb_support, support_y, emb_query, query_y, n_way):
         raise ValueError(f"prototype_loss expected every one of the {n_way} classes in each "
                          f"support set, received an episode without some class")
     protos = np.matmul(onehot.transpose(0, 2, 1), emb_support) / counts[..., None]
-    logits = (2 * np.matmul(emb_query, protos.transpose(0, 2, 1))
-              - (emb_query ** 2).sum(axis=2)[..., None] - (protos ** 2).sum(axis=2)[:, None, :])
+    diff = emb_query[:, :, None, :] - protos[:, None, :, :]          # (T, q, N, d)
+    logits = -np.einsum("tqnd,tqnd->tqn", diff, diff)
     loss, g, _ = cross_entropy(logits, query_y)
-    row = g.sum(axis=2)[..., None]                                    # (T, q, 1)
-    d_query = -2 * (emb_query * row - np.matmul(g, protos))
-    col = g.sum(axis=1)[..., None]                                    # (T, N, 1)
-    d_protos = 2 * (np.matmul(g.transpose(0, 2, 1), emb_query) - protos * col)
+    d_query = -2 * np.einsum("tqn,tqnd->tqd", g, diff)
+    d_protos = 2 * np.einsum("tqn,tqnd->tnd", g, diff)
     d_support = np.matmul(onehot, d_protos / counts[..., None])
     return loss, d_support, d_query, logits
 
@@ -123,11 +130,11 @@ class ProtoNet(MetaLearner):
     def _n_way(self, batch, who) -> int:
         """The episodes' number of classes (the labels they use); refuses
         labels outside ``[0, n_way)``, so also gaps (``prototype_loss``
-        refuses a support set that misses a class)."""
-        support = batch.support_y.ravel()
-        n_way = self._n_classes(support)
-        check_labels(support, n_way, support.size, who)
-        check_labels(batch.query_y.ravel(), n_way, batch.query_y.size, who)
+        refuses a support set that misses a class), and labels that are
+        not integers of shape (tasks, n)."""
+        n_way = self._n_classes(batch.support_y)
+        for x, y in ((batch.support_x, batch.support_y), (batch.query_x, batch.query_y)):
+            self.net.check_target(y, (*x.shape[:2], n_way), "cross_entropy", who)
         return n_way
 
     def _meta_gradient(self, batch):

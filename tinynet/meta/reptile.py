@@ -34,7 +34,4 @@ class Reptile(MetaLearner):
     def _meta_gradient(self, batch):
         theta0 = self.net.get_params()
         phi = self._adapt_theta(theta0, batch.support_x, batch.support_y, self.inner_steps)
-        out = self.net.forward(phi, batch.query_x)
-        from .functional import LOSSES
-        query_loss = LOSSES[self.loss](out, batch.query_y)[0]
-        return float(query_loss.mean()), theta0 - np.mean(phi, axis=0)
+        return float(self._query_loss(phi, batch)[1].mean()), theta0 - np.mean(phi, axis=0)

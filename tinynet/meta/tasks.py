@@ -17,15 +17,30 @@ from ..checks import as_float_array, check_positive_int
 __all__ = ["TaskBatch", "SinusoidTasks", "EpisodeSampler", "split_classes"]
 
 
+def check_not_empty(batch: "TaskBatch", who: str) -> None:
+    """Refuse a batch without tasks, or whose support or query sets are
+    empty (k = 0 or q = 0): every loss is a mean over the tasks and over a
+    set's examples, so an empty one divides by zero or gives a NaN loss
+    and a zero gradient."""
+    if len(batch) == 0:
+        raise ValueError(f"{who} expected at least one task, received support_x of shape "
+                         f"{batch.support_x.shape}")
+    for what, n, name in (("support", "k", "support_x"), ("query", "q", "query_x")):
+        shape = getattr(batch, name).shape
+        if shape[1] == 0:
+            raise ValueError(f"{who} expected at least one {what} example per task, "
+                             f"received {n}=0 ({name} of shape {shape})")
+
+
 class TaskBatch:
     """Support and query sets of several tasks, stacked.
 
     Parameters
     ----------
-    support_x : ndarray of shape (tasks, k, features)
+    support_x : ndarray of shape (tasks, k, features), with tasks >= 1 and k >= 1
     support_y : ndarray of shape (tasks, k, outputs) (regression) or int
         ndarray of shape (tasks, k) (class labels 0..n_way-1)
-    query_x, query_y : the same for the query set (its own size q)
+    query_x, query_y : the same for the query set (its own size q >= 1)
     info : dict of per-task arrays (amplitude, phase, classes, ...), optional
     """
 
@@ -46,6 +61,7 @@ class TaskBatch:
         if self.query_y.shape[:2] != self.query_x.shape[:2]:
             raise ValueError(f"TaskBatch expected query_y to start with "
                              f"{self.query_x.shape[:2]}, received {self.query_y.shape}")
+        check_not_empty(self, "TaskBatch")
         self.info = dict(info or {})
 
     def __len__(self) -> int:
