@@ -180,3 +180,5 @@ def test_delta_m():
         tn.mtl.delta_m({}, base)
     with pytest.raises(ValueError, match="non-zero baseline"):
         tn.mtl.delta_m({"a/accuracy": 1.0}, {"a/accuracy": 0.0})
+    # a negative baseline (a log-likelihood): a rise is still a gain
+    assert tn.mtl.delta_m({"a/loglik": -0.9}, {"a/loglik": -1.0}) == pytest.approx(10.0)

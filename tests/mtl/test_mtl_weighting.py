@@ -5,6 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tinynet as tn
 from tinynet.mtl import weighting as wt
 from tinynet.mtl.min_norm import min_norm_weights, min_norm_frank_wolfe
 from tests.fd import numerical_grad
@@ -186,3 +187,15 @@ def test_uncertainty_and_dwa_ignore_an_absent_task():
     r = np.array([0.5, 0.9])
     np.testing.assert_allclose(dwa.loss_weights(np.ones(2)),
                                2 * np.exp(r / 2) / np.exp(r / 2).sum())
+
+
+def test_the_weightings_parameters_get_no_weight_decay():
+    # a decay would pull uncertainty's s_t towards 0, a prior Kendall et al. do not have
+    from tinynet.layers import Dense
+    model = tn.mtl.HardSharing((3,), trunk=[Dense(4, seed=0)],
+                               heads={"a": [Dense(2, seed=1)], "b": [Dense(1, seed=2)]})
+    model.compile(tn.optim.AdamW(lr=0.1, weight_decay=0.5),
+                  loss={"a": "cross_entropy", "b": "mse"}, weighting="uncertainty")
+    groups = model.optimizer.param_groups
+    assert groups[0]["weight_decay"] == 0.5 and groups[1]["weight_decay"] == 0.0
+    assert groups[1]["params"] == model.weighting.parameters()

@@ -8,7 +8,11 @@ baselines :math:`M_{\text{single},t}`:
         \frac{M_t - M_{\text{single},t}}{M_{\text{single},t}} \times 100\,\%
 
 with :math:`l_t = 1` when lower is better (a loss, an error) and 0 when
-higher is better (accuracy), so a positive :math:`\Delta_m` is a gain.
+higher is better (accuracy), so a positive :math:`\Delta_m` is a gain. The
+code divides by :math:`|M_{\text{single},t}|`: the same for the usual
+positive baselines, and for a negative one (a log-likelihood, say) it keeps
+the sign a gain (from -1.0 to -0.9 with higher better: +10 %, where the
+formula as written, and LibMTL, give -10 %).
 """
 
 from __future__ import annotations

@@ -182,7 +182,9 @@ class MultiTaskTraining:
             Keras' name for static weights (``weighting`` must stay "equal").
         weighting_lr : float, optional
             Learning rate of the weighting's learned parameters (default: the
-            optimizer's).
+            optimizer's). They get no weight decay whatever the optimizer's
+            (uncertainty's :math:`s_t` would be pulled towards 0, a prior the
+            paper does not have).
         """
         tasks = list(self.output_names)
         if loss is None:
@@ -215,9 +217,10 @@ class MultiTaskTraining:
         params = self.trainable_parameters()
         extra = self.weighting.parameters()
         groups = [{"params": params}]
-        if extra:
-            groups.append({"params": extra} if weighting_lr is None
-                          else {"params": extra, "lr": float(weighting_lr)})
+        if extra:  # no weight decay: neither paper puts a prior on s_t or w_t
+            groups.append({"params": extra, "weight_decay": 0.0} if weighting_lr is None
+                          else {"params": extra, "weight_decay": 0.0,
+                                "lr": float(weighting_lr)})
         from .. import optim
         ensure_flat(params + extra)  # one fused optimizer call per group
         self.optimizer = optim.get(optimizer, groups)

@@ -230,9 +230,13 @@ class Uncertainty(Weighting):
         \frac{\partial L}{\partial s_t} = 1 - e^{-s_t} L_t, \qquad
         w_t = e^{-s_t},
 
-    the form the paper uses for classification (and LibMTL for every task);
-    at its optimum :math:`s_t = \log L_t`, so noisy (high-loss) tasks are
-    down-weighted. A task absent from the batch (no labelled sample) gets no
+    LibMTL's form for every task. The paper's (its eq. 10, with
+    :math:`s = \log\sigma^2`) is :math:`\tfrac12 e^{-s_t} L_t + \tfrac12 s_t`
+    for regression and :math:`e^{-s_t} L_t + \tfrac12 s_t` for
+    classification: the relative weights of the tasks are the same, this form
+    is twice the first, and its optimum :math:`s_t = \log L_t` gives
+    :math:`w_t = 1/L_t` where the paper's gives :math:`1/(2L_t)`. Noisy
+    (high-loss) tasks are down-weighted either way. A task absent from the batch (no labelled sample) gets no
     gradient on :math:`s_t` (its :math:`L_t = 0` would push :math:`s_t` down).
 
     Parameters
