@@ -55,7 +55,7 @@ def _run(code, env_extra=None):
     if proc.returncode != 0:
         raise RuntimeError(f"subprocess failed:\n{proc.stderr[-2000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["compile_message"] = "compiling kernels, first run only" in proc.stderr
+    result["compile_message"] = "tinynet: compiling kernels" in proc.stderr
     return result
 
 
