@@ -445,9 +445,9 @@ def main(argv) -> int:
             sections += [f"Multi-Fashion skipped: {exc}", ""]
     command = report.command_line("mtl", argv)  # so that the table says how to redo it
     results["total_seconds"] = time.perf_counter() - start
-    sections.append(f"Command: `{command}` ({results['total_seconds'] / 60:.1f} min)")
+    sections.append(f"Total time: {results['total_seconds'] / 60:.1f} min.")
     paths = report.write_report(_file_name(args), results, "\n".join(sections),
-                                out_dir=args.out)
+                                out_dir=args.out, quick=quick, command=command)
     print("\n".join(sections))
     print("wrote", ", ".join(map(str, paths)))
     return 0
