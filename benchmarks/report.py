@@ -110,8 +110,16 @@ def _numba_info() -> dict:
         return {"numba": None}
     info = {"numba": numba.__version__}
     try:
+        # Numba's pool starts as tinynet's kernels are imported; a benchmark whose
+        # kernels ran in worker processes has not started it in this one, so start
+        # it here as tinynet does, and the layer read is the one the kernels use.
+        from tinynet.kernels import config
+        config.start_pool()
+    except ImportError:
+        pass
+    try:
         info["threading_layer"] = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet in this process
+    except ValueError:  # the pool could not be started
         info["threading_layer"] = "not initialised"
     info["threading_layer_config"] = (os.environ.get("NUMBA_THREADING_LAYER")
                                       or str(getattr(numba.config, "THREADING_LAYER", "?")))

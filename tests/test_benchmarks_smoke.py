@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks.__main__ import available, main
+from tinynet.kernels import NUMBA_ENABLED
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -77,6 +78,24 @@ def test_a_quick_run_writes_outside_the_repository_unless_out_is_given(tmp_path,
     assert mtl.main(["--quick", "--parts", "synthetic"]) == 0
     assert (tmp_path / "quick" / "mtl.json").exists()
     assert not (tmp_path / "results" / "mtl.json").exists()
+
+
+@pytest.mark.skipif(not NUMBA_ENABLED, reason="needs Numba")
+def test_the_machine_line_gives_the_threading_layer_the_kernels_use():
+    """A benchmark whose kernels ran in worker processes (train, startup) has
+    not started Numba's pool in its own: the report starts it as tinynet does,
+    so the layer is not "not initialised" beside a caption saying "omp"."""
+    code = ("from benchmarks import report; info = report.machine_info();"
+            "from tinynet.kernels import config;"  # after: nothing started the pool before
+            "print(info['threading_layer'], config.threading_layer(), sep='|');"
+            "print(report.machine_markdown(info))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    layers, line = proc.stdout.strip().splitlines()[-2:]
+    reported, used = layers.split("|")
+    assert reported == used and reported != "not initialised"
+    assert f"(threading layer: {used})" in line
 
 
 def test_main_lists_and_rejects_unknown(capsys):
