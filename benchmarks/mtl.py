@@ -1,5 +1,7 @@
-"""Multi-task learning: MMoE vs shared-bottom across task correlations; Multi-Fashion
-single-task vs hard sharing (every weighting) vs MMoE, soft sharing, cross-stitch.
+"""Multi-task learning: MMoE vs shared-bottom, and multi-task models on Multi-Fashion.
+
+MMoE vs shared-bottom across task correlations; on Multi-Fashion, single-task
+vs hard sharing (every weighting) vs MMoE, soft sharing, cross-stitch.
 
 Part ``synthetic`` (Ma et al., KDD 2018): two regression tasks whose
 correlation p is controlled (tinynet.mtl.data.synthetic_mmoe). A shared-bottom

@@ -1,5 +1,4 @@
-"""Start-up costs: ``import tinynet``, and the first training step with a cold
-and with a warm kernel cache.
+"""Start-up costs: ``import tinynet``; the first training step with a cold and a warm kernel cache.
 
 Each measurement runs in a fresh subprocess (so nothing is already imported
 or compiled); the median over repeats is reported. "Cold" points Numba's

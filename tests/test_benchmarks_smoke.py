@@ -98,6 +98,14 @@ def test_the_machine_line_gives_the_threading_layer_the_kernels_use():
     assert f"(threading layer: {used})" in line
 
 
+def test_every_benchmark_is_listed_with_a_complete_sentence(capsys):
+    assert main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    for name in available():
+        line = next(line for line in listing.splitlines() if line.split()[:1] == [name])
+        assert line.rstrip().endswith("."), line              # not cut mid-sentence
+
+
 def test_main_lists_and_rejects_unknown(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
