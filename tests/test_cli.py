@@ -97,6 +97,19 @@ def test_demo_core_prints_a_results_table(capsys):
     assert "test accuracy" in out and "nearest centroid" in out
 
 
+def test_demo_tables_align_each_column_one_way():
+    text = demo.format_table({"title": "t", "columns": ["class", "samples", "accuracy"],
+                              "rows": [["all", 1100, 0.5], ["0 T-shirt/top", 1000, 0.25],
+                                       ["9", 100, 1.0], ["x", "-", "0.1 ± 0.02"]]})
+    lines = text.splitlines()[2:]
+    assert lines == ["class          samples    accuracy",
+                     "-------------  -------  ----------",
+                     "all              1,100      0.5000",
+                     "0 T-shirt/top    1,000      0.2500",
+                     "9                  100      1.0000",
+                     "x                    -  0.1 ± 0.02"]
+
+
 def test_demo_missing_part_is_reported_not_a_crash(monkeypatch, capsys):
     monkeypatch.setitem(demo.PARTS, "mtl", ("tinynet.no_such_demo_module",))
     assert main(["demo", "mtl"]) == 1
@@ -162,6 +175,11 @@ def test_evaluate_matches_the_model(digits_model, capsys):
     row = next(line for line in out.splitlines() if line.startswith("all"))
     assert row.split() == ["all", "360", f"{expected:.4f}"]
     assert "loss" in out
+    # the class labels ("all", then 0-9) all start the line, as left-aligned text
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("class"))
+    labels = [line[:5] for line in lines[header + 2:header + 13]]
+    assert labels == ["all  "] + [f"{d}    " for d in range(10)]
 
 
 @pytest.mark.parametrize("reshape", [None, (-1, 8, 8)])

@@ -9,6 +9,7 @@ dict``). Each returns ``{"title", "columns", "rows", "notes"}`` and
 from __future__ import annotations
 
 import importlib
+import re
 import time
 
 import numpy as np
@@ -58,17 +59,29 @@ def _cell(value) -> str:
     return str(value)
 
 
+_NUMBER = r"[-+]?[\d,]*\.?\d+(?:e[-+]?\d+)?"
+#: A number as the tables show it: ``1,437``, ``-0.25``, ``+3.1``, ``98.2%``,
+#: ``0.123 ± 0.010``; or ``-`` for a missing one.
+_NUMERIC_CELL = re.compile(rf"{_NUMBER}%?(?: ± {_NUMBER})?|-")
+
+
 def format_table(result: dict) -> str:
-    """A part's result as a plain-text table with its title and notes."""
+    """A part's result as a plain-text table with its title and notes.
+
+    Alignment is per column, the header's included: right-aligned when every
+    cell of the column is a number (see ``_NUMERIC_CELL``), else left-aligned,
+    so a column of labels such as ``all``, ``0 T-shirt/top``, ``1 Trouser``
+    starts every label at the same place."""
     columns = [str(c) for c in result.get("columns", [])]
     rows = [[_cell(v) for v in row] for row in result.get("rows", [])]
     widths = [max([len(c)] + [len(r[i]) for r in rows if i < len(r)])
               for i, c in enumerate(columns)]
+    numeric = [bool(rows) and all(_NUMERIC_CELL.fullmatch(r[i]) for r in rows if i < len(r))
+               for i in range(len(columns))]
 
     def line(cells):
-        # numbers right-aligned, text left-aligned
-        return "  ".join(cell.rjust(w) if cell[:1].isdigit() or cell[:1] in "-+."
-                         else cell.ljust(w) for cell, w in zip(cells, widths)).rstrip()
+        return "  ".join(cell.rjust(w) if right else cell.ljust(w)
+                         for cell, w, right in zip(cells, widths, numeric)).rstrip()
 
     title = str(result.get("title", ""))
     out = [title, "=" * max(len(title), sum(widths) + 2 * max(len(widths) - 1, 0)),
