@@ -97,6 +97,50 @@ def test_demo_core_prints_a_results_table(capsys):
     assert "test accuracy" in out and "nearest centroid" in out
 
 
+_WATCH_FITS = """
+import sys
+import tinynet as tn
+from tinynet import demo
+
+def signatures():  # kernel signatures compiled or loaded from the disk cache so far
+    count = 0
+    for name, module in list(sys.modules.items()):
+        if name.startswith("tinynet.kernels"):
+            for obj in list(vars(module).values()):
+                for kernel in (obj, getattr(obj, "serial", None), getattr(obj, "parallel", None)):
+                    overloads = getattr(kernel, "overloads", None)
+                    count += len(overloads) if isinstance(overloads, dict) else 0
+    return count
+
+fit, added = tn.Sequential.fit, []
+def watched(self, *args, **kwargs):
+    before = signatures()
+    result = fit(self, *args, **kwargs)
+    added.append(signatures() - before)
+    return result
+tn.Sequential.fit = watched
+result = demo.run_core(verbose=0)
+print(added)
+print(result["notes"][1])
+"""
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_demo_core_times_training_apart_from_kernel_compilation():
+    """In a fresh process, the kernels the timed fit needs are compiled (or
+    loaded from the disk cache) before it: it is the last fit, and adds no
+    kernel signature; the notes give the compile time apart."""
+    env = {**os.environ, "TINYNET_ADAPTIVE_THREADS": "0"}  # no switch to serial builds
+    proc = subprocess.run([sys.executable, "-c", _WATCH_FITS], capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    added, note = proc.stdout.strip().splitlines()[-2:]
+    added = [int(n) for n in added.strip("[]").split(",")]
+    assert len(added) == 2 and added[0] > 0 and added[1] == 0
+    assert re.fullmatch(r"kernels compiled \(or loaded from the disk cache\) before training: "
+                        r"\d+\.\d s, not in the train time", note)
+
+
 def test_demo_tables_align_each_column_one_way():
     text = demo.format_table({"title": "t", "columns": ["class", "samples", "accuracy"],
                               "rows": [["all", 1100, 0.5], ["0 T-shirt/top", 1000, 0.25],
