@@ -393,7 +393,14 @@ def test_compile_calls_warm_up(monkeypatch, capsys):
     assert main(["compile"]) == 0
     assert main(["compile", "--dtypes", "float32"]) == 0
     assert calls == [("float32", "float64"), ("float32",)]
-    assert "compiled" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_compile_gives_its_total_time_once(capsys):
+    assert main(["compile", "--dtypes", "float32"]) == 0
+    captured = capsys.readouterr()
+    totals = re.findall(r".* in \d+\.\d s.*", captured.out + captured.err)
+    assert len(totals) == 1 and "kernels ready" in totals[0]
 
 
 def test_compile_without_warm_up_says_so(monkeypatch, capsys):
