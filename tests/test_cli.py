@@ -125,7 +125,8 @@ print(result["notes"][1])
 """
 
 
-@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED or tn.kernels.get_backend() == "numpy",
+                    reason="needs the Numba kernels")
 def test_demo_core_times_training_apart_from_kernel_compilation():
     """In a fresh process, the kernels the timed fit needs are compiled (or
     loaded from the disk cache) before it: it is the last fit, and adds no
@@ -136,7 +137,9 @@ def test_demo_core_times_training_apart_from_kernel_compilation():
     assert proc.returncode == 0, proc.stderr[-2000:]
     added, note = proc.stdout.strip().splitlines()[-2:]
     added = [int(n) for n in added.strip("[]").split(",")]
-    assert len(added) == 2 and added[0] > 0 and added[1] == 0
+    assert len(added) == 2 and added[1] == 0
+    if tn.kernels.get_backend() == "numba":  # "auto" may run some operations on NumPy
+        assert added[0] > 0
     assert re.fullmatch(r"kernels compiled \(or loaded from the disk cache\) before training: "
                         r"\d+\.\d s, not in the train time", note)
 
