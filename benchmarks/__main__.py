@@ -19,13 +19,15 @@ def available() -> list[str]:
 
 
 def _summary(name: str) -> str:
+    """The first paragraph of the benchmark's docstring, on one line (a summary
+    wrapped over two lines is not cut after the first)."""
     path = Path(__file__).resolve().parent / f"{name}.py"
     try:
         import ast
         doc = ast.get_docstring(ast.parse(path.read_text()))
     except (OSError, SyntaxError):
         doc = None
-    return (doc or "").strip().splitlines()[0] if doc else ""
+    return " ".join(doc.strip().split("\n\n")[0].split()) if doc else ""
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -354,8 +354,8 @@ def markdown(results, args):
                   "0.5), one inner step in meta-training, meta-batch 8, Adam 1e-3; ProtoNet: "
                   f"nearest prototype (64-d embedding). {args.test_tasks} test episodes, 15 "
                   "queries per class, test-split images.", ""]
-    lines += [f"Command: `{args.command}` (sinusoid iterations {args.iterations}, few-shot "
-              f"iterations {args.fewshot_iterations}, {args.test_tasks} test tasks)"]
+    lines += [f"Settings: sinusoid iterations {args.iterations}, few-shot iterations "
+              f"{args.fewshot_iterations}, {args.test_tasks} test tasks."]
     return "\n".join(lines)
 
 
@@ -405,7 +405,8 @@ def main(argv):
                 print(f"  {dataset}: skipped ({exc})")
     text = markdown(results, args)
     paths = report.write_report("meta", results, text, figure(examples, curves) if curves
-                                else None, out_dir=args.out)
+                                else None, out_dir=args.out, quick=args.quick,
+                                command=args.command)
     print(text)
     print("wrote", ", ".join(str(p) for p in paths))
     return 0

@@ -1,5 +1,7 @@
-"""Multi-task learning: MMoE vs shared-bottom across task correlations; Multi-Fashion
-single-task vs hard sharing (every weighting) vs MMoE, soft sharing, cross-stitch.
+"""Multi-task learning: MMoE vs shared-bottom, and multi-task models on Multi-Fashion.
+
+MMoE vs shared-bottom across task correlations; on Multi-Fashion, single-task
+vs hard sharing (every weighting) vs MMoE, soft sharing, cross-stitch.
 
 Part ``synthetic`` (Ma et al., KDD 2018): two regression tasks whose
 correlation p is controlled (tinynet.mtl.data.synthetic_mmoe). A shared-bottom
@@ -445,9 +447,9 @@ def main(argv) -> int:
             sections += [f"Multi-Fashion skipped: {exc}", ""]
     command = report.command_line("mtl", argv)  # so that the table says how to redo it
     results["total_seconds"] = time.perf_counter() - start
-    sections.append(f"Command: `{command}` ({results['total_seconds'] / 60:.1f} min)")
+    sections.append(f"Total time: {results['total_seconds'] / 60:.1f} min.")
     paths = report.write_report(_file_name(args), results, "\n".join(sections),
-                                out_dir=args.out)
+                                out_dir=args.out, quick=quick, command=command)
     print("\n".join(sections))
     print("wrote", ", ".join(map(str, paths)))
     return 0

@@ -4,9 +4,14 @@ Markdown tables and the writing of results.
 Every benchmark calls :func:`write_report` once, which writes
 ``<out>/<name>.json`` (the results plus :func:`machine_info`),
 ``<out>/<name>.md`` and, given a matplotlib figure, ``<out>/<name>.png``;
-``<out>`` is ``benchmarks/results`` unless ``--out`` (see :func:`add_common_args`)
-or ``out_dir=`` says otherwise. Files are written atomically (temp file, then
-rename), so an interrupted run never leaves half a report.
+``<out>`` is ``benchmarks/results`` for a full run and :data:`QUICK_DIR` (a
+directory outside the repository) for a ``--quick`` one, unless ``--out`` (see
+:func:`add_common_args`) or ``out_dir=`` says otherwise: a smoke test never
+overwrites the committed results. Every report says how it was made: the JSON
+holds the command and a ``quick`` flag, the Markdown the command, the date
+(UTC) and, for a quick run, a warning that its numbers mean nothing. Files are
+written atomically (temp file, then rename), so an interrupted run never
+leaves half a report.
 """
 
 from __future__ import annotations
@@ -18,15 +23,22 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 __all__ = [
-    "RESULTS_DIR", "add_common_args", "benchmark_main", "machine_info", "machine_markdown", "markdown_table",
-    "measure", "write_report", "fmt", "ratio",
+    "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "output_dir", "benchmark_main",
+    "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
+    "write_report", "fmt", "ratio",
 ]
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
+#: Where a ``--quick`` run writes without ``--out``: outside the repository, so
+#: a smoke test cannot overwrite the committed results with meaningless numbers.
+QUICK_DIR = Path(tempfile.gettempdir()) / "tinynet-benchmarks-quick"
+#: The first line of a quick run's Markdown report.
+QUICK_NOTE = "**Quick run: smoke test, numbers not meaningful.**"
 
 
 # ----------------------------------------------------------------- arguments
@@ -35,8 +47,17 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help="tiny version for smoke tests (seconds, numbers meaningless)")
     parser.add_argument("--out", type=Path, default=None,
-                        help=f"directory for the JSON/Markdown/PNG files (default {RESULTS_DIR})")
+                        help=f"directory for the JSON/Markdown/PNG files (default {RESULTS_DIR}; "
+                             f"with --quick {QUICK_DIR})")
     return parser
+
+
+def output_dir(out_dir, quick: bool) -> Path:
+    """Where a report goes: ``out_dir`` when given, else :data:`QUICK_DIR` for a
+    quick run and :data:`RESULTS_DIR` for a full one."""
+    if out_dir is not None:
+        return Path(out_dir)
+    return QUICK_DIR if quick else RESULTS_DIR
 
 
 def command_line(name: str, argv) -> str:
@@ -65,7 +86,8 @@ def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
     markdown = to_markdown(res)
     print(markdown)
     paths = write_report(file_name(args) if file_name else name, res, markdown,
-                         figure=figure(res) if figure else None, out_dir=args.out)
+                         figure=figure(res) if figure else None, out_dir=args.out,
+                         quick=args.quick, command=command_line(name, argv))
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
@@ -88,8 +110,16 @@ def _numba_info() -> dict:
         return {"numba": None}
     info = {"numba": numba.__version__}
     try:
+        # Numba's pool starts as tinynet's kernels are imported; a benchmark whose
+        # kernels ran in worker processes has not started it in this one, so start
+        # it here as tinynet does, and the layer read is the one the kernels use.
+        from tinynet.kernels import config
+        config.start_pool()
+    except ImportError:
+        pass
+    try:
         info["threading_layer"] = numba.threading_layer()
-    except ValueError:  # no parallel kernel has run yet in this process
+    except ValueError:  # the pool could not be started
         info["threading_layer"] = "not initialised"
     info["threading_layer_config"] = (os.environ.get("NUMBA_THREADING_LAYER")
                                       or str(getattr(numba.config, "THREADING_LAYER", "?")))
@@ -246,17 +276,35 @@ def _jsonable(obj):
     raise TypeError(f"not JSON-serialisable: {type(obj).__name__}")
 
 
+def provenance_markdown(command: str | None, machine: dict) -> str:
+    """How a report was made, for its end: ``Command: `...``` (when known) and
+    the date in UTC (``machine["time_utc"]``, the JSON's time)."""
+    date = time.strftime("%Y-%m-%d %H:%M UTC",
+                         time.strptime(machine["time_utc"], "%Y-%m-%dT%H:%M:%SZ"))
+    lines = []
+    if command:
+        lines.append(f"Command: `{command}`")
+    lines.append(f"Date: {date}")
+    return "\n\n".join(lines)
+
+
 def write_report(name: str, results: dict, markdown: str, figure=None,
-                 out_dir: str | Path | None = None) -> list[Path]:
-    """Write ``<name>.json`` (results + machine info), ``<name>.md`` and, given
-    a matplotlib ``figure``, ``<name>.png`` into ``out_dir`` (default
-    :data:`RESULTS_DIR`). Returns the paths written."""
-    out = Path(out_dir) if out_dir is not None else RESULTS_DIR
+                 out_dir: str | Path | None = None, quick: bool = False,
+                 command: str | None = None) -> list[Path]:
+    """Write ``<name>.json`` (``benchmark``, ``command``, ``quick``, ``machine``
+    info and ``results``), ``<name>.md`` and, given a matplotlib ``figure``,
+    ``<name>.png`` into :func:`output_dir` ``(out_dir, quick)``. The Markdown is
+    ``markdown`` between :data:`QUICK_NOTE` (quick runs) and the lines of
+    :func:`provenance_markdown` and :func:`machine_markdown`. Returns the paths
+    written."""
+    out = output_dir(out_dir, quick)
     machine = machine_info()
-    payload = {"benchmark": name, "machine": machine, "results": results}
+    payload = {"benchmark": name, "command": command, "quick": bool(quick),
+               "machine": machine, "results": results}
     paths = [out / f"{name}.json", out / f"{name}.md"]
     _atomic_write(paths[0], (json.dumps(payload, indent=2, default=_jsonable) + "\n").encode())
-    text = markdown.rstrip() + "\n\n" + machine_markdown(machine) + "\n"
+    text = ((QUICK_NOTE + "\n\n" if quick else "") + markdown.rstrip() + "\n\n"
+            + provenance_markdown(command, machine) + "\n\n" + machine_markdown(machine) + "\n")
     _atomic_write(paths[1], text.encode())
     if figure is not None:
         import io

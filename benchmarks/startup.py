@@ -1,5 +1,4 @@
-"""Start-up costs: ``import tinynet``, and the first training step with a cold
-and with a warm kernel cache.
+"""Start-up costs: ``import tinynet``; the first training step with a cold and a warm kernel cache.
 
 Each measurement runs in a fresh subprocess (so nothing is already imported
 or compiled); the median over repeats is reported. "Cold" points Numba's
@@ -55,7 +54,7 @@ def _run(code, env_extra=None):
     if proc.returncode != 0:
         raise RuntimeError(f"subprocess failed:\n{proc.stderr[-2000:]}")
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    result["compile_message"] = "compiling kernels, first run only" in proc.stderr
+    result["compile_message"] = "tinynet: compiling kernels" in proc.stderr
     return result
 
 

@@ -251,10 +251,13 @@ def main(argv: list[str]) -> int:
     command = next(iter(all_results.values())).get("command", "python -m benchmarks transfer")
     sections = [markdown(name, res, res["budgets"], len(res["seeds"]))
                 for name, res in all_results.items()]
+    # re-rendered from JSON, the report is still that run's: its command, its quickness
+    quick = "--quick" in command.split() if args.from_json else args.quick
     text = ("## Transfer learning: classes 0-4 -> classes 5-9, few labels\n\n"
-            f"`{command}`\n\n" + PROTOCOL + "\n\n" + "\n\n".join(sections))
+            + PROTOCOL + "\n\n" + "\n\n".join(sections))
     paths = report.write_report("transfer", all_results, text,
-                                figure=figure(all_results, datasets), out_dir=args.out)
+                                figure=figure(all_results, datasets), out_dir=args.out,
+                                quick=quick, command=command)
     print(text)
     print("wrote", ", ".join(str(p) for p in paths))
     return 0

@@ -11,8 +11,13 @@
   layer with ``NUMBA_THREADING_LAYER``.
 * ``NUMBA_ENABLED`` is False when Numba is missing or ``NUMBA_DISABLE_JIT=1``;
   then every operation runs on its NumPy reference (see ``dispatch``).
-* The first time a tinynet kernel misses the disk cache and compiles, one
-  line goes to stderr: "compiling kernels, first run only".
+* The first time in a process that a tinynet kernel misses the disk cache
+  and compiles, one line goes to stderr (:data:`COMPILE_MESSAGE`). Numba
+  compiles per kernel and argument types, so this happens again on a later
+  run whenever a kernel or a signature not used before is first needed
+  (another dtype, the CNN's kernels, a parallel build, which ``tinynet
+  compile`` does not build): the message says so, it does not promise
+  "first run only".
 * Stale caches: Numba checks a cached kernel against its own file's time
   stamp only, so a kernel that inlines a function of another kernels file
   (dense.py runs activations.py's row loops) would go on running the old
@@ -51,8 +56,8 @@ __all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads", "raw_nu
 #: or ``ninf``, so NaN/inf behave as in NumPy.
 FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 
-COMPILE_MESSAGE = ("tinynet: compiling kernels, first run only "
-                   "(later runs load them from the disk cache) ...")
+COMPILE_MESSAGE = ("tinynet: compiling kernels not yet in the disk cache (once per kernel "
+                   "and argument types; later runs load them from the cache) ...")
 
 try:
     import numba

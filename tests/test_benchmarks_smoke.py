@@ -9,6 +9,7 @@ import pytest
 
 from benchmarks import report
 from benchmarks.__main__ import available, main
+from tinynet.kernels import NUMBA_ENABLED
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -27,13 +28,82 @@ def test_measure_returns_per_call_median():
 
 
 def test_write_report_writes_json_and_markdown(tmp_path):
-    paths = report.write_report("demo", {"value": 1.5}, "# Demo", out_dir=tmp_path)
+    paths = report.write_report("demo", {"value": 1.5}, "# Demo", out_dir=tmp_path,
+                                command="python -m benchmarks demo")
     assert [p.name for p in paths] == ["demo.json", "demo.md"]
     payload = json.loads((tmp_path / "demo.json").read_text())
     assert payload["results"] == {"value": 1.5}
     assert payload["machine"]["cores"] >= 1 and "blas" in payload["machine"]
-    assert (tmp_path / "demo.md").read_text().startswith("# Demo")
+    assert payload["quick"] is False and payload["command"] == "python -m benchmarks demo"
+    text = (tmp_path / "demo.md").read_text()
+    assert text.startswith("# Demo") and report.QUICK_NOTE not in text
+    # how it was made: the command and the date (UTC, the JSON's time) before the machine
+    day, clock = payload["machine"]["time_utc"].rstrip("Z").split("T")
+    assert f"\n\nCommand: `python -m benchmarks demo`\n\nDate: {day} {clock[:5]} UTC\n\n" \
+           "Machine: " in text
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+def test_a_quick_report_says_so_in_its_markdown_and_json(tmp_path):
+    report.write_report("demo", {"value": 1.5}, "# Demo", out_dir=tmp_path, quick=True,
+                        command="python -m benchmarks demo --quick")
+    payload = json.loads((tmp_path / "demo.json").read_text())
+    assert payload["quick"] is True and payload["command"] == "python -m benchmarks demo --quick"
+    text = (tmp_path / "demo.md").read_text()
+    assert text.startswith("**Quick run: smoke test, numbers not meaningful.**\n\n# Demo")
+    assert "Command: `python -m benchmarks demo --quick`" in text and "\nDate: " in text
+
+
+def test_a_quick_run_writes_outside_the_repository_unless_out_is_given(tmp_path, monkeypatch,
+                                                                      capsys):
+    assert REPO not in report.QUICK_DIR.resolve().parents
+    assert report.output_dir(None, quick=False) == report.RESULTS_DIR
+    assert report.output_dir(None, quick=True) == report.QUICK_DIR
+    assert report.output_dir(tmp_path, quick=True) == tmp_path
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(report, "QUICK_DIR", tmp_path / "quick")
+
+    def run(argv):
+        return report.benchmark_main("demo", "", argv, run=lambda args: {"value": 1},
+                                     to_markdown=lambda res: "# Demo")
+    assert run(["--quick"]) == 0
+    assert (tmp_path / "quick" / "demo.md").exists() and not (tmp_path / "results").exists()
+    assert f"wrote {tmp_path / 'quick' / 'demo.json'}" in capsys.readouterr().out
+    assert run([]) == 0                                      # a full run: benchmarks/results
+    assert (tmp_path / "results" / "demo.json").exists()
+    assert run(["--quick", "--out", str(tmp_path / "mine")]) == 0   # or where --out says
+    assert (tmp_path / "mine" / "demo.json").exists()
+    # a benchmark writing its report itself goes by the same rule
+    from benchmarks import mtl
+    assert mtl.main(["--quick", "--parts", "synthetic"]) == 0
+    assert (tmp_path / "quick" / "mtl.json").exists()
+    assert not (tmp_path / "results" / "mtl.json").exists()
+
+
+@pytest.mark.skipif(not NUMBA_ENABLED, reason="needs Numba")
+def test_the_machine_line_gives_the_threading_layer_the_kernels_use():
+    """A benchmark whose kernels ran in worker processes (train, startup) has
+    not started Numba's pool in its own: the report starts it as tinynet does,
+    so the layer is not "not initialised" beside a caption saying "omp"."""
+    code = ("from benchmarks import report; info = report.machine_info();"
+            "from tinynet.kernels import config;"  # after: nothing started the pool before
+            "print(info['threading_layer'], config.threading_layer(), sep='|');"
+            "print(report.machine_markdown(info))")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    layers, line = proc.stdout.strip().splitlines()[-2:]
+    reported, used = layers.split("|")
+    assert reported == used and reported != "not initialised"
+    assert f"(threading layer: {used})" in line
+
+
+def test_every_benchmark_is_listed_with_a_complete_sentence(capsys):
+    assert main(["--help"]) == 0
+    listing = capsys.readouterr().out
+    for name in available():
+        line = next(line for line in listing.splitlines() if line.split()[:1] == [name])
+        assert line.rstrip().endswith("."), line              # not cut mid-sentence
 
 
 def test_main_lists_and_rejects_unknown(capsys):
@@ -53,8 +123,11 @@ def test_quick_benchmark_runs(name, tmp_path):
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-2000:]
     payload = json.loads((tmp_path / f"{name}.json").read_text())
-    assert payload["results"]
-    assert (tmp_path / f"{name}.md").read_text().strip()
+    assert payload["results"] and payload["quick"] is True
+    text = (tmp_path / f"{name}.md").read_text()
+    assert text.startswith(report.QUICK_NOTE)
+    assert f"Command: `python -m benchmarks {name} --quick`" in text and "\nDate: " in text
+    assert "not initialised" not in text
 
 
 def test_the_cnn_training_benchmark_writes_files_of_its_own_without_sklearn(tmp_path):

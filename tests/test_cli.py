@@ -97,6 +97,66 @@ def test_demo_core_prints_a_results_table(capsys):
     assert "test accuracy" in out and "nearest centroid" in out
 
 
+_WATCH_FITS = """
+import sys
+import tinynet as tn
+from tinynet import demo
+
+def signatures():  # kernel signatures compiled or loaded from the disk cache so far
+    count = 0
+    for name, module in list(sys.modules.items()):
+        if name.startswith("tinynet.kernels"):
+            for obj in list(vars(module).values()):
+                for kernel in (obj, getattr(obj, "serial", None), getattr(obj, "parallel", None)):
+                    overloads = getattr(kernel, "overloads", None)
+                    count += len(overloads) if isinstance(overloads, dict) else 0
+    return count
+
+fit, added = tn.Sequential.fit, []
+def watched(self, *args, **kwargs):
+    before = signatures()
+    result = fit(self, *args, **kwargs)
+    added.append(signatures() - before)
+    return result
+tn.Sequential.fit = watched
+result = demo.run_core(verbose=0)
+print(added)
+print(result["notes"][1])
+"""
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED or tn.kernels.get_backend() == "numpy",
+                    reason="needs the Numba kernels")
+def test_demo_core_times_training_apart_from_kernel_compilation():
+    """In a fresh process, the kernels the timed fit needs are compiled (or
+    loaded from the disk cache) before it: it is the last fit, and adds no
+    kernel signature; the notes give the compile time apart."""
+    env = {**os.environ, "TINYNET_ADAPTIVE_THREADS": "0"}  # no switch to serial builds
+    proc = subprocess.run([sys.executable, "-c", _WATCH_FITS], capture_output=True,
+                          text=True, timeout=600, env=env)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    added, note = proc.stdout.strip().splitlines()[-2:]
+    added = [int(n) for n in added.strip("[]").split(",")]
+    assert len(added) == 2 and added[1] == 0
+    if tn.kernels.get_backend() == "numba":  # "auto" may run some operations on NumPy
+        assert added[0] > 0
+    assert re.fullmatch(r"kernels compiled \(or loaded from the disk cache\) before training: "
+                        r"\d+\.\d s, not in the train time", note)
+
+
+def test_demo_tables_align_each_column_one_way():
+    text = demo.format_table({"title": "t", "columns": ["class", "samples", "accuracy"],
+                              "rows": [["all", 1100, 0.5], ["0 T-shirt/top", 1000, 0.25],
+                                       ["9", 100, 1.0], ["x", "-", "0.1 ± 0.02"]]})
+    lines = text.splitlines()[2:]
+    assert lines == ["class          samples    accuracy",
+                     "-------------  -------  ----------",
+                     "all              1,100      0.5000",
+                     "0 T-shirt/top    1,000      0.2500",
+                     "9                  100      1.0000",
+                     "x                    -  0.1 ± 0.02"]
+
+
 def test_demo_missing_part_is_reported_not_a_crash(monkeypatch, capsys):
     monkeypatch.setitem(demo.PARTS, "mtl", ("tinynet.no_such_demo_module",))
     assert main(["demo", "mtl"]) == 1
@@ -162,6 +222,11 @@ def test_evaluate_matches_the_model(digits_model, capsys):
     row = next(line for line in out.splitlines() if line.startswith("all"))
     assert row.split() == ["all", "360", f"{expected:.4f}"]
     assert "loss" in out
+    # the class labels ("all", then 0-9) all start the line, as left-aligned text
+    lines = out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.startswith("class"))
+    labels = [line[:5] for line in lines[header + 2:header + 13]]
+    assert labels == ["all  "] + [f"{d}    " for d in range(10)]
 
 
 @pytest.mark.parametrize("reshape", [None, (-1, 8, 8)])
@@ -331,7 +396,14 @@ def test_compile_calls_warm_up(monkeypatch, capsys):
     assert main(["compile"]) == 0
     assert main(["compile", "--dtypes", "float32"]) == 0
     assert calls == [("float32", "float64"), ("float32",)]
-    assert "compiled" in capsys.readouterr().out
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_compile_gives_its_total_time_once(capsys):
+    assert main(["compile", "--dtypes", "float32"]) == 0
+    captured = capsys.readouterr()
+    totals = re.findall(r".* in \d+\.\d s.*", captured.out + captured.err)
+    assert len(totals) == 1 and "kernels ready" in totals[0]
 
 
 def test_compile_without_warm_up_says_so(monkeypatch, capsys):

@@ -485,6 +485,12 @@ def test_quick_benchmark_writes_its_report(tmp_path):
     results = json.loads((tmp_path / "transfer.json").read_text())["results"]["digits"]
     assert set(results["accuracy"]) >= {"scratch", "features", "fine_tune", "discriminative"}
     assert "target test accuracy" in (tmp_path / "transfer.md").read_text()
+    # re-rendered from its JSON, the report is still the quick run's, with its command
+    assert bench.main(["--from-json", str(tmp_path / "transfer.json"),
+                       "--out", str(tmp_path / "again")]) == 0
+    text = (tmp_path / "again" / "transfer.md").read_text()
+    assert text.startswith("**Quick run: smoke test, numbers not meaningful.**")
+    assert "Command: `python -m benchmarks transfer --quick`" in text
 
 
 def test_fine_tune_groups_a_multi_layer_head_as_the_top_group():
