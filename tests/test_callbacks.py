@@ -64,10 +64,16 @@ def test_early_stopping_min_delta_and_max_mode():
     assert float(model.weights[0]) == 1.0  # without restore the last weights stay
 
 
-def test_early_stopping_without_validation_data_says_so():
-    with pytest.raises(ValueError, match="'val_loss'.*not in the epoch logs.*validation_data"):
-        fit_loop(ScriptedModel(), lambda idx: {"loss": 0.0}, 2, verbose=0,
-                 callbacks=[EarlyStopping()])
+@pytest.mark.parametrize("callback", [EarlyStopping(), ReduceLROnPlateau(),
+                                      ModelCheckpoint("m.npz", save_best_only=True)],
+                         ids=["early_stopping", "plateau", "checkpoint"])
+def test_a_val_monitor_without_validation_data_fails_before_training(callback):
+    steps = []
+    with pytest.raises(ValueError, match="monitors 'val_loss', but fit has no validation "
+                                         "data: pass validation_data="):
+        fit_loop(ScriptedModel(), lambda idx: steps.append(1) or {"loss": 0.0}, 2,
+                 verbose=0, callbacks=[callback])
+    assert steps == []  # it used to fail after the first epoch had trained
 
 
 @pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5}])
@@ -251,8 +257,9 @@ def test_reduce_lr_on_plateau_callback():
     model.optimizer = tn.optim.SGD(lr=1.0)
     plateau = ReduceLROnPlateau(monitor="val_loss", patience=1, factor=0.5)
     history = _scripted_fit(model, [1.0, 0.5, 0.6, 0.7, 0.8, 0.9], [plateau])
-    # bad epochs 2 and 3: more than patience=1 at epoch 3, then again at epoch 5
-    assert history.history["lr"] == [1.0, 1.0, 1.0, 0.5, 0.5, 0.25]
+    # bad epochs 2 and 3: more than patience=1 at epoch 3, then again at epoch 5;
+    # "lr" is the rate each epoch used (as LearningRateScheduler logs it)
+    assert history.history["lr"] == [1.0, 1.0, 1.0, 1.0, 0.5, 0.5]
     assert ReduceLROnPlateau(monitor="val_accuracy").mode == "max"
 
 
@@ -262,8 +269,63 @@ def test_reduce_lr_on_plateau_takes_keras_min_delta_and_names_unknown_options():
     plateau = ReduceLROnPlateau(monitor="val_loss", patience=0, factor=0.5, min_delta=0.2)
     history = _scripted_fit(model, [1.0, 0.9, 0.85, 0.5], [plateau])
     # an improvement counts only when it beats the best by 0.2 (absolute)
-    assert history.history["lr"] == [1.0, 0.5, 0.25, 0.25]
+    assert history.history["lr"] == [1.0, 1.0, 0.5, 0.25]
     with pytest.raises(TypeError, match=r"unexpected option\(s\) \['min_deltas'\]"):
         ReduceLROnPlateau(min_deltas=0.1)
     with pytest.raises(TypeError, match="min_delta .* or threshold"):
         ReduceLROnPlateau(min_delta=0.1, threshold=0.2)
+
+
+def test_model_checkpoint_keeps_its_best_across_fits(tmp_path):
+    # a second fit with the same callback used to start from +inf, so its
+    # first (worse) epoch replaced the best file (Keras keeps the best)
+    model = ScriptedModel()
+    saved = []
+    model.save = lambda path, include_optimizer=True: saved.append(float(model.weights[0]))
+    best = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)
+    _scripted_fit(model, [3.0, 1.0], [best])
+    _scripted_fit(model, [4.0, 2.0], [best])
+    assert saved == [0.0, 1.0] and best.best == 1.0  # nothing from the second fit
+
+
+def test_a_nan_stop_saves_no_checkpoint_validates_and_still_restores(tmp_path):
+    x, y = _data()
+    model = _model()
+    calls = []
+
+    class BlowUp(Callback):  # the weights turn NaN in the second epoch's second batch
+        def on_batch_end(self, batch, logs=None):
+            calls.append(batch)
+            if len(calls) == 6:
+                model.layers[0].W.value[...] = np.nan
+                logs["loss"] = math.nan
+
+    every = ModelCheckpoint(tmp_path / "ckpt-{epoch}-{val_loss:.3f}.npz")
+    early = EarlyStopping(monitor="val_loss", patience=5, restore_best_weights=True)
+    with pytest.warns(RuntimeWarning, match=r"weights after epoch 2 are not finite.*"
+                                            r"ckpt-1-.*stays"):
+        history = model.fit(x, y, epochs=3, batch_size=8, validation_data=_data(seed=2),
+                            callbacks=[BlowUp(), every, early], verbose=0, seed=0)
+    assert len(every.saved) == 1 and os.listdir(tmp_path) == [os.path.basename(every.saved[0])]
+    assert "val_loss" in history.history and len(history.epoch) == 2
+    # fit ended normally, so EarlyStopping put back epoch 1's finite weights
+    assert all(np.isfinite(w).all() for w in model.get_weights())
+
+
+def test_fit_fills_and_returns_the_history_passed_in():
+    x, y = _data()
+    mine = tn.callbacks.History()
+    returned = _model().fit(x, y, epochs=2, verbose=0, callbacks=mine)
+    assert returned is mine and len(mine.history["loss"]) == 2
+
+
+@pytest.mark.parametrize("schedule", [lambda epoch, lr=0.1: lr * 0.5,
+                                      lambda *args: args[1] * 0.5],
+                         ids=["default_lr", "star_args"])
+def test_learning_rate_scheduler_passes_the_rate_whenever_it_can_be_taken(schedule):
+    # counting only required parameters gave these the constant 0.05
+    x, y = _data()
+    model = _model()
+    history = model.fit(x, y, epochs=3, verbose=0,
+                        callbacks=[LearningRateScheduler(schedule)])
+    np.testing.assert_allclose(history.history["lr"], [0.05, 0.025, 0.0125])

@@ -205,6 +205,16 @@ def _resolve_mode(mode: str, monitor: str, who: str) -> str:
     return mode
 
 
+def _check_monitor_has_data(monitor: str, params: dict, who: str) -> None:
+    """Refuse before the first epoch a ``val_*`` monitor without validation
+    data (it would fail after the first epoch; Keras warns every epoch and
+    silently never stops or saves)."""
+    if monitor.startswith("val_") and params.get("do_validation") is False:
+        raise ValueError(f"{who} monitors {monitor!r}, but fit has no validation data: "
+                         f"pass validation_data= (or validation_split=) to fit, or monitor "
+                         f"{monitor[4:]!r}")
+
+
 def _monitored(logs, monitor: str, who: str) -> float:
     if monitor not in (logs or {}):
         hint = " (pass validation_data= to fit)" if monitor.startswith("val_") else ""
@@ -228,6 +238,9 @@ class _Monitor(Callback):
     def _reset(self):
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch = None
+
+    def on_train_begin(self, logs=None):
+        _check_monitor_has_data(self.monitor, self.params, type(self).__name__)
 
     def _improved(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -271,6 +284,7 @@ class EarlyStopping(_Monitor):
         self.best_weights = None
 
     def on_train_begin(self, logs=None):
+        super().on_train_begin(logs)
         self._reset()
         self.wait = 0
         self.stopped_epoch = None
@@ -313,7 +327,11 @@ class ModelCheckpoint(_Monitor):
         Also save the optimizer state, so training can resume exactly.
 
     Saving goes through ``model.save`` (:func:`tinynet.io.save`), which is
-    atomic: a crash mid-save leaves the previous checkpoint intact.
+    atomic: a crash mid-save leaves the previous checkpoint intact. With
+    ``save_best_only`` the best value is kept from one ``fit`` to the next
+    (as in Keras): a later run's first epoch does not overwrite a better
+    checkpoint. Weights that are no longer finite (training stopped on a
+    NaN loss) are not saved: a warning says so and the last file stays.
     """
 
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
@@ -325,7 +343,8 @@ class ModelCheckpoint(_Monitor):
         self.saved: list[str] = []
 
     def on_train_begin(self, logs=None):
-        self._reset()
+        if self.save_best_only:
+            super().on_train_begin(logs)
         # fail now, not after the first epoch has trained (a directory whose
         # name holds format fields can only be checked once it is filled)
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -345,6 +364,12 @@ class ModelCheckpoint(_Monitor):
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"ModelCheckpoint cannot fill the path {self.path!r} from the "
                              f"epoch and the logs {sorted(logs)}: {exc}") from None
+        if not all(np.isfinite(w).all() for w in self.model.get_weights()):
+            warnings.warn(f"ModelCheckpoint: the weights after epoch {epoch + 1} are not "
+                          f"finite (NaN or infinity); {path!r} not saved"
+                          + (f", the last checkpoint ({self.saved[-1]!r}) stays"
+                             if self.saved else ""), RuntimeWarning, stacklevel=2)
+            return
         self.model.save(path, include_optimizer=self.include_optimizer)
         self.saved.append(path)
 
@@ -411,12 +436,18 @@ class ReduceLROnPlateau(Callback):
     mode : {"auto", "min", "max"}
     min_delta : float, optional
         Keras' name: an absolute improvement threshold, the same as
-        ``threshold=min_delta, threshold_mode="abs"``.
+        ``threshold=min_delta, threshold_mode="abs"``. Without it the
+        threshold is PyTorch's relative 1e-4 (Keras' default is an absolute
+        1e-4), and the rate is cut after *more than* ``patience`` bad epochs
+        (PyTorch; Keras cuts at ``patience``).
     **kwargs
         ``factor``, ``patience``, ``threshold``, ``threshold_mode``,
         ``cooldown``, ``min_lr``, ``eps`` of :class:`tinynet.optim.ReduceLROnPlateau`.
 
     Its counters start afresh with each ``fit`` call (they are not saved).
+    ``"lr"`` in the logs is the rate the epoch used (a cut applies from the
+    next epoch), as :class:`LearningRateScheduler` logs it. A ``val_*``
+    monitor without validation data is refused before the first epoch.
     """
 
     _SCHEDULER_OPTIONS = ("factor", "patience", "threshold", "threshold_mode", "cooldown",
@@ -441,13 +472,14 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self, logs=None):
         from .optim import ReduceLROnPlateau as Plateau
+        _check_monitor_has_data(self.monitor, self.params, "ReduceLROnPlateau")
         self.scheduler = Plateau(self.model.optimizer, mode=self.mode, **self.kwargs)
 
     def on_epoch_end(self, epoch, logs=None):
         if getattr(self.model, "stop_training", False) and self.monitor not in (logs or {}):
             return
+        _log_lr(self.model, logs)  # the rate this epoch used, as LearningRateScheduler logs
         self.scheduler.step(_monitored(logs, self.monitor, "ReduceLROnPlateau"))
-        _log_lr(self.model, logs)
 
 
 def _takes_two_args(fn) -> bool:
@@ -456,7 +488,10 @@ def _takes_two_args(fn) -> bool:
         sig = inspect.signature(fn)
     except (TypeError, ValueError):
         return False
-    positional = [p for p in sig.parameters.values()
-                  if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-                  and p.default is p.empty]
+    # whenever it can take a second positional argument (lr=0.1 default, *args),
+    # as Keras, which calls schedule(epoch, lr) first
+    params = list(sig.parameters.values())
+    if any(p.kind == p.VAR_POSITIONAL for p in params):
+        return True
+    positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     return len(positional) >= 2

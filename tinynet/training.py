@@ -167,19 +167,23 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     seed = check_seed(seed, "fit")
     callbacks = as_callback_list(callbacks, "fit")
     _refuse_a_last_batch_of_one(model, n_samples, batch_size)
-    history = History()
+    # a History among the callbacks is the one filled and returned (as Keras)
+    history = next((cb for cb in callbacks if isinstance(cb, History)), None)
     chain: list[Callback] = []
     if terminate_on_nan and not any(isinstance(cb, TerminateOnNaN) for cb in callbacks):
         chain.append(TerminateOnNaN())
     chain.extend(callbacks)
-    chain.append(history)  # after the user's callbacks, so it records what they log ("lr")
+    if history is None:
+        history = History()
+        chain.append(history)  # after the user's callbacks: it records what they log ("lr")
     if verbose:
         chain.append(ProgressBar(verbose=verbose, stream=stream))
     cbs = CallbackList(chain)
     steps = -(-n_samples // batch_size)
     cbs.set_model(model)
     cbs.set_params({"epochs": epochs, "steps": steps, "batch_size": batch_size,
-                    "n_samples": n_samples, "verbose": verbose})
+                    "n_samples": n_samples, "verbose": verbose,
+                    "do_validation": validate is not None})
     # Without a seed, one fresh generator serves the whole run.
     run_rng = np.random.default_rng() if seed is None else None
 
@@ -201,7 +205,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
             if model.stop_training:
                 break
         logs = running.means()
-        if validate is not None and not model.stop_training:
+        if validate is not None:  # also after a stop mid-epoch, as Keras
             logs.update({f"val_{key}": value for key, value in validate().items()})
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:
