@@ -37,7 +37,8 @@ import warnings
 import numpy as np
 
 
-__all__ = ["Callback", "CallbackList", "as_callback_list", "History", "TerminateOnNaN", "EarlyStopping",
+__all__ = ["Callback", "CallbackList", "as_callback_list", "History", "TerminateOnNaN",
+           "EarlyStopping",
            "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau"]
 
 

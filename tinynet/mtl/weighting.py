@@ -236,8 +236,9 @@ class Uncertainty(Weighting):
     classification: the relative weights of the tasks are the same, this form
     is twice the first, and its optimum :math:`s_t = \log L_t` gives
     :math:`w_t = 1/L_t` where the paper's gives :math:`1/(2L_t)`. Noisy
-    (high-loss) tasks are down-weighted either way. A task absent from the batch (no labelled sample) gets no
-    gradient on :math:`s_t` (its :math:`L_t = 0` would push :math:`s_t` down).
+    (high-loss) tasks are down-weighted either way. A task absent from the
+    batch (no labelled sample) gets no gradient on :math:`s_t` (its
+    :math:`L_t = 0` would push :math:`s_t` down).
 
     Parameters
     ----------
