@@ -4,8 +4,8 @@ The one writer behind every file tinynet makes for a user (model files,
 IDX files, downloads, benchmark reports, ``tinynet predict`` outputs):
 
 1. a new temporary file in the target's own directory (a rename is atomic
-   only within one file system), named ``.<name>.<random>.tmp``, with the
-   permissions an ordinary ``open(path, "wb")`` would give: those of the
+   only within one file system), named ``.<name>.<pid>.<random>.tmp``, with
+   the permissions an ordinary ``open(path, "wb")`` would give: those of the
    file it replaces, or ``0o666`` less the umask for a new one
    (``tempfile.mkstemp`` would make every saved file ``0o600``);
 2. the caller's ``write(f)`` fills it; it is flushed and ``fsync``-ed;
@@ -14,26 +14,74 @@ IDX files, downloads, benchmark reports, ``tinynet predict`` outputs):
 
 If anything fails before the rename (``write`` raising, a full disk, a
 refused check inside ``write``), the temporary file is removed and the
-target is left exactly as it was. Only the standard library is imported,
-so that every floor of the package (``tinynet.data`` as well as
-``tinynet.io``) can use it.
+target is left exactly as it was. A process killed mid-write cannot remove
+its temporary file; the next write to the same target removes those whose
+process (the ``<pid>`` in the name) is gone.
+
+Like ``open(path, "wb")``: a symbolic link is written through (its target
+is replaced, the link stays), and a file the user may not write is
+refused (``PermissionError``), though the directory would allow the rename.
+Only the standard library is imported, so that every floor of the package
+(``tinynet.data`` as well as ``tinynet.io``) can use it.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
 import secrets
 import stat
 
 __all__ = ["atomic_write"]
 
 
+#: Longest file name most file systems take (bytes); the temporary name adds
+#: about 30 characters to the target's, so a long target name is cut short.
+_NAME_MAX = 255
+
+
+def _temp_stem(name: str) -> str:
+    """``.<name>`` cut so that ``.<name>.<pid>.<8 hex>.tmp`` fits _NAME_MAX."""
+    budget = _NAME_MAX - 32
+    raw = name.encode("utf-8", "surrogateescape")[:budget]
+    return "." + raw.decode("utf-8", "ignore")
+
+
+def _process_gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except (PermissionError, OSError):  # alive (another user's), or cannot tell
+        return False
+    return False
+
+
+def _remove_stale_temps(directory: str, stem: str) -> None:
+    """Remove ``<stem>.<pid>.<hex>.tmp`` files left by killed writers."""
+    pattern = re.compile(re.escape(stem) + r"\.(\d+)\.[0-9a-f]{8}\.tmp")
+    try:
+        names = os.listdir(directory)
+    except OSError:
+        return
+    for entry in names:
+        match = pattern.fullmatch(entry)
+        if match and int(match.group(1)) != os.getpid() and _process_gone(int(match.group(1))):
+            try:
+                os.unlink(os.path.join(directory, entry))
+            except OSError:
+                pass
+
+
 def _create_temp(directory: str, name: str) -> tuple[int, str]:
-    """Open a new file ``.<name>.<random>.tmp`` in ``directory`` for writing
-    (mode 0o666, so the umask applies, as for any new file)."""
+    """Open a new file ``.<name>.<pid>.<random>.tmp`` in ``directory`` for
+    writing (mode 0o666, so the umask applies, as for any new file)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    stem = _temp_stem(name)
+    _remove_stale_temps(directory, stem)
     while True:
-        tmp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        tmp = os.path.join(directory, f"{stem}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
         try:
             return os.open(tmp, flags, 0o666), tmp
         except FileExistsError:  # another writer drew the same name: draw again
@@ -48,12 +96,23 @@ def atomic_write(path, write) -> None:
 
     The directory must exist (FileNotFoundError naming it otherwise).
     """
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
+    shown = os.fspath(path)
+    path = os.path.realpath(shown)  # through symbolic links, as open() writes
+    directory = os.path.dirname(path)
     if not os.path.isdir(directory):
-        raise FileNotFoundError(f"atomic_write expected the directory of {path!r} to exist, "
+        raise FileNotFoundError(f"atomic_write expected the directory of {shown!r} to exist, "
                                 f"received a path whose directory {directory!r} does not")
-    fd, tmp = _create_temp(directory, os.path.basename(path))
+    if os.path.isdir(path):
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {shown!r}: it is a directory")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(errno.EACCES, f"cannot write {shown!r}: the file is "
+                              f"write-protected (mode {stat.filemode(os.stat(path).st_mode)}); "
+                              f"nothing written")
+    try:
+        fd, tmp = _create_temp(directory, os.path.basename(path))
+    except OSError as exc:  # name the target, not the hidden temporary file
+        raise type(exc)(exc.errno, f"cannot write {shown!r} (in {directory!r}): "
+                                   f"{exc.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             try:  # a replaced file keeps its permissions
