@@ -200,10 +200,32 @@ def _drop_stale_cache() -> None:
 _drop_stale_cache()
 
 
+#: Whether Numba can cache the kernels on disk: it cannot where no directory
+#: it would use is writable (NUMBA_CACHE_DIR, __pycache__ beside the sources
+#: and the home directory all read-only, as in a locked-down container);
+#: ``cache=True`` then made import fail ("no locator available"), so the
+#: kernels compile in every process instead, and a warning says so once.
+CAN_CACHE = None
+
+
 def _jit(f, parallel, exact, inline=False):
-    return numba.njit(cache=True, fastmath=False if exact else set(FASTMATH),
-                      parallel=parallel, nogil=True, error_model="numpy",
-                      inline="always" if inline else "never")(f)
+    global CAN_CACHE
+    options = dict(fastmath=False if exact else set(FASTMATH), parallel=parallel,
+                   nogil=True, error_model="numpy", inline="always" if inline else "never")
+    if CAN_CACHE is not False:
+        try:
+            jitted = numba.njit(cache=True, **options)(f)
+            CAN_CACHE = True
+            return jitted
+        except RuntimeError as exc:
+            if "no locator available" not in str(exc):
+                raise
+            CAN_CACHE = False
+            import warnings
+            warnings.warn("tinynet: Numba finds no writable cache directory (set "
+                          "NUMBA_CACHE_DIR to one), so the kernels compile in every "
+                          "process and are not cached", RuntimeWarning, stacklevel=2)
+    return numba.njit(cache=False, **options)(f)
 
 
 class _SerialOrParallel:

@@ -10,6 +10,7 @@ import pytest
 
 import tinynet as tn
 from tinynet.kernels import dispatch
+from kernel_helpers import needs_numba
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -106,3 +107,30 @@ def test_warm_up_without_numba_does_nothing():
                           text=True, timeout=120, env={**os.environ, "NUMBA_DISABLE_JIT": "1"})
     assert proc.returncode == 0 and proc.stdout.strip() == "{}"
     assert "nothing to compile" in proc.stderr
+
+
+@needs_numba
+def test_kernels_compile_uncached_where_numba_has_no_cache_directory(monkeypatch):
+    # with NUMBA_CACHE_DIR, __pycache__ and HOME read-only, njit(cache=True)
+    # raised "no locator available" and import tinynet.kernels failed
+    import numba
+    from tinynet.kernels import config
+    real = numba.njit
+
+    def no_locator(*args, cache=False, **kwargs):
+        if cache:
+            def fail(f):
+                raise RuntimeError(f"cannot cache function {f.__name__!r}: no locator "
+                                   f"available for file '{f.__code__.co_filename}'")
+            return fail
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(numba, "njit", no_locator)
+    monkeypatch.setattr(config, "CAN_CACHE", None)
+
+    def add_one(x):
+        return x + 1
+
+    with pytest.warns(RuntimeWarning, match="no writable cache directory"):
+        jitted = config._jit(add_one, parallel=False, exact=False)
+    assert jitted(1.5) == 2.5 and config.CAN_CACHE is False
