@@ -67,7 +67,7 @@ def stored_choices(path, values) -> dict:
             data = json.load(fh)
         if data.get("kernels") == SOURCES_DIGEST and isinstance(data.get("choices"), dict):
             return {k: v for k, v in data["choices"].items() if v in values}
-    except (OSError, ValueError, AttributeError):
+    except (OSError, ValueError, AttributeError, RecursionError):  # any bad file: ignored
         pass
     return {}
 

@@ -72,7 +72,8 @@ def _check_backend(name) -> str:
 
 
 _backend = choice_from_env("TINYNET_BACKEND", "tinynet backend", BACKENDS, "numba")
-#: (op, size class) -> Numba kernel chosen? (``auto``'s choices in this process)
+#: (op, size class, Numba thread count) -> Numba kernel chosen? (``auto``'s
+#: choices in this process)
 _auto: dict = {}
 #: ``auto``'s choices for later processes, in the kernels' cache directory:
 #: JSON ``{"kernels": digest of the kernels' sources, "choices": {"<machine
@@ -126,8 +127,8 @@ def impl(op: str, size: int = 0):
 
 
 def auto_choices() -> dict:
-    """``{(op, size class): "numba" | "numpy"}`` decided so far by ``auto`` in
-    this process (measured, or read from :data:`CHOICE_FILE`)."""
+    """``{(op, size class, thread count): "numba" | "numpy"}`` decided so far by
+    ``auto`` in this process (measured, or read from :data:`CHOICE_FILE`)."""
     return {k: ("numba" if v else "numpy") for k, v in _auto.items()}
 
 
@@ -141,10 +142,14 @@ def _choice_path():
 
 
 def _auto_pick(op: str, size: int) -> bool:
-    key = (op, _size_class(size))
+    # keyed by the thread count too, as on disk: a process that first ran at
+    # 2 threads kept its 2-thread choices after set_num_threads(1), where a
+    # fresh 1-thread process read the 1-thread ones (other weights, same seed)
+    threads = raw_num_threads()
+    key = (op, _size_class(size), threads)
     choice = _auto.get(key)
     if choice is None:
-        stored_key = f"{machine_key(raw_num_threads())}; {op}; size class {key[1]}"
+        stored_key = f"{machine_key(threads)}; {op}; size class {key[1]}"
         choice = _auto[key] = decide(
             _choice_path(), stored_key,
             lambda: "numba" if _measure(op, 4 ** key[1]) else "numpy", _IMPL_NAMES) == "numba"

@@ -58,7 +58,8 @@ def test_auto_measures_once_per_size_class(restore_backend):
     assert dispatch.impl("dense_forward", 1010) is fn  # same class, no new measurement
     choices = dispatch.auto_choices()
     if tn.kernels.NUMBA_ENABLED:
-        assert choices[("dense_forward", 4)] in ("numba", "numpy")
+        from tinynet.kernels import config
+        assert choices[("dense_forward", 4, config.raw_num_threads())] in ("numba", "numpy")
     x = np.ones((3, 4), np.float32)
     w = np.ones((4, 2), np.float32)
     np.testing.assert_allclose(fn(x, w, None, 0), x @ w)
@@ -101,10 +102,32 @@ def test_auto_choices_are_kept_for_later_processes(auto_choice_file, monkeypatch
     monkeypatch.setattr(dispatch, "_auto", {})
     state["answer"] = False
     assert dispatch.impl("dense_forward", 1000) is fast and state["calls"] == 1  # read
-    assert dispatch.auto_choices() == {("dense_forward", 4): "numba"}
+    threads = config.raw_num_threads()
+    assert dispatch.auto_choices() == {("dense_forward", 4, threads): "numba"}
     # another size class is measured, and stored beside the first
     assert dispatch.impl("dense_forward", 100_000) is ref and state["calls"] == 2
     assert sorted(json.loads(path.read_text())["choices"].values()) == ["numba", "numpy"]
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_auto_choices_follow_the_thread_count_within_a_process(auto_choice_file):
+    """Stored per thread count, and so kept per thread count in the process:
+    after set_num_threads the choice is the one a fresh process at that count
+    reads, not the one made at the count before (an audit got other weights
+    from the same fit(seed=0) that way)."""
+    from tinynet.kernels import config
+    _, state = auto_choice_file
+    fast, ref = dispatch.OPS["dense_forward"]
+    before = config.raw_num_threads()
+    other = 1 if before != 1 else 2
+    assert dispatch.impl("dense_forward", 1000) is fast and state["calls"] == 1
+    state["answer"] = False  # the other thread count measures otherwise
+    tn.kernels.set_num_threads(other)
+    try:
+        assert dispatch.impl("dense_forward", 1000) is ref and state["calls"] == 2
+    finally:
+        tn.kernels.set_num_threads(before)
+    assert dispatch.impl("dense_forward", 1000) is fast and state["calls"] == 2
 
 
 @pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
@@ -289,3 +312,11 @@ def test_limit_threads_restores_the_kernel_thread_count():
             assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
     finally:
         kernels.set_num_threads(before)
+
+
+def test_a_choice_file_nested_too_deep_is_ignored(tmp_path):
+    # json.load raised RecursionError, which every first product then hit
+    from tinynet.kernels.choices import stored_choices
+    path = tmp_path / "choice.json"
+    path.write_text("[" * 100_000)
+    assert stored_choices(str(path), ("numba", "numpy")) == {}
