@@ -334,3 +334,33 @@ def test_learning_rate_scheduler_passes_the_rate_whenever_it_can_be_taken(schedu
     history = model.fit(x, y, epochs=3, verbose=0,
                         callbacks=[LearningRateScheduler(schedule)])
     np.testing.assert_allclose(history.history["lr"], [0.05, 0.025, 0.0125])
+
+
+def test_model_checkpoint_records_a_best_only_once_it_is_saved(tmp_path):
+    # a failed save (a full disk) used to leave best at a model never written,
+    # so a later, better model than the one on disk was not saved
+    model = ScriptedModel()
+    saved = []
+
+    def save(path, include_optimizer=True):
+        if not saved:
+            saved.append(None)
+            raise OSError(28, "No space left on device")
+        saved.append(float(model.weights[0]))
+
+    model.save = save
+    best = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True)
+    with pytest.raises(OSError, match="No space left"):
+        _scripted_fit(model, [1.0], [best])
+    assert best.best == math.inf and best.saved == []
+    _scripted_fit(model, [2.0], [best])
+    assert saved[1:] == [0.0] and best.best == 2.0
+
+
+def test_model_checkpoint_refuses_an_unwritable_directory_before_training(tmp_path,
+                                                                          monkeypatch):
+    import tinynet.callbacks as callbacks_mod
+    monkeypatch.setattr(callbacks_mod.os, "access", lambda p, mode: False)
+    with pytest.raises(PermissionError, match="ModelCheckpoint cannot write into .* not "
+                                              "writable"):
+        _scripted_fit(ScriptedModel(), [1.0], [ModelCheckpoint(tmp_path / "m.npz")])

@@ -319,6 +319,14 @@ def test_out_must_not_be_a_directory(tmp_path, capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_out_in_an_unwritable_directory_fails_before_training(tmp_path, capsys, monkeypatch):
+    # it trained fully, then failed to save, and the model was lost
+    monkeypatch.setattr(cli.os, "access", lambda p, mode: False)
+    assert main(["train", "digits", "--out", str(tmp_path / "m.npz")]) == 1
+    captured = capsys.readouterr()
+    assert "is not writable" in captured.err and "Epoch" not in captured.out
+
+
 @pytest.mark.parametrize("out, message", [
     (".", "is a directory; give a file path such as labels.npy"),
     ("missing/dir/x.npy", r"directory '.*missing.dir' does not exist"),

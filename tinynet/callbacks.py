@@ -353,13 +353,15 @@ class ModelCheckpoint(_Monitor):
             raise FileNotFoundError(f"ModelCheckpoint expected the directory of {self.path!r} "
                                     f"to exist, received a path whose directory "
                                     f"{directory!r} does not (create it first)")
+        if "{" not in directory and not os.access(directory, os.W_OK):
+            raise PermissionError(f"ModelCheckpoint cannot write into {directory!r} (the "
+                                  f"directory of {self.path!r}): it is not writable")
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
-        if self.save_best_only:
-            if not self._improved(_monitored(logs, self.monitor, "ModelCheckpoint")):
-                return
-            self.best, self.best_epoch = float(logs[self.monitor]), epoch
+        if self.save_best_only and not self._improved(
+                _monitored(logs, self.monitor, "ModelCheckpoint")):
+            return
         try:
             path = self.path.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError, ValueError) as exc:
@@ -373,6 +375,8 @@ class ModelCheckpoint(_Monitor):
             return
         self.model.save(path, include_optimizer=self.include_optimizer)
         self.saved.append(path)
+        if self.save_best_only:  # only now: a failed save must not set a best never written
+            self.best, self.best_epoch = float(logs[self.monitor]), epoch
 
 
 def _log_lr(model, logs) -> None:

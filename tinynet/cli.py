@@ -312,6 +312,8 @@ def _check_out(path, example: str) -> None:
     if not os.path.isdir(parent):
         raise CommandError(f"--out {path!r}: directory {parent!r} does not exist "
                            f"(create it first)")
+    if not os.access(parent, os.W_OK):  # read-only: say so before training, not after
+        raise CommandError(f"--out {path!r}: directory {parent!r} is not writable")
 
 
 def _model_metadata(model) -> dict:
