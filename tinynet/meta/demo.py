@@ -45,8 +45,14 @@ def _plot(learners, task, path):
             model = learner.adapt(task.support_x[0], task.support_y[0], steps=steps)
             ax.plot(grid, model.predict(grid), style, label=f"{name}, {steps} steps")
     ax.legend(fontsize=7)
-    fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
+    from ..atomic import atomic_write
+    try:  # whole or not at all, like every file tinynet writes
+        atomic_write(path, lambda f: fig.savefig(f, format="png", dpi=100,
+                                                 bbox_inches="tight"))
+    except OSError:  # another user's file in a shared temp directory: no plot
+        return None
+    finally:
+        plt.close(fig)
     return path
 
 
