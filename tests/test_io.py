@@ -481,3 +481,21 @@ def test_an_object_array_is_refused_without_unpickling(tmp_path):
                            lambda f: np.save(f, np.array([{"a": 1}], dtype=object),
                                              allow_pickle=True), zipfile.ZIP_STORED)
     refused_within(bad, r"'weight_0001.npy' holds Python objects \(dtype object\)")
+
+
+@pytest.mark.parametrize("change, shape", [
+    (lambda layers: layers[1]["config"].update(units=6000, input_shape=[6000]), "6000, 6000"),
+    (lambda layers: [layer["config"].update(input_shape=[30_000_000]) for layer in layers],
+     "2, 30000000"),
+])
+def test_a_config_asking_for_more_weights_than_the_file_stores_is_refused_unbuilt(
+        tmp_path, change, shape):
+    # Dense(6000, input_dim=6000) or BatchNorm over 3e7 features, in a file of 14 weight
+    # values: before, load allocated them (300 MB) and only then compared shapes
+    model = tn.Sequential([BatchNorm(input_dim=2), Dense(2)])
+    good = model.save(tmp_path / "good.npz")
+    bad = rewrite_header(good, tmp_path / "bad.npz",
+                         lambda h, a: change(h["model"]["config"]["layers"]))
+    refused_within(bad, rf"cannot rebuild the model it describes: .*would create .* of shape "
+                        rf"\({shape}\) \([\d,]+ values\), more than the [\d,]+ values left of "
+                        rf"the [\d,]+ the file allows \(it stores 14 weight values\)")

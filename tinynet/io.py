@@ -46,7 +46,10 @@ reading any member (only the names above; stored or deflated members, the
 deflated ones inflating to at most :data:`MAX_INFLATION` times their size in
 all), reads the header first (at most :data:`MAX_HEADER_BYTES`), reads only
 the arrays the header accounts for, each after checking that its ``.npy``
-header's shape and dtype agree with its size in the zip index.
+header's shape and dtype agree with its size in the zip index, and builds
+the model within a :func:`~tinynet.param.param_budget` of the weight values
+the file stores, so a config asking for more weights than the file holds is
+refused before they are allocated.
 
 Loading imports only the ``tinynet.*`` modules the header names (so that
 their layer classes register); any other layer class must be imported by
@@ -79,6 +82,7 @@ import numpy as np
 from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
 from .checks import check_finite
 from .layers.base import Layer, layer_from_dict, layer_to_dict
+from .param import param_budget
 
 __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
            "atomic_write", "FORMAT", "VERSION"]
@@ -96,6 +100,9 @@ MAX_HEADER_BYTES = 64 << 20
 #: (``np.savez``); ``np.savez_compressed`` shrinks real weights by a few
 #: percent, all-zero arrays up to 1000 times (a zip bomb).
 MAX_INFLATION = 64
+#: Parameter values building a file's model may create beyond the weight
+#: values the file stores (which a valid file's model creates exactly).
+_BUILD_SLACK = 1 << 16
 _MEMBER = re.compile(rf"({_HEADER}|(weight|optimizer|training)_\d{{4,}})\.npy")
 
 
@@ -501,13 +508,17 @@ def load(path, compile: bool = True):
         Also a file that would make loading allocate far more than the file
         holds (see the module docstring): a member the format does not use, a
         zip bomb, a header above :data:`MAX_HEADER_BYTES` or nested too deeply,
-        an array whose ``.npy`` header declares more than its member holds.
+        an array whose ``.npy`` header declares more than its member holds, a
+        config asking for more weights than the file stores.
     """
     path = os.fspath(path)
     header, arrays = _read(path)
     _import_layer_modules(header)
+    stored = sum(array.size for key, array in arrays.items() if key.startswith("weight_"))
     try:
-        model = layer_from_dict(header["model"])
+        with param_budget(stored + _BUILD_SLACK,
+                          f"the file allows (it stores {stored:,} weight values)"):
+            model = layer_from_dict(header["model"])
         specs = header["weights"]
         weights = [arrays[f"weight_{i:04d}"] for i in range(len(specs))]
     except (KeyError, IndexError, AttributeError, TypeError, ValueError,
