@@ -4,6 +4,8 @@ A module of its own: importing one test module from another defines its
 layer classes twice, and layers register by class name."""
 
 import json
+import tracemalloc
+import zipfile
 
 import numpy as np
 import pytest
@@ -31,3 +33,32 @@ def assert_truncations_refused(good, tmp_path):
         path.write_bytes(data[:cut])
         with pytest.raises(ModelFileError, match="not a readable tinynet model file"):
             tn.load(path)
+
+
+def refused_within(path, match, max_mb=16):
+    """``tn.load(path)`` raises ModelFileError matching ``match`` while
+    allocating at most ``max_mb`` MB (tracemalloc sees NumPy's arrays too):
+    a hostile file is refused before it costs memory."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(ModelFileError, match=match):
+            tn.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < max_mb << 20, f"load allocated {peak / 2**20:.0f} MB before refusing"
+
+
+def copy_with_member(path, out, name, write, method=zipfile.ZIP_DEFLATED):
+    """Copy the model file ``path`` to ``out`` with the member ``name`` (added,
+    or replacing the one of that name) written by ``write(file)`` and compressed
+    with ``method``."""
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            if info.filename != name:
+                dst.writestr(info, src.read(info))
+        info = zipfile.ZipInfo(name)
+        info.compress_type = method
+        with dst.open(info, "w") as f:
+            write(f)
+    return out

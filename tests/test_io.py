@@ -15,7 +15,8 @@ from tinynet import io as model_io
 from tinynet.io import ModelFileError
 from tinynet.layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
 from tinynet.layers.base import LAYER_CLASSES
-from tests.io_helpers import assert_truncations_refused, rewrite_header
+from tests.io_helpers import (assert_truncations_refused, copy_with_member, refused_within,
+                              rewrite_header)
 
 
 def _data(n=40, d=6, classes=3, seed=0):
@@ -409,3 +410,92 @@ def test_numpy_scalars_in_a_config_are_saved_and_other_objects_refused(tmp_path)
                                         "Object of type object"):
         odd.save(tmp_path / "odd.npz")
     assert not (tmp_path / "odd.npz").exists()
+
+
+# ------------------------------------------------------------ hostile files
+def _zeros_npy(n_bytes, dtype="<f4"):
+    """A writer of an .npy array of ``n_bytes`` zero bytes (deflates ~1000 times)."""
+    def write(f):
+        np.lib.format.write_array_header_1_0(f, {"descr": dtype, "fortran_order": False,
+                                                 "shape": (n_bytes // 4,)})
+        for _ in range(n_bytes >> 20):
+            f.write(bytes(1 << 20))
+    return write
+
+
+@pytest.mark.parametrize("name", ["zzz_unused.npy", "weight_0000.npy", "weight_0099.npy"])
+def test_a_zip_bomb_is_refused_before_it_inflates(tmp_path, name):
+    # 64 MB of zeros deflated to 64 KB: unused, as a weight, as a weight the header lacks
+    bomb = copy_with_member(_good_file(tmp_path), tmp_path / "bomb.npz", name,
+                            _zeros_npy(64 << 20))
+    assert os.path.getsize(bomb) < 1 << 20
+    refused_within(bomb, "members a model file never has: 'zzz_unused.npy'"
+                   if name.startswith("zzz") else
+                   r"inflate from .* to 67,\d{3},\d{3} bytes, more than 64 times")
+
+
+def test_members_the_format_does_not_use_or_compress_are_refused_unread(tmp_path):
+    good = _good_file(tmp_path)
+    bz2 = copy_with_member(good, tmp_path / "bz2.npz", "weight_0000.npy",
+                           _zeros_npy(1 << 20), zipfile.ZIP_BZIP2)
+    refused_within(bz2, "'weight_0000.npy' is encrypted or compressed with zip method 12")
+    note = copy_with_member(good, tmp_path / "note.npz", "notes.txt", lambda f: f.write(b"hi"))
+    refused_within(note, "never has: 'notes.txt'")
+
+
+def test_a_compressed_model_file_still_loads(tmp_path):
+    good = _good_file(tmp_path)
+    with np.load(good, allow_pickle=False) as archive:
+        np.savez_compressed(tmp_path / "small.npz", **archive)
+    _assert_same_weights(tn.load(tmp_path / "small.npz"), tn.load(good))
+
+
+def test_a_huge_or_deeply_nested_header_is_refused(tmp_path, monkeypatch):
+    good = _good_file(tmp_path)
+    text = b"[" * 100_000 + b"]" * 100_000
+    deep = copy_with_member(good, tmp_path / "deep.npz", "__tinynet__.npy",  # RecursionError
+                            lambda f: np.save(f, np.frombuffer(text, np.uint8)))    # before
+    refused_within(deep, "its header nests JSON lists or objects too deeply")
+    spaces = copy_with_member(good, tmp_path / "spaces.npz", "__tinynet__.npy",
+                              _zeros_npy(64 << 20, "|u1"))  # 64 MB header, 64 KB file
+    refused_within(spaces, "inflate .* more than 64 times")
+    monkeypatch.setattr(model_io, "MAX_HEADER_BYTES", 1000)
+    refused_within(good, r"its header is [\d,]+ bytes, more than the 1,000 a model file's "
+                         r"header may hold")
+
+
+def test_an_array_declaring_more_than_its_member_holds_is_refused(tmp_path):
+    def declare(f):  # 10**13 float32 (36 TiB; a raw MemoryError before), 16 bytes of data
+        np.lib.format.write_array_header_1_0(f, {"descr": "<f4", "fortran_order": False,
+                                                 "shape": (10**13,)})
+        f.write(bytes(16))
+    bad = copy_with_member(_good_file(tmp_path), tmp_path / "bad.npz", "weight_0000.npy",
+                           declare, zipfile.ZIP_STORED)
+    refused_within(bad, r"'weight_0000.npy' declares an array of shape \(10000000000000,\) "
+                        r"and dtype float32 \(40,000,000,000,128 bytes with its header\), but "
+                        r"holds 144 bytes")
+
+
+def test_an_object_array_is_refused_without_unpickling(tmp_path):
+    bad = copy_with_member(_good_file(tmp_path), tmp_path / "bad.npz", "weight_0001.npy",
+                           lambda f: np.save(f, np.array([{"a": 1}], dtype=object),
+                                             allow_pickle=True), zipfile.ZIP_STORED)
+    refused_within(bad, r"'weight_0001.npy' holds Python objects \(dtype object\)")
+
+
+@pytest.mark.parametrize("change, shape", [
+    (lambda layers: layers[1]["config"].update(units=6000, input_shape=[6000]), "6000, 6000"),
+    (lambda layers: [layer["config"].update(input_shape=[30_000_000]) for layer in layers],
+     "2, 30000000"),
+])
+def test_a_config_asking_for_more_weights_than_the_file_stores_is_refused_unbuilt(
+        tmp_path, change, shape):
+    # Dense(6000, input_dim=6000) or BatchNorm over 3e7 features, in a file of 14 weight
+    # values: before, load allocated them (300 MB) and only then compared shapes
+    model = tn.Sequential([BatchNorm(input_dim=2), Dense(2)])
+    good = model.save(tmp_path / "good.npz")
+    bad = rewrite_header(good, tmp_path / "bad.npz",
+                         lambda h, a: change(h["model"]["config"]["layers"]))
+    refused_within(bad, rf"cannot rebuild the model it describes: .*would create .* of shape "
+                        rf"\({shape}\) \([\d,]+ values\), more than the [\d,]+ values left of "
+                        rf"the [\d,]+ the file allows \(it stores 14 weight values\)")

@@ -2,7 +2,10 @@
 
 Every initializer is a function ``init(shape, rng, dtype) -> ndarray`` drawing
 from a ``numpy.random.Generator`` that the caller owns -- never NumPy's global
-state -- so a seed fixes every weight of a model.
+state -- so a seed fixes every weight of a model. Inside a
+:func:`~tinynet.param.param_budget` block (:func:`tinynet.load` building the
+model a file describes) an initializer refuses, before drawing, a shape that
+does not fit in the budget.
 
 For a weight of shape ``(fan_in, fan_out)`` (a :class:`~tinynet.layers.Dense`
 kernel), with gain :math:`g`:
@@ -28,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from .checks import lookup
+from .param import check_param_budget
 
 __all__ = [
     "fans", "glorot_uniform", "glorot_normal", "he_uniform", "he_normal",
@@ -48,10 +52,12 @@ def fans(shape) -> tuple[int, int]:
 
 
 def _uniform(limit, shape, rng, dtype):
+    check_param_budget(shape, "a weight")
     return rng.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
 
 
 def _normal(std, shape, rng, dtype):
+    check_param_budget(shape, "a weight")
     return (rng.standard_normal(size=shape) * std).astype(dtype, copy=False)
 
 
@@ -87,6 +93,7 @@ def orthogonal(shape, rng, dtype=np.float32, gain=1.0):
     if len(shape) < 2:
         raise ValueError(f"orthogonal initializer expected a shape with at least 2 "
                          f"dimensions, received {shape}")
+    check_param_budget(shape, "a weight")
     rows, cols = int(np.prod(shape[:-1])), shape[-1]
     a = rng.standard_normal(size=(max(rows, cols), min(rows, cols)))
     q, r = np.linalg.qr(a)
@@ -97,10 +104,12 @@ def orthogonal(shape, rng, dtype=np.float32, gain=1.0):
 
 
 def zeros(shape, rng=None, dtype=np.float32):
+    check_param_budget(shape, "a weight")
     return np.zeros(shape, dtype=dtype)
 
 
 def ones(shape, rng=None, dtype=np.float32):
+    check_param_budget(shape, "a weight")
     return np.ones(shape, dtype=dtype)
 
 

@@ -39,8 +39,18 @@ arrays and the functional-graph config of a :class:`tinynet.mtl.Model`
 needs as ``file_version`` (1 by default); a reader refuses a version above
 its own with "upgrade tinynet".
 
-Every array is numeric, so :func:`load` reads the file with
-``np.load(..., allow_pickle=False)``: opening a model file cannot run code.
+Every array is numeric, so :func:`load` reads the arrays with
+``allow_pickle=False``: opening a model file cannot run code. Nor can a small
+crafted file make :func:`load` allocate much: it checks the zip index before
+reading any member (only the names above; stored or deflated members, the
+deflated ones inflating to at most :data:`MAX_INFLATION` times their size in
+all), reads the header first (at most :data:`MAX_HEADER_BYTES`), reads only
+the arrays the header accounts for, each after checking that its ``.npy``
+header's shape and dtype agree with its size in the zip index, and builds
+the model within a :func:`~tinynet.param.param_budget` of the weight values
+the file stores, so a config asking for more weights than the file holds is
+refused before they are allocated.
+
 Loading imports only the ``tinynet.*`` modules the header names (so that
 their layer classes register); any other layer class must be imported by
 the caller first.
@@ -61,7 +71,9 @@ from __future__ import annotations
 
 import importlib
 import json
+import math
 import os
+import re
 import zipfile
 import zlib
 
@@ -70,6 +82,7 @@ import numpy as np
 from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
 from .checks import check_finite
 from .layers.base import Layer, layer_from_dict, layer_to_dict
+from .param import param_budget
 
 __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
            "atomic_write", "FORMAT", "VERSION"]
@@ -79,6 +92,18 @@ FORMAT = "tinynet-model"
 #: for a model class whose ``file_version`` says so; see the module docstring).
 VERSION = 2
 _HEADER = "__tinynet__"
+#: The largest header (JSON, bytes) :func:`load` reads. A real one takes a
+#: few hundred bytes per layer and per weight: a few KB, a few MB at most.
+MAX_HEADER_BYTES = 64 << 20
+#: How many times their compressed size the deflated members of a file may
+#: inflate to, in all (plus 1 MB). tinynet writes members uncompressed
+#: (``np.savez``); ``np.savez_compressed`` shrinks real weights by a few
+#: percent, all-zero arrays up to 1000 times (a zip bomb).
+MAX_INFLATION = 64
+#: Parameter values building a file's model may create beyond the weight
+#: values the file stores (which a valid file's model creates exactly).
+_BUILD_SLACK = 1 << 16
+_MEMBER = re.compile(rf"({_HEADER}|(weight|optimizer|training)_\d{{4,}})\.npy")
 
 
 class ModelFileError(ValueError):
@@ -306,42 +331,141 @@ def _expected(path) -> str:
             f"written by model.save / tinynet.io.save)")
 
 
-def _read(path) -> tuple[dict, dict]:
-    """The header and every array of the file, or ModelFileError."""
+def _refuse(path, why):
+    return ModelFileError(f"{_expected(path)}: {why}")
+
+
+def _npy_header(f, what="the file"):
+    """``(shape, dtype)`` from the ``.npy`` header at the start of ``f``
+    (nothing of the data is read)."""
+    version = np.lib.format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        raise ValueError(f"{what} has .npy format version {version}, expected 1.0 or 2.0")
+    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                   else np.lib.format.read_array_header_2_0)
+    shape, _, dtype = read_header(f)
+    return shape, dtype
+
+
+def _open_member(archive, name):
+    """``(file, shape, dtype)`` of the ``.npy`` member ``name``, its header
+    checked against the zip index before any of its data is read."""
+    info = archive.getinfo(name)
+    f = archive.open(info)
     try:
-        archive = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
+        shape, dtype = _npy_header(f, f"member {name!r}")
+        if dtype.hasobject:
+            raise ValueError(f"member {name!r} holds Python objects (dtype {dtype}); a model "
+                             f"file holds numeric arrays only (reading objects needs pickle)")
+        size = f.tell() + math.prod(shape) * dtype.itemsize
+        if size != info.file_size:
+            raise ValueError(f"member {name!r} declares an array of shape {shape} and dtype "
+                             f"{dtype} ({size:,} bytes with its header), but holds "
+                             f"{info.file_size:,} bytes")
+        f.seek(0)
+    except BaseException:
+        f.close()
         raise
-    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise ModelFileError(f"{_expected(path)}: {exc}") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise ModelFileError(f"{_expected(path)}: it holds a single .npy array of shape "
-                             f"{getattr(archive, 'shape', '?')}")
+    return f, shape, dtype
+
+
+def _check_index(path, archive) -> None:
+    """Refuse, from the zip index alone (before reading any member), a member
+    the format does not use, an encrypted or unusually compressed member, and
+    members that inflate far beyond their compressed size (a zip bomb)."""
+    infos = archive.infolist()
+    names = [info.filename for info in infos]
+    if len(set(names)) != len(names):
+        raise _refuse(path, "it holds two members of one name")
+    if _HEADER + ".npy" not in names:
+        raise _refuse(path, f"it is an .npz archive without the {_HEADER!r} header (keys: "
+                            f"{', '.join(name.removesuffix('.npy') for name in names[:8])})")
+    foreign = [name for name in names if not _MEMBER.fullmatch(name)]
+    if foreign:
+        raise _refuse(path, f"it holds members a model file never has: "
+                            f"{', '.join(map(repr, foreign[:8]))}"[:400])
+    for info in infos:
+        if info.flag_bits & 0x1 or info.compress_type not in (zipfile.ZIP_STORED,
+                                                             zipfile.ZIP_DEFLATED):
+            raise _refuse(path, f"its member {info.filename!r} is encrypted or compressed "
+                                f"with zip method {info.compress_type} (tinynet writes "
+                                f"stored members; deflated ones are read too)")
+        if info.compress_type == zipfile.ZIP_STORED and info.file_size != info.compress_size:
+            raise _refuse(path, f"its stored member {info.filename!r} has size "
+                                f"{info.file_size:,} in the zip index but "
+                                f"{info.compress_size:,} bytes in the file")
+    packed = sum(i.compress_size for i in infos if i.compress_type == zipfile.ZIP_DEFLATED)
+    inflated = sum(i.file_size for i in infos if i.compress_type == zipfile.ZIP_DEFLATED)
+    if inflated > MAX_INFLATION * packed + (1 << 20):
+        raise _refuse(path, f"its compressed members would inflate from {packed:,} to "
+                            f"{inflated:,} bytes, more than {MAX_INFLATION} times their "
+                            f"size (a zip bomb?)")
+
+
+def _read_header(path, archive) -> dict:
+    info = archive.getinfo(_HEADER + ".npy")
+    if info.file_size > MAX_HEADER_BYTES:
+        raise _refuse(path, f"its header is {info.file_size:,} bytes, more than the "
+                            f"{MAX_HEADER_BYTES:,} a model file's header may hold")
+    f, shape, dtype = _open_member(archive, _HEADER + ".npy")
+    with f:
+        if dtype != np.uint8 or len(shape) != 1:
+            raise _refuse(path, "the header is not a uint8 array")
+        raw = np.lib.format.read_array(f, allow_pickle=False)
     try:
-        with archive:
-            if _HEADER not in archive.files:
-                raise ModelFileError(f"{_expected(path)}: it is an .npz archive without "
-                                     f"the {_HEADER!r} header (keys: "
-                                     f"{', '.join(archive.files[:8])})")
-            arrays = {key: archive[key] for key in archive.files}
-        raw = arrays.pop(_HEADER)
-        if raw.dtype != np.uint8 or raw.ndim != 1:
-            raise ModelFileError(f"{_expected(path)}: the header is not a uint8 array")
         header = json.loads(raw.tobytes().decode("utf-8"))
-    except ModelFileError:
-        raise
-    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
-            UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
-        raise ModelFileError(f"{_expected(path)}: {type(exc).__name__}: {exc}") from None
+    except RecursionError:
+        raise _refuse(path, "its header nests JSON lists or objects too deeply") from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
-        raise ModelFileError(f"{_expected(path)}: the header's format is not {FORMAT!r}")
+        raise _refuse(path, f"the header's format is not {FORMAT!r}")
     version = header.get("version")
     if isinstance(version, bool) or not isinstance(version, int) or version < 1:
-        raise ModelFileError(f"{_expected(path)}: its header's format version is {version!r}, "
-                             f"not a version number (1, 2, ...)")
+        raise _refuse(path, f"its header's format version is {version!r}, not a version "
+                            f"number (1, 2, ...)")
     if version > VERSION:
         raise ModelFileError(f"{path!r} has tinynet file format version {version!r}; this "
                              f"tinynet reads versions up to {VERSION} -- upgrade tinynet")
+    return header
+
+
+def _read(path) -> tuple[dict, dict]:
+    """The header and the arrays it accounts for, or ModelFileError.
+
+    Reads the file defensively, so that a small crafted file cannot exhaust
+    memory: the zip index is checked first (:func:`_check_index`), then the
+    header member (at most :data:`MAX_HEADER_BYTES`), then each array the
+    header accounts for (``weight_*`` for its ``weights``, ``optimizer_*``
+    for its ``optimizer_state``, ``training_*`` for its ``training_state``),
+    each only after its ``.npy`` header's shape and dtype agree with its size
+    in the zip index. Other ``weight_*``... members are not read.
+    """
+    try:
+        with open(path, "rb") as f:
+            if f.read(6) == b"\x93NUMPY":
+                f.seek(0)
+                shape = _npy_header(f)[0]
+                raise _refuse(path, f"it holds a single .npy array of shape {shape}")
+            f.seek(0)
+            with zipfile.ZipFile(f) as archive:
+                _check_index(path, archive)
+                header = _read_header(path, archive)
+                counts = {prefix: len(names) if isinstance(names, list) else 0
+                          for prefix, names in (("weight", header.get("weights")),
+                                                ("optimizer", header.get("optimizer_state")),
+                                                ("training", header.get("training_state")))}
+                arrays = {}
+                for name in archive.namelist():
+                    key = name.removesuffix(".npy")
+                    prefix, _, index = key.partition("_")
+                    if prefix in counts and int(index) < counts[prefix]:
+                        with _open_member(archive, name)[0] as member:
+                            arrays[key] = np.lib.format.read_array(member, allow_pickle=False)
+    except (FileNotFoundError, ModelFileError):
+        raise
+    except (ValueError, OSError, EOFError, KeyError, zipfile.BadZipFile, zlib.error,
+            UnicodeDecodeError, NotImplementedError, RuntimeError) as exc:
+        # JSONDecodeError is a ValueError
+        raise _refuse(path, f"{type(exc).__name__}: {exc}") from None
     return header, arrays
 
 
@@ -381,15 +505,24 @@ def load(path, compile: bool = True):
         together (a graph node reading a tensor that does not exist...), its
         weights are refused by :func:`set_weights` (wrong shape, complex, NaN
         or infinite values), or its training set-up or state does not fit.
+        Also a file that would make loading allocate far more than the file
+        holds (see the module docstring): a member the format does not use, a
+        zip bomb, a header above :data:`MAX_HEADER_BYTES` or nested too deeply,
+        an array whose ``.npy`` header declares more than its member holds, a
+        config asking for more weights than the file stores.
     """
     path = os.fspath(path)
     header, arrays = _read(path)
     _import_layer_modules(header)
+    stored = sum(array.size for key, array in arrays.items() if key.startswith("weight_"))
     try:
-        model = layer_from_dict(header["model"])
+        with param_budget(stored + _BUILD_SLACK,
+                          f"the file allows (it stores {stored:,} weight values)"):
+            model = layer_from_dict(header["model"])
         specs = header["weights"]
         weights = [arrays[f"weight_{i:04d}"] for i in range(len(specs))]
-    except (KeyError, IndexError, AttributeError, TypeError, ValueError) as exc:
+    except (KeyError, IndexError, AttributeError, TypeError, ValueError,
+            RecursionError) as exc:
         hint = (" (a model with your own layer classes needs their module imported "
                 "before loading)" if "unknown layer class" in str(exc) else "")
         raise ModelFileError(f"{path!r}: cannot rebuild the model it describes: "

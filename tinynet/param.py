@@ -21,9 +21,14 @@ the existing array for exactly this reason.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import math
+
 import numpy as np
 
-__all__ = ["Param", "flatten_params", "ensure_flat", "contiguous_span", "is_flat"]
+__all__ = ["Param", "flatten_params", "ensure_flat", "contiguous_span", "is_flat",
+           "param_budget", "check_param_budget"]
 
 
 class Param:
@@ -228,3 +233,50 @@ def ensure_flat(params) -> bool:
         return False
     flatten_params(params)
     return True
+
+
+# ------------------------------------------------------------------ budget
+# [values left, values granted, source] while a param_budget block runs, else None.
+_BUDGET = contextvars.ContextVar("tinynet_param_budget", default=None)
+
+
+@contextlib.contextmanager
+def param_budget(n_values: int, source: str):
+    """Within the block, the parameters layers create may hold at most
+    ``n_values`` values in all.
+
+    :func:`tinynet.load` builds the model a file describes inside one, with
+    ``n_values`` the number of weight values the file stores (plus a little
+    slack): a config that asks for far more weights than the file holds
+    (``Dense(20000, input_dim=20000)`` in a 5 KB file) is refused with a
+    ``ValueError`` before the weights are allocated, instead of allocating
+    gigabytes and only then comparing shapes. ``source`` ends the message
+    (``"the file allows"``).
+    """
+    token = _BUDGET.set([int(n_values), int(n_values), source])
+    try:
+        yield
+    finally:
+        _BUDGET.reset(token)
+
+
+def check_param_budget(shape, what: str, charge: bool = False) -> None:
+    """Refuse (``ValueError``) a parameter of ``shape`` that does not fit in
+    what is left of the current :func:`param_budget` (no-op outside one).
+
+    Called *before* allocating: by the initializers of :mod:`tinynet.init` and
+    by layers that allocate parameters themselves; ``charge=True``
+    (:meth:`Layer.add_param`) also subtracts the parameter from the budget.
+    """
+    budget = _BUDGET.get()
+    if budget is None:
+        return
+    shape = (shape,) if np.ndim(shape) == 0 else tuple(shape)
+    n = math.prod(int(d) for d in shape)  # Python ints: no int64 overflow
+    left, total, source = budget
+    if n > left:
+        raise ValueError(f"building the model would create {what} of shape {shape} "
+                         f"({n:,} values), more than the {left:,} values left of the "
+                         f"{total:,} {source}")
+    if charge:
+        budget[0] = left - n

@@ -11,7 +11,7 @@ import tinynet as tn
 from tinynet import io as model_io
 from tinynet.io import ModelFileError
 from tinynet.layers import BatchNorm, Dense, Dropout
-from tests.io_helpers import assert_truncations_refused, rewrite_header
+from tests.io_helpers import assert_truncations_refused, refused_within, rewrite_header
 
 
 def _dense(units, act="tanh", seed=0):
@@ -327,6 +327,40 @@ def test_truncated_and_corrupt_files(tmp_path):
                          lambda h, a: h.update(version=3))
     with pytest.raises(ModelFileError, match="version 3.*upgrade tinynet"):
         tn.load(bad)
+
+
+def _mmoe_config(header):
+    layers = header["model"]["config"]["layers"]
+    return next(layer["config"] for layer in layers if layer["class"] == "MMoE")
+
+
+@pytest.mark.parametrize("change, what", [
+    (lambda c: c.update(n_experts=2000, units=2000), r"W_experts of shape \(5, 4000000\)"),
+    (lambda c: c.update(input_shape=[6_000_000]), r"W_experts of shape \(6000000, 12\)"),
+])
+def test_a_graph_asking_for_more_weights_than_the_file_stores_is_refused_unbuilt(
+        tmp_path, change, what):
+    # before, load built the experts (a few hundred MB) and only then compared shapes
+    bad = rewrite_header(_good_file(tmp_path, "mmoe", "equal"), tmp_path / "bad.npz",
+                         lambda h, a: change(_mmoe_config(h)))
+    refused_within(bad, rf"cannot rebuild the model it describes: .*{what} .* more than the "
+                        rf"[\d,]+ values left of the [\d,]+ the file allows")
+
+
+def test_a_cross_stitch_over_huge_inputs_is_refused_unbuilt(tmp_path):
+    left, right = tn.mtl.Input((4,), name="left_x"), tn.mtl.Input((4,), name="right_x")
+    a, b = tn.mtl.CrossStitch(per_unit=True)([left, right])
+    good = tn.mtl.Model([left, right], {"a": a, "b": b}).save(tmp_path / "good.npz")
+
+    def huge(header, arrays):
+        config = header["model"]["config"]
+        for inp in config["inputs"]:
+            inp.update(shape=[10_000_000])
+        config["layers"][0]["config"].update(input_shape=[[10_000_000]] * 2)
+    bad = rewrite_header(good, tmp_path / "bad.npz", huge)
+    refused_within(bad, r"would create the parameters cross_stitch_\d+/alpha\* of shape "
+                        r"\(2, 2, 10000000\) \(40,000,000 values\), more than the [\d,]+ "
+                        r"values left of the [\d,]+ the file allows \(it stores 16 weight values\)")
 
 
 def test_get_and_set_weights_cover_batchnorm_state_and_check_shapes():

@@ -37,7 +37,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..checks import FLOAT_DTYPES, as_float_array, check_bool
-from ..param import Param
+from ..param import Param, check_param_budget
 
 __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str"]
 
@@ -227,7 +227,15 @@ class Layer:
             layer.set_rng(rng)
 
     def add_param(self, name: str, value: np.ndarray) -> Param:
-        """Register a parameter named ``"<layer name>/<name>"``."""
+        """Register a parameter named ``"<layer name>/<name>"``.
+
+        Inside a :func:`~tinynet.param.param_budget` block (:func:`tinynet.load`)
+        the parameter is charged to the budget; a layer should create ``value``
+        with a :mod:`tinynet.init` initializer (or call
+        :func:`~tinynet.param.check_param_budget` first), so that a shape the
+        budget cannot hold is refused before it is allocated.
+        """
+        check_param_budget(np.shape(value), f"the parameter {self.name}/{name}", charge=True)
         param = Param(np.asarray(value, dtype=self.dtype), name=f"{self.name}/{name}",
                       trainable=self._trainable)
         self._params.append(param)

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..param import check_param_budget
 from ._checks import check_real
 from .base import Layer
 
@@ -71,6 +72,7 @@ class _FeatureNorm(Layer):
 
     def _build(self, input_shape, rng):
         n_features = input_shape[-1]
+        check_param_budget((2, n_features), f"the parameters {self.name}/gamma and beta")
         self.gamma = self.add_param("gamma", np.ones(n_features))
         self.beta = self.add_param("beta", np.zeros(n_features))
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..param import check_param_budget
 from .merge import MultiInputLayer
 
 __all__ = ["CrossStitch"]
@@ -81,6 +82,8 @@ class CrossStitch(MultiInputLayer):
 
     def _build(self, shapes, rng):
         n = len(shapes)
+        check_param_budget((n, n) + ((shapes[0][0],) if self.per_unit else ()),
+                           f"the parameters {self.name}/alpha*")
         alpha = np.full((n, n), (1.0 - self.self_weight) / (n - 1))
         np.fill_diagonal(alpha, self.self_weight)
         if self.per_unit:

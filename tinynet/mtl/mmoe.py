@@ -40,6 +40,7 @@ from .. import init as initializers
 from ..checks import check_positive_int
 from ..layers import activations
 from ..layers.base import Layer
+from ..param import check_param_budget
 
 __all__ = ["MMoE"]
 
@@ -97,6 +98,7 @@ class MMoE(Layer):
 
     def _build(self, input_shape, rng):
         d, k, u = input_shape[0], self.n_experts, self.units
+        check_param_budget((d, k * u), f"the parameter {self.name}/W_experts")
         experts = np.concatenate([self._init((d, u), rng, dtype=self.dtype) for _ in range(k)],
                                  axis=1)
         self.W_experts = self.add_param("W_experts", experts)
