@@ -84,19 +84,50 @@ def store_choice(path, key: str, value: str, values) -> None:
         pass
 
 
+class _FileLock:
+    """An exclusive ``flock`` on ``<path>.lock`` while a choice is read,
+    measured and stored, so that processes started together measure one at a
+    time and all take the first one's choice (re-reading after measuring only
+    narrowed that race). The kernel releases it when its process dies, so a
+    killed process leaves no stale lock. Where ``fcntl`` or the directory is
+    unavailable it locks nothing."""
+
+    def __init__(self, path):
+        self.path, self.fd = f"{path}.lock", None
+
+    def __enter__(self):
+        try:
+            import fcntl
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            fcntl.flock(self.fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            if self.fd is not None:
+                os.close(self.fd)
+            self.fd = None
+        return self
+
+    def __exit__(self, *exc):
+        if self.fd is not None:
+            os.close(self.fd)  # closing releases the flock
+        return False
+
+
 def decide(path, key: str, measure, values) -> str:
     """The choice for ``key``: the one stored in ``path``, else ``measure()``
-    (which returns one of ``values``), stored for later processes -- unless
-    another process stored one while this one measured: then that one, so
-    that processes started together agree too. ``path`` None: measured."""
-    if path is not None:
-        stored = stored_choices(path, values).get(key)
+    (which returns one of ``values``), stored for later processes. Deciding
+    holds a lock on the file (:class:`_FileLock`), so processes started
+    together agree: one measures, the others wait and read its choice.
+    ``path`` None: measured."""
+    if path is None:
+        return measure()
+    stored = stored_choices(path, values).get(key)
+    if stored is not None:
+        return stored
+    with _FileLock(path):
+        stored = stored_choices(path, values).get(key)  # another process's, meanwhile
         if stored is not None:
             return stored
-    choice = measure()
-    if path is not None:
-        stored = stored_choices(path, values).get(key)
-        if stored is not None:
-            return stored
+        choice = measure()
         store_choice(path, key, choice, values)
     return choice

@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -320,3 +321,26 @@ def test_a_choice_file_nested_too_deep_is_ignored(tmp_path):
     path = tmp_path / "choice.json"
     path.write_text("[" * 100_000)
     assert stored_choices(str(path), ("numba", "numpy")) == {}
+
+
+def test_processes_started_together_agree_on_a_choice(tmp_path):
+    # each measured and the last writer won, so one process could run another
+    # engine than the file (and the others) said; now one measures at a time
+    code = ("import os, sys, time\n"
+            "from tinynet.kernels.choices import decide\n"
+            "index, go = int(sys.argv[1]), sys.argv[2]\n"
+            "while not os.path.exists(go):\n"
+            "    time.sleep(0.005)\n"
+            "def measure():\n"
+            "    time.sleep(0.2)\n"
+            "    return 'a' if index % 2 == 0 else 'b'\n"
+            "print(decide(sys.argv[3], 'key', measure, ('a', 'b')))\n")
+    go, path = tmp_path / "go", tmp_path / "cache" / "choice.json"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(i), str(go), str(path)],
+                              stdout=subprocess.PIPE, text=True) for i in range(6)]
+    time.sleep(1.0)  # let every process start and wait
+    go.write_text("")
+    answers = [p.communicate(timeout=120)[0].strip() for p in procs]
+    from tinynet.kernels.choices import stored_choices
+    assert len(set(answers)) == 1, answers
+    assert stored_choices(str(path), ("a", "b")) == {"key": answers[0]}
