@@ -51,7 +51,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import io as model_io
-from ..checks import as_float_array
+from ..checks import as_float_array, did_you_mean
 from ..layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
 from .training import MultiTaskTraining
 
@@ -278,30 +278,41 @@ class Model(Layer, MultiTaskTraining):
                          f"{did_you_mean(name, [la.name for la in self._layers])}")
 
     # ---------------------------------------------------------------- forward
-    def _input_arrays(self, x) -> list[np.ndarray]:
+    def _input_arrays(self, x, who: str | None = None) -> list[np.ndarray]:
+        """One floating-point array per input, of the input's per-sample shape
+        and one number of samples: ``x`` is an array (one input; a list of its
+        samples such as ``x.tolist()`` too), a list with one array per input,
+        or a dict ``{name: array}``. Errors name ``who`` (default: the model)."""
+        who = who or f"Model {self.name!r}"
+        names = [t.name for t in self.inputs]
         if isinstance(x, dict):
-            names = [t.name for t in self.inputs]
-            missing = [n for n in names if n not in x]
-            if missing:
-                raise ValueError(f"Model {self.name!r} expected inputs {names}, "
-                                 f"missing {missing}")
-            x = [x[n] for n in names]
-        elif not isinstance(x, (list, tuple)):
-            x = [x]
-        if len(x) != len(self.inputs):
-            raise ValueError(f"Model {self.name!r} expected {len(self.inputs)} input "
-                             f"array(s), received {len(x)}")
-        arrays = []
-        for t, a in zip(self.inputs, x):
-            a = as_float_array(a, f"Model {self.name!r}", f"input {t.name!r}")
+            missing = [name for name in names if name not in x]
+            unknown = [str(k) for k in x if k not in names]
+            if missing or unknown:
+                problems = [f"missing input {name!r}" for name in missing] + [
+                    f"unknown input {u!r}{did_you_mean(u, missing or names)}" for u in unknown]
+                raise ValueError(f"{who} expected inputs {names}, received "
+                                 f"{'; '.join(problems)}")
+            xs = [x[name] for name in names]
+        elif isinstance(x, (list, tuple)) and not (
+                len(self.inputs) == 1 and x and np.ndim(x[0]) == len(self.inputs[0].shape)):
+            xs = list(x)
+        else:  # an array, or (one input) a list of samples such as x.tolist()
+            xs = [x]
+        if len(xs) != len(self.inputs):
+            raise ValueError(f"{who} expected {len(self.inputs)} input array(s) {names} (a "
+                             f"list with one array per input, or a dict {{name: array}}), "
+                             f"received a {type(x).__name__} of {len(xs)}")
+        xs = [as_float_array(a, who, f"input {t.name!r}", min_ndim=2)
+              for a, t in zip(xs, self.inputs)]
+        for a, t in zip(xs, self.inputs):
             if a.shape[1:] != t.shape:
-                raise ValueError(f"Model {self.name!r} expected input {t.name!r} of shape "
+                raise ValueError(f"{who} expected input {t.name!r} of shape "
                                  f"{shape_str(t.shape)}, received {a.shape}")
-            arrays.append(a)
-        if len({a.shape[0] for a in arrays}) > 1:
-            raise ValueError(f"Model {self.name!r} expected inputs with the same number of "
-                             f"samples, received {[a.shape[0] for a in arrays]}")
-        return arrays
+        if len({a.shape[0] for a in xs}) > 1:
+            raise ValueError(f"{who} expected inputs with one number of samples, "
+                             f"received {[a.shape[0] for a in xs]}")
+        return xs
 
     def forward_all(self, x, training: bool = False) -> list[np.ndarray]:
         """Outputs of every output tensor, as a list (even for one output)."""

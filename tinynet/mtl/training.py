@@ -48,8 +48,7 @@ import numpy as np
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from ..callbacks import Callback, as_callback_list
-from ..checks import as_float_array, check_finite, check_positive_int, did_you_mean
-from ..layers.base import shape_str
+from ..checks import check_finite, check_positive_int
 from ..output_losses import for_output
 from ..param import ensure_flat
 from ..training import RunningMeans, fit_loop
@@ -316,39 +315,14 @@ class MultiTaskTraining:
         return out
 
     def _inputs(self, x, who) -> list[np.ndarray]:
-        """One checked floating-point array per input (see :meth:`fit` for ``x``)."""
-        names = [t.name for t in self.inputs]
-        if isinstance(x, dict):
-            missing = [name for name in names if name not in x]
-            unknown = [str(k) for k in x if k not in names]
-            if missing or unknown:
-                problems = [f"missing input {name!r}" for name in missing] + [
-                    f"unknown input {u!r}{did_you_mean(u, missing or names)}" for u in unknown]
-                raise ValueError(f"{who} expected inputs {names}, received "
-                                 f"{'; '.join(problems)}")
-            xs = [x[name] for name in names]
-        elif isinstance(x, (list, tuple)) and not (
-                len(self.inputs) == 1 and x and np.ndim(x[0]) == len(self.inputs[0].shape)):
-            xs = list(x)
-        else:  # an array, or (one input) a list of samples such as x.tolist()
-            xs = [x]
-        if len(xs) != len(self.inputs):
-            raise ValueError(f"{who} expected {len(self.inputs)} input array(s) {names} (a "
-                             f"list with one array per input, or a dict {{name: array}}), "
-                             f"received a {type(x).__name__} of {len(xs)}")
-        xs = [as_float_array(a, who, f"input {t.name!r}", min_ndim=2)
-              for a, t in zip(xs, self.inputs)]
+        """The model's input arrays (:meth:`Model._input_arrays`: shapes and
+        names), checked as data too: at least one sample, finite values."""
+        xs = self._input_arrays(x, who)
         for a, t in zip(xs, self.inputs):
             if a.shape[0] == 0:
                 raise ValueError(f"{who} expected at least one sample, received input "
                                  f"{t.name!r} of shape {a.shape}")
-            if a.shape[1:] != t.shape:
-                raise ValueError(f"{who} expected input {t.name!r} of shape "
-                                 f"{shape_str(t.shape)}, received {a.shape}")
             check_finite(a, who, f"input {t.name!r}")
-        if len({a.shape[0] for a in xs}) > 1:
-            raise ValueError(f"{who} expected inputs with one number of samples, "
-                             f"received {[a.shape[0] for a in xs]}")
         return xs
 
     def _data(self, x, y, mask, who):
