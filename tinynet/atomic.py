@@ -33,7 +33,7 @@ import re
 import secrets
 import stat
 
-__all__ = ["atomic_write"]
+__all__ = ["atomic_write", "check_target"]
 
 
 #: Longest file name most file systems take (bytes); the temporary name adds
@@ -88,6 +88,36 @@ def _create_temp(directory: str, name: str) -> tuple[int, str]:
             continue
 
 
+def check_target(path, who: str = "atomic_write", file_too: bool = True) -> str:
+    """Raise now what writing ``path`` would meet, and return its real path.
+
+    The directory must exist (``FileNotFoundError``) and be writable
+    (``PermissionError``); with ``file_too``, ``path`` must not be a directory
+    (``IsADirectoryError``) nor a file the user may not write
+    (``PermissionError``: a rename would replace it anyway). Symbolic links
+    are followed, as ``open`` follows them. Callers that write later (a
+    checkpoint, the CLI's ``--out``) call it before the work, so that a
+    training run is not lost to a path that cannot be written.
+    """
+    shown = os.fspath(path)
+    real = os.path.realpath(shown)
+    directory = os.path.dirname(real)
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(f"{who} expected the directory of {shown!r} to exist, "
+                                f"received a path whose directory {directory!r} does not "
+                                f"exist (create it first)")
+    if file_too and os.path.isdir(real):
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {shown!r}: it is a directory")
+    if not os.access(directory, os.W_OK):
+        raise PermissionError(f"{who} cannot write into {directory!r} (the directory of "
+                              f"{shown!r}): it is not writable")
+    if file_too and os.path.exists(real) and not os.access(real, os.W_OK):
+        raise PermissionError(errno.EACCES, f"cannot write {shown!r}: the file is "
+                              f"write-protected (mode {stat.filemode(os.stat(real).st_mode)}); "
+                              f"nothing written")
+    return real
+
+
 def atomic_write(path, write) -> None:
     """Create or replace ``path`` atomically: ``write(f)`` fills a temporary
     file (binary, open for writing) in the same directory, which is flushed
@@ -97,17 +127,8 @@ def atomic_write(path, write) -> None:
     The directory must exist (FileNotFoundError naming it otherwise).
     """
     shown = os.fspath(path)
-    path = os.path.realpath(shown)  # through symbolic links, as open() writes
+    path = check_target(shown)  # the real path: through symbolic links, as open() writes
     directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        raise FileNotFoundError(f"atomic_write expected the directory of {shown!r} to exist, "
-                                f"received a path whose directory {directory!r} does not")
-    if os.path.isdir(path):
-        raise IsADirectoryError(errno.EISDIR, f"cannot write {shown!r}: it is a directory")
-    if os.path.exists(path) and not os.access(path, os.W_OK):
-        raise PermissionError(errno.EACCES, f"cannot write {shown!r}: the file is "
-                              f"write-protected (mode {stat.filemode(os.stat(path).st_mode)}); "
-                              f"nothing written")
     try:
         fd, tmp = _create_temp(directory, os.path.basename(path))
     except OSError as exc:  # name the target, not the hidden temporary file

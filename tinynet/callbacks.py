@@ -36,6 +36,8 @@ import warnings
 
 import numpy as np
 
+from .atomic import check_target
+
 
 __all__ = ["Callback", "CallbackList", "as_callback_list", "History", "TerminateOnNaN",
            "EarlyStopping",
@@ -348,14 +350,8 @@ class ModelCheckpoint(_Monitor):
             super().on_train_begin(logs)
         # fail now, not after the first epoch has trained (a directory whose
         # name holds format fields can only be checked once it is filled)
-        directory = os.path.dirname(os.path.abspath(self.path))
-        if "{" not in directory and not os.path.isdir(directory):
-            raise FileNotFoundError(f"ModelCheckpoint expected the directory of {self.path!r} "
-                                    f"to exist, received a path whose directory "
-                                    f"{directory!r} does not (create it first)")
-        if "{" not in directory and not os.access(directory, os.W_OK):
-            raise PermissionError(f"ModelCheckpoint cannot write into {directory!r} (the "
-                                  f"directory of {self.path!r}): it is not writable")
+        if "{" not in os.path.dirname(self.path):
+            check_target(self.path, "ModelCheckpoint", file_too=False)
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

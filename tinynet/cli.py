@@ -303,17 +303,17 @@ def _cmd_train(args, parser) -> int:
 
 
 def _check_out(path, example: str) -> None:
-    """Fail before any work when ``--out`` cannot be written: a directory, or
-    a file in a directory that does not exist."""
-    if os.path.isdir(path):
+    """Fail before any work when ``--out`` cannot be written
+    (:func:`tinynet.atomic.check_target`: a directory, a missing or read-only
+    directory, a write-protected file)."""
+    from .atomic import check_target
+    try:  # before training or predicting, not after
+        check_target(path, "--out")
+    except IsADirectoryError:
         raise CommandError(f"--out {path!r} is a directory; give a file path such as "
-                           f"{example}")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise CommandError(f"--out {path!r}: directory {parent!r} does not exist "
-                           f"(create it first)")
-    if not os.access(parent, os.W_OK):  # read-only: say so before training, not after
-        raise CommandError(f"--out {path!r}: directory {parent!r} is not writable")
+                           f"{example}") from None
+    except OSError as exc:
+        raise CommandError(str(exc)) from None
 
 
 def _model_metadata(model) -> dict:
