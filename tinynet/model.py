@@ -81,6 +81,11 @@ class Sequential(Layer):
         What the last :meth:`fit` returned.
     """
 
+    #: What :meth:`compile` sets (:func:`tinynet.transfer.fine_tune` puts it
+    #: back when a run fails); kept here, beside the attributes it names.
+    COMPILE_ATTRIBUTES = ("optimizer", "loss", "metrics", "_bound_ids", "_compiled_loss",
+                          "_compiled_metrics")
+
     def __init__(self, layers=None, name: str | None = None, **kwargs):
         self._layers: list[Layer] = []
         self.optimizer = None

@@ -158,10 +158,6 @@ class GradualUnfreezing(Callback):
         self._apply(self.model, int(epoch) - self._first_epoch)
 
 
-#: What ``compile`` sets on a Sequential; fine_tune puts it back when it fails.
-_COMPILE_STATE = ("optimizer", "loss", "metrics", "_bound_ids", "_compiled_loss",
-                  "_compiled_metrics")
-
 FineTuneHistory = namedtuple("FineTuneHistory", ["head", "fine_tune"])
 FineTuneHistory.__doc__ = """Histories of the two phases of :func:`fine_tune`."""
 
@@ -305,7 +301,8 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     fit_args = dict(batch_size=batch_size, validation_data=validation_data,
                     verbose=verbose, seed=seed, **fit_kwargs)
 
-    compiled = {key: vars(model)[key] for key in _COMPILE_STATE if key in vars(model)}
+    compiled = {key: vars(model)[key] for key in model.COMPILE_ATTRIBUTES
+                if key in vars(model)}
     try:
         history_head = None
         if head_epochs:
