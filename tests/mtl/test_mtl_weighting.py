@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 import tinynet as tn
 from tinynet.mtl import weighting as wt
-from tinynet.mtl.min_norm import min_norm_weights, min_norm_frank_wolfe
+from tinynet.mtl.min_norm import (min_norm_enumerate, min_norm_frank_wolfe, min_norm_weights,
+                                  min_norm_wolfe)
 from tests.fd import numerical_grad
 
 
@@ -34,6 +35,63 @@ def test_min_norm_weights_reach_the_minimum_on_the_simplex(n_tasks, dim, seed):
     fw = min_norm_frank_wolfe(gram, max_iter=5000)
     assert abs(fw.sum() - 1) < 1e-9 and (fw >= -1e-12).all()
     assert fw @ gram @ fw <= value + 1e-3 * max(1.0, np.abs(gram).max())
+
+
+def _awkward_gradients(seed, n_tasks, dim):
+    """Gradients of very different lengths, with repeated, opposite and zero
+    rows, so that faces of the simplex are degenerate."""
+    rng = np.random.default_rng(seed)
+    grads = rng.standard_normal((n_tasks, dim)) + rng.uniform(0, 3) * rng.standard_normal(dim)
+    grads *= np.exp(rng.uniform(-3, 3, (n_tasks, 1)))
+    kind = seed % 4
+    if kind == 1:
+        grads[rng.integers(n_tasks)] = grads[rng.integers(n_tasks)]
+    elif kind == 2:
+        grads[rng.integers(n_tasks)] = -grads[rng.integers(n_tasks)]
+    elif kind == 3:
+        grads[rng.integers(n_tasks)] = 0.0
+    return grads
+
+
+@given(n_tasks=st.integers(3, 9), dim=st.integers(1, 12), seed=st.integers(0, 10_000))
+def test_wolfe_matches_the_enumeration_of_faces(n_tasks, dim, seed):
+    grads = _awkward_gradients(seed, n_tasks, dim)
+    gram = grads @ grads.T
+    alpha = min_norm_weights(gram)  # "auto": Wolfe beyond two tasks
+    np.testing.assert_array_equal(alpha, min_norm_wolfe(gram))
+    assert (alpha >= 0).all() and abs(alpha.sum() - 1) < 1e-12
+    best = min_norm_enumerate(gram)
+    assert alpha @ gram @ alpha <= best @ gram @ best + 1e-12 * np.abs(gram).max()
+
+
+@given(n_tasks=st.integers(10, 40), dim=st.integers(1, 50), seed=st.integers(0, 10_000))
+def test_wolfe_meets_the_optimality_conditions_for_many_tasks(n_tasks, dim, seed):
+    # KKT of min a'Ma on the simplex: (Ma)_t >= a'Ma for every t, with equality
+    # where a_t > 0. Frank-Wolfe after 1,000 iterations does not reach them.
+    grads = _awkward_gradients(seed, n_tasks, dim)
+    gram = grads @ grads.T
+    alpha = min_norm_weights(gram)
+    assert (alpha >= 0).all() and abs(alpha.sum() - 1) < 1e-12
+    m_alpha, value = gram @ alpha, alpha @ gram @ alpha
+    scale = np.abs(gram).max()
+    assert m_alpha.min() >= value - 1e-10 * scale
+    assert np.abs(m_alpha[alpha > 0] - value).max() <= 1e-10 * scale
+    fw = min_norm_frank_wolfe(gram)
+    assert alpha @ gram @ alpha <= fw @ gram @ fw + 1e-12 * scale
+
+
+def test_frank_wolfe_stops_short_where_wolfe_is_exact():
+    grads = np.random.default_rng(64).standard_normal((64, 1000))
+    gram = grads @ grads.T
+    exact, fw = min_norm_wolfe(gram), min_norm_frank_wolfe(gram)
+    assert fw @ gram @ fw > 1.0003 * (exact @ gram @ exact)
+
+
+def test_min_norm_weights_refuses_bad_gram_matrices():
+    with pytest.raises(ValueError, match=r"square \(T, T\).*\(2, 3\)"):
+        min_norm_weights(np.zeros((2, 3)))
+    with pytest.raises(ValueError, match="finite"):
+        min_norm_weights(np.array([[1.0, np.nan], [np.nan, 1.0]]))
 
 
 @given(seed=st.integers(0, 10_000))

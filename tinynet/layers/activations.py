@@ -1,4 +1,4 @@
-"""Element-wise activation layers (and the softmax).
+r"""Element-wise activation layers (and the softmax).
 
 Each activation is a parameter-free layer with the maths in two small
 functions, ``_forward(x) -> y`` and ``_backward(x, y, dy) -> dx``; where the
