@@ -257,3 +257,72 @@ def test_the_weightings_parameters_get_no_weight_decay():
     groups = model.optimizer.param_groups
     assert groups[0]["weight_decay"] == 0.5 and groups[1]["weight_decay"] == 0.0
     assert groups[1]["params"] == model.weighting.parameters()
+
+
+def _small_model():
+    from tinynet.layers import Dense
+    return tn.mtl.HardSharing((3,), trunk=[Dense(4, seed=0)],
+                              heads={"a": [Dense(2, seed=1)], "b": [Dense(1, seed=2)]})
+
+
+def _small_data():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 3)).astype(np.float32)
+    return x, {"a": rng.integers(0, 2, 16), "b": rng.standard_normal((16, 1))}
+
+
+def test_a_weighting_without_present_is_refused_at_compile():
+    class OldStyle(wt.Weighting):  # written before present= existed
+        def loss_weights(self, losses, training=True):
+            return np.ones(self.n_tasks)
+
+    with pytest.raises(TypeError, match=r"OldStyle\.loss_weights expected to accept the "
+                                        r"keyword present=.*loss_weights\(losses, training=True\)"):
+        _small_model().compile("adam", loss={"a": "cross_entropy", "b": "mse"},
+                               weighting=OldStyle())
+
+    class Forwarding(wt.Weighting):  # **kwargs takes present= too
+        def loss_weights(self, losses, **kwargs):
+            self.seen = kwargs["present"]
+            return np.array([2.0, 1.0])
+
+    model = _small_model()
+    model.compile("adam", loss={"a": "cross_entropy", "b": "mse"}, weighting=Forwarding())
+    model.fit(*_small_data(), epochs=1, batch_size=8, verbose=0, seed=0)
+    np.testing.assert_array_equal(model.weighting.seen, [True, True])
+
+
+@pytest.mark.parametrize("returned, message", [
+    (np.ones(3), r"Bad\.loss_weights expected to return real numbers of shape \(2,\), "
+                 r"returned float64 of shape \(3,\)"),
+    (1.0, r"shape \(2,\), returned float64 of shape \(\)"),
+    (np.array(["a", "b"]), r"returned <U1 of shape \(2,\)"),
+    (np.array([1.0, np.nan]), r"Bad\.loss_weights expected finite results from finite losses"),
+])
+def test_a_weightings_results_are_checked(returned, message):
+    class Bad(wt.Weighting):
+        def loss_weights(self, losses, training=True, present=None):
+            return returned
+
+    model = _small_model()
+    model.compile("adam", loss={"a": "cross_entropy", "b": "mse"}, weighting=Bad())
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=message):
+        model.fit(*_small_data(), epochs=1, batch_size=8, verbose=0, seed=0)
+    for old, new in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(old, new)  # refused before the first update
+
+
+def test_a_combine_of_the_wrong_shape_is_checked():
+    class BadCombine(wt.Weighting):
+        needs_task_gradients = True
+
+        def combine(self, grads, losses, present=None):
+            return grads  # (T, P) instead of (P,)
+
+    model = _small_model()
+    model.compile("adam", loss={"a": "cross_entropy", "b": "mse"}, weighting=BadCombine())
+    with pytest.raises(ValueError, match=r"BadCombine\.combine expected to return real "
+                                         r"numbers of shape \(16,\), returned float32 of "
+                                         r"shape \(2, 16\)"):
+        model.fit(*_small_data(), epochs=1, batch_size=8, verbose=0, seed=0)

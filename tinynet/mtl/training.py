@@ -384,7 +384,10 @@ class MultiTaskTraining:
         values, grads, counts = self._task_losses(outs, y, masks, idx)
         present = np.array(counts) > 0  # tasks with a labelled sample in the batch
         self.optimizer.zero_grad()
-        weights = self.weighting.loss_weights(values, training=True, present=present)
+        weights = weighting_mod.checked_result(
+            self.weighting, "loss_weights",
+            self.weighting.loss_weights(values, training=True, present=present), values.shape,
+            finite=bool(np.isfinite(values).all()))
         scaled = [g * g.dtype.type(w) for g, w in zip(grads, weights)]
         if self.weighting.needs_task_gradients and self._shared:
             self._combine_task_gradients(scaled, values, present)
@@ -423,7 +426,9 @@ class MultiTaskTraining:
             task_grads[i] = _flat_grads(shared)
             for p in shared:
                 p.zero_grad()
-        _set_flat_grads(shared, self.weighting.combine(task_grads, values, present))
+        combined = self.weighting.combine(task_grads, values, present=present)
+        _set_flat_grads(shared, weighting_mod.checked_result(
+            self.weighting, "combine", combined, task_grads.shape[1:]))
 
     # ------------------------------------------------------------------- fit
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,

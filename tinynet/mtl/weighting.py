@@ -60,6 +60,8 @@ last weights), so that training resumes exactly after
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 
 from ..checks import check_finite, lookup
@@ -80,6 +82,16 @@ class Weighting:
     each step :meth:`loss_weights` (the scale of each task's loss gradient),
     then, if ``needs_task_gradients``, :meth:`combine` of the per-task shared
     gradients; :meth:`on_epoch_end` with the epoch's mean task losses.
+
+    A weighting of your own subclasses this one and overrides
+    :meth:`loss_weights` (T finite numbers) and/or, with
+    ``needs_task_gradients = True``, :meth:`combine` (one row of P numbers);
+    both take ``present=`` (see "Tasks absent from a batch"), which
+    :meth:`present_mask` turns into booleans. Set ``last_weights`` for the
+    logs. Constructor arguments go in :meth:`get_config` and anything
+    training changes in :meth:`get_state`/``_set_state``, so that a saved
+    model keeps them. The trainer checks the signatures at compile time and
+    the shapes and values returned at every step.
     """
 
     name = "equal"
@@ -91,10 +103,14 @@ class Weighting:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if "name" not in cls.__dict__:  # a user's class is not "equal" (logs, reports)
+            cls.name = cls.__name__
         if not cls.__name__.startswith("_"):
             WEIGHTING_CLASSES[cls.__name__] = cls
 
     def bind(self, task_names, dtype=np.float64) -> "Weighting":
+        """Attach to the tasks of a model (called by ``compile``)."""
+        _check_hooks(self)
         self.task_names = list(task_names)
         self.n_tasks = len(self.task_names)
         self.dtype = np.dtype(dtype)
@@ -121,7 +137,8 @@ class Weighting:
         ``present`` as in :meth:`loss_weights` (an absent task's row is zero)."""
         return grads.sum(axis=0)
 
-    def _present(self, present) -> np.ndarray:
+    def present_mask(self, present) -> np.ndarray:
+        """``present`` as a boolean array of one entry a task (None: all present)."""
         return (np.ones(self.n_tasks, dtype=bool) if present is None
                 else np.asarray(present, dtype=bool))
 
@@ -172,6 +189,36 @@ class Weighting:
 
 
 WEIGHTING_CLASSES["Weighting"] = Weighting
+
+
+def _check_hooks(weighting: Weighting) -> None:
+    """A weighting's ``loss_weights`` and ``combine`` must take ``present=``
+    (a subclass written before it was added would fail mid-``fit``)."""
+    for name in ("loss_weights", "combine"):
+        signature = inspect.signature(getattr(weighting, name))
+        if "present" not in signature.parameters and not any(
+                p.kind is p.VAR_KEYWORD for p in signature.parameters.values()):
+            raise TypeError(f"{type(weighting).__name__}.{name} expected to accept the "
+                            f"keyword present= (a boolean a task: which tasks have a "
+                            f"labelled sample in the batch), received {name}{signature}")
+
+
+def checked_result(weighting: Weighting, name: str, value, shape: tuple,
+                   finite: bool = False) -> np.ndarray:
+    """``value`` returned by ``weighting.<name>``, checked: a real array of
+    ``shape``, with finite entries if ``finite`` (the trainer asks for that
+    only when the inputs were finite: a diverging run's NaN is for the NaN
+    stop to report). A user's weighting that returns anything else fails
+    here, naming itself, instead of deep inside the update."""
+    who = f"{type(weighting).__name__}.{name}"
+    array = np.asarray(value)
+    if array.shape != shape or not (np.issubdtype(array.dtype, np.floating)
+                                    or np.issubdtype(array.dtype, np.integer)):
+        raise ValueError(f"{who} expected to return real numbers of shape {shape}, "
+                         f"returned {array.dtype} of shape {array.shape}")
+    if finite:
+        check_finite(array, who, "results from finite losses")
+    return array
 
 
 class Equal(Weighting):
@@ -264,7 +311,7 @@ class Uncertainty(Weighting):
         s = self.log_vars.value.astype(np.float64)
         w = np.exp(-s)
         if training:
-            grad = np.where(self._present(present), 1.0 - w * losses, 0.0)
+            grad = np.where(self.present_mask(present), 1.0 - w * losses, 0.0)
             self.log_vars.grad += grad.astype(self.dtype)
         self.last_weights = w
         return w
@@ -390,7 +437,7 @@ class GradNorm(Weighting):
         return self.last_weights
 
     def combine(self, grads, losses, present=None):
-        on = self._present(present)
+        on = self.present_mask(present)
         if not on.any():
             return grads.sum(axis=0)
         losses = np.asarray(losses, dtype=np.float64)
@@ -452,7 +499,7 @@ class PCGrad(Weighting):
         return self
 
     def combine(self, grads, losses, present=None):
-        on = self._present(present)
+        on = self.present_mask(present)
         grads64 = grads.astype(np.float64)
         sq_norms = np.einsum("ij,ij->i", grads64, grads64)
         projected = grads64.copy()
@@ -523,7 +570,7 @@ class MGDA(Weighting):
         self.normalize = normalize
 
     def combine(self, grads, losses, present=None):
-        on = self._present(present)
+        on = self.present_mask(present)
         alpha = np.zeros(self.n_tasks)
         if on.any():
             alpha[on] = self._min_norm(grads[on], np.asarray(losses)[on])
