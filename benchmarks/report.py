@@ -9,9 +9,12 @@ directory outside the repository) for a ``--quick`` one, unless ``--out`` (see
 :func:`add_common_args`) or ``out_dir=`` says otherwise: a smoke test never
 overwrites the committed results. Every report says how it was made: the JSON
 holds the command and a ``quick`` flag, the Markdown the command, the date
-(UTC) and, for a quick run, a warning that its numbers mean nothing. Files are
-written atomically (temp file, then rename), so an interrupted run never
-leaves half a report.
+(UTC) and, for a quick run, a warning that its numbers mean nothing. A report
+lands as one set (:func:`tinynet.atomic.atomic_write_all`): all its files are
+written to temporary files beside their targets first, then renamed in the
+order ``.png``, ``.md``, ``.json``, so an interrupted run never leaves half a
+file, and a new ``.json`` (the machine-readable record) never stands beside
+an older ``.md`` or ``.png``.
 """
 
 from __future__ import annotations
@@ -254,12 +257,15 @@ def markdown_table(headers: list[str], rows: list[list]) -> str:
 
 
 # ------------------------------------------------------------------- writing
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` through tinynet's own atomic writer (temp file, fsync, rename)."""
-    from tinynet.atomic import atomic_write
+def _write_set(files: list[tuple[Path, bytes]]) -> None:
+    """Write ``(path, data)`` pairs as one set through tinynet's atomic writer
+    (:func:`tinynet.atomic.atomic_write_all`): all written, then renamed in
+    the order given."""
+    from tinynet.atomic import atomic_write_all
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda f: f.write(data))
+    for path, _ in files:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_all([(path, lambda f, data=data: f.write(data)) for path, data in files])
 
 
 def _jsonable(obj):
@@ -295,21 +301,23 @@ def write_report(name: str, results: dict, markdown: str, figure=None,
     info and ``results``), ``<name>.md`` and, given a matplotlib ``figure``,
     ``<name>.png`` into :func:`output_dir` ``(out_dir, quick)``. The Markdown is
     ``markdown`` between :data:`QUICK_NOTE` (quick runs) and the lines of
-    :func:`provenance_markdown` and :func:`machine_markdown`. Returns the paths
-    written."""
+    :func:`provenance_markdown` and :func:`machine_markdown`. The files land
+    as one set, the ``.json`` last (module docstring): if anything fails before
+    the renames, the previous report stays whole. Returns the paths written
+    (``.json``, ``.md``, ``.png``)."""
     out = output_dir(out_dir, quick)
     machine = machine_info()
     payload = {"benchmark": name, "command": command, "quick": bool(quick),
                "machine": machine, "results": results}
-    paths = [out / f"{name}.json", out / f"{name}.md"]
-    _atomic_write(paths[0], (json.dumps(payload, indent=2, default=_jsonable) + "\n").encode())
+    record = (json.dumps(payload, indent=2, default=_jsonable) + "\n").encode()
     text = ((QUICK_NOTE + "\n\n" if quick else "") + markdown.rstrip() + "\n\n"
             + provenance_markdown(command, machine) + "\n\n" + machine_markdown(machine) + "\n")
-    _atomic_write(paths[1], text.encode())
+    files = []  # in the order of the renames: the .json, the record, last
     if figure is not None:
         import io
         buf = io.BytesIO()
         figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-        paths.append(out / f"{name}.png")
-        _atomic_write(paths[2], buf.getvalue())
-    return paths
+        files.append((out / f"{name}.png", buf.getvalue()))
+    files += [(out / f"{name}.md", text.encode()), (out / f"{name}.json", record)]
+    _write_set(files)
+    return [path for path, _ in reversed(files)]

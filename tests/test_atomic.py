@@ -110,3 +110,98 @@ def test_a_long_name_and_an_unwritable_directory(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic_mod.os, "open", refuse)
     with pytest.raises(PermissionError, match=r"cannot write .*out\.bin.* Permission denied"):
         atomic_write(tmp_path / "out.bin", lambda f: f.write(b"x"))
+
+
+# --------------------------------------------------------- atomic_write_all
+def _old_set(tmp_path, names=("a.png", "a.md", "a.json")):
+    paths = [tmp_path / name for name in names]
+    for p in paths:
+        p.write_bytes(b"old " + p.name.encode())
+    return paths
+
+
+def _new(p):
+    return lambda f: f.write(b"new " + p.name.encode())
+
+
+def test_a_set_is_renamed_in_the_order_given_only_after_every_file_is_written(tmp_path,
+                                                                              monkeypatch):
+    paths = _old_set(tmp_path)
+    seen = []  # what a reader would find at each rename
+    real_replace = os.replace
+
+    def replace(src, dst):
+        seen.append([p.read_bytes()[:3] for p in paths])
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic_mod.os, "replace", replace)
+    atomic_mod.atomic_write_all([(p, _new(p)) for p in paths])
+    assert seen == [[b"old", b"old", b"old"], [b"new", b"old", b"old"],
+                    [b"new", b"new", b"old"]]                 # the last file renamed last
+    assert [p.read_bytes() for p in paths] == [b"new " + p.name.encode() for p in paths]
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)
+
+
+@pytest.mark.parametrize("error", [OSError("disk full"), KeyboardInterrupt()])
+def test_a_failure_writing_a_later_file_keeps_every_old_file_and_no_temp(tmp_path, error):
+    paths = _old_set(tmp_path)
+
+    def fail(f):
+        f.write(b"half")
+        raise error
+
+    with pytest.raises(type(error)):
+        atomic_mod.atomic_write_all([(paths[0], _new(paths[0])), (paths[1], fail),
+                                     (paths[2], _new(paths[2]))])
+    assert [p.read_bytes()[:3] for p in paths] == [b"old"] * 3
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)
+
+
+def test_a_refused_target_is_found_before_anything_is_written(tmp_path):
+    paths = _old_set(tmp_path, ("a.md",))
+    calls = []
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        atomic_mod.atomic_write_all([(paths[0], lambda f: calls.append(f)),
+                                     (tmp_path / "nowhere" / "a.json", lambda f: None)])
+    assert calls == [] and os.listdir(tmp_path) == ["a.md"]
+
+
+def test_a_failing_rename_leaves_the_files_before_it_new_the_rest_old_and_no_temp(
+        tmp_path, monkeypatch):
+    paths = _old_set(tmp_path)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if dst.endswith("a.md"):
+            raise OSError(5, "Input/output error")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(atomic_mod.os, "replace", replace)
+    with pytest.raises(OSError, match="Input/output"):
+        atomic_mod.atomic_write_all([(p, _new(p)) for p in paths])
+    assert [p.read_bytes()[:3] for p in paths] == [b"new", b"old", b"old"]
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)
+
+
+def test_a_process_killed_mid_set_leaves_the_old_files_and_the_next_write_cleans_up(tmp_path):
+    paths = _old_set(tmp_path)
+    code = ("import os, sys; from tinynet.atomic import atomic_write_all;"
+            "a, b, c = sys.argv[1:];"
+            "atomic_write_all([(a, lambda f: f.write(b'new')), (b, lambda f: os._exit(9)),"
+            " (c, lambda f: f.write(b'new'))])")
+    proc = subprocess.run([sys.executable, "-c", code, *map(str, paths)], timeout=60)
+    assert proc.returncode == 9
+    assert [p.read_bytes()[:3] for p in paths] == [b"old"] * 3
+    assert len(os.listdir(tmp_path)) == 5  # the killed writer's two temporary files
+    atomic_mod.atomic_write_all([(p, _new(p)) for p in paths])
+    assert sorted(os.listdir(tmp_path)) == sorted(p.name for p in paths)
+
+
+def test_a_set_refuses_one_file_twice_and_what_is_not_a_pair(tmp_path):
+    real, link = tmp_path / "real.md", tmp_path / "link.md"
+    link.symlink_to(real)
+    with pytest.raises(ValueError, match=r"distinct files.*real\.md.*link\.md.*one file"):
+        atomic_mod.atomic_write_all([(real, _new(real)), (link, _new(link))])
+    with pytest.raises(TypeError, match=r"\(path, write\) pairs.*received 'a\.md'"):
+        atomic_mod.atomic_write_all(["a.md"])
+    assert os.listdir(tmp_path) == ["link.md"]

@@ -1,6 +1,8 @@
 """Smoke tests of the benchmark infrastructure and of each ``--quick`` benchmark."""
 
+import errno
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,6 +44,47 @@ def test_write_report_writes_json_and_markdown(tmp_path):
     assert f"\n\nCommand: `python -m benchmarks demo`\n\nDate: {day} {clock[:5]} UTC\n\n" \
            "Machine: " in text
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no temp left
+
+
+class PNGFigure:
+    """What write_report asks of a matplotlib figure: savefig into a file."""
+
+    def savefig(self, f, **kwargs):
+        f.write(b"\x89PNG new")
+
+
+def test_a_report_lands_as_one_set_with_its_json_renamed_last(tmp_path, monkeypatch):
+    from tinynet import atomic
+    renamed = []
+    real_replace = os.replace
+    monkeypatch.setattr(atomic.os, "replace",
+                        lambda src, dst: (renamed.append(Path(dst).name), real_replace(src, dst)))
+    paths = report.write_report("demo", {"value": 1}, "# Demo", figure=PNGFigure(),
+                                out_dir=tmp_path)
+    assert [p.name for p in paths] == ["demo.json", "demo.md", "demo.png"]
+    assert renamed == ["demo.png", "demo.md", "demo.json"]
+    assert (tmp_path / "demo.png").read_bytes() == b"\x89PNG new"
+
+
+@pytest.mark.parametrize("failing", [2, 3])  # the .md's temporary file, the .json's
+def test_a_report_failing_midway_leaves_the_previous_report_whole(tmp_path, monkeypatch,
+                                                                  failing):
+    from tinynet import atomic
+    report.write_report("demo", {"value": 1}, "# Old", figure=PNGFigure(), out_dir=tmp_path)
+    old = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    created = []
+    real_create = atomic._create_temp
+
+    def disk_full_at_the_nth_file(directory, name):
+        created.append(name)
+        if len(created) == failing:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_create(directory, name)
+
+    monkeypatch.setattr(atomic, "_create_temp", disk_full_at_the_nth_file)
+    with pytest.raises(OSError, match="No space left"):
+        report.write_report("demo", {"value": 2}, "# New", figure=PNGFigure(), out_dir=tmp_path)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == old  # no temp file either
 
 
 def test_a_quick_report_says_so_in_its_markdown_and_json(tmp_path):

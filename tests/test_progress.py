@@ -2,6 +2,7 @@
 nothing at verbose=0; driven with fake streams and a fake clock."""
 
 import io
+import re
 
 import numpy as np
 import pytest
@@ -28,6 +29,11 @@ class Clock:
 
 class Model:
     stop_training = False
+
+
+def shown(line: str) -> dict:
+    """``{name: printed value}`` of a bar's frame or of :func:`format_logs`."""
+    return dict(re.findall(r" - (\S+): (\S+)", line))
 
 
 def _run(stream, verbose, n=40, batch_size=4, epochs=2, bar=None):
@@ -122,3 +128,24 @@ def test_a_stop_mid_epoch_shows_the_batches_done_and_the_reason():
     final = stream.getvalue().split("\r")[-1]
     assert "Epoch 1/2   3/10 [=========>" in final and "loss: nan" in final
     assert final.rstrip().splitlines()[-1].startswith("TerminateOnNaN: the loss became nan")
+
+
+def test_the_running_values_of_sequential_are_the_epoch_log_so_far():
+    """A guard: with lr=0 and no shuffle, the bar after k batches shows the
+    epoch log of the first k batches (evaluate with the same batches), and the
+    last frame, after a partial batch, the epoch's whole log."""
+    import tinynet as tn
+    from tinynet.layers import Dense
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+    model = tn.Sequential([Dense(3, seed=0)])
+    model.compile(tn.optim.SGD(lr=0.0), loss="cross_entropy", metrics=["accuracy"])
+    stream = FakeTTY()
+    history = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0, seed=0,
+                        callbacks=[ProgressBar(stream=stream, clock=Clock(0.5))])
+    frames = stream.getvalue().split("\r")[1:]
+    assert len(frames) == 3
+    for k, frame in zip((4, 8, 10), frames):
+        assert shown(frame) == shown(format_logs(model.evaluate(x[:k], y[:k], batch_size=4)))
+    assert shown(frames[-1]) == shown(format_logs({key: values[-1] for key, values
+                                                   in history.history.items()}))

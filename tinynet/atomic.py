@@ -18,6 +18,11 @@ target is left exactly as it was. A process killed mid-write cannot remove
 its temporary file; the next write to the same target removes those whose
 process (the ``<pid>`` in the name) is gone.
 
+Files that belong together (a benchmark report's ``.json``, ``.md`` and
+``.png``) go through :func:`atomic_write_all`: steps 1 and 2 for every
+file, and only then step 3 for each, in the order given, so that the file
+renamed last is never newer than the others.
+
 Like ``open(path, "wb")``: a symbolic link is written through (its target
 is replaced, the link stays), and a file the user may not write is
 refused (``PermissionError``), though the directory would allow the rename.
@@ -33,7 +38,7 @@ import re
 import secrets
 import stat
 
-__all__ = ["atomic_write", "check_target"]
+__all__ = ["atomic_write", "atomic_write_all", "check_target"]
 
 
 #: Longest file name most file systems take (bytes); the temporary name adds
@@ -118,16 +123,17 @@ def check_target(path, who: str = "atomic_write", file_too: bool = True) -> str:
     return real
 
 
-def atomic_write(path, write) -> None:
-    """Create or replace ``path`` atomically: ``write(f)`` fills a temporary
-    file (binary, open for writing) in the same directory, which is flushed
-    to disk and then renamed over ``path``. If ``write`` (or anything) fails,
-    ``path`` is untouched and the temporary file is removed.
+def _remove(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
-    The directory must exist (FileNotFoundError naming it otherwise).
-    """
-    shown = os.fspath(path)
-    path = check_target(shown)  # the real path: through symbolic links, as open() writes
+
+def _stage(shown: str, path: str, write) -> str:
+    """Steps 1 and 2 for the real path ``path`` (``shown`` as the caller gave
+    it): a temporary file beside it, filled by ``write(f)``, flushed and
+    ``fsync``-ed; its name is returned. On failure it is removed."""
     directory = os.path.dirname(path)
     try:
         fd, tmp = _create_temp(directory, os.path.basename(path))
@@ -143,14 +149,15 @@ def atomic_write(path, write) -> None:
             write(f)
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
+        _remove(tmp)
         raise
-    try:  # make the rename itself durable (not possible on every platform)
+    return tmp
+
+
+def _fsync_directory(directory: str) -> None:
+    """Make the renames into ``directory`` durable (not possible on every platform)."""
+    try:
         dir_fd = os.open(directory, os.O_RDONLY)
     except OSError:
         return
@@ -160,3 +167,67 @@ def atomic_write(path, write) -> None:
         pass
     finally:
         os.close(dir_fd)
+
+
+def atomic_write(path, write) -> None:
+    """Create or replace ``path`` atomically: ``write(f)`` fills a temporary
+    file (binary, open for writing) in the same directory, which is flushed
+    to disk and then renamed over ``path``. If ``write`` (or anything) fails,
+    ``path`` is untouched and the temporary file is removed.
+
+    The directory must exist (FileNotFoundError naming it otherwise).
+    """
+    atomic_write_all([(path, write)])
+
+
+def atomic_write_all(files) -> None:
+    """Write several files as one set: every one is written before any is renamed.
+
+    ``files`` is a sequence of ``(path, write)`` pairs, each as
+    :func:`atomic_write` takes them. Every target is checked first
+    (:func:`check_target`), then every ``write(f)`` fills its own temporary
+    file (steps 1 and 2 of the module docstring); only when all are on disk
+    are they renamed over their targets, **in the order given**, and the
+    directories ``fsync``-ed. Put last the file whose presence says the set
+    is complete (a benchmark report's ``.json``): a reader who sees the new
+    last file sees the new others with it.
+
+    * A failure before the renames (a ``write`` raising, a full disk, a
+      refused target, an interrupt) removes every temporary file and leaves
+      every target exactly as it was.
+    * The renames are each atomic but not all at once: a process killed
+      between two of them leaves the files before that point new and the
+      rest old (their temporary files are removed by the next write to
+      them); a rename that fails removes the remaining temporary files and
+      raises, with the same result. Never is a later file new beside an
+      earlier old one.
+
+    The same file twice is refused (``ValueError``): it would be written twice.
+    """
+    files = list(files)
+    for item in files:
+        if not (isinstance(item, tuple) and len(item) == 2 and callable(item[1])):
+            raise TypeError(f"atomic_write_all expected (path, write) pairs with a callable "
+                            f"write(f), received {item!r}")
+    targets, seen = [], {}
+    for path, write in files:
+        shown = os.fspath(path)
+        real = check_target(shown)  # through symbolic links, as open() writes
+        if real in seen:
+            raise ValueError(f"atomic_write_all expected distinct files, received "
+                             f"{seen[real]!r} and {shown!r}, which are one file")
+        seen[real] = shown
+        targets.append((shown, real, write))
+    staged, done = [], 0
+    try:
+        for shown, real, write in targets:
+            staged.append((_stage(shown, real, write), real))
+        for tmp, real in staged:
+            os.replace(tmp, real)
+            done += 1
+    except BaseException:
+        for tmp, _ in staged[done:]:
+            _remove(tmp)
+        raise
+    for directory in dict.fromkeys(os.path.dirname(real) for _, real, _ in targets):
+        _fsync_directory(directory)

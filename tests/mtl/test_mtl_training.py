@@ -268,15 +268,22 @@ def test_mgda_trains_the_trunk_when_a_task_is_absent_from_most_batches():
     assert history.history["a/weight"][0] > 0.75
 
 
-@pytest.mark.parametrize("weighting", ["equal", "dwa", "mgda"])
-def test_epoch_means_of_a_task_count_only_its_labelled_samples(weighting):
+def _frozen_with_missing_labels(weighting):
+    """A model that does not learn (lr=0) and 12 samples: only the first of three
+    unshuffled batches of 4 has "reg" labels, and the first sample no "cls" label."""
     rng = np.random.default_rng(6)
     x, y = data(rng, 12)
-    y["reg"][4:] = np.nan  # only the first of three unshuffled batches has "reg" labels
+    y["reg"][4:] = np.nan
     y["cls"][0] = -1
     model = trunk_model(7)
     model.compile(tn.optim.SGD(lr=0.0), loss={"cls": "cross_entropy", "reg": "mse"},
                   metrics={"cls": ["accuracy"]}, weighting=weighting)
+    return model, x, y
+
+
+@pytest.mark.parametrize("weighting", ["equal", "dwa", "mgda"])
+def test_epoch_means_of_a_task_count_only_its_labelled_samples(weighting):
+    model, x, y = _frozen_with_missing_labels(weighting)
     exact = model.evaluate(x, y)
     history = model.fit(x, y, epochs=2, batch_size=4, shuffle=False, verbose=0)
     for key in ("loss", "cls/loss", "reg/loss", "cls/accuracy"):
@@ -284,6 +291,27 @@ def test_epoch_means_of_a_task_count_only_its_labelled_samples(weighting):
     if weighting == "dwa":
         np.testing.assert_allclose(model.weighting.history[0],
                                    [exact["cls/loss"], exact["reg/loss"]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("weighting", ["equal", "mgda"])
+def test_the_live_bar_shows_the_epoch_means_over_the_labelled_samples_so_far(weighting):
+    # With lr=0 and no shuffle, the epoch log of the first k batches is evaluate on
+    # them; the bar showed batch-size-weighted means (reg/loss halved in frame 2).
+    from tests.test_progress import Clock, FakeTTY, shown
+    from tinynet.progress import ProgressBar, format_logs
+    model, x, y = _frozen_with_missing_labels(weighting)
+    stream = FakeTTY()
+    history = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0,
+                        callbacks=[ProgressBar(stream=stream, clock=Clock(0.5))])
+    frames = [shown(frame) for frame in stream.getvalue().split("\r")[1:]]
+    assert len(frames) == 3
+    for k, frame in zip((4, 8, 12), frames):
+        exact = shown(format_logs(model.evaluate(x[:k], {t: v[:k] for t, v in y.items()})))
+        assert {key: frame[key] for key in exact} == exact, k
+    assert frames[-1] == shown(format_logs({key: values[-1] for key, values
+                                            in history.history.items()}))
+    if weighting == "mgda":  # "reg" has a weight in the first batch only
+        assert frames[0]["reg/weight"] == frames[1]["reg/weight"] == frames[2]["reg/weight"]
 
 
 def test_dwa_weights_move_after_two_epochs():

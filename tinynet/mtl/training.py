@@ -36,9 +36,11 @@ batches is not (see :mod:`tinynet.mtl.weighting` for what each weighting
 does with a task absent from a batch).
 Training-time epoch means of a task's logs (``"<task>/loss"``, its metrics
 and weight) weight each batch by its number of labelled samples of the
-task, so a batch without any counts for nothing (the live progress bar
-within an epoch shows plain batch-size-weighted means); the epoch's
-``"loss"`` is the sum of those task losses. ``evaluate`` is exact.
+task, so a batch without any counts for nothing; the epoch's ``"loss"`` is
+the sum of those task losses. The running values the live progress bar
+shows within an epoch are these means over the batches so far (not
+batch-size-weighted ones), so they lead to the logged value.
+``evaluate`` is exact.
 """
 
 from __future__ import annotations
@@ -512,31 +514,46 @@ class MultiTaskTraining:
 
 
 class _TaskEpochs(Callback):
-    """Epoch means of each task's logs over its labelled samples; the weighting's input.
+    """Means of each task's logs over its labelled samples, in the batch logs
+    (the live progress bar) and the epoch logs alike; the weighting's input.
 
     ``fit_loop`` weights each batch's logs by the batch size, which would count
     a batch without labels of a task as a loss (and accuracy) of 0 for it.
-    Here every ``"<task>/..."`` epoch mean is replaced by the mean weighted by
-    the task's labelled samples per batch, ``"loss"`` by the sum of those task
-    losses, and the task losses go to the weighting (DWA needs them; NaN for a
-    task without a labelled sample in the epoch, possible only if it stopped early).
+    Here, after every batch and at the epoch's end, every ``"<task>/..."``
+    running mean is replaced by the mean weighted by the task's labelled
+    samples per batch, and ``"loss"`` by the sum of those task losses
+    (:meth:`_exact`), so that what the bar shows within an epoch is the
+    quantity the epoch logs record. At the epoch's end the task losses also
+    go to the weighting (DWA needs them; NaN for a task without a labelled
+    sample in the epoch, possible only if it stopped early).
     """
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model._epoch_task_means = [RunningMeans() for _ in self.model.output_names]
 
-    def on_epoch_end(self, epoch, logs=None):
+    def _exact(self, logs) -> np.ndarray:
+        """Rewrite ``logs`` in place (see the class docstring); return the task
+        losses. A task without a labelled sample so far keeps fit_loop's values."""
         model = self.model
-        running, model._epoch_task_means = model._epoch_task_means, None
-        logs = {} if logs is None else logs
         task_losses = np.full(len(model.output_names), np.nan)
-        for i, (task, means) in enumerate(zip(model.output_names, running or ())):
-            for key, value in means.means().items():
+        for i, (task, means) in enumerate(zip(model.output_names,
+                                              model._epoch_task_means or ())):
+            task_means = means.means()
+            for key, value in task_means.items():
                 logs[f"{task}/{key}"] = value
-            task_losses[i] = means.means().get("loss", np.nan)
+            task_losses[i] = task_means.get("loss", np.nan)
         if np.isfinite(task_losses).all():
             logs["loss"] = float(task_losses.sum())
-        model.weighting.on_epoch_end(task_losses)
+        return task_losses
+
+    def on_batch_end(self, batch, logs=None):
+        if logs is not None:
+            self._exact(logs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        task_losses = self._exact({} if logs is None else logs)
+        self.model._epoch_task_means = None
+        self.model.weighting.on_epoch_end(task_losses)
 
     def on_train_end(self, logs=None):
         self.model._epoch_task_means = None
