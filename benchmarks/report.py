@@ -303,8 +303,10 @@ def write_report(name: str, results: dict, markdown: str, figure=None,
     ``markdown`` between :data:`QUICK_NOTE` (quick runs) and the lines of
     :func:`provenance_markdown` and :func:`machine_markdown`. The files land
     as one set, the ``.json`` last (module docstring): if anything fails before
-    the renames, the previous report stays whole. Returns the paths written
-    (``.json``, ``.md``, ``.png``)."""
+    the renames, the previous report stays whole. A report without a figure
+    (no matplotlib, nothing to plot) then removes an earlier run's ``.png``,
+    which would not show it. Returns the paths written (``.json``, ``.md``,
+    ``.png``)."""
     out = output_dir(out_dir, quick)
     machine = machine_info()
     payload = {"benchmark": name, "command": command, "quick": bool(quick),
@@ -320,4 +322,7 @@ def write_report(name: str, results: dict, markdown: str, figure=None,
         files.append((out / f"{name}.png", buf.getvalue()))
     files += [(out / f"{name}.md", text.encode()), (out / f"{name}.json", record)]
     _write_set(files)
+    stale = out / f"{name}.png"
+    if figure is None and stale.exists():
+        stale.unlink()  # an earlier run's figure would not show this report
     return [path for path, _ in reversed(files)]

@@ -66,6 +66,15 @@ def test_a_report_lands_as_one_set_with_its_json_renamed_last(tmp_path, monkeypa
     assert (tmp_path / "demo.png").read_bytes() == b"\x89PNG new"
 
 
+def test_a_report_without_a_figure_removes_an_earlier_runs(tmp_path):
+    report.write_report("demo", {"value": 1}, "# Old", figure=PNGFigure(), out_dir=tmp_path)
+    report.write_report("other", {"value": 1}, "# Other", figure=PNGFigure(), out_dir=tmp_path)
+    paths = report.write_report("demo", {"value": 2}, "# New", out_dir=tmp_path)
+    assert [p.name for p in paths] == ["demo.json", "demo.md"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "demo.json", "demo.md", "other.json", "other.md", "other.png"]
+
+
 @pytest.mark.parametrize("failing", [2, 3])  # the .md's temporary file, the .json's
 def test_a_report_failing_midway_leaves_the_previous_report_whole(tmp_path, monkeypatch,
                                                                   failing):
