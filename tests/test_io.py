@@ -15,8 +15,9 @@ from tinynet import io as model_io
 from tinynet.io import ModelFileError
 from tinynet.layers import BatchNorm, Dense, Dropout, Layer, LayerNorm
 from tinynet.layers.base import LAYER_CLASSES
-from tests.io_helpers import (assert_truncations_refused, copy_with_member, refused_within,
-                              rewrite_header)
+from tinynet.zipindex import read_index
+from tests.io_helpers import (assert_truncations_refused, central_entry, copy_with_member,
+                              end_records, refused_within, rewrite_header, write_zip, zip_parts)
 
 
 def _data(n=40, d=6, classes=3, seed=0):
@@ -499,3 +500,103 @@ def test_a_config_asking_for_more_weights_than_the_file_stores_is_refused_unbuil
     refused_within(bad, rf"cannot rebuild the model it describes: .*would create .* of shape "
                         rf"\({shape}\) \([\d,]+ values\), more than the [\d,]+ values left of "
                         rf"the [\d,]+ the file allows \(it stores 14 weight values\)")
+
+
+# ------------------------------------------------------- the zip index's size
+def _never(*args, **kwargs):
+    raise AssertionError("zipfile.ZipFile read the zip index of a file load should refuse")
+
+
+@pytest.mark.parametrize("n", [model_io.MAX_MEMBERS + 1, 100_000])
+def test_a_file_of_very_many_members_is_refused_before_zipfile_reads_its_index(
+        tmp_path, monkeypatch, n):
+    # zipfile builds a ZipInfo of every entry (~480 bytes each: 460 MB for a 61 MB file of
+    # 10**6) before _check_index sees one; 100,000 entries need ZIP64's end records
+    directory = b"".join(central_entry(b"weight_%05d.npy" % i) for i in range(n))
+    path = write_zip(tmp_path / "many.npz", b"", directory, n, zip64=n > 0xFFFF)
+    monkeypatch.setattr(zipfile, "ZipFile", _never)
+    refused_within(path, rf"zip index is larger than a model file's: expected at most 32,768 "
+                         rf"members \(a header and one per array\), received {n:,}", max_mb=1)
+
+
+def test_a_central_directory_larger_than_its_members_need_is_refused_unread(
+        tmp_path, monkeypatch):
+    # 100 entries with 65,000-byte comments: 6.5 MB that zipfile would read and keep
+    directory = b"".join(central_entry(b"weight_%04d.npy" % i, comment=bytes(65_000))
+                         for i in range(100))
+    path = write_zip(tmp_path / "wide.npz", b"", directory, 100)
+    monkeypatch.setattr(zipfile, "ZipFile", _never)
+    refused_within(path, r"expected at most 4,194,304 bytes of central directory \(128 a "
+                         r"member\), received 6,506,100", max_mb=1)
+
+
+def test_more_entries_than_the_end_record_declares_are_counted_not_parsed(
+        tmp_path, monkeypatch):
+    # zipfile reads entries until the directory's size is used up, whatever the count
+    # says: 40,000 entries of 47 bytes (1.9 MB) declared as 3
+    path = write_zip(tmp_path / "liar.npz", b"", central_entry(b"w") * 40_000, 3)
+    monkeypatch.setattr(zipfile, "ZipFile", _never)
+    refused_within(path, r"expected at most 32,768 members, received more than 32,768 "
+                         r"\(though its end record declares 3\)", max_mb=3)
+
+
+def _patch(data, at, new):
+    return data[:at] + new + data[at + len(new):]
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda m, d, n: m + d, r"no zip end record \(signature PK\\5\\6\) in its last"),
+    (lambda m, d, n: m + d + end_records(n, len(d), len(m)) + b"junk",
+     "end record .* declares a comment of 0 bytes, but 4 bytes follow it"),
+    (lambda m, d, n: m + d + end_records(n, len(d), len(m) + 1),
+     r"central directory \([\d,]+ bytes from offset [\d,]+\) does not end where its end "
+     r"record begins"),
+    (lambda m, d, n: m + d + end_records(n, len(d) + 10**9, len(m)), "does not end where"),
+    (lambda m, d, n: m + d + _patch(end_records(n, len(d), len(m)), 4, b"\1"),
+     r"split over several disks \(disk 1"),
+    (lambda m, d, n: m + d + end_records(n, len(d), len(m), zip64=True, locator_offset=0),
+     r"zip64 locator points to a zip64 end record at offset 0, expected one at [\d,]+, "
+     r"directly before"),
+    (lambda m, d, n: m + d + _patch(end_records(n, len(d), len(m), zip64=True), 0, b"PK66"),
+     r"zip64 locator is not preceded by a zip64 end record"),
+    (lambda m, d, n: m + d + _patch(end_records(n, len(d), len(m), zip64=True), 4, b"\x64"),
+     r"zip64 end record declares 100 bytes after its first 12, expected 44"),
+    (lambda m, d, n: m + _patch(d, 0, b"PK99") + end_records(n, len(d), len(m)),
+     r"central directory entry 0 \(at offset [\d,]+\) is not one"),
+    (lambda m, d, n: m + d + central_entry(b"xy")[:-1]
+     + end_records(n + 1, len(d) + 47, len(m)),
+     "last entry is cut short: it needs 1 bytes more"),
+    (lambda m, d, n: m + d + end_records(n - 1, len(d), len(m)),
+     r"end record declares 12 members, but its central directory holds 13"),
+])
+def test_end_records_that_do_not_locate_the_index_exactly_are_refused(tmp_path, build, match):
+    members, directory, entries = zip_parts(_good_file(tmp_path))
+    path = tmp_path / "bad.npz"
+    path.write_bytes(build(members, directory, entries))
+    with pytest.raises(ModelFileError, match="not a readable tinynet model file.*" + match):
+        tn.load(path)
+
+
+@pytest.mark.parametrize("records", [dict(zip64=True), dict(comment=b"weights of run 7"),
+                                     dict(zip64=True, comment=bytes(0xFFFF))])
+def test_zip64_end_records_and_an_archive_comment_still_load(tmp_path, records):
+    good = _good_file(tmp_path)
+    path = write_zip(tmp_path / "other.npz", *zip_parts(good), **records)
+    with zipfile.ZipFile(path) as archive:  # zipfile reads it as the same archive
+        assert archive.comment == records.get("comment", b"")
+    _assert_same_weights(tn.load(path), tn.load(good))
+
+
+def test_a_deep_model_with_its_optimizer_state_is_far_below_the_caps(tmp_path):
+    # 20 Dense + BatchNorm pairs trained with Adam: 18 members a pair
+    layers = [layer for _ in range(20) for layer in (Dense(8, activation="relu"), BatchNorm())]
+    model = tn.Sequential(layers + [Dense(3)])
+    model.compile(optimizer="adam", loss="cross_entropy")
+    model.fit(*_data(n=8), epochs=1, verbose=0)
+    path = model.save(tmp_path / "deep.npz")
+    with open(path, "rb") as f:
+        index = read_index(f)
+    assert index.entries == 20 * 18 + 17 and not index.zip64
+    assert 40 * index.entries < model_io.MAX_MEMBERS
+    assert 40 * index.size < model_io.MAX_INDEX_BYTES
+    _assert_same_weights(tn.load(path), model)

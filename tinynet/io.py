@@ -41,10 +41,14 @@ its own with "upgrade tinynet".
 
 Every array is numeric, so :func:`load` reads the arrays with
 ``allow_pickle=False``: opening a model file cannot run code. Nor can a small
-crafted file make :func:`load` allocate much: it checks the zip index before
-reading any member (only the names above; stored or deflated members, the
-deflated ones inflating to at most :data:`MAX_INFLATION` times their size in
-all), reads the header first (at most :data:`MAX_HEADER_BYTES`), reads only
+crafted file make :func:`load` allocate much: before ``zipfile`` parses the
+zip index (a ``ZipInfo`` of ~480 bytes for each entry), it reads the zip end
+records and walks the index (:mod:`tinynet.zipindex`), refusing more than
+:data:`MAX_MEMBERS` members or :data:`MAX_INDEX_BYTES` of index, and end
+records that do not locate the index exactly; it checks the parsed index
+before reading any member (only the names above; stored or deflated members,
+the deflated ones inflating to at most :data:`MAX_INFLATION` times their size
+in all), reads the header first (at most :data:`MAX_HEADER_BYTES`), reads only
 the arrays the header accounts for, each after checking that its ``.npy``
 header's shape and dtype agree with its size in the zip index, and builds
 the model within a :func:`~tinynet.param.param_budget` of the weight values
@@ -83,6 +87,7 @@ from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is publ
 from .checks import check_finite
 from .layers.base import Layer, layer_from_dict, layer_to_dict
 from .param import param_budget
+from .zipindex import count_entries, read_index
 
 __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
            "atomic_write", "FORMAT", "VERSION"]
@@ -100,6 +105,17 @@ MAX_HEADER_BYTES = 64 << 20
 #: (``np.savez``); ``np.savez_compressed`` shrinks real weights by a few
 #: percent, all-zero arrays up to 1000 times (a zip bomb).
 MAX_INFLATION = 64
+#: The most members (zip entries) :func:`load` accepts. A file holds a header
+#: and one array per weight, optimizer state array and training state array:
+#: 18 for a Dense and a BatchNorm layer trained with Adam (4 parameters, 2
+#: moving statistics, 2 moments and a step per parameter), so 1,817 for a
+#: Sequential of 100 such pairs and a Dense output; ``zipfile`` spends ~480
+#: bytes of memory on each.
+MAX_MEMBERS = 1 << 15
+#: The largest zip central directory (bytes) :func:`load` reads: 128 a member.
+#: tinynet writes ~63 (46 fixed, a name of 15-18), ZIP64 offsets and the
+#: timestamps other zip tools add take up to ~60 more.
+MAX_INDEX_BYTES = 128 * MAX_MEMBERS
 #: Parameter values building a file's model may create beyond the weight
 #: values the file stores (which a valid file's model creates exactly).
 _BUILD_SLACK = 1 << 16
@@ -369,6 +385,30 @@ def _open_member(archive, name):
     return f, shape, dtype
 
 
+def _check_directory(path, f) -> None:
+    """Refuse, from the zip end records and a walk over the central directory
+    (before ``zipfile`` builds a ``ZipInfo`` of each of its entries), more than
+    :data:`MAX_MEMBERS` members or :data:`MAX_INDEX_BYTES` of central directory,
+    and end records that do not locate it exactly (:mod:`tinynet.zipindex`)."""
+    index = read_index(f)
+    too_large = "its zip index is larger than a model file's: expected at most"
+    if index.entries > MAX_MEMBERS:
+        raise _refuse(path, f"{too_large} {MAX_MEMBERS:,} members (a header and one per "
+                            f"array), received {index.entries:,}")
+    if index.size > MAX_INDEX_BYTES:
+        raise _refuse(path, f"{too_large} {MAX_INDEX_BYTES:,} bytes of central directory "
+                            f"({MAX_INDEX_BYTES // MAX_MEMBERS} a member), received "
+                            f"{index.size:,}")
+    found = count_entries(f, index, MAX_MEMBERS)
+    if found > MAX_MEMBERS:
+        raise _refuse(path, f"{too_large} {MAX_MEMBERS:,} members, received more than "
+                            f"{MAX_MEMBERS:,} (though its end record declares "
+                            f"{index.entries:,})")
+    if found != index.entries:
+        raise _refuse(path, f"its zip end record declares {index.entries:,} members, but "
+                            f"its central directory holds {found:,}")
+
+
 def _check_index(path, archive) -> None:
     """Refuse, from the zip index alone (before reading any member), a member
     the format does not use, an encrypted or unusually compressed member, and
@@ -432,7 +472,8 @@ def _read(path) -> tuple[dict, dict]:
     """The header and the arrays it accounts for, or ModelFileError.
 
     Reads the file defensively, so that a small crafted file cannot exhaust
-    memory: the zip index is checked first (:func:`_check_index`), then the
+    memory: the zip end records and central directory are checked first
+    (:func:`_check_directory`), then the zip index (:func:`_check_index`), then the
     header member (at most :data:`MAX_HEADER_BYTES`), then each array the
     header accounts for (``weight_*`` for its ``weights``, ``optimizer_*``
     for its ``optimizer_state``, ``training_*`` for its ``training_state``),
@@ -445,6 +486,7 @@ def _read(path) -> tuple[dict, dict]:
                 f.seek(0)
                 shape = _npy_header(f)[0]
                 raise _refuse(path, f"it holds a single .npy array of shape {shape}")
+            _check_directory(path, f)
             f.seek(0)
             with zipfile.ZipFile(f) as archive:
                 _check_index(path, archive)
@@ -506,10 +548,13 @@ def load(path, compile: bool = True):
         weights are refused by :func:`set_weights` (wrong shape, complex, NaN
         or infinite values), or its training set-up or state does not fit.
         Also a file that would make loading allocate far more than the file
-        holds (see the module docstring): a member the format does not use, a
-        zip bomb, a header above :data:`MAX_HEADER_BYTES` or nested too deeply,
-        an array whose ``.npy`` header declares more than its member holds, a
-        config asking for more weights than the file stores.
+        holds (see the module docstring): a zip index of more than
+        :data:`MAX_MEMBERS` members or :data:`MAX_INDEX_BYTES` bytes (checked
+        from the zip end records, before ``zipfile`` parses the index), zip end
+        records that do not locate the index exactly, a member the format does
+        not use, a zip bomb, a header above :data:`MAX_HEADER_BYTES` or nested
+        too deeply, an array whose ``.npy`` header declares more than its member
+        holds, a config asking for more weights than the file stores.
     """
     path = os.fspath(path)
     header, arrays = _read(path)

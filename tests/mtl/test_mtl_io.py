@@ -11,7 +11,9 @@ import tinynet as tn
 from tinynet import io as model_io
 from tinynet.io import ModelFileError
 from tinynet.layers import BatchNorm, Dense, Dropout
-from tests.io_helpers import assert_truncations_refused, refused_within, rewrite_header
+from tinynet.zipindex import read_index
+from tests.io_helpers import (assert_truncations_refused, refused_within, rewrite_header,
+                              write_zip, zip_parts)
 
 
 def _dense(units, act="tanh", seed=0):
@@ -387,3 +389,17 @@ def test_names_of_a_loaded_model_are_not_given_again(tmp_path):
     assert tn.mtl.Input((2,)).name == "input_7778"  # automatic names stay unique
     with pytest.raises(TypeError, match="Input expected name as a non-empty string"):
         tn.mtl.Input((2,), name="")
+
+
+@pytest.mark.parametrize("name", ["mmoe", "cross_stitch"])
+def test_a_multi_task_file_is_far_below_the_index_caps_and_loads_as_zip64(tmp_path, name):
+    model = _trained(name, "uncertainty")  # with the optimizer's and the weighting's state
+    good = model.save(tmp_path / "good.npz")
+    with open(good, "rb") as f:
+        index = read_index(f)
+    assert 100 * index.entries < model_io.MAX_MEMBERS
+    assert 100 * index.size < model_io.MAX_INDEX_BYTES
+    path = write_zip(tmp_path / "zip64.npz", *zip_parts(good), zip64=True)
+    loaded = tn.load(path)
+    _assert_same_weights(loaded, model)
+    _assert_same_predictions(loaded, model, _data(name)[0])
