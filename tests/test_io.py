@@ -600,3 +600,21 @@ def test_a_deep_model_with_its_optimizer_state_is_far_below_the_caps(tmp_path):
     assert 40 * index.entries < model_io.MAX_MEMBERS
     assert 40 * index.size < model_io.MAX_INDEX_BYTES
     _assert_same_weights(tn.load(path), model)
+
+
+@pytest.mark.parametrize("limit, attribute, message", [
+    ("MAX_MEMBERS", 5, r"needs \d+ arrays in its file, more than the 5 that load accepts"),
+    ("MAX_HEADER_BYTES", 500, r"needs a header of [\d,]+ bytes, more than the 500 that load"),
+])
+def test_save_refuses_a_file_that_load_would_refuse(tmp_path, monkeypatch, limit, attribute,
+                                                    message):
+    model = tn.Sequential([Dense(4, activation="relu"), Dense(3)])
+    model.compile(optimizer="adam", loss="cross_entropy")
+    model.fit(*_data(n=8), epochs=1, verbose=0)
+    model.save(tmp_path / "m.npz")  # within the real limits
+    before = (tmp_path / "m.npz").read_bytes()
+    monkeypatch.setattr(model_io, limit, attribute)
+    with pytest.raises(ValueError, match=message + r".*nothing saved"):
+        model.save(tmp_path / "m.npz")
+    assert (tmp_path / "m.npz").read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.npz"]

@@ -249,8 +249,9 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     ValueError
         The model is not built (it has no weights to save), or a weight (or a
         learned parameter of a multi-task weighting) holds NaN or infinity
-        (:func:`load` would refuse the file); nothing is written, and an
-        existing file at ``path`` is left as it was.
+        (:func:`load` would refuse the file), or the file would exceed load's
+        limits (:data:`MAX_MEMBERS` arrays, a header of :data:`MAX_HEADER_BYTES`);
+        nothing is written, and an existing file at ``path`` is left as it was.
     """
     from . import __version__
 
@@ -315,6 +316,15 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         raise TypeError(f"save: model {model.name!r} has a config value that a model file "
                         f"(JSON) cannot hold: {exc}; nothing saved") from None
     arrays[_HEADER] = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
+    # load's limits, checked here so that no one saves a file load refuses
+    if len(arrays) > MAX_MEMBERS:
+        raise ValueError(f"save: model {model.name!r} needs {len(arrays):,} arrays in its file, "
+                         f"more than the {MAX_MEMBERS:,} that load accepts (include_optimizer="
+                         f"False stores fewer); nothing saved")
+    if arrays[_HEADER].size > MAX_HEADER_BYTES:
+        raise ValueError(f"save: model {model.name!r} needs a header of "
+                         f"{arrays[_HEADER].size:,} bytes, more than the {MAX_HEADER_BYTES:,} "
+                         f"that load accepts (large metadata?); nothing saved")
     atomic_write(path, lambda f: _write_npz(f, arrays))
     return path
 
