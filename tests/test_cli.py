@@ -280,7 +280,7 @@ def test_predict_explicit_scale(digits_model, tmp_path):
 @pytest.mark.parametrize("content, message", [
     (np.zeros((3, 5)), r"shape \(3, 5\); the model expects samples of shape \(64,\)"),
     (np.array(["a", "b"]), "dtype <U1"),
-    (np.array([{}], dtype=object), "without unpickling"),
+    (np.array([{}], dtype=object), r"holds Python objects \(dtype object\)"),
 ])
 def test_predict_bad_input_files(digits_model, tmp_path, content, message, capsys):
     path = tmp_path / "bad.npy"
@@ -444,3 +444,29 @@ def test_train_on_the_real_fashion_mnist_files(tmp_path, capsys):
                  "1", "--verbose", "0", "--out", str(model_path)]) == 0
     assert "MLP 784-16-10" in capsys.readouterr().out
     assert tn.load(model_path).input_shape == (784,)
+
+
+def test_predict_reads_only_the_header_of_a_bad_input_file(digits_model, tmp_path, capsys,
+                                                           monkeypatch):
+    # A few bytes declaring a huge array, a truncated array and an archive are
+    # refused from their first bytes: np.load (whose allocation follows the
+    # header, and which parses an archive's whole index) never sees them.
+    monkeypatch.setattr(np, "load", lambda *a, **k: pytest.fail("np.load was called"))
+    huge = tmp_path / "huge.npy"
+    with open(huge, "wb") as f:
+        np.lib.format.write_array_header_1_0(
+            f, {"descr": "<f8", "fortran_order": False, "shape": (10 ** 12, 64)})
+    truncated = tmp_path / "truncated.npy"
+    with open(truncated, "wb") as f:
+        np.lib.format.write_array(f, np.zeros((4, 64)))
+    truncated.write_bytes(truncated.read_bytes()[:-8])
+    archive = tmp_path / "archive.npy"
+    np.savez(tmp_path / "archive.npz", a=np.zeros((2, 64)))
+    archive.write_bytes((tmp_path / "archive.npz").read_bytes())
+    for path, message in [
+            (huge, r"declares an array of shape \(1000000000000, 64\) and dtype float64 "
+                   r"\(512,000,000,000,128 bytes with its header\), but holds 128 bytes"),
+            (truncated, r"shape \(4, 64\).*but holds 2,168 bytes"),
+            (archive, r"is an \.npz archive; expected one array in a \.npy file")]:
+        assert main(["predict", str(digits_model), str(path)]) == 1
+        assert re.search(message, capsys.readouterr().err), path

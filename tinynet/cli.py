@@ -376,18 +376,23 @@ def _cmd_evaluate(args, parser) -> int:
 
 def _read_samples(path):
     import numpy as np
+    from .io import npy_layout
     if not os.path.exists(path):
         raise CommandError(f"input file {path!r} does not exist")
     try:
-        array = np.load(path, allow_pickle=False)
+        with open(path, "rb") as f:
+            if f.read(4) == b"PK\x03\x04":  # not parsed: its index could be huge
+                raise CommandError(f"{path!r} is an .npz archive; expected one array in a "
+                                   f".npy file (np.save)")
+            f.seek(0)
+            npy_layout(f, os.fstat(f.fileno()).st_size, repr(path))
+            f.seek(0)
+            array = np.load(f, allow_pickle=False)
     except ValueError as exc:
-        raise CommandError(f"{path!r} cannot be read without unpickling Python objects "
-                           f"({exc}); expected a numeric .npy array") from None
+        raise CommandError(f"{path!r} is not a numeric .npy array of the length its header "
+                           f"declares: {exc}") from None
     except (OSError, EOFError) as exc:
         raise CommandError(f"{path!r} is not a readable .npy file: {exc}") from None
-    if not isinstance(array, np.ndarray):
-        raise CommandError(f"{path!r} is an .npz archive; expected one array in a .npy file "
-                           f"(np.save)")
     if array.dtype.kind not in "uif":
         raise CommandError(f"{path!r} holds an array of dtype {array.dtype}; expected "
                            f"integer pixels or floating-point features")

@@ -373,21 +373,31 @@ def _npy_header(f, what="the file"):
     return shape, dtype
 
 
+def npy_layout(f, size: int, what: str):
+    """``(shape, dtype)`` of the ``.npy`` array at the start of ``f``, whose
+    whole length is ``size`` bytes, read from its header alone: refused
+    (``ValueError`` naming ``what``) unless the header declares exactly the
+    bytes that follow it, and numbers rather than Python objects. Checked
+    before any data is read, so a few bytes declaring a huge shape never
+    reach ``np.load``'s allocation."""
+    shape, dtype = _npy_header(f, what)
+    if dtype.hasobject:
+        raise ValueError(f"{what} holds Python objects (dtype {dtype}); expected numeric "
+                         f"arrays only (reading objects needs pickle)")
+    expected = f.tell() + math.prod(shape) * dtype.itemsize
+    if expected != size:
+        raise ValueError(f"{what} declares an array of shape {shape} and dtype {dtype} "
+                         f"({expected:,} bytes with its header), but holds {size:,} bytes")
+    return shape, dtype
+
+
 def _open_member(archive, name):
     """``(file, shape, dtype)`` of the ``.npy`` member ``name``, its header
     checked against the zip index before any of its data is read."""
     info = archive.getinfo(name)
     f = archive.open(info)
     try:
-        shape, dtype = _npy_header(f, f"member {name!r}")
-        if dtype.hasobject:
-            raise ValueError(f"member {name!r} holds Python objects (dtype {dtype}); a model "
-                             f"file holds numeric arrays only (reading objects needs pickle)")
-        size = f.tell() + math.prod(shape) * dtype.itemsize
-        if size != info.file_size:
-            raise ValueError(f"member {name!r} declares an array of shape {shape} and dtype "
-                             f"{dtype} ({size:,} bytes with its header), but holds "
-                             f"{info.file_size:,} bytes")
+        shape, dtype = npy_layout(f, info.file_size, f"member {name!r}")
         f.seek(0)
     except BaseException:
         f.close()
