@@ -37,6 +37,8 @@ def _calls(dtype):
                 try:
                     y = dense.dense_forward(x, w, b, code, 0.1, z_out=z)
                     dense.dense_forward(x, w, None, code, 0.1)
+                    # a convolution's column matrix with few input channels
+                    dense.dense_forward(np.asfortranarray(x), w, b, code, 0.1)
                     dense.dense_backward(x, w, dy, y, z, code, 0.1, np.zeros_like(w),
                                          np.zeros_like(b))
                     dense.dense_backward(x, w, dy, y, z, code, 0.1, np.zeros_like(w), None,
@@ -54,9 +56,12 @@ def _calls(dtype):
     calls.append(("dropout", lambda: dropout.dropout_backward(
         dropout.dropout_forward(x, u, 0.5)[1], x)))
     img = rng.standard_normal((2, 4, 4, 3)).astype(dtype)
-    calls.append(("maxpool", lambda: pooling.maxpool_backward(
-        img[:, ::2, ::2], pooling.maxpool_forward(img, (2, 2), (2, 2))[1], img.shape, (2, 2),
-        (2, 2))))
+
+    def maxpool():
+        for pool, strides in (((2, 2), (2, 2)), ((3, 3), (1, 1))):  # windows tile, overlap
+            y, arg = pooling.maxpool_forward(img, pool, strides)
+            pooling.maxpool_backward(y, arg, img.shape, pool, strides)
+    calls.append(("maxpool", maxpool))
     calls.append(("col2im", lambda: im2col.col2im(
         np.ones((2 * 3 * 3, 2 * 2 * 3), dtype), img.shape, (2, 2), (1, 1))))
     g1, b1 = np.ones(6, dtype), np.zeros(6, dtype)
