@@ -15,8 +15,9 @@
   and compiles, one line goes to stderr (:data:`COMPILE_MESSAGE`). Numba
   compiles per kernel and argument types, so this happens again on a later
   run whenever a kernel or a signature not used before is first needed
-  (another dtype, the CNN's kernels, a parallel build, which ``tinynet
-  compile`` does not build): the message says so, it does not promise
+  (another dtype, the CNN's kernels, the threaded build of a kernel the
+  first time a large batch runs; ``tinynet compile`` builds all of these
+  ahead, see :mod:`.warmup`): the message says so, it does not promise
   "first run only".
 * Stale caches: Numba checks a cached kernel against its own file's time
   stamp only, so a kernel that inlines a function of another kernels file
@@ -228,11 +229,23 @@ def _jit(f, parallel, exact, inline=False):
     return numba.njit(cache=False, **options)(f)
 
 
+#: Every kernel built with ``njit(parallel=True)``, in the order built
+#: (:func:`.warmup.warm_up` compiles their parallel builds).
+PARALLEL_KERNELS: list = []
+
+
 class _SerialOrParallel:
     """A parallel kernel whose last argument is its number of chunks; with one
     chunk it runs a serial build of the same function, so small problems never
     wake the thread pool (whose barrier waits for a descheduled worker on a
-    busy machine)."""
+    busy machine).
+
+    The two builds are two Numba dispatchers (``.serial``, ``.parallel``),
+    each compiled and cached on its own per argument types. The wrappers
+    pass 1 chunk below a size threshold or when :func:`num_threads` is 1,
+    else up to one per thread; the arguments are of the same types either
+    way, so :meth:`compile_parallel` can build the threaded one ahead of time
+    for every argument types the serial one has met."""
 
     def __init__(self, f, exact):
         import types
@@ -245,9 +258,17 @@ class _SerialOrParallel:
         self.parallel = _jit(f, True, exact)
         self.serial = _jit(serial, False, exact)
         self.__doc__, self.__name__ = f.__doc__, f.__name__
+        PARALLEL_KERNELS.append(self)
 
     def __call__(self, *args):
         return (self.serial if args[-1] == 1 else self.parallel)(*args)
+
+    def compile_parallel(self) -> None:
+        """Compile (or load from the disk cache) the parallel build for each
+        argument types the serial build was compiled or loaded for; nothing
+        runs. Types built already cost a dictionary look-up."""
+        for signature in self.serial.signatures:
+            self.parallel.compile(signature)
 
 
 def njit(fn=None, *, parallel: bool = False, exact: bool = False, inline: bool = False):

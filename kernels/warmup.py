@@ -1,8 +1,33 @@
 """Compile (or load from the disk cache) every kernel ahead of time.
 
-``tinynet compile`` calls :func:`warm_up`; afterwards the first training step
-of any model only loads machine code from Numba's cache (about half a
-second) instead of compiling it.
+``tinynet compile`` calls :func:`warm_up`; afterwards ``fit``, ``evaluate``
+and ``predict`` of an MLP or a CNN, at any batch size, only load machine code
+from Numba's cache (about half a second) instead of compiling it.
+
+What runs depends on the problem's size and the thread count, and each of
+those is a separate build to compile:
+
+* every ``njit(parallel=True)`` kernel has a serial and a threaded build
+  (:class:`.config._SerialOrParallel`). Its wrapper asks for 1 chunk -- the
+  serial build -- below a size threshold of its own (2**16 elements for
+  pooling, col2im and the loss, 2**17 for optimizer updates, 2**18 for
+  activations, dense epilogues, dropout and norms, 2**20 multiply-adds for
+  products) or whenever :func:`.config.num_threads` is 1; else the threaded
+  one, whatever the number of threads above 1. The calls here are
+  small, so they run the serial builds, and the threaded build is then
+  compiled for each argument types the serial one met (without running it);
+* :func:`.config.num_threads` is 1 whenever Numba's thread count is 1, so
+  the threaded builds are compiled only when it is above 1 (as Numba runs
+  the process that warms up: ``NUMBA_NUM_THREADS`` or the core count). The
+  adaptive check that turns threads off on a busy machine is not consulted:
+  a later, quieter run would need the threaded builds;
+* at more than one thread :func:`.config.num_threads` launches an empty
+  parallel loop to see how fast the pool answers: that kernel is built too;
+* array layouts are types: a convolution's column matrix is F-ordered up to
+  :data:`.im2col.FEW_CHANNELS` input channels (:func:`.im2col.im2col_order`);
+* each GEMM engine (:mod:`.blas`) has its own forward kernels, so both are
+  run; with ``TINYNET_GEMM=auto`` the first product also times the two
+  engines once and keeps the choice beside the cache.
 """
 
 from __future__ import annotations
@@ -12,13 +37,15 @@ import time
 
 import numpy as np
 
+from . import config
 from .config import NUMBA_ENABLED
 
 __all__ = ["warm_up"]
 
 
 def _calls(dtype):
-    """(name, thunk) pairs that exercise every kernel signature training uses."""
+    """(name, thunk) pairs that exercise every kernel signature training,
+    evaluation and prediction use (the serial builds, at these sizes)."""
     from . import activations, blas, dense, dropout, gemm, im2col, losses, norms, optim, pooling
     rng = np.random.default_rng(0)
     x = rng.standard_normal((8, 6)).astype(dtype)
@@ -37,6 +64,8 @@ def _calls(dtype):
                 try:
                     y = dense.dense_forward(x, w, b, code, 0.1, z_out=z)
                     dense.dense_forward(x, w, None, code, 0.1)
+                    # a convolution's column matrix with few input channels
+                    dense.dense_forward(np.asfortranarray(x), w, b, code, 0.1)
                     dense.dense_backward(x, w, dy, y, z, code, 0.1, np.zeros_like(w),
                                          np.zeros_like(b))
                     dense.dense_backward(x, w, dy, y, z, code, 0.1, np.zeros_like(w), None,
@@ -54,9 +83,12 @@ def _calls(dtype):
     calls.append(("dropout", lambda: dropout.dropout_backward(
         dropout.dropout_forward(x, u, 0.5)[1], x)))
     img = rng.standard_normal((2, 4, 4, 3)).astype(dtype)
-    calls.append(("maxpool", lambda: pooling.maxpool_backward(
-        img[:, ::2, ::2], pooling.maxpool_forward(img, (2, 2), (2, 2))[1], img.shape, (2, 2),
-        (2, 2))))
+
+    def maxpool():
+        for pool, strides in (((2, 2), (2, 2)), ((3, 3), (1, 1))):  # windows tile, overlap
+            y, arg = pooling.maxpool_forward(img, pool, strides)
+            pooling.maxpool_backward(y, arg, img.shape, pool, strides)
+    calls.append(("maxpool", maxpool))
     calls.append(("col2im", lambda: im2col.col2im(
         np.ones((2 * 3 * 3, 2 * 2 * 3), dtype), img.shape, (2, 2), (1, 1))))
     g1, b1 = np.ones(6, dtype), np.zeros(6, dtype)
@@ -83,28 +115,51 @@ def _calls(dtype):
     return calls
 
 
-def warm_up(verbose: bool = True, dtypes=("float32", "float64")) -> dict:
-    """Compile every kernel for ``dtypes`` (or load it from the disk cache).
+def _compile_threaded_builds() -> None:
+    """The parallel build of every parallel kernel, for each argument types
+    its serial build has met so far (see :class:`.config._SerialOrParallel`)."""
+    for kernel in config.PARALLEL_KERNELS:
+        kernel.compile_parallel()
 
-    Returns ``{"<kernel family> <dtype>": seconds}``; prints progress to
-    stderr when ``verbose``. Without Numba this does nothing.
+
+def warm_up(verbose: bool = True, dtypes=("float32", "float64")) -> dict:
+    """Compile every kernel build for ``dtypes`` (or load it from the disk cache).
+
+    The serial builds always; the threaded builds of the parallel kernels and
+    the thread pool's probe when Numba's thread count is above 1 (below it
+    they never run; see the module docstring). Returns ``{"<kernel family>
+    <dtype>": seconds}`` (both builds of the family), plus ``{"thread-pool
+    probe": seconds}`` at more than one thread; prints progress to stderr
+    when ``verbose``. Without Numba this does nothing.
     """
     if not NUMBA_ENABLED:
         if verbose:
             print("tinynet: Numba unavailable or disabled; nothing to compile",
                   file=sys.stderr)
         return {}
+    threads = config.raw_num_threads()
     times = {}
     start = time.perf_counter()
+
+    def timed(name, dtype, thunk):
+        t0 = time.perf_counter()
+        thunk()
+        if threads > 1:
+            _compile_threaded_builds()
+        key = f"{name} {dtype}".strip()
+        times[key] = time.perf_counter() - t0
+        if verbose:
+            print(f"  {name:<24} {dtype:<8} {times[key]:6.2f} s", file=sys.stderr, flush=True)
+
+    if threads > 1:  # what num_threads() launches to see how fast the pool answers
+        timed("thread-pool probe", "", lambda: config._probe_kernel(
+            np.empty(threads, np.int64), threads))
     for dtype in dtypes:
         for name, thunk in _calls(np.dtype(dtype)):
-            t0 = time.perf_counter()
-            thunk()
-            times[f"{name} {dtype}"] = time.perf_counter() - t0
-            if verbose:
-                print(f"  {name:<24} {dtype:<8} {times[f'{name} {dtype}']:6.2f} s",
-                      file=sys.stderr, flush=True)
+            timed(name, dtype, thunk)
     if verbose:
-        print(f"tinynet: kernels ready in {time.perf_counter() - start:.1f} s "
-              f"(cached on disk for later runs)", file=sys.stderr)
+        builds = (f"serial and threaded builds, {threads} threads" if threads > 1 else
+                  "serial builds only: Numba runs 1 thread, so the threaded ones never run")
+        print(f"tinynet: kernels ready in {time.perf_counter() - start:.1f} s ({builds}; "
+              f"cached on disk for later runs)", file=sys.stderr)
     return times
