@@ -124,6 +124,9 @@ def _cache_files(folder):
 
 @pytest.mark.slow
 @needs_numba
+@pytest.mark.skipif(os.environ.get("TINYNET_BACKEND") == "numpy",
+                    reason="its processes run the Numba kernels whatever the backend: "
+                           "the test command's Numba pass runs it")
 def test_after_warm_up_a_fresh_process_compiles_nothing(tmp_path):
     """Slow (1-2 min: compiles every kernel into an empty cache). warm_up in
     one process, then MLP and CNN workloads in another, both at 2 threads:
