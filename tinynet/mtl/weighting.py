@@ -543,9 +543,9 @@ class MGDA(Weighting):
 
     solved exactly by :func:`~tinynet.mtl.min_norm.min_norm_weights` (closed
     form for two tasks, Wolfe's minimum-norm-point algorithm beyond).
-    :math:`\hat g_t` is :math:`g_t` scaled by ``normalize``: ``"none"``, ``"l2"`` (:math:`g_t/\lVert g_t\rVert`),
-    ``"loss"`` (:math:`g_t/L_t`) or ``"loss+"``
-    (:math:`g_t/(L_t\lVert g_t\rVert)`), the paper's options. With no
+    :math:`\hat g_t` is :math:`g_t` scaled by ``normalize``: ``"none"``,
+    ``"l2"`` (:math:`g_t/\lVert g_t\rVert`), ``"loss"`` (:math:`g_t/L_t`) or
+    ``"loss+"`` (:math:`g_t/(L_t\lVert g_t\rVert)`), the paper's options. With no
     normalisation the result is a common descent direction of all tasks
     whenever one exists (zero at a Pareto-stationary point).
 
