@@ -463,10 +463,14 @@ def test_predict_reads_only_the_header_of_a_bad_input_file(digits_model, tmp_pat
     archive = tmp_path / "archive.npy"
     np.savez(tmp_path / "archive.npz", a=np.zeros((2, 64)))
     archive.write_bytes((tmp_path / "archive.npz").read_bytes())
+    text = tmp_path / "x.csv"
+    text.write_text("1,2,3\n")
     for path, message in [
             (huge, r"declares an array of shape \(1000000000000, 64\) and dtype float64 "
                    r"\(512,000,000,000,128 bytes with its header\), but holds 128 bytes"),
             (truncated, r"shape \(4, 64\).*but holds 2,168 bytes"),
-            (archive, r"is an \.npz archive; expected one array in a \.npy file")]:
+            (archive, r"is an \.npz archive; expected one array in a \.npy file"),
+            (text, r"is not a \.npy file \(it does not begin with NumPy's magic string\); "
+                   r"expected one array saved with np\.save")]:
         assert main(["predict", str(digits_model), str(path)]) == 1
         assert re.search(message, capsys.readouterr().err), path

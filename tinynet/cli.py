@@ -389,9 +389,14 @@ def _read_samples(path):
         raise CommandError(f"input file {path!r} does not exist")
     try:
         with open(path, "rb") as f:
-            if f.read(4) == b"PK\x03\x04":  # not parsed: its index could be huge
+            start = f.read(6)
+            if start.startswith(b"PK\x03\x04"):  # not parsed: its index could be huge
                 raise CommandError(f"{path!r} is an .npz archive; expected one array in a "
                                    f".npy file (np.save)")
+            if start != np.lib.format.MAGIC_PREFIX:
+                raise CommandError(f"{path!r} is not a .npy file (it does not begin with "
+                                   f"NumPy's magic string); expected one array saved with "
+                                   f"np.save")
             f.seek(0)
             npy_layout(f, os.fstat(f.fileno()).st_size, repr(path))
             f.seek(0)
