@@ -271,6 +271,17 @@ def _small_data():
     return x, {"a": rng.integers(0, 2, 16), "b": rng.standard_normal((16, 1))}
 
 
+def test_every_weighting_has_its_registry_name_and_a_users_its_class_name():
+    # the name decides whether the logs carry "<task>/weight" (not for equal, static)
+    for name, cls in wt.WEIGHTINGS.items():
+        assert cls.name == name
+
+    class Mine(wt.Weighting):
+        pass
+
+    assert Mine.name == "Mine" and wt.Weighting.name == "equal"
+
+
 def test_a_weighting_without_present_is_refused_at_compile():
     class OldStyle(wt.Weighting):  # written before present= existed
         def loss_weights(self, losses, training=True):

@@ -224,6 +224,8 @@ def checked_result(weighting: Weighting, name: str, value, shape: tuple,
 class Equal(Weighting):
     """:math:`L = \\sum_t L_t`: the baseline."""
 
+    name = "equal"
+
     def loss_weights(self, losses, training=True, present=None):
         self.last_weights = np.ones(self.n_tasks)
         return self.last_weights
