@@ -314,6 +314,36 @@ def test_the_live_bar_shows_the_epoch_means_over_the_labelled_samples_so_far(wei
         assert frames[0]["reg/weight"] == frames[1]["reg/weight"] == frames[2]["reg/weight"]
 
 
+@pytest.mark.parametrize("weighting", ["equal", "mgda"])
+def test_a_task_without_a_label_yet_shows_no_value(weighting):
+    # "reg" is labelled in the last of three batches only: before it, its mean
+    # is undefined, not 0 (as fit_loop's running mean read). The bar leaves it
+    # out, and so does the log of an epoch stopped before it (History pads a
+    # key missing from an epoch with NaN once other epochs have it).
+    from tests.test_progress import Clock, FakeTTY, shown
+    from tinynet.callbacks import Callback
+    from tinynet.progress import ProgressBar
+    model, x, y = _frozen_with_missing_labels(weighting)
+    y["reg"][:] = np.nan
+    y["reg"][8:] = np.random.default_rng(0).standard_normal((4,) + y["reg"].shape[1:])
+    stream = FakeTTY()
+    model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0,
+              callbacks=[ProgressBar(stream=stream, clock=Clock(0.5))])
+    frames = [shown(frame) for frame in stream.getvalue().split("\r")[1:]]
+    assert [sorted(k for k in frame if k.startswith("reg/")) for frame in frames] == [
+        [], [], ["reg/loss"] + (["reg/weight"] if weighting == "mgda" else [])]
+    assert "cls/loss" in frames[0]
+
+    class StopAfterFirstBatch(Callback):
+        def on_batch_end(self, batch, logs=None):
+            self.model.stop_training = True
+
+    history = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0,
+                        callbacks=[StopAfterFirstBatch()])
+    assert not [key for key in history.history if key.startswith("reg/")]
+    assert history.history["cls/loss"][0] > 0
+
+
 def test_dwa_weights_move_after_two_epochs():
     rng = np.random.default_rng(1)
     x, y = data(rng, 64)

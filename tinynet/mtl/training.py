@@ -533,12 +533,18 @@ class _TaskEpochs(Callback):
 
     def _exact(self, logs) -> np.ndarray:
         """Rewrite ``logs`` in place (see the class docstring); return the task
-        losses. A task without a labelled sample so far keeps fit_loop's values."""
+        losses. A task without a labelled sample so far has no mean: its keys
+        are left out (fit_loop's would read 0), so the bar shows none for it,
+        nor the log of an epoch stopped before its first label (History pads
+        such a gap with NaN)."""
         model = self.model
         task_losses = np.full(len(model.output_names), np.nan)
         for i, (task, means) in enumerate(zip(model.output_names,
                                               model._epoch_task_means or ())):
             task_means = means.means()
+            if not task_means:
+                for name in ["loss", "weight"] + [m.name for m in model.metrics[task]]:
+                    logs.pop(f"{task}/{name}", None)
             for key, value in task_means.items():
                 logs[f"{task}/{key}"] = value
             task_losses[i] = task_means.get("loss", np.nan)
