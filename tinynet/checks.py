@@ -28,6 +28,12 @@ __all__ = [
 FLOAT_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
 
 
+def is_real_dtype(dtype) -> bool:
+    """Integer or floating (not bool, complex, object or anything else): what a
+    weight, a state array or a weighting's result may hold."""
+    return np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+
+
 def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
                    min_ndim: int | None = None) -> np.ndarray:
     """Return ``x`` as a float32 or float64 ndarray, or raise a clear error.

@@ -84,7 +84,7 @@ import zlib
 import numpy as np
 
 from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
-from .checks import check_finite
+from .checks import check_finite, is_real_dtype
 from .layers.base import Layer, layer_from_dict, layer_to_dict
 from .param import param_budget
 from .zipindex import count_entries, read_index
@@ -180,8 +180,7 @@ def set_weights(model: Layer, weights) -> None:
     for i, ((name, current), new) in enumerate(zip(slots, weights)):
         new = np.asarray(new)
         what = f"weight {i} ({name!r})"
-        if new.dtype == object or not np.issubdtype(new.dtype, np.number) \
-                or np.issubdtype(new.dtype, np.complexfloating):
+        if not is_real_dtype(new.dtype):
             raise TypeError(f"{who}: {what} expected a real numeric array, "
                             f"received dtype {new.dtype}")
         if new.shape != current.shape:

@@ -64,7 +64,7 @@ import inspect
 
 import numpy as np
 
-from ..checks import check_finite, lookup
+from ..checks import check_finite, is_real_dtype, lookup
 from ..param import Param
 from .min_norm import min_norm_weights
 
@@ -171,8 +171,7 @@ class Weighting:
             new = np.asarray(state[key])
             same = (new.shape[1:] == now.shape[1:] and new.ndim == now.ndim
                     if key in self._growing_state else new.shape == now.shape)
-            if not same or not np.issubdtype(new.dtype, np.number) \
-                    or np.issubdtype(new.dtype, np.complexfloating):
+            if not same or not is_real_dtype(new.dtype):
                 raise ValueError(f"{who} expected {key!r} as a real array of shape "
                                  f"{now.shape}, received {new.dtype} of shape {new.shape}")
             if key not in self._nan_state:
@@ -212,8 +211,7 @@ def checked_result(weighting: Weighting, name: str, value, shape: tuple,
     here, naming itself, instead of deep inside the update."""
     who = f"{type(weighting).__name__}.{name}"
     array = np.asarray(value)
-    if array.shape != shape or not (np.issubdtype(array.dtype, np.floating)
-                                    or np.issubdtype(array.dtype, np.integer)):
+    if array.shape != shape or not is_real_dtype(array.dtype):
         raise ValueError(f"{who} expected to return real numbers of shape {shape}, "
                          f"returned {array.dtype} of shape {array.shape}")
     if finite:
