@@ -468,3 +468,15 @@ def test_protonet_loss_and_gradients_match_torch(dtype, offset, tol):
     for ours, theirs in ((logits[0], tlogits.detach().numpy()), (ds[0], tes.grad.numpy()),
                          (dq[0], teq.grad.numpy())):
         assert np.abs(ours - theirs).max() <= tol * np.abs(theirs).max()
+
+
+# ------------------------------------------------------- flags and counts
+@pytest.mark.parametrize("make", [MAML, ANIL, MetaSGD], ids=lambda c: c.__name__)
+def test_first_order_must_be_a_bool(make):
+    # bool("no") is True: first_order="no" silently gave FOMAML
+    for value in ("no", "False", 0, None):
+        with pytest.raises(TypeError, match=rf"{make.__name__} expected first_order as True "
+                                            rf"or False, received {value!r}"):
+            make(sine_model(), first_order=value)
+    assert make(sine_model(), first_order=np.bool_(True)).first_order is True
+    assert make(sine_model()).first_order is False
