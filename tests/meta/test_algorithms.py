@@ -480,3 +480,13 @@ def test_first_order_must_be_a_bool(make):
             make(sine_model(), first_order=value)
     assert make(sine_model(), first_order=np.bool_(True)).first_order is True
     assert make(sine_model()).first_order is False
+
+
+def test_anil_takes_a_numpy_integer_head_layers():
+    # np.int64(1) was refused as "expected head_layers in [1, 3], received np.int64(1)"
+    anil = ANIL(sine_model(), loss="mse", head_layers=np.int64(2))
+    assert anil.head_layers == 2 and type(anil.head_layers) is int
+    assert np.array_equal(anil._lr_mask, ANIL(sine_model(), loss="mse", head_layers=2)._lr_mask)
+    for bad in (0, 4, True, 1.0):
+        with pytest.raises(ValueError, match=r"ANIL expected head_layers in \[1, 3\]"):
+            ANIL(sine_model(), head_layers=bad)
