@@ -490,3 +490,21 @@ def test_anil_takes_a_numpy_integer_head_layers():
     for bad in (0, 4, True, 1.0):
         with pytest.raises(ValueError, match=r"ANIL expected head_layers in \[1, 3\]"):
             ANIL(sine_model(), head_layers=bad)
+
+
+def test_prototype_classifier_refuses_non_finite_or_misshapen_inputs():
+    # a NaN input gave NaN logits, which predict_classes read as class 0
+    batch = _digit_episodes()
+    proto = ProtoNet(tn.Sequential([tn.layers.Dense(4, input_dim=64, seed=0)]))
+    classifier = proto.adapt(batch.support_x[0], batch.support_y[0])
+    qx = batch.query_x[0].copy()
+    qx[2, 5] = np.nan
+    for call in (classifier.predict, classifier.predict_classes):
+        with pytest.raises(ValueError, match="PrototypeClassifier.predict expected finite x, "
+                                             "received 1 NaN"):
+            call(qx)
+    with pytest.raises(ValueError, match=r"expected x of shape \(n, 64\), received \(9, 8, 8\)"):
+        classifier.predict(batch.query_x[0].reshape(9, 8, 8))
+    with pytest.raises(TypeError, match="floating-point"):
+        classifier.predict(np.zeros((2, 64), int))
+    assert classifier.predict_classes(batch.query_x[0]).shape == (9,)

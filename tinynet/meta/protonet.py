@@ -37,7 +37,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_positive_int
+from ..checks import as_float_array, check_finite, check_positive_int
 from .base import MetaLearner, _check_steps
 from .functional import cross_entropy
 
@@ -88,8 +88,15 @@ class PrototypeClassifier:
         self.net, self.theta, self.prototypes = net, theta, prototypes
 
     def predict(self, x) -> np.ndarray:
-        """Logits of shape (n, n_way) for x of shape (n, features)."""
-        emb = self.net.forward(self.theta, np.asarray(x)[None])[0]
+        """Logits of shape (n, n_way) for finite float x of shape (n, features)
+        (a NaN would make its row NaN, and ``predict_classes`` class 0)."""
+        who = "PrototypeClassifier.predict"
+        x = as_float_array(x, who, "x")
+        if x.ndim != 2 or x.shape[1] != self.net.input_dim:
+            raise ValueError(f"{who} expected x of shape (n, {self.net.input_dim}), "
+                             f"received {x.shape}")
+        check_finite(x, who, "x")
+        emb = self.net.forward(self.theta, x[None])[0]
         return -((emb[:, None, :] - self.prototypes[None]) ** 2).sum(axis=2)
 
     def predict_classes(self, x) -> np.ndarray:
