@@ -229,15 +229,16 @@ def test_adapt_refuses_non_finite_empty_or_mislabelled_support_sets(learner):
     for bad in (np.nan, np.inf):
         with pytest.raises(ValueError, match=f"{name}.adapt expected finite support_x, "
                                              f"received 1 NaN"):
-            learner.adapt(np.where(np.arange(sx.size).reshape(sx.shape) == 5, bad, sx), sy)
+            learner.adapt(np.where(np.arange(sx.size).reshape(sx.shape) == 5, bad, sx), sy,
+                          steps=1)
     with pytest.raises(ValueError, match="at least one support example"):
-        learner.adapt(sx[:0], sy[:0])  # was a ZeroDivisionError
+        learner.adapt(sx[:0], sy[:0], steps=1)  # was a ZeroDivisionError
     # one shared label check: outside [0, n_way), negative, or with gaps (ProtoNet's
     # classes are the support set's; it used to predict class 0 or 1 for everything)
     for labels, seen in ((sy + 5, r"\[5, 7\]"), (sy - 1, r"\[-1, 1\]"), (sy * 2, r"\[0, 4\]")):
         with pytest.raises(ValueError, match=rf"{name}.adapt expected labels in \[0, 2\] for "
                                              rf"3 classes, received values in {seen}"):
-            learner.adapt(sx, labels)
+            learner.adapt(sx, labels, steps=1)
 
 
 def test_regression_adapt_refuses_non_finite_targets_and_a_length_mismatch():
@@ -508,3 +509,15 @@ def test_prototype_classifier_refuses_non_finite_or_misshapen_inputs():
     with pytest.raises(TypeError, match="floating-point"):
         classifier.predict(np.zeros((2, 64), int))
     assert classifier.predict_classes(batch.query_x[0]).shape == (9,)
+
+
+def test_pretrained_adapt_needs_its_number_of_steps():
+    # Pretrained has inner_steps 0: adapt(sx, sy) returned the model unchanged,
+    # not fine-tuned (after new_head: a zero head, every logit 0)
+    base = Pretrained(sine_model(), inner_lr=0.1)
+    task = SinusoidTasks(10, seed=0).sample(1)
+    with pytest.raises(TypeError, match=r"Pretrained.adapt expected steps= \(the number of "
+                                        r"fine-tuning SGD steps on the support set\)"):
+        base.adapt(task.support_x[0], task.support_y[0])
+    tuned = base.adapt(task.support_x[0], task.support_y[0], steps=3)
+    assert not np.array_equal(tuned.layers[-1].W.value, base.model.layers[-1].W.value)

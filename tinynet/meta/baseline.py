@@ -23,7 +23,8 @@ class Pretrained(MetaLearner):
     dataset instead (e.g. the base classes). :meth:`new_head` swaps the
     last Dense layer for a fresh zero-initialised one with a new number of
     outputs, after which adaptation fine-tunes that head only. ``adapt`` and
-    ``evaluate`` fine-tune with SGD at ``inner_lr``.
+    ``evaluate`` fine-tune with SGD at ``inner_lr`` (``adapt`` needs its
+    number of ``steps``).
 
     Parameters
     ----------
@@ -43,6 +44,17 @@ class Pretrained(MetaLearner):
                                             (batch.query_x, batch.query_y))], axis=1)
         ev = self.net.value_and_grad(self.net.get_params(), x, y, self.loss)
         return float(ev.loss.mean()), ev.grad.mean(axis=0)
+
+    def adapt(self, support_x, support_y, steps: int | None = None):
+        """A copy of the model fine-tuned on one support set by ``steps``
+        SGD steps at ``inner_lr`` (see :meth:`MetaLearner.adapt`).
+        ``steps`` must be given: the baseline has no inner loop in training,
+        so no number of steps to default to (``inner_steps`` is 0, and
+        ``adapt`` without steps used to return the model unchanged)."""
+        if steps is None:
+            raise TypeError("Pretrained.adapt expected steps= (the number of fine-tuning SGD "
+                            "steps on the support set), received none")
+        return super().adapt(support_x, support_y, steps)
 
     def fit(self, x, y, iterations: int, batch_size: int = 64, seed=None):
         """Supervised training on one dataset, ``iterations`` mini-batches.
