@@ -521,3 +521,11 @@ def test_pretrained_adapt_needs_its_number_of_steps():
         base.adapt(task.support_x[0], task.support_y[0])
     tuned = base.adapt(task.support_x[0], task.support_y[0], steps=3)
     assert not np.array_equal(tuned.layers[-1].W.value, base.model.layers[-1].W.value)
+
+
+def test_reptile_refuses_zero_inner_steps():
+    # phi = theta after 0 steps: the meta-gradient was zero and meta_fit
+    # "trained" for every iteration without changing a weight
+    with pytest.raises(ValueError, match="Reptile expected inner_steps >= 1"):
+        Reptile(sine_model(), inner_steps=0)
+    assert Reptile(sine_model(), inner_steps=np.int64(1)).inner_steps == 1
