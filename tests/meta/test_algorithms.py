@@ -529,3 +529,28 @@ def test_reptile_refuses_zero_inner_steps():
     with pytest.raises(ValueError, match="Reptile expected inner_steps >= 1"):
         Reptile(sine_model(), inner_steps=0)
     assert Reptile(sine_model(), inner_steps=np.int64(1)).inner_steps == 1
+
+
+def test_non_numeric_targets_and_samplers_returning_no_task_batch_are_refused():
+    # string targets failed deep in the loss with a numpy UFuncTypeError; a
+    # sampler returning something else was an AttributeError
+    maml = MAML(sine_model())
+    x = np.zeros((5, 1), np.float32)
+    with pytest.raises(TypeError, match="MAML.adapt expected support_y of an integer or "
+                                        "floating-point dtype, received dtype <U1"):
+        maml.adapt(x, np.array(list("abcde")), steps=1)
+    with pytest.raises(ValueError, match=r"MAML.adapt expected support_x of shape \(k, 1\), "
+                                         r"received \(5, 3\)"):
+        maml.adapt(np.zeros((5, 3)), np.zeros(5), steps=1)
+    batch = SinusoidTasks(5, seed=0).sample(2)
+    batch.query_y = batch.query_y.astype(str)  # changed after the batch was made
+    with pytest.raises(TypeError, match="MAML.meta_gradient expected query_y of an integer"):
+        maml.meta_gradient(batch)
+
+    class Sampler:
+        def sample(self, n, rng=None):
+            return {"support_x": np.zeros((n, 5, 1))}
+    with pytest.raises(TypeError, match="MAML.meta_fit expected the sampler to return a "
+                                        "TaskBatch, received dict"):
+        maml.meta_fit(Sampler(), iterations=1)
+    assert maml.history == []

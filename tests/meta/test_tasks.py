@@ -96,3 +96,22 @@ def test_task_batch_refuses_empty_support_or_query_sets(shapes, message):
     # ZeroDivisionError (mse) or a NaN loss with a zero gradient (cross-entropy)
     with pytest.raises(ValueError, match=f"TaskBatch expected {message}"):
         TaskBatch(*(np.zeros(s, int if len(s) == 2 else float) for s in shapes))
+
+
+def test_task_batch_refuses_non_numeric_or_scalar_targets_and_mismatched_features():
+    # string targets failed inside the loss (numpy UFuncTypeError), a scalar
+    # target was an IndexError, and query inputs with other features than the
+    # support inputs were accepted
+    x = np.zeros((2, 3, 1))
+    with pytest.raises(TypeError, match="TaskBatch expected support_y of an integer or "
+                                        "floating-point dtype, received dtype <U1"):
+        TaskBatch(x, np.full((2, 3, 1), "a"), x, np.zeros((2, 3, 1)))
+    with pytest.raises(TypeError, match="TaskBatch expected query_y of an integer or "
+                                        "floating-point dtype, received dtype object"):
+        TaskBatch(x, np.zeros((2, 3, 1)), x, np.zeros((2, 3, 1), object))
+    with pytest.raises(ValueError, match="TaskBatch expected support_y with one entry per "
+                                         "example, received a scalar"):
+        TaskBatch(x, 0.0, x, np.zeros((2, 3, 1)))
+    with pytest.raises(ValueError, match=r"TaskBatch expected query_x with 1 features \(as "
+                                         r"support_x\), received shape \(2, 3, 5\)"):
+        TaskBatch(x, np.zeros((2, 3, 1)), np.zeros((2, 3, 5)), np.zeros((2, 3, 1)))

@@ -19,7 +19,7 @@ from ..checks import as_float_array, check_finite, check_labels, check_positive_
 from ..layers._checks import check_real
 from ..param import Param
 from .functional import FunctionalMLP
-from .tasks import TaskBatch, check_not_empty
+from .tasks import TaskBatch, check_not_empty, check_targets
 
 __all__ = ["MetaLearner", "summarize"]
 
@@ -35,12 +35,19 @@ def summarize(values) -> tuple[float, float]:
 def check_task_batch(batch: TaskBatch, who: str) -> TaskBatch:
     """Refuse a task batch with NaN or infinite inputs or float targets: one
     such value turns the meta-gradient, and so every meta-parameter, into NaN;
+    targets that are not real numbers (see :func:`~.tasks.check_targets`);
     and one without tasks or with empty support or query sets (see
     :func:`~.tasks.check_not_empty`). (Checked where a batch is used, since
-    its arrays can change after it is made.)"""
+    its arrays can change after it is made; a sampler's ``sample`` must
+    return a TaskBatch.)"""
+    if not isinstance(batch, TaskBatch):
+        raise TypeError(f"{who} expected the sampler to return a TaskBatch, received "
+                        f"{type(batch).__name__}")
     check_not_empty(batch, who)
     for what in ("support_x", "support_y", "query_x", "query_y"):
         values = getattr(batch, what)
+        if what.endswith("_y"):
+            check_targets(values, who, what)
         if np.issubdtype(values.dtype, np.floating):
             check_finite(values, who, what)
     return batch
@@ -206,18 +213,18 @@ class MetaLearner:
         and for classification integer labels in ``[0, n_classes)``."""
         who = f"{type(self).__name__}.adapt"
         x = as_float_array(support_x, who, "support_x")
-        y = np.asarray(support_y)
-        if x.ndim != 2:
+        if x.ndim != 2 or x.shape[1] != self.net.input_dim:
             raise ValueError(f"{who} expected support_x of shape "
                              f"(k, {self.net.input_dim}), received {x.shape}")
         if len(x) == 0:
             raise ValueError(f"{who} expected at least one support example, received "
                              f"support_x of shape {x.shape}")
         check_finite(x, who, "support_x")
+        y = check_targets(support_y, who, "support_y")
         if self.loss == "cross_entropy":
             y = check_labels(y, self._n_classes(y), len(x), who)
         else:
-            if y.ndim == 0 or len(y) != len(x):
+            if len(y) != len(x):
                 raise ValueError(f"{who} expected {len(x)} targets (one per support "
                                  f"example), received support_y of shape {y.shape}")
             if np.issubdtype(y.dtype, np.floating):

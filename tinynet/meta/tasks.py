@@ -12,9 +12,23 @@ import math
 
 import numpy as np
 
-from ..checks import as_float_array, check_positive_int
+from ..checks import as_float_array, check_positive_int, is_real_dtype
 
 __all__ = ["TaskBatch", "SinusoidTasks", "EpisodeSampler", "split_classes"]
+
+
+def check_targets(y, who: str, what: str) -> np.ndarray:
+    """``y`` as an array of real numbers (integer labels or float targets),
+    at least 1-D; strings, objects, complex or bool values are refused
+    here rather than failing inside a loss."""
+    y = np.asarray(y)
+    if not is_real_dtype(y.dtype):
+        raise TypeError(f"{who} expected {what} of an integer or floating-point dtype, "
+                        f"received dtype {y.dtype}")
+    if y.ndim == 0:
+        raise ValueError(f"{who} expected {what} with one entry per example, received a "
+                         f"scalar")
+    return y
 
 
 def check_not_empty(batch: "TaskBatch", who: str) -> None:
@@ -40,15 +54,19 @@ class TaskBatch:
     support_x : ndarray of shape (tasks, k, features), with tasks >= 1 and k >= 1
     support_y : ndarray of shape (tasks, k, outputs) (regression) or int
         ndarray of shape (tasks, k) (class labels 0..n_way-1)
-    query_x, query_y : the same for the query set (its own size q >= 1)
+    query_x, query_y : the same for the query set (its own size q >= 1,
+        the same number of features)
     info : dict of per-task arrays (amplitude, phase, classes, ...), optional
     """
 
     def __init__(self, support_x, support_y, query_x, query_y, info=None):
         self.support_x = as_float_array(support_x, "TaskBatch", "support_x", ndim=3)
         self.query_x = as_float_array(query_x, "TaskBatch", "query_x", ndim=3)
-        self.support_y = np.asarray(support_y)
-        self.query_y = np.asarray(query_y)
+        self.support_y = check_targets(support_y, "TaskBatch", "support_y")
+        self.query_y = check_targets(query_y, "TaskBatch", "query_y")
+        if self.query_x.shape[2] != self.support_x.shape[2]:
+            raise ValueError(f"TaskBatch expected query_x with {self.support_x.shape[2]} "
+                             f"features (as support_x), received shape {self.query_x.shape}")
         n = self.support_x.shape[0]
         for what, arr in (("support_y", self.support_y), ("query_x", self.query_x),
                           ("query_y", self.query_y)):
