@@ -554,3 +554,20 @@ def test_non_numeric_targets_and_samplers_returning_no_task_batch_are_refused():
                                         "TaskBatch, received dict"):
         maml.meta_fit(Sampler(), iterations=1)
     assert maml.history == []
+
+
+def test_pretrained_fit_refuses_empty_data_and_non_numeric_targets():
+    # empty x was a numpy reshape error, a scalar y "len() of unsized object",
+    # string targets a UFuncTypeError inside the loss
+    learner = Pretrained(sine_model())
+    with pytest.raises(ValueError, match=r"Pretrained.fit expected at least one example, "
+                                         r"received x of shape \(0, 1\)"):
+        learner.fit(np.zeros((0, 1), np.float32), np.zeros(0), iterations=1)
+    x = np.zeros((4, 1), np.float32)
+    with pytest.raises(ValueError, match="Pretrained.fit expected targets y with one entry "
+                                         "per example, received a scalar"):
+        learner.fit(x, 0.0, iterations=1)
+    with pytest.raises(TypeError, match="Pretrained.fit expected targets y of an integer or "
+                                        "floating-point dtype"):
+        learner.fit(x, np.array(list("abcd")), iterations=1)
+    assert learner.history == []

@@ -115,3 +115,18 @@ def test_task_batch_refuses_non_numeric_or_scalar_targets_and_mismatched_feature
     with pytest.raises(ValueError, match=r"TaskBatch expected query_x with 1 features \(as "
                                          r"support_x\), received shape \(2, 3, 5\)"):
         TaskBatch(x, np.zeros((2, 3, 1)), np.zeros((2, 3, 5)), np.zeros((2, 3, 1)))
+
+
+def test_episode_sampler_refuses_non_finite_or_empty_data_up_front():
+    # a NaN image was only found when an episode happened to draw it, in the
+    # middle of meta_fit; an empty dataset was a raw numpy reshape error
+    y = np.repeat(np.arange(3), 4)
+    x = np.zeros((12, 2, 2))
+    x[7, 1, 0] = np.inf
+    with pytest.raises(ValueError, match="EpisodeSampler expected finite x, received 1 NaN"):
+        EpisodeSampler(x, y, n_way=2, k_shot=1, n_query=1)
+    with pytest.raises(ValueError, match="EpisodeSampler expected at least n_way=2 classes, "
+                                         "received 0"):
+        EpisodeSampler(np.zeros((0, 4)), np.zeros(0, int), n_way=2)
+    assert EpisodeSampler(np.zeros((12, 2, 2)), y, n_way=2, k_shot=1,
+                          n_query=1).x.shape == (12, 4)

@@ -10,6 +10,7 @@ import numpy as np
 from ..checks import as_float_array, check_finite, check_positive_int, check_seed
 from .base import MetaLearner
 from .functional import FunctionalMLP, model_layers
+from .tasks import check_targets
 
 __all__ = ["Pretrained"]
 
@@ -67,8 +68,11 @@ class Pretrained(MetaLearner):
         iterations = check_positive_int(iterations, "Pretrained.fit", "iterations")
         batch_size = check_positive_int(batch_size, "Pretrained.fit", "batch_size")
         x = as_float_array(x, "Pretrained.fit", "x", min_ndim=1)
+        if len(x) == 0:
+            raise ValueError(f"Pretrained.fit expected at least one example, received x of "
+                             f"shape {x.shape}")
         x = x.reshape(len(x), -1)
-        y = np.asarray(y)
+        y = check_targets(y, "Pretrained.fit", "targets y")
         check_finite(x, "Pretrained.fit", "x")
         if np.issubdtype(y.dtype, np.floating):
             check_finite(y, "Pretrained.fit", "targets y")

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..checks import as_float_array, check_positive_int, is_real_dtype
+from ..checks import as_float_array, check_finite, check_positive_int, is_real_dtype
 
 __all__ = ["TaskBatch", "SinusoidTasks", "EpisodeSampler", "split_classes"]
 
@@ -188,7 +188,8 @@ class EpisodeSampler:
 
     Parameters
     ----------
-    x : ndarray of shape (n_samples, ...) (flattened to (n_samples, features))
+    x : ndarray of shape (n_samples, ...) (flattened to (n_samples, features)),
+        finite floats
     y : int ndarray of shape (n_samples,)
     n_way, k_shot, n_query : int
     classes : sequence of int, optional
@@ -200,7 +201,9 @@ class EpisodeSampler:
     def __init__(self, x, y, n_way: int = 5, k_shot: int = 1, n_query: int = 15,
                  classes=None, seed=None):
         x = as_float_array(x, "EpisodeSampler", "x", min_ndim=2)
-        self.x = x.reshape(len(x), -1)
+        self.x = x.reshape(len(x), math.prod(x.shape[1:]))
+        # checked once here, not first when a bad example is drawn mid-training
+        check_finite(self.x, "EpisodeSampler", "x")
         y = np.asarray(y)
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"EpisodeSampler expected integer labels of shape ({len(x)},), "
