@@ -130,3 +130,39 @@ def test_episode_sampler_refuses_non_finite_or_empty_data_up_front():
         EpisodeSampler(np.zeros((0, 4)), np.zeros(0, int), n_way=2)
     assert EpisodeSampler(np.zeros((12, 2, 2)), y, n_way=2, k_shot=1,
                           n_query=1).x.shape == (12, 4)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"amplitude": 5}, ValueError, r"SinusoidTasks expected amplitude as \(low, high\), "
+                                   r"received 5"),
+    ({"x_range": (-np.inf, 1)}, ValueError, r"expected x_range in \(-inf, inf\), received -inf"),
+    ({"phase": (0, "1")}, TypeError, "expected phase as a real number, received '1'"),
+    ({"amplitude": (5, 1)}, ValueError, r"low <= high, received \(5.0, 1.0\)"),
+    ({"seed": -1}, ValueError, "SinusoidTasks expected seed as None or a non-negative integer"),
+])
+def test_sinusoid_tasks_refuse_bad_ranges_and_seeds(kwargs, error, match):
+    # a scalar range was a bare unpacking TypeError, an infinite bound numpy's
+    # OverflowError at the first sample, a negative seed numpy's bare
+    # "expected non-negative integer"
+    with pytest.raises(error, match=match):
+        SinusoidTasks(**kwargs)
+
+
+def test_sampler_seeds_are_checked_and_generators_accepted():
+    y = np.repeat(np.arange(4), 3)
+    x = np.zeros((12, 2))
+    batch = SinusoidTasks(3, seed=0).sample(4)
+    for call, who in ((lambda s: SinusoidTasks(3).sample(2, rng=s), "SinusoidTasks.sample"),
+                      (lambda s: EpisodeSampler(x, y, 2, 1, 1, seed=s), "EpisodeSampler"),
+                      (lambda s: EpisodeSampler(x, y, 2, 1, 1).sample(2, rng=s),
+                       "EpisodeSampler.sample"),
+                      (lambda s: batch.sample(2, rng=s), "TaskBatch.sample"),
+                      (lambda s: split_classes(y, 2, seed=s), "split_classes")):
+        with pytest.raises(ValueError, match=f"{who} expected seed as None or a non-negative"):
+            call(-1)
+        call(np.random.default_rng(0))
+        call(np.int64(3))
+    gen = np.random.default_rng(5)
+    first = SinusoidTasks(3).sample(2, rng=gen)
+    again = SinusoidTasks(3).sample(2, rng=np.random.default_rng(5))
+    assert np.array_equal(first.support_x, again.support_x)
