@@ -144,3 +144,13 @@ def test_errors():
     ev = net.value_and_grad(np.zeros(net.n_params), np.zeros((1, 4, 2)), np.zeros((1, 4, 1)))
     with pytest.raises(ValueError, match="hvp expected"):
         ev.hvp(np.zeros(3))
+
+
+def test_layers_whose_widths_do_not_chain_are_refused():
+    # a list of separately built layers 2->3, 5->1 failed at the first forward
+    # pass with numpy's "matmul: Input operand 1 has a mismatch in its core dimension"
+    layers = [Dense(3, input_dim=2, name="a"), Tanh(), Dense(1, input_dim=5, name="b")]
+    with pytest.raises(ValueError, match="FunctionalMLP expected Dense 'b' to take 3 inputs "
+                                         r"\(the previous Dense layer's outputs\), received "
+                                         "one built for 5"):
+        FunctionalMLP(layers)

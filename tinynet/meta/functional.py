@@ -231,7 +231,7 @@ class FunctionalMLP:
         self.ops = []
         self.shapes = []
         self._params = []
-        offset = 0
+        offset, previous = 0, None
         for layer in model_layers(model):
             cls = type(layer).__name__
             if isinstance(layer, Dense):
@@ -239,7 +239,12 @@ class FunctionalMLP:
                     raise ValueError(f"FunctionalMLP expected built layers, received "
                                      f"Dense {layer.name!r} unbuilt (give the first layer "
                                      f"input_dim=, or build the model)")
-                op = _Linear(layer.W.shape[0], layer.W.shape[1], offset, layer.b is not None)
+                if previous is not None and previous.n_out != layer.W.shape[0]:
+                    raise ValueError(f"FunctionalMLP expected Dense {layer.name!r} to take "
+                                     f"{previous.n_out} inputs (the previous Dense layer's "
+                                     f"outputs), received one built for {layer.W.shape[0]}")
+                op = previous = _Linear(layer.W.shape[0], layer.W.shape[1], offset,
+                                        layer.b is not None)
                 self.ops.append(op)
                 self.shapes.append((layer.W.name, layer.W.shape, op.w_slice))
                 self._params.append(layer.W)
