@@ -571,3 +571,15 @@ def test_pretrained_fit_refuses_empty_data_and_non_numeric_targets():
                                         "floating-point dtype"):
         learner.fit(x, np.array(list("abcd")), iterations=1)
     assert learner.history == []
+
+
+def test_meta_fit_log_every_and_evaluate_steps_are_checked_before_any_work():
+    # log_every=0 with verbose was a ZeroDivisionError after the first step had
+    # already changed the weights; steps=() gave a result without any entry
+    maml = MAML(sine_model())
+    before = maml._meta_vector().copy()
+    with pytest.raises(ValueError, match="meta_fit expected log_every as a positive integer"):
+        maml.meta_fit(SinusoidTasks(5, seed=0), iterations=2, verbose=1, log_every=0)
+    assert np.array_equal(maml._meta_vector(), before) and maml.history == []
+    with pytest.raises(ValueError, match="evaluate expected at least one number of steps"):
+        maml.evaluate(SinusoidTasks(5, seed=0).sample(3), steps=())

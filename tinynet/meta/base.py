@@ -174,6 +174,7 @@ class MetaLearner:
         """
         iterations = check_positive_int(iterations, "meta_fit", "iterations")
         meta_batch_size = check_positive_int(meta_batch_size, "meta_fit", "meta_batch_size")
+        log_every = check_positive_int(log_every, "meta_fit", "log_every")
         seed = check_seed(seed, "meta_fit")
         if not hasattr(tasks, "sample"):
             raise TypeError(f"meta_fit expected a task sampler with .sample(n, rng) or a "
@@ -278,6 +279,8 @@ class MetaLearner:
         chunk = check_positive_int(chunk, "evaluate", "chunk")
         steps = sorted({_check_steps(s, "evaluate")
                         for s in ([steps] if np.isscalar(steps) else steps)})
+        if not steps:
+            raise ValueError("evaluate expected at least one number of steps, received none")
         theta0 = self._initial_theta()
         per_step = {s: {"loss": [], "accuracy": []} for s in steps}
         for start in range(0, len(batch), chunk):
