@@ -287,12 +287,17 @@ class FunctionalMLP:
         return np.concatenate([p.value.ravel() for p in params])
 
     def set_params(self, theta, model=None) -> None:
-        """Write a flat vector into the model's Params (in place, views kept)."""
+        """Write a flat vector into the model's Params (in place, views kept);
+        ``model``, if given, must have this architecture's parameter shapes."""
         theta = np.asarray(theta)
         if theta.shape != (self.n_params,):
             raise ValueError(f"FunctionalMLP.set_params expected a vector of shape "
                              f"({self.n_params},), received {theta.shape}")
         params = self._params if model is None else FunctionalMLP(model)._params
+        ours, theirs = [shape for _, shape, _ in self.shapes], [p.shape for p in params]
+        if theirs != ours:  # zip would write a prefix of a bigger model and say nothing
+            raise ValueError(f"FunctionalMLP.set_params expected a model with parameters "
+                             f"of shapes {ours}, received one with {theirs}")
         for p, (_, shape, where) in zip(params, self.shapes):
             p.value = theta[where].reshape(shape)
 
