@@ -166,3 +166,16 @@ def test_sampler_seeds_are_checked_and_generators_accepted():
     first = SinusoidTasks(3).sample(2, rng=gen)
     again = SinusoidTasks(3).sample(2, rng=np.random.default_rng(5))
     assert np.array_equal(first.support_x, again.support_x)
+
+
+def test_task_batch_info_holds_one_entry_per_task():
+    # info of another length was sliced silently out of step with the tasks
+    # (batch[1:] paired task 1 with entry 1 of 5); a list could not be indexed
+    x, y = np.zeros((3, 2, 1)), np.zeros((3, 2, 1))
+    with pytest.raises(ValueError, match=r"TaskBatch expected info\['a'\] with one entry per "
+                                         r"task \(3\), received shape \(5,\)"):
+        TaskBatch(x, y, x, y, info={"a": np.arange(5)})
+    with pytest.raises(ValueError, match=r"info\['b'\] with one entry per task"):
+        TaskBatch(x, y, x, y, info={"b": 1.0})
+    batch = TaskBatch(x, y, x, y, info={"a": [10, 11, 12]})
+    assert np.array_equal(batch[[2, 0]].info["a"], [12, 10])

@@ -68,6 +68,7 @@ class TaskBatch:
     query_x, query_y : the same for the query set (its own size q >= 1,
         the same number of features)
     info : dict of per-task arrays (amplitude, phase, classes, ...), optional
+        Each of length ``tasks``, so ``batch[index]`` selects its entries too.
     """
 
     def __init__(self, support_x, support_y, query_x, query_y, info=None):
@@ -91,7 +92,13 @@ class TaskBatch:
             raise ValueError(f"TaskBatch expected query_y to start with "
                              f"{self.query_x.shape[:2]}, received {self.query_y.shape}")
         check_not_empty(self, "TaskBatch")
-        self.info = dict(info or {})
+        self.info = {}
+        for key, values in dict(info or {}).items():
+            values = np.asarray(values)  # indexed like the tasks by batch[index]
+            if values.ndim == 0 or len(values) != n:
+                raise ValueError(f"TaskBatch expected info[{key!r}] with one entry per task "
+                                 f"({n}), received shape {values.shape}")
+            self.info[key] = values
 
     def __len__(self) -> int:
         return self.support_x.shape[0]
