@@ -583,3 +583,14 @@ def test_meta_fit_log_every_and_evaluate_steps_are_checked_before_any_work():
     assert np.array_equal(maml._meta_vector(), before) and maml.history == []
     with pytest.raises(ValueError, match="evaluate expected at least one number of steps"):
         maml.evaluate(SinusoidTasks(5, seed=0).sample(3), steps=())
+
+
+@pytest.mark.parametrize("learner", _digit_learners(), ids=lambda l: type(l).__name__)
+def test_evaluate_refuses_n_tasks_with_a_task_batch(learner):
+    # n_tasks=1 with a batch of 2 was ignored: both tasks were evaluated
+    batch = _digit_episodes()
+    with pytest.raises(TypeError, match=rf"{type(learner).__name__}.evaluate takes n_tasks= "
+                                        rf"with a sampler only; received a TaskBatch of 2 "
+                                        rf"tasks and n_tasks=1"):
+        learner.evaluate(batch, steps=1, n_tasks=1)
+    assert learner.evaluate(batch[:1], steps=1)["n_tasks"] == 1

@@ -261,7 +261,8 @@ class MetaLearner:
 
         Parameters
         ----------
-        tasks : TaskBatch, or a sampler together with ``n_tasks``
+        tasks : TaskBatch (every task of it), or a sampler together with
+            ``n_tasks``
         steps : int or sequence of int
         chunk : int
             Tasks adapted at once (bounds memory).
@@ -295,6 +296,10 @@ class MetaLearner:
     def _task_batch(self, tasks, n_tasks, seed):
         who = f"{type(self).__name__}.evaluate"
         if isinstance(tasks, TaskBatch):
+            if n_tasks is not None:  # was ignored: every task of the batch was evaluated
+                raise TypeError(f"{who} takes n_tasks= with a sampler only; received a "
+                                f"TaskBatch of {len(tasks)} tasks and n_tasks={n_tasks!r} "
+                                f"(evaluate batch[:n] for its first n tasks)")
             return check_task_batch(tasks, who)
         if n_tasks is None or not hasattr(tasks, "sample"):
             raise TypeError(f"evaluate expected a TaskBatch, or a sampler with n_tasks=, "
