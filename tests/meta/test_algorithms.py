@@ -594,3 +594,28 @@ def test_evaluate_refuses_n_tasks_with_a_task_batch(learner):
                                         rf"tasks and n_tasks=1"):
         learner.evaluate(batch, steps=1, n_tasks=1)
     assert learner.evaluate(batch[:1], steps=1)["n_tasks"] == 1
+
+
+def test_accuracy_counts_queries_with_non_finite_logits_as_wrong():
+    # argmax reads a NaN row as class 0: with 32 of 40 inner loops diverged,
+    # evaluate reported accuracy 0.34 (a third of the NaN rows "right" by chance)
+    (x, y), _ = tn.data.load_digits()
+    episodes = EpisodeSampler(x.astype(np.float32) / 16, y, n_way=3, k_shot=2, n_query=5,
+                              seed=0).sample(40)
+    maml = MAML(tn.Sequential([tn.layers.Dense(8, activation="relu", input_dim=64, seed=0),
+                               tn.layers.Dense(3, seed=1)]), loss="cross_entropy",
+                inner_lr=1e12)
+    with np.errstate(all="ignore"):
+        entry = maml.evaluate(episodes, steps=10)["steps"][10]
+        theta = maml._adapt_theta(maml.net.get_params(), episodes.support_x,
+                                  episodes.support_y, 10)
+        out = maml.net.forward(theta, episodes.query_x)
+    finite = np.isfinite(out).all(axis=2)
+    assert entry["n_diverged"] >= 10 and not finite.all()
+    hits = (out.argmax(axis=2) == episodes.query_y) & finite
+    assert entry["accuracy"] == pytest.approx(hits.mean())
+    # ProtoNet: distances that overflow to inf give -inf logits, NaN softmax
+    proto = ProtoNet(tn.Sequential([tn.layers.Dense(4, input_dim=64, seed=0)]))
+    proto.model.layers[0].W.value *= np.float32(1e25)
+    with np.errstate(all="ignore"):
+        assert proto.evaluate(episodes)["steps"][0]["accuracy"] == 0.0

@@ -32,6 +32,15 @@ def summarize(values) -> tuple[float, float]:
     return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
 
 
+def accuracy(logits, labels) -> np.ndarray:
+    """Per-task fraction of queries whose largest logit is their label's;
+    logits (tasks, q, classes), labels (tasks, q). A query with a NaN or
+    infinite logit counts as wrong: argmax reads a NaN row as class 0, so a
+    diverged inner loop was scored as guessing class 0."""
+    hit = (logits.argmax(axis=2) == labels) & np.isfinite(logits).all(axis=2)
+    return hit.mean(axis=1)
+
+
 def check_task_batch(batch: TaskBatch, who: str) -> TaskBatch:
     """Refuse a task batch with NaN or infinite inputs or float targets: one
     such value turns the meta-gradient, and so every meta-parameter, into NaN;
@@ -274,7 +283,8 @@ class MetaLearner:
             "accuracy": ..., "accuracy_ci95": ...}}}`` (accuracy for
             cross-entropy only). If the inner SGD diverged on some tasks the
             mean is not finite; the entry then also holds ``n_diverged`` and
-            ``loss_finite`` (± ``loss_finite_ci95``) over the other tasks.
+            ``loss_finite`` (± ``loss_finite_ci95``) over the other tasks. A
+            query with a non-finite logit counts as misclassified.
         """
         batch = self._task_batch(tasks, n_tasks, seed)
         chunk = check_positive_int(chunk, "evaluate", "chunk")
@@ -321,7 +331,7 @@ class MetaLearner:
         out, loss = self._query_loss(theta, part)
         into["loss"].append(loss)
         if self.loss == "cross_entropy":
-            into["accuracy"].append((out.argmax(axis=2) == part.query_y).mean(axis=1))
+            into["accuracy"].append(accuracy(out, part.query_y))
 
     @staticmethod
     def _summary(n_tasks, per_step):

@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import as_float_array, check_finite, check_positive_int
-from .base import MetaLearner, _check_steps
+from .base import MetaLearner, _check_steps, accuracy
 from .functional import cross_entropy
 
 __all__ = ["ProtoNet", "PrototypeClassifier", "prototype_loss"]
@@ -186,5 +186,5 @@ class ProtoNet(MetaLearner):
             loss, _, _, logits = prototype_loss(emb[:, :s], part.support_y, emb[:, s:],
                                                 part.query_y, n_way)
             acc["loss"].append(loss)
-            acc["accuracy"].append((logits.argmax(axis=2) == part.query_y).mean(axis=1))
+            acc["accuracy"].append(accuracy(logits, part.query_y))
         return self._summary(len(batch), {key: acc})
