@@ -619,3 +619,42 @@ def test_accuracy_counts_queries_with_non_finite_logits_as_wrong():
     proto.model.layers[0].W.value *= np.float32(1e25)
     with np.errstate(all="ignore"):
         assert proto.evaluate(episodes)["steps"][0]["accuracy"] == 0.0
+
+
+class _SpoiledAfter:
+    """Sinusoid tasks, the ``n``-th batch and later with query targets so
+    large the query loss overflows to inf."""
+
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+        self.tasks = SinusoidTasks(5, seed=0, dtype=np.float64)
+
+    def sample(self, n_tasks, rng=None):
+        self.calls += 1
+        batch = self.tasks.sample(n_tasks, rng)
+        if self.calls >= self.n:
+            batch.query_y = batch.query_y * 1e200
+        return batch
+
+
+@pytest.mark.parametrize("name", sorted(TARGET_LEARNERS))
+def test_meta_fit_stops_before_a_non_finite_update(name):
+    # the update went ahead: every weight of the user's model became NaN, and
+    # meta_fit ran its remaining iterations on NaN without a word
+    learner, reference = TARGET_LEARNERS[name](_tiny_net()), TARGET_LEARNERS[name](_tiny_net())
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match=(
+            rf"{name if name != 'FOMAML' else 'MAML'}.meta_fit: the meta-(loss|gradient) became "
+            rf"non-finite at iteration 3/10 \(loss .*\); training stopped before that update")):
+        history = learner.meta_fit(_SpoiledAfter(3), iterations=10, meta_batch_size=2, seed=0)
+    reference.meta_fit(_SpoiledAfter(99), iterations=2, meta_batch_size=2, seed=0)
+    assert len(history) == 3 and not np.isfinite(history[-1])
+    assert np.array_equal(learner._meta_vector(), reference._meta_vector())
+
+
+def test_pretrained_fit_stops_before_a_non_finite_update():
+    learner = Pretrained(_tiny_net())
+    before = learner._meta_vector().copy()
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match=(
+            r"Pretrained.fit: the meta-loss became non-finite at iteration 1/5")):
+        learner.fit(np.ones((8, 1)), np.full(8, 1e200), iterations=5)
+    assert np.array_equal(learner._meta_vector(), before) and len(learner.history) == 1

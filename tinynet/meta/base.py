@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -180,6 +181,11 @@ class MetaLearner:
         Returns
         -------
         history : list of float (mean query loss per iteration, all calls)
+
+        A meta-loss or meta-gradient that is NaN or infinite (an inner SGD
+        that diverged, say) stops training with a ``RuntimeWarning`` before
+        its update, so the meta-parameters keep their last finite values;
+        its loss is the last entry of the history.
         """
         iterations = check_positive_int(iterations, "meta_fit", "iterations")
         meta_batch_size = check_positive_int(meta_batch_size, "meta_fit", "meta_batch_size")
@@ -195,6 +201,8 @@ class MetaLearner:
             batch = check_task_batch(tasks.sample(meta_batch_size, rng),
                                      f"{type(self).__name__}.meta_fit")
             loss, grad = self._meta_gradient(batch)
+            if self._diverged(loss, grad, f"iteration {it + 1}/{iterations}", "meta_fit"):
+                break
             self._set_meta_grad(grad)
             opt.step()
             self.history.append(float(loss))
@@ -203,6 +211,20 @@ class MetaLearner:
                 print(f"{type(self).__name__} iteration {it + 1}/{iterations}: meta-loss "
                       f"{recent:.4f} ({time.perf_counter() - start:.1f} s)")
         return self.history
+
+    def _diverged(self, loss, grad, where: str, who: str) -> bool:
+        """True, after a RuntimeWarning and recording ``loss``, if the loss or
+        the gradient is not finite: one such update would write NaN into
+        every meta-parameter (the user's model), and every later one too."""
+        if math.isfinite(loss) and np.isfinite(grad).all():
+            return False
+        self.history.append(float(loss))
+        what = "meta-loss" if not math.isfinite(loss) else "meta-gradient"
+        warnings.warn(f"{type(self).__name__}.{who}: the {what} became non-finite at {where} "
+                      f"(loss {loss}); training stopped before that update, so the "
+                      f"parameters keep their last finite values (try a lower inner_lr or "
+                      f"meta_lr)", RuntimeWarning, stacklevel=3)
+        return True
 
     # ----------------------------------------------------------- adaptation
     def _adapt_theta(self, theta0, x, y, steps):

@@ -64,6 +64,9 @@ class Pretrained(MetaLearner):
         ----------
         x : ndarray of shape (n, features)
         y : ndarray of shape (n, outputs) or int labels of shape (n,)
+
+        Stops like :meth:`meta_fit` before an update whose loss or gradient
+        is not finite.
         """
         iterations = check_positive_int(iterations, "Pretrained.fit", "iterations")
         batch_size = check_positive_int(batch_size, "Pretrained.fit", "batch_size")
@@ -83,10 +86,13 @@ class Pretrained(MetaLearner):
                              f"received {len(y)}")
         rng = np.random.default_rng(check_seed(seed, "Pretrained.fit"))
         opt = self.optimizer
-        for _ in range(iterations):
+        for it in range(iterations):
             idx = rng.choice(len(x), min(batch_size, len(x)), replace=False)
             ev = self.net.value_and_grad(self.net.get_params(), x[idx][None], y[idx][None],
                                          self.loss)
+            if self._diverged(float(ev.loss[0]), ev.grad, f"iteration {it + 1}/{iterations}",
+                              "fit"):
+                break
             self._set_meta_grad(ev.grad[0])
             opt.step()
             self.history.append(float(ev.loss[0]))
