@@ -295,8 +295,13 @@ class MetaLearner:
         tasks : TaskBatch (every task of it), or a sampler together with
             ``n_tasks``
         steps : int or sequence of int
+        n_tasks : int
+            How many tasks to draw from a sampler.
         chunk : int
             Tasks adapted at once (bounds memory).
+        seed : int, optional
+            Seeds the draw from a sampler (else the sampler's own generator
+            is used, so two calls see different tasks).
 
         Returns
         -------
