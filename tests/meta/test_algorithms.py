@@ -229,15 +229,16 @@ def test_adapt_refuses_non_finite_empty_or_mislabelled_support_sets(learner):
     for bad in (np.nan, np.inf):
         with pytest.raises(ValueError, match=f"{name}.adapt expected finite support_x, "
                                              f"received 1 NaN"):
-            learner.adapt(np.where(np.arange(sx.size).reshape(sx.shape) == 5, bad, sx), sy)
+            learner.adapt(np.where(np.arange(sx.size).reshape(sx.shape) == 5, bad, sx), sy,
+                          steps=1)
     with pytest.raises(ValueError, match="at least one support example"):
-        learner.adapt(sx[:0], sy[:0])  # was a ZeroDivisionError
+        learner.adapt(sx[:0], sy[:0], steps=1)  # was a ZeroDivisionError
     # one shared label check: outside [0, n_way), negative, or with gaps (ProtoNet's
     # classes are the support set's; it used to predict class 0 or 1 for everything)
     for labels, seen in ((sy + 5, r"\[5, 7\]"), (sy - 1, r"\[-1, 1\]"), (sy * 2, r"\[0, 4\]")):
         with pytest.raises(ValueError, match=rf"{name}.adapt expected labels in \[0, 2\] for "
                                              rf"3 classes, received values in {seen}"):
-            learner.adapt(sx, labels)
+            learner.adapt(sx, labels, steps=1)
 
 
 def test_regression_adapt_refuses_non_finite_targets_and_a_length_mismatch():
@@ -468,3 +469,192 @@ def test_protonet_loss_and_gradients_match_torch(dtype, offset, tol):
     for ours, theirs in ((logits[0], tlogits.detach().numpy()), (ds[0], tes.grad.numpy()),
                          (dq[0], teq.grad.numpy())):
         assert np.abs(ours - theirs).max() <= tol * np.abs(theirs).max()
+
+
+# ------------------------------------------------------- flags and counts
+@pytest.mark.parametrize("make", [MAML, ANIL, MetaSGD], ids=lambda c: c.__name__)
+def test_first_order_must_be_a_bool(make):
+    # bool("no") is True: first_order="no" silently gave FOMAML
+    for value in ("no", "False", 0, None):
+        with pytest.raises(TypeError, match=rf"{make.__name__} expected first_order as True "
+                                            rf"or False, received {value!r}"):
+            make(sine_model(), first_order=value)
+    assert make(sine_model(), first_order=np.bool_(True)).first_order is True
+    assert make(sine_model()).first_order is False
+
+
+def test_anil_takes_a_numpy_integer_head_layers():
+    # np.int64(1) was refused as "expected head_layers in [1, 3], received np.int64(1)"
+    anil = ANIL(sine_model(), loss="mse", head_layers=np.int64(2))
+    assert anil.head_layers == 2 and type(anil.head_layers) is int
+    assert np.array_equal(anil._lr_mask, ANIL(sine_model(), loss="mse", head_layers=2)._lr_mask)
+    for bad in (0, 4, True, 1.0):
+        with pytest.raises(ValueError, match=r"ANIL expected head_layers in \[1, 3\]"):
+            ANIL(sine_model(), head_layers=bad)
+
+
+def test_prototype_classifier_refuses_non_finite_or_misshapen_inputs():
+    # a NaN input gave NaN logits, which predict_classes read as class 0
+    batch = _digit_episodes()
+    proto = ProtoNet(tn.Sequential([tn.layers.Dense(4, input_dim=64, seed=0)]))
+    classifier = proto.adapt(batch.support_x[0], batch.support_y[0])
+    qx = batch.query_x[0].copy()
+    qx[2, 5] = np.nan
+    for call in (classifier.predict, classifier.predict_classes):
+        with pytest.raises(ValueError, match="PrototypeClassifier.predict expected finite x, "
+                                             "received 1 NaN"):
+            call(qx)
+    with pytest.raises(ValueError, match=r"expected x of shape \(n, 64\), received \(9, 8, 8\)"):
+        classifier.predict(batch.query_x[0].reshape(9, 8, 8))
+    with pytest.raises(TypeError, match="floating-point"):
+        classifier.predict(np.zeros((2, 64), int))
+    assert classifier.predict_classes(batch.query_x[0]).shape == (9,)
+
+
+def test_pretrained_adapt_needs_its_number_of_steps():
+    # Pretrained has inner_steps 0: adapt(sx, sy) returned the model unchanged,
+    # not fine-tuned (after new_head: a zero head, every logit 0)
+    base = Pretrained(sine_model(), inner_lr=0.1)
+    task = SinusoidTasks(10, seed=0).sample(1)
+    with pytest.raises(TypeError, match=r"Pretrained.adapt expected steps= \(the number of "
+                                        r"fine-tuning SGD steps on the support set\)"):
+        base.adapt(task.support_x[0], task.support_y[0])
+    tuned = base.adapt(task.support_x[0], task.support_y[0], steps=3)
+    assert not np.array_equal(tuned.layers[-1].W.value, base.model.layers[-1].W.value)
+
+
+def test_reptile_refuses_zero_inner_steps():
+    # phi = theta after 0 steps: the meta-gradient was zero and meta_fit
+    # "trained" for every iteration without changing a weight
+    with pytest.raises(ValueError, match="Reptile expected inner_steps >= 1"):
+        Reptile(sine_model(), inner_steps=0)
+    assert Reptile(sine_model(), inner_steps=np.int64(1)).inner_steps == 1
+
+
+def test_non_numeric_targets_and_samplers_returning_no_task_batch_are_refused():
+    # string targets failed deep in the loss with a numpy UFuncTypeError; a
+    # sampler returning something else was an AttributeError
+    maml = MAML(sine_model())
+    x = np.zeros((5, 1), np.float32)
+    with pytest.raises(TypeError, match="MAML.adapt expected support_y of an integer or "
+                                        "floating-point dtype, received dtype <U1"):
+        maml.adapt(x, np.array(list("abcde")), steps=1)
+    with pytest.raises(ValueError, match=r"MAML.adapt expected support_x of shape \(k, 1\), "
+                                         r"received \(5, 3\)"):
+        maml.adapt(np.zeros((5, 3)), np.zeros(5), steps=1)
+    batch = SinusoidTasks(5, seed=0).sample(2)
+    batch.query_y = batch.query_y.astype(str)  # changed after the batch was made
+    with pytest.raises(TypeError, match="MAML.meta_gradient expected query_y of an integer"):
+        maml.meta_gradient(batch)
+
+    class Sampler:
+        def sample(self, n, rng=None):
+            return {"support_x": np.zeros((n, 5, 1))}
+    with pytest.raises(TypeError, match="MAML.meta_fit expected the sampler to return a "
+                                        "TaskBatch, received dict"):
+        maml.meta_fit(Sampler(), iterations=1)
+    assert maml.history == []
+
+
+def test_pretrained_fit_refuses_empty_data_and_non_numeric_targets():
+    # empty x was a numpy reshape error, a scalar y "len() of unsized object",
+    # string targets a UFuncTypeError inside the loss
+    learner = Pretrained(sine_model())
+    with pytest.raises(ValueError, match=r"Pretrained.fit expected at least one example, "
+                                         r"received x of shape \(0, 1\)"):
+        learner.fit(np.zeros((0, 1), np.float32), np.zeros(0), iterations=1)
+    x = np.zeros((4, 1), np.float32)
+    with pytest.raises(ValueError, match="Pretrained.fit expected targets y with one entry "
+                                         "per example, received a scalar"):
+        learner.fit(x, 0.0, iterations=1)
+    with pytest.raises(TypeError, match="Pretrained.fit expected targets y of an integer or "
+                                        "floating-point dtype"):
+        learner.fit(x, np.array(list("abcd")), iterations=1)
+    assert learner.history == []
+
+
+def test_meta_fit_log_every_and_evaluate_steps_are_checked_before_any_work():
+    # log_every=0 with verbose was a ZeroDivisionError after the first step had
+    # already changed the weights; steps=() gave a result without any entry
+    maml = MAML(sine_model())
+    before = maml._meta_vector().copy()
+    with pytest.raises(ValueError, match="meta_fit expected log_every as a positive integer"):
+        maml.meta_fit(SinusoidTasks(5, seed=0), iterations=2, verbose=1, log_every=0)
+    assert np.array_equal(maml._meta_vector(), before) and maml.history == []
+    with pytest.raises(ValueError, match="evaluate expected at least one number of steps"):
+        maml.evaluate(SinusoidTasks(5, seed=0).sample(3), steps=())
+
+
+@pytest.mark.parametrize("learner", _digit_learners(), ids=lambda l: type(l).__name__)
+def test_evaluate_refuses_n_tasks_with_a_task_batch(learner):
+    # n_tasks=1 with a batch of 2 was ignored: both tasks were evaluated
+    batch = _digit_episodes()
+    with pytest.raises(TypeError, match=rf"{type(learner).__name__}.evaluate takes n_tasks= "
+                                        rf"with a sampler only; received a TaskBatch of 2 "
+                                        rf"tasks and n_tasks=1"):
+        learner.evaluate(batch, steps=1, n_tasks=1)
+    assert learner.evaluate(batch[:1], steps=1)["n_tasks"] == 1
+
+
+def test_accuracy_counts_queries_with_non_finite_logits_as_wrong():
+    # argmax reads a NaN row as class 0: with 32 of 40 inner loops diverged,
+    # evaluate reported accuracy 0.34 (a third of the NaN rows "right" by chance)
+    (x, y), _ = tn.data.load_digits()
+    episodes = EpisodeSampler(x.astype(np.float32) / 16, y, n_way=3, k_shot=2, n_query=5,
+                              seed=0).sample(40)
+    maml = MAML(tn.Sequential([tn.layers.Dense(8, activation="relu", input_dim=64, seed=0),
+                               tn.layers.Dense(3, seed=1)]), loss="cross_entropy",
+                inner_lr=1e12)
+    with np.errstate(all="ignore"):
+        entry = maml.evaluate(episodes, steps=10)["steps"][10]
+        theta = maml._adapt_theta(maml.net.get_params(), episodes.support_x,
+                                  episodes.support_y, 10)
+        out = maml.net.forward(theta, episodes.query_x)
+    finite = np.isfinite(out).all(axis=2)
+    assert entry["n_diverged"] >= 10 and not finite.all()
+    hits = (out.argmax(axis=2) == episodes.query_y) & finite
+    assert entry["accuracy"] == pytest.approx(hits.mean())
+    # ProtoNet: distances that overflow to inf give -inf logits, NaN softmax
+    proto = ProtoNet(tn.Sequential([tn.layers.Dense(4, input_dim=64, seed=0)]))
+    proto.model.layers[0].W.value *= np.float32(1e25)
+    with np.errstate(all="ignore"):
+        assert proto.evaluate(episodes)["steps"][0]["accuracy"] == 0.0
+
+
+class _SpoiledAfter:
+    """Sinusoid tasks, the ``n``-th batch and later with query targets so
+    large the query loss overflows to inf."""
+
+    def __init__(self, n):
+        self.n, self.calls = n, 0
+        self.tasks = SinusoidTasks(5, seed=0, dtype=np.float64)
+
+    def sample(self, n_tasks, rng=None):
+        self.calls += 1
+        batch = self.tasks.sample(n_tasks, rng)
+        if self.calls >= self.n:
+            batch.query_y = batch.query_y * 1e200
+        return batch
+
+
+@pytest.mark.parametrize("name", sorted(TARGET_LEARNERS))
+def test_meta_fit_stops_before_a_non_finite_update(name):
+    # the update went ahead: every weight of the user's model became NaN, and
+    # meta_fit ran its remaining iterations on NaN without a word
+    learner, reference = TARGET_LEARNERS[name](_tiny_net()), TARGET_LEARNERS[name](_tiny_net())
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match=(
+            rf"{name if name != 'FOMAML' else 'MAML'}.meta_fit: the meta-(loss|gradient) became "
+            rf"non-finite at iteration 3/10 \(loss .*\); training stopped before that update")):
+        history = learner.meta_fit(_SpoiledAfter(3), iterations=10, meta_batch_size=2, seed=0)
+    reference.meta_fit(_SpoiledAfter(99), iterations=2, meta_batch_size=2, seed=0)
+    assert len(history) == 3 and not np.isfinite(history[-1])
+    assert np.array_equal(learner._meta_vector(), reference._meta_vector())
+
+
+def test_pretrained_fit_stops_before_a_non_finite_update():
+    learner = Pretrained(_tiny_net())
+    before = learner._meta_vector().copy()
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match=(
+            r"Pretrained.fit: the meta-loss became non-finite at iteration 1/5")):
+        learner.fit(np.ones((8, 1)), np.full(8, 1e200), iterations=5)
+    assert np.array_equal(learner._meta_vector(), before) and len(learner.history) == 1

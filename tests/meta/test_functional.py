@@ -144,3 +144,29 @@ def test_errors():
     ev = net.value_and_grad(np.zeros(net.n_params), np.zeros((1, 4, 2)), np.zeros((1, 4, 1)))
     with pytest.raises(ValueError, match="hvp expected"):
         ev.hvp(np.zeros(3))
+
+
+def test_layers_whose_widths_do_not_chain_are_refused():
+    # a list of separately built layers 2->3, 5->1 failed at the first forward
+    # pass with numpy's "matmul: Input operand 1 has a mismatch in its core dimension"
+    layers = [Dense(3, input_dim=2, name="a"), Tanh(), Dense(1, input_dim=5, name="b")]
+    with pytest.raises(ValueError, match="FunctionalMLP expected Dense 'b' to take 3 inputs "
+                                         r"\(the previous Dense layer's outputs\), received "
+                                         "one built for 5"):
+        FunctionalMLP(layers)
+
+
+def test_set_params_into_another_model_needs_the_same_shapes():
+    # a model with one more layer had its first layers overwritten and the
+    # rest left as they were, without a word
+    net = FunctionalMLP(mlp_layers([2, 3, 1]))
+    bigger = mlp_layers([2, 3, 1, 4])
+    last = bigger[-1].W.value.copy()
+    with pytest.raises(ValueError, match=r"FunctionalMLP.set_params expected a model with "
+                                         r"parameters of shapes \[\(2, 3\), \(3,\), \(3, 1\), "
+                                         r"\(1,\)\], received one with"):
+        net.set_params(np.ones(net.n_params), model=bigger)
+    assert np.array_equal(bigger[-1].W.value, last) and np.all(bigger[0].W.value != 1)
+    same = mlp_layers([2, 3, 1], seed=5)
+    net.set_params(np.arange(net.n_params, dtype=float), model=same)
+    assert np.array_equal(net.get_params(same), np.arange(net.n_params))

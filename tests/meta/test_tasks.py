@@ -96,3 +96,86 @@ def test_task_batch_refuses_empty_support_or_query_sets(shapes, message):
     # ZeroDivisionError (mse) or a NaN loss with a zero gradient (cross-entropy)
     with pytest.raises(ValueError, match=f"TaskBatch expected {message}"):
         TaskBatch(*(np.zeros(s, int if len(s) == 2 else float) for s in shapes))
+
+
+def test_task_batch_refuses_non_numeric_or_scalar_targets_and_mismatched_features():
+    # string targets failed inside the loss (numpy UFuncTypeError), a scalar
+    # target was an IndexError, and query inputs with other features than the
+    # support inputs were accepted
+    x = np.zeros((2, 3, 1))
+    with pytest.raises(TypeError, match="TaskBatch expected support_y of an integer or "
+                                        "floating-point dtype, received dtype <U1"):
+        TaskBatch(x, np.full((2, 3, 1), "a"), x, np.zeros((2, 3, 1)))
+    with pytest.raises(TypeError, match="TaskBatch expected query_y of an integer or "
+                                        "floating-point dtype, received dtype object"):
+        TaskBatch(x, np.zeros((2, 3, 1)), x, np.zeros((2, 3, 1), object))
+    with pytest.raises(ValueError, match="TaskBatch expected support_y with one entry per "
+                                         "example, received a scalar"):
+        TaskBatch(x, 0.0, x, np.zeros((2, 3, 1)))
+    with pytest.raises(ValueError, match=r"TaskBatch expected query_x with 1 features \(as "
+                                         r"support_x\), received shape \(2, 3, 5\)"):
+        TaskBatch(x, np.zeros((2, 3, 1)), np.zeros((2, 3, 5)), np.zeros((2, 3, 1)))
+
+
+def test_episode_sampler_refuses_non_finite_or_empty_data_up_front():
+    # a NaN image was only found when an episode happened to draw it, in the
+    # middle of meta_fit; an empty dataset was a raw numpy reshape error
+    y = np.repeat(np.arange(3), 4)
+    x = np.zeros((12, 2, 2))
+    x[7, 1, 0] = np.inf
+    with pytest.raises(ValueError, match="EpisodeSampler expected finite x, received 1 NaN"):
+        EpisodeSampler(x, y, n_way=2, k_shot=1, n_query=1)
+    with pytest.raises(ValueError, match="EpisodeSampler expected at least n_way=2 classes, "
+                                         "received 0"):
+        EpisodeSampler(np.zeros((0, 4)), np.zeros(0, int), n_way=2)
+    assert EpisodeSampler(np.zeros((12, 2, 2)), y, n_way=2, k_shot=1,
+                          n_query=1).x.shape == (12, 4)
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"amplitude": 5}, ValueError, r"SinusoidTasks expected amplitude as \(low, high\), "
+                                   r"received 5"),
+    ({"x_range": (-np.inf, 1)}, ValueError, r"expected x_range in \(-inf, inf\), received -inf"),
+    ({"phase": (0, "1")}, TypeError, "expected phase as a real number, received '1'"),
+    ({"amplitude": (5, 1)}, ValueError, r"low <= high, received \(5.0, 1.0\)"),
+    ({"seed": -1}, ValueError, "SinusoidTasks expected seed as None or a non-negative integer"),
+])
+def test_sinusoid_tasks_refuse_bad_ranges_and_seeds(kwargs, error, match):
+    # a scalar range was a bare unpacking TypeError, an infinite bound numpy's
+    # OverflowError at the first sample, a negative seed numpy's bare
+    # "expected non-negative integer"
+    with pytest.raises(error, match=match):
+        SinusoidTasks(**kwargs)
+
+
+def test_sampler_seeds_are_checked_and_generators_accepted():
+    y = np.repeat(np.arange(4), 3)
+    x = np.zeros((12, 2))
+    batch = SinusoidTasks(3, seed=0).sample(4)
+    for call, who in ((lambda s: SinusoidTasks(3).sample(2, rng=s), "SinusoidTasks.sample"),
+                      (lambda s: EpisodeSampler(x, y, 2, 1, 1, seed=s), "EpisodeSampler"),
+                      (lambda s: EpisodeSampler(x, y, 2, 1, 1).sample(2, rng=s),
+                       "EpisodeSampler.sample"),
+                      (lambda s: batch.sample(2, rng=s), "TaskBatch.sample"),
+                      (lambda s: split_classes(y, 2, seed=s), "split_classes")):
+        with pytest.raises(ValueError, match=f"{who} expected seed as None or a non-negative"):
+            call(-1)
+        call(np.random.default_rng(0))
+        call(np.int64(3))
+    gen = np.random.default_rng(5)
+    first = SinusoidTasks(3).sample(2, rng=gen)
+    again = SinusoidTasks(3).sample(2, rng=np.random.default_rng(5))
+    assert np.array_equal(first.support_x, again.support_x)
+
+
+def test_task_batch_info_holds_one_entry_per_task():
+    # info of another length was sliced silently out of step with the tasks
+    # (batch[1:] paired task 1 with entry 1 of 5); a list could not be indexed
+    x, y = np.zeros((3, 2, 1)), np.zeros((3, 2, 1))
+    with pytest.raises(ValueError, match=r"TaskBatch expected info\['a'\] with one entry per "
+                                         r"task \(3\), received shape \(5,\)"):
+        TaskBatch(x, y, x, y, info={"a": np.arange(5)})
+    with pytest.raises(ValueError, match=r"info\['b'\] with one entry per task"):
+        TaskBatch(x, y, x, y, info={"b": 1.0})
+    batch = TaskBatch(x, y, x, y, info={"a": [10, 11, 12]})
+    assert np.array_equal(batch[[2, 0]].info["a"], [12, 10])

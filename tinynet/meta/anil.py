@@ -9,6 +9,8 @@ including the body's mixed second derivatives.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .maml import MAML
 
 __all__ = ["ANIL"]
@@ -20,6 +22,8 @@ class ANIL(MAML):
     Parameters
     ----------
     head_layers : int, default 1
+        How many of the last Dense layers the inner loop adapts, in
+        ``[1, number of Dense layers]`` (a NumPy integer is fine).
     Others : see :class:`MAML`.
     """
 
@@ -29,9 +33,9 @@ class ANIL(MAML):
                          meta_lr=meta_lr, first_order=first_order,
                          meta_optimizer=meta_optimizer)
         n_dense = sum(1 for name, _, _ in self.net.shapes if name.endswith("/W"))
-        if isinstance(head_layers, bool) or not isinstance(head_layers, int) \
+        if isinstance(head_layers, bool) or not isinstance(head_layers, (int, np.integer)) \
                 or not 1 <= head_layers <= n_dense:
             raise ValueError(f"ANIL expected head_layers in [1, {n_dense}], "
                              f"received {head_layers!r}")
-        self.head_layers = head_layers
+        self.head_layers = int(head_layers)
         self._lr_mask = self.net.mask(range(-head_layers, 0))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import copy
 import math
 import time
+import warnings
 
 import numpy as np
 
@@ -19,7 +20,7 @@ from ..checks import as_float_array, check_finite, check_labels, check_positive_
 from ..layers._checks import check_real
 from ..param import Param
 from .functional import FunctionalMLP
-from .tasks import TaskBatch, check_not_empty
+from .tasks import TaskBatch, check_not_empty, check_targets
 
 __all__ = ["MetaLearner", "summarize"]
 
@@ -32,15 +33,31 @@ def summarize(values) -> tuple[float, float]:
     return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
 
 
+def accuracy(logits, labels) -> np.ndarray:
+    """Per-task fraction of queries whose largest logit is their label's;
+    logits (tasks, q, classes), labels (tasks, q). A query with a NaN or
+    infinite logit counts as wrong: argmax reads a NaN row as class 0, so a
+    diverged inner loop was scored as guessing class 0."""
+    hit = (logits.argmax(axis=2) == labels) & np.isfinite(logits).all(axis=2)
+    return hit.mean(axis=1)
+
+
 def check_task_batch(batch: TaskBatch, who: str) -> TaskBatch:
     """Refuse a task batch with NaN or infinite inputs or float targets: one
     such value turns the meta-gradient, and so every meta-parameter, into NaN;
+    targets that are not real numbers (see :func:`~.tasks.check_targets`);
     and one without tasks or with empty support or query sets (see
     :func:`~.tasks.check_not_empty`). (Checked where a batch is used, since
-    its arrays can change after it is made.)"""
+    its arrays can change after it is made; a sampler's ``sample`` must
+    return a TaskBatch.)"""
+    if not isinstance(batch, TaskBatch):
+        raise TypeError(f"{who} expected the sampler to return a TaskBatch, received "
+                        f"{type(batch).__name__}")
     check_not_empty(batch, who)
     for what in ("support_x", "support_y", "query_x", "query_y"):
         values = getattr(batch, what)
+        if what.endswith("_y"):
+            check_targets(values, who, what)
         if np.issubdtype(values.dtype, np.floating):
             check_finite(values, who, what)
     return batch
@@ -164,9 +181,15 @@ class MetaLearner:
         Returns
         -------
         history : list of float (mean query loss per iteration, all calls)
+
+        A meta-loss or meta-gradient that is NaN or infinite (an inner SGD
+        that diverged, say) stops training with a ``RuntimeWarning`` before
+        its update, so the meta-parameters keep their last finite values;
+        its loss is the last entry of the history.
         """
         iterations = check_positive_int(iterations, "meta_fit", "iterations")
         meta_batch_size = check_positive_int(meta_batch_size, "meta_fit", "meta_batch_size")
+        log_every = check_positive_int(log_every, "meta_fit", "log_every")
         seed = check_seed(seed, "meta_fit")
         if not hasattr(tasks, "sample"):
             raise TypeError(f"meta_fit expected a task sampler with .sample(n, rng) or a "
@@ -178,6 +201,8 @@ class MetaLearner:
             batch = check_task_batch(tasks.sample(meta_batch_size, rng),
                                      f"{type(self).__name__}.meta_fit")
             loss, grad = self._meta_gradient(batch)
+            if self._diverged(loss, grad, f"iteration {it + 1}/{iterations}", "meta_fit"):
+                break
             self._set_meta_grad(grad)
             opt.step()
             self.history.append(float(loss))
@@ -186,6 +211,20 @@ class MetaLearner:
                 print(f"{type(self).__name__} iteration {it + 1}/{iterations}: meta-loss "
                       f"{recent:.4f} ({time.perf_counter() - start:.1f} s)")
         return self.history
+
+    def _diverged(self, loss, grad, where: str, who: str) -> bool:
+        """True, after a RuntimeWarning and recording ``loss``, if the loss or
+        the gradient is not finite: one such update would write NaN into
+        every meta-parameter (the user's model), and every later one too."""
+        if math.isfinite(loss) and np.isfinite(grad).all():
+            return False
+        self.history.append(float(loss))
+        what = "meta-loss" if not math.isfinite(loss) else "meta-gradient"
+        warnings.warn(f"{type(self).__name__}.{who}: the {what} became non-finite at {where} "
+                      f"(loss {loss}); training stopped before that update, so the "
+                      f"parameters keep their last finite values (try a lower inner_lr or "
+                      f"meta_lr)", RuntimeWarning, stacklevel=3)
+        return True
 
     # ----------------------------------------------------------- adaptation
     def _adapt_theta(self, theta0, x, y, steps):
@@ -206,18 +245,18 @@ class MetaLearner:
         and for classification integer labels in ``[0, n_classes)``."""
         who = f"{type(self).__name__}.adapt"
         x = as_float_array(support_x, who, "support_x")
-        y = np.asarray(support_y)
-        if x.ndim != 2:
+        if x.ndim != 2 or x.shape[1] != self.net.input_dim:
             raise ValueError(f"{who} expected support_x of shape "
                              f"(k, {self.net.input_dim}), received {x.shape}")
         if len(x) == 0:
             raise ValueError(f"{who} expected at least one support example, received "
                              f"support_x of shape {x.shape}")
         check_finite(x, who, "support_x")
+        y = check_targets(support_y, who, "support_y")
         if self.loss == "cross_entropy":
             y = check_labels(y, self._n_classes(y), len(x), who)
         else:
-            if y.ndim == 0 or len(y) != len(x):
+            if len(y) != len(x):
                 raise ValueError(f"{who} expected {len(x)} targets (one per support "
                                  f"example), received support_y of shape {y.shape}")
             if np.issubdtype(y.dtype, np.floating):
@@ -253,10 +292,16 @@ class MetaLearner:
 
         Parameters
         ----------
-        tasks : TaskBatch, or a sampler together with ``n_tasks``
+        tasks : TaskBatch (every task of it), or a sampler together with
+            ``n_tasks``
         steps : int or sequence of int
+        n_tasks : int
+            How many tasks to draw from a sampler.
         chunk : int
             Tasks adapted at once (bounds memory).
+        seed : int, optional
+            Seeds the draw from a sampler (else the sampler's own generator
+            is used, so two calls see different tasks).
 
         Returns
         -------
@@ -265,12 +310,15 @@ class MetaLearner:
             "accuracy": ..., "accuracy_ci95": ...}}}`` (accuracy for
             cross-entropy only). If the inner SGD diverged on some tasks the
             mean is not finite; the entry then also holds ``n_diverged`` and
-            ``loss_finite`` (± ``loss_finite_ci95``) over the other tasks.
+            ``loss_finite`` (± ``loss_finite_ci95``) over the other tasks. A
+            query with a non-finite logit counts as misclassified.
         """
         batch = self._task_batch(tasks, n_tasks, seed)
         chunk = check_positive_int(chunk, "evaluate", "chunk")
         steps = sorted({_check_steps(s, "evaluate")
                         for s in ([steps] if np.isscalar(steps) else steps)})
+        if not steps:
+            raise ValueError("evaluate expected at least one number of steps, received none")
         theta0 = self._initial_theta()
         per_step = {s: {"loss": [], "accuracy": []} for s in steps}
         for start in range(0, len(batch), chunk):
@@ -285,6 +333,10 @@ class MetaLearner:
     def _task_batch(self, tasks, n_tasks, seed):
         who = f"{type(self).__name__}.evaluate"
         if isinstance(tasks, TaskBatch):
+            if n_tasks is not None:  # was ignored: every task of the batch was evaluated
+                raise TypeError(f"{who} takes n_tasks= with a sampler only; received a "
+                                f"TaskBatch of {len(tasks)} tasks and n_tasks={n_tasks!r} "
+                                f"(evaluate batch[:n] for its first n tasks)")
             return check_task_batch(tasks, who)
         if n_tasks is None or not hasattr(tasks, "sample"):
             raise TypeError(f"evaluate expected a TaskBatch, or a sampler with n_tasks=, "
@@ -306,7 +358,7 @@ class MetaLearner:
         out, loss = self._query_loss(theta, part)
         into["loss"].append(loss)
         if self.loss == "cross_entropy":
-            into["accuracy"].append((out.argmax(axis=2) == part.query_y).mean(axis=1))
+            into["accuracy"].append(accuracy(out, part.query_y))
 
     @staticmethod
     def _summary(n_tasks, per_step):

@@ -10,6 +10,7 @@ import numpy as np
 from ..checks import as_float_array, check_finite, check_positive_int, check_seed
 from .base import MetaLearner
 from .functional import FunctionalMLP, model_layers
+from .tasks import check_targets
 
 __all__ = ["Pretrained"]
 
@@ -23,7 +24,8 @@ class Pretrained(MetaLearner):
     dataset instead (e.g. the base classes). :meth:`new_head` swaps the
     last Dense layer for a fresh zero-initialised one with a new number of
     outputs, after which adaptation fine-tunes that head only. ``adapt`` and
-    ``evaluate`` fine-tune with SGD at ``inner_lr``.
+    ``evaluate`` fine-tune with SGD at ``inner_lr`` (``adapt`` needs its
+    number of ``steps``).
 
     Parameters
     ----------
@@ -44,6 +46,17 @@ class Pretrained(MetaLearner):
         ev = self.net.value_and_grad(self.net.get_params(), x, y, self.loss)
         return float(ev.loss.mean()), ev.grad.mean(axis=0)
 
+    def adapt(self, support_x, support_y, steps: int | None = None):
+        """A copy of the model fine-tuned on one support set by ``steps``
+        SGD steps at ``inner_lr`` (see :meth:`MetaLearner.adapt`).
+        ``steps`` must be given: the baseline has no inner loop in training,
+        so no number of steps to default to (``inner_steps`` is 0, and
+        ``adapt`` without steps used to return the model unchanged)."""
+        if steps is None:
+            raise TypeError("Pretrained.adapt expected steps= (the number of fine-tuning SGD "
+                            "steps on the support set), received none")
+        return super().adapt(support_x, support_y, steps)
+
     def fit(self, x, y, iterations: int, batch_size: int = 64, seed=None):
         """Supervised training on one dataset, ``iterations`` mini-batches.
 
@@ -51,12 +64,18 @@ class Pretrained(MetaLearner):
         ----------
         x : ndarray of shape (n, features)
         y : ndarray of shape (n, outputs) or int labels of shape (n,)
+
+        Stops like :meth:`meta_fit` before an update whose loss or gradient
+        is not finite.
         """
         iterations = check_positive_int(iterations, "Pretrained.fit", "iterations")
         batch_size = check_positive_int(batch_size, "Pretrained.fit", "batch_size")
         x = as_float_array(x, "Pretrained.fit", "x", min_ndim=1)
+        if len(x) == 0:
+            raise ValueError(f"Pretrained.fit expected at least one example, received x of "
+                             f"shape {x.shape}")
         x = x.reshape(len(x), -1)
-        y = np.asarray(y)
+        y = check_targets(y, "Pretrained.fit", "targets y")
         check_finite(x, "Pretrained.fit", "x")
         if np.issubdtype(y.dtype, np.floating):
             check_finite(y, "Pretrained.fit", "targets y")
@@ -67,10 +86,13 @@ class Pretrained(MetaLearner):
                              f"received {len(y)}")
         rng = np.random.default_rng(check_seed(seed, "Pretrained.fit"))
         opt = self.optimizer
-        for _ in range(iterations):
+        for it in range(iterations):
             idx = rng.choice(len(x), min(batch_size, len(x)), replace=False)
             ev = self.net.value_and_grad(self.net.get_params(), x[idx][None], y[idx][None],
                                          self.loss)
+            if self._diverged(float(ev.loss[0]), ev.grad, f"iteration {it + 1}/{iterations}",
+                              "fit"):
+                break
             self._set_meta_grad(ev.grad[0])
             opt.step()
             self.history.append(float(ev.loss[0]))

@@ -231,7 +231,7 @@ class FunctionalMLP:
         self.ops = []
         self.shapes = []
         self._params = []
-        offset = 0
+        offset, previous = 0, None
         for layer in model_layers(model):
             cls = type(layer).__name__
             if isinstance(layer, Dense):
@@ -239,7 +239,12 @@ class FunctionalMLP:
                     raise ValueError(f"FunctionalMLP expected built layers, received "
                                      f"Dense {layer.name!r} unbuilt (give the first layer "
                                      f"input_dim=, or build the model)")
-                op = _Linear(layer.W.shape[0], layer.W.shape[1], offset, layer.b is not None)
+                if previous is not None and previous.n_out != layer.W.shape[0]:
+                    raise ValueError(f"FunctionalMLP expected Dense {layer.name!r} to take "
+                                     f"{previous.n_out} inputs (the previous Dense layer's "
+                                     f"outputs), received one built for {layer.W.shape[0]}")
+                op = previous = _Linear(layer.W.shape[0], layer.W.shape[1], offset,
+                                        layer.b is not None)
                 self.ops.append(op)
                 self.shapes.append((layer.W.name, layer.W.shape, op.w_slice))
                 self._params.append(layer.W)
@@ -282,12 +287,17 @@ class FunctionalMLP:
         return np.concatenate([p.value.ravel() for p in params])
 
     def set_params(self, theta, model=None) -> None:
-        """Write a flat vector into the model's Params (in place, views kept)."""
+        """Write a flat vector into the model's Params (in place, views kept);
+        ``model``, if given, must have this architecture's parameter shapes."""
         theta = np.asarray(theta)
         if theta.shape != (self.n_params,):
             raise ValueError(f"FunctionalMLP.set_params expected a vector of shape "
                              f"({self.n_params},), received {theta.shape}")
         params = self._params if model is None else FunctionalMLP(model)._params
+        ours, theirs = [shape for _, shape, _ in self.shapes], [p.shape for p in params]
+        if theirs != ours:  # zip would write a prefix of a bigger model and say nothing
+            raise ValueError(f"FunctionalMLP.set_params expected a model with parameters "
+                             f"of shapes {ours}, received one with {theirs}")
         for p, (_, shape, where) in zip(params, self.shapes):
             p.value = theta[where].reshape(shape)
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_bool
 from .base import MetaLearner
 
 __all__ = ["MAML", "maml_meta_gradient"]
@@ -94,7 +95,8 @@ class MAML(MetaLearner):
     inner_steps : int, default 1
     meta_lr : float, default 1e-3
     first_order : bool, default False
-        True gives FOMAML (no Hessian-vector products).
+        True gives FOMAML (no Hessian-vector products). Python's or NumPy's
+        bool only: a string such as ``"no"`` is refused, not read as True.
     meta_optimizer : str or callable, default "adam"
 
     Examples
@@ -110,7 +112,7 @@ class MAML(MetaLearner):
                  first_order=False, meta_optimizer="adam"):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
                          meta_lr=meta_lr, meta_optimizer=meta_optimizer)
-        self.first_order = bool(first_order)
+        self.first_order = check_bool(first_order, type(self).__name__, "first_order")
 
     def _meta_gradient(self, batch):
         return maml_meta_gradient(self.net, self.net.get_params(), self._inner_lr(), batch,

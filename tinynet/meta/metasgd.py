@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_bool
 from ..param import Param
 from .base import MetaLearner
 from .maml import maml_meta_gradient
@@ -30,6 +31,7 @@ class MetaSGD(MetaLearner):
     inner_lr : float, default 0.01
         Initial value of every learned learning rate.
     first_order : bool, default False
+        True drops the Hessian terms (see :class:`MAML`).
 
     Attributes
     ----------
@@ -40,7 +42,7 @@ class MetaSGD(MetaLearner):
                  first_order=False, meta_optimizer="adam"):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
                          meta_lr=meta_lr, meta_optimizer=meta_optimizer)
-        self.first_order = bool(first_order)
+        self.first_order = check_bool(first_order, "MetaSGD", "first_order")
         self.lrs = [Param(np.full(p.shape, self.inner_lr, dtype=p.dtype), name=f"{p.name}/lr")
                     for p in self.net.param_list()]
 

@@ -37,8 +37,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_positive_int
-from .base import MetaLearner, _check_steps
+from ..checks import as_float_array, check_finite, check_positive_int
+from .base import MetaLearner, _check_steps, accuracy
 from .functional import cross_entropy
 
 __all__ = ["ProtoNet", "PrototypeClassifier", "prototype_loss"]
@@ -88,8 +88,15 @@ class PrototypeClassifier:
         self.net, self.theta, self.prototypes = net, theta, prototypes
 
     def predict(self, x) -> np.ndarray:
-        """Logits of shape (n, n_way) for x of shape (n, features)."""
-        emb = self.net.forward(self.theta, np.asarray(x)[None])[0]
+        """Logits of shape (n, n_way) for finite float x of shape (n, features)
+        (a NaN would make its row NaN, and ``predict_classes`` class 0)."""
+        who = "PrototypeClassifier.predict"
+        x = as_float_array(x, who, "x")
+        if x.ndim != 2 or x.shape[1] != self.net.input_dim:
+            raise ValueError(f"{who} expected x of shape (n, {self.net.input_dim}), "
+                             f"received {x.shape}")
+        check_finite(x, who, "x")
+        emb = self.net.forward(self.theta, x[None])[0]
         return -((emb[:, None, :] - self.prototypes[None]) ** 2).sum(axis=2)
 
     def predict_classes(self, x) -> np.ndarray:
@@ -179,5 +186,5 @@ class ProtoNet(MetaLearner):
             loss, _, _, logits = prototype_loss(emb[:, :s], part.support_y, emb[:, s:],
                                                 part.query_y, n_way)
             acc["loss"].append(loss)
-            acc["accuracy"].append((logits.argmax(axis=2) == part.query_y).mean(axis=1))
+            acc["accuracy"].append(accuracy(logits, part.query_y))
         return self._summary(len(batch), {key: acc})

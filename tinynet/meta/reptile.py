@@ -20,7 +20,7 @@ __all__ = ["Reptile"]
 
 
 class Reptile(MetaLearner):
-    """Reptile; ``inner_steps`` (default 5) SGD steps per task.
+    """Reptile; ``inner_steps`` (default 5, at least 1) SGD steps per task.
 
     Parameters are those of :class:`MAML` (without ``first_order``).
     The reported meta-loss is the query loss after the inner steps.
@@ -30,6 +30,9 @@ class Reptile(MetaLearner):
                  meta_optimizer="adam"):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
                          meta_lr=meta_lr, meta_optimizer=meta_optimizer)
+        if self.inner_steps == 0:  # phi = theta: a zero meta-gradient, nothing learned
+            raise ValueError("Reptile expected inner_steps >= 1 (with 0 the adapted weights "
+                             "are the initial ones and the meta-gradient is zero), received 0")
 
     def _meta_gradient(self, batch):
         theta0 = self.net.get_params()

@@ -12,9 +12,34 @@ import math
 
 import numpy as np
 
-from ..checks import as_float_array, check_positive_int
+from ..checks import (as_float_array, check_finite, check_positive_int, check_seed,
+                      is_real_dtype)
+from ..layers._checks import check_real
 
 __all__ = ["TaskBatch", "SinusoidTasks", "EpisodeSampler", "split_classes"]
+
+
+def generator(rng, who: str) -> np.random.Generator:
+    """A NumPy Generator from ``rng``: a Generator (used as is), None (fresh
+    entropy) or a seed, checked by :func:`~tinynet.checks.check_seed` (a
+    negative seed was numpy's bare "expected non-negative integer")."""
+    if isinstance(rng, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)):
+        return np.random.default_rng(rng)
+    return np.random.default_rng(check_seed(rng, who))
+
+
+def check_targets(y, who: str, what: str) -> np.ndarray:
+    """``y`` as an array of real numbers (integer labels or float targets),
+    at least 1-D; strings, objects, complex or bool values are refused
+    here rather than failing inside a loss."""
+    y = np.asarray(y)
+    if not is_real_dtype(y.dtype):
+        raise TypeError(f"{who} expected {what} of an integer or floating-point dtype, "
+                        f"received dtype {y.dtype}")
+    if y.ndim == 0:
+        raise ValueError(f"{who} expected {what} with one entry per example, received a "
+                         f"scalar")
+    return y
 
 
 def check_not_empty(batch: "TaskBatch", who: str) -> None:
@@ -40,15 +65,20 @@ class TaskBatch:
     support_x : ndarray of shape (tasks, k, features), with tasks >= 1 and k >= 1
     support_y : ndarray of shape (tasks, k, outputs) (regression) or int
         ndarray of shape (tasks, k) (class labels 0..n_way-1)
-    query_x, query_y : the same for the query set (its own size q >= 1)
+    query_x, query_y : the same for the query set (its own size q >= 1,
+        the same number of features)
     info : dict of per-task arrays (amplitude, phase, classes, ...), optional
+        Each of length ``tasks``, so ``batch[index]`` selects its entries too.
     """
 
     def __init__(self, support_x, support_y, query_x, query_y, info=None):
         self.support_x = as_float_array(support_x, "TaskBatch", "support_x", ndim=3)
         self.query_x = as_float_array(query_x, "TaskBatch", "query_x", ndim=3)
-        self.support_y = np.asarray(support_y)
-        self.query_y = np.asarray(query_y)
+        self.support_y = check_targets(support_y, "TaskBatch", "support_y")
+        self.query_y = check_targets(query_y, "TaskBatch", "query_y")
+        if self.query_x.shape[2] != self.support_x.shape[2]:
+            raise ValueError(f"TaskBatch expected query_x with {self.support_x.shape[2]} "
+                             f"features (as support_x), received shape {self.query_x.shape}")
         n = self.support_x.shape[0]
         for what, arr in (("support_y", self.support_y), ("query_x", self.query_x),
                           ("query_y", self.query_y)):
@@ -62,7 +92,13 @@ class TaskBatch:
             raise ValueError(f"TaskBatch expected query_y to start with "
                              f"{self.query_x.shape[:2]}, received {self.query_y.shape}")
         check_not_empty(self, "TaskBatch")
-        self.info = dict(info or {})
+        self.info = {}
+        for key, values in dict(info or {}).items():
+            values = np.asarray(values)  # indexed like the tasks by batch[index]
+            if values.ndim == 0 or len(values) != n:
+                raise ValueError(f"TaskBatch expected info[{key!r}] with one entry per task "
+                                 f"({n}), received shape {values.shape}")
+            self.info[key] = values
 
     def __len__(self) -> int:
         return self.support_x.shape[0]
@@ -84,13 +120,27 @@ class TaskBatch:
     def sample(self, n_tasks, rng=None) -> "TaskBatch":
         """``n_tasks`` tasks drawn from this fixed pool (without replacement
         when there are enough), so a TaskBatch can stand in for a sampler."""
-        rng = np.random.default_rng(rng)
+        rng = generator(rng, "TaskBatch.sample")
         n_tasks = check_positive_int(n_tasks, "TaskBatch.sample", "n_tasks")
         return self[rng.choice(len(self), n_tasks, replace=n_tasks > len(self))]
 
     def __repr__(self) -> str:
         return (f"TaskBatch({len(self)} tasks, support {self.support_x.shape[1:]}, "
                 f"query {self.query_x.shape[1:]})")
+
+
+def _check_range(pair, what: str) -> tuple[float, float]:
+    """``(low, high)`` of SinusoidTasks: two finite real numbers, low <= high
+    (a scalar was a bare unpacking error, an infinite bound numpy's
+    OverflowError at the first sample)."""
+    if isinstance(pair, (str, bytes)) or not hasattr(pair, "__len__") or len(pair) != 2:
+        raise ValueError(f"SinusoidTasks expected {what} as (low, high), received {pair!r}")
+    low, high = (check_real(v, "SinusoidTasks", what, low=-math.inf, high=math.inf,
+                            low_open=True, high_open=True) for v in pair)
+    if not low <= high:
+        raise ValueError(f"SinusoidTasks expected {what} as (low, high) with "
+                         f"low <= high, received ({low}, {high})")
+    return low, high
 
 
 class SinusoidTasks:
@@ -106,7 +156,7 @@ class SinusoidTasks:
         Support points per task (K).
     k_query : int, optional
         Query points per task (default K, as in Finn et al.'s training).
-    amplitude, phase, x_range : (low, high)
+    amplitude, phase, x_range : (low, high), finite, low <= high
     seed : int, optional
         Seeds the sampler's own generator (used when ``sample`` gets no rng).
     dtype : default float32
@@ -117,19 +167,16 @@ class SinusoidTasks:
         self.k_shot = check_positive_int(k_shot, "SinusoidTasks", "k_shot")
         self.k_query = self.k_shot if k_query is None else check_positive_int(
             k_query, "SinusoidTasks", "k_query")
-        for what, (low, high) in (("amplitude", amplitude), ("phase", phase),
-                                  ("x_range", x_range)):
-            if not low <= high:
-                raise ValueError(f"SinusoidTasks expected {what} as (low, high) with "
-                                 f"low <= high, received ({low}, {high})")
+        amplitude, phase, x_range = (_check_range(pair, what) for what, pair in (
+            ("amplitude", amplitude), ("phase", phase), ("x_range", x_range)))
         self.amplitude, self.phase, self.x_range = amplitude, phase, x_range
         self.dtype = np.dtype(dtype)
-        self.rng = np.random.default_rng(seed)
+        self.rng = generator(seed, "SinusoidTasks")
 
     def sample(self, n_tasks: int, rng=None) -> TaskBatch:
         """``n_tasks`` new tasks; x of shape (tasks, K, 1), y (tasks, K, 1)."""
         n_tasks = check_positive_int(n_tasks, "SinusoidTasks.sample", "n_tasks")
-        rng = self.rng if rng is None else np.random.default_rng(rng)
+        rng = self.rng if rng is None else generator(rng, "SinusoidTasks.sample")
         amp = rng.uniform(*self.amplitude, size=(n_tasks, 1, 1))
         phase = rng.uniform(*self.phase, size=(n_tasks, 1, 1))
         xs = rng.uniform(*self.x_range, size=(n_tasks, self.k_shot, 1))
@@ -157,7 +204,7 @@ def split_classes(y, n_test_classes: int, seed=None):
     if n_test_classes >= len(classes):
         raise ValueError(f"split_classes expected n_test_classes < {len(classes)} (the "
                          f"number of classes), received {n_test_classes}")
-    test = np.random.default_rng(seed).choice(classes, n_test_classes, replace=False)
+    test = generator(seed, "split_classes").choice(classes, n_test_classes, replace=False)
     return np.setdiff1d(classes, test), np.sort(test)
 
 
@@ -170,7 +217,8 @@ class EpisodeSampler:
 
     Parameters
     ----------
-    x : ndarray of shape (n_samples, ...) (flattened to (n_samples, features))
+    x : ndarray of shape (n_samples, ...) (flattened to (n_samples, features)),
+        finite floats
     y : int ndarray of shape (n_samples,)
     n_way, k_shot, n_query : int
     classes : sequence of int, optional
@@ -182,7 +230,9 @@ class EpisodeSampler:
     def __init__(self, x, y, n_way: int = 5, k_shot: int = 1, n_query: int = 15,
                  classes=None, seed=None):
         x = as_float_array(x, "EpisodeSampler", "x", min_ndim=2)
-        self.x = x.reshape(len(x), -1)
+        self.x = x.reshape(len(x), math.prod(x.shape[1:]))
+        # checked once here, not first when a bad example is drawn mid-training
+        check_finite(self.x, "EpisodeSampler", "x")
         y = np.asarray(y)
         if y.shape != (len(x),) or not np.issubdtype(y.dtype, np.integer):
             raise ValueError(f"EpisodeSampler expected integer labels of shape ({len(x)},), "
@@ -200,13 +250,13 @@ class EpisodeSampler:
             if len(members) < need:
                 raise ValueError(f"EpisodeSampler expected at least k_shot + n_query = {need} "
                                  f"examples of class {c}, received {len(members)}")
-        self.rng = np.random.default_rng(seed)
+        self.rng = generator(seed, "EpisodeSampler")
 
     def sample(self, n_tasks: int, rng=None) -> TaskBatch:
         """Episodes: support x (tasks, n_way*k_shot, features), labels
         (tasks, n_way*k_shot); query (tasks, n_way*n_query, ...)."""
         n_tasks = check_positive_int(n_tasks, "EpisodeSampler.sample", "n_tasks")
-        rng = self.rng if rng is None else np.random.default_rng(rng)
+        rng = self.rng if rng is None else generator(rng, "EpisodeSampler.sample")
         k, q = self.k_shot, self.n_query
         picked = np.argsort(rng.random((n_tasks, len(self.classes))), axis=1)[:, :self.n_way]
         index = np.empty((n_tasks, self.n_way, k + q), dtype=np.int64)
