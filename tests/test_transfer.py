@@ -650,3 +650,25 @@ def test_discriminative_lrs_names_itself_in_its_errors():
     for bad in (0, -1, 2.5):  # 0 and -1 gave [] silently, 2.5 range()'s TypeError
         with pytest.raises((ValueError, TypeError), match="discriminative_lrs expected n_groups"):
             transfer.discriminative_lrs(bad, 1e-3)
+
+
+def test_layer_groups_that_leave_out_a_layer_with_parameters_are_refused():
+    # fc2 in no group: discriminative_param_groups left it out of the optimizer,
+    # so fine_tune(factor=...) never trained it, silently
+    model = mlp()
+    x, y = data(n=16)
+    fc2 = model.layers[1].W.value.copy()
+    with pytest.raises(ValueError, match="discriminative_param_groups expected every layer "
+                                         "with parameters in a layer group; no group holds "
+                                         "'fc2'"):
+        transfer.discriminative_param_groups(model, 1e-2, groups=[["fc1"], ["head"]])
+    count = _CountEpochs()
+    for kwargs in ({"factor": 2.6}, {"gradual": True}):
+        with pytest.raises(ValueError, match="fine_tune expected every layer with parameters "
+                                             "in a layer group; no group holds 'fc2'"):
+            transfer.fine_tune(model, x, y, head_epochs=1, epochs=2, groups=[["fc1"], ["head"]],
+                               callbacks=[count], **kwargs)
+    assert count.epochs == 0 and model.layers[1].W.value.tobytes() == fc2.tobytes()
+    # parameter-free layers may stay out of every group
+    relu = tn.Sequential([tn.layers.Dense(4, input_dim=6), tn.layers.ReLU(), tn.layers.Dense(3)])
+    assert len(transfer.discriminative_param_groups(relu, 1e-2, groups=[[0], [2]])) == 2

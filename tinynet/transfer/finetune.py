@@ -28,7 +28,8 @@ from ..callbacks import Callback, as_callback_list
 from ..checks import check_positive_int, check_seed
 from ..layers._checks import check_real
 from .l2sp import L2SP
-from .selection import layer_groups, layer_index, model_layers, select_layers
+from .selection import (check_every_layer_grouped, layer_groups, layer_index, model_layers,
+                        select_layers)
 
 __all__ = ["discriminative_param_groups", "discriminative_lrs", "GradualUnfreezing",
            "fine_tune", "FineTuneHistory"]
@@ -63,7 +64,10 @@ def discriminative_param_groups(model, base_lr: float, factor: float = 2.6,
         Each group down gets the rate of the group above divided by this.
     groups : None, int or list of layer references
         How layers are grouped (see :func:`tinynet.transfer.layer_groups`):
-        default one group per layer with parameters.
+        default one group per layer with parameters. A list must put every
+        layer with parameters in a group (a layer left out would be in no
+        group of the optimizer, so never trained): freeze a layer to keep it
+        as it is.
 
     Returns
     -------
@@ -75,6 +79,7 @@ def discriminative_param_groups(model, base_lr: float, factor: float = 2.6,
     """
     layers = model_layers(model)
     index_groups = layer_groups(model, groups)
+    check_every_layer_grouped(model, index_groups, "discriminative_param_groups")
     lrs = discriminative_lrs(len(index_groups), base_lr, factor)
     out = []
     for idx, lr in zip(index_groups, lrs):
@@ -225,7 +230,8 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     groups : None, int or list of layer references
         Layer groups for ``factor`` and ``gradual``. With None or an int the
         base is grouped as :func:`~tinynet.transfer.layer_groups` says and
-        the whole head forms the top group.
+        the whole head forms the top group; a list must put every layer
+        with parameters, the head's included, in a group.
     gradual : bool, default False
         Add :class:`GradualUnfreezing` (one more group every ``every``
         epochs) to phase 2.
@@ -287,8 +293,8 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     user_callbacks = as_callback_list(callbacks, "fine_tune")
     if groups is None or isinstance(groups, (int, np.integer)):
         groups = _head_on_top(model, groups, first_head)
-    else:
-        layer_groups(model, groups)  # refuses bad or overlapping groups now
+    else:  # refuses bad, overlapping or incomplete groups now
+        check_every_layer_grouped(model, layer_groups(model, groups), "fine_tune")
     was_trainable = [layer.trainable for layer in layers]
     keep_frozen = {i for i in range(n) if not was_trainable[i]}
     if keep_batchnorm_frozen:

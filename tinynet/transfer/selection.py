@@ -16,7 +16,8 @@ from __future__ import annotations
 
 from ..checks import did_you_mean
 
-__all__ = ["model_layers", "layer_index", "select_layers", "layer_groups", "span"]
+__all__ = ["model_layers", "layer_index", "select_layers", "layer_groups", "span",
+           "check_every_layer_grouped"]
 
 
 def model_layers(model) -> list:
@@ -130,3 +131,17 @@ def layer_groups(model, groups=None) -> list[list[int]]:
     firsts = [with_params[(j * len(with_params)) // k] for j in range(k)]
     bounds = [0] + firsts[1:] + [len(layers)]
     return [list(range(bounds[j], bounds[j + 1])) for j in range(k)]
+
+
+def check_every_layer_grouped(model, index_groups, who: str) -> None:
+    """Refuse layer groups that leave out a layer with parameters: an
+    optimizer built from the groups would never train it (the groups of
+    :func:`layer_groups` with None or an int always cover every layer)."""
+    layers = model_layers(model)
+    grouped = {i for group in index_groups for i in group}
+    missing = [layer.name for i, layer in enumerate(layers)
+               if layer.parameters() and i not in grouped]
+    if missing:
+        raise ValueError(f"{who} expected every layer with parameters in a layer group; "
+                         f"no group holds {', '.join(map(repr, missing))} (it would never "
+                         f"train: freeze a layer to keep it as it is)")
