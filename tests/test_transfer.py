@@ -672,3 +672,76 @@ def test_layer_groups_that_leave_out_a_layer_with_parameters_are_refused():
     # parameter-free layers may stay out of every group
     relu = tn.Sequential([tn.layers.Dense(4, input_dim=6), tn.layers.ReLU(), tn.layers.Dense(3)])
     assert len(transfer.discriminative_param_groups(relu, 1e-2, groups=[[0], [2]])) == 2
+
+
+def nested_bn_model(x):
+    """Sequential([base, head]) whose base holds fc1 (frozen by the user), a
+    BatchNorm with moving statistics and fc2: the Keras layout of a base."""
+    base = tn.Sequential([tn.layers.Dense(8, input_dim=6, dtype="float64", seed=0, name="fc1"),
+                          tn.layers.BatchNorm(name="bn"), tn.layers.ReLU(),
+                          tn.layers.Dense(8, activation="relu", seed=1, name="fc2")],
+                         name="base")
+    base.compile("adam", loss="mse")
+    base.fit(x, np.ones((len(x), 8)), epochs=1, batch_size=8, verbose=0, seed=0)
+    base.layers[0].trainable = False
+    return tn.Sequential([base, tn.layers.Dense(3, seed=2, name="head")]), base
+
+
+@pytest.mark.parametrize("gradual", [False, True])
+def test_fine_tune_keeps_frozen_layers_inside_a_nested_base_frozen(gradual):
+    # setting the nested base trainable unfroze its BatchNorm (its moving
+    # statistics drifted to the new data) and the user's frozen fc1
+    x, y = data(n=32, d=6)
+    model, base = nested_bn_model(x)
+    fc1, bn = base.layers[0], base.layers[1]
+    state = {k: np.array(v, copy=True) for k, v in bn.get_state().items()}
+    before = {p.name: p.value.copy() for p in fc1.parameters() + bn.parameters()}
+    fc2 = base.layers[3].W.value.copy()
+    seen = []
+
+    class Record(tn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((fc1.trainable, bn.trainable, base.layers[3].trainable))
+
+    transfer.fine_tune(model, x * 3 + 1, y, head_epochs=1, epochs=2, batch_size=8, seed=0,
+                       gradual=gradual, callbacks=[Record()])
+    assert seen == [(False, False, False), (False, False, not gradual), (False, False, True)]
+    for key, old in state.items():
+        assert np.asarray(bn.get_state()[key]).tobytes() == old.tobytes(), key
+    for p in fc1.parameters() + bn.parameters():
+        assert p.value.tobytes() == before[p.name].tobytes(), p.name
+    assert not np.array_equal(base.layers[3].W.value, fc2)       # the rest of the base tuned
+    assert not fc1.trainable and not bn.trainable               # still frozen afterwards
+
+
+def test_a_failed_fine_tune_restores_the_flags_inside_a_nested_base():
+    x, y = data(n=32, d=6)
+    model, base = nested_bn_model(x)
+    flags = [layer.trainable for layer in base.layers]
+
+    class Fail(tn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=2, batch_size=8,
+                           callbacks=[Fail()])
+    assert [layer.trainable for layer in base.layers] == flags == [False, True, True, True]
+    assert [p.trainable for p in model.parameters()] == [False] * 2 + [True] * 6
+
+
+def test_gradual_unfreezing_keeps_layer_objects_frozen_even_inside_a_nested_model():
+    x, y = data(n=32, d=6)
+    model, base = nested_bn_model(x)
+    bn = base.layers[1]
+    cb = transfer.GradualUnfreezing(keep_frozen=[bn])
+    model.compile(tn.optim.Adam(model.parameters(), lr=1e-2), loss="cross_entropy")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb])
+    assert cb.schedule == [(0, ["head"]), (1, ["base", "head"])]
+    assert not bn.trainable and base.layers[3].trainable
+    stranger = tn.layers.Dense(2, name="stranger")
+    with pytest.raises(ValueError, match="keep_frozen holds .*'stranger'.*not a layer of the "
+                                         "model"):
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+                  callbacks=[transfer.GradualUnfreezing(keep_frozen=stranger)])

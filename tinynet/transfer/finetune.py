@@ -27,6 +27,10 @@ import numpy as np
 from ..callbacks import Callback, as_callback_list
 from ..checks import check_positive_int, check_seed
 from ..layers._checks import check_real
+from ..io import _walk
+from ..layers.base import Layer
+from ..layers.normalization import BatchNorm
+from .freezing import restore_trainable, snapshot_trainable
 from .l2sp import L2SP
 from .selection import (check_every_layer_grouped, layer_groups, layer_index, model_layers,
                         select_layers)
@@ -105,9 +109,12 @@ class GradualUnfreezing(Callback):
         one per layer with parameters.
     every : int, default 1
         Epochs between two unfreezing steps.
-    keep_frozen : layer reference, optional
+    keep_frozen : layer reference or Layer, optional
         Layers never unfrozen (for example BatchNorm layers or a bottom
-        block you want to keep as it is).
+        block you want to keep as it is): references to ``model.layers``
+        (index, name, slice, range), or the Layer objects themselves, which
+        may also be layers *inside* a nested model (the BatchNorm of a base
+        used as one layer: unfreezing the base would unfreeze it too).
 
     Attributes
     ----------
@@ -137,15 +144,31 @@ class GradualUnfreezing(Callback):
         """How many top groups train during ``epoch`` (0-based)."""
         return min(n_groups, 1 + int(epoch) // self.every)
 
+    def _kept(self, model) -> tuple[set[int], list]:
+        """``keep_frozen`` as indices of ``model.layers`` and Layer objects."""
+        refs = self.keep_frozen
+        if refs is None:
+            return set(), []
+        if not isinstance(refs, (list, tuple)):
+            refs = [refs]
+        objects = [ref for ref in refs if isinstance(ref, Layer)]
+        inside = {id(layer) for layer in _walk(model)}
+        for layer in objects:
+            if id(layer) not in inside:
+                raise ValueError(f"GradualUnfreezing: keep_frozen holds {layer!r}, which is "
+                                 f"not a layer of the model being trained")
+        return set(select_layers(model, [r for r in refs if not isinstance(r, Layer)])), objects
+
     def _apply(self, model, epoch: int) -> None:
         layers = model_layers(model)
         index_groups = layer_groups(model, self.groups)
-        keep = set() if self.keep_frozen is None else set(select_layers(model,
-                                                                        self.keep_frozen))
+        keep, keep_layers = self._kept(model)
         k = self.n_unfrozen(epoch, len(index_groups))
         for g, idx in enumerate(index_groups):
             for i in idx:
                 layers[i].trainable = g >= len(index_groups) - k and i not in keep
+        for layer in keep_layers:  # after: unfreezing a nested model unfreezes them too
+            layer.trainable = False
         self.schedule.append((int(epoch), [layer.name for layer in layers
                                            if layer.parameters() and layer.trainable]))
 
@@ -176,13 +199,6 @@ def _make_optimizer(optimizer, params, lr):
     raise TypeError(f"fine_tune expected optimizer as a name ('adam') or a class or "
                     f"function called as optimizer(params, lr=...), received "
                     f"{type(optimizer).__name__}")
-
-
-def _batchnorm_indices(layers) -> set[int]:
-    from .. import layers as layer_module
-    bn = tuple(c for c in (getattr(layer_module, n, None) for n in ("BatchNorm",))
-               if c is not None)
-    return {i for i, layer in enumerate(layers) if bn and isinstance(layer, bn)}
 
 
 def _head_on_top(model, groups, first_head: int) -> list[list[int]]:
@@ -263,7 +279,9 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     Notes
     -----
     Layers frozen before the call stay frozen in both phases, so
-    ``freeze(model, upto=k)`` first keeps the bottom ``k`` layers as they are.
+    ``freeze(model, upto=k)`` first keeps the bottom ``k`` layers as they are;
+    this holds inside a nested base too (``Sequential([base, head])`` with
+    a frozen block or a BatchNorm in ``base``).
     """
     layers = model_layers(model)
     n = len(layers)
@@ -295,14 +313,18 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         groups = _head_on_top(model, groups, first_head)
     else:  # refuses bad, overlapping or incomplete groups now
         check_every_layer_grouped(model, layer_groups(model, groups), "fine_tune")
-    was_trainable = [layer.trainable for layer in layers]
-    keep_frozen = {i for i in range(n) if not was_trainable[i]}
+    # flags of the whole tree: a nested base (Sequential([base, head])) keeps
+    # its own frozen blocks and BatchNorms, which top-level flags cannot say
+    was_trainable = snapshot_trainable(model)
+    keep_frozen = [layer for layer, trainable in was_trainable[0]
+                   if not trainable and not layer.sublayers()]
     if keep_batchnorm_frozen:
-        keep_frozen |= _batchnorm_indices(layers[:first_head])
+        keep_frozen += [layer for base in layers[:first_head] for layer in _walk(base)
+                        if isinstance(layer, BatchNorm) and layer not in keep_frozen]
     params = [p for layer in layers for p in layer.parameters()]
     phase2_params = (discriminative_param_groups(model, lr, factor, groups)
                      if factor is not None else params)
-    unfreezing = (GradualUnfreezing(groups, every=every, keep_frozen=sorted(keep_frozen))
+    unfreezing = (GradualUnfreezing(groups, every=every, keep_frozen=keep_frozen)
                   if gradual else None)
     fit_args = dict(batch_size=batch_size, validation_data=validation_data,
                     verbose=verbose, seed=seed, **fit_kwargs)
@@ -312,15 +334,17 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     try:
         history_head = None
         if head_epochs:
-            for i, layer in enumerate(layers):
-                layer.trainable = i >= first_head and was_trainable[i]
+            restore_trainable(was_trainable)
+            for layer in layers[:first_head]:
+                layer.trainable = False
             model.compile(_make_optimizer(optimizer, params, head_lr), loss=loss,
                           metrics=list(metrics))
             history_head = model.fit(x, y, epochs=int(head_epochs), callbacks=user_callbacks,
                                      **fit_args)
 
-        for i, layer in enumerate(layers):
-            layer.trainable = i not in keep_frozen
+        restore_trainable(was_trainable)
+        for layer in keep_frozen:
+            layer.trainable = False
         model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
                       metrics=list(metrics))
         if l2sp:
@@ -334,8 +358,7 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     except BaseException:
         # what trained stays trained, but the model is handed back as it came:
         # the same layers trainable, the same compile settings
-        for layer, trainable in zip(layers, was_trainable):
-            layer.trainable = trainable
+        restore_trainable(was_trainable)
         vars(model).update(compiled)
         raise
     return FineTuneHistory(history_head, history_fine)
