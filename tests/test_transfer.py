@@ -745,3 +745,24 @@ def test_gradual_unfreezing_keeps_layer_objects_frozen_even_inside_a_nested_mode
                                          "model"):
         model.fit(x, y, epochs=1, batch_size=8, verbose=0,
                   callbacks=[transfer.GradualUnfreezing(keep_frozen=stranger)])
+
+
+def test_copy_weights_copies_the_state_of_a_batchnorm_inside_a_nested_model():
+    # only the top layer's own state was copied: a nested base's moving
+    # statistics stayed the destination's, so the copy predicted differently
+    x, y = data(n=32, d=6)
+    src, _ = nested_bn_model(x * 3 + 2)
+    dst, _ = nested_bn_model(x)
+    transfer.copy_weights(src, dst)
+    np.testing.assert_array_equal(dst.predict(x), src.predict(x))
+    for got, want in zip(dst.get_weights(), src.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    other = tn.Sequential([tn.Sequential([tn.layers.Dense(8, input_dim=6, name="fc1"),
+                                          tn.layers.LayerNorm(name="ln"), tn.layers.ReLU(),
+                                          tn.layers.Dense(8, name="fc2")], name="base"),
+                           tn.layers.Dense(3, name="head")])
+    before = values(other)
+    with pytest.raises(ValueError, match="different layer types inside: Dense, BatchNorm, "
+                                         "ReLU, Dense vs Dense, LayerNorm, ReLU, Dense"):
+        transfer.copy_weights(src, other)
+    assert all(np.array_equal(a, b) for a, b in zip(values(other), before))

@@ -60,15 +60,31 @@ def replace_head(model, new_layers, n_remove: int = 1) -> list:
     return removed[::-1]
 
 
+def _states(layer) -> list:
+    """``(sublayer, state)`` for every layer of ``layer``'s tree that has state
+    (a BatchNorm nested in a base model too), parents first."""
+    from ..io import _walk
+
+    return [(sub, state) for sub in _walk(layer) for state in [sub.get_state()] if state]
+
+
 def _describe(layer) -> str:
     shapes = ", ".join(f"{p.name.rsplit('/', 1)[-1]} {p.shape}" for p in layer.parameters())
-    states = ", ".join(f"{k} {np.shape(v)}" for k, v in layer.get_state().items())
+    states = ", ".join(f"{k} {np.shape(v)}" for _, state in _states(layer)
+                       for k, v in state.items())
     parts = "; ".join(s for s in (shapes, states) if s)
     return f"{type(layer).__name__} {layer.name!r} ({parts or 'no weights'})"
 
 
 def _weights(layer) -> list[np.ndarray]:
-    return [p.value for p in layer.parameters()] + list(layer.get_state().values())
+    return [p.value for p in layer.parameters()] + [
+        v for _, state in _states(layer) for v in state.values()]
+
+
+def _types(layer) -> list[type]:
+    from ..io import _walk
+
+    return [type(sub) for sub in _walk(layer)]
 
 
 def _pairs(src, dst, by, layers):
@@ -102,7 +118,8 @@ def _pairs(src, dst, by, layers):
 
 
 def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, str]]:
-    """Copy parameters (and state such as BatchNorm statistics) layer by layer.
+    """Copy parameters (and state such as BatchNorm statistics, also of the
+    layers inside a nested model) layer by layer.
 
     Parameters
     ----------
@@ -130,9 +147,11 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
     pairs = _pairs(src, dst, by, layers)
     # check every pair before writing anything, so that a mismatch leaves dst untouched
     for s, d in pairs:
-        if type(s) is not type(d):
+        if _types(s) != _types(d):
+            inner = "" if type(s) is not type(d) else " inside: " + " vs ".join(
+                ", ".join(t.__name__ for t in _types(m)[1:]) for m in (s, d))
             raise ValueError(f"copy_weights cannot copy {_describe(s)} into {_describe(d)}: "
-                             f"different layer types")
+                             f"different layer types{inner}")
         if not d.built and s.built:
             d.build(s.input_shape, dtype=d.dtype or s.dtype)
         s_w, d_w = _weights(s), _weights(d)
@@ -142,7 +161,6 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
     for s, d in pairs:
         for ps, pd in zip(s.parameters(), d.parameters()):
             pd.value = ps.value
-        state = s.get_state()
-        if state:
-            d.set_state({k: np.array(v, copy=True) for k, v in state.items()})
+        for (_, state), (d_sub, _) in zip(_states(s), _states(d)):
+            d_sub.set_state({k: np.array(v, copy=True) for k, v in state.items()})
     return [(s.name, d.name) for s, d in pairs]
