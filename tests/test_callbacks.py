@@ -364,3 +364,23 @@ def test_model_checkpoint_refuses_an_unwritable_directory_before_training(tmp_pa
     with pytest.raises(PermissionError, match="ModelCheckpoint cannot write into .* not "
                                               "writable"):
         _scripted_fit(ScriptedModel(), [1.0], [ModelCheckpoint(tmp_path / "m.npz")])
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"monitor": None}, TypeError, "EarlyStopping expected monitor as the name of a logged "
+                                   "value .*received None"),
+    ({"min_delta": math.nan}, ValueError, r"EarlyStopping expected min_delta in \(-inf, inf\), "
+                                          r"received nan"),
+    ({"min_delta": math.inf}, ValueError, "expected min_delta in"),
+    ({"min_delta": "0.1"}, TypeError, "expected min_delta as a real number"),
+])
+def test_monitor_callbacks_refuse_a_bad_monitor_or_min_delta(kwargs, error, match):
+    # min_delta=nan made no epoch an improvement (training stopped after
+    # patience epochs, "best none"); monitor=None failed inside `in`
+    with pytest.raises(error, match=match):
+        EarlyStopping(**kwargs)
+    with pytest.raises(error, match=match.replace("EarlyStopping", "ModelCheckpoint")):
+        ModelCheckpoint("m.npz", **kwargs)
+    assert EarlyStopping(min_delta=-0.1).min_delta == 0.1  # Keras takes its size
+    with pytest.raises(TypeError, match="ReduceLROnPlateau expected monitor"):
+        ReduceLROnPlateau(monitor=3)

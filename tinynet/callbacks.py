@@ -37,6 +37,7 @@ import warnings
 import numpy as np
 
 from .atomic import check_target
+from .layers._checks import check_real
 
 
 __all__ = ["Callback", "CallbackList", "as_callback_list", "History", "TerminateOnNaN",
@@ -201,6 +202,9 @@ class TerminateOnNaN(Callback):
 
 
 def _resolve_mode(mode: str, monitor: str, who: str) -> str:
+    if not isinstance(monitor, str) or not monitor:
+        raise TypeError(f"{who} expected monitor as the name of a logged value "
+                        f"('val_loss', 'accuracy'...), received {monitor!r}")
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who} expected mode 'auto', 'min' or 'max', received {mode!r}")
     if mode == "auto":
@@ -234,7 +238,9 @@ class _Monitor(Callback):
         super().__init__()
         self.monitor = monitor
         self.mode = _resolve_mode(mode, monitor, type(self).__name__)
-        self.min_delta = abs(float(min_delta))
+        # a NaN or infinite min_delta would make every epoch "no improvement"
+        self.min_delta = abs(check_real(min_delta, type(self).__name__, "min_delta",
+                                        low_open=True, high_open=True))
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch: int | None = None
 
