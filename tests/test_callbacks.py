@@ -384,3 +384,23 @@ def test_monitor_callbacks_refuse_a_bad_monitor_or_min_delta(kwargs, error, matc
     assert EarlyStopping(min_delta=-0.1).min_delta == 0.1  # Keras takes its size
     with pytest.raises(TypeError, match="ReduceLROnPlateau expected monitor"):
         ReduceLROnPlateau(monitor=3)
+
+
+def test_a_nan_stop_keeps_its_reason_when_early_stopping_also_stops():
+    # EarlyStopping saw the NaN epoch's val_loss as no improvement and
+    # overwrote the reason: History said "did not improve", not the NaN
+    x, y = _data()
+    model = _model()
+
+    class BlowUp(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                model.layers[0].W.value[...] = np.nan
+                logs["loss"] = math.nan
+
+    early = EarlyStopping(monitor="val_loss", patience=0)
+    with pytest.warns(RuntimeWarning, match="TerminateOnNaN"):
+        history = model.fit(x, y, epochs=3, batch_size=8, validation_data=_data(seed=2),
+                            callbacks=[BlowUp(), early], verbose=0, seed=0)
+    assert early.stopped_epoch == 0 and len(history.epoch) == 1
+    assert history.stop_reason.startswith("TerminateOnNaN: the loss became nan at epoch 1/3")

@@ -66,8 +66,12 @@ class Callback:
     def on_batch_end(self, batch, logs=None): ...
 
     def _stop(self, reason: str) -> None:
+        """Stop training, saying why; a stop already under way keeps its own
+        reason (the NaN that stopped an epoch, not the EarlyStopping that
+        then sees its NaN validation loss as no improvement)."""
+        if not getattr(self.model, "stop_training", False):
+            self.model.stop_reason = reason
         self.model.stop_training = True
-        self.model.stop_reason = reason
 
 
 def as_callback_list(callbacks, who: str = "fit") -> list:
