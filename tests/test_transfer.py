@@ -766,3 +766,33 @@ def test_copy_weights_copies_the_state_of_a_batchnorm_inside_a_nested_model():
                                          "ReLU, Dense vs Dense, LayerNorm, ReLU, Dense"):
         transfer.copy_weights(src, other)
     assert all(np.array_equal(a, b) for a, b in zip(values(other), before))
+
+
+@pytest.mark.parametrize("metrics, logged", [(None, {"loss"}), ("accuracy", {"loss", "accuracy"})])
+def test_fine_tune_takes_metrics_as_compile_does(metrics, logged):
+    # list(metrics) gave "'NoneType' object is not iterable" and, for a single
+    # name, "unknown metric 'a'" (the name split into letters)
+    x, y = data(n=16)
+    hist = transfer.fine_tune(mlp(), x, y, head_epochs=1, epochs=1, batch_size=8,
+                              metrics=metrics)
+    assert set(hist.head.history) == set(hist.fine_tune.history) == logged
+
+
+def test_extract_features_refuses_a_model_not_built():
+    # it built the model on the spot: features of random weights, silently
+    model = tn.Sequential([tn.layers.Dense(8, name="fc1"), tn.layers.Dense(3)])
+    with pytest.raises(ValueError, match="extract_features: the model is not built"):
+        transfer.extract_features(model, data()[0], layer="fc1")
+    assert not model.built
+
+
+def test_l2sp_takes_a_model_or_params_and_names_anything_else():
+    model = mlp()
+    assert transfer.L2SP(model, 0.1).params == model.parameters()
+    assert transfer.L2SP(model.layers[0], 0.1).params == model.layers[0].parameters()
+    with pytest.raises(TypeError, match=r"list of Param \(or a layer or model\), received an "
+                                        r"item of type Dense "
+                                        r"\(pass layer.parameters\(\)\)"):
+        transfer.L2SP(model.layers, 0.1)
+    with pytest.raises(TypeError, match="L2SP expected params as a list of Param"):
+        transfer.L2SP(3, 0.1)

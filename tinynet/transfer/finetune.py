@@ -338,7 +338,7 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
             for layer in layers[:first_head]:
                 layer.trainable = False
             model.compile(_make_optimizer(optimizer, params, head_lr), loss=loss,
-                          metrics=list(metrics))
+                          metrics=metrics)
             history_head = model.fit(x, y, epochs=int(head_epochs), callbacks=user_callbacks,
                                      **fit_args)
 
@@ -346,7 +346,7 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         for layer in keep_frozen:
             layer.trainable = False
         model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
-                      metrics=list(metrics))
+                      metrics=metrics)
         if l2sp:
             L2SP([p for layer in layers[:first_head] for p in layer.parameters()],
                  l2sp).attach(model.optimizer)

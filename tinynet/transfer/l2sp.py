@@ -21,12 +21,27 @@ import numpy as np
 __all__ = ["L2SP"]
 
 
+def _as_params(params) -> list:
+    from ..param import Param
+
+    if hasattr(params, "parameters") and callable(params.parameters):
+        params = params.parameters()
+    single = isinstance(params, Param) or not hasattr(params, "__iter__")
+    params = [params] if single else list(params)
+    for p in params:
+        if not isinstance(p, Param):
+            hint = " (pass layer.parameters())" if hasattr(p, "parameters") else ""
+            raise TypeError(f"L2SP expected params as a list of Param (or a layer or model), "
+                            f"received an item of type {type(p).__name__}{hint}")
+    return params
+
+
 class L2SP:
     """The L2-SP penalty over ``params``, anchored at their current values.
 
     Parameters
     ----------
-    params : list of Param
+    params : list of Param, or a layer or model (its ``parameters()``)
         Usually the pretrained base's parameters (not a new head's).
     alpha : float
         Penalty strength (>= 0; 0 adds nothing).
@@ -43,7 +58,7 @@ class L2SP:
         if not np.isfinite(alpha) or alpha < 0:
             raise ValueError(f"L2SP expected alpha as a non-negative number, received {alpha}")
         self.alpha = float(alpha)
-        self.params = list(params)
+        self.params = _as_params(params)
         self.anchors = [p.value.copy() for p in self.params]
 
     def value(self) -> float:
