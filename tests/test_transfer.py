@@ -796,3 +796,29 @@ def test_l2sp_takes_a_model_or_params_and_names_anything_else():
         transfer.L2SP(model.layers, 0.1)
     with pytest.raises(TypeError, match="L2SP expected params as a list of Param"):
         transfer.L2SP(3, 0.1)
+
+
+def test_a_layer_name_held_twice_is_refused_not_resolved_to_the_first():
+    # replace_head let a new head be named "fc1" like a base layer; then
+    # freeze(model, layers="fc1") froze the base layer only, silently
+    model = mlp()
+    before = [layer.name for layer in model.layers]
+    with pytest.raises(ValueError, match=r"model has 2 layers named 'fc1' \(at indices 0, 2\): "
+                                         r"replace_head expected new layers with names not in "
+                                         r"use"):
+        transfer.replace_head(model, tn.layers.Dense(3, name="fc1"))
+    assert [layer.name for layer in model.layers] == before          # nothing removed
+    transfer.replace_head(model, tn.layers.Dense(3, name="head"))   # the removed name is free
+    twice = tn.Sequential([tn.layers.Dense(4, input_dim=6, name="a"), tn.layers.Dense(4, name="a"),
+                           tn.layers.Dense(2, name="b")])
+    for call in (lambda: transfer.freeze(twice, layers="a"),
+                 lambda: transfer.extract_features(twice, data()[0], layer="a"),
+                 lambda: transfer.fine_tune(twice, *data(k=2), head="a")):
+        with pytest.raises(ValueError, match=r"2 layers named 'a' \(at indices 0, 1\): the name "
+                                             r"picks no single layer: pass an index"):
+            call()
+    assert transfer.frozen_layers(twice) == []
+    other = tn.Sequential([tn.layers.Dense(4, input_dim=6, name="a"),
+                           tn.layers.Dense(2, name="b")])
+    with pytest.raises(ValueError, match="copy_weights by name cannot tell which of the source"):
+        transfer.copy_weights(twice, other, by="name")

@@ -17,7 +17,7 @@ from __future__ import annotations
 from ..checks import did_you_mean
 
 __all__ = ["model_layers", "layer_index", "select_layers", "layer_groups", "span",
-           "check_every_layer_grouped"]
+           "check_every_layer_grouped", "check_unique_names"]
 
 
 def model_layers(model) -> list:
@@ -38,6 +38,7 @@ def layer_index(model, ref) -> int:
         if ref not in names:
             raise ValueError(f"model has no layer named {ref!r}{did_you_mean(ref, names)} "
                              f"(layers: {', '.join(names)})")
+        check_unique_names(layers, [ref], "the name picks no single layer: pass an index")
         return names.index(ref)
     if isinstance(ref, bool) or not hasattr(ref, "__index__"):
         raise TypeError(f"expected a layer index (int) or name (str), received "
@@ -46,6 +47,16 @@ def layer_index(model, ref) -> int:
     if not -n <= i < n:
         raise ValueError(f"layer index {i} out of range for a model of {n} layers")
     return i % n
+
+
+def check_unique_names(layers, names, advice: str) -> None:
+    """Refuse any of ``names`` held by more than one of ``layers``."""
+    held = [layer.name for layer in layers]
+    for name in names:
+        where = [i for i, other in enumerate(held) if other == name]
+        if len(where) > 1:
+            raise ValueError(f"model has {len(where)} layers named {name!r} (at indices "
+                             f"{', '.join(map(str, where))}): {advice}")
 
 
 def _bound(model, ref) -> int | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .selection import model_layers, select_layers
+from .selection import check_unique_names, model_layers, select_layers
 
 __all__ = ["replace_head", "copy_weights"]
 
@@ -51,6 +51,11 @@ def replace_head(model, new_layers, n_remove: int = 1) -> list:
                          f"{n_layers}: nothing of the base would remain")
     if not new_layers and not n_remove:
         raise ValueError("replace_head expected new layers or n_remove > 0")
+    # a new layer named like a kept one would make that name pick the base layer
+    # for freeze(model, layers="head"), copy_weights(by="name")...
+    kept = model_layers(model)[:n_layers - int(n_remove)] + new_layers
+    check_unique_names(kept, [layer.name for layer in new_layers],
+                       "replace_head expected new layers with names not in use (pass name=)")
     removed = []
     for _ in range(int(n_remove)):
         removed.append(model.layers[-1])
@@ -104,6 +109,8 @@ def _pairs(src, dst, by, layers):
         return [(src_layers[i], dst_layers[i]) for i in idx]
     if by == "name":
         by_name = {layer.name: layer for layer in src_layers}
+        check_unique_names(src_layers, [d.name for d in dst_layers],
+                           "copy_weights by name cannot tell which of the source's to copy from")
         chosen = (range(len(dst_layers)) if layers is None else select_layers(dst, layers))
         pairs = [(by_name[dst_layers[i].name], dst_layers[i]) for i in chosen
                  if dst_layers[i].name in by_name]
