@@ -822,3 +822,42 @@ def test_a_layer_name_held_twice_is_refused_not_resolved_to_the_first():
                            tn.layers.Dense(2, name="b")])
     with pytest.raises(ValueError, match="copy_weights by name cannot tell which of the source"):
         transfer.copy_weights(twice, other, by="name")
+
+
+@given(seed=st.integers(0, 2**16), alpha=st.floats(0, 10.0), beta=st.floats(1e-3, 10.0))
+def test_l2sp_plain_l2_on_new_params_matches_finite_differences(seed, alpha, beta):
+    # Li et al.'s penalty: alpha/2 ||w_S - w0_S||^2 + beta/2 ||w_new||^2
+    model = mlp(seed)
+    base, head = model.layers[0].parameters() + model.layers[1].parameters(), \
+        model.layers[2].parameters()
+    penalty = transfer.L2SP(base, alpha, new_params=head, beta=beta)
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.value += rng.standard_normal(p.value.shape)
+        p.zero_grad()
+    penalty.add_grad()
+    for p in model.parameters():
+        expected = numerical_grad(penalty.value, p.value, eps=1e-3)
+        # entries near 0 (beta * w for w ~ 0) carry the differences' absolute rounding
+        assert max_rel_error(p.grad, expected, scale_floor=1e-3) < 1e-6
+    for p in head:                                           # beta * w, toward zero
+        np.testing.assert_allclose(p.grad, beta * p.value)
+
+
+def test_l2sp_beta_pulls_the_head_to_zero_in_fine_tune_and_bad_settings_are_errors():
+    x, y = data(n=40, d=6)
+    norms = {}
+    for beta in (0.0, 5.0):
+        model = mlp(0)
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=5, lr=1e-2, l2sp_beta=beta,
+                           batch_size=8, seed=0)
+        norms[beta] = np.linalg.norm(model.layers[-1].W.value)
+    assert norms[5.0] < 0.5 * norms[0.0]
+    model = mlp()
+    with pytest.raises(ValueError, match="L2SP expected params and new_params apart, received "
+                                         "'head/W', 'head/b' in both"):
+        transfer.L2SP(model, 0.1, new_params=model.layers[-1], beta=0.1)
+    with pytest.raises(ValueError, match="L2SP expected beta as a non-negative number"):
+        transfer.L2SP(model.layers[0], 0.1, beta=-1.0)
+    with pytest.raises(ValueError, match=r"fine_tune expected l2sp_beta in \[0, inf\)"):
+        transfer.fine_tune(model, x, y, l2sp_beta=-1)

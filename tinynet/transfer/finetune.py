@@ -215,7 +215,8 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
               head_lr: float = 1e-3, lr: float = 1e-4, optimizer="adam",
               loss="cross_entropy", metrics=("accuracy",), factor: float | None = None,
               groups=None, gradual: bool = False, every: int = 1,
-              keep_batchnorm_frozen: bool = True, l2sp: float = 0.0, batch_size: int = 32,
+              keep_batchnorm_frozen: bool = True, l2sp: float = 0.0, l2sp_beta: float = 0.0,
+              batch_size: int = 32,
               validation_data=None, callbacks=None, verbose: int = 0, seed=None,
               **fit_kwargs) -> FineTuneHistory:
     """The two-phase transfer recipe: train the head on a frozen base, then
@@ -259,6 +260,9 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         Strength of the L2-SP penalty (:class:`~tinynet.transfer.L2SP`) that
         pulls the base's parameters toward their values at the start of
         phase 2 (the pretrained ones) during phase 2; 0 turns it off.
+    l2sp_beta : float, default 0
+        Strength ``beta`` of L2-SP's second term, plain L2 (weight decay
+        toward 0) on the head's parameters during phase 2; 0 turns it off.
     batch_size, validation_data, callbacks, verbose, seed, **fit_kwargs
         Passed to ``model.fit`` in both phases.
 
@@ -306,6 +310,7 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     if factor is not None:
         factor = _check_lr(factor, "fine_tune", "factor")
     l2sp = check_real(l2sp, "fine_tune", "l2sp", low=0.0, high_open=True)
+    l2sp_beta = check_real(l2sp_beta, "fine_tune", "l2sp_beta", low=0.0, high_open=True)
     check_positive_int(batch_size, "fine_tune", "batch_size")
     check_seed(seed, "fine_tune")
     user_callbacks = as_callback_list(callbacks, "fine_tune")
@@ -347,9 +352,10 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
             layer.trainable = False
         model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
                       metrics=metrics)
-        if l2sp:
-            L2SP([p for layer in layers[:first_head] for p in layer.parameters()],
-                 l2sp).attach(model.optimizer)
+        if l2sp or l2sp_beta:
+            L2SP([p for layer in layers[:first_head] for p in layer.parameters()], l2sp,
+                 [p for layer in layers[first_head:] for p in layer.parameters()],
+                 l2sp_beta).attach(model.optimizer)
         phase2_callbacks = list(user_callbacks)
         if unfreezing is not None:
             phase2_callbacks.insert(0, unfreezing)
