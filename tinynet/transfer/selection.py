@@ -107,7 +107,8 @@ def layer_groups(model, groups=None) -> list[list[int]]:
         first such layers join the first group). ``int k``: the layers with
         parameters cut into ``k`` nearly equal contiguous groups. A list:
         each item is a layer reference (index, name, slice, range or list)
-        naming one group's layers, given bottom to top.
+        naming one group's layers, given bottom to top (groups out of order
+        or overlapping are refused).
 
     Returns
     -------
@@ -123,6 +124,11 @@ def layer_groups(model, groups=None) -> list[list[int]]:
                 raise ValueError(f"layer group {groups[out.index(g)]!r} selects no layers")
             if seen & set(g):
                 raise ValueError(f"layer groups overlap at layer indices {sorted(seen & set(g))}")
+            if seen and min(g) < max(seen):
+                # the order gives the rates: reversed groups would give the head the lowest
+                raise ValueError(f"expected layer groups bottom (input side) to top, each above "
+                                 f"the ones before it; received {[layers[i].name for i in g]} "
+                                 f"after {[layers[i].name for i in sorted(seen)]}")
             seen.update(g)
         return out
     with_params = [i for i, layer in enumerate(layers) if layer.parameters()]
