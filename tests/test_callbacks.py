@@ -30,6 +30,17 @@ class ScriptedModel:
         self.weights = [np.array(w) for w in weights]
 
 
+class EpochsBegun(Callback):
+    """Records the epochs begun (none: training failed before the first)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
 def _scripted_fit(model, values, callbacks, monitor_key="val_loss"):
     epochs = iter(range(len(values)))
 
@@ -145,17 +156,12 @@ def test_model_checkpoint_missing_directory_fails_before_training(tmp_path):
     x, y = _data()
     model = _model()
     before = model.get_weights()
-    epochs = []
-
-    class Count(Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            epochs.append(epoch)
-
+    count = EpochsBegun()
     with pytest.raises(FileNotFoundError, match="ModelCheckpoint expected the directory of "
                                                 ".*nope.*to exist"):
         model.fit(x, y, epochs=2, verbose=0, seed=0, callbacks=[
-            Count(), ModelCheckpoint(tmp_path / "nope" / "m-{epoch}.npz")])
-    assert epochs == []  # no epoch trained
+            count, ModelCheckpoint(tmp_path / "nope" / "m-{epoch}.npz")])
+    assert count.epochs == []  # no epoch trained
     assert all(np.array_equal(u, v) for u, v in zip(model.get_weights(), before))
 
 
@@ -404,3 +410,19 @@ def test_a_nan_stop_keeps_its_reason_when_early_stopping_also_stops():
                             callbacks=[BlowUp(), early], verbose=0, seed=0)
     assert early.stopped_epoch == 0 and len(history.epoch) == 1
     assert history.stop_reason.startswith("TerminateOnNaN: the loss became nan at epoch 1/3")
+
+
+def test_learning_rate_scheduler_refuses_a_schedule_of_another_optimizer():
+    # after compiling again (Keras' fine-tuning step), a schedule made for the
+    # first optimizer set that optimizer's rates: the model's stayed put
+    x, y = _data()
+    model = _model()
+    schedule = tn.optim.StepLR(model.optimizer, step_size=1, gamma=0.5)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[LearningRateScheduler(schedule)])
+    model.compile(optimizer=tn.optim.SGD(lr=0.01), loss="cross_entropy")
+    count = EpochsBegun()
+    with pytest.raises(ValueError, match="LearningRateScheduler: the StepLR drives another "
+                                         "optimizer than the model's"):
+        model.fit(x, y, epochs=2, verbose=0,
+                  callbacks=[count, LearningRateScheduler(schedule)])
+    assert count.epochs == [] and model.optimizer.lr == 0.01

@@ -400,7 +400,9 @@ class LearningRateScheduler(Callback):
         with ``epoch`` counted from 0, setting every parameter group's rate;
         or one of :mod:`tinynet.optim`'s closed-form schedules
         (``StepLR(opt, ...)``, ``CosineAnnealingLR``, ``LinearWarmup``),
-        which sets each group from its own base rate.
+        which sets each group from its own base rate; it must be made for the
+        optimizer the model trains with (compiling again with a new one needs
+        a new schedule).
     verbose : int, default 0
         1 prints the new rate at each change.
 
@@ -418,6 +420,18 @@ class LearningRateScheduler(Callback):
         self.schedule = schedule
         self.verbose = int(verbose)
         self._two_args = _takes_two_args(schedule)
+
+    def on_train_begin(self, logs=None):
+        from .optim import LRScheduler
+        # a schedule made for the optimizer of an earlier compile would set the
+        # rates of an optimizer nothing steps any more, silently
+        optimizer = getattr(self.model, "optimizer", None)
+        if isinstance(self.schedule, LRScheduler) and optimizer is not None \
+                and self.schedule.optimizer is not optimizer:
+            raise ValueError(f"LearningRateScheduler: the {type(self.schedule).__name__} "
+                             f"drives another optimizer than the model's (the model was "
+                             f"compiled again since the schedule was made?); make the "
+                             f"schedule for model.optimizer")
 
     def on_epoch_begin(self, epoch, logs=None):
         from .optim import LRScheduler
