@@ -425,6 +425,10 @@ class _CountEpochs(tn.callbacks.Callback):
     ({"seed": -1}, ValueError, "fine_tune expected seed"),
     ({"batch_size": 0}, ValueError, "fine_tune expected batch_size"),
     ({"callbacks": 3}, TypeError, "fine_tune expected a list of callbacks"),
+    # any string was true: "no" turned gradual unfreezing on, "False" kept BatchNorm frozen
+    ({"gradual": "no"}, TypeError, "fine_tune expected gradual as True or False, received 'no'"),
+    ({"keep_batchnorm_frozen": "False"}, TypeError,
+     "fine_tune expected keep_batchnorm_frozen as True or False"),
 ])
 def test_fine_tune_checks_phase_2_arguments_before_phase_1_trains(kwargs, error, match):
     model = mlp()

@@ -25,7 +25,7 @@ from collections import namedtuple
 import numpy as np
 
 from ..callbacks import Callback, as_callback_list
-from ..checks import check_positive_int, check_seed
+from ..checks import check_bool, check_positive_int, check_seed
 from ..layers._checks import check_real
 from ..io import _walk
 from ..layers.base import Layer
@@ -312,6 +312,9 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     l2sp = check_real(l2sp, "fine_tune", "l2sp", low=0.0, high_open=True)
     l2sp_beta = check_real(l2sp_beta, "fine_tune", "l2sp_beta", low=0.0, high_open=True)
     check_positive_int(batch_size, "fine_tune", "batch_size")
+    gradual = check_bool(gradual, "fine_tune", "gradual")  # "no" must not mean True
+    keep_batchnorm_frozen = check_bool(keep_batchnorm_frozen, "fine_tune",
+                                       "keep_batchnorm_frozen")
     check_seed(seed, "fine_tune")
     user_callbacks = as_callback_list(callbacks, "fine_tune")
     if groups is None or isinstance(groups, (int, np.integer)):
