@@ -463,8 +463,10 @@ class ReduceLROnPlateau(Callback):
         Keras' name: an absolute improvement threshold, the same as
         ``threshold=min_delta, threshold_mode="abs"``. Without it the
         threshold is PyTorch's relative 1e-4 (Keras' default is an absolute
-        1e-4), and the rate is cut after *more than* ``patience`` bad epochs
-        (PyTorch; Keras cuts at ``patience``).
+        1e-4). With it or without, the counting is PyTorch's: the rate is
+        cut after *more than* ``patience`` bad epochs (Keras cuts at
+        ``patience``, one epoch sooner when ``patience >= 1``), and
+        ``cooldown`` epochs after a cut count as good.
     **kwargs
         ``factor``, ``patience``, ``threshold``, ``threshold_mode``,
         ``cooldown``, ``min_lr``, ``eps`` of :class:`tinynet.optim.ReduceLROnPlateau`.
