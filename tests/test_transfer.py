@@ -905,3 +905,18 @@ def test_layer_groups_out_of_order_are_refused():
         with pytest.raises(ValueError, match="bottom"):
             transfer.fine_tune(model, *data(n=16), groups=groups, factor=2.6)
     assert transfer.layer_groups(model, [slice(0, 2), "head"]) == [[0, 1], [2]]
+
+
+def test_fine_tune_refuses_a_head_without_parameters():
+    # head=1 on a Softmax top trained nothing in phase 1, silently
+    model = tn.Sequential([tn.layers.Dense(8, activation="relu", input_dim=6, name="fc1"),
+                           tn.layers.Dense(3, name="new_head"), tn.layers.Softmax(name="probs")])
+    x, y = data(n=16)
+    count = _CountEpochs()
+    with pytest.raises(ValueError, match=r"fine_tune: the head 1 \('probs'\) has no parameters "
+                                         r"to train; count the layers below it too"):
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=1, callbacks=[count])
+    assert count.epochs == 0
+    hist = transfer.fine_tune(model, x, y, head="new_head", head_epochs=1, epochs=1,
+                              batch_size=8)
+    assert len(hist.head.history["loss"]) == 1

@@ -298,6 +298,11 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         first_head = n - int(head)
     if first_head == 0:
         raise ValueError(f"fine_tune: head {head!r} leaves no base below it")
+    if not any(layer.parameters() for layer in layers[first_head:]):
+        # phase 1 would train nothing (a Softmax or Dropout on top of the new Dense)
+        names = ", ".join(repr(layer.name) for layer in layers[first_head:])
+        raise ValueError(f"fine_tune: the head {head!r} ({names}) has no parameters to train; "
+                         f"count the layers below it too (head=2...) or name its first layer")
     for what, value in (("head_epochs", head_epochs), ("epochs", epochs)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"fine_tune expected {what} as a non-negative int, "
