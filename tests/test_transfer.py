@@ -920,3 +920,13 @@ def test_fine_tune_refuses_a_head_without_parameters():
     hist = transfer.fine_tune(model, x, y, head="new_head", head_epochs=1, epochs=1,
                               batch_size=8)
     assert len(hist.head.history["loss"]) == 1
+
+
+def test_layer_groups_take_a_numpy_integer_count():
+    # fine_tune accepted np.int64 groups, then layer_groups refused them with
+    # "expected groups as None, an int or a list ..., received 2 of type int64"
+    model = mlp()
+    assert transfer.layer_groups(model, np.int64(2)) == transfer.layer_groups(model, 2)
+    hist = transfer.fine_tune(model, *data(n=16), groups=np.int64(2), factor=2.0,
+                              head_epochs=0, epochs=1, batch_size=8)
+    assert len(hist.fine_tune.history["loss"]) == 1

@@ -14,6 +14,8 @@ contiguous runs of layers, listed bottom (input side) to top (output side).
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..checks import did_you_mean
 
 __all__ = ["model_layers", "layer_index", "select_layers", "layer_groups", "span",
@@ -136,14 +138,14 @@ def layer_groups(model, groups=None) -> list[list[int]]:
         raise ValueError("model has no layers with parameters to group")
     if groups is None:
         k = len(with_params)
-    elif isinstance(groups, bool) or not isinstance(groups, int):
+    elif isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
         raise TypeError(f"expected groups as None, an int or a list of layer references, "
                         f"received {groups!r} of type {type(groups).__name__}")
     elif not 1 <= groups <= len(with_params):
         raise ValueError(f"expected groups between 1 and {len(with_params)} (the number of "
                          f"layers with parameters), received {groups}")
     else:
-        k = groups
+        k = int(groups)
     # cut points: the first parameter layer of each group, spread as evenly as possible
     firsts = [with_params[(j * len(with_params)) // k] for j in range(k)]
     bounds = [0] + firsts[1:] + [len(layers)]
