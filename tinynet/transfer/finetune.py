@@ -26,8 +26,8 @@ import numpy as np
 
 from ..callbacks import Callback, as_callback_list
 from ..checks import check_bool, check_positive_int, check_seed
-from ..layers._checks import check_real
 from ..io import _walk
+from ..layers._checks import check_real
 from ..layers.base import Layer
 from ..layers.normalization import BatchNorm
 from .freezing import restore_trainable, snapshot_trainable
