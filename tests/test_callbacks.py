@@ -30,6 +30,17 @@ class ScriptedModel:
         self.weights = [np.array(w) for w in weights]
 
 
+class EpochsBegun(Callback):
+    """Records the epochs begun (none: training failed before the first)."""
+
+    def __init__(self):
+        super().__init__()
+        self.epochs = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epochs.append(epoch)
+
+
 def _scripted_fit(model, values, callbacks, monitor_key="val_loss"):
     epochs = iter(range(len(values)))
 
@@ -145,17 +156,12 @@ def test_model_checkpoint_missing_directory_fails_before_training(tmp_path):
     x, y = _data()
     model = _model()
     before = model.get_weights()
-    epochs = []
-
-    class Count(Callback):
-        def on_epoch_begin(self, epoch, logs=None):
-            epochs.append(epoch)
-
+    count = EpochsBegun()
     with pytest.raises(FileNotFoundError, match="ModelCheckpoint expected the directory of "
                                                 ".*nope.*to exist"):
         model.fit(x, y, epochs=2, verbose=0, seed=0, callbacks=[
-            Count(), ModelCheckpoint(tmp_path / "nope" / "m-{epoch}.npz")])
-    assert epochs == []  # no epoch trained
+            count, ModelCheckpoint(tmp_path / "nope" / "m-{epoch}.npz")])
+    assert count.epochs == []  # no epoch trained
     assert all(np.array_equal(u, v) for u, v in zip(model.get_weights(), before))
 
 
@@ -364,3 +370,59 @@ def test_model_checkpoint_refuses_an_unwritable_directory_before_training(tmp_pa
     with pytest.raises(PermissionError, match="ModelCheckpoint cannot write into .* not "
                                               "writable"):
         _scripted_fit(ScriptedModel(), [1.0], [ModelCheckpoint(tmp_path / "m.npz")])
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"monitor": None}, TypeError, "EarlyStopping expected monitor as the name of a logged "
+                                   "value .*received None"),
+    ({"min_delta": math.nan}, ValueError, r"EarlyStopping expected min_delta in \(-inf, inf\), "
+                                          r"received nan"),
+    ({"min_delta": math.inf}, ValueError, "expected min_delta in"),
+    ({"min_delta": "0.1"}, TypeError, "expected min_delta as a real number"),
+])
+def test_monitor_callbacks_refuse_a_bad_monitor_or_min_delta(kwargs, error, match):
+    # min_delta=nan made no epoch an improvement (training stopped after
+    # patience epochs, "best none"); monitor=None failed inside `in`
+    with pytest.raises(error, match=match):
+        EarlyStopping(**kwargs)
+    with pytest.raises(error, match=match.replace("EarlyStopping", "ModelCheckpoint")):
+        ModelCheckpoint("m.npz", **kwargs)
+    assert EarlyStopping(min_delta=-0.1).min_delta == 0.1  # Keras takes its size
+    with pytest.raises(TypeError, match="ReduceLROnPlateau expected monitor"):
+        ReduceLROnPlateau(monitor=3)
+
+
+def test_a_nan_stop_keeps_its_reason_when_early_stopping_also_stops():
+    # EarlyStopping saw the NaN epoch's val_loss as no improvement and
+    # overwrote the reason: History said "did not improve", not the NaN
+    x, y = _data()
+    model = _model()
+
+    class BlowUp(Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                model.layers[0].W.value[...] = np.nan
+                logs["loss"] = math.nan
+
+    early = EarlyStopping(monitor="val_loss", patience=0)
+    with pytest.warns(RuntimeWarning, match="TerminateOnNaN"):
+        history = model.fit(x, y, epochs=3, batch_size=8, validation_data=_data(seed=2),
+                            callbacks=[BlowUp(), early], verbose=0, seed=0)
+    assert early.stopped_epoch == 0 and len(history.epoch) == 1
+    assert history.stop_reason.startswith("TerminateOnNaN: the loss became nan at epoch 1/3")
+
+
+def test_learning_rate_scheduler_refuses_a_schedule_of_another_optimizer():
+    # after compiling again (Keras' fine-tuning step), a schedule made for the
+    # first optimizer set that optimizer's rates: the model's stayed put
+    x, y = _data()
+    model = _model()
+    schedule = tn.optim.StepLR(model.optimizer, step_size=1, gamma=0.5)
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[LearningRateScheduler(schedule)])
+    model.compile(optimizer=tn.optim.SGD(lr=0.01), loss="cross_entropy")
+    count = EpochsBegun()
+    with pytest.raises(ValueError, match="LearningRateScheduler: the StepLR drives another "
+                                         "optimizer than the model's"):
+        model.fit(x, y, epochs=2, verbose=0,
+                  callbacks=[count, LearningRateScheduler(schedule)])
+    assert count.epochs == [] and model.optimizer.lr == 0.01

@@ -330,7 +330,7 @@ def test_layer_groups_and_errors():
     with pytest.raises(ValueError, match="overlap"):
         transfer.layer_groups(model, [[0, 2], [2, 4]])
     with pytest.raises(ValueError, match="no parameters"):
-        transfer.discriminative_param_groups(model, 1e-3, groups=[[1], [0, 2, 4]])
+        transfer.discriminative_param_groups(model, 1e-3, groups=[[0], [1], [2, 3, 4]])
     with pytest.raises(ValueError, match="positive"):
         transfer.discriminative_param_groups(model, -1.0)
 
@@ -425,6 +425,10 @@ class _CountEpochs(tn.callbacks.Callback):
     ({"seed": -1}, ValueError, "fine_tune expected seed"),
     ({"batch_size": 0}, ValueError, "fine_tune expected batch_size"),
     ({"callbacks": 3}, TypeError, "fine_tune expected a list of callbacks"),
+    # any string was true: "no" turned gradual unfreezing on, "False" kept BatchNorm frozen
+    ({"gradual": "no"}, TypeError, "fine_tune expected gradual as True or False, received 'no'"),
+    ({"keep_batchnorm_frozen": "False"}, TypeError,
+     "fine_tune expected keep_batchnorm_frozen as True or False"),
 ])
 def test_fine_tune_checks_phase_2_arguments_before_phase_1_trains(kwargs, error, match):
     model = mlp()
@@ -650,3 +654,279 @@ def test_discriminative_lrs_names_itself_in_its_errors():
     for bad in (0, -1, 2.5):  # 0 and -1 gave [] silently, 2.5 range()'s TypeError
         with pytest.raises((ValueError, TypeError), match="discriminative_lrs expected n_groups"):
             transfer.discriminative_lrs(bad, 1e-3)
+
+
+def test_layer_groups_that_leave_out_a_layer_with_parameters_are_refused():
+    # fc2 in no group: discriminative_param_groups left it out of the optimizer,
+    # so fine_tune(factor=...) never trained it, silently
+    model = mlp()
+    x, y = data(n=16)
+    fc2 = model.layers[1].W.value.copy()
+    with pytest.raises(ValueError, match="discriminative_param_groups expected every layer "
+                                         "with parameters in a layer group; no group holds "
+                                         "'fc2'"):
+        transfer.discriminative_param_groups(model, 1e-2, groups=[["fc1"], ["head"]])
+    count = _CountEpochs()
+    for kwargs in ({"factor": 2.6}, {"gradual": True}):
+        with pytest.raises(ValueError, match="fine_tune expected every layer with parameters "
+                                             "in a layer group; no group holds 'fc2'"):
+            transfer.fine_tune(model, x, y, head_epochs=1, epochs=2, groups=[["fc1"], ["head"]],
+                               callbacks=[count], **kwargs)
+    assert count.epochs == 0 and model.layers[1].W.value.tobytes() == fc2.tobytes()
+    # parameter-free layers may stay out of every group
+    relu = tn.Sequential([tn.layers.Dense(4, input_dim=6), tn.layers.ReLU(), tn.layers.Dense(3)])
+    assert len(transfer.discriminative_param_groups(relu, 1e-2, groups=[[0], [2]])) == 2
+
+
+def nested_bn_model(x):
+    """Sequential([base, head]) whose base holds fc1 (frozen by the user), a
+    BatchNorm with moving statistics and fc2: the Keras layout of a base."""
+    base = tn.Sequential([tn.layers.Dense(8, input_dim=6, dtype="float64", seed=0, name="fc1"),
+                          tn.layers.BatchNorm(name="bn"), tn.layers.ReLU(),
+                          tn.layers.Dense(8, activation="relu", seed=1, name="fc2")],
+                         name="base")
+    base.compile("adam", loss="mse")
+    base.fit(x, np.ones((len(x), 8)), epochs=1, batch_size=8, verbose=0, seed=0)
+    base.layers[0].trainable = False
+    return tn.Sequential([base, tn.layers.Dense(3, seed=2, name="head")]), base
+
+
+@pytest.mark.parametrize("gradual", [False, True])
+def test_fine_tune_keeps_frozen_layers_inside_a_nested_base_frozen(gradual):
+    # setting the nested base trainable unfroze its BatchNorm (its moving
+    # statistics drifted to the new data) and the user's frozen fc1
+    x, y = data(n=32, d=6)
+    model, base = nested_bn_model(x)
+    fc1, bn = base.layers[0], base.layers[1]
+    state = {k: np.array(v, copy=True) for k, v in bn.get_state().items()}
+    before = {p.name: p.value.copy() for p in fc1.parameters() + bn.parameters()}
+    fc2 = base.layers[3].W.value.copy()
+    seen = []
+
+    class Record(tn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append((fc1.trainable, bn.trainable, base.layers[3].trainable))
+
+    transfer.fine_tune(model, x * 3 + 1, y, head_epochs=1, epochs=2, batch_size=8, seed=0,
+                       gradual=gradual, callbacks=[Record()])
+    assert seen == [(False, False, False), (False, False, not gradual), (False, False, True)]
+    for key, old in state.items():
+        assert np.asarray(bn.get_state()[key]).tobytes() == old.tobytes(), key
+    for p in fc1.parameters() + bn.parameters():
+        assert p.value.tobytes() == before[p.name].tobytes(), p.name
+    assert not np.array_equal(base.layers[3].W.value, fc2)       # the rest of the base tuned
+    assert not fc1.trainable and not bn.trainable               # still frozen afterwards
+
+
+def test_a_failed_fine_tune_restores_the_flags_inside_a_nested_base():
+    x, y = data(n=32, d=6)
+    model, base = nested_bn_model(x)
+    flags = [layer.trainable for layer in base.layers]
+
+    class Fail(tn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("stop here")
+
+    with pytest.raises(RuntimeError, match="stop here"):
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=2, batch_size=8,
+                           callbacks=[Fail()])
+    assert [layer.trainable for layer in base.layers] == flags == [False, True, True, True]
+    assert [p.trainable for p in model.parameters()] == [False] * 2 + [True] * 6
+
+
+def test_gradual_unfreezing_keeps_layer_objects_frozen_even_inside_a_nested_model():
+    x, y = data(n=32, d=6)
+    model, base = nested_bn_model(x)
+    bn = base.layers[1]
+    cb = transfer.GradualUnfreezing(keep_frozen=[bn])
+    model.compile(tn.optim.Adam(model.parameters(), lr=1e-2), loss="cross_entropy")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb])
+    assert cb.schedule == [(0, ["head"]), (1, ["base", "head"])]
+    assert not bn.trainable and base.layers[3].trainable
+    stranger = tn.layers.Dense(2, name="stranger")
+    with pytest.raises(ValueError, match="keep_frozen holds .*'stranger'.*not a layer of the "
+                                         "model"):
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0,
+                  callbacks=[transfer.GradualUnfreezing(keep_frozen=stranger)])
+
+
+def test_copy_weights_copies_the_state_of_a_batchnorm_inside_a_nested_model():
+    # only the top layer's own state was copied: a nested base's moving
+    # statistics stayed the destination's, so the copy predicted differently
+    x, y = data(n=32, d=6)
+    src, _ = nested_bn_model(x * 3 + 2)
+    dst, _ = nested_bn_model(x)
+    transfer.copy_weights(src, dst)
+    np.testing.assert_array_equal(dst.predict(x), src.predict(x))
+    for got, want in zip(dst.get_weights(), src.get_weights()):
+        np.testing.assert_array_equal(got, want)
+    other = tn.Sequential([tn.Sequential([tn.layers.Dense(8, input_dim=6, name="fc1"),
+                                          tn.layers.LayerNorm(name="ln"), tn.layers.ReLU(),
+                                          tn.layers.Dense(8, name="fc2")], name="base"),
+                           tn.layers.Dense(3, name="head")])
+    before = values(other)
+    with pytest.raises(ValueError, match="different layer types inside: Dense, BatchNorm, "
+                                         "ReLU, Dense vs Dense, LayerNorm, ReLU, Dense"):
+        transfer.copy_weights(src, other)
+    assert all(np.array_equal(a, b) for a, b in zip(values(other), before))
+
+
+@pytest.mark.parametrize("metrics, logged", [(None, {"loss"}), ("accuracy", {"loss", "accuracy"})])
+def test_fine_tune_takes_metrics_as_compile_does(metrics, logged):
+    # list(metrics) gave "'NoneType' object is not iterable" and, for a single
+    # name, "unknown metric 'a'" (the name split into letters)
+    x, y = data(n=16)
+    hist = transfer.fine_tune(mlp(), x, y, head_epochs=1, epochs=1, batch_size=8,
+                              metrics=metrics)
+    assert set(hist.head.history) == set(hist.fine_tune.history) == logged
+
+
+def test_extract_features_refuses_a_model_not_built():
+    # it built the model on the spot: features of random weights, silently
+    model = tn.Sequential([tn.layers.Dense(8, name="fc1"), tn.layers.Dense(3)])
+    with pytest.raises(ValueError, match="extract_features: the model is not built"):
+        transfer.extract_features(model, data()[0], layer="fc1")
+    assert not model.built
+
+
+def test_l2sp_takes_a_model_or_params_and_names_anything_else():
+    model = mlp()
+    assert transfer.L2SP(model, 0.1).params == model.parameters()
+    assert transfer.L2SP(model.layers[0], 0.1).params == model.layers[0].parameters()
+    with pytest.raises(TypeError, match=r"list of Param \(or a layer or model\), received an "
+                                        r"item of type Dense "
+                                        r"\(pass layer.parameters\(\)\)"):
+        transfer.L2SP(model.layers, 0.1)
+    with pytest.raises(TypeError, match="L2SP expected params as a list of Param"):
+        transfer.L2SP(3, 0.1)
+
+
+def test_a_layer_name_held_twice_is_refused_not_resolved_to_the_first():
+    # replace_head let a new head be named "fc1" like a base layer; then
+    # freeze(model, layers="fc1") froze the base layer only, silently
+    model = mlp()
+    before = [layer.name for layer in model.layers]
+    with pytest.raises(ValueError, match=r"model has 2 layers named 'fc1' \(at indices 0, 2\): "
+                                         r"replace_head expected new layers with names not in "
+                                         r"use"):
+        transfer.replace_head(model, tn.layers.Dense(3, name="fc1"))
+    assert [layer.name for layer in model.layers] == before          # nothing removed
+    transfer.replace_head(model, tn.layers.Dense(3, name="head"))   # the removed name is free
+    twice = tn.Sequential([tn.layers.Dense(4, input_dim=6, name="a"), tn.layers.Dense(4, name="a"),
+                           tn.layers.Dense(2, name="b")])
+    for call in (lambda: transfer.freeze(twice, layers="a"),
+                 lambda: transfer.extract_features(twice, data()[0], layer="a"),
+                 lambda: transfer.fine_tune(twice, *data(k=2), head="a")):
+        with pytest.raises(ValueError, match=r"2 layers named 'a' \(at indices 0, 1\): the name "
+                                             r"picks no single layer: pass an index"):
+            call()
+    assert transfer.frozen_layers(twice) == []
+    other = tn.Sequential([tn.layers.Dense(4, input_dim=6, name="a"),
+                           tn.layers.Dense(2, name="b")])
+    with pytest.raises(ValueError, match="copy_weights by name cannot tell which of the source"):
+        transfer.copy_weights(twice, other, by="name")
+
+
+@given(seed=st.integers(0, 2**16), alpha=st.floats(1e-3, 10.0), beta=st.floats(1e-3, 10.0))
+def test_l2sp_plain_l2_on_new_params_matches_finite_differences(seed, alpha, beta):
+    # Li et al.'s penalty: alpha/2 ||w_S - w0_S||^2 + beta/2 ||w_new||^2
+    model = mlp(seed)
+    base, head = model.layers[0].parameters() + model.layers[1].parameters(), \
+        model.layers[2].parameters()
+    penalty = transfer.L2SP(base, alpha, new_params=head, beta=beta)
+    rng = np.random.default_rng(seed)
+    for p in model.parameters():
+        p.value += rng.standard_normal(p.value.shape)
+        p.zero_grad()
+    penalty.add_grad()
+    for p in model.parameters():
+        # quadratic: central differences are exact for any eps, and a large one
+        # keeps their rounding (~1e-16 * value / eps) below the smallest entries
+        expected = numerical_grad(penalty.value, p.value, eps=0.5)
+        assert max_rel_error(p.grad, expected, scale_floor=1e-3) < 1e-6
+    for p in head:                                           # beta * w, toward zero
+        np.testing.assert_allclose(p.grad, beta * p.value)
+
+
+def test_l2sp_beta_pulls_the_head_to_zero_in_fine_tune_and_bad_settings_are_errors():
+    x, y = data(n=40, d=6)
+    norms = {}
+    for beta in (0.0, 5.0):
+        model = mlp(0)
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=5, lr=1e-2, l2sp_beta=beta,
+                           batch_size=8, seed=0)
+        norms[beta] = np.linalg.norm(model.layers[-1].W.value)
+    assert norms[5.0] < 0.5 * norms[0.0]
+    model = mlp()
+    with pytest.raises(ValueError, match="L2SP expected params and new_params apart, received "
+                                         "'head/W', 'head/b' in both"):
+        transfer.L2SP(model, 0.1, new_params=model.layers[-1], beta=0.1)
+    with pytest.raises(ValueError, match="L2SP expected beta as a non-negative number"):
+        transfer.L2SP(model.layers[0], 0.1, beta=-1.0)
+    with pytest.raises(ValueError, match=r"fine_tune expected l2sp_beta in \[0, inf\)"):
+        transfer.fine_tune(model, x, y, l2sp_beta=-1)
+
+
+def test_a_model_saved_after_surgery_and_freezing_loads_back_identically(tmp_path):
+    # flags of a nested base that differ inside it, a new head, Adam state of
+    # the layers that trained: all back from the file, and training resumes
+    # (unfrozen) to the same bits as without the round trip
+    x, y = data(n=32, d=6)
+    model, base = nested_bn_model(x)
+    transfer.replace_head(model, [tn.layers.Dense(5, seed=7, name="new_head")])
+    base.trainable = False
+    base.layers[3].trainable = True                      # fc2 trains, the rest of the base not
+    compile_fit(model, x, y % 5, epochs=1)
+    model.save(tmp_path / "m.npz")
+    loaded = tn.load(tmp_path / "m.npz")
+    flags = lambda m: ([layer.trainable for layer in m.layers[0].layers + m.layers[1:]],
+                       [p.trainable for p in m.parameters()])
+    assert flags(loaded) == flags(model) == ([False, False, False, True, True],
+                                             [False] * 4 + [True] * 4)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+    for m in (model, loaded):
+        transfer.unfreeze(m)
+        m.fit(x, y % 5, epochs=3, initial_epoch=1, batch_size=8, verbose=0, seed=0)
+    for a, b in zip(model.get_weights(), loaded.get_weights()):
+        assert a.tobytes() == b.tobytes()
+
+
+def test_layer_groups_out_of_order_are_refused():
+    # [["head"], ["fc1", "fc2"]] gave the head the lowest rate (1/2.6 of the
+    # base's) and gradual unfreezing began with the base, silently
+    model = mlp()
+    for groups, match in (([["head"], ["fc1", "fc2"]], r"received \['fc1', 'fc2'\] after "
+                                                        r"\['head'\]"),
+                          ([[0, 2], [1]], r"received \['fc2'\] after \['fc1', 'head'\]")):
+        with pytest.raises(ValueError, match="expected layer groups bottom \\(input side\\) to "
+                                             "top, each above the ones before it; " + match):
+            transfer.discriminative_param_groups(model, 1e-2, groups=groups)
+        with pytest.raises(ValueError, match="bottom"):
+            transfer.fine_tune(model, *data(n=16), groups=groups, factor=2.6)
+    assert transfer.layer_groups(model, [slice(0, 2), "head"]) == [[0, 1], [2]]
+
+
+def test_fine_tune_refuses_a_head_without_parameters():
+    # head=1 on a Softmax top trained nothing in phase 1, silently
+    model = tn.Sequential([tn.layers.Dense(8, activation="relu", input_dim=6, name="fc1"),
+                           tn.layers.Dense(3, name="new_head"), tn.layers.Softmax(name="probs")])
+    x, y = data(n=16)
+    count = _CountEpochs()
+    with pytest.raises(ValueError, match=r"fine_tune: the head 1 \('probs'\) has no parameters "
+                                         r"to train; count the layers below it too"):
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=1, callbacks=[count])
+    assert count.epochs == 0
+    hist = transfer.fine_tune(model, x, y, head="new_head", head_epochs=1, epochs=1,
+                              batch_size=8)
+    assert len(hist.head.history["loss"]) == 1
+
+
+def test_layer_groups_take_a_numpy_integer_count():
+    # fine_tune accepted np.int64 groups, then layer_groups refused them with
+    # "expected groups as None, an int or a list ..., received 2 of type int64"
+    model = mlp()
+    assert transfer.layer_groups(model, np.int64(2)) == transfer.layer_groups(model, 2)
+    hist = transfer.fine_tune(model, *data(n=16), groups=np.int64(2), factor=2.0,
+                              head_epochs=0, epochs=1, batch_size=8)
+    assert len(hist.fine_tune.history["loss"]) == 1

@@ -37,6 +37,7 @@ import warnings
 import numpy as np
 
 from .atomic import check_target
+from .layers._checks import check_real
 
 
 __all__ = ["Callback", "CallbackList", "as_callback_list", "History", "TerminateOnNaN",
@@ -65,8 +66,12 @@ class Callback:
     def on_batch_end(self, batch, logs=None): ...
 
     def _stop(self, reason: str) -> None:
+        """Stop training, saying why; a stop already under way keeps its own
+        reason (the NaN that stopped an epoch, not the EarlyStopping that
+        then sees its NaN validation loss as no improvement)."""
+        if not getattr(self.model, "stop_training", False):
+            self.model.stop_reason = reason
         self.model.stop_training = True
-        self.model.stop_reason = reason
 
 
 def as_callback_list(callbacks, who: str = "fit") -> list:
@@ -201,6 +206,9 @@ class TerminateOnNaN(Callback):
 
 
 def _resolve_mode(mode: str, monitor: str, who: str) -> str:
+    if not isinstance(monitor, str) or not monitor:
+        raise TypeError(f"{who} expected monitor as the name of a logged value "
+                        f"('val_loss', 'accuracy'...), received {monitor!r}")
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who} expected mode 'auto', 'min' or 'max', received {mode!r}")
     if mode == "auto":
@@ -234,7 +242,9 @@ class _Monitor(Callback):
         super().__init__()
         self.monitor = monitor
         self.mode = _resolve_mode(mode, monitor, type(self).__name__)
-        self.min_delta = abs(float(min_delta))
+        # a NaN or infinite min_delta would make every epoch "no improvement"
+        self.min_delta = abs(check_real(min_delta, type(self).__name__, "min_delta",
+                                        low_open=True, high_open=True))
         self.best = math.inf if self.mode == "min" else -math.inf
         self.best_epoch: int | None = None
 
@@ -390,7 +400,9 @@ class LearningRateScheduler(Callback):
         with ``epoch`` counted from 0, setting every parameter group's rate;
         or one of :mod:`tinynet.optim`'s closed-form schedules
         (``StepLR(opt, ...)``, ``CosineAnnealingLR``, ``LinearWarmup``),
-        which sets each group from its own base rate.
+        which sets each group from its own base rate; it must be made for the
+        optimizer the model trains with (compiling again with a new one needs
+        a new schedule).
     verbose : int, default 0
         1 prints the new rate at each change.
 
@@ -408,6 +420,18 @@ class LearningRateScheduler(Callback):
         self.schedule = schedule
         self.verbose = int(verbose)
         self._two_args = _takes_two_args(schedule)
+
+    def on_train_begin(self, logs=None):
+        from .optim import LRScheduler
+        # a schedule made for the optimizer of an earlier compile would set the
+        # rates of an optimizer nothing steps any more, silently
+        optimizer = getattr(self.model, "optimizer", None)
+        if isinstance(self.schedule, LRScheduler) and optimizer is not None \
+                and self.schedule.optimizer is not optimizer:
+            raise ValueError(f"LearningRateScheduler: the {type(self.schedule).__name__} "
+                             f"drives another optimizer than the model's (the model was "
+                             f"compiled again since the schedule was made?); make the "
+                             f"schedule for model.optimizer")
 
     def on_epoch_begin(self, epoch, logs=None):
         from .optim import LRScheduler
@@ -439,8 +463,10 @@ class ReduceLROnPlateau(Callback):
         Keras' name: an absolute improvement threshold, the same as
         ``threshold=min_delta, threshold_mode="abs"``. Without it the
         threshold is PyTorch's relative 1e-4 (Keras' default is an absolute
-        1e-4), and the rate is cut after *more than* ``patience`` bad epochs
-        (PyTorch; Keras cuts at ``patience``).
+        1e-4). With it or without, the counting is PyTorch's: the rate is
+        cut after *more than* ``patience`` bad epochs (Keras cuts at
+        ``patience``, one epoch sooner when ``patience >= 1``), and
+        ``cooldown`` epochs after a cut count as good.
     **kwargs
         ``factor``, ``patience``, ``threshold``, ``threshold_mode``,
         ``cooldown``, ``min_lr``, ``eps`` of :class:`tinynet.optim.ReduceLROnPlateau`.

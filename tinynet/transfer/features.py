@@ -94,6 +94,10 @@ def extract_features(model, x, layer=-2, batch_size: int = 256) -> np.ndarray:
 
     layers = model_layers(model)
     stop = layer_index(model, layer) + 1
+    if not getattr(model, "built", True):
+        # as predict: building here would return features of random weights
+        raise ValueError(f"extract_features: the model is not built, so it has no weights "
+                         f"yet: train or load it first (or build(input_shape))")
     batch_size = check_positive_int(batch_size, "extract_features", "batch_size")
     x = as_float_array(x, "extract_features", "x", min_ndim=2)
     check_finite(x, "extract_features", "x")

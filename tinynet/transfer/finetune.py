@@ -25,10 +25,15 @@ from collections import namedtuple
 import numpy as np
 
 from ..callbacks import Callback, as_callback_list
-from ..checks import check_positive_int, check_seed
+from ..checks import check_bool, check_positive_int, check_seed
+from ..io import _walk
 from ..layers._checks import check_real
+from ..layers.base import Layer
+from ..layers.normalization import BatchNorm
+from .freezing import restore_trainable, snapshot_trainable
 from .l2sp import L2SP
-from .selection import layer_groups, layer_index, model_layers, select_layers
+from .selection import (check_every_layer_grouped, layer_groups, layer_index, model_layers,
+                        select_layers)
 
 __all__ = ["discriminative_param_groups", "discriminative_lrs", "GradualUnfreezing",
            "fine_tune", "FineTuneHistory"]
@@ -63,7 +68,10 @@ def discriminative_param_groups(model, base_lr: float, factor: float = 2.6,
         Each group down gets the rate of the group above divided by this.
     groups : None, int or list of layer references
         How layers are grouped (see :func:`tinynet.transfer.layer_groups`):
-        default one group per layer with parameters.
+        default one group per layer with parameters. A list must put every
+        layer with parameters in a group (a layer left out would be in no
+        group of the optimizer, so never trained): freeze a layer to keep it
+        as it is.
 
     Returns
     -------
@@ -75,6 +83,7 @@ def discriminative_param_groups(model, base_lr: float, factor: float = 2.6,
     """
     layers = model_layers(model)
     index_groups = layer_groups(model, groups)
+    check_every_layer_grouped(model, index_groups, "discriminative_param_groups")
     lrs = discriminative_lrs(len(index_groups), base_lr, factor)
     out = []
     for idx, lr in zip(index_groups, lrs):
@@ -100,9 +109,12 @@ class GradualUnfreezing(Callback):
         one per layer with parameters.
     every : int, default 1
         Epochs between two unfreezing steps.
-    keep_frozen : layer reference, optional
+    keep_frozen : layer reference or Layer, optional
         Layers never unfrozen (for example BatchNorm layers or a bottom
-        block you want to keep as it is).
+        block you want to keep as it is): references to ``model.layers``
+        (index, name, slice, range), or the Layer objects themselves, which
+        may also be layers *inside* a nested model (the BatchNorm of a base
+        used as one layer: unfreezing the base would unfreeze it too).
 
     Attributes
     ----------
@@ -132,15 +144,31 @@ class GradualUnfreezing(Callback):
         """How many top groups train during ``epoch`` (0-based)."""
         return min(n_groups, 1 + int(epoch) // self.every)
 
+    def _kept(self, model) -> tuple[set[int], list]:
+        """``keep_frozen`` as indices of ``model.layers`` and Layer objects."""
+        refs = self.keep_frozen
+        if refs is None:
+            return set(), []
+        if not isinstance(refs, (list, tuple)):
+            refs = [refs]
+        objects = [ref for ref in refs if isinstance(ref, Layer)]
+        inside = {id(layer) for layer in _walk(model)}
+        for layer in objects:
+            if id(layer) not in inside:
+                raise ValueError(f"GradualUnfreezing: keep_frozen holds {layer!r}, which is "
+                                 f"not a layer of the model being trained")
+        return set(select_layers(model, [r for r in refs if not isinstance(r, Layer)])), objects
+
     def _apply(self, model, epoch: int) -> None:
         layers = model_layers(model)
         index_groups = layer_groups(model, self.groups)
-        keep = set() if self.keep_frozen is None else set(select_layers(model,
-                                                                        self.keep_frozen))
+        keep, keep_layers = self._kept(model)
         k = self.n_unfrozen(epoch, len(index_groups))
         for g, idx in enumerate(index_groups):
             for i in idx:
                 layers[i].trainable = g >= len(index_groups) - k and i not in keep
+        for layer in keep_layers:  # after: unfreezing a nested model unfreezes them too
+            layer.trainable = False
         self.schedule.append((int(epoch), [layer.name for layer in layers
                                            if layer.parameters() and layer.trainable]))
 
@@ -173,13 +201,6 @@ def _make_optimizer(optimizer, params, lr):
                     f"{type(optimizer).__name__}")
 
 
-def _batchnorm_indices(layers) -> set[int]:
-    from .. import layers as layer_module
-    bn = tuple(c for c in (getattr(layer_module, n, None) for n in ("BatchNorm",))
-               if c is not None)
-    return {i for i, layer in enumerate(layers) if bn and isinstance(layer, bn)}
-
-
 def _head_on_top(model, groups, first_head: int) -> list[list[int]]:
     """Layer groups with the whole head as the top group (so that a head of
     several layers trains together, as in phase 1)."""
@@ -194,7 +215,8 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
               head_lr: float = 1e-3, lr: float = 1e-4, optimizer="adam",
               loss="cross_entropy", metrics=("accuracy",), factor: float | None = None,
               groups=None, gradual: bool = False, every: int = 1,
-              keep_batchnorm_frozen: bool = True, l2sp: float = 0.0, batch_size: int = 32,
+              keep_batchnorm_frozen: bool = True, l2sp: float = 0.0, l2sp_beta: float = 0.0,
+              batch_size: int = 32,
               validation_data=None, callbacks=None, verbose: int = 0, seed=None,
               **fit_kwargs) -> FineTuneHistory:
     """The two-phase transfer recipe: train the head on a frozen base, then
@@ -225,7 +247,8 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     groups : None, int or list of layer references
         Layer groups for ``factor`` and ``gradual``. With None or an int the
         base is grouped as :func:`~tinynet.transfer.layer_groups` says and
-        the whole head forms the top group.
+        the whole head forms the top group; a list must put every layer
+        with parameters, the head's included, in a group.
     gradual : bool, default False
         Add :class:`GradualUnfreezing` (one more group every ``every``
         epochs) to phase 2.
@@ -237,6 +260,9 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         Strength of the L2-SP penalty (:class:`~tinynet.transfer.L2SP`) that
         pulls the base's parameters toward their values at the start of
         phase 2 (the pretrained ones) during phase 2; 0 turns it off.
+    l2sp_beta : float, default 0
+        Strength ``beta`` of L2-SP's second term, plain L2 (weight decay
+        toward 0) on the head's parameters during phase 2; 0 turns it off.
     batch_size, validation_data, callbacks, verbose, seed, **fit_kwargs
         Passed to ``model.fit`` in both phases.
 
@@ -257,7 +283,9 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     Notes
     -----
     Layers frozen before the call stay frozen in both phases, so
-    ``freeze(model, upto=k)`` first keeps the bottom ``k`` layers as they are.
+    ``freeze(model, upto=k)`` first keeps the bottom ``k`` layers as they are;
+    this holds inside a nested base too (``Sequential([base, head])`` with
+    a frozen block or a BatchNorm in ``base``).
     """
     layers = model_layers(model)
     n = len(layers)
@@ -270,6 +298,11 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         first_head = n - int(head)
     if first_head == 0:
         raise ValueError(f"fine_tune: head {head!r} leaves no base below it")
+    if not any(layer.parameters() for layer in layers[first_head:]):
+        # phase 1 would train nothing (a Softmax or Dropout on top of the new Dense)
+        names = ", ".join(repr(layer.name) for layer in layers[first_head:])
+        raise ValueError(f"fine_tune: the head {head!r} ({names}) has no parameters to train; "
+                         f"count the layers below it too (head=2...) or name its first layer")
     for what, value in (("head_epochs", head_epochs), ("epochs", epochs)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
             raise ValueError(f"fine_tune expected {what} as a non-negative int, "
@@ -282,21 +315,29 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     if factor is not None:
         factor = _check_lr(factor, "fine_tune", "factor")
     l2sp = check_real(l2sp, "fine_tune", "l2sp", low=0.0, high_open=True)
+    l2sp_beta = check_real(l2sp_beta, "fine_tune", "l2sp_beta", low=0.0, high_open=True)
     check_positive_int(batch_size, "fine_tune", "batch_size")
+    gradual = check_bool(gradual, "fine_tune", "gradual")  # "no" must not mean True
+    keep_batchnorm_frozen = check_bool(keep_batchnorm_frozen, "fine_tune",
+                                       "keep_batchnorm_frozen")
     check_seed(seed, "fine_tune")
     user_callbacks = as_callback_list(callbacks, "fine_tune")
     if groups is None or isinstance(groups, (int, np.integer)):
         groups = _head_on_top(model, groups, first_head)
-    else:
-        layer_groups(model, groups)  # refuses bad or overlapping groups now
-    was_trainable = [layer.trainable for layer in layers]
-    keep_frozen = {i for i in range(n) if not was_trainable[i]}
+    else:  # refuses bad, overlapping or incomplete groups now
+        check_every_layer_grouped(model, layer_groups(model, groups), "fine_tune")
+    # flags of the whole tree: a nested base (Sequential([base, head])) keeps
+    # its own frozen blocks and BatchNorms, which top-level flags cannot say
+    was_trainable = snapshot_trainable(model)
+    keep_frozen = [layer for layer, trainable in was_trainable[0]
+                   if not trainable and not layer.sublayers()]
     if keep_batchnorm_frozen:
-        keep_frozen |= _batchnorm_indices(layers[:first_head])
+        keep_frozen += [layer for base in layers[:first_head] for layer in _walk(base)
+                        if isinstance(layer, BatchNorm) and layer not in keep_frozen]
     params = [p for layer in layers for p in layer.parameters()]
     phase2_params = (discriminative_param_groups(model, lr, factor, groups)
                      if factor is not None else params)
-    unfreezing = (GradualUnfreezing(groups, every=every, keep_frozen=sorted(keep_frozen))
+    unfreezing = (GradualUnfreezing(groups, every=every, keep_frozen=keep_frozen)
                   if gradual else None)
     fit_args = dict(batch_size=batch_size, validation_data=validation_data,
                     verbose=verbose, seed=seed, **fit_kwargs)
@@ -306,20 +347,23 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     try:
         history_head = None
         if head_epochs:
-            for i, layer in enumerate(layers):
-                layer.trainable = i >= first_head and was_trainable[i]
+            restore_trainable(was_trainable)
+            for layer in layers[:first_head]:
+                layer.trainable = False
             model.compile(_make_optimizer(optimizer, params, head_lr), loss=loss,
-                          metrics=list(metrics))
+                          metrics=metrics)
             history_head = model.fit(x, y, epochs=int(head_epochs), callbacks=user_callbacks,
                                      **fit_args)
 
-        for i, layer in enumerate(layers):
-            layer.trainable = i not in keep_frozen
+        restore_trainable(was_trainable)
+        for layer in keep_frozen:
+            layer.trainable = False
         model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
-                      metrics=list(metrics))
-        if l2sp:
-            L2SP([p for layer in layers[:first_head] for p in layer.parameters()],
-                 l2sp).attach(model.optimizer)
+                      metrics=metrics)
+        if l2sp or l2sp_beta:
+            L2SP([p for layer in layers[:first_head] for p in layer.parameters()], l2sp,
+                 [p for layer in layers[first_head:] for p in layer.parameters()],
+                 l2sp_beta).attach(model.optimizer)
         phase2_callbacks = list(user_callbacks)
         if unfreezing is not None:
             phase2_callbacks.insert(0, unfreezing)
@@ -328,8 +372,7 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     except BaseException:
         # what trained stays trained, but the model is handed back as it came:
         # the same layers trainable, the same compile settings
-        for layer, trainable in zip(layers, was_trainable):
-            layer.trainable = trainable
+        restore_trainable(was_trainable)
         vars(model).update(compiled)
         raise
     return FineTuneHistory(history_head, history_fine)

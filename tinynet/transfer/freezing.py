@@ -108,3 +108,28 @@ def trainable_layers(model) -> list[str]:
     """Names of the layers with parameters that train."""
     return [layer.name for layer in model_layers(model)
             if layer.parameters() and layer.trainable]
+
+
+def snapshot_trainable(model):
+    """Every ``trainable`` flag of ``model``: of each layer of its tree (nested
+    models' layers too, parents first) and of each parameter, for
+    :func:`restore_trainable`.
+
+    A container's ``trainable`` setter sets its whole subtree, so setting the
+    flags of the top-level layers alone cannot hand back a nested base
+    whose inner layers differ (one frozen block, a frozen BatchNorm).
+    """
+    from ..io import _walk
+
+    return ([(layer, layer.trainable) for layer in _walk(model)],
+            [(p, p.trainable) for p in model.parameters()])
+
+
+def restore_trainable(snapshot) -> None:
+    """Put back the flags :func:`snapshot_trainable` recorded, to the last
+    parameter (parents first, so each layer ends with its own flag)."""
+    layers, params = snapshot
+    for layer, flag in layers:
+        layer.trainable = flag
+    for p, flag in params:
+        p.trainable = flag

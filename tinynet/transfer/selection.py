@@ -14,9 +14,12 @@ contiguous runs of layers, listed bottom (input side) to top (output side).
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..checks import did_you_mean
 
-__all__ = ["model_layers", "layer_index", "select_layers", "layer_groups", "span"]
+__all__ = ["model_layers", "layer_index", "select_layers", "layer_groups", "span",
+           "check_every_layer_grouped", "check_unique_names"]
 
 
 def model_layers(model) -> list:
@@ -37,6 +40,7 @@ def layer_index(model, ref) -> int:
         if ref not in names:
             raise ValueError(f"model has no layer named {ref!r}{did_you_mean(ref, names)} "
                              f"(layers: {', '.join(names)})")
+        check_unique_names(layers, [ref], "the name picks no single layer: pass an index")
         return names.index(ref)
     if isinstance(ref, bool) or not hasattr(ref, "__index__"):
         raise TypeError(f"expected a layer index (int) or name (str), received "
@@ -45,6 +49,16 @@ def layer_index(model, ref) -> int:
     if not -n <= i < n:
         raise ValueError(f"layer index {i} out of range for a model of {n} layers")
     return i % n
+
+
+def check_unique_names(layers, names, advice: str) -> None:
+    """Refuse any of ``names`` held by more than one of ``layers``."""
+    held = [layer.name for layer in layers]
+    for name in names:
+        where = [i for i, other in enumerate(held) if other == name]
+        if len(where) > 1:
+            raise ValueError(f"model has {len(where)} layers named {name!r} (at indices "
+                             f"{', '.join(map(str, where))}): {advice}")
 
 
 def _bound(model, ref) -> int | None:
@@ -95,7 +109,8 @@ def layer_groups(model, groups=None) -> list[list[int]]:
         first such layers join the first group). ``int k``: the layers with
         parameters cut into ``k`` nearly equal contiguous groups. A list:
         each item is a layer reference (index, name, slice, range or list)
-        naming one group's layers, given bottom to top.
+        naming one group's layers, given bottom to top (groups out of order
+        or overlapping are refused).
 
     Returns
     -------
@@ -111,6 +126,11 @@ def layer_groups(model, groups=None) -> list[list[int]]:
                 raise ValueError(f"layer group {groups[out.index(g)]!r} selects no layers")
             if seen & set(g):
                 raise ValueError(f"layer groups overlap at layer indices {sorted(seen & set(g))}")
+            if seen and min(g) < max(seen):
+                # the order gives the rates: reversed groups would give the head the lowest
+                raise ValueError(f"expected layer groups bottom (input side) to top, each above "
+                                 f"the ones before it; received {[layers[i].name for i in g]} "
+                                 f"after {[layers[i].name for i in sorted(seen)]}")
             seen.update(g)
         return out
     with_params = [i for i, layer in enumerate(layers) if layer.parameters()]
@@ -118,15 +138,29 @@ def layer_groups(model, groups=None) -> list[list[int]]:
         raise ValueError("model has no layers with parameters to group")
     if groups is None:
         k = len(with_params)
-    elif isinstance(groups, bool) or not isinstance(groups, int):
+    elif isinstance(groups, bool) or not isinstance(groups, (int, np.integer)):
         raise TypeError(f"expected groups as None, an int or a list of layer references, "
                         f"received {groups!r} of type {type(groups).__name__}")
     elif not 1 <= groups <= len(with_params):
         raise ValueError(f"expected groups between 1 and {len(with_params)} (the number of "
                          f"layers with parameters), received {groups}")
     else:
-        k = groups
+        k = int(groups)
     # cut points: the first parameter layer of each group, spread as evenly as possible
     firsts = [with_params[(j * len(with_params)) // k] for j in range(k)]
     bounds = [0] + firsts[1:] + [len(layers)]
     return [list(range(bounds[j], bounds[j + 1])) for j in range(k)]
+
+
+def check_every_layer_grouped(model, index_groups, who: str) -> None:
+    """Refuse layer groups that leave out a layer with parameters: an
+    optimizer built from the groups would never train it (the groups of
+    :func:`layer_groups` with None or an int always cover every layer)."""
+    layers = model_layers(model)
+    grouped = {i for group in index_groups for i in group}
+    missing = [layer.name for i, layer in enumerate(layers)
+               if layer.parameters() and i not in grouped]
+    if missing:
+        raise ValueError(f"{who} expected every layer with parameters in a layer group; "
+                         f"no group holds {', '.join(map(repr, missing))} (it would never "
+                         f"train: freeze a layer to keep it as it is)")

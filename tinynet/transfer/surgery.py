@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .selection import model_layers, select_layers
+from .selection import check_unique_names, model_layers, select_layers
 
 __all__ = ["replace_head", "copy_weights"]
 
@@ -51,6 +51,11 @@ def replace_head(model, new_layers, n_remove: int = 1) -> list:
                          f"{n_layers}: nothing of the base would remain")
     if not new_layers and not n_remove:
         raise ValueError("replace_head expected new layers or n_remove > 0")
+    # a new layer named like a kept one would make that name pick the base layer
+    # for freeze(model, layers="head"), copy_weights(by="name")...
+    kept = model_layers(model)[:n_layers - int(n_remove)] + new_layers
+    check_unique_names(kept, [layer.name for layer in new_layers],
+                       "replace_head expected new layers with names not in use (pass name=)")
     removed = []
     for _ in range(int(n_remove)):
         removed.append(model.layers[-1])
@@ -60,15 +65,31 @@ def replace_head(model, new_layers, n_remove: int = 1) -> list:
     return removed[::-1]
 
 
+def _states(layer) -> list:
+    """``(sublayer, state)`` for every layer of ``layer``'s tree that has state
+    (a BatchNorm nested in a base model too), parents first."""
+    from ..io import _walk
+
+    return [(sub, state) for sub in _walk(layer) for state in [sub.get_state()] if state]
+
+
 def _describe(layer) -> str:
     shapes = ", ".join(f"{p.name.rsplit('/', 1)[-1]} {p.shape}" for p in layer.parameters())
-    states = ", ".join(f"{k} {np.shape(v)}" for k, v in layer.get_state().items())
+    states = ", ".join(f"{k} {np.shape(v)}" for _, state in _states(layer)
+                       for k, v in state.items())
     parts = "; ".join(s for s in (shapes, states) if s)
     return f"{type(layer).__name__} {layer.name!r} ({parts or 'no weights'})"
 
 
 def _weights(layer) -> list[np.ndarray]:
-    return [p.value for p in layer.parameters()] + list(layer.get_state().values())
+    return [p.value for p in layer.parameters()] + [
+        v for _, state in _states(layer) for v in state.values()]
+
+
+def _types(layer) -> list[type]:
+    from ..io import _walk
+
+    return [type(sub) for sub in _walk(layer)]
 
 
 def _pairs(src, dst, by, layers):
@@ -88,6 +109,8 @@ def _pairs(src, dst, by, layers):
         return [(src_layers[i], dst_layers[i]) for i in idx]
     if by == "name":
         by_name = {layer.name: layer for layer in src_layers}
+        check_unique_names(src_layers, [d.name for d in dst_layers],
+                           "copy_weights by name cannot tell which of the source's to copy from")
         chosen = (range(len(dst_layers)) if layers is None else select_layers(dst, layers))
         pairs = [(by_name[dst_layers[i].name], dst_layers[i]) for i in chosen
                  if dst_layers[i].name in by_name]
@@ -102,7 +125,8 @@ def _pairs(src, dst, by, layers):
 
 
 def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, str]]:
-    """Copy parameters (and state such as BatchNorm statistics) layer by layer.
+    """Copy parameters (and state such as BatchNorm statistics, also of the
+    layers inside a nested model) layer by layer.
 
     Parameters
     ----------
@@ -130,9 +154,11 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
     pairs = _pairs(src, dst, by, layers)
     # check every pair before writing anything, so that a mismatch leaves dst untouched
     for s, d in pairs:
-        if type(s) is not type(d):
+        if _types(s) != _types(d):
+            inner = "" if type(s) is not type(d) else " inside: " + " vs ".join(
+                ", ".join(t.__name__ for t in _types(m)[1:]) for m in (s, d))
             raise ValueError(f"copy_weights cannot copy {_describe(s)} into {_describe(d)}: "
-                             f"different layer types")
+                             f"different layer types{inner}")
         if not d.built and s.built:
             d.build(s.input_shape, dtype=d.dtype or s.dtype)
         s_w, d_w = _weights(s), _weights(d)
@@ -142,7 +168,6 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
     for s, d in pairs:
         for ps, pd in zip(s.parameters(), d.parameters()):
             pd.value = ps.value
-        state = s.get_state()
-        if state:
-            d.set_state({k: np.array(v, copy=True) for k, v in state.items()})
+        for (_, state), (d_sub, _) in zip(_states(s), _states(d)):
+            d_sub.set_state({k: np.array(v, copy=True) for k, v in state.items()})
     return [(s.name, d.name) for s, d in pairs]
