@@ -217,7 +217,10 @@ def test_unknown_activation_suggests_a_name():
 
 
 @pytest.mark.parametrize("make, error, match", [
-    (lambda: L.LeakyReLU(alpha=-0.1), ValueError, r"LeakyReLU expected alpha in \[0, inf\]"),
+    (lambda: L.LeakyReLU(alpha=-0.1), ValueError, r"LeakyReLU expected alpha in \[0, inf\)"),
+    # an infinite slope makes -inf of negative inputs and NaN (0 * inf) of zeros
+    (lambda: L.LeakyReLU(alpha=float("inf")), ValueError, r"alpha in \[0, inf\), received inf"),
+    (lambda: L.ELU(alpha=float("inf")), ValueError, r"alpha in \[0, inf\), received inf"),
     (lambda: L.LeakyReLU(alpha="big"), TypeError, "alpha as a real number"),
     (lambda: L.ELU(alpha=float("nan")), ValueError, "ELU expected alpha"),
     (lambda: L.ELU(alpha=True), TypeError, "ELU expected alpha"),

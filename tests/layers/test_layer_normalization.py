@@ -282,8 +282,11 @@ def test_set_state_errors():
     (lambda: L.BatchNorm(momentum=1.5), ValueError, r"momentum in \[0, 1\], received 1.5"),
     (lambda: L.BatchNorm(momentum=-0.1), ValueError, "momentum in"),
     (lambda: L.BatchNorm(momentum="0.9"), TypeError, "momentum as a real number"),
-    (lambda: L.BatchNorm(eps=0.0), ValueError, r"eps in \(0, inf\]"),
+    (lambda: L.BatchNorm(eps=0.0), ValueError, r"eps in \(0, inf\)"),
     (lambda: L.LayerNorm(eps=-1e-5), ValueError, "LayerNorm expected eps"),
+    # an infinite eps would normalise every input to 0: the output would be beta
+    (lambda: L.BatchNorm(eps=float("inf")), ValueError, r"eps in \(0, inf\), received inf"),
+    (lambda: L.LayerNorm(eps=float("inf")), ValueError, r"eps in \(0, inf\), received inf"),
 ])
 def test_bad_settings(make, error, match):
     with pytest.raises(error, match=match):

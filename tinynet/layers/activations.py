@@ -135,14 +135,14 @@ class LeakyReLU(Activation):
     Parameters
     ----------
     alpha : float, default 0.01
-        Slope for negative inputs, :math:`\alpha \ge 0` (PyTorch's
+        Slope for negative inputs, finite and :math:`\alpha \ge 0` (PyTorch's
         ``negative_slope``).
     """
 
     needs_input = False
 
     def __init__(self, alpha: float = 0.01, **kwargs):
-        self.alpha = check_real(alpha, "LeakyReLU", "alpha", low=0.0)
+        self.alpha = check_real(alpha, "LeakyReLU", "alpha", low=0.0, high_open=True)
         super().__init__(**kwargs)
 
     def _forward(self, x):
@@ -173,11 +173,11 @@ class ELU(Activation):
     ----------
     alpha : float, default 1.0
         Saturation value for large negative inputs is :math:`-\alpha`
-        (:math:`\alpha \ge 0`).
+        (finite, :math:`\alpha \ge 0`).
     """
 
     def __init__(self, alpha: float = 1.0, **kwargs):
-        self.alpha = check_real(alpha, "ELU", "alpha", low=0.0)
+        self.alpha = check_real(alpha, "ELU", "alpha", low=0.0, high_open=True)
         super().__init__(**kwargs)
 
     def _forward(self, x):
