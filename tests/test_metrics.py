@@ -11,10 +11,12 @@ from tinynet.layers import Dense
 
 
 def _slow_top_k(pred, labels, k):
-    """Reference: rank every row with a stable sort (ties to the lower index)."""
+    """Reference: rank every row with a stable sort (ties to the lower index,
+    NaN above every number)."""
     hits = 0
     for row, label in zip(pred, labels):
-        order = sorted(range(len(row)), key=lambda c: (-row[c], c))
+        order = sorted(range(len(row)),
+                       key=lambda c: (0, 0.0, c) if np.isnan(row[c]) else (1, -row[c], c))
         hits += label in order[:k]
     return hits / len(labels)
 
@@ -53,9 +55,34 @@ def test_binary_accuracy_takes_boolean_targets_as_the_bce_loss_does():
 def test_top_k_matches_slow_reference(n, classes, k, seed):
     rng = np.random.default_rng(seed)
     pred = rng.integers(0, 3, size=(n, classes)).astype(np.float64)  # many ties
+    pred[rng.random(pred.shape) < 0.15] = np.nan  # a diverging model
     labels = rng.integers(0, classes, size=n)
     assert metrics.top_k_accuracy(pred, labels, k=k) == pytest.approx(
         _slow_top_k(pred, labels, k))
+
+
+def test_nan_scores_rank_above_every_number():
+    # all-NaN predictions (a diverged model) used to count every sample as a hit
+    labels = np.array([0, 1, 2, 0])
+    nan = np.full((4, 3), np.nan)
+    assert metrics.top_k_accuracy(nan, labels, k=1) == metrics.accuracy(nan, labels) == 0.5
+    assert metrics.top_k_accuracy(nan, labels, k=2) == 0.75
+    pred = np.array([[np.nan, 2.0, 1.0], [0.5, np.nan, 0.1]])
+    assert metrics.top_k_accuracy(pred, np.array([1, 0]), k=1) == 0.0
+    assert metrics.top_k_accuracy(pred, np.array([1, 0]), k=2) == 1.0
+
+
+def test_top_k_with_nan_matches_torch_topk():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    pred = rng.standard_normal((40, 6))  # no ties: torch.topk's order among equals is unset
+    pred[rng.random(pred.shape) < 0.1] = np.nan
+    pred[np.isnan(pred).sum(axis=1) > 1] = 0.5 + np.arange(6)  # at most one NaN a row
+    labels = rng.integers(0, 6, 40)
+    for k in (1, 2, 4):
+        top = torch.tensor(pred).topk(k, dim=1).indices.numpy()
+        expected = np.mean([label in row for label, row in zip(labels, top)])
+        assert metrics.top_k_accuracy(pred, labels, k=k) == expected
 
 
 def test_top_1_equals_accuracy_without_ties():

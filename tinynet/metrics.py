@@ -124,6 +124,10 @@ class TopKAccuracy(Metric):
 
     Ties are broken towards the lower class index (a stable sort), so a
     sample counts only if its class is among the first ``k`` of that order.
+    A NaN score ranks above every number and ties with another NaN (as
+    ``np.argmax`` and ``torch.topk`` order them), so predictions of a
+    diverged model are not counted as hits, and ``k=1`` agrees with
+    :class:`Accuracy`.
     """
 
     def __init__(self, k: int = 5):
@@ -139,10 +143,11 @@ class TopKAccuracy(Metric):
         if not labels.size:
             return 0.0
         # Rank of the true class = number of classes scored strictly higher,
-        # plus equal scores at a lower index (stable order).
+        # plus equal scores at a lower index (stable order); NaN is highest.
         true_score = pred[np.arange(len(labels)), labels][:, None]
-        higher = (pred > true_score).sum(axis=1)
-        ties_before = ((pred == true_score)
+        nan, true_nan = np.isnan(pred), np.isnan(true_score)
+        higher = ((pred > true_score) | (nan & ~true_nan)).sum(axis=1)
+        ties_before = (((pred == true_score) | (nan & true_nan))
                        & (np.arange(pred.shape[1])[None, :] < labels[:, None])).sum(axis=1)
         return float(np.mean(higher + ties_before < self.k))
 
