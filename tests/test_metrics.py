@@ -101,6 +101,25 @@ def test_mse_mae():
     assert metrics.mse(np.array([[1.0], [2.0]]), np.array([0.0, 0.0])) == 2.5
 
 
+def test_regression_metrics_take_targets_as_the_losses_do():
+    pred = np.array([[1.0], [2.0], [4.0]])
+    for target in (np.array([1, 2, 3]), np.array([[1], [2], [3]]), np.array([1.0, 2.0, 3.0])):
+        # integer targets were refused with a TypeError (after fit's first step),
+        # though the MSE loss takes them
+        assert metrics.mse(pred, target) == pytest.approx(1 / 3)
+        assert metrics.mae(pred, target) == tn.losses.MAE()(pred, target)
+    # any reshape that kept the batch and the size was made: (n, 3, 2) targets
+    # for (n, 2, 3) predictions compared the wrong elements without a word
+    rng = np.random.default_rng(0)
+    pred, target = rng.standard_normal((4, 2, 3)), rng.standard_normal((4, 3, 2))
+    for metric in (metrics.mse, metrics.mae):
+        with pytest.raises(ValueError, match=r"targets of the predictions' shape \(4, 2, 3\), "
+                                             r"received \(4, 3, 2\)"):
+            metric(pred, target)
+        with pytest.raises(ValueError, match="predictions' shape"):
+            metric(pred, target.reshape(4, 6))
+
+
 def test_get_names_instances_functions_and_configs():
     assert isinstance(metrics.get("accuracy"), metrics.Accuracy)
     assert isinstance(metrics.get("acc"), metrics.Accuracy)

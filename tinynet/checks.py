@@ -14,6 +14,7 @@ import numpy as np
 __all__ = [
     "FLOAT_DTYPES",
     "as_float_array",
+    "as_float_targets",
     "check_bool",
     "check_finite",
     "check_labels",
@@ -68,6 +69,30 @@ def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
         raise ValueError(f"{who} expected {what} with at least {min_ndim} dimensions, "
                          f"received shape {x.shape}")
     return x
+
+
+def as_float_targets(target, pred: np.ndarray, who: str) -> np.ndarray:
+    """Finite float targets shaped like ``pred``, to compare element by element.
+
+    What the element-wise losses and the regression metrics accept alike:
+    integer and boolean targets are cast to ``pred``'s dtype (a float array
+    keeps its own); a target of shape ``(batch,)`` is taken for predictions
+    of shape ``(batch, 1)`` (a one-output regression). Any other shape than
+    ``pred``'s is refused: reshaping, say, ``(n, 3, 2)`` targets to ``(n, 2, 3)``
+    predictions would compare the wrong elements without a word.
+    """
+    target = np.asarray(target)
+    if target.dtype == bool or (target.dtype != object
+                                and np.issubdtype(target.dtype, np.integer)):
+        target = target.astype(pred.dtype)
+    target = as_float_array(target, who, "targets")
+    if target.shape != pred.shape and pred.shape == target.shape + (1,):
+        target = target.reshape(pred.shape)
+    if target.shape != pred.shape:
+        raise ValueError(f"{who} expected targets of the predictions' shape {pred.shape}, "
+                         f"received {target.shape}")
+    check_finite(target, who, "targets")
+    return target
 
 
 def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:

@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import as_float_array, check_finite, check_labels, did_you_mean, lookup
+from .checks import (as_float_array, as_float_targets, check_finite, check_labels,
+                     did_you_mean, lookup)
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
@@ -239,18 +240,7 @@ class _ElementwiseLoss(Loss):
     """
 
     def _check_target(self, pred, target):
-        target = np.asarray(target)
-        if target.dtype == bool or (target.dtype != object
-                                    and np.issubdtype(target.dtype, np.integer)):
-            target = target.astype(pred.dtype)
-        target = as_float_array(target, self._who, "targets")
-        if target.shape != pred.shape and pred.shape == target.shape + (1,):
-            target = target.reshape(pred.shape)
-        if target.shape != pred.shape:
-            raise ValueError(f"{self._who} expected targets of the predictions' shape "
-                             f"{pred.shape}, received {target.shape}")
-        check_finite(target, self._who, "targets")
-        return target.astype(pred.dtype, copy=False)
+        return as_float_targets(target, pred, self._who).astype(pred.dtype, copy=False)
 
 
 # --------------------------------------------------------------------------- regression

@@ -36,7 +36,7 @@ import re
 
 import numpy as np
 
-from .checks import as_float_array, check_finite, check_labels, check_positive_int, lookup
+from .checks import as_float_array, as_float_targets, check_labels, check_positive_int, lookup
 from .output_losses import output_activation
 
 __all__ = ["Metric", "Accuracy", "TopKAccuracy", "MeanSquaredError", "MeanAbsoluteError",
@@ -156,16 +156,13 @@ class TopKAccuracy(Metric):
 
 
 class _Regression(Metric):
+    """Mean of an element-wise function of ``pred - target``; targets as the
+    element-wise losses take them (:func:`~tinynet.checks.as_float_targets`:
+    integer targets, ``(n,)`` targets for an ``(n, 1)`` output)."""
+
     def __call__(self, pred, target) -> float:
         pred = _as_pred(pred, self.name)
-        target = as_float_array(target, self.name, "targets")
-        check_finite(target, self.name, "targets")
-        if target.shape != pred.shape:
-            if target.size == pred.size and target.shape[:1] == pred.shape[:1]:
-                target = target.reshape(pred.shape)  # (n,) targets for an (n, 1) output
-            else:
-                raise ValueError(f"{self.name} expected targets of shape {pred.shape} "
-                                 f"(the predictions' shape), received {target.shape}")
+        target = as_float_targets(target, pred, self.name)
         return float(np.mean(self._elementwise(pred - target))) if pred.size else 0.0
 
 
