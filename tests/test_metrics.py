@@ -175,3 +175,7 @@ def test_bad_inputs():
         metrics.mae(pred, np.full((3, 4), np.nan))
     with pytest.raises(ValueError):
         metrics.TopKAccuracy(0)
+    # ragged lists: NumPy's own ValueError, naming no metric, before
+    for metric in (metrics.accuracy, metrics.top_k_accuracy, metrics.mse):
+        with pytest.raises(TypeError, match="expected targets as a numeric array"):
+            metric(pred, [[0, 1], [1], [0, 0]])

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import (as_float_array, as_float_targets, check_finite, check_labels,
-                     did_you_mean, lookup)
+from .checks import (as_array, as_float_array, as_float_targets, check_finite,
+                     check_labels, did_you_mean, lookup)
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
@@ -136,7 +136,7 @@ class Loss:
             raise ValueError(f"{self._who} expected at least one sample, "
                              f"received predictions of shape {pred.shape}")
         weight = self._sample_weights(sample_weight, mask, pred.shape[0])
-        target = self._select(target, weight)
+        target = self._select(as_array(target, self._who, "targets"), weight)
         target = self._check_target(pred, target)
         per_item = self._forward(pred, target)
         n_items = 1 if self.per_sample else int(np.prod(pred.shape[1:], dtype=np.int64))
@@ -190,7 +190,7 @@ class Loss:
         for what, arr in (("sample_weight", sample_weight), ("mask", mask)):
             if arr is None:
                 continue
-            arr = np.asarray(arr)
+            arr = as_array(arr, self._who, what)
             if arr.dtype == object or not (arr.dtype == bool
                                            or np.issubdtype(arr.dtype, np.number)):
                 raise TypeError(f"{self._who} expected {what} as a numeric array, "
@@ -392,7 +392,7 @@ class CrossEntropy(Loss):
     def forward(self, pred, target, sample_weight=None, mask=None) -> float:
         self._fused_grad = None
         if sample_weight is None and mask is None:
-            value = self._fused_forward(pred, target)
+            value = self._fused_forward(pred, as_array(target, self._who, "targets"))
             if value is not None:
                 return value
         return super().forward(pred, target, sample_weight=sample_weight, mask=mask)

@@ -36,7 +36,8 @@ import re
 
 import numpy as np
 
-from .checks import as_float_array, as_float_targets, check_labels, check_positive_int, lookup
+from .checks import (as_array, as_float_array, as_float_targets, check_labels,
+                     check_positive_int, lookup)
 from .output_losses import output_activation
 
 __all__ = ["Metric", "Accuracy", "TopKAccuracy", "MeanSquaredError", "MeanAbsoluteError",
@@ -53,7 +54,7 @@ def _class_targets(target, pred: np.ndarray, who: str) -> np.ndarray:
     """Integer labels from ``target``: labels as given (booleans as 0 and 1,
     as the binary cross-entropy takes them), or the arg-max of probability
     targets shaped like ``pred``."""
-    target = np.asarray(target)
+    target = as_array(target, who, "targets")
     if target.dtype == bool:
         target = target.astype(np.int64)
     if target.ndim == 2 and target.shape == pred.shape and target.shape[1] > 1:
