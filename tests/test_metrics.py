@@ -175,6 +175,11 @@ def test_bad_inputs():
         metrics.mae(pred, np.full((3, 4), np.nan))
     with pytest.raises(ValueError):
         metrics.TopKAccuracy(0)
+    # a NaN threshold made every binary prediction class 0
+    for threshold, error in ((np.nan, ValueError), (np.inf, ValueError), ("0.5", TypeError),
+                             (True, TypeError)):
+        with pytest.raises(error, match="Accuracy expected threshold"):
+            metrics.Accuracy(threshold=threshold)
     # ragged lists: NumPy's own ValueError, naming no metric, before
     for metric in (metrics.accuracy, metrics.top_k_accuracy, metrics.mse):
         with pytest.raises(TypeError, match="expected targets as a numeric array"):

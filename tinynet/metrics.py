@@ -38,6 +38,7 @@ import numpy as np
 
 from .checks import (as_array, as_float_array, as_float_targets, check_labels,
                      check_positive_int, lookup)
+from .layers._checks import check_real
 from .output_losses import output_activation
 
 __all__ = ["Metric", "Accuracy", "TopKAccuracy", "MeanSquaredError", "MeanAbsoluteError",
@@ -101,7 +102,9 @@ class Accuracy(Metric):
     name = "accuracy"
 
     def __init__(self, threshold: float | None = None):
-        self.threshold = None if threshold is None else float(threshold)
+        # a NaN threshold would call every sample class 0 without a word
+        self.threshold = None if threshold is None else check_real(
+            threshold, "Accuracy", "threshold", low_open=True, high_open=True)
 
     def __call__(self, pred, target) -> float:
         pred = _as_pred(pred, "accuracy")
