@@ -11,10 +11,12 @@ from tinynet.layers import Dense
 
 
 def _slow_top_k(pred, labels, k):
-    """Reference: rank every row with a stable sort (ties to the lower index)."""
+    """Reference: rank every row with a stable sort (ties to the lower index,
+    NaN above every number)."""
     hits = 0
     for row, label in zip(pred, labels):
-        order = sorted(range(len(row)), key=lambda c: (-row[c], c))
+        order = sorted(range(len(row)),
+                       key=lambda c: (0, 0.0, c) if np.isnan(row[c]) else (1, -row[c], c))
         hits += label in order[:k]
     return hits / len(labels)
 
@@ -53,9 +55,34 @@ def test_binary_accuracy_takes_boolean_targets_as_the_bce_loss_does():
 def test_top_k_matches_slow_reference(n, classes, k, seed):
     rng = np.random.default_rng(seed)
     pred = rng.integers(0, 3, size=(n, classes)).astype(np.float64)  # many ties
+    pred[rng.random(pred.shape) < 0.15] = np.nan  # a diverging model
     labels = rng.integers(0, classes, size=n)
     assert metrics.top_k_accuracy(pred, labels, k=k) == pytest.approx(
         _slow_top_k(pred, labels, k))
+
+
+def test_nan_scores_rank_above_every_number():
+    # all-NaN predictions (a diverged model) used to count every sample as a hit
+    labels = np.array([0, 1, 2, 0])
+    nan = np.full((4, 3), np.nan)
+    assert metrics.top_k_accuracy(nan, labels, k=1) == metrics.accuracy(nan, labels) == 0.5
+    assert metrics.top_k_accuracy(nan, labels, k=2) == 0.75
+    pred = np.array([[np.nan, 2.0, 1.0], [0.5, np.nan, 0.1]])
+    assert metrics.top_k_accuracy(pred, np.array([1, 0]), k=1) == 0.0
+    assert metrics.top_k_accuracy(pred, np.array([1, 0]), k=2) == 1.0
+
+
+def test_top_k_with_nan_matches_torch_topk():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    pred = rng.standard_normal((40, 6))  # no ties: torch.topk's order among equals is unset
+    pred[rng.random(pred.shape) < 0.1] = np.nan
+    pred[np.isnan(pred).sum(axis=1) > 1] = 0.5 + np.arange(6)  # at most one NaN a row
+    labels = rng.integers(0, 6, 40)
+    for k in (1, 2, 4):
+        top = torch.tensor(pred).topk(k, dim=1).indices.numpy()
+        expected = np.mean([label in row for label, row in zip(labels, top)])
+        assert metrics.top_k_accuracy(pred, labels, k=k) == expected
 
 
 def test_top_1_equals_accuracy_without_ties():
@@ -72,6 +99,25 @@ def test_mse_mae():
     assert metrics.mae(pred, target) == pytest.approx((2 + 3) / 4)
     # (n,) targets for an (n, 1) output are accepted
     assert metrics.mse(np.array([[1.0], [2.0]]), np.array([0.0, 0.0])) == 2.5
+
+
+def test_regression_metrics_take_targets_as_the_losses_do():
+    pred = np.array([[1.0], [2.0], [4.0]])
+    for target in (np.array([1, 2, 3]), np.array([[1], [2], [3]]), np.array([1.0, 2.0, 3.0])):
+        # integer targets were refused with a TypeError (after fit's first step),
+        # though the MSE loss takes them
+        assert metrics.mse(pred, target) == pytest.approx(1 / 3)
+        assert metrics.mae(pred, target) == tn.losses.MAE()(pred, target)
+    # any reshape that kept the batch and the size was made: (n, 3, 2) targets
+    # for (n, 2, 3) predictions compared the wrong elements without a word
+    rng = np.random.default_rng(0)
+    pred, target = rng.standard_normal((4, 2, 3)), rng.standard_normal((4, 3, 2))
+    for metric in (metrics.mse, metrics.mae):
+        with pytest.raises(ValueError, match=r"targets of the predictions' shape \(4, 2, 3\), "
+                                             r"received \(4, 3, 2\)"):
+            metric(pred, target)
+        with pytest.raises(ValueError, match="predictions' shape"):
+            metric(pred, target.reshape(4, 6))
 
 
 def test_get_names_instances_functions_and_configs():
@@ -129,3 +175,12 @@ def test_bad_inputs():
         metrics.mae(pred, np.full((3, 4), np.nan))
     with pytest.raises(ValueError):
         metrics.TopKAccuracy(0)
+    # a NaN threshold made every binary prediction class 0
+    for threshold, error in ((np.nan, ValueError), (np.inf, ValueError), ("0.5", TypeError),
+                             (True, TypeError)):
+        with pytest.raises(error, match="Accuracy expected threshold"):
+            metrics.Accuracy(threshold=threshold)
+    # ragged lists: NumPy's own ValueError, naming no metric, before
+    for metric in (metrics.accuracy, metrics.top_k_accuracy, metrics.mse):
+        with pytest.raises(TypeError, match="expected targets as a numeric array"):
+            metric(pred, [[0, 1], [1], [0, 0]])

@@ -529,6 +529,20 @@ def test_fit_and_evaluate_refuse_bad_data(x, y, error, match):
         assert np.array_equal(got, want)
 
 
+def test_a_metric_that_does_not_suit_the_targets_fails_before_training():
+    # only the loss was tried on the targets first: accuracy on a regression
+    # raised after the first optimizer step had changed the weights
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)), rng.standard_normal((8, 1))
+    model = tn.Sequential([tn.layers.Dense(1, input_dim=3, dtype="float64")])
+    model.compile("sgd", loss="mse", metrics=["accuracy"])
+    before = model.get_weights()
+    with pytest.raises(TypeError, match="accuracy expected integer class labels"):
+        model.fit(x, y, verbose=0)
+    for got, want in zip(model.get_weights(), before):
+        assert np.array_equal(got, want)
+
+
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "rmsprop", "adagrad", "adamw"])
 def test_a_lazy_model_refuses_float16_before_building(optimizer):
     # unbuilt, it would build in float16, which no kernel or optimizer state supports

@@ -13,7 +13,9 @@ import numpy as np
 
 __all__ = [
     "FLOAT_DTYPES",
+    "as_array",
     "as_float_array",
+    "as_float_targets",
     "check_bool",
     "check_finite",
     "check_labels",
@@ -34,6 +36,18 @@ def is_real_dtype(dtype) -> bool:
     return np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
 
 
+def as_array(x, who: str, what: str = "input") -> np.ndarray:
+    """``np.asarray(x)``, or a ``TypeError`` naming ``who`` and ``what`` when
+    NumPy cannot convert ``x`` (a ragged list), instead of NumPy's own error."""
+    if isinstance(x, np.ndarray):
+        return x
+    try:
+        return np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise TypeError(f"{who} expected {what} as a numeric array, received "
+                        f"{type(x).__name__} that NumPy cannot convert ({exc})") from None
+
+
 def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
                    min_ndim: int | None = None) -> np.ndarray:
     """Return ``x`` as a float32 or float64 ndarray, or raise a clear error.
@@ -44,12 +58,7 @@ def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
     optimizers compute in float32 or float64 only, and a silent cast would
     change the precision the caller asked for.
     """
-    if not isinstance(x, np.ndarray):
-        try:
-            x = np.asarray(x)
-        except Exception as exc:  # ragged lists and the like
-            raise TypeError(f"{who} expected {what} as a numeric array, received "
-                            f"{type(x).__name__} that NumPy cannot convert ({exc})") from None
+    x = as_array(x, who, what)
     if x.dtype == object or not np.issubdtype(x.dtype, np.floating):
         hint = ""
         if np.issubdtype(x.dtype, np.integer) or x.dtype == bool:
@@ -70,6 +79,30 @@ def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
     return x
 
 
+def as_float_targets(target, pred: np.ndarray, who: str) -> np.ndarray:
+    """Finite float targets shaped like ``pred``, to compare element by element.
+
+    What the element-wise losses and the regression metrics accept alike:
+    integer and boolean targets are cast to ``pred``'s dtype (a float array
+    keeps its own); a target of shape ``(batch,)`` is taken for predictions
+    of shape ``(batch, 1)`` (a one-output regression). Any other shape than
+    ``pred``'s is refused: reshaping, say, ``(n, 3, 2)`` targets to ``(n, 2, 3)``
+    predictions would compare the wrong elements without a word.
+    """
+    target = as_array(target, who, "targets")
+    if target.dtype == bool or (target.dtype != object
+                                and np.issubdtype(target.dtype, np.integer)):
+        target = target.astype(pred.dtype)
+    target = as_float_array(target, who, "targets")
+    if target.shape != pred.shape and pred.shape == target.shape + (1,):
+        target = target.reshape(pred.shape)
+    if target.shape != pred.shape:
+        raise ValueError(f"{who} expected targets of the predictions' shape {pred.shape}, "
+                         f"received {target.shape}")
+    check_finite(target, who, "targets")
+    return target
+
+
 def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
     """Raise ``ValueError`` if ``x`` holds NaN or infinity."""
     if x.size and not np.isfinite(x).all():
@@ -80,7 +113,7 @@ def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
 
 def check_labels(y, n_classes: int, n_samples: int, who: str) -> np.ndarray:
     """Check integer class labels: 1-D, right length, in ``[0, n_classes)``."""
-    y = np.asarray(y)
+    y = as_array(y, who, "class labels")
     if y.dtype == object or not (np.issubdtype(y.dtype, np.integer)
                                  or np.issubdtype(y.dtype, np.floating)):
         raise TypeError(f"{who} expected integer class labels, received dtype {y.dtype}")

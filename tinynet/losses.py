@@ -40,7 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import as_float_array, check_finite, check_labels, did_you_mean, lookup
+from .checks import (as_array, as_float_array, as_float_targets, check_finite,
+                     check_labels, did_you_mean, lookup)
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
@@ -135,7 +136,7 @@ class Loss:
             raise ValueError(f"{self._who} expected at least one sample, "
                              f"received predictions of shape {pred.shape}")
         weight = self._sample_weights(sample_weight, mask, pred.shape[0])
-        target = self._select(target, weight)
+        target = self._select(as_array(target, self._who, "targets"), weight)
         target = self._check_target(pred, target)
         per_item = self._forward(pred, target)
         n_items = 1 if self.per_sample else int(np.prod(pred.shape[1:], dtype=np.int64))
@@ -189,7 +190,7 @@ class Loss:
         for what, arr in (("sample_weight", sample_weight), ("mask", mask)):
             if arr is None:
                 continue
-            arr = np.asarray(arr)
+            arr = as_array(arr, self._who, what)
             if arr.dtype == object or not (arr.dtype == bool
                                            or np.issubdtype(arr.dtype, np.number)):
                 raise TypeError(f"{self._who} expected {what} as a numeric array, "
@@ -239,18 +240,7 @@ class _ElementwiseLoss(Loss):
     """
 
     def _check_target(self, pred, target):
-        target = np.asarray(target)
-        if target.dtype == bool or (target.dtype != object
-                                    and np.issubdtype(target.dtype, np.integer)):
-            target = target.astype(pred.dtype)
-        target = as_float_array(target, self._who, "targets")
-        if target.shape != pred.shape and pred.shape == target.shape + (1,):
-            target = target.reshape(pred.shape)
-        if target.shape != pred.shape:
-            raise ValueError(f"{self._who} expected targets of the predictions' shape "
-                             f"{pred.shape}, received {target.shape}")
-        check_finite(target, self._who, "targets")
-        return target.astype(pred.dtype, copy=False)
+        return as_float_targets(target, pred, self._who).astype(pred.dtype, copy=False)
 
 
 # --------------------------------------------------------------------------- regression
@@ -402,7 +392,7 @@ class CrossEntropy(Loss):
     def forward(self, pred, target, sample_weight=None, mask=None) -> float:
         self._fused_grad = None
         if sample_weight is None and mask is None:
-            value = self._fused_forward(pred, target)
+            value = self._fused_forward(pred, as_array(target, self._who, "targets"))
             if value is not None:
                 return value
         return super().forward(pred, target, sample_weight=sample_weight, mask=mask)

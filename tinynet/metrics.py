@@ -36,7 +36,9 @@ import re
 
 import numpy as np
 
-from .checks import as_float_array, check_finite, check_labels, check_positive_int, lookup
+from .checks import (as_array, as_float_array, as_float_targets, check_labels,
+                     check_positive_int, lookup)
+from .layers._checks import check_real
 from .output_losses import output_activation
 
 __all__ = ["Metric", "Accuracy", "TopKAccuracy", "MeanSquaredError", "MeanAbsoluteError",
@@ -53,7 +55,7 @@ def _class_targets(target, pred: np.ndarray, who: str) -> np.ndarray:
     """Integer labels from ``target``: labels as given (booleans as 0 and 1,
     as the binary cross-entropy takes them), or the arg-max of probability
     targets shaped like ``pred``."""
-    target = np.asarray(target)
+    target = as_array(target, who, "targets")
     if target.dtype == bool:
         target = target.astype(np.int64)
     if target.ndim == 2 and target.shape == pred.shape and target.shape[1] > 1:
@@ -100,7 +102,9 @@ class Accuracy(Metric):
     name = "accuracy"
 
     def __init__(self, threshold: float | None = None):
-        self.threshold = None if threshold is None else float(threshold)
+        # a NaN threshold would call every sample class 0 without a word
+        self.threshold = None if threshold is None else check_real(
+            threshold, "Accuracy", "threshold", low_open=True, high_open=True)
 
     def __call__(self, pred, target) -> float:
         pred = _as_pred(pred, "accuracy")
@@ -124,6 +128,10 @@ class TopKAccuracy(Metric):
 
     Ties are broken towards the lower class index (a stable sort), so a
     sample counts only if its class is among the first ``k`` of that order.
+    A NaN score ranks above every number and ties with another NaN (as
+    ``np.argmax`` and ``torch.topk`` order them), so predictions of a
+    diverged model are not counted as hits, and ``k=1`` agrees with
+    :class:`Accuracy`.
     """
 
     def __init__(self, k: int = 5):
@@ -139,10 +147,11 @@ class TopKAccuracy(Metric):
         if not labels.size:
             return 0.0
         # Rank of the true class = number of classes scored strictly higher,
-        # plus equal scores at a lower index (stable order).
+        # plus equal scores at a lower index (stable order); NaN is highest.
         true_score = pred[np.arange(len(labels)), labels][:, None]
-        higher = (pred > true_score).sum(axis=1)
-        ties_before = ((pred == true_score)
+        nan, true_nan = np.isnan(pred), np.isnan(true_score)
+        higher = ((pred > true_score) | (nan & ~true_nan)).sum(axis=1)
+        ties_before = (((pred == true_score) | (nan & true_nan))
                        & (np.arange(pred.shape[1])[None, :] < labels[:, None])).sum(axis=1)
         return float(np.mean(higher + ties_before < self.k))
 
@@ -151,16 +160,13 @@ class TopKAccuracy(Metric):
 
 
 class _Regression(Metric):
+    """Mean of an element-wise function of ``pred - target``; targets as the
+    element-wise losses take them (:func:`~tinynet.checks.as_float_targets`:
+    integer targets, ``(n,)`` targets for an ``(n, 1)`` output)."""
+
     def __call__(self, pred, target) -> float:
         pred = _as_pred(pred, self.name)
-        target = as_float_array(target, self.name, "targets")
-        check_finite(target, self.name, "targets")
-        if target.shape != pred.shape:
-            if target.size == pred.size and target.shape[:1] == pred.shape[:1]:
-                target = target.reshape(pred.shape)  # (n,) targets for an (n, 1) output
-            else:
-                raise ValueError(f"{self.name} expected targets of shape {pred.shape} "
-                                 f"(the predictions' shape), received {target.shape}")
+        target = as_float_targets(target, pred, self.name)
         return float(np.mean(self._elementwise(pred - target))) if pred.size else 0.0
 
 

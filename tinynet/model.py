@@ -480,9 +480,13 @@ class Sequential(Layer):
             rng = None if seed is None else seed_rng(seed, BUILD_STREAM)
             self.build(x.shape[1:], rng=rng, dtype=self.dtype or x.dtype)
             x = x.astype(self.dtype, copy=False)
-        # The loss checks targets (shape, label range) on a dummy prediction,
-        # so bad labels fail before training, not in its hundredth batch.
-        self.loss.forward(np.zeros((len(y),) + self.output_shape, dtype=self.dtype), y)
+        # The loss and the metrics check targets (shape, label range) on a
+        # dummy prediction, so bad labels, or a metric that does not suit them
+        # (accuracy on a regression), fail before training, not after a step.
+        dummy = np.zeros((len(y),) + self.output_shape, dtype=self.dtype)
+        self.loss.forward(dummy, y)
+        for metric in self.metrics:
+            metric(dummy, y)
         return x, y
 
     # -------------------------------------------------------------- fit etc.

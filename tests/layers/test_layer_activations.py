@@ -154,6 +154,27 @@ def test_elu_gradient_keeps_its_digits_far_below_zero(dtype, rtol):
 
 
 @pytest.mark.parametrize("case", sorted(ACTIVATION_CASES))
+def test_backward_is_right_when_the_backend_changes_after_forward(case):
+    """GELU's NumPy backward read the gate its NumPy forward had kept: after a
+    kernel forward (which keeps none) it used the gate of an older input
+    (a wrong gradient) or crashed on None."""
+    rng = np.random.default_rng(0)
+    x_old, x = rng.standard_normal((2, 2, 5))
+    dy = rng.standard_normal(x.shape)
+    expected = ACTIVATION_CASES[case][0]()
+    expected.forward(x)
+    expected = expected.backward(dy)
+    for first, second in (("numpy", "numba"), ("numba", "numpy")):
+        layer = ACTIVATION_CASES[case][0]()
+        with tn.kernels.use_backend(first):
+            layer.forward(x_old)
+        with tn.kernels.use_backend(second):
+            layer.forward(x)
+        with tn.kernels.use_backend(first):
+            np.testing.assert_allclose(layer.backward(dy), expected, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("case", sorted(ACTIVATION_CASES))
 def test_inputs_not_modified_and_float32_kept(case):
     rng = np.random.default_rng(1)
     x = rng.standard_normal((3, 4)).astype(np.float32)
@@ -217,7 +238,10 @@ def test_unknown_activation_suggests_a_name():
 
 
 @pytest.mark.parametrize("make, error, match", [
-    (lambda: L.LeakyReLU(alpha=-0.1), ValueError, r"LeakyReLU expected alpha in \[0, inf\]"),
+    (lambda: L.LeakyReLU(alpha=-0.1), ValueError, r"LeakyReLU expected alpha in \[0, inf\)"),
+    # an infinite slope makes -inf of negative inputs and NaN (0 * inf) of zeros
+    (lambda: L.LeakyReLU(alpha=float("inf")), ValueError, r"alpha in \[0, inf\), received inf"),
+    (lambda: L.ELU(alpha=float("inf")), ValueError, r"alpha in \[0, inf\), received inf"),
     (lambda: L.LeakyReLU(alpha="big"), TypeError, "alpha as a real number"),
     (lambda: L.ELU(alpha=float("nan")), ValueError, "ELU expected alpha"),
     (lambda: L.ELU(alpha=True), TypeError, "ELU expected alpha"),

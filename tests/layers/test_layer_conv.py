@@ -3,6 +3,7 @@ against PyTorch, configs, saving, errors."""
 
 import json
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -108,6 +109,30 @@ def test_conv2d_matches_torch(stride, padding, k):
     np.testing.assert_allclose(conv.b.grad, bt.grad.numpy(), atol=1e-12)
 
 
+@pytest.mark.parametrize("k", [2, 4, (2, 3), (3, 4), (1, 2)])
+def test_same_padding_with_even_kernels_matches_torch_same(k):
+    """The test above pads torch's input as tinynet does; this one checks that
+    convention (the odd pixel of an even kernel's padding after) against
+    torch's own padding="same" (stride 1: torch has no "same" for others)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    conv = L.Conv2D(3, k, padding="same", dtype="float64", seed=1,
+                    bias_initializer="glorot_uniform")
+    x = rng.standard_normal((2, 7, 6, 2))
+    y = conv.forward(x)
+    dy = rng.standard_normal(y.shape)
+    dx = conv.backward(dy)
+    xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+    wt = torch.tensor(conv.W.value.transpose(3, 2, 0, 1), requires_grad=True)
+    with warnings.catch_warnings():  # torch: even kernels may copy the input
+        warnings.simplefilter("ignore", UserWarning)
+        yt = torch.nn.functional.conv2d(xt, wt, torch.tensor(conv.b.value), padding="same")
+    yt.backward(torch.tensor(dy.transpose(0, 3, 1, 2)))
+    np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 3, 1), atol=1e-12)
+    np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), atol=1e-12)
+    np.testing.assert_allclose(conv.W.grad, wt.grad.numpy().transpose(2, 3, 1, 0), atol=1e-12)
+
+
 @pytest.mark.parametrize("pool, stride", [(2, None), (3, 1), (2, 3)])
 def test_maxpool_matches_torch(pool, stride):
     torch = pytest.importorskip("torch")
@@ -122,6 +147,28 @@ def test_maxpool_matches_torch(pool, stride):
     np.testing.assert_array_equal(y, yt.detach().numpy().transpose(0, 2, 3, 1))
     np.testing.assert_allclose(layer.backward(dy), xt.grad.numpy().transpose(0, 2, 3, 1),
                                atol=1e-15)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_maxpool_routes_ties_nan_and_minus_infinity_as_torch(backend):
+    """Equal values: the first position takes the gradient; a NaN is the
+    maximum and takes it; an all -inf window routes it to its first position."""
+    torch = pytest.importorskip("torch")
+    x = np.zeros((1, 6, 6, 2))
+    x[0, 2:4, 2:4, :] = 1.0
+    x[0, 0, 1, 0] = x[0, 3, 3, 1] = np.nan
+    x[0, 4:, :2, :] = -np.inf
+    with tn.kernels.use_backend(backend):
+        for pool, stride in ((2, 2), (3, 1), (2, 3)):
+            layer = L.MaxPool2D(pool, strides=stride, dtype="float64")
+            y = layer.forward(x)
+            dy = np.arange(1.0, y.size + 1).reshape(y.shape)
+            dx = layer.backward(dy)
+            xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
+            yt = torch.nn.functional.max_pool2d(xt, pool, stride=stride)
+            yt.backward(torch.tensor(dy.transpose(0, 3, 1, 2)))
+            np.testing.assert_array_equal(y, yt.detach().numpy().transpose(0, 2, 3, 1))
+            np.testing.assert_array_equal(dx, xt.grad.numpy().transpose(0, 2, 3, 1))
 
 
 def test_same_padding_keeps_size_and_float32_is_kept():

@@ -92,3 +92,12 @@ def test_bad_inputs(x, error, match):
 def test_bad_units(units, error):
     with pytest.raises(error, match="units"):
         L.Dense(units)
+
+
+@pytest.mark.parametrize("make", [lambda b: L.Dense(2, use_bias=b),
+                                  lambda b: L.Conv2D(2, 3, use_bias=b)])
+@pytest.mark.parametrize("use_bias", ["False", 0, None])
+def test_use_bias_must_be_a_bool(make, use_bias):
+    # bool("False") is True: a string from a hand-edited config silently kept the bias
+    with pytest.raises(TypeError, match="use_bias as True or False"):
+        make(use_bias)

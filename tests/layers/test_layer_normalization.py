@@ -216,6 +216,44 @@ def test_batchnorm_matches_torch_over_several_steps():
     np.testing.assert_allclose(layer2.forward(x), expected, rtol=1e-12)
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_batchnorm_on_images_matches_torch_batchnorm2d(dtype, backend):
+    """Statistics over batch, height and width (channels last here, NCHW in
+    torch), on the kernel and the NumPy paths, with a large mean (where a
+    one-pass variance would lose every digit in float32)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(9)
+    layer = _randomize(L.BatchNorm(momentum=0.9, eps=1e-5), rng, 5, 4, 3).astype(dtype)
+    layer.set_state({"moving_mean": np.zeros(3), "moving_variance": np.ones(3)})
+    ref = torch.nn.BatchNorm2d(3, momentum=0.1, eps=1e-5).to(torch.float64)
+    with torch.no_grad():
+        ref.weight.copy_(torch.tensor(layer.gamma.value.astype(np.float64)))
+        ref.bias.copy_(torch.tensor(layer.beta.value.astype(np.float64)))
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    with tn.kernels.use_backend(backend):
+        for _ in range(3):
+            x = (rng.standard_normal((4, 5, 4, 3)) * 2 + 300).astype(dtype)
+            dy = rng.standard_normal(x.shape).astype(dtype)
+            xt = torch.tensor(x.transpose(0, 3, 1, 2).astype(np.float64), requires_grad=True)
+            ref(xt).backward(torch.tensor(dy.transpose(0, 3, 1, 2).astype(np.float64)))
+            layer.zero_grad()
+            y = layer.forward(x, training=True)
+            dx = layer.backward(dy)
+            expected = torch.nn.functional.batch_norm(
+                torch.tensor(x.transpose(0, 3, 1, 2).astype(np.float64)), None, None,
+                ref.weight, ref.bias, training=True, eps=1e-5).detach().numpy()
+            np.testing.assert_allclose(y, expected.transpose(0, 2, 3, 1), rtol=tol, atol=tol)
+            np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1),
+                                       rtol=tol, atol=tol)
+            np.testing.assert_allclose(layer.gamma.grad, ref.weight.grad.numpy(), rtol=tol,
+                                       atol=tol * 10)
+            np.testing.assert_allclose(layer.beta.grad, ref.bias.grad.numpy(), rtol=tol,
+                                       atol=tol * 10)
+            ref.weight.grad = ref.bias.grad = None
+            np.testing.assert_allclose(layer.moving_mean, ref.running_mean.numpy(), rtol=tol)
+
+
 def test_layernorm_matches_torch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(6)
@@ -282,8 +320,11 @@ def test_set_state_errors():
     (lambda: L.BatchNorm(momentum=1.5), ValueError, r"momentum in \[0, 1\], received 1.5"),
     (lambda: L.BatchNorm(momentum=-0.1), ValueError, "momentum in"),
     (lambda: L.BatchNorm(momentum="0.9"), TypeError, "momentum as a real number"),
-    (lambda: L.BatchNorm(eps=0.0), ValueError, r"eps in \(0, inf\]"),
+    (lambda: L.BatchNorm(eps=0.0), ValueError, r"eps in \(0, inf\)"),
     (lambda: L.LayerNorm(eps=-1e-5), ValueError, "LayerNorm expected eps"),
+    # an infinite eps would normalise every input to 0: the output would be beta
+    (lambda: L.BatchNorm(eps=float("inf")), ValueError, r"eps in \(0, inf\), received inf"),
+    (lambda: L.LayerNorm(eps=float("inf")), ValueError, r"eps in \(0, inf\), received inf"),
 ])
 def test_bad_settings(make, error, match):
     with pytest.raises(error, match=match):

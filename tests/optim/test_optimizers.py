@@ -87,6 +87,30 @@ def test_matches_torch_in_float32(name, kwargs):
                     seed=3, dtype=np.float32)
 
 
+# Branches CONFIGS leaves out: torch.lerp_'s other rounding branch (beta1 or
+# alpha below 0.5: the centred RMSprop kernel hands over to the reference),
+# no averaging at all (betas 0, alpha 0), eps 0, momentum 1, amsgrad with
+# weight decay, a decay factor 1 - lr * wd below 0.
+RARE_CONFIGS = [
+    ("SGD", {"lr": 0.1, "momentum": 0.9, "dampening": 0.5, "weight_decay": 0.3}),
+    ("SGD", {"lr": 0.1, "momentum": 1.0}),
+    ("Adam", {"lr": 0.01, "betas": (0.3, 0.4), "amsgrad": True, "weight_decay": 0.2}),
+    ("Adam", {"lr": 0.01, "betas": (0.0, 0.0), "eps": 0.0}),
+    ("AdamW", {"lr": 0.5, "betas": (0.6, 0.9), "weight_decay": 2.5, "amsgrad": True}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.3, "centered": True, "momentum": 0.9,
+                 "weight_decay": 0.1}),
+    ("RMSprop", {"lr": 0.01, "alpha": 0.0, "eps": 1e-3}),
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name, kwargs", RARE_CONFIGS, ids=[f"{n}-{k}" for n, k in RARE_CONFIGS])
+def test_matches_torch_for_20_steps_in_rarer_settings(name, kwargs, dtype):
+    step_with_torch(lambda params: tn.optim.get(name.lower(), params, **kwargs),
+                    lambda torch, params: getattr(torch.optim, name)(params, **kwargs),
+                    seed=5, n_steps=20, dtype=dtype)
+
+
 @pytest.mark.parametrize("name", ["SGD", "Adam", "RMSprop"])
 def test_param_groups_match_torch(name):
     extra = {"momentum": 0.9} if name != "Adam" else {}

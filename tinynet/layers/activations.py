@@ -135,14 +135,14 @@ class LeakyReLU(Activation):
     Parameters
     ----------
     alpha : float, default 0.01
-        Slope for negative inputs, :math:`\alpha \ge 0` (PyTorch's
+        Slope for negative inputs, finite and :math:`\alpha \ge 0` (PyTorch's
         ``negative_slope``).
     """
 
     needs_input = False
 
     def __init__(self, alpha: float = 0.01, **kwargs):
-        self.alpha = check_real(alpha, "LeakyReLU", "alpha", low=0.0)
+        self.alpha = check_real(alpha, "LeakyReLU", "alpha", low=0.0, high_open=True)
         super().__init__(**kwargs)
 
     def _forward(self, x):
@@ -173,11 +173,11 @@ class ELU(Activation):
     ----------
     alpha : float, default 1.0
         Saturation value for large negative inputs is :math:`-\alpha`
-        (:math:`\alpha \ge 0`).
+        (finite, :math:`\alpha \ge 0`).
     """
 
     def __init__(self, alpha: float = 1.0, **kwargs):
-        self.alpha = check_real(alpha, "ELU", "alpha", low=0.0)
+        self.alpha = check_real(alpha, "ELU", "alpha", low=0.0, high_open=True)
         super().__init__(**kwargs)
 
     def _forward(self, x):
@@ -221,8 +221,9 @@ class GELU(Activation):
     is computed with erfc (:mod:`tinynet.layers.special`) and :math:`s` with a
     stable sigmoid, which avoid the cancellation in
     :math:`1 + \operatorname{erf}` and :math:`1 + \tanh` for large negative
-    inputs. The forward pass keeps the gate (:math:`\Phi(x)` or :math:`s`)
-    for the backward, which would otherwise evaluate it again.
+    inputs. The NumPy forward pass keeps the gate (:math:`\Phi(x)` or
+    :math:`s`) for the NumPy backward, which would otherwise evaluate it
+    again; after a kernel forward (which keeps none) it is evaluated again.
 
     Parameters
     ----------
@@ -242,12 +243,19 @@ class GELU(Activation):
             return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
         return normal_cdf(x)
 
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        # only the NumPy path (_forward) keeps a gate: a kernel forward must not
+        # leave an older input's gate for a NumPy backward (a backend switched
+        # in between) to use
+        self._cached_gate = None
+        return super().forward(x, training=training)
+
     def _forward(self, x):
         self._cached_gate = self._gate(x)
         return x * self._cached_gate
 
     def _backward(self, x, y, dy):
-        gate = self._cached_gate
+        gate = self._gate(x) if self._cached_gate is None else self._cached_gate
         if self.approximate == "tanh":
             du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
             return dy * (gate + 2.0 * x * gate * (1.0 - gate) * du)

@@ -64,7 +64,8 @@ class _FeatureNorm(Layer):
     """Shared parts: ``gamma``/``beta`` of shape ``(features,)`` on the last axis."""
 
     def __init__(self, eps: float, **kwargs):
-        self.eps = check_real(eps, type(self).__name__, "eps", low=0.0, low_open=True)
+        self.eps = check_real(eps, type(self).__name__, "eps", low=0.0, low_open=True,
+                              high_open=True)  # eps = inf would map every x to beta
         self.gamma = None
         self.beta = None
         self._cache = None
@@ -131,7 +132,8 @@ class BatchNorm(_FeatureNorm):
         Weight :math:`m \in [0, 1]` of the old moving statistics (Keras'
         meaning; PyTorch's ``momentum`` is :math:`1 - m`).
     eps : float, default 1e-3
-        Added to the variance (Keras' default; PyTorch's is 1e-5).
+        Added to the variance, positive and finite (Keras' default; PyTorch's
+        is 1e-5).
 
     Attributes
     ----------
@@ -246,6 +248,7 @@ class LayerNorm(_FeatureNorm):
     Parameters
     ----------
     eps : float, default 1e-5
+        Added to the variance, positive and finite.
 
     Attributes
     ----------

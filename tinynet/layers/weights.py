@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import init as initializers
 from .. import kernels
+from ..checks import check_bool
 from ..kernels.activations import needs_input
 from . import activations
 from .base import Layer
@@ -20,7 +21,8 @@ class _KernelLayer(Layer):
     def _set_kernel_options(self, activation, use_bias, kernel_initializer,
                             bias_initializer) -> None:
         self.activation = activations.get(activation)
-        self.use_bias = bool(use_bias)
+        # check_bool, not bool(): use_bias="False" must not mean True
+        self.use_bias = check_bool(use_bias, type(self).__name__, "use_bias")
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self._init_w = initializers.get(kernel_initializer)
