@@ -207,6 +207,58 @@ def test_numpy_scalar_rates_are_accepted(name):
     assert ProtoNet(sine_model(), meta_lr=np.float32(0.5)).meta_lr == 0.5
 
 
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+@pytest.mark.parametrize("what, value, error", [
+    ("inner_lr", float("nan"), ValueError), ("inner_lr", "0.1", TypeError),
+    ("meta_lr", 0.0, ValueError), ("meta_lr", float("inf"), ValueError),
+    ("inner_steps", -1, ValueError), ("inner_steps", 2.5, ValueError),
+])
+def test_rates_and_steps_set_after_construction_are_checked_too(name, what, value, error):
+    # they were plain attributes: inner_lr=nan set later trained on NaN without a word
+    learner = LEARNERS[name](sine_model())
+    before = getattr(learner, what)
+    with pytest.raises(error, match=f"{name} expected {what}"):
+        setattr(learner, what, value)
+    assert getattr(learner, what) == before
+
+
+def test_reptile_refuses_zero_inner_steps_set_later():
+    learner = Reptile(sine_model())
+    with pytest.raises(ValueError, match="Reptile expected inner_steps >= 1"):
+        learner.inner_steps = 0
+    assert learner.inner_steps == 5
+
+
+def test_a_new_meta_lr_reaches_the_meta_optimizer():
+    # the optimizer is built at the first meta_fit with the meta_lr of then; a
+    # later maml.meta_lr = ... used to change nothing
+    maml = MAML(sine_model(), meta_lr=1e-3)
+    maml.meta_fit(SinusoidTasks(5, seed=1), iterations=2, meta_batch_size=2, seed=0)
+    assert maml.optimizer.lr == 1e-3
+    maml.meta_lr = 1e-4
+    assert maml.optimizer.lr == 1e-4 and maml.meta_lr == 1e-4
+    # and it steps with it: the same update as a learner built with 1e-4 throughout
+    a = MAML(sine_model(), meta_lr=1e-3)
+    a.meta_lr = 1e-4
+    b = MAML(sine_model(), meta_lr=1e-4)
+    for learner in (a, b):
+        learner.meta_fit(SinusoidTasks(5, seed=1), iterations=3, meta_batch_size=2, seed=0)
+    np.testing.assert_array_equal(a.net.get_params(), b.net.get_params())
+
+
+def test_adapt_warns_when_its_inner_sgd_diverges():
+    # the adapted copy had NaN weights, and its predictions were NaN, silently
+    maml = MAML(sine_model(), inner_lr=1e6)
+    task = SinusoidTasks(5, seed=4).sample(1)
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="diverged"):
+        adapted = maml.adapt(task.support_x[0], task.support_y[0], steps=5)
+    assert not np.isfinite(adapted.layers[0].W.value).all()
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        MAML(sine_model()).adapt(task.support_x[0], task.support_y[0])
+
+
 def _digit_episodes(n_tasks=2, n_way=3):
     (x, y), _ = tn.data.load_digits()
     return EpisodeSampler(x / 16.0, y, n_way=n_way, k_shot=2, n_query=3, seed=0).sample(n_tasks)

@@ -170,3 +170,12 @@ def test_set_params_into_another_model_needs_the_same_shapes():
     same = mlp_layers([2, 3, 1], seed=5)
     net.set_params(np.arange(net.n_params, dtype=float), model=same)
     assert np.array_equal(net.get_params(same), np.arange(net.n_params))
+
+
+@pytest.mark.parametrize("index", [2, -3, 1.0, True])
+def test_mask_refuses_an_index_that_is_not_one_of_its_dense_layers(index):
+    # an out-of-range index was a bare IndexError from a list
+    net = FunctionalMLP(mlp_layers([3, 4, 2]))
+    with pytest.raises(ValueError, match=r"its 2 Dense layers \(in \[-2, 1\]\)"):
+        net.mask([index])
+    assert net.mask([-1]).sum() == 4 * 2 + 2

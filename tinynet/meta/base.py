@@ -63,9 +63,9 @@ def check_task_batch(batch: TaskBatch, who: str) -> TaskBatch:
     return batch
 
 
-def _check_steps(steps, who):
+def _check_steps(steps, who, what: str = "steps"):
     if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"{who} expected steps as a non-negative integer, received {steps!r}")
+        raise ValueError(f"{who} expected {what} as a non-negative integer, received {steps!r}")
     return int(steps)
 
 
@@ -106,15 +106,60 @@ class MetaLearner:
             from .functional import LOSSES
             lookup(LOSSES, loss, "loss")  # raises with a did-you-mean
         self.loss = loss
-        who = type(self).__name__
-        self.inner_lr = check_real(inner_lr, who, "inner_lr", low=0.0, high_open=True)
-        self.inner_steps = _check_steps(inner_steps, who)
-        self.meta_lr = check_real(meta_lr, who, "meta_lr", low=0.0, low_open=True,
-                                  high_open=True)
-        self.meta_optimizer = meta_optimizer
         self._optimizer = None
+        self.meta_optimizer = meta_optimizer
+        self.inner_lr = inner_lr
+        self.inner_steps = inner_steps
+        self.meta_lr = meta_lr
         self._lr_mask = None  # (P,) 0/1: which parameters the inner SGD adapts
         self.history: list[float] = []
+
+    # ------------------------------------------------------- hyper-parameters
+    # Properties, so that a value set after construction is checked as the
+    # constructor checks it, and a new meta_lr reaches the meta-optimizer.
+    #: The fewest inner steps the algorithm learns anything with (Reptile: 1).
+    _min_inner_steps = 0
+
+    @property
+    def inner_lr(self) -> float:
+        """Step size of the inner SGD, finite and >= 0; read at every use."""
+        return self._inner_lr_value
+
+    @inner_lr.setter
+    def inner_lr(self, value) -> None:
+        self._inner_lr_value = check_real(value, type(self).__name__, "inner_lr", low=0.0,
+                                          high_open=True)
+
+    @property
+    def inner_steps(self) -> int:
+        """Inner SGD steps per task in meta-training (and ``adapt``'s default)."""
+        return self._inner_steps_value
+
+    @inner_steps.setter
+    def inner_steps(self, value) -> None:
+        who = type(self).__name__
+        steps = _check_steps(value, who, "inner_steps")
+        if steps < self._min_inner_steps:
+            raise ValueError(f"{who} expected inner_steps >= {self._min_inner_steps} (with "
+                             f"{steps} the adapted weights are the initial ones and the "
+                             f"meta-gradient is zero), received {steps}")
+        self._inner_steps_value = steps
+
+    @property
+    def meta_lr(self) -> float:
+        """Learning rate of the meta-optimizer named by ``meta_optimizer``
+        (finite, > 0). Set after meta-training has started, it sets the
+        optimizer's rate too (``optimizer.lr``), as a Keras user sets
+        ``model.optimizer.learning_rate``. An optimizer of your own (a
+        callable ``meta_optimizer``) takes its rate from you, not from here."""
+        return self._meta_lr_value
+
+    @meta_lr.setter
+    def meta_lr(self, value) -> None:
+        self._meta_lr_value = check_real(value, type(self).__name__, "meta_lr", low=0.0,
+                                         low_open=True, high_open=True)
+        if self._optimizer is not None and not callable(self.meta_optimizer):
+            self._optimizer.lr = self._meta_lr_value
 
     # ------------------------------------------------------- meta-parameters
     def meta_parameters(self) -> list[Param]:
@@ -278,6 +323,13 @@ class MetaLearner:
         steps = self.inner_steps if steps is None else _check_steps(steps, "adapt")
         x, y = self._prepare_task(support_x, support_y)
         theta = self._adapt_theta(self._initial_theta(), x, y, steps)[0]
+        if not np.all(np.isfinite(theta)):
+            # the copy is still returned (the caller may want to look at it), but
+            # not silently: predictions of it are NaN
+            warnings.warn(f"{type(self).__name__}.adapt: the inner SGD diverged on this "
+                          f"support set ({steps} steps at inner_lr={self.inner_lr:g}): the "
+                          f"adapted weights are not finite (lower inner_lr or steps)",
+                          RuntimeWarning, stacklevel=2)
         clone = copy.deepcopy(self.model)
         FunctionalMLP(clone).set_params(np.ascontiguousarray(theta, dtype=self.net.dtype))
         return clone

@@ -309,8 +309,12 @@ class FunctionalMLP:
         """A 0/1 vector over the flat parameters: 1 for the params of ``layers``
         (indices into the Dense layers, e.g. ``[-1]`` for the head)."""
         linears = [op for op in self.ops if isinstance(op, _Linear)]
+        n = len(linears)
         mask = np.zeros(self.n_params, self.dtype)
         for i in layers:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) or not -n <= i < n:
+                raise ValueError(f"FunctionalMLP.mask expected indices of its {n} Dense "
+                                 f"layers (in [{-n}, {n - 1}]), received {i!r}")
             op = linears[i]
             mask[op.w_slice.start:op.stop] = 1
         return mask

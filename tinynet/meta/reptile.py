@@ -26,13 +26,12 @@ class Reptile(MetaLearner):
     The reported meta-loss is the query loss after the inner steps.
     """
 
+    _min_inner_steps = 1  # with 0, phi = theta: a zero meta-gradient, nothing learned
+
     def __init__(self, model, loss="mse", inner_lr=0.01, inner_steps=5, meta_lr=1e-3,
                  meta_optimizer="adam"):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
                          meta_lr=meta_lr, meta_optimizer=meta_optimizer)
-        if self.inner_steps == 0:  # phi = theta: a zero meta-gradient, nothing learned
-            raise ValueError("Reptile expected inner_steps >= 1 (with 0 the adapted weights "
-                             "are the initial ones and the meta-gradient is zero), received 0")
 
     def _meta_gradient(self, batch):
         theta0 = self.net.get_params()
