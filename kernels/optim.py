@@ -171,13 +171,17 @@ def sgd_ref(value, grad, momentum_buffer, *, lr, momentum, dampening, nesterov, 
 
     .. math::
         d = g + \lambda\theta, \quad
-        b \leftarrow \begin{cases} d & t = 1 \\ \mu b + (1 - \tau) d & t > 1\end{cases},
+        b \leftarrow \begin{cases} d & \text{no buffer yet} \\ \mu b + (1 - \tau) d
+                                   & \text{otherwise}\end{cases},
         \quad
         \theta \leftarrow \theta - \eta \cdot \begin{cases} d + \mu b & \text{Nesterov} \\
                                                          b & \text{otherwise}\end{cases}
 
     (:math:`\mu` momentum, :math:`\tau` dampening; with :math:`\mu = 0`,
     :math:`\theta \leftarrow \theta - \eta d` and ``momentum_buffer`` is unused).
+    "No buffer yet" (``first_step``) is the first step taken with momentum on,
+    which is not step 1 when momentum was switched on later, as in
+    ``torch.optim.SGD``.
     A :math:`b` below the state floor is stored as zero (see the module docstring).
     """
     d = grad + weight_decay * value if weight_decay else grad
