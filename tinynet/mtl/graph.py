@@ -264,6 +264,13 @@ class Model(Layer, MultiTaskTraining):
     def sublayers(self) -> list[Layer]:
         return list(self._layers)
 
+    def set_rng(self, rng: np.random.Generator) -> None:
+        """Use ``rng`` in every layer and, once compiled, in the weighting
+        (PCGrad's projection order): ``fit(seed=...)`` then fixes the run."""
+        super().set_rng(rng)
+        if self.compiled:
+            self.weighting.set_rng(rng)
+
     @property
     def layers(self) -> list[Layer]:
         """Every distinct layer, in the order the forward pass first runs it."""

@@ -145,6 +145,11 @@ class Weighting:
     def on_epoch_end(self, mean_losses: np.ndarray) -> None:
         """Called with the epoch's mean training loss of each task."""
 
+    def set_rng(self, rng: np.random.Generator) -> None:
+        """Draw any randomness from ``rng`` from now on (nothing to draw here).
+        ``fit(seed=...)`` calls it at each epoch with the generator it gives
+        the layers, so that the seed fixes the whole run."""
+
     def get_config(self) -> dict:
         return {}
 
@@ -484,7 +489,10 @@ class PCGrad(Weighting):
     Parameters
     ----------
     seed : int, optional
-        Seed of the random projection order.
+        Seed of the random projection order. ``fit(seed=...)`` overrides it
+        (:meth:`set_rng`): each epoch's orders then come from the fit's seed
+        and the epoch number, like the layers' dropout masks, so that two
+        runs with one seed are identical.
     """
 
     name = "pcgrad"
@@ -497,6 +505,9 @@ class PCGrad(Weighting):
         super().bind(task_names, dtype)
         self.rng = np.random.default_rng(self.seed)
         return self
+
+    def set_rng(self, rng):
+        self.rng = rng
 
     def combine(self, grads, losses, present=None):
         on = self.present_mask(present)
