@@ -7,7 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinynet as tn
-from tinynet.layers import Dense
+from tinynet.layers import Dense, Dropout
 from tinynet.mtl import CrossStitch, MMoE
 from tests.mtl.helpers import EPS, check_model_gradients, grad_error
 from tests.fd import numerical_grad
@@ -167,6 +167,33 @@ def test_architecture_errors():
         tn.mtl.CrossStitchNet((3,), towers={"a": [Dense(2)], "b": [Dense(2), Dense(1)]})
     with pytest.raises(ValueError, match="non-negative penalty"):
         tn.mtl.SoftSharing((3,), towers={"a": [Dense(1)], "b": [Dense(1)]}, penalty=-1)
+
+
+def test_sharing_options_that_would_do_nothing_or_crash_are_refused():
+    def towers(first=lambda: Dense(2)):
+        return {"a": [first(), Dense(2), Dense(1)], "b": [Dense(2), Dense(2), Dense(1)]}
+
+    with pytest.raises(ValueError, match="two or more tasks, received a dict of 1 task"):
+        tn.mtl.HardSharing((3,), trunk=[Dense(2)], heads={"a": [Dense(1)]})
+    # couple=5 was an IndexError; -1 and 1.5 coupled nothing or one layer silently.
+    for couple in (5, -1, 1.5, True):
+        with pytest.raises(ValueError, match="couple as an integer from 0 to 3 .*received "
+                                             + str(couple)):
+            tn.mtl.SoftSharing((3,), towers=towers(), couple=couple)
+    assert len(tn.mtl.SoftSharing((3,), towers=towers(), couple=3).coupled) == 6
+    assert tn.mtl.SoftSharing((3,), towers=towers(), couple=0).coupled == []
+    # A layer without parameters facing one with them was skipped: no penalty at all.
+    with pytest.raises(ValueError, match="one architecture; layer 0 has parameters of shapes "
+                                         "\\{'a': \\[\\], 'b': \\[\\(3, 2\\), \\(2,\\)\\]\\}"):
+        tn.mtl.SoftSharing((3,), towers={"a": [Dropout(0.1), Dense(2), Dense(1)],
+                                         "b": [Dense(2), Dropout(0.1), Dense(1)]})
+    with pytest.raises(ValueError, match="finite non-negative penalty, received inf"):
+        tn.mtl.SoftSharing((3,), towers=towers(), penalty=float("inf"))
+    # stitch_after=[7] stitched nothing without a word.
+    for bad in ([7], [-1], [0.5]):
+        with pytest.raises(ValueError, match="stitch_after as layer indices from 0 to 2"):
+            tn.mtl.CrossStitchNet((3,), towers=towers(), stitch_after=bad)
+    assert len(tn.mtl.CrossStitchNet((3,), towers=towers(), stitch_after=[1]).stitches) == 1
 
 
 def test_delta_m():
