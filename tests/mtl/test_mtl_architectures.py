@@ -3,7 +3,7 @@ whole multi-task model (float64 finite differences), parameter ownership, errors
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 import tinynet as tn
@@ -51,7 +51,10 @@ def test_mmoe_gradients(batch, n_tasks, n_experts, units, activation, seed):
     for p in layer.parameters():  # biases away from zero so relu kinks are rare
         p.value = p.value + rng.normal(0, 0.3, p.shape)
     model = tn.mtl.Model(inp, outs)
-    errors = check_model_gradients(model, [rng.standard_normal((batch, 3))], rng)
+    x = rng.standard_normal((batch, 3))
+    if activation == "relu":  # a difference step across the kink is not the derivative
+        assume(np.abs(x @ layer.W_experts.value + layer.b_experts.value).min() > 1e-3)
+    errors = check_model_gradients(model, [x], rng)
     assert max(errors.values()) < TOL, errors
 
 
