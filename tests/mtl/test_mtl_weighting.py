@@ -234,6 +234,20 @@ def test_registry_and_static_errors():
         wt.Static([1.0, -1.0]).bind(["a", "b"])
 
 
+@pytest.mark.parametrize("make, message", [
+    (lambda: wt.GradNorm(alpha=float("nan")), "GradNorm expected alpha as a finite number >= 0"),
+    (lambda: wt.GradNorm(alpha=float("inf")), "GradNorm expected alpha as a finite number >= 0"),
+    (lambda: wt.GradNorm(alpha=-1), "GradNorm expected alpha as a finite number >= 0"),
+    (lambda: wt.Uncertainty(init=float("inf")), "finite initial log-variance, received inf"),
+    (lambda: wt.Uncertainty(init=float("nan")), "finite initial log-variance, received nan"),
+])
+def test_weighting_options_that_break_training_are_refused(make, message):
+    # GradNorm(alpha=nan) trained on and left its weights NaN; Uncertainty(init=inf)
+    # gave every task the weight exp(-inf) = 0, so nothing trained, silently.
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
 @given(seed=st.integers(0, 10_000), absent=st.integers(0, 2))
 def test_an_absent_task_is_left_out_of_mgda_pcgrad_and_gradnorm(seed, absent):
     rng = np.random.default_rng(seed)

@@ -295,12 +295,15 @@ class Uncertainty(Weighting):
     Parameters
     ----------
     init : float, default 0.0
-        Initial :math:`s_t`.
+        Initial :math:`s_t` (finite).
     """
 
     name = "uncertainty"
 
     def __init__(self, init: float = 0.0):
+        if not np.isfinite(float(init)):
+            raise ValueError(f"Uncertainty expected a finite initial log-variance, "
+                             f"received {init}")
         self.init = float(init)
 
     def bind(self, task_names, dtype=np.float64):
@@ -415,7 +418,8 @@ class GradNorm(Weighting):
     Parameters
     ----------
     alpha : float, default 1.5
-        Strength of the pull towards equal training rates.
+        Strength of the pull towards equal training rates (finite, >= 0;
+        0 pulls every :math:`G_t` to the mean norm).
     """
 
     name = "gradnorm"
@@ -423,6 +427,9 @@ class GradNorm(Weighting):
     _nan_state = ("initial_losses",)
 
     def __init__(self, alpha: float = 1.5):
+        if not 0 <= float(alpha) < np.inf:
+            raise ValueError(f"GradNorm expected alpha as a finite number >= 0, "
+                             f"received {alpha}")
         self.alpha = float(alpha)
 
     def bind(self, task_names, dtype=np.float64):
