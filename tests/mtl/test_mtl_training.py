@@ -532,3 +532,17 @@ def test_a_metric_that_does_not_suit_a_task_fails_before_training_and_names_it()
     model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"},
                   metrics={"cls": "accuracy", "reg": "mae"})
     model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_evaluate_names_the_task_whose_targets_do_not_fit():
+    # Two tasks with one loss: "MSE expected targets of the predictions' shape"
+    # alone did not say which of them was given the wrong array.
+    inp = tn.mtl.Input((5,))
+    model = tn.mtl.Model(inp, {"near": Dense(2, seed=0)(inp), "far": Dense(2, seed=1)(inp)})
+    model.compile("sgd", loss="mse", metrics="mae")
+    x = np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)
+    with pytest.raises(ValueError, match="evaluate, task 'far': MSE expected targets of the "
+                                         "predictions' shape \\(6, 2\\), received \\(6, 3\\)"):
+        model.evaluate(x, {"near": np.zeros((6, 2)), "far": np.zeros((6, 3))})
+    assert set(model.evaluate(x, {"near": np.zeros((6, 2)), "far": np.ones((6, 2))})) == {
+        "loss", "near/loss", "near/mae", "far/loss", "far/mae"}

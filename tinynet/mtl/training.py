@@ -503,7 +503,9 @@ class MultiTaskTraining:
         arguments as in :meth:`fit`."""
         self._require_compiled("evaluate")
         batch_size = check_positive_int(batch_size, "evaluate", "batch_size")
-        return self._evaluate_data(*self._data(x, y, mask, "evaluate"), batch_size)
+        data = self._data(x, y, mask, "evaluate")
+        self._check_targets(*data[1:], "evaluate")  # errors that name the task
+        return self._evaluate_data(*data, batch_size)
 
     def _evaluate_data(self, xs, ys, masks, batch_size) -> dict:
         outs = self._predict_lists(xs, batch_size)
