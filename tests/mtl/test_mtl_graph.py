@@ -122,6 +122,10 @@ def test_errors_are_clear():
         model.backward(np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="no task"):
         model.task_parameters("nope")
+    # Was "built for input shape ((4,),), received a tensor of shape (4,)".
+    with pytest.raises(TypeError, match="cannot be called on symbolic tensors: a model "
+                                        "inside another is not supported"):
+        model(tn.mtl.Input((4,)))
 
 
 def test_inputs_that_would_take_data_and_ignore_it_are_refused(tmp_path):

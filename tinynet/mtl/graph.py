@@ -137,6 +137,10 @@ def Input(shape, name: str | None = None, dtype=None) -> SymbolicTensor:
 
 def _connect(layer: Layer, inputs):
     """Build ``layer`` for ``inputs`` (a tensor or a list) and return its output tensor(s)."""
+    if isinstance(layer, Model):
+        raise TypeError(f"{layer._who} cannot be called on symbolic tensors: a model "
+                        f"inside another is not supported; call its layers instead "
+                        f"(model.layers), which shares their weights")
     multi_input = isinstance(inputs, (list, tuple))
     tensors = list(inputs) if multi_input else [inputs]
     for t in tensors:
