@@ -212,3 +212,15 @@ def test_delta_m():
         tn.mtl.delta_m({"a/accuracy": 1.0}, {"a/accuracy": 0.0})
     # a negative baseline (a log-likelihood): a rise is still a gain
     assert tn.mtl.delta_m({"a/loglik": -0.9}, {"a/loglik": -1.0}) == pytest.approx(10.0)
+
+
+def test_delta_m_refuses_a_direction_for_a_metric_it_does_not_score():
+    base = {"a/f1_error_rate": 0.2, "b/accuracy": 0.5}
+    now = {"a/f1_error_rate": 0.1, "b/accuracy": 0.5}
+    # The direction given for the right name turns the sign...
+    assert tn.mtl.delta_m(now, base) == pytest.approx(-25.0)
+    assert tn.mtl.delta_m(now, base, {"a/f1_error_rate": False}) == pytest.approx(25.0)
+    # ...and a misspelt one was ignored: -25 % reported for a 50 % error cut.
+    with pytest.raises(ValueError, match="higher_is_better for \\['a/f1_err_rate'\\], which "
+                                         "are not among the baselines"):
+        tn.mtl.delta_m(now, base, {"a/f1_err_rate": False})
