@@ -144,7 +144,7 @@ def test_pcgrad_projects_only_conflicts(seed, n_tasks):
     np.testing.assert_allclose(method.combine(agreeing, np.ones(n_tasks)), agreeing.sum(0))
 
 
-def test_a_fit_seed_fixes_pcgrads_projection_order():
+def test_a_fit_seed_fixes_pcgrads_projection_order(tmp_path):
     # PCGrad drew its orders from a generator of its own, unseeded by default:
     # two fits with seed=0 of the same model ended with different weights.
     rng = np.random.default_rng(0)
@@ -170,6 +170,11 @@ def test_a_fit_seed_fixes_pcgrads_projection_order():
     resumed = run(2, initial_epoch=1, model=run(1))
     for a, b in zip(first, resumed.get_weights()):
         np.testing.assert_array_equal(a, b)
+    # Any generator given to the model leaves PCGrad one whose state saves.
+    resumed.set_rng(np.random.Generator(np.random.MT19937(0)))
+    state = resumed.weighting.get_state()["rng"]
+    np.testing.assert_array_equal(tn.load(resumed.save(tmp_path / "m.npz"))
+                                  .weighting.get_state()["rng"], state)
 
 
 def test_uncertainty_gradient_matches_finite_differences():

@@ -514,7 +514,9 @@ class PCGrad(Weighting):
         return self
 
     def set_rng(self, rng):
-        self.rng = rng
+        # A generator of its own, seeded by one draw: always a PCG64 (what
+        # get_state saves), and its draws do not shift the layers' ones.
+        self.rng = np.random.default_rng(int(rng.integers(2 ** 63)))
 
     def combine(self, grads, losses, present=None):
         on = self.present_mask(present)
