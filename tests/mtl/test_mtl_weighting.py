@@ -245,11 +245,14 @@ def test_registry_and_static_errors():
     (lambda: wt.GradNorm(alpha=-1), "GradNorm expected alpha as a finite number >= 0"),
     (lambda: wt.Uncertainty(init=float("inf")), "finite initial log-variance, received inf"),
     (lambda: wt.Uncertainty(init=float("nan")), "finite initial log-variance, received nan"),
+    (lambda: wt.PCGrad(seed=-1), "PCGrad expected seed as None or a non-negative integer"),
+    (lambda: wt.PCGrad(seed=1.5), "PCGrad expected seed as None or a non-negative integer"),
 ])
 def test_weighting_options_that_break_training_are_refused(make, message):
     # GradNorm(alpha=nan) trained on and left its weights NaN; Uncertainty(init=inf)
-    # gave every task the weight exp(-inf) = 0, so nothing trained, silently.
-    with pytest.raises(ValueError, match=message):
+    # gave every task the weight exp(-inf) = 0, so nothing trained, silently;
+    # PCGrad(seed=-1) failed in compile, inside NumPy.
+    with pytest.raises((TypeError, ValueError), match=message):
         make()
 
 

@@ -64,7 +64,7 @@ import inspect
 
 import numpy as np
 
-from ..checks import check_finite, is_real_dtype, lookup
+from ..checks import check_finite, check_seed, is_real_dtype, lookup
 from ..param import Param
 from .min_norm import min_norm_weights
 
@@ -506,7 +506,7 @@ class PCGrad(Weighting):
     needs_task_gradients = True
 
     def __init__(self, seed: int | None = None):
-        self.seed = seed
+        self.seed = check_seed(seed, "PCGrad")
 
     def bind(self, task_names, dtype=np.float64):
         super().bind(task_names, dtype)
