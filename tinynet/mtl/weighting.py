@@ -36,16 +36,22 @@ A batch may hold no labelled sample of some task (missing labels, see
 :mod:`tinynet.mtl.training`). Its loss is then 0 and its gradient zero, which
 says nothing about the task, so the trainer passes ``present`` (a boolean
 per task) and every method leaves absent tasks out: ``equal``/``static``
-sum zero gradients (nothing to do); ``uncertainty`` does not move an absent
-task's :math:`s_t`; ``dwa`` works from epoch means over each task's labelled
-samples only; ``gradnorm`` takes the means :math:`\bar G`,
+sum zero gradients (nothing to do); ``uncertainty`` gives an absent
+task's :math:`s_t` no gradient; ``dwa`` works from epoch means over each
+task's labelled samples only; ``gradnorm`` takes the means :math:`\bar G`,
 :math:`\overline{\tilde L}` over present tasks, fixes :math:`L_t(0)` at the
-first batch the task is present in and does not move an absent task's
-weight; ``pcgrad`` projects present tasks on present tasks; ``mgda`` solves
+first batch the task is present in and gives an absent task's weight no
+gradient; ``pcgrad`` projects present tasks on present tasks; ``mgda`` solves
 the min-norm problem over present tasks and gives absent ones
 :math:`\alpha_t = 0` (otherwise the zero gradient would be the min-norm
 point and freeze the shared parameters). With no task present the shared
-update is zero.
+gradient is zero.
+
+No gradient is not no step: an optimizer with momentum (Adam, SGD with
+``momentum``) still moves these parameters, and an absent task's head, by
+its running averages, as it does for any zero gradient; and GradNorm's
+renormalisation to :math:`\sum_t w_t = T` rescales every weight, absent
+tasks' included.
 
 Saving
 ------
