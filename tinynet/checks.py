@@ -16,6 +16,7 @@ __all__ = [
     "as_array",
     "as_float_array",
     "as_float_targets",
+    "as_mask",
     "check_bool",
     "check_finite",
     "check_labels",
@@ -101,6 +102,27 @@ def as_float_targets(target, pred: np.ndarray, who: str) -> np.ndarray:
                          f"received {target.shape}")
     check_finite(target, who, "targets")
     return target
+
+
+def as_mask(mask, n_samples: int, who: str, what: str = "mask") -> np.ndarray:
+    """``mask`` as booleans of shape ``(n_samples,)``, one per sample.
+
+    Accepted: booleans, or numbers that are all 0 or 1. Anything else is
+    refused rather than cast: ``astype(bool)`` would read 0.5, 2, NaN or a
+    string as True and keep samples the caller meant to leave out.
+    """
+    arr = as_array(mask, who, what)
+    if arr.dtype != bool and not is_real_dtype(arr.dtype):
+        raise TypeError(f"{who} expected {what} as booleans (or 0/1), received dtype "
+                        f"{arr.dtype}")
+    if arr.shape != (n_samples,):
+        raise ValueError(f"{who} expected {what} of shape ({n_samples},) (one per sample), "
+                         f"received {arr.shape}")
+    if arr.dtype != bool and not ((arr == 0) | (arr == 1)).all():
+        bad = arr[~((arr == 0) | (arr == 1))]
+        raise ValueError(f"{who} expected {what} values True/False or 0/1, received "
+                         f"{bad.size} other value(s) such as {bad[0]}")
+    return arr.astype(bool)
 
 
 def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:

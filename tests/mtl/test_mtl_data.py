@@ -58,6 +58,17 @@ def test_multi_digits_shapes_labels_and_determinism():
     np.testing.assert_array_equal(y["right"], y2["right"])
 
 
+def test_multi_digits_takes_seed_none_and_refuses_a_bad_seed_clearly():
+    # seed=None crashed on seed + 1 (the test pairs' seed); -2 and 1.5 failed
+    # inside NumPy.
+    (x, _), (xt, _) = data.load_multi_digits(n_train=5, n_test=4, seed=None)
+    assert x.shape == (5, 64) and xt.shape == (4, 64)
+    for bad, error in ((-2, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="load_multi_digits expected seed as None or a "
+                                        "non-negative integer"):
+            data.load_multi_digits(n_train=5, n_test=4, seed=bad)
+
+
 def test_synthetic_correlation_controls_label_correlation():
     corrs = []
     for p in (1.0, 0.5, 0.0):

@@ -122,6 +122,34 @@ def test_errors_are_clear():
         model.backward(np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="no task"):
         model.task_parameters("nope")
+    # Was "built for input shape ((4,),), received a tensor of shape (4,)".
+    with pytest.raises(TypeError, match="cannot be called on symbolic tensors: a model "
+                                        "inside another is not supported"):
+        model(tn.mtl.Input((4,)))
+
+
+def test_inputs_that_would_take_data_and_ignore_it_are_refused(tmp_path):
+    # Each of these built a model that silently dropped an array given to it.
+    a, b = tn.mtl.Input((3,), name="a"), tn.mtl.Input((3,), name="b")
+    with pytest.raises(ValueError, match="every input to reach an output, received inputs "
+                                         "\\['b'\\] that no output depends on"):
+        tn.mtl.Model([a, b], Dense(1)(a))  # the second branch forgotten
+    with pytest.raises(ValueError, match="each input once, received 'a' twice"):
+        tn.mtl.Model([a, a], Dense(1)(a))  # the first array was ignored
+    twin = tn.mtl.Input((3,), name="a")
+    with pytest.raises(ValueError, match="distinct input names .* received \\['a', 'a'\\]"):
+        tn.mtl.Model([a, twin], {"p": Dense(1)(a), "q": Dense(1)(twin)})
+    # A file written before these checks still loads; a dict of arrays cannot
+    # say which input "a" means, so a list is asked for.
+    old = tn.mtl.Model([a, twin, b], {"p": Dense(1, seed=0)(a), "q": Dense(1, seed=1)(twin)},
+                       _from_file=True)
+    loaded = tn.load(old.save(tmp_path / "old.npz"))
+    xs = [np.full((2, 3), v, np.float32) for v in (1.0, 2.0, 3.0)]
+    for task, out in loaded.predict(xs).items():
+        np.testing.assert_array_equal(out, old.predict(xs)[task])
+    with pytest.raises(ValueError, match="inputs of one name, \\['a', 'a', 'b'\\]: pass a "
+                                         "list"):
+        loaded.predict({"a": xs[0], "b": xs[2]})
 
 
 @given(seed=st.integers(0, 10_000), shared_twice=st.booleans(), skip=st.sampled_from([

@@ -143,6 +143,32 @@ def test_task_masks_detect_nan_and_negative_labels():
         task_masks(y, {"a": np.ones(2)}, 3)
 
 
+@pytest.mark.parametrize("bad, error, message", [
+    (np.full(6, 0.5), ValueError, "values True/False or 0/1, received 6 other value"),
+    (np.array([1, 1, 2, 0, 1, 1]), ValueError, "received 1 other value\\(s\\) such as 2"),
+    (np.array([1, 1, np.nan, 0, 1, 1]), ValueError, "such as nan"),
+    (np.array(["yes", "no"] * 3), TypeError, "as booleans \\(or 0/1\\), received dtype <U3"),
+])
+def test_a_mask_that_is_not_booleans_or_0_1_is_refused(bad, error, message):
+    # astype(bool) read each of these as "all labelled": evaluate reported the
+    # loss over every sample and fit trained on the samples meant to be left out.
+    model, x, y = compiled_model()
+    before = model.get_weights()
+    with pytest.raises(error, match="evaluate expected mask\\['cls'\\] .*" + message):
+        model.evaluate(x, y, mask={"cls": bad})
+    with pytest.raises(error, match="fit expected mask\\['cls'\\] .*" + message):
+        model.fit(x, y, mask={"cls": bad}, verbose=0)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # 0/1 numbers and booleans mean the same.
+    keep = np.array([1, 0, 1, 1, 0, 1])
+    assert model.evaluate(x, y, mask={"cls": keep}) == \
+        model.evaluate(x, y, mask={"cls": keep.astype(bool)})
+    with pytest.raises(TypeError, match="evaluate expected mask as a dict \\{task: bool "
+                                        "array\\}.*received ndarray"):
+        model.evaluate(x, y, mask=keep.astype(bool))
+
+
 @pytest.mark.parametrize("loss", ["mse", "mae", "huber"])
 def test_negative_integer_regression_targets_are_values_not_missing(loss):
     x = np.random.default_rng(0).standard_normal((20, 4)).astype(np.float32)
@@ -506,3 +532,17 @@ def test_a_metric_that_does_not_suit_a_task_fails_before_training_and_names_it()
     model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"},
                   metrics={"cls": "accuracy", "reg": "mae"})
     model.fit(x, y, epochs=1, verbose=0)
+
+
+def test_evaluate_names_the_task_whose_targets_do_not_fit():
+    # Two tasks with one loss: "MSE expected targets of the predictions' shape"
+    # alone did not say which of them was given the wrong array.
+    inp = tn.mtl.Input((5,))
+    model = tn.mtl.Model(inp, {"near": Dense(2, seed=0)(inp), "far": Dense(2, seed=1)(inp)})
+    model.compile("sgd", loss="mse", metrics="mae")
+    x = np.random.default_rng(0).standard_normal((6, 5)).astype(np.float32)
+    with pytest.raises(ValueError, match="evaluate, task 'far': MSE expected targets of the "
+                                         "predictions' shape \\(6, 2\\), received \\(6, 3\\)"):
+        model.evaluate(x, {"near": np.zeros((6, 2)), "far": np.zeros((6, 3))})
+    assert set(model.evaluate(x, {"near": np.zeros((6, 2)), "far": np.ones((6, 2))})) == {
+        "loss", "near/loss", "near/mae", "far/loss", "far/mae"}

@@ -144,6 +144,39 @@ def test_pcgrad_projects_only_conflicts(seed, n_tasks):
     np.testing.assert_allclose(method.combine(agreeing, np.ones(n_tasks)), agreeing.sum(0))
 
 
+def test_a_fit_seed_fixes_pcgrads_projection_order(tmp_path):
+    # PCGrad drew its orders from a generator of its own, unseeded by default:
+    # two fits with seed=0 of the same model ended with different weights.
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((48, 4)).astype(np.float32)
+    y = {"a": rng.standard_normal((48, 1)), "b": rng.standard_normal((48, 1)),
+         "c": -x[:, :1]}
+
+    def run(epochs, initial_epoch=0, model=None):
+        if model is None:
+            model = tn.mtl.HardSharing((4,), trunk=[tn.layers.Dense(8, activation="relu",
+                                                                    seed=0)],
+                                       heads={t: [tn.layers.Dense(1, seed=i + 1)]
+                                              for i, t in enumerate("abc")})
+            model.compile("sgd", loss="mse", weighting="pcgrad")
+        model.fit(x, y, epochs=epochs, initial_epoch=initial_epoch, batch_size=8, seed=0,
+                  verbose=0)
+        return model
+
+    first, second = run(2).get_weights(), run(2).get_weights()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    # Each epoch's order depends on the seed and the epoch only, as dropout's.
+    resumed = run(2, initial_epoch=1, model=run(1))
+    for a, b in zip(first, resumed.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    # Any generator given to the model leaves PCGrad one whose state saves.
+    resumed.set_rng(np.random.Generator(np.random.MT19937(0)))
+    state = resumed.weighting.get_state()["rng"]
+    np.testing.assert_array_equal(tn.load(resumed.save(tmp_path / "m.npz"))
+                                  .weighting.get_state()["rng"], state)
+
+
 def test_uncertainty_gradient_matches_finite_differences():
     method = wt.Uncertainty(init=0.3).bind(["a", "b", "c"], np.float64)
     losses = np.array([0.5, 2.0, 0.1])
@@ -204,6 +237,23 @@ def test_registry_and_static_errors():
         wt.Static({"z": 1.0}).bind(["a"])
     with pytest.raises(ValueError, match="non-negative"):
         wt.Static([1.0, -1.0]).bind(["a", "b"])
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: wt.GradNorm(alpha=float("nan")), "GradNorm expected alpha as a finite number >= 0"),
+    (lambda: wt.GradNorm(alpha=float("inf")), "GradNorm expected alpha as a finite number >= 0"),
+    (lambda: wt.GradNorm(alpha=-1), "GradNorm expected alpha as a finite number >= 0"),
+    (lambda: wt.Uncertainty(init=float("inf")), "finite initial log-variance, received inf"),
+    (lambda: wt.Uncertainty(init=float("nan")), "finite initial log-variance, received nan"),
+    (lambda: wt.PCGrad(seed=-1), "PCGrad expected seed as None or a non-negative integer"),
+    (lambda: wt.PCGrad(seed=1.5), "PCGrad expected seed as None or a non-negative integer"),
+])
+def test_weighting_options_that_break_training_are_refused(make, message):
+    # GradNorm(alpha=nan) trained on and left its weights NaN; Uncertainty(init=inf)
+    # gave every task the weight exp(-inf) = 0, so nothing trained, silently;
+    # PCGrad(seed=-1) failed in compile, inside NumPy.
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()
 
 
 @given(seed=st.integers(0, 10_000), absent=st.integers(0, 2))

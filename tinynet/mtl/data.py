@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_positive_int
+from ..checks import check_positive_int, check_seed
 
 __all__ = ["synthetic_mmoe", "area_resize_matrix", "resize_area", "overlay_pairs",
            "make_multi", "load_multi_fashion", "load_multi_digits"]
@@ -132,6 +132,13 @@ def make_multi(images: np.ndarray, labels: np.ndarray, n_samples: int, canvas: i
     return x, {"left": labels[first], "right": labels[second]}
 
 
+def _split_seeds(seed, who) -> tuple:
+    """The seeds of the training and test pairs: ``seed`` and ``seed + 1``
+    (None and None: fresh pairs each call)."""
+    seed = check_seed(seed, who)
+    return seed, None if seed is None else seed + 1
+
+
 #: Fashion-MNIST training images from this index on make the validation
 #: pairs of ``load_multi_fashion(validation=True)``; the ones before it the
 #: training pairs.
@@ -148,15 +155,17 @@ def load_multi_fashion(n_train: int = 20000, n_test: int = 5000, seed=0, root=No
     training pairs from training images ``0..49,999`` and validation pairs
     from images ``50,000..59,999`` (no image in both). Returns ``(x_train,
     y_train), (x_test, y_test)`` with x of shape (n, 784) and y dicts
-    ``{"left", "right"}``.
+    ``{"left", "right"}``. ``seed`` (a non-negative int, or None for
+    fresh pairs) draws the training pairs, ``seed + 1`` the test pairs.
     """
+    seed, test_seed = _split_seeds(seed, "load_multi_fashion")  # before the download
     from ..data import load_fashion_mnist
     (x_tr, y_tr), (x_te, y_te) = load_fashion_mnist(root=root)
     if validation:
         cut = VALIDATION_START
         (x_tr, y_tr), (x_te, y_te) = (x_tr[:cut], y_tr[:cut]), (x_tr[cut:], y_tr[cut:])
     train = make_multi(x_tr / np.float32(255), y_tr, n_train, canvas=36, seed=seed)
-    test = make_multi(x_te / np.float32(255), y_te, n_test, canvas=36, seed=seed + 1)
+    test = make_multi(x_te / np.float32(255), y_te, n_test, canvas=36, seed=test_seed)
     return tuple((x.reshape(len(x), -1), y) for x, y in (train, test))
 
 
@@ -165,12 +174,13 @@ def load_multi_digits(n_train: int = 4000, n_test: int = 1000, seed=0):
 
     Pixels scaled to [0, 1]; training pairs from the digits' training split,
     test pairs from its test split. Returns ``(x_train, y_train), (x_test,
-    y_test)`` with x of shape (n, 64).
+    y_test)`` with x of shape (n, 64). ``seed`` as in :func:`load_multi_fashion`.
     """
+    seed, test_seed = _split_seeds(seed, "load_multi_digits")
     from ..data import load_digits
     (x_tr, y_tr), (x_te, y_te) = load_digits()
     out = []
-    for x, y, n, s in ((x_tr, y_tr, n_train, seed), (x_te, y_te, n_test, seed + 1)):
+    for x, y, n, s in ((x_tr, y_tr, n_train, seed), (x_te, y_te, n_test, test_seed)):
         images = x.reshape(-1, 8, 8) / np.float32(16)
         multi, labels = make_multi(images, y, n, canvas=11, seed=s)
         out.append((multi.reshape(n, -1), labels))

@@ -137,6 +137,10 @@ def Input(shape, name: str | None = None, dtype=None) -> SymbolicTensor:
 
 def _connect(layer: Layer, inputs):
     """Build ``layer`` for ``inputs`` (a tensor or a list) and return its output tensor(s)."""
+    if isinstance(layer, Model):
+        raise TypeError(f"{layer._who} cannot be called on symbolic tensors: a model "
+                        f"inside another is not supported; call its layers instead "
+                        f"(model.layers), which shares their weights")
     multi_input = isinstance(inputs, (list, tuple))
     tensors = list(inputs) if multi_input else [inputs]
     for t in tensors:
@@ -163,6 +167,19 @@ def _connect(layer: Layer, inputs):
     return node.outputs if node.multi_output else node.outputs[0]
 
 
+def _check_inputs(inputs, duplicate_names_ok=False) -> None:
+    """Each input tensor once, and (unless ``duplicate_names_ok``) under a name
+    of its own: the names are the keys of a dict of input arrays."""
+    for i, t in enumerate(inputs):
+        if any(t is other for other in inputs[:i]):
+            raise ValueError(f"Model expected each input once, received {t.name!r} twice "
+                             f"in inputs= (one array would be ignored)")
+    names = [t.name for t in inputs]
+    if len(set(names)) != len(names) and not duplicate_names_ok:
+        raise ValueError(f"Model expected distinct input names (the keys of a dict of "
+                         f"input arrays), received {names}; give each Input its own name=")
+
+
 def _as_list(x, what):
     if isinstance(x, SymbolicTensor):
         return [x]
@@ -178,7 +195,9 @@ class Model(Layer, MultiTaskTraining):
     Parameters
     ----------
     inputs : SymbolicTensor or list of SymbolicTensor
-        From :func:`Input`.
+        From :func:`Input`: each once, under distinct names, and each read
+        (through the layers) by some output; anything else is a
+        ``ValueError``, since the array given for it would be ignored.
     outputs : SymbolicTensor, list of them, or dict ``{task name: tensor}``
         With a list, each output is named after the layer that produces it
         (its *task name*, the key of ``loss=``, ``metrics=`` and ``y``).
@@ -196,7 +215,10 @@ class Model(Layer, MultiTaskTraining):
     """
 
     def __init__(self, inputs, outputs, name: str | None = None, **kwargs):
+        # A file saved before these checks existed must still load (from_config).
+        from_file = kwargs.pop("_from_file", False)
         self.inputs = _as_list(inputs, "inputs")
+        _check_inputs(self.inputs, from_file)
         if isinstance(outputs, dict):
             names = [str(k) for k in outputs]
             outs = _as_list(list(outputs.values()), "outputs")
@@ -210,7 +232,7 @@ class Model(Layer, MultiTaskTraining):
         self.output_names = names
         self._single_input = not isinstance(inputs, (list, tuple))
         self._single_output = isinstance(outputs, SymbolicTensor)
-        self._nodes = self._topological_order()
+        self._nodes = self._topological_order(from_file)
         layers = []
         for node in self._nodes:
             if all(node.layer is not seen for seen in layers):
@@ -232,7 +254,13 @@ class Model(Layer, MultiTaskTraining):
         self.built = True
 
     # ---------------------------------------------------------------- the graph
-    def _topological_order(self) -> list[Node]:
+    def _topological_order(self, unused_inputs_ok: bool = False) -> list[Node]:
+        """The layer nodes the outputs depend on, each after the nodes it reads.
+
+        Raises ``ValueError`` if an output depends on an :func:`Input` not in
+        ``inputs`` or (unless ``unused_inputs_ok``) if an input reaches no
+        output: its data would be taken and ignored (a wiring slip).
+        """
         order, state = [], {}
         input_nodes = {id(t.node) for t in self.inputs}
         for t in self.inputs:
@@ -259,10 +287,22 @@ class Model(Layer, MultiTaskTraining):
                 for t in reversed(node.inputs):  # so the first input is visited first
                     if state.get(id(t.node)) is None:
                         stack.append((t.node, False))
+        unused = [t.name for t in self.inputs if id(t.node) not in state]
+        if unused and not unused_inputs_ok:
+            raise ValueError(f"Model expected every input to reach an output, received "
+                             f"inputs {unused} that no output depends on (their data would "
+                             f"be ignored); connect them or leave them out of inputs=")
         return order
 
     def sublayers(self) -> list[Layer]:
         return list(self._layers)
+
+    def set_rng(self, rng: np.random.Generator) -> None:
+        """Use ``rng`` in every layer and, once compiled, in the weighting
+        (PCGrad's projection order): ``fit(seed=...)`` then fixes the run."""
+        super().set_rng(rng)
+        if self.compiled:
+            self.weighting.set_rng(rng)
 
     @property
     def layers(self) -> list[Layer]:
@@ -286,6 +326,9 @@ class Model(Layer, MultiTaskTraining):
         who = who or f"Model {self.name!r}"
         names = [t.name for t in self.inputs]
         if isinstance(x, dict):
+            if len(set(names)) != len(names):
+                raise ValueError(f"{who} has inputs of one name, {names}: pass a list "
+                                 f"with one array per input, not a dict")
             missing = [name for name in names if name not in x]
             unknown = [str(k) for k in x if k not in names]
             if missing or unknown:
@@ -643,7 +686,7 @@ class Model(Layer, MultiTaskTraining):
         kwargs = {k: config[k] for k in ("trainable", "seed") if k in config}
         Model.__init__(model, inputs[0] if single_in else inputs,
                        tensors[0] if single_out else dict(zip(tasks, tensors)),
-                       name=_field(config, "name", str), **kwargs)
+                       name=_field(config, "name", str), _from_file=True, **kwargs)
         if model.output_names != tasks:
             raise ValueError(f"a model config expected its single output to be named "
                              f"after its layer, {model.output_names}, received {tasks}")

@@ -37,10 +37,15 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dic
     metrics, baselines : dict {name: float}
         Names such as ``"left/accuracy"``; the direction is read from the last
         part (``loss``, ``mse``, ``mae`` ... are lower-is-better) unless
-        ``higher_is_better`` ({name: bool}) says otherwise.
+        ``higher_is_better`` ({name: bool}, names among the baselines) says
+        otherwise.
     """
     gains = {}
     higher_is_better = higher_is_better or {}
+    unknown = sorted(str(k) for k in higher_is_better if k not in baselines)
+    if unknown:  # a misspelt name would leave its metric's direction to the guess
+        raise ValueError(f"delta_m received higher_is_better for {unknown}, which are not "
+                         f"among the baselines {sorted(baselines)}")
     for key, base in baselines.items():
         if key not in metrics:
             raise ValueError(f"delta_m expected metric {key!r} (in the baselines), received "

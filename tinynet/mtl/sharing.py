@@ -39,8 +39,10 @@ def _chain(tensor, layers):
 
 def _towers(towers, who) -> dict:
     if not isinstance(towers, dict) or len(towers) < 2:
+        got = (f"a dict of {len(towers)} task(s)" if isinstance(towers, dict)
+               else type(towers).__name__)
         raise ValueError(f"{who} expected a dict {{task: [layers]}} with two or more tasks, "
-                         f"received {type(towers).__name__}")
+                         f"received {got}")
     out = {}
     for task, layers in towers.items():
         layers = list(layers)
@@ -99,7 +101,9 @@ class SoftSharing(Model):
         :math:`\lambda`.
     couple : int, optional
         Couple only the first ``couple`` layers of each tower (the heads stay
-        free); default all but the last layer.
+        free), from 0 to the towers' depth; default all but the last layer.
+        The coupled layers of every tower must have parameters of the same
+        shapes (a ``ValueError`` otherwise).
     """
 
     penalized = True
@@ -107,26 +111,33 @@ class SoftSharing(Model):
     def __init__(self, input_shape, towers, penalty: float = 1e-3, couple: int | None = None,
                  dtype=None, name=None):
         towers = _towers(towers, "SoftSharing")
-        if not float(penalty) >= 0:
-            raise ValueError(f"SoftSharing expected a non-negative penalty, received {penalty}")
+        if not 0 <= float(penalty) < np.inf:
+            raise ValueError(f"SoftSharing expected a finite non-negative penalty, "
+                             f"received {penalty}")
         self.penalty = float(penalty)
         depth = {len(layers) for layers in towers.values()}
         if len(depth) != 1:
             raise ValueError(f"SoftSharing expected towers of one depth, received depths "
                              f"{ {t: len(la) for t, la in towers.items()} }")
-        n_couple = depth.pop() - 1 if couple is None else int(couple)
+        depth = depth.pop()
+        if couple is None:
+            couple = depth - 1
+        elif isinstance(couple, bool) or not isinstance(couple, (int, np.integer)) \
+                or not 0 <= couple <= depth:
+            raise ValueError(f"SoftSharing expected couple as an integer from 0 to {depth} "
+                             f"(how many layers of each tower to couple), received "
+                             f"{couple!r}")
         inp = Input(input_shape, name="x", dtype=dtype)
         outputs = {t: _chain(inp, layers) for t, layers in towers.items()}
         super().__init__(inp, outputs, name=name)
         groups = []
-        for level in range(n_couple):
+        for level in range(int(couple)):
             per_task = [layers[level].parameters() for layers in towers.values()]
-            for params in zip(*per_task):
-                shapes = {p.shape for p in params}
-                if len(shapes) != 1 or len({len(pt) for pt in per_task}) != 1:
-                    raise ValueError(f"SoftSharing expected towers of one architecture; layer "
-                                     f"{level} has parameters of shapes {sorted(shapes)}")
-                groups.append(list(params))
+            shapes = {t: [p.shape for p in params] for t, params in zip(towers, per_task)}
+            if any(s != shapes[next(iter(towers))] for s in shapes.values()):
+                raise ValueError(f"SoftSharing expected towers of one architecture; layer "
+                                 f"{level} has parameters of shapes {shapes}")
+            groups.extend(list(params) for params in zip(*per_task))
         self.coupled = groups
 
     def get_config(self) -> dict:
@@ -142,8 +153,8 @@ class SoftSharing(Model):
         coupled = extra.pop("coupled", None)
         super()._set_extra_config(extra)
         if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) \
-                or not penalty >= 0:
-            raise ValueError(f"SoftSharing config expected a non-negative penalty, "
+                or not 0 <= penalty < np.inf:
+            raise ValueError(f"SoftSharing config expected a finite non-negative penalty, "
                              f"received {penalty!r}")
         params = self.parameters()
         if not isinstance(coupled, list) or not all(
@@ -183,6 +194,7 @@ class CrossStitchNet(Model):
     input_shape : tuple of int
     towers : dict {task: list of Layer}
     stitch_after : list of int, optional
+        Indices of the layers (0 to depth - 1) after which to stitch.
     self_weight : float, default 0.9
         Initial diagonal of each unit's mixing matrix.
     per_unit : bool, default False
@@ -197,6 +209,11 @@ class CrossStitchNet(Model):
                              f"{ {t: len(la) for t, la in towers.items()} }")
         depth = depths.pop()
         stitch_after = list(range(depth - 1)) if stitch_after is None else list(stitch_after)
+        for i in stitch_after:
+            if isinstance(i, bool) or not isinstance(i, (int, np.integer)) \
+                    or not 0 <= i < depth:
+                raise ValueError(f"CrossStitchNet expected stitch_after as layer indices "
+                                 f"from 0 to {depth - 1}, received {stitch_after!r}")
         inp = Input(input_shape, name="x", dtype=dtype)
         hidden = [inp] * len(towers)
         self.stitches = []

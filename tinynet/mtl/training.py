@@ -25,7 +25,8 @@ A sample may lack the label of some tasks. Such an entry is recognised by
   cross-entropy). For any other loss (MSE, MAE, Huber...) integer targets
   are values, cast to float, so ``-3`` is a target of ``-3.0``: mark a
   missing regression target with NaN;
-* ``mask={task: bool array}`` (``True`` = labelled), for every loss.
+* ``mask={task: bool array}`` (``True`` = labelled; 0/1 numbers too, any
+  other value is an error), for every loss.
 
 The task's loss is then the mean over its labelled samples of the
 batch (:mod:`tinynet.losses` per-sample masks), its metrics are computed on
@@ -50,7 +51,7 @@ import numpy as np
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from ..callbacks import Callback, as_callback_list
-from ..checks import check_finite, check_positive_int
+from ..checks import as_mask, check_finite, check_positive_int
 from ..output_losses import for_output
 from ..param import ensure_flat
 from ..training import RunningMeans, fit_loop
@@ -94,6 +95,9 @@ def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None =
     report a loss of 0.
     """
     masks = {}
+    if mask is not None and not isinstance(mask, dict):
+        raise TypeError(f"{who} expected mask as a dict {{task: bool array}} (tasks: "
+                        f"{sorted(y)}), received {type(mask).__name__}")
     mask = mask or {}
     losses = losses or {}
     unknown = sorted(set(mask) - set(y))
@@ -113,12 +117,9 @@ def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None =
             labelled &= (rows >= 0).all(axis=1)
             reasons["a negative class label"] = n_samples - int(labelled.sum())
         if task in mask:
-            m = np.asarray(mask[task])
-            if m.shape != (n_samples,):
-                raise ValueError(f"{who} expected mask[{task!r}] of shape ({n_samples},), "
-                                 f"received {m.shape}")
-            reasons["mask False"] = n_samples - int(m.astype(bool).sum())
-            labelled &= m.astype(bool)
+            m = as_mask(mask[task], n_samples, who, f"mask[{task!r}]")
+            reasons["mask False"] = n_samples - int(m.sum())
+            labelled &= m
         if not labelled.any():
             why = ", ".join(f"{count} with {reason}" for reason, count in reasons.items()
                             if count)
@@ -449,7 +450,7 @@ class MultiTaskTraining:
             a classification loss, marks a missing one (module docstring).
         validation_data : tuple ``(x_val, y_val)`` or ``(x_val, y_val, mask_val)``
         mask : dict {task: bool array}, optional
-            Explicit labelled-sample masks.
+            Explicit labelled-sample masks, one boolean (or 0/1) per sample.
         Other parameters as :meth:`tinynet.Sequential.fit`.
 
         Returns
@@ -502,7 +503,9 @@ class MultiTaskTraining:
         arguments as in :meth:`fit`."""
         self._require_compiled("evaluate")
         batch_size = check_positive_int(batch_size, "evaluate", "batch_size")
-        return self._evaluate_data(*self._data(x, y, mask, "evaluate"), batch_size)
+        data = self._data(x, y, mask, "evaluate")
+        self._check_targets(*data[1:], "evaluate")  # errors that name the task
+        return self._evaluate_data(*data, batch_size)
 
     def _evaluate_data(self, xs, ys, masks, batch_size) -> dict:
         outs = self._predict_lists(xs, batch_size)

@@ -36,16 +36,22 @@ A batch may hold no labelled sample of some task (missing labels, see
 :mod:`tinynet.mtl.training`). Its loss is then 0 and its gradient zero, which
 says nothing about the task, so the trainer passes ``present`` (a boolean
 per task) and every method leaves absent tasks out: ``equal``/``static``
-sum zero gradients (nothing to do); ``uncertainty`` does not move an absent
-task's :math:`s_t`; ``dwa`` works from epoch means over each task's labelled
-samples only; ``gradnorm`` takes the means :math:`\bar G`,
+sum zero gradients (nothing to do); ``uncertainty`` gives an absent
+task's :math:`s_t` no gradient; ``dwa`` works from epoch means over each
+task's labelled samples only; ``gradnorm`` takes the means :math:`\bar G`,
 :math:`\overline{\tilde L}` over present tasks, fixes :math:`L_t(0)` at the
-first batch the task is present in and does not move an absent task's
-weight; ``pcgrad`` projects present tasks on present tasks; ``mgda`` solves
+first batch the task is present in and gives an absent task's weight no
+gradient; ``pcgrad`` projects present tasks on present tasks; ``mgda`` solves
 the min-norm problem over present tasks and gives absent ones
 :math:`\alpha_t = 0` (otherwise the zero gradient would be the min-norm
 point and freeze the shared parameters). With no task present the shared
-update is zero.
+gradient is zero.
+
+No gradient is not no step: an optimizer with momentum (Adam, SGD with
+``momentum``) still moves these parameters, and an absent task's head, by
+its running averages, as it does for any zero gradient; and GradNorm's
+renormalisation to :math:`\sum_t w_t = T` rescales every weight, absent
+tasks' included.
 
 Saving
 ------
@@ -64,7 +70,7 @@ import inspect
 
 import numpy as np
 
-from ..checks import check_finite, is_real_dtype, lookup
+from ..checks import check_finite, check_seed, is_real_dtype, lookup
 from ..param import Param
 from .min_norm import min_norm_weights
 
@@ -144,6 +150,11 @@ class Weighting:
 
     def on_epoch_end(self, mean_losses: np.ndarray) -> None:
         """Called with the epoch's mean training loss of each task."""
+
+    def set_rng(self, rng: np.random.Generator) -> None:
+        """Draw any randomness from ``rng`` from now on (nothing to draw here).
+        ``fit(seed=...)`` calls it at each epoch with the generator it gives
+        the layers, so that the seed fixes the whole run."""
 
     def get_config(self) -> dict:
         return {}
@@ -290,12 +301,15 @@ class Uncertainty(Weighting):
     Parameters
     ----------
     init : float, default 0.0
-        Initial :math:`s_t`.
+        Initial :math:`s_t` (finite).
     """
 
     name = "uncertainty"
 
     def __init__(self, init: float = 0.0):
+        if not np.isfinite(float(init)):
+            raise ValueError(f"Uncertainty expected a finite initial log-variance, "
+                             f"received {init}")
         self.init = float(init)
 
     def bind(self, task_names, dtype=np.float64):
@@ -410,7 +424,8 @@ class GradNorm(Weighting):
     Parameters
     ----------
     alpha : float, default 1.5
-        Strength of the pull towards equal training rates.
+        Strength of the pull towards equal training rates (finite, >= 0;
+        0 pulls every :math:`G_t` to the mean norm).
     """
 
     name = "gradnorm"
@@ -418,6 +433,9 @@ class GradNorm(Weighting):
     _nan_state = ("initial_losses",)
 
     def __init__(self, alpha: float = 1.5):
+        if not 0 <= float(alpha) < np.inf:
+            raise ValueError(f"GradNorm expected alpha as a finite number >= 0, "
+                             f"received {alpha}")
         self.alpha = float(alpha)
 
     def bind(self, task_names, dtype=np.float64):
@@ -484,19 +502,27 @@ class PCGrad(Weighting):
     Parameters
     ----------
     seed : int, optional
-        Seed of the random projection order.
+        Seed of the random projection order. ``fit(seed=...)`` overrides it
+        (:meth:`set_rng`): each epoch's orders then come from the fit's seed
+        and the epoch number, like the layers' dropout masks, so that two
+        runs with one seed are identical.
     """
 
     name = "pcgrad"
     needs_task_gradients = True
 
     def __init__(self, seed: int | None = None):
-        self.seed = seed
+        self.seed = check_seed(seed, "PCGrad")
 
     def bind(self, task_names, dtype=np.float64):
         super().bind(task_names, dtype)
         self.rng = np.random.default_rng(self.seed)
         return self
+
+    def set_rng(self, rng):
+        # A generator of its own, seeded by one draw: always a PCG64 (what
+        # get_state saves), and its draws do not shift the layers' ones.
+        self.rng = np.random.default_rng(int(rng.integers(2 ** 63)))
 
     def combine(self, grads, losses, present=None):
         on = self.present_mask(present)
