@@ -89,14 +89,36 @@ def test_add_pop_get_layer():
         model.get_layer(5)
     with pytest.raises(ValueError, match="already in this Sequential"):
         model.add(model.layers[0])
-    model.add(Dense(3, name="a"))  # names may repeat (a loaded model meets new layers)
-    assert model.get_layer("a") is model.layers[0]
-    model.pop()
+    with pytest.raises(ValueError, match="already has a layer named 'a'"):
+        model.add(Dense(3, name="a"))  # as Keras: get_layer("a") would be ambiguous
+    assert len(model.layers) == 2
     with pytest.raises(TypeError, match="Layer instances"):
         model.add("dense")
     model.pop(), model.pop()
     with pytest.raises(ValueError, match="no layers to pop"):
         model.pop()
+
+
+def test_layer_names_must_be_unique_as_in_keras():
+    with pytest.raises(ValueError, match="already has a layer named 'h'.*unique names"):
+        tn.Sequential([Dense(4, input_dim=3, name="h"), Dense(2, name="h")])
+    loaded_name = Dense(2).name  # an automatic name is never one in use
+    model = tn.Sequential([Dense(4, input_dim=3, name=f"dense_{int(loaded_name[6:]) + 1}")])
+    model.add(Dense(2))  # so a new unnamed layer joins a model without a clash
+    assert len({layer.name for layer in model.layers}) == 2
+
+
+def test_a_file_with_repeated_layer_names_still_loads_renamed(tmp_path):
+    # written before Sequential refused repeated names: weights go by position
+    model = tn.Sequential([Dense(4, input_dim=3, name="h"), ReLU(), Dense(2, name="h2")])
+    model.compile("adam", "mse")
+    model.layers[2].name = "h"
+    path = model.save(tmp_path / "old.npz")
+    with pytest.warns(UserWarning, match="renamed 'h' -> 'h_"):
+        loaded = tn.load(path)
+    assert loaded.layers[0].name == "h" and loaded.layers[2].name.startswith("h_")
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
 def test_nested_models_share_weights_and_pass_gradients():

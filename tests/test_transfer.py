@@ -813,8 +813,12 @@ def test_a_layer_name_held_twice_is_refused_not_resolved_to_the_first():
         transfer.replace_head(model, tn.layers.Dense(3, name="fc1"))
     assert [layer.name for layer in model.layers] == before          # nothing removed
     transfer.replace_head(model, tn.layers.Dense(3, name="head"))   # the removed name is free
-    twice = tn.Sequential([tn.layers.Dense(4, input_dim=6, name="a"), tn.layers.Dense(4, name="a"),
+    with pytest.raises(ValueError, match="already has a layer named 'a'"):
+        tn.Sequential([tn.layers.Dense(4, input_dim=6, name="a"), tn.layers.Dense(4, name="a")])
+    # Sequential refuses a repeated name; one set by hand afterwards is still refused here
+    twice = tn.Sequential([tn.layers.Dense(4, input_dim=6, name="a"), tn.layers.Dense(4, name="a2"),
                            tn.layers.Dense(2, name="b")])
+    twice.layers[1].name = "a"
     for call in (lambda: transfer.freeze(twice, layers="a"),
                  lambda: transfer.extract_features(twice, data()[0], layer="a"),
                  lambda: transfer.fine_tune(twice, *data(k=2), head="a")):

@@ -44,13 +44,15 @@ would build it): its weights would be unseeded random draws, kept by a later
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from .checks import as_float_array, check_finite, check_positive_int, check_seed
-from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str
+from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
@@ -121,11 +123,16 @@ class Sequential(Layer):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential expected Layer instances, received "
                             f"{type(layer).__name__} ({layer!r})"[:200])
-        # Names need not be unique: weights are saved by position, and a loaded
-        # model's "dense_1" may meet a new layer auto-named "dense_1".
         if layer is self or any(layer is other for other in self._layers):
             raise ValueError(f"{layer._who} is already in this Sequential; a layer "
                              f"object can appear once (create a new one to repeat it)")
+        # Names are unique, as in Keras: get_layer, the transfer functions'
+        # layer references and the weight names all find a layer by name.
+        # (Automatic names never repeat one in use, a loaded model's included.)
+        if any(layer.name == other.name for other in self._layers):
+            raise ValueError(f"this Sequential already has a layer named {layer.name!r}; the "
+                             f"layers of a Sequential need unique names (pass another "
+                             f"name=..., or leave name unset for an automatic one)")
 
     def add(self, layer: Layer) -> None:
         """Append ``layer``; builds it on the current output shape if the
@@ -153,7 +160,7 @@ class Sequential(Layer):
         return layer
 
     def get_layer(self, key) -> Layer:
-        """A layer by name (the first with that name) or by index (negative
+        """A layer by name (unique within the model) or by index (negative
         counts from the end)."""
         if isinstance(key, str):
             for layer in self._layers:
@@ -305,7 +312,8 @@ class Sequential(Layer):
     @classmethod
     def from_config(cls, config: dict) -> "Sequential":
         config = dict(config)
-        layers = [layer_from_dict(spec) for spec in config.pop("layers", [])]
+        specs = _unique_layer_names(config.pop("layers", []), config.get("name"))
+        layers = [layer_from_dict(spec) for spec in specs]
         return cls(layers, **config)
 
     # --------------------------------------------------------------- summary
@@ -636,6 +644,33 @@ class Sequential(Layer):
 def _is_binary(outputs: np.ndarray) -> bool:
     """One output unit: a binary classifier."""
     return outputs.ndim == 1 or outputs.ndim == 2 and outputs.shape[1] == 1
+
+
+def _unique_layer_names(specs, model_name) -> list:
+    """``specs`` (layer configs) with each repeated layer name after its first
+    use replaced by a fresh ``<name>_<k>``, and a warning: a file saved before
+    Sequential refused repeated names still loads (its weights are stored by
+    position, so they go where they went)."""
+    if not isinstance(specs, list):
+        return specs  # layer_from_dict's errors say what is wrong
+    names = [spec["config"].get("name") if isinstance(spec, dict)
+             and isinstance(spec.get("config"), dict) else None for spec in specs]
+    taken, renamed, out = set(names), [], []
+    seen = set()
+    for spec, name in zip(specs, names):
+        if isinstance(name, str) and name in seen:
+            new = unique_name(name)
+            while new in taken:
+                new = unique_name(name)
+            taken.add(new)
+            spec = {**spec, "config": {**spec["config"], "name": new}}
+            renamed.append(f"{name!r} -> {new!r}")
+        seen.add(name)
+        out.append(spec)
+    if renamed:
+        warnings.warn(f"Sequential {model_name!r} holds repeated layer names, which "
+                      f"Sequential refuses; renamed {', '.join(renamed)}", stacklevel=3)
+    return out
 
 
 def _n_weights(layer: Layer) -> int:
