@@ -74,8 +74,11 @@ def test_freeze_errors_name_the_problem():
         transfer.freeze(model, layers=0, upto=2)
     with pytest.raises(TypeError, match="layer index"):
         transfer.freeze(model, layers=1.5)
-    with pytest.raises(TypeError, match="bool"):
+    with pytest.raises(TypeError, match="trainable as True or False, received 1"):
         transfer.set_trainable(model, 1)
+    # NumPy's bool is a bool, as layer.trainable = np.False_ and check_bool take it
+    assert transfer.set_trainable(model, np.False_, layers=0) == ["fc1"]
+    assert transfer.frozen_layers(model) == ["fc1"] and model.layers[0].trainable is False
 
 
 @pytest.mark.parametrize("kwargs, match", [
