@@ -51,7 +51,7 @@ import numpy as np
 from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
-from .checks import as_float_array, check_finite, check_positive_int, check_seed
+from .checks import as_float_array, check_bool, check_finite, check_positive_int, check_seed
 from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
@@ -248,6 +248,7 @@ class Sequential(Layer):
     # ----------------------------------------------------------------- maths
     def forward(self, x, training: bool = False) -> np.ndarray:
         """Run the layers in order. ``x``: (batch, *input_shape)."""
+        training = check_bool(training, self._who, "training")
         x = self._prepare_input(x)
         for layer in self._layers:
             x = layer.forward(x, training=training)
