@@ -94,6 +94,18 @@ def test_early_stopping_bad_settings(kwargs):
         EarlyStopping(**kwargs)
 
 
+@pytest.mark.parametrize("make, flag", [
+    (EarlyStopping, "restore_best_weights"),
+    (lambda **kw: ModelCheckpoint("m.npz", **kw), "save_best_only"),
+    (lambda **kw: ModelCheckpoint("m.npz", **kw), "include_optimizer"),
+])
+def test_callback_flags_must_be_bools(make, flag):
+    # save_best_only="False" used to mean True
+    with pytest.raises(TypeError, match=f"expected {flag} as True or False, received 'False'"):
+        make(**{flag: "False"})
+    assert getattr(make(**{flag: np.False_}), flag) is False
+
+
 def _model(seed=0):
     model = tn.Sequential([Dense(8, activation="relu", input_dim=4), Dense(3)])
     model.reset_parameters(seed)

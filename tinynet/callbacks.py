@@ -37,6 +37,7 @@ import warnings
 import numpy as np
 
 from .atomic import check_target
+from .checks import check_bool
 from .layers._checks import check_real
 
 
@@ -291,7 +292,8 @@ class EarlyStopping(_Monitor):
             raise ValueError(f"EarlyStopping expected patience as a non-negative integer, "
                              f"received {patience!r}")
         self.patience = int(patience)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = check_bool(restore_best_weights, "EarlyStopping",
+                                               "restore_best_weights")
         self.wait = 0
         self.stopped_epoch: int | None = None
         self.best_weights = None
@@ -351,8 +353,9 @@ class ModelCheckpoint(_Monitor):
                  mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True):
         super().__init__(monitor, mode, min_delta)
         self.path = str(path)
-        self.save_best_only = bool(save_best_only)
-        self.include_optimizer = bool(include_optimizer)
+        self.save_best_only = check_bool(save_best_only, "ModelCheckpoint", "save_best_only")
+        self.include_optimizer = check_bool(include_optimizer, "ModelCheckpoint",
+                                            "include_optimizer")
         self.saved: list[str] = []
 
     def on_train_begin(self, logs=None):

@@ -161,6 +161,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     n_samples = check_positive_int(n_samples, "fit", "number of samples")
     batch_size = check_positive_int(batch_size, "fit", "batch_size")
     shuffle = check_bool(shuffle, "fit", "shuffle")
+    terminate_on_nan = check_bool(terminate_on_nan, "fit", "terminate_on_nan")
     epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
     if verbose not in (0, 1, 2):
         raise ValueError(f"fit expected verbose 0, 1 or 2, received {verbose!r}")
