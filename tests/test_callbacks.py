@@ -164,6 +164,39 @@ def test_model_checkpoint_bad_path_template(tmp_path):
         _model().fit(x, y, verbose=0, callbacks=[ModelCheckpoint(tmp_path / "{nope}.npz")])
 
 
+@pytest.mark.parametrize("callback, match", [
+    (EarlyStopping(monitor="val_acc"), "EarlyStopping monitors 'val_acc', which fit will "
+                                       "not log; did you mean 'val_accuracy'"),
+    (ReduceLROnPlateau(monitor="acc"), "ReduceLROnPlateau monitors 'acc', which fit will not"
+                                       " log; did you mean 'accuracy'.*it logs: loss, "
+                                       "accuracy, val_loss, val_accuracy, lr"),
+    (ModelCheckpoint("best.npz", monitor="val_los", save_best_only=True), "'val_los'"),
+    (ModelCheckpoint("m-{val_acc:.2f}.npz"), "cannot fill the path 'm-{val_acc:.2f}.npz'"),
+], ids=["early_stopping", "plateau", "checkpoint", "checkpoint_path"])
+def test_a_monitor_or_path_field_fit_will_not_log_fails_before_training(callback, match):
+    # it used to fail only after the first epoch had trained
+    x, y = _data()
+    count = EpochsBegun()
+    with pytest.raises(ValueError, match=match):
+        _model().fit(x, y, epochs=2, verbose=0, validation_data=(x, y),
+                     callbacks=[count, callback])
+    assert count.epochs == []
+
+
+def test_a_callbacks_own_log_keys_may_be_monitored():
+    class F1(Callback):
+        added_log_keys = ("f1",)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["f1"] = 0.5
+
+    x, y = _data()
+    stop = EarlyStopping(monitor="f1", patience=0)
+    history = _model().fit(x, y, epochs=3, verbose=0, callbacks=[
+        F1(), stop, LearningRateScheduler(lambda epoch: 0.1), EarlyStopping(monitor="lr")])
+    assert history.epoch == [0, 1] and stop.best == 0.5
+
+
 def test_model_checkpoint_missing_directory_fails_before_training(tmp_path):
     x, y = _data()
     model = _model()

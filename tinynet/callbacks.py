@@ -18,7 +18,12 @@ and for the validation data ``"val_loss"``, ``"val_accuracy"``. In the batch
 hooks they are the running means over the epoch so far; in
 ``on_epoch_end`` the means over the whole epoch. ``self.model`` is the model
 being trained and ``self.params`` holds ``epochs``, ``steps`` (batches per
-epoch), ``batch_size``, ``n_samples`` and ``verbose``.
+epoch), ``batch_size``, ``n_samples``, ``verbose``, ``do_validation`` and,
+when the trainer knows them (``Sequential.fit`` does), ``metrics``: every key
+the epoch logs will hold, so that a callback monitoring a key that will
+never be logged (``monitor="val_acc"`` for ``"val_accuracy"``) is refused
+before the first epoch, not after it. A callback that adds keys to the epoch
+logs (``"lr"``) names them in its class attribute ``added_log_keys``.
 
 A callback stops training by setting ``model.stop_training = True`` and may
 say why in ``model.stop_reason``; the loop finishes the current batch (or
@@ -37,7 +42,7 @@ import warnings
 import numpy as np
 
 from .atomic import check_target
-from .checks import check_bool
+from .checks import check_bool, did_you_mean
 from .layers._checks import check_real
 
 
@@ -48,6 +53,9 @@ __all__ = ["Callback", "CallbackList", "as_callback_list", "History", "Terminate
 
 class Callback:
     """Base class; every hook does nothing."""
+
+    #: Keys this callback adds to the epoch logs (see the module docstring).
+    added_log_keys: tuple = ()
 
     def __init__(self):
         self.model = None
@@ -217,14 +225,20 @@ def _resolve_mode(mode: str, monitor: str, who: str) -> str:
     return mode
 
 
-def _check_monitor_has_data(monitor: str, params: dict, who: str) -> None:
+def _check_monitor_is_logged(monitor: str, params: dict, who: str) -> None:
     """Refuse before the first epoch a ``val_*`` monitor without validation
-    data (it would fail after the first epoch; Keras warns every epoch and
-    silently never stops or saves)."""
+    data, and a monitor that is not among the keys fit will log (when the
+    trainer says which, as ``params["metrics"]``); either would fail after
+    the first epoch (Keras warns every epoch and silently never stops or
+    saves)."""
     if monitor.startswith("val_") and params.get("do_validation") is False:
         raise ValueError(f"{who} monitors {monitor!r}, but fit has no validation data: "
                          f"pass validation_data= (or validation_split=) to fit, or monitor "
                          f"{monitor[4:]!r}")
+    keys = params.get("metrics")
+    if keys is not None and monitor not in keys:
+        raise ValueError(f"{who} monitors {monitor!r}, which fit will not log"
+                         f"{did_you_mean(monitor, keys)} (it logs: {', '.join(keys)})")
 
 
 def _monitored(logs, monitor: str, who: str) -> float:
@@ -254,7 +268,7 @@ class _Monitor(Callback):
         self.best_epoch = None
 
     def on_train_begin(self, logs=None):
-        _check_monitor_has_data(self.monitor, self.params, type(self).__name__)
+        _check_monitor_is_logged(self.monitor, self.params, type(self).__name__)
 
     def _improved(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -365,17 +379,23 @@ class ModelCheckpoint(_Monitor):
         # name holds format fields can only be checked once it is filled)
         if "{" not in os.path.dirname(self.path):
             check_target(self.path, "ModelCheckpoint", file_too=False)
+        if self.params.get("metrics") is not None:  # a field fit will not log
+            self._fill(0, dict.fromkeys(self.params["metrics"], 0.0))
+
+    def _fill(self, epoch: int, logs: dict) -> str:
+        """The path of epoch ``epoch`` (from 0) with ``logs``."""
+        try:
+            return self.path.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"ModelCheckpoint cannot fill the path {self.path!r} from the "
+                             f"epoch and the logs {sorted(logs)}: {exc}") from None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.save_best_only and not self._improved(
                 _monitored(logs, self.monitor, "ModelCheckpoint")):
             return
-        try:
-            path = self.path.format(epoch=epoch + 1, **logs)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"ModelCheckpoint cannot fill the path {self.path!r} from the "
-                             f"epoch and the logs {sorted(logs)}: {exc}") from None
+        path = self._fill(epoch, logs)
         if not all(np.isfinite(w).all() for w in self.model.get_weights()):
             warnings.warn(f"ModelCheckpoint: the weights after epoch {epoch + 1} are not "
                           f"finite (NaN or infinity); {path!r} not saved"
@@ -414,6 +434,8 @@ class LearningRateScheduler(Callback):
     previous rate), so a run resumed with ``initial_epoch`` follows the same
     rates.
     """
+
+    added_log_keys = ("lr",)
 
     def __init__(self, schedule, verbose: int = 0):
         super().__init__()
@@ -480,6 +502,7 @@ class ReduceLROnPlateau(Callback):
     monitor without validation data is refused before the first epoch.
     """
 
+    added_log_keys = ("lr",)
     _SCHEDULER_OPTIONS = ("factor", "patience", "threshold", "threshold_mode", "cooldown",
                           "min_lr", "eps")
 
@@ -502,7 +525,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self, logs=None):
         from .optim import ReduceLROnPlateau as Plateau
-        _check_monitor_has_data(self.monitor, self.params, "ReduceLROnPlateau")
+        _check_monitor_is_logged(self.monitor, self.params, "ReduceLROnPlateau")
         self.scheduler = Plateau(self.model.optimizer, mode=self.mode, **self.kwargs)
 
     def on_epoch_end(self, epoch, logs=None):

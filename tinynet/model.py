@@ -575,11 +575,14 @@ class Sequential(Layer):
                 logs[metric.name] = metric(pred, y_batch)
             return logs
 
+        keys = ["loss"] + [metric.name for metric in self.metrics]
+        if validate is not None:
+            keys += [f"val_{key}" for key in keys]
         self.history = fit_loop(self, train_step, len(x), epochs=epochs,
                                 batch_size=batch_size, shuffle=shuffle, seed=seed,
                                 initial_epoch=initial_epoch, validate=validate,
                                 callbacks=callbacks, verbose=verbose, stream=stream,
-                                terminate_on_nan=terminate_on_nan)
+                                terminate_on_nan=terminate_on_nan, log_keys=keys)
         return self.history
 
     def _evaluate_arrays(self, x, y, batch_size: int) -> dict:

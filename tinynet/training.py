@@ -123,7 +123,7 @@ def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
 def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: int = 32,
              shuffle: bool = True, seed: int | None = None, initial_epoch: int = 0,
              validate=None, callbacks=None, verbose: int = 1, stream=None,
-             terminate_on_nan: bool = True) -> History:
+             terminate_on_nan: bool = True, log_keys=None) -> History:
     """Train for epochs ``initial_epoch .. epochs - 1`` of mini-batches.
 
     Parameters
@@ -153,6 +153,11 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         Where progress goes (default ``sys.stdout``).
     terminate_on_nan : bool, default True
         Add :class:`~tinynet.callbacks.TerminateOnNaN`.
+    log_keys : list of str, optional
+        Every key the epoch logs will hold (the step's and the ``val_`` ones),
+        if the caller knows them: the callbacks receive them, with those the
+        callbacks add (``added_log_keys``), as ``params["metrics"]``, so that a
+        monitor of a key never logged fails before the first epoch.
 
     Returns
     -------
@@ -182,9 +187,12 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     cbs = CallbackList(chain)
     steps = -(-n_samples // batch_size)
     cbs.set_model(model)
-    cbs.set_params({"epochs": epochs, "steps": steps, "batch_size": batch_size,
-                    "n_samples": n_samples, "verbose": verbose,
-                    "do_validation": validate is not None})
+    params = {"epochs": epochs, "steps": steps, "batch_size": batch_size,
+              "n_samples": n_samples, "verbose": verbose, "do_validation": validate is not None}
+    if log_keys is not None:
+        params["metrics"] = list(log_keys) + [key for cb in chain for key in cb.added_log_keys
+                                              if key not in log_keys]
+    cbs.set_params(params)
     # Without a seed, one fresh generator serves the whole run.
     run_rng = np.random.default_rng() if seed is None else None
 
