@@ -367,6 +367,8 @@ def test_missing_file_is_file_not_found(tmp_path):
     (lambda h, a: h.update(version=-5), "format version is -5, not a version number"),
     (lambda h, a: h.update(version=True), "format version is True, not a version number"),
     (lambda h, a: h["model"].update({"class": "Conv9D"}), "unknown layer class 'Conv9D'"),
+    (lambda h, a: (h.update(modules=5), h["model"].update({"class": "Conv9D"})),
+     "unknown layer class 'Conv9D'"),  # was a bare TypeError: 'int' object is not iterable
     (lambda h, a: a.pop("weight_0001"), "cannot rebuild"),
     (lambda h, a: a.update(weight_0000=np.zeros((5, 5), np.float32)), "do not fit"),
     (lambda h, a: a.update(optimizer_0000=np.array("SGD")), "optimizer state"),

@@ -532,7 +532,10 @@ def _read(path) -> tuple[dict, dict]:
 
 
 def _import_layer_modules(header) -> None:
-    for module in header.get("modules", []):
+    modules = header.get("modules")
+    if not isinstance(modules, list):
+        return  # a malformed list: the class lookup says which class is missing
+    for module in modules:
         if isinstance(module, str) and module.startswith("tinynet.") \
                 and module.replace(".", "").replace("_", "").isalnum():
             try:
