@@ -453,6 +453,9 @@ def test_validation_split_holds_out_the_last_samples():
     history_2 = model_2.fit(x[:30], y[:30], epochs=1, validation_data=(x[30:], y[30:]),
                             verbose=0, seed=0)
     assert history.history == history_2.history
+    # any real number: np.float32(0.25) was refused as not "in [0, 1)"
+    history_3 = _mlp().fit(x, y, epochs=1, validation_split=np.float32(0.25), verbose=0, seed=0)
+    assert history_3.history == history.history
 
 
 def test_float64_inputs_are_cast_to_a_float32_model():
@@ -589,6 +592,8 @@ def test_bad_validation_data_is_refused_before_training():
     ({"batch_size": 0}, ValueError), ({"batch_size": -1}, ValueError),
     ({"batch_size": 2.0}, TypeError), ({"epochs": -1}, ValueError),
     ({"validation_split": 1.0}, ValueError), ({"validation_split": 0.99}, ValueError),
+    ({"validation_split": float("nan")}, ValueError), ({"validation_split": True}, TypeError),
+    ({"validation_split": "0.2"}, TypeError),
     ({"verbose": 5}, ValueError), ({"shuffle": "no"}, TypeError),
 ])
 def test_fit_refuses_bad_settings(kwargs, error):

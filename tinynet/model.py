@@ -52,6 +52,7 @@ from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from .checks import as_float_array, check_bool, check_finite, check_positive_int, check_seed
+from .layers._checks import check_real
 from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
@@ -539,9 +540,8 @@ class Sequential(Layer):
         self._require_compiled("fit")
         seed = check_seed(seed, f"{self._who}.fit")  # before it seeds the build
         batch_size = check_positive_int(batch_size, f"{self._who}.fit", "batch_size")
-        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
-            raise ValueError(f"{self._who}.fit expected validation_split in [0, 1), "
-                             f"received {validation_split!r}")
+        validation_split = check_real(validation_split, f"{self._who}.fit", "validation_split",
+                                      low=0.0, high=1.0, high_open=True)
         x, y = self._check_xy(x, y, "fit", seed=seed)
         if validation_split:
             if validation_data is not None:
