@@ -87,6 +87,14 @@ def test_python_dash_m_tinynet():
     assert result.returncode == 0 and result.stdout.strip() == f"tinynet {tn.__version__}"
 
 
+def test_python_dash_m_tinynet_cli_info():
+    # the module's own main guard ran before _gemm_line was defined: NameError
+    result = subprocess.run([sys.executable, "-m", "tinynet.cli", "info"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "gemm" in result.stdout
+
+
 # ------------------------------------------------------------------------ demo
 def test_demo_core_prints_a_results_table(capsys):
     assert main(["demo", "core"]) == 0

@@ -568,10 +568,6 @@ def main(argv=None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _gemm_line(blas) -> str:
     """The GEMM engine, and for "auto" what it measured on this machine."""
     engine = blas.get_gemm()
@@ -579,3 +575,7 @@ def _gemm_line(blas) -> str:
         return engine
     choice = "blas" if blas.use_blas() else "numba"
     return f"auto: {choice} measured faster here (TINYNET_GEMM=numba|blas to choose)"
+
+
+if __name__ == "__main__":  # last: every function above is defined by then
+    sys.exit(main())
