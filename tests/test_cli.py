@@ -237,6 +237,20 @@ def test_evaluate_matches_the_model(digits_model, capsys):
     assert labels == ["all  "] + [f"{d}    " for d in range(10)]
 
 
+def test_evaluate_a_model_of_image_shaped_input(tmp_path, capsys):
+    # predict reshaped the flat samples to the model's input shape; evaluate refused them
+    (x_train, y_train), (x_test, y_test) = tn.data.load_digits()
+    model = tn.Sequential([tn.layers.Flatten(input_shape=(8, 8)), tn.layers.Dense(10, seed=0)])
+    model.compile("adam", "cross_entropy")
+    model.fit(x_train.reshape(-1, 8, 8) / np.float32(16), y_train, epochs=1, verbose=0, seed=0)
+    path = model.save(tmp_path / "image.npz")
+    assert main(["evaluate", str(path), "digits"]) == 0
+    expected = (model.predict_classes(x_test.reshape(-1, 8, 8) / np.float32(16))
+                == y_test).mean()
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("all"))
+    assert row.split() == ["all", "360", f"{expected:.4f}"]
+
+
 @pytest.mark.parametrize("reshape", [None, (-1, 8, 8)])
 def test_predict_raw_pixels_and_save(digits_model, tmp_path, reshape, capsys):
     x_test, _ = digits_test_set()

@@ -364,6 +364,7 @@ def _cmd_evaluate(args, parser) -> int:
         raise CommandError(f"the model expects {width} input values per sample, dataset "
                            f"{args.dataset!r} has {x.shape[1]}: was it trained on another "
                            f"dataset?")
+    x = x.reshape((len(x), *model.input_shape))  # an image model: (n, 8, 8), say, as predict
     predicted = model.predict_classes(x, batch_size=args.batch_size)
     rows = [["all", len(y), float((predicted == y).mean())]]
     for label, name in enumerate(data.classes):
