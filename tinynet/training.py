@@ -102,9 +102,11 @@ def _check_epochs(epochs, initial_epoch) -> tuple[int, int]:
 
 def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
     """Refuse before the first epoch what a training BatchNorm would refuse at
-    its last batch: one sample, which is one value per feature for a layer on
-    flat features (it would normalise them to zeros)."""
-    if n_samples % batch_size != 1:
+    its last batch (or at every batch, with ``batch_size=1``): one sample,
+    which is one value per feature for a layer on flat features (it would
+    normalise them to zeros)."""
+    every = batch_size == 1 or n_samples == 1
+    if n_samples % batch_size != 1 and not every:
         return
     from .layers.normalization import BatchNorm
     stack = [model]
@@ -112,10 +114,15 @@ def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
         layer = stack.pop()
         if (isinstance(layer, BatchNorm) and layer.trainable and layer.built
                 and int(np.prod(layer.input_shape[:-1])) < 2):
+            cannot = (f"{layer._who} cannot train on one value per feature (it would "
+                      f"normalise it to zero)")
+            if every:
+                raise ValueError(f"fit: {n_samples} sample(s) in batches of {batch_size} "
+                                 f"make every batch one sample, and {cannot}; train with "
+                                 f"batch_size of 2 or more on 2 samples or more")
             raise ValueError(
                 f"fit: {n_samples} samples in batches of {batch_size} leave a last batch "
-                f"of one sample, and {layer._who} cannot train on one value per feature "
-                f"(it would normalise it to zero); choose another batch_size (e.g. "
+                f"of one sample, and {cannot}; choose another batch_size (e.g. "
                 f"{batch_size + 1}) or one sample more or fewer")
         stack.extend(layer.sublayers())
 
