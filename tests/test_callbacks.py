@@ -158,6 +158,20 @@ def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
         for e in range(1, 3))
 
 
+@pytest.mark.parametrize("path", [None, 3, b"m.npz"])
+def test_model_checkpoint_path_must_be_a_file_path(path):
+    # ModelCheckpoint(None) used to save to a file named "None"
+    with pytest.raises(TypeError, match="ModelCheckpoint expected path as a str or "
+                                        "os.PathLike file path"):
+        ModelCheckpoint(path)
+
+
+@pytest.mark.parametrize("verbose", ["yes", 2, 0.5])
+def test_learning_rate_scheduler_verbose_is_0_or_1(verbose):
+    with pytest.raises(ValueError, match="LearningRateScheduler expected verbose 0 or 1"):
+        LearningRateScheduler(lambda epoch: 0.1, verbose=verbose)
+
+
 def test_model_checkpoint_bad_path_template(tmp_path):
     x, y = _data()
     with pytest.raises(ValueError, match="cannot fill the path"):

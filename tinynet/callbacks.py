@@ -366,7 +366,11 @@ class ModelCheckpoint(_Monitor):
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True):
         super().__init__(monitor, mode, min_delta)
-        self.path = str(path)
+        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+            # str() would make ModelCheckpoint(None) save to a file named "None"
+            raise TypeError(f"ModelCheckpoint expected path as a str or os.PathLike file "
+                            f"path, received {path!r} of type {type(path).__name__}")
+        self.path = os.fspath(path)
         self.save_best_only = check_bool(save_best_only, "ModelCheckpoint", "save_best_only")
         self.include_optimizer = check_bool(include_optimizer, "ModelCheckpoint",
                                             "include_optimizer")
@@ -443,6 +447,9 @@ class LearningRateScheduler(Callback):
             raise TypeError(f"LearningRateScheduler expected a callable schedule, "
                             f"received {type(schedule).__name__}")
         self.schedule = schedule
+        if verbose not in (0, 1) or isinstance(verbose, float):
+            raise ValueError(f"LearningRateScheduler expected verbose 0 or 1, received "
+                             f"{verbose!r}")
         self.verbose = int(verbose)
         self._two_args = _takes_two_args(schedule)
 
