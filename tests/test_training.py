@@ -188,6 +188,17 @@ def test_reset_parameters_makes_a_constructed_model_reproducible():
         assert np.array_equal(wa, wb)
 
 
+def test_reset_parameters_with_one_seed_gives_one_set_of_weights():
+    # a layer with its own seed= drew from its own, advancing generator instead:
+    # each reset_parameters(0) gave it other weights
+    model = tn.Sequential([Dense(8, input_dim=6, seed=5), Dense(3)])
+    first = model.reset_parameters(0).get_weights()
+    again = model.reset_parameters(0).get_weights()
+    other = tn.Sequential([Dense(8, input_dim=6), Dense(3)]).reset_parameters(0).get_weights()
+    for a, b, c in zip(first, again, other):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
 def test_resume_equals_uninterrupted_run_in_memory():
     x, y = _data()
     full, part = _lazy_model(), _lazy_model()

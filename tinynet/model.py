@@ -232,8 +232,10 @@ class Sequential(Layer):
         from one generator: ``seed`` (an int or a Generator).
 
         A model built at construction (``input_dim=``) drew its weights from
-        fresh entropy; this makes them reproducible. Compile settings stay;
-        the optimizer is re-bound (with fresh state) at the next ``fit``.
+        fresh entropy; this makes them reproducible. Every layer draws from
+        ``seed``, one with its own ``seed=`` too (the generator its seed made
+        has moved on since construction). Compile settings stay; the
+        optimizer is re-bound (with fresh state) at the next ``fit``.
         """
         if not self.built:
             raise ValueError(f"{self._who} is not built; nothing to reset "
@@ -243,6 +245,7 @@ class Sequential(Layer):
             if isinstance(layer, Sequential):
                 layer.reset_parameters(rng)
             else:
+                layer.set_rng(rng)  # build passes rng only to a layer without a seed
                 layer.build(layer.input_shape, rng=rng)
         return self
 
