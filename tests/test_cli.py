@@ -323,6 +323,26 @@ def test_predict_and_evaluate_missing_or_foreign_files(digits_model, tmp_path, c
     assert "not a readable tinynet model" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("cli, match", [
+    ([1], "expected an object, received list"),
+    ({"preprocessing": "x"}, "expected preprocessing as"),
+    ({"preprocessing": {"scale": 0}}, "expected preprocessing as"),
+    ({"preprocessing": {"scale": "16"}}, "expected preprocessing as"),
+    ({"preprocessing": {"scale": 16}, "classes": 5}, "expected classes as a list of names"),
+])
+def test_metadata_train_never_writes_is_one_clear_error(digits_model, tmp_path, cli, match,
+                                                        capsys):
+    # was an AttributeError or ZeroDivisionError traceback, or 'string indices must be
+    # integers'
+    path = tn.load(digits_model).save(tmp_path / "odd.npz", metadata={"tinynet_cli": cli})
+    np.save(tmp_path / "x.npy", digits_test_set()[0][:3])
+    for argv in (["evaluate", path, "digits"], ["predict", path, str(tmp_path / "x.npy")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "holds metadata 'tinynet_cli' that 'tinynet train' does not write" in err
+        assert match in err
+
+
 def test_a_multi_task_model_file_is_refused_with_a_clear_error(tmp_path, capsys):
     inp = tn.mtl.Input((64,))
     model = tn.mtl.Model(inp, {"a": tn.layers.Dense(10)(inp), "b": tn.layers.Dense(2)(inp)})
