@@ -133,6 +133,14 @@ def test_bad_loop_settings(kwargs, error):
         fit_loop(Model(), lambda idx: {"loss": 0.0}, 4, **kwargs)
 
 
+@pytest.mark.parametrize("batch_size, mean", [(2, (2 * 2 + 2 * 2 + 1 * 1) / 5), (1, 1.0)])
+def test_a_model_that_is_not_a_layer_trains_with_a_last_batch_of_one(batch_size, mean):
+    # the BatchNorm search walked model.sublayers(), which fit_loop does not ask for
+    history = fit_loop(Model(), lambda idx: {"loss": float(len(idx))}, 5,
+                       batch_size=batch_size, verbose=0)
+    assert history.history["loss"] == [mean]  # batch means weighted by batch size
+
+
 def test_zero_samples_refused():
     with pytest.raises(ValueError, match="number of samples"):
         fit_loop(Model(), lambda idx: {"loss": 0.0}, 0, verbose=0)

@@ -124,7 +124,7 @@ def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
                 f"fit: {n_samples} samples in batches of {batch_size} leave a last batch "
                 f"of one sample, and {cannot}; choose another batch_size (e.g. "
                 f"{batch_size + 1}) or one sample more or fewer")
-        stack.extend(layer.sublayers())
+        stack.extend(getattr(layer, "sublayers", list)())  # fit_loop's model need not be a Layer
 
 
 def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: int = 32,
