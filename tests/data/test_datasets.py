@@ -124,6 +124,14 @@ def test_bad_dataset_names(name, error):
         load_idx_dataset(name)
 
 
+@pytest.mark.parametrize("flag", ["download", "verify", "verbose"])
+def test_flags_must_be_bools(tmp_path, flag):
+    # download="False" used to mean True: a network access the caller refused
+    with pytest.raises(TypeError, match=f"load_idx_dataset expected {flag} as True or False, "
+                                        f"received 'False'"):
+        load_idx_dataset("kmnist", root=tmp_path, **{flag: "False"})
+
+
 # ------------------------------------------------------------- broken local files
 
 def test_corrupt_local_file_names_the_file(tmp_path):
