@@ -126,7 +126,8 @@ def test_nan_check_can_be_turned_off():
     ({"batch_size": 2.5}, TypeError), ({"epochs": -1}, ValueError),
     ({"initial_epoch": -1}, ValueError), ({"verbose": 3}, ValueError),
     ({"shuffle": "no"}, TypeError), ({"shuffle": 0}, TypeError),
-    ({"terminate_on_nan": "False"}, TypeError),
+    ({"terminate_on_nan": "False"}, TypeError), ({"log_keys": "loss"}, TypeError),
+    ({"log_keys": ["loss", 1]}, TypeError),
 ])
 def test_bad_loop_settings(kwargs, error):
     with pytest.raises(error):

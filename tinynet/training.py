@@ -197,6 +197,9 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     params = {"epochs": epochs, "steps": steps, "batch_size": batch_size,
               "n_samples": n_samples, "verbose": verbose, "do_validation": validate is not None}
     if log_keys is not None:
+        if isinstance(log_keys, str) or not all(isinstance(k, str) for k in log_keys):
+            raise TypeError(f"fit_loop expected log_keys as a list of key names, received "
+                            f"{log_keys!r}"[:200])
         params["metrics"] = list(log_keys) + [key for cb in chain for key in cb.added_log_keys
                                               if key not in log_keys]
     cbs.set_params(params)
