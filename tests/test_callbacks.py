@@ -207,8 +207,10 @@ def test_a_callbacks_own_log_keys_may_be_monitored():
     x, y = _data()
     stop = EarlyStopping(monitor="f1", patience=0)
     history = _model().fit(x, y, epochs=3, verbose=0, callbacks=[
-        F1(), stop, LearningRateScheduler(lambda epoch: 0.1), EarlyStopping(monitor="lr")])
+        F1(), stop, LearningRateScheduler(lambda epoch: 0.1), EarlyStopping(monitor="lr"),
+        ReduceLROnPlateau(monitor="loss")])
     assert history.epoch == [0, 1] and stop.best == 0.5
+    assert stop.params["metrics"] == ["loss", "accuracy", "f1", "lr"]  # each key once
 
 
 def test_model_checkpoint_missing_directory_fails_before_training(tmp_path):

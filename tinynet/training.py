@@ -200,8 +200,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         if isinstance(log_keys, str) or not all(isinstance(k, str) for k in log_keys):
             raise TypeError(f"fit_loop expected log_keys as a list of key names, received "
                             f"{log_keys!r}"[:200])
-        params["metrics"] = list(log_keys) + [key for cb in chain for key in cb.added_log_keys
-                                              if key not in log_keys]
+        params["metrics"] = list(dict.fromkeys(
+            [*log_keys, *(key for cb in chain for key in cb.added_log_keys)]))
     cbs.set_params(params)
     # Without a seed, one fresh generator serves the whole run.
     run_rng = np.random.default_rng() if seed is None else None
