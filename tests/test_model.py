@@ -652,3 +652,23 @@ def test_predict_bad_input():
         model.predict(X, batch_size=0)
     with pytest.raises(TypeError):
         model.predict(X.astype(np.int32))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    # each used to fail inside Python or NumPy: "'int' object is not iterable",
+    # "SeedSequence expects int...", "setting an array element with a sequence"
+    (lambda: tn.Sequential([Dense(2)]).build(5), TypeError,
+     "expected an input shape as a tuple of positive integers such as \\(784,\\), received 5"),
+    (lambda: Dense(2, input_shape=5), TypeError, "expected an input shape as a tuple"),
+    (lambda: tn.Sequential([Dense(2)]).build((5,), seed="a"), TypeError,
+     "build expected seed as None or a non-negative integer, received 'a'"),
+    (lambda: _mlp().reset_parameters("a"), TypeError,
+     "reset_parameters expected seed as None or a non-negative integer"),
+    (lambda: _mlp().reset_parameters(-1), ValueError,
+     "reset_parameters expected seed as None or a non-negative integer, received -1"),
+    (lambda: _mlp().fit(X[:2], [[1, 2], [1]], verbose=0), TypeError,
+     "fit expected targets y as a numeric array, received list that NumPy cannot convert"),
+])
+def test_bad_shapes_seeds_and_targets_get_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

@@ -51,7 +51,8 @@ import numpy as np
 from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
-from .checks import as_float_array, check_bool, check_finite, check_positive_int, check_seed
+from .checks import (as_array, as_float_array, check_bool, check_finite, check_positive_int,
+                     check_seed)
 from .layers._checks import check_real
 from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
 from .output_losses import for_output, output_activation
@@ -200,7 +201,7 @@ class Sequential(Layer):
         if seed is not None:
             if rng is not None:
                 raise ValueError(f"{self._who}.build takes rng or seed, not both")
-            rng = np.random.default_rng(seed)
+            rng = np.random.default_rng(check_seed(seed, f"{self._who}.build"))
         return super().build(input_shape, rng=rng, dtype=dtype)
 
     def compute_output_shape(self, input_shape):
@@ -240,7 +241,8 @@ class Sequential(Layer):
         if not self.built:
             raise ValueError(f"{self._who} is not built; nothing to reset "
                              f"(fit(seed=...) seeds the weights it builds)")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
+            check_seed(seed, f"{self._who}.reset_parameters"))
         for layer in self._layers:
             if isinstance(layer, Sequential):
                 layer.reset_parameters(rng)
@@ -475,7 +477,7 @@ class Sequential(Layer):
         return x
 
     def _check_y(self, y, n_samples: int, who: str) -> np.ndarray:
-        y = np.asarray(y)
+        y = as_array(y, f"{self._who}.{who}", "targets y")
         if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
             raise TypeError(f"{self._who}.{who} expected numeric targets y, received "
                             f"dtype {y.dtype}")
