@@ -94,6 +94,18 @@ def test_early_stopping_bad_settings(kwargs):
         EarlyStopping(**kwargs)
 
 
+@pytest.mark.parametrize("make, flag", [
+    (EarlyStopping, "restore_best_weights"),
+    (lambda **kw: ModelCheckpoint("m.npz", **kw), "save_best_only"),
+    (lambda **kw: ModelCheckpoint("m.npz", **kw), "include_optimizer"),
+])
+def test_callback_flags_must_be_bools(make, flag):
+    # save_best_only="False" used to mean True
+    with pytest.raises(TypeError, match=f"expected {flag} as True or False, received 'False'"):
+        make(**{flag: "False"})
+    assert getattr(make(**{flag: np.False_}), flag) is False
+
+
 def _model(seed=0):
     model = tn.Sequential([Dense(8, activation="relu", input_dim=4), Dense(3)])
     model.reset_parameters(seed)
@@ -146,10 +158,59 @@ def test_model_checkpoint_every_epoch_and_best_only(tmp_path):
         for e in range(1, 3))
 
 
+@pytest.mark.parametrize("path", [None, 3, b"m.npz"])
+def test_model_checkpoint_path_must_be_a_file_path(path):
+    # ModelCheckpoint(None) used to save to a file named "None"
+    with pytest.raises(TypeError, match="ModelCheckpoint expected path as a str or "
+                                        "os.PathLike file path"):
+        ModelCheckpoint(path)
+
+
+@pytest.mark.parametrize("verbose", ["yes", 2, 0.5])
+def test_learning_rate_scheduler_verbose_is_0_or_1(verbose):
+    with pytest.raises(ValueError, match="LearningRateScheduler expected verbose 0 or 1"):
+        LearningRateScheduler(lambda epoch: 0.1, verbose=verbose)
+
+
 def test_model_checkpoint_bad_path_template(tmp_path):
     x, y = _data()
     with pytest.raises(ValueError, match="cannot fill the path"):
         _model().fit(x, y, verbose=0, callbacks=[ModelCheckpoint(tmp_path / "{nope}.npz")])
+
+
+@pytest.mark.parametrize("callback, match", [
+    (EarlyStopping(monitor="val_acc"), "EarlyStopping monitors 'val_acc', which fit will "
+                                       "not log; did you mean 'val_accuracy'"),
+    (ReduceLROnPlateau(monitor="acc"), "ReduceLROnPlateau monitors 'acc', which fit will not"
+                                       " log; did you mean 'accuracy'.*it logs: loss, "
+                                       "accuracy, val_loss, val_accuracy, lr"),
+    (ModelCheckpoint("best.npz", monitor="val_los", save_best_only=True), "'val_los'"),
+    (ModelCheckpoint("m-{val_acc:.2f}.npz"), "cannot fill the path 'm-{val_acc:.2f}.npz'"),
+], ids=["early_stopping", "plateau", "checkpoint", "checkpoint_path"])
+def test_a_monitor_or_path_field_fit_will_not_log_fails_before_training(callback, match):
+    # it used to fail only after the first epoch had trained
+    x, y = _data()
+    count = EpochsBegun()
+    with pytest.raises(ValueError, match=match):
+        _model().fit(x, y, epochs=2, verbose=0, validation_data=(x, y),
+                     callbacks=[count, callback])
+    assert count.epochs == []
+
+
+def test_a_callbacks_own_log_keys_may_be_monitored():
+    class F1(Callback):
+        added_log_keys = ("f1",)
+
+        def on_epoch_end(self, epoch, logs=None):
+            logs["f1"] = 0.5
+
+    x, y = _data()
+    stop = EarlyStopping(monitor="f1", patience=0)
+    history = _model().fit(x, y, epochs=3, verbose=0, callbacks=[
+        F1(), stop, LearningRateScheduler(lambda epoch: 0.1), EarlyStopping(monitor="lr"),
+        ReduceLROnPlateau(monitor="loss")])
+    assert history.epoch == [0, 1] and stop.best == 0.5
+    assert stop.params["metrics"] == ["loss", "accuracy", "f1", "lr"]  # each key once
 
 
 def test_model_checkpoint_missing_directory_fails_before_training(tmp_path):

@@ -87,6 +87,14 @@ def test_python_dash_m_tinynet():
     assert result.returncode == 0 and result.stdout.strip() == f"tinynet {tn.__version__}"
 
 
+def test_python_dash_m_tinynet_cli_info():
+    # the module's own main guard ran before _gemm_line was defined: NameError
+    result = subprocess.run([sys.executable, "-m", "tinynet.cli", "info"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "gemm" in result.stdout
+
+
 # ------------------------------------------------------------------------ demo
 def test_demo_core_prints_a_results_table(capsys):
     assert main(["demo", "core"]) == 0
@@ -229,6 +237,20 @@ def test_evaluate_matches_the_model(digits_model, capsys):
     assert labels == ["all  "] + [f"{d}    " for d in range(10)]
 
 
+def test_evaluate_a_model_of_image_shaped_input(tmp_path, capsys):
+    # predict reshaped the flat samples to the model's input shape; evaluate refused them
+    (x_train, y_train), (x_test, y_test) = tn.data.load_digits()
+    model = tn.Sequential([tn.layers.Flatten(input_shape=(8, 8)), tn.layers.Dense(10, seed=0)])
+    model.compile("adam", "cross_entropy")
+    model.fit(x_train.reshape(-1, 8, 8) / np.float32(16), y_train, epochs=1, verbose=0, seed=0)
+    path = model.save(tmp_path / "image.npz")
+    assert main(["evaluate", str(path), "digits"]) == 0
+    expected = (model.predict_classes(x_test.reshape(-1, 8, 8) / np.float32(16))
+                == y_test).mean()
+    row = next(line for line in capsys.readouterr().out.splitlines() if line.startswith("all"))
+    assert row.split() == ["all", "360", f"{expected:.4f}"]
+
+
 @pytest.mark.parametrize("reshape", [None, (-1, 8, 8)])
 def test_predict_raw_pixels_and_save(digits_model, tmp_path, reshape, capsys):
     x_test, _ = digits_test_set()
@@ -299,6 +321,26 @@ def test_predict_and_evaluate_missing_or_foreign_files(digits_model, tmp_path, c
     np.save(tmp_path / "plain.npy", np.zeros(3))
     assert main(["evaluate", str(tmp_path / "plain.npy"), "digits"]) == 1
     assert "not a readable tinynet model" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cli, match", [
+    ([1], "expected an object, received list"),
+    ({"preprocessing": "x"}, "expected preprocessing as"),
+    ({"preprocessing": {"scale": 0}}, "expected preprocessing as"),
+    ({"preprocessing": {"scale": "16"}}, "expected preprocessing as"),
+    ({"preprocessing": {"scale": 16}, "classes": 5}, "expected classes as a list of names"),
+])
+def test_metadata_train_never_writes_is_one_clear_error(digits_model, tmp_path, cli, match,
+                                                        capsys):
+    # was an AttributeError or ZeroDivisionError traceback, or 'string indices must be
+    # integers'
+    path = tn.load(digits_model).save(tmp_path / "odd.npz", metadata={"tinynet_cli": cli})
+    np.save(tmp_path / "x.npy", digits_test_set()[0][:3])
+    for argv in (["evaluate", path, "digits"], ["predict", path, str(tmp_path / "x.npy")]):
+        assert main(argv) == 1
+        err = capsys.readouterr().err
+        assert "holds metadata 'tinynet_cli' that 'tinynet train' does not write" in err
+        assert match in err
 
 
 def test_a_multi_task_model_file_is_refused_with_a_clear_error(tmp_path, capsys):

@@ -265,6 +265,19 @@ def test_save_refuses_a_directory_and_non_models(tmp_path):
         model_io.save("not a model", tmp_path / "x.npz")
 
 
+def test_save_and_load_flags_must_be_bools(tmp_path):
+    # include_optimizer="False" and compile="False" used to mean True
+    model = tn.Sequential([Dense(2, input_dim=2)])
+    model.compile("adam", "mse")
+    with pytest.raises(TypeError, match="save expected include_optimizer as True or False"):
+        model.save(tmp_path / "m.npz", include_optimizer="False")
+    assert not os.listdir(tmp_path)
+    path = model.save(tmp_path / "m.npz", include_optimizer=np.False_)
+    with pytest.raises(TypeError, match="load expected compile as True or False"):
+        tn.load(path, compile="False")
+    assert tn.load(path, compile=np.False_).loss is None
+
+
 def test_save_refuses_an_unbuilt_model_and_writes_nothing(tmp_path):
     # such a file could not be loaded ("not built yet"): refuse it at save time
     path = tmp_path / "u.npz"
@@ -354,6 +367,8 @@ def test_missing_file_is_file_not_found(tmp_path):
     (lambda h, a: h.update(version=-5), "format version is -5, not a version number"),
     (lambda h, a: h.update(version=True), "format version is True, not a version number"),
     (lambda h, a: h["model"].update({"class": "Conv9D"}), "unknown layer class 'Conv9D'"),
+    (lambda h, a: (h.update(modules=5), h["model"].update({"class": "Conv9D"})),
+     "unknown layer class 'Conv9D'"),  # was a bare TypeError: 'int' object is not iterable
     (lambda h, a: a.pop("weight_0001"), "cannot rebuild"),
     (lambda h, a: a.update(weight_0000=np.zeros((5, 5), np.float32)), "do not fit"),
     (lambda h, a: a.update(optimizer_0000=np.array("SGD")), "optimizer state"),

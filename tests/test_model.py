@@ -89,14 +89,36 @@ def test_add_pop_get_layer():
         model.get_layer(5)
     with pytest.raises(ValueError, match="already in this Sequential"):
         model.add(model.layers[0])
-    model.add(Dense(3, name="a"))  # names may repeat (a loaded model meets new layers)
-    assert model.get_layer("a") is model.layers[0]
-    model.pop()
+    with pytest.raises(ValueError, match="already has a layer named 'a'"):
+        model.add(Dense(3, name="a"))  # as Keras: get_layer("a") would be ambiguous
+    assert len(model.layers) == 2
     with pytest.raises(TypeError, match="Layer instances"):
         model.add("dense")
     model.pop(), model.pop()
     with pytest.raises(ValueError, match="no layers to pop"):
         model.pop()
+
+
+def test_layer_names_must_be_unique_as_in_keras():
+    with pytest.raises(ValueError, match="already has a layer named 'h'.*unique names"):
+        tn.Sequential([Dense(4, input_dim=3, name="h"), Dense(2, name="h")])
+    loaded_name = Dense(2).name  # an automatic name is never one in use
+    model = tn.Sequential([Dense(4, input_dim=3, name=f"dense_{int(loaded_name[6:]) + 1}")])
+    model.add(Dense(2))  # so a new unnamed layer joins a model without a clash
+    assert len({layer.name for layer in model.layers}) == 2
+
+
+def test_a_file_with_repeated_layer_names_still_loads_renamed(tmp_path):
+    # written before Sequential refused repeated names: weights go by position
+    model = tn.Sequential([Dense(4, input_dim=3, name="h"), ReLU(), Dense(2, name="h2")])
+    model.compile("adam", "mse")
+    model.layers[2].name = "h"
+    path = model.save(tmp_path / "old.npz")
+    with pytest.warns(UserWarning, match="renamed 'h' -> 'h_"):
+        loaded = tn.load(path)
+    assert loaded.layers[0].name == "h" and loaded.layers[2].name.startswith("h_")
+    x = np.random.default_rng(0).standard_normal((5, 3)).astype(np.float32)
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
 def test_nested_models_share_weights_and_pass_gradients():
@@ -431,6 +453,9 @@ def test_validation_split_holds_out_the_last_samples():
     history_2 = model_2.fit(x[:30], y[:30], epochs=1, validation_data=(x[30:], y[30:]),
                             verbose=0, seed=0)
     assert history.history == history_2.history
+    # any real number: np.float32(0.25) was refused as not "in [0, 1)"
+    history_3 = _mlp().fit(x, y, epochs=1, validation_split=np.float32(0.25), verbose=0, seed=0)
+    assert history_3.history == history.history
 
 
 def test_float64_inputs_are_cast_to_a_float32_model():
@@ -567,6 +592,8 @@ def test_bad_validation_data_is_refused_before_training():
     ({"batch_size": 0}, ValueError), ({"batch_size": -1}, ValueError),
     ({"batch_size": 2.0}, TypeError), ({"epochs": -1}, ValueError),
     ({"validation_split": 1.0}, ValueError), ({"validation_split": 0.99}, ValueError),
+    ({"validation_split": float("nan")}, ValueError), ({"validation_split": True}, TypeError),
+    ({"validation_split": "0.2"}, TypeError),
     ({"verbose": 5}, ValueError), ({"shuffle": "no"}, TypeError),
 ])
 def test_fit_refuses_bad_settings(kwargs, error):
@@ -625,3 +652,23 @@ def test_predict_bad_input():
         model.predict(X, batch_size=0)
     with pytest.raises(TypeError):
         model.predict(X.astype(np.int32))
+
+
+@pytest.mark.parametrize("call, error, match", [
+    # each used to fail inside Python or NumPy: "'int' object is not iterable",
+    # "SeedSequence expects int...", "setting an array element with a sequence"
+    (lambda: tn.Sequential([Dense(2)]).build(5), TypeError,
+     "expected an input shape as a tuple of positive integers such as \\(784,\\), received 5"),
+    (lambda: Dense(2, input_shape=5), TypeError, "expected an input shape as a tuple"),
+    (lambda: tn.Sequential([Dense(2)]).build((5,), seed="a"), TypeError,
+     "build expected seed as None or a non-negative integer, received 'a'"),
+    (lambda: _mlp().reset_parameters("a"), TypeError,
+     "reset_parameters expected seed as None or a non-negative integer"),
+    (lambda: _mlp().reset_parameters(-1), ValueError,
+     "reset_parameters expected seed as None or a non-negative integer, received -1"),
+    (lambda: _mlp().fit(X[:2], [[1, 2], [1]], verbose=0), TypeError,
+     "fit expected targets y as a numeric array, received list that NumPy cannot convert"),
+])
+def test_bad_shapes_seeds_and_targets_get_a_clear_error(call, error, match):
+    with pytest.raises(error, match=match):
+        call()

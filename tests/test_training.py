@@ -126,10 +126,20 @@ def test_nan_check_can_be_turned_off():
     ({"batch_size": 2.5}, TypeError), ({"epochs": -1}, ValueError),
     ({"initial_epoch": -1}, ValueError), ({"verbose": 3}, ValueError),
     ({"shuffle": "no"}, TypeError), ({"shuffle": 0}, TypeError),
+    ({"terminate_on_nan": "False"}, TypeError), ({"log_keys": "loss"}, TypeError),
+    ({"log_keys": ["loss", 1]}, TypeError),
 ])
 def test_bad_loop_settings(kwargs, error):
     with pytest.raises(error):
         fit_loop(Model(), lambda idx: {"loss": 0.0}, 4, **kwargs)
+
+
+@pytest.mark.parametrize("batch_size, mean", [(2, (2 * 2 + 2 * 2 + 1 * 1) / 5), (1, 1.0)])
+def test_a_model_that_is_not_a_layer_trains_with_a_last_batch_of_one(batch_size, mean):
+    # the BatchNorm search walked model.sublayers(), which fit_loop does not ask for
+    history = fit_loop(Model(), lambda idx: {"loss": float(len(idx))}, 5,
+                       batch_size=batch_size, verbose=0)
+    assert history.history["loss"] == [mean]  # batch means weighted by batch size
 
 
 def test_zero_samples_refused():
@@ -185,6 +195,17 @@ def test_reset_parameters_makes_a_constructed_model_reproducible():
         weights.append(model.get_weights())
     for wa, wb in zip(*weights):
         assert np.array_equal(wa, wb)
+
+
+def test_reset_parameters_with_one_seed_gives_one_set_of_weights():
+    # a layer with its own seed= drew from its own, advancing generator instead:
+    # each reset_parameters(0) gave it other weights
+    model = tn.Sequential([Dense(8, input_dim=6, seed=5), Dense(3)])
+    first = model.reset_parameters(0).get_weights()
+    again = model.reset_parameters(0).get_weights()
+    other = tn.Sequential([Dense(8, input_dim=6), Dense(3)]).reset_parameters(0).get_weights()
+    for a, b, c in zip(first, again, other):
+        assert np.array_equal(a, b) and np.array_equal(a, c)
 
 
 def test_resume_equals_uninterrupted_run_in_memory():

@@ -74,8 +74,11 @@ def test_freeze_errors_name_the_problem():
         transfer.freeze(model, layers=0, upto=2)
     with pytest.raises(TypeError, match="layer index"):
         transfer.freeze(model, layers=1.5)
-    with pytest.raises(TypeError, match="bool"):
+    with pytest.raises(TypeError, match="trainable as True or False, received 1"):
         transfer.set_trainable(model, 1)
+    # NumPy's bool is a bool, as layer.trainable = np.False_ and check_bool take it
+    assert transfer.set_trainable(model, np.False_, layers=0) == ["fc1"]
+    assert transfer.frozen_layers(model) == ["fc1"] and model.layers[0].trainable is False
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -813,8 +816,12 @@ def test_a_layer_name_held_twice_is_refused_not_resolved_to_the_first():
         transfer.replace_head(model, tn.layers.Dense(3, name="fc1"))
     assert [layer.name for layer in model.layers] == before          # nothing removed
     transfer.replace_head(model, tn.layers.Dense(3, name="head"))   # the removed name is free
-    twice = tn.Sequential([tn.layers.Dense(4, input_dim=6, name="a"), tn.layers.Dense(4, name="a"),
+    with pytest.raises(ValueError, match="already has a layer named 'a'"):
+        tn.Sequential([tn.layers.Dense(4, input_dim=6, name="a"), tn.layers.Dense(4, name="a")])
+    # Sequential refuses a repeated name; one set by hand afterwards is still refused here
+    twice = tn.Sequential([tn.layers.Dense(4, input_dim=6, name="a"), tn.layers.Dense(4, name="a2"),
                            tn.layers.Dense(2, name="b")])
+    twice.layers[1].name = "a"
     for call in (lambda: transfer.freeze(twice, layers="a"),
                  lambda: transfer.extract_features(twice, data()[0], layer="a"),
                  lambda: transfer.fine_tune(twice, *data(k=2), head="a")):

@@ -18,7 +18,12 @@ and for the validation data ``"val_loss"``, ``"val_accuracy"``. In the batch
 hooks they are the running means over the epoch so far; in
 ``on_epoch_end`` the means over the whole epoch. ``self.model`` is the model
 being trained and ``self.params`` holds ``epochs``, ``steps`` (batches per
-epoch), ``batch_size``, ``n_samples`` and ``verbose``.
+epoch), ``batch_size``, ``n_samples``, ``verbose``, ``do_validation`` and,
+when the trainer knows them (``Sequential.fit`` does), ``metrics``: every key
+the epoch logs will hold, so that a callback monitoring a key that will
+never be logged (``monitor="val_acc"`` for ``"val_accuracy"``) is refused
+before the first epoch, not after it. A callback that adds keys to the epoch
+logs (``"lr"``) names them in its class attribute ``added_log_keys``.
 
 A callback stops training by setting ``model.stop_training = True`` and may
 say why in ``model.stop_reason``; the loop finishes the current batch (or
@@ -37,6 +42,7 @@ import warnings
 import numpy as np
 
 from .atomic import check_target
+from .checks import check_bool, did_you_mean
 from .layers._checks import check_real
 
 
@@ -47,6 +53,9 @@ __all__ = ["Callback", "CallbackList", "as_callback_list", "History", "Terminate
 
 class Callback:
     """Base class; every hook does nothing."""
+
+    #: Keys this callback adds to the epoch logs (see the module docstring).
+    added_log_keys: tuple = ()
 
     def __init__(self):
         self.model = None
@@ -216,14 +225,20 @@ def _resolve_mode(mode: str, monitor: str, who: str) -> str:
     return mode
 
 
-def _check_monitor_has_data(monitor: str, params: dict, who: str) -> None:
+def _check_monitor_is_logged(monitor: str, params: dict, who: str) -> None:
     """Refuse before the first epoch a ``val_*`` monitor without validation
-    data (it would fail after the first epoch; Keras warns every epoch and
-    silently never stops or saves)."""
+    data, and a monitor that is not among the keys fit will log (when the
+    trainer says which, as ``params["metrics"]``); either would fail after
+    the first epoch (Keras warns every epoch and silently never stops or
+    saves)."""
     if monitor.startswith("val_") and params.get("do_validation") is False:
         raise ValueError(f"{who} monitors {monitor!r}, but fit has no validation data: "
                          f"pass validation_data= (or validation_split=) to fit, or monitor "
                          f"{monitor[4:]!r}")
+    keys = params.get("metrics")
+    if keys is not None and monitor not in keys:
+        raise ValueError(f"{who} monitors {monitor!r}, which fit will not log"
+                         f"{did_you_mean(monitor, keys)} (it logs: {', '.join(keys)})")
 
 
 def _monitored(logs, monitor: str, who: str) -> float:
@@ -253,7 +268,7 @@ class _Monitor(Callback):
         self.best_epoch = None
 
     def on_train_begin(self, logs=None):
-        _check_monitor_has_data(self.monitor, self.params, type(self).__name__)
+        _check_monitor_is_logged(self.monitor, self.params, type(self).__name__)
 
     def _improved(self, value: float) -> bool:
         if not math.isfinite(value):
@@ -291,7 +306,8 @@ class EarlyStopping(_Monitor):
             raise ValueError(f"EarlyStopping expected patience as a non-negative integer, "
                              f"received {patience!r}")
         self.patience = int(patience)
-        self.restore_best_weights = bool(restore_best_weights)
+        self.restore_best_weights = check_bool(restore_best_weights, "EarlyStopping",
+                                               "restore_best_weights")
         self.wait = 0
         self.stopped_epoch: int | None = None
         self.best_weights = None
@@ -350,9 +366,14 @@ class ModelCheckpoint(_Monitor):
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True):
         super().__init__(monitor, mode, min_delta)
-        self.path = str(path)
-        self.save_best_only = bool(save_best_only)
-        self.include_optimizer = bool(include_optimizer)
+        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+            # str() would make ModelCheckpoint(None) save to a file named "None"
+            raise TypeError(f"ModelCheckpoint expected path as a str or os.PathLike file "
+                            f"path, received {path!r} of type {type(path).__name__}")
+        self.path = os.fspath(path)
+        self.save_best_only = check_bool(save_best_only, "ModelCheckpoint", "save_best_only")
+        self.include_optimizer = check_bool(include_optimizer, "ModelCheckpoint",
+                                            "include_optimizer")
         self.saved: list[str] = []
 
     def on_train_begin(self, logs=None):
@@ -362,17 +383,23 @@ class ModelCheckpoint(_Monitor):
         # name holds format fields can only be checked once it is filled)
         if "{" not in os.path.dirname(self.path):
             check_target(self.path, "ModelCheckpoint", file_too=False)
+        if self.params.get("metrics") is not None:  # a field fit will not log
+            self._fill(0, dict.fromkeys(self.params["metrics"], 0.0))
+
+    def _fill(self, epoch: int, logs: dict) -> str:
+        """The path of epoch ``epoch`` (from 0) with ``logs``."""
+        try:
+            return self.path.format(epoch=epoch + 1, **logs)
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ValueError(f"ModelCheckpoint cannot fill the path {self.path!r} from the "
+                             f"epoch and the logs {sorted(logs)}: {exc}") from None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.save_best_only and not self._improved(
                 _monitored(logs, self.monitor, "ModelCheckpoint")):
             return
-        try:
-            path = self.path.format(epoch=epoch + 1, **logs)
-        except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"ModelCheckpoint cannot fill the path {self.path!r} from the "
-                             f"epoch and the logs {sorted(logs)}: {exc}") from None
+        path = self._fill(epoch, logs)
         if not all(np.isfinite(w).all() for w in self.model.get_weights()):
             warnings.warn(f"ModelCheckpoint: the weights after epoch {epoch + 1} are not "
                           f"finite (NaN or infinity); {path!r} not saved"
@@ -412,12 +439,17 @@ class LearningRateScheduler(Callback):
     rates.
     """
 
+    added_log_keys = ("lr",)
+
     def __init__(self, schedule, verbose: int = 0):
         super().__init__()
         if not callable(schedule):
             raise TypeError(f"LearningRateScheduler expected a callable schedule, "
                             f"received {type(schedule).__name__}")
         self.schedule = schedule
+        if verbose not in (0, 1) or isinstance(verbose, float):
+            raise ValueError(f"LearningRateScheduler expected verbose 0 or 1, received "
+                             f"{verbose!r}")
         self.verbose = int(verbose)
         self._two_args = _takes_two_args(schedule)
 
@@ -477,6 +509,7 @@ class ReduceLROnPlateau(Callback):
     monitor without validation data is refused before the first epoch.
     """
 
+    added_log_keys = ("lr",)
     _SCHEDULER_OPTIONS = ("factor", "patience", "threshold", "threshold_mode", "cooldown",
                           "min_lr", "eps")
 
@@ -499,7 +532,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self, logs=None):
         from .optim import ReduceLROnPlateau as Plateau
-        _check_monitor_has_data(self.monitor, self.params, "ReduceLROnPlateau")
+        _check_monitor_is_logged(self.monitor, self.params, "ReduceLROnPlateau")
         self.scheduler = Plateau(self.model.optimizer, mode=self.mode, **self.kwargs)
 
     def on_epoch_end(self, epoch, logs=None):

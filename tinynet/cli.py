@@ -324,9 +324,30 @@ def _check_out(path, example: str) -> None:
         raise CommandError(str(exc)) from None
 
 
-def _model_metadata(model) -> dict:
+def _model_metadata(model, path) -> tuple:
+    """``(scale, classes)`` that ``tinynet train`` recorded in the model file
+    (None for what it holds not), checked: a pixel scale that is a positive
+    number, class names that are a list of strings."""
+    import math
     metadata = getattr(model, "metadata", None) or {}
-    return metadata.get("tinynet_cli", {}) if isinstance(metadata, dict) else {}
+    cli = metadata.get("tinynet_cli", {}) if isinstance(metadata, dict) else {}
+    bad = f"{path!r} holds metadata 'tinynet_cli' that 'tinynet train' does not write"
+    if not isinstance(cli, dict):
+        raise CommandError(f"{bad}: expected an object, received {type(cli).__name__}")
+    scale = preprocessing = cli.get("preprocessing")
+    if preprocessing is not None:
+        scale = preprocessing.get("scale") if isinstance(preprocessing, dict) else None
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) \
+                or not 0 < scale < math.inf:
+            raise CommandError(f"{bad}: expected preprocessing as {{\"scale\": a positive "
+                               f"number, ...}}, received {preprocessing!r}"[:300])
+        scale = float(scale)
+    classes = cli.get("classes")
+    if classes is not None and not (isinstance(classes, list)
+                                    and all(isinstance(c, str) for c in classes)):
+        raise CommandError(f"{bad}: expected classes as a list of names, received "
+                           f"{classes!r}"[:300])
+    return scale, classes
 
 
 def _load_model(path):
@@ -356,14 +377,15 @@ def _cmd_evaluate(args, parser) -> int:
     model = _load_model(args.model)
     data = _load_data(args.dataset, args)
     x, y = data.test if args.split == "test" else data.train
-    saved = _model_metadata(model).get("preprocessing")
-    if saved and float(saved["scale"]) != float(data.preprocessing["scale"]):
-        x = x * (float(data.preprocessing["scale"]) / float(saved["scale"]))
+    saved_scale, _ = _model_metadata(model, args.model)
+    if saved_scale is not None and saved_scale != float(data.preprocessing["scale"]):
+        x = x * (float(data.preprocessing["scale"]) / saved_scale)
     width = _input_width(model)
     if x.shape[1] != width:
         raise CommandError(f"the model expects {width} input values per sample, dataset "
                            f"{args.dataset!r} has {x.shape[1]}: was it trained on another "
                            f"dataset?")
+    x = x.reshape((len(x), *model.input_shape))  # an image model: (n, 8, 8), say, as predict
     predicted = model.predict_classes(x, batch_size=args.batch_size)
     rows = [["all", len(y), float((predicted == y).mean())]]
     for label, name in enumerate(data.classes):
@@ -457,25 +479,23 @@ def _cmd_predict(args, parser) -> int:
     if args.out:
         _check_out(args.out, "labels.npy")
     model = _load_model(args.model)
-    meta = _model_metadata(model)
+    saved_scale, classes = _model_metadata(model, args.model)
     array = _read_samples(args.input)
     batch = _as_batch(array, model, args.input)
-    saved = meta.get("preprocessing")
     # models saved without metadata: the per-dataset rule of 'train'
-    trained_scale = float(saved["scale"]) if saved else (16.0 if _input_width(model) == 64
-                                                         else 255.0)
+    trained_scale = saved_scale if saved_scale is not None else (
+        16.0 if _input_width(model) == 64 else 255.0)
     raw_pixels = np.issubdtype(batch.dtype, np.integer)
     if args.scale is not None:
         scale = args.scale
     else:
         scale = trained_scale if raw_pixels else 1.0
-    if raw_pixels or saved:
+    if raw_pixels or saved_scale is not None:
         _check_pixel_range(batch, scale, trained_scale, args.input)
     x = apply_preprocessing(batch, {"scale": scale}).reshape(batch.shape)
     labels = model.predict_classes(x, batch_size=args.batch_size)  # its rule, binary too
     output = (model.predict_proba(x, batch_size=args.batch_size).astype(np.float32)
               if args.proba else labels)
-    classes = meta.get("classes")
     shown = ", ".join(f"{label}" + (f" ({classes[label]})" if classes and
                                    label < len(classes) else "")
                       for label in labels[:10])
@@ -568,10 +588,6 @@ def main(argv=None) -> int:
         return 1
 
 
-if __name__ == "__main__":
-    sys.exit(main())
-
-
 def _gemm_line(blas) -> str:
     """The GEMM engine, and for "auto" what it measured on this machine."""
     engine = blas.get_gemm()
@@ -579,3 +595,7 @@ def _gemm_line(blas) -> str:
         return engine
     choice = "blas" if blas.use_blas() else "numba"
     return f"auto: {choice} measured faster here (TINYNET_GEMM=numba|blas to choose)"
+
+
+if __name__ == "__main__":  # last: every function above is defined by then
+    sys.exit(main())

@@ -84,7 +84,7 @@ import zlib
 import numpy as np
 
 from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
-from .checks import check_finite, is_real_dtype
+from .checks import check_bool, check_finite, is_real_dtype
 from .layers.base import Layer, layer_from_dict, layer_to_dict
 from .param import param_budget
 from .zipindex import count_entries, read_index
@@ -257,6 +257,7 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     if not isinstance(model, Layer):
         raise TypeError(f"save expected a tinynet model (a Layer), received "
                         f"{type(model).__name__}")
+    include_optimizer = check_bool(include_optimizer, "save", "include_optimizer")
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"save expected a file path, received the directory {path!r}")
@@ -531,7 +532,10 @@ def _read(path) -> tuple[dict, dict]:
 
 
 def _import_layer_modules(header) -> None:
-    for module in header.get("modules", []):
+    modules = header.get("modules")
+    if not isinstance(modules, list):
+        return  # a malformed list: the class lookup says which class is missing
+    for module in modules:
         if isinstance(module, str) and module.startswith("tinynet.") \
                 and module.replace(".", "").replace("_", "").isalnum():
             try:
@@ -575,6 +579,7 @@ def load(path, compile: bool = True):
         too deeply, an array whose ``.npy`` header declares more than its member
         holds, a config asking for more weights than the file stores.
     """
+    compile = check_bool(compile, "load", "compile")
     path = os.fspath(path)
     header, arrays = _read(path)
     _import_layer_modules(header)

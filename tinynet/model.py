@@ -44,13 +44,17 @@ would build it): its weights would be unseeded random draws, kept by a later
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
-from .checks import as_float_array, check_finite, check_positive_int, check_seed
-from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str
+from .checks import (as_array, as_float_array, check_bool, check_finite, check_positive_int,
+                     check_seed)
+from .layers._checks import check_real
+from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
@@ -121,11 +125,16 @@ class Sequential(Layer):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential expected Layer instances, received "
                             f"{type(layer).__name__} ({layer!r})"[:200])
-        # Names need not be unique: weights are saved by position, and a loaded
-        # model's "dense_1" may meet a new layer auto-named "dense_1".
         if layer is self or any(layer is other for other in self._layers):
             raise ValueError(f"{layer._who} is already in this Sequential; a layer "
                              f"object can appear once (create a new one to repeat it)")
+        # Names are unique, as in Keras: get_layer, the transfer functions'
+        # layer references and the weight names all find a layer by name.
+        # (Automatic names never repeat one in use, a loaded model's included.)
+        if any(layer.name == other.name for other in self._layers):
+            raise ValueError(f"this Sequential already has a layer named {layer.name!r}; the "
+                             f"layers of a Sequential need unique names (pass another "
+                             f"name=..., or leave name unset for an automatic one)")
 
     def add(self, layer: Layer) -> None:
         """Append ``layer``; builds it on the current output shape if the
@@ -153,7 +162,7 @@ class Sequential(Layer):
         return layer
 
     def get_layer(self, key) -> Layer:
-        """A layer by name (the first with that name) or by index (negative
+        """A layer by name (unique within the model) or by index (negative
         counts from the end)."""
         if isinstance(key, str):
             for layer in self._layers:
@@ -192,7 +201,7 @@ class Sequential(Layer):
         if seed is not None:
             if rng is not None:
                 raise ValueError(f"{self._who}.build takes rng or seed, not both")
-            rng = np.random.default_rng(seed)
+            rng = np.random.default_rng(check_seed(seed, f"{self._who}.build"))
         return super().build(input_shape, rng=rng, dtype=dtype)
 
     def compute_output_shape(self, input_shape):
@@ -224,23 +233,28 @@ class Sequential(Layer):
         from one generator: ``seed`` (an int or a Generator).
 
         A model built at construction (``input_dim=``) drew its weights from
-        fresh entropy; this makes them reproducible. Compile settings stay;
-        the optimizer is re-bound (with fresh state) at the next ``fit``.
+        fresh entropy; this makes them reproducible. Every layer draws from
+        ``seed``, one with its own ``seed=`` too (the generator its seed made
+        has moved on since construction). Compile settings stay; the
+        optimizer is re-bound (with fresh state) at the next ``fit``.
         """
         if not self.built:
             raise ValueError(f"{self._who} is not built; nothing to reset "
                              f"(fit(seed=...) seeds the weights it builds)")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
+        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
+            check_seed(seed, f"{self._who}.reset_parameters"))
         for layer in self._layers:
             if isinstance(layer, Sequential):
                 layer.reset_parameters(rng)
             else:
+                layer.set_rng(rng)  # build passes rng only to a layer without a seed
                 layer.build(layer.input_shape, rng=rng)
         return self
 
     # ----------------------------------------------------------------- maths
     def forward(self, x, training: bool = False) -> np.ndarray:
         """Run the layers in order. ``x``: (batch, *input_shape)."""
+        training = check_bool(training, self._who, "training")
         x = self._prepare_input(x)
         for layer in self._layers:
             x = layer.forward(x, training=training)
@@ -305,7 +319,8 @@ class Sequential(Layer):
     @classmethod
     def from_config(cls, config: dict) -> "Sequential":
         config = dict(config)
-        layers = [layer_from_dict(spec) for spec in config.pop("layers", [])]
+        specs = _unique_layer_names(config.pop("layers", []), config.get("name"))
+        layers = [layer_from_dict(spec) for spec in specs]
         return cls(layers, **config)
 
     # --------------------------------------------------------------- summary
@@ -462,7 +477,7 @@ class Sequential(Layer):
         return x
 
     def _check_y(self, y, n_samples: int, who: str) -> np.ndarray:
-        y = np.asarray(y)
+        y = as_array(y, f"{self._who}.{who}", "targets y")
         if y.dtype == object or not (np.issubdtype(y.dtype, np.number) or y.dtype == bool):
             raise TypeError(f"{self._who}.{who} expected numeric targets y, received "
                             f"dtype {y.dtype}")
@@ -530,9 +545,8 @@ class Sequential(Layer):
         self._require_compiled("fit")
         seed = check_seed(seed, f"{self._who}.fit")  # before it seeds the build
         batch_size = check_positive_int(batch_size, f"{self._who}.fit", "batch_size")
-        if not isinstance(validation_split, (int, float)) or not 0 <= validation_split < 1:
-            raise ValueError(f"{self._who}.fit expected validation_split in [0, 1), "
-                             f"received {validation_split!r}")
+        validation_split = check_real(validation_split, f"{self._who}.fit", "validation_split",
+                                      low=0.0, high=1.0, high_open=True)
         x, y = self._check_xy(x, y, "fit", seed=seed)
         if validation_split:
             if validation_data is not None:
@@ -566,11 +580,14 @@ class Sequential(Layer):
                 logs[metric.name] = metric(pred, y_batch)
             return logs
 
+        keys = ["loss"] + [metric.name for metric in self.metrics]
+        if validate is not None:
+            keys += [f"val_{key}" for key in keys]
         self.history = fit_loop(self, train_step, len(x), epochs=epochs,
                                 batch_size=batch_size, shuffle=shuffle, seed=seed,
                                 initial_epoch=initial_epoch, validate=validate,
                                 callbacks=callbacks, verbose=verbose, stream=stream,
-                                terminate_on_nan=terminate_on_nan)
+                                terminate_on_nan=terminate_on_nan, log_keys=keys)
         return self.history
 
     def _evaluate_arrays(self, x, y, batch_size: int) -> dict:
@@ -636,6 +653,33 @@ class Sequential(Layer):
 def _is_binary(outputs: np.ndarray) -> bool:
     """One output unit: a binary classifier."""
     return outputs.ndim == 1 or outputs.ndim == 2 and outputs.shape[1] == 1
+
+
+def _unique_layer_names(specs, model_name) -> list:
+    """``specs`` (layer configs) with each repeated layer name after its first
+    use replaced by a fresh ``<name>_<k>``, and a warning: a file saved before
+    Sequential refused repeated names still loads (its weights are stored by
+    position, so they go where they went)."""
+    if not isinstance(specs, list):
+        return specs  # layer_from_dict's errors say what is wrong
+    names = [spec["config"].get("name") if isinstance(spec, dict)
+             and isinstance(spec.get("config"), dict) else None for spec in specs]
+    taken, renamed, out = set(names), [], []
+    seen = set()
+    for spec, name in zip(specs, names):
+        if isinstance(name, str) and name in seen:
+            new = unique_name(name)
+            while new in taken:
+                new = unique_name(name)
+            taken.add(new)
+            spec = {**spec, "config": {**spec["config"], "name": new}}
+            renamed.append(f"{name!r} -> {new!r}")
+        seen.add(name)
+        out.append(spec)
+    if renamed:
+        warnings.warn(f"Sequential {model_name!r} holds repeated layer names, which "
+                      f"Sequential refuses; renamed {', '.join(renamed)}", stacklevel=3)
+    return out
 
 
 def _n_weights(layer: Layer) -> int:

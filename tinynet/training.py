@@ -102,9 +102,11 @@ def _check_epochs(epochs, initial_epoch) -> tuple[int, int]:
 
 def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
     """Refuse before the first epoch what a training BatchNorm would refuse at
-    its last batch: one sample, which is one value per feature for a layer on
-    flat features (it would normalise them to zeros)."""
-    if n_samples % batch_size != 1:
+    its last batch (or at every batch, with ``batch_size=1``): one sample,
+    which is one value per feature for a layer on flat features (it would
+    normalise them to zeros)."""
+    every = batch_size == 1 or n_samples == 1
+    if n_samples % batch_size != 1 and not every:
         return
     from .layers.normalization import BatchNorm
     stack = [model]
@@ -112,18 +114,23 @@ def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
         layer = stack.pop()
         if (isinstance(layer, BatchNorm) and layer.trainable and layer.built
                 and int(np.prod(layer.input_shape[:-1])) < 2):
+            cannot = (f"{layer._who} cannot train on one value per feature (it would "
+                      f"normalise it to zero)")
+            if every:
+                raise ValueError(f"fit: {n_samples} sample(s) in batches of {batch_size} "
+                                 f"make every batch one sample, and {cannot}; train with "
+                                 f"batch_size of 2 or more on 2 samples or more")
             raise ValueError(
                 f"fit: {n_samples} samples in batches of {batch_size} leave a last batch "
-                f"of one sample, and {layer._who} cannot train on one value per feature "
-                f"(it would normalise it to zero); choose another batch_size (e.g. "
+                f"of one sample, and {cannot}; choose another batch_size (e.g. "
                 f"{batch_size + 1}) or one sample more or fewer")
-        stack.extend(layer.sublayers())
+        stack.extend(getattr(layer, "sublayers", list)())  # fit_loop's model need not be a Layer
 
 
 def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: int = 32,
              shuffle: bool = True, seed: int | None = None, initial_epoch: int = 0,
              validate=None, callbacks=None, verbose: int = 1, stream=None,
-             terminate_on_nan: bool = True) -> History:
+             terminate_on_nan: bool = True, log_keys=None) -> History:
     """Train for epochs ``initial_epoch .. epochs - 1`` of mini-batches.
 
     Parameters
@@ -153,6 +160,11 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         Where progress goes (default ``sys.stdout``).
     terminate_on_nan : bool, default True
         Add :class:`~tinynet.callbacks.TerminateOnNaN`.
+    log_keys : list of str, optional
+        Every key the epoch logs will hold (the step's and the ``val_`` ones),
+        if the caller knows them: the callbacks receive them, with those the
+        callbacks add (``added_log_keys``), as ``params["metrics"]``, so that a
+        monitor of a key never logged fails before the first epoch.
 
     Returns
     -------
@@ -161,6 +173,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     n_samples = check_positive_int(n_samples, "fit", "number of samples")
     batch_size = check_positive_int(batch_size, "fit", "batch_size")
     shuffle = check_bool(shuffle, "fit", "shuffle")
+    terminate_on_nan = check_bool(terminate_on_nan, "fit", "terminate_on_nan")
     epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
     if verbose not in (0, 1, 2):
         raise ValueError(f"fit expected verbose 0, 1 or 2, received {verbose!r}")
@@ -181,9 +194,15 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     cbs = CallbackList(chain)
     steps = -(-n_samples // batch_size)
     cbs.set_model(model)
-    cbs.set_params({"epochs": epochs, "steps": steps, "batch_size": batch_size,
-                    "n_samples": n_samples, "verbose": verbose,
-                    "do_validation": validate is not None})
+    params = {"epochs": epochs, "steps": steps, "batch_size": batch_size,
+              "n_samples": n_samples, "verbose": verbose, "do_validation": validate is not None}
+    if log_keys is not None:
+        if isinstance(log_keys, str) or not all(isinstance(k, str) for k in log_keys):
+            raise TypeError(f"fit_loop expected log_keys as a list of key names, received "
+                            f"{log_keys!r}"[:200])
+        params["metrics"] = list(dict.fromkeys(
+            [*log_keys, *(key for cb in chain for key in cb.added_log_keys)]))
+    cbs.set_params(params)
     # Without a seed, one fresh generator serves the whole run.
     run_rng = np.random.default_rng() if seed is None else None
 

@@ -66,10 +66,15 @@ def test_unshuffled_batches_are_views():
     ({"batch_size": -3}, ValueError, "batch_size"),
     ({"batch_size": 2.5}, TypeError, "batch_size"),
     ({"seed": "abc"}, TypeError, "seed"),
+    # a truth value would make shuffle="False" shuffle
+    ({"shuffle": "False"}, TypeError, "shuffle as True or False"),
+    ({"drop_last": "no"}, TypeError, "drop_last as True or False"),
 ])
 def test_bad_arguments(kwargs, error, match):
     with pytest.raises(error, match=match):
         Batches(np.zeros(4), **kwargs)
+    with pytest.raises(error, match=match):
+        batch_indices(4, **{"batch_size": 2, **kwargs})
 
 
 def test_mismatched_lengths_name_the_array():

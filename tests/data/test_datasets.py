@@ -124,6 +124,14 @@ def test_bad_dataset_names(name, error):
         load_idx_dataset(name)
 
 
+@pytest.mark.parametrize("flag", ["download", "verify", "verbose"])
+def test_flags_must_be_bools(tmp_path, flag):
+    # download="False" used to mean True: a network access the caller refused
+    with pytest.raises(TypeError, match=f"load_idx_dataset expected {flag} as True or False, "
+                                        f"received 'False'"):
+        load_idx_dataset("kmnist", root=tmp_path, **{flag: "False"})
+
+
 # ------------------------------------------------------------- broken local files
 
 def test_corrupt_local_file_names_the_file(tmp_path):
@@ -257,9 +265,11 @@ def test_all_addresses_failing_is_a_not_found_error(http_dir):
 class _ShortHandler(http.server.BaseHTTPRequestHandler):
     """Announces 1000 bytes, sends 10, hangs up: a connection cut mid-download."""
 
+    content_length = "1000"
+
     def do_GET(self):
         self.send_response(200)
-        self.send_header("Content-Length", "1000")
+        self.send_header("Content-Length", self.content_length)
         self.end_headers()
         self.wfile.write(b"\x1f\x8b" + b"\x00" * 8)
         self.wfile.flush()
@@ -267,6 +277,20 @@ class _ShortHandler(http.server.BaseHTTPRequestHandler):
 
     def log_message(self, *args):
         pass
+
+
+class _GarbledLengthHandler(_ShortHandler):
+    """Announces a Content-Length that is not a number."""
+
+    content_length = "lots"
+
+
+def test_a_garbled_content_length_is_a_failed_download_not_a_crash(local_server):
+    # int("lots") escaped as a bare ValueError, and no other address was tried
+    spec = spec_for(local_server(_GarbledLengthHandler), make_arrays(6))
+    with pytest.raises(DatasetNotFoundError, match="Content-Length of 'lots'"):
+        load_idx_dataset(spec, download=True, verbose=False, timeout=5)
+    assert cache_files() == []
 
 
 def test_connection_cut_mid_download_keeps_nothing(local_server):

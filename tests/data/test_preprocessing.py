@@ -151,6 +151,10 @@ def test_split_seed_shuffle_and_count():
     ((np.zeros(4), np.zeros((4, 2)), 0.5), {"stratify": True}, ValueError, "class labels"),
     ((np.zeros(4), np.zeros(4), 0.5), {"stratify": True, "shuffle": False}, ValueError,
      "shuffle"),
+    ((np.zeros(4), np.zeros(4), 0.5), {"shuffle": "False"}, TypeError,
+     "shuffle as True or False"),
+    ((np.zeros(4), np.zeros(4), 0.5), {"stratify": "no"}, TypeError,
+     "stratify as True or False"),
 ])
 def test_split_errors(args, kwargs, error, match):
     with pytest.raises(error, match=match):

@@ -51,6 +51,18 @@ def test_dtype_kept_and_inputs_untouched(name, training):
     assert all(p.dtype == np.float32 for p in layer.parameters())
 
 
+@pytest.mark.parametrize("layer", [L.Dropout(0.5, seed=0), L.BatchNorm(),
+                                   tn.Sequential([L.Dense(3)])], ids=type)
+@pytest.mark.parametrize("training", ["False", 0, None, np.array([True])])
+def test_training_must_be_a_bool(layer, training):
+    # training="False" used to count as true: dropout at inference
+    x, _ = _io()
+    for call in (layer.forward, layer):
+        with pytest.raises(TypeError, match="expected training as True or False"):
+            call(x, training=training)
+    assert layer(x, training=np.True_).shape[0] == 4  # NumPy's bool is a bool
+
+
 @pytest.mark.parametrize("name", sorted(FACTORIES))
 def test_float64_works(name):
     x, rng = _io(dtype=np.float64)

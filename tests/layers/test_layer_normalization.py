@@ -70,6 +70,10 @@ def test_fit_with_a_last_batch_of_one_says_what_to_do_before_training():
     # refused up front: not after most of an epoch had trained
     assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
     model.fit(x, np.arange(9) % 2, batch_size=3, verbose=0)
+    # batches of one: the advice was to avoid "n_samples % batch_size == 1"
+    with pytest.raises(ValueError, match=r"fit: 9 sample\(s\) in batches of 1 make every "
+                                         r"batch one sample.*batch_size of 2 or more"):
+        model.fit(x, np.arange(9) % 2, batch_size=1, verbose=0)
     # a multi-task model's BatchNorm is found as well
     inp = tn.mtl.Input((3,))
     h = L.BatchNorm(name="bn2")(L.Dense(4)(inp))

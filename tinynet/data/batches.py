@@ -1,8 +1,10 @@
 """Mini-batches: shuffled (with a seed) index batches and the arrays they select.
 
-``fit`` loops over ``Batches(x, y, batch_size=..., shuffle=True, seed=...)``:
-each pass (epoch) draws a new permutation from the same generator, so a seed
-fixes the whole sequence of batches of a training run.
+A custom training loop can iterate over ``Batches(x, y, batch_size=...,
+shuffle=True, seed=...)``: each pass (epoch) draws a new permutation from
+the same generator, so a seed fixes the whole sequence of batches of a run.
+(``fit`` draws its own, per epoch from the seed and the epoch number, so that
+a resumed run continues exactly: :func:`tinynet.training.epoch_rng`.)
 
 Arrays may be nested in dicts, lists or tuples (several targets of a
 multi-task model): every leaf array is indexed by the same rows.
@@ -14,7 +16,7 @@ import math
 
 import numpy as np
 
-from ..checks import check_positive_int
+from ..checks import check_bool, check_positive_int
 
 __all__ = ["Batches", "as_generator", "batch_indices", "iterate_minibatches", "n_batches",
            "take_rows"]
@@ -60,6 +62,8 @@ def batch_indices(n_samples: int, batch_size: int, shuffle: bool = True, seed=No
         Slices when not shuffling (so batches are views, no copies).
     """
     batch_size = check_positive_int(batch_size, "batch_indices", "batch_size")
+    shuffle = check_bool(shuffle, "batch_indices", "shuffle")
+    drop_last = check_bool(drop_last, "batch_indices", "drop_last")
     if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) \
             or n_samples < 0:
         raise ValueError(f"batch_indices expected n_samples as a non-negative integer, "
@@ -138,8 +142,8 @@ class Batches:
                                  f"samples (like {lengths[0][0]}), received {length} "
                                  f"in {path}")
         self.arrays = arrays
-        self.shuffle = bool(shuffle)
-        self.drop_last = bool(drop_last)
+        self.shuffle = check_bool(shuffle, "Batches", "shuffle")
+        self.drop_last = check_bool(drop_last, "Batches", "drop_last")
         self.rng = as_generator(seed)
 
     def __len__(self) -> int:

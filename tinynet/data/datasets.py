@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import check_bool
 from .download import ChecksumError, download_verified, md5_hex
 from .idx import IDXError, gunzip_if_needed, parse_idx
 
@@ -336,6 +337,10 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
         A file found is truncated, not IDX, or not the published file.
     """
     spec = _spec_for(dataset)
+    if download is not None:  # download="False" must not mean True (a network access)
+        download = check_bool(download, "load_idx_dataset", "download")
+    verify = check_bool(verify, "load_idx_dataset", "verify")
+    verbose = check_bool(verbose, "load_idx_dataset", "verbose")
     notes = []
     for directory, why in _search_dirs(spec, root):
         paths, note = _files_in(directory, spec)

@@ -72,6 +72,9 @@ def download_verified(url: str, dest, md5: str | None = None, check=None,
             except http.client.HTTPException as exc:  # e.g. IncompleteRead: connection cut
                 raise OSError(f"incomplete download of {url}: {exc!r}") from None
         data = b"".join(chunks)
+        if announced is not None and not announced.strip().isdigit():
+            raise OSError(f"download of {url}: the server announced a Content-Length of "
+                          f"{announced!r}, not a number of bytes; nothing can be checked")
         if announced is not None and len(data) != int(announced):
             raise OSError(f"incomplete download of {url}: received {len(data)} of "
                           f"{announced} bytes")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_finite, check_labels, check_positive_int
+from ..checks import check_bool, check_finite, check_labels, check_positive_int
 from .batches import as_generator
 
 __all__ = ["MinMaxScaler", "Standardizer", "one_hot", "train_val_split"]
@@ -70,6 +70,8 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
     (x_train, y_train), (x_val, y_val)
         Copies; each part keeps the original order of its samples.
     """
+    stratify = check_bool(stratify, "train_val_split", "stratify")
+    shuffle = check_bool(shuffle, "train_val_split", "shuffle")
     x, y = np.asarray(x), np.asarray(y)
     if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
         raise ValueError(f"train_val_split expected x and y with the same number of samples, "

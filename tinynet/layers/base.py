@@ -84,6 +84,15 @@ def unique_name(base: str, name: str | None = None) -> str:
     return name
 
 
+def _shape_tuple(shape, who: str) -> tuple:
+    """``shape`` (a tuple or list) as a tuple; anything else is refused
+    (``tuple(5)`` would fail with "'int' object is not iterable")."""
+    if not isinstance(shape, (tuple, list)):
+        raise TypeError(f"{who} expected an input shape as a tuple of positive integers "
+                        f"such as (784,), received {shape!r}")
+    return tuple(shape)
+
+
 def _snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
@@ -150,7 +159,8 @@ class Layer:
             raise ValueError(f"{self._who} takes input_dim or input_shape, not both")
         if input_dim is not None:
             input_shape = (input_dim,)
-        self._declared_input_shape = None if input_shape is None else tuple(input_shape)
+        self._declared_input_shape = (None if input_shape is None
+                                      else _shape_tuple(input_shape, self._who))
         if self._declared_input_shape is not None:
             self.build(self._declared_input_shape)
 
@@ -181,7 +191,7 @@ class Layer:
         Subclasses override :meth:`_build` (create parameters) and
         :meth:`compute_output_shape`.
         """
-        input_shape = tuple(input_shape)
+        input_shape = _shape_tuple(input_shape, self._who)
         if input_shape and input_shape[0] is None:
             input_shape = input_shape[1:]
         for d in input_shape:

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..checks import check_bool
 from ..param import check_param_budget
 from ._checks import check_real
 from .base import Layer
@@ -156,7 +157,7 @@ class BatchNorm(_FeatureNorm):
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x)
         axes = tuple(range(x.ndim - 1))
-        use_batch = bool(training) and self.trainable
+        use_batch = check_bool(training, self._who, "training") and self.trainable
         if use_batch:
             per_feature = x.size // x.shape[-1]  # the built shape has no zero
             if per_feature < 2:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..checks import check_bool
 from ._checks import check_real
 from .base import Layer
 
@@ -49,6 +50,7 @@ class Dropout(Layer):
         super().__init__(**kwargs)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
+        training = check_bool(training, self._who, "training")
         x = self._prepare_input(x)
         self._y_shape = x.shape
         if not training or self.rate == 0.0:

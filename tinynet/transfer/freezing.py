@@ -21,6 +21,7 @@ practice to ``compile`` again after changing what trains, as in Keras.
 
 from __future__ import annotations
 
+from ..checks import check_bool
 from .selection import layer_index, model_layers, select_layers, span
 
 __all__ = ["freeze", "unfreeze", "set_trainable", "frozen_layers", "trainable_layers"]
@@ -70,8 +71,7 @@ def set_trainable(model, value: bool, layers=None, *, start=None, upto=None) -> 
     list of str
         Names of the layers set, bottom to top.
     """
-    if not isinstance(value, bool):
-        raise TypeError(f"expected trainable as a bool, received {value!r}")
+    value = check_bool(value, "set_trainable", "trainable")
     all_layers = model_layers(model)
     who = "unfreeze" if value else "freeze"
     chosen = [all_layers[i] for i in _targets(model, layers, start, upto, who)]
