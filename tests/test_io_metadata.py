@@ -33,3 +33,57 @@ def test_metadata_must_be_a_json_object(tmp_path, bad):
     with pytest.raises(TypeError, match="metadata"):
         _model().save(tmp_path / "m.npz", metadata=bad)
     assert not (tmp_path / "m.npz").exists()
+
+
+# ------------------------------------------------------------- extra arrays
+def test_extra_arrays_round_trip_and_make_a_version_3_file(tmp_path):
+    from tests.io_helpers import rewrite_header
+
+    extra = {"lrs/0": np.arange(6, dtype=np.float32).reshape(2, 3), "steps": np.int64(7),
+             "mask": np.array([True, False]),
+             "col": np.zeros((3, 2), np.float64)[:, 0]}  # not contiguous
+    path = tn.io.save(_model(), tmp_path / "m.npz", extra_arrays=extra)
+    loaded = tn.load(path)
+    assert list(loaded.extra_arrays) == list(extra)
+    for name, value in extra.items():
+        np.testing.assert_array_equal(loaded.extra_arrays[name], value)
+        assert loaded.extra_arrays[name].dtype == np.asarray(value).dtype
+        assert loaded.extra_arrays[name].shape == np.shape(value)  # a 0-d one stays 0-d
+    seen = {}
+    rewrite_header(path, tmp_path / "copy.npz", lambda h, a: seen.update(h))
+    assert seen["version"] == 3 and seen["extra_arrays"] == list(extra)
+    # without extra arrays a Sequential file stays version 1, which older readers take
+    plain = tn.io.save(_model(), tmp_path / "plain.npz")
+    seen.clear()
+    rewrite_header(plain, tmp_path / "copy2.npz", lambda h, a: seen.update(h))
+    assert seen["version"] == 1 and "extra_arrays" not in seen
+    assert tn.load(plain).extra_arrays == {}
+
+
+@pytest.mark.parametrize("bad, error, match", [
+    (["not a dict"], TypeError, "extra_arrays as a dict"),
+    ({"": np.zeros(2)}, TypeError, "names as non-empty str"),
+    ({3: np.zeros(2)}, TypeError, "names as non-empty str"),
+    ({"x": np.array(["a"])}, TypeError, r"extra_arrays\['x'\] as a numeric array"),
+    ({"x": np.array([object()])}, TypeError, "numeric array"),
+    ({"x": np.zeros(2, complex)}, TypeError, "numeric array"),
+])
+def test_extra_arrays_that_a_file_cannot_hold_are_refused_before_writing(tmp_path, bad, error,
+                                                                         match):
+    with pytest.raises(error, match=match):
+        tn.io.save(_model(), tmp_path / "m.npz", extra_arrays=bad)
+    assert not (tmp_path / "m.npz").exists()
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda h, a: h.update(extra_arrays="x"), "list of distinct names"),
+    (lambda h, a: h.update(extra_arrays=["a", "a"]), "list of distinct names"),
+    (lambda h, a: h.update(extra_arrays=["a", "b"]), "lacks the extra arrays"),
+])
+def test_a_malformed_extra_arrays_list_is_a_model_file_error(tmp_path, change, match):
+    from tests.io_helpers import rewrite_header
+
+    path = tn.io.save(_model(), tmp_path / "m.npz", extra_arrays={"a": np.zeros(2)})
+    bad = rewrite_header(path, tmp_path / "bad.npz", change)
+    with pytest.raises(tn.io.ModelFileError, match=match):
+        tn.load(bad)

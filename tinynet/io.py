@@ -1,6 +1,6 @@
 """Saving and loading models: one ``.npz`` file, never a pickle.
 
-File format (version 2)
+File format (version 3)
 -----------------------
 An ordinary NumPy ``.npz`` archive (a zip of ``.npy`` arrays) holding
 
@@ -15,6 +15,9 @@ key                    content
 ``training_0000`` ...  the training set-up's own state (optional): a
                        multi-task model's loss weighting (learned
                        log-variances or weights, DWA's loss history...)
+``extra_0000`` ...     arrays a caller keeps with the model (optional,
+                       ``save(..., extra_arrays=)``): a meta-learner's
+                       learned rates and meta-optimizer state, for one
 =====================  ======================================================
 
 and the header is::
@@ -26,7 +29,8 @@ and the header is::
      "compile": {"optimizer": {...}, "loss": {...}, "metrics": [...]} or null,
      "optimizer_groups": [[0, 1, 2, 3]],    # parameter groups as indices
      "optimizer_state": ["n_groups", "state.0.step", ...] or null,
-     "training_state": ["weighting/log_vars", ...]}        # version 2, optional
+     "training_state": ["weighting/log_vars", ...],        # version 2, optional
+     "extra_arrays": ["lrs/0", ...]}                       # version 3, optional
 
 The optimizer's parameter groups index into ``model.parameters()``, or into
 ``model.optimizer_parameters()`` when the model has it (a multi-task model:
@@ -35,9 +39,10 @@ its parameters, then its weighting's).
 Versions: 1 is every :class:`~tinynet.Sequential` file (still written as
 version 1, so an older tinynet reads it); 2 adds the ``training_state``
 arrays and the functional-graph config of a :class:`tinynet.mtl.Model`
-(:meth:`~tinynet.mtl.Model.get_config`). A model class states the version it
-needs as ``file_version`` (1 by default); a reader refuses a version above
-its own with "upgrade tinynet".
+(:meth:`~tinynet.mtl.Model.get_config`); 3 adds the ``extra_arrays`` (a file
+is written as version 3 only when it holds some). A model class states the
+version it needs as ``file_version`` (1 by default); a reader refuses a
+version above its own with "upgrade tinynet".
 
 Every array is numeric, so :func:`load` reads the arrays with
 ``allow_pickle=False``: opening a model file cannot run code. Nor can a small
@@ -95,7 +100,7 @@ __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weig
 FORMAT = "tinynet-model"
 #: The highest file format version this tinynet reads (and the one it writes
 #: for a model class whose ``file_version`` says so; see the module docstring).
-VERSION = 2
+VERSION = 3
 _HEADER = "__tinynet__"
 #: The largest header (JSON, bytes) :func:`load` reads. A real one takes a
 #: few hundred bytes per layer and per weight: a few KB, a few MB at most.
@@ -119,7 +124,7 @@ MAX_INDEX_BYTES = 128 * MAX_MEMBERS
 #: Parameter values building a file's model may create beyond the weight
 #: values the file stores (which a valid file's model creates exactly).
 _BUILD_SLACK = 1 << 16
-_MEMBER = re.compile(rf"({_HEADER}|(weight|optimizer|training)_\d{{4,}})\.npy")
+_MEMBER = re.compile(rf"({_HEADER}|(weight|optimizer|training|extra)_\d{{4,}})\.npy")
 
 
 class ModelFileError(ValueError):
@@ -220,7 +225,8 @@ def _write_npz(file, arrays: dict) -> None:
     np.savez(file, **arrays)
 
 
-def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | None = None) -> str:
+def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | None = None,
+         extra_arrays: dict | None = None) -> str:
     """Write ``model`` to ``path`` (one ``.npz`` file, atomically).
 
     Parameters
@@ -237,6 +243,11 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         preprocessing its inputs need); :func:`load` sets them back as
         ``model.metadata``. Defaults to the model's own ``metadata``
         attribute, if it has one.
+    extra_arrays : dict {str: ndarray}, optional
+        Numeric arrays to keep with the model under names of the caller's
+        choosing (what :mod:`tinynet.meta.saving` keeps of a meta-learner);
+        :func:`load` sets them back as ``model.extra_arrays``. Object,
+        string and complex arrays are refused (loading never unpickles).
 
     Returns
     -------
@@ -272,6 +283,7 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         json.dumps(metadata, allow_nan=False, default=_json_scalar)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"save expected JSON-serialisable metadata: {exc}") from None
+    extra = _check_extra_arrays(extra_arrays)
     slots = _slots(model)
     in_slots = {id(p) for p in model.parameters()}
     learned = [(p.name, p.value) for p in _optimizer_params(model) if id(p) not in in_slots]
@@ -281,7 +293,7 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         except ValueError as exc:
             raise ValueError(f"{exc}; nothing saved") from None
     header = {
-        "format": FORMAT, "version": getattr(model, "file_version", 1),
+        "format": FORMAT, "version": max(getattr(model, "file_version", 1), 3 if extra else 1),
         "tinynet_version": __version__,
         "modules": _layer_modules(model),
         "model": layer_to_dict(model),
@@ -310,6 +322,10 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
                 raise TypeError(f"save: optimizer state {key!r} is an object array, "
                                 f"which cannot be saved without pickle")
             arrays[f"optimizer_{i:04d}"] = value
+    if extra:
+        header["extra_arrays"] = list(extra)
+        for i, value in enumerate(extra.values()):
+            arrays[f"extra_{i:04d}"] = value
     try:
         text = json.dumps(header, allow_nan=False, default=_json_scalar)
     except (TypeError, ValueError) as exc:
@@ -327,6 +343,28 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
                          f"that load accepts (large metadata?); nothing saved")
     atomic_write(path, lambda f: _write_npz(f, arrays))
     return path
+
+
+def _check_extra_arrays(extra) -> dict:
+    """``save``'s ``extra_arrays``: a dict of str names to real (or boolean)
+    arrays, as contiguous ndarrays; ``{}`` for None."""
+    if extra is None:
+        return {}
+    if not isinstance(extra, dict):
+        raise TypeError(f"save expected extra_arrays as a dict {{name: array}}, received "
+                        f"{type(extra).__name__}")
+    out = {}
+    for name, value in extra.items():
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"save expected extra_arrays names as non-empty str, received "
+                            f"{name!r}")
+        value = np.asarray(value)
+        if value.dtype != bool and not is_real_dtype(value.dtype):
+            raise TypeError(f"save expected extra_arrays[{name!r}] as a numeric array, "
+                            f"received dtype {value.dtype} (a model file holds no pickles)")
+        # (np.ascontiguousarray would make a 0-d array 1-d)
+        out[name] = value if value.flags.c_contiguous else np.ascontiguousarray(value)
+    return out
 
 
 def _json_scalar(value):
@@ -496,7 +534,8 @@ def _read(path) -> tuple[dict, dict]:
     (:func:`_check_directory`), then the zip index (:func:`_check_index`), then the
     header member (at most :data:`MAX_HEADER_BYTES`), then each array the
     header accounts for (``weight_*`` for its ``weights``, ``optimizer_*``
-    for its ``optimizer_state``, ``training_*`` for its ``training_state``),
+    for its ``optimizer_state``, ``training_*`` for its ``training_state``,
+    ``extra_*`` for its ``extra_arrays``),
     each only after its ``.npy`` header's shape and dtype agree with its size
     in the zip index. Other ``weight_*``... members are not read.
     """
@@ -514,7 +553,8 @@ def _read(path) -> tuple[dict, dict]:
                 counts = {prefix: len(names) if isinstance(names, list) else 0
                           for prefix, names in (("weight", header.get("weights")),
                                                 ("optimizer", header.get("optimizer_state")),
-                                                ("training", header.get("training_state")))}
+                                                ("training", header.get("training_state")),
+                                                ("extra", header.get("extra_arrays")))}
                 arrays = {}
                 for name in archive.namelist():
                     key = name.removesuffix(".npy")
@@ -529,6 +569,21 @@ def _read(path) -> tuple[dict, dict]:
         # JSONDecodeError is a ValueError
         raise _refuse(path, f"{type(exc).__name__}: {exc}") from None
     return header, arrays
+
+
+def _extra_arrays(path, header, arrays) -> dict:
+    """The ``extra_arrays`` the header names, by name (``{}`` when none)."""
+    names = header.get("extra_arrays")
+    if names is None:
+        return {}
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \
+            or len(set(names)) != len(names):
+        raise ModelFileError(f"{path!r}: expected its extra_arrays as a list of distinct "
+                             f"names, received {names!r}"[:300])
+    missing = [f"extra_{i:04d}" for i in range(len(names)) if f"extra_{i:04d}" not in arrays]
+    if missing:
+        raise ModelFileError(f"{path!r}: the archive lacks the extra arrays {missing}"[:300])
+    return {name: arrays[f"extra_{i:04d}"] for i, name in enumerate(names)}
 
 
 def _import_layer_modules(header) -> None:
@@ -559,7 +614,8 @@ def load(path, compile: bool = True):
     Layer
         Usually a :class:`~tinynet.Sequential` or a :class:`tinynet.mtl.Model`
         (of the class saved), with the saved ``metadata`` dict (``{}`` when
-        none was saved) as its ``metadata`` attribute.
+        none was saved) as its ``metadata`` attribute, and the saved
+        ``extra_arrays`` (``{}`` when none) as its ``extra_arrays``.
 
     Raises
     ------
@@ -606,6 +662,7 @@ def load(path, compile: bool = True):
         raise ModelFileError(f"{path!r}: expected its metadata as a JSON object, received "
                              f"{type(metadata).__name__}")
     model.metadata = metadata
+    model.extra_arrays = _extra_arrays(path, header, arrays)
     compile_config = header.get("compile")
     if compile and compile_config is not None and hasattr(model, "compile_from_config"):
         try:

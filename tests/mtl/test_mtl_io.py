@@ -325,9 +325,10 @@ def test_broken_subclass_extras_are_a_model_file_error(tmp_path, name, change, m
 
 def test_truncated_and_corrupt_files(tmp_path):
     assert_truncations_refused(_good_file(tmp_path), tmp_path)
-    bad = rewrite_header(tmp_path / "good.npz", tmp_path / "v3.npz",
-                         lambda h, a: h.update(version=3))
-    with pytest.raises(ModelFileError, match="version 3.*upgrade tinynet"):
+    newer = model_io.VERSION + 1
+    bad = rewrite_header(tmp_path / "good.npz", tmp_path / "newer.npz",
+                         lambda h, a: h.update(version=newer))
+    with pytest.raises(ModelFileError, match=f"version {newer}.*upgrade tinynet"):
         tn.load(bad)
 
 

@@ -9,7 +9,9 @@ second-order MAML meta-gradient.
   :class:`ANIL`, :class:`Reptile`, :class:`ProtoNet`, and the
   :class:`Pretrained` (pretrain, then fine-tune) baseline;
 - task samplers: :class:`SinusoidTasks`, :class:`EpisodeSampler`,
-  :func:`split_classes`, and :class:`TaskBatch`.
+  :func:`split_classes`, and :class:`TaskBatch`;
+- :func:`save` (also ``learner.save(path)``) and :func:`load`: a learner in
+  one file, its learned rates and meta-optimizer state included.
 
 >>> import tinynet as tn
 >>> model = tn.Sequential([tn.layers.Dense(40, activation="relu", input_dim=1),
@@ -26,11 +28,12 @@ from .maml import MAML, maml_meta_gradient
 from .metasgd import MetaSGD
 from .protonet import PrototypeClassifier, ProtoNet, prototype_loss
 from .reptile import Reptile
+from .saving import load, save
 from .tasks import EpisodeSampler, SinusoidTasks, TaskBatch, split_classes
 
 __all__ = [
     "FunctionalMLP", "LOSSES", "mse", "cross_entropy",
     "MetaLearner", "MAML", "MetaSGD", "ANIL", "Reptile", "ProtoNet", "Pretrained",
     "PrototypeClassifier", "maml_meta_gradient", "prototype_loss", "summarize",
-    "SinusoidTasks", "EpisodeSampler", "TaskBatch", "split_classes",
+    "SinusoidTasks", "EpisodeSampler", "TaskBatch", "split_classes", "save", "load",
 ]

@@ -161,6 +161,14 @@ class MetaLearner:
         if self._optimizer is not None and not callable(self.meta_optimizer):
             self._optimizer.lr = self._meta_lr_value
 
+    # ---------------------------------------------------------------- saving
+    def save(self, path, metadata: dict | None = None) -> str:
+        """Write the learner (model, settings, learned rates, meta-optimizer
+        state, history) to one file, atomically; :func:`tinynet.meta.load`
+        gives it back. See :mod:`tinynet.meta.saving`."""
+        from .saving import save
+        return save(self, path, metadata=metadata)
+
     # ------------------------------------------------------- meta-parameters
     def meta_parameters(self) -> list[Param]:
         """The Params the meta-optimizer updates (the model's, in flat order)."""

@@ -1,0 +1,141 @@
+"""A meta-learner saved and loaded carries on bit for bit."""
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tests.meta.test_algorithms import sine_model
+from tinynet.meta import (ANIL, MAML, EpisodeSampler, MetaSGD, Pretrained, ProtoNet, Reptile,
+                          SinusoidTasks)
+
+
+def _digits():
+    (x, y), _ = tn.data.load_digits()
+    return EpisodeSampler(x / 16.0, y, n_way=3, k_shot=2, n_query=3, seed=0)
+
+
+def _classifier(seed=0):
+    return tn.Sequential([tn.layers.Dense(16, activation="relu", input_dim=64, seed=seed),
+                          tn.layers.Dense(3, seed=seed + 1)])
+
+
+BUILDS = {
+    "MAML": lambda: (MAML(sine_model(), inner_lr=0.02, inner_steps=2, meta_lr=3e-3,
+                          first_order=True), SinusoidTasks(5, seed=1)),
+    "MetaSGD": lambda: (MetaSGD(sine_model(), meta_lr=3e-3), SinusoidTasks(5, seed=1)),
+    "ANIL": lambda: (ANIL(_classifier(), head_layers=1, meta_lr=3e-3, inner_lr=0.3),
+                     _digits()),
+    "Reptile": lambda: (Reptile(sine_model(), inner_steps=3, meta_optimizer="sgd",
+                                meta_lr=0.1), SinusoidTasks(5, seed=1)),
+    "Pretrained": lambda: (Pretrained(sine_model(), inner_lr=0.05), SinusoidTasks(5, seed=1)),
+    "ProtoNet": lambda: (ProtoNet(_classifier(), meta_lr=3e-3), _digits()),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BUILDS))
+def test_a_saved_learner_resumes_as_if_it_had_never_stopped(tmp_path, name):
+    # before, model.save kept the weights only: Meta-SGD's learned rates, the
+    # settings and Adam's moments were lost, so a resumed run trained otherwise
+    whole, tasks = BUILDS[name]()
+    whole.meta_fit(tasks, iterations=6, meta_batch_size=3, seed=0)
+    first, tasks2 = BUILDS[name]()
+    first.meta_fit(tasks2, iterations=3, meta_batch_size=3, seed=0)
+    path = first.save(tmp_path / "learner.npz")
+    resumed = tn.meta.load(path)
+    assert type(resumed) is type(first) and resumed.history == first.history
+    for attr in ("loss", "inner_lr", "inner_steps", "meta_lr", "meta_optimizer"):
+        assert getattr(resumed, attr) == getattr(first, attr)
+    # the second half of the run: a fresh sampler in the state the first half left
+    _, tasks3 = BUILDS[name]()
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        tasks3.sample(3, rng)
+    _resume(resumed, tasks3, rng)
+    np.testing.assert_array_equal(resumed.net.get_params(), whole.net.get_params())
+    if name == "MetaSGD":
+        for a, b in zip(resumed.lrs, whole.lrs):
+            np.testing.assert_array_equal(a.value, b.value)
+            assert not np.all(a.value == 0.01)  # they were learned, not reset
+    assert resumed.history == whole.history
+
+
+def _resume(learner, tasks, rng):
+    """Three more iterations drawing from ``rng`` as meta_fit(seed=0) would have."""
+    from tinynet.meta.base import check_task_batch
+
+    opt = learner.optimizer
+    for _ in range(3):
+        batch = check_task_batch(tasks.sample(3, rng), "test")
+        loss, grad = learner._meta_gradient(batch)
+        learner._set_meta_grad(grad)
+        opt.step()
+        learner.history.append(float(loss))
+
+
+def test_an_untrained_learner_and_a_new_head_round_trip(tmp_path):
+    base = Pretrained(sine_model(), inner_lr=0.05)
+    base.new_head(1, fine_tune="head")
+    loaded = tn.meta.load(base.save(tmp_path / "p.npz"))
+    np.testing.assert_array_equal(loaded._lr_mask, base._lr_mask)
+    task = SinusoidTasks(5, seed=2).sample(1)
+    a = base.adapt(task.support_x[0], task.support_y[0], steps=3)
+    b = loaded.adapt(task.support_x[0], task.support_y[0], steps=3)
+    np.testing.assert_array_equal(a.predict(task.query_x[0]), b.predict(task.query_x[0]))
+
+
+def test_a_learner_on_a_list_of_layers_comes_back_on_a_sequential(tmp_path):
+    layers = [tn.layers.Dense(8, activation="tanh", input_dim=1, seed=0),
+              tn.layers.Dense(1, input_dim=8, seed=1)]
+    maml = MAML(layers)
+    loaded = tn.meta.load(maml.save(tmp_path / "m.npz"))
+    assert isinstance(loaded.model, tn.Sequential)
+    np.testing.assert_array_equal(loaded.net.get_params(), maml.net.get_params())
+
+
+def test_the_users_metadata_is_kept_and_the_learners_key_is_not_left_on_the_model(tmp_path):
+    maml = MAML(sine_model())
+    loaded = tn.meta.load(maml.save(tmp_path / "m.npz", metadata={"note": "sines"}))
+    assert loaded.model.metadata == {"note": "sines"}
+    assert not hasattr(loaded.model, "extra_arrays")
+    # the file is a model file too
+    assert isinstance(tn.load(tmp_path / "m.npz"), tn.Sequential)
+
+
+def test_what_cannot_be_saved_is_refused_before_writing(tmp_path):
+    class Mine(MAML):
+        pass
+
+    with pytest.raises(TypeError, match="expected one of MAML.*received Mine"):
+        Mine(sine_model()).save(tmp_path / "a.npz")
+    own = MAML(sine_model(), meta_optimizer=lambda params: tn.optim.SGD(params, lr=0.1))
+    with pytest.raises(TypeError, match="callable of your own"):
+        own.save(tmp_path / "b.npz")
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_plain_model_file_is_not_a_learner(tmp_path):
+    path = sine_model().save(tmp_path / "model.npz")
+    with pytest.raises(tn.io.ModelFileError, match="holds a model but no meta-learner"):
+        tn.meta.load(path)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda spec, extra: spec.update({"class": "Nope"}), "unknown meta-learner class"),
+    (lambda spec, extra: spec["settings"].update(inner_lr=-1.0), "inner_lr"),
+    (lambda spec, extra: spec.update(history="x"), "history"),
+    (lambda spec, extra: extra.__setitem__("lrs/0", extra["lrs/0"].ravel()[:2]), "learned rates"),
+    (lambda spec, extra: extra.__setitem__("lrs/0", extra["lrs/0"] * np.nan), "learned rates"),
+])
+def test_a_learner_file_that_does_not_hold_together_is_a_model_file_error(tmp_path, change,
+                                                                          match):
+    learner = MetaSGD(sine_model())
+    learner.meta_fit(SinusoidTasks(5, seed=1), iterations=1, meta_batch_size=2, seed=0)
+    path = learner.save(tmp_path / "m.npz")
+    model = tn.load(path, compile=False)
+    spec = model.metadata["tinynet_meta"]
+    extra = dict(model.extra_arrays)
+    change(spec, extra)
+    bad = tn.io.save(model, tmp_path / "bad.npz", include_optimizer=False,
+                     metadata=model.metadata, extra_arrays=extra)
+    with pytest.raises(tn.io.ModelFileError, match=match):
+        tn.meta.load(bad)

@@ -1,0 +1,184 @@
+"""Saving and loading a meta-learner: its model, its settings and what it learned.
+
+``model.save`` keeps a meta-trained model's weights, and that is all MAML,
+ANIL, Reptile and the baseline learn. Meta-SGD also learns one inner
+learning rate per weight, and every learner has a meta-optimizer whose
+state (Adam's moments and step count) a resumed ``meta_fit`` needs. One
+file keeps them all: the model file of :func:`tinynet.io.save` (atomic,
+never a pickle), with
+
+- the learner's class and constructor settings (``loss``, ``inner_lr``,
+  ``inner_steps``, ``meta_lr``, ``first_order``, ``head_layers``...) and
+  its ``history`` in the file's metadata, under ``"tinynet_meta"``;
+- Meta-SGD's learned rates, the mask of the parameters the inner SGD adapts
+  (ANIL's head, the baseline's ``new_head``) and the meta-optimizer's
+  ``state_dict`` as the file's extra arrays.
+
+:func:`load` builds the learner again from them, so that ``adapt``,
+``evaluate`` and a further ``meta_fit`` carry on as if it had never been
+saved (the same bits, on the same tasks). The model is saved as a
+:class:`~tinynet.Sequential`: a learner made on a list of layers comes back
+with a Sequential of the same layers. A learner whose ``meta_optimizer`` is
+a callable of the user's own cannot be rebuilt from a file and is refused.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+
+import numpy as np
+
+from ..checks import check_finite
+
+__all__ = ["save", "load"]
+
+#: The metadata key of a meta-learner's settings in its model file.
+KEY = "tinynet_meta"
+_LRS, _MASK, _OPT = "lrs/", "lr_mask", "meta_optimizer/"
+
+
+def _classes() -> dict:
+    from .anil import ANIL
+    from .baseline import Pretrained
+    from .maml import MAML
+    from .metasgd import MetaSGD
+    from .protonet import ProtoNet
+    from .reptile import Reptile
+
+    return {cls.__name__: cls for cls in (MAML, MetaSGD, ANIL, Reptile, Pretrained, ProtoNet)}
+
+
+def _settings(learner) -> dict:
+    """The constructor arguments of ``learner``'s class (but the model), read
+    back from the attributes of the same names."""
+    names = [n for n in inspect.signature(type(learner).__init__).parameters
+             if n not in ("self", "model")]
+    return {n: getattr(learner, n) for n in names}
+
+
+def save(learner, path, metadata: dict | None = None) -> str:
+    """Write ``learner`` (a MAML, MetaSGD, ANIL, Reptile, Pretrained or
+    ProtoNet) to ``path``, atomically; :func:`load` gives it back.
+
+    Parameters
+    ----------
+    learner : MetaLearner
+    path : str or os.PathLike
+    metadata : dict, optional
+        JSON-serialisable facts of your own, as :func:`tinynet.io.save`
+        keeps them (default: the model's ``metadata``); the key
+        ``"tinynet_meta"`` is the learner's.
+
+    Returns
+    -------
+    str
+        The path written.
+    """
+    from .. import io
+    from ..model import Sequential
+
+    classes = _classes()
+    name = type(learner).__name__
+    if classes.get(name) is not type(learner):
+        raise TypeError(f"tinynet.meta.save expected one of {', '.join(classes)}, received "
+                        f"{name} (save learner.model to keep its weights)")
+    if callable(learner.meta_optimizer):
+        raise TypeError(f"tinynet.meta.save: {name}'s meta_optimizer is a callable of your "
+                        f"own, which a file cannot rebuild; save learner.model for the "
+                        f"weights, or use a named optimizer ('adam', 'sgd'...)")
+    model = learner.model
+    if not isinstance(model, Sequential):
+        model = Sequential(list(model))
+    if metadata is None:
+        metadata = dict(getattr(model, "metadata", None) or {})
+    if not isinstance(metadata, dict):
+        raise TypeError(f"tinynet.meta.save expected metadata as a dict, received "
+                        f"{type(metadata).__name__}")
+    extra = {f"{_LRS}{i}": p.value for i, p in enumerate(getattr(learner, "lrs", []))}
+    if learner._lr_mask is not None:
+        extra[_MASK] = learner._lr_mask
+    texts = {}  # the optimizer's name (a str array in its state_dict) goes in the JSON
+    if learner._optimizer is not None:
+        for key, value in learner._optimizer.state_dict().items():
+            value = np.asarray(value)
+            if value.dtype.kind == "U":
+                texts[key] = str(value)
+            else:
+                extra[_OPT + key] = value
+    metadata = {**metadata, KEY: {"class": name, "settings": _settings(learner),
+                                  "history": [float(v) for v in learner.history],
+                                  "optimizer_text": texts}}
+    # no compile settings nor optimizer of the model's own: the learner trains it
+    return io.save(model, path, include_optimizer=False, metadata=metadata,
+                   extra_arrays=extra)
+
+
+def load(path):
+    """The meta-learner :func:`save` wrote to ``path``.
+
+    Raises
+    ------
+    tinynet.io.ModelFileError
+        The file is not a model file (see :func:`tinynet.load`), or holds a
+        model but no meta-learner (``tinynet.load`` reads such a file), or
+        its learner's settings or arrays do not fit its model.
+    """
+    from .. import io
+
+    path = os.fspath(path)
+    model = io.load(path, compile=False)
+    spec = model.metadata.get(KEY)
+    if spec is None:
+        raise io.ModelFileError(f"{path!r} holds a model but no meta-learner "
+                                f"(tinynet.load reads it)")
+    try:
+        if not isinstance(spec, dict) or not isinstance(spec.get("settings"), dict):
+            raise TypeError(f"expected {{'class', 'settings', 'history'}}, received "
+                            f"{spec!r}"[:200])
+        classes = _classes()
+        if spec.get("class") not in classes:
+            raise ValueError(f"unknown meta-learner class {spec.get('class')!r} (known: "
+                             f"{', '.join(classes)})")
+        learner = classes[spec["class"]](model, **spec["settings"])
+        history = spec.get("history", [])
+        if not isinstance(history, list) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in history):
+            raise TypeError("expected its history as a list of numbers")
+        learner.history = [float(v) for v in history]
+        texts = spec.get("optimizer_text", {})
+        if not isinstance(texts, dict) or not all(isinstance(v, str) for v in texts.values()):
+            raise TypeError("expected the optimizer's text entries as a dict of str")
+        _restore_arrays(learner, model.extra_arrays, texts)
+    except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+        raise io.ModelFileError(f"{path!r}: cannot rebuild the meta-learner it holds: "
+                                f"{type(exc).__name__}: {exc}") from None
+    model.metadata = {k: v for k, v in model.metadata.items() if k != KEY}
+    del model.extra_arrays
+    return learner
+
+
+def _restore_arrays(learner, extra: dict, texts: dict) -> None:
+    lrs = getattr(learner, "lrs", None)
+    saved = sorted((k for k in extra if k.startswith(_LRS)), key=lambda k: int(k[len(_LRS):]))
+    if lrs is not None or saved:
+        if lrs is None or len(saved) != len(lrs):
+            raise ValueError(f"expected {len(lrs or [])} learned rate arrays, received "
+                             f"{len(saved)}")
+        for p, key in zip(lrs, saved):
+            value = extra[key]
+            if value.shape != p.shape or not np.issubdtype(value.dtype, np.floating):
+                raise ValueError(f"learned rates {key!r}: expected floats of shape "
+                                 f"{p.shape}, received {value.dtype} {value.shape}")
+            check_finite(value, "tinynet.meta.load", f"learned rates {key!r}")
+            p.value[...] = value
+    if _MASK in extra:
+        mask = extra[_MASK]
+        if mask.shape != (learner.net.n_params,) or not ((mask == 0) | (mask == 1)).all():
+            raise ValueError(f"expected the adapted-parameter mask as 0/1 of shape "
+                             f"({learner.net.n_params},), received {mask.shape}")
+        learner._lr_mask = mask.astype(learner.net.dtype)
+    state = {k[len(_OPT):]: v for k, v in extra.items() if k.startswith(_OPT)}
+    if state:
+        state.update({k: np.array(v) for k, v in texts.items()})
+        learner.optimizer.load_state_dict(state)
