@@ -157,6 +157,29 @@ def test_soft_sharing_trains_with_penalty_logged():
     assert len(history.history["penalty"]) == 2
 
 
+@pytest.mark.parametrize("weighting", ["mgda", "pcgrad", "gradnorm"])
+def test_a_gradient_weighting_on_a_model_that_shares_nothing_warns(weighting):
+    # it trained as equal weights (logging weights of 1) without a word
+    import warnings
+
+    def towers():
+        return {"a": [Dense(4, activation="relu"), Dense(1)],
+                "b": [Dense(4, activation="relu"), Dense(1)]}
+
+    with pytest.warns(UserWarning, match=f"weighting '{weighting}'.*trains as equal weights"):
+        tn.mtl.SoftSharing((3,), towers=towers()).compile("adam", loss="mse",
+                                                          weighting=weighting)
+    hard = tn.mtl.HardSharing((3,), trunk=[Dense(4, activation="relu")],
+                              heads={"a": [Dense(1)], "b": [Dense(1)]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        hard.compile("adam", loss="mse", weighting=weighting)
+        tn.mtl.SoftSharing((3,), towers=towers()).compile("adam", loss="mse", weighting="dwa")
+    hard.layers[0].trainable = False  # a frozen trunk shares nothing that trains
+    with pytest.warns(UserWarning, match="frozen trunk"):
+        hard.compile("adam", loss="mse", weighting=weighting)
+
+
 def test_architecture_errors():
     with pytest.raises(ValueError, match="two or more tasks"):
         tn.mtl.HardSharing((3,), trunk=[Dense(2)], heads={"a": [Dense(1)]})

@@ -546,3 +546,47 @@ def test_evaluate_names_the_task_whose_targets_do_not_fit():
         model.evaluate(x, {"near": np.zeros((6, 2)), "far": np.zeros((6, 3))})
     assert set(model.evaluate(x, {"near": np.zeros((6, 2)), "far": np.ones((6, 2))})) == {
         "loss", "near/loss", "near/mae", "far/loss", "far/mae"}
+
+
+# ------------------------------------------------- the keys fit tells the callbacks
+def _fit_setup(weighting="equal"):
+    rng = np.random.default_rng(0)
+    x, y = data(rng, 40)
+    model = trunk_model(0)
+    model.compile("adam", loss={"cls": "cross_entropy", "reg": "mse"},
+                  metrics={"cls": ["accuracy"]}, weighting=weighting)
+    return model, x, y
+
+
+@pytest.mark.parametrize("weighting", ["equal", "dwa", "mgda"])
+@pytest.mark.parametrize("validation", [False, True])
+def test_the_keys_fit_announces_are_the_keys_it_logs(weighting, validation):
+    # fit hands them to the callbacks (params["metrics"]) to check monitors before
+    # training; a key missing from the list would refuse a valid monitor
+    model, x, y = _fit_setup(weighting)
+    seen = {}
+
+    class Spy(tn.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            seen["keys"] = list(self.params["metrics"])
+
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0, callbacks=[Spy()],
+                        validation_data=(x, y) if validation else None)
+    assert sorted(seen["keys"]) == sorted(history.history)
+
+
+def test_a_monitor_of_a_key_fit_never_logs_is_refused_before_training():
+    # it used to fail only after the first epoch had trained
+    model, x, y = _fit_setup()
+    before = [p.value.copy() for p in model.parameters()]
+    stop = tn.callbacks.EarlyStopping(monitor="cls/val_accuracy")
+    with pytest.raises(ValueError, match=r"'cls/val_accuracy', which fit will not log.*"
+                                         r"val_cls/accuracy"):
+        model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y), callbacks=[stop])
+    for p, b in zip(model.parameters(), before):
+        np.testing.assert_array_equal(p.value, b)
+    # the keys it does log are accepted, a task's and a weight's included
+    model, x, y = _fit_setup("dwa")
+    for monitor in ("val_cls/accuracy", "reg/loss", "cls/weight"):
+        model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y),
+                  callbacks=[tn.callbacks.EarlyStopping(monitor=monitor)])

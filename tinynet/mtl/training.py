@@ -46,6 +46,8 @@ batch-size-weighted ones), so they lead to the logged value.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import losses as losses_mod
@@ -228,6 +230,13 @@ class MultiTaskTraining:
         self.optimizer = optim.get(optimizer, groups)
         shared_ids = {id(p) for p in self.shared_parameters()}
         self._shared = [p for p in params if id(p) in shared_ids]
+        if self.weighting.needs_task_gradients and not self._shared and len(tasks) > 1:
+            # train_step then takes the plain backward pass: equal weights in effect
+            warnings.warn(f"compile: weighting {self.weighting.name!r} works on the tasks' "
+                          f"gradients on the parameters they share, and no trainable "
+                          f"parameter of this model is shared (soft sharing, a "
+                          f"cross-stitch network without stitches, or a frozen trunk): it "
+                          f"trains as equal weights", UserWarning, stacklevel=2)
         self.compiled = True
         return self
 
@@ -401,7 +410,7 @@ class MultiTaskTraining:
         logs = {"loss": float(values.sum())}
         if self.penalized:
             logs["penalty"] = penalty
-        adaptive = self.weighting.name not in ("equal", "static")
+        adaptive = self._logs_weights
         for i, task in enumerate(self.output_names):
             logs[f"{task}/loss"] = float(values[i])
             if adaptive:
@@ -414,6 +423,29 @@ class MultiTaskTraining:
                 self._epoch_task_means[i].add({k: logs[f"{task}/{k}"] for k in keys},
                                               counts[i])
         return logs
+
+    @property
+    def _logs_weights(self) -> bool:
+        """Whether the logs hold each task's loss weight (``"<task>/weight"``):
+        for every weighting but the fixed ones."""
+        return self.weighting.name not in ("equal", "static")
+
+    def _log_keys(self, validation: bool) -> list[str]:
+        """Every key :meth:`train_step` logs (``"loss"``, ``"penalty"``, and
+        per task its loss, weight and metrics) and, with validation data, the
+        ``val_`` keys of :meth:`evaluate`'s; ``fit`` hands them to the
+        callbacks, so that a monitor of a key never logged
+        (``"left/val_accuracy"`` for ``"val_left/accuracy"``) is refused
+        before the first epoch."""
+        def task_keys(weights):
+            return [f"{t}/{name}" for t in self.output_names
+                    for name in ["loss"] + (["weight"] if weights else [])
+                    + [m.name for m in self.metrics[t]]]
+        keys = ["loss"] + (["penalty"] if self.penalized else []) + task_keys(
+            self._logs_weights)
+        if validation:
+            keys += [f"val_{key}" for key in ["loss"] + task_keys(False)]
+        return keys
 
     def _combine_task_gradients(self, grads, values, present=None) -> None:
         """One backward pass per task; the weighting merges the shared gradients.
@@ -481,7 +513,8 @@ class MultiTaskTraining:
         self.history = fit_loop(self, lambda idx: self.train_step(xs, ys, masks, idx), n,
                                 epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                                 seed=seed, initial_epoch=initial_epoch, validate=validate,
-                                callbacks=callbacks, verbose=verbose, stream=stream)
+                                callbacks=callbacks, verbose=verbose, stream=stream,
+                                log_keys=self._log_keys(validate is not None))
         return self.history
 
     # -------------------------------------------------------- evaluate/predict
