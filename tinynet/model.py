@@ -44,6 +44,7 @@ would build it): its weights would be unseeded random draws, kept by a later
 
 from __future__ import annotations
 
+import sys
 import warnings
 
 import numpy as np
@@ -125,6 +126,14 @@ class Sequential(Layer):
         if not isinstance(layer, Layer):
             raise TypeError(f"Sequential expected Layer instances, received "
                             f"{type(layer).__name__} ({layer!r})"[:200])
+        # (tinynet.mtl loads lazily: if it is not loaded, the layer is no mtl.Model)
+        graph = sys.modules.get("tinynet.mtl.graph")
+        if graph is not None and isinstance(layer, graph.Model):
+            # it failed later, at build, on "an input shape of positive integers"
+            raise TypeError(f"Sequential cannot hold {layer._who}, a tinynet.mtl.Model "
+                            f"(several inputs or outputs): a model inside another is not "
+                            f"supported; use its layers (model.layers, which share its "
+                            f"weights) in a tinynet.mtl.Model of their own")
         if layer is self or any(layer is other for other in self._layers):
             raise ValueError(f"{layer._who} is already in this Sequential; a layer "
                              f"object can appear once (create a new one to repeat it)")
