@@ -99,6 +99,17 @@ def test_freeze_refuses_ranges_outside_the_model_or_empty(kwargs, match):
         transfer.unfreeze(model, **kwargs)
 
 
+@pytest.mark.parametrize("refs", [slice(5, None), slice(2, 1), [0, slice(3, 7)]])
+def test_a_layer_slice_that_selects_nothing_is_refused_as_an_index_out_of_range_is(refs):
+    # freeze(model, layers=slice(5, None)) froze nothing without a word
+    model = mlp()
+    with pytest.raises(ValueError, match=r"the layer slice slice\(.*\) selects none of the "
+                                         r"model's 3 layers"):
+        transfer.freeze(model, layers=refs)
+    assert transfer.frozen_layers(model) == []
+    assert transfer.freeze(model, layers=[]) == []  # an empty list still means no layer
+
+
 def test_freeze_range_bounds_at_the_edges_are_fine():
     model = mlp()
     assert transfer.freeze(model, upto=3) == ["fc1", "fc2", "head"]

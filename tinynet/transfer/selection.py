@@ -84,7 +84,13 @@ def select_layers(model, refs) -> list[int]:
     """Sorted, unique indices for a layer reference (see the module docstring)."""
     n = len(model_layers(model))
     if isinstance(refs, slice):
-        return span(model, refs.start, refs.stop, refs.step)
+        out = span(model, refs.start, refs.stop, refs.step)
+        if not out and n:
+            # an integer out of range is refused (layer_index); a slice would
+            # silently select nothing, and freeze or unfreeze nothing
+            raise ValueError(f"the layer slice {refs!r} selects none of the model's {n} "
+                             f"layers")
+        return out
     if isinstance(refs, range):
         return sorted({layer_index(model, i) for i in refs})
     if isinstance(refs, (list, tuple)):
