@@ -16,8 +16,8 @@ key                    content
                        multi-task model's loss weighting (learned
                        log-variances or weights, DWA's loss history...)
 ``extra_0000`` ...     arrays a caller keeps with the model (optional,
-                       ``save(..., extra_arrays=)``): a meta-learner's
-                       learned rates and meta-optimizer state, for one
+                       ``save(..., extra_arrays=)``), such as a
+                       meta-learner's learned rates and meta-optimizer state
 =====================  ======================================================
 
 and the header is::
