@@ -948,3 +948,23 @@ def test_layer_groups_take_a_numpy_integer_count():
     hist = transfer.fine_tune(model, *data(n=16), groups=np.int64(2), factor=2.0,
                               head_epochs=0, epochs=1, batch_size=8)
     assert len(hist.fine_tune.history["loss"]) == 1
+
+
+def test_copying_every_layer_into_an_unbuilt_model_builds_it():
+    # its layers were built and holding the weights, but the model itself said
+    # "not built", so predict refused until a fit
+    from tinynet.layers import Dense, Dropout, ReLU
+
+    def layers():
+        return [Dense(4, name="a"), ReLU(), Dropout(0.1), Dense(2, name="b")]
+
+    src = tn.Sequential([Dense(4, input_dim=3, name="a", seed=0), ReLU(), Dropout(0.1),
+                         Dense(2, name="b", seed=1)])
+    dst = tn.Sequential(layers())
+    transfer.copy_weights(src, dst)
+    assert dst.built
+    x = np.random.default_rng(0).random((5, 3), dtype=np.float32)
+    np.testing.assert_array_equal(dst.predict(x), src.predict(x))
+    part = tn.Sequential(layers())
+    transfer.copy_weights(src, part, layers=[0])
+    assert not part.built  # the rest is left for build or fit to draw

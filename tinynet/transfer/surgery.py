@@ -132,7 +132,10 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
     ----------
     src, dst : Sequential
         ``dst`` is changed in place; its layers must be built (or buildable
-        from ``src``'s input shapes) and shaped like their partners.
+        from ``src``'s input shapes) and shaped like their partners. When
+        every layer of ``dst`` has its weights afterwards, ``dst`` is built
+        too, so it predicts at once; a part copied into an unbuilt model
+        leaves the rest for ``build`` or ``fit`` (which seeds them).
     by : {"index", "name"}
         Pair layers at the same position, or with the same name (layers of
         ``dst`` without a namesake in ``src`` are left alone).
@@ -170,4 +173,9 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
             pd.value = ps.value
         for (_, state), (d_sub, _) in zip(_states(s), _states(d)):
             d_sub.set_state({k: np.array(v, copy=True) for k, v in state.items()})
+    dst_layers = model_layers(dst)
+    if not getattr(dst, "built", True) and dst_layers and all(layer.built for layer in dst_layers):
+        # every layer has its weights now: the model is built too (build draws
+        # nothing for built layers), so predict need not wait for a fit
+        dst.build(dst_layers[0].input_shape, dtype=dst_layers[0].dtype)
     return [(s.name, d.name) for s, d in pairs]
