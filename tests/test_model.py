@@ -683,3 +683,71 @@ def test_a_multi_task_model_is_refused_as_a_layer_of_a_sequential():
     model = tn.Sequential([Dense(3, input_dim=3)])
     with pytest.raises(TypeError, match="a model inside another is not supported"):
         model.add(multi)
+
+
+# ------------------------------------------------------------- sample weights
+def _weighted_setup(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((30, 4))
+    y = rng.integers(0, 3, 30)
+    w = rng.random(30) * 2
+    model = tn.Sequential([Dense(5, activation="tanh", input_dim=4, seed=seed, dtype="float64"),
+                           Dense(3, seed=seed + 1, dtype="float64")])
+    model.compile(tn.optim.SGD(lr=0.1), loss="cross_entropy", metrics=["accuracy"])
+    return model, x, y, w
+
+
+def test_fit_with_sample_weight_steps_on_the_weighted_mean_loss():
+    # one full batch: the step is the gradient of sum(w_i l_i) / sum(w_i), which
+    # equals training on the samples repeated w_i times for integer weights
+    model, x, y, _ = _weighted_setup()
+    counts = np.array([0, 1, 2, 3, 1] * 6)
+    twin, *_ = _weighted_setup()
+    model.fit(x, y, epochs=1, batch_size=30, shuffle=False, verbose=0, sample_weight=counts)
+    twin.fit(np.repeat(x, counts, axis=0), np.repeat(y, counts), epochs=1,
+             batch_size=int(counts.sum()), shuffle=False, verbose=0)
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-14)
+
+
+def test_evaluate_with_sample_weight_is_the_weighted_mean_over_every_batch():
+    model, x, y, w = _weighted_setup()
+    per_sample = [model.evaluate(x[i:i + 1], y[i:i + 1])["loss"] for i in range(30)]
+    expected = float(np.dot(w, per_sample) / w.sum())
+    for batch_size in (1, 7, 30):
+        scores = model.evaluate(x, y, batch_size=batch_size, sample_weight=w)
+        assert scores["loss"] == pytest.approx(expected, rel=1e-12)
+        assert scores["accuracy"] == model.evaluate(x, y)["accuracy"]  # metrics unweighted
+    assert model.evaluate(x, y, sample_weight=np.zeros(30))["loss"] == 0.0
+    assert model.evaluate(x, y, sample_weight=np.ones(30))["loss"] == pytest.approx(
+        model.evaluate(x, y)["loss"], rel=1e-12)
+
+
+def test_validation_split_and_validation_data_carry_the_weights():
+    model, x, y, w = _weighted_setup()
+    history = model.fit(x, y, epochs=1, verbose=0, sample_weight=w, validation_split=0.2,
+                        shuffle=False)
+    # the held-out last 6 samples, scored with their weights after the epoch
+    assert history.history["val_loss"][0] == pytest.approx(
+        model.evaluate(x[24:], y[24:], sample_weight=w[24:])["loss"], rel=1e-12)
+    history = model.fit(x[:24], y[:24], epochs=1, verbose=0,
+                        validation_data=(x[24:], y[24:], w[24:]))
+    assert history.history["val_loss"][0] == pytest.approx(
+        model.evaluate(x[24:], y[24:], sample_weight=w[24:])["loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("weight, error, match", [
+    (np.ones(29), ValueError, r"sample_weight of shape \(30,\) \(one per sample\)"),
+    (-np.ones(30), ValueError, "non-negative sample_weight"),
+    (np.full(30, np.nan), ValueError, "finite"),
+    (np.array(["a"] * 30), TypeError, "sample_weight as a numeric array"),
+])
+def test_bad_sample_weights_are_refused_before_training(weight, error, match):
+    model, x, y, _ = _weighted_setup()
+    before = model.get_weights()
+    with pytest.raises(error, match=match):
+        model.fit(x, y, epochs=1, verbose=0, sample_weight=weight)
+    for a, b in zip(model.get_weights(), before):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(error, match=match):
+        model.evaluate(x, y, sample_weight=weight)

@@ -17,6 +17,7 @@ __all__ = [
     "as_float_array",
     "as_float_targets",
     "as_mask",
+    "as_sample_weight",
     "check_bool",
     "check_finite",
     "check_labels",
@@ -123,6 +124,23 @@ def as_mask(mask, n_samples: int, who: str, what: str = "mask") -> np.ndarray:
         raise ValueError(f"{who} expected {what} values True/False or 0/1, received "
                          f"{bad.size} other value(s) such as {bad[0]}")
     return arr.astype(bool)
+
+
+def as_sample_weight(weight, n_samples: int, who: str, what: str = "sample_weight") -> np.ndarray:
+    """Per-sample weights as float64 of shape ``(n_samples,)``: real numbers
+    (or booleans), finite and non-negative; what the losses and ``fit`` take."""
+    arr = as_array(weight, who, what)
+    if arr.dtype != bool and not is_real_dtype(arr.dtype):
+        raise TypeError(f"{who} expected {what} as a numeric array, received dtype {arr.dtype}")
+    if arr.shape != (n_samples,):
+        raise ValueError(f"{who} expected {what} of shape ({n_samples},) (one per sample), "
+                         f"received {arr.shape}")
+    arr = arr.astype(np.float64)
+    check_finite(arr, who, what)
+    if arr.size and arr.min() < 0:
+        raise ValueError(f"{who} expected non-negative {what}, received a minimum of "
+                         f"{arr.min()}")
+    return arr
 
 
 def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:

@@ -40,8 +40,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import (as_array, as_float_array, as_float_targets, check_finite,
-                     check_labels, did_you_mean, lookup)
+from .checks import (as_array, as_float_array, as_float_targets, as_sample_weight,
+                     check_finite, check_labels, did_you_mean, lookup)
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
@@ -190,22 +190,10 @@ class Loss:
         for what, arr in (("sample_weight", sample_weight), ("mask", mask)):
             if arr is None:
                 continue
-            arr = as_array(arr, self._who, what)
-            if arr.dtype == object or not (arr.dtype == bool
-                                           or np.issubdtype(arr.dtype, np.number)):
-                raise TypeError(f"{self._who} expected {what} as a numeric array, "
-                                f"received dtype {arr.dtype}")
-            if arr.shape != (n_samples,):
-                raise ValueError(f"{self._who} expected {what} of shape ({n_samples},) "
-                                 f"(one per sample), received {arr.shape}")
-            arr = arr.astype(np.float64)
-            check_finite(arr, self._who, what)
+            arr = as_sample_weight(arr, n_samples, self._who, what)
             if what == "mask" and not np.all((arr == 0) | (arr == 1)):
                 raise ValueError(f"{self._who} expected mask values 0 or 1, received "
                                  f"values in [{arr.min()}, {arr.max()}]")
-            if (arr < 0).any():
-                raise ValueError(f"{self._who} expected non-negative {what}, "
-                                 f"received a minimum of {arr.min()}")
             weight = arr if weight is None else weight * arr
         return weight
 

@@ -52,8 +52,8 @@ import numpy as np
 from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
-from .checks import (as_array, as_float_array, check_bool, check_finite, check_positive_int,
-                     check_seed)
+from .checks import (as_array, as_float_array, as_sample_weight, check_bool, check_finite,
+                     check_positive_int, check_seed)
 from .layers._checks import check_real
 from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
 from .output_losses import for_output, output_activation
@@ -517,8 +517,8 @@ class Sequential(Layer):
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
             validation_split: float = 0.0, callbacks=None, verbose: int = 1,
             shuffle: bool = True, seed: int | None = None, initial_epoch: int = 0,
-            stream=None, terminate_on_nan: bool = True):
-        """Train with mini-batch gradient descent.
+            stream=None, terminate_on_nan: bool = True, sample_weight=None):
+        r"""Train with mini-batch gradient descent.
 
         Parameters
         ----------
@@ -528,11 +528,11 @@ class Sequential(Layer):
             Train until this epoch index (with ``initial_epoch``, Keras'
             meaning: ``initial_epoch=2, epochs=4`` runs epochs 2 and 3).
         batch_size : int
-        validation_data : (x_val, y_val), optional
+        validation_data : (x_val, y_val) or (x_val, y_val, sample_weight_val), optional
             Evaluated after each epoch: ``val_loss``, ``val_<metric>``.
         validation_split : float in [0, 1)
-            Hold out this share of ``x``/``y`` (the last samples, before
-            shuffling) as validation data.
+            Hold out this share of ``x``/``y`` (and ``sample_weight``; the
+            last samples, before shuffling) as validation data.
         callbacks : list of Callback
         verbose : {0, 1, 2}
             0 silent; 1 live bar on a terminal (one line per epoch
@@ -546,6 +546,13 @@ class Sequential(Layer):
         stream : file-like, optional
             Progress output (default ``sys.stdout``).
         terminate_on_nan : bool, default True
+        sample_weight : array_like of shape (n_samples,), optional
+            Non-negative weight of each sample in the loss: a batch's loss
+            is :math:`\sum_i w_i \ell_i / \sum_i w_i` (the losses' own
+            weighted mean, as PyTorch's weighted cross-entropy; Keras divides
+            by the batch size instead, so scaling every weight by c scales
+            its loss by c and leaves this one as it is). The metrics are not
+            weighted (Keras' ``metrics``, not its ``weighted_metrics``).
 
         Returns
         -------
@@ -557,6 +564,8 @@ class Sequential(Layer):
         validation_split = check_real(validation_split, f"{self._who}.fit", "validation_split",
                                       low=0.0, high=1.0, high_open=True)
         x, y = self._check_xy(x, y, "fit", seed=seed)
+        w = None if sample_weight is None else as_sample_weight(sample_weight, len(x),
+                                                                f"{self._who}.fit")
         if validation_split:
             if validation_data is not None:
                 raise ValueError(f"{self._who}.fit takes validation_data or "
@@ -565,24 +574,29 @@ class Sequential(Layer):
             if split == 0 or split == len(x):
                 raise ValueError(f"{self._who}.fit: validation_split={validation_split} "
                                  f"leaves no training or no validation samples out of {len(x)}")
-            validation_data = (x[split:], y[split:])
+            validation_data = (x[split:], y[split:]) + (() if w is None else (w[split:],))
             x, y = x[:split], y[:split]
+            w = None if w is None else w[:split]
         validate = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
                 raise TypeError(f"{self._who}.fit expected validation_data as a tuple "
-                                f"(x_val, y_val)")
-            x_val, y_val = self._check_xy(*validation_data, "fit (validation_data)")
+                                f"(x_val, y_val) or (x_val, y_val, sample_weight_val)")
+            x_val, y_val = self._check_xy(*validation_data[:2], "fit (validation_data)")
+            w_val = None if len(validation_data) == 2 or validation_data[2] is None else \
+                as_sample_weight(validation_data[2], len(x_val),
+                                 f"{self._who}.fit (validation_data)")
 
             def validate():
-                return self._evaluate_arrays(x_val, y_val, batch_size)
+                return self._evaluate_arrays(x_val, y_val, batch_size, w_val)
         self._bind_optimizer()
 
         def train_step(idx):
             x_batch, y_batch = x[idx], y[idx]
             self.zero_grad()
             pred = self.forward(x_batch, training=True)
-            logs = {"loss": self.loss.forward(pred, y_batch)}
+            logs = {"loss": self.loss.forward(pred, y_batch,
+                                              sample_weight=None if w is None else w[idx])}
             self.backward(self.loss.backward(), need_dx=False)
             self.optimizer.step()
             for metric in self.metrics:
@@ -599,18 +613,24 @@ class Sequential(Layer):
                                 terminate_on_nan=terminate_on_nan, log_keys=keys)
         return self.history
 
-    def _evaluate_arrays(self, x, y, batch_size: int) -> dict:
-        means = RunningMeans()
+    def _evaluate_arrays(self, x, y, batch_size: int, sample_weight=None) -> dict:
+        """Means over all samples; with ``sample_weight`` the loss is the
+        weighted mean over all of them (each batch's weighted mean, weighted
+        by the batch's total weight), the metrics stay plain means."""
+        means, loss = RunningMeans(), RunningMeans()
         for idx in batch_indices(len(x), batch_size):
             pred = self.forward(x[idx], training=False)
-            logs = {"loss": self.loss.forward(pred, y[idx])}
-            for metric in self.metrics:
-                logs[metric.name] = metric(pred, y[idx])
-            means.add(logs, len(idx))
-        return means.means()
+            w = None if sample_weight is None else sample_weight[idx]
+            loss.add({"loss": self.loss.forward(pred, y[idx], sample_weight=w)},
+                     len(idx) if w is None else float(w.sum()))
+            means.add({metric.name: metric(pred, y[idx]) for metric in self.metrics}, len(idx))
+        # every weight 0: no weighted mean; the loss of nothing is 0, as the losses say
+        return {"loss": loss.means().get("loss", 0.0), **means.means()}
 
-    def evaluate(self, x, y, batch_size: int = 32) -> dict:
+    def evaluate(self, x, y, batch_size: int = 32, sample_weight=None) -> dict:
         """Loss and metrics on ``(x, y)`` in inference mode.
+
+        ``sample_weight`` (n_samples,) weights the loss as in :meth:`fit`.
 
         Returns
         -------
@@ -620,7 +640,9 @@ class Sequential(Layer):
         self._require_compiled("evaluate")
         batch_size = check_positive_int(batch_size, f"{self._who}.evaluate", "batch_size")
         x, y = self._check_xy(x, y, "evaluate")
-        return self._evaluate_arrays(x, y, batch_size)
+        w = None if sample_weight is None else as_sample_weight(sample_weight, len(x),
+                                                                f"{self._who}.evaluate")
+        return self._evaluate_arrays(x, y, batch_size, w)
 
     def predict(self, x, batch_size: int = 32) -> np.ndarray:
         """The model's raw output for ``x`` (logits for a classifier, or
