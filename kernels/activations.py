@@ -384,10 +384,13 @@ def act_grad_rows(dy, y, z, code, alpha, g, r0, r1):
     one = dy.dtype.type(1.0)
     zero = dy.dtype.type(0.0)
     if code == RELU:
+        # d * 0, not 0, where y <= 0: a NaN or inf in dy stays NaN (0 * inf),
+        # as in the reference dy * (y > 0) and the numpy backend's layer; a
+        # literal 0 made the numba backend hide a diverged gradient
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]
             for j in range(N):
-                out[j] = d[j] if yr[j] > zero else zero
+                out[j] = d[j] if yr[j] > zero else d[j] * zero
     elif code == LEAKY_RELU:
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]

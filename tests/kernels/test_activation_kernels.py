@@ -59,6 +59,21 @@ def test_nan_and_inf_propagate():
     assert np.isnan(act.act_forward(z, act.TANH)[0, 0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_keeps_nan_and_inf_gradients_where_y_is_zero(dtype):
+    """dy * (y > 0) as in the reference (and the numpy backend): a NaN or inf
+    gradient reaching a unit with y <= 0 gives NaN there, not a silent 0."""
+    y = np.array([[0.0, 0.0, -0.0, 2.0, 0.0, 3.0]], dtype)
+    dy = np.array([[np.nan, np.inf, -np.inf, np.nan, 1.0, np.inf]], dtype)
+    expected = act.act_backward_ref(dy, y, None, act.RELU)
+    assert np.isnan(expected[0, :4]).all()
+    np.testing.assert_array_equal(act.act_backward(dy, y, None, act.RELU), expected)
+    db = np.zeros(6, dtype)  # the fused dense backward's pass
+    g = dense.act_grad_bias(dy, y, None, act.RELU, 0.0, None, db)
+    np.testing.assert_array_equal(g, expected)
+    np.testing.assert_array_equal(db, expected[0])
+
+
 def test_bad_code_is_refused():
     with pytest.raises(ValueError, match="code"):
         act.act_forward(np.ones((2, 2)), 99)
