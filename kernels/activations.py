@@ -471,6 +471,16 @@ def _as_rows(x):
     return x.reshape(x.shape[0] if x.ndim else 1, -1) if x.ndim != 2 else x
 
 
+def _rows_out(out, shape):
+    """``(rows, copied)``: ``out`` reshaped to the 2-D ``shape``; ``copied``
+    when its layout has no such view (an F-ordered 3-D ``out``, say) and
+    reshape made a new array, whose values the caller copies back into
+    ``out`` (before, they were silently dropped). A view is the usual case:
+    no copy."""
+    rows = out.reshape(shape)
+    return rows, not np.may_share_memory(rows, out)
+
+
 def _chunks(n_rows, n_cols):
     from .config import split_count
     # below ~256k elements (~50 µs) a second thread costs more than it saves
@@ -491,15 +501,18 @@ def act_forward(z, code, alpha=0.0, out=None):
     z : ndarray of shape (batch, ...), float32 or float64
     code : int
     alpha : float, slope / scale of leaky_relu and elu
-    out : ndarray like z, optional (may be z itself)
+    out : ndarray of z's shape and dtype, optional (may be z itself), any layout
     """
     _check_code(code)
     z = np.asarray(z)
     y = np.empty_like(z, order="C") if out is None else out
     if z.size == 0:
         return y
-    z2, y2 = _as_rows(z), y.reshape(_as_rows(z).shape)
+    z2 = _as_rows(z)
+    y2, copied = _rows_out(y, z2.shape)
     _act_forward(z2, y2, code, z.dtype.type(alpha), _chunks(*z2.shape))
+    if copied:
+        y[...] = y2.reshape(y.shape)
     return y
 
 
@@ -514,8 +527,10 @@ def act_backward(dy, y, z, code, alpha=0.0, out=None):
     d2 = _as_rows(dy)
     y2 = _as_rows(y) if y is not None else d2
     z2 = _as_rows(z) if z is not None else d2
-    _act_backward(d2, y2, z2, code, dy.dtype.type(alpha), g.reshape(d2.shape),
-                  _chunks(*d2.shape))
+    g2, copied = _rows_out(g, d2.shape)
+    _act_backward(d2, y2, z2, code, dy.dtype.type(alpha), g2, _chunks(*d2.shape))
+    if copied:
+        g[...] = g2.reshape(g.shape)
     return g
 
 

@@ -74,6 +74,24 @@ def test_relu_backward_keeps_nan_and_inf_gradients_where_y_is_zero(dtype):
     np.testing.assert_array_equal(db, expected[0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_out_of_any_layout_receives_the_result(dtype):
+    """``out`` (or ``z`` itself) F-ordered with more than two dimensions has no
+    2-D row view: the results must still land in it, not in a dropped copy."""
+    z = np.random.default_rng(0).standard_normal((4, 3, 6)).astype(dtype)
+    expected = act.act_forward_ref(z, act.SILU)
+    z_f = np.asfortranarray(z)
+    assert act.act_forward(z_f, act.SILU, out=z_f) is z_f
+    np.testing.assert_allclose(z_f, expected, **tol(dtype, 4))
+    out = np.zeros(z.shape, dtype, order="F")
+    assert act.act_forward(z, act.SILU, out=out) is out
+    np.testing.assert_allclose(out, expected, **tol(dtype, 4))
+    dy = z[::-1].copy()
+    g = np.zeros(z.shape, dtype, order="F")
+    assert act.act_backward(dy, expected, z, act.SILU, out=g) is g
+    np.testing.assert_allclose(g, act.act_backward_ref(dy, expected, z, act.SILU), **tol(dtype, 4))
+
+
 def test_bad_code_is_refused():
     with pytest.raises(ValueError, match="code"):
         act.act_forward(np.ones((2, 2)), 99)
