@@ -43,8 +43,8 @@ if NUMBA_ENABLED:
     from numba import types as _nb_types
     from numba.extending import overload as _overload
 
-__all__ = ["ACT_CODES", "needs_input", "act_forward", "act_backward", "act_forward_ref",
-           "act_backward_ref", "bias_act_rows", "act_grad_rows"]
+__all__ = ["ACT_CODES", "needs_input", "check_saved", "act_forward", "act_backward",
+           "act_forward_ref", "act_backward_ref", "bias_act_rows", "act_grad_rows"]
 
 IDENTITY, RELU, LEAKY_RELU, ELU, GELU, GELU_TANH, SILU, SIGMOID, TANH = range(9)
 
@@ -493,6 +493,18 @@ def _check_code(code):
                          f"received {code!r}")
 
 
+def check_saved(code, y, z, who):
+    """Refuse a missing saved array that the backward of ``code`` reads: the
+    input ``z`` where :func:`needs_input`, else the output ``y`` (the kernels
+    would otherwise read dy in its place and return a wrong gradient)."""
+    if code == IDENTITY:
+        return
+    name, array = ("the input z", z) if needs_input(code) else ("the output y", y)
+    if array is None:
+        raise ValueError(f"{who} expected {name} of the forward pass for activation code "
+                         f"{code} (see ACT_CODES), received None")
+
+
 def act_forward(z, code, alpha=0.0, out=None):
     """y = f(z) for the activation ``code`` (see the table above).
 
@@ -520,6 +532,7 @@ def act_backward(dy, y, z, code, alpha=0.0, out=None):
     """dL/dz from dL/dy and the saved output y (or the input z where
     :func:`needs_input`); ``z`` may be None otherwise."""
     _check_code(code)
+    check_saved(code, y, z, "act_backward")
     dy = np.asarray(dy)
     g = np.empty_like(dy, order="C") if out is None else out
     if dy.size == 0:

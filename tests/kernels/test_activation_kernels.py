@@ -92,6 +92,19 @@ def test_out_of_any_layout_receives_the_result(dtype):
     np.testing.assert_allclose(g, act.act_backward_ref(dy, expected, z, act.SILU), **tol(dtype, 4))
 
 
+@pytest.mark.parametrize("code, y_given", [(act.ELU, True), (act.SILU, True),
+                                            (act.RELU, False), (act.TANH, False)])
+def test_backward_without_the_saved_array_it_needs_is_refused(code, y_given):
+    """Without z (elu, gelu, silu) or y (the others) the kernels read dy in
+    its place and returned a wrong gradient; now a clear error."""
+    dy = np.ones((2, 3))
+    y, z = (dy, None) if y_given else (None, dy)
+    with pytest.raises(ValueError, match="expected the (input z|output y)"):
+        act.act_backward(dy, y, z, code)
+    with pytest.raises(ValueError, match="expected the (input z|output y)"):
+        dense.dense_backward(dy, np.ones((3, 3)), dy, y, z, code, 0.0, np.zeros((3, 3)), None)
+
+
 def test_bad_code_is_refused():
     with pytest.raises(ValueError, match="code"):
         act.act_forward(np.ones((2, 2)), 99)
