@@ -43,8 +43,8 @@ if NUMBA_ENABLED:
     from numba import types as _nb_types
     from numba.extending import overload as _overload
 
-__all__ = ["ACT_CODES", "needs_input", "act_forward", "act_backward", "act_forward_ref",
-           "act_backward_ref", "bias_act_rows", "act_grad_rows"]
+__all__ = ["ACT_CODES", "needs_input", "check_saved", "act_forward", "act_backward",
+           "act_forward_ref", "act_backward_ref", "bias_act_rows", "act_grad_rows"]
 
 IDENTITY, RELU, LEAKY_RELU, ELU, GELU, GELU_TANH, SILU, SIGMOID, TANH = range(9)
 
@@ -384,10 +384,13 @@ def act_grad_rows(dy, y, z, code, alpha, g, r0, r1):
     one = dy.dtype.type(1.0)
     zero = dy.dtype.type(0.0)
     if code == RELU:
+        # d * 0, not 0, where y <= 0: a NaN or inf in dy stays NaN (0 * inf),
+        # as in the reference dy * (y > 0) and the numpy backend's layer; a
+        # literal 0 made the numba backend hide a diverged gradient
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]
             for j in range(N):
-                out[j] = d[j] if yr[j] > zero else zero
+                out[j] = d[j] if yr[j] > zero else d[j] * zero
     elif code == LEAKY_RELU:
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]
@@ -468,6 +471,16 @@ def _as_rows(x):
     return x.reshape(x.shape[0] if x.ndim else 1, -1) if x.ndim != 2 else x
 
 
+def _rows_out(out, shape):
+    """``(rows, copied)``: ``out`` reshaped to the 2-D ``shape``; ``copied``
+    when its layout has no such view (an F-ordered 3-D ``out``, say) and
+    reshape made a new array, whose values the caller copies back into
+    ``out`` (before, they were silently dropped). A view is the usual case:
+    no copy."""
+    rows = out.reshape(shape)
+    return rows, not np.may_share_memory(rows, out)
+
+
 def _chunks(n_rows, n_cols):
     from .config import split_count
     # below ~256k elements (~50 µs) a second thread costs more than it saves
@@ -480,6 +493,18 @@ def _check_code(code):
                          f"received {code!r}")
 
 
+def check_saved(code, y, z, who):
+    """Refuse a missing saved array that the backward of ``code`` reads: the
+    input ``z`` where :func:`needs_input`, else the output ``y`` (the kernels
+    would otherwise read dy in its place and return a wrong gradient)."""
+    if code == IDENTITY:
+        return
+    name, array = ("the input z", z) if needs_input(code) else ("the output y", y)
+    if array is None:
+        raise ValueError(f"{who} expected {name} of the forward pass for activation code "
+                         f"{code} (see ACT_CODES), received None")
+
+
 def act_forward(z, code, alpha=0.0, out=None):
     """y = f(z) for the activation ``code`` (see the table above).
 
@@ -488,15 +513,18 @@ def act_forward(z, code, alpha=0.0, out=None):
     z : ndarray of shape (batch, ...), float32 or float64
     code : int
     alpha : float, slope / scale of leaky_relu and elu
-    out : ndarray like z, optional (may be z itself)
+    out : ndarray of z's shape and dtype, optional (may be z itself), any layout
     """
     _check_code(code)
     z = np.asarray(z)
     y = np.empty_like(z, order="C") if out is None else out
     if z.size == 0:
         return y
-    z2, y2 = _as_rows(z), y.reshape(_as_rows(z).shape)
+    z2 = _as_rows(z)
+    y2, copied = _rows_out(y, z2.shape)
     _act_forward(z2, y2, code, z.dtype.type(alpha), _chunks(*z2.shape))
+    if copied:
+        y[...] = y2.reshape(y.shape)
     return y
 
 
@@ -504,6 +532,7 @@ def act_backward(dy, y, z, code, alpha=0.0, out=None):
     """dL/dz from dL/dy and the saved output y (or the input z where
     :func:`needs_input`); ``z`` may be None otherwise."""
     _check_code(code)
+    check_saved(code, y, z, "act_backward")
     dy = np.asarray(dy)
     g = np.empty_like(dy, order="C") if out is None else out
     if dy.size == 0:
@@ -511,8 +540,10 @@ def act_backward(dy, y, z, code, alpha=0.0, out=None):
     d2 = _as_rows(dy)
     y2 = _as_rows(y) if y is not None else d2
     z2 = _as_rows(z) if z is not None else d2
-    _act_backward(d2, y2, z2, code, dy.dtype.type(alpha), g.reshape(d2.shape),
-                  _chunks(*d2.shape))
+    g2, copied = _rows_out(g, d2.shape)
+    _act_backward(d2, y2, z2, code, dy.dtype.type(alpha), g2, _chunks(*d2.shape))
+    if copied:
+        g[...] = g2.reshape(g.shape)
     return g
 
 

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .activations import (IDENTITY, act_backward_ref, act_forward_ref, act_grad_rows,
-                          bias_act_rows, needs_input)
+                          bias_act_rows, check_saved, needs_input)
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
 from .blas import use_blas
 from .gemm import PARALLEL_MIN_MACS, _nn_rows, matmul_nt, matmul_tn, row_chunks
@@ -138,6 +138,7 @@ def dense_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
 def act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
     """g = dL/dz from dy and the saved y (or z), and ``db += g.sum(0)`` when
     ``db`` is given, in one pass. For the identity, ``g`` is ``dy`` itself."""
+    check_saved(code, y, z, "act_grad_bias")
     M, N = dy.shape
     if code == IDENTITY:
         g = dy

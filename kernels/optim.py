@@ -244,7 +244,10 @@ def _adam_range(p, g, m, v, vmax, lr_bc1, bc2_sqrt, beta2, one_minus_beta2, w1, 
         vi = _flush_divisor(v[i] * beta2 + one_minus_beta2 * gi * gi, tiny_div, mi)
         v[i] = vi
         if amsgrad:
-            vi = max(vmax[i], vi)
+            # np.maximum's NaN rule: Numba's max(a, b) returns a unless b > a,
+            # so max(vmax, NaN) kept the old finite maximum
+            vm = vmax[i]
+            vi = vi if (vi > vm) | (vi != vi) else vm
             vmax[i] = vi
         p[i] += (-lr_bc1 * mi) / (math.sqrt(vi) / bc2_sqrt + eps)
 

@@ -59,6 +59,52 @@ def test_nan_and_inf_propagate():
     assert np.isnan(act.act_forward(z, act.TANH)[0, 0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_keeps_nan_and_inf_gradients_where_y_is_zero(dtype):
+    """dy * (y > 0) as in the reference (and the numpy backend): a NaN or inf
+    gradient reaching a unit with y <= 0 gives NaN there, not a silent 0."""
+    y = np.array([[0.0, 0.0, -0.0, 2.0, 0.0, 3.0]], dtype)
+    dy = np.array([[np.nan, np.inf, -np.inf, np.nan, 1.0, np.inf]], dtype)
+    expected = act.act_backward_ref(dy, y, None, act.RELU)
+    assert np.isnan(expected[0, :4]).all()
+    np.testing.assert_array_equal(act.act_backward(dy, y, None, act.RELU), expected)
+    db = np.zeros(6, dtype)  # the fused dense backward's pass
+    g = dense.act_grad_bias(dy, y, None, act.RELU, 0.0, None, db)
+    np.testing.assert_array_equal(g, expected)
+    np.testing.assert_array_equal(db, expected[0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_out_of_any_layout_receives_the_result(dtype):
+    """``out`` (or ``z`` itself) F-ordered with more than two dimensions has no
+    2-D row view: the results must still land in it, not in a dropped copy."""
+    z = np.random.default_rng(0).standard_normal((4, 3, 6)).astype(dtype)
+    expected = act.act_forward_ref(z, act.SILU)
+    z_f = np.asfortranarray(z)
+    assert act.act_forward(z_f, act.SILU, out=z_f) is z_f
+    np.testing.assert_allclose(z_f, expected, **tol(dtype, 4))
+    out = np.zeros(z.shape, dtype, order="F")
+    assert act.act_forward(z, act.SILU, out=out) is out
+    np.testing.assert_allclose(out, expected, **tol(dtype, 4))
+    dy = z[::-1].copy()
+    g = np.zeros(z.shape, dtype, order="F")
+    assert act.act_backward(dy, expected, z, act.SILU, out=g) is g
+    np.testing.assert_allclose(g, act.act_backward_ref(dy, expected, z, act.SILU), **tol(dtype, 4))
+
+
+@pytest.mark.parametrize("code, y_given", [(act.ELU, True), (act.SILU, True),
+                                            (act.RELU, False), (act.TANH, False)])
+def test_backward_without_the_saved_array_it_needs_is_refused(code, y_given):
+    """Without z (elu, gelu, silu) or y (the others) the kernels read dy in
+    its place and returned a wrong gradient; now a clear error."""
+    dy = np.ones((2, 3))
+    y, z = (dy, None) if y_given else (None, dy)
+    with pytest.raises(ValueError, match="expected the (input z|output y)"):
+        act.act_backward(dy, y, z, code)
+    with pytest.raises(ValueError, match="expected the (input z|output y)"):
+        dense.dense_backward(dy, np.ones((3, 3)), dy, y, z, code, 0.0, np.zeros((3, 3)), None)
+
+
 def test_bad_code_is_refused():
     with pytest.raises(ValueError, match="code"):
         act.act_forward(np.ones((2, 2)), 99)

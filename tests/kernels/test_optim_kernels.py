@@ -214,3 +214,23 @@ def test_nan_and_inf_state_propagate():
         np.testing.assert_array_equal(a, b)
     p, m, v = run(kopt.adam)
     assert np.isnan(m[:3]).all() and np.isnan(p[:3]).all() and v[3] == np.inf
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_amsgrad_maximum_keeps_nan_like_the_reference(dtype):
+    """AMSGrad's running maximum takes a NaN second moment (np.maximum, as
+    torch.maximum), and keeps a NaN maximum, instead of the finite old value."""
+    def run(update):
+        p = np.ones(4, dtype)
+        m, v = np.zeros(4, dtype), np.ones(4, dtype)
+        v_max = np.array([1.0, np.nan, 1.0, 1.0], dtype)
+        grad = np.array([np.nan, 1.0, 0.5, np.inf], dtype)
+        update(p, grad, m, v, v_max, step=3, lr=0.1, beta1=0.9, beta2=0.999, eps=1e-8,
+               weight_decay=0.0, amsgrad=True, decoupled=False)
+        return p, m, v, v_max
+    with np.errstate(invalid="ignore"):
+        reference = run(rules.adam)
+        result = run(kopt.adam)
+    assert np.isnan(reference[3][:2]).all()
+    for a, b in zip(result, reference):
+        np.testing.assert_array_equal(a, b)
