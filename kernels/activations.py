@@ -384,13 +384,12 @@ def act_grad_rows(dy, y, z, code, alpha, g, r0, r1):
     one = dy.dtype.type(1.0)
     zero = dy.dtype.type(0.0)
     if code == RELU:
-        # d * 0, not 0, where y <= 0: a NaN or inf in dy stays NaN (0 * inf),
-        # as in the reference dy * (y > 0) and the numpy backend's layer; a
-        # literal 0 made the numba backend hide a diverged gradient
+        # 0 where y <= 0, whatever dy holds (NaN, inf), as PyTorch's
+        # threshold_backward does, and the references (np.where, not dy * mask)
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]
             for j in range(N):
-                out[j] = d[j] if yr[j] > zero else d[j] * zero
+                out[j] = d[j] if yr[j] > zero else zero
     elif code == LEAKY_RELU:
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]
@@ -595,7 +594,7 @@ def act_backward_ref(dy, y, z, code, alpha=0.0, out=None):
     if code == IDENTITY:
         g = dy.copy()
     elif code == RELU:
-        g = dy * (y > 0)
+        g = np.where(y > 0, dy, dy.dtype.type(0))  # 0 even for a NaN dy, as torch
     elif code == LEAKY_RELU:
         g = np.where(y > 0, dy, dy * a)
     elif code == ELU:

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+import tinynet as tn
 from tinynet.kernels import activations as act
 from tinynet.kernels import dense
 from kernel_helpers import array, dims, dtypes, each_gemm_engine, layouts, needs_numba, tol
@@ -60,18 +61,27 @@ def test_nan_and_inf_propagate():
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_backward_keeps_nan_and_inf_gradients_where_y_is_zero(dtype):
-    """dy * (y > 0) as in the reference (and the numpy backend): a NaN or inf
-    gradient reaching a unit with y <= 0 gives NaN there, not a silent 0."""
+def test_relu_backward_is_zero_where_y_is_zero_whatever_dy_holds(dtype):
+    """As PyTorch's threshold_backward: 0 where y <= 0, even for a NaN or inf
+    dy, on both backends (the numpy layer once gave NaN there, dy * (y > 0),
+    while the numba kernel gave 0); dy itself where y > 0."""
     y = np.array([[0.0, 0.0, -0.0, 2.0, 0.0, 3.0]], dtype)
     dy = np.array([[np.nan, np.inf, -np.inf, np.nan, 1.0, np.inf]], dtype)
-    expected = act.act_backward_ref(dy, y, None, act.RELU)
-    assert np.isnan(expected[0, :4]).all()
+    expected = np.array([[0.0, 0.0, 0.0, np.nan, 0.0, np.inf]], dtype)
+    np.testing.assert_array_equal(act.act_backward_ref(dy, y, None, act.RELU), expected)
     np.testing.assert_array_equal(act.act_backward(dy, y, None, act.RELU), expected)
+    np.testing.assert_array_equal(tn.layers.ReLU()._backward(None, y, dy), expected)
     db = np.zeros(6, dtype)  # the fused dense backward's pass
     g = dense.act_grad_bias(dy, y, None, act.RELU, 0.0, None, db)
     np.testing.assert_array_equal(g, expected)
     np.testing.assert_array_equal(db, expected[0])
+    try:
+        import torch
+    except ImportError:
+        return
+    t_y = torch.tensor(y[0], requires_grad=False)
+    grad = torch.ops.aten.threshold_backward(torch.tensor(dy[0]), t_y, 0)
+    np.testing.assert_array_equal(grad.numpy(), expected[0])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

@@ -109,7 +109,10 @@ class ReLU(Activation):
         y = \max(x, 0), \qquad
         \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}\,[y > 0]
 
-    (the subgradient at 0 is taken as 0, as in PyTorch).
+    (the subgradient at 0 is taken as 0, as in PyTorch; and where
+    :math:`y \le 0` the gradient is 0 even when :math:`\partial L/\partial y`
+    is NaN or infinite, as PyTorch's ``threshold_backward`` gives it, on
+    both backends).
     """
 
     needs_input = False
@@ -118,7 +121,7 @@ class ReLU(Activation):
         return np.maximum(x, 0)
 
     def _backward(self, x, y, dy):
-        return dy * (y > 0)
+        return np.where(y > 0, dy, dy.dtype.type(0))
 
 
 class LeakyReLU(Activation):
