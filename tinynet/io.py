@@ -90,7 +90,7 @@ import numpy as np
 
 from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
 from .checks import check_bool, check_finite, is_real_dtype
-from .layers.base import Layer, layer_from_dict, layer_to_dict
+from .layers.base import Layer, layer_from_dict, layer_to_dict, walk_layers
 from .param import param_budget
 from .zipindex import count_entries, read_index
 
@@ -132,18 +132,11 @@ class ModelFileError(ValueError):
 
 
 # --------------------------------------------------------------------- weights
-def _walk(layer: Layer):
-    """``layer`` and every layer below it, parents first."""
-    yield layer
-    for child in layer.sublayers():
-        yield from _walk(child)
-
-
 def _slots(model: Layer):
     """``(name, array)`` of every weight: all parameters (``parameters()``
     order), then every layer's state arrays (tree order, sorted keys)."""
     slots = [(p.name, p.value) for p in model.parameters()]
-    for layer in _walk(model):
+    for layer in walk_layers(model):
         state = layer.get_state()
         slots.extend((f"{layer.name}/{key}", state[key]) for key in sorted(state))
     return slots
@@ -203,7 +196,7 @@ def set_weights(model: Layer, weights) -> None:
     for param, new in zip(model.parameters(), arrays[:n_params]):
         param.value = new
     states = iter(arrays[n_params:])
-    for layer in _walk(model):
+    for layer in walk_layers(model):
         keys = sorted(layer.get_state())
         if keys:
             layer.set_state({key: next(states) for key in keys})
@@ -218,7 +211,7 @@ def _optimizer_params(model: Layer) -> list:
 
 
 def _layer_modules(model: Layer) -> list[str]:
-    return sorted({type(layer).__module__ for layer in _walk(model)})
+    return sorted({type(layer).__module__ for layer in walk_layers(model)})
 
 
 def _write_npz(file, arrays: dict) -> None:

@@ -39,7 +39,8 @@ import numpy as np
 from ..checks import FLOAT_DTYPES, as_float_array, check_bool
 from ..param import Param, check_param_budget
 
-__all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str"]
+__all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str",
+           "walk_layers"]
 
 #: Every concrete layer class by its class name; filled by ``Layer.__init_subclass__``.
 LAYER_CLASSES: dict[str, type] = {}
@@ -366,6 +367,14 @@ class Layer:
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
         return cls(**config)
+
+
+def walk_layers(layer: Layer):
+    """``layer`` and every layer below it (through :meth:`Layer.sublayers`),
+    parents first."""
+    yield layer
+    for child in layer.sublayers():
+        yield from walk_layers(child)
 
 
 def layer_to_dict(layer: Layer) -> dict:

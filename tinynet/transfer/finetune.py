@@ -26,9 +26,8 @@ import numpy as np
 
 from ..callbacks import Callback, as_callback_list
 from ..checks import check_bool, check_positive_int, check_seed
-from ..io import _walk
 from ..layers._checks import check_real
-from ..layers.base import Layer
+from ..layers.base import Layer, walk_layers
 from ..layers.normalization import BatchNorm
 from .freezing import restore_trainable, snapshot_trainable
 from .l2sp import L2SP
@@ -152,7 +151,7 @@ class GradualUnfreezing(Callback):
         if not isinstance(refs, (list, tuple)):
             refs = [refs]
         objects = [ref for ref in refs if isinstance(ref, Layer)]
-        inside = {id(layer) for layer in _walk(model)}
+        inside = {id(layer) for layer in walk_layers(model)}
         for layer in objects:
             if id(layer) not in inside:
                 raise ValueError(f"GradualUnfreezing: keep_frozen holds {layer!r}, which is "
@@ -332,7 +331,7 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     keep_frozen = [layer for layer, trainable in was_trainable[0]
                    if not trainable and not layer.sublayers()]
     if keep_batchnorm_frozen:
-        keep_frozen += [layer for base in layers[:first_head] for layer in _walk(base)
+        keep_frozen += [layer for base in layers[:first_head] for layer in walk_layers(base)
                         if isinstance(layer, BatchNorm) and layer not in keep_frozen]
     params = [p for layer in layers for p in layer.parameters()]
     phase2_params = (discriminative_param_groups(model, lr, factor, groups)

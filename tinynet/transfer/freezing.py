@@ -22,6 +22,7 @@ practice to ``compile`` again after changing what trains, as in Keras.
 from __future__ import annotations
 
 from ..checks import check_bool
+from ..layers.base import walk_layers
 from .selection import layer_index, model_layers, select_layers, span
 
 __all__ = ["freeze", "unfreeze", "set_trainable", "frozen_layers", "trainable_layers"]
@@ -119,9 +120,7 @@ def snapshot_trainable(model):
     flags of the top-level layers alone cannot hand back a nested base
     whose inner layers differ (one frozen block, a frozen BatchNorm).
     """
-    from ..io import _walk
-
-    return ([(layer, layer.trainable) for layer in _walk(model)],
+    return ([(layer, layer.trainable) for layer in walk_layers(model)],
             [(p, p.trainable) for p in model.parameters()])
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers.base import walk_layers
 from .selection import check_unique_names, model_layers, select_layers
 
 __all__ = ["replace_head", "copy_weights"]
@@ -68,9 +69,7 @@ def replace_head(model, new_layers, n_remove: int = 1) -> list:
 def _states(layer) -> list:
     """``(sublayer, state)`` for every layer of ``layer``'s tree that has state
     (a BatchNorm nested in a base model too), parents first."""
-    from ..io import _walk
-
-    return [(sub, state) for sub in _walk(layer) for state in [sub.get_state()] if state]
+    return [(sub, state) for sub in walk_layers(layer) for state in [sub.get_state()] if state]
 
 
 def _describe(layer) -> str:
@@ -87,9 +86,7 @@ def _weights(layer) -> list[np.ndarray]:
 
 
 def _types(layer) -> list[type]:
-    from ..io import _walk
-
-    return [type(sub) for sub in _walk(layer)]
+    return [type(sub) for sub in walk_layers(layer)]
 
 
 def _pairs(src, dst, by, layers):
