@@ -564,19 +564,30 @@ def _read(path) -> tuple[dict, dict]:
     return header, arrays
 
 
+def _named_arrays(names, prefix: str, arrays: dict, what: str) -> dict:
+    """``{name: arrays["<prefix>_<i>"]}`` for the ``names`` a header lists
+    (its ``training_state``, its ``extra_arrays``); a ``ValueError`` if they
+    are not a list of distinct strings, or the archive lacks one of the arrays
+    (``what`` names them in the message)."""
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \
+            or len(set(names)) != len(names):
+        raise ValueError(f"expected a list of distinct names, received {names!r}"[:300])
+    members = [f"{prefix}_{i:04d}" for i in range(len(names))]
+    missing = [m for m in members if m not in arrays]
+    if missing:
+        raise ValueError(f"the archive lacks the {what} {missing}"[:300])
+    return {name: arrays[m] for name, m in zip(names, members)}
+
+
 def _extra_arrays(path, header, arrays) -> dict:
     """The ``extra_arrays`` the header names, by name (``{}`` when none)."""
     names = header.get("extra_arrays")
     if names is None:
         return {}
-    if not isinstance(names, list) or not all(isinstance(n, str) for n in names) \
-            or len(set(names)) != len(names):
-        raise ModelFileError(f"{path!r}: expected its extra_arrays as a list of distinct "
-                             f"names, received {names!r}"[:300])
-    missing = [f"extra_{i:04d}" for i in range(len(names)) if f"extra_{i:04d}" not in arrays]
-    if missing:
-        raise ModelFileError(f"{path!r}: the archive lacks the extra arrays {missing}"[:300])
-    return {name: arrays[f"extra_{i:04d}"] for i, name in enumerate(names)}
+    try:
+        return _named_arrays(names, "extra", arrays, "extra arrays")
+    except ValueError as exc:
+        raise ModelFileError(f"{path!r}: its extra_arrays: {exc}") from None
 
 
 def _import_layer_modules(header) -> None:
@@ -667,14 +678,7 @@ def load(path, compile: bool = True):
         keys = header.get("training_state")
         if keys is not None and hasattr(model, "set_training_state"):
             try:
-                if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
-                    raise TypeError(f"expected a list of names, received {keys!r}"[:200])
-                missing = [f"training_{i:04d}" for i in range(len(keys))
-                           if f"training_{i:04d}" not in arrays]
-                if missing:
-                    raise ValueError(f"the archive lacks the arrays {missing}")
-                model.set_training_state({key: arrays[f"training_{i:04d}"]
-                                          for i, key in enumerate(keys)})
+                model.set_training_state(_named_arrays(keys, "training", arrays, "arrays"))
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise ModelFileError(f"{path!r}: its training state does not fit its "
                                      f"compile settings: {type(exc).__name__}: {exc}") from None
