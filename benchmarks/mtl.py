@@ -34,8 +34,8 @@ CONV_TRUNKS = ["conv", "conv-features"]
 DEFAULT_HEAD_UNITS = 64  # conv-features: half the parameters of the single-task CNN pair
 DEFAULT_FILTERS, DEFAULT_UNITS = (32, 64), 128  # the CNN of tinynet.recipes.cnn_layers
 
-
 DEFAULT_LR, DEFAULT_BATCH = 1e-3, 128  # Multi-Fashion's Adam rate and batch
+DEFAULT_HIDDEN = (256, 128)  # the MLP of the Multi-Fashion table
 DEFAULT_N_TRAIN = 20000  # Multi-Fashion training pairs of a full (not --quick) run
 
 
@@ -282,15 +282,19 @@ def fashion_markdown(res) -> str:
 
 # --------------------------------------------------------------------- main
 def _file_name(args) -> str:
-    """``mtl`` for the main table; a CNN, dropout, cosine, weight-decay, learning-rate,
-    batch-size, training-set-size or validation run gets files of its own, so it never
-    overwrites it (nor a run of the same settings on another number of pairs)."""
+    """``mtl`` for the main table; a CNN, MLP-width, dropout, cosine, weight-decay,
+    learning-rate, batch-size, training-set-size or validation run gets files of its
+    own, so it never overwrites it (nor a run of the same settings on another number
+    of pairs or another width)."""
     trunk = {"mlp": "", "conv": "_conv",
              "conv-features": f"_convfeatures{args.head_units or DEFAULT_HEAD_UNITS}"}
     return "mtl" + trunk[args.trunk] + (
         "_f" + "-".join(map(str, args.filters))
         if args.filters and tuple(args.filters) != DEFAULT_FILTERS else "") + (
         f"_u{args.units}" if args.units and args.units != DEFAULT_UNITS else "") + (
+        "_h" + "-".join(map(str, args.hidden))
+        if args.trunk == "mlp" and not args.quick and tuple(args.hidden) != DEFAULT_HIDDEN
+        else "") + (
         "_dropout" if args.dropout else "") + (
         "_cosine" if args.lr_schedule == "cosine" else "") + (
         f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
@@ -325,7 +329,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n-train", type=int, default=None, help="Multi-Fashion training images")
     parser.add_argument("--n-test", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--hidden", type=int, nargs="+", default=[256, 128])
+    parser.add_argument("--hidden", type=int, nargs="+", default=list(DEFAULT_HIDDEN))
     parser.add_argument("--trunk", choices=["mlp", *CONV_TRUNKS], default="mlp",
                         help="Multi-Fashion: MLP of --hidden widths (every architecture); "
                              "or the CNN of tinynet.mtl.experiments.conv_trunk (single-task "

@@ -256,6 +256,10 @@ def test_the_cnn_trunks_can_be_sized_and_such_runs_write_files_of_their_own(caps
     assert mtl._file_name(parse(["--trunk", "conv", "--units", "256"])) == "mtl_conv_u256"
     assert mtl._file_name(parse(["--trunk", "conv", "--filters", "32", "64",
                                  "--units", "128"])) == "mtl_conv"   # the defaults, named as such
+    # an MLP of other widths never overwrites the main table (mtl.md) or its own runs
+    assert mtl._file_name(parse(["--hidden", "2048", "1024", "--dropout", "0.3"])) == \
+        "mtl_h2048-1024_dropout"
+    assert mtl._file_name(parse(["--hidden", "256", "128"])) == "mtl"
     for argv, message in ((["--filters", "8"], "--filters and --units size the CNN trunks"),
                           (["--trunk", "conv", "--units", "0"], "expected positive counts")):
         with pytest.raises(SystemExit):
