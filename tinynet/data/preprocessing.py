@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import check_bool, check_finite, check_labels, check_positive_int
+from ..layers._checks import check_real
 from .batches import as_generator
 
 __all__ = ["MinMaxScaler", "Standardizer", "one_hot", "train_val_split"]
@@ -258,10 +259,15 @@ class MinMaxScaler(_Scaler):
     """
 
     def __init__(self, feature_range=(0.0, 1.0), axis=0):
-        low, high = (float(v) for v in feature_range)
-        if not (np.isfinite(low) and np.isfinite(high) and low < high):
-            raise ValueError(f"MinMaxScaler expected feature_range (low, high) of finite "
-                             f"numbers with low < high, received {feature_range!r}")
+        if not isinstance(feature_range, (tuple, list, np.ndarray)) or len(feature_range) != 2:
+            raise TypeError(f"MinMaxScaler expected feature_range as a pair (low, high), "
+                            f"received {feature_range!r}")
+        low, high = (check_real(v, "MinMaxScaler", "feature_range's bounds", low=-np.inf,
+                                high=np.inf, low_open=True, high_open=True)
+                     for v in feature_range)
+        if not low < high:
+            raise ValueError(f"MinMaxScaler expected feature_range (low, high) with "
+                             f"low < high, received {feature_range!r}")
         super().__init__(axis=axis)
         self.feature_range = (low, high)
 
