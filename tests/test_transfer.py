@@ -64,6 +64,33 @@ def test_freeze_by_index_name_and_range():
     assert transfer.frozen_layers(model) == ["fc2", "head"]
 
 
+def test_frozen_layers_inside_a_nested_model_are_named_by_their_path():
+    # frozen_layers looked at model.layers only: fc1 frozen inside the base was
+    # missing, and the base was listed as training whole.
+    base = tn.Sequential([tn.layers.Dense(4, input_dim=3, name="fc1"), tn.layers.ReLU(),
+                          tn.layers.Dense(4, name="fc2")], name="base")
+    model = tn.Sequential([base, tn.layers.Dense(2, name="head")])
+    base.layers[0].trainable = False
+    assert transfer.frozen_layers(model) == ["base/fc1"]
+    assert transfer.trainable_layers(model) == ["base/fc2", "head"]
+    # frozen throughout, the base is named as freeze names it
+    assert transfer.freeze(model, "base") == ["base"]
+    assert transfer.frozen_layers(model) == ["base"]
+    assert transfer.trainable_layers(model) == ["head"]
+    base.layers[2].trainable = True  # the container's own flag no longer tells
+    assert transfer.frozen_layers(model) == ["base/fc1"]
+    # deeper: a name per level; block's own flag is on (only its layers are
+    # frozen), so it is looked into, and its base is frozen throughout
+    outer = tn.Sequential([tn.Sequential([base], name="block"), tn.layers.Dense(1, name="top")])
+    assert transfer.frozen_layers(outer) == ["block/base/fc1"]
+    assert transfer.trainable_layers(outer) == ["block/base/fc2", "top"]
+    base.layers[2].trainable = False
+    assert transfer.frozen_layers(outer) == ["block/base"]
+    transfer.unfreeze(outer)
+    assert transfer.frozen_layers(outer) == [] and transfer.trainable_layers(outer) == \
+        ["block", "top"]
+
+
 def test_freeze_errors_name_the_problem():
     model = mlp()
     with pytest.raises(ValueError, match="no layer named 'fc3'.*did you mean"):
@@ -756,7 +783,9 @@ def test_gradual_unfreezing_keeps_layer_objects_frozen_even_inside_a_nested_mode
     cb = transfer.GradualUnfreezing(keep_frozen=[bn])
     model.compile(tn.optim.Adam(model.parameters(), lr=1e-2), loss="cross_entropy")
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, callbacks=[cb])
-    assert cb.schedule == [(0, ["head"]), (1, ["base", "head"])]
+    # the base trains from epoch 1, its BatchNorm kept frozen inside it
+    assert cb.schedule == [(0, ["head"]), (1, ["base/fc1", "base/fc2", "head"])]
+    assert transfer.frozen_layers(model) == ["base/bn"]
     assert not bn.trainable and base.layers[3].trainable
     stranger = tn.layers.Dense(2, name="stranger")
     with pytest.raises(ValueError, match="keep_frozen holds .*'stranger'.*not a layer of the "

@@ -29,7 +29,7 @@ from ..checks import check_bool, check_positive_int, check_seed
 from ..layers._checks import check_real
 from ..layers.base import Layer, walk_layers
 from ..layers.normalization import BatchNorm
-from .freezing import restore_trainable, snapshot_trainable
+from .freezing import restore_trainable, snapshot_trainable, trainable_layers
 from .l2sp import L2SP
 from .selection import (check_every_layer_grouped, layer_groups, layer_index, model_layers,
                         select_layers)
@@ -119,7 +119,9 @@ class GradualUnfreezing(Callback):
     ----------
     schedule : list of (int, list of str)
         For each epoch begun, the epoch and the names of the trainable
-        layers with parameters: what happened, for inspection and plots.
+        layers with parameters (:func:`tinynet.transfer.trainable_layers`:
+        ``"base/fc2"`` inside a partly frozen nested base): what happened,
+        for inspection and plots.
 
     Notes
     -----
@@ -168,8 +170,7 @@ class GradualUnfreezing(Callback):
                 layers[i].trainable = g >= len(index_groups) - k and i not in keep
         for layer in keep_layers:  # after: unfreezing a nested model unfreezes them too
             layer.trainable = False
-        self.schedule.append((int(epoch), [layer.name for layer in layers
-                                           if layer.parameters() and layer.trainable]))
+        self.schedule.append((int(epoch), trainable_layers(model)))
 
     def on_train_begin(self, logs=None):
         self.schedule = []
