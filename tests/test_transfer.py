@@ -636,6 +636,68 @@ def test_l2sp_off_is_bit_identical_and_bad_alpha_is_an_error():
         transfer.L2SP(mlp().parameters(), True)
 
 
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_l2sp_penalty_is_logged_apart_from_the_loss_as_its_epoch_mean(dtype):
+    # the penalty was in no log: "loss" is the compiled loss alone, and
+    # "l2sp_penalty" the mean of Omega at each step's weights (batches 8, 8, 4)
+    x, y = data(n=20, dtype=dtype)
+    runs = {}
+    for logged in (False, True):
+        model = mlp(0, dtype=dtype)
+        model.compile(tn.optim.SGD(model.parameters(), lr=0.1), loss="cross_entropy")
+        penalty = transfer.L2SP(model.layers[0].parameters() + model.layers[1].parameters(),
+                                alpha=2.0, new_params=model.layers[2], beta=0.5)
+        penalty.attach(model.optimizer)
+        for p in model.parameters():
+            p.value += 0.1  # away from the anchors, and the head from 0
+        seen = []
+
+        class Before(tn.callbacks.Callback):
+            def on_batch_begin(self, batch, logs=None):
+                seen.append(penalty.value())  # the weights this step is taken at
+
+        callbacks = [Before()] + ([penalty.logger()] if logged else [])
+        history = model.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0,
+                            callbacks=callbacks)
+        runs[logged] = (history.history, b"".join(p.value.tobytes()
+                                                  for p in model.parameters()))
+    (plain, plain_weights), (logs, weights) = runs[False], runs[True]
+    assert weights == plain_weights and logs["loss"] == plain["loss"]  # training as it was
+    assert "l2sp_penalty" not in plain and penalty.steps == 6
+    sizes = np.array([8, 8, 4])
+    expected = [np.dot(seen[3 * e:3 * e + 3], sizes) / 20 for e in (0, 1)]
+    np.testing.assert_allclose(logs["l2sp_penalty"], expected, rtol=1e-6)
+    assert penalty.last_value == pytest.approx(seen[-1], rel=1e-6)
+
+
+def test_fine_tune_with_l2sp_logs_the_penalty_in_phase_2_only():
+    x, y = data(n=16)
+    history = transfer.fine_tune(mlp(1), x, y, head_epochs=1, epochs=2, batch_size=8, seed=0,
+                                 l2sp=0.1)
+    assert "l2sp_penalty" not in history.head.history
+    assert len(history.fine_tune.history["l2sp_penalty"]) == 2
+    assert history.fine_tune.history["l2sp_penalty"][1] > 0  # the base has left its anchors
+    plain = transfer.fine_tune(mlp(1), x, y, head_epochs=0, epochs=1, batch_size=8, seed=0)
+    assert "l2sp_penalty" not in plain.fine_tune.history
+    # a History among the user's callbacks records it too (the logger runs first)
+    mine = tn.callbacks.History()
+    transfer.fine_tune(mlp(1), x, y, head_epochs=0, epochs=1, batch_size=8, seed=0,
+                       l2sp_beta=0.1, callbacks=[mine])
+    assert len(mine.history["l2sp_penalty"]) == 1
+
+
+def test_l2sp_logger_refuses_a_penalty_that_is_not_stepping():
+    x, y = data(n=16)
+    model = mlp(0)
+    model.compile("sgd", loss="cross_entropy")
+    penalty = transfer.L2SP(model, alpha=0.1)  # never attached
+    with pytest.raises(RuntimeError, match="L2SPLogger: batch 0 took 0 steps of the optimizer "
+                                           "the penalty is attached to, not 1"):
+        model.fit(x, y, epochs=1, batch_size=8, verbose=0, callbacks=[penalty.logger()])
+    with pytest.raises(TypeError, match="L2SPLogger expected an L2SP penalty, received float"):
+        transfer.L2SPLogger(0.1)
+
+
 # ------------------------------------------------------------ the CNN experiment
 def test_cnn_layers_shapes_names_and_clear_errors():
     from tinynet.recipes import cnn_layers

@@ -263,6 +263,9 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     l2sp_beta : float, default 0
         Strength ``beta`` of L2-SP's second term, plain L2 (weight decay
         toward 0) on the head's parameters during phase 2; 0 turns it off.
+        With either on, phase 2 logs the penalty as ``"l2sp_penalty"``
+        (its ``"loss"`` is the compiled loss alone; see
+        :mod:`tinynet.transfer.l2sp`).
     batch_size, validation_data, callbacks, verbose, seed, **fit_kwargs
         Passed to ``model.fit`` in both phases.
 
@@ -360,11 +363,13 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
             layer.trainable = False
         model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
                       metrics=metrics)
-        if l2sp or l2sp_beta:
-            L2SP([p for layer in layers[:first_head] for p in layer.parameters()], l2sp,
-                 [p for layer in layers[first_head:] for p in layer.parameters()],
-                 l2sp_beta).attach(model.optimizer)
         phase2_callbacks = list(user_callbacks)
+        if l2sp or l2sp_beta:
+            penalty = L2SP([p for layer in layers[:first_head] for p in layer.parameters()],
+                           l2sp, [p for layer in layers[first_head:] for p in layer.parameters()],
+                           l2sp_beta)
+            penalty.attach(model.optimizer)
+            phase2_callbacks.insert(0, penalty.logger())  # before a History given by the user
         if unfreezing is not None:
             phase2_callbacks.insert(0, unfreezing)
         history_fine = (model.fit(x, y, epochs=int(epochs), callbacks=phase2_callbacks,
