@@ -64,7 +64,8 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
     shuffle : bool, default True
         Pick validation samples at random; ``False`` takes the last ones
         (for data already in a meaningful order, e.g. time).
-    seed : None, int or numpy.random.Generator
+    seed : None, int, or a numpy.random Generator, BitGenerator or SeedSequence
+        See :func:`tinynet.data.as_generator`.
 
     Returns
     -------
@@ -85,9 +86,9 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
                              f"({n_samples},), received {y.shape}")
         if not shuffle:
             raise ValueError("train_val_split: stratify=True needs shuffle=True")
-        val = _stratified_val_indices(y, n_val, as_generator(seed))
+        val = _stratified_val_indices(y, n_val, as_generator(seed, "train_val_split"))
     elif shuffle:
-        val = as_generator(seed).permutation(n_samples)[:n_val]
+        val = as_generator(seed, "train_val_split").permutation(n_samples)[:n_val]
     else:
         val = np.arange(n_samples - n_val, n_samples)
     is_val = np.zeros(n_samples, dtype=bool)
