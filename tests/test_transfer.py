@@ -372,7 +372,7 @@ def test_layer_groups_and_errors():
         transfer.layer_groups(model, [[0, 2], [2, 4]])
     with pytest.raises(ValueError, match="no parameters"):
         transfer.discriminative_param_groups(model, 1e-3, groups=[[0], [1], [2, 3, 4]])
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match=r"discriminative_lrs expected base_lr in \(0, inf\)"):
         transfer.discriminative_param_groups(model, -1.0)
 
 
@@ -456,9 +456,10 @@ class _CountEpochs(tn.callbacks.Callback):
 
 
 @pytest.mark.parametrize("kwargs, error, match", [
-    ({"lr": -1}, ValueError, "fine_tune expected lr as a positive number, received -1"),
-    ({"lr": "1e-4"}, TypeError, "expected lr as a positive number"),
-    ({"factor": -2}, ValueError, "expected factor as a positive number"),
+    ({"lr": -1}, ValueError, r"fine_tune expected lr in \(0, inf\), received -1.0"),
+    ({"lr": "1e-4"}, TypeError, "fine_tune expected lr as a real number, received '1e-4'"),
+    ({"factor": -2}, ValueError, r"expected factor in \(0, inf\)"),
+    ({"head_lr": float("inf")}, ValueError, r"expected head_lr in \(0, inf\), received inf"),
     ({"l2sp": -1}, ValueError, r"fine_tune expected l2sp in \[0, inf\), received -1"),
     ({"l2sp": "0.1"}, TypeError, "fine_tune expected l2sp as a real number"),
     ({"gradual": True, "every": 0}, ValueError, "every as a positive int"),
@@ -632,8 +633,10 @@ def test_l2sp_off_is_bit_identical_and_bad_alpha_is_an_error():
     assert weights[0] == weights[1]
     with pytest.raises(ValueError, match="alpha"):
         transfer.L2SP(mlp().parameters(), -1.0)
-    with pytest.raises(TypeError, match="alpha"):
+    with pytest.raises(TypeError, match="L2SP expected alpha as a real number, received True"):
         transfer.L2SP(mlp().parameters(), True)
+    # NumPy's integers are numbers too (they were refused as not numbers)
+    assert transfer.L2SP(mlp().parameters(), np.int64(1), beta=np.uint8(0)).alpha == 1.0
 
 
 @pytest.mark.parametrize("dtype", ["float64", "float32"])
@@ -749,9 +752,11 @@ def test_experiment_config_refuses_an_unknown_architecture():
 
 
 def test_discriminative_lrs_names_itself_in_its_errors():
-    with pytest.raises(ValueError, match="discriminative_lrs expected base_lr as a positive "
-                                         "number, received 0"):
+    with pytest.raises(ValueError, match=r"discriminative_lrs expected base_lr in \(0, inf\), "
+                                         r"received 0.0"):
         transfer.discriminative_lrs(3, 0)
+    # NumPy's integers are numbers too (they were refused as not numbers)
+    assert transfer.discriminative_lrs(2, np.int64(1), factor=np.int32(2)) == [0.5, 1.0]
     with pytest.raises(TypeError, match="discriminative_lrs expected factor"):
         transfer.discriminative_lrs(3, 1e-3, factor="2")
     for bad in (0, -1, 2.5):  # 0 and -1 gave [] silently, 2.5 range()'s TypeError
@@ -971,7 +976,7 @@ def test_l2sp_beta_pulls_the_head_to_zero_in_fine_tune_and_bad_settings_are_erro
     with pytest.raises(ValueError, match="L2SP expected params and new_params apart, received "
                                          "'head/W', 'head/b' in both"):
         transfer.L2SP(model, 0.1, new_params=model.layers[-1], beta=0.1)
-    with pytest.raises(ValueError, match="L2SP expected beta as a non-negative number"):
+    with pytest.raises(ValueError, match=r"L2SP expected beta in \[0, inf\), received -1.0"):
         transfer.L2SP(model.layers[0], 0.1, beta=-1.0)
     with pytest.raises(ValueError, match=r"fine_tune expected l2sp_beta in \[0, inf\)"):
         transfer.fine_tune(model, x, y, l2sp_beta=-1)

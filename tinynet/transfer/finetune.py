@@ -39,11 +39,8 @@ __all__ = ["discriminative_param_groups", "discriminative_lrs", "GradualUnfreezi
 
 
 def _check_lr(value, who: str, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"{who} expected {what} as a positive number, received {value!r}")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{who} expected {what} as a positive number, received {value}")
-    return float(value)
+    """A finite positive real number (a rate, a factor), NumPy's included."""
+    return check_real(value, who, what, low=0.0, low_open=True, high_open=True)
 
 
 def discriminative_lrs(n_groups: int, base_lr: float, factor: float = 2.6) -> list[float]:

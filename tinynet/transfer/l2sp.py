@@ -35,17 +35,10 @@ from __future__ import annotations
 import numpy as np
 
 from ..callbacks import Callback
+from ..layers._checks import check_real
 from ..training import RunningMeans
 
 __all__ = ["L2SP", "L2SPLogger"]
-
-
-def _strength(value, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"L2SP expected {what} as a non-negative number, received {value!r}")
-    if not np.isfinite(value) or value < 0:
-        raise ValueError(f"L2SP expected {what} as a non-negative number, received {value}")
-    return float(value)
 
 
 def _as_params(params) -> list:
@@ -95,8 +88,8 @@ class L2SP:
     """
 
     def __init__(self, params, alpha: float, new_params=(), beta: float = 0.0):
-        self.alpha = _strength(alpha, "alpha")
-        self.beta = _strength(beta, "beta")
+        self.alpha = check_real(alpha, "L2SP", "alpha", low=0.0, high_open=True)
+        self.beta = check_real(beta, "L2SP", "beta", low=0.0, high_open=True)
         self.params = _as_params(params)
         self.new_params = _as_params(new_params)
         both = {id(p) for p in self.params} & {id(p) for p in self.new_params}
