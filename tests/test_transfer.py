@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import example, given, strategies as st
 
 import tinynet as tn
 from tinynet import transfer
@@ -579,6 +579,7 @@ def test_experiment_standardised_features_use_training_statistics(digits_split):
 
 # ---------------------------------------------------------------- L2-SP
 @given(seed=st.integers(0, 2**16), alpha=st.floats(1e-3, 10.0))
+@example(seed=1056, alpha=1.0)
 def test_l2sp_gradient_matches_finite_differences_of_its_value(seed, alpha):
     model = mlp(seed)
     params = model.parameters()
@@ -590,9 +591,11 @@ def test_l2sp_gradient_matches_finite_differences_of_its_value(seed, alpha):
     penalty.add_grad()
     for p in params:
         # the penalty is quadratic: central differences are exact for any eps,
-        # and a larger one keeps rounding (~1e-16 * value / eps) small
+        # and a larger one keeps rounding (~1e-16 * value / eps) small; entries
+        # far below the largest are judged against it (seed=1056, alpha=1.0
+        # has a gradient entry of 1.6e-10, whose rounding failed a 1e-6 ratio)
         expected = numerical_grad(penalty.value, p.value, eps=1e-3)
-        assert max_rel_error(p.grad, expected) < 1e-6
+        assert max_rel_error(p.grad, expected, scale_floor=1e-3) < 1e-6
 
 
 def test_l2sp_skips_frozen_params_and_pulls_weights_toward_the_anchors():
