@@ -86,3 +86,89 @@ def test_mismatched_lengths_name_the_array():
         Batches(np.float64(1.0))
     with pytest.raises(ValueError, match="n_samples"):
         batch_indices(-1, 2)
+
+
+# Draws of every function that takes a seed, recorded with the code before
+# tinynet.meta's generator() and tinynet.data's as_generator became one
+# function: a given seed must keep giving the same data.
+RECORDED = {
+    "batch_indices": [9, 6, 0, 2, 1, 4, 7, 5, 3, 8],
+    "batch_indices_np": [9, 6, 0, 2, 1, 4, 7, 5, 3, 8],
+    "Batches": [[1, 4, 2, 3, 7, 5, 6, 0], [0, 1, 3, 6, 4, 7, 2, 5]],
+    "split": [3, 8, 12, 13],
+    "split_strat": [0, 5, 9, 16],
+    "sinusoid": [-3.558404, 4.486495],
+    "sinusoid_rng": [4.762437, -4.19164],
+    "split_classes": [[0, 3, 4, 5, 7, 8, 9], [1, 2, 6]],
+    "episode": [4.0, 6.0],
+    "episode_bitgen": [2.0, 12.0],
+    "episode_seedseq": [2.0, 12.0],
+    "taskbatch": [4.0, 8.0, 0.0, 13.0],
+}
+
+
+def test_seeded_draws_are_the_ones_recorded_before_the_two_helpers_merged():
+    from tinynet.data.preprocessing import train_val_split
+    from tinynet.meta.tasks import EpisodeSampler, SinusoidTasks, split_classes
+
+    def support(batch):
+        return np.round(batch.support_x.ravel().astype(float), 6).tolist()
+
+    b = Batches(np.arange(8), batch_size=8, seed=5)
+    y = np.arange(6).repeat(3)
+    x = np.arange(18, dtype=np.float32)[:, None]
+    episodes = EpisodeSampler(x, y, n_way=2, k_shot=1, n_query=1, seed=9)
+    got = {
+        "batch_indices": batch_indices(10, 10, seed=3)[0].tolist(),
+        "batch_indices_np": batch_indices(10, 10, seed=np.int64(3))[0].tolist(),
+        "Batches": [next(iter(b)).tolist(), next(iter(b)).tolist()],
+        "split": train_val_split(np.arange(20), np.arange(20) % 2, val_size=4,
+                                 seed=7)[1][0].tolist(),
+        "split_strat": train_val_split(np.arange(20), np.arange(20) % 2, val_size=4,
+                                       stratify=True, seed=np.uint32(7))[1][0].tolist(),
+        "sinusoid": support(SinusoidTasks(k_shot=2, seed=1).sample(1)),
+        "sinusoid_rng": support(SinusoidTasks(k_shot=2).sample(1, rng=4)),
+        "split_classes": [sorted(map(int, c))
+                          for c in split_classes(np.arange(10).repeat(2), 3, seed=2)],
+        "episode": episodes.sample(1).support_x.ravel().tolist(),
+        "episode_bitgen": EpisodeSampler(x, y, 2, 1, 1).sample(
+            1, rng=np.random.PCG64(3)).support_x.ravel().tolist(),
+        "episode_seedseq": EpisodeSampler(x, y, 2, 1, 1).sample(
+            1, rng=np.random.SeedSequence(3)).support_x.ravel().tolist(),
+        "taskbatch": EpisodeSampler(x, y, 2, 1, 1, seed=9).sample(3).sample(
+            2, rng=11).support_x.ravel().tolist(),
+    }
+    assert got == RECORDED
+
+
+def test_as_generator_takes_bit_generators_and_seed_sequences_as_default_rng_does():
+    bits = np.random.PCG64(4)
+    gen = as_generator(bits)
+    assert gen.bit_generator is bits  # shared, as default_rng shares it
+    assert as_generator(np.random.SeedSequence(4)).random() == \
+        np.random.default_rng(np.random.SeedSequence(4)).random()
+    assert as_generator(np.uint64(2**64 - 1)).random() == \
+        np.random.default_rng(2**64 - 1).random()
+    # batch_indices and Batches took neither before
+    assert len(batch_indices(5, 5, seed=np.random.PCG64(0))[0]) == 5
+    assert len(next(iter(Batches(np.arange(4), batch_size=4,
+                                 seed=np.random.SeedSequence(0))))) == 4
+
+
+@pytest.mark.parametrize("seed, error, match", [
+    (-1, ValueError, "batch_indices expected seed as None or a non-negative integer, "
+                     "received -1"),
+    (np.int64(-2), ValueError, "received -2"),
+    (True, TypeError, "batch_indices expected seed as None or a non-negative integer, or a "
+                      "numpy.random Generator, BitGenerator or SeedSequence, received True "
+                      "of type bool"),
+    (1.0, TypeError, "received 1.0 of type float"),
+    ("3", TypeError, "received '3' of type str"),
+    (np.random.RandomState(0), TypeError, "of type RandomState"),
+])
+def test_bad_seeds_are_refused_with_tinynets_message(seed, error, match):
+    # a negative seed was NumPy's bare "expected non-negative integer"
+    with pytest.raises(error, match=match):
+        batch_indices(10, 5, seed=seed)
+    with pytest.raises(error, match=match.replace("batch_indices", "as_generator")):
+        as_generator(seed)

@@ -90,8 +90,17 @@ def test_scaler_errors(cls):
         cls(axis=1)
     with pytest.raises(ValueError, match="feature_range"):
         MinMaxScaler((1, 1))
-    with pytest.raises(ValueError, match=r"feature_range \(low, high\) of finite numbers"):
+    with pytest.raises(ValueError, match=r"MinMaxScaler expected feature_range's bounds in "
+                                         r"\(-inf, inf\), received inf"):
         MinMaxScaler((0, np.inf))  # it used to give x - x_min
+    # float() took True as 1.0 and "1" as 1.0; a scalar failed as "not iterable".
+    with pytest.raises(TypeError, match="feature_range's bounds as a real number, received True"):
+        MinMaxScaler((0, True))
+    with pytest.raises(TypeError, match="feature_range's bounds as a real number, received '1'"):
+        MinMaxScaler((0, "1"))
+    with pytest.raises(TypeError, match=r"feature_range as a pair \(low, high\), received 1"):
+        MinMaxScaler(1)
+    assert MinMaxScaler(np.array([-1, 1])).feature_range == (-1.0, 1.0)
     with pytest.raises(ValueError, match="statistics overflow float64"):
         cls().fit(np.array([[-1e308], [1e308]]))  # NaN or zeros, with warnings only
 

@@ -35,8 +35,11 @@ def test_cross_stitch_starts_mostly_own_task():
     unit = CrossStitch(self_weight=0.8).build([(2,), (2,), (2,)], dtype="float64")
     np.testing.assert_allclose(unit.alpha, [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1],
                                             [0.1, 0.1, 0.8]])
-    with pytest.raises(ValueError, match="self_weight"):
+    with pytest.raises(ValueError, match=r"CrossStitch expected self_weight in \(0, 1\]"):
         CrossStitch(self_weight=0.0)
+    for bad in (True, "0.5"):  # float() took them as 1.0 and 0.5
+        with pytest.raises(TypeError, match="CrossStitch expected self_weight as a real number"):
+            CrossStitch(self_weight=bad)
     with pytest.raises(ValueError, match="two or more inputs of one shape"):
         CrossStitch().build([(2,), (3,)])
 
@@ -191,8 +194,13 @@ def test_architecture_errors():
         tn.mtl.SoftSharing((3,), towers={"a": [Dense(2), Dense(1)], "b": [Dense(3), Dense(1)]})
     with pytest.raises(ValueError, match="one depth"):
         tn.mtl.CrossStitchNet((3,), towers={"a": [Dense(2)], "b": [Dense(2), Dense(1)]})
-    with pytest.raises(ValueError, match="non-negative penalty"):
+    with pytest.raises(ValueError, match=r"SoftSharing expected penalty in \[0, inf\), "
+                                         r"received -1.0"):
         tn.mtl.SoftSharing((3,), towers={"a": [Dense(1)], "b": [Dense(1)]}, penalty=-1)
+    # float() took True as 1.0 and "0.1" as 0.1.
+    for bad in (True, "0.1"):
+        with pytest.raises(TypeError, match="SoftSharing expected penalty as a real number"):
+            tn.mtl.SoftSharing((3,), towers={"a": [Dense(1)], "b": [Dense(1)]}, penalty=bad)
 
 
 def test_sharing_options_that_would_do_nothing_or_crash_are_refused():
@@ -213,7 +221,7 @@ def test_sharing_options_that_would_do_nothing_or_crash_are_refused():
                                          "\\{'a': \\[\\], 'b': \\[\\(3, 2\\), \\(2,\\)\\]\\}"):
         tn.mtl.SoftSharing((3,), towers={"a": [Dropout(0.1), Dense(2), Dense(1)],
                                          "b": [Dense(2), Dropout(0.1), Dense(1)]})
-    with pytest.raises(ValueError, match="finite non-negative penalty, received inf"):
+    with pytest.raises(ValueError, match=r"penalty in \[0, inf\), received inf"):
         tn.mtl.SoftSharing((3,), towers=towers(), penalty=float("inf"))
     # stitch_after=[7] stitched nothing without a word.
     for bad in ([7], [-1], [0.5]):

@@ -406,3 +406,20 @@ def test_a_multi_task_file_is_far_below_the_index_caps_and_loads_as_zip64(tmp_pa
     loaded = tn.load(path)
     _assert_same_weights(loaded, model)
     _assert_same_predictions(loaded, model, _data(name)[0])
+
+
+def test_a_file_saved_when_mmoe_was_named_m_mo_e_still_loads(tmp_path, monkeypatch):
+    # MMoE's automatic name was m_mo_e_<k> (the snake-case rule) until it was
+    # given "mmoe"; names are stored in the file, so an old file keeps its own.
+    with monkeypatch.context() as patch:
+        patch.setattr(tn.mtl.MMoE, "_auto_name", "m_mo_e")
+        model = _trained("mmoe")
+    old_name = next(layer.name for layer in model.layers if isinstance(layer, tn.mtl.MMoE))
+    assert old_name.startswith("m_mo_e_")
+    path = model.save(tmp_path / "old.npz")
+    loaded = tn.load(path)
+    assert old_name in [layer.name for layer in loaded.layers]
+    assert any(name.startswith(f"{old_name}/") for name in loaded.weight_names())
+    _assert_same_weights(model, loaded)
+    _assert_same_predictions(model, loaded, _data("mmoe")[0])
+    assert tn.mtl.MMoE(2, 2, 2).name.startswith("mmoe_")

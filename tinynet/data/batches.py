@@ -16,23 +16,34 @@ import math
 
 import numpy as np
 
-from ..checks import check_bool, check_positive_int
+from ..checks import check_bool, check_positive_int, check_seed
 
 __all__ = ["Batches", "as_generator", "batch_indices", "iterate_minibatches", "n_batches",
            "take_rows"]
 
 
-def as_generator(seed=None) -> np.random.Generator:
-    """A ``numpy.random.Generator`` from ``None``, an int seed or a Generator.
+def as_generator(seed=None, who: str = "as_generator") -> np.random.Generator:
+    """A ``numpy.random.Generator`` from ``seed``, as ``np.random.default_rng``
+    makes it, for every function of tinynet that takes a seed or a generator:
 
-    A Generator passed in is returned as is (shared, so draws advance it).
+    * ``None``: fresh entropy from the operating system;
+    * a non-negative integer (Python's or NumPy's): a seeded Generator;
+    * a ``Generator``: returned as is (shared, so draws advance it);
+    * a ``BitGenerator`` (shared) or a ``SeedSequence``: a Generator over it.
+
+    Anything else, a bool (a likely slip), a float or a negative integer
+    included, is refused with an error naming ``who`` (a negative integer
+    was NumPy's bare "expected non-negative integer").
     """
     if isinstance(seed, np.random.Generator):
         return seed
-    if seed is None or (isinstance(seed, (int, np.integer)) and not isinstance(seed, bool)):
+    if isinstance(seed, (np.random.BitGenerator, np.random.SeedSequence)):
         return np.random.default_rng(seed)
-    raise TypeError(f"expected seed as None, an int or a numpy.random.Generator, "
-                    f"received {type(seed).__name__}")
+    if isinstance(seed, bool) or not (seed is None or isinstance(seed, (int, np.integer))):
+        raise TypeError(f"{who} expected seed as None or a non-negative integer, or a "
+                        f"numpy.random Generator, BitGenerator or SeedSequence, received "
+                        f"{seed!r} of type {type(seed).__name__}"[:300])
+    return np.random.default_rng(check_seed(seed, who))
 
 
 def n_batches(n_samples: int, batch_size: int, drop_last: bool = False) -> int:
@@ -52,7 +63,8 @@ def batch_indices(n_samples: int, batch_size: int, shuffle: bool = True, seed=No
         ``drop_last``).
     shuffle : bool, default True
         Draw a random permutation; otherwise batches are consecutive slices.
-    seed : None, int or numpy.random.Generator
+    seed : None, int, or a numpy.random Generator, BitGenerator or SeedSequence
+        See :func:`tinynet.data.as_generator`.
     drop_last : bool, default False
         Leave out the last batch when it is smaller than ``batch_size``.
 
@@ -72,7 +84,7 @@ def batch_indices(n_samples: int, batch_size: int, shuffle: bool = True, seed=No
     if not shuffle:
         return [slice(i * batch_size, min((i + 1) * batch_size, n_samples))
                 for i in range(count)]
-    order = as_generator(seed).permutation(n_samples)
+    order = as_generator(seed, "batch_indices").permutation(n_samples)
     return [order[i * batch_size:(i + 1) * batch_size] for i in range(count)]
 
 
@@ -110,7 +122,8 @@ class Batches:
     batch_size : int, default 32
     shuffle : bool, default True
         New permutation at every iteration (epoch).
-    seed : None, int or numpy.random.Generator
+    seed : None, int, or a numpy.random Generator, BitGenerator or SeedSequence
+        See :func:`tinynet.data.as_generator`.
         Source of the permutations: the same seed gives the same sequence
         of epochs.
     drop_last : bool, default False
@@ -144,7 +157,7 @@ class Batches:
         self.arrays = arrays
         self.shuffle = check_bool(shuffle, "Batches", "shuffle")
         self.drop_last = check_bool(drop_last, "Batches", "drop_last")
-        self.rng = as_generator(seed)
+        self.rng = as_generator(seed, "Batches")
 
     def __len__(self) -> int:
         return n_batches(self.n_samples, self.batch_size, self.drop_last)

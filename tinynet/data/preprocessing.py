@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import check_bool, check_finite, check_labels, check_positive_int
+from ..layers._checks import check_real
 from .batches import as_generator
 
 __all__ = ["MinMaxScaler", "Standardizer", "one_hot", "train_val_split"]
@@ -63,7 +64,8 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
     shuffle : bool, default True
         Pick validation samples at random; ``False`` takes the last ones
         (for data already in a meaningful order, e.g. time).
-    seed : None, int or numpy.random.Generator
+    seed : None, int, or a numpy.random Generator, BitGenerator or SeedSequence
+        See :func:`tinynet.data.as_generator`.
 
     Returns
     -------
@@ -84,9 +86,9 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
                              f"({n_samples},), received {y.shape}")
         if not shuffle:
             raise ValueError("train_val_split: stratify=True needs shuffle=True")
-        val = _stratified_val_indices(y, n_val, as_generator(seed))
+        val = _stratified_val_indices(y, n_val, as_generator(seed, "train_val_split"))
     elif shuffle:
-        val = as_generator(seed).permutation(n_samples)[:n_val]
+        val = as_generator(seed, "train_val_split").permutation(n_samples)[:n_val]
     else:
         val = np.arange(n_samples - n_val, n_samples)
     is_val = np.zeros(n_samples, dtype=bool)
@@ -258,10 +260,15 @@ class MinMaxScaler(_Scaler):
     """
 
     def __init__(self, feature_range=(0.0, 1.0), axis=0):
-        low, high = (float(v) for v in feature_range)
-        if not (np.isfinite(low) and np.isfinite(high) and low < high):
-            raise ValueError(f"MinMaxScaler expected feature_range (low, high) of finite "
-                             f"numbers with low < high, received {feature_range!r}")
+        if not isinstance(feature_range, (tuple, list, np.ndarray)) or len(feature_range) != 2:
+            raise TypeError(f"MinMaxScaler expected feature_range as a pair (low, high), "
+                            f"received {feature_range!r}")
+        low, high = (check_real(v, "MinMaxScaler", "feature_range's bounds", low=-np.inf,
+                                high=np.inf, low_open=True, high_open=True)
+                     for v in feature_range)
+        if not low < high:
+            raise ValueError(f"MinMaxScaler expected feature_range (low, high) with "
+                             f"low < high, received {feature_range!r}")
         super().__init__(axis=axis)
         self.feature_range = (low, high)
 

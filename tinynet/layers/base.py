@@ -116,8 +116,11 @@ class Layer:
     Parameters
     ----------
     name : str, optional
-        Unique within a model; defaults to the snake-case class name and a
-        counter (``dense_3``).
+        Unique within a model; defaults to the class's automatic base name and
+        a counter (``dense_3``). The base name is the snake-case class name
+        (``LayerNorm``: ``layer_norm``) unless the class gives its own with the
+        ``auto_name`` class keyword (``class MMoE(Layer, auto_name="mmoe")``,
+        whose snake case would read ``m_mo_e``); subclasses do not inherit it.
     trainable : bool, default True
     dtype : "float32", "float64" or None
         dtype of the parameters and of the computation. ``None`` (default)
@@ -136,14 +139,21 @@ class Layer:
     the layer inside that call.
     """
 
-    def __init_subclass__(cls, **kwargs):
+    _auto_name = "layer"
+
+    def __init_subclass__(cls, auto_name: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
+        if auto_name is not None and not (isinstance(auto_name, str)
+                                          and auto_name.isidentifier()):
+            raise TypeError(f"{cls.__name__} expected auto_name as an identifier such as "
+                            f"'mmoe', received {auto_name!r}")
+        cls._auto_name = auto_name or _snake(cls.__name__)
         if not cls.__name__.startswith("_"):  # private bases are not layers to save
             _register(cls)
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None,
                  input_dim: int | None = None, input_shape=None, seed: int | None = None):
-        name = unique_name(_snake(type(self).__name__), name)
+        name = unique_name(self._auto_name, name)
         if not isinstance(name, str) or not name:
             raise TypeError(f"{type(self).__name__} expected name as a non-empty string, "
                             f"received {name!r}")

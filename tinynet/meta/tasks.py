@@ -12,20 +12,11 @@ import math
 
 import numpy as np
 
-from ..checks import (as_float_array, check_finite, check_positive_int, check_seed,
-                      is_real_dtype)
+from ..checks import as_float_array, check_finite, check_positive_int, is_real_dtype
+from ..data.batches import as_generator
 from ..layers._checks import check_real
 
 __all__ = ["TaskBatch", "SinusoidTasks", "EpisodeSampler", "split_classes"]
-
-
-def generator(rng, who: str) -> np.random.Generator:
-    """A NumPy Generator from ``rng``: a Generator (used as is), None (fresh
-    entropy) or a seed, checked by :func:`~tinynet.checks.check_seed` (a
-    negative seed was numpy's bare "expected non-negative integer")."""
-    if isinstance(rng, (np.random.Generator, np.random.BitGenerator, np.random.SeedSequence)):
-        return np.random.default_rng(rng)
-    return np.random.default_rng(check_seed(rng, who))
 
 
 def check_targets(y, who: str, what: str) -> np.ndarray:
@@ -120,7 +111,7 @@ class TaskBatch:
     def sample(self, n_tasks, rng=None) -> "TaskBatch":
         """``n_tasks`` tasks drawn from this fixed pool (without replacement
         when there are enough), so a TaskBatch can stand in for a sampler."""
-        rng = generator(rng, "TaskBatch.sample")
+        rng = as_generator(rng, "TaskBatch.sample")
         n_tasks = check_positive_int(n_tasks, "TaskBatch.sample", "n_tasks")
         return self[rng.choice(len(self), n_tasks, replace=n_tasks > len(self))]
 
@@ -157,8 +148,9 @@ class SinusoidTasks:
     k_query : int, optional
         Query points per task (default K, as in Finn et al.'s training).
     amplitude, phase, x_range : (low, high), finite, low <= high
-    seed : int, optional
-        Seeds the sampler's own generator (used when ``sample`` gets no rng).
+    seed : None, int, or a numpy.random Generator, BitGenerator or SeedSequence
+        Seeds the sampler's own generator (used when ``sample`` gets no rng;
+        see :func:`tinynet.data.as_generator`).
     dtype : default float32
     """
 
@@ -171,12 +163,12 @@ class SinusoidTasks:
             ("amplitude", amplitude), ("phase", phase), ("x_range", x_range)))
         self.amplitude, self.phase, self.x_range = amplitude, phase, x_range
         self.dtype = np.dtype(dtype)
-        self.rng = generator(seed, "SinusoidTasks")
+        self.rng = as_generator(seed, "SinusoidTasks")
 
     def sample(self, n_tasks: int, rng=None) -> TaskBatch:
         """``n_tasks`` new tasks; x of shape (tasks, K, 1), y (tasks, K, 1)."""
         n_tasks = check_positive_int(n_tasks, "SinusoidTasks.sample", "n_tasks")
-        rng = self.rng if rng is None else generator(rng, "SinusoidTasks.sample")
+        rng = self.rng if rng is None else as_generator(rng, "SinusoidTasks.sample")
         amp = rng.uniform(*self.amplitude, size=(n_tasks, 1, 1))
         phase = rng.uniform(*self.phase, size=(n_tasks, 1, 1))
         xs = rng.uniform(*self.x_range, size=(n_tasks, self.k_shot, 1))
@@ -204,7 +196,7 @@ def split_classes(y, n_test_classes: int, seed=None):
     if n_test_classes >= len(classes):
         raise ValueError(f"split_classes expected n_test_classes < {len(classes)} (the "
                          f"number of classes), received {n_test_classes}")
-    test = generator(seed, "split_classes").choice(classes, n_test_classes, replace=False)
+    test = as_generator(seed, "split_classes").choice(classes, n_test_classes, replace=False)
     return np.setdiff1d(classes, test), np.sort(test)
 
 
@@ -224,7 +216,8 @@ class EpisodeSampler:
     classes : sequence of int, optional
         The classes episodes may use (default: all in ``y``). Give disjoint
         sets (see :func:`split_classes`) to the meta-train and meta-test samplers.
-    seed : int, optional
+    seed : None, int, or a numpy.random Generator, BitGenerator or SeedSequence
+        As :class:`SinusoidTasks`'.
     """
 
     def __init__(self, x, y, n_way: int = 5, k_shot: int = 1, n_query: int = 15,
@@ -250,13 +243,13 @@ class EpisodeSampler:
             if len(members) < need:
                 raise ValueError(f"EpisodeSampler expected at least k_shot + n_query = {need} "
                                  f"examples of class {c}, received {len(members)}")
-        self.rng = generator(seed, "EpisodeSampler")
+        self.rng = as_generator(seed, "EpisodeSampler")
 
     def sample(self, n_tasks: int, rng=None) -> TaskBatch:
         """Episodes: support x (tasks, n_way*k_shot, features), labels
         (tasks, n_way*k_shot); query (tasks, n_way*n_query, ...)."""
         n_tasks = check_positive_int(n_tasks, "EpisodeSampler.sample", "n_tasks")
-        rng = self.rng if rng is None else generator(rng, "EpisodeSampler.sample")
+        rng = self.rng if rng is None else as_generator(rng, "EpisodeSampler.sample")
         k, q = self.k_shot, self.n_query
         picked = np.argsort(rng.random((n_tasks, len(self.classes))), axis=1)[:, :self.n_way]
         index = np.empty((n_tasks, self.n_way, k + q), dtype=np.int64)

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers._checks import check_real
 from ..param import check_param_budget
 from .merge import MultiInputLayer
 
@@ -58,10 +59,8 @@ class CrossStitch(MultiInputLayer):
     """
 
     def __init__(self, self_weight: float = 0.9, per_unit: bool = False, **kwargs):
-        if not 0.0 < float(self_weight) <= 1.0:
-            raise ValueError(f"CrossStitch expected self_weight in (0, 1], "
-                             f"received {self_weight!r}")
-        self.self_weight = float(self_weight)
+        self.self_weight = check_real(self_weight, "CrossStitch", "self_weight", low=0.0,
+                                      high=1.0, low_open=True)
         self.per_unit = bool(per_unit)
         self.alpha_rows = []
         self._xs = None

@@ -50,7 +50,7 @@ def _softmax(z):
     return e / e.sum(axis=1, keepdims=True)
 
 
-class MMoE(Layer):
+class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
     """Shared experts and one softmax gate per task; one output per task.
 
     Parameters

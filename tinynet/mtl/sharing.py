@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..layers._checks import check_real
 from .cross_stitch import CrossStitch
 from .graph import Input, Model, _index
 from .mmoe import MMoE
@@ -111,10 +112,7 @@ class SoftSharing(Model):
     def __init__(self, input_shape, towers, penalty: float = 1e-3, couple: int | None = None,
                  dtype=None, name=None):
         towers = _towers(towers, "SoftSharing")
-        if not 0 <= float(penalty) < np.inf:
-            raise ValueError(f"SoftSharing expected a finite non-negative penalty, "
-                             f"received {penalty}")
-        self.penalty = float(penalty)
+        self.penalty = check_real(penalty, "SoftSharing", "penalty", low=0.0, high_open=True)
         depth = {len(layers) for layers in towers.values()}
         if len(depth) != 1:
             raise ValueError(f"SoftSharing expected towers of one depth, received depths "

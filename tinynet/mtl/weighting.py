@@ -71,6 +71,7 @@ import inspect
 import numpy as np
 
 from ..checks import check_finite, check_seed, is_real_dtype, lookup
+from ..layers._checks import check_real
 from ..param import Param
 from .min_norm import min_norm_weights
 
@@ -307,10 +308,8 @@ class Uncertainty(Weighting):
     name = "uncertainty"
 
     def __init__(self, init: float = 0.0):
-        if not np.isfinite(float(init)):
-            raise ValueError(f"Uncertainty expected a finite initial log-variance, "
-                             f"received {init}")
-        self.init = float(init)
+        self.init = check_real(init, "Uncertainty", "init (the initial log-variance)",
+                               low=-np.inf, high=np.inf, low_open=True, high_open=True)
 
     def bind(self, task_names, dtype=np.float64):
         super().bind(task_names, dtype)
@@ -356,16 +355,15 @@ class DWA(Weighting):
 
     Parameters
     ----------
-    temperature : float, default 2.0
+    temperature : float > 0, default 2.0
     """
 
     name = "dwa"
     _growing_state = ("history",)
 
     def __init__(self, temperature: float = 2.0):
-        if not temperature > 0:
-            raise ValueError(f"DWA expected a positive temperature, received {temperature}")
-        self.temperature = float(temperature)
+        self.temperature = check_real(temperature, "DWA", "temperature", low=0.0,
+                                      low_open=True)
 
     def bind(self, task_names, dtype=np.float64):
         super().bind(task_names, dtype)
@@ -433,10 +431,7 @@ class GradNorm(Weighting):
     _nan_state = ("initial_losses",)
 
     def __init__(self, alpha: float = 1.5):
-        if not 0 <= float(alpha) < np.inf:
-            raise ValueError(f"GradNorm expected alpha as a finite number >= 0, "
-                             f"received {alpha}")
-        self.alpha = float(alpha)
+        self.alpha = check_real(alpha, "GradNorm", "alpha", low=0.0, high_open=True)
 
     def bind(self, task_names, dtype=np.float64):
         super().bind(task_names, dtype)

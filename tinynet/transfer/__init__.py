@@ -24,7 +24,7 @@ from .features import extract_features, preserved_caches
 from .finetune import (FineTuneHistory, GradualUnfreezing, discriminative_lrs,
                        discriminative_param_groups, fine_tune)
 from .freezing import freeze, frozen_layers, set_trainable, trainable_layers, unfreeze
-from .l2sp import L2SP
+from .l2sp import L2SP, L2SPLogger
 from .selection import layer_groups, layer_index, select_layers
 from .surgery import copy_weights, replace_head
 
@@ -32,5 +32,5 @@ __all__ = [
     "freeze", "unfreeze", "set_trainable", "frozen_layers", "trainable_layers",
     "replace_head", "copy_weights", "extract_features", "preserved_caches",
     "discriminative_lrs", "discriminative_param_groups", "GradualUnfreezing", "fine_tune",
-    "FineTuneHistory", "L2SP", "layer_groups", "layer_index", "select_layers",
+    "FineTuneHistory", "L2SP", "L2SPLogger", "layer_groups", "layer_index", "select_layers",
 ]

@@ -29,7 +29,7 @@ from ..checks import check_bool, check_positive_int, check_seed
 from ..layers._checks import check_real
 from ..layers.base import Layer, walk_layers
 from ..layers.normalization import BatchNorm
-from .freezing import restore_trainable, snapshot_trainable
+from .freezing import restore_trainable, snapshot_trainable, trainable_layers
 from .l2sp import L2SP
 from .selection import (check_every_layer_grouped, layer_groups, layer_index, model_layers,
                         select_layers)
@@ -39,11 +39,8 @@ __all__ = ["discriminative_param_groups", "discriminative_lrs", "GradualUnfreezi
 
 
 def _check_lr(value, who: str, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)):
-        raise TypeError(f"{who} expected {what} as a positive number, received {value!r}")
-    if not np.isfinite(value) or value <= 0:
-        raise ValueError(f"{who} expected {what} as a positive number, received {value}")
-    return float(value)
+    """A finite positive real number (a rate, a factor), NumPy's included."""
+    return check_real(value, who, what, low=0.0, low_open=True, high_open=True)
 
 
 def discriminative_lrs(n_groups: int, base_lr: float, factor: float = 2.6) -> list[float]:
@@ -119,7 +116,9 @@ class GradualUnfreezing(Callback):
     ----------
     schedule : list of (int, list of str)
         For each epoch begun, the epoch and the names of the trainable
-        layers with parameters: what happened, for inspection and plots.
+        layers with parameters (:func:`tinynet.transfer.trainable_layers`:
+        ``"base/fc2"`` inside a partly frozen nested base): what happened,
+        for inspection and plots.
 
     Notes
     -----
@@ -168,8 +167,7 @@ class GradualUnfreezing(Callback):
                 layers[i].trainable = g >= len(index_groups) - k and i not in keep
         for layer in keep_layers:  # after: unfreezing a nested model unfreezes them too
             layer.trainable = False
-        self.schedule.append((int(epoch), [layer.name for layer in layers
-                                           if layer.parameters() and layer.trainable]))
+        self.schedule.append((int(epoch), trainable_layers(model)))
 
     def on_train_begin(self, logs=None):
         self.schedule = []
@@ -262,6 +260,9 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     l2sp_beta : float, default 0
         Strength ``beta`` of L2-SP's second term, plain L2 (weight decay
         toward 0) on the head's parameters during phase 2; 0 turns it off.
+        With either on, phase 2 logs the penalty as ``"l2sp_penalty"``
+        (its ``"loss"`` is the compiled loss alone; see
+        :mod:`tinynet.transfer.l2sp`).
     batch_size, validation_data, callbacks, verbose, seed, **fit_kwargs
         Passed to ``model.fit`` in both phases.
 
@@ -359,11 +360,13 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
             layer.trainable = False
         model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
                       metrics=metrics)
-        if l2sp or l2sp_beta:
-            L2SP([p for layer in layers[:first_head] for p in layer.parameters()], l2sp,
-                 [p for layer in layers[first_head:] for p in layer.parameters()],
-                 l2sp_beta).attach(model.optimizer)
         phase2_callbacks = list(user_callbacks)
+        if l2sp or l2sp_beta:
+            penalty = L2SP([p for layer in layers[:first_head] for p in layer.parameters()],
+                           l2sp, [p for layer in layers[first_head:] for p in layer.parameters()],
+                           l2sp_beta)
+            penalty.attach(model.optimizer)
+            phase2_callbacks.insert(0, penalty.logger())  # before a History given by the user
         if unfreezing is not None:
             phase2_callbacks.insert(0, unfreezing)
         history_fine = (model.fit(x, y, epochs=int(epochs), callbacks=phase2_callbacks,

@@ -99,16 +99,47 @@ def unfreeze(model, layers=None, *, start=None, upto=None) -> list[str]:
     return set_trainable(model, True, layers, start=start, upto=upto)
 
 
+def _split_by_trainable(model) -> dict[bool, list[str]]:
+    """The layers with parameters, bottom to top, under ``True`` (trainable)
+    or ``False`` (frozen); see :func:`frozen_layers`."""
+    split: dict[bool, list[str]] = {True: [], False: []}
+
+    def visit(layer, path: str) -> None:
+        flags = {sub.trainable for sub in walk_layers(layer) if sub.parameters()}
+        if len(flags) == 1:
+            split[layer.trainable].append(path)
+        else:  # a nested model partly frozen: say which of its layers are
+            for child in layer.sublayers():
+                if child.parameters():
+                    visit(child, f"{path}/{child.name}")
+
+    for layer in model_layers(model):
+        if layer.parameters():
+            visit(layer, layer.name)
+    return split
+
+
 def frozen_layers(model) -> list[str]:
-    """Names of the layers with parameters that are frozen."""
-    return [layer.name for layer in model_layers(model)
-            if layer.parameters() and not layer.trainable]
+    """Names of the layers with parameters that are frozen, bottom to top.
+
+    A layer of ``model.layers`` frozen throughout (itself and every layer
+    with parameters inside it) is named as :func:`freeze` names it
+    (``"fc1"``, or ``"base"`` for a whole nested base). A nested model only
+    partly frozen is looked into, and its frozen layers are named by their
+    path from the top-level layer, names joined by ``/``: ``"base/fc1"``
+    for ``fc1`` frozen inside ``Sequential([base, head])``'s ``base``.
+    Together with :func:`trainable_layers` this names every layer with
+    parameters once (``["base/fc1"]`` frozen, ``["base/fc2", "head"]``
+    training).
+    """
+    return _split_by_trainable(model)[False]
 
 
 def trainable_layers(model) -> list[str]:
-    """Names of the layers with parameters that train."""
-    return [layer.name for layer in model_layers(model)
-            if layer.parameters() and layer.trainable]
+    """Names of the layers with parameters that train, bottom to top: a
+    top-level layer by its name, the training layers of a partly frozen
+    nested model by their path (``"base/fc2"``); see :func:`frozen_layers`."""
+    return _split_by_trainable(model)[True]
 
 
 def snapshot_trainable(model):
