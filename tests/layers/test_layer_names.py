@@ -31,15 +31,15 @@ def _base(name):
 
 
 def test_automatic_base_names_of_the_layer_classes():
-    # The snake-case rule names every class; MMoE alone gives its own
-    # (auto_name="mmoe"), where the rule would read m_mo_e.
+    # The snake-case rule names every class; MMoE and MMoENet alone give their
+    # own (auto_name="mmoe", "mmoe_net"), where the rule would read m_mo_e(_net).
     made = {
         "dense": Dense(2), "re_lu": ReLU(), "leaky_re_lu": tn.layers.LeakyReLU(),
         "layer_norm": tn.layers.LayerNorm(), "batch_norm": tn.layers.BatchNorm(),
         "conv2d": tn.layers.Conv2D(2, 3), "max_pool2d": tn.layers.MaxPool2D(2),
         "cross_stitch": tn.mtl.CrossStitch(), "mmoe": tn.mtl.MMoE(2, 2, 2),
         "sequential": tn.Sequential([Dense(1)]),
-        "m_mo_e_net": tn.mtl.MMoENet((2,), n_experts=2, expert_units=2,
+        "mmoe_net": tn.mtl.MMoENet((2,), n_experts=2, expert_units=2,
                                      towers={"a": [Dense(1)], "b": [Dense(1)]}),
     }
     assert {base: _base(layer.name) for base, layer in made.items()} == \

@@ -235,7 +235,7 @@ class CrossStitchNet(Model):
         self.stitches = _layers_at(self, stitches, "stitches", CrossStitch)
 
 
-class MMoENet(Model):
+class MMoENet(Model, auto_name="mmoe_net"):  # not m_mo_e_net
     """MMoE: shared experts, one gate per task, then one tower per task (Ma et al. 2018).
 
     Parameters
