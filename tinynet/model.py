@@ -372,6 +372,8 @@ class Sequential(Layer):
             model is built).
         loss : str, Loss or dict
             ``"cross_entropy"``, ``"mse"``, ``tn.losses.Huber(0.5)``...
+            Its ``reduction`` must be ``"mean"`` or ``"sum"``: a model
+            trains on one number, so ``"none"`` is refused.
             On a last layer that ends in a softmax (sigmoid), a logit
             ``CrossEntropy`` (``BinaryCrossEntropy``) is replaced by its twin
             that takes probabilities (:func:`tinynet.output_losses.for_output`).
@@ -387,6 +389,7 @@ class Sequential(Layer):
             raise ValueError(f"{self._who}.compile expected a loss, e.g. "
                              f"loss='cross_entropy' or loss='mse'")
         loss = losses_mod.get(loss)
+        losses_mod.check_trainable(loss, f"{self._who}.compile")
         if metrics is not None and (isinstance(metrics, (str, dict))
                                     or not hasattr(metrics, "__iter__")):
             metrics = [metrics]
@@ -614,15 +617,18 @@ class Sequential(Layer):
         return self.history
 
     def _evaluate_arrays(self, x, y, batch_size: int, sample_weight=None) -> dict:
-        """Means over all samples; with ``sample_weight`` the loss is the
-        weighted mean over all of them (each batch's weighted mean, weighted
-        by the batch's total weight), the metrics stay plain means."""
+        """Means over all samples; with ``sample_weight`` (or class weights in
+        the loss) the loss is the weighted mean over all of them (each
+        batch's weighted mean, weighted by the batch's total weight:
+        ``loss.weight_total``), the metrics stay plain means. A ``"sum"``
+        loss gives the batch sums' mean weighted by batch size, as Keras."""
         means, loss = RunningMeans(), RunningMeans()
         for idx in batch_indices(len(x), batch_size):
             pred = self.forward(x[idx], training=False)
             w = None if sample_weight is None else sample_weight[idx]
-            loss.add({"loss": self.loss.forward(pred, y[idx], sample_weight=w)},
-                     len(idx) if w is None else float(w.sum()))
+            value = self.loss.forward(pred, y[idx], sample_weight=w)
+            loss.add({"loss": value},
+                     len(idx) if self.loss.reduction == "sum" else self.loss.weight_total)
             means.add({metric.name: metric(pred, y[idx]) for metric in self.metrics}, len(idx))
         # every weight 0: no weighted mean; the loss of nothing is 0, as the losses say
         return {"loss": loss.means().get("loss", 0.0), **means.means()}
