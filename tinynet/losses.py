@@ -458,9 +458,9 @@ class CrossEntropy(Loss):
     ``reduction="mean"`` divides :math:`\sum_i \ell_i` by PyTorch's
     denominator, which depends on the kind of target:
 
-    * labels :math:`y_i`: :math:`D = \sum_i c_{y_i}` (the weighted mean
-      :math:`\sum_i c_{y_i} \ell^0_i / \sum_i c_{y_i}` without smoothing; with
-      smoothing PyTorch keeps this :math:`D`, and so does tinynet);
+    * labels :math:`y_i`: :math:`D = \sum_i c_{y_i}` (without smoothing the
+      weighted mean :math:`\sum_i c_{y_i} (-\log p_{i y_i}) / \sum_i c_{y_i}`;
+      with smoothing PyTorch keeps this :math:`D`, and so does tinynet);
     * probabilities: :math:`D = B`, the batch size, *whatever the class
       weights* (PyTorch's rule: one-hot targets and the same labels give
       different means once there are class weights; pass labels for the
