@@ -16,6 +16,7 @@ __all__ = [
     "as_array",
     "as_float_array",
     "as_float_targets",
+    "as_class_weight",
     "as_mask",
     "as_sample_weight",
     "check_bool",
@@ -130,11 +131,43 @@ def as_sample_weight(weight, n_samples: int, who: str, what: str = "sample_weigh
     """Per-sample weights as float64 of shape ``(n_samples,)``: real numbers
     (or booleans), finite and non-negative; what the losses and ``fit`` take."""
     arr = as_array(weight, who, what)
-    if arr.dtype != bool and not is_real_dtype(arr.dtype):
-        raise TypeError(f"{who} expected {what} as a numeric array, received dtype {arr.dtype}")
+    _check_weight_dtype(arr, who, what)
     if arr.shape != (n_samples,):
         raise ValueError(f"{who} expected {what} of shape ({n_samples},) (one per sample), "
                          f"received {arr.shape}")
+    return _nonnegative_float64(arr, who, what)
+
+
+def as_class_weight(weight, who: str, what: str = "weight", scalar: bool = False,
+                    all_zero: bool = False) -> np.ndarray:
+    """Per-class weights as float64 of shape ``(n_classes,)``: a 1-D sequence of
+    real numbers, finite and non-negative (and, unless ``all_zero``, not all
+    zero: a weighted mean over nothing). ``scalar=True`` also accepts one
+    number, returned as shape ``(1,)``. The length is the caller's to check
+    against the predictions (the classes are known only when they arrive)."""
+    if weight is None or isinstance(weight, (str, bytes, dict)):
+        raise TypeError(f"{who} expected {what} as a sequence of numbers (one per class), "
+                        f"received {type(weight).__name__}")
+    arr = as_array(weight, who, what)
+    _check_weight_dtype(arr, who, what)
+    if scalar and arr.ndim == 0:
+        arr = arr.reshape(1)
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{who} expected {what} as a non-empty 1-D sequence (one weight "
+                         f"per class), received shape {arr.shape}")
+    arr = _nonnegative_float64(arr, who, what)
+    if not all_zero and not arr.any():
+        raise ValueError(f"{who} expected {what} with at least one positive value, "
+                         f"received all zeros")
+    return arr
+
+
+def _check_weight_dtype(arr: np.ndarray, who: str, what: str) -> None:
+    if arr.dtype != bool and not is_real_dtype(arr.dtype):
+        raise TypeError(f"{who} expected {what} as a numeric array, received dtype {arr.dtype}")
+
+
+def _nonnegative_float64(arr: np.ndarray, who: str, what: str) -> np.ndarray:
     arr = arr.astype(np.float64)
     check_finite(arr, who, what)
     if arr.size and arr.min() < 0:

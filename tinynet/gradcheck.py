@@ -52,6 +52,9 @@ check uses :math:`L = \sum_k (y_k - y^0_k)\, r_k` with a fixed random
 :math:`\partial L/\partial y = r`, every output entry takes part with a
 different weight (a plain sum would hide, say, a transposed gradient), and
 :math:`L` is a sum of small differences, so its rounding error stays small.
+A loss with ``reduction="none"`` gives one value :math:`\ell_i` per sample;
+the check then uses :math:`L = \sum_i \ell_i r_i` likewise, and its
+backward gets :math:`r` as the upstream gradient (``loss.backward(r)``).
 
 The result compares, for each input and each trainable parameter, the
 analytic gradient :math:`a` and the numerical one :math:`n` by the worst
@@ -359,7 +362,7 @@ class _Problem:
         self.seed = seed
         # a stream of its own, so r never equals data the user drew with the same seed
         self.rng = np.random.default_rng([seed, 0x6772])
-        self.directions = self.baseline = None
+        self.directions = self.baseline = self.loss_directions = None
         if not self.is_loss and self.loss is None:
             self.baseline = _map(self._forward(), np.copy)
             self.directions = _map(self.baseline, lambda o: self.rng.standard_normal(
@@ -370,12 +373,25 @@ class _Problem:
             self.work.set_rng(np.random.default_rng(self.seed))
         return self.work.forward(self.inputs, training=self.training)
 
+    def _scalar(self, loss_value) -> float:
+        """The loss as a number: with ``reduction="none"`` (one value per
+        sample), their sum weighted by fixed random ``r`` (module docstring)."""
+        if np.ndim(loss_value) == 0:
+            return float(loss_value)
+        if self.loss_directions is None:
+            self.loss_directions = self.rng.standard_normal(np.shape(loss_value))
+        return float(np.dot(loss_value, self.loss_directions))
+
+    def _loss_backward(self, loss):
+        return loss.backward() if self.loss_directions is None else \
+            loss.backward(self.loss_directions)
+
     def value(self) -> float:
         if self.is_loss:
-            return float(self.work.forward(self.inputs, self.targets))
+            return self._scalar(self.work.forward(self.inputs, self.targets))
         out = self._forward()
         if self.loss is not None:
-            return float(self.loss.forward(out, self.targets))
+            return self._scalar(self.loss.forward(out, self.targets))
         # sum((y - y0) * r) has the gradient of sum(y * r), but sums small
         # differences, so its rounding error does not grow with |sum(y * r)|
         triples = zip(_leaves(out, ""), _leaves(self.baseline, ""), _leaves(self.directions, ""))
@@ -385,15 +401,15 @@ class _Problem:
         """``(dL/dinputs, params)`` from one forward and one backward pass, with
         the parameters' gradients zeroed first (read them from ``params``)."""
         if self.is_loss:
-            self.work.forward(self.inputs, self.targets)
-            return self.work.backward(), []
+            self._scalar(self.work.forward(self.inputs, self.targets))
+            return self._loss_backward(self.work), []
         out = self._forward()
         params = list(self.work.parameters())  # a lazily built layer has them only now
         for p in params:
             p.zero_grad()
         if self.loss is not None:
-            self.loss.forward(out, self.targets)
-            dout = self.loss.backward()
+            self._scalar(self.loss.forward(out, self.targets))
+            dout = self._loss_backward(self.loss)
         else:
             dout = self.directions
         return self.work.backward(dout), params

@@ -27,7 +27,43 @@ sample :math:`i` (averaged over its elements), the value is the weighted mean
 so a mask averages over the masked-in samples only (what a multi-task model
 needs for missing labels). Targets of masked-out samples are never read:
 they may hold NaN or a placeholder label such as ``-1``. When every weight
-is zero the loss is 0 and the gradient is zero.
+is zero the loss is 0 and the gradient is zero (PyTorch's 0/0 gives NaN).
+
+:class:`CrossEntropy` also takes per-class weights ``weight=`` (PyTorch's);
+with integer labels each sample's weight in *both* sums is then
+:math:`w_i\,c_{y_i}` (see the class).
+
+Reductions
+----------
+Every loss takes ``reduction="mean"`` (the default, above), ``"sum"`` or
+``"none"``, as PyTorch's. Write :math:`s_i` for the loss of sample :math:`i`
+*summed* over its :math:`n` elements (:math:`n = 1` for cross-entropy, which
+has one loss per sample, and for a one-output regression) and :math:`w_i`
+for its weight (1 without weights):
+
+``"mean"``
+    ``forward`` returns :math:`L = \sum_i w_i s_i / (n \sum_i w_i)` and
+    ``backward(dloss=1)`` returns
+    :math:`\text{dloss}\cdot w_i\,\partial s_i/\partial \hat y_i / (n \sum_k w_k)`.
+``"sum"``
+    ``forward`` returns :math:`L = \sum_i w_i s_i` and ``backward(dloss=1)``
+    returns :math:`\text{dloss}\cdot w_i\,\partial s_i/\partial \hat y_i`.
+``"none"``
+    ``forward`` returns the vector :math:`(w_i s_i)_i` of shape ``(batch,)``
+    in ``pred``'s dtype, and ``backward(dloss)`` returns
+    :math:`\text{dloss}_i\, w_i\,\partial s_i/\partial \hat y_i` (the gradient
+    of :math:`\sum_i \text{dloss}_i\, w_i s_i`).
+
+``"sum"`` is PyTorch's sum over every element, and ``"none"``'s vector sums
+to it. PyTorch's ``'none'`` keeps the element-wise losses of MSE, MAE, Huber
+and BCE unreduced, and Keras' ``None`` averages them over the last axis;
+tinynet's sums each sample's elements (one value per sample, as the
+cross-entropies give), which equals both for one output per sample.
+``backward`` takes the upstream gradient ``dloss``: a number for
+``"mean"``/``"sum"`` (default 1), and, required, an array of shape
+``(batch,)`` for ``"none"`` (PyTorch likewise refuses ``backward()`` on a
+non-scalar). A model trains on a scalar, so ``compile`` refuses
+``"none"`` (:func:`check_trainable`); call such a loss directly.
 
 Registry
 --------
@@ -40,12 +76,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import (as_array, as_float_array, as_float_targets, as_sample_weight,
-                     check_finite, check_labels, did_you_mean, lookup)
+from .checks import (as_array, as_class_weight, as_float_array, as_float_targets,
+                     as_sample_weight, check_finite, check_labels, did_you_mean,
+                     is_real_dtype, lookup)
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
-    "LOSSES", "LOSS_CLASSES", "get", "loss_to_dict", "loss_from_dict",
+    "LOSSES", "LOSS_CLASSES", "REDUCTIONS", "get", "loss_to_dict", "loss_from_dict",
+    "check_reduction", "check_trainable",
     "log_softmax", "softmax", "sigmoid",
 ]
 
@@ -82,8 +120,33 @@ def _softplus(z: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- base
+#: The reductions every loss takes (module docstring).
+REDUCTIONS = ("mean", "sum", "none")
+
+
+def check_reduction(reduction, who: str) -> str:
+    """Return ``reduction`` if it is one of :data:`REDUCTIONS`, else raise."""
+    if not isinstance(reduction, str):
+        raise TypeError(f"{who} expected reduction as one of {', '.join(map(repr, REDUCTIONS))}, "
+                        f"received {reduction!r} of type {type(reduction).__name__}")
+    if reduction not in REDUCTIONS:
+        raise ValueError(f"{who} expected reduction as one of "
+                         f"{', '.join(map(repr, REDUCTIONS))}, received {reduction!r}"
+                         f"{did_you_mean(reduction, REDUCTIONS)}")
+    return reduction
+
+
+def check_trainable(loss, who: str) -> None:
+    """Refuse a loss that a model cannot train on: ``reduction="none"`` gives
+    one value per sample, and training needs one number to minimise."""
+    if getattr(loss, "reduction", "mean") == "none":
+        raise ValueError(f"{who} cannot train on {loss!r}: reduction='none' gives one loss "
+                         f"per sample, not a number to minimise; use reduction='mean' (or "
+                         f"'sum') in a model, and 'none' in direct calls of the loss")
+
+
 class Loss:
-    """Base class: checks inputs, applies sample weights, caches for backward.
+    """Base class: checks inputs, applies sample weights, reduces, caches for backward.
 
     A subclass implements two pure functions of ``(pred, target)``:
 
@@ -95,26 +158,38 @@ class Loss:
         shape of ``pred``, as a new array (the base class scales it in place).
 
     and ``_check_target(pred, target)`` returning the target in the form
-    the maths expects. The base class reduces to the (weighted) mean and
-    scales the gradient to match.
+    the maths expects (or ``_prepare``, which may also return per-sample
+    weights of the mean's denominator). The base class reduces (module
+    docstring: ``"mean"``, ``"sum"`` or ``"none"``) and scales the
+    gradient to match.
+
+    Parameters
+    ----------
+    reduction : {"mean", "sum", "none"}, default "mean"
     """
 
     #: True when ``_forward`` gives one value per sample rather than per element.
     per_sample = False
     #: Placeholder written over the targets of masked-out samples.
     _fill_value = 0.0
+    #: The total weight of the last forward's samples: the mean's denominator
+    #: over the element count (the batch size without weights; ``sum w_i``,
+    #: or ``sum w_i c_{y_i}`` for class-weighted labels). Means of batches
+    #: weighted by it combine to the exact mean of their union.
+    weight_total = None
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         if not cls.__name__.startswith("_"):
             LOSS_CLASSES[cls.__name__] = cls
 
-    def __init__(self):
+    def __init__(self, reduction: str = "mean"):
+        self.reduction = check_reduction(reduction, type(self).__name__)
         self._cache = None
 
     # ------------------------------------------------------------------ public
-    def forward(self, pred, target, sample_weight=None, mask=None) -> float:
-        """The mean loss over the batch.
+    def forward(self, pred, target, sample_weight=None, mask=None):
+        """The loss of the batch, reduced as ``self.reduction`` says.
 
         Parameters
         ----------
@@ -129,7 +204,7 @@ class Loss:
 
         Returns
         -------
-        float
+        float, or ndarray of shape (batch,) for ``reduction="none"``
         """
         pred = as_float_array(pred, self._who, "predictions", min_ndim=1)
         if pred.shape[0] == 0:
@@ -137,39 +212,52 @@ class Loss:
                              f"received predictions of shape {pred.shape}")
         weight = self._sample_weights(sample_weight, mask, pred.shape[0])
         target = self._select(as_array(target, self._who, "targets"), weight)
-        target = self._check_target(pred, target)
+        target, norm = self._prepare(pred, target)
         per_item = self._forward(pred, target)
-        n_items = 1 if self.per_sample else int(np.prod(pred.shape[1:], dtype=np.int64))
         per_sample = per_item.reshape(pred.shape[0], -1).sum(axis=1, dtype=np.float64)
-        if weight is None:
-            total_weight = float(pred.shape[0])
-            value = per_sample.sum() / (total_weight * n_items)
-        else:
-            total_weight = float(weight.sum())
-            value = (weight @ per_sample) / (total_weight * n_items) if total_weight else 0.0
-        self._cache = (pred, target, weight, total_weight * n_items)
-        return float(value)
+        if norm is not None:  # the mean's own per-sample weights (class weights)
+            norm = norm if weight is None else weight * norm
+        self.weight_total = (float(pred.shape[0]) if norm is None and weight is None
+                             else float((weight if norm is None else norm).sum()))
+        if self.reduction == "none":
+            values = per_sample if weight is None else weight * per_sample
+            self._cache = (pred, target, weight)
+            return values.astype(pred.dtype)
+        total = per_sample.sum() if weight is None else weight @ per_sample
+        if self.reduction == "sum":
+            self._cache = (pred, target, 1.0 if weight is None else weight)
+            return float(total)
+        n_items = 1 if self.per_sample else int(np.prod(pred.shape[1:], dtype=np.int64))
+        denominator = self.weight_total * n_items
+        if denominator == 0:
+            self._cache = (pred, target, 0.0)
+            return 0.0
+        self._cache = (pred, target,
+                       1.0 / denominator if weight is None else weight / denominator)
+        return float(total / denominator)
 
     __call__ = forward
 
-    def backward(self) -> np.ndarray:
-        """dL/dpred for the last :meth:`forward`; same shape and dtype as ``pred``."""
+    def backward(self, dloss=None) -> np.ndarray:
+        """dL/dpred for the last :meth:`forward`; same shape and dtype as ``pred``.
+
+        Parameters
+        ----------
+        dloss : float, or array_like of shape (batch,) for ``reduction="none"``
+            The upstream gradient :math:`\\partial(\\cdot)/\\partial L` (chain
+            rule); default 1 for a scalar loss, required for ``"none"``.
+        """
         if self._cache is None:
             raise RuntimeError(f"{self._who}.backward() called before forward()")
-        pred, target, weight, denominator = self._cache
-        if denominator == 0:
+        pred, target, scale = self._cache
+        scale = self._upstream(scale, dloss, pred.shape[0])
+        if np.ndim(scale) == 0 and scale == 0:
             return np.zeros_like(pred)
-        grad = self._backward(pred, target)
-        if weight is None:
-            grad *= pred.dtype.type(1.0 / denominator)
-        else:
-            scale = (weight / denominator).astype(pred.dtype)
-            grad *= scale.reshape((-1,) + (1,) * (pred.ndim - 1))
-        return grad
+        return _scaled(self._backward(pred, target), scale)
 
     def get_config(self) -> dict:
         """JSON-safe constructor arguments."""
-        return {}
+        return {"reduction": self.reduction}
 
     @classmethod
     def from_config(cls, config: dict) -> "Loss":
@@ -183,6 +271,31 @@ class Loss:
     @property
     def _who(self) -> str:
         return type(self).__name__
+
+    def _upstream(self, scale, dloss, n_samples):
+        """``scale`` (a number, or per-sample float64; None for ones) times the
+        upstream gradient ``dloss``, checked for the reduction."""
+        who = f"{self._who}.backward"
+        if self.reduction == "none":
+            if dloss is None:
+                raise ValueError(
+                    f"{who} needs the upstream gradient dloss of shape ({n_samples},): "
+                    f"reduction='none' gave one loss per sample (e.g. "
+                    f"backward(np.ones({n_samples})) for the gradient of their sum)")
+            dloss = as_array(dloss, who, "dloss")
+            if not is_real_dtype(dloss.dtype) or dloss.shape != (n_samples,):
+                raise ValueError(f"{who} expected dloss as real numbers of shape "
+                                 f"({n_samples},) (one per sample), received {dloss.dtype} "
+                                 f"of shape {dloss.shape}")
+            dloss = dloss.astype(np.float64)
+            return dloss if scale is None else scale * dloss
+        if dloss is None:
+            return scale
+        if (isinstance(dloss, bool) or np.ndim(dloss) != 0
+                or not is_real_dtype(np.asarray(dloss).dtype)):
+            raise ValueError(f"{who} expected dloss as a number (the loss is a scalar with "
+                             f"reduction={self.reduction!r}), received {dloss!r}"[:300])
+        return scale * float(dloss)
 
     def _sample_weights(self, sample_weight, mask, n_samples):
         """The combined per-sample weights as float64, or None for all ones."""
@@ -209,6 +322,11 @@ class Loss:
         target[weight == 0] = self._fill_value
         return target
 
+    def _prepare(self, pred, target):
+        """``(target for the maths, per-sample weights of the mean's
+        denominator or None for ones)``."""
+        return self._check_target(pred, target), None
+
     def _check_target(self, pred, target) -> np.ndarray:
         raise NotImplementedError
 
@@ -217,6 +335,18 @@ class Loss:
 
     def _backward(self, pred, target):
         raise NotImplementedError
+
+
+def _scaled(grad: np.ndarray, scale) -> np.ndarray:
+    """``grad`` times ``scale`` (a number, or one factor per sample), in place."""
+    if scale is None:
+        return grad
+    if np.ndim(scale) == 0:
+        if scale != 1.0:
+            grad *= grad.dtype.type(scale)
+        return grad
+    grad *= np.asarray(scale).astype(grad.dtype).reshape((-1,) + (1,) * (grad.ndim - 1))
+    return grad
 
 
 class _ElementwiseLoss(Loss):
@@ -284,16 +414,17 @@ class Huber(_ElementwiseLoss):
     ----------
     delta : float, default 1.0
         Where the quadratic turns linear; must be positive.
+    reduction : {"mean", "sum", "none"}, default "mean"
     """
 
-    def __init__(self, delta: float = 1.0):
+    def __init__(self, delta: float = 1.0, reduction: str = "mean"):
         if isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating,
                                                              np.integer)):
             raise TypeError(f"Huber expected delta as a number, received {delta!r}")
         if not np.isfinite(delta) or delta <= 0:
             raise ValueError(f"Huber expected a positive finite delta, received {delta}")
         self.delta = float(delta)
-        super().__init__()
+        super().__init__(reduction)
 
     def _forward(self, pred, target):
         d = np.abs(pred - target)
@@ -305,7 +436,7 @@ class Huber(_ElementwiseLoss):
         return np.clip(pred - target, -delta, delta)
 
     def get_config(self) -> dict:
-        return {"delta": self.delta}
+        return {"delta": self.delta, **super().get_config()}
 
 
 # --------------------------------------------------------------------------- classification
@@ -314,38 +445,73 @@ class CrossEntropy(Loss):
 
     Targets are integer class labels of shape ``(batch,)`` (or ``(batch, 1)``) or class
     probabilities of the logits' shape ``(batch, n_classes)`` (one-hot or
-    soft). With :math:`\log p = \log\mathrm{softmax}(z)` and label smoothing
-    :math:`\varepsilon` over :math:`C` classes the target becomes
-    :math:`t' = (1 - \varepsilon)\,t + \varepsilon / C` and
+    soft). With :math:`\log p = \log\mathrm{softmax}(z)`, label smoothing
+    :math:`\varepsilon` over :math:`C` classes, which makes the target
+    :math:`t' = (1 - \varepsilon)\,t + \varepsilon / C` (:math:`t` one-hot for a
+    label), and class weights :math:`c` (``weight``; all ones without), the
+    loss of sample :math:`i` is, with :math:`a_{ic} = c_c\,t'_{ic}`,
 
     .. math::
-        L = -\frac{1}{B}\sum_i \sum_c t'_{ic} \log p_{ic}, \qquad
-        \frac{\partial L}{\partial z_{ic}}
-          = \frac{1}{B}\Big(p_{ic} \sum_k t'_{ik} - t'_{ic}\Big)
+        \ell_i = -\sum_c a_{ic} \log p_{ic}, \qquad
+        \frac{\partial \ell_i}{\partial z_{ic}} = p_{ic} \sum_k a_{ik} - a_{ic}.
 
-    which is :math:`(p - t')/B` when each target row sums to one. A class
-    whose target is 0 adds nothing, so a logit of :math:`-\infty` (a masked
-    class) leaves the loss finite, as in PyTorch.
+    ``reduction="mean"`` divides :math:`\sum_i \ell_i` by PyTorch's
+    denominator, which depends on the kind of target:
+
+    * labels :math:`y_i`: :math:`D = \sum_i c_{y_i}` (without smoothing the
+      weighted mean :math:`\sum_i c_{y_i} (-\log p_{i y_i}) / \sum_i c_{y_i}`;
+      with smoothing PyTorch keeps this :math:`D`, and so does tinynet);
+    * probabilities: :math:`D = B`, the batch size, *whatever the class
+      weights* (PyTorch's rule: one-hot targets and the same labels give
+      different means once there are class weights; pass labels for the
+      weighted mean).
+
+    So :math:`L = \sum_i \ell_i / D` and :math:`\partial L/\partial z_{ic} =
+    (p_{ic} \sum_k a_{ik} - a_{ic}) / D`, which is :math:`(p - t')/B` without
+    class weights. Sample weights and a mask :math:`w_i` multiply each
+    sample's terms in both sums: :math:`L = \sum_i w_i \ell_i / \sum_i w_i
+    c_{y_i}` (labels) or :math:`\sum_i w_i \ell_i / \sum_i w_i`
+    (probabilities). ``"sum"`` is :math:`\sum_i w_i \ell_i` and ``"none"``
+    the vector :math:`(w_i \ell_i)_i`, as PyTorch's (which has no
+    ``sample_weight``). When :math:`D = 0` (every weight zero) the loss is 0
+    and the gradient zero, where PyTorch returns NaN.
+
+    A class whose target is 0 adds nothing, so a logit of :math:`-\infty` (a
+    masked class) leaves the loss finite, as in PyTorch.
 
     Parameters
     ----------
     label_smoothing : float in [0, 1], default 0
+    weight : array_like of shape (n_classes,), optional
+        Per-class weights :math:`c`: finite, non-negative, not all zero; the
+        length is checked against the logits. Saved with the model as a list.
+    reduction : {"mean", "sum", "none"}, default "mean"
+
+    Without class weights, sample weights or a mask, and with a reduction
+    to a number, forward and backward run as one fused kernel pass over
+    integer labels (:mod:`tinynet.kernels.losses`); otherwise through the
+    general path above, which is the kernel's reference.
     """
 
     per_sample = True
 
-    def __init__(self, label_smoothing: float = 0.0):
+    def __init__(self, label_smoothing: float = 0.0, weight=None, reduction: str = "mean"):
         if isinstance(label_smoothing, bool) or not isinstance(
                 label_smoothing, (int, float, np.floating, np.integer)):
-            raise TypeError(f"CrossEntropy expected label_smoothing as a number, "
+            raise TypeError(f"{type(self).__name__} expected label_smoothing as a number, "
                             f"received {label_smoothing!r}")
         if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"CrossEntropy expected label_smoothing in [0, 1], "
+            raise ValueError(f"{type(self).__name__} expected label_smoothing in [0, 1], "
                              f"received {label_smoothing}")
         self.label_smoothing = float(label_smoothing)
-        super().__init__()
+        self.weight = None if weight is None else as_class_weight(
+            weight, type(self).__name__, "weight (one per class)")
+        super().__init__(reduction)
 
-    def _check_target(self, pred, target):
+    def _target_probs(self, pred, target):
+        """``(t', labels)``: the smoothed target probabilities, shape of
+        ``pred``, and the integer labels they came from (None for
+        probability targets)."""
         if pred.ndim != 2:
             raise ValueError(f"{self._who} expected logits of shape (batch, n_classes), "
                              f"received {pred.shape}")
@@ -353,6 +519,7 @@ class CrossEntropy(Loss):
         target = np.asarray(target)
         if target.ndim == 2 and target.shape == (n_samples, 1) and n_classes > 1:
             target = target[:, 0]  # a column of labels, as Keras' sparse targets often are
+        labels = None
         if target.ndim == 1 or target.ndim == 0:
             labels = check_labels(target, n_classes, n_samples, self._who)
             probs = np.zeros(pred.shape, dtype=pred.dtype)
@@ -375,22 +542,43 @@ class CrossEntropy(Loss):
             eps = self.label_smoothing
             probs = (1 - eps) * probs + eps / n_classes
             probs = probs.astype(pred.dtype, copy=False)
-        return probs
+        return probs, labels
 
-    def forward(self, pred, target, sample_weight=None, mask=None) -> float:
+    def _check_target(self, pred, target):
+        return self._target_probs(pred, target)[0]
+
+    def _prepare(self, pred, target):
+        probs, labels = self._target_probs(pred, target)
+        if self.weight is None:
+            return probs, None
+        n_classes = pred.shape[1]
+        if self.weight.shape[0] != n_classes:
+            raise ValueError(f"{self._who} expected weight with one value per class: "
+                             f"{n_classes} for logits of shape {pred.shape}, received "
+                             f"{self.weight.shape[0]} values")
+        weighted = probs * self.weight.astype(pred.dtype)  # a = c t'
+        return weighted, None if labels is None else self.weight[labels]
+
+    def forward(self, pred, target, sample_weight=None, mask=None):
         self._fused_grad = None
-        if sample_weight is None and mask is None:
+        if (sample_weight is None and mask is None and self.weight is None
+                and self.reduction != "none"):
             value = self._fused_forward(pred, as_array(target, self._who, "targets"))
             if value is not None:
                 return value
         return super().forward(pred, target, sample_weight=sample_weight, mask=mask)
 
+    forward.__doc__ = Loss.forward.__doc__
     __call__ = forward
 
-    def backward(self) -> np.ndarray:
-        if getattr(self, "_fused_grad", None) is not None:
-            return self._fused_grad
-        return super().backward()
+    def backward(self, dloss=None) -> np.ndarray:
+        grad = getattr(self, "_fused_grad", None)
+        if grad is None:
+            return super().backward(dloss)
+        scale = self._upstream(1.0, dloss, grad.shape[0])
+        return grad if scale == 1.0 else _scaled(grad.copy(), scale)
+
+    backward.__doc__ = Loss.backward.__doc__
 
     def _fused_forward(self, pred, target):
         """Loss and gradient in one kernel pass, for integer labels without
@@ -402,11 +590,13 @@ class CrossEntropy(Loss):
                 or pred.shape[0] == 0 or np.ndim(target) != 1):
             return None
         labels = check_labels(target, pred.shape[1], pred.shape[0], self._who)
+        mean = self.reduction == "mean"
         total, grad = kernels.impl("softmax_cross_entropy", pred.size)(
-            pred, labels, self.label_smoothing, 1.0 / pred.shape[0])
+            pred, labels, self.label_smoothing, 1.0 / pred.shape[0] if mean else 1.0)
         self._cache = None
         self._fused_grad = grad
-        return total / pred.shape[0]
+        self.weight_total = float(pred.shape[0])
+        return total / pred.shape[0] if mean else total
 
     def _forward(self, logits, probs):
         # 0 log p = 0 even where p = 0 (a logit of -inf: a masked class)
@@ -418,7 +608,9 @@ class CrossEntropy(Loss):
         return softmax(logits) * probs.sum(axis=1, keepdims=True) - probs
 
     def get_config(self) -> dict:
-        return {"label_smoothing": self.label_smoothing}
+        return {"label_smoothing": self.label_smoothing,
+                "weight": None if self.weight is None else self.weight.tolist(),
+                **super().get_config()}
 
 
 class BinaryCrossEntropy(_ElementwiseLoss):
@@ -431,7 +623,31 @@ class BinaryCrossEntropy(_ElementwiseLoss):
         L = \frac{1}{N}\sum_j \big(\max(z_j, 0) - z_j t_j + \log(1 + e^{-|z_j|})\big),
         \qquad
         \frac{\partial L}{\partial z_j} = \frac{1}{N}\big(\sigma(z_j) - t_j\big).
+
+    With ``pos_weight`` :math:`q` (PyTorch's; one value per output, the last
+    axis, or one for all) the positive term is weighted:
+    :math:`\ell_j = -q_j t_j \log\sigma(z_j) - (1 - t_j)\log(1 - \sigma(z_j))`,
+    computed as
+
+    .. math::
+        \ell_j = (1 - t_j)\, z_j + \big(1 + (q_j - 1)\, t_j\big)\,
+                 \mathrm{softplus}(-z_j), \qquad
+        \frac{\partial \ell_j}{\partial z_j}
+          = \sigma(z_j)\big(1 + (q_j - 1)\, t_j\big) - q_j t_j,
+
+    and the mean still divides by the :math:`N` elements (PyTorch's rule).
+
+    Parameters
+    ----------
+    pos_weight : float or array_like of shape (n_outputs,), optional
+        Finite, non-negative; the length is 1 or the logits' last axis.
+    reduction : {"mean", "sum", "none"}, default "mean"
     """
+
+    def __init__(self, pos_weight=None, reduction: str = "mean"):
+        self.pos_weight = None if pos_weight is None else as_class_weight(
+            pos_weight, type(self).__name__, "pos_weight", scalar=True, all_zero=True)
+        super().__init__(reduction)
 
     def _check_target(self, pred, target):
         target = super()._check_target(pred, target)
@@ -440,11 +656,34 @@ class BinaryCrossEntropy(_ElementwiseLoss):
                              f"in [{target.min()}, {target.max()}]")
         return target
 
+    def _prepare(self, pred, target):
+        """The target and the pos_weight broadcast over the last axis (None without)."""
+        target = self._check_target(pred, target)
+        pos = self.pos_weight
+        if pos is not None:
+            width = pred.shape[-1] if pred.ndim > 1 else 1
+            if pos.shape[0] not in (1, width):
+                raise ValueError(f"{self._who} expected pos_weight with one value per output "
+                                 f"({width} for predictions of shape {pred.shape}) or a "
+                                 f"single value, received {pos.shape[0]} values")
+            pos = pos.astype(pred.dtype)
+        return (target, pos), None
+
     def _forward(self, logits, target):
-        return _softplus(logits) - logits * target
+        target, pos = target
+        if pos is None:
+            return _softplus(logits) - logits * target
+        return (1 - target) * logits + (1 + (pos - 1) * target) * _softplus(-logits)
 
     def _backward(self, logits, target):
-        return sigmoid(logits) - target
+        target, pos = target
+        if pos is None:
+            return sigmoid(logits) - target
+        return sigmoid(logits) * (1 + (pos - 1) * target) - pos * target
+
+    def get_config(self) -> dict:
+        return {"pos_weight": None if self.pos_weight is None else self.pos_weight.tolist(),
+                **super().get_config()}
 
 
 # --------------------------------------------------------------------------- registry

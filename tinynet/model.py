@@ -54,6 +54,7 @@ from . import losses as losses_mod
 from . import metrics as metrics_mod
 from .checks import (as_array, as_float_array, as_sample_weight, check_bool, check_finite,
                      check_positive_int, check_seed)
+from .class_weights import class_sample_weights
 from .layers._checks import check_real
 from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
 from .output_losses import for_output, output_activation
@@ -372,6 +373,8 @@ class Sequential(Layer):
             model is built).
         loss : str, Loss or dict
             ``"cross_entropy"``, ``"mse"``, ``tn.losses.Huber(0.5)``...
+            Its ``reduction`` must be ``"mean"`` or ``"sum"``: a model
+            trains on one number, so ``"none"`` is refused.
             On a last layer that ends in a softmax (sigmoid), a logit
             ``CrossEntropy`` (``BinaryCrossEntropy``) is replaced by its twin
             that takes probabilities (:func:`tinynet.output_losses.for_output`).
@@ -387,6 +390,7 @@ class Sequential(Layer):
             raise ValueError(f"{self._who}.compile expected a loss, e.g. "
                              f"loss='cross_entropy' or loss='mse'")
         loss = losses_mod.get(loss)
+        losses_mod.check_trainable(loss, f"{self._who}.compile")
         if metrics is not None and (isinstance(metrics, (str, dict))
                                     or not hasattr(metrics, "__iter__")):
             metrics = [metrics]
@@ -517,7 +521,8 @@ class Sequential(Layer):
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
             validation_split: float = 0.0, callbacks=None, verbose: int = 1,
             shuffle: bool = True, seed: int | None = None, initial_epoch: int = 0,
-            stream=None, terminate_on_nan: bool = True, sample_weight=None):
+            stream=None, terminate_on_nan: bool = True, sample_weight=None,
+            class_weight=None):
         r"""Train with mini-batch gradient descent.
 
         Parameters
@@ -553,6 +558,21 @@ class Sequential(Layer):
             by the batch size instead, so scaling every weight by c scales
             its loss by c and leaves this one as it is). The metrics are not
             weighted (Keras' ``metrics``, not its ``weighted_metrics``).
+        class_weight : dict of int to float, optional
+            Keras' ``{class label: weight}``: each training sample's weight
+            is multiplied by its class's (:mod:`tinynet.class_weights`; the
+            class is the integer label, the arg-max of a one-hot row, or the
+            0/1 target of a one-output binary cross-entropy). Classes missing
+            from the dict keep weight 1. Combined with ``sample_weight`` by
+            multiplication (as Keras 2 did; Keras 3 refuses the two together).
+            As in Keras, validation is not weighted by class: ``val_loss``
+            (from ``validation_data`` or ``validation_split``) uses only the
+            validation sample weights. A loss that is not a classification
+            loss is refused.
+
+        With a ``reduction="sum"`` loss the logged ``loss`` and ``val_loss``
+        are the batch sums averaged over the batches, weighted by batch size
+        (what Keras logs).
 
         Returns
         -------
@@ -577,6 +597,10 @@ class Sequential(Layer):
             validation_data = (x[split:], y[split:]) + (() if w is None else (w[split:],))
             x, y = x[:split], y[:split]
             w = None if w is None else w[:split]
+        if class_weight is not None:  # the training samples only, as Keras
+            by_class = class_sample_weights(class_weight, y, self.loss, self.output_shape,
+                                            f"{self._who}.fit")
+            w = by_class if w is None else w * by_class
         validate = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -614,15 +638,18 @@ class Sequential(Layer):
         return self.history
 
     def _evaluate_arrays(self, x, y, batch_size: int, sample_weight=None) -> dict:
-        """Means over all samples; with ``sample_weight`` the loss is the
-        weighted mean over all of them (each batch's weighted mean, weighted
-        by the batch's total weight), the metrics stay plain means."""
+        """Means over all samples; with ``sample_weight`` (or class weights in
+        the loss) the loss is the weighted mean over all of them (each
+        batch's weighted mean, weighted by the batch's total weight:
+        ``loss.weight_total``), the metrics stay plain means. A ``"sum"``
+        loss gives the batch sums' mean weighted by batch size, as Keras."""
         means, loss = RunningMeans(), RunningMeans()
         for idx in batch_indices(len(x), batch_size):
             pred = self.forward(x[idx], training=False)
             w = None if sample_weight is None else sample_weight[idx]
-            loss.add({"loss": self.loss.forward(pred, y[idx], sample_weight=w)},
-                     len(idx) if w is None else float(w.sum()))
+            value = self.loss.forward(pred, y[idx], sample_weight=w)
+            loss.add({"loss": value},
+                     len(idx) if self.loss.reduction == "sum" else self.loss.weight_total)
             means.add({metric.name: metric(pred, y[idx]) for metric in self.metrics}, len(idx))
         # every weight 0: no weighted mean; the loss of nothing is 0, as the losses say
         return {"loss": loss.means().get("loss", 0.0), **means.means()}

@@ -39,7 +39,13 @@ def _floor(p: np.ndarray) -> np.ndarray:
 
 
 class SoftmaxOutputCrossEntropy(CrossEntropy):
-    """Cross-entropy of class probabilities (the output of a softmax)."""
+    r"""Cross-entropy of class probabilities (the output of a softmax).
+
+    Class weights and label smoothing enter through the target
+    :math:`a_{ic} = c_c t'_{ic}` and the denominator, as in
+    :class:`~tinynet.losses.CrossEntropy`: :math:`\ell_i = -\sum_c a_{ic}
+    \log p_{ic}`, :math:`\partial \ell_i/\partial p_{ic} = -a_{ic}/p_{ic}`.
+    """
 
     def _fused_forward(self, pred, target):
         # The parent's fused kernel takes logits; these are probabilities.
@@ -56,15 +62,21 @@ class SigmoidOutputBinaryCrossEntropy(BinaryCrossEntropy):
     r"""Binary cross-entropy of probabilities (the output of a sigmoid).
 
     .. math::
-        \ell = -t\log p - (1-t)\log(1-p), \qquad
-        \frac{\partial \ell}{\partial p} = -\frac{t}{p} + \frac{1-t}{1-p}
+        \ell = -q\,t\log p - (1-t)\log(1-p), \qquad
+        \frac{\partial \ell}{\partial p} = -\frac{q\,t}{p} + \frac{1-t}{1-p}
+
+    with :math:`q` the ``pos_weight`` (1 without).
     """
 
     def _forward(self, p, target):
-        return -(target * np.log(_floor(p)) + (1 - target) * np.log(_floor(1 - p)))
+        target, pos = target
+        positive = target if pos is None else pos * target
+        return -(positive * np.log(_floor(p)) + (1 - target) * np.log(_floor(1 - p)))
 
     def _backward(self, p, target):
-        return -target / _floor(p) + (1 - target) / _floor(1 - p)
+        target, pos = target
+        positive = target if pos is None else pos * target
+        return -positive / _floor(p) + (1 - target) / _floor(1 - p)
 
 
 def output_activation(layer) -> str | None:

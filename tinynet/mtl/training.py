@@ -200,6 +200,7 @@ class MultiTaskTraining:
             if spec is None:
                 raise ValueError(f"compile expected a loss for task {task!r}")
             given_losses[task] = losses_mod.get(spec)
+            losses_mod.check_trainable(given_losses[task], f"compile, task {task!r}")
         self.loss = {t: for_output(given_losses[t], output_layers[t]) for t in tasks}
         metric_specs = _per_task(metrics, tasks, "metrics") if metrics is not None else {}
         given_metrics = {t: [metrics_mod.get(m) for m in ([] if s is None else [s]

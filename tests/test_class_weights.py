@@ -1,0 +1,115 @@
+"""Sequential.fit(class_weight={class: weight}), as Keras: per-sample weights by class."""
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet import losses
+from tinynet.class_weights import class_sample_weights
+
+
+def _model(units=3, loss="cross_entropy", activation=None):
+    model = tn.Sequential([tn.layers.Dense(units, input_dim=4, seed=0, dtype="float64",
+                                           activation=activation)])
+    model.compile(tn.optim.SGD(lr=0.1), loss=loss)
+    return model
+
+
+def _data(n=12, n_classes=3):
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((n, 4)), rng.integers(0, n_classes, n)
+
+
+def _fit(model, x, y, **kwargs):
+    model.fit(x, y, epochs=2, batch_size=5, verbose=0, seed=1, **kwargs)
+    return model.get_weights()
+
+
+@pytest.mark.parametrize("one_hot", [False, True])
+def test_class_weight_is_sample_weight_by_class(one_hot):
+    x, y = _data()
+    table = {0: 0.5, 1: 3.0, 2: 1.25}
+    target = np.eye(3)[y] if one_hot else y
+    by_class = _fit(_model(), x, target, class_weight=table)
+    by_sample = _fit(_model(), x, target, sample_weight=np.array([table[k] for k in y]))
+    plain = _fit(_model(), x, target)
+    for a, b, c in zip(by_class, by_sample, plain):
+        np.testing.assert_array_equal(a, b)
+    assert not all(np.array_equal(a, c) for a, c in zip(by_class, plain))
+
+
+def test_class_weight_multiplies_sample_weight_and_missing_classes_keep_one():
+    x, y = _data()
+    s = np.linspace(0.5, 2.0, len(y))
+    both = _fit(_model(), x, y, class_weight={1: 4.0}, sample_weight=s)
+    product = _fit(_model(), x, y, sample_weight=s * np.where(y == 1, 4.0, 1.0))
+    for a, b in zip(both, product):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_class_weight_equals_cross_entropy_weight_for_labels():
+    # fit's class_weight and CrossEntropy(weight=) give the same weighted mean
+    x, y = _data()
+    via_fit = _fit(_model(), x, y, class_weight={0: 0.5, 1: 3.0, 2: 1.25})
+    via_loss = _fit(_model(loss=losses.CrossEntropy(weight=[0.5, 3.0, 1.25])), x, y)
+    for a, b in zip(via_fit, via_loss):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_binary_targets_on_one_sigmoid_output():
+    x, y = _data(n_classes=2)
+    for model_args in ({}, {"activation": "sigmoid"}):
+        by_class = _fit(_model(1, "binary_cross_entropy", **model_args), x, y.astype(float),
+                        class_weight={0: 1.0, 1: 5.0})
+        by_sample = _fit(_model(1, "binary_cross_entropy", **model_args), x, y.astype(float),
+                         sample_weight=np.where(y == 1, 5.0, 1.0))
+        for a, b in zip(by_class, by_sample):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_validation_is_not_weighted_by_class():
+    x, y = _data(20)
+    model = _model()
+    history = model.fit(x[:15], y[:15], epochs=1, batch_size=5, verbose=0, seed=1,
+                        validation_data=(x[15:], y[15:]), class_weight={0: 10.0, 1: 0.1})
+    assert history.history["val_loss"][0] == pytest.approx(
+        model.evaluate(x[15:], y[15:])["loss"], rel=1e-12)
+    # validation_split: the held-out part is also unweighted by class
+    model = _model()
+    history = model.fit(x, y, epochs=1, batch_size=5, verbose=0, seed=1, validation_split=0.25,
+                        class_weight={0: 10.0, 1: 0.1})
+    assert history.history["val_loss"][0] == pytest.approx(
+        model.evaluate(x[15:], y[15:])["loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("model_args, y, class_weight, error, message", [
+    ({}, None, {3: 1.0}, ValueError, "names class 3, which the model does not have: its 3 "
+                                     "classes are 0 to 2"),
+    ({}, None, {-1: 1.0}, ValueError, "names class -1"),
+    ({}, None, {1.0: 2.0}, TypeError, "keys as integer class labels"),
+    ({}, None, {True: 2.0}, TypeError, "keys as integer class labels"),
+    ({}, None, {1: -2.0}, ValueError, "finite and non-negative, received -2.0 for class 1"),
+    ({}, None, {1: np.inf}, ValueError, "finite and non-negative"),
+    ({}, None, {1: "2"}, TypeError, "values as numbers"),
+    ({}, None, [1.0, 2.0, 3.0], TypeError, "class_weight as a dict"),
+    ({"units": 1, "loss": "mse"}, np.zeros(12), {0: 1.0}, ValueError,
+     "class_weight needs class labels, but the loss is MSE, not a classification loss"),
+    ({"units": 1, "loss": "bce"}, np.full(12, 0.5), {0: 1.0}, ValueError,
+     r"targets that are classes \(0 or 1\)"),
+    ({"units": 2, "loss": "bce"}, np.zeros((12, 2)), {0: 1.0}, ValueError,
+     "2 sigmoid outputs .*pos_weight"),
+])
+def test_bad_class_weight_is_reported(model_args, y, class_weight, error, message):
+    x, labels = _data()
+    with pytest.raises(error, match=message):
+        _model(**model_args).fit(x, labels if y is None else y, verbose=0,
+                                 class_weight=class_weight)
+
+
+def test_class_sample_weights_reads_columns_and_soft_rows_as_keras():
+    loss = losses.CrossEntropy()
+    table = {0: 2.0, 2: 3.0}
+    np.testing.assert_array_equal(
+        class_sample_weights(table, np.array([[0], [2], [1]]), loss, (3,), "t"), [2, 3, 1])
+    soft = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
+    np.testing.assert_array_equal(class_sample_weights(table, soft, loss, (3,), "t"), [2, 3])

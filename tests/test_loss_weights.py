@@ -1,0 +1,357 @@
+"""Class weights (CrossEntropy's weight=, BinaryCrossEntropy's pos_weight=) and the
+reductions ("mean", "sum", "none") of every loss: torch, gradcheck, formulas, errors."""
+
+import json
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import tinynet as tn
+from tinynet import losses
+
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def weighted_ce_reference(logits, labels, class_weight, smoothing, sample_weight):
+    """torch's weighted mean, written out: sum_i s_i l_i / sum_i s_i c_{y_i} with
+    l_i = (1 - eps) c_{y_i} (-log p_{i y_i}) + eps / C sum_c c_c (-log p_ic)."""
+    n, n_classes = logits.shape
+    log_p = logits - logits.max(1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(1, keepdims=True))
+    per_sample = [(1 - smoothing) * class_weight[y] * -log_p[i, y]
+                  + smoothing / n_classes * (class_weight * -log_p[i]).sum()
+                  for i, y in enumerate(labels)]
+    return float(np.dot(sample_weight, per_sample)
+                 / np.dot(sample_weight, class_weight[labels]))
+
+
+def make_loss_case(kind, rng, reduction, batch=5, width=3):
+    """A loss with class weights and float64 predictions/targets for it."""
+    pred = rng.uniform(-3, 3, (batch, width))
+    if kind == "ce_labels" or kind == "ce_probs":
+        loss = losses.CrossEntropy(label_smoothing=float(rng.choice([0.0, 0.2])),
+                                   weight=rng.uniform(0.2, 3.0, width), reduction=reduction)
+        target = rng.integers(0, width, batch) if kind == "ce_labels" else \
+            rng.dirichlet(np.ones(width), batch)
+    elif kind == "bce":
+        loss = losses.BinaryCrossEntropy(pos_weight=rng.uniform(0.2, 3.0, width),
+                                         reduction=reduction)
+        target = rng.random((batch, width))
+    else:
+        loss = {"mse": losses.MSE, "mae": losses.MAE, "huber": losses.Huber}[kind](
+            reduction=reduction)
+        target = pred - rng.uniform(0.1, 0.9, pred.shape) * rng.choice([-1, 1], pred.shape)
+    return loss, pred, target
+
+
+KINDS = ["ce_labels", "ce_probs", "bce", "mse", "mae", "huber"]
+
+
+# --------------------------------------------------------------------------- gradients
+@settings(max_examples=40, deadline=None)
+@given(kind=st.sampled_from(KINDS), reduction=st.sampled_from(REDUCTIONS),
+       seed=st.integers(0, 2**31 - 1), weighted=st.booleans())
+def test_gradcheck_of_every_reduction_with_class_weights(kind, reduction, seed, weighted):
+    rng = np.random.default_rng(seed)
+    loss, pred, target = make_loss_case(kind, rng, reduction)
+    if weighted:  # sample weights with a zero (a masked-out sample) on top
+        weight = rng.uniform(0.1, 2.0, len(pred))
+        weight[0] = 0.0
+        loss = _with_sample_weight(loss, weight)
+    result = tn.gradcheck(loss, pred, target)
+    assert result.passed, result
+
+
+class _with_sample_weight:
+    """A loss with fixed sample weights, in the (forward, backward) form gradcheck takes."""
+
+    def __init__(self, loss, weight):
+        self.loss, self.weight, self.reduction = loss, weight, loss.reduction
+
+    def forward(self, pred, target):
+        return self.loss.forward(pred, target, sample_weight=self.weight)
+
+    def backward(self, dloss=None):
+        return self.loss.backward(dloss)
+
+
+def test_gradcheck_would_catch_a_wrong_none_backward():
+    class Wrong(losses.MSE):
+        def _backward(self, pred, target):
+            return 3 * (pred - target)  # should be 2
+    pred = np.random.default_rng(0).standard_normal((4, 2))
+    assert not tn.gradcheck(Wrong(reduction="none"), pred, np.zeros((4, 2))).passed
+    assert tn.gradcheck(losses.MSE(reduction="none"), pred, np.zeros((4, 2))).passed
+
+
+# --------------------------------------------------------------------------- torch
+def _torch_call(torch, kind, loss, pred, target, reduction):
+    p = torch.tensor(pred, requires_grad=True)
+    f = torch.nn.functional
+    if kind.startswith("ce"):
+        out = f.cross_entropy(p, torch.as_tensor(target), weight=torch.tensor(loss.weight,
+                                                                              dtype=p.dtype),
+                              label_smoothing=loss.label_smoothing, reduction=reduction)
+    elif kind == "bce":
+        out = f.binary_cross_entropy_with_logits(
+            p, torch.as_tensor(target), pos_weight=torch.tensor(loss.pos_weight, dtype=p.dtype),
+            reduction=reduction)
+    else:
+        out = {"mse": f.mse_loss, "mae": f.l1_loss, "huber": f.huber_loss}[kind](
+            p, torch.as_tensor(target), reduction=reduction)
+    if reduction == "none" and out.ndim > 1:
+        out = out.sum(dim=tuple(range(1, out.ndim)))  # tinynet sums each sample's elements
+    return p, out
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_forward_and_backward_match_torch(kind, reduction, dtype):
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(KINDS.index(kind) * 10 + REDUCTIONS.index(reduction))
+    loss, pred, target = make_loss_case(kind, rng, reduction, batch=7, width=4)
+    pred = pred.astype(dtype)
+    if target.dtype.kind == "f":
+        target = target.astype(dtype)
+    upstream = rng.standard_normal(len(pred)) if reduction == "none" else None
+    value = loss.forward(pred, target)
+    grad = loss.backward(upstream)
+    p, out = _torch_call(torch, kind, loss, pred, target, reduction)
+    (out @ torch.tensor(upstream, dtype=out.dtype) if reduction == "none" else out).backward()
+    tol = 1e-12 if dtype == np.float64 else 2e-5
+    np.testing.assert_allclose(value, out.detach().numpy(), rtol=tol, atol=tol)
+    assert grad.dtype == dtype and grad.shape == pred.shape
+    np.testing.assert_allclose(grad, p.grad.numpy(), rtol=tol, atol=tol * 1e-1)
+    if reduction == "none":
+        assert value.shape == (len(pred),) and value.dtype == dtype
+
+
+def test_weight_and_label_smoothing_match_torch_on_huge_logits():
+    torch = pytest.importorskip("torch")
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 5.0], [3.0, 2.0, 1.0]])
+    labels, c = np.array([1, 0, 2]), np.array([0.5, 2.0, 1.5])
+    ce = losses.CrossEntropy(label_smoothing=0.1, weight=c)
+    value, grad = ce.forward(logits, labels), ce.backward()
+    p = torch.tensor(logits, requires_grad=True)
+    out = torch.nn.functional.cross_entropy(p, torch.tensor(labels), weight=torch.tensor(c),
+                                            label_smoothing=0.1)
+    out.backward()
+    assert np.isfinite(value) and value == pytest.approx(out.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, p.grad.numpy(), rtol=1e-12, atol=1e-15)
+
+
+# --------------------------------------------------------------------------- formulas
+@pytest.mark.parametrize("smoothing", [0.0, 0.3])
+def test_class_weights_combine_with_sample_weights_and_mask(smoothing):
+    rng = np.random.default_rng(3)
+    logits, labels = rng.standard_normal((8, 4)), rng.integers(0, 4, 8)
+    c, s = rng.uniform(0.1, 3.0, 4), rng.uniform(0.1, 2.0, 8)
+    mask = np.array([1, 1, 0, 1, 1, 0, 1, 1])
+    ce = losses.CrossEntropy(label_smoothing=smoothing, weight=c)
+    bad = labels.copy()
+    bad[mask == 0] = -1  # masked-out labels are never read
+    value = ce.forward(logits, bad, sample_weight=s, mask=mask)
+    assert value == pytest.approx(
+        weighted_ce_reference(logits, labels, c, smoothing, s * mask), rel=1e-12)
+    assert ce.weight_total == pytest.approx(float((s * mask) @ c[labels]), rel=1e-15)
+
+
+def test_unit_class_weights_equal_no_weights_and_skip_the_fused_kernel():
+    rng = np.random.default_rng(4)
+    logits, labels = rng.standard_normal((6, 5)), rng.integers(0, 5, 6)
+    plain = losses.CrossEntropy(label_smoothing=0.1)
+    ones = losses.CrossEntropy(label_smoothing=0.1, weight=np.ones(5))
+    assert ones.forward(logits, labels) == pytest.approx(plain.forward(logits, labels),
+                                                         rel=1e-14)
+    np.testing.assert_allclose(ones.backward(), plain.backward(), rtol=1e-13, atol=1e-16)
+    assert plain._fused_grad is not None or tn.kernels.effective_backend() == "numpy"
+    assert ones._fused_grad is None
+
+
+def test_probability_targets_divide_by_the_batch_size_as_torch():
+    # torch's rule: with class weights, one-hot targets average over the batch,
+    # labels over the sum of their class weights
+    logits = np.random.default_rng(5).standard_normal((4, 3))
+    labels, c = np.array([0, 2, 2, 1]), np.array([1.0, 2.0, 4.0])
+    ce = losses.CrossEntropy(weight=c)
+    by_labels = ce.forward(logits, labels)
+    by_one_hot = ce.forward(logits, np.eye(3)[labels])
+    assert by_one_hot == pytest.approx(by_labels * c[labels].sum() / 4, rel=1e-14)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_sum_and_none_agree_with_mean(kind):
+    values = {}
+    for reduction in REDUCTIONS:
+        loss, pred, target = make_loss_case(kind, np.random.default_rng(6), reduction)
+        values[reduction] = loss.forward(pred, target, sample_weight=np.arange(1.0, 6.0))
+    assert values["sum"] == pytest.approx(values["none"].sum(), rel=1e-12)
+    n_items = 1 if kind.startswith("ce") else pred.shape[1]
+    assert values["mean"] == pytest.approx(values["sum"] / (loss.weight_total * n_items),
+                                           rel=1e-12)
+
+
+def test_scalar_upstream_gradient_scales_and_backward_repeats():
+    logits, labels = np.random.default_rng(7).standard_normal((4, 3)), [0, 1, 2, 0]
+    for loss in (losses.CrossEntropy(), losses.CrossEntropy(reduction="sum"), losses.MSE()):
+        target = labels if isinstance(loss, losses.CrossEntropy) else np.zeros((4, 3))
+        loss.forward(logits, target)
+        once = loss.backward().copy()
+        np.testing.assert_allclose(loss.backward(2.5), 2.5 * once, rtol=1e-15)
+        np.testing.assert_array_equal(loss.backward(), once)  # not scaled in place
+
+
+def test_reduction_sum_uses_the_fused_kernel_and_matches_the_reference():
+    rng = np.random.default_rng(8)
+    logits, labels = rng.standard_normal((9, 4)), rng.integers(0, 4, 9)
+    fused = losses.CrossEntropy(reduction="sum")
+    value, grad = fused.forward(logits, labels), fused.backward()
+    previous = tn.kernels.set_backend("numpy")
+    try:
+        ref = losses.CrossEntropy(reduction="sum")
+        assert value == pytest.approx(ref.forward(logits, labels), rel=1e-13)
+        np.testing.assert_allclose(grad, ref.backward(), rtol=1e-13, atol=1e-16)
+    finally:
+        tn.kernels.set_backend(previous)
+
+
+def test_probability_output_twins_take_the_weights():
+    # the softmax-output twin, through the softmax's backward, gives the logit loss's gradient
+    from tinynet.output_losses import SigmoidOutputBinaryCrossEntropy, SoftmaxOutputCrossEntropy
+    rng = np.random.default_rng(9)
+    z, labels = rng.standard_normal((5, 3)), rng.integers(0, 3, 5)
+    config = {"label_smoothing": 0.1, "weight": [0.5, 2.0, 1.0], "reduction": "sum"}
+    logit_loss, twin = losses.CrossEntropy(**config), SoftmaxOutputCrossEntropy(**config)
+    p = losses.softmax(z)
+    assert twin.forward(p, labels) == pytest.approx(logit_loss.forward(z, labels), rel=1e-12)
+    dp = twin.backward()
+    dz = p * (dp - (p * dp).sum(1, keepdims=True))
+    np.testing.assert_allclose(dz, logit_loss.backward(), rtol=1e-10, atol=1e-13)
+
+    t = rng.random((5, 3))
+    bce = losses.BinaryCrossEntropy(pos_weight=[0.5, 2.0, 3.0])
+    sig = SigmoidOutputBinaryCrossEntropy(pos_weight=[0.5, 2.0, 3.0])
+    s = losses.sigmoid(z)
+    assert sig.forward(s, t) == pytest.approx(bce.forward(z, t), rel=1e-12)
+    np.testing.assert_allclose(sig.backward() * s * (1 - s), bce.backward(), rtol=1e-10)
+
+
+# --------------------------------------------------------------------------- saving
+def test_weights_and_reduction_round_trip_through_json():
+    for loss in (losses.CrossEntropy(0.1, weight=[1, 2.5, 0], reduction="sum"),
+                 losses.BinaryCrossEntropy(pos_weight=3.0, reduction="none"),
+                 losses.Huber(0.5, reduction="sum"), losses.MAE(reduction="none")):
+        spec = losses.loss_to_dict(loss)
+        text = json.dumps(spec)  # plain lists and strings only
+        again = losses.get(json.loads(text))
+        assert type(again) is type(loss) and again.get_config() == loss.get_config()
+    assert losses.loss_to_dict(losses.CrossEntropy(weight=[1, 2]))["config"]["weight"] == [1.0,
+                                                                                          2.0]
+    # a spec saved before reductions existed loads with the defaults
+    old = losses.get({"class": "CrossEntropy", "config": {"label_smoothing": 0.1}})
+    assert old.reduction == "mean" and old.weight is None
+
+
+def test_class_weights_survive_model_save_and_load(tmp_path):
+    model = tn.Sequential([tn.layers.Dense(3, input_dim=4)])
+    model.compile("sgd", loss=losses.CrossEntropy(weight=[0.5, 2.0, 1.0], reduction="sum"))
+    path = model.save(tmp_path / "m.npz")
+    loaded = tn.load(path)
+    assert loaded.loss.reduction == "sum"
+    np.testing.assert_array_equal(loaded.loss.weight, [0.5, 2.0, 1.0])
+    x = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32)
+    y = np.array([0, 1, 2, 2, 1, 0])
+    assert loaded.evaluate(x, y)["loss"] == model.evaluate(x, y)["loss"]
+
+
+# --------------------------------------------------------------------------- errors
+@pytest.mark.parametrize("call, error, message", [
+    (lambda: losses.CrossEntropy(weight=[1.0, -1.0]), ValueError, "non-negative weight"),
+    (lambda: losses.CrossEntropy(weight=[1.0, np.nan]), ValueError, "finite weight"),
+    (lambda: losses.CrossEntropy(weight=[0, 0, 0]), ValueError, "at least one positive"),
+    (lambda: losses.CrossEntropy(weight=[[1, 2]]), ValueError, "1-D sequence"),
+    (lambda: losses.CrossEntropy(weight=[]), ValueError, "non-empty 1-D"),
+    (lambda: losses.CrossEntropy(weight=2.0), ValueError, "1-D sequence"),
+    (lambda: losses.CrossEntropy(weight="ab"), TypeError, "sequence of numbers"),
+    (lambda: losses.CrossEntropy(weight=["a", "b"]), TypeError, "numeric array"),
+    (lambda: losses.CrossEntropy(weight=[1, 2]).forward(np.ones((2, 3)), [0, 1]), ValueError,
+     r"one value per class: 3 for logits of shape \(2, 3\), received 2 values"),
+    (lambda: losses.BinaryCrossEntropy(pos_weight=[1, 2]).forward(np.ones((2, 3)),
+                                                                   np.ones((2, 3))),
+     ValueError, r"one value per output \(3 for predictions"),
+    (lambda: losses.BinaryCrossEntropy(pos_weight=-1), ValueError, "non-negative pos_weight"),
+    (lambda: losses.MSE(reduction="average"), ValueError, "reduction as one of"),
+    (lambda: losses.Huber(reduction="summ"), ValueError, "did you mean 'sum'"),
+    (lambda: losses.MSE(reduction=None), TypeError, "reduction as one of"),
+    (lambda: _forwarded(losses.MSE(reduction="none")).backward(), ValueError,
+     r"upstream gradient dloss of shape \(3,\)"),
+    (lambda: _forwarded(losses.MSE(reduction="none")).backward(np.ones(2)), ValueError,
+     r"shape \(3,\) \(one per sample\), received float64 of shape \(2,\)"),
+    (lambda: _forwarded(losses.MSE()).backward(np.ones(3)), ValueError, "dloss as a number"),
+    (lambda: _forwarded(losses.MSE(reduction="sum")).backward("1"), ValueError,
+     "dloss as a number"),
+])
+def test_bad_weights_and_reductions_are_reported(call, error, message):
+    with pytest.raises(error, match=message):
+        call()
+
+
+def _forwarded(loss):
+    loss.forward(np.ones((3, 2)), np.zeros((3, 2)))
+    return loss
+
+
+def test_compile_refuses_reduction_none():
+    model = tn.Sequential([tn.layers.Dense(2, input_dim=3)])
+    with pytest.raises(ValueError, match="reduction='none' gives one loss per sample"):
+        model.compile("sgd", loss=losses.MSE(reduction="none"))
+    from tinynet import mtl
+    inp = mtl.Input((3,), name="x")
+    head = mtl.Model(inp, {"a": tn.layers.Dense(2)(inp)})
+    with pytest.raises(ValueError, match="task 'a'.*reduction='none'"):
+        head.compile("sgd", loss={"a": losses.CrossEntropy(reduction="none")})
+
+
+def test_all_zero_class_weights_of_the_batch_give_zero_loss_and_gradient():
+    ce = losses.CrossEntropy(weight=[0.0, 1.0])
+    assert ce.forward(np.ones((2, 2)), [0, 0]) == 0.0
+    assert not ce.backward().any()
+
+
+# --------------------------------------------------------------------------- in a model
+def _classifier(loss):
+    model = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0, dtype="float64")])
+    model.compile("sgd", loss=loss)
+    rng = np.random.default_rng(1)
+    return model, rng.standard_normal((10, 4)), rng.integers(0, 3, 10)
+
+
+def test_evaluate_is_the_exact_class_weighted_mean_whatever_the_batch_size():
+    loss = losses.CrossEntropy(weight=[0.5, 3.0, 1.0])
+    model, x, y = _classifier(loss)
+    w = np.linspace(0.5, 2.0, 10)
+    whole = losses.CrossEntropy(weight=[0.5, 3.0, 1.0]).forward(model.predict(x), y,
+                                                                sample_weight=w)
+    for batch_size in (3, 4, 10):
+        assert model.evaluate(x, y, batch_size=batch_size, sample_weight=w)["loss"] == \
+            pytest.approx(whole, rel=1e-12)
+
+
+def test_a_sum_loss_trains_and_evaluates_as_keras_logs_it():
+    model, x, y = _classifier(losses.CrossEntropy(reduction="sum"))
+    sums = [losses.CrossEntropy(reduction="sum").forward(model.predict(x[i:i + 4]), y[i:i + 4])
+            for i in (0, 4, 8)]
+    # Keras' loss tracker: the batch values averaged, weighted by batch size
+    expected = (4 * sums[0] + 4 * sums[1] + 2 * sums[2]) / 10
+    assert model.evaluate(x, y, batch_size=4)["loss"] == pytest.approx(expected, rel=1e-12)
+    mean_model, _, _ = _classifier(losses.CrossEntropy())
+    mean_model.set_weights(model.get_weights())
+    before = model.get_weights()[0].copy()
+    model.fit(x, y, epochs=1, batch_size=10, verbose=0, shuffle=False)
+    mean_model.fit(x, y, epochs=1, batch_size=10, verbose=0, shuffle=False)
+    # one full batch: the sum's step is the mean's times the batch size
+    np.testing.assert_allclose(model.get_weights()[0] - before,
+                               10 * (mean_model.get_weights()[0] - before), rtol=1e-10)

@@ -1,0 +1,92 @@
+r"""Keras' ``fit(class_weight={class: weight})``: per-class weights as per-sample weights.
+
+``class_weight`` maps a class label to a weight :math:`c_k`; each training
+sample of class :math:`y_i` gets the weight :math:`c_{y_i}`, multiplied into
+its ``sample_weight`` (if any). With the losses' weighted mean the batch
+loss becomes
+
+.. math::
+    L = \frac{\sum_i w_i c_{y_i} \ell_i}{\sum_i w_i c_{y_i}},
+
+which for integer labels without label smoothing is also what
+``CrossEntropy(weight=c)`` gives (PyTorch's weighted mean).
+
+The class of a sample is read from its target as Keras does (its
+``class_weight_to_sample_weights``): an integer label of shape ``(n,)`` or
+``(n, 1)``, or the arg-max of a one-hot (or soft) row of shape
+``(n, n_classes)``; for a binary cross-entropy on one output, the 0/1
+target itself. Classes missing from the dict keep weight 1 (Keras'
+rule); a key that is no class of the model is an error, as are weights
+that are not finite and non-negative, and targets that are not classes
+(a regression loss, soft binary targets, several sigmoid outputs).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .losses import BinaryCrossEntropy, CrossEntropy
+
+__all__ = ["class_sample_weights"]
+
+
+def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: str) -> np.ndarray:
+    """The per-sample weights :math:`c_{y_i}`, float64 of shape ``(len(y),)``.
+
+    Parameters
+    ----------
+    class_weight : dict of int to float
+    y : ndarray
+        The targets, already checked by ``loss`` (labels in range, shapes).
+    loss : Loss
+        The model's loss: it says what the targets are.
+    output_shape : tuple
+        The model's per-sample output shape (gives the number of classes).
+    who : str
+        Who is asking, for the error messages (``"Sequential 'm'.fit"``).
+    """
+    if not isinstance(class_weight, dict):
+        raise TypeError(f"{who} expected class_weight as a dict {{class label: weight}}, "
+                        f"received {type(class_weight).__name__}")
+    n_classes, labels = _classes(y, loss, tuple(output_shape), who)
+    table = np.ones(n_classes)
+    for key, value in class_weight.items():
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, (int, np.integer)):
+            raise TypeError(f"{who} expected class_weight keys as integer class labels, "
+                            f"received {key!r} of type {type(key).__name__}")
+        if not 0 <= key < n_classes:
+            raise ValueError(f"{who}: class_weight names class {key}, which the model does "
+                             f"not have: its {n_classes} classes are 0 to {n_classes - 1}")
+        if isinstance(value, (bool, np.bool_)) or not isinstance(
+                value, (int, float, np.integer, np.floating)):
+            raise TypeError(f"{who} expected class_weight values as numbers, received "
+                            f"{value!r} for class {key}")
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{who} expected class_weight values finite and non-negative, "
+                             f"received {value} for class {key}")
+        table[key] = value
+    return table[labels]
+
+
+def _classes(y, loss, output_shape, who) -> tuple[int, np.ndarray]:
+    """``(n_classes, labels)`` of the targets ``y`` for ``loss``, or a clear error."""
+    if isinstance(loss, CrossEntropy):
+        n_classes = output_shape[-1]
+        if y.ndim == 2 and y.shape[1] == 1 and n_classes > 1:
+            y = y[:, 0]
+        labels = y if y.ndim == 1 else np.argmax(y, axis=1)  # one-hot or soft rows: Keras
+        return n_classes, labels.astype(np.int64)
+    if isinstance(loss, BinaryCrossEntropy):
+        if int(np.prod(output_shape)) != 1:
+            raise ValueError(f"{who}: class_weight needs one class per sample, but the model "
+                             f"has {int(np.prod(output_shape))} sigmoid outputs (multi-label); "
+                             f"weight their positives with BinaryCrossEntropy(pos_weight=...)")
+        labels = y.reshape(len(y))
+        if not np.all((labels == 0) | (labels == 1)):
+            raise ValueError(f"{who}: class_weight needs targets that are classes (0 or 1), "
+                             f"received other values such as "
+                             f"{labels[(labels != 0) & (labels != 1)][0]}")
+        return 2, labels.astype(np.int64)
+    raise ValueError(f"{who}: class_weight needs class labels, but the loss is "
+                     f"{type(loss).__name__}, not a classification loss (CrossEntropy or "
+                     f"BinaryCrossEntropy); weight samples with sample_weight instead")
