@@ -91,6 +91,31 @@ def test_frozen_layers_inside_a_nested_model_are_named_by_their_path():
         ["block", "top"]
 
 
+def test_freeze_and_unfreeze_take_the_paths_frozen_layers_gives():
+    # frozen_layers names "base/fc1"; freeze and unfreeze could not take it back
+    base = tn.Sequential([tn.layers.Dense(4, input_dim=3, name="fc1"), tn.layers.ReLU(),
+                          tn.layers.Dense(4, name="fc2")], name="base")
+    model = tn.Sequential([base, tn.layers.Dense(2, name="head")])
+    assert transfer.freeze(model, "base/fc1") == ["base/fc1"]
+    assert not base.layers[0].trainable and base.layers[2].trainable and base.trainable
+    assert transfer.frozen_layers(model) == ["base/fc1"]
+    assert transfer.freeze(model, ["head", "base/fc2"]) == ["head", "base/fc2"]
+    assert transfer.trainable_layers(model) == []
+    assert transfer.frozen_layers(model) == ["base/fc1", "base/fc2", "head"]
+    assert transfer.unfreeze(model, transfer.frozen_layers(model)) == \
+        ["head", "base/fc1", "base/fc2"]
+    assert transfer.frozen_layers(model) == []
+    with pytest.raises(ValueError, match=r"'base' has no layer named 'fc3'.*did you mean"):
+        transfer.freeze(model, ["head", "base/fc3"])
+    assert transfer.frozen_layers(model) == []  # nothing set when a path is wrong
+    with pytest.raises(ValueError, match=r"'base/fc1' has no layer named 'w'.*holds no layers"):
+        transfer.freeze(model, "base/fc1/w")
+    with pytest.raises(ValueError, match="no layer named 'bse'"):
+        transfer.freeze(model, "bse/fc1")
+    with pytest.raises(ValueError, match="not both"):
+        transfer.freeze(model, "base/fc1", start=0)
+
+
 def test_freeze_errors_name_the_problem():
     model = mlp()
     with pytest.raises(ValueError, match="no layer named 'fc3'.*did you mean"):

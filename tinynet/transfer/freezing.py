@@ -13,6 +13,7 @@ A frozen layer (``layer.trainable = False``, recursive on containers)
 >>> freeze(model, upto="head")        # everything below the layer named "head"
 >>> unfreeze(model, start=-3)         # the top three layers learn again
 >>> freeze(model, layers=[0, "fc2"])  # any selection by index or name
+>>> unfreeze(model, "base/fc2")       # a layer inside a nested model, by its path
 
 Optimizers skip parameters whose ``trainable`` flag is off at each step, so
 freezing or unfreezing takes effect without recompiling; it is still good
@@ -21,7 +22,7 @@ practice to ``compile`` again after changing what trains, as in Keras.
 
 from __future__ import annotations
 
-from ..checks import check_bool
+from ..checks import check_bool, did_you_mean
 from ..layers.base import walk_layers
 from .selection import layer_index, model_layers, select_layers, span
 
@@ -50,6 +51,29 @@ def _targets(model, layers, start, upto, who) -> list[int]:
     return chosen
 
 
+def _is_path(model, ref) -> bool:
+    """A ``"/"``-joined path into a nested model, not a top-level layer's name."""
+    return (isinstance(ref, str) and "/" in ref
+            and ref not in {layer.name for layer in model_layers(model)})
+
+
+def _nested_layer(model, path: str):
+    """The layer at ``path`` (``"base/fc1"``: ``fc1`` inside the top-level
+    layer ``base``), the names :func:`frozen_layers` gives."""
+    parts = path.split("/")
+    layer = model_layers(model)[layer_index(model, parts[0])]
+    for depth, name in enumerate(parts[1:], start=1):
+        children = layer.sublayers()
+        names = [child.name for child in children]
+        if name not in names:
+            where = "/".join(parts[:depth])
+            held = f"its layers: {', '.join(names)}" if names else "it holds no layers"
+            raise ValueError(f"layer path {path!r}: {where!r} has no layer named {name!r}"
+                             f"{did_you_mean(name, names)} ({held})")
+        layer = children[names.index(name)]
+    return layer
+
+
 def set_trainable(model, value: bool, layers=None, *, start=None, upto=None) -> list[str]:
     """Set ``trainable`` on a selection of ``model.layers``.
 
@@ -59,7 +83,9 @@ def set_trainable(model, value: bool, layers=None, *, start=None, upto=None) -> 
     value : bool
     layers : layer reference, optional
         Index, name, slice, range or list of these (see
-        :mod:`tinynet.transfer.selection`).
+        :mod:`tinynet.transfer.selection`); here also the path of a layer
+        inside a nested model, names joined by ``/`` (``"base/fc1"``), as
+        :func:`frozen_layers` names it.
     start, upto : int or str, optional
         Otherwise the range ``model.layers[start:upto]`` (``upto`` exclusive,
         either bound may be a layer name, a negative index counts from the
@@ -70,15 +96,27 @@ def set_trainable(model, value: bool, layers=None, *, start=None, upto=None) -> 
     Returns
     -------
     list of str
-        Names of the layers set, bottom to top.
+        Names of the layers set, bottom to top (then the paths given).
     """
     value = check_bool(value, "set_trainable", "trainable")
     all_layers = model_layers(model)
     who = "unfreeze" if value else "freeze"
-    chosen = [all_layers[i] for i in _targets(model, layers, start, upto, who)]
-    for layer in chosen:
+    refs = [layers] if isinstance(layers, str) else layers
+    paths = []
+    if isinstance(refs, (list, tuple)) and any(_is_path(model, r) for r in refs):
+        if start is not None or upto is not None:
+            raise ValueError("pass either layers=... or a range start=/upto=, not both")
+        paths = [r for r in refs if _is_path(model, r)]
+        rest = [r for r in refs if not _is_path(model, r)]
+        nested = [_nested_layer(model, path) for path in paths]  # all checked first
+        chosen = [all_layers[i] for i in (_targets(model, rest, start, upto, who)
+                                          if rest else [])]
+    else:
+        nested = []
+        chosen = [all_layers[i] for i in _targets(model, layers, start, upto, who)]
+    for layer in chosen + nested:
         layer.trainable = value
-    return [layer.name for layer in chosen]
+    return [layer.name for layer in chosen] + paths
 
 
 def freeze(model, layers=None, *, start=None, upto=None) -> list[str]:
