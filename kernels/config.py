@@ -49,6 +49,8 @@ import time
 
 import numpy as np
 
+from .checks import check_count
+
 __all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads", "raw_num_threads",
            "split_count", "set_num_threads", "threading_layer", "COMPILE_MESSAGE",
            "REDUCE_ROWS", "reduce_blocks"]
@@ -402,9 +404,11 @@ def set_num_threads(n: int) -> int:
     """Use at most ``n`` threads in the kernels (1: every kernel runs its serial
     build -- the robust choice on a machine shared with other busy processes,
     where a parallel call waits for its descheduled worker). Returns the
-    previous number."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads expected a positive integer, received {n!r}")
+    previous number.
+
+    ``n`` is a Python or NumPy integer (anything ``operator.index`` takes);
+    a bool or float raises a TypeError, a number below 1 a ValueError."""
+    n = check_count(n, "set_num_threads")
     previous = numba.get_num_threads() if NUMBA_ENABLED else 1
     if NUMBA_ENABLED:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
@@ -420,8 +424,10 @@ def limit_threads(n: int = 1):
     Yields a dict describing what was limited (``{"threads": n}``, plus
     ``"blas"`` when threadpoolctl is missing). On a busy machine, spinning
     OpenBLAS and Numba pools slow each other down many times over; small
-    matrices gain nothing from extra threads anyway.
+    matrices gain nothing from extra threads anyway. ``n`` is checked as
+    :func:`set_num_threads` checks it, before anything is limited.
     """
+    n = check_count(n, "limit_threads")
     settings = {"threads": n}
     with contextlib.ExitStack() as stack:
         try:
