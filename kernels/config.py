@@ -26,6 +26,9 @@
   kernels file together at import; when the hash differs from the one kept
   beside the cache, it deletes the cache files of the kernels (they then
   compile again once).
+* Concurrent compiles: two processes adding to a kernel's cache index at
+  once lost one's entries (Numba rewrites the whole index); each kernel's
+  cache writes hold a lock file in the cache directory (:mod:`.cachelock`).
 * Thread pools: importing the kernels starts Numba's pool (~10 ms), with a
   short OpenMP spin-wait where tinynet may set one (:func:`start_pool`, and
   :mod:`tinynet.spinwait` for OpenBLAS's); :func:`pools_wait_briefly` tells
@@ -49,6 +52,7 @@ import time
 
 import numpy as np
 
+from .cachelock import guard
 from .checks import check_count
 
 __all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads", "raw_num_threads",
@@ -219,6 +223,7 @@ def _jit(f, parallel, exact, inline=False):
         try:
             jitted = numba.njit(cache=True, **options)(f)
             CAN_CACHE = True
+            guard(jitted)  # one process at a time adds to its cache index
             return jitted
         except RuntimeError as exc:
             if "no locator available" not in str(exc):
