@@ -6,8 +6,9 @@ Modules, one family each: :mod:`.gemm` (matrix products), :mod:`.activations`,
 :mod:`.dense` (fused dense forward/backward), :mod:`.losses` (softmax
 cross-entropy), :mod:`.dropout`, :mod:`.pooling` (max pooling), :mod:`.im2col`
 (window view, col2im), :mod:`.norms` (BatchNorm, LayerNorm), :mod:`.optim`
-(fused optimizer updates); :mod:`.config` holds the Numba options and
-:mod:`.dispatch` the backend choice::
+(fused optimizer updates); :mod:`.config` holds the Numba options,
+:mod:`.dispatch` the backend choice, :mod:`.checks` the public functions'
+argument checks and :mod:`.cachelock` the lock around cache writes::
 
     import tinynet as tn
     tn.kernels.set_backend("numpy")      # or "numba" (default), "auto"

@@ -26,6 +26,9 @@
   kernels file together at import; when the hash differs from the one kept
   beside the cache, it deletes the cache files of the kernels (they then
   compile again once).
+* Concurrent compiles: two processes adding to a kernel's cache index at
+  once lost one's entries (Numba rewrites the whole index); each kernel's
+  cache writes hold a lock file in the cache directory (:mod:`.cachelock`).
 * Thread pools: importing the kernels starts Numba's pool (~10 ms), with a
   short OpenMP spin-wait where tinynet may set one (:func:`start_pool`, and
   :mod:`tinynet.spinwait` for OpenBLAS's); :func:`pools_wait_briefly` tells
@@ -48,6 +51,9 @@ import threading
 import time
 
 import numpy as np
+
+from .cachelock import guard
+from .checks import check_count
 
 __all__ = ["NUMBA_ENABLED", "FASTMATH", "njit", "prange", "num_threads", "raw_num_threads",
            "split_count", "set_num_threads", "threading_layer", "COMPILE_MESSAGE",
@@ -217,6 +223,7 @@ def _jit(f, parallel, exact, inline=False):
         try:
             jitted = numba.njit(cache=True, **options)(f)
             CAN_CACHE = True
+            guard(jitted)  # one process at a time adds to its cache index
             return jitted
         except RuntimeError as exc:
             if "no locator available" not in str(exc):
@@ -402,9 +409,11 @@ def set_num_threads(n: int) -> int:
     """Use at most ``n`` threads in the kernels (1: every kernel runs its serial
     build -- the robust choice on a machine shared with other busy processes,
     where a parallel call waits for its descheduled worker). Returns the
-    previous number."""
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads expected a positive integer, received {n!r}")
+    previous number.
+
+    ``n`` is a Python or NumPy integer (anything ``operator.index`` takes);
+    a bool or float raises a TypeError, a number below 1 a ValueError."""
+    n = check_count(n, "set_num_threads")
     previous = numba.get_num_threads() if NUMBA_ENABLED else 1
     if NUMBA_ENABLED:
         numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
@@ -420,8 +429,10 @@ def limit_threads(n: int = 1):
     Yields a dict describing what was limited (``{"threads": n}``, plus
     ``"blas"`` when threadpoolctl is missing). On a busy machine, spinning
     OpenBLAS and Numba pools slow each other down many times over; small
-    matrices gain nothing from extra threads anyway.
+    matrices gain nothing from extra threads anyway. ``n`` is checked as
+    :func:`set_num_threads` checks it, before anything is limited.
     """
+    n = check_count(n, "limit_threads")
     settings = {"threads": n}
     with contextlib.ExitStack() as stack:
         try:

@@ -34,8 +34,8 @@ from . import activations, dense, dropout, gemm, im2col, losses, norms, optim, p
 from .choices import choice_path, decide, machine_key
 from .config import NUMBA_ENABLED, check_choice, choice_from_env, raw_num_threads
 
-__all__ = ["BACKENDS", "OPS", "CHOICE_FILE", "set_backend", "get_backend", "use_backend",
-           "impl", "effective_backend", "auto_choices"]
+__all__ = ["BACKENDS", "OPS", "TRUSTED_OPS", "CHOICE_FILE", "set_backend", "get_backend",
+           "use_backend", "impl", "effective_backend", "auto_choices"]
 
 BACKENDS = ("auto", "numba", "numpy")
 
@@ -65,6 +65,13 @@ OPS = {
     "rmsprop": (optim.rmsprop, optim.rmsprop_ref),
     "adagrad": (optim.adagrad, optim.adagrad_ref),
 }
+
+
+#: OPS with each function's ``.trusted`` build where it has one: the functions
+#: that check index arguments (max pooling, col2im, the softmax cross-entropy:
+#: see :mod:`.checks`) without those checks, for callers that made or checked
+#: the arguments -- the layers and losses, through ``impl(op, trusted=True)``.
+TRUSTED_OPS = {op: tuple(getattr(f, "trusted", f) for f in pair) for op, pair in OPS.items()}
 
 
 def _check_backend(name) -> str:
@@ -112,11 +119,14 @@ def use_backend(name: str):
         set_backend(previous)
 
 
-def impl(op: str, size: int = 0):
+def impl(op: str, size: int = 0, trusted: bool = False):
     """The implementation of ``op`` to call now (``size``: the problem size,
-    e.g. elements of the output, used by ``"auto"``)."""
+    e.g. elements of the output, used by ``"auto"``). ``trusted=True`` gives
+    the build that skips the checks of index arguments (:data:`TRUSTED_OPS`):
+    only for a caller that made those arguments itself or checked them (a
+    wrong index there reads or writes past an array)."""
     try:
-        fast, ref = OPS[op]
+        fast, ref = (TRUSTED_OPS if trusted else OPS)[op]
     except KeyError:
         raise ValueError(f"unknown kernel operation {op!r}") from None
     if not NUMBA_ENABLED or _backend == "numpy":

@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
+from .checks import check_float_array, check_pair, checked
 from .config import NUMBA_ENABLED, njit, prange, split_count
 
 __all__ = ["windows", "im2col", "im2col_order", "col2im", "col2im_ref", "FEW_CHANNELS"]
@@ -123,6 +124,26 @@ def _output_size(dcols, xp_shape, kernel, strides):
     return ho, wo
 
 
+def _check_call(dcols, xp_shape, kernel, strides):
+    """The public functions' checks: positive ints for the kernel and strides
+    (with a negative pair the kernel wrote nothing, silently), four
+    non-negative ints for ``xp_shape``, and a float ``dcols`` of the shape
+    they give."""
+    check_pair(kernel, "col2im", "kernel")
+    check_pair(strides, "col2im", "strides")
+    dcols = check_float_array(dcols, "col2im", "dcols")
+    try:
+        dims = tuple(xp_shape)
+    except TypeError:
+        dims = None
+    if dims is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
+                               and d >= 0 for d in dims):
+        raise ValueError(f"col2im expected xp_shape as non-negative integers (batch, height, "
+                         f"width, channels), received {xp_shape!r}")
+    _output_size(dcols, dims, kernel, strides)
+
+
+@checked(_check_call)
 def col2im(dcols, xp_shape, kernel, strides):
     """``dxp`` of shape ``xp_shape``: every row of ``dcols`` added back over its patch.
 
@@ -130,7 +151,10 @@ def col2im(dcols, xp_shape, kernel, strides):
     ----------
     dcols : ndarray of shape (N*Ho*Wo, kh*kw*C), float32 or float64
     xp_shape : (N, Hp, Wp, C), the padded input's shape
-    kernel, strides : (int, int)
+    kernel, strides : (int, int), positive
+
+    Checks all of these (``.trusted`` checks dcols' shape only: see
+    :mod:`.checks`).
     """
     dcols = np.ascontiguousarray(dcols)
     ho, wo = _output_size(dcols, xp_shape, kernel, strides)
@@ -141,8 +165,10 @@ def col2im(dcols, xp_shape, kernel, strides):
     return dxp
 
 
+@checked(_check_call)
 def col2im_ref(dcols, xp_shape, kernel, strides):
-    """NumPy reference of :func:`col2im`: one strided slice per kernel offset."""
+    """NumPy reference of :func:`col2im` (which checks as it does): one strided
+    slice per kernel offset."""
     ho, wo = _output_size(dcols, xp_shape, kernel, strides)
     (kh, kw), (sh, sw) = kernel, strides
     n, c = xp_shape[0], xp_shape[3]

@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from .checks import check_float_array, check_indices, checked
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
 
 __all__ = ["softmax_cross_entropy", "softmax_cross_entropy_ref"]
@@ -70,16 +71,41 @@ def _softmax_ce(z, labels, smoothing, grad, scale, partials, n_chunks):
                                    min(M, (k + 1) * REDUCE_ROWS))
 
 
+def _check_call(logits, labels, label_smoothing=0.0, scale=1.0, grad_out=None):
+    """The public functions' checks: 2-D float logits, one integer label per
+    row in ``[0, C)`` (the kernel reads and writes the column a label names,
+    unchecked), and a ``grad_out`` of the logits' shape and dtype."""
+    who = "softmax_cross_entropy"
+    z = check_float_array(logits, who, "logits")
+    if z.ndim != 2:
+        raise ValueError(f"{who} expected logits of shape (batch, classes), received {z.shape}")
+    labels = np.asarray(labels)
+    if labels.shape != (z.shape[0],):
+        raise ValueError(f"{who} expected labels of shape ({z.shape[0]},) (one per row of "
+                         f"the logits), received {labels.shape}")
+    check_indices(labels, z.shape[1], who, f"labels (classes of {z.shape[1]} logits)")
+    if grad_out is not None and (not isinstance(grad_out, np.ndarray)
+                                 or grad_out.shape != z.shape or grad_out.dtype != z.dtype):
+        raise ValueError(f"{who} expected grad_out as an array of shape {z.shape} and dtype "
+                         f"{z.dtype} (the logits'), received "
+                         f"{getattr(grad_out, 'shape', type(grad_out).__name__)} of dtype "
+                         f"{getattr(grad_out, 'dtype', None)}")
+
+
+@checked(_check_call)
 def softmax_cross_entropy(logits, labels, label_smoothing=0.0, scale=1.0, grad_out=None):
     """Summed softmax cross-entropy and ``scale`` times its gradient.
 
     Parameters
     ----------
     logits : ndarray of shape (batch, C), float32 or float64
-    labels : ndarray of shape (batch,), integers in [0, C) (not checked here)
+    labels : ndarray of shape (batch,), integers in [0, C)
     label_smoothing : float
     scale : float, multiplies the gradient (``1/batch`` for a mean)
     grad_out : ndarray like logits, optional
+
+    Checks the logits, labels and ``grad_out`` (``.trusted`` does not: the
+    loss checks the labels itself; see :mod:`.checks`).
 
     Returns
     -------
@@ -98,8 +124,9 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0, scale=1.0, grad_o
     return float(partials.sum()), grad
 
 
+@checked(_check_call)
 def softmax_cross_entropy_ref(logits, labels, label_smoothing=0.0, scale=1.0, grad_out=None):
-    """NumPy reference of :func:`softmax_cross_entropy`."""
+    """NumPy reference of :func:`softmax_cross_entropy` (which checks as it does)."""
     z = np.asarray(logits)
     n, C = z.shape
     m = z.max(axis=1, keepdims=True) if n else np.zeros((0, 1), z.dtype)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_float_array, check_indices, check_pair, checked
 from .config import NUMBA_ENABLED, njit, prange, split_count
 from .im2col import windows
 
@@ -128,6 +129,27 @@ def _check_backward(dy, arg, x_shape, pool, strides):
                          f"output for input {x_shape}), received {dy.shape} and {arg.shape}")
 
 
+def _check_forward(x, pool, strides):
+    """The public functions' checks of a forward call: float x, positive ints
+    for the pool and strides (a pool of 0 read past the input)."""
+    check_float_array(x, "max pooling", "x")
+    check_pair(pool, "max pooling", "pool")
+    check_pair(strides, "max pooling", "strides")
+
+
+def _check_backward_call(dy, arg, x_shape, pool, strides):
+    """The public functions' checks of a backward call: the forward's, the
+    shapes, and every ``arg`` an integer in ``[0, ph * pw)`` -- the kernel
+    writes ``dx`` where ``arg`` points, unchecked."""
+    (ph, pw) = check_pair(pool, "max pooling backward", "pool")
+    check_pair(strides, "max pooling backward", "strides")
+    dy = check_float_array(dy, "max pooling backward", "dy")
+    arg = np.asarray(arg)
+    _check_backward(dy, arg, x_shape, pool, strides)
+    check_indices(arg, ph * pw, "max pooling backward", f"arg (indices into {ph}x{pw} windows)")
+
+
+@checked(_check_forward)
 def maxpool_forward(x, pool, strides):
     """``(y, arg)``: the window maxima of ``x`` and where each came from.
 
@@ -140,6 +162,8 @@ def maxpool_forward(x, pool, strides):
     -------
     y : ndarray of shape (N, Ho, Wo, C), x's dtype
     arg : int32 ndarray of y's shape, the flat window index ``a * pw + c``
+
+    Checks its arguments (``.trusted`` does not: see :mod:`.checks`).
     """
     x = np.ascontiguousarray(x)
     ho, wo = _output_size(x.shape, pool, strides)
@@ -151,8 +175,13 @@ def maxpool_forward(x, pool, strides):
     return y, arg
 
 
+@checked(_check_backward_call)
 def maxpool_backward(dy, arg, x_shape, pool, strides):
-    """``dx`` of shape ``x_shape``: each ``dy`` added at its window's maximum."""
+    """``dx`` of shape ``x_shape``: each ``dy`` added at its window's maximum.
+
+    ``arg`` is :func:`maxpool_forward`'s; each value must be in ``[0, ph *
+    pw)``, which this checks, with the shapes, dtypes and geometry
+    (``.trusted`` checks the shapes only: see :mod:`.checks`)."""
     dy, arg = np.ascontiguousarray(dy), np.ascontiguousarray(arg)
     (ph, pw), (sh, sw) = pool, strides
     _check_backward(dy, arg, x_shape, pool, strides)
@@ -170,8 +199,9 @@ def maxpool_backward(dy, arg, x_shape, pool, strides):
     return dx
 
 
+@checked(_check_forward)
 def maxpool_forward_ref(x, pool, strides):
-    """NumPy reference of :func:`maxpool_forward`."""
+    """NumPy reference of :func:`maxpool_forward` (which checks as it does)."""
     x = np.asarray(x)
     ho, wo = _output_size(x.shape, pool, strides)
     (ph, pw) = pool
@@ -181,8 +211,9 @@ def maxpool_forward_ref(x, pool, strides):
     return y, arg.astype(np.int32)
 
 
+@checked(_check_backward_call)
 def maxpool_backward_ref(dy, arg, x_shape, pool, strides):
-    """NumPy reference of :func:`maxpool_backward`."""
+    """NumPy reference of :func:`maxpool_backward` (which checks as it does)."""
     _check_backward(dy, arg, x_shape, pool, strides)
     (ph, pw), (sh, sw) = pool, strides
     n, ho, wo, c = arg.shape

@@ -16,13 +16,17 @@ those is a separate build to compile:
   one, whatever the number of threads above 1. The calls here are
   small, so they run the serial builds, and the threaded build is then
   compiled for each argument types the serial one met (without running it);
-* :func:`.config.num_threads` is 1 whenever Numba's thread count is 1, so
-  the threaded builds are compiled only when it is above 1 (as Numba runs
-  the process that warms up: ``NUMBA_NUM_THREADS`` or the core count). The
-  adaptive check that turns threads off on a busy machine is not consulted:
-  a later, quieter run would need the threaded builds;
+* the threaded builds are compiled whatever the thread count of the process
+  that warms up, 1 included (``NUMBA_NUM_THREADS=1``, ``set_num_threads(1)``,
+  or one core): a threaded build's machine code and its cache entry do not
+  depend on the thread count -- the parallel loop asks the pool how many
+  threads to use as it starts -- so a later run at 2 threads or more loads
+  them from the cache instead of compiling at its first large step. The
+  adaptive check that turns threads off on a busy machine is not consulted
+  either: a later, quieter run would need the threaded builds;
 * at more than one thread :func:`.config.num_threads` launches an empty
-  parallel loop to see how fast the pool answers: that kernel is built too;
+  parallel loop to see how fast the pool answers: that kernel is built too
+  (it runs here, on as many threads as the process has);
 * array layouts are types: a convolution's column matrix is F-ordered up to
   :data:`.im2col.FEW_CHANNELS` input channels (:func:`.im2col.im2col_order`);
 * each GEMM engine (:mod:`.blas`) has its own forward kernels, so both are
@@ -125,12 +129,12 @@ def _compile_threaded_builds() -> None:
 def warm_up(verbose: bool = True, dtypes=("float32", "float64")) -> dict:
     """Compile every kernel build for ``dtypes`` (or load it from the disk cache).
 
-    The serial builds always; the threaded builds of the parallel kernels and
-    the thread pool's probe when Numba's thread count is above 1 (below it
-    they never run; see the module docstring). Returns ``{"<kernel family>
-    <dtype>": seconds}`` (both builds of the family), plus ``{"thread-pool
-    probe": seconds}`` at more than one thread; prints progress to stderr
-    when ``verbose``. Without Numba this does nothing.
+    The serial and the threaded builds of every kernel, and the thread pool's
+    probe, whatever Numba's thread count here: a later run at any thread
+    count finds all it may pick (see the module docstring). Returns
+    ``{"<kernel family> <dtype>": seconds}`` (both builds of the family), plus
+    ``{"thread-pool probe": seconds}``; prints progress to stderr when
+    ``verbose``. Without Numba this does nothing.
     """
     if not NUMBA_ENABLED:
         if verbose:
@@ -144,22 +148,20 @@ def warm_up(verbose: bool = True, dtypes=("float32", "float64")) -> dict:
     def timed(name, dtype, thunk):
         t0 = time.perf_counter()
         thunk()
-        if threads > 1:
-            _compile_threaded_builds()
+        _compile_threaded_builds()
         key = f"{name} {dtype}".strip()
         times[key] = time.perf_counter() - t0
         if verbose:
             print(f"  {name:<24} {dtype:<8} {times[key]:6.2f} s", file=sys.stderr, flush=True)
 
-    if threads > 1:  # what num_threads() launches to see how fast the pool answers
-        timed("thread-pool probe", "", lambda: config._probe_kernel(
-            np.empty(threads, np.int64), threads))
+    # what num_threads() launches, at more than one thread, to see how fast the pool answers
+    timed("thread-pool probe", "", lambda: config._probe_kernel(
+        np.empty(threads, np.int64), threads))
     for dtype in dtypes:
         for name, thunk in _calls(np.dtype(dtype)):
             timed(name, dtype, thunk)
     if verbose:
-        builds = (f"serial and threaded builds, {threads} threads" if threads > 1 else
-                  "serial builds only: Numba runs 1 thread, so the threaded ones never run")
-        print(f"tinynet: kernels ready in {time.perf_counter() - start:.1f} s ({builds}; "
+        print(f"tinynet: kernels ready in {time.perf_counter() - start:.1f} s (serial and "
+              f"threaded builds, for runs at any thread count; this one runs {threads}; "
               f"cached on disk for later runs)", file=sys.stderr)
     return times

@@ -197,13 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
                     "so that later train, evaluate and predict runs (of an MLP or a CNN, "
                     "small batches or large) compile nothing. Every kernel is built for "
                     "each dtype, for both GEMM engines and for the column layouts of "
-                    "convolutions; with Numba running more than one thread "
-                    "(NUMBA_NUM_THREADS, default the core count) the threaded build of "
-                    "each parallel kernel too, which large batches run. Run it with the "
-                    "thread count of later runs: at 1 thread the threaded builds are "
-                    "left out, as they never run there. With a cold cache this takes "
-                    "about a minute per dtype on 2 cores (under half that at 1 thread); "
-                    "with a warm one, about a second.")
+                    "convolutions, and both the serial and the threaded build of each "
+                    "parallel kernel (large batches at more than one thread run the "
+                    "threaded one), whatever the thread count it runs with "
+                    "(NUMBA_NUM_THREADS=1 included): later runs at any thread count find "
+                    "them all. With a cold cache this takes about a minute per dtype on 2 "
+                    "cores; with a warm one, about a second.")
     compile_.add_argument("--dtypes", nargs="+", choices=("float32", "float64"),
                           default=["float32", "float64"],
                           help="floating-point types to compile for (default both)")

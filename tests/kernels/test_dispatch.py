@@ -272,9 +272,40 @@ def test_set_num_threads():
     finally:
         tn.kernels.set_num_threads(previous)
     assert tn.kernels.set_num_threads(previous) == previous
-    for bad in (0, 1.5, True):
-        with pytest.raises(ValueError, match="positive integer"):
+    for bad in (0, -1, np.int64(0)):
+        with pytest.raises(ValueError, match="set_num_threads expected a positive integer, "
+                                             "received"):
             tn.kernels.set_num_threads(bad)
+
+
+@pytest.mark.parametrize("setter", ["set_num_threads", "limit_threads"])
+def test_thread_counts_take_numpy_integers_and_refuse_bools_and_floats(setter):
+    """Any integer operator.index takes (a count computed with NumPy is an
+    np.int64); a bool or a float is a slip, refused with a TypeError."""
+    from tinynet.kernels import config
+
+    def use(n):
+        if setter == "set_num_threads":
+            return tn.kernels.set_num_threads(n)
+        with tn.kernels.limit_threads(n) as settings:
+            assert type(settings["threads"]) is int
+            return config.raw_num_threads()
+
+    previous = tn.kernels.set_num_threads(2)
+    try:
+        for n in (np.int64(1), np.int32(1), np.uint8(1)):
+            use(n)
+            assert config.raw_num_threads() == 1 or setter == "limit_threads"
+        for bad, kind in ((True, "bool"), (np.True_, "bool"), (1.0, "float"),
+                          (np.float64(2.0), "float64"), ("2", "str")):
+            with pytest.raises(TypeError, match=f"{setter} expected a positive integer.*"
+                                                f"received.*{kind}"):
+                use(bad)
+        with pytest.raises(ValueError, match=f"{setter} expected a positive integer, "
+                                             f"received 0"):
+            use(np.int64(0))
+    finally:
+        tn.kernels.set_num_threads(previous)
 
 
 @pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")

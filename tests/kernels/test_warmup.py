@@ -1,5 +1,6 @@
 """warm_up (``tinynet compile``): every kernel build normal use reaches, so
-that nothing compiles afterwards -- the threaded builds included."""
+that nothing compiles afterwards -- the threaded builds included, whatever
+the thread count of the process that warms up."""
 
 import json
 import os
@@ -36,32 +37,28 @@ def builds():
                               len(kernel.parallel.signatures))
             for kernel in config.PARALLEL_KERNELS if kernel.parallel is not config._probe_kernel}
 
-k.set_num_threads(1)
-times_1 = k.warm_up(verbose=False, dtypes=("float32",))
-one = builds()
-probe_1 = len(config._probe_kernel.signatures)
-k.set_num_threads(2)
-times_2 = k.warm_up(verbose=False, dtypes=("float32",))
-print(json.dumps({"one": one, "two": builds(), "probe": [probe_1,
-                  len(config._probe_kernel.signatures)], "keys": [sorted(times_1),
-                  sorted(times_2)]}))
+threads = config.raw_num_threads()
+times = k.warm_up(verbose=False, dtypes=("float32",))
+print(json.dumps({"threads": threads, "builds": builds(),
+                  "probe": len(config._probe_kernel.signatures), "keys": sorted(times)}))
 """
 
 
 @needs_numba
-def test_threaded_builds_are_warmed_exactly_when_numba_runs_more_than_one_thread():
-    """At 1 thread every kernel runs its serial build (num_threads() is 1, so
-    every wrapper asks for 1 chunk): warm_up leaves the threaded builds and
-    the pool's probe alone. At 2 threads it builds the threaded one of every
+@pytest.mark.parametrize("threads", ["1", "2"])
+def test_warm_up_builds_the_threaded_builds_at_any_thread_count(threads):
+    """At 1 thread every kernel runs its serial build, but a later run at 2
+    threads runs the threaded ones: warm_up builds the threaded one of every
     parallel kernel for each argument types its serial build met, and the
-    probe. (Loads from the suite's cache; compiles where that is cold.)"""
-    out = _run(_BUILDS, NUMBA_NUM_THREADS="2")
-    assert out["probe"][0] == 0 and out["probe"][1] == 1
-    assert "thread-pool probe" not in out["keys"][0] and "thread-pool probe" in out["keys"][1]
-    assert all(n_parallel == 0 for _, _, n_parallel in out["one"].values()), out["one"]
-    warmed = {name: serial for name, (serial, _, _) in out["two"].items() if serial}
-    assert len(warmed) >= 20, out["two"]  # the kernels of every family ran serially
-    missing = {name: m for name, (_, m, _) in out["two"].items() if m}
+    pool's probe, whatever Numba's thread count (before, a 1-thread
+    ``tinynet compile`` left them to a later run's first large step). (Loads
+    from the suite's cache; compiles where that is cold.)"""
+    out = _run(_BUILDS, NUMBA_NUM_THREADS=threads)
+    assert out["threads"] == int(threads)
+    assert out["probe"] == 1 and "thread-pool probe" in out["keys"]
+    warmed = {name: serial for name, (serial, _, _) in out["builds"].items() if serial}
+    assert len(warmed) >= 20, out["builds"]  # the kernels of every family ran serially
+    missing = {name: m for name, (_, m, _) in out["builds"].items() if m}
     assert not missing, f"serial signatures without a threaded build: {missing}"
 
 
@@ -129,15 +126,16 @@ def _cache_files(folder):
                            "the test command's Numba pass runs it")
 def test_after_warm_up_a_fresh_process_compiles_nothing(tmp_path):
     """Slow (1-2 min: compiles every kernel into an empty cache). warm_up in
-    one process, then MLP and CNN workloads in another, both at 2 threads:
-    the second compiles nothing (no compile event, no cache file written),
-    though it runs the threaded builds."""
-    env = {"NUMBA_CACHE_DIR": str(tmp_path), "NUMBA_NUM_THREADS": "2"}
+    one process at 1 thread, then MLP and CNN workloads in another at 2
+    threads: the second compiles nothing (no compile event, no cache file
+    written), though it runs the threaded builds, which the first never ran."""
+    env = {"NUMBA_CACHE_DIR": str(tmp_path)}
     _run("import json, tinynet.kernels as k;"
-         "print(json.dumps(k.warm_up(verbose=False, dtypes=('float32',))))", **env)
+         "print(json.dumps(k.warm_up(verbose=False, dtypes=('float32',))))",
+         NUMBA_NUM_THREADS="1", **env)
     before = _cache_files(tmp_path)
     assert before
-    out = _run(_WORKLOAD, **env)
+    out = _run(_WORKLOAD, NUMBA_NUM_THREADS="2", **env)
     assert out["compiled"] == []
     assert _cache_files(tmp_path) == before
     # the workload reached the threaded builds of every family, so the test can fail

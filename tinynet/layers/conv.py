@@ -192,8 +192,9 @@ class Conv2D(_KernelLayer):
             dcols = kernels.impl("matmul_nt", cols.size)(g2, w2) if need_dx else None
         if not need_dx:
             return None
-        dxp = kernels.impl("col2im", dcols.size)(dcols, xp_shape, self.kernel_size,
-                                                 self.strides)
+        # trusted: the geometry is the layer's, checked as it was built
+        dxp = kernels.impl("col2im", dcols.size, trusted=True)(dcols, xp_shape,
+                                                               self.kernel_size, self.strides)
         (pt, _), (pl, _) = self._pads(x_shape[1], x_shape[2])
         return dxp[:, pt:pt + x_shape[1], pl:pl + x_shape[2], :]
 
@@ -243,7 +244,8 @@ class MaxPool2D(Layer):
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = _prepare_image(self, x)
-        y, arg = kernels.impl("maxpool_forward", x.size)(x, self.pool_size, self.strides)
+        y, arg = kernels.impl("maxpool_forward", x.size, trusted=True)(x, self.pool_size,
+                                                                       self.strides)
         self._cache = (x.shape, arg)
         return y
 
@@ -251,8 +253,9 @@ class MaxPool2D(Layer):
         self._require_cache(self._cache)
         x_shape, arg = self._cache
         dy = self._check_dy(dy, arg.shape)
-        return kernels.impl("maxpool_backward", dy.size)(dy, arg, x_shape, self.pool_size,
-                                                         self.strides)
+        # trusted: arg is the forward's own
+        return kernels.impl("maxpool_backward", dy.size, trusted=True)(
+            dy, arg, x_shape, self.pool_size, self.strides)
 
     def get_config(self) -> dict:
         config = super().get_config()

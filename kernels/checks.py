@@ -1,0 +1,94 @@
+"""Argument checks of the kernels' public functions.
+
+A few kernels index arrays with values they are given -- max pooling's
+backward with the argmax indices ``arg``, col2im with its geometry, the
+softmax cross-entropy with the labels -- and a Numba kernel does not check
+its indices: a wrong value reads or writes past an array (a crash, or silent
+garbage). Their public functions therefore check every such argument first
+(:func:`checked`), with a ValueError or TypeError that says what was expected
+and what was received.
+
+The layers and losses produce or check these arguments themselves (``arg``
+comes from the forward pass, the labels from ``check_labels``), so they call
+each function's ``.trusted`` build instead -- through
+``dispatch.impl(op, size, trusted=True)`` -- and do not scan the indices a
+second time on every step. Without Numba the same holds for the NumPy
+references.
+
+The kernels import nothing of tinynet (``import tinynet`` must not import
+Numba), hence these helpers beside ``tinynet.checks``.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+
+import numpy as np
+
+__all__ = ["checked", "check_count", "check_pair", "check_float_array", "check_indices"]
+
+
+def checked(check):
+    """Decorator: the function, called after ``check(*args, **kwargs)`` (which
+    raises on a bad argument); the unchecked function stays reachable as the
+    result's ``.trusted``, for callers that made or checked the arguments."""
+    def wrap(trusted):
+        @functools.wraps(trusted)
+        def public(*args, **kwargs):
+            check(*args, **kwargs)
+            return trusted(*args, **kwargs)
+        public.trusted = trusted
+        return public
+    return wrap
+
+
+def check_count(n, who: str) -> int:
+    """``n`` as an int when it is a positive integer: a Python or NumPy integer,
+    anything ``operator.index`` takes except a bool. A float or bool (or any
+    other type) raises a TypeError, a number below 1 a ValueError."""
+    if isinstance(n, (bool, np.bool_)):
+        raise TypeError(f"{who} expected a positive integer, received the bool {n!r}")
+    try:
+        value = operator.index(n)
+    except TypeError:
+        raise TypeError(f"{who} expected a positive integer (int or NumPy integer), received "
+                        f"{n!r} of type {type(n).__name__}") from None
+    if value < 1:
+        raise ValueError(f"{who} expected a positive integer, received {value}")
+    return value
+
+
+def check_pair(value, who: str, what: str) -> tuple:
+    """``value`` as a tuple of two positive ints (a window or its strides)."""
+    try:
+        pair = tuple(value)
+    except TypeError:
+        pair = ()
+    if len(pair) != 2:
+        raise ValueError(f"{who} expected {what} as two positive integers, received {value!r}")
+    return tuple(check_count(v, f"{who} ({what})") for v in pair)
+
+
+def check_float_array(x, who: str, what: str) -> np.ndarray:
+    """``x`` as an array, which must be float32 or float64 (TypeError)."""
+    x = np.asarray(x)
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{who} expected {what} of dtype float32 or float64, "
+                        f"received {x.dtype}")
+    return x
+
+
+def check_indices(index, upper: int, who: str, what: str) -> np.ndarray:
+    """``index`` as an array of integers in ``[0, upper)``: another dtype (bool
+    included) raises a TypeError, a value out of range a ValueError that
+    gives the range received."""
+    index = np.asarray(index)
+    if index.dtype == np.bool_ or not np.issubdtype(index.dtype, np.integer):
+        raise TypeError(f"{who} expected {what} as integers, received dtype {index.dtype}")
+    if index.size:
+        low, high = index.min(), index.max()
+        if low < 0 or high >= upper:
+            raise ValueError(f"{who} expected {what} in [0, {upper}), received values "
+                             f"in [{low}, {high}]")
+    return index
