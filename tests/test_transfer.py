@@ -397,8 +397,12 @@ def test_layer_groups_and_errors():
         transfer.layer_groups(model, [[0, 2], [2, 4]])
     with pytest.raises(ValueError, match="no parameters"):
         transfer.discriminative_param_groups(model, 1e-3, groups=[[0], [1], [2, 3, 4]])
-    with pytest.raises(ValueError, match=r"discriminative_lrs expected base_lr in \(0, inf\)"):
+    # its own name, not discriminative_lrs' (which it calls)
+    with pytest.raises(ValueError, match=r"discriminative_param_groups expected base_lr in "
+                                         r"\(0, inf\)"):
         transfer.discriminative_param_groups(model, -1.0)
+    with pytest.raises(TypeError, match="discriminative_param_groups expected factor"):
+        transfer.discriminative_param_groups(model, 1e-3, factor="2")
 
 
 def test_gradual_unfreezing_unfreezes_one_group_per_epoch_from_the_top():
@@ -715,6 +719,18 @@ def test_fine_tune_with_l2sp_logs_the_penalty_in_phase_2_only():
     transfer.fine_tune(mlp(1), x, y, head_epochs=0, epochs=1, batch_size=8, seed=0,
                        l2sp_beta=0.1, callbacks=[mine])
     assert len(mine.history["l2sp_penalty"]) == 1
+
+
+def test_a_history_given_to_fine_tune_keeps_each_phase_apart():
+    # fit returns the user's History; phase 2 began new records in it, so the
+    # returned head history (the same object) showed phase 2's epochs
+    x, y = data(n=16)
+    mine = tn.callbacks.History()
+    history = transfer.fine_tune(mlp(1), x, y, head_epochs=3, epochs=2, batch_size=8, seed=0,
+                                 callbacks=[mine])
+    assert history.fine_tune is mine and history.head is not mine
+    assert history.head.epoch == [0, 1, 2] and len(history.head.history["loss"]) == 3
+    assert mine.epoch == [0, 1] and len(mine.history["loss"]) == 2
 
 
 def test_l2sp_logger_refuses_a_penalty_that_is_not_stepping():

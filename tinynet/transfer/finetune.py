@@ -20,6 +20,7 @@ learning rate. :func:`fine_tune` runs both phases and returns both histories.
 
 from __future__ import annotations
 
+import copy
 from collections import namedtuple
 
 import numpy as np
@@ -77,6 +78,8 @@ def discriminative_param_groups(model, base_lr: float, factor: float = 2.6,
         Frozen parameters are included: optimizers skip them while they are
         frozen and train them at their group's rate once unfrozen.
     """
+    base_lr = _check_lr(base_lr, "discriminative_param_groups", "base_lr")
+    factor = _check_lr(factor, "discriminative_param_groups", "factor")
     layers = model_layers(model)
     index_groups = layer_groups(model, groups)
     check_every_layer_grouped(model, index_groups, "discriminative_param_groups")
@@ -269,7 +272,9 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     Returns
     -------
     FineTuneHistory
-        ``(head, fine_tune)``: the History of each phase.
+        ``(head, fine_tune)``: the History of each phase. A ``History``
+        among ``callbacks`` records both phases in turn, so it ends as
+        ``fine_tune``, and ``head`` is a copy of its phase-1 record.
 
     Raises
     ------
@@ -354,6 +359,10 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
                           metrics=metrics)
             history_head = model.fit(x, y, epochs=int(head_epochs), callbacks=user_callbacks,
                                      **fit_args)
+            if any(cb is history_head for cb in user_callbacks):
+                # a History given by the user is filled again by phase 2 (its
+                # on_train_begin starts new records, as Keras'): keep phase 1's
+                history_head = copy.copy(history_head)
 
         restore_trainable(was_trainable)
         for layer in keep_frozen:
