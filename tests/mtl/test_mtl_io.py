@@ -235,6 +235,13 @@ def test_static_weights_and_weighting_lr_survive_without_the_optimizer(tmp_path)
     model.compile("sgd", loss="mse", weighting="uncertainty", weighting_lr=0.25)
     loaded = tn.load(model.save(tmp_path / "u.npz", include_optimizer=False))
     assert loaded.optimizer.param_groups[1]["lr"] == 0.25
+    # a rate is checked as a real number ("0.25" and True were taken by float())
+    for bad, error in (("0.25", TypeError), (True, TypeError), (0.0, ValueError),
+                       (float("nan"), ValueError)):
+        with pytest.raises(error, match="compile expected weighting_lr"):
+            model.compile("sgd", loss="mse", weighting="uncertainty", weighting_lr=bad)
+    model.compile("sgd", loss="mse", weighting="uncertainty", weighting_lr=np.float32(0.5))
+    assert model.optimizer.param_groups[1]["lr"] == 0.5
 
 
 # ------------------------------------------------------------------ refusals

@@ -54,6 +54,7 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from ..callbacks import Callback, as_callback_list
 from ..checks import as_mask, check_finite, check_positive_int
+from ..layers._checks import check_real
 from ..output_losses import for_output
 from ..param import ensure_flat
 from ..training import RunningMeans, fit_loop
@@ -191,6 +192,9 @@ class MultiTaskTraining:
             paper does not have).
         """
         tasks = list(self.output_names)
+        if weighting_lr is not None:  # float("1e-3") or True were taken as rates
+            weighting_lr = check_real(weighting_lr, "compile", "weighting_lr", low=0.0,
+                                      low_open=True, high_open=True)
         if loss is None:
             raise ValueError("compile expected loss= (one per task, e.g. "
                              f"{{{', '.join(repr(t) + ': ...' for t in tasks)}}})")
@@ -218,14 +222,13 @@ class MultiTaskTraining:
         # What a saved model stores: the losses and metrics as given (loading
         # compiles again, which redoes the swaps for softmax/sigmoid outputs).
         self._compiled = {"loss": given_losses, "metrics": given_metrics,
-                          "weighting_lr": None if weighting_lr is None else float(weighting_lr)}
+                          "weighting_lr": weighting_lr}
         params = self.trainable_parameters()
         extra = self.weighting.parameters()
         groups = [{"params": params}]
         if extra:  # no weight decay: neither paper puts a prior on s_t or w_t
             groups.append({"params": extra, "weight_decay": 0.0} if weighting_lr is None
-                          else {"params": extra, "weight_decay": 0.0,
-                                "lr": float(weighting_lr)})
+                          else {"params": extra, "weight_decay": 0.0, "lr": weighting_lr})
         from .. import optim
         ensure_flat(params + extra)  # one fused optimizer call per group
         self.optimizer = optim.get(optimizer, groups)
