@@ -55,6 +55,7 @@ from . import metrics as metrics_mod
 from .checks import (as_array, as_float_array, as_sample_weight, check_bool, check_finite,
                      check_positive_int, check_seed)
 from .class_weights import class_sample_weights
+from .data.batches import as_generator
 from .layers._checks import check_real
 from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
 from .output_losses import for_output, output_activation
@@ -251,8 +252,7 @@ class Sequential(Layer):
         if not self.built:
             raise ValueError(f"{self._who} is not built; nothing to reset "
                              f"(fit(seed=...) seeds the weights it builds)")
-        rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(
-            check_seed(seed, f"{self._who}.reset_parameters"))
+        rng = as_generator(seed, f"{self._who}.reset_parameters")
         for layer in self._layers:
             if isinstance(layer, Sequential):
                 layer.reset_parameters(rng)

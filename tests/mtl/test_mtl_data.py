@@ -69,6 +69,22 @@ def test_multi_digits_takes_seed_none_and_refuses_a_bad_seed_clearly():
             data.load_multi_digits(n_train=5, n_test=4, seed=bad)
 
 
+def test_synthetic_and_make_multi_refuse_a_bad_seed_clearly():
+    # both passed the seed to np.random.default_rng unchecked: NumPy's bare
+    # "expected non-negative integer", and True counted as seed 1
+    images, labels = np.zeros((3, 4, 4), np.float32), np.arange(3)
+    for bad, error in ((-2, ValueError), (1.5, TypeError), (True, TypeError)):
+        with pytest.raises(error, match="synthetic_mmoe expected seed as None or a "
+                                        "non-negative integer"):
+            data.synthetic_mmoe(10, 0.5, seed=bad)
+        with pytest.raises(error, match="make_multi expected seed as None or a "
+                                        "non-negative integer"):
+            data.make_multi(images, labels, 4, canvas=6, seed=bad)
+    a = data.make_multi(images, labels, 4, canvas=6, seed=np.random.SeedSequence(5))
+    b = data.make_multi(images, labels, 4, canvas=6, seed=np.random.default_rng(5))
+    assert np.array_equal(a[1]["left"], b[1]["left"])
+
+
 def test_synthetic_correlation_controls_label_correlation():
     corrs = []
     for p in (1.0, 0.5, 0.0):

@@ -31,6 +31,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import check_positive_int, check_seed
+from ..data.batches import as_generator
 
 __all__ = ["synthetic_mmoe", "area_resize_matrix", "resize_area", "overlay_pairs",
            "make_multi", "load_multi_fashion", "load_multi_digits"]
@@ -51,7 +52,7 @@ def synthetic_mmoe(n_samples: int, correlation: float, n_features: int = 100,
                          f"received {correlation}")
     if n_features < 2:
         raise ValueError(f"synthetic_mmoe expected n_features >= 2, received {n_features}")
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed, "synthetic_mmoe")
     u1 = rng.standard_normal(n_features)
     u1 /= np.linalg.norm(u1)
     u2 = rng.standard_normal(n_features)
@@ -122,7 +123,7 @@ def make_multi(images: np.ndarray, labels: np.ndarray, n_samples: int, canvas: i
     y : dict {"left": int64 labels, "right": int64 labels}
     """
     n_samples = check_positive_int(n_samples, "make_multi", "n_samples")
-    rng = np.random.default_rng(seed)
+    rng = as_generator(seed, "make_multi")
     first = rng.integers(0, len(images), n_samples)
     second = rng.integers(0, len(images), n_samples)
     images = np.asarray(images, dtype=np.float32)
