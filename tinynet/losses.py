@@ -79,6 +79,7 @@ import numpy as np
 from .checks import (as_array, as_class_weight, as_float_array, as_float_targets,
                      as_sample_weight, check_finite, check_labels, did_you_mean,
                      is_real_dtype, lookup)
+from .layers._checks import check_real
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
@@ -418,12 +419,8 @@ class Huber(_ElementwiseLoss):
     """
 
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
-        if isinstance(delta, bool) or not isinstance(delta, (int, float, np.floating,
-                                                             np.integer)):
-            raise TypeError(f"Huber expected delta as a number, received {delta!r}")
-        if not np.isfinite(delta) or delta <= 0:
-            raise ValueError(f"Huber expected a positive finite delta, received {delta}")
-        self.delta = float(delta)
+        self.delta = check_real(delta, "Huber", "delta", low=0.0, low_open=True,
+                                high_open=True)
         super().__init__(reduction)
 
     def _forward(self, pred, target):
@@ -496,14 +493,8 @@ class CrossEntropy(Loss):
     per_sample = True
 
     def __init__(self, label_smoothing: float = 0.0, weight=None, reduction: str = "mean"):
-        if isinstance(label_smoothing, bool) or not isinstance(
-                label_smoothing, (int, float, np.floating, np.integer)):
-            raise TypeError(f"{type(self).__name__} expected label_smoothing as a number, "
-                            f"received {label_smoothing!r}")
-        if not 0.0 <= label_smoothing <= 1.0:
-            raise ValueError(f"{type(self).__name__} expected label_smoothing in [0, 1], "
-                             f"received {label_smoothing}")
-        self.label_smoothing = float(label_smoothing)
+        self.label_smoothing = check_real(label_smoothing, type(self).__name__,
+                                          "label_smoothing", low=0.0, high=1.0)
         self.weight = None if weight is None else as_class_weight(
             weight, type(self).__name__, "weight (one per class)")
         super().__init__(reduction)

@@ -64,7 +64,9 @@ def test_clip_grad_value():
 
 
 @pytest.mark.parametrize("call, message", [
-    (lambda: clip_grad_norm([], 0.0), "max_norm as a positive number"),
+    (lambda: clip_grad_norm([], 0.0), r"max_norm in \(0, inf\], received 0.0"),
+    (lambda: clip_grad_norm([], "1"), "max_norm as a real number"),  # was a ValueError
+    (lambda: clip_grad_norm([], float("nan")), "max_norm in"),
     (lambda: clip_grad_norm([], 1.0, norm_type=-2), "norm_type"),
     (lambda: clip_grad_norm([np.zeros(2)], 1.0), "Param objects"),
     (lambda: clip_grad_value([], -1.0), "clip_value"),

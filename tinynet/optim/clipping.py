@@ -13,9 +13,9 @@ exploding gradients). :func:`clip_grad_value` clips every element instead.
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
+
+from ..layers._checks import check_real
 
 __all__ = ["clip_grad_norm", "clip_grad_value"]
 
@@ -34,9 +34,8 @@ def _grads(params, who):
 
 
 def _positive(value, who, what):
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0:
-        raise ValueError(f"{who} expected {what} as a positive number, received {value!r}")
-    return float(value)
+    """A real number in (0, inf]: PyTorch takes an infinite norm type or bound."""
+    return check_real(value, who, what, low=0.0, low_open=True)
 
 
 def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) -> float:

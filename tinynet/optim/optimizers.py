@@ -32,11 +32,13 @@ them), parameters numbered in group order as in PyTorch.
 
 from __future__ import annotations
 
+import math
 import numbers
 
 import numpy as np
 
 from ..checks import check_bool, did_you_mean
+from ..layers._checks import check_real
 from ..param import Param
 from . import fused, rules
 from .clipping import clip_grad_norm
@@ -44,17 +46,12 @@ from .clipping import clip_grad_norm
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
 
-def _check_number(who, name, value, low=0.0, high=None, high_open=False, integer_ok=True):
-    """A real number in ``[low, high]`` (or ``[low, high)``); else a clear error."""
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{who} expected {name} as a number, received {value!r} "
-                        f"of type {type(value).__name__}")
-    value = float(value)
-    too_high = high is not None and (value >= high if high_open else value > high)
-    if not np.isfinite(value) or (low is not None and value < low) or too_high:
-        upper = "inf)" if high is None else f"{high}{')' if high_open else ']'}"
-        raise ValueError(f"{who} expected {name} in [{low}, {upper}, received {value}")
-    return value
+def _check_number(who, name, value, low=0.0, high=None, high_open=False):
+    """A finite real number in ``[low, high]`` (``[low, high)`` with
+    ``high_open``; no bound where ``low`` or ``high`` is None); else a clear error."""
+    return check_real(value, who, name, low=-math.inf if low is None else low,
+                      high=math.inf if high is None else high,
+                      high_open=high_open or high is None)
 
 
 def _fused(name: str):
