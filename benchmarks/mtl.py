@@ -295,7 +295,7 @@ def _file_name(args) -> str:
         "_h" + "-".join(map(str, args.hidden))
         if args.trunk == "mlp" and not args.quick and tuple(args.hidden) != DEFAULT_HIDDEN
         else "") + (
-        "_dropout" if args.dropout else "") + (
+        f"_dropout{args.dropout:g}" if args.dropout else "") + (
         "_cosine" if args.lr_schedule == "cosine" else "") + (
         f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
         f"_lr{args.lr:g}" if args.lr != DEFAULT_LR else "") + (

@@ -241,4 +241,4 @@ def test_mtl_settings_write_files_of_their_own():
     assert mtl._file_name(args) == "mtl_conv_cosine_wd0.001_lr0.003_batch32_validation"
     # a --quick run keeps its plain name whatever its (meaningless) size
     quick = mtl.build_parser().parse_args(["--quick", "--n-train", "300", "--dropout", "0.3"])
-    assert mtl._file_name(quick) == "mtl_dropout"
+    assert mtl._file_name(quick) == "mtl_dropout0.3"

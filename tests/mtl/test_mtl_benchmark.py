@@ -139,12 +139,13 @@ def test_a_run_can_be_limited_to_some_models_and_weightings(tmp_path):
     assert mtl.main(["--quick", "--parts", "fashion", "--architectures", "hard",
                      "--weightings", "equal", "dwa", "--dropout", "0.2",
                      "--out", str(tmp_path)]) == 0
-    runs = json.loads((tmp_path / "mtl_dropout.json").read_text())["results"]["fashion"]["runs"]
+    payload = json.loads((tmp_path / "mtl_dropout0.2.json").read_text())
+    runs = payload["results"]["fashion"]["runs"]
     assert set(runs) == {"single-task", "hard sharing|equal", "hard sharing|dwa",
                          "torch hard sharing|equal"}
     twin = runs["torch hard sharing|equal"]  # trained with the same dropout, if torch is here
     assert twin == "skipped: torch is not installed" or 0 <= twin[0]["test"]["left/accuracy"] <= 1
-    text = (tmp_path / "mtl_dropout.md").read_text()
+    text = (tmp_path / "mtl_dropout0.2.md").read_text()
     assert "MMoE" not in text and "cross-stitch" not in text and "dropout 0.2" in text
     assert not (tmp_path / "mtl.md").exists()
 
@@ -256,9 +257,11 @@ def test_the_cnn_trunks_can_be_sized_and_such_runs_write_files_of_their_own(caps
     assert mtl._file_name(parse(["--trunk", "conv", "--units", "256"])) == "mtl_conv_u256"
     assert mtl._file_name(parse(["--trunk", "conv", "--filters", "32", "64",
                                  "--units", "128"])) == "mtl_conv"   # the defaults, named as such
-    # an MLP of other widths never overwrites the main table (mtl.md) or its own runs
+    # an MLP of other widths, or another dropout rate, never overwrites the main
+    # table (mtl.md) or another run
     assert mtl._file_name(parse(["--hidden", "2048", "1024", "--dropout", "0.3"])) == \
-        "mtl_h2048-1024_dropout"
+        "mtl_h2048-1024_dropout0.3"
+    assert mtl._file_name(parse(["--dropout", "0.5"])) == "mtl_dropout0.5"
     assert mtl._file_name(parse(["--hidden", "256", "128"])) == "mtl"
     for argv, message in ((["--filters", "8"], "--filters and --units size the CNN trunks"),
                           (["--trunk", "conv", "--units", "0"], "expected positive counts")):
