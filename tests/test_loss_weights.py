@@ -355,3 +355,32 @@ def test_a_sum_loss_trains_and_evaluates_as_keras_logs_it():
     # one full batch: the sum's step is the mean's times the batch size
     np.testing.assert_allclose(model.get_weights()[0] - before,
                                10 * (mean_model.get_weights()[0] - before), rtol=1e-10)
+
+
+def test_a_loss_subclass_from_before_reduction_still_trains():
+    # written against the old base class: an __init__ that does not call
+    # Loss.__init__, so no instance attribute reduction (or _cache)
+    class Squared(losses.Loss):
+        def __init__(self, scale):
+            self.scale = scale
+
+        def _check_target(self, pred, target):
+            return np.asarray(target, dtype=pred.dtype).reshape(pred.shape)
+
+        def _forward(self, pred, target):
+            return self.scale * (pred - target) ** 2
+
+        def _backward(self, pred, target):
+            return 2 * self.scale * (pred - target)
+
+    loss = Squared(0.5)
+    with pytest.raises(RuntimeError, match="before forward"):
+        loss.backward()
+    pred, target = np.array([[1.0], [3.0]]), np.array([0.0, 1.0])
+    assert loss.forward(pred, target) == pytest.approx(0.5 * (1 + 4) / 2)
+    np.testing.assert_allclose(loss.backward(), [[0.5], [1.0]])
+    model = tn.Sequential([tn.layers.Dense(1, input_dim=2)])
+    model.compile("sgd", loss=loss)
+    x = np.random.default_rng(0).random((8, 2))
+    history = model.fit(x, x.sum(axis=1), epochs=2, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()

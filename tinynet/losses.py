@@ -171,6 +171,11 @@ class Loss:
 
     #: True when ``_forward`` gives one value per sample rather than per element.
     per_sample = False
+    #: The reduction; a class default too, so a subclass written before
+    #: ``reduction=`` existed, whose ``__init__`` does not call this one, still
+    #: reduces to the mean.
+    reduction = "mean"
+    _cache = None
     #: Placeholder written over the targets of masked-out samples.
     _fill_value = 0.0
     #: The total weight of the last forward's samples: the mean's denominator
