@@ -26,7 +26,8 @@ import operator
 
 import numpy as np
 
-__all__ = ["checked", "check_count", "check_pair", "check_float_array", "check_indices"]
+__all__ = ["checked", "check_count", "check_pair", "check_shape", "check_float_array",
+           "check_indices"]
 
 
 def checked(check):
@@ -68,6 +69,21 @@ def check_pair(value, who: str, what: str) -> tuple:
     if len(pair) != 2:
         raise ValueError(f"{who} expected {what} as two positive integers, received {value!r}")
     return tuple(check_count(v, f"{who} ({what})") for v in pair)
+
+
+def check_shape(shape, who: str, what: str, dims: str) -> tuple:
+    """``shape`` as a tuple of non-negative ints, as many as ``dims`` names
+    (``"batch, height, width, channels"``); else a ValueError."""
+    try:
+        out = tuple(shape)
+    except TypeError:
+        out = None
+    if out is None or len(out) != len(dims.split(",")) or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, (bool, np.bool_)) and d >= 0
+            for d in out):
+        raise ValueError(f"{who} expected {what} as non-negative integers ({dims}), "
+                         f"received {shape!r}")
+    return tuple(int(d) for d in out)
 
 
 def check_float_array(x, who: str, what: str) -> np.ndarray:

@@ -28,7 +28,7 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from .checks import check_float_array, check_pair, checked
+from .checks import check_float_array, check_pair, check_shape, checked
 from .config import NUMBA_ENABLED, njit, prange, split_count
 
 __all__ = ["windows", "im2col", "im2col_order", "col2im", "col2im_ref", "FEW_CHANNELS"]
@@ -132,14 +132,7 @@ def _check_call(dcols, xp_shape, kernel, strides):
     check_pair(kernel, "col2im", "kernel")
     check_pair(strides, "col2im", "strides")
     dcols = check_float_array(dcols, "col2im", "dcols")
-    try:
-        dims = tuple(xp_shape)
-    except TypeError:
-        dims = None
-    if dims is None or not all(isinstance(d, (int, np.integer)) and not isinstance(d, bool)
-                               and d >= 0 for d in dims):
-        raise ValueError(f"col2im expected xp_shape as non-negative integers (batch, height, "
-                         f"width, channels), received {xp_shape!r}")
+    dims = check_shape(xp_shape, "col2im", "xp_shape", "batch, height, width, channels")
     _output_size(dcols, dims, kernel, strides)
 
 

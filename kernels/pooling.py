@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_float_array, check_indices, check_pair, checked
+from .checks import check_float_array, check_indices, check_pair, check_shape, checked
 from .config import NUMBA_ENABLED, njit, prange, split_count
 from .im2col import windows
 
@@ -143,6 +143,8 @@ def _check_backward_call(dy, arg, x_shape, pool, strides):
     writes ``dx`` where ``arg`` points, unchecked."""
     (ph, pw) = check_pair(pool, "max pooling backward", "pool")
     check_pair(strides, "max pooling backward", "strides")
+    x_shape = check_shape(x_shape, "max pooling backward", "x_shape",
+                          "batch, height, width, channels")
     dy = check_float_array(dy, "max pooling backward", "dy")
     arg = np.asarray(arg)
     _check_backward(dy, arg, x_shape, pool, strides)

@@ -37,6 +37,11 @@ def test_maxpool_backward_refuses_an_arg_outside_the_window(fn, strides):
             fn(dy, arg.astype(dtype), x.shape, (2, 2), strides)
     with pytest.raises(TypeError, match="dy of dtype float32 or float64, received int64"):
         fn(dy.astype(np.int64), arg, x.shape, (2, 2), strides)
+    # a float x_shape passed the shape check (4.0 == 4) and failed inside np.empty
+    shape = (x.shape[0], float(x.shape[1]), x.shape[2], x.shape[3])
+    with pytest.raises(ValueError, match=r"x_shape as non-negative integers \(batch, height, "
+                                         r"width, channels\), received \(2, 5.0, 5, 3\)"):
+        fn(dy, arg, shape, (2, 2), strides)
 
 
 @pytest.mark.parametrize("fn", [*MAXPOOL_BACKWARD, pooling.maxpool_forward,
