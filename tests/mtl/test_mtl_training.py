@@ -319,6 +319,97 @@ def test_epoch_means_of_a_task_count_only_its_labelled_samples(weighting):
                                    [exact["cls/loss"], exact["reg/loss"]], rtol=1e-12)
 
 
+def test_sample_weights_of_a_task_weight_its_loss_as_repeated_samples():
+    # Keras' multi-output sample_weight: one full-batch SGD step with integer
+    # weights is the step on the samples repeated that many times; the weights
+    # of "cls" leave "reg" alone
+    rng = np.random.default_rng(3)
+    x, y = data(rng, 6)
+    counts = np.array([1, 3, 0, 2, 1, 1])
+
+    def one_step(x, y, **kw):
+        model = trunk_model(7)
+        model.compile(tn.optim.SGD(lr=0.1), loss={"cls": "cross_entropy", "reg": "mse"})
+        model.fit(x, y, epochs=1, batch_size=len(x), shuffle=False, verbose=0, **kw)
+        return [p.value.copy() for p in model.parameters()]
+
+    weighted = one_step(x, y, sample_weight={"cls": counts})
+    rows = np.repeat(np.arange(6), counts)
+    cls_model = trunk_model(7)
+    cls_model.compile(tn.optim.SGD(lr=0.1), loss={"cls": "cross_entropy", "reg": "mse"},
+                      weighting={"cls": 1.0, "reg": 0.0})
+    cls_model.fit(x[rows], {"cls": y["cls"][rows], "reg": y["reg"][rows]}, epochs=1,
+                  batch_size=len(rows), shuffle=False, verbose=0)
+    reg_model = trunk_model(7)
+    reg_model.compile(tn.optim.SGD(lr=0.1), loss={"cls": "cross_entropy", "reg": "mse"},
+                      weighting={"cls": 0.0, "reg": 1.0})
+    reg_model.fit(x, y, epochs=1, batch_size=6, shuffle=False, verbose=0)
+    # the step is the sum of the two tasks' steps (SGD is linear in the gradient)
+    start = [p.value.copy() for p in trunk_model(7).parameters()]
+    assert len(start) == len(weighted) == 8
+    for w, c, r, b in zip(weighted, cls_model.parameters(), reg_model.parameters(), start):
+        np.testing.assert_allclose(w - b, (c.value - b) + (r.value - b), rtol=1e-10,
+                                   atol=1e-13)
+    assert not np.allclose(weighted[0], one_step(x, y)[0])  # the weights did something
+
+
+def test_evaluate_weights_each_task_loss_exactly_and_not_its_metrics():
+    rng = np.random.default_rng(4)
+    x, y = data(rng, 9)
+    y["cls"][[1, 5]] = -1  # missing labels take no weight whatever it says
+    model = trunk_model(2)
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"},
+                  metrics={"cls": ["accuracy"]})
+    w = rng.random(9) + 0.1
+    scores = model.evaluate(x, y, sample_weight=w, batch_size=4)
+    out = model.predict(x)
+    keep = y["cls"] >= 0
+    per = -tn.losses.log_softmax(out["cls"])[np.arange(9), np.where(keep, y["cls"], 0)]
+    assert scores["cls/loss"] == pytest.approx((w * per)[keep].sum() / w[keep].sum(),
+                                               rel=1e-12)
+    sq = ((out["reg"] - y["reg"]) ** 2).mean(axis=1)
+    assert scores["reg/loss"] == pytest.approx((w * sq).sum() / w.sum(), rel=1e-12)
+    plain = model.evaluate(x, y)
+    assert scores["cls/accuracy"] == plain["cls/accuracy"]
+    # one array for every task, a dict per task, tasks left out weigh 1
+    assert model.evaluate(x, y, sample_weight={"cls": w})["reg/loss"] == plain["reg/loss"]
+    assert model.evaluate(x, y, sample_weight={"cls": w, "reg": w}) == scores
+
+
+def test_epoch_loss_means_are_exact_with_sample_weights():
+    # lr=0: the epoch's logged task losses are evaluate's weighted means, the
+    # batches weighted by their total weight, not their labelled counts
+    model, x, y = _frozen_with_missing_labels("equal")
+    w = np.random.default_rng(5).random(len(x)) * 3
+    exact = model.evaluate(x, y, sample_weight=w)
+    history = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0,
+                        sample_weight=w, validation_data=(x, y, None, w))
+    for key in ("loss", "cls/loss", "reg/loss", "cls/accuracy"):
+        assert history.history[key][0] == pytest.approx(exact[key], rel=1e-12), key
+        assert history.history[f"val_{key}"][0] == pytest.approx(exact[key], rel=1e-12), key
+
+
+def test_bad_sample_weights_are_refused_before_training():
+    rng = np.random.default_rng(6)
+    x, y = data(rng, 5)
+    model = trunk_model(1)
+    model.compile("sgd", loss={"cls": "cross_entropy", "reg": "mse"})
+    for bad, error, message in (
+            ({"clss": np.ones(5)}, ValueError, r"sample weights for unknown tasks \['clss'\]"),
+            (np.ones(4), ValueError, r"sample_weight of shape \(5,\)"),
+            ({"reg": -np.ones(5)}, ValueError, r"sample_weight\['reg'\]"),
+            ({"reg": np.zeros(5)}, ValueError, r"positive sample_weight\['reg'\] for at least "
+                                               r"one labelled sample of task 'reg'"),
+            (["a"] * 5, TypeError, "sample_weight as a numeric array")):
+        with pytest.raises(error, match=message):
+            model.fit(x, y, verbose=0, sample_weight=bad)
+    y["cls"][:3] = -1  # labelled: samples 3 and 4, both weighing 0
+    with pytest.raises(ValueError, match="received 0 for all 2 of them"):
+        model.evaluate(x, y, sample_weight={"cls": [1, 1, 1, 0, 0]})
+    with pytest.raises(ValueError, match="sample_weight_val"):
+        model.fit(x, y, verbose=0, validation_data=(x, y, None, None, None))
+
+
 @pytest.mark.parametrize("weighting", ["equal", "mgda"])
 def test_the_live_bar_shows_the_epoch_means_over_the_labelled_samples_so_far(weighting):
     # With lr=0 and no shuffle, the epoch log of the first k batches is evaluate on

@@ -42,6 +42,25 @@ the sum of those task losses. The running values the live progress bar
 shows within an epoch are these means over the batches so far (not
 batch-size-weighted ones), so they lead to the logged value.
 ``evaluate`` is exact.
+
+Sample weights
+--------------
+``fit(..., sample_weight=...)`` and ``evaluate(..., sample_weight=...)`` take
+Keras' multi-output sample weights: one array of shape ``(n_samples,)`` for
+every task, or ``{task: array}`` (a task left out weighs every sample 1).
+Task :math:`t`'s loss is then the weighted mean over its labelled samples,
+
+.. math::
+    L_t = \frac{\sum_i w_{ti}\, m_{ti}\, \ell_{ti}}{\sum_i w_{ti}\, m_{ti}},
+
+(:mod:`tinynet.losses`' weights and masks, PyTorch's convention; Keras
+divides by the batch size instead), and its gradient follows. The metrics
+stay unweighted (Keras' ``metrics``). A batch whose labelled samples of a
+task all weigh 0 leaves the task out of that batch's weighting, as a batch
+without its labels does; a task whose labelled samples all weigh 0 in the
+data is an error. The epoch mean of a task's loss weights each batch by its
+:math:`\sum_i w_{ti} m_{ti}` (the loss's ``weight_total``), so it is the
+exact weighted mean when the weights do not move.
 """
 
 from __future__ import annotations
@@ -53,7 +72,7 @@ import numpy as np
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from ..callbacks import Callback, as_callback_list
-from ..checks import as_mask, check_finite, check_positive_int
+from ..checks import as_mask, as_sample_weight, check_finite, check_positive_int
 from ..layers._checks import check_real
 from ..output_losses import for_output
 from ..param import ensure_flat
@@ -133,6 +152,44 @@ def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None =
     return masks
 
 
+def task_weights(sample_weight, y: dict, n_samples: int, masks: dict,
+                 who: str = "fit") -> dict:
+    """``{task: float64 sample weights, or None for ones}`` from ``fit``'s or
+    ``evaluate``'s ``sample_weight``: None, one array for every task, or a
+    dict ``{task: array}`` (tasks left out weigh every sample 1), each of
+    shape ``(n_samples,)``, finite and non-negative (Keras' multi-output
+    ``sample_weight``).
+
+    A task whose labelled samples (``masks``) all weigh 0 is an error, as a
+    task without labels is: it would train nothing.
+    """
+    if sample_weight is None:
+        return {task: None for task in y}
+    if isinstance(sample_weight, dict):
+        unknown = sorted(set(sample_weight) - set(y), key=str)
+        if unknown:
+            raise ValueError(f"{who} received sample weights for unknown tasks {unknown} "
+                             f"(tasks: {sorted(y)})")
+        given = {task: sample_weight.get(task) for task in y}
+    else:
+        given = {task: sample_weight for task in y}
+    weights = {}
+    for task, w in given.items():
+        if w is None:
+            weights[task] = None
+            continue
+        what = f"sample_weight[{task!r}]" if isinstance(sample_weight, dict) else \
+            "sample_weight"
+        w = as_sample_weight(w, n_samples, who, what)
+        labelled = w if masks[task] is None else w[masks[task]]
+        if not labelled.any():
+            raise ValueError(f"{who} expected a positive {what} for at least one labelled "
+                             f"sample of task {task!r}, received 0 for all "
+                             f"{labelled.size} of them")
+        weights[task] = w
+    return weights
+
+
 def _flat_grads(params) -> np.ndarray:
     return np.concatenate([p.grad.ravel() for p in params])
 
@@ -152,8 +209,11 @@ class MultiTaskTraining:
     """
 
     compiled = False
-    #: Per-task running means of the current fit epoch (see _TaskEpochs), or None.
+    #: Per-task running means of the current fit epoch (see _TaskEpochs), or None:
+    #: of the metrics and weight, by labelled samples, and of the loss, by the
+    #: loss's total weight (``Loss.weight_total``).
     _epoch_task_means = None
+    _epoch_task_losses = None
     #: True for models that add a parameter penalty (soft sharing): logged as "penalty".
     penalized = False
 
@@ -341,14 +401,15 @@ class MultiTaskTraining:
             check_finite(a, who, f"input {t.name!r}")
         return xs
 
-    def _data(self, x, y, mask, who):
-        """Checked ``(inputs, targets, masks)`` for ``fit``/``evaluate``."""
+    def _data(self, x, y, mask, who, sample_weight=None):
+        """Checked ``(inputs, targets, masks, weights)`` for ``fit``/``evaluate``."""
         xs = self._inputs(x, who)
         n = xs[0].shape[0]
         ys = self._targets(y, n, who)
-        return xs, ys, task_masks(ys, mask, n, self.loss, who)
+        masks = task_masks(ys, mask, n, self.loss, who)
+        return xs, ys, masks, task_weights(sample_weight, ys, n, masks, who)
 
-    def _check_targets(self, ys, masks, who) -> None:
+    def _check_targets(self, ys, masks, weights, who) -> None:
         """Run each loss and metric on a dummy prediction, so that bad targets
         (label range, shape) or a metric that does not suit a task (accuracy on
         a regression) fail before training rather than in some later batch (as
@@ -357,7 +418,7 @@ class MultiTaskTraining:
             n = len(ys[task])
             pred, target, mask = np.zeros((n,) + out.shape, dtype=self.dtype), ys[task], masks[task]
             try:
-                self.loss[task].forward(pred, target, mask=mask)
+                self.loss[task].forward(pred, target, sample_weight=weights[task], mask=mask)
                 if mask is not None:
                     pred, target = pred[mask], target[mask]
                 for metric in self.metrics[task] if len(pred) else ():
@@ -366,16 +427,21 @@ class MultiTaskTraining:
                 raise type(exc)(f"{who}, task {task!r}: {exc}") from None
 
     # ------------------------------------------------------------------ step
-    def _task_losses(self, outs, y, masks, idx=None):
-        """Loss value and output gradient of every task (masked), plus counts."""
+    def _task_losses(self, outs, y, masks, idx=None, weights=None):
+        """Loss value and output gradient of every task (masked, weighted by
+        ``weights``), plus counts of labelled samples; each loss's
+        ``weight_total`` then holds its denominator."""
         values, grads, counts = np.zeros(len(outs)), [], []
         for i, (task, out) in enumerate(zip(self.output_names, outs)):
             target = y[task] if idx is None else y[task][idx]
             mask = masks[task]
             if mask is not None and idx is not None:
                 mask = mask[idx]
+            weight = None if weights is None else weights[task]
+            if weight is not None and idx is not None:
+                weight = weight[idx]
             loss = self.loss[task]
-            values[i] = loss.forward(out, target, mask=mask)
+            values[i] = loss.forward(out, target, sample_weight=weight, mask=mask)
             grads.append(loss.backward())
             counts.append(len(out) if mask is None else int(mask.sum()))
         return values, grads, counts
@@ -394,11 +460,16 @@ class MultiTaskTraining:
                 logs[f"{task}/{metric.name}"] = metric(out, target) if len(out) else 0.0
         return logs
 
-    def train_step(self, xs, y, masks, idx) -> dict:
+    def train_step(self, xs, y, masks, idx, weights=None) -> dict:
         """One update on samples ``idx``; returns the logs of the batch."""
         outs = self.forward_all([a[idx] for a in xs], training=True)
-        values, grads, counts = self._task_losses(outs, y, masks, idx)
-        present = np.array(counts) > 0  # tasks with a labelled sample in the batch
+        values, grads, counts = self._task_losses(outs, y, masks, idx, weights)
+        # each task loss's denominator: its labelled samples, weighted (the
+        # count, for a loss of the user's that does not say)
+        totals = [count if getattr(self.loss[task], "weight_total", None) is None
+                  else self.loss[task].weight_total
+                  for task, count in zip(self.output_names, counts)]
+        present = np.array(totals) > 0  # tasks with a labelled sample of weight > 0
         self.optimizer.zero_grad()
         weights = weighting_mod.checked_result(
             self.weighting, "loss_weights",
@@ -422,10 +493,10 @@ class MultiTaskTraining:
         logs.update(self._task_metrics(outs, y, masks, idx))
         if self._epoch_task_means is not None:
             for i, task in enumerate(self.output_names):
-                keys = ["loss"] + (["weight"] if adaptive else []) + [
-                    m.name for m in self.metrics[task]]
+                keys = (["weight"] if adaptive else []) + [m.name for m in self.metrics[task]]
                 self._epoch_task_means[i].add({k: logs[f"{task}/{k}"] for k in keys},
                                               counts[i])
+                self._epoch_task_losses[i].add({"loss": logs[f"{task}/loss"]}, totals[i])
         return logs
 
     @property
@@ -472,8 +543,8 @@ class MultiTaskTraining:
     # ------------------------------------------------------------------- fit
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
             callbacks=None, verbose: int = 1, shuffle: bool = True, seed=None, mask=None,
-            initial_epoch: int = 0, stream=None):
-        """Train on ``x`` (an array, or a list with one array per input) and ``{task: y}``.
+            initial_epoch: int = 0, stream=None, sample_weight=None):
+        r"""Train on ``x`` (an array, or a list with one array per input) and ``{task: y}``.
 
         Parameters
         ----------
@@ -484,9 +555,17 @@ class MultiTaskTraining:
         y : dict {task: targets}
             Targets per task; a NaN target, or a negative integer class label of
             a classification loss, marks a missing one (module docstring).
-        validation_data : tuple ``(x_val, y_val)`` or ``(x_val, y_val, mask_val)``
+        validation_data : tuple ``(x_val, y_val)``, ``(x_val, y_val, mask_val)`` or
+            ``(x_val, y_val, mask_val, sample_weight_val)`` (``mask_val`` may be None)
         mask : dict {task: bool array}, optional
             Explicit labelled-sample masks, one boolean (or 0/1) per sample.
+        sample_weight : array_like of shape (n_samples,), or dict {task: array_like}, optional
+            Non-negative per-sample weights of the task losses, as Keras'
+            multi-output ``sample_weight``: one array for every task, or one
+            per task (tasks left out weigh 1). Each task's loss is the
+            weighted mean over its labelled samples, :math:`\sum_i w_i m_i
+            \ell_i / \sum_i w_i m_i` (module docstring); metrics stay
+            unweighted.
         Other parameters as :meth:`tinynet.Sequential.fit`.
 
         Returns
@@ -495,18 +574,20 @@ class MultiTaskTraining:
         """
         self._require_compiled("fit")
         batch_size = check_positive_int(batch_size, "fit", "batch_size")
-        xs, ys, masks = self._data(x, y, mask, "fit")
-        self._check_targets(ys, masks, "fit")
+        xs, ys, masks, weights = self._data(x, y, mask, "fit", sample_weight)
+        self._check_targets(ys, masks, weights, "fit")
         n = xs[0].shape[0]
         validate = None
         if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("fit expected validation_data as (x_val, y_val) or "
-                                 "(x_val, y_val, mask_val)")
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (
+                    2, 3, 4):
+                raise ValueError("fit expected validation_data as (x_val, y_val), (x_val, "
+                                 "y_val, mask_val) or (x_val, y_val, mask_val, "
+                                 "sample_weight_val)")
             # Checked now, not after the first epoch.
-            val = self._data(*validation_data[:2], (validation_data[2:] or [None])[0],
-                             "fit (validation_data)")
-            self._check_targets(val[1], val[2], "fit (validation_data)")
+            extra = list(validation_data[2:]) + [None] * (4 - len(validation_data))
+            val = self._data(*validation_data[:2], extra[0], "fit (validation_data)", extra[1])
+            self._check_targets(*val[1:], "fit (validation_data)")
 
             def validate():
                 return self._evaluate_data(*val, max(batch_size, 256))
@@ -514,7 +595,7 @@ class MultiTaskTraining:
         # First, so that the user's callbacks and History see its epoch means.
         callbacks = [_TaskEpochs()] + as_callback_list(callbacks, "fit")
         # Kept on the model too, as Sequential (and Keras) do.
-        self.history = fit_loop(self, lambda idx: self.train_step(xs, ys, masks, idx), n,
+        self.history = fit_loop(self, lambda idx: self.train_step(xs, ys, masks, idx, weights), n,
                                 epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                                 seed=seed, initial_epoch=initial_epoch, validate=validate,
                                 callbacks=callbacks, verbose=verbose, stream=stream,
@@ -535,18 +616,19 @@ class MultiTaskTraining:
         xs = self._inputs(x, "predict")
         return dict(zip(self.output_names, self._predict_lists(xs, batch_size)))
 
-    def evaluate(self, x, y, mask=None, batch_size: int = 256) -> dict:
-        """Loss and metrics of every task on labelled samples (exact means);
-        arguments as in :meth:`fit`."""
+    def evaluate(self, x, y, mask=None, batch_size: int = 256, sample_weight=None) -> dict:
+        """Loss and metrics of every task on labelled samples (exact means; the
+        losses weighted by ``sample_weight``, the metrics not); arguments as in
+        :meth:`fit`."""
         self._require_compiled("evaluate")
         batch_size = check_positive_int(batch_size, "evaluate", "batch_size")
-        data = self._data(x, y, mask, "evaluate")
+        data = self._data(x, y, mask, "evaluate", sample_weight)
         self._check_targets(*data[1:], "evaluate")  # errors that name the task
         return self._evaluate_data(*data, batch_size)
 
-    def _evaluate_data(self, xs, ys, masks, batch_size) -> dict:
+    def _evaluate_data(self, xs, ys, masks, weights, batch_size) -> dict:
         outs = self._predict_lists(xs, batch_size)
-        values, _, _ = self._task_losses(outs, ys, masks)
+        values, _, _ = self._task_losses(outs, ys, masks, weights=weights)
         logs = {"loss": float(values.sum())}
         logs.update({f"{t}/loss": float(v) for t, v in zip(self.output_names, values)})
         logs.update(self._task_metrics(outs, ys, masks))
@@ -570,6 +652,7 @@ class _TaskEpochs(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model._epoch_task_means = [RunningMeans() for _ in self.model.output_names]
+        self.model._epoch_task_losses = [RunningMeans() for _ in self.model.output_names]
 
     def _exact(self, logs) -> np.ndarray:
         """Rewrite ``logs`` in place (see the class docstring); return the task
@@ -579,12 +662,14 @@ class _TaskEpochs(Callback):
         such a gap with NaN)."""
         model = self.model
         task_losses = np.full(len(model.output_names), np.nan)
-        for i, (task, means) in enumerate(zip(model.output_names,
-                                              model._epoch_task_means or ())):
-            task_means = means.means()
-            if not task_means:
-                for name in ["loss", "weight"] + [m.name for m in model.metrics[task]]:
-                    logs.pop(f"{task}/{name}", None)
+        for i, (task, means, losses) in enumerate(zip(model.output_names,
+                                                      model._epoch_task_means or (),
+                                                      model._epoch_task_losses or ())):
+            task_means = {**losses.means(), **means.means()}
+            missing = ["loss", "weight"] + [m.name for m in model.metrics[task]] \
+                if not means.count else [] if losses.count else ["loss"]
+            for name in missing:  # no labelled sample so far (of weight > 0, for the loss)
+                logs.pop(f"{task}/{name}", None)
             for key, value in task_means.items():
                 logs[f"{task}/{key}"] = value
             task_losses[i] = task_means.get("loss", np.nan)
@@ -598,8 +683,8 @@ class _TaskEpochs(Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         task_losses = self._exact({} if logs is None else logs)
-        self.model._epoch_task_means = None
+        self.model._epoch_task_means = self.model._epoch_task_losses = None
         self.model.weighting.on_epoch_end(task_losses)
 
     def on_train_end(self, logs=None):
-        self.model._epoch_task_means = None
+        self.model._epoch_task_means = self.model._epoch_task_losses = None
