@@ -384,3 +384,26 @@ def test_a_loss_subclass_from_before_reduction_still_trains():
     x = np.random.default_rng(0).random((8, 2))
     history = model.fit(x, x.sum(axis=1), epochs=2, batch_size=4, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+def test_a_loss_with_its_own_forward_evaluates_without_a_weight_total():
+    # a Loss subclass that computes forward itself never sets weight_total:
+    # evaluate and fit's epoch logs then count each batch by its size
+    class OwnForward(losses.Loss):
+        def forward(self, pred, target, sample_weight=None, mask=None):
+            self._diff = pred - np.asarray(target, dtype=pred.dtype).reshape(pred.shape)
+            return float(np.mean(self._diff ** 2))
+
+        def backward(self, dloss=None):
+            return 2 * self._diff / self._diff.size
+
+    model = tn.Sequential([tn.layers.Dense(1, input_dim=2, dtype="float64")])
+    model.compile(tn.optim.SGD(lr=0.0), loss=OwnForward())
+    x = np.random.default_rng(0).random((10, 2))
+    y = x.sum(axis=1)
+    history = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0,
+                        validation_data=(x, y))
+    expected = float(np.mean((model.predict(x)[:, 0] - y) ** 2))
+    assert model.evaluate(x, y, batch_size=4)["loss"] == pytest.approx(expected, rel=1e-12)
+    assert history.history["loss"][0] == pytest.approx(expected, rel=1e-12)
+    assert history.history["val_loss"][0] == pytest.approx(expected, rel=1e-12)

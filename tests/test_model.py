@@ -723,6 +723,28 @@ def test_evaluate_with_sample_weight_is_the_weighted_mean_over_every_batch():
         model.evaluate(x, y)["loss"], rel=1e-12)
 
 
+@pytest.mark.parametrize("loss", ["cross_entropy", {"class": "CrossEntropy",
+                                                    "config": {"weight": [1.0, 3.0, 0.5]}}])
+def test_the_epoch_loss_of_a_weighted_fit_is_the_weighted_mean_of_the_epoch(loss):
+    # lr=0: the logged training loss of an epoch is evaluate's weighted mean on
+    # the same data (each batch's weighted mean counts by its total weight,
+    # not its size), as its val_loss is, and as Keras' are equal
+    model, x, y, w = _weighted_setup()
+    model.compile(tn.optim.SGD(lr=0.0), loss=loss)
+    for kwargs in ({"sample_weight": w}, {"class_weight": {0: 2.0, 1: 0.5}}):
+        history = model.fit(x, y, epochs=1, batch_size=7, shuffle=False, verbose=0,
+                            validation_data=(x, y, w if "sample_weight" in kwargs else None),
+                            **kwargs)
+        by_class = np.array([2.0, 0.5, 1.0])[y] if "class_weight" in kwargs else w
+        exact = model.evaluate(x, y, sample_weight=by_class, batch_size=7)["loss"]
+        assert history.history["loss"][0] == pytest.approx(exact, rel=1e-12), kwargs
+    # all the weights of the first batch 0: it counts for nothing, not as a loss of 0
+    w[:7] = 0
+    history = model.fit(x, y, epochs=1, batch_size=7, shuffle=False, verbose=0, sample_weight=w)
+    assert history.history["loss"][0] == pytest.approx(
+        model.evaluate(x, y, sample_weight=w)["loss"], rel=1e-12)
+
+
 def test_validation_split_and_validation_data_carry_the_weights():
     model, x, y, w = _weighted_setup()
     history = model.fit(x, y, epochs=1, verbose=0, sample_weight=w, validation_split=0.2,

@@ -76,20 +76,33 @@ def batch_indices(n_samples: int, batch_size: int, rng: np.random.Generator | No
 
 
 class RunningMeans:
-    """Means of named values weighted by sample counts (batch sizes)."""
+    """Means of named values weighted by sample counts (batch sizes), or by
+    weights of their own for the keys given in ``add``'s ``weights`` (a
+    weighted loss's total sample weight: its means then combine to the
+    weighted mean of the union). A key whose weights so far are all 0 has
+    the mean 0, the loss of nothing."""
 
     def __init__(self):
         self.sums: dict[str, float] = {}
+        self.totals: dict[str, float] = {}
         self.count = 0
 
-    def add(self, logs: dict, n: int) -> None:
+    def add(self, logs: dict, n: int, weights: dict | None = None) -> None:
         for key, value in logs.items():
-            self.sums[key] = self.sums.get(key, 0.0) + float(value) * n
+            weight = n if weights is None or key not in weights else weights[key]
+            self.sums[key] = self.sums.get(key, 0.0) + float(value) * weight
+            self.totals[key] = self.totals.get(key, 0) + weight
         self.count += n
 
     def means(self) -> dict[str, float]:
-        return {key: total / self.count for key, total in self.sums.items()} \
-            if self.count else {}
+        return {key: total / self.totals[key] if self.totals[key] else 0.0
+                for key, total in self.sums.items()} if self.count else {}
+
+
+def _logs_and_weights(result, n: int):
+    """``(logs, n, weights)`` for :meth:`RunningMeans.add` from what a
+    ``train_step`` returned: its logs, or ``(logs, weights)``."""
+    return (result[0], n, result[1]) if isinstance(result, tuple) else (result, n, None)
 
 
 def _check_epochs(epochs, initial_epoch) -> tuple[int, int]:
@@ -140,6 +153,10 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         called per epoch when present and ``seed`` is given.
     train_step : callable ``(idx: ndarray of int64) -> dict[str, float]``
         Trains on samples ``idx``; returns means over them (``"loss"``...).
+        The epoch's logs weight each batch's by its size, or, when it returns
+        ``(logs, weights)``, the keys of ``weights`` by the weight given
+        there (a weighted loss's total sample weight; see
+        :class:`RunningMeans`).
     n_samples : int
     epochs : int
         Index of the epoch to stop before (Keras' meaning: with
@@ -219,7 +236,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         running = RunningMeans()
         for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):
             cbs.on_batch_begin(batch)
-            running.add(train_step(idx), len(idx))
+            running.add(*_logs_and_weights(train_step(idx), len(idx)))
             cbs.on_batch_end(batch, running.means())
             if model.stop_training:
                 break

@@ -681,3 +681,27 @@ def test_a_monitor_of_a_key_fit_never_logs_is_refused_before_training():
     for monitor in ("val_cls/accuracy", "reg/loss", "cls/weight"):
         model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y),
                   callbacks=[tn.callbacks.EarlyStopping(monitor=monitor)])
+
+
+def test_a_sum_loss_logs_the_mean_batch_sum_in_fit_validation_and_evaluate():
+    # reduction="sum" as Sequential logs it: each batch's sum, averaged over the
+    # batches (weighted by the task's labelled samples), so that "cls/loss",
+    # "val_cls/loss" and evaluate(batch_size=4) agree on the same data (lr=0);
+    # the whole data's sum would be about len(x) / batch_size times larger
+    model, x, y = _frozen_with_missing_labels("equal")
+    model.compile(tn.optim.SGD(lr=0.0),
+                  loss={"cls": tn.losses.CrossEntropy(reduction="sum"),
+                        "reg": tn.losses.MSE(reduction="sum")})
+    w = np.random.default_rng(5).random(len(x)) * 3
+    out = model.predict(x)
+    keep = y["cls"] >= 0
+    per = -tn.losses.log_softmax(out["cls"])[np.arange(len(x)), np.where(keep, y["cls"], 0)]
+    sums = [(w * per * keep)[b:b + 4].sum() for b in (0, 4, 8)]
+    expected = np.dot(sums, [3, 4, 4]) / 11  # batch sums weighted by labelled samples
+    exact = model.evaluate(x, y, sample_weight=w, batch_size=4)
+    assert exact["cls/loss"] == pytest.approx(expected, rel=1e-12)
+    history = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0,
+                        sample_weight=w, validation_data=(x, y, None, w))
+    for key in ("loss", "cls/loss", "reg/loss"):
+        assert history.history[key][0] == pytest.approx(exact[key], rel=1e-12), key
+        assert history.history[f"val_{key}"][0] == pytest.approx(exact[key], rel=1e-12), key

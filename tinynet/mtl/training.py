@@ -61,6 +61,12 @@ without its labels does; a task whose labelled samples all weigh 0 in the
 data is an error. The epoch mean of a task's loss weights each batch by its
 :math:`\sum_i w_{ti} m_{ti}` (the loss's ``weight_total``), so it is the
 exact weighted mean when the weights do not move.
+
+A task loss with ``reduction="sum"`` is logged as :class:`tinynet.Sequential`
+(and Keras) log one: its batch sums averaged over the batches, each batch
+weighted by the task's labelled samples in it; ``evaluate`` and the
+validation logs sum over batches of ``batch_size`` samples likewise (in
+``fit``, of ``fit``'s ``batch_size``), so the three agree on the same data.
 """
 
 from __future__ import annotations
@@ -76,7 +82,7 @@ from ..checks import as_mask, as_sample_weight, check_finite, check_positive_int
 from ..layers._checks import check_real
 from ..output_losses import for_output
 from ..param import ensure_flat
-from ..training import RunningMeans, fit_loop
+from ..training import RunningMeans, batch_indices, fit_loop
 from . import weighting as weighting_mod
 
 #: Losses whose integer targets are class labels (a negative label marks a missing one).
@@ -470,6 +476,9 @@ class MultiTaskTraining:
                   else self.loss[task].weight_total
                   for task, count in zip(self.output_names, counts)]
         present = np.array(totals) > 0  # tasks with a labelled sample of weight > 0
+        # what the epoch mean of each task loss weights this batch by
+        epoch_weights = [count if self._sums(task) else total
+                         for task, count, total in zip(self.output_names, counts, totals)]
         self.optimizer.zero_grad()
         weights = weighting_mod.checked_result(
             self.weighting, "loss_weights",
@@ -496,8 +505,14 @@ class MultiTaskTraining:
                 keys = (["weight"] if adaptive else []) + [m.name for m in self.metrics[task]]
                 self._epoch_task_means[i].add({k: logs[f"{task}/{k}"] for k in keys},
                                               counts[i])
-                self._epoch_task_losses[i].add({"loss": logs[f"{task}/loss"]}, totals[i])
+                self._epoch_task_losses[i].add({"loss": logs[f"{task}/loss"]},
+                                               epoch_weights[i])
         return logs
+
+    def _sums(self, task) -> bool:
+        """Whether ``task``'s loss reduces to a sum (its batch values are
+        averaged by labelled samples, not by the loss's total weight)."""
+        return getattr(self.loss[task], "reduction", "mean") == "sum"
 
     @property
     def _logs_weights(self) -> bool:
@@ -589,8 +604,8 @@ class MultiTaskTraining:
             val = self._data(*validation_data[:2], extra[0], "fit (validation_data)", extra[1])
             self._check_targets(*val[1:], "fit (validation_data)")
 
-            def validate():
-                return self._evaluate_data(*val, max(batch_size, 256))
+            def validate():  # "sum" losses over fit's batches, as their training logs
+                return self._evaluate_data(*val, max(batch_size, 256), sum_batch=batch_size)
 
         # First, so that the user's callbacks and History see its epoch means.
         callbacks = [_TaskEpochs()] + as_callback_list(callbacks, "fit")
@@ -618,17 +633,33 @@ class MultiTaskTraining:
 
     def evaluate(self, x, y, mask=None, batch_size: int = 256, sample_weight=None) -> dict:
         """Loss and metrics of every task on labelled samples (exact means; the
-        losses weighted by ``sample_weight``, the metrics not); arguments as in
-        :meth:`fit`."""
+        losses weighted by ``sample_weight``, the metrics not; a
+        ``reduction="sum"`` loss the mean of its sums over batches of
+        ``batch_size``, as ``fit`` logs it); arguments as in :meth:`fit`."""
         self._require_compiled("evaluate")
         batch_size = check_positive_int(batch_size, "evaluate", "batch_size")
         data = self._data(x, y, mask, "evaluate", sample_weight)
         self._check_targets(*data[1:], "evaluate")  # errors that name the task
         return self._evaluate_data(*data, batch_size)
 
-    def _evaluate_data(self, xs, ys, masks, weights, batch_size) -> dict:
+    def _evaluate_data(self, xs, ys, masks, weights, batch_size, sum_batch=None) -> dict:
+        """The logs of :meth:`evaluate`: each task's loss over all its
+        labelled samples, except that a ``reduction="sum"`` loss gives its
+        sums over batches of ``sum_batch`` samples (default ``batch_size``)
+        averaged weighted by their labelled samples, what ``fit`` logs for it
+        (as :class:`tinynet.Sequential`'s evaluate and Keras do)."""
         outs = self._predict_lists(xs, batch_size)
         values, _, _ = self._task_losses(outs, ys, masks, weights=weights)
+        if any(self._sums(task) for task in self.output_names):
+            batch_sums = [RunningMeans() for _ in self.output_names]
+            for idx in batch_indices(len(outs[0]), sum_batch or batch_size):
+                batch_values, _, counts = self._task_losses([o[idx] for o in outs], ys, masks,
+                                                            idx, weights)
+                for means, value, count in zip(batch_sums, batch_values, counts):
+                    means.add({"loss": value}, count)
+            for i, task in enumerate(self.output_names):
+                if self._sums(task):
+                    values[i] = batch_sums[i].means()["loss"]
         logs = {"loss": float(values.sum())}
         logs.update({f"{t}/loss": float(v) for t, v in zip(self.output_names, values)})
         logs.update(self._task_metrics(outs, ys, masks))
