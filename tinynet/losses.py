@@ -84,7 +84,7 @@ from .layers._checks import check_real
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
     "LOSSES", "LOSS_CLASSES", "REDUCTIONS", "get", "loss_to_dict", "loss_from_dict",
-    "check_reduction", "check_trainable",
+    "check_reduction", "check_trainable", "batch_weight",
     "log_softmax", "softmax", "sigmoid",
 ]
 
@@ -144,6 +144,18 @@ def check_trainable(loss, who: str) -> None:
         raise ValueError(f"{who} cannot train on {loss!r}: reduction='none' gives one loss "
                          f"per sample, not a number to minimise; use reduction='mean' (or "
                          f"'sum') in a model, and 'none' in direct calls of the loss")
+
+
+def batch_weight(loss, n_samples: int) -> float:
+    """What a batch of ``n_samples`` counts for in a mean of ``loss``'s values
+    over batches (an epoch's log, an evaluation in batches): the last
+    forward's total weight (:attr:`Loss.weight_total`), so that weighted means
+    combine to the weighted mean of the union; the batch size for a ``"sum"``
+    loss (Keras' mean of batch sums) or for a loss that does not say its
+    total."""
+    total = getattr(loss, "weight_total", None)
+    summed = getattr(loss, "reduction", "mean") == "sum"
+    return n_samples if total is None or summed else total
 
 
 class Loss:

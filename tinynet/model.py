@@ -628,7 +628,7 @@ class Sequential(Layer):
             for metric in self.metrics:
                 logs[metric.name] = metric(pred, y_batch)
             # the epoch's loss: the batches' weighted means, each by its total weight
-            return logs, {"loss": self._loss_weight(len(idx))}
+            return logs, {"loss": losses_mod.batch_weight(self.loss, len(idx))}
 
         keys = ["loss"] + [metric.name for metric in self.metrics]
         if validate is not None:
@@ -651,20 +651,10 @@ class Sequential(Layer):
             pred = self.forward(x[idx], training=False)
             w = None if sample_weight is None else sample_weight[idx]
             value = self.loss.forward(pred, y[idx], sample_weight=w)
-            loss.add({"loss": value}, self._loss_weight(len(idx)))
+            loss.add({"loss": value}, losses_mod.batch_weight(self.loss, len(idx)))
             means.add({metric.name: metric(pred, y[idx]) for metric in self.metrics}, len(idx))
         # every weight 0: no weighted mean; the loss of nothing is 0, as the losses say
         return {"loss": loss.means().get("loss", 0.0), **means.means()}
-
-    def _loss_weight(self, n_samples: int) -> float:
-        """What a batch of ``n_samples`` counts for in the mean of the loss
-        over batches: the last forward's total weight (``Loss.weight_total``),
-        so that weighted means combine exactly; the batch size for a
-        ``"sum"`` loss (Keras' mean of batch sums) or for a loss that does not
-        say its total."""
-        total = getattr(self.loss, "weight_total", None)
-        summed = getattr(self.loss, "reduction", "mean") == "sum"
-        return n_samples if total is None or summed else total
 
     def evaluate(self, x, y, batch_size: int = 32, sample_weight=None) -> dict:
         """Loss and metrics on ``(x, y)`` in inference mode.

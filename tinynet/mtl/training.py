@@ -477,8 +477,8 @@ class MultiTaskTraining:
                   for task, count in zip(self.output_names, counts)]
         present = np.array(totals) > 0  # tasks with a labelled sample of weight > 0
         # what the epoch mean of each task loss weights this batch by
-        epoch_weights = [count if self._sums(task) else total
-                         for task, count, total in zip(self.output_names, counts, totals)]
+        epoch_weights = [losses_mod.batch_weight(self.loss[task], count)
+                         for task, count in zip(self.output_names, counts)]
         self.optimizer.zero_grad()
         weights = weighting_mod.checked_result(
             self.weighting, "loss_weights",
