@@ -44,12 +44,17 @@ def _check_lr(value, who: str, what: str) -> float:
     return check_real(value, who, what, low=0.0, low_open=True, high_open=True)
 
 
+def _rates(n_groups, base_lr, factor, who: str) -> list[float]:
+    """:func:`discriminative_lrs`, its arguments checked in the name of ``who``."""
+    n_groups = check_positive_int(n_groups, who, "n_groups")
+    base_lr = _check_lr(base_lr, who, "base_lr")
+    factor = _check_lr(factor, who, "factor")
+    return [base_lr / factor ** (n_groups - 1 - k) for k in range(n_groups)]
+
+
 def discriminative_lrs(n_groups: int, base_lr: float, factor: float = 2.6) -> list[float]:
     """Learning rates of ``n_groups`` groups, bottom first, the top one ``base_lr``."""
-    n_groups = check_positive_int(n_groups, "discriminative_lrs", "n_groups")
-    base_lr = _check_lr(base_lr, "discriminative_lrs", "base_lr")
-    factor = _check_lr(factor, "discriminative_lrs", "factor")
-    return [base_lr / factor ** (n_groups - 1 - k) for k in range(n_groups)]
+    return _rates(n_groups, base_lr, factor, "discriminative_lrs")
 
 
 def discriminative_param_groups(model, base_lr: float, factor: float = 2.6,
@@ -78,12 +83,10 @@ def discriminative_param_groups(model, base_lr: float, factor: float = 2.6,
         Frozen parameters are included: optimizers skip them while they are
         frozen and train them at their group's rate once unfrozen.
     """
-    base_lr = _check_lr(base_lr, "discriminative_param_groups", "base_lr")
-    factor = _check_lr(factor, "discriminative_param_groups", "factor")
     layers = model_layers(model)
     index_groups = layer_groups(model, groups)
     check_every_layer_grouped(model, index_groups, "discriminative_param_groups")
-    lrs = discriminative_lrs(len(index_groups), base_lr, factor)
+    lrs = _rates(len(index_groups), base_lr, factor, "discriminative_param_groups")
     out = []
     for idx, lr in zip(index_groups, lrs):
         params = [p for i in idx for p in layers[i].parameters()]
