@@ -433,10 +433,10 @@ class MultiTaskTraining:
                 raise type(exc)(f"{who}, task {task!r}: {exc}") from None
 
     # ------------------------------------------------------------------ step
-    def _task_losses(self, outs, y, masks, idx=None, weights=None):
+    def _task_losses(self, outs, y, masks, idx=None, weights=None, need_grads=True):
         """Loss value and output gradient of every task (masked, weighted by
-        ``weights``), plus counts of labelled samples; each loss's
-        ``weight_total`` then holds its denominator."""
+        ``weights``; None without ``need_grads``), plus counts of labelled
+        samples; each loss's ``weight_total`` then holds its denominator."""
         values, grads, counts = np.zeros(len(outs)), [], []
         for i, (task, out) in enumerate(zip(self.output_names, outs)):
             target = y[task] if idx is None else y[task][idx]
@@ -448,7 +448,7 @@ class MultiTaskTraining:
                 weight = weight[idx]
             loss = self.loss[task]
             values[i] = loss.forward(out, target, sample_weight=weight, mask=mask)
-            grads.append(loss.backward())
+            grads.append(loss.backward() if need_grads else None)
             counts.append(len(out) if mask is None else int(mask.sum()))
         return values, grads, counts
 
@@ -649,12 +649,12 @@ class MultiTaskTraining:
         averaged weighted by their labelled samples, what ``fit`` logs for it
         (as :class:`tinynet.Sequential`'s evaluate and Keras do)."""
         outs = self._predict_lists(xs, batch_size)
-        values, _, _ = self._task_losses(outs, ys, masks, weights=weights)
+        values, _, _ = self._task_losses(outs, ys, masks, weights=weights, need_grads=False)
         if any(self._sums(task) for task in self.output_names):
             batch_sums = [RunningMeans() for _ in self.output_names]
             for idx in batch_indices(len(outs[0]), sum_batch or batch_size):
                 batch_values, _, counts = self._task_losses([o[idx] for o in outs], ys, masks,
-                                                            idx, weights)
+                                                            idx, weights, need_grads=False)
                 for means, value, count in zip(batch_sums, batch_values, counts):
                     means.add({"loss": value}, count)
             for i, task in enumerate(self.output_names):
