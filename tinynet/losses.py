@@ -27,7 +27,12 @@ sample :math:`i` (averaged over its elements), the value is the weighted mean
 so a mask averages over the masked-in samples only (what a multi-task model
 needs for missing labels). Targets of masked-out samples are never read:
 they may hold NaN or a placeholder label such as ``-1``. When every weight
-is zero the loss is 0 and the gradient is zero (PyTorch's 0/0 gives NaN).
+is zero the loss is 0 and the gradient is zero (PyTorch's 0/0 gives NaN),
+without a NumPy warning; :attr:`Loss.weight_total` is then 0, so the batch
+counts for nothing in a mean over batches (:func:`batch_weight`). With
+class weights this is also the loss of a batch whose samples are all of
+classes that weigh 0, while other classes weigh more: a legitimate batch
+(not a mistake to refuse) that does not move the model.
 
 :class:`CrossEntropy` also takes per-class weights ``weight=`` (PyTorch's);
 with integer labels each sample's weight in *both* sums is then
@@ -487,8 +492,9 @@ class CrossEntropy(Loss):
     c_{y_i}` (labels) or :math:`\sum_i w_i \ell_i / \sum_i w_i`
     (probabilities). ``"sum"`` is :math:`\sum_i w_i \ell_i` and ``"none"``
     the vector :math:`(w_i \ell_i)_i`, as PyTorch's (which has no
-    ``sample_weight``). When :math:`D = 0` (every weight zero) the loss is 0
-    and the gradient zero, where PyTorch returns NaN.
+    ``sample_weight``). When :math:`D = 0` (every weight zero, or a batch
+    whose labels are all of classes that weigh 0) the loss is 0 and the
+    gradient zero, where PyTorch returns NaN (0/0).
 
     A class whose target is 0 adds nothing, so a logit of :math:`-\infty` (a
     masked class) leaves the loss finite, as in PyTorch.
@@ -497,8 +503,11 @@ class CrossEntropy(Loss):
     ----------
     label_smoothing : float in [0, 1], default 0
     weight : array_like of shape (n_classes,), optional
-        Per-class weights :math:`c`: finite, non-negative, not all zero; the
-        length is checked against the logits. Saved with the model as a list.
+        Per-class weights :math:`c`: real numbers (not booleans), finite,
+        non-negative (PyTorch accepts negative weights, which make a loss to
+        maximise; tinynet refuses them) and not all zero (every loss would
+        be 0 and nothing would train); the length is checked against the
+        logits. Saved with the model as a list.
     reduction : {"mean", "sum", "none"}, default "mean"
 
     Without class weights, sample weights or a mask, and with a reduction
@@ -649,7 +658,9 @@ class BinaryCrossEntropy(_ElementwiseLoss):
     Parameters
     ----------
     pos_weight : float or array_like of shape (n_outputs,), optional
-        Finite, non-negative; the length is 1 or the logits' last axis.
+        Real numbers (not booleans), finite, non-negative; the length is 1 or
+        the logits' last axis. Zeros are allowed, even all of them: the
+        positives then count nothing, but the negatives still train.
     reduction : {"mean", "sum", "none"}, default "mean"
     """
 
