@@ -356,6 +356,41 @@ def test_zero_pos_weight_still_trains_the_negatives():
     np.testing.assert_allclose(bce.backward(), [[0.0, 0.125], [0.0, 0.0]], rtol=1e-12)
 
 
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind", ["fused", "ce_weighted", "ce_sample_weight", "twin", "bce",
+                                  "mse"])
+def test_backward_returns_an_array_the_caller_owns(kind, reduction):
+    # a caller that changes the gradient in place (or keeps two) must not
+    # corrupt the next backward; the fused kernel's used to return its cache
+    from tinynet.output_losses import SoftmaxOutputCrossEntropy
+    rng = np.random.default_rng(11)
+    pred = rng.uniform(0.1, 0.9, (4, 3)).astype(np.float32)
+    target, kwargs = rng.integers(0, 3, 4), {}
+    if kind in ("fused", "ce_sample_weight"):
+        loss = losses.CrossEntropy(reduction=reduction)
+        kwargs = {"sample_weight": [1.0, 2.0, 0.5, 1.0]} if kind == "ce_sample_weight" else {}
+    elif kind == "ce_weighted":
+        loss = losses.CrossEntropy(weight=[1.0, 2.0, 3.0], reduction=reduction)
+    elif kind == "twin":
+        loss = SoftmaxOutputCrossEntropy(reduction=reduction)
+    else:
+        loss = (losses.BinaryCrossEntropy if kind == "bce" else losses.MSE)(reduction=reduction)
+        target = rng.random((4, 3)).astype(np.float32)
+    loss.forward(pred, target, **kwargs)
+    if kind == "fused" and reduction != "none":
+        assert loss._fused_grad is not None or tn.kernels.effective_backend() == "numpy"
+    dloss = np.ones(4) if reduction == "none" else None
+    first = loss.backward(dloss)
+    expected = first.copy()
+    first *= 7.0
+    first[0] = np.nan
+    second = loss.backward(dloss)
+    assert second is not first and not np.shares_memory(first, second)
+    np.testing.assert_array_equal(second, expected)
+    second[:] = 0.0
+    np.testing.assert_array_equal(loss.backward(dloss), expected)
+
+
 # --------------------------------------------------------------------------- in a model
 def _classifier(loss):
     model = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0, dtype="float64")])

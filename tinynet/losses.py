@@ -5,6 +5,9 @@ Every loss follows one contract::
     value = loss.forward(pred, target)          # float, mean over the batch
     dpred = loss.backward()                     # dL/dpred, pred's shape and dtype
 
+``backward`` returns a new array on every call: the caller owns it and may
+change it in place (a second call is not affected).
+
 The classification losses take *logits* (unnormalised scores), not
 probabilities: softmax and sigmoid are folded into the loss, which is both
 cheaper and numerically stable (log-sum-exp and softplus forms, finite for
@@ -269,6 +272,11 @@ class Loss:
         dloss : float, or array_like of shape (batch,) for ``reduction="none"``
             The upstream gradient :math:`\\partial(\\cdot)/\\partial L` (chain
             rule); default 1 for a scalar loss, required for ``"none"``.
+
+        Returns
+        -------
+        ndarray
+            A new array on every call, which the caller may modify in place.
         """
         if self._cache is None:
             raise RuntimeError(f"{self._who}.backward() called before forward()")
@@ -276,7 +284,7 @@ class Loss:
         scale = self._upstream(scale, dloss, pred.shape[0])
         if np.ndim(scale) == 0 and scale == 0:
             return np.zeros_like(pred)
-        return _scaled(self._backward(pred, target), scale)
+        return _scaled(self._backward(pred, target), scale)  # a new array every call
 
     def get_config(self) -> dict:
         """JSON-safe constructor arguments."""
@@ -513,7 +521,9 @@ class CrossEntropy(Loss):
     Without class weights, sample weights or a mask, and with a reduction
     to a number, forward and backward run as one fused kernel pass over
     integer labels (:mod:`tinynet.kernels.losses`); otherwise through the
-    general path above, which is the kernel's reference.
+    general path above, which is the kernel's reference. ``backward``
+    returns a copy of the pass's gradient, a new array on every call (as
+    the general path's).
     """
 
     per_sample = True
@@ -593,7 +603,12 @@ class CrossEntropy(Loss):
         if grad is None:
             return super().backward(dloss)
         scale = self._upstream(1.0, dloss, grad.shape[0])
-        return grad if scale == 1.0 else _scaled(grad.copy(), scale)
+        # A copy on every call: the caller may change it in place, and a later
+        # backward() must not see that. It costs ~1.4 us of ~30 us for this
+        # loss at 128 x 10, nothing measurable in a training step (~4 ms).
+        # scale is a float here: _scaled's np.ndim would cost more than the copy.
+        grad = grad.copy()
+        return grad if scale == 1.0 else _scaled(grad, scale)
 
     backward.__doc__ = Loss.backward.__doc__
 
