@@ -1,5 +1,7 @@
 """Sequential.fit(class_weight={class: weight}), as Keras: per-sample weights by class."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -88,9 +90,23 @@ def test_validation_is_not_weighted_by_class():
     ({}, None, {-1: 1.0}, ValueError, "names class -1"),
     ({}, None, {1.0: 2.0}, TypeError, "keys as integer class labels"),
     ({}, None, {True: 2.0}, TypeError, "keys as integer class labels"),
-    ({}, None, {1: -2.0}, ValueError, "finite and non-negative, received -2.0 for class 1"),
-    ({}, None, {1: np.inf}, ValueError, "finite and non-negative"),
-    ({}, None, {1: "2"}, TypeError, "values as numbers"),
+    # the values are checked as every real hyper-parameter is (check_real), the
+    # whole table as CrossEntropy(weight=) is (as_class_weight)
+    ({}, None, {1: -2.0}, ValueError, r"expected class_weight\[1\] in \[0, inf\), received -2.0"),
+    ({}, None, {1: np.inf}, ValueError, r"class_weight\[1\] in \[0, inf\), received inf"),
+    ({}, None, {1: np.nan}, ValueError, r"class_weight\[1\] in \[0, inf\), received nan"),
+    ({}, None, {1: "2"}, TypeError,
+     r"class_weight\[1\] as a real number, received '2' of type str"),
+    # a bool is not a number, here as everywhere in tinynet
+    ({}, None, {0: True}, TypeError,
+     r"class_weight\[0\] as a real number, received True of type bool"),
+    ({}, None, {0: np.True_}, TypeError, r"class_weight\[0\] as a real number, received .*True"),
+    # every class weighing 0 would make every loss 0: nothing would train
+    ({}, None, {0: 0, 1: 0.0, 2: 0}, ValueError,
+     "class_weight over the model's 3 classes .*at least one positive value, "
+     "received all zeros"),
+    ({"units": 1, "loss": "bce"}, np.arange(12) % 2, {0: 0, 1: 0}, ValueError,
+     "class_weight over the model's 2 classes .*received all zeros"),
     ({}, None, [1.0, 2.0, 3.0], TypeError, "class_weight as a dict"),
     ({"units": 1, "loss": "mse"}, np.zeros(12), {0: 1.0}, ValueError,
      "class_weight needs class labels, but the loss is MSE, not a classification loss"),
@@ -113,3 +129,35 @@ def test_class_sample_weights_reads_columns_and_soft_rows_as_keras():
         class_sample_weights(table, np.array([[0], [2], [1]]), loss, (3,), "t"), [2, 3, 1])
     soft = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]])
     np.testing.assert_array_equal(class_sample_weights(table, soft, loss, (3,), "t"), [2, 3])
+
+
+def test_training_samples_that_all_weigh_zero_are_refused():
+    # the dict weighs class 2 by 1, but no training sample is of class 2
+    x, y = _data()
+    y = y % 2
+    with pytest.raises(ValueError, match="every training sample weighs 0 .*nothing would train"):
+        _model().fit(x, y, verbose=0, class_weight={0: 0.0, 1: 0.0})
+    with pytest.raises(ValueError, match="every training sample weighs 0"):
+        _model().fit(x, y, verbose=0, sample_weight=np.zeros(len(y)))
+    with pytest.raises(ValueError, match="every training sample weighs 0"):
+        _model().fit(x, y, verbose=0, sample_weight=(y == 1).astype(float),
+                     class_weight={1: 0.0})
+
+
+def test_a_batch_of_zero_weight_classes_trains_nothing_and_counts_nothing():
+    # a legitimate batch (other classes weigh more): its loss and gradient are 0,
+    # without a NumPy warning, and it counts for nothing in the epoch's loss
+    x, _ = _data()
+    y = np.array([2] * 5 + [0, 1] * 3 + [0])  # the first batch of 5: class 2 only
+    fits = []
+    for start in (0, 5):  # with and without that batch; the same later batches
+        model = _model()
+        with warnings.catch_warnings(), np.errstate(all="raise"):
+            warnings.simplefilter("error")
+            history = model.fit(x[start:], y[start:], epochs=1, batch_size=5, shuffle=False,
+                                verbose=0, class_weight={2: 0.0, 0: 2.0})
+        fits.append((history.history["loss"][0], model.get_weights()))
+    (loss_all, weights_all), (loss_rest, weights_rest) = fits
+    assert loss_all == pytest.approx(loss_rest, rel=1e-12)
+    for a, b in zip(weights_all, weights_rest):
+        np.testing.assert_array_equal(a, b)

@@ -2,6 +2,7 @@
 reductions ("mean", "sum", "none") of every loss: torch, gradcheck, formulas, errors."""
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -283,6 +284,18 @@ def test_class_weights_survive_model_save_and_load(tmp_path):
                                                                    np.ones((2, 3))),
      ValueError, r"one value per output \(3 for predictions"),
     (lambda: losses.BinaryCrossEntropy(pos_weight=-1), ValueError, "non-negative pos_weight"),
+    (lambda: losses.CrossEntropy(weight=np.zeros(10)), ValueError,
+     "weight .*at least one positive value, received all zeros"),
+    # a bool is not a number (check_real's rule), even where NumPy would cast it
+    (lambda: losses.BinaryCrossEntropy(pos_weight=True), TypeError,
+     r"expected pos_weight as real numbers, received booleans \(True\) of dtype bool"),
+    (lambda: losses.BinaryCrossEntropy(pos_weight=np.False_), TypeError,
+     "pos_weight as real numbers, received booleans"),
+    (lambda: losses.BinaryCrossEntropy(pos_weight=[2.0, True]), TypeError,
+     r"pos_weight as real numbers, received a bool among them: \[2.0, True\]"),
+    (lambda: losses.CrossEntropy(weight=np.array([True, False, True])), TypeError,
+     r"weight \(one per class\) as real numbers, received booleans \(\[ True False  True\]\)"),
+    (lambda: losses.CrossEntropy(weight=(1, False)), TypeError, "received a bool among them"),
     (lambda: losses.MSE(reduction="average"), ValueError, "reduction as one of"),
     (lambda: losses.Huber(reduction="summ"), ValueError, "did you mean 'sum'"),
     (lambda: losses.MSE(reduction=None), TypeError, "reduction as one of"),
@@ -315,10 +328,67 @@ def test_compile_refuses_reduction_none():
         head.compile("sgd", loss={"a": losses.CrossEntropy(reduction="none")})
 
 
-def test_all_zero_class_weights_of_the_batch_give_zero_loss_and_gradient():
-    ce = losses.CrossEntropy(weight=[0.0, 1.0])
-    assert ce.forward(np.ones((2, 2)), [0, 0]) == 0.0
-    assert not ce.backward().any()
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("twin", [False, True])
+def test_all_zero_class_weights_of_the_batch_give_zero_loss_and_gradient(reduction, twin):
+    # a legitimate batch: its classes weigh 0, another class does not. torch
+    # gives NaN (0/0) for the mean; tinynet 0, a zero gradient, a total weight
+    # of 0 (the batch counts for nothing in a mean over batches), no warning
+    from tinynet.output_losses import SoftmaxOutputCrossEntropy
+    cls = SoftmaxOutputCrossEntropy if twin else losses.CrossEntropy
+    pred = np.full((2, 2), 0.5)
+    for kwargs in ({}, {"sample_weight": [1.0, 3.0]}, {"mask": [True, False]}):
+        ce = cls(weight=[0.0, 1.0], reduction=reduction, label_smoothing=0.0)
+        with warnings.catch_warnings(), np.errstate(all="raise"):
+            warnings.simplefilter("error")
+            value = ce.forward(pred, [0, 0], **kwargs)
+            grad = ce.backward(np.ones(2) if reduction == "none" else None)
+        np.testing.assert_array_equal(value, np.zeros(2) if reduction == "none" else 0.0)
+        assert grad.shape == pred.shape and not grad.any()
+        assert ce.weight_total == 0.0
+        assert losses.batch_weight(ce, 2) == (2 if reduction == "sum" else 0.0)
+
+
+def test_zero_pos_weight_still_trains_the_negatives():
+    bce = losses.BinaryCrossEntropy(pos_weight=[0.0, 0.0])
+    value = bce.forward(np.zeros((2, 2)), np.array([[1.0, 0.0], [1.0, 1.0]]))
+    assert value == pytest.approx(np.log(2) / 4, rel=1e-12)  # the one negative only
+    np.testing.assert_allclose(bce.backward(), [[0.0, 0.125], [0.0, 0.0]], rtol=1e-12)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("kind", ["fused", "ce_weighted", "ce_sample_weight", "twin", "bce",
+                                  "mse"])
+def test_backward_returns_an_array_the_caller_owns(kind, reduction):
+    # a caller that changes the gradient in place (or keeps two) must not
+    # corrupt the next backward; the fused kernel's used to return its cache
+    from tinynet.output_losses import SoftmaxOutputCrossEntropy
+    rng = np.random.default_rng(11)
+    pred = rng.uniform(0.1, 0.9, (4, 3)).astype(np.float32)
+    target, kwargs = rng.integers(0, 3, 4), {}
+    if kind in ("fused", "ce_sample_weight"):
+        loss = losses.CrossEntropy(reduction=reduction)
+        kwargs = {"sample_weight": [1.0, 2.0, 0.5, 1.0]} if kind == "ce_sample_weight" else {}
+    elif kind == "ce_weighted":
+        loss = losses.CrossEntropy(weight=[1.0, 2.0, 3.0], reduction=reduction)
+    elif kind == "twin":
+        loss = SoftmaxOutputCrossEntropy(reduction=reduction)
+    else:
+        loss = (losses.BinaryCrossEntropy if kind == "bce" else losses.MSE)(reduction=reduction)
+        target = rng.random((4, 3)).astype(np.float32)
+    loss.forward(pred, target, **kwargs)
+    if kind == "fused" and reduction != "none":
+        assert loss._fused_grad is not None or tn.kernels.effective_backend() == "numpy"
+    dloss = np.ones(4) if reduction == "none" else None
+    first = loss.backward(dloss)
+    expected = first.copy()
+    first *= 7.0
+    first[0] = np.nan
+    second = loss.backward(dloss)
+    assert second is not first and not np.shares_memory(first, second)
+    np.testing.assert_array_equal(second, expected)
+    second[:] = 0.0
+    np.testing.assert_array_equal(loss.backward(dloss), expected)
 
 
 # --------------------------------------------------------------------------- in a model

@@ -142,14 +142,27 @@ def as_class_weight(weight, who: str, what: str = "weight", scalar: bool = False
                     all_zero: bool = False) -> np.ndarray:
     """Per-class weights as float64 of shape ``(n_classes,)``: a 1-D sequence of
     real numbers, finite and non-negative (and, unless ``all_zero``, not all
-    zero: a weighted mean over nothing). ``scalar=True`` also accepts one
-    number, returned as shape ``(1,)``. The length is the caller's to check
-    against the predictions (the classes are known only when they arrive)."""
+    zero: every loss would be 0 and nothing would train). ``scalar=True`` also
+    accepts one number, returned as shape ``(1,)``. The length is the caller's
+    to check against the predictions (the classes are known only when they
+    arrive).
+
+    Booleans are refused (``TypeError``), as :func:`check_real` refuses them
+    everywhere else: ``pos_weight=True`` or a boolean array is more likely a
+    mask or a flag passed in the wrong place than the weights 1.0 and 0.0.
+    Negative weights are refused too, although PyTorch accepts them: they
+    turn the loss of their class into a quantity to *maximise*, unbounded
+    below, which no minimiser of the loss can mean."""
     if weight is None or isinstance(weight, (str, bytes, dict)):
         raise TypeError(f"{who} expected {what} as a sequence of numbers (one per class), "
                         f"received {type(weight).__name__}")
     arr = as_array(weight, who, what)
-    _check_weight_dtype(arr, who, what)
+    _check_weight_dtype(arr, who, what, bools=False)
+    if isinstance(weight, (list, tuple)) and any(isinstance(v, (bool, np.bool_))
+                                                 for v in weight):
+        # NumPy reads [2.0, True] as floats; a True among weights is a slip all the same
+        raise TypeError(f"{who} expected {what} as real numbers, received a bool among "
+                        f"them: {weight!r}"[:300])
     if scalar and arr.ndim == 0:
         arr = arr.reshape(1)
     if arr.ndim != 1 or arr.size == 0:
@@ -162,7 +175,11 @@ def as_class_weight(weight, who: str, what: str = "weight", scalar: bool = False
     return arr
 
 
-def _check_weight_dtype(arr: np.ndarray, who: str, what: str) -> None:
+def _check_weight_dtype(arr: np.ndarray, who: str, what: str, bools: bool = True) -> None:
+    """Refuse any dtype but integers and floats (and booleans if ``bools``)."""
+    if arr.dtype == bool and not bools:
+        raise TypeError(f"{who} expected {what} as real numbers, received booleans "
+                        f"({np.array2string(arr, threshold=8)}) of dtype bool")
     if arr.dtype != bool and not is_real_dtype(arr.dtype):
         raise TypeError(f"{who} expected {what} as a numeric array, received dtype {arr.dtype}")
 

@@ -17,14 +17,21 @@ The class of a sample is read from its target as Keras does (its
 ``(n, n_classes)``; for a binary cross-entropy on one output, the 0/1
 target itself. Classes missing from the dict keep weight 1 (Keras'
 rule); a key that is no class of the model is an error, as are weights
-that are not finite and non-negative, and targets that are not classes
-(a regression loss, soft binary targets, several sigmoid outputs).
+that are not real numbers (a bool is not one), not finite or negative, a
+dict that weighs every class of the model 0 (every loss would be 0 and
+nothing would train), and targets that are not classes (a regression loss,
+soft binary targets, several sigmoid outputs). The weights are checked as
+``CrossEntropy(weight=)``'s (:func:`tinynet.checks.as_class_weight`).
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
+from .checks import as_class_weight
+from .layers._checks import check_real
 from .losses import BinaryCrossEntropy, CrossEntropy
 
 __all__ = ["class_sample_weights"]
@@ -57,14 +64,11 @@ def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: s
         if not 0 <= key < n_classes:
             raise ValueError(f"{who}: class_weight names class {key}, which the model does "
                              f"not have: its {n_classes} classes are 0 to {n_classes - 1}")
-        if isinstance(value, (bool, np.bool_)) or not isinstance(
-                value, (int, float, np.integer, np.floating)):
-            raise TypeError(f"{who} expected class_weight values as numbers, received "
-                            f"{value!r} for class {key}")
-        if not np.isfinite(value) or value < 0:
-            raise ValueError(f"{who} expected class_weight values finite and non-negative, "
-                             f"received {value} for class {key}")
-        table[key] = value
+        # finite and non-negative, as the losses' own class weights (as_class_weight)
+        table[key] = check_real(value, who, f"class_weight[{key}]", low=0.0,
+                                high=math.inf, high_open=True)
+    as_class_weight(table, who, f"class_weight over the model's {n_classes} classes "
+                                f"(a class missing from the dict weighs 1)")
     return table[labels]
 
 

@@ -568,7 +568,13 @@ class Sequential(Layer):
             As in Keras, validation is not weighted by class: ``val_loss``
             (from ``validation_data`` or ``validation_split``) uses only the
             validation sample weights. A loss that is not a classification
-            loss is refused.
+            loss is refused, and so is a dict that weighs every class 0.
+
+        Training samples that all weigh 0 (``sample_weight`` times
+        ``class_weight``) are refused: every loss would be 0 and nothing
+        would train. A *batch* whose samples all weigh 0 is fine: its loss
+        and gradient are 0 (the losses' convention) and it counts for
+        nothing in the epoch's ``loss``.
 
         The logged ``loss`` of an epoch is the weighted mean over its samples
         (each batch's weighted mean counts by the batch's total weight), as
@@ -603,6 +609,10 @@ class Sequential(Layer):
             by_class = class_sample_weights(class_weight, y, self.loss, self.output_shape,
                                             f"{self._who}.fit")
             w = by_class if w is None else w * by_class
+        if w is not None and not w.any():
+            raise ValueError(f"{self._who}.fit: every training sample weighs 0 "
+                             f"(sample_weight times class_weight), so every loss would be 0 "
+                             f"and nothing would train; give some samples a positive weight")
         validate = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
