@@ -89,7 +89,7 @@ import zlib
 import numpy as np
 
 from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
-from .checks import check_bool, check_finite, is_real_dtype
+from .checks import as_values_like, check_bool, check_finite, is_real_dtype
 from .layers.base import Layer, layer_from_dict, layer_to_dict, walk_layers
 from .param import param_budget
 from .zipindex import count_entries, read_index
@@ -174,24 +174,8 @@ def set_weights(model: Layer, weights) -> None:
         names = ", ".join(name for name, _ in slots)
         raise ValueError(f"{who} expected {len(slots)} arrays ({names})"[:400]
                          + f", received {len(weights)}")
-    arrays = []
-    for i, ((name, current), new) in enumerate(zip(slots, weights)):
-        new = np.asarray(new)
-        what = f"weight {i} ({name!r})"
-        if not is_real_dtype(new.dtype):
-            raise TypeError(f"{who}: {what} expected a real numeric array, "
-                            f"received dtype {new.dtype}")
-        if new.shape != current.shape:
-            raise ValueError(f"{who}: {what} expected shape "
-                             f"{current.shape}, received {new.shape}")
-        check_finite(new, who, f"values in {what}")
-        with np.errstate(over="ignore"):
-            cast = new.astype(current.dtype, copy=False)
-        if not np.isfinite(cast).all():
-            raise ValueError(f"{who}: {what} expected values within the range of "
-                             f"{current.dtype}, received values up to "
-                             f"{np.abs(new).max():g} that overflow it")
-        arrays.append(cast)
+    arrays = [as_values_like(new, current, who, f"weight {i} ({name!r})")
+              for i, ((name, current), new) in enumerate(zip(slots, weights))]
     n_params = len(model.parameters())
     for param, new in zip(model.parameters(), arrays[:n_params]):
         param.value = new
