@@ -235,8 +235,11 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     ------
     ValueError
         The model is not built (it has no weights to save), or a weight (or a
-        learned parameter of a multi-task weighting) holds NaN or infinity
-        (:func:`load` would refuse the file), or the file would exceed load's
+        learned parameter of a multi-task weighting) holds NaN or infinity, or
+        the optimizer's state is one ``load_state_dict`` refuses (a NaN
+        moment, say, left by a step that made a parameter NaN, the parameter
+        since reset; :mod:`tinynet.optim.saved_state`) -- :func:`load` would
+        refuse the file --, or the file would exceed load's
         limits (:data:`MAX_MEMBERS` arrays, a header of :data:`MAX_HEADER_BYTES`);
         nothing is written, and an existing file at ``path`` is left as it was.
     """
@@ -292,6 +295,11 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
             and optimizer.param_groups:
         header["optimizer_groups"] = _group_indices(model, optimizer)
         state = optimizer.state_dict()
+        try:  # a state load refuses (a NaN moment...) would make the file useless
+            optimizer.check_state_dict(state, f"save (optimizer {type(optimizer).__name__})")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc}; load would refuse it: nothing saved "
+                            f"(include_optimizer=False saves the model without it)") from None
         header["optimizer_state"] = list(state)
         for i, key in enumerate(state):
             value = np.asarray(state[key])
@@ -613,7 +621,11 @@ def load(path, compile: bool = True):
         ``.npz``, an ``.npy``, a pickle...), its architecture does not hold
         together (a graph node reading a tensor that does not exist...), its
         weights are refused by :func:`set_weights` (wrong shape, complex, NaN
-        or infinite values), or its training set-up or state does not fit.
+        or infinite values), or its training set-up or state does not fit
+        or holds values training cannot resume from (the optimizer's: see
+        :mod:`tinynet.optim.saved_state`; NaN moments, negative second
+        moments, step counts that are not integers >= 0, hyperparameters its
+        constructor refuses, unknown entries; the error names the entry).
         Also a file that would make loading allocate far more than the file
         holds (see the module docstring): a zip index of more than
         :data:`MAX_MEMBERS` members or :data:`MAX_INDEX_BYTES` bytes (checked
@@ -671,7 +683,8 @@ def load(path, compile: bool = True):
             try:
                 params = _optimizer_params(model)
                 groups = header["optimizer_groups"]
-                if not all(isinstance(i, int) and 0 <= i < len(params)
+                if not all(isinstance(i, int) and not isinstance(i, bool)
+                           and 0 <= i < len(params)
                            for group in groups for i in group):
                     raise ValueError(f"expected parameter groups of indices 0 <= i < "
                                      f"{len(params)}, received {groups!r}"[:300])
@@ -681,5 +694,6 @@ def load(path, compile: bool = True):
                 model.optimizer.load_state_dict(state)
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise ModelFileError(f"{path!r}: its optimizer state does not fit the "
-                                     f"optimizer: {type(exc).__name__}: {exc}") from None
+                                     f"optimizer or holds values training cannot resume "
+                                     f"from: {type(exc).__name__}: {exc}") from None
     return model
