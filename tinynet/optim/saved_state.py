@@ -49,6 +49,10 @@ What is accepted, entry by entry (``state_dict`` writes exactly these):
 Parameters without state (frozen, or never stepped) have no ``state.<i>``
 entries. Any entry not listed above (a misspelt name, a parameter or group
 index beyond the bound ones) is refused rather than ignored.
+
+The schedules' ``load_state_dict`` reads their own state (epoch, counters,
+base rates) with the same :func:`read_entry`, :func:`read_count` and
+:func:`read_number`.
 """
 
 from __future__ import annotations
@@ -57,7 +61,7 @@ import numpy as np
 
 from ..checks import as_values_like, is_real_dtype
 
-__all__ = ["FINITE", "SQUARES", "read_state_dict"]
+__all__ = ["FINITE", "SQUARES", "read_state_dict", "read_entry", "read_count", "read_number"]
 
 #: State values that may be any finite real (first moments, momentum buffers).
 FINITE = "finite"
@@ -84,12 +88,10 @@ def read_state_dict(opt, state_dict, who: str) -> tuple[list[dict], dict]:
     used = {"optimizer"}
 
     def entry(key):
-        if key not in state_dict:
-            raise ValueError(f"{who} expected the entry {key!r}, which the state lacks")
         used.add(key)
-        return state_dict[key]
+        return read_entry(state_dict, key, who)
 
-    n_groups = _count(entry("n_groups"), who, "n_groups")
+    n_groups = read_count(entry("n_groups"), who, "n_groups")
     if n_groups != len(opt.param_groups):
         raise ValueError(f"{who} expected {len(opt.param_groups)} parameter group(s), "
                          f"received {n_groups}")
@@ -118,7 +120,7 @@ def read_state_dict(opt, state_dict, who: str) -> tuple[list[dict], dict]:
                  if isinstance(k, str) and k.startswith(prefix)]
         if not saved:
             continue
-        restored = {"step": _count(entry(prefix + "step"), who, prefix + "step")}
+        restored = {"step": read_count(entry(prefix + "step"), who, prefix + "step")}
         for key in opt._required_state:
             if key not in saved:
                 raise ValueError(f"{who} expected the entry {prefix + key!r} ({opt._who} "
@@ -143,8 +145,16 @@ def read_state_dict(opt, state_dict, who: str) -> tuple[list[dict], dict]:
     return groups, state
 
 
-def _count(value, who: str, key: str) -> int:
-    """A saved count (``n_groups``, a step): a 0-d integer array >= 0."""
+def read_entry(state_dict: dict, key: str, who: str):
+    """``state_dict[key]``, or a ``ValueError`` saying the state lacks it."""
+    if key not in state_dict:
+        raise ValueError(f"{who} expected the entry {key!r}, which the state lacks")
+    return state_dict[key]
+
+
+def read_count(value, who: str, key: str) -> int:
+    """A saved count (``n_groups``, a step, a scheduler's epoch): a 0-d
+    integer array >= 0 (a fraction or a negative count is no count)."""
     value = np.asarray(value)
     if value.ndim or not np.issubdtype(value.dtype, np.integer):
         raise TypeError(f"{who} expected {key!r} as an integer (a 0-d integer array), "
@@ -152,6 +162,16 @@ def _count(value, who: str, key: str) -> int:
     if value < 0:
         raise ValueError(f"{who} expected {key!r} >= 0, received {value}")
     return int(value)
+
+
+def read_number(value, who: str, key: str) -> float:
+    """A saved real number (0-d integer or floating array), its range the
+    caller's to check."""
+    value = np.asarray(value)
+    if value.ndim or not is_real_dtype(value.dtype):
+        raise TypeError(f"{who} expected {key!r} as a number (a 0-d real array), received "
+                        f"dtype {value.dtype} of shape {value.shape}")
+    return float(value)
 
 
 def _check_indices(value, start: int, n: int, who: str, g: int) -> None:
