@@ -51,8 +51,8 @@ entries. Any entry not listed above (a misspelt name, a parameter or group
 index beyond the bound ones) is refused rather than ignored.
 
 The schedules' ``load_state_dict`` reads their own state (epoch, counters,
-base rates) with the same :func:`read_entry`, :func:`read_count` and
-:func:`read_number`.
+base rates) with the same :func:`check_saved_by`, :func:`read_entry`,
+:func:`read_count` and :func:`read_number`.
 """
 
 from __future__ import annotations
@@ -61,7 +61,8 @@ import numpy as np
 
 from ..checks import as_values_like, is_real_dtype
 
-__all__ = ["FINITE", "SQUARES", "read_state_dict", "read_entry", "read_count", "read_number"]
+__all__ = ["FINITE", "SQUARES", "read_state_dict", "check_saved_by", "read_entry", "read_count",
+           "read_number"]
 
 #: State values that may be any finite real (first moments, momentum buffers).
 FINITE = "finite"
@@ -76,13 +77,7 @@ def read_state_dict(opt, state_dict, who: str) -> tuple[list[dict], dict]:
     ``state_dict``, or a ``TypeError``/``ValueError`` naming the entry
     (see the module docstring). Nothing of ``opt`` is changed; the state
     arrays may be the caller's own (copy them before keeping them)."""
-    if not isinstance(state_dict, dict):
-        raise TypeError(f"{who} expected a dict of arrays (as state_dict returns), "
-                        f"received {type(state_dict).__name__}")
-    name = str(np.asarray(state_dict.get("optimizer", "?")))
-    if name != opt._who:
-        raise ValueError(f"{who} expected the state of a {opt._who}, received that of "
-                         f"{name!r}")
+    check_saved_by(state_dict, "optimizer", opt._who, who)
     if not opt.param_groups:
         raise RuntimeError(f"{who} needs bound parameters: call bind(params) first")
     used = {"optimizer"}
@@ -143,6 +138,18 @@ def read_state_dict(opt, state_dict, who: str) -> tuple[list[dict], dict]:
                          f"parameter(s) in {len(opt.param_groups)} group(s) never holds: "
                          f"{', '.join(map(repr, unknown[:8]))}"[:400])
     return groups, state
+
+
+def check_saved_by(state_dict, key: str, name: str, who: str) -> None:
+    """Refuse anything but a dict whose entry ``key`` names the class ``name``
+    (an optimizer's ``"optimizer"``, a schedule's ``"scheduler"``)."""
+    if not isinstance(state_dict, dict):
+        raise TypeError(f"{who} expected a dict of arrays (as state_dict returns), "
+                        f"received {type(state_dict).__name__}")
+    saved = str(np.asarray(state_dict.get(key, "?")))
+    if saved != name:
+        raise ValueError(f"{who} expected the state of a {name}, received that of "
+                         f"{saved!r}")
 
 
 def read_entry(state_dict: dict, key: str, who: str):

@@ -43,7 +43,7 @@ import numpy as np
 from ..checks import check_positive_int, is_real_dtype
 from ..layers._checks import check_real
 from .optimizers import Optimizer, _check_number
-from .saved_state import read_count, read_entry, read_number
+from .saved_state import check_saved_by, read_count, read_entry, read_number
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
            "ReduceLROnPlateau"]
@@ -103,13 +103,7 @@ class _SchedulerBase:
         entries.
         """
         who = f"{self._who}.load_state_dict"
-        if not isinstance(state_dict, dict):
-            raise TypeError(f"{who} expected a dict of arrays (as state_dict returns), "
-                            f"received {type(state_dict).__name__}")
-        name = str(np.asarray(state_dict.get("scheduler", "?")))
-        if name != self._who:
-            raise ValueError(f"{who} expected the state of a {self._who}, received that "
-                             f"of {name!r}")
+        check_saved_by(state_dict, "scheduler", self._who, who)
         values = self._read(state_dict, who)
         unknown = sorted(set(state_dict) - set(values) - {"scheduler"}, key=str)
         if unknown:
