@@ -397,6 +397,94 @@ def test_load_refuses_weights_a_model_cannot_take(tmp_path, value, error, match)
         tn.load(bad)
 
 
+def _trained_file(tmp_path):
+    """A model file with Adam's state after some steps (state.0 is dense_*/W)."""
+    model = tn.load(_good_file(tmp_path))
+    model.fit(np.ones((4, 2), np.float32), np.ones((4, 2), np.float32), verbose=0)
+    return model.save(tmp_path / "trained.npz")
+
+
+def _optimizer_entry(key, change):
+    """A ``rewrite_header`` change setting the optimizer entry ``key`` to
+    ``change(its array)``, or adding it when the file lacks it."""
+    def rewrite(header, arrays):
+        names = header["optimizer_state"]
+        if key not in names:
+            names.append(key)
+        member = f"optimizer_{names.index(key):04d}"
+        arrays[member] = np.asarray(change(arrays.get(member)))
+    return rewrite
+
+
+def _with(index, value):
+    def change(array):
+        array = array.copy()
+        array.flat[index] = value
+        return array
+    return change
+
+
+@pytest.mark.parametrize("key, change, match", [
+    ("state.1.exp_avg_sq", _with(1, np.nan),
+     r"'state.1.exp_avg_sq' \(a second moment of parameter 1, 'dense_\d+/b'\) expected "
+     r"values in \[0, inf\], received 1 value\(s\) outside it \(nan\)"),
+    ("state.0.exp_avg_sq", _with(0, -0.5), r"'state.0.exp_avg_sq' .*\(-0.5\)"),
+    ("state.2.exp_avg", _with(0, np.nan), r"finite values in 'state.2.exp_avg'"),
+    ("state.0.step", lambda a: np.float64(1.5), r"'state.0.step' as an integer"),
+    ("state.0.step", lambda a: np.int64(-3), r"'state.0.step' >= 0, received -3"),
+    ("param_groups.0.lr", lambda a: np.float64(np.nan), r"lr in \[0, inf\), received nan"),
+    ("param_groups.0.betas", lambda a: np.array([0.9, 1.0]), r"betas\[1\] in \[0, 1\)"),
+    ("param_groups.0.eps", lambda a: np.float64(-1.0), r"eps in \[0, inf\)"),
+    ("state.0.velocity", lambda a: np.zeros((2, 3), np.float32),
+     "never holds: 'state.0.velocity'"),
+])
+def test_load_refuses_an_optimizer_state_training_cannot_resume_from(tmp_path, key, change,
+                                                                     match):
+    good = _trained_file(tmp_path)
+    assert tn.load(good).optimizer.state  # the unchanged file loads, with its state
+    before = open(good, "rb").read()
+    bad = rewrite_header(good, tmp_path / "bad.npz", _optimizer_entry(key, change))
+    with pytest.raises(ModelFileError, match="its optimizer state does not fit the optimizer "
+                                             "or holds values training cannot resume from.*"
+                                             + match):
+        tn.load(bad)
+    assert open(good, "rb").read() == before
+
+
+def test_save_refuses_a_nan_optimizer_state_and_keeps_the_old_file(tmp_path):
+    # a step that made a parameter NaN left NaN moments; resetting the weights
+    # does not reset them, and a file holding them would train NaN on resume
+    model = tn.load(_trained_file(tmp_path))
+    path = model.save(tmp_path / "m.npz")
+    before = open(path, "rb").read()
+    first = model.parameters()[0]
+    model.optimizer.state[first]["exp_avg"][0, 1] = np.nan
+    with pytest.raises(ValueError, match=r"save \(optimizer Adam\) expected finite values in "
+                                         r"'state.0.exp_avg'.*load would refuse it: nothing "
+                                         r"saved \(include_optimizer=False"):
+        model.save(path)
+    assert open(path, "rb").read() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["good.npz", "m.npz", "trained.npz"]
+    model.save(tmp_path / "weights.npz", include_optimizer=False)
+    assert not tn.load(tmp_path / "weights.npz").optimizer.state
+
+
+def test_an_overflowed_second_moment_is_saved_loaded_and_resumed_exactly(tmp_path):
+    # a gradient whose square overflows float32 makes Adam's exp_avg_sq +inf
+    # (that weight's update is 0, the weights stay finite): a legitimate state
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=5)
+    first = model.parameters()[0]
+    model.optimizer.state[first]["exp_avg_sq"][0, :2] = np.inf
+    loaded = tn.load(model.save(tmp_path / "inf.npz"))
+    assert np.isposinf(loaded.optimizer.state[loaded.parameters()[0]]["exp_avg_sq"][0, :2]).all()
+    for m in (model, loaded):
+        m.fit(x, y, epochs=2, initial_epoch=1, batch_size=8, verbose=0, seed=5)
+    _assert_same_weights(model, loaded)
+    assert all(np.isfinite(w).all() for w in loaded.get_weights())
+
+
 def test_compile_false_skips_the_training_set_up(tmp_path):
     bad = rewrite_header(_good_file(tmp_path), tmp_path / "bad.npz",
                           lambda h, a: h["compile"]["loss"].update({"class": "Hinge"}))

@@ -19,6 +19,7 @@ __all__ = [
     "as_class_weight",
     "as_mask",
     "as_sample_weight",
+    "as_values_like",
     "check_bool",
     "check_finite",
     "check_labels",
@@ -199,6 +200,49 @@ def check_finite(x: np.ndarray, who: str, what: str = "input") -> None:
         n_bad = int(x.size - np.count_nonzero(np.isfinite(x)))
         raise ValueError(f"{who} expected finite {what}, received {n_bad} NaN or "
                          f"infinite value(s) in an array of shape {x.shape}")
+
+
+def as_values_like(new, like: np.ndarray, who: str, what: str, nonnegative: bool = False,
+                   allow_posinf: bool = False) -> np.ndarray:
+    """``new`` as values of ``like``'s shape and dtype, to replace ``like``'s.
+
+    What :func:`tinynet.io.set_weights` takes for a weight and
+    ``Optimizer.load_state_dict`` for a state array (a weight file or a saved
+    state is the user's data: a bad array is refused, never cast into wrong
+    numbers). Refused: a dtype other than integer or floating (bool, complex
+    -- a cast would drop the imaginary part --, strings, objects;
+    ``TypeError``), another shape, NaN, infinities (``allow_posinf`` lets
+    +inf through: a second moment that overflowed), negative values when
+    ``nonnegative``, and finite values that overflow ``like``'s dtype
+    (``1e300`` into float32). Returned cast to ``like``'s dtype, not copied
+    when it has it already. Nothing is changed: the caller assigns.
+    """
+    new = as_array(new, who, what)
+    if not is_real_dtype(new.dtype):
+        raise TypeError(f"{who}: {what} expected a real numeric array, "
+                        f"received dtype {new.dtype}")
+    if new.shape != like.shape:
+        raise ValueError(f"{who}: {what} expected shape {like.shape}, received {new.shape}")
+    if not (nonnegative or allow_posinf):
+        check_finite(new, who, f"values in {what}")
+    else:
+        interval = f"{'[0' if nonnegative else '(-inf'}, inf{']' if allow_posinf else ')'}"
+        inside = (new >= 0) if nonnegative else (new > -np.inf)  # NaN fails every test
+        inside &= (new <= np.inf) if allow_posinf else (new < np.inf)
+        if not inside.all():
+            outside = new[~inside]
+            examples = ", ".join(repr(float(v)) for v in np.unique(outside)[:3])
+            raise ValueError(f"{who}: {what} expected values in {interval}, received "
+                             f"{outside.size} value(s) outside it ({examples}) in an "
+                             f"array of shape {new.shape}")
+    with np.errstate(over="ignore"):
+        cast = new.astype(like.dtype, copy=False)
+    overflow = np.isfinite(new) & ~np.isfinite(cast)
+    if overflow.any():
+        raise ValueError(f"{who}: {what} expected values within the range of "
+                         f"{like.dtype}, received values up to "
+                         f"{np.abs(new[overflow]).max():g} that overflow it")
+    return cast
 
 
 def check_labels(y, n_classes: int, n_samples: int, who: str) -> np.ndarray:

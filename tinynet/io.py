@@ -89,7 +89,7 @@ import zlib
 import numpy as np
 
 from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
-from .checks import check_bool, check_finite, is_real_dtype
+from .checks import as_values_like, check_bool, check_finite, is_real_dtype
 from .layers.base import Layer, layer_from_dict, layer_to_dict, walk_layers
 from .param import param_budget
 from .zipindex import count_entries, read_index
@@ -174,24 +174,8 @@ def set_weights(model: Layer, weights) -> None:
         names = ", ".join(name for name, _ in slots)
         raise ValueError(f"{who} expected {len(slots)} arrays ({names})"[:400]
                          + f", received {len(weights)}")
-    arrays = []
-    for i, ((name, current), new) in enumerate(zip(slots, weights)):
-        new = np.asarray(new)
-        what = f"weight {i} ({name!r})"
-        if not is_real_dtype(new.dtype):
-            raise TypeError(f"{who}: {what} expected a real numeric array, "
-                            f"received dtype {new.dtype}")
-        if new.shape != current.shape:
-            raise ValueError(f"{who}: {what} expected shape "
-                             f"{current.shape}, received {new.shape}")
-        check_finite(new, who, f"values in {what}")
-        with np.errstate(over="ignore"):
-            cast = new.astype(current.dtype, copy=False)
-        if not np.isfinite(cast).all():
-            raise ValueError(f"{who}: {what} expected values within the range of "
-                             f"{current.dtype}, received values up to "
-                             f"{np.abs(new).max():g} that overflow it")
-        arrays.append(cast)
+    arrays = [as_values_like(new, current, who, f"weight {i} ({name!r})")
+              for i, ((name, current), new) in enumerate(zip(slots, weights))]
     n_params = len(model.parameters())
     for param, new in zip(model.parameters(), arrays[:n_params]):
         param.value = new
@@ -251,8 +235,11 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     ------
     ValueError
         The model is not built (it has no weights to save), or a weight (or a
-        learned parameter of a multi-task weighting) holds NaN or infinity
-        (:func:`load` would refuse the file), or the file would exceed load's
+        learned parameter of a multi-task weighting) holds NaN or infinity, or
+        the optimizer's state is one ``load_state_dict`` refuses (a NaN
+        moment, say, left by a step that made a parameter NaN, the parameter
+        since reset; :mod:`tinynet.optim.saved_state`) -- :func:`load` would
+        refuse the file --, or the file would exceed load's
         limits (:data:`MAX_MEMBERS` arrays, a header of :data:`MAX_HEADER_BYTES`);
         nothing is written, and an existing file at ``path`` is left as it was.
     """
@@ -308,6 +295,11 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
             and optimizer.param_groups:
         header["optimizer_groups"] = _group_indices(model, optimizer)
         state = optimizer.state_dict()
+        try:  # a state load refuses (a NaN moment...) would make the file useless
+            optimizer.check_state_dict(state, f"save (optimizer {type(optimizer).__name__})")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc}; load would refuse it: nothing saved "
+                            f"(include_optimizer=False saves the model without it)") from None
         header["optimizer_state"] = list(state)
         for i, key in enumerate(state):
             value = np.asarray(state[key])
@@ -629,7 +621,11 @@ def load(path, compile: bool = True):
         ``.npz``, an ``.npy``, a pickle...), its architecture does not hold
         together (a graph node reading a tensor that does not exist...), its
         weights are refused by :func:`set_weights` (wrong shape, complex, NaN
-        or infinite values), or its training set-up or state does not fit.
+        or infinite values), or its training set-up or state does not fit
+        or holds values training cannot resume from (the optimizer's: see
+        :mod:`tinynet.optim.saved_state`; NaN moments, negative second
+        moments, step counts that are not integers >= 0, hyperparameters its
+        constructor refuses, unknown entries; the error names the entry).
         Also a file that would make loading allocate far more than the file
         holds (see the module docstring): a zip index of more than
         :data:`MAX_MEMBERS` members or :data:`MAX_INDEX_BYTES` bytes (checked
@@ -687,7 +683,8 @@ def load(path, compile: bool = True):
             try:
                 params = _optimizer_params(model)
                 groups = header["optimizer_groups"]
-                if not all(isinstance(i, int) and 0 <= i < len(params)
+                if not all(isinstance(i, int) and not isinstance(i, bool)
+                           and 0 <= i < len(params)
                            for group in groups for i in group):
                     raise ValueError(f"expected parameter groups of indices 0 <= i < "
                                      f"{len(params)}, received {groups!r}"[:300])
@@ -697,5 +694,6 @@ def load(path, compile: bool = True):
                 model.optimizer.load_state_dict(state)
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise ModelFileError(f"{path!r}: its optimizer state does not fit the "
-                                     f"optimizer: {type(exc).__name__}: {exc}") from None
+                                     f"optimizer or holds values training cannot resume "
+                                     f"from: {type(exc).__name__}: {exc}") from None
     return model

@@ -113,6 +113,19 @@ def test_what_cannot_be_saved_is_refused_before_writing(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_a_nan_meta_optimizer_state_is_refused_before_writing(tmp_path):
+    learner = MetaSGD(sine_model())
+    learner.meta_fit(SinusoidTasks(5, seed=1), iterations=1, meta_batch_size=2, seed=0)
+    state = learner._optimizer.state[learner._optimizer.params[0]]
+    state["exp_avg_sq"].flat[0] = np.nan  # tinynet.meta.load would refuse the file
+    with pytest.raises(ValueError, match=r"tinynet.meta.save \(MetaSGD's meta-optimizer\): "
+                                         r".*'state.0.exp_avg_sq'.*nothing saved"):
+        learner.save(tmp_path / "m.npz")
+    assert not list(tmp_path.iterdir())
+    state["exp_avg_sq"].flat[0] = 0.0
+    tn.meta.load(learner.save(tmp_path / "m.npz"))
+
+
 def test_a_plain_model_file_is_not_a_learner(tmp_path):
     path = sine_model().save(tmp_path / "model.npz")
     with pytest.raises(tn.io.ModelFileError, match="holds a model but no meta-learner"):

@@ -330,7 +330,8 @@ def test_max_grad_norm_clips_before_the_step():
     (lambda p: Adam(p[:1]).load_state_dict(Adam(p).state_dict()), ValueError,
      "1 parameters in group 0, received 3"),
     (lambda p: Adam(p[1:]).load_state_dict(_stepped_state(p[:2])), ValueError,
-     r"state 'exp_avg' of parameter 0 \('p1'\) with shape \(4,\), received \(3, 4\)"),
+     r"'state.0.exp_avg' \(a state array of parameter 0, 'p1'\) expected shape \(4,\), "
+     r"received \(3, 4\)"),
 ])
 def test_bad_input_is_reported(call, error, message):
     with pytest.raises(error, match=message):
@@ -369,3 +370,179 @@ def test_state_decays_to_zero_not_to_subnormals(name, kwargs, dtype):
     assert {k for k, v in opt.state[p].items()
             if isinstance(v, np.ndarray) and np.all(v == 0) and k != "square_avg"}
     np.testing.assert_array_equal(p.value, before)
+
+
+# ------------------------------------------------- a saved state is checked first
+def _saved(name, kwargs, n_steps=2, dtype=np.float64):
+    """``(params, optimizer, state_dict)`` after ``n_steps`` steps, the state
+    as a file gives it back (every entry an ndarray)."""
+    rng = np.random.default_rng(3)
+    params = make_params(rng, dtype)
+    opt = tn.optim.get(name, params, **kwargs)
+    run(opt, params, random_grads(rng, n_steps, dtype))
+    buffer = io.BytesIO()
+    np.savez(buffer, **opt.state_dict())
+    buffer.seek(0)
+    return params, opt, dict(np.load(buffer, allow_pickle=False))
+
+
+def _put(key, value):
+    return lambda s: s.update({key: np.asarray(value)})
+
+
+def _at(key, index, value):
+    def change(s):
+        s[key] = s[key].copy()
+        s[key].flat[index] = value
+    return change
+
+
+ADAM_STATES = [
+    # NaN is never a state a healthy run saves: its parameter would be NaN
+    (_at("state.1.exp_avg", 2, np.nan), ValueError,
+     r"finite values in 'state.1.exp_avg' \(a state array of parameter 1, 'p1'\)"),
+    (_at("state.1.exp_avg", 0, np.inf), ValueError, r"finite values in 'state.1.exp_avg'"),
+    (_at("state.0.exp_avg_sq", 3, np.nan), ValueError,
+     r"'state.0.exp_avg_sq' \(a second moment of parameter 0, 'p0'\) expected values in "
+     r"\[0, inf\], received 1 value\(s\) outside it \(nan\)"),
+    (_at("state.2.exp_avg_sq", 0, -1e-3), ValueError,
+     r"'state.2.exp_avg_sq' .*\[0, inf\].*\(-0.001\)"),
+    (_at("state.2.exp_avg_sq", 0, -np.inf), ValueError, r"'state.2.exp_avg_sq'.*\(-inf\)"),
+    (lambda s: s.update({"state.0.exp_avg": s["state.0.exp_avg"] + 1j}), TypeError,
+     r"'state.0.exp_avg' .*expected a real numeric array, received dtype complex128"),
+    (lambda s: s.update({"state.0.exp_avg": s["state.0.exp_avg"].astype(str)}), TypeError,
+     "real numeric array, received dtype <U"),
+    (lambda s: s.update({"state.0.exp_avg": s["state.0.exp_avg"][:2]}), ValueError,
+     r"'state.0.exp_avg' .*expected shape \(3, 4\), received \(2, 4\)"),
+    (_put("state.0.step", 2.5), TypeError,
+     r"'state.0.step' as an integer \(a 0-d integer array\), received dtype float64"),
+    (_put("state.0.step", -1), ValueError, r"'state.0.step' >= 0, received -1"),
+    (_put("state.0.step", [2, 2]), TypeError, r"'state.0.step' as an integer"),
+    (lambda s: s.pop("state.1.step"), ValueError,
+     "expected the entry 'state.1.step', which the state lacks"),
+    (lambda s: s.pop("state.1.exp_avg_sq"), ValueError,
+     r"expected the entry 'state.1.exp_avg_sq' \(Adam keeps exp_avg, exp_avg_sq"),
+    (_put("state.1.exp_avgsq", np.zeros(4)), ValueError,
+     "never holds: 'state.1.exp_avgsq'"),
+    (_put("state.3.exp_avg", np.zeros(4)), ValueError,
+     r"its state of 3 parameter\(s\) in 1 group\(s\) never holds: 'state.3.exp_avg'"),
+    (_put("momentum", 0.9), ValueError, "never holds: 'momentum'"),
+    # hyperparameters pass the constructor's checks
+    (_put("param_groups.0.lr", np.nan), ValueError,
+     r"hyperparameters of group 0 \(param_groups.0.\*\) .*lr in \[0, inf\), received nan"),
+    (_put("param_groups.0.lr", -0.1), ValueError, r"lr in \[0, inf\), received -0.1"),
+    (_put("param_groups.0.lr", "0.1"), TypeError,
+     "'param_groups.0.lr' as a number, a pair of numbers or a flag, received dtype <U3"),
+    (_put("param_groups.0.lr", True), TypeError, "lr as a real number, received True"),
+    (_put("param_groups.0.betas", [0.9, 1.0]), ValueError, r"betas\[1\] in \[0, 1\)"),
+    (_put("param_groups.0.betas", [0.9, np.inf]), ValueError, r"betas\[1\] in \[0, 1\)"),
+    (_put("param_groups.0.betas", [[0.9, 0.999]]), TypeError, "'param_groups.0.betas' as"),
+    (_put("param_groups.0.eps", -1e-8), ValueError, "eps in"),
+    (_put("param_groups.0.weight_decay", np.inf), ValueError, "weight_decay in"),
+    (_put("param_groups.0.amsgrad", 1), TypeError, "amsgrad as True or False, received 1"),
+    (_put("param_groups.0.initial_lr", np.nan), ValueError, "initial_lr in"),
+    (lambda s: s.pop("param_groups.0.eps"), ValueError,
+     "expected the entry 'param_groups.0.eps'"),
+    (_put("param_groups.0.beta", 0.9), ValueError, "never holds: 'param_groups.0.beta'"),
+    (_put("param_groups.0.params", [0, 0, 1]), ValueError,
+     r"'param_groups.0.params' as the indices 0..2 \(3 parameters\)"),
+    (_put("n_groups", 1.0), TypeError, "'n_groups' as an integer"),
+    (lambda s: s.pop("n_groups"), ValueError, "expected the entry 'n_groups'"),
+]
+
+
+@pytest.mark.parametrize("change, error, match", ADAM_STATES)
+def test_load_state_dict_refuses_a_bad_entry_and_changes_nothing(change, error, match):
+    params, opt, saved = _saved("Adam", {})
+    target = Adam(params, lr=0.5)
+    run(target, params, random_grads(np.random.default_rng(4), 1))
+    groups = [dict(g) for g in target.param_groups]
+    state = {p: {k: np.copy(v) for k, v in s.items()} for p, s in target.state.items()}
+    change(saved)
+    with pytest.raises(error, match=match):
+        target.load_state_dict(saved)
+    assert target.param_groups == groups  # all or nothing
+    assert target.state.keys() == state.keys()
+    for p in params:
+        assert target.state[p].keys() == state[p].keys()
+        for key, value in state[p].items():
+            assert np.array_equal(target.state[p][key], value)
+    with pytest.raises(error, match=match):  # what save asks before writing
+        opt.check_state_dict(saved)
+
+
+@pytest.mark.parametrize("name, kwargs, change, error, match", [
+    ("SGD", {"momentum": 0.9}, _at("state.0.momentum_buffer", 0, np.nan), ValueError,
+     "finite values in 'state.0.momentum_buffer'"),
+    ("SGD", {"momentum": 0.9}, _put("param_groups.0.momentum", 1.5), ValueError,
+     r"momentum in \[0, 1\], received 1.5"),
+    ("SGD", {"momentum": 0.9, "dampening": 0.5}, _put("param_groups.0.nesterov", True),
+     ValueError,
+     "nesterov=True expected momentum > 0 and dampening == 0"),
+    ("SGD", {}, _put("state.0.exp_avg", np.zeros((3, 4))), ValueError,
+     "never holds: 'state.0.exp_avg'"),
+    ("RMSprop", {"centered": True}, _at("state.1.square_avg", 0, -2.0), ValueError,
+     r"'state.1.square_avg' \(a second moment.*\(-2.0\)"),
+    ("RMSprop", {"centered": True}, _at("state.1.grad_avg", 0, np.nan), ValueError,
+     "finite values in 'state.1.grad_avg'"),
+    ("RMSprop", {}, _put("param_groups.0.alpha", 1.0), ValueError, r"alpha in \[0, 1\)"),
+    ("Adagrad", {}, _at("state.2.sum", 0, -1.0), ValueError, r"'state.2.sum' .*\(-1.0\)"),
+    ("Adagrad", {}, lambda s: s.pop("state.2.sum"), ValueError,
+     "expected the entry 'state.2.sum'"),
+    ("Adagrad", {}, _put("param_groups.0.lr_decay", -1.0), ValueError, "lr_decay in"),
+    # finite in the file, infinite in the parameters' float32
+    ("Adam", {}, lambda s: s.update({"state.1.exp_avg_sq": np.full(4, 1e300)}), ValueError,
+     r"'state.1.exp_avg_sq' .*expected values within the range of float32, received "
+     r"values up to 1e\+300"),
+])
+def test_every_optimizer_refuses_what_it_never_saves(name, kwargs, change, error, match):
+    params, opt, saved = _saved(name, kwargs, dtype=np.float32)
+    change(saved)
+    with pytest.raises(error, match=match):
+        tn.optim.get(name, params, **kwargs).load_state_dict(saved)
+
+
+@pytest.mark.parametrize("name", ["Adam", "RMSprop", "Adagrad"])
+def test_an_overflowed_second_moment_loads_and_resumes_exactly(name):
+    # a finite gradient whose square overflows float32 makes the second moment
+    # +inf, the update 0, the parameter finite: a state save writes, so it loads
+    rng = np.random.default_rng(8)
+    grads = random_grads(rng, 5, np.float32)
+    grads[1][0][0, 0] = 3e21
+    start = make_params(rng, np.float32)
+
+    def first_part():
+        params = [tn.Param(p.value.copy(), name=p.name) for p in start]
+        opt = tn.optim.get(name, params, lr=0.01)
+        run(opt, params, grads[:2])
+        return params, opt
+
+    straight, opt = first_part()
+    second = "exp_avg_sq" if name == "Adam" else "square_avg" if name == "RMSprop" else "sum"
+    assert opt.state[straight[0]][second][0, 0] == np.inf
+    assert all(np.isfinite(p.value).all() for p in straight)
+    run(opt, straight, grads[2:])
+
+    interrupted, opt = first_part()
+    buffer = io.BytesIO()
+    np.savez(buffer, **opt.state_dict())
+    buffer.seek(0)
+    resumed = [tn.Param(p.value.copy()) for p in interrupted]
+    fresh = tn.optim.get(name, resumed, lr=0.01)
+    fresh.load_state_dict(dict(np.load(buffer, allow_pickle=False)))
+    assert fresh.state[resumed[0]][second][0, 0] == np.inf
+    run(fresh, resumed, grads[2:])
+    for a, b in zip(straight, resumed):
+        assert np.isfinite(b.value).all() and a.value.tobytes() == b.value.tobytes()
+
+
+def test_a_schedules_initial_lr_is_restored_and_checked_as_lr_is():
+    params, opt, _ = _saved("SGD", {"lr": 0.1})
+    tn.optim.StepLR(opt, step_size=1, gamma=0.5)
+    saved = opt.state_dict()
+    assert float(saved["param_groups.0.initial_lr"]) == 0.1
+    fresh = SGD(params, lr=0.3)
+    fresh.load_state_dict(saved)
+    assert fresh.param_groups[0]["initial_lr"] == 0.1
+    with pytest.raises(ValueError, match=r"initial_lr in \[0, inf\), received -1.0"):
+        fresh.add_param_group({"params": [tn.Param(np.zeros(2))], "initial_lr": -1.0})

@@ -216,3 +216,49 @@ def test_scheduler_on_an_unbound_optimizer():
 def test_bad_input_is_reported(call, error, message):
     with pytest.raises(error, match=message):
         call(SGD(two_groups()))
+
+
+@pytest.mark.parametrize("make, key, value, error, match", [
+    (lambda o: StepLR(o, 2), "last_epoch", 2.5, TypeError,
+     r"'last_epoch' as an integer \(a 0-d integer array\), received dtype float64"),
+    (lambda o: StepLR(o, 2), "last_epoch", -4, ValueError, "'last_epoch' >= 0, received -4"),
+    (lambda o: StepLR(o, 2), "last_epoch", None, ValueError,
+     "expected the entry 'last_epoch', which the state lacks"),
+    (lambda o: CosineAnnealingLR(o, 5), "base_lrs", [0.1, np.nan], ValueError,
+     r"base_lrs\[1\] in \[0, inf\), received nan"),
+    (lambda o: CosineAnnealingLR(o, 5), "base_lrs", [0.1, -0.2], ValueError,
+     r"base_lrs\[1\] in \[0, inf\), received -0.2"),
+    (lambda o: CosineAnnealingLR(o, 5), "base_lrs", [0.1, 0.2, 0.3], ValueError,
+     r"'base_lrs' as 1 or 2 numbers .*shape \(3,\)"),
+    (lambda o: ReduceLROnPlateau(o), "best", np.nan, ValueError, "best in"),
+    (lambda o: ReduceLROnPlateau(o), "best", "low", TypeError, "'best' as a number"),
+    (lambda o: ReduceLROnPlateau(o), "num_bad_epochs", -1, ValueError,
+     "'num_bad_epochs' >= 0"),
+    (lambda o: ReduceLROnPlateau(o), "cooldown_counter", 1.0, TypeError,
+     "'cooldown_counter' as an integer"),
+    (lambda o: ReduceLROnPlateau(o), "base_lrs", [0.1, 0.02], ValueError,
+     "a ReduceLROnPlateau state never holds: 'base_lrs'"),
+])
+def test_a_bad_scheduler_state_is_refused_and_changes_nothing(make, key, value, error, match):
+    opt = SGD(two_groups(), lr=0.1)
+    sched = make(opt)
+    lr_history(opt, sched, 3, [1.0, 2.0, 3.0] if isinstance(sched, ReduceLROnPlateau) else None)
+    saved = sched.state_dict()
+    before = dict(vars(sched))
+    if value is None:
+        del saved[key]
+    else:
+        saved[key] = np.asarray(value)
+    with pytest.raises(error, match=match):
+        sched.load_state_dict(saved)
+    assert vars(sched) == before
+
+
+def test_an_infinite_best_is_a_state_reduce_on_plateau_starts_from():
+    opt = SGD(two_groups(), lr=0.1)
+    sched = ReduceLROnPlateau(opt, mode="max")
+    saved = sched.state_dict()
+    assert float(saved["best"]) == -math.inf
+    sched.step(1.0)
+    sched.load_state_dict(saved)
+    assert sched.best == -math.inf and sched.last_epoch == 0

@@ -74,6 +74,12 @@ def save(learner, path, metadata: dict | None = None) -> str:
     -------
     str
         The path written.
+
+    Raises
+    ------
+    ValueError
+        As :func:`tinynet.io.save`; also when the meta-optimizer's state is
+        one its ``load_state_dict`` refuses (NaN moments...): nothing saved.
     """
     from .. import io
     from ..model import Sequential
@@ -100,7 +106,14 @@ def save(learner, path, metadata: dict | None = None) -> str:
         extra[_MASK] = learner._lr_mask
     texts = {}  # the optimizer's name (a str array in its state_dict) goes in the JSON
     if learner._optimizer is not None:
-        for key, value in learner._optimizer.state_dict().items():
+        state = learner._optimizer.state_dict()
+        try:  # the state load refuses (NaN moments...) would make the file useless
+            learner._optimizer.check_state_dict(state, f"tinynet.meta.save ({name}'s "
+                                                       f"meta-optimizer)")
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc}; tinynet.meta.load would refuse it: nothing "
+                            f"saved") from None
+        for key, value in state.items():
             value = np.asarray(value)
             if value.dtype.kind == "U":
                 texts[key] = str(value)

@@ -42,6 +42,7 @@ from ..layers._checks import check_real
 from ..param import Param
 from . import fused, rules
 from .clipping import clip_grad_norm
+from .saved_state import FINITE, GROUP_EXTRAS, SQUARES, read_state_dict
 
 __all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad"]
 
@@ -76,9 +77,11 @@ class Optimizer:
     """Base class: parameter groups, state, stepping loop, saving.
 
     A subclass sets :attr:`defaults` through ``super().__init__``, checks a
-    group's hyperparameters in :meth:`_check_group`, creates a parameter's
-    state arrays in :meth:`_init_state` and applies its rule in
-    :meth:`_update`.
+    group's hyperparameters in :meth:`_check_group` (the constructor and
+    :meth:`load_state_dict` alike), creates a parameter's state arrays in
+    :meth:`_init_state`, names them with what their values may be in
+    :attr:`_state_values` (and those every stepped parameter has in
+    :attr:`_required_state`) and applies its rule in :meth:`_update`.
 
     Parameters
     ----------
@@ -102,6 +105,14 @@ class Optimizer:
 
     #: Group keys that are flags (saved as bool arrays); the rest are numbers.
     _flags: tuple = ()
+    #: The per-parameter state arrays (besides ``step``) a saved state may
+    #: hold, each :data:`~.saved_state.FINITE` or :data:`~.saved_state.SQUARES`
+    #: (see :mod:`.saved_state`); None (a subclass that does not say) accepts
+    #: any name, with finite values.
+    _state_values: dict | None = None
+    #: Those a saved state must hold for every parameter it has state for
+    #: (the others are created when first needed).
+    _required_state: tuple = ()
 
     def __init__(self, params, defaults: dict, learning_rate=None, max_grad_norm=None):
         if isinstance(params, numbers.Real) and not isinstance(params, bool):
@@ -162,7 +173,7 @@ class Optimizer:
         params = self._as_params(group.pop("params"))
         if "learning_rate" in group:
             group["lr"] = group.pop("learning_rate")
-        extra = {k: group.pop(k) for k in ("initial_lr",) if k in group}
+        extra = {k: group.pop(k) for k in GROUP_EXTRAS if k in group}
         for key in group:
             if key not in self.defaults:
                 raise ValueError(f"{self._who} got an unknown hyperparameter {key!r} in a "
@@ -172,8 +183,8 @@ class Optimizer:
         if len(seen | {id(p) for p in params}) != len(seen) + len(params):
             raise ValueError(f"{self._who} received a parameter twice (in one group or "
                              f"in two groups)")
-        full = self._check_group({**self.defaults, **group})
-        self.param_groups.append({"params": params, **full, **extra})
+        full = self._check_group({**self.defaults, **group, **extra})
+        self.param_groups.append({"params": params, **full})
 
     def _as_groups(self, params) -> list[dict]:
         if hasattr(params, "parameters") and callable(params.parameters):
@@ -257,7 +268,9 @@ class Optimizer:
     # ------------------------------------------------------ subclass interface
     def _check_group(self, group: dict) -> dict:
         """Validate and normalise a group's hyperparameters (not its params)."""
-        group["lr"] = _check_number(self._who, "lr", group["lr"])
+        for key in ("lr", *GROUP_EXTRAS):  # initial_lr: a schedule's starting lr
+            if key in group:
+                group[key] = _check_number(self._who, key, group[key])
         if "weight_decay" in group:
             group["weight_decay"] = _check_number(self._who, "weight_decay",
                                                   group["weight_decay"])
@@ -312,58 +325,27 @@ class Optimizer:
         """Restore hyperparameters and state saved by :meth:`state_dict`.
 
         The optimizer must be bound to parameters of the same number, order
-        and shapes.
+        and shapes. Every entry is checked first (:mod:`.saved_state` says
+        what is accepted: the constructor's checks for the hyperparameters,
+        integer step counts >= 0, state arrays of the parameter's shape
+        without NaN, second moments >= 0, no unknown entries), so a
+        corrupted or hand-edited state changes nothing and raises an error
+        naming the entry.
         """
-        who = self._who
-        name = str(np.asarray(state_dict.get("optimizer", "?")))
-        if name != who:
-            raise ValueError(f"{who}.load_state_dict expected the state of a {who}, "
-                             f"received that of {name!r}")
-        if not self.param_groups:
-            raise RuntimeError(f"{who}.load_state_dict needs bound parameters: call "
-                               f"bind(params) first")
-        n_groups = int(state_dict["n_groups"])
-        if n_groups != len(self.param_groups):
-            raise ValueError(f"{who}.load_state_dict expected {len(self.param_groups)} "
-                             f"parameter group(s), received {n_groups}")
-        params = self.params
-        groups = []
-        for g, group in enumerate(self.param_groups):
-            prefix = f"param_groups.{g}."
-            n_saved = len(state_dict[prefix + "params"])
-            if n_saved != len(group["params"]):
-                raise ValueError(f"{who}.load_state_dict expected {len(group['params'])} "
-                                 f"parameters in group {g}, received {n_saved}")
-            saved = {k[len(prefix):]: v for k, v in state_dict.items()
-                     if k.startswith(prefix) and k != prefix + "params"}
-            hyper = {k: self._from_array(k, v) for k, v in saved.items()}
-            groups.append({**group, **self._check_group({**group, **hyper})})
-        state = {}
-        for index, p in enumerate(params):
-            prefix = f"state.{index}."
-            entries = {k[len(prefix):]: v for k, v in state_dict.items() if k.startswith(prefix)}
-            if not entries:
-                continue
-            restored = {"step": int(entries.pop("step"))}
-            for key, value in entries.items():
-                if np.shape(value) != p.shape:
-                    raise ValueError(f"{who}.load_state_dict expected state {key!r} of "
-                                     f"parameter {index} ({p.name!r}) with shape {p.shape}, "
-                                     f"received {np.shape(value)}")
-                restored[key] = np.array(value, dtype=p.dtype, copy=True)
-            state[p] = restored
+        groups, state = read_state_dict(self, state_dict, f"{self._who}.load_state_dict")
         self.param_groups = groups
-        self.state = state
+        self.state = {p: {key: value if key == "step" else np.array(value, copy=True)
+                          for key, value in entries.items()}
+                      for p, entries in state.items()}
         self._plans = {}
 
-    @staticmethod
-    def _from_array(key, value):
-        value = np.asarray(value)
-        if value.dtype == bool:
-            return bool(value)
-        if value.ndim:
-            return tuple(float(v) for v in value)
-        return float(value)
+    def check_state_dict(self, state_dict: dict, who: str | None = None) -> None:
+        """Raise the error :meth:`load_state_dict` would raise for
+        ``state_dict`` (``who`` names the caller in it), changing nothing:
+        ``save`` calls it on the optimizer's own state, so that no file holds
+        a state loading refuses (a NaN moment left by a step that made a
+        parameter NaN, the parameter since reset, say)."""
+        read_state_dict(self, state_dict, who or f"{self._who}.check_state_dict")
 
 
 class SGD(Optimizer):
@@ -388,6 +370,7 @@ class SGD(Optimizer):
     """
 
     _flags = ("nesterov",)
+    _state_values = {"momentum_buffer": FINITE}  # created at the first step with momentum
     update_rule = staticmethod(_fused("sgd"))
 
     def __init__(self, params=None, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
@@ -432,6 +415,8 @@ class Adam(Optimizer):
     """
 
     _flags = ("amsgrad",)
+    _state_values = {"exp_avg": FINITE, "exp_avg_sq": SQUARES, "max_exp_avg_sq": SQUARES}
+    _required_state = ("exp_avg", "exp_avg_sq")  # max_exp_avg_sq: created with amsgrad
     _decoupled = False
     update_rule = staticmethod(_fused("adam"))
 
@@ -506,6 +491,8 @@ class RMSprop(Optimizer):
     """
 
     _flags = ("centered",)
+    _state_values = {"square_avg": SQUARES, "momentum_buffer": FINITE, "grad_avg": FINITE}
+    _required_state = ("square_avg",)  # the others: created once momentum/centered is on
     update_rule = staticmethod(_fused("rmsprop"))
 
     def __init__(self, params=None, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
@@ -553,6 +540,8 @@ class Adagrad(Optimizer):
     eps : float, default 1e-10
     """
 
+    _state_values = {"sum": SQUARES}
+    _required_state = ("sum",)
     update_rule = staticmethod(_fused("adagrad"))
 
     def __init__(self, params=None, lr=1e-2, lr_decay=0.0, weight_decay=0.0,

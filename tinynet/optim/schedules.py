@@ -40,8 +40,10 @@ import numbers
 
 import numpy as np
 
-from ..checks import check_positive_int
+from ..checks import check_positive_int, is_real_dtype
+from ..layers._checks import check_real
 from .optimizers import Optimizer, _check_number
+from .saved_state import check_saved_by, read_count, read_entry, read_number
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
            "ReduceLROnPlateau"]
@@ -90,16 +92,32 @@ class _SchedulerBase:
         return {"scheduler": np.array(self._who), **self._state()}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Restore what :meth:`state_dict` saved."""
-        name = str(np.asarray(state_dict.get("scheduler", "?")))
-        if name != self._who:
-            raise ValueError(f"{self._who}.load_state_dict expected the state of a "
-                             f"{self._who}, received that of {name!r}")
-        self._load(state_dict)
+        """Restore what :meth:`state_dict` saved.
 
-    def _load(self, state_dict):
-        self.last_epoch = int(state_dict["last_epoch"])
+        Every entry is checked first, so a corrupted or hand-edited state
+        changes nothing and the error names the entry: the epoch and the
+        counters are integers >= 0 (``state_dict`` is only taken after the
+        constructor's first step), the base rates finite and >= 0 (one, or one
+        per parameter group), ReduceLROnPlateau's ``best`` a number (+-inf
+        included, which it starts from; NaN never becomes it), and no other
+        entries.
+        """
+        who = f"{self._who}.load_state_dict"
+        check_saved_by(state_dict, "scheduler", self._who, who)
+        values = self._read(state_dict, who)
+        unknown = sorted(set(state_dict) - set(values) - {"scheduler"}, key=str)
+        if unknown:
+            raise ValueError(f"{who} received entries a {self._who} state never holds: "
+                             f"{', '.join(map(repr, unknown[:8]))}"[:400])
+        for key, value in values.items():
+            setattr(self, key, value)
         self._last_lr = self._lrs()
+
+    def _read(self, state_dict: dict, who: str) -> dict:
+        """``{attribute: value}`` from :meth:`state_dict`'s entries of the same
+        names, each checked (see :meth:`load_state_dict`); nothing is set."""
+        return {"last_epoch": read_count(read_entry(state_dict, "last_epoch", who), who,
+                                         "last_epoch")}
 
 
 class LRScheduler(_SchedulerBase):
@@ -153,9 +171,15 @@ class LRScheduler(_SchedulerBase):
     def _state(self):
         return {**super()._state(), "base_lrs": np.array(self.base_lrs, dtype=np.float64)}
 
-    def _load(self, state_dict):
-        self.base_lrs = [float(v) for v in np.asarray(state_dict["base_lrs"])]
-        super()._load(state_dict)
+    def _read(self, state_dict, who):
+        lrs = np.asarray(read_entry(state_dict, "base_lrs", who))
+        n = len(self._lrs())
+        if not is_real_dtype(lrs.dtype) or lrs.ndim != 1 or len(lrs) not in (1, n):
+            raise ValueError(f"{who} expected 'base_lrs' as 1 or {n} numbers (one per "
+                             f"parameter group), received dtype {lrs.dtype} of shape "
+                             f"{lrs.shape}")
+        base_lrs = [_check_number(who, f"base_lrs[{i}]", float(v)) for i, v in enumerate(lrs)]
+        return {**super()._read(state_dict, who), "base_lrs": base_lrs}
 
 
 class StepLR(LRScheduler):
@@ -363,8 +387,9 @@ class ReduceLROnPlateau(_SchedulerBase):
                 "num_bad_epochs": np.array(self.num_bad_epochs, dtype=np.int64),
                 "cooldown_counter": np.array(self.cooldown_counter, dtype=np.int64)}
 
-    def _load(self, state_dict):
-        self.best = float(state_dict["best"])
-        self.num_bad_epochs = int(state_dict["num_bad_epochs"])
-        self.cooldown_counter = int(state_dict["cooldown_counter"])
-        super()._load(state_dict)
+    def _read(self, state_dict, who):
+        best = read_number(read_entry(state_dict, "best", who), who, "best")
+        counts = {key: read_count(read_entry(state_dict, key, who), who, key)
+                  for key in ("num_bad_epochs", "cooldown_counter")}
+        return {**super()._read(state_dict, who), **counts,
+                "best": check_real(best, who, "best")}
