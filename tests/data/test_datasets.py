@@ -17,6 +17,8 @@ from tinynet.data import (FASHION_MNIST_CLASSES, IDX_DATASETS, ChecksumError,
 from tinynet.data.datasets import MNIST_FILES
 from tinynet.data.idx import encode_idx
 
+from tests.data.idx_helpers import gzip_of_zeros, peak_memory
+
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -140,6 +142,17 @@ def test_corrupt_local_file_names_the_file(tmp_path):
     path.write_bytes(gzip.compress(encode_idx(make_arrays(1)[0])[:-3]))
     with pytest.raises(IDXError, match=f"{path}.*truncated"):
         load_idx_dataset(spec_for(), root=tmp_path)
+
+
+def test_a_checked_file_is_not_decompressed_past_its_header(tmp_path):
+    # the content checksum used to decompress the whole file before its header was read
+    arrays = write_set(tmp_path, 1)
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip_of_zeros(encode_idx(arrays[1]), 32 << 20))
+    peak, message = peak_memory(lambda: load_idx_dataset(spec_for(arrays=arrays),
+                                                         root=tmp_path))
+    assert peak < 8 << 20, peak
+    assert str(path) in message and "trailing bytes" in message
 
 
 def test_local_content_checksum_mismatch(tmp_path):

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..checks import check_bool
 from .download import ChecksumError, download_verified, md5_hex
-from .idx import IDXError, gunzip_if_needed, parse_idx
+from .idx import IDXError, encode_idx, parse_idx
 
 __all__ = [
     "DIGITS_CLASSES",
@@ -219,10 +219,14 @@ def _files_in(directory: Path, spec: IDXDatasetSpec):
 
 def _decode(data: bytes, stem: str, source: str, spec: IDXDatasetSpec, verify: bool):
     """Parse one file's bytes; with ``verify``, compare its content with the published MD5."""
-    content = gunzip_if_needed(data, source)
-    array = parse_idx(content, source)  # structural errors first: they say more
-    if verify and stem in spec.content_md5 and md5_hex(content) != spec.content_md5[stem]:
-        raise ChecksumError(f"{source}: content MD5 {md5_hex(content)} differs from the "
+    array = parse_idx(data, source)  # structural errors first: they say more
+    if not (verify and stem in spec.content_md5):
+        return array
+    # the file parsed has exactly the bytes of its array's encoding: the content's MD5
+    # without decompressing it whole before its header is checked
+    content_md5 = md5_hex(encode_idx(array))
+    if content_md5 != spec.content_md5[stem]:
+        raise ChecksumError(f"{source}: content MD5 {content_md5} differs from the "
                             f"published {spec.content_md5[stem]} of {spec.title}'s {stem}; "
                             f"the file is damaged or another version: delete it to fetch "
                             f"a fresh copy")
