@@ -75,6 +75,13 @@ def test_top_level_help_and_no_command(capsys):
     (["evaluate", "model.npz"], "required: dataset"),
     (["fit"], "invalid choice"),
     (["demo", "cor"], "unknown demo part 'cor'; did you mean 'core'"),
+    # checked with the other arguments, before any data is loaded (they were exit 1, later)
+    (["train", "digits", "--activation", "rleu"],
+     "--activation: unknown activation 'rleu'; did you mean 'relu'"),
+    (["train", "digits", "--optimizer", "adma"],
+     "--optimizer: unknown optimizer 'adma'; did you mean 'adam'"),
+    (["train", "digits", "--weight-decay", "-1"], "--weight-decay: expected a number >= 0"),
+    (["train", "digits", "--weight-decay", "nan"], "--weight-decay: expected a number >= 0"),
 ])
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
     assert main(argv) == 2
@@ -211,6 +218,17 @@ def test_train_reports_accuracies_and_saves(tmp_path, capsys):
     assert "validation" in out and "test" in out and f"saved to {out_path}" in out
     model = tn.load(out_path)
     assert model.input_shape == (64,) and model.output_shape == (10,)
+
+
+def test_every_activation_the_parser_takes_trains_with_batch_norm_too(tmp_path):
+    # 'swish' passed the argument check but build_mlp refused it with --batch-norm
+    from tinynet.layers.activations import ACTIVATIONS, SiLU
+    from tinynet.recipes import build_mlp
+    for name in ACTIVATIONS:
+        build_mlp(4, (3, 2), 2, activation=name, batch_norm=True)
+    model = build_mlp(4, (3, 2), 2, activation="swish", batch_norm=True)
+    silus = [layer for layer in model.layers if isinstance(layer, SiLU)]
+    assert len(silus) == 2 and silus[0] is not silus[1]
 
 
 def test_train_is_reproducible_with_a_seed(tmp_path):
