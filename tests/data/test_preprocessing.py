@@ -70,6 +70,15 @@ def test_state_dict_round_trip(cls):
     np.testing.assert_array_equal(again.transform(x), scaler.transform(x))
 
 
+def test_complex_data_is_refused_not_cast_to_its_real_part():
+    # fit cast complex to float64 with a warning, dropping the imaginary part
+    for cls in (Standardizer, MinMaxScaler):
+        with pytest.raises(TypeError, match="real numbers.*complex128"):
+            cls().fit(np.array([[1j], [1.0]]))
+        with pytest.raises(TypeError, match="real numbers.*complex64"):
+            cls().fit(np.ones((2, 1))).transform(np.ones((2, 1), np.complex64))
+
+
 @pytest.mark.parametrize("cls", [Standardizer, MinMaxScaler])
 def test_scaler_errors(cls):
     with pytest.raises(ValueError, match="not fitted"):

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_bool, check_finite, check_labels, check_positive_int
+from ..checks import (check_bool, check_finite, check_labels, check_positive_int,
+                      is_real_dtype)
 from ..layers._checks import check_real
 from .batches import as_generator
 
@@ -145,8 +146,9 @@ class _Scaler:
     def _check_x(self, x, fitting: bool) -> np.ndarray:
         who = type(self).__name__
         x = np.asarray(x)
-        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise TypeError(f"{who} expected a numeric array, received dtype {x.dtype}")
+        if not (is_real_dtype(x.dtype) or x.dtype == bool):  # complex: no order, no range
+            raise TypeError(f"{who} expected a numeric array of real numbers (integers, "
+                            f"floats or booleans), received dtype {x.dtype}")
         if x.ndim < 1 or (self.axis == 0 and x.ndim < 2):
             raise ValueError(f"{who} expected x of shape (n_samples, n_features, ...), "
                              f"received {x.shape}")
