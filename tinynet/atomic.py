@@ -96,7 +96,8 @@ def _create_temp(directory: str, name: str) -> tuple[int, str]:
 def check_target(path, who: str = "atomic_write", file_too: bool = True) -> str:
     """Raise now what writing ``path`` would meet, and return its real path.
 
-    The directory must exist (``FileNotFoundError``) and be writable
+    ``path`` must not be empty and its directory must exist
+    (``FileNotFoundError``) and be writable
     (``PermissionError``); with ``file_too``, ``path`` must not be a directory
     (``IsADirectoryError``) nor a file the user may not write
     (``PermissionError``: a rename would replace it anyway). Symbolic links
@@ -105,6 +106,8 @@ def check_target(path, who: str = "atomic_write", file_too: bool = True) -> str:
     training run is not lost to a path that cannot be written.
     """
     shown = os.fspath(path)
+    if not shown:  # realpath("") is the current directory
+        raise FileNotFoundError(f"{who} expected a file path, received an empty one")
     real = os.path.realpath(shown)
     directory = os.path.dirname(real)
     if not os.path.isdir(directory):
