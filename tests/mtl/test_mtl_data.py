@@ -142,3 +142,23 @@ def test_multi_fashion_validation_split_never_uses_a_test_image(monkeypatch):
     seen.clear()
     mtl_data.load_multi_fashion(5, 5)
     assert (seen[1] == -1).all()                                   # the default: the test set
+
+
+def test_multi_fashion_checks_its_arguments_before_loading(monkeypatch):
+    # validation="no" was truthy (the validation split, silently), and a bad
+    # n_train failed only after Fashion-MNIST was loaded (or downloaded)
+    import tinynet.data
+
+    def must_not_load(root=None):
+        raise AssertionError("Fashion-MNIST loaded before the arguments were checked")
+
+    monkeypatch.setattr(tinynet.data, "load_fashion_mnist", must_not_load)
+    with pytest.raises(TypeError, match="load_multi_fashion expected validation as True "
+                                        "or False, received 'no'"):
+        data.load_multi_fashion(5, 5, validation="no")
+    for kwargs, error in (({"n_train": 0}, ValueError), ({"n_test": 2.5}, TypeError)):
+        with pytest.raises(error, match=f"load_multi_fashion expected {next(iter(kwargs))} "
+                                        f"as a positive integer"):
+            data.load_multi_fashion(**kwargs)
+    with pytest.raises(TypeError, match="load_multi_digits expected n_test as a positive"):
+        data.load_multi_digits(5, 2.5)

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_positive_int, check_seed
+from ..checks import check_bool, check_positive_int, check_seed
 from ..data.batches import as_generator
 
 __all__ = ["synthetic_mmoe", "area_resize_matrix", "resize_area", "overlay_pairs",
@@ -140,6 +140,12 @@ def _split_seeds(seed, who) -> tuple:
     return seed, None if seed is None else seed + 1
 
 
+def _check_counts(n_train, n_test, who) -> None:
+    """The pair counts, checked before any data is loaded (or downloaded)."""
+    check_positive_int(n_train, who, "n_train")
+    check_positive_int(n_test, who, "n_test")
+
+
 #: Fashion-MNIST training images from this index on make the validation
 #: pairs of ``load_multi_fashion(validation=True)``; the ones before it the
 #: training pairs.
@@ -160,6 +166,8 @@ def load_multi_fashion(n_train: int = 20000, n_test: int = 5000, seed=0, root=No
     fresh pairs) draws the training pairs, ``seed + 1`` the test pairs.
     """
     seed, test_seed = _split_seeds(seed, "load_multi_fashion")  # before the download
+    _check_counts(n_train, n_test, "load_multi_fashion")
+    validation = check_bool(validation, "load_multi_fashion", "validation")
     from ..data import load_fashion_mnist
     (x_tr, y_tr), (x_te, y_te) = load_fashion_mnist(root=root)
     if validation:
@@ -178,6 +186,7 @@ def load_multi_digits(n_train: int = 4000, n_test: int = 1000, seed=0):
     y_test)`` with x of shape (n, 64). ``seed`` as in :func:`load_multi_fashion`.
     """
     seed, test_seed = _split_seeds(seed, "load_multi_digits")
+    _check_counts(n_train, n_test, "load_multi_digits")
     from ..data import load_digits
     (x_tr, y_tr), (x_te, y_te) = load_digits()
     out = []
