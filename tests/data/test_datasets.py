@@ -134,6 +134,18 @@ def test_flags_must_be_bools(tmp_path, flag):
         load_idx_dataset("kmnist", root=tmp_path, **{flag: "False"})
 
 
+@pytest.mark.parametrize("timeout, error, match", [
+    ("5", TypeError, "timeout as a real number"),
+    (0, ValueError, r"timeout in \(0, inf\)"),
+    (float("nan"), ValueError, r"timeout in \(0, inf\)"),
+])
+def test_timeout_is_checked_before_looking(tmp_path, timeout, error, match):
+    # a bad timeout failed inside every download attempt, reported as "not found"
+    write_set(tmp_path, 1)
+    with pytest.raises(error, match="load_idx_dataset expected " + match):
+        load_idx_dataset("kmnist", root=tmp_path, timeout=timeout)
+
+
 # ------------------------------------------------------------- broken local files
 
 def test_corrupt_local_file_names_the_file(tmp_path):

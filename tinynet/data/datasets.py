@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import check_bool
+from ..layers._checks import check_real
 from .download import ChecksumError, download_verified, md5_hex
 from .idx import IDXError, encode_idx, parse_idx
 
@@ -345,6 +346,8 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
         download = check_bool(download, "load_idx_dataset", "download")
     verify = check_bool(verify, "load_idx_dataset", "verify")
     verbose = check_bool(verbose, "load_idx_dataset", "verbose")
+    timeout = check_real(timeout, "load_idx_dataset", "timeout", 0.0, np.inf,
+                         low_open=True, high_open=True)
     notes = []
     for directory, why in _search_dirs(spec, root):
         paths, note = _files_in(directory, spec)
