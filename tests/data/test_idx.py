@@ -123,3 +123,18 @@ def test_a_header_promising_more_than_gzip_can_hold_is_refused_unread():
     with pytest.raises(IDXError, match=rf"{2**40 + 12} bytes, more than the {len(data)} "
                                        r"bytes of gzip data can hold.*truncated"):
         parse_idx(data, "promise.gz")
+
+
+def test_a_read_error_of_a_plain_file_is_not_called_corrupt_gzip(monkeypatch):
+    import io
+
+    class FailingFile(io.BytesIO):
+        def read(self, n=-1):
+            if self.tell() >= 4:
+                raise OSError(5, "Input/output error")
+            return super().read(n)
+
+    from tinynet.data import idx
+    with pytest.raises(OSError, match="Input/output error") as info:
+        idx._parse_file(FailingFile(good), len(good), "disk.idx")
+    assert not isinstance(info.value, IDXError)

@@ -85,16 +85,15 @@ def _gzip_errors(source: str):
         raise IDXError(f"{source}: corrupt gzip data ({exc})") from None
 
 
-def _read_upto(stream, n: int, source: str) -> bytearray:
+def _read_upto(stream, n: int) -> bytearray:
     """At most ``n`` bytes of ``stream``, read a chunk at a time (no buffer of
     ``n`` bytes is made before the bytes are there)."""
     data = bytearray()
-    with _gzip_errors(source):
-        while len(data) < n:
-            chunk = stream.read(min(n - len(data), _CHUNK))
-            if not chunk:
-                break
-            data += chunk
+    while len(data) < n:
+        chunk = stream.read(min(n - len(data), _CHUNK))
+        if not chunk:
+            break
+        data += chunk
     return data
 
 
@@ -107,7 +106,7 @@ def _parse_stream(stream, size: int, gzipped: bool, source: str) -> np.ndarray:
     (``size``, or ``1032 * size`` gzipped) is refused before any data is
     read, and trailing data is never decompressed past its first byte.
     """
-    head = _read_upto(stream, 4, source)
+    head = _read_upto(stream, 4)
     if len(head) < 4:
         raise IDXError(f"{source}: too short for an IDX header ({len(head)} bytes)")
     zero, type_code, ndim = struct.unpack(">HBB", head)
@@ -117,7 +116,7 @@ def _parse_stream(stream, size: int, gzipped: bool, source: str) -> np.ndarray:
                        f"{', '.join(f'{c:02x}' for c in IDX_DTYPES)} and the number of "
                        f"dimensions): not an IDX file")
     header_size = 4 + 4 * ndim
-    dims = _read_upto(stream, 4 * ndim, source)
+    dims = _read_upto(stream, 4 * ndim)
     if len(dims) < 4 * ndim:
         raise IDXError(f"{source}: truncated header: {ndim} dimensions need "
                        f"{header_size} bytes, the file has {4 + len(dims)}")
@@ -132,7 +131,7 @@ def _parse_stream(stream, size: int, gzipped: bool, source: str) -> np.ndarray:
         raise IDXError(f"{source}: wrong length: {promise}, more than the {size} bytes of "
                        f"gzip data can hold (at most {_MAX_GZIP_RATIO} times as many; "
                        f"truncated)")
-    body = _read_upto(stream, expected - header_size + 1, source)
+    body = _read_upto(stream, expected - header_size + 1)
     length = header_size + len(body)
     if not gzipped:  # the whole size is known: say it
         length = size
@@ -152,7 +151,7 @@ def _parse_file(f, size: int, source: str) -> np.ndarray:
     f.seek(0)
     if not gzipped:
         return _parse_stream(f, size, False, source)
-    with gzip.GzipFile(fileobj=f, mode="rb") as stream:
+    with _gzip_errors(source), gzip.GzipFile(fileobj=f, mode="rb") as stream:
         return _parse_stream(stream, size, True, source)
 
 
