@@ -138,3 +138,14 @@ def test_a_read_error_of_a_plain_file_is_not_called_corrupt_gzip(monkeypatch):
     with pytest.raises(OSError, match="Input/output error") as info:
         idx._parse_file(FailingFile(good), len(good), "disk.idx")
     assert not isinstance(info.value, IDXError)
+
+
+def test_write_compress_must_be_a_bool(tmp_path):
+    # compress="False" is truthy: the file was gzipped against the caller's word
+    tmp_path = tmp_path / "files"
+    tmp_path.mkdir()
+    with pytest.raises(TypeError, match="write_idx expected compress as True or False"):
+        write_idx(tmp_path / "a", np.zeros(2, np.uint8), compress="False")
+    assert list(tmp_path.iterdir()) == []
+    write_idx(tmp_path / "b.gz", np.zeros(2, np.uint8), compress=np.False_)
+    assert (tmp_path / "b.gz").read_bytes()[:2] == b"\x00\x00"

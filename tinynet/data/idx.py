@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from ..checks import check_bool
 
 __all__ = ["IDXError", "encode_idx", "gunzip_if_needed", "parse_idx", "read_idx", "write_idx"]
 
@@ -230,6 +231,7 @@ def write_idx(path, array, compress: bool | None = None) -> Path:
     data = encode_idx(array)
     if compress is None:
         compress = path.suffix == ".gz"
+    compress = check_bool(compress, "write_idx", "compress")
     if compress:
         data = gzip.compress(data, mtime=0)
     atomic_write(path, lambda out: out.write(data))
