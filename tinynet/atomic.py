@@ -1,7 +1,8 @@
 """Create or replace a file atomically: a reader sees the old file or the new one, whole.
 
 The one writer behind every file tinynet makes for a user (model files,
-IDX files, downloads, benchmark reports, ``tinynet predict`` outputs):
+IDX files, downloads, benchmark reports, ``tinynet predict`` outputs, and
+the embedded digits that ``tools/make_digits.py`` builds):
 
 1. a new temporary file in the target's own directory (a rename is atomic
    only within one file system), named ``.<name>.<pid>.<random>.tmp``, with
