@@ -498,6 +498,22 @@ def test_unexpected_errors_keep_their_traceback(monkeypatch):
         main(["info"])
 
 
+def test_running_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys):
+    # e.g. --hidden 1000000000: NumPy's MemoryError came out as a traceback
+    def allocate(args, parser):
+        raise MemoryError("Unable to allocate 238. GiB for an array with shape "
+                          "(64, 1000000000) and data type float32")
+
+    monkeypatch.setitem(cli._COMMANDS, "info", allocate)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tinynet info: error: out of memory: Unable to allocate 238. GiB")
+    assert "Traceback" not in err
+    monkeypatch.setenv("TINYNET_DEBUG", "1")
+    with pytest.raises(MemoryError):
+        main(["info"])
+
+
 @pytest.mark.skipif(not os.path.isdir("/usr/share/datasets/fashion-mnist"),
                     reason="Debian package dataset-fashion-mnist is not installed")
 def test_train_on_the_real_fashion_mnist_files(tmp_path, capsys):

@@ -602,10 +602,11 @@ def main(argv=None) -> int:
         return 130
     except Exception as exc:  # one clear line instead of a traceback
         if os.environ.get("TINYNET_DEBUG") or not isinstance(
-                exc, (CommandError, ValueError, TypeError, OSError, LookupError)):
+                exc, (CommandError, ValueError, TypeError, OSError, LookupError, MemoryError)):
             raise
         who = " ".join(filter(None, ("tinynet", getattr(args, "command", None))))
-        print(f"{who}: error: {exc}", file=sys.stderr)
+        what = "out of memory: " if isinstance(exc, MemoryError) else ""
+        print(f"{who}: error: {what}{exc}", file=sys.stderr)
         return 1
 
 
