@@ -32,6 +32,11 @@ def test_resize_matrix_rows_average_and_errors():
     np.testing.assert_allclose(data.area_resize_matrix(4, 2), [[.5, .5, 0, 0], [0, 0, .5, .5]])
     with pytest.raises(ValueError, match="(n, H, W)"):
         data.resize_area(np.zeros((3, 3)), 2, 2)
+    # n_out 0 divided by zero; n_in 0 gave rows of zeros, which average nothing
+    for n_in, n_out in ((3, 0), (0, 3), (3, 2.5)):
+        with pytest.raises((TypeError, ValueError),
+                           match="area_resize_matrix expected n_(in|out) as a positive"):
+            data.area_resize_matrix(n_in, n_out)
 
 
 def test_overlay_places_items_in_opposite_corners():

@@ -82,6 +82,8 @@ def area_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     :math:`s = n_{in}/n_{out}`; ``R[i, j]`` is the overlap of input pixel
     :math:`[j, j+1)` with it, divided by :math:`s` (rows sum to one).
     """
+    n_in = check_positive_int(n_in, "area_resize_matrix", "n_in")
+    n_out = check_positive_int(n_out, "area_resize_matrix", "n_out")
     s = n_in / n_out
     starts = np.arange(n_out)[:, None] * s
     left = np.arange(n_in)[None, :]
