@@ -1,7 +1,9 @@
 """The IDX reader and writer: round trips and every kind of broken file."""
 
 import gzip
+import os
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -128,15 +130,15 @@ def test_a_header_promising_more_than_gzip_can_hold_is_refused_unread():
 def test_a_read_error_of_a_plain_file_is_not_called_corrupt_gzip(monkeypatch):
     import io
 
-    class FailingFile(io.BytesIO):
-        def read(self, n=-1):
+    class FailingFile(io.BytesIO):  # a disk failing after the first bytes
+        def readinto(self, buffer):
             if self.tell() >= 4:
                 raise OSError(5, "Input/output error")
-            return super().read(n)
+            return super().readinto(memoryview(buffer)[:4])
 
     from tinynet.data import idx
     with pytest.raises(OSError, match="Input/output error") as info:
-        idx._parse_file(FailingFile(good), len(good), "disk.idx")
+        idx._parse_file(io.BufferedReader(FailingFile(good)), len(good), "disk.idx")
     assert not isinstance(info.value, IDXError)
 
 
@@ -149,3 +151,25 @@ def test_write_compress_must_be_a_bool(tmp_path):
     assert list(tmp_path.iterdir()) == []
     write_idx(tmp_path / "b.gz", np.zeros(2, np.uint8), compress=np.False_)
     assert (tmp_path / "b.gz").read_bytes()[:2] == b"\x00\x00"
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="needs /dev/fd")
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_from_a_pipe(compress):
+    # e.g. read_idx("/dev/fd/63") from a shell's <(zcat ...): not seekable, no size
+    array = np.arange(12, dtype=np.int16).reshape(3, 4)
+    data = encode_idx(array)
+    data = gzip.compress(data) if compress else data
+    read_end, write_end = os.pipe()
+
+    def feed():
+        with os.fdopen(write_end, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        np.testing.assert_array_equal(read_idx(f"/dev/fd/{read_end}"), array)
+    finally:
+        writer.join()
+        os.close(read_end)

@@ -26,6 +26,7 @@ import gzip
 import io
 import math
 import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -98,9 +99,9 @@ def _read_upto(stream, n: int) -> bytearray:
     return data
 
 
-def _parse_stream(stream, size: int, gzipped: bool, source: str) -> np.ndarray:
+def _parse_stream(stream, size: int | None, gzipped: bool, source: str) -> np.ndarray:
     """Read one IDX file from ``stream`` (decompressed already if ``gzipped``),
-    ``size`` bytes long as stored; see :func:`parse_idx`.
+    ``size`` bytes long as stored (None: unknown, a pipe); see :func:`parse_idx`.
 
     Reads the header first, then at most the bytes it promises and one more
     (to see trailing bytes): a header promising more than the file can hold
@@ -128,17 +129,18 @@ def _parse_stream(stream, size: int, gzipped: bool, source: str) -> np.ndarray:
     expected = header_size + math.prod(shape) * dtype.itemsize
     promise = (f"the header promises {shape} values of {dtype.newbyteorder('=').name}, "
                f"i.e. {expected} bytes")
-    if gzipped and expected > _MAX_GZIP_RATIO * size:
+    if gzipped and size is not None and expected > _MAX_GZIP_RATIO * size:
         raise IDXError(f"{source}: wrong length: {promise}, more than the {size} bytes of "
                        f"gzip data can hold (at most {_MAX_GZIP_RATIO} times as many; "
                        f"truncated)")
     body = _read_upto(stream, expected - header_size + 1)
     length = header_size + len(body)
-    if not gzipped:  # the whole size is known: say it
+    size_known = not gzipped and size is not None
+    if size_known:  # say it
         length = size
     if length != expected:
         problem = "truncated" if length < expected else "has trailing bytes"
-        has = (f"the file has {length}" if length < expected or not gzipped
+        has = (f"the file has {length}" if length < expected or size_known
                else "the file has more")
         raise IDXError(f"{source}: wrong length: {promise}, {has} ({problem})")
     values = np.frombuffer(body, dtype=dtype).reshape(shape)
@@ -146,10 +148,11 @@ def _parse_stream(stream, size: int, gzipped: bool, source: str) -> np.ndarray:
     return values.astype(dtype.newbyteorder("="), copy=False)
 
 
-def _parse_file(f, size: int, source: str) -> np.ndarray:
-    """Parse the IDX file (gzipped or not) of ``size`` bytes open as ``f``."""
-    gzipped = f.read(2) == _GZIP_MAGIC
-    f.seek(0)
+def _parse_file(f, size: int | None, source: str) -> np.ndarray:
+    """Parse the IDX file (gzipped or not) of ``size`` bytes (None: unknown)
+    open as ``f``, a buffered binary reader (``peek`` looks at the magic bytes
+    without consuming them, so a pipe can be read too)."""
+    gzipped = f.peek(2)[:2] == _GZIP_MAGIC
     if not gzipped:
         return _parse_stream(f, size, False, source)
     with _gzip_errors(source), gzip.GzipFile(fileobj=f, mode="rb") as stream:
@@ -171,7 +174,7 @@ def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
         trailing bytes).
     """
     data = bytes(data)  # no copy of bytes: BytesIO then shares them too
-    return _parse_file(io.BytesIO(data), len(data), source)
+    return _parse_file(io.BufferedReader(io.BytesIO(data)), len(data), source)
 
 
 def read_idx(path) -> np.ndarray:
@@ -196,7 +199,9 @@ def read_idx(path) -> np.ndarray:
     """
     path = Path(path)
     with open(path, "rb") as f:
-        return _parse_file(f, os.fstat(f.fileno()).st_size, str(path))
+        info = os.fstat(f.fileno())
+        size = info.st_size if stat.S_ISREG(info.st_mode) else None  # a pipe has none
+        return _parse_file(f, size, str(path))
 
 
 def _dtype_code(dtype: np.dtype) -> int:
