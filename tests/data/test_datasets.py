@@ -89,6 +89,16 @@ def test_cache_honours_xdg(tmp_path, monkeypatch, isolated_env):
     assert cache_dir("x") == tmp_path / "xdg" / "tinynet" / "x"
 
 
+def test_a_file_given_as_root_is_reported_as_a_file(tmp_path):
+    # root= one of the files (a likely slip) was reported as "does not exist"
+    write_set(tmp_path / "set", 1)
+    path = tmp_path / "set" / "train-images-idx3-ubyte.gz"
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_idx_dataset(spec_for(), root=path)
+    assert f"  - {path} (root=): exists but is not a directory" in str(info.value)
+    assert f"  - {path / 'tiny'} (root=): does not exist" in str(info.value)
+
+
 def test_incomplete_directory_is_skipped_and_reported(tmp_path):
     root = tmp_path / "root"
     write_set(root, 1)

@@ -207,7 +207,8 @@ def _search_dirs(spec: IDXDatasetSpec, root) -> list:
 def _files_in(directory: Path, spec: IDXDatasetSpec):
     """(paths of the four files, or None) and a note on what is missing."""
     if not directory.is_dir():
-        return None, "does not exist"
+        return None, ("exists but is not a directory" if directory.exists()
+                      else "does not exist")
     found, missing = [], []
     for stem in spec.files:
         path = next((p for p in (directory / stem, directory / f"{stem}.gz") if p.is_file()),
