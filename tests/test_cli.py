@@ -489,6 +489,19 @@ def test_info(capsys):
         assert key in out
 
 
+def test_info_does_not_promise_a_download_when_offline(monkeypatch, tmp_path, capsys):
+    # "not found (downloaded on first use)" was printed with TINYNET_OFFLINE set too
+    monkeypatch.setattr("tinynet.data.locate_idx_dataset", lambda name, root=None: None)
+    monkeypatch.delenv("TINYNET_OFFLINE", raising=False)
+    assert main(["info"]) == 0
+    assert "not found (downloaded on first use)" in capsys.readouterr().out
+    monkeypatch.setenv("TINYNET_OFFLINE", "1")
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "downloaded on first use" not in out
+    assert "not found (TINYNET_OFFLINE is set: no download)" in out
+
+
 def test_unexpected_errors_keep_their_traceback(monkeypatch):
     def boom(args, parser):
         raise RuntimeError("a bug")

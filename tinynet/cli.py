@@ -569,9 +569,11 @@ def _cmd_info(args, parser) -> int:
     lines.append(("TINYNET_BACKEND", os.environ.get("TINYNET_BACKEND", "(unset)")))
     lines.append(("TINYNET_GEMM", os.environ.get("TINYNET_GEMM", "(unset)")))
     lines.append(("digits", "embedded (1,797 images)"))
+    absent = ("not found (TINYNET_OFFLINE is set: no download)"
+              if os.environ.get("TINYNET_OFFLINE") else "not found (downloaded on first use)")
     for name in IDX_DATASETS:
         where = locate_idx_dataset(name)
-        lines.append((name, str(where) if where else "not found (downloaded on first use)"))
+        lines.append((name, str(where) if where else absent))
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         print(f"{label.ljust(width)}  {value}")
