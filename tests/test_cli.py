@@ -94,6 +94,17 @@ def test_python_dash_m_tinynet():
     assert result.returncode == 0 and result.stdout.strip() == f"tinynet {tn.__version__}"
 
 
+def test_importing_the_main_module_runs_nothing(capsys):
+    # 'import tinynet.__main__' (pydoc, documentation tools walking the package)
+    # ran the command line and exited
+    import importlib
+    import sys
+    sys.modules.pop("tinynet.__main__", None)
+    module = importlib.import_module("tinynet.__main__")
+    assert callable(module.main)
+    assert capsys.readouterr().out == ""
+
+
 def test_python_dash_m_tinynet_cli_info():
     # the module's own main guard ran before _gemm_line was defined: NameError
     result = subprocess.run([sys.executable, "-m", "tinynet.cli", "info"],
