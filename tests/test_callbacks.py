@@ -487,3 +487,25 @@ def test_learning_rate_scheduler_refuses_a_schedule_of_another_optimizer():
         model.fit(x, y, epochs=2, verbose=0,
                   callbacks=[count, LearningRateScheduler(schedule)])
     assert count.epochs == [] and model.optimizer.lr == 0.01
+
+
+def test_keras_3_batch_hook_names_are_called_as_the_legacy_ones():
+    # Keras 3 calls on_train_batch_begin/end (on_batch_* are their legacy
+    # aliases); a callback written for Keras overriding them was never called
+    seen = []
+
+    class Keras3(Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(("begin", batch))
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(("end", batch, logs["loss"]))
+
+    class Legacy(Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(("legacy", batch))
+
+    fit_loop(ScriptedModel(), lambda idx: {"loss": 2.0}, 4, batch_size=2, verbose=0,
+             callbacks=[Keras3(), Legacy()])
+    assert seen == [("begin", 0), ("end", 0, 2.0), ("legacy", 0),
+                    ("begin", 1), ("end", 1, 2.0), ("legacy", 1)]

@@ -7,11 +7,16 @@ hook                                   called
 =====================================  ======================================
 ``on_train_begin(logs)``               once, before the first epoch
 ``on_epoch_begin(epoch, logs)``        before each epoch (``epoch`` from 0)
-``on_batch_begin(batch, logs)``        before each mini-batch
-``on_batch_end(batch, logs)``          after each mini-batch's update
+``on_train_batch_begin(batch, logs)``  before each mini-batch
+``on_train_batch_end(batch, logs)``    after each mini-batch's update
 ``on_epoch_end(epoch, logs)``          after each epoch and its validation
 ``on_train_end(logs)``                 once, at the end (also after a stop)
 =====================================  ======================================
+
+As in Keras 3, ``on_batch_begin``/``on_batch_end`` are the older names of the
+batch hooks: the base class's ``on_train_batch_*`` call them, so a callback
+may override either name (overriding ``on_train_batch_end`` replaces the
+call to ``on_batch_end``).
 
 ``logs`` is a dict of floats named as in Keras: ``"loss"``, ``"accuracy"``,
 and for the validation data ``"val_loss"``, ``"val_accuracy"``. In the batch
@@ -74,6 +79,12 @@ class Callback:
     def on_batch_begin(self, batch, logs=None): ...
     def on_batch_end(self, batch, logs=None): ...
 
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs)
+
     def _stop(self, reason: str) -> None:
         """Stop training, saying why; a stop already under way keeps its own
         reason (the NaN that stopped an epoch, not the EarlyStopping that
@@ -133,13 +144,15 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
         for cb in self.callbacks:
-            cb.on_batch_begin(batch, logs)
+            cb.on_train_batch_begin(batch, logs)
 
-    def on_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch, logs=None):
         for cb in self.callbacks:
-            cb.on_batch_end(batch, logs)
+            cb.on_train_batch_end(batch, logs)
+
+    on_batch_begin, on_batch_end = on_train_batch_begin, on_train_batch_end
 
 
 class History(Callback):

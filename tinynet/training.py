@@ -235,9 +235,9 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         cbs.on_epoch_begin(epoch)
         running = RunningMeans()
         for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):
-            cbs.on_batch_begin(batch)
+            cbs.on_train_batch_begin(batch)
             running.add(*_logs_and_weights(train_step(idx), len(idx)))
-            cbs.on_batch_end(batch, running.means())
+            cbs.on_train_batch_end(batch, running.means())
             if model.stop_training:
                 break
         logs = running.means()
