@@ -149,3 +149,13 @@ def test_the_running_values_of_sequential_are_the_epoch_log_so_far():
         assert shown(frame) == shown(format_logs(model.evaluate(x[:k], y[:k], batch_size=4)))
     assert shown(frames[-1]) == shown(format_logs({key: values[-1] for key, values
                                                    in history.history.items()}))
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_a_progress_bar_among_the_callbacks_is_not_doubled(verbose):
+    # fit added its own bar beside the user's, so every epoch line came twice
+    stream = io.StringIO()
+    fit_loop(Model(), lambda idx: {"loss": 0.5}, 8, epochs=2, batch_size=4, verbose=verbose,
+             stream=stream, callbacks=[ProgressBar(verbose=2, stream=stream)])
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/2", "Epoch 2/2"]

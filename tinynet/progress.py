@@ -10,6 +10,10 @@
   ``verbose=2``: one line per epoch.
 * ``verbose=0``: nothing (``fit`` does not add the callback).
 
+A ``ProgressBar`` passed in ``callbacks`` is the one shown, whatever
+``verbose`` says (its own ``verbose`` and ``stream`` apply); ``fit`` adds no
+second one.
+
 Example line::
 
     Epoch 3/10  47/47 [==============================] 0.4s - loss: 0.2817 - accuracy: 0.9202 - val_loss: 0.3012 - val_accuracy: 0.9111

@@ -172,7 +172,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     callbacks : list of Callback, optional
         A single Callback is taken as a list of one.
     verbose : {0, 1, 2}
-        See :mod:`tinynet.progress`.
+        See :mod:`tinynet.progress`. A :class:`~tinynet.progress.ProgressBar`
+        among ``callbacks`` is used instead of the one ``verbose`` would add.
     stream : file-like, optional
         Where progress goes (default ``sys.stdout``).
     terminate_on_nan : bool, default True
@@ -206,7 +207,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     if history is None:
         history = History()
         chain.append(history)  # after the user's callbacks: it records what they log ("lr")
-    if verbose:
+    # a ProgressBar among the callbacks is the one shown, with its own settings (as Keras)
+    if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
         chain.append(ProgressBar(verbose=verbose, stream=stream))
     cbs = CallbackList(chain)
     steps = -(-n_samples // batch_size)
