@@ -159,3 +159,13 @@ def test_a_progress_bar_among_the_callbacks_is_not_doubled(verbose):
              stream=stream, callbacks=[ProgressBar(verbose=2, stream=stream)])
     lines = stream.getvalue().splitlines()
     assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/2", "Epoch 2/2"]
+
+
+@pytest.mark.parametrize("stream", [42, "log.txt"])
+def test_a_stream_without_write_is_refused_before_the_first_step(stream):
+    # it failed with "'int' object has no attribute 'write'" after an epoch of training
+    steps = []
+    with pytest.raises(TypeError, match="stream.*write"):
+        fit_loop(Model(), lambda idx: steps.append(idx) or {"loss": 0.5}, 8, epochs=1,
+                 verbose=2, stream=stream)
+    assert steps == []

@@ -93,6 +93,10 @@ class ProgressBar(Callback):
     def on_train_begin(self, logs=None):
         if self.stream is None:
             self.stream = sys.stdout
+        if not callable(getattr(self.stream, "write", None)):  # not after an epoch's work
+            raise TypeError(f"ProgressBar expected stream as a file-like object with a "
+                            f"write method (sys.stdout, an open file, io.StringIO), "
+                            f"received {type(self.stream).__name__} ({self.stream!r})"[:200])
         self._live = self.verbose == 1 and _is_tty(self.stream)
 
     def on_epoch_begin(self, epoch, logs=None):
