@@ -210,7 +210,26 @@ def test_a_callbacks_own_log_keys_may_be_monitored():
         F1(), stop, LearningRateScheduler(lambda epoch: 0.1), EarlyStopping(monitor="lr"),
         ReduceLROnPlateau(monitor="loss")])
     assert history.epoch == [0, 1] and stop.best == 0.5
-    assert stop.params["metrics"] == ["loss", "accuracy", "f1", "lr"]  # each key once
+    # each key once; a callback's keys reach the callbacks after it
+    assert stop.params["metrics"] == ["loss", "accuracy", "f1"]
+    assert history.params["metrics"] == ["loss", "accuracy", "f1", "lr"]
+
+
+@pytest.mark.parametrize("callback, match", [
+    (EarlyStopping(monitor="lr"), "EarlyStopping monitors 'lr', which fit will not log.*"
+                                  "reaches only the callbacks after it"),
+    (ModelCheckpoint("m-{lr}.npz"), "cannot fill the path 'm-{lr}.npz'.*"
+                                    "reaches only the callbacks after it"),
+], ids=["early_stopping", "checkpoint_path"])
+def test_a_key_added_by_a_later_callback_is_refused_before_training(callback, match):
+    # the scheduler after it adds "lr" only once it has run, so the callback before it
+    # failed after the first epoch had trained (its check counted every callback's keys)
+    x, y = _data()
+    count = EpochsBegun()
+    with pytest.raises(ValueError, match=match):
+        _model().fit(x, y, epochs=2, verbose=0, callbacks=[
+            count, callback, LearningRateScheduler(lambda epoch: 0.1)])
+    assert count.epochs == []
 
 
 def test_model_checkpoint_missing_directory_fails_before_training(tmp_path):

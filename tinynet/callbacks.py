@@ -25,10 +25,13 @@ hooks they are the running means over the epoch so far; in
 being trained and ``self.params`` holds ``epochs``, ``steps`` (batches per
 epoch), ``batch_size``, ``n_samples``, ``verbose``, ``do_validation`` and,
 when the trainer knows them (``Sequential.fit`` does), ``metrics``: every key
-the epoch logs will hold, so that a callback monitoring a key that will
-never be logged (``monitor="val_acc"`` for ``"val_accuracy"``) is refused
-before the first epoch, not after it. A callback that adds keys to the epoch
-logs (``"lr"``) names them in its class attribute ``added_log_keys``.
+the epoch logs will hold when this callback's ``on_epoch_end`` sees them, so
+that a callback monitoring a key that will never be logged
+(``monitor="val_acc"`` for ``"val_accuracy"``) is refused before the first
+epoch, not after it. A callback that adds keys to the epoch logs (``"lr"``)
+names them in its class attribute ``added_log_keys``; the hooks run in the
+order of the list, so those keys reach only the callbacks after it (and
+``History``, which comes last).
 
 A callback stops training by setting ``model.stop_training = True`` and may
 say why in ``model.stop_reason``; the loop finishes the current batch (or
@@ -238,6 +241,11 @@ def _resolve_mode(mode: str, monitor: str, who: str) -> str:
     return mode
 
 
+#: Why a key another callback adds may be missing from ``params["metrics"]``.
+_ORDER_HINT = ("a key a callback adds, such as 'lr', reaches only the callbacks after it "
+               "in the list")
+
+
 def _check_monitor_is_logged(monitor: str, params: dict, who: str) -> None:
     """Refuse before the first epoch a ``val_*`` monitor without validation
     data, and a monitor that is not among the keys fit will log (when the
@@ -251,7 +259,9 @@ def _check_monitor_is_logged(monitor: str, params: dict, who: str) -> None:
     keys = params.get("metrics")
     if keys is not None and monitor not in keys:
         raise ValueError(f"{who} monitors {monitor!r}, which fit will not log"
-                         f"{did_you_mean(monitor, keys)} (it logs: {', '.join(keys)})")
+                         f"{did_you_mean(monitor, keys)} (it logs: {', '.join(keys)}; "
+                         f"{_ORDER_HINT})")
+
 
 
 def _monitored(logs, monitor: str, who: str) -> float:
@@ -397,15 +407,15 @@ class ModelCheckpoint(_Monitor):
         if "{" not in os.path.dirname(self.path):
             check_target(self.path, "ModelCheckpoint", file_too=False)
         if self.params.get("metrics") is not None:  # a field fit will not log
-            self._fill(0, dict.fromkeys(self.params["metrics"], 0.0))
+            self._fill(0, dict.fromkeys(self.params["metrics"], 0.0), f" ({_ORDER_HINT})")
 
-    def _fill(self, epoch: int, logs: dict) -> str:
+    def _fill(self, epoch: int, logs: dict, hint: str = "") -> str:
         """The path of epoch ``epoch`` (from 0) with ``logs``."""
         try:
             return self.path.format(epoch=epoch + 1, **logs)
         except (KeyError, IndexError, ValueError) as exc:
             raise ValueError(f"ModelCheckpoint cannot fill the path {self.path!r} from the "
-                             f"epoch and the logs {sorted(logs)}: {exc}") from None
+                             f"epoch and the logs {sorted(logs)}: {exc}{hint}") from None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}

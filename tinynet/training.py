@@ -180,9 +180,12 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         Add :class:`~tinynet.callbacks.TerminateOnNaN`.
     log_keys : list of str, optional
         Every key the epoch logs will hold (the step's and the ``val_`` ones),
-        if the caller knows them: the callbacks receive them, with those the
-        callbacks add (``added_log_keys``), as ``params["metrics"]``, so that a
-        monitor of a key never logged fails before the first epoch.
+        if the caller knows them: each callback receives them, with those
+        added (``added_log_keys``) by itself and by the callbacks before it
+        in the chain, as ``params["metrics"]``, so that a monitor of a key
+        never logged -- or logged only after the monitor has looked (an
+        ``"lr"`` added by a scheduler later in the list) -- fails before the
+        first epoch.
 
     Returns
     -------
@@ -219,9 +222,11 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         if isinstance(log_keys, str) or not all(isinstance(k, str) for k in log_keys):
             raise TypeError(f"fit_loop expected log_keys as a list of key names, received "
                             f"{log_keys!r}"[:200])
-        params["metrics"] = list(dict.fromkeys(
-            [*log_keys, *(key for cb in chain for key in cb.added_log_keys)]))
-    cbs.set_params(params)
+        log_keys = list(log_keys)
+    for cb in chain:  # the keys a callback adds reach it and the callbacks after it
+        if log_keys is not None:
+            log_keys = list(dict.fromkeys([*log_keys, *cb.added_log_keys]))
+        cb.set_params(params if log_keys is None else {**params, "metrics": log_keys})
     # Without a seed, one fresh generator serves the whole run.
     run_rng = np.random.default_rng() if seed is None else None
 
