@@ -528,3 +528,22 @@ def test_keras_3_batch_hook_names_are_called_as_the_legacy_ones():
              callbacks=[Keras3(), Legacy()])
     assert seen == [("begin", 0), ("end", 0, 2.0), ("legacy", 0),
                     ("begin", 1), ("end", 1, 2.0), ("legacy", 1)]
+
+
+def test_on_train_end_receives_the_last_epoch_logs_as_in_keras():
+    # Keras passes the last epoch's logs to on_train_end; they were None here,
+    # so a callback written for Keras failed on logs["loss"] after training
+    seen = []
+
+    class Final(Callback):
+        def on_train_end(self, logs=None):
+            seen.append(logs)
+
+    x, y = _data()
+    history = _model().fit(x, y, epochs=3, verbose=0, validation_data=(x, y),
+                           callbacks=[Final(), EarlyStopping(monitor="loss", patience=0,
+                                                             min_delta=1e9)])
+    assert history.epoch == [0, 1]  # stopped early: the logs of the last epoch run
+    assert seen[0] == {key: column[-1] for key, column in history.history.items()}
+    _model().fit(x, y, epochs=0, verbose=0, callbacks=[Final()])
+    assert seen[1] is None  # no epoch ran, as Keras

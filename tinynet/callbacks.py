@@ -10,7 +10,9 @@ hook                                   called
 ``on_train_batch_begin(batch, logs)``  before each mini-batch
 ``on_train_batch_end(batch, logs)``    after each mini-batch's update
 ``on_epoch_end(epoch, logs)``          after each epoch and its validation
-``on_train_end(logs)``                 once, at the end (also after a stop)
+``on_train_end(logs)``                 once, at the end (also after a stop),
+                                       with the last epoch's logs (None
+                                       if no epoch ran)
 =====================================  ======================================
 
 As in Keras 3, ``on_batch_begin``/``on_batch_end`` are the older names of the

@@ -233,6 +233,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     model.stop_training = False
     model.stop_reason = None
     cbs.on_train_begin()
+    logs = None  # what on_train_end receives: the last epoch's logs, as Keras
     for epoch in range(initial_epoch, epochs):
         if seed is not None and hasattr(model, "set_rng"):
             model.set_rng(epoch_rng(seed, epoch, LAYER_STREAM))
@@ -253,5 +254,5 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
-    cbs.on_train_end()
+    cbs.on_train_end(logs)
     return history
