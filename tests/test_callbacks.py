@@ -88,10 +88,43 @@ def test_a_val_monitor_without_validation_data_fails_before_training(callback):
     assert steps == []  # it used to fail after the first epoch had trained
 
 
-@pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5}])
+def test_early_stopping_start_from_epoch_ignores_the_warm_up_epochs():
+    # Keras' start_from_epoch: no best and no waiting before that epoch
+    model = ScriptedModel()
+    stop = EarlyStopping(monitor="val_loss", patience=0, start_from_epoch=2,
+                         restore_best_weights=True)
+    history = _scripted_fit(model, [1.0, 2.0, 3.0, 2.5, 2.6, 0.1], [stop])
+    assert history.epoch == [0, 1, 2, 3, 4]
+    assert stop.best == 2.5 and stop.best_epoch == 3 and stop.stopped_epoch == 4
+    assert float(model.weights[0]) == 3.0
+
+
+def test_early_stopping_baseline_must_be_beaten_to_keep_training():
+    # Keras' baseline: an epoch resets the wait only if it also improves on the
+    # baseline; the best epoch is restored whether or not it beat it
+    model = ScriptedModel()
+    stop = EarlyStopping(monitor="val_loss", patience=2, baseline=0.5,
+                         restore_best_weights=True)
+    history = _scripted_fit(model, [0.9, 0.8, 0.7, 0.4], [stop])
+    assert history.epoch == [0, 1] and stop.best == 0.8
+    assert float(model.weights[0]) == 1.0
+    assert "baseline 0.5" in history.stop_reason
+    stop = EarlyStopping(monitor="val_loss", patience=2, baseline=0.5, min_delta=0.01)
+    history = _scripted_fit(ScriptedModel(), [0.9, 0.45, 0.48, 0.3, 0.6, 0.7, 0.1], [stop])
+    assert history.epoch == [0, 1, 2, 3, 4, 5] and stop.best_epoch == 3
+    stop = EarlyStopping(monitor="val_accuracy", patience=1, baseline=0.8)
+    history = _scripted_fit(ScriptedModel(), [0.75, 0.9], [stop], monitor_key="val_accuracy")
+    assert history.epoch == [0] and stop.best == 0.75  # "max" mode: below the baseline
+
+
+@pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5},
+                                    {"start_from_epoch": -1}, {"start_from_epoch": 1.0},
+                                    {"baseline": math.nan}, {"baseline": math.inf}])
 def test_early_stopping_bad_settings(kwargs):
     with pytest.raises(ValueError):
         EarlyStopping(**kwargs)
+    with pytest.raises(TypeError, match="baseline as a real number"):
+        EarlyStopping(baseline="0.5")
 
 
 @pytest.mark.parametrize("make, flag", [

@@ -295,12 +295,15 @@ class _Monitor(Callback):
     def on_train_begin(self, logs=None):
         _check_monitor_is_logged(self.monitor, self.params, type(self).__name__)
 
-    def _improved(self, value: float) -> bool:
+    def _improved(self, value: float, reference: float | None = None) -> bool:
+        """Whether ``value`` beats ``reference`` (default: the best so far) by
+        more than ``min_delta``; a NaN or infinite value never does."""
+        reference = self.best if reference is None else reference
         if not math.isfinite(value):
             return False
         if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
 
 
 class EarlyStopping(_Monitor):
@@ -316,7 +319,16 @@ class EarlyStopping(_Monitor):
     mode : {"auto", "min", "max"}
         "auto" maximises metrics whose name contains "acc", minimises others.
     restore_best_weights : bool, default False
-        At the end of training, put back the weights of the best epoch.
+        At the end of training, put back the weights of the best epoch
+        (whether or not it beat ``baseline``).
+    baseline : float, optional
+        As in Keras: an epoch resets the wait only if it also beats this
+        value (by ``min_delta``), so training stops after ``patience``
+        epochs that do not reach it, improving or not.
+    start_from_epoch : int, default 0
+        As in Keras: epochs before this index (counted from 0, as ``fit``'s
+        ``initial_epoch``) are a warm-up, neither recorded as the best nor
+        counted as waiting.
 
     Attributes
     ----------
@@ -324,13 +336,14 @@ class EarlyStopping(_Monitor):
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = False):
+                 mode: str = "auto", restore_best_weights: bool = False, baseline=None,
+                 start_from_epoch: int = 0):
         super().__init__(monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) \
-                or patience < 0:
-            raise ValueError(f"EarlyStopping expected patience as a non-negative integer, "
-                             f"received {patience!r}")
-        self.patience = int(patience)
+        self.patience = _non_negative_int(patience, "EarlyStopping", "patience")
+        self.start_from_epoch = _non_negative_int(start_from_epoch, "EarlyStopping",
+                                                  "start_from_epoch")
+        self.baseline = None if baseline is None else check_real(
+            baseline, "EarlyStopping", "baseline", low_open=True, high_open=True)
         self.restore_best_weights = check_bool(restore_best_weights, "EarlyStopping",
                                                "restore_best_weights")
         self.wait = 0
@@ -348,18 +361,23 @@ class EarlyStopping(_Monitor):
         if getattr(self.model, "stop_training", False) and self.monitor not in (logs or {}):
             return  # stopped mid-epoch (NaN): no validation was run
         value = _monitored(logs, self.monitor, "EarlyStopping")
+        if epoch < self.start_from_epoch:
+            return
         if self._improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
+            self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
-            return
+            if self.baseline is None or self._improved(value, self.baseline):
+                self.wait = 0
+                return
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             best = "none" if self.best_epoch is None else \
                 f"{self.best:.6g} at epoch {self.best_epoch + 1}"
+            baseline = "" if self.baseline is None else f", baseline {self.baseline:.6g}"
             self._stop(f"EarlyStopping: {self.monitor} did not improve for {self.wait} "
-                       f"epoch(s) (best {best}); stopped after epoch {epoch + 1}")
+                       f"epoch(s) (best {best}{baseline}); stopped after epoch {epoch + 1}")
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
@@ -565,6 +583,13 @@ class ReduceLROnPlateau(Callback):
             return
         _log_lr(self.model, logs)  # the rate this epoch used, as LearningRateScheduler logs
         self.scheduler.step(_monitored(logs, self.monitor, "ReduceLROnPlateau"))
+
+
+def _non_negative_int(value, who: str, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{who} expected {what} as a non-negative integer, "
+                         f"received {value!r}")
+    return int(value)
 
 
 def _takes_two_args(fn) -> bool:
