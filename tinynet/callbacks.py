@@ -52,7 +52,7 @@ import warnings
 import numpy as np
 
 from .atomic import check_target
-from .checks import check_bool, did_you_mean
+from .checks import check_bool, check_non_negative_int, did_you_mean
 from .layers._checks import check_real
 
 
@@ -339,8 +339,8 @@ class EarlyStopping(_Monitor):
                  mode: str = "auto", restore_best_weights: bool = False, baseline=None,
                  start_from_epoch: int = 0):
         super().__init__(monitor, mode, min_delta)
-        self.patience = _non_negative_int(patience, "EarlyStopping", "patience")
-        self.start_from_epoch = _non_negative_int(start_from_epoch, "EarlyStopping",
+        self.patience = check_non_negative_int(patience, "EarlyStopping", "patience")
+        self.start_from_epoch = check_non_negative_int(start_from_epoch, "EarlyStopping",
                                                   "start_from_epoch")
         self.baseline = None if baseline is None else check_real(
             baseline, "EarlyStopping", "baseline", low_open=True, high_open=True)
@@ -583,13 +583,6 @@ class ReduceLROnPlateau(Callback):
             return
         _log_lr(self.model, logs)  # the rate this epoch used, as LearningRateScheduler logs
         self.scheduler.step(_monitored(logs, self.monitor, "ReduceLROnPlateau"))
-
-
-def _non_negative_int(value, who: str, what: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-        raise ValueError(f"{who} expected {what} as a non-negative integer, "
-                         f"received {value!r}")
-    return int(value)
 
 
 def _takes_two_args(fn) -> bool:

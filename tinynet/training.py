@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN, as_callback_list
-from .checks import check_bool, check_positive_int, check_seed
+from .checks import check_bool, check_non_negative_int, check_positive_int, check_seed
 from .progress import ProgressBar
 
 __all__ = ["fit_loop", "batch_indices", "epoch_rng", "seed_rng", "History",
@@ -103,14 +103,6 @@ def _logs_and_weights(result, n: int):
     """``(logs, n, weights)`` for :meth:`RunningMeans.add` from what a
     ``train_step`` returned: its logs, or ``(logs, weights)``."""
     return (result[0], n, result[1]) if isinstance(result, tuple) else (result, n, None)
-
-
-def _check_epochs(epochs, initial_epoch) -> tuple[int, int]:
-    for what, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"fit expected {what} as a non-negative integer, "
-                             f"received {value!r}")
-    return int(epochs), int(initial_epoch)
 
 
 def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
@@ -195,7 +187,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     batch_size = check_positive_int(batch_size, "fit", "batch_size")
     shuffle = check_bool(shuffle, "fit", "shuffle")
     terminate_on_nan = check_bool(terminate_on_nan, "fit", "terminate_on_nan")
-    epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
+    epochs = check_non_negative_int(epochs, "fit", "epochs")
+    initial_epoch = check_non_negative_int(initial_epoch, "fit", "initial_epoch")
     if verbose not in (0, 1, 2):
         raise ValueError(f"fit expected verbose 0, 1 or 2, received {verbose!r}")
     seed = check_seed(seed, "fit")
