@@ -580,3 +580,14 @@ def test_on_train_end_receives_the_last_epoch_logs_as_in_keras():
     assert seen[0] == {key: column[-1] for key, column in history.history.items()}
     _model().fit(x, y, epochs=0, verbose=0, callbacks=[Final()])
     assert seen[1] is None  # no epoch ran, as Keras
+
+
+@pytest.mark.parametrize("trailing", ["", "/"])
+def test_model_checkpoint_refuses_a_directory_as_its_file_before_training(tmp_path, trailing):
+    # the directory itself was not checked: an epoch trained, then the save failed
+    x, y = _data()
+    count = EpochsBegun()
+    with pytest.raises(IsADirectoryError, match="directory"):
+        _model().fit(x, y, epochs=2, verbose=0, callbacks=[
+            count, ModelCheckpoint(str(tmp_path) + trailing, monitor="loss")])
+    assert count.epochs == []

@@ -423,9 +423,11 @@ class ModelCheckpoint(_Monitor):
         if self.save_best_only:
             super().on_train_begin(logs)
         # fail now, not after the first epoch has trained (a directory whose
-        # name holds format fields can only be checked once it is filled)
+        # name holds format fields can only be checked once it is filled; the
+        # file itself -- not a directory, nor write-protected -- only when its
+        # name holds none)
         if "{" not in os.path.dirname(self.path):
-            check_target(self.path, "ModelCheckpoint", file_too=False)
+            check_target(self.path, "ModelCheckpoint", file_too="{" not in self.path)
         if self.params.get("metrics") is not None:  # a field fit will not log
             self._fill(0, dict.fromkeys(self.params["metrics"], 0.0), f" ({_ORDER_HINT})")
 
