@@ -591,3 +591,92 @@ def test_model_checkpoint_refuses_a_directory_as_its_file_before_training(tmp_pa
         _model().fit(x, y, epochs=2, verbose=0, callbacks=[
             count, ModelCheckpoint(str(tmp_path) + trailing, monitor="loss")])
     assert count.epochs == []
+
+
+class SavingModel(ScriptedModel):
+    """A fake model that records what ModelCheckpoint saves (path, weights)."""
+
+    def __init__(self):
+        super().__init__()
+        self.saves = []
+
+    def save(self, path, include_optimizer=True):
+        self.saves.append((os.path.basename(path), float(self.weights[0])))
+
+
+def test_model_checkpoint_save_freq_counts_batches_across_epochs(tmp_path):
+    # Keras' integer save_freq: a save after every N-th batch, the count running on
+    # from one epoch into the next; {batch} is the batch of the epoch (1-based)
+    model = SavingModel()
+
+    def step(idx):
+        model.weights = [np.array(float(idx[0]))]
+        return {"loss": 1.0}
+
+    check = ModelCheckpoint(tmp_path / "m-{epoch}-{batch}-{loss:.1f}.npz", monitor="loss",
+                            save_freq=3)
+    fit_loop(model, step, 10, epochs=2, batch_size=2, shuffle=False, verbose=0,
+             callbacks=[check], log_keys=["loss"])
+    assert model.saves == [("m-1-3-1.0.npz", 4.0), ("m-2-1-1.0.npz", 0.0),
+                           ("m-2-4-1.0.npz", 6.0)]
+
+
+def test_model_checkpoint_save_freq_best_only_watches_the_running_batch_logs(tmp_path):
+    model = SavingModel()
+    losses = iter([3.0, 1.0, 2.0, 2.0, 0.0, 5.0])
+
+    def step(idx):
+        model.weights = [np.array(float(idx[0]))]
+        return {"loss": next(losses)}
+
+    check = ModelCheckpoint(tmp_path / "best.npz", monitor="loss", save_best_only=True,
+                            save_freq=1)
+    fit_loop(model, step, 6, epochs=1, batch_size=1, shuffle=False, verbose=0,
+             callbacks=[check], log_keys=["loss"])
+    # running means 3, 2, 2, 2, 1.6, 2.17: saved after batches 1, 2 and 5
+    assert [w for _, w in model.saves] == [0.0, 1.0, 4.0]
+    assert check.best == pytest.approx(1.6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"monitor": "val_loss", "save_best_only": True},
+     "save_freq=2 saves from the batch logs, which hold no validation values"),
+    ({"path": "m-{val_loss}.npz"}, "cannot fill the path 'm-{val_loss}.npz'"),
+], ids=["monitor", "path"])
+def test_model_checkpoint_save_freq_refuses_validation_keys_before_training(kwargs, match):
+    x, y = _data()
+    count = EpochsBegun()
+    check = ModelCheckpoint(**{"path": "m.npz", **kwargs, "save_freq": 2})
+    with pytest.raises(ValueError, match=match):
+        _model().fit(x, y, epochs=2, verbose=0, validation_data=(x, y),
+                     callbacks=[count, check])
+    assert count.epochs == []
+
+
+@pytest.mark.parametrize("save_freq, error", [(0, ValueError), (-3, ValueError),
+                                              (1.5, TypeError), (True, TypeError),
+                                              ("batch", ValueError)])
+def test_model_checkpoint_save_freq_is_epoch_or_a_positive_integer(save_freq, error):
+    with pytest.raises(error, match="ModelCheckpoint expected save_freq as 'epoch' or a "
+                                    "positive integer"):
+        ModelCheckpoint("m.npz", save_freq=save_freq)
+
+
+def test_an_interrupt_mid_epoch_keeps_the_last_batch_checkpoint_whole(tmp_path):
+    x, y = _data()
+    kept = {}
+
+    class Interrupt(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                kept["weights"] = self.model.get_weights()
+            if batch == 2:
+                raise KeyboardInterrupt
+
+    path = tmp_path / "mid.npz"
+    with pytest.raises(KeyboardInterrupt):
+        _model().fit(x, y, epochs=1, batch_size=4, verbose=0, seed=0, callbacks=[
+            ModelCheckpoint(path, monitor="loss", save_freq=2), Interrupt()])
+    loaded = tn.load(path)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), kept["weights"]))
+    assert sorted(os.listdir(tmp_path)) == ["mid.npz"]  # no temporary file left

@@ -385,18 +385,27 @@ class EarlyStopping(_Monitor):
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model after every epoch, or only when it improves.
+    """Save the model after every epoch (or every few batches), or only when it improves.
 
     Parameters
     ----------
     path : str or os.PathLike
         May hold ``str.format`` fields filled from the epoch (1-based) and the
-        logs: ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
+        logs: ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``; with an integer
+        ``save_freq`` also ``{batch}``, the batch of the epoch (1-based).
     monitor, mode, min_delta
         As for :class:`EarlyStopping` (used with ``save_best_only``).
     save_best_only : bool, default False
     include_optimizer : bool, default True
         Also save the optimizer state, so training can resume exactly.
+    save_freq : "epoch" or int, default "epoch"
+        As in Keras: ``"epoch"`` saves at each epoch's end, with the epoch
+        logs; an integer ``N`` after every ``N``-th batch, counting on from
+        one epoch into the next (not at the epochs' ends), with the batch
+        logs -- the running means of the epoch so far, which hold no
+        validation values, so a ``val_*`` monitor or path field is refused
+        before training. ``fit(initial_epoch=...)`` resumes at an epoch's
+        start, so only a checkpoint from an epoch's end resumes exactly.
 
     Saving goes through ``model.save`` (:func:`tinynet.io.save`), which is
     atomic: a crash mid-save leaves the previous checkpoint intact. With
@@ -407,7 +416,8 @@ class ModelCheckpoint(_Monitor):
     """
 
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
-                 mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True):
+                 mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True,
+                 save_freq="epoch"):
         super().__init__(monitor, mode, min_delta)
         if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
             # str() would make ModelCheckpoint(None) save to a file named "None"
@@ -417,9 +427,30 @@ class ModelCheckpoint(_Monitor):
         self.save_best_only = check_bool(save_best_only, "ModelCheckpoint", "save_best_only")
         self.include_optimizer = check_bool(include_optimizer, "ModelCheckpoint",
                                             "include_optimizer")
+        if save_freq != "epoch":
+            if isinstance(save_freq, str):
+                raise ValueError(f"ModelCheckpoint expected save_freq as 'epoch' or a "
+                                 f"positive integer (batches), received {save_freq!r}")
+            if isinstance(save_freq, bool) or not isinstance(save_freq, (int, np.integer)):
+                raise TypeError(f"ModelCheckpoint expected save_freq as 'epoch' or a "
+                                f"positive integer (batches), received {save_freq!r} of "
+                                f"type {type(save_freq).__name__}")
+            if save_freq <= 0:
+                raise ValueError(f"ModelCheckpoint expected save_freq as 'epoch' or a "
+                                 f"positive integer (batches), received {save_freq}")
+            save_freq = int(save_freq)
+        self.save_freq = save_freq
         self.saved: list[str] = []
+        self._epoch = 0
+        self._batches = 0  # since the last save, with an integer save_freq
 
     def on_train_begin(self, logs=None):
+        by_batch = self.save_freq != "epoch"
+        if by_batch and self.save_best_only and self.monitor.startswith("val_"):
+            raise ValueError(f"ModelCheckpoint with save_freq={self.save_freq} saves from "
+                             f"the batch logs, which hold no validation values: monitor "
+                             f"{self.monitor[4:]!r} or save at each epoch "
+                             f"(save_freq='epoch')")
         if self.save_best_only:
             super().on_train_begin(logs)
         # fail now, not after the first epoch has trained (a directory whose
@@ -429,27 +460,49 @@ class ModelCheckpoint(_Monitor):
         if "{" not in os.path.dirname(self.path):
             check_target(self.path, "ModelCheckpoint", file_too="{" not in self.path)
         if self.params.get("metrics") is not None:  # a field fit will not log
-            self._fill(0, dict.fromkeys(self.params["metrics"], 0.0), f" ({_ORDER_HINT})")
+            keys = [key for key in self.params["metrics"]
+                    if not (by_batch and key.startswith("val_"))]
+            self._fill(0, dict.fromkeys(keys, 0.0), 0 if by_batch else None,
+                       f" ({_ORDER_HINT})")
+        self._batches = 0
 
-    def _fill(self, epoch: int, logs: dict, hint: str = "") -> str:
-        """The path of epoch ``epoch`` (from 0) with ``logs``."""
+    def _fill(self, epoch: int, logs: dict, batch: int | None = None, hint: str = "") -> str:
+        """The path of epoch ``epoch`` (from 0) and, if given, batch ``batch``
+        (from 0) with ``logs``."""
+        fields = {**logs, "epoch": epoch + 1, **({} if batch is None else {"batch": batch + 1})}
         try:
-            return self.path.format(epoch=epoch + 1, **logs)
+            return self.path.format(**fields)
         except (KeyError, IndexError, ValueError) as exc:
+            what = "epoch" if batch is None else "epoch, the batch"
             raise ValueError(f"ModelCheckpoint cannot fill the path {self.path!r} from the "
-                             f"epoch and the logs {sorted(logs)}: {exc}{hint}") from None
+                             f"{what} and the logs {sorted(logs)}: {exc}{hint}") from None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches += 1
+        if self._batches >= self.save_freq:
+            self._batches = 0
+            self._save(self._epoch, logs or {}, batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        if self.save_freq == "epoch":
+            self._save(epoch, logs or {})
+
+    def _save(self, epoch: int, logs: dict, batch: int | None = None) -> None:
         if self.save_best_only and not self._improved(
                 _monitored(logs, self.monitor, "ModelCheckpoint")):
             return
-        path = self._fill(epoch, logs)
+        path = self._fill(epoch, logs, batch)
         if not all(np.isfinite(w).all() for w in self.model.get_weights()):
-            warnings.warn(f"ModelCheckpoint: the weights after epoch {epoch + 1} are not "
+            when = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
+            warnings.warn(f"ModelCheckpoint: the weights after {when} are not "
                           f"finite (NaN or infinity); {path!r} not saved"
                           + (f", the last checkpoint ({self.saved[-1]!r}) stays"
-                             if self.saved else ""), RuntimeWarning, stacklevel=2)
+                             if self.saved else ""), RuntimeWarning, stacklevel=3)
             return
         self.model.save(path, include_optimizer=self.include_optimizer)
         self.saved.append(path)
