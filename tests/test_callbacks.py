@@ -680,3 +680,21 @@ def test_an_interrupt_mid_epoch_keeps_the_last_batch_checkpoint_whole(tmp_path):
     loaded = tn.load(path)
     assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), kept["weights"]))
     assert sorted(os.listdir(tmp_path)) == ["mid.npz"]  # no temporary file left
+
+
+def test_model_checkpoint_initial_value_threshold_guards_a_best_from_another_process(tmp_path):
+    # Keras' initial_value_threshold: a run resumed in a new process (a new callback)
+    # must beat the best saved before, or its first epoch replaced that file
+    model = SavingModel()
+    best = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True,
+                           initial_value_threshold=1.0)
+    assert best.best == 1.0
+    _scripted_fit(model, [3.0, 0.5, 0.7], [best])
+    assert model.saves == [("best.npz", 1.0)] and best.best == 0.5
+    up = ModelCheckpoint(tmp_path / "best.npz", monitor="val_accuracy", save_best_only=True,
+                         initial_value_threshold=0.9)
+    _scripted_fit(SavingModel(), [0.8], [up], monitor_key="val_accuracy")
+    assert up.saved == []
+    for bad, error in ((math.nan, ValueError), ("0.5", TypeError)):
+        with pytest.raises(error, match="initial_value_threshold"):
+            ModelCheckpoint("m.npz", save_best_only=True, initial_value_threshold=bad)

@@ -406,6 +406,10 @@ class ModelCheckpoint(_Monitor):
         validation values, so a ``val_*`` monitor or path field is refused
         before training. ``fit(initial_epoch=...)`` resumes at an epoch's
         start, so only a checkpoint from an epoch's end resumes exactly.
+    initial_value_threshold : float, optional
+        As in Keras, with ``save_best_only``: the best value to start from
+        (that of a checkpoint saved by an earlier process), which a save
+        must beat.
 
     Saving goes through ``model.save`` (:func:`tinynet.io.save`), which is
     atomic: a crash mid-save leaves the previous checkpoint intact. With
@@ -417,8 +421,11 @@ class ModelCheckpoint(_Monitor):
 
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True,
-                 save_freq="epoch"):
+                 save_freq="epoch", initial_value_threshold=None):
         super().__init__(monitor, mode, min_delta)
+        if initial_value_threshold is not None:
+            self.best = check_real(initial_value_threshold, "ModelCheckpoint",
+                                   "initial_value_threshold", low_open=True, high_open=True)
         if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
             # str() would make ModelCheckpoint(None) save to a file named "None"
             raise TypeError(f"ModelCheckpoint expected path as a str or os.PathLike file "
