@@ -169,3 +169,15 @@ def test_a_stream_without_write_is_refused_before_the_first_step(stream):
         fit_loop(Model(), lambda idx: steps.append(idx) or {"loss": 0.5}, 8, epochs=1,
                  verbose=2, stream=stream)
     assert steps == []
+
+
+def test_a_bar_without_a_stream_looks_up_stdout_at_each_run():
+    # reused, it kept writing to the stdout of its first run
+    import contextlib
+    bar = ProgressBar(verbose=2)
+    first, second = io.StringIO(), io.StringIO()
+    for out in (first, second):
+        with contextlib.redirect_stdout(out):
+            fit_loop(Model(), lambda idx: {"loss": 0.5}, 4, verbose=0, callbacks=[bar])
+    assert len(first.getvalue().splitlines()) == len(second.getvalue().splitlines()) == 1
+    assert bar.stream is None

@@ -67,7 +67,7 @@ class ProgressBar(Callback):
     verbose : int, default 1
         1: live bar on a terminal, one line per epoch elsewhere; 2: one line
         per epoch always.
-    stream : file-like, default sys.stdout (looked up when training starts)
+    stream : file-like, default sys.stdout (looked up each time training starts)
     width : int, default 30
         Characters of the bar itself.
     max_rate : float, default 10
@@ -89,15 +89,17 @@ class ProgressBar(Callback):
         self._last_len = 0
         self._epoch_label = ""
         self._done = 0
+        self._out = stream
 
     def on_train_begin(self, logs=None):
-        if self.stream is None:
-            self.stream = sys.stdout
-        if not callable(getattr(self.stream, "write", None)):  # not after an epoch's work
+        # the stream of this run (self.stream stays as given: a bar used again
+        # looks sys.stdout up again)
+        self._out = sys.stdout if self.stream is None else self.stream
+        if not callable(getattr(self._out, "write", None)):  # not after an epoch's work
             raise TypeError(f"ProgressBar expected stream as a file-like object with a "
                             f"write method (sys.stdout, an open file, io.StringIO), "
-                            f"received {type(self.stream).__name__} ({self.stream!r})"[:200])
-        self._live = self.verbose == 1 and _is_tty(self.stream)
+                            f"received {type(self._out).__name__} ({self._out!r})"[:200])
+        self._live = self.verbose == 1 and _is_tty(self._out)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.clock()
@@ -127,16 +129,16 @@ class ProgressBar(Callback):
             # _done < steps when training stopped mid-epoch (a NaN loss)
             self._draw(f"{self._bar(self._done, self.params.get('steps') or 0)} {elapsed}"
                        f"{format_logs(logs or {})}")
-            self.stream.write("\n")
+            self._out.write("\n")
         else:
-            self.stream.write(f"{self._epoch_label} - {elapsed}{format_logs(logs or {})}\n")
-        self.stream.flush()
+            self._out.write(f"{self._epoch_label} - {elapsed}{format_logs(logs or {})}\n")
+        self._out.flush()
 
     def on_train_end(self, logs=None):
         reason = getattr(self.model, "stop_reason", None)
         if reason:
-            self.stream.write(f"{reason}\n")
-            self.stream.flush()
+            self._out.write(f"{reason}\n")
+            self._out.flush()
 
     def _bar(self, done: int, steps: int) -> str:
         digits = len(str(steps))
@@ -150,6 +152,6 @@ class ProgressBar(Callback):
     def _draw(self, line: str) -> None:
         # Pad with spaces so a shorter line fully covers the previous one.
         pad = max(self._last_len - len(line), 0)
-        self.stream.write("\r" + line + " " * pad)
-        self.stream.flush()
+        self._out.write("\r" + line + " " * pad)
+        self._out.flush()
         self._last_len = len(line)
