@@ -181,3 +181,18 @@ def test_a_bar_without_a_stream_looks_up_stdout_at_each_run():
             fit_loop(Model(), lambda idx: {"loss": 0.5}, 4, verbose=0, callbacks=[bar])
     assert len(first.getvalue().splitlines()) == len(second.getvalue().splitlines()) == 1
     assert bar.stream is None
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"verbose": 3}, ValueError, "verbose 1 or 2"),
+    ({"verbose": 0}, ValueError, "verbose 1 or 2"),
+    ({"verbose": "x"}, ValueError, "verbose 1 or 2"),
+    ({"width": 0}, ValueError, "width as a positive integer"),
+    ({"max_rate": 0}, ValueError, r"max_rate in \(0, inf\]"),
+    ({"max_rate": -1.0}, ValueError, r"max_rate in \(0, inf\]"),
+    ({"clock": 5}, TypeError, "clock as a callable"),
+])
+def test_progress_bar_settings_are_checked(kwargs, error, match):
+    # max_rate=0 died on a division by zero; the others were taken and drew nonsense
+    with pytest.raises(error, match=match):
+        ProgressBar(**kwargs)

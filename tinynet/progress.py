@@ -28,6 +28,8 @@ import sys
 import time
 
 from .callbacks import Callback
+from .checks import check_positive_int
+from .layers._checks import check_real
 
 __all__ = ["ProgressBar", "format_logs", "format_seconds"]
 
@@ -64,24 +66,31 @@ class ProgressBar(Callback):
 
     Parameters
     ----------
-    verbose : int, default 1
+    verbose : {1, 2}, default 1
         1: live bar on a terminal, one line per epoch elsewhere; 2: one line
-        per epoch always.
+        per epoch always. (For silence, leave the bar out.)
     stream : file-like, default sys.stdout (looked up each time training starts)
     width : int, default 30
         Characters of the bar itself.
-    max_rate : float, default 10
-        Most redraws per second.
+    max_rate : float > 0, default 10
+        Most redraws per second (``math.inf``: every batch).
     clock : callable, default time.monotonic
     """
 
     def __init__(self, verbose: int = 1, stream=None, width: int = 30,
                  max_rate: float = 10.0, clock=time.monotonic):
         super().__init__()
+        if verbose not in (1, 2):  # as fit, True counts as 1
+            raise ValueError(f"ProgressBar expected verbose 1 or 2 (for silence leave the "
+                             f"bar out), received {verbose!r}")
         self.verbose = int(verbose)
         self.stream = stream
-        self.width = int(width)
-        self.min_interval = 1.0 / float(max_rate)
+        self.width = check_positive_int(width, "ProgressBar", "width")
+        self.min_interval = 1.0 / check_real(max_rate, "ProgressBar", "max_rate", low=0.0,
+                                             low_open=True)
+        if not callable(clock):
+            raise TypeError(f"ProgressBar expected clock as a callable returning seconds, "
+                            f"received {clock!r}")
         self.clock = clock
         self._live = False
         self._epoch_start = 0.0
