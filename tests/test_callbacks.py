@@ -88,10 +88,43 @@ def test_a_val_monitor_without_validation_data_fails_before_training(callback):
     assert steps == []  # it used to fail after the first epoch had trained
 
 
-@pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5}])
+def test_early_stopping_start_from_epoch_ignores_the_warm_up_epochs():
+    # Keras' start_from_epoch: no best and no waiting before that epoch
+    model = ScriptedModel()
+    stop = EarlyStopping(monitor="val_loss", patience=0, start_from_epoch=2,
+                         restore_best_weights=True)
+    history = _scripted_fit(model, [1.0, 2.0, 3.0, 2.5, 2.6, 0.1], [stop])
+    assert history.epoch == [0, 1, 2, 3, 4]
+    assert stop.best == 2.5 and stop.best_epoch == 3 and stop.stopped_epoch == 4
+    assert float(model.weights[0]) == 3.0
+
+
+def test_early_stopping_baseline_must_be_beaten_to_keep_training():
+    # Keras' baseline: an epoch resets the wait only if it also improves on the
+    # baseline; the best epoch is restored whether or not it beat it
+    model = ScriptedModel()
+    stop = EarlyStopping(monitor="val_loss", patience=2, baseline=0.5,
+                         restore_best_weights=True)
+    history = _scripted_fit(model, [0.9, 0.8, 0.7, 0.4], [stop])
+    assert history.epoch == [0, 1] and stop.best == 0.8
+    assert float(model.weights[0]) == 1.0
+    assert "baseline 0.5" in history.stop_reason
+    stop = EarlyStopping(monitor="val_loss", patience=2, baseline=0.5, min_delta=0.01)
+    history = _scripted_fit(ScriptedModel(), [0.9, 0.45, 0.48, 0.3, 0.6, 0.7, 0.1], [stop])
+    assert history.epoch == [0, 1, 2, 3, 4, 5] and stop.best_epoch == 3
+    stop = EarlyStopping(monitor="val_accuracy", patience=1, baseline=0.8)
+    history = _scripted_fit(ScriptedModel(), [0.75, 0.9], [stop], monitor_key="val_accuracy")
+    assert history.epoch == [0] and stop.best == 0.75  # "max" mode: below the baseline
+
+
+@pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5},
+                                    {"start_from_epoch": -1}, {"start_from_epoch": 1.0},
+                                    {"baseline": math.nan}, {"baseline": math.inf}])
 def test_early_stopping_bad_settings(kwargs):
     with pytest.raises(ValueError):
         EarlyStopping(**kwargs)
+    with pytest.raises(TypeError, match="baseline as a real number"):
+        EarlyStopping(baseline="0.5")
 
 
 @pytest.mark.parametrize("make, flag", [
@@ -210,7 +243,26 @@ def test_a_callbacks_own_log_keys_may_be_monitored():
         F1(), stop, LearningRateScheduler(lambda epoch: 0.1), EarlyStopping(monitor="lr"),
         ReduceLROnPlateau(monitor="loss")])
     assert history.epoch == [0, 1] and stop.best == 0.5
-    assert stop.params["metrics"] == ["loss", "accuracy", "f1", "lr"]  # each key once
+    # each key once; a callback's keys reach the callbacks after it
+    assert stop.params["metrics"] == ["loss", "accuracy", "f1"]
+    assert history.params["metrics"] == ["loss", "accuracy", "f1", "lr"]
+
+
+@pytest.mark.parametrize("callback, match", [
+    (EarlyStopping(monitor="lr"), "EarlyStopping monitors 'lr', which fit will not log.*"
+                                  "reaches only the callbacks after it"),
+    (ModelCheckpoint("m-{lr}.npz"), "cannot fill the path 'm-{lr}.npz'.*"
+                                    "reaches only the callbacks after it"),
+], ids=["early_stopping", "checkpoint_path"])
+def test_a_key_added_by_a_later_callback_is_refused_before_training(callback, match):
+    # the scheduler after it adds "lr" only once it has run, so the callback before it
+    # failed after the first epoch had trained (its check counted every callback's keys)
+    x, y = _data()
+    count = EpochsBegun()
+    with pytest.raises(ValueError, match=match):
+        _model().fit(x, y, epochs=2, verbose=0, callbacks=[
+            count, callback, LearningRateScheduler(lambda epoch: 0.1)])
+    assert count.epochs == []
 
 
 def test_model_checkpoint_missing_directory_fails_before_training(tmp_path):
@@ -487,3 +539,162 @@ def test_learning_rate_scheduler_refuses_a_schedule_of_another_optimizer():
         model.fit(x, y, epochs=2, verbose=0,
                   callbacks=[count, LearningRateScheduler(schedule)])
     assert count.epochs == [] and model.optimizer.lr == 0.01
+
+
+def test_keras_3_batch_hook_names_are_called_as_the_legacy_ones():
+    # Keras 3 calls on_train_batch_begin/end (on_batch_* are their legacy
+    # aliases); a callback written for Keras overriding them was never called
+    seen = []
+
+    class Keras3(Callback):
+        def on_train_batch_begin(self, batch, logs=None):
+            seen.append(("begin", batch))
+
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(("end", batch, logs["loss"]))
+
+    class Legacy(Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(("legacy", batch))
+
+    fit_loop(ScriptedModel(), lambda idx: {"loss": 2.0}, 4, batch_size=2, verbose=0,
+             callbacks=[Keras3(), Legacy()])
+    assert seen == [("begin", 0), ("end", 0, 2.0), ("legacy", 0),
+                    ("begin", 1), ("end", 1, 2.0), ("legacy", 1)]
+
+
+def test_on_train_end_receives_the_last_epoch_logs_as_in_keras():
+    # Keras passes the last epoch's logs to on_train_end; they were None here,
+    # so a callback written for Keras failed on logs["loss"] after training
+    seen = []
+
+    class Final(Callback):
+        def on_train_end(self, logs=None):
+            seen.append(logs)
+
+    x, y = _data()
+    history = _model().fit(x, y, epochs=3, verbose=0, validation_data=(x, y),
+                           callbacks=[Final(), EarlyStopping(monitor="loss", patience=0,
+                                                             min_delta=1e9)])
+    assert history.epoch == [0, 1]  # stopped early: the logs of the last epoch run
+    assert seen[0] == {key: column[-1] for key, column in history.history.items()}
+    _model().fit(x, y, epochs=0, verbose=0, callbacks=[Final()])
+    assert seen[1] is None  # no epoch ran, as Keras
+
+
+@pytest.mark.parametrize("trailing", ["", "/"])
+def test_model_checkpoint_refuses_a_directory_as_its_file_before_training(tmp_path, trailing):
+    # the directory itself was not checked: an epoch trained, then the save failed
+    x, y = _data()
+    count = EpochsBegun()
+    with pytest.raises(IsADirectoryError, match="directory"):
+        _model().fit(x, y, epochs=2, verbose=0, callbacks=[
+            count, ModelCheckpoint(str(tmp_path) + trailing, monitor="loss")])
+    assert count.epochs == []
+
+
+class SavingModel(ScriptedModel):
+    """A fake model that records what ModelCheckpoint saves (path, weights)."""
+
+    def __init__(self):
+        super().__init__()
+        self.saves = []
+
+    def save(self, path, include_optimizer=True):
+        self.saves.append((os.path.basename(path), float(self.weights[0])))
+
+
+def test_model_checkpoint_save_freq_counts_batches_across_epochs(tmp_path):
+    # Keras' integer save_freq: a save after every N-th batch, the count running on
+    # from one epoch into the next; {batch} is the batch of the epoch (1-based)
+    model = SavingModel()
+
+    def step(idx):
+        model.weights = [np.array(float(idx[0]))]
+        return {"loss": 1.0}
+
+    check = ModelCheckpoint(tmp_path / "m-{epoch}-{batch}-{loss:.1f}.npz", monitor="loss",
+                            save_freq=3)
+    fit_loop(model, step, 10, epochs=2, batch_size=2, shuffle=False, verbose=0,
+             callbacks=[check], log_keys=["loss"])
+    assert model.saves == [("m-1-3-1.0.npz", 4.0), ("m-2-1-1.0.npz", 0.0),
+                           ("m-2-4-1.0.npz", 6.0)]
+
+
+def test_model_checkpoint_save_freq_best_only_watches_the_running_batch_logs(tmp_path):
+    model = SavingModel()
+    losses = iter([3.0, 1.0, 2.0, 2.0, 0.0, 5.0])
+
+    def step(idx):
+        model.weights = [np.array(float(idx[0]))]
+        return {"loss": next(losses)}
+
+    check = ModelCheckpoint(tmp_path / "best.npz", monitor="loss", save_best_only=True,
+                            save_freq=1)
+    fit_loop(model, step, 6, epochs=1, batch_size=1, shuffle=False, verbose=0,
+             callbacks=[check], log_keys=["loss"])
+    # running means 3, 2, 2, 2, 1.6, 2.17: saved after batches 1, 2 and 5
+    assert [w for _, w in model.saves] == [0.0, 1.0, 4.0]
+    assert check.best == pytest.approx(1.6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"monitor": "val_loss", "save_best_only": True},
+     "save_freq=2 saves from the batch logs, which hold no validation values"),
+    ({"path": "m-{val_loss}.npz"}, "cannot fill the path 'm-{val_loss}.npz'"),
+], ids=["monitor", "path"])
+def test_model_checkpoint_save_freq_refuses_validation_keys_before_training(kwargs, match):
+    x, y = _data()
+    count = EpochsBegun()
+    check = ModelCheckpoint(**{"path": "m.npz", **kwargs, "save_freq": 2})
+    with pytest.raises(ValueError, match=match):
+        _model().fit(x, y, epochs=2, verbose=0, validation_data=(x, y),
+                     callbacks=[count, check])
+    assert count.epochs == []
+
+
+@pytest.mark.parametrize("save_freq, error", [(0, ValueError), (-3, ValueError),
+                                              (1.5, TypeError), (True, TypeError),
+                                              ("batch", ValueError)])
+def test_model_checkpoint_save_freq_is_epoch_or_a_positive_integer(save_freq, error):
+    with pytest.raises(error, match="ModelCheckpoint expected save_freq as 'epoch' or a "
+                                    "positive integer"):
+        ModelCheckpoint("m.npz", save_freq=save_freq)
+
+
+def test_an_interrupt_mid_epoch_keeps_the_last_batch_checkpoint_whole(tmp_path):
+    x, y = _data()
+    kept = {}
+
+    class Interrupt(Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 1:
+                kept["weights"] = self.model.get_weights()
+            if batch == 2:
+                raise KeyboardInterrupt
+
+    path = tmp_path / "mid.npz"
+    with pytest.raises(KeyboardInterrupt):
+        _model().fit(x, y, epochs=1, batch_size=4, verbose=0, seed=0, callbacks=[
+            ModelCheckpoint(path, monitor="loss", save_freq=2), Interrupt()])
+    loaded = tn.load(path)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.get_weights(), kept["weights"]))
+    assert sorted(os.listdir(tmp_path)) == ["mid.npz"]  # no temporary file left
+
+
+def test_model_checkpoint_initial_value_threshold_guards_a_best_from_another_process(tmp_path):
+    # Keras' initial_value_threshold: a run resumed in a new process (a new callback)
+    # must beat the best saved before, or its first epoch replaced that file
+    model = SavingModel()
+    best = ModelCheckpoint(tmp_path / "best.npz", save_best_only=True,
+                           initial_value_threshold=1.0)
+    assert best.best == 1.0
+    _scripted_fit(model, [3.0, 0.5, 0.7], [best])
+    assert model.saves == [("best.npz", 1.0)] and best.best == 0.5
+    up = ModelCheckpoint(tmp_path / "best.npz", monitor="val_accuracy", save_best_only=True,
+                         initial_value_threshold=0.9)
+    _scripted_fit(SavingModel(), [0.8], [up], monitor_key="val_accuracy")
+    assert up.saved == []
+    for bad, error in ((math.nan, ValueError), ("0.5", TypeError)):
+        with pytest.raises(error, match="initial_value_threshold"):
+            ModelCheckpoint("m.npz", save_best_only=True, initial_value_threshold=bad)

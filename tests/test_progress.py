@@ -149,3 +149,50 @@ def test_the_running_values_of_sequential_are_the_epoch_log_so_far():
         assert shown(frame) == shown(format_logs(model.evaluate(x[:k], y[:k], batch_size=4)))
     assert shown(frames[-1]) == shown(format_logs({key: values[-1] for key, values
                                                    in history.history.items()}))
+
+
+@pytest.mark.parametrize("verbose", [1, 2])
+def test_a_progress_bar_among_the_callbacks_is_not_doubled(verbose):
+    # fit added its own bar beside the user's, so every epoch line came twice
+    stream = io.StringIO()
+    fit_loop(Model(), lambda idx: {"loss": 0.5}, 8, epochs=2, batch_size=4, verbose=verbose,
+             stream=stream, callbacks=[ProgressBar(verbose=2, stream=stream)])
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" - ")[0] for line in lines] == ["Epoch 1/2", "Epoch 2/2"]
+
+
+@pytest.mark.parametrize("stream", [42, "log.txt"])
+def test_a_stream_without_write_is_refused_before_the_first_step(stream):
+    # it failed with "'int' object has no attribute 'write'" after an epoch of training
+    steps = []
+    with pytest.raises(TypeError, match="stream.*write"):
+        fit_loop(Model(), lambda idx: steps.append(idx) or {"loss": 0.5}, 8, epochs=1,
+                 verbose=2, stream=stream)
+    assert steps == []
+
+
+def test_a_bar_without_a_stream_looks_up_stdout_at_each_run():
+    # reused, it kept writing to the stdout of its first run
+    import contextlib
+    bar = ProgressBar(verbose=2)
+    first, second = io.StringIO(), io.StringIO()
+    for out in (first, second):
+        with contextlib.redirect_stdout(out):
+            fit_loop(Model(), lambda idx: {"loss": 0.5}, 4, verbose=0, callbacks=[bar])
+    assert len(first.getvalue().splitlines()) == len(second.getvalue().splitlines()) == 1
+    assert bar.stream is None
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"verbose": 3}, ValueError, "verbose 1 or 2"),
+    ({"verbose": 0}, ValueError, "verbose 1 or 2"),
+    ({"verbose": "x"}, ValueError, "verbose 1 or 2"),
+    ({"width": 0}, ValueError, "width as a positive integer"),
+    ({"max_rate": 0}, ValueError, r"max_rate in \(0, inf\]"),
+    ({"max_rate": -1.0}, ValueError, r"max_rate in \(0, inf\]"),
+    ({"clock": 5}, TypeError, "clock as a callable"),
+])
+def test_progress_bar_settings_are_checked(kwargs, error, match):
+    # max_rate=0 died on a division by zero; the others were taken and drew nonsense
+    with pytest.raises(error, match=match):
+        ProgressBar(**kwargs)

@@ -7,11 +7,18 @@ hook                                   called
 =====================================  ======================================
 ``on_train_begin(logs)``               once, before the first epoch
 ``on_epoch_begin(epoch, logs)``        before each epoch (``epoch`` from 0)
-``on_batch_begin(batch, logs)``        before each mini-batch
-``on_batch_end(batch, logs)``          after each mini-batch's update
+``on_train_batch_begin(batch, logs)``  before each mini-batch
+``on_train_batch_end(batch, logs)``    after each mini-batch's update
 ``on_epoch_end(epoch, logs)``          after each epoch and its validation
-``on_train_end(logs)``                 once, at the end (also after a stop)
+``on_train_end(logs)``                 once, at the end (also after a stop),
+                                       with the last epoch's logs (None
+                                       if no epoch ran)
 =====================================  ======================================
+
+As in Keras 3, ``on_batch_begin``/``on_batch_end`` are the older names of the
+batch hooks: the base class's ``on_train_batch_*`` call them, so a callback
+may override either name (overriding ``on_train_batch_end`` replaces the
+call to ``on_batch_end``).
 
 ``logs`` is a dict of floats named as in Keras: ``"loss"``, ``"accuracy"``,
 and for the validation data ``"val_loss"``, ``"val_accuracy"``. In the batch
@@ -20,10 +27,13 @@ hooks they are the running means over the epoch so far; in
 being trained and ``self.params`` holds ``epochs``, ``steps`` (batches per
 epoch), ``batch_size``, ``n_samples``, ``verbose``, ``do_validation`` and,
 when the trainer knows them (``Sequential.fit`` does), ``metrics``: every key
-the epoch logs will hold, so that a callback monitoring a key that will
-never be logged (``monitor="val_acc"`` for ``"val_accuracy"``) is refused
-before the first epoch, not after it. A callback that adds keys to the epoch
-logs (``"lr"``) names them in its class attribute ``added_log_keys``.
+the epoch logs will hold when this callback's ``on_epoch_end`` sees them, so
+that a callback monitoring a key that will never be logged
+(``monitor="val_acc"`` for ``"val_accuracy"``) is refused before the first
+epoch, not after it. A callback that adds keys to the epoch logs (``"lr"``)
+names them in its class attribute ``added_log_keys``; the hooks run in the
+order of the list, so those keys reach only the callbacks after it (and
+``History``, which comes last).
 
 A callback stops training by setting ``model.stop_training = True`` and may
 say why in ``model.stop_reason``; the loop finishes the current batch (or
@@ -42,7 +52,7 @@ import warnings
 import numpy as np
 
 from .atomic import check_target
-from .checks import check_bool, did_you_mean
+from .checks import check_bool, check_non_negative_int, did_you_mean
 from .layers._checks import check_real
 
 
@@ -73,6 +83,12 @@ class Callback:
     def on_epoch_end(self, epoch, logs=None): ...
     def on_batch_begin(self, batch, logs=None): ...
     def on_batch_end(self, batch, logs=None): ...
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.on_batch_begin(batch, logs)
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.on_batch_end(batch, logs)
 
     def _stop(self, reason: str) -> None:
         """Stop training, saying why; a stop already under way keeps its own
@@ -133,13 +149,15 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
 
-    def on_batch_begin(self, batch, logs=None):
+    def on_train_batch_begin(self, batch, logs=None):
         for cb in self.callbacks:
-            cb.on_batch_begin(batch, logs)
+            cb.on_train_batch_begin(batch, logs)
 
-    def on_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch, logs=None):
         for cb in self.callbacks:
-            cb.on_batch_end(batch, logs)
+            cb.on_train_batch_end(batch, logs)
+
+    on_batch_begin, on_batch_end = on_train_batch_begin, on_train_batch_end
 
 
 class History(Callback):
@@ -225,6 +243,11 @@ def _resolve_mode(mode: str, monitor: str, who: str) -> str:
     return mode
 
 
+#: Why a key another callback adds may be missing from ``params["metrics"]``.
+_ORDER_HINT = ("a key a callback adds, such as 'lr', reaches only the callbacks after it "
+               "in the list")
+
+
 def _check_monitor_is_logged(monitor: str, params: dict, who: str) -> None:
     """Refuse before the first epoch a ``val_*`` monitor without validation
     data, and a monitor that is not among the keys fit will log (when the
@@ -238,7 +261,9 @@ def _check_monitor_is_logged(monitor: str, params: dict, who: str) -> None:
     keys = params.get("metrics")
     if keys is not None and monitor not in keys:
         raise ValueError(f"{who} monitors {monitor!r}, which fit will not log"
-                         f"{did_you_mean(monitor, keys)} (it logs: {', '.join(keys)})")
+                         f"{did_you_mean(monitor, keys)} (it logs: {', '.join(keys)}; "
+                         f"{_ORDER_HINT})")
+
 
 
 def _monitored(logs, monitor: str, who: str) -> float:
@@ -270,12 +295,15 @@ class _Monitor(Callback):
     def on_train_begin(self, logs=None):
         _check_monitor_is_logged(self.monitor, self.params, type(self).__name__)
 
-    def _improved(self, value: float) -> bool:
+    def _improved(self, value: float, reference: float | None = None) -> bool:
+        """Whether ``value`` beats ``reference`` (default: the best so far) by
+        more than ``min_delta``; a NaN or infinite value never does."""
+        reference = self.best if reference is None else reference
         if not math.isfinite(value):
             return False
         if self.mode == "min":
-            return value < self.best - self.min_delta
-        return value > self.best + self.min_delta
+            return value < reference - self.min_delta
+        return value > reference + self.min_delta
 
 
 class EarlyStopping(_Monitor):
@@ -291,7 +319,16 @@ class EarlyStopping(_Monitor):
     mode : {"auto", "min", "max"}
         "auto" maximises metrics whose name contains "acc", minimises others.
     restore_best_weights : bool, default False
-        At the end of training, put back the weights of the best epoch.
+        At the end of training, put back the weights of the best epoch
+        (whether or not it beat ``baseline``).
+    baseline : float, optional
+        As in Keras: an epoch resets the wait only if it also beats this
+        value (by ``min_delta``), so training stops after ``patience``
+        epochs that do not reach it, improving or not.
+    start_from_epoch : int, default 0
+        As in Keras: epochs before this index (counted from 0, as ``fit``'s
+        ``initial_epoch``) are a warm-up, neither recorded as the best nor
+        counted as waiting.
 
     Attributes
     ----------
@@ -299,13 +336,14 @@ class EarlyStopping(_Monitor):
     """
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
-                 mode: str = "auto", restore_best_weights: bool = False):
+                 mode: str = "auto", restore_best_weights: bool = False, baseline=None,
+                 start_from_epoch: int = 0):
         super().__init__(monitor, mode, min_delta)
-        if isinstance(patience, bool) or not isinstance(patience, (int, np.integer)) \
-                or patience < 0:
-            raise ValueError(f"EarlyStopping expected patience as a non-negative integer, "
-                             f"received {patience!r}")
-        self.patience = int(patience)
+        self.patience = check_non_negative_int(patience, "EarlyStopping", "patience")
+        self.start_from_epoch = check_non_negative_int(start_from_epoch, "EarlyStopping",
+                                                  "start_from_epoch")
+        self.baseline = None if baseline is None else check_real(
+            baseline, "EarlyStopping", "baseline", low_open=True, high_open=True)
         self.restore_best_weights = check_bool(restore_best_weights, "EarlyStopping",
                                                "restore_best_weights")
         self.wait = 0
@@ -323,18 +361,23 @@ class EarlyStopping(_Monitor):
         if getattr(self.model, "stop_training", False) and self.monitor not in (logs or {}):
             return  # stopped mid-epoch (NaN): no validation was run
         value = _monitored(logs, self.monitor, "EarlyStopping")
+        if epoch < self.start_from_epoch:
+            return
         if self._improved(value):
-            self.best, self.best_epoch, self.wait = value, epoch, 0
+            self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
-            return
+            if self.baseline is None or self._improved(value, self.baseline):
+                self.wait = 0
+                return
         self.wait += 1
         if self.wait >= self.patience:
             self.stopped_epoch = epoch
             best = "none" if self.best_epoch is None else \
                 f"{self.best:.6g} at epoch {self.best_epoch + 1}"
+            baseline = "" if self.baseline is None else f", baseline {self.baseline:.6g}"
             self._stop(f"EarlyStopping: {self.monitor} did not improve for {self.wait} "
-                       f"epoch(s) (best {best}); stopped after epoch {epoch + 1}")
+                       f"epoch(s) (best {best}{baseline}); stopped after epoch {epoch + 1}")
 
     def on_train_end(self, logs=None):
         if self.restore_best_weights and self.best_weights is not None:
@@ -342,18 +385,31 @@ class EarlyStopping(_Monitor):
 
 
 class ModelCheckpoint(_Monitor):
-    """Save the model after every epoch, or only when it improves.
+    """Save the model after every epoch (or every few batches), or only when it improves.
 
     Parameters
     ----------
     path : str or os.PathLike
         May hold ``str.format`` fields filled from the epoch (1-based) and the
-        logs: ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``.
+        logs: ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``; with an integer
+        ``save_freq`` also ``{batch}``, the batch of the epoch (1-based).
     monitor, mode, min_delta
         As for :class:`EarlyStopping` (used with ``save_best_only``).
     save_best_only : bool, default False
     include_optimizer : bool, default True
         Also save the optimizer state, so training can resume exactly.
+    save_freq : "epoch" or int, default "epoch"
+        As in Keras: ``"epoch"`` saves at each epoch's end, with the epoch
+        logs; an integer ``N`` after every ``N``-th batch, counting on from
+        one epoch into the next (not at the epochs' ends), with the batch
+        logs -- the running means of the epoch so far, which hold no
+        validation values, so a ``val_*`` monitor or path field is refused
+        before training. ``fit(initial_epoch=...)`` resumes at an epoch's
+        start, so only a checkpoint from an epoch's end resumes exactly.
+    initial_value_threshold : float, optional
+        As in Keras, with ``save_best_only``: the best value to start from
+        (that of a checkpoint saved by an earlier process), which a save
+        must beat.
 
     Saving goes through ``model.save`` (:func:`tinynet.io.save`), which is
     atomic: a crash mid-save leaves the previous checkpoint intact. With
@@ -364,8 +420,12 @@ class ModelCheckpoint(_Monitor):
     """
 
     def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
-                 mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True):
+                 mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True,
+                 save_freq="epoch", initial_value_threshold=None):
         super().__init__(monitor, mode, min_delta)
+        if initial_value_threshold is not None:
+            self.best = check_real(initial_value_threshold, "ModelCheckpoint",
+                                   "initial_value_threshold", low_open=True, high_open=True)
         if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
             # str() would make ModelCheckpoint(None) save to a file named "None"
             raise TypeError(f"ModelCheckpoint expected path as a str or os.PathLike file "
@@ -374,37 +434,82 @@ class ModelCheckpoint(_Monitor):
         self.save_best_only = check_bool(save_best_only, "ModelCheckpoint", "save_best_only")
         self.include_optimizer = check_bool(include_optimizer, "ModelCheckpoint",
                                             "include_optimizer")
+        if save_freq != "epoch":
+            if isinstance(save_freq, str):
+                raise ValueError(f"ModelCheckpoint expected save_freq as 'epoch' or a "
+                                 f"positive integer (batches), received {save_freq!r}")
+            if isinstance(save_freq, bool) or not isinstance(save_freq, (int, np.integer)):
+                raise TypeError(f"ModelCheckpoint expected save_freq as 'epoch' or a "
+                                f"positive integer (batches), received {save_freq!r} of "
+                                f"type {type(save_freq).__name__}")
+            if save_freq <= 0:
+                raise ValueError(f"ModelCheckpoint expected save_freq as 'epoch' or a "
+                                 f"positive integer (batches), received {save_freq}")
+            save_freq = int(save_freq)
+        self.save_freq = save_freq
         self.saved: list[str] = []
+        self._epoch = 0
+        self._batches = 0  # since the last save, with an integer save_freq
 
     def on_train_begin(self, logs=None):
+        by_batch = self.save_freq != "epoch"
+        if by_batch and self.save_best_only and self.monitor.startswith("val_"):
+            raise ValueError(f"ModelCheckpoint with save_freq={self.save_freq} saves from "
+                             f"the batch logs, which hold no validation values: monitor "
+                             f"{self.monitor[4:]!r} or save at each epoch "
+                             f"(save_freq='epoch')")
         if self.save_best_only:
             super().on_train_begin(logs)
         # fail now, not after the first epoch has trained (a directory whose
-        # name holds format fields can only be checked once it is filled)
+        # name holds format fields can only be checked once it is filled; the
+        # file itself -- not a directory, nor write-protected -- only when its
+        # name holds none)
         if "{" not in os.path.dirname(self.path):
-            check_target(self.path, "ModelCheckpoint", file_too=False)
+            check_target(self.path, "ModelCheckpoint", file_too="{" not in self.path)
         if self.params.get("metrics") is not None:  # a field fit will not log
-            self._fill(0, dict.fromkeys(self.params["metrics"], 0.0))
+            keys = [key for key in self.params["metrics"]
+                    if not (by_batch and key.startswith("val_"))]
+            self._fill(0, dict.fromkeys(keys, 0.0), 0 if by_batch else None,
+                       f" ({_ORDER_HINT})")
+        self._batches = 0
 
-    def _fill(self, epoch: int, logs: dict) -> str:
-        """The path of epoch ``epoch`` (from 0) with ``logs``."""
+    def _fill(self, epoch: int, logs: dict, batch: int | None = None, hint: str = "") -> str:
+        """The path of epoch ``epoch`` (from 0) and, if given, batch ``batch``
+        (from 0) with ``logs``."""
+        fields = {**logs, "epoch": epoch + 1, **({} if batch is None else {"batch": batch + 1})}
         try:
-            return self.path.format(epoch=epoch + 1, **logs)
+            return self.path.format(**fields)
         except (KeyError, IndexError, ValueError) as exc:
+            what = "epoch" if batch is None else "epoch, the batch"
             raise ValueError(f"ModelCheckpoint cannot fill the path {self.path!r} from the "
-                             f"epoch and the logs {sorted(logs)}: {exc}") from None
+                             f"{what} and the logs {sorted(logs)}: {exc}{hint}") from None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.save_freq == "epoch":
+            return
+        self._batches += 1
+        if self._batches >= self.save_freq:
+            self._batches = 0
+            self._save(self._epoch, logs or {}, batch)
 
     def on_epoch_end(self, epoch, logs=None):
-        logs = logs or {}
+        if self.save_freq == "epoch":
+            self._save(epoch, logs or {})
+
+    def _save(self, epoch: int, logs: dict, batch: int | None = None) -> None:
         if self.save_best_only and not self._improved(
                 _monitored(logs, self.monitor, "ModelCheckpoint")):
             return
-        path = self._fill(epoch, logs)
+        path = self._fill(epoch, logs, batch)
         if not all(np.isfinite(w).all() for w in self.model.get_weights()):
-            warnings.warn(f"ModelCheckpoint: the weights after epoch {epoch + 1} are not "
+            when = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
+            warnings.warn(f"ModelCheckpoint: the weights after {when} are not "
                           f"finite (NaN or infinity); {path!r} not saved"
                           + (f", the last checkpoint ({self.saved[-1]!r}) stays"
-                             if self.saved else ""), RuntimeWarning, stacklevel=2)
+                             if self.saved else ""), RuntimeWarning, stacklevel=3)
             return
         self.model.save(path, include_optimizer=self.include_optimizer)
         self.saved.append(path)

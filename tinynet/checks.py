@@ -301,6 +301,16 @@ def _check_int(value, who: str, what: str, minimum: int, expected: str) -> int:
     return int(value)
 
 
+def check_non_negative_int(value, who: str, what: str) -> int:
+    """Return ``value`` as an int if it is an integer >= 0 (a count of epochs
+    or steps), else raise ``ValueError`` (for a non-integer too: ``1.5`` and
+    ``-1`` are the same slip)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{who} expected {what} as a non-negative integer, "
+                         f"received {value!r}")
+    return int(value)
+
+
 def check_seed(seed, who: str):
     """Return ``seed`` (None, or a non-negative int) or raise a clear error.
 

@@ -10,6 +10,10 @@
   ``verbose=2``: one line per epoch.
 * ``verbose=0``: nothing (``fit`` does not add the callback).
 
+A ``ProgressBar`` passed in ``callbacks`` is the one shown, whatever
+``verbose`` says (its own ``verbose`` and ``stream`` apply); ``fit`` adds no
+second one.
+
 Example line::
 
     Epoch 3/10  47/47 [==============================] 0.4s - loss: 0.2817 - accuracy: 0.9202 - val_loss: 0.3012 - val_accuracy: 0.9111
@@ -24,6 +28,8 @@ import sys
 import time
 
 from .callbacks import Callback
+from .checks import check_positive_int
+from .layers._checks import check_real
 
 __all__ = ["ProgressBar", "format_logs", "format_seconds"]
 
@@ -60,24 +66,31 @@ class ProgressBar(Callback):
 
     Parameters
     ----------
-    verbose : int, default 1
+    verbose : {1, 2}, default 1
         1: live bar on a terminal, one line per epoch elsewhere; 2: one line
-        per epoch always.
-    stream : file-like, default sys.stdout (looked up when training starts)
+        per epoch always. (For silence, leave the bar out.)
+    stream : file-like, default sys.stdout (looked up each time training starts)
     width : int, default 30
         Characters of the bar itself.
-    max_rate : float, default 10
-        Most redraws per second.
+    max_rate : float > 0, default 10
+        Most redraws per second (``math.inf``: every batch).
     clock : callable, default time.monotonic
     """
 
     def __init__(self, verbose: int = 1, stream=None, width: int = 30,
                  max_rate: float = 10.0, clock=time.monotonic):
         super().__init__()
+        if verbose not in (1, 2):  # as fit, True counts as 1
+            raise ValueError(f"ProgressBar expected verbose 1 or 2 (for silence leave the "
+                             f"bar out), received {verbose!r}")
         self.verbose = int(verbose)
         self.stream = stream
-        self.width = int(width)
-        self.min_interval = 1.0 / float(max_rate)
+        self.width = check_positive_int(width, "ProgressBar", "width")
+        self.min_interval = 1.0 / check_real(max_rate, "ProgressBar", "max_rate", low=0.0,
+                                             low_open=True)
+        if not callable(clock):
+            raise TypeError(f"ProgressBar expected clock as a callable returning seconds, "
+                            f"received {clock!r}")
         self.clock = clock
         self._live = False
         self._epoch_start = 0.0
@@ -85,11 +98,17 @@ class ProgressBar(Callback):
         self._last_len = 0
         self._epoch_label = ""
         self._done = 0
+        self._out = stream
 
     def on_train_begin(self, logs=None):
-        if self.stream is None:
-            self.stream = sys.stdout
-        self._live = self.verbose == 1 and _is_tty(self.stream)
+        # the stream of this run (self.stream stays as given: a bar used again
+        # looks sys.stdout up again)
+        self._out = sys.stdout if self.stream is None else self.stream
+        if not callable(getattr(self._out, "write", None)):  # not after an epoch's work
+            raise TypeError(f"ProgressBar expected stream as a file-like object with a "
+                            f"write method (sys.stdout, an open file, io.StringIO), "
+                            f"received {type(self._out).__name__} ({self._out!r})"[:200])
+        self._live = self.verbose == 1 and _is_tty(self._out)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.clock()
@@ -119,16 +138,16 @@ class ProgressBar(Callback):
             # _done < steps when training stopped mid-epoch (a NaN loss)
             self._draw(f"{self._bar(self._done, self.params.get('steps') or 0)} {elapsed}"
                        f"{format_logs(logs or {})}")
-            self.stream.write("\n")
+            self._out.write("\n")
         else:
-            self.stream.write(f"{self._epoch_label} - {elapsed}{format_logs(logs or {})}\n")
-        self.stream.flush()
+            self._out.write(f"{self._epoch_label} - {elapsed}{format_logs(logs or {})}\n")
+        self._out.flush()
 
     def on_train_end(self, logs=None):
         reason = getattr(self.model, "stop_reason", None)
         if reason:
-            self.stream.write(f"{reason}\n")
-            self.stream.flush()
+            self._out.write(f"{reason}\n")
+            self._out.flush()
 
     def _bar(self, done: int, steps: int) -> str:
         digits = len(str(steps))
@@ -142,6 +161,6 @@ class ProgressBar(Callback):
     def _draw(self, line: str) -> None:
         # Pad with spaces so a shorter line fully covers the previous one.
         pad = max(self._last_len - len(line), 0)
-        self.stream.write("\r" + line + " " * pad)
-        self.stream.flush()
+        self._out.write("\r" + line + " " * pad)
+        self._out.flush()
         self._last_len = len(line)

@@ -46,7 +46,7 @@ from __future__ import annotations
 import numpy as np
 
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN, as_callback_list
-from .checks import check_bool, check_positive_int, check_seed
+from .checks import check_bool, check_non_negative_int, check_positive_int, check_seed
 from .progress import ProgressBar
 
 __all__ = ["fit_loop", "batch_indices", "epoch_rng", "seed_rng", "History",
@@ -103,14 +103,6 @@ def _logs_and_weights(result, n: int):
     """``(logs, n, weights)`` for :meth:`RunningMeans.add` from what a
     ``train_step`` returned: its logs, or ``(logs, weights)``."""
     return (result[0], n, result[1]) if isinstance(result, tuple) else (result, n, None)
-
-
-def _check_epochs(epochs, initial_epoch) -> tuple[int, int]:
-    for what, value in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
-            raise ValueError(f"fit expected {what} as a non-negative integer, "
-                             f"received {value!r}")
-    return int(epochs), int(initial_epoch)
 
 
 def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
@@ -172,16 +164,20 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     callbacks : list of Callback, optional
         A single Callback is taken as a list of one.
     verbose : {0, 1, 2}
-        See :mod:`tinynet.progress`.
+        See :mod:`tinynet.progress`. A :class:`~tinynet.progress.ProgressBar`
+        among ``callbacks`` is used instead of the one ``verbose`` would add.
     stream : file-like, optional
         Where progress goes (default ``sys.stdout``).
     terminate_on_nan : bool, default True
         Add :class:`~tinynet.callbacks.TerminateOnNaN`.
     log_keys : list of str, optional
         Every key the epoch logs will hold (the step's and the ``val_`` ones),
-        if the caller knows them: the callbacks receive them, with those the
-        callbacks add (``added_log_keys``), as ``params["metrics"]``, so that a
-        monitor of a key never logged fails before the first epoch.
+        if the caller knows them: each callback receives them, with those
+        added (``added_log_keys``) by itself and by the callbacks before it
+        in the chain, as ``params["metrics"]``, so that a monitor of a key
+        never logged -- or logged only after the monitor has looked (an
+        ``"lr"`` added by a scheduler later in the list) -- fails before the
+        first epoch.
 
     Returns
     -------
@@ -191,7 +187,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     batch_size = check_positive_int(batch_size, "fit", "batch_size")
     shuffle = check_bool(shuffle, "fit", "shuffle")
     terminate_on_nan = check_bool(terminate_on_nan, "fit", "terminate_on_nan")
-    epochs, initial_epoch = _check_epochs(epochs, initial_epoch)
+    epochs = check_non_negative_int(epochs, "fit", "epochs")
+    initial_epoch = check_non_negative_int(initial_epoch, "fit", "initial_epoch")
     if verbose not in (0, 1, 2):
         raise ValueError(f"fit expected verbose 0, 1 or 2, received {verbose!r}")
     seed = check_seed(seed, "fit")
@@ -206,7 +203,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     if history is None:
         history = History()
         chain.append(history)  # after the user's callbacks: it records what they log ("lr")
-    if verbose:
+    # a ProgressBar among the callbacks is the one shown, with its own settings (as Keras)
+    if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
         chain.append(ProgressBar(verbose=verbose, stream=stream))
     cbs = CallbackList(chain)
     steps = -(-n_samples // batch_size)
@@ -217,15 +215,18 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         if isinstance(log_keys, str) or not all(isinstance(k, str) for k in log_keys):
             raise TypeError(f"fit_loop expected log_keys as a list of key names, received "
                             f"{log_keys!r}"[:200])
-        params["metrics"] = list(dict.fromkeys(
-            [*log_keys, *(key for cb in chain for key in cb.added_log_keys)]))
-    cbs.set_params(params)
+        log_keys = list(log_keys)
+    for cb in chain:  # the keys a callback adds reach it and the callbacks after it
+        if log_keys is not None:
+            log_keys = list(dict.fromkeys([*log_keys, *cb.added_log_keys]))
+        cb.set_params(params if log_keys is None else {**params, "metrics": log_keys})
     # Without a seed, one fresh generator serves the whole run.
     run_rng = np.random.default_rng() if seed is None else None
 
     model.stop_training = False
     model.stop_reason = None
     cbs.on_train_begin()
+    logs = None  # what on_train_end receives: the last epoch's logs, as Keras
     for epoch in range(initial_epoch, epochs):
         if seed is not None and hasattr(model, "set_rng"):
             model.set_rng(epoch_rng(seed, epoch, LAYER_STREAM))
@@ -235,9 +236,9 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         cbs.on_epoch_begin(epoch)
         running = RunningMeans()
         for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):
-            cbs.on_batch_begin(batch)
+            cbs.on_train_batch_begin(batch)
             running.add(*_logs_and_weights(train_step(idx), len(idx)))
-            cbs.on_batch_end(batch, running.means())
+            cbs.on_train_batch_end(batch, running.means())
             if model.stop_training:
                 break
         logs = running.means()
@@ -246,5 +247,5 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         cbs.on_epoch_end(epoch, logs)
         if model.stop_training:
             break
-    cbs.on_train_end()
+    cbs.on_train_end(logs)
     return history

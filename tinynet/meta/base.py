@@ -16,7 +16,8 @@ import warnings
 
 import numpy as np
 
-from ..checks import as_float_array, check_finite, check_labels, check_positive_int, check_seed
+from ..checks import (as_float_array, check_finite, check_labels, check_non_negative_int,
+                      check_positive_int, check_seed)
 from ..layers._checks import check_real
 from ..param import Param
 from .functional import FunctionalMLP
@@ -64,9 +65,7 @@ def check_task_batch(batch: TaskBatch, who: str) -> TaskBatch:
 
 
 def _check_steps(steps, who, what: str = "steps"):
-    if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 0:
-        raise ValueError(f"{who} expected {what} as a non-negative integer, received {steps!r}")
-    return int(steps)
+    return check_non_negative_int(steps, who, what)
 
 
 class MetaLearner:
