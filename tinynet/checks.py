@@ -282,22 +282,11 @@ def check_bool(value, who: str, what: str) -> bool:
 
 def check_positive_int(value, who: str, what: str) -> int:
     """Return ``value`` as an int if it is a positive integer, else raise."""
-    return _check_int(value, who, what, 1, "a positive integer")
-
-
-def check_non_negative_int(value, who: str, what: str) -> int:
-    """Return ``value`` as an int if it is an integer >= 0, else raise."""
-    return _check_int(value, who, what, 0, "an integer >= 0")
-
-
-def _check_int(value, who: str, what: str, minimum: int, expected: str) -> int:
-    """``value`` as an int: an integer (not a bool: TypeError) >= ``minimum``
-    (ValueError); ``expected`` says so in the message."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise TypeError(f"{who} expected {what} as {expected}, "
+        raise TypeError(f"{who} expected {what} as a positive integer, "
                         f"received {value!r} of type {type(value).__name__}")
-    if value < minimum:
-        raise ValueError(f"{who} expected {what} as {expected}, received {value}")
+    if value <= 0:
+        raise ValueError(f"{who} expected {what} as a positive integer, received {value}")
     return int(value)
 
 

@@ -195,7 +195,7 @@ def test_multi_fashion_checks_its_arguments_before_loading(monkeypatch):
     (lambda im, lab: data.synthetic_mmoe(5, 0.5, n_features=3.5), TypeError,
      "synthetic_mmoe expected n_features as a positive integer"),
     (lambda im, lab: data.synthetic_mmoe(5, 0.5, n_sines=-1), ValueError,
-     "synthetic_mmoe expected n_sines as an integer >= 0"),
+     "synthetic_mmoe expected n_sines as a non-negative integer"),
     (lambda im, lab: data.synthetic_mmoe(5, 0.5, noise_std=-1.0), ValueError,
      r"synthetic_mmoe expected noise_std in \[0, inf\)"),
     (lambda im, lab: data.synthetic_mmoe(5, 0.5, scale=np.nan), ValueError,
