@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from tinynet import atomic as atomic_mod
-from tinynet.atomic import atomic_write
+from tinynet.atomic import atomic_write, check_target
 
 
 def test_creates_then_replaces_and_leaves_only_the_target(tmp_path):
@@ -37,6 +37,16 @@ def test_a_failing_write_keeps_the_old_file_and_removes_its_temp(tmp_path, error
 def test_a_missing_directory_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="directory .*nowhere.* does not"):
         atomic_write(tmp_path / "nowhere" / "out.bin", lambda f: f.write(b""))
+    assert os.listdir(tmp_path) == []
+
+
+def test_an_empty_path_is_no_file_not_the_current_directory(tmp_path, monkeypatch):
+    # os.path.realpath("") is the current directory: "cannot write '': it is a directory"
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(FileNotFoundError, match="expected a file path, received an empty"):
+        atomic_write("", lambda f: f.write(b""))
+    with pytest.raises(FileNotFoundError, match="--out expected a file path"):
+        check_target("", "--out")
     assert os.listdir(tmp_path) == []
 
 

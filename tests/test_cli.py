@@ -75,6 +75,13 @@ def test_top_level_help_and_no_command(capsys):
     (["evaluate", "model.npz"], "required: dataset"),
     (["fit"], "invalid choice"),
     (["demo", "cor"], "unknown demo part 'cor'; did you mean 'core'"),
+    # checked with the other arguments, before any data is loaded (they were exit 1, later)
+    (["train", "digits", "--activation", "rleu"],
+     "--activation: unknown activation 'rleu'; did you mean 'relu'"),
+    (["train", "digits", "--optimizer", "adma"],
+     "--optimizer: unknown optimizer 'adma'; did you mean 'adam'"),
+    (["train", "digits", "--weight-decay", "-1"], "--weight-decay: expected a number >= 0"),
+    (["train", "digits", "--weight-decay", "nan"], "--weight-decay: expected a number >= 0"),
 ])
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
     assert main(argv) == 2
@@ -85,6 +92,17 @@ def test_python_dash_m_tinynet():
     result = subprocess.run([sys.executable, "-m", "tinynet", "--version"],
                             capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and result.stdout.strip() == f"tinynet {tn.__version__}"
+
+
+def test_importing_the_main_module_runs_nothing(capsys):
+    # 'import tinynet.__main__' (pydoc, documentation tools walking the package)
+    # ran the command line and exited
+    import importlib
+    import sys
+    sys.modules.pop("tinynet.__main__", None)
+    module = importlib.import_module("tinynet.__main__")
+    assert callable(module.main)
+    assert capsys.readouterr().out == ""
 
 
 def test_python_dash_m_tinynet_cli_info():
@@ -211,6 +229,17 @@ def test_train_reports_accuracies_and_saves(tmp_path, capsys):
     assert "validation" in out and "test" in out and f"saved to {out_path}" in out
     model = tn.load(out_path)
     assert model.input_shape == (64,) and model.output_shape == (10,)
+
+
+def test_every_activation_the_parser_takes_trains_with_batch_norm_too(tmp_path):
+    # 'swish' passed the argument check but build_mlp refused it with --batch-norm
+    from tinynet.layers.activations import ACTIVATIONS, SiLU
+    from tinynet.recipes import build_mlp
+    for name in ACTIVATIONS:
+        build_mlp(4, (3, 2), 2, activation=name, batch_norm=True)
+    model = build_mlp(4, (3, 2), 2, activation="swish", batch_norm=True)
+    silus = [layer for layer in model.layers if isinstance(layer, SiLU)]
+    assert len(silus) == 2 and silus[0] is not silus[1]
 
 
 def test_train_is_reproducible_with_a_seed(tmp_path):
@@ -471,12 +500,41 @@ def test_info(capsys):
         assert key in out
 
 
+def test_info_does_not_promise_a_download_when_offline(monkeypatch, tmp_path, capsys):
+    # "not found (downloaded on first use)" was printed with TINYNET_OFFLINE set too
+    monkeypatch.setattr("tinynet.data.locate_idx_dataset", lambda name, root=None: None)
+    monkeypatch.delenv("TINYNET_OFFLINE", raising=False)
+    assert main(["info"]) == 0
+    assert "not found (downloaded on first use)" in capsys.readouterr().out
+    monkeypatch.setenv("TINYNET_OFFLINE", "1")
+    assert main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "downloaded on first use" not in out
+    assert "not found (TINYNET_OFFLINE is set: no download)" in out
+
+
 def test_unexpected_errors_keep_their_traceback(monkeypatch):
     def boom(args, parser):
         raise RuntimeError("a bug")
 
     monkeypatch.setitem(cli._COMMANDS, "info", boom)
     with pytest.raises(RuntimeError, match="a bug"):
+        main(["info"])
+
+
+def test_running_out_of_memory_is_one_line_not_a_traceback(monkeypatch, capsys):
+    # e.g. --hidden 1000000000: NumPy's MemoryError came out as a traceback
+    def allocate(args, parser):
+        raise MemoryError("Unable to allocate 238. GiB for an array with shape "
+                          "(64, 1000000000) and data type float32")
+
+    monkeypatch.setitem(cli._COMMANDS, "info", allocate)
+    assert main(["info"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("tinynet info: error: out of memory: Unable to allocate 238. GiB")
+    assert "Traceback" not in err
+    monkeypatch.setenv("TINYNET_DEBUG", "1")
+    with pytest.raises(MemoryError):
         main(["info"])
 
 

@@ -1,7 +1,8 @@
 """Create or replace a file atomically: a reader sees the old file or the new one, whole.
 
 The one writer behind every file tinynet makes for a user (model files,
-IDX files, downloads, benchmark reports, ``tinynet predict`` outputs):
+IDX files, downloads, benchmark reports, ``tinynet predict`` outputs, and
+the embedded digits that ``tools/make_digits.py`` builds):
 
 1. a new temporary file in the target's own directory (a rename is atomic
    only within one file system), named ``.<name>.<pid>.<random>.tmp``, with
@@ -96,7 +97,8 @@ def _create_temp(directory: str, name: str) -> tuple[int, str]:
 def check_target(path, who: str = "atomic_write", file_too: bool = True) -> str:
     """Raise now what writing ``path`` would meet, and return its real path.
 
-    The directory must exist (``FileNotFoundError``) and be writable
+    ``path`` must not be empty and its directory must exist
+    (``FileNotFoundError``) and be writable
     (``PermissionError``); with ``file_too``, ``path`` must not be a directory
     (``IsADirectoryError``) nor a file the user may not write
     (``PermissionError``: a rename would replace it anyway). Symbolic links
@@ -105,6 +107,8 @@ def check_target(path, who: str = "atomic_write", file_too: bool = True) -> str:
     training run is not lost to a path that cannot be written.
     """
     shown = os.fspath(path)
+    if not shown:  # realpath("") is the current directory
+        raise FileNotFoundError(f"{who} expected a file path, received an empty one")
     real = os.path.realpath(shown)
     directory = os.path.dirname(real)
     if not os.path.isdir(directory):

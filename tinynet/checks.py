@@ -245,8 +245,9 @@ def as_values_like(new, like: np.ndarray, who: str, what: str, nonnegative: bool
     return cast
 
 
-def check_labels(y, n_classes: int, n_samples: int, who: str) -> np.ndarray:
-    """Check integer class labels: 1-D, right length, in ``[0, n_classes)``."""
+def check_labels(y, n_classes: int | None, n_samples: int, who: str) -> np.ndarray:
+    """Check integer class labels: 1-D, right length, in ``[0, n_classes)``
+    (``n_classes=None``: any label >= 0)."""
     y = as_array(y, who, "class labels")
     if y.dtype == object or not (np.issubdtype(y.dtype, np.integer)
                                  or np.issubdtype(y.dtype, np.floating)):
@@ -260,7 +261,9 @@ def check_labels(y, n_classes: int, n_samples: int, who: str) -> np.ndarray:
         if not np.isfinite(y).all() or not np.all(y == np.round(y)):
             raise TypeError(f"{who} expected integer class labels, received non-integer "
                             f"values of dtype {y.dtype}")
-    if y.size:
+    if y.size and n_classes is None and y.min() < 0:
+        raise ValueError(f"{who} expected class labels >= 0, received {y.min()}")
+    if y.size and n_classes is not None:
         low, high = y.min(), y.max()
         if low < 0 or high >= n_classes:
             raise ValueError(f"{who} expected labels in [0, {n_classes - 1}] for "

@@ -57,6 +57,28 @@ _positive_int = _number_type(int, lambda v: v > 0, "a positive integer")
 _non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
 _positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positive number")
 _fraction = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+_non_negative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
+
+
+def _registered(registry: str, kind: str):
+    """An argparse ``type=``: a name of ``registry`` (``"module:NAME"``, imported
+    when an argument is parsed, not for ``--help``), as :func:`tinynet.checks.lookup`
+    finds it; the text is returned as given."""
+    def parse(text: str) -> str:
+        import importlib
+
+        from .checks import lookup
+        module, name = registry.split(":")
+        try:
+            lookup(getattr(importlib.import_module(module), name), text, kind)
+        except ValueError as exc:  # "unknown optimizer 'adma'; did you mean 'adam'? ..."
+            raise argparse.ArgumentTypeError(str(exc)) from None
+        return text
+    return parse
+
+
+_activation = _registered("tinynet.layers.activations:ACTIVATIONS", "activation")
+_optimizer = _registered("tinynet.optim:OPTIMIZERS", "optimizer")
 
 
 def _widths(text: str) -> tuple:
@@ -125,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--hidden", type=_widths, default=(256, 128), metavar="W1,W2,...",
                        help="hidden layer widths (default 256,128; 'none' for a linear "
                             "model)")
-    train.add_argument("--activation", default="relu",
+    train.add_argument("--activation", type=_activation, default="relu",
                        help="relu, leaky_relu, elu, gelu, silu, sigmoid or tanh "
                             "(default relu)")
     train.add_argument("--dropout", type=_fraction, default=0.2,
@@ -134,11 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
                        help="BatchNorm after each hidden Dense layer")
     train.add_argument("--epochs", type=_positive_int, default=20, help="default 20")
     train.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
-    train.add_argument("--optimizer", default="adam",
+    train.add_argument("--optimizer", type=_optimizer, default="adam",
                        help="adam, adamw, sgd, rmsprop or adagrad (default adam)")
     train.add_argument("--lr", type=_positive_float, default=1e-3,
                        help="initial learning rate (default 0.001)")
-    train.add_argument("--weight-decay", type=float, default=0.0,
+    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
                        help="weight decay of the optimizer (default 0)")
     train.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                        help="learning-rate schedule over the epochs (default cosine)")
@@ -547,9 +569,11 @@ def _cmd_info(args, parser) -> int:
     lines.append(("TINYNET_BACKEND", os.environ.get("TINYNET_BACKEND", "(unset)")))
     lines.append(("TINYNET_GEMM", os.environ.get("TINYNET_GEMM", "(unset)")))
     lines.append(("digits", "embedded (1,797 images)"))
+    absent = ("not found (TINYNET_OFFLINE is set: no download)"
+              if os.environ.get("TINYNET_OFFLINE") else "not found (downloaded on first use)")
     for name in IDX_DATASETS:
         where = locate_idx_dataset(name)
-        lines.append((name, str(where) if where else "not found (downloaded on first use)"))
+        lines.append((name, str(where) if where else absent))
     width = max(len(label) for label, _ in lines)
     for label, value in lines:
         print(f"{label.ljust(width)}  {value}")
@@ -580,10 +604,11 @@ def main(argv=None) -> int:
         return 130
     except Exception as exc:  # one clear line instead of a traceback
         if os.environ.get("TINYNET_DEBUG") or not isinstance(
-                exc, (CommandError, ValueError, TypeError, OSError, LookupError)):
+                exc, (CommandError, ValueError, TypeError, OSError, LookupError, MemoryError)):
             raise
         who = " ".join(filter(None, ("tinynet", getattr(args, "command", None))))
-        print(f"{who}: error: {exc}", file=sys.stderr)
+        what = "out of memory: " if isinstance(exc, MemoryError) else ""
+        print(f"{who}: error: {what}{exc}", file=sys.stderr)
         return 1
 
 

@@ -126,6 +126,7 @@ def build_mlp(n_inputs: int, hidden, n_classes: int, activation: str = "relu",
     hidden : sequence of int
     n_classes : int
     activation : str, default "relu"
+        A name ``Dense(activation=...)`` takes, with or without ``batch_norm``.
     dropout : float in [0, 1), default 0
     batch_norm : bool, default False
     seed : int, optional
@@ -137,14 +138,16 @@ def build_mlp(n_inputs: int, hidden, n_classes: int, activation: str = "relu",
     """
     from . import layers as tn_layers
     from .checks import lookup
+    from .layers.activations import ACTIVATIONS
     from .model import Sequential
 
-    activation_cls = lookup(_ACTIVATIONS, activation, "activation") if batch_norm else None
+    # the names Dense(activation=...) takes; a fresh layer per use
+    make_activation = lookup(ACTIVATIONS, activation, "activation") if batch_norm else None
     stack = []
     for width in hidden:
         if batch_norm:  # the bias would be cancelled by BatchNorm's centring
             stack += [tn_layers.Dense(width, use_bias=False), tn_layers.BatchNorm(),
-                      getattr(tn_layers, activation_cls)()]
+                      make_activation()]
         else:
             stack.append(tn_layers.Dense(width, activation=activation))
         if dropout:
@@ -209,10 +212,6 @@ def cnn_layers(n_inputs: int, filters=(32, 64), units: int = 128, seed: int = 0,
                          ) from None
     return stack + [Flatten(name=name("flatten")),
                     Dense(units, activation="relu", seed=seed + len(filters), name=name("fc1"))]
-
-
-_ACTIVATIONS = {"relu": "ReLU", "leaky_relu": "LeakyReLU", "elu": "ELU", "gelu": "GELU",
-                "silu": "SiLU", "sigmoid": "Sigmoid", "tanh": "Tanh"}
 
 
 def cosine_schedule(lr: float, epochs: int, final_fraction: float = 0.0):

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tinynet.atomic import atomic_write
+
 N_TEST = 360
 SEED = 20260101
 OUT = Path(__file__).resolve().parent.parent / "tinynet" / "data" / "digits.npz"
@@ -45,8 +47,8 @@ def main() -> None:
     y = bunch.target.astype(np.int64)
     test = stratified_test_indices(y, N_TEST, SEED)
     train = np.setdiff1d(np.arange(len(y)), test)
-    np.savez_compressed(OUT, x_train=x[train], y_train=y[train],
-                        x_test=x[test], y_test=y[test])
+    arrays = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+    atomic_write(OUT, lambda f: np.savez_compressed(f, **arrays))  # never a half-written file
     digest = hashlib.sha256(OUT.read_bytes()).hexdigest()
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes, sha256 {digest}): "
           f"{len(train)} train / {len(test)} test")

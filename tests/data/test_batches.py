@@ -82,6 +82,9 @@ def test_mismatched_lengths_name_the_array():
         Batches(np.zeros(4), np.zeros(3))
     with pytest.raises(ValueError, match="at least one array"):
         Batches()
+    for empty in ({}, (), [], {"y": {}}):  # containers without an array were an IndexError
+        with pytest.raises(ValueError, match=r"at least one array, received .* no array"):
+            Batches(empty)
     with pytest.raises(ValueError, match="scalar"):
         Batches(np.float64(1.0))
     with pytest.raises(ValueError, match="n_samples"):

@@ -17,6 +17,8 @@ from tinynet.data import (FASHION_MNIST_CLASSES, IDX_DATASETS, ChecksumError,
 from tinynet.data.datasets import MNIST_FILES
 from tinynet.data.idx import encode_idx
 
+from tests.data.idx_helpers import gzip_of_zeros, peak_memory
+
 DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
 
 
@@ -87,6 +89,16 @@ def test_cache_honours_xdg(tmp_path, monkeypatch, isolated_env):
     assert cache_dir("x") == tmp_path / "xdg" / "tinynet" / "x"
 
 
+def test_a_file_given_as_root_is_reported_as_a_file(tmp_path):
+    # root= one of the files (a likely slip) was reported as "does not exist"
+    write_set(tmp_path / "set", 1)
+    path = tmp_path / "set" / "train-images-idx3-ubyte.gz"
+    with pytest.raises(DatasetNotFoundError) as info:
+        load_idx_dataset(spec_for(), root=path)
+    assert f"  - {path} (root=): exists but is not a directory" in str(info.value)
+    assert f"  - {path / 'tiny'} (root=): does not exist" in str(info.value)
+
+
 def test_incomplete_directory_is_skipped_and_reported(tmp_path):
     root = tmp_path / "root"
     write_set(root, 1)
@@ -132,6 +144,18 @@ def test_flags_must_be_bools(tmp_path, flag):
         load_idx_dataset("kmnist", root=tmp_path, **{flag: "False"})
 
 
+@pytest.mark.parametrize("timeout, error, match", [
+    ("5", TypeError, "timeout as a real number"),
+    (0, ValueError, r"timeout in \(0, inf\)"),
+    (float("nan"), ValueError, r"timeout in \(0, inf\)"),
+])
+def test_timeout_is_checked_before_looking(tmp_path, timeout, error, match):
+    # a bad timeout failed inside every download attempt, reported as "not found"
+    write_set(tmp_path, 1)
+    with pytest.raises(error, match="load_idx_dataset expected " + match):
+        load_idx_dataset("kmnist", root=tmp_path, timeout=timeout)
+
+
 # ------------------------------------------------------------- broken local files
 
 def test_corrupt_local_file_names_the_file(tmp_path):
@@ -140,6 +164,17 @@ def test_corrupt_local_file_names_the_file(tmp_path):
     path.write_bytes(gzip.compress(encode_idx(make_arrays(1)[0])[:-3]))
     with pytest.raises(IDXError, match=f"{path}.*truncated"):
         load_idx_dataset(spec_for(), root=tmp_path)
+
+
+def test_a_checked_file_is_not_decompressed_past_its_header(tmp_path):
+    # the content checksum used to decompress the whole file before its header was read
+    arrays = write_set(tmp_path, 1)
+    path = tmp_path / "train-labels-idx1-ubyte.gz"
+    path.write_bytes(gzip_of_zeros(encode_idx(arrays[1]), 32 << 20))
+    peak, message = peak_memory(lambda: load_idx_dataset(spec_for(arrays=arrays),
+                                                         root=tmp_path))
+    assert peak < 8 << 20, peak
+    assert str(path) in message and "trailing bytes" in message
 
 
 def test_local_content_checksum_mismatch(tmp_path):

@@ -35,3 +35,51 @@ def test_returns_fresh_arrays():
 def test_licence_credit_ships_beside_the_data():
     text = resources.files("tinynet.data").joinpath("DIGITS_LICENSE.txt").read_text()
     assert "CC BY 4.0" in text and "Alpaydin" in text and "Kaynak" in text
+
+
+def test_the_maintainer_script_replaces_digits_npz_atomically(tmp_path, monkeypatch):
+    # tools/make_digits.py wrote the package's digits.npz in place: a failure
+    # part-way (here after the first array) left a broken file behind
+    import importlib.util
+    import os
+    import sys
+    import types
+    from pathlib import Path
+
+    import numpy.lib._npyio_impl as npyio
+
+    script = Path(__file__).resolve().parents[2] / "tools" / "make_digits.py"
+    spec = importlib.util.spec_from_file_location("make_digits", script)
+    make_digits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_digits)
+    (x_train, y_train), (x_test, y_test) = load_digits()
+    fake = types.ModuleType("sklearn.datasets")
+    fake.load_digits = lambda: types.SimpleNamespace(
+        data=np.concatenate([x_train, x_test]).astype(np.float64),
+        target=np.concatenate([y_train, y_test]))
+    monkeypatch.setitem(sys.modules, "sklearn", types.ModuleType("sklearn"))
+    monkeypatch.setitem(sys.modules, "sklearn.datasets", fake)
+    tmp_path = tmp_path / "data"
+    tmp_path.mkdir()
+    out = tmp_path / "digits.npz"
+    out.write_bytes(b"the old file")
+    monkeypatch.setattr(make_digits, "OUT", out)
+    write_array, calls = npyio.format.write_array, []
+
+    def fail_second(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return write_array(*args, **kwargs)
+
+    monkeypatch.setattr(npyio.format, "write_array", fail_second)
+    try:
+        make_digits.main()
+    except OSError:
+        pass
+    assert out.read_bytes() == b"the old file"
+    assert os.listdir(tmp_path) == ["digits.npz"]
+    monkeypatch.setattr(npyio.format, "write_array", write_array)
+    make_digits.main()
+    with np.load(out) as data:
+        assert data["x_train"].shape == (1437, 64) and data["y_test"].shape == (360,)

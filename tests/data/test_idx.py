@@ -1,7 +1,9 @@
 """The IDX reader and writer: round trips and every kind of broken file."""
 
 import gzip
+import os
 import struct
+import threading
 
 import numpy as np
 import pytest
@@ -11,6 +13,8 @@ from hypothesis.extra import numpy as hnp
 
 from tinynet.data import IDXError, read_idx, write_idx
 from tinynet.data.idx import encode_idx, parse_idx
+
+from tests.data.idx_helpers import gzip_of_zeros, peak_memory
 
 dtypes = st.sampled_from([np.uint8, np.int8, np.int16, np.int32, np.float32, np.float64])
 
@@ -94,3 +98,78 @@ def test_write_refuses_unsupported_dtype(tmp_path):
     with pytest.raises(TypeError, match="uint8, int8"):
         write_idx(tmp_path / "a", np.zeros(2, dtype=np.int64))
     assert list(tmp_path.iterdir()) == []
+
+
+def test_gzip_data_far_past_the_header_is_not_decompressed_whole(tmp_path):
+    # 9 bytes promised, 48 MB of zeros after them in a 50 kB file: the whole
+    # stream used to be decompressed before the length was checked
+    path = tmp_path / "bomb-idx1-ubyte.gz"
+    path.write_bytes(gzip_of_zeros(encode_idx(np.zeros(1, np.uint8)), 48 << 20))
+    for read in (lambda: read_idx(path), lambda: parse_idx(path.read_bytes(), str(path))):
+        peak, message = peak_memory(read)
+        assert peak < 8 << 20, peak
+        assert str(path) in message and "9 bytes" in message and "trailing bytes" in message
+
+
+def test_a_plain_file_is_read_no_further_than_its_header_promises(tmp_path):
+    path = tmp_path / "long-idx1-ubyte"
+    path.write_bytes(encode_idx(np.zeros(1, np.uint8)) + bytes(24 << 20))
+    peak, message = peak_memory(lambda: read_idx(path))
+    assert peak < 4 << 20, peak
+    assert f"the file has {9 + (24 << 20)} (has trailing bytes)" in message
+
+
+def test_a_header_promising_more_than_gzip_can_hold_is_refused_unread():
+    # 2**40 bytes promised in 1 kB of gzip data: deflate expands at most 1032:1
+    data = gzip_of_zeros(b"\x00\x00\x08\x02" + struct.pack(">2I", 2**20, 2**20), 0)
+    with pytest.raises(IDXError, match=rf"{2**40 + 12} bytes, more than the {len(data)} "
+                                       r"bytes of gzip data can hold.*truncated"):
+        parse_idx(data, "promise.gz")
+
+
+def test_a_read_error_of_a_plain_file_is_not_called_corrupt_gzip(monkeypatch):
+    import io
+
+    class FailingFile(io.BytesIO):  # a disk failing after the first bytes
+        def readinto(self, buffer):
+            if self.tell() >= 4:
+                raise OSError(5, "Input/output error")
+            return super().readinto(memoryview(buffer)[:4])
+
+    from tinynet.data import idx
+    with pytest.raises(OSError, match="Input/output error") as info:
+        idx._parse_file(io.BufferedReader(FailingFile(good)), len(good), "disk.idx")
+    assert not isinstance(info.value, IDXError)
+
+
+def test_write_compress_must_be_a_bool(tmp_path):
+    # compress="False" is truthy: the file was gzipped against the caller's word
+    tmp_path = tmp_path / "files"
+    tmp_path.mkdir()
+    with pytest.raises(TypeError, match="write_idx expected compress as True or False"):
+        write_idx(tmp_path / "a", np.zeros(2, np.uint8), compress="False")
+    assert list(tmp_path.iterdir()) == []
+    write_idx(tmp_path / "b.gz", np.zeros(2, np.uint8), compress=np.False_)
+    assert (tmp_path / "b.gz").read_bytes()[:2] == b"\x00\x00"
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/fd"), reason="needs /dev/fd")
+@pytest.mark.parametrize("compress", [False, True])
+def test_read_from_a_pipe(compress):
+    # e.g. read_idx("/dev/fd/63") from a shell's <(zcat ...): not seekable, no size
+    array = np.arange(12, dtype=np.int16).reshape(3, 4)
+    data = encode_idx(array)
+    data = gzip.compress(data) if compress else data
+    read_end, write_end = os.pipe()
+
+    def feed():
+        with os.fdopen(write_end, "wb") as f:
+            f.write(data)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        np.testing.assert_array_equal(read_idx(f"/dev/fd/{read_end}"), array)
+    finally:
+        writer.join()
+        os.close(read_end)

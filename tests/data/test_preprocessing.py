@@ -70,6 +70,61 @@ def test_state_dict_round_trip(cls):
     np.testing.assert_array_equal(again.transform(x), scaler.transform(x))
 
 
+def test_state_dict_is_a_copy_both_ways():
+    # the dict shared the fitted arrays: changing it changed the scaler, and back
+    x = np.arange(6.0).reshape(3, 2)
+    scaler = Standardizer().fit(x)
+    state = scaler.state_dict()
+    state["scale"][:] = 0.0
+    assert (scaler.scale_ > 0).all()
+    state = scaler.state_dict()
+    again = Standardizer.from_state_dict(state)
+    state["offset"][:] = 100.0
+    np.testing.assert_array_equal(again.offset_, scaler.offset_)
+
+
+def state_of(cls, **changes):
+    x = np.arange(6.0).reshape(3, 2)
+    state = cls().fit(x).state_dict()
+    state.update(changes)
+    return {k: v for k, v in state.items() if v is not None}
+
+
+@pytest.mark.parametrize("cls, changes, error, match", [
+    # a zero or NaN scale divided silently (inf and NaN out); shapes failed in
+    # NumPy's broadcasting; a missing entry was a bare KeyError
+    (Standardizer, {"scale": np.array([0.0, 1.0])}, ValueError, r"'scale'.*> 0"),
+    (Standardizer, {"scale": np.array([np.nan, 1.0])}, ValueError, r"'scale' finite"),
+    (Standardizer, {"offset": np.array([np.inf, 1.0])}, ValueError, r"'offset'.*finite"),
+    (Standardizer, {"offset": np.zeros(3)}, ValueError, r"'offset' of shape \(3,\).*\(2,\)"),
+    (Standardizer, {"offset": np.array(["a", "b"])}, TypeError, "'offset' as real numbers"),
+    (Standardizer, {"scale": np.array([1 + 1j, 1])}, TypeError, "'scale' as real numbers"),
+    (Standardizer, {"axis": None}, ValueError, "'axis', which the state lacks"),
+    (Standardizer, {"axis": np.array(1)}, ValueError, r"'axis' 0 .* or -1"),
+    (Standardizer, {"axis": np.array(0.5)}, ValueError, r"'axis' 0 .* or -1"),
+    (Standardizer, {"axis": np.array(-1)}, ValueError, r"'offset' of shape \(2,\).*\(\)"),
+    (Standardizer, {"feature_range": np.array([0.0, 1.0])}, ValueError,
+     r"unexpected entry 'feature_range'"),  # a MinMaxScaler's state
+    (MinMaxScaler, {"feature_range": None}, ValueError, "'feature_range', which the state lacks"),
+    (MinMaxScaler, {"feature_range": np.array([1.0, 0.0])}, ValueError, "low < high"),
+    (MinMaxScaler, {"feature_range": np.array([0.0, 1.0, 2.0])}, TypeError, "a pair"),
+])
+def test_from_state_dict_refuses_what_state_dict_never_writes(cls, changes, error, match):
+    with pytest.raises(error, match=match):
+        cls.from_state_dict(state_of(cls, **changes))
+    with pytest.raises(TypeError, match="expected a dict"):
+        cls.from_state_dict([("offset", 0)])
+
+
+def test_complex_data_is_refused_not_cast_to_its_real_part():
+    # fit cast complex to float64 with a warning, dropping the imaginary part
+    for cls in (Standardizer, MinMaxScaler):
+        with pytest.raises(TypeError, match="real numbers.*complex128"):
+            cls().fit(np.array([[1j], [1.0]]))
+        with pytest.raises(TypeError, match="real numbers.*complex64"):
+            cls().fit(np.ones((2, 1))).transform(np.ones((2, 1), np.complex64))
+
+
 @pytest.mark.parametrize("cls", [Standardizer, MinMaxScaler])
 def test_scaler_errors(cls):
     with pytest.raises(ValueError, match="not fitted"):

@@ -32,6 +32,11 @@ def test_resize_matrix_rows_average_and_errors():
     np.testing.assert_allclose(data.area_resize_matrix(4, 2), [[.5, .5, 0, 0], [0, 0, .5, .5]])
     with pytest.raises(ValueError, match="(n, H, W)"):
         data.resize_area(np.zeros((3, 3)), 2, 2)
+    # n_out 0 divided by zero; n_in 0 gave rows of zeros, which average nothing
+    for n_in, n_out in ((3, 0), (0, 3), (3, 2.5)):
+        with pytest.raises((TypeError, ValueError),
+                           match="area_resize_matrix expected n_(in|out) as a positive"):
+            data.area_resize_matrix(n_in, n_out)
 
 
 def test_overlay_places_items_in_opposite_corners():
@@ -142,3 +147,66 @@ def test_multi_fashion_validation_split_never_uses_a_test_image(monkeypatch):
     seen.clear()
     mtl_data.load_multi_fashion(5, 5)
     assert (seen[1] == -1).all()                                   # the default: the test set
+
+
+def test_multi_fashion_checks_its_arguments_before_loading(monkeypatch):
+    # validation="no" was truthy (the validation split, silently), and a bad
+    # n_train failed only after Fashion-MNIST was loaded (or downloaded)
+    import tinynet.data
+
+    def must_not_load(root=None):
+        raise AssertionError("Fashion-MNIST loaded before the arguments were checked")
+
+    monkeypatch.setattr(tinynet.data, "load_fashion_mnist", must_not_load)
+    with pytest.raises(TypeError, match="load_multi_fashion expected validation as True "
+                                        "or False, received 'no'"):
+        data.load_multi_fashion(5, 5, validation="no")
+    for kwargs, error in (({"n_train": 0}, ValueError), ({"n_test": 2.5}, TypeError)):
+        with pytest.raises(error, match=f"load_multi_fashion expected {next(iter(kwargs))} "
+                                        f"as a positive integer"):
+            data.load_multi_fashion(**kwargs)
+    with pytest.raises(TypeError, match="load_multi_digits expected n_test as a positive"):
+        data.load_multi_digits(5, 2.5)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    # each failed inside NumPy ("high <= 0", an IndexError, a broadcast error,
+    # "division by zero") or, worse, returned something
+    (lambda im, lab: data.make_multi(im[:0], lab[:0], 3, 11), ValueError,
+     r"make_multi expected at least one image"),
+    (lambda im, lab: data.make_multi(im.reshape(5, 64), lab, 3, 11), ValueError,
+     r"make_multi expected images of shape \(n, h, w\), received \(5, 64\)"),
+    (lambda im, lab: data.make_multi(im, lab[:2], 3, 11), ValueError,
+     "make_multi expected 5 labels"),
+    (lambda im, lab: data.make_multi(im, lab + 0.5, 3, 11), TypeError,  # were truncated
+     "make_multi expected integer class labels"),
+    (lambda im, lab: data.make_multi(im, lab, 3, 11.5), TypeError,
+     "make_multi expected canvas as a positive integer"),
+    (lambda im, lab: data.resize_area(im, 0, 4), ValueError,
+     "resize_area expected height as a positive integer"),
+    (lambda im, lab: data.resize_area(im, 4, -2), ValueError,  # was an empty array
+     "resize_area expected width as a positive integer"),
+    (lambda im, lab: data.overlay_pairs(im, im[:2], 11), ValueError,
+     r"overlay_pairs expected two stacks of one shape, received \(5, 8, 8\) and \(2, 8, 8\)"),
+    (lambda im, lab: data.synthetic_mmoe(5, "0.5"), TypeError,
+     "synthetic_mmoe expected correlation as a real number"),
+    (lambda im, lab: data.synthetic_mmoe(5, True), TypeError,  # was correlation 1
+     "synthetic_mmoe expected correlation as a real number"),
+    (lambda im, lab: data.synthetic_mmoe(5, 0.5, n_features=3.5), TypeError,
+     "synthetic_mmoe expected n_features as a positive integer"),
+    (lambda im, lab: data.synthetic_mmoe(5, 0.5, n_sines=-1), ValueError,
+     "synthetic_mmoe expected n_sines as a non-negative integer"),
+    (lambda im, lab: data.synthetic_mmoe(5, 0.5, noise_std=-1.0), ValueError,
+     r"synthetic_mmoe expected noise_std in \[0, inf\)"),
+    (lambda im, lab: data.synthetic_mmoe(5, 0.5, scale=np.nan), ValueError,
+     r"synthetic_mmoe expected scale in \(-inf, inf\)"),
+])
+def test_canvas_and_synthetic_arguments_are_checked(call, error, match):
+    images = np.random.default_rng(0).random((5, 8, 8)).astype(np.float32)
+    with pytest.raises(error, match=match):
+        call(images, np.arange(5))
+
+
+def test_zero_sines_and_zero_noise_are_allowed():
+    x, y = data.synthetic_mmoe(6, 0.5, n_features=4, n_sines=0, noise_std=0.0, seed=0)
+    assert x.shape == (6, 4) and y["y1"].shape == (6,)

@@ -148,6 +148,9 @@ class Batches:
             raise ValueError("Batches expected at least one array")
         self.batch_size = check_positive_int(batch_size, "Batches", "batch_size")
         lengths = list(_leading_lengths(arrays))
+        if not lengths:
+            raise ValueError(f"Batches expected at least one array, received containers "
+                             f"with no array in them: {arrays!r}"[:300])
         self.n_samples = lengths[0][1]
         for path, length in lengths[1:]:
             if length != self.n_samples:

@@ -16,8 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import check_bool
+from ..layers._checks import check_real
 from .download import ChecksumError, download_verified, md5_hex
-from .idx import IDXError, gunzip_if_needed, parse_idx
+from .idx import IDXError, encode_idx, parse_idx
 
 __all__ = [
     "DIGITS_CLASSES",
@@ -206,7 +207,8 @@ def _search_dirs(spec: IDXDatasetSpec, root) -> list:
 def _files_in(directory: Path, spec: IDXDatasetSpec):
     """(paths of the four files, or None) and a note on what is missing."""
     if not directory.is_dir():
-        return None, "does not exist"
+        return None, ("exists but is not a directory" if directory.exists()
+                      else "does not exist")
     found, missing = [], []
     for stem in spec.files:
         path = next((p for p in (directory / stem, directory / f"{stem}.gz") if p.is_file()),
@@ -219,10 +221,14 @@ def _files_in(directory: Path, spec: IDXDatasetSpec):
 
 def _decode(data: bytes, stem: str, source: str, spec: IDXDatasetSpec, verify: bool):
     """Parse one file's bytes; with ``verify``, compare its content with the published MD5."""
-    content = gunzip_if_needed(data, source)
-    array = parse_idx(content, source)  # structural errors first: they say more
-    if verify and stem in spec.content_md5 and md5_hex(content) != spec.content_md5[stem]:
-        raise ChecksumError(f"{source}: content MD5 {md5_hex(content)} differs from the "
+    array = parse_idx(data, source)  # structural errors first: they say more
+    if not (verify and stem in spec.content_md5):
+        return array
+    # the file parsed has exactly the bytes of its array's encoding: the content's MD5
+    # without decompressing it whole before its header is checked
+    content_md5 = md5_hex(encode_idx(array))
+    if content_md5 != spec.content_md5[stem]:
+        raise ChecksumError(f"{source}: content MD5 {content_md5} differs from the "
                             f"published {spec.content_md5[stem]} of {spec.title}'s {stem}; "
                             f"the file is damaged or another version: delete it to fetch "
                             f"a fresh copy")
@@ -341,6 +347,8 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
         download = check_bool(download, "load_idx_dataset", "download")
     verify = check_bool(verify, "load_idx_dataset", "verify")
     verbose = check_bool(verbose, "load_idx_dataset", "verbose")
+    timeout = check_real(timeout, "load_idx_dataset", "timeout", 0.0, np.inf,
+                         low_open=True, high_open=True)
     notes = []
     for directory, why in _search_dirs(spec, root):
         paths, note = _files_in(directory, spec)

@@ -11,12 +11,22 @@ An IDX file is a header and the array in C order, big-endian::
 
 (``http://yann.lecun.com/exdb/mnist/``, section "the IDX file format").
 A gzipped file is recognised by its own magic bytes, not by its name.
+
+Reading takes the header first and then only the bytes it promises (and
+one more, to see trailing bytes), decompressing a chunk at a time: memory
+follows what the file holds, never what a header claims, and a small
+gzipped file that expands to gigabytes past its array is refused after its
+first trailing byte.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import math
+import os
+import stat
 import struct
 import zlib
 from pathlib import Path
@@ -24,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_write
+from ..checks import check_bool
 
 __all__ = ["IDXError", "encode_idx", "gunzip_if_needed", "parse_idx", "read_idx", "write_idx"]
 
@@ -44,11 +55,31 @@ class IDXError(ValueError):
 
 
 def gunzip_if_needed(raw: bytes, source: str = "<bytes>") -> bytes:
-    """Decompress ``raw`` if it starts with gzip's magic bytes; else return it as is."""
+    """Decompress ``raw`` if it starts with gzip's magic bytes; else return it as is.
+
+    Decompresses all of it, however large: to read an IDX file, use
+    :func:`parse_idx`, which stops where the header says the data ends.
+    """
     if not raw.startswith(_GZIP_MAGIC):
         return raw
-    try:
+    with _gzip_errors(source):
         return gzip.decompress(raw)
+
+
+#: The most bytes deflate expands one compressed byte into (zlib's
+#: "Maximum compression factor", 1032:1): a gzip file of n bytes holds at
+#: most about 1032 n bytes, so a header promising more is refused unread.
+_MAX_GZIP_RATIO = 1032
+#: Decompress and read this much at a time: memory follows the data that is
+#: there, not what a header promises.
+_CHUNK = 1 << 20
+
+
+@contextlib.contextmanager
+def _gzip_errors(source: str):
+    """Turn gzip's and zlib's failures into an :class:`IDXError` naming ``source``."""
+    try:
+        yield
     except EOFError:
         raise IDXError(f"{source}: the gzip stream is truncated (incomplete download?)") \
             from None
@@ -56,44 +87,100 @@ def gunzip_if_needed(raw: bytes, source: str = "<bytes>") -> bytes:
         raise IDXError(f"{source}: corrupt gzip data ({exc})") from None
 
 
-def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
-    """Decode the bytes of an IDX file (gzipped or not) into a native-endian array.
+def _read_upto(stream, n: int) -> bytearray:
+    """At most ``n`` bytes of ``stream``, read a chunk at a time (no buffer of
+    ``n`` bytes is made before the bytes are there)."""
+    data = bytearray()
+    while len(data) < n:
+        chunk = stream.read(min(n - len(data), _CHUNK))
+        if not chunk:
+            break
+        data += chunk
+    return data
 
-    Raises
-    ------
-    IDXError
-        Bad magic number, unknown type code, or a length that does not match
-        the header (truncated file or trailing bytes).
+
+def _parse_stream(stream, size: int | None, gzipped: bool, source: str) -> np.ndarray:
+    """Read one IDX file from ``stream`` (decompressed already if ``gzipped``),
+    ``size`` bytes long as stored (None: unknown, a pipe); see :func:`parse_idx`.
+
+    Reads the header first, then at most the bytes it promises and one more
+    (to see trailing bytes): a header promising more than the file can hold
+    (``size``, or ``1032 * size`` gzipped) is refused before any data is
+    read, and trailing data is never decompressed past its first byte.
     """
-    data = gunzip_if_needed(bytes(data), source)
-    if len(data) < 4:
-        raise IDXError(f"{source}: too short for an IDX header ({len(data)} bytes)")
-    zero, type_code, ndim = struct.unpack(">HBB", data[:4])
+    head = _read_upto(stream, 4)
+    if len(head) < 4:
+        raise IDXError(f"{source}: too short for an IDX header ({len(head)} bytes)")
+    zero, type_code, ndim = struct.unpack(">HBB", head)
     if zero != 0 or type_code not in IDX_DTYPES:
-        raise IDXError(f"{source}: bad magic number 0x{data[:4].hex()} (an IDX file starts "
+        raise IDXError(f"{source}: bad magic number 0x{bytes(head).hex()} (an IDX file starts "
                        f"with 00 00, a type code in "
                        f"{', '.join(f'{c:02x}' for c in IDX_DTYPES)} and the number of "
                        f"dimensions): not an IDX file")
     header_size = 4 + 4 * ndim
-    if len(data) < header_size:
+    dims = _read_upto(stream, 4 * ndim)
+    if len(dims) < 4 * ndim:
         raise IDXError(f"{source}: truncated header: {ndim} dimensions need "
-                       f"{header_size} bytes, the file has {len(data)}")
-    shape = struct.unpack(f">{ndim}I", data[4:header_size])
+                       f"{header_size} bytes, the file has {4 + len(dims)}")
+    shape = struct.unpack(f">{ndim}I", dims)
     dtype = IDX_DTYPES[type_code]
     # Python integers: np.prod in int64 wrapped past 2**63 (a 16-byte header
     # promising 2**31 x 2**31 x 4 values passed the check as 0 bytes)
     expected = header_size + math.prod(shape) * dtype.itemsize
-    if len(data) != expected:
-        problem = "truncated" if len(data) < expected else "has trailing bytes"
-        raise IDXError(f"{source}: wrong length: the header promises {shape} values of "
-                       f"{dtype.newbyteorder('=').name}, i.e. {expected} bytes, the file "
-                       f"has {len(data)} ({problem})")
-    values = np.frombuffer(data, dtype=dtype, offset=header_size).reshape(shape)
-    return values.astype(dtype.newbyteorder("="))  # a native, writable copy
+    promise = (f"the header promises {shape} values of {dtype.newbyteorder('=').name}, "
+               f"i.e. {expected} bytes")
+    if gzipped and size is not None and expected > _MAX_GZIP_RATIO * size:
+        raise IDXError(f"{source}: wrong length: {promise}, more than the {size} bytes of "
+                       f"gzip data can hold (at most {_MAX_GZIP_RATIO} times as many; "
+                       f"truncated)")
+    body = _read_upto(stream, expected - header_size + 1)
+    length = header_size + len(body)
+    size_known = not gzipped and size is not None
+    if size_known:  # say it
+        length = size
+    if length != expected:
+        problem = "truncated" if length < expected else "has trailing bytes"
+        has = (f"the file has {length}" if length < expected or size_known
+               else "the file has more")
+        raise IDXError(f"{source}: wrong length: {promise}, {has} ({problem})")
+    values = np.frombuffer(body, dtype=dtype).reshape(shape)
+    # a native array that owns its memory or views the bytearray read: writable
+    return values.astype(dtype.newbyteorder("="), copy=False)
+
+
+def _parse_file(f, size: int | None, source: str) -> np.ndarray:
+    """Parse the IDX file (gzipped or not) of ``size`` bytes (None: unknown)
+    open as ``f``, a buffered binary reader (``peek`` looks at the magic bytes
+    without consuming them, so a pipe can be read too)."""
+    gzipped = f.peek(2)[:2] == _GZIP_MAGIC
+    if not gzipped:
+        return _parse_stream(f, size, False, source)
+    with _gzip_errors(source), gzip.GzipFile(fileobj=f, mode="rb") as stream:
+        return _parse_stream(stream, size, True, source)
+
+
+def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
+    """Decode the bytes of an IDX file (gzipped or not) into a native-endian array.
+
+    The header is read first, and only as many bytes as it promises (and one
+    more) after it: neither a header promising far more than the data holds
+    nor gzipped data that expands far past the array is decompressed whole.
+
+    Raises
+    ------
+    IDXError
+        Bad magic number, unknown type code, corrupt or truncated gzip data,
+        or a length that does not match the header (truncated file or
+        trailing bytes).
+    """
+    data = bytes(data)  # no copy of bytes: BytesIO then shares them too
+    return _parse_file(io.BufferedReader(io.BytesIO(data)), len(data), source)
 
 
 def read_idx(path) -> np.ndarray:
     """Read an IDX file (``.gz`` or plain) into an array of its stored dtype and shape.
+
+    Reads the header, then only the bytes it promises (see :func:`parse_idx`).
 
     Parameters
     ----------
@@ -111,7 +198,10 @@ def read_idx(path) -> np.ndarray:
         Not an IDX file, truncated or corrupt.
     """
     path = Path(path)
-    return parse_idx(path.read_bytes(), str(path))
+    with open(path, "rb") as f:
+        info = os.fstat(f.fileno())
+        size = info.st_size if stat.S_ISREG(info.st_mode) else None  # a pipe has none
+        return _parse_file(f, size, str(path))
 
 
 def _dtype_code(dtype: np.dtype) -> int:
@@ -146,6 +236,7 @@ def write_idx(path, array, compress: bool | None = None) -> Path:
     data = encode_idx(array)
     if compress is None:
         compress = path.suffix == ".gz"
+    compress = check_bool(compress, "write_idx", "compress")
     if compress:
         data = gzip.compress(data, mtime=0)
     atomic_write(path, lambda out: out.write(data))

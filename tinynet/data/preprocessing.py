@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_bool, check_finite, check_labels, check_positive_int
+from ..checks import (check_bool, check_finite, check_labels, check_positive_int,
+                      is_real_dtype)
 from ..layers._checks import check_real
 from .batches import as_generator
 
@@ -145,8 +146,9 @@ class _Scaler:
     def _check_x(self, x, fitting: bool) -> np.ndarray:
         who = type(self).__name__
         x = np.asarray(x)
-        if x.dtype == object or not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-            raise TypeError(f"{who} expected a numeric array, received dtype {x.dtype}")
+        if not (is_real_dtype(x.dtype) or x.dtype == bool):  # complex: no order, no range
+            raise TypeError(f"{who} expected a numeric array of real numbers (integers, "
+                            f"floats or booleans), received dtype {x.dtype}")
         if x.ndim < 1 or (self.axis == 0 and x.ndim < 2):
             raise ValueError(f"{who} expected x of shape (n_samples, n_features, ...), "
                              f"received {x.shape}")
@@ -205,21 +207,73 @@ class _Scaler:
         return (x_scaled * self.scale_ + self.offset_).astype(out_dtype, copy=False)
 
     def state_dict(self) -> dict:
-        """The fitted statistics as arrays (to store beside a model's weights)."""
+        """The fitted statistics as arrays (to store beside a model's weights).
+
+        ``{"offset", "scale"}``: float64 arrays of the samples' shape (0-d for
+        ``axis=None``); ``"axis"``: 0, or -1 for None. Copies: changing them
+        changes nothing in the scaler.
+        """
         if self.scale_ is None:
             raise ValueError(f"{type(self).__name__} is not fitted yet; nothing to save")
-        return {"offset": np.asarray(self.offset_), "scale": np.asarray(self.scale_),
+        return {"offset": np.array(self.offset_), "scale": np.array(self.scale_),
                 "axis": np.asarray(-1 if self.axis is None else self.axis)}
 
     @classmethod
+    def _state_config(cls, state: dict, who: str) -> dict:
+        """The constructor's arguments besides ``axis`` a state holds (none here)."""
+        return {}
+
+    _STATE_KEYS = ("offset", "scale", "axis")
+
+    @classmethod
     def from_state_dict(cls, state: dict):
-        """Rebuild a fitted scaler from :meth:`state_dict`."""
-        axis = int(np.asarray(state["axis"]))
-        scaler = cls.__new__(cls)
-        _Scaler.__init__(scaler, axis=None if axis == -1 else axis)
-        scaler.offset_ = np.asarray(state["offset"], dtype=np.float64)
-        scaler.scale_ = np.asarray(state["scale"], dtype=np.float64)
-        scaler.n_features_shape_ = scaler.scale_.shape if scaler.axis == 0 else None
+        """Rebuild a fitted scaler from :meth:`state_dict` (copies of its arrays).
+
+        Every entry is checked first: exactly the keys ``state_dict`` writes,
+        ``axis`` 0 or -1, ``offset`` and ``scale`` real, finite and of one
+        shape (0-d for axis -1), ``scale > 0`` (it divides), and what the
+        constructor checks (``feature_range``); anything else is refused with
+        an error naming the entry, as no fitted scaler saves it.
+        """
+        who = f"{cls.__name__}.from_state_dict"
+        if not isinstance(state, dict):
+            raise TypeError(f"{who} expected a dict of arrays (as state_dict returns), "
+                            f"received {type(state).__name__}")
+        for key in cls._STATE_KEYS:
+            if key not in state:
+                raise ValueError(f"{who} expected the entry {key!r}, which the state lacks")
+        for key in state:
+            if key not in cls._STATE_KEYS:
+                raise ValueError(f"{who}: unexpected entry {key!r}; a {cls.__name__}'s "
+                                 f"state holds {', '.join(cls._STATE_KEYS)}")
+        axis = np.asarray(state["axis"])
+        if axis.shape or not np.issubdtype(axis.dtype, np.integer) or int(axis) not in (0, -1):
+            raise ValueError(f"{who} expected 'axis' 0 (per feature) or -1 (global), "
+                             f"received {axis!r}"[:300])
+        axis = None if int(axis) == -1 else 0
+        arrays = {}
+        for key in ("offset", "scale"):
+            value = np.asarray(state[key])
+            if not is_real_dtype(value.dtype):
+                raise TypeError(f"{who} expected {key!r} as real numbers, received dtype "
+                                f"{value.dtype}")
+            value = np.array(value, dtype=np.float64)
+            if not np.isfinite(value).all():
+                raise ValueError(f"{who} expected {key!r} finite, received non-finite values")
+            arrays[key] = value
+        offset, scale = arrays["offset"], arrays["scale"]
+        expected = "()" if axis is None else f"{scale.shape} of 'scale'"
+        if offset.shape != scale.shape or (axis is None) != (scale.ndim == 0):
+            raise ValueError(f"{who} expected 'offset' of shape {offset.shape} and 'scale' "
+                             f"of shape {scale.shape} to be one shape, {expected} for "
+                             f"axis {'-1' if axis is None else '0'}, with at least one "
+                             f"dimension for axis 0")
+        if not (scale > 0).all():
+            raise ValueError(f"{who} expected 'scale' > 0 (it divides), received "
+                             f"{scale.min()}")
+        scaler = cls(axis=axis, **cls._state_config(state, who))
+        scaler.offset_, scaler.scale_ = offset, scale
+        scaler.n_features_shape_ = scale.shape if axis == 0 else None
         return scaler
 
 
@@ -278,13 +332,17 @@ class MinMaxScaler(_Scaler):
         scale = np.where(constant, 1.0, (x_max - x_min) / (high - low))
         return x_min - low * scale, scale
 
+    _STATE_KEYS = _Scaler._STATE_KEYS + ("feature_range",)
+
     def state_dict(self) -> dict:
         state = super().state_dict()
         state["feature_range"] = np.asarray(self.feature_range)
         return state
 
     @classmethod
-    def from_state_dict(cls, state: dict):
-        scaler = super().from_state_dict(state)
-        scaler.feature_range = tuple(float(v) for v in state["feature_range"])
-        return scaler
+    def _state_config(cls, state: dict, who: str) -> dict:
+        bounds = np.asarray(state["feature_range"])
+        if bounds.shape != (2,):  # a list: the constructor checks each bound's type
+            raise TypeError(f"{who} expected 'feature_range' as a pair (low, high), "
+                            f"received an array of shape {bounds.shape}")
+        return {"feature_range": bounds.tolist()}

@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_positive_int, check_seed
+from ..checks import (check_bool, check_labels, check_non_negative_int,
+                      check_positive_int, check_seed)
 from ..data.batches import as_generator
+from ..layers._checks import check_real
 
 __all__ = ["synthetic_mmoe", "area_resize_matrix", "resize_area", "overlay_pairs",
            "make_multi", "load_multi_fashion", "load_multi_digits"]
@@ -46,12 +48,14 @@ def synthetic_mmoe(n_samples: int, correlation: float, n_features: int = 100,
     x : ndarray of shape (n_samples, n_features), float32
     y : dict {"y1": ndarray (n_samples,), "y2": ndarray (n_samples,)}, float32
     """
-    n_samples = check_positive_int(n_samples, "synthetic_mmoe", "n_samples")
-    if not -1.0 <= correlation <= 1.0:
-        raise ValueError(f"synthetic_mmoe expected correlation in [-1, 1], "
-                         f"received {correlation}")
-    if n_features < 2:
+    who = "synthetic_mmoe"
+    n_samples = check_positive_int(n_samples, who, "n_samples")
+    correlation = check_real(correlation, who, "correlation", -1.0, 1.0)
+    if check_positive_int(n_features, who, "n_features") < 2:
         raise ValueError(f"synthetic_mmoe expected n_features >= 2, received {n_features}")
+    n_sines = check_non_negative_int(n_sines, who, "n_sines")
+    noise_std = check_real(noise_std, who, "noise_std", 0.0, np.inf, high_open=True)
+    scale = check_real(scale, who, "scale", -np.inf, np.inf, low_open=True, high_open=True)
     rng = as_generator(seed, "synthetic_mmoe")
     u1 = rng.standard_normal(n_features)
     u1 /= np.linalg.norm(u1)
@@ -78,6 +82,8 @@ def area_resize_matrix(n_in: int, n_out: int) -> np.ndarray:
     :math:`s = n_{in}/n_{out}`; ``R[i, j]`` is the overlap of input pixel
     :math:`[j, j+1)` with it, divided by :math:`s` (rows sum to one).
     """
+    n_in = check_positive_int(n_in, "area_resize_matrix", "n_in")
+    n_out = check_positive_int(n_out, "area_resize_matrix", "n_out")
     s = n_in / n_out
     starts = np.arange(n_out)[:, None] * s
     left = np.arange(n_in)[None, :]
@@ -95,6 +101,8 @@ def resize_area(images: np.ndarray, height: int, width: int) -> np.ndarray:
     if images.ndim != 3:
         raise ValueError(f"resize_area expected images of shape (n, H, W), "
                          f"received {images.shape}")
+    height = check_positive_int(height, "resize_area", "height")
+    width = check_positive_int(width, "resize_area", "width")
     r_h = area_resize_matrix(images.shape[1], height).astype(np.float32)
     r_w = area_resize_matrix(images.shape[2], width).astype(np.float32)
     return np.einsum("ih,nhw,jw->nij", r_h, images, r_w, optimize=True)
@@ -103,7 +111,12 @@ def resize_area(images: np.ndarray, height: int, width: int) -> np.ndarray:
 def overlay_pairs(top_left: np.ndarray, bottom_right: np.ndarray, canvas: int) -> np.ndarray:
     """Put ``top_left[k]`` at the canvas' top-left and ``bottom_right[k]`` at its
     bottom-right corner (pixel-wise maximum where they overlap)."""
+    top_left, bottom_right = np.asarray(top_left), np.asarray(bottom_right)
+    if top_left.ndim != 3 or top_left.shape != bottom_right.shape:
+        raise ValueError(f"overlay_pairs expected two stacks of one shape, received "
+                         f"{top_left.shape} and {bottom_right.shape} (each (n, h, w))")
     n, h, w = top_left.shape
+    canvas = check_positive_int(canvas, "overlay_pairs", "canvas")
     if canvas < max(h, w):
         raise ValueError(f"overlay_pairs expected a canvas of at least {max(h, w)} pixels, "
                          f"received {canvas}")
@@ -123,13 +136,19 @@ def make_multi(images: np.ndarray, labels: np.ndarray, n_samples: int, canvas: i
     y : dict {"left": int64 labels, "right": int64 labels}
     """
     n_samples = check_positive_int(n_samples, "make_multi", "n_samples")
+    canvas = check_positive_int(canvas, "make_multi", "canvas")
     rng = as_generator(seed, "make_multi")
+    images = np.asarray(images, dtype=np.float32)
+    if images.ndim != 3:
+        raise ValueError(f"make_multi expected images of shape (n, h, w), received "
+                         f"{images.shape}")
+    if not len(images):
+        raise ValueError("make_multi expected at least one image, received none")
+    labels = check_labels(labels, None, len(images), "make_multi")
     first = rng.integers(0, len(images), n_samples)
     second = rng.integers(0, len(images), n_samples)
-    images = np.asarray(images, dtype=np.float32)
     _, h, w = images.shape
     x = resize_area(overlay_pairs(images[first], images[second], canvas), h, w)
-    labels = np.asarray(labels, dtype=np.int64)
     return x, {"left": labels[first], "right": labels[second]}
 
 
@@ -138,6 +157,12 @@ def _split_seeds(seed, who) -> tuple:
     (None and None: fresh pairs each call)."""
     seed = check_seed(seed, who)
     return seed, None if seed is None else seed + 1
+
+
+def _check_counts(n_train, n_test, who) -> None:
+    """The pair counts, checked before any data is loaded (or downloaded)."""
+    check_positive_int(n_train, who, "n_train")
+    check_positive_int(n_test, who, "n_test")
 
 
 #: Fashion-MNIST training images from this index on make the validation
@@ -160,6 +185,8 @@ def load_multi_fashion(n_train: int = 20000, n_test: int = 5000, seed=0, root=No
     fresh pairs) draws the training pairs, ``seed + 1`` the test pairs.
     """
     seed, test_seed = _split_seeds(seed, "load_multi_fashion")  # before the download
+    _check_counts(n_train, n_test, "load_multi_fashion")
+    validation = check_bool(validation, "load_multi_fashion", "validation")
     from ..data import load_fashion_mnist
     (x_tr, y_tr), (x_te, y_te) = load_fashion_mnist(root=root)
     if validation:
@@ -178,6 +205,7 @@ def load_multi_digits(n_train: int = 4000, n_test: int = 1000, seed=0):
     y_test)`` with x of shape (n, 64). ``seed`` as in :func:`load_multi_fashion`.
     """
     seed, test_seed = _split_seeds(seed, "load_multi_digits")
+    _check_counts(n_train, n_test, "load_multi_digits")
     from ..data import load_digits
     (x_tr, y_tr), (x_te, y_te) = load_digits()
     out = []
