@@ -710,3 +710,37 @@ def test_pretrained_fit_stops_before_a_non_finite_update():
             r"Pretrained.fit: the meta-loss became non-finite at iteration 1/5")):
         learner.fit(np.ones((8, 1)), np.full(8, 1e200), iterations=5)
     assert np.array_equal(learner._meta_vector(), before) and len(learner.history) == 1
+
+
+# ------------------------------------------------------------- loss names
+@pytest.mark.parametrize("make", [MAML, ANIL, MetaSGD, Reptile, Pretrained],
+                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("spelling, loss", [("MSE", "mse"), ("Cross-Entropy", "cross_entropy"),
+                                            ("CROSS_ENTROPY", "cross_entropy")])
+def test_a_loss_name_in_another_case_or_with_a_dash_means_the_same_loss(make, spelling, loss):
+    # the name was accepted as LOSSES looks it up (case and "-" insensitive) but
+    # kept as given: evaluate and Reptile's meta_fit raised KeyError 'MSE', and
+    # "Cross-Entropy" skipped the label checks and sent labels down the regression
+    # path of adapt (a bare NumPy IndexError)
+    rng = np.random.default_rng(0)
+    if loss == "mse":
+        layers = lambda: mlp_layers([1, 6, 1], seed=3)  # noqa: E731
+        batch = SinusoidTasks(4, seed=0).sample(3).astype(np.float64)
+    else:
+        layers = lambda: mlp_layers([2, 6, 3], seed=3)  # noqa: E731
+        batch = TaskBatch(rng.standard_normal((3, 6, 2)), np.tile([0, 1, 2], (3, 2)),
+                          rng.standard_normal((3, 3, 2)), np.tile([0, 1, 2], (3, 1)))
+    ours, canonical = make(layers(), loss=spelling), make(layers(), loss=loss)
+    assert ours.loss == loss
+    for a, b in zip(ours.meta_gradient(batch), canonical.meta_gradient(batch)):
+        np.testing.assert_array_equal(a, b)
+    assert ours.evaluate(batch, steps=1) == canonical.evaluate(batch, steps=1)
+    adapted = ours.adapt(batch.support_x[0], batch.support_y[0], steps=1)
+    expected = canonical.adapt(batch.support_x[0], batch.support_y[0], steps=1)
+    for p, q in zip(tn.meta.FunctionalMLP(adapted).get_params(),
+                    tn.meta.FunctionalMLP(expected).get_params()):
+        assert p == q
+    if loss == "cross_entropy":
+        bad = TaskBatch(batch.support_x, batch.support_y + 1, batch.query_x, batch.query_y)
+        with pytest.raises(ValueError, match=r"labels in \[0, 2\]"):
+            ours.meta_gradient(bad)

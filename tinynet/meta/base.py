@@ -19,7 +19,7 @@ import numpy as np
 from ..checks import as_float_array, check_finite, check_labels, check_positive_int, check_seed
 from ..layers._checks import check_real
 from ..param import Param
-from .functional import FunctionalMLP
+from .functional import FunctionalMLP, loss_name
 from .tasks import TaskBatch, check_not_empty, check_targets
 
 __all__ = ["MetaLearner", "summarize"]
@@ -78,6 +78,7 @@ class MetaLearner:
         The network whose initial weights are meta-learned; its Params are
         the meta-parameters and are updated in place by :meth:`meta_fit`.
     loss : "mse" or "cross_entropy"
+        (any case, ``-`` for ``_``; kept as the registered name)
     inner_lr : float
         Learning rate of the inner (task adaptation) SGD steps: a finite
         real number >= 0 (a NumPy scalar is fine). Read at every use, so
@@ -101,11 +102,9 @@ class MetaLearner:
                  meta_optimizer="adam"):
         self.model = model
         self.net = FunctionalMLP(model)
-        if loss not in ("mse", "cross_entropy"):
-            from ..checks import lookup
-            from .functional import LOSSES
-            lookup(LOSSES, loss, "loss")  # raises with a did-you-mean
-        self.loss = loss
+        # "MSE" is looked up as "mse", so it is kept as "mse": every check and
+        # loss look-up compares with the registered name
+        self.loss = loss_name(loss)
         self._optimizer = None
         self.meta_optimizer = meta_optimizer
         self.inner_lr = inner_lr

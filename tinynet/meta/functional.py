@@ -61,7 +61,7 @@ import numpy as np
 
 from ..checks import as_float_array, check_labels, lookup
 
-__all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers"]
+__all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers", "loss_name"]
 
 
 # --------------------------------------------------------------- activations
@@ -169,6 +169,16 @@ LOSSES = {"mse": mse, "cross_entropy": cross_entropy}
 
 def _loss_fn(loss):
     return loss if callable(loss) else lookup(LOSSES, loss, "loss")
+
+
+def loss_name(loss) -> str:
+    """The key in :data:`LOSSES` of a loss name given in any case, with
+    ``-`` or ``_`` (``"MSE"`` -> ``"mse"``, ``"Cross-Entropy"`` ->
+    ``"cross_entropy"``); an unknown name raises with a did-you-mean. The
+    meta-learners keep this key: their checks and loss look-ups compare
+    with it exactly."""
+    fn = lookup(LOSSES, loss, "loss")
+    return next(key for key, value in LOSSES.items() if value is fn)
 
 
 # ------------------------------------------------------------ architecture
