@@ -744,3 +744,20 @@ def test_a_loss_name_in_another_case_or_with_a_dash_means_the_same_loss(make, sp
         bad = TaskBatch(batch.support_x, batch.support_y + 1, batch.query_x, batch.query_y)
         with pytest.raises(ValueError, match=r"labels in \[0, 2\]"):
             ours.meta_gradient(bad)
+
+
+def test_protonet_evaluate_judges_every_chunk_by_the_classes_of_the_whole_batch():
+    # each chunk took its n_way from its own support labels: a chunk whose
+    # episodes lack the batch's top class got a bare NumPy IndexError for a
+    # query of that class (chunk=200 and meta_fit name the missing class)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 3))
+    batch = TaskBatch(x, np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 1, 2, 2]]),
+                      x, np.tile([0, 1, 2, 2], (3, 1)))
+    proto = ProtoNet(mlp_layers([3, 8, 4]))
+    for chunk in (1, 2, 200):
+        with pytest.raises(ValueError, match="every one of the 3 classes"):
+            proto.evaluate(batch, chunk=chunk)
+    whole = proto.evaluate(batch[2], chunk=200)
+    assert proto.evaluate(batch[[2, 2, 2]], chunk=1)["steps"][0]["loss"] == pytest.approx(
+        whole["steps"][0]["loss"])

@@ -175,12 +175,12 @@ class ProtoNet(MetaLearner):
         batch = self._task_batch(tasks, n_tasks, seed)
         key = _check_steps(steps if np.isscalar(steps) else 0, "evaluate")
         chunk = check_positive_int(chunk, "evaluate", "chunk")
-        self._n_way(batch, "ProtoNet.evaluate")
+        # one n_way for every chunk: a chunk's own labels may miss a class
+        n_way = self._n_way(batch, "ProtoNet.evaluate")
         theta = self.net.get_params()
         acc = {"loss": [], "accuracy": []}
         for start in range(0, len(batch), chunk):
             part = batch[slice(start, start + chunk)]
-            n_way = int(part.support_y.max()) + 1
             s = part.support_x.shape[1]
             emb = self._embed(theta, np.concatenate([part.support_x, part.query_x], axis=1))
             loss, _, _, logits = prototype_loss(emb[:, :s], part.support_y, emb[:, s:],
