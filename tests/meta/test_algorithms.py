@@ -761,3 +761,76 @@ def test_protonet_evaluate_judges_every_chunk_by_the_classes_of_the_whole_batch(
     whole = proto.evaluate(batch[2], chunk=200)
     assert proto.evaluate(batch[[2, 2, 2]], chunk=1)["steps"][0]["loss"] == pytest.approx(
         whole["steps"][0]["loss"])
+
+
+# ------------------------------------------- settings set after construction
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+@pytest.mark.parametrize("value, error, match", [
+    (5, TypeError, r"an optimizer name \(.*adam.*\) or a callable .*received 5 of type int"),
+    (None, TypeError, "received None of type NoneType"),
+    ("adma", ValueError, "did you mean 'adam'"),
+])
+def test_meta_optimizer_is_checked_when_given_and_when_set(name, value, error, match):
+    # a bad name was accepted, and first refused by the first meta_fit
+    with pytest.raises(error, match=f"{name} expected meta_optimizer.*{match}"):
+        LEARNERS[name](sine_model(), meta_optimizer=value)
+    learner = LEARNERS[name](sine_model(), meta_optimizer="SGD")
+    with pytest.raises(error, match=f"{name} expected meta_optimizer.*{match}"):
+        learner.meta_optimizer = value
+    assert learner.meta_optimizer == "SGD"
+
+
+def test_a_meta_optimizer_set_later_is_the_one_that_trains_and_is_saved(tmp_path):
+    # the optimizer made at the first meta_fit stayed: meta_optimizer="sgd" set
+    # later still stepped with Adam, and save wrote Adam's state under the name
+    # "sgd", a file load refused ("SGD.load_state_dict expected the state of a SGD")
+    tasks = SinusoidTasks(5, seed=1)
+    maml = MAML(sine_model(), meta_lr=0.05)
+    maml.meta_fit(tasks, iterations=2, meta_batch_size=2, seed=0)
+    adam = maml.optimizer
+    maml.meta_optimizer = "adam"  # the same one: kept, with its moments
+    assert maml.optimizer is adam
+    maml.meta_optimizer = "sgd"
+    maml.meta_fit(tasks, iterations=2, meta_batch_size=2, seed=1)
+    assert type(maml.optimizer) is tn.optim.SGD and maml.optimizer.lr == 0.05
+    # the same steps as a learner that switched before any optimizer existed
+    other = MAML(sine_model(), meta_lr=0.05)
+    other.meta_fit(tasks, iterations=2, meta_batch_size=2, seed=0)
+    other._optimizer = None
+    other.meta_optimizer = "sgd"
+    other.meta_fit(tasks, iterations=2, meta_batch_size=2, seed=1)
+    np.testing.assert_array_equal(maml.net.get_params(), other.net.get_params())
+    loaded = tn.meta.load(maml.save(tmp_path / "m.npz"))
+    assert loaded.meta_optimizer == "sgd" and type(loaded.optimizer) is tn.optim.SGD
+
+
+@pytest.mark.parametrize("make", [MAML, ANIL, MetaSGD], ids=lambda c: c.__name__)
+def test_first_order_set_later_is_checked_too(make, tmp_path):
+    # a plain attribute: first_order="no" set later silently gave FOMAML (bool("no")
+    # is True) and was saved to a file load refused
+    learner = make(sine_model(), loss="mse")
+    with pytest.raises(TypeError, match=rf"{make.__name__} expected first_order as True or "
+                                        rf"False, received 'no'"):
+        learner.first_order = "no"
+    assert learner.first_order is False
+    learner.first_order = np.bool_(True)
+    assert learner.first_order is True
+    assert tn.meta.load(learner.save(tmp_path / "m.npz")).first_order is True
+
+
+def test_anil_head_layers_set_later_is_checked_and_adapts_those_layers(tmp_path):
+    # a plain attribute: head_layers = 2 set later was saved, but the inner loop
+    # still adapted the one layer of the constructor's mask
+    anil = ANIL(sine_model(), loss="mse")
+    anil.head_layers = np.int64(2)
+    assert anil.head_layers == 2
+    np.testing.assert_array_equal(anil._lr_mask,
+                                  ANIL(sine_model(), loss="mse", head_layers=2)._lr_mask)
+    for bad in (0, 4, True, 1.0):
+        with pytest.raises(ValueError, match=rf"ANIL expected head_layers in \[1, 3\], "
+                                             rf"received {bad!r}"):
+            anil.head_layers = bad
+    assert anil.head_layers == 2
+    loaded = tn.meta.load(anil.save(tmp_path / "a.npz"))
+    assert loaded.head_layers == 2
+    np.testing.assert_array_equal(loaded._lr_mask, anil._lr_mask)

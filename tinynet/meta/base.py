@@ -90,6 +90,8 @@ class MetaLearner:
         Learning rate of the meta-optimizer: a finite real number > 0.
     meta_optimizer : str or callable, default "adam"
         A name for :func:`tinynet.optim.get` or ``factory(params) -> optimizer``.
+        Set to another one later, it replaces the meta-optimizer (with fresh
+        state) at its next use.
 
     Attributes
     ----------
@@ -145,6 +147,35 @@ class MetaLearner:
         self._inner_steps_value = steps
 
     @property
+    def meta_optimizer(self):
+        """The meta-optimizer's name (for :func:`tinynet.optim.get`) or a
+        ``factory(params) -> optimizer``, checked when set. Another value
+        than the current one drops the optimizer made from the old one, so
+        the next :meth:`meta_fit` steps with the new one (and ``save``
+        writes the state of the optimizer it names)."""
+        return self._meta_optimizer_value
+
+    @meta_optimizer.setter
+    def meta_optimizer(self, value) -> None:
+        from .. import optim
+        from ..checks import lookup
+
+        who = f"{type(self).__name__} expected meta_optimizer as"
+        kind = value  # what the optimizer is made from: a factory, or the named class
+        if not callable(value):
+            if not isinstance(value, str):
+                raise TypeError(f"{who} an optimizer name ({', '.join(optim.OPTIMIZERS)}) or "
+                                f"a callable factory(params) -> optimizer, received "
+                                f"{value!r} of type {type(value).__name__}"[:300])
+            try:
+                kind = lookup(optim.OPTIMIZERS, value, "optimizer")
+            except ValueError as exc:
+                raise ValueError(f"{who} an optimizer name: {exc}") from None
+        if self._optimizer is not None and kind is not self._meta_optimizer_kind:
+            self._optimizer = None  # "Adam" for "adam" keeps it, and its state
+        self._meta_optimizer_value, self._meta_optimizer_kind = value, kind
+
+    @property
     def meta_lr(self) -> float:
         """Learning rate of the meta-optimizer named by ``meta_optimizer``
         (finite, > 0). Set after meta-training has started, it sets the
@@ -184,7 +215,8 @@ class MetaLearner:
 
     @property
     def optimizer(self):
-        """The meta-optimizer (created on first use, kept across meta_fit calls)."""
+        """The meta-optimizer (created on first use, kept across meta_fit
+        calls until ``meta_optimizer`` is set to another one)."""
         if self._optimizer is None:
             params = self.meta_parameters()
             if callable(self.meta_optimizer):

@@ -83,6 +83,20 @@ def maml_meta_gradient(net, theta0, lr, batch, steps, loss="mse", first_order=Fa
     return loss_value, grad
 
 
+def _get_first_order(self) -> bool:
+    return self._first_order_value
+
+
+def _set_first_order(self, value) -> None:
+    self._first_order_value = check_bool(value, type(self).__name__, "first_order")
+
+
+#: ``first_order`` of MAML (ANIL) and Meta-SGD: a bool, checked when set, also
+#: after construction (``bool("no")`` is True: it would silently give FOMAML).
+first_order_property = property(_get_first_order, _set_first_order,
+                                doc="True drops the Hessian terms (first-order meta-gradient).")
+
+
 class MAML(MetaLearner):
     """Model-Agnostic Meta-Learning: learn an initialisation from which a few
     SGD steps on a task's support set fit the task.
@@ -112,7 +126,9 @@ class MAML(MetaLearner):
                  first_order=False, meta_optimizer="adam"):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
                          meta_lr=meta_lr, meta_optimizer=meta_optimizer)
-        self.first_order = check_bool(first_order, type(self).__name__, "first_order")
+        self.first_order = first_order
+
+    first_order = first_order_property
 
     def _meta_gradient(self, batch):
         return maml_meta_gradient(self.net, self.net.get_params(), self._inner_lr(), batch,

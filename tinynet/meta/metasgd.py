@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_bool
 from ..param import Param
 from .base import MetaLearner
-from .maml import maml_meta_gradient
+from .maml import first_order_property, maml_meta_gradient
 
 __all__ = ["MetaSGD"]
 
@@ -42,9 +41,11 @@ class MetaSGD(MetaLearner):
                  first_order=False, meta_optimizer="adam"):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
                          meta_lr=meta_lr, meta_optimizer=meta_optimizer)
-        self.first_order = check_bool(first_order, "MetaSGD", "first_order")
+        self.first_order = first_order
         self.lrs = [Param(np.full(p.shape, self.inner_lr, dtype=p.dtype), name=f"{p.name}/lr")
                     for p in self.net.param_list()]
+
+    first_order = first_order_property
 
     def meta_parameters(self):
         return self.net.param_list() + self.lrs
