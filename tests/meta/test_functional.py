@@ -179,3 +179,21 @@ def test_mask_refuses_an_index_that_is_not_one_of_its_dense_layers(index):
     with pytest.raises(ValueError, match=r"its 2 Dense layers \(in \[-2, 1\]\)"):
         net.mask([index])
     assert net.mask([-1]).sum() == 4 * 2 + 2
+
+
+def test_elu_derivatives_do_not_cancel_for_very_negative_inputs():
+    # f'(z) = alpha e^z was computed as y + alpha, which cancels as y -> -alpha:
+    # in float32 at z = -9 one in 2e3, at z = -16 the whole derivative (the
+    # ELU layer itself reads z for that reason); the same for f''
+    from tinynet.layers import ELU
+    z = np.array([[[-16.0, -9.0, -3.0, 0.5]]], np.float32)
+    layer = Dense(4, activation=ELU(alpha=1.5), input_dim=4, dtype="float32", seed=0)
+    net = FunctionalMLP([layer])
+    theta = np.concatenate([np.eye(4, dtype=np.float32).ravel(), np.zeros(4, np.float32)])
+    act = net.ops[1]
+    y = act.f(z)
+    exact = np.where(z > 0, 1.0, 1.5 * np.exp(z.astype(np.float64)))
+    np.testing.assert_allclose(act.d1(z, y), exact, rtol=1e-6)
+    np.testing.assert_allclose(act.d2(z, y), np.where(z > 0, 0.0, exact), rtol=1e-6)
+    grad = net.backward(theta, z, np.ones_like(z))[0]
+    np.testing.assert_allclose(grad[16:], exact[0, 0], rtol=1e-6)  # d/db = f'(z)

@@ -67,7 +67,7 @@ __all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers", "l
 # --------------------------------------------------------------- activations
 # Each entry: forward f(z), first derivative f'(z, y), second derivative
 # f''(z, y) (None where it is zero almost everywhere). y = f(z) is passed so
-# the derivatives reuse the forward output where that is exact.
+# the derivatives reuse the forward output where that is exact (not ELU's).
 def _sigmoid(z):
     return 0.5 * (np.tanh(0.5 * z) + 1.0)
 
@@ -80,9 +80,12 @@ def _relu(alpha=0.0):
 
 
 def _elu(alpha=1.0):
+    # f' = f'' = alpha e^z for z <= 0, from z: y + alpha cancels as y -> -alpha
+    # (as the ELU layer's backward, which reads x for the same reason)
+    def d(z, y, positive):
+        return np.where(z > 0, positive, alpha * np.exp(np.minimum(z, 0))).astype(z.dtype)
     return (lambda z: np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0))),
-            lambda z, y: np.where(z > 0, 1.0, y + alpha).astype(z.dtype),
-            lambda z, y: np.where(z > 0, 0.0, y + alpha).astype(z.dtype))
+            lambda z, y: d(z, y, 1.0), lambda z, y: d(z, y, 0.0))
 
 
 def _silu():
