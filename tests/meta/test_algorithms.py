@@ -834,3 +834,34 @@ def test_anil_head_layers_set_later_is_checked_and_adapts_those_layers(tmp_path)
     loaded = tn.meta.load(anil.save(tmp_path / "a.npz"))
     assert loaded.head_layers == 2
     np.testing.assert_array_equal(loaded._lr_mask, anil._lr_mask)
+
+
+# --------------------------------------------------------- evaluate's steps
+@pytest.mark.parametrize("make", [lambda: MAML(sine_model()), lambda: ProtoNet(sine_model())],
+                         ids=["MAML", "ProtoNet"])
+@pytest.mark.parametrize("steps, error, match", [
+    (None, ValueError, "received None"),                # was "'NoneType' object is not iterable"
+    (np.array(1), ValueError, "received array"),        # was "iteration over a 0-d array"
+    ((1, -1), ValueError, "received -1"),
+    ([1, "2"], ValueError, "received '2'"),
+    ((), ValueError, "at least one number of steps"),
+])
+def test_evaluate_names_what_it_expected_of_steps(make, steps, error, match):
+    # ProtoNet took any sequence as 0 and reported it under 0 (steps=(1, 10)
+    # had no entry 1 nor 10, and (1, -1) passed)
+    tasks = SinusoidTasks(5, seed=0).sample(2)
+    if "Proto" in repr(make()):
+        tasks = TaskBatch(tasks.support_x, np.zeros((2, 5), int), tasks.query_x,
+                          np.zeros((2, 5), int))
+    with pytest.raises(error, match=f"evaluate expected .*{match}"):
+        make().evaluate(tasks, steps=steps)
+
+
+def test_protonet_evaluate_reports_its_one_result_under_every_number_of_steps():
+    episodes = _digit_episodes(n_tasks=4)
+    proto = ProtoNet(mlp_layers([64, 8], seed=1))
+    result = proto.evaluate(episodes, steps=(10, 0, 1, 1))
+    assert sorted(result["steps"]) == [0, 1, 10]
+    assert result["steps"][0] == result["steps"][1] == result["steps"][10] == \
+        proto.evaluate(episodes)["steps"][0]
+    assert list(proto.evaluate(episodes, steps=3)["steps"]) == [3]

@@ -69,6 +69,21 @@ def _check_steps(steps, who, what: str = "steps"):
     return int(steps)
 
 
+def _check_step_counts(steps, who) -> list[int]:
+    """``evaluate``'s ``steps``: one number of inner steps or a non-empty
+    sequence of them, as a sorted list without repeats. Anything that is
+    not a sequence (None, a 0-d array, a string) is read as one number and
+    so refused unless it is one."""
+    try:
+        counts = [steps] if isinstance(steps, str) else list(steps)
+    except TypeError:
+        counts = [steps]
+    counts = sorted({_check_steps(s, who) for s in counts})
+    if not counts:
+        raise ValueError(f"{who} expected at least one number of steps, received none")
+    return counts
+
+
 class MetaLearner:
     """Base class of the gradient-based meta-learners.
 
@@ -406,10 +421,7 @@ class MetaLearner:
         """
         batch = self._task_batch(tasks, n_tasks, seed)
         chunk = check_positive_int(chunk, "evaluate", "chunk")
-        steps = sorted({_check_steps(s, "evaluate")
-                        for s in ([steps] if np.isscalar(steps) else steps)})
-        if not steps:
-            raise ValueError("evaluate expected at least one number of steps, received none")
+        steps = _check_step_counts(steps, "evaluate")
         theta0 = self._initial_theta()
         per_step = {s: {"loss": [], "accuracy": []} for s in steps}
         for start in range(0, len(batch), chunk):

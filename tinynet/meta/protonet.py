@@ -38,7 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import as_float_array, check_finite, check_positive_int
-from .base import MetaLearner, _check_steps, accuracy
+from .base import MetaLearner, _check_step_counts, accuracy
 from .functional import cross_entropy
 
 __all__ = ["ProtoNet", "PrototypeClassifier", "prototype_loss"]
@@ -170,10 +170,12 @@ class ProtoNet(MetaLearner):
         return PrototypeClassifier(self.net, theta, protos[0])
 
     def evaluate(self, tasks, steps=0, n_tasks=None, chunk: int = 200, seed=None) -> dict:
-        """Query loss and accuracy over episodes; reported under ``steps``
-        (0: no gradient steps are taken)."""
+        """Query loss and accuracy over episodes (see
+        :meth:`MetaLearner.evaluate`). No gradient steps are taken, so the
+        one result is reported under each number of ``steps`` asked for
+        (default 0), as the other learners report theirs."""
         batch = self._task_batch(tasks, n_tasks, seed)
-        key = _check_steps(steps if np.isscalar(steps) else 0, "evaluate")
+        steps = _check_step_counts(steps, "evaluate")
         chunk = check_positive_int(chunk, "evaluate", "chunk")
         # one n_way for every chunk: a chunk's own labels may miss a class
         n_way = self._n_way(batch, "ProtoNet.evaluate")
@@ -187,4 +189,4 @@ class ProtoNet(MetaLearner):
                                                 part.query_y, n_way)
             acc["loss"].append(loss)
             acc["accuracy"].append(accuracy(logits, part.query_y))
-        return self._summary(len(batch), {key: acc})
+        return self._summary(len(batch), {s: acc for s in steps})
