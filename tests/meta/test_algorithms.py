@@ -865,3 +865,32 @@ def test_protonet_evaluate_reports_its_one_result_under_every_number_of_steps():
     assert result["steps"][0] == result["steps"][1] == result["steps"][10] == \
         proto.evaluate(episodes)["steps"][0]
     assert list(proto.evaluate(episodes, steps=3)["steps"]) == [3]
+
+
+def test_pretrained_fit_checks_all_its_data_before_the_first_step():
+    # targets were checked one mini-batch at a time, as FunctionalMLP: a label
+    # out of range at row 150 stopped training after 29 steps had changed the
+    # weights; a wrong feature count was named in the mini-batch's (1, 8, 2) shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 2))
+    y = rng.integers(0, 3, 200)
+    y[150] = 7
+    learner = Pretrained(mlp_layers([2, 5, 3]), loss="cross_entropy")
+    before = learner.net.get_params().copy()
+    with pytest.raises(ValueError, match=r"Pretrained.fit expected labels in \[0, 2\] for 3 "
+                                         r"classes, received values in \[0, 7\]"):
+        learner.fit(x, y, iterations=50, batch_size=8, seed=0)
+    with pytest.raises(ValueError, match=r"Pretrained.fit expected labels of shape \(200,\), "
+                                         r"received \(200, 1\)"):
+        learner.fit(x, y[:, None] % 3, iterations=50, batch_size=8, seed=0)
+    with pytest.raises(ValueError, match=r"Pretrained.fit expected x of shape \(n, 2\), "
+                                         r"received \(200, 3\)"):
+        learner.fit(np.zeros((200, 3)), y % 3, iterations=5, batch_size=8, seed=0)
+    np.testing.assert_array_equal(learner.net.get_params(), before)
+    assert learner.history == []
+    # labels as integral floats are read as adapt reads them
+    learner.fit(x, (y % 3).astype(float), iterations=2, batch_size=8, seed=0)
+    regression = Pretrained(mlp_layers([2, 5, 2]))
+    with pytest.raises(ValueError, match=r"Pretrained.fit expected targets y of shape "
+                                         r"\(200, 2\), received \(200, 1\)"):
+        regression.fit(x, np.zeros((200, 1)), iterations=2)
