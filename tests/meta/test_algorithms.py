@@ -894,3 +894,42 @@ def test_pretrained_fit_checks_all_its_data_before_the_first_step():
     with pytest.raises(ValueError, match=r"Pretrained.fit expected targets y of shape "
                                          r"\(200, 2\), received \(200, 1\)"):
         regression.fit(x, np.zeros((200, 1)), iterations=2)
+
+
+@pytest.mark.parametrize("which, labels, error, match", [
+    ("query", [[0, 1, 0, -1]], ValueError, r"labels in \[0, 1\] .*received values in \[-1, 1\]"),
+    ("query", [[0, 1, 0, 5]], ValueError, r"received values in \[0, 5\]"),
+    ("support", [[0, 0, 1, 2]], ValueError, r"received values in \[0, 2\]"),
+    ("support", [[0, 0, 1]], ValueError, r"support_y of shape \(1, 4\)"),
+    ("query", [[0.0, 1.0, 0.0, 1.0]], ValueError, "integer query_y"),
+])
+def test_prototype_loss_refuses_labels_outside_its_classes(which, labels, error, match):
+    # a query label of -1 was scored against the last class (NumPy's negative
+    # index), 5 was a bare IndexError, and a support label of n_way was left
+    # out of every prototype without a word
+    e = np.random.default_rng(0).standard_normal((1, 4, 3))
+    ys, yq = np.array([[0, 0, 1, 1]]), np.array([[0, 1, 0, 1]])
+    if which == "query":
+        yq = np.array(labels)
+    else:
+        ys = np.array(labels)
+    with pytest.raises(error, match=f"prototype_loss expected .*{match}"):
+        prototype_loss(e, ys, e, yq, 2)
+
+
+@pytest.mark.parametrize("args, error, match", [
+    (dict(n_way=0), ValueError, "n_way as a positive integer, received 0"),
+    (dict(n_way=2.0), TypeError, "n_way as a positive integer, received 2.0"),
+    (dict(emb_query=np.zeros((1, 4, 5))), ValueError,
+     r"emb_query of shape \(1, q, 3\) .*received \(1, 4, 5\)"),
+    (dict(emb_query=np.zeros((2, 4, 3))), ValueError,
+     r"emb_query of shape \(1, q, 3\) .*received \(2, 4, 3\)"),
+    (dict(emb_support=np.zeros((4, 3))), ValueError, "emb_support with 3 dimensions"),
+    (dict(emb_support=np.zeros((1, 4, 3), int)), TypeError, "emb_support of a floating"),
+])
+def test_prototype_loss_names_misshapen_embeddings_and_a_bad_n_way(args, error, match):
+    e = np.random.default_rng(0).standard_normal((1, 4, 3))
+    base = dict(emb_support=e, support_y=np.array([[0, 0, 1, 1]]), emb_query=e,
+                query_y=np.array([[0, 1, 0, 1]]), n_way=2)
+    with pytest.raises(error, match=f"prototype_loss expected .*{match}"):
+        prototype_loss(**{**base, **args})

@@ -61,7 +61,8 @@ import numpy as np
 
 from ..checks import as_float_array, check_labels, lookup
 
-__all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers", "loss_name"]
+__all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers", "loss_name",
+           "check_label_array"]
 
 
 # --------------------------------------------------------------- activations
@@ -182,6 +183,19 @@ def loss_name(loss) -> str:
     with it exactly."""
     fn = lookup(LOSSES, loss, "loss")
     return next(key for key, value in LOSSES.items() if value is fn)
+
+
+def check_label_array(labels, shape, n_classes: int, who: str, what: str = "labels"):
+    """``labels`` as integer class labels of ``shape`` (e.g. (tasks, n)) in
+    ``[0, n_classes)``, or a ``ValueError`` naming ``who`` and ``what``
+    (NumPy would read a label of -1 as the last class)."""
+    labels = np.asarray(labels)
+    shape = tuple(shape)
+    if labels.shape != shape or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{who} expected integer {what} of shape {shape}, received "
+                         f"{labels.dtype} {labels.shape}")
+    check_labels(labels.ravel(), n_classes, labels.size, who)
+    return labels
 
 
 # ------------------------------------------------------------ architecture
@@ -434,10 +448,7 @@ class FunctionalMLP:
         target = np.asarray(target)
         shape = tuple(shape)
         if loss == "cross_entropy":
-            if target.shape != shape[:2] or not np.issubdtype(target.dtype, np.integer):
-                raise ValueError(f"{who} expected integer labels of shape "
-                                 f"{shape[:2]}, received {target.dtype} {target.shape}")
-            check_labels(target.ravel(), shape[2], target.size, who)
+            check_label_array(target, shape[:2], shape[2], who)
         elif loss == "mse" and target.shape != shape:
             if target.ndim == 2 and shape[2] == 1 and target.shape == shape[:2]:
                 return target[..., None]
