@@ -15,7 +15,7 @@ import numpy as np
 
 from ..param import Param
 from .base import MetaLearner
-from .maml import first_order_property, maml_meta_gradient
+from .maml import _maml_meta_gradient, first_order_property
 
 __all__ = ["MetaSGD"]
 
@@ -54,7 +54,7 @@ class MetaSGD(MetaLearner):
         return np.concatenate([p.value.ravel() for p in self.lrs])
 
     def _meta_gradient(self, batch):
-        loss, grad, dlr = maml_meta_gradient(self.net, self.net.get_params(), self._inner_lr(),
-                                             batch, self.inner_steps, self.loss,
-                                             self.first_order, lr_grad=True)
+        loss, grad, dlr = _maml_meta_gradient(self.net, self.net.get_params(), self._inner_lr(),
+                                              batch, self.inner_steps, self.loss,
+                                              self.first_order, lr_grad=True)
         return loss, np.concatenate([grad, dlr])
