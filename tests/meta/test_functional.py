@@ -197,3 +197,28 @@ def test_elu_derivatives_do_not_cancel_for_very_negative_inputs():
     np.testing.assert_allclose(act.d2(z, y), np.where(z > 0, 0.0, exact), rtol=1e-6)
     grad = net.backward(theta, z, np.ones_like(z))[0]
     np.testing.assert_allclose(grad[16:], exact[0, 0], rtol=1e-6)  # d/db = f'(z)
+
+
+@pytest.mark.parametrize("dout, error, match", [
+    (np.ones((2, 5, 4)), ValueError, r"dout of shape \(2, 5, 3\) .*received \(2, 5, 4\)"),
+    (np.ones((5, 3)), ValueError, r"dout of shape \(2, 5, 3\) .*received \(5, 3\)"),
+    (np.ones((1, 5, 3)), ValueError, r"dout .*received \(1, 5, 3\)"),
+    ("a", TypeError, "dout of a floating-point dtype"),
+])
+def test_backward_names_a_dout_that_does_not_fit_the_outputs(dout, error, match):
+    # these failed inside NumPy ("could not broadcast input array from shape
+    # (2,16) into shape (2,12)", "'str' object has no attribute 'dtype'")
+    net = FunctionalMLP(mlp_layers([2, 4, 3]))
+    with pytest.raises(error, match=f"FunctionalMLP.backward expected {match}"):
+        net.backward(net.get_params(), np.zeros((2, 5, 2)), dout)
+    with pytest.raises(TypeError, match="need_dx as True or False"):
+        net.backward(net.get_params(), np.zeros((2, 5, 2)), np.ones((2, 5, 3)), need_dx="no")
+
+
+@pytest.mark.parametrize("target", [np.full((1, 4, 1), "a"), np.ones((1, 4, 1), bool)])
+def test_regression_targets_must_be_real_numbers(target):
+    # a string target was NumPy's UFuncTypeError inside the loss; True was 1.0
+    net = FunctionalMLP(mlp_layers([2, 3, 1]))
+    with pytest.raises(TypeError, match="FunctionalMLP expected targets of an integer or "
+                                        "floating-point dtype"):
+        net.value_and_grad(net.get_params(), np.zeros((1, 4, 2)), target)

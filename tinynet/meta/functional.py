@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import as_float_array, check_labels, lookup
+from ..checks import as_float_array, check_bool, check_labels, is_real_dtype, lookup
 
 __all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers", "loss_name",
            "check_label_array"]
@@ -449,7 +449,10 @@ class FunctionalMLP:
         shape = tuple(shape)
         if loss == "cross_entropy":
             check_label_array(target, shape[:2], shape[2], who)
-        elif loss == "mse" and target.shape != shape:
+        elif loss == "mse" and not is_real_dtype(target.dtype):
+            raise TypeError(f"{who} expected targets of an integer or floating-point dtype, "
+                            f"received dtype {target.dtype}")
+        if loss == "mse" and target.shape != shape:
             if target.ndim == 2 and shape[2] == 1 and target.shape == shape[:2]:
                 return target[..., None]
             raise ValueError(f"{who} expected targets of shape {shape}, "
@@ -457,8 +460,16 @@ class FunctionalMLP:
         return target
 
     def backward(self, theta, x, dout, need_dx=False):
-        """Gradient (tasks, P) of ``sum(out * dout)`` (and d/dx when asked)."""
+        """Gradient (tasks, P) of ``sum(out * dout)`` (and d/dx when asked);
+        ``dout`` has the outputs' shape (tasks, n, out)."""
+        who = "FunctionalMLP.backward"
+        need_dx = check_bool(need_dx, who, "need_dx")
         theta, x = self._batch(theta, x)
+        dout = as_float_array(dout, who, "dout")
+        shape = (len(theta), x.shape[1], self.output_dim)
+        if dout.shape != shape:
+            raise ValueError(f"{who} expected dout of shape {shape} (the outputs'), received "
+                             f"{dout.shape}")
         _, tape = self._forward(theta, x)
         grad, _, dx = self._backward(theta, tape, dout, need_dx)
         return (grad, dx) if need_dx else grad
