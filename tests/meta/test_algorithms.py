@@ -933,3 +933,17 @@ def test_prototype_loss_names_misshapen_embeddings_and_a_bad_n_way(args, error, 
                 query_y=np.array([[0, 1, 0, 1]]), n_way=2)
     with pytest.raises(error, match=f"prototype_loss expected .*{match}"):
         prototype_loss(**{**base, **args})
+
+
+def test_summarize_needs_real_numbers():
+    # summarize([]) was (nan, nan) with NumPy's "Mean of empty slice" warning,
+    # and strings a bare "could not convert string to float"
+    with pytest.raises(ValueError, match=r"summarize expected at least one value, received "
+                                         r"shape \(0,\)"):
+        summarize([])
+    with pytest.raises(TypeError, match="summarize expected values of an integer or "
+                                        "floating-point dtype, received dtype <U1"):
+        summarize(["a"])
+    assert summarize([2.0]) == (2.0, pytest.approx(float("nan"), nan_ok=True))
+    mean, half = summarize([1, 2, 3])
+    assert mean == 2.0 and half == pytest.approx(1.96 / np.sqrt(3))

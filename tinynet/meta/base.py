@@ -16,7 +16,8 @@ import warnings
 
 import numpy as np
 
-from ..checks import as_float_array, check_finite, check_labels, check_positive_int, check_seed
+from ..checks import (as_array, as_float_array, check_finite, check_labels, check_positive_int,
+                      check_seed)
 from ..layers._checks import check_real
 from ..param import Param
 from .functional import FunctionalMLP, loss_name
@@ -26,8 +27,14 @@ __all__ = ["MetaLearner", "summarize"]
 
 
 def summarize(values) -> tuple[float, float]:
-    """Mean and half-width of the normal 95% confidence interval of the mean."""
-    values = np.asarray(values, np.float64)
+    """Mean and half-width of the normal 95% confidence interval of the mean
+    (NaN for a single value) of at least one real number."""
+    values = check_targets(np.atleast_1d(as_array(values, "summarize", "values")),
+                           "summarize", "values")
+    if values.size == 0:
+        raise ValueError(f"summarize expected at least one value, received shape "
+                         f"{values.shape}")
+    values = values.astype(np.float64)
     if values.size < 2:
         return float(values.mean()), float("nan")
     return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
