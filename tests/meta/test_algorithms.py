@@ -947,3 +947,13 @@ def test_summarize_needs_real_numbers():
     assert summarize([2.0]) == (2.0, pytest.approx(float("nan"), nan_ok=True))
     mean, half = summarize([1, 2, 3])
     assert mean == 2.0 and half == pytest.approx(1.96 / np.sqrt(3))
+
+
+@pytest.mark.parametrize("verbose", ["yes", 2, -1, None, 0.5])
+def test_meta_fit_verbose_is_0_or_1(verbose):
+    # any truthy value printed, any other was silent; model.fit refuses these too
+    maml = MAML(sine_model())
+    with pytest.raises(ValueError, match=f"meta_fit expected verbose 0 or 1, received "
+                                         f"{verbose!r}"):
+        maml.meta_fit(SinusoidTasks(5, seed=0), iterations=1, verbose=verbose)
+    assert maml.history == []

@@ -281,7 +281,7 @@ class MetaLearner:
         iterations, meta_batch_size : int
         seed : int, optional
             Seeds the task draws (else the sampler's own generator is used).
-        verbose : int
+        verbose : 0 or 1
             1 prints the mean meta-loss every ``log_every`` iterations.
 
         Returns
@@ -296,6 +296,8 @@ class MetaLearner:
         iterations = check_positive_int(iterations, "meta_fit", "iterations")
         meta_batch_size = check_positive_int(meta_batch_size, "meta_fit", "meta_batch_size")
         log_every = check_positive_int(log_every, "meta_fit", "log_every")
+        if verbose not in (0, 1):  # as model.fit checks its verbose
+            raise ValueError(f"meta_fit expected verbose 0 or 1, received {verbose!r}")
         seed = check_seed(seed, "meta_fit")
         if not hasattr(tasks, "sample"):
             raise TypeError(f"meta_fit expected a task sampler with .sample(n, rng) or a "
