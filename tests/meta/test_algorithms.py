@@ -957,3 +957,34 @@ def test_meta_fit_verbose_is_0_or_1(verbose):
                                          f"{verbose!r}"):
         maml.meta_fit(SinusoidTasks(5, seed=0), iterations=1, verbose=verbose)
     assert maml.history == []
+
+
+def test_meta_fit_undoes_an_update_that_overflows_the_weights():
+    # a finite meta-gradient times a huge meta_lr wrote inf into the float32
+    # weights; the next iteration's loss was NaN and stopped training, so the
+    # user's model was left infinite although "the meta-parameters keep their
+    # last finite values" (reference: never trained)
+    def learner():
+        return MAML(mlp_layers([1, 8, 1], dtype="float32"), meta_optimizer="sgd",
+                    meta_lr=3e38)
+    tasks = SinusoidTasks(5, seed=0)
+    spoiled, reference = learner(), learner()
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match=(
+            r"MAML.meta_fit: the update of iteration 1/5 made meta-parameters non-finite "
+            r"\(meta_lr 3e\+38\); it was undone and training stopped")):
+        spoiled.meta_fit(tasks, iterations=5, meta_batch_size=2, seed=0)
+    assert np.isfinite(spoiled._meta_vector()).all()
+    np.testing.assert_array_equal(spoiled._meta_vector(), reference._meta_vector())
+    assert len(spoiled.history) == 1 and np.isfinite(spoiled.history).all()
+
+
+def test_pretrained_fit_undoes_an_update_that_overflows_the_weights():
+    learner = Pretrained(mlp_layers([1, 8, 1], dtype="float32"), meta_optimizer="sgd",
+                         meta_lr=3e38)
+    x = np.linspace(-1, 1, 16, dtype=np.float32)[:, None]
+    before = learner._meta_vector().copy()
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match=(
+            r"Pretrained.fit: the update of iteration 1/5 made meta-parameters non-finite")):
+        learner.fit(x, 3 * x, iterations=5, batch_size=16)
+    np.testing.assert_array_equal(learner._meta_vector(), before)
+    assert len(learner.history) == 1

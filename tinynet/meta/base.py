@@ -291,7 +291,10 @@ class MetaLearner:
         A meta-loss or meta-gradient that is NaN or infinite (an inner SGD
         that diverged, say) stops training with a ``RuntimeWarning`` before
         its update, so the meta-parameters keep their last finite values;
-        its loss is the last entry of the history.
+        its loss is the last entry of the history. An update that makes a
+        meta-parameter non-finite itself (a finite gradient times a huge
+        ``meta_lr``) is undone and stops training the same way (the
+        meta-optimizer's state, Adam's moments say, keeps that step).
         """
         iterations = check_positive_int(iterations, "meta_fit", "iterations")
         meta_batch_size = check_positive_int(meta_batch_size, "meta_fit", "meta_batch_size")
@@ -312,8 +315,9 @@ class MetaLearner:
             if self._diverged(loss, grad, f"iteration {it + 1}/{iterations}", "meta_fit"):
                 break
             self._set_meta_grad(grad)
-            opt.step()
             self.history.append(float(loss))
+            if self._step_overflowed(opt, f"iteration {it + 1}/{iterations}", "meta_fit"):
+                break
             if verbose and (it + 1) % log_every == 0:
                 recent = np.mean(self.history[-log_every:])
                 print(f"{type(self).__name__} iteration {it + 1}/{iterations}: meta-loss "
@@ -332,6 +336,23 @@ class MetaLearner:
                       f"(loss {loss}); training stopped before that update, so the "
                       f"parameters keep their last finite values (try a lower inner_lr or "
                       f"meta_lr)", RuntimeWarning, stacklevel=3)
+        return True
+
+    def _step_overflowed(self, opt, where: str, who: str) -> bool:
+        """``opt.step()``; if it made a meta-parameter NaN or infinite, undo
+        it (the values, not the optimizer's state), warn and return True, so
+        that the user's model keeps its last finite weights."""
+        params = self.meta_parameters()
+        before = [p.value.copy() for p in params]
+        opt.step()
+        if all(np.isfinite(p.value).all() for p in params):
+            return False
+        for p, value in zip(params, before):
+            p.value[...] = value
+        warnings.warn(f"{type(self).__name__}.{who}: the update of {where} made meta-"
+                      f"parameters non-finite (meta_lr {self.meta_lr:g}); it was undone and "
+                      f"training stopped, so the parameters keep their last finite values "
+                      f"(try a lower meta_lr)", RuntimeWarning, stacklevel=3)
         return True
 
     # ----------------------------------------------------------- adaptation

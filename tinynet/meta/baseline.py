@@ -71,7 +71,7 @@ class Pretrained(MetaLearner):
         Everything is checked before the first step.
 
         Stops like :meth:`meta_fit` before an update whose loss or gradient
-        is not finite.
+        is not finite, or after undoing one that made the weights non-finite.
         """
         iterations = check_positive_int(iterations, "Pretrained.fit", "iterations")
         batch_size = check_positive_int(batch_size, "Pretrained.fit", "batch_size")
@@ -110,8 +110,9 @@ class Pretrained(MetaLearner):
                               "fit"):
                 break
             self._set_meta_grad(ev.grad[0])
-            opt.step()
             self.history.append(float(ev.loss[0]))
+            if self._step_overflowed(opt, f"iteration {it + 1}/{iterations}", "fit"):
+                break
         return self.history
 
     def new_head(self, n_outputs: int, fine_tune="head"):
