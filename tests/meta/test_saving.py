@@ -138,6 +138,9 @@ def test_a_plain_model_file_is_not_a_learner(tmp_path):
     (lambda spec, extra: spec.update(history="x"), "history"),
     (lambda spec, extra: extra.__setitem__("lrs/0", extra["lrs/0"].ravel()[:2]), "learned rates"),
     (lambda spec, extra: extra.__setitem__("lrs/0", extra["lrs/0"] * np.nan), "learned rates"),
+    # finite in float64, inf once cast to the float32 model's rates: was loaded as inf
+    (lambda spec, extra: extra.__setitem__("lrs/0", extra["lrs/0"].astype(np.float64) * 1e300),
+     "learned rates.*overflow"),
 ])
 def test_a_learner_file_that_does_not_hold_together_is_a_model_file_error(tmp_path, change,
                                                                           match):

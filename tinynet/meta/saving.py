@@ -31,7 +31,7 @@ import os
 
 import numpy as np
 
-from ..checks import check_finite
+from ..checks import as_values_like
 
 __all__ = ["save", "load"]
 
@@ -195,12 +195,10 @@ def _restore_arrays(learner, extra: dict, texts: dict) -> None:
         if lrs is None or len(saved) != len(lrs):
             raise ValueError(f"expected {len(lrs or [])} learned rate arrays, received "
                              f"{len(saved)}")
-        for p, key in zip(lrs, saved):
-            value = extra[key]
-            if value.shape != p.shape or not np.issubdtype(value.dtype, np.floating):
-                raise ValueError(f"learned rates {key!r}: expected floats of shape "
-                                 f"{p.shape}, received {value.dtype} {value.shape}")
-            check_finite(value, "tinynet.meta.load", f"learned rates {key!r}")
+        # all checked (shape, finite, within the model's dtype) before any is set
+        values = [as_values_like(extra[key], p.value, "tinynet.meta.load",
+                                 f"learned rates {key!r}") for p, key in zip(lrs, saved)]
+        for p, value in zip(lrs, values):
             p.value[...] = value
     if _MASK in extra:
         mask = extra[_MASK]
