@@ -342,13 +342,14 @@ class MetaLearner:
         """``opt.step()``; if it made a meta-parameter NaN or infinite, undo
         it (the values, not the optimizer's state), warn and return True, so
         that the user's model keeps its last finite weights."""
-        params = self.meta_parameters()
-        before = [p.value.copy() for p in params]
+        before = self._meta_vector()  # a copy, in one piece: cheap next to the step
         opt.step()
-        if all(np.isfinite(p.value).all() for p in params):
+        if np.isfinite(self._meta_vector()).all():
             return False
-        for p, value in zip(params, before):
-            p.value[...] = value
+        offset = 0
+        for p in self.meta_parameters():
+            p.value[...] = before[offset:offset + p.size].reshape(p.shape)
+            offset += p.size
         warnings.warn(f"{type(self).__name__}.{who}: the update of {where} made meta-"
                       f"parameters non-finite (meta_lr {self.meta_lr:g}); it was undone and "
                       f"training stopped, so the parameters keep their last finite values "
