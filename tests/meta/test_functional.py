@@ -222,3 +222,13 @@ def test_regression_targets_must_be_real_numbers(target):
     with pytest.raises(TypeError, match="FunctionalMLP expected targets of an integer or "
                                         "floating-point dtype"):
         net.value_and_grad(net.get_params(), np.zeros((1, 4, 2)), target)
+
+
+@pytest.mark.parametrize("layers", [1, -1, None])
+def test_mask_names_layers_that_are_not_a_sequence_of_indices(layers):
+    # mask(-1) was "'int' object is not iterable"
+    net = FunctionalMLP(mlp_layers([3, 4, 2]))
+    with pytest.raises(TypeError, match=rf"FunctionalMLP.mask expected a sequence of Dense "
+                                        rf"layer indices \(e.g. \[-1\]\), received {layers!r}"):
+        net.mask(layers)
+    np.testing.assert_array_equal(net.mask(range(-1, 0)), net.mask([-1]))

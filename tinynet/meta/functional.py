@@ -335,6 +335,9 @@ class FunctionalMLP:
     def mask(self, layers) -> np.ndarray:
         """A 0/1 vector over the flat parameters: 1 for the params of ``layers``
         (indices into the Dense layers, e.g. ``[-1]`` for the head)."""
+        if isinstance(layers, str) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"FunctionalMLP.mask expected a sequence of Dense layer indices "
+                            f"(e.g. [-1]), received {layers!r}")
         linears = [op for op in self.ops if isinstance(op, _Linear)]
         n = len(linears)
         mask = np.zeros(self.n_params, self.dtype)
