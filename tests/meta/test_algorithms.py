@@ -732,6 +732,11 @@ def test_a_loss_name_in_another_case_or_with_a_dash_means_the_same_loss(make, sp
                           rng.standard_normal((3, 3, 2)), np.tile([0, 1, 2], (3, 1)))
     ours, canonical = make(layers(), loss=spelling), make(layers(), loss=loss)
     assert ours.loss == loss
+    ours.loss = spelling  # set later: the same
+    assert ours.loss == loss
+    with pytest.raises(ValueError, match="unknown loss 'ms'; did you mean 'mse'"):
+        ours.loss = "ms"
+    assert ours.loss == loss
     for a, b in zip(ours.meta_gradient(batch), canonical.meta_gradient(batch)):
         np.testing.assert_array_equal(a, b)
     assert ours.evaluate(batch, steps=1) == canonical.evaluate(batch, steps=1)

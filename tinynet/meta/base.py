@@ -126,9 +126,7 @@ class MetaLearner:
                  meta_optimizer="adam"):
         self.model = model
         self.net = FunctionalMLP(model)
-        # "MSE" is looked up as "mse", so it is kept as "mse": every check and
-        # loss look-up compares with the registered name
-        self.loss = loss_name(loss)
+        self.loss = loss
         self._optimizer = None
         self.meta_optimizer = meta_optimizer
         self.inner_lr = inner_lr
@@ -142,6 +140,17 @@ class MetaLearner:
     # constructor checks it, and a new meta_lr reaches the meta-optimizer.
     #: The fewest inner steps the algorithm learns anything with (Reptile: 1).
     _min_inner_steps = 0
+
+    @property
+    def loss(self) -> str:
+        """The loss's registered name, "mse" or "cross_entropy": a name in
+        another case or with ``-``, given or set later, is stored as the
+        registered one, which every check and loss look-up compares with."""
+        return self._loss_value
+
+    @loss.setter
+    def loss(self, value) -> None:
+        self._loss_value = loss_name(value)
 
     @property
     def inner_lr(self) -> float:
