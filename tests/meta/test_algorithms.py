@@ -710,3 +710,286 @@ def test_pretrained_fit_stops_before_a_non_finite_update():
             r"Pretrained.fit: the meta-loss became non-finite at iteration 1/5")):
         learner.fit(np.ones((8, 1)), np.full(8, 1e200), iterations=5)
     assert np.array_equal(learner._meta_vector(), before) and len(learner.history) == 1
+
+
+# ------------------------------------------------------------- loss names
+@pytest.mark.parametrize("make", [MAML, ANIL, MetaSGD, Reptile, Pretrained],
+                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("spelling, loss", [("MSE", "mse"), ("Cross-Entropy", "cross_entropy"),
+                                            ("CROSS_ENTROPY", "cross_entropy")])
+def test_a_loss_name_in_another_case_or_with_a_dash_means_the_same_loss(make, spelling, loss):
+    # the name was accepted as LOSSES looks it up (case and "-" insensitive) but
+    # kept as given: evaluate and Reptile's meta_fit raised KeyError 'MSE', and
+    # "Cross-Entropy" skipped the label checks and sent labels down the regression
+    # path of adapt (a bare NumPy IndexError)
+    rng = np.random.default_rng(0)
+    if loss == "mse":
+        layers = lambda: mlp_layers([1, 6, 1], seed=3)  # noqa: E731
+        batch = SinusoidTasks(4, seed=0).sample(3).astype(np.float64)
+    else:
+        layers = lambda: mlp_layers([2, 6, 3], seed=3)  # noqa: E731
+        batch = TaskBatch(rng.standard_normal((3, 6, 2)), np.tile([0, 1, 2], (3, 2)),
+                          rng.standard_normal((3, 3, 2)), np.tile([0, 1, 2], (3, 1)))
+    ours, canonical = make(layers(), loss=spelling), make(layers(), loss=loss)
+    assert ours.loss == loss
+    ours.loss = spelling  # set later: the same
+    assert ours.loss == loss
+    with pytest.raises(ValueError, match="unknown loss 'ms'; did you mean 'mse'"):
+        ours.loss = "ms"
+    assert ours.loss == loss
+    for a, b in zip(ours.meta_gradient(batch), canonical.meta_gradient(batch)):
+        np.testing.assert_array_equal(a, b)
+    assert ours.evaluate(batch, steps=1) == canonical.evaluate(batch, steps=1)
+    adapted = ours.adapt(batch.support_x[0], batch.support_y[0], steps=1)
+    expected = canonical.adapt(batch.support_x[0], batch.support_y[0], steps=1)
+    for p, q in zip(tn.meta.FunctionalMLP(adapted).get_params(),
+                    tn.meta.FunctionalMLP(expected).get_params()):
+        assert p == q
+    if loss == "cross_entropy":
+        bad = TaskBatch(batch.support_x, batch.support_y + 1, batch.query_x, batch.query_y)
+        with pytest.raises(ValueError, match=r"labels in \[0, 2\]"):
+            ours.meta_gradient(bad)
+
+
+def test_protonet_evaluate_judges_every_chunk_by_the_classes_of_the_whole_batch():
+    # each chunk took its n_way from its own support labels: a chunk whose
+    # episodes lack the batch's top class got a bare NumPy IndexError for a
+    # query of that class (chunk=200 and meta_fit name the missing class)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 4, 3))
+    batch = TaskBatch(x, np.array([[0, 0, 1, 1], [0, 0, 1, 1], [0, 1, 2, 2]]),
+                      x, np.tile([0, 1, 2, 2], (3, 1)))
+    proto = ProtoNet(mlp_layers([3, 8, 4]))
+    for chunk in (1, 2, 200):
+        with pytest.raises(ValueError, match="every one of the 3 classes"):
+            proto.evaluate(batch, chunk=chunk)
+    whole = proto.evaluate(batch[2], chunk=200)
+    assert proto.evaluate(batch[[2, 2, 2]], chunk=1)["steps"][0]["loss"] == pytest.approx(
+        whole["steps"][0]["loss"])
+
+
+# ------------------------------------------- settings set after construction
+@pytest.mark.parametrize("name", sorted(LEARNERS))
+@pytest.mark.parametrize("value, error, match", [
+    (5, TypeError, r"an optimizer name \(.*adam.*\) or a callable .*received 5 of type int"),
+    (None, TypeError, "received None of type NoneType"),
+    ("adma", ValueError, "did you mean 'adam'"),
+])
+def test_meta_optimizer_is_checked_when_given_and_when_set(name, value, error, match):
+    # a bad name was accepted, and first refused by the first meta_fit
+    with pytest.raises(error, match=f"{name} expected meta_optimizer.*{match}"):
+        LEARNERS[name](sine_model(), meta_optimizer=value)
+    learner = LEARNERS[name](sine_model(), meta_optimizer="SGD")
+    with pytest.raises(error, match=f"{name} expected meta_optimizer.*{match}"):
+        learner.meta_optimizer = value
+    assert learner.meta_optimizer == "SGD"
+
+
+def test_a_meta_optimizer_set_later_is_the_one_that_trains_and_is_saved(tmp_path):
+    # the optimizer made at the first meta_fit stayed: meta_optimizer="sgd" set
+    # later still stepped with Adam, and save wrote Adam's state under the name
+    # "sgd", a file load refused ("SGD.load_state_dict expected the state of a SGD")
+    tasks = SinusoidTasks(5, seed=1)
+    maml = MAML(sine_model(), meta_lr=0.05)
+    maml.meta_fit(tasks, iterations=2, meta_batch_size=2, seed=0)
+    adam = maml.optimizer
+    maml.meta_optimizer = "adam"  # the same one: kept, with its moments
+    assert maml.optimizer is adam
+    maml.meta_optimizer = "sgd"
+    maml.meta_fit(tasks, iterations=2, meta_batch_size=2, seed=1)
+    assert type(maml.optimizer) is tn.optim.SGD and maml.optimizer.lr == 0.05
+    # the same steps as a learner that switched before any optimizer existed
+    other = MAML(sine_model(), meta_lr=0.05)
+    other.meta_fit(tasks, iterations=2, meta_batch_size=2, seed=0)
+    other._optimizer = None
+    other.meta_optimizer = "sgd"
+    other.meta_fit(tasks, iterations=2, meta_batch_size=2, seed=1)
+    np.testing.assert_array_equal(maml.net.get_params(), other.net.get_params())
+    loaded = tn.meta.load(maml.save(tmp_path / "m.npz"))
+    assert loaded.meta_optimizer == "sgd" and type(loaded.optimizer) is tn.optim.SGD
+
+
+@pytest.mark.parametrize("make", [MAML, ANIL, MetaSGD], ids=lambda c: c.__name__)
+def test_first_order_set_later_is_checked_too(make, tmp_path):
+    # a plain attribute: first_order="no" set later silently gave FOMAML (bool("no")
+    # is True) and was saved to a file load refused
+    learner = make(sine_model(), loss="mse")
+    with pytest.raises(TypeError, match=rf"{make.__name__} expected first_order as True or "
+                                        rf"False, received 'no'"):
+        learner.first_order = "no"
+    assert learner.first_order is False
+    learner.first_order = np.bool_(True)
+    assert learner.first_order is True
+    assert tn.meta.load(learner.save(tmp_path / "m.npz")).first_order is True
+
+
+def test_anil_head_layers_set_later_is_checked_and_adapts_those_layers(tmp_path):
+    # a plain attribute: head_layers = 2 set later was saved, but the inner loop
+    # still adapted the one layer of the constructor's mask
+    anil = ANIL(sine_model(), loss="mse")
+    anil.head_layers = np.int64(2)
+    assert anil.head_layers == 2
+    np.testing.assert_array_equal(anil._lr_mask,
+                                  ANIL(sine_model(), loss="mse", head_layers=2)._lr_mask)
+    for bad in (0, 4, True, 1.0):
+        with pytest.raises(ValueError, match=rf"ANIL expected head_layers in \[1, 3\], "
+                                             rf"received {bad!r}"):
+            anil.head_layers = bad
+    assert anil.head_layers == 2
+    loaded = tn.meta.load(anil.save(tmp_path / "a.npz"))
+    assert loaded.head_layers == 2
+    np.testing.assert_array_equal(loaded._lr_mask, anil._lr_mask)
+
+
+# --------------------------------------------------------- evaluate's steps
+@pytest.mark.parametrize("make", [lambda: MAML(sine_model()), lambda: ProtoNet(sine_model())],
+                         ids=["MAML", "ProtoNet"])
+@pytest.mark.parametrize("steps, error, match", [
+    (None, ValueError, "received None"),                # was "'NoneType' object is not iterable"
+    (np.array(1), ValueError, "received array"),        # was "iteration over a 0-d array"
+    ((1, -1), ValueError, "received -1"),
+    ([1, "2"], ValueError, "received '2'"),
+    ((), ValueError, "at least one number of steps"),
+])
+def test_evaluate_names_what_it_expected_of_steps(make, steps, error, match):
+    # ProtoNet took any sequence as 0 and reported it under 0 (steps=(1, 10)
+    # had no entry 1 nor 10, and (1, -1) passed)
+    tasks = SinusoidTasks(5, seed=0).sample(2)
+    if "Proto" in repr(make()):
+        tasks = TaskBatch(tasks.support_x, np.zeros((2, 5), int), tasks.query_x,
+                          np.zeros((2, 5), int))
+    with pytest.raises(error, match=f"evaluate expected .*{match}"):
+        make().evaluate(tasks, steps=steps)
+
+
+def test_protonet_evaluate_reports_its_one_result_under_every_number_of_steps():
+    episodes = _digit_episodes(n_tasks=4)
+    proto = ProtoNet(mlp_layers([64, 8], seed=1))
+    result = proto.evaluate(episodes, steps=(10, 0, 1, 1))
+    assert sorted(result["steps"]) == [0, 1, 10]
+    assert result["steps"][0] == result["steps"][1] == result["steps"][10] == \
+        proto.evaluate(episodes)["steps"][0]
+    assert list(proto.evaluate(episodes, steps=3)["steps"]) == [3]
+
+
+def test_pretrained_fit_checks_all_its_data_before_the_first_step():
+    # targets were checked one mini-batch at a time, as FunctionalMLP: a label
+    # out of range at row 150 stopped training after 29 steps had changed the
+    # weights; a wrong feature count was named in the mini-batch's (1, 8, 2) shape
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((200, 2))
+    y = rng.integers(0, 3, 200)
+    y[150] = 7
+    learner = Pretrained(mlp_layers([2, 5, 3]), loss="cross_entropy")
+    before = learner.net.get_params().copy()
+    with pytest.raises(ValueError, match=r"Pretrained.fit expected labels in \[0, 2\] for 3 "
+                                         r"classes, received values in \[0, 7\]"):
+        learner.fit(x, y, iterations=50, batch_size=8, seed=0)
+    with pytest.raises(ValueError, match=r"Pretrained.fit expected labels of shape \(200,\), "
+                                         r"received \(200, 1\)"):
+        learner.fit(x, y[:, None] % 3, iterations=50, batch_size=8, seed=0)
+    with pytest.raises(ValueError, match=r"Pretrained.fit expected x of shape \(n, 2\), "
+                                         r"received \(200, 3\)"):
+        learner.fit(np.zeros((200, 3)), y % 3, iterations=5, batch_size=8, seed=0)
+    np.testing.assert_array_equal(learner.net.get_params(), before)
+    assert learner.history == []
+    # labels as integral floats are read as adapt reads them
+    learner.fit(x, (y % 3).astype(float), iterations=2, batch_size=8, seed=0)
+    regression = Pretrained(mlp_layers([2, 5, 2]))
+    with pytest.raises(ValueError, match=r"Pretrained.fit expected targets y of shape "
+                                         r"\(200, 2\), received \(200, 1\)"):
+        regression.fit(x, np.zeros((200, 1)), iterations=2)
+
+
+@pytest.mark.parametrize("which, labels, error, match", [
+    ("query", [[0, 1, 0, -1]], ValueError, r"labels in \[0, 1\] .*received values in \[-1, 1\]"),
+    ("query", [[0, 1, 0, 5]], ValueError, r"received values in \[0, 5\]"),
+    ("support", [[0, 0, 1, 2]], ValueError, r"received values in \[0, 2\]"),
+    ("support", [[0, 0, 1]], ValueError, r"support_y of shape \(1, 4\)"),
+    ("query", [[0.0, 1.0, 0.0, 1.0]], ValueError, "integer query_y"),
+])
+def test_prototype_loss_refuses_labels_outside_its_classes(which, labels, error, match):
+    # a query label of -1 was scored against the last class (NumPy's negative
+    # index), 5 was a bare IndexError, and a support label of n_way was left
+    # out of every prototype without a word
+    e = np.random.default_rng(0).standard_normal((1, 4, 3))
+    ys, yq = np.array([[0, 0, 1, 1]]), np.array([[0, 1, 0, 1]])
+    if which == "query":
+        yq = np.array(labels)
+    else:
+        ys = np.array(labels)
+    with pytest.raises(error, match=f"prototype_loss expected .*{match}"):
+        prototype_loss(e, ys, e, yq, 2)
+
+
+@pytest.mark.parametrize("args, error, match", [
+    (dict(n_way=0), ValueError, "n_way as a positive integer, received 0"),
+    (dict(n_way=2.0), TypeError, "n_way as a positive integer, received 2.0"),
+    (dict(emb_query=np.zeros((1, 4, 5))), ValueError,
+     r"emb_query of shape \(1, q, 3\) .*received \(1, 4, 5\)"),
+    (dict(emb_query=np.zeros((2, 4, 3))), ValueError,
+     r"emb_query of shape \(1, q, 3\) .*received \(2, 4, 3\)"),
+    (dict(emb_support=np.zeros((4, 3))), ValueError, "emb_support with 3 dimensions"),
+    (dict(emb_support=np.zeros((1, 4, 3), int)), TypeError, "emb_support of a floating"),
+])
+def test_prototype_loss_names_misshapen_embeddings_and_a_bad_n_way(args, error, match):
+    e = np.random.default_rng(0).standard_normal((1, 4, 3))
+    base = dict(emb_support=e, support_y=np.array([[0, 0, 1, 1]]), emb_query=e,
+                query_y=np.array([[0, 1, 0, 1]]), n_way=2)
+    with pytest.raises(error, match=f"prototype_loss expected .*{match}"):
+        prototype_loss(**{**base, **args})
+
+
+def test_summarize_needs_real_numbers():
+    # summarize([]) was (nan, nan) with NumPy's "Mean of empty slice" warning,
+    # and strings a bare "could not convert string to float"
+    with pytest.raises(ValueError, match=r"summarize expected at least one value, received "
+                                         r"shape \(0,\)"):
+        summarize([])
+    with pytest.raises(TypeError, match="summarize expected values of an integer or "
+                                        "floating-point dtype, received dtype <U1"):
+        summarize(["a"])
+    assert summarize([2.0]) == (2.0, pytest.approx(float("nan"), nan_ok=True))
+    mean, half = summarize([1, 2, 3])
+    assert mean == 2.0 and half == pytest.approx(1.96 / np.sqrt(3))
+
+
+@pytest.mark.parametrize("verbose", ["yes", 2, -1, None, 0.5])
+def test_meta_fit_verbose_is_0_or_1(verbose):
+    # any truthy value printed, any other was silent; model.fit refuses these too
+    maml = MAML(sine_model())
+    with pytest.raises(ValueError, match=f"meta_fit expected verbose 0 or 1, received "
+                                         f"{verbose!r}"):
+        maml.meta_fit(SinusoidTasks(5, seed=0), iterations=1, verbose=verbose)
+    assert maml.history == []
+
+
+def test_meta_fit_undoes_an_update_that_overflows_the_weights():
+    # a finite meta-gradient times a huge meta_lr wrote inf into the float32
+    # weights; the next iteration's loss was NaN and stopped training, so the
+    # user's model was left infinite although "the meta-parameters keep their
+    # last finite values" (reference: never trained)
+    def learner():
+        return MAML(mlp_layers([1, 8, 1], dtype="float32"), meta_optimizer="sgd",
+                    meta_lr=3e38)
+    tasks = SinusoidTasks(5, seed=0)
+    spoiled, reference = learner(), learner()
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match=(
+            r"MAML.meta_fit: the update of iteration 1/5 made meta-parameters non-finite "
+            r"\(meta_lr 3e\+38\); it was undone and training stopped")):
+        spoiled.meta_fit(tasks, iterations=5, meta_batch_size=2, seed=0)
+    assert np.isfinite(spoiled._meta_vector()).all()
+    np.testing.assert_array_equal(spoiled._meta_vector(), reference._meta_vector())
+    assert len(spoiled.history) == 1 and np.isfinite(spoiled.history).all()
+
+
+def test_pretrained_fit_undoes_an_update_that_overflows_the_weights():
+    learner = Pretrained(mlp_layers([1, 8, 1], dtype="float32"), meta_optimizer="sgd",
+                         meta_lr=3e38)
+    x = np.linspace(-1, 1, 16, dtype=np.float32)[:, None]
+    before = learner._meta_vector().copy()
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match=(
+            r"Pretrained.fit: the update of iteration 1/5 made meta-parameters non-finite")):
+        learner.fit(x, 3 * x, iterations=5, batch_size=16)
+    np.testing.assert_array_equal(learner._meta_vector(), before)
+    assert len(learner.history) == 1

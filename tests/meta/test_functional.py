@@ -179,3 +179,56 @@ def test_mask_refuses_an_index_that_is_not_one_of_its_dense_layers(index):
     with pytest.raises(ValueError, match=r"its 2 Dense layers \(in \[-2, 1\]\)"):
         net.mask([index])
     assert net.mask([-1]).sum() == 4 * 2 + 2
+
+
+def test_elu_derivatives_do_not_cancel_for_very_negative_inputs():
+    # f'(z) = alpha e^z was computed as y + alpha, which cancels as y -> -alpha:
+    # in float32 at z = -9 one in 2e3, at z = -16 the whole derivative (the
+    # ELU layer itself reads z for that reason); the same for f''
+    from tinynet.layers import ELU
+    z = np.array([[[-16.0, -9.0, -3.0, 0.5]]], np.float32)
+    layer = Dense(4, activation=ELU(alpha=1.5), input_dim=4, dtype="float32", seed=0)
+    net = FunctionalMLP([layer])
+    theta = np.concatenate([np.eye(4, dtype=np.float32).ravel(), np.zeros(4, np.float32)])
+    act = net.ops[1]
+    y = act.f(z)
+    exact = np.where(z > 0, 1.0, 1.5 * np.exp(z.astype(np.float64)))
+    np.testing.assert_allclose(act.d1(z, y), exact, rtol=1e-6)
+    np.testing.assert_allclose(act.d2(z, y), np.where(z > 0, 0.0, exact), rtol=1e-6)
+    grad = net.backward(theta, z, np.ones_like(z))[0]
+    np.testing.assert_allclose(grad[16:], exact[0, 0], rtol=1e-6)  # d/db = f'(z)
+
+
+@pytest.mark.parametrize("dout, error, match", [
+    (np.ones((2, 5, 4)), ValueError, r"dout of shape \(2, 5, 3\) .*received \(2, 5, 4\)"),
+    (np.ones((5, 3)), ValueError, r"dout of shape \(2, 5, 3\) .*received \(5, 3\)"),
+    (np.ones((1, 5, 3)), ValueError, r"dout .*received \(1, 5, 3\)"),
+    ("a", TypeError, "dout of a floating-point dtype"),
+])
+def test_backward_names_a_dout_that_does_not_fit_the_outputs(dout, error, match):
+    # these failed inside NumPy ("could not broadcast input array from shape
+    # (2,16) into shape (2,12)", "'str' object has no attribute 'dtype'")
+    net = FunctionalMLP(mlp_layers([2, 4, 3]))
+    with pytest.raises(error, match=f"FunctionalMLP.backward expected {match}"):
+        net.backward(net.get_params(), np.zeros((2, 5, 2)), dout)
+    with pytest.raises(TypeError, match="need_dx as True or False"):
+        net.backward(net.get_params(), np.zeros((2, 5, 2)), np.ones((2, 5, 3)), need_dx="no")
+
+
+@pytest.mark.parametrize("target", [np.full((1, 4, 1), "a"), np.ones((1, 4, 1), bool)])
+def test_regression_targets_must_be_real_numbers(target):
+    # a string target was NumPy's UFuncTypeError inside the loss; True was 1.0
+    net = FunctionalMLP(mlp_layers([2, 3, 1]))
+    with pytest.raises(TypeError, match="FunctionalMLP expected targets of an integer or "
+                                        "floating-point dtype"):
+        net.value_and_grad(net.get_params(), np.zeros((1, 4, 2)), target)
+
+
+@pytest.mark.parametrize("layers", [1, -1, None])
+def test_mask_names_layers_that_are_not_a_sequence_of_indices(layers):
+    # mask(-1) was "'int' object is not iterable"
+    net = FunctionalMLP(mlp_layers([3, 4, 2]))
+    with pytest.raises(TypeError, match=rf"FunctionalMLP.mask expected a sequence of Dense "
+                                        rf"layer indices \(e.g. \[-1\]\), received {layers!r}"):
+        net.mask(layers)
+    np.testing.assert_array_equal(net.mask(range(-1, 0)), net.mask([-1]))

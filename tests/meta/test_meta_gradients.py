@@ -195,3 +195,36 @@ def test_meta_gradients_match_torch_autograd(activation, loss, kind):
                                                     lr_params=lr_params)
     assert value == pytest.approx(expected_value, rel=1e-12)
     assert np.abs(grad - expected).max() <= 1e-12 * np.abs(expected).max()
+
+
+@pytest.mark.parametrize("change, error, match", [
+    (dict(steps=-1), ValueError, "steps as a non-negative integer, received -1"),  # was 0 steps
+    (dict(steps=1.5), ValueError, "received 1.5"),
+    (dict(lr=np.ones(3)), ValueError, r"lr as a number or an array of shape \(13,\), received "
+                                      r"shape \(3,\)"),
+    (dict(lr="0.1"), TypeError, "lr of an integer or floating-point dtype"),
+    (dict(lr=float("nan")), ValueError, "finite lr"),
+    (dict(theta0=np.zeros(3)), ValueError, r"theta0 of shape \(13,\), received \(3,\)"),
+    (dict(theta0=np.zeros((2, 13))), ValueError, r"theta0 of shape \(13,\), received \(2, 13\)"),
+    (dict(batch=(1, 2)), TypeError, "a TaskBatch, received tuple"),
+    (dict(first_order="no"), TypeError, "first_order as True or False"),
+    (dict(lr_grad=1), TypeError, "lr_grad as True or False"),
+    (dict(net=[1]), TypeError, "net as a FunctionalMLP, received list"),
+    (dict(loss="nope"), ValueError, "unknown loss 'nope'"),
+])
+def test_maml_meta_gradient_names_a_bad_argument(change, error, match):
+    # steps=-1 ran zero steps; the others failed deep inside NumPy
+    from tinynet.meta import FunctionalMLP
+    net = FunctionalMLP(mlp_layers([1, 4, 1]))
+    args = dict(net=net, theta0=net.get_params(), lr=0.1, batch=regression_tasks(3, 4),
+                steps=1)
+    with pytest.raises(error, match=match):
+        maml_meta_gradient(**{**args, **change})
+
+
+def test_maml_meta_gradient_reads_a_loss_name_in_any_case():
+    from tinynet.meta import FunctionalMLP
+    net = FunctionalMLP(mlp_layers([1, 4, 1]))
+    args = (net, net.get_params(), 0.1, regression_tasks(3, 4), 2)
+    for a, b in zip(maml_meta_gradient(*args, loss="MSE"), maml_meta_gradient(*args)):
+        np.testing.assert_array_equal(a, b)

@@ -138,6 +138,9 @@ def test_a_plain_model_file_is_not_a_learner(tmp_path):
     (lambda spec, extra: spec.update(history="x"), "history"),
     (lambda spec, extra: extra.__setitem__("lrs/0", extra["lrs/0"].ravel()[:2]), "learned rates"),
     (lambda spec, extra: extra.__setitem__("lrs/0", extra["lrs/0"] * np.nan), "learned rates"),
+    # finite in float64, inf once cast to the float32 model's rates: was loaded as inf
+    (lambda spec, extra: extra.__setitem__("lrs/0", extra["lrs/0"].astype(np.float64) * 1e300),
+     "learned rates.*overflow"),
 ])
 def test_a_learner_file_that_does_not_hold_together_is_a_model_file_error(tmp_path, change,
                                                                           match):
@@ -151,4 +154,33 @@ def test_a_learner_file_that_does_not_hold_together_is_a_model_file_error(tmp_pa
     bad = tn.io.save(model, tmp_path / "bad.npz", include_optimizer=False,
                      metadata=model.metadata, extra_arrays=extra)
     with pytest.raises(tn.io.ModelFileError, match=match):
+        tn.meta.load(bad)
+
+
+def test_a_learner_whose_training_diverged_can_be_saved_and_keeps_its_history(tmp_path):
+    # meta_fit records the non-finite loss it stopped at; JSON has no NaN or
+    # infinity, so save raised "Out of range float values are not JSON
+    # compliant" for exactly the learner whose last finite weights one wants
+    batch = SinusoidTasks(5, seed=1).sample(4).astype(np.float64)
+    batch.support_y[0, 0] = 1e200
+    learner = MAML(sine_model(), inner_lr=1.0, inner_steps=3)
+    learner.history = [0.5, float("inf"), float("-inf")]  # e.g. from an earlier run
+    with pytest.warns(RuntimeWarning, match="non-finite"), np.errstate(all="ignore"):
+        learner.meta_fit(batch, iterations=2, meta_batch_size=4, seed=0)
+    assert np.isnan(learner.history[-1])
+    loaded = tn.meta.load(learner.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.history, learner.history)
+    assert all(type(v) is float for v in loaded.history)
+    np.testing.assert_array_equal(loaded.net.get_params(), learner.net.get_params())
+
+
+@pytest.mark.parametrize("history", [["x"], ["NaN!"], [True], [None]])
+def test_a_history_entry_that_is_no_number_is_a_model_file_error(tmp_path, history):
+    learner = MAML(sine_model())
+    path = learner.save(tmp_path / "m.npz")
+    model = tn.load(path, compile=False)
+    model.metadata["tinynet_meta"]["history"] = history
+    bad = tn.io.save(model, tmp_path / "bad.npz", include_optimizer=False,
+                     metadata=model.metadata)
+    with pytest.raises(tn.io.ModelFileError, match="history"):
         tn.meta.load(bad)

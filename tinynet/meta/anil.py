@@ -32,10 +32,20 @@ class ANIL(MAML):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
                          meta_lr=meta_lr, first_order=first_order,
                          meta_optimizer=meta_optimizer)
+        self.head_layers = head_layers
+
+    @property
+    def head_layers(self) -> int:
+        """How many of the last Dense layers the inner loop adapts; checked
+        when set, also later, and setting it sets the adapted parameters."""
+        return self._head_layers_value
+
+    @head_layers.setter
+    def head_layers(self, value) -> None:
         n_dense = sum(1 for name, _, _ in self.net.shapes if name.endswith("/W"))
-        if isinstance(head_layers, bool) or not isinstance(head_layers, (int, np.integer)) \
-                or not 1 <= head_layers <= n_dense:
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
+                or not 1 <= value <= n_dense:
             raise ValueError(f"ANIL expected head_layers in [1, {n_dense}], "
-                             f"received {head_layers!r}")
-        self.head_layers = int(head_layers)
-        self._lr_mask = self.net.mask(range(-head_layers, 0))
+                             f"received {value!r}")
+        self._lr_mask = self.net.mask(range(-value, 0))
+        self._head_layers_value = int(value)

@@ -16,19 +16,25 @@ import warnings
 
 import numpy as np
 
-from ..checks import (as_float_array, check_finite, check_labels, check_non_negative_int,
-                      check_positive_int, check_seed)
+from ..checks import (as_array, as_float_array, check_finite, check_labels,
+                      check_non_negative_int, check_positive_int, check_seed)
 from ..layers._checks import check_real
 from ..param import Param
-from .functional import FunctionalMLP
+from .functional import FunctionalMLP, loss_name
 from .tasks import TaskBatch, check_not_empty, check_targets
 
 __all__ = ["MetaLearner", "summarize"]
 
 
 def summarize(values) -> tuple[float, float]:
-    """Mean and half-width of the normal 95% confidence interval of the mean."""
-    values = np.asarray(values, np.float64)
+    """Mean and half-width of the normal 95% confidence interval of the mean
+    (NaN for a single value) of at least one real number."""
+    values = check_targets(np.atleast_1d(as_array(values, "summarize", "values")),
+                           "summarize", "values")
+    if values.size == 0:
+        raise ValueError(f"summarize expected at least one value, received shape "
+                         f"{values.shape}")
+    values = values.astype(np.float64)
     if values.size < 2:
         return float(values.mean()), float("nan")
     return float(values.mean()), float(1.96 * values.std(ddof=1) / math.sqrt(values.size))
@@ -68,6 +74,21 @@ def _check_steps(steps, who, what: str = "steps"):
     return check_non_negative_int(steps, who, what)
 
 
+def _check_step_counts(steps, who) -> list[int]:
+    """``evaluate``'s ``steps``: one number of inner steps or a non-empty
+    sequence of them, as a sorted list without repeats. Anything that is
+    not a sequence (None, a 0-d array, a string) is read as one number and
+    so refused unless it is one."""
+    try:
+        counts = [steps] if isinstance(steps, str) else list(steps)
+    except TypeError:
+        counts = [steps]
+    counts = sorted({_check_steps(s, who) for s in counts})
+    if not counts:
+        raise ValueError(f"{who} expected at least one number of steps, received none")
+    return counts
+
+
 class MetaLearner:
     """Base class of the gradient-based meta-learners.
 
@@ -77,6 +98,7 @@ class MetaLearner:
         The network whose initial weights are meta-learned; its Params are
         the meta-parameters and are updated in place by :meth:`meta_fit`.
     loss : "mse" or "cross_entropy"
+        (any case, ``-`` for ``_``; kept as the registered name)
     inner_lr : float
         Learning rate of the inner (task adaptation) SGD steps: a finite
         real number >= 0 (a NumPy scalar is fine). Read at every use, so
@@ -88,6 +110,8 @@ class MetaLearner:
         Learning rate of the meta-optimizer: a finite real number > 0.
     meta_optimizer : str or callable, default "adam"
         A name for :func:`tinynet.optim.get` or ``factory(params) -> optimizer``.
+        Set to another one later, it replaces the meta-optimizer (with fresh
+        state) at its next use.
 
     Attributes
     ----------
@@ -100,10 +124,6 @@ class MetaLearner:
                  meta_optimizer="adam"):
         self.model = model
         self.net = FunctionalMLP(model)
-        if loss not in ("mse", "cross_entropy"):
-            from ..checks import lookup
-            from .functional import LOSSES
-            lookup(LOSSES, loss, "loss")  # raises with a did-you-mean
         self.loss = loss
         self._optimizer = None
         self.meta_optimizer = meta_optimizer
@@ -118,6 +138,17 @@ class MetaLearner:
     # constructor checks it, and a new meta_lr reaches the meta-optimizer.
     #: The fewest inner steps the algorithm learns anything with (Reptile: 1).
     _min_inner_steps = 0
+
+    @property
+    def loss(self) -> str:
+        """The loss's registered name, "mse" or "cross_entropy": a name in
+        another case or with ``-``, given or set later, is stored as the
+        registered one, which every check and loss look-up compares with."""
+        return self._loss_value
+
+    @loss.setter
+    def loss(self, value) -> None:
+        self._loss_value = loss_name(value)
 
     @property
     def inner_lr(self) -> float:
@@ -143,6 +174,35 @@ class MetaLearner:
                              f"{steps} the adapted weights are the initial ones and the "
                              f"meta-gradient is zero), received {steps}")
         self._inner_steps_value = steps
+
+    @property
+    def meta_optimizer(self):
+        """The meta-optimizer's name (for :func:`tinynet.optim.get`) or a
+        ``factory(params) -> optimizer``, checked when set. Another value
+        than the current one drops the optimizer made from the old one, so
+        the next :meth:`meta_fit` steps with the new one (and ``save``
+        writes the state of the optimizer it names)."""
+        return self._meta_optimizer_value
+
+    @meta_optimizer.setter
+    def meta_optimizer(self, value) -> None:
+        from .. import optim
+        from ..checks import lookup
+
+        who = f"{type(self).__name__} expected meta_optimizer as"
+        kind = value  # what the optimizer is made from: a factory, or the named class
+        if not callable(value):
+            if not isinstance(value, str):
+                raise TypeError(f"{who} an optimizer name ({', '.join(optim.OPTIMIZERS)}) or "
+                                f"a callable factory(params) -> optimizer, received "
+                                f"{value!r} of type {type(value).__name__}"[:300])
+            try:
+                kind = lookup(optim.OPTIMIZERS, value, "optimizer")
+            except ValueError as exc:
+                raise ValueError(f"{who} an optimizer name: {exc}") from None
+        if self._optimizer is not None and kind is not self._meta_optimizer_kind:
+            self._optimizer = None  # "Adam" for "adam" keeps it, and its state
+        self._meta_optimizer_value, self._meta_optimizer_kind = value, kind
 
     @property
     def meta_lr(self) -> float:
@@ -184,7 +244,8 @@ class MetaLearner:
 
     @property
     def optimizer(self):
-        """The meta-optimizer (created on first use, kept across meta_fit calls)."""
+        """The meta-optimizer (created on first use, kept across meta_fit
+        calls until ``meta_optimizer`` is set to another one)."""
         if self._optimizer is None:
             params = self.meta_parameters()
             if callable(self.meta_optimizer):
@@ -227,7 +288,7 @@ class MetaLearner:
         iterations, meta_batch_size : int
         seed : int, optional
             Seeds the task draws (else the sampler's own generator is used).
-        verbose : int
+        verbose : 0 or 1
             1 prints the mean meta-loss every ``log_every`` iterations.
 
         Returns
@@ -237,11 +298,16 @@ class MetaLearner:
         A meta-loss or meta-gradient that is NaN or infinite (an inner SGD
         that diverged, say) stops training with a ``RuntimeWarning`` before
         its update, so the meta-parameters keep their last finite values;
-        its loss is the last entry of the history.
+        its loss is the last entry of the history. An update that makes a
+        meta-parameter non-finite itself (a finite gradient times a huge
+        ``meta_lr``) is undone and stops training the same way (the
+        meta-optimizer's state, Adam's moments say, keeps that step).
         """
         iterations = check_positive_int(iterations, "meta_fit", "iterations")
         meta_batch_size = check_positive_int(meta_batch_size, "meta_fit", "meta_batch_size")
         log_every = check_positive_int(log_every, "meta_fit", "log_every")
+        if verbose not in (0, 1):  # as model.fit checks its verbose
+            raise ValueError(f"meta_fit expected verbose 0 or 1, received {verbose!r}")
         seed = check_seed(seed, "meta_fit")
         if not hasattr(tasks, "sample"):
             raise TypeError(f"meta_fit expected a task sampler with .sample(n, rng) or a "
@@ -256,8 +322,9 @@ class MetaLearner:
             if self._diverged(loss, grad, f"iteration {it + 1}/{iterations}", "meta_fit"):
                 break
             self._set_meta_grad(grad)
-            opt.step()
             self.history.append(float(loss))
+            if self._step_overflowed(opt, f"iteration {it + 1}/{iterations}", "meta_fit"):
+                break
             if verbose and (it + 1) % log_every == 0:
                 recent = np.mean(self.history[-log_every:])
                 print(f"{type(self).__name__} iteration {it + 1}/{iterations}: meta-loss "
@@ -276,6 +343,24 @@ class MetaLearner:
                       f"(loss {loss}); training stopped before that update, so the "
                       f"parameters keep their last finite values (try a lower inner_lr or "
                       f"meta_lr)", RuntimeWarning, stacklevel=3)
+        return True
+
+    def _step_overflowed(self, opt, where: str, who: str) -> bool:
+        """``opt.step()``; if it made a meta-parameter NaN or infinite, undo
+        it (the values, not the optimizer's state), warn and return True, so
+        that the user's model keeps its last finite weights."""
+        before = self._meta_vector()  # a copy, in one piece: cheap next to the step
+        opt.step()
+        if np.isfinite(self._meta_vector()).all():
+            return False
+        offset = 0
+        for p in self.meta_parameters():
+            p.value[...] = before[offset:offset + p.size].reshape(p.shape)
+            offset += p.size
+        warnings.warn(f"{type(self).__name__}.{who}: the update of {where} made meta-"
+                      f"parameters non-finite (meta_lr {self.meta_lr:g}); it was undone and "
+                      f"training stopped, so the parameters keep their last finite values "
+                      f"(try a lower meta_lr)", RuntimeWarning, stacklevel=3)
         return True
 
     # ----------------------------------------------------------- adaptation
@@ -374,10 +459,7 @@ class MetaLearner:
         """
         batch = self._task_batch(tasks, n_tasks, seed)
         chunk = check_positive_int(chunk, "evaluate", "chunk")
-        steps = sorted({_check_steps(s, "evaluate")
-                        for s in ([steps] if np.isscalar(steps) else steps)})
-        if not steps:
-            raise ValueError("evaluate expected at least one number of steps, received none")
+        steps = _check_step_counts(steps, "evaluate")
         theta0 = self._initial_theta()
         per_step = {s: {"loss": [], "accuracy": []} for s in steps}
         for start in range(0, len(batch), chunk):

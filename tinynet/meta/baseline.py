@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import as_float_array, check_finite, check_positive_int, check_seed
+from ..checks import (as_float_array, check_finite, check_labels, check_positive_int,
+                      check_seed)
 from .base import MetaLearner
 from .functional import FunctionalMLP, model_layers
 from .tasks import check_targets
@@ -62,11 +63,15 @@ class Pretrained(MetaLearner):
 
         Parameters
         ----------
-        x : ndarray of shape (n, features)
-        y : ndarray of shape (n, outputs) or int labels of shape (n,)
+        x : ndarray of shape (n, features) (or (n, ...), flattened)
+        y : ndarray of shape (n, outputs) (or (n,) for one output), or
+            labels of shape (n,) in ``[0, outputs)`` (integers, or floats
+            with integer values, as ``adapt`` takes them)
+
+        Everything is checked before the first step.
 
         Stops like :meth:`meta_fit` before an update whose loss or gradient
-        is not finite.
+        is not finite, or after undoing one that made the weights non-finite.
         """
         iterations = check_positive_int(iterations, "Pretrained.fit", "iterations")
         batch_size = check_positive_int(batch_size, "Pretrained.fit", "batch_size")
@@ -84,6 +89,17 @@ class Pretrained(MetaLearner):
         if len(y) != len(x):
             raise ValueError(f"Pretrained.fit expected as many targets as inputs ({len(x)}), "
                              f"received {len(y)}")
+        # all of the data checked here, not a mini-batch at a time by the
+        # loss after earlier steps have changed the weights
+        n_in, n_out = self.net.input_dim, self.net.output_dim
+        if x.shape[1] != n_in:
+            raise ValueError(f"Pretrained.fit expected x of shape (n, {n_in}), received "
+                             f"{x.shape}")
+        if self.loss == "cross_entropy":
+            y = check_labels(y, n_out, len(x), "Pretrained.fit")
+        elif y.shape != (len(x), n_out):
+            raise ValueError(f"Pretrained.fit expected targets y of shape ({len(x)}, {n_out}), "
+                             f"received {y.shape}")
         rng = np.random.default_rng(check_seed(seed, "Pretrained.fit"))
         opt = self.optimizer
         for it in range(iterations):
@@ -94,8 +110,9 @@ class Pretrained(MetaLearner):
                               "fit"):
                 break
             self._set_meta_grad(ev.grad[0])
-            opt.step()
             self.history.append(float(ev.loss[0]))
+            if self._step_overflowed(opt, f"iteration {it + 1}/{iterations}", "fit"):
+                break
         return self.history
 
     def new_head(self, n_outputs: int, fine_tune="head"):

@@ -59,15 +59,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import as_float_array, check_labels, lookup
+from ..checks import as_float_array, check_bool, check_labels, is_real_dtype, lookup
 
-__all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers"]
+__all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers", "loss_name",
+           "check_label_array"]
 
 
 # --------------------------------------------------------------- activations
 # Each entry: forward f(z), first derivative f'(z, y), second derivative
 # f''(z, y) (None where it is zero almost everywhere). y = f(z) is passed so
-# the derivatives reuse the forward output where that is exact.
+# the derivatives reuse the forward output where that is exact (not ELU's).
 def _sigmoid(z):
     return 0.5 * (np.tanh(0.5 * z) + 1.0)
 
@@ -80,9 +81,12 @@ def _relu(alpha=0.0):
 
 
 def _elu(alpha=1.0):
+    # f' = f'' = alpha e^z for z <= 0, from z: y + alpha cancels as y -> -alpha
+    # (as the ELU layer's backward, which reads x for the same reason)
+    def d(z, y, positive):
+        return np.where(z > 0, positive, alpha * np.exp(np.minimum(z, 0))).astype(z.dtype)
     return (lambda z: np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0))),
-            lambda z, y: np.where(z > 0, 1.0, y + alpha).astype(z.dtype),
-            lambda z, y: np.where(z > 0, 0.0, y + alpha).astype(z.dtype))
+            lambda z, y: d(z, y, 1.0), lambda z, y: d(z, y, 0.0))
 
 
 def _silu():
@@ -169,6 +173,29 @@ LOSSES = {"mse": mse, "cross_entropy": cross_entropy}
 
 def _loss_fn(loss):
     return loss if callable(loss) else lookup(LOSSES, loss, "loss")
+
+
+def loss_name(loss) -> str:
+    """The key in :data:`LOSSES` of a loss name given in any case, with
+    ``-`` or ``_`` (``"MSE"`` -> ``"mse"``, ``"Cross-Entropy"`` ->
+    ``"cross_entropy"``); an unknown name raises with a did-you-mean. The
+    meta-learners keep this key: their checks and loss look-ups compare
+    with it exactly."""
+    fn = lookup(LOSSES, loss, "loss")
+    return next(key for key, value in LOSSES.items() if value is fn)
+
+
+def check_label_array(labels, shape, n_classes: int, who: str, what: str = "labels"):
+    """``labels`` as integer class labels of ``shape`` (e.g. (tasks, n)) in
+    ``[0, n_classes)``, or a ``ValueError`` naming ``who`` and ``what``
+    (NumPy would read a label of -1 as the last class)."""
+    labels = np.asarray(labels)
+    shape = tuple(shape)
+    if labels.shape != shape or not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{who} expected integer {what} of shape {shape}, received "
+                         f"{labels.dtype} {labels.shape}")
+    check_labels(labels.ravel(), n_classes, labels.size, who)
+    return labels
 
 
 # ------------------------------------------------------------ architecture
@@ -308,6 +335,9 @@ class FunctionalMLP:
     def mask(self, layers) -> np.ndarray:
         """A 0/1 vector over the flat parameters: 1 for the params of ``layers``
         (indices into the Dense layers, e.g. ``[-1]`` for the head)."""
+        if isinstance(layers, str) or not hasattr(layers, "__iter__"):
+            raise TypeError(f"FunctionalMLP.mask expected a sequence of Dense layer indices "
+                            f"(e.g. [-1]), received {layers!r}")
         linears = [op for op in self.ops if isinstance(op, _Linear)]
         n = len(linears)
         mask = np.zeros(self.n_params, self.dtype)
@@ -421,11 +451,11 @@ class FunctionalMLP:
         target = np.asarray(target)
         shape = tuple(shape)
         if loss == "cross_entropy":
-            if target.shape != shape[:2] or not np.issubdtype(target.dtype, np.integer):
-                raise ValueError(f"{who} expected integer labels of shape "
-                                 f"{shape[:2]}, received {target.dtype} {target.shape}")
-            check_labels(target.ravel(), shape[2], target.size, who)
-        elif loss == "mse" and target.shape != shape:
+            check_label_array(target, shape[:2], shape[2], who)
+        elif loss == "mse" and not is_real_dtype(target.dtype):
+            raise TypeError(f"{who} expected targets of an integer or floating-point dtype, "
+                            f"received dtype {target.dtype}")
+        if loss == "mse" and target.shape != shape:
             if target.ndim == 2 and shape[2] == 1 and target.shape == shape[:2]:
                 return target[..., None]
             raise ValueError(f"{who} expected targets of shape {shape}, "
@@ -433,8 +463,16 @@ class FunctionalMLP:
         return target
 
     def backward(self, theta, x, dout, need_dx=False):
-        """Gradient (tasks, P) of ``sum(out * dout)`` (and d/dx when asked)."""
+        """Gradient (tasks, P) of ``sum(out * dout)`` (and d/dx when asked);
+        ``dout`` has the outputs' shape (tasks, n, out)."""
+        who = "FunctionalMLP.backward"
+        need_dx = check_bool(need_dx, who, "need_dx")
         theta, x = self._batch(theta, x)
+        dout = as_float_array(dout, who, "dout")
+        shape = (len(theta), x.shape[1], self.output_dim)
+        if dout.shape != shape:
+            raise ValueError(f"{who} expected dout of shape {shape} (the outputs'), received "
+                             f"{dout.shape}")
         _, tape = self._forward(theta, x)
         grad, _, dx = self._backward(theta, tape, dout, need_dx)
         return (grad, dx) if need_dx else grad

@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_bool
-from .base import MetaLearner
+from ..checks import as_array, as_float_array, check_bool, check_finite, is_real_dtype
+from .base import MetaLearner, _check_steps, check_task_batch
+from .functional import FunctionalMLP, loss_name
+from .tasks import TaskBatch
 
 __all__ = ["MAML", "maml_meta_gradient"]
 
@@ -60,7 +62,38 @@ def maml_meta_gradient(net, theta0, lr, batch, steps, loss="mse", first_order=Fa
         Mean query loss after adaptation.
     grad : ndarray of shape (P,)
     dlr : ndarray of shape (P,), only when ``lr_grad``
+
+    Every argument is checked (a clear error, not one from inside NumPy);
+    ``loss`` may also be a callable like :func:`~.functional.mse`.
     """
+    who = "maml_meta_gradient"
+    if not isinstance(net, FunctionalMLP):
+        raise TypeError(f"{who} expected net as a FunctionalMLP, received "
+                        f"{type(net).__name__}")
+    theta0 = as_float_array(theta0, who, "theta0")
+    if theta0.shape != (net.n_params,):
+        raise ValueError(f"{who} expected theta0 of shape ({net.n_params},), received "
+                         f"{theta0.shape}")
+    check_finite(theta0, who, "theta0")
+    rates = as_array(lr, who, "lr")
+    if not is_real_dtype(rates.dtype):
+        raise TypeError(f"{who} expected lr of an integer or floating-point dtype, received "
+                        f"dtype {rates.dtype}")
+    if rates.shape not in ((), (net.n_params,)):
+        raise ValueError(f"{who} expected lr as a number or an array of shape "
+                         f"({net.n_params},), received shape {rates.shape}")
+    check_finite(rates, who, "lr")
+    if not isinstance(batch, TaskBatch):
+        raise TypeError(f"{who} expected a TaskBatch, received {type(batch).__name__}")
+    return _maml_meta_gradient(
+        net, theta0, lr if rates.ndim == 0 else rates, check_task_batch(batch, who),
+        _check_steps(steps, who), loss if callable(loss) else loss_name(loss),
+        check_bool(first_order, who, "first_order"), check_bool(lr_grad, who, "lr_grad"))
+
+
+def _maml_meta_gradient(net, theta0, lr, batch, steps, loss, first_order, lr_grad=False):
+    """:func:`maml_meta_gradient` for checked arguments (the learners'
+    batches are checked where they are drawn)."""
     n_tasks = len(batch)
     theta = np.broadcast_to(theta0, (n_tasks, net.n_params))
     inner = []
@@ -81,6 +114,20 @@ def maml_meta_gradient(net, theta0, lr, batch, steps, loss="mse", first_order=Fa
     if lr_grad:
         return loss_value, grad, dlr / n_tasks
     return loss_value, grad
+
+
+def _get_first_order(self) -> bool:
+    return self._first_order_value
+
+
+def _set_first_order(self, value) -> None:
+    self._first_order_value = check_bool(value, type(self).__name__, "first_order")
+
+
+#: ``first_order`` of MAML (ANIL) and Meta-SGD: a bool, checked when set, also
+#: after construction (``bool("no")`` is True: it would silently give FOMAML).
+first_order_property = property(_get_first_order, _set_first_order,
+                                doc="True drops the Hessian terms (first-order meta-gradient).")
 
 
 class MAML(MetaLearner):
@@ -112,8 +159,10 @@ class MAML(MetaLearner):
                  first_order=False, meta_optimizer="adam"):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
                          meta_lr=meta_lr, meta_optimizer=meta_optimizer)
-        self.first_order = check_bool(first_order, type(self).__name__, "first_order")
+        self.first_order = first_order
+
+    first_order = first_order_property
 
     def _meta_gradient(self, batch):
-        return maml_meta_gradient(self.net, self.net.get_params(), self._inner_lr(), batch,
-                                  self.inner_steps, self.loss, self.first_order)
+        return _maml_meta_gradient(self.net, self.net.get_params(), self._inner_lr(), batch,
+                                   self.inner_steps, self.loss, self.first_order)

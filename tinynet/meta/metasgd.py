@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_bool
 from ..param import Param
 from .base import MetaLearner
-from .maml import maml_meta_gradient
+from .maml import _maml_meta_gradient, first_order_property
 
 __all__ = ["MetaSGD"]
 
@@ -42,9 +41,11 @@ class MetaSGD(MetaLearner):
                  first_order=False, meta_optimizer="adam"):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
                          meta_lr=meta_lr, meta_optimizer=meta_optimizer)
-        self.first_order = check_bool(first_order, "MetaSGD", "first_order")
+        self.first_order = first_order
         self.lrs = [Param(np.full(p.shape, self.inner_lr, dtype=p.dtype), name=f"{p.name}/lr")
                     for p in self.net.param_list()]
+
+    first_order = first_order_property
 
     def meta_parameters(self):
         return self.net.param_list() + self.lrs
@@ -53,7 +54,7 @@ class MetaSGD(MetaLearner):
         return np.concatenate([p.value.ravel() for p in self.lrs])
 
     def _meta_gradient(self, batch):
-        loss, grad, dlr = maml_meta_gradient(self.net, self.net.get_params(), self._inner_lr(),
-                                             batch, self.inner_steps, self.loss,
-                                             self.first_order, lr_grad=True)
+        loss, grad, dlr = _maml_meta_gradient(self.net, self.net.get_params(), self._inner_lr(),
+                                              batch, self.inner_steps, self.loss,
+                                              self.first_order, lr_grad=True)
         return loss, np.concatenate([grad, dlr])

@@ -38,8 +38,8 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import as_float_array, check_finite, check_positive_int
-from .base import MetaLearner, _check_steps, accuracy
-from .functional import cross_entropy
+from .base import MetaLearner, _check_step_counts, accuracy
+from .functional import check_label_array, cross_entropy
 
 __all__ = ["ProtoNet", "PrototypeClassifier", "prototype_loss"]
 
@@ -64,7 +64,30 @@ def prototype_loss(emb_support, support_y, emb_query, query_y, n_way):
     loss : ndarray of shape (tasks,)
     d_support, d_query : gradients of ``loss.sum()`` (shapes of the embeddings)
     logits : ndarray of shape (tasks, q, n_way)
+
+    Raises
+    ------
+    ValueError
+        A label outside ``[0, n_way)``, a support set without some class,
+        embeddings of different tasks or widths; ``TypeError`` for non-float
+        embeddings or an ``n_way`` that is not a positive integer.
     """
+    who = "prototype_loss"
+    n_way = check_positive_int(n_way, who, "n_way")
+    emb_support = as_float_array(emb_support, who, "emb_support", ndim=3)
+    emb_query = as_float_array(emb_query, who, "emb_query", ndim=3)
+    n_tasks, _, d = emb_support.shape
+    if emb_query.shape[0] != n_tasks or emb_query.shape[2] != d:
+        raise ValueError(f"{who} expected emb_query of shape ({n_tasks}, q, {d}) (as "
+                         f"emb_support), received {emb_query.shape}")
+    support_y = check_label_array(support_y, emb_support.shape[:2], n_way, who, "support_y")
+    query_y = check_label_array(query_y, emb_query.shape[:2], n_way, who, "query_y")
+    return _prototype_loss(emb_support, support_y, emb_query, query_y, n_way)
+
+
+def _prototype_loss(emb_support, support_y, emb_query, query_y, n_way):
+    """:func:`prototype_loss` for checked arguments (ProtoNet checks its
+    episodes once, in ``_n_way``)."""
     onehot = _one_hot(support_y, n_way, emb_support.dtype)           # (T, s, N)
     counts = onehot.sum(axis=1)                                       # (T, N)
     if np.any(counts == 0):
@@ -151,7 +174,7 @@ class ProtoNet(MetaLearner):
         n_tasks, n, n_in = x.shape
         s = batch.support_x.shape[1]
         emb = self._embed(theta, x)
-        loss, d_s, d_q, _ = prototype_loss(emb[:, :s], batch.support_y, emb[:, s:],
+        loss, d_s, d_q, _ = _prototype_loss(emb[:, :s], batch.support_y, emb[:, s:],
                                            batch.query_y, n_way)
         d_emb = np.concatenate([d_s, d_q], axis=1) / n_tasks
         grad = self.net.backward(theta, x.reshape(1, n_tasks * n, n_in),
@@ -170,21 +193,23 @@ class ProtoNet(MetaLearner):
         return PrototypeClassifier(self.net, theta, protos[0])
 
     def evaluate(self, tasks, steps=0, n_tasks=None, chunk: int = 200, seed=None) -> dict:
-        """Query loss and accuracy over episodes; reported under ``steps``
-        (0: no gradient steps are taken)."""
+        """Query loss and accuracy over episodes (see
+        :meth:`MetaLearner.evaluate`). No gradient steps are taken, so the
+        one result is reported under each number of ``steps`` asked for
+        (default 0), as the other learners report theirs."""
         batch = self._task_batch(tasks, n_tasks, seed)
-        key = _check_steps(steps if np.isscalar(steps) else 0, "evaluate")
+        steps = _check_step_counts(steps, "evaluate")
         chunk = check_positive_int(chunk, "evaluate", "chunk")
-        self._n_way(batch, "ProtoNet.evaluate")
+        # one n_way for every chunk: a chunk's own labels may miss a class
+        n_way = self._n_way(batch, "ProtoNet.evaluate")
         theta = self.net.get_params()
         acc = {"loss": [], "accuracy": []}
         for start in range(0, len(batch), chunk):
             part = batch[slice(start, start + chunk)]
-            n_way = int(part.support_y.max()) + 1
             s = part.support_x.shape[1]
             emb = self._embed(theta, np.concatenate([part.support_x, part.query_x], axis=1))
-            loss, _, _, logits = prototype_loss(emb[:, :s], part.support_y, emb[:, s:],
+            loss, _, _, logits = _prototype_loss(emb[:, :s], part.support_y, emb[:, s:],
                                                 part.query_y, n_way)
             acc["loss"].append(loss)
             acc["accuracy"].append(accuracy(logits, part.query_y))
-        return self._summary(len(batch), {key: acc})
+        return self._summary(len(batch), {s: acc for s in steps})

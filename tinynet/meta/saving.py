@@ -9,7 +9,9 @@ never a pickle), with
 
 - the learner's class and constructor settings (``loss``, ``inner_lr``,
   ``inner_steps``, ``meta_lr``, ``first_order``, ``head_layers``...) and
-  its ``history`` in the file's metadata, under ``"tinynet_meta"``;
+  its ``history`` in the file's metadata, under ``"tinynet_meta"`` (a
+  non-finite loss, where a diverged ``meta_fit`` stopped, as ``"nan"``,
+  ``"inf"`` or ``"-inf"``: JSON has no such numbers);
 - Meta-SGD's learned rates, the mask of the parameters the inner SGD adapts
   (ANIL's head, the baseline's ``new_head``) and the meta-optimizer's
   ``state_dict`` as the file's extra arrays.
@@ -29,7 +31,7 @@ import os
 
 import numpy as np
 
-from ..checks import check_finite
+from ..checks import as_values_like
 
 __all__ = ["save", "load"]
 
@@ -120,7 +122,7 @@ def save(learner, path, metadata: dict | None = None) -> str:
             else:
                 extra[_OPT + key] = value
     metadata = {**metadata, KEY: {"class": name, "settings": _settings(learner),
-                                  "history": [float(v) for v in learner.history],
+                                  "history": [_history_entry(v) for v in learner.history],
                                   "optimizer_text": texts}}
     # no compile settings nor optimizer of the model's own: the learner trains it
     return io.save(model, path, include_optimizer=False, metadata=metadata,
@@ -156,8 +158,11 @@ def load(path):
         learner = classes[spec["class"]](model, **spec["settings"])
         history = spec.get("history", [])
         if not isinstance(history, list) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in history):
-            raise TypeError("expected its history as a list of numbers")
+                isinstance(v, (int, float)) and not isinstance(v, bool)
+                or v in _NON_FINITE for v in history):
+            raise TypeError(f"expected its history as a list of numbers (or "
+                            f"{', '.join(map(repr, _NON_FINITE))}), received "
+                            f"{history!r}"[:200])
         learner.history = [float(v) for v in history]
         texts = spec.get("optimizer_text", {})
         if not isinstance(texts, dict) or not all(isinstance(v, str) for v in texts.values()):
@@ -171,6 +176,18 @@ def load(path):
     return learner
 
 
+#: How the history keeps a non-finite loss (JSON has no NaN nor infinity);
+#: ``float`` reads each back.
+_NON_FINITE = ("nan", "inf", "-inf")
+
+
+def _history_entry(value):
+    """A history entry for the JSON metadata: the float, or its name when it
+    is NaN or infinite (the loss a diverged ``meta_fit`` stopped at)."""
+    value = float(value)
+    return value if np.isfinite(value) else str(value)
+
+
 def _restore_arrays(learner, extra: dict, texts: dict) -> None:
     lrs = getattr(learner, "lrs", None)
     saved = sorted((k for k in extra if k.startswith(_LRS)), key=lambda k: int(k[len(_LRS):]))
@@ -178,12 +195,10 @@ def _restore_arrays(learner, extra: dict, texts: dict) -> None:
         if lrs is None or len(saved) != len(lrs):
             raise ValueError(f"expected {len(lrs or [])} learned rate arrays, received "
                              f"{len(saved)}")
-        for p, key in zip(lrs, saved):
-            value = extra[key]
-            if value.shape != p.shape or not np.issubdtype(value.dtype, np.floating):
-                raise ValueError(f"learned rates {key!r}: expected floats of shape "
-                                 f"{p.shape}, received {value.dtype} {value.shape}")
-            check_finite(value, "tinynet.meta.load", f"learned rates {key!r}")
+        # all checked (shape, finite, within the model's dtype) before any is set
+        values = [as_values_like(extra[key], p.value, "tinynet.meta.load",
+                                 f"learned rates {key!r}") for p, key in zip(lrs, saved)]
+        for p, value in zip(lrs, values):
             p.value[...] = value
     if _MASK in extra:
         mask = extra[_MASK]
