@@ -36,7 +36,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from ..checks import FLOAT_DTYPES, as_float_array, check_bool
+from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
 from ..param import Param, check_param_budget
 
 __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str",
@@ -130,7 +130,8 @@ class Layer:
         gives the whole per-sample shape).
     seed : int, optional
         Seed of this layer's own random generator (initial weights, dropout
-        masks). Models pass their own generator otherwise.
+        masks), a non-negative integer. Models pass their own generator
+        otherwise.
 
     Notes
     -----
@@ -160,7 +161,7 @@ class Layer:
         self.name = name
         self._trainable = check_bool(trainable, self._who, "trainable")
         self.dtype = None if dtype is None else self._check_dtype(dtype, self._who)
-        self.seed = seed
+        self.seed = check_seed(seed, self._who)
         self._rng = None
         self._params: list[Param] = []
         self.built = False
