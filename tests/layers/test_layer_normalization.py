@@ -335,6 +335,22 @@ def test_bad_settings(make, error, match):
         make()
 
 
+@pytest.mark.parametrize("make, settings, torch_name", [
+    (lambda: L.LayerNorm(7), "eps", "torch.nn.LayerNorm"),
+    (lambda: L.BatchNorm(1), "momentum, eps", "torch.nn.BatchNorm1d"),
+    (lambda: L.BatchNorm(64), "momentum, eps", "torch.nn.BatchNorm1d"),
+    (lambda: L.BatchNorm(0.9, 1e-3), "momentum, eps", "torch.nn.BatchNorm1d"),
+])
+def test_positional_settings_are_refused(make, settings, torch_name):
+    # PyTorch's first argument is the feature count: LayerNorm(7) used to be
+    # taken as eps=7 (a silently different layer) and BatchNorm(1) as
+    # momentum=1 (moving statistics that never move)
+    with pytest.raises(TypeError, match=rf"takes its settings by keyword \({settings}\); "
+                                        rf"its feature count comes from the input.*"
+                                        rf"{torch_name}\(n\) is .*received"):
+        make()
+
+
 def test_bad_inputs():
     layer = L.BatchNorm(input_dim=4, name="bn1")
     with pytest.raises(ValueError, match=r"BatchNorm 'bn1' expected input of shape "

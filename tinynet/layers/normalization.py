@@ -61,6 +61,17 @@ def _standardize_backward(g, x_hat, inv_std, axes):
     return inv_std * (g - g_mean - x_hat * gx_mean)
 
 
+def _refuse_positional(who: str, args: tuple, settings: str, torch_name: str) -> None:
+    """A normalization layer's settings are keyword-only: PyTorch's first
+    argument is the feature count, which here comes from the input, and as a
+    positional ``eps`` or ``momentum`` it would make another layer silently."""
+    if args:
+        raise TypeError(f"{who} takes its settings by keyword ({settings}); its feature "
+                        f"count comes from the input when it is built ({torch_name}(n) is "
+                        f"{who}() here), received positional arguments "
+                        f"{', '.join(map(repr, args))}")
+
+
 class _FeatureNorm(Layer):
     """Shared parts: ``gamma``/``beta`` of shape ``(features,)`` on the last axis."""
 
@@ -129,6 +140,9 @@ class BatchNorm(_FeatureNorm):
 
     Parameters
     ----------
+    (keyword-only: the number of features comes from the input, so
+    ``torch.nn.BatchNorm1d(64)`` is ``BatchNorm()``; a positional argument
+    is refused)
     momentum : float, default 0.99
         Weight :math:`m \in [0, 1]` of the old moving statistics (Keras'
         meaning; PyTorch's ``momentum`` is :math:`1 - m`).
@@ -143,7 +157,8 @@ class BatchNorm(_FeatureNorm):
         State, not parameters: saved by :meth:`get_state`.
     """
 
-    def __init__(self, momentum: float = 0.99, eps: float = 1e-3, **kwargs):
+    def __init__(self, *args, momentum: float = 0.99, eps: float = 1e-3, **kwargs):
+        _refuse_positional("BatchNorm", args, "momentum, eps", "torch.nn.BatchNorm1d")
         self.momentum = check_real(momentum, "BatchNorm", "momentum", low=0.0, high=1.0)
         self.moving_mean = None
         self.moving_variance = None
@@ -248,6 +263,8 @@ class LayerNorm(_FeatureNorm):
 
     Parameters
     ----------
+    (keyword-only: ``torch.nn.LayerNorm(n)`` is ``LayerNorm()``, the feature
+    count coming from the input; a positional argument is refused)
     eps : float, default 1e-5
         Added to the variance, positive and finite.
 
@@ -256,7 +273,8 @@ class LayerNorm(_FeatureNorm):
     gamma, beta : Param of shape (features,)
     """
 
-    def __init__(self, eps: float = 1e-5, **kwargs):
+    def __init__(self, *args, eps: float = 1e-5, **kwargs):
+        _refuse_positional("LayerNorm", args, "eps", "torch.nn.LayerNorm")
         super().__init__(eps, **kwargs)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
