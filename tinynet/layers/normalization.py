@@ -44,11 +44,20 @@ def _use_kernels(x, gamma) -> bool:
 __all__ = ["BatchNorm", "LayerNorm"]
 
 
+def _mean(a, axes):
+    """Mean over ``axes`` (kept), summed in float64 and returned in ``a``'s
+    dtype: as the kernels (:mod:`tinynet.kernels.norms`) and PyTorch's CPU
+    code. A float32 sum put the mean of values near 100 that differ by 1e-3
+    an ulp off, 1 % of their spread (NumPy adds along a non-contiguous axis
+    one row at a time, so its error grows with the batch)."""
+    return a.mean(axis=axes, dtype=np.float64, keepdims=True).astype(a.dtype, copy=False)
+
+
 def _standardize(x, axes, eps):
     """``(x_hat, inv_std, mean, var)`` with statistics over ``axes`` (kept)."""
-    mean = x.mean(axis=axes, keepdims=True)
+    mean = _mean(x, axes)
     centred = x - mean
-    var = (centred * centred).mean(axis=axes, keepdims=True)
+    var = _mean(centred * centred, axes)
     inv_std = 1.0 / np.sqrt(var + eps)
     return centred * inv_std, inv_std, mean, var
 
@@ -56,8 +65,8 @@ def _standardize(x, axes, eps):
 def _standardize_backward(g, x_hat, inv_std, axes):
     r""":math:`\partial L/\partial x` from :math:`g = \partial L/\partial \hat x`
     when the statistics were computed over ``axes`` (see the module docstring)."""
-    g_mean = g.mean(axis=axes, keepdims=True)
-    gx_mean = (g * x_hat).mean(axis=axes, keepdims=True)
+    g_mean = _mean(g, axes)
+    gx_mean = _mean(g * x_hat, axes)
     return inv_std * (g - g_mean - x_hat * gx_mean)
 
 
@@ -95,8 +104,9 @@ class _FeatureNorm(Layer):
     def _accumulate_param_grads(self, dy, x_hat):
         """Add the gamma and beta gradients; return g = gamma * dy."""
         batch_axes = tuple(range(dy.ndim - 1))
-        self.gamma.grad += (dy * x_hat).sum(axis=batch_axes)
-        self.beta.grad += dy.sum(axis=batch_axes)
+        # float64 sums, as _mean's (then rounded once, by +=, to the grad's dtype)
+        self.gamma.grad += (dy * x_hat).sum(axis=batch_axes, dtype=np.float64)
+        self.beta.grad += dy.sum(axis=batch_axes, dtype=np.float64)
         return dy * self.gamma.value
 
     def get_config(self) -> dict:
