@@ -126,6 +126,34 @@ def test_extreme_inputs_stay_finite_without_warnings(case, dtype):
     assert np.isfinite(y).all() and np.isfinite(dx).all()
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [L.GELU, lambda: L.GELU(approximate="tanh"), L.Softmax],
+                         ids=["gelu", "gelu_tanh", "softmax"])
+def test_inputs_up_to_the_largest_float_give_exact_limits_without_warnings(make, dtype,
+                                                                          backend):
+    """x**3 (tanh GELU) and x*x (its slope, the exact GELU's density)
+    overflow from |x| ~ 1e13 in float32 (1e103 in float64): the tanh GELU's
+    gradient came out NaN there (0 * inf; torch's too), on both backends,
+    and the NumPy path warned; so did Softmax for a row spanning [-max, max].
+    The slopes are 0 far left and 1 far right; the softmax is one-hot."""
+    big = np.finfo(dtype).max
+    x = np.array([[-big, -1e103 if dtype == np.float64 else -1e20, -1e13, -40.0,
+                   40.0, 1e13, 1e20, big]], dtype=dtype)
+    with tn.kernels.use_backend(backend), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer = make()
+        y = layer.forward(x)
+        dx = layer.backward(np.ones_like(y))
+    assert y.dtype == dtype and dx.dtype == dtype
+    if isinstance(layer, L.Softmax):
+        np.testing.assert_array_equal(y, [[0, 0, 0, 0, 0, 0, 0, 1]])
+        np.testing.assert_array_equal(dx, 0)
+    else:
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        np.testing.assert_array_equal(dx, (x > 0).astype(dtype))
+
+
 def test_sigmoid_saturates_exactly():
     y = L.Sigmoid().forward(np.array([[-1e4, 0.0, 1e4]]))
     np.testing.assert_array_equal(y, [[0.0, 0.5, 1.0]])
