@@ -219,3 +219,21 @@ def test_a_bad_seed_is_refused_when_the_layer_is_made(name, seed, error):
         make[name](seed=seed, name="the_layer")
     layer = make[name](seed=np.int64(3))
     assert layer.seed == 3 and json.dumps(layer.get_config())  # a NumPy int is not JSON
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: L.LayerNorm(epsilon=1e-5),
+     r"LayerNorm got an unexpected keyword argument 'epsilon'; did you mean 'eps'\? "
+     r"\(it takes .*eps.*seed"),
+    (lambda: L.Conv2D(2, 3, dilation_rate=2),
+     r"Conv2D got an unexpected keyword argument 'dilation_rate' \(it takes .*filters, "
+     r"kernel_size, strides, padding, activation"),
+    (lambda: L.MaxPool2D(2, padding="same"),
+     r"MaxPool2D got an unexpected keyword argument 'padding' \(it takes pool_size, strides, "),
+    (lambda: L.Dense(3, input_dims=4), r"Dense got an unexpected keyword argument "
+                                       r"'input_dims'; did you mean 'input_dim'\?"),
+])
+def test_an_unknown_keyword_names_the_layer_and_what_it_takes(make, match):
+    # Python's own message named Layer.__init__, not the class the user made
+    with pytest.raises(TypeError, match=match):
+        make()
