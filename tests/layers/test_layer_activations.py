@@ -265,6 +265,28 @@ def test_unknown_activation_suggests_a_name():
         L.Dense(3, activation="reluu")
 
 
+@pytest.mark.parametrize("spec, received", [(3, "3 of type int"),
+                                            (L.Dense(2), "Dense.* of type Dense")])
+def test_an_activation_that_is_neither_name_nor_activation_is_explained(spec, received):
+    # it read "expected a activation name as a string, received Dense": a
+    # layer was given, and instances, config dicts and None are accepted too
+    with pytest.raises(TypeError, match=rf"Dense expected activation as a name such as "
+                                        rf"'relu', an activation layer, a config dict or "
+                                        rf"None, received {received}"):
+        L.Dense(3, activation=spec, name="d")
+    with pytest.raises(TypeError, match="Conv2D expected activation as a name"):
+        L.Conv2D(3, 2, activation=spec, name="c")
+
+
+
+def test_an_initializer_that_is_neither_name_nor_function_is_explained():
+    # it read "expected a initializer name as a string, received int"
+    with pytest.raises(TypeError, match=r"Dense expected bias_initializer as a name such "
+                                        r"as 'glorot_uniform' or a function .*, received "
+                                        r"3 of type int"):
+        L.Dense(3, bias_initializer=3)
+
+
 @pytest.mark.parametrize("make, error, match", [
     (lambda: L.LeakyReLU(alpha=-0.1), ValueError, r"LeakyReLU expected alpha in \[0, inf\)"),
     # an infinite slope makes -inf of negative inputs and NaN (0 * inf) of zeros

@@ -405,8 +405,9 @@ ACTIVATIONS: dict[str, type] = {
 }
 
 
-def get(spec) -> Activation:
-    """A fresh activation layer from a name, a config dict, an instance or None."""
+def get(spec, who: str = "activations.get") -> Activation:
+    """A fresh activation layer from a name, a config dict, an instance or
+    None; anything else is a ``TypeError`` naming ``who`` (the layer asking)."""
     if spec is None:
         return Identity()
     if isinstance(spec, Activation):
@@ -417,6 +418,10 @@ def get(spec) -> Activation:
         if not isinstance(layer, Activation):
             raise TypeError(f"expected an activation, received layer class {spec['class']!r}")
         return layer
+    if not isinstance(spec, str):
+        raise TypeError(f"{who} expected activation as a name such as 'relu', an "
+                        f"activation layer, a config dict or None, received "
+                        f"{spec!r} of type {type(spec).__name__}")
     return lookup(ACTIVATIONS, spec, "activation")()
 
 
