@@ -57,6 +57,12 @@ _SQRT_HALF = 0.7071067811865476
 _INV_SQRT_2PI = 0.3989422804014327
 _SQRT_2_OVER_PI = 0.7978845608028654
 _GELU_CUBIC = 0.044715
+#: gelu_tanh's gradient clamps its input here: beyond, its gate
+#: :math:`\sigma(2u)` is exactly 0 or 1 in both precisions (:math:`2u > 7 \cdot 10^4`)
+#: and so its slope exactly 0 or 1, while :math:`v^3` and :math:`v^2` would
+#: overflow (from :math:`|v| \approx 10^{13}` in float32) and the slope term
+#: :math:`v\,s(1-s)\,du` become 0 times infinity, NaN.
+GELU_TANH_CLAMP = 100.0
 
 
 def needs_input(code: int) -> bool:
@@ -424,10 +430,13 @@ def act_grad_rows(dy, y, z, code, alpha, g, r0, r1):
         k2 = dy.dtype.type(2.0 * _SQRT_2_OVER_PI)
         cubic = dy.dtype.type(_GELU_CUBIC)
         k2_du = dy.dtype.type(6.0 * _SQRT_2_OVER_PI * _GELU_CUBIC)
+        c = dy.dtype.type(GELU_TANH_CLAMP)
         for i in range(r0, r1):
             d, zr, out = dy[i], z[i], g[i]
             for j in range(N):
                 v = zr[j]
+                v = c if v > c else v  # same slope, no overflow (NaN passes)
+                v = -c if v < -c else v
                 # s = sigmoid(2u) = (1 + tanh u) / 2, as in the forward; with
                 # 1 - tanh^2 u = 4 s (1 - s): f' = s + 2 v s (1 - s) du/dv
                 s = _sigmoid(k2 * (v + cubic * v * v * v))
@@ -571,7 +580,8 @@ def act_forward_ref(z, code, alpha=0.0, out=None):
     elif code == GELU:
         y = z * (0.5 * _erfc_ref(-z * z.dtype.type(_SQRT_HALF)))
     elif code == GELU_TANH:
-        y = 0.5 * z * (1.0 + np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z ** 3)))
+        zc = np.clip(z, -GELU_TANH_CLAMP, GELU_TANH_CLAMP)  # the same gate, no overflow
+        y = 0.5 * z * (1.0 + np.tanh(_SQRT_2_OVER_PI * (zc + _GELU_CUBIC * zc ** 3)))
     elif code == SILU:
         y = z * _sigmoid_ref(z)
     elif code == SIGMOID:
@@ -607,6 +617,7 @@ def act_backward_ref(dy, y, z, code, alpha=0.0, out=None):
         cdf = 0.5 * _erfc_ref(-z * z.dtype.type(_SQRT_HALF))
         g = dy * (cdf + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z))
     elif code == GELU_TANH:
+        z = np.clip(z, -GELU_TANH_CLAMP, GELU_TANH_CLAMP)  # as the kernel
         t = np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z ** 3))
         du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * z * z)
         g = dy * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du)

@@ -123,8 +123,14 @@ INITIALIZERS = {
 }
 
 
-def get(name_or_fn):
-    """An initializer function from its name (or the function itself)."""
+def get(name_or_fn, who: str = "init.get", what: str = "initializer"):
+    """An initializer function from its name (or the function itself);
+    anything else is a ``TypeError`` naming ``who`` and ``what`` (the layer
+    and its argument)."""
     if callable(name_or_fn):
         return name_or_fn
+    if not isinstance(name_or_fn, str):
+        raise TypeError(f"{who} expected {what} as a name such as 'glorot_uniform' or a "
+                        f"function (shape, rng, dtype) -> array, received {name_or_fn!r} "
+                        f"of type {type(name_or_fn).__name__}")
     return lookup(INITIALIZERS, name_or_fn, "initializer")

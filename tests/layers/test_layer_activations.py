@@ -126,6 +126,59 @@ def test_extreme_inputs_stay_finite_without_warnings(case, dtype):
     assert np.isfinite(y).all() and np.isfinite(dx).all()
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make", [L.GELU, lambda: L.GELU(approximate="tanh"), L.Softmax],
+                         ids=["gelu", "gelu_tanh", "softmax"])
+def test_inputs_up_to_the_largest_float_give_exact_limits_without_warnings(make, dtype,
+                                                                          backend):
+    """x**3 (tanh GELU) and x*x (its slope, the exact GELU's density)
+    overflow from |x| ~ 1e13 in float32 (1e103 in float64): the tanh GELU's
+    gradient came out NaN there (0 * inf; torch's too), on both backends,
+    and the NumPy path warned; so did Softmax for a row spanning [-max, max].
+    The slopes are 0 far left and 1 far right; the softmax is one-hot."""
+    big = np.finfo(dtype).max
+    x = np.array([[-big, -1e103 if dtype == np.float64 else -1e20, -1e13, -40.0,
+                   40.0, 1e13, 1e20, big]], dtype=dtype)
+    with tn.kernels.use_backend(backend), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        layer = make()
+        y = layer.forward(x)
+        dx = layer.backward(np.ones_like(y))
+    assert y.dtype == dtype and dx.dtype == dtype
+    if isinstance(layer, L.Softmax):
+        np.testing.assert_array_equal(y, [[0, 0, 0, 0, 0, 0, 0, 1]])
+        np.testing.assert_array_equal(dx, 0)
+    else:
+        np.testing.assert_array_equal(y, np.maximum(x, 0))
+        np.testing.assert_array_equal(dx, (x > 0).astype(dtype))
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_float32_exact_gelu_is_within_a_few_ulps_on_both_backends(backend):
+    """Against math.erfc in float64, for every 50th float32 in [-12, 6]
+    (outputs and, left of -1 where the slope has no root nearby, slopes).
+    The NumPy path formed x / sqrt(2) and x * x in float32, whose relative
+    rounding error erfc and exp multiply by 2 z**2: 190 ulps at x = -12,
+    85 in [-10, -1] (PyTorch, whose 1 + erf cancels, is off by up to 2**24)."""
+    x = np.linspace(-12, 6, 200_001).astype(np.float32)[None]
+    xd = x.astype(np.float64)[0]
+    cdf = np.array([0.5 * math.erfc(-v / math.sqrt(2)) for v in xd])
+    exact_y = xd * cdf
+    exact_slope = cdf + xd * np.exp(-0.5 * xd * xd) / math.sqrt(2 * math.pi)
+    with tn.kernels.use_backend(backend):
+        layer = L.GELU()
+        y = layer.forward(x)[0]
+        slope = layer.backward(np.ones_like(x))[0]
+
+    def ulps(a, exact):
+        return np.abs(a - exact) / np.spacing(np.abs(exact).astype(np.float32))
+
+    assert ulps(y, exact_y).max() <= 4
+    left = xd < -1
+    assert ulps(slope[left], exact_slope[left]).max() <= 8
+
+
 def test_sigmoid_saturates_exactly():
     y = L.Sigmoid().forward(np.array([[-1e4, 0.0, 1e4]]))
     np.testing.assert_array_equal(y, [[0.0, 0.5, 1.0]])
@@ -235,6 +288,28 @@ def test_activation_config_round_trip(layer):
 def test_unknown_activation_suggests_a_name():
     with pytest.raises(ValueError, match="did you mean 'relu'"):
         L.Dense(3, activation="reluu")
+
+
+@pytest.mark.parametrize("spec, received", [(3, "3 of type int"),
+                                            (L.Dense(2), "Dense.* of type Dense")])
+def test_an_activation_that_is_neither_name_nor_activation_is_explained(spec, received):
+    # it read "expected a activation name as a string, received Dense": a
+    # layer was given, and instances, config dicts and None are accepted too
+    with pytest.raises(TypeError, match=rf"Dense expected activation as a name such as "
+                                        rf"'relu', an activation layer, a config dict or "
+                                        rf"None, received {received}"):
+        L.Dense(3, activation=spec, name="d")
+    with pytest.raises(TypeError, match="Conv2D expected activation as a name"):
+        L.Conv2D(3, 2, activation=spec, name="c")
+
+
+
+def test_an_initializer_that_is_neither_name_nor_function_is_explained():
+    # it read "expected a initializer name as a string, received int"
+    with pytest.raises(TypeError, match=r"Dense expected bias_initializer as a name such "
+                                        r"as 'glorot_uniform' or a function .*, received "
+                                        r"3 of type int"):
+        L.Dense(3, bias_initializer=3)
 
 
 @pytest.mark.parametrize("make, error, match", [

@@ -204,3 +204,36 @@ def test_trainable_must_be_a_bool(value):
     assert layer.trainable is True
     layer.trainable = np.bool_(False)
     assert layer.trainable is False
+
+
+@pytest.mark.parametrize("seed, error", [("a", TypeError), (1.5, TypeError), (True, TypeError),
+                                         ([1, 2], TypeError), (-1, ValueError)])
+@pytest.mark.parametrize("name", ["Dense", "Dropout"])
+def test_a_bad_seed_is_refused_when_the_layer_is_made(name, seed, error):
+    # it used to be kept, and failed at the first forward pass in NumPy's
+    # SeedSequence ("SeedSequence expects int or sequence of ints ..."), or was
+    # taken (True, a list) and written to the config
+    make = {"Dense": lambda **kw: L.Dense(3, **kw), "Dropout": lambda **kw: L.Dropout(0.5, **kw)}
+    with pytest.raises(error, match=rf"{name} 'the_layer' expected seed as None or a "
+                                    rf"non-negative integer, received {re.escape(repr(seed))}"):
+        make[name](seed=seed, name="the_layer")
+    layer = make[name](seed=np.int64(3))
+    assert layer.seed == 3 and json.dumps(layer.get_config())  # a NumPy int is not JSON
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda: L.LayerNorm(epsilon=1e-5),
+     r"LayerNorm got an unexpected keyword argument 'epsilon'; did you mean 'eps'\? "
+     r"\(it takes .*eps.*seed"),
+    (lambda: L.Conv2D(2, 3, dilation_rate=2),
+     r"Conv2D got an unexpected keyword argument 'dilation_rate' \(it takes .*filters, "
+     r"kernel_size, strides, padding, activation"),
+    (lambda: L.MaxPool2D(2, padding="same"),
+     r"MaxPool2D got an unexpected keyword argument 'padding' \(it takes pool_size, strides, "),
+    (lambda: L.Dense(3, input_dims=4), r"Dense got an unexpected keyword argument "
+                                       r"'input_dims'; did you mean 'input_dim'\?"),
+])
+def test_an_unknown_keyword_names_the_layer_and_what_it_takes(make, match):
+    # Python's own message named Layer.__init__, not the class the user made
+    with pytest.raises(TypeError, match=match):
+        make()

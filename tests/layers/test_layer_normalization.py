@@ -276,6 +276,45 @@ def test_layernorm_matches_torch():
     np.testing.assert_allclose(layer.beta.grad, ref.bias.grad.numpy(), rtol=1e-10)
 
 
+@pytest.mark.parametrize("make, shape", [(L.BatchNorm, (1, 1, 7, 1)),
+                                         (L.BatchNorm, (3, 2, 5, 4)),
+                                         (L.LayerNorm, (2, 513))])
+def test_float32_numpy_path_sums_in_float64_as_the_kernels_and_torch(make, shape):
+    """Values near 100 that differ by 1e-3 (after a large bias): a float32
+    sum put the NumPy path's mean an ulp or more off, which is 1 % of the
+    spread, and its dx 1e-4 (relative) away where torch's float32 stays
+    within 1e-6 (and gamma's gradient likewise). With float64 sums (the kernels', and PyTorch's on CPU) both
+    backends come within a few times torch's own float32 error."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    x = (rng.standard_normal(shape) * 1e-3 + 100).astype(np.float32)
+    dy = rng.standard_normal(shape).astype(np.float32)
+
+    def torch_run(dtype):
+        xt = torch.tensor(x, dtype=dtype, requires_grad=True)
+        gamma = torch.ones(shape[-1], dtype=dtype, requires_grad=True)
+        if make is L.BatchNorm:
+            yt = torch.nn.functional.batch_norm(xt.movedim(-1, 1), None, None, gamma,
+                                                training=True, eps=1e-3).movedim(1, -1)
+        else:
+            yt = torch.nn.functional.layer_norm(xt, (shape[-1],), gamma, eps=1e-5)
+        yt.backward(torch.tensor(dy, dtype=dtype))
+        return [t.detach().double().numpy() for t in (yt, xt.grad, gamma.grad)]
+
+    exact, torch32 = torch_run(torch.float64), torch_run(torch.float32)
+
+    def error(a, b):
+        return np.abs(a - b).max() / np.abs(b).max()
+
+    for backend in ("numba", "numpy"):
+        with tn.kernels.use_backend(backend):
+            layer = make()
+            y = layer.forward(x, training=True)
+            dx = layer.backward(dy)
+        for ours, theirs, ref in zip((y, dx, layer.gamma.grad), torch32, exact):
+            assert error(ours, ref) <= max(4 * error(theirs, ref), 1e-6), backend
+
+
 def test_layernorm_same_in_training_and_inference():
     x = np.random.default_rng(7).standard_normal((4, 6))
     layer = L.LayerNorm()
@@ -332,6 +371,22 @@ def test_set_state_errors():
 ])
 def test_bad_settings(make, error, match):
     with pytest.raises(error, match=match):
+        make()
+
+
+@pytest.mark.parametrize("make, settings, torch_name", [
+    (lambda: L.LayerNorm(7), "eps", "torch.nn.LayerNorm"),
+    (lambda: L.BatchNorm(1), "momentum, eps", "torch.nn.BatchNorm1d"),
+    (lambda: L.BatchNorm(64), "momentum, eps", "torch.nn.BatchNorm1d"),
+    (lambda: L.BatchNorm(0.9, 1e-3), "momentum, eps", "torch.nn.BatchNorm1d"),
+])
+def test_positional_settings_are_refused(make, settings, torch_name):
+    # PyTorch's first argument is the feature count: LayerNorm(7) used to be
+    # taken as eps=7 (a silently different layer) and BatchNorm(1) as
+    # momentum=1 (moving statistics that never move)
+    with pytest.raises(TypeError, match=rf"takes its settings by keyword \({settings}\); "
+                                        rf"its feature count comes from the input.*"
+                                        rf"{torch_name}\(n\) is .*received"):
         make()
 
 

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..checks import lookup
 from .. import kernels
-from ..kernels.activations import ACT_CODES
+from ..kernels.activations import ACT_CODES, GELU_TANH_CLAMP
 from ._checks import check_real
 from .base import Layer
 from .special import normal_cdf
@@ -224,9 +224,13 @@ class GELU(Activation):
     is computed with erfc (:mod:`tinynet.layers.special`) and :math:`s` with a
     stable sigmoid, which avoid the cancellation in
     :math:`1 + \operatorname{erf}` and :math:`1 + \tanh` for large negative
-    inputs. The NumPy forward pass keeps the gate (:math:`\Phi(x)` or
-    :math:`s`) for the NumPy backward, which would otherwise evaluate it
-    again; after a kernel forward (which keeps none) it is evaluated again.
+    inputs. Beyond :math:`|x| = 100` the slope is exactly 0 or 1 in
+    floating point, and the cube and square are taken of ``x`` clipped there,
+    so they never overflow (PyTorch's tanh form gives NaN slopes from
+    :math:`|x| \approx 10^{13}` in float32). The NumPy forward pass keeps
+    the gate (:math:`\Phi(x)` or :math:`s`) for the NumPy backward, which
+    would otherwise evaluate it again; after a kernel forward (which keeps
+    none) it is evaluated again.
 
     Parameters
     ----------
@@ -243,8 +247,11 @@ class GELU(Activation):
 
     def _gate(self, x):
         if self.approximate == "tanh":
+            x = _clamp(x)
             return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
-        return normal_cdf(x)
+        # in float64, rounded once: a float32 x / sqrt(2) carries a relative
+        # error that erfc's tail multiplies by 2 z^2 (85 ulps at x = -10)
+        return normal_cdf(x.astype(np.float64)).astype(x.dtype, copy=False)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         # only the NumPy path (_forward) keeps a gate: a kernel forward must not
@@ -259,14 +266,25 @@ class GELU(Activation):
 
     def _backward(self, x, y, dy):
         gate = self._gate(x) if self._cached_gate is None else self._cached_gate
+        x = _clamp(x)  # the slope's second term is exactly 0 beyond the clamp
         if self.approximate == "tanh":
             du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
             return dy * (gate + 2.0 * x * gate * (1.0 - gate) * du)
-        pdf = _INV_SQRT_2PI * np.exp(-0.5 * x * x)
-        return dy * (gate + x * pdf)
+        xd = x.astype(np.float64)  # as the gate: exp(-x^2/2) would magnify x*x's rounding
+        slope = gate + xd * (_INV_SQRT_2PI * np.exp(-0.5 * xd * xd))
+        return dy * slope.astype(x.dtype, copy=False)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "approximate": self.approximate}
+
+
+def _clamp(x):
+    """``x`` clipped to [-100, 100] (NaN kept), where GELU's gates are
+    exactly 0 or 1 and its density :math:`\\varphi` exactly 0 already: its
+    cube and square, which overflow from :math:`|x| \\approx 10^{13}` in
+    float32, then stay finite (an overflow made the tanh form's slope
+    :math:`0 \\cdot \\infty`, NaN)."""
+    return np.clip(x, -GELU_TANH_CLAMP, GELU_TANH_CLAMP)
 
 
 def _sigmoid(x):
@@ -367,7 +385,10 @@ class Softmax(Activation):
         return tuple(input_shape)
 
     def _forward(self, x):
-        e = np.exp(x - x.max(axis=self.axis, keepdims=True))
+        # x - m overflows to -inf only when the row spans more than the
+        # largest float; e^-inf = 0 is then the right weight
+        with np.errstate(over="ignore"):
+            e = np.exp(x - x.max(axis=self.axis, keepdims=True))
         return e / e.sum(axis=self.axis, keepdims=True)
 
     def _backward(self, x, y, dy):
@@ -387,8 +408,9 @@ ACTIVATIONS: dict[str, type] = {
 }
 
 
-def get(spec) -> Activation:
-    """A fresh activation layer from a name, a config dict, an instance or None."""
+def get(spec, who: str = "activations.get") -> Activation:
+    """A fresh activation layer from a name, a config dict, an instance or
+    None; anything else is a ``TypeError`` naming ``who`` (the layer asking)."""
     if spec is None:
         return Identity()
     if isinstance(spec, Activation):
@@ -399,6 +421,10 @@ def get(spec) -> Activation:
         if not isinstance(layer, Activation):
             raise TypeError(f"expected an activation, received layer class {spec['class']!r}")
         return layer
+    if not isinstance(spec, str):
+        raise TypeError(f"{who} expected activation as a name such as 'relu', an "
+                        f"activation layer, a config dict or None, received "
+                        f"{spec!r} of type {type(spec).__name__}")
     return lookup(ACTIVATIONS, spec, "activation")()
 
 

@@ -30,13 +30,15 @@ other floating dtypes are refused with a ``TypeError`` (see
 
 from __future__ import annotations
 
+import difflib
+import inspect
 import re
 import warnings
 from collections import defaultdict
 
 import numpy as np
 
-from ..checks import FLOAT_DTYPES, as_float_array, check_bool
+from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
 from ..param import Param, check_param_budget
 
 __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str",
@@ -130,7 +132,8 @@ class Layer:
         gives the whole per-sample shape).
     seed : int, optional
         Seed of this layer's own random generator (initial weights, dropout
-        masks). Models pass their own generator otherwise.
+        masks), a non-negative integer. Models pass their own generator
+        otherwise.
 
     Notes
     -----
@@ -152,7 +155,10 @@ class Layer:
             _register(cls)
 
     def __init__(self, name: str | None = None, trainable: bool = True, dtype=None,
-                 input_dim: int | None = None, input_shape=None, seed: int | None = None):
+                 input_dim: int | None = None, input_shape=None, seed: int | None = None,
+                 **unknown):
+        if unknown:
+            raise TypeError(self._unknown_keywords_message(unknown))
         name = unique_name(self._auto_name, name)
         if not isinstance(name, str) or not name:
             raise TypeError(f"{type(self).__name__} expected name as a non-empty string, "
@@ -160,7 +166,7 @@ class Layer:
         self.name = name
         self._trainable = check_bool(trainable, self._who, "trainable")
         self.dtype = None if dtype is None else self._check_dtype(dtype, self._who)
-        self.seed = seed
+        self.seed = check_seed(seed, self._who)
         self._rng = None
         self._params: list[Param] = []
         self.built = False
@@ -174,6 +180,27 @@ class Layer:
                                       else _shape_tuple(input_shape, self._who))
         if self._declared_input_shape is not None:
             self.build(self._declared_input_shape)
+
+    @classmethod
+    def _unknown_keywords_message(cls, unknown) -> str:
+        """What a subclass's unknown keyword gets (Python's own message would
+        name ``Layer.__init__``): the class, the keyword, the closest one it
+        takes and all of them (from the ``__init__`` signatures of its bases)."""
+        takes = []
+        for klass in cls.__mro__:
+            if "__init__" in vars(klass) and issubclass(klass, Layer):
+                for p in inspect.signature(klass.__init__).parameters.values():
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and (
+                            p.name != "self" and p.name not in takes):
+                        takes.append(p.name)
+        key = next(iter(unknown))
+        # a close spelling, or Keras' longer name (epsilon: eps); not
+        # checks.did_you_mean, whose looser match offers activation for dilation_rate
+        close = [t for t in takes if key.startswith(t) or t.startswith(key)]
+        close = close or difflib.get_close_matches(key, takes, n=1, cutoff=0.75)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return (f"{cls.__name__} got an unexpected keyword argument {key!r}{hint} "
+                f"(it takes {', '.join(takes)})")
 
     # ------------------------------------------------------------------ naming
     @property

@@ -44,11 +44,20 @@ def _use_kernels(x, gamma) -> bool:
 __all__ = ["BatchNorm", "LayerNorm"]
 
 
+def _mean(a, axes):
+    """Mean over ``axes`` (kept), summed in float64 and returned in ``a``'s
+    dtype: as the kernels (:mod:`tinynet.kernels.norms`) and PyTorch's CPU
+    code. A float32 sum put the mean of values near 100 that differ by 1e-3
+    an ulp off, 1 % of their spread (NumPy adds along a non-contiguous axis
+    one row at a time, so its error grows with the batch)."""
+    return a.mean(axis=axes, dtype=np.float64, keepdims=True).astype(a.dtype, copy=False)
+
+
 def _standardize(x, axes, eps):
     """``(x_hat, inv_std, mean, var)`` with statistics over ``axes`` (kept)."""
-    mean = x.mean(axis=axes, keepdims=True)
+    mean = _mean(x, axes)
     centred = x - mean
-    var = (centred * centred).mean(axis=axes, keepdims=True)
+    var = _mean(centred * centred, axes)
     inv_std = 1.0 / np.sqrt(var + eps)
     return centred * inv_std, inv_std, mean, var
 
@@ -56,9 +65,20 @@ def _standardize(x, axes, eps):
 def _standardize_backward(g, x_hat, inv_std, axes):
     r""":math:`\partial L/\partial x` from :math:`g = \partial L/\partial \hat x`
     when the statistics were computed over ``axes`` (see the module docstring)."""
-    g_mean = g.mean(axis=axes, keepdims=True)
-    gx_mean = (g * x_hat).mean(axis=axes, keepdims=True)
+    g_mean = _mean(g, axes)
+    gx_mean = _mean(g * x_hat, axes)
     return inv_std * (g - g_mean - x_hat * gx_mean)
+
+
+def _refuse_positional(who: str, args: tuple, settings: str, torch_name: str) -> None:
+    """A normalization layer's settings are keyword-only: PyTorch's first
+    argument is the feature count, which here comes from the input, and as a
+    positional ``eps`` or ``momentum`` it would make another layer silently."""
+    if args:
+        raise TypeError(f"{who} takes its settings by keyword ({settings}); its feature "
+                        f"count comes from the input when it is built ({torch_name}(n) is "
+                        f"{who}() here), received positional arguments "
+                        f"{', '.join(map(repr, args))}")
 
 
 class _FeatureNorm(Layer):
@@ -84,8 +104,9 @@ class _FeatureNorm(Layer):
     def _accumulate_param_grads(self, dy, x_hat):
         """Add the gamma and beta gradients; return g = gamma * dy."""
         batch_axes = tuple(range(dy.ndim - 1))
-        self.gamma.grad += (dy * x_hat).sum(axis=batch_axes)
-        self.beta.grad += dy.sum(axis=batch_axes)
+        # float64 sums, as _mean's (then rounded once, by +=, to the grad's dtype)
+        self.gamma.grad += (dy * x_hat).sum(axis=batch_axes, dtype=np.float64)
+        self.beta.grad += dy.sum(axis=batch_axes, dtype=np.float64)
         return dy * self.gamma.value
 
     def get_config(self) -> dict:
@@ -129,6 +150,9 @@ class BatchNorm(_FeatureNorm):
 
     Parameters
     ----------
+    (keyword-only: the number of features comes from the input, so
+    ``torch.nn.BatchNorm1d(64)`` is ``BatchNorm()``; a positional argument
+    is refused)
     momentum : float, default 0.99
         Weight :math:`m \in [0, 1]` of the old moving statistics (Keras'
         meaning; PyTorch's ``momentum`` is :math:`1 - m`).
@@ -143,7 +167,8 @@ class BatchNorm(_FeatureNorm):
         State, not parameters: saved by :meth:`get_state`.
     """
 
-    def __init__(self, momentum: float = 0.99, eps: float = 1e-3, **kwargs):
+    def __init__(self, *args, momentum: float = 0.99, eps: float = 1e-3, **kwargs):
+        _refuse_positional("BatchNorm", args, "momentum, eps", "torch.nn.BatchNorm1d")
         self.momentum = check_real(momentum, "BatchNorm", "momentum", low=0.0, high=1.0)
         self.moving_mean = None
         self.moving_variance = None
@@ -248,6 +273,8 @@ class LayerNorm(_FeatureNorm):
 
     Parameters
     ----------
+    (keyword-only: ``torch.nn.LayerNorm(n)`` is ``LayerNorm()``, the feature
+    count coming from the input; a positional argument is refused)
     eps : float, default 1e-5
         Added to the variance, positive and finite.
 
@@ -256,7 +283,8 @@ class LayerNorm(_FeatureNorm):
     gamma, beta : Param of shape (features,)
     """
 
-    def __init__(self, eps: float = 1e-5, **kwargs):
+    def __init__(self, *args, eps: float = 1e-5, **kwargs):
+        _refuse_positional("LayerNorm", args, "eps", "torch.nn.LayerNorm")
         super().__init__(eps, **kwargs)
 
     def forward(self, x, training: bool = False) -> np.ndarray:

@@ -20,13 +20,15 @@ class _KernelLayer(Layer):
 
     def _set_kernel_options(self, activation, use_bias, kernel_initializer,
                             bias_initializer) -> None:
-        self.activation = activations.get(activation)
+        self.activation = activations.get(activation, type(self).__name__)
         # check_bool, not bool(): use_bias="False" must not mean True
         self.use_bias = check_bool(use_bias, type(self).__name__, "use_bias")
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
-        self._init_w = initializers.get(kernel_initializer)
-        self._init_b = initializers.get(bias_initializer)
+        self._init_w = initializers.get(kernel_initializer, type(self).__name__,
+                                        "kernel_initializer")
+        self._init_b = initializers.get(bias_initializer, type(self).__name__,
+                                        "bias_initializer")
         self.W = None
         self.b = None
 

@@ -78,9 +78,9 @@ class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
         self.n_tasks = check_positive_int(n_tasks, "MMoE", "n_tasks")
         self.n_experts = check_positive_int(n_experts, "MMoE", "n_experts")
         self.units = check_positive_int(units, "MMoE", "units")
-        self.activation = activations.get(activation)
+        self.activation = activations.get(activation, "MMoE")
         self.kernel_initializer = kernel_initializer
-        self._init = initializers.get(kernel_initializer)
+        self._init = initializers.get(kernel_initializer, "MMoE", "kernel_initializer")
         self.W_experts = self.b_experts = None
         self.W_gates, self.b_gates = [], []
         self._cache = None
