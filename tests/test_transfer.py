@@ -278,6 +278,21 @@ def test_replace_head_errors():
         transfer.replace_head(model, ["dense"])
 
 
+def test_replace_head_that_does_not_fit_leaves_the_model_as_it_was():
+    # the old head was popped before the new one failed to build on the
+    # base's output: the model lost its head, and the caller the removed layers
+    model = mlp()
+    before = [layer.name for layer in model.layers]
+    x = data()[0]
+    expected = model.predict(x)
+    conv = tn.layers.Conv2D(3, 3, name="conv")
+    with pytest.raises(ValueError, match="Conv2D 'conv' expected input of shape"):
+        transfer.replace_head(model, [tn.layers.Dense(4, name="h1"), conv], n_remove=2)
+    assert [layer.name for layer in model.layers] == before
+    assert model.output_shape == (3,)
+    np.testing.assert_array_equal(model.predict(x), expected)
+
+
 def test_copy_weights_by_index_and_by_name():
     src, dst = mlp(seed=1), mlp(seed=2)
     x = data()[0]

@@ -34,6 +34,13 @@ def replace_head(model, new_layers, n_remove: int = 1) -> list:
     -------
     list of Layer
         The removed layers, bottom to top (to restore or reuse them).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For bad arguments, or a new layer that cannot be built on what
+        remains of the model (a ``Conv2D`` on flat features); the model is
+        then left as it was, its old head on.
     """
     from ..layers.base import Layer
 
@@ -61,8 +68,16 @@ def replace_head(model, new_layers, n_remove: int = 1) -> list:
     for _ in range(int(n_remove)):
         removed.append(model.layers[-1])
         model.pop()
-    for layer in new_layers:
-        model.add(layer)
+    try:
+        for layer in new_layers:
+            model.add(layer)  # builds it on the model's output: may not fit
+    except BaseException:
+        # hand the model back as it came (its old head on), not headless
+        while len(model.layers) > n_layers - int(n_remove):
+            model.pop()
+        for layer in reversed(removed):
+            model.add(layer)
+        raise
     return removed[::-1]
 
 
