@@ -253,6 +253,22 @@ def test_frozen_batchnorm_keeps_moving_statistics_and_uses_them(seed, shift, sca
 
 
 # ------------------------------------------------------------- head surgery
+def test_layer_references_as_arrays_are_lists_or_a_clear_error():
+    # np.array([0, 1]) passed the "has __index__" test and failed in int()
+    # with NumPy's "only 0-dimensional arrays can be converted"
+    model = mlp()
+    assert transfer.freeze(model, np.array([0, 1])) == ["fc1", "fc2"]
+    assert transfer.select_layers(model, np.arange(1, 3)) == [1, 2]
+    assert transfer.layer_index(model, np.array(2)) == 2  # 0-d: an index
+    for call in (lambda: transfer.layer_index(model, np.array([0, 1])),
+                 lambda: transfer.freeze(model, np.array([[0, 1]])),
+                 lambda: transfer.unfreeze(model, upto=np.array([1, 2])),
+                 lambda: transfer.extract_features(model, data()[0], layer=np.array([1]))):
+        with pytest.raises(TypeError, match=r"expected a layer index .*received an array of "
+                                            r"shape \((1, )?[12],?\)"):
+            call()
+
+
 def test_replace_head_keeps_base_and_changes_classes():
     model = mlp()
     base = values(model)[:4]
