@@ -987,6 +987,21 @@ def test_l2sp_takes_a_model_or_params_and_names_anything_else():
         transfer.L2SP(3, 0.1)
 
 
+def test_l2sp_refuses_an_unbuilt_model_and_an_empty_penalty():
+    # an unbuilt model has no parameters yet: the penalty took none, no
+    # anchors, and training built the weights and ran with no penalty at all
+    unbuilt = tn.Sequential([tn.layers.Dense(4), tn.layers.Dense(2)])
+    with pytest.raises(ValueError, match=r"L2SP expected params of a built model, received "
+                                         r"Sequential '.*', which is not built"):
+        transfer.L2SP(unbuilt, 0.1)
+    with pytest.raises(ValueError, match=r"L2SP expected new_params of a built layer, "
+                                         r"received Dense '.*', which is not built"):
+        transfer.L2SP(mlp(), 0.1, new_params=tn.layers.Dense(3), beta=0.1)
+    with pytest.raises(ValueError, match=r"L2SP expected parameters to penalise, received none"):
+        transfer.L2SP([], 0.1)
+    assert transfer.L2SP([], 0.1, new_params=mlp(), beta=0.1).params == []  # beta alone
+
+
 def test_a_layer_name_held_twice_is_refused_not_resolved_to_the_first():
     # replace_head let a new head be named "fc1" like a base layer; then
     # freeze(model, layers="fc1") froze the base layer only, silently

@@ -41,10 +41,18 @@ from ..training import RunningMeans
 __all__ = ["L2SP", "L2SPLogger"]
 
 
-def _as_params(params) -> list:
+def _as_params(params, what: str) -> list:
     from ..param import Param
 
     if hasattr(params, "parameters") and callable(params.parameters):
+        if getattr(params, "built", True) is False:
+            # it has no parameters yet: the penalty would hold none, and the
+            # weights built later by fit would train unpenalised
+            kind = "model" if hasattr(params, "layers") else "layer"
+            raise ValueError(f"L2SP expected {what} of a built {kind}, received "
+                             f"{type(params).__name__} {getattr(params, 'name', '')!r}, which "
+                             f"is not built: it has no weights to penalise yet (train, load "
+                             f"or build it first)")
         params = params.parameters()
     single = isinstance(params, Param) or not hasattr(params, "__iter__")
     params = [params] if single else list(params)
@@ -64,7 +72,8 @@ class L2SP:
     ----------
     params : list of Param, or a layer or model (its ``parameters()``)
         :math:`S`, the transferred parameters: usually the pretrained base's
-        (not a new head's).
+        (not a new head's). A layer or model must be built (an unbuilt one
+        has no weights yet); params and new_params may not both be empty.
     alpha : float
         Strength of the pull toward the anchors (>= 0; 0 adds nothing).
     new_params : list of Param, or a layer or model, optional
@@ -90,8 +99,11 @@ class L2SP:
     def __init__(self, params, alpha: float, new_params=(), beta: float = 0.0):
         self.alpha = check_real(alpha, "L2SP", "alpha", low=0.0, high_open=True)
         self.beta = check_real(beta, "L2SP", "beta", low=0.0, high_open=True)
-        self.params = _as_params(params)
-        self.new_params = _as_params(new_params)
+        self.params = _as_params(params, "params")
+        self.new_params = _as_params(new_params, "new_params")
+        if not self.params and not self.new_params:
+            raise ValueError("L2SP expected parameters to penalise, received none in params "
+                             "and new_params")
         both = {id(p) for p in self.params} & {id(p) for p in self.new_params}
         if both:
             names = [p.name for p in self.new_params if id(p) in both]
