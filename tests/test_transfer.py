@@ -1002,6 +1002,34 @@ def test_l2sp_refuses_an_unbuilt_model_and_an_empty_penalty():
     assert transfer.L2SP([], 0.1, new_params=mlp(), beta=0.1).params == []  # beta alone
 
 
+def test_l2sp_attach_checks_its_optimizer_and_adds_the_gradient_once():
+    model = mlp()
+    x, y = data()
+    model.compile(tn.optim.SGD(lr=0.1), loss="cross_entropy")
+    penalty = transfer.L2SP(model.layers[0], 0.5)
+    for bad in (None, "adam", tn.optim.SGD):
+        with pytest.raises(TypeError, match=r"L2SP.attach expected a tinynet optimizer "
+                                            r"\(model.optimizer after model.compile\), received"):
+            penalty.attach(bad)
+    penalty.attach(model.optimizer)
+    # a second attach wrapped the step again: the gradient was added twice
+    with pytest.raises(ValueError, match="L2SP.attach: this penalty is already attached to "
+                                         "this optimizer"):
+        penalty.attach(model.optimizer)
+    # an optimizer that does not step the penalised parameters would ignore it
+    other = tn.optim.SGD(mlp(seed=5).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"L2SP.attach: the optimizer does not hold 2 of the "
+                                         r"penalised parameters \('fc1/W', 'fc1/b'\)"):
+        penalty.attach(other)
+    # attached once, one step moves fc1 by lr * alpha * (w - w0) beyond the loss's gradient
+    w = model.layers[0].W
+    w.value = w.value + 1.0
+    model.zero_grad()
+    before = w.value.copy()
+    model.optimizer.step()  # the loss's gradient is 0 here
+    np.testing.assert_allclose(w.value, before - 0.1 * 0.5 * 1.0)
+
+
 def test_a_layer_name_held_twice_is_refused_not_resolved_to_the_first():
     # replace_head let a new head be named "fc1" like a base layer; then
     # freeze(model, layers="fc1") froze the base layer only, silently

@@ -112,6 +112,7 @@ class L2SP:
         self.anchors = [p.value.copy() for p in self.params]
         self.steps = 0
         self.last_value: float | None = None
+        self._attached: list = []  # the optimizers attach wrapped
 
     def _terms(self):
         """``(strength, param, anchor or None)`` of every penalised parameter."""
@@ -144,7 +145,31 @@ class L2SP:
     def attach(self, optimizer):
         """Make ``optimizer.step()`` add the penalty's gradient first (and note
         :math:`\\Omega` in ``last_value``); returns the optimizer. Attach after
-        ``model.compile`` binds it."""
+        ``model.compile`` binds it.
+
+        Raises ``TypeError`` for anything but a tinynet optimizer, and
+        ``ValueError`` if this penalty is already attached to it (its
+        gradient would be added twice a step) or if it is bound to
+        parameters that do not include every penalised one (those would
+        not move, penalty or not)."""
+        from ..optim import Optimizer
+
+        if not isinstance(optimizer, Optimizer):
+            what = (f"the class {optimizer.__name__} (an instance is needed)"
+                    if isinstance(optimizer, type) else repr(optimizer))
+            raise TypeError(f"L2SP.attach expected a tinynet optimizer (model.optimizer after "
+                            f"model.compile), received {what}"[:300])
+        if any(other is optimizer for other in self._attached):
+            raise ValueError("L2SP.attach: this penalty is already attached to this "
+                             "optimizer (attaching again would add its gradient twice)")
+        held = {id(p) for p in optimizer.params}
+        missing = [p.name for p in self.params + self.new_params if id(p) not in held]
+        if held and missing:
+            shown = ", ".join(map(repr, missing[:4])) + (", ..." if len(missing) > 4 else "")
+            raise ValueError(f"L2SP.attach: the optimizer does not hold {len(missing)} of the "
+                             f"penalised parameters ({shown}), so it would not step them; "
+                             f"attach to the optimizer of the model they belong to")
+        self._attached.append(optimizer)
         step = optimizer.step
 
         def step_with_penalty():
