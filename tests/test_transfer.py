@@ -309,6 +309,16 @@ def test_replace_head_that_does_not_fit_leaves_the_model_as_it_was():
     np.testing.assert_array_equal(model.predict(x), expected)
 
 
+def test_copy_weights_from_an_unbuilt_source_is_refused_not_a_silent_no_op():
+    # both unbuilt: nothing was copied, and the pairs were returned as copied
+    src = tn.Sequential([tn.layers.Dense(3, name="fc1"), tn.layers.Dense(2, name="head")])
+    dst = tn.Sequential([tn.layers.Dense(3, name="fc1"), tn.layers.Dense(2, name="head")])
+    for target in (dst, mlp(widths=(6, 3, 2))):
+        with pytest.raises(ValueError, match=r"copy_weights: the source layer 'fc1' is not "
+                                             r"built, so it has no weights to copy"):
+            transfer.copy_weights(src, target, by="name")
+
+
 def test_copy_weights_by_index_and_by_name():
     src, dst = mlp(seed=1), mlp(seed=2)
     x = data()[0]

@@ -144,7 +144,8 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
     ----------
     src, dst : Sequential
         ``dst`` is changed in place; its layers must be built (or buildable
-        from ``src``'s input shapes) and shaped like their partners. When
+        from ``src``'s input shapes) and shaped like their partners, and the
+        source's layers copied from must be built. When
         every layer of ``dst`` has its weights afterwards, ``dst`` is built
         too, so it predicts at once; a part copied into an unbuilt model
         leaves the rest for ``build`` or ``fit`` (which seeds them).
@@ -163,12 +164,17 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
     Raises
     ------
     ValueError
-        On any shape mismatch, naming both layers and all their shapes;
-        nothing is copied then.
+        On any shape mismatch, naming both layers and all their shapes, or
+        a source layer not built (it has no weights yet); nothing is copied
+        then.
     """
     pairs = _pairs(src, dst, by, layers)
     # check every pair before writing anything, so that a mismatch leaves dst untouched
     for s, d in pairs:
+        if not s.built:
+            # it has no weights yet: "copying" it would copy nothing
+            raise ValueError(f"copy_weights: the source layer {s.name!r} is not built, so it "
+                             f"has no weights to copy (train, load or build the source first)")
         if _types(s) != _types(d):
             inner = "" if type(s) is not type(d) else " inside: " + " vs ".join(
                 ", ".join(t.__name__ for t in _types(m)[1:]) for m in (s, d))
