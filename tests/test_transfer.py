@@ -997,6 +997,17 @@ def test_l2sp_takes_a_model_or_params_and_names_anything_else():
         transfer.L2SP(3, 0.1)
 
 
+def test_fine_tune_of_an_unbuilt_model_says_it_has_no_pretrained_weights():
+    # it said "the head 1 ('head') has no parameters to train; count the
+    # layers below it too", which sent the user after the wrong mistake
+    model = tn.Sequential([tn.layers.Dense(4, name="fc1"), tn.layers.Dense(3, name="head")])
+    x, y = data()
+    with pytest.raises(ValueError, match=r"fine_tune: the model is not built, so it has no "
+                                         r"pretrained weights"):
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=1)
+    assert not model.built
+
+
 def test_l2sp_refuses_an_unbuilt_model_and_an_empty_penalty():
     # an unbuilt model has no parameters yet: the penalty took none, no
     # anchors, and training built the weights and ran with no penalty at all

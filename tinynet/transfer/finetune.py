@@ -282,7 +282,8 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     Raises
     ------
     TypeError, ValueError
-        For any bad argument, phase 2's included, before phase 1 trains.
+        For any bad argument, phase 2's included, before phase 1 trains; a
+        model that is not built (it has no pretrained weights) is one.
         If training itself fails (bad labels, a callback raising...), every
         layer's ``trainable`` flag and the model's compile settings
         (optimizer, loss, metrics) are restored before the error propagates;
@@ -297,6 +298,10 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     """
     layers = model_layers(model)
     n = len(layers)
+    if not getattr(model, "built", True):
+        # its layers have no parameters yet: every check below would misread it
+        raise ValueError("fine_tune: the model is not built, so it has no pretrained weights "
+                         "to fine-tune: train or load the base first (or build(input_shape))")
     if isinstance(head, str):
         first_head = layer_index(model, head)
     elif isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 1 <= head < n:
