@@ -1175,6 +1175,30 @@ def test_fine_tune_refuses_a_head_without_parameters():
     assert len(hist.head.history["loss"]) == 1
 
 
+def test_fine_tune_refuses_phases_that_would_train_nothing():
+    # layers frozen before the call stay frozen: with the head frozen, phase 1
+    # trained nothing, and with every layer frozen neither phase did, silently
+    model = mlp()
+    x, y = data(n=16)
+    before = values(model)
+    transfer.freeze(model, "head")
+    count = _CountEpochs()
+    with pytest.raises(ValueError, match=r"fine_tune: every parameter of the head \('head'\) "
+                                         r"is frozen, so phase 1 would train nothing"):
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=1, callbacks=[count])
+    transfer.freeze(model)
+    with pytest.raises(ValueError, match=r"fine_tune: every parameter of the model is frozen "
+                                         r"\(or a BatchNorm kept frozen\), so phase 2 would "
+                                         r"train nothing"):
+        transfer.fine_tune(model, x, y, head_epochs=0, epochs=1, callbacks=[count])
+    assert count.epochs == 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, values(model)))
+    # a frozen head with phase 1 skipped, or a frozen base, is a choice, not a no-op
+    transfer.unfreeze(model, upto="head")
+    hist = transfer.fine_tune(model, x, y, head_epochs=0, epochs=1, batch_size=8)
+    assert len(hist.fine_tune.history["loss"]) == 1
+
+
 def test_layer_groups_take_a_numpy_integer_count():
     # fine_tune accepted np.int64 groups, then layer_groups refused them with
     # "expected groups as None, an int or a list ..., received 2 of type int64"
