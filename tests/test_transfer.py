@@ -836,6 +836,61 @@ def test_experiment_config_refuses_an_unknown_architecture():
         experiment.Config(arch="rnn")
 
 
+@pytest.mark.parametrize("kwargs, error, match", [
+    # each ran: head_fraction 2 or -1 and steps <= 0 trained a silently
+    # different budget, "no" standardised the features, hidden=8 and a
+    # non-number head_fraction failed deep inside (int not iterable, __round__)
+    ({"head_fraction": 2.0}, ValueError, r"head_fraction in \(0, 1\), received 2.0"),
+    ({"head_fraction": -1}, ValueError, r"head_fraction in \(0, 1\), received -1"),
+    ({"head_fraction": "x"}, TypeError, "head_fraction as a real number, received 'x'"),
+    ({"steps": 0}, ValueError, "steps as a positive integer, received 0"),
+    ({"pretrain_epochs": 0}, ValueError, "pretrain_epochs as a positive integer, received 0"),
+    ({"batch_size": 2.5}, TypeError, "batch_size as a positive integer, received 2.5"),
+    ({"standardize_features": "no"}, TypeError, "standardize_features as True or False"),
+    ({"hidden": 8}, TypeError, r"hidden as a non-empty sequence of positive integers "
+                               r"\(one width per hidden layer\), received 8"),
+    ({"hidden": ()}, ValueError, r"hidden as a non-empty sequence of positive integers"),
+    ({"filters": (4, 0)}, ValueError, r"filters as a non-empty sequence of positive integers"),
+    ({"units": 0}, ValueError, "units as a positive integer, received 0"),
+    ({"lr": 0}, ValueError, r"lr in \(0, inf\), received 0"),
+    ({"fine_tune_lr": "1e-3"}, TypeError, "fine_tune_lr as a real number"),
+    ({"l2sp": -1}, ValueError, r"l2sp in \[0, inf\), received -1"),
+    ({"label_smoothing": 1}, ValueError, r"label_smoothing in \[0, 1\), received 1"),
+])
+def test_experiment_config_checks_every_setting(kwargs, error, match):
+    from tinynet.transfer import experiment
+    with pytest.raises(error, match="Config expected " + match):
+        experiment.Config(**kwargs)
+
+
+def test_experiment_run_checks_its_arguments_before_pretraining(digits_split):
+    # an unknown method was found after pretraining (minutes, in the
+    # benchmark); methods="scratch" was read letter by letter, budget 0 died
+    # in a ZeroDivisionError, and config={...} in an AttributeError
+    from tinynet.transfer import experiment
+    source, target = digits_split
+    cfg = experiment.Config(hidden=(4,), pretrain_epochs=1, steps=2)
+    for kwargs, error, match in [
+            ({"methods": ("scratch", "xx")}, ValueError,
+             r"run expected methods among 'scratch', 'features', 'fine_tune', 'discriminative', "
+             r"'features_fc1', 'features_conv', 'l2sp'; received 'xx'"),
+            ({"methods": "scratch"}, TypeError, r"run expected methods as a list or tuple of "
+                                                r"names, received 'scratch'"),
+            ({"budgets": (5, 0)}, ValueError, "run expected each budget as a positive integer, "
+                                              "received 0"),
+            ({"budgets": ()}, ValueError, "run expected at least one budget"),
+            ({"seeds": (0, 1.5)}, TypeError, "run expected each seed as an int"),
+            ({"methods": ("features_conv",)}, ValueError,
+             r"run: method 'features_conv' needs Config\(arch='cnn'\)"),
+            ({"config": {"steps": 3}}, TypeError, r"run expected config as a Config \(or None\), "
+                                                  r"received dict")]:
+        pretrained = {}
+        args = {"budgets": (5,), "seeds": (0,), "config": cfg, **kwargs}
+        with pytest.raises(error, match=match):
+            experiment.run(source, target, pretrained=pretrained, **args)
+        assert pretrained == {}  # nothing was pretrained
+
+
 def test_discriminative_lrs_names_itself_in_its_errors():
     with pytest.raises(ValueError, match=r"discriminative_lrs expected base_lr in \(0, inf\), "
                                          r"received 0.0"):
