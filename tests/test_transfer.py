@@ -381,6 +381,18 @@ def test_extract_features_between_forward_and_backward_changes_nothing():
         np.testing.assert_array_equal(p.grad, ref)
 
 
+def test_preserved_caches_takes_a_layer_or_model_and_names_anything_else():
+    # None or a list failed inside vars(): "vars() argument must have __dict__"
+    model = mlp()
+    with transfer.preserved_caches(model.layers[0]) as layer:
+        assert layer is model.layers[0]
+    for bad, name in ((None, "NoneType"), (model.layers, "list"), (3, "int")):
+        with pytest.raises(TypeError, match=f"preserved_caches expected a model or a layer, "
+                                            f"received {name}"):
+            with transfer.preserved_caches(bad):
+                pass
+
+
 def test_extract_features_refuses_nan_and_inf():
     model = mlp()
     for bad in (np.nan, np.inf):

@@ -48,7 +48,15 @@ def preserved_caches(model):
     (inputs, outputs, masks). Inside this context a model can be run for
     inspection -- between a training forward and its backward, from a
     callback -- without changing what the next backward computes.
+
+    ``model`` is any tinynet Layer (a ``Sequential``, an ``mtl.Model``, one
+    layer); anything else is a ``TypeError``.
     """
+    from ..layers.base import Layer
+
+    if not isinstance(model, Layer):
+        raise TypeError(f"preserved_caches expected a model or a layer, received "
+                        f"{type(model).__name__}")
     objects: dict = {}
     _walk(model, objects)
     # a layer built inside the context keeps what it built (its state arrays)
