@@ -1266,6 +1266,17 @@ def test_fine_tune_refuses_phases_that_would_train_nothing():
     assert len(hist.fine_tune.history["loss"]) == 1
 
 
+def test_layer_groups_of_an_unbuilt_model_say_it_is_not_built():
+    # "model has no layers with parameters to group" of Dense layers that
+    # have parameters as soon as they are built
+    model = tn.Sequential([tn.layers.Dense(4, name="fc1"), tn.layers.Dense(3, name="head")])
+    for call in (lambda: transfer.layer_groups(model),
+                 lambda: transfer.discriminative_param_groups(model, 1e-3)):
+        with pytest.raises(ValueError, match=r"the model is not built, so its layers have no "
+                                             r"parameters yet \(train, load or build it first\)"):
+            call()
+
+
 def test_layer_groups_take_a_numpy_integer_count():
     # fine_tune accepted np.int64 groups, then layer_groups refused them with
     # "expected groups as None, an int or a list ..., received 2 of type int64"

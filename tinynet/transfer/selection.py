@@ -160,6 +160,9 @@ def layer_groups(model, groups=None) -> list[list[int]]:
         return out
     with_params = [i for i, layer in enumerate(layers) if layer.parameters()]
     if not with_params:
+        if getattr(model, "built", True) is False:
+            raise ValueError("the model is not built, so its layers have no parameters yet "
+                             "(train, load or build it first)")
         raise ValueError("model has no layers with parameters to group")
     if groups is None:
         k = len(with_params)
