@@ -292,6 +292,11 @@ def test_replace_head_errors():
         transfer.replace_head(model, [tn.layers.Dense(2)], n_remove=-1)
     with pytest.raises(TypeError, match="expected layers"):
         transfer.replace_head(model, ["dense"])
+    # None failed with "'NoneType' object is not iterable"
+    with pytest.raises(TypeError, match=r"replace_head expected new_layers as a Layer or a list "
+                                        r"of Layers, received None"):
+        transfer.replace_head(model, None)
+    assert [layer.name for layer in model.layers] == ["fc1", "fc2", "head"]
 
 
 def test_replace_head_that_does_not_fit_leaves_the_model_as_it_was():

@@ -46,6 +46,9 @@ def replace_head(model, new_layers, n_remove: int = 1) -> list:
 
     if isinstance(new_layers, Layer):
         new_layers = [new_layers]
+    if isinstance(new_layers, (str, bytes, dict)) or not hasattr(new_layers, "__iter__"):
+        raise TypeError(f"replace_head expected new_layers as a Layer or a list of Layers, "
+                        f"received {new_layers!r}"[:300])
     new_layers = list(new_layers)
     for layer in new_layers:
         if not isinstance(layer, Layer):
