@@ -253,6 +253,47 @@ def test_frozen_batchnorm_keeps_moving_statistics_and_uses_them(seed, shift, sca
 
 
 # ------------------------------------------------------------- head surgery
+def test_save_and_load_keep_every_frozen_flag_down_to_each_parameter(tmp_path):
+    # a layer's flag is in its config, but a parameter frozen on its own (a
+    # bias) or left training in a frozen layer came back trainable as its layer
+    base = tn.Sequential([tn.layers.Dense(4, input_dim=3, name="fc1", seed=0),
+                          tn.layers.BatchNorm(name="bn"), tn.layers.Dense(4, name="fc2", seed=1)],
+                         name="base")
+    model = tn.Sequential([base, tn.layers.Dense(2, name="head", seed=2)])
+    transfer.freeze(model, "base/bn")
+    model.get_layer("head").b.trainable = False   # the head's bias stays as it is
+    base.layers[0].trainable = False
+    base.layers[0].b.trainable = True             # fc1 frozen but for its bias
+    model.compile("sgd", loss="cross_entropy")
+    model.save(tmp_path / "m.npz")
+    loaded = tn.load(tmp_path / "m.npz")
+    assert ([(p.name, p.trainable) for p in loaded.parameters()]
+            == [(p.name, p.trainable) for p in model.parameters()])
+    assert transfer.frozen_layers(loaded) == transfer.frozen_layers(model)
+    x, y = data(n=8, d=3, k=2)
+    before = values(loaded)
+    loaded.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    moved = [not np.array_equal(a, p.value) for a, p in zip(before, loaded.parameters())]
+    assert moved == [p.trainable for p in loaded.parameters()]
+
+
+def test_a_file_with_bad_trainable_flags_is_refused_and_one_without_them_loads(tmp_path):
+    from tests.io_helpers import rewrite_header
+    model = mlp()
+    transfer.freeze(model, "fc1")
+    model.save(tmp_path / "m.npz")
+    for flags in ([True] * 5, [1, 1, 1, 1, 1, 1], "yes"):
+        rewrite_header(tmp_path / "m.npz", tmp_path / "bad.npz",
+                       lambda header, _: header.update(trainable=flags))
+        with pytest.raises(tn.io.ModelFileError, match=r"expected 'trainable' as 6 true/false "
+                                                       r"flags, one per parameter"):
+            tn.load(tmp_path / "bad.npz")
+    # a file written before the flags were saved: the layers' flags stand
+    rewrite_header(tmp_path / "m.npz", tmp_path / "old.npz",
+                   lambda header, _: header.pop("trainable"))
+    assert transfer.frozen_layers(tn.load(tmp_path / "old.npz")) == ["fc1"]
+
+
 def test_layer_references_as_arrays_are_lists_or_a_clear_error():
     # np.array([0, 1]) passed the "has __index__" test and failed in int()
     # with NumPy's "only 0-dimensional arrays can be converted"
