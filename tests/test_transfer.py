@@ -365,6 +365,26 @@ def test_copy_weights_from_an_unbuilt_source_is_refused_not_a_silent_no_op():
             transfer.copy_weights(src, target, by="name")
 
 
+def test_copy_weights_refuses_values_set_weights_refuses_and_copies_nothing():
+    # copy_weights cast 1e300 into float32 as inf, and copied NaN, silently,
+    # where set_weights (and load) refuse both
+    src, dst = mlp(seed=1, dtype="float64"), mlp(seed=2, dtype="float32")
+    before = values(dst)
+    for bad, match in ((1e300, "copy_weights: weight 'head/W' of layer 'head' expected "
+                               "values within the range of float32"),
+                       (np.nan, "copy_weights expected finite values in weight 'head/W' of "
+                                "layer 'head'")):
+        src.get_layer("head").W.value[0, 0] = bad
+        with pytest.raises(ValueError, match=match):
+            transfer.copy_weights(src, dst)
+        assert all(np.array_equal(a, b) for a, b in zip(before, values(dst)))  # nothing copied
+    src.get_layer("head").W.value[0, 0] = 0.5
+    transfer.copy_weights(src, dst)
+    assert dst.get_layer("head").W.value.dtype == np.float32
+    np.testing.assert_array_equal(dst.get_layer("head").W.value,
+                                  src.get_layer("head").W.value.astype(np.float32))
+
+
 def test_copy_weights_by_index_and_by_name():
     src, dst = mlp(seed=1), mlp(seed=2)
     x = data()[0]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import as_values_like
 from ..layers.base import walk_layers
 from .selection import check_unique_names, model_layers, select_layers
 
@@ -103,6 +104,19 @@ def _weights(layer) -> list[np.ndarray]:
         v for _, state in _states(layer) for v in state.values()]
 
 
+def _converted(s, d):
+    """``s``'s weights as ``d`` takes them: ``([(param, value)], [(sublayer,
+    state)])``, each value checked and cast by :func:`~tinynet.checks.as_values_like`."""
+    def value(new, like, name):
+        return as_values_like(new, like, "copy_weights", f"weight {name!r} of layer {s.name!r}")
+
+    params = [(pd, value(ps.value, pd.value, ps.name))
+              for ps, pd in zip(s.parameters(), d.parameters())]
+    states = [(d_sub, {k: value(v, d_state[k], f"{s_sub.name}/{k}") for k, v in state.items()})
+              for (s_sub, state), (d_sub, d_state) in zip(_states(s), _states(d))]
+    return params, states
+
+
 def _types(layer) -> list[type]:
     return [type(sub) for sub in walk_layers(layer)]
 
@@ -167,9 +181,11 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
     Raises
     ------
     ValueError
-        On any shape mismatch, naming both layers and all their shapes, or
-        a source layer not built (it has no weights yet); nothing is copied
-        then.
+        On any shape mismatch, naming both layers and all their shapes, a
+        source layer not built (it has no weights yet), or a value that
+        :func:`tinynet.io.set_weights` refuses (NaN, infinity, a value that
+        overflows ``dst``'s dtype); nothing is copied then. Values are cast
+        to ``dst``'s dtype.
     """
     pairs = _pairs(src, dst, by, layers)
     # check every pair before writing anything, so that a mismatch leaves dst untouched
@@ -189,10 +205,13 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
         if [np.shape(a) for a in s_w] != [np.shape(a) for a in d_w]:
             raise ValueError(f"copy_weights shape mismatch: {_describe(s)} does not fit "
                              f"{_describe(d)}")
-    for s, d in pairs:
-        for ps, pd in zip(s.parameters(), d.parameters()):
-            pd.value = ps.value
-        for (_, state), (d_sub, _) in zip(_states(s), _states(d)):
+    # the values, cast to dst's dtype, refused as set_weights refuses them (NaN,
+    # infinities, 1e300 into float32), all before anything is written
+    writes = [_converted(s, d) for s, d in pairs]
+    for params, states in writes:
+        for pd, value in params:
+            pd.value = value
+        for d_sub, state in states:
             d_sub.set_state({k: np.array(v, copy=True) for k, v in state.items()})
     dst_layers = model_layers(dst)
     if not getattr(dst, "built", True) and dst_layers and all(layer.built for layer in dst_layers):
