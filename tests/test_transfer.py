@@ -957,7 +957,10 @@ def test_experiment_run_checks_its_arguments_before_pretraining(digits_split):
             ({"budgets": (5, 0)}, ValueError, "run expected each budget as a positive integer, "
                                               "received 0"),
             ({"budgets": ()}, ValueError, "run expected at least one budget"),
-            ({"seeds": (0, 1.5)}, TypeError, "run expected each seed as an int"),
+            ({"seeds": (0, 1.5)}, TypeError, "run expected each seed as an integer >= 0, "
+                                             "received 1.5 of type float"),
+            ({"seeds": (-1,)}, ValueError, "run expected each seed as an integer >= 0, "
+                                           "received -1"),
             ({"methods": ("features_conv",)}, ValueError,
              r"run: method 'features_conv' needs Config\(arch='cnn'\)"),
             ({"config": {"steps": 3}}, TypeError, r"run expected config as a Config \(or None\), "

@@ -336,8 +336,11 @@ def _check_run_arguments(budgets, seeds, methods, config) -> None:
         raise TypeError(f"run expected seeds as a non-empty sequence of ints, received "
                         f"{seeds!r}")
     for seed in seeds:
-        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-            raise TypeError(f"run expected each seed as an int >= 0, received {seed!r}")
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"run expected each seed as an integer >= 0, received {seed!r} "
+                            f"of type {type(seed).__name__}")
+        if seed < 0:
+            raise ValueError(f"run expected each seed as an integer >= 0, received {seed}")
 
 
 def run(source, target, budgets=(10, 50, 200), seeds=(0, 1, 2), methods=METHODS,
