@@ -972,6 +972,34 @@ def test_experiment_run_checks_its_arguments_before_pretraining(digits_split):
         assert pretrained == {}  # nothing was pretrained
 
 
+def test_class_split_and_sample_per_class_check_their_arguments():
+    # class_split(x, y, [0, 0]) labelled class 0 as 1 (the later of the two
+    # numbers it was given), [-1, 0] wrote -1 into the lookup's last entry;
+    # both returned wrong labels silently. The rest failed deep in NumPy.
+    from tinynet.transfer.experiment import class_split, sample_per_class
+    x, y = np.zeros((6, 2)), np.array([0, 1, 2, 0, 1, 2])
+    np.testing.assert_array_equal(class_split(x, y, [2, 0])[1], [1, 0, 1, 0])
+    for classes, error, match in (([0, 0], ValueError, r"distinct class ids, received \[0, 0\]"),
+                                  ([-1, 0], ValueError, r"class ids >= 0, received \[-1, 0\]"),
+                                  ([], ValueError, "at least one class"),
+                                  ([1.5], TypeError, r"integer class ids, received \[1.5\]"),
+                                  (3, TypeError, "a sequence of class ids, received 3")):
+        with pytest.raises(error, match="class_split expected " + match):
+            class_split(x, y, classes)
+    with pytest.raises(ValueError, match="class_split expected one label per sample of x "
+                                         r"\(6\), received 3"):
+        class_split(x, y[:3], [0])
+    rng = np.random.default_rng(0)
+    assert len(sample_per_class(y, 2, rng)) == 6
+    for n, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="sample_per_class expected n_per_class as a positive "
+                                        "integer"):
+            sample_per_class(y, n, rng)
+    with pytest.raises(TypeError, match="sample_per_class expected rng as a "
+                                        "numpy.random.Generator, received int"):
+        sample_per_class(y, 1, 0)
+
+
 def test_discriminative_lrs_names_itself_in_its_errors():
     with pytest.raises(ValueError, match=r"discriminative_lrs expected base_lr in \(0, inf\), "
                                          r"received 0.0"):

@@ -162,8 +162,26 @@ def _widths(value, what: str, meaning: str) -> tuple:
 
 def class_split(x, y, classes):
     """The samples of ``classes``, with labels renumbered ``0..len(classes)-1``
-    in the order given."""
+    in the order given.
+
+    ``classes`` must be distinct integer ids >= 0, and ``y`` hold one label
+    per sample of ``x``; anything else is an error (a repeated id would
+    relabel its samples, silently).
+    """
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise TypeError(f"class_split expected a sequence of class ids, received {classes!r}")
     classes = list(classes)
+    if not classes:
+        raise ValueError("class_split expected at least one class id")
+    if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in classes):
+        raise TypeError(f"class_split expected integer class ids, received {classes!r}")
+    if min(classes) < 0:
+        raise ValueError(f"class_split expected class ids >= 0, received {classes!r}")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"class_split expected distinct class ids, received {classes!r}")
+    if len(y) != len(x):
+        raise ValueError(f"class_split expected one label per sample of x ({len(x)}), "
+                         f"received {len(y)}")
     lookup = np.full(int(max(np.max(y), max(classes))) + 1, -1, dtype=np.int64)
     lookup[classes] = np.arange(len(classes))
     mask = np.isin(y, classes)
@@ -172,6 +190,10 @@ def class_split(x, y, classes):
 
 def sample_per_class(y, n_per_class: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``n_per_class`` random samples of each class (sorted)."""
+    n_per_class = check_positive_int(n_per_class, "sample_per_class", "n_per_class")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"sample_per_class expected rng as a numpy.random.Generator, "
+                        f"received {type(rng).__name__}")
     picks = []
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
