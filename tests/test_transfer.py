@@ -459,6 +459,45 @@ def test_preserved_caches_takes_a_layer_or_model_and_names_anything_else():
                 pass
 
 
+@pytest.mark.parametrize("arch", ["bn_dropout", "cnn"])
+def test_extract_features_mid_training_changes_nothing_for_any_layer(arch):
+    # only caches that were arrays (or tuples of arrays) were put back: a
+    # BatchNorm's (x_hat, inv_std, flag), Dropout's output shape, Flatten's
+    # input shape and a conv layer's (shapes, cols, ...) were left as the
+    # inference pass made them, so the backward that followed failed or
+    # computed other gradients
+    from tinynet.recipes import cnn_layers
+
+    def build():
+        if arch == "cnn":
+            return tn.Sequential(cnn_layers(36, filters=(2,), units=4, seed=0, named=True)
+                                 + [tn.layers.Dense(3, name="head", seed=1)])
+        return tn.Sequential([tn.layers.Dense(8, input_dim=36, seed=0, name="fc1"),
+                              tn.layers.BatchNorm(name="bn"), tn.layers.Dropout(0.3, seed=1),
+                              tn.layers.Dense(3, seed=2, name="head")])
+
+    x, y = data(n=16, d=36, dtype="float32")
+
+    def grads(extract):
+        model = build()
+        model.build((36,))
+        model.zero_grad()
+        h = x
+        for layer in model.layers:
+            h = layer.forward(h, training=True)
+        if extract:
+            transfer.extract_features(model, x[:5] * 2, layer=-1)
+        loss = tn.losses.CrossEntropy()
+        loss.forward(h, y)
+        dy = loss.backward()
+        for layer in reversed(model.layers):
+            dy = layer.backward(dy)
+        return [p.grad.copy() for p in model.parameters()] + [dy]
+
+    for a, b in zip(grads(False), grads(True)):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_extract_features_refuses_nan_and_inf():
     model = mlp()
     for bad in (np.nan, np.inf):
