@@ -253,6 +253,63 @@ def test_frozen_batchnorm_keeps_moving_statistics_and_uses_them(seed, shift, sca
 
 
 # ------------------------------------------------------------- head surgery
+def test_save_and_load_keep_every_frozen_flag_down_to_each_parameter(tmp_path):
+    # a layer's flag is in its config, but a parameter frozen on its own (a
+    # bias) or left training in a frozen layer came back trainable as its layer
+    base = tn.Sequential([tn.layers.Dense(4, input_dim=3, name="fc1", seed=0),
+                          tn.layers.BatchNorm(name="bn"), tn.layers.Dense(4, name="fc2", seed=1)],
+                         name="base")
+    model = tn.Sequential([base, tn.layers.Dense(2, name="head", seed=2)])
+    transfer.freeze(model, "base/bn")
+    model.get_layer("head").b.trainable = False   # the head's bias stays as it is
+    base.layers[0].trainable = False
+    base.layers[0].b.trainable = True             # fc1 frozen but for its bias
+    model.compile("sgd", loss="cross_entropy")
+    model.save(tmp_path / "m.npz")
+    loaded = tn.load(tmp_path / "m.npz")
+    assert ([(p.name, p.trainable) for p in loaded.parameters()]
+            == [(p.name, p.trainable) for p in model.parameters()])
+    assert transfer.frozen_layers(loaded) == transfer.frozen_layers(model)
+    x, y = data(n=8, d=3, k=2)
+    before = values(loaded)
+    loaded.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    moved = [not np.array_equal(a, p.value) for a, p in zip(before, loaded.parameters())]
+    assert moved == [p.trainable for p in loaded.parameters()]
+
+
+def test_a_file_with_bad_trainable_flags_is_refused_and_one_without_them_loads(tmp_path):
+    from tests.io_helpers import rewrite_header
+    model = mlp()
+    transfer.freeze(model, "fc1")
+    model.save(tmp_path / "m.npz")
+    for flags in ([True] * 5, [1, 1, 1, 1, 1, 1], "yes"):
+        rewrite_header(tmp_path / "m.npz", tmp_path / "bad.npz",
+                       lambda header, _: header.update(trainable=flags))
+        with pytest.raises(tn.io.ModelFileError, match=r"expected 'trainable' as 6 true/false "
+                                                       r"flags, one per parameter"):
+            tn.load(tmp_path / "bad.npz")
+    # a file written before the flags were saved: the layers' flags stand
+    rewrite_header(tmp_path / "m.npz", tmp_path / "old.npz",
+                   lambda header, _: header.pop("trainable"))
+    assert transfer.frozen_layers(tn.load(tmp_path / "old.npz")) == ["fc1"]
+
+
+def test_layer_references_as_arrays_are_lists_or_a_clear_error():
+    # np.array([0, 1]) passed the "has __index__" test and failed in int()
+    # with NumPy's "only 0-dimensional arrays can be converted"
+    model = mlp()
+    assert transfer.freeze(model, np.array([0, 1])) == ["fc1", "fc2"]
+    assert transfer.select_layers(model, np.arange(1, 3)) == [1, 2]
+    assert transfer.layer_index(model, np.array(2)) == 2  # 0-d: an index
+    for call in (lambda: transfer.layer_index(model, np.array([0, 1])),
+                 lambda: transfer.freeze(model, np.array([[0, 1]])),
+                 lambda: transfer.unfreeze(model, upto=np.array([1, 2])),
+                 lambda: transfer.extract_features(model, data()[0], layer=np.array([1]))):
+        with pytest.raises(TypeError, match=r"expected a layer index .*received an array of "
+                                            r"shape \((1, )?[12],?\)"):
+            call()
+
+
 def test_replace_head_keeps_base_and_changes_classes():
     model = mlp()
     base = values(model)[:4]
@@ -276,6 +333,56 @@ def test_replace_head_errors():
         transfer.replace_head(model, [tn.layers.Dense(2)], n_remove=-1)
     with pytest.raises(TypeError, match="expected layers"):
         transfer.replace_head(model, ["dense"])
+    # None failed with "'NoneType' object is not iterable"
+    with pytest.raises(TypeError, match=r"replace_head expected new_layers as a Layer or a list "
+                                        r"of Layers, received None"):
+        transfer.replace_head(model, None)
+    assert [layer.name for layer in model.layers] == ["fc1", "fc2", "head"]
+
+
+def test_replace_head_that_does_not_fit_leaves_the_model_as_it_was():
+    # the old head was popped before the new one failed to build on the
+    # base's output: the model lost its head, and the caller the removed layers
+    model = mlp()
+    before = [layer.name for layer in model.layers]
+    x = data()[0]
+    expected = model.predict(x)
+    conv = tn.layers.Conv2D(3, 3, name="conv")
+    with pytest.raises(ValueError, match="Conv2D 'conv' expected input of shape"):
+        transfer.replace_head(model, [tn.layers.Dense(4, name="h1"), conv], n_remove=2)
+    assert [layer.name for layer in model.layers] == before
+    assert model.output_shape == (3,)
+    np.testing.assert_array_equal(model.predict(x), expected)
+
+
+def test_copy_weights_from_an_unbuilt_source_is_refused_not_a_silent_no_op():
+    # both unbuilt: nothing was copied, and the pairs were returned as copied
+    src = tn.Sequential([tn.layers.Dense(3, name="fc1"), tn.layers.Dense(2, name="head")])
+    dst = tn.Sequential([tn.layers.Dense(3, name="fc1"), tn.layers.Dense(2, name="head")])
+    for target in (dst, mlp(widths=(6, 3, 2))):
+        with pytest.raises(ValueError, match=r"copy_weights: the source layer 'fc1' is not "
+                                             r"built, so it has no weights to copy"):
+            transfer.copy_weights(src, target, by="name")
+
+
+def test_copy_weights_refuses_values_set_weights_refuses_and_copies_nothing():
+    # copy_weights cast 1e300 into float32 as inf, and copied NaN, silently,
+    # where set_weights (and load) refuse both
+    src, dst = mlp(seed=1, dtype="float64"), mlp(seed=2, dtype="float32")
+    before = values(dst)
+    for bad, match in ((1e300, "copy_weights: weight 'head/W' of layer 'head' expected "
+                               "values within the range of float32"),
+                       (np.nan, "copy_weights expected finite values in weight 'head/W' of "
+                                "layer 'head'")):
+        src.get_layer("head").W.value[0, 0] = bad
+        with pytest.raises(ValueError, match=match):
+            transfer.copy_weights(src, dst)
+        assert all(np.array_equal(a, b) for a, b in zip(before, values(dst)))  # nothing copied
+    src.get_layer("head").W.value[0, 0] = 0.5
+    transfer.copy_weights(src, dst)
+    assert dst.get_layer("head").W.value.dtype == np.float32
+    np.testing.assert_array_equal(dst.get_layer("head").W.value,
+                                  src.get_layer("head").W.value.astype(np.float32))
 
 
 def test_copy_weights_by_index_and_by_name():
@@ -338,6 +445,57 @@ def test_extract_features_between_forward_and_backward_changes_nothing():
         dy = layer.backward(dy)
     for p, ref in zip(model.parameters(), reference):
         np.testing.assert_array_equal(p.grad, ref)
+
+
+def test_preserved_caches_takes_a_layer_or_model_and_names_anything_else():
+    # None or a list failed inside vars(): "vars() argument must have __dict__"
+    model = mlp()
+    with transfer.preserved_caches(model.layers[0]) as layer:
+        assert layer is model.layers[0]
+    for bad, name in ((None, "NoneType"), (model.layers, "list"), (3, "int")):
+        with pytest.raises(TypeError, match=f"preserved_caches expected a model or a layer, "
+                                            f"received {name}"):
+            with transfer.preserved_caches(bad):
+                pass
+
+
+@pytest.mark.parametrize("arch", ["bn_dropout", "cnn"])
+def test_extract_features_mid_training_changes_nothing_for_any_layer(arch):
+    # only caches that were arrays (or tuples of arrays) were put back: a
+    # BatchNorm's (x_hat, inv_std, flag), Dropout's output shape, Flatten's
+    # input shape and a conv layer's (shapes, cols, ...) were left as the
+    # inference pass made them, so the backward that followed failed or
+    # computed other gradients
+    from tinynet.recipes import cnn_layers
+
+    def build():
+        if arch == "cnn":
+            return tn.Sequential(cnn_layers(36, filters=(2,), units=4, seed=0, named=True)
+                                 + [tn.layers.Dense(3, name="head", seed=1)])
+        return tn.Sequential([tn.layers.Dense(8, input_dim=36, seed=0, name="fc1"),
+                              tn.layers.BatchNorm(name="bn"), tn.layers.Dropout(0.3, seed=1),
+                              tn.layers.Dense(3, seed=2, name="head")])
+
+    x, y = data(n=16, d=36, dtype="float32")
+
+    def grads(extract):
+        model = build()
+        model.build((36,))
+        model.zero_grad()
+        h = x
+        for layer in model.layers:
+            h = layer.forward(h, training=True)
+        if extract:
+            transfer.extract_features(model, x[:5] * 2, layer=-1)
+        loss = tn.losses.CrossEntropy()
+        loss.forward(h, y)
+        dy = loss.backward()
+        for layer in reversed(model.layers):
+            dy = layer.backward(dy)
+        return [p.grad.copy() for p in model.parameters()] + [dy]
+
+    for a, b in zip(grads(False), grads(True)):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_extract_features_refuses_nan_and_inf():
@@ -795,6 +953,92 @@ def test_experiment_config_refuses_an_unknown_architecture():
         experiment.Config(arch="rnn")
 
 
+@pytest.mark.parametrize("kwargs, error, match", [
+    # each ran: head_fraction 2 or -1 and steps <= 0 trained a silently
+    # different budget, "no" standardised the features, hidden=8 and a
+    # non-number head_fraction failed deep inside (int not iterable, __round__)
+    ({"head_fraction": 2.0}, ValueError, r"head_fraction in \(0, 1\), received 2.0"),
+    ({"head_fraction": -1}, ValueError, r"head_fraction in \(0, 1\), received -1"),
+    ({"head_fraction": "x"}, TypeError, "head_fraction as a real number, received 'x'"),
+    ({"steps": 0}, ValueError, "steps as a positive integer, received 0"),
+    ({"pretrain_epochs": 0}, ValueError, "pretrain_epochs as a positive integer, received 0"),
+    ({"batch_size": 2.5}, TypeError, "batch_size as a positive integer, received 2.5"),
+    ({"standardize_features": "no"}, TypeError, "standardize_features as True or False"),
+    ({"hidden": 8}, TypeError, r"hidden as a non-empty sequence of positive integers "
+                               r"\(one width per hidden layer\), received 8"),
+    ({"hidden": ()}, ValueError, r"hidden as a non-empty sequence of positive integers"),
+    ({"filters": (4, 0)}, ValueError, r"filters as a non-empty sequence of positive integers"),
+    ({"units": 0}, ValueError, "units as a positive integer, received 0"),
+    ({"lr": 0}, ValueError, r"lr in \(0, inf\), received 0"),
+    ({"fine_tune_lr": "1e-3"}, TypeError, "fine_tune_lr as a real number"),
+    ({"l2sp": -1}, ValueError, r"l2sp in \[0, inf\), received -1"),
+    ({"label_smoothing": 1}, ValueError, r"label_smoothing in \[0, 1\), received 1"),
+])
+def test_experiment_config_checks_every_setting(kwargs, error, match):
+    from tinynet.transfer import experiment
+    with pytest.raises(error, match="Config expected " + match):
+        experiment.Config(**kwargs)
+
+
+def test_experiment_run_checks_its_arguments_before_pretraining(digits_split):
+    # an unknown method was found after pretraining (minutes, in the
+    # benchmark); methods="scratch" was read letter by letter, budget 0 died
+    # in a ZeroDivisionError, and config={...} in an AttributeError
+    from tinynet.transfer import experiment
+    source, target = digits_split
+    cfg = experiment.Config(hidden=(4,), pretrain_epochs=1, steps=2)
+    for kwargs, error, match in [
+            ({"methods": ("scratch", "xx")}, ValueError,
+             r"run expected methods among 'scratch', 'features', 'fine_tune', 'discriminative', "
+             r"'features_fc1', 'features_conv', 'l2sp'; received 'xx'"),
+            ({"methods": "scratch"}, TypeError, r"run expected methods as a list or tuple of "
+                                                r"names, received 'scratch'"),
+            ({"budgets": (5, 0)}, ValueError, "run expected each budget as a positive integer, "
+                                              "received 0"),
+            ({"budgets": ()}, ValueError, "run expected at least one budget"),
+            ({"seeds": (0, 1.5)}, TypeError, "run expected each seed as an integer >= 0, "
+                                             "received 1.5 of type float"),
+            ({"seeds": (-1,)}, ValueError, "run expected each seed as an integer >= 0, "
+                                           "received -1"),
+            ({"methods": ("features_conv",)}, ValueError,
+             r"run: method 'features_conv' needs Config\(arch='cnn'\)"),
+            ({"config": {"steps": 3}}, TypeError, r"run expected config as a Config \(or None\), "
+                                                  r"received dict")]:
+        pretrained = {}
+        args = {"budgets": (5,), "seeds": (0,), "config": cfg, **kwargs}
+        with pytest.raises(error, match=match):
+            experiment.run(source, target, pretrained=pretrained, **args)
+        assert pretrained == {}  # nothing was pretrained
+
+
+def test_class_split_and_sample_per_class_check_their_arguments():
+    # class_split(x, y, [0, 0]) labelled class 0 as 1 (the later of the two
+    # numbers it was given), [-1, 0] wrote -1 into the lookup's last entry;
+    # both returned wrong labels silently. The rest failed deep in NumPy.
+    from tinynet.transfer.experiment import class_split, sample_per_class
+    x, y = np.zeros((6, 2)), np.array([0, 1, 2, 0, 1, 2])
+    np.testing.assert_array_equal(class_split(x, y, [2, 0])[1], [1, 0, 1, 0])
+    for classes, error, match in (([0, 0], ValueError, r"distinct class ids, received \[0, 0\]"),
+                                  ([-1, 0], ValueError, r"class ids >= 0, received \[-1, 0\]"),
+                                  ([], ValueError, "at least one class"),
+                                  ([1.5], TypeError, r"integer class ids, received \[1.5\]"),
+                                  (3, TypeError, "a sequence of class ids, received 3")):
+        with pytest.raises(error, match="class_split expected " + match):
+            class_split(x, y, classes)
+    with pytest.raises(ValueError, match="class_split expected one label per sample of x "
+                                         r"\(6\), received 3"):
+        class_split(x, y[:3], [0])
+    rng = np.random.default_rng(0)
+    assert len(sample_per_class(y, 2, rng)) == 6
+    for n, error in ((0, ValueError), (-1, ValueError), (1.5, TypeError)):
+        with pytest.raises(error, match="sample_per_class expected n_per_class as a positive "
+                                        "integer"):
+            sample_per_class(y, n, rng)
+    with pytest.raises(TypeError, match="sample_per_class expected rng as a "
+                                        "numpy.random.Generator, received int"):
+        sample_per_class(y, 1, 0)
+
+
 def test_discriminative_lrs_names_itself_in_its_errors():
     with pytest.raises(ValueError, match=r"discriminative_lrs expected base_lr in \(0, inf\), "
                                          r"received 0.0"):
@@ -956,6 +1200,60 @@ def test_l2sp_takes_a_model_or_params_and_names_anything_else():
         transfer.L2SP(3, 0.1)
 
 
+def test_fine_tune_of_an_unbuilt_model_says_it_has_no_pretrained_weights():
+    # it said "the head 1 ('head') has no parameters to train; count the
+    # layers below it too", which sent the user after the wrong mistake
+    model = tn.Sequential([tn.layers.Dense(4, name="fc1"), tn.layers.Dense(3, name="head")])
+    x, y = data()
+    with pytest.raises(ValueError, match=r"fine_tune: the model is not built, so it has no "
+                                         r"pretrained weights"):
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=1)
+    assert not model.built
+
+
+def test_l2sp_refuses_an_unbuilt_model_and_an_empty_penalty():
+    # an unbuilt model has no parameters yet: the penalty took none, no
+    # anchors, and training built the weights and ran with no penalty at all
+    unbuilt = tn.Sequential([tn.layers.Dense(4), tn.layers.Dense(2)])
+    with pytest.raises(ValueError, match=r"L2SP expected params of a built model, received "
+                                         r"Sequential '.*', which is not built"):
+        transfer.L2SP(unbuilt, 0.1)
+    with pytest.raises(ValueError, match=r"L2SP expected new_params of a built layer, "
+                                         r"received Dense '.*', which is not built"):
+        transfer.L2SP(mlp(), 0.1, new_params=tn.layers.Dense(3), beta=0.1)
+    with pytest.raises(ValueError, match=r"L2SP expected parameters to penalise, received none"):
+        transfer.L2SP([], 0.1)
+    assert transfer.L2SP([], 0.1, new_params=mlp(), beta=0.1).params == []  # beta alone
+
+
+def test_l2sp_attach_checks_its_optimizer_and_adds_the_gradient_once():
+    model = mlp()
+    x, y = data()
+    model.compile(tn.optim.SGD(lr=0.1), loss="cross_entropy")
+    penalty = transfer.L2SP(model.layers[0], 0.5)
+    for bad in (None, "adam", tn.optim.SGD):
+        with pytest.raises(TypeError, match=r"L2SP.attach expected a tinynet optimizer "
+                                            r"\(model.optimizer after model.compile\), received"):
+            penalty.attach(bad)
+    penalty.attach(model.optimizer)
+    # a second attach wrapped the step again: the gradient was added twice
+    with pytest.raises(ValueError, match="L2SP.attach: this penalty is already attached to "
+                                         "this optimizer"):
+        penalty.attach(model.optimizer)
+    # an optimizer that does not step the penalised parameters would ignore it
+    other = tn.optim.SGD(mlp(seed=5).parameters(), lr=0.1)
+    with pytest.raises(ValueError, match=r"L2SP.attach: the optimizer does not hold 2 of the "
+                                         r"penalised parameters \('fc1/W', 'fc1/b'\)"):
+        penalty.attach(other)
+    # attached once, one step moves fc1 by lr * alpha * (w - w0) beyond the loss's gradient
+    w = model.layers[0].W
+    w.value = w.value + 1.0
+    model.zero_grad()
+    before = w.value.copy()
+    model.optimizer.step()  # the loss's gradient is 0 here
+    np.testing.assert_allclose(w.value, before - 0.1 * 0.5 * 1.0)
+
+
 def test_a_layer_name_held_twice_is_refused_not_resolved_to_the_first():
     # replace_head let a new head be named "fc1" like a base layer; then
     # freeze(model, layers="fc1") froze the base layer only, silently
@@ -1078,6 +1376,41 @@ def test_fine_tune_refuses_a_head_without_parameters():
     hist = transfer.fine_tune(model, x, y, head="new_head", head_epochs=1, epochs=1,
                               batch_size=8)
     assert len(hist.head.history["loss"]) == 1
+
+
+def test_fine_tune_refuses_phases_that_would_train_nothing():
+    # layers frozen before the call stay frozen: with the head frozen, phase 1
+    # trained nothing, and with every layer frozen neither phase did, silently
+    model = mlp()
+    x, y = data(n=16)
+    before = values(model)
+    transfer.freeze(model, "head")
+    count = _CountEpochs()
+    with pytest.raises(ValueError, match=r"fine_tune: every parameter of the head \('head'\) "
+                                         r"is frozen, so phase 1 would train nothing"):
+        transfer.fine_tune(model, x, y, head_epochs=1, epochs=1, callbacks=[count])
+    transfer.freeze(model)
+    with pytest.raises(ValueError, match=r"fine_tune: every parameter of the model is frozen "
+                                         r"\(or a BatchNorm kept frozen\), so phase 2 would "
+                                         r"train nothing"):
+        transfer.fine_tune(model, x, y, head_epochs=0, epochs=1, callbacks=[count])
+    assert count.epochs == 0
+    assert all(np.array_equal(a, b) for a, b in zip(before, values(model)))
+    # a frozen head with phase 1 skipped, or a frozen base, is a choice, not a no-op
+    transfer.unfreeze(model, upto="head")
+    hist = transfer.fine_tune(model, x, y, head_epochs=0, epochs=1, batch_size=8)
+    assert len(hist.fine_tune.history["loss"]) == 1
+
+
+def test_layer_groups_of_an_unbuilt_model_say_it_is_not_built():
+    # "model has no layers with parameters to group" of Dense layers that
+    # have parameters as soon as they are built
+    model = tn.Sequential([tn.layers.Dense(4, name="fc1"), tn.layers.Dense(3, name="head")])
+    for call in (lambda: transfer.layer_groups(model),
+                 lambda: transfer.discriminative_param_groups(model, 1e-3)):
+        with pytest.raises(ValueError, match=r"the model is not built, so its layers have no "
+                                             r"parameters yet \(train, load or build it first\)"):
+            call()
 
 
 def test_layer_groups_take_a_numpy_integer_count():

@@ -26,6 +26,7 @@ and the header is::
      "modules": ["tinynet.layers.dense", "tinynet.model", ...],
      "model": {"class": "Sequential", "config": {...}},      # layer_to_dict
      "weights": [{"name": "dense_1/W", "shape": [784, 128], "dtype": "float32"}, ...],
+     "trainable": [true, true, false, ...],  # each parameter's flag (optional)
      "compile": {"optimizer": {...}, "loss": {...}, "metrics": [...]} or null,
      "optimizer_groups": [[0, 1, 2, 3]],    # parameter groups as indices
      "optimizer_state": ["n_groups", "state.0.step", ...] or null,
@@ -279,6 +280,9 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         "model": layer_to_dict(model),
         "weights": [{"name": name, "shape": list(value.shape), "dtype": value.dtype.name}
                     for name, value in slots],
+        # each parameter's own flag: a layer's config has the layer's, not that of a
+        # parameter frozen alone (a bias), or left training in a frozen layer
+        "trainable": [p.trainable for p in model.parameters()],
         "compile": None, "optimizer_state": None, "metadata": metadata,
     }
     arrays = {f"weight_{i:04d}": np.ascontiguousarray(value)
@@ -595,6 +599,20 @@ def _import_layer_modules(header) -> None:
                 pass  # the class lookup below says which class is missing
 
 
+def _set_trainable(path, model: Layer, flags) -> None:
+    """Give each parameter the ``trainable`` flag the header lists (a file
+    written before they were saved has none: the layers' flags stand)."""
+    if flags is None:
+        return
+    params = model.parameters()
+    if (not isinstance(flags, list) or len(flags) != len(params)
+            or not all(isinstance(flag, bool) for flag in flags)):
+        raise ModelFileError(f"{path!r}: expected 'trainable' as {len(params)} true/false "
+                             f"flags, one per parameter, received {flags!r}"[:300])
+    for p, flag in zip(params, flags):
+        p.trainable = flag
+
+
 def load(path, compile: bool = True):
     """Read a model written by :func:`save`.
 
@@ -657,6 +675,7 @@ def load(path, compile: bool = True):
     except (TypeError, ValueError) as exc:
         raise ModelFileError(f"{path!r}: its weights do not fit its architecture (or hold "
                              f"values a model cannot take): {exc}") from None
+    _set_trainable(path, model, header.get("trainable"))
     metadata = header.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{path!r}: expected its metadata as a JSON object, received "

@@ -53,6 +53,8 @@ import time
 
 import numpy as np
 
+from ..checks import check_bool, check_positive_int
+from ..layers._checks import check_real
 from .features import extract_features
 from .finetune import fine_tune
 from .selection import layer_groups
@@ -71,7 +73,8 @@ ARCHS = ("mlp", "cnn")
 
 
 class Config:
-    """Hyper-parameters, fixed in advance and shared by every method.
+    """Hyper-parameters, fixed in advance and shared by every method; each
+    is checked here (``TypeError`` or ``ValueError`` naming it).
 
     Parameters
     ----------
@@ -120,30 +123,65 @@ class Config:
         if arch not in ARCHS:
             raise ValueError(f"Config expected arch as one of {', '.join(map(repr, ARCHS))}, "
                              f"received {arch!r}")
+        # checked here, not where a method first uses them: a wrong setting
+        # would otherwise train another budget silently, or fail after pretraining
         self.arch = arch
-        self.hidden = tuple(hidden)
-        self.filters = tuple(filters)
-        self.units = int(units)
-        self.pretrain_epochs = pretrain_epochs
-        self.steps = steps
-        self.batch_size = batch_size
-        self.lr = lr
-        self.head_lr = head_lr
-        self.fine_tune_lr = fine_tune_lr
-        self.factor = factor
-        self.head_fraction = head_fraction
-        self.standardize_features = standardize_features
-        self.label_smoothing = label_smoothing
-        self.l2sp = l2sp
+        self.hidden = _widths(hidden, "hidden", "one width per hidden layer")
+        self.filters = _widths(filters, "filters", "one width per conv block")
+        self.units = check_positive_int(units, "Config", "units")
+        self.pretrain_epochs = check_positive_int(pretrain_epochs, "Config", "pretrain_epochs")
+        self.steps = check_positive_int(steps, "Config", "steps")
+        self.batch_size = check_positive_int(batch_size, "Config", "batch_size")
+        self.lr, self.head_lr, self.fine_tune_lr, self.factor = (
+            check_real(value, "Config", what, low=0.0, low_open=True, high_open=True)
+            for what, value in (("lr", lr), ("head_lr", head_lr),
+                                ("fine_tune_lr", fine_tune_lr), ("factor", factor)))
+        self.head_fraction = check_real(head_fraction, "Config", "head_fraction", low=0.0,
+                                        high=1.0, low_open=True, high_open=True)
+        self.standardize_features = check_bool(standardize_features, "Config",
+                                               "standardize_features")
+        self.label_smoothing = check_real(label_smoothing, "Config", "label_smoothing",
+                                          low=0.0, high=1.0, high_open=True)
+        self.l2sp = check_real(l2sp, "Config", "l2sp", low=0.0, high_open=True)
 
     def as_dict(self) -> dict:
         return dict(vars(self), hidden=list(self.hidden), filters=list(self.filters))
 
 
+def _widths(value, what: str, meaning: str) -> tuple:
+    """A non-empty tuple of positive ints (layer widths), else a clear error."""
+    expected = f"Config expected {what} as a non-empty sequence of positive integers ({meaning})"
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{expected}, received {value!r}")
+    widths = tuple(value)
+    if not widths or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w <= 0
+                         for w in widths):
+        raise ValueError(f"{expected}, received {value!r}")
+    return tuple(int(w) for w in widths)
+
+
 def class_split(x, y, classes):
     """The samples of ``classes``, with labels renumbered ``0..len(classes)-1``
-    in the order given."""
+    in the order given.
+
+    ``classes`` must be distinct integer ids >= 0, and ``y`` hold one label
+    per sample of ``x``; anything else is an error (a repeated id would
+    relabel its samples, silently).
+    """
+    if isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise TypeError(f"class_split expected a sequence of class ids, received {classes!r}")
     classes = list(classes)
+    if not classes:
+        raise ValueError("class_split expected at least one class id")
+    if any(isinstance(c, bool) or not isinstance(c, (int, np.integer)) for c in classes):
+        raise TypeError(f"class_split expected integer class ids, received {classes!r}")
+    if min(classes) < 0:
+        raise ValueError(f"class_split expected class ids >= 0, received {classes!r}")
+    if len(set(classes)) != len(classes):
+        raise ValueError(f"class_split expected distinct class ids, received {classes!r}")
+    if len(y) != len(x):
+        raise ValueError(f"class_split expected one label per sample of x ({len(x)}), "
+                         f"received {len(y)}")
     lookup = np.full(int(max(np.max(y), max(classes))) + 1, -1, dtype=np.int64)
     lookup[classes] = np.arange(len(classes))
     mask = np.isin(y, classes)
@@ -152,6 +190,10 @@ def class_split(x, y, classes):
 
 def sample_per_class(y, n_per_class: int, rng: np.random.Generator) -> np.ndarray:
     """Indices of ``n_per_class`` random samples of each class (sorted)."""
+    n_per_class = check_positive_int(n_per_class, "sample_per_class", "n_per_class")
+    if not isinstance(rng, np.random.Generator):
+        raise TypeError(f"sample_per_class expected rng as a numpy.random.Generator, "
+                        f"received {type(rng).__name__}")
     picks = []
     for c in np.unique(y):
         idx = np.flatnonzero(y == c)
@@ -282,9 +324,45 @@ def _run_method(method, pretrained, x, y, n_classes, cfg, seed):
                   lr=cfg.fine_tune_lr, factor=cfg.factor, gradual=True,
                   every=max(1, rest // n_groups), **fit)
     else:
-        raise ValueError(f"unknown method {method!r} "
-                         f"(known: {', '.join(METHODS + tuple(FEATURE_LAYERS) + ('l2sp',))})")
+        raise ValueError(f"unknown method {method!r} (known: {', '.join(_KNOWN)})")
     return model, None
+
+
+#: Every method :func:`run` knows, those of :data:`METHODS` first.
+_KNOWN = tuple(dict.fromkeys(METHODS + tuple(FEATURE_LAYERS) + ("l2sp",)))
+
+
+def _check_run_arguments(budgets, seeds, methods, config) -> None:
+    """Refuse bad arguments of :func:`run` before it pretrains anything."""
+    if config is not None and not isinstance(config, Config):
+        raise TypeError(f"run expected config as a Config (or None), received "
+                        f"{type(config).__name__}")
+    if isinstance(methods, str) or not isinstance(methods, (list, tuple)):
+        raise TypeError(f"run expected methods as a list or tuple of names, received "
+                        f"{methods!r}")
+    for method in methods:
+        if method not in _KNOWN:
+            raise ValueError(f"run expected methods among {', '.join(map(repr, _KNOWN))}; "
+                             f"received {method!r}")
+    if "features_conv" in methods and (config or Config()).arch != "cnn":
+        raise ValueError("run: method 'features_conv' needs Config(arch='cnn') (the MLP has "
+                         "no convolutional blocks)")
+    if isinstance(budgets, (str, bytes)) or not hasattr(budgets, "__iter__"):
+        raise TypeError(f"run expected budgets as a sequence of positive integers, "
+                        f"received {budgets!r}")
+    if not list(budgets):
+        raise ValueError("run expected at least one budget (labels per class)")
+    for budget in budgets:
+        check_positive_int(budget, "run", "each budget")
+    if isinstance(seeds, (str, bytes)) or not hasattr(seeds, "__iter__") or not list(seeds):
+        raise TypeError(f"run expected seeds as a non-empty sequence of ints, received "
+                        f"{seeds!r}")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+            raise TypeError(f"run expected each seed as an integer >= 0, received {seed!r} "
+                            f"of type {type(seed).__name__}")
+        if seed < 0:
+            raise ValueError(f"run expected each seed as an integer >= 0, received {seed}")
 
 
 def run(source, target, budgets=(10, 50, 200), seeds=(0, 1, 2), methods=METHODS,
@@ -300,8 +378,9 @@ def run(source, target, budgets=(10, 50, 200), seeds=(0, 1, 2), methods=METHODS,
     budgets : sequence of int
         Labels per class given to the target methods.
     seeds : sequence of int
-    methods : sequence of str
-        Any of :data:`METHODS`.
+    methods : list or tuple of str
+        Any of :data:`METHODS`, ``"features_fc1"``, ``"features_conv"`` (CNN
+        only) and ``"l2sp"``.
     config : Config, optional
     log : callable, optional
         Called with one line of progress text per finished run.
@@ -309,12 +388,18 @@ def run(source, target, budgets=(10, 50, 200), seeds=(0, 1, 2), methods=METHODS,
         ``{seed: model}`` pretrained models to reuse (their weights are not
         changed); the models pretrained here are added to it.
 
+    Raises
+    ------
+    TypeError, ValueError
+        For bad budgets, seeds, methods or config, before anything trains.
+
     Returns
     -------
     dict
         ``{"config", "source_accuracy": [per seed], "accuracy": {method:
         {budget: [per seed]}}, "seconds": {method: {budget: [per seed]}}}``.
     """
+    _check_run_arguments(budgets, seeds, methods, config)
     cfg = config or Config()
     (xs, ys), (xs_test, ys_test) = source
     (xt, yt), (xt_test, yt_test) = target

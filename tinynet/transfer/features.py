@@ -18,11 +18,9 @@ from .selection import layer_index, model_layers
 __all__ = ["extract_features", "preserved_caches"]
 
 
-def _is_cache(value) -> bool:
-    if value is None or isinstance(value, np.ndarray):
-        return True
-    return isinstance(value, (tuple, list)) and all(
-        v is None or isinstance(v, np.ndarray) for v in value)
+#: Attributes a forward pass never sets, which a caller may change inside
+#: :func:`preserved_caches` and keep.
+_KEPT = frozenset({"_trainable"})
 
 
 def _walk(obj, seen: dict) -> None:
@@ -45,15 +43,30 @@ def preserved_caches(model):
     """Restore every layer's forward caches on exit.
 
     A forward pass overwrites what each layer keeps for its backward pass
-    (inputs, outputs, masks). Inside this context a model can be run for
-    inspection -- between a training forward and its backward, from a
-    callback -- without changing what the next backward computes.
+    (inputs, outputs, masks, shapes, mode flags). Inside this context a
+    model can be run for inspection -- between a training forward and its
+    backward, from a callback -- without changing what the next backward
+    computes: on exit, every attribute that a layer built on entry had and
+    that was set to another object is set back, whatever its type (a
+    BatchNorm's ``(x_hat, inv_std, flag)``, a Dropout's output shape...).
+    Kept: ``trainable`` flags set inside, what a layer built inside the
+    context built, and arrays changed in place (a training forward's
+    BatchNorm statistics: run inference forwards, as
+    :func:`extract_features` does).
+
+    ``model`` is any tinynet Layer (a ``Sequential``, an ``mtl.Model``, one
+    layer); anything else is a ``TypeError``.
     """
+    from ..layers.base import Layer
+
+    if not isinstance(model, Layer):
+        raise TypeError(f"preserved_caches expected a model or a layer, received "
+                        f"{type(model).__name__}")
     objects: dict = {}
     _walk(model, objects)
     # a layer built inside the context keeps what it built (its state arrays)
-    saved = {key: {name: value for name, value in vars(obj).items() if _is_cache(value)}
-             for key, obj in objects.items() if getattr(obj, "built", True)}
+    saved = {key: dict(vars(obj)) for key, obj in objects.items()
+             if getattr(obj, "built", True)}
     try:
         yield model
     finally:
@@ -62,7 +75,7 @@ def preserved_caches(model):
                 continue
             attrs = vars(obj)
             for name, value in saved[key].items():
-                if attrs.get(name) is not value and _is_cache(attrs.get(name)):
+                if name not in _KEPT and attrs.get(name) is not value:
                     attrs[name] = value
 
 

@@ -282,7 +282,8 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
     Raises
     ------
     TypeError, ValueError
-        For any bad argument, phase 2's included, before phase 1 trains.
+        For any bad argument, phase 2's included, before phase 1 trains; a
+        model that is not built (it has no pretrained weights) is one.
         If training itself fails (bad labels, a callback raising...), every
         layer's ``trainable`` flag and the model's compile settings
         (optimizer, loss, metrics) are restored before the error propagates;
@@ -290,13 +291,19 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
 
     Notes
     -----
-    Layers frozen before the call stay frozen in both phases, so
+    Layers frozen before the call stay frozen in both phases (a phase
+    that would so train nothing, a frozen head or a model frozen
+    throughout, is refused), so
     ``freeze(model, upto=k)`` first keeps the bottom ``k`` layers as they are;
     this holds inside a nested base too (``Sequential([base, head])`` with
     a frozen block or a BatchNorm in ``base``).
     """
     layers = model_layers(model)
     n = len(layers)
+    if not getattr(model, "built", True):
+        # its layers have no parameters yet: every check below would misread it
+        raise ValueError("fine_tune: the model is not built, so it has no pretrained weights "
+                         "to fine-tune: train or load the base first (or build(input_shape))")
     if isinstance(head, str):
         first_head = layer_index(model, head)
     elif isinstance(head, bool) or not isinstance(head, (int, np.integer)) or not 1 <= head < n:
@@ -343,6 +350,18 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         keep_frozen += [layer for base in layers[:first_head] for layer in walk_layers(base)
                         if isinstance(layer, BatchNorm) and layer not in keep_frozen]
     params = [p for layer in layers for p in layer.parameters()]
+    # layers frozen before the call stay frozen: a phase with nothing to train
+    # would run its epochs and change nothing, silently
+    if head_epochs and not any(p.trainable for layer in layers[first_head:]
+                               for p in layer.parameters()):
+        names = ", ".join(repr(layer.name) for layer in layers[first_head:])
+        raise ValueError(f"fine_tune: every parameter of the head ({names}) is frozen, so "
+                         f"phase 1 would train nothing; unfreeze it, or pass head_epochs=0")
+    kept = {id(p) for layer in keep_frozen for p in layer.parameters()}
+    if epochs and not any(trainable and id(p) not in kept for p, trainable in was_trainable[1]):
+        raise ValueError("fine_tune: every parameter of the model is frozen (or a BatchNorm "
+                         "kept frozen), so phase 2 would train nothing; unfreeze what should "
+                         "train (layers frozen before the call stay frozen), or pass epochs=0")
     phase2_params = (discriminative_param_groups(model, lr, factor, groups)
                      if factor is not None else params)
     unfreezing = (GradualUnfreezing(groups, every=every, keep_frozen=keep_frozen)

@@ -22,9 +22,11 @@ practice to ``compile`` again after changing what trains, as in Keras.
 
 from __future__ import annotations
 
+import operator
+
 from ..checks import check_bool, did_you_mean
 from ..layers.base import walk_layers
-from .selection import layer_index, model_layers, select_layers, span
+from .selection import is_index, layer_index, model_layers, select_layers, span
 
 __all__ = ["freeze", "unfreeze", "set_trainable", "frozen_layers", "trainable_layers"]
 
@@ -40,10 +42,10 @@ def _targets(model, layers, start, upto, who) -> list[int]:
     for what, ref, high in (("start", start, n - 1), ("upto", upto, n)):
         if isinstance(ref, str):
             layer_index(model, ref)  # an unknown name says so
-        elif ref is not None and not isinstance(ref, bool) and hasattr(ref, "__index__") \
-                and not -n <= int(ref) <= high:
+        elif ref is not None and is_index(ref) and not -n <= operator.index(ref) <= high:
             raise ValueError(f"{who} expected {what} in [{-n}, {high}] for a model of {n} "
-                             f"layers (negative counts from the top), received {int(ref)}")
+                             f"layers (negative counts from the top), received "
+                             f"{operator.index(ref)}")
     chosen = span(model, start, upto)
     if not chosen and (start is not None or upto is not None):
         raise ValueError(f"{who}: the range start={start!r}, upto={upto!r} selects no layer "

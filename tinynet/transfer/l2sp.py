@@ -41,10 +41,18 @@ from ..training import RunningMeans
 __all__ = ["L2SP", "L2SPLogger"]
 
 
-def _as_params(params) -> list:
+def _as_params(params, what: str) -> list:
     from ..param import Param
 
     if hasattr(params, "parameters") and callable(params.parameters):
+        if getattr(params, "built", True) is False:
+            # it has no parameters yet: the penalty would hold none, and the
+            # weights built later by fit would train unpenalised
+            kind = "model" if hasattr(params, "layers") else "layer"
+            raise ValueError(f"L2SP expected {what} of a built {kind}, received "
+                             f"{type(params).__name__} {getattr(params, 'name', '')!r}, which "
+                             f"is not built: it has no weights to penalise yet (train, load "
+                             f"or build it first)")
         params = params.parameters()
     single = isinstance(params, Param) or not hasattr(params, "__iter__")
     params = [params] if single else list(params)
@@ -64,7 +72,8 @@ class L2SP:
     ----------
     params : list of Param, or a layer or model (its ``parameters()``)
         :math:`S`, the transferred parameters: usually the pretrained base's
-        (not a new head's).
+        (not a new head's). A layer or model must be built (an unbuilt one
+        has no weights yet); params and new_params may not both be empty.
     alpha : float
         Strength of the pull toward the anchors (>= 0; 0 adds nothing).
     new_params : list of Param, or a layer or model, optional
@@ -90,8 +99,11 @@ class L2SP:
     def __init__(self, params, alpha: float, new_params=(), beta: float = 0.0):
         self.alpha = check_real(alpha, "L2SP", "alpha", low=0.0, high_open=True)
         self.beta = check_real(beta, "L2SP", "beta", low=0.0, high_open=True)
-        self.params = _as_params(params)
-        self.new_params = _as_params(new_params)
+        self.params = _as_params(params, "params")
+        self.new_params = _as_params(new_params, "new_params")
+        if not self.params and not self.new_params:
+            raise ValueError("L2SP expected parameters to penalise, received none in params "
+                             "and new_params")
         both = {id(p) for p in self.params} & {id(p) for p in self.new_params}
         if both:
             names = [p.name for p in self.new_params if id(p) in both]
@@ -100,6 +112,7 @@ class L2SP:
         self.anchors = [p.value.copy() for p in self.params]
         self.steps = 0
         self.last_value: float | None = None
+        self._attached: list = []  # the optimizers attach wrapped
 
     def _terms(self):
         """``(strength, param, anchor or None)`` of every penalised parameter."""
@@ -132,7 +145,31 @@ class L2SP:
     def attach(self, optimizer):
         """Make ``optimizer.step()`` add the penalty's gradient first (and note
         :math:`\\Omega` in ``last_value``); returns the optimizer. Attach after
-        ``model.compile`` binds it."""
+        ``model.compile`` binds it.
+
+        Raises ``TypeError`` for anything but a tinynet optimizer, and
+        ``ValueError`` if this penalty is already attached to it (its
+        gradient would be added twice a step) or if it is bound to
+        parameters that do not include every penalised one (those would
+        not move, penalty or not)."""
+        from ..optim import Optimizer
+
+        if not isinstance(optimizer, Optimizer):
+            what = (f"the class {optimizer.__name__} (an instance is needed)"
+                    if isinstance(optimizer, type) else repr(optimizer))
+            raise TypeError(f"L2SP.attach expected a tinynet optimizer (model.optimizer after "
+                            f"model.compile), received {what}"[:300])
+        if any(other is optimizer for other in self._attached):
+            raise ValueError("L2SP.attach: this penalty is already attached to this "
+                             "optimizer (attaching again would add its gradient twice)")
+        held = {id(p) for p in optimizer.params}
+        missing = [p.name for p in self.params + self.new_params if id(p) not in held]
+        if held and missing:
+            shown = ", ".join(map(repr, missing[:4])) + (", ..." if len(missing) > 4 else "")
+            raise ValueError(f"L2SP.attach: the optimizer does not hold {len(missing)} of the "
+                             f"penalised parameters ({shown}), so it would not step them; "
+                             f"attach to the optimizer of the model they belong to")
+        self._attached.append(optimizer)
         step = optimizer.step
 
         def step_with_penalty():

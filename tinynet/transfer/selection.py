@@ -6,7 +6,7 @@ the same *layer references*, resolved here against ``model.layers``:
 * an ``int`` (negative counts from the top, as in Python),
 * a layer name (``"fc2"``),
 * a ``slice`` or ``range`` of indices,
-* a list or tuple of any of these.
+* a list or tuple of any of these (or a 1-d NumPy array of indices).
 
 Layer groups (for discriminative learning rates and gradual unfreezing) are
 contiguous runs of layers, listed bottom (input side) to top (output side).
@@ -14,11 +14,13 @@ contiguous runs of layers, listed bottom (input side) to top (output side).
 
 from __future__ import annotations
 
+import operator
+
 import numpy as np
 
 from ..checks import did_you_mean
 
-__all__ = ["model_layers", "layer_index", "select_layers", "layer_groups", "span",
+__all__ = ["model_layers", "is_index", "layer_index", "select_layers", "layer_groups", "span",
            "check_every_layer_grouped", "check_unique_names"]
 
 
@@ -29,6 +31,21 @@ def model_layers(model) -> list:
         raise TypeError(f"expected a model with a .layers list (tinynet.Sequential), "
                         f"received {type(model).__name__}")
     return list(layers)
+
+
+def is_index(ref) -> bool:
+    """Whether ``ref`` is one integer index: a Python or NumPy integer, or a
+    0-d integer array (not a bool, not an array of several)."""
+    if isinstance(ref, np.ndarray):
+        return ref.ndim == 0 and ref.dtype.kind in "iu"
+    return not isinstance(ref, (bool, np.bool_)) and hasattr(ref, "__index__")
+
+
+def _received(ref) -> str:
+    if isinstance(ref, np.ndarray):
+        hint = " (pass a list of indices)" if ref.ndim else ""
+        return f"an array of shape {ref.shape} and dtype {ref.dtype}{hint}"
+    return f"{ref!r} of type {type(ref).__name__}"
 
 
 def layer_index(model, ref) -> int:
@@ -42,10 +59,10 @@ def layer_index(model, ref) -> int:
                              f"(layers: {', '.join(names)})")
         check_unique_names(layers, [ref], "the name picks no single layer: pass an index")
         return names.index(ref)
-    if isinstance(ref, bool) or not hasattr(ref, "__index__"):
+    if not is_index(ref):
         raise TypeError(f"expected a layer index (int) or name (str), received "
-                        f"{ref!r} of type {type(ref).__name__}")
-    i = int(ref)
+                        f"{_received(ref)}")
+    i = operator.index(ref)
     if not -n <= i < n:
         raise ValueError(f"layer index {i} out of range for a model of {n} layers")
     return i % n
@@ -67,10 +84,10 @@ def _bound(model, ref) -> int | None:
         return None
     if isinstance(ref, str):
         return layer_index(model, ref)
-    if isinstance(ref, bool) or not hasattr(ref, "__index__"):
+    if not is_index(ref):
         raise TypeError(f"expected a layer index or name as a range bound, received "
-                        f"{ref!r} of type {type(ref).__name__}")
-    return int(ref)
+                        f"{_received(ref)}")
+    return operator.index(ref)
 
 
 def span(model, start=None, stop=None, step=None) -> list[int]:
@@ -93,6 +110,8 @@ def select_layers(model, refs) -> list[int]:
         return out
     if isinstance(refs, range):
         return sorted({layer_index(model, i) for i in refs})
+    if isinstance(refs, np.ndarray) and refs.ndim == 1:
+        refs = list(refs)  # np.arange(2): a list of indices (its items are checked)
     if isinstance(refs, (list, tuple)):
         out = set()
         for ref in refs:
@@ -141,6 +160,9 @@ def layer_groups(model, groups=None) -> list[list[int]]:
         return out
     with_params = [i for i, layer in enumerate(layers) if layer.parameters()]
     if not with_params:
+        if getattr(model, "built", True) is False:
+            raise ValueError("the model is not built, so its layers have no parameters yet "
+                             "(train, load or build it first)")
         raise ValueError("model has no layers with parameters to group")
     if groups is None:
         k = len(with_params)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import as_values_like
 from ..layers.base import walk_layers
 from .selection import check_unique_names, model_layers, select_layers
 
@@ -34,11 +35,21 @@ def replace_head(model, new_layers, n_remove: int = 1) -> list:
     -------
     list of Layer
         The removed layers, bottom to top (to restore or reuse them).
+
+    Raises
+    ------
+    TypeError, ValueError
+        For bad arguments, or a new layer that cannot be built on what
+        remains of the model (a ``Conv2D`` on flat features); the model is
+        then left as it was, its old head on.
     """
     from ..layers.base import Layer
 
     if isinstance(new_layers, Layer):
         new_layers = [new_layers]
+    if isinstance(new_layers, (str, bytes, dict)) or not hasattr(new_layers, "__iter__"):
+        raise TypeError(f"replace_head expected new_layers as a Layer or a list of Layers, "
+                        f"received {new_layers!r}"[:300])
     new_layers = list(new_layers)
     for layer in new_layers:
         if not isinstance(layer, Layer):
@@ -61,8 +72,16 @@ def replace_head(model, new_layers, n_remove: int = 1) -> list:
     for _ in range(int(n_remove)):
         removed.append(model.layers[-1])
         model.pop()
-    for layer in new_layers:
-        model.add(layer)
+    try:
+        for layer in new_layers:
+            model.add(layer)  # builds it on the model's output: may not fit
+    except BaseException:
+        # hand the model back as it came (its old head on), not headless
+        while len(model.layers) > n_layers - int(n_remove):
+            model.pop()
+        for layer in reversed(removed):
+            model.add(layer)
+        raise
     return removed[::-1]
 
 
@@ -83,6 +102,19 @@ def _describe(layer) -> str:
 def _weights(layer) -> list[np.ndarray]:
     return [p.value for p in layer.parameters()] + [
         v for _, state in _states(layer) for v in state.values()]
+
+
+def _converted(s, d):
+    """``s``'s weights as ``d`` takes them: ``([(param, value)], [(sublayer,
+    state)])``, each value checked and cast by :func:`~tinynet.checks.as_values_like`."""
+    def value(new, like, name):
+        return as_values_like(new, like, "copy_weights", f"weight {name!r} of layer {s.name!r}")
+
+    params = [(pd, value(ps.value, pd.value, ps.name))
+              for ps, pd in zip(s.parameters(), d.parameters())]
+    states = [(d_sub, {k: value(v, d_state[k], f"{s_sub.name}/{k}") for k, v in state.items()})
+              for (s_sub, state), (d_sub, d_state) in zip(_states(s), _states(d))]
+    return params, states
 
 
 def _types(layer) -> list[type]:
@@ -129,7 +161,8 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
     ----------
     src, dst : Sequential
         ``dst`` is changed in place; its layers must be built (or buildable
-        from ``src``'s input shapes) and shaped like their partners. When
+        from ``src``'s input shapes) and shaped like their partners, and the
+        source's layers copied from must be built. When
         every layer of ``dst`` has its weights afterwards, ``dst`` is built
         too, so it predicts at once; a part copied into an unbuilt model
         leaves the rest for ``build`` or ``fit`` (which seeds them).
@@ -148,12 +181,19 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
     Raises
     ------
     ValueError
-        On any shape mismatch, naming both layers and all their shapes;
-        nothing is copied then.
+        On any shape mismatch, naming both layers and all their shapes, a
+        source layer not built (it has no weights yet), or a value that
+        :func:`tinynet.io.set_weights` refuses (NaN, infinity, a value that
+        overflows ``dst``'s dtype); nothing is copied then. Values are cast
+        to ``dst``'s dtype.
     """
     pairs = _pairs(src, dst, by, layers)
     # check every pair before writing anything, so that a mismatch leaves dst untouched
     for s, d in pairs:
+        if not s.built:
+            # it has no weights yet: "copying" it would copy nothing
+            raise ValueError(f"copy_weights: the source layer {s.name!r} is not built, so it "
+                             f"has no weights to copy (train, load or build the source first)")
         if _types(s) != _types(d):
             inner = "" if type(s) is not type(d) else " inside: " + " vs ".join(
                 ", ".join(t.__name__ for t in _types(m)[1:]) for m in (s, d))
@@ -165,10 +205,13 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
         if [np.shape(a) for a in s_w] != [np.shape(a) for a in d_w]:
             raise ValueError(f"copy_weights shape mismatch: {_describe(s)} does not fit "
                              f"{_describe(d)}")
-    for s, d in pairs:
-        for ps, pd in zip(s.parameters(), d.parameters()):
-            pd.value = ps.value
-        for (_, state), (d_sub, _) in zip(_states(s), _states(d)):
+    # the values, cast to dst's dtype, refused as set_weights refuses them (NaN,
+    # infinities, 1e300 into float32), all before anything is written
+    writes = [_converted(s, d) for s, d in pairs]
+    for params, states in writes:
+        for pd, value in params:
+            pd.value = value
+        for d_sub, state in states:
             d_sub.set_state({k: np.array(v, copy=True) for k, v in state.items()})
     dst_layers = model_layers(dst)
     if not getattr(dst, "built", True) and dst_layers and all(layer.built for layer in dst_layers):
