@@ -1254,6 +1254,48 @@ def test_l2sp_attach_checks_its_optimizer_and_adds_the_gradient_once():
     np.testing.assert_allclose(w.value, before - 0.1 * 0.5 * 1.0)
 
 
+
+def test_l2sp_detach_restores_the_plain_step_and_checks_its_order():
+    model = mlp()
+    model.compile(tn.optim.SGD(lr=0.1), loss="cross_entropy")
+    first, second = transfer.L2SP(model.layers[0], 0.5), transfer.L2SP(model.layers[0], 0.25)
+    with pytest.raises(ValueError, match="L2SP.detach: this penalty is not attached to this "
+                                         "optimizer"):
+        first.detach(model.optimizer)
+    first.attach(model.optimizer)
+    second.attach(model.optimizer)
+    with pytest.raises(ValueError, match="another penalty was attached to this optimizer after "
+                                         "this one; detach that one first"):
+        first.detach(model.optimizer)
+    w = model.layers[0].W
+    anchor = w.value.copy()
+
+    def step():  # from 1 away from both anchors; the loss's gradient is 0 here
+        w.value = anchor + 1.0
+        model.zero_grad()
+        model.optimizer.step()
+        return w.value - (anchor + 1.0)
+
+    np.testing.assert_allclose(step(), -0.1 * (0.5 + 0.25))   # both penalties
+    assert second.detach(model.optimizer) is model.optimizer
+    np.testing.assert_allclose(step(), -0.1 * 0.5)            # the first alone
+    first.detach(model.optimizer)
+    assert "step" not in vars(model.optimizer)                # the class's step again
+    assert not step().any()
+    first.attach(model.optimizer)                             # and it may attach again
+    assert step().any()
+
+
+def test_fine_tune_detaches_its_l2sp_penalty_when_phase_2_ends():
+    # a later fit used to keep pulling toward the pretrained weights, unlogged,
+    # unlike the same model saved and loaded (a file holds no penalty)
+    x, y = data(n=16, d=6)
+    model = mlp(0)
+    transfer.fine_tune(model, x, y, head_epochs=1, epochs=1, batch_size=8, seed=0, l2sp=10.0)
+    assert "step" not in vars(model.optimizer)
+    history = model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=0)
+    assert "l2sp_penalty" not in history.history
+
 def test_a_layer_name_held_twice_is_refused_not_resolved_to_the_first():
     # replace_head let a new head be named "fc1" like a base layer; then
     # freeze(model, layers="fc1") froze the base layer only, silently

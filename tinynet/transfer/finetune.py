@@ -268,7 +268,11 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         toward 0) on the head's parameters during phase 2; 0 turns it off.
         With either on, phase 2 logs the penalty as ``"l2sp_penalty"``
         (its ``"loss"`` is the compiled loss alone; see
-        :mod:`tinynet.transfer.l2sp`).
+        :mod:`tinynet.transfer.l2sp`). The penalty is detached from the
+        optimizer when phase 2 ends, so a later ``model.fit`` trains the
+        compiled loss alone, as a saved and loaded model would (a model
+        file does not hold the penalty); to go on with it, attach an
+        :class:`~tinynet.transfer.L2SP` to ``model.optimizer`` again.
     batch_size, validation_data, callbacks, verbose, seed, **fit_kwargs
         Passed to ``model.fit`` in both phases.
 
@@ -392,6 +396,7 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
         model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
                       metrics=metrics)
         phase2_callbacks = list(user_callbacks)
+        penalty = None
         if l2sp or l2sp_beta:
             penalty = L2SP([p for layer in layers[:first_head] for p in layer.parameters()],
                            l2sp, [p for layer in layers[first_head:] for p in layer.parameters()],
@@ -400,8 +405,12 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
             phase2_callbacks.insert(0, penalty.logger())  # before a History given by the user
         if unfreezing is not None:
             phase2_callbacks.insert(0, unfreezing)
-        history_fine = (model.fit(x, y, epochs=int(epochs), callbacks=phase2_callbacks,
-                                  **fit_args) if epochs else None)
+        try:
+            history_fine = (model.fit(x, y, epochs=int(epochs), callbacks=phase2_callbacks,
+                                      **fit_args) if epochs else None)
+        finally:
+            if penalty is not None:  # phase 2's objective only: a later fit trains unpenalised
+                penalty.detach(model.optimizer)
     except BaseException:
         # what trained stays trained, but the model is handed back as it came:
         # the same layers trainable, the same compile settings

@@ -112,7 +112,7 @@ class L2SP:
         self.anchors = [p.value.copy() for p in self.params]
         self.steps = 0
         self.last_value: float | None = None
-        self._attached: list = []  # the optimizers attach wrapped
+        self._attached: list = []  # (optimizer, its wrapped step, what it wrapped)
 
     def _terms(self):
         """``(strength, param, anchor or None)`` of every penalised parameter."""
@@ -159,7 +159,7 @@ class L2SP:
                     if isinstance(optimizer, type) else repr(optimizer))
             raise TypeError(f"L2SP.attach expected a tinynet optimizer (model.optimizer after "
                             f"model.compile), received {what}"[:300])
-        if any(other is optimizer for other in self._attached):
+        if any(other is optimizer for other, _, _ in self._attached):
             raise ValueError("L2SP.attach: this penalty is already attached to this "
                              "optimizer (attaching again would add its gradient twice)")
         held = {id(p) for p in optimizer.params}
@@ -169,8 +169,8 @@ class L2SP:
             raise ValueError(f"L2SP.attach: the optimizer does not hold {len(missing)} of the "
                              f"penalised parameters ({shown}), so it would not step them; "
                              f"attach to the optimizer of the model they belong to")
-        self._attached.append(optimizer)
         step = optimizer.step
+        had_own_step = "step" in vars(optimizer)  # another penalty's wrapper, say
 
         def step_with_penalty():
             self.last_value = self.add_grad()
@@ -178,6 +178,30 @@ class L2SP:
             step()
 
         optimizer.step = step_with_penalty
+        self._attached.append((optimizer, step_with_penalty, step if had_own_step else None))
+        return optimizer
+
+    def detach(self, optimizer):
+        """Undo :meth:`attach`: ``optimizer.step()`` no longer adds the
+        penalty's gradient; returns the optimizer. ``fine_tune`` detaches
+        its penalty when phase 2 ends.
+
+        Raises ``ValueError`` if this penalty is not attached to
+        ``optimizer``, or if another penalty was attached to it after this
+        one (its step wraps this one's: detach it first)."""
+        for i, (other, wrapper, previous) in enumerate(self._attached):
+            if other is optimizer:
+                break
+        else:
+            raise ValueError("L2SP.detach: this penalty is not attached to this optimizer")
+        if vars(optimizer).get("step") is not wrapper:
+            raise ValueError("L2SP.detach: another penalty was attached to this optimizer "
+                             "after this one; detach that one first")
+        if previous is None:
+            del optimizer.step  # the class's step again
+        else:
+            optimizer.step = previous
+        del self._attached[i]
         return optimizer
 
     def logger(self) -> "L2SPLogger":
