@@ -335,6 +335,43 @@ def test_connection_cut_mid_download_keeps_nothing(local_server):
     assert cache_files() == []
 
 
+
+class _HugeLengthHandler(_ShortHandler):
+    """Announces 10 GB (and would send 10 bytes)."""
+
+    content_length = str(10 * 10**9)
+
+
+class _EndlessHandler(http.server.BaseHTTPRequestHandler):
+    """No Content-Length, then bytes until the client hangs up."""
+
+    def do_GET(self):
+        self.send_response(200)
+        self.end_headers()
+        try:
+            for _ in range(10_000):  # 40 MB at most, should the client keep reading
+                self.wfile.write(b"\x00" * 4096)
+        except OSError:
+            pass  # the client cut the transfer
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("handler, message", [
+    (_HugeLengthHandler, "announced 10,000,000,000 bytes, more than the 50,000 this file "
+                         "may have; nothing was read"),
+    (_EndlessHandler, "more than the 50,000 bytes this file may have arrived; the transfer "
+                      "was cut")])
+def test_a_download_larger_than_its_file_may_be_is_cut(local_server, handler, message):
+    # the whole response used to be read into memory, however large
+    spec = spec_for(local_server(handler), make_arrays(6), max_download_bytes=50_000)
+    with pytest.raises(DatasetNotFoundError, match=message):
+        load_idx_dataset(spec, download=True, verbose=False, timeout=5)
+    assert cache_files() == []
+
+
 # ------------------------------------------------------------- Fashion-MNIST
 
 def test_fashion_mnist_registry():

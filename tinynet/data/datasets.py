@@ -108,6 +108,11 @@ class IDXDatasetSpec:
     classes : tuple of str
     how_to_get : str
         Advice for the not-found message.
+    max_download_bytes : int
+        The largest ``<file>.gz`` a download accepts (``download_verified``'s
+        ``max_bytes``): Fashion-MNIST's and MNIST's largest is 26 MB, so the
+        default 64 MiB bounds what a wrong or hostile server can make
+        tinynet hold in memory.
     """
 
     name: str
@@ -119,6 +124,7 @@ class IDXDatasetSpec:
     system_dirs: tuple = ()
     classes: tuple = ()
     how_to_get: str = ""
+    max_download_bytes: int = 64 << 20
 
 
 _FASHION_MNIST = IDXDatasetSpec(
@@ -261,7 +267,7 @@ def _download_one(spec: IDXDatasetSpec, stem: str, verify: bool, verbose: bool,
         url = base + gz_name
         try:
             download_verified(url, target, md5=spec.md5.get(gz_name), timeout=timeout,
-                              verbose=verbose,
+                              verbose=verbose, max_bytes=spec.max_download_bytes,
                               check=lambda data, url=url: _decode(data, stem, url, spec, verify))
             return []
         except (ChecksumError, IDXError) as exc:  # served, but not the published file

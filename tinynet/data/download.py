@@ -1,7 +1,8 @@
 """Download a file into a cache directory: verified first, renamed into place last.
 
-The bytes are read whole and verified in memory: only when the download is
-complete, its size matches the server's ``Content-Length``, its MD5 matches
+The bytes are read whole and verified in memory (up to ``max_bytes``, so a
+server that announces or streams more cannot fill the memory): only when the
+download is complete, its size matches the server's ``Content-Length``, its MD5 matches
 the published checksum and ``check`` accepts it are they written, through
 :func:`tinynet.atomic.atomic_write` (a temporary file beside the destination,
 renamed into place). Any failure leaves no file, so the cache never holds a
@@ -33,7 +34,8 @@ def md5_hex(data: bytes) -> str:
 
 
 def download_verified(url: str, dest, md5: str | None = None, check=None,
-                      timeout: float = 60.0, verbose: bool = True) -> Path:
+                      timeout: float = 60.0, verbose: bool = True,
+                      max_bytes: int | None = None) -> Path:
     """Fetch ``url`` to ``dest`` only if it arrives whole and verified.
 
     Parameters
@@ -49,11 +51,16 @@ def download_verified(url: str, dest, md5: str | None = None, check=None,
         Seconds without data before giving up.
     verbose : bool
         One line on stderr per file.
+    max_bytes : int, optional
+        The largest file accepted: a ``Content-Length`` above it is refused
+        before any byte is read, and a transfer is cut as soon as it passes
+        it (a server that sends no length and never stops). None: no limit.
 
     Raises
     ------
     OSError (urllib.error.URLError, TimeoutError, ...)
-        The server could not be reached or the transfer broke off.
+        The server could not be reached, the transfer broke off, or the file
+        is larger than ``max_bytes``.
     ChecksumError
         The content differs from the published checksum.
     """
@@ -65,16 +72,24 @@ def download_verified(url: str, dest, md5: str | None = None, check=None,
     def fetch_and_verify(out):  # raising here leaves no file: atomic_write removes its temp
         with urllib.request.urlopen(url, timeout=timeout) as response:
             announced = response.headers.get("Content-Length")
-            chunks = []
+            if announced is not None and not announced.strip().isdigit():
+                raise OSError(f"download of {url}: the server announced a Content-Length of "
+                              f"{announced!r}, not a number of bytes; nothing can be checked")
+            if announced is not None and max_bytes is not None and int(announced) > max_bytes:
+                raise OSError(f"download of {url}: the server announced {int(announced):,} "
+                              f"bytes, more than the {max_bytes:,} this file may have; "
+                              f"nothing was read")
+            chunks, total = [], 0
             try:
                 while chunk := response.read(_CHUNK):
                     chunks.append(chunk)
+                    total += len(chunk)
+                    if max_bytes is not None and total > max_bytes:
+                        raise OSError(f"download of {url}: more than the {max_bytes:,} bytes "
+                                      f"this file may have arrived; the transfer was cut")
             except http.client.HTTPException as exc:  # e.g. IncompleteRead: connection cut
                 raise OSError(f"incomplete download of {url}: {exc!r}") from None
         data = b"".join(chunks)
-        if announced is not None and not announced.strip().isdigit():
-            raise OSError(f"download of {url}: the server announced a Content-Length of "
-                          f"{announced!r}, not a number of bytes; nothing can be checked")
         if announced is not None and len(data) != int(announced):
             raise OSError(f"incomplete download of {url}: received {len(data)} of "
                           f"{announced} bytes")
