@@ -46,6 +46,23 @@ def test_adapt_returns_a_new_model_and_keeps_the_initialisation():
                        maml.net.forward(theta, task.query_x)[0], atol=1e-5)
 
 
+
+@pytest.mark.parametrize("make", [
+    lambda m: MAML(m, inner_lr=0.05, meta_lr=1e-2), lambda m: MetaSGD(m, meta_lr=1e-2),
+    lambda m: Reptile(m, inner_lr=0.05, meta_lr=0.1), lambda m: Pretrained(m, meta_lr=1e-2)])
+def test_a_frozen_layer_is_not_meta_trained_but_the_inner_loop_adapts_it(make):
+    # what the MetaLearner docstring promises for trainable=False layers
+    model = sine_model()
+    model.layers[0].trainable = False
+    frozen, free = model.layers[0].W, model.layers[1].W
+    frozen0, free0 = frozen.value.copy(), free.value.copy()
+    learner = make(model)
+    learner.meta_fit(SinusoidTasks(5, seed=1), iterations=5, meta_batch_size=4, seed=0)
+    assert np.array_equal(frozen.value, frozen0) and not np.array_equal(free.value, free0)
+    task = SinusoidTasks(10, seed=3).sample(1)
+    adapted = learner.adapt(task.support_x[0], task.support_y[0][:, 0], steps=2)
+    assert not np.array_equal(adapted.layers[0].W.value, frozen0)
+
 def test_evaluate_reports_mean_and_confidence_interval():
     maml = MAML(sine_model(), inner_lr=0.01)
     tasks = SinusoidTasks(5, k_query=7, seed=2).sample(30)

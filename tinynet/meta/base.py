@@ -97,6 +97,11 @@ class MetaLearner:
     model : Sequential (or list of layers) of Dense layers and activations
         The network whose initial weights are meta-learned; its Params are
         the meta-parameters and are updated in place by :meth:`meta_fit`.
+        Those of a frozen layer (``trainable=False``) are not meta-trained
+        (the meta-optimizer skips them, as every tinynet optimizer does),
+        but the inner loop still adapts them on each task, in
+        :meth:`meta_fit` and :meth:`adapt` alike; to keep layers fixed in
+        the inner loop, use :class:`~tinynet.meta.ANIL` (``head_layers``).
     loss : "mse" or "cross_entropy"
         (any case, ``-`` for ``_``; kept as the registered name)
     inner_lr : float
