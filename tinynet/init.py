@@ -127,6 +127,15 @@ def get(name_or_fn, who: str = "init.get", what: str = "initializer"):
     """An initializer function from its name (or the function itself);
     anything else is a ``TypeError`` naming ``who`` and ``what`` (the layer
     and its argument)."""
+    from .layers.base import Layer  # here: the layers import this module
+
+    if isinstance(name_or_fn, Layer) or (isinstance(name_or_fn, type)
+                                         and issubclass(name_or_fn, Layer)):
+        # a layer is callable (on a symbolic tensor), but no initializer: a slip
+        # of the argument, refused here rather than when the layer is built
+        raise TypeError(f"{who} expected {what} as a name such as 'glorot_uniform' or a "
+                        f"function (shape, rng, dtype) -> array, received the layer "
+                        f"{name_or_fn!r}"[:300])
     if callable(name_or_fn):
         return name_or_fn
     if not isinstance(name_or_fn, str):

@@ -310,6 +310,12 @@ def test_an_initializer_that_is_neither_name_nor_function_is_explained():
                                         r"as 'glorot_uniform' or a function .*, received "
                                         r"3 of type int"):
         L.Dense(3, bias_initializer=3)
+    # a layer is callable, so it passed as an initializer and failed when built
+    for layer in (L.Dense(2), L.Dense):
+        with pytest.raises(TypeError, match=r"Dense expected bias_initializer as a name such "
+                                            r"as 'glorot_uniform' or a function .*, received "
+                                            r"the layer"):
+            L.Dense(3, bias_initializer=layer)
 
 
 @pytest.mark.parametrize("make, error, match", [
