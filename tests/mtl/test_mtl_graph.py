@@ -211,3 +211,57 @@ def test_a_conv_layer_shared_by_two_inputs_gets_exact_gradients(channels):
     xs = [rng.standard_normal((2, 5, 5, channels)) for _ in range(2)]
     errors = check_model_gradients(model, xs, rng)
     assert max(errors.values()) < TOL, errors
+
+
+def training_gradient_errors(model, xs, rng):
+    """As check_model_gradients in training mode, with every layer's random
+    state put back before each forward (so each sees the same dropout masks)
+    and BatchNorm's batch statistics (training) used throughout."""
+    from tests.fd import grad_error, numerical_grad
+    from tinynet.layers.base import walk_layers
+    layers = list(walk_layers(model))
+    rng_states = [layer.rng.bit_generator.state for layer in layers]
+
+    def forward():
+        for layer, state in zip(layers, rng_states):
+            layer.rng.bit_generator.state = state
+        return model.forward_all(xs, training=True)
+
+    rs = [rng.standard_normal(o.shape) for o in forward()]
+
+    def loss():
+        return float(sum(np.sum(o * r) for o, r in zip(forward(), rs)))
+
+    model.zero_grad()
+    forward()
+    dxs = model.backward_all(rs)
+    errors = {f"x{i}": grad_error(dx, numerical_grad(loss, x, 1e-5))
+              for i, (x, dx) in enumerate(zip(xs, dxs))}
+    for p in model.parameters():
+        errors[p.name] = grad_error(p.grad.copy(), numerical_grad(loss, p.value, 1e-5))
+    return errors
+
+
+def test_a_shared_sequential_is_re_run_with_its_layers_own_random_state_and_statistics():
+    """A container called at two nodes (a Sequential tower shared by two
+    inputs) is re-run before its earlier node's backward: the re-run must put
+    back the random state of the layers inside it (a Dropout with its own
+    seed draws from its own generator, not the Sequential's) and their
+    running statistics (BatchNorm's moving mean), or the gradients belong to
+    another dropout mask and a backward pass moves the statistics."""
+    from tinynet.layers import BatchNorm, Dropout
+    tower = tn.Sequential([Dense(4, activation="tanh", seed=1), Dropout(0.5, seed=3),
+                           BatchNorm(), Dense(2, seed=2)])
+    i1 = tn.mtl.Input((3,), dtype="float64")
+    i2 = tn.mtl.Input((3,), dtype="float64")
+    model = tn.mtl.Model([i1, i2], {"a": tower(i1), "b": tower(i2)})
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((5, 3)), rng.standard_normal((5, 3))]
+    errors = training_gradient_errors(model, xs, rng)
+    assert max(errors.values()) < 1e-6, errors
+    batch_norm = tower.layers[2]
+    outs = model.forward_all(xs, training=True)
+    after_forward = {k: v.copy() for k, v in batch_norm.get_state().items()}
+    model.backward_all([np.ones_like(o) for o in outs])
+    for key, value in batch_norm.get_state().items():
+        np.testing.assert_array_equal(value, after_forward[key], err_msg=key)

@@ -32,7 +32,8 @@ A layer called at several nodes (weights shared between two inputs, a
 Siamese tower) keeps only one forward cache; before its backward at an
 earlier node the model re-runs that node's forward with the random state it
 had the first time (same dropout mask) and restores any running statistics
-afterwards, so the gradients are exact at the cost of one extra forward.
+afterwards -- its own and those of every layer inside it (a shared
+Sequential), so the gradients are exact at the cost of one extra forward.
 
 Saving
 ------
@@ -52,7 +53,8 @@ import numpy as np
 
 from .. import io as model_io
 from ..checks import as_float_array, did_you_mean
-from ..layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
+from ..layers.base import (Layer, layer_from_dict, layer_to_dict, shape_str, unique_name,
+                           walk_layers)
 from .training import MultiTaskTraining
 
 __all__ = ["Input", "SymbolicTensor", "Model"]
@@ -369,7 +371,7 @@ class Model(Layer, MultiTaskTraining):
             arg = args if node.multi_input else args[0]
             if id(layer) in self._multi_use:
                 # What a re-run of this node in backward needs: its input and RNG state.
-                self._replay[id(node)] = (arg, _rng_state(layer))
+                self._replay[id(node)] = (arg, _rng_states(layer))
             out = layer.forward(arg, training=training)
             outs = out if node.multi_output else [out]
             for t, o in zip(node.outputs, outs):
@@ -461,14 +463,19 @@ class Model(Layer, MultiTaskTraining):
     def _rerun(self, node: Node) -> None:
         """Restore ``node``'s forward cache in a layer used at several nodes."""
         layer = node.layer
-        arg, rng_state = self._replay[id(node)]
-        state = {k: np.array(v, copy=True) for k, v in layer.get_state().items()}
-        now = _rng_state(layer)
-        _set_rng_state(layer, rng_state)
+        arg, rng_states = self._replay[id(node)]
+        # The layer and every layer inside it (a shared Sequential tower): each
+        # may have a generator and running statistics of its own.
+        inner = list(walk_layers(layer))
+        states = [{k: np.array(v, copy=True) for k, v in la.get_state().items()}
+                  for la in inner]
+        now = _rng_states(layer)
+        _set_rng_states(layer, rng_states)
         layer.forward(arg, training=self._training)
-        _set_rng_state(layer, now)
-        if state:
-            layer.set_state(state)
+        _set_rng_states(layer, now)
+        for la, state in zip(inner, states):
+            if state:
+                la.set_state(state)
         self._cache_owner[id(layer)] = node
 
     # ------------------------------------------------------------ task owners
@@ -729,9 +736,11 @@ def _accumulate(grads: dict, key: int, g: np.ndarray) -> None:
     grads[key] = g if key not in grads else grads[key] + g
 
 
-def _rng_state(layer: Layer):
-    return layer.rng.bit_generator.state
+def _rng_states(layer: Layer) -> list:
+    """The generator state of ``layer`` and of every layer inside it."""
+    return [la.rng.bit_generator.state for la in walk_layers(layer)]
 
 
-def _set_rng_state(layer: Layer, state) -> None:
-    layer.rng.bit_generator.state = state
+def _set_rng_states(layer: Layer, states: list) -> None:
+    for la, state in zip(walk_layers(layer), states):
+        la.rng.bit_generator.state = state
