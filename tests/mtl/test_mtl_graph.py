@@ -265,3 +265,20 @@ def test_a_shared_sequential_is_re_run_with_its_layers_own_random_state_and_stat
     model.backward_all([np.ones_like(o) for o in outs])
     for key, value in batch_norm.get_state().items():
         np.testing.assert_array_equal(value, after_forward[key], err_msg=key)
+
+
+def test_a_layer_both_inside_a_container_and_in_the_graph_is_refused():
+    """A Dense inside a Sequential, called in the graph as well: its one
+    forward cache served two calls the graph does not know share it (gradients
+    off by ~2 relative), its parameters were counted, trained and saved twice,
+    and loading split it into two unshared layers. Refused, naming both places."""
+    inner = Dense(3, activation="tanh", seed=7)
+    tower = tn.Sequential([inner, Dense(2, seed=8)], name="tower")
+    i1, i2 = tn.mtl.Input((3,)), tn.mtl.Input((3,))
+    with pytest.raises(ValueError, match=rf"'{inner.name}'.*Sequential 'tower'"):
+        tn.mtl.Model([i1, i2], {"a": tower(i1), "b": inner(i2)})
+    other = tn.Sequential([inner, Dense(2)], name="other")
+    with pytest.raises(ValueError, match=rf"'{inner.name}'.*'tower'.*'other'"):
+        tn.mtl.Model([i1, i2], {"a": tower(i1), "b": other(i2)})
+    model = tn.mtl.Model([i1, i2], {"a": tower(i1), "b": tower(i2)})  # one layer, two calls
+    assert model.count_params() == tower.count_params() == 3 * 3 + 3 + 3 * 2 + 2

@@ -182,6 +182,23 @@ def _check_inputs(inputs, duplicate_names_ok=False) -> None:
                          f"input arrays), received {names}; give each Input its own name=")
 
 
+def _check_layers_distinct(layers) -> None:
+    """Each layer of the graph reachable once: called at nodes of its own, or
+    inside one container (a Sequential) called at nodes, not both. A layer in
+    two places would share one forward cache the graph does not track (wrong
+    gradients), and its parameters would be counted, updated and saved twice."""
+    where = {}
+    for top in layers:
+        for layer in walk_layers(top):
+            here = "called in the graph" if layer is top else f"inside {top._who}"
+            if id(layer) in where:
+                raise ValueError(f"Model expected each layer in one place, received "
+                                 f"{layer._who} {where[id(layer)]} and {here}; call the "
+                                 f"container's layers one by one instead, or use a "
+                                 f"layer of its own")
+            where[id(layer)] = here
+
+
 def _as_list(x, what):
     if isinstance(x, SymbolicTensor):
         return [x]
@@ -214,6 +231,10 @@ class Model(Layer, MultiTaskTraining):
     of each input. Training (``compile``/``fit``/``evaluate``/``predict``) is
     in :class:`~tinynet.mtl.training.MultiTaskTraining`, mixed in here;
     :meth:`save` / :func:`tinynet.load` keep all of it (module docstring).
+
+    A layer may be called at several nodes (shared weights), but not also
+    sit inside a container (a Sequential) that the graph calls, nor inside
+    two of them: ``ValueError``.
     """
 
     def __init__(self, inputs, outputs, name: str | None = None, **kwargs):
@@ -239,6 +260,7 @@ class Model(Layer, MultiTaskTraining):
         for node in self._nodes:
             if all(node.layer is not seen for seen in layers):
                 layers.append(node.layer)
+        _check_layers_distinct(layers)
         self._layers = layers
         uses = {}
         for node in self._nodes:
