@@ -282,3 +282,19 @@ def test_a_layer_both_inside_a_container_and_in_the_graph_is_refused():
         tn.mtl.Model([i1, i2], {"a": tower(i1), "b": other(i2)})
     model = tn.mtl.Model([i1, i2], {"a": tower(i1), "b": tower(i2)})  # one layer, two calls
     assert model.count_params() == tower.count_params() == 3 * 3 + 3 + 3 * 2 + 2
+
+
+def test_layer_names_are_unique_in_a_model_as_in_sequential(tmp_path):
+    """get_layer, the weight names and the summary find a layer by name: two
+    layers of one name (inside a called Sequential too) are refused, as
+    Sequential and Keras refuse them; a saved file still loads."""
+    i = tn.mtl.Input((3,))
+    first, second = Dense(2, name="d"), Dense(2, name="d")
+    with pytest.raises(ValueError, match=r"two layers named 'd'"):
+        tn.mtl.Model(i, {"p": first(i), "q": second(i)})
+    tower = tn.Sequential([Dense(2, name="e")])
+    with pytest.raises(ValueError, match=r"two layers named 'e'.*Sequential"):
+        tn.mtl.Model(i, {"p": tower(i), "q": Dense(2, name="e")(i)})
+    config = tn.mtl.Model(i, {"p": first(i), "q": Dense(2, name="f")(i)}).get_config()
+    config["layers"][1]["config"]["name"] = "d"  # as a file saved before the check
+    assert [la.name for la in tn.mtl.Model.from_config(config).layers] == ["d", "d"]

@@ -182,12 +182,16 @@ def _check_inputs(inputs, duplicate_names_ok=False) -> None:
                          f"input arrays), received {names}; give each Input its own name=")
 
 
-def _check_layers_distinct(layers) -> None:
+def _check_layers_distinct(layers, names_too: bool = True) -> None:
     """Each layer of the graph reachable once: called at nodes of its own, or
     inside one container (a Sequential) called at nodes, not both. A layer in
     two places would share one forward cache the graph does not track (wrong
-    gradients), and its parameters would be counted, updated and saved twice."""
-    where = {}
+    gradients), and its parameters would be counted, updated and saved twice.
+
+    With ``names_too``, their names are unique too (as in Sequential and
+    Keras): ``get_layer``, the weight names and the summary find a layer by
+    its name. (A file saved before this check may hold repeated names.)"""
+    where, named = {}, {}
     for top in layers:
         for layer in walk_layers(top):
             here = "called in the graph" if layer is top else f"inside {top._who}"
@@ -197,6 +201,13 @@ def _check_layers_distinct(layers) -> None:
                                  f"container's layers one by one instead, or use a "
                                  f"layer of its own")
             where[id(layer)] = here
+            if names_too and layer.name in named:
+                other, there = named[layer.name]
+                raise ValueError(f"Model expected unique layer names, received two layers "
+                                 f"named {layer.name!r}: {other._who} {there} and "
+                                 f"{layer._who} {here}; pass another name=..., or leave "
+                                 f"name unset for an automatic one")
+            named[layer.name] = (layer, here)
 
 
 def _as_list(x, what):
@@ -234,7 +245,8 @@ class Model(Layer, MultiTaskTraining):
 
     A layer may be called at several nodes (shared weights), but not also
     sit inside a container (a Sequential) that the graph calls, nor inside
-    two of them: ``ValueError``.
+    two of them; and layer names are unique (inside containers too), as in
+    :class:`~tinynet.Sequential`: ``ValueError`` otherwise.
     """
 
     def __init__(self, inputs, outputs, name: str | None = None, **kwargs):
@@ -260,7 +272,7 @@ class Model(Layer, MultiTaskTraining):
         for node in self._nodes:
             if all(node.layer is not seen for seen in layers):
                 layers.append(node.layer)
-        _check_layers_distinct(layers)
+        _check_layers_distinct(layers, names_too=not from_file)
         self._layers = layers
         uses = {}
         for node in self._nodes:
