@@ -298,3 +298,12 @@ def test_layer_names_are_unique_in_a_model_as_in_sequential(tmp_path):
     config = tn.mtl.Model(i, {"p": first(i), "q": Dense(2, name="f")(i)}).get_config()
     config["layers"][1]["config"]["name"] = "d"  # as a file saved before the check
     assert [la.name for la in tn.mtl.Model.from_config(config).layers] == ["d", "d"]
+
+
+def test_a_model_built_frozen_freezes_its_layers():
+    """Model(..., trainable=False) said it was frozen and trained every weight
+    anyway: it freezes its layers, as setting model.trainable = False does."""
+    i = tn.mtl.Input((3,))
+    model = tn.mtl.Model(i, Dense(2, seed=0)(i), trainable=False)
+    assert not model.trainable and model.trainable_parameters() == []
+    assert not any(la.trainable for la in model.layers)

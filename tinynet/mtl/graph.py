@@ -232,6 +232,8 @@ class Model(Layer, MultiTaskTraining):
         With a list, each output is named after the layer that produces it
         (its *task name*, the key of ``loss=``, ``metrics=`` and ``y``).
     name : str, optional
+    trainable : bool, default True
+        False freezes every layer, as ``model.trainable = False`` does.
 
     Notes
     -----
@@ -283,6 +285,8 @@ class Model(Layer, MultiTaskTraining):
         self._values: dict[int, np.ndarray] = {}
         self._training = False
         super().__init__(name=name, **kwargs)
+        if not self._trainable and not from_file:  # (a file keeps each layer's own flag)
+            self.trainable = False  # freezes every layer, as Keras' trainable=False
         self.input_shape = [t.shape for t in self.inputs]
         self.output_shape = [t.shape for t in self.outputs]
         dtypes = [p.dtype for p in self.parameters()]
