@@ -307,3 +307,36 @@ def test_a_model_built_frozen_freezes_its_layers():
     model = tn.mtl.Model(i, Dense(2, seed=0)(i), trainable=False)
     assert not model.trainable and model.trainable_parameters() == []
     assert not any(la.trainable for la in model.layers)
+
+
+@pytest.mark.parametrize("axis", [1, 2, -1])
+def test_concatenate_along_an_axis_of_image_inputs_has_exact_gradients(axis):
+    """Concatenate(axis=...) as Keras: the axis counts the batch dimension,
+    so -1 joins channels of (height, width, channels) maps; the other
+    dimensions must agree."""
+    shapes = {1: [(2, 3, 2), (1, 3, 2)], 2: [(2, 3, 2), (2, 1, 2)],
+              -1: [(2, 3, 2), (2, 3, 1)]}[axis]
+    ins = [tn.mtl.Input(s, dtype="float64") for s in shapes]
+    joined = tn.mtl.Concatenate(axis=axis)(ins)
+    k = axis - 1 if axis > 0 else 3 + axis  # the per-sample axis
+    assert joined.shape == tuple(a + b if i == k else a for i, (a, b) in enumerate(zip(*shapes)))
+    model = tn.mtl.Model(ins, {"y": Dense(2, seed=0)(tn.layers.Flatten()(joined))})
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((2, *s)) for s in shapes]
+    errors = check_model_gradients(model, xs, rng)
+    assert max(errors.values()) < TOL, errors
+    loaded = tn.mtl.Model.from_config(model.get_config())
+    assert loaded.layers[0].axis == axis
+
+
+def test_concatenate_axis_errors_and_1d_default():
+    a, b = tn.mtl.Input((3,)), tn.mtl.Input((2,))
+    assert tn.mtl.Concatenate(axis=1)([a, b]).shape == tn.mtl.Concatenate()([a, b]).shape == (5,)
+    with pytest.raises(ValueError, match=r"axis.*batch"):
+        tn.mtl.Concatenate(axis=0)
+    with pytest.raises(ValueError, match=r"axis 2 .*per-sample shapes \[\(3,\), \(2,\)\]"):
+        tn.mtl.Concatenate(axis=2)([a, b])
+    with pytest.raises(ValueError, match=r"one shape except along axis -1.*\(4, 3\)"):
+        tn.mtl.Concatenate()([tn.mtl.Input((4, 3)), tn.mtl.Input((5, 3))])
+    with pytest.raises(ValueError, match=r"same number of dimensions"):
+        tn.mtl.Concatenate()([a, tn.mtl.Input((2, 3))])
