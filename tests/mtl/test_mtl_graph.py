@@ -340,3 +340,17 @@ def test_concatenate_axis_errors_and_1d_default():
         tn.mtl.Concatenate()([tn.mtl.Input((4, 3)), tn.mtl.Input((5, 3))])
     with pytest.raises(ValueError, match=r"same number of dimensions"):
         tn.mtl.Concatenate()([a, tn.mtl.Input((2, 3))])
+
+
+@pytest.mark.parametrize("merge", [tn.mtl.Concatenate, tn.mtl.Add])
+def test_merge_layers_compute_in_their_dtype_as_other_layers(merge):
+    """A layer casts its input to its dtype (float32 by default); the merges
+    did not, so a float32 model whose output is a merge returned (and took the
+    loss of) float64 predictions for float64 data, and one float64 input
+    promoted a whole branch."""
+    a, b = tn.mtl.Input((3,)), tn.mtl.Input((3,))
+    model = tn.mtl.Model([a, b], {"m": merge()([a, b])})
+    x64 = np.ones((2, 3))
+    out, = model.forward_all([x64, x64.astype("float32")])
+    assert out.dtype == np.float32
+    assert model.predict([x64, x64])["m"].dtype == np.float32

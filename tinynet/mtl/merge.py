@@ -45,6 +45,9 @@ class MultiInputLayer(Layer):
         return self._build_checked(shapes, rng, dtype)
 
     def _prepare_inputs(self, xs) -> list[np.ndarray]:
+        """Check ``xs`` (one float array per input, of the built shapes and one
+        batch size), building the layer on first use; returned in the layer's
+        dtype, as :meth:`Layer._prepare_input` returns a single input."""
         if not isinstance(xs, (list, tuple)):
             raise TypeError(f"{self._who} expected a list of input arrays, "
                             f"received {type(xs).__name__}")
@@ -61,7 +64,7 @@ class MultiInputLayer(Layer):
         if len({x.shape[0] for x in xs}) > 1:
             raise ValueError(f"{self._who} expected inputs with one batch size, received "
                              f"{[x.shape[0] for x in xs]}")
-        return xs
+        return [x.astype(self.dtype, copy=False) for x in xs]
 
     def get_config(self) -> dict:
         config = super().get_config()
