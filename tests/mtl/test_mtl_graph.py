@@ -354,3 +354,20 @@ def test_merge_layers_compute_in_their_dtype_as_other_layers(merge):
     out, = model.forward_all([x64, x64.astype("float32")])
     assert out.dtype == np.float32
     assert model.predict([x64, x64])["m"].dtype == np.float32
+
+
+def test_summary_tells_the_calls_of_a_shared_layer_apart():
+    """A layer called at two nodes: its rows and the tensors read from it
+    said "shared" twice ("Connected to: shared, shared"); each call is
+    numbered, and its parameters are counted once."""
+    left, right = tn.mtl.Input((4,), name="left"), tn.mtl.Input((4,), name="right")
+    shared = Dense(5, name="shared")
+    joined = tn.mtl.Concatenate(name="join")([shared(left), shared(right)])
+    text = tn.mtl.Model([left, right], {"y": Dense(1, name="y")(joined)}).summary(
+        print_fn=None)
+    rows = [line.split("  ") for line in text.splitlines()]
+    rows = {r[0]: [c.strip() for c in r[1:] if c.strip()] for r in rows}
+    assert rows["shared (Dense, call 1)"] == ["(batch, 5)", "25", "left"]
+    assert rows["shared (Dense, call 2)"] == ["(batch, 5)", "0", "right"]
+    assert rows["join (Concatenate)"] == ["(batch, 10)", "0", "shared (call 1), shared (call 2)"]
+    assert "Total params: 36 " in text

@@ -590,18 +590,33 @@ class Model(Layer, MultiTaskTraining):
         return model_io.weight_names(self)
 
     def summary(self, print_fn=print) -> str:
-        """A table of nodes: layer, output shape, parameters, inputs."""
+        """A table of nodes: layer, output shape, parameters, inputs.
+
+        A layer called at several nodes has a row per call, ``"(call k)"``
+        after its name (there and where another node reads its output), and
+        its parameters counted in its first row only."""
         rows = [("Layer (type)", "Output shape", "Params", "Connected to")]
-        counted = set()
+        calls = {}  # id(node) -> its number among the calls of its layer, if several
+        for node in self._nodes:
+            if id(node.layer) in self._multi_use:
+                calls[id(node)] = 1 + sum(n.layer is node.layer for n in self._nodes
+                                          if id(n) in calls)
+
+        def tensor_name(t):
+            k = calls.get(id(t.node))
+            return t.name if k is None else f"{t.name} (call {k})"
+
         for t in self.inputs:
             rows.append((f"{t.name} (Input)", shape_str(t.shape), "0", ""))
+        counted = set()
         for node in self._nodes:
             layer = node.layer
             n = 0 if id(layer) in counted else layer.count_params()
             counted.add(id(layer))
             shapes = ", ".join(shape_str(t.shape) for t in node.outputs)
-            rows.append((f"{layer.name} ({type(layer).__name__})", shapes, str(n),
-                         ", ".join(t.name for t in node.inputs)))
+            call = f", call {calls[id(node)]}" if id(node) in calls else ""
+            rows.append((f"{layer.name} ({type(layer).__name__}{call})", shapes, str(n),
+                         ", ".join(tensor_name(t) for t in node.inputs)))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-" * len(lines[0]))
