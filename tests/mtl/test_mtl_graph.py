@@ -122,10 +122,6 @@ def test_errors_are_clear():
         model.backward(np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="no task"):
         model.task_parameters("nope")
-    # Was "built for input shape ((4,),), received a tensor of shape (4,)".
-    with pytest.raises(TypeError, match="cannot be called on symbolic tensors: a model "
-                                        "inside another is not supported"):
-        model(tn.mtl.Input((4,)))
 
 
 def test_inputs_that_would_take_data_and_ignore_it_are_refused(tmp_path):
@@ -371,3 +367,58 @@ def test_summary_tells_the_calls_of_a_shared_layer_apart():
     assert rows["shared (Dense, call 2)"] == ["(batch, 5)", "0", "right"]
     assert rows["join (Concatenate)"] == ["(batch, 10)", "0", "shared (call 1), shared (call 2)"]
     assert "Total params: 36 " in text
+
+
+def test_a_functional_model_is_a_layer_of_another(tmp_path):
+    """Keras' nesting: a Model called on symbolic tensors is one node of the
+    outer graph (several inputs and outputs too); called twice it shares its
+    weights (exact gradients, finite differences), freezing it freezes its
+    layers, and save/load keeps it one shared, frozen model."""
+    a, b = tn.mtl.Input((2,), dtype="float64"), tn.mtl.Input((2,), dtype="float64")
+    h = Dense(4, activation="tanh", seed=0)(tn.mtl.Concatenate()([a, b]))
+    inner = tn.mtl.Model([a, b], {"p": Dense(2, seed=1)(h), "q": h}, name="inner")
+    encoder_in = tn.mtl.Input((3,), dtype="float64")
+    encoder = tn.mtl.Model(encoder_in, Dense(2, activation="tanh", seed=2)(encoder_in),
+                           name="encoder")
+    x1, x2 = tn.mtl.Input((3,), dtype="float64"), tn.mtl.Input((3,), dtype="float64")
+    p, q = inner([encoder(x1), tn.mtl.Add()([encoder(x2), encoder(x1)])])
+    outer = tn.mtl.Model([x1, x2], {"p": p, "q": Dense(1, seed=3)(q)})
+    assert [type(la).__name__ for la in outer.layers] == ["Model", "Add", "Model", "Dense"]
+    assert outer.count_params() == inner.count_params() + encoder.count_params() + 5
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((3, 3)), rng.standard_normal((3, 3))]
+    errors = check_model_gradients(outer, xs, rng)
+    assert max(errors.values()) < TOL, errors
+    encoder.trainable = False
+    assert len(outer.trainable_parameters()) == len(outer.parameters()) - 2
+    outer.save(tmp_path / "nested.npz")
+    loaded = tn.load(tmp_path / "nested.npz")
+    for k, (mine, theirs) in enumerate(zip(outer.forward_all(xs), loaded.forward_all(xs))):
+        np.testing.assert_array_equal(mine, theirs, err_msg=str(k))
+    models = [la for la in loaded.layers if isinstance(la, tn.mtl.Model)]
+    assert [m.name for m in models] == ["encoder", "inner"]
+    assert not models[0].trainable and not any(p.trainable for p in models[0].parameters())
+    assert sum(node.layer is models[0] for node in loaded._nodes) == 3  # one model, shared
+
+
+def test_a_nested_model_is_called_on_what_it_was_built_for():
+    i = tn.mtl.Input((4,))
+    one = tn.mtl.Model(i, Dense(2)(i))
+    with pytest.raises(ValueError, match=r"expected input 'input_\d+' of shape \(batch, 4\), "
+                                         r"received a tensor of shape \(batch, 3\)"):
+        one(tn.mtl.Input((3,)))
+    with pytest.raises(ValueError, match=r"expected 1 input tensor\(s\).*received 2"):
+        one([tn.mtl.Input((4,)), tn.mtl.Input((4,))])
+    assert one([tn.mtl.Input((4,))]).shape == (2,)  # a list of one, as Keras takes
+
+
+def test_a_nested_model_ending_in_softmax_gets_the_probability_loss():
+    """compile swaps a logit cross-entropy for its probability twin on an
+    output that ends in softmax, looking through a nested model to the layer
+    that produces the output."""
+    i = tn.mtl.Input((4,))
+    classifier = tn.mtl.Model(i, Dense(3, activation="softmax")(i))
+    j = tn.mtl.Input((4,))
+    outer = tn.mtl.Model(j, {"c": classifier(j)})
+    outer.compile("sgd", loss="cross_entropy")
+    assert type(outer.loss["c"]).__name__ == "SoftmaxOutputCrossEntropy"

@@ -11,7 +11,9 @@ r"""The functional API: symbolic inputs, layers called on them, a model over the
 Calling a layer on a :class:`SymbolicTensor` does not compute anything: it
 builds the layer for that tensor's per-sample shape and records a *node*
 (the layer and the tensors it reads). :class:`Model` sorts the nodes
-topologically and runs them.
+topologically and runs them. A :class:`Model` is a layer too: called on
+tensors (one per input) it is one node of another model, whose weights it
+shares wherever it is called.
 
 Forward and backward over a DAG
 -------------------------------
@@ -70,8 +72,10 @@ class Node:
         self.inputs = inputs
         self.outputs: list[SymbolicTensor] = []
         self.multi_input = multi_input
-        # Layers that declare ``n_outputs`` take and return lists on the output side.
-        self.multi_output = hasattr(layer, "n_outputs")
+        # Layers that declare ``n_outputs`` take and return lists on the output
+        # side, as does a nested Model built with a list or dict of outputs.
+        self.multi_output = hasattr(layer, "n_outputs") or (
+            isinstance(layer, Model) and not layer._single_output)
         self.name = name if layer is None else layer.name
 
 
@@ -140,9 +144,7 @@ def Input(shape, name: str | None = None, dtype=None) -> SymbolicTensor:
 def _connect(layer: Layer, inputs):
     """Build ``layer`` for ``inputs`` (a tensor or a list) and return its output tensor(s)."""
     if isinstance(layer, Model):
-        raise TypeError(f"{layer._who} cannot be called on symbolic tensors: a model "
-                        f"inside another is not supported; call its layers instead "
-                        f"(model.layers), which shares their weights")
+        return _connect_model(layer, inputs)
     multi_input = isinstance(inputs, (list, tuple))
     tensors = list(inputs) if multi_input else [inputs]
     for t in tensors:
@@ -167,6 +169,42 @@ def _connect(layer: Layer, inputs):
     out_shapes = list(layer.output_shape) if node.multi_output else [layer.output_shape]
     node.outputs = [SymbolicTensor(s, node, i, layer.dtype) for i, s in enumerate(out_shapes)]
     return node.outputs if node.multi_output else node.outputs[0]
+
+
+def _connect_model(model: "Model", inputs):
+    """A :class:`Model` as one node of another graph (Keras' nested models).
+
+    ``inputs``: one tensor per input of ``model``, as a list (a bare tensor
+    for a model of one input), each of the per-sample shape of that input.
+    Returns its output tensors as its ``forward`` returns arrays: a list,
+    or one tensor for a model built with a single output tensor.
+    """
+    tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    for t in tensors:
+        if not isinstance(t, SymbolicTensor):
+            raise TypeError(f"{model._who} expected symbolic tensors (from tn.mtl.Input or "
+                            f"a layer called on one), received {type(t).__name__}")
+    if len(tensors) != len(model.inputs):
+        raise ValueError(f"{model._who} expected {len(model.inputs)} input tensor(s) "
+                         f"{[t.name for t in model.inputs]}, received {len(tensors)}")
+    for t, own in zip(tensors, model.inputs):
+        if t.shape != own.shape:
+            raise ValueError(f"{model._who} expected input {own.name!r} of shape "
+                             f"{shape_str(own.shape)}, received a tensor of shape "
+                             f"{shape_str(t.shape)}")
+    node = Node(model, tensors, not model._single_input)
+    node.outputs = [SymbolicTensor(out.shape, node, i, model.dtype)
+                    for i, out in enumerate(model.outputs)]
+    return node.outputs if node.multi_output else node.outputs[0]
+
+
+def output_layer(t: SymbolicTensor):
+    """The layer that computes ``t``, looking through nested models (None
+    for an :func:`Input`): what ``compile`` asks whether an output ends in
+    softmax or sigmoid."""
+    while isinstance(t.node.layer, Model):
+        t = t.node.layer.outputs[t.index]
+    return t.node.layer
 
 
 def _check_inputs(inputs, duplicate_names_ok=False) -> None:
