@@ -422,3 +422,18 @@ def test_a_nested_model_ending_in_softmax_gets_the_probability_loss():
     outer = tn.mtl.Model(j, {"c": classifier(j)})
     outer.compile("sgd", loss="cross_entropy")
     assert type(outer.loss["c"]).__name__ == "SoftmaxOutputCrossEntropy"
+
+
+def test_a_nested_models_task_heads_stay_private_to_their_outer_task():
+    """A nested model's parameters that reach only one of its outputs (a task
+    head inside it) belong to the outer task fed by that output, not to the
+    shared set the gradient weightings (PCGrad, MGDA) combine."""
+    i = tn.mtl.Input((3,))
+    trunk = Dense(4, name="trunk")(i)
+    inner = tn.mtl.Model(i, {"p": Dense(2, name="head_p")(trunk),
+                             "q": Dense(2, name="head_q")(trunk)})
+    j = tn.mtl.Input((3,))
+    p, q = inner(j)
+    outer = tn.mtl.Model(j, {"a": p, "b": q})
+    assert [x.name for x in outer.shared_parameters()] == ["trunk/W", "trunk/b"]
+    assert [x.name for x in outer.task_parameters("a")] == ["head_p/W", "head_p/b"]

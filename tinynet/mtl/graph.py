@@ -587,6 +587,12 @@ class Model(Layer, MultiTaskTraining):
                 owners.setdefault(id(p), set()).update(tasks)
         return owners
 
+    def output_parameters(self, k: int) -> list:
+        """Parameters that reach output ``k`` only: as a layer of another
+        model, :meth:`output_owners` there keeps them to the task that reads
+        that output (as an MMoE gate)."""
+        return self.task_parameters(k)
+
     def shared_parameters(self) -> list:
         """Parameters that two or more outputs depend on (the shared trunk)."""
         owners = self.output_owners()
