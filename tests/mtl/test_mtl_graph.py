@@ -437,3 +437,12 @@ def test_a_nested_models_task_heads_stay_private_to_their_outer_task():
     outer = tn.mtl.Model(j, {"a": p, "b": q})
     assert [x.name for x in outer.shared_parameters()] == ["trunk/W", "trunk/b"]
     assert [x.name for x in outer.task_parameters("a")] == ["head_p/W", "head_p/b"]
+
+
+def test_a_merge_called_on_one_tensor_says_it_takes_a_list():
+    # Was "expected a list of per-sample input shapes, received (2,)".
+    a = tn.mtl.Input((2,))
+    for merge in (tn.mtl.Concatenate(), tn.mtl.Add()):
+        with pytest.raises(TypeError, match=r"takes a list of tensors \(one per input\), "
+                                            r"received one SymbolicTensor"):
+            merge(a)

@@ -154,6 +154,9 @@ def _connect(layer: Layer, inputs):
     if multi_input and not getattr(layer, "accepts_multiple_inputs", False):
         raise TypeError(f"{layer._who} takes one input, received a list of {len(tensors)}; "
                         f"merge them first (tn.mtl.Concatenate() or tn.mtl.Add())")
+    if not multi_input and getattr(layer, "accepts_multiple_inputs", False):
+        raise TypeError(f"{layer._who} takes a list of tensors (one per input), received "
+                        f"one SymbolicTensor; call it as {type(layer).__name__}()([a, b])")
     shapes = [t.shape for t in tensors]
     in_shape = shapes if multi_input else shapes[0]
     dtype = next((t.dtype for t in tensors if t.dtype is not None), None)
