@@ -446,3 +446,47 @@ def test_a_merge_called_on_one_tensor_says_it_takes_a_list():
         with pytest.raises(TypeError, match=r"takes a list of tensors \(one per input\), "
                                             r"received one SymbolicTensor"):
             merge(a)
+
+
+def test_models_sharing_layers_may_run_in_turn_before_a_backward():
+    """Two models over one layer (an encoder model and the model it is nested
+    in, or two graphs over shared layers): a forward of the other between one
+    model's forward and backward left the layer's cache (and a nested model's
+    values) from the other's data, and the gradients were silently those of
+    the wrong input. A layer called at several nodes is re-run (exact
+    gradients); one called once (here or inside a nested model) is a
+    RuntimeError."""
+    from tinynet.layers import Dropout
+    i = tn.mtl.Input((3,), dtype="float64")
+    shared = Dense(4, activation="tanh", seed=0, name="shared")
+    encoder = tn.mtl.Model(i, Dropout(0.3, seed=1)(shared(i)))
+    j1, j2 = tn.mtl.Input((3,), dtype="float64"), tn.mtl.Input((3,), dtype="float64")
+    twice = tn.mtl.Model([j1, j2], Dense(2, seed=2)(tn.mtl.Add()([encoder(j1), encoder(j2)])))
+    k = tn.mtl.Input((3,), dtype="float64")
+    other = tn.mtl.Model(k, shared(k))
+    once = tn.mtl.Model(k, Dense(2, seed=3)(encoder(k)))
+    rng = np.random.default_rng(0)
+    x, x_other = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    dy = rng.standard_normal((4, 2))
+
+    def gradients(*between):
+        twice.zero_grad()
+        twice.set_rng(np.random.default_rng(5))
+        twice.forward([x, 2 * x], training=True)
+        for model in between:
+            model.forward(x_other, training=True)
+        dx = twice.backward(dy)
+        return dx + [p.grad.copy() for p in twice.parameters()]
+
+    alone = gradients()
+    for got, want in zip(gradients(encoder), alone):  # encoder: called twice, re-run
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    with pytest.raises(RuntimeError, match=r"Dense 'shared' ran in another model"):
+        gradients(other)  # its layer is called once inside the encoder
+    once.forward(x)
+    other.forward(x_other)
+    with pytest.raises(RuntimeError, match=r"ran in another model since this model's "
+                                           r"forward.*call this model's forward again"):
+        once.backward(dy)
+    once.forward(x)
+    once.backward(dy)

@@ -36,6 +36,12 @@ earlier node the model re-runs that node's forward with the random state it
 had the first time (same dropout mask) and restores any running statistics
 afterwards -- its own and those of every layer inside it (a shared
 Sequential), so the gradients are exact at the cost of one extra forward.
+Each layer records which graph node its cache belongs to, so a backward
+after another model ran a shared layer (two models over shared layers, or a
+nested model also run on its own) re-runs it too if it is called at several
+nodes here, and is a ``RuntimeError`` otherwise rather than the gradient of
+the other run. (A layer called outside any functional model in between,
+directly or by a Sequential, is not noticed.)
 
 Saving
 ------
@@ -321,7 +327,6 @@ class Model(Layer, MultiTaskTraining):
         for node in self._nodes:
             uses[id(node.layer)] = uses.get(id(node.layer), 0) + 1
         self._multi_use = {lid for lid, n in uses.items() if n > 1}
-        self._cache_owner: dict[int, Node] = {}
         self._replay: dict[int, tuple] = {}
         self._values: dict[int, np.ndarray] = {}
         self._training = False
@@ -444,6 +449,9 @@ class Model(Layer, MultiTaskTraining):
         for t, a in zip(self.inputs, self._input_arrays(x)):
             values[id(t)] = a
         self._replay = {}
+        # As a layer of another model: whatever it cached is now this run's,
+        # not that model's node's (which re-runs this model before its backward).
+        self._graph_node = None
         for node in self._nodes:
             layer = node.layer
             args = [values[id(t)] for t in node.inputs]
@@ -455,7 +463,7 @@ class Model(Layer, MultiTaskTraining):
             outs = out if node.multi_output else [out]
             for t, o in zip(node.outputs, outs):
                 values[id(t)] = o
-            self._cache_owner[id(layer)] = node
+            layer._graph_node = node  # whose forward the layer's cache holds
         self._values = values
         self._training = training
         return [values[id(t)] for t in self.outputs]
@@ -505,7 +513,7 @@ class Model(Layer, MultiTaskTraining):
             if node.multi_output:
                 douts = [np.zeros_like(self._values[id(t)]) if d is None else d
                          for t, d in zip(node.outputs, douts)]
-            if self._cache_owner.get(id(layer)) is not node:
+            if getattr(layer, "_graph_node", None) is not node:
                 self._rerun(node)
             dy = douts if node.multi_output else douts[0]
             if leaf:
@@ -540,8 +548,15 @@ class Model(Layer, MultiTaskTraining):
         return dxs[0] if self._single_input else dxs
 
     def _rerun(self, node: Node) -> None:
-        """Restore ``node``'s forward cache in a layer used at several nodes."""
+        """Restore ``node``'s forward cache in a layer that ran elsewhere since
+        (at another node, or in another model sharing it); RuntimeError for a
+        layer this model calls once (no replay kept: that costs each forward
+        a copy of the random state) that another model ran since."""
         layer = node.layer
+        if id(node) not in self._replay:
+            raise RuntimeError(f"Model {self.name!r}: {layer._who} ran in another model "
+                               f"since this model's forward, so its cache holds that "
+                               f"run; call this model's forward again before backward")
         arg, rng_states = self._replay[id(node)]
         # The layer and every layer inside it (a shared Sequential tower): each
         # may have a generator and running statistics of its own.
@@ -555,7 +570,7 @@ class Model(Layer, MultiTaskTraining):
         for la, state in zip(inner, states):
             if state:
                 la.set_state(state)
-        self._cache_owner[id(layer)] = node
+        layer._graph_node = node
 
     # ------------------------------------------------------------ task owners
     def output_owners(self) -> dict[int, set]:
