@@ -292,6 +292,10 @@ class Model(Layer, MultiTaskTraining):
     in :class:`~tinynet.mtl.training.MultiTaskTraining`, mixed in here;
     :meth:`save` / :func:`tinynet.load` keep all of it (module docstring).
 
+    Called on symbolic tensors (one per input, a list, or a bare tensor for
+    one input), a Model is one node of another model, sharing its weights
+    wherever it is called; its outputs come back as ``forward`` returns them.
+
     A layer may be called at several nodes (shared weights), but not also
     sit inside a container (a Sequential) that the graph calls, nor inside
     two of them; and layer names are unique (inside containers too), as in
