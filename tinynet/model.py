@@ -134,8 +134,8 @@ class Sequential(Layer):
             # it failed later, at build, on "an input shape of positive integers"
             raise TypeError(f"Sequential cannot hold {layer._who}, a tinynet.mtl.Model "
                             f"(several inputs or outputs): a model inside another is not "
-                            f"supported; use its layers (model.layers, which share its "
-                            f"weights) in a tinynet.mtl.Model of their own")
+                            f"supported in a Sequential; call it on tensors in a "
+                            f"tinynet.mtl.Model instead (it shares its weights there)")
         if layer is self or any(layer is other for other in self._layers):
             raise ValueError(f"{layer._who} is already in this Sequential; a layer "
                              f"object can appear once (create a new one to repeat it)")

@@ -122,10 +122,6 @@ def test_errors_are_clear():
         model.backward(np.zeros((3, 2), np.float32))
     with pytest.raises(ValueError, match="no task"):
         model.task_parameters("nope")
-    # Was "built for input shape ((4,),), received a tensor of shape (4,)".
-    with pytest.raises(TypeError, match="cannot be called on symbolic tensors: a model "
-                                        "inside another is not supported"):
-        model(tn.mtl.Input((4,)))
 
 
 def test_inputs_that_would_take_data_and_ignore_it_are_refused(tmp_path):
@@ -211,3 +207,286 @@ def test_a_conv_layer_shared_by_two_inputs_gets_exact_gradients(channels):
     xs = [rng.standard_normal((2, 5, 5, channels)) for _ in range(2)]
     errors = check_model_gradients(model, xs, rng)
     assert max(errors.values()) < TOL, errors
+
+
+def training_gradient_errors(model, xs, rng):
+    """As check_model_gradients in training mode, with every layer's random
+    state put back before each forward (so each sees the same dropout masks)
+    and BatchNorm's batch statistics (training) used throughout."""
+    from tests.fd import grad_error, numerical_grad
+    from tinynet.layers.base import walk_layers
+    layers = list(walk_layers(model))
+    rng_states = [layer.rng.bit_generator.state for layer in layers]
+
+    def forward():
+        for layer, state in zip(layers, rng_states):
+            layer.rng.bit_generator.state = state
+        return model.forward_all(xs, training=True)
+
+    rs = [rng.standard_normal(o.shape) for o in forward()]
+
+    def loss():
+        return float(sum(np.sum(o * r) for o, r in zip(forward(), rs)))
+
+    model.zero_grad()
+    forward()
+    dxs = model.backward_all(rs)
+    errors = {f"x{i}": grad_error(dx, numerical_grad(loss, x, 1e-5))
+              for i, (x, dx) in enumerate(zip(xs, dxs))}
+    for p in model.parameters():
+        errors[p.name] = grad_error(p.grad.copy(), numerical_grad(loss, p.value, 1e-5))
+    return errors
+
+
+def test_a_shared_sequential_is_re_run_with_its_layers_own_random_state_and_statistics():
+    """A container called at two nodes (a Sequential tower shared by two
+    inputs) is re-run before its earlier node's backward: the re-run must put
+    back the random state of the layers inside it (a Dropout with its own
+    seed draws from its own generator, not the Sequential's) and their
+    running statistics (BatchNorm's moving mean), or the gradients belong to
+    another dropout mask and a backward pass moves the statistics."""
+    from tinynet.layers import BatchNorm, Dropout
+    tower = tn.Sequential([Dense(4, activation="tanh", seed=1), Dropout(0.5, seed=3),
+                           BatchNorm(), Dense(2, seed=2)])
+    i1 = tn.mtl.Input((3,), dtype="float64")
+    i2 = tn.mtl.Input((3,), dtype="float64")
+    model = tn.mtl.Model([i1, i2], {"a": tower(i1), "b": tower(i2)})
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((5, 3)), rng.standard_normal((5, 3))]
+    errors = training_gradient_errors(model, xs, rng)
+    assert max(errors.values()) < 1e-6, errors
+    batch_norm = tower.layers[2]
+    outs = model.forward_all(xs, training=True)
+    after_forward = {k: v.copy() for k, v in batch_norm.get_state().items()}
+    model.backward_all([np.ones_like(o) for o in outs])
+    for key, value in batch_norm.get_state().items():
+        np.testing.assert_array_equal(value, after_forward[key], err_msg=key)
+
+
+def test_a_layer_both_inside_a_container_and_in_the_graph_is_refused():
+    """A Dense inside a Sequential, called in the graph as well: its one
+    forward cache served two calls the graph does not know share it (gradients
+    off by ~2 relative), its parameters were counted, trained and saved twice,
+    and loading split it into two unshared layers. Refused, naming both places."""
+    inner = Dense(3, activation="tanh", seed=7)
+    tower = tn.Sequential([inner, Dense(2, seed=8)], name="tower")
+    i1, i2 = tn.mtl.Input((3,)), tn.mtl.Input((3,))
+    with pytest.raises(ValueError, match=rf"'{inner.name}'.*Sequential 'tower'"):
+        tn.mtl.Model([i1, i2], {"a": tower(i1), "b": inner(i2)})
+    other = tn.Sequential([inner, Dense(2)], name="other")
+    with pytest.raises(ValueError, match=rf"'{inner.name}'.*'tower'.*'other'"):
+        tn.mtl.Model([i1, i2], {"a": tower(i1), "b": other(i2)})
+    model = tn.mtl.Model([i1, i2], {"a": tower(i1), "b": tower(i2)})  # one layer, two calls
+    assert model.count_params() == tower.count_params() == 3 * 3 + 3 + 3 * 2 + 2
+
+
+def test_layer_names_are_unique_in_a_model_as_in_sequential(tmp_path):
+    """get_layer, the weight names and the summary find a layer by name: two
+    layers of one name (inside a called Sequential too) are refused, as
+    Sequential and Keras refuse them; a saved file still loads."""
+    i = tn.mtl.Input((3,))
+    first, second = Dense(2, name="d"), Dense(2, name="d")
+    with pytest.raises(ValueError, match=r"two layers named 'd'"):
+        tn.mtl.Model(i, {"p": first(i), "q": second(i)})
+    tower = tn.Sequential([Dense(2, name="e")])
+    with pytest.raises(ValueError, match=r"two layers named 'e'.*Sequential"):
+        tn.mtl.Model(i, {"p": tower(i), "q": Dense(2, name="e")(i)})
+    config = tn.mtl.Model(i, {"p": first(i), "q": Dense(2, name="f")(i)}).get_config()
+    config["layers"][1]["config"]["name"] = "d"  # as a file saved before the check
+    assert [la.name for la in tn.mtl.Model.from_config(config).layers] == ["d", "d"]
+
+
+def test_a_model_built_frozen_freezes_its_layers():
+    """Model(..., trainable=False) said it was frozen and trained every weight
+    anyway: it freezes its layers, as setting model.trainable = False does."""
+    i = tn.mtl.Input((3,))
+    model = tn.mtl.Model(i, Dense(2, seed=0)(i), trainable=False)
+    assert not model.trainable and model.trainable_parameters() == []
+    assert not any(la.trainable for la in model.layers)
+
+
+@pytest.mark.parametrize("axis", [1, 2, -1])
+def test_concatenate_along_an_axis_of_image_inputs_has_exact_gradients(axis):
+    """Concatenate(axis=...) as Keras: the axis counts the batch dimension,
+    so -1 joins channels of (height, width, channels) maps; the other
+    dimensions must agree."""
+    shapes = {1: [(2, 3, 2), (1, 3, 2)], 2: [(2, 3, 2), (2, 1, 2)],
+              -1: [(2, 3, 2), (2, 3, 1)]}[axis]
+    ins = [tn.mtl.Input(s, dtype="float64") for s in shapes]
+    joined = tn.mtl.Concatenate(axis=axis)(ins)
+    k = axis - 1 if axis > 0 else 3 + axis  # the per-sample axis
+    assert joined.shape == tuple(a + b if i == k else a for i, (a, b) in enumerate(zip(*shapes)))
+    model = tn.mtl.Model(ins, {"y": Dense(2, seed=0)(tn.layers.Flatten()(joined))})
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((2, *s)) for s in shapes]
+    errors = check_model_gradients(model, xs, rng)
+    assert max(errors.values()) < TOL, errors
+    loaded = tn.mtl.Model.from_config(model.get_config())
+    assert loaded.layers[0].axis == axis
+
+
+def test_concatenate_axis_errors_and_1d_default():
+    a, b = tn.mtl.Input((3,)), tn.mtl.Input((2,))
+    assert tn.mtl.Concatenate(axis=1)([a, b]).shape == tn.mtl.Concatenate()([a, b]).shape == (5,)
+    with pytest.raises(ValueError, match=r"axis.*batch"):
+        tn.mtl.Concatenate(axis=0)
+    with pytest.raises(ValueError, match=r"axis 2 .*per-sample shapes \[\(3,\), \(2,\)\]"):
+        tn.mtl.Concatenate(axis=2)([a, b])
+    with pytest.raises(ValueError, match=r"one shape except along axis -1.*\(4, 3\)"):
+        tn.mtl.Concatenate()([tn.mtl.Input((4, 3)), tn.mtl.Input((5, 3))])
+    with pytest.raises(ValueError, match=r"same number of dimensions"):
+        tn.mtl.Concatenate()([a, tn.mtl.Input((2, 3))])
+
+
+@pytest.mark.parametrize("merge", [tn.mtl.Concatenate, tn.mtl.Add])
+def test_merge_layers_compute_in_their_dtype_as_other_layers(merge):
+    """A layer casts its input to its dtype (float32 by default); the merges
+    did not, so a float32 model whose output is a merge returned (and took the
+    loss of) float64 predictions for float64 data, and one float64 input
+    promoted a whole branch."""
+    a, b = tn.mtl.Input((3,)), tn.mtl.Input((3,))
+    model = tn.mtl.Model([a, b], {"m": merge()([a, b])})
+    x64 = np.ones((2, 3))
+    out, = model.forward_all([x64, x64.astype("float32")])
+    assert out.dtype == np.float32
+    assert model.predict([x64, x64])["m"].dtype == np.float32
+
+
+def test_summary_tells_the_calls_of_a_shared_layer_apart():
+    """A layer called at two nodes: its rows and the tensors read from it
+    said "shared" twice ("Connected to: shared, shared"); each call is
+    numbered, and its parameters are counted once."""
+    left, right = tn.mtl.Input((4,), name="left"), tn.mtl.Input((4,), name="right")
+    shared = Dense(5, name="shared")
+    joined = tn.mtl.Concatenate(name="join")([shared(left), shared(right)])
+    text = tn.mtl.Model([left, right], {"y": Dense(1, name="y")(joined)}).summary(
+        print_fn=None)
+    rows = [line.split("  ") for line in text.splitlines()]
+    rows = {r[0]: [c.strip() for c in r[1:] if c.strip()] for r in rows}
+    assert rows["shared (Dense, call 1)"] == ["(batch, 5)", "25", "left"]
+    assert rows["shared (Dense, call 2)"] == ["(batch, 5)", "0", "right"]
+    assert rows["join (Concatenate)"] == ["(batch, 10)", "0", "shared (call 1), shared (call 2)"]
+    assert "Total params: 36 " in text
+
+
+def test_a_functional_model_is_a_layer_of_another(tmp_path):
+    """Keras' nesting: a Model called on symbolic tensors is one node of the
+    outer graph (several inputs and outputs too); called twice it shares its
+    weights (exact gradients, finite differences), freezing it freezes its
+    layers, and save/load keeps it one shared, frozen model."""
+    a, b = tn.mtl.Input((2,), dtype="float64"), tn.mtl.Input((2,), dtype="float64")
+    h = Dense(4, activation="tanh", seed=0)(tn.mtl.Concatenate()([a, b]))
+    inner = tn.mtl.Model([a, b], {"p": Dense(2, seed=1)(h), "q": h}, name="inner")
+    encoder_in = tn.mtl.Input((3,), dtype="float64")
+    encoder = tn.mtl.Model(encoder_in, Dense(2, activation="tanh", seed=2)(encoder_in),
+                           name="encoder")
+    x1, x2 = tn.mtl.Input((3,), dtype="float64"), tn.mtl.Input((3,), dtype="float64")
+    p, q = inner([encoder(x1), tn.mtl.Add()([encoder(x2), encoder(x1)])])
+    outer = tn.mtl.Model([x1, x2], {"p": p, "q": Dense(1, seed=3)(q)})
+    assert [type(la).__name__ for la in outer.layers] == ["Model", "Add", "Model", "Dense"]
+    assert outer.count_params() == inner.count_params() + encoder.count_params() + 5
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((3, 3)), rng.standard_normal((3, 3))]
+    errors = check_model_gradients(outer, xs, rng)
+    assert max(errors.values()) < TOL, errors
+    encoder.trainable = False
+    assert len(outer.trainable_parameters()) == len(outer.parameters()) - 2
+    outer.save(tmp_path / "nested.npz")
+    loaded = tn.load(tmp_path / "nested.npz")
+    for k, (mine, theirs) in enumerate(zip(outer.forward_all(xs), loaded.forward_all(xs))):
+        np.testing.assert_array_equal(mine, theirs, err_msg=str(k))
+    models = [la for la in loaded.layers if isinstance(la, tn.mtl.Model)]
+    assert [m.name for m in models] == ["encoder", "inner"]
+    assert not models[0].trainable and not any(p.trainable for p in models[0].parameters())
+    assert sum(node.layer is models[0] for node in loaded._nodes) == 3  # one model, shared
+
+
+def test_a_nested_model_is_called_on_what_it_was_built_for():
+    i = tn.mtl.Input((4,))
+    one = tn.mtl.Model(i, Dense(2)(i))
+    with pytest.raises(ValueError, match=r"expected input 'input_\d+' of shape \(batch, 4\), "
+                                         r"received a tensor of shape \(batch, 3\)"):
+        one(tn.mtl.Input((3,)))
+    with pytest.raises(ValueError, match=r"expected 1 input tensor\(s\).*received 2"):
+        one([tn.mtl.Input((4,)), tn.mtl.Input((4,))])
+    assert one([tn.mtl.Input((4,))]).shape == (2,)  # a list of one, as Keras takes
+
+
+def test_a_nested_model_ending_in_softmax_gets_the_probability_loss():
+    """compile swaps a logit cross-entropy for its probability twin on an
+    output that ends in softmax, looking through a nested model to the layer
+    that produces the output."""
+    i = tn.mtl.Input((4,))
+    classifier = tn.mtl.Model(i, Dense(3, activation="softmax")(i))
+    j = tn.mtl.Input((4,))
+    outer = tn.mtl.Model(j, {"c": classifier(j)})
+    outer.compile("sgd", loss="cross_entropy")
+    assert type(outer.loss["c"]).__name__ == "SoftmaxOutputCrossEntropy"
+
+
+def test_a_nested_models_task_heads_stay_private_to_their_outer_task():
+    """A nested model's parameters that reach only one of its outputs (a task
+    head inside it) belong to the outer task fed by that output, not to the
+    shared set the gradient weightings (PCGrad, MGDA) combine."""
+    i = tn.mtl.Input((3,))
+    trunk = Dense(4, name="trunk")(i)
+    inner = tn.mtl.Model(i, {"p": Dense(2, name="head_p")(trunk),
+                             "q": Dense(2, name="head_q")(trunk)})
+    j = tn.mtl.Input((3,))
+    p, q = inner(j)
+    outer = tn.mtl.Model(j, {"a": p, "b": q})
+    assert [x.name for x in outer.shared_parameters()] == ["trunk/W", "trunk/b"]
+    assert [x.name for x in outer.task_parameters("a")] == ["head_p/W", "head_p/b"]
+
+
+def test_a_merge_called_on_one_tensor_says_it_takes_a_list():
+    # Was "expected a list of per-sample input shapes, received (2,)".
+    a = tn.mtl.Input((2,))
+    for merge in (tn.mtl.Concatenate(), tn.mtl.Add()):
+        with pytest.raises(TypeError, match=r"takes a list of tensors \(one per input\), "
+                                            r"received one SymbolicTensor"):
+            merge(a)
+
+
+def test_models_sharing_layers_may_run_in_turn_before_a_backward():
+    """Two models over one layer (an encoder model and the model it is nested
+    in, or two graphs over shared layers): a forward of the other between one
+    model's forward and backward left the layer's cache (and a nested model's
+    values) from the other's data, and the gradients were silently those of
+    the wrong input. A layer called at several nodes is re-run (exact
+    gradients); one called once (here or inside a nested model) is a
+    RuntimeError."""
+    from tinynet.layers import Dropout
+    i = tn.mtl.Input((3,), dtype="float64")
+    shared = Dense(4, activation="tanh", seed=0, name="shared")
+    encoder = tn.mtl.Model(i, Dropout(0.3, seed=1)(shared(i)))
+    j1, j2 = tn.mtl.Input((3,), dtype="float64"), tn.mtl.Input((3,), dtype="float64")
+    twice = tn.mtl.Model([j1, j2], Dense(2, seed=2)(tn.mtl.Add()([encoder(j1), encoder(j2)])))
+    k = tn.mtl.Input((3,), dtype="float64")
+    other = tn.mtl.Model(k, shared(k))
+    once = tn.mtl.Model(k, Dense(2, seed=3)(encoder(k)))
+    rng = np.random.default_rng(0)
+    x, x_other = rng.standard_normal((4, 3)), rng.standard_normal((4, 3))
+    dy = rng.standard_normal((4, 2))
+
+    def gradients(*between):
+        twice.zero_grad()
+        twice.set_rng(np.random.default_rng(5))
+        twice.forward([x, 2 * x], training=True)
+        for model in between:
+            model.forward(x_other, training=True)
+        dx = twice.backward(dy)
+        return dx + [p.grad.copy() for p in twice.parameters()]
+
+    alone = gradients()
+    for got, want in zip(gradients(encoder), alone):  # encoder: called twice, re-run
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    with pytest.raises(RuntimeError, match=r"Dense 'shared' ran in another model"):
+        gradients(other)  # its layer is called once inside the encoder
+    once.forward(x)
+    other.forward(x_other)
+    with pytest.raises(RuntimeError, match=r"ran in another model since this model's "
+                                           r"forward.*call this model's forward again"):
+        once.backward(dy)
+    once.forward(x)
+    once.backward(dy)

@@ -11,7 +11,9 @@ r"""The functional API: symbolic inputs, layers called on them, a model over the
 Calling a layer on a :class:`SymbolicTensor` does not compute anything: it
 builds the layer for that tensor's per-sample shape and records a *node*
 (the layer and the tensors it reads). :class:`Model` sorts the nodes
-topologically and runs them.
+topologically and runs them. A :class:`Model` is a layer too: called on
+tensors (one per input) it is one node of another model, whose weights it
+shares wherever it is called.
 
 Forward and backward over a DAG
 -------------------------------
@@ -32,7 +34,14 @@ A layer called at several nodes (weights shared between two inputs, a
 Siamese tower) keeps only one forward cache; before its backward at an
 earlier node the model re-runs that node's forward with the random state it
 had the first time (same dropout mask) and restores any running statistics
-afterwards, so the gradients are exact at the cost of one extra forward.
+afterwards -- its own and those of every layer inside it (a shared
+Sequential), so the gradients are exact at the cost of one extra forward.
+Each layer records which graph node its cache belongs to, so a backward
+after another model ran a shared layer (two models over shared layers, or a
+nested model also run on its own) re-runs it too if it is called at several
+nodes here, and is a ``RuntimeError`` otherwise rather than the gradient of
+the other run. (A layer called outside any functional model in between,
+directly or by a Sequential, is not noticed.)
 
 Saving
 ------
@@ -52,7 +61,8 @@ import numpy as np
 
 from .. import io as model_io
 from ..checks import as_float_array, did_you_mean
-from ..layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
+from ..layers.base import (Layer, layer_from_dict, layer_to_dict, shape_str, unique_name,
+                           walk_layers)
 from .training import MultiTaskTraining
 
 __all__ = ["Input", "SymbolicTensor", "Model"]
@@ -68,8 +78,10 @@ class Node:
         self.inputs = inputs
         self.outputs: list[SymbolicTensor] = []
         self.multi_input = multi_input
-        # Layers that declare ``n_outputs`` take and return lists on the output side.
-        self.multi_output = hasattr(layer, "n_outputs")
+        # Layers that declare ``n_outputs`` take and return lists on the output
+        # side, as does a nested Model built with a list or dict of outputs.
+        self.multi_output = hasattr(layer, "n_outputs") or (
+            isinstance(layer, Model) and not layer._single_output)
         self.name = name if layer is None else layer.name
 
 
@@ -138,9 +150,7 @@ def Input(shape, name: str | None = None, dtype=None) -> SymbolicTensor:
 def _connect(layer: Layer, inputs):
     """Build ``layer`` for ``inputs`` (a tensor or a list) and return its output tensor(s)."""
     if isinstance(layer, Model):
-        raise TypeError(f"{layer._who} cannot be called on symbolic tensors: a model "
-                        f"inside another is not supported; call its layers instead "
-                        f"(model.layers), which shares their weights")
+        return _connect_model(layer, inputs)
     multi_input = isinstance(inputs, (list, tuple))
     tensors = list(inputs) if multi_input else [inputs]
     for t in tensors:
@@ -150,6 +160,9 @@ def _connect(layer: Layer, inputs):
     if multi_input and not getattr(layer, "accepts_multiple_inputs", False):
         raise TypeError(f"{layer._who} takes one input, received a list of {len(tensors)}; "
                         f"merge them first (tn.mtl.Concatenate() or tn.mtl.Add())")
+    if not multi_input and getattr(layer, "accepts_multiple_inputs", False):
+        raise TypeError(f"{layer._who} takes a list of tensors (one per input), received "
+                        f"one SymbolicTensor; call it as {type(layer).__name__}()([a, b])")
     shapes = [t.shape for t in tensors]
     in_shape = shapes if multi_input else shapes[0]
     dtype = next((t.dtype for t in tensors if t.dtype is not None), None)
@@ -167,6 +180,42 @@ def _connect(layer: Layer, inputs):
     return node.outputs if node.multi_output else node.outputs[0]
 
 
+def _connect_model(model: "Model", inputs):
+    """A :class:`Model` as one node of another graph (Keras' nested models).
+
+    ``inputs``: one tensor per input of ``model``, as a list (a bare tensor
+    for a model of one input), each of the per-sample shape of that input.
+    Returns its output tensors as its ``forward`` returns arrays: a list,
+    or one tensor for a model built with a single output tensor.
+    """
+    tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
+    for t in tensors:
+        if not isinstance(t, SymbolicTensor):
+            raise TypeError(f"{model._who} expected symbolic tensors (from tn.mtl.Input or "
+                            f"a layer called on one), received {type(t).__name__}")
+    if len(tensors) != len(model.inputs):
+        raise ValueError(f"{model._who} expected {len(model.inputs)} input tensor(s) "
+                         f"{[t.name for t in model.inputs]}, received {len(tensors)}")
+    for t, own in zip(tensors, model.inputs):
+        if t.shape != own.shape:
+            raise ValueError(f"{model._who} expected input {own.name!r} of shape "
+                             f"{shape_str(own.shape)}, received a tensor of shape "
+                             f"{shape_str(t.shape)}")
+    node = Node(model, tensors, not model._single_input)
+    node.outputs = [SymbolicTensor(out.shape, node, i, model.dtype)
+                    for i, out in enumerate(model.outputs)]
+    return node.outputs if node.multi_output else node.outputs[0]
+
+
+def output_layer(t: SymbolicTensor):
+    """The layer that computes ``t``, looking through nested models (None
+    for an :func:`Input`): what ``compile`` asks whether an output ends in
+    softmax or sigmoid."""
+    while isinstance(t.node.layer, Model):
+        t = t.node.layer.outputs[t.index]
+    return t.node.layer
+
+
 def _check_inputs(inputs, duplicate_names_ok=False) -> None:
     """Each input tensor once, and (unless ``duplicate_names_ok``) under a name
     of its own: the names are the keys of a dict of input arrays."""
@@ -178,6 +227,34 @@ def _check_inputs(inputs, duplicate_names_ok=False) -> None:
     if len(set(names)) != len(names) and not duplicate_names_ok:
         raise ValueError(f"Model expected distinct input names (the keys of a dict of "
                          f"input arrays), received {names}; give each Input its own name=")
+
+
+def _check_layers_distinct(layers, names_too: bool = True) -> None:
+    """Each layer of the graph reachable once: called at nodes of its own, or
+    inside one container (a Sequential) called at nodes, not both. A layer in
+    two places would share one forward cache the graph does not track (wrong
+    gradients), and its parameters would be counted, updated and saved twice.
+
+    With ``names_too``, their names are unique too (as in Sequential and
+    Keras): ``get_layer``, the weight names and the summary find a layer by
+    its name. (A file saved before this check may hold repeated names.)"""
+    where, named = {}, {}
+    for top in layers:
+        for layer in walk_layers(top):
+            here = "called in the graph" if layer is top else f"inside {top._who}"
+            if id(layer) in where:
+                raise ValueError(f"Model expected each layer in one place, received "
+                                 f"{layer._who} {where[id(layer)]} and {here}; call the "
+                                 f"container's layers one by one instead, or use a "
+                                 f"layer of its own")
+            where[id(layer)] = here
+            if names_too and layer.name in named:
+                other, there = named[layer.name]
+                raise ValueError(f"Model expected unique layer names, received two layers "
+                                 f"named {layer.name!r}: {other._who} {there} and "
+                                 f"{layer._who} {here}; pass another name=..., or leave "
+                                 f"name unset for an automatic one")
+            named[layer.name] = (layer, here)
 
 
 def _as_list(x, what):
@@ -202,6 +279,8 @@ class Model(Layer, MultiTaskTraining):
         With a list, each output is named after the layer that produces it
         (its *task name*, the key of ``loss=``, ``metrics=`` and ``y``).
     name : str, optional
+    trainable : bool, default True
+        False freezes every layer, as ``model.trainable = False`` does.
 
     Notes
     -----
@@ -212,6 +291,15 @@ class Model(Layer, MultiTaskTraining):
     of each input. Training (``compile``/``fit``/``evaluate``/``predict``) is
     in :class:`~tinynet.mtl.training.MultiTaskTraining`, mixed in here;
     :meth:`save` / :func:`tinynet.load` keep all of it (module docstring).
+
+    Called on symbolic tensors (one per input, a list, or a bare tensor for
+    one input), a Model is one node of another model, sharing its weights
+    wherever it is called; its outputs come back as ``forward`` returns them.
+
+    A layer may be called at several nodes (shared weights), but not also
+    sit inside a container (a Sequential) that the graph calls, nor inside
+    two of them; and layer names are unique (inside containers too), as in
+    :class:`~tinynet.Sequential`: ``ValueError`` otherwise.
     """
 
     def __init__(self, inputs, outputs, name: str | None = None, **kwargs):
@@ -237,16 +325,18 @@ class Model(Layer, MultiTaskTraining):
         for node in self._nodes:
             if all(node.layer is not seen for seen in layers):
                 layers.append(node.layer)
+        _check_layers_distinct(layers, names_too=not from_file)
         self._layers = layers
         uses = {}
         for node in self._nodes:
             uses[id(node.layer)] = uses.get(id(node.layer), 0) + 1
         self._multi_use = {lid for lid, n in uses.items() if n > 1}
-        self._cache_owner: dict[int, Node] = {}
         self._replay: dict[int, tuple] = {}
         self._values: dict[int, np.ndarray] = {}
         self._training = False
         super().__init__(name=name, **kwargs)
+        if not self._trainable and not from_file:  # (a file keeps each layer's own flag)
+            self.trainable = False  # freezes every layer, as Keras' trainable=False
         self.input_shape = [t.shape for t in self.inputs]
         self.output_shape = [t.shape for t in self.outputs]
         dtypes = [p.dtype for p in self.parameters()]
@@ -363,18 +453,21 @@ class Model(Layer, MultiTaskTraining):
         for t, a in zip(self.inputs, self._input_arrays(x)):
             values[id(t)] = a
         self._replay = {}
+        # As a layer of another model: whatever it cached is now this run's,
+        # not that model's node's (which re-runs this model before its backward).
+        self._graph_node = None
         for node in self._nodes:
             layer = node.layer
             args = [values[id(t)] for t in node.inputs]
             arg = args if node.multi_input else args[0]
             if id(layer) in self._multi_use:
                 # What a re-run of this node in backward needs: its input and RNG state.
-                self._replay[id(node)] = (arg, _rng_state(layer))
+                self._replay[id(node)] = (arg, _rng_states(layer))
             out = layer.forward(arg, training=training)
             outs = out if node.multi_output else [out]
             for t, o in zip(node.outputs, outs):
                 values[id(t)] = o
-            self._cache_owner[id(layer)] = node
+            layer._graph_node = node  # whose forward the layer's cache holds
         self._values = values
         self._training = training
         return [values[id(t)] for t in self.outputs]
@@ -424,7 +517,7 @@ class Model(Layer, MultiTaskTraining):
             if node.multi_output:
                 douts = [np.zeros_like(self._values[id(t)]) if d is None else d
                          for t, d in zip(node.outputs, douts)]
-            if self._cache_owner.get(id(layer)) is not node:
+            if getattr(layer, "_graph_node", None) is not node:
                 self._rerun(node)
             dy = douts if node.multi_output else douts[0]
             if leaf:
@@ -459,17 +552,29 @@ class Model(Layer, MultiTaskTraining):
         return dxs[0] if self._single_input else dxs
 
     def _rerun(self, node: Node) -> None:
-        """Restore ``node``'s forward cache in a layer used at several nodes."""
+        """Restore ``node``'s forward cache in a layer that ran elsewhere since
+        (at another node, or in another model sharing it); RuntimeError for a
+        layer this model calls once (no replay kept: that costs each forward
+        a copy of the random state) that another model ran since."""
         layer = node.layer
-        arg, rng_state = self._replay[id(node)]
-        state = {k: np.array(v, copy=True) for k, v in layer.get_state().items()}
-        now = _rng_state(layer)
-        _set_rng_state(layer, rng_state)
+        if id(node) not in self._replay:
+            raise RuntimeError(f"Model {self.name!r}: {layer._who} ran in another model "
+                               f"since this model's forward, so its cache holds that "
+                               f"run; call this model's forward again before backward")
+        arg, rng_states = self._replay[id(node)]
+        # The layer and every layer inside it (a shared Sequential tower): each
+        # may have a generator and running statistics of its own.
+        inner = list(walk_layers(layer))
+        states = [{k: np.array(v, copy=True) for k, v in la.get_state().items()}
+                  for la in inner]
+        now = _rng_states(layer)
+        _set_rng_states(layer, rng_states)
         layer.forward(arg, training=self._training)
-        _set_rng_state(layer, now)
-        if state:
-            layer.set_state(state)
-        self._cache_owner[id(layer)] = node
+        _set_rng_states(layer, now)
+        for la, state in zip(inner, states):
+            if state:
+                la.set_state(state)
+        layer._graph_node = node
 
     # ------------------------------------------------------------ task owners
     def output_owners(self) -> dict[int, set]:
@@ -503,6 +608,12 @@ class Model(Layer, MultiTaskTraining):
                 tasks = {task for idx, task in pairs if k is None or idx == k}
                 owners.setdefault(id(p), set()).update(tasks)
         return owners
+
+    def output_parameters(self, k: int) -> list:
+        """Parameters that reach output ``k`` only: as a layer of another
+        model, :meth:`output_owners` there keeps them to the task that reads
+        that output (as an MMoE gate)."""
+        return self.task_parameters(k)
 
     def shared_parameters(self) -> list:
         """Parameters that two or more outputs depend on (the shared trunk)."""
@@ -545,18 +656,33 @@ class Model(Layer, MultiTaskTraining):
         return model_io.weight_names(self)
 
     def summary(self, print_fn=print) -> str:
-        """A table of nodes: layer, output shape, parameters, inputs."""
+        """A table of nodes: layer, output shape, parameters, inputs.
+
+        A layer called at several nodes has a row per call, ``"(call k)"``
+        after its name (there and where another node reads its output), and
+        its parameters counted in its first row only."""
         rows = [("Layer (type)", "Output shape", "Params", "Connected to")]
-        counted = set()
+        calls = {}  # id(node) -> its number among the calls of its layer, if several
+        for node in self._nodes:
+            if id(node.layer) in self._multi_use:
+                calls[id(node)] = 1 + sum(n.layer is node.layer for n in self._nodes
+                                          if id(n) in calls)
+
+        def tensor_name(t):
+            k = calls.get(id(t.node))
+            return t.name if k is None else f"{t.name} (call {k})"
+
         for t in self.inputs:
             rows.append((f"{t.name} (Input)", shape_str(t.shape), "0", ""))
+        counted = set()
         for node in self._nodes:
             layer = node.layer
             n = 0 if id(layer) in counted else layer.count_params()
             counted.add(id(layer))
             shapes = ", ".join(shape_str(t.shape) for t in node.outputs)
-            rows.append((f"{layer.name} ({type(layer).__name__})", shapes, str(n),
-                         ", ".join(t.name for t in node.inputs)))
+            call = f", call {calls[id(node)]}" if id(node) in calls else ""
+            rows.append((f"{layer.name} ({type(layer).__name__}{call})", shapes, str(n),
+                         ", ".join(tensor_name(t) for t in node.inputs)))
         widths = [max(len(r[i]) for r in rows) for i in range(4)]
         lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]
         lines.insert(1, "-" * len(lines[0]))
@@ -729,9 +855,11 @@ def _accumulate(grads: dict, key: int, g: np.ndarray) -> None:
     grads[key] = g if key not in grads else grads[key] + g
 
 
-def _rng_state(layer: Layer):
-    return layer.rng.bit_generator.state
+def _rng_states(layer: Layer) -> list:
+    """The generator state of ``layer`` and of every layer inside it."""
+    return [la.rng.bit_generator.state for la in walk_layers(layer)]
 
 
-def _set_rng_state(layer: Layer, state) -> None:
-    layer.rng.bit_generator.state = state
+def _set_rng_states(layer: Layer, states: list) -> None:
+    for la, state in zip(walk_layers(layer), states):
+        la.rng.bit_generator.state = state

@@ -45,6 +45,9 @@ class MultiInputLayer(Layer):
         return self._build_checked(shapes, rng, dtype)
 
     def _prepare_inputs(self, xs) -> list[np.ndarray]:
+        """Check ``xs`` (one float array per input, of the built shapes and one
+        batch size), building the layer on first use; returned in the layer's
+        dtype, as :meth:`Layer._prepare_input` returns a single input."""
         if not isinstance(xs, (list, tuple)):
             raise TypeError(f"{self._who} expected a list of input arrays, "
                             f"received {type(xs).__name__}")
@@ -61,7 +64,7 @@ class MultiInputLayer(Layer):
         if len({x.shape[0] for x in xs}) > 1:
             raise ValueError(f"{self._who} expected inputs with one batch size, received "
                              f"{[x.shape[0] for x in xs]}")
-        return xs
+        return [x.astype(self.dtype, copy=False) for x in xs]
 
     def get_config(self) -> dict:
         config = super().get_config()
@@ -80,30 +83,67 @@ class MultiInputLayer(Layer):
 
 
 class Concatenate(MultiInputLayer):
-    r"""Join inputs along the feature axis.
+    r"""Join inputs along ``axis`` (the last, features or channels, by default).
 
     .. math::
         y = [x_1, x_2, \dots, x_k], \qquad
-        \frac{\partial L}{\partial x_j} = \frac{\partial L}{\partial y}[:, o_j:o_j + d_j]
+        \frac{\partial L}{\partial x_j} = \frac{\partial L}{\partial y}[\dots, o_j:o_j + d_j, \dots]
 
-    where :math:`o_j` is the offset of input :math:`j` and :math:`d_j` its width.
+    where :math:`o_j` is the offset of input :math:`j` along the axis and
+    :math:`d_j` its size there. The inputs' per-sample shapes have one
+    number of dimensions and agree on every dimension but the axis.
+
+    Parameters
+    ----------
+    axis : int, default -1
+        As Keras: it counts the batch dimension (``1`` is the first
+        per-sample one; ``-1`` the last, the same as ``1`` for vectors), so
+        ``0``, the batch, is refused.
     """
 
+    def __init__(self, axis: int = -1, **kwargs):
+        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis == 0:
+            raise ValueError(f"Concatenate expected axis as a non-zero integer (0 is the "
+                             f"batch dimension; -1, the default, the last), received "
+                             f"{axis!r}")
+        self.axis = int(axis)
+        super().__init__(**kwargs)
+
+    def _per_sample_axis(self, rank: int, shapes) -> int:
+        """``axis`` as an index into the per-sample shapes (of ``rank`` dimensions)."""
+        k = self.axis - 1 if self.axis > 0 else rank + self.axis
+        if not 0 <= k < rank:
+            raise ValueError(f"{self._who} cannot join along axis {self.axis} inputs of "
+                             f"per-sample shapes {shapes} (batch dimension first: axes 1 "
+                             f"to {rank}, or -1 to -{rank})")
+        return k
+
     def compute_output_shape(self, shapes):
-        if any(len(s) != 1 for s in shapes):
-            raise ValueError(f"{self._who} expected 1-D per-sample inputs, received {shapes}")
-        return (sum(s[0] for s in shapes),)
+        rank = len(shapes[0])
+        if any(len(s) != rank for s in shapes):
+            raise ValueError(f"{self._who} expected inputs with the same number of "
+                             f"dimensions, received per-sample shapes {shapes}")
+        k = self._per_sample_axis(rank, shapes)
+        if len({s[:k] + s[k + 1:] for s in shapes}) > 1:
+            raise ValueError(f"{self._who} expected inputs of one shape except along axis "
+                             f"{self.axis}, received per-sample shapes {shapes}")
+        return shapes[0][:k] + (sum(s[k] for s in shapes),) + shapes[0][k + 1:]
 
     def forward(self, xs, training: bool = False):
         xs = self._prepare_inputs(xs)
         self._ready = True
-        return np.concatenate(xs, axis=1)
+        return np.concatenate(xs, axis=1 + self._per_sample_axis(len(self.output_shape),
+                                                                 self.input_shape))
 
     def backward(self, dy):
         self._require_cache(getattr(self, "_ready", None))
-        dy = self._check_dy(dy, (dy.shape[0], self.output_shape[0]))
-        offsets = np.cumsum([0] + [s[0] for s in self.input_shape])
-        return [dy[:, a:b].copy() for a, b in zip(offsets[:-1], offsets[1:])]
+        dy = self._check_dy(dy, (dy.shape[0], *self.output_shape))
+        k = self._per_sample_axis(len(self.output_shape), self.input_shape)
+        offsets = np.cumsum([s[k] for s in self.input_shape])[:-1]
+        return [part.copy() for part in np.split(dy, offsets, axis=1 + k)]
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "axis": self.axis}
 
 
 class Add(MultiInputLayer):

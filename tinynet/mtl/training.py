@@ -264,7 +264,8 @@ class MultiTaskTraining:
         if loss is None:
             raise ValueError("compile expected loss= (one per task, e.g. "
                              f"{{{', '.join(repr(t) + ': ...' for t in tasks)}}})")
-        output_layers = {t: out.node.layer for t, out in zip(tasks, self.outputs)}
+        from .graph import output_layer  # (graph imports this module)
+        output_layers = {t: output_layer(out) for t, out in zip(tasks, self.outputs)}
         given_losses = {}
         for task, spec in _per_task(loss, tasks, "loss").items():
             if spec is None:
