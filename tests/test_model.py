@@ -477,6 +477,22 @@ def test_frozen_layer_stays_bit_identical_during_fit():
     assert not np.array_equal(model.layers[2].W.value, _mlp().layers[2].W.value)
 
 
+
+def test_sequential_trainable_false_freezes_its_layers_and_a_file_keeps_each_flag(tmp_path):
+    # the model said it was frozen while fit trained every weight
+    built = tn.Sequential([Dense(4, input_dim=3), Dense(2)], trainable=False)
+    lazy = tn.Sequential([Dense(4), Dense(2)], trainable=False)
+    lazy.build((None, 3))
+    for model in (built, lazy):
+        assert model.parameters() and not any(p.trainable for p in model.parameters())
+        assert not any(layer.trainable for layer in model.layers)
+    built.layers[1].trainable = True                     # one layer thawed inside the model
+    path = built.save(str(tmp_path / "m.npz"))
+    loaded = tn.load(path)
+    assert not loaded.trainable
+    assert [layer.trainable for layer in loaded.layers] == [False, True]
+    assert [p.trainable for p in loaded.parameters()] == [p.trainable for p in built.parameters()]
+
 def test_compile_by_names_and_unknown_names():
     model = tn.Sequential([Dense(2, input_dim=3)])
     model.compile(optimizer="sgd", loss="mse", metrics=["mae"])

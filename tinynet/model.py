@@ -74,7 +74,8 @@ class Sequential(Layer):
     name : str, optional
     **kwargs
         ``trainable``, ``dtype``, ``input_shape``/``input_dim``, ``seed``
-        (see :class:`~tinynet.layers.Layer`).
+        (see :class:`~tinynet.layers.Layer`); ``trainable=False`` freezes
+        every layer, as ``model.trainable = False`` does.
 
     Attributes
     ----------
@@ -111,6 +112,8 @@ class Sequential(Layer):
             self._check_new_layer(layer)
             self._layers.append(layer)
         super().__init__(name=name, **kwargs)
+        if not self._trainable:
+            self.trainable = False  # freezes every layer, as Keras' trainable=False
         first = self._layers[0] if self._layers else None
         if not self.built and first is not None and first.built:
             # Keras' convention: a declared input shape builds the whole stack now.
@@ -331,7 +334,12 @@ class Sequential(Layer):
         config = dict(config)
         specs = _unique_layer_names(config.pop("layers", []), config.get("name"))
         layers = [layer_from_dict(spec) for spec in specs]
-        return cls(layers, **config)
+        trainable = config.pop("trainable", True)
+        model = cls(layers, **config)
+        # a file keeps each layer's own flag (one unfrozen inside a frozen
+        # model stays unfrozen): the model's flag is set without passing down
+        model._trainable = check_bool(trainable, f"{model._who}.from_config", "trainable")
+        return model
 
     # --------------------------------------------------------------- summary
     def summary(self, print_fn=print) -> str:
