@@ -407,3 +407,36 @@ def test_a_combine_of_the_wrong_shape_is_checked():
                                          r"numbers of shape \(16,\), returned float32 of "
                                          r"shape \(2, 16\)"):
         model.fit(*_small_data(), epochs=1, batch_size=8, verbose=0, seed=0)
+
+
+def test_mgda_passes_a_diverging_runs_gradient_on_to_the_nan_stop():
+    # A non-finite task gradient (a diverging run) has no min-norm problem; MGDA
+    # raised deep in fit where every other weighting lets TerminateOnNaN stop it.
+    for normalize in ("none", "l2", "loss+"):
+        method = wt.MGDA(normalize).bind(["a", "b", "c"])
+        d = method.combine(np.array([[1.0, np.inf], [1.0, 2.0], [0.0, 1.0]]), np.ones(3))
+        assert not np.isfinite(d).all()
+        np.testing.assert_allclose(method.last_weights, [1 / 3] * 3)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 3)).astype(np.float32) * 10
+    y = {"a": rng.standard_normal((32, 2)) * 100, "b": rng.standard_normal((32, 1)) * 100}
+    model = tn.mtl.HardSharing((3,), trunk=[tn.layers.Dense(4, seed=0)],
+                               heads={"a": [tn.layers.Dense(2, seed=1)],
+                                      "b": [tn.layers.Dense(1, seed=2)]})
+    model.compile(tn.optim.SGD(lr=1.0), loss="mse", weighting="mgda")
+    with pytest.warns(RuntimeWarning):
+        model.fit(x, y, epochs=5, batch_size=8, verbose=0)
+    assert model.stop_reason.startswith("TerminateOnNaN")
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e170])
+def test_mgda_weights_do_not_depend_on_the_gradients_scale(scale):
+    # Their Gram matrix under- or overflowed: 1e170 gradients were refused as
+    # "not finite", 1e-170 ones all looked zero (equal weights for two tasks).
+    grads = np.array([[3.0, 0.0, 1.0], [0.0, 1.0, 0.5], [1.0, 1.0, -2.0]])
+    for n in (2, 3):
+        plain = wt.MGDA().bind(list("abc")[:n])
+        plain.combine(grads[:n], np.ones(n))
+        scaled = wt.MGDA().bind(list("abc")[:n])
+        scaled.combine(grads[:n] * scale, np.ones(n))
+        np.testing.assert_allclose(scaled.last_weights, plain.last_weights, rtol=1e-12)

@@ -574,6 +574,12 @@ class MGDA(Weighting):
     an absent task's gradient is zero, which would be the min-norm point and
     stop the shared parameters; it gets :math:`\alpha_t = 0` instead (all
     :math:`\alpha = 0`, no shared update, when no task is present).
+    Non-finite gradients (a diverging run) have no min-norm point: they get
+    equal weights, and the non-finite update is left for the NaN stop
+    (:class:`~tinynet.callbacks.TerminateOnNaN`) to report, as with the other
+    weightings. The gradients are scaled to a largest entry of 1 before their
+    Gram matrix is formed (:math:`\alpha` does not depend on a common scale),
+    so that it neither overflows nor underflows.
 
     Parameters
     ----------
@@ -607,6 +613,15 @@ class MGDA(Weighting):
         if self.normalize in ("loss", "loss+"):
             scale /= np.maximum(np.asarray(losses, dtype=np.float64), 1e-12)
         scaled = grads64 * scale[:, None]
+        if not np.isfinite(scaled).all():
+            # A diverging run: no min-norm problem. Equal weights pass the
+            # non-finite gradient on, for the NaN stop (TerminateOnNaN) to report.
+            return np.full(len(scaled), 1.0 / len(scaled))
+        # alpha does not depend on a common scale; dividing by the largest entry
+        # keeps the Gram matrix from overflowing (or underflowing to zero).
+        largest = float(np.abs(scaled).max())
+        if largest > 0:
+            scaled /= largest
         return min_norm_weights(scaled @ scaled.T)
 
     def get_config(self):
