@@ -255,3 +255,12 @@ def test_delta_m_refuses_a_direction_for_a_metric_it_does_not_score():
     with pytest.raises(ValueError, match="higher_is_better for \\['a/f1_err_rate'\\], which "
                                          "are not among the baselines"):
         tn.mtl.delta_m(now, base, {"a/f1_err_rate": False})
+
+
+@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error", "l1", "huber",
+                                  "cross_entropy", "binary_crossentropy", "MSE"])
+def test_delta_m_scores_every_loss_and_error_name_lower_is_better(name):
+    # tinynet's own loss and metric names (their registries' aliases too) were
+    # read as higher-is-better unless spelt "mse" or "mae": a cut from 1.0 to
+    # 0.5 was reported as a 50 % loss.
+    assert tn.mtl.delta_m({f"a/{name}": 0.5}, {f"a/{name}": 1.0}) == pytest.approx(50.0)

@@ -19,10 +19,18 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
+
 __all__ = ["delta_m", "relative_gains"]
 
-#: Metric names for which lower is better (anything else: higher is better).
-LOWER_IS_BETTER = {"loss", "mse", "mae", "rmse", "error", "err"}
+#: Metric names for which lower is better (anything else: higher is better):
+#: ``loss``, ``rmse``, ``error``, ``err``, every name of :mod:`tinynet.losses`
+#: (``cross_entropy``, ``huber``, ``mean_squared_error``...) and every name of
+#: the error metrics of :mod:`tinynet.metrics` (``mse``, ``mae`` and their aliases).
+LOWER_IS_BETTER = ({"loss", "rmse", "error", "err"} | set(losses_mod.LOSSES)
+                   | {name for name, cls in metrics_mod.METRICS.items()
+                      if cls in (metrics_mod.MeanSquaredError, metrics_mod.MeanAbsoluteError)})
 
 
 def _lower_is_better(name: str) -> bool:
@@ -36,7 +44,8 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dic
     ----------
     metrics, baselines : dict {name: float}
         Names such as ``"left/accuracy"``; the direction is read from the last
-        part (``loss``, ``mse``, ``mae`` ... are lower-is-better) unless
+        part (``loss``, ``mse``, ``mae``, the loss names ... are lower-is-better,
+        :data:`LOWER_IS_BETTER`; case does not matter) unless
         ``higher_is_better`` ({name: bool}, names among the baselines) says
         otherwise.
     """
