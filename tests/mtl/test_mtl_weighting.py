@@ -440,3 +440,16 @@ def test_mgda_weights_do_not_depend_on_the_gradients_scale(scale):
         scaled = wt.MGDA().bind(list("abc")[:n])
         scaled.combine(grads[:n] * scale, np.ones(n))
         np.testing.assert_allclose(scaled.last_weights, plain.last_weights, rtol=1e-12)
+
+
+@pytest.mark.parametrize("weights", [[1.0, "a"], {"a": "x"}, [1j, 1.0], [True, False],
+                                     {"b": True}, [[1.0, 2.0]], "12", [1.0, None],
+                                     np.array(1.0), np.ones((1, 2))])
+def test_static_weights_that_are_not_real_numbers_are_refused(weights):
+    # "a" and "x" failed inside NumPy ("could not convert string to float"),
+    # 1j inside float(), and booleans were taken as the weights 1 and 0.
+    with pytest.raises(ValueError, match=r"Static weighting expected 2 finite non-negative "
+                                         r"real numbers \(one per task \['a', 'b'\]\), "
+                                         r"received"):
+        wt.Static(weights).bind(["a", "b"])
+    assert list(wt.Static(np.array([0.5, 2])).bind(["a", "b"]).last_weights) == [0.5, 2.0]

@@ -67,6 +67,7 @@ last weights), so that training resumes exactly after
 from __future__ import annotations
 
 import inspect
+import numbers
 
 import numpy as np
 
@@ -247,6 +248,8 @@ class Static(Weighting):
     Parameters
     ----------
     weights : dict {task: float} or sequence of float
+        Finite, non-negative real numbers: one per task in task order, or by
+        task name (a task left out weighs 1).
     """
 
     name = "static"
@@ -263,11 +266,15 @@ class Static(Weighting):
                 raise ValueError(f"Static weighting received weights for unknown tasks "
                                  f"{unknown} (tasks: {self.task_names})")
             w = [w.get(t, 1.0) for t in self.task_names]
-        w = np.asarray(w, dtype=np.float64)
-        if w.shape != (self.n_tasks,) or not np.isfinite(w).all() or (w < 0).any():
+        if isinstance(w, np.ndarray):
+            w = list(w) if w.ndim == 1 else None
+        if not isinstance(w, (list, tuple)) or len(w) != self.n_tasks or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+                and np.isfinite(v) and v >= 0 for v in w):
             raise ValueError(f"Static weighting expected {self.n_tasks} finite non-negative "
-                             f"weights, received {self.weights!r}")
-        self.last_weights = w
+                             f"real numbers (one per task {self.task_names}), received "
+                             f"{self.weights!r}"[:300])
+        self.last_weights = np.array(w, dtype=np.float64)
         return self
 
     def loss_weights(self, losses, training=True, present=None):
