@@ -264,3 +264,34 @@ def test_delta_m_scores_every_loss_and_error_name_lower_is_better(name):
     # read as higher-is-better unless spelt "mse" or "mae": a cut from 1.0 to
     # 0.5 was reported as a 50 % loss.
     assert tn.mtl.delta_m({f"a/{name}": 0.5}, {f"a/{name}": 1.0}) == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("metrics, baselines, higher, error, message", [
+    ({"a/acc": "x"}, {"a/acc": 1.0}, None, TypeError,
+     "delta_m expected metric 'a/acc' as a real number, received 'x'"),
+    ({"a/acc": None}, {"a/acc": 1.0}, None, TypeError, "as a real number, received None"),
+    ({"a/acc": np.array([0.5, 0.6])}, {"a/acc": 1.0}, None, TypeError,
+     "as a real number, received array"),
+    ({"a/acc": 1.0}, {"a/acc": "1"}, None, TypeError,
+     "delta_m expected the baseline 'a/acc' as a real number, received '1'"),
+    ({"a/acc": 1.0}, {"a/acc": True}, None, TypeError, "received True"),
+    ([0.5], {"a/acc": 1.0}, None, TypeError,
+     r"delta_m expected metrics as a dict \{name: value\}, received list"),
+    ({"a/acc": 1.0}, ("a/acc", 1.0), None, TypeError,
+     r"delta_m expected baselines as a dict \{name: value\}, received tuple"),
+    ({0: 1.0}, {0: 2.0}, None, TypeError,
+     r"delta_m expected baseline names as strings \(\"<task>/<metric>\"\), received \[0\]"),
+    ({"a/acc": 1.0}, {"a/acc": 2.0}, ["a/acc"], TypeError,
+     r"delta_m expected higher_is_better as a dict \{name: bool\}, received list"),
+    ({"a/acc": 1.0}, {"a/acc": 2.0}, {"a/acc": "no"}, TypeError,
+     r"delta_m expected higher_is_better\['a/acc'\] as a bool, received 'no'"),
+])
+def test_delta_m_arguments_of_the_wrong_kind_are_refused(metrics, baselines, higher, error,
+                                                         message):
+    # They failed inside NumPy or float() ("could not convert string to float",
+    # "ufunc 'isfinite' not supported"), took True as a baseline of 1, or -- a
+    # higher_is_better of "no" -- counted the metric as higher-is-better.
+    with pytest.raises(error, match=message):
+        tn.mtl.delta_m(metrics, baselines, higher)
+    assert tn.mtl.delta_m({"a/e": np.float32(0.5)}, {"a/e": np.int64(1)},
+                          {"a/e": np.bool_(False)}) == pytest.approx(50.0)

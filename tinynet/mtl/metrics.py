@@ -17,6 +17,8 @@ formula as written, and LibMTL, give -10 %).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 from .. import losses as losses_mod
@@ -37,6 +39,11 @@ def _lower_is_better(name: str) -> bool:
     return name.split("/")[-1].lower() in LOWER_IS_BETTER
 
 
+def _check_number(value, what: str) -> None:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"delta_m expected {what} as a real number, received {value!r}"[:300])
+
+
 def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dict:
     """``{key: signed relative gain in %}`` for every key of ``baselines``.
 
@@ -49,8 +56,24 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dic
         ``higher_is_better`` ({name: bool}, names among the baselines) says
         otherwise.
     """
+    for what, given in (("metrics", metrics), ("baselines", baselines)):
+        if not isinstance(given, dict):
+            raise TypeError(f"delta_m expected {what} as a dict {{name: value}}, received "
+                            f"{type(given).__name__}")
+    names = [key for key in baselines if not isinstance(key, str)]
+    if names:
+        raise TypeError(f"delta_m expected baseline names as strings (\"<task>/<metric>\"), "
+                        f"received {names!r}"[:300])
+    if higher_is_better is None:
+        higher_is_better = {}
+    if not isinstance(higher_is_better, dict):
+        raise TypeError(f"delta_m expected higher_is_better as a dict {{name: bool}}, "
+                        f"received {type(higher_is_better).__name__}")
+    for key, higher in higher_is_better.items():
+        if not isinstance(higher, (bool, np.bool_)):
+            raise TypeError(f"delta_m expected higher_is_better[{key!r}] as a bool, received "
+                            f"{higher!r}")
     gains = {}
-    higher_is_better = higher_is_better or {}
     unknown = sorted(str(k) for k in higher_is_better if k not in baselines)
     if unknown:  # a misspelt name would leave its metric's direction to the guess
         raise ValueError(f"delta_m received higher_is_better for {unknown}, which are not "
@@ -59,6 +82,8 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dic
         if key not in metrics:
             raise ValueError(f"delta_m expected metric {key!r} (in the baselines), received "
                              f"only {sorted(metrics)}")
+        _check_number(metrics[key], f"metric {key!r}")
+        _check_number(base, f"the baseline {key!r}")
         if base == 0 or not np.isfinite(base):
             raise ValueError(f"delta_m expected a finite, non-zero baseline for {key!r}, "
                              f"received {base}")
