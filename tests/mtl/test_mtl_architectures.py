@@ -295,3 +295,31 @@ def test_delta_m_arguments_of_the_wrong_kind_are_refused(metrics, baselines, hig
         tn.mtl.delta_m(metrics, baselines, higher)
     assert tn.mtl.delta_m({"a/e": np.float32(0.5)}, {"a/e": np.int64(1)},
                           {"a/e": np.bool_(False)}) == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: tn.mtl.HardSharing((3,), trunk=Dense(2), heads={"a": [Dense(1)], "b": [Dense(1)]}),
+     "HardSharing expected trunk as a list of layers, received Dense"),
+    (lambda: tn.mtl.HardSharing((3,), trunk=[Dense(2)], heads={"a": Dense(1), "b": [Dense(1)]}),
+     "HardSharing expected the layers of task 'a' as a list of layers, received Dense"),
+    (lambda: tn.mtl.HardSharing((3,), trunk=[Dense(2)], heads={"a": ["dense"], "b": [Dense(1)]}),
+     r"HardSharing expected the layers of task 'a' as a list of layers, received \['dense'\]"),
+    (lambda: tn.mtl.SoftSharing((3,), towers={"a": "dense", "b": [Dense(1)]}),
+     "SoftSharing expected the layers of task 'a' as a list of layers, received 'dense'"),
+    (lambda: tn.mtl.MMoENet((3,), 2, 2, towers={"a": [Dense(1)], "b": [Dense(1)]},
+                            bottom=Dense(2)),
+     "MMoENet expected bottom as a list of layers, received Dense"),
+    (lambda: tn.mtl.CrossStitchNet((3,), towers={"a": [Dense(2), Dense(1)],
+                                                 "b": [Dense(2), Dense(1)]}, stitch_after=0),
+     "CrossStitchNet expected stitch_after as layer indices from 0 to 1, received 0"),
+    (lambda: tn.mtl.CrossStitchNet((3,), towers={"a": [Dense(2), Dense(1)],
+                                                 "b": [Dense(2), Dense(1)]}, per_unit="no"),
+     "CrossStitch expected per_unit as True or False, received 'no'"),
+    (lambda: CrossStitch(per_unit=0), "CrossStitch expected per_unit as True or False"),
+])
+def test_architecture_arguments_of_the_wrong_kind_are_refused(make, message):
+    # A single layer for a list failed with "'Dense' object is not iterable", a
+    # name for a layer with "'str' object is not callable", stitch_after=0 with
+    # "'int' object is not iterable"; per_unit="no" meant True.
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()
