@@ -453,3 +453,26 @@ def test_static_weights_that_are_not_real_numbers_are_refused(weights):
                                          r"received"):
         wt.Static(weights).bind(["a", "b"])
     assert list(wt.Static(np.array([0.5, 2])).bind(["a", "b"]).last_weights) == [0.5, 2.0]
+
+
+@pytest.mark.parametrize("gram, error, message", [
+    ("ab", ValueError, r"min_norm_weights expected a Gram matrix of real numbers, received 'ab'"),
+    ([[1, 1j], [1j, 1]], ValueError, "of real numbers, received"),
+    (np.array([[1.0, 5.0], [-5.0, 1.0]]), ValueError,
+     r"min_norm_weights expected a symmetric Gram matrix \(M\[s, t\] = g_s \. g_t\), "
+     r"received one whose largest asymmetry \|M - M\.T\| is 10"),
+    (np.diag([-1.0, 1.0, 1.0]), ValueError,
+     r"min_norm_weights expected a Gram matrix with a non-negative diagonal "
+     r"\(M\[t, t\] = \|g_t\|\^2\), received -1.0 at 0"),
+])
+def test_min_norm_weights_refuses_what_is_not_a_gram_matrix(gram, error, message):
+    # A string failed inside NumPy; a non-symmetric or negative-diagonal matrix
+    # (no Gram matrix) gave weights without a word.
+    with pytest.raises(error, match=message):
+        min_norm_weights(gram)
+    # integers and rounding-level asymmetry are fine
+    assert list(min_norm_weights([[1, 0], [0, 1]])) == [0.5, 0.5]
+    g = np.random.default_rng(0).standard_normal((3, 50))
+    gram = g @ g.T
+    gram[0, 1] += 1e-13
+    min_norm_weights(gram)
