@@ -296,12 +296,15 @@ class Uncertainty(Weighting):
         \frac{\partial L}{\partial s_t} = 1 - e^{-s_t} L_t, \qquad
         w_t = e^{-s_t},
 
-    LibMTL's form for every task. The paper's (its eq. 10, with
-    :math:`s = \log\sigma^2`) is :math:`\tfrac12 e^{-s_t} L_t + \tfrac12 s_t`
-    for regression and :math:`e^{-s_t} L_t + \tfrac12 s_t` for
-    classification: the relative weights of the tasks are the same, this form
-    is twice the first, and its optimum :math:`s_t = \log L_t` gives
-    :math:`w_t = 1/L_t` where the paper's gives :math:`1/(2L_t)`. Noisy
+    one form for every task. It is twice the paper's regression form (its
+    eq. 7, with :math:`s = \log\sigma^2`), :math:`\tfrac12 e^{-s_t} L_t +
+    \tfrac12 s_t`, which LibMTL uses for every task: the same gradients at
+    half the scale, so the same training as this form at half the learning
+    rate (almost unchanged under Adam, which does not see a common scale). The
+    paper's classification form (eq. 10) is :math:`e^{-s_t} L_t + \tfrac12
+    s_t`. At the optimum over :math:`s_t`, this form gives :math:`w_t =
+    1/L_t`, both of the paper's :math:`w_t = 1/(2L_t)`: the same relative
+    weights of the tasks. Noisy
     (high-loss) tasks are down-weighted either way. A task absent from the
     batch (no labelled sample) gets no gradient on :math:`s_t` (its
     :math:`L_t = 0` would push :math:`s_t` down).
