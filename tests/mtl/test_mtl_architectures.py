@@ -323,3 +323,22 @@ def test_architecture_arguments_of_the_wrong_kind_are_refused(make, message):
     # "'int' object is not iterable"; per_unit="no" meant True.
     with pytest.raises((TypeError, ValueError), match=message):
         make()
+
+
+def test_mmoe_applies_a_softmax_activation_to_each_expert_alone():
+    # E_k = f(A_k): the experts are K small Dense layers. The activation ran on
+    # all K experts side by side, so a softmax normalised over the K * units
+    # columns together and each expert's output depended on the others'.
+    rng = np.random.default_rng(0)
+    inp = tn.mtl.Input((3,), dtype="float64")
+    layer = MMoE(2, 3, 4, activation="softmax", seed=0)
+    model = tn.mtl.Model(inp, layer(inp))
+    x = rng.standard_normal((5, 3))
+    model.forward_all([x])
+    experts = layer._cache[1]
+    np.testing.assert_allclose(experts.sum(axis=2), 1.0)
+    pre = (x @ layer.W_experts.value + layer.b_experts.value).reshape(5, 3, 4)
+    expected = np.exp(pre) / np.exp(pre).sum(axis=2, keepdims=True)
+    np.testing.assert_allclose(experts, expected, rtol=1e-12)
+    errors = check_model_gradients(model, [x], rng)
+    assert max(errors.values()) < TOL, errors
