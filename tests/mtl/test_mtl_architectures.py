@@ -295,6 +295,8 @@ def test_delta_m_arguments_of_the_wrong_kind_are_refused(metrics, baselines, hig
         tn.mtl.delta_m(metrics, baselines, higher)
     assert tn.mtl.delta_m({"a/e": np.float32(0.5)}, {"a/e": np.int64(1)},
                           {"a/e": np.bool_(False)}) == pytest.approx(50.0)
+    assert tn.mtl.delta_m({"a/e": np.array(0.5)}, {"a/e": np.array(1.0)},
+                          {"a/e": False}) == pytest.approx(50.0)
 
 
 @pytest.mark.parametrize("make, message", [

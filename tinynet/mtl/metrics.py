@@ -40,6 +40,9 @@ def _lower_is_better(name: str) -> bool:
 
 
 def _check_number(value, what: str) -> None:
+    """``value`` must be a real number (a NumPy scalar or 0-d array too), not a bool."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
         raise TypeError(f"delta_m expected {what} as a real number, received {value!r}"[:300])
 
