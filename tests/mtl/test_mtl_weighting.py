@@ -476,3 +476,13 @@ def test_min_norm_weights_refuses_what_is_not_a_gram_matrix(gram, error, message
     gram = g @ g.T
     gram[0, 1] += 1e-13
     min_norm_weights(gram)
+
+
+@pytest.mark.parametrize("spec", [wt.MGDA(), {"a": 1.0}, [1.0, 2.0], None])
+def test_get_refuses_options_it_would_ignore(spec):
+    # get(MGDA(), normalize="l2") returned the instance with normalize="none":
+    # the options went nowhere, without a word.
+    with pytest.raises(TypeError, match=r"weighting.get takes options \(\['normalize'\]\) "
+                                        r"only with a weighting name"):
+        wt.get(spec, normalize="l2")
+    assert wt.get("mgda", normalize="l2").normalize == "l2"

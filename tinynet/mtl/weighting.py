@@ -669,8 +669,11 @@ def get(spec, **kwargs) -> Weighting:
     """A weighting from a name (``"pcgrad"``), a dict of static weights, or an instance.
 
     ``get("mgda", normalize="l2")``; ``get({"left": 1.0, "right": 0.5})``
-    is static weighting.
+    is static weighting. Options (``**kwargs``) go with a name only.
     """
+    if kwargs and not isinstance(spec, str):
+        raise TypeError(f"weighting.get takes options ({sorted(kwargs)}) only with a "
+                        f"weighting name, received them with {spec!r}"[:300])
     if spec is None:
         return Equal()
     if isinstance(spec, Weighting):
