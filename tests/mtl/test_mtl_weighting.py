@@ -434,12 +434,14 @@ def test_mgda_weights_do_not_depend_on_the_gradients_scale(scale):
     # Their Gram matrix under- or overflowed: 1e170 gradients were refused as
     # "not finite", 1e-170 ones all looked zero (equal weights for two tasks).
     grads = np.array([[3.0, 0.0, 1.0], [0.0, 1.0, 0.5], [1.0, 1.0, -2.0]])
+    losses = np.array([0.5, 2.0, 1.0])
     for n in (2, 3):
-        plain = wt.MGDA().bind(list("abc")[:n])
-        plain.combine(grads[:n], np.ones(n))
-        scaled = wt.MGDA().bind(list("abc")[:n])
-        scaled.combine(grads[:n] * scale, np.ones(n))
-        np.testing.assert_allclose(scaled.last_weights, plain.last_weights, rtol=1e-12)
+        for normalize in ("none", "l2", "loss", "loss+"):
+            plain = wt.MGDA(normalize).bind(list("abc")[:n])
+            plain.combine(grads[:n], losses[:n])
+            scaled = wt.MGDA(normalize).bind(list("abc")[:n])
+            scaled.combine(grads[:n] * scale, losses[:n])
+            np.testing.assert_allclose(scaled.last_weights, plain.last_weights, rtol=1e-12)
 
 
 @pytest.mark.parametrize("weights", [[1.0, "a"], {"a": "x"}, [1j, 1.0], [True, False],

@@ -588,8 +588,8 @@ class MGDA(Weighting):
     equal weights, and the non-finite update is left for the NaN stop
     (:class:`~tinynet.callbacks.TerminateOnNaN`) to report, as with the other
     weightings. The gradients are scaled to a largest entry of 1 before their
-    Gram matrix is formed (:math:`\alpha` does not depend on a common scale),
-    so that it neither overflows nor underflows.
+    norms and Gram matrix are formed (:math:`\alpha` does not depend on a
+    common scale), so that these neither overflow nor underflow.
 
     Parameters
     ----------
@@ -616,26 +616,33 @@ class MGDA(Weighting):
 
     def _min_norm(self, grads, losses):
         grads64 = grads.astype(np.float64)
+        losses = np.asarray(losses, dtype=np.float64)
+        if not np.isfinite(grads64).all() or (
+                self.normalize in ("loss", "loss+") and not np.isfinite(losses).all()):
+            # A diverging run: no min-norm problem. Equal weights pass the
+            # non-finite gradient on, for the NaN stop (TerminateOnNaN) to report.
+            return np.full(len(grads64), 1.0 / len(grads64))
+        # alpha does not depend on a common scale of the gradients; dividing by
+        # the largest entry, before the norms and again before the Gram matrix,
+        # keeps both from overflowing (or underflowing to zero).
+        grads64 = _unit_max(grads64)
         norms = np.sqrt(np.einsum("ij,ij->i", grads64, grads64))
         scale = np.ones(len(grads64))
         if self.normalize in ("l2", "loss+"):
             scale /= np.maximum(norms, 1e-12)
         if self.normalize in ("loss", "loss+"):
-            scale /= np.maximum(np.asarray(losses, dtype=np.float64), 1e-12)
-        scaled = grads64 * scale[:, None]
-        if not np.isfinite(scaled).all():
-            # A diverging run: no min-norm problem. Equal weights pass the
-            # non-finite gradient on, for the NaN stop (TerminateOnNaN) to report.
-            return np.full(len(scaled), 1.0 / len(scaled))
-        # alpha does not depend on a common scale; dividing by the largest entry
-        # keeps the Gram matrix from overflowing (or underflowing to zero).
-        largest = float(np.abs(scaled).max())
-        if largest > 0:
-            scaled /= largest
+            scale /= np.maximum(losses, 1e-12)
+        scaled = _unit_max(grads64 * scale[:, None])
         return min_norm_weights(scaled @ scaled.T)
 
     def get_config(self):
         return {"normalize": self.normalize}
+
+
+def _unit_max(a: np.ndarray) -> np.ndarray:
+    """``a`` divided by its largest absolute entry (unchanged if all zero)."""
+    largest = float(np.abs(a).max())
+    return a / largest if largest > 0 else a
 
 
 #: Weighting names to classes.
