@@ -255,3 +255,92 @@ def test_delta_m_refuses_a_direction_for_a_metric_it_does_not_score():
     with pytest.raises(ValueError, match="higher_is_better for \\['a/f1_err_rate'\\], which "
                                          "are not among the baselines"):
         tn.mtl.delta_m(now, base, {"a/f1_err_rate": False})
+
+
+@pytest.mark.parametrize("name", ["mean_squared_error", "mean_absolute_error", "l1", "huber",
+                                  "cross_entropy", "binary_crossentropy", "MSE"])
+def test_delta_m_scores_every_loss_and_error_name_lower_is_better(name):
+    # tinynet's own loss and metric names (their registries' aliases too) were
+    # read as higher-is-better unless spelt "mse" or "mae": a cut from 1.0 to
+    # 0.5 was reported as a 50 % loss.
+    assert tn.mtl.delta_m({f"a/{name}": 0.5}, {f"a/{name}": 1.0}) == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("metrics, baselines, higher, error, message", [
+    ({"a/acc": "x"}, {"a/acc": 1.0}, None, TypeError,
+     "delta_m expected metric 'a/acc' as a real number, received 'x'"),
+    ({"a/acc": None}, {"a/acc": 1.0}, None, TypeError, "as a real number, received None"),
+    ({"a/acc": np.array([0.5, 0.6])}, {"a/acc": 1.0}, None, TypeError,
+     "as a real number, received array"),
+    ({"a/acc": 1.0}, {"a/acc": "1"}, None, TypeError,
+     "delta_m expected the baseline 'a/acc' as a real number, received '1'"),
+    ({"a/acc": 1.0}, {"a/acc": True}, None, TypeError, "received True"),
+    ([0.5], {"a/acc": 1.0}, None, TypeError,
+     r"delta_m expected metrics as a dict \{name: value\}, received list"),
+    ({"a/acc": 1.0}, ("a/acc", 1.0), None, TypeError,
+     r"delta_m expected baselines as a dict \{name: value\}, received tuple"),
+    ({0: 1.0}, {0: 2.0}, None, TypeError,
+     r"delta_m expected baseline names as strings \(\"<task>/<metric>\"\), received \[0\]"),
+    ({"a/acc": 1.0}, {"a/acc": 2.0}, ["a/acc"], TypeError,
+     r"delta_m expected higher_is_better as a dict \{name: bool\}, received list"),
+    ({"a/acc": 1.0}, {"a/acc": 2.0}, {"a/acc": "no"}, TypeError,
+     r"delta_m expected higher_is_better\['a/acc'\] as a bool, received 'no'"),
+])
+def test_delta_m_arguments_of_the_wrong_kind_are_refused(metrics, baselines, higher, error,
+                                                         message):
+    # They failed inside NumPy or float() ("could not convert string to float",
+    # "ufunc 'isfinite' not supported"), took True as a baseline of 1, or -- a
+    # higher_is_better of "no" -- counted the metric as higher-is-better.
+    with pytest.raises(error, match=message):
+        tn.mtl.delta_m(metrics, baselines, higher)
+    assert tn.mtl.delta_m({"a/e": np.float32(0.5)}, {"a/e": np.int64(1)},
+                          {"a/e": np.bool_(False)}) == pytest.approx(50.0)
+    assert tn.mtl.delta_m({"a/e": np.array(0.5)}, {"a/e": np.array(1.0)},
+                          {"a/e": False}) == pytest.approx(50.0)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: tn.mtl.HardSharing((3,), trunk=Dense(2), heads={"a": [Dense(1)], "b": [Dense(1)]}),
+     "HardSharing expected trunk as a list of layers, received Dense"),
+    (lambda: tn.mtl.HardSharing((3,), trunk=[Dense(2)], heads={"a": Dense(1), "b": [Dense(1)]}),
+     "HardSharing expected the layers of task 'a' as a list of layers, received Dense"),
+    (lambda: tn.mtl.HardSharing((3,), trunk=[Dense(2)], heads={"a": ["dense"], "b": [Dense(1)]}),
+     r"HardSharing expected the layers of task 'a' as a list of layers, received \['dense'\]"),
+    (lambda: tn.mtl.SoftSharing((3,), towers={"a": "dense", "b": [Dense(1)]}),
+     "SoftSharing expected the layers of task 'a' as a list of layers, received 'dense'"),
+    (lambda: tn.mtl.MMoENet((3,), 2, 2, towers={"a": [Dense(1)], "b": [Dense(1)]},
+                            bottom=Dense(2)),
+     "MMoENet expected bottom as a list of layers, received Dense"),
+    (lambda: tn.mtl.CrossStitchNet((3,), towers={"a": [Dense(2), Dense(1)],
+                                                 "b": [Dense(2), Dense(1)]}, stitch_after=0),
+     "CrossStitchNet expected stitch_after as layer indices from 0 to 1, received 0"),
+    (lambda: tn.mtl.CrossStitchNet((3,), towers={"a": [Dense(2), Dense(1)],
+                                                 "b": [Dense(2), Dense(1)]}, per_unit="no"),
+     "CrossStitch expected per_unit as True or False, received 'no'"),
+    (lambda: CrossStitch(per_unit=0), "CrossStitch expected per_unit as True or False"),
+])
+def test_architecture_arguments_of_the_wrong_kind_are_refused(make, message):
+    # A single layer for a list failed with "'Dense' object is not iterable", a
+    # name for a layer with "'str' object is not callable", stitch_after=0 with
+    # "'int' object is not iterable"; per_unit="no" meant True.
+    with pytest.raises((TypeError, ValueError), match=message):
+        make()
+
+
+def test_mmoe_applies_a_softmax_activation_to_each_expert_alone():
+    # E_k = f(A_k): the experts are K small Dense layers. The activation ran on
+    # all K experts side by side, so a softmax normalised over the K * units
+    # columns together and each expert's output depended on the others'.
+    rng = np.random.default_rng(0)
+    inp = tn.mtl.Input((3,), dtype="float64")
+    layer = MMoE(2, 3, 4, activation="softmax", seed=0)
+    model = tn.mtl.Model(inp, layer(inp))
+    x = rng.standard_normal((5, 3))
+    model.forward_all([x])
+    experts = layer._cache[1]
+    np.testing.assert_allclose(experts.sum(axis=2), 1.0)
+    pre = (x @ layer.W_experts.value + layer.b_experts.value).reshape(5, 3, 4)
+    expected = np.exp(pre) / np.exp(pre).sum(axis=2, keepdims=True)
+    np.testing.assert_allclose(experts, expected, rtol=1e-12)
+    errors = check_model_gradients(model, [x], rng)
+    assert max(errors.values()) < TOL, errors

@@ -10,6 +10,7 @@ import pytest
 import tinynet as tn
 from tinynet import io as model_io
 from tinynet.io import ModelFileError
+from tinynet.mtl import weighting as wt
 from tinynet.layers import BatchNorm, Dense, Dropout
 from tinynet.zipindex import read_index
 from tests.io_helpers import (assert_truncations_refused, refused_within, rewrite_header,
@@ -132,16 +133,28 @@ def test_the_weightings_learned_state_is_restored(tmp_path):
     assert loaded_dwa.weighting.last_weights.sum() == pytest.approx(2.0)
 
 
-def test_resume_from_a_file_equals_an_uninterrupted_run(tmp_path):
-    x, y = _data("hard")
-    full = _compiled("hard", "gradnorm")
-    full_history = full.fit(x, y, epochs=4, batch_size=8, verbose=0, seed=9)
-    part = _compiled("hard", "gradnorm")
-    part.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=9)
+@pytest.mark.parametrize("weighting", [
+    "equal", lambda: {"cls": 0.5, "reg": 2.0}, "uncertainty", "dwa", "gradnorm",
+    lambda: wt.PCGrad(seed=3), "mgda", lambda: wt.MGDA("loss+")])
+@pytest.mark.parametrize("seed", [9, None])
+def test_resume_from_a_file_equals_an_uninterrupted_run(tmp_path, weighting, seed):
+    # every weighting, with fit's seed or (PCGrad) its own generator's saved state
+    make = weighting if callable(weighting) else lambda: weighting
+    name = "hard" if seed is not None else "mmoe"  # (no unseeded dropout without a seed)
+    x, y = _data(name)
+    y["reg"][:3] = np.nan  # some batches lack a task
+    full = _compiled(name, make())
+    full_history = full.fit(x, y, epochs=4, batch_size=8, verbose=0, seed=seed,
+                            shuffle=seed is not None)
+    part = _compiled(name, make())
+    part.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=seed, shuffle=seed is not None)
     resumed = tn.load(part.save(tmp_path / "ckpt.npz"))
-    rest = resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=8, verbose=0, seed=9)
+    rest = resumed.fit(x, y, epochs=4, initial_epoch=2, batch_size=8, verbose=0, seed=seed,
+                       shuffle=seed is not None)
     _assert_same_weights(full, resumed)
     assert rest.history["loss"] == full_history.history["loss"][2:]
+    state, resumed_state = full.get_training_state(), resumed.get_training_state()
+    assert all(np.array_equal(state[k], resumed_state[k], equal_nan=True) for k in state)
 
 
 def test_graph_config_names_each_layer_once_and_each_tensor_it_reads():

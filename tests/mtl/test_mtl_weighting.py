@@ -407,3 +407,84 @@ def test_a_combine_of_the_wrong_shape_is_checked():
                                          r"numbers of shape \(16,\), returned float32 of "
                                          r"shape \(2, 16\)"):
         model.fit(*_small_data(), epochs=1, batch_size=8, verbose=0, seed=0)
+
+
+def test_mgda_passes_a_diverging_runs_gradient_on_to_the_nan_stop():
+    # A non-finite task gradient (a diverging run) has no min-norm problem; MGDA
+    # raised deep in fit where every other weighting lets TerminateOnNaN stop it.
+    for normalize in ("none", "l2", "loss+"):
+        method = wt.MGDA(normalize).bind(["a", "b", "c"])
+        d = method.combine(np.array([[1.0, np.inf], [1.0, 2.0], [0.0, 1.0]]), np.ones(3))
+        assert not np.isfinite(d).all()
+        np.testing.assert_allclose(method.last_weights, [1 / 3] * 3)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 3)).astype(np.float32) * 10
+    y = {"a": rng.standard_normal((32, 2)) * 100, "b": rng.standard_normal((32, 1)) * 100}
+    model = tn.mtl.HardSharing((3,), trunk=[tn.layers.Dense(4, seed=0)],
+                               heads={"a": [tn.layers.Dense(2, seed=1)],
+                                      "b": [tn.layers.Dense(1, seed=2)]})
+    model.compile(tn.optim.SGD(lr=1.0), loss="mse", weighting="mgda")
+    with pytest.warns(RuntimeWarning):
+        model.fit(x, y, epochs=5, batch_size=8, verbose=0)
+    assert model.stop_reason.startswith("TerminateOnNaN")
+
+
+@pytest.mark.parametrize("scale", [1e-170, 1e170])
+def test_mgda_weights_do_not_depend_on_the_gradients_scale(scale):
+    # Their Gram matrix under- or overflowed: 1e170 gradients were refused as
+    # "not finite", 1e-170 ones all looked zero (equal weights for two tasks).
+    grads = np.array([[3.0, 0.0, 1.0], [0.0, 1.0, 0.5], [1.0, 1.0, -2.0]])
+    losses = np.array([0.5, 2.0, 1.0])
+    for n in (2, 3):
+        for normalize in ("none", "l2", "loss", "loss+"):
+            plain = wt.MGDA(normalize).bind(list("abc")[:n])
+            plain.combine(grads[:n], losses[:n])
+            scaled = wt.MGDA(normalize).bind(list("abc")[:n])
+            scaled.combine(grads[:n] * scale, losses[:n])
+            np.testing.assert_allclose(scaled.last_weights, plain.last_weights, rtol=1e-12)
+
+
+@pytest.mark.parametrize("weights", [[1.0, "a"], {"a": "x"}, [1j, 1.0], [True, False],
+                                     {"b": True}, [[1.0, 2.0]], "12", [1.0, None],
+                                     np.array(1.0), np.ones((1, 2))])
+def test_static_weights_that_are_not_real_numbers_are_refused(weights):
+    # "a" and "x" failed inside NumPy ("could not convert string to float"),
+    # 1j inside float(), and booleans were taken as the weights 1 and 0.
+    with pytest.raises(ValueError, match=r"Static weighting expected 2 finite non-negative "
+                                         r"real numbers \(one per task \['a', 'b'\]\), "
+                                         r"received"):
+        wt.Static(weights).bind(["a", "b"])
+    assert list(wt.Static(np.array([0.5, 2])).bind(["a", "b"]).last_weights) == [0.5, 2.0]
+
+
+@pytest.mark.parametrize("gram, error, message", [
+    ("ab", ValueError, r"min_norm_weights expected a Gram matrix of real numbers, received 'ab'"),
+    ([[1, 1j], [1j, 1]], ValueError, "of real numbers, received"),
+    (np.array([[1.0, 5.0], [-5.0, 1.0]]), ValueError,
+     r"min_norm_weights expected a symmetric Gram matrix \(M\[s, t\] = g_s \. g_t\), "
+     r"received one whose largest asymmetry \|M - M\.T\| is 10"),
+    (np.diag([-1.0, 1.0, 1.0]), ValueError,
+     r"min_norm_weights expected a Gram matrix with a non-negative diagonal "
+     r"\(M\[t, t\] = \|g_t\|\^2\), received -1.0 at 0"),
+])
+def test_min_norm_weights_refuses_what_is_not_a_gram_matrix(gram, error, message):
+    # A string failed inside NumPy; a non-symmetric or negative-diagonal matrix
+    # (no Gram matrix) gave weights without a word.
+    with pytest.raises(error, match=message):
+        min_norm_weights(gram)
+    # integers and rounding-level asymmetry are fine
+    assert list(min_norm_weights([[1, 0], [0, 1]])) == [0.5, 0.5]
+    g = np.random.default_rng(0).standard_normal((3, 50))
+    gram = g @ g.T
+    gram[0, 1] += 1e-13
+    min_norm_weights(gram)
+
+
+@pytest.mark.parametrize("spec", [wt.MGDA(), {"a": 1.0}, [1.0, 2.0], None])
+def test_get_refuses_options_it_would_ignore(spec):
+    # get(MGDA(), normalize="l2") returned the instance with normalize="none":
+    # the options went nowhere, without a word.
+    with pytest.raises(TypeError, match=r"weighting.get takes options \(\['normalize'\]\) "
+                                        r"only with a weighting name"):
+        wt.get(spec, normalize="l2")
+    assert wt.get("mgda", normalize="l2").normalize == "l2"

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import check_bool
 from ..layers._checks import check_real
 from ..param import check_param_budget
 from .merge import MultiInputLayer
@@ -61,7 +62,7 @@ class CrossStitch(MultiInputLayer):
     def __init__(self, self_weight: float = 0.9, per_unit: bool = False, **kwargs):
         self.self_weight = check_real(self_weight, "CrossStitch", "self_weight", low=0.0,
                                       high=1.0, low_open=True)
-        self.per_unit = bool(per_unit)
+        self.per_unit = check_bool(per_unit, "CrossStitch", "per_unit")
         self.alpha_rows = []
         self._xs = None
         super().__init__(**kwargs)

@@ -17,16 +17,34 @@ formula as written, and LibMTL, give -10 %).
 
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
+
+from .. import losses as losses_mod
+from .. import metrics as metrics_mod
 
 __all__ = ["delta_m", "relative_gains"]
 
-#: Metric names for which lower is better (anything else: higher is better).
-LOWER_IS_BETTER = {"loss", "mse", "mae", "rmse", "error", "err"}
+#: Metric names for which lower is better (anything else: higher is better):
+#: ``loss``, ``rmse``, ``error``, ``err``, every name of :mod:`tinynet.losses`
+#: (``cross_entropy``, ``huber``, ``mean_squared_error``...) and every name of
+#: the error metrics of :mod:`tinynet.metrics` (``mse``, ``mae`` and their aliases).
+LOWER_IS_BETTER = ({"loss", "rmse", "error", "err"} | set(losses_mod.LOSSES)
+                   | {name for name, cls in metrics_mod.METRICS.items()
+                      if cls in (metrics_mod.MeanSquaredError, metrics_mod.MeanAbsoluteError)})
 
 
 def _lower_is_better(name: str) -> bool:
     return name.split("/")[-1].lower() in LOWER_IS_BETTER
+
+
+def _check_number(value, what: str) -> None:
+    """``value`` must be a real number (a NumPy scalar or 0-d array too), not a bool."""
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value[()]
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"delta_m expected {what} as a real number, received {value!r}"[:300])
 
 
 def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dict:
@@ -36,12 +54,29 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dic
     ----------
     metrics, baselines : dict {name: float}
         Names such as ``"left/accuracy"``; the direction is read from the last
-        part (``loss``, ``mse``, ``mae`` ... are lower-is-better) unless
+        part (``loss``, ``mse``, ``mae``, the loss names ... are lower-is-better,
+        :data:`LOWER_IS_BETTER`; case does not matter) unless
         ``higher_is_better`` ({name: bool}, names among the baselines) says
         otherwise.
     """
+    for what, given in (("metrics", metrics), ("baselines", baselines)):
+        if not isinstance(given, dict):
+            raise TypeError(f"delta_m expected {what} as a dict {{name: value}}, received "
+                            f"{type(given).__name__}")
+    names = [key for key in baselines if not isinstance(key, str)]
+    if names:
+        raise TypeError(f"delta_m expected baseline names as strings (\"<task>/<metric>\"), "
+                        f"received {names!r}"[:300])
+    if higher_is_better is None:
+        higher_is_better = {}
+    if not isinstance(higher_is_better, dict):
+        raise TypeError(f"delta_m expected higher_is_better as a dict {{name: bool}}, "
+                        f"received {type(higher_is_better).__name__}")
+    for key, higher in higher_is_better.items():
+        if not isinstance(higher, (bool, np.bool_)):
+            raise TypeError(f"delta_m expected higher_is_better[{key!r}] as a bool, received "
+                            f"{higher!r}")
     gains = {}
-    higher_is_better = higher_is_better or {}
     unknown = sorted(str(k) for k in higher_is_better if k not in baselines)
     if unknown:  # a misspelt name would leave its metric's direction to the guess
         raise ValueError(f"delta_m received higher_is_better for {unknown}, which are not "
@@ -50,6 +85,8 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dic
         if key not in metrics:
             raise ValueError(f"delta_m expected metric {key!r} (in the baselines), received "
                              f"only {sorted(metrics)}")
+        _check_number(metrics[key], f"metric {key!r}")
+        _check_number(base, f"the baseline {key!r}")
         if base == 0 or not np.isfinite(base):
             raise ValueError(f"delta_m expected a finite, non-zero baseline for {key!r}, "
                              f"received {base}")

@@ -60,6 +60,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..checks import is_real_dtype
+
 __all__ = ["min_norm_2", "min_norm_weights", "min_norm_wolfe", "min_norm_enumerate",
            "min_norm_frank_wolfe"]
 
@@ -84,6 +86,8 @@ def min_norm_weights(gram: np.ndarray, method: str = "auto", max_iter: int = 100
     ----------
     gram : ndarray of shape (T, T)
         :math:`M = G G^\top` for the task gradients stacked as rows of ``G``.
+        Real, finite, symmetric (to a relative :math:`10^{-8}`, rounding) and
+        with a non-negative diagonal; anything else is a ``ValueError``.
     method : {"auto", "wolfe", "enumerate", "frank_wolfe"}
         ``"auto"``: the closed form for two tasks, Wolfe's algorithm beyond
         (both exact). ``"enumerate"`` (exponential in T) and ``"frank_wolfe"``
@@ -94,13 +98,27 @@ def min_norm_weights(gram: np.ndarray, method: str = "auto", max_iter: int = 100
     -------
     alpha : ndarray of shape (T,), non-negative, summing to one
     """
-    gram = np.asarray(gram, dtype=np.float64)
+    given = np.asarray(gram)
+    if not is_real_dtype(given.dtype):
+        raise ValueError(f"min_norm_weights expected a Gram matrix of real numbers, "
+                         f"received {gram!r}"[:300])
+    gram = given.astype(np.float64)
     if gram.ndim != 2 or gram.shape[0] != gram.shape[1] or gram.shape[0] == 0:
         raise ValueError(f"min_norm_weights expected a square (T, T) Gram matrix with "
                          f"T >= 1, received shape {gram.shape}")
     if not np.isfinite(gram).all():
         raise ValueError("min_norm_weights expected a finite Gram matrix, received one "
                          "with NaN or inf entries")
+    asymmetry = float(np.abs(gram - gram.T).max())
+    if asymmetry > 1e-8 * float(np.abs(gram).max()):
+        raise ValueError(f"min_norm_weights expected a symmetric Gram matrix (M[s, t] = "
+                         f"g_s . g_t), received one whose largest asymmetry |M - M.T| is "
+                         f"{asymmetry:.3g}")
+    diagonal = np.diag(gram)
+    if (diagonal < 0).any():
+        t = int(np.argmin(diagonal))
+        raise ValueError(f"min_norm_weights expected a Gram matrix with a non-negative "
+                         f"diagonal (M[t, t] = |g_t|^2), received {diagonal[t]} at {t}")
     n = gram.shape[0]
     if method not in METHODS:
         raise ValueError(f"min_norm_weights expected method in {METHODS}, "

@@ -26,7 +26,9 @@ Backward, for :math:`\delta_t = \partial L/\partial y_t` of every task:
         + \sum_t \frac{\partial L}{\partial z_t} W_{g,t}^\top .
 
 The experts are computed as one matrix product (all :math:`K` experts side
-by side), which is the fast way to run :math:`K` small Dense layers. The
+by side), which is the fast way to run :math:`K` small Dense layers; the
+activation :math:`f` then sees them as ``(B, K, units)``, so that a softmax
+normalises each expert's units alone. The
 gate of task :math:`t` only reaches output :math:`t`
 (:meth:`MMoE.output_parameters`), so a multi-task trainer counts it as that
 task's parameter and the experts as shared.
@@ -114,9 +116,11 @@ class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
     def forward(self, x, training: bool = False):
         x = self._prepare_input(x)
         batch = x.shape[0]
-        flat = self.activation.forward(x @ self.W_experts.value + self.b_experts.value,
-                                       training=training)
-        experts = flat.reshape(batch, self.n_experts, self.units)
+        # (batch, K, units): the activation's last axis is one expert's units,
+        # so that a softmax normalises each expert alone
+        pre = (x @ self.W_experts.value + self.b_experts.value).reshape(
+            batch, self.n_experts, self.units)
+        experts = self.activation.forward(pre, training=training)
         gates = [_softmax(x @ W.value + b.value) for W, b in zip(self.W_gates, self.b_gates)]
         self._cache = (x, experts, gates)
         return [np.einsum("bk,bku->bu", g, experts) for g in gates]
@@ -138,7 +142,7 @@ class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
             self.W_gates[t].grad += x.T @ dz
             self.b_gates[t].grad += dz.sum(axis=0)
             dx += dz @ self.W_gates[t].value.T
-        d_pre = self.activation.backward(d_experts.reshape(x.shape[0], -1))
+        d_pre = self.activation.backward(d_experts).reshape(x.shape[0], -1)
         self.W_experts.grad += x.T @ d_pre
         self.b_experts.grad += d_pre.sum(axis=0)
         dx += d_pre @ self.W_experts.value.T

@@ -25,6 +25,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..layers._checks import check_real
+from ..layers.base import Layer
 from .cross_stitch import CrossStitch
 from .graph import Input, Model, _index
 from .mmoe import MMoE
@@ -38,6 +39,14 @@ def _chain(tensor, layers):
     return tensor
 
 
+def _layers(layers, who, what) -> list:
+    """``layers`` (a list or tuple of layers) as a list."""
+    if not isinstance(layers, (list, tuple)) or not all(isinstance(la, Layer) for la in layers):
+        got = type(layers).__name__ if isinstance(layers, Layer) else repr(layers)
+        raise TypeError(f"{who} expected {what} as a list of layers, received {got}"[:300])
+    return list(layers)
+
+
 def _towers(towers, who) -> dict:
     if not isinstance(towers, dict) or len(towers) < 2:
         got = (f"a dict of {len(towers)} task(s)" if isinstance(towers, dict)
@@ -46,7 +55,7 @@ def _towers(towers, who) -> dict:
                          f"received {got}")
     out = {}
     for task, layers in towers.items():
-        layers = list(layers)
+        layers = _layers(layers, who, f"the layers of task {task!r}")
         if not layers:
             raise ValueError(f"{who} expected at least one layer for task {task!r}")
         out[str(task)] = layers
@@ -76,7 +85,7 @@ class HardSharing(Model):
     def __init__(self, input_shape, trunk, heads, dtype=None, name=None):
         heads = _towers(heads, "HardSharing")
         inp = Input(input_shape, name="x", dtype=dtype)
-        shared = _chain(inp, list(trunk))
+        shared = _chain(inp, _layers(trunk, "HardSharing", "trunk"))
         super().__init__(inp, {t: _chain(shared, layers) for t, layers in heads.items()},
                          name=name)
 
@@ -206,8 +215,11 @@ class CrossStitchNet(Model):
             raise ValueError(f"CrossStitchNet expected towers of one depth, received "
                              f"{ {t: len(la) for t, la in towers.items()} }")
         depth = depths.pop()
-        stitch_after = list(range(depth - 1)) if stitch_after is None else list(stitch_after)
-        for i in stitch_after:
+        if stitch_after is None:
+            stitch_after = list(range(depth - 1))
+        elif isinstance(stitch_after, (range, np.ndarray)) and np.ndim(stitch_after) == 1:
+            stitch_after = list(stitch_after)
+        for i in stitch_after if isinstance(stitch_after, (list, tuple)) else [None]:
             if isinstance(i, bool) or not isinstance(i, (int, np.integer)) \
                     or not 0 <= i < depth:
                 raise ValueError(f"CrossStitchNet expected stitch_after as layer indices "
@@ -256,7 +268,7 @@ class MMoENet(Model, auto_name="mmoe_net"):  # not m_mo_e_net
         inp = Input(input_shape, name="x", dtype=dtype)
         self.mmoe = MMoE(len(towers), n_experts, expert_units, activation=expert_activation,
                          seed=seed)
-        mixtures = self.mmoe(_chain(inp, list(bottom)))
+        mixtures = self.mmoe(_chain(inp, _layers(bottom, "MMoENet", "bottom")))
         super().__init__(inp, {t: _chain(m, layers)
                                for (t, layers), m in zip(towers.items(), mixtures)}, name=name)
 

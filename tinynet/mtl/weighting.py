@@ -67,6 +67,7 @@ last weights), so that training resumes exactly after
 from __future__ import annotations
 
 import inspect
+import numbers
 
 import numpy as np
 
@@ -247,6 +248,8 @@ class Static(Weighting):
     Parameters
     ----------
     weights : dict {task: float} or sequence of float
+        Finite, non-negative real numbers: one per task in task order, or by
+        task name (a task left out weighs 1).
     """
 
     name = "static"
@@ -263,11 +266,15 @@ class Static(Weighting):
                 raise ValueError(f"Static weighting received weights for unknown tasks "
                                  f"{unknown} (tasks: {self.task_names})")
             w = [w.get(t, 1.0) for t in self.task_names]
-        w = np.asarray(w, dtype=np.float64)
-        if w.shape != (self.n_tasks,) or not np.isfinite(w).all() or (w < 0).any():
+        if isinstance(w, np.ndarray):
+            w = list(w) if w.ndim == 1 else None
+        if not isinstance(w, (list, tuple)) or len(w) != self.n_tasks or not all(
+                isinstance(v, numbers.Real) and not isinstance(v, (bool, np.bool_))
+                and np.isfinite(v) and v >= 0 for v in w):
             raise ValueError(f"Static weighting expected {self.n_tasks} finite non-negative "
-                             f"weights, received {self.weights!r}")
-        self.last_weights = w
+                             f"real numbers (one per task {self.task_names}), received "
+                             f"{self.weights!r}"[:300])
+        self.last_weights = np.array(w, dtype=np.float64)
         return self
 
     def loss_weights(self, losses, training=True, present=None):
@@ -289,12 +296,15 @@ class Uncertainty(Weighting):
         \frac{\partial L}{\partial s_t} = 1 - e^{-s_t} L_t, \qquad
         w_t = e^{-s_t},
 
-    LibMTL's form for every task. The paper's (its eq. 10, with
-    :math:`s = \log\sigma^2`) is :math:`\tfrac12 e^{-s_t} L_t + \tfrac12 s_t`
-    for regression and :math:`e^{-s_t} L_t + \tfrac12 s_t` for
-    classification: the relative weights of the tasks are the same, this form
-    is twice the first, and its optimum :math:`s_t = \log L_t` gives
-    :math:`w_t = 1/L_t` where the paper's gives :math:`1/(2L_t)`. Noisy
+    one form for every task. It is twice the paper's regression form (its
+    eq. 7, with :math:`s = \log\sigma^2`), :math:`\tfrac12 e^{-s_t} L_t +
+    \tfrac12 s_t`, which LibMTL uses for every task: the same gradients at
+    half the scale, so the same training as this form at half the learning
+    rate (almost unchanged under Adam, which does not see a common scale). The
+    paper's classification form (eq. 10) is :math:`e^{-s_t} L_t + \tfrac12
+    s_t`. At the optimum over :math:`s_t`, this form gives :math:`w_t =
+    1/L_t`, both of the paper's :math:`w_t = 1/(2L_t)`: the same relative
+    weights of the tasks. Noisy
     (high-loss) tasks are down-weighted either way. A task absent from the
     batch (no labelled sample) gets no gradient on :math:`s_t` (its
     :math:`L_t = 0` would push :math:`s_t` down).
@@ -574,6 +584,12 @@ class MGDA(Weighting):
     an absent task's gradient is zero, which would be the min-norm point and
     stop the shared parameters; it gets :math:`\alpha_t = 0` instead (all
     :math:`\alpha = 0`, no shared update, when no task is present).
+    Non-finite gradients (a diverging run) have no min-norm point: they get
+    equal weights, and the non-finite update is left for the NaN stop
+    (:class:`~tinynet.callbacks.TerminateOnNaN`) to report, as with the other
+    weightings. The gradients are scaled to a largest entry of 1 before their
+    norms and Gram matrix are formed (:math:`\alpha` does not depend on a
+    common scale), so that these neither overflow nor underflow.
 
     Parameters
     ----------
@@ -600,17 +616,33 @@ class MGDA(Weighting):
 
     def _min_norm(self, grads, losses):
         grads64 = grads.astype(np.float64)
+        losses = np.asarray(losses, dtype=np.float64)
+        if not np.isfinite(grads64).all() or (
+                self.normalize in ("loss", "loss+") and not np.isfinite(losses).all()):
+            # A diverging run: no min-norm problem. Equal weights pass the
+            # non-finite gradient on, for the NaN stop (TerminateOnNaN) to report.
+            return np.full(len(grads64), 1.0 / len(grads64))
+        # alpha does not depend on a common scale of the gradients; dividing by
+        # the largest entry, before the norms and again before the Gram matrix,
+        # keeps both from overflowing (or underflowing to zero).
+        grads64 = _unit_max(grads64)
         norms = np.sqrt(np.einsum("ij,ij->i", grads64, grads64))
         scale = np.ones(len(grads64))
         if self.normalize in ("l2", "loss+"):
             scale /= np.maximum(norms, 1e-12)
         if self.normalize in ("loss", "loss+"):
-            scale /= np.maximum(np.asarray(losses, dtype=np.float64), 1e-12)
-        scaled = grads64 * scale[:, None]
+            scale /= np.maximum(losses, 1e-12)
+        scaled = _unit_max(grads64 * scale[:, None])
         return min_norm_weights(scaled @ scaled.T)
 
     def get_config(self):
         return {"normalize": self.normalize}
+
+
+def _unit_max(a: np.ndarray) -> np.ndarray:
+    """``a`` divided by its largest absolute entry (unchanged if all zero)."""
+    largest = float(np.abs(a).max())
+    return a / largest if largest > 0 else a
 
 
 #: Weighting names to classes.
@@ -644,8 +676,11 @@ def get(spec, **kwargs) -> Weighting:
     """A weighting from a name (``"pcgrad"``), a dict of static weights, or an instance.
 
     ``get("mgda", normalize="l2")``; ``get({"left": 1.0, "right": 0.5})``
-    is static weighting.
+    is static weighting. Options (``**kwargs``) go with a name only.
     """
+    if kwargs and not isinstance(spec, str):
+        raise TypeError(f"weighting.get takes options ({sorted(kwargs)}) only with a "
+                        f"weighting name, received them with {spec!r}"[:300])
     if spec is None:
         return Equal()
     if isinstance(spec, Weighting):
