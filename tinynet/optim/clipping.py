@@ -9,6 +9,11 @@ norm is at most ``max_norm``:
 
 which keeps the direction of the update and bounds its size (useful against
 exploding gradients). :func:`clip_grad_value` clips every element instead.
+
+Both skip frozen parameters (``trainable=False``): tinynet still fills their
+gradients (backpropagation passes through a frozen layer), where PyTorch
+leaves ``.grad`` of a ``requires_grad=False`` parameter None and skips it,
+so a frozen backbone's gradient neither counts in the norm nor is changed.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ def _grads(params, who):
     for p in params:
         if not hasattr(p, "grad"):
             raise TypeError(f"{who} expected Param objects, received {type(p).__name__}")
-        grads.append(p.grad)
+        if p.trainable:
+            grads.append(p.grad)
     return grads
 
 
@@ -44,7 +50,8 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) ->
     Parameters
     ----------
     params : Param, iterable of Param, or object with ``parameters()``
-        Every given parameter counts, trainable or not (as in PyTorch).
+        Frozen parameters (``trainable=False``) are skipped, as PyTorch skips
+        those without a gradient (see the module docstring).
     max_norm : float
     norm_type : float or ``inf``, default 2
     error_if_nonfinite : bool, default False
@@ -80,7 +87,8 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) ->
 
 
 def clip_grad_value(params, clip_value) -> None:
-    """Clip every gradient element of ``params`` to ``[-clip_value, clip_value]`` in place."""
+    """Clip every gradient element of the trainable ``params`` to
+    ``[-clip_value, clip_value]`` in place (frozen ones are skipped)."""
     clip_value = _positive(clip_value, "clip_grad_value", "clip_value")
     for g in _grads(params, "clip_grad_value"):
         np.clip(g, -clip_value, clip_value, out=g)
