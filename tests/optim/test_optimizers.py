@@ -571,3 +571,17 @@ def test_float16_parameters_step_as_torch_steps_them(name, kwargs):
     for p, tp in zip(params, tparams):
         assert p.value.dtype == np.float16
         np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=2e-2, atol=2e-2)
+
+
+def test_adagrad_starts_each_group_from_its_own_initial_accumulator_value():
+    # torch.optim.Adagrad (2.13) takes the constructor's value for every group;
+    # tinynet keeps a group's own, as for every other hyperparameter
+    first, second = tn.Param(np.zeros(2)), tn.Param(np.zeros(3))
+    opt = Adagrad([{"params": [first]},
+                   {"params": [second], "initial_accumulator_value": 2.0}],
+                  initial_accumulator_value=0.5)
+    for p in (first, second):
+        p.grad = np.ones(p.shape)
+    opt.step()
+    np.testing.assert_array_equal(opt.state[first]["sum"], [1.5, 1.5])
+    np.testing.assert_array_equal(opt.state[second]["sum"], [3.0, 3.0, 3.0])

@@ -537,6 +537,9 @@ class Adagrad(Optimizer):
     lr_decay : float, default 0
     weight_decay : float, default 0
     initial_accumulator_value : float, default 0
+        The starting :math:`S`. A parameter group's own value is used for its
+        parameters; ``torch.optim.Adagrad`` (2.13) ignores a group's and
+        starts every group from the constructor's.
     eps : float, default 1e-10
     """
 
