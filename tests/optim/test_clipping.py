@@ -104,3 +104,25 @@ def test_a_frozen_layer_neither_counts_nor_is_clipped_as_in_torch():
         np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-6)
     for p, before in zip(frozen, stale):
         np.testing.assert_array_equal(p.grad, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inf_norm_clipping_is_bit_exact_with_torch(dtype):
+    # The inf-norm is a maximum, free of summation order, so nothing but the
+    # coefficient's arithmetic can differ: torch computes it in the gradients'
+    # dtype, max_norm / (total + 1e-6).
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        params = params_with_grads(rng, 10.0)
+        for p in params:
+            p.value, p.grad = p.value.astype(dtype), p.grad.astype(dtype)
+        tparams = [torch.zeros(p.shape, dtype=torch.from_numpy(p.grad).dtype, requires_grad=True)
+                   for p in params]
+        for p, tp in zip(params, tparams):
+            tp.grad = torch.tensor(p.grad.copy())
+        max_norm = float(rng.uniform(0.1, 3.0))
+        clip_grad_norm(params, max_norm, norm_type=np.inf)
+        torch.nn.utils.clip_grad_norm_(tparams, max_norm, norm_type=np.inf)
+        for p, tp in zip(params, tparams):
+            np.testing.assert_array_equal(p.grad, tp.grad.numpy())

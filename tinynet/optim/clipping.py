@@ -78,7 +78,11 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) ->
     if error_if_nonfinite and not np.isfinite(total):
         raise ValueError(f"{who}: the total norm of order {norm_type} of the gradients is "
                          f"{total}, so they cannot be clipped")
-    coef = max_norm / (total + 1e-6)
+    # torch's arithmetic, in the gradients' dtype: max_norm / (total + 1e-6),
+    # which torch evaluates as (1 / (total + 1e-6)) * max_norm
+    t = np.result_type(*{g.dtype for g in grads}).type
+    with np.errstate(over="ignore", divide="ignore"):
+        coef = (t(1) / (t(total) + t(1e-6))) * t(max_norm)
     if not coef >= 1.0:  # also true for NaN, which then spreads as in torch
         with np.errstate(invalid="ignore"):  # inf * 0 is NaN on purpose
             for g in grads:
