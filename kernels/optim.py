@@ -30,6 +30,9 @@ any flushing (80 % of the first moments subnormal; PyTorch slows the same
 way unless ``torch.set_flush_denormal(True)``), and still 0.5-1.7 ms with
 a flush at the smallest normal number. The floor keeps every intermediate
 normal for learning rates down to :math:`2^{-26} \approx 1.5\cdot 10^{-8}`.
+Other floating dtypes (float16, longdouble: the references step them, the
+kernels do not) have no floor: their state is never flushed, as in PyTorch
+(float16's :math:`2^{26}` times its smallest normal number would be 4096).
 The parameters are never flushed. A state that divides (Adam's :math:`v`,
 RMSprop's :math:`s`, Adagrad's :math:`S`) is flushed only where the
 numerator it divides is zero (Adam's :math:`m` after its own flush, the
@@ -91,8 +94,9 @@ STATE_FLOOR = {np.dtype(t): np.finfo(t).tiny * 2.0 ** 26 for t in (np.float32, n
 
 
 def _floor(dtype):
-    """The state floor of ``dtype``."""
-    return STATE_FLOOR[np.dtype(dtype)]
+    """The state floor of ``dtype``: 0 (nothing flushed) for dtypes other than
+    float32 and float64 (see the module docstring)."""
+    return STATE_FLOOR.get(np.dtype(dtype), 0.0)
 
 
 @njit(exact=True)

@@ -74,3 +74,55 @@ def test_clip_grad_value():
 def test_bad_input(call, message):
     with pytest.raises((ValueError, TypeError), match=message):
         call()
+
+
+def test_a_frozen_layer_neither_counts_nor_is_clipped_as_in_torch():
+    # tinynet still fills a frozen parameter's gradient (backprop passes
+    # through the layer); torch leaves .grad None for requires_grad=False, and
+    # clip_grad_norm_(model.parameters()) then skips it. A frozen backbone's
+    # gradient must not shrink the head's.
+    torch = pytest.importorskip("torch")
+    model = tn.Sequential([tn.layers.Dense(3, input_shape=(4,)), tn.layers.Dense(2)])
+    frozen, head = model.layers[0].parameters(), model.layers[1].parameters()
+    model.layers[0].trainable = False
+    rng = np.random.default_rng(2)
+    for p in model.parameters():
+        p.grad[...] = rng.standard_normal(p.shape) * (100.0 if p in frozen else 1.0)
+    stale = [p.grad.copy() for p in frozen]
+    tparams = [torch.zeros(p.shape, dtype=torch.float64, requires_grad=p.trainable)
+               for p in model.parameters()]
+    for p, tp in zip(model.parameters(), tparams):
+        if p.trainable:
+            tp.grad = torch.tensor(p.grad.astype(np.float64))
+    for norm_type in (2.0, np.inf):
+        total = clip_grad_norm(model, 1.0, norm_type=norm_type)
+        expected = torch.nn.utils.clip_grad_norm_(tparams, 1.0, norm_type=norm_type).item()
+        assert total == pytest.approx(expected, rel=1e-6)
+    clip_grad_value(model, 0.1)
+    torch.nn.utils.clip_grad_value_(tparams, 0.1)
+    for p, tp in zip(head, tparams[len(frozen):]):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-6)
+    for p, before in zip(frozen, stale):
+        np.testing.assert_array_equal(p.grad, before)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_inf_norm_clipping_is_bit_exact_with_torch(dtype):
+    # The inf-norm is a maximum, free of summation order, so nothing but the
+    # coefficient's arithmetic can differ: torch computes it in the gradients'
+    # dtype, max_norm / (total + 1e-6).
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        params = params_with_grads(rng, 10.0)
+        for p in params:
+            p.value, p.grad = p.value.astype(dtype), p.grad.astype(dtype)
+        tparams = [torch.zeros(p.shape, dtype=torch.from_numpy(p.grad).dtype, requires_grad=True)
+                   for p in params]
+        for p, tp in zip(params, tparams):
+            tp.grad = torch.tensor(p.grad.copy())
+        max_norm = float(rng.uniform(0.1, 3.0))
+        clip_grad_norm(params, max_norm, norm_type=np.inf)
+        torch.nn.utils.clip_grad_norm_(tparams, max_norm, norm_type=np.inf)
+        for p, tp in zip(params, tparams):
+            np.testing.assert_array_equal(p.grad, tp.grad.numpy())

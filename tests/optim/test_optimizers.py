@@ -546,3 +546,42 @@ def test_a_schedules_initial_lr_is_restored_and_checked_as_lr_is():
     assert fresh.param_groups[0]["initial_lr"] == 0.1
     with pytest.raises(ValueError, match=r"initial_lr in \[0, inf\), received -1.0"):
         fresh.add_param_group({"params": [tn.Param(np.zeros(2))], "initial_lr": -1.0})
+
+
+@pytest.mark.parametrize("name, kwargs", CONFIGS, ids=[f"{n}-{k}" for n, k in CONFIGS])
+def test_float16_parameters_step_as_torch_steps_them(name, kwargs):
+    # A Param may hold any floating dtype; the fused kernels take float32 and
+    # float64 and hand the others to the NumPy rules, which then crashed on the
+    # state floor (defined for float32 and float64 only).
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(4)
+    params = make_params(rng, np.float16)
+    tparams = [torch.tensor(p.value.copy(), requires_grad=True) for p in params]
+    opt = tn.optim.get(name.lower(), params, **kwargs)
+    topt = getattr(torch.optim, name)(tparams, **kwargs)
+    for step_grads in random_grads(rng, 5, np.float16):
+        for p, tp, g in zip(params, tparams, step_grads):
+            p.grad = g
+            tp.grad = torch.tensor(g)
+        # Adam's eps = 1e-8 rounds to 0 in float16, so a second moment that
+        # underflows divides by 0: an infinite step, in torch as here
+        with np.errstate(divide="ignore", invalid="ignore"):
+            opt.step()
+        topt.step()
+    for p, tp in zip(params, tparams):
+        assert p.value.dtype == np.float16
+        np.testing.assert_allclose(p.value, tp.detach().numpy(), rtol=2e-2, atol=2e-2)
+
+
+def test_adagrad_starts_each_group_from_its_own_initial_accumulator_value():
+    # torch.optim.Adagrad (2.13) takes the constructor's value for every group;
+    # tinynet keeps a group's own, as for every other hyperparameter
+    first, second = tn.Param(np.zeros(2)), tn.Param(np.zeros(3))
+    opt = Adagrad([{"params": [first]},
+                   {"params": [second], "initial_accumulator_value": 2.0}],
+                  initial_accumulator_value=0.5)
+    for p in (first, second):
+        p.grad = np.ones(p.shape)
+    opt.step()
+    np.testing.assert_array_equal(opt.state[first]["sum"], [1.5, 1.5])
+    np.testing.assert_array_equal(opt.state[second]["sum"], [3.0, 3.0, 3.0])

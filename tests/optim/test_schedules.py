@@ -262,3 +262,53 @@ def test_an_infinite_best_is_a_state_reduce_on_plateau_starts_from():
     sched.step(1.0)
     sched.load_state_dict(saved)
     assert sched.best == -math.inf and sched.last_epoch == 0
+
+
+@pytest.mark.parametrize("make", [
+    lambda o: CosineAnnealingLR(o, T_max=7),
+    lambda o: StepLR(o, 2),
+    lambda o: LinearWarmup(o, 3, after=StepLR(o, 2)),
+])
+def test_resuming_with_the_optimizer_loaded_first_keeps_the_saved_rate(make):
+    # torch's usual order: optimizer.load_state_dict, then make the scheduler and
+    # load its state. Making it sets the epoch-0 rate; loading must put back the
+    # saved epoch's rate, or the first epoch after resuming trains at the wrong one.
+    opt = SGD(two_groups(), lr=0.1)
+    straight = lr_history(opt, make(opt), 12)
+
+    opt = SGD(two_groups(), lr=0.1)
+    sched = make(opt)
+    first = lr_history(opt, sched, 5)
+    saved_opt, saved_sched = opt.state_dict(), sched.state_dict()
+    opt = SGD(two_groups(), lr=0.1)
+    opt.load_state_dict(saved_opt)
+    sched = make(opt)
+    sched.load_state_dict(saved_sched)
+    rest = lr_history(opt, sched, 7)
+    np.testing.assert_array_equal(np.vstack([first, rest]), straight)
+
+
+def test_a_change_made_from_outside_before_saving_is_kept_after_resuming():
+    # A plateau cut made after the schedule's step and before the checkpoint is
+    # pending: the schedule takes it into its base rate at its next step, with
+    # or without a save and load in between.
+    def run(resume):
+        opt = SGD(two_groups(), lr=0.1)
+        sched = CosineAnnealingLR(opt, T_max=9)
+        history = []
+        for epoch in range(8):
+            history.append([g["lr"] for g in opt.param_groups])
+            opt.step()
+            sched.step()
+            if epoch == 3:
+                for group in opt.param_groups:
+                    group["lr"] *= 0.5
+                if resume:
+                    saved_opt, saved_sched = opt.state_dict(), sched.state_dict()
+                    opt = SGD(two_groups(), lr=0.1)
+                    sched = CosineAnnealingLR(opt, T_max=9)
+                    opt.load_state_dict(saved_opt)
+                    sched.load_state_dict(saved_sched)
+        return np.array(history)
+
+    np.testing.assert_array_equal(run(resume=True), run(resume=False))

@@ -9,6 +9,11 @@ norm is at most ``max_norm``:
 
 which keeps the direction of the update and bounds its size (useful against
 exploding gradients). :func:`clip_grad_value` clips every element instead.
+
+Both skip frozen parameters (``trainable=False``): tinynet still fills their
+gradients (backpropagation passes through a frozen layer), where PyTorch
+leaves ``.grad`` of a ``requires_grad=False`` parameter None and skips it,
+so a frozen backbone's gradient neither counts in the norm nor is changed.
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ def _grads(params, who):
     for p in params:
         if not hasattr(p, "grad"):
             raise TypeError(f"{who} expected Param objects, received {type(p).__name__}")
-        grads.append(p.grad)
+        if p.trainable:
+            grads.append(p.grad)
     return grads
 
 
@@ -44,7 +50,8 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) ->
     Parameters
     ----------
     params : Param, iterable of Param, or object with ``parameters()``
-        Every given parameter counts, trainable or not (as in PyTorch).
+        Frozen parameters (``trainable=False``) are skipped, as PyTorch skips
+        those without a gradient (see the module docstring).
     max_norm : float
     norm_type : float or ``inf``, default 2
     error_if_nonfinite : bool, default False
@@ -71,7 +78,11 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) ->
     if error_if_nonfinite and not np.isfinite(total):
         raise ValueError(f"{who}: the total norm of order {norm_type} of the gradients is "
                          f"{total}, so they cannot be clipped")
-    coef = max_norm / (total + 1e-6)
+    # torch's arithmetic, in the gradients' dtype: max_norm / (total + 1e-6),
+    # which torch evaluates as (1 / (total + 1e-6)) * max_norm
+    t = np.result_type(*{g.dtype for g in grads}).type
+    with np.errstate(over="ignore", divide="ignore"):
+        coef = (t(1) / (t(total) + t(1e-6))) * t(max_norm)
     if not coef >= 1.0:  # also true for NaN, which then spreads as in torch
         with np.errstate(invalid="ignore"):  # inf * 0 is NaN on purpose
             for g in grads:
@@ -80,7 +91,8 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) ->
 
 
 def clip_grad_value(params, clip_value) -> None:
-    """Clip every gradient element of ``params`` to ``[-clip_value, clip_value]`` in place."""
+    """Clip every gradient element of the trainable ``params`` to
+    ``[-clip_value, clip_value]`` in place (frozen ones are skipped)."""
     clip_value = _positive(clip_value, "clip_grad_value", "clip_value")
     for g in _grads(params, "clip_grad_value"):
         np.clip(g, -clip_value, clip_value, out=g)

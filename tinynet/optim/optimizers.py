@@ -246,7 +246,7 @@ class Optimizer:
             raise RuntimeError(f"{self._who} has no parameters: pass them to the "
                                f"constructor or call bind(params) (model.compile does)")
         if self.max_grad_norm is not None:
-            clip_grad_norm([p for p in self.params if p.trainable], self.max_grad_norm)
+            clip_grad_norm(self.params, self.max_grad_norm)  # the trainable ones
         for index, group in enumerate(self.param_groups):
             for run in self._runs(index, group):
                 run.step(self._update, group)
@@ -537,6 +537,9 @@ class Adagrad(Optimizer):
     lr_decay : float, default 0
     weight_decay : float, default 0
     initial_accumulator_value : float, default 0
+        The starting :math:`S`. A parameter group's own value is used for its
+        parameters; ``torch.optim.Adagrad`` (2.13) ignores a group's and
+        starts every group from the constructor's.
     eps : float, default 1e-10
     """
 

@@ -168,6 +168,27 @@ class LRScheduler(_SchedulerBase):
     def _lr_at(self, base_lr: float, epoch: int) -> float:
         raise NotImplementedError
 
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore what :meth:`state_dict` saved (checked as the base class says).
+
+        The rates the schedule set at the saved epoch become the ones it
+        compares with at its next step, so a change made from outside before
+        saving (a plateau's cut) is taken into the base rates then, as
+        without the save and load. The optimizer's rates are set to them
+        too when they are still the epoch-0 rates this scheduler set when it
+        was made -- the optimizer's state was loaded *before* the scheduler
+        was made (torch's usual order), and making it overwrote the saved
+        rates; an optimizer loaded afterwards keeps its own.
+        """
+        untouched = self._lrs() == list(self._last_lr)
+        super().load_state_dict(state_dict)
+        scheduled = self.get_lr()
+        if len(scheduled) == 1:
+            scheduled = scheduled * len(self._lrs())
+        if untouched:
+            self._set_lrs(scheduled)
+        self._last_lr = scheduled
+
     def _state(self):
         return {**super()._state(), "base_lrs": np.array(self.base_lrs, dtype=np.float64)}
 
