@@ -457,6 +457,16 @@ def test_static_weights_that_are_not_real_numbers_are_refused(weights):
     assert list(wt.Static(np.array([0.5, 2])).bind(["a", "b"]).last_weights) == [0.5, 2.0]
 
 
+@pytest.mark.parametrize("weights", [[0.0, 0.0], {"a": 0, "b": 0.0}, np.zeros(2)])
+def test_static_weights_that_are_all_zero_are_refused(weights):
+    # every task's loss counted 0: fit ran its epochs and changed nothing
+    with pytest.raises(ValueError, match=r"Static weighting expected at least one positive "
+                                         r"weight \(one per task \['a', 'b'\]\), received all "
+                                         r"zero"):
+        wt.Static(weights).bind(["a", "b"])
+    assert list(wt.Static({"a": 0.0}).bind(["a", "b"]).last_weights) == [0.0, 1.0]
+
+
 @pytest.mark.parametrize("gram, error, message", [
     ("ab", ValueError, r"min_norm_weights expected a Gram matrix of real numbers, received 'ab'"),
     ([[1, 1j], [1j, 1]], ValueError, "of real numbers, received"),

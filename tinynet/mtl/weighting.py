@@ -248,8 +248,9 @@ class Static(Weighting):
     Parameters
     ----------
     weights : dict {task: float} or sequence of float
-        Finite, non-negative real numbers: one per task in task order, or by
-        task name (a task left out weighs 1).
+        Finite, non-negative real numbers, not all zero (nothing would
+        train): one per task in task order, or by task name (a task left out
+        weighs 1).
     """
 
     name = "static"
@@ -273,6 +274,11 @@ class Static(Weighting):
                 and np.isfinite(v) and v >= 0 for v in w):
             raise ValueError(f"Static weighting expected {self.n_tasks} finite non-negative "
                              f"real numbers (one per task {self.task_names}), received "
+                             f"{self.weights!r}"[:300])
+        if not any(w):
+            # every task's loss would count 0: training would change nothing
+            raise ValueError(f"Static weighting expected at least one positive weight (one "
+                             f"per task {self.task_names}), received all zero: "
                              f"{self.weights!r}"[:300])
         self.last_weights = np.array(w, dtype=np.float64)
         return self
