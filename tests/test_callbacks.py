@@ -640,16 +640,22 @@ def test_model_checkpoint_save_freq_best_only_watches_the_running_batch_logs(tmp
 
 @pytest.mark.parametrize("kwargs, match", [
     ({"monitor": "val_loss", "save_best_only": True},
-     "save_freq=2 saves from the batch logs, which hold no validation values"),
+     r"save_freq=2 saves from the batch logs, which hold loss, accuracy only \(no validation "
+     r"values, no added keys\): monitor one of those, or save at each epoch "
+     r"\(save_freq='epoch'\), not 'val_loss'"),
     ({"path": "m-{val_loss}.npz"}, "cannot fill the path 'm-{val_loss}.npz'"),
-], ids=["monitor", "path"])
-def test_model_checkpoint_save_freq_refuses_validation_keys_before_training(kwargs, match):
+    # a key a scheduler adds is in the epoch logs only: these failed at the first save
+    ({"monitor": "lr", "save_best_only": True}, r"which hold loss, accuracy only .* not 'lr'"),
+    ({"path": "m-{lr}.npz"}, r"cannot fill the path 'm-\{lr\}.npz'"),
+], ids=["monitor", "path", "added-monitor", "added-path"])
+def test_model_checkpoint_save_freq_refuses_keys_the_batch_logs_lack(kwargs, match):
     x, y = _data()
     count = EpochsBegun()
     check = ModelCheckpoint(**{"path": "m.npz", **kwargs, "save_freq": 2})
+    schedule = LearningRateScheduler(lambda epoch: 0.1)
     with pytest.raises(ValueError, match=match):
         _model().fit(x, y, epochs=2, verbose=0, validation_data=(x, y),
-                     callbacks=[count, check])
+                     callbacks=[count, schedule, check])
     assert count.epochs == []
 
 

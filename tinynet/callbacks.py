@@ -30,10 +30,11 @@ when the trainer knows them (``Sequential.fit`` does), ``metrics``: every key
 the epoch logs will hold when this callback's ``on_epoch_end`` sees them, so
 that a callback monitoring a key that will never be logged
 (``monitor="val_acc"`` for ``"val_accuracy"``) is refused before the first
-epoch, not after it. A callback that adds keys to the epoch logs (``"lr"``)
-names them in its class attribute ``added_log_keys``; the hooks run in the
-order of the list, so those keys reach only the callbacks after it (and
-``History``, which comes last).
+epoch, not after it; with them, ``batch_metrics``: the keys of the batch
+logs (the step's, without ``val_`` keys or added ones). A callback that adds
+keys to the epoch logs (``"lr"``) names them in its class attribute
+``added_log_keys``; the hooks run in the order of the list, so those keys
+reach only the callbacks after it (and ``History``, which comes last).
 
 A callback stops training by setting ``model.stop_training = True`` and may
 say why in ``model.stop_reason``; the loop finishes the current batch (or
@@ -453,11 +454,15 @@ class ModelCheckpoint(_Monitor):
 
     def on_train_begin(self, logs=None):
         by_batch = self.save_freq != "epoch"
-        if by_batch and self.save_best_only and self.monitor.startswith("val_"):
+        batch_keys = self.params.get("batch_metrics")
+        if by_batch and self.save_best_only and (
+                self.monitor.startswith("val_")
+                or (batch_keys is not None and self.monitor not in batch_keys)):
+            held = "no validation values" if batch_keys is None else \
+                f"{', '.join(batch_keys)} only (no validation values, no added keys)"
             raise ValueError(f"ModelCheckpoint with save_freq={self.save_freq} saves from "
-                             f"the batch logs, which hold no validation values: monitor "
-                             f"{self.monitor[4:]!r} or save at each epoch "
-                             f"(save_freq='epoch')")
+                             f"the batch logs, which hold {held}: monitor one of those, or "
+                             f"save at each epoch (save_freq='epoch'), not {self.monitor!r}")
         if self.save_best_only:
             super().on_train_begin(logs)
         # fail now, not after the first epoch has trained (a directory whose
@@ -467,8 +472,9 @@ class ModelCheckpoint(_Monitor):
         if "{" not in os.path.dirname(self.path):
             check_target(self.path, "ModelCheckpoint", file_too="{" not in self.path)
         if self.params.get("metrics") is not None:  # a field fit will not log
-            keys = [key for key in self.params["metrics"]
-                    if not (by_batch and key.startswith("val_"))]
+            keys = (self.params["metrics"] if not by_batch else batch_keys
+                    if batch_keys is not None else
+                    [key for key in self.params["metrics"] if not key.startswith("val_")])
             self._fill(0, dict.fromkeys(keys, 0.0), 0 if by_batch else None,
                        f" ({_ORDER_HINT})")
         self._batches = 0

@@ -177,7 +177,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         in the chain, as ``params["metrics"]``, so that a monitor of a key
         never logged -- or logged only after the monitor has looked (an
         ``"lr"`` added by a scheduler later in the list) -- fails before the
-        first epoch.
+        first epoch; and the step's own keys (those not ``val_``), which the
+        batch logs hold, as ``params["batch_metrics"]``.
 
     Returns
     -------
@@ -216,6 +217,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
             raise TypeError(f"fit_loop expected log_keys as a list of key names, received "
                             f"{log_keys!r}"[:200])
         log_keys = list(log_keys)
+        # the batch logs: the step's running means, no validation, no added keys
+        params["batch_metrics"] = [k for k in log_keys if not k.startswith("val_")]
     for cb in chain:  # the keys a callback adds reach it and the callbacks after it
         if log_keys is not None:
             log_keys = list(dict.fromkeys([*log_keys, *cb.added_log_keys]))
