@@ -396,6 +396,19 @@ def test_reduce_lr_on_plateau_takes_keras_min_delta_and_names_unknown_options():
         ReduceLROnPlateau(min_delta=0.1, threshold=0.2)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    ({"factor": 2.0}, "ReduceLROnPlateau expected factor"),
+    ({"patience": -1}, r"ReduceLROnPlateau expected patience as an integer >= 0"),
+    ({"threshold_mode": "relative"}, r"threshold_mode in \('rel', 'abs'\)"),
+    ({"min_delta": float("nan")}, "ReduceLROnPlateau expected threshold"),
+    ({"min_lr": [0.1, -1.0]}, "ReduceLROnPlateau expected min_lr"),
+])
+def test_reduce_lr_on_plateau_refuses_bad_options_when_made(kwargs, match):
+    # they were refused only when fit started
+    with pytest.raises(ValueError, match=match):
+        ReduceLROnPlateau(**kwargs)
+
+
 def test_model_checkpoint_keeps_its_best_across_fits(tmp_path):
     # a second fit with the same callback used to start from +inf, so its
     # first (worse) epoch replaced the best file (Keras keeps the best)

@@ -638,8 +638,22 @@ class ReduceLROnPlateau(Callback):
                 raise TypeError("ReduceLROnPlateau takes min_delta (Keras) or "
                                 "threshold/threshold_mode (PyTorch), not both")
             kwargs = {**kwargs, "threshold": min_delta, "threshold_mode": "abs"}
+        self._check_options(kwargs)
         self.kwargs = kwargs
         self.scheduler = None
+
+    def _check_options(self, kwargs) -> None:
+        """Refuse now, not when ``fit`` starts, what the scheduler would refuse
+        (``factor=2``...): made on a stand-in optimizer of one group, once
+        per value of a per-group ``min_lr`` list (whose length is checked
+        against the groups at ``fit``)."""
+        from .optim import SGD, ReduceLROnPlateau as Plateau
+        from .param import Param
+
+        probe = dict(kwargs)
+        min_lrs = probe.pop("min_lr", 0.0)
+        for min_lr in min_lrs if isinstance(min_lrs, (list, tuple)) else [min_lrs]:
+            Plateau(SGD([Param(np.zeros(1))], lr=1.0), mode=self.mode, min_lr=min_lr, **probe)
 
     def on_train_begin(self, logs=None):
         from .optim import ReduceLROnPlateau as Plateau
