@@ -471,10 +471,11 @@ class ModelCheckpoint(_Monitor):
         # name holds none)
         if "{" not in os.path.dirname(self.path):
             check_target(self.path, "ModelCheckpoint", file_too="{" not in self.path)
-        if self.params.get("metrics") is not None:  # a field fit will not log
-            keys = (self.params["metrics"] if not by_batch else batch_keys
-                    if batch_keys is not None else
-                    [key for key in self.params["metrics"] if not key.startswith("val_")])
+        keys = self.params.get("metrics")  # a field fit will not log
+        if keys is not None:
+            if by_batch:  # the batch logs' keys (none of validation, if unnamed)
+                keys = (batch_keys if batch_keys is not None
+                        else [key for key in keys if not key.startswith("val_")])
             self._fill(0, dict.fromkeys(keys, 0.0), 0 if by_batch else None,
                        f" ({_ORDER_HINT})")
         self._batches = 0
