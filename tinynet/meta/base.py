@@ -241,11 +241,17 @@ class MetaLearner:
     def _meta_vector(self) -> np.ndarray:
         return np.concatenate([p.value.ravel() for p in self.meta_parameters()])
 
-    def _set_meta_grad(self, grad) -> None:
+    def _meta_split(self, flat):
+        """``(param, its part of flat)`` for each of :meth:`meta_parameters`:
+        ``flat`` (as :meth:`_meta_vector` lays them out) cut and reshaped."""
         offset = 0
         for p in self.meta_parameters():
-            p.grad = grad[offset:offset + p.size].reshape(p.shape)
+            yield p, flat[offset:offset + p.size].reshape(p.shape)
             offset += p.size
+
+    def _set_meta_grad(self, grad) -> None:
+        for p, part in self._meta_split(grad):
+            p.grad = part
 
     @property
     def optimizer(self):
@@ -358,10 +364,8 @@ class MetaLearner:
         opt.step()
         if np.isfinite(self._meta_vector()).all():
             return False
-        offset = 0
-        for p in self.meta_parameters():
-            p.value[...] = before[offset:offset + p.size].reshape(p.shape)
-            offset += p.size
+        for p, part in self._meta_split(before):
+            p.value[...] = part
         warnings.warn(f"{type(self).__name__}.{who}: the update of {where} made meta-"
                       f"parameters non-finite (meta_lr {self.meta_lr:g}); it was undone and "
                       f"training stopped, so the parameters keep their last finite values "
