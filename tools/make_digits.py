@@ -18,22 +18,11 @@ from pathlib import Path
 import numpy as np
 
 from tinynet.atomic import atomic_write
+from tinynet.data.preprocessing import train_val_split
 
 N_TEST = 360
 SEED = 20260101
 OUT = Path(__file__).resolve().parent.parent / "tinynet" / "data" / "digits.npz"
-
-
-def stratified_test_indices(y: np.ndarray, n_test: int, seed: int) -> np.ndarray:
-    """Indices of a test set holding each class in proportion (largest remainders)."""
-    rng = np.random.default_rng(seed)
-    classes, counts = np.unique(y, return_counts=True)
-    exact = counts * n_test / len(y)
-    per_class = np.floor(exact).astype(int)
-    short = n_test - per_class.sum()
-    per_class[np.argsort(-(exact - per_class), kind="stable")[:short]] += 1
-    picked = [rng.permutation(np.flatnonzero(y == c))[:k] for c, k in zip(classes, per_class)]
-    return np.sort(np.concatenate(picked))
 
 
 def main() -> None:
@@ -45,13 +34,16 @@ def main() -> None:
         raise SystemExit("unexpected digits values: expected integers in 0..16")
     x = x.astype(np.uint8)
     y = bunch.target.astype(np.int64)
-    test = stratified_test_indices(y, N_TEST, SEED)
-    train = np.setdiff1d(np.arange(len(y)), test)
-    arrays = {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+    # the library's stratified split (largest remainders per class, each part
+    # in the original order): the same indices this script drew on its own
+    # before, so the stored file is unchanged
+    (x_train, y_train), (x_test, y_test) = train_val_split(x, y, val_size=N_TEST,
+                                                           stratify=True, seed=SEED)
+    arrays = {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
     atomic_write(OUT, lambda f: np.savez_compressed(f, **arrays))  # never a half-written file
     digest = hashlib.sha256(OUT.read_bytes()).hexdigest()
     print(f"wrote {OUT} ({OUT.stat().st_size} bytes, sha256 {digest}): "
-          f"{len(train)} train / {len(test)} test")
+          f"{len(y_train)} train / {len(y_test)} test")
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@
 from importlib import resources
 
 import numpy as np
+import pytest
 
 from tinynet.data import DIGITS_CLASSES, load_digits
 
@@ -83,3 +84,24 @@ def test_the_maintainer_script_replaces_digits_npz_atomically(tmp_path, monkeypa
     make_digits.main()
     with np.load(out) as data:
         assert data["x_train"].shape == (1437, 64) and data["y_test"].shape == (360,)
+
+
+def test_the_maintainer_script_reproduces_the_shipped_digits(tmp_path, monkeypatch):
+    # the script takes its stratified split from train_val_split; run on
+    # scikit-learn's digits it must still write exactly the arrays shipped
+    import importlib.util
+    from pathlib import Path
+
+    pytest.importorskip("sklearn")
+    script = Path(__file__).resolve().parents[2] / "tools" / "make_digits.py"
+    spec = importlib.util.spec_from_file_location("make_digits", script)
+    make_digits = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_digits)
+    monkeypatch.setattr(make_digits, "OUT", tmp_path / "digits.npz")
+    make_digits.main()
+    shipped = resources.files("tinynet.data").joinpath("digits.npz")
+    with np.load(tmp_path / "digits.npz") as made, shipped.open("rb") as f, np.load(f) as ref:
+        assert sorted(made.files) == sorted(ref.files)
+        for name in ref.files:
+            assert made[name].dtype == ref[name].dtype, name
+            np.testing.assert_array_equal(made[name], ref[name], err_msg=name)
