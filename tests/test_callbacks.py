@@ -199,6 +199,24 @@ def test_model_checkpoint_path_must_be_a_file_path(path):
         ModelCheckpoint(path)
 
 
+def test_model_checkpoint_takes_keras_filepath(tmp_path):
+    # Keras names it filepath=; tinynet took only path= (TypeError)
+    x, y = _data()
+    check = ModelCheckpoint(filepath=tmp_path / "k-{epoch}.npz", monitor="loss")
+    assert check.path == check.filepath == str(tmp_path / "k-{epoch}.npz")
+    _model().fit(x, y, epochs=2, batch_size=8, callbacks=[check], verbose=0, seed=0)
+    assert sorted(os.listdir(tmp_path)) == ["k-1.npz", "k-2.npz"]
+    assert ModelCheckpoint(tmp_path / "p.npz").filepath == str(tmp_path / "p.npz")
+    with pytest.raises(TypeError, match="file path once, as path= or as filepath="):
+        ModelCheckpoint(tmp_path / "a.npz", filepath=tmp_path / "b.npz")
+    with pytest.raises(TypeError, match="file path once"):
+        ModelCheckpoint(path=tmp_path / "a.npz", filepath=tmp_path / "a.npz")
+    with pytest.raises(TypeError, match="received None"):
+        ModelCheckpoint()
+    with pytest.raises(TypeError, match="expected path as a str"):
+        ModelCheckpoint(filepath=3)
+
+
 @pytest.mark.parametrize("verbose", ["yes", 2, 0.5])
 def test_learning_rate_scheduler_verbose_is_0_or_1(verbose):
     with pytest.raises(ValueError, match="LearningRateScheduler expected verbose 0 or 1"):

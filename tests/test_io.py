@@ -89,6 +89,85 @@ def test_resume_from_a_saved_file_equals_an_uninterrupted_run(tmp_path):
     assert rest.history["val_loss"] == full_history.history["val_loss"][2:]
 
 
+def _own_seed_model():
+    # built at construction from the layers' seeds; the dropout draws from its own
+    # seed: every run is the same without a fit seed (and without shuffling)
+    model = tn.Sequential([Dense(12, activation="relu", input_dim=6, seed=1),
+                           Dropout(0.3, seed=5), Dense(3, seed=2)])
+    model.compile(optimizer=tn.optim.Adam(lr=0.01), loss="cross_entropy")
+    return model
+
+
+@pytest.mark.parametrize("via", ["save", "checkpoint"])
+def test_a_layers_own_generator_is_saved_so_an_unseeded_resume_is_exact(tmp_path, via):
+    # the dropout's generator was not in the file: the loaded layer drew its masks
+    # from seed 5 again, so train-2, save, load, train-2 differed from train-4
+    x, y = _data()
+    fit = dict(batch_size=8, shuffle=False, verbose=0)
+    full = _own_seed_model()
+    full_history = full.fit(x, y, epochs=4, **fit)
+    part = _own_seed_model()
+    check = tn.callbacks.ModelCheckpoint(tmp_path / "ckpt-{epoch}.npz", monitor="loss")
+    part.fit(x, y, epochs=2, callbacks=[check] if via == "checkpoint" else None, **fit)
+    path = tmp_path / "ckpt-2.npz" if via == "checkpoint" else part.save(tmp_path / "m.npz")
+    resumed = tn.load(path)
+    rest = resumed.fit(x, y, epochs=4, initial_epoch=2, **fit)
+    _assert_same_weights(full, resumed)
+    assert rest.history["loss"] == full_history.history["loss"][2:]
+    # and the generator goes on where the saved one stood
+    assert full.layers[1].rng.random() == resumed.layers[1].rng.random()
+
+
+def test_layers_sharing_a_generator_share_it_again_after_loading(tmp_path):
+    x, y = _data()
+    model = _model()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=4)  # one generator for all
+    loaded = tn.load(model.save(tmp_path / "m.npz"))
+    rngs = [layer._rng for layer in loaded.layers]
+    assert all(rng is rngs[0] for rng in rngs)
+    assert rngs[0].random() == model.layers[0].rng.random()
+    with np.load(tmp_path / "m.npz", allow_pickle=False) as archive:
+        header = json.loads(archive["__tinynet__"].tobytes().decode())
+    assert header["version"] == 1  # an older tinynet still reads it (and ignores them)
+    assert [g["layers"] for g in header["generators"]] == [[0, 1, 2, 3, 4]]
+
+
+def test_a_file_without_generators_loads_as_before(tmp_path):
+    model = _own_seed_model()
+    model.save(tmp_path / "m.npz")
+    rewrite_header(tmp_path / "m.npz", tmp_path / "old.npz",
+                   lambda header, arrays: header.pop("generators"))
+    loaded = tn.load(tmp_path / "old.npz")
+    assert loaded.layers[1].rng.random() == np.random.default_rng(5).random()
+
+
+def test_a_generator_numpy_cannot_restore_from_six_words_is_warned_about(tmp_path):
+    model = _own_seed_model()
+    model.layers[1].set_rng(np.random.Generator(np.random.MT19937(0)))
+    with pytest.warns(RuntimeWarning, match=r"generators of dropout_\d+ \(MT19937\) are "
+                                            r"not saved"):
+        model.save(tmp_path / "m.npz")
+    assert tn.load(tmp_path / "m.npz").layers[1].rng.random() == \
+        np.random.default_rng(5).random()
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda g: g.__setitem__(0, "x"), "expected entries"),
+    (lambda g: g[0].__setitem__("layers", [99]), "layer indices 0 <= i < 4"),
+    (lambda g: g[0].__setitem__("layers", []), "non-empty list"),
+    (lambda g: g[0].__setitem__("state", [1, 2, 3]), "six integers"),
+    (lambda g: g[0].__setitem__("state", [2 ** 64, 0, 0, 1, 0, 0]), "six integers"),
+    (lambda g: g[0].__setitem__("bit_generator", "MT19937"), "expected a bit generator"),
+    (lambda g: g.append(dict(g[0])), "given two generators"),
+])
+def test_bad_generator_entries_are_refused(tmp_path, change, match):
+    _own_seed_model().save(tmp_path / "m.npz")
+    rewrite_header(tmp_path / "m.npz", tmp_path / "bad.npz",
+                   lambda header, arrays: change(header["generators"]))
+    with pytest.raises(ModelFileError, match=f"random generators.*{match}"):
+        tn.load(tmp_path / "bad.npz")
+
+
 def test_without_the_optimizer_state_the_resume_differs(tmp_path):
     x, y = _data()
     part = _model()

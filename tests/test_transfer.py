@@ -580,6 +580,44 @@ def test_gradual_unfreezing_unfreezes_one_group_per_epoch_from_the_top():
         transfer.GradualUnfreezing(every=0)
 
 
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(groups=2.5), TypeError, r"GradualUnfreezing expected groups \(None, a list"),
+    (dict(groups=True), TypeError, r"GradualUnfreezing expected groups \(None, a list"),
+    (dict(groups=0), ValueError, r"expected groups .* as a positive integer, received 0"),
+    (dict(groups=[]), ValueError, "expected groups as a non-empty list"),
+    (dict(groups=[[0, 1], [1, 2]]), ValueError,
+     r"GradualUnfreezing: layer groups overlap at layer indices \[1\]"),
+    (dict(groups=[[2], [0, 1]]), ValueError,
+     r"GradualUnfreezing: expected layer groups bottom .* to top.*layers \[0, 1\] after "
+     r"layers \[2\]"),
+    (dict(groups=[1.5, 2]), TypeError, "expected each layer group as a layer index"),
+    (dict(groups=[[], [1]]), ValueError, r"each layer group to select layers; received \[\]"),
+    (dict(groups=[slice(0, 2.5)]), TypeError, "bounds are not indices or names"),
+    (dict(groups=[slice(0, 2, 0)]), ValueError, "step is not a nonzero index"),
+    (dict(keep_frozen=1.0), TypeError, "GradualUnfreezing expected keep_frozen as a layer"),
+    (dict(keep_frozen=["fc1", np.zeros((2, 2), int)]), TypeError, r"shape \(2, 2\)"),
+    (dict(keep_frozen=""), ValueError, "empty name"),
+])
+def test_gradual_unfreezing_refuses_bad_groups_when_made(kwargs, error, match):
+    # used alone (not through fine_tune), these were refused only when fit started
+    with pytest.raises(error, match=match):
+        transfer.GradualUnfreezing(**kwargs)
+
+
+def test_gradual_unfreezing_leaves_model_dependent_references_to_fit():
+    # names, negative indices and slices depend on the model: taken when made
+    for kwargs in (dict(groups=["fc1", slice("fc2", None)]), dict(groups=[[-3], [-2, -1]]),
+                   dict(groups=[np.arange(1), range(1, 3)]), dict(groups=3),
+                   dict(keep_frozen=["fc1", 0, slice(None, 2)])):
+        transfer.GradualUnfreezing(**kwargs)
+    model = mlp()
+    x, y = data()
+    model.compile(tn.optim.Adam(model.parameters(), lr=1e-2), loss="cross_entropy")
+    late = transfer.GradualUnfreezing(groups=[["fc2"], ["fc1"]])  # out of order by name
+    with pytest.raises(ValueError, match="bottom .* to top"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[late])
+
+
 def test_gradual_unfreezing_keeps_lower_groups_bit_identical_until_their_turn():
     model = mlp()
     x, y = data()

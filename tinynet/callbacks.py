@@ -394,6 +394,8 @@ class ModelCheckpoint(_Monitor):
         May hold ``str.format`` fields filled from the epoch (1-based) and the
         logs: ``"ckpt-{epoch:02d}-{val_loss:.3f}.npz"``; with an integer
         ``save_freq`` also ``{batch}``, the batch of the epoch (1-based).
+        Also taken as ``filepath=``, Keras' name for it (one of the two, not
+        both); ``checkpoint.filepath`` reads it too.
     monitor, mode, min_delta
         As for :class:`EarlyStopping` (used with ``save_best_only``).
     save_best_only : bool, default False
@@ -420,9 +422,17 @@ class ModelCheckpoint(_Monitor):
     NaN loss) are not saved: a warning says so and the last file stays.
     """
 
-    def __init__(self, path, monitor: str = "val_loss", save_best_only: bool = False,
+    def __init__(self, path=None, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True,
-                 save_freq="epoch", initial_value_threshold=None):
+                 save_freq="epoch", initial_value_threshold=None, *, filepath=None):
+        if path is not None and filepath is not None:
+            raise TypeError(f"ModelCheckpoint takes the file path once, as path= or as "
+                            f"filepath= (Keras' name), received both: path={path!r}, "
+                            f"filepath={filepath!r}")
+        if path is None and filepath is None:
+            raise TypeError("ModelCheckpoint expected path as a str or os.PathLike file "
+                            "path (path=, or filepath= as Keras names it), received None")
+        path = filepath if path is None else path
         super().__init__(monitor, mode, min_delta)
         if initial_value_threshold is not None:
             self.best = check_real(initial_value_threshold, "ModelCheckpoint",
@@ -451,6 +461,11 @@ class ModelCheckpoint(_Monitor):
         self.saved: list[str] = []
         self._epoch = 0
         self._batches = 0  # since the last save, with an integer save_freq
+
+    @property
+    def filepath(self) -> str:
+        """The path (pattern) saved to: Keras' name for :attr:`path`."""
+        return self.path
 
     def on_train_begin(self, logs=None):
         by_batch = self.save_freq != "epoch"

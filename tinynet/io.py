@@ -31,7 +31,9 @@ and the header is::
      "optimizer_groups": [[0, 1, 2, 3]],    # parameter groups as indices
      "optimizer_state": ["n_groups", "state.0.step", ...] or null,
      "training_state": ["weighting/log_vars", ...],        # version 2, optional
-     "extra_arrays": ["lrs/0", ...]}                       # version 3, optional
+     "extra_arrays": ["lrs/0", ...],                       # version 3, optional
+     "generators": [{"layers": [2, 3], "bit_generator": "PCG64",   # optional
+                     "state": [hi, lo, hi, lo, 0, 0]}, ...]}
 
 The optimizer's parameter groups index into ``model.parameters()``, or into
 ``model.optimizer_parameters()`` when the model has it (a multi-task model:
@@ -44,6 +46,19 @@ arrays and the functional-graph config of a :class:`tinynet.mtl.Model`
 is written as version 3 only when it holds some). A model class states the
 version it needs as ``file_version`` (1 by default); a reader refuses a
 version above its own with "upgrade tinynet".
+
+``generators`` keeps the state of every random generator the model's layers
+hold (a ``Dropout``'s masks; :mod:`tinynet.rngstate`'s six integers, each
+below 2**64), once for each distinct generator, with the layers sharing it
+as indices into :func:`~tinynet.layers.base.walk_layers` order (the model
+first): :func:`load` gives those layers that one generator again, so a run
+saved mid-training and resumed draws what the uninterrupted run would have
+drawn, with or without ``fit(seed=...)``. It is a header entry, not an
+array, and needs no new version: a tinynet older than it ignores it (and
+its layers draw afresh, as they always did there), and a file without it
+loads as before. A generator other than PCG64 (a layer given
+``set_rng(np.random.Generator(np.random.MT19937()))``) is not kept: ``save``
+warns and names the layers.
 
 Every array is numeric, so :func:`load` reads the arrays with
 ``allow_pickle=False``: opening a model file cannot run code. Nor can a small
@@ -84,6 +99,7 @@ import json
 import math
 import os
 import re
+import warnings
 import zipfile
 import zlib
 
@@ -93,6 +109,7 @@ from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is publ
 from .checks import as_values_like, check_bool, check_finite, is_real_dtype
 from .layers.base import Layer, layer_from_dict, layer_to_dict, walk_layers
 from .param import param_budget
+from .rngstate import generator_from_words, generator_words
 from .zipindex import count_entries, read_index
 
 __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
@@ -285,6 +302,9 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         "trainable": [p.trainable for p in model.parameters()],
         "compile": None, "optimizer_state": None, "metadata": metadata,
     }
+    generators = _generators(model)
+    if generators:
+        header["generators"] = generators
     arrays = {f"weight_{i:04d}": np.ascontiguousarray(value)
               for i, (_, value) in enumerate(slots)}
     if hasattr(model, "get_compile_config"):
@@ -332,6 +352,67 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
                          f"that load accepts (large metadata?); nothing saved")
     atomic_write(path, lambda f: _write_npz(f, arrays))
     return path
+
+
+def _generators(model: Layer) -> list[dict]:
+    """The header's ``generators`` (module docstring): each distinct generator
+    the layers hold, with the layers (``walk_layers`` indices) holding it. A
+    layer that has drawn nothing yet holds none (its ``rng`` is made on first
+    use); a bit generator other than PCG64 is left out with a warning."""
+    found: dict[int, dict] = {}
+    unkept = []
+    for i, layer in enumerate(walk_layers(model)):
+        rng = getattr(layer, "_rng", None)
+        if rng is None:
+            continue
+        if id(rng) not in found:
+            words = generator_words(rng)
+            found[id(rng)] = None if words is None else {
+                "layers": [], "bit_generator": rng.bit_generator.state["bit_generator"],
+                "state": words}
+        if found[id(rng)] is None:
+            unkept.append(f"{layer.name} ({type(rng.bit_generator).__name__})")
+        else:
+            found[id(rng)]["layers"].append(i)
+    if unkept:
+        warnings.warn(f"save: the random generators of {', '.join(unkept)} are not saved "
+                      f"(only PCG64 ones are): a model loaded from this file draws afresh "
+                      f"there, so a resumed run differs from an uninterrupted one",
+                      RuntimeWarning, stacklevel=3)
+    return [entry for entry in found.values() if entry is not None]
+
+
+def _set_generators(path, model: Layer, generators) -> None:
+    """Give the layers the generators the header's ``generators`` lists (a
+    file written before they were saved has none: the layers keep theirs).
+    Everything is checked before any layer changes."""
+    if generators is None:
+        return
+    layers = list(walk_layers(model))
+    try:
+        if not isinstance(generators, list):
+            raise ValueError(f"expected a list, received {type(generators).__name__}")
+        given = {}
+        for entry in generators:
+            if not isinstance(entry, dict) or set(entry) != {"layers", "bit_generator",
+                                                             "state"}:
+                raise ValueError(f"expected entries {{'layers', 'bit_generator', 'state'}}, "
+                                 f"received {entry!r}"[:300])
+            rng = generator_from_words(entry["state"], entry["bit_generator"])
+            indices = entry["layers"]
+            if not isinstance(indices, list) or not indices or not all(
+                    type(i) is int and 0 <= i < len(layers) for i in indices):
+                raise ValueError(f"expected 'layers' as a non-empty list of layer indices "
+                                 f"0 <= i < {len(layers)}, received {indices!r}"[:300])
+            for i in indices:
+                if i in given:
+                    raise ValueError(f"layer {i} ({layers[i].name!r}) is given two generators")
+                given[i] = rng
+    except ValueError as exc:
+        raise ModelFileError(f"{path!r}: its layers' random generators ('generators'): "
+                             f"{exc}") from None
+    for i, rng in given.items():
+        layers[i]._rng = rng
 
 
 def _check_extra_arrays(extra) -> dict:
@@ -676,6 +757,7 @@ def load(path, compile: bool = True):
         raise ModelFileError(f"{path!r}: its weights do not fit its architecture (or hold "
                              f"values a model cannot take): {exc}") from None
     _set_trainable(path, model, header.get("trainable"))
+    _set_generators(path, model, header.get("generators"))
     metadata = header.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{path!r}: expected its metadata as a JSON object, received "

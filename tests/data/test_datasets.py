@@ -89,6 +89,17 @@ def test_cache_honours_xdg(tmp_path, monkeypatch, isolated_env):
     assert cache_dir("x") == tmp_path / "xdg" / "tinynet" / "x"
 
 
+@pytest.mark.parametrize("relative", ["xdg", "./cache", "a/b"])
+def test_a_relative_xdg_cache_home_is_ignored(tmp_path, monkeypatch, isolated_env, relative):
+    # the XDG Base Directory spec: a relative path is invalid and ignored
+    # (it named a cache under whatever directory Python ran in)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_CACHE_HOME", relative)
+    assert cache_dir("x") == isolated_env / ".cache" / "tinynet" / "x"
+    monkeypatch.setenv("XDG_CACHE_HOME", "")
+    assert cache_dir("x") == isolated_env / ".cache" / "tinynet" / "x"
+
+
 def test_a_file_given_as_root_is_reported_as_a_file(tmp_path):
     # root= one of the files (a likely slip) was reported as "does not exist"
     write_set(tmp_path / "set", 1)

@@ -1000,6 +1000,24 @@ def test_meta_fit_undoes_an_update_that_overflows_the_weights():
     assert len(spoiled.history) == 1 and np.isfinite(spoiled.history).all()
 
 
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_an_undone_update_leaves_the_meta_optimizer_as_it_was(optimizer):
+    # the values were put back but the optimizer kept the undone step: Adam's
+    # step count 1 and its moments, SGD's momentum buffer
+    def learner():
+        factory = ((lambda params: tn.optim.SGD(params, lr=1e39, momentum=0.9))
+                   if optimizer == "sgd" else "adam")
+        return MAML(mlp_layers([1, 8, 1], dtype="float32"), meta_optimizer=factory,
+                    meta_lr=1e39)
+    spoiled, reference = learner(), learner()
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="it was undone"):
+        spoiled.meta_fit(SinusoidTasks(5, seed=0), iterations=3, meta_batch_size=2, seed=0)
+    got, want = spoiled.optimizer.state_dict(), reference.optimizer.state_dict()
+    assert sorted(got) == sorted(want)
+    for key in want:
+        np.testing.assert_array_equal(got[key], want[key], err_msg=key)
+
+
 def test_pretrained_fit_undoes_an_update_that_overflows_the_weights():
     learner = Pretrained(mlp_layers([1, 8, 1], dtype="float32"), meta_optimizer="sgd",
                          meta_lr=3e38)

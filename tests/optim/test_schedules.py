@@ -312,3 +312,61 @@ def test_a_change_made_from_outside_before_saving_is_kept_after_resuming():
         return np.array(history)
 
     np.testing.assert_array_equal(run(resume=True), run(resume=False))
+
+
+@pytest.mark.parametrize("order", ["optimizer first", "schedulers first", "old state"])
+def test_a_pending_plateau_cut_survives_either_load_order(order):
+    # ReduceLROnPlateau cuts the rate after the cosine's step: the cut is pending
+    # (the cosine takes it into its base rate at its next step). Loading the
+    # optimizer before making the cosine (torch's order) lost it: making the
+    # cosine overwrote the saved rate, and loading its state put back the uncut one.
+    metrics = [1.0, 0.9, 0.9, 0.95, 0.8, 0.85, 0.7, 0.7]
+
+    def make(opt):
+        return CosineAnnealingLR(opt, T_max=9), ReduceLROnPlateau(opt, patience=0, factor=0.5)
+
+    def run(resume):
+        opt = SGD(two_groups(), lr=0.1)
+        cosine, plateau = make(opt)
+        history = []
+        for epoch, metric in enumerate(metrics):
+            history.append([g["lr"] for g in opt.param_groups])
+            opt.step()
+            cosine.step()
+            plateau.step(metric)
+            if epoch == 2 and resume:
+                saved = opt.state_dict(), cosine.state_dict(), plateau.state_dict()
+                opt = SGD(two_groups(), lr=0.1)
+                if resume == "optimizer first":
+                    opt.load_state_dict(saved[0])
+                cosine, plateau = make(opt)
+                cosine.load_state_dict(saved[1])
+                plateau.load_state_dict(saved[2])
+                if resume == "schedulers first":
+                    opt.load_state_dict(saved[0])
+        return np.array(history)
+
+    straight = run(None)
+    cosine_only = tinynet_history(lambda o: CosineAnnealingLR(o, T_max=9), len(metrics))
+    assert straight[3, 0] == cosine_only[3, 0] / 2  # the cut made at epoch 2
+    if order == "old state":
+        # a state saved before lrs_at_save was kept still loads (the rates it
+        # puts back are the ones the schedule set: the pending cut is lost then)
+        opt = SGD(two_groups(), lr=0.1)
+        cosine, _ = make(opt)
+        state = cosine.state_dict()
+        del state["lrs_at_save"]
+        cosine.load_state_dict(state)
+        assert [g["lr"] for g in opt.param_groups] == [0.1, 0.02]
+        return
+    np.testing.assert_array_equal(run(order), straight)
+
+
+def test_a_bad_lrs_at_save_is_refused():
+    opt = SGD(two_groups(), lr=0.1)
+    sched = StepLR(opt, 2)
+    state = sched.state_dict()
+    with pytest.raises(ValueError, match=r"'lrs_at_save' as 1 or 2 numbers"):
+        sched.load_state_dict({**state, "lrs_at_save": np.zeros(3)})
+    with pytest.raises(ValueError, match=r"lrs_at_save\[0\]"):
+        sched.load_state_dict({**state, "lrs_at_save": np.array([-1.0, 0.1])})

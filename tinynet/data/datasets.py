@@ -173,8 +173,14 @@ _NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
 
 
 def cache_dir(name: str) -> Path:
-    """``~/.cache/tinynet/<name>`` (or under ``$XDG_CACHE_HOME`` when set)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    """``~/.cache/tinynet/<name>``, or ``$XDG_CACHE_HOME/tinynet/<name>`` when
+    ``XDG_CACHE_HOME`` is an absolute path. A relative one is ignored, as the
+    XDG Base Directory spec says ("If an implementation encounters a relative
+    path in any of these variables it should consider the path invalid and
+    ignore it"): it would name a different cache in every working directory."""
+    base = os.environ.get("XDG_CACHE_HOME", "")
+    if not os.path.isabs(base):
+        base = Path.home() / ".cache"
     return Path(base) / "tinynet" / name
 
 

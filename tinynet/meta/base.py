@@ -311,8 +311,10 @@ class MetaLearner:
         its update, so the meta-parameters keep their last finite values;
         its loss is the last entry of the history. An update that makes a
         meta-parameter non-finite itself (a finite gradient times a huge
-        ``meta_lr``) is undone and stops training the same way (the
-        meta-optimizer's state, Adam's moments say, keeps that step).
+        ``meta_lr``) is undone and stops training the same way, the
+        meta-optimizer's state (its step count, Adam's moments) included: a
+        later ``meta_fit`` or a saved learner goes on from the last finite
+        update.
         """
         iterations = check_positive_int(iterations, "meta_fit", "iterations")
         meta_batch_size = check_positive_int(meta_batch_size, "meta_fit", "meta_batch_size")
@@ -358,14 +360,17 @@ class MetaLearner:
 
     def _step_overflowed(self, opt, where: str, who: str) -> bool:
         """``opt.step()``; if it made a meta-parameter NaN or infinite, undo
-        it (the values, not the optimizer's state), warn and return True, so
+        it -- the values and the optimizer's state (step counts, moments),
+        so that the undone step leaves no trace --, warn and return True, so
         that the user's model keeps its last finite weights."""
         before = self._meta_vector()  # a copy, in one piece: cheap next to the step
+        state = opt.state_dict()  # copies too (the moments), as small
         opt.step()
         if np.isfinite(self._meta_vector()).all():
             return False
         for p, part in self._meta_split(before):
             p.value[...] = part
+        opt.load_state_dict(state)
         warnings.warn(f"{type(self).__name__}.{who}: the update of {where} made meta-"
                       f"parameters non-finite (meta_lr {self.meta_lr:g}); it was undone and "
                       f"training stopped, so the parameters keep their last finite values "

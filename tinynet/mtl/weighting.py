@@ -74,6 +74,7 @@ import numpy as np
 from ..checks import check_finite, check_seed, is_real_dtype, lookup
 from ..layers._checks import check_real
 from ..param import Param
+from ..rngstate import generator_from_words, generator_words
 from .min_norm import min_norm_weights
 
 __all__ = ["Weighting", "Equal", "Static", "Uncertainty", "DWA", "GradNorm", "PCGrad", "MGDA",
@@ -556,19 +557,13 @@ class PCGrad(Weighting):
     def get_state(self):
         """Also the projection order's generator (PCG64: two 128-bit words as
         four uint64, then ``has_uint32`` and ``uinteger``)."""
-        st = self.rng.bit_generator.state
-        words = [st["state"]["state"], st["state"]["inc"]]
-        rng = [w >> s & 0xFFFFFFFFFFFFFFFF for w in words for s in (64, 0)]
-        rng += [st["has_uint32"], st["uinteger"]]
-        return {**super().get_state(), "rng": np.array(rng, dtype=np.uint64)}
+        return {**super().get_state(),
+                "rng": np.array(generator_words(self.rng), dtype=np.uint64)}
 
     def _set_state(self, state):
+        rng = generator_from_words(state["rng"])  # a bad state raises before any change
         super()._set_state(state)
-        hi_s, lo_s, hi_i, lo_i, has_uint32, uinteger = (int(v) for v in state["rng"])
-        self.rng = np.random.Generator(np.random.PCG64())
-        self.rng.bit_generator.state = {
-            "bit_generator": "PCG64", "has_uint32": has_uint32, "uinteger": uinteger,
-            "state": {"state": hi_s << 64 | lo_s, "inc": hi_i << 64 | lo_i}}
+        self.rng = rng
 
 
 class MGDA(Weighting):

@@ -136,6 +136,7 @@ class LRScheduler(_SchedulerBase):
         else:
             self.base_lrs = [optimizer.defaults["lr"]]
         self.last_epoch = -1
+        self.lrs_at_save = None  # set by load_state_dict while it runs
         self.step()
 
     def step(self) -> None:
@@ -174,11 +175,15 @@ class LRScheduler(_SchedulerBase):
         The rates the schedule set at the saved epoch become the ones it
         compares with at its next step, so a change made from outside before
         saving (a plateau's cut) is taken into the base rates then, as
-        without the save and load. The optimizer's rates are set to them
-        too when they are still the epoch-0 rates this scheduler set when it
-        was made -- the optimizer's state was loaded *before* the scheduler
-        was made (torch's usual order), and making it overwrote the saved
-        rates; an optimizer loaded afterwards keeps its own.
+        without the save and load. The optimizer's rates are set to the ones
+        it had when the state was saved (``lrs_at_save``: the pending cut
+        included) when they are still the epoch-0 rates this scheduler set
+        when it was made -- the optimizer's state was loaded *before* the
+        scheduler was made (torch's usual order), and making it overwrote the
+        saved rates; an optimizer loaded afterwards keeps its own, which are
+        the same. Both orders thus resume alike. (A state saved before
+        ``lrs_at_save`` was kept puts back the rates the schedule set at the
+        saved epoch: a cut pending then is lost in the first order.)
         """
         untouched = self._lrs() == list(self._last_lr)
         super().load_state_dict(state_dict)
@@ -186,21 +191,31 @@ class LRScheduler(_SchedulerBase):
         if len(scheduled) == 1:
             scheduled = scheduled * len(self._lrs())
         if untouched:
-            self._set_lrs(scheduled)
+            self._set_lrs(list(self.lrs_at_save or scheduled))
         self._last_lr = scheduled
+        self.lrs_at_save = None
 
     def _state(self):
-        return {**super()._state(), "base_lrs": np.array(self.base_lrs, dtype=np.float64)}
+        return {**super()._state(), "base_lrs": np.array(self.base_lrs, dtype=np.float64),
+                "lrs_at_save": np.array(self._lrs(), dtype=np.float64)}
 
     def _read(self, state_dict, who):
-        lrs = np.asarray(read_entry(state_dict, "base_lrs", who))
+        # lrs_at_save: absent from a state saved before it was kept
+        lrs = (self._read_rates(state_dict, "lrs_at_save", who)
+               if "lrs_at_save" in state_dict else None)
+        return {**super()._read(state_dict, who),
+                "base_lrs": self._read_rates(state_dict, "base_lrs", who),
+                "lrs_at_save": lrs}
+
+    def _read_rates(self, state_dict, key, who) -> list:
+        """The entry ``key``: 1 rate, or 1 per parameter group, each finite and >= 0."""
+        lrs = np.asarray(read_entry(state_dict, key, who))
         n = len(self._lrs())
         if not is_real_dtype(lrs.dtype) or lrs.ndim != 1 or len(lrs) not in (1, n):
-            raise ValueError(f"{who} expected 'base_lrs' as 1 or {n} numbers (one per "
+            raise ValueError(f"{who} expected {key!r} as 1 or {n} numbers (one per "
                              f"parameter group), received dtype {lrs.dtype} of shape "
                              f"{lrs.shape}")
-        base_lrs = [_check_number(who, f"base_lrs[{i}]", float(v)) for i, v in enumerate(lrs)]
-        return {**super()._read(state_dict, who), "base_lrs": base_lrs}
+        return [_check_number(who, f"{key}[{i}]", float(v)) for i, v in enumerate(lrs)]
 
 
 class StepLR(LRScheduler):

@@ -32,8 +32,8 @@ from ..layers.base import Layer, walk_layers
 from ..layers.normalization import BatchNorm
 from .freezing import restore_trainable, snapshot_trainable, trainable_layers
 from .l2sp import L2SP
-from .selection import (check_every_layer_grouped, layer_groups, layer_index, model_layers,
-                        select_layers)
+from .selection import (check_every_layer_grouped, check_groups, check_layer_refs,
+                        layer_groups, layer_index, model_layers, select_layers)
 
 __all__ = ["discriminative_param_groups", "discriminative_lrs", "GradualUnfreezing",
            "fine_tune", "FineTuneHistory"]
@@ -131,6 +131,14 @@ class GradualUnfreezing(Callback):
     Optimizers skip frozen parameters at each step and take unfrozen ones
     back, so build the optimizer over *all* parameters (as
     :func:`discriminative_param_groups` does).
+
+    What can be checked without the model is checked when the callback is
+    made (:func:`~tinynet.transfer.selection.check_groups`,
+    :func:`~tinynet.transfer.selection.check_layer_refs`): the types of
+    ``groups`` and ``keep_frozen``, ``groups`` below 1 or an empty list,
+    and groups given by non-negative indices that overlap or are out of
+    order. Names, negative indices and slices are resolved, and checked,
+    against the model when ``fit`` starts.
     """
 
     def __init__(self, groups=None, every: int = 1, keep_frozen=None):
@@ -138,6 +146,13 @@ class GradualUnfreezing(Callback):
         if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or every < 1:
             raise ValueError(f"GradualUnfreezing expected every as a positive int, "
                              f"received {every!r}")
+        # what can be checked without the model is checked now, not at fit
+        check_groups(groups, "GradualUnfreezing")
+        if keep_frozen is not None:
+            refs = keep_frozen if isinstance(keep_frozen, (list, tuple)) else [keep_frozen]
+            for ref in refs:
+                if not isinstance(ref, Layer):
+                    check_layer_refs(ref, "GradualUnfreezing", "keep_frozen")
         self.groups = groups
         self.every = int(every)
         self.keep_frozen = keep_frozen

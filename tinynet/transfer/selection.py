@@ -18,10 +18,11 @@ import operator
 
 import numpy as np
 
-from ..checks import did_you_mean
+from ..checks import check_positive_int, did_you_mean
 
 __all__ = ["model_layers", "is_index", "layer_index", "select_layers", "layer_groups", "span",
-           "check_every_layer_grouped", "check_unique_names"]
+           "check_every_layer_grouped", "check_unique_names", "check_layer_refs",
+           "check_groups"]
 
 
 def model_layers(model) -> list:
@@ -145,18 +146,7 @@ def layer_groups(model, groups=None) -> list[list[int]]:
     layers = model_layers(model)
     if isinstance(groups, (list, tuple)):
         out = [select_layers(model, g) for g in groups]
-        seen: set[int] = set()
-        for g in out:
-            if not g:
-                raise ValueError(f"layer group {groups[out.index(g)]!r} selects no layers")
-            if seen & set(g):
-                raise ValueError(f"layer groups overlap at layer indices {sorted(seen & set(g))}")
-            if seen and min(g) < max(seen):
-                # the order gives the rates: reversed groups would give the head the lowest
-                raise ValueError(f"expected layer groups bottom (input side) to top, each above "
-                                 f"the ones before it; received {[layers[i].name for i in g]} "
-                                 f"after {[layers[i].name for i in sorted(seen)]}")
-            seen.update(g)
+        _check_group_order(groups, out, lambda idx: [layers[i].name for i in idx])
         return out
     with_params = [i for i, layer in enumerate(layers) if layer.parameters()]
     if not with_params:
@@ -178,6 +168,95 @@ def layer_groups(model, groups=None) -> list[list[int]]:
     firsts = [with_params[(j * len(with_params)) // k] for j in range(k)]
     bounds = [0] + firsts[1:] + [len(layers)]
     return [list(range(bounds[j], bounds[j + 1])) for j in range(k)]
+
+
+def _check_group_order(groups, out, label, who: str = "") -> None:
+    """Refuse layer groups (``out``: the indices of each of ``groups``) that
+    select nothing, overlap, or are not listed bottom to top; ``label(indices)``
+    names a group's layers in the message, ``who`` (if any) starts it."""
+    start = f"{who}: " if who else ""
+    seen: set[int] = set()
+    for ref, g in zip(groups, out):
+        if not g:
+            raise ValueError(f"{start}layer group {ref!r} selects no layers")
+        if seen & set(g):
+            raise ValueError(f"{start}layer groups overlap at layer indices "
+                             f"{sorted(seen & set(g))}")
+        if seen and min(g) < max(seen):
+            # the order gives the rates: reversed groups would give the head the lowest
+            raise ValueError(f"{start}expected layer groups bottom (input side) to top, each "
+                             f"above the ones before it; received {label(g)} after "
+                             f"{label(sorted(seen))}")
+        seen.update(g)
+
+
+_REFS = "a layer index (int), a name (str), a slice, a range, or a list of these"
+
+
+def check_layer_refs(refs, who: str, what: str) -> None:
+    """Refuse, before any model is at hand, a layer reference that no model
+    could resolve: another type than the module docstring lists (a float, a
+    bool, a 2-d array...), an empty name, a slice bound that is neither an
+    index nor a name, a slice step of 0, an empty list (it selects nothing).
+    Indices and names are checked against the model when it is resolved."""
+    if isinstance(refs, str):
+        if not refs:
+            raise ValueError(f"{who} expected {what} as {_REFS}; received an empty name")
+    elif isinstance(refs, slice):
+        for bound in (refs.start, refs.stop, refs.step):
+            if bound is not None and not isinstance(bound, str) and not is_index(bound):
+                raise TypeError(f"{who} expected {what} as {_REFS}; received the slice "
+                                f"{refs!r}, whose bounds are not indices or names")
+        if isinstance(refs.step, str) or (refs.step is not None
+                                          and operator.index(refs.step) == 0):
+            raise ValueError(f"{who} expected {what} as {_REFS}; received the slice {refs!r}, "
+                             f"whose step is not a nonzero index")
+    elif isinstance(refs, range) or is_index(refs):
+        pass
+    elif isinstance(refs, np.ndarray) and refs.ndim == 1 and refs.dtype.kind in "iu":
+        pass
+    elif isinstance(refs, (list, tuple)):
+        for ref in refs:
+            check_layer_refs(ref, who, what)
+    else:
+        raise TypeError(f"{who} expected {what} as {_REFS}; received {_received(refs)}")
+    if isinstance(refs, (list, tuple, range, np.ndarray)) and len(refs) == 0:
+        raise ValueError(f"{who} expected {what} to select layers; received {refs!r}, "
+                         f"which selects none")
+
+
+def _known_indices(ref) -> list[int] | None:
+    """The indices ``ref`` selects in any model, when it names them by
+    non-negative indices only (else None: they depend on the model)."""
+    if isinstance(ref, (list, tuple, range, np.ndarray)) and not isinstance(ref, str):
+        parts = [_known_indices(r) for r in ref]
+        if any(part is None for part in parts):
+            return None
+        return sorted({i for part in parts for i in part})
+    if is_index(ref) and operator.index(ref) >= 0:
+        return [operator.index(ref)]
+    return None
+
+
+def check_groups(groups, who: str) -> None:
+    """Refuse, before any model is at hand, ``groups`` (as :func:`layer_groups`
+    takes them) that no model could take: not None, an int or a list; an int
+    below 1; a list without groups, with a bad reference
+    (:func:`check_layer_refs`), or -- when the groups name layers by
+    non-negative indices -- overlapping or not bottom to top."""
+    if groups is None:
+        return
+    if isinstance(groups, (list, tuple)):
+        if not groups:
+            raise ValueError(f"{who} expected groups as a non-empty list of layer groups, "
+                             f"received {groups!r}")
+        for group in groups:
+            check_layer_refs(group, who, "each layer group")
+        known = [_known_indices(group) for group in groups]
+        if all(k is not None for k in known):
+            _check_group_order(groups, known, lambda idx: f"layers {idx}", who)
+        return
+    check_positive_int(groups, who, "groups (None, a list of layer groups, or how many)")
 
 
 def check_every_layer_grouped(model, index_groups, who: str) -> None:
