@@ -1018,6 +1018,27 @@ def test_an_undone_update_leaves_the_meta_optimizer_as_it_was(optimizer):
         np.testing.assert_array_equal(got[key], want[key], err_msg=key)
 
 
+def test_an_undone_update_with_a_step_only_meta_optimizer():
+    # a factory may return any object with step(); undoing an overflowing
+    # update must not need state_dict/load_state_dict from it
+    class StepOnly:
+        def __init__(self, params):
+            self.params, self.steps = params, 0
+
+        def step(self):
+            self.steps += 1
+            for p in self.params:
+                p.value -= np.float32(3e38) * p.grad
+
+    def learner():
+        return MAML(mlp_layers([1, 8, 1], dtype="float32"), meta_optimizer=StepOnly)
+    spoiled, reference = learner(), learner()
+    with np.errstate(all="ignore"), pytest.warns(RuntimeWarning, match="it was undone"):
+        spoiled.meta_fit(SinusoidTasks(5, seed=0), iterations=3, meta_batch_size=2, seed=0)
+    np.testing.assert_array_equal(spoiled._meta_vector(), reference._meta_vector())
+    assert spoiled.optimizer.steps == 1
+
+
 def test_pretrained_fit_undoes_an_update_that_overflows_the_weights():
     learner = Pretrained(mlp_layers([1, 8, 1], dtype="float32"), meta_optimizer="sgd",
                          meta_lr=3e38)

@@ -362,15 +362,20 @@ class MetaLearner:
         """``opt.step()``; if it made a meta-parameter NaN or infinite, undo
         it -- the values and the optimizer's state (step counts, moments),
         so that the undone step leaves no trace --, warn and return True, so
-        that the user's model keeps its last finite weights."""
+        that the user's model keeps its last finite weights. A home-made
+        optimizer from a ``meta_optimizer`` factory that has only ``step()``
+        (no ``state_dict``/``load_state_dict``) gets its values put back but
+        keeps whatever state its step changed."""
         before = self._meta_vector()  # a copy, in one piece: cheap next to the step
-        state = opt.state_dict()  # copies too (the moments), as small
+        restorable = hasattr(opt, "state_dict") and hasattr(opt, "load_state_dict")
+        state = opt.state_dict() if restorable else None  # copies the moments too
         opt.step()
         if np.isfinite(self._meta_vector()).all():
             return False
         for p, part in self._meta_split(before):
             p.value[...] = part
-        opt.load_state_dict(state)
+        if restorable:
+            opt.load_state_dict(state)
         warnings.warn(f"{type(self).__name__}.{who}: the update of {where} made meta-"
                       f"parameters non-finite (meta_lr {self.meta_lr:g}); it was undone and "
                       f"training stopped, so the parameters keep their last finite values "
