@@ -77,7 +77,7 @@ from .checks import (as_array, as_float_array, as_float_targets, check_labels,
 from .layers._checks import check_real
 from .output_losses import output_activation
 
-__all__ = ["Metric", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
+__all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
            "R2Score", "MeanSquaredError", "MeanAbsoluteError", "MetricStates",
            "accuracy", "top_k_accuracy", "precision", "recall", "f1", "auc", "r2", "mse",
            "mae", "get", "for_output", "to_config", "higher_is_better", "METRICS"]
@@ -136,6 +136,11 @@ def _check_threshold(threshold, who: str):
     # a NaN threshold would call every sample class 0 without a word
     return None if threshold is None else check_real(threshold, who, "threshold",
                                                      low_open=True, high_open=True)
+
+
+class UndefinedMetricError(ValueError):
+    """A metric without a value on these samples (an AUC of one class): raised
+    by a direct call; :class:`MetricStates` (an epoch in progress) gives NaN."""
 
 
 class Metric:
@@ -439,8 +444,11 @@ class AUC(Metric):
       differently from the softmax probability of :math:`c`).
 
     The area is undefined without both a positive and a negative sample (for
-    one-vs-rest: of every class): a ``ValueError`` says so (scikit-learn
-    warns and returns NaN). NaN scores (a diverged model) give NaN.
+    one-vs-rest: of every class): a ``ValueError`` (:class:`UndefinedMetricError`)
+    says so (scikit-learn warns and returns NaN); ``fit`` and ``evaluate``
+    refuse such targets before they start, and the running value of an
+    epoch whose batches so far hold one class is NaN. NaN scores (a
+    diverged model) give NaN.
 
     The state is the scores and labels themselves, so an epoch's AUC is
     exact: the AUC of all its samples, whatever the batches (the sort makes
@@ -478,7 +486,7 @@ class AUC(Metric):
 
     def _check_both(self, positive: np.ndarray, why: str) -> None:
         if positive.all() or not positive.any():
-            raise ValueError(f"{self.name} is undefined: {why}; it needs positive and "
+            raise UndefinedMetricError(f"{self.name} is undefined: {why}; it needs positive and "
                              f"negative samples")
 
 
@@ -562,24 +570,32 @@ class MeanAbsoluteError(_Regression):
 class MetricStates:
     """Metrics accumulated over batches: ``add(pred, target)`` per batch,
     ``results()`` the metrics of all the samples added so far
-    ``{name: value}`` (a metric not yet given a sample is left out). An
-    empty batch adds nothing."""
+    ``{name: value}`` (a metric not yet given a sample is left out; one
+    undefined on them so far, an AUC of the first batches of one class, is
+    NaN). An empty batch adds nothing."""
 
     def __init__(self, metrics):
         self.metrics = list(metrics)
-        self.states: dict = {}
+        self.states: list = [None] * len(self.metrics)
 
     def add(self, pred, target) -> None:
         if _n_samples(pred) == 0:
             return
-        for metric in self.metrics:
+        for i, metric in enumerate(self.metrics):
             state = metric.batch_state(pred, target)
-            self.states[metric.name] = state if metric.name not in self.states else \
-                metric.merge(self.states[metric.name], state)
+            self.states[i] = state if self.states[i] is None else \
+                metric.merge(self.states[i], state)
 
     def results(self) -> dict:
-        return {m.name: m.result(self.states[m.name]) for m in self.metrics
-                if m.name in self.states}
+        return {m.name: _result_or_nan(m, state) for m, state in zip(self.metrics, self.states)
+                if state is not None}
+
+
+def _result_or_nan(metric: Metric, state) -> float:
+    try:
+        return metric.result(state)
+    except UndefinedMetricError:
+        return float("nan")
 
 
 def accuracy(pred, target) -> float:
