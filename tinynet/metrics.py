@@ -401,19 +401,30 @@ def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
     return float((np.diff(x) * (y[1:] + y[:-1]) / 2.0).sum())
 
 
-def _binary_auc(positive: np.ndarray, scores: np.ndarray) -> float:
-    """scikit-learn's ``roc_auc_score`` of one binary problem, step by step:
-    scores in descending order, one ROC point per distinct score (tied
-    samples move the curve diagonally: the trapezoid counts a tie between a
-    positive and a negative as half), collinear points dropped, the curve
-    from (0, 0) to (1, 1), and the trapezoidal area under it."""
-    if np.isnan(scores).any():
+def _sorted_column(scores: np.ndarray, positive: np.ndarray):
+    """``(scores, positive)`` in ascending order of score (a stable sort: on
+    the concatenation of two sorted runs, NumPy's timsort takes linear time)."""
+    order = np.argsort(scores, kind="stable")
+    return scores[order], positive[order]
+
+
+def _binary_auc(scores: np.ndarray, positive: np.ndarray) -> float:
+    """scikit-learn's ``roc_auc_score`` of one binary problem, step by step,
+    from ``scores`` in ascending order (:func:`_sorted_column`): scores in
+    descending order, one ROC point per distinct score (tied samples move
+    the curve diagonally: the trapezoid counts a tie between a positive and
+    a negative as half), collinear points dropped, the curve from (0, 0) to
+    (1, 1), and the trapezoidal area under it. The order among tied scores
+    does not matter: the counts are taken at the end of each run of them."""
+    if len(scores) and np.isnan(scores[-1]):  # NaN sorts last
         return float("nan")  # a diverged model: TerminateOnNaN stops on its loss
-    order = np.argsort(scores, kind="mergesort")[::-1]
-    scores, positive = scores[order], positive[order].astype(np.float64)
-    ends = np.r_[np.flatnonzero(np.diff(scores)), len(scores) - 1]  # last of each score
-    tps = np.cumsum(positive)[ends]
-    fps = 1 + ends - tps
+    # scikit-learn's descending pass, counted from the ascending order: at the
+    # k-th highest distinct score v, tps = positives scoring >= v and
+    # fps = samples scoring >= v, less tps (integers: exact either way)
+    starts = np.flatnonzero(np.r_[True, scores[1:] != scores[:-1]])  # first of each score
+    positives_before = np.r_[0.0, np.cumsum(positive, dtype=np.float64)]
+    tps = (positives_before[-1] - positives_before[starts])[::-1]
+    fps = (len(scores) - starts)[::-1] - tps
     if len(fps) > 2:
         corner = np.r_[True, np.logical_or(np.diff(fps, 2), np.diff(tps, 2)), True]
         fps, tps = fps[corner], tps[corner]
@@ -450,9 +461,13 @@ class AUC(Metric):
     epoch whose batches so far hold one class is NaN. NaN scores (a
     diverged model) give NaN.
 
-    The state is the scores and labels themselves, so an epoch's AUC is
-    exact: the AUC of all its samples, whatever the batches (the sort makes
-    it independent of their order).
+    The state is the scores themselves, sorted, with whether each sample is
+    a positive (per class for one-vs-rest), so an epoch's AUC is exact: the
+    AUC of all its samples, whatever the batches and their order. Merging a
+    batch re-sorts in linear time (two sorted runs), and the running value
+    ``fit`` shows after every batch is linear too, but not free: with 20,000
+    samples so far, about 1.5 ms a batch for a binary AUC and 10 ms for 10
+    classes (one pass per class).
     """
 
     name = "auc"
@@ -464,30 +479,34 @@ class AUC(Metric):
                              f"(n,), received {pred.shape}")
         labels = _class_targets(target, pred, self.name)
         _check_samples(len(labels), self.name)
-        scores = pred.reshape(-1) if _is_binary_output(pred) else pred
-        return [(np.array(scores, dtype=np.float64), labels)]
+        if _is_binary_output(pred):  # (binary, ((sorted scores, positive),))
+            return True, (_sorted_column(pred.reshape(-1).astype(np.float64), labels == 1),)
+        return False, tuple(_sorted_column(pred[:, c].astype(np.float64), labels == c)
+                            for c in range(pred.shape[1]))
+
+    def merge(self, state, other):
+        if state[0] != other[0] or len(state[1]) != len(other[1]):
+            raise ValueError(f"{self.name} expected every batch's predictions of one shape, "
+                             f"received {len(state[1])} and then {len(other[1])} columns")
+        return state[0], tuple(_sorted_column(np.concatenate([a[0], b[0]]),
+                                              np.concatenate([a[1], b[1]]))
+                               for a, b in zip(state[1], other[1]))
 
     def result(self, state) -> float:
-        _check_samples(sum(len(labels) for _, labels in state), self.name)
-        scores = np.concatenate([s for s, _ in state])
-        labels = np.concatenate([y for _, y in state])
-        if scores.ndim == 1:
-            self._check_both(labels == 1, "the targets hold only one class (class "
-                             f"{labels[0]}, {len(labels)} samples)")
-            return _binary_auc(labels == 1, scores)
+        binary, columns = state
+        n = len(columns[0][0])
+        _check_samples(n, self.name)
         values = []
-        for c in range(scores.shape[1]):
-            positive = labels == c
-            self._check_both(positive, f"one-vs-rest for class {c} needs samples of class {c} "
-                             f"and of other classes; the targets hold "
-                             f"{int(positive.sum())} of {len(labels)} of class {c}")
-            values.append(_binary_auc(positive, scores[:, c]))
+        for c, (scores, positive) in enumerate(columns):
+            count = int(positive.sum())
+            if count in (0, n):
+                why = (f"the targets hold only one class (class {int(count > 0)}, {n} samples)"
+                       if binary else f"one-vs-rest for class {c} needs samples of class {c} "
+                       f"and of other classes; the targets hold {count} of {n} of class {c}")
+                raise UndefinedMetricError(f"{self.name} is undefined: {why}; it needs "
+                                           f"positive and negative samples")
+            values.append(_binary_auc(scores, positive))
         return float(np.average(values))
-
-    def _check_both(self, positive: np.ndarray, why: str) -> None:
-        if positive.all() or not positive.any():
-            raise UndefinedMetricError(f"{self.name} is undefined: {why}; it needs positive and "
-                             f"negative samples")
 
 
 class R2Score(Metric):
