@@ -39,8 +39,9 @@ samples taken all at once, never an average of batch scores: sums and counts
 for the means (``accuracy``, ``mse``...), the confusion matrix for
 precision, recall and F1, and the scores and targets themselves for ``auc``
 and ``r2`` (memory of the epoch's predictions, and a sort of them each time
-the running value is shown; a batch's order within the epoch changes the
-``r2`` by rounding only, the others not at all). A metric given as a
+the running value is shown). The batches and their order change the
+precision, recall, F1, AUC and accuracies not at all, the ``r2`` and the
+error means by the rounding of sums taken in another order only. A metric given as a
 function ``f(pred, target)`` is taken for a batch mean: the epoch's value
 weights the batches' by their sizes.
 
