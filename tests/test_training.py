@@ -216,3 +216,33 @@ def test_resume_equals_uninterrupted_run_in_memory():
     part.fit(x, y, epochs=4, initial_epoch=2, batch_size=8, seed=5, verbose=0)
     for wa, wb in zip(full.get_weights(), part.get_weights()):
         assert np.array_equal(wa, wb)
+
+
+def test_running_values_are_logged_as_they_are_and_reset_every_epoch():
+    # a step may return the epoch's value so far of a metric it accumulates
+    # (weight None): the loop logs it as it is, not averaged with earlier batches
+    class Counting(Model):
+        def reset_metrics(self):
+            self.seen = []
+
+    model = Counting()
+
+    def step(idx):
+        model.seen.extend(idx.tolist())
+        return {"loss": float(len(idx)), "seen": float(len(model.seen))}, {"seen": None}
+
+    batches = []
+
+    class Batches(Callback):
+        def on_batch_end(self, batch, logs=None):
+            batches.append(logs["seen"])
+
+    history = fit_loop(model, step, 10, epochs=2, batch_size=4, shuffle=False, verbose=0,
+                       callbacks=[Batches()])
+    assert batches == [4.0, 8.0, 10.0] * 2  # reset before each epoch
+    assert history.history["seen"] == [10.0, 10.0]
+    assert history.history["loss"] == [(4 * 4 + 4 * 4 + 2 * 2) / 10] * 2
+    means = RunningMeans()
+    means.add({"a": 1.0, "b": 5.0}, 2, {"b": None})
+    means.add({"a": 4.0, "b": 7.0}, 1, {"b": None})
+    assert means.means() == {"a": 2.0, "b": 7.0}

@@ -240,7 +240,11 @@ def _resolve_mode(mode: str, monitor: str, who: str) -> str:
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who} expected mode 'auto', 'min' or 'max', received {mode!r}")
     if mode == "auto":
-        return "max" if ("acc" in monitor or monitor.endswith("auc")) else "min"
+        from .metrics import higher_is_better  # (metrics imports nothing of callbacks)
+        higher = higher_is_better(monitor)
+        if higher is None:  # not a built-in metric: a loss, or a metric of the user's
+            higher = "acc" in monitor or monitor.endswith("auc")
+        return "max" if higher else "min"
     return mode
 
 
@@ -318,7 +322,11 @@ class EarlyStopping(_Monitor):
     min_delta : float, default 0
         Smallest change that counts as an improvement.
     mode : {"auto", "min", "max"}
-        "auto" maximises metrics whose name contains "acc", minimises others.
+        "auto" follows the direction of a built-in metric
+        (:func:`tinynet.metrics.higher_is_better`: ``accuracy``, ``f1``, ``auc``,
+        ``r2``... maximised, ``mse``, ``mae`` minimised), with or without
+        ``val_``; any other key is maximised if its name contains "acc" or
+        ends in "auc", minimised otherwise (a loss).
     restore_best_weights : bool, default False
         At the end of training, put back the weights of the best epoch
         (whether or not it beat ``baseline``).
@@ -618,6 +626,7 @@ class ReduceLROnPlateau(Callback):
     ----------
     monitor : str, default "val_loss"
     mode : {"auto", "min", "max"}
+        As for :class:`EarlyStopping` ("auto": the metric's direction).
     min_delta : float, optional
         Keras' name: an absolute improvement threshold, the same as
         ``threshold=min_delta, threshold_mode="abs"``. Without it the

@@ -101,6 +101,7 @@ class Sequential(Layer):
         self.metrics: list = []
         self._compiled_loss = None  # the loss and metrics as compile received them
         self._compiled_metrics: list = []
+        self._epoch_metrics = None  # fit's accumulation of the metrics (reset_metrics)
         self._bound_ids = None  # ids of the parameters this model bound the optimizer to
         self.stop_training = False
         self.stop_reason = None
@@ -643,10 +644,12 @@ class Sequential(Layer):
                                               sample_weight=None if w is None else w[idx])}
             self.backward(self.loss.backward(), need_dx=False)
             self.optimizer.step()
-            for metric in self.metrics:
-                logs[metric.name] = metric(pred, y_batch)
+            # the metrics of the epoch so far (an epoch's F1 is not a mean of batch F1s)
+            self._epoch_metrics.add(pred, y_batch)
+            logs.update(self._epoch_metrics.results())
             # the epoch's loss: the batches' weighted means, each by its total weight
-            return logs, {"loss": losses_mod.batch_weight(self.loss, len(idx))}
+            return logs, {"loss": losses_mod.batch_weight(self.loss, len(idx)),
+                          **{metric.name: None for metric in self.metrics}}
 
         keys = ["loss"] + [metric.name for metric in self.metrics]
         if validate is not None:
@@ -658,21 +661,28 @@ class Sequential(Layer):
                                 terminate_on_nan=terminate_on_nan, log_keys=keys)
         return self.history
 
+    def reset_metrics(self) -> None:
+        """Start the metrics' accumulation afresh (:func:`~tinynet.training.fit_loop`
+        calls it before each epoch): ``fit`` logs the metrics of the epoch's
+        samples so far (:class:`tinynet.metrics.MetricStates`)."""
+        self._epoch_metrics = metrics_mod.MetricStates(self.metrics)
+
     def _evaluate_arrays(self, x, y, batch_size: int, sample_weight=None) -> dict:
         """Means over all samples; with ``sample_weight`` (or class weights in
         the loss) the loss is the weighted mean over all of them (each
         batch's weighted mean, weighted by the batch's total weight:
-        ``loss.weight_total``), the metrics stay plain means. A ``"sum"``
+        ``loss.weight_total``); the metrics are those of all the samples at
+        once, unweighted (:class:`tinynet.metrics.MetricStates`). A ``"sum"``
         loss gives the batch sums' mean weighted by batch size, as Keras."""
-        means, loss = RunningMeans(), RunningMeans()
+        means, loss = metrics_mod.MetricStates(self.metrics), RunningMeans()
         for idx in batch_indices(len(x), batch_size):
             pred = self.forward(x[idx], training=False)
             w = None if sample_weight is None else sample_weight[idx]
             value = self.loss.forward(pred, y[idx], sample_weight=w)
             loss.add({"loss": value}, losses_mod.batch_weight(self.loss, len(idx)))
-            means.add({metric.name: metric(pred, y[idx]) for metric in self.metrics}, len(idx))
+            means.add(pred, y[idx])
         # every weight 0: no weighted mean; the loss of nothing is 0, as the losses say
-        return {"loss": loss.means().get("loss", 0.0), **means.means()}
+        return {"loss": loss.means().get("loss", 0.0), **means.results()}
 
     def evaluate(self, x, y, batch_size: int = 32, sample_weight=None) -> dict:
         """Loss and metrics on ``(x, y)`` in inference mode.

@@ -25,10 +25,15 @@ Write a step that trains on the samples ``idx`` and returns their logs::
                        validate=validate, callbacks=[EarlyStopping()], seed=0)
 
 Every value a step returns is a mean over its batch; the epoch's value is
-the batch values weighted by batch size. ``model`` only needs a
-``stop_training`` attribute (the loop sets it); if it has ``set_rng(rng)``
-the loop gives it a fresh generator per epoch when ``seed`` is set (dropout
-masks), and callbacks that save or restore weights use ``save``,
+the batch values weighted by batch size -- except the keys a step returns
+as *running* values (``(logs, weights)`` with ``weights[key] = None``): the
+value so far of a metric the model accumulates over the epoch
+(:class:`tinynet.metrics.MetricStates`: an F1 or an AUC of the epoch is not
+a mean of batch scores), logged as it is. ``model`` only needs a
+``stop_training`` attribute (the loop sets it); if it has ``reset_metrics()``
+the loop calls it before each epoch (to start those accumulators afresh);
+if it has ``set_rng(rng)`` the loop gives it a fresh generator per epoch
+when ``seed`` is set (dropout masks), and callbacks that save or restore weights use ``save``,
 ``get_weights``/``set_weights``, ``optimizer``.
 
 Reproducibility
@@ -80,23 +85,29 @@ class RunningMeans:
     weights of their own for the keys given in ``add``'s ``weights`` (a
     weighted loss's total sample weight: its means then combine to the
     weighted mean of the union). A key whose weights so far are all 0 has
-    the mean 0, the loss of nothing."""
+    the mean 0, the loss of nothing. A key whose weight is None holds a
+    running value already (a metric accumulated over the epoch): its last
+    value is its "mean"."""
 
     def __init__(self):
         self.sums: dict[str, float] = {}
         self.totals: dict[str, float] = {}
+        self.current: dict[str, float] = {}
         self.count = 0
 
     def add(self, logs: dict, n: int, weights: dict | None = None) -> None:
         for key, value in logs.items():
             weight = n if weights is None or key not in weights else weights[key]
+            if weight is None:
+                self.current[key] = float(value)
+                continue
             self.sums[key] = self.sums.get(key, 0.0) + float(value) * weight
             self.totals[key] = self.totals.get(key, 0) + weight
         self.count += n
 
     def means(self) -> dict[str, float]:
-        return {key: total / self.totals[key] if self.totals[key] else 0.0
-                for key, total in self.sums.items()} if self.count else {}
+        return {**{key: total / self.totals[key] if self.totals[key] else 0.0
+                   for key, total in self.sums.items()}, **self.current} if self.count else {}
 
 
 def _logs_and_weights(result, n: int):
@@ -141,14 +152,16 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     Parameters
     ----------
     model : object
-        Gets ``stop_training``/``stop_reason`` attributes; ``set_rng`` is
-        called per epoch when present and ``seed`` is given.
+        Gets ``stop_training``/``stop_reason`` attributes; ``reset_metrics``
+        is called before every epoch when present, ``set_rng`` per epoch
+        when present and ``seed`` is given.
     train_step : callable ``(idx: ndarray of int64) -> dict[str, float]``
         Trains on samples ``idx``; returns means over them (``"loss"``...).
         The epoch's logs weight each batch's by its size, or, when it returns
         ``(logs, weights)``, the keys of ``weights`` by the weight given
         there (a weighted loss's total sample weight; see
-        :class:`RunningMeans`).
+        :class:`RunningMeans`); a weight of None marks a running value (the
+        epoch's so far), taken as it is.
     n_samples : int
     epochs : int
         Index of the epoch to stop before (Keras' meaning: with
@@ -236,6 +249,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         order_rng = None
         if shuffle:
             order_rng = run_rng if seed is None else epoch_rng(seed, epoch, SHUFFLE_STREAM)
+        if hasattr(model, "reset_metrics"):
+            model.reset_metrics()
         cbs.on_epoch_begin(epoch)
         running = RunningMeans()
         for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):

@@ -29,10 +29,11 @@ __all__ = ["delta_m", "relative_gains"]
 #: Metric names for which lower is better (anything else: higher is better):
 #: ``loss``, ``rmse``, ``error``, ``err``, every name of :mod:`tinynet.losses`
 #: (``cross_entropy``, ``huber``, ``mean_squared_error``...) and every name of
-#: the error metrics of :mod:`tinynet.metrics` (``mse``, ``mae`` and their aliases).
+#: the metrics of :mod:`tinynet.metrics` whose ``higher_is_better`` is False
+#: (``mse``, ``mae`` and their aliases; ``f1``, ``auc``, ``r2``... are higher-is-better).
 LOWER_IS_BETTER = ({"loss", "rmse", "error", "err"} | set(losses_mod.LOSSES)
                    | {name for name, cls in metrics_mod.METRICS.items()
-                      if cls in (metrics_mod.MeanSquaredError, metrics_mod.MeanAbsoluteError)})
+                      if not cls.higher_is_better})
 
 
 def _lower_is_better(name: str) -> bool:

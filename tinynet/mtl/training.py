@@ -216,10 +216,12 @@ class MultiTaskTraining:
 
     compiled = False
     #: Per-task running means of the current fit epoch (see _TaskEpochs), or None:
-    #: of the metrics and weight, by labelled samples, and of the loss, by the
-    #: loss's total weight (``Loss.weight_total``).
+    #: of the weight, by labelled samples, and of the loss, by the loss's total
+    #: weight (``Loss.weight_total``); and the metrics' accumulators of the epoch's
+    #: labelled samples (:class:`tinynet.metrics.MetricStates`).
     _epoch_task_means = None
     _epoch_task_losses = None
+    _epoch_task_metrics = None
     #: True for models that add a parameter penalty (soft sharing): logged as "penalty".
     penalized = False
 
@@ -453,9 +455,14 @@ class MultiTaskTraining:
             counts.append(len(out) if mask is None else int(mask.sum()))
         return values, grads, counts
 
-    def _task_metrics(self, outs, y, masks, idx=None) -> dict:
+    def _task_metrics(self, outs, y, masks, idx=None, states=None) -> dict:
+        """``{"<task>/<metric>": value}`` on the labelled samples of ``outs``;
+        with ``states`` (one :class:`~tinynet.metrics.MetricStates` per task,
+        fit's epoch accumulators) the batch is added to them and nothing is
+        returned (:class:`_TaskEpochs` logs their results). A task without
+        a labelled sample here has no metric value (not 0)."""
         logs = {}
-        for task, out in zip(self.output_names, outs):
+        for i, (task, out) in enumerate(zip(self.output_names, outs)):
             if not self.metrics[task]:
                 continue
             target = y[task] if idx is None else y[task][idx]
@@ -463,8 +470,11 @@ class MultiTaskTraining:
             if mask is not None:
                 keep = mask if idx is None else mask[idx]
                 out, target = out[keep], target[keep]
-            for metric in self.metrics[task]:
-                logs[f"{task}/{metric.name}"] = metric(out, target) if len(out) else 0.0
+            if states is not None:
+                states[i].add(out, target)
+            elif len(out):
+                logs.update({f"{task}/{metric.name}": metric(out, target)
+                             for metric in self.metrics[task]})
         return logs
 
     def train_step(self, xs, y, masks, idx, weights=None) -> dict:
@@ -500,10 +510,10 @@ class MultiTaskTraining:
             logs[f"{task}/loss"] = float(values[i])
             if adaptive:
                 logs[f"{task}/weight"] = float(self.weighting.last_weights[i])
-        logs.update(self._task_metrics(outs, y, masks, idx))
+        logs.update(self._task_metrics(outs, y, masks, idx, self._epoch_task_metrics))
         if self._epoch_task_means is not None:
             for i, task in enumerate(self.output_names):
-                keys = (["weight"] if adaptive else []) + [m.name for m in self.metrics[task]]
+                keys = ["weight"] if adaptive else []
                 self._epoch_task_means[i].add({k: logs[f"{task}/{k}"] for k in keys},
                                               counts[i])
                 self._epoch_task_losses[i].add({"loss": logs[f"{task}/loss"]},
@@ -675,7 +685,8 @@ class _TaskEpochs(Callback):
     a batch without labels of a task as a loss (and accuracy) of 0 for it.
     Here, after every batch and at the epoch's end, every ``"<task>/..."``
     running mean is replaced by the mean weighted by the task's labelled
-    samples per batch, and ``"loss"`` by the sum of those task losses
+    samples per batch, each metric by its value on the task's labelled
+    samples of the epoch so far, and ``"loss"`` by the sum of those task losses
     (:meth:`_exact`), so that what the bar shows within an epoch is the
     quantity the epoch logs record. At the epoch's end the task losses also
     go to the weighting (DWA needs them; NaN for a task without a labelled
@@ -685,6 +696,8 @@ class _TaskEpochs(Callback):
     def on_epoch_begin(self, epoch, logs=None):
         self.model._epoch_task_means = [RunningMeans() for _ in self.model.output_names]
         self.model._epoch_task_losses = [RunningMeans() for _ in self.model.output_names]
+        self.model._epoch_task_metrics = [metrics_mod.MetricStates(self.model.metrics[t])
+                                          for t in self.model.output_names]
 
     def _exact(self, logs) -> np.ndarray:
         """Rewrite ``logs`` in place (see the class docstring); return the task
@@ -694,10 +707,10 @@ class _TaskEpochs(Callback):
         such a gap with NaN)."""
         model = self.model
         task_losses = np.full(len(model.output_names), np.nan)
-        for i, (task, means, losses) in enumerate(zip(model.output_names,
-                                                      model._epoch_task_means or (),
-                                                      model._epoch_task_losses or ())):
-            task_means = {**losses.means(), **means.means()}
+        for i, (task, means, losses, states) in enumerate(zip(
+                model.output_names, model._epoch_task_means or (),
+                model._epoch_task_losses or (), model._epoch_task_metrics or ())):
+            task_means = {**losses.means(), **means.means(), **states.results()}
             missing = ["loss", "weight"] + [m.name for m in model.metrics[task]] \
                 if not means.count else [] if losses.count else ["loss"]
             for name in missing:  # no labelled sample so far (of weight > 0, for the loss)
@@ -716,7 +729,9 @@ class _TaskEpochs(Callback):
     def on_epoch_end(self, epoch, logs=None):
         task_losses = self._exact({} if logs is None else logs)
         self.model._epoch_task_means = self.model._epoch_task_losses = None
+        self.model._epoch_task_metrics = None
         self.model.weighting.on_epoch_end(task_losses)
 
     def on_train_end(self, logs=None):
         self.model._epoch_task_means = self.model._epoch_task_losses = None
+        self.model._epoch_task_metrics = None

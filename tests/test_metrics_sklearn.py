@@ -1,0 +1,394 @@
+"""Precision, recall, F1, ROC AUC, R² (and top-k's tie rule) against scikit-learn,
+on whole data and accumulated over batches."""
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn import metrics as skm
+
+import tinynet as tn
+from tinynet import metrics
+from tinynet.layers import Dense
+
+AVERAGES = ("macro", "micro", "weighted")
+
+
+def _quiet(fn, *args, **kwargs):
+    """scikit-learn's value without its UndefinedMetricWarning (zero division)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return fn(*args, **kwargs)
+
+
+def _sk_prf(labels, predicted, average):
+    return [_quiet(fn, labels, predicted, average=average)
+            for fn in (skm.precision_score, skm.recall_score, skm.f1_score)]
+
+
+def _ours_prf(pred, target, **kwargs):
+    return [fn(pred, target, **kwargs) for fn in (metrics.precision, metrics.recall, metrics.f1)]
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_precision_recall_f1_match_sklearn_multiclass(seed):
+    rng = np.random.default_rng(seed)
+    n, classes = int(rng.integers(1, 60)), int(rng.integers(3, 7))
+    pred = rng.standard_normal((n, classes))
+    # classes that are never true, never predicted, or neither (left out of macro)
+    labels = rng.integers(0, classes - 1, n)
+    pred[:, 0] -= 10 * (seed % 2)  # class 0 never predicted on odd seeds
+    predicted = pred.argmax(axis=1)
+    for average in AVERAGES:
+        expected = _sk_prf(labels, predicted, average)
+        assert _ours_prf(pred, labels, average=average) == expected
+        assert _ours_prf(pred, np.eye(classes)[labels], average=average) == expected
+    assert _ours_prf(pred, labels) == _sk_prf(labels, predicted, "macro")  # the default
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_precision_recall_f1_match_sklearn_binary(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(1, 40))
+    logits = rng.standard_normal((n, 1)) + (seed - 3)  # seed 0: nothing predicted positive
+    labels = rng.integers(0, 2, n) * (seed != 5)       # seed 5: no positive target
+    predicted = (logits[:, 0] > 0).astype(int)
+    assert _ours_prf(logits, labels) == _sk_prf(labels, predicted, "binary")  # the default
+    assert _ours_prf(logits[:, 0], labels.astype(bool), average="binary") == \
+        _sk_prf(labels, predicted, "binary")
+    for average in AVERAGES:
+        assert _ours_prf(logits, labels, average=average) == _sk_prf(labels, predicted, average)
+    probs = 1 / (1 + np.exp(-logits))
+    assert _ours_prf(probs, labels, threshold=0.5) == _sk_prf(labels, (probs[:, 0] > 0.5), "binary")
+    # two softmax outputs: binary too, class 1 positive
+    two = np.hstack([np.zeros_like(logits), logits])
+    assert _ours_prf(two, labels) == _sk_prf(labels, predicted, "binary")
+
+
+def test_micro_scores_equal_accuracy_for_single_label_classes():
+    rng = np.random.default_rng(0)
+    pred, labels = rng.standard_normal((50, 4)), rng.integers(0, 4, 50)
+    assert _ours_prf(pred, labels, average="micro") == [metrics.accuracy(pred, labels)] * 3
+
+
+def test_zero_division_counts_zero_as_sklearn():
+    # class 2 never predicted: its precision is 0/0 -> 0; class 1 never true: recall 0
+    pred = np.eye(3)[[0, 1, 0, 0]]
+    labels = np.array([0, 0, 2, 2])
+    assert metrics.precision(pred, labels) == _quiet(skm.precision_score, labels, [0, 1, 0, 0],
+                                                     average="macro")
+    assert metrics.precision(pred, labels) == pytest.approx((1 / 3 + 0 + 0) / 3)
+    assert metrics.recall(pred, labels) == pytest.approx((1 / 2 + 0 + 0) / 3)
+
+
+def _sk_auc(labels, scores):
+    return skm.roc_auc_score(labels, scores, multi_class="ovr") if scores.ndim == 2 else \
+        skm.roc_auc_score(labels, scores)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_auc_matches_sklearn_with_ties(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(4, 80))
+    labels = rng.integers(0, 2, n)
+    labels[:2] = [0, 1]
+    scores = rng.integers(0, 1 + seed, n).astype(float)  # seed 0: every score tied
+    assert metrics.auc(scores, labels) == _sk_auc(labels, scores)
+    assert metrics.auc(scores[:, None], labels[:, None]) == _sk_auc(labels, scores)
+    # multi-class one-vs-rest, macro: probabilities with ties (rounded)
+    classes = 3 + seed % 3
+    labels = np.r_[np.arange(classes), rng.integers(0, classes, n)]
+    logits = rng.standard_normal((len(labels), classes))
+    probs = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    probs = np.round(probs, 1)
+    probs /= probs.sum(axis=1, keepdims=True)
+    assert metrics.auc(probs, labels) == _sk_auc(labels, probs)
+    assert metrics.auc(probs, np.eye(classes)[labels]) == _sk_auc(labels, probs)
+
+
+def test_auc_is_the_chance_a_positive_outscores_a_negative():
+    rng = np.random.default_rng(3)
+    scores, labels = rng.integers(0, 4, 30).astype(float), rng.integers(0, 2, 30)
+    pos, neg = scores[labels == 1], scores[labels == 0]
+    pairs = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    assert metrics.auc(scores, labels) == pytest.approx(pairs.mean(), abs=1e-15)
+
+
+def test_auc_undefined_cases():
+    with pytest.raises(ValueError, match="auc is undefined: the targets hold only one class"):
+        metrics.auc(np.array([0.1, 0.2, 0.3]), np.array([1, 1, 1]))
+    with pytest.raises(ValueError, match="one-vs-rest for class 2 .* 0 of 4"):
+        metrics.auc(np.eye(3)[[0, 1, 0, 1]], np.array([0, 1, 0, 1]))
+    assert np.isnan(metrics.auc(np.array([np.nan, 0.2]), np.array([0, 1])))
+    # an epoch whose first batches hold one class: NaN until both have come
+    states = metrics.MetricStates([metrics.AUC()])
+    states.add(np.array([0.1, 0.2]), np.array([0, 0]))
+    assert np.isnan(states.results()["auc"])
+    states.add(np.array([0.3]), np.array([1]))
+    assert states.results()["auc"] == 1.0
+
+
+def test_fit_refuses_single_class_targets_for_auc_before_training():
+    model = tn.Sequential([Dense(1, input_dim=2, seed=0)])
+    model.compile("sgd", loss="binary_cross_entropy", metrics=["auc"])
+    x = np.zeros((6, 2), dtype=np.float32)
+    with pytest.raises(ValueError, match="auc is undefined: the targets hold only one class"):
+        model.fit(x, np.ones(6, dtype=int), verbose=0)
+    with pytest.raises(ValueError, match="auc is undefined"):
+        model.fit(x, np.arange(6) % 2, validation_data=(x, np.zeros(6, dtype=int)), verbose=0)
+
+
+def test_fit_with_sorted_labels_logs_the_whole_epochs_auc():
+    # the first batches hold class 0 only: the running AUC is NaN, the epoch's is not
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((40, 2)).astype(np.float32), (np.arange(40) >= 30).astype(int)
+    model = tn.Sequential([Dense(1, input_dim=2, seed=0)])
+    model.compile(tn.optim.SGD(lr=0.0), loss="binary_cross_entropy", metrics=["auc"])
+    seen = []
+
+    class Logger(tn.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(logs["auc"])
+
+    logger = Logger()
+    history = model.fit(x, y, batch_size=10, shuffle=False, callbacks=[logger], verbose=0)
+    assert np.isnan(seen[:3]).all() and seen[3] == history.history["auc"][0]
+    assert history.history["auc"][0] == skm.roc_auc_score(y, model.predict(x)[:, 0])
+    with pytest.raises(ValueError, match=r"auc expected predictions of shape \(n, classes\)"):
+        metrics.auc(np.zeros((4, 2, 2)), np.array([0, 1, 0, 1]))
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_r2_matches_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    n, outputs = int(rng.integers(2, 50)), int(rng.integers(1, 4))
+    target = rng.standard_normal((n, outputs)) * 3 + 1
+    pred = target + rng.standard_normal((n, outputs))
+    if outputs > 1:  # a constant target column: predicted exactly (1) or not (0)
+        target[:, 0] = 2.0
+        pred[:, 0] = 2.0 if seed % 2 else 2.5
+    assert metrics.r2(pred, target) == skm.r2_score(target, pred)
+    assert metrics.r2(pred[:, :1], target[:, 0]) == skm.r2_score(target[:, 0], pred[:, 0])
+
+
+def test_r2_of_one_sample_is_nan_as_sklearn():
+    assert np.isnan(metrics.r2(np.array([[1.0]]), np.array([[2.0]])))
+    assert np.isnan(_quiet(skm.r2_score, [2.0], [1.0]))
+
+
+def test_r2_is_higher_is_better_and_refuses_other_shapes():
+    with pytest.raises(ValueError, match="predictions' shape"):
+        metrics.r2(np.zeros((3, 2)), np.zeros((3, 3)))
+
+
+@pytest.mark.parametrize("name", ["accuracy", "top_k_accuracy", "precision", "recall", "f1",
+                                  "auc", "r2", "mse", "mae"])
+def test_no_samples_is_an_error_as_in_sklearn(name):
+    metric = metrics.get(name)
+    pred = np.zeros((0, 5))
+    target = np.zeros(0, dtype=int) if name not in ("r2", "mse", "mae") else np.zeros((0, 5))
+    with pytest.raises(ValueError, match=f"{metric.name} expected at least one sample, "
+                                         f"received 0"):
+        metric(pred, target)
+    with pytest.raises(ValueError, match="minimum of 1 sample"):
+        skm.accuracy_score([], [])
+
+
+def test_top_k_ties_go_to_the_lower_index_as_argmax_unlike_sklearn():
+    pred = np.array([[0.5, 0.5, 0.0], [0.2, 0.4, 0.4]])
+    labels = np.array([0, 2])
+    # ours: the tie goes to class 0 (sample 0 a hit) and to class 1 (sample 1 a miss),
+    # as np.argmax, so top-1 equals accuracy
+    assert metrics.top_k_accuracy(pred, labels, k=1) == metrics.accuracy(pred, labels) == 0.5
+    assert skm.accuracy_score(labels, pred.argmax(axis=1)) == 0.5
+    # scikit-learn's top_k_accuracy_score gives ties to the higher index
+    sk = skm.top_k_accuracy_score(labels, pred, k=1, labels=[0, 1, 2])
+    assert sk == 0.5 and skm.top_k_accuracy_score([0], pred[:1], k=1, labels=[0, 1, 2]) == 0.0
+    assert metrics.top_k_accuracy(pred[:1], labels[:1], k=1) == 1.0
+    # without ties they agree
+    rng = np.random.default_rng(0)
+    pred, labels = rng.standard_normal((60, 5)), np.r_[np.arange(5), rng.integers(0, 5, 55)]
+    for k in (1, 2, 4):
+        assert metrics.top_k_accuracy(pred, labels, k=k) == \
+            _quiet(skm.top_k_accuracy_score, labels, pred, k=k)
+
+
+def test_bad_arguments():
+    with pytest.raises(ValueError, match="F1Score expected average None or one of 'binary', "
+                                         "'macro', 'micro', 'weighted', received 'samples'"):
+        metrics.F1Score(average="samples")
+    with pytest.raises(ValueError, match="precision with average='binary' expected two "
+                                         "classes .* received predictions of 3 classes"):
+        metrics.precision(np.zeros((2, 3)), np.array([0, 1]), average="binary")
+    with pytest.raises(ValueError, match="top_4_accuracy expected k at most the number of "
+                                         "classes 3, received k=4"):
+        metrics.top_k_accuracy(np.zeros((2, 3)), np.array([0, 1]), k=4)
+    with pytest.raises(ValueError, match="Recall expected threshold"):
+        metrics.Recall(threshold=np.nan)
+    with pytest.raises(ValueError, match="labels in"):
+        metrics.f1(np.zeros((2, 3)), np.array([0, 3]))
+    with pytest.raises(ValueError, match=r"f1 expected predictions of shape"):
+        metrics.f1(np.zeros((2, 3, 1)), np.array([0, 1]))
+
+
+# ------------------------------------------------------------- over batches
+NEW = ("accuracy", "precision", "recall", "f1", "auc")
+
+
+def _batches(rng, n):
+    cuts = np.sort(rng.choice(np.arange(1, n), size=5, replace=False))
+    return np.split(rng.permutation(n), cuts)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_states_merged_over_batches_equal_the_whole(seed):
+    rng = np.random.default_rng(seed)
+    n = 60
+    labels = np.r_[np.arange(4), rng.integers(0, 4, n - 4)]
+    probs = np.round(rng.dirichlet(np.ones(4), n), 2)
+    target, pred = rng.standard_normal((n, 2)), rng.standard_normal((n, 2))
+    classification = [metrics.get(m) for m in NEW] + [metrics.F1Score("weighted"),
+                                                      metrics.Precision("micro")]
+    states, regression = metrics.MetricStates(classification), metrics.MetricStates(
+        [metrics.R2Score(), metrics.MeanSquaredError()])
+    for idx in _batches(rng, n):
+        states.add(probs[idx], labels[idx])
+        regression.add(pred[idx], target[idx])
+    results = [m.result(state) for m, state in zip(states.metrics, states.states)]
+    for metric, result in zip(classification, results):  # exact: counts, a sort of scores
+        assert result == metric(probs, labels)
+    assert regression.results()["r2"] == pytest.approx(skm.r2_score(target, pred), rel=1e-13)
+    assert regression.results()["mse"] == pytest.approx(metrics.mse(pred, target), rel=1e-13)
+
+
+def _frozen(model):
+    """Train at a zero rate: every batch sees the same weights, so an epoch's
+    metrics must equal the metrics of predict on all the training samples."""
+    return tn.optim.SGD(lr=0.0)
+
+
+def test_fit_logs_the_epoch_metric_not_a_mean_of_batch_scores():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((101, 4)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * rng.standard_normal(101) > 0).astype(int)
+    model = tn.Sequential([Dense(1, input_dim=4, seed=0)])
+    model.compile(_frozen(model), loss="binary_cross_entropy", metrics=list(NEW))
+    x_val, y_val = x[:40], y[:40]
+    history = model.fit(x, y, epochs=2, batch_size=8, seed=0, verbose=0,
+                        validation_data=(x_val, y_val))
+    scores = model.predict(x)[:, 0]
+    predicted = (scores > 0).astype(int)
+    expected = {"accuracy": skm.accuracy_score(y, predicted),
+                "precision": skm.precision_score(y, predicted),
+                "recall": skm.recall_score(y, predicted), "f1": skm.f1_score(y, predicted),
+                "auc": skm.roc_auc_score(y, scores)}
+    val_scores = model.predict(x_val)[:, 0]
+    for name, value in expected.items():
+        assert history.history[name] == [value, value], name
+    assert history.history["val_auc"][-1] == skm.roc_auc_score(y_val, val_scores)
+    assert history.history["val_f1"][-1] == skm.f1_score(y_val, (val_scores > 0).astype(int))
+    # a mean of batch F1s would differ (batches of 8 with few positives)
+    batch_f1 = [skm.f1_score(y[i:i + 8], predicted[i:i + 8], zero_division=0)
+                for i in range(0, 101, 8)]
+    assert not np.isclose(np.average(batch_f1, weights=[len(y[i:i + 8])
+                                                        for i in range(0, 101, 8)]),
+                          expected["f1"])
+    evaluated = model.evaluate(x, y, batch_size=7)
+    assert {k: evaluated[k] for k in expected} == expected
+
+
+def test_fit_r2_over_the_epoch_equals_r2_of_all_samples():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((90, 3)).astype(np.float32)
+    y = x @ np.array([[1.0, 0.5], [-1.0, 0.0], [0.3, 2.0]], dtype=np.float32)
+    model = tn.Sequential([Dense(2, input_dim=3, seed=0)])
+    model.compile(_frozen(model), loss="mse", metrics=["r2", "mse"])
+    history = model.fit(x, y, epochs=1, batch_size=16, seed=3, verbose=0)
+    expected = skm.r2_score(y.astype(np.float64), model.predict(x).astype(np.float64))
+    assert history.history["r2"][0] == pytest.approx(expected, rel=1e-12)
+    assert model.evaluate(x, y, batch_size=1000)["r2"] == expected
+
+
+def test_mtl_fit_accumulates_each_task_metric_over_its_labelled_samples():
+    rng = np.random.default_rng(2)
+    n = 64
+    x = rng.standard_normal((n, 5)).astype(np.float32)
+    inp = tn.mtl.Input((5,))
+    trunk = Dense(8, activation="relu", seed=0)(inp)
+    model = tn.mtl.Model(inp, {"a": Dense(3, seed=1)(trunk), "b": Dense(1, seed=2)(trunk)})
+    y_a = rng.integers(0, 3, n)
+    y_a[rng.random(n) < 0.3] = -1  # missing labels
+    y_b = rng.standard_normal(n)
+    model.compile(tn.optim.SGD(lr=0.0), loss={"a": "cross_entropy", "b": "mse"},
+                  metrics={"a": ["f1", "auc", "accuracy"], "b": ["r2"]})
+    history = model.fit(x, {"a": y_a, "b": y_b}, epochs=1, batch_size=10, seed=0, verbose=0)
+    out = model.predict(x)
+    keep = y_a >= 0
+    assert history.history["a/f1"][0] == skm.f1_score(y_a[keep], out["a"][keep].argmax(1),
+                                                       average="macro")
+    assert history.history["a/auc"][0] == metrics.auc(out["a"][keep], y_a[keep])
+    assert history.history["b/r2"][0] == pytest.approx(
+        skm.r2_score(y_b, out["b"][:, 0].astype(np.float64)), rel=1e-12)
+    assert model.evaluate(x, {"a": y_a, "b": y_b})["a/f1"] == history.history["a/f1"][0]
+
+
+# ------------------------------------------------------ registry, direction
+def test_registry_names_and_history_keys():
+    for name, cls in (("precision", metrics.Precision), ("recall", metrics.Recall),
+                      ("f1", metrics.F1Score), ("f1_score", metrics.F1Score),
+                      ("auc", metrics.AUC), ("roc_auc", metrics.AUC), ("r2", metrics.R2Score),
+                      ("r2_score", metrics.R2Score)):
+        assert type(metrics.get(name)) is cls
+    x = np.random.default_rng(0).standard_normal((20, 3)).astype(np.float32)
+    y = np.arange(20) % 3
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    model.compile("adam", loss="cross_entropy", metrics=["f1", "auc", "precision", "recall"])
+    history = model.fit(x, y, epochs=1, verbose=0, seed=0)
+    assert set(history.history) == {"loss", "f1", "auc", "precision", "recall"}
+
+
+@pytest.mark.parametrize("monitor, mode", [
+    ("val_f1", "max"), ("f1", "max"), ("val_auc", "max"), ("val_r2", "max"),
+    ("precision", "max"), ("val_recall", "max"), ("val_left/f1", "max"),
+    ("val_top_3_accuracy", "max"), ("val_mse", "min"), ("val_loss", "min"),
+    ("val_my_acc", "max"), ("val_my_error", "min")])
+def test_auto_mode_follows_the_registry(monitor, mode):
+    assert tn.callbacks.EarlyStopping(monitor=monitor).mode == mode
+    assert tn.callbacks.ModelCheckpoint("m.npz", monitor=monitor).mode == mode
+    assert tn.callbacks.ReduceLROnPlateau(monitor=monitor).mode == mode
+
+
+def test_delta_m_takes_the_new_metrics_as_higher_is_better():
+    gains = tn.mtl.metrics.relative_gains({"a/f1": 0.9, "b/r2": 0.9, "c/auc": 0.9},
+                                          {"a/f1": 0.8, "b/r2": 0.8, "c/auc": 0.8})
+    assert all(g > 0 for g in gains.values())
+    for name in ("precision", "recall", "f1", "auc", "r2"):
+        assert metrics.higher_is_better(name) is True
+    assert metrics.higher_is_better("mae") is False and metrics.higher_is_better("loss") is None
+
+
+def test_thresholded_metrics_take_one_half_after_a_sigmoid():
+    head = Dense(1, activation="sigmoid")
+    for name in ("precision", "recall", "f1"):
+        fitted = metrics.for_output(metrics.get(name), head)
+        assert type(fitted) is type(metrics.get(name)) and fitted.threshold == 0.5
+    kept = metrics.F1Score(average="macro", threshold=0.2)
+    assert metrics.for_output(kept, head) is kept
+
+
+def test_save_and_load_keep_the_new_metrics(tmp_path):
+    x = np.random.default_rng(0).standard_normal((30, 3)).astype(np.float32)
+    y = np.arange(30) % 3
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    given = ["f1", metrics.Precision(average="weighted"), "auc", metrics.Recall("micro")]
+    model.compile("adam", loss="cross_entropy", metrics=given)
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    config = model.get_compile_config()["metrics"]
+    assert config[:1] == ["f1"] and config[2] == "auc"
+    assert config[1] == {"class": "Precision", "config": {"average": "weighted",
+                                                          "threshold": None}}
+    model.save(tmp_path / "m.npz")
+    again = tn.load(tmp_path / "m.npz")
+    assert [(type(m), m.get_config()) for m in again.metrics] == \
+        [(type(m), m.get_config()) for m in model.metrics]
+    assert again.evaluate(x, y) == model.evaluate(x, y)
