@@ -221,7 +221,7 @@ def test_a_task_without_any_labelled_sample_is_an_error(absent):
 
 
 @pytest.mark.parametrize("weighting", ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad",
-                                       "mgda", {"cls": 2.0, "reg": 0.5}])
+                                       "mgda", "mgda_ub", {"cls": 2.0, "reg": 0.5}])
 def test_fit_logs_every_task_and_learns(weighting):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 5)).astype(np.float32)
@@ -243,13 +243,13 @@ def test_fit_logs_every_task_and_learns(weighting):
     assert "cls/accuracy" in out.getvalue()
     assert after["loss"] < before["loss"]
     assert np.isfinite(after["reg/loss"])
-    if weighting in ("uncertainty", "gradnorm", "dwa", "mgda", "pcgrad"):
+    if weighting in ("uncertainty", "gradnorm", "dwa", "mgda", "mgda_ub", "pcgrad"):
         assert "cls/weight" in history.history
     preds = model.predict(x[:7])
     assert set(preds) == {"cls", "reg"} and preds["reg"].shape == (7, 2)
 
 
-@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "pcgrad", "mgda"])
+@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "pcgrad", "mgda", "mgda_ub"])
 def test_a_task_absent_from_the_batch_is_left_out_of_the_weighting(weighting):
     # No "reg" label in the batch: the update must be the one "cls" alone asks for
     # (all these start from weights 1), not zero (MGDA's alpha on the zero gradient).
@@ -268,7 +268,7 @@ def test_a_task_absent_from_the_batch_is_left_out_of_the_weighting(weighting):
     for a, b in zip(grads["equal"], grads[weighting]):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
     w = model.weighting
-    if weighting == "mgda":
+    if weighting in ("mgda", "mgda_ub"):
         np.testing.assert_array_equal(w.last_weights, [1.0, 0.0])
     if weighting == "uncertainty":
         assert w.log_vars.grad[1] == 0 and w.log_vars.grad[0] != 0

@@ -18,15 +18,19 @@ shared update :math:`g`:
                  :math:`g_s` it conflicts with (:math:`g_t^\top g_s < 0`), sum
 ``mgda``         Sener & Koltun 2018: :math:`g = \sum_t \alpha_t g_t`, the
                  min-norm point of the convex hull of the :math:`g_t`
+``mgda_ub``      MGDA-UB, the paper's section 3.3: :math:`\alpha` from the
+                 gradients with respect to the shared representation
+                 :math:`Z` (the trunk's output) instead of :math:`\theta`
 ===============  ==========================================================
 
 The first four only *weight the losses*: one backward pass of
-:math:`\sum_t w_t L_t` through the whole model. The last three need every
+:math:`\sum_t w_t L_t` through the whole model. The others need every
 :math:`g_t` separately (``needs_task_gradients = True``): the trainer runs one
 forward pass and then **one backward pass per task** (head :math:`t` and
 the shared trunk), copying the shared gradient after each, so a step costs
 :math:`T` trunk backward passes instead of one, plus :math:`O(T^2 P)` for the
-inner products of :math:`P` shared parameters. Task-specific parameters
+inner products of :math:`P` shared parameters (``mgda_ub``: :math:`T` head
+backward passes and one trunk backward pass, see :class:`MGDAUB`). Task-specific parameters
 always receive their own task's gradient (scaled by :math:`w_t` for GradNorm),
 as in LibMTL.
 
@@ -42,7 +46,7 @@ task's labelled samples only; ``gradnorm`` takes the means :math:`\bar G`,
 :math:`\overline{\tilde L}` over present tasks, fixes :math:`L_t(0)` at the
 first batch the task is present in and gives an absent task's weight no
 gradient; ``pcgrad`` projects present tasks on present tasks; ``mgda`` solves
-the min-norm problem over present tasks and gives absent ones
+(and ``mgda_ub``) the min-norm problem over present tasks and gives absent ones
 :math:`\alpha_t = 0` (otherwise the zero gradient would be the min-norm
 point and freeze the shared parameters). With no task present the shared
 gradient is zero.
@@ -77,7 +81,7 @@ from ..param import Param
 from .min_norm import min_norm_weights
 
 __all__ = ["Weighting", "Equal", "Static", "Uncertainty", "DWA", "GradNorm", "PCGrad", "MGDA",
-           "WEIGHTINGS", "WEIGHTING_CLASSES", "get", "weighting_to_dict", "weighting_from_dict"]
+           "MGDAUB", "WEIGHTINGS", "WEIGHTING_CLASSES", "get", "weighting_to_dict", "weighting_from_dict"]
 
 #: Every weighting class by its class name (user subclasses too), for loading.
 WEIGHTING_CLASSES: dict[str, type] = {}
@@ -93,7 +97,8 @@ class Weighting:
 
     A weighting of your own subclasses this one and overrides
     :meth:`loss_weights` (T finite numbers) and/or, with
-    ``needs_task_gradients = True``, :meth:`combine` (one row of P numbers);
+    ``needs_task_gradients = True``, :meth:`combine` (one row of P numbers,
+    or with ``rep_grad = True`` one of the representation's size);
     both take ``present=`` (see "Tasks absent from a batch"), which
     :meth:`present_mask` turns into booleans. Set ``last_weights`` for the
     logs. Constructor arguments go in :meth:`get_config` and anything
@@ -104,6 +109,14 @@ class Weighting:
 
     name = "equal"
     needs_task_gradients = False
+    #: With ``needs_task_gradients``: whether :meth:`combine` receives the
+    #: gradients with respect to the shared representation (the trunk's
+    #: output, one row of batch x features a task) instead of the shared
+    #: parameters (LibMTL's ``rep_grad``); its result is then that
+    #: representation's gradient, which the trainer backpropagates once
+    #: through the trunk. Only models with such a representation take it
+    #: (:meth:`tinynet.mtl.Model.shared_representation`).
+    rep_grad = False
     #: State arrays whose first axis grows during training (DWA's history).
     _growing_state = ()
     #: State arrays that may hold NaN (GradNorm's L_t(0) of a task not seen yet).
@@ -645,6 +658,53 @@ class MGDA(Weighting):
         return {"normalize": self.normalize}
 
 
+class MGDAUB(MGDA):
+    r"""MGDA-UB: MGDA on the shared representation (Sener & Koltun 2018, section 3.3).
+
+    For a hard-sharing model :math:`f_t(x) = h_t(Z)`, :math:`Z = z(x;\theta)`
+    the trunk's output (a batch of :math:`B` rows), the chain rule gives
+    :math:`\nabla_\theta L_t = J^\top \nabla_Z L_t` with :math:`J =
+    \partial Z/\partial\theta`, so
+
+    .. math::
+        \Big\lVert\sum_t \alpha_t \nabla_\theta L_t\Big\rVert^2
+        \le \lVert J\rVert^2 \Big\lVert\sum_t \alpha_t \nabla_Z L_t\Big\rVert^2 .
+
+    MGDA-UB minimises the upper bound instead: :math:`\alpha` is the
+    min-norm point of the :math:`\nabla_Z L_t` (each a vector of :math:`B
+    \times` the representation's size, the whole batch), then the trunk
+    receives :math:`\sum_t \alpha_t \nabla_Z L_t` and one backward pass
+    gives :math:`\sum_t \alpha_t \nabla_\theta L_t`. The paper proves that
+    the result is still Pareto-stationary or a descent direction of every
+    task when :math:`J` has full rank; it is not the same :math:`\alpha` as
+    MGDA's in general.
+
+    Cost of a step, with :math:`T` tasks: MGDA runs :math:`T` backward
+    passes through head and trunk; MGDA-UB runs :math:`T` through the heads
+    only (each stops at :math:`Z`) and **one** through the trunk, and its Gram
+    matrix is over the :math:`B\,|Z|` entries of :math:`\nabla_Z L_t`
+    instead of the :math:`P` shared parameters. ``normalize`` and the
+    handling of absent tasks and of non-finite gradients are MGDA's, applied
+    to :math:`\nabla_Z L_t`. Task-specific parameters get their own task's
+    gradient, as with MGDA.
+
+    The model must have a shared representation: one tensor that every
+    head reads the shared layers through, with every shared parameter
+    before it (:class:`~tinynet.mtl.HardSharing`, or a functional model of
+    that form; :meth:`tinynet.mtl.Model.shared_representation`). ``compile``
+    refuses other models (soft sharing, cross-stitch, MMoE) with a
+    ``ValueError`` saying why. LibMTL calls this ``rep_grad=True`` with its
+    MGDA weighting.
+
+    Parameters
+    ----------
+    normalize : {"none", "l2", "loss", "loss+"}, default "none"
+    """
+
+    name = "mgda_ub"
+    rep_grad = True
+
+
 def _unit_max(a: np.ndarray) -> np.ndarray:
     """``a`` divided by its largest absolute entry (unchanged if all zero)."""
     largest = float(np.abs(a).max())
@@ -654,7 +714,7 @@ def _unit_max(a: np.ndarray) -> np.ndarray:
 #: Weighting names to classes.
 WEIGHTINGS: dict[str, type] = {
     "equal": Equal, "static": Static, "uncertainty": Uncertainty, "dwa": DWA,
-    "gradnorm": GradNorm, "pcgrad": PCGrad, "mgda": MGDA,
+    "gradnorm": GradNorm, "pcgrad": PCGrad, "mgda": MGDA, "mgda_ub": MGDAUB,
 }
 
 
