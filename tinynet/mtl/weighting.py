@@ -245,6 +245,23 @@ def checked_result(weighting: Weighting, name: str, value, shape: tuple,
     return array
 
 
+def check_nonnegative_losses(weighting: Weighting, losses, present=None,
+                              why: str = "") -> None:
+    """Refuse a negative loss of a present task (``ValueError`` naming the
+    task and the value) for a method that divides by task losses (DWA's
+    ratios, GradNorm's :math:`L_t/L_t(0)`, MGDA's ``"loss"`` normalisation):
+    with a loss that can be negative (a user's; tinynet's built-in losses
+    are not) the ratios change sign and the weights mean nothing. A loss of 0
+    is taken as :math:`10^{-12}` there (documented by each method);
+    non-finite losses are left for the NaN stop."""
+    losses = np.asarray(losses, dtype=np.float64)
+    bad = weighting.present_mask(present) & np.isfinite(losses) & (losses < 0)
+    if bad.any():
+        t = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{weighting!r} expected non-negative task losses ({why}), "
+                         f"received {losses[t]:.6g} for task {weighting.task_names[t]!r}")
+
+
 class Equal(Weighting):
     """:math:`L = \\sum_t L_t`: the baseline."""
 
@@ -382,6 +399,12 @@ class DWA(Weighting):
     epoch in which some task had no labelled sample at all (its mean is NaN:
     a run stopped early) is not recorded and the weights stay as they are.
 
+    The ratios need non-negative losses: a negative batch loss of a task is
+    a ``ValueError`` (only a loss of your own can be negative), and a mean
+    of 0 in the denominator counts as :math:`10^{-12}` (a task fitted
+    exactly for a whole epoch: :math:`r_t` is 0 if it stays so, and large,
+    favouring the task, if its loss comes back).
+
     Parameters
     ----------
     temperature : float > 0, default 2.0
@@ -400,6 +423,8 @@ class DWA(Weighting):
         return self
 
     def loss_weights(self, losses, training=True, present=None):
+        check_nonnegative_losses(self, losses, present, "it weighs tasks by ratios of "
+                                 "their epoch mean losses")
         return self.last_weights
 
     def on_epoch_end(self, mean_losses):
@@ -448,6 +473,12 @@ class GradNorm(Weighting):
     no gradient; :math:`L_t(0)` is the loss of the first batch the task is
     present in.
 
+    The loss ratios need non-negative losses (a negative one is a
+    ``ValueError``; an :math:`L_t(0)` of 0 counts as :math:`10^{-12}`). The
+    norms :math:`\lVert g_t\rVert` are taken of each gradient scaled to a
+    largest entry of 1 (and scaled back), so that they neither overflow
+    (gradients around :math:`10^{170}`) nor underflow.
+
     Parameters
     ----------
     alpha : float, default 1.5
@@ -482,11 +513,13 @@ class GradNorm(Weighting):
         on = self.present_mask(present)
         if not on.any():
             return grads.sum(axis=0)
+        check_nonnegative_losses(self, losses, on, "it weighs tasks by the ratios "
+                                 "L_t / L_t(0) of their losses")
         losses = np.asarray(losses, dtype=np.float64)
         first = on & np.isnan(self.initial_losses)
         self.initial_losses[first] = np.maximum(losses[first], 1e-12)
         losses = losses[on]
-        norms = np.sqrt(np.einsum("ij,ij->i", grads[on], grads[on], dtype=np.float64))
+        norms = _row_norms(grads[on].astype(np.float64))
         ratio = losses / self.initial_losses[on]
         rate = ratio / max(ratio.mean(), 1e-12)
         target = norms.mean() * rate ** self.alpha
@@ -523,6 +556,12 @@ class PCGrad(Weighting):
     A task absent from the batch (no labelled sample, zero gradient) is
     neither projected nor projected upon.
 
+    The projection is computed as :math:`\tilde g_t \leftarrow \tilde g_t -
+    (\tilde g_t^\top u_s) u_s` with the unit vector :math:`u_s = g_s /
+    \lVert g_s\rVert`, formed from :math:`g_s` scaled to a largest entry of 1:
+    no squared norm of a gradient is formed, which would underflow to 0 for
+    gradients around :math:`10^{-170}` (and overflow around :math:`10^{170}`).
+
     Parameters
     ----------
     seed : int, optional
@@ -551,16 +590,18 @@ class PCGrad(Weighting):
     def combine(self, grads, losses, present=None):
         on = self.present_mask(present)
         grads64 = grads.astype(np.float64)
-        sq_norms = np.einsum("ij,ij->i", grads64, grads64)
+        norms = _row_norms(grads64)
+        units = np.divide(grads64, norms[:, None], out=np.zeros_like(grads64),
+                          where=norms[:, None] > 0)
         projected = grads64.copy()
         projected[~on] = 0.0
         for t in np.flatnonzero(on):
             for s in self.rng.permutation(len(grads64)):
-                if s == t or not on[s] or sq_norms[s] == 0:
+                if s == t or not on[s] or norms[s] == 0:
                     continue
-                dot = projected[t] @ grads64[s]
+                dot = projected[t] @ units[s]
                 if dot < 0:
-                    projected[t] -= dot / sq_norms[s] * grads64[s]
+                    projected[t] -= dot * units[s]
         return projected.sum(axis=0).astype(grads.dtype)
 
     def get_config(self):
@@ -610,6 +651,10 @@ class MGDA(Weighting):
     norms and Gram matrix are formed (:math:`\alpha` does not depend on a
     common scale), so that these neither overflow nor underflow.
 
+    ``"loss"`` and ``"loss+"`` divide by the task losses, which must then be
+    non-negative: a negative one (only a loss of your own can be) is a
+    ``ValueError``, and a loss of 0 counts as :math:`10^{-12}`.
+
     Parameters
     ----------
     normalize : {"none", "l2", "loss", "loss+"}, default "none"
@@ -627,6 +672,9 @@ class MGDA(Weighting):
 
     def combine(self, grads, losses, present=None):
         on = self.present_mask(present)
+        if self.normalize in ("loss", "loss+"):
+            check_nonnegative_losses(self, losses, on, f"normalize={self.normalize!r} "
+                                     f"divides each task's gradient by its loss")
         alpha = np.zeros(self.n_tasks)
         if on.any():
             alpha[on] = self._min_norm(grads[on], np.asarray(losses)[on])
@@ -709,6 +757,16 @@ def _unit_max(a: np.ndarray) -> np.ndarray:
     """``a`` divided by its largest absolute entry (unchanged if all zero)."""
     largest = float(np.abs(a).max())
     return a / largest if largest > 0 else a
+
+
+def _row_norms(a: np.ndarray) -> np.ndarray:
+    """The Euclidean norm of each row of ``a`` (float64), each row scaled to a
+    largest entry of 1 first and the norm scaled back, so that neither the
+    squares underflow (entries around 1e-170) nor overflow (around 1e170)."""
+    largest = np.abs(a).max(axis=1) if a.size else np.zeros(len(a))
+    safe = np.where(largest > 0, largest, 1.0)
+    scaled = a / safe[:, None]
+    return largest * np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
 
 
 #: Weighting names to classes.
