@@ -717,12 +717,14 @@ class _TaskEpochs(Callback):
         self.model._epoch_task_means = [RunningMeans() for _ in self.model.output_names]
         self.model._epoch_task_losses = [RunningMeans() for _ in self.model.output_names]
 
-    def _exact(self, logs) -> np.ndarray:
+    def _exact(self, logs, epoch_end: bool = False) -> np.ndarray:
         """Rewrite ``logs`` in place (see the class docstring); return the task
-        losses. A task without a labelled sample so far has no mean: its keys
-        are left out (fit_loop's would read 0), so the bar shows none for it,
-        nor the log of an epoch stopped before its first label (History pads
-        such a gap with NaN)."""
+        losses. A task without a labelled sample so far has no mean: within an
+        epoch its keys are left out (fit_loop's would read 0), so the bar
+        shows none for it; at the ``epoch_end`` of an epoch stopped before its
+        first label they are NaN, so that the epoch logs and History hold
+        every key :meth:`MultiTaskTraining._log_keys` announces in every
+        epoch, as they do for a task that has labels."""
         model = self.model
         task_losses = np.full(len(model.output_names), np.nan)
         for i, (task, means, losses) in enumerate(zip(model.output_names,
@@ -733,6 +735,8 @@ class _TaskEpochs(Callback):
                 if not means.count else [] if losses.count else ["loss"]
             for name in missing:  # no labelled sample so far (of weight > 0, for the loss)
                 logs.pop(f"{task}/{name}", None)
+                if epoch_end and (name != "weight" or model._logs_weights):
+                    logs[f"{task}/{name}"] = float("nan")
             for key, value in task_means.items():
                 logs[f"{task}/{key}"] = value
             task_losses[i] = task_means.get("loss", np.nan)
@@ -745,7 +749,7 @@ class _TaskEpochs(Callback):
             self._exact(logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        task_losses = self._exact({} if logs is None else logs)
+        task_losses = self._exact({} if logs is None else logs, epoch_end=True)
         self.model._epoch_task_means = self.model._epoch_task_losses = None
         self.model.weighting.on_epoch_end(task_losses)
 
