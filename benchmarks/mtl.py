@@ -28,7 +28,7 @@ import numpy as np
 
 from benchmarks import report
 
-WEIGHTINGS = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad", "mgda"]
+WEIGHTINGS = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad", "mgda", "mgda_ub"]
 ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch"]
 CONV_TRUNKS = ["conv", "conv-features"]
 DEFAULT_HEAD_UNITS = 64  # conv-features: half the parameters of the single-task CNN pair

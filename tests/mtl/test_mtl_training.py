@@ -221,7 +221,7 @@ def test_a_task_without_any_labelled_sample_is_an_error(absent):
 
 
 @pytest.mark.parametrize("weighting", ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad",
-                                       "mgda", {"cls": 2.0, "reg": 0.5}])
+                                       "mgda", "mgda_ub", {"cls": 2.0, "reg": 0.5}])
 def test_fit_logs_every_task_and_learns(weighting):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((200, 5)).astype(np.float32)
@@ -243,13 +243,13 @@ def test_fit_logs_every_task_and_learns(weighting):
     assert "cls/accuracy" in out.getvalue()
     assert after["loss"] < before["loss"]
     assert np.isfinite(after["reg/loss"])
-    if weighting in ("uncertainty", "gradnorm", "dwa", "mgda", "pcgrad"):
+    if weighting in ("uncertainty", "gradnorm", "dwa", "mgda", "mgda_ub", "pcgrad"):
         assert "cls/weight" in history.history
     preds = model.predict(x[:7])
     assert set(preds) == {"cls", "reg"} and preds["reg"].shape == (7, 2)
 
 
-@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "pcgrad", "mgda"])
+@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm", "pcgrad", "mgda", "mgda_ub"])
 def test_a_task_absent_from_the_batch_is_left_out_of_the_weighting(weighting):
     # No "reg" label in the batch: the update must be the one "cls" alone asks for
     # (all these start from weights 1), not zero (MGDA's alpha on the zero gradient).
@@ -268,7 +268,7 @@ def test_a_task_absent_from_the_batch_is_left_out_of_the_weighting(weighting):
     for a, b in zip(grads["equal"], grads[weighting]):
         np.testing.assert_allclose(b, a, rtol=1e-12, atol=1e-15)
     w = model.weighting
-    if weighting == "mgda":
+    if weighting in ("mgda", "mgda_ub"):
         np.testing.assert_array_equal(w.last_weights, [1.0, 0.0])
     if weighting == "uncertainty":
         assert w.log_vars.grad[1] == 0 and w.log_vars.grad[0] != 0
@@ -435,8 +435,8 @@ def test_the_live_bar_shows_the_epoch_means_over_the_labelled_samples_so_far(wei
 def test_a_task_without_a_label_yet_shows_no_value(weighting):
     # "reg" is labelled in the last of three batches only: before it, its mean
     # is undefined, not 0 (as fit_loop's running mean read). The bar leaves it
-    # out, and so does the log of an epoch stopped before it (History pads a
-    # key missing from an epoch with NaN once other epochs have it).
+    # out; the log of an epoch stopped before it has NaN (it had no key, so
+    # that History lacked the task's columns when no other epoch had them).
     from tests.test_progress import Clock, FakeTTY, shown
     from tinynet.callbacks import Callback
     from tinynet.progress import ProgressBar
@@ -457,8 +457,40 @@ def test_a_task_without_a_label_yet_shows_no_value(weighting):
 
     history = model.fit(x, y, epochs=1, batch_size=4, shuffle=False, verbose=0,
                         callbacks=[StopAfterFirstBatch()])
-    assert not [key for key in history.history if key.startswith("reg/")]
+    reg = sorted(key for key in history.history if key.startswith("reg/"))
+    assert reg == ["reg/loss"] + (["reg/weight"] if weighting == "mgda" else [])
+    assert all(np.isnan(history.history[key]).all() for key in reg)
     assert history.history["cls/loss"][0] > 0
+    assert sorted(history.history) == sorted(model._log_keys(validation=False))
+
+
+def test_an_epoch_stopped_before_a_tasks_first_label_logs_nan_for_its_metrics():
+    from tinynet.callbacks import Callback
+    model, x, y = _frozen_with_missing_labels("dwa")
+    model.compile(tn.optim.SGD(lr=0.0), loss={"cls": "cross_entropy", "reg": "mse"},
+                  metrics={"cls": ["accuracy"], "reg": ["mae"]}, weighting="dwa")
+    y["reg"][:] = np.nan  # labels in the last batch only
+    y["reg"][8:] = np.random.default_rng(0).standard_normal((4,) + y["reg"].shape[1:])
+    epoch_logs = []
+
+    class StopInSecondEpoch(Callback):
+        def on_batch_end(self, batch, logs=None):
+            self.model.stop_training = self.epoch == 1
+
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
+        def on_epoch_end(self, epoch, logs=None):
+            epoch_logs.append(dict(logs))
+
+    history = model.fit(x, y, epochs=3, batch_size=4, shuffle=False, verbose=0,
+                        callbacks=[StopInSecondEpoch()])
+    assert len(history.epoch) == 2
+    for key in ("reg/loss", "reg/mae", "reg/weight"):
+        assert np.isfinite(history.history[key][0]) and np.isnan(history.history[key][1]), key
+        assert np.isnan(epoch_logs[1][key])  # the callbacks see the NaN too
+    assert np.isfinite(history.history["cls/accuracy"]).all()
+    assert len(model.weighting.history) == 1  # DWA does not record the stopped epoch
 
 
 def test_dwa_weights_move_after_two_epochs():

@@ -445,6 +445,52 @@ def test_mgda_weights_do_not_depend_on_the_gradients_scale(scale):
             np.testing.assert_allclose(scaled.last_weights, plain.last_weights, rtol=1e-12)
 
 
+@pytest.mark.parametrize("scale", [1e-170, 1e170])
+def test_pcgrad_and_gradnorm_do_not_depend_on_the_gradients_scale(scale):
+    # PCGrad's squared norms underflowed to 0 at 1e-170 (no projection at all)
+    # and overflowed at 1e170; GradNorm's norms did the same: both are
+    # homogeneous in the gradients, so their results must scale with them
+    grads = np.array([[3.0, 0.0, 1.0], [-2.0, 1.0, 0.5], [1.0, -1.0, -2.0]])
+    losses = np.array([0.5, 2.0, 1.0])
+    for n in (2, 3):
+        plain = wt.PCGrad(seed=1).bind(list("abc")[:n]).combine(grads[:n], losses[:n])
+        scaled = wt.PCGrad(seed=1).bind(list("abc")[:n]).combine(grads[:n] * scale,
+                                                                  losses[:n])
+        assert np.abs(plain - grads[:n].sum(axis=0)).max() > 0.1  # projected
+        np.testing.assert_allclose(scaled, plain * scale, rtol=1e-12)
+        results = []
+        for s in (1.0, scale):
+            method = wt.GradNorm().bind(list("abc")[:n], np.float64)
+            method.combine(grads[:n] * s, losses[:n])  # fixes L(0)
+            method.weights.zero_grad()
+            method.combine(grads[:n] * s, losses[:n] * [1.0, 0.5, 0.8][:n])
+            results.append(method.weights.grad.copy())
+        assert np.abs(results[0]).min() > 0
+        np.testing.assert_allclose(results[1], results[0] * scale, rtol=1e-12)
+
+
+@pytest.mark.parametrize("make, call", [
+    (lambda: wt.DWA(), lambda w, losses, on: w.loss_weights(losses, present=on)),
+    (lambda: wt.GradNorm(), lambda w, losses, on: w.combine(np.eye(2), losses, present=on)),
+    (lambda: wt.MGDA("loss"), lambda w, losses, on: w.combine(np.eye(2), losses, present=on)),
+    (lambda: wt.MGDA("loss+"), lambda w, losses, on: w.combine(np.eye(2), losses, present=on)),
+    (lambda: wt.MGDAUB("loss"), lambda w, losses, on: w.combine(np.eye(2), losses,
+                                                                 present=on))])
+def test_a_negative_loss_is_refused_where_losses_are_divided(make, call):
+    # they floored it at 1e-12, which turned a negative loss (a user's) into a
+    # huge positive weight or ratio; a loss of 0 is still taken as 1e-12
+    with pytest.raises(ValueError, match=r"expected non-negative task losses \(.*\), "
+                                         r"received -0.5 for task 'b'"):
+        call(make().bind(["a", "b"]), np.array([1.0, -0.5]), None)
+    for losses, on in [(np.array([1.0, 0.0]), None), (np.array([1.0, -0.5]), [True, False]),
+                       (np.array([1.0, np.nan]), None)]:
+        call(make().bind(["a", "b"]), losses, on)  # absent, zero, NaN: no error
+    wt.MGDA("none").bind(["a", "b"]).combine(np.eye(2), np.array([1.0, -0.5]))
+    zero = wt.MGDA("loss").bind(["a", "b"])
+    zero.combine(np.eye(2), np.array([1.0, 0.0]))
+    np.testing.assert_allclose(zero.last_weights, [1.0, 0.0], atol=1e-9)
+
+
 @pytest.mark.parametrize("weights", [[1.0, "a"], {"a": "x"}, [1j, 1.0], [True, False],
                                      {"b": True}, [[1.0, 2.0]], "12", [1.0, None],
                                      np.array(1.0), np.ones((1, 2))])

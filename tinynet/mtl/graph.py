@@ -490,6 +490,38 @@ class Model(Layer, MultiTaskTraining):
         parameter gets no backward call if it has no parameters, and is
         asked not to compute its dL/dx if it supports that (``can_skip_dx``).
         """
+        grads = self._output_grads(dys)
+        self._backward_nodes(grads, need_dx)
+        if not need_dx:
+            return None
+        return [grads.get(id(t), np.zeros_like(self._values[id(t)])) for t in self.inputs]
+
+    def backward_to(self, dys, tensor: SymbolicTensor) -> np.ndarray:
+        """Backward from the outputs (``dys`` as in :meth:`backward_all`)
+        through the nodes after ``tensor`` only; returns the gradient of
+        ``tensor`` (zeros if no output depends on it). The parameters of those
+        nodes accumulate their gradients; ``tensor``'s node and everything
+        before it get none. With :meth:`backward_from`, one backward pass in
+        two halves (MGDA-UB's per-task head passes, then one trunk pass)."""
+        grads = self._output_grads(dys)
+        self._backward_nodes(grads, need_dx=False, stop=self._upstream_nodes(tensor))
+        value = self._values[id(tensor)]
+        return grads.get(id(tensor), np.zeros_like(value))
+
+    def backward_from(self, tensor: SymbolicTensor, grad: np.ndarray) -> None:
+        """Backward of ``grad`` (the gradient of ``tensor``, of its value's
+        shape) through the nodes before ``tensor``; the inputs get none."""
+        value = self._values.get(id(tensor)) if self._values else None
+        if value is None:
+            raise RuntimeError(f"Model {self.name!r}: backward called before forward")
+        grad = as_float_array(grad, f"Model {self.name!r}", f"gradient of {tensor.name!r}")
+        if grad.shape != value.shape:
+            raise ValueError(f"Model {self.name!r} expected the gradient of {tensor.name!r} "
+                             f"with shape {value.shape}, received {grad.shape}")
+        self._backward_nodes({id(tensor): grad}, need_dx=False)
+
+    def _output_grads(self, dys) -> dict:
+        """``{id(output tensor): gradient}`` from one entry (or None) per output, checked."""
         if not self._values:
             raise RuntimeError(f"Model {self.name!r}: backward called before forward")
         if len(dys) != len(self.outputs):
@@ -505,8 +537,17 @@ class Model(Layer, MultiTaskTraining):
                 raise ValueError(f"Model {self.name!r} expected the gradient of output "
                                  f"{name!r} with shape {expected}, received {g.shape}")
             _accumulate(grads, id(t), g)
+        return grads
+
+    def _backward_nodes(self, grads: dict, need_dx: bool, stop=frozenset()) -> None:
+        """The backward pass over the nodes in reverse order, from the
+        gradients in ``grads`` (``{id(tensor): array}``, updated in place);
+        nodes whose id is in ``stop`` are left out (their outputs' gradients
+        stay in ``grads``)."""
         leaves = set() if need_dx else self._nodes_before_parameters()
         for node in reversed(self._nodes):
+            if id(node) in stop:
+                continue
             douts = [grads.pop(id(t), None) for t in node.outputs]
             if all(d is None for d in douts):
                 continue
@@ -530,9 +571,62 @@ class Model(Layer, MultiTaskTraining):
             for t, d in zip(node.inputs, dx if node.multi_input else [dx]):
                 if d is not None:
                     _accumulate(grads, id(t), d)
-        if not need_dx:
-            return None
-        return [grads.get(id(t), np.zeros_like(self._values[id(t)])) for t in self.inputs]
+
+    def _upstream_nodes(self, tensor: SymbolicTensor) -> set:
+        """ids of ``tensor``'s node and of every node it depends on (Input
+        nodes included)."""
+        seen, stack = set(), [tensor.node]
+        while stack:
+            node = stack.pop()
+            if id(node) not in seen:
+                seen.add(id(node))
+                stack.extend(t.node for t in node.inputs)
+        return seen
+
+    def shared_representation(self) -> SymbolicTensor:
+        """The tensor :math:`Z` through which every task reads the shared
+        layers (the trunk's output of a hard-sharing model), for MGDA-UB
+        (:class:`tinynet.mtl.weighting.MGDAUB`).
+
+        It is the last tensor (in the forward order) such that every
+        parameter shared by several outputs is in its node or before it, and
+        every node after it reads only :math:`Z` or tensors computed after
+        it (no head reads an earlier trunk layer or an input directly), no
+        output being :math:`Z` or before it. Then :math:`\nabla_\theta L_t =
+        J^\top \nabla_Z L_t` for every shared :math:`\theta`. ``ValueError``
+        if there is none (soft sharing, cross-stitch units, MMoE's per-task
+        mixtures, a head that skips the trunk's output, no shared parameter).
+        """
+        shared = {id(p) for p in self.shared_parameters()}
+        if shared:
+            for node in reversed(self._nodes):
+                for tensor in node.outputs:
+                    if self._is_representation(tensor, shared):
+                        return tensor
+        why = ("no parameter is shared by two or more outputs" if not shared else
+               "no single tensor separates the shared parameters from the task heads")
+        raise ValueError(f"Model {self.name!r} expected a shared representation for "
+                         f"gradients on it (MGDA-UB): one tensor, the trunk's output, that "
+                         f"every task head reads the shared layers through, with every "
+                         f"shared parameter before it (hard sharing); received a model "
+                         f"where {why} (soft sharing, cross-stitch units and MMoE have "
+                         f"none; use 'mgda' there)")
+
+    def _is_representation(self, tensor: SymbolicTensor, shared: set) -> bool:
+        """Whether ``tensor`` is :meth:`shared_representation` (its conditions)."""
+        before = self._upstream_nodes(tensor)
+        if any(id(t.node) in before for t in self.outputs):
+            return False
+        trunk, heads = set(), set()  # ids of the parameters before and after it
+        for node in self._nodes:
+            params = {id(p) for p in node.layer.parameters()}
+            if id(node) in before:
+                trunk |= params
+            elif any(t is not tensor and id(t.node) in before for t in node.inputs):
+                return False
+            else:
+                heads |= params
+        return shared <= trunk and not shared & heads
 
     def _nodes_before_parameters(self) -> set:
         """ids of the nodes none of whose inputs depends on a parameter (so

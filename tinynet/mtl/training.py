@@ -224,6 +224,9 @@ class MultiTaskTraining:
     _epoch_task_metrics = None
     #: True for models that add a parameter penalty (soft sharing): logged as "penalty".
     penalized = False
+    #: The shared representation whose gradients a ``rep_grad`` weighting
+    #: (MGDA-UB) combines, set by ``compile``; None otherwise.
+    _representation = None
 
     def regularization(self) -> float:
         """Add a penalty's gradient to the parameters and return its value (none here)."""
@@ -249,8 +252,10 @@ class MultiTaskTraining:
             probability at 0.5 (:func:`tinynet.metrics.for_output`).
         weighting : str, dict or Weighting, default "equal"
             ``"equal"``, ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``,
-            ``"pcgrad"``, ``"mgda"``, a dict of static weights, or an instance
-            from :mod:`tinynet.mtl.weighting` (for options).
+            ``"pcgrad"``, ``"mgda"``, ``"mgda_ub"`` (hard sharing only: a
+            ``ValueError`` for a model without a shared representation), a
+            dict of static weights, or an instance from
+            :mod:`tinynet.mtl.weighting` (for options).
         loss_weights : dict or list, optional
             Keras' name for static weights (``weighting`` must stay "equal").
         weighting_lr : float, optional
@@ -287,7 +292,12 @@ class MultiTaskTraining:
                                  f"not both")
             weighting = weighting_mod.Static(loss_weights)
         dtype = self.dtype or np.dtype(np.float32)
-        self.weighting = weighting_mod.get(weighting).bind(tasks, dtype)
+        weighting = weighting_mod.get(weighting).bind(tasks, dtype)
+        # MGDA-UB: the tensor whose gradients the weighting combines; a model
+        # without one is refused here, before the weighting and optimizer change
+        representation = (self.shared_representation() if weighting.needs_task_gradients
+                          and weighting.rep_grad and len(tasks) > 1 else None)
+        self.weighting, self._representation = weighting, representation
         # What a saved model stores: the losses and metrics as given (loading
         # compiles again, which redoes the swaps for softmax/sigmoid outputs).
         self._compiled = {"loss": given_losses, "metrics": given_metrics,
@@ -497,7 +507,10 @@ class MultiTaskTraining:
             finite=bool(np.isfinite(values).all()))
         scaled = [g * g.dtype.type(w) for g, w in zip(grads, weights)]
         if self.weighting.needs_task_gradients and self._shared:
-            self._combine_task_gradients(scaled, values, present)
+            if self._representation is not None:
+                self._combine_representation_gradients(scaled, values, present)
+            else:
+                self._combine_task_gradients(scaled, values, present)
         else:
             self.backward_all(scaled, need_dx=False)
         penalty = self.regularization()
@@ -565,6 +578,24 @@ class MultiTaskTraining:
         combined = self.weighting.combine(task_grads, values, present=present)
         _set_flat_grads(shared, weighting_mod.checked_result(
             self.weighting, "combine", combined, task_grads.shape[1:]))
+
+    def _combine_representation_gradients(self, grads, values, present=None) -> None:
+        """The weighting merges the gradients of the shared representation Z
+        (``rep_grad``: MGDA-UB); one backward pass through the trunk follows.
+
+        Cost: T backward passes through the heads only (each stops at Z, each
+        head's parameters get their task's gradient), one through the trunk,
+        and T copies of Z's gradient (batch x features).
+        """
+        z = self._representation
+        rows = [self.backward_to([g if j == i else None for j, g in enumerate(grads)], z)
+                for i in range(len(grads))]
+        task_grads = np.stack([r.ravel() for r in rows])
+        combined = weighting_mod.checked_result(
+            self.weighting, "combine", self.weighting.combine(task_grads, values,
+                                                              present=present),
+            task_grads.shape[1:])
+        self.backward_from(z, np.asarray(combined, dtype=rows[0].dtype).reshape(rows[0].shape))
 
     # ------------------------------------------------------------------- fit
     def fit(self, x, y, epochs: int = 1, batch_size: int = 32, validation_data=None,
@@ -699,12 +730,14 @@ class _TaskEpochs(Callback):
         self.model._epoch_task_metrics = [metrics_mod.MetricStates(self.model.metrics[t])
                                           for t in self.model.output_names]
 
-    def _exact(self, logs) -> np.ndarray:
+    def _exact(self, logs, epoch_end: bool = False) -> np.ndarray:
         """Rewrite ``logs`` in place (see the class docstring); return the task
-        losses. A task without a labelled sample so far has no mean: its keys
-        are left out (fit_loop's would read 0), so the bar shows none for it,
-        nor the log of an epoch stopped before its first label (History pads
-        such a gap with NaN)."""
+        losses. A task without a labelled sample so far has no mean: within an
+        epoch its keys are left out (fit_loop's would read 0), so the bar
+        shows none for it; at the ``epoch_end`` of an epoch stopped before its
+        first label they are NaN, so that the epoch logs and History hold
+        every key :meth:`MultiTaskTraining._log_keys` announces in every
+        epoch, as they do for a task that has labels."""
         model = self.model
         task_losses = np.full(len(model.output_names), np.nan)
         for i, (task, means, losses, states) in enumerate(zip(
@@ -715,6 +748,8 @@ class _TaskEpochs(Callback):
                 if not means.count else [] if losses.count else ["loss"]
             for name in missing:  # no labelled sample so far (of weight > 0, for the loss)
                 logs.pop(f"{task}/{name}", None)
+                if epoch_end and (name != "weight" or model._logs_weights):
+                    logs[f"{task}/{name}"] = float("nan")
             for key, value in task_means.items():
                 logs[f"{task}/{key}"] = value
             task_losses[i] = task_means.get("loss", np.nan)
@@ -727,7 +762,7 @@ class _TaskEpochs(Callback):
             self._exact(logs)
 
     def on_epoch_end(self, epoch, logs=None):
-        task_losses = self._exact({} if logs is None else logs)
+        task_losses = self._exact({} if logs is None else logs, epoch_end=True)
         self.model._epoch_task_means = self.model._epoch_task_losses = None
         self.model._epoch_task_metrics = None
         self.model.weighting.on_epoch_end(task_losses)

@@ -18,15 +18,19 @@ shared update :math:`g`:
                  :math:`g_s` it conflicts with (:math:`g_t^\top g_s < 0`), sum
 ``mgda``         Sener & Koltun 2018: :math:`g = \sum_t \alpha_t g_t`, the
                  min-norm point of the convex hull of the :math:`g_t`
+``mgda_ub``      MGDA-UB, the paper's section 3.3: :math:`\alpha` from the
+                 gradients with respect to the shared representation
+                 :math:`Z` (the trunk's output) instead of :math:`\theta`
 ===============  ==========================================================
 
 The first four only *weight the losses*: one backward pass of
-:math:`\sum_t w_t L_t` through the whole model. The last three need every
+:math:`\sum_t w_t L_t` through the whole model. The others need every
 :math:`g_t` separately (``needs_task_gradients = True``): the trainer runs one
 forward pass and then **one backward pass per task** (head :math:`t` and
 the shared trunk), copying the shared gradient after each, so a step costs
 :math:`T` trunk backward passes instead of one, plus :math:`O(T^2 P)` for the
-inner products of :math:`P` shared parameters. Task-specific parameters
+inner products of :math:`P` shared parameters (``mgda_ub``: :math:`T` head
+backward passes and one trunk backward pass, see :class:`MGDAUB`). Task-specific parameters
 always receive their own task's gradient (scaled by :math:`w_t` for GradNorm),
 as in LibMTL.
 
@@ -42,7 +46,7 @@ task's labelled samples only; ``gradnorm`` takes the means :math:`\bar G`,
 :math:`\overline{\tilde L}` over present tasks, fixes :math:`L_t(0)` at the
 first batch the task is present in and gives an absent task's weight no
 gradient; ``pcgrad`` projects present tasks on present tasks; ``mgda`` solves
-the min-norm problem over present tasks and gives absent ones
+(and ``mgda_ub``) the min-norm problem over present tasks and gives absent ones
 :math:`\alpha_t = 0` (otherwise the zero gradient would be the min-norm
 point and freeze the shared parameters). With no task present the shared
 gradient is zero.
@@ -78,7 +82,7 @@ from ..rngstate import generator_from_words, generator_words
 from .min_norm import min_norm_weights
 
 __all__ = ["Weighting", "Equal", "Static", "Uncertainty", "DWA", "GradNorm", "PCGrad", "MGDA",
-           "WEIGHTINGS", "WEIGHTING_CLASSES", "get", "weighting_to_dict", "weighting_from_dict"]
+           "MGDAUB", "WEIGHTINGS", "WEIGHTING_CLASSES", "get", "weighting_to_dict", "weighting_from_dict"]
 
 #: Every weighting class by its class name (user subclasses too), for loading.
 WEIGHTING_CLASSES: dict[str, type] = {}
@@ -94,7 +98,8 @@ class Weighting:
 
     A weighting of your own subclasses this one and overrides
     :meth:`loss_weights` (T finite numbers) and/or, with
-    ``needs_task_gradients = True``, :meth:`combine` (one row of P numbers);
+    ``needs_task_gradients = True``, :meth:`combine` (one row of P numbers,
+    or with ``rep_grad = True`` one of the representation's size);
     both take ``present=`` (see "Tasks absent from a batch"), which
     :meth:`present_mask` turns into booleans. Set ``last_weights`` for the
     logs. Constructor arguments go in :meth:`get_config` and anything
@@ -105,6 +110,14 @@ class Weighting:
 
     name = "equal"
     needs_task_gradients = False
+    #: With ``needs_task_gradients``: whether :meth:`combine` receives the
+    #: gradients with respect to the shared representation (the trunk's
+    #: output, one row of batch x features a task) instead of the shared
+    #: parameters (LibMTL's ``rep_grad``); its result is then that
+    #: representation's gradient, which the trainer backpropagates once
+    #: through the trunk. Only models with such a representation take it
+    #: (:meth:`tinynet.mtl.Model.shared_representation`).
+    rep_grad = False
     #: State arrays whose first axis grows during training (DWA's history).
     _growing_state = ()
     #: State arrays that may hold NaN (GradNorm's L_t(0) of a task not seen yet).
@@ -231,6 +244,23 @@ def checked_result(weighting: Weighting, name: str, value, shape: tuple,
     if finite:
         check_finite(array, who, "results from finite losses")
     return array
+
+
+def check_nonnegative_losses(weighting: Weighting, losses, present=None,
+                              why: str = "") -> None:
+    """Refuse a negative loss of a present task (``ValueError`` naming the
+    task and the value) for a method that divides by task losses (DWA's
+    ratios, GradNorm's :math:`L_t/L_t(0)`, MGDA's ``"loss"`` normalisation):
+    with a loss that can be negative (a user's; tinynet's built-in losses
+    are not) the ratios change sign and the weights mean nothing. A loss of 0
+    is taken as :math:`10^{-12}` there (documented by each method);
+    non-finite losses are left for the NaN stop."""
+    losses = np.asarray(losses, dtype=np.float64)
+    bad = weighting.present_mask(present) & np.isfinite(losses) & (losses < 0)
+    if bad.any():
+        t = int(np.flatnonzero(bad)[0])
+        raise ValueError(f"{weighting!r} expected non-negative task losses ({why}), "
+                         f"received {losses[t]:.6g} for task {weighting.task_names[t]!r}")
 
 
 class Equal(Weighting):
@@ -370,6 +400,12 @@ class DWA(Weighting):
     epoch in which some task had no labelled sample at all (its mean is NaN:
     a run stopped early) is not recorded and the weights stay as they are.
 
+    The ratios need non-negative losses: a negative batch loss of a task is
+    a ``ValueError`` (only a loss of your own can be negative), and a mean
+    of 0 in the denominator counts as :math:`10^{-12}` (a task fitted
+    exactly for a whole epoch: :math:`r_t` is 0 if it stays so, and large,
+    favouring the task, if its loss comes back).
+
     Parameters
     ----------
     temperature : float > 0, default 2.0
@@ -388,6 +424,8 @@ class DWA(Weighting):
         return self
 
     def loss_weights(self, losses, training=True, present=None):
+        check_nonnegative_losses(self, losses, present, "it weighs tasks by ratios of "
+                                 "their epoch mean losses")
         return self.last_weights
 
     def on_epoch_end(self, mean_losses):
@@ -436,6 +474,12 @@ class GradNorm(Weighting):
     no gradient; :math:`L_t(0)` is the loss of the first batch the task is
     present in.
 
+    The loss ratios need non-negative losses (a negative one is a
+    ``ValueError``; an :math:`L_t(0)` of 0 counts as :math:`10^{-12}`). The
+    norms :math:`\lVert g_t\rVert` are taken of each gradient scaled to a
+    largest entry of 1 (and scaled back), so that they neither overflow
+    (gradients around :math:`10^{170}`) nor underflow.
+
     Parameters
     ----------
     alpha : float, default 1.5
@@ -470,11 +514,13 @@ class GradNorm(Weighting):
         on = self.present_mask(present)
         if not on.any():
             return grads.sum(axis=0)
+        check_nonnegative_losses(self, losses, on, "it weighs tasks by the ratios "
+                                 "L_t / L_t(0) of their losses")
         losses = np.asarray(losses, dtype=np.float64)
         first = on & np.isnan(self.initial_losses)
         self.initial_losses[first] = np.maximum(losses[first], 1e-12)
         losses = losses[on]
-        norms = np.sqrt(np.einsum("ij,ij->i", grads[on], grads[on], dtype=np.float64))
+        norms = _row_norms(grads[on].astype(np.float64))
         ratio = losses / self.initial_losses[on]
         rate = ratio / max(ratio.mean(), 1e-12)
         target = norms.mean() * rate ** self.alpha
@@ -511,6 +557,12 @@ class PCGrad(Weighting):
     A task absent from the batch (no labelled sample, zero gradient) is
     neither projected nor projected upon.
 
+    The projection is computed as :math:`\tilde g_t \leftarrow \tilde g_t -
+    (\tilde g_t^\top u_s) u_s` with the unit vector :math:`u_s = g_s /
+    \lVert g_s\rVert`, formed from :math:`g_s` scaled to a largest entry of 1:
+    no squared norm of a gradient is formed, which would underflow to 0 for
+    gradients around :math:`10^{-170}` (and overflow around :math:`10^{170}`).
+
     Parameters
     ----------
     seed : int, optional
@@ -539,16 +591,18 @@ class PCGrad(Weighting):
     def combine(self, grads, losses, present=None):
         on = self.present_mask(present)
         grads64 = grads.astype(np.float64)
-        sq_norms = np.einsum("ij,ij->i", grads64, grads64)
+        norms = _row_norms(grads64)
+        units = np.divide(grads64, norms[:, None], out=np.zeros_like(grads64),
+                          where=norms[:, None] > 0)
         projected = grads64.copy()
         projected[~on] = 0.0
         for t in np.flatnonzero(on):
             for s in self.rng.permutation(len(grads64)):
-                if s == t or not on[s] or sq_norms[s] == 0:
+                if s == t or not on[s] or norms[s] == 0:
                     continue
-                dot = projected[t] @ grads64[s]
+                dot = projected[t] @ units[s]
                 if dot < 0:
-                    projected[t] -= dot / sq_norms[s] * grads64[s]
+                    projected[t] -= dot * units[s]
         return projected.sum(axis=0).astype(grads.dtype)
 
     def get_config(self):
@@ -592,6 +646,10 @@ class MGDA(Weighting):
     norms and Gram matrix are formed (:math:`\alpha` does not depend on a
     common scale), so that these neither overflow nor underflow.
 
+    ``"loss"`` and ``"loss+"`` divide by the task losses, which must then be
+    non-negative: a negative one (only a loss of your own can be) is a
+    ``ValueError``, and a loss of 0 counts as :math:`10^{-12}`.
+
     Parameters
     ----------
     normalize : {"none", "l2", "loss", "loss+"}, default "none"
@@ -609,6 +667,9 @@ class MGDA(Weighting):
 
     def combine(self, grads, losses, present=None):
         on = self.present_mask(present)
+        if self.normalize in ("loss", "loss+"):
+            check_nonnegative_losses(self, losses, on, f"normalize={self.normalize!r} "
+                                     f"divides each task's gradient by its loss")
         alpha = np.zeros(self.n_tasks)
         if on.any():
             alpha[on] = self._min_norm(grads[on], np.asarray(losses)[on])
@@ -640,16 +701,73 @@ class MGDA(Weighting):
         return {"normalize": self.normalize}
 
 
+class MGDAUB(MGDA):
+    r"""MGDA-UB: MGDA on the shared representation (Sener & Koltun 2018, section 3.3).
+
+    For a hard-sharing model :math:`f_t(x) = h_t(Z)`, :math:`Z = z(x;\theta)`
+    the trunk's output (a batch of :math:`B` rows), the chain rule gives
+    :math:`\nabla_\theta L_t = J^\top \nabla_Z L_t` with :math:`J =
+    \partial Z/\partial\theta`, so
+
+    .. math::
+        \Big\lVert\sum_t \alpha_t \nabla_\theta L_t\Big\rVert^2
+        \le \lVert J\rVert^2 \Big\lVert\sum_t \alpha_t \nabla_Z L_t\Big\rVert^2 .
+
+    MGDA-UB minimises the upper bound instead: :math:`\alpha` is the
+    min-norm point of the :math:`\nabla_Z L_t` (each a vector of :math:`B
+    \times` the representation's size, the whole batch), then the trunk
+    receives :math:`\sum_t \alpha_t \nabla_Z L_t` and one backward pass
+    gives :math:`\sum_t \alpha_t \nabla_\theta L_t`. The paper proves that
+    the result is still Pareto-stationary or a descent direction of every
+    task when :math:`J` has full rank; it is not the same :math:`\alpha` as
+    MGDA's in general.
+
+    Cost of a step, with :math:`T` tasks: MGDA runs :math:`T` backward
+    passes through head and trunk; MGDA-UB runs :math:`T` through the heads
+    only (each stops at :math:`Z`) and **one** through the trunk, and its Gram
+    matrix is over the :math:`B\,|Z|` entries of :math:`\nabla_Z L_t`
+    instead of the :math:`P` shared parameters. ``normalize`` and the
+    handling of absent tasks and of non-finite gradients are MGDA's, applied
+    to :math:`\nabla_Z L_t`. Task-specific parameters get their own task's
+    gradient, as with MGDA.
+
+    The model must have a shared representation: one tensor that every
+    head reads the shared layers through, with every shared parameter
+    before it (:class:`~tinynet.mtl.HardSharing`, or a functional model of
+    that form; :meth:`tinynet.mtl.Model.shared_representation`). ``compile``
+    refuses other models (soft sharing, cross-stitch, MMoE) with a
+    ``ValueError`` saying why. LibMTL calls this ``rep_grad=True`` with its
+    MGDA weighting.
+
+    Parameters
+    ----------
+    normalize : {"none", "l2", "loss", "loss+"}, default "none"
+    """
+
+    name = "mgda_ub"
+    rep_grad = True
+
+
 def _unit_max(a: np.ndarray) -> np.ndarray:
     """``a`` divided by its largest absolute entry (unchanged if all zero)."""
     largest = float(np.abs(a).max())
     return a / largest if largest > 0 else a
 
 
+def _row_norms(a: np.ndarray) -> np.ndarray:
+    """The Euclidean norm of each row of ``a`` (float64), each row scaled to a
+    largest entry of 1 first and the norm scaled back, so that neither the
+    squares underflow (entries around 1e-170) nor overflow (around 1e170)."""
+    largest = np.abs(a).max(axis=1) if a.size else np.zeros(len(a))
+    safe = np.where(largest > 0, largest, 1.0)
+    scaled = a / safe[:, None]
+    return largest * np.sqrt(np.einsum("ij,ij->i", scaled, scaled))
+
+
 #: Weighting names to classes.
 WEIGHTINGS: dict[str, type] = {
     "equal": Equal, "static": Static, "uncertainty": Uncertainty, "dwa": DWA,
-    "gradnorm": GradNorm, "pcgrad": PCGrad, "mgda": MGDA,
+    "gradnorm": GradNorm, "pcgrad": PCGrad, "mgda": MGDA, "mgda_ub": MGDAUB,
 }
 
 
