@@ -35,6 +35,7 @@ import time
 import numpy as np
 
 from benchmarks import report
+from benchmarks.threads import limit_blas_threads
 
 METHODS = ("MAML", "FOMAML", "Reptile", "Meta-SGD", "Pretrained + fine-tune")
 SHOTS = (5, 10, 20)
@@ -370,7 +371,7 @@ def main(argv):
     parser.add_argument("--fewshot-iterations", type=int, default=None,
                         help="few-shot meta-iterations (default 2000; --quick 20)")
     parser.add_argument("--blas-threads", type=int, default=None,
-                        help="limit NumPy's BLAS threads (via threadpoolctl, if installed); "
+                        help="limit NumPy's BLAS threads (needs threadpoolctl); "
                              "1 avoids thread contention on a busy 2-core machine")
     parser.add_argument("--test-tasks", type=int, default=None,
                         help="evaluation tasks/episodes (default 600; --quick 20)")
@@ -381,12 +382,8 @@ def main(argv):
     args.test_tasks = args.test_tasks or (20 if args.quick else 600)
     results, curves, examples = {"settings": vars(args).copy()}, {}, {}
     results["settings"]["out"] = str(args.out)
-    if args.blas_threads:
-        try:
-            from threadpoolctl import threadpool_limits
-            threadpool_limits(args.blas_threads, user_api="blas")
-        except ImportError:
-            results["settings"]["blas_threads"] = "not set (threadpoolctl missing)"
+    if args.blas_threads is not None:
+        limit_blas_threads(args.blas_threads, parser)
     if "speed" in args.parts:
         print("speed: second-order MAML tasks/s", flush=True)
         results["speed"] = speed(args.quick)

@@ -27,6 +27,7 @@ import time
 import numpy as np
 
 from benchmarks import report
+from benchmarks.threads import limit_blas_threads
 
 WEIGHTINGS = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad", "mgda", "mgda_ub"]
 ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch"]
@@ -418,12 +419,8 @@ def main(argv) -> int:
     if quick:
         args.hidden, args.expert_units, args.tower = [16], 8, 8
     results = {"settings": {k: (str(v) if k == "out" else v) for k, v in vars(args).items()}}
-    if args.blas_threads:
-        try:
-            from threadpoolctl import threadpool_limits
-            threadpool_limits(args.blas_threads, user_api="blas")
-        except ImportError:
-            results["settings"]["blas_threads"] = "not set (threadpoolctl missing)"
+    if args.blas_threads is not None:
+        limit_blas_threads(args.blas_threads, parser)
         try:
             import torch
             torch.set_num_threads(args.blas_threads)

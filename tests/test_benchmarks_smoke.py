@@ -242,3 +242,25 @@ def test_mtl_settings_write_files_of_their_own():
     # a --quick run keeps its plain name whatever its (meaningless) size
     quick = mtl.build_parser().parse_args(["--quick", "--n-train", "300", "--dropout", "0.3"])
     assert mtl._file_name(quick) == "mtl_dropout0.3"
+
+
+@pytest.mark.parametrize("name", ["mtl", "meta"])
+def test_blas_threads_without_threadpoolctl_is_a_usage_error(name, monkeypatch, tmp_path,
+                                                             capsys):
+    # without threadpoolctl, --blas-threads 1 was quietly ignored: the run used
+    # every BLAS thread and reported CPU times many times too high
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--quick", "--blas-threads", "1", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--blas-threads needs threadpoolctl" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("name", ["mtl", "meta"])
+def test_blas_threads_must_be_positive(name, tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main([name, "--quick", "--blas-threads", "0", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--blas-threads expected a positive number of threads, received 0" in (
+        capsys.readouterr().err)
