@@ -270,3 +270,20 @@ def test_bad_global_pooling_arguments_are_explained(make):
     layer.forward(np.ones((2, 4, 4, 3), np.float32))
     with pytest.raises(ValueError, match=r"expected dy of shape \(2, 3\)"):
         layer.backward(np.ones((2, 1, 1, 3), np.float32))
+
+
+def test_public_gradcheck_through_every_new_image_layer():
+    """tn.gradcheck (the users' check) through a model that uses them all."""
+    model = tn.Sequential([
+        L.Reshape((7, 7, 1), input_dim=49),
+        L.Conv2D(3, 2, padding="same", dilation_rate=2, activation="tanh"),
+        L.MaxPool2D(2, padding="same"), L.AveragePooling2D(3, strides=1, padding="same"),
+        L.Conv2D(4, 2, dilation_rate=(1, 2), padding="same"),
+        L.GlobalMaxPooling2D(keepdims=True), L.Flatten(), L.Dense(4)])
+    avg = tn.Sequential([L.Reshape((5, 5, 2), input_dim=50), L.AveragePooling2D(2),
+                         L.GlobalAveragePooling2D(), L.Dense(3)])
+    rng = np.random.default_rng(0)
+    for net, x, y in ((model, rng.standard_normal((2, 49)), np.array([1, 2])),
+                      (avg, rng.standard_normal((2, 50)), np.array([0, 2]))):
+        result = tn.gradcheck(net, x, y, loss="cross_entropy")
+        assert result.passed, result.errors
