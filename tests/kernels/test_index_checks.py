@@ -68,6 +68,10 @@ def test_col2im_refuses_bad_geometry_and_columns(fn):
                                   ((0, 2), (1, 1), "kernel")):
         with pytest.raises(ValueError, match=f"col2im \\({what}\\) expected a positive integer"):
             fn(dcols, shape, kernel, strides)
+    with pytest.raises(ValueError, match=r"col2im \(dilation\) expected a positive integer"):
+        fn(dcols, shape, (2, 2), (1, 1), (0, 1))
+    with pytest.raises(ValueError, match=r"room for a 2x2 kernel spanning 5x5"):
+        fn(dcols, shape, (2, 2), (1, 1), (4, 4))
     with pytest.raises(ValueError, match=r"xp_shape as non-negative integers.*\(2, 4.0, 4, 3\)"):
         fn(dcols, (2, 4.0, 4, 3), (2, 2), (1, 1))
     with pytest.raises(ValueError, match=r"xp_shape as non-negative integers.*\(-2, 4, 4, 3\)"):

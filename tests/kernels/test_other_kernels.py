@@ -217,6 +217,41 @@ def test_im2col_is_the_window_view_as_a_matrix_in_either_order(n, h, w, c, kerne
         assert cols.flags.c_contiguous
 
 
+@given(n=st.integers(0, 2), h=st.integers(1, 9), w=st.integers(1, 9), c=st.integers(1, 6),
+       kernel=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       dilation=st.tuples(st.integers(1, 3), st.integers(1, 3)), dtype=dtypes,
+       seed=st.integers(0, 2**31))
+def test_dilated_im2col_and_col2im_by_their_definitions(n, h, w, c, kernel, strides, dilation,
+                                                        dtype, seed):
+    """With dilation (r_h, r_w): cols[(n, i, j), (a, b, d)] = x[n, i s_h + a r_h,
+    j s_w + b r_w, d] (checked entry by entry, in either order), and col2im,
+    kernel and reference, is its adjoint: <im2col(x), D> == <x, col2im(D)>."""
+    from tinynet.kernels import im2col
+    (kh, kw), (sh, sw), (rh, rw) = kernel, strides, dilation
+    eh, ew = rh * (kh - 1) + 1, rw * (kw - 1) + 1
+    if eh > h or ew > w:
+        return
+    ho, wo = (h - eh) // sh + 1, (w - ew) // sw + 1
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, h, w, c)).astype(dtype)
+    cols = im2col.im2col(x, kernel, strides, dilation=dilation)
+    expected = np.empty((n, ho, wo, kh, kw, c), dtype)
+    for i in range(ho):
+        for j in range(wo):
+            for a in range(kh):
+                for b in range(kw):
+                    expected[:, i, j, a, b] = x[:, i * sh + a * rh, j * sw + b * rw]
+    np.testing.assert_array_equal(cols, expected.reshape(cols.shape))
+    d = rng.standard_normal(cols.shape).astype(dtype)
+    dxp = im2col.col2im(d, x.shape, kernel, strides, dilation)
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(dxp, im2col.col2im_ref(d, x.shape, kernel, strides, dilation),
+                               rtol=tol, atol=tol)
+    np.testing.assert_allclose(np.sum(cols.astype(float) * d), np.sum(x.astype(float) * dxp),
+                               rtol=tol, atol=tol)
+
+
 def test_col2im_is_the_adjoint_of_im2col_and_refuses_wrong_shapes():
     """<im2col(x), D> == <x, col2im(D)>, on the batch split across threads."""
     from tinynet.kernels import im2col

@@ -117,6 +117,11 @@ IMAGE_FACTORIES = {
     "Conv2D": lambda: L.Conv2D(2, 3, activation="elu"),
     "Conv2D_gelu": lambda: L.Conv2D(2, 3, activation="gelu"),  # an activation without kernel
     "MaxPool2D": L.MaxPool2D,
+    "MaxPool2D_same": lambda: L.MaxPool2D(3, strides=2, padding="same"),
+    "AveragePooling2D": lambda: L.AveragePooling2D(3, strides=2, padding="same"),
+    "GlobalAveragePooling2D": L.GlobalAveragePooling2D,
+    "GlobalMaxPooling2D": L.GlobalMaxPooling2D,
+    "Conv2D_dilated": lambda: L.Conv2D(2, 2, dilation_rate=2, activation="relu"),
 }
 ALL_FACTORIES = {**FACTORIES, **IMAGE_FACTORIES, "Reshape": lambda: L.Reshape((5, 1)),
                  "Dense_gelu": lambda: L.Dense(3, activation="gelu")}
@@ -225,11 +230,14 @@ def test_a_bad_seed_is_refused_when_the_layer_is_made(name, seed, error):
     (lambda: L.LayerNorm(epsilon=1e-5),
      r"LayerNorm got an unexpected keyword argument 'epsilon'; did you mean 'eps'\? "
      r"\(it takes .*eps.*seed"),
-    (lambda: L.Conv2D(2, 3, dilation_rate=2),
-     r"Conv2D got an unexpected keyword argument 'dilation_rate' \(it takes .*filters, "
-     r"kernel_size, strides, padding, activation"),
-    (lambda: L.MaxPool2D(2, padding="same"),
-     r"MaxPool2D got an unexpected keyword argument 'padding' \(it takes pool_size, strides, "),
+    (lambda: L.Conv2D(2, 3, groups=2),
+     r"Conv2D got an unexpected keyword argument 'groups' \(it takes .*filters, "
+     r"kernel_size, strides, padding, activation.*dilation_rate"),
+    (lambda: L.MaxPool2D(2, data_format="channels_first"),
+     r"MaxPool2D got an unexpected keyword argument 'data_format' \(it takes pool_size, "
+     r"strides, padding, "),
+    (lambda: L.AveragePooling2D(2, dilation=2),
+     r"AveragePooling2D got an unexpected keyword argument 'dilation' \(it takes pool_size, "),
     (lambda: L.Dense(3, input_dims=4), r"Dense got an unexpected keyword argument "
                                        r"'input_dims'; did you mean 'input_dim'\?"),
 ])

@@ -1,4 +1,4 @@
-"""Conv2D, MaxPool2D and Reshape: gradients against finite differences, values
+"""Conv2D (also dilated), MaxPool2D and Reshape: gradients against finite differences, values
 against PyTorch, configs, saving, errors."""
 
 import json
@@ -26,6 +26,21 @@ def test_conv2d_gradients(n, h, w, c, f, k, s, padding, activation, use_bias, se
     rng = np.random.default_rng(seed)
     layer = L.Conv2D(f, k, strides=s, padding=padding, activation=activation,
                      use_bias=use_bias, dtype="float64", seed=seed)
+    x = rng.standard_normal((n, h, w, c))
+    assert_gradients_ok(layer, x, rng)
+    assert_backward_twice_doubles(layer, x, rng)
+
+
+@given(n=st.integers(1, 2), h=st.integers(3, 7), w=st.integers(3, 7), c=st.integers(1, 3),
+       k=st.integers(1, 3), s=st.integers(1, 2), d=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+       padding=st.sampled_from(["valid", "same"]), activation=st.sampled_from([None, "tanh"]),
+       seed=seeds)
+def test_dilated_conv2d_gradients(n, h, w, c, k, s, d, padding, activation, seed):
+    if padding == "valid" and (d[0] * (k - 1) + 1 > h or d[1] * (k - 1) + 1 > w):
+        return
+    rng = np.random.default_rng(seed)
+    layer = L.Conv2D(2, k, strides=s, padding=padding, dilation_rate=d, activation=activation,
+                     dtype="float64", seed=seed)
     x = rng.standard_normal((n, h, w, c))
     assert_gradients_ok(layer, x, rng)
     assert_backward_twice_doubles(layer, x, rng)
@@ -94,19 +109,58 @@ def test_conv2d_matches_torch(stride, padding, k):
                     bias_initializer="glorot_uniform", seed=3)
     x = rng.standard_normal((2, 7, 6, 3))
     y = conv.forward(x)
+    dy = rng.standard_normal(y.shape)
+    _assert_conv_matches_torch(torch, conv, x, y, dy, conv.backward(dy))
+
+
+def _assert_conv_matches_torch(torch, conv, x, y, dy, dx, relu=False):
+    """y, dx and the parameter gradients of ``conv`` (run on x and dy) are
+    torch's conv2d of x padded as ``conv`` pads (then a ReLU if ``relu``).
+    Returns torch's input and parameters, for further checks."""
     xt = torch.tensor(x.transpose(0, 3, 1, 2), requires_grad=True)
     wt = torch.tensor(conv.W.value.transpose(3, 2, 0, 1), requires_grad=True)
     bt = torch.tensor(conv.b.value, requires_grad=True)
-    (pt, pb), (pl, pr) = conv._pads(7, 6)
+    (pt, pb), (pl, pr) = conv._pads(x.shape[1], x.shape[2])
     yt = torch.nn.functional.conv2d(torch.nn.functional.pad(xt, (pl, pr, pt, pb)), wt, bt,
-                                    stride=stride)
-    dy = rng.standard_normal(y.shape)
+                                    stride=conv.strides, dilation=conv.dilation_rate)
+    if relu:
+        yt = torch.relu(yt)
     yt.backward(torch.tensor(dy.transpose(0, 3, 1, 2)))
-    dx = conv.backward(dy)
     np.testing.assert_allclose(y, yt.detach().numpy().transpose(0, 2, 3, 1), atol=1e-12)
     np.testing.assert_allclose(dx, xt.grad.numpy().transpose(0, 2, 3, 1), atol=1e-12)
     np.testing.assert_allclose(conv.W.grad, wt.grad.numpy().transpose(2, 3, 1, 0), atol=1e-12)
     np.testing.assert_allclose(conv.b.grad, bt.grad.numpy(), atol=1e-12)
+    return xt, wt, bt
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("k, stride, dilation, padding", [
+    (3, 1, 2, "valid"), (3, 1, 2, "same"), (2, 2, (2, 3), "same"), ((3, 2), 1, (1, 3), "valid"),
+    (3, 2, 3, "same"), (2, 1, 2, "same")])
+@pytest.mark.parametrize("channels, activation", [(3, "relu"), (6, None)])  # F / C im2col
+def test_dilated_conv2d_matches_torch(backend, k, stride, dilation, padding, channels,
+                                      activation):
+    """Dilated convolutions as torch's conv2d(dilation=): "same" pads as
+    for the kernel's span; fused kernels and the NumPy path alike."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(7)
+    x = rng.standard_normal((2, 9, 8, channels))
+    with tn.kernels.use_backend(backend):
+        conv = L.Conv2D(4, k, strides=stride, padding=padding, dilation_rate=dilation,
+                        activation=activation, dtype="float64",
+                        bias_initializer="glorot_uniform", seed=3)
+        y = conv.forward(x)
+        dy = rng.standard_normal(y.shape)
+        dx = conv.backward(dy)
+    xt, wt, bt = _assert_conv_matches_torch(torch, conv, x, y, dy, dx, relu=activation == "relu")
+    if padding == "same" and stride == 1:  # torch's own "same" agrees with the padding
+        with warnings.catch_warnings():  # torch: an even span may copy the input
+            warnings.simplefilter("ignore", UserWarning)
+            own = torch.nn.functional.conv2d(xt, wt, bt, padding="same",
+                                             dilation=conv.dilation_rate)
+        if activation == "relu":
+            own = torch.relu(own)
+        np.testing.assert_allclose(y, own.detach().numpy().transpose(0, 2, 3, 1), atol=1e-12)
 
 
 @pytest.mark.parametrize("k", [2, 4, (2, 3), (3, 4), (1, 2)])
@@ -187,14 +241,18 @@ def test_configs_round_trip_and_a_conv_model_saves_and_loads(tmp_path):
     y = rng.integers(0, 3, 16)
     model = tn.Sequential([L.Reshape((8, 8, 1), input_dim=64),
                            L.Conv2D(4, 3, activation="relu", padding="same"), L.MaxPool2D(2),
-                           L.Conv2D(6, (2, 3), strides=(1, 2)), L.Flatten(), L.Dense(3)])
+                           L.Conv2D(6, (2, 3), strides=(1, 2)),
+                           L.Conv2D(5, 2, dilation_rate=(1, 2), padding="same"), L.Flatten(),
+                           L.Dense(3)])
     model.compile(tn.optim.Adam(lr=1e-2), loss="cross_entropy")
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
     for layer in model.layers:
         clone = layer_from_dict(json.loads(json.dumps(layer_to_dict(layer))))
         assert clone.get_config() == layer.get_config()
+    assert model.layers[4].get_config()["dilation_rate"] == [1, 2]
     model.save(tmp_path / "conv.npz")
     loaded = tn.load(tmp_path / "conv.npz")
+    assert loaded.layers[4].dilation_rate == (1, 2)
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
 
 
@@ -210,6 +268,16 @@ def test_bad_arguments_and_inputs_are_explained():
         L.Conv2D(2, 3).forward(np.ones((2, 5), np.float32))
     with pytest.raises(ValueError, match="a 5x5 kernel does not fit an input of 3x3"):
         L.Conv2D(2, 5).forward(np.ones((1, 3, 3, 1), np.float32))
+    with pytest.raises(ValueError, match=re.escape(
+            "a 3x3 kernel with dilation_rate 2x2 (spanning 5x5) does not fit an input of 4x4 "
+            "with padding 'valid' (expected an input of at least 5x5, or padding='same')")):
+        L.Conv2D(2, 3, dilation_rate=2).forward(np.ones((1, 4, 4, 1), np.float32))
+    assert L.Conv2D(2, 3, dilation_rate=2, padding="same").forward(
+        np.ones((1, 4, 4, 1), np.float32)).shape == (1, 4, 4, 2)
+    with pytest.raises(ValueError, match="dilation_rate as a positive integer, received 0"):
+        L.Conv2D(2, 3, dilation_rate=(1, 0))
+    with pytest.raises(ValueError, match=r"dilation_rate as an int or a pair, received \(2,\)"):
+        L.Conv2D(2, 3, dilation_rate=(2,))
     with pytest.raises(ValueError, match="a 4x4 pool does not fit an input of 3x3"):
         L.MaxPool2D(4).forward(np.ones((1, 3, 3, 1), np.float32))
     with pytest.raises(ValueError, match=r"cannot reshape per-sample shape \(10,\)"):

@@ -2,14 +2,15 @@
 
 from .base import Layer
 from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, Softmax, Tanh
-from .conv import Conv2D, MaxPool2D
+from .conv import Conv2D
 from .dense import Dense
 from .normalization import BatchNorm, LayerNorm
+from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPool2D
 from .regularization import Dropout
 from .reshape import Flatten, Reshape
 
 __all__ = [
     "Layer", "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid",
     "Tanh", "Softmax", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "Reshape", "Conv2D",
-    "MaxPool2D",
+    "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
 ]

@@ -1,4 +1,5 @@
-r"""2-D convolution and max pooling on channels-last images, by im2col.
+r"""2-D convolution on channels-last images, by im2col (and the geometry the
+pooling layers share with it: padding, windows, layout checks).
 
 Images are ``(batch, height, width, channels)`` (Keras' ``channels_last``;
 PyTorch's ``(batch, channels, height, width)`` converts with
@@ -17,12 +18,13 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..kernels.im2col import im2col, im2col_order
+from ..kernels.im2col import im2col, im2col_order, span
 from ..checks import check_positive_int
-from .base import Layer
 from .weights import _KernelLayer
 
-__all__ = ["Conv2D", "MaxPool2D"]
+__all__ = ["Conv2D"]
+
+PADDINGS = ("valid", "same")
 
 
 def _pair(value, who: str, what: str) -> tuple:
@@ -55,17 +57,70 @@ def _same_padding(size: int, k: int, s: int) -> tuple:
     return total // 2, total - total // 2
 
 
+def _check_padding(padding, who: str) -> str:
+    if padding not in PADDINGS:
+        raise ValueError(f"{who} expected padding 'valid' or 'same', received {padding!r}")
+    return padding
+
+
+def _check_image_shape(who: str, input_shape) -> tuple:
+    """``(height, width, channels)``: a per-sample image shape, else a clear error."""
+    if len(input_shape) != 3:
+        raise ValueError(f"{who} expected input of shape (batch, height, width, "
+                         f"channels), received per-sample shape {tuple(input_shape)}")
+    return tuple(input_shape)
+
+
+def _window_geometry(who: str, what: str, size: tuple, kernel: tuple, strides: tuple,
+                     padding: str, dilation=(1, 1)) -> tuple:
+    """``(pads, out)`` of a windowed layer on a ``size = (H, W)`` image:
+    ``pads = ((top, bottom), (left, right))`` and ``out = (Ho, Wo)``,
+    ``ceil(H / s)`` for "same" and ``(H - span) // s + 1`` for "valid", with
+    ``span = d (k - 1) + 1``. A window larger than the (padded) image is
+    refused, naming ``what`` ("kernel", "pool")."""
+    spans = span(kernel, dilation)
+    if padding == "same":
+        pads = tuple(_same_padding(n, e, st) for n, e, st in zip(size, spans, strides))
+    else:
+        pads = ((0, 0), (0, 0))
+    padded = tuple(n + sum(p) for n, p in zip(size, pads))
+    if padded[0] < spans[0] or padded[1] < spans[1]:
+        dilated = (f" with dilation_rate {dilation[0]}x{dilation[1]} (spanning "
+                   f"{spans[0]}x{spans[1]})" if tuple(dilation) != (1, 1) else "")
+        raise ValueError(f"{who}: a {kernel[0]}x{kernel[1]} {what}{dilated} does not fit an "
+                         f"input of {size[0]}x{size[1]} with padding {padding!r} (expected "
+                         f"an input of at least {spans[0]}x{spans[1]}, or padding='same')")
+    return pads, tuple((p - e) // st + 1 for p, e, st in zip(padded, spans, strides))
+
+
+def _pad_image(x, pads, value=0.0):
+    """``x`` (N, H, W, C) padded by ``pads`` with ``value``; ``x`` itself when no padding."""
+    (pt, pb), (pl, pr) = pads
+    if pt == pb == pl == pr == 0:
+        return x
+    return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=value)
+
+
+def _unpad(dxp, pads, x_shape):
+    """The part of a padded gradient ``dxp`` that belongs to the input of ``x_shape``."""
+    (pt, _), (pl, _) = pads
+    return dxp[:, pt:pt + x_shape[1], pl:pl + x_shape[2], :]
+
+
 class Conv2D(_KernelLayer):
     r"""2-D convolution (cross-correlation, as in every framework) with an
     optional fused activation.
 
     .. math::
         z_{n,i,j,f} = b_f + \sum_{a<k_h,\ c<k_w,\ d<C}
-            x^{p}_{n,\ i s_h + a,\ j s_w + c,\ d}\, W_{a,c,d,f}, \qquad y = \phi(z)
+            x^{p}_{n,\ i s_h + a r_h,\ j s_w + c r_w,\ d}\, W_{a,c,d,f}, \qquad y = \phi(z)
 
     with :math:`x^p` the input padded by zeros (``padding="same"``) or not
     (``"valid"``), kernel :math:`W` of shape ``(kh, kw, C, filters)`` and
-    :math:`b` of shape ``(filters,)``. In matrix form, with
+    :math:`b` of shape ``(filters,)``; :math:`(r_h, r_w)` is the dilation
+    (``dilation_rate``, PyTorch's ``dilation``; 1 is a plain convolution),
+    whose kernel taps lie :math:`r` pixels apart and span
+    :math:`r (k - 1) + 1`. In matrix form, with
     :math:`X_c` = ``cols`` of shape ``(N*Ho*Wo, kh*kw*C)`` (one patch a row)
     and :math:`g = \delta \odot \phi'(z)` reshaped to ``(N*Ho*Wo, filters)``:
 
@@ -77,7 +132,12 @@ class Conv2D(_KernelLayer):
 
     and :math:`\partial L/\partial x` adds every row of
     :math:`\partial L/\partial X_c` back onto the patch it came from (col2im;
-    overlapping patches sum), then drops the padding.
+    overlapping patches sum, a dilated patch's taps go back :math:`r` pixels
+    apart), then drops the padding:
+
+    .. math::
+        \frac{\partial L}{\partial x^p_{n,\ i s_h + a r_h,\ j s_w + c r_w,\ d}}
+            \mathrel{+}= \sum_f g_{n,i,j,f}\, W_{a,c,d,f}
 
     Given ``cols``, this is a Dense layer with ``kh*kw*C`` inputs, so when the
     activation has a fused kernel the product, bias and activation run as
@@ -94,66 +154,56 @@ class Conv2D(_KernelLayer):
     kernel_size : int or (int, int)
     strides : int or (int, int), default 1
     padding : {"valid", "same"}, default "valid"
+    dilation_rate : int or (int, int), default 1
+        Spacing of the kernel's taps (Keras' name; PyTorch's ``dilation``).
+        Strides above 1 may go with it, as in PyTorch (Keras refuses the pair).
     activation : str, activation layer or None
     use_bias : bool, default True
     kernel_initializer, bias_initializer : str
         As :class:`~tinynet.layers.Dense` (fans count the receptive field).
 
     Input ``(batch, height, width, channels)``; output ``(batch, Ho, Wo, filters)``
-    with ``Ho = ceil(height / sh)`` for "same" and ``(height - kh) // sh + 1``
-    for "valid".
+    with ``Ho = ceil(height / sh)`` for "same" and
+    ``(height - rh (kh - 1) - 1) // sh + 1`` for "valid".
     """
 
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
                  activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", **kwargs):
+                 bias_initializer="zeros", dilation_rate=1, **kwargs):
         who = type(self).__name__  # attributes first: the base may build at once
         self.filters = check_positive_int(filters, who, "filters")
         self.kernel_size = _pair(kernel_size, who, "kernel_size")
         self.strides = _pair(strides, who, "strides")
-        if padding not in ("valid", "same"):
-            raise ValueError(f"{who} expected padding 'valid' or 'same', received {padding!r}")
-        self.padding = padding
+        self.padding = _check_padding(padding, who)
+        self.dilation_rate = _pair(dilation_rate, who, "dilation_rate")
         self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer)
         self._cache = None
         super().__init__(**kwargs)
 
     def _pads(self, height, width):
-        if self.padding == "valid":
-            return (0, 0), (0, 0)
-        (kh, kw), (sh, sw) = self.kernel_size, self.strides
-        return _same_padding(height, kh, sh), _same_padding(width, kw, sw)
+        return self._geometry(height, width)[0]
+
+    def _geometry(self, height, width):
+        return _window_geometry(self._who, "kernel", (height, width), self.kernel_size,
+                                self.strides, self.padding, self.dilation_rate)
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"{self._who} expected input of shape (batch, height, width, "
-                             f"channels), received per-sample shape {tuple(input_shape)}")
-        h, w, _ = input_shape
-        (ph, pw), (kh, kw), (sh, sw) = self._pads(h, w), self.kernel_size, self.strides
-        hp, wp = h + sum(ph), w + sum(pw)
-        if hp < kh or wp < kw:
-            raise ValueError(f"{self._who}: a {kh}x{kw} kernel does not fit an input of "
-                             f"{h}x{w} with padding {self.padding!r}")
-        return ((hp - kh) // sh + 1, (wp - kw) // sw + 1, self.filters)
+        h, w, _ = _check_image_shape(self._who, input_shape)
+        return (*self._geometry(h, w)[1], self.filters)
 
     def _build(self, input_shape, rng):
         self._build_kernel((*self.kernel_size, input_shape[2], self.filters), rng)
 
-    def _padded(self, x):
-        (pt, pb), (pl, pr) = self._pads(x.shape[1], x.shape[2])
-        if pt == pb == pl == pr == 0:
-            return x
-        return np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
-
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = _prepare_image(self, x)
-        xp = self._padded(x)
+        xp = _pad_image(x, self._pads(x.shape[1], x.shape[2]))
         n = x.shape[0]
         ho, wo, f = self.output_shape
         k = self.kernel_size[0] * self.kernel_size[1] * xp.shape[3]
         cols = im2col(xp, self.kernel_size, self.strides,
                       out=self._workspace("cols", (n * ho * wo, k), xp.dtype,
-                                          im2col_order(xp.shape[3])))
+                                          im2col_order(xp.shape[3])),
+                      dilation=self.dilation_rate)
         fused = self._kernel_activation(cols)
         if fused is not None:  # Dense's kernel: product, bias and activation in one call
             y, z = self._fused_forward(cols, fused)
@@ -193,71 +243,13 @@ class Conv2D(_KernelLayer):
         if not need_dx:
             return None
         # trusted: the geometry is the layer's, checked as it was built
-        dxp = kernels.impl("col2im", dcols.size, trusted=True)(dcols, xp_shape,
-                                                               self.kernel_size, self.strides)
-        (pt, _), (pl, _) = self._pads(x_shape[1], x_shape[2])
-        return dxp[:, pt:pt + x_shape[1], pl:pl + x_shape[2], :]
+        dxp = kernels.impl("col2im", dcols.size, trusted=True)(
+            dcols, xp_shape, self.kernel_size, self.strides, self.dilation_rate)
+        return _unpad(dxp, self._pads(x_shape[1], x_shape[2]), x_shape)
 
     def get_config(self) -> dict:
         config = super().get_config()
         config.update(filters=self.filters, kernel_size=list(self.kernel_size),
-                      strides=list(self.strides), padding=self.padding)
-        return config
-
-
-class MaxPool2D(Layer):
-    r"""Max pooling over ``(ph, pw)`` windows, channels-last, no padding.
-
-    .. math::
-        y_{n,i,j,d} = \max_{a<p_h,\ c<p_w} x_{n,\ i s_h + a,\ j s_w + c,\ d}, \qquad
-        \frac{\partial L}{\partial x_{n,\ i s_h + a^*,\ j s_w + c^*,\ d}}
-            \mathrel{+}= \delta_{n,i,j,d}
-
-    where :math:`(a^*, c^*)` is the first position of the window's maximum
-    (as PyTorch routes it; ties get no share). Overlapping windows
-    (``strides < pool_size``) add their gradients. The work is done by
-    ``tinynet.kernels.pooling`` (one pass over the input).
-
-    Parameters
-    ----------
-    pool_size : int or (int, int), default 2
-    strides : int or (int, int), optional
-        Defaults to ``pool_size``.
-    """
-
-    def __init__(self, pool_size=2, strides=None, **kwargs):
-        who = type(self).__name__
-        self.pool_size = _pair(pool_size, who, "pool_size")
-        self.strides = self.pool_size if strides is None else _pair(strides, who, "strides")
-        self._cache = None
-        super().__init__(**kwargs)
-
-    def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"{self._who} expected input of shape (batch, height, width, "
-                             f"channels), received per-sample shape {tuple(input_shape)}")
-        h, w, c = input_shape
-        (ph, pw), (sh, sw) = self.pool_size, self.strides
-        if h < ph or w < pw:
-            raise ValueError(f"{self._who}: a {ph}x{pw} pool does not fit an input of {h}x{w}")
-        return ((h - ph) // sh + 1, (w - pw) // sw + 1, c)
-
-    def forward(self, x, training: bool = False) -> np.ndarray:
-        x = _prepare_image(self, x)
-        y, arg = kernels.impl("maxpool_forward", x.size, trusted=True)(x, self.pool_size,
-                                                                       self.strides)
-        self._cache = (x.shape, arg)
-        return y
-
-    def backward(self, dy) -> np.ndarray:
-        self._require_cache(self._cache)
-        x_shape, arg = self._cache
-        dy = self._check_dy(dy, arg.shape)
-        # trusted: arg is the forward's own
-        return kernels.impl("maxpool_backward", dy.size, trusted=True)(
-            dy, arg, x_shape, self.pool_size, self.strides)
-
-    def get_config(self) -> dict:
-        config = super().get_config()
-        config.update(pool_size=list(self.pool_size), strides=list(self.strides))
+                      strides=list(self.strides), padding=self.padding,
+                      dilation_rate=list(self.dilation_rate))
         return config

@@ -1,0 +1,257 @@
+r"""2-D pooling on channels-last images: max and average over windows
+(``padding="valid"`` or ``"same"``, as Keras), and over the whole image.
+
+Windows are ``(ph, pw)`` pixels moved by ``(sh, sw)``; ``"same"`` pads so
+that the output has ``ceil(H / sh)`` rows, the odd pixel after (TensorFlow's
+rule, as :class:`~tinynet.layers.Conv2D`). Padding never takes part: it never
+wins a maximum and an average counts only the real pixels of its window
+(PyTorch's ``count_include_pad=False``). With "same" every window holds at
+least one real pixel (the padding on each side is below the pool size).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import kernels
+from ..checks import check_bool
+from ..kernels.im2col import window_slices
+from .base import Layer
+from .conv import (_check_image_shape, _check_padding, _pad_image, _pair, _prepare_image,
+                   _unpad, _window_geometry)
+
+__all__ = ["MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"]
+
+
+class _Pool2D(Layer):
+    """What the windowed pooling layers share: pool, strides, padding, the
+    output shape and the config.
+
+    Parameters
+    ----------
+    pool_size : int or (int, int), default 2
+    strides : int or (int, int), optional
+        Defaults to ``pool_size``.
+    padding : {"valid", "same"}, default "valid"
+
+    Input ``(batch, H, W, C)``; output ``(batch, Ho, Wo, C)`` with
+    ``Ho = (H - ph) // sh + 1`` for "valid" and ``ceil(H / sh)`` for "same".
+    """
+
+    def __init__(self, pool_size=2, strides=None, padding: str = "valid", **kwargs):
+        who = type(self).__name__  # attributes first: the base may build at once
+        self.pool_size = _pair(pool_size, who, "pool_size")
+        self.strides = self.pool_size if strides is None else _pair(strides, who, "strides")
+        self.padding = _check_padding(padding, who)
+        self._cache = None
+        super().__init__(**kwargs)
+
+    def _geometry(self, height, width):
+        """``(pads, (Ho, Wo))`` for an image of ``height x width``."""
+        return _window_geometry(self._who, "pool", (height, width), self.pool_size,
+                                self.strides, self.padding)
+
+    def compute_output_shape(self, input_shape):
+        h, w, c = _check_image_shape(self._who, input_shape)
+        return (*self._geometry(h, w)[1], c)
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(pool_size=list(self.pool_size), strides=list(self.strides),
+                      padding=self.padding)
+        return config
+
+
+class MaxPool2D(_Pool2D):
+    r"""Max pooling over ``(ph, pw)`` windows, channels-last.
+
+    .. math::
+        y_{n,i,j,d} = \max_{a<p_h,\ c<p_w} x^p_{n,\ i s_h + a,\ j s_w + c,\ d}, \qquad
+        \frac{\partial L}{\partial x^p_{n,\ i s_h + a^*,\ j s_w + c^*,\ d}}
+            \mathrel{+}= \delta_{n,i,j,d}
+
+    where :math:`x^p` is the input, padded for ``"same"`` by :math:`-\infty`
+    (which never wins), and :math:`(a^*, c^*)` the first position of the
+    window's maximum (as PyTorch routes it; ties get no share; a NaN is the
+    maximum). A window whose real pixels are all :math:`-\infty` routes to
+    its first real pixel, as PyTorch does, never to the padding.
+    Overlapping windows (``strides < pool_size``) add their gradients;
+    :math:`\partial L/\partial x` is :math:`\partial L/\partial x^p` without
+    the padding. The work is done by ``tinynet.kernels.pooling`` (one pass
+    over the input).
+
+    Parameters and shapes: ``pool_size=2``, ``strides=None`` (the pool),
+    ``padding="valid"`` or ``"same"``; input ``(batch, H, W, C)``, output
+    ``(batch, Ho, Wo, C)`` with ``Ho = (H - ph) // sh + 1`` ("valid") or
+    ``ceil(H / sh)`` ("same").
+    """
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = _prepare_image(self, x)
+        pads, _ = self._geometry(x.shape[1], x.shape[2])
+        xp = _pad_image(x, pads, -np.inf)
+        y, arg = kernels.impl("maxpool_forward", xp.size, trusted=True)(xp, self.pool_size,
+                                                                        self.strides)
+        if xp is not x:
+            self._route_past_padding(y, arg, pads)
+        self._cache = (x.shape, xp.shape, pads, arg)
+        return y
+
+    def _route_past_padding(self, y, arg, pads):
+        """Only a window whose maximum is -inf can have routed to the padding
+        (the first -inf): such a window routes to its first real pixel."""
+        stuck = np.isneginf(y)
+        if not stuck.any():
+            return
+        (pt, _), (pl, _) = pads
+        (sh, sw), pw = self.strides, self.pool_size[1]
+        first_row = np.maximum(pt - sh * np.arange(y.shape[1]), 0)
+        first_col = np.maximum(pl - sw * np.arange(y.shape[2]), 0)
+        first = (first_row[:, None] * pw + first_col[None, :])[None, :, :, None]
+        arg[stuck] = np.broadcast_to(first, arg.shape)[stuck]
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._cache)
+        x_shape, xp_shape, pads, arg = self._cache
+        dy = self._check_dy(dy, arg.shape)
+        # trusted: arg is the forward's own
+        dxp = kernels.impl("maxpool_backward", dy.size, trusted=True)(
+            dy, arg, xp_shape, self.pool_size, self.strides)
+        return _unpad(dxp, pads, x_shape)
+
+
+class AveragePooling2D(_Pool2D):
+    r"""Average pooling over ``(ph, pw)`` windows, channels-last (Keras'
+    ``AveragePooling2D``).
+
+    .. math::
+        y_{n,i,j,d} = \frac{1}{m_{ij}} \sum_{a<p_h,\ c<p_w}
+            x^p_{n,\ i s_h + a,\ j s_w + c,\ d}, \qquad
+        \frac{\partial L}{\partial x^p_{n,\ i s_h + a,\ j s_w + c,\ d}}
+            \mathrel{+}= \frac{\delta_{n,i,j,d}}{m_{ij}}
+
+    with :math:`x^p` the input padded by zeros for ``"same"`` and
+    :math:`m_{ij}` the number of *real* pixels in window ``(i, j)`` (Keras;
+    PyTorch's ``count_include_pad=False``): :math:`p_h p_w` for "valid".
+    Overlapping windows add their gradients; :math:`\partial L/\partial x`
+    drops the padding. Computed by one strided pass over the input per
+    window offset (NumPy, on every backend).
+
+    Parameters and shapes as :class:`MaxPool2D`.
+    """
+
+    def _counts(self, height, width) -> np.ndarray:
+        """``m`` of shape ``(Ho, Wo, 1)``: the real pixels in each window."""
+        pads, out = self._geometry(height, width)
+        per_axis = []
+        for size, (before, _), p, s, n in zip((height, width), pads, self.pool_size,
+                                              self.strides, out):
+            start = s * np.arange(n) - before
+            per_axis.append(np.minimum(start + p, size) - np.maximum(start, 0))
+        return (per_axis[0][:, None] * per_axis[1][None, :])[:, :, None]
+
+    def _build(self, input_shape, rng):
+        self._m = self._counts(*input_shape[:2])
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = _prepare_image(self, x)
+        pads, out = self._geometry(x.shape[1], x.shape[2])
+        xp = _pad_image(x, pads)
+        total = np.zeros((x.shape[0], *out, x.shape[3]), x.dtype)
+        for _, _, (rows, cols) in window_slices(self.pool_size, self.strides, out):
+            total += xp[:, rows, cols, :]
+        self._cache = (x.shape, xp.shape, pads)
+        return np.divide(total, self._m.astype(x.dtype, copy=False), out=total)
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._cache)
+        x_shape, xp_shape, pads = self._cache
+        dy = self._check_dy(dy, (x_shape[0], *self.output_shape))
+        share = dy / self._m.astype(dy.dtype, copy=False)
+        dxp = np.zeros(xp_shape, dy.dtype)
+        for _, _, (rows, cols) in window_slices(self.pool_size, self.strides, dy.shape[1:3]):
+            dxp[:, rows, cols, :] += share
+        return _unpad(dxp, pads, x_shape)
+
+
+class _GlobalPool2D(Layer):
+    """What the global pooling layers share: ``keepdims``, the output shape, the config."""
+
+    def __init__(self, keepdims: bool = False, **kwargs):
+        self.keepdims = check_bool(keepdims, type(self).__name__, "keepdims")
+        self._cache = None
+        super().__init__(**kwargs)
+
+    def compute_output_shape(self, input_shape):
+        c = _check_image_shape(self._who, input_shape)[2]
+        return (1, 1, c) if self.keepdims else (c,)
+
+    def _shaped(self, y4):
+        """``(N, 1, 1, C)`` as the layer's output shape."""
+        return y4 if self.keepdims else y4.reshape(y4.shape[0], y4.shape[3])
+
+    def _dy4(self, dy, n):
+        """``dy`` checked against the output and shaped ``(N, 1, 1, C)``."""
+        dy = self._check_dy(dy, (n, *self.output_shape))
+        return dy.reshape(n, 1, 1, dy.shape[-1])
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config.update(keepdims=self.keepdims)
+        return config
+
+
+class GlobalAveragePooling2D(_GlobalPool2D):
+    r"""The mean of each channel over the whole image (Keras'
+    ``GlobalAveragePooling2D``; PyTorch's ``adaptive_avg_pool2d(x, 1)``).
+
+    .. math::
+        y_{n,d} = \frac{1}{HW} \sum_{i<H,\ j<W} x_{n,i,j,d}, \qquad
+        \frac{\partial L}{\partial x_{n,i,j,d}} = \frac{\delta_{n,d}}{HW}
+
+    Input ``(batch, H, W, C)``; output ``(batch, C)``, or ``(batch, 1, 1, C)``
+    with ``keepdims=True``.
+    """
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = _prepare_image(self, x)
+        self._cache = x.shape
+        return self._shaped(x.sum(axis=(1, 2), keepdims=True) / (x.shape[1] * x.shape[2]))
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._cache)
+        x_shape = self._cache
+        dy4 = self._dy4(dy, x_shape[0]) / (x_shape[1] * x_shape[2])
+        return np.broadcast_to(dy4, x_shape).copy()
+
+
+class GlobalMaxPooling2D(_GlobalPool2D):
+    r"""The maximum of each channel over the whole image (Keras'
+    ``GlobalMaxPooling2D``; PyTorch's ``adaptive_max_pool2d(x, 1)``).
+
+    .. math::
+        y_{n,d} = \max_{i<H,\ j<W} x_{n,i,j,d}, \qquad
+        \frac{\partial L}{\partial x_{n,i^*,j^*,d}} = \delta_{n,d}
+
+    at the first maximum :math:`(i^*, j^*)` in row-major order (zero
+    elsewhere; a NaN is the maximum): one :class:`MaxPool2D` window the size
+    of the image, on the same kernels.
+
+    Input ``(batch, H, W, C)``; output ``(batch, C)``, or ``(batch, 1, 1, C)``
+    with ``keepdims=True``.
+    """
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = _prepare_image(self, x)
+        pool = x.shape[1:3]
+        y, arg = kernels.impl("maxpool_forward", x.size, trusted=True)(x, pool, pool)
+        self._cache = (x.shape, arg)
+        return self._shaped(y)
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._cache)
+        x_shape, arg = self._cache
+        pool = x_shape[1:3]
+        # trusted: arg is the forward's own
+        return kernels.impl("maxpool_backward", arg.size, trusted=True)(
+            self._dy4(dy, x_shape[0]), arg, x_shape, pool, pool)
