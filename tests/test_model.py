@@ -297,6 +297,44 @@ def test_backward_twice_accumulates_twice():
 
 
 # ---------------------------------------------------- compile, fit, predict
+def test_a_layer_run_elsewhere_between_forward_and_backward_is_refused():
+    """A layer keeps the cache of its last forward. Run again between the
+    model's forward and backward -- called directly, by another Sequential
+    holding it, or inside a nested model -- it made the model's backward
+    silently return the gradients of that other run; now a RuntimeError
+    says so (before any gradient is touched, when the layer is the model's own)."""
+    rng = np.random.default_rng(0)
+    shared = Dense(4, activation="tanh", seed=0, name="shared_dense")
+    inner = tn.Sequential([shared, Dense(4, seed=1)], input_dim=3)
+    model = tn.Sequential([inner, Dense(2, seed=2, name="head")])
+    other = tn.Sequential([shared])
+    x, x2 = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    dy = rng.standard_normal((5, 2))
+    refused = [lambda: model.layers[1](rng.standard_normal((5, 4))),  # the head, directly
+               lambda: Dense.forward(model.get_layer("head"), rng.standard_normal((5, 4))),
+               lambda: shared.forward(x2),                 # inside the nested model
+               lambda: other.forward(x2)]                 # another model holding it
+    names = ["Sequential '.*': Dense 'head'"] * 2 + ["Sequential '.*': Dense 'shared_dense'"] * 2
+    for k, (between, name) in enumerate(zip(refused, names)):
+        model.zero_grad()
+        model.forward(x)
+        between()
+        with pytest.raises(RuntimeError, match=name + " ran a forward pass since this "
+                           "model's forward .*call the model's forward again"):
+            model.backward(dy, need_dx=False)
+        assert k >= 2 or not any(p.grad.any() for p in model.parameters())
+    model.zero_grad()
+    model.forward(x)
+    model.backward(dy)  # its own forward again: fine
+    want = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    other.forward(x2)   # before the model's forward: nothing stale
+    model.forward(x)
+    model.backward(dy)
+    for p, g in zip(model.parameters(), want):
+        np.testing.assert_array_equal(p.grad, g)
+
+
 def test_fit_lowers_the_loss_and_evaluate_reports_metrics():
     x, y = _classification()
     model = _mlp()

@@ -57,7 +57,8 @@ from .checks import (as_array, as_float_array, as_sample_weight, check_bool, che
 from .class_weights import class_sample_weights
 from .data.batches import as_generator
 from .layers._checks import check_real
-from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
+from .layers.base import (Layer, layer_from_dict, layer_to_dict, shape_str, stale_cache_error,
+                          unique_name)
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
@@ -271,6 +272,7 @@ class Sequential(Layer):
         x = self._prepare_input(x)
         for layer in self._layers:
             x = layer.forward(x, training=training)
+            layer._cache_owner = self  # its cache is this forward's (Layer, Notes)
         return x
 
     def backward(self, dy, need_dx: bool = True) -> np.ndarray:
@@ -282,6 +284,13 @@ class Sequential(Layer):
         convolution, say) get no backward call at all, and the first layer
         with parameters, if it supports it, does not compute its dL/dx -- for
         an MLP on 784 inputs that is a third of the work.
+
+        A layer that ran a forward pass since this model's forward (called
+        directly, or by another model) no longer caches this model's forward:
+        ``RuntimeError`` (:func:`~tinynet.layers.base.stale_cache_error`)
+        rather than wrong gradients; raised before any gradient is touched
+        for the model's own layers (a nested model checks its own when its
+        backward runs).
         """
         layers = self._layers
         if not layers:
@@ -292,6 +301,9 @@ class Sequential(Layer):
                 first += 1
             if first == len(layers):
                 return None
+        for layer in layers[first:]:
+            if layer._cache_owner is not self:
+                raise stale_cache_error(self._who, layer)
         for layer in reversed(layers[first + 1:]):
             dy = layer.backward(dy)
         head = layers[first]

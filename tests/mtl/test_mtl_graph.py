@@ -481,12 +481,53 @@ def test_models_sharing_layers_may_run_in_turn_before_a_backward():
     alone = gradients()
     for got, want in zip(gradients(encoder), alone):  # encoder: called twice, re-run
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
-    with pytest.raises(RuntimeError, match=r"Dense 'shared' ran in another model"):
+    with pytest.raises(RuntimeError, match=r"Dense 'shared' ran a forward pass since "):
         gradients(other)  # its layer is called once inside the encoder
     once.forward(x)
     other.forward(x_other)
-    with pytest.raises(RuntimeError, match=r"ran in another model since this model's "
-                                           r"forward.*call this model's forward again"):
+    with pytest.raises(RuntimeError, match=r"ran a forward pass since this model's "
+                                           r"forward.*call the model's forward again"):
         once.backward(dy)
     once.forward(x)
     once.backward(dy)
+
+
+def test_a_layer_called_directly_between_forward_and_backward_is_noticed():
+    """``model.layers[k](x2)`` (or a layer of a Sequential node run on its
+    own) between the model's forward and backward left the layer's cache
+    from x2, and the backward silently returned the gradients of that call.
+    Now a layer called once is a RuntimeError, and one called at several
+    nodes is re-run (exact gradients), as after another model ran it."""
+    from tinynet.layers import Tanh
+    rng = np.random.default_rng(0)
+    a = tn.mtl.Input((3,), dtype="float64")
+    tower = Dense(3, activation="tanh", seed=0, name="tower")   # called twice
+    deep = Dense(4, seed=1, name="deep")
+    stack = tn.Sequential([Dense(4, seed=2, name="in_stack"), Tanh()])
+    h = stack(deep(tower(tower(a))))
+    model = tn.mtl.Model(a, Dense(2, seed=3, name="head")(h))
+    x = rng.standard_normal((5, 3))
+    dy = rng.standard_normal((5, 2))
+
+    def gradients(between=None):
+        model.zero_grad()
+        model.forward(x)
+        if between is not None:
+            between()
+        dx = model.backward(dy)
+        return [dx] + [p.grad.copy() for p in model.parameters()]
+
+    alone = gradients()
+    for got, want in zip(gradients(lambda: tower(rng.standard_normal((5, 3)))), alone):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    for between, who in ((lambda: model.get_layer("deep")(rng.standard_normal((5, 3))),
+                          "Model '.*': Dense 'deep'"),
+                         (lambda: model.get_layer("head").forward(rng.standard_normal((5, 4))),
+                          "Model '.*': Dense 'head'"),
+                         (lambda: stack.layers[0](rng.standard_normal((5, 4))),
+                          "Sequential '.*': Dense 'in_stack'")):
+        with pytest.raises(RuntimeError, match=who + " ran a forward pass since this model's "
+                                                     "forward .*call the model's forward again"):
+            gradients(between)
+    for got, want in zip(gradients(), alone):  # its own forward again: exact
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)

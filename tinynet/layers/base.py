@@ -31,6 +31,7 @@ other floating dtypes are refused with a ``TypeError`` (see
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import re
 import warnings
@@ -42,7 +43,7 @@ from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
 from ..param import Param, check_param_budget
 
 __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str",
-           "walk_layers"]
+           "walk_layers", "stale_cache_error"]
 
 #: Every concrete layer class by its class name; filled by ``Layer.__init_subclass__``.
 LAYER_CLASSES: dict[str, type] = {}
@@ -96,6 +97,26 @@ def _shape_tuple(shape, who: str) -> tuple:
     return tuple(shape)
 
 
+def _disowning(forward):
+    """``forward`` that first marks the layer's cache as no container's
+    (``_cache_owner = None``; see :class:`Layer`, "Forward caches")."""
+    @functools.wraps(forward)
+    def disowning_forward(self, *args, **kwargs):
+        self._cache_owner = None
+        return forward(self, *args, **kwargs)
+    disowning_forward._disowns = True
+    return disowning_forward
+
+
+def stale_cache_error(who: str, layer: "Layer") -> RuntimeError:
+    """What a container's backward raises when ``layer``'s forward cache is
+    no longer the one the container's forward left (see :class:`Layer`)."""
+    return RuntimeError(f"{who}: {layer._who} ran a forward pass since this model's "
+                        f"forward (called directly, or by another model), so its cache no "
+                        f"longer holds this model's forward and the gradients would be "
+                        f"wrong; call the model's forward again before its backward")
+
+
 def _snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
@@ -140,9 +161,21 @@ class Layer:
     A subclass sets its own attributes *before* calling
     ``super().__init__(**kwargs)``, because a declared ``input_dim`` builds
     the layer inside that call.
+
+    Forward caches: a layer keeps one cache, that of its last forward. A
+    container (:class:`~tinynet.Sequential`, :class:`tinynet.mtl.Model`)
+    records itself in each child's ``_cache_owner`` after running it, and
+    every ``forward`` first resets that to None (``__init_subclass__`` wraps
+    each subclass's ``forward`` so), so the container's backward can tell
+    that a child ran elsewhere since -- called directly, or by another
+    model -- and raise :func:`stale_cache_error` (or re-run it, for a layer
+    a functional model calls at several nodes) instead of computing the
+    gradient of that other run.
     """
 
     _auto_name = "layer"
+    #: The container whose forward this layer's cache holds (see Notes), or None.
+    _cache_owner = None
 
     def __init_subclass__(cls, auto_name: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -151,6 +184,9 @@ class Layer:
             raise TypeError(f"{cls.__name__} expected auto_name as an identifier such as "
                             f"'mmoe', received {auto_name!r}")
         cls._auto_name = auto_name or _snake(cls.__name__)
+        forward = cls.__dict__.get("forward")
+        if forward is not None and not getattr(forward, "_disowns", False):
+            cls.forward = _disowning(forward)
         if not cls.__name__.startswith("_"):  # private bases are not layers to save
             _register(cls)
 

@@ -36,12 +36,13 @@ earlier node the model re-runs that node's forward with the random state it
 had the first time (same dropout mask) and restores any running statistics
 afterwards -- its own and those of every layer inside it (a shared
 Sequential), so the gradients are exact at the cost of one extra forward.
-Each layer records which graph node its cache belongs to, so a backward
-after another model ran a shared layer (two models over shared layers, or a
-nested model also run on its own) re-runs it too if it is called at several
-nodes here, and is a ``RuntimeError`` otherwise rather than the gradient of
-the other run. (A layer called outside any functional model in between,
-directly or by a Sequential, is not noticed.)
+Each layer records which graph node its cache belongs to (its
+``_cache_owner``, which every forward of the layer resets: see
+:class:`~tinynet.layers.Layer`), so a backward after the layer ran
+elsewhere -- in another model sharing it, a nested model also run on its
+own, or called directly (``model.layers[1](x2)``) -- re-runs it too if it
+is called at several nodes here, and is a ``RuntimeError`` otherwise
+rather than the gradient of the other run.
 
 Saving
 ------
@@ -61,8 +62,8 @@ import numpy as np
 
 from .. import io as model_io
 from ..checks import as_float_array, did_you_mean
-from ..layers.base import (Layer, layer_from_dict, layer_to_dict, shape_str, unique_name,
-                           walk_layers)
+from ..layers.base import (Layer, layer_from_dict, layer_to_dict, shape_str,
+                           stale_cache_error, unique_name, walk_layers)
 from .training import MultiTaskTraining
 
 __all__ = ["Input", "SymbolicTensor", "Model"]
@@ -455,7 +456,7 @@ class Model(Layer, MultiTaskTraining):
         self._replay = {}
         # As a layer of another model: whatever it cached is now this run's,
         # not that model's node's (which re-runs this model before its backward).
-        self._graph_node = None
+        self._cache_owner = None
         for node in self._nodes:
             layer = node.layer
             args = [values[id(t)] for t in node.inputs]
@@ -467,7 +468,7 @@ class Model(Layer, MultiTaskTraining):
             outs = out if node.multi_output else [out]
             for t, o in zip(node.outputs, outs):
                 values[id(t)] = o
-            layer._graph_node = node  # whose forward the layer's cache holds
+            layer._cache_owner = node  # whose forward the layer's cache holds
         self._values = values
         self._training = training
         return [values[id(t)] for t in self.outputs]
@@ -517,7 +518,7 @@ class Model(Layer, MultiTaskTraining):
             if node.multi_output:
                 douts = [np.zeros_like(self._values[id(t)]) if d is None else d
                          for t, d in zip(node.outputs, douts)]
-            if getattr(layer, "_graph_node", None) is not node:
+            if layer._cache_owner is not node:
                 self._rerun(node)
             dy = douts if node.multi_output else douts[0]
             if leaf:
@@ -553,14 +554,13 @@ class Model(Layer, MultiTaskTraining):
 
     def _rerun(self, node: Node) -> None:
         """Restore ``node``'s forward cache in a layer that ran elsewhere since
-        (at another node, or in another model sharing it); RuntimeError for a
+        (at another node, in another model sharing it, or called directly);
+        RuntimeError (:func:`~tinynet.layers.base.stale_cache_error`) for a
         layer this model calls once (no replay kept: that costs each forward
-        a copy of the random state) that another model ran since."""
+        a copy of the random state)."""
         layer = node.layer
         if id(node) not in self._replay:
-            raise RuntimeError(f"Model {self.name!r}: {layer._who} ran in another model "
-                               f"since this model's forward, so its cache holds that "
-                               f"run; call this model's forward again before backward")
+            raise stale_cache_error(f"Model {self.name!r}", layer)
         arg, rng_states = self._replay[id(node)]
         # The layer and every layer inside it (a shared Sequential tower): each
         # may have a generator and running statistics of its own.
@@ -574,7 +574,7 @@ class Model(Layer, MultiTaskTraining):
         for la, state in zip(inner, states):
             if state:
                 la.set_state(state)
-        layer._graph_node = node
+        layer._cache_owner = node
 
     # ------------------------------------------------------------ task owners
     def output_owners(self) -> dict[int, set]:
