@@ -335,6 +335,31 @@ def test_a_layer_run_elsewhere_between_forward_and_backward_is_refused():
         np.testing.assert_array_equal(p.grad, g)
 
 
+@pytest.mark.parametrize("make", [
+    lambda: tn.Sequential([ReLU(input_dim=3), Tanh()]),                  # no weights at all
+    lambda: tn.Sequential([Dense(3, input_dim=3, seed=0)], trainable=False),  # all frozen
+    lambda: tn.Sequential([Tanh()])])                                    # not built yet
+def test_a_model_with_nothing_to_train_compiles_and_fits_as_keras(make, tmp_path):
+    """compile raised "has no parameters to train" for a model of activations
+    only. Keras 3 compiles it, and its fit warns "The model does not have any
+    trainable weights" and runs, logging the loss and metrics; so does tinynet."""
+    model = make()
+    x = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    model.compile("adam", loss="mse", metrics=["mae"])
+    before = model.get_weights()
+    with pytest.warns(UserWarning, match="Sequential '.*' has no trainable parameters .*the "
+                                         "loss and metrics are still computed"):
+        history = model.fit(x, x, epochs=2, batch_size=4, verbose=0, shuffle=False)
+    assert history.history["loss"][0] == history.history["loss"][1] > 0
+    assert model.evaluate(x, x) == pytest.approx({"loss": history.history["loss"][0],
+                                                  "mae": history.history["mae"][0]}, rel=1e-6)
+    assert model.predict(x).shape == (6, 3)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.save(tmp_path / "m.npz")
+    assert tn.load(tmp_path / "m.npz").evaluate(x, x) == model.evaluate(x, x)
+
+
 def test_fit_lowers_the_loss_and_evaluate_reports_metrics():
     x, y = _classification()
     model = _mlp()

@@ -453,15 +453,20 @@ class Sequential(Layer):
         optimizer the user bound to a subset (or to groups) is kept as it is.
         The parameters are first moved into one flat buffer (once), so the
         optimizer updates runs of them with one fused call each.
+
+        A model without parameters (only activations, reshapes...) leaves
+        the optimizer unbound: it compiles, evaluates and predicts, and
+        ``fit`` warns and changes nothing (Keras 3's behaviour).
         """
         params = self.parameters()
+        if not params:
+            self._bound_ids = []
+            return
         ensure_flat(params)
         ids = [id(p) for p in params]
         bound = {id(p) for p in self.optimizer.params}
         if not bound or not bound <= set(ids) or (self._bound_ids is not None
                                                   and self._bound_ids != ids):
-            if not params:
-                raise ValueError(f"{self._who} has no parameters to train")
             self.optimizer.bind(params)  # same params keep their state
             self._bound_ids = ids
 
@@ -654,7 +659,8 @@ class Sequential(Layer):
             logs = {"loss": self.loss.forward(pred, y_batch,
                                               sample_weight=None if w is None else w[idx])}
             self.backward(self.loss.backward(), need_dx=False)
-            self.optimizer.step()
+            if self.optimizer.param_groups:  # (a model without parameters leaves it unbound)
+                self.optimizer.step()
             for metric in self.metrics:
                 logs[metric.name] = metric(pred, y_batch)
             # the epoch's loss: the batches' weighted means, each by its total weight

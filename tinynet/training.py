@@ -43,6 +43,8 @@ initial_epoch=2, seed=s)``, bit for bit.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN, as_callback_list
@@ -132,6 +134,20 @@ def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
         stack.extend(getattr(layer, "sublayers", list)())  # fit_loop's model need not be a Layer
 
 
+def _warn_if_nothing_trains(model) -> None:
+    """Keras 3's ``fit`` of a model without trainable weights (only
+    activations and reshapes, or every layer frozen): a warning, and the
+    epochs run -- loss and metrics logged, callbacks called -- changing no
+    weight of the model."""
+    trainable = getattr(model, "trainable_parameters", None)  # fit_loop's model need not be a Layer
+    if trainable is not None and not trainable():
+        who = getattr(model, "_who", type(model).__name__)
+        warnings.warn(f"fit: {who} has no trainable parameters (no layer with weights, or "
+                      f"every one frozen), so training changes none of its weights; the "
+                      f"loss and metrics are still computed and logged (as Keras does)",
+                      UserWarning, stacklevel=4)
+
+
 def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: int = 32,
              shuffle: bool = True, seed: int | None = None, initial_epoch: int = 0,
              validate=None, callbacks=None, verbose: int = 1, stream=None,
@@ -195,6 +211,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     seed = check_seed(seed, "fit")
     callbacks = as_callback_list(callbacks, "fit")
     _refuse_a_last_batch_of_one(model, n_samples, batch_size)
+    _warn_if_nothing_trains(model)
     # a History among the callbacks is the one filled and returned (as Keras)
     history = next((cb for cb in callbacks if isinstance(cb, History)), None)
     chain: list[Callback] = []
