@@ -360,6 +360,36 @@ def test_a_model_with_nothing_to_train_compiles_and_fits_as_keras(make, tmp_path
     assert tn.load(tmp_path / "m.npz").evaluate(x, x) == model.evaluate(x, x)
 
 
+def test_a_frozen_nested_model_keeps_a_layer_set_trainable_inside_it_frozen(tmp_path):
+    """Keras' rule: a layer set trainable inside a frozen nested model does
+    not train (the frozen parent wins). It trained. Each layer keeps its own
+    flag, through save and load too, and unfreezing the parent lets it train."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)), rng.integers(0, 2, 8)
+    base = tn.Sequential([Dense(4, input_dim=3, seed=0, name="fc1"),
+                          Dense(4, seed=1, name="fc2")], name="base")
+    model = tn.Sequential([base, Dense(2, seed=2, name="head")])
+    base.trainable = False
+    base.get_layer("fc2").trainable = True
+    late = Dense(4, seed=3, name="late")
+    base.add(late)           # joins a frozen model: frozen too, its own flag on
+    assert base.get_layer("fc2").trainable and late.trainable and not base.trainable
+    assert [p.name for p in model.trainable_parameters()] == ["head/W", "head/b"]
+    model.compile("sgd", loss="cross_entropy")
+    for m in (model, tn.load(model.save(tmp_path / "m.npz"))):
+        inner = m.layers[0]
+        assert [la.trainable for la in (inner, *inner.layers)] == [False, False, True, True]
+        before = inner.get_weights()
+        m.fit(x, y, epochs=2, batch_size=4, verbose=0)
+        for a, b in zip(before, inner.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    base.trainable = True    # sets every flag inside it, as Keras
+    assert len(model.trainable_parameters()) == 8
+    popped = base.pop()
+    base.trainable = False
+    assert popped.trainable and all(p.trainable for p in popped.parameters())  # not held now
+
+
 def test_fit_lowers_the_loss_and_evaluate_reports_metrics():
     x, y = _classification()
     model = _mlp()

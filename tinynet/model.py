@@ -57,8 +57,8 @@ from .checks import (as_array, as_float_array, as_sample_weight, check_bool, che
 from .class_weights import class_sample_weights
 from .data.batches import as_generator
 from .layers._checks import check_real
-from .layers.base import (Layer, layer_from_dict, layer_to_dict, shape_str, stale_cache_error,
-                          unique_name)
+from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict,
+                          layer_to_dict, release, shape_str, stale_cache_error, unique_name)
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
@@ -113,6 +113,8 @@ class Sequential(Layer):
             self._check_new_layer(layer)
             self._layers.append(layer)
         super().__init__(name=name, **kwargs)
+        for layer in self._layers:
+            adopt(self, layer)  # a frozen model keeps them frozen (Keras' rule)
         if not self._trainable:
             self.trainable = False  # freezes every layer, as Keras' trainable=False
         first = self._layers[0] if self._layers else None
@@ -163,6 +165,7 @@ class Sequential(Layer):
             self._layers.append(layer)
             if len(self._layers) == 1 and layer.built:
                 self.build(layer.input_shape, dtype=layer.dtype)
+        adopt(self, layer)
         self._fit_to_output()
 
     def pop(self) -> Layer:
@@ -170,6 +173,7 @@ class Sequential(Layer):
         if not self._layers:
             raise ValueError(f"{self._who} has no layers to pop")
         layer = self._layers.pop()
+        release(self, layer)
         if self.built:
             self.output_shape = (self._layers[-1].output_shape if self._layers
                                  else self.input_shape)
@@ -349,8 +353,10 @@ class Sequential(Layer):
         trainable = config.pop("trainable", True)
         model = cls(layers, **config)
         # a file keeps each layer's own flag (one unfrozen inside a frozen
-        # model stays unfrozen): the model's flag is set without passing down
+        # model keeps its flag, and does not train): the model's flag is set
+        # without passing down, and then stops its layers' parameters
         model._trainable = check_bool(trainable, f"{model._who}.from_config", "trainable")
+        apply_frozen_containers(model)
         return model
 
     # --------------------------------------------------------------- summary

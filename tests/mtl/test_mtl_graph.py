@@ -531,3 +531,27 @@ def test_a_layer_called_directly_between_forward_and_backward_is_noticed():
             gradients(between)
     for got, want in zip(gradients(), alone):  # its own forward again: exact
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_a_frozen_nested_model_keeps_a_layer_set_trainable_inside_it_frozen(tmp_path):
+    """Keras' rule for a Model used as a layer: frozen, it keeps a layer set
+    trainable inside it from training (that layer trained). Flags survive
+    save and load, each layer's own and the nested model's."""
+    i = tn.mtl.Input((3,), name="i")
+    encoder = tn.mtl.Model(i, Dense(4, seed=1, name="enc2")(Dense(4, seed=0, name="enc1")(i)),
+                           name="encoder")
+    j = tn.mtl.Input((3,), name="j")
+    model = tn.mtl.Model(j, {"t": Dense(1, seed=2, name="head")(encoder(j))})
+    encoder.trainable = False
+    encoder.get_layer("enc2").trainable = True
+    assert [p.name for p in model.trainable_parameters()] == ["head/W", "head/b"]
+    model.compile("sgd", loss="mse")
+    x = np.random.default_rng(0).standard_normal((6, 3))
+    for m in (model, tn.load(model.save(tmp_path / "m.npz"))):
+        inner = m.get_layer("encoder")
+        assert [inner.trainable, inner.get_layer("enc1").trainable,
+                inner.get_layer("enc2").trainable] == [False, False, True]
+        before = inner.get_weights()
+        m.fit(x, {"t": np.ones((6, 1))}, epochs=2, batch_size=3, verbose=0)
+        for a, b in zip(before, inner.get_weights()):
+            np.testing.assert_array_equal(a, b)

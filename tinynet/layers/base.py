@@ -19,6 +19,10 @@ layer of a model) or lazily on its first forward pass.
 
 ``trainable = False`` freezes a layer (recursively for containers): its
 parameters leave the optimizer, but it still passes gradients to its input.
+As in Keras, a frozen container wins over the flags inside it: a layer set
+trainable inside a frozen nested model keeps its own flag (saved and
+loaded as such) but does not train while a frozen container holds it
+(:func:`adopt`). Each parameter's ``trainable`` is the effective flag.
 
 A layer computes in one dtype, float32 or float64 (``dtype``, fixed when it
 is built: by default the first input's). ``forward`` casts an input of the
@@ -35,6 +39,7 @@ import functools
 import inspect
 import re
 import warnings
+import weakref
 from collections import defaultdict
 
 import numpy as np
@@ -43,7 +48,8 @@ from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
 from ..param import Param, check_param_budget
 
 __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str",
-           "walk_layers", "stale_cache_error"]
+           "walk_layers", "stale_cache_error", "adopt", "release",
+           "apply_frozen_containers"]
 
 #: Every concrete layer class by its class name; filled by ``Layer.__init_subclass__``.
 LAYER_CLASSES: dict[str, type] = {}
@@ -176,6 +182,8 @@ class Layer:
     _auto_name = "layer"
     #: The container whose forward this layer's cache holds (see Notes), or None.
     _cache_owner = None
+    #: The containers holding this layer (a WeakSet, made by :func:`adopt`).
+    _parents = ()
 
     def __init_subclass__(cls, auto_name: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -321,7 +329,7 @@ class Layer:
         """
         check_param_budget(np.shape(value), f"the parameter {self.name}/{name}", charge=True)
         param = Param(np.asarray(value, dtype=self.dtype), name=f"{self.name}/{name}",
-                      trainable=self._trainable)
+                      trainable=self._trainable and not self._frozen_above())
         self._params.append(param)
         return param
 
@@ -394,16 +402,24 @@ class Layer:
 
     @property
     def trainable(self) -> bool:
+        """This layer's own flag. Setting it sets every layer inside it too
+        (Keras' rule); its parameters train only if no container holding it
+        (at any depth) is frozen: :meth:`_frozen_above`."""
         return self._trainable
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
         value = check_bool(value, self._who, "trainable")
         self._trainable = value
+        effective = value and not self._frozen_above()
         for p in self._params:
-            p.trainable = value
+            p.trainable = effective
         for layer in self.sublayers():
             layer.trainable = value
+
+    def _frozen_above(self) -> bool:
+        """Whether a container holding this layer, or one holding that, is frozen."""
+        return any(not parent._trainable or parent._frozen_above() for parent in self._parents)
 
     def astype(self, dtype) -> "Layer":
         """Convert every parameter (and state array) to ``dtype`` (float32 or
@@ -440,6 +456,41 @@ class Layer:
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
         return cls(**config)
+
+
+def adopt(container: Layer, child: Layer) -> None:
+    """Record that ``container`` holds ``child`` (Sequential and mtl.Model do,
+    for each of their layers), so that a frozen container keeps ``child``
+    and the layers inside it from training whatever their own flags say
+    (Keras: the frozen parent wins). Their parameters' flags are set so.
+
+    A weak reference: a container that is gone freezes nothing. A layer
+    held by several containers trains only if none of them is frozen."""
+    if not isinstance(child._parents, weakref.WeakSet):
+        child._parents = weakref.WeakSet()
+    child._parents.add(container)
+    apply_frozen_containers(child)
+
+
+def apply_frozen_containers(layer: Layer) -> None:
+    """Turn off the parameters of ``layer`` and of every layer inside it that
+    a frozen container holds (:func:`adopt`), whatever their own flags."""
+    for sub in walk_layers(layer):
+        if sub._frozen_above():
+            for p in sub._params:
+                p.trainable = False
+
+
+def release(container: Layer, child: Layer) -> None:
+    """Undo :func:`adopt` (``Sequential.pop``): the parameters of ``child``
+    and of the layers inside it train again where their layer's own flag
+    says so and no other container holding them is frozen."""
+    if isinstance(child._parents, weakref.WeakSet):
+        child._parents.discard(container)
+    for layer in walk_layers(child):
+        if layer._trainable and not layer._frozen_above():
+            for p in layer._params:
+                p.trainable = True
 
 
 def walk_layers(layer: Layer):

@@ -62,7 +62,7 @@ import numpy as np
 
 from .. import io as model_io
 from ..checks import as_float_array, did_you_mean
-from ..layers.base import (Layer, layer_from_dict, layer_to_dict, shape_str,
+from ..layers.base import (Layer, adopt, layer_from_dict, layer_to_dict, shape_str,
                            stale_cache_error, unique_name, walk_layers)
 from .training import MultiTaskTraining
 
@@ -336,6 +336,8 @@ class Model(Layer, MultiTaskTraining):
         self._values: dict[int, np.ndarray] = {}
         self._training = False
         super().__init__(name=name, **kwargs)
+        for layer in layers:
+            adopt(self, layer)  # a frozen model keeps them frozen (Keras' rule)
         if not self._trainable and not from_file:  # (a file keeps each layer's own flag)
             self.trainable = False  # freezes every layer, as Keras' trainable=False
         self.input_shape = [t.shape for t in self.inputs]
