@@ -555,3 +555,33 @@ def test_a_frozen_nested_model_keeps_a_layer_set_trainable_inside_it_frozen(tmp_
         m.fit(x, {"t": np.ones((6, 1))}, epochs=2, batch_size=3, verbose=0)
         for a, b in zip(before, inner.get_weights()):
             np.testing.assert_array_equal(a, b)
+
+
+def test_a_model_takes_its_inputs_by_name_everywhere():
+    """Keras accepts a dict {input name: array} in fit/evaluate/predict and
+    a dict of tensors when a Model is called as a layer; the latter failed
+    deep inside with an error about arrays. Missing and unknown names are
+    named."""
+    a, b = tn.mtl.Input((3,), name="a"), tn.mtl.Input((2,), name="b")
+    pair = tn.mtl.Model([a, b], Dense(2, seed=0, name="mix")(tn.mtl.Concatenate()([a, b])),
+                        name="pair")
+    p, q = tn.mtl.Input((3,), name="p"), tn.mtl.Input((2,), name="q")
+    model = tn.mtl.Model([p, q], {"t": Dense(1, seed=1)(pair({"b": q, "a": p}))})
+    assert model.get_config()["nodes"][0]["inputs"] == [{"input": 0}, {"input": 1}]
+    rng = np.random.default_rng(0)
+    xp, xq, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2)), np.ones((6, 1))
+    by_name, in_order = {"q": xq, "p": xp}, [xp, xq]
+    np.testing.assert_array_equal(pair.forward({"a": xp, "b": xq}), pair.forward([xp, xq]))
+    np.testing.assert_array_equal(model.predict(by_name)["t"], model.predict(in_order)["t"])
+    model.compile("sgd", loss="mse")
+    assert model.evaluate(by_name, {"t": y}) == model.evaluate(in_order, {"t": y})
+    history = model.fit(by_name, {"t": y}, validation_data=(by_name, {"t": y}), epochs=1,
+                        verbose=0)
+    assert history.history["val_loss"][0] == model.evaluate(in_order, {"t": y})["loss"]
+    for bad, message in (({"a": p}, "missing input 'b'"),
+                         ({"a": p, "b": q, "c": q}, "unknown input 'c'")):
+        with pytest.raises(ValueError, match=f"Model 'pair' expected inputs \\['a', 'b'\\], "
+                                             f"received {message}"):
+            pair(bad)
+    with pytest.raises(TypeError, match="received a dict \\(only a tn.mtl.Model takes"):
+        Dense(2)({"a": p})

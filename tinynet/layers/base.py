@@ -361,6 +361,8 @@ class Layer:
         # instead of computing: the functional API. Checked by duck typing so
         # this floor does not import tinynet.mtl.
         first = x[0] if isinstance(x, (list, tuple)) and x else x
+        if isinstance(x, dict) and x:  # a functional Model's inputs by name
+            first = next(iter(x.values()))
         if getattr(first, "_tinynet_symbolic", False):
             return first._connect(self, x)
         return self.forward(x, training=training)

@@ -152,6 +152,9 @@ def _connect(layer: Layer, inputs):
     """Build ``layer`` for ``inputs`` (a tensor or a list) and return its output tensor(s)."""
     if isinstance(layer, Model):
         return _connect_model(layer, inputs)
+    if isinstance(inputs, dict):
+        raise TypeError(f"{layer._who} expected a symbolic tensor or a list of them, "
+                        f"received a dict (only a tn.mtl.Model takes its inputs by name)")
     multi_input = isinstance(inputs, (list, tuple))
     tensors = list(inputs) if multi_input else [inputs]
     for t in tensors:
@@ -185,10 +188,13 @@ def _connect_model(model: "Model", inputs):
     """A :class:`Model` as one node of another graph (Keras' nested models).
 
     ``inputs``: one tensor per input of ``model``, as a list (a bare tensor
-    for a model of one input), each of the per-sample shape of that input.
-    Returns its output tensors as its ``forward`` returns arrays: a list,
-    or one tensor for a model built with a single output tensor.
+    for a model of one input) or a dict ``{input name: tensor}`` (Keras'),
+    each of the per-sample shape of that input. Returns its output tensors
+    as its ``forward`` returns arrays: a list, or one tensor for a model
+    built with a single output tensor.
     """
+    if isinstance(inputs, dict):
+        inputs = model._by_input_name(inputs, model._who)
     tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     for t in tensors:
         if not isinstance(t, SymbolicTensor):
@@ -293,9 +299,12 @@ class Model(Layer, MultiTaskTraining):
     in :class:`~tinynet.mtl.training.MultiTaskTraining`, mixed in here;
     :meth:`save` / :func:`tinynet.load` keep all of it (module docstring).
 
-    Called on symbolic tensors (one per input, a list, or a bare tensor for
-    one input), a Model is one node of another model, sharing its weights
-    wherever it is called; its outputs come back as ``forward`` returns them.
+    Called on symbolic tensors (one per input: a list, a dict ``{input
+    name: tensor}``, or a bare tensor for one input), a Model is one node of
+    another model, sharing its weights wherever it is called; its outputs
+    come back as ``forward`` returns them. ``forward``, ``fit``,
+    ``evaluate`` and ``predict`` take a dict ``{input name: array}`` too
+    (Keras'), refusing one that misses or adds a name.
 
     A layer may be called at several nodes (shared weights), but not also
     sit inside a container (a Sequential) that the graph calls, nor inside
@@ -419,17 +428,7 @@ class Model(Layer, MultiTaskTraining):
         who = who or f"Model {self.name!r}"
         names = [t.name for t in self.inputs]
         if isinstance(x, dict):
-            if len(set(names)) != len(names):
-                raise ValueError(f"{who} has inputs of one name, {names}: pass a list "
-                                 f"with one array per input, not a dict")
-            missing = [name for name in names if name not in x]
-            unknown = [str(k) for k in x if k not in names]
-            if missing or unknown:
-                problems = [f"missing input {name!r}" for name in missing] + [
-                    f"unknown input {u!r}{did_you_mean(u, missing or names)}" for u in unknown]
-                raise ValueError(f"{who} expected inputs {names}, received "
-                                 f"{'; '.join(problems)}")
-            xs = [x[name] for name in names]
+            xs = self._by_input_name(x, who)
         elif isinstance(x, (list, tuple)) and not (
                 len(self.inputs) == 1 and x and np.ndim(x[0]) == len(self.inputs[0].shape)):
             xs = list(x)
@@ -449,6 +448,23 @@ class Model(Layer, MultiTaskTraining):
             raise ValueError(f"{who} expected inputs with one number of samples, "
                              f"received {[a.shape[0] for a in xs]}")
         return xs
+
+    def _by_input_name(self, x: dict, who: str) -> list:
+        """The values of ``x``, a dict ``{input name: value}`` (arrays, or
+        symbolic tensors when this model is called as a layer), in the order
+        of ``inputs``; ``ValueError`` naming each missing and unknown name."""
+        names = [t.name for t in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{who} has inputs of one name, {names}: pass a list "
+                             f"with one array per input, not a dict")
+        missing = [name for name in names if name not in x]
+        unknown = [str(k) for k in x if k not in names]
+        if missing or unknown:
+            problems = [f"missing input {name!r}" for name in missing] + [
+                f"unknown input {u!r}{did_you_mean(u, missing or names)}" for u in unknown]
+            raise ValueError(f"{who} expected inputs {names}, received "
+                             f"{'; '.join(problems)}")
+        return [x[name] for name in names]
 
     def forward_all(self, x, training: bool = False) -> list[np.ndarray]:
         """Outputs of every output tensor, as a list (even for one output)."""
