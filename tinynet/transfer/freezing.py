@@ -8,7 +8,11 @@ A frozen layer (``layer.trainable = False``, recursive on containers)
   learning;
 * if it is a BatchNorm, normalises with its moving statistics and stops
   updating them, whatever ``training`` says (the classic pitfall when
-  fine-tuning: a frozen base whose statistics drift to the new data).
+  fine-tuning: a frozen base whose statistics drift to the new data);
+* if it is a container (a nested model), keeps every layer inside it from
+  training, one set ``trainable = True`` afterwards too (Keras: the frozen
+  parent wins; that layer keeps its own flag, and trains once the
+  container is unfrozen).
 
 >>> freeze(model, upto="head")        # everything below the layer named "head"
 >>> unfreeze(model, start=-3)         # the top three layers learn again
