@@ -882,3 +882,18 @@ def test_bad_sample_weights_are_refused_before_training(weight, error, match):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(error, match=match):
         model.evaluate(x, y, sample_weight=weight)
+
+
+def test_fit_does_not_warn_of_nothing_to_train_when_a_callback_unfreezes_first():
+    # the check runs at the first step, after on_train_begin/on_epoch_begin
+    model = tn.Sequential([Dense(2, input_dim=3, seed=0)], trainable=False)
+    model.compile("sgd", loss="mse")
+
+    class Unfreeze(tn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.trainable = True
+
+    x = np.ones((4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(x, np.zeros((4, 2)), verbose=0, callbacks=[Unfreeze()])

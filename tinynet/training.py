@@ -136,9 +136,9 @@ def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
 
 def _warn_if_nothing_trains(model) -> None:
     """Keras 3's ``fit`` of a model without trainable weights (only
-    activations and reshapes, or every layer frozen): a warning, and the
-    epochs run -- loss and metrics logged, callbacks called -- changing no
-    weight of the model."""
+    activations and reshapes, or every layer frozen) at its first step: a
+    warning, and the epochs run -- loss and metrics logged, callbacks
+    called -- changing no weight of the model."""
     trainable = getattr(model, "trainable_parameters", None)  # fit_loop's model need not be a Layer
     if trainable is not None and not trainable():
         who = getattr(model, "_who", type(model).__name__)
@@ -211,7 +211,6 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     seed = check_seed(seed, "fit")
     callbacks = as_callback_list(callbacks, "fit")
     _refuse_a_last_batch_of_one(model, n_samples, batch_size)
-    _warn_if_nothing_trains(model)
     # a History among the callbacks is the one filled and returned (as Keras)
     history = next((cb for cb in callbacks if isinstance(cb, History)), None)
     chain: list[Callback] = []
@@ -247,6 +246,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     model.stop_reason = None
     cbs.on_train_begin()
     logs = None  # what on_train_end receives: the last epoch's logs, as Keras
+    looked = False  # whether anything trains: asked at the first step, after the callbacks
     for epoch in range(initial_epoch, epochs):
         if seed is not None and hasattr(model, "set_rng"):
             model.set_rng(epoch_rng(seed, epoch, LAYER_STREAM))
@@ -257,6 +257,9 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         running = RunningMeans()
         for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):
             cbs.on_train_batch_begin(batch)
+            if not looked:  # (a callback may unfreeze layers first: GradualUnfreezing)
+                _warn_if_nothing_trains(model)
+                looked = True
             running.add(*_logs_and_weights(train_step(idx), len(idx)))
             cbs.on_train_batch_end(batch, running.means())
             if model.stop_training:
