@@ -297,6 +297,99 @@ def test_backward_twice_accumulates_twice():
 
 
 # ---------------------------------------------------- compile, fit, predict
+def test_a_layer_run_elsewhere_between_forward_and_backward_is_refused():
+    """A layer keeps the cache of its last forward. Run again between the
+    model's forward and backward -- called directly, by another Sequential
+    holding it, or inside a nested model -- it made the model's backward
+    silently return the gradients of that other run; now a RuntimeError
+    says so (before any gradient is touched, when the layer is the model's own)."""
+    rng = np.random.default_rng(0)
+    shared = Dense(4, activation="tanh", seed=0, name="shared_dense")
+    inner = tn.Sequential([shared, Dense(4, seed=1)], input_dim=3)
+    model = tn.Sequential([inner, Dense(2, seed=2, name="head")])
+    other = tn.Sequential([shared])
+    x, x2 = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))
+    dy = rng.standard_normal((5, 2))
+    refused = [lambda: model.layers[1](rng.standard_normal((5, 4))),  # the head, directly
+               lambda: Dense.forward(model.get_layer("head"), rng.standard_normal((5, 4))),
+               lambda: shared.forward(x2),                 # inside the nested model
+               lambda: other.forward(x2)]                 # another model holding it
+    names = ["Sequential '.*': Dense 'head'"] * 2 + ["Sequential '.*': Dense 'shared_dense'"] * 2
+    for k, (between, name) in enumerate(zip(refused, names)):
+        model.zero_grad()
+        model.forward(x)
+        between()
+        with pytest.raises(RuntimeError, match=name + " ran a forward pass since this "
+                           "model's forward .*call the model's forward again"):
+            model.backward(dy, need_dx=False)
+        assert k >= 2 or not any(p.grad.any() for p in model.parameters())
+    model.zero_grad()
+    model.forward(x)
+    model.backward(dy)  # its own forward again: fine
+    want = [p.grad.copy() for p in model.parameters()]
+    model.zero_grad()
+    other.forward(x2)   # before the model's forward: nothing stale
+    model.forward(x)
+    model.backward(dy)
+    for p, g in zip(model.parameters(), want):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+@pytest.mark.parametrize("make", [
+    lambda: tn.Sequential([ReLU(input_dim=3), Tanh()]),                  # no weights at all
+    lambda: tn.Sequential([Dense(3, input_dim=3, seed=0)], trainable=False),  # all frozen
+    lambda: tn.Sequential([Tanh()])])                                    # not built yet
+def test_a_model_with_nothing_to_train_compiles_and_fits_as_keras(make, tmp_path):
+    """compile raised "has no parameters to train" for a model of activations
+    only. Keras 3 compiles it, and its fit warns "The model does not have any
+    trainable weights" and runs, logging the loss and metrics; so does tinynet."""
+    model = make()
+    x = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    model.compile("adam", loss="mse", metrics=["mae"])
+    before = model.get_weights()
+    with pytest.warns(UserWarning, match="Sequential '.*' has no trainable parameters .*the "
+                                         "loss and metrics are still computed"):
+        history = model.fit(x, x, epochs=2, batch_size=4, verbose=0, shuffle=False)
+    assert history.history["loss"][0] == history.history["loss"][1] > 0
+    assert model.evaluate(x, x) == pytest.approx({"loss": history.history["loss"][0],
+                                                  "mae": history.history["mae"][0]}, rel=1e-6)
+    assert model.predict(x).shape == (6, 3)
+    for a, b in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    model.save(tmp_path / "m.npz")
+    assert tn.load(tmp_path / "m.npz").evaluate(x, x) == model.evaluate(x, x)
+
+
+def test_a_frozen_nested_model_keeps_a_layer_set_trainable_inside_it_frozen(tmp_path):
+    """Keras' rule: a layer set trainable inside a frozen nested model does
+    not train (the frozen parent wins). It trained. Each layer keeps its own
+    flag, through save and load too, and unfreezing the parent lets it train."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((8, 3)), rng.integers(0, 2, 8)
+    base = tn.Sequential([Dense(4, input_dim=3, seed=0, name="fc1"),
+                          Dense(4, seed=1, name="fc2")], name="base")
+    model = tn.Sequential([base, Dense(2, seed=2, name="head")])
+    base.trainable = False
+    base.get_layer("fc2").trainable = True
+    late = Dense(4, seed=3, name="late")
+    base.add(late)           # joins a frozen model: frozen too, its own flag on
+    assert base.get_layer("fc2").trainable and late.trainable and not base.trainable
+    assert [p.name for p in model.trainable_parameters()] == ["head/W", "head/b"]
+    model.compile("sgd", loss="cross_entropy")
+    for m in (model, tn.load(model.save(tmp_path / "m.npz"))):
+        inner = m.layers[0]
+        assert [la.trainable for la in (inner, *inner.layers)] == [False, False, True, True]
+        before = inner.get_weights()
+        m.fit(x, y, epochs=2, batch_size=4, verbose=0)
+        for a, b in zip(before, inner.get_weights()):
+            np.testing.assert_array_equal(a, b)
+    base.trainable = True    # sets every flag inside it, as Keras
+    assert len(model.trainable_parameters()) == 8
+    popped = base.pop()
+    base.trainable = False
+    assert popped.trainable and all(p.trainable for p in popped.parameters())  # not held now
+
+
 def test_fit_lowers_the_loss_and_evaluate_reports_metrics():
     x, y = _classification()
     model = _mlp()
@@ -789,3 +882,18 @@ def test_bad_sample_weights_are_refused_before_training(weight, error, match):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(error, match=match):
         model.evaluate(x, y, sample_weight=weight)
+
+
+def test_fit_does_not_warn_of_nothing_to_train_when_a_callback_unfreezes_first():
+    # the check runs at the first step, after on_train_begin/on_epoch_begin
+    model = tn.Sequential([Dense(2, input_dim=3, seed=0)], trainable=False)
+    model.compile("sgd", loss="mse")
+
+    class Unfreeze(tn.callbacks.Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.trainable = True
+
+    x = np.ones((4, 3))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(x, np.zeros((4, 2)), verbose=0, callbacks=[Unfreeze()])

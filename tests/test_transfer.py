@@ -77,15 +77,19 @@ def test_frozen_layers_inside_a_nested_model_are_named_by_their_path():
     assert transfer.freeze(model, "base") == ["base"]
     assert transfer.frozen_layers(model) == ["base"]
     assert transfer.trainable_layers(model) == ["head"]
-    base.layers[2].trainable = True  # the container's own flag no longer tells
-    assert transfer.frozen_layers(model) == ["base/fc1"]
+    base.layers[2].trainable = True  # a frozen base wins (Keras): fc2 does not train
+    assert transfer.frozen_layers(model) == ["base"]
+    base.trainable = True
+    base.layers[0].trainable = False
     # deeper: a name per level; block's own flag is on (only its layers are
-    # frozen), so it is looked into, and its base is frozen throughout
+    # frozen), so it is looked into, and so is its partly frozen base
     outer = tn.Sequential([tn.Sequential([base], name="block"), tn.layers.Dense(1, name="top")])
     assert transfer.frozen_layers(outer) == ["block/base/fc1"]
     assert transfer.trainable_layers(outer) == ["block/base/fc2", "top"]
-    base.layers[2].trainable = False
+    base.trainable = False
+    base.layers[2].trainable = True
     assert transfer.frozen_layers(outer) == ["block/base"]
+    assert transfer.trainable_layers(outer) == ["top"]
     transfer.unfreeze(outer)
     assert transfer.frozen_layers(outer) == [] and transfer.trainable_layers(outer) == \
         ["block", "top"]
@@ -1411,7 +1415,8 @@ def test_a_model_saved_after_surgery_and_freezing_loads_back_identically(tmp_pat
     x, y = data(n=32, d=6)
     model, base = nested_bn_model(x)
     transfer.replace_head(model, [tn.layers.Dense(5, seed=7, name="new_head")])
-    base.trainable = False
+    for layer in base.layers:          # (a frozen base would keep fc2 frozen: Keras' rule)
+        layer.trainable = False
     base.layers[3].trainable = True                      # fc2 trains, the rest of the base not
     compile_fit(model, x, y % 5, epochs=1)
     model.save(tmp_path / "m.npz")

@@ -107,7 +107,8 @@ import numpy as np
 
 from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
 from .checks import as_values_like, check_bool, check_finite, is_real_dtype
-from .layers.base import Layer, layer_from_dict, layer_to_dict, walk_layers
+from .layers.base import (Layer, apply_frozen_containers, layer_from_dict, layer_to_dict,
+                          walk_layers)
 from .param import param_budget
 from .rngstate import generator_from_words, generator_words
 from .zipindex import count_entries, read_index
@@ -692,6 +693,8 @@ def _set_trainable(path, model: Layer, flags) -> None:
                              f"flags, one per parameter, received {flags!r}"[:300])
     for p, flag in zip(params, flags):
         p.trainable = flag
+    # none trains inside a frozen container (a file of a version that let them)
+    apply_frozen_containers(model)
 
 
 def load(path, compile: bool = True):

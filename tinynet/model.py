@@ -57,7 +57,8 @@ from .checks import (as_array, as_float_array, as_sample_weight, check_bool, che
 from .class_weights import class_sample_weights
 from .data.batches import as_generator
 from .layers._checks import check_real
-from .layers.base import Layer, layer_from_dict, layer_to_dict, shape_str, unique_name
+from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict,
+                          layer_to_dict, release, shape_str, stale_cache_error, unique_name)
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
@@ -113,6 +114,8 @@ class Sequential(Layer):
             self._check_new_layer(layer)
             self._layers.append(layer)
         super().__init__(name=name, **kwargs)
+        for layer in self._layers:
+            adopt(self, layer)  # a frozen model keeps them frozen (Keras' rule)
         if not self._trainable:
             self.trainable = False  # freezes every layer, as Keras' trainable=False
         first = self._layers[0] if self._layers else None
@@ -163,6 +166,7 @@ class Sequential(Layer):
             self._layers.append(layer)
             if len(self._layers) == 1 and layer.built:
                 self.build(layer.input_shape, dtype=layer.dtype)
+        adopt(self, layer)
         self._fit_to_output()
 
     def pop(self) -> Layer:
@@ -170,6 +174,7 @@ class Sequential(Layer):
         if not self._layers:
             raise ValueError(f"{self._who} has no layers to pop")
         layer = self._layers.pop()
+        release(self, layer)
         if self.built:
             self.output_shape = (self._layers[-1].output_shape if self._layers
                                  else self.input_shape)
@@ -272,6 +277,7 @@ class Sequential(Layer):
         x = self._prepare_input(x)
         for layer in self._layers:
             x = layer.forward(x, training=training)
+            layer._cache_owner = self  # its cache is this forward's (Layer, Notes)
         return x
 
     def backward(self, dy, need_dx: bool = True) -> np.ndarray:
@@ -283,6 +289,13 @@ class Sequential(Layer):
         convolution, say) get no backward call at all, and the first layer
         with parameters, if it supports it, does not compute its dL/dx -- for
         an MLP on 784 inputs that is a third of the work.
+
+        A layer that ran a forward pass since this model's forward (called
+        directly, or by another model) no longer caches this model's forward:
+        ``RuntimeError`` (:func:`~tinynet.layers.base.stale_cache_error`)
+        rather than wrong gradients; raised before any gradient is touched
+        for the model's own layers (a nested model checks its own when its
+        backward runs).
         """
         layers = self._layers
         if not layers:
@@ -293,6 +306,9 @@ class Sequential(Layer):
                 first += 1
             if first == len(layers):
                 return None
+        for layer in layers[first:]:
+            if layer._cache_owner is not self:
+                raise stale_cache_error(self._who, layer)
         for layer in reversed(layers[first + 1:]):
             dy = layer.backward(dy)
         head = layers[first]
@@ -338,8 +354,10 @@ class Sequential(Layer):
         trainable = config.pop("trainable", True)
         model = cls(layers, **config)
         # a file keeps each layer's own flag (one unfrozen inside a frozen
-        # model stays unfrozen): the model's flag is set without passing down
+        # model keeps its flag, and does not train): the model's flag is set
+        # without passing down, and then stops its layers' parameters
         model._trainable = check_bool(trainable, f"{model._who}.from_config", "trainable")
+        apply_frozen_containers(model)
         return model
 
     # --------------------------------------------------------------- summary
@@ -442,15 +460,20 @@ class Sequential(Layer):
         optimizer the user bound to a subset (or to groups) is kept as it is.
         The parameters are first moved into one flat buffer (once), so the
         optimizer updates runs of them with one fused call each.
+
+        A model without parameters (only activations, reshapes...) leaves
+        the optimizer unbound: it compiles, evaluates and predicts, and
+        ``fit`` warns and changes nothing (Keras 3's behaviour).
         """
         params = self.parameters()
+        if not params:
+            self._bound_ids = []
+            return
         ensure_flat(params)
         ids = [id(p) for p in params]
         bound = {id(p) for p in self.optimizer.params}
         if not bound or not bound <= set(ids) or (self._bound_ids is not None
                                                   and self._bound_ids != ids):
-            if not params:
-                raise ValueError(f"{self._who} has no parameters to train")
             self.optimizer.bind(params)  # same params keep their state
             self._bound_ids = ids
 
@@ -643,7 +666,8 @@ class Sequential(Layer):
             logs = {"loss": self.loss.forward(pred, y_batch,
                                               sample_weight=None if w is None else w[idx])}
             self.backward(self.loss.backward(), need_dx=False)
-            self.optimizer.step()
+            if self.optimizer.param_groups:  # (a model without parameters leaves it unbound)
+                self.optimizer.step()
             # the metrics of the epoch so far (an epoch's F1 is not a mean of batch F1s)
             self._epoch_metrics.add(pred, y_batch)
             logs.update(self._epoch_metrics.results())

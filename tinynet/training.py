@@ -48,6 +48,8 @@ initial_epoch=2, seed=s)``, bit for bit.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN, as_callback_list
@@ -141,6 +143,20 @@ def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
                 f"of one sample, and {cannot}; choose another batch_size (e.g. "
                 f"{batch_size + 1}) or one sample more or fewer")
         stack.extend(getattr(layer, "sublayers", list)())  # fit_loop's model need not be a Layer
+
+
+def _warn_if_nothing_trains(model) -> None:
+    """Keras 3's ``fit`` of a model without trainable weights (only
+    activations and reshapes, or every layer frozen) at its first step: a
+    warning, and the epochs run -- loss and metrics logged, callbacks
+    called -- changing no weight of the model."""
+    trainable = getattr(model, "trainable_parameters", None)  # fit_loop's model need not be a Layer
+    if trainable is not None and not trainable():
+        who = getattr(model, "_who", type(model).__name__)
+        warnings.warn(f"fit: {who} has no trainable parameters (no layer with weights, or "
+                      f"every one frozen), so training changes none of its weights; the "
+                      f"loss and metrics are still computed and logged (as Keras does)",
+                      UserWarning, stacklevel=4)
 
 
 def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: int = 32,
@@ -243,6 +259,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     model.stop_reason = None
     cbs.on_train_begin()
     logs = None  # what on_train_end receives: the last epoch's logs, as Keras
+    looked = False  # whether anything trains: asked at the first step, after the callbacks
     for epoch in range(initial_epoch, epochs):
         if seed is not None and hasattr(model, "set_rng"):
             model.set_rng(epoch_rng(seed, epoch, LAYER_STREAM))
@@ -255,6 +272,9 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         running = RunningMeans()
         for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):
             cbs.on_train_batch_begin(batch)
+            if not looked:  # (a callback may unfreeze layers first: GradualUnfreezing)
+                _warn_if_nothing_trains(model)
+                looked = True
             running.add(*_logs_and_weights(train_step(idx), len(idx)))
             cbs.on_train_batch_end(batch, running.means())
             if model.stop_training:

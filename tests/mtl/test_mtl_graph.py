@@ -481,12 +481,107 @@ def test_models_sharing_layers_may_run_in_turn_before_a_backward():
     alone = gradients()
     for got, want in zip(gradients(encoder), alone):  # encoder: called twice, re-run
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
-    with pytest.raises(RuntimeError, match=r"Dense 'shared' ran in another model"):
+    with pytest.raises(RuntimeError, match=r"Dense 'shared' ran a forward pass since "):
         gradients(other)  # its layer is called once inside the encoder
     once.forward(x)
     other.forward(x_other)
-    with pytest.raises(RuntimeError, match=r"ran in another model since this model's "
-                                           r"forward.*call this model's forward again"):
+    with pytest.raises(RuntimeError, match=r"ran a forward pass since this model's "
+                                           r"forward.*call the model's forward again"):
         once.backward(dy)
     once.forward(x)
     once.backward(dy)
+
+
+def test_a_layer_called_directly_between_forward_and_backward_is_noticed():
+    """``model.layers[k](x2)`` (or a layer of a Sequential node run on its
+    own) between the model's forward and backward left the layer's cache
+    from x2, and the backward silently returned the gradients of that call.
+    Now a layer called once is a RuntimeError, and one called at several
+    nodes is re-run (exact gradients), as after another model ran it."""
+    from tinynet.layers import Tanh
+    rng = np.random.default_rng(0)
+    a = tn.mtl.Input((3,), dtype="float64")
+    tower = Dense(3, activation="tanh", seed=0, name="tower")   # called twice
+    deep = Dense(4, seed=1, name="deep")
+    stack = tn.Sequential([Dense(4, seed=2, name="in_stack"), Tanh()])
+    h = stack(deep(tower(tower(a))))
+    model = tn.mtl.Model(a, Dense(2, seed=3, name="head")(h))
+    x = rng.standard_normal((5, 3))
+    dy = rng.standard_normal((5, 2))
+
+    def gradients(between=None):
+        model.zero_grad()
+        model.forward(x)
+        if between is not None:
+            between()
+        dx = model.backward(dy)
+        return [dx] + [p.grad.copy() for p in model.parameters()]
+
+    alone = gradients()
+    for got, want in zip(gradients(lambda: tower(rng.standard_normal((5, 3)))), alone):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+    for between, who in ((lambda: model.get_layer("deep")(rng.standard_normal((5, 3))),
+                          "Model '.*': Dense 'deep'"),
+                         (lambda: model.get_layer("head").forward(rng.standard_normal((5, 4))),
+                          "Model '.*': Dense 'head'"),
+                         (lambda: stack.layers[0](rng.standard_normal((5, 4))),
+                          "Sequential '.*': Dense 'in_stack'")):
+        with pytest.raises(RuntimeError, match=who + " ran a forward pass since this model's "
+                                                     "forward .*call the model's forward again"):
+            gradients(between)
+    for got, want in zip(gradients(), alone):  # its own forward again: exact
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-14)
+
+
+def test_a_frozen_nested_model_keeps_a_layer_set_trainable_inside_it_frozen(tmp_path):
+    """Keras' rule for a Model used as a layer: frozen, it keeps a layer set
+    trainable inside it from training (that layer trained). Flags survive
+    save and load, each layer's own and the nested model's."""
+    i = tn.mtl.Input((3,), name="i")
+    encoder = tn.mtl.Model(i, Dense(4, seed=1, name="enc2")(Dense(4, seed=0, name="enc1")(i)),
+                           name="encoder")
+    j = tn.mtl.Input((3,), name="j")
+    model = tn.mtl.Model(j, {"t": Dense(1, seed=2, name="head")(encoder(j))})
+    encoder.trainable = False
+    encoder.get_layer("enc2").trainable = True
+    assert [p.name for p in model.trainable_parameters()] == ["head/W", "head/b"]
+    model.compile("sgd", loss="mse")
+    x = np.random.default_rng(0).standard_normal((6, 3))
+    for m in (model, tn.load(model.save(tmp_path / "m.npz"))):
+        inner = m.get_layer("encoder")
+        assert [inner.trainable, inner.get_layer("enc1").trainable,
+                inner.get_layer("enc2").trainable] == [False, False, True]
+        before = inner.get_weights()
+        m.fit(x, {"t": np.ones((6, 1))}, epochs=2, batch_size=3, verbose=0)
+        for a, b in zip(before, inner.get_weights()):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_a_model_takes_its_inputs_by_name_everywhere():
+    """Keras accepts a dict {input name: array} in fit/evaluate/predict and
+    a dict of tensors when a Model is called as a layer; the latter failed
+    deep inside with an error about arrays. Missing and unknown names are
+    named."""
+    a, b = tn.mtl.Input((3,), name="a"), tn.mtl.Input((2,), name="b")
+    pair = tn.mtl.Model([a, b], Dense(2, seed=0, name="mix")(tn.mtl.Concatenate()([a, b])),
+                        name="pair")
+    p, q = tn.mtl.Input((3,), name="p"), tn.mtl.Input((2,), name="q")
+    model = tn.mtl.Model([p, q], {"t": Dense(1, seed=1)(pair({"b": q, "a": p}))})
+    assert model.get_config()["nodes"][0]["inputs"] == [{"input": 0}, {"input": 1}]
+    rng = np.random.default_rng(0)
+    xp, xq, y = rng.standard_normal((6, 3)), rng.standard_normal((6, 2)), np.ones((6, 1))
+    by_name, in_order = {"q": xq, "p": xp}, [xp, xq]
+    np.testing.assert_array_equal(pair.forward({"a": xp, "b": xq}), pair.forward([xp, xq]))
+    np.testing.assert_array_equal(model.predict(by_name)["t"], model.predict(in_order)["t"])
+    model.compile("sgd", loss="mse")
+    assert model.evaluate(by_name, {"t": y}) == model.evaluate(in_order, {"t": y})
+    history = model.fit(by_name, {"t": y}, validation_data=(by_name, {"t": y}), epochs=1,
+                        verbose=0)
+    assert history.history["val_loss"][0] == model.evaluate(in_order, {"t": y})["loss"]
+    for bad, message in (({"a": p}, "missing input 'b'"),
+                         ({"a": p, "b": q, "c": q}, "unknown input 'c'")):
+        with pytest.raises(ValueError, match=f"Model 'pair' expected inputs \\['a', 'b'\\], "
+                                             f"received {message}"):
+            pair(bad)
+    with pytest.raises(TypeError, match="received a dict \\(only a tn.mtl.Model takes"):
+        Dense(2)({"a": p})

@@ -737,3 +737,28 @@ def test_a_sum_loss_logs_the_mean_batch_sum_in_fit_validation_and_evaluate():
     for key in ("loss", "cls/loss", "reg/loss"):
         assert history.history[key][0] == pytest.approx(exact[key], rel=1e-12), key
         assert history.history[f"val_{key}"][0] == pytest.approx(exact[key], rel=1e-12), key
+
+
+@pytest.mark.parametrize("frozen", [False, True])
+def test_a_model_with_nothing_to_train_compiles_and_fits_as_keras(frozen, tmp_path):
+    """compile failed ("SGD received a parameter group without parameters")
+    for a model of activations only, or one frozen whole. Keras 3 compiles
+    it, and its fit warns and runs, logging the losses; so does tinynet."""
+    from tinynet.layers import ReLU
+    a = tn.mtl.Input((3,), name="a")
+    outputs = ({"t": Dense(2, seed=0)(a), "u": ReLU()(a)} if frozen
+               else {"t": tn.layers.Tanh()(a), "u": ReLU()(a)})
+    model = tn.mtl.Model(a, outputs, trainable=not frozen)
+    x = np.random.default_rng(0).standard_normal((5, 3))
+    y = {"t": np.zeros((5, 2 if frozen else 3)), "u": np.ones((5, 3))}
+    model.compile("sgd", loss="mse", metrics={"u": ["mae"]}, weighting="pcgrad")
+    before = model.get_weights()
+    with pytest.warns(UserWarning, match="Model '.*' has no trainable parameters"):
+        history = model.fit(x, y, epochs=2, batch_size=2, shuffle=False, verbose=0)
+    for w, v in zip(before, model.get_weights()):
+        np.testing.assert_array_equal(w, v)
+    assert history.history["loss"][0] == history.history["loss"][1] > 0
+    logs = model.evaluate(x, y)
+    assert logs["u/mae"] == pytest.approx(history.history["u/mae"][0])
+    model.save(tmp_path / "m.npz")
+    assert tn.load(tmp_path / "m.npz").evaluate(x, y) == logs

@@ -19,6 +19,10 @@ layer of a model) or lazily on its first forward pass.
 
 ``trainable = False`` freezes a layer (recursively for containers): its
 parameters leave the optimizer, but it still passes gradients to its input.
+As in Keras, a frozen container wins over the flags inside it: a layer set
+trainable inside a frozen nested model keeps its own flag (saved and
+loaded as such) but does not train while a frozen container holds it
+(:func:`adopt`). Each parameter's ``trainable`` is the effective flag.
 
 A layer computes in one dtype, float32 or float64 (``dtype``, fixed when it
 is built: by default the first input's). ``forward`` casts an input of the
@@ -31,9 +35,11 @@ other floating dtypes are refused with a ``TypeError`` (see
 from __future__ import annotations
 
 import difflib
+import functools
 import inspect
 import re
 import warnings
+import weakref
 from collections import defaultdict
 
 import numpy as np
@@ -42,7 +48,8 @@ from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
 from ..param import Param, check_param_budget
 
 __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str",
-           "walk_layers"]
+           "walk_layers", "stale_cache_error", "adopt", "release",
+           "apply_frozen_containers"]
 
 #: Every concrete layer class by its class name; filled by ``Layer.__init_subclass__``.
 LAYER_CLASSES: dict[str, type] = {}
@@ -96,6 +103,26 @@ def _shape_tuple(shape, who: str) -> tuple:
     return tuple(shape)
 
 
+def _disowning(forward):
+    """``forward`` that first marks the layer's cache as no container's
+    (``_cache_owner = None``; see :class:`Layer`, "Forward caches")."""
+    @functools.wraps(forward)
+    def disowning_forward(self, *args, **kwargs):
+        self._cache_owner = None
+        return forward(self, *args, **kwargs)
+    disowning_forward._disowns = True
+    return disowning_forward
+
+
+def stale_cache_error(who: str, layer: "Layer") -> RuntimeError:
+    """What a container's backward raises when ``layer``'s forward cache is
+    no longer the one the container's forward left (see :class:`Layer`)."""
+    return RuntimeError(f"{who}: {layer._who} ran a forward pass since this model's "
+                        f"forward (called directly, or by another model), so its cache no "
+                        f"longer holds this model's forward and the gradients would be "
+                        f"wrong; call the model's forward again before its backward")
+
+
 def _snake(name: str) -> str:
     out = []
     for i, ch in enumerate(name):
@@ -140,9 +167,23 @@ class Layer:
     A subclass sets its own attributes *before* calling
     ``super().__init__(**kwargs)``, because a declared ``input_dim`` builds
     the layer inside that call.
+
+    Forward caches: a layer keeps one cache, that of its last forward. A
+    container (:class:`~tinynet.Sequential`, :class:`tinynet.mtl.Model`)
+    records itself in each child's ``_cache_owner`` after running it, and
+    every ``forward`` first resets that to None (``__init_subclass__`` wraps
+    each subclass's ``forward`` so), so the container's backward can tell
+    that a child ran elsewhere since -- called directly, or by another
+    model -- and raise :func:`stale_cache_error` (or re-run it, for a layer
+    a functional model calls at several nodes) instead of computing the
+    gradient of that other run.
     """
 
     _auto_name = "layer"
+    #: The container whose forward this layer's cache holds (see Notes), or None.
+    _cache_owner = None
+    #: The containers holding this layer (a WeakSet, made by :func:`adopt`).
+    _parents = ()
 
     def __init_subclass__(cls, auto_name: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -151,6 +192,9 @@ class Layer:
             raise TypeError(f"{cls.__name__} expected auto_name as an identifier such as "
                             f"'mmoe', received {auto_name!r}")
         cls._auto_name = auto_name or _snake(cls.__name__)
+        forward = cls.__dict__.get("forward")
+        if forward is not None and not getattr(forward, "_disowns", False):
+            cls.forward = _disowning(forward)
         if not cls.__name__.startswith("_"):  # private bases are not layers to save
             _register(cls)
 
@@ -285,7 +329,7 @@ class Layer:
         """
         check_param_budget(np.shape(value), f"the parameter {self.name}/{name}", charge=True)
         param = Param(np.asarray(value, dtype=self.dtype), name=f"{self.name}/{name}",
-                      trainable=self._trainable)
+                      trainable=self._trainable and not self._frozen_above())
         self._params.append(param)
         return param
 
@@ -317,6 +361,8 @@ class Layer:
         # instead of computing: the functional API. Checked by duck typing so
         # this floor does not import tinynet.mtl.
         first = x[0] if isinstance(x, (list, tuple)) and x else x
+        if isinstance(x, dict) and x:  # a functional Model's inputs by name
+            first = next(iter(x.values()))
         if getattr(first, "_tinynet_symbolic", False):
             return first._connect(self, x)
         return self.forward(x, training=training)
@@ -358,16 +404,24 @@ class Layer:
 
     @property
     def trainable(self) -> bool:
+        """This layer's own flag. Setting it sets every layer inside it too
+        (Keras' rule); its parameters train only if no container holding it
+        (at any depth) is frozen: :meth:`_frozen_above`."""
         return self._trainable
 
     @trainable.setter
     def trainable(self, value: bool) -> None:
         value = check_bool(value, self._who, "trainable")
         self._trainable = value
+        effective = value and not self._frozen_above()
         for p in self._params:
-            p.trainable = value
+            p.trainable = effective
         for layer in self.sublayers():
             layer.trainable = value
+
+    def _frozen_above(self) -> bool:
+        """Whether a container holding this layer, or one holding that, is frozen."""
+        return any(not parent._trainable or parent._frozen_above() for parent in self._parents)
 
     def astype(self, dtype) -> "Layer":
         """Convert every parameter (and state array) to ``dtype`` (float32 or
@@ -404,6 +458,41 @@ class Layer:
     @classmethod
     def from_config(cls, config: dict) -> "Layer":
         return cls(**config)
+
+
+def adopt(container: Layer, child: Layer) -> None:
+    """Record that ``container`` holds ``child`` (Sequential and mtl.Model do,
+    for each of their layers), so that a frozen container keeps ``child``
+    and the layers inside it from training whatever their own flags say
+    (Keras: the frozen parent wins). Their parameters' flags are set so.
+
+    A weak reference: a container that is gone freezes nothing. A layer
+    held by several containers trains only if none of them is frozen."""
+    if not isinstance(child._parents, weakref.WeakSet):
+        child._parents = weakref.WeakSet()
+    child._parents.add(container)
+    apply_frozen_containers(child)
+
+
+def apply_frozen_containers(layer: Layer) -> None:
+    """Turn off the parameters of ``layer`` and of every layer inside it that
+    a frozen container holds (:func:`adopt`), whatever their own flags."""
+    for sub in walk_layers(layer):
+        if sub._frozen_above():
+            for p in sub._params:
+                p.trainable = False
+
+
+def release(container: Layer, child: Layer) -> None:
+    """Undo :func:`adopt` (``Sequential.pop``): the parameters of ``child``
+    and of the layers inside it train again where their layer's own flag
+    says so and no other container holding them is frozen."""
+    if isinstance(child._parents, weakref.WeakSet):
+        child._parents.discard(container)
+    for layer in walk_layers(child):
+        if layer._trainable and not layer._frozen_above():
+            for p in layer._params:
+                p.trainable = True
 
 
 def walk_layers(layer: Layer):

@@ -36,12 +36,13 @@ earlier node the model re-runs that node's forward with the random state it
 had the first time (same dropout mask) and restores any running statistics
 afterwards -- its own and those of every layer inside it (a shared
 Sequential), so the gradients are exact at the cost of one extra forward.
-Each layer records which graph node its cache belongs to, so a backward
-after another model ran a shared layer (two models over shared layers, or a
-nested model also run on its own) re-runs it too if it is called at several
-nodes here, and is a ``RuntimeError`` otherwise rather than the gradient of
-the other run. (A layer called outside any functional model in between,
-directly or by a Sequential, is not noticed.)
+Each layer records which graph node its cache belongs to (its
+``_cache_owner``, which every forward of the layer resets: see
+:class:`~tinynet.layers.Layer`), so a backward after the layer ran
+elsewhere -- in another model sharing it, a nested model also run on its
+own, or called directly (``model.layers[1](x2)``) -- re-runs it too if it
+is called at several nodes here, and is a ``RuntimeError`` otherwise
+rather than the gradient of the other run.
 
 Saving
 ------
@@ -61,8 +62,8 @@ import numpy as np
 
 from .. import io as model_io
 from ..checks import as_float_array, did_you_mean
-from ..layers.base import (Layer, layer_from_dict, layer_to_dict, shape_str, unique_name,
-                           walk_layers)
+from ..layers.base import (Layer, adopt, layer_from_dict, layer_to_dict, shape_str,
+                           stale_cache_error, unique_name, walk_layers)
 from .training import MultiTaskTraining
 
 __all__ = ["Input", "SymbolicTensor", "Model"]
@@ -151,6 +152,9 @@ def _connect(layer: Layer, inputs):
     """Build ``layer`` for ``inputs`` (a tensor or a list) and return its output tensor(s)."""
     if isinstance(layer, Model):
         return _connect_model(layer, inputs)
+    if isinstance(inputs, dict):
+        raise TypeError(f"{layer._who} expected a symbolic tensor or a list of them, "
+                        f"received a dict (only a tn.mtl.Model takes its inputs by name)")
     multi_input = isinstance(inputs, (list, tuple))
     tensors = list(inputs) if multi_input else [inputs]
     for t in tensors:
@@ -184,10 +188,13 @@ def _connect_model(model: "Model", inputs):
     """A :class:`Model` as one node of another graph (Keras' nested models).
 
     ``inputs``: one tensor per input of ``model``, as a list (a bare tensor
-    for a model of one input), each of the per-sample shape of that input.
-    Returns its output tensors as its ``forward`` returns arrays: a list,
-    or one tensor for a model built with a single output tensor.
+    for a model of one input) or a dict ``{input name: tensor}`` (Keras'),
+    each of the per-sample shape of that input. Returns its output tensors
+    as its ``forward`` returns arrays: a list, or one tensor for a model
+    built with a single output tensor.
     """
+    if isinstance(inputs, dict):
+        inputs = model._by_input_name(inputs, model._who)
     tensors = list(inputs) if isinstance(inputs, (list, tuple)) else [inputs]
     for t in tensors:
         if not isinstance(t, SymbolicTensor):
@@ -292,9 +299,12 @@ class Model(Layer, MultiTaskTraining):
     in :class:`~tinynet.mtl.training.MultiTaskTraining`, mixed in here;
     :meth:`save` / :func:`tinynet.load` keep all of it (module docstring).
 
-    Called on symbolic tensors (one per input, a list, or a bare tensor for
-    one input), a Model is one node of another model, sharing its weights
-    wherever it is called; its outputs come back as ``forward`` returns them.
+    Called on symbolic tensors (one per input: a list, a dict ``{input
+    name: tensor}``, or a bare tensor for one input), a Model is one node of
+    another model, sharing its weights wherever it is called; its outputs
+    come back as ``forward`` returns them. ``forward``, ``fit``,
+    ``evaluate`` and ``predict`` take a dict ``{input name: array}`` too
+    (Keras'), refusing one that misses or adds a name.
 
     A layer may be called at several nodes (shared weights), but not also
     sit inside a container (a Sequential) that the graph calls, nor inside
@@ -335,6 +345,8 @@ class Model(Layer, MultiTaskTraining):
         self._values: dict[int, np.ndarray] = {}
         self._training = False
         super().__init__(name=name, **kwargs)
+        for layer in layers:
+            adopt(self, layer)  # a frozen model keeps them frozen (Keras' rule)
         if not self._trainable and not from_file:  # (a file keeps each layer's own flag)
             self.trainable = False  # freezes every layer, as Keras' trainable=False
         self.input_shape = [t.shape for t in self.inputs]
@@ -416,17 +428,7 @@ class Model(Layer, MultiTaskTraining):
         who = who or f"Model {self.name!r}"
         names = [t.name for t in self.inputs]
         if isinstance(x, dict):
-            if len(set(names)) != len(names):
-                raise ValueError(f"{who} has inputs of one name, {names}: pass a list "
-                                 f"with one array per input, not a dict")
-            missing = [name for name in names if name not in x]
-            unknown = [str(k) for k in x if k not in names]
-            if missing or unknown:
-                problems = [f"missing input {name!r}" for name in missing] + [
-                    f"unknown input {u!r}{did_you_mean(u, missing or names)}" for u in unknown]
-                raise ValueError(f"{who} expected inputs {names}, received "
-                                 f"{'; '.join(problems)}")
-            xs = [x[name] for name in names]
+            xs = self._by_input_name(x, who)
         elif isinstance(x, (list, tuple)) and not (
                 len(self.inputs) == 1 and x and np.ndim(x[0]) == len(self.inputs[0].shape)):
             xs = list(x)
@@ -447,6 +449,23 @@ class Model(Layer, MultiTaskTraining):
                              f"received {[a.shape[0] for a in xs]}")
         return xs
 
+    def _by_input_name(self, x: dict, who: str) -> list:
+        """The values of ``x``, a dict ``{input name: value}`` (arrays, or
+        symbolic tensors when this model is called as a layer), in the order
+        of ``inputs``; ``ValueError`` naming each missing and unknown name."""
+        names = [t.name for t in self.inputs]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{who} has inputs of one name, {names}: pass a list "
+                             f"with one array per input, not a dict")
+        missing = [name for name in names if name not in x]
+        unknown = [str(k) for k in x if k not in names]
+        if missing or unknown:
+            problems = [f"missing input {name!r}" for name in missing] + [
+                f"unknown input {u!r}{did_you_mean(u, missing or names)}" for u in unknown]
+            raise ValueError(f"{who} expected inputs {names}, received "
+                             f"{'; '.join(problems)}")
+        return [x[name] for name in names]
+
     def forward_all(self, x, training: bool = False) -> list[np.ndarray]:
         """Outputs of every output tensor, as a list (even for one output)."""
         values = {}
@@ -455,7 +474,7 @@ class Model(Layer, MultiTaskTraining):
         self._replay = {}
         # As a layer of another model: whatever it cached is now this run's,
         # not that model's node's (which re-runs this model before its backward).
-        self._graph_node = None
+        self._cache_owner = None
         for node in self._nodes:
             layer = node.layer
             args = [values[id(t)] for t in node.inputs]
@@ -467,7 +486,7 @@ class Model(Layer, MultiTaskTraining):
             outs = out if node.multi_output else [out]
             for t, o in zip(node.outputs, outs):
                 values[id(t)] = o
-            layer._graph_node = node  # whose forward the layer's cache holds
+            layer._cache_owner = node  # whose forward the layer's cache holds
         self._values = values
         self._training = training
         return [values[id(t)] for t in self.outputs]
@@ -558,7 +577,7 @@ class Model(Layer, MultiTaskTraining):
             if node.multi_output:
                 douts = [np.zeros_like(self._values[id(t)]) if d is None else d
                          for t, d in zip(node.outputs, douts)]
-            if getattr(layer, "_graph_node", None) is not node:
+            if layer._cache_owner is not node:
                 self._rerun(node)
             dy = douts if node.multi_output else douts[0]
             if leaf:
@@ -647,14 +666,13 @@ class Model(Layer, MultiTaskTraining):
 
     def _rerun(self, node: Node) -> None:
         """Restore ``node``'s forward cache in a layer that ran elsewhere since
-        (at another node, or in another model sharing it); RuntimeError for a
+        (at another node, in another model sharing it, or called directly);
+        RuntimeError (:func:`~tinynet.layers.base.stale_cache_error`) for a
         layer this model calls once (no replay kept: that costs each forward
-        a copy of the random state) that another model ran since."""
+        a copy of the random state)."""
         layer = node.layer
         if id(node) not in self._replay:
-            raise RuntimeError(f"Model {self.name!r}: {layer._who} ran in another model "
-                               f"since this model's forward, so its cache holds that "
-                               f"run; call this model's forward again before backward")
+            raise stale_cache_error(f"Model {self.name!r}", layer)
         arg, rng_states = self._replay[id(node)]
         # The layer and every layer inside it (a shared Sequential tower): each
         # may have a generator and running statistics of its own.
@@ -668,7 +686,7 @@ class Model(Layer, MultiTaskTraining):
         for la, state in zip(inner, states):
             if state:
                 la.set_state(state)
-        layer._graph_node = node
+        layer._cache_owner = node
 
     # ------------------------------------------------------------ task owners
     def output_owners(self) -> dict[int, set]:

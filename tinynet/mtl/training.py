@@ -304,13 +304,15 @@ class MultiTaskTraining:
                           "weighting_lr": weighting_lr}
         params = self.trainable_parameters()
         extra = self.weighting.parameters()
-        groups = [{"params": params}]
+        # Nothing to train (only activations, or every layer frozen): the
+        # optimizer stays unbound, and fit warns and changes nothing (Keras 3).
+        groups = [{"params": params}] if params else []
         if extra:  # no weight decay: neither paper puts a prior on s_t or w_t
             groups.append({"params": extra, "weight_decay": 0.0} if weighting_lr is None
                           else {"params": extra, "weight_decay": 0.0, "lr": weighting_lr})
         from .. import optim
         ensure_flat(params + extra)  # one fused optimizer call per group
-        self.optimizer = optim.get(optimizer, groups)
+        self.optimizer = optim.get(optimizer, groups or None)
         shared_ids = {id(p) for p in self.shared_parameters()}
         self._shared = [p for p in params if id(p) in shared_ids]
         if self.weighting.needs_task_gradients and not self._shared and len(tasks) > 1:
@@ -514,7 +516,8 @@ class MultiTaskTraining:
         else:
             self.backward_all(scaled, need_dx=False)
         penalty = self.regularization()
-        self.optimizer.step()
+        if self.optimizer.param_groups:  # (unbound when nothing trains: compile)
+            self.optimizer.step()
         logs = {"loss": float(values.sum())}
         if self.penalized:
             logs["penalty"] = penalty

@@ -8,7 +8,11 @@ A frozen layer (``layer.trainable = False``, recursive on containers)
   learning;
 * if it is a BatchNorm, normalises with its moving statistics and stops
   updating them, whatever ``training`` says (the classic pitfall when
-  fine-tuning: a frozen base whose statistics drift to the new data).
+  fine-tuning: a frozen base whose statistics drift to the new data);
+* if it is a container (a nested model), keeps every layer inside it from
+  training, one set ``trainable = True`` afterwards too (Keras: the frozen
+  parent wins; that layer keeps its own flag, and trains once the
+  container is unfrozen).
 
 >>> freeze(model, upto="head")        # everything below the layer named "head"
 >>> unfreeze(model, start=-3)         # the top three layers learn again
@@ -144,8 +148,14 @@ def _split_by_trainable(model) -> dict[bool, list[str]]:
     or ``False`` (frozen); see :func:`frozen_layers`."""
     split: dict[bool, list[str]] = {True: [], False: []}
 
+    def trains(layer, above: bool = True) -> set:
+        # each layer's flag in effect: a frozen container freezes all inside it (Keras)
+        on = above and layer.trainable
+        return ({on} if layer.parameters() else set()).union(
+            *(trains(child, on) for child in layer.sublayers()))
+
     def visit(layer, path: str) -> None:
-        flags = {sub.trainable for sub in walk_layers(layer) if sub.parameters()}
+        flags = trains(layer)
         if len(flags) == 1:
             split[layer.trainable].append(path)
         else:  # a nested model partly frozen: say which of its layers are
@@ -167,7 +177,9 @@ def frozen_layers(model) -> list[str]:
     (``"fc1"``, or ``"base"`` for a whole nested base). A nested model only
     partly frozen is looked into, and its frozen layers are named by their
     path from the top-level layer, names joined by ``/``: ``"base/fc1"``
-    for ``fc1`` frozen inside ``Sequential([base, head])``'s ``base``.
+    for ``fc1`` frozen inside ``Sequential([base, head])``'s ``base``. A
+    frozen nested model is frozen throughout, whatever the flags inside it
+    (Keras' rule: it does not train them).
     Together with :func:`trainable_layers` this names every layer with
     parameters once (``["base/fc1"]`` frozen, ``["base/fc2", "head"]``
     training).
