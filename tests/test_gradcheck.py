@@ -359,3 +359,45 @@ def test_bad_options_are_clear_errors(kwargs, error, match):
     """max_elements=0 once checked nothing and passed; the others failed deep inside."""
     with pytest.raises(error, match=match):
         tn.gradcheck(L.Tanh(), np.ones((2, 2)), **kwargs)
+
+
+def test_gradients_of_a_dict_of_inputs_are_paired_by_name():
+    """A backward returning its dict in another order had each input compared
+    with another input's gradient; other keys are a clear error."""
+    class DictProduct:
+        def parameters(self):
+            return []
+
+        def forward(self, inputs, training=False):
+            self._a, self._b = inputs["a"], inputs["b"]
+            return self._a * self._b ** 2
+
+        def backward(self, dy, keys=("b", "a")):
+            grads = {"a": dy * self._b ** 2, "b": 2 * dy * self._a * self._b}
+            return {key: grads[key] for key in keys}
+
+    rng = np.random.default_rng(0)
+    x = {"a": rng.standard_normal((2, 3)), "b": rng.standard_normal((2, 3))}
+    assert tn.gradcheck(DictProduct(), x).passed
+
+    class WrongKeys(DictProduct):
+        def backward(self, dy):
+            grads = super().backward(dy)
+            return {"a": grads["a"], "c": grads["b"]}
+
+    with pytest.raises(ValueError, match="expected one gradient per input"):
+        tn.gradcheck(WrongKeys(), x)
+
+
+def test_a_dict_of_inputs_to_a_functional_model_meets_its_gradients_in_any_order():
+    """Model.backward returns a list in the model's input order; a dict
+    written in another order once compared each input with the other's
+    gradient (and failed a correct model)."""
+    a, b = tn.mtl.Input((3,), name="a"), tn.mtl.Input((3,), name="b")
+    out = tn.mtl.Add()([L.Dense(2, seed=0)(a), L.Dense(2, seed=1, activation="tanh")(b)])
+    model = tn.mtl.Model([a, b], out)
+    rng = np.random.default_rng(0)
+    xa, xb = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    result = tn.gradcheck(model, {"b": xb, "a": xa})
+    assert result.passed, result.errors
+    assert list(result.errors)[:2] == ["x['b']", "x['a']"]

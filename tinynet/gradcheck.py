@@ -330,8 +330,10 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
 
     checked = {}
     input_name = "pred" if is_loss else "x"
+    dx = _by_input_name(problem.inputs, dx, target)
     inputs, grads = _leaves(problem.inputs, input_name), _leaves(dx, input_name)
-    if dx is None or len(grads) != len(inputs):
+    if dx is None or len(grads) != len(inputs) or (
+            isinstance(dx, dict) and [n for n, _ in grads] != [n for n, _ in inputs]):
         raise ValueError(f"gradcheck: the backward of {_describe(target)} returned "
                          f"{_what(dx)}, expected one gradient per input "
                          f"({len(inputs)}: {', '.join(name for name, _ in inputs)})")
@@ -386,6 +388,23 @@ def _check_options(params, training, seed, tolerance, max_elements, floor, scale
     check_real(scale_floor, "gradcheck", "scale_floor", low=0.0)
     if max_elements is not None:
         check_positive_int(max_elements, "gradcheck", "max_elements")
+
+
+def _by_input_name(inputs, dx, target):
+    """For a dict of inputs, the gradients ``dx`` as a dict in the inputs'
+    order, so that each input meets its own gradient whatever order the
+    dict was written in: ``dx`` a dict with the same keys, or a list in the
+    order of the target's named inputs (``target.inputs``, as a
+    :class:`tinynet.mtl.Model` has them). Anything else is returned as is."""
+    if not isinstance(inputs, dict):
+        return dx
+    if isinstance(dx, (list, tuple)):
+        names = [getattr(t, "name", None) for t in getattr(target, "inputs", None) or ()]
+        if len(names) == len(dx) and sorted(map(str, names)) == sorted(map(str, inputs)):
+            dx = dict(zip(names, dx))
+    if isinstance(dx, dict) and set(dx) == set(inputs):
+        return {key: dx[key] for key in inputs}
+    return dx
 
 
 def _what(value) -> str:
