@@ -215,3 +215,19 @@ def test_a_set_refuses_one_file_twice_and_what_is_not_a_pair(tmp_path):
     with pytest.raises(TypeError, match=r"\(path, write\) pairs.*received 'a\.md'"):
         atomic_mod.atomic_write_all(["a.md"])
     assert os.listdir(tmp_path) == ["link.md"]
+
+
+def test_a_path_ending_in_a_separator_is_refused_as_open_refuses_it(tmp_path):
+    """realpath drops the trailing slash: "out/" once became a file "out"."""
+    with pytest.raises(IsADirectoryError):
+        open(f"{tmp_path}/out/", "wb")
+    with pytest.raises(IsADirectoryError, match="names a directory"):
+        atomic_write(f"{tmp_path}/out/", lambda f: f.write(b"x"))
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_bytes_path_is_written_as_open_writes_it(tmp_path):
+    """os.fspath(b"...") is bytes, which once failed on str operations."""
+    atomic_write(os.fsencode(tmp_path / "model.npz"), lambda f: f.write(b"x"))
+    assert (tmp_path / "model.npz").read_bytes() == b"x"
+    assert check_target(os.fsencode(tmp_path / "a")) == str(tmp_path / "a")

@@ -275,3 +275,129 @@ def test_loss_by_name_through_a_conv_model():
     x = np.random.default_rng(0).standard_normal((2, 36))
     result = tn.gradcheck(model, x, np.array([1, 2]), loss="cross_entropy")
     assert result.passed, result.errors
+
+
+def test_a_nan_numerical_gradient_fails_and_is_not_taken_for_an_unchecked_entry():
+    """sqrt(x) just above 0: x - eps < 0 makes every central difference NaN.
+    Those entries were checked, so they fail (they once compared as 0 == 0,
+    as entries left out by max_elements do, and a wrong backward passed)."""
+    class Sqrt(Square):
+        def forward(self, x, training=False):
+            self._x = self._prepare_input(x)
+            with np.errstate(invalid="ignore"):
+                return np.sqrt(self._x)
+
+        def backward(self, dy):
+            return dy / np.sqrt(self._x)  # wrong: the factor 1/2 is missing
+
+    result = tn.gradcheck(Sqrt(), np.full((2, 3), 1e-6))
+    assert np.isnan(result.max_error) and not result.passed
+    assert not tn.gradcheck(L.Dense(3), np.full((2, 5), np.nan)).passed
+
+
+class _Returns(Square):
+    """A backward returning whatever ``make(dy, x)`` gives."""
+
+    def __init__(self, make, **kwargs):
+        self.make = make
+        super().__init__(**kwargs)
+
+    def backward(self, dy):
+        return self.make(dy, self._x)
+
+
+@pytest.mark.parametrize("make, match", [
+    (lambda dy, x: (2 * dy * x).sum(0), r"gradient of x of shape \(3,\), expected .*\(4, 3\)"),
+    (lambda dy, x: (2 * dy * x)[:1], r"shape \(1, 3\), expected .*\(4, 3\)"),
+    (lambda dy, x: None, "returned None, expected one gradient per input"),
+])
+def test_a_gradient_of_another_shape_is_a_clear_error(make, match):
+    """Broadcasting once compared it anyway, or an IndexError came from deep inside."""
+    with pytest.raises(ValueError, match=match):
+        tn.gradcheck(_Returns(make), np.random.default_rng(0).standard_normal((4, 3)))
+
+
+def test_one_gradient_for_two_inputs_is_a_clear_error():
+    class OneGrad(Product):
+        def backward(self, dy):
+            return [dy * self._b]  # the second input's gradient is missing
+
+    ones = np.ones((2, 2))
+    with pytest.raises(ValueError, match=r"a list of 1, expected one gradient per input \(2"):
+        tn.gradcheck(OneGrad(), [ones, ones])
+
+
+def test_a_random_forward_is_refused_not_reported_as_a_wrong_backward():
+    """A layer with a generator of its own (not the one set_rng gives) draws a
+    new mask at every evaluation: the differences measure noise."""
+    class OwnNoise(Square):
+        def forward(self, x, training=False):
+            self._m = np.random.default_rng().random(np.shape(x)) if training else 1.0
+            return self._prepare_input(x) * self._m
+
+        def backward(self, dy):
+            return dy * self._m
+
+    x = np.ones((2, 3))
+    with pytest.raises(ValueError, match=r"forward \(training=True\) is random.*set_rng"):
+        tn.gradcheck(OwnNoise(), x, training=True)
+    assert tn.gradcheck(OwnNoise(), x).passed  # inference: deterministic
+    assert tn.gradcheck(L.Dropout(0.5), x, training=True).passed  # draws from set_rng
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    (dict(max_elements=0), ValueError, "max_elements as a positive integer"),
+    (dict(max_elements=-1), ValueError, "max_elements as a positive integer"),
+    (dict(tolerance="1e-6"), TypeError, "tolerance as a real number"),
+    (dict(tolerance=0.0), ValueError, "tolerance in"),
+    (dict(seed=None), TypeError, "seed as a non-negative integer"),
+    (dict(seed=-1), ValueError, "seed"),
+    (dict(floor=-1.0), ValueError, "floor in"),
+    (dict(refine="no"), TypeError, "refine"),
+])
+def test_bad_options_are_clear_errors(kwargs, error, match):
+    """max_elements=0 once checked nothing and passed; the others failed deep inside."""
+    with pytest.raises(error, match=match):
+        tn.gradcheck(L.Tanh(), np.ones((2, 2)), **kwargs)
+
+
+def test_gradients_of_a_dict_of_inputs_are_paired_by_name():
+    """A backward returning its dict in another order had each input compared
+    with another input's gradient; other keys are a clear error."""
+    class DictProduct:
+        def parameters(self):
+            return []
+
+        def forward(self, inputs, training=False):
+            self._a, self._b = inputs["a"], inputs["b"]
+            return self._a * self._b ** 2
+
+        def backward(self, dy, keys=("b", "a")):
+            grads = {"a": dy * self._b ** 2, "b": 2 * dy * self._a * self._b}
+            return {key: grads[key] for key in keys}
+
+    rng = np.random.default_rng(0)
+    x = {"a": rng.standard_normal((2, 3)), "b": rng.standard_normal((2, 3))}
+    assert tn.gradcheck(DictProduct(), x).passed
+
+    class WrongKeys(DictProduct):
+        def backward(self, dy):
+            grads = super().backward(dy)
+            return {"a": grads["a"], "c": grads["b"]}
+
+    with pytest.raises(ValueError, match="expected one gradient per input"):
+        tn.gradcheck(WrongKeys(), x)
+
+
+def test_a_dict_of_inputs_to_a_functional_model_meets_its_gradients_in_any_order():
+    """Model.backward returns a list in the model's input order; a dict
+    written in another order once compared each input with the other's
+    gradient (and failed a correct model)."""
+    a, b = tn.mtl.Input((3,), name="a"), tn.mtl.Input((3,), name="b")
+    out = tn.mtl.Add()([L.Dense(2, seed=0)(a), L.Dense(2, seed=1, activation="tanh")(b)])
+    model = tn.mtl.Model([a, b], out)
+    rng = np.random.default_rng(0)
+    xa, xb = rng.standard_normal((2, 3)), rng.standard_normal((2, 3))
+    result = tn.gradcheck(model, {"b": xb, "a": xa})
+    assert result.passed, result.errors
+    assert list(result.errors)[:2] == ["x['b']", "x['a']"]

@@ -25,8 +25,11 @@ file, and only then step 3 for each, in the order given, so that the file
 renamed last is never newer than the others.
 
 Like ``open(path, "wb")``: a symbolic link is written through (its target
-is replaced, the link stays), and a file the user may not write is
-refused (``PermissionError``), though the directory would allow the rename.
+is replaced, the link stays), a file the user may not write is
+refused (``PermissionError``), though the directory would allow the rename,
+and so is a path ending in a separator (``IsADirectoryError``). Unlike it,
+a file with several hard links gets a new inode: the other links keep the
+old contents (the price of the rename).
 Only the standard library is imported, so that every floor of the package
 (``tinynet.data`` as well as ``tinynet.io``) can use it.
 """
@@ -97,18 +100,23 @@ def _create_temp(directory: str, name: str) -> tuple[int, str]:
 def check_target(path, who: str = "atomic_write", file_too: bool = True) -> str:
     """Raise now what writing ``path`` would meet, and return its real path.
 
-    ``path`` must not be empty and its directory must exist
+    ``path`` (str, bytes or path-like) must not be empty and its directory must exist
     (``FileNotFoundError``) and be writable
     (``PermissionError``); with ``file_too``, ``path`` must not be a directory
-    (``IsADirectoryError``) nor a file the user may not write
+    or end in a separator (``IsADirectoryError``) nor a file the user may not write
     (``PermissionError``: a rename would replace it anyway). Symbolic links
     are followed, as ``open`` follows them. Callers that write later (a
     checkpoint, the CLI's ``--out``) call it before the work, so that a
     training run is not lost to a path that cannot be written.
     """
-    shown = os.fspath(path)
+    shown = os.fsdecode(path)  # a bytes path too, as open() takes it
     if not shown:  # realpath("") is the current directory
         raise FileNotFoundError(f"{who} expected a file path, received an empty one")
+    if file_too and shown.endswith(tuple(filter(None, (os.sep, os.altsep)))):
+        # realpath drops the slash: "out/" would become a file "out", where
+        # open("out/", "wb") refuses a path that names a directory
+        raise IsADirectoryError(errno.EISDIR, f"cannot write {shown!r}: a path ending in "
+                                f"{shown[-1]!r} names a directory, not a file")
     real = os.path.realpath(shown)
     directory = os.path.dirname(real)
     if not os.path.isdir(directory):
@@ -215,7 +223,7 @@ def atomic_write_all(files) -> None:
                             f"write(f), received {item!r}")
     targets, seen = [], {}
     for path, write in files:
-        shown = os.fspath(path)
+        shown = os.fsdecode(path)
         real = check_target(shown)  # through symbolic links, as open() writes
         if real in seen:
             raise ValueError(f"atomic_write_all expected distinct files, received "

@@ -96,6 +96,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import losses as losses_mod
+from .checks import check_bool, check_positive_int, check_seed
+from .layers._checks import check_real
 
 __all__ = ["gradcheck", "GradcheckResult", "relative_error"]
 
@@ -281,13 +283,17 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
         Forward mode. With ``True``, random layers (Dropout) get a fresh
         generator seeded with ``seed`` before *every* forward pass, so each
         evaluation draws the same mask and the function is deterministic.
+        A target whose forward is random all the same (a layer with a
+        generator of its own) is refused with a ``ValueError`` rather than
+        reported as a wrong backward: the check first evaluates the function
+        twice at the same point.
     seed : int, default 0
-        Seed of ``r`` and of those generators.
+        Seed of ``r`` and of those generators (a non-negative integer).
     tolerance : float, default 1e-6
         ``result.passed`` is ``max_error < tolerance``.
     max_elements : int, optional
         Check at most this many randomly chosen entries of each array (a
-        large model needs two forward passes per entry).
+        large model needs two forward passes per entry); a positive integer.
     floor, scale_floor : float, default 1e-3 and 1e-3
         Denominator floors of the relative error, absolute and relative to
         the array's largest numerical gradient (module docstring).
@@ -300,7 +306,15 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
     -------
     GradcheckResult
         ``.errors`` (per array), ``.max_error``, ``.passed``; ``print`` it for
-        a table.
+        a table. A NaN among the checked entries of either gradient (a loss
+        that is NaN near the point, say) is never a pass.
+
+    Raises
+    ------
+    ValueError
+        Besides bad options: a backward that returns no gradient, or one of
+        another shape than its input (it would otherwise be broadcast, or
+        fail on an index); a random forward (see ``training``).
     """
     is_loss = not hasattr(target, "parameters")
     if (is_loss or loss is not None) and y is None:
@@ -308,13 +322,26 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
                          f"needs targets y")
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
         raise ValueError(f"gradcheck expected eps as a positive number, received {eps!r}")
+    _check_options(params, training, seed, tolerance, max_elements, floor, scale_floor,
+                   refine)
     problem = _Problem(target, x, y, loss, training, seed)
+    problem.check_deterministic()
     dx, all_params = problem.analytic_gradients()
 
     checked = {}
     input_name = "pred" if is_loss else "x"
-    for (name, arr), (_, grad) in zip(_leaves(problem.inputs, input_name),
-                                      _leaves(dx, input_name)):
+    dx = _by_input_name(problem.inputs, dx, target)
+    inputs, grads = _leaves(problem.inputs, input_name), _leaves(dx, input_name)
+    if dx is None or len(grads) != len(inputs) or (
+            isinstance(dx, dict) and [n for n, _ in grads] != [n for n, _ in inputs]):
+        raise ValueError(f"gradcheck: the backward of {_describe(target)} returned "
+                         f"{_what(dx)}, expected one gradient per input "
+                         f"({len(inputs)}: {', '.join(name for name, _ in inputs)})")
+    for (name, arr), (_, grad) in zip(inputs, grads):
+        if grad is None or np.shape(grad) != arr.shape:
+            raise ValueError(f"gradcheck: the backward of {_describe(target)} returned a "
+                             f"gradient of {name} of shape {_what(grad)}, expected the "
+                             f"shape of {name}, {arr.shape}")
         checked[name] = (arr, np.array(grad, dtype=np.float64))
     skipped = []
     if params:
@@ -333,13 +360,60 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
         num = _numerical_grad(problem.value, arr, float(eps), indices)
         refined[name] = _refine(problem.value, arr, grad, num, indices, float(eps),
                                 tolerance, floor, scale_floor) if refine else 0
-        picked = ~np.isnan(num)  # entries left out by max_elements compare as 0 == 0
+        # entries left out by max_elements compare as 0 == 0; a NaN among the
+        # checked ones (a loss that is NaN there) fails the check
+        picked = np.zeros(arr.size, bool)
+        picked[indices] = True
+        picked = picked.reshape(arr.shape)
         errors[name], worst[name] = relative_error(
             np.where(picked, grad, 0.0), np.where(picked, num, 0.0), floor, scale_floor)
         analytic[name], numeric[name] = grad, num
     return GradcheckResult(errors=errors, analytic=analytic, numeric=numeric,
                            worst_index=worst, tolerance=tolerance, eps=float(eps),
                            target=_describe(target), skipped=skipped, refined=refined)
+
+
+def _check_options(params, training, seed, tolerance, max_elements, floor, scale_floor,
+                   refine) -> None:
+    """Refuse, with a clear error, options that would make the check
+    meaningless (``max_elements=0`` checks nothing) or fail deep inside."""
+    for what, flag in (("params", params), ("training", training), ("refine", refine)):
+        check_bool(flag, "gradcheck", what)
+    if seed is None:  # every evaluation must draw the same dropout mask
+        raise TypeError("gradcheck expected seed as a non-negative integer, received None "
+                        "(the random layers are re-seeded with it before every forward pass)")
+    check_seed(seed, "gradcheck")
+    check_real(tolerance, "gradcheck", "tolerance", low=0.0, low_open=True)
+    check_real(floor, "gradcheck", "floor", low=0.0)
+    check_real(scale_floor, "gradcheck", "scale_floor", low=0.0)
+    if max_elements is not None:
+        check_positive_int(max_elements, "gradcheck", "max_elements")
+
+
+def _by_input_name(inputs, dx, target):
+    """For a dict of inputs, the gradients ``dx`` as a dict in the inputs'
+    order, so that each input meets its own gradient whatever order the
+    dict was written in: ``dx`` a dict with the same keys, or a list in the
+    order of the target's named inputs (``target.inputs``, as a
+    :class:`tinynet.mtl.Model` has them). Anything else is returned as is."""
+    if not isinstance(inputs, dict):
+        return dx
+    if isinstance(dx, (list, tuple)):
+        names = [getattr(t, "name", None) for t in getattr(target, "inputs", None) or ()]
+        if len(names) == len(dx) and sorted(map(str, names)) == sorted(map(str, inputs)):
+            dx = dict(zip(names, dx))
+    if isinstance(dx, dict) and set(dx) == set(inputs):
+        return {key: dx[key] for key in inputs}
+    return dx
+
+
+def _what(value) -> str:
+    """How an error message names what a backward returned."""
+    if value is None:
+        return "None"
+    if isinstance(value, (list, tuple, dict)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return str(np.shape(value))
 
 
 class _Problem:
@@ -385,6 +459,23 @@ class _Problem:
     def _loss_backward(self, loss):
         return loss.backward() if self.loss_directions is None else \
             loss.backward(self.loss_directions)
+
+    def check_deterministic(self) -> None:
+        """Refuse a function that gives two values at the same point: every
+        central difference would then measure the noise, and the check would
+        report a wrong backward where the forward is random (a layer drawing
+        from a generator of its own instead of the one ``set_rng`` gives)."""
+        first, second = self.value(), self.value()
+        if np.isnan(first) and np.isnan(second):
+            return  # a NaN function: the check reports it (never a pass)
+        if not abs(first - second) <= 1e-12 * max(1.0, abs(first), abs(second)):
+            mode = "training=True" if self.training else "training=False"
+            raise ValueError(
+                f"gradcheck of {_describe(self.work)}: two evaluations at the same point "
+                f"gave {first!r} and {second!r}, so its forward ({mode}) is random and no "
+                f"finite difference can check it. A random layer must draw from the "
+                f"generator set_rng(rng) gives it (as Dropout does; gradcheck re-seeds it "
+                f"before every forward pass), or be checked with training=False")
 
     def value(self) -> float:
         if self.is_loss:

@@ -2,7 +2,9 @@
 
 Every initializer is a function ``init(shape, rng, dtype) -> ndarray`` drawing
 from a ``numpy.random.Generator`` that the caller owns -- never NumPy's global
-state -- so a seed fixes every weight of a model. Inside a
+state -- so a seed fixes every weight of a model. ``rng`` may also be a seed
+(a non-negative int, as Keras' ``GlorotUniform(seed=0)``) or None (fresh
+entropy); anything else is a ``TypeError`` naming the initializer. Inside a
 :func:`~tinynet.param.param_budget` block (:func:`tinynet.load` building the
 model a file describes) an initializer refuses, before drawing, a shape that
 does not fit in the budget.
@@ -51,40 +53,53 @@ def fans(shape) -> tuple[int, int]:
     return shape[-2] * receptive, shape[-1] * receptive
 
 
-def _uniform(limit, shape, rng, dtype):
+def _generator(rng, who: str) -> np.random.Generator:
+    """``rng`` itself, or the generator a seed (or None) makes
+    (:func:`tinynet.data.as_generator`, whose errors name ``init.<who>``)."""
+    if isinstance(rng, np.random.Generator):
+        return rng
+    from .data.batches import as_generator  # here: tinynet.data imports the layers
+    return as_generator(rng, f"init.{who}")
+
+
+def _uniform(limit, shape, rng, dtype, who):
+    rng = _generator(rng, who)
     check_param_budget(shape, "a weight")
     return rng.uniform(-limit, limit, size=shape).astype(dtype, copy=False)
 
 
-def _normal(std, shape, rng, dtype):
+def _normal(std, shape, rng, dtype, who):
+    rng = _generator(rng, who)
     check_param_budget(shape, "a weight")
     return (rng.standard_normal(size=shape) * std).astype(dtype, copy=False)
 
 
 def glorot_uniform(shape, rng, dtype=np.float32, gain=1.0):
     fan_in, fan_out = fans(shape)
-    return _uniform(gain * np.sqrt(6.0 / (fan_in + fan_out)), shape, rng, dtype)
+    limit = gain * np.sqrt(6.0 / (fan_in + fan_out))
+    return _uniform(limit, shape, rng, dtype, "glorot_uniform")
 
 
 def glorot_normal(shape, rng, dtype=np.float32, gain=1.0):
     fan_in, fan_out = fans(shape)
-    return _normal(gain * np.sqrt(2.0 / (fan_in + fan_out)), shape, rng, dtype)
+    std = gain * np.sqrt(2.0 / (fan_in + fan_out))
+    return _normal(std, shape, rng, dtype, "glorot_normal")
 
 
 def he_uniform(shape, rng, dtype=np.float32):
-    return _uniform(np.sqrt(6.0 / fans(shape)[0]), shape, rng, dtype)
+    return _uniform(np.sqrt(6.0 / fans(shape)[0]), shape, rng, dtype, "he_uniform")
 
 
 def he_normal(shape, rng, dtype=np.float32):
-    return _normal(np.sqrt(2.0 / fans(shape)[0]), shape, rng, dtype)
+    return _normal(np.sqrt(2.0 / fans(shape)[0]), shape, rng, dtype, "he_normal")
 
 
 def lecun_uniform(shape, rng, dtype=np.float32):
-    return _uniform(np.sqrt(3.0 / fans(shape)[0]), shape, rng, dtype)
+    return _uniform(np.sqrt(3.0 / fans(shape)[0]), shape, rng, dtype, "lecun_uniform")
 
 
 def lecun_normal(shape, rng, dtype=np.float32):
-    return _normal(np.sqrt(1.0 / fans(shape)[0]), shape, rng, dtype)
+    return _normal(np.sqrt(1.0 / fans(shape)[0]), shape, rng, dtype, "lecun_normal")
 
 
 def orthogonal(shape, rng, dtype=np.float32, gain=1.0):
@@ -93,6 +108,7 @@ def orthogonal(shape, rng, dtype=np.float32, gain=1.0):
     if len(shape) < 2:
         raise ValueError(f"orthogonal initializer expected a shape with at least 2 "
                          f"dimensions, received {shape}")
+    rng = _generator(rng, "orthogonal")
     check_param_budget(shape, "a weight")
     rows, cols = int(np.prod(shape[:-1])), shape[-1]
     a = rng.standard_normal(size=(max(rows, cols), min(rows, cols)))

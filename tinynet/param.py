@@ -27,6 +27,8 @@ import math
 
 import numpy as np
 
+from .checks import check_bool
+
 __all__ = ["Param", "flatten_params", "ensure_flat", "contiguous_span", "is_flat",
            "param_budget", "check_param_budget"]
 
@@ -61,7 +63,8 @@ class Param:
         self._value = value
         self._grad = np.zeros_like(value)
         self.name = name
-        self.trainable = bool(trainable)
+        # not bool(): trainable="False" must not mean True
+        self.trainable = check_bool(trainable, f"Param {name!r}", "trainable")
 
     # ``value`` and ``grad`` are properties so that assignment copies into the
     # existing storage, which may be a view into a flat buffer.

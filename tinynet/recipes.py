@@ -16,6 +16,7 @@ import math
 import numpy as np
 
 from . import data as tn_data
+from .checks import check_positive_int
 
 __all__ = ["DATASETS", "Prepared", "apply_preprocessing", "build_mlp", "cnn_layers",
            "cosine_schedule", "load_for_training"]
@@ -83,12 +84,15 @@ def load_for_training(name: str, data_dir=None, download: bool | None = None,
         Searched first (see :func:`tinynet.data.load_idx_dataset`).
     download : bool, optional
     limit : int, optional
-        Keep only the first ``limit`` training and test samples (quick runs).
+        Keep only the first ``limit`` training and test samples (quick runs);
+        a positive integer.
 
     Returns
     -------
     Prepared
     """
+    if limit is not None:  # a negative one would slice samples off the end
+        limit = check_positive_int(limit, "load_for_training", "limit")
     key = name.lower().replace("_", "-")
     if key == "digits":
         (x_train, y_train), (x_test, y_test) = tn_data.load_digits()
@@ -217,11 +221,17 @@ def cnn_layers(n_inputs: int, filters=(32, 64), units: int = 128, seed: int = 0,
 def cosine_schedule(lr: float, epochs: int, final_fraction: float = 0.0):
     """``schedule(epoch) -> lr``: cosine decay from ``lr`` towards ``lr * final_fraction``.
 
-    .. math:: \\eta_e = \\eta_{min} + \\tfrac12 (\\eta - \\eta_{min})(1 + \\cos(\\pi e / E))
+    .. math:: \\eta_e = \\eta_{min} + \\tfrac12 (\\eta - \\eta_{min})
+              (1 + \\cos(\\pi \\min(e, E) / E))
+
+    From epoch ``E = epochs`` on (a run continued past the plan) the rate
+    stays at :math:`\\eta_{min}`, as Keras' ``CosineDecay`` keeps it, instead
+    of climbing back up the cosine.
     """
     low = lr * final_fraction
 
     def schedule(epoch: int) -> float:
-        return low + 0.5 * (lr - low) * (1.0 + math.cos(math.pi * epoch / max(epochs, 1)))
+        span = max(epochs, 1)
+        return low + 0.5 * (lr - low) * (1.0 + math.cos(math.pi * min(epoch, span) / span))
 
     return schedule

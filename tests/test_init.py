@@ -1,0 +1,31 @@
+"""tinynet.init: the initializers' distributions (Keras' and torch's
+definitions) and the generators they draw from."""
+
+import numpy as np
+import pytest
+
+from tinynet import init
+
+DRAWING = ["glorot_uniform", "glorot_normal", "he_uniform", "he_normal", "lecun_uniform",
+           "lecun_normal", "orthogonal"]
+
+
+@pytest.mark.parametrize("name", DRAWING)
+def test_a_seed_draws_what_the_generator_it_makes_draws(name):
+    """As Keras' GlorotUniform(seed=0): an int seed once failed with
+    "'int' object has no attribute 'uniform'"."""
+    fn = init.get(name)
+    assert np.array_equal(fn((3, 4), 7), fn((3, 4), np.random.default_rng(7)))
+    assert fn((3, 4), None).shape == (3, 4)  # fresh entropy
+    with pytest.raises(TypeError, match=f"init.{name} expected seed"):
+        fn((3, 4), "0")
+    with pytest.raises(ValueError, match=f"init.{name} expected seed"):
+        fn((3, 4), -1)
+
+
+def test_fans_of_a_conv_kernel_count_the_receptive_field():
+    """(kh, kw, in, out), Keras' layout: torch's fan_in = in * kh * kw for its
+    (out, in, kh, kw) kernel is the same number."""
+    assert init.fans((3, 5, 4, 8)) == (4 * 15, 8 * 15)
+    w = init.he_uniform((3, 3, 4, 8), np.random.default_rng(0), dtype=np.float64)
+    assert np.abs(w).max() <= np.sqrt(6 / 36) and np.abs(w).max() > 0.95 * np.sqrt(6 / 36)
