@@ -735,3 +735,28 @@ def test_model_checkpoint_initial_value_threshold_guards_a_best_from_another_pro
     for bad, error in ((math.nan, ValueError), ("0.5", TypeError)):
         with pytest.raises(error, match="initial_value_threshold"):
             ModelCheckpoint("m.npz", save_best_only=True, initial_value_threshold=bad)
+
+
+def test_a_callback_may_log_a_value_that_is_not_a_number():
+    # History turned every logged value into a float, so a callback that put
+    # a string (or a list) into the epoch logs ended fit with a ValueError;
+    # Keras' History keeps such values as they are
+    import io
+
+    from tinynet.progress import ProgressBar
+
+    class Note(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            logs["note"] = f"epoch {epoch} done"
+            logs["sizes"] = [1, 2]
+
+    model = _model()
+    x, y = _data()
+    stream = io.StringIO()
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=0,
+                        callbacks=[Note(), ProgressBar(verbose=2, stream=stream)])
+    assert history.history["note"] == ["epoch 0 done", "epoch 1 done"]
+    assert history.history["sizes"] == [[1, 2], [1, 2]]
+    assert all(isinstance(v, float) for v in history.history["loss"])
+    assert "note: epoch 1 done" in stream.getvalue() and "sizes: [1, 2]" in stream.getvalue()
+    assert "note" in repr(history)

@@ -192,7 +192,7 @@ class History(Callback):
         for key, value in (logs or {}).items():
             # A metric first seen late (validation every few epochs) is padded with NaN.
             column = self.history.setdefault(key, [math.nan] * (len(self.epoch) - 1))
-            column.append(float(value))
+            column.append(logged_value(value))
         for column in self.history.values():
             if len(column) < len(self.epoch):
                 column.append(math.nan)
@@ -201,8 +201,21 @@ class History(Callback):
         self.stop_reason = getattr(self.model, "stop_reason", None)
 
     def __repr__(self) -> str:
-        last = {k: round(v[-1], 4) for k, v in self.history.items() if v}
+        last = {k: round(v[-1], 4) if isinstance(v[-1], float) else v[-1]
+                for k, v in self.history.items() if v}
         return f"History(epochs={len(self.epoch)}, last={last})"
+
+
+def logged_value(value):
+    """A logged value as History keeps it: a number (a Python or NumPy
+    scalar, a 0-d array) as a float; anything else a callback logged (a
+    string, a list) as it is, as Keras' History keeps it."""
+    if isinstance(value, (str, bytes)):
+        return value
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return value
 
 
 class TerminateOnNaN(Callback):

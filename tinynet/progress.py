@@ -27,7 +27,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .callbacks import Callback
+from .callbacks import Callback, logged_value
 from .checks import check_positive_int
 from .layers._checks import check_real
 
@@ -49,9 +49,17 @@ def format_seconds(seconds: float) -> str:
 
 
 def format_logs(logs: dict) -> str:
-    """`` - loss: 0.2817 - accuracy: 0.9202`` (4 significant decimals)."""
-    return "".join(f" - {key}: {value:.4g}" if abs(value) >= 1e4 or 0 < abs(value) < 1e-3
-                   else f" - {key}: {value:.4f}" for key, value in logs.items())
+    """`` - loss: 0.2817 - accuracy: 0.9202`` (4 decimals; 4 significant
+    digits for very large or small numbers); a value that is not a number
+    (a string a callback logged) as ``str`` gives it."""
+    return "".join(f" - {key}: {_format_value(value)}" for key, value in logs.items())
+
+
+def _format_value(value) -> str:
+    value = logged_value(value)  # a float, or what is not a number as it is
+    if not isinstance(value, float):
+        return str(value)
+    return f"{value:.4g}" if abs(value) >= 1e4 or 0 < abs(value) < 1e-3 else f"{value:.4f}"
 
 
 def _is_tty(stream) -> bool:
