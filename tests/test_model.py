@@ -897,3 +897,21 @@ def test_fit_does_not_warn_of_nothing_to_train_when_a_callback_unfreezes_first()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         model.fit(x, np.zeros((4, 2)), verbose=0, callbacks=[Unfreeze()])
+
+
+def test_batch_size_none_means_keras_32():
+    # Keras' fit, evaluate and predict take batch_size=None for 32; tinynet
+    # raised a TypeError
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((70, 4)), rng.integers(0, 3, 70)
+    runs = []
+    for batch_size in (None, 32):
+        model = tn.Sequential([Dense(5, activation="relu"), Dense(3)])
+        model.compile("adam", loss="cross_entropy", metrics=["accuracy"])
+        history = model.fit(x, y, epochs=2, batch_size=batch_size, verbose=0, seed=0)
+        runs.append((history.history, model.evaluate(x, y, batch_size=batch_size),
+                     model.predict(x, batch_size=batch_size)))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    np.testing.assert_array_equal(runs[0][2], runs[1][2])
+    with pytest.raises(TypeError, match="batch_size as a positive integer"):
+        model.predict(x, batch_size=32.0)

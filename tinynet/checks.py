@@ -290,6 +290,16 @@ def check_positive_int(value, who: str, what: str) -> int:
     return int(value)
 
 
+#: The batch size of fit, evaluate and predict when ``batch_size=None`` (Keras' 32).
+DEFAULT_BATCH_SIZE = 32
+
+
+def check_batch_size(value, who: str) -> int:
+    """``batch_size`` of fit, evaluate and predict as an int: a positive
+    integer, or None for :data:`DEFAULT_BATCH_SIZE` (32), as in Keras."""
+    return DEFAULT_BATCH_SIZE if value is None else check_positive_int(value, who, "batch_size")
+
+
 def check_non_negative_int(value, who: str, what: str) -> int:
     """Return ``value`` as an int if it is an integer >= 0 (a count of epochs
     or steps), else raise ``ValueError`` (for a non-integer too: ``1.5`` and

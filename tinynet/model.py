@@ -53,7 +53,7 @@ from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
 from .checks import (as_array, as_float_array, as_sample_weight, check_bool, check_finite,
-                     check_positive_int, check_seed)
+                     check_batch_size, check_seed)
 from .class_weights import class_sample_weights
 from .data.batches import as_generator
 from .layers._checks import check_real
@@ -564,7 +564,7 @@ class Sequential(Layer):
         epochs : int
             Train until this epoch index (with ``initial_epoch``, Keras'
             meaning: ``initial_epoch=2, epochs=4`` runs epochs 2 and 3).
-        batch_size : int
+        batch_size : int or None, default 32 (None: 32, as in Keras)
         validation_data : (x_val, y_val) or (x_val, y_val, sample_weight_val), optional
             Evaluated after each epoch: ``val_loss``, ``val_<metric>``.
         validation_split : float in [0, 1)
@@ -620,7 +620,7 @@ class Sequential(Layer):
         """
         self._require_compiled("fit")
         seed = check_seed(seed, f"{self._who}.fit")  # before it seeds the build
-        batch_size = check_positive_int(batch_size, f"{self._who}.fit", "batch_size")
+        batch_size = check_batch_size(batch_size, f"{self._who}.fit")
         validation_split = check_real(validation_split, f"{self._who}.fit", "validation_split",
                                       low=0.0, high=1.0, high_open=True)
         x, y = self._check_xy(x, y, "fit", seed=seed)
@@ -719,7 +719,7 @@ class Sequential(Layer):
             ``{"loss": ..., "accuracy": ...}``: means over all samples.
         """
         self._require_compiled("evaluate")
-        batch_size = check_positive_int(batch_size, f"{self._who}.evaluate", "batch_size")
+        batch_size = check_batch_size(batch_size, f"{self._who}.evaluate")
         x, y = self._check_xy(x, y, "evaluate")
         w = None if sample_weight is None else as_sample_weight(sample_weight, len(x),
                                                                 f"{self._who}.evaluate")
@@ -734,7 +734,7 @@ class Sequential(Layer):
         -------
         ndarray of shape (n_samples, *output_shape)
         """
-        batch_size = check_positive_int(batch_size, f"{self._who}.predict", "batch_size")
+        batch_size = check_batch_size(batch_size, f"{self._who}.predict")
         x = self._check_x(x, "predict")
         outputs = [self.forward(x[start:start + batch_size], training=False)
                    for start in range(0, len(x), batch_size)]

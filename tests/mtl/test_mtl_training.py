@@ -765,3 +765,21 @@ def test_a_model_with_nothing_to_train_compiles_and_fits_as_keras(frozen, tmp_pa
     with pytest.warns(UserWarning, match="no trainable parameter of this model is shared"):
         loaded = tn.load(tmp_path / "m.npz")
     assert loaded.evaluate(x, y) == logs
+
+
+def test_batch_size_none_means_keras_32_in_a_multi_task_model():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((70, 4))
+    y = {"a": rng.integers(0, 3, 70), "b": rng.standard_normal((70, 1))}
+    runs = []
+    for batch_size in (None, 32):
+        inp = tn.mtl.Input((4,), name="x")
+        h = Dense(6, activation="relu", seed=0)(inp)
+        model = tn.mtl.Model(inp, {"a": Dense(3, seed=1)(h), "b": Dense(1, seed=2)(h)})
+        model.compile("adam", loss={"a": "cross_entropy", "b": "mse"})
+        history = model.fit(x, y, epochs=2, batch_size=batch_size, verbose=0, seed=0)
+        runs.append((history.history, model.evaluate(x, y, batch_size=batch_size),
+                     model.predict(x, batch_size=batch_size)))
+    assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
+    for task in ("a", "b"):
+        np.testing.assert_array_equal(runs[0][2][task], runs[1][2][task])

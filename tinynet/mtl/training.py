@@ -78,7 +78,7 @@ import numpy as np
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from ..callbacks import Callback, as_callback_list
-from ..checks import as_mask, as_sample_weight, check_finite, check_positive_int
+from ..checks import as_mask, as_sample_weight, check_batch_size, check_finite
 from ..layers._checks import check_real
 from ..output_losses import for_output
 from ..param import ensure_flat
@@ -633,7 +633,7 @@ class MultiTaskTraining:
         History
         """
         self._require_compiled("fit")
-        batch_size = check_positive_int(batch_size, "fit", "batch_size")
+        batch_size = check_batch_size(batch_size, "fit")
         xs, ys, masks, weights = self._data(x, y, mask, "fit", sample_weight)
         self._check_targets(ys, masks, weights, "fit")
         n = xs[0].shape[0]
@@ -672,7 +672,7 @@ class MultiTaskTraining:
     def predict(self, x, batch_size: int = 256) -> dict:
         """``{task: outputs}`` in inference mode (probabilities for softmax outputs);
         ``x`` as in :meth:`fit`."""
-        batch_size = check_positive_int(batch_size, "predict", "batch_size")
+        batch_size = check_batch_size(batch_size, "predict")
         xs = self._inputs(x, "predict")
         return dict(zip(self.output_names, self._predict_lists(xs, batch_size)))
 
@@ -682,7 +682,7 @@ class MultiTaskTraining:
         ``reduction="sum"`` loss the mean of its sums over batches of
         ``batch_size``, as ``fit`` logs it); arguments as in :meth:`fit`."""
         self._require_compiled("evaluate")
-        batch_size = check_positive_int(batch_size, "evaluate", "batch_size")
+        batch_size = check_batch_size(batch_size, "evaluate")
         data = self._data(x, y, mask, "evaluate", sample_weight)
         self._check_targets(*data[1:], "evaluate")  # errors that name the task
         return self._evaluate_data(*data, batch_size)
