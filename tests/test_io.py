@@ -210,8 +210,8 @@ def _one_of_each_layer():
         if name.startswith("_") or not cls.__module__.startswith("tinynet.layers"):
             continue
         if name in ("Conv2D", "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D",
-                    "GlobalMaxPooling2D"):  # image layers: saved and loaded in test_layer_conv
-            # and test_layer_pooling
+                    "GlobalMaxPooling2D", "Cropping2D"):  # image layers: saved and loaded in
+            # test_layer_conv, test_layer_pooling and test_layer_cropping
             continue
         try:
             layer = special[name]() if name in special else cls()

@@ -122,6 +122,7 @@ IMAGE_FACTORIES = {
     "GlobalAveragePooling2D": L.GlobalAveragePooling2D,
     "GlobalMaxPooling2D": L.GlobalMaxPooling2D,
     "Conv2D_dilated": lambda: L.Conv2D(2, 2, dilation_rate=2, activation="relu"),
+    "Cropping2D": lambda: L.Cropping2D(((1, 0), (2, 1))),
 }
 ALL_FACTORIES = {**FACTORIES, **IMAGE_FACTORIES, "Reshape": lambda: L.Reshape((5, 1)),
                  "Dense_gelu": lambda: L.Dense(3, activation="gelu")}

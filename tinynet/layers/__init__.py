@@ -7,10 +7,11 @@ from .dense import Dense
 from .normalization import BatchNorm, LayerNorm
 from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPool2D
 from .regularization import Dropout
-from .reshape import Flatten, Reshape
+from .reshape import Cropping2D, Flatten, Reshape
 
 __all__ = [
     "Layer", "Dense", "Identity", "ReLU", "LeakyReLU", "ELU", "GELU", "SiLU", "Sigmoid",
     "Tanh", "Softmax", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "Reshape", "Conv2D",
     "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+    "Cropping2D",
 ]

@@ -8,7 +8,7 @@ import numpy as np
 
 from .base import Layer
 
-__all__ = ["Flatten", "Reshape"]
+__all__ = ["Cropping2D", "Flatten", "Reshape"]
 
 
 class Reshape(Layer):
@@ -77,3 +77,86 @@ class Flatten(Reshape):
 
     def get_config(self) -> dict:
         return Layer.get_config(self)
+
+
+def _crop_pair(value, who: str, what: str) -> tuple:
+    """An int ``n`` (``(n, n)``) or a pair of non-negative ints."""
+    def one(v):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+            raise ValueError(f"{who} expected {what} as non-negative ints, received {v!r}")
+        return int(v)
+    if isinstance(value, (tuple, list)):
+        if len(value) != 2:
+            raise ValueError(f"{who} expected {what} as an int or a pair of ints, "
+                             f"received {value!r}")
+        return one(value[0]), one(value[1])
+    return one(value), one(value)
+
+
+class Cropping2D(Layer):
+    r"""Cut rows and columns off the edges of channels-last images (Keras'
+    ``Cropping2D``; in PyTorch a slice, ``x[:, :, t:H-b, l:W-r]`` in NCHW).
+
+    With ``cropping = ((t, b), (l, r))`` and an input of shape
+    ``(batch, H, W, C)``, the output has shape ``(batch, H - t - b, W - l - r, C)``:
+
+    .. math::
+        y_{n,i,j,c} = x_{n,\,i+t,\,j+l,\,c}, \qquad
+        \frac{\partial L}{\partial x_{n,i,j,c}} =
+        \begin{cases} \dfrac{\partial L}{\partial y_{n,\,i-t,\,j-l,\,c}}
+        & t \le i < H - b,\ l \le j < W - r \\ 0 & \text{otherwise.} \end{cases}
+
+    Parameters
+    ----------
+    cropping : int, pair of ints, or pair of pairs, default 0
+        ``n``: ``n`` off every edge; ``(h, w)``: ``h`` off the top and the
+        bottom, ``w`` off the left and the right; ``((t, b), (l, r))``: each
+        edge its own. Non-negative, and at least one row and one column
+        must remain.
+    """
+
+    def __init__(self, cropping=((0, 0), (0, 0)), **kwargs):
+        who = type(self).__name__
+        if isinstance(cropping, (tuple, list)) and len(cropping) == 2 and all(
+                isinstance(c, (tuple, list)) for c in cropping):
+            rows = _crop_pair(cropping[0], who, "cropping rows (top, bottom)")
+            cols = _crop_pair(cropping[1], who, "cropping columns (left, right)")
+        else:
+            h, w = _crop_pair(cropping, who, "cropping")
+            rows, cols = (h, h), (w, w)
+        self.cropping = (rows, cols)
+        self._x_shape = None
+        super().__init__(**kwargs)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 3:
+            raise ValueError(f"{self._who} expected input of shape (batch, height, width, "
+                             f"channels), received per-sample shape {tuple(input_shape)}")
+        (top, bottom), (left, right) = self.cropping
+        h, w, c = input_shape
+        if top + bottom >= h or left + right >= w:
+            raise ValueError(f"{self._who} expected an image larger than its cropping "
+                             f"{self.cropping}: at least {top + bottom + 1}x"
+                             f"{left + right + 1}, received {h}x{w}")
+        return (h - top - bottom, w - left - right, c)
+
+    def forward(self, x, training: bool = False) -> np.ndarray:
+        x = self._prepare_input(x)
+        self._x_shape = x.shape
+        (top, _), (left, _) = self.cropping
+        h, w, _ = self.output_shape
+        return x[:, top:top + h, left:left + w, :].copy()
+
+    def backward(self, dy) -> np.ndarray:
+        self._require_cache(self._x_shape)
+        dy = self._check_dy(dy, (self._x_shape[0], *self.output_shape))
+        (top, _), (left, _) = self.cropping
+        h, w, _ = self.output_shape
+        dx = np.zeros(self._x_shape, dtype=dy.dtype)
+        dx[:, top:top + h, left:left + w, :] = dy
+        return dx
+
+    def get_config(self) -> dict:
+        config = super().get_config()
+        config["cropping"] = [list(self.cropping[0]), list(self.cropping[1])]
+        return config
