@@ -190,8 +190,9 @@ def _drop_stale_cache() -> None:
     try:
         stamp = os.path.join(cache_dir, SOURCES_STAMP)
         if os.path.isfile(stamp):
-            with open(stamp) as fh:
-                if fh.read().strip() == SOURCES_DIGEST:
+            # bytes: a damaged stamp (not UTF-8) is just another digest, not an error
+            with open(stamp, "rb") as fh:
+                if fh.read().strip() == SOURCES_DIGEST.encode():
                     return
         if os.path.isdir(cache_dir):
             stems = tuple(n[:-3] + "." for n in _SOURCE_NAMES)

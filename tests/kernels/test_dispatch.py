@@ -240,6 +240,21 @@ def test_a_failed_stamp_write_leaves_neither_a_temp_file_nor_an_error(tmp_path):
     assert proc.stdout.strip() == repr([SOURCES_STAMP])
 
 
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_a_damaged_stamp_is_rewritten_not_an_import_error(tmp_path):
+    """A stamp holding bytes that are not UTF-8 (a damaged disk, a half-copied
+    cache) made ``import tinynet.kernels`` raise UnicodeDecodeError; it is a
+    stale stamp like any other: the cache is dropped and the stamp rewritten."""
+    from tinynet.kernels.config import SOURCES_STAMP
+    assert _run("import tinynet.kernels.config", NUMBA_CACHE_DIR=str(tmp_path)).returncode == 0
+    (stamp,) = tmp_path.rglob(SOURCES_STAMP)
+    digest = stamp.read_text()
+    stamp.write_bytes(b"\xff\xfe\x00 not a digest")
+    proc = _run("import tinynet.kernels", NUMBA_CACHE_DIR=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert stamp.read_text() == digest
+
+
 def test_importing_the_kernels_under_their_directory_name_is_refused(tmp_path):
     """From the repository's root ``kernels`` is importable as a top-level
     package; a kernel compiled there would be cached under that module name
