@@ -272,6 +272,19 @@ def test_import_tinynet_does_not_import_numba():
     assert proc.stdout.strip() == "False"
 
 
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_numba_num_threads_below_one_is_explained(value):
+    """Numba failed as it was imported, with an error that does not name the
+    variable; non-integers it ignores with a warning (one thread per core)."""
+    proc = _run("import tinynet.kernels", NUMBA_NUM_THREADS=value)
+    assert proc.returncode != 0
+    assert (f"NUMBA_NUM_THREADS: expected a positive integer (or unset: one thread per "
+            f"core), received '{value}'") in proc.stderr
+    ignored = _run("import tinynet.kernels as k; print(k.num_threads() >= 1)",
+                   NUMBA_NUM_THREADS="1.5")
+    assert ignored.returncode == 0 and ignored.stdout.strip() == "True", ignored.stderr
+
+
 def test_threading_layer_is_reported():
     assert isinstance(tn.kernels.threading_layer(), str)
     assert tn.kernels.num_threads() >= 1
