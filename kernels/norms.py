@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from .checks import check_float_array, check_shapes, checked
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, prange, reduce_blocks, split_count
 
 __all__ = ["batchnorm_forward", "batchnorm_backward", "layernorm_forward",
@@ -45,6 +46,40 @@ def _two_like(x):
     faults took longer than the kernel itself (measured on 512x256 float32)."""
     both = np.empty((2,) + x.shape, x.dtype)
     return both[0], both[1]
+
+
+# ------------------------------------------------------------------- checks
+def _rows(x, who, what):
+    x = check_float_array(x, who, what)
+    if x.ndim != 2:
+        raise ValueError(f"{who} expected {what} of shape (rows, features), received "
+                         f"{x.shape}")
+    return x
+
+
+def _check_forward(who):
+    """Checks of a forward: 2-D float x, gamma and beta one per feature."""
+    def check(x, gamma, beta, eps):
+        x = _rows(x, who, "x")
+        check_shapes(who, x.shape[1:], gamma=gamma, beta=beta)
+    return check
+
+
+def _check_backward(who, stats_axis):
+    """Checks of a backward: x_hat like dy; gamma and the gradients one per
+    feature; inv_std one per feature (BatchNorm) or row (LayerNorm)."""
+    def check(dy, x_hat, inv_std, gamma, dgamma, dbeta):
+        dy = _rows(dy, who, "dy")
+        check_shapes(who, dy.shape, x_hat=x_hat)
+        check_shapes(who, dy.shape[1:], gamma=gamma, dgamma=dgamma, dbeta=dbeta)
+        check_shapes(who, (dy.shape[stats_axis],), inv_std=inv_std)
+    return check
+
+
+_bn_forward_checks = _check_forward("batchnorm_forward")
+_bn_backward_checks = _check_backward("batchnorm_backward", 1)
+_ln_forward_checks = _check_forward("layernorm_forward")
+_ln_backward_checks = _check_backward("layernorm_backward", 0)
 
 
 # ---------------------------------------------------------------- BatchNorm
@@ -128,6 +163,7 @@ def _bn_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx, n_chunks):
                           (N * t) // n_chunks, (N * (t + 1)) // n_chunks)
 
 
+@checked(_bn_forward_checks)
 def batchnorm_forward(x, gamma, beta, eps):
     """Training-mode BatchNorm of x (rows, features).
 
@@ -149,6 +185,7 @@ def batchnorm_forward(x, gamma, beta, eps):
     return y, x_hat, inv_std, mean, var
 
 
+@checked(_bn_backward_checks)
 def batchnorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     """dx of training-mode BatchNorm; adds to ``dgamma`` and ``dbeta``."""
     dy = np.ascontiguousarray(dy)
@@ -159,6 +196,7 @@ def batchnorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     return dx
 
 
+@checked(_bn_forward_checks)
 def batchnorm_forward_ref(x, gamma, beta, eps):
     """NumPy reference of :func:`batchnorm_forward`."""
     mean = x.mean(axis=0)
@@ -169,6 +207,7 @@ def batchnorm_forward_ref(x, gamma, beta, eps):
     return x_hat * gamma + beta, x_hat, inv_std, mean, var
 
 
+@checked(_bn_backward_checks)
 def batchnorm_backward_ref(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     """NumPy reference of :func:`batchnorm_backward`."""
     dgamma += (dy * x_hat).sum(axis=0)
@@ -231,6 +270,7 @@ def _ln_backward(dy, x_hat, inv_std, gamma, pg, pb, dx, n_chunks):
                     out[j] = r * (dr[j] * gamma[j] - sg - hr[j] * sgx)
 
 
+@checked(_ln_forward_checks)
 def layernorm_forward(x, gamma, beta, eps):
     """LayerNorm of x (rows, features) over the features.
 
@@ -250,6 +290,7 @@ def layernorm_forward(x, gamma, beta, eps):
     return y, x_hat, inv_std
 
 
+@checked(_ln_backward_checks)
 def layernorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     """dx of LayerNorm; adds to ``dgamma`` and ``dbeta`` (partials per block of
     rows, added in block order: the same bits on any number of threads)."""
@@ -266,6 +307,7 @@ def layernorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     return dx
 
 
+@checked(_ln_forward_checks)
 def layernorm_forward_ref(x, gamma, beta, eps):
     """NumPy reference of :func:`layernorm_forward`."""
     mean = x.mean(axis=1, keepdims=True)
@@ -276,6 +318,7 @@ def layernorm_forward_ref(x, gamma, beta, eps):
     return x_hat * gamma + beta, x_hat, inv_std[:, 0]
 
 
+@checked(_ln_backward_checks)
 def layernorm_backward_ref(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     """NumPy reference of :func:`layernorm_backward`."""
     dgamma += (dy * x_hat).sum(axis=0)
