@@ -106,8 +106,12 @@ def _bn_forward_cols(x, gamma, beta, eps, y, x_hat, inv_std, mean, var, a, b):
             d = row[j] - mean[j]
             s[j] += d * d
     for j in range(n):
-        var[j] = s[j] / M
-        inv_std[j] = 1.0 / math.sqrt(var[j] + eps)
+        # from the float64 variance, not the float32 one stored: for a float32
+        # variance of inf (squares above 3.4e38) fast-math's reciprocal square
+        # root (rsqrt and a Newton step) gave NaN, not 0 as 1/sqrt(inf)
+        v = s[j] / M
+        var[j] = v
+        inv_std[j] = 1.0 / math.sqrt(v + eps)
     for i in range(M):
         xr = x[i, a:b]
         hr = x_hat[i, a:b]
@@ -196,15 +200,25 @@ def batchnorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     return dx
 
 
+def _standardise_ref(x, axis, eps, centre_dtype):
+    """``(x_hat, inv_std, mean, var)`` over ``axis`` (kept), in x's dtype, as
+    the kernels compute them: sums in float64, the centred values in
+    ``centre_dtype`` (BatchNorm's kernel: x's dtype; LayerNorm's: float64).
+    With float32 sums, large values overflowed where the kernels' did not
+    (LayerNorm of a row [3e38, 1e38, 2e38] gave NaN)."""
+    mean = x.mean(axis=axis, keepdims=True, dtype=np.float64).astype(centre_dtype)
+    centred = x - mean
+    var = (centred * centred).mean(axis=axis, keepdims=True, dtype=np.float64)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    x_hat = centred * inv_std.astype(centre_dtype)
+    return tuple(a.astype(x.dtype) for a in (x_hat, inv_std, mean, var))
+
+
 @checked(_bn_forward_checks)
 def batchnorm_forward_ref(x, gamma, beta, eps):
     """NumPy reference of :func:`batchnorm_forward`."""
-    mean = x.mean(axis=0)
-    centred = x - mean
-    var = (centred * centred).mean(axis=0)
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    x_hat = centred * inv_std
-    return x_hat * gamma + beta, x_hat, inv_std, mean, var
+    x_hat, inv_std, mean, var = _standardise_ref(x, 0, eps, x.dtype)
+    return x_hat * gamma + beta, x_hat, inv_std[0], mean[0], var[0]
 
 
 @checked(_bn_backward_checks)
@@ -310,11 +324,7 @@ def layernorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
 @checked(_ln_forward_checks)
 def layernorm_forward_ref(x, gamma, beta, eps):
     """NumPy reference of :func:`layernorm_forward`."""
-    mean = x.mean(axis=1, keepdims=True)
-    centred = x - mean
-    var = (centred * centred).mean(axis=1, keepdims=True)
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    x_hat = centred * inv_std
+    x_hat, inv_std, _, _ = _standardise_ref(x, 1, eps, np.float64)
     return x_hat * gamma + beta, x_hat, inv_std[:, 0]
 
 
