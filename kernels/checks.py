@@ -32,7 +32,7 @@ import operator
 import numpy as np
 
 __all__ = ["checked", "check_count", "check_pair", "check_shape", "check_float_array",
-           "check_indices", "check_shapes"]
+           "check_indices", "check_shapes", "check_writable"]
 
 
 def checked(check):
@@ -124,3 +124,14 @@ def check_shapes(who: str, shape: tuple, **arrays) -> None:
         if a is not None and np.shape(a) != shape:
             raise ValueError(f"{who} expected {name} of shape {shape}, received "
                              f"{np.shape(a)}")
+
+
+def check_writable(who: str, **arrays) -> None:
+    """Each of ``arrays`` that a kernel writes into (None is skipped) is
+    writable, else a ValueError naming it: NumPy refuses a read-only output
+    that way, where a Numba kernel failed to compile with a TypingError
+    ("Cannot modify readonly array") after seconds of trying."""
+    for name, a in arrays.items():
+        if a is not None and not a.flags.writeable:
+            raise ValueError(f"{who} expected {name} as a writable array, received a "
+                             f"read-only one")

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_float_array, check_shapes
+from .checks import check_float_array, check_shapes, check_writable
 from .activations import (IDENTITY, act_backward_ref, act_forward_ref, act_grad_rows,
                           bias_act_rows, check_saved, needs_input)
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
@@ -120,6 +120,7 @@ def dense_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     M, N = x.shape[0], w.shape[1]
     check_shapes("dense_forward", (N,), b=b)
     check_shapes("dense_forward", (M, N), out=out, z_out=z_out)
+    check_writable("dense_forward", out=out, z_out=z_out)
     y = np.empty((M, N), x.dtype) if out is None else out
     if M == 0:
         return y
@@ -152,6 +153,7 @@ def act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
                          f"{dy.shape}")
     check_shapes("act_grad_bias", dy.shape, y=y, z=z, g_out=g_out)
     check_shapes("act_grad_bias", dy.shape[1:], db=db)
+    check_writable("act_grad_bias", g_out=g_out, db=db)
     M, N = dy.shape
     if code == IDENTITY:
         g = dy

@@ -28,7 +28,7 @@ import math
 
 import numpy as np
 
-from .checks import check_float_array, check_shapes, checked
+from .checks import check_float_array, check_shapes, check_writable, checked
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, prange, reduce_blocks, split_count
 
 __all__ = ["batchnorm_forward", "batchnorm_backward", "layernorm_forward",
@@ -73,6 +73,7 @@ def _check_backward(who, stats_axis):
         check_shapes(who, dy.shape, x_hat=x_hat)
         check_shapes(who, dy.shape[1:], gamma=gamma, dgamma=dgamma, dbeta=dbeta)
         check_shapes(who, (dy.shape[stats_axis],), inv_std=inv_std)
+        check_writable(who, dgamma=dgamma, dbeta=dbeta)
     return check
 
 

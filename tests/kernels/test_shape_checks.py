@@ -9,7 +9,7 @@ broadcast, and float16 failed deep in Numba."""
 import numpy as np
 import pytest
 
-from tinynet.kernels import activations, dense, dropout, norms
+from tinynet.kernels import activations, blas, dense, dropout, gemm, losses, norms, optim
 
 f32 = np.float32
 X = np.ones((4, 300), f32)
@@ -76,3 +76,40 @@ def test_float16_is_refused_with_the_dtypes_expected(call):
     """float16 raised Numba's bare NotImplementedError('float16')."""
     with pytest.raises(TypeError, match="of dtype float32 or float64, received float16"):
         call(np.ones((3, 4), np.float16))
+
+
+def _read_only(shape, dtype=f32):
+    a = np.zeros(shape, dtype)
+    a.flags.writeable = False
+    return a
+
+
+@pytest.mark.parametrize("engine", ["numba", "blas"])
+@pytest.mark.parametrize("call, name", [
+    (lambda: gemm.matmul(X[:, :4], G[:4, None] * np.ones((4, 3), f32), out=_read_only((4, 3))),
+     "out"),
+    (lambda: gemm.matmul_tn(X, X[:, :5], out=_read_only((300, 5))), "out"),
+    (lambda: activations.act_forward(X, activations.RELU, 0.0, _read_only(X.shape)), "out"),
+    (lambda: activations.act_backward(X, X, None, activations.RELU, 0.0, _read_only(X.shape)),
+     "out"),
+    (lambda: dense.dense_forward(X, np.ones((300, 2), f32), None, 1, out=_read_only((4, 2))),
+     "out"),
+    (lambda: dense.act_grad_bias(X, X, None, activations.RELU, 0.0, None, _read_only(300)),
+     "db"),
+    (lambda: norms.layernorm_backward(X, X, np.ones(4, f32), G, _read_only(300), B.copy()),
+     "dgamma"),
+    (lambda: losses.softmax_cross_entropy(X, np.zeros(4, int), grad_out=_read_only(X.shape)),
+     "grad_out"),
+    (lambda: optim.sgd(_read_only(3), SHORT, SHORT.copy(), lr=0.1, momentum=0.0, dampening=0.0,
+                       nesterov=False, weight_decay=0.0, first_step=True), "value"),
+])
+def test_read_only_outputs_are_refused(call, name, engine):
+    """NumPy raises for a read-only output; the Numba kernels failed to
+    compile, with a TypingError from deep in Numba."""
+    previous = blas.set_gemm(engine)
+    try:
+        with pytest.raises(ValueError, match=f"expected {name} as a writable array, received a "
+                                             f"read-only one"):
+            call()
+    finally:
+        blas.set_gemm(previous)
