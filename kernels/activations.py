@@ -37,6 +37,7 @@ import math
 
 import numpy as np
 
+from .checks import check_float_array, check_shapes, check_writable
 from .config import NUMBA_ENABLED, njit, prange
 
 if NUMBA_ENABLED:
@@ -524,7 +525,9 @@ def act_forward(z, code, alpha=0.0, out=None):
     out : ndarray of z's shape and dtype, optional (may be z itself), any layout
     """
     _check_code(code)
-    z = np.asarray(z)
+    z = check_float_array(z, "act_forward", "z")
+    check_shapes("act_forward", z.shape, out=out)
+    check_writable("act_forward", out=out)
     y = np.empty_like(z, order="C") if out is None else out
     if z.size == 0:
         return y
@@ -541,7 +544,9 @@ def act_backward(dy, y, z, code, alpha=0.0, out=None):
     :func:`needs_input`); ``z`` may be None otherwise."""
     _check_code(code)
     check_saved(code, y, z, "act_backward")
-    dy = np.asarray(dy)
+    dy = check_float_array(dy, "act_backward", "dy")
+    check_shapes("act_backward", dy.shape, y=y, z=z, out=out)
+    check_writable("act_backward", out=out)
     g = np.empty_like(dy, order="C") if out is None else out
     if dy.size == 0:
         return g

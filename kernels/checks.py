@@ -17,6 +17,11 @@ references.
 
 The kernels import nothing of tinynet (``import tinynet`` must not import
 Numba), hence these helpers beside ``tinynet.checks``.
+
+Kernels that size their loops from one array and index others of the same
+shape (dropout, the norms, dense, the activations) check those shapes
+(:func:`check_shapes`) and the float dtypes on every call: a few tuple
+comparisons, so they have no ``.trusted`` build.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import operator
 import numpy as np
 
 __all__ = ["checked", "check_count", "check_pair", "check_shape", "check_float_array",
-           "check_indices"]
+           "check_indices", "check_shapes", "check_writable"]
 
 
 def checked(check):
@@ -108,3 +113,25 @@ def check_indices(index, upper: int, who: str, what: str) -> np.ndarray:
             raise ValueError(f"{who} expected {what} in [0, {upper}), received values "
                              f"in [{low}, {high}]")
     return index
+
+
+def check_shapes(who: str, shape: tuple, **arrays) -> None:
+    """Each of ``arrays`` (by name; None is skipped) has ``shape``, else a
+    ValueError naming it. The kernels size their loops from one array and
+    index the others unchecked: a shorter one is read (or written) past its
+    end, where NumPy would raise or broadcast."""
+    for name, a in arrays.items():
+        if a is not None and np.shape(a) != shape:
+            raise ValueError(f"{who} expected {name} of shape {shape}, received "
+                             f"{np.shape(a)}")
+
+
+def check_writable(who: str, **arrays) -> None:
+    """Each of ``arrays`` that a kernel writes into (None is skipped) is
+    writable, else a ValueError naming it: NumPy refuses a read-only output
+    that way, where a Numba kernel failed to compile with a TypingError
+    ("Cannot modify readonly array") after seconds of trying."""
+    for name, a in arrays.items():
+        if a is not None and not a.flags.writeable:
+            raise ValueError(f"{who} expected {name} as a writable array, received a "
+                             f"read-only one")

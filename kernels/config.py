@@ -66,6 +66,26 @@ FASTMATH = frozenset({"nsz", "arcp", "contract", "reassoc"})
 COMPILE_MESSAGE = ("tinynet: compiling kernels not yet in the disk cache (once per kernel "
                    "and argument types; later runs load them from the cache) ...")
 
+
+
+def _check_thread_env() -> None:
+    """Refuse ``NUMBA_NUM_THREADS`` below 1 with an error that names it: Numba
+    itself then fails while it is imported ("Number of threads specified must
+    be > 0.", from deep in its thread-pool module). A value that is not an
+    integer ("abc", "1.5") Numba ignores with a warning, using one thread per
+    core; that is left to it."""
+    raw = os.environ.get("NUMBA_NUM_THREADS", "").strip()
+    try:
+        n = int(raw)
+    except ValueError:
+        return
+    if n < 1:
+        raise ValueError(f"NUMBA_NUM_THREADS: expected a positive integer (or unset: one "
+                         f"thread per core), received {raw!r}")
+
+
+_check_thread_env()
+
 try:
     import numba
     from numba import prange
@@ -190,8 +210,9 @@ def _drop_stale_cache() -> None:
     try:
         stamp = os.path.join(cache_dir, SOURCES_STAMP)
         if os.path.isfile(stamp):
-            with open(stamp) as fh:
-                if fh.read().strip() == SOURCES_DIGEST:
+            # bytes: a damaged stamp (not UTF-8) is just another digest, not an error
+            with open(stamp, "rb") as fh:
+                if fh.read().strip() == SOURCES_DIGEST.encode():
                     return
         if os.path.isdir(cache_dir):
             stems = tuple(n[:-3] + "." for n in _SOURCE_NAMES)

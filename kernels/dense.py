@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_float_array, check_shapes, check_writable
 from .activations import (IDENTITY, act_backward_ref, act_forward_ref, act_grad_rows,
                           bias_act_rows, check_saved, needs_input)
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
@@ -112,7 +113,14 @@ def dense_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     -------
     y : ndarray of shape (batch, units)
     """
+    x = check_float_array(x, "dense_forward", "x")
+    if x.ndim != 2 or np.ndim(w) != 2 or w.shape[0] != x.shape[1]:
+        raise ValueError(f"dense_forward expected x (batch, in) and w (in, units), received "
+                         f"{x.shape} and {np.shape(w)}")
     M, N = x.shape[0], w.shape[1]
+    check_shapes("dense_forward", (N,), b=b)
+    check_shapes("dense_forward", (M, N), out=out, z_out=z_out)
+    check_writable("dense_forward", out=out, z_out=z_out)
     y = np.empty((M, N), x.dtype) if out is None else out
     if M == 0:
         return y
@@ -139,6 +147,13 @@ def act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
     """g = dL/dz from dy and the saved y (or z), and ``db += g.sum(0)`` when
     ``db`` is given, in one pass. For the identity, ``g`` is ``dy`` itself."""
     check_saved(code, y, z, "act_grad_bias")
+    dy = check_float_array(dy, "act_grad_bias", "dy")
+    if dy.ndim != 2:
+        raise ValueError(f"act_grad_bias expected dy of shape (batch, units), received "
+                         f"{dy.shape}")
+    check_shapes("act_grad_bias", dy.shape, y=y, z=z, g_out=g_out)
+    check_shapes("act_grad_bias", dy.shape[1:], db=db)
+    check_writable("act_grad_bias", g_out=g_out, db=db)
     M, N = dy.shape
     if code == IDENTITY:
         g = dy

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .checks import check_float_array, check_shapes, checked
 from .config import NUMBA_ENABLED, njit, num_threads, prange
 
 __all__ = ["dropout_forward", "dropout_backward", "dropout_forward_ref",
@@ -51,6 +52,19 @@ def _chunks(n):
     return max(1, min(num_threads(), n // (1 << 17))) if n >= (1 << 18) else 1
 
 
+def _check_forward(x, u, rate):
+    x = check_float_array(x, "dropout_forward", "x")
+    check_shapes("dropout_forward", x.shape, u=u)
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"dropout_forward expected rate in [0, 1), received {rate!r}")
+
+
+def _check_backward(dy, mask):
+    dy = check_float_array(dy, "dropout_backward", "dy")
+    check_shapes("dropout_backward", dy.shape, mask=mask)
+
+
+@checked(_check_forward)
 def dropout_forward(x, u, rate):
     """``(y, mask)`` for input x and uniform draws u of x's shape.
 
@@ -72,6 +86,7 @@ def dropout_forward(x, u, rate):
     return y, mask
 
 
+@checked(_check_backward)
 def dropout_backward(dy, mask):
     """``dy * mask``."""
     dy = np.ascontiguousarray(dy)
@@ -82,12 +97,14 @@ def dropout_backward(dy, mask):
     return out
 
 
+@checked(_check_forward)
 def dropout_forward_ref(x, u, rate):
     """NumPy reference of :func:`dropout_forward`."""
     mask = (u >= u.dtype.type(rate)).astype(x.dtype) * x.dtype.type(1.0 / (1.0 - rate))
     return x * mask, mask
 
 
+@checked(_check_backward)
 def dropout_backward_ref(dy, mask):
     """NumPy reference of :func:`dropout_backward`."""
     return dy * mask

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import blas_product, use_blas
+from .checks import check_writable
 from .config import NUMBA_ENABLED, njit, num_threads, prange
 
 __all__ = ["gemm_nn", "transpose_into", "matmul", "matmul_tn", "matmul_nt", "numba_matmul",
@@ -209,6 +210,7 @@ def _out(out, shape, dtype, who):
     if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
         raise ValueError(f"{who} expected out as a C-contiguous {dtype} array of shape {shape}, "
                          f"received {out.dtype} {out.shape}")
+    check_writable(who, out=out)
     return out
 
 

@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .checks import check_float_array, check_indices, checked
+from .checks import check_float_array, check_indices, check_writable, checked
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
 
 __all__ = ["softmax_cross_entropy", "softmax_cross_entropy_ref"]
@@ -90,6 +90,7 @@ def _check_call(logits, labels, label_smoothing=0.0, scale=1.0, grad_out=None):
                          f"{z.dtype} (the logits'), received "
                          f"{getattr(grad_out, 'shape', type(grad_out).__name__)} of dtype "
                          f"{getattr(grad_out, 'dtype', None)}")
+    check_writable(who, grad_out=grad_out)
 
 
 @checked(_check_call)

@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from .checks import check_float_array, check_shapes, check_writable, checked
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, prange, reduce_blocks, split_count
 
 __all__ = ["batchnorm_forward", "batchnorm_backward", "layernorm_forward",
@@ -45,6 +46,41 @@ def _two_like(x):
     faults took longer than the kernel itself (measured on 512x256 float32)."""
     both = np.empty((2,) + x.shape, x.dtype)
     return both[0], both[1]
+
+
+# ------------------------------------------------------------------- checks
+def _rows(x, who, what):
+    x = check_float_array(x, who, what)
+    if x.ndim != 2:
+        raise ValueError(f"{who} expected {what} of shape (rows, features), received "
+                         f"{x.shape}")
+    return x
+
+
+def _check_forward(who):
+    """Checks of a forward: 2-D float x, gamma and beta one per feature."""
+    def check(x, gamma, beta, eps):
+        x = _rows(x, who, "x")
+        check_shapes(who, x.shape[1:], gamma=gamma, beta=beta)
+    return check
+
+
+def _check_backward(who, stats_axis):
+    """Checks of a backward: x_hat like dy; gamma and the gradients one per
+    feature; inv_std one per feature (BatchNorm) or row (LayerNorm)."""
+    def check(dy, x_hat, inv_std, gamma, dgamma, dbeta):
+        dy = _rows(dy, who, "dy")
+        check_shapes(who, dy.shape, x_hat=x_hat)
+        check_shapes(who, dy.shape[1:], gamma=gamma, dgamma=dgamma, dbeta=dbeta)
+        check_shapes(who, (dy.shape[stats_axis],), inv_std=inv_std)
+        check_writable(who, dgamma=dgamma, dbeta=dbeta)
+    return check
+
+
+_bn_forward_checks = _check_forward("batchnorm_forward")
+_bn_backward_checks = _check_backward("batchnorm_backward", 1)
+_ln_forward_checks = _check_forward("layernorm_forward")
+_ln_backward_checks = _check_backward("layernorm_backward", 0)
 
 
 # ---------------------------------------------------------------- BatchNorm
@@ -71,8 +107,12 @@ def _bn_forward_cols(x, gamma, beta, eps, y, x_hat, inv_std, mean, var, a, b):
             d = row[j] - mean[j]
             s[j] += d * d
     for j in range(n):
-        var[j] = s[j] / M
-        inv_std[j] = 1.0 / math.sqrt(var[j] + eps)
+        # from the float64 variance, not the float32 one stored: for a float32
+        # variance of inf (squares above 3.4e38) fast-math's reciprocal square
+        # root (rsqrt and a Newton step) gave NaN, not 0 as 1/sqrt(inf)
+        v = s[j] / M
+        var[j] = v
+        inv_std[j] = 1.0 / math.sqrt(v + eps)
     for i in range(M):
         xr = x[i, a:b]
         hr = x_hat[i, a:b]
@@ -128,6 +168,7 @@ def _bn_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta, dx, n_chunks):
                           (N * t) // n_chunks, (N * (t + 1)) // n_chunks)
 
 
+@checked(_bn_forward_checks)
 def batchnorm_forward(x, gamma, beta, eps):
     """Training-mode BatchNorm of x (rows, features).
 
@@ -149,6 +190,7 @@ def batchnorm_forward(x, gamma, beta, eps):
     return y, x_hat, inv_std, mean, var
 
 
+@checked(_bn_backward_checks)
 def batchnorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     """dx of training-mode BatchNorm; adds to ``dgamma`` and ``dbeta``."""
     dy = np.ascontiguousarray(dy)
@@ -159,16 +201,28 @@ def batchnorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     return dx
 
 
+def _standardise_ref(x, axis, eps, centre_dtype):
+    """``(x_hat, inv_std, mean, var)`` over ``axis`` (kept), in x's dtype, as
+    the kernels compute them: sums in float64, the centred values in
+    ``centre_dtype`` (BatchNorm's kernel: x's dtype; LayerNorm's: float64).
+    With float32 sums, large values overflowed where the kernels' did not
+    (LayerNorm of a row [3e38, 1e38, 2e38] gave NaN)."""
+    mean = x.mean(axis=axis, keepdims=True, dtype=np.float64).astype(centre_dtype)
+    centred = x - mean
+    var = (centred * centred).mean(axis=axis, keepdims=True, dtype=np.float64)
+    inv_std = 1.0 / np.sqrt(var + eps)
+    x_hat = centred * inv_std.astype(centre_dtype)
+    return tuple(a.astype(x.dtype) for a in (x_hat, inv_std, mean, var))
+
+
+@checked(_bn_forward_checks)
 def batchnorm_forward_ref(x, gamma, beta, eps):
     """NumPy reference of :func:`batchnorm_forward`."""
-    mean = x.mean(axis=0)
-    centred = x - mean
-    var = (centred * centred).mean(axis=0)
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    x_hat = centred * inv_std
-    return x_hat * gamma + beta, x_hat, inv_std, mean, var
+    x_hat, inv_std, mean, var = _standardise_ref(x, 0, eps, x.dtype)
+    return x_hat * gamma + beta, x_hat, inv_std[0], mean[0], var[0]
 
 
+@checked(_bn_backward_checks)
 def batchnorm_backward_ref(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     """NumPy reference of :func:`batchnorm_backward`."""
     dgamma += (dy * x_hat).sum(axis=0)
@@ -231,6 +285,7 @@ def _ln_backward(dy, x_hat, inv_std, gamma, pg, pb, dx, n_chunks):
                     out[j] = r * (dr[j] * gamma[j] - sg - hr[j] * sgx)
 
 
+@checked(_ln_forward_checks)
 def layernorm_forward(x, gamma, beta, eps):
     """LayerNorm of x (rows, features) over the features.
 
@@ -250,6 +305,7 @@ def layernorm_forward(x, gamma, beta, eps):
     return y, x_hat, inv_std
 
 
+@checked(_ln_backward_checks)
 def layernorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     """dx of LayerNorm; adds to ``dgamma`` and ``dbeta`` (partials per block of
     rows, added in block order: the same bits on any number of threads)."""
@@ -266,16 +322,14 @@ def layernorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     return dx
 
 
+@checked(_ln_forward_checks)
 def layernorm_forward_ref(x, gamma, beta, eps):
     """NumPy reference of :func:`layernorm_forward`."""
-    mean = x.mean(axis=1, keepdims=True)
-    centred = x - mean
-    var = (centred * centred).mean(axis=1, keepdims=True)
-    inv_std = (1.0 / np.sqrt(var + eps)).astype(x.dtype)
-    x_hat = centred * inv_std
+    x_hat, inv_std, _, _ = _standardise_ref(x, 1, eps, np.float64)
     return x_hat * gamma + beta, x_hat, inv_std[:, 0]
 
 
+@checked(_ln_backward_checks)
 def layernorm_backward_ref(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     """NumPy reference of :func:`layernorm_backward`."""
     dgamma += (dy * x_hat).sum(axis=0)

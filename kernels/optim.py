@@ -54,6 +54,7 @@ import math
 
 import numpy as np
 
+from .checks import check_writable
 from .config import NUMBA_ENABLED, njit, num_threads, prange
 
 __all__ = ["sgd", "adam", "rmsprop", "adagrad", "sgd_ref", "adam_ref", "rmsprop_ref",
@@ -87,6 +88,8 @@ def _check(value, grad, *state):
         if a is not None and (a.shape != value.shape or a.dtype != value.dtype):
             raise ValueError(f"optimizer kernel expected arrays of shape {value.shape} and "
                              f"dtype {value.dtype}, received {a.shape} {a.dtype}")
+    check_writable("optimizer kernel", value=value, **{f"state {i}": a for i, a in
+                                                       enumerate(state)})
 
 
 #: State magnitudes below ``STATE_FLOOR[dtype]`` are stored as zero (see above).

@@ -44,7 +44,26 @@ import numpy as np
 from . import config
 from .config import NUMBA_ENABLED
 
-__all__ = ["warm_up"]
+__all__ = ["warm_up", "DTYPES"]
+
+#: The floating-point types the kernels are built for (``tinynet compile --dtypes``).
+DTYPES = ("float32", "float64")
+
+
+def _check_dtypes(dtypes) -> tuple:
+    """``dtypes`` as a tuple of names from :data:`DTYPES`: one name (or NumPy
+    type), or an iterable of them. A bare string was iterated letter by letter
+    ("float16" compiled float32 for "f", then failed on "l" as int64, deep in
+    a kernel), so anything else is a ValueError naming what was received."""
+    items = (dtypes,) if isinstance(dtypes, (str, type, np.dtype)) else dtypes
+    try:
+        names = tuple(np.dtype(d).name if d is not None else None for d in items)
+    except TypeError:
+        names = None
+    if not names or any(n not in DTYPES for n in names):
+        raise ValueError(f"warm_up expected dtypes among {', '.join(DTYPES)} (a name or "
+                         f"several), received {dtypes!r}")
+    return tuple(dict.fromkeys(names))
 
 
 def _calls(dtype):
@@ -134,8 +153,9 @@ def warm_up(verbose: bool = True, dtypes=("float32", "float64")) -> dict:
     count finds all it may pick (see the module docstring). Returns
     ``{"<kernel family> <dtype>": seconds}`` (both builds of the family), plus
     ``{"thread-pool probe": seconds}``; prints progress to stderr when
-    ``verbose``. Without Numba this does nothing.
+    ``verbose``. Without Numba this does nothing (bad ``dtypes`` still raise).
     """
+    dtypes = _check_dtypes(dtypes)
     if not NUMBA_ENABLED:
         if verbose:
             print("tinynet: Numba unavailable or disabled; nothing to compile",

@@ -240,6 +240,21 @@ def test_a_failed_stamp_write_leaves_neither_a_temp_file_nor_an_error(tmp_path):
     assert proc.stdout.strip() == repr([SOURCES_STAMP])
 
 
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="needs Numba")
+def test_a_damaged_stamp_is_rewritten_not_an_import_error(tmp_path):
+    """A stamp holding bytes that are not UTF-8 (a damaged disk, a half-copied
+    cache) made ``import tinynet.kernels`` raise UnicodeDecodeError; it is a
+    stale stamp like any other: the cache is dropped and the stamp rewritten."""
+    from tinynet.kernels.config import SOURCES_STAMP
+    assert _run("import tinynet.kernels.config", NUMBA_CACHE_DIR=str(tmp_path)).returncode == 0
+    (stamp,) = tmp_path.rglob(SOURCES_STAMP)
+    digest = stamp.read_text()
+    stamp.write_bytes(b"\xff\xfe\x00 not a digest")
+    proc = _run("import tinynet.kernels", NUMBA_CACHE_DIR=str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert stamp.read_text() == digest
+
+
 def test_importing_the_kernels_under_their_directory_name_is_refused(tmp_path):
     """From the repository's root ``kernels`` is importable as a top-level
     package; a kernel compiled there would be cached under that module name
@@ -255,6 +270,19 @@ def test_importing_the_kernels_under_their_directory_name_is_refused(tmp_path):
 def test_import_tinynet_does_not_import_numba():
     proc = _run("import sys, tinynet; print('numba' in sys.modules)")
     assert proc.stdout.strip() == "False"
+
+
+@pytest.mark.parametrize("value", ["0", "-2"])
+def test_numba_num_threads_below_one_is_explained(value):
+    """Numba failed as it was imported, with an error that does not name the
+    variable; non-integers it ignores with a warning (one thread per core)."""
+    proc = _run("import tinynet.kernels", NUMBA_NUM_THREADS=value)
+    assert proc.returncode != 0
+    assert (f"NUMBA_NUM_THREADS: expected a positive integer (or unset: one thread per "
+            f"core), received '{value}'") in proc.stderr
+    ignored = _run("import tinynet.kernels as k; print(k.num_threads() >= 1)",
+                   NUMBA_NUM_THREADS="1.5")
+    assert ignored.returncode == 0 and ignored.stdout.strip() == "True", ignored.stderr
 
 
 def test_threading_layer_is_reported():

@@ -76,6 +76,25 @@ def test_norms_match_reference(m, n, dtype, seed, which, layout):
     np.testing.assert_allclose(grads[1], grads[3], **loose)
 
 
+@pytest.mark.parametrize("which, x, expected", [
+    # a feature whose float32 squares overflow: the variance is inf, inv_std 1/sqrt(inf) = 0
+    # and x_hat 0 (the kernel's fast-math rsqrt gave NaN for every row)
+    ("batchnorm", [[3e38], [0.5], [-1.0], [0.2], [1.0]], [[0.0]] * 5),
+    # a row whose float32 sum overflows: the reference gave NaN, the kernel (float64) did not
+    ("layernorm", [[3e38, 1e38, 2e38]], [[1.2247449, -1.2247449, 0.0]]),
+])
+@pytest.mark.parametrize("fn", ["", "_ref"])
+@pytest.mark.filterwarnings("ignore:overflow")  # the reference's variance, cast to float32
+def test_norms_of_huge_float32_values_stay_finite(which, x, expected, fn):
+    """Both backends sum in float64, as documented, and agree."""
+    x = np.array(x, np.float32)
+    n = x.shape[1]
+    forward = getattr(norms, f"{which}_forward{fn}")
+    y, x_hat = forward(x, np.ones(n, np.float32), np.zeros(n, np.float32), 1e-5)[:2]
+    np.testing.assert_allclose(x_hat, expected, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(y, x_hat)
+
+
 def test_parallel_paths_match_references():
     """Sizes above the thresholds where the kernels split work over threads."""
     from tinynet.kernels import activations as act

@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from kernel_helpers import needs_numba
@@ -145,3 +146,21 @@ def test_after_warm_up_a_fresh_process_compiles_nothing(tmp_path):
             "_maxpool_backward", "_col2im", "_bn_forward", "_bn_backward", "_ln_forward",
             "_ln_backward", "_adam"} <= set(out["threaded"]), out["threaded"]
     assert ("_epilogue" in out["threaded"]) == out["epilogue_threaded"]
+
+
+@pytest.mark.parametrize("dtypes", ["float16", "garbage", ("float32", "int32"), (), None, 5,
+                                    [None]])
+def test_bad_dtypes_are_refused_before_anything_compiles(dtypes):
+    """A bare string was iterated letter by letter ("float16": "f" compiled
+    float32, "l" then failed deep in a kernel as int64; "garbage": "g" as
+    float128 in Numba's typing), other values failed as they came."""
+    from tinynet.kernels.warmup import warm_up
+    with pytest.raises(ValueError, match="warm_up expected dtypes among float32, float64"):
+        warm_up(verbose=False, dtypes=dtypes)
+
+
+def test_dtypes_may_be_one_name_or_numpy_types():
+    from tinynet.kernels import warmup
+    assert warmup._check_dtypes("float64") == ("float64",)
+    assert warmup._check_dtypes((np.float32, "float32", np.dtype("float64"))) == (
+        "float32", "float64")
