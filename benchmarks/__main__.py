@@ -2,31 +2,43 @@
 
 from __future__ import annotations
 
+import ast
 import importlib
 import pkgutil
 import sys
 from pathlib import Path
 
-# Modules in this package that are infrastructure, not benchmarks.
-_NOT_BENCHMARKS = {"report", "__main__"}
+
+def _tree(name: str) -> ast.Module | None:
+    """The parsed source of ``benchmarks/<name>.py`` (None if unreadable)."""
+    path = Path(__file__).resolve().parent / f"{name}.py"
+    try:
+        return ast.parse(path.read_text())
+    except (OSError, SyntaxError):
+        return None
+
+
+def _has_main(name: str) -> bool:
+    """Whether the module defines ``main`` at its top level: a benchmark does,
+    the infrastructure (report, threads, ...) does not."""
+    tree = _tree(name)
+    return tree is not None and any(
+        isinstance(node, ast.FunctionDef) and node.name == "main" for node in tree.body)
 
 
 def available() -> list[str]:
-    """Names of the benchmark modules (each has a ``main(argv)``)."""
+    """Names of the benchmark modules (each has a ``main(argv)``), found without
+    importing them."""
     here = Path(__file__).resolve().parent
     return sorted(m.name for m in pkgutil.iter_modules([str(here)])
-                  if not m.name.startswith("_") and m.name not in _NOT_BENCHMARKS)
+                  if not m.name.startswith("_") and _has_main(m.name))
 
 
 def _summary(name: str) -> str:
     """The first paragraph of the benchmark's docstring, on one line (a summary
     wrapped over two lines is not cut after the first)."""
-    path = Path(__file__).resolve().parent / f"{name}.py"
-    try:
-        import ast
-        doc = ast.get_docstring(ast.parse(path.read_text()))
-    except (OSError, SyntaxError):
-        doc = None
+    tree = _tree(name)
+    doc = ast.get_docstring(tree) if tree is not None else None
     return " ".join(doc.strip().split("\n\n")[0].split()) if doc else ""
 
 

@@ -158,6 +158,14 @@ def test_every_benchmark_is_listed_with_a_complete_sentence(capsys):
         assert line.rstrip().endswith("."), line              # not cut mid-sentence
 
 
+def test_only_modules_with_a_main_are_listed():
+    # benchmarks/threads.py (the --blas-threads helper) was listed, and
+    # `python -m benchmarks threads` died with an AttributeError
+    assert available() == ["fashion", "kernels", "meta", "mtl", "startup", "train",
+                           "transfer"]
+    assert "threads" not in available() and "report" not in available()
+
+
 def test_main_lists_and_rejects_unknown(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
