@@ -539,7 +539,7 @@ class MultiTaskTraining:
     def _sums(self, task) -> bool:
         """Whether ``task``'s loss reduces to a sum (its batch values are
         averaged by labelled samples, not by the loss's total weight)."""
-        return getattr(self.loss[task], "reduction", "mean") == "sum"
+        return losses_mod.reduces_to_sum(self.loss[task])
 
     @property
     def _logs_weights(self) -> bool:
