@@ -45,7 +45,8 @@ if NUMBA_ENABLED:
     from numba.extending import overload as _overload
 
 __all__ = ["ACT_CODES", "needs_input", "check_saved", "act_forward", "act_backward",
-           "act_forward_ref", "act_backward_ref", "bias_act_rows", "act_grad_rows"]
+           "act_forward_ref", "act_backward_ref", "bias_act_rows", "act_grad_rows",
+           "GELU_TANH_CLAMP", "gelu_clamp"]
 
 IDENTITY, RELU, LEAKY_RELU, ELU, GELU, GELU_TANH, SILU, SIGMOID, TANH = range(9)
 
@@ -64,6 +65,16 @@ _GELU_CUBIC = 0.044715
 #: overflow (from :math:`|v| \approx 10^{13}` in float32) and the slope term
 #: :math:`v\,s(1-s)\,du` become 0 times infinity, NaN.
 GELU_TANH_CLAMP = 100.0
+
+
+def gelu_clamp(x):
+    r"""``x`` clipped to [-GELU_TANH_CLAMP, GELU_TANH_CLAMP] (NaN kept), where
+    GELU's gates are exactly 0 or 1 and its density :math:`\varphi` exactly 0
+    already: its cube and square, which overflow from :math:`|x| \approx
+    10^{13}` in float32, then stay finite (an overflow made the tanh form's
+    slope :math:`0 \cdot \infty`, NaN). The NumPy references and the GELU
+    layer's NumPy path call this; the Numba kernel clamps each value alike."""
+    return np.clip(x, -GELU_TANH_CLAMP, GELU_TANH_CLAMP)
 
 
 def needs_input(code: int) -> bool:
@@ -585,7 +596,7 @@ def act_forward_ref(z, code, alpha=0.0, out=None):
     elif code == GELU:
         y = z * (0.5 * _erfc_ref(-z * z.dtype.type(_SQRT_HALF)))
     elif code == GELU_TANH:
-        zc = np.clip(z, -GELU_TANH_CLAMP, GELU_TANH_CLAMP)  # the same gate, no overflow
+        zc = gelu_clamp(z)  # the same gate, no overflow
         y = 0.5 * z * (1.0 + np.tanh(_SQRT_2_OVER_PI * (zc + _GELU_CUBIC * zc ** 3)))
     elif code == SILU:
         y = z * _sigmoid_ref(z)
@@ -622,7 +633,7 @@ def act_backward_ref(dy, y, z, code, alpha=0.0, out=None):
         cdf = 0.5 * _erfc_ref(-z * z.dtype.type(_SQRT_HALF))
         g = dy * (cdf + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z))
     elif code == GELU_TANH:
-        z = np.clip(z, -GELU_TANH_CLAMP, GELU_TANH_CLAMP)  # as the kernel
+        z = gelu_clamp(z)  # as the kernel
         t = np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z ** 3))
         du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * z * z)
         g = dy * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du)

@@ -16,7 +16,9 @@ second time on every step. Without Numba the same holds for the NumPy
 references.
 
 The kernels import nothing of tinynet (``import tinynet`` must not import
-Numba), hence these helpers beside ``tinynet.checks``.
+Numba), hence these helpers beside ``tinynet.checks``; the one exception is
+``tinynet.switches``, standard library only, which reads every tinynet
+on/off environment variable one way.
 
 Kernels that size their loops from one array and index others of the same
 shape (dropout, the norms, dense, the activations) check those shapes

@@ -52,6 +52,8 @@ import time
 
 import numpy as np
 
+from tinynet.switches import flag_from_env  # standard library only (see kernels/checks.py)
+
 from .cachelock import guard
 from .checks import check_count
 
@@ -329,7 +331,8 @@ PROBE_INTERVAL = 2.0
 #: A parallel launch slower than this means the workers are not getting a
 #: core (other processes busy): run kernels serially until the next probe.
 SLOW_LAUNCH = 0.5e-3
-ADAPTIVE_THREADS = os.environ.get("TINYNET_ADAPTIVE_THREADS", "1") != "0"
+#: ``TINYNET_ADAPTIVE_THREADS`` (on unless 0/false/no/off; tinynet.switches).
+ADAPTIVE_THREADS = flag_from_env("TINYNET_ADAPTIVE_THREADS", True)
 _probe_state = {"checked": -1e9, "responsive": True}
 
 
@@ -485,8 +488,8 @@ _pool_state = {"brief": False}
 
 
 def _short_spin_enabled() -> bool:
-    # the switch of tinynet.spinwait, read here too: the kernels import nothing of tinynet
-    return os.environ.get("TINYNET_SHORT_SPIN", "1").strip() != "0"
+    # the switch of tinynet.spinwait, read the same way (tinynet.switches)
+    return flag_from_env("TINYNET_SHORT_SPIN", True)
 
 
 def _libgomp_loaded() -> bool:

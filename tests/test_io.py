@@ -542,7 +542,8 @@ def test_save_refuses_a_nan_optimizer_state_and_keeps_the_old_file(tmp_path):
     model.optimizer.state[first]["exp_avg"][0, 1] = np.nan
     with pytest.raises(ValueError, match=r"save \(optimizer Adam\) expected finite values in "
                                          r"'state.0.exp_avg'.*load would refuse it: nothing "
-                                         r"saved \(include_optimizer=False"):
+                                         r"saved \(include_optimizer=False saves the model "
+                                         r"without it\)$"):
         model.save(path)
     assert open(path, "rb").read() == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["good.npz", "m.npz", "trained.npz"]

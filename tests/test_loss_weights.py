@@ -477,3 +477,15 @@ def test_a_loss_with_its_own_forward_evaluates_without_a_weight_total():
     assert model.evaluate(x, y, batch_size=4)["loss"] == pytest.approx(expected, rel=1e-12)
     assert history.history["loss"][0] == pytest.approx(expected, rel=1e-12)
     assert history.history["val_loss"][0] == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.parametrize("loss, reduction", [
+    (losses.MSE(), "mean"), (losses.MSE(reduction="sum"), "sum"),
+    (losses.CrossEntropy(reduction="none"), "none"),
+    (lambda pred, target: 0.0, "mean")])  # a loss that does not say reduces to its mean
+def test_one_reading_of_a_losss_reduction(loss, reduction):
+    # batch_weight and the multi-task model's per-task logs read it the same way
+    assert losses.reduction_of(loss) == reduction
+    assert losses.reduces_to_sum(loss) is (reduction == "sum")
+    if not hasattr(loss, "weight_total"):
+        assert losses.batch_weight(loss, 3) == 3

@@ -854,6 +854,38 @@ def test_the_epoch_loss_of_a_weighted_fit_is_the_weighted_mean_of_the_epoch(loss
         model.evaluate(x, y, sample_weight=w)["loss"], rel=1e-12)
 
 
+@pytest.mark.parametrize("scale", [1e308, np.finfo(np.float64).max])
+def test_weights_whose_sum_overflows_give_the_mean_of_their_scaled_copy(scale):
+    # np.full(n, 1e308) summed to inf: the logged loss was inf/inf, NaN; the
+    # weighted mean does not change when every weight is scaled, so fit and
+    # evaluate divide by the largest weight (only then: ordinary weights stay)
+    model, x, y, w = _weighted_setup()
+    twin, *_ = _weighted_setup()
+    big = w / w.max() * scale
+    with np.errstate(over="ignore"):
+        assert not np.isfinite(big.sum())
+    kwargs = dict(epochs=2, batch_size=7, shuffle=False, verbose=0)
+    history = model.fit(x, y, sample_weight=big, validation_data=(x, y, big), **kwargs)
+    expected = twin.fit(x, y, sample_weight=big / scale, validation_data=(x, y, big / scale),
+                        **kwargs)
+    assert np.isfinite(history.history["loss"]).all()
+    assert history.history == expected.history  # the same run, to the bit
+    for a, b in zip(model.get_weights(), twin.get_weights()):
+        np.testing.assert_array_equal(a, b)
+    assert model.evaluate(x, y, sample_weight=big) == \
+        model.evaluate(x, y, sample_weight=big / scale)
+    full = model.fit(x, y, sample_weight=np.full(30, 1e308), **kwargs)  # the case reported
+    ones = twin.fit(x, y, sample_weight=np.ones(30), **kwargs)
+    assert full.history == ones.history
+
+
+def test_summable_weights_changes_nothing_when_the_sum_is_finite():
+    from tinynet.checks import summable_weights
+    w = np.array([1e307, 3.0, 0.0])
+    assert summable_weights(w) is w and summable_weights(None) is None
+    np.testing.assert_array_equal(summable_weights(np.array([1e308, 1e308, 0.0])), [1, 1, 0])
+
+
 def test_validation_split_and_validation_data_carry_the_weights():
     model, x, y, w = _weighted_setup()
     history = model.fit(x, y, epochs=1, verbose=0, sample_weight=w, validation_split=0.2,

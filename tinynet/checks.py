@@ -19,6 +19,7 @@ __all__ = [
     "as_class_weight",
     "as_mask",
     "as_sample_weight",
+    "summable_weights",
     "as_values_like",
     "check_bool",
     "check_finite",
@@ -137,6 +138,24 @@ def as_sample_weight(weight, n_samples: int, who: str, what: str = "sample_weigh
         raise ValueError(f"{who} expected {what} of shape ({n_samples},) (one per sample), "
                          f"received {arr.shape}")
     return _nonnegative_float64(arr, who, what)
+
+
+def summable_weights(weight):
+    r"""``weight`` itself when its sum is finite (every ordinary run: nothing
+    changes, to the bit), else ``weight / weight.max()``: weights near the
+    largest float (``np.full(n, 1e308)``) sum to infinity, and a weighted
+    mean :math:`\sum_i w_i \ell_i / \sum_i w_i` of them was inf/inf, NaN.
+    That mean does not change when every weight is scaled by one factor, so
+    the weights of one ``fit`` or ``evaluate`` are scaled together, before
+    they are split into batches (the batches' means combine by their total
+    weights). None stays None."""
+    if weight is None:
+        return weight
+    with np.errstate(over="ignore"):  # the overflow is the case handled here
+        total = weight.sum()
+    if np.isfinite(total):
+        return weight
+    return weight / weight.max()
 
 
 def as_class_weight(weight, who: str, what: str = "weight", scalar: bool = False,

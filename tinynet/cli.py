@@ -30,6 +30,8 @@ import os
 import sys
 import time
 
+from .switches import flag_from_env
+
 __all__ = ["build_parser", "main"]
 
 _EPILOG = "Run 'tinynet <command> --help' for the options of each command."
@@ -570,7 +572,7 @@ def _cmd_info(args, parser) -> int:
     lines.append(("TINYNET_GEMM", os.environ.get("TINYNET_GEMM", "(unset)")))
     lines.append(("digits", "embedded (1,797 images)"))
     absent = ("not found (TINYNET_OFFLINE is set: no download)"
-              if os.environ.get("TINYNET_OFFLINE") else "not found (downloaded on first use)")
+              if flag_from_env("TINYNET_OFFLINE", False) else "not found (downloaded on first use)")
     for name in IDX_DATASETS:
         where = locate_idx_dataset(name)
         lines.append((name, str(where) if where else absent))
@@ -591,7 +593,9 @@ def main(argv=None) -> int:
     """
     parser = build_parser()
     args = None
+    debug = False
     try:
+        debug = flag_from_env("TINYNET_DEBUG", False)
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
@@ -603,7 +607,7 @@ def main(argv=None) -> int:
         print("tinynet: interrupted", file=sys.stderr)
         return 130
     except Exception as exc:  # one clear line instead of a traceback
-        if os.environ.get("TINYNET_DEBUG") or not isinstance(
+        if debug or not isinstance(
                 exc, (CommandError, ValueError, TypeError, OSError, LookupError, MemoryError)):
             raise
         who = " ".join(filter(None, ("tinynet", getattr(args, "command", None))))

@@ -320,11 +320,9 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
             and optimizer.param_groups:
         header["optimizer_groups"] = _group_indices(model, optimizer)
         state = optimizer.state_dict()
-        try:  # a state load refuses (a NaN moment...) would make the file useless
-            optimizer.check_state_dict(state, f"save (optimizer {type(optimizer).__name__})")
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{exc}; load would refuse it: nothing saved "
-                            f"(include_optimizer=False saves the model without it)") from None
+        optimizer.check_state_to_save(state, f"save (optimizer {type(optimizer).__name__})",
+                                      "load", " (include_optimizer=False saves the model "
+                                              "without it)")
         header["optimizer_state"] = list(state)
         for i, key in enumerate(state):
             value = np.asarray(state[key])

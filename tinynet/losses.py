@@ -92,7 +92,7 @@ from .layers._checks import check_real
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
     "LOSSES", "LOSS_CLASSES", "REDUCTIONS", "get", "loss_to_dict", "loss_from_dict",
-    "check_reduction", "check_trainable", "batch_weight",
+    "check_reduction", "check_trainable", "reduction_of", "reduces_to_sum", "batch_weight",
     "log_softmax", "softmax", "sigmoid",
 ]
 
@@ -145,10 +145,23 @@ def check_reduction(reduction, who: str) -> str:
     return reduction
 
 
+def reduction_of(loss) -> str:
+    """``loss.reduction``, or ``"mean"`` for a loss that does not say (a
+    plain function, a user's own object)."""
+    return getattr(loss, "reduction", "mean")
+
+
+def reduces_to_sum(loss) -> bool:
+    """Whether ``loss`` reduces to a sum (``reduction="sum"``): its batch
+    values are then averaged by samples (Keras' mean of batch sums), not by
+    the loss's total weight."""
+    return reduction_of(loss) == "sum"
+
+
 def check_trainable(loss, who: str) -> None:
     """Refuse a loss that a model cannot train on: ``reduction="none"`` gives
     one value per sample, and training needs one number to minimise."""
-    if getattr(loss, "reduction", "mean") == "none":
+    if reduction_of(loss) == "none":
         raise ValueError(f"{who} cannot train on {loss!r}: reduction='none' gives one loss "
                          f"per sample, not a number to minimise; use reduction='mean' (or "
                          f"'sum') in a model, and 'none' in direct calls of the loss")
@@ -162,8 +175,7 @@ def batch_weight(loss, n_samples: int) -> float:
     loss (Keras' mean of batch sums) or for a loss that does not say its
     total."""
     total = getattr(loss, "weight_total", None)
-    summed = getattr(loss, "reduction", "mean") == "sum"
-    return n_samples if total is None or summed else total
+    return n_samples if total is None or reduces_to_sum(loss) else total
 
 
 class Loss:

@@ -52,8 +52,8 @@ import numpy as np
 from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
-from .checks import (as_array, as_float_array, as_sample_weight, check_bool, check_finite,
-                     check_batch_size, check_seed)
+from .checks import (as_array, as_float_array, as_sample_weight, check_batch_size, check_bool,
+                     check_finite, check_seed, summable_weights)
 from .class_weights import class_sample_weights
 from .data.batches import as_generator
 from .layers._checks import check_real
@@ -590,6 +590,9 @@ class Sequential(Layer):
             by the batch size instead, so scaling every weight by c scales
             its loss by c and leaves this one as it is). The metrics are not
             weighted (Keras' ``metrics``, not its ``weighted_metrics``).
+            Weights whose sum overflows (``np.full(n, 1e308)``) are divided
+            by their maximum first, which leaves that mean as it is
+            (:func:`tinynet.checks.summable_weights`).
         class_weight : dict of int to float, optional
             Keras' ``{class label: weight}``: each training sample's weight
             is multiplied by its class's (:mod:`tinynet.class_weights`; the
@@ -641,6 +644,7 @@ class Sequential(Layer):
             by_class = class_sample_weights(class_weight, y, self.loss, self.output_shape,
                                             f"{self._who}.fit")
             w = by_class if w is None else w * by_class
+        w = summable_weights(w)
         if w is not None and not w.any():
             raise ValueError(f"{self._who}.fit: every training sample weighs 0 "
                              f"(sample_weight times class_weight), so every loss would be 0 "
@@ -699,6 +703,7 @@ class Sequential(Layer):
         once, unweighted (:class:`tinynet.metrics.MetricStates`). A ``"sum"``
         loss gives the batch sums' mean weighted by batch size, as Keras."""
         means, loss = metrics_mod.MetricStates(self.metrics), RunningMeans()
+        sample_weight = summable_weights(sample_weight)
         for idx in batch_indices(len(x), batch_size):
             pred = self.forward(x[idx], training=False)
             w = None if sample_weight is None else sample_weight[idx]

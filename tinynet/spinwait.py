@@ -20,7 +20,7 @@ anything that imports NumPy), and leaves it set, so that the kernels can see
 what OpenBLAS read; the second is set around the start of Numba's pool and
 removed after it (:func:`tinynet.kernels.config.start_pool`), so other
 OpenMP libraries loaded later keep their own default. ``TINYNET_SHORT_SPIN=0``
-leaves both alone.
+(or ``false``, ``no``, ``off``: :mod:`tinynet.switches`) leaves both alone.
 
 The cost: an idle OpenBLAS worker now sleeps after ~30 µs, and a product that
 comes later wakes it (tens of microseconds), in the user's own NumPy code too. Measured
@@ -36,6 +36,8 @@ from __future__ import annotations
 import os
 import sys
 
+from .switches import flag_from_env
+
 __all__ = ["BLAS_TIMEOUT", "SWITCH", "enabled", "shorten_blas_wait", "child_environment"]
 
 #: OpenBLAS's idle workers spin 2**BLAS_TIMEOUT cycles (~30 µs) before they
@@ -43,13 +45,15 @@ __all__ = ["BLAS_TIMEOUT", "SWITCH", "enabled", "shorten_blas_wait", "child_envi
 #: 30 % slower at batch 512 (every product woke sleeping workers); 16 keeps
 #: back-to-back products warm and still frees the cores between them.
 BLAS_TIMEOUT = 16
-#: The environment variable that turns the short waits off (``0``).
+#: The environment variable that turns the short waits off (``0``, ``false``,
+#: ``no`` or ``off``; see :mod:`tinynet.switches`).
 SWITCH = "TINYNET_SHORT_SPIN"
 
 
 def enabled() -> bool:
-    """False when ``TINYNET_SHORT_SPIN=0``."""
-    return os.environ.get(SWITCH, "1").strip() != "0"
+    """False when ``TINYNET_SHORT_SPIN`` is off (``0``, ``false``, ...); a
+    value that is neither on nor off is a ValueError naming the variable."""
+    return flag_from_env(SWITCH, True)
 
 
 def shorten_blas_wait() -> bool:
@@ -66,7 +70,7 @@ def child_environment(environ=None) -> dict:
     will run tinynet after loading NumPy itself: with ``OPENBLAS_THREAD_TIMEOUT``
     set as :func:`shorten_blas_wait` would set it (enabled, variable unset)."""
     env = dict(os.environ if environ is None else environ)
-    if env.get(SWITCH, "1").strip() != "0":
+    if flag_from_env(SWITCH, True, env):
         env.setdefault("OPENBLAS_THREAD_TIMEOUT", str(BLAS_TIMEOUT))
     return env
 

@@ -324,3 +324,17 @@ def test_fitted_coefficients_are_reproduced():
     c, err = fit_exp()
     assert err < 1e-8
     np.testing.assert_allclose(np.float32(act._EXP_C), c, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_gelu_clamp_is_the_one_clip_of_the_references_and_the_layer(dtype):
+    """act.gelu_clamp clips to +-GELU_TANH_CLAMP, keeps NaN and the dtype; the
+    NumPy references and the GELU layer's NumPy path use it (no copy of their own)."""
+    from tinynet.layers import activations as layer_act
+    big = np.finfo(dtype).max
+    x = np.array([-np.inf, -big, -100.5, -3.0, np.nan, 0.0, 99.0, big, np.inf], dtype)
+    c = act.GELU_TANH_CLAMP
+    out = act.gelu_clamp(x)
+    assert out.dtype == dtype
+    np.testing.assert_array_equal(out, [-c, -c, -c, -3.0, np.nan, 0.0, 99.0, c, c])
+    assert layer_act.gelu_clamp is act.gelu_clamp and not hasattr(layer_act, "_clamp")

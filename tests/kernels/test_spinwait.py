@@ -60,6 +60,8 @@ def test_numpy_loaded_first_keeps_the_one_pool_rule():
 
 @needs_numba
 @pytest.mark.parametrize("env", [{"TINYNET_SHORT_SPIN": "0"},
+                                 {"TINYNET_SHORT_SPIN": "false"},  # was on: only "0" was off
+                                 {"TINYNET_SHORT_SPIN": " Off "},
                                  {"OPENBLAS_THREAD_TIMEOUT": "28"},
                                  {"GOMP_SPINCOUNT": "300000"}])
 def test_switch_or_users_own_long_waits_keep_the_one_pool_rule(env):

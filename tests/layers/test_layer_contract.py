@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import tinynet as tn
-from tinynet.layers.base import LAYER_CLASSES, layer_from_dict, layer_to_dict
+from tinynet.layers.base import LAYER_ALIASES, LAYER_CLASSES, layer_from_dict, layer_to_dict
 
 L = tn.layers
 
@@ -135,8 +135,16 @@ def _input_for(name, dtype=np.float32):
 
 
 def test_dtype_contract_covers_every_layer():
+    # Keras' aliases (L.MaxPooling2D is L.MaxPool2D) are covered by their class
     covered = {type(make()).__name__ for make in ALL_FACTORIES.values()}
-    assert covered == set(L.__all__) - {"Layer"}
+    assert covered == {getattr(L, name).__name__ for name in L.__all__} - {"Layer"}
+
+
+def test_every_export_is_a_layer_class_by_its_own_name_or_a_registered_alias():
+    for name in set(L.__all__) - {"Layer"}:
+        cls = getattr(L, name)
+        assert LAYER_CLASSES[LAYER_ALIASES.get(name, name)] is cls, name
+        assert (name == cls.__name__) != (name in LAYER_ALIASES), name
 
 
 @pytest.mark.parametrize("name", sorted(ALL_FACTORIES))

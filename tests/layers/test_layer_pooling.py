@@ -11,7 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinynet as tn
-from tinynet.layers.base import layer_from_dict, layer_to_dict
+from tinynet.layers.base import LAYER_ALIASES, LAYER_CLASSES, add_alias, layer_from_dict, \
+    layer_to_dict
 from tests.layers.layer_helpers import assert_gradients_ok, seeds
 
 L = tn.layers
@@ -230,6 +231,46 @@ def test_configs_round_trip_and_a_pooling_model_saves_and_loads(tmp_path):
     assert [type(la).__name__ for la in loaded.layers] == \
         [type(la).__name__ for la in model.layers]
     np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+
+KERAS_NAMES = {"MaxPooling2D": "MaxPool2D", "AvgPool2D": "AveragePooling2D",
+               "GlobalAvgPool2D": "GlobalAveragePooling2D", "GlobalMaxPool2D": "GlobalMaxPooling2D"}
+
+
+@pytest.mark.parametrize("alias, name", sorted(KERAS_NAMES.items()))
+def test_keras_names_are_the_same_classes(alias, name):
+    assert getattr(L, alias) is getattr(L, name) is LAYER_CLASSES[name]
+    assert alias in L.__all__ and alias not in LAYER_CLASSES and LAYER_ALIASES[alias] == name
+    layer = getattr(L, alias)()
+    assert layer_to_dict(layer)["class"] == name  # the file stores the class's own name
+    clone = layer_from_dict({"class": alias, "config": layer.get_config()})
+    assert type(clone) is getattr(L, name) and clone.get_config() == layer.get_config()
+
+
+def test_a_model_built_with_keras_names_saves_canonical_names_and_loads(tmp_path):
+    x = np.random.default_rng(2).random((4, 8, 8, 2)).astype(np.float32)
+    model = tn.Sequential([L.MaxPooling2D(2, input_shape=(8, 8, 2)), L.AvgPool2D(2),
+                           L.GlobalMaxPool2D(keepdims=True), L.GlobalAvgPool2D()])
+    model.save(tmp_path / "keras_names.npz")
+    loaded = tn.load(tmp_path / "keras_names.npz")
+    assert [type(la).__name__ for la in loaded.layers] == \
+        ["MaxPool2D", "AveragePooling2D", "GlobalMaxPooling2D", "GlobalAveragePooling2D"]
+    np.testing.assert_array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_add_alias_refuses_a_taken_name_or_an_unregistered_class():
+    with pytest.raises(ValueError, match="'Dense' is a layer class's own name"):
+        add_alias("Dense", L.MaxPool2D)
+    with pytest.raises(TypeError, match="expected a registered layer class"):
+        add_alias("Whatever2D", int)
+    assert "Dense" not in LAYER_ALIASES and "Whatever2D" not in LAYER_ALIASES
+
+
+def test_an_unknown_class_suggests_an_alias_too():
+    with pytest.raises(ValueError, match="unknown layer class 'MaxPoling2D'; did you mean "
+                                         "'MaxPooling2D'"):
+        layer_from_dict({"class": "MaxPoling2D", "config": {}})
 
 
 @pytest.mark.parametrize("make", [L.MaxPool2D, L.AveragePooling2D])

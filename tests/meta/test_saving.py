@@ -119,7 +119,8 @@ def test_a_nan_meta_optimizer_state_is_refused_before_writing(tmp_path):
     state = learner._optimizer.state[learner._optimizer.params[0]]
     state["exp_avg_sq"].flat[0] = np.nan  # tinynet.meta.load would refuse the file
     with pytest.raises(ValueError, match=r"tinynet.meta.save \(MetaSGD's meta-optimizer\): "
-                                         r".*'state.0.exp_avg_sq'.*nothing saved"):
+                                         r".*'state.0.exp_avg_sq'.*; tinynet.meta.load would "
+                                         r"refuse it: nothing saved$"):
         learner.save(tmp_path / "m.npz")
     assert not list(tmp_path.iterdir())
     state["exp_avg_sq"].flat[0] = 0.0

@@ -389,6 +389,19 @@ def test_epoch_loss_means_are_exact_with_sample_weights():
         assert history.history[f"val_{key}"][0] == pytest.approx(exact[key], rel=1e-12), key
 
 
+def test_task_weights_whose_sum_overflows_are_scaled_not_nan():
+    # np.full(n, 1e308) summed to inf and every weighted loss was NaN
+    model, x, y = _frozen_with_missing_labels("equal")
+    twin, *_ = _frozen_with_missing_labels("equal")
+    big, ones = np.full(len(x), 1e308), np.ones(len(x))
+    kwargs = dict(epochs=1, batch_size=4, shuffle=False, verbose=0)
+    history = model.fit(x, y, sample_weight={"cls": big, "reg": big}, **kwargs)
+    expected = twin.fit(x, y, sample_weight=ones, **kwargs)
+    assert np.isfinite(history.history["loss"]).all()
+    assert history.history == expected.history
+    assert model.evaluate(x, y, sample_weight=big) == model.evaluate(x, y, sample_weight=ones)
+
+
 def test_bad_sample_weights_are_refused_before_training():
     rng = np.random.default_rng(6)
     x, y = data(rng, 5)

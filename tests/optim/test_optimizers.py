@@ -469,6 +469,14 @@ def test_load_state_dict_refuses_a_bad_entry_and_changes_nothing(change, error, 
             assert np.array_equal(target.state[p][key], value)
     with pytest.raises(error, match=match):  # what save asks before writing
         opt.check_state_dict(saved)
+    with pytest.raises(error) as plain:
+        opt.check_state_dict(saved, "who")
+    with pytest.raises(error) as saving:  # the savers' form: the same error, told what to do
+        opt.check_state_to_save(saved, "who", "loader", " (hint)")
+    assert type(saving.value) is type(plain.value)
+    assert str(saving.value) == f"{plain.value}; loader would refuse it: nothing saved (hint)"
+    assert saving.value.__suppress_context__
+    opt.check_state_to_save(opt.state_dict(), "who", "loader")  # a good state passes
 
 
 @pytest.mark.parametrize("name, kwargs, change, error, match", [

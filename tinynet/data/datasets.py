@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ..checks import check_bool
+from ..switches import flag_from_env
 from ..layers._checks import check_real
 from .download import ChecksumError, download_verified, md5_hex
 from .idx import IDXError, encode_idx, parse_idx
@@ -332,7 +333,7 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
     root : str or os.PathLike, optional
     download : bool, optional
         Default: download unless the environment variable ``TINYNET_OFFLINE``
-        is set.
+        is on (``1``, ``true``, ``yes``, ``on``; see :mod:`tinynet.switches`).
     verify : bool, default True
         Compare each file's content with its published MD5 where known.
     verbose : bool, default True
@@ -368,7 +369,7 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
             return _load_paths(paths, spec, verify)
         notes.append(f"  - {directory} ({why}): {note}")
     if download is None:
-        download = not os.environ.get("TINYNET_OFFLINE")
+        download = not flag_from_env("TINYNET_OFFLINE", False)
     if not spec.urls:
         notes.append(f"No download address is known for {spec.title!r}.")
     elif not download:

@@ -5,7 +5,8 @@ from .activations import ELU, GELU, Identity, LeakyReLU, ReLU, Sigmoid, SiLU, So
 from .conv import Conv2D
 from .dense import Dense
 from .normalization import BatchNorm, LayerNorm
-from .pooling import AveragePooling2D, GlobalAveragePooling2D, GlobalMaxPooling2D, MaxPool2D
+from .pooling import (AveragePooling2D, AvgPool2D, GlobalAveragePooling2D, GlobalAvgPool2D,
+                      GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool2D, MaxPooling2D)
 from .regularization import Dropout
 from .reshape import Cropping2D, Flatten, Reshape
 
@@ -14,4 +15,6 @@ __all__ = [
     "Tanh", "Softmax", "Dropout", "BatchNorm", "LayerNorm", "Flatten", "Reshape", "Conv2D",
     "MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
     "Cropping2D",
+    # Keras' other names of the pooling layers (the same classes)
+    "MaxPooling2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D",
 ]

@@ -38,7 +38,7 @@ import numpy as np
 
 from ..checks import lookup
 from .. import kernels
-from ..kernels.activations import ACT_CODES, GELU_TANH_CLAMP
+from ..kernels.activations import ACT_CODES, gelu_clamp
 from ._checks import check_real
 from .base import Layer
 from .special import normal_cdf
@@ -247,7 +247,7 @@ class GELU(Activation):
 
     def _gate(self, x):
         if self.approximate == "tanh":
-            x = _clamp(x)
+            x = gelu_clamp(x)
             return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
         # in float64, rounded once: a float32 x / sqrt(2) carries a relative
         # error that erfc's tail multiplies by 2 z^2 (85 ulps at x = -10)
@@ -266,7 +266,7 @@ class GELU(Activation):
 
     def _backward(self, x, y, dy):
         gate = self._gate(x) if self._cached_gate is None else self._cached_gate
-        x = _clamp(x)  # the slope's second term is exactly 0 beyond the clamp
+        x = gelu_clamp(x)  # the slope's second term is exactly 0 beyond the clamp
         if self.approximate == "tanh":
             du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
             return dy * (gate + 2.0 * x * gate * (1.0 - gate) * du)
@@ -276,15 +276,6 @@ class GELU(Activation):
 
     def get_config(self) -> dict:
         return {**super().get_config(), "approximate": self.approximate}
-
-
-def _clamp(x):
-    """``x`` clipped to [-100, 100] (NaN kept), where GELU's gates are
-    exactly 0 or 1 and its density :math:`\\varphi` exactly 0 already: its
-    cube and square, which overflow from :math:`|x| \\approx 10^{13}` in
-    float32, then stay finite (an overflow made the tanh form's slope
-    :math:`0 \\cdot \\infty`, NaN)."""
-    return np.clip(x, -GELU_TANH_CLAMP, GELU_TANH_CLAMP)
 
 
 def _sigmoid(x):

@@ -47,12 +47,16 @@ import numpy as np
 from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
 from ..param import Param, check_param_budget
 
-__all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "shape_str",
+__all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "LAYER_ALIASES",
+           "add_alias", "shape_str",
            "walk_layers", "stale_cache_error", "adopt", "release",
            "apply_frozen_containers"]
 
 #: Every concrete layer class by its class name; filled by ``Layer.__init_subclass__``.
 LAYER_CLASSES: dict[str, type] = {}
+#: Other names of a layer class (Keras' ``MaxPooling2D`` for ``MaxPool2D``):
+#: alias -> the class name a saved file stores; filled by :func:`add_alias`.
+LAYER_ALIASES: dict[str, str] = {}
 
 # The highest ``<base>_<n>`` suffix seen per base name, so that a layer created
 # after loading a model (whose layers carry explicit names such as "dense_1")
@@ -74,6 +78,19 @@ def _register(cls) -> None:
                       f"{cls.__name__!r} now loads as the new class (give one of them "
                       f"another name)", stacklevel=3)
     LAYER_CLASSES[cls.__name__] = cls
+
+
+def add_alias(alias: str, cls) -> type:
+    """``cls`` under another name, for a module to bind (``MaxPooling2D =
+    add_alias("MaxPooling2D", MaxPool2D)``): the same class, not a subclass,
+    so a layer made by either name is saved under the class's own name, and
+    :func:`layer_from_dict` also accepts the alias."""
+    if LAYER_CLASSES.get(cls.__name__) is not cls:
+        raise TypeError(f"add_alias expected a registered layer class, received {cls!r}")
+    if alias in LAYER_CLASSES:
+        raise ValueError(f"add_alias: {alias!r} is a layer class's own name already")
+    LAYER_ALIASES[alias] = cls.__name__
+    return cls
 
 
 def _note_name(name: str) -> None:
@@ -509,12 +526,15 @@ def layer_to_dict(layer: Layer) -> dict:
 
 
 def layer_from_dict(spec: dict) -> Layer:
-    """Inverse of :func:`layer_to_dict`; refuses unknown class names."""
+    """Inverse of :func:`layer_to_dict`; takes an alias of a class's name
+    too (:data:`LAYER_ALIASES`) and refuses unknown class names."""
     if not isinstance(spec, dict) or "class" not in spec or "config" not in spec:
         raise ValueError(f"expected a layer description with 'class' and 'config', "
                          f"received {spec!r}"[:300])
     name = spec["class"]
+    name = LAYER_ALIASES.get(name, name) if isinstance(name, str) else name
     if name not in LAYER_CLASSES:
         from ..checks import did_you_mean
-        raise ValueError(f"unknown layer class {name!r}{did_you_mean(name, LAYER_CLASSES)}")
+        known = [*LAYER_CLASSES, *LAYER_ALIASES]
+        raise ValueError(f"unknown layer class {name!r}{did_you_mean(name, known)}")
     return LAYER_CLASSES[name].from_config(dict(spec["config"]))

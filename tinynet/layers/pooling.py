@@ -16,11 +16,12 @@ import numpy as np
 from .. import kernels
 from ..checks import check_bool
 from ..kernels.im2col import window_slices
-from .base import Layer
+from .base import Layer, add_alias
 from .conv import (_check_image_shape, _check_padding, _pad_image, _pair, _prepare_image,
                    _unpad, _window_geometry)
 
-__all__ = ["MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D"]
+__all__ = ["MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
+           "MaxPooling2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 
 
 class _Pool2D(Layer):
@@ -255,3 +256,11 @@ class GlobalMaxPooling2D(_GlobalPool2D):
         # trusted: arg is the forward's own
         return kernels.impl("maxpool_backward", arg.size, trusted=True)(
             self._dy4(dy, x_shape[0]), arg, x_shape, pool, pool)
+
+
+# Keras' other names: the same classes, so a model saved with either name
+# stores the class's own name (``MaxPool2D``, ...) and loads as it.
+MaxPooling2D = add_alias("MaxPooling2D", MaxPool2D)
+AvgPool2D = add_alias("AvgPool2D", AveragePooling2D)
+GlobalAvgPool2D = add_alias("GlobalAvgPool2D", GlobalAveragePooling2D)
+GlobalMaxPool2D = add_alias("GlobalMaxPool2D", GlobalMaxPooling2D)

@@ -109,12 +109,8 @@ def save(learner, path, metadata: dict | None = None) -> str:
     texts = {}  # the optimizer's name (a str array in its state_dict) goes in the JSON
     if learner._optimizer is not None:
         state = learner._optimizer.state_dict()
-        try:  # the state load refuses (NaN moments...) would make the file useless
-            learner._optimizer.check_state_dict(state, f"tinynet.meta.save ({name}'s "
-                                                       f"meta-optimizer)")
-        except (TypeError, ValueError) as exc:
-            raise type(exc)(f"{exc}; tinynet.meta.load would refuse it: nothing "
-                            f"saved") from None
+        learner._optimizer.check_state_to_save(
+            state, f"tinynet.meta.save ({name}'s meta-optimizer)", "tinynet.meta.load")
         for key, value in state.items():
             value = np.asarray(value)
             if value.dtype.kind == "U":

@@ -78,7 +78,7 @@ import numpy as np
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from ..callbacks import Callback, as_callback_list
-from ..checks import as_mask, as_sample_weight, check_batch_size, check_finite
+from ..checks import as_mask, as_sample_weight, check_batch_size, check_finite, summable_weights
 from ..layers._checks import check_real
 from ..output_losses import for_output
 from ..param import ensure_flat
@@ -167,7 +167,9 @@ def task_weights(sample_weight, y: dict, n_samples: int, masks: dict,
     ``sample_weight``).
 
     A task whose labelled samples (``masks``) all weigh 0 is an error, as a
-    task without labels is: it would train nothing.
+    task without labels is: it would train nothing. A task's weights whose
+    sum overflows are divided by their maximum
+    (:func:`tinynet.checks.summable_weights`: the weighted mean is the same).
     """
     if sample_weight is None:
         return {task: None for task in y}
@@ -186,7 +188,7 @@ def task_weights(sample_weight, y: dict, n_samples: int, masks: dict,
             continue
         what = f"sample_weight[{task!r}]" if isinstance(sample_weight, dict) else \
             "sample_weight"
-        w = as_sample_weight(w, n_samples, who, what)
+        w = summable_weights(as_sample_weight(w, n_samples, who, what))
         labelled = w if masks[task] is None else w[masks[task]]
         if not labelled.any():
             raise ValueError(f"{who} expected a positive {what} for at least one labelled "
@@ -539,7 +541,7 @@ class MultiTaskTraining:
     def _sums(self, task) -> bool:
         """Whether ``task``'s loss reduces to a sum (its batch values are
         averaged by labelled samples, not by the loss's total weight)."""
-        return getattr(self.loss[task], "reduction", "mean") == "sum"
+        return losses_mod.reduces_to_sum(self.loss[task])
 
     @property
     def _logs_weights(self) -> bool:

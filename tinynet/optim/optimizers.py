@@ -347,6 +347,17 @@ class Optimizer:
         parameter NaN, the parameter since reset, say)."""
         read_state_dict(self, state_dict, who or f"{self._who}.check_state_dict")
 
+    def check_state_to_save(self, state_dict: dict, who: str, loader: str,
+                            hint: str = "") -> None:
+        """:meth:`check_state_dict` for a saver, before it writes anything: the
+        same error type, its message followed by ``"; <loader> would refuse
+        it: nothing saved<hint>"`` (a state loading refuses would make the
+        file useless). ``tinynet.save`` and ``tinynet.meta.save`` call it."""
+        try:
+            self.check_state_dict(state_dict, who)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{exc}; {loader} would refuse it: nothing saved{hint}") from None
+
 
 class SGD(Optimizer):
     r"""Stochastic gradient descent, optionally with (Nesterov) momentum.
