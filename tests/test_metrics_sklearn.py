@@ -392,3 +392,62 @@ def test_save_and_load_keep_the_new_metrics(tmp_path):
     assert [(type(m), m.get_config()) for m in again.metrics] == \
         [(type(m), m.get_config()) for m in model.metrics]
     assert again.evaluate(x, y) == model.evaluate(x, y)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_running_auc_and_r2_are_the_exact_values_up_to_rounding(seed):
+    # running_result (fit's value after each batch) is kept as counts merged
+    # batch by batch; result (the epoch's, evaluate's) is scikit-learn's
+    rng = np.random.default_rng(seed)
+    n, classes = 300, 4
+    probs = rng.dirichlet(np.ones(classes), n).round(2)  # rounding makes ties
+    labels = rng.integers(0, classes, n)
+    target = rng.normal(size=(n, 3))
+    pred = target + rng.normal(size=(n, 3))
+    specs = [(metrics.AUC(), probs, labels), (metrics.AUC(), probs[:, :1], labels % 2),
+             (metrics.R2Score(), pred, target)]
+    for metric, p, t in specs:
+        states = metrics.MetricStates([metric])
+        for first in range(0, n, 37):
+            states.add(p[first:first + 37], t[first:first + 37])
+            exact = metric(p[:first + 37], t[:first + 37])
+            assert states.results()[metric.name] == exact
+            assert states.results(running=True)[metric.name] == pytest.approx(exact, rel=1e-13)
+    auc = metrics.AUC()
+    pos, neg = probs[labels % 2 == 1, 0], probs[labels % 2 == 0, 0]
+    pairs = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    state = auc.batch_state(probs[:, :1], labels % 2)
+    assert auc.running_result(state) == pairs.sum() / pairs.size  # the fraction, rounded once
+
+
+def test_running_auc_and_r2_undefined_nan_and_one_sample():
+    states = metrics.MetricStates([metrics.AUC(), metrics.R2Score()])
+    states.add(np.array([[0.3]]), np.array([1]))
+    assert all(np.isnan(v) for v in states.results(running=True).values())
+    states.add(np.array([[0.1], [np.nan]]), np.array([0, 1]))
+    assert np.isnan(states.results(running=True)["auc"]) and np.isnan(states.results()["auc"])
+    with pytest.raises(ValueError, match="received 0"):
+        metrics.R2Score().running_result(metrics.R2Score().batch_state(np.zeros((0, 1)),
+                                                                       np.zeros(0)))
+
+
+def test_fit_shows_the_running_auc_and_logs_the_exact_one():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((90, 3)).astype(np.float32)
+    y = (x[:, 0] + rng.standard_normal(90) > 0).astype(int)
+    model = tn.Sequential([tn.layers.Dense(1, input_dim=3, seed=0)])
+    model.compile(tn.optim.SGD(lr=0.0), loss="binary_cross_entropy", metrics=["auc", "r2"])
+    seen = []
+
+    class Record(tn.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(dict(logs))
+
+    history = model.fit(x, y, epochs=1, batch_size=20, shuffle=False, callbacks=[Record()],
+                        verbose=0)
+    scores = model.predict(x)[:, 0]
+    for batch, logs in enumerate(seen[:-1]):
+        upto = 20 * (batch + 1)
+        assert logs["auc"] == pytest.approx(skm.roc_auc_score(y[:upto], scores[:upto]),
+                                            rel=1e-13)
+    assert seen[-1]["auc"] == history.history["auc"][0] == skm.roc_auc_score(y, scores)

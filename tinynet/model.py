@@ -669,8 +669,11 @@ class Sequential(Layer):
             if self.optimizer.param_groups:  # (a model without parameters leaves it unbound)
                 self.optimizer.step()
             # the metrics of the epoch so far (an epoch's F1 is not a mean of batch F1s)
+            # (the epoch's last batch logs the exact values; the others the running
+            # ones, equal up to rounding, whose cost does not grow with the epoch)
             self._epoch_metrics.add(pred, y_batch)
-            logs.update(self._epoch_metrics.results())
+            logs.update(self._epoch_metrics.results(
+                running=self._epoch_metrics.samples < len(x)))
             # the epoch's loss: the batches' weighted means, each by its total weight
             return logs, {"loss": losses_mod.batch_weight(self.loss, len(idx)),
                           **{metric.name: None for metric in self.metrics}}

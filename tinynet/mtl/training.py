@@ -720,7 +720,9 @@ class _TaskEpochs(Callback):
     Here, after every batch and at the epoch's end, every ``"<task>/..."``
     running mean is replaced by the mean weighted by the task's labelled
     samples per batch, each metric by its value on the task's labelled
-    samples of the epoch so far, and ``"loss"`` by the sum of those task losses
+    samples of the epoch so far (its running value within the epoch, equal up
+    to rounding, :meth:`tinynet.metrics.Metric.running_result`; the exact one
+    at the epoch's end), and ``"loss"`` by the sum of those task losses
     (:meth:`_exact`), so that what the bar shows within an epoch is the
     quantity the epoch logs record. At the epoch's end the task losses also
     go to the weighting (DWA needs them; NaN for a task without a labelled
@@ -746,7 +748,8 @@ class _TaskEpochs(Callback):
         for i, (task, means, losses, states) in enumerate(zip(
                 model.output_names, model._epoch_task_means or (),
                 model._epoch_task_losses or (), model._epoch_task_metrics or ())):
-            task_means = {**losses.means(), **means.means(), **states.results()}
+            task_means = {**losses.means(), **means.means(),
+                          **states.results(running=not epoch_end)}
             missing = ["loss", "weight"] + [m.name for m in model.metrics[task]] \
                 if not means.count else [] if losses.count else ["loss"]
             for name in missing:  # no labelled sample so far (of weight > 0, for the loss)
