@@ -40,8 +40,10 @@ for the means (``accuracy``, ``mse``...), the confusion matrix for
 precision, recall and F1, and the scores and targets themselves for ``auc``
 and ``r2`` (memory of the epoch's predictions). ``fit`` shows after each
 batch the epoch's value so far; for ``auc`` and ``r2`` that is
-:meth:`Metric.running_result`, kept up to date at a cost that does not grow
-with the epoch and equal to the exact value up to rounding, and the epoch's
+:meth:`Metric.running_result`, kept up to date batch by batch (no sort or pass over
+the epoch's samples in Python: ``r2``'s in constant time, ``auc``'s by
+binary search and one copy of its arrays) and equal to the exact value up
+to rounding, and the epoch's
 last batch (the value logged for the epoch) and ``evaluate`` give the exact
 one (:meth:`Metric.result`). The batches and their order change the
 precision, recall, F1, AUC and accuracies not at all, the ``r2`` and the
@@ -186,8 +188,8 @@ class Metric:
         """The value ``fit`` shows after each batch of an epoch in progress
         (:meth:`MetricStates.results` with ``running=True``): :meth:`result`,
         unless a metric has a cheaper way to the same number (:class:`AUC`,
-        :class:`R2Score` update theirs in time independent of the samples so
-        far, equal to :meth:`result` up to the rounding)."""
+        :class:`R2Score` keep theirs up to date batch by batch, equal to
+        :meth:`result` up to the rounding)."""
         return self.result(state)
 
     def get_config(self) -> dict:
@@ -708,8 +710,8 @@ class MetricStates:
 
     ``results(running=True)`` gives each metric's
     :meth:`~Metric.running_result` instead: what ``fit`` shows after every
-    batch but the epoch's last, the same numbers up to the rounding at a cost
-    that does not grow with the samples so far (an AUC's, an R²'s)."""
+    batch but the epoch's last, the same numbers up to the rounding without
+    a pass over all the samples so far (an AUC's, an R²'s)."""
 
     def __init__(self, metrics):
         self.metrics = list(metrics)
