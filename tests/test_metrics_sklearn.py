@@ -451,3 +451,71 @@ def test_fit_shows_the_running_auc_and_logs_the_exact_one():
         assert logs["auc"] == pytest.approx(skm.roc_auc_score(y[:upto], scores[:upto]),
                                             rel=1e-13)
     assert seen[-1]["auc"] == history.history["auc"][0] == skm.roc_auc_score(y, scores)
+
+
+def test_named_metrics_of_one_kind_compile_log_and_save_together(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((60, 3)).astype(np.float32)
+    y = np.arange(60) % 3
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    f1_micro = metrics.F1Score(average="micro", name="f1_micro")
+    model.compile(tn.optim.SGD(lr=0.0), loss="cross_entropy",
+                  metrics=[f1_micro, "f1", metrics.TopKAccuracy(2, name="top2")])
+    stop = tn.callbacks.EarlyStopping(monitor="f1_micro", patience=5)
+    plateau = tn.callbacks.ReduceLROnPlateau(monitor="top2", patience=5)
+    assert stop.mode == plateau.mode == "min"  # unknown before training: guessed from the name
+    history = model.fit(x, y, epochs=1, verbose=0, batch_size=64, callbacks=[stop, plateau])
+    assert stop.mode == plateau.mode == "max"  # the model's metrics' direction
+    predicted = model.predict(x).argmax(axis=1)
+    assert history.history["f1_micro"] == [skm.f1_score(y, predicted, average="micro")]
+    assert history.history["f1"] == [skm.f1_score(y, predicted, average="macro")]
+    assert set(model.evaluate(x, y)) == {"loss", "f1_micro", "f1", "top2"}
+    config = model.get_compile_config()["metrics"]
+    assert config[0] == {"class": "F1Score", "config": {"average": "micro", "threshold": None,
+                                                       "name": "f1_micro"}}
+    assert repr(f1_micro) == "F1Score(average='micro', threshold=None, name='f1_micro')"
+    model.save(tmp_path / "m.npz")
+    again = tn.load(tmp_path / "m.npz")
+    assert [m.name for m in again.metrics] == ["f1_micro", "f1", "top2"]
+    assert again.evaluate(x, y) == model.evaluate(x, y)
+
+
+def test_metric_names_twice_or_bad_are_refused():
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    with pytest.raises(ValueError, match=r"2 metrics are named 'f1'.*name='f1_2'"):
+        model.compile("adam", loss="cross_entropy",
+                      metrics=["f1", metrics.F1Score(average="micro")])
+    with pytest.raises(ValueError, match="a metric and the 'loss' log key"):
+        model.compile("adam", loss="cross_entropy", metrics=[metrics.AUC(name="loss")])
+    for bad in ("", "a/b", 3):
+        with pytest.raises(ValueError, match="expected name as a non-empty string"):
+            metrics.Recall(name=bad)
+    assert metrics.higher_is_better("val_f1_micro") is None
+    assert metrics.higher_is_better("val_left/f1_micro", {"left/f1_micro": metrics.F1Score()})
+    assert metrics.logged_metrics(object()) == {}
+
+
+def test_mtl_named_metrics_log_per_task_and_twice_is_refused():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    inp = tn.mtl.Input((4,))
+    model = tn.mtl.Model(inp, {"a": Dense(3, seed=1)(inp), "b": Dense(1, seed=2)(inp)})
+    y = {"a": np.arange(40) % 3, "b": rng.standard_normal(40)}
+    with pytest.raises(ValueError, match="task 'a': a metric and the 'weight' log key"):
+        model.compile("adam", loss={"a": "cross_entropy", "b": "mse"},
+                      metrics={"a": [metrics.Accuracy(name="weight")]})
+    with pytest.raises(ValueError, match="task 'b': 2 metrics are named 'r2'"):
+        model.compile("adam", loss={"a": "cross_entropy", "b": "mse"},
+                      metrics={"b": ["r2", "r2_score"]})
+    model.compile(tn.optim.SGD(lr=0.0), loss={"a": "cross_entropy", "b": "mse"},
+                  metrics={"a": ["f1", metrics.F1Score(average="micro", name="f1_micro")],
+                           "b": [metrics.MeanAbsoluteError(name="err")]})
+    stop = tn.callbacks.EarlyStopping(monitor="val_a/f1_micro", patience=3)
+    low = tn.callbacks.EarlyStopping(monitor="val_b/err", patience=3)
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0, validation_data=(x, y),
+                        callbacks=[stop, low])
+    assert (stop.mode, low.mode) == ("max", "min")
+    predicted = model.predict(x)["a"].argmax(axis=1)
+    assert history.history["a/f1_micro"] == [skm.f1_score(y["a"], predicted, average="micro")]
+    assert history.history["val_a/f1_micro"] == history.history["a/f1_micro"]
+    assert "b/err" in history.history

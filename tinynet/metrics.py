@@ -88,7 +88,8 @@ from .output_losses import output_activation
 __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
            "R2Score", "MeanSquaredError", "MeanAbsoluteError", "MetricStates",
            "accuracy", "top_k_accuracy", "precision", "recall", "f1", "auc", "r2", "mse",
-           "mae", "get", "for_output", "to_config", "higher_is_better", "METRICS"]
+           "mae", "get", "for_output", "to_config", "check_names", "higher_is_better", "logged_metrics",
+           "METRICS"]
 
 
 def _as_pred(pred, who: str) -> np.ndarray:
@@ -160,10 +161,30 @@ class Metric:
     NumPy arrays that add up (or lists that concatenate), :meth:`merge`.
     ``higher_is_better`` says its direction (callbacks' ``mode="auto"``,
     :func:`tinynet.mtl.delta_m`).
+
+    ``name`` (every built-in metric takes it, as Keras' metrics) replaces the
+    class's name (``"f1"``...) in the logs, :class:`~tinynet.History`, the
+    callbacks' ``monitor`` and the saved compile settings, so that two
+    metrics of one kind can be compiled together::
+
+        metrics=[F1Score(average="micro", name="f1_micro"), F1Score(average="macro")]
+
+    (logged as ``"f1_micro"`` and ``"f1"``; ``compile`` refuses two metrics of
+    one name). A name is a non-empty string without ``"/"`` (the separator
+    of a multi-task model's ``"<task>/<metric>"`` keys). Callbacks'
+    ``mode="auto"`` finds its direction on the model's metrics when training
+    starts (:func:`logged_metrics`); :func:`tinynet.mtl.delta_m` knows only
+    the built-in names, and takes the direction of others as its
+    ``higher_is_better`` argument.
     """
 
     name = "metric"
     higher_is_better = True
+
+    def __init__(self, name: str | None = None):
+        self._given_name = name is not None
+        if name is not None:
+            self.name = _check_name(name, type(self).__name__)
 
     def __call__(self, pred, target) -> float:
         return self.result(self.batch_state(pred, target))
@@ -193,10 +214,22 @@ class Metric:
         return self.result(state)
 
     def get_config(self) -> dict:
+        """The constructor's arguments (``name`` only when one was given)."""
+        return {**self._settings(),
+                **({"name": self.name} if getattr(self, "_given_name", False) else {})}
+
+    def _settings(self) -> dict:
         return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _check_name(name, who: str) -> str:
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"{who} expected name as a non-empty string without '/', "
+                         f"received {name!r}")
+    return name
 
 
 def _mean_result(state, who: str) -> float:
@@ -236,14 +269,15 @@ class Accuracy(_Mean):
 
     name = "accuracy"
 
-    def __init__(self, threshold: float | None = None):
+    def __init__(self, threshold: float | None = None, name: str | None = None):
+        super().__init__(name)
         self.threshold = _check_threshold(threshold, "Accuracy")
 
     def _values(self, pred, target):
         predicted, labels, _ = _predicted_classes(pred, target, self.threshold, self.name)
         return predicted == labels
 
-    def get_config(self) -> dict:
+    def _settings(self) -> dict:
         return {"threshold": self.threshold}
 
 
@@ -263,9 +297,10 @@ class TopKAccuracy(_Mean):
     classes is refused (every sample would be a hit).
     """
 
-    def __init__(self, k: int = 5):
+    def __init__(self, k: int = 5, name: str | None = None):
         self.k = check_positive_int(k, "TopKAccuracy", "k")
         self.name = "top_k_accuracy" if self.k == 5 else f"top_{self.k}_accuracy"
+        super().__init__(name)
 
     def _values(self, pred, target):
         pred = _as_pred(pred, self.name)
@@ -285,7 +320,7 @@ class TopKAccuracy(_Mean):
                        & (np.arange(pred.shape[1])[None, :] < labels[:, None])).sum(axis=1)
         return higher + ties_before < self.k
 
-    def get_config(self) -> dict:
+    def _settings(self) -> dict:
         return {"k": self.k}
 
 
@@ -333,11 +368,15 @@ class _ConfusionMetric(Metric):
         For one output unit: the class is ``pred > threshold`` (as
         :class:`Accuracy`: 0 for logits, set to 0.5 after a sigmoid by
         :func:`for_output`). Several outputs: the arg-max.
+    name : str, optional
+        The name to log it under (see :class:`Metric`), e.g. ``"f1_micro"``.
     """
 
     AVERAGES = ("binary", "macro", "micro", "weighted")
 
-    def __init__(self, average: str | None = None, threshold: float | None = None):
+    def __init__(self, average: str | None = None, threshold: float | None = None,
+                 name: str | None = None):
+        super().__init__(name)
         who = type(self).__name__
         if average is not None and average not in self.AVERAGES:
             raise ValueError(f"{who} expected average None or one of "
@@ -373,11 +412,12 @@ class _ConfusionMetric(Metric):
                                  true_sum.astype(np.float64))
         return float(np.average(values, weights=true_sum if average == "weighted" else None))
 
-    def get_config(self) -> dict:
+    def _settings(self) -> dict:
         return {"average": self.average, "threshold": self.threshold}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(average={self.average!r}, threshold={self.threshold!r})"
+        settings = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({settings})"
 
 
 def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
@@ -818,16 +858,36 @@ def get(spec) -> Metric:
                     f"{type(spec).__name__}")
 
 
-def higher_is_better(name: str) -> bool | None:
-    """The direction of the built-in metric a logged key names, or None for
-    any other key (a loss, a metric function of the user's). The key may carry
-    ``"val_"`` and a ``"<task>/"`` prefix: ``"val_f1"``, ``"val_left/auc"``."""
+def higher_is_better(name: str, logged: dict | None = None) -> bool | None:
+    """The direction of the metric a logged key names, or None for any other
+    key (a loss, a metric function of the user's). The key may carry
+    ``"val_"`` and a ``"<task>/"`` prefix: ``"val_f1"``, ``"val_left/auc"``.
+    ``logged`` (:func:`logged_metrics` of a model) is asked first, so that a
+    metric named by the user (``"f1_micro"``) has its own direction; else
+    the built-in metric of that name."""
+    unprefixed = name[4:] if name.startswith("val_") else name
+    if logged and unprefixed in logged:
+        return logged[unprefixed].higher_is_better
     key = name.rsplit("/", 1)[-1].lower().replace("-", "_")
     key = key[4:] if key.startswith("val_") else key
     if _TOP_K.fullmatch(key):
         return True
     cls = METRICS.get(key)
     return None if cls is None else cls.higher_is_better
+
+
+def logged_metrics(model) -> dict:
+    """``{log key: Metric}`` of a compiled model (keys without ``"val_"``):
+    ``{"f1_micro": ...}`` for a :class:`~tinynet.Sequential` (its ``metrics``
+    list), ``{"left/f1_micro": ...}`` for a multi-task model (its
+    ``metrics`` dict per task); empty for anything else."""
+    metrics = getattr(model, "metrics", None)
+    if isinstance(metrics, dict):
+        return {f"{task}/{m.name}": m for task, ms in metrics.items() for m in ms
+                if isinstance(m, Metric)}
+    if isinstance(metrics, (list, tuple)):
+        return {m.name: m for m in metrics if isinstance(m, Metric)}
+    return {}
 
 
 class _FunctionMetric(Metric):
@@ -857,11 +917,29 @@ def for_output(metric: Metric, layer) -> Metric:
 
 def to_config(metric: Metric):
     """What a saved model stores for ``metric``: its name, or a
-    ``{"class", "config"}`` dict when it has non-default settings."""
+    ``{"class", "config"}`` dict when it has non-default settings (a
+    ``name`` of its own among them)."""
     if isinstance(metric, _FunctionMetric):
         raise ValueError(f"metric function {metric.name!r} cannot be saved; use a "
                          f"built-in metric or compile again after loading")
-    if type(get(metric.name)) is type(metric) and get(metric.name).get_config() == \
-            metric.get_config():
+    try:
+        default = get(metric.name)
+    except ValueError:  # a name of the user's ("f1_micro")
+        default = None
+    if type(default) is type(metric) and default.get_config() == metric.get_config():
         return metric.name
     return {"class": type(metric).__name__, "config": metric.get_config()}
+
+
+def check_names(metrics, who: str, reserved=("loss",)) -> None:
+    """Refuse two metrics logged under one name, or a metric named like a
+    ``reserved`` log key, before any training: one would overwrite the other
+    in the logs and History."""
+    names = [m.name for m in metrics]
+    for metric in metrics:
+        if metric.name in reserved or names.count(metric.name) > 1:
+            clash = f"{names.count(metric.name)} metrics" if names.count(metric.name) > 1 \
+                else f"a metric and the {metric.name!r} log key"
+            raise ValueError(f"{who}: {clash} are named {metric.name!r} (metrics {names}); "
+                             f"give one a name of its own, e.g. "
+                             f"{type(metric).__name__}(..., name={metric.name + '_2'!r})")

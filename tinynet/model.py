@@ -406,7 +406,9 @@ class Sequential(Layer):
             ``CrossEntropy`` (``BinaryCrossEntropy``) is replaced by its twin
             that takes probabilities (:func:`tinynet.output_losses.for_output`).
         metrics : list of str, Metric or callable, optional
-            ``["accuracy"]``, ``["top_3_accuracy"]``, ``["mae"]``...
+            ``["accuracy"]``, ``["top_3_accuracy"]``, ``["mae"]``,
+            ``[F1Score(average="micro", name="f1_micro"), "f1"]``... (each
+            logged under its ``name``; two of one name are refused).
             On one sigmoid unit an ``"accuracy"`` without a threshold
             thresholds at 0.5 (:func:`tinynet.metrics.for_output`).
 
@@ -422,11 +424,7 @@ class Sequential(Layer):
                                     or not hasattr(metrics, "__iter__")):
             metrics = [metrics]
         metrics = [metrics_mod.get(m) for m in metrics or ()]
-        names = [m.name for m in metrics]
-        for name in names:
-            if name == "loss" or names.count(name) > 1:
-                raise ValueError(f"{self._who}.compile: metric name {name!r} is used twice "
-                                 f"or clashes with 'loss'")
+        metrics_mod.check_names(metrics, f"{self._who}.compile")
         self._compiled_loss, self._compiled_metrics = loss, metrics
         self._fit_to_output()
         self._set_optimizer(optimizer)

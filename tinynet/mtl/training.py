@@ -284,6 +284,8 @@ class MultiTaskTraining:
         given_metrics = {t: [metrics_mod.get(m) for m in ([] if s is None else [s]
                                                           if isinstance(s, str) else list(s))]
                          for t, s in ((t, metric_specs.get(t)) for t in tasks)}
+        for task, ms in given_metrics.items():  # (its logs: "<task>/loss", "<task>/weight")
+            metrics_mod.check_names(ms, f"compile, task {task!r}", reserved=("loss", "weight"))
         self.metrics = {t: [metrics_mod.for_output(m, output_layers[t]) for m in ms]
                         for t, ms in given_metrics.items()}
         if loss_weights is not None:
