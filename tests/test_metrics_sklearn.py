@@ -326,7 +326,9 @@ def test_mtl_fit_accumulates_each_task_metric_over_its_labelled_samples():
     keep = y_a >= 0
     assert history.history["a/f1"][0] == skm.f1_score(y_a[keep], out["a"][keep].argmax(1),
                                                        average="macro")
-    assert history.history["a/auc"][0] == metrics.auc(out["a"][keep], y_a[keep])
+    # (task a outputs logits: its AUC ranks their softmax, as scikit-learn's probabilities)
+    assert history.history["a/auc"][0] == metrics.auc(out["a"][keep], y_a[keep],
+                                                       from_logits=True)
     assert history.history["b/r2"][0] == pytest.approx(
         skm.r2_score(y_b, out["b"][:, 0].astype(np.float64)), rel=1e-12)
     assert model.evaluate(x, {"a": y_a, "b": y_b})["a/f1"] == history.history["a/f1"][0]
@@ -519,3 +521,40 @@ def test_mtl_named_metrics_log_per_task_and_twice_is_refused():
     assert history.history["a/f1_micro"] == [skm.f1_score(y["a"], predicted, average="micro")]
     assert history.history["val_a/f1_micro"] == history.history["a/f1_micro"]
     assert "b/err" in history.history
+
+
+def _softmax64(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_multiclass_auc_of_logits_is_sklearns_of_the_softmax_probabilities():
+    # column 0 of the logits ranks sample 1 above sample 0; its softmax
+    # probability ranks them the other way (sample 1's other logits are larger)
+    logits = np.array([[1.0, 0.0, 0.0], [2.0, 3.0, 3.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    labels = np.array([0, 1, 1, 2])
+    probs = _softmax64(logits)
+    assert metrics.auc(logits, labels) != _sk_auc(labels, probs)
+    assert metrics.auc(logits, labels, from_logits=True) == _sk_auc(labels, probs)
+    assert metrics.auc(probs, labels) == _sk_auc(labels, probs)
+    assert metrics.auc(logits[:, :1], labels % 2, from_logits=True) == \
+        _sk_auc(labels % 2, logits[:, 0])  # binary: the sigmoid would rank as the logit
+    with pytest.raises(TypeError):
+        metrics.AUC(from_logits="yes")
+
+
+@pytest.mark.parametrize("activation", [None, "softmax"])
+def test_compiled_auc_ranks_the_models_probabilities(activation):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((80, 4)).astype(np.float32)
+    y = np.arange(80) % 3
+    model = tn.Sequential([Dense(3, input_dim=4, activation=activation, seed=0)])
+    model.compile("adam", loss="cross_entropy", metrics=["auc"])
+    assert model.metrics[0].from_logits is (activation is None)
+    assert model.get_compile_config()["metrics"] == ["auc"]
+    out = model.predict(x).astype(np.float64)
+    probs = out if activation else _softmax64(out)
+    assert model.evaluate(x, y)["auc"] == _sk_auc(y, probs)
+    history = model.fit(x, y, epochs=1, batch_size=30, verbose=0, validation_data=(x, y),
+                        callbacks=[tn.callbacks.EarlyStopping("val_auc")])
+    assert history.history["val_auc"] == [model.evaluate(x, y)["auc"]]

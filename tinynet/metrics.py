@@ -61,6 +61,9 @@ single output unit is a binary classifier: its output is a *logit*
 unless it is a probability: a model whose output layer ends in a sigmoid
 gives its ``accuracy``, ``precision``, ``recall`` and ``f1`` a threshold of
 0.5 (:func:`for_output`), and ``Accuracy(threshold=0.5)`` does so by hand.
+A multi-class ``auc`` ranks probabilities (as scikit-learn): compiled on a
+model whose output is logits it takes their softmax (``from_logits``, set by
+:func:`for_output`); called directly, it takes the scores as given.
 
 No samples: every metric of an empty batch raises ``ValueError`` ("expected
 at least one sample, received 0"), as scikit-learn's metrics do (it used to
@@ -80,9 +83,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .checks import (as_array, as_float_array, as_float_targets, check_labels,
+from .checks import (as_array, as_float_array, as_float_targets, check_bool, check_labels,
                      check_positive_int, lookup)
 from .layers._checks import check_real
+from .losses import softmax
 from .output_losses import output_activation
 
 __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
@@ -561,9 +565,23 @@ class AUC(Metric):
       same up to ties that rounding makes in a saturated sigmoid).
     * ``(n, classes)`` predictions: one-vs-rest, macro average --
       :math:`\frac1C\sum_c \mathrm{AUC}(y = c,\ s_{\cdot c})` -- scikit-learn's
-      ``roc_auc_score(multi_class="ovr")``, which expects probabilities: give it
-      a softmax output (column :math:`c` of logits ranks the samples
-      differently from the softmax probability of :math:`c`).
+      ``roc_auc_score(multi_class="ovr")`` of the class probabilities. Column
+      :math:`c` of logits ranks the samples differently from the softmax
+      probability of :math:`c` (which depends on the other columns too), so
+      with ``from_logits`` the scores are the softmax of the predictions.
+
+    Parameters
+    ----------
+    from_logits : bool, optional
+        Whether ``(n, classes)`` predictions are logits, to be turned into
+        probabilities by a softmax (float64) before ranking. Unset (None) it
+        is False for a direct call (the predictions are probabilities, as
+        scikit-learn takes them), and a model compiled with this metric sets
+        it from its output (:func:`for_output`): True unless the output layer
+        ends in a softmax or sigmoid. A given value is kept. No effect on a
+        binary AUC: a sigmoid is monotone, so it ranks as the logit does.
+    name : str, optional
+        The name to log it under (see :class:`Metric`).
 
     The area is undefined without both a positive and a negative sample (for
     one-vs-rest: of every class): a ``ValueError`` (:class:`UndefinedMetricError`)
@@ -589,6 +607,14 @@ class AUC(Metric):
 
     name = "auc"
 
+    def __init__(self, from_logits: bool | None = None, name: str | None = None):
+        super().__init__(name)
+        self.from_logits = None if from_logits is None else \
+            check_bool(from_logits, "AUC", "from_logits")
+
+    def _settings(self) -> dict:
+        return {"from_logits": self.from_logits}
+
     def batch_state(self, pred, target):
         pred = _as_pred(pred, self.name)
         if not (_is_binary_output(pred) or pred.ndim == 2):
@@ -598,8 +624,10 @@ class AUC(Metric):
         _check_samples(len(labels), self.name)
         if _is_binary_output(pred):  # (binary, (ranks,))
             return True, (_Ranks.of(pred.reshape(-1).astype(np.float64), labels == 1),)
-        return False, tuple(_Ranks.of(pred[:, c].astype(np.float64), labels == c)
-                            for c in range(pred.shape[1]))
+        scores = pred.astype(np.float64)
+        if self.from_logits:
+            scores = softmax(scores)
+        return False, tuple(_Ranks.of(scores[:, c], labels == c) for c in range(pred.shape[1]))
 
     def merge(self, state, other):
         if state[0] != other[0] or len(state[1]) != len(other[1]):
@@ -804,9 +832,9 @@ def f1(pred, target, average: str | None = None, threshold: float | None = None)
     return F1Score(average, threshold)(pred, target)
 
 
-def auc(pred, target) -> float:
+def auc(pred, target, from_logits: bool = False) -> float:
     """:class:`AUC` as a function."""
-    return AUC()(pred, target)
+    return AUC(from_logits)(pred, target)
 
 
 def r2(pred, target) -> float:
@@ -907,11 +935,15 @@ def for_output(metric: Metric, layer) -> Metric:
     """The metric to report on ``layer``'s output: an :class:`Accuracy`,
     :class:`Precision`, :class:`Recall` or :class:`F1Score` without a threshold
     gets ``threshold=0.5`` when ``layer`` ends in a sigmoid (its output is a
-    probability, see :func:`tinynet.output_losses.output_activation`); any
-    other metric as it is."""
-    if (type(metric) in _THRESHOLDED and metric.threshold is None
-            and output_activation(layer) == "sigmoid"):
+    probability, see :func:`tinynet.output_losses.output_activation`); an
+    :class:`AUC` without ``from_logits`` gets ``from_logits=True`` unless
+    ``layer`` ends in a softmax or sigmoid (its output is logits); any other
+    metric as it is."""
+    activation = output_activation(layer)
+    if type(metric) in _THRESHOLDED and metric.threshold is None and activation == "sigmoid":
         return type(metric)(**{**metric.get_config(), "threshold": 0.5})
+    if type(metric) is AUC and metric.from_logits is None:
+        return AUC(**{**metric.get_config(), "from_logits": activation is None})
     return metric
 
 
