@@ -558,3 +558,68 @@ def test_compiled_auc_ranks_the_models_probabilities(activation):
     history = model.fit(x, y, epochs=1, batch_size=30, verbose=0, validation_data=(x, y),
                         callbacks=[tn.callbacks.EarlyStopping("val_auc")])
     assert history.history["val_auc"] == [model.evaluate(x, y)["auc"]]
+
+
+def _same(ours, theirs):
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert a == b or (np.isnan(a) and np.isnan(b)), (ours, theirs)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("zero_division", [0.0, 1.0, np.nan])
+def test_zero_division_matches_sklearn(seed, zero_division):
+    rng = np.random.default_rng(seed)
+    n, classes = int(rng.integers(1, 30)), int(rng.integers(3, 6))
+    pred = rng.standard_normal((n, classes))
+    labels = rng.integers(0, classes - 1, n)  # the last class is never true
+    pred[:, 0] -= 10 * (seed % 2)  # class 0 never predicted on odd seeds
+    predicted = pred.argmax(axis=1)
+    for average in ("macro", "micro", "weighted"):
+        theirs = [_quiet(fn, labels, predicted, average=average, zero_division=zero_division)
+                  for fn in (skm.precision_score, skm.recall_score, skm.f1_score)]
+        _same(_ours_prf(pred, labels, average=average, zero_division=zero_division), theirs)
+    # binary: a positive class never predicted, never true, or neither
+    for scores, truth in ((np.full(4, -1.0), np.array([0, 1, 0, 1])),
+                          (np.array([1.0, -1.0, 1.0, -1.0]), np.zeros(4, int)),
+                          (np.full(4, -1.0), np.zeros(4, int))):
+        theirs = [_quiet(fn, truth, (scores > 0).astype(int), zero_division=zero_division)
+                  for fn in (skm.precision_score, skm.recall_score, skm.f1_score)]
+        _same(_ours_prf(scores, truth, zero_division=zero_division), theirs)
+    # "nan" as saved (JSON has no NaN)
+    _same([metrics.precision(np.full(4, -1.0), np.array([0, 1, 0, 1]), zero_division="nan")],
+          [np.nan])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pos_label_matches_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40))
+    logits, labels = rng.standard_normal(n), rng.integers(0, 2, n)
+    predicted = (logits > 0).astype(int)
+    for pos_label in (0, 1):
+        theirs = [_quiet(fn, labels, predicted, pos_label=pos_label)
+                  for fn in (skm.precision_score, skm.recall_score, skm.f1_score)]
+        assert _ours_prf(logits, labels, pos_label=pos_label) == theirs
+        two = np.stack([-logits, logits], axis=1)  # two output units: the arg-max
+        assert _ours_prf(two, labels, average="binary", pos_label=pos_label) == theirs
+
+
+def test_pos_label_and_zero_division_are_checked_and_saved():
+    for bad in (2, -1, True, "1"):
+        with pytest.raises(ValueError, match="expected pos_label 0 or 1"):
+            metrics.Precision(pos_label=bad)
+    with pytest.raises(ValueError, match="pos_label for average='binary' only"):
+        metrics.Recall(average="macro", pos_label=0)
+    with pytest.raises(ValueError, match="f1 with pos_label=0 expected two classes"):
+        metrics.f1(np.eye(3), np.arange(3), pos_label=0)
+    for bad in (0.5, "warn", None, True):
+        with pytest.raises(ValueError, match="expected zero_division 0, 1 or nan"):
+            metrics.F1Score(zero_division=bad)
+    metric = metrics.F1Score(pos_label=0, zero_division=np.nan)
+    config = metrics.to_config(metric)
+    assert config == {"class": "F1Score", "config": {"average": None, "threshold": None,
+                                                     "pos_label": 0, "zero_division": "nan"}}
+    again = metrics.get(config)
+    assert again.pos_label == 0 and np.isnan(again.zero_division)
+    assert metrics.to_config(metrics.F1Score(zero_division=0)) == "f1"

@@ -344,8 +344,8 @@ class _ConfusionMetric(Metric):
 
     ``average``:
 
-    * ``"binary"`` -- the value of class 1 (the positive class; scikit-learn's
-      default ``pos_label=1``). Only for two classes (one output unit, or two).
+    * ``"binary"`` -- the value of the positive class ``pos_label`` (1 unless
+      set, as scikit-learn). Only for two classes (one output unit, or two).
     * ``"macro"`` -- the unweighted mean over the classes that occur among the
       targets or the predictions (a class absent from both is left out, as
       scikit-learn's default ``labels``).
@@ -360,10 +360,13 @@ class _ConfusionMetric(Metric):
       report, and Keras' ``F1Score(average="macro")``).
 
     A ratio whose denominator is 0 -- precision of a class never predicted,
-    recall of a class never true -- counts as 0: scikit-learn's default
-    ``zero_division="warn"`` gives 0 too (tinynet does not warn; a class
-    absent from targets and predictions alike is left out of the averages,
-    so this arises only for a class present on one side).
+    recall of a class never true, F1 of a positive class absent from targets
+    and predictions alike -- is ``zero_division``: 0 by default, as
+    scikit-learn's default ``"warn"`` (tinynet does not warn), or 1, or NaN,
+    which the averages leave out (scikit-learn's ``_nanaverage``; NaN if
+    every class is NaN). A class absent from targets and predictions alike
+    is left out of the averages, so in them this arises only for a class
+    present on one side.
 
     Parameters
     ----------
@@ -372,14 +375,21 @@ class _ConfusionMetric(Metric):
         For one output unit: the class is ``pred > threshold`` (as
         :class:`Accuracy`: 0 for logits, set to 0.5 after a sigmoid by
         :func:`for_output`). Several outputs: the arg-max.
+    pos_label : {1, 0}
+        The positive class of ``average="binary"`` (also the default average
+        for two classes); another average refuses a ``pos_label`` other than
+        1 (scikit-learn ignores it with a warning).
+    zero_division : {0, 1, nan}
+        The value of a ratio whose denominator is 0 (see above); ``"nan"``
+        is taken for NaN (the saved settings hold it so, JSON has no NaN).
     name : str, optional
         The name to log it under (see :class:`Metric`), e.g. ``"f1_micro"``.
     """
 
     AVERAGES = ("binary", "macro", "micro", "weighted")
 
-    def __init__(self, average: str | None = None, threshold: float | None = None,
-                 name: str | None = None):
+    def __init__(self, average: str | None = None, threshold: float | None = None, *,
+                 pos_label: int = 1, zero_division=0.0, name: str | None = None):
         super().__init__(name)
         who = type(self).__name__
         if average is not None and average not in self.AVERAGES:
@@ -387,15 +397,25 @@ class _ConfusionMetric(Metric):
                              f"{', '.join(map(repr, self.AVERAGES))}, received {average!r}")
         self.average = average
         self.threshold = _check_threshold(threshold, who)
+        if isinstance(pos_label, (bool, np.bool_)) or pos_label not in (0, 1):
+            raise ValueError(f"{who} expected pos_label 0 or 1 (a class of a binary "
+                             f"problem), received {pos_label!r}")
+        if pos_label != 1 and average not in (None, "binary"):
+            raise ValueError(f"{who} takes pos_label for average='binary' only, received "
+                             f"pos_label={pos_label!r} with average={average!r}")
+        self.pos_label = int(pos_label)
+        self.zero_division = _check_zero_division(zero_division, who)
 
     def batch_state(self, pred, target):
         predicted, labels, n_classes = _predicted_classes(pred, target, self.threshold,
                                                           self.name)
         _check_samples(len(labels), self.name)
-        if self.average == "binary" and n_classes > 2:
-            raise ValueError(f"{self.name} with average='binary' expected two classes (one "
-                             f"output unit, or two), received predictions of {n_classes} "
-                             f"classes; use average='macro', 'micro' or 'weighted'")
+        if (self.average == "binary" or self.pos_label != 1) and n_classes > 2:
+            given = "average='binary'" if self.average == "binary" else \
+                f"pos_label={self.pos_label}"
+            raise ValueError(f"{self.name} with {given} expected two classes (one output "
+                             f"unit, or two), received predictions of {n_classes} classes; "
+                             f"use average='macro', 'micro' or 'weighted'")
         return np.bincount(labels * n_classes + predicted,
                            minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
@@ -405,29 +425,51 @@ class _ConfusionMetric(Metric):
         tp, pred_sum, true_sum = np.diag(counts), counts.sum(axis=0), counts.sum(axis=1)
         average = self.average or ("binary" if len(counts) == 2 else "macro")
         if average == "binary":
-            keep = np.array([1])
+            keep = np.array([self.pos_label])
         else:  # the classes among the targets or the predictions (scikit-learn's labels)
             keep = np.flatnonzero((true_sum > 0) | (pred_sum > 0))
         tp, pred_sum, true_sum = tp[keep], pred_sum[keep], true_sum[keep]
         if average == "micro":
             tp, pred_sum, true_sum = tp.sum(keepdims=True), pred_sum.sum(keepdims=True), \
                 true_sum.sum(keepdims=True)
-        values = self._per_class(tp.astype(np.float64), pred_sum.astype(np.float64),
-                                 true_sum.astype(np.float64))
-        return float(np.average(values, weights=true_sum if average == "weighted" else None))
+        # each metric's (numerator, denominator) per class
+        numerator, denominator = self._ratio(tp.astype(np.float64), pred_sum.astype(np.float64),
+                                             true_sum.astype(np.float64))
+        values = numerator / np.where(denominator == 0, 1.0, denominator)
+        values[denominator == 0] = self.zero_division
+        return _nanaverage(values, true_sum if average == "weighted" else None)
 
     def _settings(self) -> dict:
-        return {"average": self.average, "threshold": self.threshold}
+        # pos_label and zero_division only when set: the settings saved before them load
+        return {"average": self.average, "threshold": self.threshold,
+                **({"pos_label": self.pos_label} if self.pos_label != 1 else {}),
+                **({"zero_division": "nan" if np.isnan(self.zero_division)
+                    else self.zero_division} if self.zero_division != 0 else {})}
 
     def __repr__(self) -> str:
         settings = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
         return f"{type(self).__name__}({settings})"
 
 
-def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """``numerator / denominator``, 0 where the denominator is 0 (scikit-learn's
-    ``zero_division`` default)."""
-    return numerator / np.where(denominator == 0, 1.0, denominator)
+def _check_zero_division(value, who: str) -> float:
+    if isinstance(value, str) and value.lower() == "nan":
+        return float("nan")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+            or not (value in (0, 1) or np.isnan(value)):
+        raise ValueError(f"{who} expected zero_division 0, 1 or nan, received {value!r}")
+    return float(value)
+
+
+def _nanaverage(values: np.ndarray, weights: np.ndarray | None) -> float:
+    """scikit-learn's ``_nanaverage``: the (weighted) mean of the values that
+    are not NaN; NaN if none is; unweighted if their weights are all 0."""
+    nan = np.isnan(values)
+    if nan.all():
+        return float("nan")
+    if weights is None:
+        return float(np.nanmean(values))
+    values, weights = values[~nan], weights[~nan]
+    return float(np.average(values, weights=weights if weights.sum() else None))
 
 
 def _confusion_doc(summary: str) -> str:
@@ -438,14 +480,14 @@ class Precision(_ConfusionMetric):
     __doc__ = _confusion_doc("Precision :math:`tp / (tp + fp)`: the share of the "
                              "predictions of a class that are right.")
     name = "precision"
-    _per_class = staticmethod(lambda tp, pred_sum, true_sum: _divide(tp, pred_sum))
+    _ratio = staticmethod(lambda tp, pred_sum, true_sum: (tp, pred_sum))
 
 
 class Recall(_ConfusionMetric):
     __doc__ = _confusion_doc("Recall :math:`tp / (tp + fn)`: the share of the samples of "
                              "a class found.")
     name = "recall"
-    _per_class = staticmethod(lambda tp, pred_sum, true_sum: _divide(tp, true_sum))
+    _ratio = staticmethod(lambda tp, pred_sum, true_sum: (tp, true_sum))
 
 
 class F1Score(_ConfusionMetric):
@@ -453,8 +495,7 @@ class F1Score(_ConfusionMetric):
                              "precision and recall.")
     name = "f1"
     # scikit-learn's (1 + beta^2) tp / (beta^2 (tp + fn) + tp + fp) at beta = 1
-    _per_class = staticmethod(lambda tp, pred_sum, true_sum: _divide(2.0 * tp,
-                                                                      true_sum + pred_sum))
+    _ratio = staticmethod(lambda tp, pred_sum, true_sum: (2.0 * tp, true_sum + pred_sum))
 
 
 def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
@@ -817,19 +858,22 @@ def top_k_accuracy(pred, target, k: int = 5) -> float:
     return TopKAccuracy(k)(pred, target)
 
 
-def precision(pred, target, average: str | None = None, threshold: float | None = None) -> float:
-    """:class:`Precision` as a function."""
-    return Precision(average, threshold)(pred, target)
+def precision(pred, target, average: str | None = None, threshold: float | None = None,
+              **options) -> float:
+    """:class:`Precision` as a function (``pos_label``, ``zero_division``: its options)."""
+    return Precision(average, threshold, **options)(pred, target)
 
 
-def recall(pred, target, average: str | None = None, threshold: float | None = None) -> float:
-    """:class:`Recall` as a function."""
-    return Recall(average, threshold)(pred, target)
+def recall(pred, target, average: str | None = None, threshold: float | None = None,
+           **options) -> float:
+    """:class:`Recall` as a function (``pos_label``, ``zero_division``: its options)."""
+    return Recall(average, threshold, **options)(pred, target)
 
 
-def f1(pred, target, average: str | None = None, threshold: float | None = None) -> float:
-    """:class:`F1Score` as a function."""
-    return F1Score(average, threshold)(pred, target)
+def f1(pred, target, average: str | None = None, threshold: float | None = None,
+       **options) -> float:
+    """:class:`F1Score` as a function (``pos_label``, ``zero_division``: its options)."""
+    return F1Score(average, threshold, **options)(pred, target)
 
 
 def auc(pred, target, from_logits: bool = False) -> float:
