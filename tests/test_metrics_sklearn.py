@@ -623,3 +623,22 @@ def test_pos_label_and_zero_division_are_checked_and_saved():
     again = metrics.get(config)
     assert again.pos_label == 0 and np.isnan(again.zero_division)
     assert metrics.to_config(metrics.F1Score(zero_division=0)) == "f1"
+
+
+def test_an_epoch_stopped_mid_way_logs_the_exact_auc_of_its_samples():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((90, 3)).astype(np.float32)
+    y = (x[:, 0] + rng.standard_normal(90) > 0).astype(int)
+    model = tn.Sequential([Dense(1, input_dim=3, seed=0)])
+    model.compile(tn.optim.SGD(lr=0.0), loss="binary_cross_entropy", metrics=["auc", "r2"])
+
+    class StopAfterTwo(tn.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.model.stop_training = True
+
+    history = model.fit(x, y, epochs=3, batch_size=20, shuffle=False,
+                        callbacks=[StopAfterTwo()], verbose=0)
+    scores = model.predict(x)[:40]
+    assert history.history["auc"] == [skm.roc_auc_score(y[:40], scores[:, 0])]
+    assert history.history["r2"] == [metrics.r2(scores, y[:40])]

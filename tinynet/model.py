@@ -61,9 +61,23 @@ from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict
                           layer_to_dict, release, shape_str, stale_cache_error, unique_name)
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
+from .callbacks import Callback, as_callback_list
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
 
 __all__ = ["Sequential"]
+
+
+class _EpochMetrics(Callback):
+    """``fit``'s first callback: the epoch logs get the metrics' exact values
+    (:meth:`tinynet.metrics.Metric.result`) of the epoch's samples. The last
+    batch logs them already; an epoch a callback stopped before its last
+    batch logged running values (:meth:`~tinynet.metrics.Metric.running_result`),
+    equal up to rounding, which the epoch's record replaces here."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        states = self.model._epoch_metrics
+        if logs is not None and states is not None and states.samples:
+            logs.update(states.results())
 
 
 class Sequential(Layer):
@@ -682,7 +696,9 @@ class Sequential(Layer):
         self.history = fit_loop(self, train_step, len(x), epochs=epochs,
                                 batch_size=batch_size, shuffle=shuffle, seed=seed,
                                 initial_epoch=initial_epoch, validate=validate,
-                                callbacks=callbacks, verbose=verbose, stream=stream,
+                                callbacks=[_EpochMetrics()] + as_callback_list(
+                                    callbacks, f"{self._who}.fit"),
+                                verbose=verbose, stream=stream,
                                 terminate_on_nan=terminate_on_nan, log_keys=keys)
         return self.history
 
