@@ -249,7 +249,10 @@ class MultiTaskTraining:
             probabilities (:mod:`tinynet.output_losses`).
         metrics : dict {task: [metric, ...]}, or a list for every task
             An ``"accuracy"`` on a single sigmoid unit thresholds its
-            probability at 0.5 (:func:`tinynet.metrics.for_output`).
+            probability at 0.5 (:func:`tinynet.metrics.for_output`). Each is
+            logged as ``"<task>/<name>"`` (``F1Score(name="f1_micro")``...);
+            two of one name in a task, or one named ``"loss"`` or
+            ``"weight"``, are refused.
         weighting : str, dict or Weighting, default "equal"
             ``"equal"``, ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``,
             ``"pcgrad"``, ``"mgda"``, ``"mgda_ub"`` (hard sharing only: a
