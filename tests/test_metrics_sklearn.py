@@ -326,7 +326,9 @@ def test_mtl_fit_accumulates_each_task_metric_over_its_labelled_samples():
     keep = y_a >= 0
     assert history.history["a/f1"][0] == skm.f1_score(y_a[keep], out["a"][keep].argmax(1),
                                                        average="macro")
-    assert history.history["a/auc"][0] == metrics.auc(out["a"][keep], y_a[keep])
+    # (task a outputs logits: its AUC ranks their softmax, as scikit-learn's probabilities)
+    assert history.history["a/auc"][0] == metrics.auc(out["a"][keep], y_a[keep],
+                                                       from_logits=True)
     assert history.history["b/r2"][0] == pytest.approx(
         skm.r2_score(y_b, out["b"][:, 0].astype(np.float64)), rel=1e-12)
     assert model.evaluate(x, {"a": y_a, "b": y_b})["a/f1"] == history.history["a/f1"][0]
@@ -392,3 +394,251 @@ def test_save_and_load_keep_the_new_metrics(tmp_path):
     assert [(type(m), m.get_config()) for m in again.metrics] == \
         [(type(m), m.get_config()) for m in model.metrics]
     assert again.evaluate(x, y) == model.evaluate(x, y)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_running_auc_and_r2_are_the_exact_values_up_to_rounding(seed):
+    # running_result (fit's value after each batch) is kept as counts merged
+    # batch by batch; result (the epoch's, evaluate's) is scikit-learn's
+    rng = np.random.default_rng(seed)
+    n, classes = 300, 4
+    probs = rng.dirichlet(np.ones(classes), n).round(2)  # rounding makes ties
+    labels = rng.integers(0, classes, n)
+    target = rng.normal(size=(n, 3))
+    pred = target + rng.normal(size=(n, 3))
+    specs = [(metrics.AUC(), probs, labels), (metrics.AUC(), probs[:, :1], labels % 2),
+             (metrics.R2Score(), pred, target)]
+    for metric, p, t in specs:
+        states = metrics.MetricStates([metric])
+        for first in range(0, n, 37):
+            states.add(p[first:first + 37], t[first:first + 37])
+            exact = metric(p[:first + 37], t[:first + 37])
+            assert states.results()[metric.name] == exact
+            assert states.results(running=True)[metric.name] == pytest.approx(exact, rel=1e-13)
+    auc = metrics.AUC()
+    pos, neg = probs[labels % 2 == 1, 0], probs[labels % 2 == 0, 0]
+    pairs = (pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :])
+    state = auc.batch_state(probs[:, :1], labels % 2)
+    assert auc.running_result(state) == pairs.sum() / pairs.size  # the fraction, rounded once
+
+
+def test_running_auc_and_r2_undefined_nan_and_one_sample():
+    states = metrics.MetricStates([metrics.AUC(), metrics.R2Score()])
+    states.add(np.array([[0.3]]), np.array([1]))
+    assert all(np.isnan(v) for v in states.results(running=True).values())
+    states.add(np.array([[0.1], [np.nan]]), np.array([0, 1]))
+    assert np.isnan(states.results(running=True)["auc"]) and np.isnan(states.results()["auc"])
+    with pytest.raises(ValueError, match="received 0"):
+        metrics.R2Score().running_result(metrics.R2Score().batch_state(np.zeros((0, 1)),
+                                                                       np.zeros(0)))
+
+
+def test_fit_shows_the_running_auc_and_logs_the_exact_one():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((90, 3)).astype(np.float32)
+    y = (x[:, 0] + rng.standard_normal(90) > 0).astype(int)
+    model = tn.Sequential([tn.layers.Dense(1, input_dim=3, seed=0)])
+    model.compile(tn.optim.SGD(lr=0.0), loss="binary_cross_entropy", metrics=["auc", "r2"])
+    seen = []
+
+    class Record(tn.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(dict(logs))
+
+    history = model.fit(x, y, epochs=1, batch_size=20, shuffle=False, callbacks=[Record()],
+                        verbose=0)
+    scores = model.predict(x)[:, 0]
+    for batch, logs in enumerate(seen[:-1]):
+        upto = 20 * (batch + 1)
+        assert logs["auc"] == pytest.approx(skm.roc_auc_score(y[:upto], scores[:upto]),
+                                            rel=1e-13)
+    assert seen[-1]["auc"] == history.history["auc"][0] == skm.roc_auc_score(y, scores)
+
+
+def test_named_metrics_of_one_kind_compile_log_and_save_together(tmp_path):
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((60, 3)).astype(np.float32)
+    y = np.arange(60) % 3
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    f1_micro = metrics.F1Score(average="micro", name="f1_micro")
+    model.compile(tn.optim.SGD(lr=0.0), loss="cross_entropy",
+                  metrics=[f1_micro, "f1", metrics.TopKAccuracy(2, name="top2")])
+    stop = tn.callbacks.EarlyStopping(monitor="f1_micro", patience=5)
+    plateau = tn.callbacks.ReduceLROnPlateau(monitor="top2", patience=5)
+    assert stop.mode == plateau.mode == "min"  # unknown before training: guessed from the name
+    history = model.fit(x, y, epochs=1, verbose=0, batch_size=64, callbacks=[stop, plateau])
+    assert stop.mode == plateau.mode == "max"  # the model's metrics' direction
+    predicted = model.predict(x).argmax(axis=1)
+    assert history.history["f1_micro"] == [skm.f1_score(y, predicted, average="micro")]
+    assert history.history["f1"] == [skm.f1_score(y, predicted, average="macro")]
+    assert set(model.evaluate(x, y)) == {"loss", "f1_micro", "f1", "top2"}
+    config = model.get_compile_config()["metrics"]
+    assert config[0] == {"class": "F1Score", "config": {"average": "micro", "threshold": None,
+                                                       "name": "f1_micro"}}
+    assert repr(f1_micro) == "F1Score(average='micro', threshold=None, name='f1_micro')"
+    model.save(tmp_path / "m.npz")
+    again = tn.load(tmp_path / "m.npz")
+    assert [m.name for m in again.metrics] == ["f1_micro", "f1", "top2"]
+    assert again.evaluate(x, y) == model.evaluate(x, y)
+
+
+def test_metric_names_twice_or_bad_are_refused():
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    with pytest.raises(ValueError, match=r"2 metrics are named 'f1'.*name='f1_2'"):
+        model.compile("adam", loss="cross_entropy",
+                      metrics=["f1", metrics.F1Score(average="micro")])
+    with pytest.raises(ValueError, match="a metric and the 'loss' log key"):
+        model.compile("adam", loss="cross_entropy", metrics=[metrics.AUC(name="loss")])
+    for bad in ("", "a/b", 3):
+        with pytest.raises(ValueError, match="expected name as a non-empty string"):
+            metrics.Recall(name=bad)
+    assert metrics.higher_is_better("val_f1_micro") is None
+    assert metrics.higher_is_better("val_left/f1_micro", {"left/f1_micro": metrics.F1Score()})
+    assert metrics.logged_metrics(object()) == {}
+
+
+def test_mtl_named_metrics_log_per_task_and_twice_is_refused():
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((40, 4)).astype(np.float32)
+    inp = tn.mtl.Input((4,))
+    model = tn.mtl.Model(inp, {"a": Dense(3, seed=1)(inp), "b": Dense(1, seed=2)(inp)})
+    y = {"a": np.arange(40) % 3, "b": rng.standard_normal(40)}
+    with pytest.raises(ValueError, match="task 'a': a metric and the 'weight' log key"):
+        model.compile("adam", loss={"a": "cross_entropy", "b": "mse"},
+                      metrics={"a": [metrics.Accuracy(name="weight")]})
+    with pytest.raises(ValueError, match="task 'b': 2 metrics are named 'r2'"):
+        model.compile("adam", loss={"a": "cross_entropy", "b": "mse"},
+                      metrics={"b": ["r2", "r2_score"]})
+    model.compile(tn.optim.SGD(lr=0.0), loss={"a": "cross_entropy", "b": "mse"},
+                  metrics={"a": ["f1", metrics.F1Score(average="micro", name="f1_micro")],
+                           "b": [metrics.MeanAbsoluteError(name="err")]})
+    stop = tn.callbacks.EarlyStopping(monitor="val_a/f1_micro", patience=3)
+    low = tn.callbacks.EarlyStopping(monitor="val_b/err", patience=3)
+    history = model.fit(x, y, epochs=1, batch_size=16, verbose=0, validation_data=(x, y),
+                        callbacks=[stop, low])
+    assert (stop.mode, low.mode) == ("max", "min")
+    predicted = model.predict(x)["a"].argmax(axis=1)
+    assert history.history["a/f1_micro"] == [skm.f1_score(y["a"], predicted, average="micro")]
+    assert history.history["val_a/f1_micro"] == history.history["a/f1_micro"]
+    assert "b/err" in history.history
+
+
+def _softmax64(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def test_multiclass_auc_of_logits_is_sklearns_of_the_softmax_probabilities():
+    # column 0 of the logits ranks sample 1 above sample 0; its softmax
+    # probability ranks them the other way (sample 1's other logits are larger)
+    logits = np.array([[1.0, 0.0, 0.0], [2.0, 3.0, 3.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    labels = np.array([0, 1, 1, 2])
+    probs = _softmax64(logits)
+    assert metrics.auc(logits, labels) != _sk_auc(labels, probs)
+    assert metrics.auc(logits, labels, from_logits=True) == _sk_auc(labels, probs)
+    assert metrics.auc(probs, labels) == _sk_auc(labels, probs)
+    assert metrics.auc(logits[:, :1], labels % 2, from_logits=True) == \
+        _sk_auc(labels % 2, logits[:, 0])  # binary: the sigmoid would rank as the logit
+    with pytest.raises(TypeError):
+        metrics.AUC(from_logits="yes")
+
+
+@pytest.mark.parametrize("activation", [None, "softmax"])
+def test_compiled_auc_ranks_the_models_probabilities(activation):
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((80, 4)).astype(np.float32)
+    y = np.arange(80) % 3
+    model = tn.Sequential([Dense(3, input_dim=4, activation=activation, seed=0)])
+    model.compile("adam", loss="cross_entropy", metrics=["auc"])
+    assert model.metrics[0].from_logits is (activation is None)
+    assert model.get_compile_config()["metrics"] == ["auc"]
+    out = model.predict(x).astype(np.float64)
+    probs = out if activation else _softmax64(out)
+    assert model.evaluate(x, y)["auc"] == _sk_auc(y, probs)
+    history = model.fit(x, y, epochs=1, batch_size=30, verbose=0, validation_data=(x, y),
+                        callbacks=[tn.callbacks.EarlyStopping("val_auc")])
+    assert history.history["val_auc"] == [model.evaluate(x, y)["auc"]]
+
+
+def _same(ours, theirs):
+    assert len(ours) == len(theirs)
+    for a, b in zip(ours, theirs):
+        assert a == b or (np.isnan(a) and np.isnan(b)), (ours, theirs)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize("zero_division", [0.0, 1.0, np.nan])
+def test_zero_division_matches_sklearn(seed, zero_division):
+    rng = np.random.default_rng(seed)
+    n, classes = int(rng.integers(1, 30)), int(rng.integers(3, 6))
+    pred = rng.standard_normal((n, classes))
+    labels = rng.integers(0, classes - 1, n)  # the last class is never true
+    pred[:, 0] -= 10 * (seed % 2)  # class 0 never predicted on odd seeds
+    predicted = pred.argmax(axis=1)
+    for average in ("macro", "micro", "weighted"):
+        theirs = [_quiet(fn, labels, predicted, average=average, zero_division=zero_division)
+                  for fn in (skm.precision_score, skm.recall_score, skm.f1_score)]
+        _same(_ours_prf(pred, labels, average=average, zero_division=zero_division), theirs)
+    # binary: a positive class never predicted, never true, or neither
+    for scores, truth in ((np.full(4, -1.0), np.array([0, 1, 0, 1])),
+                          (np.array([1.0, -1.0, 1.0, -1.0]), np.zeros(4, int)),
+                          (np.full(4, -1.0), np.zeros(4, int))):
+        theirs = [_quiet(fn, truth, (scores > 0).astype(int), zero_division=zero_division)
+                  for fn in (skm.precision_score, skm.recall_score, skm.f1_score)]
+        _same(_ours_prf(scores, truth, zero_division=zero_division), theirs)
+    # "nan" as saved (JSON has no NaN)
+    _same([metrics.precision(np.full(4, -1.0), np.array([0, 1, 0, 1]), zero_division="nan")],
+          [np.nan])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_pos_label_matches_sklearn(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 40))
+    logits, labels = rng.standard_normal(n), rng.integers(0, 2, n)
+    predicted = (logits > 0).astype(int)
+    for pos_label in (0, 1):
+        theirs = [_quiet(fn, labels, predicted, pos_label=pos_label)
+                  for fn in (skm.precision_score, skm.recall_score, skm.f1_score)]
+        assert _ours_prf(logits, labels, pos_label=pos_label) == theirs
+        two = np.stack([-logits, logits], axis=1)  # two output units: the arg-max
+        assert _ours_prf(two, labels, average="binary", pos_label=pos_label) == theirs
+
+
+def test_pos_label_and_zero_division_are_checked_and_saved():
+    for bad in (2, -1, True, "1"):
+        with pytest.raises(ValueError, match="expected pos_label 0 or 1"):
+            metrics.Precision(pos_label=bad)
+    with pytest.raises(ValueError, match="pos_label for average='binary' only"):
+        metrics.Recall(average="macro", pos_label=0)
+    with pytest.raises(ValueError, match="f1 with pos_label=0 expected two classes"):
+        metrics.f1(np.eye(3), np.arange(3), pos_label=0)
+    for bad in (0.5, "warn", None, True):
+        with pytest.raises(ValueError, match="expected zero_division 0, 1 or nan"):
+            metrics.F1Score(zero_division=bad)
+    metric = metrics.F1Score(pos_label=0, zero_division=np.nan)
+    config = metrics.to_config(metric)
+    assert config == {"class": "F1Score", "config": {"average": None, "threshold": None,
+                                                     "pos_label": 0, "zero_division": "nan"}}
+    again = metrics.get(config)
+    assert again.pos_label == 0 and np.isnan(again.zero_division)
+    assert metrics.to_config(metrics.F1Score(zero_division=0)) == "f1"
+
+
+def test_an_epoch_stopped_mid_way_logs_the_exact_auc_of_its_samples():
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((90, 3)).astype(np.float32)
+    y = (x[:, 0] + rng.standard_normal(90) > 0).astype(int)
+    model = tn.Sequential([Dense(1, input_dim=3, seed=0)])
+    model.compile(tn.optim.SGD(lr=0.0), loss="binary_cross_entropy", metrics=["auc", "r2"])
+
+    class StopAfterTwo(tn.callbacks.Callback):
+        def on_batch_end(self, batch, logs=None):
+            if batch == 1:
+                self.model.stop_training = True
+
+    history = model.fit(x, y, epochs=3, batch_size=20, shuffle=False,
+                        callbacks=[StopAfterTwo()], verbose=0)
+    scores = model.predict(x)[:40]
+    assert history.history["auc"] == [skm.roc_auc_score(y[:40], scores[:, 0])]
+    assert history.history["r2"] == [metrics.r2(scores, y[:40])]

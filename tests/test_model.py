@@ -600,7 +600,7 @@ def test_compile_by_names_and_unknown_names():
         model.compile(optimizer="adam")
     with pytest.raises(TypeError, match="optimizer name or object"):
         model.compile(optimizer=3, loss="mse")
-    with pytest.raises(ValueError, match="used twice"):
+    with pytest.raises(ValueError, match="2 metrics are named .mae.*give one a name of its own"):
         model.compile(optimizer="adam", loss="mse", metrics=["mae", "mae"])
 
 

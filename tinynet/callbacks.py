@@ -246,15 +246,18 @@ class TerminateOnNaN(Callback):
             warnings.warn(reason, RuntimeWarning, stacklevel=2)
 
 
-def _resolve_mode(mode: str, monitor: str, who: str) -> str:
+def _resolve_mode(mode: str, monitor: str, who: str, model=None) -> str:
+    """``"min"`` or ``"max"``; for ``"auto"`` the monitored metric's direction,
+    from ``model``'s own metrics when given (a metric with a name of the
+    user's, ``F1Score(name="f1_micro")``), else from its name."""
     if not isinstance(monitor, str) or not monitor:
         raise TypeError(f"{who} expected monitor as the name of a logged value "
                         f"('val_loss', 'accuracy'...), received {monitor!r}")
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who} expected mode 'auto', 'min' or 'max', received {mode!r}")
     if mode == "auto":
-        from .metrics import higher_is_better  # (metrics imports nothing of callbacks)
-        higher = higher_is_better(monitor)
+        from .metrics import higher_is_better, logged_metrics  # (no import of callbacks)
+        higher = higher_is_better(monitor, logged_metrics(model))
         if higher is None:  # not a built-in metric: a loss, or a metric of the user's
             higher = "acc" in monitor or monitor.endswith("auc")
         return "max" if higher else "min"
@@ -299,6 +302,7 @@ class _Monitor(Callback):
     def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
         super().__init__()
         self.monitor = monitor
+        self._given_mode = mode
         self.mode = _resolve_mode(mode, monitor, type(self).__name__)
         # a NaN or infinite min_delta would make every epoch "no improvement"
         self.min_delta = abs(check_real(min_delta, type(self).__name__, "min_delta",
@@ -312,6 +316,11 @@ class _Monitor(Callback):
 
     def on_train_begin(self, logs=None):
         _check_monitor_is_logged(self.monitor, self.params, type(self).__name__)
+        # "auto" again, now with the model's metrics: a name of the user's
+        mode = _resolve_mode(self._given_mode, self.monitor, type(self).__name__, self.model)
+        if mode != self.mode:
+            self.mode = mode
+            self._reset()
 
     def _improved(self, value: float, reference: float | None = None) -> bool:
         """Whether ``value`` beats ``reference`` (default: the best so far) by
@@ -335,7 +344,9 @@ class EarlyStopping(_Monitor):
     min_delta : float, default 0
         Smallest change that counts as an improvement.
     mode : {"auto", "min", "max"}
-        "auto" follows the direction of a built-in metric
+        "auto" follows the direction of the model's metric of that name
+        (one named by the user too, ``F1Score(name="f1_micro")``, from when
+        training starts) or of a built-in metric
         (:func:`tinynet.metrics.higher_is_better`: ``accuracy``, ``f1``, ``auc``,
         ``r2``... maximised, ``mse``, ``mae`` minimised), with or without
         ``val_``; any other key is maximised if its name contains "acc" or
@@ -666,6 +677,7 @@ class ReduceLROnPlateau(Callback):
                  **kwargs):
         super().__init__()
         self.monitor = monitor
+        self._given_mode = mode
         self.mode = _resolve_mode(mode, monitor, "ReduceLROnPlateau")
         unknown = sorted(set(kwargs) - set(self._SCHEDULER_OPTIONS))
         if unknown:
@@ -696,6 +708,8 @@ class ReduceLROnPlateau(Callback):
     def on_train_begin(self, logs=None):
         from .optim import ReduceLROnPlateau as Plateau
         _check_monitor_is_logged(self.monitor, self.params, "ReduceLROnPlateau")
+        self.mode = _resolve_mode(self._given_mode, self.monitor, "ReduceLROnPlateau",
+                                  self.model)  # a metric named by the user: its direction
         self.scheduler = Plateau(self.model.optimizer, mode=self.mode, **self.kwargs)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -38,8 +38,14 @@ its batches (:class:`MetricStates`), so it is the metric of the epoch's
 samples taken all at once, never an average of batch scores: sums and counts
 for the means (``accuracy``, ``mse``...), the confusion matrix for
 precision, recall and F1, and the scores and targets themselves for ``auc``
-and ``r2`` (memory of the epoch's predictions, and a sort of them each time
-the running value is shown). The batches and their order change the
+and ``r2`` (memory of the epoch's predictions). ``fit`` shows after each
+batch the epoch's value so far; for ``auc`` and ``r2`` that is
+:meth:`Metric.running_result`, kept up to date batch by batch (no sort or pass over
+the epoch's samples in Python: ``r2``'s in constant time, ``auc``'s by
+binary search and one copy of its arrays) and equal to the exact value up
+to rounding, and the epoch's
+last batch (the value logged for the epoch) and ``evaluate`` give the exact
+one (:meth:`Metric.result`). The batches and their order change the
 precision, recall, F1, AUC and accuracies not at all, the ``r2`` and the
 error means by the rounding of sums taken in another order only. A metric given as a
 function ``f(pred, target)`` is taken for a batch mean: the epoch's value
@@ -55,6 +61,9 @@ single output unit is a binary classifier: its output is a *logit*
 unless it is a probability: a model whose output layer ends in a sigmoid
 gives its ``accuracy``, ``precision``, ``recall`` and ``f1`` a threshold of
 0.5 (:func:`for_output`), and ``Accuracy(threshold=0.5)`` does so by hand.
+A multi-class ``auc`` ranks probabilities (as scikit-learn): compiled on a
+model whose output is logits it takes their softmax (``from_logits``, set by
+:func:`for_output`); called directly, it takes the scores as given.
 
 No samples: every metric of an empty batch raises ``ValueError`` ("expected
 at least one sample, received 0"), as scikit-learn's metrics do (it used to
@@ -70,18 +79,21 @@ be 0.0, a value that looked like a real score).
 from __future__ import annotations
 
 import re
+from typing import NamedTuple
 
 import numpy as np
 
-from .checks import (as_array, as_float_array, as_float_targets, check_labels,
+from .checks import (as_array, as_float_array, as_float_targets, check_bool, check_labels,
                      check_positive_int, lookup)
 from .layers._checks import check_real
+from .losses import softmax
 from .output_losses import output_activation
 
 __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
            "R2Score", "MeanSquaredError", "MeanAbsoluteError", "MetricStates",
            "accuracy", "top_k_accuracy", "precision", "recall", "f1", "auc", "r2", "mse",
-           "mae", "get", "for_output", "to_config", "higher_is_better", "METRICS"]
+           "mae", "get", "for_output", "to_config", "check_names", "higher_is_better", "logged_metrics",
+           "METRICS"]
 
 
 def _as_pred(pred, who: str) -> np.ndarray:
@@ -153,10 +165,30 @@ class Metric:
     NumPy arrays that add up (or lists that concatenate), :meth:`merge`.
     ``higher_is_better`` says its direction (callbacks' ``mode="auto"``,
     :func:`tinynet.mtl.delta_m`).
+
+    ``name`` (every built-in metric takes it, as Keras' metrics) replaces the
+    class's name (``"f1"``...) in the logs, :class:`~tinynet.History`, the
+    callbacks' ``monitor`` and the saved compile settings, so that two
+    metrics of one kind can be compiled together::
+
+        metrics=[F1Score(average="micro", name="f1_micro"), F1Score(average="macro")]
+
+    (logged as ``"f1_micro"`` and ``"f1"``; ``compile`` refuses two metrics of
+    one name). A name is a non-empty string without ``"/"`` (the separator
+    of a multi-task model's ``"<task>/<metric>"`` keys). Callbacks'
+    ``mode="auto"`` finds its direction on the model's metrics when training
+    starts (:func:`logged_metrics`); :func:`tinynet.mtl.delta_m` knows only
+    the built-in names, and takes the direction of others as its
+    ``higher_is_better`` argument.
     """
 
     name = "metric"
     higher_is_better = True
+
+    def __init__(self, name: str | None = None):
+        self._given_name = name is not None
+        if name is not None:
+            self.name = _check_name(name, type(self).__name__)
 
     def __call__(self, pred, target) -> float:
         return self.result(self.batch_state(pred, target))
@@ -177,11 +209,31 @@ class Metric:
         """The metric of all the samples whose states were merged into ``state``."""
         return _mean_result(state, self.name)
 
+    def running_result(self, state) -> float:
+        """The value ``fit`` shows after each batch of an epoch in progress
+        (:meth:`MetricStates.results` with ``running=True``): :meth:`result`,
+        unless a metric has a cheaper way to the same number (:class:`AUC`,
+        :class:`R2Score` keep theirs up to date batch by batch, equal to
+        :meth:`result` up to the rounding)."""
+        return self.result(state)
+
     def get_config(self) -> dict:
+        """The constructor's arguments (``name`` only when one was given)."""
+        return {**self._settings(),
+                **({"name": self.name} if getattr(self, "_given_name", False) else {})}
+
+    def _settings(self) -> dict:
         return {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
+
+
+def _check_name(name, who: str) -> str:
+    if not isinstance(name, str) or not name or "/" in name:
+        raise ValueError(f"{who} expected name as a non-empty string without '/', "
+                         f"received {name!r}")
+    return name
 
 
 def _mean_result(state, who: str) -> float:
@@ -221,14 +273,15 @@ class Accuracy(_Mean):
 
     name = "accuracy"
 
-    def __init__(self, threshold: float | None = None):
+    def __init__(self, threshold: float | None = None, name: str | None = None):
+        super().__init__(name)
         self.threshold = _check_threshold(threshold, "Accuracy")
 
     def _values(self, pred, target):
         predicted, labels, _ = _predicted_classes(pred, target, self.threshold, self.name)
         return predicted == labels
 
-    def get_config(self) -> dict:
+    def _settings(self) -> dict:
         return {"threshold": self.threshold}
 
 
@@ -248,9 +301,10 @@ class TopKAccuracy(_Mean):
     classes is refused (every sample would be a hit).
     """
 
-    def __init__(self, k: int = 5):
+    def __init__(self, k: int = 5, name: str | None = None):
         self.k = check_positive_int(k, "TopKAccuracy", "k")
         self.name = "top_k_accuracy" if self.k == 5 else f"top_{self.k}_accuracy"
+        super().__init__(name)
 
     def _values(self, pred, target):
         pred = _as_pred(pred, self.name)
@@ -270,7 +324,7 @@ class TopKAccuracy(_Mean):
                        & (np.arange(pred.shape[1])[None, :] < labels[:, None])).sum(axis=1)
         return higher + ties_before < self.k
 
-    def get_config(self) -> dict:
+    def _settings(self) -> dict:
         return {"k": self.k}
 
 
@@ -290,8 +344,8 @@ class _ConfusionMetric(Metric):
 
     ``average``:
 
-    * ``"binary"`` -- the value of class 1 (the positive class; scikit-learn's
-      default ``pos_label=1``). Only for two classes (one output unit, or two).
+    * ``"binary"`` -- the value of the positive class ``pos_label`` (1 unless
+      set, as scikit-learn). Only for two classes (one output unit, or two).
     * ``"macro"`` -- the unweighted mean over the classes that occur among the
       targets or the predictions (a class absent from both is left out, as
       scikit-learn's default ``labels``).
@@ -306,10 +360,13 @@ class _ConfusionMetric(Metric):
       report, and Keras' ``F1Score(average="macro")``).
 
     A ratio whose denominator is 0 -- precision of a class never predicted,
-    recall of a class never true -- counts as 0: scikit-learn's default
-    ``zero_division="warn"`` gives 0 too (tinynet does not warn; a class
-    absent from targets and predictions alike is left out of the averages,
-    so this arises only for a class present on one side).
+    recall of a class never true, F1 of a positive class absent from targets
+    and predictions alike -- is ``zero_division``: 0 by default, as
+    scikit-learn's default ``"warn"`` (tinynet does not warn), or 1, or NaN,
+    which the averages leave out (scikit-learn's ``_nanaverage``; NaN if
+    every class is NaN). A class absent from targets and predictions alike
+    is left out of the averages, so in them this arises only for a class
+    present on one side.
 
     Parameters
     ----------
@@ -318,26 +375,47 @@ class _ConfusionMetric(Metric):
         For one output unit: the class is ``pred > threshold`` (as
         :class:`Accuracy`: 0 for logits, set to 0.5 after a sigmoid by
         :func:`for_output`). Several outputs: the arg-max.
+    pos_label : {1, 0}
+        The positive class of ``average="binary"`` (also the default average
+        for two classes); another average refuses a ``pos_label`` other than
+        1 (scikit-learn ignores it with a warning).
+    zero_division : {0, 1, nan}
+        The value of a ratio whose denominator is 0 (see above); ``"nan"``
+        is taken for NaN (the saved settings hold it so, JSON has no NaN).
+    name : str, optional
+        The name to log it under (see :class:`Metric`), e.g. ``"f1_micro"``.
     """
 
     AVERAGES = ("binary", "macro", "micro", "weighted")
 
-    def __init__(self, average: str | None = None, threshold: float | None = None):
+    def __init__(self, average: str | None = None, threshold: float | None = None, *,
+                 pos_label: int = 1, zero_division=0.0, name: str | None = None):
+        super().__init__(name)
         who = type(self).__name__
         if average is not None and average not in self.AVERAGES:
             raise ValueError(f"{who} expected average None or one of "
                              f"{', '.join(map(repr, self.AVERAGES))}, received {average!r}")
         self.average = average
         self.threshold = _check_threshold(threshold, who)
+        if isinstance(pos_label, (bool, np.bool_)) or pos_label not in (0, 1):
+            raise ValueError(f"{who} expected pos_label 0 or 1 (a class of a binary "
+                             f"problem), received {pos_label!r}")
+        if pos_label != 1 and average not in (None, "binary"):
+            raise ValueError(f"{who} takes pos_label for average='binary' only, received "
+                             f"pos_label={pos_label!r} with average={average!r}")
+        self.pos_label = int(pos_label)
+        self.zero_division = _check_zero_division(zero_division, who)
 
     def batch_state(self, pred, target):
         predicted, labels, n_classes = _predicted_classes(pred, target, self.threshold,
                                                           self.name)
         _check_samples(len(labels), self.name)
-        if self.average == "binary" and n_classes > 2:
-            raise ValueError(f"{self.name} with average='binary' expected two classes (one "
-                             f"output unit, or two), received predictions of {n_classes} "
-                             f"classes; use average='macro', 'micro' or 'weighted'")
+        if (self.average == "binary" or self.pos_label != 1) and n_classes > 2:
+            given = "average='binary'" if self.average == "binary" else \
+                f"pos_label={self.pos_label}"
+            raise ValueError(f"{self.name} with {given} expected two classes (one output "
+                             f"unit, or two), received predictions of {n_classes} classes; "
+                             f"use average='macro', 'micro' or 'weighted'")
         return np.bincount(labels * n_classes + predicted,
                            minlength=n_classes * n_classes).reshape(n_classes, n_classes)
 
@@ -347,28 +425,51 @@ class _ConfusionMetric(Metric):
         tp, pred_sum, true_sum = np.diag(counts), counts.sum(axis=0), counts.sum(axis=1)
         average = self.average or ("binary" if len(counts) == 2 else "macro")
         if average == "binary":
-            keep = np.array([1])
+            keep = np.array([self.pos_label])
         else:  # the classes among the targets or the predictions (scikit-learn's labels)
             keep = np.flatnonzero((true_sum > 0) | (pred_sum > 0))
         tp, pred_sum, true_sum = tp[keep], pred_sum[keep], true_sum[keep]
         if average == "micro":
             tp, pred_sum, true_sum = tp.sum(keepdims=True), pred_sum.sum(keepdims=True), \
                 true_sum.sum(keepdims=True)
-        values = self._per_class(tp.astype(np.float64), pred_sum.astype(np.float64),
-                                 true_sum.astype(np.float64))
-        return float(np.average(values, weights=true_sum if average == "weighted" else None))
+        # each metric's (numerator, denominator) per class
+        numerator, denominator = self._ratio(tp.astype(np.float64), pred_sum.astype(np.float64),
+                                             true_sum.astype(np.float64))
+        values = numerator / np.where(denominator == 0, 1.0, denominator)
+        values[denominator == 0] = self.zero_division
+        return _nanaverage(values, true_sum if average == "weighted" else None)
 
-    def get_config(self) -> dict:
-        return {"average": self.average, "threshold": self.threshold}
+    def _settings(self) -> dict:
+        # pos_label and zero_division only when set: the settings saved before them load
+        return {"average": self.average, "threshold": self.threshold,
+                **({"pos_label": self.pos_label} if self.pos_label != 1 else {}),
+                **({"zero_division": "nan" if np.isnan(self.zero_division)
+                    else self.zero_division} if self.zero_division != 0 else {})}
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(average={self.average!r}, threshold={self.threshold!r})"
+        settings = ", ".join(f"{key}={value!r}" for key, value in self.get_config().items())
+        return f"{type(self).__name__}({settings})"
 
 
-def _divide(numerator: np.ndarray, denominator: np.ndarray) -> np.ndarray:
-    """``numerator / denominator``, 0 where the denominator is 0 (scikit-learn's
-    ``zero_division`` default)."""
-    return numerator / np.where(denominator == 0, 1.0, denominator)
+def _check_zero_division(value, who: str) -> float:
+    if isinstance(value, str) and value.lower() == "nan":
+        return float("nan")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)) \
+            or not (value in (0, 1) or np.isnan(value)):
+        raise ValueError(f"{who} expected zero_division 0, 1 or nan, received {value!r}")
+    return float(value)
+
+
+def _nanaverage(values: np.ndarray, weights: np.ndarray | None) -> float:
+    """scikit-learn's ``_nanaverage``: the (weighted) mean of the values that
+    are not NaN; NaN if none is; unweighted if their weights are all 0."""
+    nan = np.isnan(values)
+    if nan.all():
+        return float("nan")
+    if weights is None:
+        return float(np.nanmean(values))
+    values, weights = values[~nan], weights[~nan]
+    return float(np.average(values, weights=weights if weights.sum() else None))
 
 
 def _confusion_doc(summary: str) -> str:
@@ -379,14 +480,14 @@ class Precision(_ConfusionMetric):
     __doc__ = _confusion_doc("Precision :math:`tp / (tp + fp)`: the share of the "
                              "predictions of a class that are right.")
     name = "precision"
-    _per_class = staticmethod(lambda tp, pred_sum, true_sum: _divide(tp, pred_sum))
+    _ratio = staticmethod(lambda tp, pred_sum, true_sum: (tp, pred_sum))
 
 
 class Recall(_ConfusionMetric):
     __doc__ = _confusion_doc("Recall :math:`tp / (tp + fn)`: the share of the samples of "
                              "a class found.")
     name = "recall"
-    _per_class = staticmethod(lambda tp, pred_sum, true_sum: _divide(tp, true_sum))
+    _ratio = staticmethod(lambda tp, pred_sum, true_sum: (tp, true_sum))
 
 
 class F1Score(_ConfusionMetric):
@@ -394,8 +495,7 @@ class F1Score(_ConfusionMetric):
                              "precision and recall.")
     name = "f1"
     # scikit-learn's (1 + beta^2) tp / (beta^2 (tp + fn) + tp + fp) at beta = 1
-    _per_class = staticmethod(lambda tp, pred_sum, true_sum: _divide(2.0 * tp,
-                                                                      true_sum + pred_sum))
+    _ratio = staticmethod(lambda tp, pred_sum, true_sum: (2.0 * tp, true_sum + pred_sum))
 
 
 def _trapezoid(y: np.ndarray, x: np.ndarray) -> float:
@@ -433,6 +533,61 @@ def _binary_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return _trapezoid(tps / tps[-1], fps / fps[-1])
 
 
+def _twice_pairs(positives: np.ndarray, negatives: np.ndarray) -> int:
+    r""":math:`\sum_{i, j} (2 [p_i > n_j] + [p_i = n_j])` of two ascending
+    arrays, by binary search of the shorter in the longer: ``searchsorted``
+    left plus right of a positive is twice the negatives below it plus those
+    equal to it; of a negative, twice the positives *not* above it less those
+    equal (O(short log long))."""
+    if not len(positives) or not len(negatives):
+        return 0
+    if len(positives) <= len(negatives):
+        return int(np.searchsorted(negatives, positives, "left").sum(dtype=np.int64)
+                   + np.searchsorted(negatives, positives, "right").sum(dtype=np.int64))
+    return int(2 * len(positives) * len(negatives)
+               - np.searchsorted(positives, negatives, "left").sum(dtype=np.int64)
+               - np.searchsorted(positives, negatives, "right").sum(dtype=np.int64))
+
+
+def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Two ascending arrays as one: the shorter is put where ``searchsorted``
+    finds its values in the longer (one pass over the longer; NaN last)."""
+    if len(a) < len(b):
+        a, b = b, a
+    if not len(b):
+        return a
+    at = np.searchsorted(a, b) + np.arange(len(b))  # b's places in the result
+    merged, from_a = np.empty(len(a) + len(b)), np.ones(len(a) + len(b), dtype=bool)
+    merged[at], from_a[at] = b, False
+    merged[from_a] = a
+    return merged
+
+
+class _Ranks(NamedTuple):
+    """One binary AUC problem's state: the scores of the positives and of the
+    negatives, each ascending, and the Mann-Whitney count ``twice_u`` of
+    :func:`_twice_pairs` between them (a Python integer: exact)."""
+
+    positives: np.ndarray
+    negatives: np.ndarray
+    twice_u: int
+
+    @classmethod
+    def of(cls, scores: np.ndarray, positive: np.ndarray) -> "_Ranks":
+        positives, negatives = np.sort(scores[positive]), np.sort(scores[~positive])
+        return cls(positives, negatives, _twice_pairs(positives, negatives))
+
+    def merge(self, other: "_Ranks") -> "_Ranks":
+        # the pairs within each, plus those between one's positives and the other's negatives
+        return _Ranks(_merge_sorted(self.positives, other.positives),
+                      _merge_sorted(self.negatives, other.negatives),
+                      self.twice_u + other.twice_u + _twice_pairs(self.positives, other.negatives)
+                      + _twice_pairs(other.positives, self.negatives))
+
+    def has_nan(self) -> bool:  # NaN sorts last
+        return any(len(s) and np.isnan(s[-1]) for s in (self.positives, self.negatives))
+
+
 class AUC(Metric):
     r"""Area under the ROC curve (true-positive rate against false-positive
     rate as the threshold falls), exactly as scikit-learn's ``roc_auc_score``.
@@ -451,9 +606,23 @@ class AUC(Metric):
       same up to ties that rounding makes in a saturated sigmoid).
     * ``(n, classes)`` predictions: one-vs-rest, macro average --
       :math:`\frac1C\sum_c \mathrm{AUC}(y = c,\ s_{\cdot c})` -- scikit-learn's
-      ``roc_auc_score(multi_class="ovr")``, which expects probabilities: give it
-      a softmax output (column :math:`c` of logits ranks the samples
-      differently from the softmax probability of :math:`c`).
+      ``roc_auc_score(multi_class="ovr")`` of the class probabilities. Column
+      :math:`c` of logits ranks the samples differently from the softmax
+      probability of :math:`c` (which depends on the other columns too), so
+      with ``from_logits`` the scores are the softmax of the predictions.
+
+    Parameters
+    ----------
+    from_logits : bool, optional
+        Whether ``(n, classes)`` predictions are logits, to be turned into
+        probabilities by a softmax (float64) before ranking. Unset (None) it
+        is False for a direct call (the predictions are probabilities, as
+        scikit-learn takes them), and a model compiled with this metric sets
+        it from its output (:func:`for_output`): True unless the output layer
+        ends in a softmax or sigmoid. A given value is kept. No effect on a
+        binary AUC: a sigmoid is monotone, so it ranks as the logit does.
+    name : str, optional
+        The name to log it under (see :class:`Metric`).
 
     The area is undefined without both a positive and a negative sample (for
     one-vs-rest: of every class): a ``ValueError`` (:class:`UndefinedMetricError`)
@@ -462,16 +631,30 @@ class AUC(Metric):
     epoch whose batches so far hold one class is NaN. NaN scores (a
     diverged model) give NaN.
 
-    The state is the scores themselves, sorted, with whether each sample is
-    a positive (per class for one-vs-rest), so an epoch's AUC is exact: the
-    AUC of all its samples, whatever the batches and their order. Merging a
-    batch re-sorts in linear time (two sorted runs), and the running value
-    ``fit`` shows after every batch is linear too, but not free: with 20,000
-    samples so far, about 1.5 ms a batch for a binary AUC and 10 ms for 10
-    classes (one pass per class).
+    The state (per class for one-vs-rest) is the scores themselves, those of
+    the positives and those of the negatives each sorted (:class:`_Ranks`),
+    so an epoch's AUC is exact: the AUC of all its samples, whatever the
+    batches and their order. :meth:`result` follows scikit-learn's curve
+    step by step (a sort and a pass over all the samples so far), to its
+    last digit. The running value ``fit`` shows after each batch
+    (:meth:`running_result`) is the double sum above instead, kept as an
+    integer count of pairs: merging a batch of :math:`b` samples counts its
+    pairs with the samples so far by binary search,
+    :math:`O(b \log n)`, and inserts its scores (one copy of the arrays), so
+    the value is one division -- the exact fraction, correctly rounded, which
+    differs from scikit-learn's trapezoid sum at most by its rounding. The
+    last batch of an epoch, and ``evaluate``, give :meth:`result`.
     """
 
     name = "auc"
+
+    def __init__(self, from_logits: bool | None = None, name: str | None = None):
+        super().__init__(name)
+        self.from_logits = None if from_logits is None else \
+            check_bool(from_logits, "AUC", "from_logits")
+
+    def _settings(self) -> dict:
+        return {"from_logits": self.from_logits}
 
     def batch_state(self, pred, target):
         pred = _as_pred(pred, self.name)
@@ -480,34 +663,59 @@ class AUC(Metric):
                              f"(n,), received {pred.shape}")
         labels = _class_targets(target, pred, self.name)
         _check_samples(len(labels), self.name)
-        if _is_binary_output(pred):  # (binary, ((sorted scores, positive),))
-            return True, (_sorted_column(pred.reshape(-1).astype(np.float64), labels == 1),)
-        return False, tuple(_sorted_column(pred[:, c].astype(np.float64), labels == c)
-                            for c in range(pred.shape[1]))
+        if _is_binary_output(pred):  # (binary, (ranks,))
+            return True, (_Ranks.of(pred.reshape(-1).astype(np.float64), labels == 1),)
+        scores = pred.astype(np.float64)
+        if self.from_logits:
+            scores = softmax(scores)
+        return False, tuple(_Ranks.of(scores[:, c], labels == c) for c in range(pred.shape[1]))
 
     def merge(self, state, other):
         if state[0] != other[0] or len(state[1]) != len(other[1]):
             raise ValueError(f"{self.name} expected every batch's predictions of one shape, "
                              f"received {len(state[1])} and then {len(other[1])} columns")
-        return state[0], tuple(_sorted_column(np.concatenate([a[0], b[0]]),
-                                              np.concatenate([a[1], b[1]]))
-                               for a, b in zip(state[1], other[1]))
+        return state[0], tuple(a.merge(b) for a, b in zip(state[1], other[1]))
 
-    def result(self, state) -> float:
+    def _columns(self, state, value) -> float:
+        """The mean over the columns of ``value(ranks)``, after the check
+        that each holds positives and negatives."""
         binary, columns = state
-        n = len(columns[0][0])
+        n = len(columns[0].positives) + len(columns[0].negatives)
         _check_samples(n, self.name)
         values = []
-        for c, (scores, positive) in enumerate(columns):
-            count = int(positive.sum())
+        for c, ranks in enumerate(columns):
+            count = len(ranks.positives)
             if count in (0, n):
                 why = (f"the targets hold only one class (class {int(count > 0)}, {n} samples)"
                        if binary else f"one-vs-rest for class {c} needs samples of class {c} "
                        f"and of other classes; the targets hold {count} of {n} of class {c}")
                 raise UndefinedMetricError(f"{self.name} is undefined: {why}; it needs "
                                            f"positive and negative samples")
-            values.append(_binary_auc(scores, positive))
+            values.append(value(ranks))
         return float(np.average(values))
+
+    def result(self, state) -> float:
+        def sklearn(ranks):
+            return _binary_auc(*_sorted_column(
+                np.concatenate([ranks.positives, ranks.negatives]),
+                np.arange(len(ranks.positives) + len(ranks.negatives)) < len(ranks.positives)))
+        return self._columns(state, sklearn)
+
+    def running_result(self, state) -> float:
+        def pairs(ranks):  # int / int: the fraction correctly rounded
+            return float("nan") if ranks.has_nan() else \
+                ranks.twice_u / (2 * len(ranks.positives) * len(ranks.negatives))
+        return self._columns(state, pairs)
+
+
+def _r2(numerator: np.ndarray, denominator: np.ndarray) -> float:
+    """scikit-learn's mean :math:`R^2` from each output's residual sum of
+    squares and its targets' sum of squared deviations (``force_finite``)."""
+    scores = np.ones(len(numerator))
+    valid = (numerator != 0) & (denominator != 0)
+    scores[valid] = 1 - numerator[valid] / denominator[valid]
+    scores[(numerator != 0) & (denominator == 0)] = 0.0
+    return float(np.average(scores))
 
 
 class R2Score(Metric):
@@ -526,8 +734,12 @@ class R2Score(Metric):
     be negative: a model worse than predicting the mean. Computed in float64.
 
     The state is the predictions and targets themselves, so an epoch's value
-    is the :math:`R^2` of all its samples (up to the rounding of sums taken
-    in another order).
+    (:meth:`result`) is the :math:`R^2` of all its samples (up to the
+    rounding of sums taken in another order), and, for the running value
+    ``fit`` shows after each batch (:meth:`running_result`), per output the
+    count, the targets' mean and sum of squared deviations (merged as Chan
+    et al.'s parallel variance: no cancellation) and the residual sum of
+    squares, so that it costs the same at every batch.
     """
 
     name = "r2"
@@ -536,22 +748,33 @@ class R2Score(Metric):
         pred = _as_pred(pred, self.name)
         target = as_float_targets(target, pred, self.name)
         _check_samples(len(pred), self.name)
-        return [(np.array(pred, dtype=np.float64).reshape(len(pred), -1),
-                 np.array(target, dtype=np.float64).reshape(len(pred), -1))]
+        pred = np.array(pred, dtype=np.float64).reshape(len(pred), -1)
+        target = np.array(target, dtype=np.float64).reshape(len(pred), -1)
+        mean = target.mean(axis=0)
+        moments = (len(pred), mean, ((target - mean) ** 2).sum(axis=0),
+                   ((target - pred) ** 2).sum(axis=0))
+        return [(pred, target)], moments
+
+    def merge(self, state, other):
+        (n_a, mean_a, m2_a, sse_a), (n_b, mean_b, m2_b, sse_b) = state[1], other[1]
+        n, delta = n_a + n_b, mean_b - mean_a
+        moments = (n, mean_a + delta * (n_b / n), m2_a + m2_b + delta ** 2 * (n_a * n_b / n),
+                   sse_a + sse_b)
+        return state[0] + other[0], moments
 
     def result(self, state) -> float:
-        _check_samples(sum(len(p) for p, _ in state), self.name)
-        pred = np.concatenate([p for p, _ in state])
-        target = np.concatenate([t for _, t in state])
+        _check_samples(sum(len(p) for p, _ in state[0]), self.name)
+        pred = np.concatenate([p for p, _ in state[0]])
+        target = np.concatenate([t for _, t in state[0]])
         if len(pred) < 2:
             return float("nan")
-        numerator = np.sum((target - pred) ** 2, axis=0)
-        denominator = np.sum((target - np.average(target, axis=0)) ** 2, axis=0)
-        scores = np.ones(pred.shape[1])
-        valid = (numerator != 0) & (denominator != 0)
-        scores[valid] = 1 - numerator[valid] / denominator[valid]
-        scores[(numerator != 0) & (denominator == 0)] = 0.0
-        return float(np.average(scores))
+        return _r2(np.sum((target - pred) ** 2, axis=0),
+                   np.sum((target - np.average(target, axis=0)) ** 2, axis=0))
+
+    def running_result(self, state) -> float:
+        n, _, m2, sse = state[1]
+        _check_samples(n, self.name)
+        return float("nan") if n < 2 else _r2(sse, m2)
 
 
 class _Regression(_Mean):
@@ -592,11 +815,17 @@ class MetricStates:
     ``results()`` the metrics of all the samples added so far
     ``{name: value}`` (a metric not yet given a sample is left out; one
     undefined on them so far, an AUC of the first batches of one class, is
-    NaN). An empty batch adds nothing."""
+    NaN), and ``samples`` their number. An empty batch adds nothing.
+
+    ``results(running=True)`` gives each metric's
+    :meth:`~Metric.running_result` instead: what ``fit`` shows after every
+    batch but the epoch's last, the same numbers up to the rounding without
+    a pass over all the samples so far (an AUC's, an R²'s)."""
 
     def __init__(self, metrics):
         self.metrics = list(metrics)
         self.states: list = [None] * len(self.metrics)
+        self.samples = 0
 
     def add(self, pred, target) -> None:
         if _n_samples(pred) == 0:
@@ -605,15 +834,16 @@ class MetricStates:
             state = metric.batch_state(pred, target)
             self.states[i] = state if self.states[i] is None else \
                 metric.merge(self.states[i], state)
+        self.samples += _n_samples(pred)
 
-    def results(self) -> dict:
-        return {m.name: _result_or_nan(m, state) for m, state in zip(self.metrics, self.states)
-                if state is not None}
+    def results(self, running: bool = False) -> dict:
+        return {m.name: _result_or_nan(m.running_result if running else m.result, state)
+                for m, state in zip(self.metrics, self.states) if state is not None}
 
 
-def _result_or_nan(metric: Metric, state) -> float:
+def _result_or_nan(result, state) -> float:
     try:
-        return metric.result(state)
+        return result(state)
     except UndefinedMetricError:
         return float("nan")
 
@@ -628,24 +858,27 @@ def top_k_accuracy(pred, target, k: int = 5) -> float:
     return TopKAccuracy(k)(pred, target)
 
 
-def precision(pred, target, average: str | None = None, threshold: float | None = None) -> float:
-    """:class:`Precision` as a function."""
-    return Precision(average, threshold)(pred, target)
+def precision(pred, target, average: str | None = None, threshold: float | None = None,
+              **options) -> float:
+    """:class:`Precision` as a function (``pos_label``, ``zero_division``: its options)."""
+    return Precision(average, threshold, **options)(pred, target)
 
 
-def recall(pred, target, average: str | None = None, threshold: float | None = None) -> float:
-    """:class:`Recall` as a function."""
-    return Recall(average, threshold)(pred, target)
+def recall(pred, target, average: str | None = None, threshold: float | None = None,
+           **options) -> float:
+    """:class:`Recall` as a function (``pos_label``, ``zero_division``: its options)."""
+    return Recall(average, threshold, **options)(pred, target)
 
 
-def f1(pred, target, average: str | None = None, threshold: float | None = None) -> float:
-    """:class:`F1Score` as a function."""
-    return F1Score(average, threshold)(pred, target)
+def f1(pred, target, average: str | None = None, threshold: float | None = None,
+       **options) -> float:
+    """:class:`F1Score` as a function (``pos_label``, ``zero_division``: its options)."""
+    return F1Score(average, threshold, **options)(pred, target)
 
 
-def auc(pred, target) -> float:
+def auc(pred, target, from_logits: bool = False) -> float:
     """:class:`AUC` as a function."""
-    return AUC()(pred, target)
+    return AUC(from_logits)(pred, target)
 
 
 def r2(pred, target) -> float:
@@ -697,16 +930,36 @@ def get(spec) -> Metric:
                     f"{type(spec).__name__}")
 
 
-def higher_is_better(name: str) -> bool | None:
-    """The direction of the built-in metric a logged key names, or None for
-    any other key (a loss, a metric function of the user's). The key may carry
-    ``"val_"`` and a ``"<task>/"`` prefix: ``"val_f1"``, ``"val_left/auc"``."""
+def higher_is_better(name: str, logged: dict | None = None) -> bool | None:
+    """The direction of the metric a logged key names, or None for any other
+    key (a loss, a metric function of the user's). The key may carry
+    ``"val_"`` and a ``"<task>/"`` prefix: ``"val_f1"``, ``"val_left/auc"``.
+    ``logged`` (:func:`logged_metrics` of a model) is asked first, so that a
+    metric named by the user (``"f1_micro"``) has its own direction; else
+    the built-in metric of that name."""
+    unprefixed = name[4:] if name.startswith("val_") else name
+    if logged and unprefixed in logged:
+        return logged[unprefixed].higher_is_better
     key = name.rsplit("/", 1)[-1].lower().replace("-", "_")
     key = key[4:] if key.startswith("val_") else key
     if _TOP_K.fullmatch(key):
         return True
     cls = METRICS.get(key)
     return None if cls is None else cls.higher_is_better
+
+
+def logged_metrics(model) -> dict:
+    """``{log key: Metric}`` of a compiled model (keys without ``"val_"``):
+    ``{"f1_micro": ...}`` for a :class:`~tinynet.Sequential` (its ``metrics``
+    list), ``{"left/f1_micro": ...}`` for a multi-task model (its
+    ``metrics`` dict per task); empty for anything else."""
+    metrics = getattr(model, "metrics", None)
+    if isinstance(metrics, dict):
+        return {f"{task}/{m.name}": m for task, ms in metrics.items() for m in ms
+                if isinstance(m, Metric)}
+    if isinstance(metrics, (list, tuple)):
+        return {m.name: m for m in metrics if isinstance(m, Metric)}
+    return {}
 
 
 class _FunctionMetric(Metric):
@@ -726,21 +979,43 @@ def for_output(metric: Metric, layer) -> Metric:
     """The metric to report on ``layer``'s output: an :class:`Accuracy`,
     :class:`Precision`, :class:`Recall` or :class:`F1Score` without a threshold
     gets ``threshold=0.5`` when ``layer`` ends in a sigmoid (its output is a
-    probability, see :func:`tinynet.output_losses.output_activation`); any
-    other metric as it is."""
-    if (type(metric) in _THRESHOLDED and metric.threshold is None
-            and output_activation(layer) == "sigmoid"):
+    probability, see :func:`tinynet.output_losses.output_activation`); an
+    :class:`AUC` without ``from_logits`` gets ``from_logits=True`` unless
+    ``layer`` ends in a softmax or sigmoid (its output is logits); any other
+    metric as it is."""
+    activation = output_activation(layer)
+    if type(metric) in _THRESHOLDED and metric.threshold is None and activation == "sigmoid":
         return type(metric)(**{**metric.get_config(), "threshold": 0.5})
+    if type(metric) is AUC and metric.from_logits is None:
+        return AUC(**{**metric.get_config(), "from_logits": activation is None})
     return metric
 
 
 def to_config(metric: Metric):
     """What a saved model stores for ``metric``: its name, or a
-    ``{"class", "config"}`` dict when it has non-default settings."""
+    ``{"class", "config"}`` dict when it has non-default settings (a
+    ``name`` of its own among them)."""
     if isinstance(metric, _FunctionMetric):
         raise ValueError(f"metric function {metric.name!r} cannot be saved; use a "
                          f"built-in metric or compile again after loading")
-    if type(get(metric.name)) is type(metric) and get(metric.name).get_config() == \
-            metric.get_config():
+    try:
+        default = get(metric.name)
+    except ValueError:  # a name of the user's ("f1_micro")
+        default = None
+    if type(default) is type(metric) and default.get_config() == metric.get_config():
         return metric.name
     return {"class": type(metric).__name__, "config": metric.get_config()}
+
+
+def check_names(metrics, who: str, reserved=("loss",)) -> None:
+    """Refuse two metrics logged under one name, or a metric named like a
+    ``reserved`` log key, before any training: one would overwrite the other
+    in the logs and History."""
+    names = [m.name for m in metrics]
+    for metric in metrics:
+        if metric.name in reserved or names.count(metric.name) > 1:
+            clash = f"{names.count(metric.name)} metrics" if names.count(metric.name) > 1 \
+                else f"a metric and the {metric.name!r} log key"
+            raise ValueError(f"{who}: {clash} are named {metric.name!r} (metrics {names}); "
+                             f"give one a name of its own, e.g. "
+                             f"{type(metric).__name__}(..., name={metric.name + '_2'!r})")

@@ -61,9 +61,23 @@ from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict
                           layer_to_dict, release, shape_str, stale_cache_error, unique_name)
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
+from .callbacks import Callback, as_callback_list
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
 
 __all__ = ["Sequential"]
+
+
+class _EpochMetrics(Callback):
+    """``fit``'s first callback: the epoch logs get the metrics' exact values
+    (:meth:`tinynet.metrics.Metric.result`) of the epoch's samples. The last
+    batch logs them already; an epoch a callback stopped before its last
+    batch logged running values (:meth:`~tinynet.metrics.Metric.running_result`),
+    equal up to rounding, which the epoch's record replaces here."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        states = self.model._epoch_metrics
+        if logs is not None and states is not None and states.samples:
+            logs.update(states.results())
 
 
 class Sequential(Layer):
@@ -406,7 +420,9 @@ class Sequential(Layer):
             ``CrossEntropy`` (``BinaryCrossEntropy``) is replaced by its twin
             that takes probabilities (:func:`tinynet.output_losses.for_output`).
         metrics : list of str, Metric or callable, optional
-            ``["accuracy"]``, ``["top_3_accuracy"]``, ``["mae"]``...
+            ``["accuracy"]``, ``["top_3_accuracy"]``, ``["mae"]``,
+            ``[F1Score(average="micro", name="f1_micro"), "f1"]``... (each
+            logged under its ``name``; two of one name are refused).
             On one sigmoid unit an ``"accuracy"`` without a threshold
             thresholds at 0.5 (:func:`tinynet.metrics.for_output`).
 
@@ -422,11 +438,7 @@ class Sequential(Layer):
                                     or not hasattr(metrics, "__iter__")):
             metrics = [metrics]
         metrics = [metrics_mod.get(m) for m in metrics or ()]
-        names = [m.name for m in metrics]
-        for name in names:
-            if name == "loss" or names.count(name) > 1:
-                raise ValueError(f"{self._who}.compile: metric name {name!r} is used twice "
-                                 f"or clashes with 'loss'")
+        metrics_mod.check_names(metrics, f"{self._who}.compile")
         self._compiled_loss, self._compiled_metrics = loss, metrics
         self._fit_to_output()
         self._set_optimizer(optimizer)
@@ -673,8 +685,11 @@ class Sequential(Layer):
             if self.optimizer.param_groups:  # (a model without parameters leaves it unbound)
                 self.optimizer.step()
             # the metrics of the epoch so far (an epoch's F1 is not a mean of batch F1s)
+            # (the epoch's last batch logs the exact values; the others the running
+            # ones, equal up to rounding, whose cost does not grow with the epoch)
             self._epoch_metrics.add(pred, y_batch)
-            logs.update(self._epoch_metrics.results())
+            logs.update(self._epoch_metrics.results(
+                running=self._epoch_metrics.samples < len(x)))
             # the epoch's loss: the batches' weighted means, each by its total weight
             return logs, {"loss": losses_mod.batch_weight(self.loss, len(idx)),
                           **{metric.name: None for metric in self.metrics}}
@@ -685,7 +700,9 @@ class Sequential(Layer):
         self.history = fit_loop(self, train_step, len(x), epochs=epochs,
                                 batch_size=batch_size, shuffle=shuffle, seed=seed,
                                 initial_epoch=initial_epoch, validate=validate,
-                                callbacks=callbacks, verbose=verbose, stream=stream,
+                                callbacks=[_EpochMetrics()] + as_callback_list(
+                                    callbacks, f"{self._who}.fit"),
+                                verbose=verbose, stream=stream,
                                 terminate_on_nan=terminate_on_nan, log_keys=keys)
         return self.history
 

@@ -251,7 +251,10 @@ class MultiTaskTraining:
             probabilities (:mod:`tinynet.output_losses`).
         metrics : dict {task: [metric, ...]}, or a list for every task
             An ``"accuracy"`` on a single sigmoid unit thresholds its
-            probability at 0.5 (:func:`tinynet.metrics.for_output`).
+            probability at 0.5 (:func:`tinynet.metrics.for_output`). Each is
+            logged as ``"<task>/<name>"`` (``F1Score(name="f1_micro")``...);
+            two of one name in a task, or one named ``"loss"`` or
+            ``"weight"``, are refused.
         weighting : str, dict or Weighting, default "equal"
             ``"equal"``, ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``,
             ``"pcgrad"``, ``"mgda"``, ``"mgda_ub"`` (hard sharing only: a
@@ -286,6 +289,8 @@ class MultiTaskTraining:
         given_metrics = {t: [metrics_mod.get(m) for m in ([] if s is None else [s]
                                                           if isinstance(s, str) else list(s))]
                          for t, s in ((t, metric_specs.get(t)) for t in tasks)}
+        for task, ms in given_metrics.items():  # (its logs: "<task>/loss", "<task>/weight")
+            metrics_mod.check_names(ms, f"compile, task {task!r}", reserved=("loss", "weight"))
         self.metrics = {t: [metrics_mod.for_output(m, output_layers[t]) for m in ms]
                         for t, ms in given_metrics.items()}
         if loss_weights is not None:
@@ -722,7 +727,9 @@ class _TaskEpochs(Callback):
     Here, after every batch and at the epoch's end, every ``"<task>/..."``
     running mean is replaced by the mean weighted by the task's labelled
     samples per batch, each metric by its value on the task's labelled
-    samples of the epoch so far, and ``"loss"`` by the sum of those task losses
+    samples of the epoch so far (its running value within the epoch, equal up
+    to rounding, :meth:`tinynet.metrics.Metric.running_result`; the exact one
+    at the epoch's end), and ``"loss"`` by the sum of those task losses
     (:meth:`_exact`), so that what the bar shows within an epoch is the
     quantity the epoch logs record. At the epoch's end the task losses also
     go to the weighting (DWA needs them; NaN for a task without a labelled
@@ -748,7 +755,8 @@ class _TaskEpochs(Callback):
         for i, (task, means, losses, states) in enumerate(zip(
                 model.output_names, model._epoch_task_means or (),
                 model._epoch_task_losses or (), model._epoch_task_metrics or ())):
-            task_means = {**losses.means(), **means.means(), **states.results()}
+            task_means = {**losses.means(), **means.means(),
+                          **states.results(running=not epoch_end)}
             missing = ["loss", "weight"] + [m.name for m in model.metrics[task]] \
                 if not means.count else [] if losses.count else ["loss"]
             for name in missing:  # no labelled sample so far (of weight > 0, for the loss)
