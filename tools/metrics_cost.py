@@ -6,7 +6,10 @@ train step does for the batch logs, the last batch's as the epoch's final
 value. Median seconds per epoch over ``--repeats`` epochs, for a binary AUC
 (one output unit), a 10-class one-vs-rest AUC and R² of 10 outputs.
 
-    python -m benchmarks metrics [--repeats 5] [--samples 20000]
+    python tools/metrics_cost.py [--repeats 5] [--samples 20000]
+
+A maintainer's measuring script, not one of the benchmarks: it has no peer
+(scikit-learn computes an AUC once, on the whole data).
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ def epoch_seconds(metric, pred, target, batch_size: int) -> float:
 
 def main(argv=None) -> int:
     from tinynet import metrics
-    parser = argparse.ArgumentParser(prog="python -m benchmarks metrics")
+    parser = argparse.ArgumentParser(prog="python tools/metrics_cost.py")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--samples", type=int, default=20000)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -50,3 +53,7 @@ def main(argv=None) -> int:
                  for _ in range(args.repeats)]
         print(f"  {name:<16} {np.median(times):8.3f} s")
     return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
