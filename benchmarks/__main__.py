@@ -7,8 +7,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
-# Modules in this package that are infrastructure, not benchmarks.
-_NOT_BENCHMARKS = {"report", "__main__"}
+# Modules in this package that are infrastructure, not benchmarks (no ``main``).
+_NOT_BENCHMARKS = {"report", "threads", "__main__"}
 
 
 def available() -> list[str]:

@@ -158,6 +158,14 @@ def test_every_benchmark_is_listed_with_a_complete_sentence(capsys):
         assert line.rstrip().endswith("."), line              # not cut mid-sentence
 
 
+def test_every_listed_benchmark_has_a_main():
+    # threads.py (the --blas-threads helper) was listed, and running it was a traceback
+    import importlib
+    assert "threads" not in available() and "report" not in available()
+    for name in available():
+        assert callable(getattr(importlib.import_module(f"benchmarks.{name}"), "main", None))
+
+
 def test_main_lists_and_rejects_unknown(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
