@@ -239,17 +239,15 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks fashion",
                                      description=__doc__.splitlines()[0])
     report.add_common_args(parser)
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--seeds", type=report.positive_int, default=3, help="number of seeds (default 3)")
+    parser.add_argument("--epochs", type=report.positive_int, default=None,
                         help=f"override the epochs (default {CONFIG['epochs']})")
     parser.add_argument("--peers", nargs="*", default=["torch", "sklearn"],
                         choices=["torch", "sklearn"], help="peers to run (default both)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--threads", type=report.positive_int, default=os.cpu_count() or 1,
                         help="threads for every framework: BLAS, Numba, PyTorch (default: "
                              "the number of cores)")
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.threads < 1:
-        parser.error("--seeds and --threads must be >= 1")
     config = dict(QUICK if args.quick else CONFIG)
     if args.epochs is not None:
         config["epochs"] = args.epochs

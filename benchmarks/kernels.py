@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from .report import benchmark_main, markdown_table, measure
+from .report import benchmark_main, markdown_table, measure, positive_int
 
 
 def _gemm_cases(batch_sizes, square):
@@ -254,8 +254,8 @@ def _fix_threads(n):
 
 def main(argv=None) -> int:
     def configure(parser):
-        parser.add_argument("--repeats", type=int, default=7)
-        parser.add_argument("--threads", type=int, default=None,
+        parser.add_argument("--repeats", type=positive_int, default=7)
+        parser.add_argument("--threads", type=positive_int, default=None,
                             help="threads for Numba and OpenBLAS alike (adaptive threads off); "
                                  "default: as configured")
 

@@ -366,14 +366,14 @@ def main(argv):
     report.add_common_args(parser)
     parser.add_argument("--parts", nargs="+", default=["speed", "sinusoid", "fewshot"],
                         choices=["speed", "sinusoid", "fewshot"])
-    parser.add_argument("--iterations", type=int, default=None,
+    parser.add_argument("--iterations", type=report.positive_int, default=None,
                         help="sinusoid meta-iterations (default 10000; --quick 40)")
-    parser.add_argument("--fewshot-iterations", type=int, default=None,
+    parser.add_argument("--fewshot-iterations", type=report.positive_int, default=None,
                         help="few-shot meta-iterations (default 2000; --quick 20)")
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="limit NumPy's BLAS threads (needs threadpoolctl); "
                              "1 avoids thread contention on a busy 2-core machine")
-    parser.add_argument("--test-tasks", type=int, default=None,
+    parser.add_argument("--test-tasks", type=report.positive_int, default=None,
                         help="evaluation tasks/episodes (default 600; --quick 20)")
     args = parser.parse_args(argv)
     args.command = report.command_line("meta", argv)  # so that the table says how to redo it

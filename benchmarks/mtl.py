@@ -315,22 +315,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_common_args(parser)
     parser.add_argument("--parts", nargs="+", default=["synthetic", "fashion"],
                         choices=["synthetic", "fashion"])
-    parser.add_argument("--seeds", type=int, default=None,
+    parser.add_argument("--seeds", type=report.positive_int, default=None,
                         help="Multi-Fashion seeds: default 2 (--quick 1)")
     parser.add_argument("--correlations", type=float, nargs="+", default=None,
                         help="default 1.0 0.9 0.5 0.1 -0.5 (--quick 1.0 0.1)")
-    parser.add_argument("--syn-train", type=int, default=None)
-    parser.add_argument("--syn-test", type=int, default=None)
-    parser.add_argument("--syn-epochs", type=int, default=None)
-    parser.add_argument("--syn-seeds", type=int, default=None, help="default 10 (--quick 1)")
+    parser.add_argument("--syn-train", type=report.positive_int, default=None)
+    parser.add_argument("--syn-test", type=report.positive_int, default=None)
+    parser.add_argument("--syn-epochs", type=report.positive_int, default=None)
+    parser.add_argument("--syn-seeds", type=report.positive_int, default=None, help="default 10 (--quick 1)")
     parser.add_argument("--syn-lr", type=float, default=2e-3)
-    parser.add_argument("--syn-hidden", type=int, default=16)
-    parser.add_argument("--syn-experts", type=int, default=4)
-    parser.add_argument("--syn-expert-units", type=int, default=4)
-    parser.add_argument("--n-train", type=int, default=None, help="Multi-Fashion training images")
-    parser.add_argument("--n-test", type=int, default=None)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--hidden", type=int, nargs="+", default=list(DEFAULT_HIDDEN))
+    parser.add_argument("--syn-hidden", type=report.positive_int, default=16)
+    parser.add_argument("--syn-experts", type=report.positive_int, default=4)
+    parser.add_argument("--syn-expert-units", type=report.positive_int, default=4)
+    parser.add_argument("--n-train", type=report.positive_int, default=None, help="Multi-Fashion training images")
+    parser.add_argument("--n-test", type=report.positive_int, default=None)
+    parser.add_argument("--epochs", type=report.positive_int, default=None)
+    parser.add_argument("--hidden", type=report.positive_int, nargs="+", default=list(DEFAULT_HIDDEN))
     parser.add_argument("--trunk", choices=["mlp", *CONV_TRUNKS], default="mlp",
                         help="Multi-Fashion: MLP of --hidden widths (every architecture); "
                              "or the CNN of tinynet.mtl.experiments.conv_trunk (single-task "
@@ -370,11 +370,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=float, default=0.0,
                         help="Multi-Fashion: Adam's L2 weight decay on every parameter of "
                              "every model, torch's too; default 0")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
+    parser.add_argument("--batch-size", type=report.positive_int, default=DEFAULT_BATCH)
     parser.add_argument("--lr", type=float, default=DEFAULT_LR)
-    parser.add_argument("--experts", type=int, default=4)
-    parser.add_argument("--expert-units", type=int, default=64)
-    parser.add_argument("--tower", type=int, default=64)
+    parser.add_argument("--experts", type=report.positive_int, default=4)
+    parser.add_argument("--expert-units", type=report.positive_int, default=64)
+    parser.add_argument("--tower", type=report.positive_int, default=64)
     parser.add_argument("--soft-penalty", type=float, default=1e-3)
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="limit the threads of NumPy's BLAS, Numba's parallel kernels "

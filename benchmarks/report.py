@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 __all__ = [
-    "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "output_dir", "benchmark_main",
+    "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "output_dir",
+    "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
 ]
@@ -53,6 +54,20 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
                         help=f"directory for the JSON/Markdown/PNG files (default {RESULTS_DIR}; "
                              f"with --quick {QUICK_DIR})")
     return parser
+
+
+def positive_int(text: str) -> int:
+    """The ``type=`` of a count option (repeats, seeds, epochs, samples,
+    threads, widths): a positive integer, else an argparse usage error (exit
+    status 2) saying what was received -- not a traceback from deep inside a
+    run, nor a 0 quietly replaced by the default."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
 
 
 def output_dir(out_dir, quick: bool) -> Path:

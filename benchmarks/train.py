@@ -45,7 +45,7 @@ import warnings
 
 import numpy as np
 
-from .report import benchmark_main, markdown_table, ratio
+from .report import benchmark_main, markdown_table, positive_int, ratio
 
 LAYERS = (784, 256, 128, 10)
 MODELS = {"mlp": "MLP 784-256-128-10",
@@ -374,10 +374,10 @@ def _set_threads(n, framework):
 
 def main(argv=None) -> int:
     def configure(parser):
-        parser.add_argument("--repeats", type=int, default=5)
-        parser.add_argument("--samples", type=int, default=8192)
-        parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 512])
-        parser.add_argument("--threads", type=int, default=2,
+        parser.add_argument("--repeats", type=positive_int, default=5)
+        parser.add_argument("--samples", type=positive_int, default=8192)
+        parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[32, 128, 512])
+        parser.add_argument("--threads", type=positive_int, default=2,
                             help="threads for every framework (default 2, as the issue asks)")
         parser.add_argument("--model", choices=list(MODELS), default="mlp",
                             help="the MLP (default) or the small CNN (files train_cnn.*)")

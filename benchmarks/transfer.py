@@ -241,7 +241,7 @@ def main(argv: list[str]) -> int:
         prog="python -m benchmarks transfer", description=__doc__.splitlines()[0]))
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS),
                         default=["fashion", "fashion-cnn", "digits"])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=report.positive_int, default=3)
     parser.add_argument("--from-json", metavar="PATH", default=None,
                         help="re-render the tables and plot of an earlier run's JSON")
     args = parser.parse_args(argv)

@@ -272,3 +272,22 @@ def test_blas_threads_must_be_positive(name, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "--blas-threads expected a positive number of threads, received 0" in (
         capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("argv", [
+    ["kernels", "--repeats", "0"], ["kernels", "--threads", "-1"],
+    ["train", "--repeats", "0"], ["train", "--threads", "0"], ["train", "--batch-sizes", "0"],
+    ["train", "--samples", "0"], ["startup", "--repeats", "0"],
+    ["fashion", "--epochs", "-1"], ["fashion", "--seeds", "0"], ["transfer", "--seeds", "0"],
+    ["mtl", "--seeds", "-1"], ["mtl", "--seeds", "0"], ["mtl", "--epochs", "0"],
+    ["mtl", "--hidden", "16", "0"], ["meta", "--iterations", "-5"],
+    ["meta", "--test-tasks", "0"], ["kernels", "--repeats", "two"]])
+def test_a_count_that_is_not_positive_is_a_usage_error(argv, tmp_path, capsys):
+    # these were tracebacks (a worker's ValueError, an empty median, an IndexError),
+    # a silent 0 repeats, a train run that hung on its dead worker, or a 0 that
+    # `args.x or default` quietly turned into the default
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--quick", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"expected a positive integer, received {argv[-1]!r}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
