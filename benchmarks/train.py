@@ -170,27 +170,50 @@ def _worker(conn, framework, batch_size, n_samples, threads, model="mlp"):
     Each framework gets its own process because their thread pools do not
     share one well: with Numba's OpenMP layer started in the same process,
     PyTorch's 2-thread training ran 3-5x slower here (two OpenMP runtimes,
-    each with a thread per core)."""
-    _set_threads(threads, framework)
-    x, y = _data(n_samples)
-    runners = _runners(framework, x, y, batch_size, threads, model)
-    for fn in runners.values():  # warm-up: compile, allocate, fill caches
-        fn()
-    layer = None
-    if framework == "tinynet":
-        from tinynet import kernels
-        from tinynet.kernels import blas
-        layer = (f"{kernels.threading_layer()}; tinynet GEMM engine {blas.get_gemm()}: "
-                 f"{'blas' if blas.use_blas() else 'numba'}; idle pool workers sleep "
-                 f"{'soon' if kernels.config.pools_wait_briefly() else 'after spinning long'}")
-    conn.send(("ready", layer))
-    while True:
-        name = conn.recv()
-        if name is None:
-            return
-        t0 = time.perf_counter()
-        runners[name]()
-        conn.send(time.perf_counter() - t0)
+    each with a thread per core).
+
+    A failure is sent to the parent as ``("error", traceback)`` (see
+    :func:`_reply`) instead of ending the process with the parent waiting."""
+    import traceback
+    try:
+        _set_threads(threads, framework)
+        x, y = _data(n_samples)
+        runners = _runners(framework, x, y, batch_size, threads, model)
+        for fn in runners.values():  # warm-up: compile, allocate, fill caches
+            fn()
+        layer = None
+        if framework == "tinynet":
+            from tinynet import kernels
+            from tinynet.kernels import blas
+            layer = (f"{kernels.threading_layer()}; tinynet GEMM engine {blas.get_gemm()}: "
+                     f"{'blas' if blas.use_blas() else 'numba'}; idle pool workers sleep "
+                     f"{'soon' if kernels.config.pools_wait_briefly() else 'after spinning long'}")
+        conn.send(("ready", layer))
+        while True:
+            name = conn.recv()
+            if name is None:
+                return
+            t0 = time.perf_counter()
+            runners[name]()
+            conn.send(time.perf_counter() - t0)
+    except Exception:
+        conn.send(("error", traceback.format_exc()))
+
+
+def _reply(conn, framework):
+    """The next message of ``framework``'s worker; a RuntimeError with its
+    traceback when it failed, or when it died without a word (the parent has
+    closed its copy of the worker's end, so a dead worker is an EOFError here,
+    not a wait for ever)."""
+    try:
+        message = conn.recv()
+    except EOFError:
+        raise RuntimeError(f"the {framework} worker of the train benchmark died "
+                           "without a reply") from None
+    if isinstance(message, tuple) and message[0] == "error":
+        raise RuntimeError(f"the {framework} worker of the train benchmark failed:\n"
+                           f"{message[1]}")
+    return message
 
 
 @contextlib.contextmanager
@@ -233,8 +256,9 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
                 # (tinynet.spinwait); the peers' with the environment as it is
                 with _environment(framework == "tinynet"):
                     proc.start()
+                child.close()  # the worker's end is the worker's: its death is an EOF
                 workers[framework] = (proc, parent)
-                _, reported = parent.recv()
+                _, reported = _reply(parent, framework)
                 layer = reported or layer
             owner = {name: framework for framework in frameworks
                      for name in FRAMEWORKS[framework]}
@@ -248,7 +272,7 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
                     time.sleep(settle)
                     conn = workers[owner[name]][1]
                     conn.send(name)
-                    times[name].append(conn.recv())
+                    times[name].append(_reply(conn, owner[name]))
         finally:
             for proc, conn in workers.values():
                 try:

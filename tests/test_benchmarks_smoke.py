@@ -291,3 +291,18 @@ def test_a_count_that_is_not_positive_is_a_usage_error(argv, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert f"expected a positive integer, received {argv[-1]!r}" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+
+
+def test_a_failing_train_worker_reports_instead_of_leaving_the_parent_waiting():
+    # a worker that raised ended its process while the parent waited on the pipe
+    # for ever (the parent held the worker's end open): `train --threads 0` hung
+    import multiprocessing
+
+    from benchmarks import train
+    parent, child = multiprocessing.Pipe()
+    train._worker(child, "tinynet", 32, 64, threads=0)   # set_num_threads(0) fails
+    with pytest.raises(RuntimeError, match=r"tinynet worker .* failed:(.|\n)*ValueError"):
+        train._reply(parent, "tinynet")
+    child.close()
+    with pytest.raises(RuntimeError, match="torch worker .* died without a reply"):
+        train._reply(parent, "torch")
