@@ -420,17 +420,7 @@ def main(argv) -> int:
         args.hidden, args.expert_units, args.tower = [16], 8, 8
     results = {"settings": {k: (str(v) if k == "out" else v) for k, v in vars(args).items()}}
     if args.blas_threads is not None:
-        limit_blas_threads(args.blas_threads, parser)
-        try:
-            import torch
-            torch.set_num_threads(args.blas_threads)
-        except ImportError:
-            pass
-        try:  # tinynet's parallel Numba kernels: spinning threads on a busy machine cost most
-            import numba
-            numba.set_num_threads(min(args.blas_threads, numba.config.NUMBA_NUM_THREADS))
-        except ImportError:
-            pass
+        limit_blas_threads(args.blas_threads, parser)  # and tinynet's kernels', and torch's
     start = time.perf_counter()
     sections = ["# Multi-task learning (tinynet.mtl)", ""]
     if "synthetic" in args.parts:

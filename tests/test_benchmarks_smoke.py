@@ -306,3 +306,33 @@ def test_a_failing_train_worker_reports_instead_of_leaving_the_parent_waiting():
     child.close()
     with pytest.raises(RuntimeError, match="torch worker .* died without a reply"):
         train._reply(parent, "torch")
+
+
+def test_blas_threads_limits_tinynets_kernels_and_torch_too(monkeypatch):
+    # meta's --blas-threads limited BLAS alone: its Numba kernels kept every core
+    # while its speed table timed PyTorch on a fixed 2 threads
+    import argparse
+
+    import threadpoolctl
+
+    import tinynet.kernels
+    from benchmarks import threads
+    calls = []
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits",
+                        lambda n, user_api: calls.append(("blas", n, user_api)))
+    monkeypatch.setattr(tinynet.kernels, "set_num_threads", lambda n: calls.append(("tinynet", n)))
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(("torch", n)))
+    threads.limit_blas_threads(1, argparse.ArgumentParser())
+    assert calls == [("blas", 1, "blas"), ("tinynet", 1), ("torch", 1)]
+
+
+def test_the_meta_speed_peer_gets_tinynets_threads():
+    from benchmarks import meta
+    from tinynet.kernels import limit_threads
+    with limit_threads(1):
+        assert meta.peer_threads() == 1
+    from argparse import Namespace
+    text = meta.markdown({"speed": {"tinynet": 100.0, "torch_loop": 50.0, "torch_threads": 1}},
+                         Namespace(iterations=1, fewshot_iterations=1, test_tasks=1))
+    assert "`torch.set_num_threads(1)`, as many threads as tinynet's kernels" in text
