@@ -248,6 +248,7 @@ def main(argv: list[str]) -> int:
                         help="threads for every framework: BLAS, Numba, PyTorch (default: "
                              "the number of cores)")
     args = parser.parse_args(argv)
+    args.command = report.command_line("fashion", argv)
     config = dict(QUICK if args.quick else CONFIG)
     if args.epochs is not None:
         config["epochs"] = args.epochs
@@ -277,10 +278,7 @@ def _run(args, config) -> int:
             print(f"  seed {seed} {name:8s} test accuracy {outcome[0]:.4f} "
                   f"in {outcome[1]:.1f} s", flush=True)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    command = "python -m benchmarks fashion" + (" --quick" if args.quick else "") + \
-        ("" if args.seeds == 3 or args.quick else f" --seeds {args.seeds}") + \
-        (f" --epochs {args.epochs}" if args.epochs is not None else "") + \
-        (f" --threads {args.threads}" if args.threads != (os.cpu_count() or 1) else "")
+    command = args.command  # as given (less --out): --peers too, which changes the table
     results = {"dataset": dataset, "config": {k: v for k, v in config.items()},
                "seeds": len(seeds), "quick": args.quick, "n_train": len(train[1]), "n_test": len(test[1]),
                "not_run": [n for n in TRAINERS if n != "tinynet" and n not in args.peers],
