@@ -31,7 +31,8 @@ import time
 from pathlib import Path
 
 __all__ = [
-    "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "output_dir",
+    "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
+    "output_dir",
     "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
@@ -68,6 +69,30 @@ def positive_int(text: str) -> int:
     if value is None or value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
     return value
+
+
+def float_in(low: float = -math.inf, high: float = math.inf, *, open_low: bool = False,
+             open_high: bool = False):
+    """The ``type=`` of an option taking a number in an interval: ``[low, high]``,
+    with ``open_low``/``open_high`` excluding an end (an infinite end is always
+    excluded). Anything else is an argparse usage error (exit status 2) saying
+    the interval and what was received -- before the run, not as a traceback
+    from the model that rejects it after minutes of other parts."""
+    open_low, open_high = open_low or low == -math.inf, open_high or high == math.inf
+    interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        inside = (value > low if open_low else value >= low) and \
+            (value < high if open_high else value <= high)
+        if not inside:  # NaN included: every comparison is False
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}, received "
+                                             f"{text!r}")
+        return value
+    return number
 
 
 def output_dir(out_dir, quick: bool) -> Path:

@@ -346,3 +346,36 @@ def test_the_fashion_report_records_the_peers_it_was_run_with(monkeypatch):
     monkeypatch.setattr(fashion, "_run", lambda args, config: seen.append(args.command) or 0)
     assert fashion.main(["--quick", "--peers", "--epochs", "1", "--out", "/tmp/x"]) == 0
     assert seen == ["python -m benchmarks fashion --quick --peers --epochs 1"]
+
+
+@pytest.mark.parametrize("argv, interval", [
+    (["mtl", "--correlations", "1", "2"], "[-1, 1]"), (["mtl", "--dropout", "1.5"], "[0, 1)"),
+    (["mtl", "--dropout", "1"], "[0, 1)"), (["mtl", "--lr", "-1"], "(0, inf)"),
+    (["mtl", "--syn-lr", "0"], "(0, inf)"), (["mtl", "--weight-decay", "-1"], "[0, inf)"),
+    (["mtl", "--soft-penalty", "nan"], "[0, inf)"), (["mtl", "--lr", "fast"], "(0, inf)")])
+def test_a_number_out_of_its_range_is_a_usage_error(argv, interval, tmp_path, capsys):
+    # a ValueError from the model after the synthetic part had run (its results lost),
+    # or, for a rate of 0, a run that trains nothing
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--quick", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert f"expected a number in {interval}, received {argv[-1]!r}" in capsys.readouterr().err
+    assert not list(tmp_path.iterdir())
+
+
+def test_float_in_keeps_the_numbers_inside():
+    assert report.float_in(0, 1, open_high=True)("0") == 0.0
+    assert report.float_in(-1, 1)("-1") == -1.0 and report.float_in(0)("1e9") == 1e9
+
+
+@pytest.mark.parametrize("content", [None, "not json", '{"results": {"fashion": {}}}'])
+def test_transfer_from_a_missing_or_foreign_json_is_a_usage_error(content, tmp_path, capsys):
+    path = tmp_path / "transfer.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer", "--from-json", str(path), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert f"--from-json expected the JSON of an earlier transfer run, could not read {path}" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
