@@ -286,11 +286,18 @@ def test_a_count_that_is_not_positive_is_a_usage_error(argv, tmp_path, capsys):
     # these were tracebacks (a worker's ValueError, an empty median, an IndexError),
     # a silent 0 repeats, a train run that hung on its dead worker, or a 0 that
     # `args.x or default` quietly turned into the default
+    assert f"expected a positive integer, received {argv[-1]!r}" in _usage_error(
+        argv, tmp_path, capsys)
+
+
+def _usage_error(argv, tmp_path, capsys) -> str:
+    """The message of a quick run of ``argv`` that must stop at argparse (exit
+    status 2) with nothing written."""
     with pytest.raises(SystemExit) as exit_info:
         main(argv + ["--quick", "--out", str(tmp_path)])
     assert exit_info.value.code == 2
-    assert f"expected a positive integer, received {argv[-1]!r}" in capsys.readouterr().err
     assert not list(tmp_path.iterdir())
+    return capsys.readouterr().err
 
 
 def test_a_failing_train_worker_reports_instead_of_leaving_the_parent_waiting():
@@ -356,11 +363,8 @@ def test_the_fashion_report_records_the_peers_it_was_run_with(monkeypatch):
 def test_a_number_out_of_its_range_is_a_usage_error(argv, interval, tmp_path, capsys):
     # a ValueError from the model after the synthetic part had run (its results lost),
     # or, for a rate of 0, a run that trains nothing
-    with pytest.raises(SystemExit) as exit_info:
-        main(argv + ["--quick", "--out", str(tmp_path)])
-    assert exit_info.value.code == 2
-    assert f"expected a number in {interval}, received {argv[-1]!r}" in capsys.readouterr().err
-    assert not list(tmp_path.iterdir())
+    assert f"expected a number in {interval}, received {argv[-1]!r}" in _usage_error(
+        argv, tmp_path, capsys)
 
 
 def test_float_in_keeps_the_numbers_inside():
