@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 
 from benchmarks import report
+from benchmarks.threads import require_blas_limit
 
 #: The configuration every framework trains (chosen on a 54k/6k validation split).
 CONFIG = {"hidden": (512, 256), "dropout": 0.2, "epochs": 20, "batch_size": 128,
@@ -249,6 +250,7 @@ def main(argv: list[str]) -> int:
                              "the number of cores)")
     args = parser.parse_args(argv)
     args.command = report.command_line("fashion", argv)
+    require_blas_limit(args.threads, parser)
     config = dict(QUICK if args.quick else CONFIG)
     if args.epochs is not None:
         config["epochs"] = args.epochs

@@ -21,6 +21,7 @@ import math
 import numpy as np
 
 from .report import benchmark_main, markdown_table, measure, positive_int
+from .threads import require_blas_limit
 
 
 def _gemm_cases(batch_sizes, square):
@@ -259,6 +260,10 @@ def main(argv=None) -> int:
                             help="threads for Numba and OpenBLAS alike (adaptive threads off); "
                                  "default: as configured")
 
+    def check(args, parser):
+        if args.threads:
+            require_blas_limit(args.threads, parser)
+
     def run_args(args):
         from tinynet.kernels import blas
         blas.set_gemm("numba")  # this table is about tinynet's own GEMM (see the docstring)
@@ -268,4 +273,4 @@ def main(argv=None) -> int:
         res["threads_fixed"] = args.threads
         return res
     return benchmark_main("kernels", __doc__, argv, run_args, to_markdown, configure=configure,
-                          file_name=_file_name)
+                          file_name=_file_name, check=check)

@@ -113,18 +113,22 @@ def command_line(name: str, argv) -> str:
 
 
 def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
-                   figure=None, file_name=None) -> int:
+                   figure=None, file_name=None, check=None) -> int:
     """The usual ``main(argv)`` of a benchmark: parse ``--quick``/``--out`` (plus
     what ``configure(parser)`` adds), ``res = run(args)``, print
     ``to_markdown(res)`` and write the report (with ``figure(res)`` if given).
     The files are ``name.*``, or ``file_name(args).*`` for a setting that gets
-    files of its own (``train --model cnn`` writes ``train_cnn.*``)."""
+    files of its own (``train --model cnn`` writes ``train_cnn.*``).
+    ``check(args, parser)``, given, refuses a combination of arguments with
+    ``parser.error`` before anything runs."""
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks {name}", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     if configure is not None:
         configure(parser)
     args = parser.parse_args(argv)
+    if check is not None:
+        check(args, parser)
     res = run(args)
     markdown = to_markdown(res)
     print(markdown)

@@ -46,6 +46,7 @@ import warnings
 import numpy as np
 
 from .report import benchmark_main, markdown_table, positive_int, ratio
+from .threads import require_blas_limit
 
 LAYERS = (784, 256, 128, 10)
 MODELS = {"mlp": "MLP 784-256-128-10",
@@ -406,6 +407,13 @@ def main(argv=None) -> int:
         parser.add_argument("--model", choices=list(MODELS), default="mlp",
                             help="the MLP (default) or the small CNN (files train_cnn.*)")
 
+    def check(args, parser):
+        require_blas_limit(args.threads, parser)
+        if not args.quick and args.samples < max(args.batch_sizes):
+            parser.error(f"--samples expected at least the largest batch size "
+                         f"({max(args.batch_sizes)}) for one full batch, received "
+                         f"{args.samples}")
+
     def run_args(args):
         if args.quick:
             args.repeats, args.samples, args.batch_sizes = 1, 256, [32, 128]
@@ -414,5 +422,4 @@ def main(argv=None) -> int:
         res["threads"] = args.threads
         return res
     return benchmark_main("train", __doc__, argv, run_args, to_markdown, configure=configure,
-                          figure=_figure,
-                          file_name=_file_name)
+                          figure=_figure, file_name=_file_name, check=check)

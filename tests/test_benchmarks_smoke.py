@@ -383,3 +383,22 @@ def test_transfer_from_a_missing_or_foreign_json_is_a_usage_error(content, tmp_p
     assert f"--from-json expected the JSON of an earlier transfer run, could not read {path}" \
         in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["train", "kernels", "fashion"])
+def test_threads_below_the_cores_without_threadpoolctl_is_a_usage_error(name, monkeypatch,
+                                                                       tmp_path, capsys):
+    # train's and kernels' --threads 1 (fashion's too) went on without a BLAS limit:
+    # tinynet's products on every core, timed against a PyTorch held to one thread
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert "--threads needs threadpoolctl" in _usage_error([name, "--threads", "1"], tmp_path,
+                                                            capsys)
+
+
+def test_train_needs_one_full_batch(tmp_path, capsys):
+    # fewer samples than the batch size timed empty epochs: 0 samples/s for every framework
+    with pytest.raises(SystemExit) as exit_info:   # a full run: --quick sets its own sizes
+        main(["train", "--samples", "100", "--batch-sizes", "32", "128", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and not list(tmp_path.iterdir())
+    assert "--samples expected at least the largest batch size (128)" in capsys.readouterr().err
