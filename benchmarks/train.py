@@ -243,7 +243,6 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
         (["sklearn"] if peers["sklearn"] else [])
     results, layer = {}, None
     for batch_size in batch_sizes:
-        used = len(_batches(n_samples, batch_size)) * batch_size
         workers = {}
         try:
             # started one after another: each warms up (and tinynet measures
@@ -281,7 +280,7 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
                 except (BrokenPipeError, OSError):
                     pass
                 proc.join(timeout=30)
-        row = {name: used / statistics.median(ts) for name, ts in times.items()}
+        row = throughputs(times, n_samples, batch_size)
         row["times"] = times
         results[batch_size] = row
         log(f"batch {batch_size}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in row.items()
@@ -289,6 +288,16 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
     return {"model": model, "samples_per_epoch": n_samples, "repeats": repeats, "peers": peers,
             "batches": results, "numba_threading_layer": layer,
             "processes": "one per framework", "settle_seconds": settle}
+
+
+def throughputs(times: dict, n_samples: int, batch_size: int) -> dict:
+    """Samples per second of each runner: the samples one epoch of it trains
+    over the median of its epoch times. The step loops train the full batches
+    (``n_samples // batch_size * batch_size`` samples); ``fit`` trains every
+    sample, the last partial batch too."""
+    used = len(_batches(n_samples, batch_size)) * batch_size
+    return {name: (n_samples if name == "tinynet_fit" else used) / statistics.median(ts)
+            for name, ts in times.items()}
 
 
 def _file_name(args) -> str:

@@ -402,3 +402,11 @@ def test_train_needs_one_full_batch(tmp_path, capsys):
         main(["train", "--samples", "100", "--batch-sizes", "32", "128", "--out", str(tmp_path)])
     assert exit_info.value.code == 2 and not list(tmp_path.iterdir())
     assert "--samples expected at least the largest batch size (128)" in capsys.readouterr().err
+
+
+def test_train_counts_the_samples_each_runner_trains():
+    # fit trains the last partial batch too; its rate was counted on the full batches
+    from benchmarks import train
+    times = {"tinynet_step": [2.0, 1.0, 9.0], "tinynet_fit": [1.0, 1.0, 2.0], "torch": [4.0]}
+    assert train.throughputs(times, 1000, 128) == {"tinynet_step": 448.0, "tinynet_fit": 1000.0,
+                                                   "torch": 224.0}
