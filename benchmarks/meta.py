@@ -102,15 +102,19 @@ def speed(quick):
         torch.set_num_threads(threads)
         for kind in ("loop", "vmap"):
             steps[f"torch_{kind}"] = peer.meta_step(kind, weights, batch)
-    seconds = interleaved(steps, repeats=1 if quick else 7, min_time=0.05 if quick else 0.3)
+    repeats, min_time = (1, 0.05) if quick else (7, 0.3)
+    seconds = interleaved(steps, repeats=repeats, min_time=min_time)
     results = {name: 25 / t for name, t in seconds.items()}
     if peer.available():
         # the same loop on one thread: on a busy 2-core machine PyTorch's
-        # second thread can cost more than it gives
+        # second thread can cost more than it gives. tinynet is timed again beside
+        # it, so that this row's ratio too comes from one interleaved run with the
+        # same repeats on both sides
         torch.set_num_threads(1)
-        one = interleaved({"torch_loop_1thread": steps["torch_loop"]}, repeats=1 if quick else 3,
-                          min_time=0.05 if quick else 0.3)
+        one = interleaved({"tinynet": tinynet_step, "torch_loop_1thread": steps["torch_loop"]},
+                          repeats=repeats, min_time=min_time)
         results["torch_loop_1thread"] = 25 / one["torch_loop_1thread"]
+        results["tinynet_beside_1thread"] = 25 / one["tinynet"]
         torch.set_num_threads(threads)
     results["torch_threads"] = threads
     results["load_average_1min"] = os.getloadavg()[0]  # a shared machine skews timings
@@ -319,11 +323,14 @@ def markdown(results, args):
                         report.ratio(sp["tinynet"], loop)],
                        ["PyTorch torch.func vmap(grad)", vmap,
                         report.ratio(sp["tinynet"], vmap)],
+                       # files from before tinynet was timed beside it: the main run's
                        ["PyTorch loop, 1 thread", sp.get("torch_loop_1thread"),
-                        report.ratio(sp["tinynet"], sp.get("torch_loop_1thread"))]]), "",
+                        report.ratio(sp.get("tinynet_beside_1thread", sp["tinynet"]),
+                                     sp.get("torch_loop_1thread"))]]), "",
                   "Timed in turn within each repeat (median of repeats); PyTorch with "
                   f"`torch.set_num_threads({sp.get('torch_threads', 2)})`, as many threads "
-                  "as tinynet's kernels, unless stated. 1-minute load average at the "
+                  "as tinynet's kernels, unless stated (the 1-thread row's speed-up is to "
+                  "tinynet timed beside it). 1-minute load average at the "
                   f"end of the timing: {sp.get('load_average_1min', float('nan')):.1f} on 2 "
                   "cores (other jobs running: absolute numbers are low, the ratios are "
                   "what to read).", "",

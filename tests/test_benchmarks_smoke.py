@@ -410,3 +410,16 @@ def test_train_counts_the_samples_each_runner_trains():
     times = {"tinynet_step": [2.0, 1.0, 9.0], "tinynet_fit": [1.0, 1.0, 2.0], "torch": [4.0]}
     assert train.throughputs(times, 1000, 128) == {"tinynet_step": 448.0, "tinynet_fit": 1000.0,
                                                    "torch": 224.0}
+
+
+def test_the_meta_one_thread_ratio_comes_from_tinynet_timed_beside_it():
+    # the row divided tinynet's median of 7 repeats, timed earlier beside the 2-thread
+    # peers, by the 1-thread loop's median of 3 timed alone
+    from argparse import Namespace
+
+    from benchmarks import meta
+    speed = {"tinynet": 100.0, "torch_loop": 50.0, "torch_loop_1thread": 40.0,
+             "tinynet_beside_1thread": 80.0}
+    text = meta.markdown({"speed": speed}, Namespace(iterations=1, fewshot_iterations=1,
+                                                     test_tasks=1))
+    assert "| PyTorch loop, 1 thread | 40 | 2 |" in text
