@@ -1,6 +1,6 @@
 """The PyTorch peer of the MTL benchmark: hard sharing with equal weights, same MLP
-(and dropout), same optimizer settings and learning-rate schedule, same data, same
-epochs (imported only when torch is)."""
+(and dropout), same initial weights, same optimizer settings and learning-rate
+schedule, same data in the same order, same epochs (imported only when torch is)."""
 
 from __future__ import annotations
 
@@ -16,9 +16,19 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     after each hidden layer, as tinynet's; ``lr_schedule="cosine"``:
     ``CosineAnnealingLR(T_max=epochs)``, stepped after each epoch, the rates of
     tinynet.mtl.experiments.run's cosine; ``weight_decay``: Adam's L2 term, as
-    tinynet's Adam); return accuracies and the rate of each epoch."""
+    tinynet's Adam); return accuracies, the rate of each epoch and the final
+    ``weights`` in tinynet's layout.
+
+    The twin starts from the initial weights of tinynet's
+    ``tinynet.mtl.experiments.hard_sharing(n_in, hidden, outputs, seed)`` (not
+    PyTorch's own initialisation, another distribution) and takes the batches
+    in the order ``fit(seed=seed)`` does (:func:`tinynet.training.epoch_rng`,
+    shuffle stream), so only the dropout masks and the rounding differ."""
     import torch
     from torch import nn
+
+    from tinynet.mtl import experiments as ex
+    from tinynet.training import SHUFFLE_STREAM, batch_indices, epoch_rng
 
     torch.manual_seed(seed)
     x, y = train
@@ -29,6 +39,12 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
         width = h
     trunk = nn.Sequential(*layers)
     heads = nn.ModuleDict({t: nn.Linear(width, n) for t, n in outputs.items()})
+    linears = [m for m in trunk if isinstance(m, nn.Linear)] + [heads[t] for t in outputs]
+    start_weights = ex.hard_sharing(x.shape[1], tuple(hidden), outputs, seed).get_weights()
+    with torch.no_grad():  # tinynet's W is (in, out), torch's weight (out, in)
+        for linear, w, b in zip(linears, start_weights[::2], start_weights[1::2]):
+            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
+            linear.bias.copy_(torch.from_numpy(b))
     params = list(trunk.parameters()) + list(heads.parameters())
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
@@ -36,15 +52,14 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     loss_fn = nn.CrossEntropyLoss()
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = {t: torch.from_numpy(y[t].astype(np.int64)) for t in outputs}
-    rng = np.random.default_rng(seed)
     start, cpu_start = time.perf_counter(), time.process_time()
     trunk.train()
     rates = []
-    for _ in range(epochs):
+    for epoch in range(epochs):
         rates.append(float(opt.param_groups[0]["lr"]))
-        order = torch.from_numpy(rng.permutation(len(xt)))
-        for s in range(0, len(xt), batch_size):
-            idx = order[s:s + batch_size]
+        for batch in batch_indices(len(xt), batch_size,
+                                   epoch_rng(seed, epoch, SHUFFLE_STREAM)):
+            idx = torch.from_numpy(batch)
             z = trunk(xt[idx])
             loss = sum(loss_fn(heads[t](z), yt[t][idx]) for t in outputs)
             opt.zero_grad()
@@ -58,6 +73,8 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
         z = trunk(torch.from_numpy(np.ascontiguousarray(x_test, dtype=np.float32)))
         acc = {f"{t}/accuracy": float((heads[t](z).argmax(1).numpy() == y_test[t]).mean())
                for t in outputs}
+    weights = [a for m in linears for a in (m.weight.detach().numpy().T.copy(),
+                                            m.bias.detach().numpy().copy())]
     return {"test": acc, "params": int(sum(p.numel() for p in params)), "seconds": seconds,
             "cpu_seconds": cpu_seconds, "threads": torch.get_num_threads(),
-            "lr_per_epoch": rates}
+            "lr_per_epoch": rates, "weights": weights}

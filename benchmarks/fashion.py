@@ -33,6 +33,7 @@ import warnings
 import numpy as np
 
 from benchmarks import report
+from benchmarks.threads import require_blas_limit
 
 #: The configuration every framework trains (chosen on a 54k/6k validation split).
 CONFIG = {"hidden": (512, 256), "dropout": 0.2, "epochs": 20, "batch_size": 128,
@@ -239,17 +240,17 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks fashion",
                                      description=__doc__.splitlines()[0])
     report.add_common_args(parser)
-    parser.add_argument("--seeds", type=int, default=3, help="number of seeds (default 3)")
-    parser.add_argument("--epochs", type=int, default=None,
+    parser.add_argument("--seeds", type=report.positive_int, default=3, help="number of seeds (default 3)")
+    parser.add_argument("--epochs", type=report.positive_int, default=None,
                         help=f"override the epochs (default {CONFIG['epochs']})")
     parser.add_argument("--peers", nargs="*", default=["torch", "sklearn"],
                         choices=["torch", "sklearn"], help="peers to run (default both)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1,
+    parser.add_argument("--threads", type=report.positive_int, default=os.cpu_count() or 1,
                         help="threads for every framework: BLAS, Numba, PyTorch (default: "
                              "the number of cores)")
     args = parser.parse_args(argv)
-    if args.seeds < 1 or args.threads < 1:
-        parser.error("--seeds and --threads must be >= 1")
+    args.command = report.command_line("fashion", argv)
+    require_blas_limit(args.threads, parser)
     config = dict(QUICK if args.quick else CONFIG)
     if args.epochs is not None:
         config["epochs"] = args.epochs
@@ -279,10 +280,7 @@ def _run(args, config) -> int:
             print(f"  seed {seed} {name:8s} test accuracy {outcome[0]:.4f} "
                   f"in {outcome[1]:.1f} s", flush=True)
     load_after = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
-    command = "python -m benchmarks fashion" + (" --quick" if args.quick else "") + \
-        ("" if args.seeds == 3 or args.quick else f" --seeds {args.seeds}") + \
-        (f" --epochs {args.epochs}" if args.epochs is not None else "") + \
-        (f" --threads {args.threads}" if args.threads != (os.cpu_count() or 1) else "")
+    command = args.command  # as given (less --out): --peers too, which changes the table
     results = {"dataset": dataset, "config": {k: v for k, v in config.items()},
                "seeds": len(seeds), "quick": args.quick, "n_train": len(train[1]), "n_test": len(test[1]),
                "not_run": [n for n in TRAINERS if n != "tinynet" and n not in args.peers],

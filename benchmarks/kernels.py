@@ -20,7 +20,8 @@ import math
 
 import numpy as np
 
-from .report import benchmark_main, markdown_table, measure
+from .report import benchmark_main, markdown_table, measure, positive_int
+from .threads import require_blas_limit
 
 
 def _gemm_cases(batch_sizes, square):
@@ -254,10 +255,14 @@ def _fix_threads(n):
 
 def main(argv=None) -> int:
     def configure(parser):
-        parser.add_argument("--repeats", type=int, default=7)
-        parser.add_argument("--threads", type=int, default=None,
+        parser.add_argument("--repeats", type=positive_int, default=7)
+        parser.add_argument("--threads", type=positive_int, default=None,
                             help="threads for Numba and OpenBLAS alike (adaptive threads off); "
                                  "default: as configured")
+
+    def check(args, parser):
+        if args.threads:
+            require_blas_limit(args.threads, parser)
 
     def run_args(args):
         from tinynet.kernels import blas
@@ -268,4 +273,4 @@ def main(argv=None) -> int:
         res["threads_fixed"] = args.threads
         return res
     return benchmark_main("kernels", __doc__, argv, run_args, to_markdown, configure=configure,
-                          file_name=_file_name)
+                          file_name=_file_name, check=check)

@@ -8,10 +8,10 @@
   10 query points), 1-40-40-1 ReLU, float32, median of repeats, in tasks/s;
   the peers are PyTorch's per-task loop with
   ``torch.autograd.grad(create_graph=True)`` and PyTorch's ``torch.func``
-  ``vmap`` of the same (``torch.set_num_threads(2)``). Also: the meta-
-  gradients of tinynet and PyTorch on the same weights (float64), and the
-  error of tinynet's exact (R-operator) Hessian-vector products against
-  central differences of gradients.
+  ``vmap`` of the same (``torch.set_num_threads`` to tinynet's kernel
+  threads). Also: the meta-gradients of tinynet and PyTorch on the same
+  weights (float64), and the error of tinynet's exact (R-operator)
+  Hessian-vector products against central differences of gradients.
 - **sinusoid**: the protocol of Finn et al. 2017 (A ~ U[0.1, 5],
   phase ~ U[0, pi], x ~ U[-5, 5]; 1-40-40-1 ReLU; MSE; meta-batch 25; Adam
   1e-3; inner SGD 0.01, one step in meta-training, five for Reptile) for
@@ -96,24 +96,38 @@ def speed(quick):
         opt.step()
 
     steps = {"tinynet": tinynet_step}
+    threads = peer_threads()
     if peer.available():
         import torch
-        torch.set_num_threads(2)
+        torch.set_num_threads(threads)
         for kind in ("loop", "vmap"):
             steps[f"torch_{kind}"] = peer.meta_step(kind, weights, batch)
-    seconds = interleaved(steps, repeats=1 if quick else 7, min_time=0.05 if quick else 0.3)
+    repeats, min_time = (1, 0.05) if quick else (7, 0.3)
+    seconds = interleaved(steps, repeats=repeats, min_time=min_time)
     results = {name: 25 / t for name, t in seconds.items()}
     if peer.available():
         # the same loop on one thread: on a busy 2-core machine PyTorch's
-        # second thread can cost more than it gives
+        # second thread can cost more than it gives. tinynet is timed again beside
+        # it, so that this row's ratio too comes from one interleaved run with the
+        # same repeats on both sides
         torch.set_num_threads(1)
-        one = interleaved({"torch_loop_1thread": steps["torch_loop"]}, repeats=1 if quick else 3,
-                          min_time=0.05 if quick else 0.3)
+        one = interleaved({"tinynet": tinynet_step, "torch_loop_1thread": steps["torch_loop"]},
+                          repeats=repeats, min_time=min_time)
         results["torch_loop_1thread"] = 25 / one["torch_loop_1thread"]
-        torch.set_num_threads(2)
+        results["tinynet_beside_1thread"] = 25 / one["tinynet"]
+        torch.set_num_threads(threads)
+    results["torch_threads"] = threads
     results["load_average_1min"] = os.getloadavg()[0]  # a shared machine skews timings
     results.update(gradient_errors(peer))
     return results
+
+
+def peer_threads() -> int:
+    """The threads PyTorch gets in the speed part: as many as tinynet's kernels
+    use (``--blas-threads``, ``NUMBA_NUM_THREADS`` or the cores), so that the
+    ratio compares the libraries, not thread counts."""
+    from tinynet.kernels import config
+    return config.raw_num_threads()
 
 
 def interleaved(fns, repeats, min_time):
@@ -309,10 +323,14 @@ def markdown(results, args):
                         report.ratio(sp["tinynet"], loop)],
                        ["PyTorch torch.func vmap(grad)", vmap,
                         report.ratio(sp["tinynet"], vmap)],
+                       # files from before tinynet was timed beside it: the main run's
                        ["PyTorch loop, 1 thread", sp.get("torch_loop_1thread"),
-                        report.ratio(sp["tinynet"], sp.get("torch_loop_1thread"))]]), "",
+                        report.ratio(sp.get("tinynet_beside_1thread", sp["tinynet"]),
+                                     sp.get("torch_loop_1thread"))]]), "",
                   "Timed in turn within each repeat (median of repeats); PyTorch with "
-                  "`torch.set_num_threads(2)` unless stated. 1-minute load average at the "
+                  f"`torch.set_num_threads({sp.get('torch_threads', 2)})`, as many threads "
+                  "as tinynet's kernels, unless stated (the 1-thread row's speed-up is to "
+                  "tinynet timed beside it). 1-minute load average at the "
                   f"end of the timing: {sp.get('load_average_1min', float('nan')):.1f} on 2 "
                   "cores (other jobs running: absolute numbers are low, the ratios are "
                   "what to read).", "",
@@ -366,14 +384,15 @@ def main(argv):
     report.add_common_args(parser)
     parser.add_argument("--parts", nargs="+", default=["speed", "sinusoid", "fewshot"],
                         choices=["speed", "sinusoid", "fewshot"])
-    parser.add_argument("--iterations", type=int, default=None,
+    parser.add_argument("--iterations", type=report.positive_int, default=None,
                         help="sinusoid meta-iterations (default 10000; --quick 40)")
-    parser.add_argument("--fewshot-iterations", type=int, default=None,
+    parser.add_argument("--fewshot-iterations", type=report.positive_int, default=None,
                         help="few-shot meta-iterations (default 2000; --quick 20)")
     parser.add_argument("--blas-threads", type=int, default=None,
-                        help="limit NumPy's BLAS threads (needs threadpoolctl); "
-                             "1 avoids thread contention on a busy 2-core machine")
-    parser.add_argument("--test-tasks", type=int, default=None,
+                        help="limit the threads of NumPy's BLAS (needs threadpoolctl), "
+                             "tinynet's kernels and torch; 1 avoids thread contention on a "
+                             "busy 2-core machine")
+    parser.add_argument("--test-tasks", type=report.positive_int, default=None,
                         help="evaluation tasks/episodes (default 600; --quick 20)")
     args = parser.parse_args(argv)
     args.command = report.command_line("meta", argv)  # so that the table says how to redo it

@@ -192,6 +192,7 @@ def fashion(args) -> dict:
                                         args.lr, seed, dropout=args.dropout,
                                         lr_schedule=args.lr_schedule,
                                         weight_decay=args.weight_decay)
+            r.pop("weights")  # for tests of the twin; the report keeps its scores
             runs["torch hard sharing|equal"].append(r)
             print(f"  fashion seed {seed} torch hard sharing         left "
                   f"{r['test']['left/accuracy']:.4f} right {r['test']['right/accuracy']:.4f}",
@@ -315,22 +316,22 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_common_args(parser)
     parser.add_argument("--parts", nargs="+", default=["synthetic", "fashion"],
                         choices=["synthetic", "fashion"])
-    parser.add_argument("--seeds", type=int, default=None,
+    parser.add_argument("--seeds", type=report.positive_int, default=None,
                         help="Multi-Fashion seeds: default 2 (--quick 1)")
-    parser.add_argument("--correlations", type=float, nargs="+", default=None,
+    parser.add_argument("--correlations", type=report.float_in(-1, 1), nargs="+", default=None,
                         help="default 1.0 0.9 0.5 0.1 -0.5 (--quick 1.0 0.1)")
-    parser.add_argument("--syn-train", type=int, default=None)
-    parser.add_argument("--syn-test", type=int, default=None)
-    parser.add_argument("--syn-epochs", type=int, default=None)
-    parser.add_argument("--syn-seeds", type=int, default=None, help="default 10 (--quick 1)")
-    parser.add_argument("--syn-lr", type=float, default=2e-3)
-    parser.add_argument("--syn-hidden", type=int, default=16)
-    parser.add_argument("--syn-experts", type=int, default=4)
-    parser.add_argument("--syn-expert-units", type=int, default=4)
-    parser.add_argument("--n-train", type=int, default=None, help="Multi-Fashion training images")
-    parser.add_argument("--n-test", type=int, default=None)
-    parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--hidden", type=int, nargs="+", default=list(DEFAULT_HIDDEN))
+    parser.add_argument("--syn-train", type=report.positive_int, default=None)
+    parser.add_argument("--syn-test", type=report.positive_int, default=None)
+    parser.add_argument("--syn-epochs", type=report.positive_int, default=None)
+    parser.add_argument("--syn-seeds", type=report.positive_int, default=None, help="default 10 (--quick 1)")
+    parser.add_argument("--syn-lr", type=report.float_in(0, open_low=True), default=2e-3)
+    parser.add_argument("--syn-hidden", type=report.positive_int, default=16)
+    parser.add_argument("--syn-experts", type=report.positive_int, default=4)
+    parser.add_argument("--syn-expert-units", type=report.positive_int, default=4)
+    parser.add_argument("--n-train", type=report.positive_int, default=None, help="Multi-Fashion training images")
+    parser.add_argument("--n-test", type=report.positive_int, default=None)
+    parser.add_argument("--epochs", type=report.positive_int, default=None)
+    parser.add_argument("--hidden", type=report.positive_int, nargs="+", default=list(DEFAULT_HIDDEN))
     parser.add_argument("--trunk", choices=["mlp", *CONV_TRUNKS], default="mlp",
                         help="Multi-Fashion: MLP of --hidden widths (every architecture); "
                              "or the CNN of tinynet.mtl.experiments.conv_trunk (single-task "
@@ -353,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Multi-Fashion: score on validation pairs made from training "
                              "images 50,000-59,999 (training pairs from the rest), not on "
                              "the test set: for choosing settings")
-    parser.add_argument("--dropout", type=float, default=0.0,
+    parser.add_argument("--dropout", type=report.float_in(0, 1, open_high=True), default=0.0,
                         help="Multi-Fashion: dropout after each hidden layer of the single-task "
                              "and hard-sharing MLPs, tinynet's and torch's (the other "
                              "architectures have none)")
@@ -367,15 +368,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
                         help="Multi-Fashion: keep the learning rate, or decay it by a cosine "
                              "to 0 over the epochs (every model, torch's too)")
-    parser.add_argument("--weight-decay", type=float, default=0.0,
+    parser.add_argument("--weight-decay", type=report.float_in(0), default=0.0,
                         help="Multi-Fashion: Adam's L2 weight decay on every parameter of "
                              "every model, torch's too; default 0")
-    parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH)
-    parser.add_argument("--lr", type=float, default=DEFAULT_LR)
-    parser.add_argument("--experts", type=int, default=4)
-    parser.add_argument("--expert-units", type=int, default=64)
-    parser.add_argument("--tower", type=int, default=64)
-    parser.add_argument("--soft-penalty", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=report.positive_int, default=DEFAULT_BATCH)
+    parser.add_argument("--lr", type=report.float_in(0, open_low=True), default=DEFAULT_LR)
+    parser.add_argument("--experts", type=report.positive_int, default=4)
+    parser.add_argument("--expert-units", type=report.positive_int, default=64)
+    parser.add_argument("--tower", type=report.positive_int, default=64)
+    parser.add_argument("--soft-penalty", type=report.float_in(0), default=1e-3)
     parser.add_argument("--blas-threads", type=int, default=None,
                         help="limit the threads of NumPy's BLAS, Numba's parallel kernels "
                              "and torch; 1 avoids thread contention on a busy 2-core machine")
@@ -420,17 +421,7 @@ def main(argv) -> int:
         args.hidden, args.expert_units, args.tower = [16], 8, 8
     results = {"settings": {k: (str(v) if k == "out" else v) for k, v in vars(args).items()}}
     if args.blas_threads is not None:
-        limit_blas_threads(args.blas_threads, parser)
-        try:
-            import torch
-            torch.set_num_threads(args.blas_threads)
-        except ImportError:
-            pass
-        try:  # tinynet's parallel Numba kernels: spinning threads on a busy machine cost most
-            import numba
-            numba.set_num_threads(min(args.blas_threads, numba.config.NUMBA_NUM_THREADS))
-        except ImportError:
-            pass
+        limit_blas_threads(args.blas_threads, parser)  # and tinynet's kernels', and torch's
     start = time.perf_counter()
     sections = ["# Multi-task learning (tinynet.mtl)", ""]
     if "synthetic" in args.parts:

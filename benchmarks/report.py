@@ -31,7 +31,9 @@ import time
 from pathlib import Path
 
 __all__ = [
-    "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "output_dir", "benchmark_main",
+    "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
+    "output_dir",
+    "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
 ]
@@ -55,6 +57,44 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
+def positive_int(text: str) -> int:
+    """The ``type=`` of a count option (repeats, seeds, epochs, samples,
+    threads, widths): a positive integer, else an argparse usage error (exit
+    status 2) saying what was received -- not a traceback from deep inside a
+    run, nor a 0 quietly replaced by the default."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
+    return value
+
+
+def float_in(low: float = -math.inf, high: float = math.inf, *, open_low: bool = False,
+             open_high: bool = False):
+    """The ``type=`` of an option taking a number in an interval: ``[low, high]``,
+    with ``open_low``/``open_high`` excluding an end (an infinite end is always
+    excluded). Anything else is an argparse usage error (exit status 2) saying
+    the interval and what was received -- before the run, not as a traceback
+    from the model that rejects it after minutes of other parts."""
+    open_low, open_high = open_low or low == -math.inf, open_high or high == math.inf
+    interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
+
+    def number(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            value = math.nan
+        inside = (value > low if open_low else value >= low) and \
+            (value < high if open_high else value <= high)
+        if not inside:  # NaN included: every comparison is False
+            raise argparse.ArgumentTypeError(f"expected a number in {interval}, received "
+                                             f"{text!r}")
+        return value
+    return number
+
+
 def output_dir(out_dir, quick: bool) -> Path:
     """Where a report goes: ``out_dir`` when given, else :data:`QUICK_DIR` for a
     quick run and :data:`RESULTS_DIR` for a full one."""
@@ -73,18 +113,22 @@ def command_line(name: str, argv) -> str:
 
 
 def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
-                   figure=None, file_name=None) -> int:
+                   figure=None, file_name=None, check=None) -> int:
     """The usual ``main(argv)`` of a benchmark: parse ``--quick``/``--out`` (plus
     what ``configure(parser)`` adds), ``res = run(args)``, print
     ``to_markdown(res)`` and write the report (with ``figure(res)`` if given).
     The files are ``name.*``, or ``file_name(args).*`` for a setting that gets
-    files of its own (``train --model cnn`` writes ``train_cnn.*``)."""
+    files of its own (``train --model cnn`` writes ``train_cnn.*``).
+    ``check(args, parser)``, given, refuses a combination of arguments with
+    ``parser.error`` before anything runs."""
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks {name}", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
     if configure is not None:
         configure(parser)
     args = parser.parse_args(argv)
+    if check is not None:
+        check(args, parser)
     res = run(args)
     markdown = to_markdown(res)
     print(markdown)

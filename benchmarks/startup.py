@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .report import benchmark_main, markdown_table
+from .report import benchmark_main, markdown_table, positive_int
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -107,6 +107,6 @@ def to_markdown(res) -> str:
 
 def main(argv=None) -> int:
     def configure(parser):
-        parser.add_argument("--repeats", type=int, default=3)
+        parser.add_argument("--repeats", type=positive_int, default=3)
     return benchmark_main("startup", __doc__, argv, configure=configure, to_markdown=to_markdown,
                           run=lambda a: run(repeats=1 if a.quick else a.repeats, quick=a.quick))

@@ -45,7 +45,8 @@ import warnings
 
 import numpy as np
 
-from .report import benchmark_main, markdown_table, ratio
+from .report import benchmark_main, markdown_table, positive_int, ratio
+from .threads import require_blas_limit
 
 LAYERS = (784, 256, 128, 10)
 MODELS = {"mlp": "MLP 784-256-128-10",
@@ -170,27 +171,50 @@ def _worker(conn, framework, batch_size, n_samples, threads, model="mlp"):
     Each framework gets its own process because their thread pools do not
     share one well: with Numba's OpenMP layer started in the same process,
     PyTorch's 2-thread training ran 3-5x slower here (two OpenMP runtimes,
-    each with a thread per core)."""
-    _set_threads(threads, framework)
-    x, y = _data(n_samples)
-    runners = _runners(framework, x, y, batch_size, threads, model)
-    for fn in runners.values():  # warm-up: compile, allocate, fill caches
-        fn()
-    layer = None
-    if framework == "tinynet":
-        from tinynet import kernels
-        from tinynet.kernels import blas
-        layer = (f"{kernels.threading_layer()}; tinynet GEMM engine {blas.get_gemm()}: "
-                 f"{'blas' if blas.use_blas() else 'numba'}; idle pool workers sleep "
-                 f"{'soon' if kernels.config.pools_wait_briefly() else 'after spinning long'}")
-    conn.send(("ready", layer))
-    while True:
-        name = conn.recv()
-        if name is None:
-            return
-        t0 = time.perf_counter()
-        runners[name]()
-        conn.send(time.perf_counter() - t0)
+    each with a thread per core).
+
+    A failure is sent to the parent as ``("error", traceback)`` (see
+    :func:`_reply`) instead of ending the process with the parent waiting."""
+    import traceback
+    try:
+        _set_threads(threads, framework)
+        x, y = _data(n_samples)
+        runners = _runners(framework, x, y, batch_size, threads, model)
+        for fn in runners.values():  # warm-up: compile, allocate, fill caches
+            fn()
+        layer = None
+        if framework == "tinynet":
+            from tinynet import kernels
+            from tinynet.kernels import blas
+            layer = (f"{kernels.threading_layer()}; tinynet GEMM engine {blas.get_gemm()}: "
+                     f"{'blas' if blas.use_blas() else 'numba'}; idle pool workers sleep "
+                     f"{'soon' if kernels.config.pools_wait_briefly() else 'after spinning long'}")
+        conn.send(("ready", layer))
+        while True:
+            name = conn.recv()
+            if name is None:
+                return
+            t0 = time.perf_counter()
+            runners[name]()
+            conn.send(time.perf_counter() - t0)
+    except Exception:
+        conn.send(("error", traceback.format_exc()))
+
+
+def _reply(conn, framework):
+    """The next message of ``framework``'s worker; a RuntimeError with its
+    traceback when it failed, or when it died without a word (the parent has
+    closed its copy of the worker's end, so a dead worker is an EOFError here,
+    not a wait for ever)."""
+    try:
+        message = conn.recv()
+    except EOFError:
+        raise RuntimeError(f"the {framework} worker of the train benchmark died "
+                           "without a reply") from None
+    if isinstance(message, tuple) and message[0] == "error":
+        raise RuntimeError(f"the {framework} worker of the train benchmark failed:\n"
+                           f"{message[1]}")
+    return message
 
 
 @contextlib.contextmanager
@@ -219,7 +243,6 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
         (["sklearn"] if peers["sklearn"] else [])
     results, layer = {}, None
     for batch_size in batch_sizes:
-        used = len(_batches(n_samples, batch_size)) * batch_size
         workers = {}
         try:
             # started one after another: each warms up (and tinynet measures
@@ -233,8 +256,9 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
                 # (tinynet.spinwait); the peers' with the environment as it is
                 with _environment(framework == "tinynet"):
                     proc.start()
+                child.close()  # the worker's end is the worker's: its death is an EOF
                 workers[framework] = (proc, parent)
-                _, reported = parent.recv()
+                _, reported = _reply(parent, framework)
                 layer = reported or layer
             owner = {name: framework for framework in frameworks
                      for name in FRAMEWORKS[framework]}
@@ -248,7 +272,7 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
                     time.sleep(settle)
                     conn = workers[owner[name]][1]
                     conn.send(name)
-                    times[name].append(conn.recv())
+                    times[name].append(_reply(conn, owner[name]))
         finally:
             for proc, conn in workers.values():
                 try:
@@ -256,7 +280,7 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
                 except (BrokenPipeError, OSError):
                     pass
                 proc.join(timeout=30)
-        row = {name: used / statistics.median(ts) for name, ts in times.items()}
+        row = throughputs(times, n_samples, batch_size)
         row["times"] = times
         results[batch_size] = row
         log(f"batch {batch_size}: " + ", ".join(f"{k} {v:,.0f}/s" for k, v in row.items()
@@ -264,6 +288,16 @@ def run(batch_sizes, n_samples, repeats, threads=2, settle=0.3, log=print,
     return {"model": model, "samples_per_epoch": n_samples, "repeats": repeats, "peers": peers,
             "batches": results, "numba_threading_layer": layer,
             "processes": "one per framework", "settle_seconds": settle}
+
+
+def throughputs(times: dict, n_samples: int, batch_size: int) -> dict:
+    """Samples per second of each runner: the samples one epoch of it trains
+    over the median of its epoch times. The step loops train the full batches
+    (``n_samples // batch_size * batch_size`` samples); ``fit`` trains every
+    sample, the last partial batch too."""
+    used = len(_batches(n_samples, batch_size)) * batch_size
+    return {name: (n_samples if name == "tinynet_fit" else used) / statistics.median(ts)
+            for name, ts in times.items()}
 
 
 def _file_name(args) -> str:
@@ -374,13 +408,20 @@ def _set_threads(n, framework):
 
 def main(argv=None) -> int:
     def configure(parser):
-        parser.add_argument("--repeats", type=int, default=5)
-        parser.add_argument("--samples", type=int, default=8192)
-        parser.add_argument("--batch-sizes", type=int, nargs="+", default=[32, 128, 512])
-        parser.add_argument("--threads", type=int, default=2,
+        parser.add_argument("--repeats", type=positive_int, default=5)
+        parser.add_argument("--samples", type=positive_int, default=8192)
+        parser.add_argument("--batch-sizes", type=positive_int, nargs="+", default=[32, 128, 512])
+        parser.add_argument("--threads", type=positive_int, default=2,
                             help="threads for every framework (default 2, as the issue asks)")
         parser.add_argument("--model", choices=list(MODELS), default="mlp",
                             help="the MLP (default) or the small CNN (files train_cnn.*)")
+
+    def check(args, parser):
+        require_blas_limit(args.threads, parser)
+        if not args.quick and args.samples < max(args.batch_sizes):
+            parser.error(f"--samples expected at least the largest batch size "
+                         f"({max(args.batch_sizes)}) for one full batch, received "
+                         f"{args.samples}")
 
     def run_args(args):
         if args.quick:
@@ -390,5 +431,4 @@ def main(argv=None) -> int:
         res["threads"] = args.threads
         return res
     return benchmark_main("train", __doc__, argv, run_args, to_markdown, configure=configure,
-                          figure=_figure,
-                          file_name=_file_name)
+                          figure=_figure, file_name=_file_name, check=check)

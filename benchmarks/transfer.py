@@ -241,12 +241,19 @@ def main(argv: list[str]) -> int:
         prog="python -m benchmarks transfer", description=__doc__.splitlines()[0]))
     parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS),
                         default=["fashion", "fashion-cnn", "digits"])
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=report.positive_int, default=3)
     parser.add_argument("--from-json", metavar="PATH", default=None,
                         help="re-render the tables and plot of an earlier run's JSON")
     args = parser.parse_args(argv)
     args.command = report.command_line("transfer", argv)
-    all_results = _from_json(args.from_json) if args.from_json else _measure(args)
+    if args.from_json:
+        try:
+            all_results = _from_json(args.from_json)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            parser.error(f"--from-json expected the JSON of an earlier transfer run, could "
+                         f"not read {args.from_json}: {type(exc).__name__}: {exc}")
+    else:
+        all_results = _measure(args)
     datasets = list(all_results)
     command = next(iter(all_results.values())).get("command", "python -m benchmarks transfer")
     sections = [markdown(name, res, res["budgets"], len(res["seeds"]))

@@ -166,6 +166,14 @@ def test_only_modules_with_a_main_are_listed():
     assert "threads" not in available() and "report" not in available()
 
 
+def test_every_listed_benchmark_has_a_main():
+    # threads.py (the --blas-threads helper) was listed, and running it was a traceback
+    import importlib
+    assert "threads" not in available() and "report" not in available()
+    for name in available():
+        assert callable(getattr(importlib.import_module(f"benchmarks.{name}"), "main", None))
+
+
 def test_main_lists_and_rejects_unknown(capsys):
     assert main([]) == 0
     out = capsys.readouterr().out
@@ -272,3 +280,154 @@ def test_blas_threads_must_be_positive(name, tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "--blas-threads expected a positive number of threads, received 0" in (
         capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("argv", [
+    ["kernels", "--repeats", "0"], ["kernels", "--threads", "-1"],
+    ["train", "--repeats", "0"], ["train", "--threads", "0"], ["train", "--batch-sizes", "0"],
+    ["train", "--samples", "0"], ["startup", "--repeats", "0"],
+    ["fashion", "--epochs", "-1"], ["fashion", "--seeds", "0"], ["transfer", "--seeds", "0"],
+    ["mtl", "--seeds", "-1"], ["mtl", "--seeds", "0"], ["mtl", "--epochs", "0"],
+    ["mtl", "--hidden", "16", "0"], ["meta", "--iterations", "-5"],
+    ["meta", "--test-tasks", "0"], ["kernels", "--repeats", "two"]])
+def test_a_count_that_is_not_positive_is_a_usage_error(argv, tmp_path, capsys):
+    # these were tracebacks (a worker's ValueError, an empty median, an IndexError),
+    # a silent 0 repeats, a train run that hung on its dead worker, or a 0 that
+    # `args.x or default` quietly turned into the default
+    assert f"expected a positive integer, received {argv[-1]!r}" in _usage_error(
+        argv, tmp_path, capsys)
+
+
+def _usage_error(argv, tmp_path, capsys) -> str:
+    """The message of a quick run of ``argv`` that must stop at argparse (exit
+    status 2) with nothing written."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv + ["--quick", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert not list(tmp_path.iterdir())
+    return capsys.readouterr().err
+
+
+def test_a_failing_train_worker_reports_instead_of_leaving_the_parent_waiting():
+    # a worker that raised ended its process while the parent waited on the pipe
+    # for ever (the parent held the worker's end open): `train --threads 0` hung
+    import multiprocessing
+
+    from benchmarks import train
+    parent, child = multiprocessing.Pipe()
+    train._worker(child, "tinynet", 32, 64, threads=0)   # set_num_threads(0) fails
+    with pytest.raises(RuntimeError, match=r"tinynet worker .* failed:(.|\n)*ValueError"):
+        train._reply(parent, "tinynet")
+    child.close()
+    with pytest.raises(RuntimeError, match="torch worker .* died without a reply"):
+        train._reply(parent, "torch")
+
+
+def test_blas_threads_limits_tinynets_kernels_and_torch_too(monkeypatch):
+    # meta's --blas-threads limited BLAS alone: its Numba kernels kept every core
+    # while its speed table timed PyTorch on a fixed 2 threads
+    import argparse
+
+    import threadpoolctl
+
+    import tinynet.kernels
+    from benchmarks import threads
+    calls = []
+    monkeypatch.setattr(threadpoolctl, "threadpool_limits",
+                        lambda n, user_api: calls.append(("blas", n, user_api)))
+    monkeypatch.setattr(tinynet.kernels, "set_num_threads", lambda n: calls.append(("tinynet", n)))
+    torch = pytest.importorskip("torch")
+    monkeypatch.setattr(torch, "set_num_threads", lambda n: calls.append(("torch", n)))
+    threads.limit_blas_threads(1, argparse.ArgumentParser())
+    assert calls == [("blas", 1, "blas"), ("tinynet", 1), ("torch", 1)]
+
+
+def test_the_meta_speed_peer_gets_tinynets_threads():
+    from benchmarks import meta
+    from tinynet.kernels import limit_threads
+    with limit_threads(1):
+        assert meta.peer_threads() == 1
+    from argparse import Namespace
+    text = meta.markdown({"speed": {"tinynet": 100.0, "torch_loop": 50.0, "torch_threads": 1}},
+                         Namespace(iterations=1, fewshot_iterations=1, test_tasks=1))
+    assert "`torch.set_num_threads(1)`, as many threads as tinynet's kernels" in text
+
+
+def test_the_fashion_report_records_the_peers_it_was_run_with(monkeypatch):
+    # the command was rebuilt from some options and left out --peers: a table without
+    # its PyTorch column said it came from a command that runs PyTorch
+    from benchmarks import fashion
+    seen = []
+    monkeypatch.setattr(fashion, "_run", lambda args, config: seen.append(args.command) or 0)
+    assert fashion.main(["--quick", "--peers", "--epochs", "1", "--out", "/tmp/x"]) == 0
+    assert seen == ["python -m benchmarks fashion --quick --peers --epochs 1"]
+
+
+@pytest.mark.parametrize("argv, interval", [
+    (["mtl", "--correlations", "1", "2"], "[-1, 1]"), (["mtl", "--dropout", "1.5"], "[0, 1)"),
+    (["mtl", "--dropout", "1"], "[0, 1)"), (["mtl", "--lr", "-1"], "(0, inf)"),
+    (["mtl", "--syn-lr", "0"], "(0, inf)"), (["mtl", "--weight-decay", "-1"], "[0, inf)"),
+    (["mtl", "--soft-penalty", "nan"], "[0, inf)"), (["mtl", "--lr", "fast"], "(0, inf)")])
+def test_a_number_out_of_its_range_is_a_usage_error(argv, interval, tmp_path, capsys):
+    # a ValueError from the model after the synthetic part had run (its results lost),
+    # or, for a rate of 0, a run that trains nothing
+    assert f"expected a number in {interval}, received {argv[-1]!r}" in _usage_error(
+        argv, tmp_path, capsys)
+
+
+def test_float_in_keeps_the_numbers_inside():
+    assert report.float_in(0, 1, open_high=True)("0") == 0.0
+    assert report.float_in(-1, 1)("-1") == -1.0 and report.float_in(0)("1e9") == 1e9
+
+
+@pytest.mark.parametrize("content", [None, "not json", '{"results": {"fashion": {}}}'])
+def test_transfer_from_a_missing_or_foreign_json_is_a_usage_error(content, tmp_path, capsys):
+    path = tmp_path / "transfer.json"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer", "--from-json", str(path), "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert f"--from-json expected the JSON of an earlier transfer run, could not read {path}" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("name", ["train", "kernels", "fashion"])
+def test_threads_below_the_cores_without_threadpoolctl_is_a_usage_error(name, monkeypatch,
+                                                                       tmp_path, capsys):
+    # train's and kernels' --threads 1 (fashion's too) went on without a BLAS limit:
+    # tinynet's products on every core, timed against a PyTorch held to one thread
+    monkeypatch.setitem(sys.modules, "threadpoolctl", None)  # import fails
+    monkeypatch.setattr(os, "cpu_count", lambda: 4)
+    assert "--threads needs threadpoolctl" in _usage_error([name, "--threads", "1"], tmp_path,
+                                                            capsys)
+
+
+def test_train_needs_one_full_batch(tmp_path, capsys):
+    # fewer samples than the batch size timed empty epochs: 0 samples/s for every framework
+    with pytest.raises(SystemExit) as exit_info:   # a full run: --quick sets its own sizes
+        main(["train", "--samples", "100", "--batch-sizes", "32", "128", "--out", str(tmp_path)])
+    assert exit_info.value.code == 2 and not list(tmp_path.iterdir())
+    assert "--samples expected at least the largest batch size (128)" in capsys.readouterr().err
+
+
+def test_train_counts_the_samples_each_runner_trains():
+    # fit trains the last partial batch too; its rate was counted on the full batches
+    from benchmarks import train
+    times = {"tinynet_step": [2.0, 1.0, 9.0], "tinynet_fit": [1.0, 1.0, 2.0], "torch": [4.0]}
+    assert train.throughputs(times, 1000, 128) == {"tinynet_step": 448.0, "tinynet_fit": 1000.0,
+                                                   "torch": 224.0}
+
+
+def test_the_meta_one_thread_ratio_comes_from_tinynet_timed_beside_it():
+    # the row divided tinynet's median of 7 repeats, timed earlier beside the 2-thread
+    # peers, by the 1-thread loop's median of 3 timed alone
+    from argparse import Namespace
+
+    from benchmarks import meta
+    speed = {"tinynet": 100.0, "torch_loop": 50.0, "torch_loop_1thread": 40.0,
+             "tinynet_beside_1thread": 80.0}
+    text = meta.markdown({"speed": speed}, Namespace(iterations=1, fewshot_iterations=1,
+                                                     test_tasks=1))
+    assert "| PyTorch loop, 1 thread | 40 | 2 |" in text

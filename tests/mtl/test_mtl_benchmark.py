@@ -275,3 +275,26 @@ def test_the_cnn_trunks_can_be_sized_and_such_runs_write_files_of_their_own(caps
                                      "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
     assert ("3x3 conv 64, 2x2 max pool, 3x3 conv 128, 2x2 max pool, Dense 256"
             in mtl.fashion_markdown(res))
+
+
+@pytest.mark.parametrize("schedule, weight_decay", [("constant", 0.0), ("cosine", 1e-3)])
+def test_the_torch_twin_trains_the_same_model_as_tinynets_hard_sharing(schedule, weight_decay):
+    # the twin started from PyTorch's own initialisation (another distribution)
+    # and shuffled with another generator: "the same model" in name only. With
+    # the same start, batches, Adam and schedule, only rounding may differ.
+    import numpy as np
+    pytest.importorskip("torch")
+    from benchmarks import _mtl_torch
+    from tinynet.mtl import experiments as ex
+    data = _tiny_pairs()
+    tasks = {"left": 3, "right": 3}
+    model = ex.hard_sharing(16, [8, 8], tasks, seed=5)
+    ours = ex.run(model, data, data, loss="cross_entropy", metrics=["accuracy"], epochs=3,
+                  batch_size=8, lr=0.01, seed=5, lr_schedule=schedule,
+                  weight_decay=weight_decay)
+    twin = _mtl_torch.hard_sharing(data, data, [8, 8], tasks, 3, 8, 0.01, 5,
+                                   lr_schedule=schedule, weight_decay=weight_decay)
+    assert len(twin["weights"]) == len(model.get_weights())
+    for theirs, mine in zip(twin["weights"], model.get_weights()):
+        np.testing.assert_allclose(theirs, mine, rtol=1e-4, atol=1e-5)
+    assert twin["test"] == {k: ours["test"][k] for k in twin["test"]}  # same accuracies
