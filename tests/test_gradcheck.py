@@ -3,7 +3,7 @@ checked object alone, and reports clearly."""
 
 import numpy as np
 import pytest
-from hypothesis import example, given
+from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
 import tinynet as tn
@@ -88,6 +88,11 @@ def test_passes_correct_layers(batch, width, seed, activation):
                              (L.BatchNorm(), batch > 1), (L.LayerNorm(), False),
                              (L.Dropout(0.5, seed=seed), True)]:
         target.build((width,))
+        if isinstance(target, L.Dense) and activation in ("relu", "leaky_relu"):
+            # a difference across a kink is no derivative: with one sample and
+            # one feature, seed 1526869 put a pre-activation 8e-8 from 0
+            z = x @ target.parameters()[0].value + target.parameters()[1].value
+            assume(np.abs(z).min() > 1e-3)
         result = tn.gradcheck(target, x, training=training, seed=seed)
         assert result.passed, str(result)
         expected = {"x", *(p.name for p in target.parameters())}
