@@ -2,6 +2,7 @@
 and no temporary file outlives the call."""
 
 import os
+import stat
 import subprocess
 import sys
 
@@ -231,3 +232,37 @@ def test_a_bytes_path_is_written_as_open_writes_it(tmp_path):
     atomic_write(os.fsencode(tmp_path / "model.npz"), lambda f: f.write(b"x"))
     assert (tmp_path / "model.npz").read_bytes() == b"x"
     assert check_target(os.fsencode(tmp_path / "a")) == str(tmp_path / "a")
+
+
+@pytest.mark.parametrize("code", ["EINVAL", "ENOTSUP"])
+def test_a_file_system_that_cannot_sync_still_gets_the_file(tmp_path, monkeypatch, code):
+    # some FUSE and network mounts refuse fsync on a regular file; every save
+    # failed there, although a plain open(path, "wb") writes the file
+    import errno
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"old")
+    real_fsync = os.fsync
+
+    def cannot_sync(fd):
+        if stat.S_ISDIR(os.fstat(fd).st_mode):  # the directory's sync is allowed
+            return real_fsync(fd)
+        raise OSError(getattr(errno, code), os.strerror(getattr(errno, code)))
+
+    monkeypatch.setattr(atomic_mod.os, "fsync", cannot_sync)
+    atomic_write(target, lambda f: f.write(b"new"))
+    assert target.read_bytes() == b"new" and os.listdir(tmp_path) == ["model.npz"]
+
+
+def test_an_fsync_that_fails_for_another_reason_fails_the_write(tmp_path, monkeypatch):
+    # EIO: the data may not be on the disk; the old file stays
+    import errno
+    target = tmp_path / "model.npz"
+    target.write_bytes(b"old")
+
+    def io_error(fd):
+        raise OSError(errno.EIO, "Input/output error")
+
+    monkeypatch.setattr(atomic_mod.os, "fsync", io_error)
+    with pytest.raises(OSError, match="Input/output error"):
+        atomic_write(target, lambda f: f.write(b"new"))
+    assert target.read_bytes() == b"old" and os.listdir(tmp_path) == ["model.npz"]

@@ -9,7 +9,9 @@ the embedded digits that ``tools/make_digits.py`` builds):
    the permissions an ordinary ``open(path, "wb")`` would give: those of the
    file it replaces, or ``0o666`` less the umask for a new one
    (``tempfile.mkstemp`` would make every saved file ``0o600``);
-2. the caller's ``write(f)`` fills it; it is flushed and ``fsync``-ed;
+2. the caller's ``write(f)`` fills it; it is flushed and ``fsync``-ed (where the
+   file system can sync at all: one that refuses with EINVAL or ENOTSUP
+   gets the file without that guarantee, as a plain ``open`` would);
 3. ``os.replace`` renames it over the target, and the directory is
    ``fsync``-ed so that the rename itself survives a power cut.
 
@@ -160,11 +162,29 @@ def _stage(shown: str, path: str, write) -> str:
                 pass
             write(f)
             f.flush()
-            os.fsync(f.fileno())
+            _fsync_file(f.fileno())
     except BaseException:
         _remove(tmp)
         raise
     return tmp
+
+
+#: What ``fsync`` raises on a file system that cannot sync (some FUSE and
+#: network mounts): the data is written but cannot be forced to the disk.
+_CANNOT_SYNC = {errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP}
+
+
+def _fsync_file(fd: int) -> None:
+    """``os.fsync(fd)``, except where the file system cannot sync at all
+    (:data:`_CANNOT_SYNC`): there the write goes on without the guarantee
+    against a power cut (the rename still spares readers a half-written
+    file), as an ordinary ``open(path, "wb")`` would. Any other error (EIO:
+    the data may not be on the disk) still fails the write."""
+    try:
+        os.fsync(fd)
+    except OSError as exc:
+        if exc.errno not in _CANNOT_SYNC:
+            raise
 
 
 def _fsync_directory(directory: str) -> None:
