@@ -79,12 +79,12 @@ def test_config_round_trip_and_a_model_with_cropping_saves_and_loads(tmp_path):
 
 
 @pytest.mark.parametrize("bad, message", [
-    (-1, "cropping as non-negative ints, received -1"),
-    (1.5, "cropping as non-negative ints, received 1.5"),
-    (True, "cropping as non-negative ints, received True"),
-    ((1, 2, 3), r"cropping as an int or a pair of ints, received \(1, 2, 3\)"),
-    (((1, -2), (0, 0)), r"cropping rows \(top, bottom\) as non-negative ints, received -2"),
-    (((0, 0), (1, 2, 3)), r"cropping columns \(left, right\) as an int or a pair of ints"),
+    (-1, "cropping as a non-negative integer, received -1"),
+    (1.5, "cropping as a non-negative integer, received 1.5"),
+    (True, "cropping as a non-negative integer, received True"),
+    ((1, 2, 3), r"cropping as an int or a pair, received \(1, 2, 3\)"),
+    (((1, -2), (0, 0)), r"cropping rows \(top, bottom\) as a non-negative integer, received -2"),
+    (((0, 0), (1, 2, 3)), r"cropping columns \(left, right\) as an int or a pair, received"),
 ])
 def test_bad_cropping_is_explained(bad, message):
     with pytest.raises(ValueError, match=message):

@@ -27,13 +27,14 @@ __all__ = ["Conv2D"]
 PADDINGS = ("valid", "same")
 
 
-def _pair(value, who: str, what: str) -> tuple:
-    """An int or a pair of positive ints, as a pair."""
+def _pair(value, who: str, what: str, check=check_positive_int) -> tuple:
+    """An int or a pair of ints, as a pair, each passed by ``check`` (positive
+    by default; :func:`~tinynet.checks.check_non_negative_int` for a cropping)."""
     if isinstance(value, (tuple, list)):
         if len(value) != 2:
             raise ValueError(f"{who} expected {what} as an int or a pair, received {value!r}")
-        return tuple(check_positive_int(v, who, what) for v in value)
-    v = check_positive_int(value, who, what)
+        return tuple(check(v, who, what) for v in value)
+    v = check(value, who, what)
     return (v, v)
 
 

@@ -6,7 +6,9 @@ import math
 
 import numpy as np
 
+from ..checks import check_non_negative_int
 from .base import Layer
+from .conv import _check_image_shape, _pair
 
 __all__ = ["Cropping2D", "Flatten", "Reshape"]
 
@@ -79,20 +81,6 @@ class Flatten(Reshape):
         return Layer.get_config(self)
 
 
-def _crop_pair(value, who: str, what: str) -> tuple:
-    """An int ``n`` (``(n, n)``) or a pair of non-negative ints."""
-    def one(v):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
-            raise ValueError(f"{who} expected {what} as non-negative ints, received {v!r}")
-        return int(v)
-    if isinstance(value, (tuple, list)):
-        if len(value) != 2:
-            raise ValueError(f"{who} expected {what} as an int or a pair of ints, "
-                             f"received {value!r}")
-        return one(value[0]), one(value[1])
-    return one(value), one(value)
-
-
 class Cropping2D(Layer):
     r"""Cut rows and columns off the edges of channels-last images (Keras'
     ``Cropping2D``; in PyTorch a slice, ``x[:, :, t:H-b, l:W-r]`` in NCHW).
@@ -119,21 +107,18 @@ class Cropping2D(Layer):
         who = type(self).__name__
         if isinstance(cropping, (tuple, list)) and len(cropping) == 2 and all(
                 isinstance(c, (tuple, list)) for c in cropping):
-            rows = _crop_pair(cropping[0], who, "cropping rows (top, bottom)")
-            cols = _crop_pair(cropping[1], who, "cropping columns (left, right)")
+            rows = _pair(cropping[0], who, "cropping rows (top, bottom)", check_non_negative_int)
+            cols = _pair(cropping[1], who, "cropping columns (left, right)", check_non_negative_int)
         else:
-            h, w = _crop_pair(cropping, who, "cropping")
+            h, w = _pair(cropping, who, "cropping", check_non_negative_int)
             rows, cols = (h, h), (w, w)
         self.cropping = (rows, cols)
         self._x_shape = None
         super().__init__(**kwargs)
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 3:
-            raise ValueError(f"{self._who} expected input of shape (batch, height, width, "
-                             f"channels), received per-sample shape {tuple(input_shape)}")
+        h, w, c = _check_image_shape(self._who, input_shape)
         (top, bottom), (left, right) = self.cropping
-        h, w, c = input_shape
         if top + bottom >= h or left + right >= w:
             raise ValueError(f"{self._who} expected an image larger than its cropping "
                              f"{self.cropping}: at least {top + bottom + 1}x"
