@@ -488,8 +488,10 @@ _pool_state = {"brief": False}
 
 
 def _short_spin_enabled() -> bool:
-    # the switch of tinynet.spinwait, read the same way (tinynet.switches)
-    return flag_from_env("TINYNET_SHORT_SPIN", True)
+    """tinynet.spinwait's switch, read by tinynet.spinwait itself (the
+    variable's name lives there)."""
+    from tinynet.spinwait import enabled  # standard library only, as tinynet.switches
+    return enabled()
 
 
 def _libgomp_loaded() -> bool:

@@ -145,7 +145,7 @@ def _compile_threaded_builds() -> None:
         kernel.compile_parallel()
 
 
-def warm_up(verbose: bool = True, dtypes=("float32", "float64")) -> dict:
+def warm_up(verbose: bool = True, dtypes=DTYPES) -> dict:
     """Compile every kernel build for ``dtypes`` (or load it from the disk cache).
 
     The serial and the threaded builds of every kernel, and the thread pool's
