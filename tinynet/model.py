@@ -675,6 +675,8 @@ class Sequential(Layer):
                 return self._evaluate_arrays(x_val, y_val, batch_size, w_val)
         self._bind_optimizer()
 
+        running_values = {metric.name: None for metric in self.metrics}  # logged as they are
+
         def train_step(idx):
             x_batch, y_batch = x[idx], y[idx]
             self.zero_grad()
@@ -692,7 +694,7 @@ class Sequential(Layer):
                 running=self._epoch_metrics.samples < len(x)))
             # the epoch's loss: the batches' weighted means, each by its total weight
             return logs, {"loss": losses_mod.batch_weight(self.loss, len(idx)),
-                          **{metric.name: None for metric in self.metrics}}
+                          **running_values}
 
         keys = ["loss"] + [metric.name for metric in self.metrics]
         if validate is not None:

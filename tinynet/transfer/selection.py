@@ -228,7 +228,7 @@ def check_layer_refs(refs, who: str, what: str) -> None:
 def _known_indices(ref) -> list[int] | None:
     """The indices ``ref`` selects in any model, when it names them by
     non-negative indices only (else None: they depend on the model)."""
-    if isinstance(ref, (list, tuple, range, np.ndarray)) and not isinstance(ref, str):
+    if isinstance(ref, (list, tuple, range, np.ndarray)):
         parts = [_known_indices(r) for r in ref]
         if any(part is None for part in parts):
             return None
