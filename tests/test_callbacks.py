@@ -760,3 +760,20 @@ def test_a_callback_may_log_a_value_that_is_not_a_number():
     assert all(isinstance(v, float) for v in history.history["loss"])
     assert "note: epoch 1 done" in stream.getvalue() and "sizes: [1, 2]" in stream.getvalue()
     assert "note" in repr(history)
+
+
+def test_initial_value_threshold_survives_auto_mode_resolved_at_train_begin(tmp_path):
+    # a metric the user names (f1_micro) gets its "auto" direction only when
+    # training begins; the reset that came with it threw the threshold away,
+    # and a model far below it was saved
+    from tinynet.metrics import F1Score
+    model = _model()
+    model.compile(optimizer=tn.optim.SGD(lr=0.1), loss="cross_entropy",
+                  metrics=[F1Score(average="micro", name="f1_micro")])
+    x, y = _data()
+    path = tmp_path / "m.npz"
+    checkpoint = ModelCheckpoint(path, monitor="f1_micro", save_best_only=True,
+                                 initial_value_threshold=0.99)
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=0, callbacks=[checkpoint])
+    assert checkpoint.mode == "max" and checkpoint.best == 0.99
+    assert not path.exists()

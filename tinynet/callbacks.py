@@ -307,11 +307,21 @@ class _Monitor(Callback):
         # a NaN or infinite min_delta would make every epoch "no improvement"
         self.min_delta = abs(check_real(min_delta, type(self).__name__, "min_delta",
                                         low_open=True, high_open=True))
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = self._initial_best()
         self.best_epoch: int | None = None
 
+    #: A value to beat from the start (ModelCheckpoint's initial_value_threshold).
+    _threshold = None
+
+    def _initial_best(self) -> float:
+        """The best value before any epoch: the threshold if one was given,
+        else the worst value of the mode."""
+        if self._threshold is not None:
+            return self._threshold
+        return math.inf if self.mode == "min" else -math.inf
+
     def _reset(self):
-        self.best = math.inf if self.mode == "min" else -math.inf
+        self.best = self._initial_best()
         self.best_epoch = None
 
     def on_train_begin(self, logs=None):
@@ -467,8 +477,12 @@ class ModelCheckpoint(_Monitor):
         path = filepath if path is None else path
         super().__init__(monitor, mode, min_delta)
         if initial_value_threshold is not None:
-            self.best = check_real(initial_value_threshold, "ModelCheckpoint",
-                                   "initial_value_threshold", low_open=True, high_open=True)
+            # kept, not only written into best: a mode that "auto" resolves
+            # again at train begin (a metric named by the user) resets best
+            self._threshold = check_real(initial_value_threshold, "ModelCheckpoint",
+                                         "initial_value_threshold", low_open=True,
+                                         high_open=True)
+            self.best = self._threshold
         if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
             # str() would make ModelCheckpoint(None) save to a file named "None"
             raise TypeError(f"ModelCheckpoint expected path as a str or os.PathLike file "
