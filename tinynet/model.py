@@ -68,16 +68,26 @@ __all__ = ["Sequential"]
 
 
 class _EpochMetrics(Callback):
-    """``fit``'s first callback: the epoch logs get the metrics' exact values
-    (:meth:`tinynet.metrics.Metric.result`) of the epoch's samples. The last
-    batch logs them already; an epoch a callback stopped before its last
-    batch logged running values (:meth:`~tinynet.metrics.Metric.running_result`),
-    equal up to rounding, which the epoch's record replaces here."""
+    """``fit``'s first callback: the metrics' accumulation of each epoch's
+    samples (:class:`tinynet.metrics.MetricStates`), started afresh before
+    the epoch and dropped when training ends (as the multi-task models'
+    ``fit`` keeps theirs, :mod:`tinynet.training`), and the epoch logs get
+    the metrics' exact values (:meth:`tinynet.metrics.Metric.result`) of
+    the epoch's samples. The last batch logs them already; an epoch a
+    callback stopped before its last batch logged running values
+    (:meth:`~tinynet.metrics.Metric.running_result`), equal up to rounding,
+    which the epoch's record replaces here."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model._epoch_metrics = metrics_mod.MetricStates(self.model.metrics)
 
     def on_epoch_end(self, epoch, logs=None):
         states = self.model._epoch_metrics
         if logs is not None and states is not None and states.samples:
             logs.update(states.results())
+
+    def on_train_end(self, logs=None):
+        self.model._epoch_metrics = None  # (an AUC's keeps every score of the epoch)
 
 
 class Sequential(Layer):
@@ -116,7 +126,7 @@ class Sequential(Layer):
         self.metrics: list = []
         self._compiled_loss = None  # the loss and metrics as compile received them
         self._compiled_metrics: list = []
-        self._epoch_metrics = None  # fit's accumulation of the metrics (reset_metrics)
+        self._epoch_metrics = None  # fit's accumulation of the metrics (_EpochMetrics)
         self._bound_ids = None  # ids of the parameters this model bound the optimizer to
         self.stop_training = False
         self.stop_reason = None
@@ -707,12 +717,6 @@ class Sequential(Layer):
                                 verbose=verbose, stream=stream,
                                 terminate_on_nan=terminate_on_nan, log_keys=keys)
         return self.history
-
-    def reset_metrics(self) -> None:
-        """Start the metrics' accumulation afresh (:func:`~tinynet.training.fit_loop`
-        calls it before each epoch): ``fit`` logs the metrics of the epoch's
-        samples so far (:class:`tinynet.metrics.MetricStates`)."""
-        self._epoch_metrics = metrics_mod.MetricStates(self.metrics)
 
     def _evaluate_arrays(self, x, y, batch_size: int, sample_weight=None) -> dict:
         """Means over all samples; with ``sample_weight`` (or class weights in
