@@ -58,8 +58,19 @@ from .layers._checks import check_real
 
 
 __all__ = ["Callback", "CallbackList", "as_callback_list", "History", "TerminateOnNaN",
+           "CALLBACK_LOG_KEYS",
            "EarlyStopping",
            "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau"]
+
+
+#: The keys tinynet's own callbacks add to the epoch logs (their
+#: ``added_log_keys``) and what each holds: ``Sequential.compile`` refuses a
+#: metric named like one, which the callback would overwrite in the logs.
+CALLBACK_LOG_KEYS = {
+    "lr": "the learning rate, logged by LearningRateScheduler and ReduceLROnPlateau",
+    "l2sp_penalty": "the L2-SP penalty, logged by tinynet.transfer.L2SPLogger (fine_tune "
+                    "with l2sp=)",
+}
 
 
 class Callback:
