@@ -177,9 +177,9 @@ class Metric:
     one name). A name is a non-empty string without ``"/"`` (the separator
     of a multi-task model's ``"<task>/<metric>"`` keys). Callbacks'
     ``mode="auto"`` finds its direction on the model's metrics when training
-    starts (:func:`logged_metrics`); :func:`tinynet.mtl.delta_m` knows only
-    the built-in names, and takes the direction of others as its
-    ``higher_is_better`` argument.
+    starts (:func:`logged_metrics`), and :func:`tinynet.mtl.delta_m` on the
+    model given as its ``model=`` (else it knows only the built-in names,
+    and takes the direction of others as its ``higher_is_better`` argument).
     """
 
     name = "metric"
