@@ -388,7 +388,7 @@ def main(argv):
                         help="sinusoid meta-iterations (default 10000; --quick 40)")
     parser.add_argument("--fewshot-iterations", type=report.positive_int, default=None,
                         help="few-shot meta-iterations (default 2000; --quick 20)")
-    parser.add_argument("--blas-threads", type=int, default=None,
+    parser.add_argument("--blas-threads", type=report.positive_int, default=None,
                         help="limit the threads of NumPy's BLAS (needs threadpoolctl), "
                              "tinynet's kernels and torch; 1 avoids thread contention on a "
                              "busy 2-core machine")

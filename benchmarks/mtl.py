@@ -377,7 +377,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--expert-units", type=report.positive_int, default=64)
     parser.add_argument("--tower", type=report.positive_int, default=64)
     parser.add_argument("--soft-penalty", type=report.float_in(0), default=1e-3)
-    parser.add_argument("--blas-threads", type=int, default=None,
+    parser.add_argument("--blas-threads", type=report.positive_int, default=None,
                         help="limit the threads of NumPy's BLAS, Numba's parallel kernels "
                              "and torch; 1 avoids thread contention on a busy 2-core machine")
     return parser

@@ -30,6 +30,13 @@ import tempfile
 import time
 from pathlib import Path
 
+# NumPy before tinynet, as every benchmark imports them: tinynet imported first
+# would set OpenBLAS's short wait (tinynet.spinwait) in this process's
+# environment, which the startup benchmark's subprocesses and the peers'
+# workers would then inherit
+import numpy  # noqa: F401,I001
+from tinynet import cli  # noqa: E402
+
 __all__ = [
     "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
     "output_dir",
@@ -57,42 +64,28 @@ def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
     return parser
 
 
-def positive_int(text: str) -> int:
-    """The ``type=`` of a count option (repeats, seeds, epochs, samples,
-    threads, widths): a positive integer, else an argparse usage error (exit
-    status 2) saying what was received -- not a traceback from deep inside a
-    run, nor a 0 quietly replaced by the default."""
-    try:
-        value = int(text)
-    except ValueError:
-        value = None
-    if value is None or value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, received {text!r}")
-    return value
+#: The ``type=`` of a count option (repeats, seeds, epochs, samples, threads,
+#: widths): a positive integer, else an argparse usage error (exit status 2)
+#: saying what was received -- not a traceback from deep inside a run, nor a
+#: 0 quietly replaced by the default. The ``tinynet`` command's own.
+positive_int = cli.positive_int
 
 
 def float_in(low: float = -math.inf, high: float = math.inf, *, open_low: bool = False,
              open_high: bool = False):
     """The ``type=`` of an option taking a number in an interval: ``[low, high]``,
     with ``open_low``/``open_high`` excluding an end (an infinite end is always
-    excluded). Anything else is an argparse usage error (exit status 2) saying
-    the interval and what was received -- before the run, not as a traceback
-    from the model that rejects it after minutes of other parts."""
+    excluded). Anything else (NaN included) is an argparse usage error (exit
+    status 2) saying the interval and what was received -- before the run, not
+    as a traceback from the model that rejects it after minutes of other parts
+    (:func:`tinynet.cli.number_type`)."""
     open_low, open_high = open_low or low == -math.inf, open_high or high == math.inf
     interval = f"{'(' if open_low else '['}{low:g}, {high:g}{')' if open_high else ']'}"
 
-    def number(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            value = math.nan
-        inside = (value > low if open_low else value >= low) and \
+    def inside(value: float) -> bool:  # NaN is never inside: every comparison is False
+        return (value > low if open_low else value >= low) and \
             (value < high if open_high else value <= high)
-        if not inside:  # NaN included: every comparison is False
-            raise argparse.ArgumentTypeError(f"expected a number in {interval}, received "
-                                             f"{text!r}")
-        return value
-    return number
+    return cli.number_type(float, inside, f"a number in {interval}")
 
 
 def output_dir(out_dir, quick: bool) -> Path:

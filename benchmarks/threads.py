@@ -36,11 +36,11 @@ def require_blas_limit(n: int, parser, option: str = "--threads") -> None:
 def limit_blas_threads(n: int, parser):
     """Limit NumPy's BLAS, tinynet's parallel kernels (Numba) and PyTorch (when
     installed) to ``n`` threads for the rest of the process, or ``parser.error``
-    (exit status 2) when ``n`` is not positive or threadpoolctl is missing.
-    Returns threadpoolctl's limits (``restore_original_limits()`` undoes the
-    BLAS part)."""
-    if n < 1:
-        parser.error(f"--blas-threads expected a positive number of threads, received {n}")
+    (exit status 2) when threadpoolctl is missing. ``n`` is the positive
+    integer of the ``--blas-threads`` option, whose ``type=``
+    (:data:`benchmarks.report.positive_int`) refused anything else when the
+    arguments were parsed. Returns threadpoolctl's limits
+    (``restore_original_limits()`` undoes the BLAS part)."""
     _need_threadpoolctl("--blas-threads", parser)
     from threadpoolctl import threadpool_limits
     limits = threadpool_limits(n, user_api="blas")

@@ -1,5 +1,6 @@
 """Smoke tests of the benchmark infrastructure and of each ``--quick`` benchmark."""
 
+import argparse
 import errno
 import json
 import os
@@ -274,12 +275,33 @@ def test_blas_threads_without_threadpoolctl_is_a_usage_error(name, monkeypatch, 
 
 
 @pytest.mark.parametrize("name", ["mtl", "meta"])
-def test_blas_threads_must_be_positive(name, tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main([name, "--quick", "--blas-threads", "0", "--out", str(tmp_path)])
-    assert exit_info.value.code == 2
-    assert "--blas-threads expected a positive number of threads, received 0" in (
-        capsys.readouterr().err)
+@pytest.mark.parametrize("value", ["0", "-2", "two"])
+def test_blas_threads_must_be_positive(name, value, tmp_path, capsys):
+    # --blas-threads was type=int with a check of its own at run time, in other
+    # words ("a positive number of threads", and argparse's "invalid int value"
+    # for "two"): now the count options' type, refused as they are
+    assert f"argument --blas-threads: expected a positive integer, received {value!r}" in (
+        _usage_error([name, "--blas-threads", value], tmp_path, capsys))
+
+
+def test_the_benchmarks_parse_numbers_as_the_tinynet_command_does():
+    # report.positive_int and float_in repeated tinynet.cli's number types
+    from tinynet import cli
+    assert report.positive_int is cli.positive_int
+    with pytest.raises(argparse.ArgumentTypeError, match=r"expected a number in \[0, 1\], "
+                                                          r"received 'nan'"):
+        report.float_in(0, 1)("nan")
+
+
+def test_importing_the_benchmarks_report_leaves_openblas_wait_alone():
+    # report imports tinynet (its number types); tinynet imported before NumPy
+    # sets OPENBLAS_THREAD_TIMEOUT, which the startup benchmark's subprocesses
+    # and the peers' workers would inherit
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_THREAD_TIMEOUT"}
+    code = "import os, benchmarks.report; print('OPENBLAS_THREAD_TIMEOUT' in os.environ)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env=env, cwd=REPO, check=True).stdout
+    assert out.strip() == "False"
 
 
 @pytest.mark.parametrize("argv", [

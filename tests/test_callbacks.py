@@ -777,3 +777,39 @@ def test_initial_value_threshold_survives_auto_mode_resolved_at_train_begin(tmp_
     model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=0, callbacks=[checkpoint])
     assert checkpoint.mode == "max" and checkpoint.best == 0.99
     assert not path.exists()
+
+
+def test_every_monitoring_callback_resolves_auto_mode_and_refuses_a_key_alike(tmp_path):
+    # EarlyStopping, ModelCheckpoint and ReduceLROnPlateau resolve mode="auto"
+    # again at train begin through one code path: by its name at construction
+    # ("acc_gap" holds "acc": max; "f1_micro" is no built-in name: min), then
+    # from the model's metric objects, which know their direction
+    from tinynet.metrics import F1Score, Metric
+
+    class Gap(Metric):
+        higher_is_better = False
+
+        def __call__(self, pred, target):
+            return 0.5
+
+    x, y = _data()
+    for metric, name, by_name, by_model in (
+            (Gap(name="acc_gap"), "acc_gap", "max", "min"),
+            (F1Score(average="micro", name="f1_micro"), "f1_micro", "min", "max")):
+        model = _model()
+        model.compile(optimizer=tn.optim.SGD(lr=0.1), loss="cross_entropy",
+                      metrics=[metric])
+        made = [EarlyStopping(monitor=name, patience=5),
+                ModelCheckpoint(tmp_path / f"{name}.npz", monitor=name, save_best_only=True),
+                ReduceLROnPlateau(monitor=name)]
+        assert [cb.mode for cb in made] == [by_name] * 3
+        model.fit(x, y, epochs=1, batch_size=16, verbose=0, seed=0, callbacks=made)
+        assert [cb.mode for cb in made] == [by_model] * 3, name
+        assert made[2].scheduler.mode == by_model
+    model = _model()
+    for cb in (EarlyStopping(monitor="acuracy"), ReduceLROnPlateau(monitor="acuracy"),
+               ModelCheckpoint(tmp_path / "m.npz", monitor="acuracy", save_best_only=True)):
+        with pytest.raises(ValueError, match=rf"{type(cb).__name__} monitors 'acuracy', "
+                                             rf"which fit will not log; did you mean "
+                                             rf"'accuracy'"):
+            model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])

@@ -642,3 +642,49 @@ def test_an_epoch_stopped_mid_way_logs_the_exact_auc_of_its_samples():
     scores = model.predict(x)[:40]
     assert history.history["auc"] == [skm.roc_auc_score(y[:40], scores[:, 0])]
     assert history.history["r2"] == [metrics.r2(scores, y[:40])]
+
+
+@pytest.mark.parametrize("name, held", [
+    ("lr", "the learning rate, logged by LearningRateScheduler and ReduceLROnPlateau"),
+    ("l2sp_penalty", "the L2-SP penalty"), ("val_loss", "the validation loss")])
+def test_a_metric_named_like_a_key_fit_or_a_callback_logs_is_refused(name, held):
+    # a metric named "lr" was accepted, and LearningRateScheduler or
+    # ReduceLROnPlateau overwrote its epoch values with the learning rate
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    with pytest.raises(ValueError, match=rf"a metric and the '{name}' log key \({held}.*\) "
+                                         rf"are named '{name}'.*name='{name}_2'"):
+        model.compile("adam", loss="cross_entropy", metrics=[metrics.Recall(name=name)])
+
+    def lr(pred, target):  # a function metric takes the function's name
+        return 0.0
+    with pytest.raises(ValueError, match="a metric and the 'lr' log key"):
+        model.compile("adam", loss="cross_entropy", metrics=["accuracy", lr])
+
+
+def test_every_key_tinynets_callbacks_log_is_reserved():
+    import importlib
+    import pkgutil
+
+    from tinynet.callbacks import CALLBACK_LOG_KEYS, Callback
+    for module in pkgutil.walk_packages(tn.__path__, "tinynet."):
+        if not module.name.startswith(("tinynet.kernels", "tinynet.__main__")):
+            importlib.import_module(module.name)
+    stack, added = [Callback], set()
+    while stack:
+        cls = stack.pop()
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.startswith("tinynet."):
+            added.update(cls.added_log_keys)
+    assert added == set(CALLBACK_LOG_KEYS) == {"lr", "l2sp_penalty"}
+    assert set(CALLBACK_LOG_KEYS) < set(tn.Sequential.RESERVED_LOG_KEYS)
+
+
+def test_a_file_saved_with_a_metric_named_lr_still_loads_with_a_warning(tmp_path):
+    # compile refuses the name now; a file saved before it did keeps its metric
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    model._compile("adam", "cross_entropy", [metrics.Recall(name="lr")], ("loss",))
+    model.save(tmp_path / "m.npz")
+    with pytest.warns(UserWarning, match=r"saved metric\(s\) \['lr'\] are named like log keys"
+                                         r".*'lr': the learning rate.*name='lr_2'"):
+        again = tn.load(tmp_path / "m.npz")
+    assert [m.name for m in again.metrics] == ["lr"]

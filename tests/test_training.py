@@ -220,12 +220,17 @@ def test_resume_equals_uninterrupted_run_in_memory():
 
 def test_running_values_are_logged_as_they_are_and_reset_every_epoch():
     # a step may return the epoch's value so far of a metric it accumulates
-    # (weight None): the loop logs it as it is, not averaged with earlier batches
+    # (weight None): the loop logs it as it is, not averaged with earlier batches;
+    # the accumulators start in the on_epoch_begin of the trainer's first callback
     class Counting(Model):
-        def reset_metrics(self):
-            self.seen = []
+        def reset_metrics(self):  # no hook of the loop's (it called this before)
+            raise AssertionError("fit_loop called reset_metrics")
 
     model = Counting()
+
+    class Start(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.model.seen = []
 
     def step(idx):
         model.seen.extend(idx.tolist())
@@ -238,7 +243,7 @@ def test_running_values_are_logged_as_they_are_and_reset_every_epoch():
             batches.append(logs["seen"])
 
     history = fit_loop(model, step, 10, epochs=2, batch_size=4, shuffle=False, verbose=0,
-                       callbacks=[Batches()])
+                       callbacks=[Start(), Batches()])
     assert batches == [4.0, 8.0, 10.0] * 2  # reset before each epoch
     assert history.history["seen"] == [10.0, 10.0]
     assert history.history["loss"] == [(4 * 4 + 4 * 4 + 2 * 2) / 10] * 2
@@ -246,3 +251,21 @@ def test_running_values_are_logged_as_they_are_and_reset_every_epoch():
     means.add({"a": 1.0, "b": 5.0}, 2, {"b": None})
     means.add({"a": 4.0, "b": 7.0}, 1, {"b": None})
     assert means.means() == {"a": 2.0, "b": 7.0}
+
+
+def test_sequential_fit_accumulates_each_epochs_metrics_afresh_and_drops_them_after():
+    # the accumulators start in fit's first callback (as the multi-task
+    # models'), not through a hook of fit_loop's; they are dropped when fit
+    # ends (an AUC's holds every score of the epoch), where they stayed before
+    x, y = _data()
+    model = _lazy_model()
+    seen = []
+
+    class Samples(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(self.model._epoch_metrics.samples)
+
+    model.fit(x, y, epochs=3, batch_size=8, seed=0, verbose=0, callbacks=[Samples()])
+    assert seen == [len(x)] * 3
+    assert model._epoch_metrics is None
+    assert not hasattr(model, "reset_metrics")

@@ -612,6 +612,23 @@ def test_gradual_unfreezing_refuses_bad_groups_when_made(kwargs, error, match):
         transfer.GradualUnfreezing(**kwargs)
 
 
+def test_gradual_unfreezing_splits_keep_frozen_once_when_it_is_set():
+    # keep_frozen was split into layer references and Layer objects twice,
+    # when made (to check the references) and again at every epoch; now once,
+    # whenever it is set: a value set after making is checked as one given
+    # then (it was taken as it was, and failed, or not, at fit)
+    cb = transfer.GradualUnfreezing(keep_frozen="fc1")
+    with pytest.raises(TypeError, match="GradualUnfreezing expected keep_frozen as a layer"):
+        cb.keep_frozen = 1.0
+    model = mlp()
+    x, y = data()
+    model.compile(tn.optim.Adam(model.parameters(), lr=1e-2), loss="cross_entropy")
+    cb.keep_frozen = ("fc2", model.layers[0])  # a tuple: references and a Layer
+    assert cb.keep_frozen == ("fc2", model.layers[0])
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[cb])
+    assert [names for _, names in cb.schedule] == [["head"]] * 3
+
+
 def test_gradual_unfreezing_leaves_model_dependent_references_to_fit():
     # names, negative indices and slices depend on the model: taken when made
     for kwargs in (dict(groups=["fc1", slice("fc2", None)]), dict(groups=[[-3], [-2, -1]]),

@@ -58,8 +58,19 @@ from .layers._checks import check_real
 
 
 __all__ = ["Callback", "CallbackList", "as_callback_list", "History", "TerminateOnNaN",
+           "CALLBACK_LOG_KEYS",
            "EarlyStopping",
            "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau"]
+
+
+#: The keys tinynet's own callbacks add to the epoch logs (their
+#: ``added_log_keys``) and what each holds: ``Sequential.compile`` refuses a
+#: metric named like one, which the callback would overwrite in the logs.
+CALLBACK_LOG_KEYS = {
+    "lr": "the learning rate, logged by LearningRateScheduler and ReduceLROnPlateau",
+    "l2sp_penalty": "the L2-SP penalty, logged by tinynet.transfer.L2SPLogger (fine_tune "
+                    "with l2sp=)",
+}
 
 
 class Callback:
@@ -295,15 +306,36 @@ def _monitored(logs, monitor: str, who: str) -> float:
     return float(logs[monitor])
 
 
-class _Monitor(Callback):
-    """Tracks the best value of a logged metric (shared by EarlyStopping and
-    ModelCheckpoint)."""
+class _Monitoring(Callback):
+    """A callback that watches one logged value, ``monitor``, in a direction,
+    ``mode`` (shared by EarlyStopping, ModelCheckpoint and ReduceLROnPlateau).
 
-    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+    ``mode="auto"`` is resolved when the callback is made, from the key's
+    name, so that a bad mode or monitor is refused then, and again when
+    training starts (:meth:`on_train_begin`), from the model's own metrics: a
+    metric with a name of the user's, ``F1Score(name="f1_micro")``, has its
+    direction only there (:func:`_resolve_mode`)."""
+
+    def __init__(self, monitor: str, mode: str):
         super().__init__()
         self.monitor = monitor
         self._given_mode = mode
         self.mode = _resolve_mode(mode, monitor, type(self).__name__)
+
+    def on_train_begin(self, logs=None):
+        """Refuse a monitor fit will not log (:func:`_check_monitor_is_logged`);
+        resolve ``"auto"`` again, now with the model's metrics."""
+        who = type(self).__name__
+        _check_monitor_is_logged(self.monitor, self.params, who)
+        self.mode = _resolve_mode(self._given_mode, self.monitor, who, self.model)
+
+
+class _Monitor(_Monitoring):
+    """Tracks the best value of a logged metric (shared by EarlyStopping and
+    ModelCheckpoint)."""
+
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
+        super().__init__(monitor, mode)
         # a NaN or infinite min_delta would make every epoch "no improvement"
         self.min_delta = abs(check_real(min_delta, type(self).__name__, "min_delta",
                                         low_open=True, high_open=True))
@@ -325,11 +357,9 @@ class _Monitor(Callback):
         self.best_epoch = None
 
     def on_train_begin(self, logs=None):
-        _check_monitor_is_logged(self.monitor, self.params, type(self).__name__)
-        # "auto" again, now with the model's metrics: a name of the user's
-        mode = _resolve_mode(self._given_mode, self.monitor, type(self).__name__, self.model)
-        if mode != self.mode:
-            self.mode = mode
+        mode = self.mode
+        super().on_train_begin(logs)
+        if self.mode != mode:  # "auto" resolved otherwise: the best so far is the other end
             self._reset()
 
     def _improved(self, value: float, reference: float | None = None) -> bool:
@@ -655,7 +685,7 @@ class LearningRateScheduler(Callback):
         _log_lr(self.model, logs)
 
 
-class ReduceLROnPlateau(Callback):
+class ReduceLROnPlateau(_Monitoring):
     """Divide the learning rate when a monitored metric stops improving:
     :class:`tinynet.optim.ReduceLROnPlateau` (PyTorch's counting) driven by
     the epoch logs, as in Keras.
@@ -689,10 +719,7 @@ class ReduceLROnPlateau(Callback):
 
     def __init__(self, monitor: str = "val_loss", mode: str = "auto", min_delta=None,
                  **kwargs):
-        super().__init__()
-        self.monitor = monitor
-        self._given_mode = mode
-        self.mode = _resolve_mode(mode, monitor, "ReduceLROnPlateau")
+        super().__init__(monitor, mode)
         unknown = sorted(set(kwargs) - set(self._SCHEDULER_OPTIONS))
         if unknown:
             raise TypeError(f"ReduceLROnPlateau got unexpected option(s) {unknown}; it takes "
@@ -721,9 +748,7 @@ class ReduceLROnPlateau(Callback):
 
     def on_train_begin(self, logs=None):
         from .optim import ReduceLROnPlateau as Plateau
-        _check_monitor_is_logged(self.monitor, self.params, "ReduceLROnPlateau")
-        self.mode = _resolve_mode(self._given_mode, self.monitor, "ReduceLROnPlateau",
-                                  self.model)  # a metric named by the user: its direction
+        super().on_train_begin(logs)  # the mode of a metric named by the user: its direction
         self.scheduler = Plateau(self.model.optimizer, mode=self.mode, **self.kwargs)
 
     def on_epoch_end(self, epoch, logs=None):

@@ -32,7 +32,7 @@ import time
 
 from .switches import flag_from_env
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "main", "number_type", "positive_int"]
 
 _EPILOG = "Run 'tinynet <command> --help' for the options of each command."
 
@@ -42,8 +42,12 @@ class CommandError(Exception):
 
 
 # ------------------------------------------------------------ argument types
-def _number_type(convert, accept, expected: str):
-    """An argparse ``type=``: ``convert(text)`` must succeed and satisfy ``accept``."""
+def number_type(convert, accept, expected: str):
+    """An argparse ``type=``: ``convert(text)`` must succeed and satisfy
+    ``accept``; anything else is a usage error (exit status 2) saying
+    ``expected {expected}, received {text!r}`` -- before the command runs,
+    not as a traceback from deep inside it. The benchmarks' options use it
+    too (``benchmarks/report.py``)."""
     def parse(text: str):
         try:
             value = convert(text)
@@ -55,11 +59,11 @@ def _number_type(convert, accept, expected: str):
     return parse
 
 
-_positive_int = _number_type(int, lambda v: v > 0, "a positive integer")
-_non_negative_int = _number_type(int, lambda v: v >= 0, "an integer >= 0")
-_positive_float = _number_type(float, lambda v: 0 < v < float("inf"), "a positive number")
-_fraction = _number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
-_non_negative_float = _number_type(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
+positive_int = number_type(int, lambda v: v > 0, "a positive integer")
+_non_negative_int = number_type(int, lambda v: v >= 0, "an integer >= 0")
+_positive_float = number_type(float, lambda v: 0 < v < float("inf"), "a positive number")
+_fraction = number_type(float, lambda v: 0 <= v < 1, "a number in [0, 1)")
+_non_negative_float = number_type(float, lambda v: 0 <= v < float("inf"), "a number >= 0")
 
 
 def _registered(registry: str, kind: str):
@@ -156,8 +160,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="dropout rate after each hidden layer (default 0.2; 0 for none)")
     train.add_argument("--batch-norm", action="store_true",
                        help="BatchNorm after each hidden Dense layer")
-    train.add_argument("--epochs", type=_positive_int, default=20, help="default 20")
-    train.add_argument("--batch-size", type=_positive_int, default=128, help="default 128")
+    train.add_argument("--epochs", type=positive_int, default=20, help="default 20")
+    train.add_argument("--batch-size", type=positive_int, default=128, help="default 128")
     train.add_argument("--optimizer", type=_optimizer, default="adam",
                        help="adam, adamw, sgd, rmsprop or adagrad (default adam)")
     train.add_argument("--lr", type=_positive_float, default=1e-3,
@@ -171,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                             "stratified (default 0.1; 0 for none)")
     train.add_argument("--seed", type=_non_negative_int, default=0,
                        help="seed of the split, weights, shuffling and dropout (default 0)")
-    train.add_argument("--limit", type=_positive_int, metavar="N",
+    train.add_argument("--limit", type=positive_int, metavar="N",
                        help="use only the first N training and N test samples (quick runs)")
     train.add_argument("--out", metavar="PATH", default="model.npz",
                        help="where to save the trained model (default model.npz)")
@@ -189,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(evaluate)
     evaluate.add_argument("--split", choices=("test", "train"), default="test",
                           help="which part to score (default test)")
-    evaluate.add_argument("--batch-size", type=_positive_int, default=1000,
+    evaluate.add_argument("--batch-size", type=positive_int, default=1000,
                           help="default 1000")
 
     predict = sub.add_parser(
@@ -212,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--scale", type=_positive_float,
                          help="divide the input by this (default: as in training for "
                               "integer input, 1 for float input)")
-    predict.add_argument("--batch-size", type=_positive_int, default=1000,
+    predict.add_argument("--batch-size", type=positive_int, default=1000,
                          help="default 1000")
 
     compile_ = sub.add_parser(

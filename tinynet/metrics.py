@@ -177,9 +177,9 @@ class Metric:
     one name). A name is a non-empty string without ``"/"`` (the separator
     of a multi-task model's ``"<task>/<metric>"`` keys). Callbacks'
     ``mode="auto"`` finds its direction on the model's metrics when training
-    starts (:func:`logged_metrics`); :func:`tinynet.mtl.delta_m` knows only
-    the built-in names, and takes the direction of others as its
-    ``higher_is_better`` argument.
+    starts (:func:`logged_metrics`), and :func:`tinynet.mtl.delta_m` on the
+    model given as its ``model=`` (else it knows only the built-in names,
+    and takes the direction of others as its ``higher_is_better`` argument).
     """
 
     name = "metric"
@@ -1010,12 +1010,15 @@ def to_config(metric: Metric):
 def check_names(metrics, who: str, reserved=("loss",)) -> None:
     """Refuse two metrics logged under one name, or a metric named like a
     ``reserved`` log key, before any training: one would overwrite the other
-    in the logs and History."""
+    in the logs and History. ``reserved`` is a tuple of keys, or a dict
+    ``{key: what it holds}`` said in the error."""
     names = [m.name for m in metrics]
     for metric in metrics:
         if metric.name in reserved or names.count(metric.name) > 1:
+            held = reserved.get(metric.name) if isinstance(reserved, dict) else None
             clash = f"{names.count(metric.name)} metrics" if names.count(metric.name) > 1 \
-                else f"a metric and the {metric.name!r} log key"
+                else f"a metric and the {metric.name!r} log key" + (f" ({held})" if held
+                                                                     else "")
             raise ValueError(f"{who}: {clash} are named {metric.name!r} (metrics {names}); "
                              f"give one a name of its own, e.g. "
                              f"{type(metric).__name__}(..., name={metric.name + '_2'!r})")

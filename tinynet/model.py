@@ -61,23 +61,33 @@ from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict
                           layer_to_dict, release, shape_str, stale_cache_error, unique_name)
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
-from .callbacks import Callback, as_callback_list
+from .callbacks import CALLBACK_LOG_KEYS, Callback, as_callback_list
 from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
 
 __all__ = ["Sequential"]
 
 
 class _EpochMetrics(Callback):
-    """``fit``'s first callback: the epoch logs get the metrics' exact values
-    (:meth:`tinynet.metrics.Metric.result`) of the epoch's samples. The last
-    batch logs them already; an epoch a callback stopped before its last
-    batch logged running values (:meth:`~tinynet.metrics.Metric.running_result`),
-    equal up to rounding, which the epoch's record replaces here."""
+    """``fit``'s first callback: the metrics' accumulation of each epoch's
+    samples (:class:`tinynet.metrics.MetricStates`), started afresh before
+    the epoch and dropped when training ends (as the multi-task models'
+    ``fit`` keeps theirs, :mod:`tinynet.training`), and the epoch logs get
+    the metrics' exact values (:meth:`tinynet.metrics.Metric.result`) of
+    the epoch's samples. The last batch logs them already; an epoch a
+    callback stopped before its last batch logged running values
+    (:meth:`~tinynet.metrics.Metric.running_result`), equal up to rounding,
+    which the epoch's record replaces here."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.model._epoch_metrics = metrics_mod.MetricStates(self.model.metrics)
 
     def on_epoch_end(self, epoch, logs=None):
         states = self.model._epoch_metrics
         if logs is not None and states is not None and states.samples:
             logs.update(states.results())
+
+    def on_train_end(self, logs=None):
+        self.model._epoch_metrics = None  # (an AUC's keeps every score of the epoch)
 
 
 class Sequential(Layer):
@@ -108,6 +118,13 @@ class Sequential(Layer):
     #: back when a run fails); kept here, beside the attributes it names.
     COMPILE_ATTRIBUTES = ("optimizer", "loss", "metrics", "_bound_ids", "_compiled_loss",
                           "_compiled_metrics")
+    #: The log keys of ``fit`` besides the metrics' -- its loss, on the
+    #: training and validation data, and what tinynet's callbacks add
+    #: (:data:`tinynet.callbacks.CALLBACK_LOG_KEYS`) -- with what each holds:
+    #: :meth:`compile` refuses a metric of one of these names, whose values
+    #: would be overwritten in the logs and History.
+    RESERVED_LOG_KEYS = {"loss": "the training loss", "val_loss": "the validation loss",
+                         **CALLBACK_LOG_KEYS}
 
     def __init__(self, layers=None, name: str | None = None, **kwargs):
         self._layers: list[Layer] = []
@@ -116,7 +133,7 @@ class Sequential(Layer):
         self.metrics: list = []
         self._compiled_loss = None  # the loss and metrics as compile received them
         self._compiled_metrics: list = []
-        self._epoch_metrics = None  # fit's accumulation of the metrics (reset_metrics)
+        self._epoch_metrics = None  # fit's accumulation of the metrics (_EpochMetrics)
         self._bound_ids = None  # ids of the parameters this model bound the optimizer to
         self.stop_training = False
         self.stop_reason = None
@@ -422,13 +439,19 @@ class Sequential(Layer):
         metrics : list of str, Metric or callable, optional
             ``["accuracy"]``, ``["top_3_accuracy"]``, ``["mae"]``,
             ``[F1Score(average="micro", name="f1_micro"), "f1"]``... (each
-            logged under its ``name``; two of one name are refused).
+            logged under its ``name``; two of one name are refused, and a
+            name that fit or a callback of tinynet's logs as well:
+            :attr:`RESERVED_LOG_KEYS`, ``"loss"``, ``"val_loss"``, ``"lr"``...).
             On one sigmoid unit an ``"accuracy"`` without a threshold
             thresholds at 0.5 (:func:`tinynet.metrics.for_output`).
 
         The swaps follow the last layer: ``add`` and ``pop`` redo them.
         Saving stores the loss and metrics as given here.
         """
+        self._compile(optimizer, loss, metrics, self.RESERVED_LOG_KEYS)
+
+    def _compile(self, optimizer, loss, metrics, reserved) -> None:
+        """:meth:`compile`, refusing metrics named like a key of ``reserved``."""
         if loss is None:
             raise ValueError(f"{self._who}.compile expected a loss, e.g. "
                              f"loss='cross_entropy' or loss='mse'")
@@ -438,7 +461,7 @@ class Sequential(Layer):
                                     or not hasattr(metrics, "__iter__")):
             metrics = [metrics]
         metrics = [metrics_mod.get(m) for m in metrics or ()]
-        metrics_mod.check_names(metrics, f"{self._who}.compile")
+        metrics_mod.check_names(metrics, f"{self._who}.compile", reserved)
         self._compiled_loss, self._compiled_metrics = loss, metrics
         self._fit_to_output()
         self._set_optimizer(optimizer)
@@ -500,9 +523,21 @@ class Sequential(Layer):
                 "metrics": [metrics_mod.to_config(m) for m in self._compiled_metrics]}
 
     def compile_from_config(self, config: dict) -> None:
-        """Inverse of :meth:`get_compile_config` (used by :func:`tinynet.load`)."""
-        self.compile(optimizer=config["optimizer"], loss=config["loss"],
-                     metrics=config.get("metrics") or None)
+        """Inverse of :meth:`get_compile_config` (used by :func:`tinynet.load`).
+
+        A file saved before :meth:`compile` refused a metric named like a key
+        a callback logs (``"lr"``) still loads, its metric kept, with a
+        warning: the callback would overwrite its values in the logs."""
+        self._compile(config["optimizer"], config["loss"], config.get("metrics") or None,
+                      ("loss",))
+        clashes = [m.name for m in self._compiled_metrics if m.name in self.RESERVED_LOG_KEYS]
+        if clashes:
+            held = "; ".join(f"{key!r}: {self.RESERVED_LOG_KEYS[key]}" for key in clashes)
+            warnings.warn(f"{self._who}: the saved metric(s) {clashes} are named like log "
+                          f"keys of fit or of tinynet's callbacks ({held}), whose values "
+                          f"would overwrite theirs in the logs; compile again with a name of "
+                          f"their own, e.g. name={clashes[0] + '_2'!r}", UserWarning,
+                          stacklevel=2)
 
     def _require_compiled(self, who: str) -> None:
         if self.loss is None:
@@ -707,12 +742,6 @@ class Sequential(Layer):
                                 verbose=verbose, stream=stream,
                                 terminate_on_nan=terminate_on_nan, log_keys=keys)
         return self.history
-
-    def reset_metrics(self) -> None:
-        """Start the metrics' accumulation afresh (:func:`~tinynet.training.fit_loop`
-        calls it before each epoch): ``fit`` logs the metrics of the epoch's
-        samples so far (:class:`tinynet.metrics.MetricStates`)."""
-        self._epoch_metrics = metrics_mod.MetricStates(self.metrics)
 
     def _evaluate_arrays(self, x, y, batch_size: int, sample_weight=None) -> dict:
         """Means over all samples; with ``sample_weight`` (or class weights in

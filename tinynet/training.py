@@ -29,10 +29,12 @@ the batch values weighted by batch size -- except the keys a step returns
 as *running* values (``(logs, weights)`` with ``weights[key] = None``): the
 value so far of a metric the model accumulates over the epoch
 (:class:`tinynet.metrics.MetricStates`: an F1 or an AUC of the epoch is not
-a mean of batch scores), logged as it is. ``model`` only needs a
-``stop_training`` attribute (the loop sets it); if it has ``reset_metrics()``
-the loop calls it before each epoch (to start those accumulators afresh);
-if it has ``set_rng(rng)`` the loop gives it a fresh generator per epoch
+a mean of batch scores), logged as it is. Such accumulators start afresh
+in the ``on_epoch_begin`` of a callback the trainer puts first (and are
+dropped at ``on_train_end``), as ``Sequential.fit`` and the multi-task
+models' ``fit`` do: the loop itself knows nothing of them. ``model`` only
+needs a ``stop_training`` attribute (the loop sets it); if it has
+``set_rng(rng)`` the loop gives it a fresh generator per epoch
 when ``seed`` is set (dropout masks), and callbacks that save or restore weights use ``save``,
 ``get_weights``/``set_weights``, ``optimizer``.
 
@@ -168,9 +170,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     Parameters
     ----------
     model : object
-        Gets ``stop_training``/``stop_reason`` attributes; ``reset_metrics``
-        is called before every epoch when present, ``set_rng`` per epoch
-        when present and ``seed`` is given.
+        Gets ``stop_training``/``stop_reason`` attributes; ``set_rng`` is
+        called per epoch when present and ``seed`` is given.
     train_step : callable ``(idx: ndarray of int64) -> dict[str, float]``
         Trains on samples ``idx``; returns means over them (``"loss"``...).
         The epoch's logs weight each batch's by its size, or, when it returns
@@ -266,8 +267,6 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         order_rng = None
         if shuffle:
             order_rng = run_rng if seed is None else epoch_rng(seed, epoch, SHUFFLE_STREAM)
-        if hasattr(model, "reset_metrics"):
-            model.reset_metrics()
         cbs.on_epoch_begin(epoch)
         running = RunningMeans()
         for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):

@@ -344,3 +344,38 @@ def test_mmoe_applies_a_softmax_activation_to_each_expert_alone():
     np.testing.assert_allclose(experts, expected, rtol=1e-12)
     errors = check_model_gradients(model, [x], rng)
     assert max(errors.values()) < TOL, errors
+
+
+def test_delta_m_reads_directions_from_the_models_metric_objects():
+    # delta_m knew only built-in names: a metric the user named ("b/err", a
+    # MeanAbsoluteError) was scored higher-is-better unless higher_is_better=
+    # said otherwise, where the callbacks' mode="auto" read its direction
+    from tinynet import metrics
+    from tinynet.layers import Dense
+    inp = tn.mtl.Input((4,))
+    model = tn.mtl.Model(inp, {"a": Dense(3, seed=1)(inp), "b": Dense(1, seed=2)(inp)})
+    model.compile("adam", loss={"a": "cross_entropy", "b": "mse"},
+                  metrics={"a": [metrics.F1Score(average="micro", name="err")],
+                           "b": [metrics.MeanAbsoluteError(name="err_acc")]})
+    now = {"a/err": 0.6, "b/err_acc": 0.5, "a/loss": 0.5}
+    base = {"a/err": 0.5, "b/err_acc": 1.0, "a/loss": 1.0}
+    # by the names alone: err an error (lower), err_acc (not a known name) higher
+    assert tn.mtl.metrics.relative_gains(now, base) == pytest.approx(
+        {"a/err": -20.0, "b/err_acc": -50.0, "a/loss": 50.0})
+    # the model's objects: an F1 (higher), a mean absolute error (lower); a key
+    # without a metric object (a loss) keeps its name's direction
+    assert tn.mtl.metrics.relative_gains(now, base, model=model) == pytest.approx(
+        {"a/err": 20.0, "b/err_acc": 50.0, "a/loss": 50.0})
+    assert tn.mtl.delta_m(now, base, model=model) == pytest.approx(((20 + 50) / 2 + 50) / 2)
+    # the explicit argument wins
+    assert tn.mtl.metrics.relative_gains(now, base, {"b/err_acc": True}, model=model)[
+        "b/err_acc"] == pytest.approx(-50.0)
+    # a single-output model's metrics, keys without a task
+    single = tn.Sequential([Dense(1, input_dim=4)])
+    single.compile("adam", loss="mse", metrics=[metrics.MeanAbsoluteError(name="acc_gap")])
+    assert tn.mtl.delta_m({"acc_gap": 0.5}, {"acc_gap": 1.0}, model=single) == 50.0
+    uncompiled = tn.mtl.Model(inp, {"a": Dense(3)(inp)})
+    for bad in (uncompiled, {"a/err": metrics.F1Score()}):
+        with pytest.raises(TypeError, match="delta_m expected model as a compiled tinynet "
+                                            "model"):
+            tn.mtl.delta_m(now, base, model=bad)

@@ -370,3 +370,20 @@ def test_a_bad_lrs_at_save_is_refused():
         sched.load_state_dict({**state, "lrs_at_save": np.zeros(3)})
     with pytest.raises(ValueError, match=r"lrs_at_save\[0\]"):
         sched.load_state_dict({**state, "lrs_at_save": np.array([-1.0, 0.1])})
+
+
+def test_the_saved_rates_are_handed_to_the_optimizer_not_kept_as_an_attribute():
+    # lrs_at_save was an attribute of every schedule (None, or the saved rates
+    # while load_state_dict ran) only because loading set every entry as one
+    opt = SGD(two_groups(), lr=0.1)
+    sched = StepLR(opt, 1, gamma=0.5)
+    opt.param_groups[0]["lr"] = 0.03  # a change from outside, pending at the save
+    state, saved_opt = sched.state_dict(), opt.state_dict()
+    assert not hasattr(sched, "lrs_at_save")
+    np.testing.assert_array_equal(state["lrs_at_save"], [0.03, 0.02])
+    fresh = SGD(two_groups(), lr=0.1)
+    fresh.load_state_dict(saved_opt)  # torch's order: the optimizer first
+    again = StepLR(fresh, 1, gamma=0.5)
+    again.load_state_dict(state)
+    assert [g["lr"] for g in fresh.param_groups] == [0.03, 0.02]
+    assert not hasattr(again, "lrs_at_save") and vars(again).keys() == vars(sched).keys()

@@ -48,18 +48,36 @@ def _check_number(value, what: str) -> None:
         raise TypeError(f"delta_m expected {what} as a real number, received {value!r}"[:300])
 
 
-def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dict:
+def _logged_metrics(model) -> dict:
+    """``{log key: Metric}`` of ``model`` (None: none), a compiled model."""
+    if model is None:
+        return {}
+    if not isinstance(getattr(model, "metrics", None), (dict, list, tuple)):
+        raise TypeError(f"delta_m expected model as a compiled tinynet model (its metric "
+                        f"objects say their directions), received {type(model).__name__}")
+    return metrics_mod.logged_metrics(model)
+
+
+def relative_gains(metrics: dict, baselines: dict, higher_is_better=None, *,
+                   model=None) -> dict:
     """``{key: signed relative gain in %}`` for every key of ``baselines``.
 
     Parameters
     ----------
     metrics, baselines : dict {name: float}
-        Names such as ``"left/accuracy"``; the direction is read from the last
-        part (``loss``, ``mse``, ``mae``, the loss names ... are lower-is-better,
-        :data:`LOWER_IS_BETTER`; case does not matter) unless
-        ``higher_is_better`` ({name: bool}, names among the baselines) says
-        otherwise.
+        Names such as ``"left/accuracy"``. The direction of each is, first,
+        ``higher_is_better`` ({name: bool}, names among the baselines) when
+        it names it; else, given ``model``, the direction its compiled metric
+        of that log key says (``Metric.higher_is_better``: one named by the
+        user too, ``"left/f1_err"``, as the callbacks' ``mode="auto"`` reads
+        it, :func:`tinynet.metrics.logged_metrics`); else read from the name's
+        last part (``loss``, ``mse``, ``mae``, the loss names ... are
+        lower-is-better, :data:`LOWER_IS_BETTER`; case does not matter).
+    model : compiled tinynet model, optional
+        A ``tn.mtl.Model`` (keys ``"<task>/<metric>"``) or a
+        ``tn.Sequential`` (keys ``"<metric>"``).
     """
+    logged = _logged_metrics(model)
     for what, given in (("metrics", metrics), ("baselines", baselines)):
         if not isinstance(given, dict):
             raise TypeError(f"delta_m expected {what} as a dict {{name: value}}, received "
@@ -91,17 +109,25 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None) -> dic
         if base == 0 or not np.isfinite(base):
             raise ValueError(f"delta_m expected a finite, non-zero baseline for {key!r}, "
                              f"received {base}")
-        higher = higher_is_better.get(key, not _lower_is_better(key))
+        if key in higher_is_better:
+            higher = bool(higher_is_better[key])
+        elif key in logged:
+            higher = bool(logged[key].higher_is_better)
+        else:
+            higher = not _lower_is_better(key)
         sign = 1.0 if higher else -1.0
         gains[key] = sign * (float(metrics[key]) - base) / abs(base) * 100.0
     return gains
 
 
-def delta_m(metrics: dict, baselines: dict, higher_is_better=None) -> float:
+def delta_m(metrics: dict, baselines: dict, higher_is_better=None, *, model=None) -> float:
     """:math:`\\Delta_m` in percent: the mean over tasks of the signed relative gains.
 
     Keys are ``"<task>/<metric>"``; a task with several metrics contributes
-    the mean of its gains (as LibMTL), so each task counts once.
+    the mean of its gains (as LibMTL), so each task counts once. Each
+    metric's direction: ``higher_is_better[key]``, else that of ``model``'s
+    compiled metric logged as ``key``, else the name's (see
+    :func:`relative_gains`).
 
     >>> round(delta_m({"a/accuracy": 0.9, "b/mse": 0.9}, {"a/accuracy": 0.8, "b/mse": 1.0}), 4)
     11.25
@@ -109,6 +135,7 @@ def delta_m(metrics: dict, baselines: dict, higher_is_better=None) -> float:
     if not baselines:
         raise ValueError("delta_m expected at least one baseline metric")
     per_task: dict[str, list] = {}
-    for key, gain in relative_gains(metrics, baselines, higher_is_better).items():
+    for key, gain in relative_gains(metrics, baselines, higher_is_better,
+                                    model=model).items():
         per_task.setdefault(key.rsplit("/", 1)[0] if "/" in key else key, []).append(gain)
     return float(np.mean([np.mean(g) for g in per_task.values()]))

@@ -109,13 +109,19 @@ class _SchedulerBase:
         if unknown:
             raise ValueError(f"{who} received entries a {self._who} state never holds: "
                              f"{', '.join(map(repr, unknown[:8]))}"[:400])
+        self._restore(values)
+
+    def _restore(self, values: dict) -> None:
+        """Set what :meth:`_read` returned, all checked already: each entry as
+        the attribute of its name."""
         for key, value in values.items():
             setattr(self, key, value)
         self._last_lr = self._lrs()
 
     def _read(self, state_dict: dict, who: str) -> dict:
-        """``{attribute: value}`` from :meth:`state_dict`'s entries of the same
-        names, each checked (see :meth:`load_state_dict`); nothing is set."""
+        """``{name: value}`` from :meth:`state_dict`'s entries of the same
+        names, each checked (see :meth:`load_state_dict`); nothing is set.
+        :meth:`_restore` sets them."""
         return {"last_epoch": read_count(read_entry(state_dict, "last_epoch", who), who,
                                          "last_epoch")}
 
@@ -136,7 +142,6 @@ class LRScheduler(_SchedulerBase):
         else:
             self.base_lrs = [optimizer.defaults["lr"]]
         self.last_epoch = -1
-        self.lrs_at_save = None  # set by load_state_dict while it runs
         self.step()
 
     def step(self) -> None:
@@ -176,24 +181,30 @@ class LRScheduler(_SchedulerBase):
         compares with at its next step, so a change made from outside before
         saving (a plateau's cut) is taken into the base rates then, as
         without the save and load. The optimizer's rates are set to the ones
-        it had when the state was saved (``lrs_at_save``: the pending cut
-        included) when they are still the epoch-0 rates this scheduler set
-        when it was made -- the optimizer's state was loaded *before* the
-        scheduler was made (torch's usual order), and making it overwrote the
-        saved rates; an optimizer loaded afterwards keeps its own, which are
-        the same. Both orders thus resume alike. (A state saved before
-        ``lrs_at_save`` was kept puts back the rates the schedule set at the
-        saved epoch: a cut pending then is lost in the first order.)
+        it had when the state was saved (the entry ``lrs_at_save``: the
+        pending cut included) when they are still the epoch-0 rates this
+        scheduler set when it was made -- the optimizer's state was loaded
+        *before* the scheduler was made (torch's usual order), and making it
+        overwrote the saved rates; an optimizer loaded afterwards keeps its
+        own, which are the same. Both orders thus resume alike. (A state
+        saved before ``lrs_at_save`` was kept puts back the rates the
+        schedule set at the saved epoch: a cut pending then is lost in the
+        first order.) ``lrs_at_save`` is a rate handed to the optimizer,
+        not a setting of the schedule: it becomes no attribute.
         """
-        untouched = self._lrs() == list(self._last_lr)
         super().load_state_dict(state_dict)
+
+    def _restore(self, values: dict) -> None:
+        values = dict(values)
+        lrs_at_save = values.pop("lrs_at_save")  # None: a state saved before it was kept
+        untouched = self._lrs() == list(self._last_lr)  # (the optimizer's, before we set any)
+        super()._restore(values)
         scheduled = self.get_lr()
         if len(scheduled) == 1:
             scheduled = scheduled * len(self._lrs())
         if untouched:
-            self._set_lrs(list(self.lrs_at_save or scheduled))
+            self._set_lrs(list(lrs_at_save or scheduled))
         self._last_lr = scheduled
-        self.lrs_at_save = None
 
     def _state(self):
         return {**super()._state(), "base_lrs": np.array(self.base_lrs, dtype=np.float64),

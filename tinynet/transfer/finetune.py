@@ -148,16 +148,28 @@ class GradualUnfreezing(Callback):
                              f"received {every!r}")
         # what can be checked without the model is checked now, not at fit
         check_groups(groups, "GradualUnfreezing")
-        if keep_frozen is not None:
-            refs = keep_frozen if isinstance(keep_frozen, (list, tuple)) else [keep_frozen]
-            for ref in refs:
-                if not isinstance(ref, Layer):
-                    check_layer_refs(ref, "GradualUnfreezing", "keep_frozen")
         self.groups = groups
         self.every = int(every)
         self.keep_frozen = keep_frozen
         self.schedule: list[tuple[int, list[str]]] = []
         self._first_epoch = None
+
+    @property
+    def keep_frozen(self):
+        """The layers never unfrozen, as given (see the class docstring)."""
+        return self._keep_frozen
+
+    @keep_frozen.setter
+    def keep_frozen(self, keep_frozen) -> None:
+        # split once, here, into references to model.layers (checked now, as
+        # far as they can be without the model) and Layer objects
+        refs = [] if keep_frozen is None else \
+            list(keep_frozen) if isinstance(keep_frozen, (list, tuple)) else [keep_frozen]
+        self._keep_refs = [ref for ref in refs if not isinstance(ref, Layer)]
+        self._keep_layers = [ref for ref in refs if isinstance(ref, Layer)]
+        for ref in self._keep_refs:
+            check_layer_refs(ref, "GradualUnfreezing", "keep_frozen")
+        self._keep_frozen = keep_frozen
 
     def n_unfrozen(self, epoch: int, n_groups: int) -> int:
         """How many top groups train during ``epoch`` (0-based)."""
@@ -165,18 +177,12 @@ class GradualUnfreezing(Callback):
 
     def _kept(self, model) -> tuple[set[int], list]:
         """``keep_frozen`` as indices of ``model.layers`` and Layer objects."""
-        refs = self.keep_frozen
-        if refs is None:
-            return set(), []
-        if not isinstance(refs, (list, tuple)):
-            refs = [refs]
-        objects = [ref for ref in refs if isinstance(ref, Layer)]
         inside = {id(layer) for layer in walk_layers(model)}
-        for layer in objects:
+        for layer in self._keep_layers:
             if id(layer) not in inside:
                 raise ValueError(f"GradualUnfreezing: keep_frozen holds {layer!r}, which is "
                                  f"not a layer of the model being trained")
-        return set(select_layers(model, [r for r in refs if not isinstance(r, Layer)])), objects
+        return set(select_layers(model, self._keep_refs)), self._keep_layers
 
     def _apply(self, model, epoch: int) -> None:
         layers = model_layers(model)
