@@ -62,7 +62,8 @@ from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
 from .callbacks import Callback, as_callback_list
-from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
+from .training import (BUILD_STREAM, RunningMeans, batch_indices, check_targets, fit_loop,
+                       seed_rng)
 
 __all__ = ["Sequential"]
 
@@ -552,13 +553,8 @@ class Sequential(Layer):
             rng = None if seed is None else seed_rng(seed, BUILD_STREAM)
             self.build(x.shape[1:], rng=rng, dtype=self.dtype or x.dtype)
             x = x.astype(self.dtype, copy=False)
-        # The loss and the metrics check targets (shape, label range) on a
-        # dummy prediction, so bad labels, or a metric that does not suit them
-        # (accuracy on a regression), fail before training, not after a step.
-        dummy = np.zeros((len(y),) + self.output_shape, dtype=self.dtype)
-        self.loss.forward(dummy, y)
-        for metric in self.metrics:
-            metric(dummy, y)
+        # bad labels, or a metric that does not suit them, fail before training
+        check_targets(self.loss, self.metrics, self.output_shape, self.dtype, y)
         return x, y
 
     # -------------------------------------------------------------- fit etc.

@@ -82,7 +82,7 @@ from ..checks import as_mask, as_sample_weight, check_batch_size, check_finite, 
 from ..layers._checks import check_real
 from ..output_losses import for_output
 from ..param import ensure_flat
-from ..training import RunningMeans, batch_indices, fit_loop
+from ..training import RunningMeans, batch_indices, check_targets, fit_loop
 from . import weighting as weighting_mod
 
 #: Losses whose integer targets are class labels (a negative label marks a missing one).
@@ -443,14 +443,9 @@ class MultiTaskTraining:
         a regression) fail before training rather than in some later batch (as
         Sequential)."""
         for out, task in zip(self.outputs, self.output_names):
-            n = len(ys[task])
-            pred, target, mask = np.zeros((n,) + out.shape, dtype=self.dtype), ys[task], masks[task]
             try:
-                self.loss[task].forward(pred, target, sample_weight=weights[task], mask=mask)
-                if mask is not None:
-                    pred, target = pred[mask], target[mask]
-                for metric in self.metrics[task] if len(pred) else ():
-                    metric(pred, target)
+                check_targets(self.loss[task], self.metrics[task], out.shape, self.dtype,
+                              ys[task], weights[task], masks[task])
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{who}, task {task!r}: {exc}") from None
 
