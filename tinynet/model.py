@@ -54,7 +54,7 @@ from . import losses as losses_mod
 from . import metrics as metrics_mod
 from .checks import (as_array, as_float_array, as_sample_weight, check_batch_size, check_bool,
                      check_finite, check_seed, summable_weights)
-from .class_weights import class_sample_weights
+from .class_weights import class_sample_weights, largest_class_weight, weighted_by_class
 from .data.batches import as_generator
 from .layers._checks import check_real
 from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict,
@@ -600,7 +600,10 @@ class Sequential(Layer):
             weighted (Keras' ``metrics``, not its ``weighted_metrics``).
             Weights whose sum overflows (``np.full(n, 1e308)``) are divided
             by their maximum first, which leaves that mean as it is
-            (:func:`tinynet.checks.summable_weights`).
+            (:func:`tinynet.checks.summable_weights`); so are weights that
+            would overflow times a class weight (``class_weight``, or the
+            loss's ``CrossEntropy(weight=)``: 1e308 times 2), and divided by
+            that class weight too.
         class_weight : dict of int to float, optional
             Keras' ``{class label: weight}``: each training sample's weight
             is multiplied by its class's (:mod:`tinynet.class_weights`; the
@@ -651,8 +654,8 @@ class Sequential(Layer):
         if class_weight is not None:  # the training samples only, as Keras
             by_class = class_sample_weights(class_weight, y, self.loss, self.output_shape,
                                             f"{self._who}.fit")
-            w = by_class if w is None else w * by_class
-        w = summable_weights(w)
+            w = weighted_by_class(w, by_class)
+        w = summable_weights(w, largest_class_weight(self.loss))
         if w is not None and not w.any():
             raise ValueError(f"{self._who}.fit: every training sample weighs 0 "
                              f"(sample_weight times class_weight), so every loss would be 0 "
@@ -718,7 +721,7 @@ class Sequential(Layer):
         once, unweighted (:class:`tinynet.metrics.MetricStates`). A ``"sum"``
         loss gives the batch sums' mean weighted by batch size, as Keras."""
         means, loss = metrics_mod.MetricStates(self.metrics), RunningMeans()
-        sample_weight = summable_weights(sample_weight)
+        sample_weight = summable_weights(sample_weight, largest_class_weight(self.loss))
         for idx in batch_indices(len(x), batch_size):
             pred = self.forward(x[idx], training=False)
             w = None if sample_weight is None else sample_weight[idx]
