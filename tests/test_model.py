@@ -432,6 +432,7 @@ def test_binary_model_helpers():
     model.compile(optimizer="sgd", loss="binary_cross_entropy", metrics=["accuracy"])
     x = np.array([[1.0, 0.0], [-1.0, 0.0]], np.float32)
     logits = model.predict(x)
+    assert model.predict_proba(x).shape == (2, 1)  # Keras 2's, as documented (not sklearn's)
     np.testing.assert_allclose(model.predict_proba(x), 1 / (1 + np.exp(-logits)), rtol=1e-6)
     np.testing.assert_array_equal(model.predict_classes(x), (logits[:, 0] > 0).astype(int))
 

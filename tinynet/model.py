@@ -766,7 +766,18 @@ class Sequential(Layer):
     def predict_proba(self, x, batch_size: int = 32) -> np.ndarray:
         """Class probabilities: the output itself when the last layer ends in a
         softmax/sigmoid, else the softmax of the logits (sigmoid for one
-        output unit)."""
+        output unit).
+
+        Returns
+        -------
+        ndarray of the shape of :meth:`predict`'s output
+            ``(n_samples, n_classes)``; for one output unit (a binary
+            classifier) ``(n_samples, 1)``, the probability of class 1, as
+            Keras 2's ``Sequential.predict_proba`` (the pair with
+            :meth:`predict_classes` that tinynet follows) gave it. scikit-learn's
+            ``predict_proba`` has a column per class there, ``(n_samples, 2)``:
+            ``np.hstack([1 - p, p])``.
+        """
         outputs = self.predict(x, batch_size=batch_size)
         if output_activation(self) is not None:
             return outputs
