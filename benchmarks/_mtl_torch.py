@@ -27,6 +27,7 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     import torch
     from torch import nn
 
+    from benchmarks._torch_weights import load_tinynet_weights, tinynet_weights
     from tinynet.mtl import experiments as ex
     from tinynet.training import SHUFFLE_STREAM, batch_indices, epoch_rng
 
@@ -40,11 +41,8 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     trunk = nn.Sequential(*layers)
     heads = nn.ModuleDict({t: nn.Linear(width, n) for t, n in outputs.items()})
     linears = [m for m in trunk if isinstance(m, nn.Linear)] + [heads[t] for t in outputs]
-    start_weights = ex.hard_sharing(x.shape[1], tuple(hidden), outputs, seed).get_weights()
-    with torch.no_grad():  # tinynet's W is (in, out), torch's weight (out, in)
-        for linear, w, b in zip(linears, start_weights[::2], start_weights[1::2]):
-            linear.weight.copy_(torch.from_numpy(np.ascontiguousarray(w.T)))
-            linear.bias.copy_(torch.from_numpy(b))
+    load_tinynet_weights(linears, ex.hard_sharing(x.shape[1], tuple(hidden), outputs,
+                                                  seed).get_weights())
     params = list(trunk.parameters()) + list(heads.parameters())
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
@@ -73,8 +71,7 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
         z = trunk(torch.from_numpy(np.ascontiguousarray(x_test, dtype=np.float32)))
         acc = {f"{t}/accuracy": float((heads[t](z).argmax(1).numpy() == y_test[t]).mean())
                for t in outputs}
-    weights = [a for m in linears for a in (m.weight.detach().numpy().T.copy(),
-                                            m.bias.detach().numpy().copy())]
+    weights = tinynet_weights(linears)
     return {"test": acc, "params": int(sum(p.numel() for p in params)), "seconds": seconds,
             "cpu_seconds": cpu_seconds, "threads": torch.get_num_threads(),
             "lr_per_epoch": rates, "weights": weights}

@@ -9,6 +9,11 @@ run, for each seed. Reported: test accuracy mean ± sample standard deviation
 over the seeds, the training time (``fit`` only: no data loading, no
 evaluation) and its ratio to each peer.
 
+PyTorch's MLP starts from the very initial weights of tinynet's (the same
+seed; :mod:`benchmarks._torch_weights`), not from PyTorch's own
+initialisation, another distribution; its batches and dropout masks are its
+own. scikit-learn's starts from its own initialisation.
+
 Same shape, same budget, different regularisers where a library lacks one:
 tinynet and PyTorch use dropout and a per-epoch cosine learning-rate decay;
 scikit-learn's ``MLPClassifier`` has neither, so it uses its own L2 penalty
@@ -27,6 +32,7 @@ import argparse
 import math
 import os
 import statistics
+import sys
 import time
 import warnings
 
@@ -95,6 +101,9 @@ def train_torch(config, data, seed):
         import torch
     except ImportError:
         return None
+    from benchmarks._torch_weights import load_tinynet_weights
+    from tinynet.recipes import build_mlp
+
     torch.set_num_threads(config["threads"])
     torch.manual_seed(seed)
     (x, y), (xt, yt) = data
@@ -105,6 +114,10 @@ def train_torch(config, data, seed):
             layers.append(torch.nn.Dropout(config["dropout"]))
         width = units
     model = torch.nn.Sequential(*layers, torch.nn.Linear(width, 10))
+    # the initial weights of train_tinynet's model (the same seed), not torch's own
+    load_tinynet_weights([m for m in model if isinstance(m, torch.nn.Linear)],
+                         build_mlp(x.shape[1], config["hidden"], 10, dropout=config["dropout"],
+                                   seed=seed).get_weights())
     optimizer = torch.optim.Adam(model.parameters(), lr=config["lr"])
     loss_fn = torch.nn.CrossEntropyLoss()
     x_t, y_t = torch.from_numpy(x), torch.from_numpy(y)
@@ -195,7 +208,8 @@ def markdown(results: dict) -> str:
              "",
              f"{results['n_train']:,} training / {results['n_test']:,} test images; "
              f"{config['epochs']} epochs, batch {config['batch_size']}, Adam lr "
-             f"{config['lr']:g}; tinynet and PyTorch: dropout {config['dropout']}, "
+             f"{config['lr']:g}; tinynet and PyTorch: the same initial weights, dropout "
+             f"{config['dropout']}, "
              f"{config['schedule']} decay per epoch; scikit-learn: L2 alpha 1e-4, constant "
              f"rate. {config['threads']} thread(s) each (BLAS, Numba, PyTorch); seeds run "
              f"the three in turn. Machine load average (1 min) at start/end: "
@@ -263,7 +277,11 @@ def main(argv: list[str]) -> int:
 
 def _run(args, config) -> int:
     seeds = list(range(1 if args.quick else args.seeds))
-    train, test, dataset = load(args.quick)
+    loaded, why = report.run_or_skip(load, args.quick)
+    if why is not None:  # (--quick falls back to the digits)
+        print(f"benchmarks fashion: {why}", file=sys.stderr)
+        return 1
+    train, test, dataset = loaded
     import tinynet as tn
     # compile (or load from Numba's disk cache) outside the timed runs: the startup
     # benchmark measures that cost; this one measures training

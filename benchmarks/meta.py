@@ -118,6 +118,7 @@ def speed(quick):
         torch.set_num_threads(threads)
     results["torch_threads"] = threads
     results["load_average_1min"] = os.getloadavg()[0]  # a shared machine skews timings
+    results["cpus"] = report.cpu_counts()  # what that load average is out of
     results.update(gradient_errors(peer))
     return results
 
@@ -331,9 +332,11 @@ def markdown(results, args):
                   f"`torch.set_num_threads({sp.get('torch_threads', 2)})`, as many threads "
                   "as tinynet's kernels, unless stated (the 1-thread row's speed-up is to "
                   "tinynet timed beside it). 1-minute load average at the "
-                  f"end of the timing: {sp.get('load_average_1min', float('nan')):.1f} on 2 "
-                  "cores (other jobs running: absolute numbers are low, the ratios are "
-                  "what to read).", "",
+                  f"end of the timing: {sp.get('load_average_1min', float('nan')):.1f} on "
+                  + (report.cpu_text(sp["cpus"]) if "cpus" in sp else
+                     "a machine whose CPU count this file does not record")
+                  + " (a load near or above it: other jobs running, absolute numbers low, "
+                  "the ratios what to read).", "",
                   "Gradient accuracy (max |error| / max |reference|):", "",
                   report.markdown_table(["quantity", "relative error"],
                                         [[k, f"{v:.1e}"] for k, v in sp.items()

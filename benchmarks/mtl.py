@@ -428,15 +428,13 @@ def main(argv) -> int:
         results["synthetic"] = synthetic(args)
         sections += [synthetic_markdown(results["synthetic"]), ""]
     if "fashion" in args.parts:
-        try:
-            results["fashion"] = fashion(args)
-            sections += [fashion_markdown(results["fashion"]), ""]
-        except Exception as exc:  # the dataset may be absent on another machine
-            from tinynet.data import DatasetNotFoundError
-            if not isinstance(exc, DatasetNotFoundError):
-                raise
-            results["fashion"] = f"skipped: {exc}"
-            sections += [f"Multi-Fashion skipped: {exc}", ""]
+        fashion_results, why = report.run_or_skip(fashion, args)  # absent on some machines
+        if why is None:
+            results["fashion"] = fashion_results
+            sections += [fashion_markdown(fashion_results), ""]
+        else:
+            results["fashion"] = f"skipped: {why}"
+            sections += [f"Multi-Fashion skipped: {why}", ""]
     command = report.command_line("mtl", argv)  # so that the table says how to redo it
     results["total_seconds"] = time.perf_counter() - start
     sections.append(f"Total time: {results['total_seconds'] / 60:.1f} min.")

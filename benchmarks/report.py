@@ -133,6 +133,19 @@ def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
 
 
 # ------------------------------------------------------------------- machine
+def run_or_skip(run, *args):
+    """``(run(*args), None)``, or ``(None, why)`` when ``run`` needs a dataset
+    that is not installed (:class:`tinynet.data.DatasetNotFoundError`, whose
+    message says how to install it): a benchmark skips such a part, saying
+    why, instead of failing with a traceback (or stops with that message when
+    nothing is left to run)."""
+    from tinynet.data import DatasetNotFoundError
+    try:
+        return run(*args), None
+    except DatasetNotFoundError as exc:
+        return None, str(exc)
+
+
 def _blas_info() -> str:
     import numpy as np
     try:
@@ -177,13 +190,41 @@ def _version(module: str):
     return getattr(sys.modules[module], "__version__", "?")
 
 
+def cpu_counts() -> dict:
+    """``{"cores": physical cores (None where Linux's CPU topology in /sys cannot
+    tell), "threads": hardware threads (logical CPUs, ``os.cpu_count()``),
+    "usable": the logical CPUs this process may run on}``: what a report says
+    of the machine, rather than a count written into its text."""
+    threads = os.cpu_count()
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else threads
+    cores = set()
+    for topology in Path("/sys/devices/system/cpu").glob("cpu[0-9]*/topology"):
+        try:
+            cores.add(((topology / "physical_package_id").read_text().strip(),
+                       (topology / "core_id").read_text().strip()))
+        except OSError:
+            cores = set()
+            break
+    return {"cores": len(cores) or None, "threads": threads, "usable": usable}
+
+
+def cpu_text(counts: dict) -> str:
+    """``"2 cores, 2 threads"`` (``"8 threads"`` without the cores; ``", 4 usable"``
+    when this process may run on fewer), from :func:`cpu_counts`."""
+    text = (f"{counts['cores']} cores, " if counts.get("cores") else "") + \
+        f"{counts['threads']} threads"
+    usable = counts.get("usable")
+    return text + (f", {usable} usable" if usable and usable != counts["threads"] else "")
+
+
 def machine_info() -> dict:
     """Cores, CPU, Python, NumPy + BLAS, Numba + threading layer, tinynet backend,
     and the versions of the peers (torch, scikit-learn) when importable."""
     import numpy as np
     from tinynet.kernels.choices import cpu_model
     info = {
-        "cores": os.cpu_count(),
+        "cores": os.cpu_count(),  # (logical CPUs; "cpu_counts" tells cores from threads)
+        "cpu_counts": cpu_counts(),
         "cpu": cpu_model(),
         "platform": platform.platform(),
         "python": platform.python_version(),
@@ -210,7 +251,8 @@ def machine_info() -> dict:
 def machine_markdown(info: dict | None = None) -> str:
     """One line describing the machine, for the top of a Markdown report."""
     info = info or machine_info()
-    parts = [f"{info['cores']} cores ({info['cpu']})", f"Python {info['python']}",
+    cpus = cpu_text(info["cpu_counts"]) if "cpu_counts" in info else f"{info['cores']} cores"
+    parts = [f"{cpus} ({info['cpu']})", f"Python {info['python']}",
              f"NumPy {info['numpy']} ({info['blas']})"]
     if info.get("numba"):
         parts.append(f"Numba {info['numba']} (threading layer: {info['threading_layer']})")

@@ -19,6 +19,7 @@ from-scratch reference that is not a neural network.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -184,12 +185,14 @@ def figure(all_results, datasets):
     return fig
 
 
-def _measure(args) -> dict:
+def _measure(args) -> tuple[dict, dict]:
+    """``(results by dataset, {dataset: why} of those skipped)``: a dataset that
+    is not installed (Fashion-MNIST on another machine) is skipped, saying why."""
     from tinynet.transfer import experiment
 
     datasets = ["digits"] if args.quick else args.datasets
     seeds = list(range(1 if args.quick else args.seeds))
-    all_results, loaded = {}, {}
+    all_results, loaded, skipped = {}, {}, {}
     for name in datasets:
         images, budgets, kwargs = DATASETS[name]
         cfg = experiment.Config(**kwargs)
@@ -199,8 +202,13 @@ def _measure(args) -> dict:
         methods = tuple(m for m in METHODS if not m.startswith("features_")
                         or m == LOWER_FEATURES[cfg.arch])
         if images not in loaded:  # fashion and fashion-cnn share the same images
-            loaded[images] = load(images)
-        source, target = loaded[images]
+            loaded[images] = report.run_or_skip(load, images)
+        data, why = loaded[images]
+        if why is not None:
+            skipped[name] = why
+            print(f"[{name}] skipped: {why}", flush=True)
+            continue
+        source, target = data
         t0 = time.perf_counter()
         res = experiment.run(source, target, budgets=budgets, seeds=seeds, config=cfg,
                              methods=methods,
@@ -222,7 +230,7 @@ def _measure(args) -> dict:
                         "n_target_test": int(len(target[1][1]))}
         res["command"] = args.command
         all_results[name] = res
-    return all_results
+    return all_results, skipped
 
 
 def _from_json(path) -> dict:
@@ -247,19 +255,26 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     args.command = report.command_line("transfer", argv)
     if args.from_json:
+        skipped = {}
         try:
             all_results = _from_json(args.from_json)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             parser.error(f"--from-json expected the JSON of an earlier transfer run, could "
                          f"not read {args.from_json}: {type(exc).__name__}: {exc}")
     else:
-        all_results = _measure(args)
+        all_results, skipped = _measure(args)
+        if not all_results:
+            print("benchmarks transfer: nothing to run; "
+                  + "; ".join(f"{name} skipped: {why}" for name, why in skipped.items()),
+                  file=sys.stderr)
+            return 1
     datasets = list(all_results)
     command = next(iter(all_results.values())).get("command", "python -m benchmarks transfer")
     sections = [markdown(name, res, res["budgets"], len(res["seeds"]))
                 for name, res in all_results.items()]
     # re-rendered from JSON, the report is still that run's: its command, its quickness
     quick = "--quick" in command.split() if args.from_json else args.quick
+    sections += [f"{name} skipped: {why}" for name, why in skipped.items()]
     text = ("## Transfer learning: classes 0-4 -> classes 5-9, few labels\n\n"
             + PROTOCOL + "\n\n" + "\n\n".join(sections))
     paths = report.write_report("transfer", all_results, text,

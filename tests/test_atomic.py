@@ -101,13 +101,48 @@ def test_a_write_protected_file_is_refused_and_kept(tmp_path, monkeypatch):
 def test_temporary_files_of_killed_writers_are_removed_by_the_next_write(tmp_path):
     gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                           capture_output=True, text=True, check=True).stdout.strip()
-    stale = tmp_path / f".m.npz.{gone}.0123abcd.tmp"
-    alive = tmp_path / f".m.npz.{os.getppid()}.4567cdef.tmp"  # a live writer's: kept
-    other = tmp_path / f".other.npz.{gone}.89abcdef.tmp"  # another target's: kept
+    host = atomic_mod._host()
+    stale = tmp_path / f".m.npz.{host}.{gone}.0123abcd.tmp"
+    alive = tmp_path / f".m.npz.{host}.{os.getppid()}.4567cdef.tmp"  # a live writer's: kept
+    other = tmp_path / f".other.npz.{host}.{gone}.89abcdef.tmp"  # another target's: kept
     for p in (stale, alive, other):
         p.write_bytes(b"partial")
     atomic_write(tmp_path / "m.npz", lambda f: f.write(b"whole"))
     assert sorted(os.listdir(tmp_path)) == sorted(["m.npz", alive.name, other.name])
+
+
+def test_only_this_hosts_stale_temporary_files_are_removed(tmp_path):
+    """A pid is this host's: on NFS another host's writer of pid 123 may be
+    alive while no local process 123 is (its temp was removed mid-write)."""
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    elsewhere = tmp_path / f".m.npz.{atomic_mod._host()}x.{gone}.0123abcd.tmp"
+    unnamed = tmp_path / f".m.npz.{gone}.4567cdef.tmp"  # no host (an older tinynet's)
+    for p in (elsewhere, unnamed):
+        p.write_bytes(b"partial")
+    seen = []
+
+    def write(f):
+        seen.extend(name for name in os.listdir(tmp_path) if name not in
+                    (elsewhere.name, unnamed.name))
+        f.write(b"whole")
+
+    atomic_write(tmp_path / "m.npz", write)
+    assert sorted(os.listdir(tmp_path)) == sorted(["m.npz", elsewhere.name, unnamed.name])
+    assert len(seen) == 1 and seen[0].startswith(f".m.npz.{atomic_mod._host()}.{os.getpid()}.")
+
+
+def test_a_fifo_or_a_device_is_refused_not_replaced(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(FileExistsError, match=r"cannot write .*pipe.*: it exists and is a FIFO "
+                                              r"\(named pipe\)"):
+        atomic_write(fifo, lambda f: f.write(b"x"))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode) and os.listdir(tmp_path) == ["pipe"]
+    (tmp_path / "null").symlink_to(os.devnull)  # followed, as open() follows it
+    with pytest.raises(FileExistsError, match=r"is a character device"):
+        check_target(tmp_path / "null")
+    assert stat.S_ISCHR(os.stat(os.devnull).st_mode)
 
 
 def test_a_long_name_and_an_unwritable_directory(tmp_path, monkeypatch):

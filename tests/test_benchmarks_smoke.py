@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from benchmarks import report
@@ -453,3 +454,73 @@ def test_the_meta_one_thread_ratio_comes_from_tinynet_timed_beside_it():
     text = meta.markdown({"speed": speed}, Namespace(iterations=1, fewshot_iterations=1,
                                                      test_tasks=1))
     assert "| PyTorch loop, 1 thread | 40 | 2 |" in text
+
+
+def test_the_fashion_pytorch_peer_starts_from_tinynets_initial_weights():
+    # it used PyTorch's own initialisation while the docstring claimed the same model;
+    # untrained (0 epochs), both now predict the same classes from the same weights
+    pytest.importorskip("torch")
+    from benchmarks import fashion
+    import tinynet as tn
+    (x, y), (xt, yt) = tn.data.load_digits()
+    data = ((x[:50] / np.float32(16), y[:50]), (xt[:200] / np.float32(16), yt[:200]))
+    config = {**fashion.QUICK, "epochs": 0, "threads": 1}
+    tiny, torch = (fashion.train_tinynet(config, data, 3)[0],
+                   fashion.train_torch(config, data, 3)[0])
+    assert tiny == torch and tiny != fashion.train_tinynet(config, data, 4)[0]
+
+
+@pytest.fixture
+def without_fashion_mnist(tmp_path, monkeypatch):
+    """Fashion-MNIST nowhere tinynet looks, and no download."""
+    import dataclasses
+    from tinynet.data import IDX_DATASETS
+    spec = IDX_DATASETS["fashion-mnist"]
+    monkeypatch.setitem(IDX_DATASETS, "fashion-mnist",
+                        dataclasses.replace(spec, system_dirs=(str(tmp_path / "none"),)))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setenv("TINYNET_OFFLINE", "1")
+    monkeypatch.delenv("TINYNET_DATA", raising=False)
+
+
+@pytest.mark.parametrize("argv", [["transfer", "--datasets", "fashion", "fashion-cnn"],
+                                  ["fashion", "--peers"]])
+def test_a_full_run_without_fashion_mnist_says_so_without_a_traceback(argv, tmp_path, capsys,
+                                                                     without_fashion_mnist):
+    # transfer raised DatasetNotFoundError out of main (a traceback), as fashion did
+    assert main([*argv, "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err
+    assert "apt-get install dataset-fashion-mnist" in err and "Traceback" not in err
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+def test_the_transfer_benchmark_skips_a_missing_dataset_and_runs_the_others(
+        monkeypatch, without_fashion_mnist):
+    from argparse import Namespace
+    from benchmarks import transfer
+    runs = []
+    monkeypatch.setattr("tinynet.transfer.experiment.run",
+                        lambda *args, **kwargs: runs.append(args) or {"accuracy": {}})
+    monkeypatch.setattr(transfer, "margins", lambda *args: {})
+    results, skipped = transfer._measure(Namespace(
+        quick=False, datasets=["fashion", "fashion-cnn", "digits"], seeds=1, command="c"))
+    assert list(results) == ["digits"] and len(runs) == 1
+    assert list(skipped) == ["fashion", "fashion-cnn"]
+    assert "dataset-fashion-mnist" in skipped["fashion"]
+
+
+def test_the_meta_speed_caption_gives_the_machines_own_cpu_count():
+    # it said "on 2 cores" whatever the machine
+    from argparse import Namespace
+    from benchmarks import meta
+    speed = {"tinynet": 100.0, "torch_loop": 50.0, "torch_threads": 1, "load_average_1min": 3.0}
+    text = meta.markdown({"speed": {**speed, "cpus": {"cores": 4, "threads": 8, "usable": 6}}},
+                         Namespace(iterations=1, fewshot_iterations=1, test_tasks=1))
+    assert "3.0 on 4 cores, 8 threads, 6 usable (" in text and "2 cores" not in text
+    old = meta.markdown({"speed": speed}, Namespace(iterations=1, fewshot_iterations=1,
+                                                    test_tasks=1))
+    assert "3.0 on a machine whose CPU count this file does not record" in old
+    counts = report.cpu_counts()
+    assert counts["threads"] == os.cpu_count() and 1 <= counts["usable"] <= counts["threads"]
+    assert counts["cores"] is None or 1 <= counts["cores"] <= counts["threads"]
+    assert report.cpu_text({"cores": None, "threads": 8, "usable": 8}) == "8 threads"

@@ -161,3 +161,37 @@ def test_a_batch_of_zero_weight_classes_trains_nothing_and_counts_nothing():
     assert loss_all == pytest.approx(loss_rest, rel=1e-12)
     for a, b in zip(weights_all, weights_rest):
         np.testing.assert_array_equal(a, b)
+
+
+def test_sample_weights_near_the_largest_float_times_a_class_weight_do_not_overflow():
+    # 1e308 * 4 was inf: the logged loss NaN, and the loss refused the batch's weights;
+    # the sum of the sample weights alone (what summable_weights tested) was finite
+    x, y = _data()
+    s = np.linspace(0.5, 2.0, len(y))
+    big = s * 1e307  # sum 1.5e308; times 100 each one of class 1 is inf
+    assert np.isfinite(big.sum()) and 1 in y
+    both = _fit(_model(), x, y, class_weight={1: 100.0}, sample_weight=big)
+    product = _fit(_model(), x, y, sample_weight=s * np.where(y == 1, 100.0, 1.0))
+    for a, b in zip(both, product):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
+def test_sample_weights_near_the_largest_float_times_the_losses_class_weight():
+    # the same product inside CrossEntropy(weight=): its mean's denominator sums w_i c_{y_i}
+    x, y = _data()
+    s = np.linspace(0.5, 2.0, len(y))
+    big = s * 1e307
+
+    def model():
+        return _model(loss=losses.CrossEntropy(weight=[0.5, 300.0, 1.25]))
+
+    scores = model().evaluate(x, y, sample_weight=big)
+    assert scores["loss"] == pytest.approx(model().evaluate(x, y, sample_weight=s)["loss"],
+                                           rel=1e-12)
+    for a, b in zip(_fit(model(), x, y, sample_weight=big), _fit(model(), x, y, sample_weight=s)):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    inp = tn.mtl.Input((4,), name="x")
+    mtl = tn.mtl.Model(inp, {"a": tn.layers.Dense(3, seed=0, dtype="float64")(inp)})
+    mtl.compile("sgd", loss={"a": losses.CrossEntropy(weight=[0.5, 300.0, 1.25])})
+    assert mtl.evaluate(x, {"a": y}, sample_weight=big)["loss"] == pytest.approx(
+        mtl.evaluate(x, {"a": y}, sample_weight=s)["loss"], rel=1e-12)

@@ -432,6 +432,7 @@ def test_binary_model_helpers():
     model.compile(optimizer="sgd", loss="binary_cross_entropy", metrics=["accuracy"])
     x = np.array([[1.0, 0.0], [-1.0, 0.0]], np.float32)
     logits = model.predict(x)
+    assert model.predict_proba(x).shape == (2, 1)  # Keras 2's, as documented (not sklearn's)
     np.testing.assert_allclose(model.predict_proba(x), 1 / (1 + np.exp(-logits)), rtol=1e-6)
     np.testing.assert_array_equal(model.predict_classes(x), (logits[:, 0] > 0).astype(int))
 
@@ -947,3 +948,50 @@ def test_batch_size_none_means_keras_32():
     np.testing.assert_array_equal(runs[0][2], runs[1][2])
     with pytest.raises(TypeError, match="batch_size as a positive integer"):
         model.predict(x, batch_size=32.0)
+
+
+class _ShapeRecorder(tn.losses.CrossEntropy):
+    """A cross-entropy that notes the number of rows of every prediction it sees."""
+
+    def __init__(self):
+        super().__init__()
+        self.rows = []
+
+    def forward(self, pred, target, sample_weight=None, mask=None):
+        self.rows.append(np.shape(pred)[0])
+        return super().forward(pred, target, sample_weight=sample_weight, mask=mask)
+
+
+def test_the_target_check_before_training_holds_no_prediction_sized_array(monkeypatch):
+    # it made np.zeros((n, *output_shape)) for the whole set: memory for large outputs
+    monkeypatch.setattr(tn.training, "CHECK_ELEMENTS", 30)  # 3 samples of 10 outputs
+    model = tn.Sequential([Dense(10, input_dim=4, seed=0)])
+    model.compile("sgd", loss=_ShapeRecorder(), metrics=["accuracy", "auc"])
+    x, y = np.zeros((100, 4), np.float32), np.arange(100) % 10
+    model.evaluate(x, y, batch_size=2)
+    assert max(model.loss.rows) == 3
+    # a chunk of one class leaves the AUC undefined there; the whole set has all ten
+    model.evaluate(x, np.sort(y), batch_size=2)
+
+
+@pytest.mark.parametrize("bad, match", [
+    (lambda y: np.where(np.arange(100) == 97, 12, y), r"received values in \[0, 12\]"),
+    (lambda y: np.stack([y, y], axis=1), r"of the logits' shape \(100, 10\), received \(100, 2\)"),
+])
+def test_the_chunked_target_check_reports_the_whole_set(monkeypatch, bad, match):
+    monkeypatch.setattr(tn.training, "CHECK_ELEMENTS", 30)
+    model = tn.Sequential([Dense(10, input_dim=4, seed=0)])
+    model.compile("sgd", loss="cross_entropy", metrics=["accuracy"])
+    with pytest.raises(ValueError, match=match):
+        model.fit(np.zeros((100, 4), np.float32), bad(np.arange(100) % 10), verbose=0)
+
+
+def test_the_chunked_target_check_of_a_multi_task_model_reports_the_whole_set(monkeypatch):
+    monkeypatch.setattr(tn.training, "CHECK_ELEMENTS", 30)
+    inp = tn.mtl.Input((4,), name="x")
+    model = tn.mtl.Model(inp, {"a": Dense(10, seed=0)(inp)})
+    model.compile("sgd", loss={"a": "cross_entropy"}, metrics={"a": ["accuracy"]})
+    x, y = np.zeros((100, 4), np.float32), np.arange(100) % 10
+    model.evaluate(x, {"a": y})
+    with pytest.raises(ValueError, match=r"task 'a'.*received values in \[0, 12\]"):
+        model.evaluate(x, {"a": np.where(np.arange(100) == 97, 12, y)})

@@ -5,7 +5,7 @@ IDX files, downloads, benchmark reports, ``tinynet predict`` outputs, and
 the embedded digits that ``tools/make_digits.py`` builds):
 
 1. a new temporary file in the target's own directory (a rename is atomic
-   only within one file system), named ``.<name>.<pid>.<random>.tmp``, with
+   only within one file system), named ``.<name>.<host>.<pid>.<random>.tmp``, with
    the permissions an ordinary ``open(path, "wb")`` would give: those of the
    file it replaces, or ``0o666`` less the umask for a new one
    (``tempfile.mkstemp`` would make every saved file ``0o600``);
@@ -18,8 +18,13 @@ the embedded digits that ``tools/make_digits.py`` builds):
 If anything fails before the rename (``write`` raising, a full disk, a
 refused check inside ``write``), the temporary file is removed and the
 target is left exactly as it was. A process killed mid-write cannot remove
-its temporary file; the next write to the same target removes those whose
-process (the ``<pid>`` in the name) is gone.
+its temporary file; the next write to the same target *from the same host*
+removes those whose process (the ``<pid>`` in the name) is gone. A process
+id means something only on its own host: on a shared (NFS) directory another
+host's live writer may have any pid, so only temporary files with this
+host's name (``socket.gethostname()``) are removed; those of other hosts,
+and those named without a host (by a tinynet before it named them so),
+are left alone.
 
 Files that belong together (a benchmark report's ``.json``, ``.md`` and
 ``.png``) go through :func:`atomic_write_all`: steps 1 and 2 for every
@@ -30,6 +35,9 @@ Like ``open(path, "wb")``: a symbolic link is written through (its target
 is replaced, the link stays), a file the user may not write is
 refused (``PermissionError``), though the directory would allow the rename,
 and so is a path ending in a separator (``IsADirectoryError``). Unlike it,
+an existing target that is not a regular file (a FIFO, a device such as
+``/dev/null``, a socket) is refused (``FileExistsError``): ``open`` would
+write into it, and the rename would put a regular file in its place. Unlike it,
 a file with several hard links gets a new inode: the other links keep the
 old contents (the price of the rename).
 Only the standard library is imported, so that every floor of the package
@@ -42,6 +50,7 @@ import errno
 import os
 import re
 import secrets
+import socket
 import stat
 
 __all__ = ["atomic_write", "atomic_write_all", "check_target"]
@@ -52,11 +61,19 @@ __all__ = ["atomic_write", "atomic_write_all", "check_target"]
 _NAME_MAX = 255
 
 
+def _host() -> str:
+    """This host's name as a temporary name holds it: at most 64 characters
+    (Linux's HOST_NAME_MAX) of letters, digits, ``-`` and ``.``."""
+    return re.sub(r"[^A-Za-z0-9.-]", "_", socket.gethostname())[:64] or "_"
+
+
 def _temp_stem(name: str) -> str:
-    """``.<name>`` cut so that ``.<name>.<pid>.<8 hex>.tmp`` fits _NAME_MAX."""
-    budget = _NAME_MAX - 32
+    """``.<name>.<host>``, the name cut so that ``.<name>.<host>.<pid>.<8 hex>.tmp``
+    fits _NAME_MAX."""
+    host = _host()
+    budget = _NAME_MAX - 33 - len(host)
     raw = name.encode("utf-8", "surrogateescape")[:budget]
-    return "." + raw.decode("utf-8", "ignore")
+    return "." + raw.decode("utf-8", "ignore") + "." + host
 
 
 def _process_gone(pid: int) -> bool:
@@ -70,7 +87,8 @@ def _process_gone(pid: int) -> bool:
 
 
 def _remove_stale_temps(directory: str, stem: str) -> None:
-    """Remove ``<stem>.<pid>.<hex>.tmp`` files left by killed writers."""
+    """Remove ``<stem>.<pid>.<hex>.tmp`` files left by killed writers of this
+    host (``stem`` ends in its name)."""
     pattern = re.compile(re.escape(stem) + r"\.(\d+)\.[0-9a-f]{8}\.tmp")
     try:
         names = os.listdir(directory)
@@ -86,7 +104,7 @@ def _remove_stale_temps(directory: str, stem: str) -> None:
 
 
 def _create_temp(directory: str, name: str) -> tuple[int, str]:
-    """Open a new file ``.<name>.<pid>.<random>.tmp`` in ``directory`` for
+    """Open a new file ``.<name>.<host>.<pid>.<random>.tmp`` in ``directory`` for
     writing (mode 0o666, so the umask applies, as for any new file)."""
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     stem = _temp_stem(name)
@@ -106,7 +124,9 @@ def check_target(path, who: str = "atomic_write", file_too: bool = True) -> str:
     (``FileNotFoundError``) and be writable
     (``PermissionError``); with ``file_too``, ``path`` must not be a directory
     or end in a separator (``IsADirectoryError``) nor a file the user may not write
-    (``PermissionError``: a rename would replace it anyway). Symbolic links
+    (``PermissionError``: a rename would replace it anyway), and if it exists it
+    must be a regular file (``FileExistsError`` for a FIFO, a device, a
+    socket: the rename would put a regular file in its place). Symbolic links
     are followed, as ``open`` follows them. Callers that write later (a
     checkpoint, the CLI's ``--out``) call it before the work, so that a
     training run is not lost to a path that cannot be written.
@@ -127,6 +147,8 @@ def check_target(path, who: str = "atomic_write", file_too: bool = True) -> str:
                                 f"exist (create it first)")
     if file_too and os.path.isdir(real):
         raise IsADirectoryError(errno.EISDIR, f"cannot write {shown!r}: it is a directory")
+    if file_too and os.path.exists(real):
+        _check_regular(shown, os.stat(real).st_mode)
     if not os.access(directory, os.W_OK):
         raise PermissionError(f"{who} cannot write into {directory!r} (the directory of "
                               f"{shown!r}): it is not writable")
@@ -135,6 +157,22 @@ def check_target(path, who: str = "atomic_write", file_too: bool = True) -> str:
                               f"write-protected (mode {stat.filemode(os.stat(real).st_mode)}); "
                               f"nothing written")
     return real
+
+
+#: What an existing target that is not a regular file is, by ``stat`` test.
+_NOT_REGULAR = ((stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+                (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _check_regular(shown: str, mode: int) -> None:
+    """Refuse an existing target that is not a regular file (nor a directory,
+    which :func:`check_target` refuses before)."""
+    if stat.S_ISREG(mode):
+        return
+    what = next((name for test, name in _NOT_REGULAR if test(mode)), "not a regular file")
+    raise FileExistsError(errno.EEXIST, f"cannot write {shown!r}: it exists and is {what}, "
+                          f"which a write would replace by a regular file; give the path "
+                          f"of a regular file (or of none yet)")
 
 
 def _remove(path: str) -> None:

@@ -140,22 +140,31 @@ def as_sample_weight(weight, n_samples: int, who: str, what: str = "sample_weigh
     return _nonnegative_float64(arr, who, what)
 
 
-def summable_weights(weight):
-    r"""``weight`` itself when its sum is finite (every ordinary run: nothing
-    changes, to the bit), else ``weight / weight.max()``: weights near the
-    largest float (``np.full(n, 1e308)``) sum to infinity, and a weighted
-    mean :math:`\sum_i w_i \ell_i / \sum_i w_i` of them was inf/inf, NaN.
-    That mean does not change when every weight is scaled by one factor, so
-    the weights of one ``fit`` or ``evaluate`` are scaled together, before
-    they are split into batches (the batches' means combine by their total
-    weights). None stays None."""
+def summable_weights(weight, factor: float = 1.0):
+    r"""``weight`` itself when its sum, times ``factor``, is finite (every
+    ordinary run: nothing changes, to the bit), else
+    ``weight / weight.max() / max(factor, 1)``: weights near the largest
+    float (``np.full(n, 1e308)``) sum to infinity, and a weighted mean
+    :math:`\sum_i w_i \ell_i / \sum_i w_i` of them was inf/inf, NaN. That
+    mean does not change when every weight is scaled by one factor, so the
+    weights of one ``fit`` or ``evaluate`` are scaled together, before they
+    are split into batches (the batches' means combine by their total
+    weights). None stays None.
+
+    ``factor`` is the largest number each weight is still to be multiplied
+    by: a class weight (``fit(class_weight=)``, or a loss's own,
+    ``CrossEntropy(weight=c)``, whose mean sums :math:`w_i c_{y_i}`;
+    :func:`tinynet.class_weights.largest_class_weight`). A weight of 1e308
+    times a class weight of 2 overflows although the weights' sum may not:
+    with ``factor`` the test is :math:`\max(1, c_{max}) \sum_i w_i`, and
+    the scaled weights times any class weight stay at most 1."""
     if weight is None:
         return weight
     with np.errstate(over="ignore"):  # the overflow is the case handled here
-        total = weight.sum()
+        total = weight.sum() * factor
     if np.isfinite(total):
         return weight
-    return weight / weight.max()
+    return weight / weight.max() / max(factor, 1.0)
 
 
 def as_class_weight(weight, who: str, what: str = "weight", scalar: bool = False,

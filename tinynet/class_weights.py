@@ -30,11 +30,11 @@ import math
 
 import numpy as np
 
-from .checks import as_class_weight
+from .checks import as_class_weight, summable_weights
 from .layers._checks import check_real
 from .losses import BinaryCrossEntropy, CrossEntropy
 
-__all__ = ["class_sample_weights"]
+__all__ = ["class_sample_weights", "largest_class_weight", "weighted_by_class"]
 
 
 def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: str) -> np.ndarray:
@@ -70,6 +70,27 @@ def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: s
     as_class_weight(table, who, f"class_weight over the model's {n_classes} classes "
                                 f"(a class missing from the dict weighs 1)")
     return table[labels]
+
+
+def largest_class_weight(loss) -> float:
+    """The largest class weight ``loss`` multiplies a sample weight by in its
+    mean's denominator (``CrossEntropy(weight=c)``: :math:`\\max_k c_k`), or
+    1.0 (a loss without class weights): the ``factor`` of
+    :func:`tinynet.checks.summable_weights`."""
+    weight = getattr(loss, "weight", None) if isinstance(loss, CrossEntropy) else None
+    return 1.0 if weight is None else float(weight.max())
+
+
+def weighted_by_class(sample_weight, by_class: np.ndarray) -> np.ndarray:
+    """``sample_weight * by_class`` (``by_class`` from :func:`class_sample_weights`;
+    ``sample_weight`` None for ones), without overflow: sample weights near
+    the largest float are first scaled by
+    :func:`tinynet.checks.summable_weights` so that no product overflows
+    (1e308 times a class weight of 2 was inf, and the losses' mean NaN). Weights
+    that do not overflow are multiplied as they are."""
+    if sample_weight is None:
+        return by_class
+    return summable_weights(sample_weight, float(by_class.max())) * by_class
 
 
 def _classes(y, loss, output_shape, who) -> tuple[int, np.ndarray]:

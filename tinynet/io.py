@@ -33,7 +33,9 @@ and the header is::
      "training_state": ["weighting/log_vars", ...],        # version 2, optional
      "extra_arrays": ["lrs/0", ...],                       # version 3, optional
      "generators": [{"layers": [2, 3], "bit_generator": "PCG64",   # optional
-                     "state": [hi, lo, hi, lo, 0, 0]}, ...]}
+                     "state": [hi, lo, hi, lo, 0, 0]}, ...],
+     "generator_states": [{"layers": [4], "state": {"bit_generator": "MT19937",  # optional
+                                                   "state": {"key": [...], "pos": 624}}}]}
 
 The optimizer's parameter groups index into ``model.parameters()``, or into
 ``model.optimizer_parameters()`` when the model has it (a multi-task model:
@@ -47,7 +49,7 @@ is written as version 3 only when it holds some). A model class states the
 version it needs as ``file_version`` (1 by default); a reader refuses a
 version above its own with "upgrade tinynet".
 
-``generators`` keeps the state of every random generator the model's layers
+``generators`` keeps the state of every PCG64 random generator the model's layers
 hold (a ``Dropout``'s masks; :mod:`tinynet.rngstate`'s six integers, each
 below 2**64), once for each distinct generator, with the layers sharing it
 as indices into :func:`~tinynet.layers.base.walk_layers` order (the model
@@ -56,9 +58,14 @@ saved mid-training and resumed draws what the uninterrupted run would have
 drawn, with or without ``fit(seed=...)``. It is a header entry, not an
 array, and needs no new version: a tinynet older than it ignores it (and
 its layers draw afresh, as they always did there), and a file without it
-loads as before. A generator other than PCG64 (a layer given
-``set_rng(np.random.Generator(np.random.MT19937()))``) is not kept: ``save``
-warns and names the layers.
+loads as before. ``generator_states`` does the same for NumPy's other bit
+generators (a layer given ``set_rng(np.random.Generator(np.random.MT19937()))``;
+``Philox``, ``SFC64``): their ``bit_generator.state`` as JSON
+(:func:`tinynet.rngstate.generator_state`), rebuilt from NumPy's class of that
+name and checked against its layout, never unpickled; an entry of its own,
+so that a tinynet that knew only six-word states ignores it rather than
+refuse the file. A bit generator that is not NumPy's own (a subclass,
+another package's) is not kept: ``save`` warns and names the layers.
 
 Every array is numeric, so :func:`load` reads the arrays with
 ``allow_pickle=False``: opening a model file cannot run code. Nor can a small
@@ -110,7 +117,8 @@ from .checks import as_values_like, check_bool, check_finite, is_real_dtype
 from .layers.base import (Layer, apply_frozen_containers, layer_from_dict, layer_to_dict,
                           walk_layers)
 from .param import param_budget
-from .rngstate import generator_from_words, generator_words
+from .rngstate import (NUMPY_BIT_GENERATORS, generator_from_state, generator_from_words,
+                       generator_state, generator_words)
 from .zipindex import count_entries, read_index
 
 __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
@@ -303,9 +311,11 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         "trainable": [p.trainable for p in model.parameters()],
         "compile": None, "optimizer_state": None, "metadata": metadata,
     }
-    generators = _generators(model)
+    generators, generator_states = _generators(model)
     if generators:
         header["generators"] = generators
+    if generator_states:
+        header["generator_states"] = generator_states
     arrays = {f"weight_{i:04d}": np.ascontiguousarray(value)
               for i, (_, value) in enumerate(slots)}
     if hasattr(model, "get_compile_config"):
@@ -353,12 +363,15 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     return path
 
 
-def _generators(model: Layer) -> list[dict]:
-    """The header's ``generators`` (module docstring): each distinct generator
-    the layers hold, with the layers (``walk_layers`` indices) holding it. A
-    layer that has drawn nothing yet holds none (its ``rng`` is made on first
-    use); a bit generator other than PCG64 is left out with a warning."""
-    found: dict[int, dict] = {}
+def _generators(model: Layer) -> tuple[list[dict], list[dict]]:
+    """The header's ``generators`` and ``generator_states`` (module
+    docstring): each distinct generator the layers hold, with the layers
+    (``walk_layers`` indices) holding it; a PCG64 (or PCG64DXSM) as six words
+    in the first list, any other of NumPy's bit generators as its JSON state
+    in the second. A layer that has drawn nothing yet holds none (its ``rng``
+    is made on first use); a bit generator that is not NumPy's own is left
+    out with a warning."""
+    found: dict[int, tuple] = {}
     unkept = []
     for i, layer in enumerate(walk_layers(model)):
         rng = getattr(layer, "_rng", None)
@@ -366,50 +379,64 @@ def _generators(model: Layer) -> list[dict]:
             continue
         if id(rng) not in found:
             words = generator_words(rng)
-            found[id(rng)] = None if words is None else {
-                "layers": [], "bit_generator": rng.bit_generator.state["bit_generator"],
-                "state": words}
+            if words is not None:
+                found[id(rng)] = ("generators", {
+                    "layers": [], "bit_generator": rng.bit_generator.state["bit_generator"],
+                    "state": words})
+            else:
+                state = generator_state(rng)
+                found[id(rng)] = None if state is None else (
+                    "generator_states", {"layers": [], "state": state})
         if found[id(rng)] is None:
             unkept.append(f"{layer.name} ({type(rng.bit_generator).__name__})")
         else:
-            found[id(rng)]["layers"].append(i)
+            found[id(rng)][1]["layers"].append(i)
     if unkept:
         warnings.warn(f"save: the random generators of {', '.join(unkept)} are not saved "
-                      f"(only PCG64 ones are): a model loaded from this file draws afresh "
-                      f"there, so a resumed run differs from an uninterrupted one",
+                      f"(only NumPy's own bit generators are: "
+                      f"{', '.join(NUMPY_BIT_GENERATORS)}): a model loaded from this file "
+                      f"draws afresh there, so a resumed run differs from an uninterrupted one",
                       RuntimeWarning, stacklevel=3)
-    return [entry for entry in found.values() if entry is not None]
+    kept = [entry for entry in found.values() if entry is not None]
+    return ([entry for key, entry in kept if key == "generators"],
+            [entry for key, entry in kept if key == "generator_states"])
 
 
-def _set_generators(path, model: Layer, generators) -> None:
-    """Give the layers the generators the header's ``generators`` lists (a
-    file written before they were saved has none: the layers keep theirs).
-    Everything is checked before any layer changes."""
-    if generators is None:
-        return
+def _set_generators(path, model: Layer, generators, generator_states) -> None:
+    """Give the layers the generators the header's ``generators`` and
+    ``generator_states`` list (a file written before they were saved has
+    none: the layers keep theirs). Everything is checked before any layer
+    changes."""
     layers = list(walk_layers(model))
-    try:
-        if not isinstance(generators, list):
-            raise ValueError(f"expected a list, received {type(generators).__name__}")
-        given = {}
-        for entry in generators:
-            if not isinstance(entry, dict) or set(entry) != {"layers", "bit_generator",
-                                                             "state"}:
-                raise ValueError(f"expected entries {{'layers', 'bit_generator', 'state'}}, "
-                                 f"received {entry!r}"[:300])
-            rng = generator_from_words(entry["state"], entry["bit_generator"])
-            indices = entry["layers"]
-            if not isinstance(indices, list) or not indices or not all(
-                    type(i) is int and 0 <= i < len(layers) for i in indices):
-                raise ValueError(f"expected 'layers' as a non-empty list of layer indices "
-                                 f"0 <= i < {len(layers)}, received {indices!r}"[:300])
-            for i in indices:
-                if i in given:
-                    raise ValueError(f"layer {i} ({layers[i].name!r}) is given two generators")
-                given[i] = rng
-    except ValueError as exc:
-        raise ModelFileError(f"{path!r}: its layers' random generators ('generators'): "
-                             f"{exc}") from None
+    given = {}
+    for key, entries, keys, rebuild in (
+            ("generators", generators, {"layers", "bit_generator", "state"},
+             lambda entry: generator_from_words(entry["state"], entry["bit_generator"])),
+            ("generator_states", generator_states, {"layers", "state"},
+             lambda entry: generator_from_state(entry["state"]))):
+        if entries is None:
+            continue
+        try:
+            if not isinstance(entries, list):
+                raise ValueError(f"expected a list, received {type(entries).__name__}")
+            for entry in entries:
+                if not isinstance(entry, dict) or set(entry) != keys:
+                    raise ValueError(f"expected entries {{{', '.join(map(repr, sorted(keys)))}}}"
+                                     f", received {entry!r}"[:300])
+                rng = rebuild(entry)
+                indices = entry["layers"]
+                if not isinstance(indices, list) or not indices or not all(
+                        type(i) is int and 0 <= i < len(layers) for i in indices):
+                    raise ValueError(f"expected 'layers' as a non-empty list of layer indices "
+                                     f"0 <= i < {len(layers)}, received {indices!r}"[:300])
+                for i in indices:
+                    if i in given:
+                        raise ValueError(f"layer {i} ({layers[i].name!r}) is given two "
+                                         f"generators")
+                    given[i] = rng
+        except ValueError as exc:
+            raise ModelFileError(f"{path!r}: its layers' random generators ({key!r}): "
+                                 f"{exc}") from None
     for i, rng in given.items():
         layers[i]._rng = rng
 
@@ -758,7 +785,7 @@ def load(path, compile: bool = True):
         raise ModelFileError(f"{path!r}: its weights do not fit its architecture (or hold "
                              f"values a model cannot take): {exc}") from None
     _set_trainable(path, model, header.get("trainable"))
-    _set_generators(path, model, header.get("generators"))
+    _set_generators(path, model, header.get("generators"), header.get("generator_states"))
     metadata = header.get("metadata") or {}
     if not isinstance(metadata, dict):
         raise ModelFileError(f"{path!r}: expected its metadata as a JSON object, received "

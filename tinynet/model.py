@@ -54,7 +54,7 @@ from . import losses as losses_mod
 from . import metrics as metrics_mod
 from .checks import (as_array, as_float_array, as_sample_weight, check_batch_size, check_bool,
                      check_finite, check_seed, summable_weights)
-from .class_weights import class_sample_weights
+from .class_weights import class_sample_weights, largest_class_weight, weighted_by_class
 from .data.batches import as_generator
 from .layers._checks import check_real
 from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict,
@@ -62,7 +62,8 @@ from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict
 from .output_losses import for_output, output_activation
 from .param import ensure_flat
 from .callbacks import CALLBACK_LOG_KEYS, Callback, as_callback_list
-from .training import BUILD_STREAM, RunningMeans, batch_indices, fit_loop, seed_rng
+from .training import (BUILD_STREAM, RunningMeans, batch_indices, check_targets, fit_loop,
+                       seed_rng)
 
 __all__ = ["Sequential"]
 
@@ -587,13 +588,8 @@ class Sequential(Layer):
             rng = None if seed is None else seed_rng(seed, BUILD_STREAM)
             self.build(x.shape[1:], rng=rng, dtype=self.dtype or x.dtype)
             x = x.astype(self.dtype, copy=False)
-        # The loss and the metrics check targets (shape, label range) on a
-        # dummy prediction, so bad labels, or a metric that does not suit them
-        # (accuracy on a regression), fail before training, not after a step.
-        dummy = np.zeros((len(y),) + self.output_shape, dtype=self.dtype)
-        self.loss.forward(dummy, y)
-        for metric in self.metrics:
-            metric(dummy, y)
+        # bad labels, or a metric that does not suit them, fail before training
+        check_targets(self.loss, self.metrics, self.output_shape, self.dtype, y)
         return x, y
 
     # -------------------------------------------------------------- fit etc.
@@ -639,7 +635,10 @@ class Sequential(Layer):
             weighted (Keras' ``metrics``, not its ``weighted_metrics``).
             Weights whose sum overflows (``np.full(n, 1e308)``) are divided
             by their maximum first, which leaves that mean as it is
-            (:func:`tinynet.checks.summable_weights`).
+            (:func:`tinynet.checks.summable_weights`); so are weights that
+            would overflow times a class weight (``class_weight``, or the
+            loss's ``CrossEntropy(weight=)``: 1e308 times 2), and divided by
+            that class weight too.
         class_weight : dict of int to float, optional
             Keras' ``{class label: weight}``: each training sample's weight
             is multiplied by its class's (:mod:`tinynet.class_weights`; the
@@ -690,8 +689,8 @@ class Sequential(Layer):
         if class_weight is not None:  # the training samples only, as Keras
             by_class = class_sample_weights(class_weight, y, self.loss, self.output_shape,
                                             f"{self._who}.fit")
-            w = by_class if w is None else w * by_class
-        w = summable_weights(w)
+            w = weighted_by_class(w, by_class)
+        w = summable_weights(w, largest_class_weight(self.loss))
         if w is not None and not w.any():
             raise ValueError(f"{self._who}.fit: every training sample weighs 0 "
                              f"(sample_weight times class_weight), so every loss would be 0 "
@@ -751,7 +750,7 @@ class Sequential(Layer):
         once, unweighted (:class:`tinynet.metrics.MetricStates`). A ``"sum"``
         loss gives the batch sums' mean weighted by batch size, as Keras."""
         means, loss = metrics_mod.MetricStates(self.metrics), RunningMeans()
-        sample_weight = summable_weights(sample_weight)
+        sample_weight = summable_weights(sample_weight, largest_class_weight(self.loss))
         for idx in batch_indices(len(x), batch_size):
             pred = self.forward(x[idx], training=False)
             w = None if sample_weight is None else sample_weight[idx]
@@ -796,7 +795,18 @@ class Sequential(Layer):
     def predict_proba(self, x, batch_size: int = 32) -> np.ndarray:
         """Class probabilities: the output itself when the last layer ends in a
         softmax/sigmoid, else the softmax of the logits (sigmoid for one
-        output unit)."""
+        output unit).
+
+        Returns
+        -------
+        ndarray of the shape of :meth:`predict`'s output
+            ``(n_samples, n_classes)``; for one output unit (a binary
+            classifier) ``(n_samples, 1)``, the probability of class 1, as
+            Keras 2's ``Sequential.predict_proba`` (the pair with
+            :meth:`predict_classes` that tinynet follows) gave it. scikit-learn's
+            ``predict_proba`` has a column per class there, ``(n_samples, 2)``:
+            ``np.hstack([1 - p, p])``.
+        """
         outputs = self.predict(x, batch_size=batch_size)
         if output_activation(self) is not None:
             return outputs

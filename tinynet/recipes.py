@@ -59,6 +59,11 @@ def apply_preprocessing(raw, preprocessing: dict) -> np.ndarray:
     Parameters
     ----------
     raw : ndarray of shape (n, *sample_shape) or (n, prod(sample_shape))
+        Samples along the first axis, always: a 1-D array is refused, as
+        scikit-learn refuses it ("Expected 2D array, got 1D array"), for it
+        could be one sample or one feature of many (it was read as ``n``
+        samples of one feature). One sample is ``raw[None]`` or
+        ``raw.reshape(1, -1)``.
     preprocessing : dict
         As in :attr:`Prepared.preprocessing`.
 
@@ -67,8 +72,12 @@ def apply_preprocessing(raw, preprocessing: dict) -> np.ndarray:
     ndarray of float32, shape (n, prod(sample_shape))
     """
     raw = np.asarray(raw)
-    flat = raw.reshape(len(raw), -1) if raw.ndim > 1 else raw.reshape(len(raw), 1)
-    return (flat.astype(np.float32) / np.float32(preprocessing["scale"]))
+    if raw.ndim < 2:
+        raise ValueError(f"apply_preprocessing expected samples of shape (n, *sample_shape), "
+                         f"received a {raw.ndim}-D array of shape {raw.shape}; reshape it: "
+                         f"raw.reshape(1, -1) if it is one sample, raw.reshape(-1, 1) if it "
+                         f"holds one feature of each sample")
+    return raw.reshape(len(raw), -1).astype(np.float32) / np.float32(preprocessing["scale"])
 
 
 def load_for_training(name: str, data_dir=None, download: bool | None = None,

@@ -1,4 +1,4 @@
-"""A NumPy generator's state as six integers, and back: what files keep of it.
+"""A NumPy generator's state as JSON, and back: what files keep of it.
 
 Every generator tinynet makes is a ``PCG64`` (``np.random.default_rng``); its
 state is two 128-bit words (the LCG ``state`` and its increment ``inc``) and
@@ -10,19 +10,33 @@ list holds them exactly)::
 
 and :func:`generator_from_words` rebuilds a generator that continues with
 the very draws the original would have made. ``PCG64DXSM`` has the same
-state and is kept the same way (its name says which). Other bit generators
-(``MT19937``, ``Philox``, ``SFC64``) are not kept: :func:`generator_words`
-returns ``None`` for them.
+state and is kept the same way (its name says which).
+
+Any other bit generator of NumPy's own (``MT19937``, ``Philox``, ``SFC64``:
+:data:`NUMPY_BIT_GENERATORS`) is kept by :func:`generator_state` as its
+``bit_generator.state`` dict in JSON: dicts, strings and integers as they
+are, each integer array (``MT19937``'s 624-word ``key``, ``Philox``'s
+``counter``, ``key`` and ``buffer``, ``SFC64``'s four words) as a list of
+integers. :func:`generator_from_state` rebuilds it from NumPy's class of that
+name (never by unpickling), reading the lists back to arrays of the dtypes
+and shapes a fresh generator of that class has, and refuses a state that
+does not have that very layout or that NumPy would not take as it is (a
+value out of range, which NumPy would wrap). A bit generator that is not
+NumPy's own class (a subclass, another package's) is not kept: both
+functions return or raise accordingly.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["BIT_GENERATORS", "generator_words", "generator_from_words"]
+__all__ = ["BIT_GENERATORS", "NUMPY_BIT_GENERATORS", "generator_from_state",
+           "generator_from_words", "generator_state", "generator_words"]
 
 #: The bit generators whose state :func:`generator_words` keeps.
 BIT_GENERATORS = ("PCG64", "PCG64DXSM")
+#: NumPy's bit generators, whose state :func:`generator_state` keeps.
+NUMPY_BIT_GENERATORS = ("MT19937", "PCG64", "PCG64DXSM", "Philox", "SFC64")
 _WORD = (1 << 64) - 1
 
 
@@ -60,3 +74,84 @@ def generator_from_words(words, bit_generator: str = "PCG64") -> np.random.Gener
         "bit_generator": bit_generator, "has_uint32": has_uint32, "uinteger": uinteger,
         "state": {"state": hi_s << 64 | lo_s, "inc": hi_i << 64 | lo_i}}
     return rng
+
+
+def generator_state(rng: np.random.Generator) -> dict | None:
+    """``rng.bit_generator.state`` as JSON (the module docstring): a dict with
+    its ``"bit_generator"`` name, or ``None`` when the bit generator is not
+    one of NumPy's own (:data:`NUMPY_BIT_GENERATORS`, the class itself) or
+    its state holds anything else than dicts, strings, integers and 1-D
+    integer arrays."""
+    bits = rng.bit_generator
+    name = type(bits).__name__
+    if name not in NUMPY_BIT_GENERATORS or type(bits) is not getattr(np.random, name):
+        return None
+    try:
+        return _to_json(bits.state)
+    except TypeError:
+        return None
+
+
+def generator_from_state(state) -> np.random.Generator:
+    """A generator in the state :func:`generator_state` returned ``state`` for.
+
+    Raises ``ValueError`` unless ``state`` names one of
+    :data:`NUMPY_BIT_GENERATORS` and has the layout of that generator's
+    state (the same keys, integers where it has integers, lists of integers
+    in the range of its arrays' dtype and of their length), and NumPy takes
+    it as it is.
+    """
+    name = state.get("bit_generator") if isinstance(state, dict) else None
+    if name not in NUMPY_BIT_GENERATORS:
+        raise ValueError(f"expected a generator state naming a bit generator among "
+                         f"{', '.join(NUMPY_BIT_GENERATORS)}, received {state!r}"[:300])
+    bits = getattr(np.random, name)()
+    value = _from_json(state, bits.state, "state")
+    try:
+        bits.state = value
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"expected a {name} state NumPy takes, received one it refuses: "
+                         f"{exc}"[:300]) from None
+    if _to_json(bits.state) != state:  # NumPy wrapped or dropped a value
+        raise ValueError(f"expected a {name} state NumPy takes as it is, received one with "
+                         f"a value out of its range: {state!r}"[:300])
+    return np.random.Generator(bits)
+
+
+def _to_json(value):
+    """A bit generator's state with its integer arrays as lists (TypeError for
+    anything JSON would not hold exactly)."""
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {key: _to_json(item) for key, item in value.items()}
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_)):
+        return int(value)
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "ui":
+        return value.tolist()
+    raise TypeError(f"not a JSON-exact generator state: {type(value).__name__}")
+
+
+def _from_json(value, like, where: str):
+    """``value`` (JSON) read with the layout of ``like`` (a fresh generator's
+    state): the same keys, the same strings, integers for integers, and for
+    each array a list of its length of integers in its dtype's range."""
+    if isinstance(like, dict):
+        if not isinstance(value, dict) or set(value) != set(like):
+            raise ValueError(f"expected {where} as a dict with keys {sorted(like)}, received "
+                             f"{value!r}"[:300])
+        return {key: _from_json(value[key], like[key], f"{where}[{key!r}]") for key in like}
+    if isinstance(like, str):
+        if value != like:
+            raise ValueError(f"expected {where} {like!r}, received {value!r}"[:300])
+        return value
+    if isinstance(like, np.ndarray):
+        info = np.iinfo(like.dtype)
+        if not (isinstance(value, list) and len(value) == like.size
+                and all(type(v) is int and info.min <= v <= info.max for v in value)):
+            raise ValueError(f"expected {where} as {like.size} integers in "
+                             f"[{info.min}, {info.max}], received {value!r}"[:300])
+        return np.array(value, dtype=like.dtype)
+    if type(value) is not int:
+        raise ValueError(f"expected {where} as an integer, received {value!r}"[:300])
+    return value

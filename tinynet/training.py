@@ -56,10 +56,12 @@ import numpy as np
 
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN, as_callback_list
 from .checks import check_bool, check_non_negative_int, check_positive_int, check_seed
+from .metrics import MetricStates
 from .progress import ProgressBar
 
 __all__ = ["fit_loop", "batch_indices", "epoch_rng", "seed_rng", "History",
-           "RunningMeans", "SHUFFLE_STREAM", "LAYER_STREAM", "BUILD_STREAM"]
+           "RunningMeans", "SHUFFLE_STREAM", "LAYER_STREAM", "BUILD_STREAM", "CHECK_ELEMENTS",
+           "check_targets"]
 
 #: Sub-streams of one seed: shuffling, layer randomness (dropout), initial weights.
 SHUFFLE_STREAM, LAYER_STREAM, BUILD_STREAM = 0, 1, 2
@@ -82,6 +84,59 @@ def batch_indices(n_samples: int, batch_size: int, rng: np.random.Generator | No
     """
     order = rng.permutation(n_samples) if rng is not None else np.arange(n_samples)
     return [order[start:start + batch_size] for start in range(0, n_samples, batch_size)]
+
+
+#: :func:`check_targets` makes zero predictions of at most this many elements
+#: at a time (32 MiB in float64), however large the data or the outputs.
+CHECK_ELEMENTS = 1 << 22
+
+
+def check_targets(loss, metrics, output_shape, dtype, target, sample_weight=None,
+                  mask=None) -> None:
+    """Run ``loss`` and each of ``metrics`` on zero predictions of shape
+    ``(n, *output_shape)`` for ``target`` (``n`` rows; ``sample_weight`` and
+    ``mask`` as the loss takes them, the metrics seeing the unmasked samples),
+    so that bad targets (their shape, a label out of range) or a metric that
+    does not suit them (accuracy on a regression) fail before training, not
+    after a step. Whatever it raises is what the loss or metric raised.
+
+    The zeros are made for a chunk of samples at a time, at most
+    :data:`CHECK_ELEMENTS` elements (one sample at least), so the check holds
+    no prediction-sized array; the metrics add up their chunks' states
+    (:class:`~tinynet.metrics.MetricStates`) and give the whole set's value
+    (an AUC of a chunk of one class is no failure). If any chunk fails, the
+    whole set is checked at once, so that the error names the whole set's
+    shapes and values, as a check without chunks did.
+    """
+    n, size = len(target), int(np.prod(output_shape, dtype=np.int64))
+    step = max(1, CHECK_ELEMENTS // max(size, 1))
+    if step < n:
+        states = MetricStates(metrics)  # the metrics of the whole set, as fit's epochs
+        try:
+            for start in range(0, n, step):
+                part = slice(start, start + step)
+                pred, chunk = _zeros_checked(loss, output_shape, dtype, target[part],
+                                             None if sample_weight is None else
+                                             sample_weight[part],
+                                             None if mask is None else mask[part])
+                states.add(pred, chunk)
+            for metric, state in zip(states.metrics, states.states):
+                if state is not None:
+                    metric.result(state)  # an AUC of one class raises as a direct call
+            return
+        except (TypeError, ValueError):
+            pass  # the whole set's check below raises its own error
+    pred, target = _zeros_checked(loss, output_shape, dtype, target, sample_weight, mask)
+    for metric in metrics if len(pred) else ():
+        metric(pred, target)
+
+
+def _zeros_checked(loss, output_shape, dtype, target, sample_weight, mask):
+    """Zero predictions for ``target`` after the loss has checked it: the
+    ones and targets the metrics see (those the mask keeps)."""
+    pred = np.zeros((len(target),) + tuple(output_shape), dtype=dtype)
+    loss.forward(pred, target, sample_weight=sample_weight, mask=mask)
+    return (pred, target) if mask is None else (pred[mask], target[mask])
 
 
 class RunningMeans:

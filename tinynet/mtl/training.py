@@ -79,10 +79,11 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from ..callbacks import Callback, as_callback_list
 from ..checks import as_mask, as_sample_weight, check_batch_size, check_finite, summable_weights
+from ..class_weights import largest_class_weight
 from ..layers._checks import check_real
 from ..output_losses import for_output
 from ..param import ensure_flat
-from ..training import RunningMeans, batch_indices, fit_loop
+from ..training import RunningMeans, batch_indices, check_targets, fit_loop
 from . import weighting as weighting_mod
 
 #: Losses whose integer targets are class labels (a negative label marks a missing one).
@@ -159,7 +160,7 @@ def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None =
 
 
 def task_weights(sample_weight, y: dict, n_samples: int, masks: dict,
-                 who: str = "fit") -> dict:
+                 who: str = "fit", losses: dict | None = None) -> dict:
     """``{task: float64 sample weights, or None for ones}`` from ``fit``'s or
     ``evaluate``'s ``sample_weight``: None, one array for every task, or a
     dict ``{task: array}`` (tasks left out weigh every sample 1), each of
@@ -169,7 +170,9 @@ def task_weights(sample_weight, y: dict, n_samples: int, masks: dict,
     A task whose labelled samples (``masks``) all weigh 0 is an error, as a
     task without labels is: it would train nothing. A task's weights whose
     sum overflows are divided by their maximum
-    (:func:`tinynet.checks.summable_weights`: the weighted mean is the same).
+    (:func:`tinynet.checks.summable_weights`: the weighted mean is the same),
+    and by the largest class weight of the task's loss in ``losses``
+    (``{task: Loss}``; ``CrossEntropy(weight=c)`` multiplies them by it).
     """
     if sample_weight is None:
         return {task: None for task in y}
@@ -188,7 +191,8 @@ def task_weights(sample_weight, y: dict, n_samples: int, masks: dict,
             continue
         what = f"sample_weight[{task!r}]" if isinstance(sample_weight, dict) else \
             "sample_weight"
-        w = summable_weights(as_sample_weight(w, n_samples, who, what))
+        w = summable_weights(as_sample_weight(w, n_samples, who, what),
+                             1.0 if losses is None else largest_class_weight(losses[task]))
         labelled = w if masks[task] is None else w[masks[task]]
         if not labelled.any():
             raise ValueError(f"{who} expected a positive {what} for at least one labelled "
@@ -435,7 +439,7 @@ class MultiTaskTraining:
         n = xs[0].shape[0]
         ys = self._targets(y, n, who)
         masks = task_masks(ys, mask, n, self.loss, who)
-        return xs, ys, masks, task_weights(sample_weight, ys, n, masks, who)
+        return xs, ys, masks, task_weights(sample_weight, ys, n, masks, who, self.loss)
 
     def _check_targets(self, ys, masks, weights, who) -> None:
         """Run each loss and metric on a dummy prediction, so that bad targets
@@ -443,14 +447,9 @@ class MultiTaskTraining:
         a regression) fail before training rather than in some later batch (as
         Sequential)."""
         for out, task in zip(self.outputs, self.output_names):
-            n = len(ys[task])
-            pred, target, mask = np.zeros((n,) + out.shape, dtype=self.dtype), ys[task], masks[task]
             try:
-                self.loss[task].forward(pred, target, sample_weight=weights[task], mask=mask)
-                if mask is not None:
-                    pred, target = pred[mask], target[mask]
-                for metric in self.metrics[task] if len(pred) else ():
-                    metric(pred, target)
+                check_targets(self.loss[task], self.metrics[task], out.shape, self.dtype,
+                              ys[task], weights[task], masks[task])
             except (TypeError, ValueError) as exc:
                 raise type(exc)(f"{who}, task {task!r}: {exc}") from None
 
