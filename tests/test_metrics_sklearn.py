@@ -642,3 +642,58 @@ def test_an_epoch_stopped_mid_way_logs_the_exact_auc_of_its_samples():
     scores = model.predict(x)[:40]
     assert history.history["auc"] == [skm.roc_auc_score(y[:40], scores[:, 0])]
     assert history.history["r2"] == [metrics.r2(scores, y[:40])]
+
+
+def _auc_r2_batches(seed):
+    """Batches of scores with ties, 0.0 and -0.0, of two classes and of three
+    (an AUC of each) and regression targets (R²)."""
+    rng = np.random.default_rng(seed)
+    n = 130
+    probs = rng.dirichlet(np.ones(3), n).round(1)  # many ties
+    probs[::7, 0] = -0.0
+    labels = np.r_[0, 1, 2, rng.integers(0, 3, n - 3)]
+    pred, target = rng.normal(size=(n, 2)), rng.normal(size=(n, 2))
+    cuts = np.sort(rng.choice(np.arange(1, n), 9, replace=False))
+    return [(metrics.AUC(), probs[:, :1], labels % 2), (metrics.AUC(), probs, labels),
+            (metrics.R2Score(), pred, target)], np.split(np.arange(n), cuts)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_states_merged_when_read_equal_those_merged_batch_by_batch(seed):
+    # read after every batch (a state and one batch: merge), or once at the end
+    # (every batch at once: merge_all), or as merge did it one by one: the same bits
+    specs, batches = _auc_r2_batches(seed)
+    for metric, p, t in specs:
+        every, once = metrics.MetricStates([metric]), metrics.MetricStates([metric])
+        states = []
+        for idx in batches:
+            every.add(p[idx], t[idx])
+            once.add(p[idx], t[idx])
+            states.append(metric.batch_state(p[idx], t[idx]))
+            every.results(), every.results(running=True)
+        one_by_one = metrics.Metric.merge_all(metric, states)  # merge, left to right
+        for running in (False, True):
+            value = (metric.running_result if running else metric.result)(one_by_one)
+            assert once.results(running)[metric.name] == every.results(running)[
+                metric.name] == value
+
+
+def test_the_batches_of_a_metric_of_samples_wait_until_a_value_is_read(monkeypatch):
+    merged = []
+    monkeypatch.setattr(metrics.AUC, "merge_all",
+                        lambda self, states: merged.append(len(states))
+                        or metrics.Metric.merge_all(self, states))
+    states = metrics.MetricStates([metrics.AUC(), metrics.Accuracy()])
+    for first in range(0, 40, 10):
+        states.add(np.arange(first, first + 10.0)[:, None], np.arange(10) % 2)
+    assert merged == [] and states.samples == 40  # the accuracy's sums merged at add
+    whole = (np.arange(40.0)[:, None], np.arange(40) % 2)
+    assert states.results() == {"auc": metrics.auc(*whole),
+                                "accuracy": metrics.accuracy(*whole)}
+    assert merged == [4]
+    states.results(), states.results(running=True)  # kept: no merge to do
+    assert merged == [4]
+    monkeypatch.undo()  # AUC's own merge_all of three states checks their shapes
+    with pytest.raises(ValueError, match="received 3 and then 1 columns"):
+        metrics.AUC().merge_all([metrics.AUC().batch_state(np.eye(3)[[0, 1, 2]], [0, 1, 2]),
+                                 *[metrics.AUC().batch_state(np.array([0.1, 0.9]), [0, 1])] * 2])
