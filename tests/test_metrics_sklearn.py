@@ -697,3 +697,61 @@ def test_the_batches_of_a_metric_of_samples_wait_until_a_value_is_read(monkeypat
     with pytest.raises(ValueError, match="received 3 and then 1 columns"):
         metrics.AUC().merge_all([metrics.AUC().batch_state(np.eye(3)[[0, 1, 2]], [0, 1, 2]),
                                  *[metrics.AUC().batch_state(np.array([0.1, 0.9]), [0, 1])] * 2])
+
+
+def _counting(monkeypatch):
+    """Calls of AUC.result and AUC.running_result."""
+    calls = {"result": 0, "running_result": 0}
+    for name in calls:
+        method = getattr(metrics.AUC, name)
+
+        def counted(self, state, _method=method, _name=name):
+            calls[_name] += 1
+            return _method(self, state)
+        monkeypatch.setattr(metrics.AUC, name, counted)
+    return calls
+
+
+class _ReadsAccuracy(tn.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_batch_end(self, batch, logs=None):
+        self.seen.append((logs["accuracy"], logs["auc"]))
+
+
+def test_fit_computes_the_metrics_only_when_read_and_the_epochs_once(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((100, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 100)
+
+    def fit(callbacks):
+        model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+        model.compile("adam", loss="cross_entropy", metrics=["accuracy", "auc"])
+        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=1,
+                            callbacks=callbacks)
+        return history.history, model.get_weights()
+
+    calls = _counting(monkeypatch)
+    quiet = fit([])
+    # nothing reads the batch logs: no running value, one exact value an epoch
+    # (and one of fit's check of the targets on a dummy prediction)
+    assert calls == {"result": 1 + 2, "running_result": 0}
+    reader = _ReadsAccuracy()
+    calls.update(result=0, running_result=0)
+    read = fit([reader])
+    assert calls == {"result": 1 + 2, "running_result": 2 * 6}  # 7 batches an epoch
+    assert quiet[0] == read[0]
+    assert all(np.array_equal(a, b) for a, b in zip(quiet[1], read[1]))
+    # what a reader sees: the metrics of the epoch so far (frozen weights, in order)
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    model.compile(tn.optim.SGD(lr=0.0), loss="cross_entropy", metrics=["accuracy", "auc"])
+    reader = _ReadsAccuracy()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False, callbacks=[reader])
+    scores, by_hand, expected = model.predict(x), metrics.MetricStates(model.metrics), []
+    for first in range(0, 100, 16):
+        by_hand.add(scores[first:first + 16], y[first:first + 16])
+        values = by_hand.results(running=first + 16 < 100)
+        expected.append((values["accuracy"], values["auc"]))
+    assert reader.seen == expected

@@ -246,3 +246,49 @@ def test_running_values_are_logged_as_they_are_and_reset_every_epoch():
     means.add({"a": 1.0, "b": 5.0}, 2, {"b": None})
     means.add({"a": 4.0, "b": 7.0}, 1, {"b": None})
     assert means.means() == {"a": 2.0, "b": 7.0}
+
+
+def test_a_deferred_running_value_is_computed_only_when_read():
+    # a running value given as a function is called only if a callback reads the
+    # batch logs' metrics, and for the epoch's logs
+    class Counting(Model):
+        def reset_metrics(self):
+            self.seen = []
+
+    model, calls = Counting(), []
+
+    def step(idx):
+        model.seen.extend(idx.tolist())
+        seen = len(model.seen)
+        return ({"loss": 1.0, "seen": lambda: calls.append(seen) or float(seen)},
+                {"seen": None})
+
+    class Loss(Callback):  # reads the batch logs (the loss): not deferred values
+        def __init__(self):
+            super().__init__()
+            self.logs = []
+
+        def on_batch_end(self, batch, logs=None):
+            self.logs.append(dict(logs))
+
+        def reads_batch_metrics(self):
+            return False
+
+    quiet = Loss()
+    history = fit_loop(model, step, 10, epochs=1, batch_size=4, shuffle=False, verbose=0,
+                       callbacks=[quiet])
+    assert calls == [10] and history.history["seen"] == [10.0]
+    assert quiet.logs == [{"loss": 1.0}] * 3
+    seen = []
+
+    class Seen(Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(logs["seen"])
+
+    calls.clear()
+    fit_loop(model, step, 10, epochs=1, batch_size=4, shuffle=False, verbose=0,
+             callbacks=[Seen()])
+    assert seen == [4.0, 8.0, 10.0] and calls == [4, 8, 10, 10]
+    means = RunningMeans()
+    means.add({"a": 1.0, "b": lambda: 7}, 2, {"b": None})
+    assert means.means(deferred=False) == {"a": 1.0} and means.means() == {"a": 1.0, "b": 7.0}

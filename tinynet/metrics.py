@@ -46,8 +46,9 @@ binary search and one copy of its arrays) and equal to the exact value up
 to rounding, and the epoch's
 last batch (the value logged for the epoch) and ``evaluate`` give the exact
 one (:meth:`Metric.result`). Values are computed only when read
-(:class:`MetricStates`): in ``evaluate`` the batches' scores are sorted
-together once, at the end. The batches and their order change the
+(:class:`MetricStates`): when no callback reads the batch logs' metrics
+(``verbose=0``, or one line per epoch) and in ``evaluate``, the batches'
+scores are sorted together once, at the end. The batches and their order change the
 precision, recall, F1, AUC and accuracies not at all, the ``r2`` and the
 error means by the rounding of sums taken in another order only. A metric given as a
 function ``f(pred, target)`` is taken for a batch mean: the epoch's value
@@ -80,6 +81,7 @@ be 0.0, a value that looked like a real score).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -922,6 +924,18 @@ class MetricStates:
                 self._states[i] = metric.merge_all(previous + self._pending[i])
                 self._pending[i] = []
         return self._states
+
+    def deferred(self, running: bool = False) -> dict:
+        """``{name: function of no arguments}``: each computes the value
+        ``results(running)`` holds for its metric when it is called (a
+        deferred running value of :class:`tinynet.training.RunningMeans`:
+        ``fit``'s batch logs compute the metrics only if a callback reads
+        them). Empty before any sample."""
+        return {m.name: functools.partial(self._result, m.name, running)
+                for m in self.metrics} if self.samples else {}
+
+    def _result(self, name: str, running: bool) -> float:
+        return self.results(running)[name]
 
     def results(self, running: bool = False) -> dict:
         running = bool(running)
