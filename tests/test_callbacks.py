@@ -813,3 +813,40 @@ def test_every_monitoring_callback_resolves_auto_mode_and_refuses_a_key_alike(tm
                                              rf"which fit will not log; did you mean "
                                              rf"'accuracy'"):
             model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
+
+
+def test_which_callbacks_read_the_batch_logs_metrics():
+    import io
+    from tinynet.progress import ProgressBar
+    from tinynet.transfer.l2sp import L2SPLogger
+
+    class Epochs(Callback):
+        def on_epoch_end(self, epoch, logs=None): ...
+
+    class Batches(Callback):
+        def on_batch_end(self, batch, logs=None): ...
+
+    class TrainBatches(Callback):
+        def on_train_batch_end(self, batch, logs=None): ...
+
+    class NaNs(TerminateOnNaN):  # a subclass says for itself
+        def on_batch_end(self, batch, logs=None): ...
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    assert [cb.reads_batch_metrics() for cb in (Epochs(), Batches(), TrainBatches(), NaNs(),
+                                                TerminateOnNaN(), tn.callbacks.History(),
+                                                EarlyStopping())] == \
+        [False, True, True, True, False, False, False]
+    assert ModelCheckpoint("m.npz", save_freq=3).reads_batch_metrics()
+    assert not ModelCheckpoint("m.npz").reads_batch_metrics()
+    assert not L2SPLogger.reads_batch_metrics(object.__new__(L2SPLogger))
+    bars = [ProgressBar(1, stream=Tty()), ProgressBar(1, stream=io.StringIO()),
+            ProgressBar(2, stream=Tty())]
+    for bar in bars:
+        bar.on_train_begin()
+    assert [bar.reads_batch_metrics() for bar in bars] == [True, False, False]
+    assert tn.callbacks.CallbackList([Epochs(), bars[0]]).reads_batch_metrics()
+    assert not tn.callbacks.CallbackList([Epochs(), bars[1]]).reads_batch_metrics()

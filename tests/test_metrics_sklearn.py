@@ -688,3 +688,116 @@ def test_a_file_saved_with_a_metric_named_lr_still_loads_with_a_warning(tmp_path
                                          r".*'lr': the learning rate.*name='lr_2'"):
         again = tn.load(tmp_path / "m.npz")
     assert [m.name for m in again.metrics] == ["lr"]
+
+
+def _auc_r2_batches(seed):
+    """Batches of scores with ties, 0.0 and -0.0, of two classes and of three
+    (an AUC of each) and regression targets (R²)."""
+    rng = np.random.default_rng(seed)
+    n = 130
+    probs = rng.dirichlet(np.ones(3), n).round(1)  # many ties
+    probs[::7, 0] = -0.0
+    labels = np.r_[0, 1, 2, rng.integers(0, 3, n - 3)]
+    pred, target = rng.normal(size=(n, 2)), rng.normal(size=(n, 2))
+    cuts = np.sort(rng.choice(np.arange(1, n), 9, replace=False))
+    return [(metrics.AUC(), probs[:, :1], labels % 2), (metrics.AUC(), probs, labels),
+            (metrics.R2Score(), pred, target)], np.split(np.arange(n), cuts)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_states_merged_when_read_equal_those_merged_batch_by_batch(seed):
+    # read after every batch (a state and one batch: merge), or once at the end
+    # (every batch at once: merge_all), or as merge did it one by one: the same bits
+    specs, batches = _auc_r2_batches(seed)
+    for metric, p, t in specs:
+        every, once = metrics.MetricStates([metric]), metrics.MetricStates([metric])
+        states = []
+        for idx in batches:
+            every.add(p[idx], t[idx])
+            once.add(p[idx], t[idx])
+            states.append(metric.batch_state(p[idx], t[idx]))
+            every.results(), every.results(running=True)
+        one_by_one = metrics.Metric.merge_all(metric, states)  # merge, left to right
+        for running in (False, True):
+            value = (metric.running_result if running else metric.result)(one_by_one)
+            assert once.results(running)[metric.name] == every.results(running)[
+                metric.name] == value
+
+
+def test_the_batches_of_a_metric_of_samples_wait_until_a_value_is_read(monkeypatch):
+    merged = []
+    monkeypatch.setattr(metrics.AUC, "merge_all",
+                        lambda self, states: merged.append(len(states))
+                        or metrics.Metric.merge_all(self, states))
+    states = metrics.MetricStates([metrics.AUC(), metrics.Accuracy()])
+    for first in range(0, 40, 10):
+        states.add(np.arange(first, first + 10.0)[:, None], np.arange(10) % 2)
+    assert merged == [] and states.samples == 40  # the accuracy's sums merged at add
+    whole = (np.arange(40.0)[:, None], np.arange(40) % 2)
+    assert states.results() == {"auc": metrics.auc(*whole),
+                                "accuracy": metrics.accuracy(*whole)}
+    assert merged == [4]
+    states.results(), states.results(running=True)  # kept: no merge to do
+    assert merged == [4]
+    monkeypatch.undo()  # AUC's own merge_all of three states checks their shapes
+    with pytest.raises(ValueError, match="received 3 and then 1 columns"):
+        metrics.AUC().merge_all([metrics.AUC().batch_state(np.eye(3)[[0, 1, 2]], [0, 1, 2]),
+                                 *[metrics.AUC().batch_state(np.array([0.1, 0.9]), [0, 1])] * 2])
+
+
+def _counting(monkeypatch):
+    """Calls of AUC.result and AUC.running_result."""
+    calls = {"result": 0, "running_result": 0}
+    for name in calls:
+        method = getattr(metrics.AUC, name)
+
+        def counted(self, state, _method=method, _name=name):
+            calls[_name] += 1
+            return _method(self, state)
+        monkeypatch.setattr(metrics.AUC, name, counted)
+    return calls
+
+
+class _ReadsAccuracy(tn.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def on_batch_end(self, batch, logs=None):
+        self.seen.append((logs["accuracy"], logs["auc"]))
+
+
+def test_fit_computes_the_metrics_only_when_read_and_the_epochs_once(monkeypatch):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((100, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 100)
+
+    def fit(callbacks):
+        model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+        model.compile("adam", loss="cross_entropy", metrics=["accuracy", "auc"])
+        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=1,
+                            callbacks=callbacks)
+        return history.history, model.get_weights()
+
+    calls = _counting(monkeypatch)
+    quiet = fit([])
+    # nothing reads the batch logs: no running value, one exact value an epoch
+    # (and one of fit's check of the targets on a dummy prediction)
+    assert calls == {"result": 1 + 2, "running_result": 0}
+    reader = _ReadsAccuracy()
+    calls.update(result=0, running_result=0)
+    read = fit([reader])
+    assert calls == {"result": 1 + 2, "running_result": 2 * 6}  # 7 batches an epoch
+    assert quiet[0] == read[0]
+    assert all(np.array_equal(a, b) for a, b in zip(quiet[1], read[1]))
+    # what a reader sees: the metrics of the epoch so far (frozen weights, in order)
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    model.compile(tn.optim.SGD(lr=0.0), loss="cross_entropy", metrics=["accuracy", "auc"])
+    reader = _ReadsAccuracy()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, shuffle=False, callbacks=[reader])
+    scores, by_hand, expected = model.predict(x), metrics.MetricStates(model.metrics), []
+    for first in range(0, 100, 16):
+        by_hand.add(scores[first:first + 16], y[first:first + 16])
+        values = by_hand.results(running=first + 16 < 100)
+        expected.append((values["accuracy"], values["auc"]))
+    assert reader.seen == expected

@@ -269,3 +269,47 @@ def test_sequential_fit_accumulates_each_epochs_metrics_afresh_and_drops_them_af
     assert seen == [len(x)] * 3
     assert model._epoch_metrics is None
     assert not hasattr(model, "reset_metrics")
+
+
+def test_a_deferred_running_value_is_computed_only_when_read():
+    # a running value given as a function is called only if a callback reads the
+    # batch logs' metrics, and for the epoch's logs
+    model, calls = Model(), []
+    model.seen = []
+
+    def step(idx):
+        model.seen.extend(idx.tolist())
+        seen = len(model.seen)
+        return ({"loss": 1.0, "seen": lambda: calls.append(seen) or float(seen)},
+                {"seen": None})
+
+    class Loss(Callback):  # reads the batch logs (the loss): not deferred values
+        def __init__(self):
+            super().__init__()
+            self.logs = []
+
+        def on_batch_end(self, batch, logs=None):
+            self.logs.append(dict(logs))
+
+        def reads_batch_metrics(self):
+            return False
+
+    quiet = Loss()
+    history = fit_loop(model, step, 10, epochs=1, batch_size=4, shuffle=False, verbose=0,
+                       callbacks=[quiet])
+    assert calls == [10] and history.history["seen"] == [10.0]
+    assert quiet.logs == [{"loss": 1.0}] * 3
+    seen = []
+
+    class Seen(Callback):
+        def on_batch_end(self, batch, logs=None):
+            seen.append(logs["seen"])
+
+    calls.clear()
+    model.seen = []
+    fit_loop(model, step, 10, epochs=1, batch_size=4, shuffle=False, verbose=0,
+             callbacks=[Seen()])
+    assert seen == [4.0, 8.0, 10.0] and calls == [4, 8, 10, 10]
+    means = RunningMeans()
+    means.add({"a": 1.0, "b": lambda: 7}, 2, {"b": None})
+    assert means.means(deferred=False) == {"a": 1.0} and means.means() == {"a": 1.0, "b": 7.0}

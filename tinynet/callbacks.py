@@ -23,7 +23,10 @@ call to ``on_batch_end``).
 ``logs`` is a dict of floats named as in Keras: ``"loss"``, ``"accuracy"``,
 and for the validation data ``"val_loss"``, ``"val_accuracy"``. In the batch
 hooks they are the running means over the epoch so far; in
-``on_epoch_end`` the means over the whole epoch. ``self.model`` is the model
+``on_epoch_end`` the means over the whole epoch. The metrics' running values
+in the batch logs are computed only when some callback reads them
+(:meth:`Callback.reads_batch_metrics`: by default one that overrides a
+batch-end hook); else the batch logs hold the loss alone. ``self.model`` is the model
 being trained and ``self.params`` holds ``epochs``, ``steps`` (batches per
 epoch), ``batch_size``, ``n_samples``, ``verbose``, ``do_validation`` and,
 when the trainer knows them (``Sequential.fit`` does), ``metrics``: every key
@@ -102,6 +105,26 @@ class Callback:
     def on_train_batch_end(self, batch, logs=None):
         self.on_batch_end(batch, logs)
 
+    def reads_batch_metrics(self) -> bool:
+        """Whether this callback's batch hooks read the metrics in the batch
+        logs, asked once a run has begun (after ``on_train_begin``). Their
+        running values are computed after a batch only if some callback
+        does (:func:`tinynet.training.fit_loop`: deferred values); otherwise
+        the batch logs hold the loss without them.
+
+        By default, True for a class that overrides ``on_train_batch_end``
+        or ``on_batch_end`` (so a callback of the user's that reads
+        ``logs["accuracy"]`` gets it); the built-in callbacks that read
+        only the loss, or nothing, from the batch logs say False, unless a
+        subclass overrides their batch hooks."""
+        return self._batch_hooks_beyond(Callback)
+
+    def _batch_hooks_beyond(self, cls) -> bool:
+        """Whether this callback's class overrides a batch-end hook of ``cls``."""
+        own = type(self)
+        return (own.on_train_batch_end is not cls.on_train_batch_end
+                or own.on_batch_end is not cls.on_batch_end)
+
     def _stop(self, reason: str) -> None:
         """Stop training, saying why; a stop already under way keeps its own
         reason (the NaN that stopped an epoch, not the EarlyStopping that
@@ -168,6 +191,9 @@ class CallbackList(Callback):
     def on_train_batch_end(self, batch, logs=None):
         for cb in self.callbacks:
             cb.on_train_batch_end(batch, logs)
+
+    def reads_batch_metrics(self) -> bool:
+        return any(cb.reads_batch_metrics() for cb in self.callbacks)
 
     on_batch_begin, on_batch_end = on_train_batch_begin, on_train_batch_end
 
@@ -244,6 +270,9 @@ class TerminateOnNaN(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+
+    def reads_batch_metrics(self) -> bool:
+        return self._batch_hooks_beyond(TerminateOnNaN)  # (itself: the loss only)
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
@@ -584,6 +613,10 @@ class ModelCheckpoint(_Monitor):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+
+    def reads_batch_metrics(self) -> bool:
+        # a save every few batches reads them: its monitor, its path
+        return self.save_freq != "epoch" or self._batch_hooks_beyond(ModelCheckpoint)
 
     def on_train_batch_end(self, batch, logs=None):
         if self.save_freq == "epoch":

@@ -45,7 +45,10 @@ the epoch's samples in Python: ``r2``'s in constant time, ``auc``'s by
 binary search and one copy of its arrays) and equal to the exact value up
 to rounding, and the epoch's
 last batch (the value logged for the epoch) and ``evaluate`` give the exact
-one (:meth:`Metric.result`). The batches and their order change the
+one (:meth:`Metric.result`). Values are computed only when read
+(:class:`MetricStates`): when no callback reads the batch logs' metrics
+(``verbose=0``, or one line per epoch) and in ``evaluate``, the batches'
+scores are sorted together once, at the end. The batches and their order change the
 precision, recall, F1, AUC and accuracies not at all, the ``r2`` and the
 error means by the rounding of sums taken in another order only. A metric given as a
 function ``f(pred, target)`` is taken for a batch mean: the epoch's value
@@ -78,6 +81,7 @@ be 0.0, a value that looked like a real score).
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import NamedTuple
 
@@ -184,6 +188,12 @@ class Metric:
 
     name = "metric"
     higher_is_better = True
+    #: Whether the state holds the samples themselves (:class:`AUC`,
+    #: :class:`R2Score`), growing with them: :class:`MetricStates` then keeps
+    #: the batches' states apart until a value is read and merges them at
+    #: once (:meth:`merge_all`), since merging each batch into the state so
+    #: far copies the samples so far (an epoch's: quadratic in its batches).
+    holds_samples = False
 
     def __init__(self, name: str | None = None):
         self._given_name = name is not None
@@ -204,6 +214,15 @@ class Metric:
     def merge(self, state, other):
         """The state of two batches together."""
         return state + other
+
+    def merge_all(self, states: list):
+        """The state of several batches together, in their order: :meth:`merge`
+        from the left (the same state, to the bit, as merging them one by
+        one); a metric that :attr:`holds_samples` merges many at once."""
+        state = states[0]
+        for other in states[1:]:
+            state = self.merge(state, other)
+        return state
 
     def result(self, state) -> float:
         """The metric of all the samples whose states were merged into ``state``."""
@@ -566,23 +585,39 @@ def _merge_sorted(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 class _Ranks(NamedTuple):
     """One binary AUC problem's state: the scores of the positives and of the
     negatives, each ascending, and the Mann-Whitney count ``twice_u`` of
-    :func:`_twice_pairs` between them (a Python integer: exact)."""
+    :func:`_twice_pairs` between them (a Python integer: exact), or None
+    while not counted: only the running value needs it (:meth:`pairs`), so a
+    batch's state and states merged all at once leave it to the first
+    :meth:`merge` or running value that asks."""
 
     positives: np.ndarray
     negatives: np.ndarray
-    twice_u: int
+    twice_u: int | None = None
 
     @classmethod
     def of(cls, scores: np.ndarray, positive: np.ndarray) -> "_Ranks":
-        positives, negatives = np.sort(scores[positive]), np.sort(scores[~positive])
-        return cls(positives, negatives, _twice_pairs(positives, negatives))
+        return cls(np.sort(scores[positive]), np.sort(scores[~positive]))
+
+    def pairs(self) -> int:
+        """``twice_u``, counted now if it was not."""
+        return _twice_pairs(self.positives, self.negatives) if self.twice_u is None \
+            else self.twice_u
 
     def merge(self, other: "_Ranks") -> "_Ranks":
         # the pairs within each, plus those between one's positives and the other's negatives
         return _Ranks(_merge_sorted(self.positives, other.positives),
                       _merge_sorted(self.negatives, other.negatives),
-                      self.twice_u + other.twice_u + _twice_pairs(self.positives, other.negatives)
+                      self.pairs() + other.pairs() + _twice_pairs(self.positives, other.negatives)
                       + _twice_pairs(other.positives, self.negatives))
+
+    @classmethod
+    def merge_all(cls, ranks: list) -> "_Ranks":
+        """Many at once: each side's runs sorted together (a stable sort of
+        sorted runs: timsort merges them), the pairs not counted; the same
+        arrays, up to the order of 0.0 and -0.0, as :meth:`merge` one by
+        one, and (:meth:`pairs`) the same count."""
+        return cls(np.sort(np.concatenate([r.positives for r in ranks]), kind="stable"),
+                   np.sort(np.concatenate([r.negatives for r in ranks]), kind="stable"))
 
     def has_nan(self) -> bool:  # NaN sorts last
         return any(len(s) and np.isnan(s[-1]) for s in (self.positives, self.negatives))
@@ -670,11 +705,26 @@ class AUC(Metric):
             scores = softmax(scores)
         return False, tuple(_Ranks.of(scores[:, c], labels == c) for c in range(pred.shape[1]))
 
+    holds_samples = True
+
     def merge(self, state, other):
+        self._check_columns(state, other)
+        return state[0], tuple(a.merge(b) for a, b in zip(state[1], other[1]))
+
+    def merge_all(self, states: list):
+        """Two states by :meth:`merge` (a batch into the epoch so far: its
+        pairs by binary search); more at once (:meth:`_Ranks.merge_all`)."""
+        if len(states) <= 2:
+            return super().merge_all(states)
+        for other in states[1:]:
+            self._check_columns(states[0], other)
+        return states[0][0], tuple(_Ranks.merge_all([s[1][c] for s in states])
+                                   for c in range(len(states[0][1])))
+
+    def _check_columns(self, state, other) -> None:
         if state[0] != other[0] or len(state[1]) != len(other[1]):
             raise ValueError(f"{self.name} expected every batch's predictions of one shape, "
                              f"received {len(state[1])} and then {len(other[1])} columns")
-        return state[0], tuple(a.merge(b) for a, b in zip(state[1], other[1]))
 
     def _columns(self, state, value) -> float:
         """The mean over the columns of ``value(ranks)``, after the check
@@ -704,7 +754,7 @@ class AUC(Metric):
     def running_result(self, state) -> float:
         def pairs(ranks):  # int / int: the fraction correctly rounded
             return float("nan") if ranks.has_nan() else \
-                ranks.twice_u / (2 * len(ranks.positives) * len(ranks.negatives))
+                ranks.pairs() / (2 * len(ranks.positives) * len(ranks.negatives))
         return self._columns(state, pairs)
 
 
@@ -755,12 +805,25 @@ class R2Score(Metric):
                    ((target - pred) ** 2).sum(axis=0))
         return [(pred, target)], moments
 
+    holds_samples = True
+
     def merge(self, state, other):
-        (n_a, mean_a, m2_a, sse_a), (n_b, mean_b, m2_b, sse_b) = state[1], other[1]
+        return state[0] + other[0], self._merge_moments(state[1], other[1])
+
+    def merge_all(self, states: list):
+        """The samples' lists joined once, the moments merged in order (as
+        :meth:`merge` one by one)."""
+        moments = states[0][1]
+        for other in states[1:]:
+            moments = self._merge_moments(moments, other[1])
+        return [pair for state in states for pair in state[0]], moments
+
+    @staticmethod
+    def _merge_moments(a, b):
+        (n_a, mean_a, m2_a, sse_a), (n_b, mean_b, m2_b, sse_b) = a, b
         n, delta = n_a + n_b, mean_b - mean_a
-        moments = (n, mean_a + delta * (n_b / n), m2_a + m2_b + delta ** 2 * (n_a * n_b / n),
-                   sse_a + sse_b)
-        return state[0] + other[0], moments
+        return (n, mean_a + delta * (n_b / n), m2_a + m2_b + delta ** 2 * (n_a * n_b / n),
+                sse_a + sse_b)
 
     def result(self, state) -> float:
         _check_samples(sum(len(p) for p, _ in state[0]), self.name)
@@ -820,11 +883,23 @@ class MetricStates:
     ``results(running=True)`` gives each metric's
     :meth:`~Metric.running_result` instead: what ``fit`` shows after every
     batch but the epoch's last, the same numbers up to the rounding without
-    a pass over all the samples so far (an AUC's, an R²'s)."""
+    a pass over all the samples so far (an AUC's, an R²'s).
+
+    Work is done when a value is read, once: ``add`` checks the batch and
+    takes its state (:meth:`Metric.batch_state`) at once, and merges it at
+    once for a metric of a fixed-size state (sums, a confusion matrix); the
+    states of a metric that :attr:`~Metric.holds_samples` wait until a
+    value (or ``states``) is read and are merged then, all at once
+    (:meth:`Metric.merge_all`: one sort of an AUC's scores, where merging
+    batch by batch copies the epoch's so far at every batch). ``results``
+    are kept until the next ``add``: ``fit``'s last batch and the epoch's
+    record read the exact values once."""
 
     def __init__(self, metrics):
         self.metrics = list(metrics)
-        self.states: list = [None] * len(self.metrics)
+        self._states: list = [None] * len(self.metrics)
+        self._pending: list[list] = [[] for _ in self.metrics]
+        self._results: dict = {}  # {running: results} since the last add
         self.samples = 0
 
     def add(self, pred, target) -> None:
@@ -832,13 +907,43 @@ class MetricStates:
             return
         for i, metric in enumerate(self.metrics):
             state = metric.batch_state(pred, target)
-            self.states[i] = state if self.states[i] is None else \
-                metric.merge(self.states[i], state)
+            if metric.holds_samples:
+                self._pending[i].append(state)
+            else:
+                self._states[i] = state if self._states[i] is None else \
+                    metric.merge(self._states[i], state)
         self.samples += _n_samples(pred)
+        self._results = {}
+
+    @property
+    def states(self) -> list:
+        """Each metric's state of all the samples so far (None before any)."""
+        for i, metric in enumerate(self.metrics):
+            if self._pending[i]:
+                previous = [] if self._states[i] is None else [self._states[i]]
+                self._states[i] = metric.merge_all(previous + self._pending[i])
+                self._pending[i] = []
+        return self._states
+
+    def deferred(self, running: bool = False) -> dict:
+        """``{name: function of no arguments}``: each computes the value
+        ``results(running)`` holds for its metric when it is called (a
+        deferred running value of :class:`tinynet.training.RunningMeans`:
+        ``fit``'s batch logs compute the metrics only if a callback reads
+        them). Empty before any sample."""
+        return {m.name: functools.partial(self._result, m.name, running)
+                for m in self.metrics} if self.samples else {}
+
+    def _result(self, name: str, running: bool) -> float:
+        return self.results(running)[name]
 
     def results(self, running: bool = False) -> dict:
-        return {m.name: _result_or_nan(m.running_result if running else m.result, state)
+        running = bool(running)
+        if running not in self._results:
+            self._results[running] = {
+                m.name: _result_or_nan(m.running_result if running else m.result, state)
                 for m, state in zip(self.metrics, self.states) if state is not None}
+        return dict(self._results[running])
 
 
 def _result_or_nan(result, state) -> float:

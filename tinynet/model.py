@@ -74,7 +74,8 @@ class _EpochMetrics(Callback):
     the epoch and dropped when training ends (as the multi-task models'
     ``fit`` keeps theirs, :mod:`tinynet.training`), and the epoch logs get
     the metrics' exact values (:meth:`tinynet.metrics.Metric.result`) of
-    the epoch's samples. The last batch logs them already; an epoch a
+    the epoch's samples. The last batch logs them already (computed once:
+    the :class:`~tinynet.metrics.MetricStates` keeps them); an epoch a
     callback stopped before its last batch logged running values
     (:meth:`~tinynet.metrics.Metric.running_result`), equal up to rounding,
     which the epoch's record replaces here."""
@@ -722,9 +723,11 @@ class Sequential(Layer):
                 self.optimizer.step()
             # the metrics of the epoch so far (an epoch's F1 is not a mean of batch F1s)
             # (the epoch's last batch logs the exact values; the others the running
-            # ones, equal up to rounding, whose cost does not grow with the epoch)
+            # ones, equal up to rounding, whose cost does not grow with the epoch),
+            # deferred: computed only if read, by a callback reading the batch logs'
+            # metrics (the live bar; fit_loop) or from the epoch's logs
             self._epoch_metrics.add(pred, y_batch)
-            logs.update(self._epoch_metrics.results(
+            logs.update(self._epoch_metrics.deferred(
                 running=self._epoch_metrics.samples < len(x)))
             # the epoch's loss: the batches' weighted means, each by its total weight
             return logs, {"loss": losses_mod.batch_weight(self.loss, len(idx)),

@@ -125,6 +125,10 @@ class ProgressBar(Callback):
         self._epoch_label = f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}"
         self._done = 0
 
+    def reads_batch_metrics(self) -> bool:
+        # (one line per epoch reads only the epoch's logs)
+        return self._live or self._batch_hooks_beyond(ProgressBar)
+
     def on_batch_end(self, batch, logs=None):
         self._done = batch + 1
         if not self._live:

@@ -29,11 +29,18 @@ the batch values weighted by batch size -- except the keys a step returns
 as *running* values (``(logs, weights)`` with ``weights[key] = None``): the
 value so far of a metric the model accumulates over the epoch
 (:class:`tinynet.metrics.MetricStates`: an F1 or an AUC of the epoch is not
-a mean of batch scores), logged as it is. Such accumulators start afresh
-in the ``on_epoch_begin`` of a callback the trainer puts first (and are
-dropped at ``on_train_end``), as ``Sequential.fit`` and the multi-task
-models' ``fit`` do: the loop itself knows nothing of them. ``model`` only
-needs a ``stop_training`` attribute (the loop sets it); if it has
+a mean of batch scores), logged as it is. A running value may be
+deferred: given as a function of no arguments that computes it, called only
+when something reads it -- the batch logs when a callback reads their
+metrics (:meth:`~tinynet.callbacks.Callback.reads_batch_metrics`: the live
+progress bar, a callback of the user's with a batch hook), and the epoch's
+logs -- so that an epoch at ``verbose=0`` pays for none of the values
+between. (The loss is never deferred: :class:`~tinynet.callbacks.TerminateOnNaN`
+reads it after every batch.) Such accumulators start afresh in the
+``on_epoch_begin`` of a callback the trainer puts first (and are dropped at
+``on_train_end``), as ``Sequential.fit`` and the multi-task models' ``fit``
+do: the loop itself knows nothing of them. ``model`` only needs a
+``stop_training`` attribute (the loop sets it); if it has
 ``set_rng(rng)`` the loop gives it a fresh generator per epoch
 when ``seed`` is set (dropout masks), and callbacks that save or restore weights use ``save``,
 ``get_weights``/``set_weights``, ``optimizer``.
@@ -146,7 +153,9 @@ class RunningMeans:
     weighted mean of the union). A key whose weights so far are all 0 has
     the mean 0, the loss of nothing. A key whose weight is None holds a
     running value already (a metric accumulated over the epoch): its last
-    value is its "mean"."""
+    value is its "mean" -- or, given as a function of no arguments (a
+    *deferred* value), what that function returns when :meth:`means` is
+    asked for it."""
 
     def __init__(self):
         self.sums: dict[str, float] = {}
@@ -158,15 +167,25 @@ class RunningMeans:
         for key, value in logs.items():
             weight = n if weights is None or key not in weights else weights[key]
             if weight is None:
-                self.current[key] = float(value)
+                self.current[key] = value if callable(value) else float(value)
                 continue
             self.sums[key] = self.sums.get(key, 0.0) + float(value) * weight
             self.totals[key] = self.totals.get(key, 0) + weight
         self.count += n
 
-    def means(self) -> dict[str, float]:
-        return {**{key: total / self.totals[key] if self.totals[key] else 0.0
-                   for key, total in self.sums.items()}, **self.current} if self.count else {}
+    def means(self, deferred: bool = True) -> dict[str, float]:
+        """``{key: mean}``; the deferred running values computed, or, with
+        ``deferred=False``, left out."""
+        if not self.count:
+            return {}
+        means = {key: total / self.totals[key] if self.totals[key] else 0.0
+                 for key, total in self.sums.items()}
+        for key, value in self.current.items():
+            if not callable(value):
+                means[key] = value
+            elif deferred:
+                means[key] = float(value())
+        return means
 
 
 def _logs_and_weights(result, n: int):
@@ -233,7 +252,9 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         ``(logs, weights)``, the keys of ``weights`` by the weight given
         there (a weighted loss's total sample weight; see
         :class:`RunningMeans`); a weight of None marks a running value (the
-        epoch's so far), taken as it is.
+        epoch's so far), taken as it is, or computed when read if given as
+        a function of no arguments (deferred: the batch logs hold it only
+        when a callback reads their metrics, see the module docstring).
     n_samples : int
     epochs : int
         Index of the epoch to stop before (Keras' meaning: with
@@ -314,6 +335,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     model.stop_training = False
     model.stop_reason = None
     cbs.on_train_begin()
+    # (asked after on_train_begin: a progress bar knows then if it draws live)
+    batch_metrics_read = cbs.reads_batch_metrics()
     logs = None  # what on_train_end receives: the last epoch's logs, as Keras
     looked = False  # whether anything trains: asked at the first step, after the callbacks
     for epoch in range(initial_epoch, epochs):
@@ -330,7 +353,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
                 _warn_if_nothing_trains(model)
                 looked = True
             running.add(*_logs_and_weights(train_step(idx), len(idx)))
-            cbs.on_train_batch_end(batch, running.means())
+            cbs.on_train_batch_end(batch, running.means(deferred=batch_metrics_read))
             if model.stop_training:
                 break
         logs = running.means()

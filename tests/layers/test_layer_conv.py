@@ -343,3 +343,32 @@ def test_the_column_matrix_and_its_gradient_reuse_one_buffer_per_shape():
     np.testing.assert_array_equal(layer.W.grad, fresh.W.grad)
     layer.forward(x[:3])
     assert id(layer._workspaces["cols"]) != seen[0]["cols"]
+
+
+@pytest.mark.parametrize("make, module", [
+    (lambda: L.Conv2D(2, 3, strides=2, padding="same", seed=0), "conv"),
+    (lambda: L.MaxPool2D(2, padding="same"), "pooling"),
+    (lambda: L.AveragePooling2D(3, strides=2, padding="same"), "pooling")])
+def test_the_window_geometry_is_checked_once_per_input_size(monkeypatch, make, module):
+    import importlib
+    where = importlib.import_module(f"tinynet.layers.{module}")
+    checked, check = [], where._window_geometry
+
+    def counted(who, what, size, *args, **kwargs):
+        checked.append(tuple(size))
+        return check(who, what, size, *args, **kwargs)
+
+    monkeypatch.setattr(where, "_window_geometry", counted)
+    layer = make()
+    x = np.random.default_rng(0).standard_normal((2, 5, 7, 3))
+    y = layer.forward(x, training=True)
+    for _ in range(3):  # every step's forward and backward: the kept geometry
+        assert np.array_equal(layer.forward(x, training=True), y)
+        layer.backward(np.ones_like(y))
+    assert checked == [(5, 7)]
+    assert layer._geometry(5, 7) == layer._compute_geometry(5, 7)  # what was checked
+    # a size whose window does not fit is refused every time (nothing kept for it)
+    valid = type(layer)(**{**layer.get_config(), "padding": "valid"})
+    for _ in range(2):
+        with pytest.raises(ValueError, match="does not fit an input of 1x1"):
+            valid.compute_output_shape((1, 1, 3))

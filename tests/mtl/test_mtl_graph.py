@@ -192,6 +192,31 @@ def test_backward_without_input_gradients_skips_what_only_they_need():
     assert ("flat", "reshape") in calls and ("trunk", True) in calls
 
 
+def test_the_nodes_a_backward_pass_skips_follow_a_layer_that_gains_parameters():
+    # the skipped nodes are kept from step to step; a tower that gains a Dense
+    # (Sequential.add) makes the heads after it no longer skippable
+    inp = tn.mtl.Input((4,), dtype="float64")
+    tower = tn.Sequential([tn.layers.ReLU()])
+    h = tower(inp)
+    model = tn.mtl.Model(inp, {"a": Dense(2, seed=0)(h), "b": Dense(1, seed=1)(h)})
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4))
+
+    def grads(need_dx):
+        model.zero_grad()
+        outs = model.forward_all(x, training=True)
+        model.backward_all([np.ones_like(o) for o in outs], need_dx=need_dx)
+        return [p.grad.copy() for p in model.parameters()]
+
+    grads(False)  # the heads read a tensor no parameter made: skippable
+    assert model._nodes_before_parameters() is model._nodes_before_parameters()  # kept
+    tower.add(Dense(4, seed=2))
+    with_dx, without = grads(True), grads(False)
+    assert len(without) == 6 and np.abs(without[0]).sum() > 0  # the tower's kernel trains
+    for a, b in zip(with_dx, without):
+        np.testing.assert_array_equal(a, b)
+
+
 @pytest.mark.parametrize("channels", [1, 6])   # column matrix column- / row-major
 def test_a_conv_layer_shared_by_two_inputs_gets_exact_gradients(channels):
     """Conv2D keeps its column matrix in a buffer reused from call to call:

@@ -150,3 +150,36 @@ def test_mgda_ub_resumes_from_a_file_as_an_uninterrupted_run(tmp_path, weighting
     assert rest.history["loss"] == full_history.history["loss"][2:]
     state, resumed_state = full.get_training_state(), resumed.get_training_state()
     assert all(np.array_equal(state[k], resumed_state[k]) for k in state)
+
+
+class _Recomputing:
+    """Forget the graph's kept answers before every question: what each step
+    computed before they were kept."""
+
+    def __init__(self, model):
+        self.model = model
+        for name in ("_upstream_nodes", "_nodes_before_parameters"):
+            method = getattr(model, name)
+
+            def fresh(*args, _method=method):
+                model._upstream, model._leaves = {}, None
+                return _method(*args)
+            setattr(model, name, fresh)
+
+
+def test_the_trunks_nodes_are_walked_once_and_training_is_unchanged():
+    x, y = _data("hard")
+    kept, fresh = _compiled("hard", "mgda_ub"), _compiled("hard", "mgda_ub")
+    _Recomputing(fresh)
+    z = kept._representation
+    assert kept._upstream_nodes(z) is kept._upstream_nodes(z)  # one walk, kept
+    histories = [m.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=3).history
+                 for m in (kept, fresh)]
+    assert histories[0] == histories[1]
+    _assert_same_weights(kept, fresh)
+    # compiled again (a weighting without a representation, then MGDA-UB): same sets
+    before = kept._upstream_nodes(z)
+    kept.compile("adam", loss=LOSSES, weighting="equal")
+    assert kept._representation is None
+    kept.compile("adam", loss=LOSSES, weighting="mgda_ub")
+    assert kept._representation is z and kept._upstream_nodes(z) == before

@@ -94,6 +94,22 @@ def _window_geometry(who: str, what: str, size: tuple, kernel: tuple, strides: t
     return pads, tuple((p - e) // st + 1 for p, e, st in zip(padded, spans, strides))
 
 
+class _KeptGeometry:
+    """``_geometry(height, width)``: ``(pads, (Ho, Wo))`` of a windowed layer
+    (:class:`Conv2D`, the pooling layers) on an image of that size, from its
+    ``_compute_geometry`` (:func:`_window_geometry`'s checks), computed once
+    per input size and kept in ``_geometries``: the forward and the backward
+    pass of every step ask for it, and it depends only on the size and on
+    the window settings, which are fixed at construction. (A size whose
+    window does not fit raises each time: nothing is kept for it.)"""
+
+    def _geometry(self, height, width):
+        kept = self._geometries.get((height, width))
+        if kept is None:
+            kept = self._geometries[(height, width)] = self._compute_geometry(height, width)
+        return kept
+
+
 def _pad_image(x, pads, value=0.0):
     """``x`` (N, H, W, C) padded by ``pads`` with ``value``; ``x`` itself when no padding."""
     (pt, pb), (pl, pr) = pads
@@ -108,7 +124,7 @@ def _unpad(dxp, pads, x_shape):
     return dxp[:, pt:pt + x_shape[1], pl:pl + x_shape[2], :]
 
 
-class Conv2D(_KernelLayer):
+class Conv2D(_KeptGeometry, _KernelLayer):
     r"""2-D convolution (cross-correlation, as in every framework) with an
     optional fused activation.
 
@@ -179,12 +195,13 @@ class Conv2D(_KernelLayer):
         self.dilation_rate = _pair(dilation_rate, who, "dilation_rate")
         self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer)
         self._cache = None
+        self._geometries = {}
         super().__init__(**kwargs)
 
     def _pads(self, height, width):
         return self._geometry(height, width)[0]
 
-    def _geometry(self, height, width):
+    def _compute_geometry(self, height, width):
         return _window_geometry(self._who, "kernel", (height, width), self.kernel_size,
                                 self.strides, self.padding, self.dilation_rate)
 

@@ -18,13 +18,13 @@ from ..checks import check_bool
 from ..kernels.im2col import window_slices
 from .base import Layer, add_alias
 from .conv import (_check_image_shape, _check_padding, _pad_image, _pair, _prepare_image,
-                   _unpad, _window_geometry)
+                   _unpad, _KeptGeometry, _window_geometry)
 
 __all__ = ["MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
            "MaxPooling2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
 
 
-class _Pool2D(Layer):
+class _Pool2D(_KeptGeometry, Layer):
     """What the windowed pooling layers share: pool, strides, padding, the
     output shape and the config.
 
@@ -45,9 +45,10 @@ class _Pool2D(Layer):
         self.strides = self.pool_size if strides is None else _pair(strides, who, "strides")
         self.padding = _check_padding(padding, who)
         self._cache = None
+        self._geometries = {}
         super().__init__(**kwargs)
 
-    def _geometry(self, height, width):
+    def _compute_geometry(self, height, width):
         """``(pads, (Ho, Wo))`` for an image of ``height x width``."""
         return _window_geometry(self._who, "pool", (height, width), self.pool_size,
                                 self.strides, self.padding)

@@ -344,6 +344,10 @@ class Model(Layer, MultiTaskTraining):
         self._replay: dict[int, tuple] = {}
         self._values: dict[int, np.ndarray] = {}
         self._training = False
+        # What the backward passes of every step ask of the graph, kept (see
+        # _upstream_nodes and _nodes_before_parameters)
+        self._upstream: dict[int, tuple] = {}
+        self._leaves: tuple | None = None
         super().__init__(name=name, **kwargs)
         for layer in layers:
             adopt(self, layer)  # a frozen model keeps them frozen (Keras' rule)
@@ -591,16 +595,27 @@ class Model(Layer, MultiTaskTraining):
                 if d is not None:
                     _accumulate(grads, id(t), d)
 
-    def _upstream_nodes(self, tensor: SymbolicTensor) -> set:
+    def _upstream_nodes(self, tensor: SymbolicTensor) -> frozenset:
         """ids of ``tensor``'s node and of every node it depends on (Input
-        nodes included)."""
+        nodes included).
+
+        Computed once per tensor and kept: a node's inputs are fixed when it
+        is connected and a model's nodes when it is constructed, so the set
+        cannot change, and MGDA-UB's :meth:`backward_to` asks for its
+        representation's at every task of every step. (The entry holds the
+        tensor, so its id is not reused while the set is kept; a re-compile
+        that picks another representation asks for another tensor.)"""
+        kept = self._upstream.get(id(tensor))
+        if kept is not None and kept[0] is tensor:
+            return kept[1]
         seen, stack = set(), [tensor.node]
         while stack:
             node = stack.pop()
             if id(node) not in seen:
                 seen.add(id(node))
                 stack.extend(t.node for t in node.inputs)
-        return seen
+        self._upstream[id(tensor)] = (tensor, frozenset(seen))
+        return self._upstream[id(tensor)][1]
 
     def shared_representation(self) -> SymbolicTensor:
         """The tensor :math:`Z` through which every task reads the shared
@@ -647,18 +662,30 @@ class Model(Layer, MultiTaskTraining):
                 heads |= params
         return shared <= trunk and not shared & heads
 
-    def _nodes_before_parameters(self) -> set:
+    def _nodes_before_parameters(self) -> frozenset:
         """ids of the nodes none of whose inputs depends on a parameter (so
-        no gradient needs to leave them when the model's inputs need none)."""
+        no gradient needs to leave them when the model's inputs need none).
+
+        Every training step asks (once per backward pass: T + 1 times for
+        MGDA-UB), and the answer depends on the fixed graph and on which
+        layers hold parameters, which only a change inside a layer (a
+        Sequential's ``add`` or ``pop``) alters: it is kept with that
+        pattern and computed again when the pattern differs. (The key holds
+        the model's id too: a deep copy, whose nodes have other ids, computes
+        its own.)"""
+        key = (id(self), tuple(bool(node.layer.parameters()) for node in self._nodes))
+        if self._leaves is not None and self._leaves[0] == key:
+            return self._leaves[1]
         depends = set()  # ids of tensors computed with some parameter
         leaves = set()
-        for node in self._nodes:
+        for node, has_params in zip(self._nodes, key[1]):
             upstream = any(id(t) in depends for t in node.inputs)
             if not upstream:
                 leaves.add(id(node))
-            if upstream or node.layer.parameters():
+            if upstream or has_params:
                 depends.update(id(t) for t in node.outputs)
-        return leaves
+        self._leaves = (key, frozenset(leaves))
+        return self._leaves[1]
 
     def backward(self, dy):
         dxs = self.backward_all([dy] if self._single_output else list(dy))

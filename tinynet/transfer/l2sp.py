@@ -234,6 +234,9 @@ class L2SPLogger(Callback):
         self._means = RunningMeans()
         self._seen = self.penalty.steps
 
+    def reads_batch_metrics(self) -> bool:
+        return self._batch_hooks_beyond(L2SPLogger)  # (itself: the penalty, not the logs)
+
     def on_batch_end(self, batch, logs=None):
         if self.penalty.steps != self._seen + 1:
             raise RuntimeError(f"L2SPLogger: batch {batch} took {self.penalty.steps - self._seen} "
