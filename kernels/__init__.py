@@ -4,7 +4,7 @@ Installed as ``tinynet.kernels`` (see setup.cfg); knows nothing of layers.
 
 Modules, one family each: :mod:`.gemm` (matrix products), :mod:`.activations`,
 :mod:`.dense` (fused dense forward/backward), :mod:`.losses` (softmax
-cross-entropy), :mod:`.dropout`, :mod:`.pooling` (max pooling), :mod:`.im2col`
+cross-entropy), :mod:`.dropout`, :mod:`.pooling` (max and average pooling), :mod:`.im2col`
 (window view, col2im), :mod:`.norms` (BatchNorm, LayerNorm), :mod:`.optim`
 (fused optimizer updates); :mod:`.config` holds the Numba options,
 :mod:`.dispatch` the backend choice, :mod:`.checks` the public functions'

@@ -56,6 +56,8 @@ OPS = {
     "col2im": (im2col.col2im, im2col.col2im_ref),
     "maxpool_forward": (pooling.maxpool_forward, pooling.maxpool_forward_ref),
     "maxpool_backward": (pooling.maxpool_backward, pooling.maxpool_backward_ref),
+    "avgpool_forward": (pooling.avgpool_forward, pooling.avgpool_forward_ref),
+    "avgpool_backward": (pooling.avgpool_backward, pooling.avgpool_backward_ref),
     "batchnorm_forward": (norms.batchnorm_forward, norms.batchnorm_forward_ref),
     "batchnorm_backward": (norms.batchnorm_backward, norms.batchnorm_backward_ref),
     "layernorm_forward": (norms.layernorm_forward, norms.layernorm_forward_ref),

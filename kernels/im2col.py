@@ -63,8 +63,7 @@ def window_slices(kernel, strides, out_size, dilation=(1, 1)):
     the slices of the (padded) input that offset reads over all ``out_size =
     (Ho, Wo)`` output positions, :math:`x^p_{:,\ a d_h + s_h i,\ c d_w + s_w
     j,\ :}`. One strided pass per offset: how :func:`im2col` builds a
-    column-major matrix, :func:`col2im_ref` scatters back, and average
-    pooling sums its windows."""
+    column-major matrix and :func:`col2im_ref` scatters back."""
     (kh, kw), (sh, sw), (ho, wo), (dh, dw) = kernel, strides, out_size, dilation
     for a in range(kh):
         for c in range(kw):

@@ -15,10 +15,13 @@ axis as the statistics and :math:`g = \gamma\,\partial y`:
     \quad \partial\gamma \mathrel{+}= \textstyle\sum_{rows} \partial y\,\hat x, \quad
     \partial\beta \mathrel{+}= \textstyle\sum_{rows} \partial y
 
-Sums accumulate in float64. BatchNorm kernels give each thread whole
-features (columns), LayerNorm kernels whole rows, with partial sums for the
-parameter gradients per block of rows (no two threads write one element, and
-the blocks, not the threads, fix the order of the sums: the same bits on any
+Sums and squares are computed in float64: a float32 square overflows from
+:math:`|x - \mu| \approx 1.8 \cdot 10^{19}`. The variance returned is in x's
+dtype (inf above 3.4e38 in float32) but :math:`1/\sqrt{\sigma^2+\epsilon}` comes
+from the float64 one. BatchNorm kernels give each thread whole features
+(columns), LayerNorm kernels whole rows, with partial sums for the parameter
+gradients per block of rows (no two threads write one element, and the
+blocks, not the threads, fix the order of the sums: the same bits on any
 number of threads).
 """
 
@@ -104,12 +107,15 @@ def _bn_forward_cols(x, gamma, beta, eps, y, x_hat, inv_std, mean, var, a, b):
     for i in range(M):
         row = x[i, a:b]
         for j in range(n):
-            d = row[j] - mean[j]
+            # squared in float64: a float32 square overflows from |d| ~ 1.8e19,
+            # and a variance of inf made every x_hat 0
+            d = np.float64(row[j] - mean[j])
             s[j] += d * d
     for j in range(n):
-        # from the float64 variance, not the float32 one stored: for a float32
-        # variance of inf (squares above 3.4e38) fast-math's reciprocal square
-        # root (rsqrt and a Newton step) gave NaN, not 0 as 1/sqrt(inf)
+        # from the float64 variance, not the one stored in x's dtype: that is
+        # inf above 3.4e38 in float32, where 1/sqrt(v) is still a float32
+        # (and for a float32 inf fast-math's reciprocal square root, rsqrt and
+        # a Newton step, gave NaN, not 0 as 1/sqrt(inf))
         v = s[j] / M
         var[j] = v
         inv_std[j] = 1.0 / math.sqrt(v + eps)
@@ -201,15 +207,30 @@ def batchnorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
     return dx
 
 
+def _mean_of_squares(a, axis):
+    """The mean of ``a * a`` over ``axis`` (an int or a tuple; kept), squares
+    and sum in float64 -- by ``einsum``, which casts as it goes: a float64
+    copy of a float32 ``a`` made the NumPy BatchNorm 1.5x slower."""
+    axes = {i % a.ndim for i in (axis if isinstance(axis, tuple) else (axis,))}
+    letters = "abcdefghijklmnopqrstuvwxyz"[:a.ndim]
+    kept = "".join(c for i, c in enumerate(letters) if i not in axes)
+    total = np.einsum(f"{letters},{letters}->{kept}", a, a, dtype=np.float64)
+    count = math.prod(a.shape[i] for i in axes)
+    with np.errstate(invalid="ignore"):   # no values: 0 / 0, NaN as NumPy's mean of nothing
+        mean = total / count
+    return mean.reshape([1 if i in axes else n for i, n in enumerate(a.shape)])
+
+
 def _standardise_ref(x, axis, eps, centre_dtype):
     """``(x_hat, inv_std, mean, var)`` over ``axis`` (kept), in x's dtype, as
-    the kernels compute them: sums in float64, the centred values in
-    ``centre_dtype`` (BatchNorm's kernel: x's dtype; LayerNorm's: float64).
+    the kernels compute them: sums and squares in float64, the centred values
+    in ``centre_dtype`` (BatchNorm's kernel: x's dtype; LayerNorm's: float64).
     With float32 sums, large values overflowed where the kernels' did not
-    (LayerNorm of a row [3e38, 1e38, 2e38] gave NaN)."""
+    (LayerNorm of a row [3e38, 1e38, 2e38] gave NaN); with float32 squares,
+    BatchNorm of values ~1e20 had a variance of inf and output beta."""
     mean = x.mean(axis=axis, keepdims=True, dtype=np.float64).astype(centre_dtype)
     centred = x - mean
-    var = (centred * centred).mean(axis=axis, keepdims=True, dtype=np.float64)
+    var = _mean_of_squares(centred, axis)
     inv_std = 1.0 / np.sqrt(var + eps)
     x_hat = centred * inv_std.astype(centre_dtype)
     return tuple(a.astype(x.dtype) for a in (x_hat, inv_std, mean, var))

@@ -112,6 +112,12 @@ def _calls(dtype):
             y, arg = pooling.maxpool_forward(img, pool, strides)
             pooling.maxpool_backward(y, arg, img.shape, pool, strides)
     calls.append(("maxpool", maxpool))
+
+    def avgpool():
+        for pool, strides in (((2, 2), (2, 2)), ((3, 3), (1, 1))):
+            y = pooling.avgpool_forward(img, pool, strides)
+            pooling.avgpool_backward(y, img.shape, pool, strides)
+    calls.append(("avgpool", avgpool))
     calls.append(("col2im", lambda: im2col.col2im(
         np.ones((2 * 3 * 3, 2 * 2 * 3), dtype), img.shape, (2, 2), (1, 1))))
     g1, b1 = np.ones(6, dtype), np.zeros(6, dtype)

@@ -117,6 +117,17 @@ def _good_calls():
             for fwd, bwd in ((pooling.maxpool_forward, pooling.maxpool_backward),
                              (pooling.maxpool_forward_ref, pooling.maxpool_backward_ref)):
                 calls += [(fwd, (x, pool, strides)), (bwd, (dy, arg, x.shape, pool, strides))]
+        pads = ((1, 1), (0, 1))
+        y, arg = pooling.maxpool_forward(x, (3, 2), (1, 2), pads)
+        dy = rng.standard_normal(y.shape).astype(dtype)
+        for fwd, bwd in ((pooling.maxpool_forward, pooling.maxpool_backward),
+                         (pooling.maxpool_forward_ref, pooling.maxpool_backward_ref)):
+            calls += [(fwd, (x, (3, 2), (1, 2), pads)),
+                      (bwd, (dy, arg, x.shape, (3, 2), (1, 2), pads))]
+        for fwd, bwd in ((pooling.avgpool_forward, pooling.avgpool_backward),
+                         (pooling.avgpool_forward_ref, pooling.avgpool_backward_ref)):
+            calls += [(fwd, (x, (3, 2), (1, 2), pads)),
+                      (bwd, (dy, x.shape, (3, 2), (1, 2), pads))]
         dcols = rng.standard_normal((3 * 3 * 3, 2 * 2 * 4)).astype(dtype)
         calls += [(fn, (dcols, (3, 6, 4, 4), (2, 2), (2, 1))) for fn in COL2IM]
         logits = rng.standard_normal((70, 5)).astype(dtype)
@@ -145,8 +156,8 @@ def test_good_calls_give_the_trusted_builds_results_bit_for_bit():
 def test_impl_gives_the_trusted_builds_only_when_asked():
     for backend in ("numba", "numpy"):
         with tn.kernels.use_backend(backend):
-            for op in ("maxpool_forward", "maxpool_backward", "col2im",
-                       "softmax_cross_entropy"):
+            for op in ("maxpool_forward", "maxpool_backward", "avgpool_forward",
+                       "avgpool_backward", "col2im", "softmax_cross_entropy"):
                 public = dispatch.impl(op)
                 assert hasattr(public, "trusted")
                 assert dispatch.impl(op, trusted=True) is public.trusted
@@ -155,7 +166,7 @@ def test_impl_gives_the_trusted_builds_only_when_asked():
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_layers_and_the_loss_do_not_check_indices_twice(monkeypatch, backend):
-    """MaxPool2D, Conv2D's backward and CrossEntropy run the trusted builds:
+    """The pooling layers, Conv2D's backward and CrossEntropy run the trusted builds:
     the public functions' checks must not run on their hot path."""
     def refuse(*args, **kwargs):
         raise AssertionError("a public kernel's checks ran on a layer's hot path")
@@ -170,6 +181,9 @@ def test_layers_and_the_loss_do_not_check_indices_twice(monkeypatch, backend):
     labels = rng.integers(0, 3, 4)
     with tn.kernels.use_backend(backend):
         model = tn.Sequential([L.Conv2D(3, 3, padding="same"), L.Conv2D(3, 3),
-                               L.MaxPool2D(2), L.Flatten(), L.Dense(3)])
+                               L.MaxPool2D(2), L.MaxPool2D(3, strides=1, padding="same"),
+                               L.AveragePooling2D(2, strides=1, padding="same"),
+                               L.GlobalAveragePooling2D(keepdims=True), L.Flatten(),
+                               L.Dense(3)])
         model.compile("sgd", loss="cross_entropy")
         model.fit(x, labels, batch_size=4, epochs=1, verbose=0, seed=0)

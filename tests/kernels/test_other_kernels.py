@@ -77,14 +77,15 @@ def test_norms_match_reference(m, n, dtype, seed, which, layout):
 
 
 @pytest.mark.parametrize("which, x, expected", [
-    # a feature whose float32 squares overflow: the variance is inf, inv_std 1/sqrt(inf) = 0
-    # and x_hat 0 (the kernel's fast-math rsqrt gave NaN for every row)
-    ("batchnorm", [[3e38], [0.5], [-1.0], [0.2], [1.0]], [[0.0]] * 5),
+    # a feature whose float32 squares overflow: squared in float64, x_hat is the
+    # float64 one (with float32 squares the variance was inf and x_hat 0; before
+    # that, the kernel's fast-math rsqrt of inf gave NaN for every row)
+    ("batchnorm", [[3e38], [0.5], [-1.0], [0.2], [1.0]], [[2.0], [-0.5], [-0.5], [-0.5], [-0.5]]),
     # a row whose float32 sum overflows: the reference gave NaN, the kernel (float64) did not
     ("layernorm", [[3e38, 1e38, 2e38]], [[1.2247449, -1.2247449, 0.0]]),
 ])
 @pytest.mark.parametrize("fn", ["", "_ref"])
-@pytest.mark.filterwarnings("ignore:overflow")  # the reference's variance, cast to float32
+@pytest.mark.filterwarnings("ignore:overflow")  # the variance (1.4e76), cast to float32
 def test_norms_of_huge_float32_values_stay_finite(which, x, expected, fn):
     """Both backends sum in float64, as documented, and agree."""
     x = np.array(x, np.float32)

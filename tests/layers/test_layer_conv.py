@@ -291,7 +291,11 @@ def test_bad_arguments_and_inputs_are_explained():
 
 
 @pytest.mark.parametrize("make", [lambda: L.Conv2D(4, 3, name="c"),
-                                  lambda: L.MaxPool2D(2, name="c")])
+                                  lambda: L.MaxPool2D(2, name="c"),
+                                  lambda: L.AveragePooling2D(2, name="c"),
+                                  lambda: L.GlobalAveragePooling2D(name="c"),
+                                  lambda: L.GlobalMaxPooling2D(name="c"),
+                                  lambda: L.Cropping2D(1, name="c")])
 def test_a_channels_first_image_is_explained_once_the_layer_is_built(make):
     layer = make()
     layer.forward(np.ones((2, 8, 8, 3), np.float32))

@@ -399,3 +399,30 @@ def test_bad_inputs():
         layer.forward(np.ones((2, 4), np.int32))
     with pytest.raises(RuntimeError, match="before forward"):
         L.LayerNorm().backward(np.ones((2, 3)))
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # the float32 variance
+def test_float32_batchnorm_of_values_whose_squares_overflow_matches_float64(backend):
+    """Features of size 1e20..1e30 (their float32 squares pass 3.4e38): the
+    output and gradients are the float64 layer's, not beta and 0, as they
+    were with float32 squares (and are in PyTorch 2.13's float32 BatchNorm).
+    The moving variance, state in float32, is inf there."""
+    rng = np.random.default_rng(3)
+    scales = np.array([1.0, 1e20, 1e25, 1e30])
+    x = (rng.standard_normal((16, 4)) * scales + scales).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    narrow = _randomize(L.BatchNorm(), np.random.default_rng(4), 4).astype(np.float32)
+    wide = _randomize(L.BatchNorm(), np.random.default_rng(4), 4).astype(np.float32)
+    wide.astype(np.float64)   # the same parameters, in float64
+    with tn.kernels.use_backend(backend):
+        y, dx = narrow.forward(x, training=True), narrow.backward(dy)
+    expected = wide.forward(x.astype(np.float64), training=True)
+    expected_dx = wide.backward(dy.astype(np.float64))
+    assert np.abs(expected).max() > 1.0 and np.isfinite(expected).all()
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-5)
+    # dx is of size 1 / scale: compared scaled back
+    np.testing.assert_allclose(dx * scales, expected_dx * scales, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(narrow.gamma.grad, wide.gamma.grad, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(narrow.beta.grad, wide.beta.grad, rtol=1e-5, atol=1e-5)
+    assert np.isfinite(narrow.moving_variance[0]) and np.isinf(narrow.moving_variance[1:]).all()

@@ -30,6 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
+from ..kernels.norms import _standardise_ref
 from ..checks import check_bool
 from ..param import check_param_budget
 from ._checks import check_real
@@ -54,12 +55,10 @@ def _mean(a, axes):
 
 
 def _standardize(x, axes, eps):
-    """``(x_hat, inv_std, mean, var)`` with statistics over ``axes`` (kept)."""
-    mean = _mean(x, axes)
-    centred = x - mean
-    var = _mean(centred * centred, axes)
-    inv_std = 1.0 / np.sqrt(var + eps)
-    return centred * inv_std, inv_std, mean, var
+    """``(x_hat, inv_std, mean, var)`` with statistics over ``axes`` (kept):
+    the kernels' reference, centred in x's dtype, squares and sums in float64
+    (float32 squares overflowed from ``|x - mean| ~ 1.8e19`` and gave x_hat 0)."""
+    return _standardise_ref(x, axes, eps, x.dtype)
 
 
 def _standardize_backward(g, x_hat, inv_std, axes):
@@ -147,6 +146,13 @@ class BatchNorm(_FeatureNorm):
 
     and leaves them untouched. Freezing (``trainable=False``) thus turns a
     BatchNorm into a fixed affine map, which is what fine-tuning wants.
+
+    The batch variance is squared and summed in float64, so a float32 batch
+    of values ~1e20..1e30 (squares past 3.4e38) trains on its true
+    :math:`\hat x`; PyTorch 2.13's float32 BatchNorm outputs :math:`\beta`
+    there. The moving variance is kept in the layer's dtype, though: in
+    float32 such a variance is inf, and inference outputs :math:`\beta` (as
+    PyTorch's ``running_var``, inf too).
 
     Parameters
     ----------

@@ -15,10 +15,9 @@ import numpy as np
 
 from .. import kernels
 from ..checks import check_bool
-from ..kernels.im2col import window_slices
 from .base import Layer, add_alias
-from .conv import (_check_image_shape, _check_padding, _pad_image, _pair, _prepare_image,
-                   _unpad, _KeptGeometry, _window_geometry)
+from .conv import (_check_image_shape, _check_padding, _pair, _prepare_image, _KeptGeometry,
+                   _window_geometry)
 
 __all__ = ["MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
            "MaxPooling2D", "AvgPool2D", "GlobalAvgPool2D", "GlobalMaxPool2D"]
@@ -80,7 +79,8 @@ class MaxPool2D(_Pool2D):
     Overlapping windows (``strides < pool_size``) add their gradients;
     :math:`\partial L/\partial x` is :math:`\partial L/\partial x^p` without
     the padding. The work is done by ``tinynet.kernels.pooling`` (one pass
-    over the input).
+    over the input; the padding is not copied but each window clipped to
+    the image, which gives the same bits).
 
     Parameters and shapes: ``pool_size=2``, ``strides=None`` (the pool),
     ``padding="valid"`` or ``"same"``; input ``(batch, H, W, C)``, output
@@ -91,35 +91,18 @@ class MaxPool2D(_Pool2D):
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = _prepare_image(self, x)
         pads, _ = self._geometry(x.shape[1], x.shape[2])
-        xp = _pad_image(x, pads, -np.inf)
-        y, arg = kernels.impl("maxpool_forward", xp.size, trusted=True)(xp, self.pool_size,
-                                                                        self.strides)
-        if xp is not x:
-            self._route_past_padding(y, arg, pads)
-        self._cache = (x.shape, xp.shape, pads, arg)
+        y, arg = kernels.impl("maxpool_forward", x.size, trusted=True)(
+            x, self.pool_size, self.strides, pads)
+        self._cache = (x.shape, pads, arg)
         return y
-
-    def _route_past_padding(self, y, arg, pads):
-        """Only a window whose maximum is -inf can have routed to the padding
-        (the first -inf): such a window routes to its first real pixel."""
-        stuck = np.isneginf(y)
-        if not stuck.any():
-            return
-        (pt, _), (pl, _) = pads
-        (sh, sw), pw = self.strides, self.pool_size[1]
-        first_row = np.maximum(pt - sh * np.arange(y.shape[1]), 0)
-        first_col = np.maximum(pl - sw * np.arange(y.shape[2]), 0)
-        first = (first_row[:, None] * pw + first_col[None, :])[None, :, :, None]
-        arg[stuck] = np.broadcast_to(first, arg.shape)[stuck]
 
     def backward(self, dy) -> np.ndarray:
         self._require_cache(self._cache)
-        x_shape, xp_shape, pads, arg = self._cache
+        x_shape, pads, arg = self._cache
         dy = self._check_dy(dy, arg.shape)
         # trusted: arg is the forward's own
-        dxp = kernels.impl("maxpool_backward", dy.size, trusted=True)(
-            dy, arg, xp_shape, self.pool_size, self.strides)
-        return _unpad(dxp, pads, x_shape)
+        return kernels.impl("maxpool_backward", dy.size, trusted=True)(
+            dy, arg, x_shape, self.pool_size, self.strides, pads)
 
 
 class AveragePooling2D(_Pool2D):
@@ -136,44 +119,25 @@ class AveragePooling2D(_Pool2D):
     :math:`m_{ij}` the number of *real* pixels in window ``(i, j)`` (Keras;
     PyTorch's ``count_include_pad=False``): :math:`p_h p_w` for "valid".
     Overlapping windows add their gradients; :math:`\partial L/\partial x`
-    drops the padding. Computed by one strided pass over the input per
-    window offset (NumPy, on every backend).
+    drops the padding. Computed by ``tinynet.kernels.pooling`` (one pass
+    over the input, each window clipped to the image: no padded copy).
 
     Parameters and shapes as :class:`MaxPool2D`.
     """
 
-    def _counts(self, height, width) -> np.ndarray:
-        """``m`` of shape ``(Ho, Wo, 1)``: the real pixels in each window."""
-        pads, out = self._geometry(height, width)
-        per_axis = []
-        for size, (before, _), p, s, n in zip((height, width), pads, self.pool_size,
-                                              self.strides, out):
-            start = s * np.arange(n) - before
-            per_axis.append(np.minimum(start + p, size) - np.maximum(start, 0))
-        return (per_axis[0][:, None] * per_axis[1][None, :])[:, :, None]
-
-    def _build(self, input_shape, rng):
-        self._m = self._counts(*input_shape[:2])
-
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = _prepare_image(self, x)
-        pads, out = self._geometry(x.shape[1], x.shape[2])
-        xp = _pad_image(x, pads)
-        total = np.zeros((x.shape[0], *out, x.shape[3]), x.dtype)
-        for _, _, (rows, cols) in window_slices(self.pool_size, self.strides, out):
-            total += xp[:, rows, cols, :]
-        self._cache = (x.shape, xp.shape, pads)
-        return np.divide(total, self._m.astype(x.dtype, copy=False), out=total)
+        pads, _ = self._geometry(x.shape[1], x.shape[2])
+        self._cache = (x.shape, pads)
+        return kernels.impl("avgpool_forward", x.size, trusted=True)(
+            x, self.pool_size, self.strides, pads)
 
     def backward(self, dy) -> np.ndarray:
         self._require_cache(self._cache)
-        x_shape, xp_shape, pads = self._cache
+        x_shape, pads = self._cache
         dy = self._check_dy(dy, (x_shape[0], *self.output_shape))
-        share = dy / self._m.astype(dy.dtype, copy=False)
-        dxp = np.zeros(xp_shape, dy.dtype)
-        for _, _, (rows, cols) in window_slices(self.pool_size, self.strides, dy.shape[1:3]):
-            dxp[:, rows, cols, :] += share
-        return _unpad(dxp, pads, x_shape)
+        return kernels.impl("avgpool_backward", dy.size, trusted=True)(
+            dy, x_shape, self.pool_size, self.strides, pads)
 
 
 class _GlobalPool2D(Layer):
@@ -211,20 +175,23 @@ class GlobalAveragePooling2D(_GlobalPool2D):
         y_{n,d} = \frac{1}{HW} \sum_{i<H,\ j<W} x_{n,i,j,d}, \qquad
         \frac{\partial L}{\partial x_{n,i,j,d}} = \frac{\delta_{n,d}}{HW}
 
-    Input ``(batch, H, W, C)``; output ``(batch, C)``, or ``(batch, 1, 1, C)``
-    with ``keepdims=True``.
+    One :class:`AveragePooling2D` window the size of the image, on the same
+    kernels. Input ``(batch, H, W, C)``; output ``(batch, C)``, or
+    ``(batch, 1, 1, C)`` with ``keepdims=True``.
     """
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = _prepare_image(self, x)
         self._cache = x.shape
-        return self._shaped(x.sum(axis=(1, 2), keepdims=True) / (x.shape[1] * x.shape[2]))
+        pool = x.shape[1:3]
+        return self._shaped(kernels.impl("avgpool_forward", x.size, trusted=True)(x, pool, pool))
 
     def backward(self, dy) -> np.ndarray:
         self._require_cache(self._cache)
         x_shape = self._cache
-        dy4 = self._dy4(dy, x_shape[0]) / (x_shape[1] * x_shape[2])
-        return np.broadcast_to(dy4, x_shape).copy()
+        pool = x_shape[1:3]
+        return kernels.impl("avgpool_backward", int(np.prod(x_shape)), trusted=True)(
+            self._dy4(dy, x_shape[0]), x_shape, pool, pool)
 
 
 class GlobalMaxPooling2D(_GlobalPool2D):

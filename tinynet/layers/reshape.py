@@ -8,7 +8,7 @@ import numpy as np
 
 from ..checks import check_non_negative_int
 from .base import Layer
-from .conv import _check_image_shape, _pair
+from .conv import _check_image_shape, _pair, _prepare_image
 
 __all__ = ["Cropping2D", "Flatten", "Reshape"]
 
@@ -126,7 +126,7 @@ class Cropping2D(Layer):
         return (h - top - bottom, w - left - right, c)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
-        x = self._prepare_input(x)
+        x = _prepare_image(self, x)
         self._x_shape = x.shape
         (top, _), (left, _) = self.cropping
         h, w, _ = self.output_shape

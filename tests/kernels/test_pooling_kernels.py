@@ -1,0 +1,196 @@
+"""Pooling with padding by bounds (no padded copy) and average pooling's
+kernels: against the padded-copy computation they replace, bit for bit,
+and kernel against reference."""
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tinynet.kernels import pooling
+from kernel_helpers import dtypes
+
+BACKENDS = [(pooling.maxpool_forward, pooling.maxpool_backward),
+            (pooling.maxpool_forward_ref, pooling.maxpool_backward_ref)]
+
+
+def _same_bits(a, b):
+    assert a.dtype == b.dtype and a.shape == b.shape
+    assert a.tobytes() == b.tobytes(), (a, b)
+
+
+def _edge_values(rng, shape, dtype, negative, minus_inf):
+    """Random values mixed with the type's extremes (the largest, the
+    smallest normal and subnormal, signed zeros), all negative on request
+    (windows at the border that padding by -inf would tie with nothing)."""
+    info = np.finfo(dtype)
+    edges = np.array([info.max, info.tiny, info.smallest_subnormal, 0.0, 1.0, 2.0], dtype)
+    x = rng.standard_normal(shape).astype(dtype)
+    pick = rng.random(shape) < 0.4
+    x[pick] = rng.choice(edges, pick.sum())
+    x *= rng.choice(np.array([-1, 1], dtype), shape)
+    if negative:
+        x = -np.abs(x)
+    if minus_inf:
+        x[rng.random(shape) < 0.3] = -np.inf
+    return x
+
+
+def _padded_copy(forward, backward, x, dy, pool, strides, pads):
+    """What MaxPool2D did before: pool a copy padded by -inf, route a
+    window whose maximum is -inf to its first real pixel, unpad dx."""
+    (pt, pb), (pl, pr) = pads
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)), constant_values=-np.inf)
+    y, arg = forward(xp, pool, strides)
+    first_row = np.maximum(pt - strides[0] * np.arange(y.shape[1]), 0)
+    first_col = np.maximum(pl - strides[1] * np.arange(y.shape[2]), 0)
+    first = (first_row[:, None] * pool[1] + first_col[None, :])[None, :, :, None]
+    stuck = np.isneginf(y)
+    arg[stuck] = np.broadcast_to(first, arg.shape)[stuck]
+    dxp = backward(dy, arg, xp.shape, pool, strides)
+    return y, arg, np.ascontiguousarray(dxp[:, pt:pt + x.shape[1], pl:pl + x.shape[2]])
+
+
+geometry = dict(n=st.integers(0, 2), h=st.integers(1, 7), w=st.integers(1, 7),
+                c=st.integers(1, 4), pool=st.tuples(st.integers(1, 4), st.integers(1, 4)),
+                strides=st.tuples(st.integers(1, 3), st.integers(1, 3)),
+                pad_draw=st.tuples(*[st.integers(0, 3)] * 4), dtype=dtypes,
+                seed=st.integers(0, 2**31))
+
+
+def _pads(pool, pad_draw, h, w, strides):
+    """Pads below the pool, and a geometry with at least one window."""
+    (ph, pw), (t, b, le, r) = pool, pad_draw
+    pads = ((t % ph, b % ph), (le % pw, r % pw))
+    if h + sum(pads[0]) < ph or w + sum(pads[1]) < pw:
+        return None
+    return pads
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["numba", "numpy"])
+@given(negative=st.booleans(), minus_inf=st.booleans(), **geometry)
+def test_maxpool_padding_by_bounds_equals_the_padded_copy(which, n, h, w, c, pool, strides,
+                                                          pad_draw, dtype, seed, negative,
+                                                          minus_inf):
+    pads = _pads(pool, pad_draw, h, w, strides)
+    if pads is None:
+        return
+    forward, backward = BACKENDS[which]
+    rng = np.random.default_rng(seed)
+    x = _edge_values(rng, (n, h, w, c), dtype, negative, minus_inf)
+    y, arg = forward(x, pool, strides, pads)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dx = backward(dy, arg, x.shape, pool, strides, pads)
+    y_old, arg_old, dx_old = _padded_copy(forward, backward, x, dy, pool, strides, pads)
+    _same_bits(y, y_old)
+    _same_bits(arg, arg_old)
+    _same_bits(dx, dx_old)
+
+
+@given(**geometry)
+def test_avgpool_reference_equals_the_padded_copy_and_the_kernel_agrees(
+        n, h, w, c, pool, strides, pad_draw, dtype, seed):
+    """The reference sums the real pixels in the order the padded copy did
+    (zeros added change no bit), so it gives the old results bit for bit;
+    the kernel, its own order, to rounding."""
+    pads = _pads(pool, pad_draw, h, w, strides)
+    if pads is None:
+        return
+    rng = np.random.default_rng(seed)
+    x = _edge_values(rng, (n, h, w, c), dtype, False, False) / 4   # no overflow in the sums
+    x[np.abs(x) > 1e30] = 1.0
+    (pt, pb), (pl, pr) = pads
+    xp = np.pad(x, ((0, 0), (pt, pb), (pl, pr), (0, 0)))
+    counts = pooling.window_counts((h, w), pool, strides, pads, dtype)[None, :, :, None]
+    y = pooling.avgpool_forward_ref(x, pool, strides, pads)
+    total = np.zeros(y.shape, dtype)
+    for a in range(pool[0]):
+        for b in range(pool[1]):
+            total += xp[:, a:a + strides[0] * (y.shape[1] - 1) + 1:strides[0],
+                        b:b + strides[1] * (y.shape[2] - 1) + 1:strides[1]]
+    _same_bits(y, total / counts)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    dxp = np.zeros(xp.shape, dtype)
+    for a in range(pool[0]):
+        for b in range(pool[1]):
+            dxp[:, a:a + strides[0] * (y.shape[1] - 1) + 1:strides[0],
+                b:b + strides[1] * (y.shape[2] - 1) + 1:strides[1]] += dy / counts
+    dx = pooling.avgpool_backward_ref(dy, x.shape, pool, strides, pads)
+    _same_bits(dx, np.ascontiguousarray(dxp[:, pt:pt + h, pl:pl + w]))
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-13, atol=1e-300)
+    np.testing.assert_allclose(pooling.avgpool_forward(x, pool, strides, pads), y, **tol)
+    np.testing.assert_allclose(pooling.avgpool_backward(dy, x.shape, pool, strides, pads),
+                               dx, **tol)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("pool, strides, pads", [((2, 2), (2, 2), ((0, 1), (0, 1))),
+                                                 ((3, 3), (1, 1), ((1, 1), (1, 1))),
+                                                 ((3, 2), (2, 1), ((0, 0), (0, 0))),
+                                                 ((33, 33), (33, 33), ((0, 0), (0, 0)))])
+def test_avgpool_parallel_build_matches_reference(dtype, pool, strides, pads):
+    """Big enough for the batch to be split over threads; the last case is
+    global average pooling (one window, the image)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((8, 33, 33, 16)).astype(dtype)
+    y = pooling.avgpool_forward(x, pool, strides, pads)
+    tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(y, pooling.avgpool_forward_ref(x, pool, strides, pads), **tol)
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_allclose(pooling.avgpool_backward(dy, x.shape, pool, strides, pads),
+                               pooling.avgpool_backward_ref(dy, x.shape, pool, strides, pads),
+                               **tol)
+
+
+def test_avgpool_backward_zeroes_what_no_window_covers(monkeypatch):
+    """Windows that tile the input fill dx without zeroing it first: the last
+    row and column that no window covers must still be zero."""
+    x_shape = (3, 7, 9, 4)
+    dy = np.random.default_rng(1).standard_normal((3, 3, 3, 4))
+    real_empty = np.empty
+    monkeypatch.setattr(np, "empty", lambda shape, dtype=float: np.full(shape, 7.0, dtype))
+    dx = pooling.avgpool_backward(dy, x_shape, (2, 3), (2, 3))      # covers 6 x 9 of 7 x 9
+    monkeypatch.setattr(np, "empty", real_empty)
+    assert not dx[:, 6:].any() and dx[:, :6].all()
+    _same_bits(dx, pooling.avgpool_backward_ref(dy, x_shape, (2, 3), (2, 3)))
+
+
+@pytest.mark.parametrize("fn", [pooling.maxpool_forward, pooling.maxpool_forward_ref,
+                                pooling.avgpool_forward, pooling.avgpool_forward_ref])
+def test_pads_must_be_pairs_below_the_pool(fn):
+    x = np.zeros((1, 4, 4, 1), np.float32)
+    out = fn(x, (3, 3), (1, 1), ((2, 2), (0, 1)))
+    assert (out[0] if isinstance(out, tuple) else out).shape[1:3] == (6, 3)
+    for pads in (((3, 0), (0, 0)), ((0, 0), (0, -1)), (0, 0), ((0, 0),), ((0, 0.5), (0, 0)),
+                 ((True, 0), (0, 0))):
+        with pytest.raises(ValueError, match=r"pooling expected pads as \(\(top, bottom\), "
+                                             r"\(left, right\)\), non-negative integers below "
+                                             r"the pool \(3, 3\), received"):
+            fn(x, (3, 3), (1, 1), pads)
+
+
+@pytest.mark.parametrize("fn", [pooling.maxpool_backward, pooling.maxpool_backward_ref])
+def test_maxpool_backward_refuses_an_arg_that_points_into_the_padding(fn):
+    """In [0, ph pw) but in the padding: the kernel would write before dx."""
+    x = np.ones((1, 4, 4, 2), np.float32)
+    pads = ((1, 1), (1, 1))
+    y, arg = pooling.maxpool_forward(x, (3, 3), (2, 2), pads)
+    fn(np.ones_like(y), arg, x.shape, (3, 3), (2, 2), pads)
+    arg[0, 0, 0, 1] = 0      # the top-left window's corner: padding
+    with pytest.raises(ValueError, match=r"max pooling backward expected arg .* to point at "
+                                         r"real pixels, received some that point into the "
+                                         r"padding"):
+        fn(np.ones_like(y), arg, x.shape, (3, 3), (2, 2), pads)
+
+
+@pytest.mark.parametrize("fn", [pooling.avgpool_backward, pooling.avgpool_backward_ref])
+def test_avgpool_backward_checks_its_arguments(fn):
+    with pytest.raises(ValueError, match=r"average pooling backward expected dy of shape "
+                                         r"\(1, 2, 2, 1\) \(the output for input \(1, 4, 4, "
+                                         r"1\)\), received \(1, 2, 3, 1\)"):
+        fn(np.ones((1, 2, 3, 1)), (1, 4, 4, 1), (2, 2), (2, 2))
+    with pytest.raises(TypeError, match="average pooling backward expected dy of dtype "
+                                        "float32 or float64, received int64"):
+        fn(np.ones((1, 2, 2, 1), np.int64), (1, 4, 4, 1), (2, 2), (2, 2))
+    with pytest.raises(ValueError, match=r"average pooling backward.*strides.*positive"):
+        fn(np.ones((1, 2, 2, 1)), (1, 4, 4, 1), (2, 2), (0, 2))
