@@ -22,8 +22,13 @@ on/off environment variable one way.
 
 Kernels that size their loops from one array and index others of the same
 shape (dropout, the norms, dense, the activations) check those shapes
-(:func:`check_shapes`) and the float dtypes on every call: a few tuple
-comparisons, so they have no ``.trusted`` build.
+(:func:`check_shapes`), the float dtypes and the outputs' writability
+through :func:`checked` too, one check function serving the kernel and its
+NumPy reference, so that a bad call fails alike on either backend. These
+checks are a few tuple comparisons, so the layers call the checked builds
+(dispatch's ``impl(op, size)``); the ``.trusted`` builds serve callers that
+made the arrays themselves, such as the dense references running the
+activation reference on the product they computed.
 """
 
 from __future__ import annotations
