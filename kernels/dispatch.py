@@ -123,9 +123,9 @@ def use_backend(name: str):
 def impl(op: str, size: int = 0, trusted: bool = False):
     """The implementation of ``op`` to call now (``size``: the problem size,
     e.g. elements of the output, used by ``"auto"``). ``trusted=True`` gives
-    the build that skips the checks of index arguments (:data:`TRUSTED_OPS`):
-    only for a caller that made those arguments itself or checked them (a
-    wrong index there reads or writes past an array)."""
+    the build without its argument checks (:data:`TRUSTED_OPS`): only for a
+    caller that made those arguments itself or checked them (a wrong index
+    or a short array there reads or writes past an array)."""
     try:
         fast, ref = (TRUSTED_OPS if trusted else OPS)[op]
     except KeyError:
