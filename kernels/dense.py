@@ -199,6 +199,15 @@ def bias_grad(g, db):
     return db
 
 
+def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None,
+                    g_out=None, dx_out=None):
+    """Checks of :func:`dense_backward` and its reference: those of
+    :func:`act_grad_bias` on the arrays it is given (the products that
+    follow check x, w, dw and dx_out on their own)."""
+    _check_act_grad_bias(dy, y, z, code, alpha, g_out, db)
+
+
+@checked(_check_backward)
 def dense_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None,
                    g_out=None, dx_out=None):
     """Backward of :func:`dense_forward`: adds to ``dw`` (and ``db`` unless
@@ -208,9 +217,11 @@ def dense_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=No
     activation needs it); ``scratch`` of shape (units, in) may be passed to
     reuse the buffer for the transpose of ``w``, ``g_out`` (dy's shape) and
     ``dx_out`` (x's shape, C-ordered) to receive g and dx instead of new arrays.
+    Checks dy, y, z, g_out and db as :func:`act_grad_bias` does (``.trusted``
+    does not).
     """
     dy = np.ascontiguousarray(dy)
-    g = act_grad_bias(dy, y, z, code, alpha, g_out, db)
+    g = act_grad_bias.trusted(dy, y, z, code, alpha, g_out, db)  # checked above
     matmul_tn(x, g, out=dw, accumulate=True)
     if not need_dx:
         return None
@@ -247,10 +258,11 @@ def bias_grad_ref(g, db):
     return db
 
 
+@checked(_check_backward)
 def dense_backward_ref(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None,
                        g_out=None, dx_out=None):
-    """NumPy reference of :func:`dense_backward`."""
-    g = act_grad_bias_ref(dy, y, z, code, alpha, g_out, db)
+    """NumPy reference of :func:`dense_backward` (checks alike)."""
+    g = act_grad_bias_ref.trusted(dy, y, z, code, alpha, g_out, db)  # checked above
     dw += x.T @ g
     if not need_dx:
         return None

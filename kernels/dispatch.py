@@ -70,8 +70,7 @@ OPS = {
 #: OPS with each function's ``.trusted`` build where it has one (the functions
 #: wrapped by :func:`.checks.checked`) without its checks, for callers that
 #: made or checked the arguments: the layers and losses, through
-#: ``impl(op, trusted=True)``, skip the scans of index arguments (max pooling,
-#: col2im, the softmax cross-entropy), not the shape checks (see :mod:`.checks`).
+#: ``impl(op, trusted=True)`` (see :mod:`.checks`).
 TRUSTED_OPS = {op: tuple(getattr(f, "trusted", f) for f in pair) for op, pair in OPS.items()}
 
 
