@@ -37,7 +37,7 @@ import math
 
 import numpy as np
 
-from .checks import check_float_array, check_shapes, check_writable
+from .checks import check_float_array, check_shapes, check_writable, checked
 from .config import NUMBA_ENABLED, njit, prange
 
 if NUMBA_ENABLED:
@@ -525,6 +525,27 @@ def check_saved(code, y, z, who):
                          f"{code} (see ACT_CODES), received None")
 
 
+def _check_forward(z, code, alpha=0.0, out=None):
+    """Checks of :func:`act_forward` and its reference: a known code, float z,
+    a writable ``out`` of z's shape."""
+    _check_code(code)
+    z = check_float_array(z, "act_forward", "z")
+    check_shapes("act_forward", z.shape, out=out)
+    check_writable("act_forward", out=out)
+
+
+def _check_backward(dy, y, z, code, alpha=0.0, out=None):
+    """Checks of :func:`act_backward` and its reference: a known code, the
+    saved array the code reads (:func:`check_saved`), float dy, y / z / a
+    writable ``out`` of dy's shape."""
+    _check_code(code)
+    check_saved(code, y, z, "act_backward")
+    dy = check_float_array(dy, "act_backward", "dy")
+    check_shapes("act_backward", dy.shape, y=y, z=z, out=out)
+    check_writable("act_backward", out=out)
+
+
+@checked(_check_forward)
 def act_forward(z, code, alpha=0.0, out=None):
     """y = f(z) for the activation ``code`` (see the table above).
 
@@ -534,11 +555,10 @@ def act_forward(z, code, alpha=0.0, out=None):
     code : int
     alpha : float, slope / scale of leaky_relu and elu
     out : ndarray of z's shape and dtype, optional (may be z itself), any layout
+
+    Checks its arguments (``.trusted`` does not: see :mod:`.checks`).
     """
-    _check_code(code)
-    z = check_float_array(z, "act_forward", "z")
-    check_shapes("act_forward", z.shape, out=out)
-    check_writable("act_forward", out=out)
+    z = np.asarray(z)
     y = np.empty_like(z, order="C") if out is None else out
     if z.size == 0:
         return y
@@ -550,14 +570,12 @@ def act_forward(z, code, alpha=0.0, out=None):
     return y
 
 
+@checked(_check_backward)
 def act_backward(dy, y, z, code, alpha=0.0, out=None):
     """dL/dz from dL/dy and the saved output y (or the input z where
-    :func:`needs_input`); ``z`` may be None otherwise."""
-    _check_code(code)
-    check_saved(code, y, z, "act_backward")
-    dy = check_float_array(dy, "act_backward", "dy")
-    check_shapes("act_backward", dy.shape, y=y, z=z, out=out)
-    check_writable("act_backward", out=out)
+    :func:`needs_input`); ``z`` may be None otherwise. Checks its arguments
+    (``.trusted`` does not)."""
+    dy = np.asarray(dy)
     g = np.empty_like(dy, order="C") if out is None else out
     if dy.size == 0:
         return g
@@ -581,6 +599,7 @@ def _erfc_ref(x):
     return np.vectorize(math.erfc, otypes=[np.float64])(x).astype(x.dtype, copy=False)
 
 
+@checked(_check_forward)
 def act_forward_ref(z, code, alpha=0.0, out=None):
     """NumPy reference of :func:`act_forward`."""
     z = np.asarray(z)
@@ -613,6 +632,7 @@ def act_forward_ref(z, code, alpha=0.0, out=None):
     return y
 
 
+@checked(_check_backward)
 def act_backward_ref(dy, y, z, code, alpha=0.0, out=None):
     """NumPy reference of :func:`act_backward`."""
     dy = np.asarray(dy)

@@ -22,8 +22,15 @@ on/off environment variable one way.
 
 Kernels that size their loops from one array and index others of the same
 shape (dropout, the norms, dense, the activations) check those shapes
-(:func:`check_shapes`) and the float dtypes on every call: a few tuple
-comparisons, so they have no ``.trusted`` build.
+(:func:`check_shapes`), the float dtypes and the outputs' writability
+through :func:`checked` too, one check function serving the kernel and its
+NumPy reference, so that a bad call fails alike on either backend. These
+checks cost a few microseconds a call (several per cent of a small MLP's
+training step), and the layers check their inputs and make or keep the
+other arrays themselves (the Params keep their shapes), so they call the
+``.trusted`` builds as well; so do the kernels that call one another on
+arrays they have checked (``dense_backward`` its ``act_grad_bias``, the dense
+references the activation references).
 """
 
 from __future__ import annotations

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_float_array, check_shapes, check_writable
-from .activations import (IDENTITY, act_backward_ref, act_forward_ref, act_grad_rows,
-                          bias_act_rows, check_saved, needs_input)
+from .checks import check_float_array, check_shapes, check_writable, checked
+from .activations import (IDENTITY, _check_code, act_backward_ref, act_forward_ref,
+                          act_grad_rows, bias_act_rows, check_saved, needs_input)
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
 from .blas import use_blas
 from .gemm import PARALLEL_MIN_MACS, _nn_rows, matmul_nt, matmul_tn, row_chunks
@@ -95,6 +95,37 @@ def _threads_for(n_rows, n_cols):
     return row_chunks(n_rows) if n_rows * n_cols >= (1 << 18) else 1
 
 
+def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
+    """Checks of :func:`dense_forward` and its reference: a known activation
+    code, float x (batch, in) and w (in, units), b of (units,), writable
+    ``out`` and ``z_out`` of (batch, units)."""
+    _check_code(code)
+    x = check_float_array(x, "dense_forward", "x")
+    if x.ndim != 2 or np.ndim(w) != 2 or np.shape(w)[0] != x.shape[1]:
+        raise ValueError(f"dense_forward expected x (batch, in) and w (in, units), received "
+                         f"{x.shape} and {np.shape(w)}")
+    M, N = x.shape[0], np.shape(w)[1]
+    check_shapes("dense_forward", (N,), b=b)
+    check_shapes("dense_forward", (M, N), out=out, z_out=z_out)
+    check_writable("dense_forward", out=out, z_out=z_out)
+
+
+def _check_act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
+    """Checks of :func:`act_grad_bias` and its reference: a known code, the
+    saved array it reads, float dy (batch, units), y / z / a writable
+    ``g_out`` of dy's shape, a writable ``db`` of (units,)."""
+    _check_code(code)
+    check_saved(code, y, z, "act_grad_bias")
+    dy = check_float_array(dy, "act_grad_bias", "dy")
+    if dy.ndim != 2:
+        raise ValueError(f"act_grad_bias expected dy of shape (batch, units), received "
+                         f"{dy.shape}")
+    check_shapes("act_grad_bias", dy.shape, y=y, z=z, g_out=g_out)
+    check_shapes("act_grad_bias", dy.shape[1:], db=db)
+    check_writable("act_grad_bias", g_out=g_out, db=db)
+
+
+@checked(_check_forward)
 def dense_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     """Fused :math:`y = f(xW + b)`.
 
@@ -112,15 +143,11 @@ def dense_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     Returns
     -------
     y : ndarray of shape (batch, units)
+
+    Checks its arguments (``.trusted`` does not: see :mod:`.checks`).
     """
-    x = check_float_array(x, "dense_forward", "x")
-    if x.ndim != 2 or np.ndim(w) != 2 or w.shape[0] != x.shape[1]:
-        raise ValueError(f"dense_forward expected x (batch, in) and w (in, units), received "
-                         f"{x.shape} and {np.shape(w)}")
+    x = np.asarray(x)
     M, N = x.shape[0], w.shape[1]
-    check_shapes("dense_forward", (N,), b=b)
-    check_shapes("dense_forward", (M, N), out=out, z_out=z_out)
-    check_writable("dense_forward", out=out, z_out=z_out)
     y = np.empty((M, N), x.dtype) if out is None else out
     if M == 0:
         return y
@@ -143,17 +170,12 @@ def dense_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     return y
 
 
+@checked(_check_act_grad_bias)
 def act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
     """g = dL/dz from dy and the saved y (or z), and ``db += g.sum(0)`` when
-    ``db`` is given, in one pass. For the identity, ``g`` is ``dy`` itself."""
-    check_saved(code, y, z, "act_grad_bias")
-    dy = check_float_array(dy, "act_grad_bias", "dy")
-    if dy.ndim != 2:
-        raise ValueError(f"act_grad_bias expected dy of shape (batch, units), received "
-                         f"{dy.shape}")
-    check_shapes("act_grad_bias", dy.shape, y=y, z=z, g_out=g_out)
-    check_shapes("act_grad_bias", dy.shape[1:], db=db)
-    check_writable("act_grad_bias", g_out=g_out, db=db)
+    ``db`` is given, in one pass. For the identity, ``g`` is ``dy`` itself.
+    Checks its arguments (``.trusted`` does not)."""
+    dy = np.asarray(dy)
     M, N = dy.shape
     if code == IDENTITY:
         g = dy
@@ -177,6 +199,15 @@ def bias_grad(g, db):
     return db
 
 
+def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None,
+                    g_out=None, dx_out=None):
+    """Checks of :func:`dense_backward` and its reference: those of
+    :func:`act_grad_bias` on the arrays it is given (the products that
+    follow check x, w, dw and dx_out on their own)."""
+    _check_act_grad_bias(dy, y, z, code, alpha, g_out, db)
+
+
+@checked(_check_backward)
 def dense_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None,
                    g_out=None, dx_out=None):
     """Backward of :func:`dense_forward`: adds to ``dw`` (and ``db`` unless
@@ -186,9 +217,11 @@ def dense_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=No
     activation needs it); ``scratch`` of shape (units, in) may be passed to
     reuse the buffer for the transpose of ``w``, ``g_out`` (dy's shape) and
     ``dx_out`` (x's shape, C-ordered) to receive g and dx instead of new arrays.
+    Checks dy, y, z, g_out and db as :func:`act_grad_bias` does (``.trusted``
+    does not).
     """
     dy = np.ascontiguousarray(dy)
-    g = act_grad_bias(dy, y, z, code, alpha, g_out, db)
+    g = act_grad_bias.trusted(dy, y, z, code, alpha, g_out, db)  # checked above
     matmul_tn(x, g, out=dw, accumulate=True)
     if not need_dx:
         return None
@@ -196,34 +229,40 @@ def dense_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=No
 
 
 # --------------------------------------------------------------- references
+@checked(_check_forward)
 def dense_forward_ref(x, w, b, code, alpha=0.0, out=None, z_out=None):
-    """NumPy reference of :func:`dense_forward`."""
+    """NumPy reference of :func:`dense_forward` (checks alike)."""
     z = x @ w
     if b is not None:
         z += b
     if z_out is not None:
         z_out[...] = z
-    return act_forward_ref(z, code, alpha, out=out)
+    # trusted: z is ours, out was checked above
+    return act_forward_ref.trusted(z, code, alpha, out=out)
 
 
+@checked(_check_act_grad_bias)
 def act_grad_bias_ref(dy, y, z, code, alpha=0.0, g_out=None, db=None):
-    """NumPy reference of :func:`act_grad_bias`."""
-    g = dy if code == IDENTITY else act_backward_ref(dy, y, z, code, alpha, out=g_out)
+    """NumPy reference of :func:`act_grad_bias` (checks alike)."""
+    # trusted: the same arguments, checked above
+    g = dy if code == IDENTITY else act_backward_ref.trusted(dy, y, z, code, alpha, out=g_out)
     if db is not None:
         db += g.sum(axis=0)
     return g
 
 
 def bias_grad_ref(g, db):
-    """NumPy reference of :func:`bias_grad`."""
-    db += g.sum(axis=0)
+    """NumPy reference of :func:`bias_grad` (checks as it does, through
+    :func:`act_grad_bias_ref`)."""
+    act_grad_bias_ref(g, None, None, IDENTITY, 0.0, None, db)
     return db
 
 
+@checked(_check_backward)
 def dense_backward_ref(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None,
                        g_out=None, dx_out=None):
-    """NumPy reference of :func:`dense_backward`."""
-    g = act_grad_bias_ref(dy, y, z, code, alpha, g_out, db)
+    """NumPy reference of :func:`dense_backward` (checks alike)."""
+    g = act_grad_bias_ref.trusted(dy, y, z, code, alpha, g_out, db)  # checked above
     dw += x.T @ g
     if not need_dx:
         return None

@@ -69,10 +69,10 @@ OPS = {
 }
 
 
-#: OPS with each function's ``.trusted`` build where it has one: the functions
-#: that check index arguments (max pooling, col2im, the softmax cross-entropy:
-#: see :mod:`.checks`) without those checks, for callers that made or checked
-#: the arguments -- the layers and losses, through ``impl(op, trusted=True)``.
+#: OPS with each function's ``.trusted`` build where it has one (the functions
+#: wrapped by :func:`.checks.checked`) without its checks, for callers that
+#: made or checked the arguments: the layers and losses, through
+#: ``impl(op, trusted=True)`` (see :mod:`.checks`).
 TRUSTED_OPS = {op: tuple(getattr(f, "trusted", f) for f in pair) for op, pair in OPS.items()}
 
 
@@ -124,9 +124,9 @@ def use_backend(name: str):
 def impl(op: str, size: int = 0, trusted: bool = False):
     """The implementation of ``op`` to call now (``size``: the problem size,
     e.g. elements of the output, used by ``"auto"``). ``trusted=True`` gives
-    the build that skips the checks of index arguments (:data:`TRUSTED_OPS`):
-    only for a caller that made those arguments itself or checked them (a
-    wrong index there reads or writes past an array)."""
+    the build without its argument checks (:data:`TRUSTED_OPS`): only for a
+    caller that made those arguments itself or checked them (a wrong index
+    or a short array there reads or writes past an array)."""
     try:
         fast, ref = (TRUSTED_OPS if trusted else OPS)[op]
     except KeyError:

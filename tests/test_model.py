@@ -390,6 +390,37 @@ def test_a_frozen_nested_model_keeps_a_layer_set_trainable_inside_it_frozen(tmp_
     assert popped.trainable and all(p.trainable for p in popped.parameters())  # not held now
 
 
+def test_parameter_flags_follow_one_rule_through_adopt_pop_build_and_setter():
+    """Layer._sync_param_flags serves add_param, the trainable setter, adopt
+    and release: a frozen container switches a layer's parameters off
+    whatever their flags; an unfrozen one, and popping a layer whose own
+    flag is off, keep a flag set by hand on a Param; popping a layer whose
+    own flag is on lets it train again; setting the layer's flag sets them all."""
+    def flags(layer):
+        return [p.trainable for p in layer.parameters()]
+
+    fc = Dense(3, input_dim=2, name="fc")
+    fc.trainable = False
+    fc.b.trainable = True                  # frozen but for its bias
+    outer = tn.Sequential([fc])            # adopted by an unfrozen container: kept
+    assert flags(fc) == [False, True]
+    outer.pop()
+    assert flags(fc) == [False, True]
+    frozen = tn.Sequential([Dense(2, input_dim=2)])
+    frozen.trainable = False
+    frozen.add(fc)                         # the frozen container wins
+    assert flags(fc) == [False, False]
+    frozen.pop()                           # its own flag is off: stays off
+    assert flags(fc) == [False, False] and not fc.trainable
+    late = Dense(3, name="late")           # built inside the frozen container
+    frozen.add(late)
+    assert late.trainable and flags(late) == [False, False]
+    frozen.pop()                           # its own flag is on: trains again
+    assert flags(late) == [True, True]
+    fc.trainable = True                    # the layer's flag sets every parameter's
+    assert flags(fc) == [True, True]
+
+
 def test_fit_lowers_the_loss_and_evaluate_reports_metrics():
     x, y = _classification()
     model = _mlp()

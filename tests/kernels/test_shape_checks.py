@@ -9,7 +9,10 @@ broadcast, and float16 failed deep in Numba."""
 import numpy as np
 import pytest
 
-from tinynet.kernels import activations, blas, dense, dropout, gemm, losses, norms, optim
+import tinynet as tn
+from tinynet.kernels.checks import check_float_array
+from tinynet.kernels import (activations, blas, dense, dispatch, dropout, gemm, losses,
+                             norms, optim)
 
 f32 = np.float32
 X = np.ones((4, 300), f32)
@@ -56,10 +59,9 @@ CASES = [
 @pytest.mark.parametrize("name, module, args, message", CASES,
                          ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
 def test_arrays_of_another_shape_are_refused(name, module, args, message):
-    fns = [getattr(module, name)]
-    if name in ("dropout_forward", "dropout_backward") or module is norms:
-        fns.append(getattr(module, name + "_ref"))  # the references check as the kernels do
-    for fn in fns:
+    # the references check as the kernels do (dense's and the activations'
+    # did not: they broadcast or failed with NumPy's own message)
+    for fn in (getattr(module, name), getattr(module, name + "_ref")):
         with pytest.raises(ValueError, match=message):
             fn(*args)
 
@@ -113,3 +115,128 @@ def test_read_only_outputs_are_refused(call, name, engine):
             call()
     finally:
         blas.set_gemm(previous)
+
+
+#: the shape-checked operations: dense and the activations, like dropout and the norms
+SHAPE_CHECKED = ("dense_forward", "dense_backward", "act_grad_bias", "act_forward",
+                 "act_backward", "dropout_forward", "dropout_backward", "batchnorm_forward",
+                 "batchnorm_backward", "layernorm_forward", "layernorm_backward")
+
+BAD_CALLS = [
+    # (operation, arguments): each must fail, with the same error on both backends
+    ("dense_forward", lambda: (X, np.ones((300, 2), f32), None, 99)),  # Numba ran identity
+    ("dense_forward", lambda: (X.astype(np.float16), np.ones((300, 2), f32), None, 1)),
+    ("dense_forward", lambda: (X, np.ones((300, 2), f32), SHORT, 1)),
+    ("dense_forward", lambda: (X, np.ones((300, 2), f32), None, 1, 0.0, _read_only((4, 2)))),
+    ("dense_forward", lambda: (X, np.ones((300, 2), f32), None, 4, 0.0, None,
+                               np.empty((4, 3), f32))),
+    ("act_grad_bias", lambda: (X, X, None, activations.GELU)),  # GELU reads z
+    ("act_grad_bias", lambda: (X[0], X[0], None, activations.RELU)),
+    ("act_grad_bias", lambda: (X, X, None, -1)),
+    ("act_grad_bias", lambda: (X, X, None, activations.RELU, 0.0, None, SHORT.copy())),
+    ("act_forward", lambda: (X, 9)),
+    ("act_forward", lambda: (X, activations.TANH, 0.0, np.empty((300, 4), f32))),
+    ("act_backward", lambda: (X, X[:1], None, activations.SIGMOID)),
+    ("act_backward", lambda: (X.astype(np.float16), X, None, activations.TANH)),
+    ("act_backward", lambda: (X, X, None, activations.RELU, 0.0, _read_only(X.shape))),
+    ("act_backward", lambda: (X, X, None, activations.SILU)),  # SiLU reads z
+    ("dense_backward", lambda: (X, np.ones((300, 2), f32), np.ones((4, 2), f32), X, None,
+                                activations.RELU, 0.0, np.zeros((300, 2), f32), None)),
+    ("bias_grad", lambda: (X, SHORT.copy())),
+]
+
+
+def _failure(op, args):
+    try:
+        dispatch.impl(op)(*args())
+    except (TypeError, ValueError) as e:
+        return type(e), str(e)
+    raise AssertionError(f"{op} accepted a bad call")
+
+
+@pytest.mark.parametrize("op, args", BAD_CALLS, ids=[f"{c[0]}-{i}" for i, c in
+                                                     enumerate(BAD_CALLS)])
+def test_a_bad_call_fails_alike_on_both_backends(op, args):
+    """One check function serves each kernel and its NumPy reference: the same
+    exception and message whichever backend runs (a bad activation code ran
+    as the identity in Numba, where the reference raised; the references
+    broadcast a short array or failed with NumPy's message)."""
+    with tn.kernels.use_backend("numba"):
+        fast = _failure(op, args)
+    with tn.kernels.use_backend("numpy"):
+        ref = _failure(op, args)
+    assert fast == ref
+    assert " expected " in fast[1] and "received" in fast[1]
+
+
+def test_trusted_builds_are_reached_as_for_the_index_checked_kernels():
+    for backend in ("numba", "numpy"):
+        with tn.kernels.use_backend(backend):
+            for op in SHAPE_CHECKED:
+                public = dispatch.impl(op)
+                assert dispatch.impl(op, trusted=True) is public.trusted is not public, op
+
+
+def test_trusted_builds_give_the_checked_results_bit_for_bit():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 7)).astype(f32)
+    w = rng.standard_normal((7, 3)).astype(f32)
+    b = rng.standard_normal(3).astype(f32)
+    for fast, ref in (dispatch.OPS["dense_forward"], dispatch.OPS["act_forward"]):
+        for fn in (fast, ref):
+            args = (x, w, b, activations.GELU, 0.0) if fn in dispatch.OPS["dense_forward"] \
+                else (x, activations.GELU, 0.0)
+            np.testing.assert_array_equal(fn(*args), fn.trusted(*args))
+    y = np.maximum(x, 0)
+    for fn in dispatch.OPS["act_grad_bias"] + dispatch.OPS["act_backward"]:
+        db = np.zeros(7, f32) if fn in dispatch.OPS["act_grad_bias"] else None
+        args = (x, y, None, activations.RELU, 0.0, None) + ((db,) if db is not None else ())
+        checked_result = fn(*args).copy()
+        np.testing.assert_array_equal(checked_result, fn.trusted(*args))
+
+
+def _record_checks(monkeypatch):
+    """The names of the kernels whose checks ran: each check function begins
+    with check_float_array(..., who, ...) in its module."""
+    seen = []
+
+    def recording(x, who, what):
+        seen.append(who)
+        return check_float_array(x, who, what)
+
+    for module in (dense, activations, dropout, norms):
+        monkeypatch.setattr(module, "check_float_array", recording)
+    return seen
+
+
+def test_the_dense_references_check_once(monkeypatch):
+    """dense_forward_ref and act_grad_bias_ref check their arguments and run
+    the activation references' trusted builds on them: no second check."""
+    seen = _record_checks(monkeypatch)
+    y = dense.dense_forward_ref(X, np.ones((300, 2), f32), None, activations.RELU)
+    assert seen == ["dense_forward"]
+    dense.act_grad_bias_ref(y, y, None, activations.RELU, 0.0, None, np.zeros(2, f32))
+    assert seen == ["dense_forward", "act_grad_bias"]
+
+
+@pytest.mark.skipif(not tn.kernels.NUMBA_ENABLED, reason="the layers run NumPy code then")
+def test_layers_run_the_trusted_builds_of_the_shape_checked_kernels(monkeypatch):
+    """Dense, Conv2D, the activation layers, Dropout and the norms check their
+    inputs and make or keep the other arrays themselves, so they call the
+    ``.trusted`` builds (``impl(op, size, trusted=True)``), as MaxPool2D and
+    the loss do for the index-checked kernels: no check of these kernels runs
+    on a training step (they cost a few microseconds a call)."""
+    seen = _record_checks(monkeypatch)
+    rng = np.random.default_rng(0)
+    L = tn.layers
+    with tn.kernels.use_backend("numba"):
+        model = tn.Sequential([L.Conv2D(2, 3, activation="gelu", input_shape=(5, 5, 1)),
+                               L.Flatten(), L.Dense(8, activation="relu", seed=1),
+                               L.BatchNorm(), L.Dropout(0.3, seed=2), L.Tanh(),
+                               L.LayerNorm(), L.Dense(3, seed=3)])
+        model.compile("sgd", loss="cross_entropy")
+        model.fit(rng.standard_normal((8, 5, 5, 1)).astype(f32), rng.integers(0, 3, 8),
+                  batch_size=8, epochs=1, verbose=0, seed=0)
+    assert seen == []
+    dense.dense_forward(X, np.ones((300, 2), f32), None, activations.RELU)  # the recorder works
+    assert seen == ["dense_forward"]

@@ -67,8 +67,9 @@ class Activation(Layer):
         x = self._prepare_input(x)
         fused = kernel_code(self, x.dtype)
         if fused is not None and fused[0] != ACT_CODES["identity"]:
-            # the Numba kernel; _forward is its reference
-            y = kernels.impl("act_forward", x.size)(x, *fused)
+            # the Numba kernel; _forward is its reference. trusted: x is checked
+            # above, the code is kernel_code's
+            y = kernels.impl("act_forward", x.size, trusted=True)(x, *fused)
         else:
             y = self._forward(x)
         self._x = x if self.needs_input else None
@@ -80,7 +81,10 @@ class Activation(Layer):
         dy = self._check_dy(dy, self._y.shape)
         fused = kernel_code(self, self._y.dtype)
         if fused is not None and fused[0] != ACT_CODES["identity"] and dy.dtype == self._y.dtype:
-            return kernels.impl("act_backward", dy.size)(dy, self._y, self._x, *fused)
+            # trusted: dy is checked to y's shape and dtype, y and x (kept where
+            # the code needs it) are the forward's own
+            return kernels.impl("act_backward", dy.size, trusted=True)(dy, self._y, self._x,
+                                                                        *fused)
         return self._backward(self._x, self._y, dy)
 
     def _forward(self, x):

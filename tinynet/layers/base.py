@@ -345,8 +345,8 @@ class Layer:
         budget cannot hold is refused before it is allocated.
         """
         check_param_budget(np.shape(value), f"the parameter {self.name}/{name}", charge=True)
-        param = Param(np.asarray(value, dtype=self.dtype), name=f"{self.name}/{name}",
-                      trainable=self._trainable and not self._frozen_above())
+        param = Param(np.asarray(value, dtype=self.dtype), name=f"{self.name}/{name}")
+        self._sync_param_flags(params=[param])
         self._params.append(param)
         return param
 
@@ -430,15 +430,38 @@ class Layer:
     def trainable(self, value: bool) -> None:
         value = check_bool(value, self._who, "trainable")
         self._trainable = value
-        effective = value and not self._frozen_above()
-        for p in self._params:
-            p.trainable = effective
+        self._sync_param_flags()
         for layer in self.sublayers():
             layer.trainable = value
 
     def _frozen_above(self) -> bool:
         """Whether a container holding this layer, or one holding that, is frozen."""
         return any(not parent._trainable or parent._frozen_above() for parent in self._parents)
+
+    def _sync_param_flags(self, switch: str = "both", params=None) -> None:
+        """Set parameters' ``trainable`` by the one rule: a parameter trains if
+        its layer's own flag is on and no container holding the layer (at any
+        depth, :meth:`_frozen_above`) is frozen.
+
+        ``params``: this layer's parameters by default (:meth:`add_param`
+        passes the new one only). ``switch`` says which flags may change, so
+        that a flag set by hand on a :class:`~tinynet.param.Param` (a bias left
+        training in a frozen layer) is kept where the caller must keep it:
+
+        * ``"both"`` -- every flag becomes the rule's (the layer's own flag
+          was just set, or the parameter is new);
+        * ``"off"`` -- only while a frozen container holds the layer, all its
+          flags go off (:func:`adopt`, loading): the container wins, the
+          layer's own flag does not count here;
+        * ``"on"`` -- only where the rule lets them train, all flags go on
+          (:func:`release`).
+        """
+        frozen_above = self._frozen_above()
+        effective = self._trainable and not frozen_above
+        if (switch == "off" and not frozen_above) or (switch == "on" and not effective):
+            return
+        for p in self._params if params is None else params:
+            p.trainable = effective
 
     def astype(self, dtype) -> "Layer":
         """Convert every parameter (and state array) to ``dtype`` (float32 or
@@ -495,9 +518,7 @@ def apply_frozen_containers(layer: Layer) -> None:
     """Turn off the parameters of ``layer`` and of every layer inside it that
     a frozen container holds (:func:`adopt`), whatever their own flags."""
     for sub in walk_layers(layer):
-        if sub._frozen_above():
-            for p in sub._params:
-                p.trainable = False
+        sub._sync_param_flags("off")
 
 
 def release(container: Layer, child: Layer) -> None:
@@ -507,9 +528,7 @@ def release(container: Layer, child: Layer) -> None:
     if isinstance(child._parents, weakref.WeakSet):
         child._parents.discard(container)
     for layer in walk_layers(child):
-        if layer._trainable and not layer._frozen_above():
-            for p in layer._params:
-                p.trainable = True
+        layer._sync_param_flags("on")
 
 
 def walk_layers(layer: Layer):

@@ -200,7 +200,10 @@ class BatchNorm(_FeatureNorm):
                     f"one sample (n_samples % batch_size == 1)")
             if _use_kernels(x, self.gamma.value):
                 x2 = x.reshape(-1, x.shape[-1])
-                y, x_hat, inv_std, mean, var = kernels.impl("batchnorm_forward", x.size)(
+                # trusted: x is checked against the built shape, gamma and beta
+                # keep theirs (Param), their dtype is x's (_use_kernels)
+                y, x_hat, inv_std, mean, var = kernels.impl("batchnorm_forward", x.size,
+                                                            trusted=True)(
                     x2, self.gamma.value, self.beta.value, self.eps)
                 self._update_moving(mean, var)
                 self._cache = (x_hat.reshape(x.shape), inv_std, "kernel")
@@ -226,7 +229,9 @@ class BatchNorm(_FeatureNorm):
         x_hat, inv_std, used_batch = self._cache
         dy = self._check_dy(dy, x_hat.shape)
         if used_batch == "kernel" and dy.dtype == x_hat.dtype:
-            dx = kernels.impl("batchnorm_backward", dy.size)(
+            # trusted: dy is checked to x_hat's shape and dtype; x_hat and
+            # inv_std are the forward's, gamma and the gradients the Params'
+            dx = kernels.impl("batchnorm_backward", dy.size, trusted=True)(
                 dy.reshape(-1, dy.shape[-1]), x_hat.reshape(-1, dy.shape[-1]), inv_std,
                 self.gamma.value, self.gamma.grad, self.beta.grad)
             return dx.reshape(dy.shape)
@@ -297,7 +302,8 @@ class LayerNorm(_FeatureNorm):
         x = self._prepare_input(x)
         if _use_kernels(x, self.gamma.value) and x.shape[0]:
             x2 = x.reshape(-1, x.shape[-1])
-            y, x_hat, inv_std = kernels.impl("layernorm_forward", x.size)(
+            # trusted: as BatchNorm's
+            y, x_hat, inv_std = kernels.impl("layernorm_forward", x.size, trusted=True)(
                 x2, self.gamma.value, self.beta.value, self.eps)
             self._cache = (x_hat.reshape(x.shape), inv_std.reshape(x.shape[:-1] + (1,)))
             return y.reshape(x.shape)
@@ -311,7 +317,8 @@ class LayerNorm(_FeatureNorm):
         dy = self._check_dy(dy, x_hat.shape)
         if _use_kernels(dy, self.gamma.value) and dy.dtype == x_hat.dtype and dy.size:
             n = dy.shape[-1]
-            dx = kernels.impl("layernorm_backward", dy.size)(
+            # trusted: as BatchNorm's
+            dx = kernels.impl("layernorm_backward", dy.size, trusted=True)(
                 dy.reshape(-1, n), x_hat.reshape(-1, n), inv_std.reshape(-1),
                 self.gamma.value, self.gamma.grad, self.beta.grad)
             return dx.reshape(dy.shape)

@@ -58,7 +58,9 @@ class Dropout(Layer):
             return x
         if _use_kernels(x.dtype):  # mask and scale fused; same draws as _draw_mask
             u = self.rng.random(x.shape, dtype=np.float32)
-            y, self._mask = kernels.impl("dropout_forward", x.size)(x, u, self.rate)
+            # trusted: x is checked, u drawn in its shape, rate checked on creation
+            y, self._mask = kernels.impl("dropout_forward", x.size, trusted=True)(
+                x, u, self.rate)
             return y
         self._mask = self._draw_mask(x.shape, x.dtype)
         return x * self._mask
@@ -74,7 +76,8 @@ class Dropout(Layer):
         if self._mask is None:
             return dy
         if dy.dtype == self._mask.dtype and _use_kernels(dy.dtype):
-            return kernels.impl("dropout_backward", dy.size)(dy, self._mask)
+            # trusted: dy is checked to the mask's shape and dtype
+            return kernels.impl("dropout_backward", dy.size, trusted=True)(dy, self._mask)
         return dy * self._mask
 
     def get_config(self) -> dict:

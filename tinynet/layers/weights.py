@@ -74,7 +74,9 @@ class _KernelLayer(Layer):
         n_out = self.W.value.shape[-1]
         z = np.empty((x2.shape[0], n_out), x2.dtype) if needs_input(fused[0]) else None
         b = self.b.value if self.b is not None else None
-        y = kernels.impl("dense_forward", x2.shape[0] * n_out)(
+        # trusted: x2 is checked against the built shape and W's dtype
+        # (_kernel_activation), W and b keep their shapes (Param), z is ours
+        y = kernels.impl("dense_forward", x2.shape[0] * n_out, trusted=True)(
             x2, self.W.value.reshape(-1, n_out), b, *fused, z_out=z)
         return y, z
 
@@ -84,7 +86,9 @@ class _KernelLayer(Layer):
         dL/dx2 (None when ``need_dx`` is False); ``g_out`` / ``dx_out`` may
         receive g and dL/dx2 (see :meth:`_workspace`)."""
         n_out = self.W.value.shape[-1]
-        return kernels.impl("dense_backward", y.size)(
+        # trusted: dy2 is checked to y's shape and dtype, y and z are the
+        # forward's, the gradients the Params' (their shapes fixed)
+        return kernels.impl("dense_backward", y.size, trusted=True)(
             x2, self.W.value.reshape(-1, n_out), dy2, y, z, *fused,
             self.W.grad.reshape(-1, n_out), self.b.grad if self.b is not None else None,
             need_dx, g_out=g_out, dx_out=dx_out)
