@@ -95,6 +95,29 @@ def test_frozen_layers_inside_a_nested_model_are_named_by_their_path():
         ["block", "top"]
 
 
+
+def test_the_lists_follow_the_flags_in_effect_under_a_frozen_model_or_parent():
+    # a layer set trainable inside a frozen model (or a frozen nested model
+    # that is partly looked into) was listed as training by its own flag,
+    # though none of its parameters train
+    model = tn.Sequential([tn.layers.Dense(4, input_dim=3, name="a"),
+                           tn.layers.Dense(2, name="b")])
+    model.trainable = False
+    model.layers[1].trainable = True
+    assert not any(p.trainable for p in model.parameters())
+    assert transfer.frozen_layers(model) == ["a", "b"]
+    assert transfer.trainable_layers(model) == []
+    base = tn.Sequential([tn.layers.Dense(4, input_dim=3, name="fc1"),
+                          tn.layers.Dense(4, name="fc2")], name="base")
+    block = tn.Sequential([base, tn.layers.Dense(4, name="mid")], name="block")
+    outer = tn.Sequential([block, tn.layers.Dense(1, name="top")])
+    block.trainable = False
+    base.trainable = True
+    base.layers[1].trainable = False
+    assert [p.trainable for p in outer.parameters()] == [False] * 6 + [True] * 2
+    assert transfer.frozen_layers(outer) == ["block"]
+    assert transfer.trainable_layers(outer) == ["top"]
+
 def test_freeze_and_unfreeze_take_the_paths_frozen_layers_gives():
     # frozen_layers names "base/fc1"; freeze and unfreeze could not take it back
     base = tn.Sequential([tn.layers.Dense(4, input_dim=3, name="fc1"), tn.layers.ReLU(),

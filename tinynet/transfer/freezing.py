@@ -154,18 +154,21 @@ def _split_by_trainable(model) -> dict[bool, list[str]]:
         return ({on} if layer.parameters() else set()).union(
             *(trains(child, on) for child in layer.sublayers()))
 
-    def visit(layer, path: str) -> None:
-        flags = trains(layer)
+    def visit(layer, path: str, above: bool) -> None:
+        flags = trains(layer, above)
         if len(flags) == 1:
-            split[layer.trainable].append(path)
+            split[flags.pop()].append(path)
         else:  # a nested model partly frozen: say which of its layers are
             for child in layer.sublayers():
                 if child.parameters():
-                    visit(child, f"{path}/{child.name}")
+                    visit(child, f"{path}/{child.name}", above and layer.trainable)
 
+    # a frozen model freezes its layers whatever their own flags, as a frozen
+    # nested model does
+    top = bool(getattr(model, "trainable", True))
     for layer in model_layers(model):
         if layer.parameters():
-            visit(layer, layer.name)
+            visit(layer, layer.name, top)
     return split
 
 
