@@ -185,6 +185,8 @@ def _mt_entry(state):
 
 
 _MT = {"bit_generator": "MT19937", "state": {"key": list(range(624)), "pos": 3}}
+_PHILOX = {"bit_generator": "Philox", "state": {"counter": [0, 0, 0, 0], "key": [1, 2]},
+           "buffer": [0, 0, 0, 0], "buffer_pos": 4, "has_uint32": 0, "uinteger": 0}
 
 
 @pytest.mark.parametrize("entries, match", [
@@ -198,6 +200,14 @@ _MT = {"bit_generator": "MT19937", "state": {"key": list(range(624)), "pos": 3}}
     ([_mt_entry({**_MT, "state": {"key": list(range(624))}})], "with keys"),
     ([_mt_entry({**_MT, "gauss": 0.5})], "with keys"),
     ([_mt_entry(_MT), {"layers": [2, 3], "state": _MT}], "given two generators"),
+    # positions NumPy does not range-check: pos 10**8 crashed the first draw
+    ([_mt_entry({**_MT, "state": {"key": list(range(624)), "pos": 10 ** 8}})],
+     r"state\.pos in \[0, 624\], received 100000000"),
+    ([_mt_entry({**_MT, "state": {"key": list(range(624)), "pos": -5}})], r"state\.pos in"),
+    ([_mt_entry({**_MT, "state": {"key": [0] * 624, "pos": 3}})], "key not all zero"),
+    ([_mt_entry({**_PHILOX, "buffer_pos": -3})], r"buffer_pos in \[0, 4\], received -3"),
+    ([_mt_entry({**_PHILOX, "buffer_pos": 5})], r"buffer_pos in \[0, 4\], received 5"),
+    ([_mt_entry({**_PHILOX, "has_uint32": 2})], "has_uint32 0 or 1, received 2"),
 ])
 def test_bad_generator_states_are_refused(tmp_path, entries, match):
     _own_seed_model().save(tmp_path / "m.npz")

@@ -98,8 +98,9 @@ def generator_from_state(state) -> np.random.Generator:
     Raises ``ValueError`` unless ``state`` names one of
     :data:`NUMPY_BIT_GENERATORS` and has the layout of that generator's
     state (the same keys, integers where it has integers, lists of integers
-    in the range of its arrays' dtype and of their length), and NumPy takes
-    it as it is.
+    in the range of its arrays' dtype and of their length), its buffer
+    positions in range (:func:`_check_positions`: NumPy indexes with them
+    unchecked), and NumPy takes it as it is.
     """
     name = state.get("bit_generator") if isinstance(state, dict) else None
     if name not in NUMPY_BIT_GENERATORS:
@@ -107,6 +108,7 @@ def generator_from_state(state) -> np.random.Generator:
                          f"{', '.join(NUMPY_BIT_GENERATORS)}, received {state!r}"[:300])
     bits = getattr(np.random, name)()
     value = _from_json(state, bits.state, "state")
+    _check_positions(name, value, state)
     try:
         bits.state = value
     except (TypeError, ValueError, OverflowError) as exc:
@@ -117,6 +119,31 @@ def generator_from_state(state) -> np.random.Generator:
                          f"a value out of its range: {state!r}"[:300])
     return np.random.Generator(bits)
 
+
+
+#: Positions into a generator's own buffers that NumPy does not range-check
+#: (its C code indexes with them: a file with ``pos`` 10**8 would read out of
+#: bounds at the first draw), as (keys to the value, lowest, highest).
+_POSITIONS = {"MT19937": (("state", "pos"), 0, 624), "Philox": (("buffer_pos",), 0, 4)}
+
+
+def _check_positions(name: str, value: dict, given) -> None:
+    """Refuse a buffer position out of its range, a ``has_uint32`` flag other
+    than 0 or 1, and an all-zero MT19937 key (a generator of zeros only)."""
+    if name in _POSITIONS:
+        keys, low, high = _POSITIONS[name]
+        pos = value
+        for key in keys:
+            pos = pos[key]
+        if not low <= pos <= high:
+            raise ValueError(f"expected the {name} state's {'.'.join(keys)} in "
+                             f"[{low}, {high}], received {pos}")
+    if value.get("has_uint32", 0) not in (0, 1):
+        raise ValueError(f"expected the {name} state's has_uint32 0 or 1, received "
+                         f"{value['has_uint32']!r}"[:200])
+    if name == "MT19937" and not np.any(value["state"]["key"]):
+        raise ValueError(f"expected an MT19937 state with a key not all zero (it would draw "
+                         f"only zeros), received {str(given)[:120]}...")
 
 def _to_json(value):
     """A bit generator's state with its integer arrays as lists (TypeError for
