@@ -815,6 +815,19 @@ def test_every_monitoring_callback_resolves_auto_mode_and_refuses_a_key_alike(tm
             model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
 
 
+
+def test_a_batch_hook_set_on_the_instance_reads_the_batch_metrics():
+    # a hook kept as an attribute (Keras' LambdaCallback style) was not seen as
+    # a reader, and logs["accuracy"] raised KeyError in it
+    x, y = _data()
+    model = _model()
+    model.compile(optimizer=tn.optim.SGD(lr=0.1), loss="cross_entropy", metrics=["accuracy"])
+    seen, cb = [], Callback()
+    cb.on_batch_end = lambda batch, logs=None: seen.append(logs["accuracy"])
+    assert cb.reads_batch_metrics()
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, seed=0, callbacks=[cb])
+    assert len(seen) == -(-len(x) // 16) and all(0 <= v <= 1 for v in seen)
+
 def test_which_callbacks_read_the_batch_logs_metrics():
     import io
     from tinynet.progress import ProgressBar

@@ -661,6 +661,19 @@ def test_a_metric_named_like_a_key_fit_or_a_callback_logs_is_refused(name, held)
         model.compile("adam", loss="cross_entropy", metrics=["accuracy", lr])
 
 
+
+def test_a_metric_named_like_another_metrics_validation_key_is_refused():
+    # History recorded the training accuracy as "val_accuracy" (the metric of
+    # that name overwrote the validation value, which went to val_val_accuracy)
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    with pytest.raises(ValueError, match=r"the metric 'val_accuracy' and the validation value "
+                                         r"of the metric 'accuracy' would both be logged as "
+                                         r"'val_accuracy'.*name='accuracy_val'"):
+        model.compile("adam", loss="cross_entropy",
+                      metrics=["accuracy", metrics.Accuracy(name="val_accuracy")])
+    model.compile("adam", loss="cross_entropy",  # alone, it is its own key
+                  metrics=[metrics.Accuracy(name="val_accuracy")])
+
 def test_every_key_tinynets_callbacks_log_is_reserved():
     import importlib
     import pkgutil

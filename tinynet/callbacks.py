@@ -113,17 +113,21 @@ class Callback:
         the batch logs hold the loss without them.
 
         By default, True for a class that overrides ``on_train_batch_end``
-        or ``on_batch_end`` (so a callback of the user's that reads
-        ``logs["accuracy"]`` gets it); the built-in callbacks that read
+        or ``on_batch_end``, or a callback given one as an attribute (so a
+        callback of the user's that reads ``logs["accuracy"]`` gets it);
+        the built-in callbacks that read
         only the loss, or nothing, from the batch logs say False, unless a
         subclass overrides their batch hooks."""
         return self._batch_hooks_beyond(Callback)
 
     def _batch_hooks_beyond(self, cls) -> bool:
-        """Whether this callback's class overrides a batch-end hook of ``cls``."""
+        """Whether this callback's class overrides a batch-end hook of ``cls``,
+        or the callback has one of its own (``cb.on_batch_end = f``, as a
+        Keras ``LambdaCallback`` keeps its functions)."""
         own = type(self)
         return (own.on_train_batch_end is not cls.on_train_batch_end
-                or own.on_batch_end is not cls.on_batch_end)
+                or own.on_batch_end is not cls.on_batch_end
+                or "on_train_batch_end" in vars(self) or "on_batch_end" in vars(self))
 
     def _stop(self, reason: str) -> None:
         """Stop training, saying why; a stop already under way keeps its own

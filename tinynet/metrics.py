@@ -47,8 +47,9 @@ to rounding, and the epoch's
 last batch (the value logged for the epoch) and ``evaluate`` give the exact
 one (:meth:`Metric.result`). Values are computed only when read
 (:class:`MetricStates`): when no callback reads the batch logs' metrics
-(``verbose=0``, or one line per epoch) and in ``evaluate``, the batches'
-scores are sorted together once, at the end. The batches and their order change the
+(``verbose=0``, or one line per epoch) in ``Sequential.fit``, and in
+``evaluate``, the batches' scores are sorted together once, at the end (the
+multi-task models' ``fit`` still computes its running values after every batch). The batches and their order change the
 precision, recall, F1, AUC and accuracies not at all, the ``r2`` and the
 error means by the rounding of sums taken in another order only. A metric given as a
 function ``f(pred, target)`` is taken for a batch mean: the epoch's value
@@ -1112,12 +1113,21 @@ def to_config(metric: Metric):
     return {"class": type(metric).__name__, "config": metric.get_config()}
 
 
-def check_names(metrics, who: str, reserved=("loss",)) -> None:
+def check_names(metrics, who: str, reserved=("loss",), validation: bool = False) -> None:
     """Refuse two metrics logged under one name, or a metric named like a
     ``reserved`` log key, before any training: one would overwrite the other
     in the logs and History. ``reserved`` is a tuple of keys, or a dict
-    ``{key: what it holds}`` said in the error."""
+    ``{key: what it holds}`` said in the error. ``validation=True`` (a model
+    whose ``fit`` logs each metric's validation value as ``"val_<name>"``)
+    also refuses a metric named ``"val_<name of another metric>"``."""
     names = [m.name for m in metrics]
+    for metric in metrics if validation else ():
+        if metric.name.startswith("val_") and metric.name[4:] in names:
+            raise ValueError(f"{who}: the metric {metric.name!r} and the validation value of "
+                             f"the metric {metric.name[4:]!r} would both be logged as "
+                             f"{metric.name!r} (metrics {names}); give one a name of its own, "
+                             f"e.g. {type(metric).__name__}(..., name="
+                             f"{metric.name[4:] + '_val'!r})")
     for metric in metrics:
         if metric.name in reserved or names.count(metric.name) > 1:
             held = reserved.get(metric.name) if isinstance(reserved, dict) else None

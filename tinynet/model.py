@@ -443,17 +443,21 @@ class Sequential(Layer):
             ``[F1Score(average="micro", name="f1_micro"), "f1"]``... (each
             logged under its ``name``; two of one name are refused, and a
             name that fit or a callback of tinynet's logs as well:
-            :attr:`RESERVED_LOG_KEYS`, ``"loss"``, ``"val_loss"``, ``"lr"``...).
+            :attr:`RESERVED_LOG_KEYS`, ``"loss"``, ``"val_loss"``, ``"lr"``...,
+            or ``"val_accuracy"`` beside an ``"accuracy"``, whose validation
+            value fit logs under that name).
             On one sigmoid unit an ``"accuracy"`` without a threshold
             thresholds at 0.5 (:func:`tinynet.metrics.for_output`).
 
         The swaps follow the last layer: ``add`` and ``pop`` redo them.
         Saving stores the loss and metrics as given here.
         """
-        self._compile(optimizer, loss, metrics, self.RESERVED_LOG_KEYS)
+        self._compile(optimizer, loss, metrics, self.RESERVED_LOG_KEYS, validation=True)
 
-    def _compile(self, optimizer, loss, metrics, reserved) -> None:
-        """:meth:`compile`, refusing metrics named like a key of ``reserved``."""
+    def _compile(self, optimizer, loss, metrics, reserved, validation: bool = False) -> None:
+        """:meth:`compile`, refusing metrics named like a key of ``reserved``
+        (and, with ``validation``, like another metric's validation key:
+        :func:`tinynet.metrics.check_names`)."""
         if loss is None:
             raise ValueError(f"{self._who}.compile expected a loss, e.g. "
                              f"loss='cross_entropy' or loss='mse'")
@@ -463,7 +467,7 @@ class Sequential(Layer):
                                     or not hasattr(metrics, "__iter__")):
             metrics = [metrics]
         metrics = [metrics_mod.get(m) for m in metrics or ()]
-        metrics_mod.check_names(metrics, f"{self._who}.compile", reserved)
+        metrics_mod.check_names(metrics, f"{self._who}.compile", reserved, validation)
         self._compiled_loss, self._compiled_metrics = loss, metrics
         self._fit_to_output()
         self._set_optimizer(optimizer)

@@ -35,7 +35,8 @@ when something reads it -- the batch logs when a callback reads their
 metrics (:meth:`~tinynet.callbacks.Callback.reads_batch_metrics`: the live
 progress bar, a callback of the user's with a batch hook), and the epoch's
 logs -- so that an epoch at ``verbose=0`` pays for none of the values
-between. (The loss is never deferred: :class:`~tinynet.callbacks.TerminateOnNaN`
+between (``Sequential.fit`` defers them; the multi-task models' ``fit``
+does not yet). (The loss is never deferred: :class:`~tinynet.callbacks.TerminateOnNaN`
 reads it after every batch.) Such accumulators start afresh in the
 ``on_epoch_begin`` of a callback the trainer puts first (and are dropped at
 ``on_train_end``), as ``Sequential.fit`` and the multi-task models' ``fit``
@@ -108,8 +109,10 @@ def check_targets(loss, metrics, output_shape, dtype, target, sample_weight=None
     after a step. Whatever it raises is what the loss or metric raised.
 
     The zeros are made for a chunk of samples at a time, at most
-    :data:`CHECK_ELEMENTS` elements (one sample at least), so the check holds
-    no prediction-sized array; the metrics add up their chunks' states
+    :data:`CHECK_ELEMENTS` elements (one sample at least), so the check makes
+    no prediction-sized array at once (a metric that keeps its samples, AUC
+    or R², still holds their states, as it does in an epoch); the metrics add
+    up their chunks' states
     (:class:`~tinynet.metrics.MetricStates`) and give the whole set's value
     (an AUC of a chunk of one class is no failure). If any chunk fails, the
     whole set is checked at once, so that the error names the whole set's
