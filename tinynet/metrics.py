@@ -49,11 +49,12 @@ one (:meth:`Metric.result`). Values are computed only when read
 (:class:`MetricStates`): when no callback reads the batch logs' metrics
 (``verbose=0``, or one line per epoch) in ``Sequential.fit``, and in
 ``evaluate``, the batches' scores are sorted together once, at the end (the
-multi-task models' ``fit`` still computes its running values after every batch). The batches and their order change the
-precision, recall, F1, AUC and accuracies not at all, the ``r2`` and the
-error means by the rounding of sums taken in another order only. A metric given as a
-function ``f(pred, target)`` is taken for a batch mean: the epoch's value
-weights the batches' by their sizes.
+multi-task models' ``fit`` still computes its running values after every
+batch). The batches and their order change the precision, recall, F1, AUC
+and accuracies not at all, the ``r2`` and the error means by the rounding of
+sums taken in another order only. A metric given as a function
+``f(pred, target)`` is taken for a batch mean: the epoch's value weights the
+batches' by their sizes.
 
 Predictions and targets
 -----------------------

@@ -120,7 +120,6 @@ def generator_from_state(state) -> np.random.Generator:
     return np.random.Generator(bits)
 
 
-
 #: Positions into a generator's own buffers that NumPy does not range-check
 #: (its C code indexes with them: a file with ``pos`` 10**8 would read out of
 #: bounds at the first draw), as (keys to the value, lowest, highest).
@@ -144,6 +143,7 @@ def _check_positions(name: str, value: dict, given) -> None:
     if name == "MT19937" and not np.any(value["state"]["key"]):
         raise ValueError(f"expected an MT19937 state with a key not all zero (it would draw "
                          f"only zeros), received {str(given)[:120]}...")
+
 
 def _to_json(value):
     """A bit generator's state with its integer arrays as lists (TypeError for
