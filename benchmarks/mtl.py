@@ -36,6 +36,7 @@ DEFAULT_HEAD_UNITS = 64  # conv-features: half the parameters of the single-task
 DEFAULT_FILTERS, DEFAULT_UNITS = (32, 64), 128  # the CNN of tinynet.recipes.cnn_layers
 
 DEFAULT_LR, DEFAULT_BATCH = 1e-3, 128  # Multi-Fashion's Adam rate and batch
+DEFAULT_EPOCHS = 10  # Multi-Fashion's epochs of a full (not --quick) run
 DEFAULT_HIDDEN = (256, 128)  # the MLP of the Multi-Fashion table
 DEFAULT_N_TRAIN = 20000  # Multi-Fashion training pairs of a full (not --quick) run
 
@@ -284,10 +285,12 @@ def fashion_markdown(res) -> str:
 
 # --------------------------------------------------------------------- main
 def _file_name(args) -> str:
-    """``mtl`` for the main table; a CNN, MLP-width, dropout, cosine, weight-decay,
-    learning-rate, batch-size, training-set-size or validation run gets files of its
-    own, so it never overwrites it (nor a run of the same settings on another number
-    of pairs or another width)."""
+    """``mtl`` for the main table; a CNN, MLP-width, dropout, cosine, epochs,
+    weight-decay, learning-rate, batch-size, training-set-size or validation run gets
+    files of its own, so it never overwrites it (nor a run of the same settings on
+    another number of pairs, epochs or another width). Files written before
+    2026-12-07 do not name their epochs (``_cosine`` ones ran 20 or more; their
+    settings and the study in docs/mtl-hard-sharing.md say how many)."""
     trunk = {"mlp": "", "conv": "_conv",
              "conv-features": f"_convfeatures{args.head_units or DEFAULT_HEAD_UNITS}"}
     return "mtl" + trunk[args.trunk] + (
@@ -299,6 +302,8 @@ def _file_name(args) -> str:
         else "") + (
         f"_dropout{args.dropout:g}" if args.dropout else "") + (
         "_cosine" if args.lr_schedule == "cosine" else "") + (
+        f"_e{args.epochs}" if not args.quick and args.epochs not in (None, DEFAULT_EPOCHS)
+        else "") + (
         f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
         f"_lr{args.lr:g}" if args.lr != DEFAULT_LR else "") + (
         f"_batch{args.batch_size}" if args.batch_size != DEFAULT_BATCH else "") + (
@@ -416,7 +421,7 @@ def main(argv) -> int:
     args.syn_epochs = args.syn_epochs or (1 if quick else 20)
     args.n_train = args.n_train or (300 if quick else DEFAULT_N_TRAIN)
     args.n_test = args.n_test or (200 if quick else 10000)
-    args.epochs = args.epochs or (1 if quick else 10)
+    args.epochs = args.epochs or (1 if quick else DEFAULT_EPOCHS)
     if quick:
         args.hidden, args.expert_units, args.tower = [16], 8, 8
     results = {"settings": {k: (str(v) if k == "out" else v) for k, v in vars(args).items()}}

@@ -257,6 +257,11 @@ def test_the_cnn_trunks_can_be_sized_and_such_runs_write_files_of_their_own(caps
     assert mtl._file_name(parse(["--trunk", "conv", "--units", "256"])) == "mtl_conv_u256"
     assert mtl._file_name(parse(["--trunk", "conv", "--filters", "32", "64",
                                  "--units", "128"])) == "mtl_conv"   # the defaults, named as such
+    # a longer run never overwrites a shorter one of the same settings
+    assert mtl._file_name(parse(["--trunk", "conv", "--lr-schedule", "cosine", "--epochs", "40",
+                                 "--lr", "3e-3", "--validation"])) == \
+        "mtl_conv_cosine_e40_lr0.003_validation"
+    assert mtl._file_name(parse(["--trunk", "conv", "--epochs", "10"])) == "mtl_conv"
     # an MLP of other widths, or another dropout rate, never overwrites the main
     # table (mtl.md) or another run
     assert mtl._file_name(parse(["--hidden", "2048", "1024", "--dropout", "0.3"])) == \
