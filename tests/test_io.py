@@ -554,6 +554,25 @@ def test_load_refuses_weights_a_model_cannot_take(tmp_path, value, error, match)
         tn.load(bad)
 
 
+def test_a_negative_moving_variance_is_refused_by_set_weights_and_load(tmp_path):
+    model = tn.Sequential([Dense(3, input_dim=2, seed=0), BatchNorm(name="bn")])
+    names = model_io.weight_names(model)
+    at = names.index("bn/moving_variance")
+    weights = model.get_weights()
+    weights[at] = np.array([1.0, -1e-4, 1.0], np.float32)  # above -eps: no NaN, wrong numbers
+    weights[0] = weights[0] + 1.0
+    before = model.get_weights()
+    with pytest.raises(ValueError, match=r"'bn/moving_variance'\) expected values in \[0, inf\)"):
+        model.set_weights(weights)
+    assert all(np.array_equal(x, y) for x, y in zip(model.get_weights(), before))  # kernel too
+    path = model.save(tmp_path / "bn.npz")
+    bad = rewrite_header(path, tmp_path / "bad.npz", lambda h, a: a.update(
+        {f"weight_{at:04d}": np.array([-1.0, 1.0, 1.0], np.float32)}))
+    with pytest.raises(ModelFileError, match=r"bn/moving_variance.*\[0, inf\).*-1.0"):
+        tn.load(bad)
+    tn.load(path)  # the file as saved loads
+
+
 def _trained_file(tmp_path):
     """A model file with Adam's state after some steps (state.0 is dense_*/W)."""
     model = tn.load(_good_file(tmp_path))

@@ -160,24 +160,26 @@ class ModelFileError(ValueError):
 
 # --------------------------------------------------------------------- weights
 def _slots(model: Layer):
-    """``(name, array)`` of every weight: all parameters (``parameters()``
-    order), then every layer's state arrays (tree order, sorted keys)."""
-    slots = [(p.name, p.value) for p in model.parameters()]
+    """``(name, array, nonnegative)`` of every weight: all parameters
+    (``parameters()`` order), then every layer's state arrays (tree order, sorted
+    keys); ``nonnegative`` for a state its layer declares so (a variance)."""
+    slots = [(p.name, p.value, False) for p in model.parameters()]
     for layer in walk_layers(model):
         state = layer.get_state()
-        slots.extend((f"{layer.name}/{key}", state[key]) for key in sorted(state))
+        slots.extend((f"{layer.name}/{key}", state[key], key in layer.nonnegative_state)
+                     for key in sorted(state))
     return slots
 
 
 def weight_names(model: Layer) -> list[str]:
     """Names of the arrays :func:`get_weights` returns, in the same order."""
-    return [name for name, _ in _slots(model)]
+    return [name for name, _, _ in _slots(model)]
 
 
 def get_weights(model: Layer) -> list[np.ndarray]:
     """Copies of every parameter value, then of every state array (BatchNorm
     moving statistics), so that :func:`set_weights` restores the model fully."""
-    return [np.array(value, copy=True) for _, value in _slots(model)]
+    return [np.array(value, copy=True) for _, value, _ in _slots(model)]
 
 
 def set_weights(model: Layer, weights) -> None:
@@ -198,11 +200,11 @@ def set_weights(model: Layer, weights) -> None:
         raise ValueError(f"{who}: the model is not built yet, so it has no weights; "
                          f"build it first (model.build(input_shape) or input_dim=)")
     if len(weights) != len(slots):
-        names = ", ".join(name for name, _ in slots)
+        names = ", ".join(name for name, _, _ in slots)
         raise ValueError(f"{who} expected {len(slots)} arrays ({names})"[:400]
                          + f", received {len(weights)}")
-    arrays = [as_values_like(new, current, who, f"weight {i} ({name!r})")
-              for i, ((name, current), new) in enumerate(zip(slots, weights))]
+    arrays = [as_values_like(new, current, who, f"weight {i} ({name!r})", nonnegative=nonneg)
+              for i, ((name, current, nonneg), new) in enumerate(zip(slots, weights))]
     n_params = len(model.parameters())
     for param, new in zip(model.parameters(), arrays[:n_params]):
         param.value = new
@@ -291,7 +293,7 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     except (TypeError, ValueError) as exc:
         raise TypeError(f"save expected JSON-serialisable metadata: {exc}") from None
     extra = _check_extra_arrays(extra_arrays)
-    slots = _slots(model)
+    slots = [(name, value) for name, value, _ in _slots(model)]
     in_slots = {id(p) for p in model.parameters()}
     learned = [(p.name, p.value) for p in _optimizer_params(model) if id(p) not in in_slots]
     for name, value in slots + learned:  # load refuses them: such a file would be useless

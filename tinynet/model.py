@@ -866,4 +866,4 @@ def _unique_layer_names(specs, model_name) -> list:
 
 def _n_weights(layer: Layer) -> int:
     """Parameters plus state arrays (what get_weights returns), as Keras counts."""
-    return int(sum(np.size(w) for _, w in model_io._slots(layer)))
+    return int(sum(np.size(w) for _, w, _ in model_io._slots(layer)))

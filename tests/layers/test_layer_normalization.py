@@ -354,9 +354,23 @@ def test_set_state_errors():
     layer.build((3,))
     with pytest.raises(ValueError, match=r"unknown keys \['running_mean'\]"):
         layer.set_state({"running_mean": np.zeros(3)})
-    with pytest.raises(ValueError, match=r"expected moving_variance of shape \(3,\), "
+    with pytest.raises(ValueError, match=r"moving_variance expected shape \(3,\), "
                                          r"received \(4,\)"):
         layer.set_state({"moving_variance": np.ones(4)})
+    # a variance is never negative: -1 would give NaN at inference, -1e-4 (above -eps)
+    # silently wrong outputs; nothing is set when one key is bad
+    before = layer.moving_mean.copy()
+    for bad in ([-1.0, 1.0, 1.0], [1.0, -1e-4, 1.0], [np.nan, 1.0, 1.0], [np.inf, 1.0, 1.0]):
+        with pytest.raises(ValueError, match=r"moving_variance expected values in \[0, inf\)"):
+            layer.set_state({"moving_mean": np.full(3, 5.0), "moving_variance": bad})
+        np.testing.assert_array_equal(layer.moving_mean, before)
+    with pytest.raises(ValueError, match=r"finite values in moving_mean"):
+        layer.set_state({"moving_mean": [0.0, np.nan, 0.0]})
+    # the array set is the layer's own copy, in its dtype
+    mine = np.array([0.5, 0.25, 2.0])
+    layer.set_state({"moving_variance": mine})
+    mine[0] = -7.0
+    assert layer.moving_variance[0] == 0.5 and layer.moving_variance.dtype == layer.dtype
 
 
 @pytest.mark.parametrize("make, error, match", [

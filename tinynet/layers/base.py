@@ -476,6 +476,10 @@ class Layer:
         return self
 
     # ------------------------------------------------------------------- state
+    #: keys of :meth:`get_state` whose values can never be negative (a variance):
+    #: ``set_weights`` and ``load`` refuse a negative one before changing anything
+    nonnegative_state: frozenset = frozenset()
+
     def get_state(self) -> dict[str, np.ndarray]:
         """Arrays that are not parameters but must be saved (running statistics)."""
         return {}

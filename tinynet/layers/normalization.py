@@ -31,7 +31,7 @@ import numpy as np
 
 from .. import kernels
 from ..kernels.norms import _standardise_ref
-from ..checks import check_bool
+from ..checks import as_values_like, check_bool
 from ..param import check_param_budget
 from ._checks import check_real
 from .base import Layer
@@ -170,8 +170,13 @@ class BatchNorm(_FeatureNorm):
     ----------
     gamma, beta : Param of shape (features,)
     moving_mean, moving_variance : ndarray of shape (features,)
-        State, not parameters: saved by :meth:`get_state`.
+        State, not parameters: saved by :meth:`get_state`. A moving variance
+        is never negative (a mix of biased batch variances): :meth:`set_state`,
+        ``set_weights`` and ``load`` refuse a negative one, which would give NaN
+        (below :math:`-\epsilon`) or silently wrong outputs at inference.
     """
+
+    nonnegative_state = frozenset({"moving_variance"})
 
     def __init__(self, *args, momentum: float = 0.99, eps: float = 1e-3, **kwargs):
         _refuse_positional("BatchNorm", args, "momentum, eps", "torch.nn.BatchNorm1d")
@@ -256,13 +261,11 @@ class BatchNorm(_FeatureNorm):
                              f"received unknown keys {unknown}")
         if state and not self.built:
             raise ValueError(f"{self._who} must be built before its state is set")
-        for key, value in state.items():
-            value = np.array(value, dtype=self.dtype)
-            expected = getattr(self, key).shape
-            if value.shape != expected:
-                raise ValueError(f"{self._who} expected {key} of shape {expected}, "
-                                 f"received {value.shape}")
-            setattr(self, key, value)
+        checked = {key: as_values_like(value, getattr(self, key), self._who, key,
+                                       nonnegative=key in self.nonnegative_state)
+                   for key, value in state.items()}  # all checked before any is set
+        for key, value in checked.items():
+            setattr(self, key, np.array(value, dtype=self.dtype))  # a copy: never the caller's
 
     def get_config(self) -> dict:
         return {**super().get_config(), "momentum": self.momentum}
