@@ -197,7 +197,9 @@ class CallbackList(Callback):
             cb.on_train_batch_end(batch, logs)
 
     def reads_batch_metrics(self) -> bool:
-        return any(cb.reads_batch_metrics() for cb in self.callbacks)
+        # a subclass's own batch hook reads them as any callback's does
+        return (self._batch_hooks_beyond(CallbackList)
+                or any(cb.reads_batch_metrics() for cb in self.callbacks))
 
     on_batch_begin, on_batch_end = on_train_batch_begin, on_train_batch_end
 
