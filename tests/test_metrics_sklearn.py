@@ -780,18 +780,23 @@ class _ReadsAccuracy(tn.callbacks.Callback):
         self.seen.append((logs["accuracy"], logs["auc"]))
 
 
+def _fit_counted(callbacks):
+    """``(history, weights)`` of 2 epochs of 7 batches (100 samples in 16s)
+    of a model with accuracy and an AUC of 3 classes."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((100, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 100)
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    model.compile("adam", loss="cross_entropy", metrics=["accuracy", "auc"])
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=1, callbacks=callbacks)
+    return history.history, model.get_weights()
+
+
 def test_fit_computes_the_metrics_only_when_read_and_the_epochs_once(monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((100, 3)).astype(np.float32)
     y = rng.integers(0, 3, 100)
-
-    def fit(callbacks):
-        model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
-        model.compile("adam", loss="cross_entropy", metrics=["accuracy", "auc"])
-        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=1,
-                            callbacks=callbacks)
-        return history.history, model.get_weights()
-
+    fit = _fit_counted
     calls = _counting(monkeypatch)
     quiet = fit([])
     # nothing reads the batch logs: no running value, one exact value an epoch
@@ -814,3 +819,39 @@ def test_fit_computes_the_metrics_only_when_read_and_the_epochs_once(monkeypatch
         values = by_hand.results(running=first + 16 < 100)
         expected.append((values["accuracy"], values["auc"]))
     assert reader.seen == expected
+
+
+def test_the_live_bar_has_the_metrics_computed_only_for_the_batches_it_draws(monkeypatch):
+    # the live bar counted as a reader of every batch: a running AUC after
+    # each of the 6 batches but the last, drawn or not
+    import io
+
+    from tinynet.progress import ProgressBar
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    class Clock:  # every reading 0.04 s later: the bar (10 a second) draws every 3rd batch
+        now = 0.0
+
+        def __call__(self):
+            self.now += 0.04
+            return self.now
+
+    fit = _fit_counted
+    calls = _counting(monkeypatch)
+    quiet = fit([])
+    stream = Tty()
+    calls.update(result=0, running_result=0)
+    shown = fit([ProgressBar(stream=stream, clock=Clock())])
+    frames = [f for f in stream.getvalue().split("\r") if "ETA" in f]
+    assert len(frames) == 2 * 2 and all(" - auc: " in f for f in frames)
+    assert calls == {"result": 1 + 2, "running_result": len(frames)}
+    assert quiet[0] == shown[0]
+    assert all(np.array_equal(a, b) for a, b in zip(quiet[1], shown[1]))
+    # a callback of the user's beside the bar still gets every batch's metrics
+    reader = _ReadsAccuracy()
+    calls.update(result=0, running_result=0)
+    fit([ProgressBar(stream=Tty(), clock=Clock()), reader])
+    assert calls == {"result": 1 + 2, "running_result": 2 * 6} and len(reader.seen) == 2 * 7
