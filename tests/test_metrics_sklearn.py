@@ -1,6 +1,7 @@
 """Precision, recall, F1, ROC AUC, R² (and top-k's tie rule) against scikit-learn,
 on whole data and accumulated over batches."""
 
+import functools
 import warnings
 
 import numpy as np
@@ -855,3 +856,77 @@ def test_the_live_bar_has_the_metrics_computed_only_for_the_batches_it_draws(mon
     calls.update(result=0, running_result=0)
     fit([ProgressBar(stream=Tty(), clock=Clock()), reader])
     assert calls == {"result": 1 + 2, "running_result": 2 * 6} and len(reader.seen) == 2 * 7
+
+
+def _old_auc_columns(auc, pred, target):
+    """The AUC state as batch_state made it before it was vectorised: each
+    column's positives and negatives sorted apart, a column at a time."""
+    pred = np.asarray(pred, dtype=np.float64)
+    labels = metrics._class_targets(target, pred, "auc")
+    if metrics._is_binary_output(pred):
+        columns = [(pred.reshape(-1), labels == 1)]
+    else:
+        scores = metrics.softmax(pred) if auc.from_logits else pred
+        columns = [(scores[:, c], labels == c) for c in range(pred.shape[1])]
+    return (metrics._is_binary_output(pred),
+            tuple(metrics._Ranks(np.sort(s[p]), np.sort(s[~p])) for s, p in columns))
+
+
+def _auc_cases():
+    rng = np.random.default_rng(5)
+    ties = rng.integers(0, 4, (60, 3)) / 4.0  # many ties within and across columns
+    yield "ties", ties, rng.integers(0, 3, 60), False
+    yield "constant", np.full((40, 3), 0.25), rng.integers(0, 3, 40), False
+    absent = rng.integers(0, 2, 50)  # class 2 never occurs
+    yield "class absent", rng.random((50, 3)), absent, False
+    logits = rng.standard_normal((70, 4)) * 3
+    yield "logits", logits, rng.integers(0, 4, 70), True
+    with_nan = rng.random((30, 3))
+    with_nan[7, 1] = np.nan
+    yield "nan", with_nan, rng.integers(0, 3, 30), False
+    signed_zero = np.where(rng.random((40, 2)) < 0.5, 0.0, -0.0)
+    yield "signed zero", signed_zero, rng.integers(0, 2, 40), False
+    yield "binary ties", rng.integers(0, 3, 45) / 2.0, rng.integers(0, 2, 45), False
+    yield "binary (n, 1)", rng.random((45, 1)), rng.integers(0, 2, 45), False
+    yield "one-hot targets", rng.random((30, 3)), np.eye(3)[rng.integers(0, 3, 30)], False
+
+
+def _same_ranks(a, b):
+    return all(np.array_equal(x.positives, y.positives, equal_nan=True)
+               and np.array_equal(x.negatives, y.negatives, equal_nan=True)
+               for x, y in zip(a, b, strict=True))
+
+
+def _auc_value(value, state):
+    try:
+        return value(state)
+    except metrics.UndefinedMetricError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("case", list(_auc_cases()), ids=lambda c: c[0])
+def test_the_vectorised_auc_state_equals_the_column_by_column_one(case):
+    _, pred, target, from_logits = case
+    auc = metrics.AUC(from_logits=from_logits)
+    cuts = [0, 7, 8, 20, len(pred)]  # a batch of one among them
+    parts = [(pred[a:b], target[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    new = [auc.batch_state(*part) for part in parts]
+    old = [_old_auc_columns(auc, *part) for part in parts]
+    for n, o in zip(new, old):
+        assert n[0] == o[0] and _same_ranks(auc._ranks(n), o[1])
+    # all at once (a quiet epoch), one by one (a reader after every batch), and
+    # batches after a read (a ranked state first): the same values to the bit
+    binary = old[0][0]
+    old_all = (binary, tuple(metrics._Ranks.merge_all(list(c)) for c in zip(*[o[1] for o in old])))
+    one_by_one = functools.reduce(auc.merge, new)
+    old_one_by_one = functools.reduce(auc.merge, old)
+    after_read = auc.merge_all([auc.merge(new[0], new[1]), *new[2:]])
+    for state in (auc.merge_all(new), one_by_one, after_read):
+        assert _same_ranks(auc._ranks(state), old_all[1])
+        assert repr(_auc_value(auc.result, state)) == repr(_auc_value(auc.result, old_all))
+    assert repr(_auc_value(auc.running_result, one_by_one)) == \
+        repr(_auc_value(auc.running_result, old_one_by_one))
+    assert repr(_auc_value(auc.result, new[0])) == repr(_auc_value(auc.result, old[0]))
+    # (a direct call: one batch)
+    assert repr(_auc_value(lambda _: auc(pred, target), None)) == \
+        repr(_auc_value(auc.result, old_all))
