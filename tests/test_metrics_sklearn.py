@@ -930,3 +930,53 @@ def test_the_vectorised_auc_state_equals_the_column_by_column_one(case):
     # (a direct call: one batch)
     assert repr(_auc_value(lambda _: auc(pred, target), None)) == \
         repr(_auc_value(auc.result, old_all))
+
+
+def test_mtl_fit_computes_the_task_metrics_only_when_read(monkeypatch):
+    # its epoch callback counted as a reader: every task's running AUC after every batch
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((60, 4)).astype(np.float32)
+    y_a, y_b = rng.integers(0, 3, 60), rng.integers(0, 2, 60)
+    y_a[rng.random(60) < 0.3] = -1  # missing labels
+
+    class Reads(tn.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_batch_end(self, batch, logs=None):
+            self.seen.append({k: v for k, v in logs.items() if k.endswith("auc")})
+
+    def fit(callbacks, lr=0.01, shuffle=True):
+        inp = tn.mtl.Input((4,))
+        trunk = Dense(6, activation="relu", seed=0)(inp)
+        model = tn.mtl.Model(inp, {"a": Dense(3, seed=1)(trunk), "b": Dense(1, seed=2)(trunk)})
+        model.compile(tn.optim.SGD(lr=lr), loss={"a": "cross_entropy", "b": "bce"},
+                      metrics={"a": ["auc", "accuracy"], "b": ["auc"]})
+        history = model.fit(x, {"a": y_a, "b": y_b}, epochs=2, batch_size=16, seed=0,
+                            verbose=0, callbacks=callbacks, shuffle=shuffle)
+        return history.history, model
+
+    calls = _counting(monkeypatch)
+    quiet = fit([])
+    # fit's checks of the targets (one a task), then one exact value a task an epoch
+    assert calls == {"result": 2 + 2 * 2, "running_result": 0}
+    calls.update(result=0, running_result=0)
+    reader = Reads()
+    read = fit([reader])
+    # a running value a task after each batch but the last (4 an epoch), the exact one then
+    assert calls == {"result": 2 + 2 * 2, "running_result": 2 * 2 * 3}
+    assert quiet[0] == read[0]
+    assert all(np.array_equal(a, b) for a, b in zip(quiet[1].get_weights(),
+                                                    read[1].get_weights()))
+    assert [sorted(s) for s in reader.seen] == [["a/auc", "b/auc"]] * 8
+    # what it sees: the AUC of the task's labelled samples so far (frozen weights, in order)
+    reader = Reads()
+    _, model = fit([reader], lr=0.0, shuffle=False)
+    out = model.predict(x)
+    for k, seen in enumerate(reader.seen[:4]):
+        end = min(16 * (k + 1), 60)
+        keep = y_a[:end] >= 0
+        states = metrics.MetricStates([model.metrics["a"][0]])
+        states.add(out["a"][:end][keep], y_a[:end][keep])
+        assert seen["a/auc"] == states.results(running=end < 60)["auc"]

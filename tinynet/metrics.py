@@ -950,10 +950,15 @@ class MetricStates:
     (:meth:`Metric.merge_all`: one sort of an AUC's scores, where merging
     batch by batch copies the epoch's so far at every batch). ``results``
     are kept until the next ``add``: ``fit``'s last batch and the epoch's
-    record read the exact values once."""
+    record read the exact values once.
 
-    def __init__(self, metrics):
+    ``epoch_samples`` (``fit``'s accumulators: the samples an epoch adds)
+    makes :meth:`batch_logs` give running values until they are all in,
+    the exact ones then."""
+
+    def __init__(self, metrics, epoch_samples: int | None = None):
         self.metrics = list(metrics)
+        self.epoch_samples = epoch_samples
         self._states: list = [None] * len(self.metrics)
         self._pending: list[list] = [[] for _ in self.metrics]
         self._results: dict = {}  # {running: results} since the last add
@@ -990,6 +995,18 @@ class MetricStates:
         them). Empty before any sample."""
         return {m.name: functools.partial(self._result, m.name, running)
                 for m in self.metrics} if self.samples else {}
+
+    def batch_logs(self, prefix: str = "") -> dict:
+        """What a ``fit`` step logs of the metrics after its batch is added:
+        ``{prefix + name: deferred value}`` (:meth:`deferred`, computed only
+        if read), running values while the epoch's samples are not all in
+        (:attr:`epoch_samples`), the exact ones at its last batch -- which
+        :func:`~tinynet.training.fit_loop` computes for the epoch's logs and
+        the trainer's record of the epoch reads again, kept. ``Sequential``
+        and the multi-task models' ``fit`` (``prefix`` ``"<task>/"``) log
+        theirs so."""
+        running = self.epoch_samples is None or self.samples < self.epoch_samples
+        return {prefix + name: value for name, value in self.deferred(running).items()}
 
     def _result(self, name: str, running: bool) -> float:
         return self.results(running)[name]

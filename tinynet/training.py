@@ -38,9 +38,11 @@ callback of the user's with a batch hook, after every batch;
 progress bar, after the batches it draws), and the epoch's logs -- so that
 an epoch at ``verbose=0`` pays for none of the values between, and one
 under a live bar only for those of the ~10 batches a second it draws
-(``Sequential.fit`` defers them; the multi-task models' ``fit`` does not
-yet). (The loss is never deferred: :class:`~tinynet.callbacks.TerminateOnNaN`
-reads it after every batch.) Such accumulators start afresh in the
+(``Sequential.fit`` and the multi-task models' ``fit`` defer them, each
+running value exact at the epoch's last batch:
+:meth:`tinynet.metrics.MetricStates.batch_logs`). (The loss is never
+deferred: :class:`~tinynet.callbacks.TerminateOnNaN` reads it after every
+batch.) Such accumulators start afresh in the
 ``on_epoch_begin`` of a callback the trainer puts first (and are dropped at
 ``on_train_end``), as ``Sequential.fit`` and the multi-task models' ``fit``
 do: the loop itself knows nothing of them. ``model`` only needs a
