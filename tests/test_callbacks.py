@@ -860,6 +860,36 @@ def test_which_callbacks_read_the_batch_logs_metrics():
             ProgressBar(2, stream=Tty())]
     for bar in bars:
         bar.on_train_begin()
-    assert [bar.reads_batch_metrics() for bar in bars] == [True, False, False]
-    assert tn.callbacks.CallbackList([Epochs(), bars[0]]).reads_batch_metrics()
+    # no bar reads them after every batch; the live one after those it draws
+    assert [bar.reads_batch_metrics() for bar in bars] == [False, False, False]
+    for bar in bars:
+        bar.set_params({"epochs": 1, "steps": 3})
+        bar.on_epoch_begin(0)
+    assert [bar.reads_batch_metrics_at(0) for bar in bars] == [True, False, False]
+    assert not bars[0].reads_batch_metrics_at(2)  # the last: the epoch's end draws it
+    assert tn.callbacks.CallbackList([Epochs(), Batches()]).reads_batch_metrics()
     assert not tn.callbacks.CallbackList([Epochs(), bars[1]]).reads_batch_metrics()
+    assert tn.callbacks.CallbackList([Epochs(), bars[0]]).reads_batch_metrics_at(0)
+    assert not Batches().reads_batch_metrics_at(0)  # (asked only if none reads every batch)
+
+
+def test_a_callback_list_subclass_with_a_batch_hook_of_its_own_reads_the_batch_metrics():
+    # only its callbacks were asked, so its own on_batch_end found no accuracy
+    x, y = _data()
+    model = _model()
+    model.compile(optimizer=tn.optim.SGD(lr=0.1), loss="cross_entropy", metrics=["accuracy"])
+    seen = []
+
+    class Logged(tn.callbacks.CallbackList):
+        def on_train_batch_end(self, batch, logs=None):
+            seen.append(logs["accuracy"])
+            super().on_train_batch_end(batch, logs)
+
+    class OldName(tn.callbacks.CallbackList):  # (the name a list's caller may call it by)
+        def on_batch_end(self, batch, logs=None): ...
+
+    model.fit(x, y, epochs=1, batch_size=16, verbose=0, seed=0,
+              callbacks=[Logged([tn.callbacks.History()])])
+    assert len(seen) == -(-len(x) // 16) and all(0 <= v <= 1 for v in seen)
+    assert OldName([]).reads_batch_metrics()
+    assert not tn.callbacks.CallbackList([tn.callbacks.History()]).reads_batch_metrics()

@@ -1,6 +1,7 @@
 """Precision, recall, F1, ROC AUC, R² (and top-k's tie rule) against scikit-learn,
 on whole data and accumulated over batches."""
 
+import functools
 import warnings
 
 import numpy as np
@@ -780,18 +781,23 @@ class _ReadsAccuracy(tn.callbacks.Callback):
         self.seen.append((logs["accuracy"], logs["auc"]))
 
 
+def _fit_counted(callbacks):
+    """``(history, weights)`` of 2 epochs of 7 batches (100 samples in 16s)
+    of a model with accuracy and an AUC of 3 classes."""
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((100, 3)).astype(np.float32)
+    y = rng.integers(0, 3, 100)
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    model.compile("adam", loss="cross_entropy", metrics=["accuracy", "auc"])
+    history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=1, callbacks=callbacks)
+    return history.history, model.get_weights()
+
+
 def test_fit_computes_the_metrics_only_when_read_and_the_epochs_once(monkeypatch):
     rng = np.random.default_rng(0)
     x = rng.standard_normal((100, 3)).astype(np.float32)
     y = rng.integers(0, 3, 100)
-
-    def fit(callbacks):
-        model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
-        model.compile("adam", loss="cross_entropy", metrics=["accuracy", "auc"])
-        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=1,
-                            callbacks=callbacks)
-        return history.history, model.get_weights()
-
+    fit = _fit_counted
     calls = _counting(monkeypatch)
     quiet = fit([])
     # nothing reads the batch logs: no running value, one exact value an epoch
@@ -814,3 +820,163 @@ def test_fit_computes_the_metrics_only_when_read_and_the_epochs_once(monkeypatch
         values = by_hand.results(running=first + 16 < 100)
         expected.append((values["accuracy"], values["auc"]))
     assert reader.seen == expected
+
+
+def test_the_live_bar_has_the_metrics_computed_only_for_the_batches_it_draws(monkeypatch):
+    # the live bar counted as a reader of every batch: a running AUC after
+    # each of the 6 batches but the last, drawn or not
+    import io
+
+    from tinynet.progress import ProgressBar
+
+    class Tty(io.StringIO):
+        def isatty(self):
+            return True
+
+    class Clock:  # every reading 0.04 s later: the bar (10 a second) draws every 3rd batch
+        now = 0.0
+
+        def __call__(self):
+            self.now += 0.04
+            return self.now
+
+    fit = _fit_counted
+    calls = _counting(monkeypatch)
+    quiet = fit([])
+    stream = Tty()
+    calls.update(result=0, running_result=0)
+    shown = fit([ProgressBar(stream=stream, clock=Clock())])
+    frames = [f for f in stream.getvalue().split("\r") if "ETA" in f]
+    assert len(frames) == 2 * 2 and all(" - auc: " in f for f in frames)
+    assert calls == {"result": 1 + 2, "running_result": len(frames)}
+    assert quiet[0] == shown[0]
+    assert all(np.array_equal(a, b) for a, b in zip(quiet[1], shown[1]))
+    # a callback of the user's beside the bar still gets every batch's metrics
+    reader = _ReadsAccuracy()
+    calls.update(result=0, running_result=0)
+    fit([ProgressBar(stream=Tty(), clock=Clock()), reader])
+    assert calls == {"result": 1 + 2, "running_result": 2 * 6} and len(reader.seen) == 2 * 7
+
+
+def _old_auc_columns(auc, pred, target):
+    """The AUC state as batch_state made it before it was vectorised: each
+    column's positives and negatives sorted apart, a column at a time."""
+    pred = np.asarray(pred, dtype=np.float64)
+    labels = metrics._class_targets(target, pred, "auc")
+    if metrics._is_binary_output(pred):
+        columns = [(pred.reshape(-1), labels == 1)]
+    else:
+        scores = metrics.softmax(pred) if auc.from_logits else pred
+        columns = [(scores[:, c], labels == c) for c in range(pred.shape[1])]
+    return (metrics._is_binary_output(pred),
+            tuple(metrics._Ranks(np.sort(s[p]), np.sort(s[~p])) for s, p in columns))
+
+
+def _auc_cases():
+    rng = np.random.default_rng(5)
+    ties = rng.integers(0, 4, (60, 3)) / 4.0  # many ties within and across columns
+    yield "ties", ties, rng.integers(0, 3, 60), False
+    yield "constant", np.full((40, 3), 0.25), rng.integers(0, 3, 40), False
+    absent = rng.integers(0, 2, 50)  # class 2 never occurs
+    yield "class absent", rng.random((50, 3)), absent, False
+    logits = rng.standard_normal((70, 4)) * 3
+    yield "logits", logits, rng.integers(0, 4, 70), True
+    with_nan = rng.random((30, 3))
+    with_nan[7, 1] = np.nan
+    yield "nan", with_nan, rng.integers(0, 3, 30), False
+    signed_zero = np.where(rng.random((40, 2)) < 0.5, 0.0, -0.0)
+    yield "signed zero", signed_zero, rng.integers(0, 2, 40), False
+    yield "binary ties", rng.integers(0, 3, 45) / 2.0, rng.integers(0, 2, 45), False
+    yield "binary (n, 1)", rng.random((45, 1)), rng.integers(0, 2, 45), False
+    yield "one-hot targets", rng.random((30, 3)), np.eye(3)[rng.integers(0, 3, 30)], False
+
+
+def _same_ranks(a, b):
+    return all(np.array_equal(x.positives, y.positives, equal_nan=True)
+               and np.array_equal(x.negatives, y.negatives, equal_nan=True)
+               for x, y in zip(a, b, strict=True))
+
+
+def _auc_value(value, state):
+    try:
+        return value(state)
+    except metrics.UndefinedMetricError as exc:
+        return str(exc)
+
+
+@pytest.mark.parametrize("case", list(_auc_cases()), ids=lambda c: c[0])
+def test_the_vectorised_auc_state_equals_the_column_by_column_one(case):
+    _, pred, target, from_logits = case
+    auc = metrics.AUC(from_logits=from_logits)
+    cuts = [0, 7, 8, 20, len(pred)]  # a batch of one among them
+    parts = [(pred[a:b], target[a:b]) for a, b in zip(cuts[:-1], cuts[1:])]
+    new = [auc.batch_state(*part) for part in parts]
+    old = [_old_auc_columns(auc, *part) for part in parts]
+    for n, o in zip(new, old):
+        assert n[0] == o[0] and _same_ranks(auc._ranks(n), o[1])
+    # all at once (a quiet epoch), one by one (a reader after every batch), and
+    # batches after a read (a ranked state first): the same values to the bit
+    binary = old[0][0]
+    old_all = (binary, tuple(metrics._Ranks.merge_all(list(c)) for c in zip(*[o[1] for o in old])))
+    one_by_one = functools.reduce(auc.merge, new)
+    old_one_by_one = functools.reduce(auc.merge, old)
+    after_read = auc.merge_all([auc.merge(new[0], new[1]), *new[2:]])
+    for state in (auc.merge_all(new), one_by_one, after_read):
+        assert _same_ranks(auc._ranks(state), old_all[1])
+        assert repr(_auc_value(auc.result, state)) == repr(_auc_value(auc.result, old_all))
+    assert repr(_auc_value(auc.running_result, one_by_one)) == \
+        repr(_auc_value(auc.running_result, old_one_by_one))
+    assert repr(_auc_value(auc.result, new[0])) == repr(_auc_value(auc.result, old[0]))
+    # (a direct call: one batch)
+    assert repr(_auc_value(lambda _: auc(pred, target), None)) == \
+        repr(_auc_value(auc.result, old_all))
+
+
+def test_mtl_fit_computes_the_task_metrics_only_when_read(monkeypatch):
+    # its epoch callback counted as a reader: every task's running AUC after every batch
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((60, 4)).astype(np.float32)
+    y_a, y_b = rng.integers(0, 3, 60), rng.integers(0, 2, 60)
+    y_a[rng.random(60) < 0.3] = -1  # missing labels
+
+    class Reads(tn.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def on_batch_end(self, batch, logs=None):
+            self.seen.append({k: v for k, v in logs.items() if k.endswith("auc")})
+
+    def fit(callbacks, lr=0.01, shuffle=True):
+        inp = tn.mtl.Input((4,))
+        trunk = Dense(6, activation="relu", seed=0)(inp)
+        model = tn.mtl.Model(inp, {"a": Dense(3, seed=1)(trunk), "b": Dense(1, seed=2)(trunk)})
+        model.compile(tn.optim.SGD(lr=lr), loss={"a": "cross_entropy", "b": "bce"},
+                      metrics={"a": ["auc", "accuracy"], "b": ["auc"]})
+        history = model.fit(x, {"a": y_a, "b": y_b}, epochs=2, batch_size=16, seed=0,
+                            verbose=0, callbacks=callbacks, shuffle=shuffle)
+        return history.history, model
+
+    calls = _counting(monkeypatch)
+    quiet = fit([])
+    # fit's checks of the targets (one a task), then one exact value a task an epoch
+    assert calls == {"result": 2 + 2 * 2, "running_result": 0}
+    calls.update(result=0, running_result=0)
+    reader = Reads()
+    read = fit([reader])
+    # a running value a task after each batch but the last (4 an epoch), the exact one then
+    assert calls == {"result": 2 + 2 * 2, "running_result": 2 * 2 * 3}
+    assert quiet[0] == read[0]
+    assert all(np.array_equal(a, b) for a, b in zip(quiet[1].get_weights(),
+                                                    read[1].get_weights()))
+    assert [sorted(s) for s in reader.seen] == [["a/auc", "b/auc"]] * 8
+    # what it sees: the AUC of the task's labelled samples so far (frozen weights, in order)
+    reader = Reads()
+    _, model = fit([reader], lr=0.0, shuffle=False)
+    out = model.predict(x)
+    for k, seen in enumerate(reader.seen[:4]):
+        end = min(16 * (k + 1), 60)
+        keep = y_a[:end] >= 0
+        states = metrics.MetricStates([model.metrics["a"][0]])
+        states.add(out["a"][:end][keep], y_a[:end][keep])
+        assert seen["a/auc"] == states.results(running=end < 60)["auc"]

@@ -26,7 +26,10 @@ hooks they are the running means over the epoch so far; in
 ``on_epoch_end`` the means over the whole epoch. The metrics' running values
 in the batch logs are computed only when some callback reads them
 (:meth:`Callback.reads_batch_metrics`: by default one that overrides a
-batch-end hook); else the batch logs hold the loss alone. ``self.model`` is the model
+batch-end hook, which gets them after every batch; or, on the batches it
+says, one that reads them now and then,
+:meth:`Callback.reads_batch_metrics_at`: the live progress bar, on the
+batches it draws); else the batch logs hold the loss alone. ``self.model`` is the model
 being trained and ``self.params`` holds ``epochs``, ``steps`` (batches per
 epoch), ``batch_size``, ``n_samples``, ``verbose``, ``do_validation`` and,
 when the trainer knows them (``Sequential.fit`` does), ``metrics``: every key
@@ -117,8 +120,19 @@ class Callback:
         callback of the user's that reads ``logs["accuracy"]`` gets it);
         the built-in callbacks that read
         only the loss, or nothing, from the batch logs say False, unless a
-        subclass overrides their batch hooks."""
+        subclass overrides their batch hooks. A callback that reads them on
+        some batches only says which in :meth:`reads_batch_metrics_at`."""
         return self._batch_hooks_beyond(Callback)
+
+    def reads_batch_metrics_at(self, batch: int) -> bool:
+        """Whether this callback's batch-end hook of ``batch`` (from 0) will
+        read the metrics in the batch logs, for a callback that reads them on
+        some batches only (the live progress bar: on those it draws, at most
+        ``max_rate`` a second). Asked just before the batch-end hooks of each
+        batch, and only while no callback :meth:`reads_batch_metrics` on
+        every batch (those get every metric of every batch, as in Keras);
+        False by default."""
+        return False
 
     def _batch_hooks_beyond(self, cls) -> bool:
         """Whether this callback's class overrides a batch-end hook of ``cls``,
@@ -197,7 +211,12 @@ class CallbackList(Callback):
             cb.on_train_batch_end(batch, logs)
 
     def reads_batch_metrics(self) -> bool:
-        return any(cb.reads_batch_metrics() for cb in self.callbacks)
+        # a subclass's own batch hook reads them as any callback's does
+        return (self._batch_hooks_beyond(CallbackList)
+                or any(cb.reads_batch_metrics() for cb in self.callbacks))
+
+    def reads_batch_metrics_at(self, batch: int) -> bool:
+        return any(cb.reads_batch_metrics_at(batch) for cb in self.callbacks)
 
     on_batch_begin, on_batch_end = on_train_batch_begin, on_train_batch_end
 

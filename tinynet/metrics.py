@@ -596,10 +596,6 @@ class _Ranks(NamedTuple):
     negatives: np.ndarray
     twice_u: int | None = None
 
-    @classmethod
-    def of(cls, scores: np.ndarray, positive: np.ndarray) -> "_Ranks":
-        return cls(np.sort(scores[positive]), np.sort(scores[~positive]))
-
     def pairs(self) -> int:
         """``twice_u``, counted now if it was not."""
         return _twice_pairs(self.positives, self.negatives) if self.twice_u is None \
@@ -623,6 +619,44 @@ class _Ranks(NamedTuple):
 
     def has_nan(self) -> bool:  # NaN sorts last
         return any(len(s) and np.isnan(s[-1]) for s in (self.positives, self.negatives))
+
+
+class _Scores(NamedTuple):
+    """Batches' AUC state before ranking: their ``scores`` (n, columns), in
+    float64, and the integer ``labels`` (n,); column ``c`` of a one-vs-rest
+    AUC has the positives ``labels == c``, the one column of a binary AUC
+    ``labels == 1``. Ranking waits until a value or a merge asks
+    (:func:`_ranked`), so a batch costs no sort and many batches are ranked
+    in one sort (:meth:`AUC.merge_all`)."""
+
+    scores: np.ndarray
+    labels: np.ndarray
+
+    @classmethod
+    def join(cls, batches: list) -> "_Scores":
+        return cls(np.concatenate([b.scores for b in batches]),
+                   np.concatenate([b.labels for b in batches]))
+
+
+def _ranked(scores: _Scores, binary: bool) -> tuple:
+    """One :class:`_Ranks` per column of ``scores``, every column sorted in
+    one NumPy call: row ``c`` of the first of two ``(columns, n)`` arrays
+    holds column ``c``'s scores of its positives and NaN at its negatives,
+    the second the reverse, and a sort along the rows puts a side's scores
+    first, ascending, and the NaN last; the first ``count`` of a row are
+    that side's sorted scores (a side's own NaN score, a diverged model's,
+    sorts among the fillers, and NaN it is: the AUC is NaN either way).
+    The same values, in the same order up to that of 0.0 and -0.0, as a
+    sort of each column's sides apart."""
+    n, width = scores.scores.shape
+    classes = np.ones(1, dtype=np.int64) if binary else np.arange(width)
+    positive = scores.labels == classes[:, None]  # (columns, n)
+    by_column = scores.scores.T
+    sides = np.sort(np.stack([np.where(positive, by_column, np.nan),
+                              np.where(positive, np.nan, by_column)]), axis=-1)
+    # (copies of the sides: views would keep both rows of all n alive)
+    return tuple(_Ranks(pos[:count].copy(), neg[:n - count].copy()) for pos, neg, count
+                 in zip(sides[0], sides[1], positive.sum(axis=1).tolist()))
 
 
 class AUC(Metric):
@@ -669,11 +703,13 @@ class AUC(Metric):
     diverged model) give NaN.
 
     The state (per class for one-vs-rest) is the scores themselves, those of
-    the positives and those of the negatives each sorted (:class:`_Ranks`),
-    so an epoch's AUC is exact: the AUC of all its samples, whatever the
-    batches and their order. :meth:`result` follows scikit-learn's curve
-    step by step (a sort and a pass over all the samples so far), to its
-    last digit. The running value ``fit`` shows after each batch
+    the positives and those of the negatives each sorted (:class:`_Ranks`;
+    a batch's, :class:`_Scores`, wait unsorted until a value or a merge
+    asks, and the batches of an epoch are then sorted together, every
+    column in one NumPy sort: :func:`_ranked`), so an epoch's AUC is exact:
+    the AUC of all its samples, whatever the batches and their order.
+    :meth:`result` follows scikit-learn's curve step by step (a sort and a
+    pass over all the samples so far), to its last digit. The running value ``fit`` shows after each batch
     (:meth:`running_result`) is the double sum above instead, kept as an
     integer count of pairs: merging a batch of :math:`b` samples counts its
     pairs with the samples so far by binary search,
@@ -700,38 +736,57 @@ class AUC(Metric):
                              f"(n,), received {pred.shape}")
         labels = _class_targets(target, pred, self.name)
         _check_samples(len(labels), self.name)
-        if _is_binary_output(pred):  # (binary, (ranks,))
-            return True, (_Ranks.of(pred.reshape(-1).astype(np.float64), labels == 1),)
+        if _is_binary_output(pred):  # (binary, scores of one column)
+            return True, _Scores(pred.reshape(-1, 1).astype(np.float64), labels)
         scores = pred.astype(np.float64)
         if self.from_logits:
             scores = softmax(scores)
-        return False, tuple(_Ranks.of(scores[:, c], labels == c) for c in range(pred.shape[1]))
+        return False, _Scores(scores, labels)
 
     holds_samples = True
 
     def merge(self, state, other):
         self._check_columns(state, other)
-        return state[0], tuple(a.merge(b) for a, b in zip(state[1], other[1]))
+        return state[0], tuple(a.merge(b) for a, b in zip(self._ranks(state),
+                                                          self._ranks(other)))
 
     def merge_all(self, states: list):
         """Two states by :meth:`merge` (a batch into the epoch so far: its
-        pairs by binary search); more at once (:meth:`_Ranks.merge_all`)."""
+        pairs by binary search); more at once: the batches not yet ranked
+        (:class:`_Scores`) in one sort (:func:`_ranked`), merged with any
+        ranked state by :meth:`_Ranks.merge_all`."""
         if len(states) <= 2:
             return super().merge_all(states)
         for other in states[1:]:
             self._check_columns(states[0], other)
-        return states[0][0], tuple(_Ranks.merge_all([s[1][c] for s in states])
-                                   for c in range(len(states[0][1])))
+        binary = states[0][0]
+        waiting = [s[1] for s in states if isinstance(s[1], _Scores)]
+        ranked = [s[1] for s in states if not isinstance(s[1], _Scores)]
+        if waiting:
+            ranked.append(_ranked(_Scores.join(waiting), binary))
+        return binary, ranked[0] if len(ranked) == 1 else tuple(
+            _Ranks.merge_all(list(column)) for column in zip(*ranked))
+
+    def _ranks(self, state) -> tuple:
+        """The :class:`_Ranks` of each column of ``state``."""
+        binary, columns = state
+        return _ranked(columns, binary) if isinstance(columns, _Scores) else columns
+
+    @staticmethod
+    def _width(state) -> int:
+        columns = state[1]
+        return columns.scores.shape[1] if isinstance(columns, _Scores) else len(columns)
 
     def _check_columns(self, state, other) -> None:
-        if state[0] != other[0] or len(state[1]) != len(other[1]):
+        if state[0] != other[0] or self._width(state) != self._width(other):
             raise ValueError(f"{self.name} expected every batch's predictions of one shape, "
-                             f"received {len(state[1])} and then {len(other[1])} columns")
+                             f"received {self._width(state)} and then {self._width(other)} "
+                             f"columns")
 
     def _columns(self, state, value) -> float:
         """The mean over the columns of ``value(ranks)``, after the check
         that each holds positives and negatives."""
-        binary, columns = state
+        binary, columns = state[0], self._ranks(state)
         n = len(columns[0].positives) + len(columns[0].negatives)
         _check_samples(n, self.name)
         values = []
@@ -895,10 +950,15 @@ class MetricStates:
     (:meth:`Metric.merge_all`: one sort of an AUC's scores, where merging
     batch by batch copies the epoch's so far at every batch). ``results``
     are kept until the next ``add``: ``fit``'s last batch and the epoch's
-    record read the exact values once."""
+    record read the exact values once.
 
-    def __init__(self, metrics):
+    ``epoch_samples`` (``fit``'s accumulators: the samples an epoch adds)
+    makes :meth:`batch_logs` give running values until they are all in,
+    the exact ones then."""
+
+    def __init__(self, metrics, epoch_samples: int | None = None):
         self.metrics = list(metrics)
+        self.epoch_samples = epoch_samples
         self._states: list = [None] * len(self.metrics)
         self._pending: list[list] = [[] for _ in self.metrics]
         self._results: dict = {}  # {running: results} since the last add
@@ -935,6 +995,18 @@ class MetricStates:
         them). Empty before any sample."""
         return {m.name: functools.partial(self._result, m.name, running)
                 for m in self.metrics} if self.samples else {}
+
+    def batch_logs(self, prefix: str = "") -> dict:
+        """What a ``fit`` step logs of the metrics after its batch is added:
+        ``{prefix + name: deferred value}`` (:meth:`deferred`, computed only
+        if read), running values while the epoch's samples are not all in
+        (:attr:`epoch_samples`), the exact ones at its last batch -- which
+        :func:`~tinynet.training.fit_loop` computes for the epoch's logs and
+        the trainer's record of the epoch reads again, kept. ``Sequential``
+        and the multi-task models' ``fit`` (``prefix`` ``"<task>/"``) log
+        theirs so."""
+        running = self.epoch_samples is None or self.samples < self.epoch_samples
+        return {prefix + name: value for name, value in self.deferred(running).items()}
 
     def _result(self, name: str, running: bool) -> float:
         return self.results(running)[name]

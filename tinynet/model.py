@@ -81,7 +81,8 @@ class _EpochMetrics(Callback):
     which the epoch's record replaces here."""
 
     def on_epoch_begin(self, epoch, logs=None):
-        self.model._epoch_metrics = metrics_mod.MetricStates(self.model.metrics)
+        self.model._epoch_metrics = metrics_mod.MetricStates(self.model.metrics,
+                                                             self.params["n_samples"])
 
     def on_epoch_end(self, epoch, logs=None):
         states = self.model._epoch_metrics
@@ -729,10 +730,9 @@ class Sequential(Layer):
             # (the epoch's last batch logs the exact values; the others the running
             # ones, equal up to rounding, whose cost does not grow with the epoch),
             # deferred: computed only if read, by a callback reading the batch logs'
-            # metrics (the live bar; fit_loop) or from the epoch's logs
+            # metrics (the live bar when it draws; fit_loop) or from the epoch's logs
             self._epoch_metrics.add(pred, y_batch)
-            logs.update(self._epoch_metrics.deferred(
-                running=self._epoch_metrics.samples < len(x)))
+            logs.update(self._epoch_metrics.batch_logs())
             # the epoch's loss: the batches' weighted means, each by its total weight
             return logs, {"loss": losses_mod.batch_weight(self.loss, len(idx)),
                           **running_values}

@@ -6,6 +6,9 @@
   bar per epoch, redrawn in place with ``\\r`` at most ``max_rate`` times a
   second, showing batches done / total, the ETA and the running loss and
   metrics; the epoch's final line (with time and validation metrics) stays.
+  ``fit`` computes the running metrics only for the batches the bar draws
+  (:meth:`ProgressBar.reads_batch_metrics_at`), unless another callback
+  reads them after every batch.
 * ``verbose=1`` on a non-terminal (a file, a CI log, ``io.StringIO``) or
   ``verbose=2``: one line per epoch.
 * ``verbose=0``: nothing (``fit`` does not add the callback).
@@ -106,6 +109,7 @@ class ProgressBar(Callback):
         self._last_len = 0
         self._epoch_label = ""
         self._done = 0
+        self._asked = None  # (batch, _draw_time(batch)) of reads_batch_metrics_at
         self._out = stream
 
     def on_train_begin(self, logs=None):
@@ -124,21 +128,42 @@ class ProgressBar(Callback):
         self._last_len = 0
         self._epoch_label = f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}"
         self._done = 0
+        self._asked = None
 
     def reads_batch_metrics(self) -> bool:
-        # (one line per epoch reads only the epoch's logs)
-        return self._live or self._batch_hooks_beyond(ProgressBar)
+        # not on every batch: the live bar reads them on the batches it draws
+        # (reads_batch_metrics_at), one line per epoch only the epoch's logs
+        return self._batch_hooks_beyond(ProgressBar)
 
-    def on_batch_end(self, batch, logs=None):
-        self._done = batch + 1
+    def reads_batch_metrics_at(self, batch: int) -> bool:
+        """Whether the live bar draws after ``batch`` (so that ``fit``
+        computes the running metrics for the ~``max_rate`` batches a second it
+        shows, not for every batch). The answer is kept for this batch's
+        :meth:`on_batch_end`, which draws exactly then: the clock is read once
+        a batch, whoever asks first."""
+        self._asked = (batch, self._draw_time(batch))
+        return self._asked[1] is not None
+
+    def _draw_time(self, batch: int):
+        """The clock's time if the live bar draws after ``batch``, else None
+        (not live; too soon after the last drawing; the epoch's last batch,
+        whose full bar the epoch's end draws)."""
         if not self._live:
-            return
+            return None
         now = self.clock()
         steps = self.params.get("steps") or 0
         if batch + 1 >= steps or now - self._last_draw < self.min_interval:
-            return  # the epoch's end draws the full bar
+            return None
+        return now
+
+    def on_batch_end(self, batch, logs=None):
+        self._done = batch + 1
+        asked, self._asked = self._asked, None
+        now = asked[1] if asked is not None and asked[0] == batch else self._draw_time(batch)
+        if now is None:
+            return
         self._last_draw = now
-        done = batch + 1
+        done, steps = batch + 1, self.params.get("steps") or 0
         elapsed = now - self._epoch_start
         eta = elapsed / done * (steps - done) if steps else 0.0
         self._draw(f"{self._bar(done, steps)} ETA {format_seconds(eta)}"

@@ -32,12 +32,17 @@ value so far of a metric the model accumulates over the epoch
 a mean of batch scores), logged as it is. A running value may be
 deferred: given as a function of no arguments that computes it, called only
 when something reads it -- the batch logs when a callback reads their
-metrics (:meth:`~tinynet.callbacks.Callback.reads_batch_metrics`: the live
-progress bar, a callback of the user's with a batch hook), and the epoch's
-logs -- so that an epoch at ``verbose=0`` pays for none of the values
-between (``Sequential.fit`` defers them; the multi-task models' ``fit``
-does not yet). (The loss is never deferred: :class:`~tinynet.callbacks.TerminateOnNaN`
-reads it after every batch.) Such accumulators start afresh in the
+metrics (:meth:`~tinynet.callbacks.Callback.reads_batch_metrics`: a
+callback of the user's with a batch hook, after every batch;
+:meth:`~tinynet.callbacks.Callback.reads_batch_metrics_at`: the live
+progress bar, after the batches it draws), and the epoch's logs -- so that
+an epoch at ``verbose=0`` pays for none of the values between, and one
+under a live bar only for those of the ~10 batches a second it draws
+(``Sequential.fit`` and the multi-task models' ``fit`` defer them, each
+running value exact at the epoch's last batch:
+:meth:`tinynet.metrics.MetricStates.batch_logs`). (The loss is never
+deferred: :class:`~tinynet.callbacks.TerminateOnNaN` reads it after every
+batch.) Such accumulators start afresh in the
 ``on_epoch_begin`` of a callback the trainer puts first (and are dropped at
 ``on_train_end``), as ``Sequential.fit`` and the multi-task models' ``fit``
 do: the loop itself knows nothing of them. ``model`` only needs a
@@ -339,7 +344,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     model.stop_reason = None
     cbs.on_train_begin()
     # (asked after on_train_begin: a progress bar knows then if it draws live)
-    batch_metrics_read = cbs.reads_batch_metrics()
+    every_batch_reads = cbs.reads_batch_metrics()
     logs = None  # what on_train_end receives: the last epoch's logs, as Keras
     looked = False  # whether anything trains: asked at the first step, after the callbacks
     for epoch in range(initial_epoch, epochs):
@@ -356,7 +361,10 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
                 _warn_if_nothing_trains(model)
                 looked = True
             running.add(*_logs_and_weights(train_step(idx), len(idx)))
-            cbs.on_train_batch_end(batch, running.means(deferred=batch_metrics_read))
+            # the running metrics for a callback that reads them after every
+            # batch, or after this one (the live bar, on the batches it draws)
+            read = every_batch_reads or cbs.reads_batch_metrics_at(batch)
+            cbs.on_train_batch_end(batch, running.means(deferred=read))
             if model.stop_training:
                 break
         logs = running.means()

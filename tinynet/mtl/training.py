@@ -476,9 +476,11 @@ class MultiTaskTraining:
     def _task_metrics(self, outs, y, masks, idx=None, states=None) -> dict:
         """``{"<task>/<metric>": value}`` on the labelled samples of ``outs``;
         with ``states`` (one :class:`~tinynet.metrics.MetricStates` per task,
-        fit's epoch accumulators) the batch is added to them and nothing is
-        returned (:class:`_TaskEpochs` logs their results). A task without
-        a labelled sample here has no metric value (not 0)."""
+        fit's epoch accumulators) the batch is added to them and the values
+        are those of the task's labelled samples of the epoch so far,
+        deferred (:meth:`~tinynet.metrics.MetricStates.batch_logs`: computed
+        only if read, as ``Sequential.fit``'s). A task without a labelled
+        sample here (so far, with ``states``) has no metric value (not 0)."""
         logs = {}
         for i, (task, out) in enumerate(zip(self.output_names, outs)):
             if not self.metrics[task]:
@@ -490,13 +492,15 @@ class MultiTaskTraining:
                 out, target = out[keep], target[keep]
             if states is not None:
                 states[i].add(out, target)
+                logs.update(states[i].batch_logs(f"{task}/"))
             elif len(out):
                 logs.update({f"{task}/{metric.name}": metric(out, target)
                              for metric in self.metrics[task]})
         return logs
 
     def train_step(self, xs, y, masks, idx, weights=None) -> dict:
-        """One update on samples ``idx``; returns the logs of the batch."""
+        """One update on samples ``idx``; returns the logs of the batch (in
+        ``fit``, its metrics the epoch's so far, deferred: :meth:`_task_metrics`)."""
         outs = self.forward_all([a[idx] for a in xs], training=True)
         values, grads, counts = self._task_losses(outs, y, masks, idx, weights)
         # each task loss's denominator: its labelled samples, weighted (the
@@ -659,9 +663,14 @@ class MultiTaskTraining:
                 return self._evaluate_data(*val, max(batch_size, 256), sum_batch=batch_size)
 
         # First, so that the user's callbacks and History see its epoch means.
-        callbacks = [_TaskEpochs()] + as_callback_list(callbacks, "fit")
+        callbacks = [_TaskEpochs([n if masks[t] is None else int(masks[t].sum())
+                                  for t in self.output_names])] + as_callback_list(callbacks,
+                                                                                  "fit")
+        # the metrics are running values of the epoch so far (fit_loop logs them as they are)
+        running = {f"{t}/{m.name}": None for t in self.output_names for m in self.metrics[t]}
         # Kept on the model too, as Sequential (and Keras) do.
-        self.history = fit_loop(self, lambda idx: self.train_step(xs, ys, masks, idx, weights), n,
+        self.history = fit_loop(self, lambda idx: (self.train_step(xs, ys, masks, idx, weights),
+                                                   running), n,
                                 epochs=epochs, batch_size=batch_size, shuffle=shuffle,
                                 seed=seed, initial_epoch=initial_epoch, validate=validate,
                                 callbacks=callbacks, verbose=verbose, stream=stream,
@@ -722,24 +731,36 @@ class _TaskEpochs(Callback):
     (the live progress bar) and the epoch logs alike; the weighting's input.
 
     ``fit_loop`` weights each batch's logs by the batch size, which would count
-    a batch without labels of a task as a loss (and accuracy) of 0 for it.
-    Here, after every batch and at the epoch's end, every ``"<task>/..."``
-    running mean is replaced by the mean weighted by the task's labelled
-    samples per batch, each metric by its value on the task's labelled
-    samples of the epoch so far (its running value within the epoch, equal up
-    to rounding, :meth:`tinynet.metrics.Metric.running_result`; the exact one
-    at the epoch's end), and ``"loss"`` by the sum of those task losses
-    (:meth:`_exact`), so that what the bar shows within an epoch is the
-    quantity the epoch logs record. At the epoch's end the task losses also
-    go to the weighting (DWA needs them; NaN for a task without a labelled
-    sample in the epoch, possible only if it stopped early).
+    a batch without labels of a task as a loss of 0 for it. Here, after every
+    batch and at the epoch's end, every ``"<task>/..."`` loss (and weight)
+    mean is replaced by the mean weighted by the task's labelled samples per
+    batch, and ``"loss"`` by the sum of those task losses (:meth:`_exact`),
+    so that what the bar shows within an epoch is the quantity the epoch
+    logs record. The metrics are the step's: the values of the task's
+    ``labelled`` samples of the epoch so far (the epoch's accumulators,
+    :class:`~tinynet.metrics.MetricStates`, started here), running values
+    within the epoch and the exact ones at its last batch, deferred as
+    ``Sequential.fit``'s, so computed after a batch only if a callback reads
+    them (this one does not); the epoch logs get the exact ones here. At the
+    epoch's end the task losses also go to the weighting (DWA needs them;
+    NaN for a task without a labelled sample in the epoch, possible only if
+    it stopped early).
     """
+
+    def __init__(self, labelled: list):
+        super().__init__()
+        self.labelled = labelled  # each task's labelled samples of an epoch
+
+    def reads_batch_metrics(self) -> bool:
+        # (its batch hook rewrites the losses, not the metrics)
+        return self._batch_hooks_beyond(_TaskEpochs)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.model._epoch_task_means = [RunningMeans() for _ in self.model.output_names]
         self.model._epoch_task_losses = [RunningMeans() for _ in self.model.output_names]
-        self.model._epoch_task_metrics = [metrics_mod.MetricStates(self.model.metrics[t])
-                                          for t in self.model.output_names]
+        self.model._epoch_task_metrics = [metrics_mod.MetricStates(self.model.metrics[t], count)
+                                          for t, count in zip(self.model.output_names,
+                                                              self.labelled)]
 
     def _exact(self, logs, epoch_end: bool = False) -> np.ndarray:
         """Rewrite ``logs`` in place (see the class docstring); return the task
@@ -754,8 +775,9 @@ class _TaskEpochs(Callback):
         for i, (task, means, losses, states) in enumerate(zip(
                 model.output_names, model._epoch_task_means or (),
                 model._epoch_task_losses or (), model._epoch_task_metrics or ())):
+            # (the metrics within an epoch: the step's logs, computed if read)
             task_means = {**losses.means(), **means.means(),
-                          **states.results(running=not epoch_end)}
+                          **(states.results() if epoch_end else {})}
             missing = ["loss", "weight"] + [m.name for m in model.metrics[task]] \
                 if not means.count else [] if losses.count else ["loss"]
             for name in missing:  # no labelled sample so far (of weight > 0, for the loss)
