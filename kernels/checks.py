@@ -44,14 +44,22 @@ __all__ = ["checked", "check_count", "check_pair", "check_shape", "check_float_a
            "check_indices", "check_shapes", "check_writable"]
 
 
-def checked(check):
+def checked(check, passes_on: bool = False):
     """Decorator: the function, called after ``check(*args, **kwargs)`` (which
     raises on a bad argument); the unchecked function stays reachable as the
-    result's ``.trusted``, for callers that made or checked the arguments."""
+    result's ``.trusted``, for callers that made or checked the arguments.
+
+    With ``passes_on``, ``check`` returns every argument as it checked it
+    (a tuple, in the function's order: arrays for lists, tuples of ints for
+    pairs...), and the function receives those in place of the ones given:
+    a kernel and its NumPy reference then see the same values, so that an
+    argument the check accepts runs alike on either backend."""
     def wrap(trusted):
         @functools.wraps(trusted)
         def public(*args, **kwargs):
-            check(*args, **kwargs)
+            normal = check(*args, **kwargs)
+            if passes_on:
+                return trusted(*normal)
             return trusted(*args, **kwargs)
         public.trusted = trusted
         return public
