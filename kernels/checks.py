@@ -41,17 +41,25 @@ import operator
 import numpy as np
 
 __all__ = ["checked", "check_count", "check_pair", "check_shape", "check_float_array",
-           "check_indices", "check_shapes", "check_writable"]
+           "check_matrix", "check_out", "check_indices", "check_shapes", "check_writable"]
 
 
-def checked(check):
+def checked(check, passes_on: bool = False):
     """Decorator: the function, called after ``check(*args, **kwargs)`` (which
     raises on a bad argument); the unchecked function stays reachable as the
-    result's ``.trusted``, for callers that made or checked the arguments."""
+    result's ``.trusted``, for callers that made or checked the arguments.
+
+    With ``passes_on``, ``check`` returns every argument as it checked it
+    (a tuple, in the function's order: arrays for lists, tuples of ints for
+    pairs...), and the function receives those in place of the ones given:
+    a kernel and its NumPy reference then see the same values, so that an
+    argument the check accepts runs alike on either backend."""
     def wrap(trusted):
         @functools.wraps(trusted)
         def public(*args, **kwargs):
-            check(*args, **kwargs)
+            normal = check(*args, **kwargs)
+            if passes_on:
+                return trusted(*normal)
             return trusted(*args, **kwargs)
         public.trusted = trusted
         return public
@@ -107,6 +115,25 @@ def check_float_array(x, who: str, what: str) -> np.ndarray:
         raise TypeError(f"{who} expected {what} of dtype float32 or float64, "
                         f"received {x.dtype}")
     return x
+
+
+def check_matrix(x, who: str, what: str) -> None:
+    """``x`` is a 2-D float32 or float64 ndarray (else a ValueError, or a
+    TypeError for the dtype): the products read it as it is, unconverted."""
+    if not isinstance(x, np.ndarray) or x.ndim != 2:
+        raise ValueError(f"{who} expected {what} as a 2-D array, received "
+                         f"{getattr(x, 'shape', type(x).__name__)}")
+    if x.dtype not in (np.float32, np.float64):
+        raise TypeError(f"{who} expected {what} of dtype float32 or float64, received {x.dtype}")
+
+
+def check_out(out, shape: tuple, dtype, who: str, what: str = "out") -> None:
+    """``out``, an array a kernel writes into, is C-contiguous, writable and
+    of ``shape`` and ``dtype``, else a ValueError naming it."""
+    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        raise ValueError(f"{who} expected {what} as a C-contiguous {dtype} array of shape "
+                         f"{shape}, received {out.dtype} {out.shape}")
+    check_writable(who, **{what: out})
 
 
 def check_indices(index, upper: int, who: str, what: str) -> np.ndarray:

@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import check_float_array, check_shapes, check_writable, checked
+from .checks import (check_float_array, check_matrix, check_out, check_shapes, check_writable,
+                     checked)
 from .activations import (IDENTITY, _check_code, act_backward_ref, act_forward_ref,
                           act_grad_rows, bias_act_rows, check_saved, needs_input)
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
@@ -202,9 +203,26 @@ def bias_grad(g, db):
 def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=None,
                     g_out=None, dx_out=None):
     """Checks of :func:`dense_backward` and its reference: those of
-    :func:`act_grad_bias` on the arrays it is given (the products that
-    follow check x, w, dw and dx_out on their own)."""
+    :func:`act_grad_bias` on the arrays it is given, then x (batch, in) and
+    w (in, units) for dy (batch, units), in dy's dtype, and dw (and dx_out
+    when given) as the arrays written: C-ordered, writable, w's (x's) shape
+    and dtype. The kernel's products would refuse most of these with their
+    own words, and the reference's ``@`` with NumPy's (or accept a w of the
+    wrong rows, returning a dx not of x's shape): one check says it alike."""
+    who = "dense_backward"
     _check_act_grad_bias(dy, y, z, code, alpha, g_out, db)
+    dy = np.asarray(dy)
+    check_matrix(x, who, "x")
+    check_matrix(w, who, "w")
+    if x.dtype != dy.dtype or w.dtype != dy.dtype:
+        raise TypeError(f"{who} expected x and w of dy's dtype {dy.dtype}, received "
+                        f"{x.dtype} and {w.dtype}")
+    if x.shape[0] != dy.shape[0] or w.shape != (x.shape[1], dy.shape[1]):
+        raise ValueError(f"{who} expected x (batch, in) and w (in, units) for dy of shape "
+                         f"(batch, units) {dy.shape}, received {x.shape} and {w.shape}")
+    check_out(dw, w.shape, dy.dtype, who, "dw")
+    if need_dx and dx_out is not None:
+        check_out(dx_out, x.shape, dy.dtype, who, "dx_out")
 
 
 @checked(_check_backward)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import blas_product, use_blas
-from .checks import check_writable
+from .checks import check_matrix, check_out
 from .config import NUMBA_ENABLED, njit, num_threads, prange
 
 __all__ = ["gemm_nn", "transpose_into", "matmul", "matmul_tn", "matmul_nt", "numba_matmul",
@@ -187,17 +187,9 @@ def transpose_into(src, dst, n_chunks):
 
 
 # ------------------------------------------------------------------ wrappers
-def _check_2d(x, who, what):
-    if not isinstance(x, np.ndarray) or x.ndim != 2:
-        raise ValueError(f"{who} expected {what} as a 2-D array, received "
-                         f"{getattr(x, 'shape', type(x).__name__)}")
-    if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{who} expected {what} of dtype float32 or float64, received {x.dtype}")
-
-
 def _prepare(a, b, who, a_shape_k, b_shape_k):
-    _check_2d(a, who, "a")
-    _check_2d(b, who, "b")
+    check_matrix(a, who, "a")
+    check_matrix(b, who, "b")
     if a.dtype != b.dtype:
         raise TypeError(f"{who} expected a and b of one dtype, received {a.dtype} and {b.dtype}")
     if a_shape_k != b_shape_k:
@@ -207,10 +199,7 @@ def _prepare(a, b, who, a_shape_k, b_shape_k):
 def _out(out, shape, dtype, who):
     if out is None:
         return np.empty(shape, dtype)
-    if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
-        raise ValueError(f"{who} expected out as a C-contiguous {dtype} array of shape {shape}, "
-                         f"received {out.dtype} {out.shape}")
-    check_writable(who, out=out)
+    check_out(out, shape, dtype, who)
     return out
 
 

@@ -36,7 +36,7 @@ from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, prange, reduce_blocks, spl
 
 __all__ = ["batchnorm_forward", "batchnorm_backward", "layernorm_forward",
            "layernorm_backward", "batchnorm_forward_ref", "batchnorm_backward_ref",
-           "layernorm_forward_ref", "layernorm_backward_ref"]
+           "layernorm_forward_ref", "layernorm_backward_ref", "standardise_ref"]
 
 
 def _chunks(n_split, size):
@@ -221,13 +221,17 @@ def _mean_of_squares(a, axis):
     return mean.reshape([1 if i in axes else n for i, n in enumerate(a.shape)])
 
 
-def _standardise_ref(x, axis, eps, centre_dtype):
-    """``(x_hat, inv_std, mean, var)`` over ``axis`` (kept), in x's dtype, as
-    the kernels compute them: sums and squares in float64, the centred values
+def standardise_ref(x, axis, eps, centre_dtype):
+    """``(x_hat, inv_std, mean, var)`` over ``axis`` (an int or a tuple; kept),
+    in x's dtype, as the kernels compute them: sums and squares in float64, the centred values
     in ``centre_dtype`` (BatchNorm's kernel: x's dtype; LayerNorm's: float64).
     With float32 sums, large values overflowed where the kernels' did not
     (LayerNorm of a row [3e38, 1e38, 2e38] gave NaN); with float32 squares,
-    BatchNorm of values ~1e20 had a variance of inf and output beta."""
+    BatchNorm of values ~1e20 had a variance of inf and output beta.
+
+    Public, for callers that standardise arrays of any shape where the
+    kernels do not run (another dtype, the NumPy backend), so that they
+    compute the statistics exactly as the references here do."""
     mean = x.mean(axis=axis, keepdims=True, dtype=np.float64).astype(centre_dtype)
     centred = x - mean
     var = _mean_of_squares(centred, axis)
@@ -239,7 +243,7 @@ def _standardise_ref(x, axis, eps, centre_dtype):
 @checked(_bn_forward_checks)
 def batchnorm_forward_ref(x, gamma, beta, eps):
     """NumPy reference of :func:`batchnorm_forward`."""
-    x_hat, inv_std, mean, var = _standardise_ref(x, 0, eps, x.dtype)
+    x_hat, inv_std, mean, var = standardise_ref(x, 0, eps, x.dtype)
     return x_hat * gamma + beta, x_hat, inv_std[0], mean[0], var[0]
 
 
@@ -346,7 +350,7 @@ def layernorm_backward(dy, x_hat, inv_std, gamma, dgamma, dbeta):
 @checked(_ln_forward_checks)
 def layernorm_forward_ref(x, gamma, beta, eps):
     """NumPy reference of :func:`layernorm_forward`."""
-    x_hat, inv_std, _, _ = _standardise_ref(x, 1, eps, np.float64)
+    x_hat, inv_std, _, _ = standardise_ref(x, 1, eps, np.float64)
     return x_hat * gamma + beta, x_hat, inv_std[:, 0]
 
 

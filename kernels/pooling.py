@@ -291,10 +291,9 @@ def _check_forward(who):
     """The public functions' checks of a forward call: float x, positive ints
     for the pool and strides (a pool of 0 read past the input), the pads."""
     def check(x, pool, strides, pads=NO_PADS):
-        check_float_array(x, who, "x")
+        x = check_float_array(x, who, "x")
         pool = check_pair(pool, who, "pool")
-        check_pair(strides, who, "strides")
-        _check_pads(pads, pool, who)
+        return x, pool, check_pair(strides, who, "strides"), _check_pads(pads, pool, who)
     return check
 
 
@@ -312,10 +311,10 @@ def _check_backward(dy, arg, x_shape, pool, strides, pads, who="max pooling back
 def _check_backward_args(who):
     def check(dy, x_shape, pool, strides, pads=NO_PADS):
         pool = check_pair(pool, who, "pool")
-        check_pair(strides, who, "strides")
+        strides = check_pair(strides, who, "strides")
         pads = _check_pads(pads, pool, who)
         x_shape = check_shape(x_shape, who, "x_shape", "batch, height, width, channels")
-        return check_float_array(dy, who, "dy"), x_shape, pool, pads
+        return check_float_array(dy, who, "dy"), x_shape, pool, strides, pads
     return check
 
 
@@ -324,8 +323,9 @@ def _check_maxpool_backward(dy, arg, x_shape, pool, strides, pads=NO_PADS):
     shapes, and every ``arg`` an integer in ``[0, ph * pw)`` that points at
     a real pixel -- the kernel writes ``dx`` where ``arg`` points, unchecked."""
     who = "max pooling backward"
-    dy, x_shape, (ph, pw), pads = _check_backward_args(who)(dy, x_shape, pool, strides, pads)
-    arg = np.asarray(arg)
+    dy, x_shape, pool, strides, pads = _check_backward_args(who)(dy, x_shape, pool, strides,
+                                                                 pads)
+    (ph, pw), arg = pool, np.asarray(arg)
     _check_backward(dy, arg, x_shape, pool, strides, pads)
     check_indices(arg, ph * pw, who, f"arg (indices into {ph}x{pw} windows)")
     if pads != NO_PADS and arg.size:
@@ -336,16 +336,19 @@ def _check_maxpool_backward(dy, arg, x_shape, pool, strides, pads=NO_PADS):
             raise ValueError(f"{who} expected arg (indices into {ph}x{pw} windows) to point "
                              f"at real pixels, received some that point into the padding "
                              f"{pads}")
+    return dy, arg, x_shape, pool, strides, pads
 
 
 def _check_avgpool_backward(dy, x_shape, pool, strides, pads=NO_PADS):
     who = "average pooling backward"
-    dy, x_shape, pool, pads = _check_backward_args(who)(dy, x_shape, pool, strides, pads)
+    dy, x_shape, pool, strides, pads = _check_backward_args(who)(dy, x_shape, pool, strides,
+                                                                 pads)
     _check_backward(dy, None, x_shape, pool, strides, pads, who)
+    return dy, x_shape, pool, strides, pads
 
 
 # ------------------------------------------------------------- max pooling
-@checked(_check_forward("max pooling"))
+@checked(_check_forward("max pooling"), passes_on=True)
 def maxpool_forward(x, pool, strides, pads=NO_PADS):
     """``(y, arg)``: the window maxima of ``x`` and where each came from.
 
@@ -391,7 +394,7 @@ def _tiled_coverage(dy_shape, pool, pads):
     return dy_shape[1] * pool[0] - pads[0][0], dy_shape[2] * pool[1] - pads[1][0]
 
 
-@checked(_check_maxpool_backward)
+@checked(_check_maxpool_backward, passes_on=True)
 def maxpool_backward(dy, arg, x_shape, pool, strides, pads=NO_PADS):
     """``dx`` of shape ``x_shape``: each ``dy`` added at its window's maximum.
 
@@ -414,7 +417,7 @@ def maxpool_backward(dy, arg, x_shape, pool, strides, pads=NO_PADS):
     return dx
 
 
-@checked(_check_forward("max pooling"))
+@checked(_check_forward("max pooling"), passes_on=True)
 def maxpool_forward_ref(x, pool, strides, pads=NO_PADS):
     """NumPy reference of :func:`maxpool_forward` (which checks as it does)."""
     x = np.asarray(x)
@@ -438,7 +441,7 @@ def maxpool_forward_ref(x, pool, strides, pads=NO_PADS):
     return y, arg
 
 
-@checked(_check_maxpool_backward)
+@checked(_check_maxpool_backward, passes_on=True)
 def maxpool_backward_ref(dy, arg, x_shape, pool, strides, pads=NO_PADS):
     """NumPy reference of :func:`maxpool_backward` (which checks as it does)."""
     _check_backward(dy, arg, x_shape, pool, strides, pads)
@@ -456,7 +459,7 @@ def maxpool_backward_ref(dy, arg, x_shape, pool, strides, pads=NO_PADS):
 
 
 # --------------------------------------------------------- average pooling
-@checked(_check_forward("average pooling"))
+@checked(_check_forward("average pooling"), passes_on=True)
 def avgpool_forward(x, pool, strides, pads=NO_PADS):
     """``y`` of shape (N, Ho, Wo, C): each window's mean over its real pixels.
 
@@ -472,7 +475,7 @@ def avgpool_forward(x, pool, strides, pads=NO_PADS):
     return y
 
 
-@checked(_check_avgpool_backward)
+@checked(_check_avgpool_backward, passes_on=True)
 def avgpool_backward(dy, x_shape, pool, strides, pads=NO_PADS):
     """``dx`` of shape ``x_shape``: each ``dy`` shared among its window's real
     pixels (added where windows overlap). Checks its arguments."""
@@ -495,7 +498,7 @@ def _whole_image(x_shape, pool, pads):
     return pads == NO_PADS and tuple(pool) == tuple(x_shape[1:3])
 
 
-@checked(_check_forward("average pooling"))
+@checked(_check_forward("average pooling"), passes_on=True)
 def avgpool_forward_ref(x, pool, strides, pads=NO_PADS):
     """NumPy reference of :func:`avgpool_forward` (which checks as it does):
     a sum over the window offsets (the image's sum, for one window the size
@@ -512,7 +515,7 @@ def avgpool_forward_ref(x, pool, strides, pads=NO_PADS):
     return np.divide(total, counts, out=total)
 
 
-@checked(_check_avgpool_backward)
+@checked(_check_avgpool_backward, passes_on=True)
 def avgpool_backward_ref(dy, x_shape, pool, strides, pads=NO_PADS):
     """NumPy reference of :func:`avgpool_backward` (which checks as it does)."""
     _check_backward(dy, None, x_shape, pool, strides, pads, "average pooling backward")

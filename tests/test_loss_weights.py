@@ -195,6 +195,48 @@ def test_sum_and_none_agree_with_mean(kind):
                                            rel=1e-12)
 
 
+@pytest.mark.parametrize("scale", [1e307, 1e308, np.finfo(np.float64).max])
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_weighted_mean_whose_sums_overflow_is_the_mean_of_the_scaled_weights(kind, scale):
+    # called directly (fit and evaluate scale their weights first): weights
+    # near the largest float made sum(w) and sum(w l) inf, and the loss NaN;
+    # weights of finite sum (1e307: 3e307) times losses above 1 made sum(w l)
+    # inf, and the loss inf; the gradient was 0 or NaN
+    values, grads = [], []
+    for weight in (np.arange(1.0, 6.0) / 5 * scale, np.arange(1.0, 6.0) / 5):
+        loss, pred, target = make_loss_case(kind, np.random.default_rng(8), "mean")
+        if kind in ("mse", "mae", "huber"):
+            pred, target = 10 * pred, 10 * target
+        else:
+            pred = 10 * pred  # logits: losses above 1
+        values.append(loss.forward(pred, target, sample_weight=weight))
+        grads.append(loss.backward())
+        summed, *_ = make_loss_case(kind, np.random.default_rng(8), "sum")
+        with np.errstate(over="ignore"):
+            overflows = not np.isfinite(summed.forward(pred, target, sample_weight=weight))
+        assert overflows == (weight.max() > 1)  # the case, not an ordinary one
+    assert np.isfinite(values[0]) and values[0] == pytest.approx(values[1], rel=1e-13)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=0)
+    assert np.isfinite(loss.weight_total)  # the ordinary one, for a mean over batches
+
+
+def test_a_weighted_mean_that_overflows_its_sums_only_takes_the_rescaled_path(monkeypatch):
+    # ordinary weights keep the plain sums, to the bit: the rescaled path
+    # rounds differently
+    calls = []
+    rescaled = losses._rescaled_mean
+    monkeypatch.setattr(losses, "_rescaled_mean", lambda *a: calls.append(1) or rescaled(*a))
+    pred, target = np.random.default_rng(9).standard_normal((2, 4, 3))
+    for weight in ([1.0, 2.0, 0.0, 1e300], [1e-300, 1.0, 2.0, 3.0], None):
+        losses.MSE().forward(pred, target, sample_weight=weight)
+    assert calls == []
+    losses.MSE().forward(pred * 1e3, target, sample_weight=[1e308] * 4)
+    assert calls == [1]
+    with pytest.warns(RuntimeWarning, match="overflow"):  # an inf loss stays inf (not NaN)
+        assert losses.MSE().forward(np.full((4, 3), 1e200), target, sample_weight=[1e308] * 4) \
+            == np.inf
+
+
 def test_scalar_upstream_gradient_scales_and_backward_repeats():
     logits, labels = np.random.default_rng(7).standard_normal((4, 3)), [0, 1, 2, 0]
     for loss in (losses.CrossEntropy(), losses.CrossEntropy(reduction="sum"), losses.MSE()):

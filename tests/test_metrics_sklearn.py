@@ -704,6 +704,20 @@ def test_a_file_saved_with_a_metric_named_lr_still_loads_with_a_warning(tmp_path
     assert [m.name for m in again.metrics] == ["lr"]
 
 
+def test_a_file_saved_with_a_metric_named_like_a_validation_key_loads_with_a_warning(tmp_path):
+    # it loaded silently, and fit then logged the training value of one metric
+    # and the validation value of the other under "val_accuracy"
+    model = tn.Sequential([Dense(3, input_dim=3, seed=0)])
+    model._compile("adam", "cross_entropy", ["accuracy", metrics.Recall(name="val_accuracy")],
+                   ("loss",))
+    model.save(tmp_path / "m.npz")
+    with pytest.warns(UserWarning, match=r"saved metric\(s\) \['val_accuracy'\] are named "
+                                         r"like the validation keys fit logs for the saved "
+                                         r"metric\(s\) \['accuracy'\].*name='accuracy_val'"):
+        again = tn.load(tmp_path / "m.npz")
+    assert [m.name for m in again.metrics] == ["accuracy", "val_accuracy"]
+
+
 def _auc_r2_batches(seed):
     """Batches of scores with ties, 0.0 and -0.0, of two classes and of three
     (an AUC of each) and regression targets (R²)."""

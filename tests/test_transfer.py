@@ -652,6 +652,46 @@ def test_gradual_unfreezing_splits_keep_frozen_once_when_it_is_set():
     assert [names for _, names in cb.schedule] == [["head"]] * 3
 
 
+def test_gradual_unfreezing_keeps_keep_frozen_as_a_tuple_that_cannot_change_unseen():
+    # a list given was kept as it was, while what fit applies was split from
+    # it when set: appending to it afterwards changed cb.keep_frozen and
+    # nothing else
+    given = ["fc1"]
+    cb = transfer.GradualUnfreezing(keep_frozen=given)
+    given.append("fc2")  # the caller's list, not the callback's
+    assert cb.keep_frozen == ("fc1",)
+    with pytest.raises(AttributeError):
+        cb.keep_frozen.append("fc2")
+    model = mlp()
+    x, y = data()
+    model.compile(tn.optim.Adam(model.parameters(), lr=1e-2), loss="cross_entropy")
+    model.fit(x, y, epochs=3, batch_size=8, verbose=0, callbacks=[cb])
+    assert [names for _, names in cb.schedule] == [["head"], ["fc2", "head"], ["fc2", "head"]]
+    cb.keep_frozen = given  # set again: taken, and checked, as given
+    assert cb.keep_frozen == ("fc1", "fc2")
+    assert transfer.GradualUnfreezing(keep_frozen="fc1").keep_frozen == ("fc1",)
+    assert transfer.GradualUnfreezing().keep_frozen == ()
+
+
+@pytest.mark.parametrize("gradual", [False, True])
+def test_fine_tune_and_gradual_unfreezing_keep_layers_frozen_through_one_helper(
+        gradual, monkeypatch):
+    # phase 2 of fine_tune froze keep_frozen with a loop of its own
+    from tinynet.transfer import finetune
+    frozen = []
+    helper = finetune._freeze_kept
+    monkeypatch.setattr(finetune, "_freeze_kept",
+                        lambda layers: frozen.append([layer.name for layer in layers])
+                        or helper(layers))
+    x, y = data(n=32, d=6)
+    model, base = nested_bn_model(x)
+    transfer.fine_tune(model, x, y, head_epochs=1, epochs=2, gradual=gradual, batch_size=8)
+    # fc1 (frozen by the user) and the BatchNorm of the base: at phase 2's start, then
+    # when GradualUnfreezing begins and at each epoch
+    assert frozen == [["fc1", "bn"]] * (4 if gradual else 1)
+    assert not base.layers[1].trainable
+
+
 def test_gradual_unfreezing_leaves_model_dependent_references_to_fit():
     # names, negative indices and slices depend on the model: taken when made
     for kwargs in (dict(groups=["fc1", slice("fc2", None)]), dict(groups=[[-3], [-2, -1]]),

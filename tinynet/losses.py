@@ -28,7 +28,11 @@ sample :math:`i` (averaged over its elements), the value is the weighted mean
     L = \frac{\sum_i w_i \ell_i}{\sum_i w_i},
 
 so a mask averages over the masked-in samples only (what a multi-task model
-needs for missing labels). Targets of masked-out samples are never read:
+needs for missing labels). Where :math:`\sum_i w_i \ell_i` or :math:`\sum_i w_i`
+overflows but :math:`L` does not (weights near the largest float, or weights
+of finite sum times losses above 1), :math:`L` and its gradient are computed
+from the weights divided by their maximum (:func:`_rescaled_mean`); other
+weights keep the plain sums, to the bit. Targets of masked-out samples are never read:
 they may hold NaN or a placeholder label such as ``-1``. When every weight
 is zero the loss is 0 and the gradient is zero (PyTorch's 0/0 gives NaN),
 without a NumPy warning; :attr:`Loss.weight_total` is then 0, so the batch
@@ -178,6 +182,40 @@ def batch_weight(loss, n_samples: int) -> float:
     return n_samples if total is None or reduces_to_sum(loss) else total
 
 
+def _weighted_sum(per_sample, weight):
+    r""":math:`\sum_i w_i s_i` (:math:`\sum_i s_i` without weights)."""
+    return per_sample.sum() if weight is None else weight @ per_sample
+
+
+def _rescaled_mean(weight, class_norm, per_sample, n_items):
+    r"""``(L, scale)``: the weighted mean :math:`L = \sum_i w_i s_i / (n
+    \sum_i w_i c_i)` (:math:`c_i` the class weights of ``class_norm``, 1
+    without) and the per-sample factors :math:`w_i / (n \sum_k w_k c_k)` of
+    its gradient, computed so that no sum overflows where they are finite.
+
+    Both are unchanged when every :math:`w_i` is divided by :math:`w_{max}`:
+    the weights then lie in [0, 1], and their sum (at most the batch size)
+    cannot overflow; the losses are divided by :math:`\max_i |s_i|` for
+    the numerator's sum and the quotient multiplied back. Weights of finite
+    sum times losses above 1 overflowed the numerator, weights near the
+    largest float (``np.full(n, 1e308)``) the denominator too, and the loss
+    was inf or NaN (``fit`` and ``evaluate`` scaled their weights, by
+    :func:`tinynet.checks.summable_weights`; a direct call did not).
+    :meth:`Loss.forward` takes this path only when the plain quotient is
+    not finite, so ordinary weights keep their bits (it rounds
+    differently: the divisions by :math:`w_{max}` and :math:`\max|s_i|` are
+    not exact); an inf or NaN :math:`s_i` gives an inf or NaN mean here too."""
+    w = weight / weight.max()
+    denominator = (w if class_norm is None else w * class_norm).sum() * n_items
+    largest = np.abs(per_sample).max()
+    if 0 < largest < np.inf:
+        with np.errstate(over="ignore"):  # a mean past the largest float: inf, as it is
+            mean = (w @ (per_sample / largest)) / denominator * largest
+    else:  # every loss 0, or one inf or NaN, which the mean keeps
+        mean = (w @ per_sample) / denominator
+    return mean, w / denominator
+
+
 class Loss:
     """Base class: checks inputs, applies sample weights, reduces, caches for backward.
 
@@ -250,29 +288,33 @@ class Loss:
                              f"received predictions of shape {pred.shape}")
         weight = self._sample_weights(sample_weight, mask, pred.shape[0])
         target = self._select(as_array(target, self._who, "targets"), weight)
-        target, norm = self._prepare(pred, target)
+        target, class_norm = self._prepare(pred, target)
         per_item = self._forward(pred, target)
         per_sample = per_item.reshape(pred.shape[0], -1).sum(axis=1, dtype=np.float64)
-        if norm is not None:  # the mean's own per-sample weights (class weights)
-            norm = norm if weight is None else weight * norm
-        self.weight_total = (float(pred.shape[0]) if norm is None and weight is None
-                             else float((weight if norm is None else norm).sum()))
+        self.weight_total = self._weight_total(pred, weight, class_norm)
         if self.reduction == "none":
             values = per_sample if weight is None else weight * per_sample
             self._cache = (pred, target, weight)
             return values.astype(pred.dtype)
-        total = per_sample.sum() if weight is None else weight @ per_sample
         if self.reduction == "sum":
             self._cache = (pred, target, 1.0 if weight is None else weight)
-            return float(total)
+            return float(_weighted_sum(per_sample, weight))
+        with np.errstate(over="ignore"):  # where the mean does not: see _rescaled_mean
+            total = _weighted_sum(per_sample, weight)
         n_items = 1 if self.per_sample else int(np.prod(pred.shape[1:], dtype=np.int64))
         denominator = self.weight_total * n_items
         if denominator == 0:
             self._cache = (pred, target, 0.0)
             return 0.0
-        self._cache = (pred, target,
-                       1.0 / denominator if weight is None else weight / denominator)
-        return float(total / denominator)
+        with np.errstate(over="ignore", invalid="ignore"):  # inf / inf: handled below
+            mean = total / denominator
+        if weight is not None and not np.isfinite(mean):
+            # a sum may have overflowed where the mean does not: the safe path, only then
+            mean, scale = _rescaled_mean(weight, class_norm, per_sample, n_items)
+        else:
+            scale = 1.0 / denominator if weight is None else weight / denominator
+        self._cache = (pred, target, scale)
+        return float(mean)
 
     __call__ = forward
 
@@ -339,6 +381,20 @@ class Loss:
             raise ValueError(f"{who} expected dloss as a number (the loss is a scalar with "
                              f"reduction={self.reduction!r}), received {dloss!r}"[:300])
         return scale * float(dloss)
+
+    @staticmethod
+    def _weight_total(pred, weight, class_norm) -> float:
+        """:attr:`weight_total`: the batch size, or the sum of the weights of
+        the mean's denominator, :math:`w_i` times the class weights
+        ``class_norm`` (the loss's own per-sample weights of its mean) when
+        there are some. inf, without a warning, when it overflows (weights
+        near the largest float): the mean does not (:func:`_rescaled_mean`)."""
+        if class_norm is None and weight is None:
+            return float(pred.shape[0])
+        with np.errstate(over="ignore"):
+            norm = weight if class_norm is None else \
+                class_norm if weight is None else weight * class_norm
+            return float(norm.sum())
 
     def _sample_weights(self, sample_weight, mask, n_samples):
         """The combined per-sample weights as float64, or None for all ones."""

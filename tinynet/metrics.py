@@ -98,8 +98,8 @@ from .output_losses import output_activation
 __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
            "R2Score", "MeanSquaredError", "MeanAbsoluteError", "MetricStates",
            "accuracy", "top_k_accuracy", "precision", "recall", "f1", "auc", "r2", "mse",
-           "mae", "get", "for_output", "to_config", "check_names", "higher_is_better", "logged_metrics",
-           "METRICS"]
+           "mae", "get", "for_output", "to_config", "check_names", "validation_clashes",
+           "higher_is_better", "logged_metrics", "METRICS"]
 
 
 def _as_pred(pred, who: str) -> np.ndarray:
@@ -1186,6 +1186,13 @@ def to_config(metric: Metric):
     return {"class": type(metric).__name__, "config": metric.get_config()}
 
 
+def validation_clashes(names) -> list:
+    """The metric names of ``names`` that are ``"val_<another of names>"``:
+    a model's ``fit`` logs that other metric's validation value under the
+    same key, so one would overwrite the other in the logs and History."""
+    return [name for name in names if name.startswith("val_") and name[4:] in names]
+
+
 def check_names(metrics, who: str, reserved=("loss",), validation: bool = False) -> None:
     """Refuse two metrics logged under one name, or a metric named like a
     ``reserved`` log key, before any training: one would overwrite the other
@@ -1194,8 +1201,9 @@ def check_names(metrics, who: str, reserved=("loss",), validation: bool = False)
     whose ``fit`` logs each metric's validation value as ``"val_<name>"``)
     also refuses a metric named ``"val_<name of another metric>"``."""
     names = [m.name for m in metrics]
-    for metric in metrics if validation else ():
-        if metric.name.startswith("val_") and metric.name[4:] in names:
+    shadowing = validation_clashes(names) if validation else []
+    for metric in metrics:
+        if metric.name in shadowing:
             raise ValueError(f"{who}: the metric {metric.name!r} and the validation value of "
                              f"the metric {metric.name[4:]!r} would both be logged as "
                              f"{metric.name!r} (metrics {names}); give one a name of its own, "

@@ -533,18 +533,29 @@ class Sequential(Layer):
         """Inverse of :meth:`get_compile_config` (used by :func:`tinynet.load`).
 
         A file saved before :meth:`compile` refused a metric named like a key
-        a callback logs (``"lr"``) still loads, its metric kept, with a
-        warning: the callback would overwrite its values in the logs."""
+        a callback logs (``"lr"``), or like another metric's validation key
+        (``"val_accuracy"`` beside ``"accuracy"``), still loads, its metrics
+        kept, with a warning: the callback's values, or the other metric's
+        validation values, would overwrite its values in the logs."""
         self._compile(config["optimizer"], config["loss"], config.get("metrics") or None,
                       ("loss",))
-        clashes = [m.name for m in self._compiled_metrics if m.name in self.RESERVED_LOG_KEYS]
+
+        def warn(clashes, keys, example):
+            warnings.warn(f"{self._who}: the saved metric(s) {clashes} are named like {keys}, "
+                          f"whose values would overwrite theirs in the logs; compile again "
+                          f"with a name of their own, e.g. name={example!r}", UserWarning,
+                          stacklevel=3)
+
+        names = [m.name for m in self._compiled_metrics]
+        clashes = [name for name in names if name in self.RESERVED_LOG_KEYS]
         if clashes:
             held = "; ".join(f"{key!r}: {self.RESERVED_LOG_KEYS[key]}" for key in clashes)
-            warnings.warn(f"{self._who}: the saved metric(s) {clashes} are named like log "
-                          f"keys of fit or of tinynet's callbacks ({held}), whose values "
-                          f"would overwrite theirs in the logs; compile again with a name of "
-                          f"their own, e.g. name={clashes[0] + '_2'!r}", UserWarning,
-                          stacklevel=2)
+            warn(clashes, f"log keys of fit or of tinynet's callbacks ({held})",
+                 clashes[0] + "_2")
+        shadowing = metrics_mod.validation_clashes(names)
+        if shadowing:
+            warn(shadowing, f"the validation keys fit logs for the saved metric(s) "
+                            f"{[name[4:] for name in shadowing]}", shadowing[0][4:] + "_val")
 
     def _require_compiled(self, who: str) -> None:
         if self.loss is None:

@@ -198,3 +198,37 @@ def test_avgpool_backward_checks_its_arguments(fn):
         fn(np.ones((1, 2, 2, 1), np.int64), (1, 4, 4, 1), (2, 2), (2, 2))
     with pytest.raises(ValueError, match=r"average pooling backward.*strides.*positive"):
         fn(np.ones((1, 2, 2, 1)), (1, 4, 4, 1), (2, 2), (0, 2))
+
+
+PAIRS = {"maxpool_forward": (pooling.maxpool_forward, pooling.maxpool_forward_ref),
+         "maxpool_backward": (pooling.maxpool_backward, pooling.maxpool_backward_ref),
+         "avgpool_forward": (pooling.avgpool_forward, pooling.avgpool_forward_ref),
+         "avgpool_backward": (pooling.avgpool_backward, pooling.avgpool_backward_ref)}
+
+
+def _pooling_calls():
+    """Each operation's arguments as the layers give them and in other forms
+    the checks accept (lists for arrays, arrays for pairs and shapes)."""
+    x = np.random.default_rng(0).standard_normal((2, 5, 5, 3))
+    pool, strides, pads = (3, 3), (2, 2), ((1, 1), (2, 0))
+    y, arg = pooling.maxpool_forward_ref(x, pool, strides, pads)
+    dy = np.random.default_rng(1).standard_normal(y.shape)
+    odd = (np.array(pool), list(strides), np.array(pads))
+    return {"maxpool_forward": ((x, pool, strides, pads), (x.tolist(), *odd)),
+            "maxpool_backward": ((dy, arg, x.shape, pool, strides, pads),
+                                 (dy.tolist(), arg.tolist(), np.array(x.shape), *odd)),
+            "avgpool_forward": ((x, pool, strides, pads), (x.tolist(), *odd)),
+            "avgpool_backward": ((dy, x.shape, pool, strides, pads),
+                                 (dy.tolist(), list(x.shape), *odd))}
+
+
+@pytest.mark.parametrize("op", sorted(PAIRS))
+def test_kernel_and_reference_take_the_arguments_as_checked(op):
+    # the references took the raw arguments: pads as an array failed in
+    # `pads == NO_PADS`, a dy given as a list had no .shape
+    canonical, odd = _pooling_calls()[op]
+    for fn in PAIRS[op]:
+        want, got = fn(*canonical), fn(*odd)
+        for a, b in zip(*((w,) if not isinstance(w, tuple) else w for w in (want, got))):
+            _same_bits(a, b)
+

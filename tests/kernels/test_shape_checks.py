@@ -142,6 +142,23 @@ BAD_CALLS = [
     ("act_backward", lambda: (X, X, None, activations.SILU)),  # SiLU reads z
     ("dense_backward", lambda: (X, np.ones((300, 2), f32), np.ones((4, 2), f32), X, None,
                                 activations.RELU, 0.0, np.zeros((300, 2), f32), None)),
+    # x, w and dw of other shapes or dtypes: the kernel's products refused
+    # them in their own words (matmul_tn, matmul_nt), the reference in
+    # NumPy's, and both took a w of the wrong rows, returning a dx not of
+    # x's shape
+    *(("dense_backward", lambda x=x, w=w, dw=dw: (x, w, np.ones((4, 2), f32), None, None,
+                                                   activations.IDENTITY, 0.0, dw, None))
+      for x, w, dw in ((X[:3], np.ones((300, 2), f32), np.zeros((300, 2), f32)),
+                       (X[:, :7], np.ones((300, 2), f32), np.zeros((300, 2), f32)),
+                       (X, np.ones((7, 2), f32), np.zeros((7, 2), f32)),
+                       (X, np.ones((300, 3), f32), np.zeros((300, 3), f32)),
+                       (X, np.ones((300, 2), f32), np.zeros((2, 300), f32)),
+                       (X, np.ones((300, 2)), np.zeros((300, 2), f32)),
+                       (X, np.ones((300, 2), f32), np.zeros((300, 2))),
+                       (X.tolist(), np.ones((300, 2), f32), np.zeros((300, 2), f32)))),
+    ("dense_backward", lambda: (X, np.ones((300, 2), f32), np.ones((4, 2), f32), None, None,
+                                activations.IDENTITY, 0.0, np.zeros((300, 2), f32), None,
+                                True, None, None, np.empty((4, 7), f32))),
     ("bias_grad", lambda: (X, SHORT.copy())),
 ]
 

@@ -134,3 +134,22 @@ def test_kernels_compile_uncached_where_numba_has_no_cache_directory(monkeypatch
     with pytest.warns(RuntimeWarning, match="no writable cache directory"):
         jitted = config._jit(add_one, parallel=False, exact=False)
     assert jitted(1.5) == 2.5 and config.CAN_CACHE is False
+
+
+def test_tinynet_imports_only_public_names_of_the_kernels():
+    """The layers call the kernels (DESIGN.md's floors) through their public
+    names: the normalization layers imported the private _standardise_ref."""
+    import ast
+    private = []
+    for path in sorted((REPO / "tinynet").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.ImportFrom):
+                module = node.module or ""
+                into_kernels = (node.level and module.split(".")[0] == "kernels") or \
+                    module.startswith("tinynet.kernels")
+                private += [f"{path.name}: {module}.{alias.name}" for alias in node.names
+                            if into_kernels and alias.name.startswith("_")]
+            elif isinstance(node, ast.Attribute) and node.attr.startswith("_") and \
+                    "kernels" in ast.unparse(node.value).split("."):
+                private.append(f"{path.name}: {ast.unparse(node)}")
+    assert private == []

@@ -87,6 +87,14 @@ def test_config_round_trip():
 def test_bad_rate(rate, error):
     with pytest.raises(error, match="Dropout expected rate"):
         L.Dropout(rate)
+    # set later, it went unchecked to the kernel (rate 1 divided by zero)
+    layer = L.Dropout(0.5)
+    with pytest.raises(error, match="Dropout expected rate"):
+        layer.rate = rate
+    assert layer.rate == 0.5
+    layer.rate = 0.25
+    y = layer.forward(np.ones((20, 50), np.float32), training=True)
+    assert set(np.unique(y)) <= {0.0, np.float32(1 / 0.75)}
 
 
 def test_bad_inputs():

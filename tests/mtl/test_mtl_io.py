@@ -117,6 +117,40 @@ def test_round_trip_predicts_and_continues_training_identically(tmp_path, name, 
         assert np.array_equal(state[key], loaded_state[key], equal_nan=True)
 
 
+def _layers_used_twice():
+    """A Dense and a Dropout (a generator of its own) each called at two nodes."""
+    inp = tn.mtl.Input((4,))
+    shared, drop = _dense(4, seed=1), Dropout(0.3, seed=7)
+    h = drop(shared(inp))
+    deeper = drop(shared(h))
+    return tn.mtl.Model(inp, {"cls": Dense(3, seed=2)(deeper), "reg": Dense(2, seed=3)(h)})
+
+
+@pytest.mark.parametrize("how", ["deepcopy", "file"])
+@pytest.mark.parametrize("build", [_layers_used_twice, _two_inputs])
+def test_a_copy_of_a_model_calling_a_layer_twice_trains_and_predicts_as_it(tmp_path, how,
+                                                                             build):
+    # which layers a model calls at several nodes (whose forward inputs it
+    # keeps, to re-run them before their backward) was a set of their ids: a
+    # deep copy kept the original's ids, and its fit failed with a stale cache
+    import copy
+    model = build()
+    model.compile(tn.optim.Adam(lr=0.01), loss={"cls": "cross_entropy", "reg": "mse"},
+                  weighting="uncertainty")
+    x, y = _data("two_inputs" if build is _two_inputs else "used_twice")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=5)
+    twin = copy.deepcopy(model) if how == "deepcopy" else tn.load(model.save(tmp_path / "m"))
+    _assert_same_predictions(model, twin, x)
+    runs = [m.fit(x, y, epochs=3, initial_epoch=1, batch_size=8, verbose=0, seed=5)
+            for m in (model, twin)]
+    assert runs[0].history == runs[1].history
+    _assert_same_weights(model, twin)
+    _assert_same_predictions(model, twin, x)
+    # the two train on their own: the copy's weights are not the original's
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=6)
+    assert not np.array_equal(model_io.get_weights(model)[0], model_io.get_weights(twin)[0])
+
+
 def test_the_weightings_learned_state_is_restored(tmp_path):
     for weighting, keys in [("uncertainty", ["log_vars"]), ("gradnorm", ["weights"]),
                             ("dwa", ["history"])]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..kernels.norms import _standardise_ref
+from ..kernels.norms import standardise_ref
 from ..checks import as_values_like, check_bool
 from ..param import check_param_budget
 from ._checks import check_real
@@ -58,7 +58,7 @@ def _standardize(x, axes, eps):
     """``(x_hat, inv_std, mean, var)`` with statistics over ``axes`` (kept):
     the kernels' reference, centred in x's dtype, squares and sums in float64
     (float32 squares overflowed from ``|x - mean| ~ 1.8e19`` and gave x_hat 0)."""
-    return _standardise_ref(x, axes, eps, x.dtype)
+    return standardise_ref(x, axes, eps, x.dtype)
 
 
 def _standardize_backward(g, x_hat, inv_std, axes):

@@ -38,16 +38,27 @@ class Dropout(Layer):
     Parameters
     ----------
     rate : float
-        Probability :math:`p \in [0, 1)` of dropping an element.
+        Probability :math:`p \in [0, 1)` of dropping an element; checked
+        again when set later (``layer.rate = 0.3``), as the layer hands it
+        to the kernel unchecked.
     **kwargs
         ``name``, ``seed``, ... (see :class:`~tinynet.layers.Layer`).
     """
 
     def __init__(self, rate: float, **kwargs):
-        self.rate = check_real(rate, "Dropout", "rate", low=0.0, high=1.0, high_open=True)
+        self.rate = rate
         self._mask = None
         self._y_shape = None
         super().__init__(**kwargs)
+
+    @property
+    def rate(self) -> float:
+        """:math:`p`, the probability of dropping an element."""
+        return self._rate
+
+    @rate.setter
+    def rate(self, rate) -> None:
+        self._rate = check_real(rate, "Dropout", "rate", low=0.0, high=1.0, high_open=True)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         training = check_bool(training, self._who, "training")
@@ -58,7 +69,7 @@ class Dropout(Layer):
             return x
         if _use_kernels(x.dtype):  # mask and scale fused; same draws as _draw_mask
             u = self.rng.random(x.shape, dtype=np.float32)
-            # trusted: x is checked, u drawn in its shape, rate checked on creation
+            # trusted: x is checked, u drawn in its shape, rate checked when set
             y, self._mask = kernels.impl("dropout_forward", x.size, trusted=True)(
                 x, u, self.rate)
             return y

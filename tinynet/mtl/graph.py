@@ -337,11 +337,13 @@ class Model(Layer, MultiTaskTraining):
                 layers.append(node.layer)
         _check_layers_distinct(layers, names_too=not from_file)
         self._layers = layers
-        uses = {}
-        for node in self._nodes:
-            uses[id(node.layer)] = uses.get(id(node.layer), 0) + 1
-        self._multi_use = {lid for lid, n in uses.items() if n > 1}
-        self._replay: dict[int, tuple] = {}
+        # Keyed by the layers and nodes themselves, not their ids: a deep copy
+        # of the model copies these with the layers and nodes, keys included
+        # (a set of ids kept the original's, so the copy kept no replay for
+        # a layer it calls twice and its backward refused to run).
+        self._multi_use = {layer for layer in layers
+                           if sum(node.layer is layer for node in self._nodes) > 1}
+        self._replay: dict[Node, tuple] = {}
         self._values: dict[int, np.ndarray] = {}
         self._training = False
         # What the backward passes of every step ask of the graph, kept (see
@@ -483,9 +485,9 @@ class Model(Layer, MultiTaskTraining):
             layer = node.layer
             args = [values[id(t)] for t in node.inputs]
             arg = args if node.multi_input else args[0]
-            if id(layer) in self._multi_use:
+            if layer in self._multi_use:
                 # What a re-run of this node in backward needs: its input and RNG state.
-                self._replay[id(node)] = (arg, _rng_states(layer))
+                self._replay[node] = (arg, _rng_states(layer))
             out = layer.forward(arg, training=training)
             outs = out if node.multi_output else [out]
             for t, o in zip(node.outputs, outs):
@@ -698,9 +700,9 @@ class Model(Layer, MultiTaskTraining):
         layer this model calls once (no replay kept: that costs each forward
         a copy of the random state)."""
         layer = node.layer
-        if id(node) not in self._replay:
+        if node not in self._replay:
             raise stale_cache_error(f"Model {self.name!r}", layer)
-        arg, rng_states = self._replay[id(node)]
+        arg, rng_states = self._replay[node]
         # The layer and every layer inside it (a shared Sequential tower): each
         # may have a generator and running statistics of its own.
         inner = list(walk_layers(layer))
@@ -803,7 +805,7 @@ class Model(Layer, MultiTaskTraining):
         rows = [("Layer (type)", "Output shape", "Params", "Connected to")]
         calls = {}  # id(node) -> its number among the calls of its layer, if several
         for node in self._nodes:
-            if id(node.layer) in self._multi_use:
+            if node.layer in self._multi_use:
                 calls[id(node)] = 1 + sum(n.layer is node.layer for n in self._nodes
                                           if id(n) in calls)
 

@@ -97,6 +97,16 @@ def discriminative_param_groups(model, base_lr: float, factor: float = 2.6,
     return out
 
 
+def _freeze_kept(layers) -> None:
+    """Freeze ``layers``, the ones kept frozen while others are unfrozen:
+    called after the unfreezing, since unfreezing a container (a nested
+    base) unfreezes every layer inside it, a kept BatchNorm too. The one
+    place a ``keep_frozen`` is applied: by :class:`GradualUnfreezing` at each
+    epoch, and by :func:`fine_tune` at the start of phase 2."""
+    for layer in layers:
+        layer.trainable = False
+
+
 class GradualUnfreezing(Callback):
     """Unfreeze one more layer group per ``every`` epochs, from the top.
 
@@ -117,6 +127,9 @@ class GradualUnfreezing(Callback):
         (index, name, slice, range), or the Layer objects themselves, which
         may also be layers *inside* a nested model (the BatchNorm of a base
         used as one layer: unfreezing the base would unfreeze it too).
+        Kept, and read back, as a tuple: a list given is copied, so to
+        change what stays frozen set the attribute again
+        (``cb.keep_frozen = [...]``), which checks the new value.
 
     Attributes
     ----------
@@ -155,45 +168,48 @@ class GradualUnfreezing(Callback):
         self._first_epoch = None
 
     @property
-    def keep_frozen(self):
-        """The layers never unfrozen, as given (see the class docstring)."""
+    def keep_frozen(self) -> tuple:
+        """The layers never unfrozen, a tuple of what was given (see the class
+        docstring): split and checked when set, so that a list changed in
+        place afterwards would be silently ignored; a tuple cannot be."""
         return self._keep_frozen
 
     @keep_frozen.setter
     def keep_frozen(self, keep_frozen) -> None:
         # split once, here, into references to model.layers (checked now, as
         # far as they can be without the model) and Layer objects
-        refs = [] if keep_frozen is None else \
-            list(keep_frozen) if isinstance(keep_frozen, (list, tuple)) else [keep_frozen]
-        self._keep_refs = [ref for ref in refs if not isinstance(ref, Layer)]
-        self._keep_layers = [ref for ref in refs if isinstance(ref, Layer)]
-        for ref in self._keep_refs:
+        refs = () if keep_frozen is None else \
+            tuple(keep_frozen) if isinstance(keep_frozen, (list, tuple)) else (keep_frozen,)
+        keep_refs = [ref for ref in refs if not isinstance(ref, Layer)]
+        for ref in keep_refs:
             check_layer_refs(ref, "GradualUnfreezing", "keep_frozen")
-        self._keep_frozen = keep_frozen
+        self._keep_refs = keep_refs
+        self._keep_layers = [ref for ref in refs if isinstance(ref, Layer)]
+        self._keep_frozen = refs
 
     def n_unfrozen(self, epoch: int, n_groups: int) -> int:
         """How many top groups train during ``epoch`` (0-based)."""
         return min(n_groups, 1 + int(epoch) // self.every)
 
-    def _kept(self, model) -> tuple[set[int], list]:
-        """``keep_frozen`` as indices of ``model.layers`` and Layer objects."""
+    def _kept(self, model) -> list:
+        """``keep_frozen`` as the Layer objects of ``model`` it names."""
         inside = {id(layer) for layer in walk_layers(model)}
         for layer in self._keep_layers:
             if id(layer) not in inside:
                 raise ValueError(f"GradualUnfreezing: keep_frozen holds {layer!r}, which is "
                                  f"not a layer of the model being trained")
-        return set(select_layers(model, self._keep_refs)), self._keep_layers
+        layers = model_layers(model)
+        return [layers[i] for i in select_layers(model, self._keep_refs)] + self._keep_layers
 
     def _apply(self, model, epoch: int) -> None:
         layers = model_layers(model)
         index_groups = layer_groups(model, self.groups)
-        keep, keep_layers = self._kept(model)
+        kept = self._kept(model)  # resolved (and refused) before any flag changes
         k = self.n_unfrozen(epoch, len(index_groups))
         for g, idx in enumerate(index_groups):
             for i in idx:
-                layers[i].trainable = g >= len(index_groups) - k and i not in keep
-        for layer in keep_layers:  # after: unfreezing a nested model unfreezes them too
-            layer.trainable = False
+                layers[i].trainable = g >= len(index_groups) - k
+        _freeze_kept(kept)
         self.schedule.append((int(epoch), trainable_layers(model)))
 
     def on_train_begin(self, logs=None):
@@ -412,8 +428,7 @@ def fine_tune(model, x, y, *, head=1, head_epochs: int = 5, epochs: int = 5,
                 history_head = copy.copy(history_head)
 
         restore_trainable(was_trainable)
-        for layer in keep_frozen:
-            layer.trainable = False
+        _freeze_kept(keep_frozen)
         model.compile(_make_optimizer(optimizer, phase2_params, lr), loss=loss,
                       metrics=metrics)
         phase2_callbacks = list(user_callbacks)
