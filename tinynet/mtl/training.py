@@ -221,6 +221,9 @@ class MultiTaskTraining:
     """
 
     compiled = False
+    optimizer = None
+    #: ids of the parameters this model bound its optimizer to (None: the user did)
+    _bound_ids = None
     #: Per-task running means of the current fit epoch (see _TaskEpochs), or None:
     #: of the weight, by labelled samples, and of the loss, by the loss's total
     #: weight (``Loss.weight_total``); and the metrics' accumulators of the epoch's
@@ -246,9 +249,15 @@ class MultiTaskTraining:
         Parameters
         ----------
         optimizer : str, Optimizer or dict
-            As :func:`tinynet.optim.get`; it is bound to the model's trainable
-            parameters and to the weighting's learned ones (uncertainty's
-            log-variances, GradNorm's weights).
+            As :func:`tinynet.optim.get`. An unbound one is bound to the
+            model's parameters (frozen ones too: it skips them while they are
+            frozen); one already bound to the model's parameters -- a subset,
+            or groups with rates of their own
+            (:func:`tinynet.transfer.discriminative_param_groups`) -- is kept
+            as it is, as :class:`tinynet.Sequential` keeps it; one bound to
+            other parameters is refused. The weighting's learned parameters
+            (uncertainty's log-variances, GradNorm's weights) get a group of
+            their own unless it holds them already (see ``weighting_lr``).
         loss : dict {task: loss}, list (task order) or one loss for every task
             Names (``"cross_entropy"``, ``"mse"``...) or instances. A logit
             cross-entropy on a softmax/sigmoid output is computed from the
@@ -303,29 +312,23 @@ class MultiTaskTraining:
                                  f"not both")
             weighting = weighting_mod.Static(loss_weights)
         dtype = self.dtype or np.dtype(np.float32)
+        # the learned parameters an earlier compile bound (binding anew replaces them)
+        replaced = list(self.weighting.parameters()) if self.compiled else []
         weighting = weighting_mod.get(weighting).bind(tasks, dtype)
         # MGDA-UB: the tensor whose gradients the weighting combines; a model
         # without one is refused here, before the weighting and optimizer change
         representation = (self.shared_representation() if weighting.needs_task_gradients
                           and weighting.rep_grad and len(tasks) > 1 else None)
+        from .. import optim
+        # a name or dict: a new, unbound optimizer; an instance as it is
+        self._bind_optimizer(optim.get(optimizer), weighting, weighting_lr, replaced)
         self.weighting, self._representation = weighting, representation
         # What a saved model stores: the losses and metrics as given (loading
         # compiles again, which redoes the swaps for softmax/sigmoid outputs).
         self._compiled = {"loss": given_losses, "metrics": given_metrics,
                           "weighting_lr": weighting_lr}
-        params = self.trainable_parameters()
-        extra = self.weighting.parameters()
-        # Nothing to train (only activations, or every layer frozen): the
-        # optimizer stays unbound, and fit warns and changes nothing (Keras 3).
-        groups = [{"params": params}] if params else []
-        if extra:  # no weight decay: neither paper puts a prior on s_t or w_t
-            groups.append({"params": extra, "weight_decay": 0.0} if weighting_lr is None
-                          else {"params": extra, "weight_decay": 0.0, "lr": weighting_lr})
-        from .. import optim
-        ensure_flat(params + extra)  # one fused optimizer call per group
-        self.optimizer = optim.get(optimizer, groups or None)
         shared_ids = {id(p) for p in self.shared_parameters()}
-        self._shared = [p for p in params if id(p) in shared_ids]
+        self._shared = [p for p in self.trainable_parameters() if id(p) in shared_ids]
         if self.weighting.needs_task_gradients and not self._shared and len(tasks) > 1:
             # train_step then takes the plain backward pass: equal weights in effect
             warnings.warn(f"compile: weighting {self.weighting.name!r} works on the tasks' "
@@ -335,6 +338,38 @@ class MultiTaskTraining:
                           f"trains as equal weights", UserWarning, stacklevel=2)
         self.compiled = True
         return self
+
+    def _bind_optimizer(self, optimizer, weighting, weighting_lr, replaced) -> None:
+        """Bind ``optimizer`` to the model's parameters and to ``weighting``'s
+        learned ones, and make it the model's.
+
+        The model's parameters as :class:`tinynet.Sequential` binds them
+        (:func:`tinynet.optim.binding.bind_model_optimizer`): an unbound
+        optimizer to all of them, frozen ones too (the optimizer skips them
+        while frozen, so unfreezing after compile trains them); one the user
+        bound to groups of them (their own rates,
+        :func:`tinynet.transfer.discriminative_param_groups`) is kept as it
+        is; one holding parameters that are neither the model's nor the
+        weighting's is refused (``ValueError``). The learned parameters of a
+        weighting an earlier compile bound (``replaced``) are taken out of it.
+        Then the weighting's parameters it does not hold yet get a group of
+        their own: weight decay 0, learning rate ``weighting_lr`` (default
+        the optimizer's).
+        """
+        from ..optim.binding import bind_model_optimizer
+        extra = list(weighting.parameters())
+        new = {id(p) for p in extra}
+        optimizer.remove_params([p for p in replaced if id(p) not in new])
+        bound_ids = bind_model_optimizer(
+            optimizer, self.parameters(), self._bound_ids if optimizer is self.optimizer
+            else None, "compile", known=extra, strict=True)
+        held = {id(p) for p in optimizer.params}
+        missing = [p for p in extra if id(p) not in held]
+        if missing:  # no weight decay: neither paper puts a prior on s_t or w_t
+            ensure_flat(missing)  # one fused optimizer call
+            optimizer.add_param_group({"params": missing, "weight_decay": 0.0,
+                                       **({} if weighting_lr is None else {"lr": weighting_lr})})
+        self.optimizer, self._bound_ids = optimizer, bound_ids
 
     def get_compile_config(self) -> dict | None:
         """JSON-safe optimizer, losses and metrics per task (as compile received

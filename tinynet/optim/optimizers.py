@@ -186,6 +186,19 @@ class Optimizer:
         full = self._check_group({**self.defaults, **group, **extra})
         self.param_groups.append({"params": params, **full})
 
+    def remove_params(self, params) -> None:
+        """Take ``params`` out of their groups, with their state (a group left
+        without parameters goes): what ``mtl.Model.compile`` does with the
+        learned parameters of a weighting that a new one replaces."""
+        ids = {id(p) for p in params}
+        if not ids & {id(p) for p in self.params}:
+            return
+        self.state = {p: s for p, s in self.state.items() if id(p) not in ids}
+        groups = [{**g, "params": [p for p in g["params"] if id(p) not in ids]}
+                  for g in self.param_groups]
+        self.param_groups = [g for g in groups if g["params"]]
+        self._plans = {}
+
     def _as_groups(self, params) -> list[dict]:
         if hasattr(params, "parameters") and callable(params.parameters):
             params = params.parameters()

@@ -1,0 +1,84 @@
+"""compile of a multi-task model: the optimizer it binds (or keeps), the
+weighting's group, and what the weighting's parameters take part in."""
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.layers import Dense
+
+
+def hard(dtype="float32"):
+    return tn.mtl.HardSharing((4,), trunk=[Dense(6, seed=0, name="trunk")],
+                              heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]},
+                              dtype=dtype)
+
+
+def xy(n=16, scale_a=1.0):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 4)).astype(np.float32)
+    return x, {"a": scale_a * rng.standard_normal((n, 1)).astype(np.float32),
+               "b": rng.standard_normal((n, 1)).astype(np.float32)}
+
+
+def _groups(optimizer):
+    return [([id(p) for p in g["params"]], g["lr"], g["weight_decay"])
+            for g in optimizer.param_groups]
+
+
+# ------------------------------------------------------------ user's groups
+def test_compile_keeps_the_groups_and_rates_the_user_bound_and_adds_the_weightings():
+    model = hard()
+    trunk, heads = model.shared_parameters(), model.task_parameters("a") + \
+        model.task_parameters("b")
+    opt = tn.optim.AdamW([{"params": trunk, "lr": 1e-4}, {"params": heads, "lr": 1e-2}],
+                         weight_decay=0.1)
+    model.compile(opt, loss="mse", weighting="uncertainty", weighting_lr=0.05)
+    assert model.optimizer is opt
+    assert _groups(opt) == [([id(p) for p in trunk], 1e-4, 0.1),
+                            ([id(p) for p in heads], 1e-2, 0.1),
+                            ([id(model.weighting.log_vars)], 0.05, 0.0)]
+    before = [p.value.copy() for p in model.parameters()]
+    model.fit(*xy(), epochs=1, verbose=0)
+    assert all(not np.array_equal(b, p.value) for b, p in zip(before, model.parameters()))
+    # compiled again with the same optimizer and a new weighting: the old
+    # weighting's log-variances leave it, the new ones come in, the groups stay
+    old = model.weighting.log_vars
+    model.compile(opt, loss="mse", weighting="uncertainty", weighting_lr=0.05)
+    assert model.weighting.log_vars is not old
+    assert _groups(opt) == [([id(p) for p in trunk], 1e-4, 0.1),
+                            ([id(p) for p in heads], 1e-2, 0.1),
+                            ([id(model.weighting.log_vars)], 0.05, 0.0)]
+    model.compile(opt, loss="mse")  # no learned parameters now: their group goes
+    assert len(opt.param_groups) == 2
+
+
+def test_discriminative_groups_survive_compile_fit_and_save(tmp_path):
+    model = hard()
+    groups = tn.transfer.discriminative_param_groups(model, 1e-2, factor=4.0)
+    model.compile(tn.optim.SGD(groups, lr=1e-2), loss="mse")
+    rates = [g["lr"] for g in model.optimizer.param_groups]
+    assert len(set(rates)) == len(rates) > 1
+    model.fit(*xy(), epochs=1, verbose=0)
+    loaded = tn.load(model.save(tmp_path / "m.npz"))
+    assert [g["lr"] for g in loaded.optimizer.param_groups] == rates
+
+
+def test_an_optimizer_bound_to_another_models_parameters_is_refused():
+    other = hard()
+    model = hard()
+    with pytest.raises(ValueError, match=r"compile received an optimizer bound to \d+ "
+                                         r"parameter\(s\) that are not this model's"):
+        model.compile(tn.optim.Adam(other.parameters()), loss="mse")
+    assert not model.compiled
+    # its own parameters (a subset too) are fine
+    model.compile(tn.optim.Adam(model.shared_parameters()), loss="mse")
+    assert [id(p) for p in model.optimizer.params] == \
+        [id(p) for p in model.shared_parameters()]
+
+
+def test_an_unbound_optimizer_is_bound_to_every_parameter_then_the_weightings():
+    model = hard()
+    model.compile(tn.optim.Adam(lr=1e-3), loss="mse", weighting="gradnorm")
+    assert _groups(model.optimizer) == [([id(p) for p in model.parameters()], 1e-3, 0.0),
+                                        ([id(model.weighting.weights)], 1e-3, 0.0)]
