@@ -82,3 +82,52 @@ def test_an_unbound_optimizer_is_bound_to_every_parameter_then_the_weightings():
     model.compile(tn.optim.Adam(lr=1e-3), loss="mse", weighting="gradnorm")
     assert _groups(model.optimizer) == [([id(p) for p in model.parameters()], 1e-3, 0.0),
                                         ([id(model.weighting.weights)], 1e-3, 0.0)]
+
+
+# ------------------------------------------- a task that reaches no shared parameter
+def _disjoint():
+    """Tasks a and b share a trunk; c is a head on an input of its own."""
+    i1, i2 = tn.mtl.Input((4,), name="i1"), tn.mtl.Input((3,), name="i2")
+    z = Dense(8, activation="relu", seed=0, name="trunk")(i1)
+    return tn.mtl.Model([i1, i2], {"a": Dense(1, seed=1)(z), "b": Dense(1, seed=2)(z),
+                                   "c": Dense(1, seed=3, name="c_head")(i2)})
+
+
+def _disjoint_data(n=64):
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((n, 4)).astype(np.float32),
+          rng.standard_normal((n, 3)).astype(np.float32)]
+    return xs, {t: rng.standard_normal((n, 1)).astype(np.float32) for t in "abc"}
+
+
+@pytest.mark.parametrize("weighting", ["mgda", "mgda_ub"])
+def test_a_task_that_reaches_no_shared_parameter_does_not_stop_the_trunk(weighting):
+    # its shared-gradient row is zero: MGDA took it as the min-norm point
+    # (alpha_c = 1), and the trunk never moved
+    model = _disjoint()
+    model.compile("adam", loss="mse", weighting=weighting)
+    xs, y = _disjoint_data()
+    trunk, head = model.get_layer("trunk").W, model.get_layer("c_head").W
+    w0, h0 = trunk.value.copy(), head.value.copy()
+    history = model.fit(xs, y, epochs=2, verbose=0)
+    assert np.abs(trunk.value - w0).max() > 1e-3
+    assert np.abs(head.value - h0).max() > 1e-3  # its head trains on its own loss
+    # it has no share of the shared update, and logs a weight (alpha_c) of 0
+    assert history.history["c/weight"] == [0.0, 0.0]
+    assert all(v > 0 for t in "ab" for v in history.history[f"{t}/weight"])
+
+
+def test_gradnorm_leaves_a_task_that_reaches_no_shared_parameter_out_of_its_means():
+    # its G_c = 0 pulled the mean norm, and so every other weight's target, down
+    model = _disjoint()
+    model.compile("sgd", loss="mse", weighting="gradnorm")
+    i1 = tn.mtl.Input((4,), name="i1")
+    z = Dense(8, activation="relu", seed=0, name="trunk")(i1)
+    pair = tn.mtl.Model(i1, {"a": Dense(1, seed=1)(z), "b": Dense(1, seed=2)(z)})
+    pair.compile("sgd", loss="mse", weighting="gradnorm")
+    xs, y = _disjoint_data(8)
+    model.train_step(xs, y, {t: None for t in "abc"}, np.arange(8))
+    pair.train_step(xs[:1], {t: y[t] for t in "ab"}, {t: None for t in "ab"}, np.arange(8))
+    assert model.weighting.weights.grad[2] == 0
+    np.testing.assert_allclose(model.weighting.weights.grad[:2], pair.weighting.weights.grad,
+                               rtol=1e-5)

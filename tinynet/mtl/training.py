@@ -12,8 +12,9 @@ so everything that works with ``Sequential.fit`` works here.
 
 Logged names: ``"loss"`` (the plain sum of task losses, comparable across
 weightings), ``"<task>/loss"``, ``"<task>/<metric>"``, ``"<task>/weight"`` for adaptive
-weightings (the weight the method gave the task; MGDA's :math:`\alpha_t`) and the same
-with ``"val_"`` in front for validation data.
+weightings (the weight the method gave the task; MGDA's :math:`\alpha_t`, 0 for a
+task absent from the batch or one whose output reads no shared parameter:
+:mod:`tinynet.mtl.weighting`) and the same with ``"val_"`` in front for validation data.
 
 Missing labels
 --------------
@@ -236,6 +237,9 @@ class MultiTaskTraining:
     #: The shared representation whose gradients a ``rep_grad`` weighting
     #: (MGDA-UB) combines, set by ``compile``; None otherwise.
     _representation = None
+    #: The trainable shared parameters and which tasks reach them (_find_shared).
+    _shared: list = []
+    _reaches_shared = None
 
     def regularization(self) -> float:
         """Add a penalty's gradient to the parameters and return its value (none here)."""
@@ -327,8 +331,7 @@ class MultiTaskTraining:
         # compiles again, which redoes the swaps for softmax/sigmoid outputs).
         self._compiled = {"loss": given_losses, "metrics": given_metrics,
                           "weighting_lr": weighting_lr}
-        shared_ids = {id(p) for p in self.shared_parameters()}
-        self._shared = [p for p in self.trainable_parameters() if id(p) in shared_ids]
+        self._find_shared()
         if self.weighting.needs_task_gradients and not self._shared and len(tasks) > 1:
             # train_step then takes the plain backward pass: equal weights in effect
             warnings.warn(f"compile: weighting {self.weighting.name!r} works on the tasks' "
@@ -338,6 +341,19 @@ class MultiTaskTraining:
                           f"trains as equal weights", UserWarning, stacklevel=2)
         self.compiled = True
         return self
+
+    def _find_shared(self) -> None:
+        """Set ``_shared``, the trainable parameters two or more tasks share
+        (whose task gradients a ``needs_task_gradients`` weighting
+        combines), and ``_reaches_shared``, one boolean a task: whether its
+        output depends on one of them. A task that reaches none (a head on
+        an input of its own) has a zero row of shared gradients, which
+        would be MGDA's min-norm point and stop the trunk: ``train_step``
+        leaves it out of ``combine`` as it does a task absent from the batch."""
+        owners = self.output_owners()
+        self._shared = [p for p in self.trainable_parameters() if len(owners.get(id(p), ())) > 1]
+        reached = set().union(*(owners[id(p)] for p in self._shared))
+        self._reaches_shared = np.array([t in reached for t in range(len(self.output_names))])
 
     def _bind_optimizer(self, optimizer, weighting, weighting_lr, replaced) -> None:
         """Bind ``optimizer`` to the model's parameters and to ``weighting``'s
@@ -550,10 +566,12 @@ class MultiTaskTraining:
             finite=bool(np.isfinite(values).all()))
         scaled = [g * g.dtype.type(w) for g, w in zip(grads, weights)]
         if self.weighting.needs_task_gradients and self._shared:
+            # a task whose output reads no shared parameter has no say on them
+            taking_part = present & self._reaches_shared
             if self._representation is not None:
-                self._combine_representation_gradients(scaled, values, present)
+                self._combine_representation_gradients(scaled, values, taking_part)
             else:
-                self._combine_task_gradients(scaled, values, present)
+                self._combine_task_gradients(scaled, values, taking_part)
         else:
             self.backward_all(scaled, need_dx=False)
         penalty = self.regularization()
