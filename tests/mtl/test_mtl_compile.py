@@ -131,3 +131,26 @@ def test_gradnorm_leaves_a_task_that_reaches_no_shared_parameter_out_of_its_mean
     assert model.weighting.weights.grad[2] == 0
     np.testing.assert_allclose(model.weighting.weights.grad[:2], pair.weighting.weights.grad,
                                rtol=1e-5)
+
+
+# --------------------------------------------------------------- clipping
+@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm"])
+def test_max_grad_norm_clips_the_models_gradients_not_the_weightings(weighting):
+    # uncertainty's log-variance gradient (1 - L_t, about 900 here) counted in
+    # the norm and shrank the network's step 25 times
+    x, y = xy(32, scale_a=30.0)
+    steps = {}
+    for name in ("equal", weighting):
+        model = hard("float64")
+        model.compile(tn.optim.SGD(lr=1e-2, max_grad_norm=1.0), loss="mse", weighting=name)
+        before = [p.value.copy() for p in model.parameters()]
+        extra = [p.value.copy() for p in model.weighting.parameters()]
+        model.train_step([x.astype(np.float64)], y, {"a": None, "b": None}, np.arange(32))
+        steps[name] = np.sqrt(sum(((b - p.value) ** 2).sum()
+                                  for b, p in zip(before, model.parameters()))) / 1e-2
+    assert steps["equal"] == pytest.approx(1.0, rel=1e-6)
+    # the weights start equal (s_t = 0; w_t = 1): the network's step is the same
+    assert steps[weighting] == pytest.approx(1.0, rel=1e-6)
+    if weighting == "uncertainty":  # its own step is not clipped: 1e-2 * (L_a - 1), L_a ~ 900
+        moved = (model.weighting.log_vars.value - extra[0]) / 1e-2
+        assert moved[0] > 100

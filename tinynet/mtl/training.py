@@ -284,7 +284,11 @@ class MultiTaskTraining:
             Learning rate of the weighting's learned parameters (default: the
             optimizer's). They get no weight decay whatever the optimizer's
             (uncertainty's :math:`s_t` would be pulled towards 0, a prior the
-            paper does not have).
+            paper does not have), and the optimizer's ``max_grad_norm`` clips
+            the model's gradients only, as ``torch.nn.utils.clip_grad_norm_(
+            model.parameters())`` would: their gradients neither count in the
+            norm nor are clipped (uncertainty's, about the size of a loss,
+            would shrink the network's step instead).
         """
         tasks = list(self.output_names)
         if weighting_lr is not None:  # float("1e-3") or True were taken as rates
@@ -575,8 +579,9 @@ class MultiTaskTraining:
         else:
             self.backward_all(scaled, need_dx=False)
         penalty = self.regularization()
-        if self.optimizer.param_groups:  # (unbound when nothing trains: compile)
-            self.optimizer.step()
+        if self.optimizer.param_groups:  # (unbound when there are no parameters: compile)
+            # max_grad_norm clips the model's gradients, not the weighting's (compile)
+            self.optimizer.step(unclipped=self.weighting.parameters())
         logs = {"loss": float(values.sum())}
         if self.penalized:
             logs["penalty"] = penalty

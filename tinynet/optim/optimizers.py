@@ -253,13 +253,20 @@ class Optimizer:
         for p in self.params:
             p.zero_grad()
 
-    def step(self) -> None:
-        """One update of every trainable parameter from its current gradient."""
+    def step(self, unclipped=()) -> None:
+        """One update of every trainable parameter from its current gradient.
+
+        ``max_grad_norm`` clips the gradients of the bound parameters but
+        those of ``unclipped``, which neither count in the norm nor change
+        (a multi-task model's weighting parameters: :meth:`tinynet.mtl.Model.compile`).
+        """
         if not self.param_groups:
             raise RuntimeError(f"{self._who} has no parameters: pass them to the "
                                f"constructor or call bind(params) (model.compile does)")
         if self.max_grad_norm is not None:
-            clip_grad_norm(self.params, self.max_grad_norm)  # the trainable ones
+            skip = {id(p) for p in unclipped}
+            clip_grad_norm([p for p in self.params if id(p) not in skip] if skip
+                           else self.params, self.max_grad_norm)  # the trainable ones
         for index, group in enumerate(self.param_groups):
             for run in self._runs(index, group):
                 run.step(self._update, group)
