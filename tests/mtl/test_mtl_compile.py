@@ -154,3 +154,24 @@ def test_max_grad_norm_clips_the_models_gradients_not_the_weightings(weighting):
     if weighting == "uncertainty":  # its own step is not clipped: 1e-2 * (L_a - 1), L_a ~ 900
         moved = (model.weighting.log_vars.value - extra[0]) / 1e-2
         assert moved[0] > 100
+
+
+# ---------------------------------------------------- one weighting, one model
+def test_a_weighting_instance_another_model_is_compiled_with_is_refused():
+    # binding it again reset the first model's GradNorm and took its weights
+    # out of that model's optimizer: it trained on, its weights frozen at 1
+    x, y = xy(32)
+    w = tn.mtl.weighting.GradNorm()
+    first, second = hard(), hard()
+    first.compile("adam", loss="mse", weighting=w, weighting_lr=0.05)
+    with pytest.raises(ValueError, match=r"compile received a GradNorm weighting that model "
+                                         r"'.*' is compiled with.*a new one"):
+        second.compile("adam", loss="mse", weighting=w)
+    assert not second.compiled
+    history = first.fit(x, y, epochs=2, verbose=0)
+    assert history.history["a/weight"][1] != 1.0
+    first.compile("adam", loss="mse", weighting=w)  # the same model again: fine
+    assert first.weighting is w and any(p is w.weights for p in first.optimizer.params)
+    first.compile("adam", loss="mse", weighting="dwa")  # w is free now
+    second.compile("adam", loss="mse", weighting=w)
+    assert second.weighting is w

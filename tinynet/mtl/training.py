@@ -73,6 +73,7 @@ validation logs sum over batches of ``batch_size`` samples likewise (in
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
 
@@ -203,6 +204,23 @@ def task_weights(sample_weight, y: dict, n_samples: int, masks: dict,
     return weights
 
 
+def _own(weighting, model):
+    """``weighting``, unless another model is compiled with this very instance:
+    then a ``ValueError`` before it changes (binding it again would reset
+    that model's task state and take its learned parameters from its
+    optimizer, which then trains without them, silently). The model that
+    last compiled with it is in ``weighting._owner`` (a weak reference)."""
+    owner = getattr(weighting, "_owner", None)
+    other = None if owner is None else owner()
+    if other is not None and other is not model and other.weighting is weighting:
+        raise ValueError(f"compile received a {type(weighting).__name__} weighting that model "
+                         f"{other.name!r} is compiled with: an instance holds one model's "
+                         f"task state and learned parameters; pass a new one (e.g. "
+                         f"weighting={weighting.name!r}, or a new {type(weighting).__name__}"
+                         f"(...)) for each model")
+    return weighting
+
+
 def _flat_grads(params) -> np.ndarray:
     return np.concatenate([p.grad.ravel() for p in params])
 
@@ -277,7 +295,11 @@ class MultiTaskTraining:
             ``"pcgrad"``, ``"mgda"``, ``"mgda_ub"`` (hard sharing only: a
             ``ValueError`` for a model without a shared representation), a
             dict of static weights, or an instance from
-            :mod:`tinynet.mtl.weighting` (for options).
+            :mod:`tinynet.mtl.weighting` (for options). An instance serves
+            one model: it holds that model's task state and learned
+            parameters, so one that another model is compiled with is
+            refused (``ValueError``; give each model its own). Compiling
+            the same model again with it starts it afresh.
         loss_weights : dict or list, optional
             Keras' name for static weights (``weighting`` must stay "equal").
         weighting_lr : float, optional
@@ -322,7 +344,7 @@ class MultiTaskTraining:
         dtype = self.dtype or np.dtype(np.float32)
         # the learned parameters an earlier compile bound (binding anew replaces them)
         replaced = list(self.weighting.parameters()) if self.compiled else []
-        weighting = weighting_mod.get(weighting).bind(tasks, dtype)
+        weighting = _own(weighting_mod.get(weighting), self).bind(tasks, dtype)
         # MGDA-UB: the tensor whose gradients the weighting combines; a model
         # without one is refused here, before the weighting and optimizer change
         representation = (self.shared_representation() if weighting.needs_task_gradients
@@ -331,6 +353,7 @@ class MultiTaskTraining:
         # a name or dict: a new, unbound optimizer; an instance as it is
         self._bind_optimizer(optim.get(optimizer), weighting, weighting_lr, replaced)
         self.weighting, self._representation = weighting, representation
+        weighting._owner = weakref.ref(self)
         # What a saved model stores: the losses and metrics as given (loading
         # compiles again, which redoes the swaps for softmax/sigmoid outputs).
         self._compiled = {"loss": given_losses, "metrics": given_metrics,
