@@ -175,3 +175,42 @@ def test_a_weighting_instance_another_model_is_compiled_with_is_refused():
     first.compile("adam", loss="mse", weighting="dwa")  # w is free now
     second.compile("adam", loss="mse", weighting=w)
     assert second.weighting is w
+
+
+# ------------------------------------------------------------------ delta_m
+class _ErrorRate(tn.metrics.Metric):
+    """A lower-is-better metric whose name says nothing of its direction."""
+
+    name = "wrongness"
+    higher_is_better = False
+
+    def __call__(self, pred, target):
+        return float(np.mean(np.abs(pred - target)))
+
+
+@pytest.mark.parametrize("key", ["val_loss", "val_mae", "val_mse"])
+def test_delta_m_reads_a_validation_keys_direction_from_its_training_key(key):
+    # "val_loss" was read as higher-is-better: a 10 % cut scored -10 %
+    seq = tn.Sequential([Dense(1, input_dim=3)])
+    seq.compile("sgd", loss="mse", metrics=["mae"])
+    for model in (None, seq):
+        assert tn.mtl.delta_m({key: 0.9}, {key: 1.0}, model=model) == pytest.approx(10.0)
+
+
+def test_delta_m_reads_a_custom_validation_metrics_direction_from_the_model():
+    model = hard()
+    model.compile("sgd", loss="mse", metrics=[_ErrorRate()])
+    for key in ("a/wrongness", "val_a/wrongness"):
+        assert tn.mtl.delta_m({key: 0.9}, {key: 1.0}, model=model) == pytest.approx(10.0)
+    seq = tn.Sequential([Dense(1, input_dim=3)])
+    seq.compile("sgd", loss="mse", metrics=[_ErrorRate()])
+    assert tn.mtl.delta_m({"val_wrongness": 0.9}, {"val_wrongness": 1.0},
+                          model=seq) == pytest.approx(10.0)
+    # a task named "val_x" is its own task, not the validation of task "x"
+    rightness = _ErrorRate()
+    rightness.higher_is_better = True
+    i = tn.mtl.Input((3,))
+    named = tn.mtl.Model(i, {"val_x": Dense(1)(i), "x": Dense(1)(i)})
+    named.compile("sgd", loss="mse", metrics={"val_x": [_ErrorRate()], "x": [rightness]})
+    for key, gain in (("val_x/wrongness", 10.0), ("x/wrongness", -10.0)):
+        assert tn.mtl.delta_m({key: 0.9}, {key: 1.0}, model=named) == pytest.approx(gain)
