@@ -214,3 +214,54 @@ def test_delta_m_reads_a_custom_validation_metrics_direction_from_the_model():
     named.compile("sgd", loss="mse", metrics={"val_x": [_ErrorRate()], "x": [rightness]})
     for key, gain in (("val_x/wrongness", 10.0), ("x/wrongness", -10.0)):
         assert tn.mtl.delta_m({key: 0.9}, {key: 1.0}, model=named) == pytest.approx(gain)
+
+
+# ------------------------------------------------------ unfreezing after compile
+@pytest.mark.parametrize("weighting", ["equal", "mgda", "uncertainty"])
+def test_a_layer_unfrozen_after_compile_trains_as_in_sequential(weighting):
+    # compile bound the trainable parameters only: the trunk unfrozen later
+    # never moved (Sequential trains it)
+    x, y = xy()
+    model = hard()
+    trunk = model.get_layer("trunk")
+    trunk.trainable = False
+    if weighting == "mgda":
+        with pytest.warns(UserWarning, match="no trainable parameter of this model is shared"):
+            model.compile("adam", loss="mse", weighting=weighting)
+    else:
+        model.compile("adam", loss="mse", weighting=weighting)
+    w0 = trunk.W.value.copy()
+    model.fit(x, y, epochs=1, verbose=0)
+    np.testing.assert_array_equal(trunk.W.value, w0)
+    trunk.trainable = True
+    history = model.fit(x, y, epochs=2, verbose=0)
+    assert np.abs(trunk.W.value - w0).max() > 1e-4
+    if weighting == "mgda":  # MGDA combines the shared gradients (alpha sums to 1; frozen,
+        # the plain backward pass logs weights of 1 each)
+        assert history.history["a/weight"][-1] + history.history["b/weight"][-1] == \
+            pytest.approx(1.0)
+    trunk.trainable = False  # and frozen again: it stays
+    w1 = trunk.W.value.copy()
+    model.fit(x, y, epochs=1, verbose=0)
+    np.testing.assert_array_equal(trunk.W.value, w1)
+
+
+def test_gradual_unfreezing_within_fit_reaches_mgdas_shared_combination():
+    x, y = xy()
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(6, seed=0, name="t1"),
+                                            Dense(6, seed=3, name="t2")],
+                               heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]})
+    model.compile("adam", loss="mse", weighting="mgda")
+    w0 = model.get_layer("t1").W.value.copy()
+    combined = []  # how many shared parameters MGDA combined in each epoch
+
+    class Spy(tn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            combined.append(len(model._shared))
+
+    model.fit(x, y, epochs=4, verbose=0,
+              callbacks=[tn.transfer.GradualUnfreezing(every=1), Spy()])
+    assert np.abs(model.get_layer("t1").W.value - w0).max() > 1e-4
+    # none while the trunk is frozen, then t2's W and b, then t1's too
+    assert combined[0] == 0 and combined[-1] == 4 and 2 in combined
+    assert combined == sorted(combined)

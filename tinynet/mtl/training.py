@@ -255,7 +255,7 @@ class MultiTaskTraining:
     #: The shared representation whose gradients a ``rep_grad`` weighting
     #: (MGDA-UB) combines, set by ``compile``; None otherwise.
     _representation = None
-    #: The trainable shared parameters and which tasks reach them (_find_shared).
+    #: The trainable shared parameters and which tasks reach them (_trainable_shared).
     _shared: list = []
     _reaches_shared = None
 
@@ -365,22 +365,42 @@ class MultiTaskTraining:
                           f"gradients on the parameters they share, and no trainable "
                           f"parameter of this model is shared (soft sharing, a "
                           f"cross-stitch network without stitches, or a frozen trunk): it "
-                          f"trains as equal weights", UserWarning, stacklevel=2)
+                          f"trains as equal weights (until a shared layer is unfrozen)",
+                          UserWarning, stacklevel=2)
         self.compiled = True
         return self
 
     def _find_shared(self) -> None:
-        """Set ``_shared``, the trainable parameters two or more tasks share
-        (whose task gradients a ``needs_task_gradients`` weighting
-        combines), and ``_reaches_shared``, one boolean a task: whether its
-        output depends on one of them. A task that reaches none (a head on
-        an input of its own) has a zero row of shared gradients, which
-        would be MGDA's min-norm point and stop the trunk: ``train_step``
-        leaves it out of ``combine`` as it does a task absent from the batch."""
+        """Find the parameters two or more tasks share, and which tasks each
+        reaches (the graph is fixed: once, at compile); then
+        :meth:`_trainable_shared`."""
         owners = self.output_owners()
-        self._shared = [p for p in self.trainable_parameters() if len(owners.get(id(p), ())) > 1]
-        reached = set().union(*(owners[id(p)] for p in self._shared))
-        self._reaches_shared = np.array([t in reached for t in range(len(self.output_names))])
+        self._shared_all = [p for p in self.parameters() if len(owners.get(id(p), ())) > 1]
+        self._shared_owners = [owners[id(p)] for p in self._shared_all]
+        self._shared_flags = None
+        self._trainable_shared()
+
+    def _trainable_shared(self) -> list:
+        """Set and return ``_shared``, the trainable shared parameters (whose
+        task gradients a ``needs_task_gradients`` weighting combines), and
+        ``_reaches_shared``, one boolean a task: whether its output depends
+        on one of them. A task that reaches none (a head on an input of its
+        own) has a zero row of shared gradients, which would be MGDA's
+        min-norm point and stop the trunk: ``train_step`` leaves it out of
+        ``combine`` as it does a task absent from the batch.
+
+        Asked at every step and computed again when a shared parameter was
+        frozen or unfrozen since (after compile, or by a callback such as
+        :class:`tinynet.transfer.GradualUnfreezing` within ``fit``), as
+        :class:`tinynet.Sequential` trains a layer unfrozen after compile."""
+        flags = tuple(p.trainable for p in self._shared_all)
+        if flags != self._shared_flags:
+            self._shared_flags = flags
+            self._shared = [p for p, on in zip(self._shared_all, flags) if on]
+            reached = set().union(*(o for o, on in zip(self._shared_owners, flags) if on))
+            self._reaches_shared = np.array([t in reached
+                                             for t in range(len(self.output_names))])
+        return self._shared
 
     def _bind_optimizer(self, optimizer, weighting, weighting_lr, replaced) -> None:
         """Bind ``optimizer`` to the model's parameters and to ``weighting``'s
@@ -592,7 +612,7 @@ class MultiTaskTraining:
             self.weighting.loss_weights(values, training=True, present=present), values.shape,
             finite=bool(np.isfinite(values).all()))
         scaled = [g * g.dtype.type(w) for g, w in zip(grads, weights)]
-        if self.weighting.needs_task_gradients and self._shared:
+        if self.weighting.needs_task_gradients and self._trainable_shared():
             # a task whose output reads no shared parameter has no say on them
             taking_part = present & self._reaches_shared
             if self._representation is not None:
