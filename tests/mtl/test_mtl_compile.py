@@ -265,3 +265,31 @@ def test_gradual_unfreezing_within_fit_reaches_mgdas_shared_combination():
     # none while the trunk is frozen, then t2's W and b, then t1's too
     assert combined[0] == 0 and combined[-1] == 4 and 2 in combined
     assert combined == sorted(combined)
+
+
+# ------------------------------------------------------------------- minor
+@pytest.mark.parametrize("merge", [tn.mtl.Concatenate, tn.mtl.Add])
+def test_a_merges_backward_given_a_list_says_it_takes_one_array(merge):
+    # it read dy.shape before its check: AttributeError on a list
+    layer = merge()
+    layer.build([(4,), (4,)])
+    layer.forward([np.ones((2, 4), np.float32)] * 2)
+    width = layer.output_shape[-1]
+    with pytest.raises(TypeError, match=rf"expected dy as one array, the gradient of its one "
+                                        rf"output \(of shape \(2, {width}\)\), received a "
+                                        rf"list of 1"):
+        layer.backward([np.ones((2, width))])
+    with pytest.raises(ValueError, match=rf"expected dy of shape \(2, {width}\)"):
+        layer.backward(np.ones((3, width)))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        unused = merge()
+        unused.build([(4,), (4,)])
+        unused.backward(np.ones((2, width)))
+    assert [g.shape for g in layer.backward(np.ones((2, width)))] == [(2, 4), (2, 4)]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -np.inf])
+def test_delta_m_refuses_a_non_finite_metric_as_it_refuses_a_non_finite_baseline(bad):
+    with pytest.raises(ValueError, match=rf"delta_m expected a finite metric 'a/mse', "
+                                         rf"received {bad}"):
+        tn.mtl.delta_m({"a/mse": bad, "b/mse": 1.0}, {"a/mse": 1.0, "b/mse": 1.0})

@@ -119,6 +119,9 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None, *,
         if base == 0 or not np.isfinite(base):
             raise ValueError(f"delta_m expected a finite, non-zero baseline for {key!r}, "
                              f"received {base}")
+        if not np.isfinite(metrics[key]):  # (a diverged run) its gain, and Delta_m, would be NaN
+            raise ValueError(f"delta_m expected a finite metric {key!r}, received "
+                             f"{metrics[key]}")
         # a validation key ("val_loss", "val_left/f1_err") has its metric's direction
         name = key if key in logged else _without_val(key)
         if key in higher_is_better:
