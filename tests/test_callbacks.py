@@ -310,6 +310,45 @@ def test_learning_rate_scheduler_one_and_two_argument_schedules():
         LearningRateScheduler(0.1)
 
 
+def test_learning_rate_scheduler_keeps_the_other_groups_ratios_to_the_first():
+    # it set every group to the schedule's rate: discriminative rates and a
+    # multi-task weighting_lr were lost (PyTorch's LambdaLR scales each
+    # group's own base rate)
+    x, y = _data()
+    model = _model()
+    groups = tn.transfer.discriminative_param_groups(model, 0.08, factor=4.0)
+    model.compile(tn.optim.SGD(groups), loss="cross_entropy")
+    bases = [g["lr"] for g in model.optimizer.param_groups]
+    assert len(bases) > 1 and bases[0] != bases[-1]
+    history = model.fit(x, y, epochs=3, verbose=0, callbacks=[
+        LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch)])
+    assert history.history["lr"] == [0.1, 0.05, 0.025]
+    rates = [g["lr"] for g in model.optimizer.param_groups]
+    assert rates == pytest.approx([0.025 * b / bases[0] for b in bases], rel=1e-12)
+    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[  # the same bases later on
+        LearningRateScheduler(lambda epoch, lr: lr * 2)])
+    assert [g["lr"] for g in model.optimizer.param_groups] == pytest.approx(
+        [0.1 * b / bases[0] for b in bases], rel=1e-12)
+    # a first group of base rate 0 gives no ratio
+    model.compile(tn.optim.SGD([{**g, "lr": 0.0 if i == 0 else 0.1}
+                                for i, g in enumerate(groups)]), loss="cross_entropy")
+    with pytest.raises(ValueError, match="first parameter group's base rate is 0"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[LearningRateScheduler(lambda e: 0.1)])
+
+
+def test_learning_rate_scheduler_keeps_a_multi_task_weighting_lrs_ratio():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 4))
+    y = {"a": rng.standard_normal((16, 1)), "b": rng.standard_normal((16, 1))}
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(6, seed=0)],
+                               heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]})
+    model.compile(tn.optim.Adam(lr=1e-3), loss="mse", weighting="uncertainty",
+                  weighting_lr=0.1)
+    model.fit(x, y, epochs=2, verbose=0,
+              callbacks=[LearningRateScheduler(lambda e: 1e-3 * 0.5 ** e)])
+    assert [g["lr"] for g in model.optimizer.param_groups] == pytest.approx([5e-4, 0.05])
+
+
 def test_learning_rate_scheduler_resumes_at_initial_epoch():
     x, y = _data()
     model = _model()

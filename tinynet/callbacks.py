@@ -683,8 +683,14 @@ class LearningRateScheduler(Callback):
     ----------
     schedule : callable or tinynet.optim.LRScheduler
         ``schedule(epoch) -> lr`` or ``schedule(epoch, lr) -> lr`` (Keras),
-        with ``epoch`` counted from 0, setting every parameter group's rate;
-        or one of :mod:`tinynet.optim`'s closed-form schedules
+        with ``epoch`` counted from 0 and ``lr`` the first parameter group's
+        rate, setting the first group's rate; every other group keeps its
+        ratio to it, that of their base rates (each group's ``initial_lr``,
+        set to its rate when first scheduled), as PyTorch's ``LambdaLR``
+        gives each group its own base rate times the factor: discriminative
+        rates (:func:`tinynet.transfer.discriminative_param_groups`) and a
+        multi-task weighting's ``weighting_lr`` follow the schedule in
+        proportion. Or one of :mod:`tinynet.optim`'s closed-form schedules
         (``StepLR(opt, ...)``, ``CosineAnnealingLR``, ``LinearWarmup``),
         which sets each group from its own base rate; it must be made for the
         optimizer the model trains with (compiling again with a new one needs
@@ -733,12 +739,34 @@ class LearningRateScheduler(Callback):
             self.schedule.last_epoch = epoch - 1
             self.schedule.step()
         else:
-            optimizer.lr = self.schedule(epoch, old) if self._two_args else self.schedule(epoch)
+            _set_first_rate(optimizer, self.schedule(epoch, old) if self._two_args
+                            else self.schedule(epoch))
         if self.verbose and float(optimizer.lr) != old:
             print(f"Epoch {epoch + 1}: learning rate set to {float(optimizer.lr):.6g}")
 
     def on_epoch_end(self, epoch, logs=None):
         _log_lr(self.model, logs)
+
+
+def _set_first_rate(optimizer, lr) -> None:
+    """Set the first group's rate (and the default one) to ``lr`` and every
+    other group's to ``lr`` times the ratio of its base rate (``initial_lr``,
+    set to its rate if missing) to the first group's: LambdaLR's
+    ``base_lr * factor`` per group, with the factor ``lr / base_lr`` of the
+    first group. One group (or none bound): ``optimizer.lr = lr``."""
+    groups = optimizer.param_groups
+    if len(groups) < 2:
+        optimizer.lr = lr
+        return
+    bases = [group.setdefault("initial_lr", group["lr"]) for group in groups]
+    if bases[0] == 0:
+        raise ValueError(f"LearningRateScheduler: the first parameter group's base rate is 0, "
+                         f"so the other groups' rates cannot keep their ratios to it (their "
+                         f"base rates are {bases[1:]}); give it a positive rate, or use a "
+                         f"tinynet.optim schedule, which sets each group from its own rate")
+    optimizer.lr = lr  # (checked: a finite number >= 0)
+    for group, base in zip(groups[1:], bases[1:]):
+        group["lr"] = optimizer.lr * (base / bases[0])
 
 
 class ReduceLROnPlateau(_Monitoring):

@@ -60,7 +60,6 @@ from .layers._checks import check_real
 from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict,
                           layer_to_dict, release, shape_str, stale_cache_error, unique_name)
 from .output_losses import for_output, output_activation
-from .param import ensure_flat
 from .callbacks import CALLBACK_LOG_KEYS, Callback, as_callback_list
 from .training import (BUILD_STREAM, RunningMeans, batch_indices, check_targets, fit_loop,
                        seed_rng)
@@ -495,29 +494,21 @@ class Sequential(Layer):
 
     def _bind_optimizer(self) -> None:
         """Bind the optimizer to this model's parameters if it is unbound, or
-        was bound here before layers changed (rebuilt, added, popped).
+        was bound here before layers changed (rebuilt, added, popped):
+        :func:`tinynet.optim.binding.bind_model_optimizer`.
 
         All parameters are bound, frozen ones too: the optimizer skips them
         while ``trainable`` is False, so freezing after compile works. An
-        optimizer the user bound to a subset (or to groups) is kept as it is.
-        The parameters are first moved into one flat buffer (once), so the
-        optimizer updates runs of them with one fused call each.
+        optimizer the user bound to a subset (or to groups) is kept as it is;
+        one bound to parameters that are not the model's is bound again.
 
         A model without parameters (only activations, reshapes...) leaves
         the optimizer unbound: it compiles, evaluates and predicts, and
         ``fit`` warns and changes nothing (Keras 3's behaviour).
         """
-        params = self.parameters()
-        if not params:
-            self._bound_ids = []
-            return
-        ensure_flat(params)
-        ids = [id(p) for p in params]
-        bound = {id(p) for p in self.optimizer.params}
-        if not bound or not bound <= set(ids) or (self._bound_ids is not None
-                                                  and self._bound_ids != ids):
-            self.optimizer.bind(params)  # same params keep their state
-            self._bound_ids = ids
+        from .optim.binding import bind_model_optimizer
+        self._bound_ids = bind_model_optimizer(self.optimizer, self.parameters(),
+                                               self._bound_ids, f"{self._who}.compile")
 
     def get_compile_config(self) -> dict | None:
         """JSON-safe loss, metrics and optimizer settings (None if not compiled)."""

@@ -66,6 +66,17 @@ class MultiInputLayer(Layer):
                              f"{[x.shape[0] for x in xs]}")
         return [x.astype(self.dtype, copy=False) for x in xs]
 
+    def _check_merged_dy(self, dy) -> np.ndarray:
+        """``dy`` for a merge's ``backward``: the gradient of its one output,
+        an array shaped like the last forward's output (a list, what a layer
+        of several outputs takes, is refused saying so)."""
+        self._require_cache(getattr(self, "_batch", None))
+        if isinstance(dy, (list, tuple)):
+            raise TypeError(f"{self._who} expected dy as one array, the gradient of its one "
+                            f"output (of shape {(self._batch, *self.output_shape)}), received "
+                            f"a {type(dy).__name__} of {len(dy)}")
+        return self._check_dy(dy, (self._batch, *self.output_shape))
+
     def get_config(self) -> dict:
         config = super().get_config()
         if self.input_shape is not None:
@@ -131,13 +142,12 @@ class Concatenate(MultiInputLayer):
 
     def forward(self, xs, training: bool = False):
         xs = self._prepare_inputs(xs)
-        self._ready = True
+        self._batch = len(xs[0])
         return np.concatenate(xs, axis=1 + self._per_sample_axis(len(self.output_shape),
                                                                  self.input_shape))
 
     def backward(self, dy):
-        self._require_cache(getattr(self, "_ready", None))
-        dy = self._check_dy(dy, (dy.shape[0], *self.output_shape))
+        dy = self._check_merged_dy(dy)
         k = self._per_sample_axis(len(self.output_shape), self.input_shape)
         offsets = np.cumsum([s[k] for s in self.input_shape])[:-1]
         return [part.copy() for part in np.split(dy, offsets, axis=1 + k)]
@@ -160,13 +170,12 @@ class Add(MultiInputLayer):
 
     def forward(self, xs, training: bool = False):
         xs = self._prepare_inputs(xs)
-        self._ready = True
+        self._batch = len(xs[0])
         out = xs[0].copy()
         for x in xs[1:]:
             out += x
         return out
 
     def backward(self, dy):
-        self._require_cache(getattr(self, "_ready", None))
-        dy = self._check_dy(dy, (dy.shape[0], *self.output_shape))
+        dy = self._check_merged_dy(dy)
         return [dy.copy() for _ in self.input_shape]

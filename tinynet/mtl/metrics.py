@@ -40,6 +40,13 @@ def _lower_is_better(name: str) -> bool:
     return name.split("/")[-1].lower() in LOWER_IS_BETTER
 
 
+def _without_val(key: str) -> str:
+    """The training log key of a validation one: ``"val_mae"`` -> ``"mae"``
+    (a Sequential's), ``"val_left/mae"`` -> ``"left/mae"`` (a multi-task
+    model's); any other key as it is."""
+    return key[len("val_"):] if key.startswith("val_") else key
+
+
 def _check_number(value, what: str) -> None:
     """``value`` must be a real number (a NumPy scalar or 0-d array too), not a bool."""
     if isinstance(value, np.ndarray) and value.ndim == 0:
@@ -72,7 +79,10 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None, *,
         user too, ``"left/f1_err"``, as the callbacks' ``mode="auto"`` reads
         it, :func:`tinynet.metrics.logged_metrics`); else read from the name's
         last part (``loss``, ``mse``, ``mae``, the loss names ... are
-        lower-is-better, :data:`LOWER_IS_BETTER`; case does not matter).
+        lower-is-better, :data:`LOWER_IS_BETTER`; case does not matter). A
+        validation key (``"val_loss"``, ``"val_mae"``, ``"val_left/f1_err"``)
+        has the direction of its training key (the key without ``"val_"``),
+        unless the model logs a metric under the key itself.
     model : compiled tinynet model, optional
         A ``tn.mtl.Model`` (keys ``"<task>/<metric>"``) or a
         ``tn.Sequential`` (keys ``"<metric>"``).
@@ -109,12 +119,17 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None, *,
         if base == 0 or not np.isfinite(base):
             raise ValueError(f"delta_m expected a finite, non-zero baseline for {key!r}, "
                              f"received {base}")
+        if not np.isfinite(metrics[key]):  # (a diverged run) its gain, and Delta_m, would be NaN
+            raise ValueError(f"delta_m expected a finite metric {key!r}, received "
+                             f"{metrics[key]}")
+        # a validation key ("val_loss", "val_left/f1_err") has its metric's direction
+        name = key if key in logged else _without_val(key)
         if key in higher_is_better:
             higher = bool(higher_is_better[key])
-        elif key in logged:
-            higher = bool(logged[key].higher_is_better)
+        elif name in logged:
+            higher = bool(logged[name].higher_is_better)
         else:
-            higher = not _lower_is_better(key)
+            higher = not _lower_is_better(name)
         sign = 1.0 if higher else -1.0
         gains[key] = sign * (float(metrics[key]) - base) / abs(base) * 100.0
     return gains

@@ -12,8 +12,9 @@ so everything that works with ``Sequential.fit`` works here.
 
 Logged names: ``"loss"`` (the plain sum of task losses, comparable across
 weightings), ``"<task>/loss"``, ``"<task>/<metric>"``, ``"<task>/weight"`` for adaptive
-weightings (the weight the method gave the task; MGDA's :math:`\alpha_t`) and the same
-with ``"val_"`` in front for validation data.
+weightings (the weight the method gave the task; MGDA's :math:`\alpha_t`, 0 for a
+task absent from the batch or one whose output reads no shared parameter:
+:mod:`tinynet.mtl.weighting`) and the same with ``"val_"`` in front for validation data.
 
 Missing labels
 --------------
@@ -72,6 +73,7 @@ validation logs sum over batches of ``batch_size`` samples likewise (in
 from __future__ import annotations
 
 import warnings
+import weakref
 
 import numpy as np
 
@@ -202,6 +204,23 @@ def task_weights(sample_weight, y: dict, n_samples: int, masks: dict,
     return weights
 
 
+def _own(weighting, model):
+    """``weighting``, unless another model is compiled with this very instance:
+    then a ``ValueError`` before it changes (binding it again would reset
+    that model's task state and take its learned parameters from its
+    optimizer, which then trains without them, silently). The model that
+    last compiled with it is in ``weighting._owner`` (a weak reference)."""
+    owner = getattr(weighting, "_owner", None)
+    other = None if owner is None else owner()
+    if other is not None and other is not model and other.weighting is weighting:
+        raise ValueError(f"compile received a {type(weighting).__name__} weighting that model "
+                         f"{other.name!r} is compiled with: an instance holds one model's "
+                         f"task state and learned parameters; pass a new one (e.g. "
+                         f"weighting={weighting.name!r}, or a new {type(weighting).__name__}"
+                         f"(...)) for each model")
+    return weighting
+
+
 def _flat_grads(params) -> np.ndarray:
     return np.concatenate([p.grad.ravel() for p in params])
 
@@ -221,6 +240,9 @@ class MultiTaskTraining:
     """
 
     compiled = False
+    optimizer = None
+    #: ids of the parameters this model bound its optimizer to (None: the user did)
+    _bound_ids = None
     #: Per-task running means of the current fit epoch (see _TaskEpochs), or None:
     #: of the weight, by labelled samples, and of the loss, by the loss's total
     #: weight (``Loss.weight_total``); and the metrics' accumulators of the epoch's
@@ -233,6 +255,9 @@ class MultiTaskTraining:
     #: The shared representation whose gradients a ``rep_grad`` weighting
     #: (MGDA-UB) combines, set by ``compile``; None otherwise.
     _representation = None
+    #: The trainable shared parameters and which tasks reach them (_trainable_shared).
+    _shared: list = []
+    _reaches_shared = None
 
     def regularization(self) -> float:
         """Add a penalty's gradient to the parameters and return its value (none here)."""
@@ -246,9 +271,15 @@ class MultiTaskTraining:
         Parameters
         ----------
         optimizer : str, Optimizer or dict
-            As :func:`tinynet.optim.get`; it is bound to the model's trainable
-            parameters and to the weighting's learned ones (uncertainty's
-            log-variances, GradNorm's weights).
+            As :func:`tinynet.optim.get`. An unbound one is bound to the
+            model's parameters (frozen ones too: it skips them while they are
+            frozen); one already bound to the model's parameters -- a subset,
+            or groups with rates of their own
+            (:func:`tinynet.transfer.discriminative_param_groups`) -- is kept
+            as it is, as :class:`tinynet.Sequential` keeps it; one bound to
+            other parameters is refused. The weighting's learned parameters
+            (uncertainty's log-variances, GradNorm's weights) get a group of
+            their own unless it holds them already (see ``weighting_lr``).
         loss : dict {task: loss}, list (task order) or one loss for every task
             Names (``"cross_entropy"``, ``"mse"``...) or instances. A logit
             cross-entropy on a softmax/sigmoid output is computed from the
@@ -264,14 +295,22 @@ class MultiTaskTraining:
             ``"pcgrad"``, ``"mgda"``, ``"mgda_ub"`` (hard sharing only: a
             ``ValueError`` for a model without a shared representation), a
             dict of static weights, or an instance from
-            :mod:`tinynet.mtl.weighting` (for options).
+            :mod:`tinynet.mtl.weighting` (for options). An instance serves
+            one model: it holds that model's task state and learned
+            parameters, so one that another model is compiled with is
+            refused (``ValueError``; give each model its own). Compiling
+            the same model again with it starts it afresh.
         loss_weights : dict or list, optional
             Keras' name for static weights (``weighting`` must stay "equal").
         weighting_lr : float, optional
             Learning rate of the weighting's learned parameters (default: the
             optimizer's). They get no weight decay whatever the optimizer's
             (uncertainty's :math:`s_t` would be pulled towards 0, a prior the
-            paper does not have).
+            paper does not have), and the optimizer's ``max_grad_norm`` clips
+            the model's gradients only, as ``torch.nn.utils.clip_grad_norm_(
+            model.parameters())`` would: their gradients neither count in the
+            norm nor are clipped (uncertainty's, about the size of a loss,
+            would shrink the network's step instead).
         """
         tasks = list(self.output_names)
         if weighting_lr is not None:  # float("1e-3") or True were taken as rates
@@ -303,38 +342,97 @@ class MultiTaskTraining:
                                  f"not both")
             weighting = weighting_mod.Static(loss_weights)
         dtype = self.dtype or np.dtype(np.float32)
-        weighting = weighting_mod.get(weighting).bind(tasks, dtype)
+        # the learned parameters an earlier compile bound (binding anew replaces them)
+        replaced = list(self.weighting.parameters()) if self.compiled else []
+        weighting = _own(weighting_mod.get(weighting), self).bind(tasks, dtype)
         # MGDA-UB: the tensor whose gradients the weighting combines; a model
         # without one is refused here, before the weighting and optimizer change
         representation = (self.shared_representation() if weighting.needs_task_gradients
                           and weighting.rep_grad and len(tasks) > 1 else None)
+        from .. import optim
+        # a name or dict: a new, unbound optimizer; an instance as it is
+        self._bind_optimizer(optim.get(optimizer), weighting, weighting_lr, replaced)
         self.weighting, self._representation = weighting, representation
+        weighting._owner = weakref.ref(self)
         # What a saved model stores: the losses and metrics as given (loading
         # compiles again, which redoes the swaps for softmax/sigmoid outputs).
         self._compiled = {"loss": given_losses, "metrics": given_metrics,
                           "weighting_lr": weighting_lr}
-        params = self.trainable_parameters()
-        extra = self.weighting.parameters()
-        # Nothing to train (only activations, or every layer frozen): the
-        # optimizer stays unbound, and fit warns and changes nothing (Keras 3).
-        groups = [{"params": params}] if params else []
-        if extra:  # no weight decay: neither paper puts a prior on s_t or w_t
-            groups.append({"params": extra, "weight_decay": 0.0} if weighting_lr is None
-                          else {"params": extra, "weight_decay": 0.0, "lr": weighting_lr})
-        from .. import optim
-        ensure_flat(params + extra)  # one fused optimizer call per group
-        self.optimizer = optim.get(optimizer, groups or None)
-        shared_ids = {id(p) for p in self.shared_parameters()}
-        self._shared = [p for p in params if id(p) in shared_ids]
+        self._find_shared()
         if self.weighting.needs_task_gradients and not self._shared and len(tasks) > 1:
             # train_step then takes the plain backward pass: equal weights in effect
             warnings.warn(f"compile: weighting {self.weighting.name!r} works on the tasks' "
                           f"gradients on the parameters they share, and no trainable "
                           f"parameter of this model is shared (soft sharing, a "
                           f"cross-stitch network without stitches, or a frozen trunk): it "
-                          f"trains as equal weights", UserWarning, stacklevel=2)
+                          f"trains as equal weights (until a shared layer is unfrozen)",
+                          UserWarning, stacklevel=2)
         self.compiled = True
         return self
+
+    def _find_shared(self) -> None:
+        """Find the parameters two or more tasks share, and which tasks each
+        reaches (the graph is fixed: once, at compile); then
+        :meth:`_trainable_shared`."""
+        owners = self.output_owners()
+        self._shared_all = [p for p in self.parameters() if len(owners.get(id(p), ())) > 1]
+        self._shared_owners = [owners[id(p)] for p in self._shared_all]
+        self._shared_flags = None
+        self._trainable_shared()
+
+    def _trainable_shared(self) -> list:
+        """Set and return ``_shared``, the trainable shared parameters (whose
+        task gradients a ``needs_task_gradients`` weighting combines), and
+        ``_reaches_shared``, one boolean a task: whether its output depends
+        on one of them. A task that reaches none (a head on an input of its
+        own) has a zero row of shared gradients, which would be MGDA's
+        min-norm point and stop the trunk: ``train_step`` leaves it out of
+        ``combine`` as it does a task absent from the batch.
+
+        Asked at every step and computed again when a shared parameter was
+        frozen or unfrozen since (after compile, or by a callback such as
+        :class:`tinynet.transfer.GradualUnfreezing` within ``fit``), as
+        :class:`tinynet.Sequential` trains a layer unfrozen after compile."""
+        flags = tuple(p.trainable for p in self._shared_all)
+        if flags != self._shared_flags:
+            self._shared_flags = flags
+            self._shared = [p for p, on in zip(self._shared_all, flags) if on]
+            reached = set().union(*(o for o, on in zip(self._shared_owners, flags) if on))
+            self._reaches_shared = np.array([t in reached
+                                             for t in range(len(self.output_names))])
+        return self._shared
+
+    def _bind_optimizer(self, optimizer, weighting, weighting_lr, replaced) -> None:
+        """Bind ``optimizer`` to the model's parameters and to ``weighting``'s
+        learned ones, and make it the model's.
+
+        The model's parameters as :class:`tinynet.Sequential` binds them
+        (:func:`tinynet.optim.binding.bind_model_optimizer`): an unbound
+        optimizer to all of them, frozen ones too (the optimizer skips them
+        while frozen, so unfreezing after compile trains them); one the user
+        bound to groups of them (their own rates,
+        :func:`tinynet.transfer.discriminative_param_groups`) is kept as it
+        is; one holding parameters that are neither the model's nor the
+        weighting's is refused (``ValueError``). The learned parameters of a
+        weighting an earlier compile bound (``replaced``) are taken out of it.
+        Then the weighting's parameters it does not hold yet get a group of
+        their own: weight decay 0, learning rate ``weighting_lr`` (default
+        the optimizer's).
+        """
+        from ..optim.binding import bind_model_optimizer
+        extra = list(weighting.parameters())
+        new = {id(p) for p in extra}
+        optimizer.remove_params([p for p in replaced if id(p) not in new])
+        bound_ids = bind_model_optimizer(
+            optimizer, self.parameters(), self._bound_ids if optimizer is self.optimizer
+            else None, "compile", known=extra, strict=True)
+        held = {id(p) for p in optimizer.params}
+        missing = [p for p in extra if id(p) not in held]
+        if missing:  # no weight decay: neither paper puts a prior on s_t or w_t
+            ensure_flat(missing)  # one fused optimizer call
+            optimizer.add_param_group({"params": missing, "weight_decay": 0.0,
+                                       **({} if weighting_lr is None else {"lr": weighting_lr})})
+        self.optimizer, self._bound_ids = optimizer, bound_ids
 
     def get_compile_config(self) -> dict | None:
         """JSON-safe optimizer, losses and metrics per task (as compile received
@@ -518,16 +616,19 @@ class MultiTaskTraining:
             self.weighting.loss_weights(values, training=True, present=present), values.shape,
             finite=bool(np.isfinite(values).all()))
         scaled = [g * g.dtype.type(w) for g, w in zip(grads, weights)]
-        if self.weighting.needs_task_gradients and self._shared:
+        if self.weighting.needs_task_gradients and self._trainable_shared():
+            # a task whose output reads no shared parameter has no say on them
+            taking_part = present & self._reaches_shared
             if self._representation is not None:
-                self._combine_representation_gradients(scaled, values, present)
+                self._combine_representation_gradients(scaled, values, taking_part)
             else:
-                self._combine_task_gradients(scaled, values, present)
+                self._combine_task_gradients(scaled, values, taking_part)
         else:
             self.backward_all(scaled, need_dx=False)
         penalty = self.regularization()
-        if self.optimizer.param_groups:  # (unbound when nothing trains: compile)
-            self.optimizer.step()
+        if self.optimizer.param_groups:  # (unbound when there are no parameters: compile)
+            # max_grad_norm clips the model's gradients, not the weighting's (compile)
+            self.optimizer.step(unclipped=self.weighting.parameters())
         logs = {"loss": float(values.sum())}
         if self.penalized:
             logs["penalty"] = penalty

@@ -51,6 +51,15 @@ gradient; ``pcgrad`` projects present tasks on present tasks; ``mgda`` solves
 point and freeze the shared parameters). With no task present the shared
 gradient is zero.
 
+A task whose output depends on no shared parameter (a head on an input of
+its own, in a functional graph) has a zero row of shared gradients in every
+batch, for the same reason: the trainer leaves it out of :meth:`combine` as
+if it were absent (``present`` False there; :meth:`loss_weights` still sees
+it present, and its head trains on its own loss). So ``mgda``/``mgda_ub``
+give it :math:`\alpha_t = 0`, its logged weight (it has no share of the
+shared update), and ``gradnorm`` leaves it out of the means and gives its
+weight no gradient.
+
 No gradient is not no step: an optimizer with momentum (Adam, SGD with
 ``momentum``) still moves these parameters, and an absent task's head, by
 its running averages, as it does for any zero gradient; and GradNorm's

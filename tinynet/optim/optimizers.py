@@ -186,6 +186,19 @@ class Optimizer:
         full = self._check_group({**self.defaults, **group, **extra})
         self.param_groups.append({"params": params, **full})
 
+    def remove_params(self, params) -> None:
+        """Take ``params`` out of their groups, with their state (a group left
+        without parameters goes): what ``mtl.Model.compile`` does with the
+        learned parameters of a weighting that a new one replaces."""
+        ids = {id(p) for p in params}
+        if not ids & {id(p) for p in self.params}:
+            return
+        self.state = {p: s for p, s in self.state.items() if id(p) not in ids}
+        groups = [{**g, "params": [p for p in g["params"] if id(p) not in ids]}
+                  for g in self.param_groups]
+        self.param_groups = [g for g in groups if g["params"]]
+        self._plans = {}
+
     def _as_groups(self, params) -> list[dict]:
         if hasattr(params, "parameters") and callable(params.parameters):
             params = params.parameters()
@@ -240,13 +253,20 @@ class Optimizer:
         for p in self.params:
             p.zero_grad()
 
-    def step(self) -> None:
-        """One update of every trainable parameter from its current gradient."""
+    def step(self, unclipped=()) -> None:
+        """One update of every trainable parameter from its current gradient.
+
+        ``max_grad_norm`` clips the gradients of the bound parameters but
+        those of ``unclipped``, which neither count in the norm nor change
+        (a multi-task model's weighting parameters: :meth:`tinynet.mtl.Model.compile`).
+        """
         if not self.param_groups:
             raise RuntimeError(f"{self._who} has no parameters: pass them to the "
                                f"constructor or call bind(params) (model.compile does)")
         if self.max_grad_norm is not None:
-            clip_grad_norm(self.params, self.max_grad_norm)  # the trainable ones
+            skip = {id(p) for p in unclipped}
+            clip_grad_norm([p for p in self.params if id(p) not in skip] if skip
+                           else self.params, self.max_grad_norm)  # the trainable ones
         for index, group in enumerate(self.param_groups):
             for run in self._runs(index, group):
                 run.step(self._update, group)

@@ -1,0 +1,295 @@
+"""compile of a multi-task model: the optimizer it binds (or keeps), the
+weighting's group, and what the weighting's parameters take part in."""
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.layers import Dense
+
+
+def hard(dtype="float32"):
+    return tn.mtl.HardSharing((4,), trunk=[Dense(6, seed=0, name="trunk")],
+                              heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]},
+                              dtype=dtype)
+
+
+def xy(n=16, scale_a=1.0):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((n, 4)).astype(np.float32)
+    return x, {"a": scale_a * rng.standard_normal((n, 1)).astype(np.float32),
+               "b": rng.standard_normal((n, 1)).astype(np.float32)}
+
+
+def _groups(optimizer):
+    return [([id(p) for p in g["params"]], g["lr"], g["weight_decay"])
+            for g in optimizer.param_groups]
+
+
+# ------------------------------------------------------------ user's groups
+def test_compile_keeps_the_groups_and_rates_the_user_bound_and_adds_the_weightings():
+    model = hard()
+    trunk, heads = model.shared_parameters(), model.task_parameters("a") + \
+        model.task_parameters("b")
+    opt = tn.optim.AdamW([{"params": trunk, "lr": 1e-4}, {"params": heads, "lr": 1e-2}],
+                         weight_decay=0.1)
+    model.compile(opt, loss="mse", weighting="uncertainty", weighting_lr=0.05)
+    assert model.optimizer is opt
+    assert _groups(opt) == [([id(p) for p in trunk], 1e-4, 0.1),
+                            ([id(p) for p in heads], 1e-2, 0.1),
+                            ([id(model.weighting.log_vars)], 0.05, 0.0)]
+    before = [p.value.copy() for p in model.parameters()]
+    model.fit(*xy(), epochs=1, verbose=0)
+    assert all(not np.array_equal(b, p.value) for b, p in zip(before, model.parameters()))
+    # compiled again with the same optimizer and a new weighting: the old
+    # weighting's log-variances leave it, the new ones come in, the groups stay
+    old = model.weighting.log_vars
+    model.compile(opt, loss="mse", weighting="uncertainty", weighting_lr=0.05)
+    assert model.weighting.log_vars is not old
+    assert _groups(opt) == [([id(p) for p in trunk], 1e-4, 0.1),
+                            ([id(p) for p in heads], 1e-2, 0.1),
+                            ([id(model.weighting.log_vars)], 0.05, 0.0)]
+    model.compile(opt, loss="mse")  # no learned parameters now: their group goes
+    assert len(opt.param_groups) == 2
+
+
+def test_discriminative_groups_survive_compile_fit_and_save(tmp_path):
+    model = hard()
+    groups = tn.transfer.discriminative_param_groups(model, 1e-2, factor=4.0)
+    model.compile(tn.optim.SGD(groups, lr=1e-2), loss="mse")
+    rates = [g["lr"] for g in model.optimizer.param_groups]
+    assert len(set(rates)) == len(rates) > 1
+    model.fit(*xy(), epochs=1, verbose=0)
+    loaded = tn.load(model.save(tmp_path / "m.npz"))
+    assert [g["lr"] for g in loaded.optimizer.param_groups] == rates
+
+
+def test_an_optimizer_bound_to_another_models_parameters_is_refused():
+    other = hard()
+    model = hard()
+    with pytest.raises(ValueError, match=r"compile received an optimizer bound to \d+ "
+                                         r"parameter\(s\) that are not this model's"):
+        model.compile(tn.optim.Adam(other.parameters()), loss="mse")
+    assert not model.compiled
+    # its own parameters (a subset too) are fine
+    model.compile(tn.optim.Adam(model.shared_parameters()), loss="mse")
+    assert [id(p) for p in model.optimizer.params] == \
+        [id(p) for p in model.shared_parameters()]
+
+
+def test_an_unbound_optimizer_is_bound_to_every_parameter_then_the_weightings():
+    model = hard()
+    model.compile(tn.optim.Adam(lr=1e-3), loss="mse", weighting="gradnorm")
+    assert _groups(model.optimizer) == [([id(p) for p in model.parameters()], 1e-3, 0.0),
+                                        ([id(model.weighting.weights)], 1e-3, 0.0)]
+
+
+# ------------------------------------------- a task that reaches no shared parameter
+def _disjoint():
+    """Tasks a and b share a trunk; c is a head on an input of its own."""
+    i1, i2 = tn.mtl.Input((4,), name="i1"), tn.mtl.Input((3,), name="i2")
+    z = Dense(8, activation="relu", seed=0, name="trunk")(i1)
+    return tn.mtl.Model([i1, i2], {"a": Dense(1, seed=1)(z), "b": Dense(1, seed=2)(z),
+                                   "c": Dense(1, seed=3, name="c_head")(i2)})
+
+
+def _disjoint_data(n=64):
+    rng = np.random.default_rng(0)
+    xs = [rng.standard_normal((n, 4)).astype(np.float32),
+          rng.standard_normal((n, 3)).astype(np.float32)]
+    return xs, {t: rng.standard_normal((n, 1)).astype(np.float32) for t in "abc"}
+
+
+@pytest.mark.parametrize("weighting", ["mgda", "mgda_ub"])
+def test_a_task_that_reaches_no_shared_parameter_does_not_stop_the_trunk(weighting):
+    # its shared-gradient row is zero: MGDA took it as the min-norm point
+    # (alpha_c = 1), and the trunk never moved
+    model = _disjoint()
+    model.compile("adam", loss="mse", weighting=weighting)
+    xs, y = _disjoint_data()
+    trunk, head = model.get_layer("trunk").W, model.get_layer("c_head").W
+    w0, h0 = trunk.value.copy(), head.value.copy()
+    history = model.fit(xs, y, epochs=2, verbose=0)
+    assert np.abs(trunk.value - w0).max() > 1e-3
+    assert np.abs(head.value - h0).max() > 1e-3  # its head trains on its own loss
+    # it has no share of the shared update, and logs a weight (alpha_c) of 0
+    assert history.history["c/weight"] == [0.0, 0.0]
+    assert all(v > 0 for t in "ab" for v in history.history[f"{t}/weight"])
+
+
+def test_gradnorm_leaves_a_task_that_reaches_no_shared_parameter_out_of_its_means():
+    # its G_c = 0 pulled the mean norm, and so every other weight's target, down
+    model = _disjoint()
+    model.compile("sgd", loss="mse", weighting="gradnorm")
+    i1 = tn.mtl.Input((4,), name="i1")
+    z = Dense(8, activation="relu", seed=0, name="trunk")(i1)
+    pair = tn.mtl.Model(i1, {"a": Dense(1, seed=1)(z), "b": Dense(1, seed=2)(z)})
+    pair.compile("sgd", loss="mse", weighting="gradnorm")
+    xs, y = _disjoint_data(8)
+    model.train_step(xs, y, {t: None for t in "abc"}, np.arange(8))
+    pair.train_step(xs[:1], {t: y[t] for t in "ab"}, {t: None for t in "ab"}, np.arange(8))
+    assert model.weighting.weights.grad[2] == 0
+    np.testing.assert_allclose(model.weighting.weights.grad[:2], pair.weighting.weights.grad,
+                               rtol=1e-5)
+
+
+# --------------------------------------------------------------- clipping
+@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm"])
+def test_max_grad_norm_clips_the_models_gradients_not_the_weightings(weighting):
+    # uncertainty's log-variance gradient (1 - L_t, about 900 here) counted in
+    # the norm and shrank the network's step 25 times
+    x, y = xy(32, scale_a=30.0)
+    steps = {}
+    for name in ("equal", weighting):
+        model = hard("float64")
+        model.compile(tn.optim.SGD(lr=1e-2, max_grad_norm=1.0), loss="mse", weighting=name)
+        before = [p.value.copy() for p in model.parameters()]
+        extra = [p.value.copy() for p in model.weighting.parameters()]
+        model.train_step([x.astype(np.float64)], y, {"a": None, "b": None}, np.arange(32))
+        steps[name] = np.sqrt(sum(((b - p.value) ** 2).sum()
+                                  for b, p in zip(before, model.parameters()))) / 1e-2
+    assert steps["equal"] == pytest.approx(1.0, rel=1e-6)
+    # the weights start equal (s_t = 0; w_t = 1): the network's step is the same
+    assert steps[weighting] == pytest.approx(1.0, rel=1e-6)
+    if weighting == "uncertainty":  # its own step is not clipped: 1e-2 * (L_a - 1), L_a ~ 900
+        moved = (model.weighting.log_vars.value - extra[0]) / 1e-2
+        assert moved[0] > 100
+
+
+# ---------------------------------------------------- one weighting, one model
+def test_a_weighting_instance_another_model_is_compiled_with_is_refused():
+    # binding it again reset the first model's GradNorm and took its weights
+    # out of that model's optimizer: it trained on, its weights frozen at 1
+    x, y = xy(32)
+    w = tn.mtl.weighting.GradNorm()
+    first, second = hard(), hard()
+    first.compile("adam", loss="mse", weighting=w, weighting_lr=0.05)
+    with pytest.raises(ValueError, match=r"compile received a GradNorm weighting that model "
+                                         r"'.*' is compiled with.*a new one"):
+        second.compile("adam", loss="mse", weighting=w)
+    assert not second.compiled
+    history = first.fit(x, y, epochs=2, verbose=0)
+    assert history.history["a/weight"][1] != 1.0
+    first.compile("adam", loss="mse", weighting=w)  # the same model again: fine
+    assert first.weighting is w and any(p is w.weights for p in first.optimizer.params)
+    first.compile("adam", loss="mse", weighting="dwa")  # w is free now
+    second.compile("adam", loss="mse", weighting=w)
+    assert second.weighting is w
+
+
+# ------------------------------------------------------------------ delta_m
+class _ErrorRate(tn.metrics.Metric):
+    """A lower-is-better metric whose name says nothing of its direction."""
+
+    name = "wrongness"
+    higher_is_better = False
+
+    def __call__(self, pred, target):
+        return float(np.mean(np.abs(pred - target)))
+
+
+@pytest.mark.parametrize("key", ["val_loss", "val_mae", "val_mse"])
+def test_delta_m_reads_a_validation_keys_direction_from_its_training_key(key):
+    # "val_loss" was read as higher-is-better: a 10 % cut scored -10 %
+    seq = tn.Sequential([Dense(1, input_dim=3)])
+    seq.compile("sgd", loss="mse", metrics=["mae"])
+    for model in (None, seq):
+        assert tn.mtl.delta_m({key: 0.9}, {key: 1.0}, model=model) == pytest.approx(10.0)
+
+
+def test_delta_m_reads_a_custom_validation_metrics_direction_from_the_model():
+    model = hard()
+    model.compile("sgd", loss="mse", metrics=[_ErrorRate()])
+    for key in ("a/wrongness", "val_a/wrongness"):
+        assert tn.mtl.delta_m({key: 0.9}, {key: 1.0}, model=model) == pytest.approx(10.0)
+    seq = tn.Sequential([Dense(1, input_dim=3)])
+    seq.compile("sgd", loss="mse", metrics=[_ErrorRate()])
+    assert tn.mtl.delta_m({"val_wrongness": 0.9}, {"val_wrongness": 1.0},
+                          model=seq) == pytest.approx(10.0)
+    # a task named "val_x" is its own task, not the validation of task "x"
+    rightness = _ErrorRate()
+    rightness.higher_is_better = True
+    i = tn.mtl.Input((3,))
+    named = tn.mtl.Model(i, {"val_x": Dense(1)(i), "x": Dense(1)(i)})
+    named.compile("sgd", loss="mse", metrics={"val_x": [_ErrorRate()], "x": [rightness]})
+    for key, gain in (("val_x/wrongness", 10.0), ("x/wrongness", -10.0)):
+        assert tn.mtl.delta_m({key: 0.9}, {key: 1.0}, model=named) == pytest.approx(gain)
+
+
+# ------------------------------------------------------ unfreezing after compile
+@pytest.mark.parametrize("weighting", ["equal", "mgda", "uncertainty"])
+def test_a_layer_unfrozen_after_compile_trains_as_in_sequential(weighting):
+    # compile bound the trainable parameters only: the trunk unfrozen later
+    # never moved (Sequential trains it)
+    x, y = xy()
+    model = hard()
+    trunk = model.get_layer("trunk")
+    trunk.trainable = False
+    if weighting == "mgda":
+        with pytest.warns(UserWarning, match="no trainable parameter of this model is shared"):
+            model.compile("adam", loss="mse", weighting=weighting)
+    else:
+        model.compile("adam", loss="mse", weighting=weighting)
+    w0 = trunk.W.value.copy()
+    model.fit(x, y, epochs=1, verbose=0)
+    np.testing.assert_array_equal(trunk.W.value, w0)
+    trunk.trainable = True
+    history = model.fit(x, y, epochs=2, verbose=0)
+    assert np.abs(trunk.W.value - w0).max() > 1e-4
+    if weighting == "mgda":  # MGDA combines the shared gradients (alpha sums to 1; frozen,
+        # the plain backward pass logs weights of 1 each)
+        assert history.history["a/weight"][-1] + history.history["b/weight"][-1] == \
+            pytest.approx(1.0)
+    trunk.trainable = False  # and frozen again: it stays
+    w1 = trunk.W.value.copy()
+    model.fit(x, y, epochs=1, verbose=0)
+    np.testing.assert_array_equal(trunk.W.value, w1)
+
+
+def test_gradual_unfreezing_within_fit_reaches_mgdas_shared_combination():
+    x, y = xy()
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(6, seed=0, name="t1"),
+                                            Dense(6, seed=3, name="t2")],
+                               heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]})
+    model.compile("adam", loss="mse", weighting="mgda")
+    w0 = model.get_layer("t1").W.value.copy()
+    combined = []  # how many shared parameters MGDA combined in each epoch
+
+    class Spy(tn.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            combined.append(len(model._shared))
+
+    model.fit(x, y, epochs=4, verbose=0,
+              callbacks=[tn.transfer.GradualUnfreezing(every=1), Spy()])
+    assert np.abs(model.get_layer("t1").W.value - w0).max() > 1e-4
+    # none while the trunk is frozen, then t2's W and b, then t1's too
+    assert combined[0] == 0 and combined[-1] == 4 and 2 in combined
+    assert combined == sorted(combined)
+
+
+# ------------------------------------------------------------------- minor
+@pytest.mark.parametrize("merge", [tn.mtl.Concatenate, tn.mtl.Add])
+def test_a_merges_backward_given_a_list_says_it_takes_one_array(merge):
+    # it read dy.shape before its check: AttributeError on a list
+    layer = merge()
+    layer.build([(4,), (4,)])
+    layer.forward([np.ones((2, 4), np.float32)] * 2)
+    width = layer.output_shape[-1]
+    with pytest.raises(TypeError, match=rf"expected dy as one array, the gradient of its one "
+                                        rf"output \(of shape \(2, {width}\)\), received a "
+                                        rf"list of 1"):
+        layer.backward([np.ones((2, width))])
+    with pytest.raises(ValueError, match=rf"expected dy of shape \(2, {width}\)"):
+        layer.backward(np.ones((3, width)))
+    with pytest.raises(RuntimeError, match="backward called before forward"):
+        unused = merge()
+        unused.build([(4,), (4,)])
+        unused.backward(np.ones((2, width)))
+    assert [g.shape for g in layer.backward(np.ones((2, width)))] == [(2, 4), (2, 4)]
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -np.inf])
+def test_delta_m_refuses_a_non_finite_metric_as_it_refuses_a_non_finite_baseline(bad):
+    with pytest.raises(ValueError, match=rf"delta_m expected a finite metric 'a/mse', "
+                                         rf"received {bad}"):
+        tn.mtl.delta_m({"a/mse": bad, "b/mse": 1.0}, {"a/mse": 1.0, "b/mse": 1.0})
