@@ -270,6 +270,49 @@ def test_constructor_forms_and_binding_later():
     assert opt.lr == 0.5 and opt.param_groups[0]["lr"] == 0.5
 
 
+def test_binding_to_other_parameters_keeps_the_hyperparameters_of_their_groups():
+    # compile again after replace_head: the rate a schedule set (and its base)
+    # must stay, not go back to the constructor's
+    rng = np.random.default_rng(0)
+    body, head, new_head = make_params(rng), [tn.Param(np.zeros(2))], [tn.Param(np.zeros(3))]
+    opt = SGD(body + head, lr=0.1, momentum=0.9)
+    opt.param_groups[0].update(lr=0.025, initial_lr=0.1, momentum=0.5)
+    opt.bind(body + new_head)
+    assert opt.state == {}  # other parameters: the state starts afresh
+    assert {k: v for k, v in opt.param_groups[0].items() if k != "params"} == {
+        "lr": 0.025, "initial_lr": 0.1, "momentum": 0.5, "dampening": 0.0,
+        "weight_decay": 0.0, "nesterov": False}
+    assert opt.defaults["lr"] == 0.1 and opt.defaults["momentum"] == 0.9
+    # a group's own values win; its own lr drops the initial_lr of the rate it replaces
+    opt.bind([{"params": body, "lr": 0.3}, {"params": head, "momentum": 0.5}])
+    assert opt.param_groups[0]["lr"] == 0.3 and "initial_lr" not in opt.param_groups[0]
+    assert opt.param_groups[0]["momentum"] == 0.5
+    assert opt.param_groups[1]["lr"] == 0.1  # no old group held it: the defaults
+    # old groups that disagree: only what they agree on is kept
+    opt.bind([{"params": body[:1] + head}, {"params": body[1:]}])
+    assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[0]["momentum"] == 0.5
+    assert opt.param_groups[1]["lr"] == 0.3
+
+
+def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_optimizer():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    model = tn.Sequential([tn.layers.Dense(8, input_dim=4, seed=0),
+                           tn.layers.Dense(3, seed=1, name="head")])
+    opt = SGD(lr=0.1)
+    model.compile(opt, loss="cross_entropy")
+    schedule = tn.callbacks.LearningRateScheduler(tn.optim.StepLR(opt, 1, gamma=0.5))
+    history = model.fit(x, y, epochs=3, verbose=0, seed=0, callbacks=[schedule])
+    assert history.history["lr"] == [0.1, 0.05, 0.025]
+    tn.transfer.replace_head(model, tn.layers.Dense(3, seed=2, name="head2"))
+    model.compile(opt, loss="cross_entropy")
+    assert opt.lr == 0.025
+    history = model.fit(x, y, epochs=5, initial_epoch=3, verbose=0, seed=0,
+                        callbacks=[schedule])
+    assert history.history["lr"] == [0.0125, 0.00625]
+
+
 def test_get_and_config_round_trip():
     params = make_params(np.random.default_rng(0))
     opt = tn.optim.get("AdamW", lr=0.002, betas=(0.8, 0.9), max_grad_norm=1.0)

@@ -143,7 +143,13 @@ class Optimizer:
         """Attach the parameters to optimise (what ``model.compile`` calls).
 
         Binding again to the very same parameters keeps the state; binding
-        to others starts afresh.
+        to others starts afresh, except for the hyperparameters: a new group
+        holding parameters of the old groups (``compile`` again after
+        ``transfer.replace_head``) keeps every value those groups agree on
+        (:meth:`_carried_over`) unless it sets its own, so a learning rate
+        that a schedule, a plateau or the user set stays as it was (as in
+        PyTorch, where the groups and their ``lr`` outlive a change of the
+        model around them) instead of going back to the constructor's.
         """
         groups = []
         for group in self._as_groups(params):
@@ -154,12 +160,30 @@ class Optimizer:
         if [[id(p) for p in g["params"]] for g in groups] == \
                 [[id(p) for p in g["params"]] for g in self.param_groups]:
             return self
+        old = self.param_groups
         self.param_groups = []
         self.state = {}
         self._plans = {}
         for group in groups:
-            self.add_param_group(group)
+            self.add_param_group({**self._carried_over(group, old), **group})
         return self
+
+    @staticmethod
+    def _carried_over(group: dict, old_groups: list) -> dict:
+        """The hyperparameters a group being bound keeps from ``old_groups``:
+        each value that every old group holding one of its parameters has
+        (none if no old group holds any). A group that sets its own ``lr``
+        (or ``learning_rate``) keeps no ``initial_lr``, the base rate of a
+        rate it replaces."""
+        ids = {id(p) for p in group["params"]}
+        holders = [g for g in old_groups if any(id(p) in ids for p in g["params"])]
+        if not holders:
+            return {}
+        kept = {key: value for key, value in holders[0].items() if key != "params"
+                and all(key in g and g[key] == value for g in holders[1:])}
+        if "lr" in group or "learning_rate" in group:
+            kept.pop("initial_lr", None)
+        return kept
 
     def add_param_group(self, group: dict) -> None:
         """Add a group (e.g. a layer unfrozen with its own learning rate)."""
