@@ -270,6 +270,37 @@ def test_constructor_forms_and_binding_later():
     assert opt.lr == 0.5 and opt.param_groups[0]["lr"] == 0.5
 
 
+def test_binding_the_same_parameters_with_new_hyperparameters_applies_them():
+    rng = np.random.default_rng(0)
+    params = make_params(rng)
+    opt = SGD([{"params": params[:2]}, {"params": params[2:], "lr": 0.2}], lr=0.1,
+              momentum=0.9)
+    for p in params:
+        p.grad[...] = 1.0
+    opt.step()
+    state = opt.state
+    opt.bind([{"params": params[:2], "lr": 0.05, "momentum": 0.5}, {"params": params[2:]}])
+    assert opt.state is state and state[params[0]]["step"] == 1
+    assert (opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]) == (0.05, 0.5)
+    assert (opt.param_groups[1]["lr"], opt.param_groups[1]["momentum"]) == (0.2, 0.9)
+    # they take effect: the next step is SGD's with the new values
+    buffer = state[params[0]]["momentum_buffer"].copy()
+    before = params[0].value.copy()
+    opt.step()
+    np.testing.assert_allclose(params[0].value, before - 0.05 * (0.5 * buffer + 1.0))
+    # checked as the constructor checks them; a refused group changes nothing
+    groups = [dict(g) for g in opt.param_groups]
+    for bad, error, match in [({"lr": -1.0}, ValueError, "lr"),
+                              ({"momentun": 0.5}, ValueError, "momentun.*momentum"),
+                              ({"nesterov": 1}, TypeError, "nesterov")]:
+        with pytest.raises(error, match=match):
+            opt.bind([{"params": params[:2]}, {"params": params[2:], **bad}])
+        assert opt.param_groups == groups and opt.state is state
+    with pytest.raises(ValueError, match="lr"):
+        opt.bind([{"params": params[:1], "lr": -1.0}])  # other parameters: nothing changes
+    assert opt.param_groups == groups and opt.state is state
+
+
 def test_binding_to_other_parameters_keeps_the_hyperparameters_of_their_groups():
     # compile again after replace_head: the rate a schedule set (and its base)
     # must stay, not go back to the constructor's

@@ -142,14 +142,17 @@ class Optimizer:
     def bind(self, params) -> "Optimizer":
         """Attach the parameters to optimise (what ``model.compile`` calls).
 
-        Binding again to the very same parameters keeps the state; binding
-        to others starts afresh, except for the hyperparameters: a new group
-        holding parameters of the old groups (``compile`` again after
-        ``transfer.replace_head``) keeps every value those groups agree on
-        (:meth:`_carried_over`) unless it sets its own, so a learning rate
-        that a schedule, a plateau or the user set stays as it was (as in
-        PyTorch, where the groups and their ``lr`` outlive a change of the
-        model around them) instead of going back to the constructor's.
+        Binding again to the very same parameters (in the same groups) keeps
+        the state and applies the hyperparameters the groups set (checked as
+        the constructor checks them), as editing ``param_groups`` by hand
+        does in PyTorch. Binding to others starts afresh, except for the
+        hyperparameters: a new group holding parameters of the old groups
+        (``compile`` again after ``transfer.replace_head``) keeps every value
+        those groups agree on (:meth:`_carried_over`) unless it sets its own,
+        so a learning rate that a schedule, a plateau or the user set stays
+        as it was (as in PyTorch, where the groups and their ``lr`` outlive a
+        change of the model around them) instead of going back to the
+        constructor's. A group refused leaves the optimizer as it was.
         """
         groups = []
         for group in self._as_groups(params):
@@ -157,15 +160,18 @@ class Optimizer:
                 raise TypeError(f"{self._who} expected parameter groups as dicts with a "
                                 f"'params' key, received {group!r}")
             groups.append({**group, "params": self._as_params(group["params"])})
-        if [[id(p) for p in g["params"]] for g in groups] == \
-                [[id(p) for p in g["params"]] for g in self.param_groups]:
-            return self
-        old = self.param_groups
+        same = [[id(p) for p in g["params"]] for g in groups] == \
+            [[id(p) for p in g["params"]] for g in self.param_groups]
+        old = (self.param_groups, self.state, self._plans)
         self.param_groups = []
-        self.state = {}
-        self._plans = {}
-        for group in groups:
-            self.add_param_group({**self._carried_over(group, old), **group})
+        try:
+            for group in groups:
+                self.add_param_group({**self._carried_over(group, old[0]), **group})
+        except (TypeError, ValueError):
+            self.param_groups = old[0]
+            raise
+        # the same parameters: their state (and its fused plans) stays theirs
+        self.state, self._plans = old[1:] if same else ({}, {})
         return self
 
     @staticmethod
