@@ -254,6 +254,8 @@ def test_constructor_forms_and_binding_later():
     assert Adam(params, lr=0.01).lr == 0.01
     assert Adam(params, learning_rate=0.02).param_groups[0]["lr"] == 0.02
     assert Adam(0.03).lr == 0.03
+    assert SGD(params, 0.04).lr == 0.04 and Adagrad(params, 0.05, lr_decay=0.1).lr == 0.05
+    assert type(SGD().defaults["lr"]) is float and SGD().get_config()["lr"] == 1e-3
     opt = Adam(lr=0.001)
     with pytest.raises(RuntimeError, match="bind"):
         opt.step()
@@ -391,6 +393,16 @@ def test_max_grad_norm_clips_before_the_step():
     (lambda p: SGD(p, momentum=-1), ValueError, "momentum in"),
     (lambda p: Adagrad(p, lr_decay=-1), ValueError, "lr_decay"),
     (lambda p: Adam(p, max_grad_norm=-1), ValueError, "max_grad_norm"),
+    # Keras' positional order: the second value would land on lr and be lost
+    (lambda p: SGD(0.01, 0.9), TypeError,
+     r"SGD received two learning rates: 0.01 as its first argument \(Keras' learning_rate\) "
+     r"and lr=0.9.*by keyword, e.g. SGD\(0.01, momentum=...\)"),
+    (lambda p: Adam(0.01, 0.5), TypeError, r"lr=0.5.*e.g. Adam\(0.01, betas=...\)"),
+    (lambda p: SGD(0.01, 1e-3), TypeError, "lr=0.001"),  # the default's value, passed
+    (lambda p: Adam(1e-3, learning_rate=1e-2), TypeError,
+     "two learning rates: 0.001 as its first argument and learning_rate=0.01; give one"),
+    (lambda p: RMSprop(p, lr=0.1, learning_rate=0.2), TypeError,
+     r"two learning rates: lr=0.1 and learning_rate=0.2 \(PyTorch's and Keras' names"),
     (lambda p: Adam([]), ValueError, "empty parameter list"),
     (lambda p: Adam([np.zeros(3)]), TypeError, "Param objects, received ndarray"),
     (lambda p: Adam(p + p[:1]), ValueError, "parameter twice"),
