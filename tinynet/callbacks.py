@@ -428,9 +428,12 @@ class EarlyStopping(_Monitor):
         At the end of training, put back the weights of the best epoch
         (whether or not it beat ``baseline``).
     baseline : float, optional
-        As in Keras: an epoch resets the wait only if it also beats this
-        value (by ``min_delta``), so training stops after ``patience``
-        epochs that do not reach it, improving or not.
+        As in Keras: an improving epoch resets the wait only if it also beats
+        this value (by ``min_delta``); one that does not counts as waiting,
+        but never stops training itself. Training stops at the first epoch
+        that does not improve once ``patience`` epochs have gone by without
+        reaching the baseline, so a metric improving at every epoch is never
+        stopped, above the baseline or not.
     start_from_epoch : int, default 0
         As in Keras: epochs before this index (counted from 0, as ``fit``'s
         ``initial_epoch``) are a warm-up, neither recorded as the best nor
@@ -469,15 +472,18 @@ class EarlyStopping(_Monitor):
         value = _monitored(logs, self.monitor, "EarlyStopping")
         if epoch < self.start_from_epoch:
             return
+        # Keras 3's counting: every epoch waits, an improvement that beats the
+        # baseline too resets the wait, and only an epoch without improvement
+        # (never epoch 0) stops training
+        self.wait += 1
         if self._improved(value):
             self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
             if self.baseline is None or self._improved(value, self.baseline):
                 self.wait = 0
-                return
-        self.wait += 1
-        if self.wait >= self.patience:
+            return
+        if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             best = "none" if self.best_epoch is None else \
                 f"{self.best:.6g} at epoch {self.best_epoch + 1}"
