@@ -393,6 +393,9 @@ def test_max_grad_norm_clips_before_the_step():
     (lambda p: SGD(p, momentum=-1), ValueError, "momentum in"),
     (lambda p: Adagrad(p, lr_decay=-1), ValueError, "lr_decay"),
     (lambda p: Adam(p, max_grad_norm=-1), ValueError, "max_grad_norm"),
+    # refused when made, not at the first step (clip_grad_norm's max_norm > 0)
+    (lambda p: SGD(max_grad_norm=0), ValueError,
+     r"SGD expected max_grad_norm in \(0, inf\), received 0.0"),
     # Keras' positional order: the second value would land on lr and be lost
     (lambda p: SGD(0.01, 0.9), TypeError,
      r"SGD received two learning rates: 0.01 as its first argument \(Keras' learning_rate\) "

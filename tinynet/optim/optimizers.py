@@ -106,7 +106,7 @@ class Optimizer:
     learning_rate : float, optional
         Keras' name for ``lr``; giving both (or a number as ``params`` too)
         is a ``TypeError``.
-    max_grad_norm : float, optional
+    max_grad_norm : float > 0, optional
         Clip the global 2-norm of the trainable gradients to this before each
         step (:func:`~tinynet.optim.clip_grad_norm`).
 
@@ -139,8 +139,10 @@ class Optimizer:
         if isinstance(defaults.get("lr"), _DefaultLR):
             defaults["lr"] = float(defaults["lr"])
         self.defaults = self._check_group(dict(defaults))
-        self.max_grad_norm = None if max_grad_norm is None else _check_number(
-            self._who, "max_grad_norm", max_grad_norm)
+        # > 0, as clip_grad_norm asks at the first step (finite: the config is JSON)
+        self.max_grad_norm = None if max_grad_norm is None else check_real(
+            max_grad_norm, self._who, "max_grad_norm", low=0.0, low_open=True,
+            high=math.inf, high_open=True)
         self.param_groups: list[dict] = []
         self.state: dict = {}
         self._plans: dict = {}  # group index -> (signature, runs): see fused.py
