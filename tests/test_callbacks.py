@@ -422,6 +422,27 @@ def test_reduce_lr_on_plateau_callback():
     assert ReduceLROnPlateau(monitor="val_accuracy").mode == "max"
 
 
+@pytest.mark.parametrize("plateau_first", [True, False])
+def test_the_logged_lr_is_the_rate_the_epoch_used_whatever_the_callback_order(plateau_first):
+    # a plateau before the schedule in the list cuts the rate at an epoch's end
+    # before the schedule logs it: it must log the rate the epoch ran at
+    model = ScriptedModel()
+    model.optimizer = tn.optim.SGD([tn.Param(np.zeros(1))], lr=1.0)
+    plateau = ReduceLROnPlateau(monitor="val_loss", patience=0, factor=0.5)
+    schedule = LearningRateScheduler(tn.optim.StepLR(model.optimizer, step_size=100))
+
+    class Used(Callback):
+        used = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.used.append(float(model.optimizer.lr))
+
+    callbacks = [plateau, schedule] if plateau_first else [schedule, plateau]
+    history = _scripted_fit(model, [1.0, 1.5, 2.0, 2.5], [*callbacks, Used()])
+    assert Used.used == [1.0, 1.0, 0.5, 0.25]  # cut after epochs 1 and 2
+    assert history.history["lr"] == Used.used
+
+
 def test_reduce_lr_on_plateau_takes_keras_min_delta_and_names_unknown_options():
     model = ScriptedModel()
     model.optimizer = tn.optim.SGD(lr=1.0)

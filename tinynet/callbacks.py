@@ -658,9 +658,10 @@ class ModelCheckpoint(_Monitor):
             self.best, self.best_epoch = float(logs[self.monitor]), epoch
 
 
-def _log_lr(model, logs) -> None:
+def _log_lr(model, logs, lr=None) -> None:
+    """Log ``lr`` (default: the optimizer's rate now) as ``logs["lr"]``."""
     if logs is not None:
-        logs["lr"] = float(model.optimizer.lr)
+        logs["lr"] = float(model.optimizer.lr if lr is None else lr)
 
 
 class LearningRateScheduler(Callback):
@@ -679,7 +680,10 @@ class LearningRateScheduler(Callback):
     verbose : int, default 0
         1 prints the new rate at each change.
 
-    The rate in use is logged as ``"lr"`` at each epoch's end. The rate is a
+    The rate the epoch used (the first group's, as this callback left it at
+    the epoch's start) is logged as ``"lr"`` at its end, even when a callback
+    before this one in the list (:class:`ReduceLROnPlateau`) has cut it for
+    the next epoch meanwhile. The rate is a
     function of the epoch number (and, for two-argument schedules, of the
     previous rate), so a run resumed with ``initial_epoch`` follows the same
     rates.
@@ -698,6 +702,7 @@ class LearningRateScheduler(Callback):
                              f"{verbose!r}")
         self.verbose = int(verbose)
         self._two_args = _takes_two_args(schedule)
+        self._epoch_lr = None  # the rate the epoch runs at (on_epoch_begin), to log
 
     def on_train_begin(self, logs=None):
         from .optim import LRScheduler
@@ -721,11 +726,12 @@ class LearningRateScheduler(Callback):
             self.schedule.step()
         else:
             optimizer.lr = self.schedule(epoch, old) if self._two_args else self.schedule(epoch)
-        if self.verbose and float(optimizer.lr) != old:
-            print(f"Epoch {epoch + 1}: learning rate set to {float(optimizer.lr):.6g}")
+        self._epoch_lr = float(optimizer.lr)
+        if self.verbose and self._epoch_lr != old:
+            print(f"Epoch {epoch + 1}: learning rate set to {self._epoch_lr:.6g}")
 
     def on_epoch_end(self, epoch, logs=None):
-        _log_lr(self.model, logs)
+        _log_lr(self.model, logs, self._epoch_lr)
 
 
 class ReduceLROnPlateau(_Monitoring):
