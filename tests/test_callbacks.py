@@ -100,21 +100,42 @@ def test_early_stopping_start_from_epoch_ignores_the_warm_up_epochs():
 
 
 def test_early_stopping_baseline_must_be_beaten_to_keep_training():
-    # Keras' baseline: an epoch resets the wait only if it also improves on the
-    # baseline; the best epoch is restored whether or not it beat it
+    # Keras 3's baseline: an improving epoch resets the wait only if it also
+    # beats the baseline, else it counts as waiting; but only an epoch that
+    # does not improve stops training. The best epoch is restored whether or
+    # not it beat the baseline.
     model = ScriptedModel()
     stop = EarlyStopping(monitor="val_loss", patience=2, baseline=0.5,
                          restore_best_weights=True)
-    history = _scripted_fit(model, [0.9, 0.8, 0.7, 0.4], [stop])
-    assert history.epoch == [0, 1] and stop.best == 0.8
-    assert float(model.weights[0]) == 1.0
-    assert "baseline 0.5" in history.stop_reason
+    history = _scripted_fit(model, [0.9, 0.8, 0.7, 0.75, 0.4], [stop])
+    assert history.epoch == [0, 1, 2, 3] and stop.best == 0.7 and stop.stopped_epoch == 3
+    assert float(model.weights[0]) == 2.0
+    assert "did not improve for 4 epoch(s) (best 0.7 at epoch 3, baseline 0.5)" in \
+        history.stop_reason
+    # improving at every epoch, never reaching the baseline: never stopped
+    stop = EarlyStopping(monitor="val_loss", patience=2, baseline=0.5)
+    history = _scripted_fit(ScriptedModel(), [0.9, 0.8, 0.7, 0.6, 0.55], [stop])
+    assert history.epoch == [0, 1, 2, 3, 4] and stop.stopped_epoch is None
+    assert stop.wait == 5
     stop = EarlyStopping(monitor="val_loss", patience=2, baseline=0.5, min_delta=0.01)
     history = _scripted_fit(ScriptedModel(), [0.9, 0.45, 0.48, 0.3, 0.6, 0.7, 0.1], [stop])
     assert history.epoch == [0, 1, 2, 3, 4, 5] and stop.best_epoch == 3
+    # "max" mode, below the baseline: epoch 0 improves on nothing yet, and never stops
     stop = EarlyStopping(monitor="val_accuracy", patience=1, baseline=0.8)
-    history = _scripted_fit(ScriptedModel(), [0.75, 0.9], [stop], monitor_key="val_accuracy")
-    assert history.epoch == [0] and stop.best == 0.75  # "max" mode: below the baseline
+    history = _scripted_fit(ScriptedModel(), [0.75, 0.9, 0.95], [stop],
+                            monitor_key="val_accuracy")
+    assert history.epoch == [0, 1, 2] and stop.best == 0.95 and stop.wait == 0
+    stop = EarlyStopping(monitor="val_accuracy", patience=1, baseline=0.8)
+    history = _scripted_fit(ScriptedModel(), [0.75, 0.7, 0.9], [stop],
+                            monitor_key="val_accuracy")
+    assert history.epoch == [0, 1] and stop.best == 0.75
+
+
+def test_early_stopping_never_stops_at_epoch_zero():
+    # Keras: an epoch 0 that does not improve (a NaN) does not stop training
+    stop = EarlyStopping(monitor="val_loss", patience=0)
+    history = _scripted_fit(ScriptedModel(), [math.nan, 0.5, 0.6], [stop])
+    assert history.epoch == [0, 1, 2] and stop.best == 0.5 and stop.stopped_epoch == 2
 
 
 @pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5},
@@ -440,6 +461,27 @@ def test_reduce_lr_on_plateau_callback():
     assert ReduceLROnPlateau(monitor="val_accuracy").mode == "max"
 
 
+@pytest.mark.parametrize("plateau_first", [True, False])
+def test_the_logged_lr_is_the_rate_the_epoch_used_whatever_the_callback_order(plateau_first):
+    # a plateau before the schedule in the list cuts the rate at an epoch's end
+    # before the schedule logs it: it must log the rate the epoch ran at
+    model = ScriptedModel()
+    model.optimizer = tn.optim.SGD([tn.Param(np.zeros(1))], lr=1.0)
+    plateau = ReduceLROnPlateau(monitor="val_loss", patience=0, factor=0.5)
+    schedule = LearningRateScheduler(tn.optim.StepLR(model.optimizer, step_size=100))
+
+    class Used(Callback):
+        used = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self.used.append(float(model.optimizer.lr))
+
+    callbacks = [plateau, schedule] if plateau_first else [schedule, plateau]
+    history = _scripted_fit(model, [1.0, 1.5, 2.0, 2.5], [*callbacks, Used()])
+    assert Used.used == [1.0, 1.0, 0.5, 0.25]  # cut after epochs 1 and 2
+    assert history.history["lr"] == Used.used
+
+
 def test_reduce_lr_on_plateau_takes_keras_min_delta_and_names_unknown_options():
     model = ScriptedModel()
     model.optimizer = tn.optim.SGD(lr=1.0)
@@ -582,8 +624,11 @@ def test_a_nan_stop_keeps_its_reason_when_early_stopping_also_stops():
     model = _model()
 
     class BlowUp(Callback):
+        def on_epoch_begin(self, epoch, logs=None):
+            self.epoch = epoch
+
         def on_batch_end(self, batch, logs=None):
-            if batch == 1:
+            if self.epoch == 1 and batch == 1:  # (EarlyStopping never stops at epoch 0)
                 model.layers[0].W.value[...] = np.nan
                 logs["loss"] = math.nan
 
@@ -591,8 +636,8 @@ def test_a_nan_stop_keeps_its_reason_when_early_stopping_also_stops():
     with pytest.warns(RuntimeWarning, match="TerminateOnNaN"):
         history = model.fit(x, y, epochs=3, batch_size=8, validation_data=_data(seed=2),
                             callbacks=[BlowUp(), early], verbose=0, seed=0)
-    assert early.stopped_epoch == 0 and len(history.epoch) == 1
-    assert history.stop_reason.startswith("TerminateOnNaN: the loss became nan at epoch 1/3")
+    assert early.stopped_epoch == 1 and len(history.epoch) == 2
+    assert history.stop_reason.startswith("TerminateOnNaN: the loss became nan at epoch 2/3")
 
 
 def test_learning_rate_scheduler_refuses_a_schedule_of_another_optimizer():

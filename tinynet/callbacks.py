@@ -447,9 +447,12 @@ class EarlyStopping(_Monitor):
         At the end of training, put back the weights of the best epoch
         (whether or not it beat ``baseline``).
     baseline : float, optional
-        As in Keras: an epoch resets the wait only if it also beats this
-        value (by ``min_delta``), so training stops after ``patience``
-        epochs that do not reach it, improving or not.
+        As in Keras: an improving epoch resets the wait only if it also beats
+        this value (by ``min_delta``); one that does not counts as waiting,
+        but never stops training itself. Training stops at the first epoch
+        that does not improve once ``patience`` epochs have gone by without
+        reaching the baseline, so a metric improving at every epoch is never
+        stopped, above the baseline or not.
     start_from_epoch : int, default 0
         As in Keras: epochs before this index (counted from 0, as ``fit``'s
         ``initial_epoch``) are a warm-up, neither recorded as the best nor
@@ -488,15 +491,18 @@ class EarlyStopping(_Monitor):
         value = _monitored(logs, self.monitor, "EarlyStopping")
         if epoch < self.start_from_epoch:
             return
+        # Keras 3's counting: every epoch waits, an improvement that beats the
+        # baseline too resets the wait, and only an epoch without improvement
+        # (never epoch 0) stops training
+        self.wait += 1
         if self._improved(value):
             self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
             if self.baseline is None or self._improved(value, self.baseline):
                 self.wait = 0
-                return
-        self.wait += 1
-        if self.wait >= self.patience:
+            return
+        if self.wait >= self.patience and epoch > 0:
             self.stopped_epoch = epoch
             best = "none" if self.best_epoch is None else \
                 f"{self.best:.6g} at epoch {self.best_epoch + 1}"
@@ -671,9 +677,10 @@ class ModelCheckpoint(_Monitor):
             self.best, self.best_epoch = float(logs[self.monitor]), epoch
 
 
-def _log_lr(model, logs) -> None:
+def _log_lr(model, logs, lr=None) -> None:
+    """Log ``lr`` (default: the optimizer's rate now) as ``logs["lr"]``."""
     if logs is not None:
-        logs["lr"] = float(model.optimizer.lr)
+        logs["lr"] = float(model.optimizer.lr if lr is None else lr)
 
 
 class LearningRateScheduler(Callback):
@@ -698,7 +705,10 @@ class LearningRateScheduler(Callback):
     verbose : int, default 0
         1 prints the new rate at each change.
 
-    The rate in use is logged as ``"lr"`` at each epoch's end. The rate is a
+    The rate the epoch used (the first group's, as this callback left it at
+    the epoch's start) is logged as ``"lr"`` at its end, even when a callback
+    before this one in the list (:class:`ReduceLROnPlateau`) has cut it for
+    the next epoch meanwhile. The rate is a
     function of the epoch number (and, for two-argument schedules, of the
     previous rate), so a run resumed with ``initial_epoch`` follows the same
     rates.
@@ -717,6 +727,7 @@ class LearningRateScheduler(Callback):
                              f"{verbose!r}")
         self.verbose = int(verbose)
         self._two_args = _takes_two_args(schedule)
+        self._epoch_lr = None  # the rate the epoch runs at (on_epoch_begin), to log
 
     def on_train_begin(self, logs=None):
         from .optim import LRScheduler
@@ -741,11 +752,12 @@ class LearningRateScheduler(Callback):
         else:
             _set_first_rate(optimizer, self.schedule(epoch, old) if self._two_args
                             else self.schedule(epoch))
-        if self.verbose and float(optimizer.lr) != old:
-            print(f"Epoch {epoch + 1}: learning rate set to {float(optimizer.lr):.6g}")
+        self._epoch_lr = float(optimizer.lr)
+        if self.verbose and self._epoch_lr != old:
+            print(f"Epoch {epoch + 1}: learning rate set to {self._epoch_lr:.6g}")
 
     def on_epoch_end(self, epoch, logs=None):
-        _log_lr(self.model, logs)
+        _log_lr(self.model, logs, self._epoch_lr)
 
 
 def _set_first_rate(optimizer, lr) -> None:

@@ -214,7 +214,7 @@ def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
     stack = [model]
     while stack:
         layer = stack.pop()
-        if (isinstance(layer, BatchNorm) and layer.trainable and layer.built
+        if (isinstance(layer, BatchNorm) and layer.trains and layer.built
                 and int(np.prod(layer.input_shape[:-1])) < 2):
             cannot = (f"{layer._who} cannot train on one value per feature (it would "
                       f"normalise it to zero)")

@@ -174,6 +174,35 @@ def test_frozen_batchnorm_uses_moving_stats_and_never_updates_them(training):
     assert layer.trainable_parameters() == []
 
 
+def test_batchnorm_set_trainable_inside_a_frozen_container_does_not_train():
+    # the one rule (layers/base.py): a frozen container wins over the flag of a
+    # layer inside it, for its parameters and for its batch statistics alike
+    rng = np.random.default_rng(6)
+    x = (rng.standard_normal((16, 4)) * 3 + 5).astype(np.float32)
+    base = tn.Sequential([L.Dense(4, input_dim=4, seed=0), L.BatchNorm(name="bn")])
+    model = tn.Sequential([base, L.Dense(3, seed=1)])
+    base.trainable = False
+    bn = base.layers[1]
+    bn.trainable = True  # its own flag: kept, but the frozen base holds it
+    assert bn.trainable and not bn.trains and bn.trainable_parameters() == []
+    before = {k: v.copy() for k, v in bn.get_state().items()}
+    model.compile(tn.optim.SGD(lr=0.1), loss="cross_entropy")
+    model.fit(x, np.arange(16) % 3, epochs=1, batch_size=8, verbose=0, seed=0)
+    for key, value in bn.get_state().items():
+        assert value.tobytes() == before[key].tobytes(), key
+    h = base.layers[0].forward(x)
+    y = bn.forward(h, training=True)
+    inv_std = 1 / np.sqrt(before["moving_variance"] + np.float32(1e-3))
+    np.testing.assert_allclose(y, (h - before["moving_mean"]) * inv_std, rtol=1e-5, atol=1e-5)
+    # a last batch of one sample is no reason to refuse: the layer does not train
+    model.fit(x[:9], np.arange(9) % 3, batch_size=4, verbose=0)
+    base.trainable = True  # unfrozen: trains again, batch statistics and all
+    assert bn.trains
+    y = bn.forward(h, training=True)
+    np.testing.assert_allclose(y.mean(axis=0), 0.0, atol=1e-4)
+    assert not np.array_equal(bn.moving_mean, before["moving_mean"])
+
+
 def test_frozen_batchnorm_gradients_are_exact():
     rng = np.random.default_rng(4)
     layer = _randomize(L.BatchNorm(), rng, 3)

@@ -254,6 +254,8 @@ def test_constructor_forms_and_binding_later():
     assert Adam(params, lr=0.01).lr == 0.01
     assert Adam(params, learning_rate=0.02).param_groups[0]["lr"] == 0.02
     assert Adam(0.03).lr == 0.03
+    assert SGD(params, 0.04).lr == 0.04 and Adagrad(params, 0.05, lr_decay=0.1).lr == 0.05
+    assert type(SGD().defaults["lr"]) is float and SGD().get_config()["lr"] == 1e-3
     opt = Adam(lr=0.001)
     with pytest.raises(RuntimeError, match="bind"):
         opt.step()
@@ -268,6 +270,80 @@ def test_constructor_forms_and_binding_later():
     assert SGD(layer_like).params == params
     opt.learning_rate = 0.5
     assert opt.lr == 0.5 and opt.param_groups[0]["lr"] == 0.5
+
+
+def test_binding_the_same_parameters_with_new_hyperparameters_applies_them():
+    rng = np.random.default_rng(0)
+    params = make_params(rng)
+    opt = SGD([{"params": params[:2]}, {"params": params[2:], "lr": 0.2}], lr=0.1,
+              momentum=0.9)
+    for p in params:
+        p.grad[...] = 1.0
+    opt.step()
+    state = opt.state
+    opt.bind([{"params": params[:2], "lr": 0.05, "momentum": 0.5}, {"params": params[2:]}])
+    assert opt.state is state and state[params[0]]["step"] == 1
+    assert (opt.param_groups[0]["lr"], opt.param_groups[0]["momentum"]) == (0.05, 0.5)
+    assert (opt.param_groups[1]["lr"], opt.param_groups[1]["momentum"]) == (0.2, 0.9)
+    # they take effect: the next step is SGD's with the new values
+    buffer = state[params[0]]["momentum_buffer"].copy()
+    before = params[0].value.copy()
+    opt.step()
+    np.testing.assert_allclose(params[0].value, before - 0.05 * (0.5 * buffer + 1.0))
+    # checked as the constructor checks them; a refused group changes nothing
+    groups = [dict(g) for g in opt.param_groups]
+    for bad, error, match in [({"lr": -1.0}, ValueError, "lr"),
+                              ({"momentun": 0.5}, ValueError, "momentun.*momentum"),
+                              ({"nesterov": 1}, TypeError, "nesterov")]:
+        with pytest.raises(error, match=match):
+            opt.bind([{"params": params[:2]}, {"params": params[2:], **bad}])
+        assert opt.param_groups == groups and opt.state is state
+    with pytest.raises(ValueError, match="lr"):
+        opt.bind([{"params": params[:1], "lr": -1.0}])  # other parameters: nothing changes
+    assert opt.param_groups == groups and opt.state is state
+
+
+def test_binding_to_other_parameters_keeps_the_hyperparameters_of_their_groups():
+    # compile again after replace_head: the rate a schedule set (and its base)
+    # must stay, not go back to the constructor's
+    rng = np.random.default_rng(0)
+    body, head, new_head = make_params(rng), [tn.Param(np.zeros(2))], [tn.Param(np.zeros(3))]
+    opt = SGD(body + head, lr=0.1, momentum=0.9)
+    opt.param_groups[0].update(lr=0.025, initial_lr=0.1, momentum=0.5)
+    opt.bind(body + new_head)
+    assert opt.state == {}  # other parameters: the state starts afresh
+    assert {k: v for k, v in opt.param_groups[0].items() if k != "params"} == {
+        "lr": 0.025, "initial_lr": 0.1, "momentum": 0.5, "dampening": 0.0,
+        "weight_decay": 0.0, "nesterov": False}
+    assert opt.defaults["lr"] == 0.1 and opt.defaults["momentum"] == 0.9
+    # a group's own values win; its own lr drops the initial_lr of the rate it replaces
+    opt.bind([{"params": body, "lr": 0.3}, {"params": head, "momentum": 0.5}])
+    assert opt.param_groups[0]["lr"] == 0.3 and "initial_lr" not in opt.param_groups[0]
+    assert opt.param_groups[0]["momentum"] == 0.5
+    assert opt.param_groups[1]["lr"] == 0.1  # no old group held it: the defaults
+    # old groups that disagree: only what they agree on is kept
+    opt.bind([{"params": body[:1] + head}, {"params": body[1:]}])
+    assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[0]["momentum"] == 0.5
+    assert opt.param_groups[1]["lr"] == 0.3
+
+
+def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_optimizer():
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    model = tn.Sequential([tn.layers.Dense(8, input_dim=4, seed=0),
+                           tn.layers.Dense(3, seed=1, name="head")])
+    opt = SGD(lr=0.1)
+    model.compile(opt, loss="cross_entropy")
+    schedule = tn.callbacks.LearningRateScheduler(tn.optim.StepLR(opt, 1, gamma=0.5))
+    history = model.fit(x, y, epochs=3, verbose=0, seed=0, callbacks=[schedule])
+    assert history.history["lr"] == [0.1, 0.05, 0.025]
+    tn.transfer.replace_head(model, tn.layers.Dense(3, seed=2, name="head2"))
+    model.compile(opt, loss="cross_entropy")
+    assert opt.lr == 0.025
+    history = model.fit(x, y, epochs=5, initial_epoch=3, verbose=0, seed=0,
+                        callbacks=[schedule])
+    assert history.history["lr"] == [0.0125, 0.00625]
 
 
 def test_get_and_config_round_trip():
@@ -317,6 +393,19 @@ def test_max_grad_norm_clips_before_the_step():
     (lambda p: SGD(p, momentum=-1), ValueError, "momentum in"),
     (lambda p: Adagrad(p, lr_decay=-1), ValueError, "lr_decay"),
     (lambda p: Adam(p, max_grad_norm=-1), ValueError, "max_grad_norm"),
+    # refused when made, not at the first step (clip_grad_norm's max_norm > 0)
+    (lambda p: SGD(max_grad_norm=0), ValueError,
+     r"SGD expected max_grad_norm in \(0, inf\), received 0.0"),
+    # Keras' positional order: the second value would land on lr and be lost
+    (lambda p: SGD(0.01, 0.9), TypeError,
+     r"SGD received two learning rates: 0.01 as its first argument \(Keras' learning_rate\) "
+     r"and lr=0.9.*by keyword, e.g. SGD\(0.01, momentum=...\)"),
+    (lambda p: Adam(0.01, 0.5), TypeError, r"lr=0.5.*e.g. Adam\(0.01, betas=...\)"),
+    (lambda p: SGD(0.01, 1e-3), TypeError, "lr=0.001"),  # the default's value, passed
+    (lambda p: Adam(1e-3, learning_rate=1e-2), TypeError,
+     "two learning rates: 0.001 as its first argument and learning_rate=0.01; give one"),
+    (lambda p: RMSprop(p, lr=0.1, learning_rate=0.2), TypeError,
+     r"two learning rates: lr=0.1 and learning_rate=0.2 \(PyTorch's and Keras' names"),
     (lambda p: Adam([]), ValueError, "empty parameter list"),
     (lambda p: Adam([np.zeros(3)]), TypeError, "Param objects, received ndarray"),
     (lambda p: Adam(p + p[:1]), ValueError, "parameter twice"),

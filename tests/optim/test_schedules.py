@@ -194,6 +194,30 @@ def test_scheduler_on_an_unbound_optimizer():
     assert opt.lr == 0.25 and sched.get_last_lr() == [0.25]
 
 
+@pytest.mark.parametrize("make", [
+    lambda o: CosineAnnealingLR(o, T_max=4),
+    lambda o: LinearWarmup(o, 2, start_factor=0.5, after=StepLR(o, 1, gamma=0.5)),
+])
+def test_a_schedule_made_before_bind_records_the_base_rate_for_a_new_schedule(make):
+    # made unbound (before model.compile), then bound: the groups must get the
+    # base rate as initial_lr, so that a schedule made on the optimizer loaded
+    # from a checkpoint (without the old schedule's state) starts from it too
+    opt = Adam(lr=0.01)
+    straight = make(opt)
+    opt.bind([tn.Param(np.zeros(2))])
+    lrs = lr_history(opt, straight, 4)
+    assert opt.param_groups[0]["initial_lr"] == 0.01
+    saved = opt.state_dict()
+    for resume_at in (1, 2, 3):
+        loaded = Adam([tn.Param(np.zeros(2))], lr=0.01)
+        loaded.load_state_dict(saved)
+        loaded.param_groups[0]["lr"] = lrs[resume_at - 1][0]  # as saved at that epoch
+        sched = make(loaded)
+        sched.last_epoch = resume_at - 1  # as LearningRateScheduler(initial_epoch=...)
+        sched.step()
+        assert loaded.lr == lrs[resume_at][0], resume_at
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda o: StepLR(o, step_size=0), ValueError, "step_size as a positive integer"),
     (lambda o: StepLR(o, step_size=2.5), TypeError, "step_size"),

@@ -438,6 +438,15 @@ class Layer:
         """Whether a container holding this layer, or one holding that, is frozen."""
         return any(not parent._trainable or parent._frozen_above() for parent in self._parents)
 
+    @property
+    def trains(self) -> bool:
+        """Whether this layer trains in effect, by the one rule: its own flag
+        is on and no container holding it (at any depth, :meth:`_frozen_above`)
+        is frozen. Its parameters' flags follow it (:meth:`_sync_param_flags`),
+        and so does what a layer does in training mode only (a BatchNorm's
+        batch statistics and moving-statistics updates)."""
+        return self._trainable and not self._frozen_above()
+
     def _sync_param_flags(self, switch: str = "both", params=None) -> None:
         """Set parameters' ``trainable`` by the one rule: a parameter trains if
         its layer's own flag is on and no container holding the layer (at any
@@ -456,9 +465,8 @@ class Layer:
         * ``"on"`` -- only where the rule lets them train, all flags go on
           (:func:`release`).
         """
-        frozen_above = self._frozen_above()
-        effective = self._trainable and not frozen_above
-        if (switch == "off" and not frozen_above) or (switch == "on" and not effective):
+        effective = self.trains
+        if (switch == "off" and not self._frozen_above()) or (switch == "on" and not effective):
             return
         for p in self._params if params is None else params:
             p.trainable = effective

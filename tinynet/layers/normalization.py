@@ -118,9 +118,11 @@ class BatchNorm(_FeatureNorm):
     Features are on the last axis; statistics are taken over every other
     axis (for ``(batch, features)`` input: over the batch).
 
-    **Training** (``training=True`` and the layer trainable) uses the batch's
-    mean and biased variance, with the backward of the module docstring,
-    and updates the moving statistics the Keras way:
+    **Training** (``training=True`` and the layer training in effect,
+    :attr:`~tinynet.layers.base.Layer.trains`: its own flag on and no
+    container holding it frozen) uses the batch's mean and biased variance,
+    with the backward of the module docstring, and updates the moving
+    statistics the Keras way:
 
     .. math::
         \mu_{run} \leftarrow m\,\mu_{run} + (1 - m)\,\mu_B, \qquad
@@ -135,8 +137,8 @@ class BatchNorm(_FeatureNorm):
     out as all zeros, so it raises a ``ValueError``; one image
     ``(1, H, W, C)`` with :math:`H W > 1` is fine.
 
-    **Inference** (``training=False``, or a frozen layer whatever
-    ``training`` says) uses the moving statistics, which are constants:
+    **Inference** (``training=False``, or a frozen layer or one held by a
+    frozen container, whatever ``training`` says) uses the moving statistics, which are constants:
 
     .. math::
         y = \gamma \frac{x - \mu_{run}}{\sqrt{\sigma^2_{run} + \epsilon}} + \beta,
@@ -193,7 +195,7 @@ class BatchNorm(_FeatureNorm):
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x)
         axes = tuple(range(x.ndim - 1))
-        use_batch = check_bool(training, self._who, "training") and self.trainable
+        use_batch = check_bool(training, self._who, "training") and self.trains
         if use_batch:
             per_feature = x.size // x.shape[-1]  # the built shape has no zero
             if per_feature < 2:

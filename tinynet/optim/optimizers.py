@@ -15,7 +15,12 @@ Construction
 of parameter-group dicts ``{"params": [...], "lr": 1e-4, ...}`` whose missing
 hyperparameters come from the constructor. ``Adam(lr=1e-3)`` (or Keras'
 ``learning_rate=``, or ``Adam(1e-3)``) builds an unbound optimizer that
-``model.compile`` binds later with :meth:`Optimizer.bind`.
+``model.compile`` binds later with :meth:`Optimizer.bind`. The second
+positional argument is ``lr`` (PyTorch's order), so Keras' positional
+``SGD(0.01, 0.9)`` (momentum) or ``Adam(1e-3, 0.5)`` (beta_1) is refused
+with a ``TypeError`` instead of losing the second value, as is a rate
+given twice (``Adam(1e-3, learning_rate=1e-2)``, ``lr=`` and
+``learning_rate=``): pass what follows Keras' learning rate by keyword.
 
 Only parameters with ``trainable=True`` are stepped; the values of the
 others stay bit for bit as they are, so freezing and unfreezing a layer
@@ -55,6 +60,15 @@ def _check_number(who, name, value, low=0.0, high=None, high_open=False):
                       high_open=high_open or high is None)
 
 
+class _DefaultLR(float):
+    """A constructor's default ``lr`` (``lr=_DefaultLR(1e-3)``): a float like
+    any other, told apart from an ``lr`` the caller passed, even an equal one,
+    so that :class:`Optimizer` can refuse a learning rate given twice."""
+
+    def __repr__(self) -> str:
+        return repr(float(self))
+
+
 def _fused(name: str):
     """The update rule ``name`` as called by the optimizers: the fused kernel
     of :mod:`tinynet.kernels.optim` unless the backend is "numpy" (or the
@@ -90,8 +104,9 @@ class Optimizer:
     defaults : dict
         The hyperparameters every group starts from.
     learning_rate : float, optional
-        Keras' name for ``lr``; overrides it when given.
-    max_grad_norm : float, optional
+        Keras' name for ``lr``; giving both (or a number as ``params`` too)
+        is a ``TypeError``.
+    max_grad_norm : float > 0, optional
         Clip the global 2-norm of the trainable gradients to this before each
         step (:func:`~tinynet.optim.clip_grad_norm`).
 
@@ -115,14 +130,19 @@ class Optimizer:
     _required_state: tuple = ()
 
     def __init__(self, params, defaults: dict, learning_rate=None, max_grad_norm=None):
+        self._refuse_two_rates(params, defaults, learning_rate)
         if isinstance(params, numbers.Real) and not isinstance(params, bool):
             # Keras' Adam(0.001): a lone number is the learning rate
             defaults["lr"], params = params, None
         if learning_rate is not None:
             defaults["lr"] = learning_rate
+        if isinstance(defaults.get("lr"), _DefaultLR):
+            defaults["lr"] = float(defaults["lr"])
         self.defaults = self._check_group(dict(defaults))
-        self.max_grad_norm = None if max_grad_norm is None else _check_number(
-            self._who, "max_grad_norm", max_grad_norm)
+        # > 0, as clip_grad_norm asks at the first step (finite: the config is JSON)
+        self.max_grad_norm = None if max_grad_norm is None else check_real(
+            max_grad_norm, self._who, "max_grad_norm", low=0.0, low_open=True,
+            high=math.inf, high_open=True)
         self.param_groups: list[dict] = []
         self.state: dict = {}
         self._plans: dict = {}  # group index -> (signature, runs): see fused.py
@@ -133,6 +153,33 @@ class Optimizer:
     def _who(self) -> str:
         return type(self).__name__
 
+    def _refuse_two_rates(self, params, defaults: dict, learning_rate) -> None:
+        """Refuse a learning rate given twice: as ``params`` (Keras'
+        ``Adam(1e-3)``) and as ``lr`` -- Keras' positional ``SGD(0.01, 0.9)``,
+        whose momentum lands on ``lr``, the second argument here as in
+        PyTorch -- or ``learning_rate``; or as ``lr`` and ``learning_rate``.
+        An ``lr`` is given unless it is the constructor's :class:`_DefaultLR`."""
+        lr = defaults.get("lr")
+        lr_given = lr is not None and not isinstance(lr, _DefaultLR)
+        after_lr = [key for key in defaults if key != "lr"][:1] or ["..."]
+        if isinstance(params, numbers.Real) and not isinstance(params, bool):
+            if learning_rate is not None:
+                raise TypeError(f"{self._who} received two learning rates: {params!r} as "
+                                f"its first argument and learning_rate={learning_rate!r}; "
+                                f"give one")
+            if lr_given:
+                raise TypeError(
+                    f"{self._who} received two learning rates: {params!r} as its first "
+                    f"argument (Keras' learning_rate) and lr={lr!r}, which is also the "
+                    f"second positional argument (PyTorch's order), so a Keras-style "
+                    f"{self._who}({params!r}, {lr!r}) would lose its second value; pass "
+                    f"the arguments after the learning rate by keyword, e.g. "
+                    f"{self._who}({params!r}, {after_lr[0]}=...)")
+        elif lr_given and learning_rate is not None:
+            raise TypeError(f"{self._who} received two learning rates: lr={lr!r} and "
+                            f"learning_rate={learning_rate!r} (PyTorch's and Keras' names "
+                            f"for one setting); give one")
+
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.defaults.items())
         n = sum(len(g["params"]) for g in self.param_groups)
@@ -142,8 +189,17 @@ class Optimizer:
     def bind(self, params) -> "Optimizer":
         """Attach the parameters to optimise (what ``model.compile`` calls).
 
-        Binding again to the very same parameters keeps the state; binding
-        to others starts afresh.
+        Binding again to the very same parameters (in the same groups) keeps
+        the state and applies the hyperparameters the groups set (checked as
+        the constructor checks them), as editing ``param_groups`` by hand
+        does in PyTorch. Binding to others starts afresh, except for the
+        hyperparameters: a new group holding parameters of the old groups
+        (``compile`` again after ``transfer.replace_head``) keeps every value
+        those groups agree on (:meth:`_carried_over`) unless it sets its own,
+        so a learning rate that a schedule, a plateau or the user set stays
+        as it was (as in PyTorch, where the groups and their ``lr`` outlive a
+        change of the model around them) instead of going back to the
+        constructor's. A group refused leaves the optimizer as it was.
         """
         groups = []
         for group in self._as_groups(params):
@@ -151,15 +207,36 @@ class Optimizer:
                 raise TypeError(f"{self._who} expected parameter groups as dicts with a "
                                 f"'params' key, received {group!r}")
             groups.append({**group, "params": self._as_params(group["params"])})
-        if [[id(p) for p in g["params"]] for g in groups] == \
-                [[id(p) for p in g["params"]] for g in self.param_groups]:
-            return self
+        same = [[id(p) for p in g["params"]] for g in groups] == \
+            [[id(p) for p in g["params"]] for g in self.param_groups]
+        old = (self.param_groups, self.state, self._plans)
         self.param_groups = []
-        self.state = {}
-        self._plans = {}
-        for group in groups:
-            self.add_param_group(group)
+        try:
+            for group in groups:
+                self.add_param_group({**self._carried_over(group, old[0]), **group})
+        except (TypeError, ValueError):
+            self.param_groups = old[0]
+            raise
+        # the same parameters: their state (and its fused plans) stays theirs
+        self.state, self._plans = old[1:] if same else ({}, {})
         return self
+
+    @staticmethod
+    def _carried_over(group: dict, old_groups: list) -> dict:
+        """The hyperparameters a group being bound keeps from ``old_groups``:
+        each value that every old group holding one of its parameters has
+        (none if no old group holds any). A group that sets its own ``lr``
+        (or ``learning_rate``) keeps no ``initial_lr``, the base rate of a
+        rate it replaces."""
+        ids = {id(p) for p in group["params"]}
+        holders = [g for g in old_groups if any(id(p) in ids for p in g["params"])]
+        if not holders:
+            return {}
+        kept = {key: value for key, value in holders[0].items() if key != "params"
+                and all(key in g and g[key] == value for g in holders[1:])}
+        if "lr" in group or "learning_rate" in group:
+            kept.pop("initial_lr", None)
+        return kept
 
     def add_param_group(self, group: dict) -> None:
         """Add a group (e.g. a layer unfrozen with its own learning rate)."""
@@ -404,8 +481,8 @@ class SGD(Optimizer):
     _state_values = {"momentum_buffer": FINITE}  # created at the first step with momentum
     update_rule = staticmethod(_fused("sgd"))
 
-    def __init__(self, params=None, lr=1e-3, momentum=0.0, dampening=0.0, nesterov=False,
-                 weight_decay=0.0, *, learning_rate=None, max_grad_norm=None):
+    def __init__(self, params=None, lr=_DefaultLR(1e-3), momentum=0.0, dampening=0.0,
+                 nesterov=False, weight_decay=0.0, *, learning_rate=None, max_grad_norm=None):
         super().__init__(params, dict(lr=lr, momentum=momentum, dampening=dampening,
                                       nesterov=nesterov, weight_decay=weight_decay),
                          learning_rate=learning_rate, max_grad_norm=max_grad_norm)
@@ -451,8 +528,8 @@ class Adam(Optimizer):
     _decoupled = False
     update_rule = staticmethod(_fused("adam"))
 
-    def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0,
-                 amsgrad=False, *, learning_rate=None, max_grad_norm=None):
+    def __init__(self, params=None, lr=_DefaultLR(1e-3), betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=0.0, amsgrad=False, *, learning_rate=None, max_grad_norm=None):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad),
                          learning_rate=learning_rate, max_grad_norm=max_grad_norm)
@@ -494,8 +571,8 @@ class AdamW(Adam):
 
     _decoupled = True
 
-    def __init__(self, params=None, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=1e-2,
-                 amsgrad=False, *, learning_rate=None, max_grad_norm=None):
+    def __init__(self, params=None, lr=_DefaultLR(1e-3), betas=(0.9, 0.999), eps=1e-8,
+                 weight_decay=1e-2, amsgrad=False, *, learning_rate=None, max_grad_norm=None):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                          amsgrad=amsgrad, learning_rate=learning_rate,
                          max_grad_norm=max_grad_norm)
@@ -526,7 +603,7 @@ class RMSprop(Optimizer):
     _required_state = ("square_avg",)  # the others: created once momentum/centered is on
     update_rule = staticmethod(_fused("rmsprop"))
 
-    def __init__(self, params=None, lr=1e-2, alpha=0.99, eps=1e-8, weight_decay=0.0,
+    def __init__(self, params=None, lr=_DefaultLR(1e-2), alpha=0.99, eps=1e-8, weight_decay=0.0,
                  momentum=0.0, centered=False, *, learning_rate=None, max_grad_norm=None):
         super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
                                       momentum=momentum, centered=centered),
@@ -578,7 +655,7 @@ class Adagrad(Optimizer):
     _required_state = ("sum",)
     update_rule = staticmethod(_fused("adagrad"))
 
-    def __init__(self, params=None, lr=1e-2, lr_decay=0.0, weight_decay=0.0,
+    def __init__(self, params=None, lr=_DefaultLR(1e-2), lr_decay=0.0, weight_decay=0.0,
                  initial_accumulator_value=0.0, eps=1e-10, *, learning_rate=None,
                  max_grad_norm=None):
         super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,

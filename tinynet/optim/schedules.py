@@ -30,7 +30,10 @@ be told as a factor and is overwritten.
 
 A scheduler made for an optimizer that is not bound yet (``Adam(lr=...)``
 before ``model.compile``) schedules the optimizer's default ``lr``, which
-every group created by ``bind`` then shares.
+every group created by ``bind`` then shares; its first ``step()`` after
+that records the base rate as the groups' ``initial_lr``, as a schedule
+made on the bound optimizer does (so a schedule made on the optimizer
+loaded from a checkpoint starts from the same base).
 """
 
 from __future__ import annotations
@@ -139,14 +142,32 @@ class LRScheduler(_SchedulerBase):
         groups = optimizer.param_groups
         if groups:
             self.base_lrs = [g.setdefault("initial_lr", g["lr"]) for g in groups]
+            self._unrecorded_initial_lr = None
         else:
             self.base_lrs = [optimizer.defaults["lr"]]
+            self._unrecorded_initial_lr = self.base_lrs[0]
         self.last_epoch = -1
         self.step()
+
+    def _record_initial_lr(self) -> None:
+        """Give the groups of an optimizer that was unbound when this schedule
+        was made, once ``bind`` (``model.compile``) has made them, the base
+        rate the schedule was made with as their ``initial_lr`` (unless they
+        have one): PyTorch's key, the base rate a schedule made later on
+        this optimizer, or on a copy loaded from a file, starts from. Not in
+        :attr:`~tinynet.optim.Optimizer.defaults`, which ``get_config`` hands
+        to the constructor as its ``lr``."""
+        groups = self.optimizer.param_groups
+        if self._unrecorded_initial_lr is None or not groups:
+            return
+        for group in groups:
+            group.setdefault("initial_lr", self._unrecorded_initial_lr)
+        self._unrecorded_initial_lr = None
 
     def step(self) -> None:
         """Move to the next epoch and set its learning rates (after taking in
         any change made to them from outside, see the module docstring)."""
+        self._record_initial_lr()
         self._follow_outside_changes()
         self.last_epoch += 1
         self._set_lrs(self.get_lr())
