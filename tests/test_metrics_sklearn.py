@@ -330,8 +330,11 @@ def test_mtl_fit_accumulates_each_task_metric_over_its_labelled_samples():
     # (task a outputs logits: its AUC ranks their softmax, as scikit-learn's probabilities)
     assert history.history["a/auc"][0] == metrics.auc(out["a"][keep], y_a[keep],
                                                        from_logits=True)
+    # fit's outputs come from batches of 10, predict's from one of 64: with the GEMM
+    # engine on BLAS (TINYNET_GEMM=blas, or auto's choice on some machines) a float32
+    # product rounds by batch shape, so the r2 values agree to float32's precision only
     assert history.history["b/r2"][0] == pytest.approx(
-        skm.r2_score(y_b, out["b"][:, 0].astype(np.float64)), rel=1e-12)
+        skm.r2_score(y_b, out["b"][:, 0].astype(np.float64)), rel=1e-6)
     assert model.evaluate(x, {"a": y_a, "b": y_b})["a/f1"] == history.history["a/f1"][0]
 
 
