@@ -444,6 +444,22 @@ def test_bad_inputs():
         L.LayerNorm().backward(np.ones((2, 3)))
 
 
+def test_float32_layernorm_centres_in_float64_on_both_backends():
+    """Rows near 1e4 with a spread of 1: their float32 mean is up to half an ulp
+    (5e-4) off, which centring in float32 carried into every x_hat of the row
+    (the NumPy path's error was 7e-3; the kernel, centring in float64, 1e-7)."""
+    rng = np.random.default_rng(5)
+    x = (rng.standard_normal((8, 64)) + 1e4).astype(np.float32)
+    expected = L.LayerNorm().forward(x.astype(np.float64))
+    outputs = {}
+    for backend in ("numba", "numpy"):
+        with tn.kernels.use_backend(backend):
+            outputs[backend] = L.LayerNorm().forward(x)
+        assert outputs[backend].dtype == np.float32
+        np.testing.assert_allclose(outputs[backend], expected, atol=1e-5, err_msg=backend)
+    np.testing.assert_allclose(outputs["numpy"], outputs["numba"], atol=1e-6)
+
+
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.filterwarnings("ignore:overflow encountered in cast")  # the float32 variance
 def test_float32_batchnorm_of_values_whose_squares_overflow_matches_float64(backend):
