@@ -753,6 +753,33 @@ def test_model_checkpoint_save_freq_best_only_watches_the_running_batch_logs(tmp
     assert check.best == pytest.approx(1.6)
 
 
+def test_model_checkpoint_save_freq_computes_the_metrics_only_on_the_batches_it_saves(
+        tmp_path):
+    # it asked for the running metrics after every batch; now after every
+    # save_freq-th only (the count running on across epochs), and it still
+    # monitors the running value of the epoch so far
+    model, calls, epoch_acc = SavingModel(), [], []
+    accuracies = iter([0.5, 0.1, 0.9, 0.2, 0.8, 0.3, 0.4, 0.6, 1.0, 0.0])
+
+    def step(idx):  # one sample a batch: idx[0] is the batch of the epoch
+        if idx[0] == 0:
+            epoch_acc.clear()
+        epoch_acc.append(next(accuracies))
+        mean = float(np.mean(epoch_acc))  # a running value, computed when read
+        return {"loss": 1.0, "acc": lambda: calls.append(idx[0]) or mean}, {"acc": None}
+
+    check = ModelCheckpoint(tmp_path / "m-{acc:.2f}.npz", monitor="acc", save_best_only=True,
+                            save_freq=2)
+    fit_loop(model, step, 5, epochs=2, batch_size=1, shuffle=False, verbose=0,
+             callbacks=[check], log_keys=["loss", "acc"])
+    # batches 2 and 4 of epoch 1, 1, 3 and 5 of epoch 2; and each epoch's logs
+    assert calls == [1, 3, 4, 0, 2, 4, 4]
+    # running means 0.3 and 0.425 (saved), then 0.3, 0.433 (saved) and 0.46 (saved)
+    assert [name for name, _ in model.saves] == ["m-0.30.npz", "m-0.42.npz", "m-0.43.npz",
+                                                  "m-0.46.npz"]
+    assert check.best == pytest.approx(0.46)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"monitor": "val_loss", "save_best_only": True},
      r"save_freq=2 saves from the batch logs, which hold loss, accuracy only \(no validation "
@@ -937,7 +964,8 @@ def test_which_callbacks_read_the_batch_logs_metrics():
                                                 TerminateOnNaN(), tn.callbacks.History(),
                                                 EarlyStopping())] == \
         [False, True, True, True, False, False, False]
-    assert ModelCheckpoint("m.npz", save_freq=3).reads_batch_metrics()
+    # a save every few batches reads them on the batches it saves after only
+    assert not ModelCheckpoint("m.npz", save_freq=3).reads_batch_metrics()
     assert not ModelCheckpoint("m.npz").reads_batch_metrics()
     assert not L2SPLogger.reads_batch_metrics(object.__new__(L2SPLogger))
     bars = [ProgressBar(1, stream=Tty()), ProgressBar(1, stream=io.StringIO()),

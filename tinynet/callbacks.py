@@ -29,7 +29,8 @@ in the batch logs are computed only when some callback reads them
 batch-end hook, which gets them after every batch; or, on the batches it
 says, one that reads them now and then,
 :meth:`Callback.reads_batch_metrics_at`: the live progress bar, on the
-batches it draws); else the batch logs hold the loss alone. ``self.model`` is the model
+batches it draws, and :class:`ModelCheckpoint` with an integer ``save_freq``,
+on the batches it saves after); else the batch logs hold the loss alone. ``self.model`` is the model
 being trained and ``self.params`` holds ``epochs``, ``steps`` (batches per
 epoch), ``batch_size``, ``n_samples``, ``verbose``, ``do_validation`` and,
 when the trainer knows them (``Sequential.fit`` does), ``metrics``: every key
@@ -644,8 +645,17 @@ class ModelCheckpoint(_Monitor):
         self._epoch = epoch
 
     def reads_batch_metrics(self) -> bool:
-        # a save every few batches reads them: its monitor, its path
-        return self.save_freq != "epoch" or self._batch_hooks_beyond(ModelCheckpoint)
+        # not on every batch: a save every few batches reads them (its monitor,
+        # its path) on the batches it saves after (reads_batch_metrics_at)
+        return self._batch_hooks_beyond(ModelCheckpoint)
+
+    def reads_batch_metrics_at(self, batch: int) -> bool:
+        """Whether the batch-end hook of ``batch`` saves (with an integer
+        ``save_freq``, after every ``save_freq``-th batch): only then does it
+        read the batch logs' running metrics, for its monitor and its path, so
+        ``fit`` computes them on those batches only (every ``save_freq``-th,
+        not every one)."""
+        return self.save_freq != "epoch" and self._batches + 1 >= self.save_freq
 
     def on_train_batch_end(self, batch, logs=None):
         if self.save_freq == "epoch":

@@ -35,7 +35,8 @@ when something reads it -- the batch logs when a callback reads their
 metrics (:meth:`~tinynet.callbacks.Callback.reads_batch_metrics`: a
 callback of the user's with a batch hook, after every batch;
 :meth:`~tinynet.callbacks.Callback.reads_batch_metrics_at`: the live
-progress bar, after the batches it draws), and the epoch's logs -- so that
+progress bar, after the batches it draws, a ``ModelCheckpoint(save_freq=N)``
+after those it saves after), and the epoch's logs -- so that
 an epoch at ``verbose=0`` pays for none of the values between, and one
 under a live bar only for those of the ~10 batches a second it draws
 (``Sequential.fit`` and the multi-task models' ``fit`` defer them, each

@@ -1,11 +1,12 @@
-"""Checks of layer hyper-parameters (slopes, rates, momenta, epsilons)."""
+"""Checks of layer hyper-parameters (slopes, rates, momenta, epsilons) and
+:class:`Setting`, which runs them whenever a layer's setting is set."""
 
 from __future__ import annotations
 
 import math
 import numbers
 
-__all__ = ["check_real"]
+__all__ = ["check_real", "check_choice", "Setting"]
 
 
 def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
@@ -29,3 +30,82 @@ def check_real(value, who: str, what: str, low: float = -math.inf, high: float =
         raise ValueError(f"{who} expected {what} in "
                          f"{_interval(low, high, low_open, high_open)}, received {value!r}")
     return value
+
+
+def check_choice(value, who: str, what: str, choices: tuple) -> str:
+    """``value`` if it is one of ``choices``: ``GELU expected approximate
+    'none' or 'tanh', received 'Tanh'`` (``ValueError``) otherwise."""
+    if not isinstance(value, str) or value not in choices:
+        names = " or ".join(repr(c) for c in choices)
+        raise ValueError(f"{who} expected {what} {names}, received {value!r}")
+    return value
+
+
+class Setting:
+    """A layer setting (constructor argument) checked whenever it is set.
+
+    The layers hand their settings to the *trusted* kernel builds, which do
+    not check them again (:func:`tinynet.kernels.impl`), and to NumPy code
+    that would compute garbage from a bad one (a negative ``eps``) or fail
+    deep inside (a float pool size). So a setting is a descriptor: the
+    constructor's ``self.alpha = alpha`` and a later ``layer.alpha = 0.2``
+    run the same ``check(value, who, what, **options)`` (``who`` the class
+    name, ``what`` the attribute's) and keep what it returns, so both give
+    the same error and the layer only ever holds checked values.
+
+    Once the layer is built:
+
+    * a ``fixed`` setting (one that fixes the shapes of its parameters or
+      output: ``units``, ``kernel_size``, ``strides``...) refuses any change,
+      naming the shapes it fixed (setting the value it holds is allowed);
+    * any other must still suit the input the layer was built for (a
+      Softmax ``axis`` within it): :meth:`Layer.compute_output_shape` runs
+      again, and a value it refuses is not kept.
+
+    After every change the layer's ``_setting_changed(name)`` runs (the
+    windowed layers forget the geometry they computed from the old value).
+    """
+
+    def __init__(self, check, *, fixed: bool = False, **options):
+        self.check = check
+        self.fixed = fixed
+        self.options = options
+        self.name = self.slot = None
+
+    def __set_name__(self, owner, name: str) -> None:
+        self.name, self.slot = name, f"_{name}"
+
+    def __get__(self, layer, owner=None):
+        if layer is None:
+            return self
+        try:
+            return layer.__dict__[self.slot]
+        except KeyError:
+            raise AttributeError(f"{type(layer).__name__} has no {self.name} set yet") from None
+
+    def __set__(self, layer, value) -> None:
+        value = self.check(value, type(layer).__name__, self.name, **self.options)
+        if layer.__dict__.get("built"):
+            old = layer.__dict__[self.slot]
+            if self.fixed:
+                if value != old:
+                    raise ValueError(self._fixed_message(layer, old, value))
+            else:
+                layer.__dict__[self.slot] = value
+                try:
+                    layer.compute_output_shape(layer.input_shape)
+                except Exception:
+                    layer.__dict__[self.slot] = old
+                    raise
+        layer.__dict__[self.slot] = value
+        layer._setting_changed(self.name)
+
+    def _fixed_message(self, layer, old, value) -> str:
+        from .base import shape_str
+        shapes = f"output {shape_str(layer.output_shape)}"
+        if layer._params:
+            shapes += "; parameters " + ", ".join(
+                f"{p.name.rsplit('/', 1)[-1]} {p.shape}" for p in layer._params)
+        return (f"{layer._who} cannot change {self.name} once built: {self.name}={old!r} "
+                f"fixed its shapes ({shapes}) for inputs {shape_str(layer.input_shape)}; "
+                f"make a new layer with {self.name}={value!r}")

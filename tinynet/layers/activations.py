@@ -39,7 +39,7 @@ import numpy as np
 from ..checks import lookup
 from .. import kernels
 from ..kernels.activations import ACT_CODES, gelu_clamp
-from ._checks import check_real
+from ._checks import Setting, check_choice, check_real
 from .base import Layer
 from .special import normal_cdf
 
@@ -147,9 +147,10 @@ class LeakyReLU(Activation):
     """
 
     needs_input = False
+    alpha = Setting(check_real, low=0.0, high_open=True)
 
     def __init__(self, alpha: float = 0.01, **kwargs):
-        self.alpha = check_real(alpha, "LeakyReLU", "alpha", low=0.0, high_open=True)
+        self.alpha = alpha
         super().__init__(**kwargs)
 
     def _forward(self, x):
@@ -183,8 +184,10 @@ class ELU(Activation):
         (finite, :math:`\alpha \ge 0`).
     """
 
+    alpha = Setting(check_real, low=0.0, high_open=True)
+
     def __init__(self, alpha: float = 1.0, **kwargs):
-        self.alpha = check_real(alpha, "ELU", "alpha", low=0.0, high_open=True)
+        self.alpha = alpha
         super().__init__(**kwargs)
 
     def _forward(self, x):
@@ -241,10 +244,9 @@ class GELU(Activation):
     approximate : {"none", "tanh"}, default "none"
     """
 
+    approximate = Setting(check_choice, choices=("none", "tanh"))
+
     def __init__(self, approximate: str = "none", **kwargs):
-        if approximate not in ("none", "tanh"):
-            raise ValueError(f"GELU expected approximate 'none' or 'tanh', "
-                             f"received {approximate!r}")
         self.approximate = approximate
         self._cached_gate = None
         super().__init__(**kwargs)
@@ -342,6 +344,12 @@ class Tanh(Activation):
         return dy * (1.0 - y * y)
 
 
+def _check_axis(axis, who: str, what: str) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"{who} expected {what} as an integer, received {axis!r}")
+    return int(axis)
+
+
 class Softmax(Activation):
     r"""Softmax along one axis (the last by default).
 
@@ -363,11 +371,10 @@ class Softmax(Activation):
     """
 
     needs_input = False
+    axis = Setting(_check_axis)  # and, once built, in range: compute_output_shape
 
     def __init__(self, axis: int = -1, **kwargs):
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)):
-            raise TypeError(f"Softmax expected axis as an integer, received {axis!r}")
-        self.axis = int(axis)
+        self.axis = axis
         super().__init__(**kwargs)
 
     def compute_output_shape(self, input_shape):

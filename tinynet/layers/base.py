@@ -322,6 +322,10 @@ class Layer:
         """Per-sample output shape for a per-sample input shape (default: same)."""
         return tuple(input_shape)
 
+    def _setting_changed(self, name: str) -> None:
+        """Called after a :class:`~tinynet.layers._checks.Setting` (``name``)
+        took a new value, for a layer that keeps something computed from it."""
+
     @property
     def rng(self) -> np.random.Generator:
         """This layer's random generator (created from ``seed`` on first use)."""

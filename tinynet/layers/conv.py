@@ -20,6 +20,7 @@ import numpy as np
 from .. import kernels
 from ..kernels.im2col import im2col, im2col_order, span
 from ..checks import check_positive_int
+from ._checks import Setting, check_choice
 from .weights import _KernelLayer
 
 __all__ = ["Conv2D"]
@@ -58,12 +59,6 @@ def _same_padding(size: int, k: int, s: int) -> tuple:
     return total // 2, total - total // 2
 
 
-def _check_padding(padding, who: str) -> str:
-    if padding not in PADDINGS:
-        raise ValueError(f"{who} expected padding 'valid' or 'same', received {padding!r}")
-    return padding
-
-
 def _check_image_shape(who: str, input_shape) -> tuple:
     """``(height, width, channels)``: a per-sample image shape, else a clear error."""
     if len(input_shape) != 3:
@@ -100,8 +95,15 @@ class _KeptGeometry:
     ``_compute_geometry`` (:func:`_window_geometry`'s checks), computed once
     per input size and kept in ``_geometries``: the forward and the backward
     pass of every step ask for it, and it depends only on the size and on
-    the window settings, which are fixed at construction. (A size whose
-    window does not fit raises each time: nothing is kept for it.)"""
+    the window settings (each a :class:`~tinynet.layers._checks.Setting`,
+    fixed once the layer is built). A setting changed before the build
+    (after a model's summary asked for the output shape) empties
+    ``_geometries`` (:meth:`_setting_changed`, which the constructor's first
+    setting calls, creates it). (A size whose window does not fit raises
+    each time: nothing is kept for it.)"""
+
+    def _setting_changed(self, name: str) -> None:
+        self._geometries = {}
 
     def _geometry(self, height, width):
         kept = self._geometries.get((height, width))
@@ -174,6 +176,8 @@ class Conv2D(_KeptGeometry, _KernelLayer):
     dilation_rate : int or (int, int), default 1
         Spacing of the kernel's taps (Keras' name; PyTorch's ``dilation``).
         Strides above 1 may go with it, as in PyTorch (Keras refuses the pair).
+        ``filters`` to ``dilation_rate`` fix the layer's shapes: once it is
+        built, a change is refused (make a new layer).
     activation : str, activation layer or None
     use_bias : bool, default True
     kernel_initializer, bias_initializer : str
@@ -184,18 +188,23 @@ class Conv2D(_KeptGeometry, _KernelLayer):
     ``(height - rh (kh - 1) - 1) // sh + 1`` for "valid".
     """
 
+    filters = Setting(check_positive_int, fixed=True)
+    kernel_size = Setting(_pair, fixed=True)
+    strides = Setting(_pair, fixed=True)
+    padding = Setting(check_choice, fixed=True, choices=PADDINGS)
+    dilation_rate = Setting(_pair, fixed=True)
+
     def __init__(self, filters: int, kernel_size, strides=1, padding: str = "valid",
                  activation=None, use_bias: bool = True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", dilation_rate=1, **kwargs):
-        who = type(self).__name__  # attributes first: the base may build at once
-        self.filters = check_positive_int(filters, who, "filters")
-        self.kernel_size = _pair(kernel_size, who, "kernel_size")
-        self.strides = _pair(strides, who, "strides")
-        self.padding = _check_padding(padding, who)
-        self.dilation_rate = _pair(dilation_rate, who, "dilation_rate")
+        # settings first (checked as set): the base may build at once
+        self.filters = filters
+        self.kernel_size = kernel_size
+        self.strides = strides
+        self.padding = padding
+        self.dilation_rate = dilation_rate
         self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer)
         self._cache = None
-        self._geometries = {}
         super().__init__(**kwargs)
 
     def _pads(self, height, width):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import check_positive_int
+from ._checks import Setting
 from .weights import _KernelLayer
 
 __all__ = ["Dense"]
@@ -29,10 +30,11 @@ class Dense(_KernelLayer):
     Parameters
     ----------
     units : int
-        Output width.
+        Output width (with ``use_bias``, fixed once built: a change is refused).
     activation : str or None
         Name of an activation from :mod:`tinynet.layers.activations`
-        (``"relu"``, ``"gelu"``, ...) applied in the same layer.
+        (``"relu"``, ``"gelu"``, ...) applied in the same layer; may be set
+        later (``dense.activation = "tanh"``), checked as here.
     use_bias : bool, default True
     kernel_initializer : str or callable, default "glorot_uniform"
     bias_initializer : str or callable, default "zeros"
@@ -54,9 +56,11 @@ class Dense(_KernelLayer):
     are tested against.
     """
 
+    units = Setting(check_positive_int, fixed=True)
+
     def __init__(self, units: int, activation=None, use_bias: bool = True,
                  kernel_initializer="glorot_uniform", bias_initializer="zeros", **kwargs):
-        self.units = check_positive_int(units, "Dense", "units")
+        self.units = units
         self._set_kernel_options(activation, use_bias, kernel_initializer, bias_initializer)
         self._x = None
         self._fused = None

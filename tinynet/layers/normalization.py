@@ -33,7 +33,7 @@ from .. import kernels
 from ..kernels.norms import standardise_ref
 from ..checks import as_values_like, check_bool
 from ..param import check_param_budget
-from ._checks import check_real
+from ._checks import Setting, check_real
 from .base import Layer
 
 
@@ -83,9 +83,11 @@ def _refuse_positional(who: str, args: tuple, settings: str, torch_name: str) ->
 class _FeatureNorm(Layer):
     """Shared parts: ``gamma``/``beta`` of shape ``(features,)`` on the last axis."""
 
+    # checked when set later too (the kernels take it unchecked); inf would map every x to beta
+    eps = Setting(check_real, low=0.0, low_open=True, high_open=True)
+
     def __init__(self, eps: float, **kwargs):
-        self.eps = check_real(eps, type(self).__name__, "eps", low=0.0, low_open=True,
-                              high_open=True)  # eps = inf would map every x to beta
+        self.eps = eps
         self.gamma = None
         self.beta = None
         self._cache = None
@@ -166,7 +168,7 @@ class BatchNorm(_FeatureNorm):
         meaning; PyTorch's ``momentum`` is :math:`1 - m`).
     eps : float, default 1e-3
         Added to the variance, positive and finite (Keras' default; PyTorch's
-        is 1e-5).
+        is 1e-5). Both are checked again when set later (``bn.momentum = 0.9``).
 
     Attributes
     ----------
@@ -179,10 +181,11 @@ class BatchNorm(_FeatureNorm):
     """
 
     nonnegative_state = frozenset({"moving_variance"})
+    momentum = Setting(check_real, low=0.0, high=1.0)
 
     def __init__(self, *args, momentum: float = 0.99, eps: float = 1e-3, **kwargs):
         _refuse_positional("BatchNorm", args, "momentum, eps", "torch.nn.BatchNorm1d")
-        self.momentum = check_real(momentum, "BatchNorm", "momentum", low=0.0, high=1.0)
+        self.momentum = momentum
         self.moving_mean = None
         self.moving_variance = None
         super().__init__(eps, **kwargs)

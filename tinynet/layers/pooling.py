@@ -16,7 +16,8 @@ import numpy as np
 from .. import kernels
 from ..checks import check_bool
 from .base import Layer, add_alias
-from .conv import (_check_image_shape, _check_padding, _pair, _prepare_image, _KeptGeometry,
+from ._checks import Setting, check_choice
+from .conv import (PADDINGS, _check_image_shape, _pair, _prepare_image, _KeptGeometry,
                    _window_geometry)
 
 __all__ = ["MaxPool2D", "AveragePooling2D", "GlobalAveragePooling2D", "GlobalMaxPooling2D",
@@ -36,15 +37,20 @@ class _Pool2D(_KeptGeometry, Layer):
 
     Input ``(batch, H, W, C)``; output ``(batch, Ho, Wo, C)`` with
     ``Ho = (H - ph) // sh + 1`` for "valid" and ``ceil(H / sh)`` for "same".
+    The three fix the output shape: once the layer is built, a change is
+    refused (make a new layer).
     """
 
+    pool_size = Setting(_pair, fixed=True)
+    strides = Setting(_pair, fixed=True)
+    padding = Setting(check_choice, fixed=True, choices=PADDINGS)
+
     def __init__(self, pool_size=2, strides=None, padding: str = "valid", **kwargs):
-        who = type(self).__name__  # attributes first: the base may build at once
-        self.pool_size = _pair(pool_size, who, "pool_size")
-        self.strides = self.pool_size if strides is None else _pair(strides, who, "strides")
-        self.padding = _check_padding(padding, who)
+        # settings first (checked as set): the base may build at once
+        self.pool_size = pool_size
+        self.strides = self.pool_size if strides is None else strides
+        self.padding = padding
         self._cache = None
-        self._geometries = {}
         super().__init__(**kwargs)
 
     def _compute_geometry(self, height, width):
@@ -141,10 +147,13 @@ class AveragePooling2D(_Pool2D):
 
 
 class _GlobalPool2D(Layer):
-    """What the global pooling layers share: ``keepdims``, the output shape, the config."""
+    """What the global pooling layers share: ``keepdims`` (fixed once built,
+    as the output shape), the output shape, the config."""
+
+    keepdims = Setting(check_bool, fixed=True)
 
     def __init__(self, keepdims: bool = False, **kwargs):
-        self.keepdims = check_bool(keepdims, type(self).__name__, "keepdims")
+        self.keepdims = keepdims
         self._cache = None
         super().__init__(**kwargs)
 

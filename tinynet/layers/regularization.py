@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import kernels
 from ..checks import check_bool
-from ._checks import check_real
+from ._checks import Setting, check_real
 from .base import Layer
 
 
@@ -39,26 +39,20 @@ class Dropout(Layer):
     ----------
     rate : float
         Probability :math:`p \in [0, 1)` of dropping an element; checked
-        again when set later (``layer.rate = 0.3``), as the layer hands it
-        to the kernel unchecked.
+        again when set later (``layer.rate = 0.3``: a
+        :class:`~tinynet.layers._checks.Setting`), as the layer hands it to
+        the kernel unchecked.
     **kwargs
         ``name``, ``seed``, ... (see :class:`~tinynet.layers.Layer`).
     """
+
+    rate = Setting(check_real, low=0.0, high=1.0, high_open=True)
 
     def __init__(self, rate: float, **kwargs):
         self.rate = rate
         self._mask = None
         self._y_shape = None
         super().__init__(**kwargs)
-
-    @property
-    def rate(self) -> float:
-        """:math:`p`, the probability of dropping an element."""
-        return self._rate
-
-    @rate.setter
-    def rate(self, rate) -> None:
-        self._rate = check_real(rate, "Dropout", "rate", low=0.0, high=1.0, high_open=True)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         training = check_bool(training, self._who, "training")

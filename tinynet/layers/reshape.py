@@ -7,10 +7,31 @@ import math
 import numpy as np
 
 from ..checks import check_non_negative_int
+from ._checks import Setting
 from .base import Layer
 from .conv import _check_image_shape, _pair, _prepare_image
 
 __all__ = ["Cropping2D", "Flatten", "Reshape"]
+
+
+def _check_target_shape(target_shape, who: str, what: str) -> tuple:
+    if not isinstance(target_shape, (tuple, list)) or not target_shape or not all(
+            isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
+            for d in target_shape):
+        raise ValueError(f"{who} expected {what} as a tuple of positive ints, "
+                         f"received {target_shape!r}")
+    return tuple(int(d) for d in target_shape)
+
+
+def _check_cropping(cropping, who: str, what: str) -> tuple:
+    """``((top, bottom), (left, right))`` from any of Cropping2D's forms."""
+    if isinstance(cropping, (tuple, list)) and len(cropping) == 2 and all(
+            isinstance(c, (tuple, list)) for c in cropping):
+        rows = _pair(cropping[0], who, f"{what} rows (top, bottom)", check_non_negative_int)
+        cols = _pair(cropping[1], who, f"{what} columns (left, right)", check_non_negative_int)
+        return (rows, cols)
+    h, w = _pair(cropping, who, what, check_non_negative_int)
+    return ((h, h), (w, w))
 
 
 class Reshape(Layer):
@@ -28,15 +49,13 @@ class Reshape(Layer):
     ----------
     target_shape : tuple of positive ints
         Per-sample shape; its size must equal the input's per-sample size.
+        Fixed once built (the output shape): a change is refused.
     """
 
+    target_shape = Setting(_check_target_shape, fixed=True)
+
     def __init__(self, target_shape, **kwargs):
-        if not isinstance(target_shape, (tuple, list)) or not target_shape or not all(
-                isinstance(d, (int, np.integer)) and not isinstance(d, bool) and d > 0
-                for d in target_shape):
-            raise ValueError(f"{type(self).__name__} expected target_shape as a tuple of "
-                             f"positive ints, received {target_shape!r}")
-        self.target_shape = tuple(int(d) for d in target_shape)
+        self.target_shape = target_shape
         self._x_shape = None
         super().__init__(**kwargs)
 
@@ -69,8 +88,9 @@ class Flatten(Reshape):
     ``(batch, d1*d2*...)`` (a :class:`Reshape` whose target is set by the input).
     """
 
+    target_shape = None  # no setting (a plain attribute in place of Reshape's)
+
     def __init__(self, **kwargs):
-        self.target_shape = None
         self._x_shape = None
         Layer.__init__(self, **kwargs)
 
@@ -100,19 +120,13 @@ class Cropping2D(Layer):
         ``n``: ``n`` off every edge; ``(h, w)``: ``h`` off the top and the
         bottom, ``w`` off the left and the right; ``((t, b), (l, r))``: each
         edge its own. Non-negative, and at least one row and one column
-        must remain.
+        must remain. Fixed once built (the output shape): a change is refused.
     """
 
+    cropping = Setting(_check_cropping, fixed=True)
+
     def __init__(self, cropping=((0, 0), (0, 0)), **kwargs):
-        who = type(self).__name__
-        if isinstance(cropping, (tuple, list)) and len(cropping) == 2 and all(
-                isinstance(c, (tuple, list)) for c in cropping):
-            rows = _pair(cropping[0], who, "cropping rows (top, bottom)", check_non_negative_int)
-            cols = _pair(cropping[1], who, "cropping columns (left, right)", check_non_negative_int)
-        else:
-            h, w = _pair(cropping, who, "cropping", check_non_negative_int)
-            rows, cols = (h, h), (w, w)
-        self.cropping = (rows, cols)
+        self.cropping = cropping
         self._x_shape = None
         super().__init__(**kwargs)
 

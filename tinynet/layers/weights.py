@@ -9,20 +9,30 @@ from .. import kernels
 from ..checks import check_bool
 from ..kernels.activations import needs_input
 from . import activations
+from ._checks import Setting
 from .base import Layer
 
 __all__ = []
+
+
+def _activation(value, who: str, what: str):
+    """``activations.get`` as a :class:`~tinynet.layers._checks.Setting`'s check."""
+    return activations.get(value, who)
 
 
 class _KernelLayer(Layer):
     """A layer with a kernel ``W``, an optional bias ``b`` and an activation
     (a private base: not a layer of its own, so not registered for saving)."""
 
+    # a name set later becomes the layer too (the forward calls its methods)
+    activation = Setting(_activation)
+    # check_bool, not bool(): use_bias="False" must not mean True; b exists or not
+    use_bias = Setting(check_bool, fixed=True)
+
     def _set_kernel_options(self, activation, use_bias, kernel_initializer,
                             bias_initializer) -> None:
-        self.activation = activations.get(activation, type(self).__name__)
-        # check_bool, not bool(): use_bias="False" must not mean True
-        self.use_bias = check_bool(use_bias, type(self).__name__, "use_bias")
+        self.activation = activation
+        self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
         self._init_w = initializers.get(kernel_initializer, type(self).__name__,

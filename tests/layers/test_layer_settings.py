@@ -1,0 +1,178 @@
+"""Layer settings set after construction: checked as the constructor checks
+them (the layers hand them to the trusted kernels unchecked), and those that
+fix a built layer's shapes refused once it is built."""
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+
+L = tn.layers
+
+# (class, other constructor arguments, setting, bad value, error, good value, input shape)
+CHECKED = [
+    (L.Dropout, {"rate": 0.5}, "rate", 1.0, ValueError, 0.25, (6, 5)),
+    (L.LeakyReLU, {}, "alpha", -0.5, ValueError, 0.2, (6, 5)),
+    (L.LeakyReLU, {}, "alpha", "0.2", TypeError, 0.3, (6, 5)),
+    (L.ELU, {}, "alpha", float("nan"), ValueError, 0.5, (6, 5)),
+    (L.ELU, {}, "alpha", float("inf"), ValueError, 2.0, (6, 5)),
+    (L.GELU, {}, "approximate", "Tanh", ValueError, "tanh", (6, 5)),
+    (L.Softmax, {}, "axis", 1.0, TypeError, 1, (6, 5, 4)),
+    (L.BatchNorm, {}, "momentum", 1.5, ValueError, 0.5, (6, 5)),
+    (L.BatchNorm, {}, "eps", 0.0, ValueError, 0.5, (6, 5)),
+    (L.BatchNorm, {}, "eps", -1e-3, ValueError, 1e-1, (6, 5)),
+    (L.LayerNorm, {}, "eps", float("inf"), ValueError, 0.5, (6, 5)),
+    (L.Dense, {"units": 3}, "activation", "relu6", ValueError, "elu", (6, 5)),
+    (L.Dense, {"units": 3}, "activation", 3, TypeError, "tanh", (6, 5)),
+    (L.Conv2D, {"filters": 2, "kernel_size": 2}, "activation", [], TypeError, "gelu",
+     (2, 4, 4, 3)),
+]
+
+
+def _ids(cases):
+    return [f"{case[0].__name__}.{case[2]}={case[3]!r}" for case in cases]
+
+
+def _run(layer, x, dy):
+    """Output, input gradient, parameter gradients and state of a training step."""
+    layer.zero_grad()
+    y = layer.forward(x, training=True)
+    dx = layer.backward(dy)
+    return [y, dx, *(p.grad.copy() for p in layer.parameters()),
+            *layer.get_state().values()]
+
+
+@pytest.mark.parametrize("cls, kwargs, what, bad, error, good, shape", CHECKED,
+                         ids=_ids(CHECKED))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_setting_set_later_is_checked_as_the_constructor_checks_it(
+        cls, kwargs, what, bad, error, good, shape, dtype):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(shape).astype(dtype)
+    with pytest.raises(error) as made:
+        cls(**{**kwargs, what: bad})
+    layer = cls(**kwargs, seed=0)
+    before = getattr(layer, what)
+    layer.forward(x)  # built: the kernels would take the value unchecked
+    # the same error as the constructor's, and the value kept
+    with pytest.raises(error) as set_later:
+        setattr(layer, what, bad)
+    assert str(set_later.value) == str(made.value)
+    assert getattr(layer, what) is before or getattr(layer, what) == before
+    # a good value then computes as a layer made with it (same weights, state, masks)
+    setattr(layer, what, good)
+    fresh = cls(**{**kwargs, what: good}, seed=0)
+    fresh.forward(x)
+    for p, q in zip(layer.parameters(), fresh.parameters()):
+        q.value = p.value.copy()
+    fresh.set_state(layer.get_state())
+    dy = rng.standard_normal(layer.forward(x).shape).astype(dtype)
+    layer.set_rng(np.random.default_rng(1))
+    fresh.set_rng(np.random.default_rng(1))
+    for got, want in zip(_run(layer, x, dy), _run(fresh, x, dy), strict=True):
+        np.testing.assert_array_equal(got, want)
+    assert layer.get_config()[what] == fresh.get_config()[what]
+
+
+@pytest.mark.parametrize("axis", [0, 3, -4])
+def test_a_built_softmax_refuses_an_axis_its_input_lacks_or_the_batch_axis(axis):
+    # the axis's range depends on the input: a built layer checks it against its own
+    layer = L.Softmax()
+    x = np.random.default_rng(0).standard_normal((2, 3, 4))
+    y = layer.forward(x)
+    with pytest.raises(ValueError, match=rf"Softmax 'softmax_\d+' expected axis in \[-2, 2\] "
+                                         rf"and not the batch axis .*received axis={axis}"):
+        layer.axis = axis
+    assert layer.axis == -1
+    np.testing.assert_array_equal(layer.forward(x), y)
+    layer.axis = -2
+    np.testing.assert_allclose(layer.forward(x).sum(axis=1), 1.0)
+
+
+# (class, constructor arguments, setting, new value, bad value, error, input shape)
+FIXED = [
+    (L.Dense, {"units": 3}, "units", 4, 0, ValueError, (5,)),
+    (L.Dense, {"units": 3}, "use_bias", False, "False", TypeError, (5,)),
+    (L.Conv2D, {"filters": 2, "kernel_size": 2}, "filters", 3, 2.0, TypeError, (6, 6, 1)),
+    (L.Conv2D, {"filters": 2, "kernel_size": 2}, "kernel_size", 3, (2, 0), ValueError,
+     (6, 6, 1)),
+    (L.Conv2D, {"filters": 2, "kernel_size": 2}, "strides", (1, 2), (1, 2, 3), ValueError,
+     (6, 6, 1)),
+    (L.Conv2D, {"filters": 2, "kernel_size": 2}, "padding", "same", "full", ValueError,
+     (6, 6, 1)),
+    (L.Conv2D, {"filters": 2, "kernel_size": 2}, "dilation_rate", 2, -1, ValueError,
+     (6, 6, 1)),
+    (L.MaxPool2D, {}, "pool_size", 3, 1.5, TypeError, (6, 6, 2)),
+    (L.MaxPool2D, {}, "strides", 1, 0, ValueError, (6, 6, 2)),
+    (L.AveragePooling2D, {"pool_size": 3}, "padding", "same", None, ValueError, (5, 5, 2)),
+    (L.GlobalAveragePooling2D, {}, "keepdims", True, 1, TypeError, (4, 4, 2)),
+    (L.GlobalMaxPooling2D, {"keepdims": True}, "keepdims", False, None, TypeError, (4, 4, 2)),
+    (L.Cropping2D, {"cropping": 1}, "cropping", ((1, 0), (0, 2)), -1, ValueError, (6, 6, 2)),
+    (L.Reshape, {"target_shape": (2, 3)}, "target_shape", (3, 2), (6, 0), ValueError, (6,)),
+]
+
+
+@pytest.mark.parametrize("cls, kwargs, what, new, bad, error, shape", FIXED,
+                         ids=[f"{c[0].__name__}.{c[2]}" for c in FIXED])
+def test_a_setting_that_fixes_the_shapes_is_refused_once_built(
+        cls, kwargs, what, new, bad, error, shape):
+    x = np.random.default_rng(0).standard_normal((2, *shape))
+    # before the layer is built: checked as the constructor checks it, and kept
+    with pytest.raises(error) as made:
+        cls(**{**kwargs, what: bad})
+    unbuilt = cls(**kwargs)
+    with pytest.raises(error) as set_later:
+        setattr(unbuilt, what, bad)
+    assert str(set_later.value) == str(made.value)
+    setattr(unbuilt, what, new)
+    want = cls(**{**kwargs, what: new})
+    assert getattr(unbuilt, what) == getattr(want, what)
+    assert unbuilt.build(shape).output_shape == want.build(shape).output_shape
+    # built: the shapes of its parameters and output are fixed, a change refused
+    layer = cls(**kwargs)
+    y = layer.forward(x)
+    old = getattr(layer, what)
+    with pytest.raises(ValueError, match=rf"{cls.__name__} '\w+' cannot change {what} once "
+                                         rf"built: {what}=.* fixed its shapes \(output "
+                                         rf"\(batch, .*\)\) for inputs \(batch, .*\); make a "
+                                         rf"new layer with {what}="):
+        setattr(layer, what, new)
+    with pytest.raises(error):  # a bad value is still named as such
+        setattr(layer, what, bad)
+    setattr(layer, what, old)  # the value it holds: nothing changes
+    assert getattr(layer, what) == old
+    np.testing.assert_array_equal(layer.forward(x), y)
+    assert layer.backward(np.ones_like(y)).shape == x.shape
+
+
+def test_the_refusal_names_the_parameters_shapes():
+    layer = L.Dense(3, input_dim=5)
+    with pytest.raises(ValueError, match=r"units=3 fixed its shapes \(output \(batch, 3\); "
+                                         r"parameters W \(5, 3\), b \(3,\)\) for inputs "
+                                         r"\(batch, 5\); make a new layer with units=4"):
+        layer.units = 4
+
+
+@pytest.mark.parametrize("cls, kwargs", [(L.Conv2D, {"filters": 2}), (L.MaxPool2D, {})])
+def test_a_window_changed_before_the_build_forgets_the_geometry_a_summary_computed(
+        cls, kwargs):
+    # a model's summary asks an unbuilt layer for its output shape, which the
+    # windowed layers keep per input size: a new kernel or pool size made before
+    # the build must not reuse it
+    window = "kernel_size" if cls is L.Conv2D else "pool_size"
+    layer = cls(**kwargs, **{window: 2}, strides=2)
+    assert layer.compute_output_shape((8, 8, 1))[:2] == (4, 4)
+    setattr(layer, window, 4)
+    assert layer.build((8, 8, 1)).output_shape[:2] == (3, 3)
+    x = np.random.default_rng(0).standard_normal((2, 8, 8, 1))
+    assert layer.forward(x).shape[1:3] == layer.output_shape[:2]
+
+
+def test_a_dense_activation_set_later_by_name_becomes_the_layer():
+    # it was kept as the string, and the forward then failed on str.forward
+    layer = L.Dense(3, seed=0)
+    x = np.random.default_rng(0).standard_normal((4, 5))
+    layer.forward(x)
+    layer.activation = "relu"
+    assert isinstance(layer.activation, L.ReLU)
+    np.testing.assert_array_equal(layer.forward(x), np.maximum(x @ layer.W.value, 0))
