@@ -146,6 +146,8 @@ class Optimizer:
         self.param_groups: list[dict] = []
         self.state: dict = {}
         self._plans: dict = {}  # group index -> (signature, runs): see fused.py
+        # the rate a schedule set while no group existed: see add_param_group
+        self._new_group_lr: float | None = None
         if params is not None:
             self.bind(params)
 
@@ -239,7 +241,17 @@ class Optimizer:
         return kept
 
     def add_param_group(self, group: dict) -> None:
-        """Add a group (e.g. a layer unfrozen with its own learning rate)."""
+        """Add a group (e.g. a layer unfrozen with its own learning rate).
+
+        Its missing hyperparameters come from :attr:`defaults`, the
+        constructor's (what :meth:`get_config` returns), but for ``lr`` while
+        a schedule made (or stepped) when the optimizer had no groups has set
+        a rate that no group has taken up yet: the group starts from that
+        rate (LinearWarmup's ``base * start_factor``), as it would had it
+        existed when the schedule set it. The schedule's next step, which
+        sets the groups' rates itself, ends this (as does setting
+        :attr:`lr`).
+        """
         if not isinstance(group, dict):
             raise TypeError(f"{self._who} expected a parameter group as a dict, "
                             f"received {type(group).__name__}")
@@ -260,7 +272,8 @@ class Optimizer:
         if len(seen | {id(p) for p in params}) != len(seen) + len(params):
             raise ValueError(f"{self._who} received a parameter twice (in one group or "
                              f"in two groups)")
-        full = self._check_group({**self.defaults, **group, **extra})
+        scheduled = {} if self._new_group_lr is None else {"lr": self._new_group_lr}
+        full = self._check_group({**self.defaults, **scheduled, **group, **extra})
         self.param_groups.append({"params": params, **full})
 
     def remove_params(self, params) -> None:
@@ -312,13 +325,17 @@ class Optimizer:
     # ---------------------------------------------------------- learning rate
     @property
     def lr(self) -> float:
-        """The learning rate of the first group; setting it sets every group's."""
-        return self.param_groups[0]["lr"] if self.param_groups else self.defaults["lr"]
+        """The learning rate of the first group (unbound: the one the groups
+        :meth:`bind` makes will have); setting it sets every group's and the
+        default one (what :meth:`get_config` returns), as Keras' does."""
+        if self.param_groups:
+            return self.param_groups[0]["lr"]
+        return self.defaults["lr"] if self._new_group_lr is None else self._new_group_lr
 
     @lr.setter
     def lr(self, value) -> None:
         value = _check_number(self._who, "lr", value)
-        self.defaults["lr"] = value
+        self.defaults["lr"], self._new_group_lr = value, None
         for group in self.param_groups:
             group["lr"] = value
 
