@@ -194,14 +194,22 @@ class Optimizer:
         Binding again to the very same parameters (in the same groups) keeps
         the state and applies the hyperparameters the groups set (checked as
         the constructor checks them), as editing ``param_groups`` by hand
-        does in PyTorch. Binding to others starts afresh, except for the
-        hyperparameters: a new group holding parameters of the old groups
-        (``compile`` again after ``transfer.replace_head``) keeps every value
-        those groups agree on (:meth:`_carried_over`) unless it sets its own,
-        so a learning rate that a schedule, a plateau or the user set stays
-        as it was (as in PyTorch, where the groups and their ``lr`` outlive a
-        change of the model around them) instead of going back to the
-        constructor's. A group refused leaves the optimizer as it was.
+        does in PyTorch. Binding to others (``compile`` again after
+        ``transfer.replace_head``, ``Sequential.pop`` or ``add``) keeps, as
+        PyTorch does when a group is added or a head swapped, what belongs to
+        the parameters that stay:
+
+        * their state (momentum buffers, Adam's moments and step counts), so
+          their next update is the one an uninterrupted optimizer makes; a
+          new parameter starts with none, the state of one no longer bound
+          is dropped, and the fused plans are made again at the next step;
+        * their groups' hyperparameters: a new group holding parameters of
+          the old groups keeps every value those groups agree on
+          (:meth:`_carried_over`) unless it sets its own, so a learning rate
+          that a schedule, a plateau or the user set stays as it was
+          instead of going back to the constructor's.
+
+        A group refused leaves the optimizer as it was.
         """
         groups = []
         for group in self._as_groups(params):
@@ -211,17 +219,28 @@ class Optimizer:
             groups.append({**group, "params": self._as_params(group["params"])})
         same = [[id(p) for p in g["params"]] for g in groups] == \
             [[id(p) for p in g["params"]] for g in self.param_groups]
-        old = (self.param_groups, self.state, self._plans)
+        old = self.param_groups
         self.param_groups = []
         try:
             for group in groups:
-                self.add_param_group({**self._carried_over(group, old[0]), **group})
+                self.add_param_group({**self._carried_over(group, old), **group})
         except (TypeError, ValueError):
-            self.param_groups = old[0]
+            self.param_groups = old
             raise
-        # the same parameters: their state (and its fused plans) stays theirs
-        self.state, self._plans = old[1:] if same else ({}, {})
+        if not same:  # the same parameters: their state and fused plans stay as they are
+            self._forget_unbound()
         return self
+
+    def _forget_unbound(self) -> None:
+        """Drop the state of the parameters no group holds any more (the
+        others keep theirs: state is keyed by the parameter, as in PyTorch)
+        and the fused plans, which the next step makes again from the groups
+        as they are now (the state arrays of parameters that stay are still
+        views of their old runs' flat buffers; :func:`.fused.plan` reuses a
+        span of them that still lines up, else copies them into a new one)."""
+        held = {id(p) for p in self.params}
+        self.state = {p: s for p, s in self.state.items() if id(p) in held}
+        self._plans = {}
 
     @staticmethod
     def _carried_over(group: dict, old_groups: list) -> dict:
@@ -283,11 +302,10 @@ class Optimizer:
         ids = {id(p) for p in params}
         if not ids & {id(p) for p in self.params}:
             return
-        self.state = {p: s for p, s in self.state.items() if id(p) not in ids}
         groups = [{**g, "params": [p for p in g["params"] if id(p) not in ids]}
                   for g in self.param_groups]
         self.param_groups = [g for g in groups if g["params"]]
-        self._plans = {}
+        self._forget_unbound()
 
     def _as_groups(self, params) -> list[dict]:
         if hasattr(params, "parameters") and callable(params.parameters):
