@@ -386,6 +386,37 @@ def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_op
     assert history.history["lr"] == [0.0125, 0.00625]
 
 
+def test_a_schedule_goes_on_when_its_optimizer_is_compiled_with_another_model():
+    # none of the old parameters: the new groups start from the rate the
+    # optimizer was at (and the schedule's base), not the constructor's, which
+    # the running StepLR would take for an outside change and scale its base by
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    opt = SGD(lr=0.1, momentum=0.9)
+    schedule = tn.callbacks.LearningRateScheduler(tn.optim.StepLR(opt, 1, gamma=0.5))
+    first = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0)])
+    first.compile(opt, loss="cross_entropy")
+    opt.param_groups[0]["momentum"] = 0.5  # set by hand on the first model's group
+    history = first.fit(x, y, epochs=3, verbose=0, seed=0, callbacks=[schedule])
+    assert history.history["lr"] == [0.1, 0.05, 0.025]
+    second = tn.Sequential([tn.layers.Dense(5, input_dim=4, activation="relu", seed=1),
+                            tn.layers.Dense(3, seed=2)])
+    second.compile(opt, loss="cross_entropy")
+    group = opt.param_groups[0]
+    assert (group["lr"], group["initial_lr"], group["momentum"]) == (0.025, 0.1, 0.9)
+    assert opt.state == {} and opt.get_config()["lr"] == 0.1
+    history = second.fit(x, y, epochs=5, initial_epoch=3, verbose=0, seed=0,
+                         callbacks=[schedule])
+    assert history.history["lr"] == [0.0125, 0.00625]
+    # old groups at different rates: no rate the optimizer was at, the constructor's
+    third = [tn.Param(np.zeros(2))]
+    opt.bind([{"params": second.parameters()[:2], "lr": 0.3},
+              {"params": second.parameters()[2:]}])
+    opt.bind(third)
+    assert opt.lr == 0.1 and "initial_lr" not in opt.param_groups[0]
+
+
 def test_get_and_config_round_trip():
     params = make_params(np.random.default_rng(0))
     opt = tn.optim.get("AdamW", lr=0.002, betas=(0.8, 0.9), max_grad_norm=1.0)

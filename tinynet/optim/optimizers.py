@@ -209,6 +209,10 @@ class Optimizer:
           that a schedule, a plateau or the user set stays as it was
           instead of going back to the constructor's.
 
+        Bound to none of the old parameters (another model), the groups keep
+        the rate the old groups were at (``lr`` and ``initial_lr``), so a
+        running schedule goes on as it was (:meth:`_carried_over`).
+
         A group refused leaves the optimizer as it was.
         """
         groups = []
@@ -220,10 +224,12 @@ class Optimizer:
         same = [[id(p) for p in g["params"]] for g in groups] == \
             [[id(p) for p in g["params"]] for g in self.param_groups]
         old = self.param_groups
+        old_ids = {id(p) for p in self.params}
+        moved = not any(id(p) in old_ids for g in groups for p in g["params"])
         self.param_groups = []
         try:
             for group in groups:
-                self.add_param_group({**self._carried_over(group, old), **group})
+                self.add_param_group({**self._carried_over(group, old, moved), **group})
         except (TypeError, ValueError):
             self.param_groups = old
             raise
@@ -243,17 +249,35 @@ class Optimizer:
         self._plans = {}
 
     @staticmethod
-    def _carried_over(group: dict, old_groups: list) -> dict:
+    def _carried_over(group: dict, old_groups: list, moved: bool = False) -> dict:
         """The hyperparameters a group being bound keeps from ``old_groups``:
         each value that every old group holding one of its parameters has
-        (none if no old group holds any). A group that sets its own ``lr``
-        (or ``learning_rate``) keeps no ``initial_lr``, the base rate of a
-        rate it replaces."""
-        ids = {id(p) for p in group["params"]}
-        holders = [g for g in old_groups if any(id(p) in ids for p in g["params"])]
+        (none if no old group holds any: a group added beside the kept ones
+        starts from the constructor's, as ``add_param_group`` does in
+        PyTorch).
+
+        ``moved``: no group being bound holds any old parameter (``compile``
+        binds the optimizer to another model, or to a model rebuilt with
+        new parameters). Then each group keeps the rate every old group has,
+        ``lr`` and a schedule's base rate ``initial_lr``: the optimizer goes
+        on at the rate it was at, and a schedule running on it sees no
+        change (given the constructor's rate back, it would take the jump
+        for a change made from outside and scale its base rate by it). The
+        other hyperparameters are the constructor's: what was set by hand
+        on a group of the old model's parameters went with them.
+
+        A group that sets its own ``lr`` (or ``learning_rate``) keeps no
+        ``initial_lr``, the base rate of a rate it replaces."""
+        if moved:
+            holders, keys = old_groups, ("lr", "initial_lr")
+        else:
+            ids = {id(p) for p in group["params"]}
+            holders = [g for g in old_groups if any(id(p) in ids for p in g["params"])]
+            keys = None
         if not holders:
             return {}
         kept = {key: value for key, value in holders[0].items() if key != "params"
+                and (keys is None or key in keys)
                 and all(key in g and g[key] == value for g in holders[1:])}
         if "lr" in group or "learning_rate" in group:
             kept.pop("initial_lr", None)
