@@ -1,6 +1,7 @@
 """Fused stepping over flat buffers: one rule call per run, same numbers as per-parameter steps."""
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -127,6 +128,40 @@ def test_replaced_state_arrays_are_noticed():
     opt.state[params[1]]["exp_avg"] = np.zeros(params[1].shape)
     opt.step()
     assert not np.all(opt.state[params[1]]["exp_avg"] == 0)  # stepped, not a stale view
+
+
+@pytest.mark.parametrize("which", range(len(OPTIMIZERS)), ids=[o[0] for o in OPTIMIZERS])
+def test_binding_again_replans_the_state_of_the_parameters_that_stay(which):
+    """Bound again without one parameter (in the middle) and with a new one,
+    moved into a new flat buffer as a model's compile does: the state arrays
+    of those that stay no longer line up in their old flat state, so the
+    plan copies them into a new one; their steps stay those of an
+    uninterrupted optimizer, to the bit."""
+    name, kwargs = OPTIMIZERS[which]
+    params, opt = _train(name, kwargs, np.float32, True, 5)
+    same, uninterrupted = _train(name, kwargs, np.float32, True, 5)
+    kept = params[:2] + params[3:]
+    new = tn.Param(np.ones((3, 2), np.float32), name="new")
+    ensure_flat(kept + [new])
+    opt.bind(kept + [new])
+    assert set(opt.state) == set(kept)
+    rng = np.random.default_rng(7)
+    for p, q in zip(params, same):
+        p.grad = q.grad = rng.standard_normal(p.shape).astype(np.float32)
+    new.grad = np.ones((3, 2), np.float32)
+    for _ in range(2):
+        opt.step()
+        uninterrupted.step()
+    for p, q in zip(kept, same[:2] + same[3:]):
+        np.testing.assert_array_equal(p.value, q.value)
+        assert opt.state[p].keys() == uninterrupted.state[q].keys()
+        for key, value in uninterrupted.state[q].items():
+            np.testing.assert_array_equal(opt.state[p][key], value)
+    runs = opt._runs(0, opt.param_groups[0])
+    assert [len(run.params) for run in runs] == [len(kept), 1]
+    for key in runs[0].merged:
+        if key != "step":
+            assert contiguous_span([opt.state[p][key] for p in kept]) is not None
 
 
 def test_sequential_binds_into_one_flat_buffer():

@@ -264,8 +264,9 @@ def test_constructor_forms_and_binding_later():
     state = opt.state
     opt.bind(params)  # the same parameters again: state kept
     assert opt.state is state and opt.state[params[0]]["step"] == 1
-    opt.bind(params[:1])
-    assert opt.state == {} and opt.params == params[:1]
+    opt.bind(params[:1])  # others: the one that stays keeps its state, as in PyTorch
+    assert list(opt.state) == params[:1] and opt.state[params[0]]["step"] == 1
+    assert opt.params == params[:1]
     layer_like = type("L", (), {"parameters": lambda self: params})()
     assert SGD(layer_like).params == params
     opt.learning_rate = 0.5
@@ -311,7 +312,6 @@ def test_binding_to_other_parameters_keeps_the_hyperparameters_of_their_groups()
     opt = SGD(body + head, lr=0.1, momentum=0.9)
     opt.param_groups[0].update(lr=0.025, initial_lr=0.1, momentum=0.5)
     opt.bind(body + new_head)
-    assert opt.state == {}  # other parameters: the state starts afresh
     assert {k: v for k, v in opt.param_groups[0].items() if k != "params"} == {
         "lr": 0.025, "initial_lr": 0.1, "momentum": 0.5, "dampening": 0.0,
         "weight_decay": 0.0, "nesterov": False}
@@ -325,6 +325,46 @@ def test_binding_to_other_parameters_keeps_the_hyperparameters_of_their_groups()
     opt.bind([{"params": body[:1] + head}, {"params": body[1:]}])
     assert opt.param_groups[0]["lr"] == 0.1 and opt.param_groups[0]["momentum"] == 0.5
     assert opt.param_groups[1]["lr"] == 0.3
+
+
+@pytest.mark.parametrize("make", [lambda: SGD(lr=0.1, momentum=0.9), lambda: Adam(lr=0.01)],
+                         ids=["sgd-momentum", "adam"])
+def test_compiling_again_after_replace_head_keeps_the_state_of_the_parameters_that_stay(make):
+    # as in PyTorch (state keyed by the parameter): the body's momentum buffers,
+    # moments and step counts stay, so its next update is the one an
+    # uninterrupted optimizer makes, to the bit; the new head starts fresh
+    import copy
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    model = tn.Sequential([tn.layers.Dense(8, input_dim=4, activation="relu", seed=0),
+                           tn.layers.Dense(6, activation="relu", seed=1),
+                           tn.layers.Dense(3, seed=2, name="head")])
+    opt = make()
+    model.compile(opt, loss="cross_entropy")
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
+    uninterrupted_model, uninterrupted = copy.deepcopy((model, opt))
+    body, same_body = model.parameters()[:4], uninterrupted_model.parameters()[:4]
+    tn.transfer.replace_head(model, tn.layers.Dense(5, seed=3, name="head2"))
+    model.compile(opt, loss="cross_entropy")
+    assert tn.param.is_flat(model.parameters())  # moved into one new flat buffer
+    assert set(opt.state) == set(body)  # the old head's state is dropped
+    for p, q in zip(body, same_body):
+        assert opt.state[p].keys() == uninterrupted.state[q].keys()
+        assert opt.state[p]["step"] == uninterrupted.state[q]["step"] == 8
+    for params in (model.parameters(), uninterrupted_model.parameters()):
+        for p in params:
+            p.grad = rng.standard_normal(p.shape).astype(np.float32)
+    for p, q in zip(body, same_body):
+        q.grad = p.grad
+    opt.step()
+    uninterrupted.step()
+    for p, q in zip(body, same_body):
+        np.testing.assert_array_equal(p.value, q.value)
+        for key, value in uninterrupted.state[q].items():
+            np.testing.assert_array_equal(opt.state[p][key], value)
+    # the plan made again: the body one fused run, the fresh head (step 1) another
+    assert [len(run.params) for run in opt._runs(0, opt.param_groups[0])] == [4, 2]
 
 
 def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_optimizer():
@@ -344,6 +384,37 @@ def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_op
     history = model.fit(x, y, epochs=5, initial_epoch=3, verbose=0, seed=0,
                         callbacks=[schedule])
     assert history.history["lr"] == [0.0125, 0.00625]
+
+
+def test_a_schedule_goes_on_when_its_optimizer_is_compiled_with_another_model():
+    # none of the old parameters: the new groups start from the rate the
+    # optimizer was at (and the schedule's base), not the constructor's, which
+    # the running StepLR would take for an outside change and scale its base by
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 32)
+    opt = SGD(lr=0.1, momentum=0.9)
+    schedule = tn.callbacks.LearningRateScheduler(tn.optim.StepLR(opt, 1, gamma=0.5))
+    first = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0)])
+    first.compile(opt, loss="cross_entropy")
+    opt.param_groups[0]["momentum"] = 0.5  # set by hand on the first model's group
+    history = first.fit(x, y, epochs=3, verbose=0, seed=0, callbacks=[schedule])
+    assert history.history["lr"] == [0.1, 0.05, 0.025]
+    second = tn.Sequential([tn.layers.Dense(5, input_dim=4, activation="relu", seed=1),
+                            tn.layers.Dense(3, seed=2)])
+    second.compile(opt, loss="cross_entropy")
+    group = opt.param_groups[0]
+    assert (group["lr"], group["initial_lr"], group["momentum"]) == (0.025, 0.1, 0.9)
+    assert opt.state == {} and opt.get_config()["lr"] == 0.1
+    history = second.fit(x, y, epochs=5, initial_epoch=3, verbose=0, seed=0,
+                         callbacks=[schedule])
+    assert history.history["lr"] == [0.0125, 0.00625]
+    # old groups at different rates: no rate the optimizer was at, the constructor's
+    third = [tn.Param(np.zeros(2))]
+    opt.bind([{"params": second.parameters()[:2], "lr": 0.3},
+              {"params": second.parameters()[2:]}])
+    opt.bind(third)
+    assert opt.lr == 0.1 and "initial_lr" not in opt.param_groups[0]
 
 
 def test_get_and_config_round_trip():

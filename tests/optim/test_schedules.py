@@ -218,6 +218,32 @@ def test_a_schedule_made_before_bind_records_the_base_rate_for_a_new_schedule(ma
         assert loaded.lr == lrs[resume_at][0], resume_at
 
 
+def test_a_schedule_made_before_bind_leaves_the_constructors_rate_in_the_config(tmp_path):
+    # the schedule's epoch-0 rate (base * start_factor) is the groups', not the
+    # constructor's: a model saved and compiled again from its file must start a
+    # new schedule from the same base, 0.01, not from 0.0025
+    opt = Adam(lr=0.01)
+    warmup = LinearWarmup(opt, 4, start_factor=0.25)
+    assert opt.lr == 0.0025 and opt.get_config()["lr"] == 0.01
+    model = tn.Sequential([tn.layers.Dense(2, input_dim=3, seed=0)])
+    model.compile(opt, loss="mse")
+    assert opt.lr == 0.0025 and opt.param_groups[0]["lr"] == 0.0025
+    assert model.get_compile_config()["optimizer"]["config"]["lr"] == 0.01
+    model.save(tmp_path / "model.npz", include_optimizer=False)
+    loaded = tn.load(tmp_path / "model.npz")
+    assert loaded.optimizer.lr == 0.01
+    again = LinearWarmup(loaded.optimizer, 4, start_factor=0.25)
+    for _ in range(3):
+        assert loaded.optimizer.lr == opt.lr
+        warmup.step(), again.step()
+    assert opt.lr == 0.01 * (0.25 + 0.75 * 3 / 4) and opt.get_config()["lr"] == 0.01
+    # setting the rate by hand is a setting of the optimizer (Keras'), kept in the config
+    unbound = Adam(lr=0.01)
+    LinearWarmup(unbound, 4, start_factor=0.25)
+    unbound.lr = 0.02
+    assert unbound.lr == 0.02 and unbound.get_config()["lr"] == 0.02
+
+
 @pytest.mark.parametrize("call, error, message", [
     (lambda o: StepLR(o, step_size=0), ValueError, "step_size as a positive integer"),
     (lambda o: StepLR(o, step_size=2.5), TypeError, "step_size"),

@@ -28,7 +28,9 @@ def bind_model_optimizer(optimizer, params, bound_ids, who: str, known=(),
       buffer (once), so that the optimizer updates runs of them with one
       fused call each.
     * Bound by the model before, and ``params`` changed since (rebuilt,
-      added, popped): bound again (the same parameters keep their state).
+      added, popped): bound again (the parameters that stay keep their
+      state and their groups' hyperparameters, new ones start fresh:
+      :meth:`~tinynet.optim.Optimizer.bind`).
     * Bound by the user to parameters of ``params`` or of ``known`` (a
       multi-task weighting's): kept as it is, groups and rates included.
     * Bound by the user to other parameters (another model's): with
@@ -50,6 +52,6 @@ def bind_model_optimizer(optimizer, params, bound_ids, who: str, known=(),
                          f"this model's parameters (model.parameters(), or groups of them)")
     ensure_flat(params)
     if not bound or foreign or (bound_ids is not None and bound_ids != ids):
-        optimizer.bind(params)  # same params keep their state
+        optimizer.bind(params)  # the params that stay keep their state
         return ids
     return bound_ids

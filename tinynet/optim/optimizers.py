@@ -146,6 +146,8 @@ class Optimizer:
         self.param_groups: list[dict] = []
         self.state: dict = {}
         self._plans: dict = {}  # group index -> (signature, runs): see fused.py
+        # the rate a schedule set while no group existed: see add_param_group
+        self._new_group_lr: float | None = None
         if params is not None:
             self.bind(params)
 
@@ -192,14 +194,26 @@ class Optimizer:
         Binding again to the very same parameters (in the same groups) keeps
         the state and applies the hyperparameters the groups set (checked as
         the constructor checks them), as editing ``param_groups`` by hand
-        does in PyTorch. Binding to others starts afresh, except for the
-        hyperparameters: a new group holding parameters of the old groups
-        (``compile`` again after ``transfer.replace_head``) keeps every value
-        those groups agree on (:meth:`_carried_over`) unless it sets its own,
-        so a learning rate that a schedule, a plateau or the user set stays
-        as it was (as in PyTorch, where the groups and their ``lr`` outlive a
-        change of the model around them) instead of going back to the
-        constructor's. A group refused leaves the optimizer as it was.
+        does in PyTorch. Binding to others (``compile`` again after
+        ``transfer.replace_head``, ``Sequential.pop`` or ``add``) keeps, as
+        PyTorch does when a group is added or a head swapped, what belongs to
+        the parameters that stay:
+
+        * their state (momentum buffers, Adam's moments and step counts), so
+          their next update is the one an uninterrupted optimizer makes; a
+          new parameter starts with none, the state of one no longer bound
+          is dropped, and the fused plans are made again at the next step;
+        * their groups' hyperparameters: a new group holding parameters of
+          the old groups keeps every value those groups agree on
+          (:meth:`_carried_over`) unless it sets its own, so a learning rate
+          that a schedule, a plateau or the user set stays as it was
+          instead of going back to the constructor's.
+
+        Bound to none of the old parameters (another model), the groups keep
+        the rate the old groups were at (``lr`` and ``initial_lr``), so a
+        running schedule goes on as it was (:meth:`_carried_over`).
+
+        A group refused leaves the optimizer as it was.
         """
         groups = []
         for group in self._as_groups(params):
@@ -209,37 +223,78 @@ class Optimizer:
             groups.append({**group, "params": self._as_params(group["params"])})
         same = [[id(p) for p in g["params"]] for g in groups] == \
             [[id(p) for p in g["params"]] for g in self.param_groups]
-        old = (self.param_groups, self.state, self._plans)
+        old = self.param_groups
+        old_ids = {id(p) for p in self.params}
+        moved = not any(id(p) in old_ids for g in groups for p in g["params"])
         self.param_groups = []
         try:
             for group in groups:
-                self.add_param_group({**self._carried_over(group, old[0]), **group})
+                self.add_param_group({**self._carried_over(group, old, moved), **group})
         except (TypeError, ValueError):
-            self.param_groups = old[0]
+            self.param_groups = old
             raise
-        # the same parameters: their state (and its fused plans) stays theirs
-        self.state, self._plans = old[1:] if same else ({}, {})
+        if not same:  # the same parameters: their state and fused plans stay as they are
+            self._forget_unbound()
         return self
 
+    def _forget_unbound(self) -> None:
+        """Drop the state of the parameters no group holds any more (the
+        others keep theirs: state is keyed by the parameter, as in PyTorch)
+        and the fused plans, which the next step makes again from the groups
+        as they are now (the state arrays of parameters that stay are still
+        views of their old runs' flat buffers; :func:`.fused.plan` reuses a
+        span of them that still lines up, else copies them into a new one)."""
+        held = {id(p) for p in self.params}
+        self.state = {p: s for p, s in self.state.items() if id(p) in held}
+        self._plans = {}
+
     @staticmethod
-    def _carried_over(group: dict, old_groups: list) -> dict:
+    def _carried_over(group: dict, old_groups: list, moved: bool = False) -> dict:
         """The hyperparameters a group being bound keeps from ``old_groups``:
         each value that every old group holding one of its parameters has
-        (none if no old group holds any). A group that sets its own ``lr``
-        (or ``learning_rate``) keeps no ``initial_lr``, the base rate of a
-        rate it replaces."""
-        ids = {id(p) for p in group["params"]}
-        holders = [g for g in old_groups if any(id(p) in ids for p in g["params"])]
+        (none if no old group holds any: a group added beside the kept ones
+        starts from the constructor's, as ``add_param_group`` does in
+        PyTorch).
+
+        ``moved``: no group being bound holds any old parameter (``compile``
+        binds the optimizer to another model, or to a model rebuilt with
+        new parameters). Then each group keeps the rate every old group has,
+        ``lr`` and a schedule's base rate ``initial_lr``: the optimizer goes
+        on at the rate it was at, and a schedule running on it sees no
+        change (given the constructor's rate back, it would take the jump
+        for a change made from outside and scale its base rate by it). The
+        other hyperparameters are the constructor's: what was set by hand
+        on a group of the old model's parameters went with them.
+
+        A group that sets its own ``lr`` (or ``learning_rate``) keeps no
+        ``initial_lr``, the base rate of a rate it replaces."""
+        if moved:
+            holders, keys = old_groups, ("lr", "initial_lr")
+        else:
+            ids = {id(p) for p in group["params"]}
+            holders = [g for g in old_groups if any(id(p) in ids for p in g["params"])]
+            keys = None
         if not holders:
             return {}
         kept = {key: value for key, value in holders[0].items() if key != "params"
+                and (keys is None or key in keys)
                 and all(key in g and g[key] == value for g in holders[1:])}
         if "lr" in group or "learning_rate" in group:
             kept.pop("initial_lr", None)
         return kept
 
     def add_param_group(self, group: dict) -> None:
-        """Add a group (e.g. a layer unfrozen with its own learning rate)."""
+        """Add a group (e.g. a layer unfrozen with its own learning rate).
+
+        Its missing hyperparameters come from :attr:`defaults`, the
+        constructor's (what :meth:`get_config` returns), but for ``lr`` while
+        a schedule made (or stepped) when the optimizer had no groups has set
+        a rate that no group has taken up yet: the group starts from that
+        rate (LinearWarmup's ``base * start_factor``), as it would had it
+        existed when the schedule set it. The schedule's next step, which
+        sets the groups' rates itself, ends this (as does setting
+        :attr:`lr`).
+        """
         if not isinstance(group, dict):
             raise TypeError(f"{self._who} expected a parameter group as a dict, "
                             f"received {type(group).__name__}")
@@ -260,7 +315,8 @@ class Optimizer:
         if len(seen | {id(p) for p in params}) != len(seen) + len(params):
             raise ValueError(f"{self._who} received a parameter twice (in one group or "
                              f"in two groups)")
-        full = self._check_group({**self.defaults, **group, **extra})
+        scheduled = {} if self._new_group_lr is None else {"lr": self._new_group_lr}
+        full = self._check_group({**self.defaults, **scheduled, **group, **extra})
         self.param_groups.append({"params": params, **full})
 
     def remove_params(self, params) -> None:
@@ -270,11 +326,10 @@ class Optimizer:
         ids = {id(p) for p in params}
         if not ids & {id(p) for p in self.params}:
             return
-        self.state = {p: s for p, s in self.state.items() if id(p) not in ids}
         groups = [{**g, "params": [p for p in g["params"] if id(p) not in ids]}
                   for g in self.param_groups]
         self.param_groups = [g for g in groups if g["params"]]
-        self._plans = {}
+        self._forget_unbound()
 
     def _as_groups(self, params) -> list[dict]:
         if hasattr(params, "parameters") and callable(params.parameters):
@@ -312,13 +367,17 @@ class Optimizer:
     # ---------------------------------------------------------- learning rate
     @property
     def lr(self) -> float:
-        """The learning rate of the first group; setting it sets every group's."""
-        return self.param_groups[0]["lr"] if self.param_groups else self.defaults["lr"]
+        """The learning rate of the first group (unbound: the one the groups
+        :meth:`bind` makes will have); setting it sets every group's and the
+        default one (what :meth:`get_config` returns), as Keras' does."""
+        if self.param_groups:
+            return self.param_groups[0]["lr"]
+        return self.defaults["lr"] if self._new_group_lr is None else self._new_group_lr
 
     @lr.setter
     def lr(self, value) -> None:
         value = _check_number(self._who, "lr", value)
-        self.defaults["lr"] = value
+        self.defaults["lr"], self._new_group_lr = value, None
         for group in self.param_groups:
             group["lr"] = value
 

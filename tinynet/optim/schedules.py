@@ -29,11 +29,14 @@ differs there in detail). A change while the schedule's rate is 0 cannot
 be told as a factor and is overwritten.
 
 A scheduler made for an optimizer that is not bound yet (``Adam(lr=...)``
-before ``model.compile``) schedules the optimizer's default ``lr``, which
-every group created by ``bind`` then shares; its first ``step()`` after
-that records the base rate as the groups' ``initial_lr``, as a schedule
-made on the bound optimizer does (so a schedule made on the optimizer
-loaded from a checkpoint starts from the same base).
+before ``model.compile``) schedules the rate that every group created by
+``bind`` then starts from (:meth:`~tinynet.optim.Optimizer.add_param_group`),
+not the constructor's ``lr``, which ``get_config`` (and a saved model's
+compile settings) keep: a model loaded from its file and compiled from
+them starts a new schedule from the same base. The schedule's first
+``step()`` after ``bind`` records that base as the groups' ``initial_lr``,
+as a schedule made on the bound optimizer does (so a schedule made on the
+optimizer loaded from a checkpoint starts from the same base).
 """
 
 from __future__ import annotations
@@ -67,12 +70,15 @@ class _SchedulerBase:
 
     def _lrs(self) -> list:
         groups = self.optimizer.param_groups
-        return [g["lr"] for g in groups] if groups else [self.optimizer.defaults["lr"]]
+        return [g["lr"] for g in groups] if groups else [self.optimizer.lr]
 
     def _set_lrs(self, lrs) -> None:
+        """Set the groups' rates (one for all, or one each); unbound, the rate
+        the groups ``bind`` makes start from, leaving the constructor's
+        (``defaults``, which ``get_config`` saves) as it was."""
         groups = self.optimizer.param_groups
-        if not groups:  # unbound: bind() will copy the default into each group
-            self.optimizer.defaults["lr"] = lrs[0]
+        if not groups:
+            self.optimizer._new_group_lr = lrs[0]
             return
         if len(lrs) == 1:
             lrs = lrs * len(groups)
@@ -81,6 +87,7 @@ class _SchedulerBase:
                              f"optimizer now has {len(groups)}")
         for group, lr in zip(groups, lrs):
             group["lr"] = lr
+        self.optimizer._new_group_lr = None  # the groups have it now
 
     def get_last_lr(self) -> list:
         """The learning rate of each group after the last step."""
@@ -144,7 +151,7 @@ class LRScheduler(_SchedulerBase):
             self.base_lrs = [g.setdefault("initial_lr", g["lr"]) for g in groups]
             self._unrecorded_initial_lr = None
         else:
-            self.base_lrs = [optimizer.defaults["lr"]]
+            self.base_lrs = [optimizer.lr]
             self._unrecorded_initial_lr = self.base_lrs[0]
         self.last_epoch = -1
         self.step()
