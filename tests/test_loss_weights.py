@@ -220,6 +220,20 @@ def test_a_weighted_mean_whose_sums_overflow_is_the_mean_of_the_scaled_weights(k
     assert np.isfinite(loss.weight_total)  # the ordinary one, for a mean over batches
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_weights_whose_sum_alone_overflows_give_the_mean_of_the_scaled_weights(kind):
+    # losses below 1: sum(w l) stays finite while sum(w) overflows, so the plain
+    # quotient was a finite 0.0 (and the gradient 0), which the first check missed
+    values, grads = [], []
+    for weight in (np.full(5, 1e308), np.ones(5)):
+        loss, pred, target = make_loss_case(kind, np.random.default_rng(8), "mean")
+        pred = target + 0.01 * (pred - target) if kind in ("mse", "mae", "huber") else pred
+        values.append(loss.forward(pred, target, sample_weight=weight))
+        grads.append(loss.backward())
+    assert 0 < values[1] and values[0] == pytest.approx(values[1], rel=1e-13)
+    np.testing.assert_allclose(grads[0], grads[1], rtol=1e-12, atol=0)
+
+
 def test_a_weighted_mean_that_overflows_its_sums_only_takes_the_rescaled_path(monkeypatch):
     # ordinary weights keep the plain sums, to the bit: the rescaled path
     # rounds differently

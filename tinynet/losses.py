@@ -308,8 +308,9 @@ class Loss:
             return 0.0
         with np.errstate(over="ignore", invalid="ignore"):  # inf / inf: handled below
             mean = total / denominator
-        if weight is not None and not np.isfinite(mean):
-            # a sum may have overflowed where the mean does not: the safe path, only then
+        if weight is not None and not (np.isfinite(mean) and np.isfinite(denominator)):
+            # a sum may have overflowed where the mean does not (the losses' sum: inf
+            # or NaN; the weights' alone: a mean of 0): the safe path, only then
             mean, scale = _rescaled_mean(weight, class_norm, per_sample, n_items)
         else:
             scale = 1.0 / denominator if weight is None else weight / denominator
