@@ -355,6 +355,13 @@ def test_learning_rate_scheduler_keeps_the_other_groups_ratios_to_the_first():
                                 for i, g in enumerate(groups)]), loss="cross_entropy")
     with pytest.raises(ValueError, match="first parameter group's base rate is 0"):
         model.fit(x, y, epochs=1, verbose=0, callbacks=[LearningRateScheduler(lambda e: 0.1)])
+    # groups all at base 0 (SGD(lr=0.0) and a warm-up) have no ratio to keep: each
+    # gets the schedule's rate, as before groups kept ratios
+    model.compile(tn.optim.SGD([{**g, "lr": 0.0} for g in groups]), loss="cross_entropy")
+    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[
+        LearningRateScheduler(lambda epoch: 1e-3 * (epoch + 1))])
+    assert history.history["lr"] == [1e-3, 2e-3]
+    assert [g["lr"] for g in model.optimizer.param_groups] == [2e-3] * len(groups)
 
 
 def test_learning_rate_scheduler_keeps_a_multi_task_weighting_lrs_ratio():

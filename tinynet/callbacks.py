@@ -775,12 +775,17 @@ def _set_first_rate(optimizer, lr) -> None:
     other group's to ``lr`` times the ratio of its base rate (``initial_lr``,
     set to its rate if missing) to the first group's: LambdaLR's
     ``base_lr * factor`` per group, with the factor ``lr / base_lr`` of the
-    first group. One group (or none bound): ``optimizer.lr = lr``."""
+    first group. One group (or none bound), or groups whose base rates are all
+    equal (0 included, as a model's and its weighting's at ``Adam(lr=0.0)``):
+    ``optimizer.lr = lr``."""
     groups = optimizer.param_groups
     if len(groups) < 2:
         optimizer.lr = lr
         return
     bases = [group.setdefault("initial_lr", group["lr"]) for group in groups]
+    if all(base == bases[0] for base in bases):  # no ratio to keep (all 0 among them)
+        optimizer.lr = lr
+        return
     if bases[0] == 0:
         raise ValueError(f"LearningRateScheduler: the first parameter group's base rate is 0, "
                          f"so the other groups' rates cannot keep their ratios to it (their "
