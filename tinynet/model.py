@@ -472,6 +472,11 @@ class Sequential(Layer):
         self._fit_to_output()
         self._set_optimizer(optimizer)
 
+    def _refit_output(self) -> None:
+        """A layer inside changed what it outputs (:meth:`Layer._output_changed`)."""
+        self._fit_to_output()
+        self._output_changed()
+
     def _fit_to_output(self) -> None:
         """Set ``loss`` and ``metrics`` from the compiled ones for what the last
         layer outputs: probabilities after a softmax/sigmoid, else logits."""

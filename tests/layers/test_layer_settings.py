@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import tinynet as tn
+from tinynet.layers.base import walk_layers
 
 L = tn.layers
 
@@ -176,3 +177,32 @@ def test_a_dense_activation_set_later_by_name_becomes_the_layer():
     layer.activation = "relu"
     assert isinstance(layer.activation, L.ReLU)
     np.testing.assert_array_equal(layer.forward(x), np.maximum(x @ layer.W.value, 0))
+
+
+@pytest.mark.parametrize("make", [
+    lambda act: tn.Sequential([L.Dense(3, activation=act, input_shape=(4,), seed=1)]),
+    # nested: the inner model's output is the outer one's
+    lambda act: tn.Sequential([tn.Sequential([L.Dense(3, activation=act, input_shape=(4,),
+                                                      seed=1)])]),
+    lambda act: tn.mtl.HardSharing((4,), trunk=[L.Dense(5, seed=0)],
+                                   heads={"b": [L.Dense(2, seed=2)],
+                                          "a": [L.Dense(3, activation=act, seed=1)]}),
+])
+@pytest.mark.parametrize("before, after", [("softmax", None), (None, "softmax")])
+def test_an_output_activation_set_after_compile_pairs_the_loss_again(make, before, after):
+    # compile pairs cross-entropy with the output (logits, or a softmax's
+    # probabilities); an activation set later kept the old pairing, and the
+    # loss of logits taken as probabilities came out 44 instead of 1.4
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    model = make(before)
+    fresh = make(after)
+    is_mtl = isinstance(model, tn.mtl.Model)
+    targets = {"a": y, "b": y % 2} if is_mtl else y
+    for m in (model, fresh):
+        m.compile("sgd", loss="cross_entropy", metrics=["accuracy"])
+    dense = [layer for layer in walk_layers(model) if isinstance(layer, L.Dense)][-1]
+    dense.activation = after
+    got, expected = model.evaluate(x, targets), fresh.evaluate(x, targets)
+    assert got == pytest.approx(expected, rel=1e-6)

@@ -77,6 +77,25 @@ def test_an_optimizer_bound_to_another_models_parameters_is_refused():
         [id(p) for p in model.shared_parameters()]
 
 
+def test_a_refused_compile_leaves_the_weighting_training_as_before():
+    # the weighting used to bind anew (new log-variances) before the optimizer was
+    # refused: the model kept its old optimizer, which held the old ones, and the
+    # new log-variances never trained
+    model = hard()
+    model.compile("adam", loss="mse", weighting="uncertainty")
+    weighting = model.weighting
+    before = [id(p) for p in weighting.parameters()]
+    other = hard()
+    other.compile("adam", loss="mse")
+    with pytest.raises(ValueError, match="not this model's"):
+        model.compile(other.optimizer, loss="mse", weighting=weighting)
+    assert [id(p) for p in weighting.parameters()] == before
+    held = {id(p) for p in model.optimizer.params}
+    assert all(id(p) in held for p in weighting.parameters())
+    model.fit(*xy(scale_a=5.0), epochs=2, verbose=0)
+    assert all(np.any(p.value != 0) for p in weighting.parameters())
+
+
 def test_an_unbound_optimizer_is_bound_to_every_parameter_then_the_weightings():
     model = hard()
     model.compile(tn.optim.Adam(lr=1e-3), loss="mse", weighting="gradnorm")

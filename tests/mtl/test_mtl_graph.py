@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinynet as tn
-from tinynet.layers import Dense
+from tinynet.layers import BatchNorm, Dense
 from tests.mtl.helpers import check_model_gradients
 
 TOL = 1e-6
@@ -610,3 +610,25 @@ def test_a_model_takes_its_inputs_by_name_everywhere():
             pair(bad)
     with pytest.raises(TypeError, match="received a dict \\(only a tn.mtl.Model takes"):
         Dense(2)({"a": p})
+
+
+@pytest.mark.filterwarnings("ignore")  # the overflows of a diverging run
+def test_a_diverging_run_through_a_batchnorm_called_twice_reaches_its_nan_loss():
+    # the replay put the BatchNorm's saved statistics back through the checked
+    # set_state, which refuses NaN: fit raised inside the backward pass instead of
+    # reaching the NaN loss TerminateOnNaN stops on; astype refused them too
+    inp = tn.mtl.Input((4,))
+    bn = BatchNorm()
+    h = bn(Dense(4, seed=1)(inp))
+    deeper = bn(Dense(4, seed=4)(h))
+    model = tn.mtl.Model(inp, {"cls": Dense(3, seed=2)(deeper), "reg": Dense(2, seed=3)(h)})
+    model.compile(tn.optim.SGD(lr=1e8), loss={"cls": "cross_entropy", "reg": "mse"})
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((64, 4)).astype(np.float32)
+    y = {"cls": rng.integers(0, 3, 64), "reg": rng.standard_normal((64, 2)).astype(np.float32)}
+    history = model.fit(x, y, epochs=5, batch_size=8, verbose=0, seed=0,
+                        callbacks=[tn.callbacks.TerminateOnNaN()])
+    assert not np.isfinite(history.history["loss"][-1])
+    assert not np.isfinite(bn.moving_mean).all()
+    model.astype("float64")
+    assert bn.moving_mean.dtype == np.float64

@@ -326,6 +326,16 @@ class Layer:
         """Called after a :class:`~tinynet.layers._checks.Setting` (``name``)
         took a new value, for a layer that keeps something computed from it."""
 
+    def _output_changed(self) -> None:
+        """What this layer outputs changed kind (an activation set later): the
+        containers holding it pair their compiled losses and metrics with
+        their outputs again (a softmax output's cross-entropy takes logits
+        when the softmax goes), as adding or popping a layer does."""
+        for parent in list(self._parents):
+            refit = getattr(parent, "_refit_output", None)
+            if refit is not None:
+                refit()
+
     @property
     def rng(self) -> np.random.Generator:
         """This layer's random generator (created from ``seed`` on first use)."""
@@ -482,7 +492,7 @@ class Layer:
         for p in self._params:
             p.astype(dtype)
         for key, arr in self.get_state().items():
-            self.set_state({key: np.asarray(arr, dtype=dtype)})
+            self._restore_state({key: np.asarray(arr, dtype=dtype)})
         for layer in self.sublayers():
             layer.astype(dtype)
         return self
@@ -499,6 +509,14 @@ class Layer:
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         if state:
             raise ValueError(f"{self._who} has no state, received keys {sorted(state)}")
+
+    def _restore_state(self, state: dict[str, np.ndarray]) -> None:
+        """Put back state this layer itself held (:meth:`get_state`'s arrays),
+        as training left it: a layer whose :meth:`set_state` refuses values a
+        user or file must not give (NaN, a negative variance) overrides this
+        without those checks, so that a run whose statistics diverged still
+        reaches its NaN loss (``TerminateOnNaN``) and converts (``astype``)."""
+        self.set_state(state)
 
     # ----------------------------------------------------------------- configs
     def get_config(self) -> dict:

@@ -104,6 +104,7 @@ class _KeptGeometry:
 
     def _setting_changed(self, name: str) -> None:
         self._geometries = {}
+        super()._setting_changed(name)
 
     def _geometry(self, height, width):
         kept = self._geometries.get((height, width))

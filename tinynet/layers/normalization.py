@@ -272,6 +272,10 @@ class BatchNorm(_FeatureNorm):
         for key, value in checked.items():
             setattr(self, key, np.array(value, dtype=self.dtype))  # a copy: never the caller's
 
+    def _restore_state(self, state: dict[str, np.ndarray]) -> None:
+        for key, value in state.items():  # (keys and shapes are the layer's own)
+            setattr(self, key, np.array(value, dtype=self.dtype))
+
     def get_config(self) -> dict:
         return {**super().get_config(), "momentum": self.momentum}
 

@@ -29,6 +29,11 @@ class _KernelLayer(Layer):
     # check_bool, not bool(): use_bias="False" must not mean True; b exists or not
     use_bias = Setting(check_bool, fixed=True)
 
+    def _setting_changed(self, name: str) -> None:
+        super()._setting_changed(name)
+        if name == "activation":
+            self._output_changed()
+
     def _set_kernel_options(self, activation, use_bias, kernel_initializer,
                             bias_initializer) -> None:
         self.activation = activation

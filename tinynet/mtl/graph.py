@@ -714,7 +714,7 @@ class Model(Layer, MultiTaskTraining):
         _set_rng_states(layer, now)
         for la, state in zip(inner, states):
             if state:
-                la.set_state(state)
+                la._restore_state(state)  # its own arrays: unchecked, NaN kept
         layer._cache_owner = node
 
     # ------------------------------------------------------------ task owners

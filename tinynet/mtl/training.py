@@ -344,14 +344,22 @@ class MultiTaskTraining:
         dtype = self.dtype or np.dtype(np.float32)
         # the learned parameters an earlier compile bound (binding anew replaces them)
         replaced = list(self.weighting.parameters()) if self.compiled else []
-        weighting = _own(weighting_mod.get(weighting), self).bind(tasks, dtype)
+        weighting = _own(weighting_mod.get(weighting), self)
         # MGDA-UB: the tensor whose gradients the weighting combines; a model
         # without one is refused here, before the weighting and optimizer change
         representation = (self.shared_representation() if weighting.needs_task_gradients
                           and weighting.rep_grad and len(tasks) > 1 else None)
         from .. import optim
+        from ..optim.binding import refuse_foreign
         # a name or dict: a new, unbound optimizer; an instance as it is
-        self._bind_optimizer(optim.get(optimizer), weighting, weighting_lr, replaced)
+        optimizer = optim.get(optimizer)
+        # another model's optimizer is refused before the weighting binds anew (a
+        # refused compile changes nothing: the old optimizer holds the old weights)
+        refuse_foreign(optimizer, self.parameters(),
+                       self._bound_ids if optimizer is self.optimizer else None, "compile",
+                       known=replaced)
+        weighting = weighting.bind(tasks, dtype)
+        self._bind_optimizer(optimizer, weighting, weighting_lr, replaced)
         self.weighting, self._representation = weighting, representation
         weighting._owner = weakref.ref(self)
         # What a saved model stores: the losses and metrics as given (loading
@@ -401,6 +409,19 @@ class MultiTaskTraining:
             self._reaches_shared = np.array([t in reached
                                              for t in range(len(self.output_names))])
         return self._shared
+
+    def _refit_output(self) -> None:
+        """A layer inside changed what it outputs (an activation set after
+        compile): pair each task's compiled loss and metrics with its output
+        again, as compile does."""
+        if self.compiled:
+            from .graph import output_layer
+            for task, out in zip(self.output_names, self.outputs):
+                layer = output_layer(out)
+                self.loss[task] = for_output(self._compiled["loss"][task], layer)
+                self.metrics[task] = [metrics_mod.for_output(m, layer)
+                                      for m in self._compiled["metrics"][task]]
+        self._output_changed()
 
     def _bind_optimizer(self, optimizer, weighting, weighting_lr, replaced) -> None:
         """Bind ``optimizer`` to the model's parameters and to ``weighting``'s

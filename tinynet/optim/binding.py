@@ -11,7 +11,23 @@ from __future__ import annotations
 
 from ..param import ensure_flat
 
-__all__ = ["bind_model_optimizer"]
+__all__ = ["bind_model_optimizer", "refuse_foreign"]
+
+
+def refuse_foreign(optimizer, params, bound_ids, who: str, known=()) -> None:
+    """``ValueError`` if the user bound ``optimizer`` to parameters that are
+    neither in ``params`` nor in ``known`` (another model's); nothing changes.
+    An optimizer the model bound itself (``bound_ids`` not None) passes: the
+    model's parameters changed since, and binding again follows them."""
+    if bound_ids is not None:
+        return
+    bound = {id(p) for p in optimizer.params}
+    foreign = bound - {id(p) for p in params} - {id(p) for p in known}
+    if foreign:
+        raise ValueError(f"{who} received an optimizer bound to {len(foreign)} parameter(s) "
+                         f"that are not this model's (of {len(bound)} bound): pass an unbound "
+                         f"optimizer (e.g. {type(optimizer).__name__}(lr=...)) or one bound to "
+                         f"this model's parameters (model.parameters(), or groups of them)")
 
 
 def bind_model_optimizer(optimizer, params, bound_ids, who: str, known=(),
@@ -42,14 +58,11 @@ def bind_model_optimizer(optimizer, params, bound_ids, who: str, known=(),
     """
     if not params:
         return []
+    if strict:
+        refuse_foreign(optimizer, params, bound_ids, who, known)
     ids = [id(p) for p in params]
     bound = {id(p) for p in optimizer.params}
     foreign = bound - set(ids) - {id(p) for p in known}
-    if foreign and strict and bound_ids is None:
-        raise ValueError(f"{who} received an optimizer bound to {len(foreign)} parameter(s) "
-                         f"that are not this model's (of {len(bound)} bound): pass an unbound "
-                         f"optimizer (e.g. {type(optimizer).__name__}(lr=...)) or one bound to "
-                         f"this model's parameters (model.parameters(), or groups of them)")
     ensure_flat(params)
     if not bound or foreign or (bound_ids is not None and bound_ids != ids):
         optimizer.bind(params)  # the params that stay keep their state
