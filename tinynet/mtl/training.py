@@ -319,23 +319,19 @@ class MultiTaskTraining:
         if loss is None:
             raise ValueError("compile expected loss= (one per task, e.g. "
                              f"{{{', '.join(repr(t) + ': ...' for t in tasks)}}})")
-        from .graph import output_layer  # (graph imports this module)
-        output_layers = {t: output_layer(out) for t, out in zip(tasks, self.outputs)}
         given_losses = {}
         for task, spec in _per_task(loss, tasks, "loss").items():
             if spec is None:
                 raise ValueError(f"compile expected a loss for task {task!r}")
             given_losses[task] = losses_mod.get(spec)
             losses_mod.check_trainable(given_losses[task], f"compile, task {task!r}")
-        self.loss = {t: for_output(given_losses[t], output_layers[t]) for t in tasks}
         metric_specs = _per_task(metrics, tasks, "metrics") if metrics is not None else {}
         given_metrics = {t: [metrics_mod.get(m) for m in ([] if s is None else [s]
                                                           if isinstance(s, str) else list(s))]
                          for t, s in ((t, metric_specs.get(t)) for t in tasks)}
         for task, ms in given_metrics.items():  # (its logs: "<task>/loss", "<task>/weight")
             metrics_mod.check_names(ms, f"compile, task {task!r}", reserved=("loss", "weight"))
-        self.metrics = {t: [metrics_mod.for_output(m, output_layers[t]) for m in ms]
-                        for t, ms in given_metrics.items()}
+        self._pair_with_outputs(given_losses, given_metrics)
         if loss_weights is not None:
             if weighting not in ("equal", None):
                 raise ValueError(f"compile takes loss_weights or weighting={weighting!r}, "
@@ -410,17 +406,22 @@ class MultiTaskTraining:
                                              for t in range(len(self.output_names))])
         return self._shared
 
+    def _pair_with_outputs(self, losses: dict, metrics: dict) -> None:
+        """Set ``loss`` and ``metrics`` from the compiled ones, per task, for
+        what its output layer gives: probabilities after a softmax/sigmoid,
+        else logits (as :meth:`tinynet.Sequential._fit_to_output`)."""
+        from .graph import output_layer  # (graph imports this module)
+        layers = {t: output_layer(out) for t, out in zip(self.output_names, self.outputs)}
+        self.loss = {t: for_output(loss, layers[t]) for t, loss in losses.items()}
+        self.metrics = {t: [metrics_mod.for_output(m, layers[t]) for m in ms]
+                        for t, ms in metrics.items()}
+
     def _refit_output(self) -> None:
         """A layer inside changed what it outputs (an activation set after
         compile): pair each task's compiled loss and metrics with its output
         again, as compile does."""
         if self.compiled:
-            from .graph import output_layer
-            for task, out in zip(self.output_names, self.outputs):
-                layer = output_layer(out)
-                self.loss[task] = for_output(self._compiled["loss"][task], layer)
-                self.metrics[task] = [metrics_mod.for_output(m, layer)
-                                      for m in self._compiled["metrics"][task]]
+            self._pair_with_outputs(self._compiled["loss"], self._compiled["metrics"])
         self._output_changed()
 
     def _bind_optimizer(self, optimizer, weighting, weighting_lr, replaced) -> None:
