@@ -782,7 +782,8 @@ def _set_first_rate(optimizer, lr) -> None:
     if len(groups) < 2:
         optimizer.lr = lr
         return
-    bases = [group.setdefault("initial_lr", group["lr"]) for group in groups]
+    from .optim.schedules import base_lrs
+    bases = base_lrs(groups)
     if all(base == bases[0] for base in bases):  # no ratio to keep (all 0 among them)
         optimizer.lr = lr
         return

@@ -55,6 +55,13 @@ __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "Linea
            "ReduceLROnPlateau"]
 
 
+def base_lrs(groups: list) -> list:
+    """Each parameter group's base rate, the one a schedule scales: its
+    ``initial_lr`` (PyTorch's key), recorded as its current rate the first
+    time a schedule (or a callable ``LearningRateScheduler``) asks."""
+    return [group.setdefault("initial_lr", group["lr"]) for group in groups]
+
+
 class _SchedulerBase:
     """What every scheduler shares: the optimizer, reading and writing its rates."""
 
@@ -148,7 +155,7 @@ class LRScheduler(_SchedulerBase):
         super().__init__(optimizer)
         groups = optimizer.param_groups
         if groups:
-            self.base_lrs = [g.setdefault("initial_lr", g["lr"]) for g in groups]
+            self.base_lrs = base_lrs(groups)
             self._unrecorded_initial_lr = None
         else:
             self.base_lrs = [optimizer.lr]
