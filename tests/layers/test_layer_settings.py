@@ -2,11 +2,14 @@
 them (the layers hand them to the trusted kernels unchecked), and those that
 fix a built layer's shapes refused once it is built."""
 
+import math
+
 import numpy as np
 import pytest
 
 import tinynet as tn
 from tinynet.layers.base import walk_layers
+from tests.fd import numerical_grad
 
 L = tn.layers
 
@@ -206,3 +209,104 @@ def test_an_output_activation_set_after_compile_pairs_the_loss_again(make, befor
     dense.activation = after
     got, expected = model.evaluate(x, targets), fresh.evaluate(x, targets)
     assert got == pytest.approx(expected, rel=1e-6)
+
+
+# ------------------------------------- a setting changed between a forward and its backward
+
+def _exact_gelu(x):
+    return 0.5 * x * np.vectorize(math.erfc)(-x / math.sqrt(2.0))
+
+
+def _tanh_gelu(x):
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("first, then, function", [("none", "tanh", _exact_gelu),
+                                                   ("tanh", "none", _tanh_gelu)])
+def test_gelu_backward_differentiates_the_form_its_forward_computed(backend, first, then,
+                                                                    function):
+    # the NumPy backward took the forward's gate and the other form's slope;
+    # the kernel's differentiated the other form outright (slopes 1e-3 off)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 7)) * 2.0
+    dy = rng.standard_normal(x.shape)
+    with tn.kernels.use_backend(backend):
+        layer = L.GELU(approximate=first)
+        y = layer.forward(x)
+        layer.approximate = then
+        dx = layer.backward(dy)
+        fresh = L.GELU(approximate=first)
+        fresh.forward(x)
+        np.testing.assert_array_equal(dx, fresh.backward(dy))
+        numerical = numerical_grad(lambda: float(np.sum(function(x) * dy)), x)
+        np.testing.assert_allclose(dx, numerical, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(y, function(x), rtol=1e-10, atol=1e-12)
+        # the new form from the next forward on
+        np.testing.assert_array_equal(layer.forward(x), L.GELU(approximate=then).forward(x))
+
+
+# (class, setting, value at the forward, value set before the backward, input shape)
+BETWEEN = [
+    (L.LeakyReLU, "alpha", 0.1, 0.5, (4, 5)),
+    (L.ELU, "alpha", 1.0, 0.3, (4, 5)),
+    (L.GELU, "approximate", "tanh", "none", (4, 5)),
+    (L.Softmax, "axis", -1, 1, (2, 3, 4)),
+]
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("cls, what, first, then, shape", BETWEEN,
+                         ids=[f"{c[0].__name__}.{c[1]}" for c in BETWEEN])
+def test_a_setting_changed_before_the_backward_applies_from_the_next_forward(
+        backend, cls, what, first, then, shape):
+    # the backward read the setting anew: the gradient of a function the
+    # forward never computed (LeakyReLU's slope 0.5 on an output of slope 0.1)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape)
+    dy = rng.standard_normal(shape)
+    with tn.kernels.use_backend(backend):
+        layer = cls(**{what: first})
+        layer.forward(x)
+        setattr(layer, what, then)
+        dx = layer.backward(dy)
+        fresh = cls(**{what: first})
+        fresh.forward(x)
+        np.testing.assert_array_equal(dx, fresh.backward(dy))
+        later = cls(**{what: then})
+        np.testing.assert_array_equal(layer.forward(x), later.forward(x))
+        np.testing.assert_array_equal(layer.backward(dy), later.backward(dy))
+
+
+def _mmoe(activation):
+    return tn.mtl.MMoE(2, 3, 4, activation=activation, input_dim=5, seed=0)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("make, shape", [
+    (lambda act: L.Dense(4, activation=act, input_dim=5, seed=0), (3, 5)),
+    (lambda act: L.Conv2D(4, 2, activation=act, input_shape=(4, 4, 2), seed=0), (3, 4, 4, 2)),
+    (_mmoe, (3, 5)),
+], ids=["Dense", "Conv2D", "MMoE"])
+def test_an_activation_set_before_the_backward_applies_from_the_next_forward(
+        backend, make, shape):
+    # the backward asked the new activation, which had run no forward
+    # ("backward called before forward"), or one that had run elsewhere
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    with tn.kernels.use_backend(backend):
+        layer = make("softmax")  # no fused kernel: the NumPy path on both backends
+        y = layer.forward(x)
+        dy = ([rng.standard_normal(o.shape) for o in y] if isinstance(y, list)
+              else rng.standard_normal(y.shape))
+        layer.activation = L.Tanh()
+        dx = layer.backward(dy)
+        fresh = make("softmax")
+        fresh.forward(x)
+        np.testing.assert_array_equal(dx, fresh.backward(dy))
+        for p, q in zip(layer.parameters(), fresh.parameters(), strict=True):
+            np.testing.assert_array_equal(p.grad, q.grad)
+        later = make("tanh")
+        for got, want in zip(*(m.forward(x) if isinstance(y, list) else [m.forward(x)]
+                               for m in (layer, later))):
+            np.testing.assert_array_equal(got, want)

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
-__all__ = ["check_real", "check_choice", "Setting"]
+__all__ = ["check_real", "check_choice", "Setting", "settings_of"]
 
 
 def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
@@ -109,3 +110,18 @@ class Setting:
         return (f"{layer._who} cannot change {self.name} once built: {self.name}={old!r} "
                 f"fixed its shapes ({shapes}) for inputs {shape_str(layer.input_shape)}; "
                 f"make a new layer with {self.name}={value!r}")
+
+
+@functools.cache
+def _setting_names(cls) -> tuple:
+    """The names of the :class:`Setting` attributes of ``cls`` and its bases."""
+    return tuple(dict.fromkeys(name for klass in reversed(cls.__mro__)
+                               for name, attr in vars(klass).items()
+                               if isinstance(attr, Setting)))
+
+
+def settings_of(layer) -> dict:
+    """``{name: value}`` of every :class:`Setting` ``layer`` holds: what a
+    forward pass keeps for its backward, which must differentiate the
+    function the forward computed even if a setting changes in between."""
+    return {name: getattr(layer, name) for name in _setting_names(type(layer))}

@@ -88,7 +88,7 @@ class Dense(_KernelLayer):
         z = x @ self.W.value
         if self.b is not None:
             z += self.b.value
-        return self.activation.forward(z, training=training)
+        return self._activate(z, training)
 
     #: :meth:`backward` accepts ``need_dx=False`` (see ``Sequential.backward``).
     can_skip_dx = True
@@ -101,7 +101,7 @@ class Dense(_KernelLayer):
             y, z = self._fused_cache
             dy = np.asarray(self._check_dy(dy, y.shape), dtype=y.dtype)
             return self._fused_backward(self._x, dy, y, z, self._fused, need_dx)
-        g = self.activation.backward(dy)
+        g = self._activation_backward(dy)
         self.W.grad += self._x.T @ g
         if self.b is not None:
             self.b.grad += g.sum(axis=0)

@@ -53,6 +53,18 @@ class _KernelLayer(Layer):
         self.b = (self.add_param("b", self._init_b((shape[-1],), rng, dtype=self.dtype))
                   if self.use_bias else None)
 
+    def _activate(self, z, training: bool) -> np.ndarray:
+        """The activation's forward on ``z`` (the NumPy path), keeping which
+        activation ran: :meth:`_activation_backward` differentiates that one,
+        even if another is set in between (it takes effect at the next
+        forward; the fused path keeps its kernel code likewise)."""
+        self._activation_used = self.activation
+        return self._activation_used.forward(z, training=training)
+
+    def _activation_backward(self, dy) -> np.ndarray:
+        """The backward of the activation the last :meth:`_activate` ran."""
+        return self._activation_used.backward(dy)
+
     def _kernel_activation(self, x):
         """``(code, alpha)`` when the fused dense kernels
         (:mod:`tinynet.kernels.dense`: product, bias and activation in one call)

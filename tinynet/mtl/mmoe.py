@@ -120,14 +120,17 @@ class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
         # so that a softmax normalises each expert alone
         pre = (x @ self.W_experts.value + self.b_experts.value).reshape(
             batch, self.n_experts, self.units)
-        experts = self.activation.forward(pre, training=training)
+        # the activation that ran, for the backward (one set in between waits
+        # for the next forward)
+        activation = self.activation
+        experts = activation.forward(pre, training=training)
         gates = [_softmax(x @ W.value + b.value) for W, b in zip(self.W_gates, self.b_gates)]
-        self._cache = (x, experts, gates)
+        self._cache = (x, experts, gates, activation)
         return [np.einsum("bk,bku->bu", g, experts) for g in gates]
 
     def backward(self, dys):
         self._require_cache(self._cache)
-        x, experts, gates = self._cache
+        x, experts, gates, activation = self._cache
         if not isinstance(dys, (list, tuple)) or len(dys) != self.n_tasks:
             raise ValueError(f"{self._who} expected a list of {self.n_tasks} output "
                              f"gradients, received {type(dys).__name__}")
@@ -142,7 +145,7 @@ class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
             self.W_gates[t].grad += x.T @ dz
             self.b_gates[t].grad += dz.sum(axis=0)
             dx += dz @ self.W_gates[t].value.T
-        d_pre = self.activation.backward(d_experts).reshape(x.shape[0], -1)
+        d_pre = activation.backward(d_experts).reshape(x.shape[0], -1)
         self.W_experts.grad += x.T @ d_pre
         self.b_experts.grad += d_pre.sum(axis=0)
         dx += d_pre @ self.W_experts.value.T
