@@ -310,3 +310,71 @@ def test_an_activation_set_before_the_backward_applies_from_the_next_forward(
         for got, want in zip(*(m.forward(x) if isinstance(y, list) else [m.forward(x)]
                                for m in (layer, later))):
             np.testing.assert_array_equal(got, want)
+
+
+# ------------------------------------------------------------------ initializers
+
+def _zeros_then_twos(shape, rng, dtype=np.float32):
+    return np.full(shape, 2.0, dtype)
+
+
+# (class, other constructor arguments, setting, new value, input shape)
+INITIALIZERS = [
+    (L.Dense, {"units": 3}, "kernel_initializer", "he_normal", (5,)),
+    (L.Dense, {"units": 3}, "bias_initializer", "ones", (5,)),
+    (L.Conv2D, {"filters": 2, "kernel_size": 2}, "kernel_initializer", _zeros_then_twos,
+     (4, 4, 3)),
+    (L.Conv2D, {"filters": 2, "kernel_size": 2}, "bias_initializer", "glorot_normal",
+     (4, 4, 3)),
+]
+
+
+@pytest.mark.parametrize("cls, kwargs, what, new, shape", INITIALIZERS,
+                         ids=[f"{c[0].__name__}.{c[2]}" for c in INITIALIZERS])
+def test_an_initializer_set_before_the_build_draws_the_weights_and_is_refused_after(
+        cls, kwargs, what, new, shape):
+    # it only changed the saved config: the build drew with the constructor's
+    with pytest.raises(ValueError) as made:
+        cls(**kwargs, **{what: "glorot"})
+    unbuilt = cls(**kwargs, seed=0)
+    with pytest.raises(ValueError) as set_later:
+        setattr(unbuilt, what, "glorot")
+    assert str(set_later.value) == str(made.value)
+    with pytest.raises(TypeError, match=rf"{cls.__name__} expected {what} as a name"):
+        setattr(unbuilt, what, 3)
+    setattr(unbuilt, what, new)
+    assert getattr(unbuilt, what) == new
+    want = cls(**kwargs, **{what: new}, seed=0).build(shape)
+    unbuilt.build(shape)
+    for p, q in zip(unbuilt.parameters(), want.parameters(), strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+    # built: the weights were drawn with the old one; a change is refused
+    layer = cls(**kwargs, seed=0).build(shape)
+    old = getattr(layer, what)
+    weights = [p.value.copy() for p in layer.parameters()]
+    with pytest.raises(ValueError, match=rf"{cls.__name__} '\w+' cannot change {what} once "
+                                         rf"built: the build drew its parameters \(.*\) "
+                                         rf"using {what}={old!r}; set {what} before the "
+                                         rf"layer is built, or make a new layer with "
+                                         rf"{what}=.*; to draw a model's parameters again "
+                                         rf"with the initializers they have, call "
+                                         rf"Sequential.reset_parameters\(seed\)"):
+        setattr(layer, what, new)
+    with pytest.raises(ValueError, match="unknown initializer"):  # still named as such
+        setattr(layer, what, "glorot")
+    setattr(layer, what, old)  # the value it holds: nothing changes
+    assert getattr(layer, what) == old
+    for p, w in zip(layer.parameters(), weights, strict=True):
+        np.testing.assert_array_equal(p.value, w)
+    if isinstance(new, str):
+        assert layer.get_config()[what] == old
+
+
+def test_a_model_reset_draws_with_the_initializer_set_before_its_build():
+    # the message's way to draw again: reset_parameters keeps the initializer
+    model = tn.Sequential([L.Dense(3, seed=0)])
+    model.layers[0].kernel_initializer = "ones"
+    model.build((4,))
+    np.testing.assert_array_equal(model.layers[0].W.value, 1.0)
+    model.reset_parameters(0)
+    np.testing.assert_array_equal(model.layers[0].W.value, 1.0)

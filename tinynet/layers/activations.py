@@ -446,6 +446,19 @@ def get(spec, who: str = "activations.get") -> Activation:
     return lookup(ACTIVATIONS, spec, "activation")()
 
 
+def _check_setting(value, who: str, what: str) -> Activation:
+    return get(value, who)
+
+
+def setting() -> Setting:
+    """The ``activation`` setting of a layer that applies one (Dense,
+    Conv2D, MMoE): checked by :func:`get` (a name set later becomes the
+    activation layer, whose methods the forward calls), and an ``output``
+    setting (:class:`~tinynet.layers._checks.Setting`): a softmax or
+    sigmoid set on an output layer after compile re-pairs the loss."""
+    return Setting(_check_setting, output=True)
+
+
 def name_of(act: Activation) -> str:
     """The registry name of an activation's class (``"relu"`` for ReLU)."""
     for name, cls in ACTIVATIONS.items():

@@ -181,8 +181,9 @@ class Conv2D(_KeptGeometry, _KernelLayer):
         built, a change is refused (make a new layer).
     activation : str, activation layer or None
     use_bias : bool, default True
-    kernel_initializer, bias_initializer : str
-        As :class:`~tinynet.layers.Dense` (fans count the receptive field).
+    kernel_initializer, bias_initializer : str or callable
+        As :class:`~tinynet.layers.Dense` (fans count the receptive field; set
+        later: before the build only).
 
     Input ``(batch, height, width, channels)``; output ``(batch, Ho, Wo, filters)``
     with ``Ho = ceil(height / sh)`` for "same" and

@@ -38,6 +38,9 @@ class Dense(_KernelLayer):
     use_bias : bool, default True
     kernel_initializer : str or callable, default "glorot_uniform"
     bias_initializer : str or callable, default "zeros"
+        A name from :mod:`tinynet.init` or a function ``(shape, rng, dtype)
+        -> array``; may be set later, before the layer is built (the build
+        draws the weights with it), checked as here; refused once built.
     **kwargs
         ``name``, ``trainable``, ``dtype``, ``input_dim``, ``input_shape``,
         ``seed`` (see :class:`~tinynet.layers.base.Layer`).
