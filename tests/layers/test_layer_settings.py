@@ -326,6 +326,8 @@ INITIALIZERS = [
      (4, 4, 3)),
     (L.Conv2D, {"filters": 2, "kernel_size": 2}, "bias_initializer", "glorot_normal",
      (4, 4, 3)),
+    (tn.mtl.MMoE, {"n_tasks": 2, "n_experts": 3, "units": 4}, "kernel_initializer",
+     "orthogonal", (5,)),
 ]
 
 
@@ -378,3 +380,67 @@ def test_a_model_reset_draws_with_the_initializer_set_before_its_build():
     np.testing.assert_array_equal(model.layers[0].W.value, 1.0)
     model.reset_parameters(0)
     np.testing.assert_array_equal(model.layers[0].W.value, 1.0)
+
+
+@pytest.mark.parametrize("what, new", [("n_tasks", 3), ("n_experts", 2), ("units", 5)])
+def test_mmoe_sizes_are_checked_when_set_and_fixed_once_built(what, new):
+    # plain attributes: a bad value was kept, a change after the build broke the shapes
+    kwargs = {"n_tasks": 2, "n_experts": 3, "units": 4}
+    unbuilt = tn.mtl.MMoE(**kwargs)
+    with pytest.raises(ValueError, match=rf"MMoE expected {what} as a positive integer, "
+                                         rf"received 0"):
+        setattr(unbuilt, what, 0)
+    setattr(unbuilt, what, new)
+    assert unbuilt.build((6,)).output_shape == tn.mtl.MMoE(
+        **{**kwargs, what: new}).build((6,)).output_shape
+    layer = tn.mtl.MMoE(**kwargs, input_dim=6)
+    with pytest.raises(ValueError, match=rf"MMoE '\w+' cannot change {what} once built: "
+                                         rf"{what}={kwargs[what]} fixed its shapes \(outputs "
+                                         rf"\(batch, 4\), \(batch, 4\); parameters W_experts "
+                                         rf"\(6, 12\), .*\) for inputs \(batch, 6\)"):
+        setattr(layer, what, new)
+    assert getattr(layer, what) == kwargs[what]
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_mmoe_activation_is_checked_when_set_later(backend):
+    # a plain attribute: any value was kept, and the forward failed on str.forward
+    x = np.random.default_rng(0).standard_normal((3, 5))
+    with pytest.raises(TypeError) as made:
+        _mmoe(3)
+    layer = _mmoe("relu")
+    with pytest.raises(TypeError) as set_later:
+        layer.activation = 3
+    assert str(set_later.value) == str(made.value)
+    with pytest.raises(ValueError, match="unknown activation 'relu6'"):
+        layer.activation = "relu6"
+    assert isinstance(layer.activation, L.ReLU)
+    with tn.kernels.use_backend(backend):
+        layer.activation = "gelu"
+        assert isinstance(layer.activation, L.GELU)
+        for got, want in zip(layer.forward(x), _mmoe("gelu").forward(x), strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert layer.get_config()["activation"] == "gelu"
+
+
+@pytest.mark.parametrize("before, after", [("softmax", None), (None, "softmax")])
+def test_an_mmoe_output_activation_set_after_compile_pairs_the_loss_again(before, after):
+    # an MMoE whose outputs are the tasks': a softmax's outputs are probabilities
+    # (each a convex mix of the experts' softmaxes), which compile pairs with
+    # the probability cross-entropy; an activation set later kept the old pairing
+    def make(act):
+        inp = tn.mtl.Input((5,))
+        outs = tn.mtl.MMoE(2, 3, 4, activation=act, seed=0)(inp)
+        model = tn.mtl.Model(inp, {"a": outs[0], "b": outs[1]})
+        model.compile("sgd", loss="cross_entropy", metrics=["auc"])
+        return model
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 5)).astype(np.float32)
+    targets = {"a": rng.integers(0, 4, 16), "b": rng.integers(0, 4, 16)}
+    model, fresh = make(before), make(after)
+    mmoe = next(layer for layer in walk_layers(model) if isinstance(layer, tn.mtl.MMoE))
+    mmoe.activation = after
+    assert {t: type(loss) for t, loss in model.loss.items()} == {
+        t: type(loss) for t, loss in fresh.loss.items()}
+    assert model.evaluate(x, targets) == pytest.approx(fresh.evaluate(x, targets), rel=1e-6)

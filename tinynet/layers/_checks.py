@@ -79,7 +79,7 @@ class Setting:
     After every change the layer's ``_setting_changed(name)`` runs (the
     windowed layers forget the geometry they computed from the old value);
     then, for an ``output`` setting (one that changes what kind of output
-    the layer gives: a ``Dense`` ``activation``, softmax or not),
+    the layer gives: a ``Dense`` or ``MMoE`` ``activation``, softmax or not),
     ``_output_changed()``, so that the models holding the layer pair their
     compiled loss and metrics with its output again.
     """
@@ -134,7 +134,9 @@ class Setting:
                     f"{self.name} before the layer is built, or make a new layer with "
                     f"{self.name}={value!r}; to draw a model's parameters again with the "
                     f"initializers they have, call Sequential.reset_parameters(seed)")
-        shapes = f"output {shape_str(layer.output_shape)}"
+        out = layer.output_shape
+        shapes = (f"output {shape_str(out)}" if not out or not isinstance(out[0], tuple)
+                  else "outputs " + ", ".join(map(shape_str, out)))  # (MMoE: one a task)
         if params:
             shapes += f"; parameters {params}"
         return (f"{layer._who} cannot change {self.name} once built: {self.name}={old!r} "
