@@ -355,12 +355,12 @@ def test_an_initializer_set_before_the_build_draws_the_weights_and_is_refused_af
     old = getattr(layer, what)
     weights = [p.value.copy() for p in layer.parameters()]
     with pytest.raises(ValueError, match=rf"{cls.__name__} '\w+' cannot change {what} once "
-                                         rf"built: the build drew its parameters \(.*\) "
-                                         rf"using {what}={old!r}; set {what} before the "
-                                         rf"layer is built, or make a new layer with "
-                                         rf"{what}=.*; to draw a model's parameters again "
-                                         rf"with the initializers they have, call "
-                                         rf"Sequential.reset_parameters\(seed\)"):
+                                         rf"built: the build initialised its parameters "
+                                         rf"\(.*\) with {what}={old!r}; set {what} before "
+                                         rf"the layer is built, or make a new layer with "
+                                         rf"{what}=.*; Sequential.reset_parameters\(seed\) "
+                                         rf"initialises a model's parameters again, with the "
+                                         rf"settings they have"):
         setattr(layer, what, new)
     with pytest.raises(ValueError, match="unknown initializer"):  # still named as such
         setattr(layer, what, "glorot")
@@ -395,7 +395,7 @@ def test_mmoe_sizes_are_checked_when_set_and_fixed_once_built(what, new):
         **{**kwargs, what: new}).build((6,)).output_shape
     layer = tn.mtl.MMoE(**kwargs, input_dim=6)
     with pytest.raises(ValueError, match=rf"MMoE '\w+' cannot change {what} once built: "
-                                         rf"{what}={kwargs[what]} fixed its shapes \(outputs "
+                                         rf"{what}={kwargs[what]} fixed its shapes \(output "
                                          rf"\(batch, 4\), \(batch, 4\); parameters W_experts "
                                          rf"\(6, 12\), .*\) for inputs \(batch, 6\)"):
         setattr(layer, what, new)
@@ -444,3 +444,44 @@ def test_an_mmoe_output_activation_set_after_compile_pairs_the_loss_again(before
     assert {t: type(loss) for t, loss in model.loss.items()} == {
         t: type(loss) for t, loss in fresh.loss.items()}
     assert model.evaluate(x, targets) == pytest.approx(fresh.evaluate(x, targets), rel=1e-6)
+
+
+# (class, setting, new value, bad value, per-sample input shapes, the refusal once built)
+MULTI_INPUT = [
+    (tn.mtl.Concatenate, "axis", 1, 0, [(2, 3), (2, 3)],
+     r"axis=-1 fixed its shapes \(output \(batch, 2, 6\)\) for inputs \(batch, 2, 3\), "
+     r"\(batch, 2, 3\); make a new layer with axis=1"),
+    (tn.mtl.CrossStitch, "per_unit", True, "no", [(3,), (3,)],
+     r"per_unit=False fixed its shapes \(output \(batch, 3\), \(batch, 3\); parameters "
+     r"alpha0 \(2,\), alpha1 \(2,\)\) for inputs \(batch, 3\), \(batch, 3\)"),
+    (tn.mtl.CrossStitch, "self_weight", 0.5, 1.5, [(3,), (3,), (3,)],
+     r"the build initialised its parameters \(alpha0 \(3,\), alpha1 \(3,\), alpha2 "
+     r"\(3,\)\) with self_weight=0.9; set self_weight before the layer is built"),
+]
+
+
+@pytest.mark.parametrize("cls, what, new, bad, shapes, refusal", MULTI_INPUT,
+                         ids=[f"{c[0].__name__}.{c[1]}" for c in MULTI_INPUT])
+def test_multi_input_layer_settings_are_checked_when_set_and_fixed_once_built(
+        cls, what, new, bad, shapes, refusal):
+    # plain attributes: a bad value was kept, and a Concatenate axis changed
+    # after its forward split the gradient along another axis than it joined
+    with pytest.raises((TypeError, ValueError)) as made:
+        cls(**{what: bad})
+    unbuilt = cls()
+    with pytest.raises(made.type) as set_later:
+        setattr(unbuilt, what, bad)
+    assert str(set_later.value) == str(made.value)
+    setattr(unbuilt, what, new)
+    want = cls(**{what: new}).build(shapes)
+    unbuilt.build(shapes)
+    assert unbuilt.output_shape == want.output_shape
+    for p, q in zip(unbuilt.parameters(), want.parameters(), strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+    layer = cls().build(shapes)
+    old = getattr(layer, what)
+    with pytest.raises(ValueError, match=rf"{cls.__name__} '\w+' cannot change {what} once "
+                                         rf"built: {refusal}"):
+        setattr(layer, what, new)
+    setattr(layer, what, old)
+    assert getattr(layer, what) == old

@@ -70,8 +70,9 @@ class Setting:
       allowed): ``fixed=True`` for one that fixes the shapes of its
       parameters or output (``units``, ``kernel_size``, ``strides``...),
       whose refusal names those shapes; ``fixed="weights"`` for one that
-      the build used to draw the parameters (``kernel_initializer``), whose
-      refusal says to set it before the build, and how to draw them again;
+      the build used to initialise the parameters (``kernel_initializer``,
+      CrossStitch's ``self_weight``), whose refusal says to set it before
+      the build, and how to initialise them again;
     * any other must still suit the input the layer was built for (a
       Softmax ``axis`` within it): :meth:`Layer.compute_output_shape` runs
       again, and a value it refuses is not kept.
@@ -126,22 +127,28 @@ class Setting:
             layer._output_changed()
 
     def _fixed_message(self, layer, old, value) -> str:
-        from .base import shape_str
         params = ", ".join(f"{p.name.rsplit('/', 1)[-1]} {p.shape}" for p in layer._params)
         if self.fixed == "weights":
-            return (f"{layer._who} cannot change {self.name} once built: the build drew "
-                    f"its parameters ({params}) using {self.name}={old!r}; set "
+            return (f"{layer._who} cannot change {self.name} once built: the build "
+                    f"initialised its parameters ({params}) with {self.name}={old!r}; set "
                     f"{self.name} before the layer is built, or make a new layer with "
-                    f"{self.name}={value!r}; to draw a model's parameters again with the "
-                    f"initializers they have, call Sequential.reset_parameters(seed)")
-        out = layer.output_shape
-        shapes = (f"output {shape_str(out)}" if not out or not isinstance(out[0], tuple)
-                  else "outputs " + ", ".join(map(shape_str, out)))  # (MMoE: one a task)
+                    f"{self.name}={value!r}; Sequential.reset_parameters(seed) initialises "
+                    f"a model's parameters again, with the settings they have")
+        shapes = f"output {_shapes_str(layer.output_shape)}"
         if params:
             shapes += f"; parameters {params}"
         return (f"{layer._who} cannot change {self.name} once built: {self.name}={old!r} "
-                f"fixed its shapes ({shapes}) for inputs {shape_str(layer.input_shape)}; "
+                f"fixed its shapes ({shapes}) for inputs {_shapes_str(layer.input_shape)}; "
                 f"make a new layer with {self.name}={value!r}")
+
+
+def _shapes_str(shapes) -> str:
+    """:func:`~tinynet.layers.base.shape_str` of a per-sample shape, or of
+    each of a list of them (a multi-input layer's inputs, MMoE's outputs)."""
+    from .base import shape_str
+    if shapes and isinstance(shapes[0], (tuple, list)):
+        return ", ".join(map(shape_str, shapes))
+    return shape_str(shapes)
 
 
 @functools.cache
