@@ -2,11 +2,14 @@
 them (the layers hand them to the trusted kernels unchecked), and those that
 fix a built layer's shapes refused once it is built."""
 
+import math
+
 import numpy as np
 import pytest
 
 import tinynet as tn
 from tinynet.layers.base import walk_layers
+from tests.fd import numerical_grad
 
 L = tn.layers
 
@@ -206,3 +209,279 @@ def test_an_output_activation_set_after_compile_pairs_the_loss_again(make, befor
     dense.activation = after
     got, expected = model.evaluate(x, targets), fresh.evaluate(x, targets)
     assert got == pytest.approx(expected, rel=1e-6)
+
+
+# ------------------------------------- a setting changed between a forward and its backward
+
+def _exact_gelu(x):
+    return 0.5 * x * np.vectorize(math.erfc)(-x / math.sqrt(2.0))
+
+
+def _tanh_gelu(x):
+    return 0.5 * x * (1.0 + np.tanh(math.sqrt(2.0 / math.pi) * (x + 0.044715 * x ** 3)))
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("first, then, function", [("none", "tanh", _exact_gelu),
+                                                   ("tanh", "none", _tanh_gelu)])
+def test_gelu_backward_differentiates_the_form_its_forward_computed(backend, first, then,
+                                                                    function):
+    # the NumPy backward took the forward's gate and the other form's slope;
+    # the kernel's differentiated the other form outright (slopes 1e-3 off)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((3, 7)) * 2.0
+    dy = rng.standard_normal(x.shape)
+    with tn.kernels.use_backend(backend):
+        layer = L.GELU(approximate=first)
+        y = layer.forward(x)
+        layer.approximate = then
+        dx = layer.backward(dy)
+        fresh = L.GELU(approximate=first)
+        fresh.forward(x)
+        np.testing.assert_array_equal(dx, fresh.backward(dy))
+        numerical = numerical_grad(lambda: float(np.sum(function(x) * dy)), x)
+        np.testing.assert_allclose(dx, numerical, rtol=1e-7, atol=1e-9)
+        np.testing.assert_allclose(y, function(x), rtol=1e-10, atol=1e-12)
+        # the new form from the next forward on
+        np.testing.assert_array_equal(layer.forward(x), L.GELU(approximate=then).forward(x))
+
+
+# (class, setting, value at the forward, value set before the backward, input shape)
+BETWEEN = [
+    (L.LeakyReLU, "alpha", 0.1, 0.5, (4, 5)),
+    (L.ELU, "alpha", 1.0, 0.3, (4, 5)),
+    (L.GELU, "approximate", "tanh", "none", (4, 5)),
+    (L.Softmax, "axis", -1, 1, (2, 3, 4)),
+]
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("cls, what, first, then, shape", BETWEEN,
+                         ids=[f"{c[0].__name__}.{c[1]}" for c in BETWEEN])
+def test_a_setting_changed_before_the_backward_applies_from_the_next_forward(
+        backend, cls, what, first, then, shape):
+    # the backward read the setting anew: the gradient of a function the
+    # forward never computed (LeakyReLU's slope 0.5 on an output of slope 0.1)
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal(shape)
+    dy = rng.standard_normal(shape)
+    with tn.kernels.use_backend(backend):
+        layer = cls(**{what: first})
+        layer.forward(x)
+        setattr(layer, what, then)
+        dx = layer.backward(dy)
+        fresh = cls(**{what: first})
+        fresh.forward(x)
+        np.testing.assert_array_equal(dx, fresh.backward(dy))
+        later = cls(**{what: then})
+        np.testing.assert_array_equal(layer.forward(x), later.forward(x))
+        np.testing.assert_array_equal(layer.backward(dy), later.backward(dy))
+
+
+def _mmoe(activation):
+    return tn.mtl.MMoE(2, 3, 4, activation=activation, input_dim=5, seed=0)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("make, shape", [
+    (lambda act: L.Dense(4, activation=act, input_dim=5, seed=0), (3, 5)),
+    (lambda act: L.Conv2D(4, 2, activation=act, input_shape=(4, 4, 2), seed=0), (3, 4, 4, 2)),
+    (_mmoe, (3, 5)),
+], ids=["Dense", "Conv2D", "MMoE"])
+def test_an_activation_set_before_the_backward_applies_from_the_next_forward(
+        backend, make, shape):
+    # the backward asked the new activation, which had run no forward
+    # ("backward called before forward"), or one that had run elsewhere
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal(shape)
+    with tn.kernels.use_backend(backend):
+        layer = make("softmax")  # no fused kernel: the NumPy path on both backends
+        y = layer.forward(x)
+        dy = ([rng.standard_normal(o.shape) for o in y] if isinstance(y, list)
+              else rng.standard_normal(y.shape))
+        layer.activation = L.Tanh()
+        dx = layer.backward(dy)
+        fresh = make("softmax")
+        fresh.forward(x)
+        np.testing.assert_array_equal(dx, fresh.backward(dy))
+        for p, q in zip(layer.parameters(), fresh.parameters(), strict=True):
+            np.testing.assert_array_equal(p.grad, q.grad)
+        later = make("tanh")
+        for got, want in zip(*(m.forward(x) if isinstance(y, list) else [m.forward(x)]
+                               for m in (layer, later))):
+            np.testing.assert_array_equal(got, want)
+
+
+# ------------------------------------------------------------------ initializers
+
+def _zeros_then_twos(shape, rng, dtype=np.float32):
+    return np.full(shape, 2.0, dtype)
+
+
+# (class, other constructor arguments, setting, new value, input shape)
+INITIALIZERS = [
+    (L.Dense, {"units": 3}, "kernel_initializer", "he_normal", (5,)),
+    (L.Dense, {"units": 3}, "bias_initializer", "ones", (5,)),
+    (L.Conv2D, {"filters": 2, "kernel_size": 2}, "kernel_initializer", _zeros_then_twos,
+     (4, 4, 3)),
+    (L.Conv2D, {"filters": 2, "kernel_size": 2}, "bias_initializer", "glorot_normal",
+     (4, 4, 3)),
+    (tn.mtl.MMoE, {"n_tasks": 2, "n_experts": 3, "units": 4}, "kernel_initializer",
+     "orthogonal", (5,)),
+]
+
+
+@pytest.mark.parametrize("cls, kwargs, what, new, shape", INITIALIZERS,
+                         ids=[f"{c[0].__name__}.{c[2]}" for c in INITIALIZERS])
+def test_an_initializer_set_before_the_build_draws_the_weights_and_is_refused_after(
+        cls, kwargs, what, new, shape):
+    # it only changed the saved config: the build drew with the constructor's
+    with pytest.raises(ValueError) as made:
+        cls(**kwargs, **{what: "glorot"})
+    unbuilt = cls(**kwargs, seed=0)
+    with pytest.raises(ValueError) as set_later:
+        setattr(unbuilt, what, "glorot")
+    assert str(set_later.value) == str(made.value)
+    with pytest.raises(TypeError, match=rf"{cls.__name__} expected {what} as a name"):
+        setattr(unbuilt, what, 3)
+    setattr(unbuilt, what, new)
+    assert getattr(unbuilt, what) == new
+    want = cls(**kwargs, **{what: new}, seed=0).build(shape)
+    unbuilt.build(shape)
+    for p, q in zip(unbuilt.parameters(), want.parameters(), strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+    # built: the weights were drawn with the old one; a change is refused
+    layer = cls(**kwargs, seed=0).build(shape)
+    old = getattr(layer, what)
+    weights = [p.value.copy() for p in layer.parameters()]
+    with pytest.raises(ValueError, match=rf"{cls.__name__} '\w+' cannot change {what} once "
+                                         rf"built: the build initialised its parameters "
+                                         rf"\(.*\) with {what}={old!r}; set {what} before "
+                                         rf"the layer is built, or make a new layer with "
+                                         rf"{what}=.*; Sequential.reset_parameters\(seed\) "
+                                         rf"initialises a model's parameters again, with the "
+                                         rf"settings they have"):
+        setattr(layer, what, new)
+    with pytest.raises(ValueError, match="unknown initializer"):  # still named as such
+        setattr(layer, what, "glorot")
+    setattr(layer, what, old)  # the value it holds: nothing changes
+    assert getattr(layer, what) == old
+    for p, w in zip(layer.parameters(), weights, strict=True):
+        np.testing.assert_array_equal(p.value, w)
+    if isinstance(new, str):
+        assert layer.get_config()[what] == old
+
+
+def test_a_model_reset_draws_with_the_initializer_set_before_its_build():
+    # the message's way to draw again: reset_parameters keeps the initializer
+    model = tn.Sequential([L.Dense(3, seed=0)])
+    model.layers[0].kernel_initializer = "ones"
+    model.build((4,))
+    np.testing.assert_array_equal(model.layers[0].W.value, 1.0)
+    model.reset_parameters(0)
+    np.testing.assert_array_equal(model.layers[0].W.value, 1.0)
+
+
+@pytest.mark.parametrize("what, new", [("n_tasks", 3), ("n_experts", 2), ("units", 5)])
+def test_mmoe_sizes_are_checked_when_set_and_fixed_once_built(what, new):
+    # plain attributes: a bad value was kept, a change after the build broke the shapes
+    kwargs = {"n_tasks": 2, "n_experts": 3, "units": 4}
+    unbuilt = tn.mtl.MMoE(**kwargs)
+    with pytest.raises(ValueError, match=rf"MMoE expected {what} as a positive integer, "
+                                         rf"received 0"):
+        setattr(unbuilt, what, 0)
+    setattr(unbuilt, what, new)
+    assert unbuilt.build((6,)).output_shape == tn.mtl.MMoE(
+        **{**kwargs, what: new}).build((6,)).output_shape
+    layer = tn.mtl.MMoE(**kwargs, input_dim=6)
+    with pytest.raises(ValueError, match=rf"MMoE '\w+' cannot change {what} once built: "
+                                         rf"{what}={kwargs[what]} fixed its shapes \(output "
+                                         rf"\(batch, 4\), \(batch, 4\); parameters W_experts "
+                                         rf"\(6, 12\), .*\) for inputs \(batch, 6\)"):
+        setattr(layer, what, new)
+    assert getattr(layer, what) == kwargs[what]
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_mmoe_activation_is_checked_when_set_later(backend):
+    # a plain attribute: any value was kept, and the forward failed on str.forward
+    x = np.random.default_rng(0).standard_normal((3, 5))
+    with pytest.raises(TypeError) as made:
+        _mmoe(3)
+    layer = _mmoe("relu")
+    with pytest.raises(TypeError) as set_later:
+        layer.activation = 3
+    assert str(set_later.value) == str(made.value)
+    with pytest.raises(ValueError, match="unknown activation 'relu6'"):
+        layer.activation = "relu6"
+    assert isinstance(layer.activation, L.ReLU)
+    with tn.kernels.use_backend(backend):
+        layer.activation = "gelu"
+        assert isinstance(layer.activation, L.GELU)
+        for got, want in zip(layer.forward(x), _mmoe("gelu").forward(x), strict=True):
+            np.testing.assert_array_equal(got, want)
+    assert layer.get_config()["activation"] == "gelu"
+
+
+@pytest.mark.parametrize("before, after", [("softmax", None), (None, "softmax")])
+def test_an_mmoe_output_activation_set_after_compile_pairs_the_loss_again(before, after):
+    # an MMoE whose outputs are the tasks': a softmax's outputs are probabilities
+    # (each a convex mix of the experts' softmaxes), which compile pairs with
+    # the probability cross-entropy; an activation set later kept the old pairing
+    def make(act):
+        inp = tn.mtl.Input((5,))
+        outs = tn.mtl.MMoE(2, 3, 4, activation=act, seed=0)(inp)
+        model = tn.mtl.Model(inp, {"a": outs[0], "b": outs[1]})
+        model.compile("sgd", loss="cross_entropy", metrics=["auc"])
+        return model
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 5)).astype(np.float32)
+    targets = {"a": rng.integers(0, 4, 16), "b": rng.integers(0, 4, 16)}
+    model, fresh = make(before), make(after)
+    mmoe = next(layer for layer in walk_layers(model) if isinstance(layer, tn.mtl.MMoE))
+    mmoe.activation = after
+    assert {t: type(loss) for t, loss in model.loss.items()} == {
+        t: type(loss) for t, loss in fresh.loss.items()}
+    assert model.evaluate(x, targets) == pytest.approx(fresh.evaluate(x, targets), rel=1e-6)
+
+
+# (class, setting, new value, bad value, per-sample input shapes, the refusal once built)
+MULTI_INPUT = [
+    (tn.mtl.Concatenate, "axis", 1, 0, [(2, 3), (2, 3)],
+     r"axis=-1 fixed its shapes \(output \(batch, 2, 6\)\) for inputs \(batch, 2, 3\), "
+     r"\(batch, 2, 3\); make a new layer with axis=1"),
+    (tn.mtl.CrossStitch, "per_unit", True, "no", [(3,), (3,)],
+     r"per_unit=False fixed its shapes \(output \(batch, 3\), \(batch, 3\); parameters "
+     r"alpha0 \(2,\), alpha1 \(2,\)\) for inputs \(batch, 3\), \(batch, 3\)"),
+    (tn.mtl.CrossStitch, "self_weight", 0.5, 1.5, [(3,), (3,), (3,)],
+     r"the build initialised its parameters \(alpha0 \(3,\), alpha1 \(3,\), alpha2 "
+     r"\(3,\)\) with self_weight=0.9; set self_weight before the layer is built"),
+]
+
+
+@pytest.mark.parametrize("cls, what, new, bad, shapes, refusal", MULTI_INPUT,
+                         ids=[f"{c[0].__name__}.{c[1]}" for c in MULTI_INPUT])
+def test_multi_input_layer_settings_are_checked_when_set_and_fixed_once_built(
+        cls, what, new, bad, shapes, refusal):
+    # plain attributes: a bad value was kept, and a Concatenate axis changed
+    # after its forward split the gradient along another axis than it joined
+    with pytest.raises((TypeError, ValueError)) as made:
+        cls(**{what: bad})
+    unbuilt = cls()
+    with pytest.raises(made.type) as set_later:
+        setattr(unbuilt, what, bad)
+    assert str(set_later.value) == str(made.value)
+    setattr(unbuilt, what, new)
+    want = cls(**{what: new}).build(shapes)
+    unbuilt.build(shapes)
+    assert unbuilt.output_shape == want.output_shape
+    for p, q in zip(unbuilt.parameters(), want.parameters(), strict=True):
+        np.testing.assert_array_equal(p.value, q.value)
+    layer = cls().build(shapes)
+    old = getattr(layer, what)
+    with pytest.raises(ValueError, match=rf"{cls.__name__} '\w+' cannot change {what} once "
+                                         rf"built: {refusal}"):
+        setattr(layer, what, new)
+    setattr(layer, what, old)
+    assert getattr(layer, what) == old

@@ -3,10 +3,11 @@
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
 
-__all__ = ["check_real", "check_choice", "Setting"]
+__all__ = ["check_real", "check_choice", "check_initializer", "Setting", "settings_of"]
 
 
 def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
@@ -41,6 +42,16 @@ def check_choice(value, who: str, what: str, choices: tuple) -> str:
     return value
 
 
+def check_initializer(value, who: str, what: str):
+    """``value`` if :func:`tinynet.init.get` takes it (an initializer's
+    name or a function ``(shape, rng, dtype) -> array``), kept as given: a
+    config stores the name, and the layer looks the function up when it is
+    built."""
+    from .. import init  # here: tinynet.init imports the layers' base
+    init.get(value, who, what)
+    return value
+
+
 class Setting:
     """A layer setting (constructor argument) checked whenever it is set.
 
@@ -55,20 +66,33 @@ class Setting:
 
     Once the layer is built:
 
-    * a ``fixed`` setting (one that fixes the shapes of its parameters or
-      output: ``units``, ``kernel_size``, ``strides``...) refuses any change,
-      naming the shapes it fixed (setting the value it holds is allowed);
+    * a ``fixed`` setting refuses any change (setting the value it holds is
+      allowed): ``fixed=True`` for one that fixes the shapes of its
+      parameters or output (``units``, ``kernel_size``, ``strides``...),
+      whose refusal names those shapes; ``fixed="weights"`` for one that
+      the build used to initialise the parameters (``kernel_initializer``,
+      CrossStitch's ``self_weight``), whose refusal says to set it before
+      the build, and how to initialise them again;
     * any other must still suit the input the layer was built for (a
       Softmax ``axis`` within it): :meth:`Layer.compute_output_shape` runs
       again, and a value it refuses is not kept.
 
     After every change the layer's ``_setting_changed(name)`` runs (the
-    windowed layers forget the geometry they computed from the old value).
+    windowed layers forget the geometry they computed from the old value);
+    then, for an ``output`` setting (one that changes what kind of output
+    the layer gives: a ``Dense`` or ``MMoE`` ``activation``, softmax or not),
+    ``_output_changed()``, so that the models holding the layer pair their
+    compiled loss and metrics with its output again.
     """
 
-    def __init__(self, check, *, fixed: bool = False, **options):
+    def __init__(self, check, *, fixed: bool | str = False, output: bool = False,
+                 **options):
+        if fixed not in (False, True, "weights"):
+            raise ValueError(f"Setting expected fixed False, True or 'weights', "
+                             f"received {fixed!r}")
         self.check = check
         self.fixed = fixed
+        self.output = output
         self.options = options
         self.name = self.slot = None
 
@@ -99,13 +123,44 @@ class Setting:
                     raise
         layer.__dict__[self.slot] = value
         layer._setting_changed(self.name)
+        if self.output:
+            layer._output_changed()
 
     def _fixed_message(self, layer, old, value) -> str:
-        from .base import shape_str
-        shapes = f"output {shape_str(layer.output_shape)}"
-        if layer._params:
-            shapes += "; parameters " + ", ".join(
-                f"{p.name.rsplit('/', 1)[-1]} {p.shape}" for p in layer._params)
+        params = ", ".join(f"{p.name.rsplit('/', 1)[-1]} {p.shape}" for p in layer._params)
+        if self.fixed == "weights":
+            return (f"{layer._who} cannot change {self.name} once built: the build "
+                    f"initialised its parameters ({params}) with {self.name}={old!r}; set "
+                    f"{self.name} before the layer is built, or make a new layer with "
+                    f"{self.name}={value!r}; Sequential.reset_parameters(seed) initialises "
+                    f"a model's parameters again, with the settings they have")
+        shapes = f"output {_shapes_str(layer.output_shape)}"
+        if params:
+            shapes += f"; parameters {params}"
         return (f"{layer._who} cannot change {self.name} once built: {self.name}={old!r} "
-                f"fixed its shapes ({shapes}) for inputs {shape_str(layer.input_shape)}; "
+                f"fixed its shapes ({shapes}) for inputs {_shapes_str(layer.input_shape)}; "
                 f"make a new layer with {self.name}={value!r}")
+
+
+def _shapes_str(shapes) -> str:
+    """:func:`~tinynet.layers.base.shape_str` of a per-sample shape, or of
+    each of a list of them (a multi-input layer's inputs, MMoE's outputs)."""
+    from .base import shape_str
+    if shapes and isinstance(shapes[0], (tuple, list)):
+        return ", ".join(map(shape_str, shapes))
+    return shape_str(shapes)
+
+
+@functools.cache
+def _setting_names(cls) -> tuple:
+    """The names of the :class:`Setting` attributes of ``cls`` and its bases."""
+    return tuple(dict.fromkeys(name for klass in reversed(cls.__mro__)
+                               for name, attr in vars(klass).items()
+                               if isinstance(attr, Setting)))
+
+
+def settings_of(layer) -> dict:
+    """``{name: value}`` of every :class:`Setting` ``layer`` holds: what a
+    forward pass keeps for its backward, which must differentiate the
+    function the forward computed even if a setting changes in between."""
+    return {name: getattr(layer, name) for name in _setting_names(type(layer))}

@@ -1,10 +1,15 @@
 r"""Element-wise activation layers (and the softmax).
 
 Each activation is a parameter-free layer with the maths in two small
-functions, ``_forward(x) -> y`` and ``_backward(x, y, dy) -> dx``; where the
-derivative is exact in terms of the output (ReLU, leaky ReLU, sigmoid,
-tanh, softmax) the backward uses only ``y``, and the layer keeps only ``y``
-from its forward pass (ELU's :math:`y + \alpha` would cancel: it keeps ``x``).
+functions, ``_forward(x, **settings) -> y`` and ``_backward(x, y, dy,
+**settings) -> dx``; where the derivative is exact in terms of the output
+(ReLU, leaky ReLU, sigmoid, tanh, softmax) the backward uses only ``y``, and
+the layer keeps only ``y`` from its forward pass (ELU's :math:`y + \alpha`
+would cancel: it keeps ``x``). The settings (``alpha``, ``approximate``,
+``axis``) are arguments, and the forward keeps those it ran with beside
+``x`` and ``y``: a setting changed between a forward and its backward
+takes effect at the next forward, and the backward still differentiates
+the function the forward computed (not a mix of the two).
 
 Every activation also serves as the fused ``activation=`` of
 :class:`~tinynet.layers.Dense` (see :func:`get`). Registered names:
@@ -39,7 +44,7 @@ import numpy as np
 from ..checks import lookup
 from .. import kernels
 from ..kernels.activations import ACT_CODES, gelu_clamp
-from ._checks import Setting, check_choice, check_real
+from ._checks import Setting, check_choice, check_real, settings_of
 from .base import Layer
 from .special import normal_cdf
 
@@ -50,10 +55,14 @@ __all__ = [
 
 
 class Activation(Layer):
-    """Base class: caches ``x`` and ``y`` as :attr:`needs_input` says.
+    """Base class: caches ``x`` and ``y`` as :attr:`needs_input` says, and
+    the settings the forward ran with.
 
-    Subclasses implement ``_forward(x)`` and ``_backward(x, y, dy)`` and set
-    ``needs_input = False`` when the backward uses only ``y``.
+    Subclasses implement ``_forward(x, **settings)`` and ``_backward(x, y,
+    dy, **settings)``, which receive the layer's settings (its
+    :class:`~tinynet.layers._checks.Setting` attributes) as keyword
+    arguments, and set ``needs_input = False`` when the backward uses only
+    ``y``.
     """
 
     needs_input = True
@@ -61,36 +70,40 @@ class Activation(Layer):
     def __init__(self, **kwargs):
         self._x = None
         self._y = None
+        self._settings = None
         super().__init__(**kwargs)
 
     def forward(self, x, training: bool = False) -> np.ndarray:
         x = self._prepare_input(x)
-        fused = kernel_code(self, x.dtype)
+        settings = settings_of(self)
+        fused = kernel_code(self, x.dtype, settings)
         if fused is not None and fused[0] != ACT_CODES["identity"]:
             # the Numba kernel; _forward is its reference. trusted: x is checked
             # above, the code is kernel_code's
             y = kernels.impl("act_forward", x.size, trusted=True)(x, *fused)
         else:
-            y = self._forward(x)
+            y = self._forward(x, **settings)
         self._x = x if self.needs_input else None
         self._y = y
+        self._settings = settings
         return y
 
     def backward(self, dy) -> np.ndarray:
         self._require_cache(self._y)
         dy = self._check_dy(dy, self._y.shape)
-        fused = kernel_code(self, self._y.dtype)
+        # the forward's settings: one changed since applies from the next forward
+        fused = kernel_code(self, self._y.dtype, self._settings)
         if fused is not None and fused[0] != ACT_CODES["identity"] and dy.dtype == self._y.dtype:
             # trusted: dy is checked to y's shape and dtype, y and x (kept where
             # the code needs it) are the forward's own
             return kernels.impl("act_backward", dy.size, trusted=True)(dy, self._y, self._x,
                                                                         *fused)
-        return self._backward(self._x, self._y, dy)
+        return self._backward(self._x, self._y, dy, **self._settings)
 
-    def _forward(self, x):
+    def _forward(self, x, **settings):
         raise NotImplementedError
 
-    def _backward(self, x, y, dy):
+    def _backward(self, x, y, dy, **settings):
         raise NotImplementedError
 
 
@@ -153,11 +166,11 @@ class LeakyReLU(Activation):
         self.alpha = alpha
         super().__init__(**kwargs)
 
-    def _forward(self, x):
-        return np.where(x > 0, x, x * self.alpha)
+    def _forward(self, x, alpha):
+        return np.where(x > 0, x, x * alpha)
 
-    def _backward(self, x, y, dy):
-        return np.where(y > 0, dy, dy * self.alpha)
+    def _backward(self, x, y, dy, alpha):
+        return np.where(y > 0, dy, dy * alpha)
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alpha": self.alpha}
@@ -190,12 +203,12 @@ class ELU(Activation):
         self.alpha = alpha
         super().__init__(**kwargs)
 
-    def _forward(self, x):
+    def _forward(self, x, alpha):
         # expm1 of min(x, 0): accurate near 0 and never overflows for large x
-        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * self.alpha)
+        return np.where(x > 0, x, np.expm1(np.minimum(x, 0)) * alpha)
 
-    def _backward(self, x, y, dy):
-        return np.where(x > 0, dy, dy * (self.alpha * np.exp(np.minimum(x, 0))))
+    def _backward(self, x, y, dy, alpha):
+        return np.where(x > 0, dy, dy * (alpha * np.exp(np.minimum(x, 0))))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "alpha": self.alpha}
@@ -237,7 +250,9 @@ class GELU(Activation):
     :math:`|x| \approx 10^{13}` in float32). The NumPy forward pass keeps
     the gate (:math:`\Phi(x)` or :math:`s`) for the NumPy backward, which
     would otherwise evaluate it again; after a kernel forward (which keeps
-    none) it is evaluated again.
+    none) it is evaluated again. Either way the backward differentiates the
+    form the forward computed, even if ``approximate`` changed in between
+    (the forward keeps it, as :class:`Activation` keeps every setting).
 
     Parameters
     ----------
@@ -251,8 +266,9 @@ class GELU(Activation):
         self._cached_gate = None
         super().__init__(**kwargs)
 
-    def _gate(self, x):
-        if self.approximate == "tanh":
+    @staticmethod
+    def _gate(x, approximate):
+        if approximate == "tanh":
             x = gelu_clamp(x)
             return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
         # in float64, rounded once: a float32 x / sqrt(2) carries a relative
@@ -266,14 +282,14 @@ class GELU(Activation):
         self._cached_gate = None
         return super().forward(x, training=training)
 
-    def _forward(self, x):
-        self._cached_gate = self._gate(x)
+    def _forward(self, x, approximate):
+        self._cached_gate = self._gate(x, approximate)
         return x * self._cached_gate
 
-    def _backward(self, x, y, dy):
-        gate = self._gate(x) if self._cached_gate is None else self._cached_gate
+    def _backward(self, x, y, dy, approximate):
+        gate = self._gate(x, approximate) if self._cached_gate is None else self._cached_gate
         x = gelu_clamp(x)  # the slope's second term is exactly 0 beyond the clamp
-        if self.approximate == "tanh":
+        if approximate == "tanh":
             du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
             return dy * (gate + 2.0 * x * gate * (1.0 - gate) * du)
         xd = x.astype(np.float64)  # as the gate: exp(-x^2/2) would magnify x*x's rounding
@@ -386,15 +402,15 @@ class Softmax(Activation):
                              f"received axis={self.axis}")
         return tuple(input_shape)
 
-    def _forward(self, x):
+    def _forward(self, x, axis):
         # x - m overflows to -inf only when the row spans more than the
         # largest float; e^-inf = 0 is then the right weight
         with np.errstate(over="ignore"):
-            e = np.exp(x - x.max(axis=self.axis, keepdims=True))
-        return e / e.sum(axis=self.axis, keepdims=True)
+            e = np.exp(x - x.max(axis=axis, keepdims=True))
+        return e / e.sum(axis=axis, keepdims=True)
 
-    def _backward(self, x, y, dy):
-        return y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
+    def _backward(self, x, y, dy, axis):
+        return y * (dy - (dy * y).sum(axis=axis, keepdims=True))
 
     def get_config(self) -> dict:
         return {**super().get_config(), "axis": self.axis}
@@ -430,6 +446,19 @@ def get(spec, who: str = "activations.get") -> Activation:
     return lookup(ACTIVATIONS, spec, "activation")()
 
 
+def _check_setting(value, who: str, what: str) -> Activation:
+    return get(value, who)
+
+
+def setting() -> Setting:
+    """The ``activation`` setting of a layer that applies one (Dense,
+    Conv2D, MMoE): checked by :func:`get` (a name set later becomes the
+    activation layer, whose methods the forward calls), and an ``output``
+    setting (:class:`~tinynet.layers._checks.Setting`): a softmax or
+    sigmoid set on an output layer after compile re-pairs the loss."""
+    return Setting(_check_setting, output=True)
+
+
 def name_of(act: Activation) -> str:
     """The registry name of an activation's class (``"relu"`` for ReLU)."""
     for name, cls in ACTIVATIONS.items():
@@ -461,17 +490,23 @@ def to_config(act: Activation):
     return spec
 
 
-def kernel_code(act: Activation, dtype) -> tuple | None:
+def kernel_code(act: Activation, dtype, settings: dict | None = None) -> tuple | None:
     """``(code, alpha)`` of the fused kernel computing ``act`` for arrays of
     ``dtype`` (see :mod:`tinynet.kernels.activations`), or None when the
     NumPy code runs: the "numpy" backend, another dtype, or a class without
-    a kernel (exact classes only: a subclass may change the maths)."""
+    a kernel (exact classes only: a subclass may change the maths).
+    ``settings``: the ones to compute with (a backward passes its forward's),
+    by default the layer's own."""
     if dtype not in (np.float32, np.float64) or kernels.effective_backend() == "numpy":
         return None
     name = _KERNEL_NAMES.get(type(act))
-    if name == "gelu" and act.approximate == "tanh":
+    if name is None:
+        return None
+    if settings is None:
+        settings = settings_of(act)
+    if name == "gelu" and settings["approximate"] == "tanh":
         name = "gelu_tanh"
-    return None if name is None else (ACT_CODES[name], float(getattr(act, "alpha", 0.0)))
+    return ACT_CODES[name], float(settings.get("alpha", 0.0))
 
 
 _KERNEL_NAMES = {Identity: "identity", ReLU: "relu", LeakyReLU: "leaky_relu", ELU: "elu", GELU: "gelu",

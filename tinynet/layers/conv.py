@@ -181,8 +181,9 @@ class Conv2D(_KeptGeometry, _KernelLayer):
         built, a change is refused (make a new layer).
     activation : str, activation layer or None
     use_bias : bool, default True
-    kernel_initializer, bias_initializer : str
-        As :class:`~tinynet.layers.Dense` (fans count the receptive field).
+    kernel_initializer, bias_initializer : str or callable
+        As :class:`~tinynet.layers.Dense` (fans count the receptive field; set
+        later: before the build only).
 
     Input ``(batch, height, width, channels)``; output ``(batch, Ho, Wo, filters)``
     with ``Ho = ceil(height / sh)`` for "same" and
@@ -241,7 +242,7 @@ class Conv2D(_KeptGeometry, _KernelLayer):
         if self.b is not None:
             z += self.b.value
         self._cache = (x.shape, xp.shape, cols, None, None, None)
-        return self.activation.forward(z.reshape(n, ho, wo, f), training=training)
+        return self._activate(z.reshape(n, ho, wo, f), training)
 
     #: :meth:`backward` accepts ``need_dx=False`` (see ``Sequential.backward``).
     can_skip_dx = True
@@ -262,7 +263,7 @@ class Conv2D(_KeptGeometry, _KernelLayer):
                 dx_out=self._workspace("dcols", cols.shape, cols.dtype) if need_dx else None)
         else:
             w2 = self.W.value.reshape(-1, f)
-            g2 = np.ascontiguousarray(self.activation.backward(dy)).reshape(-1, f)
+            g2 = np.ascontiguousarray(self._activation_backward(dy)).reshape(-1, f)
             kernels.impl("matmul_tn", w2.size)(cols, g2, out=self.W.grad.reshape(-1, f),
                                               accumulate=True)
             if self.b is not None:

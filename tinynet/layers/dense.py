@@ -38,6 +38,9 @@ class Dense(_KernelLayer):
     use_bias : bool, default True
     kernel_initializer : str or callable, default "glorot_uniform"
     bias_initializer : str or callable, default "zeros"
+        A name from :mod:`tinynet.init` or a function ``(shape, rng, dtype)
+        -> array``; may be set later, before the layer is built (the build
+        draws the weights with it), checked as here; refused once built.
     **kwargs
         ``name``, ``trainable``, ``dtype``, ``input_dim``, ``input_shape``,
         ``seed`` (see :class:`~tinynet.layers.base.Layer`).
@@ -88,7 +91,7 @@ class Dense(_KernelLayer):
         z = x @ self.W.value
         if self.b is not None:
             z += self.b.value
-        return self.activation.forward(z, training=training)
+        return self._activate(z, training)
 
     #: :meth:`backward` accepts ``need_dx=False`` (see ``Sequential.backward``).
     can_skip_dx = True
@@ -101,7 +104,7 @@ class Dense(_KernelLayer):
             y, z = self._fused_cache
             dy = np.asarray(self._check_dy(dy, y.shape), dtype=y.dtype)
             return self._fused_backward(self._x, dy, y, z, self._fused, need_dx)
-        g = self.activation.backward(dy)
+        g = self._activation_backward(dy)
         self.W.grad += self._x.T @ g
         if self.b is not None:
             self.b.grad += g.sum(axis=0)

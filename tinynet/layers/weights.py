@@ -9,30 +9,22 @@ from .. import kernels
 from ..checks import check_bool
 from ..kernels.activations import needs_input
 from . import activations
-from ._checks import Setting
+from ._checks import Setting, check_initializer
 from .base import Layer
 
 __all__ = []
-
-
-def _activation(value, who: str, what: str):
-    """``activations.get`` as a :class:`~tinynet.layers._checks.Setting`'s check."""
-    return activations.get(value, who)
 
 
 class _KernelLayer(Layer):
     """A layer with a kernel ``W``, an optional bias ``b`` and an activation
     (a private base: not a layer of its own, so not registered for saving)."""
 
-    # a name set later becomes the layer too (the forward calls its methods)
-    activation = Setting(_activation)
+    activation = activations.setting()
     # check_bool, not bool(): use_bias="False" must not mean True; b exists or not
     use_bias = Setting(check_bool, fixed=True)
-
-    def _setting_changed(self, name: str) -> None:
-        super()._setting_changed(name)
-        if name == "activation":
-            self._output_changed()
+    # looked up at the build, which draws the weights with them
+    kernel_initializer = Setting(check_initializer, fixed="weights")
+    bias_initializer = Setting(check_initializer, fixed="weights")
 
     def _set_kernel_options(self, activation, use_bias, kernel_initializer,
                             bias_initializer) -> None:
@@ -40,18 +32,30 @@ class _KernelLayer(Layer):
         self.use_bias = use_bias
         self.kernel_initializer = kernel_initializer
         self.bias_initializer = bias_initializer
-        self._init_w = initializers.get(kernel_initializer, type(self).__name__,
-                                        "kernel_initializer")
-        self._init_b = initializers.get(bias_initializer, type(self).__name__,
-                                        "bias_initializer")
         self.W = None
         self.b = None
 
     def _build_kernel(self, shape, rng) -> None:
         """Create ``W`` of ``shape`` and, with ``use_bias``, ``b`` of its last axis."""
-        self.W = self.add_param("W", self._init_w(shape, rng, dtype=self.dtype))
-        self.b = (self.add_param("b", self._init_b((shape[-1],), rng, dtype=self.dtype))
-                  if self.use_bias else None)
+        init_w = initializers.get(self.kernel_initializer)
+        self.W = self.add_param("W", init_w(shape, rng, dtype=self.dtype))
+        if self.use_bias:
+            init_b = initializers.get(self.bias_initializer)
+            self.b = self.add_param("b", init_b((shape[-1],), rng, dtype=self.dtype))
+        else:
+            self.b = None
+
+    def _activate(self, z, training: bool) -> np.ndarray:
+        """The activation's forward on ``z`` (the NumPy path), keeping which
+        activation ran: :meth:`_activation_backward` differentiates that one,
+        even if another is set in between (it takes effect at the next
+        forward; the fused path keeps its kernel code likewise)."""
+        self._activation_used = self.activation
+        return self._activation_used.forward(z, training=training)
+
+    def _activation_backward(self, dy) -> np.ndarray:
+        """The backward of the activation the last :meth:`_activate` ran."""
+        return self._activation_used.backward(dy)
 
     def _kernel_activation(self, x):
         """``(code, alpha)`` when the fused dense kernels

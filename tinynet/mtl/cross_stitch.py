@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import check_bool
-from ..layers._checks import check_real
+from ..layers._checks import Setting, check_real
 from ..param import check_param_budget
 from .merge import MultiInputLayer
 
@@ -45,9 +45,10 @@ class CrossStitch(MultiInputLayer):
     Parameters
     ----------
     self_weight : float in (0, 1], default 0.9
-        Initial :math:`\\alpha_{tt}`.
+        Initial :math:`\\alpha_{tt}` (set later: before the build only).
     per_unit : bool, default False
-        One mixing matrix per feature instead of one for the layer.
+        One mixing matrix per feature instead of one for the layer (fixes
+        the parameters' shapes: once built, a change is refused).
     **kwargs
         Layer arguments (``name``, ``trainable``, ``dtype``, ``seed``).
 
@@ -59,10 +60,13 @@ class CrossStitch(MultiInputLayer):
         The rows stacked (a copy: set a row's ``.value`` to change it).
     """
 
+    # the build makes alpha from self_weight, in the shapes per_unit gives
+    self_weight = Setting(check_real, fixed="weights", low=0.0, high=1.0, low_open=True)
+    per_unit = Setting(check_bool, fixed=True)
+
     def __init__(self, self_weight: float = 0.9, per_unit: bool = False, **kwargs):
-        self.self_weight = check_real(self_weight, "CrossStitch", "self_weight", low=0.0,
-                                      high=1.0, low_open=True)
-        self.per_unit = check_bool(per_unit, "CrossStitch", "per_unit")
+        self.self_weight = self_weight
+        self.per_unit = per_unit
         self.alpha_rows = []
         self._xs = None
         super().__init__(**kwargs)

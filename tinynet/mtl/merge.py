@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import as_float_array
+from ..layers._checks import Setting
 from ..layers.base import Layer, shape_str
 
 __all__ = ["MultiInputLayer", "Concatenate", "Add"]
@@ -93,6 +94,13 @@ class MultiInputLayer(Layer):
         return layer
 
 
+def _check_axis(axis, who: str, what: str) -> int:
+    if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis == 0:
+        raise ValueError(f"{who} expected {what} as a non-zero integer (0 is the batch "
+                         f"dimension; -1, the default, the last), received {axis!r}")
+    return int(axis)
+
+
 class Concatenate(MultiInputLayer):
     r"""Join inputs along ``axis`` (the last, features or channels, by default).
 
@@ -109,15 +117,15 @@ class Concatenate(MultiInputLayer):
     axis : int, default -1
         As Keras: it counts the batch dimension (``1`` is the first
         per-sample one; ``-1`` the last, the same as ``1`` for vectors), so
-        ``0``, the batch, is refused.
+        ``0``, the batch, is refused. It fixes the output's shape: once the
+        layer is built, a change is refused (the backward splits the
+        gradient along the axis the forward joined).
     """
 
+    axis = Setting(_check_axis, fixed=True)
+
     def __init__(self, axis: int = -1, **kwargs):
-        if isinstance(axis, bool) or not isinstance(axis, (int, np.integer)) or axis == 0:
-            raise ValueError(f"Concatenate expected axis as a non-zero integer (0 is the "
-                             f"batch dimension; -1, the default, the last), received "
-                             f"{axis!r}")
-        self.axis = int(axis)
+        self.axis = axis
         super().__init__(**kwargs)
 
     def _per_sample_axis(self, rank: int, shapes) -> int:

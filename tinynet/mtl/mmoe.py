@@ -41,6 +41,7 @@ import numpy as np
 from .. import init as initializers
 from ..checks import check_positive_int
 from ..layers import activations
+from ..layers._checks import Setting, check_initializer
 from ..layers.base import Layer
 from ..param import check_param_budget
 
@@ -60,11 +61,15 @@ class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
     n_tasks : int
     n_experts : int
     units : int
-        Width of each expert (and of each task's output).
-    activation : str, default "relu"
-        Experts' activation.
-    kernel_initializer : str, default "glorot_uniform"
-        For each expert's kernel of shape (d, units) and each gate's (d, K).
+        Width of each expert (and of each task's output). ``n_tasks``,
+        ``n_experts`` and ``units`` fix the layer's shapes: once it is
+        built, a change is refused (make a new layer).
+    activation : str, activation layer or None, default "relu"
+        Experts' activation; may be set later (``mmoe.activation = "gelu"``),
+        checked as here, as a Dense layer's.
+    kernel_initializer : str or callable, default "glorot_uniform"
+        For each expert's kernel of shape (d, units) and each gate's (d, K);
+        may be set later, before the layer is built (refused once built).
     **kwargs
         Layer arguments (``name``, ``trainable``, ``dtype``, ``input_dim``, ``seed``).
 
@@ -75,14 +80,19 @@ class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
     W_gates, b_gates : lists of Params of shapes (d, n_experts) and (n_experts,)
     """
 
+    n_tasks = Setting(check_positive_int, fixed=True)
+    n_experts = Setting(check_positive_int, fixed=True)
+    units = Setting(check_positive_int, fixed=True)
+    activation = activations.setting()
+    kernel_initializer = Setting(check_initializer, fixed="weights")
+
     def __init__(self, n_tasks: int, n_experts: int, units: int, activation="relu",
                  kernel_initializer="glorot_uniform", **kwargs):
-        self.n_tasks = check_positive_int(n_tasks, "MMoE", "n_tasks")
-        self.n_experts = check_positive_int(n_experts, "MMoE", "n_experts")
-        self.units = check_positive_int(units, "MMoE", "units")
-        self.activation = activations.get(activation, "MMoE")
+        self.n_tasks = n_tasks
+        self.n_experts = n_experts
+        self.units = units
+        self.activation = activation
         self.kernel_initializer = kernel_initializer
-        self._init = initializers.get(kernel_initializer, "MMoE", "kernel_initializer")
         self.W_experts = self.b_experts = None
         self.W_gates, self.b_gates = [], []
         self._cache = None
@@ -100,12 +110,13 @@ class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
 
     def _build(self, input_shape, rng):
         d, k, u = input_shape[0], self.n_experts, self.units
+        init = initializers.get(self.kernel_initializer)
         check_param_budget((d, k * u), f"the parameter {self.name}/W_experts")
-        experts = np.concatenate([self._init((d, u), rng, dtype=self.dtype) for _ in range(k)],
+        experts = np.concatenate([init((d, u), rng, dtype=self.dtype) for _ in range(k)],
                                  axis=1)
         self.W_experts = self.add_param("W_experts", experts)
         self.b_experts = self.add_param("b_experts", np.zeros(k * u))
-        self.W_gates = [self.add_param(f"W_gate{t}", self._init((d, k), rng, dtype=self.dtype))
+        self.W_gates = [self.add_param(f"W_gate{t}", init((d, k), rng, dtype=self.dtype))
                         for t in range(self.n_tasks)]
         self.b_gates = [self.add_param(f"b_gate{t}", np.zeros(k)) for t in range(self.n_tasks)]
 
@@ -120,14 +131,17 @@ class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
         # so that a softmax normalises each expert alone
         pre = (x @ self.W_experts.value + self.b_experts.value).reshape(
             batch, self.n_experts, self.units)
-        experts = self.activation.forward(pre, training=training)
+        # the activation that ran, for the backward (one set in between waits
+        # for the next forward)
+        activation = self.activation
+        experts = activation.forward(pre, training=training)
         gates = [_softmax(x @ W.value + b.value) for W, b in zip(self.W_gates, self.b_gates)]
-        self._cache = (x, experts, gates)
+        self._cache = (x, experts, gates, activation)
         return [np.einsum("bk,bku->bu", g, experts) for g in gates]
 
     def backward(self, dys):
         self._require_cache(self._cache)
-        x, experts, gates = self._cache
+        x, experts, gates, activation = self._cache
         if not isinstance(dys, (list, tuple)) or len(dys) != self.n_tasks:
             raise ValueError(f"{self._who} expected a list of {self.n_tasks} output "
                              f"gradients, received {type(dys).__name__}")
@@ -142,7 +156,7 @@ class MMoE(Layer, auto_name="mmoe"):  # not m_mo_e
             self.W_gates[t].grad += x.T @ dz
             self.b_gates[t].grad += dz.sum(axis=0)
             dx += dz @ self.W_gates[t].value.T
-        d_pre = self.activation.backward(d_experts).reshape(x.shape[0], -1)
+        d_pre = activation.backward(d_experts).reshape(x.shape[0], -1)
         self.W_experts.grad += x.T @ d_pre
         self.b_experts.grad += d_pre.sum(axis=0)
         dx += d_pre @ self.W_experts.value.T
