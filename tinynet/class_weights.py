@@ -74,10 +74,11 @@ def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: s
 
 def largest_class_weight(loss) -> float:
     """The largest class weight ``loss`` multiplies a sample weight by in its
-    mean's denominator (``CrossEntropy(weight=c)``: :math:`\\max_k c_k`), or
-    1.0 (a loss without class weights): the ``factor`` of
-    :func:`tinynet.checks.summable_weights`."""
-    weight = getattr(loss, "weight", None) if isinstance(loss, CrossEntropy) else None
+    mean's denominator (``CrossEntropy(weight=c)``: :math:`\\max_k c_k` of the
+    table it computes with, :func:`tinynet.losses.scaled_class_weights`: at
+    most 1 for a table near the largest float), or 1.0 (a loss without
+    class weights): the ``factor`` of :func:`tinynet.checks.summable_weights`."""
+    weight = loss._class_weights() if isinstance(loss, CrossEntropy) else None
     return 1.0 if weight is None else float(weight.max())
 
 
