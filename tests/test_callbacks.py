@@ -1012,3 +1012,66 @@ def test_a_callback_list_subclass_with_a_batch_hook_of_its_own_reads_the_batch_m
     assert len(seen) == -(-len(x) // 16) and all(0 <= v <= 1 for v in seen)
     assert OldName([]).reads_batch_metrics()
     assert not tn.callbacks.CallbackList([tn.callbacks.History()]).reads_batch_metrics()
+
+
+class _Calls(Callback):
+    """Records every batch hook fit calls on it, in order."""
+
+    def __init__(self, calls):
+        super().__init__()
+        self.calls = calls
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self.calls.append(("child begin", batch))
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.calls.append(("child end", batch))
+
+
+def test_a_callback_list_subclass_overriding_the_older_batch_names_only_is_called():
+    # fit called the list's on_train_batch_*, which looped over its callbacks
+    # and never reached a subclass's on_batch_begin/on_batch_end (Keras 2 names)
+    calls = []
+
+    class Old(tn.callbacks.CallbackList):
+        def on_batch_begin(self, batch, logs=None):
+            calls.append(("begin", batch))
+            super().on_batch_begin(batch, logs)
+
+        def on_batch_end(self, batch, logs=None):
+            calls.append(("end", batch, sorted(logs)))
+            super().on_batch_end(batch, logs)
+
+    fit_loop(ScriptedModel(), lambda idx: {"loss": 1.0}, 4, batch_size=2, verbose=0,
+             callbacks=[Old([_Calls(calls)])])
+    assert calls == [("begin", 0), ("child begin", 0), ("end", 0, ["loss"]), ("child end", 0),
+                     ("begin", 1), ("child begin", 1), ("end", 1, ["loss"]), ("child end", 1)]
+
+
+def test_a_callback_list_subclass_overriding_both_batch_names_is_called_once_per_batch():
+    # Keras' precedence: on_train_batch_end is what fit calls; the older name
+    # runs only through it (super()), once, and the callbacks once
+    calls = []
+
+    class Both(tn.callbacks.CallbackList):
+        def on_train_batch_end(self, batch, logs=None):
+            calls.append(("train end", batch))
+            super().on_train_batch_end(batch, logs)
+
+        def on_batch_end(self, batch, logs=None):
+            calls.append(("end", batch))
+            super().on_batch_end(batch, logs)
+
+    class Replacing(tn.callbacks.CallbackList):  # no super(): its callbacks are not called
+        def on_train_batch_end(self, batch, logs=None):
+            calls.append(("replaced", batch))
+
+        def on_batch_end(self, batch, logs=None):
+            calls.append(("never", batch))
+
+    fit_loop(ScriptedModel(), lambda idx: {"loss": 1.0}, 4, batch_size=2, verbose=0,
+             callbacks=[Both([_Calls(calls)]), Replacing([_Calls(calls)])])
+    assert [c for c in calls if "begin" not in c[0]] == [
+        ("train end", 0), ("end", 0), ("child end", 0), ("replaced", 0),
+        ("train end", 1), ("end", 1), ("child end", 1), ("replaced", 1)]
+    assert calls.count(("child begin", 0)) == 2  # both lists' callbacks began the batch

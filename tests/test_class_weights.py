@@ -195,3 +195,22 @@ def test_sample_weights_near_the_largest_float_times_the_losses_class_weight():
     mtl.compile("sgd", loss={"a": losses.CrossEntropy(weight=[0.5, 300.0, 1.25])})
     assert mtl.evaluate(x, {"a": y}, sample_weight=big)["loss"] == pytest.approx(
         mtl.evaluate(x, {"a": y}, sample_weight=s)["loss"], rel=1e-12)
+
+
+@pytest.mark.parametrize("loss", ["cross_entropy", "binary_cross_entropy"])
+@pytest.mark.parametrize("scale, sample_scale", [(2.0 ** -1000, 1e-30), (2.0 ** 1020, 1.0),
+                                                 (2.0 ** -1060, 1.0)])
+def test_class_weights_near_the_float_limits_train_as_the_ordinary_table(loss, scale,
+                                                                         sample_scale):
+    # tiny class weights times small sample weights underflowed to 0 (fit
+    # refused every sample as weighing 0) or to subnormals (digits lost): a
+    # power of two times a table is the same run as the table, to the bit
+    x, y = _data(20, 2 if loss == "binary_cross_entropy" else 3)
+    units = 1 if loss == "binary_cross_entropy" else 3
+    sample_weight = np.linspace(0.5, 2.0, len(y)) * sample_scale
+    table = {0: 0.5, 1: 3.0, 2: 1.25}
+    runs = [_fit(_model(units, loss), x, y, sample_weight=sample_weight,
+                 class_weight={k: v * s for k, v in table.items() if k < 2 or units == 3})
+            for s in (1.0, scale)]
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)

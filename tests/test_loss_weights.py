@@ -545,3 +545,69 @@ def test_one_reading_of_a_losss_reduction(loss, reduction):
     assert losses.reduces_to_sum(loss) is (reduction == "sum")
     if not hasattr(loss, "weight_total"):
         assert losses.batch_weight(loss, 3) == 3
+
+
+#: Powers of two beyond each dtype's range that multiply an ordinary class
+#: weight table: near the largest float (the sums overflowed: NaN) and near
+#: the smallest (they underflowed: a mean of 0, a gradient of inf).
+_EXTREME_SCALES = {np.float64: [2.0 ** 1020, 2.0 ** -1060],
+                   np.float32: [2.0 ** 130, 2.0 ** -140, 2.0 ** 90]}
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("smoothing", [0.0, 0.1])
+@pytest.mark.parametrize("sample_weight", [None, "ordinary", "huge"])
+def test_class_weights_near_the_float_limits_give_the_mean_of_the_ordinary_table(
+        dtype, smoothing, sample_weight):
+    # the mean over labels does not change when every class weight is scaled
+    # by one number; a table near the largest (smallest) float overflowed
+    # (underflowed) its sums and gave NaN or inf (0, with a gradient of inf)
+    rng = np.random.default_rng(3)
+    logits = (rng.normal(size=(7, 3)) * 3).astype(dtype)
+    labels = np.array([0, 1, 2, 1, 0, 2, 2])
+    weight = {None: None, "ordinary": rng.uniform(0.5, 2.0, 7),
+              "huge": np.full(7, 1e308)}[sample_weight]
+    table = np.array([1.0, 2.0, 0.5])
+    ordinary = losses.CrossEntropy(label_smoothing=smoothing, weight=table)
+    expected = ordinary.forward(logits, labels, sample_weight=weight)
+    expected_grad = ordinary.backward()
+    for scale in _EXTREME_SCALES[dtype]:
+        loss = losses.CrossEntropy(label_smoothing=smoothing, weight=table * scale)
+        assert loss.forward(logits, labels, sample_weight=weight) == expected
+        np.testing.assert_array_equal(loss.backward(), expected_grad)
+        # (sample weights near the largest float: inf for either, as documented)
+        assert np.isfinite(loss.weight_total) == np.isfinite(ordinary.weight_total)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_fit_and_evaluate_with_class_weights_near_the_float_limits(dtype):
+    # the epoch's loss, the weights and evaluate were NaN: the same run as
+    # with the ordinary table (a power of two times it), to the bit
+    from tinynet.layers import Dense
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)).astype(dtype), rng.integers(0, 3, 40)
+    sample_weight = rng.uniform(0.5, 2.0, 40)
+    runs = []
+    for scale in (1.0, 2.0 ** 1000, 2.0 ** -1060):
+        model = tn.Sequential([Dense(3, input_dim=5, seed=0, dtype=dtype)])
+        model.compile(optimizer=tn.optim.SGD(lr=0.1),
+                      loss=losses.CrossEntropy(weight=np.array([1.0, 2.0, 0.5]) * scale))
+        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=0,
+                            sample_weight=sample_weight)
+        runs.append((history.history["loss"], model.get_weights(),
+                     model.evaluate(x, y, sample_weight=sample_weight)["loss"]))
+    for losses_, weights, evaluated in runs[1:]:
+        assert losses_ == runs[0][0] and evaluated == runs[0][2]
+        for got, want in zip(weights, runs[0][1]):
+            np.testing.assert_array_equal(got, want)
+    assert all(np.isfinite(runs[0][0]))
+
+
+def test_class_weights_in_range_are_used_as_given():
+    # ordinary tables keep their bits (and weight_total its meaning)
+    for table in ([1.0, 2.0, 0.5], [2.0 ** 60, 1.0], [2.0 ** -60, 3e-30]):
+        table = np.array(table)
+        assert losses.scaled_class_weights(table) is table
+    scaled = losses.scaled_class_weights(np.array([1e308, 1.0]))
+    assert 0.5 <= scaled[0] < 1 and scaled[1] == np.ldexp(1.0, -1024)  # 1e308 < 2**1024
+    assert losses.CrossEntropy(weight=[1e308, 1.0], reduction="sum")._class_weights()[0] == 1e308

@@ -18,7 +18,9 @@ hook                                   called
 As in Keras 3, ``on_batch_begin``/``on_batch_end`` are the older names of the
 batch hooks: the base class's ``on_train_batch_*`` call them, so a callback
 may override either name (overriding ``on_train_batch_end`` replaces the
-call to ``on_batch_end``).
+call to ``on_batch_end``). So may a :class:`CallbackList` subclass: the
+list's ``on_batch_*`` are its loops over its callbacks, which its
+``on_train_batch_*`` reach the same way.
 
 ``logs`` is a dict of floats named as in Keras: ``"loss"``, ``"accuracy"``,
 and for the validation data ``"val_loss"``, ``"val_accuracy"``. In the batch
@@ -203,11 +205,17 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_epoch_end(epoch, logs)
 
-    def on_train_batch_begin(self, batch, logs=None):
+    # The batch hooks' loops are the older names, which the inherited
+    # on_train_batch_* call (Callback's aliasing): so a subclass that overrides
+    # either name of a hook -- on_batch_end alone, as a Keras 2 list would --
+    # is called once per batch, and one overriding both gets its
+    # on_train_batch_* (which reaches its on_batch_* through super(), as any
+    # callback's), as Keras calls them.
+    def on_batch_begin(self, batch, logs=None):
         for cb in self.callbacks:
             cb.on_train_batch_begin(batch, logs)
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_batch_end(self, batch, logs=None):
         for cb in self.callbacks:
             cb.on_train_batch_end(batch, logs)
 
@@ -218,8 +226,6 @@ class CallbackList(Callback):
 
     def reads_batch_metrics_at(self, batch: int) -> bool:
         return any(cb.reads_batch_metrics_at(batch) for cb in self.callbacks)
-
-    on_batch_begin, on_batch_end = on_train_batch_begin, on_train_batch_end
 
 
 class History(Callback):

@@ -32,13 +32,20 @@ import numpy as np
 
 from .checks import as_class_weight, summable_weights
 from .layers._checks import check_real
-from .losses import BinaryCrossEntropy, CrossEntropy
+from .losses import BinaryCrossEntropy, CrossEntropy, scaled_class_weights
 
 __all__ = ["class_sample_weights", "largest_class_weight", "weighted_by_class"]
 
 
 def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: str) -> np.ndarray:
-    """The per-sample weights :math:`c_{y_i}`, float64 of shape ``(len(y),)``.
+    """The per-sample weights :math:`c_{y_i}`, float64 of shape ``(len(y),)``,
+    of the table as :func:`tinynet.losses.scaled_class_weights` gives it:
+    the table itself, or, when its largest weight is beyond
+    :math:`2^{\\pm 60}`, the table divided by a power of two (exact; the
+    weighted means do not change). A table of tiny weights times small
+    sample weights underflowed to 0 (``fit`` refused the samples as all
+    weighing 0), and one near the largest float scaled the sample weights
+    down into the subnormal range, where their ratios lose digits.
 
     Parameters
     ----------
@@ -69,15 +76,16 @@ def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: s
                                 high=math.inf, high_open=True)
     as_class_weight(table, who, f"class_weight over the model's {n_classes} classes "
                                 f"(a class missing from the dict weighs 1)")
-    return table[labels]
+    return scaled_class_weights(table)[labels]
 
 
 def largest_class_weight(loss) -> float:
     """The largest class weight ``loss`` multiplies a sample weight by in its
-    mean's denominator (``CrossEntropy(weight=c)``: :math:`\\max_k c_k`), or
-    1.0 (a loss without class weights): the ``factor`` of
-    :func:`tinynet.checks.summable_weights`."""
-    weight = getattr(loss, "weight", None) if isinstance(loss, CrossEntropy) else None
+    mean's denominator (``CrossEntropy(weight=c)``: :math:`\\max_k c_k` of the
+    table it computes with, :func:`tinynet.losses.scaled_class_weights`: at
+    most 1 for a table near the largest float), or 1.0 (a loss without
+    class weights): the ``factor`` of :func:`tinynet.checks.summable_weights`."""
+    weight = loss._class_weights() if isinstance(loss, CrossEntropy) else None
     return 1.0 if weight is None else float(weight.max())
 
 

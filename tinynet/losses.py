@@ -32,7 +32,9 @@ needs for missing labels). Where :math:`\sum_i w_i \ell_i` or :math:`\sum_i w_i`
 overflows but :math:`L` does not (weights near the largest float, or weights
 of finite sum times losses above 1), :math:`L` and its gradient are computed
 from the weights divided by their maximum (:func:`_rescaled_mean`); other
-weights keep the plain sums, to the bit. Targets of masked-out samples are never read:
+weights keep the plain sums, to the bit. (Class weights near the largest or the smallest
+float are scaled by a power of two first: :func:`scaled_class_weights`.) Targets of
+masked-out samples are never read:
 they may hold NaN or a placeholder label such as ``-1``. When every weight
 is zero the loss is 0 and the gradient is zero (PyTorch's 0/0 gives NaN),
 without a NumPy warning; :attr:`Loss.weight_total` is then 0, so the batch
@@ -97,7 +99,7 @@ __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
     "LOSSES", "LOSS_CLASSES", "REDUCTIONS", "get", "loss_to_dict", "loss_from_dict",
     "check_reduction", "check_trainable", "reduction_of", "reduces_to_sum", "batch_weight",
-    "log_softmax", "softmax", "sigmoid",
+    "log_softmax", "softmax", "sigmoid", "scaled_class_weights",
 ]
 
 #: Every concrete loss class by class name (filled by ``Loss.__init_subclass__``).
@@ -187,6 +189,35 @@ def _weighted_sum(per_sample, weight):
     return per_sample.sum() if weight is None else weight @ per_sample
 
 
+#: Class weights whose largest lies in [2**-60, 2**60] are used as they are:
+#: their products and sums stay far from float32's overflow and underflow.
+CLASS_WEIGHT_EXPONENT = 60
+
+
+def scaled_class_weights(weight: np.ndarray) -> np.ndarray:
+    r"""The class weights :math:`c` a mean over integer labels computes with:
+    ``weight`` itself when its largest value lies in
+    :math:`[2^{-60}, 2^{60}]` (every ordinary table: nothing changes, to the
+    bit), else ``weight`` divided by the power of two :math:`2^e` that
+    brings its largest into :math:`[0.5, 1)`.
+
+    The weighted mean :math:`\sum_i w_i s_i / \sum_i w_i c_{y_i}`, whose
+    :math:`s_i` is linear in :math:`c`, does not change when every
+    :math:`c_k` is divided by one number, and a division by a power of two is
+    exact: the mean is the one exact arithmetic would give the table as it
+    is. Class weights near the largest float (``1e308``, or ``1e30`` in
+    float32 logits) overflowed the losses' or the weights' sums (NaN or inf
+    where the mean is finite), and tiny ones (``1e-300``, ``1e-45`` in
+    float32) underflowed them (a mean of 0, a gradient of inf). The same
+    :math:`e` serves every batch (it depends on the table alone), so the
+    batches' ``weight_total`` -- :math:`\sum_i w_i c_{y_i} / 2^e` then -- still
+    combine their means exactly."""
+    largest = float(weight.max())
+    if 2.0 ** -CLASS_WEIGHT_EXPONENT <= largest <= 2.0 ** CLASS_WEIGHT_EXPONENT:
+        return weight
+    return np.ldexp(weight, -np.frexp(largest)[1])
+
+
 def _rescaled_mean(weight, class_norm, per_sample, n_items):
     r"""``(L, scale)``: the weighted mean :math:`L = \sum_i w_i s_i / (n
     \sum_i w_i c_i)` (:math:`c_i` the class weights of ``class_norm``, 1
@@ -250,7 +281,8 @@ class Loss:
     _fill_value = 0.0
     #: The total weight of the last forward's samples: the mean's denominator
     #: over the element count (the batch size without weights; ``sum w_i``,
-    #: or ``sum w_i c_{y_i}`` for class-weighted labels). Means of batches
+    #: or ``sum w_i c_{y_i}`` for class-weighted labels, the class weights
+    #: scaled as :func:`scaled_class_weights` says). Means of batches
     #: weighted by it combine to the exact mean of their union.
     weight_total = None
 
@@ -652,8 +684,21 @@ class CrossEntropy(Loss):
             raise ValueError(f"{self._who} expected weight with one value per class: "
                              f"{n_classes} for logits of shape {pred.shape}, received "
                              f"{self.weight.shape[0]} values")
-        weighted = probs * self.weight.astype(pred.dtype)  # a = c t'
-        return weighted, None if labels is None else self.weight[labels]
+        weight = self._class_weights(labels is not None)
+        weighted = probs * weight.astype(pred.dtype)  # a = c t'
+        return weighted, None if labels is None else weight[labels]
+
+    def _class_weights(self, labels: bool = True) -> np.ndarray:
+        """The class weights the loss computes with (None without): for a
+        mean over integer labels, whose value does not change when every
+        class weight is divided by one number, :func:`scaled_class_weights`
+        (a table near the largest or the smallest float divided by a power
+        of two); for a sum, one value per sample, or probability targets
+        (whose mean is divided by the batch size or the sample weights
+        alone), the table as given."""
+        if self.weight is None or not labels or self.reduction != "mean":
+            return self.weight
+        return scaled_class_weights(self.weight)
 
     def forward(self, pred, target, sample_weight=None, mask=None):
         self._fused_grad = None

@@ -632,3 +632,61 @@ def test_a_diverging_run_through_a_batchnorm_called_twice_reaches_its_nan_loss()
     assert not np.isfinite(bn.moving_mean).all()
     model.astype("float64")
     assert bn.moving_mean.dtype == np.float64
+
+
+def _shared_twice_model():
+    """A trunk whose Dense runs at two nodes, a Dropout between, two heads
+    (float64: the gradients compare exactly)."""
+    from tinynet.layers import Dropout
+    inp = tn.mtl.Input((4,), dtype="float64")
+    shared, drop = Dense(4, activation="tanh", seed=1), Dropout(0.3, seed=7)
+    z = shared(drop(shared(inp)))
+    return tn.mtl.Model(inp, {"a": Dense(3, seed=2)(z), "b": Dense(2, seed=3)(z)}), z
+
+
+def _copied_after_forward(seed):
+    """``(model, z, twin, dys)``: the model of :func:`_shared_twice_model` run
+    forward, its deep copy made then, and gradients for its outputs."""
+    import copy
+    rng = np.random.default_rng(seed)
+    model, z = _shared_twice_model()
+    outs = model.forward_all(rng.normal(size=(6, 4)), training=True)
+    return model, z, copy.deepcopy(model), [rng.normal(size=o.shape) for o in outs]
+
+
+@pytest.mark.parametrize("collect", [False, True])
+def test_a_deep_copy_made_between_forward_and_backward_runs_that_forwards_backward(collect):
+    # the per-forward caches were keyed by the ids of the original's tensors:
+    # the copy's backward found none of its own (KeyError)
+    import gc
+    model, z, twin, dys = _copied_after_forward(0)
+    model.zero_grad()
+    expected_dx = model.backward_all(dys)[0]
+    expected = [p.grad.copy() for p in model.parameters()]
+    if collect:  # the original's tensors gone, their ids free for reuse
+        del model, z
+        gc.collect()
+    twin.zero_grad()
+    np.testing.assert_array_equal(twin.backward_all(dys)[0], expected_dx)
+    for p, g in zip(twin.parameters(), expected):
+        np.testing.assert_array_equal(p.grad, g)
+
+
+def test_a_deep_copy_backpropagates_in_two_halves_through_its_own_tensor():
+    model, z, twin, dys = _copied_after_forward(1)
+    twin_z = twin.shared_representation()
+    assert twin_z is not z and twin_z.name == z.name
+    results = []
+    for m, t in ((model, z), (twin, twin_z)):
+        m.zero_grad()
+        dz = m.backward_to(dys, t)
+        m.backward_from(t, dz)
+        results.append((dz, [p.grad.copy() for p in m.parameters()]))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    for g0, g1 in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(g0, g1)
+    # the original's tensor is no tensor of the copy's
+    with pytest.raises(ValueError, match="backward_to expected one of the model's own tensors"):
+        twin.backward_to(dys, z)
+    with pytest.raises(ValueError, match="backward_from expected one of the model's own"):
+        twin.backward_from(z, results[0][0])

@@ -796,3 +796,22 @@ def test_batch_size_none_means_keras_32_in_a_multi_task_model():
     assert runs[0][0] == runs[1][0] and runs[0][1] == runs[1][1]
     for task in ("a", "b"):
         np.testing.assert_array_equal(runs[0][2][task], runs[1][2][task])
+
+
+def test_a_task_loss_with_class_weights_near_the_largest_float_trains_as_the_ordinary_one():
+    # its weighted mean's sums overflowed: the task loss, the total and the
+    # weights were NaN; a power of two times the table is the same run
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 5)), {"a": rng.integers(0, 3, 40), "b": rng.normal(size=(40, 1))}
+    runs = []
+    for scale in (1.0, 2.0 ** 1000):
+        inp = tn.mtl.Input((5,), dtype="float64")
+        h = Dense(4, seed=0)(inp)
+        model = tn.mtl.Model(inp, {"a": Dense(3, seed=1)(h), "b": Dense(1, seed=2)(h)})
+        table = np.array([1.0, 2.0, 0.5]) * scale
+        model.compile(tn.optim.SGD(lr=0.1),
+                      loss={"a": tn.losses.CrossEntropy(weight=table), "b": "mse"})
+        history = model.fit(x, y, epochs=2, batch_size=16, verbose=0, seed=0,
+                            sample_weight={"a": np.linspace(0.5, 2.0, 40)})
+        runs.append((history.history, model.evaluate(x, y)))
+    assert runs[0] == runs[1] and np.isfinite(runs[0][0]["loss"]).all()

@@ -331,6 +331,9 @@ class Model(Layer, MultiTaskTraining):
         self._single_input = not isinstance(inputs, (list, tuple))
         self._single_output = isinstance(outputs, SymbolicTensor)
         self._nodes = self._topological_order(from_file)
+        self._slots, self._node_slots, self._producer = self._number_tensors()
+        self._input_slots = [self._slots[t] for t in self.inputs]
+        self._output_slots = [self._slots[t] for t in self.outputs]
         layers = []
         for node in self._nodes:
             if all(node.layer is not seen for seen in layers):
@@ -344,11 +347,11 @@ class Model(Layer, MultiTaskTraining):
         self._multi_use = {layer for layer in layers
                            if sum(node.layer is layer for node in self._nodes) > 1}
         self._replay: dict[Node, tuple] = {}
-        self._values: dict[int, np.ndarray] = {}
+        self._values: list = []  # the last forward's array of each tensor, by slot
         self._training = False
         # What the backward passes of every step ask of the graph, kept (see
         # _upstream_nodes and _nodes_before_parameters)
-        self._upstream: dict[int, tuple] = {}
+        self._upstream: dict[int, frozenset] = {}
         self._leaves: tuple | None = None
         super().__init__(name=name, **kwargs)
         for layer in layers:
@@ -401,6 +404,40 @@ class Model(Layer, MultiTaskTraining):
                              f"inputs {unused} that no output depends on (their data would "
                              f"be ignored); connect them or leave them out of inputs=")
         return order
+
+    def _number_tensors(self) -> tuple[dict, list, list]:
+        """``(slots, node_slots, producer)``: each tensor's *slot*, a number
+        owned by the model -- the inputs first, then each node's outputs in
+        the topological order -- as ``{tensor: slot}``; per node (in
+        ``_nodes``' order) the slots it reads and those it writes; per slot
+        the index of the node that writes it (None for an input).
+
+        The per-forward caches -- the values of the last forward, the
+        gradients of a backward, the kept upstream sets -- are keyed by slots
+        and node indices, not by ``id()``: a deep copy of the model made
+        between a forward and its backward has the same numbers (this map
+        is copied with its tensors as keys), where the ids of the original's
+        tensors named nothing in the copy; and a number, unlike the id of an
+        object garbage-collected since, cannot come to name another one."""
+        slots = {t: i for i, t in enumerate(self.inputs)}
+        producer: list = [None] * len(slots)
+        node_slots = []
+        for j, node in enumerate(self._nodes):
+            reads = tuple(slots[t] for t in node.inputs)  # (written before: topological)
+            for t in node.outputs:
+                slots[t] = len(producer)
+                producer.append(j)
+            node_slots.append((reads, tuple(slots[t] for t in node.outputs)))
+        return slots, node_slots, producer
+
+    def _slot(self, tensor, who: str) -> int:
+        """The slot of ``tensor``, one of this model's tensors; else a ``ValueError``."""
+        slot = self._slots.get(tensor) if isinstance(tensor, SymbolicTensor) else None
+        if slot is None:
+            raise ValueError(f"Model {self.name!r}.{who} expected one of the model's own "
+                             f"tensors (an input, or a layer's output in its graph), "
+                             f"received {tensor!r}"[:300])
+        return slot
 
     def sublayers(self) -> list[Layer]:
         return list(self._layers)
@@ -474,28 +511,28 @@ class Model(Layer, MultiTaskTraining):
 
     def forward_all(self, x, training: bool = False) -> list[np.ndarray]:
         """Outputs of every output tensor, as a list (even for one output)."""
-        values = {}
-        for t, a in zip(self.inputs, self._input_arrays(x)):
-            values[id(t)] = a
+        values = [None] * len(self._producer)
+        for slot, a in zip(self._input_slots, self._input_arrays(x)):
+            values[slot] = a
         self._replay = {}
         # As a layer of another model: whatever it cached is now this run's,
         # not that model's node's (which re-runs this model before its backward).
         self._cache_owner = None
-        for node in self._nodes:
+        for node, (reads, writes) in zip(self._nodes, self._node_slots):
             layer = node.layer
-            args = [values[id(t)] for t in node.inputs]
+            args = [values[slot] for slot in reads]
             arg = args if node.multi_input else args[0]
             if layer in self._multi_use:
                 # What a re-run of this node in backward needs: its input and RNG state.
                 self._replay[node] = (arg, _rng_states(layer))
             out = layer.forward(arg, training=training)
             outs = out if node.multi_output else [out]
-            for t, o in zip(node.outputs, outs):
-                values[id(t)] = o
+            for slot, o in zip(writes, outs):
+                values[slot] = o
             layer._cache_owner = node  # whose forward the layer's cache holds
         self._values = values
         self._training = training
-        return [values[id(t)] for t in self.outputs]
+        return [values[slot] for slot in self._output_slots]
 
     def forward(self, x, training: bool = False):
         outs = self.forward_all(x, training=training)
@@ -519,7 +556,7 @@ class Model(Layer, MultiTaskTraining):
         self._backward_nodes(grads, need_dx)
         if not need_dx:
             return None
-        return [grads.get(id(t), np.zeros_like(self._values[id(t)])) for t in self.inputs]
+        return [grads.get(slot, np.zeros_like(self._values[slot])) for slot in self._input_slots]
 
     def backward_to(self, dys, tensor: SymbolicTensor) -> np.ndarray:
         """Backward from the outputs (``dys`` as in :meth:`backward_all`)
@@ -528,61 +565,63 @@ class Model(Layer, MultiTaskTraining):
         nodes accumulate their gradients; ``tensor``'s node and everything
         before it get none. With :meth:`backward_from`, one backward pass in
         two halves (MGDA-UB's per-task head passes, then one trunk pass)."""
+        slot = self._slot(tensor, "backward_to")
         grads = self._output_grads(dys)
         self._backward_nodes(grads, need_dx=False, stop=self._upstream_nodes(tensor))
-        value = self._values[id(tensor)]
-        return grads.get(id(tensor), np.zeros_like(value))
+        return grads.get(slot, np.zeros_like(self._values[slot]))
 
     def backward_from(self, tensor: SymbolicTensor, grad: np.ndarray) -> None:
         """Backward of ``grad`` (the gradient of ``tensor``, of its value's
         shape) through the nodes before ``tensor``; the inputs get none."""
-        value = self._values.get(id(tensor)) if self._values else None
+        slot = self._slot(tensor, "backward_from")
+        value = self._values[slot] if self._values else None
         if value is None:
             raise RuntimeError(f"Model {self.name!r}: backward called before forward")
         grad = as_float_array(grad, f"Model {self.name!r}", f"gradient of {tensor.name!r}")
         if grad.shape != value.shape:
             raise ValueError(f"Model {self.name!r} expected the gradient of {tensor.name!r} "
                              f"with shape {value.shape}, received {grad.shape}")
-        self._backward_nodes({id(tensor): grad}, need_dx=False)
+        self._backward_nodes({slot: grad}, need_dx=False)
 
     def _output_grads(self, dys) -> dict:
-        """``{id(output tensor): gradient}`` from one entry (or None) per output, checked."""
+        """``{slot of output tensor: gradient}`` from one entry (or None) per output, checked."""
         if not self._values:
             raise RuntimeError(f"Model {self.name!r}: backward called before forward")
         if len(dys) != len(self.outputs):
             raise ValueError(f"Model {self.name!r} expected {len(self.outputs)} output "
                              f"gradient(s), received {len(dys)}")
         grads: dict[int, np.ndarray] = {}
-        for t, name, g in zip(self.outputs, self.output_names, dys):
+        for slot, name, g in zip(self._output_slots, self.output_names, dys):
             if g is None:
                 continue
             g = as_float_array(g, f"Model {self.name!r}", f"gradient of output {name!r}")
-            expected = self._values[id(t)].shape
+            expected = self._values[slot].shape
             if g.shape != expected:
                 raise ValueError(f"Model {self.name!r} expected the gradient of output "
                                  f"{name!r} with shape {expected}, received {g.shape}")
-            _accumulate(grads, id(t), g)
+            _accumulate(grads, slot, g)
         return grads
 
     def _backward_nodes(self, grads: dict, need_dx: bool, stop=frozenset()) -> None:
         """The backward pass over the nodes in reverse order, from the
-        gradients in ``grads`` (``{id(tensor): array}``, updated in place);
-        nodes whose id is in ``stop`` are left out (their outputs' gradients
-        stay in ``grads``)."""
+        gradients in ``grads`` (``{slot of tensor: array}``, updated in place);
+        nodes whose outputs' slots are in ``stop`` are left out (their
+        outputs' gradients stay in ``grads``)."""
         leaves = set() if need_dx else self._nodes_before_parameters()
-        for node in reversed(self._nodes):
-            if id(node) in stop:
+        for j in reversed(range(len(self._nodes))):
+            node, (reads, writes) = self._nodes[j], self._node_slots[j]
+            if writes[0] in stop:
                 continue
-            douts = [grads.pop(id(t), None) for t in node.outputs]
+            douts = [grads.pop(slot, None) for slot in writes]
             if all(d is None for d in douts):
                 continue
             layer = node.layer
-            leaf = id(node) in leaves
+            leaf = j in leaves
             if leaf and not layer.parameters():
                 continue  # nothing it could pass its gradient to needs one
             if node.multi_output:
-                douts = [np.zeros_like(self._values[id(t)]) if d is None else d
-                         for t, d in zip(node.outputs, douts)]
+                douts = [np.zeros_like(self._values[slot]) if d is None else d
+                         for slot, d in zip(writes, douts)]
             if layer._cache_owner is not node:
                 self._rerun(node)
             dy = douts if node.multi_output else douts[0]
@@ -593,31 +632,37 @@ class Model(Layer, MultiTaskTraining):
                     layer.backward(dy)
                 continue
             dx = layer.backward(dy)
-            for t, d in zip(node.inputs, dx if node.multi_input else [dx]):
+            for slot, d in zip(reads, dx if node.multi_input else [dx]):
                 if d is not None:
-                    _accumulate(grads, id(t), d)
+                    _accumulate(grads, slot, d)
 
     def _upstream_nodes(self, tensor: SymbolicTensor) -> frozenset:
-        """ids of ``tensor``'s node and of every node it depends on (Input
-        nodes included).
+        """The slots of the outputs of ``tensor``'s node and of every node it
+        depends on, and of the inputs it depends on: the tensors computed at
+        or before it (a node is upstream when its first output's slot is in
+        the set).
 
-        Computed once per tensor and kept: a node's inputs are fixed when it
-        is connected and a model's nodes when it is constructed, so the set
-        cannot change, and MGDA-UB's :meth:`backward_to` asks for its
-        representation's at every task of every step. (The entry holds the
-        tensor, so its id is not reused while the set is kept; a re-compile
-        that picks another representation asks for another tensor.)"""
-        kept = self._upstream.get(id(tensor))
-        if kept is not None and kept[0] is tensor:
-            return kept[1]
-        seen, stack = set(), [tensor.node]
+        Computed once per tensor and kept by its slot: a node's inputs are
+        fixed when it is connected and a model's nodes when it is
+        constructed, so the set cannot change, and MGDA-UB's
+        :meth:`backward_to` asks for its representation's at every task of
+        every step."""
+        start = self._slot(tensor, "backward_to")
+        kept = self._upstream.get(start)
+        if kept is not None:
+            return kept
+        seen, stack = set(), [start]
         while stack:
-            node = stack.pop()
-            if id(node) not in seen:
-                seen.add(id(node))
-                stack.extend(t.node for t in node.inputs)
-        self._upstream[id(tensor)] = (tensor, frozenset(seen))
-        return self._upstream[id(tensor)][1]
+            slot = stack.pop()
+            j = self._producer[slot]
+            if j is None:  # an input
+                seen.add(slot)
+            elif slot not in seen:
+                reads, writes = self._node_slots[j]
+                seen.update(writes)
+                stack.extend(reads)
+        self._upstream[start] = frozenset(seen)
+        return self._upstream[start]
 
     def shared_representation(self) -> SymbolicTensor:
         """The tensor :math:`Z` through which every task reads the shared
@@ -650,42 +695,42 @@ class Model(Layer, MultiTaskTraining):
 
     def _is_representation(self, tensor: SymbolicTensor, shared: set) -> bool:
         """Whether ``tensor`` is :meth:`shared_representation` (its conditions)."""
-        before = self._upstream_nodes(tensor)
-        if any(id(t.node) in before for t in self.outputs):
+        before, own = self._upstream_nodes(tensor), self._slots[tensor]
+        if any(slot in before for slot in self._output_slots):
             return False
         trunk, heads = set(), set()  # ids of the parameters before and after it
-        for node in self._nodes:
+        for node, (reads, writes) in zip(self._nodes, self._node_slots):
             params = {id(p) for p in node.layer.parameters()}
-            if id(node) in before:
+            if writes[0] in before:
                 trunk |= params
-            elif any(t is not tensor and id(t.node) in before for t in node.inputs):
+            elif any(slot != own and slot in before for slot in reads):
                 return False
             else:
                 heads |= params
         return shared <= trunk and not shared & heads
 
     def _nodes_before_parameters(self) -> frozenset:
-        """ids of the nodes none of whose inputs depends on a parameter (so
-        no gradient needs to leave them when the model's inputs need none).
+        """Indices (in ``_nodes``) of the nodes none of whose inputs depends
+        on a parameter (so no gradient needs to leave them when the model's
+        inputs need none).
 
         Every training step asks (once per backward pass: T + 1 times for
         MGDA-UB), and the answer depends on the fixed graph and on which
         layers hold parameters, which only a change inside a layer (a
         Sequential's ``add`` or ``pop``) alters: it is kept with that
-        pattern and computed again when the pattern differs. (The key holds
-        the model's id too: a deep copy, whose nodes have other ids, computes
-        its own.)"""
-        key = (id(self), tuple(bool(node.layer.parameters()) for node in self._nodes))
+        pattern and computed again when the pattern differs. (Positions, not
+        ids: a deep copy's answer is the original's.)"""
+        key = tuple(bool(node.layer.parameters()) for node in self._nodes)
         if self._leaves is not None and self._leaves[0] == key:
             return self._leaves[1]
-        depends = set()  # ids of tensors computed with some parameter
+        depends = set()  # slots of the tensors computed with some parameter
         leaves = set()
-        for node, has_params in zip(self._nodes, key[1]):
-            upstream = any(id(t) in depends for t in node.inputs)
+        for j, ((reads, writes), has_params) in enumerate(zip(self._node_slots, key)):
+            upstream = any(slot in depends for slot in reads)
             if not upstream:
-                leaves.add(id(node))
+                leaves.add(j)
             if upstream or has_params:
-                depends.update(id(t) for t in node.outputs)
+                depends.update(writes)
         self._leaves = (key, frozenset(leaves))
         return self._leaves[1]
 
