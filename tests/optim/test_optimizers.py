@@ -386,35 +386,82 @@ def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_op
     assert history.history["lr"] == [0.0125, 0.00625]
 
 
-def test_a_schedule_goes_on_when_its_optimizer_is_compiled_with_another_model():
-    # none of the old parameters: the new groups start from the rate the
-    # optimizer was at (and the schedule's base), not the constructor's, which
-    # the running StepLR would take for an outside change and scale its base by
+def test_a_schedule_goes_on_when_every_parameter_of_its_model_is_replaced():
+    # none of the old parameters (the model's one layer popped and replaced):
+    # the new groups start from the rate the optimizer was at (and the
+    # schedule's base), not the constructor's, which the running StepLR would
+    # take for an outside change and scale its base by
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 4)).astype(np.float32)
     y = rng.integers(0, 3, 32)
     opt = SGD(lr=0.1, momentum=0.9)
     schedule = tn.callbacks.LearningRateScheduler(tn.optim.StepLR(opt, 1, gamma=0.5))
-    first = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0)])
-    first.compile(opt, loss="cross_entropy")
-    opt.param_groups[0]["momentum"] = 0.5  # set by hand on the first model's group
-    history = first.fit(x, y, epochs=3, verbose=0, seed=0, callbacks=[schedule])
+    model = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0)])
+    model.compile(opt, loss="cross_entropy")
+    opt.param_groups[0]["momentum"] = 0.5  # set by hand on the old parameters' group
+    history = model.fit(x, y, epochs=3, verbose=0, seed=0, callbacks=[schedule])
     assert history.history["lr"] == [0.1, 0.05, 0.025]
-    second = tn.Sequential([tn.layers.Dense(5, input_dim=4, activation="relu", seed=1),
-                            tn.layers.Dense(3, seed=2)])
-    second.compile(opt, loss="cross_entropy")
+    model.pop()
+    model.add(tn.layers.Dense(3, seed=2))
+    model.compile(opt, loss="cross_entropy")
     group = opt.param_groups[0]
     assert (group["lr"], group["initial_lr"], group["momentum"]) == (0.025, 0.1, 0.9)
     assert opt.state == {} and opt.get_config()["lr"] == 0.1
-    history = second.fit(x, y, epochs=5, initial_epoch=3, verbose=0, seed=0,
-                         callbacks=[schedule])
+    history = model.fit(x, y, epochs=5, initial_epoch=3, verbose=0, seed=0,
+                        callbacks=[schedule])
     assert history.history["lr"] == [0.0125, 0.00625]
     # old groups at different rates: no rate the optimizer was at, the constructor's
     third = [tn.Param(np.zeros(2))]
-    opt.bind([{"params": second.parameters()[:2], "lr": 0.3},
-              {"params": second.parameters()[2:]}])
+    opt.bind([{"params": model.parameters()[:1], "lr": 0.3},
+              {"params": model.parameters()[1:]}])
     opt.bind(third)
     assert opt.lr == 0.1 and "initial_lr" not in opt.param_groups[0]
+
+
+@pytest.mark.parametrize("bound_by", ["model", "user"])
+def test_an_optimizer_compiled_with_another_model_is_refused(bound_by):
+    # Sequential bound it again to the second model silently (the first one then
+    # trained with an optimizer holding none of its parameters), while
+    # mtl.Model refused it: both refuse it now, changing nothing
+    first = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0)])
+    second = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=1)])
+    opt = SGD(lr=0.1) if bound_by == "model" else SGD(first.parameters(), lr=0.1)
+    first.compile(opt, loss="mse")
+    second.compile("sgd", loss="cross_entropy")
+    before = (second.optimizer, second.loss)
+    with pytest.raises(ValueError, match=r"compile received an optimizer bound to 2 "
+                                         r"parameter\(s\) that are not this model's .*"
+                                         r"make a new one"):
+        second.compile(opt, loss="mse")
+    assert (second.optimizer, second.loss) == before
+    assert [id(p) for p in opt.params] == [id(p) for p in first.parameters()]
+    unbuilt = tn.Sequential([tn.layers.Dense(3)])  # refused at compile, not at fit
+    with pytest.raises(ValueError, match="not this model's"):
+        unbuilt.compile(opt, loss="mse")
+
+
+@pytest.mark.parametrize("bound_by", ["model", "user"])
+def test_a_models_own_optimizer_follows_its_parameters_after_pop(bound_by):
+    # the model's own optimizer holds its older parameters (the popped layer's):
+    # compile again binds it to the new ones, the parameters that stay keeping
+    # their state
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(3, seed=1)])
+    opt = Adam(lr=0.01) if bound_by == "model" else Adam(model.parameters(), lr=0.01)
+    model.compile(opt, loss="cross_entropy")
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    kept = model.parameters()[:2]
+    moments = [opt.state[p]["exp_avg"].copy() for p in kept]
+    model.pop()
+    model.add(tn.layers.Dense(3, seed=2))
+    model.compile(opt, loss="cross_entropy")
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+    assert all(np.array_equal(opt.state[p]["exp_avg"], m) for p, m in zip(kept, moments))
+    assert opt.state[kept[0]]["step"] == 1
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    assert opt.state[kept[0]]["step"] == 2
 
 
 def test_get_and_config_round_trip():

@@ -277,7 +277,8 @@ class MultiTaskTraining:
             or groups with rates of their own
             (:func:`tinynet.transfer.discriminative_param_groups`) -- is kept
             as it is, as :class:`tinynet.Sequential` keeps it; one bound to
-            other parameters is refused. The weighting's learned parameters
+            other parameters (another model's) is refused, as Sequential
+            refuses it (:mod:`tinynet.optim.binding`). The weighting's learned parameters
             (uncertainty's log-variances, GradNorm's weights) get a group of
             their own unless it holds them already (see ``weighting_lr``).
         loss : dict {task: loss}, list (task order) or one loss for every task
@@ -351,9 +352,7 @@ class MultiTaskTraining:
         optimizer = optim.get(optimizer)
         # another model's optimizer is refused before the weighting binds anew (a
         # refused compile changes nothing: the old optimizer holds the old weights)
-        refuse_foreign(optimizer, self.parameters(),
-                       self._bound_ids if optimizer is self.optimizer else None, "compile",
-                       known=replaced)
+        refuse_foreign(self, optimizer, self.parameters(), "compile", known=replaced)
         weighting = weighting.bind(tasks, dtype)
         self._bind_optimizer(optimizer, weighting, weighting_lr, replaced)
         self.weighting, self._representation = weighting, representation
@@ -435,7 +434,7 @@ class MultiTaskTraining:
         bound to groups of them (their own rates,
         :func:`tinynet.transfer.discriminative_param_groups`) is kept as it
         is; one holding parameters that are neither the model's nor the
-        weighting's is refused (``ValueError``). The learned parameters of a
+        weighting's is refused (``ValueError``) unless it is the model's own. The learned parameters of a
         weighting an earlier compile bound (``replaced``) are taken out of it.
         Then the weighting's parameters it does not hold yet get a group of
         their own: weight decay 0, learning rate ``weighting_lr`` (default
@@ -445,9 +444,8 @@ class MultiTaskTraining:
         extra = list(weighting.parameters())
         new = {id(p) for p in extra}
         optimizer.remove_params([p for p in replaced if id(p) not in new])
-        bound_ids = bind_model_optimizer(
-            optimizer, self.parameters(), self._bound_ids if optimizer is self.optimizer
-            else None, "compile", known=extra, strict=True)
+        bound_ids = bind_model_optimizer(self, optimizer, self.parameters(), "compile",
+                                         known=extra)
         held = {id(p) for p in optimizer.params}
         missing = [p for p in extra if id(p) not in held]
         if missing:  # no weight decay: neither paper puts a prior on s_t or w_t
