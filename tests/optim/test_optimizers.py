@@ -332,8 +332,13 @@ def test_binding_to_other_parameters_keeps_the_hyperparameters_of_their_groups()
 def test_compiling_again_after_replace_head_keeps_the_state_of_the_parameters_that_stay(make):
     # as in PyTorch (state keyed by the parameter): the body's momentum buffers,
     # moments and step counts stay, so its next update is the one an
-    # uninterrupted optimizer makes, to the bit; the new head starts fresh
+    # uninterrupted optimizer makes, to the bit; the new head starts fresh.
+    # Their state is copied out of the old run's flat buffer (which held the old
+    # head's too, and stayed in use, and in memory, while a run reused a span of
+    # it) at the rebind; the step writes the state that state_dict (save) reads
     import copy
+
+    from tinynet.param import _root
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 4)).astype(np.float32)
     y = rng.integers(0, 3, 32)
@@ -345,10 +350,16 @@ def test_compiling_again_after_replace_head_keeps_the_state_of_the_parameters_th
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
     uninterrupted_model, uninterrupted = copy.deepcopy((model, opt))
     body, same_body = model.parameters()[:4], uninterrupted_model.parameters()[:4]
+    old = _root(opt.state[body[0]][next(k for k in opt.state[body[0]] if k != "step")])
+    assert old.size == sum(p.size for p in opt.params)  # the old run's: the old head's too
     tn.transfer.replace_head(model, tn.layers.Dense(5, seed=3, name="head2"))
     model.compile(opt, loss="cross_entropy")
     assert tn.param.is_flat(model.parameters())  # moved into one new flat buffer
     assert set(opt.state) == set(body)  # the old head's state is dropped
+
+    def state_arrays():
+        return [a for p in body for key, a in opt.state[p].items() if key != "step"]
+    assert not any(np.shares_memory(a, old) for a in state_arrays())
     for p, q in zip(body, same_body):
         assert opt.state[p].keys() == uninterrupted.state[q].keys()
         assert opt.state[p]["step"] == uninterrupted.state[q]["step"] == 8
@@ -359,12 +370,56 @@ def test_compiling_again_after_replace_head_keeps_the_state_of_the_parameters_th
         q.grad = p.grad
     opt.step()
     uninterrupted.step()
-    for p, q in zip(body, same_body):
+    saved = opt.state_dict()
+    for i, (p, q) in enumerate(zip(body, same_body)):
         np.testing.assert_array_equal(p.value, q.value)
         for key, value in uninterrupted.state[q].items():
             np.testing.assert_array_equal(opt.state[p][key], value)
-    # the plan made again: the body one fused run, the fresh head (step 1) another
+            np.testing.assert_array_equal(saved[f"state.{i}.{key}"], value)
+    # the plan made again: the body one fused run, the fresh head (step 1)
+    # another, the body's state in a flat buffer of its own
     assert [len(run.params) for run in opt._runs(0, opt.param_groups[0])] == [4, 2]
+    assert not any(np.shares_memory(a, old) for a in state_arrays())
+    assert all(_root(a).size == sum(p.size for p in body) for a in state_arrays())
+
+
+@pytest.mark.parametrize("reflatten", [True, False], ids=["flat-again", "detached"])
+@pytest.mark.parametrize("name, kwargs", [("sgd", {"lr": 0.1, "momentum": 0.9}),
+                                          ("adam", {"lr": 0.01, "amsgrad": True}),
+                                          ("rmsprop", {"lr": 0.01, "centered": True,
+                                                       "momentum": 0.5}),
+                                          ("adagrad", {"lr": 0.1})])
+def test_the_state_follows_a_parameter_converted_to_another_dtype(name, kwargs, reflatten):
+    # Param.astype (model.astype) left the state in the old dtype: the numpy
+    # rules went on with float32 moments for float64 parameters, the kernels
+    # refused the mix. The next step converts it and computes in float64
+    # throughout: as an optimizer given the same state in float64
+    rng = np.random.default_rng(0)
+    params = make_params(rng, np.float32)
+    tn.param.flatten_params(params)
+    opt = tn.optim.get(name, params, **kwargs)
+    for p in params:
+        p.grad = rng.standard_normal(p.shape).astype(np.float32)
+    opt.step()
+    for p in params:
+        p.astype(np.float64)
+    if reflatten:  # as a model binding its optimizer again (fit) does
+        tn.param.flatten_params(params)
+    same = [tn.Param(p.value) for p in params]
+    if reflatten:
+        tn.param.flatten_params(same)
+    reference = tn.optim.get(name, same, **kwargs)
+    reference.load_state_dict(opt.state_dict())  # (cast to the parameters' float64)
+    for _ in range(2):
+        for p, q in zip(params, same):
+            p.grad = q.grad = rng.standard_normal(p.shape)
+        opt.step()
+        reference.step()
+    for p, q in zip(params, same):
+        np.testing.assert_array_equal(p.value, q.value)
+        for key, value in reference.state[q].items():
+            assert getattr(opt.state[p][key], "dtype", None) == getattr(value, "dtype", None)
+            np.testing.assert_array_equal(opt.state[p][key], value)
 
 
 def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_optimizer():

@@ -241,11 +241,19 @@ class Optimizer:
         """Drop the state of the parameters no group holds any more (the
         others keep theirs: state is keyed by the parameter, as in PyTorch)
         and the fused plans, which the next step makes again from the groups
-        as they are now (the state arrays of parameters that stay are still
-        views of their old runs' flat buffers; :func:`.fused.plan` reuses a
-        span of them that still lines up, else copies them into a new one)."""
+        as they are now.
+
+        The state arrays of the parameters that stay were views of their old
+        runs' flat buffers, which also hold the state of the parameters that
+        left: each is copied out (the same values), so that no state aliases
+        a buffer of the old binding -- which would stay in memory, dropped
+        parameters' state included, for as long as a run reused a span of it
+        -- and the next step's plan moves them into flat buffers of the new
+        runs (:func:`.fused.plan`)."""
         held = {id(p) for p in self.params}
-        self.state = {p: s for p, s in self.state.items() if id(p) in held}
+        self.state = {p: {key: np.array(value, copy=True) if isinstance(value, np.ndarray)
+                          else value for key, value in s.items()}
+                      for p, s in self.state.items() if id(p) in held}
         self._plans = {}
 
     @staticmethod
@@ -418,8 +426,24 @@ class Optimizer:
         key = fused.signature(params, self.state)
         cached = self._plans.get(index)
         if cached is None or cached[0] != key or not fused.intact(cached[1]):
+            self._follow_dtypes(params)
             cached = self._plans[index] = (key, fused.plan(params, self.state))
         return cached[1]
+
+    def _follow_dtypes(self, params) -> None:
+        """Convert the state arrays of ``params`` to their parameter's dtype
+        where it changed (``Param.astype``, ``model.astype``: new value
+        arrays, so a new plan, which calls this), so that the next update is
+        computed in the new dtype throughout: the numpy rules would keep the
+        moments in the old one (float32 moments of a float64 parameter,
+        rounded at every step), the fused kernels refuse arrays of two
+        dtypes. Float32 to float64 is exact; back rounds as the parameter
+        did."""
+        for p in params:
+            state = self.state[p]
+            for key, value in state.items():
+                if isinstance(value, np.ndarray) and value.dtype != p.dtype:
+                    state[key] = value.astype(p.dtype)
 
     # ------------------------------------------------------ subclass interface
     def _check_group(self, group: dict) -> dict:
