@@ -305,7 +305,11 @@ class MultiTaskTraining:
             Keras' name for static weights (``weighting`` must stay "equal").
         weighting_lr : float, optional
             Learning rate of the weighting's learned parameters (default: the
-            optimizer's). They get no weight decay whatever the optimizer's
+            optimizer's); a schedule already running on the optimizer scales
+            it from the start as it scales the other groups (their group
+            starts at ``weighting_lr`` times the decay so far:
+            :meth:`tinynet.optim.Optimizer.add_param_group`). They get no
+            weight decay whatever the optimizer's
             (uncertainty's :math:`s_t` would be pulled towards 0, a prior the
             paper does not have), and the optimizer's ``max_grad_norm`` clips
             the model's gradients only, as ``torch.nn.utils.clip_grad_norm_(
