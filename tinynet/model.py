@@ -457,7 +457,9 @@ class Sequential(Layer):
     def _compile(self, optimizer, loss, metrics, reserved, validation: bool = False) -> None:
         """:meth:`compile`, refusing metrics named like a key of ``reserved``
         (and, with ``validation``, like another metric's validation key:
-        :func:`tinynet.metrics.check_names`)."""
+        :func:`tinynet.metrics.check_names`). A refused optimizer, loss or
+        metric changes nothing."""
+        optimizer = self._as_optimizer(optimizer)
         if loss is None:
             raise ValueError(f"{self._who}.compile expected a loss, e.g. "
                              f"loss='cross_entropy' or loss='mse'")
@@ -470,7 +472,7 @@ class Sequential(Layer):
         metrics_mod.check_names(metrics, f"{self._who}.compile", reserved, validation)
         self._compiled_loss, self._compiled_metrics = loss, metrics
         self._fit_to_output()
-        self._set_optimizer(optimizer)
+        self._bind_optimizer(optimizer)
 
     def _refit_output(self) -> None:
         """A layer inside changed what it outputs (:meth:`Layer._output_changed`)."""
@@ -485,35 +487,45 @@ class Sequential(Layer):
         self.loss = for_output(self._compiled_loss, self)
         self.metrics = [metrics_mod.for_output(m, self) for m in self._compiled_metrics]
 
-    def _set_optimizer(self, optimizer) -> None:
+    def _as_optimizer(self, optimizer):
+        """The optimizer ``compile`` received (a name or dict: a new one,
+        unbound until the model is built), refused if it is another model's
+        (:func:`tinynet.optim.binding.refuse_foreign`)."""
         from . import optim
+        from .optim.binding import refuse_foreign
         if isinstance(optimizer, (str, dict)):
-            optimizer = optim.get(optimizer)  # unbound until the model is built
+            optimizer = optim.get(optimizer)
         elif not isinstance(optimizer, optim.Optimizer):
             raise TypeError(f"{self._who}.compile expected an optimizer name or object, "
                             f"received {type(optimizer).__name__}")
-        self.optimizer = optimizer
-        self._bound_ids = None
-        if self.built:
-            self._bind_optimizer()
+        refuse_foreign(self, optimizer, self.parameters(), f"{self._who}.compile")
+        return optimizer
 
-    def _bind_optimizer(self) -> None:
-        """Bind the optimizer to this model's parameters if it is unbound, or
-        was bound here before layers changed (rebuilt, added, popped):
+    def _bind_optimizer(self, optimizer=None) -> None:
+        """Make ``optimizer`` (default: the compiled one) the model's, bound to
+        its parameters if it is unbound, or bound again if it is the model's
+        own and the layers changed since (rebuilt, added, popped):
         :func:`tinynet.optim.binding.bind_model_optimizer`.
 
         All parameters are bound, frozen ones too: the optimizer skips them
         while ``trainable`` is False, so freezing after compile works. An
         optimizer the user bound to a subset (or to groups) is kept as it is;
-        one bound to parameters that are not the model's is bound again.
+        one bound to parameters that are not the model's (another model's,
+        or one compiled with another model) is refused (``ValueError``),
+        changing nothing. An unbuilt model binds at ``fit``.
 
         A model without parameters (only activations, reshapes...) leaves
         the optimizer unbound: it compiles, evaluates and predicts, and
         ``fit`` warns and changes nothing (Keras 3's behaviour).
         """
         from .optim.binding import bind_model_optimizer
-        self._bound_ids = bind_model_optimizer(self.optimizer, self.parameters(),
-                                               self._bound_ids, f"{self._who}.compile")
+        optimizer = self.optimizer if optimizer is None else optimizer
+        if self.built:
+            bound_ids = bind_model_optimizer(self, optimizer, self.parameters(),
+                                             f"{self._who}.compile")
+        else:  # bound at fit, once built (the model's own then)
+            bound_ids = self._bound_ids if optimizer is self.optimizer else None
+        self.optimizer, self._bound_ids = optimizer, bound_ids
 
     def get_compile_config(self) -> dict | None:
         """JSON-safe loss, metrics and optimizer settings (None if not compiled)."""

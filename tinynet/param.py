@@ -132,7 +132,10 @@ class Param:
 
     def astype(self, dtype) -> None:
         """Convert value and grad to ``dtype`` in place of the old arrays
-        (this detaches the parameter from any flat buffer)."""
+        (this detaches the parameter from any flat buffer; a model binding
+        its optimizer again moves it into a new one). An optimizer holding
+        the parameter converts its state (momentum, moments) to the new
+        dtype at its next step."""
         self._value = np.ascontiguousarray(self._value, dtype=dtype)
         self._grad = np.ascontiguousarray(self._grad, dtype=dtype)
 

@@ -64,6 +64,54 @@ def test_discriminative_groups_survive_compile_fit_and_save(tmp_path):
     assert [g["lr"] for g in loaded.optimizer.param_groups] == rates
 
 
+class _GroupRates(tn.callbacks.Callback):
+    """Every group's rate at the start of each epoch (after the schedule's)."""
+
+    def __init__(self):
+        super().__init__()
+        self.rates = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.rates.append([g["lr"] for g in self.model.optimizer.param_groups])
+
+
+@pytest.mark.parametrize("weighting_lr", [0.04, None])
+def test_the_weightings_group_starts_where_a_running_schedule_would_set_it(weighting_lr):
+    # the group compile adds for the weighting's parameters started at weighting_lr
+    # (or the constructor's rate) whatever the schedule's decay so far, and the
+    # schedule's next step then gave it the model's rate, weighting_lr lost
+    opt = tn.optim.SGD(lr=0.1)
+    schedule = tn.callbacks.LearningRateScheduler(tn.optim.StepLR(opt, 1, gamma=0.5))
+    model = hard()
+    model.compile(opt, loss="mse")
+    model.fit(*xy(), epochs=2, verbose=0, callbacks=[schedule])
+    assert opt.lr == 0.05
+    model.compile(opt, loss="mse", weighting="uncertainty", weighting_lr=weighting_lr)
+    base = 0.1 if weighting_lr is None else weighting_lr
+    assert opt.param_groups[1]["lr"] == base * 0.5 and opt.param_groups[1]["initial_lr"] == base
+    log = _GroupRates()
+    model.fit(*xy(), epochs=4, initial_epoch=2, verbose=0, callbacks=[schedule, log])
+    np.testing.assert_allclose(log.rates, [[0.025, base / 4], [0.0125, base / 8]], rtol=1e-15)
+    # the weighting's group leaves (the last one): the schedule goes on with the rest
+    model.compile(opt, loss="mse")
+    log = _GroupRates()
+    model.fit(*xy(), epochs=5, initial_epoch=4, verbose=0, callbacks=[schedule, log])
+    assert log.rates == [[0.00625]]
+
+
+def test_a_schedule_made_before_compile_keeps_the_weightings_own_rate():
+    # made unbound, its one base rate was given to every group, the weighting's too
+    opt = tn.optim.SGD(lr=0.1)
+    schedule = tn.callbacks.LearningRateScheduler(tn.optim.StepLR(opt, 1, gamma=0.5))
+    model = hard()
+    model.compile(opt, loss="mse", weighting="gradnorm", weighting_lr=0.04)
+    log = _GroupRates()
+    model.fit(*xy(), epochs=3, verbose=0, callbacks=[schedule, log])
+    np.testing.assert_allclose(log.rates, [[0.1, 0.04], [0.05, 0.02], [0.025, 0.01]],
+                               rtol=1e-15)
+    assert [g["initial_lr"] for g in opt.param_groups] == [0.1, 0.04]
+
+
 def test_an_optimizer_bound_to_another_models_parameters_is_refused():
     other = hard()
     model = hard()

@@ -332,8 +332,13 @@ def test_binding_to_other_parameters_keeps_the_hyperparameters_of_their_groups()
 def test_compiling_again_after_replace_head_keeps_the_state_of_the_parameters_that_stay(make):
     # as in PyTorch (state keyed by the parameter): the body's momentum buffers,
     # moments and step counts stay, so its next update is the one an
-    # uninterrupted optimizer makes, to the bit; the new head starts fresh
+    # uninterrupted optimizer makes, to the bit; the new head starts fresh.
+    # Their state is copied out of the old run's flat buffer (which held the old
+    # head's too, and stayed in use, and in memory, while a run reused a span of
+    # it) at the rebind; the step writes the state that state_dict (save) reads
     import copy
+
+    from tinynet.param import _root
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 4)).astype(np.float32)
     y = rng.integers(0, 3, 32)
@@ -345,10 +350,16 @@ def test_compiling_again_after_replace_head_keeps_the_state_of_the_parameters_th
     model.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
     uninterrupted_model, uninterrupted = copy.deepcopy((model, opt))
     body, same_body = model.parameters()[:4], uninterrupted_model.parameters()[:4]
+    old = _root(opt.state[body[0]][next(k for k in opt.state[body[0]] if k != "step")])
+    assert old.size == sum(p.size for p in opt.params)  # the old run's: the old head's too
     tn.transfer.replace_head(model, tn.layers.Dense(5, seed=3, name="head2"))
     model.compile(opt, loss="cross_entropy")
     assert tn.param.is_flat(model.parameters())  # moved into one new flat buffer
     assert set(opt.state) == set(body)  # the old head's state is dropped
+
+    def state_arrays():
+        return [a for p in body for key, a in opt.state[p].items() if key != "step"]
+    assert not any(np.shares_memory(a, old) for a in state_arrays())
     for p, q in zip(body, same_body):
         assert opt.state[p].keys() == uninterrupted.state[q].keys()
         assert opt.state[p]["step"] == uninterrupted.state[q]["step"] == 8
@@ -359,12 +370,56 @@ def test_compiling_again_after_replace_head_keeps_the_state_of_the_parameters_th
         q.grad = p.grad
     opt.step()
     uninterrupted.step()
-    for p, q in zip(body, same_body):
+    saved = opt.state_dict()
+    for i, (p, q) in enumerate(zip(body, same_body)):
         np.testing.assert_array_equal(p.value, q.value)
         for key, value in uninterrupted.state[q].items():
             np.testing.assert_array_equal(opt.state[p][key], value)
-    # the plan made again: the body one fused run, the fresh head (step 1) another
+            np.testing.assert_array_equal(saved[f"state.{i}.{key}"], value)
+    # the plan made again: the body one fused run, the fresh head (step 1)
+    # another, the body's state in a flat buffer of its own
     assert [len(run.params) for run in opt._runs(0, opt.param_groups[0])] == [4, 2]
+    assert not any(np.shares_memory(a, old) for a in state_arrays())
+    assert all(_root(a).size == sum(p.size for p in body) for a in state_arrays())
+
+
+@pytest.mark.parametrize("reflatten", [True, False], ids=["flat-again", "detached"])
+@pytest.mark.parametrize("name, kwargs", [("sgd", {"lr": 0.1, "momentum": 0.9}),
+                                          ("adam", {"lr": 0.01, "amsgrad": True}),
+                                          ("rmsprop", {"lr": 0.01, "centered": True,
+                                                       "momentum": 0.5}),
+                                          ("adagrad", {"lr": 0.1})])
+def test_the_state_follows_a_parameter_converted_to_another_dtype(name, kwargs, reflatten):
+    # Param.astype (model.astype) left the state in the old dtype: the numpy
+    # rules went on with float32 moments for float64 parameters, the kernels
+    # refused the mix. The next step converts it and computes in float64
+    # throughout: as an optimizer given the same state in float64
+    rng = np.random.default_rng(0)
+    params = make_params(rng, np.float32)
+    tn.param.flatten_params(params)
+    opt = tn.optim.get(name, params, **kwargs)
+    for p in params:
+        p.grad = rng.standard_normal(p.shape).astype(np.float32)
+    opt.step()
+    for p in params:
+        p.astype(np.float64)
+    if reflatten:  # as a model binding its optimizer again (fit) does
+        tn.param.flatten_params(params)
+    same = [tn.Param(p.value) for p in params]
+    if reflatten:
+        tn.param.flatten_params(same)
+    reference = tn.optim.get(name, same, **kwargs)
+    reference.load_state_dict(opt.state_dict())  # (cast to the parameters' float64)
+    for _ in range(2):
+        for p, q in zip(params, same):
+            p.grad = q.grad = rng.standard_normal(p.shape)
+        opt.step()
+        reference.step()
+    for p, q in zip(params, same):
+        np.testing.assert_array_equal(p.value, q.value)
+        for key, value in reference.state[q].items():
+            assert getattr(opt.state[p][key], "dtype", None) == getattr(value, "dtype", None)
+            np.testing.assert_array_equal(opt.state[p][key], value)
 
 
 def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_optimizer():
@@ -386,35 +441,82 @@ def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_op
     assert history.history["lr"] == [0.0125, 0.00625]
 
 
-def test_a_schedule_goes_on_when_its_optimizer_is_compiled_with_another_model():
-    # none of the old parameters: the new groups start from the rate the
-    # optimizer was at (and the schedule's base), not the constructor's, which
-    # the running StepLR would take for an outside change and scale its base by
+def test_a_schedule_goes_on_when_every_parameter_of_its_model_is_replaced():
+    # none of the old parameters (the model's one layer popped and replaced):
+    # the new groups start from the rate the optimizer was at (and the
+    # schedule's base), not the constructor's, which the running StepLR would
+    # take for an outside change and scale its base by
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 4)).astype(np.float32)
     y = rng.integers(0, 3, 32)
     opt = SGD(lr=0.1, momentum=0.9)
     schedule = tn.callbacks.LearningRateScheduler(tn.optim.StepLR(opt, 1, gamma=0.5))
-    first = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0)])
-    first.compile(opt, loss="cross_entropy")
-    opt.param_groups[0]["momentum"] = 0.5  # set by hand on the first model's group
-    history = first.fit(x, y, epochs=3, verbose=0, seed=0, callbacks=[schedule])
+    model = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0)])
+    model.compile(opt, loss="cross_entropy")
+    opt.param_groups[0]["momentum"] = 0.5  # set by hand on the old parameters' group
+    history = model.fit(x, y, epochs=3, verbose=0, seed=0, callbacks=[schedule])
     assert history.history["lr"] == [0.1, 0.05, 0.025]
-    second = tn.Sequential([tn.layers.Dense(5, input_dim=4, activation="relu", seed=1),
-                            tn.layers.Dense(3, seed=2)])
-    second.compile(opt, loss="cross_entropy")
+    model.pop()
+    model.add(tn.layers.Dense(3, seed=2))
+    model.compile(opt, loss="cross_entropy")
     group = opt.param_groups[0]
     assert (group["lr"], group["initial_lr"], group["momentum"]) == (0.025, 0.1, 0.9)
     assert opt.state == {} and opt.get_config()["lr"] == 0.1
-    history = second.fit(x, y, epochs=5, initial_epoch=3, verbose=0, seed=0,
-                         callbacks=[schedule])
+    history = model.fit(x, y, epochs=5, initial_epoch=3, verbose=0, seed=0,
+                        callbacks=[schedule])
     assert history.history["lr"] == [0.0125, 0.00625]
     # old groups at different rates: no rate the optimizer was at, the constructor's
     third = [tn.Param(np.zeros(2))]
-    opt.bind([{"params": second.parameters()[:2], "lr": 0.3},
-              {"params": second.parameters()[2:]}])
+    opt.bind([{"params": model.parameters()[:1], "lr": 0.3},
+              {"params": model.parameters()[1:]}])
     opt.bind(third)
     assert opt.lr == 0.1 and "initial_lr" not in opt.param_groups[0]
+
+
+@pytest.mark.parametrize("bound_by", ["model", "user"])
+def test_an_optimizer_compiled_with_another_model_is_refused(bound_by):
+    # Sequential bound it again to the second model silently (the first one then
+    # trained with an optimizer holding none of its parameters), while
+    # mtl.Model refused it: both refuse it now, changing nothing
+    first = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0)])
+    second = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=1)])
+    opt = SGD(lr=0.1) if bound_by == "model" else SGD(first.parameters(), lr=0.1)
+    first.compile(opt, loss="mse")
+    second.compile("sgd", loss="cross_entropy")
+    before = (second.optimizer, second.loss)
+    with pytest.raises(ValueError, match=r"compile received an optimizer bound to 2 "
+                                         r"parameter\(s\) that are not this model's .*"
+                                         r"make a new one"):
+        second.compile(opt, loss="mse")
+    assert (second.optimizer, second.loss) == before
+    assert [id(p) for p in opt.params] == [id(p) for p in first.parameters()]
+    unbuilt = tn.Sequential([tn.layers.Dense(3)])  # refused at compile, not at fit
+    with pytest.raises(ValueError, match="not this model's"):
+        unbuilt.compile(opt, loss="mse")
+
+
+@pytest.mark.parametrize("bound_by", ["model", "user"])
+def test_a_models_own_optimizer_follows_its_parameters_after_pop(bound_by):
+    # the model's own optimizer holds its older parameters (the popped layer's):
+    # compile again binds it to the new ones, the parameters that stay keeping
+    # their state
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    y = rng.integers(0, 3, 16)
+    model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(3, seed=1)])
+    opt = Adam(lr=0.01) if bound_by == "model" else Adam(model.parameters(), lr=0.01)
+    model.compile(opt, loss="cross_entropy")
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    kept = model.parameters()[:2]
+    moments = [opt.state[p]["exp_avg"].copy() for p in kept]
+    model.pop()
+    model.add(tn.layers.Dense(3, seed=2))
+    model.compile(opt, loss="cross_entropy")
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+    assert all(np.array_equal(opt.state[p]["exp_avg"], m) for p, m in zip(kept, moments))
+    assert opt.state[kept[0]]["step"] == 1
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    assert opt.state[kept[0]]["step"] == 2
 
 
 def test_get_and_config_round_trip():

@@ -218,6 +218,57 @@ def test_a_schedule_made_before_bind_records_the_base_rate_for_a_new_schedule(ma
         assert loaded.lr == lrs[resume_at][0], resume_at
 
 
+@pytest.mark.parametrize("second", [lambda o: ExponentialLR(o, gamma=0.9),
+                                    lambda o: CosineAnnealingLR(o, T_max=4, eta_min=0.001)],
+                         ids=["exponential", "cosine"])
+@pytest.mark.parametrize("made", ["bound", "unbound", "bound before the first step"])
+def test_a_second_schedule_takes_the_base_rate_the_first_recorded(second, made):
+    # made on an unbound optimizer (or after bind, before the first schedule's
+    # next step gave the groups their initial_lr), the second schedule took the
+    # first one's rate at the time, 0.05, as its base; on a bound optimizer it
+    # takes the groups' initial_lr, 0.1, recorded once (PyTorch's key): all alike
+    params = [tn.Param(np.zeros(2))]
+    opt = SGD(params if made == "bound" else None, lr=0.1)
+    first = StepLR(opt, 1, gamma=0.5)
+    first.step()
+    if made == "bound before the first step":
+        opt.bind(params)
+    other = second(opt)
+    assert other.base_lrs == [0.1]
+    if made == "unbound":
+        opt.bind(params)
+    rates = []
+    for _ in range(4):
+        other.step()  # the second first: the groups' initial_lr must not depend on it
+        first.step()
+        rates.append(opt.lr)
+    assert opt.param_groups[0]["initial_lr"] == 0.1
+    reference = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    ref_first = StepLR(reference, 1, gamma=0.5)
+    ref_first.step()
+    ref_other = second(reference)
+    expected = []
+    for _ in range(4):
+        ref_other.step()
+        ref_first.step()
+        expected.append(reference.lr)
+    assert rates == expected
+
+
+def test_a_group_added_while_a_schedule_runs_follows_it_from_its_own_base_rate():
+    # it started at its own rate whatever the decay so far, and the schedule's
+    # next step refused the optimizer ("schedules 2 parameter group(s), but the
+    # optimizer now has 3"); with one group, it gave the new group that one's rate
+    opt = SGD(two_groups(), lr=0.1)
+    schedule = StepLR(opt, 1, gamma=0.5)
+    schedule.step()
+    schedule.step()
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.4})
+    assert (opt.param_groups[2]["lr"], opt.param_groups[2]["initial_lr"]) == (0.1, 0.4)
+    schedule.step()
+    assert [g["lr"] for g in opt.param_groups] == [0.0125, 0.0025, 0.05]
+
+
 def test_a_schedule_made_before_bind_leaves_the_constructors_rate_in_the_config(tmp_path):
     # the schedule's epoch-0 rate (base * start_factor) is the groups', not the
     # constructor's: a model saved and compiled again from its file must start a

@@ -277,7 +277,8 @@ class MultiTaskTraining:
             or groups with rates of their own
             (:func:`tinynet.transfer.discriminative_param_groups`) -- is kept
             as it is, as :class:`tinynet.Sequential` keeps it; one bound to
-            other parameters is refused. The weighting's learned parameters
+            other parameters (another model's) is refused, as Sequential
+            refuses it (:mod:`tinynet.optim.binding`). The weighting's learned parameters
             (uncertainty's log-variances, GradNorm's weights) get a group of
             their own unless it holds them already (see ``weighting_lr``).
         loss : dict {task: loss}, list (task order) or one loss for every task
@@ -304,7 +305,11 @@ class MultiTaskTraining:
             Keras' name for static weights (``weighting`` must stay "equal").
         weighting_lr : float, optional
             Learning rate of the weighting's learned parameters (default: the
-            optimizer's). They get no weight decay whatever the optimizer's
+            optimizer's); a schedule already running on the optimizer scales
+            it from the start as it scales the other groups (their group
+            starts at ``weighting_lr`` times the decay so far:
+            :meth:`tinynet.optim.Optimizer.add_param_group`). They get no
+            weight decay whatever the optimizer's
             (uncertainty's :math:`s_t` would be pulled towards 0, a prior the
             paper does not have), and the optimizer's ``max_grad_norm`` clips
             the model's gradients only, as ``torch.nn.utils.clip_grad_norm_(
@@ -351,9 +356,7 @@ class MultiTaskTraining:
         optimizer = optim.get(optimizer)
         # another model's optimizer is refused before the weighting binds anew (a
         # refused compile changes nothing: the old optimizer holds the old weights)
-        refuse_foreign(optimizer, self.parameters(),
-                       self._bound_ids if optimizer is self.optimizer else None, "compile",
-                       known=replaced)
+        refuse_foreign(self, optimizer, self.parameters(), "compile", known=replaced)
         weighting = weighting.bind(tasks, dtype)
         self._bind_optimizer(optimizer, weighting, weighting_lr, replaced)
         self.weighting, self._representation = weighting, representation
@@ -435,7 +438,7 @@ class MultiTaskTraining:
         bound to groups of them (their own rates,
         :func:`tinynet.transfer.discriminative_param_groups`) is kept as it
         is; one holding parameters that are neither the model's nor the
-        weighting's is refused (``ValueError``). The learned parameters of a
+        weighting's is refused (``ValueError``) unless it is the model's own. The learned parameters of a
         weighting an earlier compile bound (``replaced``) are taken out of it.
         Then the weighting's parameters it does not hold yet get a group of
         their own: weight decay 0, learning rate ``weighting_lr`` (default
@@ -445,9 +448,8 @@ class MultiTaskTraining:
         extra = list(weighting.parameters())
         new = {id(p) for p in extra}
         optimizer.remove_params([p for p in replaced if id(p) not in new])
-        bound_ids = bind_model_optimizer(
-            optimizer, self.parameters(), self._bound_ids if optimizer is self.optimizer
-            else None, "compile", known=extra, strict=True)
+        bound_ids = bind_model_optimizer(self, optimizer, self.parameters(), "compile",
+                                         known=extra)
         held = {id(p) for p in optimizer.params}
         missing = [p for p in extra if id(p) not in held]
         if missing:  # no weight decay: neither paper puts a prior on s_t or w_t

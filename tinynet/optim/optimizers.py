@@ -146,8 +146,10 @@ class Optimizer:
         self.param_groups: list[dict] = []
         self.state: dict = {}
         self._plans: dict = {}  # group index -> (signature, runs): see fused.py
-        # the rate a schedule set while no group existed: see add_param_group
+        # the rate a schedule set while no group existed, and the base rate the
+        # first such schedule recorded (the groups' initial_lr): see add_param_group
         self._new_group_lr: float | None = None
+        self._new_group_initial_lr: float | None = None
         if params is not None:
             self.bind(params)
 
@@ -229,7 +231,8 @@ class Optimizer:
         self.param_groups = []
         try:
             for group in groups:
-                self.add_param_group({**self._carried_over(group, old, moved), **group})
+                self._add_group({**self._carried_over(group, old, moved), **group},
+                                beside_groups=False)
         except (TypeError, ValueError):
             self.param_groups = old
             raise
@@ -241,11 +244,19 @@ class Optimizer:
         """Drop the state of the parameters no group holds any more (the
         others keep theirs: state is keyed by the parameter, as in PyTorch)
         and the fused plans, which the next step makes again from the groups
-        as they are now (the state arrays of parameters that stay are still
-        views of their old runs' flat buffers; :func:`.fused.plan` reuses a
-        span of them that still lines up, else copies them into a new one)."""
+        as they are now.
+
+        The state arrays of the parameters that stay were views of their old
+        runs' flat buffers, which also hold the state of the parameters that
+        left: each is copied out (the same values), so that no state aliases
+        a buffer of the old binding -- which would stay in memory, dropped
+        parameters' state included, for as long as a run reused a span of it
+        -- and the next step's plan moves them into flat buffers of the new
+        runs (:func:`.fused.plan`)."""
         held = {id(p) for p in self.params}
-        self.state = {p: s for p, s in self.state.items() if id(p) in held}
+        self.state = {p: {key: np.array(value, copy=True) if isinstance(value, np.ndarray)
+                          else value for key, value in s.items()}
+                      for p, s in self.state.items() if id(p) in held}
         self._plans = {}
 
     @staticmethod
@@ -287,14 +298,37 @@ class Optimizer:
         """Add a group (e.g. a layer unfrozen with its own learning rate).
 
         Its missing hyperparameters come from :attr:`defaults`, the
-        constructor's (what :meth:`get_config` returns), but for ``lr`` while
-        a schedule made (or stepped) when the optimizer had no groups has set
-        a rate that no group has taken up yet: the group starts from that
-        rate (LinearWarmup's ``base * start_factor``), as it would had it
-        existed when the schedule set it. The schedule's next step, which
-        sets the groups' rates itself, ends this (as does setting
-        :attr:`lr`).
+        constructor's (what :meth:`get_config` returns), but for the rates
+        while a schedule drives the optimizer, so that the group starts where
+        the schedule's next step would set it:
+
+        * A schedule made (or stepped) when the optimizer had no groups has
+          set a rate that no group has taken up yet: a group without a rate
+          of its own starts from that rate (LinearWarmup's
+          ``base * start_factor``), as it would had it existed when the
+          schedule set it, with the base rate the first such schedule
+          recorded as its ``initial_lr`` (PyTorch's key: what a schedule
+          made later takes as the base). The schedule's next step, which
+          sets the groups' rates itself, ends this (as does setting
+          :attr:`lr`).
+        * Otherwise, when the groups have a base rate (``initial_lr``: a
+          schedule runs), the group gets its own base rate -- its ``lr``,
+          else the constructor's -- as ``initial_lr`` and starts at it times
+          the schedule's current factor, the first such group's ``lr`` over
+          its ``initial_lr`` (a multi-task weighting's group, added by
+          ``compile`` after a few epochs of a StepLR, starts at
+          ``weighting_lr`` times the decay so far, not at ``weighting_lr``).
+          The schedule's next step sets it from that base (see
+          :class:`~tinynet.optim.LRScheduler`).
+
+        A group given its own ``initial_lr`` keeps it and its ``lr``; so does
+        one :meth:`bind` makes, which keeps the rates of the groups it
+        replaces (:meth:`_carried_over`).
         """
+        self._add_group(group, beside_groups=True)
+
+    def _add_group(self, group: dict, beside_groups: bool) -> None:
+        """:meth:`add_param_group`; ``beside_groups`` False for :meth:`bind`'s."""
         if not isinstance(group, dict):
             raise TypeError(f"{self._who} expected a parameter group as a dict, "
                             f"received {type(group).__name__}")
@@ -315,9 +349,31 @@ class Optimizer:
         if len(seen | {id(p) for p in params}) != len(seen) + len(params):
             raise ValueError(f"{self._who} received a parameter twice (in one group or "
                              f"in two groups)")
-        scheduled = {} if self._new_group_lr is None else {"lr": self._new_group_lr}
-        full = self._check_group({**self.defaults, **scheduled, **group, **extra})
+        scheduled = self._scheduled(group, extra, beside_groups)
+        full = self._check_group({**self.defaults, **group, **scheduled, **extra})
         self.param_groups.append({"params": params, **full})
+
+    def _scheduled(self, group: dict, extra: dict, beside_groups: bool) -> dict:
+        """The ``lr`` and ``initial_lr`` a group being added (its own
+        hyperparameters ``group``, ``initial_lr`` in ``extra`` if given)
+        takes from a running schedule: see :meth:`add_param_group`
+        (``beside_groups``: added beside the groups there are, not by
+        :meth:`bind`, whose groups take what :meth:`_carried_over` keeps)."""
+        if "initial_lr" in extra:
+            return {}
+        if "lr" not in group and self._new_group_lr is not None:
+            if self._new_group_initial_lr is None:
+                return {"lr": self._new_group_lr}
+            return {"lr": self._new_group_lr, "initial_lr": self._new_group_initial_lr}
+        ref = next((g for g in self.param_groups if "initial_lr" in g), None)
+        if ref is None or not beside_groups:
+            return {}
+        base = _check_number(self._who, "lr", group.get("lr", self.defaults["lr"]))
+        if base == ref["initial_lr"]:  # (exactly the reference's rate, no rounding)
+            return {"lr": ref["lr"], "initial_lr": base}
+        if ref["initial_lr"] == 0:  # no factor to tell: the base rate as it is
+            return {"lr": base, "initial_lr": base}
+        return {"lr": base * (ref["lr"] / ref["initial_lr"]), "initial_lr": base}
 
     def remove_params(self, params) -> None:
         """Take ``params`` out of their groups, with their state (a group left
@@ -418,8 +474,24 @@ class Optimizer:
         key = fused.signature(params, self.state)
         cached = self._plans.get(index)
         if cached is None or cached[0] != key or not fused.intact(cached[1]):
+            self._follow_dtypes(params)
             cached = self._plans[index] = (key, fused.plan(params, self.state))
         return cached[1]
+
+    def _follow_dtypes(self, params) -> None:
+        """Convert the state arrays of ``params`` to their parameter's dtype
+        where it changed (``Param.astype``, ``model.astype``: new value
+        arrays, so a new plan, which calls this), so that the next update is
+        computed in the new dtype throughout: the numpy rules would keep the
+        moments in the old one (float32 moments of a float64 parameter,
+        rounded at every step), the fused kernels refuse arrays of two
+        dtypes. Float32 to float64 is exact; back rounds as the parameter
+        did."""
+        for p in params:
+            state = self.state[p]
+            for key, value in state.items():
+                if isinstance(value, np.ndarray) and value.dtype != p.dtype:
+                    state[key] = value.astype(p.dtype)
 
     # ------------------------------------------------------ subclass interface
     def _check_group(self, group: dict) -> dict:

@@ -33,10 +33,20 @@ before ``model.compile``) schedules the rate that every group created by
 ``bind`` then starts from (:meth:`~tinynet.optim.Optimizer.add_param_group`),
 not the constructor's ``lr``, which ``get_config`` (and a saved model's
 compile settings) keep: a model loaded from its file and compiled from
-them starts a new schedule from the same base. The schedule's first
-``step()`` after ``bind`` records that base as the groups' ``initial_lr``,
-as a schedule made on the bound optimizer does (so a schedule made on the
-optimizer loaded from a checkpoint starts from the same base).
+them starts a new schedule from the same base. The groups ``bind`` makes
+get that base as their ``initial_lr``, as a schedule made on the bound
+optimizer gives them (so a schedule made on the optimizer loaded from a
+checkpoint starts from the same base). It is recorded once, by the first
+schedule made: a second one made before ``bind`` takes the same base, not
+the first one's rate at the time, as it would on the bound optimizer.
+
+A group added while a schedule runs (``add_param_group``; a multi-task
+``compile`` adding its weighting's group at ``weighting_lr``) starts at its
+own base rate times the schedule's current factor, and the schedule then
+sets it from that base like the others (one made unbound likewise gives a
+group ``bind`` did not make, such as the weighting's, its own base rather
+than the others'). A group removed takes the last base rate with it
+(PyTorch zips the groups with its rates).
 """
 
 from __future__ import annotations
@@ -151,15 +161,23 @@ class LRScheduler(_SchedulerBase):
     optimizer : Optimizer
     """
 
+    #: The base rate this schedule, made unbound, gave the groups bind made.
+    _recorded_initial_lr = None
+    #: Made unbound and not stepped since bind: one base rate for every group.
+    _every_group = False
+
     def __init__(self, optimizer):
         super().__init__(optimizer)
         groups = optimizer.param_groups
         if groups:
             self.base_lrs = base_lrs(groups)
             self._unrecorded_initial_lr = None
-        else:
-            self.base_lrs = [optimizer.lr]
+        else:  # the base rate of the groups bind will make, recorded once
+            if optimizer._new_group_initial_lr is None:
+                optimizer._new_group_initial_lr = optimizer.lr
+            self.base_lrs = [optimizer._new_group_initial_lr]
             self._unrecorded_initial_lr = self.base_lrs[0]
+        self._every_group = not groups  # see _follow_groups
         self.last_epoch = -1
         self.step()
 
@@ -176,12 +194,68 @@ class LRScheduler(_SchedulerBase):
             return
         for group in groups:
             group.setdefault("initial_lr", self._unrecorded_initial_lr)
-        self._unrecorded_initial_lr = None
+        self._recorded_initial_lr, self._unrecorded_initial_lr = \
+            self._unrecorded_initial_lr, None
+
+    def _follow_groups(self) -> None:
+        """Keep one base rate (and one rate last set) per parameter group when
+        the groups are not the ones the schedule was made for:
+
+        * made unbound, once ``bind`` has made the groups: each group's base is
+          the schedule's base if the group's ``initial_lr`` is the one recorded
+          (the groups ``bind`` made), else its own ``initial_lr`` (a multi-task
+          weighting's group at ``weighting_lr``), scaled as the schedule's
+          base was by changes from outside;
+        * groups added since (``add_param_group``, a multi-task ``compile``
+          adding a weighting's group): the same, against the first group --
+          each is set from its own base rate from now on, instead of all
+          being given the first group's rate (one base rate) or refused (one
+          per group);
+        * groups removed since: the last ones go, as PyTorch's schedules zip
+          the groups with their rates (a multi-task ``compile`` removes a
+          weighting's group, always the last).
+
+        A new group's rate now counts as the one the schedule set (no change
+        from outside to take in), but for the groups ``bind`` made, which the
+        schedule set while unbound."""
+        groups = self.optimizer.param_groups
+        n = len(self.base_lrs)
+        if not groups or (len(groups) == n and not self._every_group):
+            return
+        last = getattr(self, "_last_lr", None)
+        if len(groups) < n and not self._every_group:
+            self.base_lrs = self.base_lrs[:len(groups)]
+            self._last_lr = None if last is None else list(last[:len(groups)])
+            return
+        ref_base = self.base_lrs[0]
+        if self._every_group:
+            ref_initial, ref_last, start = self.base_lrs[0], None, 0
+            if self._recorded_initial_lr is not None:
+                ref_initial = self._recorded_initial_lr
+            if last is not None and len(last) == 1:
+                ref_last = last[0]
+            self._every_group, kept_last = False, []
+        else:
+            ref_initial, ref_last, start = base_lrs(groups[:1])[0], None, n
+            kept_last = None if last is None or len(last) < n else list(last[:n])
+        bases, lasts = [], []
+        for group in groups[start:]:
+            initial = base_lrs([group])[0]
+            if initial == ref_initial:
+                bases.append(ref_base)
+                lasts.append(group["lr"] if ref_last is None else ref_last)
+            else:
+                scaled = ref_base != ref_initial and ref_initial != 0
+                bases.append(initial * (ref_base / ref_initial) if scaled else initial)
+                lasts.append(group["lr"])
+        self.base_lrs = self.base_lrs[:start] + bases
+        self._last_lr = None if kept_last is None else kept_last + lasts
 
     def step(self) -> None:
         """Move to the next epoch and set its learning rates (after taking in
         any change made to them from outside, see the module docstring)."""
         self._record_initial_lr()
+        self._follow_groups()
         self._follow_outside_changes()
         self.last_epoch += 1
         self._set_lrs(self.get_lr())
@@ -234,6 +308,8 @@ class LRScheduler(_SchedulerBase):
         lrs_at_save = values.pop("lrs_at_save")  # None: a state saved before it was kept
         untouched = self._lrs() == list(self._last_lr)  # (the optimizer's, before we set any)
         super()._restore(values)
+        if len(self.base_lrs) > 1:  # saved per group: no one base for every group
+            self._every_group = False
         scheduled = self.get_lr()
         if len(scheduled) == 1:
             scheduled = scheduled * len(self._lrs())
