@@ -123,6 +123,17 @@ def speed(quick):
     return results
 
 
+def _progress(results: dict) -> dict:
+    """The speed part's results as its progress line shows them: a number
+    above 1 (tasks/s) to 0.1, a smaller one (an error) as ``1.2e-05``, and
+    anything else (the CPU counts, a dict) as it is."""
+    def show(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        return round(value, 1) if value > 1 else f"{value:.1e}"
+    return {key: show(value) for key, value in results.items()}
+
+
 def peer_threads() -> int:
     """The threads PyTorch gets in the speed part: as many as tinynet's kernels
     use (``--blas-threads``, ``NUMBA_NUM_THREADS`` or the cores), so that the
@@ -409,8 +420,7 @@ def main(argv):
     if "speed" in args.parts:
         print("speed: second-order MAML tasks/s", flush=True)
         results["speed"] = speed(args.quick)
-        print("  ", {k: round(v, 1) if v > 1 else f"{v:.1e}"
-                     for k, v in results["speed"].items()}, flush=True)
+        print("  ", _progress(results["speed"]), flush=True)
     if "sinusoid" in args.parts:
         results["sinusoid"], curves, examples = sinusoid(args.iterations, args.test_tasks,
                                                          args.quick)

@@ -524,3 +524,18 @@ def test_the_meta_speed_caption_gives_the_machines_own_cpu_count():
     assert counts["threads"] == os.cpu_count() and 1 <= counts["usable"] <= counts["threads"]
     assert counts["cores"] is None or 1 <= counts["cores"] <= counts["threads"]
     assert report.cpu_text({"cores": None, "threads": 8, "usable": 8}) == "8 threads"
+
+
+def test_the_meta_speed_part_reports_after_timing(tmp_path, capsys):
+    # its progress line rounded every result, the CPU counts (a dict) too: a
+    # TypeError after the timing, and no report written
+    from benchmarks import meta
+    assert meta.main(["--quick", "--parts", "speed", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "'cpus': {'cores'" in out and "'load_average_1min'" in out
+    written = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
+    assert len(written) == 1
+    speed = json.loads(written[0].read_text())["results"]["speed"]
+    assert speed["tinynet"] > 0 and speed["cpus"] == report.cpu_counts()
+    assert meta._progress({"a": 12.345, "b": 3e-6, "n": 2, "c": {"x": 1}, "f": True}) == \
+        {"a": 12.3, "b": "3.0e-06", "n": 2, "c": {"x": 1}, "f": True}
