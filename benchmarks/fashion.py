@@ -262,7 +262,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=report.positive_int, default=os.cpu_count() or 1,
                         help="threads for every framework: BLAS, Numba, PyTorch (default: "
                              "the number of cores)")
-    args = parser.parse_args(argv)
+    args = report.parse_args(parser, argv)
     args.command = report.command_line("fashion", argv)
     require_blas_limit(args.threads, parser)
     config = dict(QUICK if args.quick else CONFIG)

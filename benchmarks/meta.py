@@ -408,7 +408,7 @@ def main(argv):
                              "busy 2-core machine")
     parser.add_argument("--test-tasks", type=report.positive_int, default=None,
                         help="evaluation tasks/episodes (default 600; --quick 20)")
-    args = parser.parse_args(argv)
+    args = report.parse_args(parser, argv)
     args.command = report.command_line("meta", argv)  # so that the table says how to redo it
     args.iterations = args.iterations or (40 if args.quick else 10000)
     args.fewshot_iterations = args.fewshot_iterations or (20 if args.quick else 2000)

@@ -39,7 +39,7 @@ from tinynet import cli  # noqa: E402
 
 __all__ = [
     "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
-    "output_dir",
+    "output_dir", "output_problem", "parse_args",
     "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
@@ -55,7 +55,8 @@ QUICK_NOTE = "**Quick run: smoke test, numbers not meaningful.**"
 
 # ----------------------------------------------------------------- arguments
 def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--quick`` (a tiny smoke-test version in seconds) and ``--out DIR``."""
+    """``--quick`` (a tiny smoke-test version in seconds) and ``--out DIR``
+    (checked as soon as the arguments are parsed: :func:`parse_args`)."""
     parser.add_argument("--quick", action="store_true",
                         help="tiny version for smoke tests (seconds, numbers meaningless)")
     parser.add_argument("--out", type=Path, default=None,
@@ -96,6 +97,41 @@ def output_dir(out_dir, quick: bool) -> Path:
     return QUICK_DIR if quick else RESULTS_DIR
 
 
+def output_problem(out: Path) -> str | None:
+    """Why a report could not be written into the directory ``out``, or None.
+
+    ``out`` must be a writable directory, or not exist yet below a writable
+    directory (:func:`write_report` creates it): an existing file there, or
+    on the way to it, and a directory this process may not write into are
+    refused. Nothing is created: an argument refused after this check leaves
+    no empty directory behind."""
+    out = Path(out)
+    existing = out
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent  # the nearest part of the path that exists
+    if not existing.is_dir():
+        return (f"{existing} exists and is not a directory" if existing == out
+                else f"{existing}, on the way to {out}, is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def parse_args(parser: argparse.ArgumentParser, argv):
+    """``parser.parse_args(argv)`` with the output directory checked at once
+    (:func:`output_problem`, a usage error): every benchmark's ``main`` parses
+    through it, so a bad ``--out`` is refused before the run, not found when
+    the report is written after minutes or hours of it."""
+    args = parser.parse_args(argv)
+    out = output_dir(args.out, args.quick)
+    problem = output_problem(out)
+    if problem is not None:
+        parser.error(f"--out expected a directory to write the report into; {problem}"
+                     if args.out is not None else
+                     f"cannot write the report into {out}: {problem}")
+    return args
+
+
 def command_line(name: str, argv) -> str:
     """``python -m benchmarks <name> <argv>`` as the run was given, without
     ``--out`` and its directory (where the files went does not change them)."""
@@ -119,7 +155,7 @@ def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
     add_common_args(parser)
     if configure is not None:
         configure(parser)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if check is not None:
         check(args, parser)
     res = run(args)

@@ -252,7 +252,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--seeds", type=report.positive_int, default=3)
     parser.add_argument("--from-json", metavar="PATH", default=None,
                         help="re-render the tables and plot of an earlier run's JSON")
-    args = parser.parse_args(argv)
+    args = report.parse_args(parser, argv)
     args.command = report.command_line("transfer", argv)
     if args.from_json:
         skipped = {}

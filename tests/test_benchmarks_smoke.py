@@ -539,3 +539,34 @@ def test_the_meta_speed_part_reports_after_timing(tmp_path, capsys):
     assert speed["tinynet"] > 0 and speed["cpus"] == report.cpu_counts()
     assert meta._progress({"a": 12.345, "b": 3e-6, "n": 2, "c": {"x": 1}, "f": True}) == \
         {"a": 12.3, "b": "3.0e-06", "n": 2, "c": {"x": 1}, "f": True}
+
+
+@pytest.mark.parametrize("name", available())
+def test_an_out_that_cannot_be_a_directory_is_refused_before_the_run(name, tmp_path, capsys):
+    # --out was first used by write_report, after the whole run: an existing file
+    # there lost the run's results to a FileExistsError
+    taken = tmp_path / "taken"
+    taken.write_text("keep")
+    for out, problem in ((taken, f"{taken} exists and is not a directory"),
+                         (taken / "sub", f"{taken}, on the way to {taken / 'sub'}, is not "
+                                         f"a directory")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--quick", "--out", str(out)])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"--out expected a directory to write the report into; {problem}" in err
+    assert taken.read_text() == "keep" and sorted(tmp_path.iterdir()) == [taken]
+
+
+def test_an_out_directory_that_is_not_writable_is_refused(tmp_path, monkeypatch, capsys):
+    real_access = os.access
+    monkeypatch.setattr(report.os, "access",
+                        lambda path, mode: Path(path) != tmp_path and real_access(path, mode))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["startup", "--quick", "--out", str(tmp_path / "new" / "dir")])
+    assert exit_info.value.code == 2
+    assert f"{tmp_path} is not writable" in capsys.readouterr().err
+    assert report.output_problem(tmp_path / "fine") is not None
+    monkeypatch.setattr(report.os, "access", real_access)
+    assert report.output_problem(tmp_path / "fine" / "deeper") is None
+    assert not (tmp_path / "fine").exists()  # checked, not created
