@@ -24,6 +24,11 @@
   against "train a 6-way classifier on the base classes, then fine-tune a new
   4-way head" (all 784/64-64-64 MLPs), 600 test episodes with 15 queries per
   class, accuracy and 95% CI.
+
+A run of all three parts writes ``meta.*``; a run of some of them files of
+their own, named by the parts in the order above (``--parts speed`` writes
+``meta_speed.*``, ``--parts fewshot sinusoid`` ``meta_sinusoid_fewshot.*``), so
+that it never replaces the full run's tables and figure.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import numpy as np
 from benchmarks import report
 from benchmarks.threads import limit_blas_threads
 
+PARTS = ("speed", "sinusoid", "fewshot")
 METHODS = ("MAML", "FOMAML", "Reptile", "Meta-SGD", "Pretrained + fine-tune")
 SHOTS = (5, 10, 20)
 
@@ -392,12 +398,20 @@ def markdown(results, args):
     return "\n".join(lines)
 
 
+def _file_name(args) -> str:
+    """``meta`` for a run of every part, else ``meta_`` and the parts run, in
+    the order of :data:`PARTS` (module docstring)."""
+    parts = [part for part in PARTS if part in args.parts]
+    return "meta" if len(parts) == len(PARTS) else "meta_" + "_".join(parts)
+
+
 def main(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks meta", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     report.add_common_args(parser)
-    parser.add_argument("--parts", nargs="+", default=["speed", "sinusoid", "fewshot"],
-                        choices=["speed", "sinusoid", "fewshot"])
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
+                        help="the parts to run (default all); a subset writes files of "
+                             "its own, e.g. meta_speed.* for --parts speed")
     parser.add_argument("--iterations", type=report.positive_int, default=None,
                         help="sinusoid meta-iterations (default 10000; --quick 40)")
     parser.add_argument("--fewshot-iterations", type=report.positive_int, default=None,
@@ -433,7 +447,7 @@ def main(argv):
                 results[f"fewshot_{dataset}"] = None
                 print(f"  {dataset}: skipped ({exc})")
     text = markdown(results, args)
-    paths = report.write_report("meta", results, text, figure(examples, curves) if curves
+    paths = report.write_report(_file_name(args), results, text, figure(examples, curves) if curves
                                 else None, out_dir=args.out, quick=args.quick,
                                 command=args.command)
     print(text)

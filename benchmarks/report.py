@@ -14,7 +14,9 @@ lands as one set (:func:`tinynet.atomic.atomic_write_all`): all its files are
 written to temporary files beside their targets first, then renamed in the
 order ``.png``, ``.md``, ``.json``, so an interrupted run never leaves half a
 file, and a new ``.json`` (the machine-readable record) never stands beside
-an older ``.md`` or ``.png``.
+an older ``.md`` or ``.png``. A report written without a figure removes the
+``.png`` of its name only when that figure is known to show other results
+(:func:`_figure_is_stale`).
 """
 
 from __future__ import annotations
@@ -409,6 +411,32 @@ def provenance_markdown(command: str | None, machine: dict) -> str:
     return "\n\n".join(lines)
 
 
+def _canonical(results) -> str:
+    """``results`` as the JSON text of their record, keys sorted: two runs'
+    results compare equal whatever their key order, with NaN equal to NaN
+    and an int key equal to the string a JSON file reads back."""
+    as_read = json.loads(json.dumps(results, default=_jsonable))  # keys now all strings
+    return json.dumps(as_read, sort_keys=True)
+
+
+def _figure_is_stale(out: Path, name: str, results) -> bool:
+    """Whether ``<out>/<name>.png`` is known to show results other than
+    ``results``, which are about to be written without a figure.
+
+    A figure lands with its report as one set, so it shows the results of the
+    ``<name>.json`` beside it: when that JSON records other results, the
+    figure is of another run, and a report without a figure of its own must
+    not leave it beside the new tables. When the JSON records the same
+    results (a re-rendering on a machine without matplotlib), or cannot be
+    read (nothing is known of the figure), the figure stays: a report never
+    deletes a figure it does not know to be stale."""
+    try:
+        earlier = json.loads((out / f"{name}.json").read_text())["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return _canonical(earlier) != _canonical(results)
+
+
 def write_report(name: str, results: dict, markdown: str, figure=None,
                  out_dir: str | Path | None = None, quick: bool = False,
                  command: str | None = None) -> list[Path]:
@@ -419,9 +447,9 @@ def write_report(name: str, results: dict, markdown: str, figure=None,
     :func:`provenance_markdown` and :func:`machine_markdown`. The files land
     as one set, the ``.json`` last (module docstring): if anything fails before
     the renames, the previous report stays whole. A report without a figure
-    (no matplotlib, nothing to plot) then removes an earlier run's ``.png``,
-    which would not show it. Returns the paths written (``.json``, ``.md``,
-    ``.png``)."""
+    (no matplotlib, nothing to plot) then removes the ``.png`` of its name if
+    that shows other results (:func:`_figure_is_stale`), and leaves it
+    otherwise. Returns the paths written (``.json``, ``.md``, ``.png``)."""
     out = output_dir(out_dir, quick)
     machine = machine_info()
     payload = {"benchmark": name, "command": command, "quick": bool(quick),
@@ -436,8 +464,8 @@ def write_report(name: str, results: dict, markdown: str, figure=None,
         figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         files.append((out / f"{name}.png", buf.getvalue()))
     files += [(out / f"{name}.md", text.encode()), (out / f"{name}.json", record)]
+    stale = figure is None and _figure_is_stale(out, name, results)  # (before the new JSON)
     _write_set(files)
-    stale = out / f"{name}.png"
-    if figure is None and stale.exists():
-        stale.unlink()  # an earlier run's figure would not show this report
+    if stale:
+        (out / f"{name}.png").unlink(missing_ok=True)  # an earlier run's: not this report's
     return [path for path, _ in reversed(files)]

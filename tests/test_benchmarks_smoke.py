@@ -77,6 +77,21 @@ def test_a_report_without_a_figure_removes_an_earlier_runs(tmp_path):
         "demo.json", "demo.md", "other.json", "other.md", "other.png"]
 
 
+def test_a_report_without_a_figure_keeps_one_not_known_to_be_stale(tmp_path):
+    # it deleted any .png of its name: a re-rendering without matplotlib lost the
+    # figure of the very results it wrote again
+    results = {"value": float("nan"), "steps": {1: 0.5}}
+    report.write_report("demo", results, "# Old", figure=PNGFigure(), out_dir=tmp_path)
+    report.write_report("demo", {"steps": {"1": 0.5}, "value": float("nan")}, "# Again",
+                        out_dir=tmp_path)  # the same results, as a JSON file gives them back
+    assert (tmp_path / "demo.png").read_bytes() == b"\x89PNG new"
+    (tmp_path / "demo.json").unlink()  # nothing known of the figure: it stays
+    report.write_report("demo", {"value": 2}, "# Other", out_dir=tmp_path)
+    assert (tmp_path / "demo.png").exists()
+    report.write_report("demo", {"value": 3}, "# Newer", out_dir=tmp_path)  # known stale
+    assert not (tmp_path / "demo.png").exists()
+
+
 @pytest.mark.parametrize("failing", [2, 3])  # the .md's temporary file, the .json's
 def test_a_report_failing_midway_leaves_the_previous_report_whole(tmp_path, monkeypatch,
                                                                   failing):
@@ -228,9 +243,30 @@ def test_the_meta_table_records_the_parts_it_was_run_with(tmp_path):
     from benchmarks import meta
     assert meta.main(["--quick", "--parts", "sinusoid", "--iterations", "2", "--test-tasks",
                       "2", "--out", str(tmp_path)]) == 0
-    text = (tmp_path / "meta.md").read_text()
+    text = (tmp_path / "meta_sinusoid.md").read_text()
     assert "Command: `python -m benchmarks meta --quick --parts sinusoid --iterations 2 " \
            "--test-tasks 2`" in text
+
+
+def test_a_meta_run_of_some_parts_leaves_the_full_runs_files_alone(tmp_path):
+    # every run wrote meta.*, a --parts subset over the full run's tables, and
+    # (with no curves to plot) deleted its meta.png
+    from benchmarks import meta
+    for name in ("meta.json", "meta.md", "meta.png"):
+        (tmp_path / name).write_text("full run")
+    assert meta.main(["--quick", "--parts", "fewshot", "sinusoid", "--iterations", "2",
+                      "--fewshot-iterations", "2", "--test-tasks", "2",
+                      "--out", str(tmp_path)]) == 0
+    assert all((tmp_path / name).read_text() == "full run"
+               for name in ("meta.json", "meta.md", "meta.png"))
+    assert json.loads((tmp_path / "meta_sinusoid_fewshot.json").read_text())["results"][
+        "sinusoid"]
+    names = {tuple(parts): meta._file_name(meta.argparse.Namespace(parts=parts))
+             for parts in (["speed"], ["fewshot", "speed"], ["fewshot", "sinusoid", "speed"],
+                           ["speed", "speed"])}
+    assert names == {("speed",): "meta_speed", ("fewshot", "speed"): "meta_speed_fewshot",
+                     ("fewshot", "sinusoid", "speed"): "meta", ("speed", "speed"): "meta_speed"}
+    assert (REPO / "benchmarks" / "results" / "meta_speed.md").exists()  # as README says
 
 
 def test_runs_on_other_thread_counts_and_models_write_files_of_their_own():
