@@ -439,7 +439,7 @@ def _figure_is_stale(out: Path, name: str, results) -> bool:
 
 def write_report(name: str, results: dict, markdown: str, figure=None,
                  out_dir: str | Path | None = None, quick: bool = False,
-                 command: str | None = None) -> list[Path]:
+                 command: str | None = None, machine: dict | None = None) -> list[Path]:
     """Write ``<name>.json`` (``benchmark``, ``command``, ``quick``, ``machine``
     info and ``results``), ``<name>.md`` and, given a matplotlib ``figure``,
     ``<name>.png`` into :func:`output_dir` ``(out_dir, quick)``. The Markdown is
@@ -449,9 +449,13 @@ def write_report(name: str, results: dict, markdown: str, figure=None,
     the renames, the previous report stays whole. A report without a figure
     (no matplotlib, nothing to plot) then removes the ``.png`` of its name if
     that shows other results (:func:`_figure_is_stale`), and leaves it
-    otherwise. Returns the paths written (``.json``, ``.md``, ``.png``)."""
+    otherwise. Returns the paths written (``.json``, ``.md``, ``.png``).
+
+    ``machine`` (default: :func:`machine_info` now) is the run's machine and
+    date: a report re-rendered from an earlier run's JSON passes that run's
+    ``"machine"``, so that it keeps the date and machine its numbers are from."""
     out = output_dir(out_dir, quick)
-    machine = machine_info()
+    machine = machine_info() if machine is None else machine
     payload = {"benchmark": name, "command": command, "quick": bool(quick),
                "machine": machine, "results": results}
     record = (json.dumps(payload, indent=2, default=_jsonable) + "\n").encode()

@@ -606,3 +606,25 @@ def test_an_out_directory_that_is_not_writable_is_refused(tmp_path, monkeypatch,
     monkeypatch.setattr(report.os, "access", real_access)
     assert report.output_problem(tmp_path / "fine" / "deeper") is None
     assert not (tmp_path / "fine").exists()  # checked, not created
+
+
+def test_transfer_re_rendered_from_json_keeps_the_runs_date_machine_and_figure(
+        tmp_path, monkeypatch, capsys):
+    # the re-rendered report gave the re-rendering machine and date, and (without
+    # matplotlib) deleted the run's figure, which shows the very same results
+    import shutil
+    for suffix in ("json", "md", "png"):
+        shutil.copy(REPO / "benchmarks" / "results" / f"transfer.{suffix}", tmp_path)
+    before = json.loads((tmp_path / "transfer.json").read_text())
+    png = (tmp_path / "transfer.png").read_bytes()
+    before["machine"]["cpu"] = "a CPU this machine does not have"  # whose line is shown
+    (tmp_path / "transfer.json").write_text(json.dumps(before))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails: no figure
+    assert main(["transfer", "--from-json", str(tmp_path / "transfer.json"),
+                 "--out", str(tmp_path)]) == 0
+    after = json.loads((tmp_path / "transfer.json").read_text())
+    assert after["machine"] == before["machine"] and after["results"] == before["results"]
+    text = (tmp_path / "transfer.md").read_text()
+    assert report.machine_markdown(before["machine"]) in text
+    assert report.provenance_markdown(before["command"], before["machine"]) in text
+    assert (tmp_path / "transfer.png").read_bytes() == png
