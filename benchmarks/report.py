@@ -41,7 +41,7 @@ from tinynet import cli  # noqa: E402
 
 __all__ = [
     "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
-    "output_dir", "output_problem", "parse_args",
+    "output_dir", "output_problem", "parse_args", "refuse_unused",
     "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
@@ -132,6 +132,18 @@ def parse_args(parser: argparse.ArgumentParser, argv):
                      if args.out is not None else
                      f"cannot write the report into {out}: {problem}")
     return args
+
+
+def refuse_unused(parser: argparse.ArgumentParser, args, options, reason: str) -> None:
+    """A usage error when any of ``options`` (``args`` attribute names whose
+    default is None, so that given and not given differ) was given, saying
+    it ``has no effect {reason}``: a run must not quietly ignore what it was
+    asked (``fashion --quick --seeds 5`` ran one seed)."""
+    given = [f"--{name.replace('_', '-')}" for name in options
+             if getattr(args, name) is not None]
+    if given:
+        parser.error(f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no "
+                     f"effect {reason}; drop {'it' if len(given) == 1 else 'them'}")
 
 
 def command_line(name: str, argv) -> str:

@@ -251,14 +251,24 @@ def _from_json(path) -> tuple[dict, dict]:
 def main(argv: list[str]) -> int:
     parser = report.add_common_args(argparse.ArgumentParser(
         prog="python -m benchmarks transfer", description=__doc__.splitlines()[0]))
-    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS),
-                        default=["fashion", "fashion-cnn", "digits"])
-    parser.add_argument("--seeds", type=report.positive_int, default=3)
+    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=None,
+                        help="default: fashion fashion-cnn digits (--quick: the digits, and "
+                             "refuses --datasets)")
+    parser.add_argument("--seeds", type=report.positive_int, default=None,
+                        help="default 3 (--quick: one, and refuses --seeds)")
     parser.add_argument("--from-json", metavar="PATH", default=None,
                         help="re-render the tables and plot of an earlier run's JSON (the report "
                              "keeps that run's command, date and machine)")
     args = report.parse_args(parser, argv)
     args.command = report.command_line("transfer", argv)
+    if args.from_json:
+        report.refuse_unused(parser, args, ["datasets", "seeds"],
+                             "with --from-json, which re-renders the run it reads")
+    elif args.quick:
+        report.refuse_unused(parser, args, ["datasets", "seeds"],
+                             "in a --quick run, which trains one seed on the digits")
+    args.datasets = args.datasets or ["fashion", "fashion-cnn", "digits"]
+    args.seeds = args.seeds or 3
     machine = None  # this machine, now
     if args.from_json:
         skipped = {}

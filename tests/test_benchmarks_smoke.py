@@ -628,3 +628,23 @@ def test_transfer_re_rendered_from_json_keeps_the_runs_date_machine_and_figure(
     assert report.machine_markdown(before["machine"]) in text
     assert report.provenance_markdown(before["command"], before["machine"]) in text
     assert (tmp_path / "transfer.png").read_bytes() == png
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fashion", "--seeds", "2"], "--seeds has no effect in a --quick run, which trains one "
+                                  "seed; drop it"),
+    (["transfer", "--seeds", "2", "--datasets", "fashion"],
+     "--datasets and --seeds have no effect in a --quick run, which trains one seed on the "
+     "digits; drop them")])
+def test_an_option_a_quick_run_would_ignore_is_refused(argv, message, tmp_path, capsys):
+    # fashion --quick --seeds 5 ran one seed without a word, as transfer did
+    assert message in _usage_error(argv, tmp_path, capsys)
+
+
+def test_transfer_from_json_refuses_the_options_of_a_run(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer", "--from-json", str(tmp_path / "t.json"), "--seeds", "2",
+              "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--seeds has no effect with --from-json, which re-renders the run it reads" in \
+        capsys.readouterr().err
