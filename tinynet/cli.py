@@ -14,7 +14,9 @@ command-line arguments. ``TINYNET_DEBUG=1`` shows the full traceback of a
 failure instead of the one-line message.
 
 Pixel scaling: ``train`` divides the raw pixels by the dataset's maximum
-(255 for 8-bit images, 16 for the digits) and records that in the model file
+(255 for 8-bit images, and for wider integer pixels within 0..255; the
+training images' maximum for pixels beyond 255; 16 for the digits:
+:func:`tinynet.recipes.pixel_scale`) and records that in the model file
 when the file format can hold it (otherwise ``evaluate``/``predict`` use the
 same per-dataset rule); ``evaluate`` and ``predict`` apply the same scaling.
 ``predict`` refuses input outside the trained range: integer pixels outside
