@@ -242,6 +242,17 @@ def test_every_activation_the_parser_takes_trains_with_batch_norm_too(tmp_path):
     assert len(silus) == 2 and silus[0] is not silus[1]
 
 
+def test_train_on_a_few_samples_splits_off_validation(tmp_path, capsys):
+    # the default --val-fraction 0.1 of 5 samples rounded to 0: a ValueError; now
+    # scikit-learn's ceil gives 1, drawn at random as the 5 digits are 5 classes
+    assert main(["train", "digits", "--limit", "5", "--hidden", "4", "--epochs", "1",
+                 "--verbose", "0", "--out", str(tmp_path / "m.npz")]) == 0
+    captured = capsys.readouterr()
+    assert "a class has a single training sample; the validation split is drawn at " \
+           "random, not stratified" in captured.err
+    assert re.search(r"validation\s+1\s", captured.out)
+
+
 def test_train_is_reproducible_with_a_seed(tmp_path):
     for name in ("a.npz", "b.npz"):
         assert main(["train", "digits", "--hidden", "8", "--epochs", "1", "--verbose", "0",

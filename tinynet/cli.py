@@ -173,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                        help="learning-rate schedule over the epochs (default cosine)")
     train.add_argument("--val-fraction", type=_fraction, default=0.1,
-                       help="share of the training set held out for validation, "
-                            "stratified (default 0.1; 0 for none)")
+                       help="share of the training set held out for validation "
+                            "(rounded up), stratified unless a class has one sample "
+                            "(default 0.1; 0 for none)")
     train.add_argument("--seed", type=_non_negative_int, default=0,
                        help="seed of the split, weights, shuffling and dropout (default 0)")
     train.add_argument("--limit", type=positive_int, metavar="N",
@@ -284,6 +285,8 @@ def _accuracy(model, x, y, batch_size) -> float:
 
 
 def _cmd_train(args, parser) -> int:
+    import numpy as np
+
     from .callbacks import LearningRateScheduler
     from .data import train_val_split
     from .demo import format_table
@@ -295,8 +298,14 @@ def _cmd_train(args, parser) -> int:
     (x_train, y_train), (x_test, y_test) = data.train, data.test
     validation = None
     if args.val_fraction:
+        # stratified unless a class has a single sample (--limit 5 of the digits),
+        # which cannot be in both parts: then at random, saying so
+        stratify = int(np.unique(y_train, return_counts=True)[1].min()) >= 2
+        if not stratify:
+            print("tinynet train: note: a class has a single training sample; the "
+                  "validation split is drawn at random, not stratified", file=sys.stderr)
         (x_train, y_train), validation = train_val_split(
-            x_train, y_train, args.val_fraction, stratify=True, seed=args.seed)
+            x_train, y_train, args.val_fraction, stratify=stratify, seed=args.seed)
     n_classes = max(len(data.classes), int(y_train.max()) + 1)
     model = build_mlp(data.n_features, args.hidden, n_classes, activation=args.activation,
                       dropout=args.dropout, batch_norm=args.batch_norm, seed=args.seed)

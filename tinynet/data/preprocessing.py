@@ -9,6 +9,8 @@ validation and test sets; fitting on test data would leak it into training.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..checks import (check_bool, check_finite, check_labels, check_positive_int,
@@ -28,7 +30,9 @@ def _n_val(n_samples: int, val_size) -> int:
         if not 0.0 < val_size < 1.0:
             raise ValueError(f"train_val_split expected a fraction val_size in (0, 1), "
                              f"received {val_size}")
-        n_val = int(round(val_size * n_samples))
+        # scikit-learn's rule (train_test_split): ceil, so that a fraction never
+        # leaves validation empty while it has samples to give (0.1 of 5 is 1)
+        n_val = math.ceil(val_size * n_samples)
     else:
         n_val = int(val_size)
     if not 0 < n_val < n_samples:
@@ -39,8 +43,17 @@ def _n_val(n_samples: int, val_size) -> int:
 
 
 def _stratified_val_indices(y: np.ndarray, n_val: int, rng) -> np.ndarray:
-    """Take from each class its share of ``n_val`` (largest remainders), at random."""
+    """Take from each class its share of ``n_val`` (largest remainders), at random.
+    A class of one sample cannot be in both parts: refused, as scikit-learn
+    refuses it."""
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if counts.min() < 2:
+        lone = classes[counts < 2]
+        raise ValueError(f"train_val_split(stratify=True) expected at least 2 samples of "
+                         f"every class (one for each part), received 1 sample of "
+                         f"{len(lone)} class(es): {lone[:10].tolist()}"
+                         f"{' ...' if len(lone) > 10 else ''}; split without stratify, "
+                         f"or drop those classes")
     exact = counts * n_val / len(y)
     per_class = np.floor(exact).astype(np.int64)
     short = n_val - int(per_class.sum())
@@ -59,9 +72,13 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
     x : ndarray of shape (n_samples, ...)
     y : ndarray of shape (n_samples, ...)
     val_size : float in (0, 1) or int, default 0.1
-        Fraction or number of samples that go to validation.
+        Fraction or number of samples that go to validation; a fraction
+        gives ``ceil(val_size * n_samples)`` of them, scikit-learn's rule in
+        ``train_test_split`` (0.1 of 5 samples is 1, 0.25 of 10 is 3).
     stratify : bool, default False
-        Keep each class's share (``y`` holds class labels) in both parts.
+        Keep each class's share (``y`` holds class labels) in both parts;
+        every class needs at least 2 samples (a ValueError otherwise, as in
+        scikit-learn).
     shuffle : bool, default True
         Pick validation samples at random; ``False`` takes the last ones
         (for data already in a meaningful order, e.g. time).
