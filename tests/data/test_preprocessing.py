@@ -255,3 +255,26 @@ def test_a_stratified_split_refuses_a_class_of_one_sample():
 def test_split_errors(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         train_val_split(*args, **kwargs)
+
+
+@pytest.mark.parametrize("feature_range, expected", [
+    ((0, 1), [1.0, -1.0]), ((-1, 1), [1.0, -3.0]), ((0, 10), [10.0, -10.0]),
+    ((2, 2.5), [2.5, 1.5])])
+def test_a_constant_feature_takes_a_range_of_1_as_in_scikit_learn(feature_range, expected):
+    # its scale was 1 whatever feature_range: (-1, 1) mapped 6 and 4 to 0 and -2
+    # where scikit-learn gives 1 and -3
+    x_train = np.array([[0.0, 5.0], [10.0, 5.0]])  # feature 1 is constant (5)
+    x_test = np.array([[5.0, 6.0], [5.0, 4.0]])
+    scaler = MinMaxScaler(feature_range).fit(x_train)
+    out = scaler.transform(x_test)
+    np.testing.assert_allclose(out[:, 1], expected)
+    np.testing.assert_allclose(scaler.transform(x_train)[:, 1], feature_range[0])
+    np.testing.assert_allclose(scaler.inverse_transform(out), x_test)
+    restored = MinMaxScaler.from_state_dict(scaler.state_dict())
+    np.testing.assert_array_equal(restored.transform(x_test), out)
+    try:
+        from sklearn.preprocessing import MinMaxScaler as SKMinMaxScaler
+    except ImportError:
+        return
+    np.testing.assert_allclose(out, SKMinMaxScaler(feature_range=feature_range)
+                               .fit(x_train).transform(x_test))

@@ -181,7 +181,8 @@ class _Scaler:
         return x
 
     def _statistics(self, x, x_min, x_max, constant):
-        """``(offset, scale)``; ``scale`` of a constant feature is replaced by 1."""
+        """``(offset, scale)``, with a finite positive ``scale`` for a constant
+        feature (``constant``: no spread to divide by)."""
         raise NotImplementedError
 
     def fit(self, x):
@@ -189,8 +190,8 @@ class _Scaler:
         x = self._check_x(x, fitting=True)
         x = x.astype(np.float64, copy=False)
         x_min, x_max = x.min(axis=self.axis), x.max(axis=self.axis)
-        # a constant feature has no spread: leave it unscaled instead of dividing by 0
-        # (tested exactly: a rounded mean of equal values can show a tiny false spread)
+        # a constant feature has no spread: each scaler says what it divides by instead
+        # of 0 (tested exactly: a rounded mean of equal values can show a tiny false spread)
         constant = x_max == x_min
         with np.errstate(over="ignore", invalid="ignore"):
             offset, scale = self._statistics(x, x_min, x_max, constant)
@@ -198,7 +199,7 @@ class _Scaler:
             raise ValueError(f"{type(self).__name__}.fit: the data's statistics overflow "
                              f"float64 (values spanning about +-1e308); rescale the data "
                              f"first")
-        self.offset_, self.scale_ = offset, np.where(constant | ~(scale > 0), 1.0, scale)
+        self.offset_, self.scale_ = offset, np.where(scale > 0, scale, 1.0)  # 0 by underflow
         self.n_features_shape_ = x.shape[1:]
         return self
 
@@ -310,7 +311,9 @@ class Standardizer(_Scaler):
     """
 
     def _statistics(self, x, x_min, x_max, constant):
-        return np.where(constant, x_min, x.mean(axis=self.axis)), x.std(axis=self.axis)
+        # a constant feature: centred (on its exact value), not scaled
+        return (np.where(constant, x_min, x.mean(axis=self.axis)),
+                np.where(constant, 1.0, x.std(axis=self.axis)))
 
     @property
     def mean_(self):
@@ -327,7 +330,10 @@ class MinMaxScaler(_Scaler):
     .. math:: x' = a + (b - a)\,\frac{x - x_{min}}{x_{max} - x_{min}}
 
     Values outside the training range map outside ``[a, b]`` (no clipping).
-    A constant feature maps to ``a``.
+    A constant feature (:math:`x_{max} = x_{min}`) takes a range of 1, as in
+    scikit-learn: :math:`x' = a + (b - a)(x - x_{min})`, so its training value
+    maps to ``a`` and other values move ``b - a`` per unit
+    (:meth:`inverse_transform` undoes it alike).
     """
 
     def __init__(self, feature_range=(0.0, 1.0), axis=0):
@@ -345,8 +351,9 @@ class MinMaxScaler(_Scaler):
 
     def _statistics(self, x, x_min, x_max, constant):
         low, high = self.feature_range
-        # x' = (x - offset) / scale with offset, scale chosen so x_min -> low, x_max -> high
-        scale = np.where(constant, 1.0, (x_max - x_min) / (high - low))
+        # x' = (x - offset) / scale with offset, scale chosen so x_min -> low, x_max -> high;
+        # a constant feature's range counts as 1 (scikit-learn's _handle_zeros_in_scale)
+        scale = np.where(constant, 1.0, x_max - x_min) / (high - low)
         return x_min - low * scale, scale
 
     _STATE_KEYS = _Scaler._STATE_KEYS + ("feature_range",)
