@@ -423,6 +423,39 @@ def test_predict_checks_out_before_predicting(digits_model, tmp_path, out, messa
     assert re.search(message, captured.err) and ".tmp" not in captured.err
 
 
+@pytest.mark.parametrize("target", ["model", "input", "model link"])
+def test_predict_refuses_an_out_that_is_its_model_or_input(digits_model, tmp_path, target,
+                                                           capsys):
+    # predict m.npz x.npy --out m.npz replaced the model file with the labels
+    import shutil
+    model = tmp_path / "m.npz"
+    shutil.copy(digits_model, model)
+    x_test, _ = digits_test_set()
+    np.save(tmp_path / "x.npy", x_test[:3])
+    (tmp_path / "link.npz").symlink_to(model)
+    out = {"model": model, "input": tmp_path / "x.npy", "model link": tmp_path / "link.npz"}
+    before = {p: p.read_bytes() for p in (model, tmp_path / "x.npy")}
+    assert main(["predict", str(model), str(tmp_path / "x.npy"), "--out",
+                 str(out[target])]) == 1
+    what, source = (("input file", tmp_path / "x.npy") if target == "input"
+                    else ("model file", model))
+    assert f"--out {str(out[target])!r} is the {what} {str(source)!r}; writing the output " \
+           f"there would replace it: give another path such as labels.npy" in \
+        capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_train_refuses_an_out_that_is_a_file_of_its_dataset(tmp_path, capsys):
+    write_tiny_idx_set(tmp_path / "tiny")
+    images = tmp_path / "tiny" / "train-images-idx3-ubyte.gz"
+    before = images.read_bytes()
+    assert main(["train", "tiny", "--data-dir", str(tmp_path), "--epochs", "1", "--verbose",
+                 "0", "--out", str(images)]) == 1
+    captured = capsys.readouterr()
+    assert f"--out {str(images)!r} is the dataset file {str(images)!r}" in captured.err
+    assert images.read_bytes() == before and "accuracy" not in captured.out
+
+
 @pytest.mark.parametrize("content, args, message", [
     (lambda x: x * 1000, [], r"values in \[0, 16000\], outside \[0, 16\]; the model was "
                              r"trained on pixels in \[0, 16\] divided by 16"),

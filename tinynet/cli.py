@@ -295,6 +295,8 @@ def _cmd_train(args, parser) -> int:
 
     _check_out(args.out, "model.npz")
     data = _load_data(args.dataset, args, limit=args.limit)
+    _check_out_is_no_input(args.out, [("dataset file", path) for path in data.sources],
+                           "model.npz")
     (x_train, y_train), (x_test, y_test) = data.train, data.test
     validation = None
     if args.val_fraction:
@@ -360,6 +362,21 @@ def _check_out(path, example: str) -> None:
                            f"{example}") from None
     except OSError as exc:
         raise CommandError(str(exc)) from None
+
+
+def _check_out_is_no_input(path, inputs, example: str) -> None:
+    """Refuse an ``--out`` that is one of the command's own input files
+    (``inputs``: ``(what, path)`` pairs), by :func:`os.path.samefile` where
+    both exist (a link or another spelling of the path is the same file):
+    writing there would replace what was read, as ``predict m.npz x.npy
+    --out m.npz`` replaced the model with its labels."""
+    if not os.path.exists(path):
+        return
+    for what, source in inputs:
+        if os.path.exists(source) and os.path.samefile(path, source):
+            raise CommandError(f"--out {path!r} is the {what} {str(source)!r}; writing the "
+                               f"output there would replace it: give another path such as "
+                               f"{example}")
 
 
 def _model_metadata(model, path) -> tuple:
@@ -516,6 +533,8 @@ def _cmd_predict(args, parser) -> int:
 
     if args.out:
         _check_out(args.out, "labels.npy")
+        _check_out_is_no_input(args.out, [("model file", args.model),
+                                          ("input file", args.input)], "labels.npy")
     model = _load_model(args.model)
     saved_scale, classes = _model_metadata(model, args.model)
     array = _read_samples(args.input)

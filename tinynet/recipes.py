@@ -41,12 +41,15 @@ class Prepared:
         JSON-safe: ``{"dataset": ..., "scale": 255.0, "sample_shape": [28, 28]}``;
         features are ``raw.reshape(n, -1) / scale``.
     classes : tuple of str
+    sources : tuple of Path
+        The files the data was read from (none for the embedded digits).
     """
 
-    def __init__(self, train, test, preprocessing, classes):
+    def __init__(self, train, test, preprocessing, classes, sources=()):
         self.train, self.test = train, test
         self.preprocessing = preprocessing
         self.classes = tuple(classes)
+        self.sources = tuple(sources)
 
     @property
     def n_features(self) -> int:
@@ -134,12 +137,15 @@ def load_for_training(name: str, data_dir=None, download: bool | None = None,
     if limit is not None:  # a negative one would slice samples off the end
         limit = check_positive_int(limit, "load_for_training", "limit")
     key = name.lower().replace("_", "-")
+    sources = ()
     if key == "digits":
         (x_train, y_train), (x_test, y_test) = tn_data.load_digits()
         scale, classes = 16.0, tn_data.DIGITS_CLASSES
     else:
         (x_train, y_train), (x_test, y_test) = tn_data.load_idx_dataset(
             key, root=data_dir, download=download)
+        from .data.datasets import idx_dataset_files
+        sources = idx_dataset_files(key, data_dir) or ()  # (where they were found)
         spec = tn_data.IDX_DATASETS.get(key)
         classes = spec.classes if spec and spec.classes else \
             tuple(str(c) for c in range(int(max(y_train.max(), y_test.max())) + 1))
@@ -150,7 +156,7 @@ def load_for_training(name: str, data_dir=None, download: bool | None = None,
     preprocessing = {"dataset": key, "scale": scale, "sample_shape": list(x_train.shape[1:])}
     return Prepared((apply_preprocessing(x_train, preprocessing), y_train),
                     (apply_preprocessing(x_test, preprocessing), y_test),
-                    preprocessing, classes)
+                    preprocessing, classes, sources)
 
 
 def build_mlp(n_inputs: int, hidden, n_classes: int, activation: str = "relu",
