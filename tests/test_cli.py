@@ -253,6 +253,21 @@ def test_train_on_a_few_samples_splits_off_validation(tmp_path, capsys):
     assert re.search(r"validation\s+1\s", captured.out)
 
 
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_data_dir_with_the_embedded_digits_is_a_usage_error(command, digits_model, tmp_path,
+                                                           capsys):
+    # it was quietly ignored: the digits read no files
+    argv = ([command, "Digits"] if command == "train" else [command, str(digits_model),
+                                                             "Digits"])
+    assert main(argv + ["--data-dir", str(tmp_path),
+                        *(["--out", str(tmp_path / "m.npz")] if command == "train" else [])]
+                ) == 2
+    assert f"--data-dir is where the IDX datasets' files are looked for; 'Digits' is " \
+           f"embedded in tinynet and reads no files: drop --data-dir {tmp_path}" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_train_is_reproducible_with_a_seed(tmp_path):
     for name in ("a.npz", "b.npz"):
         assert main(["train", "digits", "--hidden", "8", "--epochs", "1", "--verbose", "0",

@@ -108,7 +108,7 @@ def _add_data_options(parser) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="look for the dataset's IDX files here first (then "
                              "$TINYNET_DATA/<name>, ~/.cache/tinynet/<name>, the Debian package "
-                             "location)")
+                             "location); refused with the embedded digits")
     parser.add_argument("--no-download", action="store_true",
                         help="never download; fail with a message if the files are absent "
                              "(also: environment variable TINYNET_OFFLINE=1)")
@@ -274,8 +274,15 @@ def _cmd_demo(args, parser) -> int:
     return status
 
 
-def _load_data(name, args, limit=None):
-    from .recipes import load_for_training
+def _load_data(name, args, parser, limit=None):
+    """The dataset ``name`` for ``train`` or ``evaluate``; ``--data-dir`` with
+    the embedded digits, which read no file, is a usage error rather than
+    quietly ignored."""
+    from .recipes import dataset_key, load_for_training
+    if args.data_dir is not None and dataset_key(name) == "digits":
+        parser.error(f"--data-dir is where the IDX datasets' files are looked for; "
+                     f"{name!r} is embedded in tinynet and reads no files: drop "
+                     f"--data-dir {args.data_dir}")
     return load_for_training(name, data_dir=args.data_dir,
                              download=False if args.no_download else None, limit=limit)
 
@@ -294,7 +301,7 @@ def _cmd_train(args, parser) -> int:
     from .recipes import build_mlp, cosine_schedule
 
     _check_out(args.out, "model.npz")
-    data = _load_data(args.dataset, args, limit=args.limit)
+    data = _load_data(args.dataset, args, parser, limit=args.limit)
     _check_out_is_no_input(args.out, [("dataset file", path) for path in data.sources],
                            "model.npz")
     (x_train, y_train), (x_test, y_test) = data.train, data.test
@@ -430,7 +437,7 @@ def _cmd_evaluate(args, parser) -> int:
     from .demo import format_table
 
     model = _load_model(args.model)
-    data = _load_data(args.dataset, args)
+    data = _load_data(args.dataset, args, parser)
     x, y = data.test if args.split == "test" else data.train
     saved_scale, _ = _model_metadata(model, args.model)
     if saved_scale is not None and saved_scale != float(data.preprocessing["scale"]):

@@ -19,7 +19,7 @@ from . import data as tn_data
 from .checks import check_positive_int
 
 __all__ = ["DATASETS", "Prepared", "apply_preprocessing", "build_mlp", "cnn_layers",
-           "cosine_schedule", "load_for_training", "pixel_scale"]
+           "cosine_schedule", "dataset_key", "load_for_training", "pixel_scale"]
 
 #: Dataset names the command line knows; any other name reads MNIST-style IDX
 #: files from ``--data-dir``.
@@ -83,6 +83,12 @@ def apply_preprocessing(raw, preprocessing: dict) -> np.ndarray:
     return raw.reshape(len(raw), -1).astype(np.float32) / np.float32(preprocessing["scale"])
 
 
+def dataset_key(name: str) -> str:
+    """A dataset name as :func:`load_for_training` looks it up: lower case,
+    ``_`` as ``-`` (``Fashion_MNIST`` is ``fashion-mnist``)."""
+    return name.lower().replace("_", "-")
+
+
 def pixel_scale(x_train, name: str = "dataset") -> float:
     """What ``tinynet train`` divides an IDX dataset's integer pixels by.
 
@@ -136,7 +142,7 @@ def load_for_training(name: str, data_dir=None, download: bool | None = None,
     """
     if limit is not None:  # a negative one would slice samples off the end
         limit = check_positive_int(limit, "load_for_training", "limit")
-    key = name.lower().replace("_", "-")
+    key = dataset_key(name)
     sources = ()
     if key == "digits":
         (x_train, y_train), (x_test, y_test) = tn_data.load_digits()
