@@ -412,13 +412,13 @@ def test_the_meta_speed_peer_gets_tinynets_threads():
     assert "`torch.set_num_threads(1)`, as many threads as tinynet's kernels" in text
 
 
-def test_the_fashion_report_records_the_peers_it_was_run_with(monkeypatch):
+def test_the_fashion_report_records_the_peers_it_was_run_with(monkeypatch, tmp_path):
     # the command was rebuilt from some options and left out --peers: a table without
     # its PyTorch column said it came from a command that runs PyTorch
     from benchmarks import fashion
     seen = []
     monkeypatch.setattr(fashion, "_run", lambda args, config: seen.append(args.command) or 0)
-    assert fashion.main(["--quick", "--peers", "--epochs", "1", "--out", "/tmp/x"]) == 0
+    assert fashion.main(["--quick", "--peers", "--epochs", "1", "--out", str(tmp_path)]) == 0
     assert seen == ["python -m benchmarks fashion --quick --peers --epochs 1"]
 
 
