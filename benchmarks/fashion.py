@@ -254,7 +254,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks fashion",
                                      description=__doc__.splitlines()[0])
     report.add_common_args(parser)
-    parser.add_argument("--seeds", type=report.positive_int, default=3, help="number of seeds (default 3)")
+    parser.add_argument("--seeds", type=report.positive_int, default=None,
+                        help="number of seeds (default 3; --quick runs one and refuses "
+                             "--seeds)")
     parser.add_argument("--epochs", type=report.positive_int, default=None,
                         help=f"override the epochs (default {CONFIG['epochs']})")
     parser.add_argument("--peers", nargs="*", default=["torch", "sklearn"],
@@ -262,8 +264,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=report.positive_int, default=os.cpu_count() or 1,
                         help="threads for every framework: BLAS, Numba, PyTorch (default: "
                              "the number of cores)")
-    args = parser.parse_args(argv)
+    args = report.parse_args(parser, argv)
     args.command = report.command_line("fashion", argv)
+    if args.quick:
+        report.refuse_unused(parser, args, ["seeds"], "in a --quick run, which trains one seed")
+    args.seeds = args.seeds or 3
     require_blas_limit(args.threads, parser)
     config = dict(QUICK if args.quick else CONFIG)
     if args.epochs is not None:

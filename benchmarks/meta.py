@@ -24,6 +24,11 @@
   against "train a 6-way classifier on the base classes, then fine-tune a new
   4-way head" (all 784/64-64-64 MLPs), 600 test episodes with 15 queries per
   class, accuracy and 95% CI.
+
+A run of all three parts writes ``meta.*``; a run of some of them files of
+their own, named by the parts in the order above (``--parts speed`` writes
+``meta_speed.*``, ``--parts fewshot sinusoid`` ``meta_sinusoid_fewshot.*``), so
+that it never replaces the full run's tables and figure.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ import numpy as np
 from benchmarks import report
 from benchmarks.threads import limit_blas_threads
 
+PARTS = ("speed", "sinusoid", "fewshot")
 METHODS = ("MAML", "FOMAML", "Reptile", "Meta-SGD", "Pretrained + fine-tune")
 SHOTS = (5, 10, 20)
 
@@ -121,6 +127,17 @@ def speed(quick):
     results["cpus"] = report.cpu_counts()  # what that load average is out of
     results.update(gradient_errors(peer))
     return results
+
+
+def _progress(results: dict) -> dict:
+    """The speed part's results as its progress line shows them: a number
+    above 1 (tasks/s) to 0.1, a smaller one (an error) as ``1.2e-05``, and
+    anything else (the CPU counts, a dict) as it is."""
+    def show(value):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return value
+        return round(value, 1) if value > 1 else f"{value:.1e}"
+    return {key: show(value) for key, value in results.items()}
 
 
 def peer_threads() -> int:
@@ -381,12 +398,20 @@ def markdown(results, args):
     return "\n".join(lines)
 
 
+def _file_name(args) -> str:
+    """``meta`` for a run of every part, else ``meta_`` and the parts run, in
+    the order of :data:`PARTS` (module docstring)."""
+    parts = [part for part in PARTS if part in args.parts]
+    return "meta" if len(parts) == len(PARTS) else "meta_" + "_".join(parts)
+
+
 def main(argv):
     parser = argparse.ArgumentParser(prog="python -m benchmarks meta", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     report.add_common_args(parser)
-    parser.add_argument("--parts", nargs="+", default=["speed", "sinusoid", "fewshot"],
-                        choices=["speed", "sinusoid", "fewshot"])
+    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
+                        help="the parts to run (default all); a subset writes files of "
+                             "its own, e.g. meta_speed.* for --parts speed")
     parser.add_argument("--iterations", type=report.positive_int, default=None,
                         help="sinusoid meta-iterations (default 10000; --quick 40)")
     parser.add_argument("--fewshot-iterations", type=report.positive_int, default=None,
@@ -397,7 +422,7 @@ def main(argv):
                              "busy 2-core machine")
     parser.add_argument("--test-tasks", type=report.positive_int, default=None,
                         help="evaluation tasks/episodes (default 600; --quick 20)")
-    args = parser.parse_args(argv)
+    args = report.parse_args(parser, argv)
     args.command = report.command_line("meta", argv)  # so that the table says how to redo it
     args.iterations = args.iterations or (40 if args.quick else 10000)
     args.fewshot_iterations = args.fewshot_iterations or (20 if args.quick else 2000)
@@ -409,8 +434,7 @@ def main(argv):
     if "speed" in args.parts:
         print("speed: second-order MAML tasks/s", flush=True)
         results["speed"] = speed(args.quick)
-        print("  ", {k: round(v, 1) if v > 1 else f"{v:.1e}"
-                     for k, v in results["speed"].items()}, flush=True)
+        print("  ", _progress(results["speed"]), flush=True)
     if "sinusoid" in args.parts:
         results["sinusoid"], curves, examples = sinusoid(args.iterations, args.test_tasks,
                                                          args.quick)
@@ -423,7 +447,7 @@ def main(argv):
                 results[f"fewshot_{dataset}"] = None
                 print(f"  {dataset}: skipped ({exc})")
     text = markdown(results, args)
-    paths = report.write_report("meta", results, text, figure(examples, curves) if curves
+    paths = report.write_report(_file_name(args), results, text, figure(examples, curves) if curves
                                 else None, out_dir=args.out, quick=args.quick,
                                 command=args.command)
     print(text)

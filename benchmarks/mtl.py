@@ -390,7 +390,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = report.parse_args(parser, argv)
     if args.trunk in CONV_TRUNKS and set(args.architectures or []) - {"hard"}:
         parser.error(f"--trunk {args.trunk} runs single-task and hard sharing only; "
                      f"--architectures asked for {' '.join(args.architectures)}")

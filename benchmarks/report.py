@@ -14,7 +14,9 @@ lands as one set (:func:`tinynet.atomic.atomic_write_all`): all its files are
 written to temporary files beside their targets first, then renamed in the
 order ``.png``, ``.md``, ``.json``, so an interrupted run never leaves half a
 file, and a new ``.json`` (the machine-readable record) never stands beside
-an older ``.md`` or ``.png``.
+an older ``.md`` or ``.png``. A report written without a figure removes the
+``.png`` of its name only when that figure is known to show other results
+(:func:`_figure_is_stale`).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from tinynet import cli  # noqa: E402
 
 __all__ = [
     "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
-    "output_dir",
+    "output_dir", "output_problem", "parse_args", "refuse_unused",
     "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
@@ -55,7 +57,8 @@ QUICK_NOTE = "**Quick run: smoke test, numbers not meaningful.**"
 
 # ----------------------------------------------------------------- arguments
 def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--quick`` (a tiny smoke-test version in seconds) and ``--out DIR``."""
+    """``--quick`` (a tiny smoke-test version in seconds) and ``--out DIR``
+    (checked as soon as the arguments are parsed: :func:`parse_args`)."""
     parser.add_argument("--quick", action="store_true",
                         help="tiny version for smoke tests (seconds, numbers meaningless)")
     parser.add_argument("--out", type=Path, default=None,
@@ -96,6 +99,53 @@ def output_dir(out_dir, quick: bool) -> Path:
     return QUICK_DIR if quick else RESULTS_DIR
 
 
+def output_problem(out: Path) -> str | None:
+    """Why a report could not be written into the directory ``out``, or None.
+
+    ``out`` must be a writable directory, or not exist yet below a writable
+    directory (:func:`write_report` creates it): an existing file there, or
+    on the way to it, and a directory this process may not write into are
+    refused. Nothing is created: an argument refused after this check leaves
+    no empty directory behind."""
+    out = Path(out)
+    existing = out
+    while not os.path.lexists(existing) and existing.parent != existing:
+        existing = existing.parent  # the nearest part of the path that exists
+    if not existing.is_dir():
+        return (f"{existing} exists and is not a directory" if existing == out
+                else f"{existing}, on the way to {out}, is not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{existing} is not writable"
+    return None
+
+
+def parse_args(parser: argparse.ArgumentParser, argv):
+    """``parser.parse_args(argv)`` with the output directory checked at once
+    (:func:`output_problem`, a usage error): every benchmark's ``main`` parses
+    through it, so a bad ``--out`` is refused before the run, not found when
+    the report is written after minutes or hours of it."""
+    args = parser.parse_args(argv)
+    out = output_dir(args.out, args.quick)
+    problem = output_problem(out)
+    if problem is not None:
+        parser.error(f"--out expected a directory to write the report into; {problem}"
+                     if args.out is not None else
+                     f"cannot write the report into {out}: {problem}")
+    return args
+
+
+def refuse_unused(parser: argparse.ArgumentParser, args, options, reason: str) -> None:
+    """A usage error when any of ``options`` (``args`` attribute names whose
+    default is None, so that given and not given differ) was given, saying
+    it ``has no effect {reason}``: a run must not quietly ignore what it was
+    asked (``fashion --quick --seeds 5`` ran one seed)."""
+    given = [f"--{name.replace('_', '-')}" for name in options
+             if getattr(args, name) is not None]
+    if given:
+        parser.error(f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no "
+                     f"effect {reason}; drop {'it' if len(given) == 1 else 'them'}")
+
+
 def command_line(name: str, argv) -> str:
     """``python -m benchmarks <name> <argv>`` as the run was given, without
     ``--out`` and its directory (where the files went does not change them)."""
@@ -119,7 +169,7 @@ def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
     add_common_args(parser)
     if configure is not None:
         configure(parser)
-    args = parser.parse_args(argv)
+    args = parse_args(parser, argv)
     if check is not None:
         check(args, parser)
     res = run(args)
@@ -373,9 +423,35 @@ def provenance_markdown(command: str | None, machine: dict) -> str:
     return "\n\n".join(lines)
 
 
+def _canonical(results) -> str:
+    """``results`` as the JSON text of their record, keys sorted: two runs'
+    results compare equal whatever their key order, with NaN equal to NaN
+    and an int key equal to the string a JSON file reads back."""
+    as_read = json.loads(json.dumps(results, default=_jsonable))  # keys now all strings
+    return json.dumps(as_read, sort_keys=True)
+
+
+def _figure_is_stale(out: Path, name: str, results) -> bool:
+    """Whether ``<out>/<name>.png`` is known to show results other than
+    ``results``, which are about to be written without a figure.
+
+    A figure lands with its report as one set, so it shows the results of the
+    ``<name>.json`` beside it: when that JSON records other results, the
+    figure is of another run, and a report without a figure of its own must
+    not leave it beside the new tables. When the JSON records the same
+    results (a re-rendering on a machine without matplotlib), or cannot be
+    read (nothing is known of the figure), the figure stays: a report never
+    deletes a figure it does not know to be stale."""
+    try:
+        earlier = json.loads((out / f"{name}.json").read_text())["results"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    return _canonical(earlier) != _canonical(results)
+
+
 def write_report(name: str, results: dict, markdown: str, figure=None,
                  out_dir: str | Path | None = None, quick: bool = False,
-                 command: str | None = None) -> list[Path]:
+                 command: str | None = None, machine: dict | None = None) -> list[Path]:
     """Write ``<name>.json`` (``benchmark``, ``command``, ``quick``, ``machine``
     info and ``results``), ``<name>.md`` and, given a matplotlib ``figure``,
     ``<name>.png`` into :func:`output_dir` ``(out_dir, quick)``. The Markdown is
@@ -383,11 +459,15 @@ def write_report(name: str, results: dict, markdown: str, figure=None,
     :func:`provenance_markdown` and :func:`machine_markdown`. The files land
     as one set, the ``.json`` last (module docstring): if anything fails before
     the renames, the previous report stays whole. A report without a figure
-    (no matplotlib, nothing to plot) then removes an earlier run's ``.png``,
-    which would not show it. Returns the paths written (``.json``, ``.md``,
-    ``.png``)."""
+    (no matplotlib, nothing to plot) then removes the ``.png`` of its name if
+    that shows other results (:func:`_figure_is_stale`), and leaves it
+    otherwise. Returns the paths written (``.json``, ``.md``, ``.png``).
+
+    ``machine`` (default: :func:`machine_info` now) is the run's machine and
+    date: a report re-rendered from an earlier run's JSON passes that run's
+    ``"machine"``, so that it keeps the date and machine its numbers are from."""
     out = output_dir(out_dir, quick)
-    machine = machine_info()
+    machine = machine_info() if machine is None else machine
     payload = {"benchmark": name, "command": command, "quick": bool(quick),
                "machine": machine, "results": results}
     record = (json.dumps(payload, indent=2, default=_jsonable) + "\n").encode()
@@ -400,8 +480,8 @@ def write_report(name: str, results: dict, markdown: str, figure=None,
         figure.savefig(buf, format="png", dpi=110, bbox_inches="tight")
         files.append((out / f"{name}.png", buf.getvalue()))
     files += [(out / f"{name}.md", text.encode()), (out / f"{name}.json", record)]
+    stale = figure is None and _figure_is_stale(out, name, results)  # (before the new JSON)
     _write_set(files)
-    stale = out / f"{name}.png"
-    if figure is None and stale.exists():
-        stale.unlink()  # an earlier run's figure would not show this report
+    if stale:
+        (out / f"{name}.png").unlink(missing_ok=True)  # an earlier run's: not this report's
     return [path for path, _ in reversed(files)]

@@ -233,31 +233,47 @@ def _measure(args) -> tuple[dict, dict]:
     return all_results, skipped
 
 
-def _from_json(path) -> dict:
-    """Results saved by an earlier run, with the budget keys made ints again."""
+def _from_json(path) -> tuple[dict, dict]:
+    """``(results, machine)`` saved by an earlier run, with the budget keys made
+    ints again: the re-rendered report keeps that run's machine and date
+    (checked here, as the report will show them)."""
     import json
-    results = json.loads(Path(path).read_text())["results"]
+    payload = json.loads(Path(path).read_text())
+    results, machine = payload["results"], payload["machine"]
+    report.machine_markdown(machine), report.provenance_markdown(None, machine)
     for res in results.values():
         for key in ("accuracy", "seconds"):
             res[key] = {m: {int(b): v for b, v in per.items()} for m, per in res[key].items()}
         res["margins"] = {int(b): v for b, v in res["margins"].items()}
-    return results
+    return results, machine
 
 
 def main(argv: list[str]) -> int:
     parser = report.add_common_args(argparse.ArgumentParser(
         prog="python -m benchmarks transfer", description=__doc__.splitlines()[0]))
-    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS),
-                        default=["fashion", "fashion-cnn", "digits"])
-    parser.add_argument("--seeds", type=report.positive_int, default=3)
+    parser.add_argument("--datasets", nargs="+", choices=sorted(DATASETS), default=None,
+                        help="default: fashion fashion-cnn digits (--quick: the digits, and "
+                             "refuses --datasets)")
+    parser.add_argument("--seeds", type=report.positive_int, default=None,
+                        help="default 3 (--quick: one, and refuses --seeds)")
     parser.add_argument("--from-json", metavar="PATH", default=None,
-                        help="re-render the tables and plot of an earlier run's JSON")
-    args = parser.parse_args(argv)
+                        help="re-render the tables and plot of an earlier run's JSON (the report "
+                             "keeps that run's command, date and machine)")
+    args = report.parse_args(parser, argv)
     args.command = report.command_line("transfer", argv)
+    if args.from_json:
+        report.refuse_unused(parser, args, ["datasets", "seeds"],
+                             "with --from-json, which re-renders the run it reads")
+    elif args.quick:
+        report.refuse_unused(parser, args, ["datasets", "seeds"],
+                             "in a --quick run, which trains one seed on the digits")
+    args.datasets = args.datasets or ["fashion", "fashion-cnn", "digits"]
+    args.seeds = args.seeds or 3
+    machine = None  # this machine, now
     if args.from_json:
         skipped = {}
         try:
-            all_results = _from_json(args.from_json)
+            all_results, machine = _from_json(args.from_json)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             parser.error(f"--from-json expected the JSON of an earlier transfer run, could "
                          f"not read {args.from_json}: {type(exc).__name__}: {exc}")
@@ -279,7 +295,7 @@ def main(argv: list[str]) -> int:
             + PROTOCOL + "\n\n" + "\n\n".join(sections))
     paths = report.write_report("transfer", all_results, text,
                                 figure=figure(all_results, datasets), out_dir=args.out,
-                                quick=quick, command=command)
+                                quick=quick, command=command, machine=machine)
     print(text)
     print("wrote", ", ".join(str(p) for p in paths))
     return 0

@@ -77,6 +77,21 @@ def test_a_report_without_a_figure_removes_an_earlier_runs(tmp_path):
         "demo.json", "demo.md", "other.json", "other.md", "other.png"]
 
 
+def test_a_report_without_a_figure_keeps_one_not_known_to_be_stale(tmp_path):
+    # it deleted any .png of its name: a re-rendering without matplotlib lost the
+    # figure of the very results it wrote again
+    results = {"value": float("nan"), "steps": {1: 0.5}}
+    report.write_report("demo", results, "# Old", figure=PNGFigure(), out_dir=tmp_path)
+    report.write_report("demo", {"steps": {"1": 0.5}, "value": float("nan")}, "# Again",
+                        out_dir=tmp_path)  # the same results, as a JSON file gives them back
+    assert (tmp_path / "demo.png").read_bytes() == b"\x89PNG new"
+    (tmp_path / "demo.json").unlink()  # nothing known of the figure: it stays
+    report.write_report("demo", {"value": 2}, "# Other", out_dir=tmp_path)
+    assert (tmp_path / "demo.png").exists()
+    report.write_report("demo", {"value": 3}, "# Newer", out_dir=tmp_path)  # known stale
+    assert not (tmp_path / "demo.png").exists()
+
+
 @pytest.mark.parametrize("failing", [2, 3])  # the .md's temporary file, the .json's
 def test_a_report_failing_midway_leaves_the_previous_report_whole(tmp_path, monkeypatch,
                                                                   failing):
@@ -228,9 +243,30 @@ def test_the_meta_table_records_the_parts_it_was_run_with(tmp_path):
     from benchmarks import meta
     assert meta.main(["--quick", "--parts", "sinusoid", "--iterations", "2", "--test-tasks",
                       "2", "--out", str(tmp_path)]) == 0
-    text = (tmp_path / "meta.md").read_text()
+    text = (tmp_path / "meta_sinusoid.md").read_text()
     assert "Command: `python -m benchmarks meta --quick --parts sinusoid --iterations 2 " \
            "--test-tasks 2`" in text
+
+
+def test_a_meta_run_of_some_parts_leaves_the_full_runs_files_alone(tmp_path):
+    # every run wrote meta.*, a --parts subset over the full run's tables, and
+    # (with no curves to plot) deleted its meta.png
+    from benchmarks import meta
+    for name in ("meta.json", "meta.md", "meta.png"):
+        (tmp_path / name).write_text("full run")
+    assert meta.main(["--quick", "--parts", "fewshot", "sinusoid", "--iterations", "2",
+                      "--fewshot-iterations", "2", "--test-tasks", "2",
+                      "--out", str(tmp_path)]) == 0
+    assert all((tmp_path / name).read_text() == "full run"
+               for name in ("meta.json", "meta.md", "meta.png"))
+    assert json.loads((tmp_path / "meta_sinusoid_fewshot.json").read_text())["results"][
+        "sinusoid"]
+    names = {tuple(parts): meta._file_name(meta.argparse.Namespace(parts=parts))
+             for parts in (["speed"], ["fewshot", "speed"], ["fewshot", "sinusoid", "speed"],
+                           ["speed", "speed"])}
+    assert names == {("speed",): "meta_speed", ("fewshot", "speed"): "meta_speed_fewshot",
+                     ("fewshot", "sinusoid", "speed"): "meta", ("speed", "speed"): "meta_speed"}
+    assert (REPO / "benchmarks" / "results" / "meta_speed.md").exists()  # as README says
 
 
 def test_runs_on_other_thread_counts_and_models_write_files_of_their_own():
@@ -376,13 +412,13 @@ def test_the_meta_speed_peer_gets_tinynets_threads():
     assert "`torch.set_num_threads(1)`, as many threads as tinynet's kernels" in text
 
 
-def test_the_fashion_report_records_the_peers_it_was_run_with(monkeypatch):
+def test_the_fashion_report_records_the_peers_it_was_run_with(monkeypatch, tmp_path):
     # the command was rebuilt from some options and left out --peers: a table without
     # its PyTorch column said it came from a command that runs PyTorch
     from benchmarks import fashion
     seen = []
     monkeypatch.setattr(fashion, "_run", lambda args, config: seen.append(args.command) or 0)
-    assert fashion.main(["--quick", "--peers", "--epochs", "1", "--out", "/tmp/x"]) == 0
+    assert fashion.main(["--quick", "--peers", "--epochs", "1", "--out", str(tmp_path)]) == 0
     assert seen == ["python -m benchmarks fashion --quick --peers --epochs 1"]
 
 
@@ -524,3 +560,91 @@ def test_the_meta_speed_caption_gives_the_machines_own_cpu_count():
     assert counts["threads"] == os.cpu_count() and 1 <= counts["usable"] <= counts["threads"]
     assert counts["cores"] is None or 1 <= counts["cores"] <= counts["threads"]
     assert report.cpu_text({"cores": None, "threads": 8, "usable": 8}) == "8 threads"
+
+
+def test_the_meta_speed_part_reports_after_timing(tmp_path, capsys):
+    # its progress line rounded every result, the CPU counts (a dict) too: a
+    # TypeError after the timing, and no report written
+    from benchmarks import meta
+    assert meta.main(["--quick", "--parts", "speed", "--out", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "'cpus': {'cores'" in out and "'load_average_1min'" in out
+    written = [p for p in tmp_path.iterdir() if p.suffix == ".json"]
+    assert len(written) == 1
+    speed = json.loads(written[0].read_text())["results"]["speed"]
+    assert speed["tinynet"] > 0 and speed["cpus"] == report.cpu_counts()
+    assert meta._progress({"a": 12.345, "b": 3e-6, "n": 2, "c": {"x": 1}, "f": True}) == \
+        {"a": 12.3, "b": "3.0e-06", "n": 2, "c": {"x": 1}, "f": True}
+
+
+@pytest.mark.parametrize("name", available())
+def test_an_out_that_cannot_be_a_directory_is_refused_before_the_run(name, tmp_path, capsys):
+    # --out was first used by write_report, after the whole run: an existing file
+    # there lost the run's results to a FileExistsError
+    taken = tmp_path / "taken"
+    taken.write_text("keep")
+    for out, problem in ((taken, f"{taken} exists and is not a directory"),
+                         (taken / "sub", f"{taken}, on the way to {taken / 'sub'}, is not "
+                                         f"a directory")):
+        with pytest.raises(SystemExit) as exit_info:
+            main([name, "--quick", "--out", str(out)])
+        assert exit_info.value.code == 2
+        err = capsys.readouterr().err
+        assert f"--out expected a directory to write the report into; {problem}" in err
+    assert taken.read_text() == "keep" and sorted(tmp_path.iterdir()) == [taken]
+
+
+def test_an_out_directory_that_is_not_writable_is_refused(tmp_path, monkeypatch, capsys):
+    real_access = os.access
+    monkeypatch.setattr(report.os, "access",
+                        lambda path, mode: Path(path) != tmp_path and real_access(path, mode))
+    with pytest.raises(SystemExit) as exit_info:
+        main(["startup", "--quick", "--out", str(tmp_path / "new" / "dir")])
+    assert exit_info.value.code == 2
+    assert f"{tmp_path} is not writable" in capsys.readouterr().err
+    assert report.output_problem(tmp_path / "fine") is not None
+    monkeypatch.setattr(report.os, "access", real_access)
+    assert report.output_problem(tmp_path / "fine" / "deeper") is None
+    assert not (tmp_path / "fine").exists()  # checked, not created
+
+
+def test_transfer_re_rendered_from_json_keeps_the_runs_date_machine_and_figure(
+        tmp_path, monkeypatch, capsys):
+    # the re-rendered report gave the re-rendering machine and date, and (without
+    # matplotlib) deleted the run's figure, which shows the very same results
+    import shutil
+    for suffix in ("json", "md", "png"):
+        shutil.copy(REPO / "benchmarks" / "results" / f"transfer.{suffix}", tmp_path)
+    before = json.loads((tmp_path / "transfer.json").read_text())
+    png = (tmp_path / "transfer.png").read_bytes()
+    before["machine"]["cpu"] = "a CPU this machine does not have"  # whose line is shown
+    (tmp_path / "transfer.json").write_text(json.dumps(before))
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import fails: no figure
+    assert main(["transfer", "--from-json", str(tmp_path / "transfer.json"),
+                 "--out", str(tmp_path)]) == 0
+    after = json.loads((tmp_path / "transfer.json").read_text())
+    assert after["machine"] == before["machine"] and after["results"] == before["results"]
+    text = (tmp_path / "transfer.md").read_text()
+    assert report.machine_markdown(before["machine"]) in text
+    assert report.provenance_markdown(before["command"], before["machine"]) in text
+    assert (tmp_path / "transfer.png").read_bytes() == png
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["fashion", "--seeds", "2"], "--seeds has no effect in a --quick run, which trains one "
+                                  "seed; drop it"),
+    (["transfer", "--seeds", "2", "--datasets", "fashion"],
+     "--datasets and --seeds have no effect in a --quick run, which trains one seed on the "
+     "digits; drop them")])
+def test_an_option_a_quick_run_would_ignore_is_refused(argv, message, tmp_path, capsys):
+    # fashion --quick --seeds 5 ran one seed without a word, as transfer did
+    assert message in _usage_error(argv, tmp_path, capsys)
+
+
+def test_transfer_from_json_refuses_the_options_of_a_run(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer", "--from-json", str(tmp_path / "t.json"), "--seeds", "2",
+              "--out", str(tmp_path)])
+    assert exit_info.value.code == 2
+    assert "--seeds has no effect with --from-json, which re-renders the run it reads" in \
+        capsys.readouterr().err

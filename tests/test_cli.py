@@ -242,6 +242,32 @@ def test_every_activation_the_parser_takes_trains_with_batch_norm_too(tmp_path):
     assert len(silus) == 2 and silus[0] is not silus[1]
 
 
+def test_train_on_a_few_samples_splits_off_validation(tmp_path, capsys):
+    # the default --val-fraction 0.1 of 5 samples rounded to 0: a ValueError; now
+    # scikit-learn's ceil gives 1, drawn at random as the 5 digits are 5 classes
+    assert main(["train", "digits", "--limit", "5", "--hidden", "4", "--epochs", "1",
+                 "--verbose", "0", "--out", str(tmp_path / "m.npz")]) == 0
+    captured = capsys.readouterr()
+    assert "a class has a single training sample; the validation split is drawn at " \
+           "random, not stratified" in captured.err
+    assert re.search(r"validation\s+1\s", captured.out)
+
+
+@pytest.mark.parametrize("command", ["train", "evaluate"])
+def test_data_dir_with_the_embedded_digits_is_a_usage_error(command, digits_model, tmp_path,
+                                                           capsys):
+    # it was quietly ignored: the digits read no files
+    argv = ([command, "Digits"] if command == "train" else [command, str(digits_model),
+                                                             "Digits"])
+    assert main(argv + ["--data-dir", str(tmp_path),
+                        *(["--out", str(tmp_path / "m.npz")] if command == "train" else [])]
+                ) == 2
+    assert f"--data-dir is where the IDX datasets' files are looked for; 'Digits' is " \
+           f"embedded in tinynet and reads no files: drop --data-dir {tmp_path}" in \
+        capsys.readouterr().err
+    assert not (tmp_path / "m.npz").exists()
+
+
 def test_train_is_reproducible_with_a_seed(tmp_path):
     for name in ("a.npz", "b.npz"):
         assert main(["train", "digits", "--hidden", "8", "--epochs", "1", "--verbose", "0",
@@ -410,6 +436,39 @@ def test_predict_checks_out_before_predicting(digits_model, tmp_path, out, messa
     captured = capsys.readouterr()
     assert captured.out == ""  # no predictions printed before the failure
     assert re.search(message, captured.err) and ".tmp" not in captured.err
+
+
+@pytest.mark.parametrize("target", ["model", "input", "model link"])
+def test_predict_refuses_an_out_that_is_its_model_or_input(digits_model, tmp_path, target,
+                                                           capsys):
+    # predict m.npz x.npy --out m.npz replaced the model file with the labels
+    import shutil
+    model = tmp_path / "m.npz"
+    shutil.copy(digits_model, model)
+    x_test, _ = digits_test_set()
+    np.save(tmp_path / "x.npy", x_test[:3])
+    (tmp_path / "link.npz").symlink_to(model)
+    out = {"model": model, "input": tmp_path / "x.npy", "model link": tmp_path / "link.npz"}
+    before = {p: p.read_bytes() for p in (model, tmp_path / "x.npy")}
+    assert main(["predict", str(model), str(tmp_path / "x.npy"), "--out",
+                 str(out[target])]) == 1
+    what, source = (("input file", tmp_path / "x.npy") if target == "input"
+                    else ("model file", model))
+    assert f"--out {str(out[target])!r} is the {what} {str(source)!r}; writing the output " \
+           f"there would replace it: give another path such as labels.npy" in \
+        capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def test_train_refuses_an_out_that_is_a_file_of_its_dataset(tmp_path, capsys):
+    write_tiny_idx_set(tmp_path / "tiny")
+    images = tmp_path / "tiny" / "train-images-idx3-ubyte.gz"
+    before = images.read_bytes()
+    assert main(["train", "tiny", "--data-dir", str(tmp_path), "--epochs", "1", "--verbose",
+                 "0", "--out", str(images)]) == 1
+    captured = capsys.readouterr()
+    assert f"--out {str(images)!r} is the dataset file {str(images)!r}" in captured.err
+    assert images.read_bytes() == before and "accuracy" not in captured.out
 
 
 @pytest.mark.parametrize("content, args, message", [

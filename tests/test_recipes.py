@@ -5,6 +5,7 @@ import re
 import numpy as np
 import pytest
 
+from tinynet.data import read_idx, write_idx
 from tinynet.recipes import apply_preprocessing, cosine_schedule, load_for_training
 
 
@@ -36,3 +37,34 @@ def test_apply_preprocessing_refuses_an_array_without_a_sample_axis(raw):
         apply_preprocessing(raw, {"scale": 16.0})
     one = apply_preprocessing(np.arange(64, dtype=np.uint8).reshape(1, 8, 8), {"scale": 16.0})
     assert one.shape == (1, 64) and one.dtype == np.float32 and one[0, 63] == 63 / 16
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32])
+def test_an_idx_set_of_wide_integer_pixels_in_0_255_is_divided_by_255(dtype, tmp_path):
+    """8-bit pixels stored as int32 were divided by 2**31 - 1 (the dtype's
+    maximum): features near 1e-7, and training at chance."""
+    rng = np.random.default_rng(0)
+    high = 128 if dtype == np.int8 else 256
+    (tmp_path / "wide").mkdir()
+    for split in ("train", "t10k"):
+        write_idx(tmp_path / "wide" / f"{split}-images-idx3-ubyte",
+                  rng.integers(0, high, (6, 2, 2)).astype(dtype))
+        write_idx(tmp_path / "wide" / f"{split}-labels-idx1-ubyte",
+                  np.arange(6, dtype=np.uint8) % 2)
+    data = load_for_training("wide", data_dir=tmp_path, download=False)
+    assert data.preprocessing["scale"] == 255.0
+    raw = read_idx(tmp_path / "wide" / "train-images-idx3-ubyte")
+    np.testing.assert_array_equal(data.train[0], raw.reshape(6, -1).astype(np.float32)
+                                  / np.float32(255))
+
+
+def test_wide_pixels_beyond_255_are_divided_by_the_training_maximum():
+    from tinynet.recipes import pixel_scale
+    assert pixel_scale(np.array([[0, 4095], [7, 12]], dtype=np.int16)) == 4095.0
+    assert pixel_scale(np.array([[0, 255]], dtype=np.int32)) == 255.0
+    assert pixel_scale(np.array([[0, 3]], dtype=np.uint8)) == 255.0
+    with pytest.raises(ValueError, match="expected pixels >= 0, received training images "
+                                         "of dtype int16 with values down to -3"):
+        pixel_scale(np.array([[-3, 100]], dtype=np.int16), "signed")
+    with pytest.raises(ValueError, match="expected integer pixels, received dtype float32"):
+        pixel_scale(np.zeros((1, 2), np.float32))

@@ -14,7 +14,9 @@ command-line arguments. ``TINYNET_DEBUG=1`` shows the full traceback of a
 failure instead of the one-line message.
 
 Pixel scaling: ``train`` divides the raw pixels by the dataset's maximum
-(255 for 8-bit images, 16 for the digits) and records that in the model file
+(255 for 8-bit images, and for wider integer pixels within 0..255; the
+training images' maximum for pixels beyond 255; 16 for the digits:
+:func:`tinynet.recipes.pixel_scale`) and records that in the model file
 when the file format can hold it (otherwise ``evaluate``/``predict`` use the
 same per-dataset rule); ``evaluate`` and ``predict`` apply the same scaling.
 ``predict`` refuses input outside the trained range: integer pixels outside
@@ -106,7 +108,7 @@ def _add_data_options(parser) -> None:
     parser.add_argument("--data-dir", metavar="DIR",
                         help="look for the dataset's IDX files here first (then "
                              "$TINYNET_DATA/<name>, ~/.cache/tinynet/<name>, the Debian package "
-                             "location)")
+                             "location); refused with the embedded digits")
     parser.add_argument("--no-download", action="store_true",
                         help="never download; fail with a message if the files are absent "
                              "(also: environment variable TINYNET_OFFLINE=1)")
@@ -171,8 +173,9 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                        help="learning-rate schedule over the epochs (default cosine)")
     train.add_argument("--val-fraction", type=_fraction, default=0.1,
-                       help="share of the training set held out for validation, "
-                            "stratified (default 0.1; 0 for none)")
+                       help="share of the training set held out for validation "
+                            "(rounded up), stratified unless a class has one sample "
+                            "(default 0.1; 0 for none)")
     train.add_argument("--seed", type=_non_negative_int, default=0,
                        help="seed of the split, weights, shuffling and dropout (default 0)")
     train.add_argument("--limit", type=positive_int, metavar="N",
@@ -271,8 +274,15 @@ def _cmd_demo(args, parser) -> int:
     return status
 
 
-def _load_data(name, args, limit=None):
-    from .recipes import load_for_training
+def _load_data(name, args, parser, limit=None):
+    """The dataset ``name`` for ``train`` or ``evaluate``; ``--data-dir`` with
+    the embedded digits, which read no file, is a usage error rather than
+    quietly ignored."""
+    from .recipes import dataset_key, load_for_training
+    if args.data_dir is not None and dataset_key(name) == "digits":
+        parser.error(f"--data-dir is where the IDX datasets' files are looked for; "
+                     f"{name!r} is embedded in tinynet and reads no files: drop "
+                     f"--data-dir {args.data_dir}")
     return load_for_training(name, data_dir=args.data_dir,
                              download=False if args.no_download else None, limit=limit)
 
@@ -282,6 +292,8 @@ def _accuracy(model, x, y, batch_size) -> float:
 
 
 def _cmd_train(args, parser) -> int:
+    import numpy as np
+
     from .callbacks import LearningRateScheduler
     from .data import train_val_split
     from .demo import format_table
@@ -289,12 +301,20 @@ def _cmd_train(args, parser) -> int:
     from .recipes import build_mlp, cosine_schedule
 
     _check_out(args.out, "model.npz")
-    data = _load_data(args.dataset, args, limit=args.limit)
+    data = _load_data(args.dataset, args, parser, limit=args.limit)
+    _check_out_is_no_input(args.out, [("dataset file", path) for path in data.sources],
+                           "model.npz")
     (x_train, y_train), (x_test, y_test) = data.train, data.test
     validation = None
     if args.val_fraction:
+        # stratified unless a class has a single sample (--limit 5 of the digits),
+        # which cannot be in both parts: then at random, saying so
+        stratify = int(np.unique(y_train, return_counts=True)[1].min()) >= 2
+        if not stratify:
+            print("tinynet train: note: a class has a single training sample; the "
+                  "validation split is drawn at random, not stratified", file=sys.stderr)
         (x_train, y_train), validation = train_val_split(
-            x_train, y_train, args.val_fraction, stratify=True, seed=args.seed)
+            x_train, y_train, args.val_fraction, stratify=stratify, seed=args.seed)
     n_classes = max(len(data.classes), int(y_train.max()) + 1)
     model = build_mlp(data.n_features, args.hidden, n_classes, activation=args.activation,
                       dropout=args.dropout, batch_norm=args.batch_norm, seed=args.seed)
@@ -351,6 +371,21 @@ def _check_out(path, example: str) -> None:
         raise CommandError(str(exc)) from None
 
 
+def _check_out_is_no_input(path, inputs, example: str) -> None:
+    """Refuse an ``--out`` that is one of the command's own input files
+    (``inputs``: ``(what, path)`` pairs), by :func:`os.path.samefile` where
+    both exist (a link or another spelling of the path is the same file):
+    writing there would replace what was read, as ``predict m.npz x.npy
+    --out m.npz`` replaced the model with its labels."""
+    if not os.path.exists(path):
+        return
+    for what, source in inputs:
+        if os.path.exists(source) and os.path.samefile(path, source):
+            raise CommandError(f"--out {path!r} is the {what} {str(source)!r}; writing the "
+                               f"output there would replace it: give another path such as "
+                               f"{example}")
+
+
 def _model_metadata(model, path) -> tuple:
     """``(scale, classes)`` that ``tinynet train`` recorded in the model file
     (None for what it holds not), checked: a pixel scale that is a positive
@@ -402,7 +437,7 @@ def _cmd_evaluate(args, parser) -> int:
     from .demo import format_table
 
     model = _load_model(args.model)
-    data = _load_data(args.dataset, args)
+    data = _load_data(args.dataset, args, parser)
     x, y = data.test if args.split == "test" else data.train
     saved_scale, _ = _model_metadata(model, args.model)
     if saved_scale is not None and saved_scale != float(data.preprocessing["scale"]):
@@ -505,6 +540,8 @@ def _cmd_predict(args, parser) -> int:
 
     if args.out:
         _check_out(args.out, "labels.npy")
+        _check_out_is_no_input(args.out, [("model file", args.model),
+                                          ("input file", args.input)], "labels.npy")
     model = _load_model(args.model)
     saved_scale, classes = _model_metadata(model, args.model)
     array = _read_samples(args.input)

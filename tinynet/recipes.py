@@ -19,7 +19,7 @@ from . import data as tn_data
 from .checks import check_positive_int
 
 __all__ = ["DATASETS", "Prepared", "apply_preprocessing", "build_mlp", "cnn_layers",
-           "cosine_schedule", "load_for_training"]
+           "cosine_schedule", "dataset_key", "load_for_training", "pixel_scale"]
 
 #: Dataset names the command line knows; any other name reads MNIST-style IDX
 #: files from ``--data-dir``.
@@ -41,12 +41,15 @@ class Prepared:
         JSON-safe: ``{"dataset": ..., "scale": 255.0, "sample_shape": [28, 28]}``;
         features are ``raw.reshape(n, -1) / scale``.
     classes : tuple of str
+    sources : tuple of Path
+        The files the data was read from (none for the embedded digits).
     """
 
-    def __init__(self, train, test, preprocessing, classes):
+    def __init__(self, train, test, preprocessing, classes, sources=()):
         self.train, self.test = train, test
         self.preprocessing = preprocessing
         self.classes = tuple(classes)
+        self.sources = tuple(sources)
 
     @property
     def n_features(self) -> int:
@@ -80,9 +83,46 @@ def apply_preprocessing(raw, preprocessing: dict) -> np.ndarray:
     return raw.reshape(len(raw), -1).astype(np.float32) / np.float32(preprocessing["scale"])
 
 
+def dataset_key(name: str) -> str:
+    """A dataset name as :func:`load_for_training` looks it up: lower case,
+    ``_`` as ``-`` (``Fashion_MNIST`` is ``fashion-mnist``)."""
+    return name.lower().replace("_", "-")
+
+
+def pixel_scale(x_train, name: str = "dataset") -> float:
+    """What ``tinynet train`` divides an IDX dataset's integer pixels by.
+
+    255 for 8-bit pixels (uint8), and for pixels of a wider (or signed)
+    integer type whose training values all lie in 0..255 (8-bit images
+    stored as int16 or int32); beyond 255, the training images' maximum.
+    The features then span [0, 1] as for 8-bit images; dividing by the
+    dtype's maximum (2**31 - 1 for int32) left them near 1e-7, where a
+    network trains to chance. The scale is recorded in the model file, so
+    ``evaluate`` and ``predict`` divide by the same number.
+
+    Raises
+    ------
+    ValueError
+        For pixels that are not integers, or are negative.
+    """
+    if not np.issubdtype(x_train.dtype, np.integer):
+        raise ValueError(f"dataset {name!r}: expected integer pixels, received "
+                         f"dtype {x_train.dtype}")
+    if x_train.dtype == np.uint8 or not x_train.size:
+        return 255.0
+    low, high = int(x_train.min()), int(x_train.max())
+    if low < 0:
+        raise ValueError(f"dataset {name!r}: expected pixels >= 0, received training "
+                         f"images of dtype {x_train.dtype} with values down to {low}")
+    return 255.0 if high <= 255 else float(high)
+
+
 def load_for_training(name: str, data_dir=None, download: bool | None = None,
                       limit: int | None = None) -> Prepared:
     """Load a dataset by name and scale its pixels to [0, 1].
+
+    The digits are divided by 16; an IDX dataset by :func:`pixel_scale` of
+    its training images (255 for 8-bit pixels).
 
     Parameters
     ----------
@@ -102,27 +142,27 @@ def load_for_training(name: str, data_dir=None, download: bool | None = None,
     """
     if limit is not None:  # a negative one would slice samples off the end
         limit = check_positive_int(limit, "load_for_training", "limit")
-    key = name.lower().replace("_", "-")
+    key = dataset_key(name)
+    sources = ()
     if key == "digits":
         (x_train, y_train), (x_test, y_test) = tn_data.load_digits()
         scale, classes = 16.0, tn_data.DIGITS_CLASSES
     else:
         (x_train, y_train), (x_test, y_test) = tn_data.load_idx_dataset(
             key, root=data_dir, download=download)
+        from .data.datasets import idx_dataset_files
+        sources = idx_dataset_files(key, data_dir) or ()  # (where they were found)
         spec = tn_data.IDX_DATASETS.get(key)
         classes = spec.classes if spec and spec.classes else \
             tuple(str(c) for c in range(int(max(y_train.max(), y_test.max())) + 1))
-        if not np.issubdtype(x_train.dtype, np.integer):
-            raise ValueError(f"dataset {name!r}: expected integer pixels, received "
-                             f"dtype {x_train.dtype}")
-        scale = float(np.iinfo(x_train.dtype).max)
+        scale = pixel_scale(x_train, name)
     if limit is not None:
         x_train, y_train, x_test, y_test = (x_train[:limit], y_train[:limit],
                                             x_test[:limit], y_test[:limit])
     preprocessing = {"dataset": key, "scale": scale, "sample_shape": list(x_train.shape[1:])}
     return Prepared((apply_preprocessing(x_train, preprocessing), y_train),
                     (apply_preprocessing(x_test, preprocessing), y_test),
-                    preprocessing, classes)
+                    preprocessing, classes, sources)
 
 
 def build_mlp(n_inputs: int, hidden, n_classes: int, activation: str = "relu",

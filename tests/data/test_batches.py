@@ -55,6 +55,23 @@ def test_nested_targets_are_indexed_together():
         np.testing.assert_array_equal(yb["parity"][1], yb["digit"] * 3)
 
 
+def test_a_plain_list_of_labels_is_one_array():
+    # Batches(x, [0, 1, 2]) read the list as a container of three scalars and
+    # failed with "received a scalar at arrays[1][0]"
+    x = np.arange(6).reshape(3, 2)
+    batches = list(Batches(x, [0, 1, 2], batch_size=2, shuffle=False))
+    assert isinstance(batches[0][1], np.ndarray)
+    np.testing.assert_array_equal(np.concatenate([yb for _, yb in batches]), [0, 1, 2])
+    y = {"digit": (5, 6, 7), "parity": [[1, 0, 1], np.array([0, 1, 0])]}
+    _, yb = next(iter(Batches(x, y, batch_size=3, shuffle=False)))
+    np.testing.assert_array_equal(yb["digit"], [5, 6, 7])
+    np.testing.assert_array_equal(yb["parity"][0], [1, 0, 1])
+    with pytest.raises(ValueError, match=r"expected arrays of shape \(n_samples, \.\.\.\), "
+                                         r"received a scalar at arrays\[1\]\[1\]: a list or "
+                                         r"tuple holds either arrays .* or numbers only"):
+        Batches(x, [np.arange(3), 4])
+
+
 def test_unshuffled_batches_are_views():
     x = np.arange(10)
     first = next(iter(Batches(x, batch_size=4, shuffle=False)))

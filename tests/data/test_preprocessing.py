@@ -1,5 +1,7 @@
 """Splits, scalers and one-hot: properties and every documented error."""
 
+import math
+
 import numpy as np
 import pytest
 from hypothesis import assume, given
@@ -188,9 +190,9 @@ def test_one_hot_errors():
 def test_stratified_split_keeps_class_shares(counts, fraction, seed):
     y = np.repeat(np.arange(len(counts)), counts)
     x = np.arange(len(y))
-    assume(0 < round(fraction * len(y)) < len(y))
+    assume(0 < math.ceil(fraction * len(y)) < len(y))
     (x_tr, y_tr), (x_val, y_val) = train_val_split(x, y, fraction, stratify=True, seed=seed)
-    assert len(x_val) == round(fraction * len(y))
+    assert len(x_val) == math.ceil(fraction * len(y))
     np.testing.assert_array_equal(np.sort(np.concatenate([x_tr, x_val])), x)
     np.testing.assert_array_equal(y[x_val], y_val)
     got = np.bincount(y_val, minlength=len(counts))
@@ -205,6 +207,36 @@ def test_split_seed_shuffle_and_count():
     assert len(a[1][0]) == 10 and len(a[0][0]) == 40
     (_, _), (x_val, _) = train_val_split(x, y, 0.2, shuffle=False)
     np.testing.assert_array_equal(x_val, np.arange(40, 50))
+
+
+@pytest.mark.parametrize("n, fraction, expected", [
+    (10, 0.25, 3), (10, 0.35, 4), (10, 0.45, 5), (10, 0.05, 1), (5, 0.1, 1), (30, 0.05, 2),
+    (100, 0.125, 13), (1437, 0.1, 144), (100, 0.07, 8)])
+def test_a_fractional_split_takes_as_many_as_scikit_learn(n, fraction, expected):
+    # round() halved to even (0.25 of 10 was 2, 0.125 of 100 was 12) and left 0.1
+    # of 5 samples empty: a ValueError where scikit-learn gives 1
+    for stratify in (False, True):
+        (x_tr, _), (x_val, _) = train_val_split(np.arange(n), np.arange(n) % 2, fraction,
+                                                stratify=stratify, seed=0)
+        assert len(x_val) == expected and len(x_tr) == n - expected
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        return
+    assert len(train_test_split(np.arange(n), test_size=fraction, random_state=0)[1]) == \
+        expected
+
+
+def test_a_stratified_split_refuses_a_class_of_one_sample():
+    # the lone sample went to the training part, the class absent from validation;
+    # scikit-learn refuses such a class ("The least populated class in y has only
+    # 1 member")
+    y = np.array([0] * 5 + [1] * 4 + [2] + [7])
+    with pytest.raises(ValueError, match=r"expected at least 2 samples of every class \(one "
+                                         r"for each part\), received 1 sample of 2 "
+                                         r"class\(es\): \[2, 7\]; split without stratify"):
+        train_val_split(np.arange(11), y, 0.3, stratify=True, seed=0)
+    assert len(train_val_split(np.arange(11), y, 0.3, seed=0)[1][0]) == 4
 
 
 @pytest.mark.parametrize("args, kwargs, error, match", [
@@ -223,3 +255,26 @@ def test_split_seed_shuffle_and_count():
 def test_split_errors(args, kwargs, error, match):
     with pytest.raises(error, match=match):
         train_val_split(*args, **kwargs)
+
+
+@pytest.mark.parametrize("feature_range, expected", [
+    ((0, 1), [1.0, -1.0]), ((-1, 1), [1.0, -3.0]), ((0, 10), [10.0, -10.0]),
+    ((2, 2.5), [2.5, 1.5])])
+def test_a_constant_feature_takes_a_range_of_1_as_in_scikit_learn(feature_range, expected):
+    # its scale was 1 whatever feature_range: (-1, 1) mapped 6 and 4 to 0 and -2
+    # where scikit-learn gives 1 and -3
+    x_train = np.array([[0.0, 5.0], [10.0, 5.0]])  # feature 1 is constant (5)
+    x_test = np.array([[5.0, 6.0], [5.0, 4.0]])
+    scaler = MinMaxScaler(feature_range).fit(x_train)
+    out = scaler.transform(x_test)
+    np.testing.assert_allclose(out[:, 1], expected)
+    np.testing.assert_allclose(scaler.transform(x_train)[:, 1], feature_range[0])
+    np.testing.assert_allclose(scaler.inverse_transform(out), x_test)
+    restored = MinMaxScaler.from_state_dict(scaler.state_dict())
+    np.testing.assert_array_equal(restored.transform(x_test), out)
+    try:
+        from sklearn.preprocessing import MinMaxScaler as SKMinMaxScaler
+    except ImportError:
+        return
+    np.testing.assert_allclose(out, SKMinMaxScaler(feature_range=feature_range)
+                               .fit(x_train).transform(x_test))

@@ -107,9 +107,25 @@ def _leading_lengths(arrays, path="arrays"):
     else:
         shape = np.shape(arrays)
         if not shape:
-            raise ValueError(f"Batches expected arrays with a sample axis, received a "
-                             f"scalar at {path}")
+            raise ValueError(f"Batches expected arrays of shape (n_samples, ...), received "
+                             f"a scalar at {path}: a list or tuple holds either arrays (one "
+                             f"per input or task) or numbers only (one array of them)")
         yield path, shape[0]
+
+
+def _numbers_as_arrays(arrays):
+    """``arrays`` with every list or tuple of numbers only made one array
+    (``np.asarray``): labels as a plain list, ``[0, 1, 2]``, as Keras takes
+    them. Other lists, tuples and dicts are containers of arrays (one per
+    input or task), walked in turn."""
+    if isinstance(arrays, dict):
+        return {key: _numbers_as_arrays(value) for key, value in arrays.items()}
+    if isinstance(arrays, (list, tuple)):
+        if arrays and not any(isinstance(value, (dict, list, tuple)) or np.ndim(value)
+                              for value in arrays):
+            return np.asarray(arrays)
+        return type(arrays)(_numbers_as_arrays(value) for value in arrays)
+    return arrays
 
 
 class Batches:
@@ -118,7 +134,9 @@ class Batches:
     Parameters
     ----------
     *arrays : ndarray of shape (n_samples, ...), or dict/list/tuple of them
-        All indexed by the same rows; they must agree on ``n_samples``.
+        All indexed by the same rows; they must agree on ``n_samples``. A
+        list or tuple of numbers only (labels ``[0, 1, 2]``) is one array
+        (``np.asarray``), as Keras takes it.
     batch_size : int, default 32
     shuffle : bool, default True
         New permutation at every iteration (epoch).
@@ -147,6 +165,8 @@ class Batches:
         if not arrays:
             raise ValueError("Batches expected at least one array")
         self.batch_size = check_positive_int(batch_size, "Batches", "batch_size")
+        # each argument apart: Batches(1, 2) stays two arguments (and is refused)
+        arrays = tuple(_numbers_as_arrays(array) for array in arrays)
         lengths = list(_leading_lengths(arrays))
         if not lengths:
             raise ValueError(f"Batches expected at least one array, received containers "

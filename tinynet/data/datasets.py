@@ -299,13 +299,22 @@ def _download(spec: IDXDatasetSpec, verify: bool, verbose: bool, timeout: float)
     return []
 
 
-def locate_idx_dataset(dataset, root=None):
-    """The directory :func:`load_idx_dataset` would read, or None (nothing is read)."""
+def idx_dataset_files(dataset, root=None):
+    """The four files :func:`load_idx_dataset` would read, as Paths (training
+    images and labels, test images and labels), or None where it finds none
+    (nothing is read or downloaded)."""
     spec = _spec_for(dataset)
     for directory, _ in _search_dirs(spec, root):
-        if _files_in(directory, spec)[0] is not None:
-            return directory
+        paths = _files_in(directory, spec)[0]
+        if paths is not None:
+            return paths
     return None
+
+
+def locate_idx_dataset(dataset, root=None):
+    """The directory :func:`load_idx_dataset` would read, or None (nothing is read)."""
+    paths = idx_dataset_files(dataset, root)
+    return None if paths is None else paths[0].parent
 
 
 def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: bool = True,

@@ -9,6 +9,8 @@ validation and test sets; fitting on test data would leak it into training.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..checks import (check_bool, check_finite, check_labels, check_positive_int,
@@ -28,7 +30,9 @@ def _n_val(n_samples: int, val_size) -> int:
         if not 0.0 < val_size < 1.0:
             raise ValueError(f"train_val_split expected a fraction val_size in (0, 1), "
                              f"received {val_size}")
-        n_val = int(round(val_size * n_samples))
+        # scikit-learn's rule (train_test_split): ceil, so that a fraction never
+        # leaves validation empty while it has samples to give (0.1 of 5 is 1)
+        n_val = math.ceil(val_size * n_samples)
     else:
         n_val = int(val_size)
     if not 0 < n_val < n_samples:
@@ -39,8 +43,17 @@ def _n_val(n_samples: int, val_size) -> int:
 
 
 def _stratified_val_indices(y: np.ndarray, n_val: int, rng) -> np.ndarray:
-    """Take from each class its share of ``n_val`` (largest remainders), at random."""
+    """Take from each class its share of ``n_val`` (largest remainders), at random.
+    A class of one sample cannot be in both parts: refused, as scikit-learn
+    refuses it."""
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    if counts.min() < 2:
+        lone = classes[counts < 2]
+        raise ValueError(f"train_val_split(stratify=True) expected at least 2 samples of "
+                         f"every class (one for each part), received 1 sample of "
+                         f"{len(lone)} class(es): {lone[:10].tolist()}"
+                         f"{' ...' if len(lone) > 10 else ''}; split without stratify, "
+                         f"or drop those classes")
     exact = counts * n_val / len(y)
     per_class = np.floor(exact).astype(np.int64)
     short = n_val - int(per_class.sum())
@@ -59,9 +72,13 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
     x : ndarray of shape (n_samples, ...)
     y : ndarray of shape (n_samples, ...)
     val_size : float in (0, 1) or int, default 0.1
-        Fraction or number of samples that go to validation.
+        Fraction or number of samples that go to validation; a fraction
+        gives ``ceil(val_size * n_samples)`` of them, scikit-learn's rule in
+        ``train_test_split`` (0.1 of 5 samples is 1, 0.25 of 10 is 3).
     stratify : bool, default False
-        Keep each class's share (``y`` holds class labels) in both parts.
+        Keep each class's share (``y`` holds class labels) in both parts;
+        every class needs at least 2 samples (a ValueError otherwise, as in
+        scikit-learn).
     shuffle : bool, default True
         Pick validation samples at random; ``False`` takes the last ones
         (for data already in a meaningful order, e.g. time).
@@ -164,7 +181,8 @@ class _Scaler:
         return x
 
     def _statistics(self, x, x_min, x_max, constant):
-        """``(offset, scale)``; ``scale`` of a constant feature is replaced by 1."""
+        """``(offset, scale)``, with a finite positive ``scale`` for a constant
+        feature (``constant``: no spread to divide by)."""
         raise NotImplementedError
 
     def fit(self, x):
@@ -172,8 +190,8 @@ class _Scaler:
         x = self._check_x(x, fitting=True)
         x = x.astype(np.float64, copy=False)
         x_min, x_max = x.min(axis=self.axis), x.max(axis=self.axis)
-        # a constant feature has no spread: leave it unscaled instead of dividing by 0
-        # (tested exactly: a rounded mean of equal values can show a tiny false spread)
+        # a constant feature has no spread: each scaler says what it divides by instead
+        # of 0 (tested exactly: a rounded mean of equal values can show a tiny false spread)
         constant = x_max == x_min
         with np.errstate(over="ignore", invalid="ignore"):
             offset, scale = self._statistics(x, x_min, x_max, constant)
@@ -181,7 +199,7 @@ class _Scaler:
             raise ValueError(f"{type(self).__name__}.fit: the data's statistics overflow "
                              f"float64 (values spanning about +-1e308); rescale the data "
                              f"first")
-        self.offset_, self.scale_ = offset, np.where(constant | ~(scale > 0), 1.0, scale)
+        self.offset_, self.scale_ = offset, np.where(scale > 0, scale, 1.0)  # 0 by underflow
         self.n_features_shape_ = x.shape[1:]
         return self
 
@@ -293,7 +311,9 @@ class Standardizer(_Scaler):
     """
 
     def _statistics(self, x, x_min, x_max, constant):
-        return np.where(constant, x_min, x.mean(axis=self.axis)), x.std(axis=self.axis)
+        # a constant feature: centred (on its exact value), not scaled
+        return (np.where(constant, x_min, x.mean(axis=self.axis)),
+                np.where(constant, 1.0, x.std(axis=self.axis)))
 
     @property
     def mean_(self):
@@ -310,7 +330,10 @@ class MinMaxScaler(_Scaler):
     .. math:: x' = a + (b - a)\,\frac{x - x_{min}}{x_{max} - x_{min}}
 
     Values outside the training range map outside ``[a, b]`` (no clipping).
-    A constant feature maps to ``a``.
+    A constant feature (:math:`x_{max} = x_{min}`) takes a range of 1, as in
+    scikit-learn: :math:`x' = a + (b - a)(x - x_{min})`, so its training value
+    maps to ``a`` and other values move ``b - a`` per unit
+    (:meth:`inverse_transform` undoes it alike).
     """
 
     def __init__(self, feature_range=(0.0, 1.0), axis=0):
@@ -328,8 +351,9 @@ class MinMaxScaler(_Scaler):
 
     def _statistics(self, x, x_min, x_max, constant):
         low, high = self.feature_range
-        # x' = (x - offset) / scale with offset, scale chosen so x_min -> low, x_max -> high
-        scale = np.where(constant, 1.0, (x_max - x_min) / (high - low))
+        # x' = (x - offset) / scale with offset, scale chosen so x_min -> low, x_max -> high;
+        # a constant feature's range counts as 1 (scikit-learn's _handle_zeros_in_scale)
+        scale = np.where(constant, 1.0, x_max - x_min) / (high - low)
         return x_min - low * scale, scale
 
     _STATE_KEYS = _Scaler._STATE_KEYS + ("feature_range",)
