@@ -127,12 +127,18 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0, scale=1.0, grad_o
 
 @checked(_check_call)
 def softmax_cross_entropy_ref(logits, labels, label_smoothing=0.0, scale=1.0, grad_out=None):
-    """NumPy reference of :func:`softmax_cross_entropy` (which checks as it does)."""
+    """NumPy reference of :func:`softmax_cross_entropy` (which checks as it does).
+
+    As in the kernel, the exponentials are taken in the logits' dtype and
+    summed in float64, and the loss is formed in float64: in float32,
+    ``m + log(s)`` rounds to the spacing of ``m`` (0.0625 at ``m = 1e6``, 1
+    at ``1e7``), which would swallow a loss of 0.31 (logits ``[1e6, 1e6 -
+    1]``, label 0) or the whole of it, where the kernel gives 0.3132617."""
     z = np.asarray(logits)
     n, C = z.shape
     m = z.max(axis=1, keepdims=True) if n else np.zeros((0, 1), z.dtype)
     e = np.exp(z - m)
-    s = e.sum(axis=1, keepdims=True)
+    s = e.sum(axis=1, keepdims=True, dtype=np.float64)
     target = np.full(z.shape, label_smoothing / C, dtype=np.float64)
     target[np.arange(n), labels] += 1.0 - label_smoothing
     picked = z[np.arange(n), labels].astype(np.float64)
