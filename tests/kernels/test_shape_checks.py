@@ -66,6 +66,31 @@ def test_arrays_of_another_shape_are_refused(name, module, args, message):
             fn(*args)
 
 
+LEAKY = activations.LEAKY_RELU
+W = np.ones((300, 2), f32)
+
+
+@pytest.mark.parametrize("alpha", [-0.5, float("nan")])
+@pytest.mark.parametrize("name, module, args", [
+    ("act_forward", activations, (X, LEAKY)),
+    ("act_backward", activations, (X, X, None, LEAKY)),
+    ("dense_forward", dense, (X, W, None, LEAKY)),
+    ("act_grad_bias", dense, (X, X, None, LEAKY)),
+])
+def test_a_negative_leaky_relu_alpha_is_refused(name, module, args, alpha):
+    """The backward reads z > 0 from y > 0, true only for alpha >= 0: with
+    alpha = -0.5, z = -2 gave y = 1 and the gradient 1 instead of -0.5, on
+    either backend (the LeakyReLU layer already refused such an alpha)."""
+    for fn in (getattr(module, name), getattr(module, name + "_ref")):
+        with pytest.raises(ValueError, match=rf"{name} expected alpha >= 0 for leaky_relu "
+                                             rf"\(code 2: .*\), received {alpha}"):
+            fn(*args, alpha)
+    if name == "act_grad_bias":  # and dense_backward, whose checks these are
+        for fn in (dense.dense_backward, dense.dense_backward_ref):
+            with pytest.raises(ValueError, match="act_grad_bias expected alpha >= 0"):
+                fn(X, W, X[:, :2], X[:, :2], None, LEAKY, alpha, W.copy(), None)
+
+
 @pytest.mark.parametrize("call", [
     lambda x: activations.act_forward(x, activations.SIGMOID),
     lambda x: activations.act_backward(x, x, None, activations.SIGMOID),
