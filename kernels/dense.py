@@ -99,14 +99,20 @@ def _threads_for(n_rows, n_cols):
 def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     """Checks of :func:`dense_forward` and its reference: a known activation
     code and alpha (:func:`.activations.check_alpha`), float x (batch, in)
-    and w (in, units), b of (units,), writable ``out`` and ``z_out`` of
-    (batch, units)."""
+    and w (in, units), w and b in x's dtype (the kernel computed in x's, the
+    reference in NumPy's promotion of the three: float32 x and float64 w
+    gave float32 on one backend, float64 on the other), b of (units,),
+    writable ``out`` and ``z_out`` of (batch, units)."""
     _check_code(code)
     check_alpha(code, alpha, "dense_forward")
     x = check_float_array(x, "dense_forward", "x")
     if x.ndim != 2 or np.ndim(w) != 2 or np.shape(w)[0] != x.shape[1]:
         raise ValueError(f"dense_forward expected x (batch, in) and w (in, units), received "
                          f"{x.shape} and {np.shape(w)}")
+    for name, a in (("w", w), ("b", b)):
+        if a is not None and np.asarray(a).dtype != x.dtype:
+            raise TypeError(f"dense_forward expected w and b of x's dtype {x.dtype}, received "
+                            f"{name} of dtype {np.asarray(a).dtype}")
     M, N = x.shape[0], np.shape(w)[1]
     check_shapes("dense_forward", (N,), b=b)
     check_shapes("dense_forward", (M, N), out=out, z_out=z_out)

@@ -91,6 +91,21 @@ def test_a_negative_leaky_relu_alpha_is_refused(name, module, args, alpha):
                 fn(X, W, X[:, :2], X[:, :2], None, LEAKY, alpha, W.copy(), None)
 
 
+@pytest.mark.parametrize("w, b, name, received", [
+    (W.astype(np.float64), None, "w", "float64"),
+    (W, np.zeros(2), "b", "float64"),
+    (W.astype(np.float64), np.zeros(2), "w", "float64"),
+])
+def test_dense_forward_refuses_w_or_b_of_another_dtype_than_x(w, b, name, received):
+    """float32 x and float64 w gave float32 from the kernel, float64 from the
+    reference (NumPy's promotion): now both refuse, as dense_backward does."""
+    for fn in (dense.dense_forward, dense.dense_forward_ref):
+        with pytest.raises(TypeError, match=rf"dense_forward expected w and b of x's dtype "
+                                            rf"float32, received {name} of dtype {received}"):
+            fn(X, w, b, activations.RELU)
+    assert dense.dense_forward(X, W, np.zeros(2, f32), 1).dtype == f32
+
+
 @pytest.mark.parametrize("call", [
     lambda x: activations.act_forward(x, activations.SIGMOID),
     lambda x: activations.act_backward(x, x, None, activations.SIGMOID),
