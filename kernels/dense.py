@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import (check_float_array, check_matrix, check_out, check_shapes, check_writable,
-                     checked)
+from .checks import (check_disjoint, check_float_array, check_matrix, check_out, check_shapes,
+                     check_writable, checked)
 from .activations import (IDENTITY, _check_code, act_backward_ref, check_alpha, act_forward_ref,
                           act_grad_rows, bias_act_rows, check_saved, needs_input)
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
@@ -102,7 +102,9 @@ def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     and w (in, units), w and b in x's dtype (the kernel computed in x's, the
     reference in NumPy's promotion of the three: float32 x and float64 w
     gave float32 on one backend, float64 on the other), b of (units,),
-    writable ``out`` and ``z_out`` of (batch, units)."""
+    writable ``out`` and ``z_out`` of (batch, units) that share no memory
+    with x, w or b (:func:`.checks.check_disjoint`: the kernel zeroes rows
+    of ``out`` before it reads those of x)."""
     _check_code(code)
     check_alpha(code, alpha, "dense_forward")
     x = check_float_array(x, "dense_forward", "x")
@@ -117,6 +119,7 @@ def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     check_shapes("dense_forward", (N,), b=b)
     check_shapes("dense_forward", (M, N), out=out, z_out=z_out)
     check_writable("dense_forward", out=out, z_out=z_out)
+    check_disjoint("dense_forward", {"out": out, "z_out": z_out}, {"x": x, "w": w, "b": b})
 
 
 def _check_act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):

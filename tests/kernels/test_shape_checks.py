@@ -106,6 +106,43 @@ def test_dense_forward_refuses_w_or_b_of_another_dtype_than_x(w, b, name, receiv
     assert dense.dense_forward(X, W, np.zeros(2, f32), 1).dtype == f32
 
 
+_SQ = np.arange(36.0).reshape(6, 6)
+
+
+def _rows_shared(x):
+    """x and an out of x's shape, two views of one buffer sharing 4 rows."""
+    base = np.arange(48.0).reshape(8, 6)
+    return (base[:6], x, None, 0), {"out": base[2:]}
+
+
+@pytest.mark.parametrize("name, module, make, message", [
+    ("dense_forward", dense, lambda x: ((x, _SQ.copy(), None, 0), {"out": x}),
+     "out not to overlap x"),
+    ("dense_forward", dense, lambda x: ((x, _SQ.copy(), None, 1), {"z_out": x}),
+     "z_out not to overlap x"),
+    ("dense_forward", dense, lambda x: ((_SQ.copy(), x, None, 0), {"out": x}),
+     "out not to overlap w"),
+    ("dense_forward", dense, lambda x: ((_SQ.copy(), _SQ.copy(), x[0], 0), {"out": x}),
+     "out not to overlap b"),
+    ("dense_forward", dense, _rows_shared, "out not to overlap x"),
+    ("softmax_cross_entropy", losses, lambda x: ((x, np.arange(6)), {"grad_out": x}),
+     "grad_out not to overlap logits"),
+])
+def test_an_output_that_overlaps_an_input_is_refused(name, module, make, message):
+    """The Numba kernels wrote their outputs while they still read their
+    inputs: dense_forward(x, w, None, 0, out=x) and softmax_cross_entropy(z,
+    y, grad_out=z) returned garbage (the references, which copy, were
+    right). No tinynet caller passes such arrays; both backends refuse them."""
+    for fn in (getattr(module, name), getattr(module, name + "_ref")):
+        x = _SQ.copy()
+        args, kwargs = make(x)
+        with pytest.raises(ValueError, match=rf"{name} expected {message} \(the kernel "
+                                             rf"writes \w+ while it reads \w+\), received "
+                                             rf"arrays that share memory"):
+            fn(*args, **kwargs)
+        np.testing.assert_array_equal(x, _SQ)  # refused before anything was written
+
+
 @pytest.mark.parametrize("call", [
     lambda x: activations.act_forward(x, activations.SIGMOID),
     lambda x: activations.act_backward(x, x, None, activations.SIGMOID),
