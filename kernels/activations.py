@@ -44,7 +44,7 @@ if NUMBA_ENABLED:
     from numba import types as _nb_types
     from numba.extending import overload as _overload
 
-__all__ = ["ACT_CODES", "needs_input", "check_saved", "act_forward", "act_backward",
+__all__ = ["ACT_CODES", "needs_input", "check_saved", "check_alpha", "act_forward", "act_backward",
            "act_forward_ref", "act_backward_ref", "bias_act_rows", "act_grad_rows",
            "GELU_TANH_CLAMP", "gelu_clamp"]
 
@@ -525,20 +525,32 @@ def check_saved(code, y, z, who):
                          f"{code} (see ACT_CODES), received None")
 
 
+def check_alpha(code, alpha, who):
+    r"""Refuse a leaky_relu ``alpha`` below 0 (or NaN): its backward tells
+    :math:`z > 0` from :math:`y > 0`, which holds only for :math:`\alpha \ge 0`
+    (with :math:`\alpha < 0` a negative z gives y > 0, and the gradient 1
+    instead of alpha). The LeakyReLU layer refuses it likewise."""
+    if code == LEAKY_RELU and not alpha >= 0:
+        raise ValueError(f"{who} expected alpha >= 0 for leaky_relu (code {LEAKY_RELU}: its "
+                         f"backward reads the sign of z from y), received {alpha!r}")
+
+
 def _check_forward(z, code, alpha=0.0, out=None):
-    """Checks of :func:`act_forward` and its reference: a known code, float z,
-    a writable ``out`` of z's shape."""
+    """Checks of :func:`act_forward` and its reference: a known code and
+    alpha (:func:`check_alpha`), float z, a writable ``out`` of z's shape."""
     _check_code(code)
+    check_alpha(code, alpha, "act_forward")
     z = check_float_array(z, "act_forward", "z")
     check_shapes("act_forward", z.shape, out=out)
     check_writable("act_forward", out=out)
 
 
 def _check_backward(dy, y, z, code, alpha=0.0, out=None):
-    """Checks of :func:`act_backward` and its reference: a known code, the
-    saved array the code reads (:func:`check_saved`), float dy, y / z / a
-    writable ``out`` of dy's shape."""
+    """Checks of :func:`act_backward` and its reference: a known code and
+    alpha (:func:`check_alpha`), the saved array the code reads
+    (:func:`check_saved`), float dy, y / z / a writable ``out`` of dy's shape."""
     _check_code(code)
+    check_alpha(code, alpha, "act_backward")
     check_saved(code, y, z, "act_backward")
     dy = check_float_array(dy, "act_backward", "dy")
     check_shapes("act_backward", dy.shape, y=y, z=z, out=out)

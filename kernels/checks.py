@@ -24,7 +24,9 @@ Kernels that size their loops from one array and index others of the same
 shape (dropout, the norms, dense, the activations) check those shapes
 (:func:`check_shapes`), the float dtypes and the outputs' writability
 through :func:`checked` too, one check function serving the kernel and its
-NumPy reference, so that a bad call fails alike on either backend. These
+NumPy reference, so that a bad call fails alike on either backend. An output
+that shares memory with an input the kernel still reads (``out=a`` of a
+product) is refused the same way (:func:`check_disjoint`). These
 checks cost a few microseconds a call (several per cent of a small MLP's
 training step), and the layers check their inputs and make or keep the
 other arrays themselves (the Params keep their shapes), so they call the
@@ -41,7 +43,8 @@ import operator
 import numpy as np
 
 __all__ = ["checked", "check_count", "check_pair", "check_shape", "check_float_array",
-           "check_matrix", "check_out", "check_indices", "check_shapes", "check_writable"]
+           "check_matrix", "check_out", "check_indices", "check_shapes", "check_writable",
+           "check_disjoint"]
 
 
 def checked(check, passes_on: bool = False):
@@ -127,13 +130,39 @@ def check_matrix(x, who: str, what: str) -> None:
         raise TypeError(f"{who} expected {what} of dtype float32 or float64, received {x.dtype}")
 
 
-def check_out(out, shape: tuple, dtype, who: str, what: str = "out") -> None:
+def check_out(out, shape: tuple, dtype, who: str, what: str = "out", reads=None) -> None:
     """``out``, an array a kernel writes into, is C-contiguous, writable and
-    of ``shape`` and ``dtype``, else a ValueError naming it."""
+    of ``shape`` and ``dtype``, else a ValueError naming it; and shares no
+    memory with the arrays ``reads`` (a dict by name) that the kernel reads
+    (:func:`check_disjoint`)."""
     if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
         raise ValueError(f"{who} expected {what} as a C-contiguous {dtype} array of shape "
                          f"{shape}, received {out.dtype} {out.shape}")
     check_writable(who, **{what: out})
+    if reads:
+        check_disjoint(who, {what: out}, reads)
+
+
+def check_disjoint(who: str, written: dict, read: dict) -> None:
+    """No array of ``written`` (by name; None is skipped) may share memory
+    with one of ``read``, else a ValueError naming both. The Numba kernels
+    write their outputs while they still read their inputs -- the GEMM
+    overwrites a row of C that later rows of A are read from, the fused
+    cross-entropy writes the exponentials over the logits it then sums -- so
+    ``matmul(a, b, out=a)`` returned silent garbage where NumPy's ``@``
+    (which copies) was right; every backend refuses it alike.
+
+    ``np.may_share_memory`` compares the arrays' memory bounds only (no
+    search, well under a microsecond): two interleaved views of one buffer
+    that touch no common element are refused too; pass separate arrays."""
+    for out_name, out in written.items():
+        if out is None:
+            continue
+        for in_name, a in read.items():
+            if a is not None and np.may_share_memory(out, a):
+                raise ValueError(f"{who} expected {out_name} not to overlap {in_name} (the "
+                                 f"kernel writes {out_name} while it reads {in_name}), "
+                                 f"received arrays that share memory")
 
 
 def check_indices(index, upper: int, who: str, what: str) -> np.ndarray:

@@ -31,9 +31,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import (check_float_array, check_matrix, check_out, check_shapes, check_writable,
-                     checked)
-from .activations import (IDENTITY, _check_code, act_backward_ref, act_forward_ref,
+from .checks import (check_disjoint, check_float_array, check_matrix, check_out, check_shapes,
+                     check_writable, checked)
+from .activations import (IDENTITY, _check_code, act_backward_ref, check_alpha, act_forward_ref,
                           act_grad_rows, bias_act_rows, check_saved, needs_input)
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
 from .blas import use_blas
@@ -98,24 +98,36 @@ def _threads_for(n_rows, n_cols):
 
 def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     """Checks of :func:`dense_forward` and its reference: a known activation
-    code, float x (batch, in) and w (in, units), b of (units,), writable
-    ``out`` and ``z_out`` of (batch, units)."""
+    code and alpha (:func:`.activations.check_alpha`), float x (batch, in)
+    and w (in, units), w and b in x's dtype (the kernel computed in x's, the
+    reference in NumPy's promotion of the three: float32 x and float64 w
+    gave float32 on one backend, float64 on the other), b of (units,),
+    writable ``out`` and ``z_out`` of (batch, units) that share no memory
+    with x, w or b (:func:`.checks.check_disjoint`: the kernel zeroes rows
+    of ``out`` before it reads those of x)."""
     _check_code(code)
+    check_alpha(code, alpha, "dense_forward")
     x = check_float_array(x, "dense_forward", "x")
     if x.ndim != 2 or np.ndim(w) != 2 or np.shape(w)[0] != x.shape[1]:
         raise ValueError(f"dense_forward expected x (batch, in) and w (in, units), received "
                          f"{x.shape} and {np.shape(w)}")
+    for name, a in (("w", w), ("b", b)):
+        if a is not None and np.asarray(a).dtype != x.dtype:
+            raise TypeError(f"dense_forward expected w and b of x's dtype {x.dtype}, received "
+                            f"{name} of dtype {np.asarray(a).dtype}")
     M, N = x.shape[0], np.shape(w)[1]
     check_shapes("dense_forward", (N,), b=b)
     check_shapes("dense_forward", (M, N), out=out, z_out=z_out)
     check_writable("dense_forward", out=out, z_out=z_out)
+    check_disjoint("dense_forward", {"out": out, "z_out": z_out}, {"x": x, "w": w, "b": b})
 
 
 def _check_act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
-    """Checks of :func:`act_grad_bias` and its reference: a known code, the
-    saved array it reads, float dy (batch, units), y / z / a writable
-    ``g_out`` of dy's shape, a writable ``db`` of (units,)."""
+    """Checks of :func:`act_grad_bias` and its reference: a known code and
+    alpha, the saved array it reads, float dy (batch, units), y / z / a
+    writable ``g_out`` of dy's shape, a writable ``db`` of (units,)."""
     _check_code(code)
+    check_alpha(code, alpha, "act_grad_bias")
     check_saved(code, y, z, "act_grad_bias")
     dy = check_float_array(dy, "act_grad_bias", "dy")
     if dy.ndim != 2:

@@ -196,10 +196,12 @@ def _prepare(a, b, who, a_shape_k, b_shape_k):
         raise ValueError(f"{who}: inner dimensions differ, received a {a.shape} and b {b.shape}")
 
 
-def _out(out, shape, dtype, who):
+def _out(out, shape, dtype, who, a, b):
+    """``out`` checked (:func:`.checks.check_out`: it must not overlap a or b,
+    which the GEMM reads while it writes C), or a new array."""
     if out is None:
         return np.empty(shape, dtype)
-    check_out(out, shape, dtype, who)
+    check_out(out, shape, dtype, who, reads={"a": a, "b": b})
     return out
 
 
@@ -221,7 +223,7 @@ def matmul(a, b, out=None, accumulate=False):
     """
     _prepare(a, b, "matmul", a.shape[1] if a.ndim == 2 else None,
              b.shape[0] if b.ndim == 2 else None)
-    c = _out(out, (a.shape[0], b.shape[1]), a.dtype, "matmul")
+    c = _out(out, (a.shape[0], b.shape[1]), a.dtype, "matmul", a, b)
     if c.size == 0 or a.shape[1] == 0:
         if not accumulate:
             c.fill(0)
@@ -246,7 +248,7 @@ def matmul_tn(a, b, out=None, accumulate=False):
     """
     _prepare(a, b, "matmul_tn", a.shape[0] if a.ndim == 2 else None,
              b.shape[0] if b.ndim == 2 else None)
-    c = _out(out, (a.shape[1], b.shape[1]), a.dtype, "matmul_tn")
+    c = _out(out, (a.shape[1], b.shape[1]), a.dtype, "matmul_tn", a, b)
     if c.size == 0 or a.shape[0] == 0:
         if not accumulate:
             c.fill(0)
@@ -263,7 +265,7 @@ def matmul_nt(a, b, out=None, accumulate=False, scratch=None):
     into ``scratch`` (shape (K, N), allocated when not given)."""
     _prepare(a, b, "matmul_nt", a.shape[1] if a.ndim == 2 else None,
              b.shape[1] if b.ndim == 2 else None)
-    c = _out(out, (a.shape[0], b.shape[0]), a.dtype, "matmul_nt")
+    c = _out(out, (a.shape[0], b.shape[0]), a.dtype, "matmul_nt", a, b)
     if c.size == 0 or a.shape[1] == 0:
         if not accumulate:
             c.fill(0)

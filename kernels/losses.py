@@ -25,7 +25,7 @@ import math
 
 import numpy as np
 
-from .checks import check_float_array, check_indices, check_writable, checked
+from .checks import check_disjoint, check_float_array, check_indices, check_writable, checked
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
 
 __all__ = ["softmax_cross_entropy", "softmax_cross_entropy_ref"]
@@ -74,7 +74,10 @@ def _softmax_ce(z, labels, smoothing, grad, scale, partials, n_chunks):
 def _check_call(logits, labels, label_smoothing=0.0, scale=1.0, grad_out=None):
     """The public functions' checks: 2-D float logits, one integer label per
     row in ``[0, C)`` (the kernel reads and writes the column a label names,
-    unchecked), and a ``grad_out`` of the logits' shape and dtype."""
+    unchecked), and a ``grad_out`` of the logits' shape and dtype that shares
+    no memory with them (:func:`.checks.check_disjoint`: the kernel writes
+    the exponentials into ``grad_out`` before it sums the logits and reads
+    the labelled one; no caller of tinynet passes the logits themselves)."""
     who = "softmax_cross_entropy"
     z = check_float_array(logits, who, "logits")
     if z.ndim != 2:
@@ -91,6 +94,7 @@ def _check_call(logits, labels, label_smoothing=0.0, scale=1.0, grad_out=None):
                          f"{getattr(grad_out, 'shape', type(grad_out).__name__)} of dtype "
                          f"{getattr(grad_out, 'dtype', None)}")
     check_writable(who, grad_out=grad_out)
+    check_disjoint(who, {"grad_out": grad_out}, {"logits": z})
 
 
 @checked(_check_call)
@@ -127,12 +131,18 @@ def softmax_cross_entropy(logits, labels, label_smoothing=0.0, scale=1.0, grad_o
 
 @checked(_check_call)
 def softmax_cross_entropy_ref(logits, labels, label_smoothing=0.0, scale=1.0, grad_out=None):
-    """NumPy reference of :func:`softmax_cross_entropy` (which checks as it does)."""
+    """NumPy reference of :func:`softmax_cross_entropy` (which checks as it does).
+
+    As in the kernel, the exponentials are taken in the logits' dtype and
+    summed in float64, and the loss is formed in float64: in float32,
+    ``m + log(s)`` rounds to the spacing of ``m`` (0.0625 at ``m = 1e6``, 1
+    at ``1e7``), which would swallow a loss of 0.31 (logits ``[1e6, 1e6 -
+    1]``, label 0) or the whole of it, where the kernel gives 0.3132617."""
     z = np.asarray(logits)
     n, C = z.shape
     m = z.max(axis=1, keepdims=True) if n else np.zeros((0, 1), z.dtype)
     e = np.exp(z - m)
-    s = e.sum(axis=1, keepdims=True)
+    s = e.sum(axis=1, keepdims=True, dtype=np.float64)
     target = np.full(z.shape, label_smoothing / C, dtype=np.float64)
     target[np.arange(n), labels] += 1.0 - label_smoothing
     picked = z[np.arange(n), labels].astype(np.float64)

@@ -140,6 +140,37 @@ def test_catches_a_wrong_parameter_gradient_and_names_it():
     assert tn.gradcheck(Scale(name="scale"), x).passed
 
 
+class ScaleByNamedParam:
+    """y = x * w, w a Param named ``name``; the buggy backward halves dx."""
+
+    def __init__(self, name, buggy=False):
+        self.buggy = buggy
+        self.w = tn.Param(np.array([0.5, 1.5, 2.0]), name=name)
+
+    def parameters(self):
+        return [self.w]
+
+    def forward(self, x, training=False):
+        self._x = x
+        return x * self.w.value
+
+    def backward(self, dy):
+        self.w.grad += (dy * self._x).sum(0)
+        return dy * self.w.value * (0.5 if self.buggy else 1.0)
+
+
+def test_a_parameter_named_as_the_input_does_not_hide_the_input_gradient():
+    """A parameter "x" took the input's entry of the checked arrays, so a
+    wrong input gradient passed; it is now listed as "param 0". (A loss,
+    whose input is "pred", has no parameters.)"""
+    x = np.random.default_rng(3).standard_normal((4, 3))
+    result = tn.gradcheck(ScaleByNamedParam("x", buggy=True), x)
+    assert set(result.errors) == {"x", "param 0"}
+    assert result.errors["x"] == pytest.approx(0.5, rel=1e-6) and not result.passed
+    assert result.errors["param 0"] < 1e-8
+    assert tn.gradcheck(ScaleByNamedParam("x"), x).passed
+
+
 def test_catches_a_wrong_loss_gradient():
     rng = np.random.default_rng(4)
     pred, target = rng.standard_normal((5, 3)), rng.standard_normal((5, 3))

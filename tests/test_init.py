@@ -29,3 +29,13 @@ def test_fans_of_a_conv_kernel_count_the_receptive_field():
     assert init.fans((3, 5, 4, 8)) == (4 * 15, 8 * 15)
     w = init.he_uniform((3, 3, 4, 8), np.random.default_rng(0), dtype=np.float64)
     assert np.abs(w).max() <= np.sqrt(6 / 36) and np.abs(w).max() > 0.95 * np.sqrt(6 / 36)
+
+
+@pytest.mark.parametrize("name", DRAWING[:-1])  # the fan-based ones
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0), (3, 3, 0, 4), (0,)])
+def test_a_zero_fan_gives_an_empty_array_as_in_keras(name, shape):
+    """Keras divides by max(1, fan): a shape of no entries gives an empty
+    array, where these raised ZeroDivisionError ("float division by zero")."""
+    w = init.get(name)(shape, 0, dtype=np.float64)
+    assert w.shape == shape and w.dtype == np.float64
+

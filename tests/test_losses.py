@@ -213,6 +213,22 @@ def test_masked_logits_of_minus_infinity_give_a_finite_loss(backend, weighted):
     assert losses.CrossEntropy(label_smoothing=0.1).forward(logits, [0, 2]) == np.inf
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy", "auto picks the reference"])
+def test_cross_entropy_of_large_float32_logits_agrees_on_every_backend(backend, monkeypatch):
+    # logits [1e6, 1e6 - 1] (exact in float32), label 0: log(1 + e^-1). The
+    # fused kernel's NumPy reference, which "auto" may pick, rounded the loss
+    # to float32 (0.3125)
+    if backend.startswith("auto"):
+        monkeypatch.setattr(tn.kernels.dispatch, "_auto_pick", lambda op, size: False)
+        backend = "auto"
+    previous = tn.kernels.set_backend(backend)
+    try:
+        value = losses.CrossEntropy()(np.array([[1e6, 1e6 - 1]], np.float32), [0])
+    finally:
+        tn.kernels.set_backend(previous)
+    assert value == pytest.approx(np.log1p(np.exp(-1.0)), rel=1e-7)
+
+
 def test_huge_logits_without_torch():
     ce = losses.CrossEntropy()
     assert ce.forward(np.array([[1e4, -1e4]]), [1]) == 2e4

@@ -102,6 +102,19 @@ def test_mse_mae():
     assert metrics.mse(np.array([[1.0], [2.0]]), np.array([0.0, 0.0])) == 2.5
 
 
+@pytest.mark.parametrize("target_dtype", [np.float32, np.int64])
+def test_mse_and_mae_of_float32_predictions_are_accumulated_in_float64(target_dtype):
+    """As R2Score and scikit-learn: in float32 a difference of 2e19 squared to
+    inf (and 3e38 - (-3e38) was inf already); the means are finite."""
+    pred = np.array([[2e19], [3e38], [1.0]], np.float32)
+    target = np.array([[0], [-3e38 if target_dtype == np.float32 else 0], [0]], target_dtype)
+    diff = pred.astype(np.float64) - target.astype(np.float32).astype(np.float64)
+    assert metrics.mse(pred[:1], target[:1]) == float(diff[0, 0]) ** 2
+    assert metrics.mae(pred, target) == np.mean(np.abs(diff))
+    state = metrics.MeanSquaredError().batch_state(pred[::2], target[::2])
+    assert np.isfinite(state).all()
+
+
 def test_regression_metrics_take_targets_as_the_losses_do():
     pred = np.array([[1.0], [2.0], [4.0]])
     for target in (np.array([1, 2, 3]), np.array([[1], [2], [3]]), np.array([1.0, 2.0, 3.0])):

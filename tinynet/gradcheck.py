@@ -137,7 +137,9 @@ class GradcheckResult:
     ----------
     errors : dict of str to float
         Worst relative error per checked array: ``"x"`` (or ``"x[0]"``, ... for
-        several inputs; ``"pred"`` for a loss) and each parameter's name.
+        several inputs; ``"pred"`` for a loss) and each parameter's name
+        (``"param <i>"``, its index among the parameters, for one without a
+        name or whose name an input or an earlier parameter already has).
     analytic, numeric : dict of str to ndarray
         The two gradients compared, entry by entry (only the checked entries
         of the numeric one are filled when ``max_elements`` sampled them).
@@ -345,7 +347,9 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
         checked[name] = (arr, np.array(grad, dtype=np.float64))
     skipped = []
     if params:
-        seen = set()
+        # a parameter named as an input ("x", "pred") must not replace the
+        # input's entry: the input gradient would go unchecked
+        seen = set(checked)
         for i, p in enumerate(all_params):
             name = p.name if p.name and p.name not in seen else f"param {i}"
             seen.add(name)

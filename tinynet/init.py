@@ -26,6 +26,8 @@ zeros, ones       constants
 ================  =======================================================
 
 The normal variants are untruncated (as ``torch.nn.init``'s ``*_normal_``).
+As in Keras, a fan below 1 counts as 1 (``max(1, fan)``): a shape with a zero
+fan has no entries and gives an empty array.
 """
 
 from __future__ import annotations
@@ -74,32 +76,45 @@ def _normal(std, shape, rng, dtype, who):
     return (rng.standard_normal(size=shape) * std).astype(dtype, copy=False)
 
 
-def glorot_uniform(shape, rng, dtype=np.float32, gain=1.0):
+def _fan_sum(shape) -> int:
+    """``fan_in + fan_out``, at least 2: Keras' guard ``max(1, fan_avg)`` of
+    the fan-based initializers. A shape with a zero fan (``(0, 5)``, a conv
+    kernel of no input channels) has no entries and gives an empty array
+    rather than a ZeroDivisionError; a shape with entries has both fans at
+    least 1, so the guard never changes a scale that is used."""
     fan_in, fan_out = fans(shape)
-    limit = gain * np.sqrt(6.0 / (fan_in + fan_out))
+    return max(2, fan_in + fan_out)
+
+
+def _fan_in(shape) -> int:
+    """``fan_in``, at least 1 (Keras' ``max(1, fan_in)``; see :func:`_fan_sum`)."""
+    return max(1, fans(shape)[0])
+
+
+def glorot_uniform(shape, rng, dtype=np.float32, gain=1.0):
+    limit = gain * np.sqrt(6.0 / _fan_sum(shape))
     return _uniform(limit, shape, rng, dtype, "glorot_uniform")
 
 
 def glorot_normal(shape, rng, dtype=np.float32, gain=1.0):
-    fan_in, fan_out = fans(shape)
-    std = gain * np.sqrt(2.0 / (fan_in + fan_out))
+    std = gain * np.sqrt(2.0 / _fan_sum(shape))
     return _normal(std, shape, rng, dtype, "glorot_normal")
 
 
 def he_uniform(shape, rng, dtype=np.float32):
-    return _uniform(np.sqrt(6.0 / fans(shape)[0]), shape, rng, dtype, "he_uniform")
+    return _uniform(np.sqrt(6.0 / _fan_in(shape)), shape, rng, dtype, "he_uniform")
 
 
 def he_normal(shape, rng, dtype=np.float32):
-    return _normal(np.sqrt(2.0 / fans(shape)[0]), shape, rng, dtype, "he_normal")
+    return _normal(np.sqrt(2.0 / _fan_in(shape)), shape, rng, dtype, "he_normal")
 
 
 def lecun_uniform(shape, rng, dtype=np.float32):
-    return _uniform(np.sqrt(3.0 / fans(shape)[0]), shape, rng, dtype, "lecun_uniform")
+    return _uniform(np.sqrt(3.0 / _fan_in(shape)), shape, rng, dtype, "lecun_uniform")
 
 
 def lecun_normal(shape, rng, dtype=np.float32):
-    return _normal(np.sqrt(1.0 / fans(shape)[0]), shape, rng, dtype, "lecun_normal")
+    return _normal(np.sqrt(1.0 / _fan_in(shape)), shape, rng, dtype, "lecun_normal")
 
 
 def orthogonal(shape, rng, dtype=np.float32, gain=1.0):

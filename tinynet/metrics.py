@@ -900,14 +900,21 @@ class R2Score(Metric):
 class _Regression(_Mean):
     """Mean of an element-wise function of ``pred - target``; targets as the
     element-wise losses take them (:func:`~tinynet.checks.as_float_targets`:
-    integer targets, ``(n,)`` targets for an ``(n, 1)`` output)."""
+    integer targets, ``(n,)`` targets for an ``(n, 1)`` output).
+
+    The difference and its function are computed in float64 (as
+    :class:`R2Score` and scikit-learn do), whatever the predictions' dtype:
+    in float32 a difference above about 1.8e19 squared to inf (and one of
+    3e38 and -3e38 was inf already), where the mean is finite. Float64
+    inputs give the same bits as before; float32 ones a more exact value,
+    which differs from the float32 computation within its rounding."""
 
     higher_is_better = False
 
     def _values(self, pred, target):
         pred = _as_pred(pred, self.name)
         target = as_float_targets(target, pred, self.name)
-        return self._elementwise(pred - target)
+        return self._elementwise(np.subtract(pred, target, dtype=np.float64))
 
 
 class MeanSquaredError(_Regression):

@@ -74,6 +74,24 @@ def test_bad_input_is_refused(fn):
         fn(a32, a32, out=np.ones((2, 3), np.float32))
 
 
+@pytest.mark.parametrize("fn", [gemm.matmul, gemm.matmul_tn, gemm.matmul_nt])
+@pytest.mark.parametrize("alias", ["a", "b", "rows of a"])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_an_out_that_overlaps_an_input_is_refused(fn, alias, accumulate):
+    """On tinynet's GEMM, matmul(a, b, out=a) returned garbage (it writes C
+    while it reads A); numpy's BLAS copied. Both engines now refuse it."""
+    base = np.arange(96.0).reshape(12, 8)
+    a, b = base[:8], np.ones((8, 8))
+    out = {"a": a, "b": b, "rows of a": base[4:]}[alias]
+    before = (base.copy(), b.copy())
+    with pytest.raises(ValueError, match=rf"{fn.__name__} expected out not to overlap "
+                                         rf"{alias[-1]} \(the kernel writes out while it "
+                                         rf"reads {alias[-1]}\), received arrays that share"):
+        fn(a, b, out=out, accumulate=accumulate)
+    np.testing.assert_array_equal(base, before[0])  # refused before anything was written
+    np.testing.assert_array_equal(b, before[1])
+
+
 def test_row_chunks():
     assert gemm.row_chunks(0, 2) == 1
     assert gemm.row_chunks(7, 2) == 1

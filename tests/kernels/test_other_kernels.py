@@ -25,6 +25,17 @@ def test_softmax_cross_entropy_matches_reference(m, c, dtype, smoothing, scale, 
     np.testing.assert_allclose(grad, grad_ref, **tol(dtype, c))
 
 
+@pytest.mark.parametrize("fn", ["", "_ref"])
+@pytest.mark.parametrize("big", [1e4, 1e6, 1e7])
+def test_softmax_cross_entropy_of_large_float32_logits_is_formed_in_float64(fn, big):
+    """log(1 + e^-1) = 0.3132617 whatever the offset: the reference rounded
+    m + log(s) in float32 (0.3125 at 1e6, 0.0 at 1e7), the kernel did not."""
+    z = np.array([[big, big - 1]], np.float32)  # both exact in float32
+    loss, grad = getattr(losses, "softmax_cross_entropy" + fn)(z, np.array([0]))
+    np.testing.assert_allclose(loss, np.log1p(np.exp(-1.0)), rtol=1e-7)
+    np.testing.assert_allclose(grad, [[-1 / (1 + np.e), 1 / (1 + np.e)]], rtol=1e-6)
+
+
 def test_softmax_cross_entropy_is_stable_and_independent():
     """Huge logits stay finite; value agrees with a direct float64 computation."""
     z = np.array([[1e4, -1e4, 0.0], [3.0, 1.0, -2.0]], np.float32)

@@ -66,6 +66,83 @@ def test_arrays_of_another_shape_are_refused(name, module, args, message):
             fn(*args)
 
 
+LEAKY = activations.LEAKY_RELU
+W = np.ones((300, 2), f32)
+
+
+@pytest.mark.parametrize("alpha", [-0.5, float("nan")])
+@pytest.mark.parametrize("name, module, args", [
+    ("act_forward", activations, (X, LEAKY)),
+    ("act_backward", activations, (X, X, None, LEAKY)),
+    ("dense_forward", dense, (X, W, None, LEAKY)),
+    ("act_grad_bias", dense, (X, X, None, LEAKY)),
+])
+def test_a_negative_leaky_relu_alpha_is_refused(name, module, args, alpha):
+    """The backward reads z > 0 from y > 0, true only for alpha >= 0: with
+    alpha = -0.5, z = -2 gave y = 1 and the gradient 1 instead of -0.5, on
+    either backend (the LeakyReLU layer already refused such an alpha)."""
+    for fn in (getattr(module, name), getattr(module, name + "_ref")):
+        with pytest.raises(ValueError, match=rf"{name} expected alpha >= 0 for leaky_relu "
+                                             rf"\(code 2: .*\), received {alpha}"):
+            fn(*args, alpha)
+    if name == "act_grad_bias":  # and dense_backward, whose checks these are
+        for fn in (dense.dense_backward, dense.dense_backward_ref):
+            with pytest.raises(ValueError, match="act_grad_bias expected alpha >= 0"):
+                fn(X, W, X[:, :2], X[:, :2], None, LEAKY, alpha, W.copy(), None)
+
+
+@pytest.mark.parametrize("w, b, name, received", [
+    (W.astype(np.float64), None, "w", "float64"),
+    (W, np.zeros(2), "b", "float64"),
+    (W.astype(np.float64), np.zeros(2), "w", "float64"),
+])
+def test_dense_forward_refuses_w_or_b_of_another_dtype_than_x(w, b, name, received):
+    """float32 x and float64 w gave float32 from the kernel, float64 from the
+    reference (NumPy's promotion): now both refuse, as dense_backward does."""
+    for fn in (dense.dense_forward, dense.dense_forward_ref):
+        with pytest.raises(TypeError, match=rf"dense_forward expected w and b of x's dtype "
+                                            rf"float32, received {name} of dtype {received}"):
+            fn(X, w, b, activations.RELU)
+    assert dense.dense_forward(X, W, np.zeros(2, f32), 1).dtype == f32
+
+
+_SQ = np.arange(36.0).reshape(6, 6)
+
+
+def _rows_shared(x):
+    """x and an out of x's shape, two views of one buffer sharing 4 rows."""
+    base = np.arange(48.0).reshape(8, 6)
+    return (base[:6], x, None, 0), {"out": base[2:]}
+
+
+@pytest.mark.parametrize("name, module, make, message", [
+    ("dense_forward", dense, lambda x: ((x, _SQ.copy(), None, 0), {"out": x}),
+     "out not to overlap x"),
+    ("dense_forward", dense, lambda x: ((x, _SQ.copy(), None, 1), {"z_out": x}),
+     "z_out not to overlap x"),
+    ("dense_forward", dense, lambda x: ((_SQ.copy(), x, None, 0), {"out": x}),
+     "out not to overlap w"),
+    ("dense_forward", dense, lambda x: ((_SQ.copy(), _SQ.copy(), x[0], 0), {"out": x}),
+     "out not to overlap b"),
+    ("dense_forward", dense, _rows_shared, "out not to overlap x"),
+    ("softmax_cross_entropy", losses, lambda x: ((x, np.arange(6)), {"grad_out": x}),
+     "grad_out not to overlap logits"),
+])
+def test_an_output_that_overlaps_an_input_is_refused(name, module, make, message):
+    """The Numba kernels wrote their outputs while they still read their
+    inputs: dense_forward(x, w, None, 0, out=x) and softmax_cross_entropy(z,
+    y, grad_out=z) returned garbage (the references, which copy, were
+    right). No tinynet caller passes such arrays; both backends refuse them."""
+    for fn in (getattr(module, name), getattr(module, name + "_ref")):
+        x = _SQ.copy()
+        args, kwargs = make(x)
+        with pytest.raises(ValueError, match=rf"{name} expected {message} \(the kernel "
+                                             rf"writes \w+ while it reads \w+\), received "
+                                             rf"arrays that share memory"):
+            fn(*args, **kwargs)
+        np.testing.assert_array_equal(x, _SQ)  # refused before anything was written
+
+
 @pytest.mark.parametrize("call", [
     lambda x: activations.act_forward(x, activations.SIGMOID),
     lambda x: activations.act_backward(x, x, None, activations.SIGMOID),
