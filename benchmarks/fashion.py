@@ -270,6 +270,7 @@ def main(argv: list[str]) -> int:
         report.refuse_unused(parser, args, ["seeds"], "in a --quick run, which trains one seed")
     args.seeds = args.seeds or 3
     require_blas_limit(args.threads, parser)
+    report.refuse_to_replace(parser, args, "fashion", args.command)
     config = dict(QUICK if args.quick else CONFIG)
     if args.epochs is not None:
         config["epochs"] = args.epochs

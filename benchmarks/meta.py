@@ -427,8 +427,8 @@ def main(argv):
     args.iterations = args.iterations or (40 if args.quick else 10000)
     args.fewshot_iterations = args.fewshot_iterations or (20 if args.quick else 2000)
     args.test_tasks = args.test_tasks or (20 if args.quick else 600)
-    results, curves, examples = {"settings": vars(args).copy()}, {}, {}
-    results["settings"]["out"] = str(args.out)
+    results, curves, examples = {"settings": report.run_settings(args)}, {}, {}
+    report.refuse_to_replace(parser, args, _file_name(args), args.command)
     if args.blas_threads is not None:
         limit_blas_threads(args.blas_threads, parser)
     if "speed" in args.parts:

@@ -320,7 +320,11 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     report.add_common_args(parser)
     parser.add_argument("--parts", nargs="+", default=["synthetic", "fashion"],
-                        choices=["synthetic", "fashion"])
+                        choices=["synthetic", "fashion"],
+                        help="the parts to run (default both); the files are named by the "
+                             "training settings, not the parts, so a run of one part is "
+                             "refused where another command's report of that name is (see "
+                             "--overwrite)")
     parser.add_argument("--seeds", type=report.positive_int, default=None,
                         help="Multi-Fashion seeds: default 2 (--quick 1)")
     parser.add_argument("--correlations", type=report.float_in(-1, 1), nargs="+", default=None,
@@ -424,7 +428,9 @@ def main(argv) -> int:
     args.epochs = args.epochs or (1 if quick else DEFAULT_EPOCHS)
     if quick:
         args.hidden, args.expert_units, args.tower = [16], 8, 8
-    results = {"settings": {k: (str(v) if k == "out" else v) for k, v in vars(args).items()}}
+    name, command = _file_name(args), report.command_line("mtl", argv)
+    report.refuse_to_replace(parser, args, name, command)  # (the table says how to redo it)
+    results = {"settings": report.run_settings(args)}
     if args.blas_threads is not None:
         limit_blas_threads(args.blas_threads, parser)  # and tinynet's kernels', and torch's
     start = time.perf_counter()
@@ -440,10 +446,9 @@ def main(argv) -> int:
         else:
             results["fashion"] = f"skipped: {why}"
             sections += [f"Multi-Fashion skipped: {why}", ""]
-    command = report.command_line("mtl", argv)  # so that the table says how to redo it
     results["total_seconds"] = time.perf_counter() - start
     sections.append(f"Total time: {results['total_seconds'] / 60:.1f} min.")
-    paths = report.write_report(_file_name(args), results, "\n".join(sections),
+    paths = report.write_report(name, results, "\n".join(sections),
                                 out_dir=args.out, quick=quick, command=command)
     print("\n".join(sections))
     print("wrote", ", ".join(map(str, paths)))

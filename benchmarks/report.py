@@ -7,7 +7,9 @@ Every benchmark calls :func:`write_report` once, which writes
 ``<out>`` is ``benchmarks/results`` for a full run and :data:`QUICK_DIR` (a
 directory outside the repository) for a ``--quick`` one, unless ``--out`` (see
 :func:`add_common_args`) or ``out_dir=`` says otherwise: a smoke test never
-overwrites the committed results. Every report says how it was made: the JSON
+overwrites the committed results. Nor does a run replace a report that another
+command made (:func:`refuse_to_replace`): the same file name does not make the
+same run, and only ``--overwrite`` lets it. Every report says how it was made: the JSON
 holds the command and a ``quick`` flag, the Markdown the command, the date
 (UTC) and, for a quick run, a warning that its numbers mean nothing. A report
 lands as one set (:func:`tinynet.atomic.atomic_write_all`): all its files are
@@ -41,8 +43,8 @@ from tinynet import cli  # noqa: E402
 
 __all__ = [
     "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
-    "output_dir", "output_problem", "parse_args", "refuse_unused",
-    "benchmark_main",
+    "output_dir", "output_problem", "parse_args", "refuse_unused", "refuse_to_replace",
+    "command_line", "run_settings", "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
 ]
@@ -57,13 +59,20 @@ QUICK_NOTE = "**Quick run: smoke test, numbers not meaningful.**"
 
 # ----------------------------------------------------------------- arguments
 def add_common_args(parser: argparse.ArgumentParser) -> argparse.ArgumentParser:
-    """``--quick`` (a tiny smoke-test version in seconds) and ``--out DIR``
-    (checked as soon as the arguments are parsed: :func:`parse_args`)."""
+    """``--quick`` (a tiny smoke-test version in seconds), ``--out DIR``
+    (checked as soon as the arguments are parsed: :func:`parse_args`) and
+    ``--overwrite`` (let the run replace a report another command made:
+    :func:`refuse_to_replace`)."""
     parser.add_argument("--quick", action="store_true",
                         help="tiny version for smoke tests (seconds, numbers meaningless)")
     parser.add_argument("--out", type=Path, default=None,
                         help=f"directory for the JSON/Markdown/PNG files (default {RESULTS_DIR}; "
                              f"with --quick {QUICK_DIR})")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the report of the same name in that directory even when "
+                             "another command made it (without it, such a run is refused "
+                             "before it starts; rerunning the report's own command needs no "
+                             "flag)")
     return parser
 
 
@@ -148,11 +157,62 @@ def refuse_unused(parser: argparse.ArgumentParser, args, options, reason: str) -
 
 def command_line(name: str, argv) -> str:
     """``python -m benchmarks <name> <argv>`` as the run was given, without
-    ``--out`` and its directory (where the files went does not change them)."""
+    ``--out`` and its directory nor ``--overwrite`` (where the files went, and
+    what they replaced, does not change them): rerunning the command a report
+    records is rerunning its run (:func:`refuse_to_replace`)."""
     argv = list(argv or [])
-    shown = [a for i, a in enumerate(argv) if a != "--out" and not a.startswith("--out=")
-             and (i == 0 or argv[i - 1] != "--out")]
+    shown = [a for i, a in enumerate(argv) if a not in ("--out", "--overwrite")
+             and not a.startswith("--out=") and (i == 0 or argv[i - 1] != "--out")]
     return " ".join([f"python -m benchmarks {name}"] + shown)
+
+
+def run_settings(args) -> dict:
+    """The parsed arguments ``args`` as a report's ``settings`` record them:
+    ``out`` as text, and without ``overwrite`` (what a run replaced is not one
+    of its settings)."""
+    return {key: str(value) if key == "out" else value for key, value in vars(args).items()
+            if key != "overwrite"}
+
+
+def _recorded_command(path: Path) -> tuple[str | None, str]:
+    """``(command, description)`` of the report whose JSON is ``path``: the
+    command it records (None when it records none or cannot be read) and how
+    a message names it."""
+    try:
+        command = json.loads(path.read_text()).get("command")
+    except (OSError, ValueError, AttributeError):  # unreadable, not JSON, not an object
+        return None, "a file that is not a report's JSON"
+    if not isinstance(command, str) or not command:
+        return None, "a report that records no command (written before reports recorded them)"
+    return command, f"the report of `{command}`"
+
+
+def refuse_to_replace(parser: argparse.ArgumentParser, args, name: str, command: str,
+                      quick: bool | None = None) -> None:
+    """A usage error when the report ``name`` that this run would write (into
+    :func:`output_dir` ``(args.out, quick)``, ``quick`` defaulting to
+    ``args.quick``) would replace one made by another command: its
+    ``<name>.json`` exists and records a command other than ``command`` (this
+    run's :func:`command_line`), or none. Every benchmark calls it once its
+    arguments are checked, before any work.
+
+    A file name says some settings of a run, not all: ``mtl --parts
+    synthetic`` writes ``mtl.*`` as the full ``mtl`` run does, and replaced
+    its tables. Comparing commands catches every such case without renaming
+    the files that README and the docs cite by the command that made them.
+    Rerunning a report's own command (to refresh it) goes ahead; so does any
+    run with ``--overwrite``. A quick run is held to the same rule in its
+    own directory."""
+    if args.overwrite:
+        return
+    path = output_dir(args.out, args.quick if quick is None else quick) / f"{name}.json"
+    if not path.exists():
+        return
+    held, described = _recorded_command(path)
+    if held == command:
+        return
+    parser.error(f"{path} holds {described}, not this run's `{command}`; pass --out DIR to "
+                 f"write elsewhere, or --overwrite to replace it")
 
 
 def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
@@ -163,7 +223,8 @@ def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
     The files are ``name.*``, or ``file_name(args).*`` for a setting that gets
     files of its own (``train --model cnn`` writes ``train_cnn.*``).
     ``check(args, parser)``, given, refuses a combination of arguments with
-    ``parser.error`` before anything runs."""
+    ``parser.error`` before anything runs; so does :func:`refuse_to_replace`
+    a report made by another command."""
     parser = argparse.ArgumentParser(prog=f"python -m benchmarks {name}", description=doc,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     add_common_args(parser)
@@ -172,12 +233,13 @@ def benchmark_main(name: str, doc: str, argv, run, to_markdown, configure=None,
     args = parse_args(parser, argv)
     if check is not None:
         check(args, parser)
+    report_name, command = file_name(args) if file_name else name, command_line(name, argv)
+    refuse_to_replace(parser, args, report_name, command)
     res = run(args)
     markdown = to_markdown(res)
     print(markdown)
-    paths = write_report(file_name(args) if file_name else name, res, markdown,
-                         figure=figure(res) if figure else None, out_dir=args.out,
-                         quick=args.quick, command=command_line(name, argv))
+    paths = write_report(report_name, res, markdown, figure=figure(res) if figure else None,
+                         out_dir=args.out, quick=args.quick, command=command)
     print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 

@@ -270,6 +270,7 @@ def main(argv: list[str]) -> int:
     args.datasets = args.datasets or ["fashion", "fashion-cnn", "digits"]
     args.seeds = args.seeds or 3
     machine = None  # this machine, now
+    command, quick = args.command, args.quick
     if args.from_json:
         skipped = {}
         try:
@@ -277,7 +278,13 @@ def main(argv: list[str]) -> int:
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             parser.error(f"--from-json expected the JSON of an earlier transfer run, could "
                          f"not read {args.from_json}: {type(exc).__name__}: {exc}")
-    else:
+        # re-rendered from JSON, the report is still that run's: its command, its quickness
+        command = next(iter(all_results.values())).get("command",
+                                                       "python -m benchmarks transfer")
+        quick = "--quick" in command.split()
+    # (re-rendering a report in place is rerunning its command)
+    report.refuse_to_replace(parser, args, "transfer", command, quick=quick)
+    if not args.from_json:
         all_results, skipped = _measure(args)
         if not all_results:
             print("benchmarks transfer: nothing to run; "
@@ -285,11 +292,8 @@ def main(argv: list[str]) -> int:
                   file=sys.stderr)
             return 1
     datasets = list(all_results)
-    command = next(iter(all_results.values())).get("command", "python -m benchmarks transfer")
     sections = [markdown(name, res, res["budgets"], len(res["seeds"]))
                 for name, res in all_results.items()]
-    # re-rendered from JSON, the report is still that run's: its command, its quickness
-    quick = "--quick" in command.split() if args.from_json else args.quick
     sections += [f"{name} skipped: {why}" for name, why in skipped.items()]
     text = ("## Transfer learning: classes 0-4 -> classes 5-9, few labels\n\n"
             + PROTOCOL + "\n\n" + "\n\n".join(sections))

@@ -237,6 +237,100 @@ def test_command_line_gives_the_arguments_without_the_output_directory():
     assert report.command_line("mtl", ["--out=/tmp/x", "--quick"]) == \
         "python -m benchmarks mtl --quick"
     assert report.command_line("meta", None) == "python -m benchmarks meta"
+    # nor what it was allowed to replace: the rerun of a report's command is that run
+    assert report.command_line("mtl", ["--overwrite", "--parts", "fashion"]) == \
+        "python -m benchmarks mtl --parts fashion"
+    assert report.run_settings(argparse.Namespace(out=Path("x"), overwrite=True, seeds=2)) == \
+        {"out": "x", "seeds": 2}
+
+
+class _Ran(Exception):
+    """Raised by a benchmark's stubbed work: the run got past its checks."""
+
+
+#: Per benchmark: arguments of a run, the function of its module that does the
+#: work (stubbed to raise _Ran), and the report the run writes.
+_GUARDED = {
+    "mtl": (["--parts", "synthetic"], "synthetic", "mtl"),  # the subset that replaced mtl.*
+    "train": (["--model", "cnn"], "run", "train_cnn"),      # (benchmark_main, file_name)
+    "startup": (["--repeats", "2"], "run", "startup"),
+    "kernels": (["--repeats", "2"], "run", "kernels"),
+    "fashion": (["--peers"], "_run", "fashion"),
+    "meta": (["--parts", "speed"], "speed", "meta_speed"),
+    "transfer": (["--seeds", "1"], "_measure", "transfer"),
+}
+
+
+def _guarded_run(name, extra, monkeypatch):
+    """Run benchmark ``name`` (:data:`_GUARDED`) plus ``extra`` with its work stubbed."""
+    import importlib
+
+    from tinynet.kernels import blas
+    argv, work, _ = _GUARDED[name]
+    module = importlib.import_module(f"benchmarks.{name}")
+    monkeypatch.setattr(module, work, lambda *args, **kwargs: (_ for _ in ()).throw(_Ran()))
+    monkeypatch.setattr(blas, "set_gemm", lambda engine: None)  # (kernels sets it first)
+    return main([name, *argv, *extra])
+
+
+@pytest.mark.parametrize("name", sorted(_GUARDED))
+@pytest.mark.parametrize("held", ["python -m benchmarks {name} --blas-threads 1", None])
+def test_a_run_refuses_to_replace_a_report_another_command_made(name, held, tmp_path,
+                                                               monkeypatch, capsys):
+    # `mtl --parts synthetic` wrote mtl.*, the full run's tables, as the same name does
+    # not make the same run: refused before any work, unless the command is the same
+    argv, _, report_name = _GUARDED[name]
+    path = tmp_path / f"{report_name}.json"
+    record = json.dumps({"command": held and held.format(name=name), "results": {}})
+    path.write_text(record)
+    command = " ".join([f"python -m benchmarks {name}", *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        _guarded_run(name, ["--out", str(tmp_path)], monkeypatch)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert f"{path} holds " + (f"the report of `{held.format(name=name)}`" if held else
+                               "a report that records no command") in err
+    assert f"not this run's `{command}`; pass --out DIR to write elsewhere, or --overwrite " \
+           f"to replace it" in err
+    assert path.read_text() == record and list(tmp_path.iterdir()) == [path]
+    with pytest.raises(_Ran):                                    # allowed: it says so
+        _guarded_run(name, ["--out", str(tmp_path), "--overwrite"], monkeypatch)
+    path.write_text(json.dumps({"command": command, "results": {}}))
+    with pytest.raises(_Ran):                                    # the same run, again
+        _guarded_run(name, ["--out", str(tmp_path)], monkeypatch)
+    with pytest.raises(_Ran):                                    # anywhere else
+        _guarded_run(name, ["--out", str(tmp_path / "elsewhere")], monkeypatch)
+
+
+def test_a_quick_run_is_held_to_the_same_rule_where_it_writes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(report, "QUICK_DIR", tmp_path / "quick")
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path / "results")
+    for where in ("quick", "results"):
+        (tmp_path / where).mkdir()
+        (tmp_path / where / "mtl.json").write_text('{"command": "python -m benchmarks mtl"}')
+    with pytest.raises(SystemExit):
+        _guarded_run("mtl", ["--quick"], monkeypatch)
+    assert f"{tmp_path / 'quick' / 'mtl.json'} holds the report of `python -m benchmarks " \
+           f"mtl`, not this run's `python -m benchmarks mtl --parts synthetic --quick`" in \
+        capsys.readouterr().err
+    (tmp_path / "quick" / "mtl.json").unlink()
+    with pytest.raises(_Ran):  # the full run's report is not where a quick run writes
+        _guarded_run("mtl", ["--quick"], monkeypatch)
+
+
+def test_transfer_re_rendered_from_json_is_the_run_it_reads(tmp_path, capsys):
+    # the command its report records is that run's: so is the one compared
+    import shutil
+    (tmp_path / "out").mkdir()
+    shutil.copy(REPO / "benchmarks" / "results" / "transfer.json", tmp_path)
+    held = json.loads((tmp_path / "transfer.json").read_text())["command"]
+    (tmp_path / "out" / "transfer.json").write_text('{"command": "python -m benchmarks '
+                                                    'transfer --seeds 1"}')
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer", "--from-json", str(tmp_path / "transfer.json"),
+              "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert f"not this run's `{held}`" in capsys.readouterr().err
 
 
 def test_the_meta_table_records_the_parts_it_was_run_with(tmp_path):
