@@ -214,3 +214,20 @@ def test_class_weights_near_the_float_limits_train_as_the_ordinary_table(loss, s
             for s in (1.0, scale)]
     for a, b in zip(*runs):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("table", [{0: 1e20}, {0: 1e-20, 1: 1e-20, 2: 3e-20}, {0: 2.0, 2: 0.5}])
+def test_class_weights_of_a_summed_loss_are_used_as_given(table):
+    # a sum scales with the weights: fit(class_weight=) with reduction="sum"
+    # is the loss's own class weights, never a table divided by a power of two
+    # (which left the mean unchanged but shrank the sum and its steps by 2**67)
+    x, y = _data(12, 3)
+    weight = [table.get(k, 1.0) for k in range(3)]
+    by_dict = _model(loss=losses.CrossEntropy(reduction="sum"))
+    by_loss = _model(loss=losses.CrossEntropy(weight=weight, reduction="sum"))
+    history = by_dict.fit(x, y, epochs=1, batch_size=5, verbose=0, seed=1,
+                          class_weight=table).history
+    reference = by_loss.fit(x, y, epochs=1, batch_size=5, verbose=0, seed=1).history
+    np.testing.assert_allclose(history["loss"], reference["loss"], rtol=1e-12)
+    for a, b in zip(by_dict.get_weights(), by_loss.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=0)

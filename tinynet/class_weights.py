@@ -32,20 +32,25 @@ import numpy as np
 
 from .checks import as_class_weight, summable_weights
 from .layers._checks import check_real
-from .losses import BinaryCrossEntropy, CrossEntropy, scaled_class_weights
+from .losses import BinaryCrossEntropy, CrossEntropy, reduction_of, scaled_class_weights
 
 __all__ = ["class_sample_weights", "largest_class_weight", "weighted_by_class"]
 
 
 def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: str) -> np.ndarray:
-    """The per-sample weights :math:`c_{y_i}`, float64 of shape ``(len(y),)``,
-    of the table as :func:`tinynet.losses.scaled_class_weights` gives it:
-    the table itself, or, when its largest weight is beyond
-    :math:`2^{\\pm 60}`, the table divided by a power of two (exact; the
-    weighted means do not change). A table of tiny weights times small
-    sample weights underflowed to 0 (``fit`` refused the samples as all
-    weighing 0), and one near the largest float scaled the sample weights
-    down into the subnormal range, where their ratios lose digits.
+    """The per-sample weights :math:`c_{y_i}`, float64 of shape ``(len(y),)``.
+    For a loss that reduces to a weighted mean (``reduction="mean"``, whose
+    :math:`\\sum_i w_i \\ell_i / \\sum_i w_i` does not change when every
+    weight is divided by one number), of the table as
+    :func:`tinynet.losses.scaled_class_weights` gives it: the table itself,
+    or, when its largest weight is beyond :math:`2^{\\pm 60}`, the table
+    divided by a power of two (exact; the mean does not change); for a
+    ``"sum"`` (or ``"none"``), which scales with the weights, the table as
+    given, as ``CrossEntropy(weight=, reduction="sum")`` uses it. (In a
+    mean, a table of tiny weights times small sample weights underflowed to
+    0 -- ``fit`` refused the samples as all weighing 0 --, and one near the
+    largest float scaled the sample weights down into the subnormal range,
+    where their ratios lose digits.)
 
     Parameters
     ----------
@@ -76,7 +81,9 @@ def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: s
                                 high=math.inf, high_open=True)
     as_class_weight(table, who, f"class_weight over the model's {n_classes} classes "
                                 f"(a class missing from the dict weighs 1)")
-    return scaled_class_weights(table)[labels]
+    if reduction_of(loss) == "mean":  # a weighted mean: the same for a scaled table
+        table = scaled_class_weights(table)
+    return table[labels]
 
 
 def largest_class_weight(loss) -> float:
