@@ -40,10 +40,12 @@ checkpoint starts from the same base). It is recorded once, by the first
 schedule made: a second one made before ``bind`` takes the same base, not
 the first one's rate at the time, as it would on the bound optimizer.
 
-A group added while a schedule runs (``add_param_group``; a multi-task
-``compile`` adding its weighting's group at ``weighting_lr``) starts at its
-own base rate times the schedule's current factor, and the schedule then
-sets it from that base like the others (one made unbound likewise gives a
+A group added while a schedule runs without a rate of its own
+(``add_param_group``), or by a multi-task ``compile`` for its weighting at
+``weighting_lr``, starts at its own base rate times the schedule's current
+factor (one given its ``lr`` through ``add_param_group`` starts at that
+rate, as in PyTorch, its base from then on), and the schedule then sets it
+from that base like the others (one made unbound likewise gives a
 group ``bind`` did not make, such as the weighting's, its own base rather
 than the others'). A group removed takes the last base rate with it
 (PyTorch zips the groups with its rates).
