@@ -272,6 +272,37 @@ def test_a_group_added_while_a_schedule_runs_follows_it_from_its_own_base_rate()
     assert [g["lr"] for g in opt.param_groups] == [0.0125, 0.0025, 0.05, 0.0125]
 
 
+@pytest.mark.parametrize("removed", [0, 1, 2])
+def test_a_group_removed_takes_its_own_base_rate_with_it(removed):
+    # the last base rate went whichever group was removed: after the first of
+    # two, the one left was scheduled from the first one's base (before 737d851,
+    # a ValueError); eta_min shows it (cosine's rates are not proportional)
+    params = [tn.Param(np.zeros(2)) for _ in range(3)]
+    rates = [0.01, 0.1, 0.05]
+    groups = [{"params": [p], "lr": lr} for p, lr in zip(params, rates)]
+    opt = SGD(groups, lr=0.1)
+    schedule = CosineAnnealingLR(opt, T_max=4, eta_min=0.005)
+    schedule.step()
+    opt.remove_params([params[removed]])
+    reference = SGD([dict(g, params=[tn.Param(np.zeros(2))]) for i, g in enumerate(groups)
+                     if i != removed], lr=0.1)
+    ref_schedule = CosineAnnealingLR(reference, T_max=4, eta_min=0.005)
+    ref_schedule.step()
+    for _ in range(3):
+        schedule.step()
+        ref_schedule.step()
+        assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in reference.param_groups]
+
+
+def test_fewer_groups_of_other_parameters_are_refused():
+    opt = SGD(two_groups(), lr=0.1)
+    schedule = StepLR(opt, 1, gamma=0.5)
+    opt.bind([tn.Param(np.zeros(2))])
+    with pytest.raises(ValueError, match=r"schedules 2 parameter group\(s\), but the "
+                                         r"optimizer now has 1 that are not all among them"):
+        schedule.step()
+
+
 def _decayed_sgd():
     opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
     schedule = StepLR(opt, 1, gamma=0.1)

@@ -392,7 +392,9 @@ class Optimizer:
     def remove_params(self, params) -> None:
         """Take ``params`` out of their groups, with their state (a group left
         without parameters goes): what ``mtl.Model.compile`` does with the
-        learned parameters of a weighting that a new one replaces."""
+        learned parameters of a weighting that a new one replaces. A running
+        schedule drops the base rate of a group that goes, whichever its
+        place, and goes on with the others' own."""
         ids = {id(p) for p in params}
         if not ids & {id(p) for p in self.params}:
             return
