@@ -531,6 +531,16 @@ def test_an_optimizer_holding_parameters_the_model_released_is_bound_again(flow)
     assert opt.state[model.parameters()[-1]]["step"] == 1
 
 
+def test_parameters_a_model_inside_released_count_as_the_models():
+    inner = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(4, seed=1)])
+    model = tn.Sequential([inner, tn.layers.Dense(3, seed=2)])
+    opt = Adam(model.parameters(), lr=0.01)
+    inner.pop()
+    inner.add(tn.layers.Dense(4, seed=3))
+    model.compile(opt, loss="cross_entropy")
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+
+
 def test_an_optimizer_holding_released_and_another_models_parameters_is_refused():
     # only the other model's parameters are counted and refused
     model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(3, seed=1)])

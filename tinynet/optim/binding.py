@@ -52,7 +52,11 @@ def _released(model) -> dict:
 
 
 def _released_ids(model) -> set:
-    return {key for key, ref in _released(model).items() if ref() is not None}
+    """The ids of the live parameters ``model`` or a model inside it released
+    (a Sequential popped inside a Sequential, or inside an ``mtl.Model``)."""
+    from ..layers.base import walk_layers
+    return {key for layer in walk_layers(model) for key, ref in _released(layer).items()
+            if ref() is not None}
 
 
 def refuse_foreign(model, optimizer, params, who: str, known=()) -> None:
