@@ -456,8 +456,8 @@ class MultiTaskTraining:
         missing = [p for p in extra if id(p) not in held]
         if missing:  # no weight decay: neither paper puts a prior on s_t or w_t
             ensure_flat(missing)  # one fused optimizer call
-            optimizer._add_scheduled_group({"params": missing, "weight_decay": 0.0,
-                                            **({} if weighting_lr is None else {"lr": weighting_lr})})
+            rate = {} if weighting_lr is None else {"lr": weighting_lr}
+            optimizer._add_scheduled_group({"params": missing, "weight_decay": 0.0, **rate})
         self.optimizer, self._bound_ids = optimizer, bound_ids
 
     def get_compile_config(self) -> dict | None:
