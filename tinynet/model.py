@@ -137,6 +137,7 @@ class Sequential(Layer):
         self._compiled_metrics: list = []
         self._epoch_metrics = None  # fit's accumulation of the metrics (_EpochMetrics)
         self._bound_ids = None  # ids of the parameters this model bound the optimizer to
+        self._released = {}  # the parameters it no longer holds: optim.binding
         self.stop_training = False
         self.stop_reason = None
         self.history = None  # the History of the last fit
@@ -206,8 +207,10 @@ class Sequential(Layer):
         """Remove and return the last layer."""
         if not self._layers:
             raise ValueError(f"{self._who} has no layers to pop")
+        from .optim.binding import release_parameters
         layer = self._layers.pop()
         release(self, layer)
+        release_parameters(self, layer.parameters())
         if self.built:
             self.output_shape = (self._layers[-1].output_shape if self._layers
                                  else self.input_shape)
@@ -294,13 +297,17 @@ class Sequential(Layer):
         if not self.built:
             raise ValueError(f"{self._who} is not built; nothing to reset "
                              f"(fit(seed=...) seeds the weights it builds)")
+        from .optim.binding import release_parameters
         rng = as_generator(seed, f"{self._who}.reset_parameters")
+        old = self.parameters()
         for layer in self._layers:
             if isinstance(layer, Sequential):
                 layer.reset_parameters(rng)
             else:
                 layer.set_rng(rng)  # build passes rng only to a layer without a seed
                 layer.build(layer.input_shape, rng=rng)
+        kept = {id(p) for p in self.parameters()}
+        release_parameters(self, [p for p in old if id(p) not in kept])
         return self
 
     # ----------------------------------------------------------------- maths
@@ -510,9 +517,11 @@ class Sequential(Layer):
         All parameters are bound, frozen ones too: the optimizer skips them
         while ``trainable`` is False, so freezing after compile works. An
         optimizer the user bound to a subset (or to groups) is kept as it is;
-        one bound to parameters that are not the model's (another model's,
-        or one compiled with another model) is refused (``ValueError``),
-        changing nothing. An unbuilt model binds at ``fit``.
+        one bound to another model's parameters (by the user, or compiled
+        with that model) is refused (``ValueError``), changing nothing; one
+        holding parameters this model released (``pop``, ``replace_head``,
+        ``reset_parameters``) is bound again. An unbuilt model binds at
+        ``fit``.
 
         A model without parameters (only activations, reshapes...) leaves
         the optimizer unbound: it compiles, evaluates and predicts, and

@@ -52,7 +52,9 @@ class Param:
     grad : ndarray, same shape and dtype as ``value``
     """
 
-    __slots__ = ("_value", "_grad", "name", "trainable")
+    # __weakref__: a model remembers the parameters it released without keeping
+    # them alive (tinynet.optim.binding.release_parameters)
+    __slots__ = ("_value", "_grad", "name", "trainable", "__weakref__")
 
     def __init__(self, value, name: str | None = None, trainable: bool = True):
         value = np.array(value, copy=True, order="C")

@@ -485,14 +485,73 @@ def test_an_optimizer_compiled_with_another_model_is_refused(bound_by):
     second.compile("sgd", loss="cross_entropy")
     before = (second.optimizer, second.loss)
     with pytest.raises(ValueError, match=r"compile received an optimizer bound to 2 "
-                                         r"parameter\(s\) that are not this model's .*"
+                                         r"parameter\(s\) \(of 2 bound\) that are neither "
+                                         r"this model's nor ones it released .*"
                                          r"make a new one"):
         second.compile(opt, loss="mse")
     assert (second.optimizer, second.loss) == before
     assert [id(p) for p in opt.params] == [id(p) for p in first.parameters()]
     unbuilt = tn.Sequential([tn.layers.Dense(3)])  # refused at compile, not at fit
-    with pytest.raises(ValueError, match="not this model's"):
+    with pytest.raises(ValueError, match="neither this model's"):
         unbuilt.compile(opt, loss="mse")
+
+
+def _classes(seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.standard_normal((16, 4)).astype(np.float32), rng.integers(0, 3, 16)
+
+
+@pytest.mark.parametrize("flow", ["bound by the user, then replace_head",
+                                  "compiled, then another, then replace_head",
+                                  "bound by the user, then reset_parameters"])
+def test_an_optimizer_holding_parameters_the_model_released_is_bound_again(flow):
+    # refused since 679ecca as "not this model's": an optimizer bound to the
+    # model's parameters before a head was replaced (the transfer-learning
+    # order), or compiled here before another; the parameters the model
+    # released count as its own former ones, and those that stay keep their state
+    from tinynet.transfer import replace_head
+    x, y = _classes()
+    model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(3, seed=1)])
+    opt = Adam(model.parameters(), lr=0.01)
+    kept = model.parameters()[:2]
+    if flow.startswith("compiled"):
+        model.compile(opt, loss="cross_entropy")
+        model.fit(x, y, epochs=1, verbose=0, seed=0)
+        model.compile(SGD(lr=0.1), loss="cross_entropy")
+    moments = [opt.state[p]["exp_avg"].copy() for p in kept if p in opt.state]
+    if flow.endswith("reset_parameters"):
+        model.reset_parameters(1)
+    else:
+        replace_head(model, [tn.layers.Dense(3, seed=2)])
+    model.compile(opt, loss="cross_entropy")
+    assert model.optimizer is opt
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+    assert all(np.array_equal(opt.state[p]["exp_avg"], m) for p, m in zip(kept, moments))
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    assert opt.state[model.parameters()[-1]]["step"] == 1
+
+
+def test_parameters_a_model_inside_released_count_as_the_models():
+    inner = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(4, seed=1)])
+    model = tn.Sequential([inner, tn.layers.Dense(3, seed=2)])
+    opt = Adam(model.parameters(), lr=0.01)
+    inner.pop()
+    inner.add(tn.layers.Dense(4, seed=3))
+    model.compile(opt, loss="cross_entropy")
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+
+
+def test_an_optimizer_holding_released_and_another_models_parameters_is_refused():
+    # only the other model's parameters are counted and refused
+    model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(3, seed=1)])
+    other = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=3)])
+    opt = Adam(model.parameters() + other.parameters(), lr=0.01)
+    model.pop()
+    model.add(tn.layers.Dense(3, seed=2))
+    with pytest.raises(ValueError, match=r"bound to 2 parameter\(s\) \(of 6 bound\) that are "
+                                         r"neither this model's nor ones it released"):
+        model.compile(opt, loss="cross_entropy")
+    assert model.optimizer is None
 
 
 @pytest.mark.parametrize("bound_by", ["model", "user"])

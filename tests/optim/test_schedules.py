@@ -256,17 +256,84 @@ def test_a_second_schedule_takes_the_base_rate_the_first_recorded(second, made):
 
 
 def test_a_group_added_while_a_schedule_runs_follows_it_from_its_own_base_rate():
-    # it started at its own rate whatever the decay so far, and the schedule's
-    # next step refused the optimizer ("schedules 2 parameter group(s), but the
-    # optimizer now has 3"); with one group, it gave the new group that one's rate
+    # the schedule's next step refused the optimizer ("schedules 2 parameter
+    # group(s), but the optimizer now has 3"); with one group, it gave the new
+    # group that one's rate. A group given its rate starts at it (PyTorch's
+    # add_param_group); one without starts at the constructor's times the decay
     opt = SGD(two_groups(), lr=0.1)
     schedule = StepLR(opt, 1, gamma=0.5)
     schedule.step()
     schedule.step()
     opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.4})
-    assert (opt.param_groups[2]["lr"], opt.param_groups[2]["initial_lr"]) == (0.1, 0.4)
+    assert opt.param_groups[2]["lr"] == 0.4 and "initial_lr" not in opt.param_groups[2]
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))]})
+    assert (opt.param_groups[3]["lr"], opt.param_groups[3]["initial_lr"]) == (0.025, 0.1)
     schedule.step()
-    assert [g["lr"] for g in opt.param_groups] == [0.0125, 0.0025, 0.05]
+    assert [g["lr"] for g in opt.param_groups] == [0.0125, 0.0025, 0.05, 0.0125]
+
+
+@pytest.mark.parametrize("removed", [0, 1, 2])
+def test_a_group_removed_takes_its_own_base_rate_with_it(removed):
+    # the last base rate went whichever group was removed: after the first of
+    # two, the one left was scheduled from the first one's base (before 737d851,
+    # a ValueError); eta_min shows it (cosine's rates are not proportional)
+    params = [tn.Param(np.zeros(2)) for _ in range(3)]
+    rates = [0.01, 0.1, 0.05]
+    groups = [{"params": [p], "lr": lr} for p, lr in zip(params, rates)]
+    opt = SGD(groups, lr=0.1)
+    schedule = CosineAnnealingLR(opt, T_max=4, eta_min=0.005)
+    schedule.step()
+    opt.remove_params([params[removed]])
+    reference = SGD([dict(g, params=[tn.Param(np.zeros(2))]) for i, g in enumerate(groups)
+                     if i != removed], lr=0.1)
+    ref_schedule = CosineAnnealingLR(reference, T_max=4, eta_min=0.005)
+    ref_schedule.step()
+    for _ in range(3):
+        schedule.step()
+        ref_schedule.step()
+        assert [g["lr"] for g in opt.param_groups] == [g["lr"] for g in reference.param_groups]
+
+
+def test_fewer_groups_of_other_parameters_are_refused():
+    opt = SGD(two_groups(), lr=0.1)
+    schedule = StepLR(opt, 1, gamma=0.5)
+    opt.bind([tn.Param(np.zeros(2))])
+    with pytest.raises(ValueError, match=r"schedules 2 parameter group\(s\), but the "
+                                         r"optimizer now has 1 that are not all among them"):
+        schedule.step()
+
+
+def _decayed_sgd():
+    opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    schedule = StepLR(opt, 1, gamma=0.1)
+    schedule.step()
+    schedule.step()
+    return opt
+
+
+def _loaded_sgd():
+    opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    opt.load_state_dict(_decayed_sgd().state_dict())
+    return opt
+
+
+def _after_a_callable_schedule():
+    from tinynet.callbacks import _set_first_rate
+    opt = SGD([{"params": [tn.Param(np.zeros(2))], "lr": 0.1},
+               {"params": [tn.Param(np.zeros(2))], "lr": 0.05}], lr=0.1)
+    _set_first_rate(opt, 0.01)
+    return opt
+
+
+@pytest.mark.parametrize("make", [_decayed_sgd, _loaded_sgd, _after_a_callable_schedule],
+                         ids=["after a schedule", "loaded", "after a callable schedule"])
+def test_add_param_group_keeps_the_rate_it_is_given(make):
+    # once a group held initial_lr, the rate given was scaled by the decay so far
+    # (0.01 became 1e-4 after two tenfold cuts); PyTorch keeps it as given
+    opt = make()
+    opt.add_param_group({"params": [tn.Param(np.zeros(3))], "lr": 0.01})
+    assert opt.param_groups[-1]["lr"] == 0.01
+    assert "initial_lr" not in opt.param_groups[-1]
 
 
 def test_a_schedule_made_before_bind_leaves_the_constructors_rate_in_the_config(tmp_path):

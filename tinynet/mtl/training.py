@@ -243,6 +243,8 @@ class MultiTaskTraining:
     optimizer = None
     #: ids of the parameters this model bound its optimizer to (None: the user did)
     _bound_ids = None
+    #: the parameters it released (:func:`tinynet.optim.binding.release_parameters`)
+    _released = None
     #: Per-task running means of the current fit epoch (see _TaskEpochs), or None:
     #: of the weight, by labelled samples, and of the loss, by the loss's total
     #: weight (``Loss.weight_total``); and the metrics' accumulators of the epoch's
@@ -307,8 +309,8 @@ class MultiTaskTraining:
             Learning rate of the weighting's learned parameters (default: the
             optimizer's); a schedule already running on the optimizer scales
             it from the start as it scales the other groups (their group
-            starts at ``weighting_lr`` times the decay so far:
-            :meth:`tinynet.optim.Optimizer.add_param_group`). They get no
+            starts at ``weighting_lr`` times the decay so far, where
+            ``add_param_group`` keeps a rate given as it is). They get no
             weight decay whatever the optimizer's
             (uncertainty's :math:`s_t` would be pulled towards 0, a prior the
             paper does not have), and the optimizer's ``max_grad_norm`` clips
@@ -454,8 +456,8 @@ class MultiTaskTraining:
         missing = [p for p in extra if id(p) not in held]
         if missing:  # no weight decay: neither paper puts a prior on s_t or w_t
             ensure_flat(missing)  # one fused optimizer call
-            optimizer.add_param_group({"params": missing, "weight_decay": 0.0,
-                                       **({} if weighting_lr is None else {"lr": weighting_lr})})
+            rate = {} if weighting_lr is None else {"lr": weighting_lr}
+            optimizer._add_scheduled_group({"params": missing, "weight_decay": 0.0, **rate})
         self.optimizer, self._bound_ids = optimizer, bound_ids
 
     def get_compile_config(self) -> dict | None:

@@ -8,52 +8,84 @@ model keeps as they are, as ``torch.optim`` keeps what it was given.
 
 An optimizer serves the model whose parameters it holds (its state is theirs,
 as a Keras optimizer built for one model's variables refuses another's): one
-bound to parameters that are not the model's -- another model's, or one
-compiled with another model before -- is refused, with nothing changed,
-rather than silently bound again (it left the other model without the
-optimizer it was compiled with, and took its state along). The model's own
-optimizer (the one it is compiled with) passes: what it holds beyond the
-model's parameters are the model's older ones (``pop``, ``replace_head``,
-a rebuild), and binding again follows the model, the parameters that stay
-keeping their state.
+bound to another model's parameters -- bound to them by the user, or
+compiled with that model before -- is refused, with nothing changed, rather
+than silently bound again (it left the other model without the optimizer it
+was compiled with, and took its state along). Parameters the model itself
+released (``pop``, ``replace_head``, ``reset_parameters``: recorded by
+:func:`release_parameters`) count as the model's former ones, not another
+model's: the model's own optimizer (the one it is compiled with), one the
+user bound to the model's parameters before a head was replaced (the usual
+transfer-learning order), or one it was compiled with before another, is
+bound again to follow the model, the parameters that stay keeping their
+state.
 
-Both models keep two attributes this module reads: ``optimizer`` (the one
-they are compiled with, None before) and ``_bound_ids`` (the ids of the
-parameters the model bound it to, None if the user bound it).
+Both models keep three attributes this module reads: ``optimizer`` (the one
+they are compiled with, None before), ``_bound_ids`` (the ids of the
+parameters the model bound it to, None if the user bound it) and
+``_released`` (what :func:`release_parameters` records).
 """
 
 from __future__ import annotations
 
+import weakref
+
 from ..param import ensure_flat
 
-__all__ = ["bind_model_optimizer", "refuse_foreign"]
+__all__ = ["bind_model_optimizer", "refuse_foreign", "release_parameters"]
+
+
+def release_parameters(model, params) -> None:
+    """Record that ``model`` no longer holds ``params`` (it popped, replaced
+    or rebuilt their layers), so that an optimizer still holding them is
+    taken for one of the model's (:func:`refuse_foreign`). Weak references:
+    a released parameter nothing else holds is dropped (its id may be
+    reused by a new parameter, another model's)."""
+    released = {key: ref for key, ref in _released(model).items() if ref() is not None}
+    released.update((id(p), weakref.ref(p)) for p in params)
+    model._released = released
+
+
+def _released(model) -> dict:
+    """id -> weak reference of each parameter ``model`` released."""
+    return getattr(model, "_released", None) or {}
+
+
+def _released_ids(model) -> set:
+    """The ids of the live parameters ``model`` or a model inside it released
+    (a Sequential popped inside a Sequential, or inside an ``mtl.Model``)."""
+    from ..layers.base import walk_layers
+    return {key for layer in walk_layers(model) for key, ref in _released(layer).items()
+            if ref() is not None}
 
 
 def refuse_foreign(model, optimizer, params, who: str, known=()) -> None:
     """``ValueError`` if ``optimizer`` is not ``model``'s own and holds
-    parameters that are neither in ``params`` (the model's) nor in ``known``
-    (a multi-task weighting's); nothing changes."""
+    parameters that are neither in ``params`` (the model's), nor in ``known``
+    (a multi-task weighting's), nor released by the model
+    (:func:`release_parameters`); nothing changes."""
     if optimizer is model.optimizer:
         return
     bound = {id(p) for p in optimizer.params}
     foreign = bound - {id(p) for p in params} - {id(p) for p in known}
+    foreign -= _released_ids(model) if foreign else set()
     if foreign:
         name = type(optimizer).__name__
         raise ValueError(f"{who} received an optimizer bound to {len(foreign)} parameter(s) "
-                         f"that are not this model's (of {len(bound)} bound): another "
-                         f"model's, or it was compiled with another model; an optimizer "
-                         f"holds one model's parameters and state, so make a new one for "
-                         f"this model (e.g. {name}(lr=...), which compile binds) or bind "
-                         f"one to this model's parameters (model.parameters(), or groups "
-                         f"of them)")
+                         f"(of {len(bound)} bound) that are neither this model's nor ones it "
+                         f"released (pop, replace_head, reset_parameters): another model's "
+                         f"(bound to them, or compiled with that model); an optimizer holds "
+                         f"one model's parameters and state, so make a new one for this "
+                         f"model (e.g. {name}(lr=...), which compile binds) or bind one to "
+                         f"this model's parameters (model.parameters(), or groups of them)")
 
 
 def bind_model_optimizer(model, optimizer, params, who: str, known=()):
     """Bind ``optimizer`` to ``model``'s ``params`` unless the user bound it
     to them; return what the model keeps as ``_bound_ids``.
 
-    * Not the model's own and bound to other parameters: ``ValueError``
-      (:func:`refuse_foreign`), before anything changes.
+    * Not the model's own and bound to another model's parameters:
+      ``ValueError`` (:func:`refuse_foreign`), before anything changes.
     * Unbound: bound to every parameter of ``params`` in one group, frozen
       ones too (the optimizer skips them while ``trainable`` is False, so
       unfreezing after compile trains them), first moved into one flat
@@ -63,6 +95,9 @@ def bind_model_optimizer(model, optimizer, params, who: str, known=()):
       added, popped, a head replaced): bound again (the parameters that stay
       keep their state and their groups' hyperparameters, new ones start
       fresh: :meth:`~tinynet.optim.Optimizer.bind`).
+    * Not the model's own, holding parameters the model released (bound by
+      the user before ``replace_head``, or compiled here before another
+      optimizer): bound again likewise.
     * Bound by the user to parameters of ``params`` or of ``known`` (a
       multi-task weighting's): kept as it is, groups and rates included.
 

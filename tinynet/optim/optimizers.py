@@ -312,23 +312,34 @@ class Optimizer:
           sets the groups' rates itself, ends this (as does setting
           :attr:`lr`).
         * Otherwise, when the groups have a base rate (``initial_lr``: a
-          schedule runs), the group gets its own base rate -- its ``lr``,
-          else the constructor's -- as ``initial_lr`` and starts at it times
-          the schedule's current factor, the first such group's ``lr`` over
-          its ``initial_lr`` (a multi-task weighting's group, added by
-          ``compile`` after a few epochs of a StepLR, starts at
-          ``weighting_lr`` times the decay so far, not at ``weighting_lr``).
+          schedule runs, ran, or came with a loaded checkpoint), a group
+          without a rate of its own gets the constructor's as its base
+          (``initial_lr``) and starts at it times the schedule's current
+          factor, the first such group's ``lr`` over its ``initial_lr``.
           The schedule's next step sets it from that base (see
           :class:`~tinynet.optim.LRScheduler`).
 
-        A group given its own ``initial_lr`` keeps it and its ``lr``; so does
-        one :meth:`bind` makes, which keeps the rates of the groups it
-        replaces (:meth:`_carried_over`).
+        A group given its own ``lr`` starts at that rate, as in PyTorch
+        (``add_param_group({"params": head, "lr": 0.01})`` after a decay
+        trains the head at 0.01); a schedule still stepping then scales it
+        from that rate as its base. A group given its own ``initial_lr``
+        keeps it and its ``lr``; so does one :meth:`bind` makes, which keeps
+        the rates of the groups it replaces (:meth:`_carried_over`).
         """
         self._add_group(group, beside_groups=True)
 
-    def _add_group(self, group: dict, beside_groups: bool) -> None:
-        """:meth:`add_param_group`; ``beside_groups`` False for :meth:`bind`'s."""
+    def _add_scheduled_group(self, group: dict) -> None:
+        """:meth:`add_param_group`, but a group given its own ``lr`` takes it
+        as its base rate (``initial_lr``) and starts at it times a running
+        schedule's current factor (see :meth:`_scheduled`), as a group
+        without one does: a multi-task weighting's group, added by
+        ``compile`` at ``weighting_lr`` after a few epochs of a StepLR, starts
+        at ``weighting_lr`` times the decay so far."""
+        self._add_group(group, beside_groups=True, scale_given=True)
+
+    def _add_group(self, group: dict, beside_groups: bool, scale_given: bool = False) -> None:
+        """:meth:`add_param_group`; ``beside_groups`` False for :meth:`bind`'s,
+        ``scale_given`` for :meth:`_add_scheduled_group`."""
         if not isinstance(group, dict):
             raise TypeError(f"{self._who} expected a parameter group as a dict, "
                             f"received {type(group).__name__}")
@@ -349,17 +360,20 @@ class Optimizer:
         if len(seen | {id(p) for p in params}) != len(seen) + len(params):
             raise ValueError(f"{self._who} received a parameter twice (in one group or "
                              f"in two groups)")
-        scheduled = self._scheduled(group, extra, beside_groups)
+        scheduled = self._scheduled(group, extra, beside_groups, scale_given)
         full = self._check_group({**self.defaults, **group, **scheduled, **extra})
         self.param_groups.append({"params": params, **full})
 
-    def _scheduled(self, group: dict, extra: dict, beside_groups: bool) -> dict:
+    def _scheduled(self, group: dict, extra: dict, beside_groups: bool,
+                   scale_given: bool = False) -> dict:
         """The ``lr`` and ``initial_lr`` a group being added (its own
         hyperparameters ``group``, ``initial_lr`` in ``extra`` if given)
         takes from a running schedule: see :meth:`add_param_group`
         (``beside_groups``: added beside the groups there are, not by
-        :meth:`bind`, whose groups take what :meth:`_carried_over` keeps)."""
-        if "initial_lr" in extra:
+        :meth:`bind`, whose groups take what :meth:`_carried_over` keeps;
+        ``scale_given``: a given ``lr`` is scaled too, as the base rate of
+        :meth:`_add_scheduled_group`'s group)."""
+        if "initial_lr" in extra or ("lr" in group and not scale_given):
             return {}
         if "lr" not in group and self._new_group_lr is not None:
             if self._new_group_initial_lr is None:
@@ -378,7 +392,9 @@ class Optimizer:
     def remove_params(self, params) -> None:
         """Take ``params`` out of their groups, with their state (a group left
         without parameters goes): what ``mtl.Model.compile`` does with the
-        learned parameters of a weighting that a new one replaces."""
+        learned parameters of a weighting that a new one replaces. A running
+        schedule drops the base rate of a group that goes, whichever its
+        place, and goes on with the others' own."""
         ids = {id(p) for p in params}
         if not ids & {id(p) for p in self.params}:
             return

@@ -40,13 +40,16 @@ checkpoint starts from the same base). It is recorded once, by the first
 schedule made: a second one made before ``bind`` takes the same base, not
 the first one's rate at the time, as it would on the bound optimizer.
 
-A group added while a schedule runs (``add_param_group``; a multi-task
-``compile`` adding its weighting's group at ``weighting_lr``) starts at its
-own base rate times the schedule's current factor, and the schedule then
-sets it from that base like the others (one made unbound likewise gives a
+A group added while a schedule runs without a rate of its own
+(``add_param_group``), or by a multi-task ``compile`` for its weighting at
+``weighting_lr``, starts at its own base rate times the schedule's current
+factor (one given its ``lr`` through ``add_param_group`` starts at that
+rate, as in PyTorch, its base from then on), and the schedule then sets it
+from that base like the others (one made unbound likewise gives a
 group ``bind`` did not make, such as the weighting's, its own base rather
-than the others'). A group removed takes the last base rate with it
-(PyTorch zips the groups with its rates).
+than the others'). A group removed takes its own base rate with it,
+whichever its place (the schedule pairs its rates with the groups by the
+parameters they held at its last step).
 """
 
 from __future__ import annotations
@@ -211,9 +214,14 @@ class LRScheduler(_SchedulerBase):
           each is set from its own base rate from now on, instead of all
           being given the first group's rate (one base rate) or refused (one
           per group);
-        * groups removed since: the last ones go, as PyTorch's schedules zip
-          the groups with their rates (a multi-task ``compile`` removes a
-          weighting's group, always the last).
+        * groups removed since (``remove_params``; a multi-task ``compile``
+          removing a weighting's group): the base rate of each group removed
+          goes, whichever its place -- each group left is paired with the
+          base rate of the group that held its parameters at the last step
+          (:meth:`_note_groups`), not with the one at its new place (the
+          last base rates dropped gave a group left after the first one was
+          removed the first one's base). Groups that are not among those
+          (a rebind to new parameters) are refused (``ValueError``).
 
         A new group's rate now counts as the one the schedule set (no change
         from outside to take in), but for the groups ``bind`` made, which the
@@ -224,8 +232,9 @@ class LRScheduler(_SchedulerBase):
             return
         last = getattr(self, "_last_lr", None)
         if len(groups) < n and not self._every_group:
-            self.base_lrs = self.base_lrs[:len(groups)]
-            self._last_lr = None if last is None else list(last[:len(groups)])
+            kept = self._kept_groups(groups)
+            self.base_lrs = [self.base_lrs[i] for i in kept]
+            self._last_lr = None if last is None else [last[i] for i in kept]
             return
         ref_base = self.base_lrs[0]
         if self._every_group:
@@ -251,6 +260,26 @@ class LRScheduler(_SchedulerBase):
         self.base_lrs = self.base_lrs[:start] + bases
         self._last_lr = None if kept_last is None else kept_last + lasts
 
+    def _note_groups(self) -> None:
+        """Record which group holds each parameter (by id), for
+        :meth:`_kept_groups` to tell which groups were removed since."""
+        self._group_of = {id(p): i for i, group in enumerate(self.optimizer.param_groups)
+                          for p in group["params"]}
+
+    def _kept_groups(self, groups: list) -> list:
+        """The index (at the last step) of each of ``groups``, fewer than the
+        schedule's base rates: the group that held its first parameter then.
+        ``ValueError`` unless each is one of those groups, in order."""
+        group_of = getattr(self, "_group_of", None) or {}
+        kept = [group_of.get(id(group["params"][0])) for group in groups]
+        if None in kept or any(a >= b for a, b in zip(kept, kept[1:])):
+            raise ValueError(f"{self._who} schedules {len(self.base_lrs)} parameter "
+                             f"group(s), but the optimizer now has {len(groups)} that are "
+                             f"not all among them (bound again to other parameters?): a "
+                             f"schedule follows groups removed (remove_params) or added "
+                             f"(add_param_group); make a new schedule for new groups")
+        return kept
+
     def step(self) -> None:
         """Move to the next epoch and set its learning rates (after taking in
         any change made to them from outside, see the module docstring)."""
@@ -260,6 +289,7 @@ class LRScheduler(_SchedulerBase):
         self.last_epoch += 1
         self._set_lrs(self.get_lr())
         self._last_lr = self._lrs()
+        self._note_groups()
 
     def _follow_outside_changes(self) -> None:
         """Scale each base rate by (rate now) / (rate this scheduler last set)."""
@@ -316,6 +346,7 @@ class LRScheduler(_SchedulerBase):
         if untouched:
             self._set_lrs(list(lrs_at_save or scheduled))
         self._last_lr = scheduled
+        self._note_groups()
 
     def _state(self):
         return {**super()._state(), "base_lrs": np.array(self.base_lrs, dtype=np.float64),
