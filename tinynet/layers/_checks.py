@@ -164,3 +164,12 @@ def settings_of(layer) -> dict:
     forward pass keeps for its backward, which must differentiate the
     function the forward computed even if a setting changes in between."""
     return {name: getattr(layer, name) for name in setting_names(type(layer))}
+
+
+@functools.cache
+def changeable_slots(cls) -> tuple:
+    """The slots (``"_alpha"``) of the :class:`Setting` attributes of ``cls``
+    that may change once the layer is built (not ``fixed``): what a forward
+    pass may have computed with a value the layer no longer holds."""
+    return tuple(getattr(cls, name).slot for name in setting_names(cls)
+                 if not getattr(cls, name).fixed)
