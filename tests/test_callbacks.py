@@ -1075,3 +1075,45 @@ def test_a_callback_list_subclass_overriding_both_batch_names_is_called_once_per
         ("train end", 0), ("end", 0), ("child end", 0), ("replaced", 0),
         ("train end", 1), ("end", 1), ("child end", 1), ("replaced", 1)]
     assert calls.count(("child begin", 0)) == 2  # both lists' callbacks began the batch
+
+
+class _Mixin(Callback):
+    """An older-named hook from outside the list's classes, reaching the list's loop."""
+
+    def on_batch_end(self, batch, logs=None):
+        self.calls.append(("mixin end", batch))
+        super().on_train_batch_end(batch, logs)
+
+
+def test_an_older_named_hook_reaching_the_loop_by_the_newer_name_is_called_once():
+    # the list's loop was on_train_batch_* before its older names took it: an
+    # override of on_batch_end calling super().on_train_batch_end recursed
+    # (on_train_batch_end calls on_batch_end), from fit or called directly
+    calls = []
+
+    class Old(tn.callbacks.CallbackList):
+        def on_batch_begin(self, batch, logs=None):
+            calls.append(("begin", batch))
+            super().on_train_batch_begin(batch, logs)
+
+        def on_batch_end(self, batch, logs=None):
+            calls.append(("end", batch))
+            super().on_train_batch_end(batch, logs)
+
+    class Mixed(_Mixin, tn.callbacks.CallbackList):
+        pass
+
+    mixed = Mixed([_Calls(calls)])
+    mixed.calls = calls
+    fit_loop(ScriptedModel(), lambda idx: {"loss": 1.0}, 4, batch_size=2, verbose=0,
+             callbacks=[Old([_Calls(calls)]), mixed])
+    once = [("begin", 0), ("child begin", 0), ("child begin", 0),
+            ("end", 0), ("child end", 0), ("mixin end", 0), ("child end", 0)]
+    assert calls == once + [(c[0], 1) for c in once]
+    calls.clear()
+    old = Old([_Calls(calls)])
+    old.on_batch_begin(5)
+    old.on_batch_end(5)
+    mixed.on_batch_end(6)
+    assert calls == [("begin", 5), ("child begin", 5), ("end", 5), ("child end", 5),
+                     ("mixin end", 6), ("child end", 6)]

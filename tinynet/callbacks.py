@@ -55,6 +55,7 @@ epoch, from an epoch hook), calls ``on_train_end`` and records the reason in
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import warnings
@@ -169,6 +170,10 @@ def as_callback_list(callbacks, who: str = "fit") -> list:
     return list(callbacks)
 
 
+#: The older names of the batch hooks, which are :class:`CallbackList`'s loops.
+_OLDER_NAMES = ("on_batch_begin", "on_batch_end")
+
+
 class CallbackList(Callback):
     """Calls each hook on every callback, in order."""
 
@@ -219,6 +224,15 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.on_train_batch_end(batch, logs)
 
+    def __init_subclass__(cls, **kwargs):
+        # a subclass's on_batch_* (its own or a mixin's) is guarded against
+        # being called again from within itself (see _guarded)
+        super().__init_subclass__(**kwargs)
+        for old in _OLDER_NAMES:
+            hook = getattr(cls, old)
+            if hook is not getattr(CallbackList, old) and not hasattr(hook, "_guarded"):
+                setattr(cls, old, _guarded(old, hook))
+
     def reads_batch_metrics(self) -> bool:
         # a subclass's own batch hook reads them as any callback's does
         return (self._batch_hooks_beyond(CallbackList)
@@ -226,6 +240,31 @@ class CallbackList(Callback):
 
     def reads_batch_metrics_at(self, batch: int) -> bool:
         return any(cb.reads_batch_metrics_at(batch) for cb in self.callbacks)
+
+
+def _guarded(old: str, hook):
+    """``hook``, a :class:`CallbackList` subclass's override of the older
+    name ``old`` of a batch hook, which when called again from within
+    itself runs the list's loop instead. An override of ``on_batch_end``
+    that reaches the loop by ``super().on_train_batch_end`` (the list's loop
+    before the older names took it) is called again by that (Callback's
+    ``on_train_batch_end`` calls ``self.on_batch_end``): without the guard
+    an endless recursion, with it the loop, once. The plain list's hooks
+    are not wrapped (fit's calls cost nothing more)."""
+    @functools.wraps(hook)
+    def guarded(self, *args, **kwargs):
+        inside = vars(self).get("_inside")  # of each older name, whether it is running
+        if inside is None:
+            inside = self._inside = dict.fromkeys(_OLDER_NAMES, 0)
+        if inside[old]:
+            return getattr(CallbackList, old)(self, *args, **kwargs)
+        inside[old] += 1
+        try:
+            return hook(self, *args, **kwargs)
+        finally:
+            inside[old] -= 1
+    guarded._guarded = True
+    return guarded
 
 
 class History(Callback):

@@ -485,3 +485,96 @@ def test_multi_input_layer_settings_are_checked_when_set_and_fixed_once_built(
         setattr(layer, what, new)
     setattr(layer, what, old)
     assert getattr(layer, what) == old
+
+
+# ------------------------------- subclasses: the settings as arguments, or read from self
+
+class _OldLeaky(L.LeakyReLU):
+    """Written against the contract before the settings were arguments."""
+
+    def _forward(self, x):
+        return np.where(x > 0, x, x * (2.0 * self.alpha))
+
+    def _backward(self, x, y, dy):
+        return np.where(y > 0, dy, dy * (2.0 * self.alpha))
+
+
+class _OldSoftmax(L.Softmax):
+    """Only the backward overridden, in the old form (a scaled gradient)."""
+
+    def _backward(self, x, y, dy):
+        return 3.0 * y * (dy - (dy * y).sum(axis=self.axis, keepdims=True))
+
+
+def _leaky2(x, alpha):
+    return np.where(x > 0, x, x * (2.0 * alpha))
+
+
+class _NewLeaky(L.LeakyReLU):
+    def _forward(self, x, alpha):
+        return _leaky2(x, alpha)
+
+    def _backward(self, x, y, dy, alpha):
+        return np.where(y > 0, dy, dy * (2.0 * alpha))
+
+
+class _KwargsLeaky(L.LeakyReLU):
+    def _forward(self, x, **settings):
+        return _leaky2(x, settings["alpha"])
+
+    def _backward(self, x, y, dy, **settings):
+        return _NewLeaky._backward(self, x, y, dy, settings["alpha"])
+
+
+class _ExtraSetting(L.LeakyReLU):
+    """A setting of its own, with the inherited maths (which names only alpha)."""
+
+    beta = tn.layers._checks.Setting(tn.layers._checks.check_real)
+
+    def __init__(self, alpha=0.2, beta=1.0, **kwargs):
+        self.beta = beta
+        super().__init__(alpha, **kwargs)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("cls, slope", [(_OldLeaky, 0.6), (_NewLeaky, 0.2), (_KwargsLeaky, 0.2)],
+                         ids=["old", "named", "kwargs"])
+def test_a_subclass_gets_the_settings_as_its_methods_ask(backend, cls, slope):
+    # the old form (_forward(x), _backward(x, y, dy)) was called with
+    # alpha=... (TypeError); it reads self.alpha, as before: after a change,
+    # the new value (slope 2 * 0.3), where the new forms get the forward's
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 5))
+    dy = rng.standard_normal(x.shape)
+    with tn.kernels.use_backend(backend):
+        layer = cls(0.1)
+        np.testing.assert_array_equal(layer.forward(x), _leaky2(x, 0.1))
+        np.testing.assert_array_equal(layer.backward(dy), np.where(x > 0, dy, dy * 0.2))
+        layer.forward(x)
+        layer.alpha = 0.3
+        np.testing.assert_array_equal(layer.backward(dy), np.where(x > 0, dy, dy * slope))
+        np.testing.assert_array_equal(layer.forward(x), _leaky2(x, 0.3))
+        np.testing.assert_array_equal(layer.backward(dy), np.where(x > 0, dy, dy * 0.6))
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_an_old_style_backward_alone_is_called_without_settings(backend):
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((2, 3, 4))
+    dz = rng.standard_normal(z.shape)
+    with tn.kernels.use_backend(backend):
+        soft = _OldSoftmax(axis=1)
+        y = soft.forward(z)
+        np.testing.assert_array_equal(y, L.Softmax(axis=1).forward(z))
+        np.testing.assert_array_equal(soft.backward(dz),
+                                      3.0 * y * (dz - (dz * y).sum(axis=1, keepdims=True)))
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_inherited_maths_receive_only_the_settings_they_name(backend):
+    # LeakyReLU._forward(x, alpha) was also handed the subclass's beta
+    x = np.array([[-1.0, 2.0]])
+    with tn.kernels.use_backend(backend):
+        layer = _ExtraSetting(0.2, beta=3.0)
+        np.testing.assert_array_equal(layer.forward(x), [[-0.2, 2.0]])
+        np.testing.assert_array_equal(layer.backward(np.ones_like(x)), [[0.2, 1.0]])

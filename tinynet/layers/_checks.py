@@ -152,7 +152,7 @@ def _shapes_str(shapes) -> str:
 
 
 @functools.cache
-def _setting_names(cls) -> tuple:
+def setting_names(cls) -> tuple:
     """The names of the :class:`Setting` attributes of ``cls`` and its bases."""
     return tuple(dict.fromkeys(name for klass in reversed(cls.__mro__)
                                for name, attr in vars(klass).items()
@@ -163,4 +163,13 @@ def settings_of(layer) -> dict:
     """``{name: value}`` of every :class:`Setting` ``layer`` holds: what a
     forward pass keeps for its backward, which must differentiate the
     function the forward computed even if a setting changes in between."""
-    return {name: getattr(layer, name) for name in _setting_names(type(layer))}
+    return {name: getattr(layer, name) for name in setting_names(type(layer))}
+
+
+@functools.cache
+def changeable_slots(cls) -> tuple:
+    """The slots (``"_alpha"``) of the :class:`Setting` attributes of ``cls``
+    that may change once the layer is built (not ``fixed``): what a forward
+    pass may have computed with a value the layer no longer holds."""
+    return tuple(getattr(cls, name).slot for name in setting_names(cls)
+                 if not getattr(cls, name).fixed)

@@ -2,7 +2,9 @@ r"""Element-wise activation layers (and the softmax).
 
 Each activation is a parameter-free layer with the maths in two small
 functions, ``_forward(x, **settings) -> y`` and ``_backward(x, y, dy,
-**settings) -> dx``; where the derivative is exact in terms of the output
+**settings) -> dx`` (a subclass may still write them as ``_forward(x)`` and
+``_backward(x, y, dy)``, reading its settings itself: see
+:class:`Activation`); where the derivative is exact in terms of the output
 (ReLU, leaky ReLU, sigmoid, tanh, softmax) the backward uses only ``y``, and
 the layer keeps only ``y`` from its forward pass (ELU's :math:`y + \alpha`
 would cancel: it keeps ``x``). The settings (``alpha``, ``approximate``,
@@ -44,7 +46,7 @@ import numpy as np
 from ..checks import lookup
 from .. import kernels
 from ..kernels.activations import ACT_CODES, gelu_clamp
-from ._checks import Setting, check_choice, check_real, settings_of
+from ._checks import Setting, check_choice, check_real, setting_names, settings_of
 from .base import Layer
 from .special import normal_cdf
 
@@ -58,11 +60,21 @@ class Activation(Layer):
     """Base class: caches ``x`` and ``y`` as :attr:`needs_input` says, and
     the settings the forward ran with.
 
-    Subclasses implement ``_forward(x, **settings)`` and ``_backward(x, y,
-    dy, **settings)``, which receive the layer's settings (its
-    :class:`~tinynet.layers._checks.Setting` attributes) as keyword
-    arguments, and set ``needs_input = False`` when the backward uses only
-    ``y``.
+    Subclasses implement ``_forward`` and ``_backward`` and set
+    ``needs_input = False`` when the backward uses only ``y``. Two
+    contracts are accepted, told apart once per class from the signature of
+    each method (see :func:`_passed_settings`):
+
+    * ``_forward(x, **settings)`` and ``_backward(x, y, dy, **settings)``:
+      a method that names a setting (``alpha``, ``approximate``, ``axis``:
+      the layer's :class:`~tinynet.layers._checks.Setting` attributes) among
+      its parameters, or takes ``**kwargs``, receives it as a keyword
+      argument, the backward the value its forward ran with (one changed in
+      between applies from the next forward). The built-in classes use this.
+    * ``_forward(x)`` and ``_backward(x, y, dy)`` (the contract before
+      settings were arguments): a method that names none receives none and
+      reads ``self.<setting>`` itself, as it always did; its backward then
+      sees a setting changed since the forward.
     """
 
     needs_input = True
@@ -82,7 +94,7 @@ class Activation(Layer):
             # above, the code is kernel_code's
             y = kernels.impl("act_forward", x.size, trusted=True)(x, *fused)
         else:
-            y = self._forward(x, **settings)
+            y = self._forward(x, **_passed_settings(type(self), "_forward", settings))
         self._x = x if self.needs_input else None
         self._y = y
         self._settings = settings
@@ -98,13 +110,35 @@ class Activation(Layer):
             # the code needs it) are the forward's own
             return kernels.impl("act_backward", dy.size, trusted=True)(dy, self._y, self._x,
                                                                         *fused)
-        return self._backward(self._x, self._y, dy, **self._settings)
+        settings = _passed_settings(type(self), "_backward", self._settings)
+        return self._backward(self._x, self._y, dy, **settings)
 
     def _forward(self, x, **settings):
         raise NotImplementedError
 
     def _backward(self, x, y, dy, **settings):
         raise NotImplementedError
+
+
+@functools.cache
+def _accepted_settings(cls, method: str) -> tuple | None:
+    """The names of ``cls``'s settings that ``cls.<method>`` takes as keyword
+    arguments, or None when it takes all of them (by name or ``**kwargs``).
+    Cached: the signature is read once per class and method."""
+    params = inspect.signature(getattr(cls, method)).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    names = tuple(name for name in setting_names(cls) if name in named)
+    return None if names == setting_names(cls) else names
+
+
+def _passed_settings(cls, method: str, settings: dict) -> dict:
+    """The part of ``settings`` to pass to ``cls.<method>``: those it names
+    (none for a method written as ``_forward(self, x)``, which reads
+    ``self.<setting>``), or all when it takes ``**kwargs``."""
+    names = _accepted_settings(cls, method)
+    return settings if names is None else {name: settings[name] for name in names}
 
 
 class Identity(Activation):

@@ -46,11 +46,12 @@ import numpy as np
 
 from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
 from ..param import Param, check_param_budget
+from ._checks import changeable_slots
 
 __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "LAYER_ALIASES",
            "add_alias", "shape_str",
-           "walk_layers", "stale_cache_error", "adopt", "release",
-           "apply_frozen_containers"]
+           "walk_layers", "settings_tree", "swap_settings", "stale_cache_error", "adopt",
+           "release", "apply_frozen_containers"]
 
 #: Every concrete layer class by its class name; filled by ``Layer.__init_subclass__``.
 LAYER_CLASSES: dict[str, type] = {}
@@ -571,6 +572,48 @@ def walk_layers(layer: Layer):
     yield layer
     for child in layer.sublayers():
         yield from walk_layers(child)
+
+
+def settings_tree(layers) -> list:
+    """``[(layer, slot, value)]``: the settings that may change
+    once built (:func:`~tinynet.layers._checks.changeable_slots`: those not
+    fixed) of each of ``layers`` (a layer and every layer inside it:
+    ``walk_layers(layer)``) and of every layer such a setting holds (a
+    Dense's activation, and its alpha): with the input, the weights and the
+    random state, all that a forward pass computes from.
+    What a container keeps to run a layer's forward again as it ran
+    (:func:`swap_settings`)."""
+    kept = []
+    for inner in layers:
+        slots = inner.__dict__
+        for slot in changeable_slots(type(inner)):
+            if slot in slots:
+                value = slots[slot]
+                kept.append((inner, slot, value))
+                if isinstance(value, Layer):
+                    kept.extend(settings_tree(walk_layers(value)))
+    return kept
+
+
+def swap_settings(kept) -> list:
+    """Puts the values of ``kept`` (:func:`settings_tree`) back into their
+    layers; returns the ones they replaced, which ``swap_settings`` of it
+    (reversed) puts back in turn. A container re-running a shared layer's
+    forward for its backward (the layer ran elsewhere since) runs it with
+    the settings it ran with, so that a setting changed in between waits for
+    the next forward there too, as in a layer's own backward. The values
+    were checked when set and go straight into the layers' slots (no
+    ``_setting_changed``: only a setting fixed once built, which cannot
+    differ, changes what a layer keeps computed from it); only those that
+    differ, so nothing is written when nothing changed."""
+    replaced = []
+    for layer, slot, value in kept:
+        slots = layer.__dict__  # (not kept: a deep copy's layers have dicts of their own)
+        now = slots[slot]
+        if now is not value:
+            replaced.append((layer, slot, now))
+            slots[slot] = value
+    return replaced
 
 
 def layer_to_dict(layer: Layer) -> dict:

@@ -62,8 +62,9 @@ import numpy as np
 
 from .. import io as model_io
 from ..checks import as_float_array, did_you_mean
-from ..layers.base import (Layer, adopt, layer_from_dict, layer_to_dict, shape_str,
-                           stale_cache_error, unique_name, walk_layers)
+from ..layers.base import (Layer, adopt, layer_from_dict, layer_to_dict, settings_tree,
+                           shape_str, stale_cache_error, swap_settings, unique_name,
+                           walk_layers)
 from .training import MultiTaskTraining
 
 __all__ = ["Input", "SymbolicTensor", "Model"]
@@ -523,8 +524,10 @@ class Model(Layer, MultiTaskTraining):
             args = [values[slot] for slot in reads]
             arg = args if node.multi_input else args[0]
             if layer in self._multi_use:
-                # What a re-run of this node in backward needs: its input and RNG state.
-                self._replay[node] = (arg, _rng_states(layer))
+                # What a re-run of this node in backward needs: its input, RNG
+                # state and settings (one changed since waits for the next forward)
+                inner = list(walk_layers(layer))
+                self._replay[node] = (arg, _rng_states(inner), settings_tree(inner))
             out = layer.forward(arg, training=training)
             outs = out if node.multi_output else [out]
             for slot, o in zip(writes, outs):
@@ -743,20 +746,24 @@ class Model(Layer, MultiTaskTraining):
         (at another node, in another model sharing it, or called directly);
         RuntimeError (:func:`~tinynet.layers.base.stale_cache_error`) for a
         layer this model calls once (no replay kept: that costs each forward
-        a copy of the random state)."""
+        a copy of the random state and settings)."""
         layer = node.layer
         if node not in self._replay:
             raise stale_cache_error(f"Model {self.name!r}", layer)
-        arg, rng_states = self._replay[node]
+        arg, rng_states, settings = self._replay[node]
         # The layer and every layer inside it (a shared Sequential tower): each
         # may have a generator and running statistics of its own.
         inner = list(walk_layers(layer))
         states = [{k: np.array(v, copy=True) for k, v in la.get_state().items()}
                   for la in inner]
-        now = _rng_states(layer)
-        _set_rng_states(layer, rng_states)
-        layer.forward(arg, training=self._training)
-        _set_rng_states(layer, now)
+        now = _rng_states(inner)
+        _set_rng_states(inner, rng_states)
+        now_settings = swap_settings(settings)
+        try:
+            layer.forward(arg, training=self._training)
+        finally:
+            swap_settings(reversed(now_settings))
+        _set_rng_states(inner, now)
         for la, state in zip(inner, states):
             if state:
                 la._restore_state(state)  # its own arrays: unchecked, NaN kept
@@ -1041,11 +1048,12 @@ def _accumulate(grads: dict, key: int, g: np.ndarray) -> None:
     grads[key] = g if key not in grads else grads[key] + g
 
 
-def _rng_states(layer: Layer) -> list:
-    """The generator state of ``layer`` and of every layer inside it."""
-    return [la.rng.bit_generator.state for la in walk_layers(layer)]
+def _rng_states(layers: list) -> list:
+    """The generator state of each of ``layers`` (a layer and every layer
+    inside it: ``list(walk_layers(layer))``)."""
+    return [la.rng.bit_generator.state for la in layers]
 
 
-def _set_rng_states(layer: Layer, states: list) -> None:
-    for la, state in zip(walk_layers(layer), states):
+def _set_rng_states(layers: list, states: list) -> None:
+    for la, state in zip(layers, states):
         la.rng.bit_generator.state = state
