@@ -43,7 +43,8 @@ from tinynet import cli  # noqa: E402
 
 __all__ = [
     "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
-    "output_dir", "output_problem", "parse_args", "refuse_unused", "refuse_to_replace",
+    "output_dir", "output_problem", "parse_args", "check_output", "refuse_unused",
+    "refuse_to_replace",
     "command_line", "run_settings", "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
@@ -128,19 +129,29 @@ def output_problem(out: Path) -> str | None:
     return None
 
 
-def parse_args(parser: argparse.ArgumentParser, argv):
+def parse_args(parser: argparse.ArgumentParser, argv, check_out: bool = True):
     """``parser.parse_args(argv)`` with the output directory checked at once
-    (:func:`output_problem`, a usage error): every benchmark's ``main`` parses
+    (:func:`check_output`, a usage error): every benchmark's ``main`` parses
     through it, so a bad ``--out`` is refused before the run, not found when
-    the report is written after minutes or hours of it."""
+    the report is written after minutes or hours of it. ``check_out=False``
+    leaves the check to the caller, for a run whose quickness is only known
+    later (``transfer --from-json`` takes it from the JSON it reads)."""
     args = parser.parse_args(argv)
-    out = output_dir(args.out, args.quick)
+    if check_out:
+        check_output(parser, args)
+    return args
+
+
+def check_output(parser: argparse.ArgumentParser, args, quick: bool | None = None) -> None:
+    """A usage error when the report cannot be written where it goes,
+    :func:`output_dir` ``(args.out, quick)`` (``quick`` defaulting to
+    ``args.quick``): see :func:`output_problem`."""
+    out = output_dir(args.out, args.quick if quick is None else quick)
     problem = output_problem(out)
     if problem is not None:
         parser.error(f"--out expected a directory to write the report into; {problem}"
                      if args.out is not None else
                      f"cannot write the report into {out}: {problem}")
-    return args
 
 
 def refuse_unused(parser: argparse.ArgumentParser, args, options, reason: str) -> None:

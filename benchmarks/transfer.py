@@ -259,7 +259,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--from-json", metavar="PATH", default=None,
                         help="re-render the tables and plot of an earlier run's JSON (the report "
                              "keeps that run's command, date and machine)")
-    args = report.parse_args(parser, argv)
+    # the output directory is checked once quick is known: --from-json takes it from the JSON
+    args = report.parse_args(parser, argv, check_out=False)
     args.command = report.command_line("transfer", argv)
     if args.from_json:
         report.refuse_unused(parser, args, ["datasets", "seeds"],
@@ -282,6 +283,7 @@ def main(argv: list[str]) -> int:
         command = next(iter(all_results.values())).get("command",
                                                        "python -m benchmarks transfer")
         quick = "--quick" in command.split()
+    report.check_output(parser, args, quick=quick)
     # (re-rendering a report in place is rerunning its command)
     report.refuse_to_replace(parser, args, "transfer", command, quick=quick)
     if not args.from_json:

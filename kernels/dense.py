@@ -220,7 +220,12 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
     when given) as the arrays written: C-ordered, writable, w's (x's) shape
     and dtype. The kernel's products would refuse most of these with their
     own words, and the reference's ``@`` with NumPy's (or accept a w of the
-    wrong rows, returning a dx not of x's shape): one check says it alike."""
+    wrong rows, returning a dx not of x's shape): one check says it alike.
+    The arrays written (dw, db, dx_out, g_out) share no memory with those
+    read (x, w, dy), nor dw and dx_out with g_out, which holds the g the
+    products read (:func:`.checks.check_disjoint`): before, the kernel's
+    inner products refused some with their own names (``matmul_tn expected
+    out not to overlap a``), the reference none."""
     who = "dense_backward"
     _check_act_grad_bias(dy, y, z, code, alpha, g_out, db)
     dy = np.asarray(dy)
@@ -233,8 +238,15 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
         raise ValueError(f"{who} expected x (batch, in) and w (in, units) for dy of shape "
                          f"(batch, units) {dy.shape}, received {x.shape} and {w.shape}")
     check_out(dw, w.shape, dy.dtype, who, "dw")
-    if need_dx and dx_out is not None:
+    if not need_dx:
+        dx_out = None  # not written
+    if dx_out is not None:
         check_out(dx_out, x.shape, dy.dtype, who, "dx_out")
+    if code == IDENTITY:
+        g_out = None  # g is dy itself: g_out is not written
+    check_disjoint(who, {"dw": dw, "db": db, "dx_out": dx_out, "g_out": g_out},
+                   {"x": x, "w": w, "dy": dy})
+    check_disjoint(who, {"dw": dw, "dx_out": dx_out}, {"g_out": g_out})
 
 
 @checked(_check_backward)

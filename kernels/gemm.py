@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import blas_product, use_blas
-from .checks import check_matrix, check_out
+from .checks import check_disjoint, check_matrix, check_out
 from .config import NUMBA_ENABLED, njit, num_threads, prange
 
 __all__ = ["gemm_nn", "transpose_into", "matmul", "matmul_tn", "matmul_nt", "numba_matmul",
@@ -281,9 +281,14 @@ def matmul_nt(a, b, out=None, accumulate=False, scratch=None):
 
 
 # ---------------------------------------------------------------- references
-def _ref(product, out, accumulate):
+def _ref(product, out, accumulate, who, a, b):
+    """``product`` written into (or added to) ``out``. NumPy's ``@`` copies,
+    so an ``out`` that overlaps a or b would be right here; it is refused all
+    the same, as the wrappers refuse it (:func:`.checks.check_disjoint`), so
+    that a call fails alike on either backend."""
     if out is None:
         return product
+    check_disjoint(who, {"out": out}, {"a": a, "b": b})
     if accumulate:
         out += product
     else:
@@ -293,17 +298,17 @@ def _ref(product, out, accumulate):
 
 def matmul_ref(a, b, out=None, accumulate=False):
     """NumPy reference of :func:`matmul`."""
-    return _ref(a @ b, out, accumulate)
+    return _ref(a @ b, out, accumulate, "matmul", a, b)
 
 
 def matmul_tn_ref(a, b, out=None, accumulate=False):
     """NumPy reference of :func:`matmul_tn`."""
-    return _ref(a.T @ b, out, accumulate)
+    return _ref(a.T @ b, out, accumulate, "matmul_tn", a, b)
 
 
 def matmul_nt_ref(a, b, out=None, accumulate=False, scratch=None):
     """NumPy reference of :func:`matmul_nt`."""
-    return _ref(a @ b.T, out, accumulate)
+    return _ref(a @ b.T, out, accumulate, "matmul_nt", a, b)
 
 
 if not NUMBA_ENABLED:  # pure-Python loops would be hopeless: use the references

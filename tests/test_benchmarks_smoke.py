@@ -333,6 +333,34 @@ def test_transfer_re_rendered_from_json_is_the_run_it_reads(tmp_path, capsys):
     assert f"not this run's `{held}`" in capsys.readouterr().err
 
 
+def test_transfer_from_a_quick_runs_json_checks_the_quick_directory(tmp_path, monkeypatch,
+                                                                     capsys):
+    # without --out the report goes where the run it reads went (QUICK_DIR for a quick
+    # one), but the directory checked was RESULTS_DIR: args.quick is False
+    import shutil
+    shutil.copy(REPO / "benchmarks" / "results" / "transfer.json", tmp_path / "t.json")
+    payload = json.loads((tmp_path / "t.json").read_text())
+    payload["command"], payload["quick"] = "python -m benchmarks transfer --quick", True
+    for res in payload["results"].values():
+        res["command"] = payload["command"]
+    (tmp_path / "t.json").write_text(json.dumps(payload))
+    (tmp_path / "results").write_text("a file, not a directory")
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(report, "QUICK_DIR", tmp_path / "quick")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # no figure: faster
+    assert main(["transfer", "--from-json", str(tmp_path / "t.json")]) == 0
+    assert f"wrote {tmp_path / 'quick' / 'transfer.json'}" in capsys.readouterr().out
+    shutil.rmtree(tmp_path / "quick")
+    (tmp_path / "quick").write_text("a file, not a directory")
+    (tmp_path / "results").unlink()
+    with pytest.raises(SystemExit) as exit_info:  # and the quick directory is the one checked
+        main(["transfer", "--from-json", str(tmp_path / "t.json")])
+    assert exit_info.value.code == 2
+    assert f"cannot write the report into {tmp_path / 'quick'}: {tmp_path / 'quick'} exists " \
+           f"and is not a directory" in capsys.readouterr().err
+    assert not (tmp_path / "results").exists()
+
+
 def test_the_meta_table_records_the_parts_it_was_run_with(tmp_path):
     from benchmarks import meta
     assert meta.main(["--quick", "--parts", "sinusoid", "--iterations", "2", "--test-tasks",

@@ -58,9 +58,18 @@ def test_an_idx_set_of_wide_integer_pixels_in_0_255_is_divided_by_255(dtype, tmp
                                   / np.float32(255))
 
 
-def test_wide_pixels_beyond_255_are_divided_by_the_training_maximum():
+@pytest.mark.parametrize("high, expected", [
+    (4095, 4095.0), (3899, 4095.0), (4096, 8191.0), (256, 511.0), (1000, 1023.0),
+    (40000, 65535.0), (65535, 65535.0), (2 ** 31 - 1, 2.0 ** 31 - 1)])
+def test_wide_pixels_beyond_255_are_divided_by_their_bit_depths_maximum(high, expected):
+    # the training maximum itself (3899) made predict refuse the same dataset's test
+    # pixel 4095 as outside the trained range
     from tinynet.recipes import pixel_scale
-    assert pixel_scale(np.array([[0, 4095], [7, 12]], dtype=np.int16)) == 4095.0
+    assert pixel_scale(np.array([[0, high], [7, 12]], dtype=np.int32)) == expected
+
+
+def test_pixel_scale_of_8_bit_pixels_and_bad_ones():
+    from tinynet.recipes import pixel_scale
     assert pixel_scale(np.array([[0, 255]], dtype=np.int32)) == 255.0
     assert pixel_scale(np.array([[0, 3]], dtype=np.uint8)) == 255.0
     with pytest.raises(ValueError, match="expected pixels >= 0, received training images "

@@ -92,13 +92,17 @@ def dataset_key(name: str) -> str:
 def pixel_scale(x_train, name: str = "dataset") -> float:
     """What ``tinynet train`` divides an IDX dataset's integer pixels by.
 
-    255 for 8-bit pixels (uint8), and for pixels of a wider (or signed)
-    integer type whose training values all lie in 0..255 (8-bit images
-    stored as int16 or int32); beyond 255, the training images' maximum.
-    The features then span [0, 1] as for 8-bit images; dividing by the
-    dtype's maximum (2**31 - 1 for int32) left them near 1e-7, where a
-    network trains to chance. The scale is recorded in the model file, so
-    ``evaluate`` and ``predict`` divide by the same number.
+    The bit depth's maximum: the smallest ``2**k - 1`` (``k >= 8``) at or
+    above the training images' maximum, so 255 for 8-bit pixels (uint8, or
+    wider integers within 0..255: 8-bit images stored as int16 or int32),
+    4095 for 12-bit and 65535 for 16-bit ones. The features then span
+    [0, 1] as for 8-bit images; dividing by the dtype's maximum (2**31 - 1
+    for int32) left them near 1e-7, where a network trains to chance. Not
+    the training maximum itself: a test image may hold a brighter pixel of
+    the same depth (training maximum 3899, test pixel 4095), which
+    ``predict`` would then refuse as outside the trained range. The scale is
+    recorded in the model file, so ``evaluate`` and ``predict`` divide by
+    the same number.
 
     Raises
     ------
@@ -114,7 +118,8 @@ def pixel_scale(x_train, name: str = "dataset") -> float:
     if low < 0:
         raise ValueError(f"dataset {name!r}: expected pixels >= 0, received training "
                          f"images of dtype {x_train.dtype} with values down to {low}")
-    return 255.0 if high <= 255 else float(high)
+    # high < 2**k for k = high.bit_length(): 2**k - 1 is the smallest such maximum
+    return float(2 ** max(8, high.bit_length()) - 1)
 
 
 def load_for_training(name: str, data_dir=None, download: bool | None = None,
@@ -122,7 +127,7 @@ def load_for_training(name: str, data_dir=None, download: bool | None = None,
     """Load a dataset by name and scale its pixels to [0, 1].
 
     The digits are divided by 16; an IDX dataset by :func:`pixel_scale` of
-    its training images (255 for 8-bit pixels).
+    its training images (the bit depth's maximum: 255 for 8-bit pixels).
 
     Parameters
     ----------

@@ -72,6 +72,29 @@ def test_a_plain_list_of_labels_is_one_array():
         Batches(x, [np.arange(3), 4])
 
 
+def test_a_nested_list_of_numbers_is_one_array_not_several_inputs():
+    # Batches([[1., 2.], [3., 4.]], [0, 1]) read the matrix as two inputs, its columns
+    # as samples: batches of ([1.], [3.]) instead of rows [1., 2.]
+    batches = list(Batches([[1., 2.], [3., 4.]], [0, 1], batch_size=1, shuffle=False))
+    assert len(batches) == 2
+    np.testing.assert_array_equal(batches[0][0], [[1., 2.]])
+    np.testing.assert_array_equal(batches[1][0], [[3., 4.]])
+    np.testing.assert_array_equal(batches[1][1], [1])
+    nested = [[[0, 1], [2, 3]], [[4, 5], [6, 7]], [[8, 9], [10, 11]]]  # (3, 2, 2) images
+    xb = next(iter(Batches(tuple(nested), batch_size=3, shuffle=False)))
+    np.testing.assert_array_equal(xb, np.arange(12).reshape(3, 2, 2))
+    # several inputs are a list holding arrays: its inner lists stay inputs of their own
+    (x1, x2), _ = next(iter(Batches([np.zeros((2, 3)), [[1, 2], [3, 4]]], [0, 1],
+                                    batch_size=2, shuffle=False)))
+    assert x1.shape == (2, 3) and x2.shape == (2, 2)
+    with pytest.raises(ValueError, match=r"expected a list of numbers, or of lists of "
+                                         r"numbers of one shape .* received a ragged nested "
+                                         r"list at arrays\[1\]\['a'\]; give several inputs"):
+        Batches(np.zeros(2), {"a": [[1, 2], [3]]})
+    with pytest.raises(ValueError, match=r"ragged nested list at arrays\[0\]"):
+        Batches([[1, 2], 3])
+
+
 def test_unshuffled_batches_are_views():
     x = np.arange(10)
     first = next(iter(Batches(x, batch_size=4, shuffle=False)))

@@ -127,20 +127,62 @@ def _rows_shared(x):
     ("dense_forward", dense, _rows_shared, "out not to overlap x"),
     ("softmax_cross_entropy", losses, lambda x: ((x, np.arange(6)), {"grad_out": x}),
      "grad_out not to overlap logits"),
+    # the GEMM references (the numpy backend's products) took these, numpy's @ copying
+    ("matmul", gemm, lambda x: ((x, _SQ.copy()), {"out": x}), "out not to overlap a"),
+    ("matmul_tn", gemm, lambda x: ((_SQ.copy(), x), {"out": x, "accumulate": True}),
+     "out not to overlap b"),
+    ("matmul_nt", gemm, lambda x: ((x[:4], _SQ.copy()), {"out": x[2:]}),
+     "out not to overlap a"),
+    # dense_backward: the reference took these, the kernel's inner products refused
+    # some in their own words ("matmul_tn expected out not to overlap a")
+    ("dense_backward", dense, lambda x: ((x, _SQ.copy(), _SQ.copy(), None, None, 0, 0.0, x,
+                                          None), {}), "dw not to overlap x"),
+    ("dense_backward", dense, lambda x: ((_SQ.copy(), _SQ.copy(), x, None, None, 0, 0.0, x,
+                                          None), {}), "dw not to overlap dy"),
+    ("dense_backward", dense, lambda x: ((_SQ.copy(), x, _SQ.copy(), None, None, 0, 0.0,
+                                          np.zeros((6, 6)), None), {"dx_out": x}),
+     "dx_out not to overlap w"),
+    ("dense_backward", dense, lambda x: ((_SQ.copy(), _SQ.copy(), x, None, None, 0, 0.0,
+                                          np.zeros((6, 6)), x[0]), {}),
+     "db not to overlap dy"),
+    ("dense_backward", dense, lambda x: ((_SQ.copy(), x, _SQ.copy(), _SQ.copy(), None, 1, 0.0,
+                                          np.zeros((6, 6)), None), {"g_out": x}),
+     "g_out not to overlap w"),
+    ("dense_backward", dense, lambda x: ((_SQ.copy(), _SQ.copy(), _SQ.copy(), _SQ.copy(), None,
+                                          1, 0.0, x, None), {"g_out": x}),
+     "dw not to overlap g_out"),
 ])
-def test_an_output_that_overlaps_an_input_is_refused(name, module, make, message):
+@pytest.mark.parametrize("engine", ["numba", "blas"])
+def test_an_output_that_overlaps_an_input_is_refused(name, module, make, message, engine):
     """The Numba kernels wrote their outputs while they still read their
     inputs: dense_forward(x, w, None, 0, out=x) and softmax_cross_entropy(z,
     y, grad_out=z) returned garbage (the references, which copy, were
-    right). No tinynet caller passes such arrays; both backends refuse them."""
-    for fn in (getattr(module, name), getattr(module, name + "_ref")):
+    right). No tinynet caller passes such arrays; both backends and both
+    GEMM engines refuse them, in the caller's names."""
+    previous = blas.set_gemm(engine)
+    try:
+        for fn in (getattr(module, name), getattr(module, name + "_ref")):
+            x = _SQ.copy()
+            args, kwargs = make(x)
+            with pytest.raises(ValueError, match=rf"{name} expected {message} \(the kernel "
+                                                 rf"writes \w+ while it reads \w+\), received "
+                                                 rf"arrays that share memory"):
+                fn(*args, **kwargs)
+            np.testing.assert_array_equal(x, _SQ)  # refused before anything was written
+    finally:
+        blas.set_gemm(previous)
+
+
+def test_dense_backward_takes_what_it_does_not_write():
+    """g_out of the identity (g is dy itself) and dx_out without need_dx are
+    not written: overlapping them is not refused."""
+    for fn in (dense.dense_backward, dense.dense_backward_ref):
         x = _SQ.copy()
-        args, kwargs = make(x)
-        with pytest.raises(ValueError, match=rf"{name} expected {message} \(the kernel "
-                                             rf"writes \w+ while it reads \w+\), received "
-                                             rf"arrays that share memory"):
-            fn(*args, **kwargs)
-        np.testing.assert_array_equal(x, _SQ)  # refused before anything was written
+        dw = np.zeros((6, 6))
+        fn(_SQ.copy(), _SQ.copy(), _SQ.copy(), None, None, 0, 0.0, dw, None, g_out=dw)
+        assert fn(x, _SQ.copy(), _SQ.copy(), None, None, 0, 0.0, np.zeros((6, 6)), None,
+                  need_dx=False, dx_out=x) is None
+        np.testing.assert_array_equal(x, _SQ)
 
 
 @pytest.mark.parametrize("call", [

@@ -109,22 +109,42 @@ def _leading_lengths(arrays, path="arrays"):
         if not shape:
             raise ValueError(f"Batches expected arrays of shape (n_samples, ...), received "
                              f"a scalar at {path}: a list or tuple holds either arrays (one "
-                             f"per input or task) or numbers only (one array of them)")
+                             f"per input or task) or numbers only, maybe in nested lists "
+                             f"(one array of them)")
         yield path, shape[0]
 
 
-def _numbers_as_arrays(arrays):
-    """``arrays`` with every list or tuple of numbers only made one array
-    (``np.asarray``): labels as a plain list, ``[0, 1, 2]``, as Keras takes
-    them. Other lists, tuples and dicts are containers of arrays (one per
-    input or task), walked in turn."""
+def _is_numbers(value) -> bool:
+    """A number, or a non-empty list or tuple of numbers or of such lists, all
+    the way down: no array and no dict in it."""
+    if isinstance(value, (list, tuple)):
+        return bool(value) and all(_is_numbers(item) for item in value)
+    return not isinstance(value, dict) and np.ndim(value) == 0
+
+
+def _numbers_as_arrays(arrays, path="arrays"):
+    """``arrays`` with every list or tuple of numbers only, or of lists of
+    numbers only (nested to any depth), made one array (``np.asarray``):
+    labels as a plain list, ``[0, 1, 2]``, and a feature matrix as a nested
+    list, ``[[1., 2.], [3., 4.]]`` (two samples), as Keras takes them. Other
+    lists, tuples and dicts are containers of arrays (one per input or task),
+    walked in turn: several inputs are a list holding arrays, so a nested
+    list of numbers is never read as several inputs (its columns as samples).
+    A ragged nested list of numbers is refused."""
     if isinstance(arrays, dict):
-        return {key: _numbers_as_arrays(value) for key, value in arrays.items()}
+        return {key: _numbers_as_arrays(value, f"{path}[{key!r}]")
+                for key, value in arrays.items()}
     if isinstance(arrays, (list, tuple)):
-        if arrays and not any(isinstance(value, (dict, list, tuple)) or np.ndim(value)
-                              for value in arrays):
-            return np.asarray(arrays)
-        return type(arrays)(_numbers_as_arrays(value) for value in arrays)
+        if _is_numbers(arrays):
+            try:
+                return np.asarray(arrays)
+            except ValueError:  # ragged: numpy refuses an inhomogeneous shape
+                raise ValueError(f"Batches expected a list of numbers, or of lists of numbers "
+                                 f"of one shape (one array, as np.asarray reads it), received "
+                                 f"a ragged nested list at {path}; give several inputs or "
+                                 f"tasks as a list of arrays") from None
+        return type(arrays)(_numbers_as_arrays(value, f"{path}[{i}]")
+                            for i, value in enumerate(arrays))
     return arrays
 
 
@@ -135,8 +155,10 @@ class Batches:
     ----------
     *arrays : ndarray of shape (n_samples, ...), or dict/list/tuple of them
         All indexed by the same rows; they must agree on ``n_samples``. A
-        list or tuple of numbers only (labels ``[0, 1, 2]``) is one array
-        (``np.asarray``), as Keras takes it.
+        list or tuple of numbers only (labels ``[0, 1, 2]``), or of such
+        lists (a feature matrix ``[[1., 2.], [3., 4.]]``), is one array
+        (``np.asarray``), as Keras takes it; several inputs or tasks are a
+        list or tuple holding arrays (``[x1, x2]``).
     batch_size : int, default 32
     shuffle : bool, default True
         New permutation at every iteration (epoch).
@@ -166,7 +188,8 @@ class Batches:
             raise ValueError("Batches expected at least one array")
         self.batch_size = check_positive_int(batch_size, "Batches", "batch_size")
         # each argument apart: Batches(1, 2) stays two arguments (and is refused)
-        arrays = tuple(_numbers_as_arrays(array) for array in arrays)
+        arrays = tuple(_numbers_as_arrays(array, f"arrays[{i}]")
+                       for i, array in enumerate(arrays))
         lengths = list(_leading_lengths(arrays))
         if not lengths:
             raise ValueError(f"Batches expected at least one array, received containers "

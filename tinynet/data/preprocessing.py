@@ -26,6 +26,10 @@ def _n_val(n_samples: int, val_size) -> int:
                                                                np.floating)):
         raise TypeError(f"train_val_split expected val_size as a fraction in (0, 1) or a "
                         f"count, received {type(val_size).__name__}")
+    if n_samples < 2:
+        # one sample cannot be in both parts; "between 1 and 0" would say nothing
+        raise ValueError(f"train_val_split expected at least 2 samples (one for each part), "
+                         f"received {n_samples}")
     if isinstance(val_size, (float, np.floating)):
         if not 0.0 < val_size < 1.0:
             raise ValueError(f"train_val_split expected a fraction val_size in (0, 1), "
