@@ -428,7 +428,8 @@ def main(argv):
     args.fewshot_iterations = args.fewshot_iterations or (20 if args.quick else 2000)
     args.test_tasks = args.test_tasks or (20 if args.quick else 600)
     results, curves, examples = {"settings": report.run_settings(args)}, {}, {}
-    report.refuse_to_replace(parser, args, _file_name(args), args.command)
+    name = _file_name(args)
+    report.refuse_to_replace(parser, args, name, args.command)
     if args.blas_threads is not None:
         limit_blas_threads(args.blas_threads, parser)
     if "speed" in args.parts:
@@ -447,7 +448,7 @@ def main(argv):
                 results[f"fewshot_{dataset}"] = None
                 print(f"  {dataset}: skipped ({exc})")
     text = markdown(results, args)
-    paths = report.write_report(_file_name(args), results, text, figure(examples, curves) if curves
+    paths = report.write_report(name, results, text, figure(examples, curves) if curves
                                 else None, out_dir=args.out, quick=args.quick,
                                 command=args.command)
     print(text)
