@@ -527,7 +527,7 @@ class Model(Layer, MultiTaskTraining):
                 # What a re-run of this node in backward needs: its input, RNG
                 # state and settings (one changed since waits for the next forward)
                 inner = list(walk_layers(layer))
-                self._replay[node] = (arg, _rng_states(inner), settings_tree(inner))
+                self._replay[node] = (arg, inner, _rng_states(inner), settings_tree(inner))
             out = layer.forward(arg, training=training)
             outs = out if node.multi_output else [out]
             for slot, o in zip(writes, outs):
@@ -750,10 +750,10 @@ class Model(Layer, MultiTaskTraining):
         layer = node.layer
         if node not in self._replay:
             raise stale_cache_error(f"Model {self.name!r}", layer)
-        arg, rng_states, settings = self._replay[node]
-        # The layer and every layer inside it (a shared Sequential tower): each
-        # may have a generator and running statistics of its own.
-        inner = list(walk_layers(layer))
+        # inner: the layer and every layer inside it (a shared Sequential tower),
+        # as the forward walked them: each may have a generator and running
+        # statistics of its own.
+        arg, inner, rng_states, settings = self._replay[node]
         states = [{k: np.array(v, copy=True) for k, v in la.get_state().items()}
                   for la in inner]
         now = _rng_states(inner)
