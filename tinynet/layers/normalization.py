@@ -269,12 +269,11 @@ class BatchNorm(_FeatureNorm):
         checked = {key: as_values_like(value, getattr(self, key), self._who, key,
                                        nonnegative=key in self.nonnegative_state)
                    for key, value in state.items()}  # all checked before any is set
-        for key, value in checked.items():
-            setattr(self, key, np.array(value, dtype=self.dtype))  # a copy: never the caller's
+        self._restore_state(checked)
 
     def _restore_state(self, state: dict[str, np.ndarray]) -> None:
         for key, value in state.items():  # (keys and shapes are the layer's own)
-            setattr(self, key, np.array(value, dtype=self.dtype))
+            setattr(self, key, np.array(value, dtype=self.dtype))  # a copy: never the caller's
 
     def get_config(self) -> dict:
         return {**super().get_config(), "momentum": self.momentum}
