@@ -700,14 +700,19 @@ class ModelCheckpoint(_Monitor):
         read the batch logs' running metrics, for its monitor and its path, so
         ``fit`` computes them on those batches only (every ``save_freq``-th,
         not every one)."""
+        return self._saves_next()
+
+    def _saves_next(self) -> bool:
+        """Whether the next batch-end hook saves: the ``save_freq``-th batch
+        since the last save (never with ``save_freq="epoch"``)."""
         return self.save_freq != "epoch" and self._batches + 1 >= self.save_freq
 
     def on_train_batch_end(self, batch, logs=None):
         if self.save_freq == "epoch":
             return
-        self._batches += 1
-        if self._batches >= self.save_freq:
-            self._batches = 0
+        saves = self._saves_next()
+        self._batches = 0 if saves else self._batches + 1
+        if saves:
             self._save(self._epoch, logs or {}, batch)
 
     def on_epoch_end(self, epoch, logs=None):
