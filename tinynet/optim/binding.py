@@ -59,6 +59,13 @@ def _released_ids(model) -> set:
             if ref() is not None}
 
 
+def _foreign_ids(optimizer, params, known=()) -> set:
+    """The ids of the parameters ``optimizer`` holds that are neither in
+    ``params`` nor in ``known``."""
+    return ({id(p) for p in optimizer.params} - {id(p) for p in params}
+            - {id(p) for p in known})
+
+
 def refuse_foreign(model, optimizer, params, who: str, known=()) -> None:
     """``ValueError`` if ``optimizer`` is not ``model``'s own and holds
     parameters that are neither in ``params`` (the model's), nor in ``known``
@@ -66,13 +73,12 @@ def refuse_foreign(model, optimizer, params, who: str, known=()) -> None:
     (:func:`release_parameters`); nothing changes."""
     if optimizer is model.optimizer:
         return
-    bound = {id(p) for p in optimizer.params}
-    foreign = bound - {id(p) for p in params} - {id(p) for p in known}
+    foreign = _foreign_ids(optimizer, params, known)
     foreign -= _released_ids(model) if foreign else set()
     if foreign:
         name = type(optimizer).__name__
         raise ValueError(f"{who} received an optimizer bound to {len(foreign)} parameter(s) "
-                         f"(of {len(bound)} bound) that are neither this model's nor ones it "
+                         f"(of {len(optimizer.params)} bound) that are neither this model's nor ones it "
                          f"released (pop, replace_head, reset_parameters): another model's "
                          f"(bound to them, or compiled with that model); an optimizer holds "
                          f"one model's parameters and state, so make a new one for this "
@@ -109,10 +115,9 @@ def bind_model_optimizer(model, optimizer, params, who: str, known=()):
         return []
     bound_ids = model._bound_ids if optimizer is model.optimizer else None
     ids = [id(p) for p in params]
-    bound = {id(p) for p in optimizer.params}
-    foreign = bound - set(ids) - {id(p) for p in known}
+    foreign = _foreign_ids(optimizer, params, known)
     ensure_flat(params)
-    if not bound or foreign or (bound_ids is not None and bound_ids != ids):
+    if not optimizer.params or foreign or (bound_ids is not None and bound_ids != ids):
         optimizer.bind(params)  # the params that stay keep their state
         return ids
     return bound_ids
