@@ -321,8 +321,12 @@ class Optimizer:
 
         A group given its own ``lr`` starts at that rate, as in PyTorch
         (``add_param_group({"params": head, "lr": 0.01})`` after a decay
-        trains the head at 0.01); a schedule still stepping then scales it
-        from that rate as its base. A group given its own ``initial_lr``
+        trains the head at 0.01), and keeps it until a schedule's next step;
+        a schedule still stepping then goes on from it as from the others'
+        rates (StepLR's next cut makes it 0.001, not 0.01 times the decay so
+        far): it takes as the group's base the one whose rate now is
+        ``lr`` (:meth:`~tinynet.optim.LRScheduler._base_at`), recorded as its
+        ``initial_lr`` then. A group given its own ``initial_lr``
         keeps it and its ``lr``; so does one :meth:`bind` makes, which keeps
         the rates of the groups it replaces (:meth:`_carried_over`).
         """
