@@ -160,6 +160,52 @@ def test_reduce_on_plateau_by_hand():
     assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.3, 0.3, 0.3]
 
 
+def test_reduce_on_plateau_pairs_its_min_lrs_with_the_groups_by_their_parameters():
+    # the min_lr of the group removed (the first) went to the one left, by place:
+    # 0.5 was cut to 0.05 instead of its own floor, 0.3
+    params = [tn.Param(np.zeros(2)), tn.Param(np.zeros(2))]
+    opt = SGD([{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.5}])
+    sched = ReduceLROnPlateau(opt, patience=0, min_lr=[0.05, 0.3])
+    sched.step(1.0)
+    opt.remove_params([params[0]])
+    sched.step(2.0)
+    assert [g["lr"] for g in opt.param_groups] == [0.3] and sched.min_lrs == [0.3]
+    # a group added: one min_lr per group has none for it, refused clearly
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.2})
+    with pytest.raises(ValueError, match=r"was given one min_lr per parameter group \(1\), "
+                                         r"but the optimizer now has a group it has none for"):
+        sched.step(3.0)
+
+
+def test_reduce_on_plateau_gives_one_min_lr_to_a_group_added():
+    # one min_lr for every group: the next cut was refused ("ReduceLROnPlateau
+    # schedules 2 parameter group(s), but the optimizer now has 3")
+    metrics = [1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+
+    def run(opt, sched, new_param):
+        history = []
+        for epoch, metric in enumerate(metrics):
+            if epoch == 1:
+                opt.add_param_group({"params": [new_param], "lr": 0.4})
+            history.append([g["lr"] for g in opt.param_groups][:2] +
+                           [opt.param_groups[2]["lr"] if epoch >= 1 else np.nan])
+            opt.step()
+            sched.step(metric)
+        return np.array(history)
+
+    opt = SGD(two_groups(), lr=0.1)
+    ours = run(opt, ReduceLROnPlateau(opt, patience=0, factor=0.5, min_lr=0.03),
+               tn.Param(np.zeros(1)))
+    np.testing.assert_allclose(ours[:, 2], [np.nan, 0.4, 0.2, 0.1, 0.05, 0.03])
+    torch = pytest.importorskip("torch")
+    topt = torch.optim.SGD([{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1},
+                            {"params": [torch.zeros(3, requires_grad=True)], "lr": 0.02}])
+    theirs = run(topt, torch.optim.lr_scheduler.ReduceLROnPlateau(topt, patience=0,
+                                                                   factor=0.5, min_lr=0.03),
+                 torch.zeros(1, requires_grad=True))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
+
+
 @pytest.mark.parametrize("make, metric", [
     (lambda o: CosineAnnealingLR(o, T_max=7), None),
     (lambda o: LinearWarmup(o, 3, after=StepLR(o, 2)), None),

@@ -60,6 +60,7 @@ the base. A group removed takes its own base rate with it, whichever its
 place: the schedule pairs its rates with the groups by the parameters they
 held at its last step, and a group none of whose parameters was held then
 is a new group, even when another was removed in the same change.
+:class:`ReduceLROnPlateau` pairs its ``min_lr`` per group the same way.
 """
 
 from __future__ import annotations
@@ -558,6 +559,9 @@ class ReduceLROnPlateau(_SchedulerBase):
     threshold_mode : {"rel", "abs"}, default "rel"
     cooldown : int >= 0, default 0
     min_lr : float or list of float (one per group), default 0
+        One per group follows the groups by their parameters: a group removed
+        takes its own with it; a group added gets the one number, and is
+        refused (``ValueError`` at the next step) when one was given per group.
     eps : float, default 1e-8
         Changes smaller than this are skipped.
     """
@@ -582,8 +586,12 @@ class ReduceLROnPlateau(_SchedulerBase):
                 raise ValueError(f"{who} expected {n_groups} min_lr value(s), one per "
                                  f"parameter group, received {len(min_lr)}")
             self.min_lrs = [_check_number(who, "min_lr", v) for v in min_lr]
+            # unbound: the one value is every group's bind makes
+            self._default_min_lr = None if self.optimizer.param_groups else self.min_lrs[0]
         else:
             self.min_lrs = [_check_number(who, "min_lr", min_lr)] * n_groups
+            self._default_min_lr = self.min_lrs[0]
+        self._note_groups()
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
@@ -612,6 +620,7 @@ class ReduceLROnPlateau(_SchedulerBase):
             raise TypeError(f"{self._who}.step expected the monitored value as a number, "
                             f"received {metric!r}")
         value = float(metric)
+        self._follow_groups()
         self.last_epoch += 1
         if self._is_better(value):
             self.best = value
@@ -626,6 +635,29 @@ class ReduceLROnPlateau(_SchedulerBase):
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
         self._last_lr = self._lrs()
+        self._note_groups()
+
+    def _follow_groups(self) -> None:
+        """Pair ``min_lrs`` with the groups by their parameters, as the
+        closed-form schedules pair their base rates
+        (:meth:`~_SchedulerBase._paired_groups`): a group removed takes its
+        ``min_lr`` with it, whichever its place; a group added gets the
+        ``min_lr`` given as one number (every group's), and is refused
+        (``ValueError``) when one was given per group -- there is none for
+        it (PyTorch raises as well)."""
+        groups = self.optimizer.param_groups
+        if not groups:
+            return
+        old = self._paired_groups(groups, len(self.min_lrs))
+        if old == list(range(len(self.min_lrs))):
+            return
+        if None in old and self._default_min_lr is None:
+            raise ValueError(f"{self._who} was given one min_lr per parameter group "
+                             f"({len(self.min_lrs)}), but the optimizer now has a group it "
+                             f"has none for (added since, {old.count(None)} of "
+                             f"{len(groups)}): give min_lr as one number for every group, or "
+                             f"make a new {self._who} with one per group now")
+        self.min_lrs = [self._default_min_lr if i is None else self.min_lrs[i] for i in old]
 
     def _reduce(self) -> None:
         lrs = self._lrs()
