@@ -94,6 +94,21 @@ def test_schedules_chain_and_keep_outside_changes_as_torch_does():
     np.testing.assert_allclose(ours, theirs, rtol=1e-13)
 
 
+def test_schedules_made_together_with_the_warmup_last_chain_as_torch_does():
+    # as the module docstring advises (made first, the warm-up's epoch-0 factor
+    # is lost: a schedule made on groups with a base rate starts from it)
+    opt = SGD(two_groups(), lr=0.1)
+    ours = chained_history(opt, [StepLR(opt, 2, gamma=0.5), LinearWarmup(opt, 4, 0.25)])
+    torch = pytest.importorskip("torch")
+    groups = [{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1},
+              {"params": [torch.zeros(3, requires_grad=True)], "lr": 0.02}]
+    topt = torch.optim.SGD(groups, lr=0.1)
+    S = torch.optim.lr_scheduler
+    theirs = chained_history(topt, [S.StepLR(topt, 2, gamma=0.5),
+                                    S.LinearLR(topt, start_factor=0.25, total_iters=4)])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-13)
+
+
 def test_a_plateau_cut_survives_the_schedule_callback():
     # LearningRateScheduler(StepLR) and ReduceLROnPlateau together in fit: the
     # cut used to be overwritten by the schedule's next epoch

@@ -39,6 +39,15 @@ optimizer gives them (so a schedule made on the optimizer loaded from a
 checkpoint starts from the same base). It is recorded once, by the first
 schedule made: a second one made before ``bind`` takes the same base, not
 the first one's rate at the time, as it would on the bound optimizer.
+(PyTorch's chainable schedules differ there: a schedule made on an
+optimizer whose rate another schedule has moved keeps that rate, times its
+own epoch-0 factor. Here it starts from the groups' base rate, the closed
+form that a new schedule resumed at ``initial_epoch`` by
+``tinynet.callbacks.LearningRateScheduler`` relies on, so a schedule made
+after another has stepped, or after a ``LinearWarmup`` (whose epoch-0 rate
+is not its base), loses that one's factor so far. Schedules made to be
+chained together, before any of them steps, ``LinearWarmup`` last, give
+PyTorch's rates.)
 
 A group added while a schedule runs without a rate of its own
 (``add_param_group``), or by a multi-task ``compile`` for its weighting at
