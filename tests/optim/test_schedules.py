@@ -94,6 +94,21 @@ def test_schedules_chain_and_keep_outside_changes_as_torch_does():
     np.testing.assert_allclose(ours, theirs, rtol=1e-13)
 
 
+def test_schedules_made_together_with_the_warmup_last_chain_as_torch_does():
+    # as the module docstring advises (made first, the warm-up's epoch-0 factor
+    # is lost: a schedule made on groups with a base rate starts from it)
+    opt = SGD(two_groups(), lr=0.1)
+    ours = chained_history(opt, [StepLR(opt, 2, gamma=0.5), LinearWarmup(opt, 4, 0.25)])
+    torch = pytest.importorskip("torch")
+    groups = [{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1},
+              {"params": [torch.zeros(3, requires_grad=True)], "lr": 0.02}]
+    topt = torch.optim.SGD(groups, lr=0.1)
+    S = torch.optim.lr_scheduler
+    theirs = chained_history(topt, [S.StepLR(topt, 2, gamma=0.5),
+                                    S.LinearLR(topt, start_factor=0.25, total_iters=4)])
+    np.testing.assert_allclose(ours, theirs, rtol=1e-13)
+
+
 def test_a_plateau_cut_survives_the_schedule_callback():
     # LearningRateScheduler(StepLR) and ReduceLROnPlateau together in fit: the
     # cut used to be overwritten by the schedule's next epoch
@@ -158,6 +173,52 @@ def test_reduce_on_plateau_by_hand():
         lrs.append(sched.get_last_lr()[0])
     # bad epochs 1, 2 -> halve; 1, 2 -> halve (floored at 0.3); further cuts < eps apart
     assert lrs == [1.0, 1.0, 1.0, 0.5, 0.5, 0.3, 0.3, 0.3]
+
+
+def test_reduce_on_plateau_pairs_its_min_lrs_with_the_groups_by_their_parameters():
+    # the min_lr of the group removed (the first) went to the one left, by place:
+    # 0.5 was cut to 0.05 instead of its own floor, 0.3
+    params = [tn.Param(np.zeros(2)), tn.Param(np.zeros(2))]
+    opt = SGD([{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.5}])
+    sched = ReduceLROnPlateau(opt, patience=0, min_lr=[0.05, 0.3])
+    sched.step(1.0)
+    opt.remove_params([params[0]])
+    sched.step(2.0)
+    assert [g["lr"] for g in opt.param_groups] == [0.3] and sched.min_lrs == [0.3]
+    # a group added: one min_lr per group has none for it, refused clearly
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.2})
+    with pytest.raises(ValueError, match=r"was given one min_lr per parameter group \(1\), "
+                                         r"but the optimizer now has a group it has none for"):
+        sched.step(3.0)
+
+
+def test_reduce_on_plateau_gives_one_min_lr_to_a_group_added():
+    # one min_lr for every group: the next cut was refused ("ReduceLROnPlateau
+    # schedules 2 parameter group(s), but the optimizer now has 3")
+    metrics = [1.0, 1.0, 2.0, 2.0, 2.0, 2.0]
+
+    def run(opt, sched, new_param):
+        history = []
+        for epoch, metric in enumerate(metrics):
+            if epoch == 1:
+                opt.add_param_group({"params": [new_param], "lr": 0.4})
+            history.append([g["lr"] for g in opt.param_groups][:2] +
+                           [opt.param_groups[2]["lr"] if epoch >= 1 else np.nan])
+            opt.step()
+            sched.step(metric)
+        return np.array(history)
+
+    opt = SGD(two_groups(), lr=0.1)
+    ours = run(opt, ReduceLROnPlateau(opt, patience=0, factor=0.5, min_lr=0.03),
+               tn.Param(np.zeros(1)))
+    np.testing.assert_allclose(ours[:, 2], [np.nan, 0.4, 0.2, 0.1, 0.05, 0.03])
+    torch = pytest.importorskip("torch")
+    topt = torch.optim.SGD([{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1},
+                            {"params": [torch.zeros(3, requires_grad=True)], "lr": 0.02}])
+    theirs = run(topt, torch.optim.lr_scheduler.ReduceLROnPlateau(topt, patience=0,
+                                                                   factor=0.5, min_lr=0.03),
+                 torch.zeros(1, requires_grad=True))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12)
 
 
 @pytest.mark.parametrize("make, metric", [
@@ -259,7 +320,9 @@ def test_a_group_added_while_a_schedule_runs_follows_it_from_its_own_base_rate()
     # the schedule's next step refused the optimizer ("schedules 2 parameter
     # group(s), but the optimizer now has 3"); with one group, it gave the new
     # group that one's rate. A group given its rate starts at it (PyTorch's
-    # add_param_group); one without starts at the constructor's times the decay
+    # add_param_group) and goes on from it (0.4 * 0.5, not 0.4 * 0.5 ** 3: see
+    # test_a_group_added_with_its_own_rate_goes_on_from_it); one without starts
+    # at the constructor's times the decay
     opt = SGD(two_groups(), lr=0.1)
     schedule = StepLR(opt, 1, gamma=0.5)
     schedule.step()
@@ -269,7 +332,130 @@ def test_a_group_added_while_a_schedule_runs_follows_it_from_its_own_base_rate()
     opt.add_param_group({"params": [tn.Param(np.zeros(1))]})
     assert (opt.param_groups[3]["lr"], opt.param_groups[3]["initial_lr"]) == (0.025, 0.1)
     schedule.step()
-    assert [g["lr"] for g in opt.param_groups] == [0.0125, 0.0025, 0.05, 0.0125]
+    assert [g["lr"] for g in opt.param_groups] == [0.0125, 0.0025, 0.2, 0.0125]
+
+
+def added_group_history(optimizer, schedulers, new_param, n=8, add_at=3, lr=0.01):
+    """Rates before each epoch; a group of ``new_param`` with its own ``lr``
+    added at the start of epoch ``add_at`` (its rate then must be ``lr``)."""
+    history = []
+    for epoch in range(n):
+        if epoch == add_at:
+            optimizer.add_param_group({"params": [new_param], "lr": lr})
+            assert optimizer.param_groups[-1]["lr"] == lr  # as given, until the next step
+        history.append([g["lr"] for g in optimizer.param_groups][:2] +
+                       [optimizer.param_groups[2]["lr"] if epoch >= add_at else np.nan])
+        optimizer.step()
+        for scheduler in schedulers:
+            scheduler.step()
+    return np.array(history)
+
+
+ADDED = [
+    ("StepLR", lambda s, o: [s.StepLR(o, step_size=2, gamma=0.1)],
+     lambda o: [StepLR(o, step_size=2, gamma=0.1)]),
+    ("ExponentialLR", lambda s, o: [s.ExponentialLR(o, gamma=0.9)],
+     lambda o: [ExponentialLR(o, gamma=0.9)]),
+    ("CosineAnnealingLR", lambda s, o: [s.CosineAnnealingLR(o, T_max=12, eta_min=0.005)],
+     lambda o: [CosineAnnealingLR(o, T_max=12, eta_min=0.005)]),
+    ("LinearLR", lambda s, o: [s.LinearLR(o, start_factor=0.25, total_iters=6)],
+     lambda o: [LinearWarmup(o, 6, start_factor=0.25)]),
+    ("StepLR and ExponentialLR chained",
+     lambda s, o: [s.StepLR(o, 2, gamma=0.1), s.ExponentialLR(o, gamma=0.9)],
+     lambda o: [StepLR(o, 2, gamma=0.1), ExponentialLR(o, gamma=0.9)]),
+]
+
+
+@pytest.mark.parametrize("name, make_torch, make", ADDED, ids=[c[0] for c in ADDED])
+def test_a_group_added_with_its_own_rate_goes_on_from_it(name, make_torch, make):
+    # it was scheduled from its given rate as its base: 0.01 became 0.01 times the
+    # whole decay so far at the next step (StepLR's 0.1 after 3 epochs: 1e-4, not
+    # 0.01, then 1e-5 at the next cut, not 0.001); PyTorch's chainable schedules
+    # go on from the given rate
+    opt = SGD(two_groups(), lr=0.1)
+    ours = added_group_history(opt, make(opt), tn.Param(np.zeros(1)))
+    torch = pytest.importorskip("torch")
+    groups = [{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1},
+              {"params": [torch.zeros(3, requires_grad=True)], "lr": 0.02}]
+    topt = torch.optim.SGD(groups, lr=0.1)
+    theirs = added_group_history(topt, make_torch(torch.optim.lr_scheduler, topt),
+                                 torch.zeros(1, requires_grad=True))
+    np.testing.assert_allclose(ours, theirs, rtol=1e-12, atol=1e-15)
+
+
+@pytest.mark.parametrize("make, expected", [
+    # by hand: the rate at epoch 4 and on, the group given 0.01 at epoch 3
+    (lambda o: StepLR(o, 2, gamma=0.1), [0.001, 0.001, 0.0001, 0.0001]),
+    (lambda o: LinearWarmup(o, 4, start_factor=0.5, after=CosineAnnealingLR(o, 4,
+                                                                             eta_min=0.004)),
+     # base b with 0.5 + 0.5 * 3/4 = 0.875 b = 0.01, then the cosine from b to 0.004
+     [0.01 / 0.875, 0.004 + (0.01 / 0.875 - 0.004) * (1 + math.cos(math.pi / 4)) / 2,
+      0.004 + (0.01 / 0.875 - 0.004) / 2,
+      0.004 + (0.01 / 0.875 - 0.004) * (1 + math.cos(3 * math.pi / 4)) / 2]),
+])
+def test_a_group_added_with_its_own_rate_goes_on_from_it_by_hand(make, expected):
+    opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    schedule = make(opt)
+    for _ in range(3):
+        schedule.step()
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.01})
+    rates = []
+    for _ in range(4):
+        schedule.step()
+        rates.append(opt.param_groups[1]["lr"])
+    np.testing.assert_allclose(rates, expected, rtol=1e-14)
+    # its base (the rate at epoch 0 of this schedule) is recorded: a schedule made
+    # later starts it from there, in proportion to the others
+    assert opt.param_groups[1]["initial_lr"] == pytest.approx(schedule.base_lrs[1], rel=1e-15)
+
+
+def test_a_group_added_where_the_rate_tells_no_base_takes_its_rate_as_its_base():
+    # a warm-up from 0 at its start: every base rate gives 0
+    opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    schedule = LinearWarmup(opt, 4, start_factor=0.0)
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.01})
+    schedule.step()
+    assert [g["lr"] for g in opt.param_groups] == [0.025, 0.0025]
+
+
+@pytest.mark.parametrize("given_lr", [True, False], ids=["own lr", "constructor's lr"])
+def test_a_group_removed_and_another_added_are_not_paired(given_lr):
+    # same count of groups: the new group was paired with the removed one by place
+    # and scheduled from its base (scaled by the jump to its own rate, which the
+    # cosine's eta_min makes no factor); it must follow as a group added alone does
+    def run(remove):
+        params = [tn.Param(np.zeros(2)), tn.Param(np.zeros(2))]
+        opt = SGD([{"params": [params[0]], "lr": 0.1}, {"params": [params[1]], "lr": 0.5}],
+                  lr=0.1)
+        schedule = CosineAnnealingLR(opt, T_max=10, eta_min=0.005)
+        schedule.step()
+        schedule.step()
+        if remove:
+            opt.remove_params([params[1]])
+        opt.add_param_group({"params": [tn.Param(np.zeros(1))],
+                             **({"lr": 0.01} if given_lr else {})})
+        rates = []
+        for _ in range(4):
+            schedule.step()
+            rates.append([g["lr"] for g in opt.param_groups])
+        return np.array(rates)
+
+    np.testing.assert_array_equal(run(remove=True), run(remove=False)[:, [0, 2]])
+    if not given_lr:
+        return
+    torch = pytest.importorskip("torch")  # PyTorch's chainable cosine: the same
+    topt = torch.optim.SGD([{"params": [torch.zeros(2, requires_grad=True)], "lr": 0.1},
+                            {"params": [torch.zeros(2, requires_grad=True)], "lr": 0.5}])
+    tschedule = torch.optim.lr_scheduler.CosineAnnealingLR(topt, T_max=10, eta_min=0.005)
+    topt.step(), tschedule.step(), topt.step(), tschedule.step()
+    topt.param_groups.pop(1)
+    topt.add_param_group({"params": [torch.zeros(1, requires_grad=True)], "lr": 0.01})
+    theirs = []
+    for _ in range(4):
+        topt.step()
+        tschedule.step()
+        theirs.append([g["lr"] for g in topt.param_groups])
+    np.testing.assert_allclose(run(remove=True), theirs, rtol=1e-12)
 
 
 @pytest.mark.parametrize("removed", [0, 1, 2])

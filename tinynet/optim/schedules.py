@@ -39,17 +39,37 @@ optimizer gives them (so a schedule made on the optimizer loaded from a
 checkpoint starts from the same base). It is recorded once, by the first
 schedule made: a second one made before ``bind`` takes the same base, not
 the first one's rate at the time, as it would on the bound optimizer.
+(PyTorch's chainable schedules differ there: a schedule made on an
+optimizer whose rate another schedule has moved keeps that rate, times its
+own epoch-0 factor. Here it starts from the groups' base rate, the closed
+form that a new schedule resumed at ``initial_epoch`` by
+``tinynet.callbacks.LearningRateScheduler`` relies on, so a schedule made
+after another has stepped, or after a ``LinearWarmup`` (whose epoch-0 rate
+is not its base), loses that one's factor so far. Schedules made to be
+chained together, before any of them steps, ``LinearWarmup`` last, give
+PyTorch's rates.)
 
 A group added while a schedule runs without a rate of its own
 (``add_param_group``), or by a multi-task ``compile`` for its weighting at
 ``weighting_lr``, starts at its own base rate times the schedule's current
-factor (one given its ``lr`` through ``add_param_group`` starts at that
-rate, as in PyTorch, its base from then on), and the schedule then sets it
-from that base like the others (one made unbound likewise gives a
-group ``bind`` did not make, such as the weighting's, its own base rather
-than the others'). A group removed takes its own base rate with it,
-whichever its place (the schedule pairs its rates with the groups by the
-parameters they held at its last step).
+factor, and the schedule then sets it from that base like the others (one
+made unbound likewise gives a group ``bind`` did not make, such as the
+weighting's, its own base rather than the others'). One given its ``lr``
+through ``add_param_group`` starts at that rate, as in PyTorch, keeps it
+until the schedule's next step and goes on from it: the schedule takes as
+its base :math:`\eta_0` the one whose rate at the current epoch is that
+``lr`` -- ``lr`` over the factor so far for StepLR, ExponentialLR and
+LinearWarmup, :math:`\eta_{min} + (lr - \eta_{min}) / c` for the cosine at
+:math:`c = (1 + \cos(\pi t / T))/2` -- and records it as the group's
+``initial_lr``, so that StepLR's next cut multiplies the given rate by
+``gamma``, as PyTorch's does, instead of giving it the whole decay so far.
+Where the rate at that epoch does not depend on the base (a cosine at its
+minimum with ``eta_min`` 0, a warm-up from 0 at its start) ``lr`` itself is
+the base. A group removed takes its own base rate with it, whichever its
+place: the schedule pairs its rates with the groups by the parameters they
+held at its last step, and a group none of whose parameters was held then
+is a new group, even when another was removed in the same change.
+:class:`ReduceLROnPlateau` pairs its ``min_lr`` per group the same way.
 """
 
 from __future__ import annotations
@@ -108,6 +128,39 @@ class _SchedulerBase:
         for group, lr in zip(groups, lrs):
             group["lr"] = lr
         self.optimizer._new_group_lr = None  # the groups have it now
+
+    def _note_groups(self) -> None:
+        """Record which group holds each parameter (by id), for
+        :meth:`_paired_groups` to pair the groups with the scheduler's
+        per-group values at its next step."""
+        self._group_of = {id(p): i for i, group in enumerate(self.optimizer.param_groups)
+                          for p in group["params"]}
+
+    def _paired_groups(self, groups: list, n: int) -> list:
+        """For each of ``groups``, the index, among the ``n`` groups of the
+        last step (:meth:`_note_groups`), of the group that held its
+        parameters then (the first of them that was held); None for a new
+        group, none of whose parameters was held. Strictly by parameters,
+        never by place: a group removed and another added in the same change
+        are two changes.
+
+        A change in which no group is kept (``bind`` to other parameters,
+        another model's, whose groups take on the old groups' rates) pairs
+        the groups by place, as many as there were (the others are new);
+        fewer groups then are refused (``ValueError``)."""
+        group_of = getattr(self, "_group_of", None) or {}
+        # (< n: a state loaded since may hold one base rate for every group)
+        old = [next((group_of[id(p)] for p in group["params"]
+                     if group_of.get(id(p), n) < n), None) for group in groups]
+        if any(i is not None for i in old):
+            return old
+        if len(groups) < n:
+            raise ValueError(f"{self._who} schedules {n} parameter group(s), but the "
+                             f"optimizer now has {len(groups)} that are not all among them "
+                             f"(bound again to other parameters?): a schedule follows groups "
+                             f"removed (remove_params) or added (add_param_group); make a new "
+                             f"schedule for new groups")
+        return list(range(n)) + [None] * (len(groups) - n)
 
     def get_last_lr(self) -> list:
         """The learning rate of each group after the last step."""
@@ -202,83 +255,105 @@ class LRScheduler(_SchedulerBase):
 
     def _follow_groups(self) -> None:
         """Keep one base rate (and one rate last set) per parameter group when
-        the groups are not the ones the schedule was made for:
+        the groups are not the ones the schedule was made for. Each group is
+        paired with the base rate of the group that held its parameters at
+        the last step (:meth:`_paired_groups`: by parameters, never by
+        place), so a group removed takes its base rate with it, whichever
+        its place, and a group added is a new group even when another was
+        removed in the same change (it used to inherit that one's base).
+        A new group's base rate:
 
-        * made unbound, once ``bind`` has made the groups: each group's base is
-          the schedule's base if the group's ``initial_lr`` is the one recorded
-          (the groups ``bind`` made), else its own ``initial_lr`` (a multi-task
+        * made unbound, once ``bind`` has made the groups: the schedule's
+          base if the group's ``initial_lr`` is the one recorded (the groups
+          ``bind`` made), else its own ``initial_lr`` (a multi-task
           weighting's group at ``weighting_lr``), scaled as the schedule's
           base was by changes from outside;
-        * groups added since (``add_param_group``, a multi-task ``compile``
-          adding a weighting's group): the same, against the first group --
-          each is set from its own base rate from now on, instead of all
-          being given the first group's rate (one base rate) or refused (one
-          per group);
-        * groups removed since (``remove_params``; a multi-task ``compile``
-          removing a weighting's group): the base rate of each group removed
-          goes, whichever its place -- each group left is paired with the
-          base rate of the group that held its parameters at the last step
-          (:meth:`_note_groups`), not with the one at its new place (the
-          last base rates dropped gave a group left after the first one was
-          removed the first one's base). Groups that are not among those
-          (a rebind to new parameters) are refused (``ValueError``).
+        * added since with a base rate (``add_param_group`` without an
+          ``lr``, a multi-task ``compile`` adding a weighting's group): the
+          same, against the first group kept (its rate started at that base
+          times the schedule's factor: see
+          :meth:`~tinynet.optim.Optimizer.add_param_group`);
+        * added since with its own ``lr`` and no base (``add_param_group``):
+          the base whose rate at the current epoch is that ``lr``
+          (:meth:`_base_at`), so the group goes on from its given rate as
+          PyTorch's chainable schedules take it on -- StepLR multiplies it
+          by ``gamma`` at the next cut, a cosine moves it towards ``eta_min``
+          in the same proportion as the others -- instead of jumping to
+          ``lr`` times the whole decay so far at the next step. It is
+          recorded as the group's ``initial_lr`` (unscaled by changes from
+          outside, as the others'), the base a schedule made later starts
+          it from.
 
-        A new group's rate now counts as the one the schedule set (no change
-        from outside to take in), but for the groups ``bind`` made, which the
-        schedule set while unbound."""
+        A new group's rate counts as the one the schedule set, but for a
+        change the first group kept has had since this schedule's last step
+        (another schedule stepped before this one, a plateau's cut), which
+        the new group's rate carries (it started in proportion to that
+        group's): it is taken in as for that group."""
         groups = self.optimizer.param_groups
-        n = len(self.base_lrs)
-        if not groups or (len(groups) == n and not self._every_group):
+        if not groups:
             return
         last = getattr(self, "_last_lr", None)
-        if len(groups) < n and not self._every_group:
-            kept = self._kept_groups(groups)
-            self.base_lrs = [self.base_lrs[i] for i in kept]
-            self._last_lr = None if last is None else [last[i] for i in kept]
-            return
-        ref_base = self.base_lrs[0]
         if self._every_group:
-            ref_initial, ref_last, start = self.base_lrs[0], None, 0
-            if self._recorded_initial_lr is not None:
-                ref_initial = self._recorded_initial_lr
-            if last is not None and len(last) == 1:
-                ref_last = last[0]
-            self._every_group, kept_last = False, []
-        else:
-            ref_initial, ref_last, start = base_lrs(groups[:1])[0], None, n
-            kept_last = None if last is None or len(last) < n else list(last[:n])
+            ref_initial = self.base_lrs[0] if self._recorded_initial_lr is None \
+                else self._recorded_initial_lr
+            ref_last = last[0] if last is not None and len(last) == 1 else None
+            self._every_group = False
+            news = [self._new_group(group, self.base_lrs[0], ref_initial, ref_last)
+                    for group in groups]
+            self.base_lrs = [base for base, _ in news]
+            self._last_lr = [lr for _, lr in news]
+            return
+        old = self._paired_groups(groups, len(self.base_lrs))
+        if old == list(range(len(self.base_lrs))):
+            return
+        first = next(k for k, i in enumerate(old) if i is not None)  # the first group kept
+        ref = groups[first]
+        ref_base, ref_initial = self.base_lrs[old[first]], base_lrs([ref])[0]
+        # a change since the last step (taken into the reference's base next):
+        # the new groups' rates carry it too
+        ref_last = None if last is None else last[old[first]]
+        change = 1.0 if ref_last in (None, 0) or ref["lr"] == 0 else ref["lr"] / ref_last
         bases, lasts = [], []
-        for group in groups[start:]:
-            initial = base_lrs([group])[0]
-            if initial == ref_initial:
-                bases.append(ref_base)
-                lasts.append(group["lr"] if ref_last is None else ref_last)
-            else:
-                scaled = ref_base != ref_initial and ref_initial != 0
-                bases.append(initial * (ref_base / ref_initial) if scaled else initial)
+        for group, i in zip(groups, old):
+            if i is not None:
+                bases.append(self.base_lrs[i])
+                lasts.append(None if last is None else last[i])
+            elif "initial_lr" not in group:  # its own lr: it goes on from that rate
+                base = self._base_at(group["lr"])
+                scale = ref_base * change / ref_initial if ref_initial != 0 else 0
+                group["initial_lr"] = base / scale if scale else base
+                bases.append(base)
                 lasts.append(group["lr"])
-        self.base_lrs = self.base_lrs[:start] + bases
-        self._last_lr = None if kept_last is None else kept_last + lasts
+            else:
+                base, lr = self._new_group(group, ref_base, ref_initial, None)
+                bases.append(base)
+                lasts.append(lr / change)
+        self.base_lrs = bases
+        self._last_lr = None if last is None else lasts
 
-    def _note_groups(self) -> None:
-        """Record which group holds each parameter (by id), for
-        :meth:`_kept_groups` to tell which groups were removed since."""
-        self._group_of = {id(p): i for i, group in enumerate(self.optimizer.param_groups)
-                          for p in group["params"]}
+    @staticmethod
+    def _new_group(group: dict, ref_base: float, ref_initial: float, ref_last) -> tuple:
+        """The base rate of a new group that has one (``initial_lr``, recorded
+        as its rate if missing) and the rate the schedule counts as set for
+        it: the reference group's base and ``ref_last`` (or the group's
+        rate) if the group's ``initial_lr`` is the reference's, else its own
+        scaled as the reference's was by changes from outside."""
+        initial = base_lrs([group])[0]
+        if initial == ref_initial:
+            return ref_base, group["lr"] if ref_last is None else ref_last
+        scaled = ref_base != ref_initial and ref_initial != 0
+        return (initial * (ref_base / ref_initial) if scaled else initial), group["lr"]
 
-    def _kept_groups(self, groups: list) -> list:
-        """The index (at the last step) of each of ``groups``, fewer than the
-        schedule's base rates: the group that held its first parameter then.
-        ``ValueError`` unless each is one of those groups, in order."""
-        group_of = getattr(self, "_group_of", None) or {}
-        kept = [group_of.get(id(group["params"][0])) for group in groups]
-        if None in kept or any(a >= b for a, b in zip(kept, kept[1:])):
-            raise ValueError(f"{self._who} schedules {len(self.base_lrs)} parameter "
-                             f"group(s), but the optimizer now has {len(groups)} that are "
-                             f"not all among them (bound again to other parameters?): a "
-                             f"schedule follows groups removed (remove_params) or added "
-                             f"(add_param_group); make a new schedule for new groups")
-        return kept
+    def _base_at(self, lr: float) -> float:
+        """The base rate whose scheduled rate at the current epoch is ``lr``.
+        Every schedule's rate is affine in its base, :math:`a\\eta_0 + b`
+        (:math:`b = \\eta_{min}(1 - c)` for the cosine, 0 for the others), so
+        this is :math:`(lr - b) / a`; where :math:`a = 0` (a cosine at its
+        minimum, a warm-up from 0 at its start, a ``gamma`` of 0 after a
+        cut) the rate does not tell a base, and ``lr`` itself is taken."""
+        offset = self._lr_at(0.0, self.last_epoch)
+        slope = self._lr_at(1.0, self.last_epoch) - offset
+        return (lr - offset) / slope if slope > 0 else lr
 
     def step(self) -> None:
         """Move to the next epoch and set its learning rates (after taking in
@@ -493,6 +568,9 @@ class ReduceLROnPlateau(_SchedulerBase):
     threshold_mode : {"rel", "abs"}, default "rel"
     cooldown : int >= 0, default 0
     min_lr : float or list of float (one per group), default 0
+        One per group follows the groups by their parameters: a group removed
+        takes its own with it; a group added gets the one number, and is
+        refused (``ValueError`` at the next step) when one was given per group.
     eps : float, default 1e-8
         Changes smaller than this are skipped.
     """
@@ -517,8 +595,12 @@ class ReduceLROnPlateau(_SchedulerBase):
                 raise ValueError(f"{who} expected {n_groups} min_lr value(s), one per "
                                  f"parameter group, received {len(min_lr)}")
             self.min_lrs = [_check_number(who, "min_lr", v) for v in min_lr]
+            # unbound: the one value is every group's bind makes
+            self._default_min_lr = None if self.optimizer.param_groups else self.min_lrs[0]
         else:
             self.min_lrs = [_check_number(who, "min_lr", min_lr)] * n_groups
+            self._default_min_lr = self.min_lrs[0]
+        self._note_groups()
         self.best = math.inf if mode == "min" else -math.inf
         self.num_bad_epochs = 0
         self.cooldown_counter = 0
@@ -547,6 +629,7 @@ class ReduceLROnPlateau(_SchedulerBase):
             raise TypeError(f"{self._who}.step expected the monitored value as a number, "
                             f"received {metric!r}")
         value = float(metric)
+        self._follow_groups()
         self.last_epoch += 1
         if self._is_better(value):
             self.best = value
@@ -561,6 +644,29 @@ class ReduceLROnPlateau(_SchedulerBase):
             self.cooldown_counter = self.cooldown
             self.num_bad_epochs = 0
         self._last_lr = self._lrs()
+        self._note_groups()
+
+    def _follow_groups(self) -> None:
+        """Pair ``min_lrs`` with the groups by their parameters, as the
+        closed-form schedules pair their base rates
+        (:meth:`~_SchedulerBase._paired_groups`): a group removed takes its
+        ``min_lr`` with it, whichever its place; a group added gets the
+        ``min_lr`` given as one number (every group's), and is refused
+        (``ValueError``) when one was given per group -- there is none for
+        it (PyTorch raises as well)."""
+        groups = self.optimizer.param_groups
+        if not groups:
+            return
+        old = self._paired_groups(groups, len(self.min_lrs))
+        if old == list(range(len(self.min_lrs))):
+            return
+        if None in old and self._default_min_lr is None:
+            raise ValueError(f"{self._who} was given one min_lr per parameter group "
+                             f"({len(self.min_lrs)}), but the optimizer now has a group it "
+                             f"has none for (added since, {old.count(None)} of "
+                             f"{len(groups)}): give min_lr as one number for every group, or "
+                             f"make a new {self._who} with one per group now")
+        self.min_lrs = [self._default_min_lr if i is None else self.min_lrs[i] for i in old]
 
     def _reduce(self) -> None:
         lrs = self._lrs()
