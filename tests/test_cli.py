@@ -248,9 +248,22 @@ def test_train_on_a_few_samples_splits_off_validation(tmp_path, capsys):
     assert main(["train", "digits", "--limit", "5", "--hidden", "4", "--epochs", "1",
                  "--verbose", "0", "--out", str(tmp_path / "m.npz")]) == 0
     captured = capsys.readouterr()
-    assert "a class has a single training sample; the validation split is drawn at " \
-           "random, not stratified" in captured.err
+    assert "a stratified split expected at least 2 samples of every class (one for each " \
+           "part), received 1 sample of 5 class(es)" in captured.err
+    assert "the validation split is drawn at random, not stratified" in captured.err
     assert re.search(r"validation\s+1\s", captured.out)
+
+
+def test_train_with_fewer_validation_samples_than_classes_splits_at_random(tmp_path, capsys):
+    # 5 validation samples of the 10 digit classes: a stratified split left classes out
+    # of validation unsaid (train_val_split now refuses it, as scikit-learn does)
+    assert main(["train", "digits", "--limit", "50", "--hidden", "4", "--epochs", "1",
+                 "--verbose", "0", "--out", str(tmp_path / "m.npz")]) == 0
+    captured = capsys.readouterr()
+    assert "a stratified split expected at least 10 validation samples (one of each of the " \
+           "10 classes), received 5 of the 50 samples; the validation split is drawn at " \
+           "random, not stratified" in captured.err
+    assert re.search(r"validation\s+5\s", captured.out)
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])
