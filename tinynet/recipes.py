@@ -153,10 +153,10 @@ def load_for_training(name: str, data_dir=None, download: bool | None = None,
         (x_train, y_train), (x_test, y_test) = tn_data.load_digits()
         scale, classes = 16.0, tn_data.DIGITS_CLASSES
     else:
-        (x_train, y_train), (x_test, y_test) = tn_data.load_idx_dataset(
-            key, root=data_dir, download=download)
-        from .data.datasets import idx_dataset_files
-        sources = idx_dataset_files(key, data_dir) or ()  # (where they were found)
+        # the files read, from the one search that found them (a second one,
+        # idx_dataset_files, searched every directory again)
+        ((x_train, y_train), (x_test, y_test)), sources = tn_data.load_idx_dataset(
+            key, root=data_dir, download=download, return_paths=True)
         spec = tn_data.IDX_DATASETS.get(key)
         classes = spec.classes if spec and spec.classes else \
             tuple(str(c) for c in range(int(max(y_train.max(), y_test.max())) + 1))
