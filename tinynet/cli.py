@@ -15,9 +15,10 @@ failure instead of the one-line message.
 
 Pixel scaling: ``train`` divides the raw pixels by the maximum of their bit
 depth, the smallest ``2**k - 1`` (k >= 8) at or above the training images'
-maximum (255 for 8-bit images, and for wider integer pixels within 0..255;
-4095 for 12-bit, 65535 for 16-bit pixels; 16 for the digits:
-:func:`tinynet.recipes.pixel_scale`) and records that in the model file
+maximum but at most the dtype's maximum (255 for 8-bit images, and for wider
+integer pixels within 0..255; 127 for int8; 4095 for 12-bit, 65535 for 16-bit
+pixels; 16 for the digits: :func:`tinynet.recipes.pixel_scale`; negative
+pixels are refused) and records that in the model file
 when the file format can hold it (otherwise ``evaluate``/``predict`` use the
 same per-dataset rule); ``evaluate`` and ``predict`` apply the same scaling.
 ``predict`` refuses input outside the trained range: integer pixels outside
