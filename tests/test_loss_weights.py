@@ -613,6 +613,36 @@ def test_class_weights_in_range_are_used_as_given():
     assert losses.CrossEntropy(weight=[1e308, 1.0], reduction="sum")._class_weights()[0] == 1e308
 
 
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_class_weights_that_float32_logits_cannot_hold_are_refused(reduction):
+    # float32 rounds a weight below 1.2e-38 to fewer digits, or to 0: [1, 1e-50]
+    # gave a batch of class 1 a loss of 0 and a NaN gradient (the float64
+    # denominator kept the weight), [1, 1e-40] an infinite gradient
+    logits = np.random.default_rng(0).normal(size=(4, 2))
+    for table, became, divided in (([1.0, 1e-50], "0", ""), ([1.0, 1e-40], "9.99995e-41", ""),
+                                   ([2.0 ** 100, 1e-10], "3.94423e-41",
+                                    r" once the table is divided by 2\*\*101")):
+        if divided and reduction == "sum":
+            continue  # a sum divides nothing: 1e-10 is a float32
+        loss = losses.CrossEntropy(weight=table, reduction=reduction)
+        with pytest.raises(ValueError, match=(
+                rf"CrossEntropy expected class weights that float32 logits can hold, each 0 "
+                rf"or at least 1.18e-38 \(the smallest normal float32\), received weight 1 = "
+                rf"{table[1]:g}, which is {became} in float32{divided}, changing the loss; "
+                rf"give float64 logits")):
+            loss.forward(logits.astype(np.float32), np.full(4, 1))
+        # float64 logits hold them: the plain mean of a batch of one class
+        value = loss.forward(logits, np.full(4, 1))
+        plain = losses.CrossEntropy(reduction=reduction).forward(logits, np.full(4, 1))
+        assert value == pytest.approx(plain * (1.0 if reduction == "mean" else table[1]),
+                                      rel=1e-12)
+    # the smallest normal float32 itself, and 0, are held
+    for table in ([1.0, float(np.finfo(np.float32).tiny)], [1.0, 0.0]):
+        loss = losses.CrossEntropy(weight=table, reduction=reduction)
+        assert np.isfinite(loss.forward(logits.astype(np.float32), [0, 1, 1, 1]))
+        assert np.isfinite(loss.backward()).all()
+
+
 def test_a_class_weight_table_too_wide_to_scale_exactly_is_refused():
     # [1e300, 1e-300] divided by 2**997 (its largest below 1): 1e-300 became 0, and a
     # batch of class 1 had a loss of 0, where its mean is the plain mean of its losses

@@ -649,7 +649,11 @@ class CrossEntropy(Loss):
         non-negative (PyTorch accepts negative weights, which make a loss to
         maximise; tinynet refuses them) and not all zero (every loss would
         be 0 and nothing would train); the length is checked against the
-        logits. Saved with the model as a list.
+        logits. Saved with the model as a list. A mean over labels computes
+        with the table as :func:`scaled_class_weights` gives it (which
+        refuses a table too wide to divide exactly); with float32 logits each
+        positive weight must stay at least float32's smallest normal number,
+        ``1.2e-38``, in it (a ValueError at ``forward`` otherwise).
     reduction : {"mean", "sum", "none"}, default "mean"
 
     Without class weights, sample weights or a mask, and with a reduction
@@ -718,8 +722,34 @@ class CrossEntropy(Loss):
                              f"{n_classes} for logits of shape {pred.shape}, received "
                              f"{self.weight.shape[0]} values")
         weight = self._class_weights(labels is not None)
-        weighted = probs * weight.astype(pred.dtype)  # a = c t'
+        weighted = probs * self._in_dtype(weight, pred.dtype)  # a = c t'
         return weighted, None if labels is None else weight[labels]
+
+    def _in_dtype(self, weight: np.ndarray, dtype) -> np.ndarray:
+        """The class weights ``weight`` (as :meth:`_class_weights` gives them)
+        in the logits' ``dtype``, refused where a positive one falls below
+        that dtype's smallest normal number. float32 rounds a weight below
+        ``1.2e-38`` to fewer digits, or to 0 below ``1.4e-45``: ``[1, 1e-50]``
+        gave a batch of class 1 a loss of 0 and a NaN gradient (its float64
+        denominator kept the weight), ``[1, 1e-40]`` an infinite gradient. In
+        float64 the cast changes nothing (:func:`scaled_class_weights` has
+        checked the division)."""
+        cast = weight.astype(dtype)
+        if dtype == np.float64:
+            return cast
+        tiny = np.finfo(dtype).tiny
+        lost = (weight > 0) & (cast < tiny)
+        if lost.any():
+            k, name = int(np.argmax(lost)), np.dtype(dtype).name
+            divided = "" if weight is self.weight else \
+                f" once the table is divided by 2**{int(np.frexp(self.weight.max())[1])}"
+            raise ValueError(
+                f"{self._who} expected class weights that {name} logits can hold, each 0 or "
+                f"at least {tiny:.3g} (the smallest normal {name}), received weight {k} = "
+                f"{self.weight[k]:.6g}, which is {cast[k]:.6g} in {name}{divided}, changing "
+                f"the loss; give float64 logits, or raise the smallest weights or set them "
+                f"to 0")
+        return cast
 
     def _class_weights(self, labels: bool = True) -> np.ndarray:
         """The class weights the loss computes with (None without): for a
