@@ -216,6 +216,23 @@ def test_class_weights_near_the_float_limits_train_as_the_ordinary_table(loss, s
         np.testing.assert_array_equal(a, b)
 
 
+def test_a_class_weight_dict_too_wide_to_scale_exactly_is_refused():
+    # {0: 1e300, 1: 1e-300} divided by 2**997 weighed class 1 0: fit trained as if
+    # its samples were not there
+    x, y = _data()
+    with pytest.raises(ValueError, match=r"fit expected class_weight whose largest is at "
+                                         r"most 2\*\*1021 .* received weights from 1e\+300 "
+                                         r"down to 1e-300 .* weight 1 = 1e-300 would become 0"):
+        _fit(_model(), x, y, class_weight={0: 1e300, 1: 1e-300})
+    # both ends of the widest table always divided exactly (2**1021 apart): data of one
+    # class trains as without class weights (the weights of a mean are all equal)
+    for k in (0, 1):
+        one = np.full(len(y), k)
+        weighted = _fit(_model(), x, one, class_weight={0: 2.0 ** 1000, 1: 2.0 ** -21})
+        for a, b in zip(weighted, _fit(_model(), x, one)):
+            np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+
+
 @pytest.mark.parametrize("table", [{0: 1e20}, {0: 1e-20, 1: 1e-20, 2: 3e-20}, {0: 2.0, 2: 0.5}])
 def test_class_weights_of_a_summed_loss_are_used_as_given(table):
     # a sum scales with the weights: fit(class_weight=) with reduction="sum"

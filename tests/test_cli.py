@@ -248,9 +248,22 @@ def test_train_on_a_few_samples_splits_off_validation(tmp_path, capsys):
     assert main(["train", "digits", "--limit", "5", "--hidden", "4", "--epochs", "1",
                  "--verbose", "0", "--out", str(tmp_path / "m.npz")]) == 0
     captured = capsys.readouterr()
-    assert "a class has a single training sample; the validation split is drawn at " \
-           "random, not stratified" in captured.err
+    assert "a stratified split expected at least 2 samples of every class (one for each " \
+           "part), received 1 sample of 5 class(es)" in captured.err
+    assert "the validation split is drawn at random, not stratified" in captured.err
     assert re.search(r"validation\s+1\s", captured.out)
+
+
+def test_train_with_fewer_validation_samples_than_classes_splits_at_random(tmp_path, capsys):
+    # 5 validation samples of the 10 digit classes: a stratified split left classes out
+    # of validation unsaid (train_val_split now refuses it, as scikit-learn does)
+    assert main(["train", "digits", "--limit", "50", "--hidden", "4", "--epochs", "1",
+                 "--verbose", "0", "--out", str(tmp_path / "m.npz")]) == 0
+    captured = capsys.readouterr()
+    assert "a stratified split expected at least 10 validation samples (one of each of the " \
+           "10 classes), received 5 of the 50 samples; the validation split is drawn at " \
+           "random, not stratified" in captured.err
+    assert re.search(r"validation\s+5\s", captured.out)
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])
@@ -513,29 +526,34 @@ def test_train_and_evaluate_an_idx_set_from_data_dir(tmp_path, capsys):
     assert "expects 16 input values per sample" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("dtype, step, brightest, scale", [(np.int16, 2000, 4095, 4095.0),
+                                                          (np.int8, 64, 127, 127.0)])
 def test_predict_takes_a_test_pixel_brighter_than_any_training_pixel_of_its_depth(
-        tmp_path, capsys):
+        tmp_path, capsys, dtype, step, brightest, scale):
     # 12-bit pixels stored as int16: the scale was the training maximum (3899), and
-    # predict refused the dataset's own test image with a pixel of 4095
+    # predict refused the dataset's own test image with a pixel of 4095. A signed
+    # byte holds 0..127: divided by 255 its pixels spanned [0, 0.5]; the rule is the
+    # bit depth's maximum, never above the dtype's (np.iinfo(int8).max)
     rng = np.random.default_rng(0)
     (tmp_path / "deep").mkdir()
     for split, n in (("train", 40), ("t10k", 10)):
         labels = np.arange(n, dtype=np.uint8) % 2
-        images = labels[:, None, None].astype(np.int64) * 2000 + rng.integers(0, 1900, (n, 3, 3))
+        images = labels[:, None, None].astype(np.int64) * step + rng.integers(
+            0, step - 100 if step > 100 else step - 1, (n, 3, 3))
         if split == "t10k":
-            images[0, 0, 0] = 4095
-        write_idx(tmp_path / "deep" / f"{split}-images-idx3-ubyte",
-                  images.astype(np.int16))
+            images[0, 0, 0] = brightest
+        write_idx(tmp_path / "deep" / f"{split}-images-idx3-ubyte", images.astype(dtype))
         write_idx(tmp_path / "deep" / f"{split}-labels-idx1-ubyte", labels)
     model_path = tmp_path / "deep.npz"
     assert main(["train", "deep", "--data-dir", str(tmp_path), "--hidden", "4", "--epochs",
                  "1", "--verbose", "0", "--val-fraction", "0", "--out", str(model_path)]) == 0
-    assert tn.load(model_path).metadata["tinynet_cli"]["preprocessing"]["scale"] == 4095.0
+    assert tn.load(model_path).metadata["tinynet_cli"]["preprocessing"]["scale"] == scale
     from tinynet.data import read_idx
     np.save(tmp_path / "x.npy", read_idx(tmp_path / "deep" / "t10k-images-idx3-ubyte"))
     capsys.readouterr()
     assert main(["predict", str(model_path), str(tmp_path / "x.npy")]) == 0, \
         capsys.readouterr().err
+    assert f"input scaled by 1/{scale:g}" in capsys.readouterr().out
 
 
 def test_missing_dataset_says_where_it_looked_and_how_to_get_it(tmp_path, monkeypatch,

@@ -611,3 +611,62 @@ def test_class_weights_in_range_are_used_as_given():
     scaled = losses.scaled_class_weights(np.array([1e308, 1.0]))
     assert 0.5 <= scaled[0] < 1 and scaled[1] == np.ldexp(1.0, -1024)  # 1e308 < 2**1024
     assert losses.CrossEntropy(weight=[1e308, 1.0], reduction="sum")._class_weights()[0] == 1e308
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_class_weights_that_float32_logits_cannot_hold_are_refused(reduction):
+    # float32 rounds a weight below 1.2e-38 to fewer digits, or to 0: [1, 1e-50]
+    # gave a batch of class 1 a loss of 0 and a NaN gradient (the float64
+    # denominator kept the weight), [1, 1e-40] an infinite gradient
+    logits = np.random.default_rng(0).normal(size=(4, 2))
+    for table, became, divided in (([1.0, 1e-50], "0", ""), ([1.0, 1e-40], "9.99995e-41", ""),
+                                   ([2.0 ** 100, 1e-10], "3.94423e-41",
+                                    r" once the table is divided by 2\*\*101")):
+        if divided and reduction == "sum":
+            continue  # a sum divides nothing: 1e-10 is a float32
+        loss = losses.CrossEntropy(weight=table, reduction=reduction)
+        with pytest.raises(ValueError, match=(
+                rf"CrossEntropy expected class weights that float32 logits can hold, each 0 "
+                rf"or at least 1.18e-38 \(the smallest normal float32\), received weight 1 = "
+                rf"{table[1]:g}, which is {became} in float32{divided}, changing the loss; "
+                rf"give float64 logits")):
+            loss.forward(logits.astype(np.float32), np.full(4, 1))
+        # float64 logits hold them: the plain mean of a batch of one class
+        value = loss.forward(logits, np.full(4, 1))
+        plain = losses.CrossEntropy(reduction=reduction).forward(logits, np.full(4, 1))
+        assert value == pytest.approx(plain * (1.0 if reduction == "mean" else table[1]),
+                                      rel=1e-12)
+    # the smallest normal float32 itself, and 0, are held
+    for table in ([1.0, float(np.finfo(np.float32).tiny)], [1.0, 0.0]):
+        loss = losses.CrossEntropy(weight=table, reduction=reduction)
+        assert np.isfinite(loss.forward(logits.astype(np.float32), [0, 1, 1, 1]))
+        assert np.isfinite(loss.backward()).all()
+
+
+def test_a_class_weight_table_too_wide_to_scale_exactly_is_refused():
+    # [1e300, 1e-300] divided by 2**997 (its largest below 1): 1e-300 became 0, and a
+    # batch of class 1 had a loss of 0, where its mean is the plain mean of its losses
+    logits = np.random.default_rng(0).normal(size=(4, 2))
+    plain = [losses.CrossEntropy(reduction="none").forward(logits, np.full(4, k)).mean()
+             for k in (0, 1)]
+    # the widest table always divided exactly (2**1021 between its ends): both ends right
+    limit = losses.CrossEntropy(weight=[2.0 ** 1000, 2.0 ** -21])
+    for k in (0, 1):
+        assert limit.forward(logits, np.full(4, k)) == pytest.approx(plain[k], rel=1e-15)
+    assert limit.forward(logits, [0, 1, 1, 1]) == pytest.approx(
+        losses.CrossEntropy(reduction="none").forward(logits, [0, 1, 1, 1])[0], rel=1e-15)
+    for table, ratio, shift, became in (([1e300, 1e-300], 1993, 997, "0"),
+                                        ([1e308, 1e-15], 1073, 1024, "4.94066e-324")):
+        loss = losses.CrossEntropy(weight=table)
+        with pytest.raises(ValueError, match=(
+                rf"CrossEntropy expected weight \(one per class\) whose largest is at most "
+                rf"2\*\*1021 \(about 2.2e+307\) times the smallest positive one, received "
+                rf"weights from {table[0]:g} down to {table[1]:g} \(a ratio of about "
+                rf"2\*\*{ratio}\): the mean divides them by 2\*\*{shift} \(so that its sums "
+                rf"cannot overflow\), and weight 1 = {table[1]:g} would become {became}, "
+                rf"changing the loss; set the smallest weights to 0 or raise them").replace(
+                    "+", r"\+")):
+            loss.forward(logits, np.full(4, 1))
+        # a sum uses the table as given: nothing is divided, nothing refused
+        summed = losses.CrossEntropy(weight=table, reduction="sum")
+        assert summed.forward(logits, np.full(4, 1)) == pytest.approx(4 * table[1] * plain[1])

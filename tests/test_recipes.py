@@ -39,10 +39,12 @@ def test_apply_preprocessing_refuses_an_array_without_a_sample_axis(raw):
     assert one.shape == (1, 64) and one.dtype == np.float32 and one[0, 63] == 63 / 16
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.int8, np.int16, np.int32])
-def test_an_idx_set_of_wide_integer_pixels_in_0_255_is_divided_by_255(dtype, tmp_path):
+@pytest.mark.parametrize("dtype, scale", [(np.uint8, 255.0), (np.int8, 127.0),
+                                          (np.int16, 255.0), (np.int32, 255.0)])
+def test_an_idx_set_of_wide_integer_pixels_in_0_255_is_divided_by_255(dtype, scale, tmp_path):
     """8-bit pixels stored as int32 were divided by 2**31 - 1 (the dtype's
-    maximum): features near 1e-7, and training at chance."""
+    maximum): features near 1e-7, and training at chance. int8 pixels, 0..127,
+    are divided by 127, the dtype's maximum (255 left them in [0, 0.5])."""
     rng = np.random.default_rng(0)
     high = 128 if dtype == np.int8 else 256
     (tmp_path / "wide").mkdir()
@@ -52,10 +54,10 @@ def test_an_idx_set_of_wide_integer_pixels_in_0_255_is_divided_by_255(dtype, tmp
         write_idx(tmp_path / "wide" / f"{split}-labels-idx1-ubyte",
                   np.arange(6, dtype=np.uint8) % 2)
     data = load_for_training("wide", data_dir=tmp_path, download=False)
-    assert data.preprocessing["scale"] == 255.0
+    assert data.preprocessing["scale"] == scale
     raw = read_idx(tmp_path / "wide" / "train-images-idx3-ubyte")
     np.testing.assert_array_equal(data.train[0], raw.reshape(6, -1).astype(np.float32)
-                                  / np.float32(255))
+                                  / np.float32(scale))
 
 
 @pytest.mark.parametrize("high, expected", [
@@ -72,8 +74,34 @@ def test_pixel_scale_of_8_bit_pixels_and_bad_ones():
     from tinynet.recipes import pixel_scale
     assert pixel_scale(np.array([[0, 255]], dtype=np.int32)) == 255.0
     assert pixel_scale(np.array([[0, 3]], dtype=np.uint8)) == 255.0
+    # never above the dtype's maximum, np.iinfo(dtype).max: a signed byte holds 0..127
+    assert pixel_scale(np.array([[0, 3]], dtype=np.int8)) == 127.0
+    assert pixel_scale(np.array([[0, 127]], dtype=np.int8)) == 127.0
+    assert pixel_scale(np.zeros((0, 2), dtype=np.int8)) == 127.0
+    assert pixel_scale(np.array([[0, 20000]], dtype=np.int16)) == 32767.0
+    with pytest.raises(ValueError, match=r"values down to -128; 8-bit images stored as int8 "
+                                         r"wrap pixels above 127 to negative values: store "
+                                         r"them as uint8"):
+        pixel_scale(np.array([[0, -128]], dtype=np.int8), "wrapped")
     with pytest.raises(ValueError, match="expected pixels >= 0, received training images "
                                          "of dtype int16 with values down to -3"):
         pixel_scale(np.array([[-3, 100]], dtype=np.int16), "signed")
     with pytest.raises(ValueError, match="expected integer pixels, received dtype float32"):
         pixel_scale(np.zeros((1, 2), np.float32))
+
+
+def test_negative_test_pixels_are_refused_as_negative_training_pixels_are(tmp_path):
+    # only the training images were checked: a negative test pixel became a negative
+    # feature, which evaluate scored quietly
+    (tmp_path / "signed").mkdir()
+    for split in ("train", "t10k"):
+        images = np.arange(24).reshape(6, 2, 2).astype(np.int16)
+        if split == "t10k":
+            images[3, 1, 0] = -5
+        write_idx(tmp_path / "signed" / f"{split}-images-idx3-ubyte", images)
+        write_idx(tmp_path / "signed" / f"{split}-labels-idx1-ubyte",
+                  np.arange(6, dtype=np.uint8) % 2)
+    with pytest.raises(ValueError, match="dataset 'signed': expected pixels >= 0, received "
+                                         "test images of dtype int16 with values down to -5$"):
+        load_for_training("signed", data_dir=tmp_path, download=False)
+

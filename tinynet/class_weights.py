@@ -44,7 +44,8 @@ def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: s
     weight is divided by one number), of the table as
     :func:`tinynet.losses.scaled_class_weights` gives it: the table itself,
     or, when its largest weight is beyond :math:`2^{\\pm 60}`, the table
-    divided by a power of two (exact; the mean does not change); for a
+    divided by a power of two (exact; the mean does not change; a table
+    too wide for that, whose smallest weights would round, is refused); for a
     ``"sum"`` (or ``"none"``), which scales with the weights, the table as
     given, as ``CrossEntropy(weight=, reduction="sum")`` uses it. (In a
     mean, a table of tiny weights times small sample weights underflowed to
@@ -82,7 +83,7 @@ def class_sample_weights(class_weight, y: np.ndarray, loss, output_shape, who: s
     as_class_weight(table, who, f"class_weight over the model's {n_classes} classes "
                                 f"(a class missing from the dict weighs 1)")
     if reduction_of(loss) == "mean":  # a weighted mean: the same for a scaled table
-        table = scaled_class_weights(table)
+        table = scaled_class_weights(table, who, "class_weight")
     return table[labels]
 
 

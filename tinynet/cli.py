@@ -15,9 +15,10 @@ failure instead of the one-line message.
 
 Pixel scaling: ``train`` divides the raw pixels by the maximum of their bit
 depth, the smallest ``2**k - 1`` (k >= 8) at or above the training images'
-maximum (255 for 8-bit images, and for wider integer pixels within 0..255;
-4095 for 12-bit, 65535 for 16-bit pixels; 16 for the digits:
-:func:`tinynet.recipes.pixel_scale`) and records that in the model file
+maximum but at most the dtype's maximum (255 for 8-bit images, and for wider
+integer pixels within 0..255; 127 for int8; 4095 for 12-bit, 65535 for 16-bit
+pixels; 16 for the digits: :func:`tinynet.recipes.pixel_scale`; negative
+pixels are refused) and records that in the model file
 when the file format can hold it (otherwise ``evaluate``/``predict`` use the
 same per-dataset rule); ``evaluate`` and ``predict`` apply the same scaling.
 ``predict`` refuses input outside the trained range: integer pixels outside
@@ -293,10 +294,8 @@ def _accuracy(model, x, y, batch_size) -> float:
 
 
 def _cmd_train(args, parser) -> int:
-    import numpy as np
-
     from .callbacks import LearningRateScheduler
-    from .data import train_val_split
+    from .data import stratify_problem, train_val_split
     from .demo import format_table
     from .optim import get as get_optimizer
     from .recipes import build_mlp, cosine_schedule
@@ -308,12 +307,14 @@ def _cmd_train(args, parser) -> int:
     (x_train, y_train), (x_test, y_test) = data.train, data.test
     validation = None
     if args.val_fraction:
-        # stratified unless a class has a single sample (--limit 5 of the digits),
-        # which cannot be in both parts: then at random, saying so
-        stratify = int(np.unique(y_train, return_counts=True)[1].min()) >= 2
+        # stratified unless it cannot be: a class of a single sample (--limit 5 of
+        # the digits), or a part smaller than the number of classes (--limit 50 of
+        # the digits: 5 validation samples of 10 classes); then at random, saying so
+        problem = stratify_problem(y_train, args.val_fraction)
+        stratify = problem is None
         if not stratify:
-            print("tinynet train: note: a class has a single training sample; the "
-                  "validation split is drawn at random, not stratified", file=sys.stderr)
+            print(f"tinynet train: note: a stratified split {problem}; the validation "
+                  f"split is drawn at random, not stratified", file=sys.stderr)
         (x_train, y_train), validation = train_val_split(
             x_train, y_train, args.val_fraction, stratify=stratify, seed=args.seed)
     n_classes = max(len(data.classes), int(y_train.max()) + 1)

@@ -88,6 +88,8 @@ instance; unknown names get a did-you-mean hint.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .checks import (as_array, as_class_weight, as_float_array, as_float_targets,
@@ -194,7 +196,13 @@ def _weighted_sum(per_sample, weight):
 CLASS_WEIGHT_EXPONENT = 60
 
 
-def scaled_class_weights(weight: np.ndarray) -> np.ndarray:
+#: A class-weight table whose largest weight is at most 2**CLASS_WEIGHT_RATIO times
+#: its smallest positive one is always scaled exactly (:func:`scaled_class_weights`).
+CLASS_WEIGHT_RATIO = 1021
+
+
+def scaled_class_weights(weight: np.ndarray, who: str = "scaled_class_weights",
+                         what: str = "class weights") -> np.ndarray:
     r"""The class weights :math:`c` a mean over integer labels computes with:
     ``weight`` itself when its largest value lies in
     :math:`[2^{-60}, 2^{60}]` (every ordinary table: nothing changes, to the
@@ -211,11 +219,36 @@ def scaled_class_weights(weight: np.ndarray) -> np.ndarray:
     float32) underflowed them (a mean of 0, a gradient of inf). The same
     :math:`e` serves every batch (it depends on the table alone), so the
     batches' ``weight_total`` -- :math:`\sum_i w_i c_{y_i} / 2^e` then -- still
-    combine their means exactly."""
+    combine their means exactly.
+
+    The division is exact as long as every positive weight stays a normal
+    float64, which a table whose largest weight is at most
+    :math:`2^{1021}` (:data:`CLASS_WEIGHT_RATIO`, about ``2.2e307``) times its
+    smallest positive one always does. A wider table (``[1e300, 1e-300]``)
+    lost its small weights: divided by :math:`2^{997}`, ``1e-300`` became 0,
+    and a batch of that class had a loss of 0 where its mean is the plain
+    mean of its losses. Such a table is refused (a ValueError naming ``who``
+    and ``what``) whenever the division is not exact: a scale keeping both
+    of its ends would put the largest weight far above 1, where its products
+    and sums with the sample weights overflow."""
     largest = float(weight.max())
     if 2.0 ** -CLASS_WEIGHT_EXPONENT <= largest <= 2.0 ** CLASS_WEIGHT_EXPONENT:
         return weight
-    return np.ldexp(weight, -np.frexp(largest)[1])
+    shift = int(np.frexp(largest)[1])
+    scaled = np.ldexp(weight, -shift)
+    lost = np.ldexp(scaled, shift) != weight
+    if lost.any():
+        k = int(np.argmax(lost))
+        smallest = float(weight[weight > 0].min())
+        raise ValueError(
+            f"{who} expected {what} whose largest is at most 2**{CLASS_WEIGHT_RATIO} "
+            f"(about {2.0 ** CLASS_WEIGHT_RATIO:.2g}) times the smallest positive one, "
+            f"received weights from {largest:.6g} down to {smallest:.6g} (a ratio of about "
+            f"2**{math.log2(largest) - math.log2(smallest):.0f}): the mean divides them by "
+            f"2**{shift} (so that its sums cannot overflow), and weight {k} = "
+            f"{weight[k]:.6g} would become {scaled[k]:.6g}, changing the loss; set the "
+            f"smallest weights to 0 or raise them")
+    return scaled
 
 
 def _rescaled_mean(weight, class_norm, per_sample, n_items):
@@ -616,7 +649,11 @@ class CrossEntropy(Loss):
         non-negative (PyTorch accepts negative weights, which make a loss to
         maximise; tinynet refuses them) and not all zero (every loss would
         be 0 and nothing would train); the length is checked against the
-        logits. Saved with the model as a list.
+        logits. Saved with the model as a list. A mean over labels computes
+        with the table as :func:`scaled_class_weights` gives it (which
+        refuses a table too wide to divide exactly); with float32 logits each
+        positive weight must stay at least float32's smallest normal number,
+        ``1.2e-38``, in it (a ValueError at ``forward`` otherwise).
     reduction : {"mean", "sum", "none"}, default "mean"
 
     Without class weights, sample weights or a mask, and with a reduction
@@ -685,8 +722,34 @@ class CrossEntropy(Loss):
                              f"{n_classes} for logits of shape {pred.shape}, received "
                              f"{self.weight.shape[0]} values")
         weight = self._class_weights(labels is not None)
-        weighted = probs * weight.astype(pred.dtype)  # a = c t'
+        weighted = probs * self._in_dtype(weight, pred.dtype)  # a = c t'
         return weighted, None if labels is None else weight[labels]
+
+    def _in_dtype(self, weight: np.ndarray, dtype) -> np.ndarray:
+        """The class weights ``weight`` (as :meth:`_class_weights` gives them)
+        in the logits' ``dtype``, refused where a positive one falls below
+        that dtype's smallest normal number. float32 rounds a weight below
+        ``1.2e-38`` to fewer digits, or to 0 below ``1.4e-45``: ``[1, 1e-50]``
+        gave a batch of class 1 a loss of 0 and a NaN gradient (its float64
+        denominator kept the weight), ``[1, 1e-40]`` an infinite gradient. In
+        float64 the cast changes nothing (:func:`scaled_class_weights` has
+        checked the division)."""
+        cast = weight.astype(dtype)
+        if dtype == np.float64:
+            return cast
+        tiny = np.finfo(dtype).tiny
+        lost = (weight > 0) & (cast < tiny)
+        if lost.any():
+            k, name = int(np.argmax(lost)), np.dtype(dtype).name
+            divided = "" if weight is self.weight else \
+                f" once the table is divided by 2**{int(np.frexp(self.weight.max())[1])}"
+            raise ValueError(
+                f"{self._who} expected class weights that {name} logits can hold, each 0 or "
+                f"at least {tiny:.3g} (the smallest normal {name}), received weight {k} = "
+                f"{self.weight[k]:.6g}, which is {cast[k]:.6g} in {name}{divided}, changing "
+                f"the loss; give float64 logits, or raise the smallest weights or set them "
+                f"to 0")
+        return cast
 
     def _class_weights(self, labels: bool = True) -> np.ndarray:
         """The class weights the loss computes with (None without): for a
@@ -698,7 +761,7 @@ class CrossEntropy(Loss):
         alone), the table as given."""
         if self.weight is None or not labels or self.reduction != "mean":
             return self.weight
-        return scaled_class_weights(self.weight)
+        return scaled_class_weights(self.weight, self._who, "weight (one per class)")
 
     def forward(self, pred, target, sample_weight=None, mask=None):
         self._fused_grad = None

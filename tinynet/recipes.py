@@ -19,7 +19,8 @@ from . import data as tn_data
 from .checks import check_positive_int
 
 __all__ = ["DATASETS", "Prepared", "apply_preprocessing", "build_mlp", "cnn_layers",
-           "cosine_schedule", "dataset_key", "load_for_training", "pixel_scale"]
+           "check_pixels", "cosine_schedule", "dataset_key", "load_for_training",
+           "pixel_scale"]
 
 #: Dataset names the command line knows; any other name reads MNIST-style IDX
 #: files from ``--data-dir``.
@@ -93,33 +94,51 @@ def pixel_scale(x_train, name: str = "dataset") -> float:
     """What ``tinynet train`` divides an IDX dataset's integer pixels by.
 
     The bit depth's maximum: the smallest ``2**k - 1`` (``k >= 8``) at or
-    above the training images' maximum, so 255 for 8-bit pixels (uint8, or
+    above the training images' maximum, but never above the dtype's own
+    maximum ``np.iinfo(dtype).max``. So 255 for 8-bit pixels (uint8, or
     wider integers within 0..255: 8-bit images stored as int16 or int32),
-    4095 for 12-bit and 65535 for 16-bit ones. The features then span
-    [0, 1] as for 8-bit images; dividing by the dtype's maximum (2**31 - 1
-    for int32) left them near 1e-7, where a network trains to chance. Not
-    the training maximum itself: a test image may hold a brighter pixel of
-    the same depth (training maximum 3899, test pixel 4095), which
-    ``predict`` would then refuse as outside the trained range. The scale is
-    recorded in the model file, so ``evaluate`` and ``predict`` divide by
-    the same number.
+    127 for int8 (a signed byte holds 0..127: its pixels span [0, 1] as
+    uint8's do; 255 left them in [0, 0.5]), 4095 for 12-bit and 65535 for
+    16-bit ones, 32767 for int16 pixels past 16383. The features then span
+    [0, 1] as for 8-bit images; dividing by the dtype's maximum whatever the
+    pixels (2**31 - 1 for int32) left 8-bit images stored as int32 near
+    1e-7, where a network trains to chance. Not the training maximum
+    itself: a test image may hold a brighter pixel of the same depth
+    (training maximum 3899, test pixel 4095), which ``predict`` would then
+    refuse as outside the trained range. The scale is recorded in the model
+    file, so ``evaluate`` and ``predict`` divide by the same number.
 
     Raises
     ------
     ValueError
-        For pixels that are not integers, or are negative.
+        For pixels that are not integers, or are negative (:func:`check_pixels`).
     """
     if not np.issubdtype(x_train.dtype, np.integer):
         raise ValueError(f"dataset {name!r}: expected integer pixels, received "
                          f"dtype {x_train.dtype}")
+    check_pixels(x_train, name, "training")
+    largest = int(np.iinfo(x_train.dtype).max)
     if x_train.dtype == np.uint8 or not x_train.size:
-        return 255.0
-    low, high = int(x_train.min()), int(x_train.max())
-    if low < 0:
-        raise ValueError(f"dataset {name!r}: expected pixels >= 0, received training "
-                         f"images of dtype {x_train.dtype} with values down to {low}")
+        return float(min(255, largest))
     # high < 2**k for k = high.bit_length(): 2**k - 1 is the smallest such maximum
-    return float(2 ** max(8, high.bit_length()) - 1)
+    high = int(x_train.max())
+    return float(min(2 ** max(8, high.bit_length()) - 1, largest))
+
+
+def check_pixels(x, name: str, part: str) -> None:
+    """Refuse negative pixels (a ValueError naming the dataset and the
+    ``part``, "training" or "test"): a pixel is a brightness from 0 up, and a
+    negative one would become a negative feature the network never saw in
+    [0, 1]. Signed types are where they come from: 8-bit images written as
+    int8 wrap their pixels above 127 to negative values."""
+    if not np.issubdtype(x.dtype, np.signedinteger) or not x.size:
+        return
+    low = int(x.min())
+    if low < 0:
+        hint = ("; 8-bit images stored as int8 wrap pixels above 127 to negative "
+                "values: store them as uint8" if x.dtype == np.int8 else "")
+        raise ValueError(f"dataset {name!r}: expected pixels >= 0, received {part} "
+                         f"images of dtype {x.dtype} with values down to {low}{hint}")
 
 
 def load_for_training(name: str, data_dir=None, download: bool | None = None,
@@ -127,7 +146,9 @@ def load_for_training(name: str, data_dir=None, download: bool | None = None,
     """Load a dataset by name and scale its pixels to [0, 1].
 
     The digits are divided by 16; an IDX dataset by :func:`pixel_scale` of
-    its training images (the bit depth's maximum: 255 for 8-bit pixels).
+    its training images (the bit depth's maximum: 255 for 8-bit pixels,
+    127 for int8); negative pixels, in the training or the test images, are
+    refused.
 
     Parameters
     ----------
@@ -153,14 +174,15 @@ def load_for_training(name: str, data_dir=None, download: bool | None = None,
         (x_train, y_train), (x_test, y_test) = tn_data.load_digits()
         scale, classes = 16.0, tn_data.DIGITS_CLASSES
     else:
-        (x_train, y_train), (x_test, y_test) = tn_data.load_idx_dataset(
-            key, root=data_dir, download=download)
-        from .data.datasets import idx_dataset_files
-        sources = idx_dataset_files(key, data_dir) or ()  # (where they were found)
+        # the files read, from the one search that found them (a second one,
+        # idx_dataset_files, searched every directory again)
+        ((x_train, y_train), (x_test, y_test)), sources = tn_data.load_idx_dataset(
+            key, root=data_dir, download=download, return_paths=True)
         spec = tn_data.IDX_DATASETS.get(key)
         classes = spec.classes if spec and spec.classes else \
             tuple(str(c) for c in range(int(max(y_train.max(), y_test.max())) + 1))
         scale = pixel_scale(x_train, name)
+        check_pixels(x_test, name, "test")
     if limit is not None:
         x_train, y_train, x_test, y_test = (x_train[:limit], y_train[:limit],
                                             x_test[:limit], y_test[:limit])

@@ -83,6 +83,30 @@ def test_search_order_root_env_cache_system(tmp_path, monkeypatch):
     assert locate_idx_dataset(spec_for(name="absent")) is None
 
 
+def test_the_files_read_come_from_the_one_search(tmp_path, monkeypatch):
+    # tinynet train searched the directories twice (load_idx_dataset, then
+    # idx_dataset_files for the files it records): now once, with the paths returned
+    from tinynet.data import datasets
+    from tinynet.recipes import load_for_training
+    arrays = write_set(tmp_path / "root" / "tiny", 1, gz=False)
+    searches = []
+
+    def counted(*args):
+        searches.append(args)
+        return search(*args)
+
+    search = datasets._search_dirs
+    monkeypatch.setattr(datasets, "_search_dirs", counted)
+    data, paths = load_idx_dataset("tiny", root=tmp_path / "root", return_paths=True)
+    assert paths == [tmp_path / "root" / "tiny" / stem for stem in MNIST_FILES]
+    np.testing.assert_array_equal(data[0][0], arrays[0])
+    assert len(searches) == 1
+    searches.clear()
+    prepared = load_for_training("tiny", data_dir=tmp_path / "root", download=False)
+    assert prepared.sources == tuple(paths) and len(searches) == 1
+    assert len(load_idx_dataset("tiny", root=tmp_path / "root")) == 2  # the default: data
+
+
 def test_cache_honours_xdg(tmp_path, monkeypatch, isolated_env):
     assert cache_dir("x") == isolated_env / ".cache" / "tinynet" / "x"
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
@@ -147,7 +171,7 @@ def test_bad_dataset_names(name, error):
         load_idx_dataset(name)
 
 
-@pytest.mark.parametrize("flag", ["download", "verify", "verbose"])
+@pytest.mark.parametrize("flag", ["download", "verify", "verbose", "return_paths"])
 def test_flags_must_be_bools(tmp_path, flag):
     # download="False" used to mean True: a network access the caller refused
     with pytest.raises(TypeError, match=f"load_idx_dataset expected {flag} as True or False, "
@@ -236,6 +260,16 @@ def test_download_verifies_and_fills_the_cache(http_dir):
     for path in served.iterdir():  # the second load is served by the cache
         path.unlink()
     assert label_tag(load_idx_dataset(spec_for(base, arrays), download=True)) == 6
+
+
+def test_a_download_returns_the_files_it_kept(http_dir):
+    served, base = http_dir
+    arrays = make_arrays(6)
+    serve(served, arrays)
+    ((x_train, _), _), paths = load_idx_dataset(spec_for(base, arrays), download=True,
+                                                verbose=False, return_paths=True)
+    assert paths == [cache_dir("tiny") / f"{stem}.gz" for stem in MNIST_FILES]
+    np.testing.assert_array_equal(x_train, arrays[0])
 
 
 def test_download_says_what_it_fetches(http_dir, capsys):

@@ -190,7 +190,8 @@ def test_one_hot_errors():
 def test_stratified_split_keeps_class_shares(counts, fraction, seed):
     y = np.repeat(np.arange(len(counts)), counts)
     x = np.arange(len(y))
-    assume(0 < math.ceil(fraction * len(y)) < len(y))
+    n_val = math.ceil(fraction * len(y))
+    assume(len(counts) <= n_val <= len(y) - len(counts))  # a sample of each class in each
     (x_tr, y_tr), (x_val, y_val) = train_val_split(x, y, fraction, stratify=True, seed=seed)
     assert len(x_val) == math.ceil(fraction * len(y))
     np.testing.assert_array_equal(np.sort(np.concatenate([x_tr, x_val])), x)
@@ -215,7 +216,8 @@ def test_split_seed_shuffle_and_count():
 def test_a_fractional_split_takes_as_many_as_scikit_learn(n, fraction, expected):
     # round() halved to even (0.25 of 10 was 2, 0.125 of 100 was 12) and left 0.1
     # of 5 samples empty: a ValueError where scikit-learn gives 1
-    for stratify in (False, True):
+    # (stratified, each part needs one sample of each of the 2 classes)
+    for stratify in (False, True) if expected >= 2 else (False,):
         (x_tr, _), (x_val, _) = train_val_split(np.arange(n), np.arange(n) % 2, fraction,
                                                 stratify=stratify, seed=0)
         assert len(x_val) == expected and len(x_tr) == n - expected
@@ -237,6 +239,34 @@ def test_a_stratified_split_refuses_a_class_of_one_sample():
                                          r"class\(es\): \[2, 7\]; split without stratify"):
         train_val_split(np.arange(11), y, 0.3, stratify=True, seed=0)
     assert len(train_val_split(np.arange(11), y, 0.3, seed=0)[1][0]) == 4
+
+
+@pytest.mark.parametrize("val_size, part, size", [(3, "validation", 3), (0.2, "validation", 3),
+                                                  (9, "training", 3), (0.8, "training", 2)])
+def test_a_stratified_split_refuses_a_part_too_small_for_every_class(val_size, part, size):
+    # 3 validation samples of 4 classes left one class out of validation, unsaid;
+    # scikit-learn refuses it ("The test_size = 3 should be greater or equal to the
+    # number of classes = 4"), and a training part too small likewise
+    x, y = np.arange(12), np.repeat(np.arange(4), 3)
+    with pytest.raises(ValueError, match=rf"expected at least 4 {part} samples \(one of each "
+                                         rf"of the 4 classes\), received {size} of the 12 "
+                                         rf"samples; split without stratify, or (raise|lower) "
+                                         rf"val_size"):
+        train_val_split(x, y, val_size, stratify=True, seed=0)
+    for val_size in (4, 8):  # the limits: one of each class in the smaller part
+        (_, y_tr), (_, y_val) = train_val_split(x, y, val_size, stratify=True, seed=0)
+        assert set(y_tr) == set(y_val) == {0, 1, 2, 3}
+    try:
+        from sklearn.model_selection import train_test_split
+    except ImportError:
+        return
+    for val_size, ok in ((3, False), (4, True), (8, True), (9, False)):
+        try:
+            train_test_split(x, y, test_size=val_size, stratify=y, random_state=0)
+        except ValueError as exc:
+            assert not ok and "should be greater or equal to the number of classes" in str(exc)
+        else:
+            assert ok
 
 
 @pytest.mark.parametrize("args, kwargs, error, match", [

@@ -14,7 +14,8 @@ from .datasets import (DIGITS_CLASSES, FASHION_MNIST_CLASSES, IDX_DATASETS,
                        load_fashion_mnist, load_idx_dataset, locate_idx_dataset)
 from .download import ChecksumError
 from .idx import IDXError, read_idx, write_idx
-from .preprocessing import MinMaxScaler, Standardizer, one_hot, train_val_split
+from .preprocessing import (MinMaxScaler, Standardizer, one_hot, stratify_problem,
+                            train_val_split)
 
 __all__ = [
     "Batches",
@@ -38,6 +39,7 @@ __all__ = [
     "n_batches",
     "one_hot",
     "read_idx",
+    "stratify_problem",
     "train_val_split",
     "write_idx",
 ]

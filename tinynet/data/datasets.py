@@ -318,7 +318,7 @@ def locate_idx_dataset(dataset, root=None):
 
 
 def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: bool = True,
-                     verbose: bool = True, timeout: float = 60.0):
+                     verbose: bool = True, timeout: float = 60.0, return_paths: bool = False):
     """Load an MNIST-style dataset of four IDX files (Fashion-MNIST, MNIST, KMNIST, ...).
 
     Looks for the files (``<file>`` or ``<file>.gz``), in order, in
@@ -349,12 +349,20 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
         Say on stderr what is downloaded.
     timeout : float, default 60
         Seconds of network silence before a download is abandoned.
+    return_paths : bool, default False
+        Also return the four files read (where they were found, or the
+        cache after a download): one search, where a later
+        :func:`idx_dataset_files` would search the directories again (and
+        could find other files, had some appeared meanwhile).
 
     Returns
     -------
     (x_train, y_train), (x_test, y_test)
         Images as stored (uint8 of shape (n, 28, 28) for the MNIST family),
-        labels int64.
+        labels int64. With ``return_paths``, the pair
+        ``(((x_train, y_train), (x_test, y_test)), paths)``, ``paths`` the
+        list of the four files' Paths (training images and labels, test
+        images and labels).
 
     Raises
     ------
@@ -369,13 +377,14 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
         download = check_bool(download, "load_idx_dataset", "download")
     verify = check_bool(verify, "load_idx_dataset", "verify")
     verbose = check_bool(verbose, "load_idx_dataset", "verbose")
+    return_paths = check_bool(return_paths, "load_idx_dataset", "return_paths")
     timeout = check_real(timeout, "load_idx_dataset", "timeout", 0.0, np.inf,
                          low_open=True, high_open=True)
     notes = []
     for directory, why in _search_dirs(spec, root):
         paths, note = _files_in(directory, spec)
         if paths is not None:
-            return _load_paths(paths, spec, verify)
+            return _load_paths(paths, spec, verify, return_paths)
         notes.append(f"  - {directory} ({why}): {note}")
     if download is None:
         download = not flag_from_env("TINYNET_OFFLINE", False)
@@ -387,7 +396,7 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
         failures = _download(spec, verify, verbose, timeout)
         if not failures:
             paths, _ = _files_in(cache_dir(spec.name), spec)
-            return _load_paths(paths, spec, verify)
+            return _load_paths(paths, spec, verify, return_paths)
         notes.append("Downloading failed:")
         notes += [f"  - {failure}" for failure in failures]
     wanted = ", ".join(f"{stem}[.gz]" for stem in spec.files)
@@ -396,10 +405,12 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
         + f"\nTo get the files: {spec.how_to_get}.")
 
 
-def _load_paths(paths, spec: IDXDatasetSpec, verify: bool):
+def _load_paths(paths, spec: IDXDatasetSpec, verify: bool, return_paths: bool):
+    """The dataset in ``paths`` (and ``paths``, if ``return_paths``)."""
     arrays = [_decode(Path(path).read_bytes(), stem, str(path), spec, verify)
               for path, stem in zip(paths, spec.files)]
-    return _assemble(arrays, spec, [str(p) for p in paths])
+    data = _assemble(arrays, spec, [str(p) for p in paths])
+    return (data, list(paths)) if return_paths else data
 
 
 def load_fashion_mnist(root=None, download: bool | None = None, verify: bool = True,

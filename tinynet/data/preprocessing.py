@@ -18,7 +18,8 @@ from ..checks import (check_bool, check_finite, check_labels, check_positive_int
 from ..layers._checks import check_real
 from .batches import as_generator
 
-__all__ = ["MinMaxScaler", "Standardizer", "one_hot", "train_val_split"]
+__all__ = ["MinMaxScaler", "Standardizer", "one_hot", "stratify_problem",
+           "train_val_split"]
 
 
 def _n_val(n_samples: int, val_size) -> int:
@@ -46,18 +47,47 @@ def _n_val(n_samples: int, val_size) -> int:
     return n_val
 
 
-def _stratified_val_indices(y: np.ndarray, n_val: int, rng) -> np.ndarray:
-    """Take from each class its share of ``n_val`` (largest remainders), at random.
-    A class of one sample cannot be in both parts: refused, as scikit-learn
-    refuses it."""
-    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+def stratify_problem(y, val_size) -> str | None:
+    """Why ``train_val_split(x, y, val_size, stratify=True)`` would refuse
+    ``y``, as "expected ..., received ..." (None: it splits). A class of one
+    sample cannot be in both parts, nor can ``k`` classes be in a part of
+    fewer than ``k`` samples (3 validation samples of 4 classes left one
+    class out of validation, unsaid): both refused, as scikit-learn refuses
+    them ("The test_size = 3 should be greater or equal to the number of
+    classes = 4", and the same of the train_size). ``tinynet train`` asks
+    before it splits, to draw at random instead."""
+    y = np.asarray(y)
+    problem = _problem(np.unique(y, return_counts=True), _n_val(len(y), val_size))
+    return None if problem is None else problem[0]
+
+
+def _problem(classes_counts, n_val: int) -> tuple[str, str] | None:
+    """``(problem, remedy)`` of :func:`stratify_problem`, given
+    ``np.unique(y, return_counts=True)`` and the number of validation samples."""
+    classes, counts = classes_counts
     if counts.min() < 2:
         lone = classes[counts < 2]
-        raise ValueError(f"train_val_split(stratify=True) expected at least 2 samples of "
-                         f"every class (one for each part), received 1 sample of "
-                         f"{len(lone)} class(es): {lone[:10].tolist()}"
-                         f"{' ...' if len(lone) > 10 else ''}; split without stratify, "
-                         f"or drop those classes")
+        return (f"expected at least 2 samples of every class (one for each part), received "
+                f"1 sample of {len(lone)} class(es): {lone[:10].tolist()}"
+                f"{' ...' if len(lone) > 10 else ''}", "drop those classes")
+    n_samples, n_classes = int(counts.sum()), len(classes)
+    for part, size, remedy in (("validation", n_val, "raise val_size"),
+                               ("training", n_samples - n_val, "lower val_size")):
+        if size < n_classes:
+            return (f"expected at least {n_classes} {part} samples (one of each of the "
+                    f"{n_classes} classes), received {size} of the {n_samples} samples",
+                    remedy)
+    return None
+
+
+def _stratified_val_indices(y: np.ndarray, n_val: int, rng) -> np.ndarray:
+    """Take from each class its share of ``n_val`` (largest remainders), at
+    random; what cannot be split so (:func:`stratify_problem`) is refused."""
+    classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
+    problem = _problem((classes, counts), n_val)
+    if problem is not None:
+        raise ValueError(f"train_val_split(stratify=True) {problem[0]}; split without "
+                         f"stratify, or {problem[1]}")
     exact = counts * n_val / len(y)
     per_class = np.floor(exact).astype(np.int64)
     short = n_val - int(per_class.sum())
@@ -81,8 +111,8 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
         ``train_test_split`` (0.1 of 5 samples is 1, 0.25 of 10 is 3).
     stratify : bool, default False
         Keep each class's share (``y`` holds class labels) in both parts;
-        every class needs at least 2 samples (a ValueError otherwise, as in
-        scikit-learn).
+        every class needs at least 2 samples, and each part at least one
+        sample per class (a ValueError otherwise, as in scikit-learn).
     shuffle : bool, default True
         Pick validation samples at random; ``False`` takes the last ones
         (for data already in a meaningful order, e.g. time).
