@@ -126,6 +126,23 @@ def test_an_optimizer_bound_to_another_models_parameters_is_refused():
         [id(p) for p in model.shared_parameters()]
 
 
+def test_an_optimizer_holding_the_parameters_a_layer_built_again_replaced_is_bound_again():
+    # a layer's build called again (a layer of the user's re-initialising so)
+    # replaced its parameters unrecorded: the optimizer bound to the model's
+    # parameters before was refused as another model's, where
+    # Sequential.reset_parameters' was bound again
+    model = hard()
+    opt = tn.optim.Adam(model.parameters())
+    trunk = model.get_layer("trunk")
+    trunk.build(trunk.input_shape)
+    model.compile(opt, loss="mse")
+    assert model.optimizer is opt
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+    assert tn.param.is_flat(model.parameters())
+    model.fit(*xy(), epochs=1, verbose=0)
+    assert opt.state[trunk.W]["step"] == 1
+
+
 def test_a_refused_compile_leaves_the_weighting_training_as_before():
     # the weighting used to bind anew (new log-variances) before the optimizer was
     # refused: the model kept its old optimizer, which held the old ones, and the
