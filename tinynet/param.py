@@ -30,7 +30,7 @@ import numpy as np
 from .checks import check_bool
 
 __all__ = ["Param", "flatten_params", "ensure_flat", "contiguous_span", "is_flat",
-           "param_budget", "check_param_budget"]
+           "layout_kept", "param_budget", "check_param_budget"]
 
 
 class Param:
@@ -134,8 +134,8 @@ class Param:
 
     def astype(self, dtype) -> None:
         """Convert value and grad to ``dtype`` in place of the old arrays
-        (this detaches the parameter from any flat buffer; a model binding
-        its optimizer again moves it into a new one). An optimizer holding
+        (this detaches the parameter from any flat buffer; ``model.astype``
+        moves a model's into a new one: :func:`layout_kept`). An optimizer holding
         the parameter converts its state (momentum, moments) to the new
         dtype at its next step."""
         self._value = np.ascontiguousarray(self._value, dtype=dtype)
@@ -241,6 +241,22 @@ def ensure_flat(params) -> bool:
         return False
     flatten_params(params)
     return True
+
+
+@contextlib.contextmanager
+def layout_kept(params):
+    """Within the block ``params`` may get new arrays (:meth:`Param.astype`
+    detaches each from its flat buffer); if they lay back to back in one flat
+    buffer before it (:func:`is_flat`: where a model binding its optimizer put
+    them), they are moved into a new one after it, in the same order, so
+    that the optimizer goes on updating them with one fused call
+    (:mod:`tinynet.optim.fused`) rather than one a parameter. (Not if they
+    have several dtypes then: :func:`ensure_flat`.)"""
+    params = list(params)
+    flat = len(params) > 1 and is_flat(params)
+    yield
+    if flat:
+        ensure_flat(params)
 
 
 # ------------------------------------------------------------------ budget

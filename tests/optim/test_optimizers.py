@@ -422,6 +422,23 @@ def test_the_state_follows_a_parameter_converted_to_another_dtype(name, kwargs, 
             np.testing.assert_array_equal(opt.state[p][key], value)
 
 
+def test_astype_moves_a_models_parameters_into_one_flat_buffer_of_the_new_dtype():
+    # each parameter was left an array of its own until fit bound the
+    # optimizer again (a multi-task model's until the next compile)
+    inner = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0, activation="relu")])
+    model = tn.Sequential([inner, tn.layers.Dense(3, seed=1)])
+    model.compile(Adam(lr=0.01), loss="cross_entropy")
+    values = [p.value.copy() for p in model.parameters()]
+    for dtype in (np.float64, np.float32):
+        model.astype(dtype)
+        assert tn.param.is_flat(model.parameters())
+        assert {p.dtype for p in model.parameters()} == {np.dtype(dtype)}
+        assert model.layers[0].layers[0].activation.dtype == dtype
+    assert all(np.array_equal(p.value, v) for p, v in zip(model.parameters(), values))
+    model.fit(*_classes(), epochs=1, verbose=0, seed=0)
+    assert len(model.optimizer._plans[0][1]) == 1  # one fused run
+
+
 def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_optimizer():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 4)).astype(np.float32)

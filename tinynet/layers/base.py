@@ -45,7 +45,7 @@ from collections import defaultdict
 import numpy as np
 
 from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
-from ..param import Param, check_param_budget
+from ..param import Param, check_param_budget, layout_kept
 from ._checks import changeable_slots
 
 __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "LAYER_ALIASES",
@@ -492,15 +492,27 @@ class Layer:
 
     def astype(self, dtype) -> "Layer":
         """Convert every parameter (and state array) to ``dtype`` (float32 or
-        float64), in place."""
-        self.dtype = self._check_dtype(dtype, self._who)
+        float64), in place. Parameters that lay in one flat buffer (a
+        model's, once it bound its optimizer) lie in a new one of ``dtype``
+        afterwards, in the same order: the optimizer goes on stepping them
+        in one fused call (:func:`~tinynet.param.layout_kept`)."""
+        dtype = self._check_dtype(dtype, self._who)
+        with layout_kept(self.parameters()):
+            self._convert(dtype)
+        return self
+
+    def _convert(self, dtype: np.dtype) -> None:
+        """What :meth:`astype` does, to this layer and, through their
+        ``_convert``, to the layers inside it (the layout is kept once, for
+        all of them, by the outermost :meth:`astype`). A layer holding more
+        that computes in its dtype (an activation) extends it."""
+        self.dtype = dtype
         for p in self._params:
             p.astype(dtype)
         for key, arr in self.get_state().items():
             self._restore_state({key: np.asarray(arr, dtype=dtype)})
         for layer in self.sublayers():
-            layer.astype(dtype)
-        return self
+            layer._convert(dtype)
 
     # ------------------------------------------------------------------- state
     #: keys of :meth:`get_state` whose values can never be negative (a variance):
