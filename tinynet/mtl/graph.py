@@ -450,6 +450,17 @@ class Model(Layer, MultiTaskTraining):
         if self.compiled:
             self.weighting.set_rng(rng)
 
+    def _convert(self, dtype) -> None:
+        """:meth:`astype` of the layers and, once compiled, of the weighting's
+        learned parameters (uncertainty's log-variances, GradNorm's weights),
+        which the model's optimizer steps with its own: left in the old
+        dtype, they were the only ones training in it. Their optimizer state
+        follows at the next step, as the layers' does
+        (:meth:`tinynet.optim.Optimizer.step`)."""
+        super()._convert(dtype)
+        if self.compiled:
+            self.weighting.astype(dtype)
+
     @property
     def layers(self) -> list[Layer]:
         """Every distinct layer, in the order the forward pass first runs it."""
