@@ -243,6 +243,11 @@ def ensure_flat(params) -> bool:
     return True
 
 
+# The groups of parameters that the running layout_kept blocks found flat
+# (the outermost block's list), or None outside every block.
+_KEPT = contextvars.ContextVar("tinynet_layout_kept", default=None)
+
+
 @contextlib.contextmanager
 def layout_kept(params):
     """Within the block ``params`` may get new arrays (:meth:`Param.astype`
@@ -251,12 +256,31 @@ def layout_kept(params):
     them), they are moved into a new one after it, in the same order, so
     that the optimizer goes on updating them with one fused call
     (:mod:`tinynet.optim.fused`) rather than one a parameter. (Not if they
-    have several dtypes then: :func:`ensure_flat`.)"""
+    have several dtypes then: :func:`ensure_flat`.)
+
+    Blocks nest: ``model.astype`` calls each layer's ``astype`` (a user's
+    override converting more of its own included), each in a block of its
+    own. An inner block only records its group; the outermost one, when it
+    ends, moves every group recorded, in the order their blocks began. The
+    outermost's first: a nested model's parameters, a run of the outer
+    model's buffer before, are a run of the new one after, flat already (not
+    copied again at each nesting level); a group apart (a multi-task
+    weighting's parameters) goes into a buffer of its own."""
     params = list(params)
-    flat = len(params) > 1 and is_flat(params)
-    yield
-    if flat:
-        ensure_flat(params)
+    outer = _KEPT.get()
+    groups = [] if outer is None else outer
+    if len(params) > 1 and is_flat(params):
+        groups.append(params)
+    if outer is not None:  # an inner block: the outermost moves its group
+        yield
+        return
+    token = _KEPT.set(groups)
+    try:
+        yield
+    finally:
+        _KEPT.reset(token)
+    for group in groups:
+        ensure_flat(group)
 
 
 # ------------------------------------------------------------------ budget

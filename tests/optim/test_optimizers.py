@@ -439,6 +439,60 @@ def test_astype_moves_a_models_parameters_into_one_flat_buffer_of_the_new_dtype(
     assert len(model.optimizer._plans[0][1]) == 1  # one fused run
 
 
+class DenseWithGain(tn.layers.Dense):
+    """A user's layer: a Dense whose outputs it scales by a fixed gain a unit
+    (an array of its own, not a parameter), which it converts in its own
+    ``astype`` after ``super().astype``, as a user naturally writes it."""
+
+    def _build(self, input_shape, rng):
+        super()._build(input_shape, rng)
+        self.gain = np.linspace(0.5, 1.5, self.units).astype(self.dtype)
+
+    def forward(self, x, training=False):
+        return super().forward(x, training) * self.gain
+
+    def backward(self, dy, need_dx=True):
+        return super().backward(dy * self.gain, need_dx)
+
+    def astype(self, dtype):
+        super().astype(dtype)
+        self.gain = self.gain.astype(dtype)
+        return self
+
+
+@pytest.mark.parametrize("container", ["nested Sequential", "mtl.Model"])
+def test_astype_calls_a_user_layers_own_astype_inside_a_model_and_keeps_it_flat(container,
+                                                                                monkeypatch):
+    # the containers converted their layers through another method than
+    # astype: a user layer's override was skipped and its gain stayed float32.
+    # The parameters are moved into a new buffer once, by the outermost call
+    moves = []
+    flatten = tn.param.flatten_params
+    monkeypatch.setattr(tn.param, "flatten_params", lambda ps: moves.append(len(ps)) or
+                        flatten(ps))
+    if container == "mtl.Model":
+        inp = tn.mtl.Input((4,))
+        user = DenseWithGain(5, seed=0, activation="relu")
+        model = tn.mtl.Model(inp, {"t": tn.layers.Dense(3, seed=1)(user(inp))})
+        model.compile(Adam(lr=0.01), loss={"t": "cross_entropy"}, weighting="uncertainty")
+    else:
+        user = DenseWithGain(5, input_dim=4, seed=0, activation="relu")
+        model = tn.Sequential([tn.Sequential([user]), tn.layers.Dense(3, seed=1)])
+        model.compile(Adam(lr=0.01), loss="cross_entropy")
+    assert tn.param.is_flat(model.parameters())
+    for dtype in (np.float64, np.float32, np.float64):
+        moves.clear()
+        model.astype(dtype)
+        assert user.gain.dtype == user.W.dtype == user.activation.dtype == dtype
+        assert tn.param.is_flat(model.parameters())
+        assert moves == [len(model.parameters())]
+    x, y = _classes()
+    model.fit(x, y if container != "mtl.Model" else {"t": y}, epochs=1, verbose=0, seed=0)
+    assert [len(runs) for _, runs in model.optimizer._plans.values()] == [1] * len(
+        model.optimizer.param_groups)  # each group one fused run
+    assert all(p.dtype == np.float64 for p in model.optimizer.params)
+
+
 def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_optimizer():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 4)).astype(np.float32)

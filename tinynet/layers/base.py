@@ -495,24 +495,23 @@ class Layer:
         float64), in place. Parameters that lay in one flat buffer (a
         model's, once it bound its optimizer) lie in a new one of ``dtype``
         afterwards, in the same order: the optimizer goes on stepping them
-        in one fused call (:func:`~tinynet.param.layout_kept`)."""
+        in one fused call (:func:`~tinynet.param.layout_kept`).
+
+        The layers inside it are converted by their own :meth:`astype`: a
+        layer holding more that computes in its dtype (an activation, a
+        user's array) extends it (``super().astype(dtype)``, then the rest),
+        and is called inside a model too. The layout is kept once, for all
+        of them, when the outermost call ends (the blocks nest)."""
         dtype = self._check_dtype(dtype, self._who)
         with layout_kept(self.parameters()):
-            self._convert(dtype)
+            self.dtype = dtype
+            for p in self._params:
+                p.astype(dtype)
+            for key, arr in self.get_state().items():
+                self._restore_state({key: np.asarray(arr, dtype=dtype)})
+            for layer in self.sublayers():
+                layer.astype(dtype)
         return self
-
-    def _convert(self, dtype: np.dtype) -> None:
-        """What :meth:`astype` does, to this layer and, through their
-        ``_convert``, to the layers inside it (the layout is kept once, for
-        all of them, by the outermost :meth:`astype`). A layer holding more
-        that computes in its dtype (an activation) extends it."""
-        self.dtype = dtype
-        for p in self._params:
-            p.astype(dtype)
-        for key, arr in self.get_state().items():
-            self._restore_state({key: np.asarray(arr, dtype=dtype)})
-        for layer in self.sublayers():
-            layer._convert(dtype)
 
     # ------------------------------------------------------------------- state
     #: keys of :meth:`get_state` whose values can never be negative (a variance):

@@ -112,11 +112,12 @@ class _KernelLayer(Layer):
             self.W.grad.reshape(-1, n_out), self.b.grad if self.b is not None else None,
             need_dx, g_out=g_out, dx_out=dx_out)
 
-    def _convert(self, dtype) -> None:
-        """As :meth:`Layer._convert`, the activation too (it computes in the
+    def astype(self, dtype) -> "_KernelLayer":
+        """As :meth:`Layer.astype`, the activation too (it computes in the
         layer's dtype)."""
-        super()._convert(dtype)
-        self.activation._convert(dtype)
+        super().astype(dtype)
+        self.activation.astype(dtype)
+        return self
 
     def get_config(self) -> dict:
         config = super().get_config()
