@@ -137,7 +137,6 @@ class Sequential(Layer):
         self._compiled_metrics: list = []
         self._epoch_metrics = None  # fit's accumulation of the metrics (_EpochMetrics)
         self._bound_ids = None  # ids of the parameters this model bound the optimizer to
-        self._released = {}  # the parameters it no longer holds: optim.binding
         self.stop_training = False
         self.stop_reason = None
         self.history = None  # the History of the last fit
@@ -207,10 +206,8 @@ class Sequential(Layer):
         """Remove and return the last layer."""
         if not self._layers:
             raise ValueError(f"{self._who} has no layers to pop")
-        from .optim.binding import release_parameters
         layer = self._layers.pop()
-        release(self, layer)
-        release_parameters(self, layer.parameters())
+        release(self, layer)  # its parameters are this model's former ones: optim.binding
         if self.built:
             self.output_shape = (self._layers[-1].output_shape if self._layers
                                  else self.input_shape)
@@ -297,17 +294,13 @@ class Sequential(Layer):
         if not self.built:
             raise ValueError(f"{self._who} is not built; nothing to reset "
                              f"(fit(seed=...) seeds the weights it builds)")
-        from .optim.binding import release_parameters
         rng = as_generator(seed, f"{self._who}.reset_parameters")
-        old = self.parameters()
-        for layer in self._layers:
+        for layer in self._layers:  # (each records the parameters it replaces: optim.binding)
             if isinstance(layer, Sequential):
                 layer.reset_parameters(rng)
             else:
                 layer.set_rng(rng)  # build passes rng only to a layer without a seed
                 layer.build(layer.input_shape, rng=rng)
-        kept = {id(p) for p in self.parameters()}
-        release_parameters(self, [p for p in old if id(p) not in kept])
         return self
 
     # ----------------------------------------------------------------- maths

@@ -30,7 +30,7 @@ import numpy as np
 from .checks import check_bool
 
 __all__ = ["Param", "flatten_params", "ensure_flat", "contiguous_span", "is_flat",
-           "param_budget", "check_param_budget"]
+           "layout_kept", "param_budget", "check_param_budget"]
 
 
 class Param:
@@ -53,7 +53,7 @@ class Param:
     """
 
     # __weakref__: a model remembers the parameters it released without keeping
-    # them alive (tinynet.optim.binding.release_parameters)
+    # them alive (tinynet.layers.base.release_parameters)
     __slots__ = ("_value", "_grad", "name", "trainable", "__weakref__")
 
     def __init__(self, value, name: str | None = None, trainable: bool = True):
@@ -134,8 +134,8 @@ class Param:
 
     def astype(self, dtype) -> None:
         """Convert value and grad to ``dtype`` in place of the old arrays
-        (this detaches the parameter from any flat buffer; a model binding
-        its optimizer again moves it into a new one). An optimizer holding
+        (this detaches the parameter from any flat buffer; ``model.astype``
+        moves a model's into a new one: :func:`layout_kept`). An optimizer holding
         the parameter converts its state (momentum, moments) to the new
         dtype at its next step."""
         self._value = np.ascontiguousarray(self._value, dtype=dtype)
@@ -241,6 +241,46 @@ def ensure_flat(params) -> bool:
         return False
     flatten_params(params)
     return True
+
+
+# The groups of parameters that the running layout_kept blocks found flat
+# (the outermost block's list), or None outside every block.
+_KEPT = contextvars.ContextVar("tinynet_layout_kept", default=None)
+
+
+@contextlib.contextmanager
+def layout_kept(params):
+    """Within the block ``params`` may get new arrays (:meth:`Param.astype`
+    detaches each from its flat buffer); if they lay back to back in one flat
+    buffer before it (:func:`is_flat`: where a model binding its optimizer put
+    them), they are moved into a new one after it, in the same order, so
+    that the optimizer goes on updating them with one fused call
+    (:mod:`tinynet.optim.fused`) rather than one a parameter. (Not if they
+    have several dtypes then: :func:`ensure_flat`.)
+
+    Blocks nest: ``model.astype`` calls each layer's ``astype`` (a user's
+    override converting more of its own included), each in a block of its
+    own. An inner block only records its group; the outermost one, when it
+    ends, moves every group recorded, in the order their blocks began. The
+    outermost's first: a nested model's parameters, a run of the outer
+    model's buffer before, are a run of the new one after, flat already (not
+    copied again at each nesting level); a group apart (a multi-task
+    weighting's parameters) goes into a buffer of its own."""
+    params = list(params)
+    outer = _KEPT.get()
+    groups = [] if outer is None else outer
+    if len(params) > 1 and is_flat(params):
+        groups.append(params)
+    if outer is not None:  # an inner block: the outermost moves its group
+        yield
+        return
+    token = _KEPT.set(groups)
+    try:
+        yield
+    finally:
+        _KEPT.reset(token)
+    for group in groups:
+        ensure_flat(group)
 
 
 # ------------------------------------------------------------------ budget

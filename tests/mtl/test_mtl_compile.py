@@ -133,6 +133,23 @@ def test_an_optimizer_bound_to_another_models_parameters_is_refused():
         [id(p) for p in model.shared_parameters()]
 
 
+def test_an_optimizer_holding_the_parameters_a_layer_built_again_replaced_is_bound_again():
+    # a layer's build called again (a layer of the user's re-initialising so)
+    # replaced its parameters unrecorded: the optimizer bound to the model's
+    # parameters before was refused as another model's, where
+    # Sequential.reset_parameters' was bound again
+    model = hard()
+    opt = tn.optim.Adam(model.parameters())
+    trunk = model.get_layer("trunk")
+    trunk.build(trunk.input_shape)
+    model.compile(opt, loss="mse")
+    assert model.optimizer is opt
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+    assert tn.param.is_flat(model.parameters())
+    model.fit(*xy(), epochs=1, verbose=0)
+    assert opt.state[trunk.W]["step"] == 1
+
+
 def test_a_refused_compile_leaves_the_weighting_training_as_before():
     # the weighting used to bind anew (new log-variances) before the optimizer was
     # refused: the model kept its old optimizer, which held the old ones, and the
@@ -368,3 +385,55 @@ def test_delta_m_refuses_a_non_finite_metric_as_it_refuses_a_non_finite_baseline
     with pytest.raises(ValueError, match=rf"delta_m expected a finite metric 'a/mse', "
                                          rf"received {bad}"):
         tn.mtl.delta_m({"a/mse": bad, "b/mse": 1.0}, {"a/mse": 1.0, "b/mse": 1.0})
+
+
+# ------------------------------------------------------------------ astype
+@pytest.mark.parametrize("weighting", ["equal", "uncertainty", "gradnorm"])
+def test_astype_keeps_the_flat_layout_and_trains_as_a_model_compiled_in_its_dtype(weighting):
+    # astype left every parameter an array of its own until the next compile
+    # (the optimizer stepped them one call each: the same numbers, slower),
+    # and the weighting's learned parameters in the old dtype (the only ones
+    # training in it). Compiled, then converted: flat again, and training as
+    # the model converted first and compiled then, to the bit
+    x, y = xy()
+    model, fresh = hard(), hard()
+    model.compile(tn.optim.Adam(lr=0.01), loss="mse", weighting=weighting)
+    for dtype in ("float64", "float32"):
+        model.astype(dtype)
+        assert tn.param.is_flat(model.parameters())
+        assert all(p.dtype == dtype for p in model.optimizer_parameters())
+        assert model.weighting.dtype == dtype
+    model.astype("float64")
+    fresh.astype("float64")
+    fresh.compile(tn.optim.Adam(lr=0.01), loss="mse", weighting=weighting)
+    for m in (model, fresh):
+        m.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=0)
+    assert [len(runs) for _, runs in model.optimizer._plans.values()] == [1] * len(
+        model.optimizer.param_groups)  # each group one fused run
+    for p, q in zip(model.optimizer_parameters(), fresh.optimizer_parameters(), strict=True):
+        assert p.dtype == np.float64
+        np.testing.assert_array_equal(p.value, q.value)
+
+
+@pytest.mark.parametrize("weighting, name", [("uncertainty", "log_vars"),
+                                             ("gradnorm", "weights")])
+def test_the_weightings_parameters_follow_astype_with_their_optimizer_state(weighting, name):
+    x, y = xy()
+    model = hard()
+    model.compile(tn.optim.Adam(lr=0.01), loss="mse", weighting=weighting)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=0)
+    param = getattr(model.weighting, name)
+    learned, moment = param.value.copy(), model.optimizer.state[param]["exp_avg"].copy()
+    model.astype("float64")
+    assert getattr(model.weighting, name) is param  # the same parameter, still the optimizer's
+    assert param.dtype == param.grad.dtype == np.float64
+    np.testing.assert_array_equal(param.value, learned)  # exact: float32 into float64
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=0)
+    state = model.optimizer.state[param]
+    assert state["step"] == 4 and state["exp_avg"].dtype == np.float64
+    assert not np.array_equal(state["exp_avg"], moment)
+    # (an mtl.Model called inside another converts with it)
+    inp = tn.mtl.Input((4,))
+    outer = tn.mtl.Model(inp, model(inp))
+    outer.astype("float32")
+    assert param.dtype == model.weighting.dtype == np.float32

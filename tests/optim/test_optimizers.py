@@ -422,6 +422,77 @@ def test_the_state_follows_a_parameter_converted_to_another_dtype(name, kwargs, 
             np.testing.assert_array_equal(opt.state[p][key], value)
 
 
+def test_astype_moves_a_models_parameters_into_one_flat_buffer_of_the_new_dtype():
+    # each parameter was left an array of its own until fit bound the
+    # optimizer again (a multi-task model's until the next compile)
+    inner = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0, activation="relu")])
+    model = tn.Sequential([inner, tn.layers.Dense(3, seed=1)])
+    model.compile(Adam(lr=0.01), loss="cross_entropy")
+    values = [p.value.copy() for p in model.parameters()]
+    for dtype in (np.float64, np.float32):
+        model.astype(dtype)
+        assert tn.param.is_flat(model.parameters())
+        assert {p.dtype for p in model.parameters()} == {np.dtype(dtype)}
+        assert model.layers[0].layers[0].activation.dtype == dtype
+    assert all(np.array_equal(p.value, v) for p, v in zip(model.parameters(), values))
+    model.fit(*_classes(), epochs=1, verbose=0, seed=0)
+    assert len(model.optimizer._plans[0][1]) == 1  # one fused run
+
+
+class DenseWithGain(tn.layers.Dense):
+    """A user's layer: a Dense whose outputs it scales by a fixed gain a unit
+    (an array of its own, not a parameter), which it converts in its own
+    ``astype`` after ``super().astype``, as a user naturally writes it."""
+
+    def _build(self, input_shape, rng):
+        super()._build(input_shape, rng)
+        self.gain = np.linspace(0.5, 1.5, self.units).astype(self.dtype)
+
+    def forward(self, x, training=False):
+        return super().forward(x, training) * self.gain
+
+    def backward(self, dy, need_dx=True):
+        return super().backward(dy * self.gain, need_dx)
+
+    def astype(self, dtype):
+        super().astype(dtype)
+        self.gain = self.gain.astype(dtype)
+        return self
+
+
+@pytest.mark.parametrize("container", ["nested Sequential", "mtl.Model"])
+def test_astype_calls_a_user_layers_own_astype_inside_a_model_and_keeps_it_flat(container,
+                                                                                monkeypatch):
+    # the containers converted their layers through another method than
+    # astype: a user layer's override was skipped and its gain stayed float32.
+    # The parameters are moved into a new buffer once, by the outermost call
+    moves = []
+    flatten = tn.param.flatten_params
+    monkeypatch.setattr(tn.param, "flatten_params", lambda ps: moves.append(len(ps)) or
+                        flatten(ps))
+    if container == "mtl.Model":
+        inp = tn.mtl.Input((4,))
+        user = DenseWithGain(5, seed=0, activation="relu")
+        model = tn.mtl.Model(inp, {"t": tn.layers.Dense(3, seed=1)(user(inp))})
+        model.compile(Adam(lr=0.01), loss={"t": "cross_entropy"}, weighting="uncertainty")
+    else:
+        user = DenseWithGain(5, input_dim=4, seed=0, activation="relu")
+        model = tn.Sequential([tn.Sequential([user]), tn.layers.Dense(3, seed=1)])
+        model.compile(Adam(lr=0.01), loss="cross_entropy")
+    assert tn.param.is_flat(model.parameters())
+    for dtype in (np.float64, np.float32, np.float64):
+        moves.clear()
+        model.astype(dtype)
+        assert user.gain.dtype == user.W.dtype == user.activation.dtype == dtype
+        assert tn.param.is_flat(model.parameters())
+        assert moves == [len(model.parameters())]
+    x, y = _classes()
+    model.fit(x, y if container != "mtl.Model" else {"t": y}, epochs=1, verbose=0, seed=0)
+    assert [len(runs) for _, runs in model.optimizer._plans.values()] == [1] * len(
+        model.optimizer.param_groups)  # each group one fused run
+    assert all(p.dtype == np.float64 for p in model.optimizer.params)
+
+
 def test_a_schedule_keeps_its_rates_when_the_model_is_compiled_again_with_its_optimizer():
     rng = np.random.default_rng(0)
     x = rng.standard_normal((32, 4)).astype(np.float32)
@@ -503,12 +574,15 @@ def _classes(seed=0):
 
 @pytest.mark.parametrize("flow", ["bound by the user, then replace_head",
                                   "compiled, then another, then replace_head",
-                                  "bound by the user, then reset_parameters"])
+                                  "bound by the user, then reset_parameters",
+                                  "bound by the user, then the head built again"])
 def test_an_optimizer_holding_parameters_the_model_released_is_bound_again(flow):
     # refused since 679ecca as "not this model's": an optimizer bound to the
     # model's parameters before a head was replaced (the transfer-learning
     # order), or compiled here before another; the parameters the model
-    # released count as its own former ones, and those that stay keep their state
+    # released count as its own former ones, and those that stay keep their state.
+    # A layer's build called again (a layer of the user's that re-initialises
+    # so) replaced its parameters unrecorded: the optimizer was refused
     from tinynet.transfer import replace_head
     x, y = _classes()
     model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(3, seed=1)])
@@ -521,6 +595,10 @@ def test_an_optimizer_holding_parameters_the_model_released_is_bound_again(flow)
     moments = [opt.state[p]["exp_avg"].copy() for p in kept if p in opt.state]
     if flow.endswith("reset_parameters"):
         model.reset_parameters(1)
+    elif flow.endswith("built again"):
+        head = model.layers[-1]
+        head.build(head.input_shape)
+        assert model.parameters()[:2] == kept and opt.params[2] is not model.parameters()[2]
     else:
         replace_head(model, [tn.layers.Dense(3, seed=2)])
     model.compile(opt, loss="cross_entropy")
@@ -539,6 +617,61 @@ def test_parameters_a_model_inside_released_count_as_the_models():
     inner.add(tn.layers.Dense(4, seed=3))
     model.compile(opt, loss="cross_entropy")
     assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+
+
+def test_parameters_a_layer_built_again_inside_a_model_released_count_as_the_models():
+    # (the layer records them, and counts for whatever model holds it)
+    inner = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0)])
+    model = tn.Sequential([inner, tn.layers.Dense(3, seed=2)])
+    opt = Adam(model.parameters(), lr=0.01)
+    dense = inner.layers[0]
+    dense.build(dense.input_shape)
+    model.compile(opt, loss="cross_entropy")
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+    other = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=3)])
+    with pytest.raises(ValueError, match="neither this model's"):
+        other.compile(Adam(other.parameters() + dense.parameters()), loss="mse")
+
+
+@pytest.mark.parametrize("taker", ["Sequential", "mtl.Model"])
+def test_a_layer_another_model_took_is_that_models(taker):
+    # a layer popped from one model counted as that model's released one even
+    # once another model held it: compiling the first with an optimizer holding
+    # its parameters (the other's, maybe the one the other is compiled with)
+    # was accepted and bound that optimizer to the first model's parameters. A
+    # parameter counts as released by the model that released it last, until
+    # a model takes it; both ways
+    first = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0),
+                           tn.layers.Dense(3, seed=1)])
+    opt = Adam(first.parameters(), lr=0.01)
+    head = first.pop()
+    first.add(tn.layers.Dense(3, seed=2))
+    body = tn.layers.Dense(5, seed=3)
+    if taker == "Sequential":
+        second = tn.Sequential([body, head])
+        second.build((4,))
+    else:
+        inp = tn.mtl.Input((4,))
+        second = tn.mtl.Model(inp, {"t": head(body(inp))})
+    loss = "mse" if taker == "Sequential" else {"t": "mse"}
+    second_opt = Adam(head.parameters(), lr=0.01)  # bound by the user to a subset
+    second.compile(second_opt, loss=loss)
+    for bound, n in ((second_opt, 2), (opt, 4)):
+        with pytest.raises(ValueError, match=rf"bound to 2 parameter\(s\) \(of {n} bound\) "
+                                             r"that are neither this model's"):
+            first.compile(bound, loss="cross_entropy")
+    assert first.optimizer is None and second.optimizer is second_opt
+    assert [id(p) for p in second_opt.params] == [id(p) for p in head.parameters()]
+    if taker == "mtl.Model":
+        return
+    # and back: the second model pops it (its released one), the first takes it
+    second.pop()
+    first.pop()
+    first.add(head)
+    with pytest.raises(ValueError, match=r"bound to 2 parameter\(s\) \(of 4 bound\)"):
+        second.compile(Adam(second.parameters() + head.parameters()), loss="mse")
+    first.compile(opt, loss="cross_entropy")
+    assert [id(p) for p in opt.params] == [id(p) for p in first.parameters()]
 
 
 def test_an_optimizer_holding_released_and_another_models_parameters_is_refused():

@@ -450,6 +450,18 @@ class Model(Layer, MultiTaskTraining):
         if self.compiled:
             self.weighting.set_rng(rng)
 
+    def astype(self, dtype) -> "Model":
+        """:meth:`Layer.astype` of the layers and, once compiled, of the
+        weighting's learned parameters (uncertainty's log-variances,
+        GradNorm's weights), which the model's optimizer steps with its own:
+        left in the old dtype, they were the only ones training in it. Their
+        optimizer state follows at the next step, as the layers' does
+        (:meth:`tinynet.optim.Optimizer.step`)."""
+        super().astype(dtype)
+        if self.compiled:
+            self.weighting.astype(dtype)
+        return self
+
     @property
     def layers(self) -> list[Layer]:
         """Every distinct layer, in the order the forward pass first runs it."""

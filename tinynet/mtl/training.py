@@ -243,8 +243,6 @@ class MultiTaskTraining:
     optimizer = None
     #: ids of the parameters this model bound its optimizer to (None: the user did)
     _bound_ids = None
-    #: the parameters it released (:func:`tinynet.optim.binding.release_parameters`)
-    _released = None
     #: Per-task running means of the current fit epoch (see _TaskEpochs), or None:
     #: of the weight, by labelled samples, and of the loss, by the loss's total
     #: weight (``Loss.weight_total``); and the metrics' accumulators of the epoch's

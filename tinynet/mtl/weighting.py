@@ -86,7 +86,7 @@ import numpy as np
 
 from ..checks import check_finite, check_seed, is_real_dtype, lookup
 from ..layers._checks import check_real
-from ..param import Param
+from ..param import Param, layout_kept
 from ..rngstate import generator_from_words, generator_words
 from .min_norm import min_norm_weights
 
@@ -151,6 +151,17 @@ class Weighting:
     def parameters(self) -> list[Param]:
         """Learned parameters that the optimizer must update with the model's."""
         return []
+
+    def astype(self, dtype) -> "Weighting":
+        """Compute in ``dtype`` from now on, :meth:`parameters` converted to it
+        (``model.astype`` calls it), in one flat buffer again if they were
+        (:func:`~tinynet.param.layout_kept`)."""
+        self.dtype = np.dtype(dtype)
+        params = self.parameters()
+        with layout_kept(params):
+            for p in params:
+                p.astype(self.dtype)
+        return self
 
     def loss_weights(self, losses: np.ndarray, training: bool = True,
                      present=None) -> np.ndarray:

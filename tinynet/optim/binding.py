@@ -12,51 +12,28 @@ bound to another model's parameters -- bound to them by the user, or
 compiled with that model before -- is refused, with nothing changed, rather
 than silently bound again (it left the other model without the optimizer it
 was compiled with, and took its state along). Parameters the model itself
-released (``pop``, ``replace_head``, ``reset_parameters``: recorded by
-:func:`release_parameters`) count as the model's former ones, not another
-model's: the model's own optimizer (the one it is compiled with), one the
-user bound to the model's parameters before a head was replaced (the usual
-transfer-learning order), or one it was compiled with before another, is
-bound again to follow the model, the parameters that stay keeping their
-state.
+released (``pop``, ``replace_head``, ``reset_parameters``, a layer's
+``build`` called again: recorded by :func:`release_parameters`) count as the
+model's former ones, not another model's: the model's own optimizer (the
+one it is compiled with), one the user bound to the model's parameters
+before a head was replaced (the usual transfer-learning order), or one it
+was compiled with before another, is bound again to follow the model, the
+parameters that stay keeping their state. They count so until another
+model takes them: a layer popped from one model and added to another is the
+other's from then on (:func:`tinynet.layers.base.release_parameters` gives
+the rule), so an optimizer holding its parameters is refused by the first.
 
-Both models keep three attributes this module reads: ``optimizer`` (the one
-they are compiled with, None before), ``_bound_ids`` (the ids of the
-parameters the model bound it to, None if the user bound it) and
-``_released`` (what :func:`release_parameters` records).
+Both models keep two attributes this module reads: ``optimizer`` (the one
+they are compiled with, None before) and ``_bound_ids`` (the ids of the
+parameters the model bound it to, None if the user bound it).
 """
 
 from __future__ import annotations
 
-import weakref
-
+from ..layers.base import release_parameters, released_ids
 from ..param import ensure_flat
 
 __all__ = ["bind_model_optimizer", "refuse_foreign", "release_parameters"]
-
-
-def release_parameters(model, params) -> None:
-    """Record that ``model`` no longer holds ``params`` (it popped, replaced
-    or rebuilt their layers), so that an optimizer still holding them is
-    taken for one of the model's (:func:`refuse_foreign`). Weak references:
-    a released parameter nothing else holds is dropped (its id may be
-    reused by a new parameter, another model's)."""
-    released = {key: ref for key, ref in _released(model).items() if ref() is not None}
-    released.update((id(p), weakref.ref(p)) for p in params)
-    model._released = released
-
-
-def _released(model) -> dict:
-    """id -> weak reference of each parameter ``model`` released."""
-    return getattr(model, "_released", None) or {}
-
-
-def _released_ids(model) -> set:
-    """The ids of the live parameters ``model`` or a model inside it released
-    (a Sequential popped inside a Sequential, or inside an ``mtl.Model``)."""
-    from ..layers.base import walk_layers
-    return {key for layer in walk_layers(model) for key, ref in _released(layer).items()
-            if ref() is not None}
 
 
 def _foreign_ids(optimizer, params, known=()) -> set:
@@ -69,17 +46,19 @@ def _foreign_ids(optimizer, params, known=()) -> set:
 def refuse_foreign(model, optimizer, params, who: str, known=()) -> None:
     """``ValueError`` if ``optimizer`` is not ``model``'s own and holds
     parameters that are neither in ``params`` (the model's), nor in ``known``
-    (a multi-task weighting's), nor released by the model
-    (:func:`release_parameters`); nothing changes."""
+    (a multi-task weighting's), nor released by the model or a layer inside
+    it and not taken by another model since (:func:`release_parameters`);
+    nothing changes."""
     if optimizer is model.optimizer:
         return
     foreign = _foreign_ids(optimizer, params, known)
-    foreign -= _released_ids(model) if foreign else set()
+    foreign -= released_ids(model) if foreign else set()
     if foreign:
         name = type(optimizer).__name__
         raise ValueError(f"{who} received an optimizer bound to {len(foreign)} parameter(s) "
-                         f"(of {len(optimizer.params)} bound) that are neither this model's nor ones it "
-                         f"released (pop, replace_head, reset_parameters): another model's "
+                         f"(of {len(optimizer.params)} bound) that are neither this model's "
+                         f"nor ones it released (pop, replace_head, reset_parameters, a "
+                         f"layer built again) and no model took since: another model's "
                          f"(bound to them, or compiled with that model); an optimizer holds "
                          f"one model's parameters and state, so make a new one for this "
                          f"model (e.g. {name}(lr=...), which compile binds) or bind one to "
