@@ -302,6 +302,37 @@ def test_a_run_refuses_to_replace_a_report_another_command_made(name, held, tmp_
         _guarded_run(name, ["--out", str(tmp_path / "elsewhere")], monkeypatch)
 
 
+@pytest.mark.parametrize("held", [
+    "python -m benchmarks mtl --lr=3e-3 --parts synthetic",        # = form, order, exponent
+    "python -m benchmarks mtl --parts synthetic --lr 0.0030 --syn-lr 2e-3",  # a default named
+    "python -m benchmarks mtl --par synthetic --lr .003"])         # an abbreviation
+def test_a_run_may_replace_the_report_of_its_own_command_however_spelt(held, tmp_path,
+                                                                       monkeypatch, capsys):
+    # the commands were compared as text: `--lr 3e-3` was not the run of `--lr 0.003`
+    (tmp_path / "mtl_lr0.003.json").write_text(json.dumps({"command": held, "results": {}}))
+    with pytest.raises(_Ran):
+        _guarded_run("mtl", ["--lr", "0.003", "--out", str(tmp_path)], monkeypatch)
+
+
+@pytest.mark.parametrize("held", [
+    "python -m benchmarks mtl --parts synthetic --lr 3e-4",           # another number
+    "python -m benchmarks mtl --parts synthetic --lr 3e-3 --quick",   # another option
+    "python -m benchmarks mtl --parts synthetic --lr 3e-3 --no-such-option",  # no run's
+    "python -m benchmarks meta --parts synthetic --lr 3e-3",          # another benchmark's
+    "python -m benchmarks mtl --parts synthetic --lr 3e-3 --help"])
+def test_a_run_refuses_the_report_of_other_settings_however_spelt(held, tmp_path,
+                                                                 monkeypatch, capsys):
+    (tmp_path / "mtl_lr0.003.json").write_text(json.dumps({"command": held, "results": {}}))
+    with pytest.raises(SystemExit) as exit_info:
+        _guarded_run("mtl", ["--lr", "0.003", "--out", str(tmp_path)], monkeypatch)
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    # the held command read quietly: one usage error, this run's
+    assert out == "" and err.count("usage:") == 1
+    assert f"holds the report of `{held}`, not this run's `python -m benchmarks mtl " \
+           f"--parts synthetic --lr 0.003`" in err
+
+
 def test_a_quick_run_is_held_to_the_same_rule_where_it_writes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(report, "QUICK_DIR", tmp_path / "quick")
     monkeypatch.setattr(report, "RESULTS_DIR", tmp_path / "results")
@@ -770,3 +801,4 @@ def test_transfer_from_json_refuses_the_options_of_a_run(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "--seeds has no effect with --from-json, which re-renders the run it reads" in \
         capsys.readouterr().err
+
