@@ -157,12 +157,14 @@ def check_output(parser: argparse.ArgumentParser, args, quick: bool | None = Non
 
 
 def refuse_unused(parser: argparse.ArgumentParser, args, options, reason: str) -> None:
-    """A usage error when any of ``options`` (``args`` attribute names whose
-    default is None, so that given and not given differ) was given, saying
-    it ``has no effect {reason}``: a run must not quietly ignore what it was
-    asked (``fashion --quick --seeds 5`` ran one seed)."""
+    """A usage error when any of ``options`` (``args`` attribute names) was
+    given, saying it ``has no effect {reason}``: a run must not quietly ignore
+    what it was asked (``fashion --quick --seeds 5`` ran one seed). An option
+    was given when its value is not its default in ``parser``: the options
+    named here have a default that no value given equals (None, or False
+    for a flag such as ``--quick``)."""
     given = [f"--{name.replace('_', '-')}" for name in options
-             if getattr(args, name) is not None]
+             if getattr(args, name) != parser.get_default(name)]
     if given:
         parser.error(f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no "
                      f"effect {reason}; drop {'it' if len(given) == 1 else 'them'}")

@@ -258,12 +258,13 @@ def main(argv: list[str]) -> int:
                         help="default 3 (--quick: one, and refuses --seeds)")
     parser.add_argument("--from-json", metavar="PATH", default=None,
                         help="re-render the tables and plot of an earlier run's JSON (the report "
-                             "keeps that run's command, date and machine)")
+                             "keeps that run's command, quickness, date and machine; refuses "
+                             "--quick, --datasets and --seeds)")
     # the output directory is checked once quick is known: --from-json takes it from the JSON
     args = report.parse_args(parser, argv, check_out=False)
     args.command = report.command_line("transfer", argv)
-    if args.from_json:
-        report.refuse_unused(parser, args, ["datasets", "seeds"],
+    if args.from_json:  # (its quickness too: a full run's report is not made a quick one's)
+        report.refuse_unused(parser, args, ["quick", "datasets", "seeds"],
                              "with --from-json, which re-renders the run it reads")
     elif args.quick:
         report.refuse_unused(parser, args, ["datasets", "seeds"],

@@ -802,3 +802,17 @@ def test_transfer_from_json_refuses_the_options_of_a_run(tmp_path, capsys):
     assert "--seeds has no effect with --from-json, which re-renders the run it reads" in \
         capsys.readouterr().err
 
+
+def test_transfer_from_json_refuses_quick(tmp_path, capsys):
+    # --quick was ignored: the report takes its quickness from the run it reads (a full
+    # run's re-rendered report is not a quick one's), so the flag could change nothing
+    import shutil
+    shutil.copy(REPO / "benchmarks" / "results" / "transfer.json", tmp_path / "t.json")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer", "--quick", "--from-json", str(tmp_path / "t.json"),
+              "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "--quick has no effect with --from-json, which re-renders the run it reads; " \
+           "drop it" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
