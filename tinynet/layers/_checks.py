@@ -109,19 +109,18 @@ class Setting:
 
     def __set__(self, layer, value) -> None:
         value = self.check(value, type(layer).__name__, self.name, **self.options)
-        if layer.__dict__.get("built"):
+        built = layer.__dict__.get("built")
+        if built:
             old = layer.__dict__[self.slot]
-            if self.fixed:
-                if value != old:
-                    raise ValueError(self._fixed_message(layer, old, value))
-            else:
-                layer.__dict__[self.slot] = value
-                try:
-                    layer.compute_output_shape(layer.input_shape)
-                except Exception:
-                    layer.__dict__[self.slot] = old
-                    raise
+            if self.fixed and value != old:
+                raise ValueError(self._fixed_message(layer, old, value))
         layer.__dict__[self.slot] = value
+        if built and not self.fixed:  # the new value, held, must suit the built input
+            try:
+                layer.compute_output_shape(layer.input_shape)
+            except Exception:
+                layer.__dict__[self.slot] = old
+                raise
         layer._setting_changed(self.name)
         if self.output:
             layer._output_changed()
