@@ -302,6 +302,12 @@ class GELU(Activation):
 
     @staticmethod
     def _gate(x, approximate):
+        r"""The gate :math:`\Phi(x)` or :math:`s` of the form ``approximate``.
+
+        Called through :meth:`_gate_of`, as ``_forward`` and ``_backward`` are
+        called by :class:`Activation`: an override written as ``_gate(self, x)``
+        (the contract before the setting was an argument) is given no setting
+        and reads ``self.approximate``, as it always did."""
         if approximate == "tanh":
             x = gelu_clamp(x)
             return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
@@ -316,12 +322,18 @@ class GELU(Activation):
         self._cached_gate = None
         return super().forward(x, training=training)
 
+    def _gate_of(self, x, approximate):
+        """``self._gate(x, ...)`` given the settings its signature names
+        (:func:`_passed_settings`, as for ``_forward`` and ``_backward``)."""
+        return self._gate(x, **_passed_settings(type(self), "_gate",
+                                                {"approximate": approximate}))
+
     def _forward(self, x, approximate):
-        self._cached_gate = self._gate(x, approximate)
+        self._cached_gate = self._gate_of(x, approximate)
         return x * self._cached_gate
 
     def _backward(self, x, y, dy, approximate):
-        gate = self._gate(x, approximate) if self._cached_gate is None else self._cached_gate
+        gate = self._gate_of(x, approximate) if self._cached_gate is None else self._cached_gate
         x = gelu_clamp(x)  # the slope's second term is exactly 0 beyond the clamp
         if approximate == "tanh":
             du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
