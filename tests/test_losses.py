@@ -301,6 +301,62 @@ def test_bad_input_is_reported(call, error, message):
         call()
 
 
+#: (loss class, setting, a value it holds, a bad value, the error): one bad
+#: value of each kind of setting -- a number out of its interval, a choice,
+#: class weights, a number of the wrong type.
+_BAD_SETTINGS = [
+    (losses.CrossEntropy, "label_smoothing", 0.1, 2.0, ValueError),
+    (losses.CrossEntropy, "label_smoothing", 0.1, "0.1", TypeError),
+    (losses.Huber, "delta", 0.5, -1.0, ValueError),
+    (losses.Huber, "delta", 0.5, float("nan"), ValueError),
+    (losses.MSE, "reduction", "sum", "average", ValueError),
+    (losses.BinaryCrossEntropy, "reduction", "none", None, TypeError),
+    (losses.CrossEntropy, "weight", [1.0, 2.0, 3.0], [1.0, -2.0, 3.0], ValueError),
+    (losses.CrossEntropy, "weight", [1.0, 2.0, 3.0], [True, False, True], TypeError),
+    (losses.BinaryCrossEntropy, "pos_weight", 2.0, [np.inf], ValueError),
+    (losses.BinaryCrossEntropy, "pos_weight", 2.0, "2", TypeError),
+]
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("cls, name, good, bad, error", _BAD_SETTINGS,
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_a_setting_assigned_later_is_checked_as_the_constructor_checks_it(
+        backend, cls, name, good, bad, error):
+    # plain attributes, checked by the constructor alone: loss.label_smoothing = 2.0
+    # afterwards was kept, and gave wrong numbers without a word
+    with pytest.raises(error) as from_constructor:
+        cls(**{name: bad})
+    loss = cls(**{name: good})
+    held = getattr(loss, name)
+    pred = np.random.default_rng(0).standard_normal((4, 3))
+    target = {losses.CrossEntropy: np.array([0, 2, 1, 2]),
+              losses.BinaryCrossEntropy: np.full((4, 3), 0.25)}.get(cls, pred + 0.75)
+    with tn.kernels.use_backend(backend):
+        expected = cls(**{name: good}).forward(pred, target)
+        with pytest.raises(error) as from_assignment:
+            setattr(loss, name, bad)
+        assert str(from_assignment.value) == str(from_constructor.value)
+        assert getattr(loss, name) is held  # the good value stays
+        np.testing.assert_array_equal(loss.forward(pred, target), expected)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_setting_assigned_later_is_held_as_the_constructor_holds_it(backend):
+    pred = np.random.default_rng(1).standard_normal((5, 4))
+    labels = np.array([0, 3, 1, 2, 3])
+    with tn.kernels.use_backend(backend):
+        loss = losses.CrossEntropy()
+        loss.label_smoothing, loss.weight = 1, [1, 2, 3, 4]
+        assert type(loss.label_smoothing) is float and loss.weight.dtype == np.float64
+        made = losses.CrossEntropy(label_smoothing=1, weight=[1, 2, 3, 4])
+        assert loss.forward(pred, labels) == made.forward(pred, labels)
+        np.testing.assert_array_equal(loss.backward(), made.backward())
+        loss.weight = None  # (no class weights: the fused kernel's path where it runs)
+        assert loss.forward(pred, labels) == \
+            losses.CrossEntropy(label_smoothing=1.0).forward(pred, labels)
+
+
 # --------------------------------------------------------------------------- registry
 @pytest.mark.parametrize("name, cls", [
     ("mse", losses.MSE), ("MAE", losses.MAE), ("huber", losses.Huber),

@@ -93,7 +93,7 @@ import numpy as np
 from .checks import (as_array, as_class_weight, as_float_array, as_float_targets,
                      as_sample_weight, check_finite, check_labels, did_you_mean,
                      is_real_dtype, lookup)
-from .layers._checks import check_real
+from .layers._checks import Setting, check_real
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
@@ -139,16 +139,23 @@ def _softplus(z: np.ndarray) -> np.ndarray:
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def check_reduction(reduction, who: str) -> str:
-    """Return ``reduction`` if it is one of :data:`REDUCTIONS`, else raise."""
+def check_reduction(reduction, who: str, what: str = "reduction") -> str:
+    """Return ``reduction`` if it is one of :data:`REDUCTIONS`, else raise
+    (``what``: the name it goes by, for a :class:`Setting`)."""
     if not isinstance(reduction, str):
-        raise TypeError(f"{who} expected reduction as one of {', '.join(map(repr, REDUCTIONS))}, "
+        raise TypeError(f"{who} expected {what} as one of {', '.join(map(repr, REDUCTIONS))}, "
                         f"received {reduction!r} of type {type(reduction).__name__}")
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{who} expected reduction as one of "
+        raise ValueError(f"{who} expected {what} as one of "
                          f"{', '.join(map(repr, REDUCTIONS))}, received {reduction!r}"
                          f"{did_you_mean(reduction, REDUCTIONS)}")
     return reduction
+
+
+def _class_weight_or_none(weight, who: str, what: str, **options):
+    """None (no weights), or ``weight`` checked by :func:`as_class_weight`
+    (``options``: its ``scalar`` and ``all_zero``)."""
+    return None if weight is None else as_class_weight(weight, who, what, **options)
 
 
 def reduction_of(loss) -> str:
@@ -265,6 +272,13 @@ class Loss:
     docstring: ``"mean"``, ``"sum"`` or ``"none"``) and scales the
     gradient to match.
 
+    The settings (``reduction`` here; ``delta``, ``label_smoothing``,
+    ``weight``, ``pos_weight`` in the subclasses) are
+    :class:`~tinynet.layers._checks.Setting` attributes, as the layers' are:
+    ``loss.label_smoothing = 2.0`` after the constructor is checked as the
+    constructor checks it, with the same error, and the loss never holds a
+    value it would compute garbage from.
+
     Parameters
     ----------
     reduction : {"mean", "sum", "none"}, default "mean"
@@ -272,10 +286,10 @@ class Loss:
 
     #: True when ``_forward`` gives one value per sample rather than per element.
     per_sample = False
-    #: The reduction; a class default too, so a subclass written before
+    #: The reduction; "mean" until set, so a subclass written before
     #: ``reduction=`` existed, whose ``__init__`` does not call this one, still
     #: reduces to the mean.
-    reduction = "mean"
+    reduction = Setting(check_reduction, default="mean")
     _cache = None
     #: Placeholder written over the targets of masked-out samples.
     _fill_value = 0.0
@@ -292,8 +306,12 @@ class Loss:
             LOSS_CLASSES[cls.__name__] = cls
 
     def __init__(self, reduction: str = "mean"):
-        self.reduction = check_reduction(reduction, type(self).__name__)
+        self.reduction = reduction
         self._cache = None
+
+    def _setting_changed(self, name: str) -> None:
+        """Called by a :class:`~tinynet.layers._checks.Setting` that took a new
+        value: a loss keeps nothing computed from one."""
 
     # ------------------------------------------------------------------ public
     def forward(self, pred, target, sample_weight=None, mask=None):
@@ -549,9 +567,10 @@ class Huber(_ElementwiseLoss):
     reduction : {"mean", "sum", "none"}, default "mean"
     """
 
+    delta = Setting(check_real, low=0.0, low_open=True, high_open=True)
+
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
-        self.delta = check_real(delta, "Huber", "delta", low=0.0, low_open=True,
-                                high_open=True)
+        self.delta = delta
         super().__init__(reduction)
 
     def _forward(self, pred, target):
@@ -629,11 +648,12 @@ class CrossEntropy(Loss):
 
     per_sample = True
 
+    label_smoothing = Setting(check_real, low=0.0, high=1.0)
+    weight = Setting(_class_weight_or_none, what="weight (one per class)")
+
     def __init__(self, label_smoothing: float = 0.0, weight=None, reduction: str = "mean"):
-        self.label_smoothing = check_real(label_smoothing, type(self).__name__,
-                                          "label_smoothing", low=0.0, high=1.0)
-        self.weight = None if weight is None else as_class_weight(
-            weight, type(self).__name__, "weight (one per class)")
+        self.label_smoothing = label_smoothing
+        self.weight = weight
         super().__init__(reduction)
 
     def _target_probs(self, pred, target):
@@ -793,9 +813,10 @@ class BinaryCrossEntropy(_ElementwiseLoss):
     reduction : {"mean", "sum", "none"}, default "mean"
     """
 
+    pos_weight = Setting(_class_weight_or_none, scalar=True, all_zero=True)
+
     def __init__(self, pos_weight=None, reduction: str = "mean"):
-        self.pos_weight = None if pos_weight is None else as_class_weight(
-            pos_weight, type(self).__name__, "pos_weight", scalar=True, all_zero=True)
+        self.pos_weight = pos_weight
         super().__init__(reduction)
 
     def _check_target(self, pred, target):

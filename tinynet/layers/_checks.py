@@ -1,5 +1,6 @@
 """Checks of layer hyper-parameters (slopes, rates, momenta, epsilons) and
-:class:`Setting`, which runs them whenever a layer's setting is set."""
+:class:`Setting`, which runs them whenever a layer's (or a loss's) setting
+is set."""
 
 from __future__ import annotations
 
@@ -83,16 +84,28 @@ class Setting:
     the layer gives: a ``Dense`` or ``MMoE`` ``activation``, softmax or not),
     ``_output_changed()``, so that the models holding the layer pair their
     compiled loss and metrics with its output again.
+
+    The losses' settings (:mod:`tinynet.losses`: ``reduction``, ``delta``,
+    ``label_smoothing``...) are Settings too: an object that is never built
+    only needs ``_setting_changed``. ``default``, given, is what the setting
+    reads before any value is set (``Loss.reduction``'s ``"mean"``, for a
+    subclass whose ``__init__`` never sets it); without, reading it then is
+    an ``AttributeError``. ``what``, given, is how the check's errors name
+    the setting (``"weight (one per class)"``), by default its attribute name.
     """
 
+    _NO_DEFAULT = object()
+
     def __init__(self, check, *, fixed: bool | str = False, output: bool = False,
-                 **options):
+                 default=_NO_DEFAULT, what: str | None = None, **options):
         if fixed not in (False, True, "weights"):
             raise ValueError(f"Setting expected fixed False, True or 'weights', "
                              f"received {fixed!r}")
         self.check = check
         self.fixed = fixed
         self.output = output
+        self.default = default
+        self.what = what
         self.options = options
         self.name = self.slot = None
 
@@ -105,10 +118,12 @@ class Setting:
         try:
             return layer.__dict__[self.slot]
         except KeyError:
+            if self.default is not Setting._NO_DEFAULT:
+                return self.default
             raise AttributeError(f"{type(layer).__name__} has no {self.name} set yet") from None
 
     def __set__(self, layer, value) -> None:
-        value = self.check(value, type(layer).__name__, self.name, **self.options)
+        value = self.check(value, type(layer).__name__, self.what or self.name, **self.options)
         built = layer.__dict__.get("built")
         if built:
             old = layer.__dict__[self.slot]
