@@ -311,7 +311,7 @@ class Loss:
 
     def _setting_changed(self, name: str) -> None:
         """Called by a :class:`~tinynet.layers._checks.Setting` that took a new
-        value: a loss keeps nothing computed from one."""
+        value: a loss has nothing to recompute (its next forward reads it)."""
 
     # ------------------------------------------------------------------ public
     def forward(self, pred, target, sample_weight=None, mask=None):
