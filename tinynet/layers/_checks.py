@@ -5,10 +5,12 @@ is set."""
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import numbers
 
-__all__ = ["check_real", "check_choice", "check_initializer", "Setting", "settings_of"]
+__all__ = ["check_real", "check_choice", "check_initializer", "Setting", "settings_of",
+           "passed_settings"]
 
 
 def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
@@ -178,6 +180,29 @@ def settings_of(layer) -> dict:
     forward pass keeps for its backward, which must differentiate the
     function the forward computed even if a setting changes in between."""
     return {name: getattr(layer, name) for name in setting_names(type(layer))}
+
+
+@functools.cache
+def _accepted_settings(cls, method: str) -> tuple | None:
+    """The names of ``cls``'s settings that ``cls.<method>`` takes as keyword
+    arguments, or None when it takes all of them (by name or ``**kwargs``).
+    Cached: the signature is read once per class and method."""
+    params = inspect.signature(getattr(cls, method)).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    names = tuple(name for name in setting_names(cls) if name in named)
+    return None if names == setting_names(cls) else names
+
+
+def passed_settings(cls, method: str, settings: dict) -> dict:
+    """The part of ``settings`` (:func:`settings_of`, kept by a forward pass)
+    to pass to ``cls.<method>``: those it names (none for a method written as
+    ``_forward(self, x)``, which reads ``self.<setting>``), or all when it
+    takes ``**kwargs``. The activations' ``_forward``/``_backward`` and the
+    losses' are called so."""
+    names = _accepted_settings(cls, method)
+    return settings if names is None else {name: settings[name] for name in names}
 
 
 @functools.cache
