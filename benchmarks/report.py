@@ -30,6 +30,7 @@ import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -47,7 +48,7 @@ __all__ = [
     "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
     "output_dir", "output_problem", "parse_args", "check_output", "refuse_unused",
     "refuse_to_replace", "command_settings", "same_run",
-    "command_line", "run_settings", "benchmark_main",
+    "command_line", "command_words", "run_settings", "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
 ]
@@ -174,11 +175,29 @@ def command_line(name: str, argv) -> str:
     """``python -m benchmarks <name> <argv>`` as the run was given, without
     ``--out`` and its directory nor ``--overwrite`` (where the files went, and
     what they replaced, does not change them): rerunning the command a report
-    records is rerunning its run (:func:`refuse_to_replace`)."""
+    records is rerunning its run (:func:`refuse_to_replace`).
+
+    The arguments are quoted as a POSIX shell reads them (:func:`shlex.join`):
+    one holding a space (``--ou "my results"``) is one argument again when the
+    command is read back (:func:`command_words`), and pasting the command
+    into a shell reruns it. An argument that needs no quotes is written as
+    it is, so a command of plain words reads as before quoting."""
     argv = list(argv or [])
     shown = [a for i, a in enumerate(argv) if a not in ("--out", "--overwrite")
              and not a.startswith("--out=") and (i == 0 or argv[i - 1] != "--out")]
-    return " ".join([f"python -m benchmarks {name}"] + shown)
+    return shlex.join(["python", "-m", "benchmarks", name, *shown])
+
+
+def command_words(command: str) -> list[str]:
+    """The words of a recorded :func:`command_line` ``command``: the command
+    and its arguments, as :func:`shlex.split` reads a shell line. A command
+    recorded before the arguments were quoted is plain words: one that
+    ``shlex`` cannot read (an unmatched quote in an argument, ``--label
+    it's``) is split at its spaces, as it was written."""
+    try:
+        return shlex.split(command)
+    except ValueError:  # an unquoted command with a lone quote character
+        return command.split()
 
 
 def run_settings(args) -> dict:
@@ -213,7 +232,7 @@ def command_settings(parser: argparse.ArgumentParser, command: str) -> dict | No
     A command is parsed again from its text, not taken from the namespace a
     benchmark's ``main`` went on to fill in, so that two commands are read
     alike: an option a run left out has its parser's default in both."""
-    prefix, words = parser.prog.split(), command.split()
+    prefix, words = parser.prog.split(), command_words(command)
     if words[:len(prefix)] != prefix:
         return None
     try:

@@ -816,3 +816,65 @@ def test_transfer_from_json_refuses_quick(tmp_path, capsys):
     assert "--quick has no effect with --from-json, which re-renders the run it reads; " \
            "drop it" in capsys.readouterr().err
     assert list((tmp_path / "out").iterdir()) == []
+
+
+def _labelled_parser():
+    """A benchmark's parser with an option whose value may hold a space."""
+    parser = report.add_common_args(argparse.ArgumentParser(prog="python -m benchmarks toy"))
+    parser.add_argument("--label", default="none")
+    parser.add_argument("--n", type=int, default=1)
+    return parser
+
+
+@pytest.mark.parametrize("argv, respelt", [
+    (["--label", "two words", "--n", "3"], ["--n=3", "--label=two words"]),
+    (["--label", "it's \"quoted\"", "--n=3"], ["--n", "3", "--label", "it's \"quoted\""]),
+    (["--label", "", "--n", "3"], ["--n", "3", "--label="]),
+    (["--label=a  b"], ["--label", "a  b", "--n", "1"])])
+def test_a_recorded_command_reads_back_as_the_arguments_it_was_given(argv, respelt):
+    # joined with spaces, "two words" came back as two arguments (and the command as
+    # one that does not parse); the arguments are quoted as a shell reads them
+    parser = _labelled_parser()
+    command = report.command_line("toy", [*argv, "--out", "a dir", "--overwrite"])
+    assert report.command_words(command) == ["python", "-m", "benchmarks", "toy", *argv]
+    settings = report.command_settings(parser, command)
+    expected = vars(parser.parse_args(argv))
+    assert settings == {k: v for k, v in expected.items() if k not in ("out", "overwrite")}
+    assert report.same_run(parser, command, report.command_line("toy", respelt))
+
+
+def test_a_command_of_plain_words_is_written_and_read_as_before():
+    # the committed reports' commands: nothing to quote, the same text
+    argv = ["--parts", "fashion", "--lr", "3e-3", "--hidden", "1024", "512",
+            "--correlations", "-0.5", "0.9"]
+    assert report.command_line("mtl", argv) == "python -m benchmarks mtl " + " ".join(argv)
+    for path in (REPO / "benchmarks" / "results").glob("*.json"):
+        command = json.loads(path.read_text()).get("command")
+        if command:
+            assert report.command_words(command) == command.split()
+
+
+def test_a_command_recorded_unquoted_is_still_read():
+    # written before the quoting: a lone quote character is not an unclosed quotation
+    parser = _labelled_parser()
+    held = "python -m benchmarks toy --label it's --n 3"
+    assert report.command_words(held) == held.split()
+    assert report.same_run(parser, held, report.command_line("toy", ["--n=3", "--label",
+                                                                     "it's"]))
+
+
+def test_the_guard_takes_a_report_whose_command_has_a_spaced_argument_for_its_own(
+        tmp_path, capsys):
+    # unquoted, the held command did not parse, and the guard compared texts: the same
+    # run spelt otherwise was refused
+    parser = _labelled_parser()
+    held = report.command_line("toy", ["--label", "two words", "--n", "3"])
+    (tmp_path / "toy.json").write_text(json.dumps({"command": held}))
+    argv = ["--n=3", "--label", "two words", "--out", str(tmp_path)]
+    report.refuse_to_replace(parser, parser.parse_args(argv), "toy",
+                             report.command_line("toy", argv))
+    argv = ["--n=3", "--label", "two", "--out", str(tmp_path)]  # another run: refused
+    with pytest.raises(SystemExit):
+        report.refuse_to_replace(parser, parser.parse_args(argv), "toy",
+                                 report.command_line("toy", argv))
+    assert f"holds the report of `{held}`" in capsys.readouterr().err
