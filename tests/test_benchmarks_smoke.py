@@ -818,6 +818,63 @@ def test_transfer_from_json_refuses_quick(tmp_path, capsys):
     assert list((tmp_path / "out").iterdir()) == []
 
 
+def _transfer_json(path, command, quick):
+    """The committed transfer report saved at ``path`` as made by ``command``,
+    with its JSON's ``quick`` set to ``quick`` (the key left out for None)."""
+    payload = json.loads((REPO / "benchmarks" / "results" / "transfer.json").read_text())
+    payload["command"] = command
+    for res in payload["results"].values():
+        res["command"] = command
+    payload.pop("quick", None)
+    if quick is not None:
+        payload["quick"] = quick
+    path.write_text(json.dumps(payload))
+
+
+@pytest.mark.parametrize("command, recorded, quick", [
+    ("python -m benchmarks transfer --qui", True, True),     # abbreviated: read as full
+    ("python -m benchmarks transfer --qui", None, True),     # no quick key: the command's
+    ("python -m benchmarks transfer", True, True),           # the JSON's own key first
+    ("python -m benchmarks transfer --quick", False, False),
+    ("python -m benchmarks transfer --seeds 1", None, False),
+    ("python -m benchmarks transfer --quick --gone 3", None, True)])  # does not parse
+def test_transfer_from_json_takes_the_quickness_the_run_had(command, recorded, quick,
+                                                            tmp_path, monkeypatch, capsys):
+    # "--quick" in command.split(): a recorded --qui (argparse's abbreviation) was a full run
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(report, "QUICK_DIR", tmp_path / "quick")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # no figure: faster
+    _transfer_json(tmp_path / "t.json", command, recorded)
+    assert main(["transfer", "--from-json", str(tmp_path / "t.json")]) == 0
+    where = tmp_path / ("quick" if quick else "results")
+    assert f"wrote {where / 'transfer.json'}" in capsys.readouterr().out
+    assert json.loads((where / "transfer.json").read_text())["quick"] is quick
+    assert (where / "transfer.md").read_text().startswith(report.QUICK_NOTE) is quick
+
+
+@pytest.mark.parametrize("command, quick, empty, message", [
+    ("python -m benchmarks transfer", "yes", False,
+     "expected 'quick' as true or false, received 'yes'"),
+    (None, None, False, "expected 'command' as text, received None"),
+    ("python -m benchmarks transfer", None, True,
+     "expected the results of at least one dataset, received none")])
+def test_transfer_from_json_refuses_a_json_it_cannot_take_the_run_from(
+        command, quick, empty, message, tmp_path, capsys):
+    # (a command of null was an AttributeError's traceback, no results a StopIteration's)
+    _transfer_json(tmp_path / "t.json", command, quick)
+    if empty:
+        payload = json.loads((tmp_path / "t.json").read_text())
+        (tmp_path / "t.json").write_text(json.dumps({**payload, "results": {}}))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer", "--from-json", str(tmp_path / "t.json"),
+              "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert f"could not read {tmp_path / 't.json'}: ValueError: {message}" in \
+        capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
 def _labelled_parser():
     """A benchmark's parser with an option whose value may hold a space."""
     parser = report.add_common_args(argparse.ArgumentParser(prog="python -m benchmarks toy"))
