@@ -24,10 +24,13 @@ an older ``.md`` or ``.png``. A report written without a figure removes the
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
 import math
 import os
 import platform
+import shlex
 import statistics
 import sys
 import tempfile
@@ -44,8 +47,8 @@ from tinynet import cli  # noqa: E402
 __all__ = [
     "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
     "output_dir", "output_problem", "parse_args", "check_output", "refuse_unused",
-    "refuse_to_replace",
-    "command_line", "run_settings", "benchmark_main",
+    "refuse_to_replace", "command_settings", "same_run",
+    "command_line", "command_words", "run_settings", "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
 ]
@@ -155,12 +158,14 @@ def check_output(parser: argparse.ArgumentParser, args, quick: bool | None = Non
 
 
 def refuse_unused(parser: argparse.ArgumentParser, args, options, reason: str) -> None:
-    """A usage error when any of ``options`` (``args`` attribute names whose
-    default is None, so that given and not given differ) was given, saying
-    it ``has no effect {reason}``: a run must not quietly ignore what it was
-    asked (``fashion --quick --seeds 5`` ran one seed)."""
+    """A usage error when any of ``options`` (``args`` attribute names) was
+    given, saying it ``has no effect {reason}``: a run must not quietly ignore
+    what it was asked (``fashion --quick --seeds 5`` ran one seed). An option
+    was given when its value is not its default in ``parser``: the options
+    named here have a default that no value given equals (None, or False
+    for a flag such as ``--quick``)."""
     given = [f"--{name.replace('_', '-')}" for name in options
-             if getattr(args, name) is not None]
+             if getattr(args, name) != parser.get_default(name)]
     if given:
         parser.error(f"{' and '.join(given)} {'has' if len(given) == 1 else 'have'} no "
                      f"effect {reason}; drop {'it' if len(given) == 1 else 'them'}")
@@ -170,11 +175,29 @@ def command_line(name: str, argv) -> str:
     """``python -m benchmarks <name> <argv>`` as the run was given, without
     ``--out`` and its directory nor ``--overwrite`` (where the files went, and
     what they replaced, does not change them): rerunning the command a report
-    records is rerunning its run (:func:`refuse_to_replace`)."""
+    records is rerunning its run (:func:`refuse_to_replace`).
+
+    The arguments are quoted as a POSIX shell reads them (:func:`shlex.join`):
+    one holding a space (``--ou "my results"``) is one argument again when the
+    command is read back (:func:`command_words`), and pasting the command
+    into a shell reruns it. An argument that needs no quotes is written as
+    it is, so a command of plain words reads as before quoting."""
     argv = list(argv or [])
     shown = [a for i, a in enumerate(argv) if a not in ("--out", "--overwrite")
              and not a.startswith("--out=") and (i == 0 or argv[i - 1] != "--out")]
-    return " ".join([f"python -m benchmarks {name}"] + shown)
+    return shlex.join(["python", "-m", "benchmarks", name, *shown])
+
+
+def command_words(command: str) -> list[str]:
+    """The words of a recorded :func:`command_line` ``command``: the command
+    and its arguments, as :func:`shlex.split` reads a shell line. A command
+    recorded before the arguments were quoted is plain words: one that
+    ``shlex`` cannot read (an unmatched quote in an argument, ``--label
+    it's``) is split at its spaces, as it was written."""
+    try:
+        return shlex.split(command)
+    except ValueError:  # an unquoted command with a lone quote character
+        return command.split()
 
 
 def run_settings(args) -> dict:
@@ -198,29 +221,68 @@ def _recorded_command(path: Path) -> tuple[str | None, str]:
     return command, f"the report of `{command}`"
 
 
+def command_settings(parser: argparse.ArgumentParser, command: str) -> dict | None:
+    """The settings the :func:`command_line` ``command`` runs with, as ``parser``
+    (its benchmark's) parses them: the arguments' values, without ``out`` and
+    ``overwrite`` (not settings of a run: :func:`command_line`), defaults
+    included. None when ``command`` is not a run of that benchmark (it does not
+    start with ``parser.prog``, ``python -m benchmarks <name>``) or does not
+    parse; nothing is printed then, and nothing exits.
+
+    A command is parsed again from its text, not taken from the namespace a
+    benchmark's ``main`` went on to fill in, so that two commands are read
+    alike: an option a run left out has its parser's default in both."""
+    prefix, words = parser.prog.split(), command_words(command)
+    if words[:len(prefix)] != prefix:
+        return None
+    try:
+        with contextlib.redirect_stderr(io.StringIO()), \
+                contextlib.redirect_stdout(io.StringIO()):
+            args = parser.parse_args(words[len(prefix):])
+    except SystemExit:  # a usage error (or --help): not a run of these settings
+        return None
+    return {key: value for key, value in vars(args).items() if key not in ("out", "overwrite")}
+
+
+def same_run(parser: argparse.ArgumentParser, held: str, command: str) -> bool:
+    """Whether the :func:`command_line` commands ``held`` and ``command`` make the
+    same run of ``parser``'s benchmark: the same text, or the same settings
+    (:func:`command_settings`), however spelt -- ``--lr 3e-3``, ``--lr=0.003``
+    and ``--lr 0.003`` are one number, and the order of the options does not
+    matter. A command that does not parse is the same run as none other than
+    itself. An option's default is the one of this machine: ``fashion`` and
+    ``fashion --threads 2`` are one run on a machine of two cores, as
+    rerunning the first here runs the second."""
+    if held == command:
+        return True
+    settings = command_settings(parser, held)
+    return settings is not None and settings == command_settings(parser, command)
+
+
 def refuse_to_replace(parser: argparse.ArgumentParser, args, name: str, command: str,
                       quick: bool | None = None) -> None:
     """A usage error when the report ``name`` that this run would write (into
     :func:`output_dir` ``(args.out, quick)``, ``quick`` defaulting to
     ``args.quick``) would replace one made by another command: its
-    ``<name>.json`` exists and records a command other than ``command`` (this
-    run's :func:`command_line`), or none. Every benchmark calls it once its
-    arguments are checked, before any work.
+    ``<name>.json`` exists and records a command that is not the same run as
+    ``command`` (this run's :func:`command_line`; :func:`same_run`), or none.
+    Every benchmark calls it once its arguments are checked, before any work.
 
     A file name says some settings of a run, not all: ``mtl --parts
     synthetic`` writes ``mtl.*`` as the full ``mtl`` run does, and replaced
     its tables. Comparing commands catches every such case without renaming
     the files that README and the docs cite by the command that made them.
-    Rerunning a report's own command (to refresh it) goes ahead; so does any
-    run with ``--overwrite``. A quick run is held to the same rule in its
-    own directory."""
+    Rerunning a report's own command (to refresh it) goes ahead, however its
+    options are spelt or ordered (``parser`` reads both commands); so does any
+    run with ``--overwrite``. A quick run is held to the same rule in its own
+    directory."""
     if args.overwrite:
         return
     path = output_dir(args.out, args.quick if quick is None else quick) / f"{name}.json"
     if not path.exists():
         return
     held, described = _recorded_command(path)
-    if held == command:
+    if held is not None and same_run(parser, held, command):
         return
     parser.error(f"{path} holds {described}, not this run's `{command}`; pass --out DIR to "
                  f"write elsewhere, or --overwrite to replace it")

@@ -233,19 +233,45 @@ def _measure(args) -> tuple[dict, dict]:
     return all_results, skipped
 
 
-def _from_json(path) -> tuple[dict, dict]:
-    """``(results, machine)`` saved by an earlier run, with the budget keys made
-    ints again: the re-rendered report keeps that run's machine and date
-    (checked here, as the report will show them)."""
+def _from_json(path) -> tuple[dict, dict, str, bool | None]:
+    """``(results, machine, command, quick)`` saved by an earlier run, with the
+    budget keys made ints again: the re-rendered report keeps that run's
+    machine and date (checked here, as the report will show them), its
+    command (its results' own) and its quickness, which
+    :func:`benchmarks.report.write_report` records as ``quick`` (None for a
+    JSON that does not: :func:`_quickness` reads the command then)."""
     import json
     payload = json.loads(Path(path).read_text())
     results, machine = payload["results"], payload["machine"]
+    if not results:
+        raise ValueError("expected the results of at least one dataset, received none")
+    command = next(iter(results.values())).get("command", "python -m benchmarks transfer")
+    if not isinstance(command, str):
+        raise ValueError(f"expected 'command' as text, received {command!r}"[:200])
+    quick = payload.get("quick")
+    if quick is not None and not isinstance(quick, bool):
+        raise ValueError(f"expected 'quick' as true or false, received {quick!r}"[:200])
     report.machine_markdown(machine), report.provenance_markdown(None, machine)
     for res in results.values():
         for key in ("accuracy", "seconds"):
             res[key] = {m: {int(b): v for b, v in per.items()} for m, per in res[key].items()}
         res["margins"] = {int(b): v for b, v in res["margins"].items()}
-    return results, machine
+    return results, machine, command, quick
+
+
+def _quickness(parser: argparse.ArgumentParser, command: str, recorded: bool | None) -> bool:
+    """Whether the run of ``command`` whose JSON is re-rendered was a quick one:
+    what the JSON ``recorded``, or else what ``command`` says as this
+    benchmark's ``parser`` reads it (:func:`benchmarks.report.command_settings`),
+    so that an abbreviation (``--qui``, which argparse takes for ``--quick``)
+    counts as the option; a command it does not parse (an option since
+    removed) was quick when one of its words is ``--quick``."""
+    if recorded is not None:
+        return recorded
+    settings = report.command_settings(parser, command)
+    if settings is None:
+        return "--quick" in report.command_words(command)
+    return settings["quick"]
 
 
 def main(argv: list[str]) -> int:
@@ -258,12 +284,13 @@ def main(argv: list[str]) -> int:
                         help="default 3 (--quick: one, and refuses --seeds)")
     parser.add_argument("--from-json", metavar="PATH", default=None,
                         help="re-render the tables and plot of an earlier run's JSON (the report "
-                             "keeps that run's command, date and machine)")
+                             "keeps that run's command, quickness, date and machine; refuses "
+                             "--quick, --datasets and --seeds)")
     # the output directory is checked once quick is known: --from-json takes it from the JSON
     args = report.parse_args(parser, argv, check_out=False)
     args.command = report.command_line("transfer", argv)
-    if args.from_json:
-        report.refuse_unused(parser, args, ["datasets", "seeds"],
+    if args.from_json:  # (its quickness too: a full run's report is not made a quick one's)
+        report.refuse_unused(parser, args, ["quick", "datasets", "seeds"],
                              "with --from-json, which re-renders the run it reads")
     elif args.quick:
         report.refuse_unused(parser, args, ["datasets", "seeds"],
@@ -275,14 +302,12 @@ def main(argv: list[str]) -> int:
     if args.from_json:
         skipped = {}
         try:
-            all_results, machine = _from_json(args.from_json)
+            all_results, machine, command, recorded_quick = _from_json(args.from_json)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
             parser.error(f"--from-json expected the JSON of an earlier transfer run, could "
                          f"not read {args.from_json}: {type(exc).__name__}: {exc}")
         # re-rendered from JSON, the report is still that run's: its command, its quickness
-        command = next(iter(all_results.values())).get("command",
-                                                       "python -m benchmarks transfer")
-        quick = "--quick" in command.split()
+        quick = _quickness(parser, command, recorded_quick)
     report.check_output(parser, args, quick=quick)
     # (re-rendering a report in place is rerunning its command)
     report.refuse_to_replace(parser, args, "transfer", command, quick=quick)

@@ -302,6 +302,37 @@ def test_a_run_refuses_to_replace_a_report_another_command_made(name, held, tmp_
         _guarded_run(name, ["--out", str(tmp_path / "elsewhere")], monkeypatch)
 
 
+@pytest.mark.parametrize("held", [
+    "python -m benchmarks mtl --lr=3e-3 --parts synthetic",        # = form, order, exponent
+    "python -m benchmarks mtl --parts synthetic --lr 0.0030 --syn-lr 2e-3",  # a default named
+    "python -m benchmarks mtl --par synthetic --lr .003"])         # an abbreviation
+def test_a_run_may_replace_the_report_of_its_own_command_however_spelt(held, tmp_path,
+                                                                       monkeypatch, capsys):
+    # the commands were compared as text: `--lr 3e-3` was not the run of `--lr 0.003`
+    (tmp_path / "mtl_lr0.003.json").write_text(json.dumps({"command": held, "results": {}}))
+    with pytest.raises(_Ran):
+        _guarded_run("mtl", ["--lr", "0.003", "--out", str(tmp_path)], monkeypatch)
+
+
+@pytest.mark.parametrize("held", [
+    "python -m benchmarks mtl --parts synthetic --lr 3e-4",           # another number
+    "python -m benchmarks mtl --parts synthetic --lr 3e-3 --quick",   # another option
+    "python -m benchmarks mtl --parts synthetic --lr 3e-3 --no-such-option",  # no run's
+    "python -m benchmarks meta --parts synthetic --lr 3e-3",          # another benchmark's
+    "python -m benchmarks mtl --parts synthetic --lr 3e-3 --help"])
+def test_a_run_refuses_the_report_of_other_settings_however_spelt(held, tmp_path,
+                                                                 monkeypatch, capsys):
+    (tmp_path / "mtl_lr0.003.json").write_text(json.dumps({"command": held, "results": {}}))
+    with pytest.raises(SystemExit) as exit_info:
+        _guarded_run("mtl", ["--lr", "0.003", "--out", str(tmp_path)], monkeypatch)
+    assert exit_info.value.code == 2
+    out, err = capsys.readouterr()
+    # the held command read quietly: one usage error, this run's
+    assert out == "" and err.count("usage:") == 1
+    assert f"holds the report of `{held}`, not this run's `python -m benchmarks mtl " \
+           f"--parts synthetic --lr 0.003`" in err
+
+
 def test_a_quick_run_is_held_to_the_same_rule_where_it_writes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(report, "QUICK_DIR", tmp_path / "quick")
     monkeypatch.setattr(report, "RESULTS_DIR", tmp_path / "results")
@@ -770,3 +801,137 @@ def test_transfer_from_json_refuses_the_options_of_a_run(tmp_path, capsys):
     assert exit_info.value.code == 2
     assert "--seeds has no effect with --from-json, which re-renders the run it reads" in \
         capsys.readouterr().err
+
+
+def test_transfer_from_json_refuses_quick(tmp_path, capsys):
+    # --quick was ignored: the report takes its quickness from the run it reads (a full
+    # run's re-rendered report is not a quick one's), so the flag could change nothing
+    import shutil
+    shutil.copy(REPO / "benchmarks" / "results" / "transfer.json", tmp_path / "t.json")
+    (tmp_path / "out").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer", "--quick", "--from-json", str(tmp_path / "t.json"),
+              "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert "--quick has no effect with --from-json, which re-renders the run it reads; " \
+           "drop it" in capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _transfer_json(path, command, quick):
+    """The committed transfer report saved at ``path`` as made by ``command``,
+    with its JSON's ``quick`` set to ``quick`` (the key left out for None)."""
+    payload = json.loads((REPO / "benchmarks" / "results" / "transfer.json").read_text())
+    payload["command"] = command
+    for res in payload["results"].values():
+        res["command"] = command
+    payload.pop("quick", None)
+    if quick is not None:
+        payload["quick"] = quick
+    path.write_text(json.dumps(payload))
+
+
+@pytest.mark.parametrize("command, recorded, quick", [
+    ("python -m benchmarks transfer --qui", True, True),     # abbreviated: read as full
+    ("python -m benchmarks transfer --qui", None, True),     # no quick key: the command's
+    ("python -m benchmarks transfer", True, True),           # the JSON's own key first
+    ("python -m benchmarks transfer --quick", False, False),
+    ("python -m benchmarks transfer --seeds 1", None, False),
+    ("python -m benchmarks transfer --quick --gone 3", None, True)])  # does not parse
+def test_transfer_from_json_takes_the_quickness_the_run_had(command, recorded, quick,
+                                                            tmp_path, monkeypatch, capsys):
+    # "--quick" in command.split(): a recorded --qui (argparse's abbreviation) was a full run
+    monkeypatch.setattr(report, "RESULTS_DIR", tmp_path / "results")
+    monkeypatch.setattr(report, "QUICK_DIR", tmp_path / "quick")
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # no figure: faster
+    _transfer_json(tmp_path / "t.json", command, recorded)
+    assert main(["transfer", "--from-json", str(tmp_path / "t.json")]) == 0
+    where = tmp_path / ("quick" if quick else "results")
+    assert f"wrote {where / 'transfer.json'}" in capsys.readouterr().out
+    assert json.loads((where / "transfer.json").read_text())["quick"] is quick
+    assert (where / "transfer.md").read_text().startswith(report.QUICK_NOTE) is quick
+
+
+@pytest.mark.parametrize("command, quick, empty, message", [
+    ("python -m benchmarks transfer", "yes", False,
+     "expected 'quick' as true or false, received 'yes'"),
+    (None, None, False, "expected 'command' as text, received None"),
+    ("python -m benchmarks transfer", None, True,
+     "expected the results of at least one dataset, received none")])
+def test_transfer_from_json_refuses_a_json_it_cannot_take_the_run_from(
+        command, quick, empty, message, tmp_path, capsys):
+    # (a command of null was an AttributeError's traceback, no results a StopIteration's)
+    _transfer_json(tmp_path / "t.json", command, quick)
+    if empty:
+        payload = json.loads((tmp_path / "t.json").read_text())
+        (tmp_path / "t.json").write_text(json.dumps({**payload, "results": {}}))
+    (tmp_path / "out").mkdir()
+    with pytest.raises(SystemExit) as exit_info:
+        main(["transfer", "--from-json", str(tmp_path / "t.json"),
+              "--out", str(tmp_path / "out")])
+    assert exit_info.value.code == 2
+    assert f"could not read {tmp_path / 't.json'}: ValueError: {message}" in \
+        capsys.readouterr().err
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def _labelled_parser():
+    """A benchmark's parser with an option whose value may hold a space."""
+    parser = report.add_common_args(argparse.ArgumentParser(prog="python -m benchmarks toy"))
+    parser.add_argument("--label", default="none")
+    parser.add_argument("--n", type=int, default=1)
+    return parser
+
+
+@pytest.mark.parametrize("argv, respelt", [
+    (["--label", "two words", "--n", "3"], ["--n=3", "--label=two words"]),
+    (["--label", "it's \"quoted\"", "--n=3"], ["--n", "3", "--label", "it's \"quoted\""]),
+    (["--label", "", "--n", "3"], ["--n", "3", "--label="]),
+    (["--label=a  b"], ["--label", "a  b", "--n", "1"])])
+def test_a_recorded_command_reads_back_as_the_arguments_it_was_given(argv, respelt):
+    # joined with spaces, "two words" came back as two arguments (and the command as
+    # one that does not parse); the arguments are quoted as a shell reads them
+    parser = _labelled_parser()
+    command = report.command_line("toy", [*argv, "--out", "a dir", "--overwrite"])
+    assert report.command_words(command) == ["python", "-m", "benchmarks", "toy", *argv]
+    settings = report.command_settings(parser, command)
+    expected = vars(parser.parse_args(argv))
+    assert settings == {k: v for k, v in expected.items() if k not in ("out", "overwrite")}
+    assert report.same_run(parser, command, report.command_line("toy", respelt))
+
+
+def test_a_command_of_plain_words_is_written_and_read_as_before():
+    # the committed reports' commands: nothing to quote, the same text
+    argv = ["--parts", "fashion", "--lr", "3e-3", "--hidden", "1024", "512",
+            "--correlations", "-0.5", "0.9"]
+    assert report.command_line("mtl", argv) == "python -m benchmarks mtl " + " ".join(argv)
+    for path in (REPO / "benchmarks" / "results").glob("*.json"):
+        command = json.loads(path.read_text()).get("command")
+        if command:
+            assert report.command_words(command) == command.split()
+
+
+def test_a_command_recorded_unquoted_is_still_read():
+    # written before the quoting: a lone quote character is not an unclosed quotation
+    parser = _labelled_parser()
+    held = "python -m benchmarks toy --label it's --n 3"
+    assert report.command_words(held) == held.split()
+    assert report.same_run(parser, held, report.command_line("toy", ["--n=3", "--label",
+                                                                     "it's"]))
+
+
+def test_the_guard_takes_a_report_whose_command_has_a_spaced_argument_for_its_own(
+        tmp_path, capsys):
+    # unquoted, the held command did not parse, and the guard compared texts: the same
+    # run spelt otherwise was refused
+    parser = _labelled_parser()
+    held = report.command_line("toy", ["--label", "two words", "--n", "3"])
+    (tmp_path / "toy.json").write_text(json.dumps({"command": held}))
+    argv = ["--n=3", "--label", "two words", "--out", str(tmp_path)]
+    report.refuse_to_replace(parser, parser.parse_args(argv), "toy",
+                             report.command_line("toy", argv))
+    argv = ["--n=3", "--label", "two", "--out", str(tmp_path)]  # another run: refused
+    with pytest.raises(SystemExit):
+        report.refuse_to_replace(parser, parser.parse_args(argv), "toy",
+                                 report.command_line("toy", argv))
+    assert f"holds the report of `{held}`" in capsys.readouterr().err

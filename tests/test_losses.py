@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import tinynet as tn
-from tinynet import losses
+from tinynet import losses, output_losses
 from tests.fd import grad_error, numerical_grad
 
 ELEMENTWISE = [losses.MSE, losses.MAE, losses.Huber, losses.BinaryCrossEntropy]
@@ -299,6 +299,142 @@ def test_huge_logits_without_torch():
 def test_bad_input_is_reported(call, error, message):
     with pytest.raises(error, match=message):
         call()
+
+
+#: (loss class, setting, a value it holds, a bad value, the error): one bad
+#: value of each kind of setting -- a number out of its interval, a choice,
+#: class weights, a number of the wrong type.
+_BAD_SETTINGS = [
+    (losses.CrossEntropy, "label_smoothing", 0.1, 2.0, ValueError),
+    (losses.CrossEntropy, "label_smoothing", 0.1, "0.1", TypeError),
+    (losses.Huber, "delta", 0.5, -1.0, ValueError),
+    (losses.Huber, "delta", 0.5, float("nan"), ValueError),
+    (losses.MSE, "reduction", "sum", "average", ValueError),
+    (losses.BinaryCrossEntropy, "reduction", "none", None, TypeError),
+    (losses.CrossEntropy, "weight", [1.0, 2.0, 3.0], [1.0, -2.0, 3.0], ValueError),
+    (losses.CrossEntropy, "weight", [1.0, 2.0, 3.0], [True, False, True], TypeError),
+    (losses.BinaryCrossEntropy, "pos_weight", 2.0, [np.inf], ValueError),
+    (losses.BinaryCrossEntropy, "pos_weight", 2.0, "2", TypeError),
+]
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("cls, name, good, bad, error", _BAD_SETTINGS,
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_a_setting_assigned_later_is_checked_as_the_constructor_checks_it(
+        backend, cls, name, good, bad, error):
+    # plain attributes, checked by the constructor alone: loss.label_smoothing = 2.0
+    # afterwards was kept, and gave wrong numbers without a word
+    with pytest.raises(error) as from_constructor:
+        cls(**{name: bad})
+    loss = cls(**{name: good})
+    held = getattr(loss, name)
+    pred = np.random.default_rng(0).standard_normal((4, 3))
+    target = {losses.CrossEntropy: np.array([0, 2, 1, 2]),
+              losses.BinaryCrossEntropy: np.full((4, 3), 0.25)}.get(cls, pred + 0.75)
+    with tn.kernels.use_backend(backend):
+        expected = cls(**{name: good}).forward(pred, target)
+        with pytest.raises(error) as from_assignment:
+            setattr(loss, name, bad)
+        assert str(from_assignment.value) == str(from_constructor.value)
+        assert getattr(loss, name) is held  # the good value stays
+        np.testing.assert_array_equal(loss.forward(pred, target), expected)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_setting_assigned_later_is_held_as_the_constructor_holds_it(backend):
+    pred = np.random.default_rng(1).standard_normal((5, 4))
+    labels = np.array([0, 3, 1, 2, 3])
+    with tn.kernels.use_backend(backend):
+        loss = losses.CrossEntropy()
+        loss.label_smoothing, loss.weight = 1, [1, 2, 3, 4]
+        assert type(loss.label_smoothing) is float and loss.weight.dtype == np.float64
+        made = losses.CrossEntropy(label_smoothing=1, weight=[1, 2, 3, 4])
+        assert loss.forward(pred, labels) == made.forward(pred, labels)
+        np.testing.assert_array_equal(loss.backward(), made.backward())
+        loss.weight = None  # (no class weights: the fused kernel's path where it runs)
+        assert loss.forward(pred, labels) == \
+            losses.CrossEntropy(label_smoothing=1.0).forward(pred, labels)
+
+
+_PRED = np.random.default_rng(2).uniform(-3, 3, (6, 3))
+_LABELS = np.array([0, 2, 1, 2, 0, 1])
+_SOFT = np.random.default_rng(3).uniform(0.1, 0.9, (6, 3))
+
+#: (loss class, setting, the value the forward runs with, the value set before
+#: its backward, the target): every kind of setting of every loss, on the
+#: fused cross-entropy path (integer labels, no weights: the Numba kernel) and
+#: the general one, and on the output losses' probability twins.
+_CHANGED_SETTINGS = [
+    (losses.Huber, "delta", 0.5, 2.0, _PRED + 0.75),
+    (losses.MSE, "reduction", "mean", "none", _PRED + 0.75),
+    (losses.MAE, "reduction", "none", "sum", _PRED + 0.75),
+    (losses.Huber, "reduction", "sum", "none", _PRED + 0.75),
+    (losses.CrossEntropy, "reduction", "mean", "none", _LABELS),        # fused
+    (losses.CrossEntropy, "reduction", "none", "mean", _LABELS),
+    (losses.CrossEntropy, "reduction", "sum", "none", _SOFT / 2),
+    (losses.CrossEntropy, "label_smoothing", 0.0, 0.3, _LABELS),        # fused
+    (losses.CrossEntropy, "label_smoothing", 0.2, 0.0, _SOFT / 2),
+    (losses.CrossEntropy, "weight", None, [1.0, 3.0, 0.5], _LABELS),    # fused, then not
+    (losses.CrossEntropy, "weight", [2.0, 1.0, 1.0], None, _LABELS),
+    (losses.BinaryCrossEntropy, "reduction", "mean", "none", _SOFT),
+    (losses.BinaryCrossEntropy, "pos_weight", None, [1.0, 4.0, 0.5], _SOFT),
+    (losses.BinaryCrossEntropy, "pos_weight", 2.0, None, _SOFT),
+    (output_losses.SoftmaxOutputCrossEntropy, "reduction", "mean", "none", _LABELS),
+    (output_losses.SigmoidOutputBinaryCrossEntropy, "reduction", "none", "mean", _SOFT),
+]
+
+
+def _upstream(reduction):
+    """A ``dloss`` for a loss reduced as ``reduction`` says (not all ones)."""
+    return np.linspace(0.5, 2.0, len(_PRED)) if reduction == "none" else 1.5
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("cls, name, ran, later, target", _CHANGED_SETTINGS,
+                         ids=lambda v: v if isinstance(v, str) else None)
+def test_a_setting_set_between_forward_and_backward_waits_for_the_next_forward(
+        backend, cls, name, ran, later, target):
+    # Huber's backward read self.delta (the clip at another delta than the
+    # forward's: the gradient of another function), and a reduction set in
+    # between mixed two (a mean's cache scaled as 'none' asked for a dloss
+    # vector); the backward now differentiates what the forward computed
+    pred = {output_losses.SoftmaxOutputCrossEntropy: losses.softmax(_PRED),
+            output_losses.SigmoidOutputBinaryCrossEntropy: losses.sigmoid(_PRED)}.get(cls, _PRED)
+    with tn.kernels.use_backend(backend):
+        before, after = cls(**{name: ran}), cls(**{name: later})
+        value_before, value_after = before.forward(pred, target), after.forward(pred, target)
+        grad_before = before.backward(_upstream(before.reduction))
+        grad_after = after.backward(_upstream(after.reduction))
+        loss = cls(**{name: ran})
+        np.testing.assert_array_equal(loss.forward(pred, target), value_before)
+        setattr(loss, name, later)
+        np.testing.assert_array_equal(loss.backward(_upstream(before.reduction)), grad_before)
+        # the new value from the next forward on
+        np.testing.assert_array_equal(loss.forward(pred, target), value_after)
+        np.testing.assert_array_equal(loss.backward(_upstream(after.reduction)), grad_after)
+    assert not np.array_equal(grad_before, grad_after)  # (the setting matters here)
+
+
+class _OldHuber(losses.Huber):
+    """``_forward``/``_backward`` overridden as before the settings were
+    arguments: they read ``self.delta``."""
+
+    def _forward(self, pred, target):
+        return losses.Huber._forward(self, pred, target, self.delta)
+
+    def _backward(self, pred, target):
+        return losses.Huber._backward(self, pred, target, self.delta)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_an_old_style_loss_is_called_without_the_settings(backend):
+    # a subclass whose maths name no setting gets none (it reads self.delta)
+    target = _PRED + 0.75
+    with tn.kernels.use_backend(backend):
+        plain, old = losses.Huber(delta=0.5), _OldHuber(delta=0.5)
+        assert old.forward(_PRED, target) == plain.forward(_PRED, target)
+        np.testing.assert_array_equal(old.backward(), plain.backward())
 
 
 # --------------------------------------------------------------------------- registry

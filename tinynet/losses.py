@@ -95,7 +95,7 @@ import numpy as np
 from .checks import (as_array, as_class_weight, as_float_array, as_float_targets,
                      as_sample_weight, check_finite, check_labels, did_you_mean,
                      is_real_dtype, lookup)
-from .layers._checks import check_real
+from .layers._checks import Setting, check_real, passed_settings, settings_of
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
@@ -141,16 +141,23 @@ def _softplus(z: np.ndarray) -> np.ndarray:
 REDUCTIONS = ("mean", "sum", "none")
 
 
-def check_reduction(reduction, who: str) -> str:
-    """Return ``reduction`` if it is one of :data:`REDUCTIONS`, else raise."""
+def check_reduction(reduction, who: str, what: str = "reduction") -> str:
+    """Return ``reduction`` if it is one of :data:`REDUCTIONS`, else raise
+    (``what``: the name it goes by, for a :class:`Setting`)."""
     if not isinstance(reduction, str):
-        raise TypeError(f"{who} expected reduction as one of {', '.join(map(repr, REDUCTIONS))}, "
+        raise TypeError(f"{who} expected {what} as one of {', '.join(map(repr, REDUCTIONS))}, "
                         f"received {reduction!r} of type {type(reduction).__name__}")
     if reduction not in REDUCTIONS:
-        raise ValueError(f"{who} expected reduction as one of "
+        raise ValueError(f"{who} expected {what} as one of "
                          f"{', '.join(map(repr, REDUCTIONS))}, received {reduction!r}"
                          f"{did_you_mean(reduction, REDUCTIONS)}")
     return reduction
+
+
+def _class_weight_or_none(weight, who: str, what: str, **options):
+    """None (no weights), or ``weight`` checked by :func:`as_class_weight`
+    (``options``: its ``scalar`` and ``all_zero``)."""
+    return None if weight is None else as_class_weight(weight, who, what, **options)
 
 
 def reduction_of(loss) -> str:
@@ -298,6 +305,28 @@ class Loss:
     docstring: ``"mean"``, ``"sum"`` or ``"none"``) and scales the
     gradient to match.
 
+    The settings (``reduction`` here; ``delta``, ``label_smoothing``,
+    ``weight``, ``pos_weight`` in the subclasses) are
+    :class:`~tinynet.layers._checks.Setting` attributes, as the layers' are:
+    ``loss.label_smoothing = 2.0`` after the constructor is checked as the
+    constructor checks it, with the same error, and the loss never holds a
+    value it would compute garbage from.
+
+    As an activation layer's (:class:`~tinynet.layers.Activation`), the
+    forward keeps the settings it ran with
+    (:func:`~tinynet.layers._checks.settings_of`) beside its cache, and the
+    backward computes with those: a setting set between a forward and its
+    backward (``huber.delta = 2.0``, ``loss.reduction = "sum"``) takes
+    effect at the next forward, and the backward is still the gradient of
+    the function the forward computed, reduced as it was (the clip at the
+    old ``delta``; not a mean's gradient scaled as a sum's). ``_forward``
+    and ``_backward`` receive, as keyword arguments, the settings their
+    signature names (``Huber._backward(pred, target, delta)``;
+    :func:`~tinynet.layers._checks.passed_settings`); one written without
+    them reads ``self.<setting>``, and then sees a setting set since its
+    forward. ``label_smoothing``, ``weight`` and ``pos_weight`` enter the
+    target that ``_prepare`` makes, which the cache holds.
+
     Parameters
     ----------
     reduction : {"mean", "sum", "none"}, default "mean"
@@ -305,11 +334,14 @@ class Loss:
 
     #: True when ``_forward`` gives one value per sample rather than per element.
     per_sample = False
-    #: The reduction; a class default too, so a subclass written before
+    #: The reduction; "mean" until set, so a subclass written before
     #: ``reduction=`` existed, whose ``__init__`` does not call this one, still
     #: reduces to the mean.
-    reduction = "mean"
+    reduction = Setting(check_reduction, default="mean")
     _cache = None
+    #: The settings the last forward ran with (:func:`settings_of`), which its
+    #: backward differentiates with.
+    _settings = None
     #: Placeholder written over the targets of masked-out samples.
     _fill_value = 0.0
     #: The total weight of the last forward's samples: the mean's denominator
@@ -325,8 +357,12 @@ class Loss:
             LOSS_CLASSES[cls.__name__] = cls
 
     def __init__(self, reduction: str = "mean"):
-        self.reduction = check_reduction(reduction, type(self).__name__)
+        self.reduction = reduction
         self._cache = None
+
+    def _setting_changed(self, name: str) -> None:
+        """Called by a :class:`~tinynet.layers._checks.Setting` that took a new
+        value: a loss has nothing to recompute (its next forward reads it)."""
 
     # ------------------------------------------------------------------ public
     def forward(self, pred, target, sample_weight=None, mask=None):
@@ -347,6 +383,8 @@ class Loss:
         -------
         float, or ndarray of shape (batch,) for ``reduction="none"``
         """
+        settings = settings_of(self)
+        reduction = settings["reduction"]
         pred = as_float_array(pred, self._who, "predictions", min_ndim=1)
         if pred.shape[0] == 0:
             raise ValueError(f"{self._who} expected at least one sample, "
@@ -354,23 +392,22 @@ class Loss:
         weight = self._sample_weights(sample_weight, mask, pred.shape[0])
         target = self._select(as_array(target, self._who, "targets"), weight)
         target, class_norm = self._prepare(pred, target)
-        per_item = self._forward(pred, target)
+        per_item = self._forward(pred, target,
+                                 **passed_settings(type(self), "_forward", settings))
         per_sample = per_item.reshape(pred.shape[0], -1).sum(axis=1, dtype=np.float64)
         self.weight_total = self._weight_total(pred, weight, class_norm)
-        if self.reduction == "none":
+        if reduction == "none":
             values = per_sample if weight is None else weight * per_sample
-            self._cache = (pred, target, weight)
-            return values.astype(pred.dtype)
-        if self.reduction == "sum":
-            self._cache = (pred, target, 1.0 if weight is None else weight)
-            return float(_weighted_sum(per_sample, weight))
+            return self._keep(values.astype(pred.dtype), (pred, target, weight), settings)
+        if reduction == "sum":
+            return self._keep(float(_weighted_sum(per_sample, weight)),
+                              (pred, target, 1.0 if weight is None else weight), settings)
         with np.errstate(over="ignore"):  # where the mean does not: see _rescaled_mean
             total = _weighted_sum(per_sample, weight)
         n_items = 1 if self.per_sample else int(np.prod(pred.shape[1:], dtype=np.int64))
         denominator = self.weight_total * n_items
         if denominator == 0:
-            self._cache = (pred, target, 0.0)
-            return 0.0
+            return self._keep(0.0, (pred, target, 0.0), settings)
         with np.errstate(over="ignore", invalid="ignore"):  # inf / inf: handled below
             mean = total / denominator
         if weight is not None and not (np.isfinite(mean) and np.isfinite(denominator)):
@@ -379,10 +416,15 @@ class Loss:
             mean, scale = _rescaled_mean(weight, class_norm, per_sample, n_items)
         else:
             scale = 1.0 / denominator if weight is None else weight / denominator
-        self._cache = (pred, target, scale)
-        return float(mean)
+        return self._keep(float(mean), (pred, target, scale), settings)
 
     __call__ = forward
+
+    def _keep(self, value, cache, settings: dict):
+        """``value``, the forward's result, once ``cache`` (``(pred, target,
+        scale)``) and the ``settings`` it ran with are kept for :meth:`backward`."""
+        self._cache, self._settings = cache, settings
+        return value
 
     def backward(self, dloss=None) -> np.ndarray:
         """dL/dpred for the last :meth:`forward`; same shape and dtype as ``pred``.
@@ -401,10 +443,12 @@ class Loss:
         if self._cache is None:
             raise RuntimeError(f"{self._who}.backward() called before forward()")
         pred, target, scale = self._cache
-        scale = self._upstream(scale, dloss, pred.shape[0])
+        settings = self._settings  # the forward's: one set since waits for the next forward
+        scale = self._upstream(scale, dloss, pred.shape[0], settings["reduction"])
         if np.ndim(scale) == 0 and scale == 0:
             return np.zeros_like(pred)
-        return _scaled(self._backward(pred, target), scale)  # a new array every call
+        grad = self._backward(pred, target, **passed_settings(type(self), "_backward", settings))
+        return _scaled(grad, scale)  # a new array every call
 
     def get_config(self) -> dict:
         """JSON-safe constructor arguments."""
@@ -423,11 +467,11 @@ class Loss:
     def _who(self) -> str:
         return type(self).__name__
 
-    def _upstream(self, scale, dloss, n_samples):
+    def _upstream(self, scale, dloss, n_samples, reduction: str):
         """``scale`` (a number, or per-sample float64; None for ones) times the
-        upstream gradient ``dloss``, checked for the reduction."""
+        upstream gradient ``dloss``, checked for ``reduction`` (the forward's)."""
         who = f"{self._who}.backward"
-        if self.reduction == "none":
+        if reduction == "none":
             if dloss is None:
                 raise ValueError(
                     f"{who} needs the upstream gradient dloss of shape ({n_samples},): "
@@ -445,7 +489,7 @@ class Loss:
         if (isinstance(dloss, bool) or np.ndim(dloss) != 0
                 or not is_real_dtype(np.asarray(dloss).dtype)):
             raise ValueError(f"{who} expected dloss as a number (the loss is a scalar with "
-                             f"reduction={self.reduction!r}), received {dloss!r}"[:300])
+                             f"reduction={reduction!r}), received {dloss!r}"[:300])
         return scale * float(dloss)
 
     @staticmethod
@@ -582,18 +626,19 @@ class Huber(_ElementwiseLoss):
     reduction : {"mean", "sum", "none"}, default "mean"
     """
 
+    delta = Setting(check_real, low=0.0, low_open=True, high_open=True)
+
     def __init__(self, delta: float = 1.0, reduction: str = "mean"):
-        self.delta = check_real(delta, "Huber", "delta", low=0.0, low_open=True,
-                                high_open=True)
+        self.delta = delta
         super().__init__(reduction)
 
-    def _forward(self, pred, target):
+    def _forward(self, pred, target, delta):
         d = np.abs(pred - target)
-        delta = pred.dtype.type(self.delta)
+        delta = pred.dtype.type(delta)
         return np.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))
 
-    def _backward(self, pred, target):
-        delta = pred.dtype.type(self.delta)
+    def _backward(self, pred, target, delta):
+        delta = pred.dtype.type(delta)
         return np.clip(pred - target, -delta, delta)
 
     def get_config(self) -> dict:
@@ -666,11 +711,12 @@ class CrossEntropy(Loss):
 
     per_sample = True
 
+    label_smoothing = Setting(check_real, low=0.0, high=1.0)
+    weight = Setting(_class_weight_or_none, what="weight (one per class)")
+
     def __init__(self, label_smoothing: float = 0.0, weight=None, reduction: str = "mean"):
-        self.label_smoothing = check_real(label_smoothing, type(self).__name__,
-                                          "label_smoothing", low=0.0, high=1.0)
-        self.weight = None if weight is None else as_class_weight(
-            weight, type(self).__name__, "weight (one per class)")
+        self.label_smoothing = label_smoothing
+        self.weight = weight
         super().__init__(reduction)
 
     def _target_probs(self, pred, target):
@@ -779,7 +825,7 @@ class CrossEntropy(Loss):
         grad = getattr(self, "_fused_grad", None)
         if grad is None:
             return super().backward(dloss)
-        scale = self._upstream(1.0, dloss, grad.shape[0])
+        scale = self._upstream(1.0, dloss, grad.shape[0], self._settings["reduction"])
         # A copy on every call: the caller may change it in place, and a later
         # backward() must not see that. It costs ~1.4 us of ~30 us for this
         # loss at 128 x 10, nothing measurable in a training step (~4 ms).
@@ -799,14 +845,14 @@ class CrossEntropy(Loss):
                 or pred.shape[0] == 0 or np.ndim(target) != 1):
             return None
         labels = check_labels(target, pred.shape[1], pred.shape[0], self._who)
-        mean = self.reduction == "mean"
+        settings = settings_of(self)
+        mean = settings["reduction"] == "mean"
         # trusted: check_labels above has checked every label
         total, grad = kernels.impl("softmax_cross_entropy", pred.size, trusted=True)(
-            pred, labels, self.label_smoothing, 1.0 / pred.shape[0] if mean else 1.0)
-        self._cache = None
+            pred, labels, settings["label_smoothing"], 1.0 / pred.shape[0] if mean else 1.0)
         self._fused_grad = grad
         self.weight_total = float(pred.shape[0])
-        return total / pred.shape[0] if mean else total
+        return self._keep(total / pred.shape[0] if mean else total, None, settings)
 
     def _forward(self, logits, probs):
         # 0 log p = 0 even where p = 0 (a logit of -inf: a masked class)
@@ -856,9 +902,10 @@ class BinaryCrossEntropy(_ElementwiseLoss):
     reduction : {"mean", "sum", "none"}, default "mean"
     """
 
+    pos_weight = Setting(_class_weight_or_none, scalar=True, all_zero=True)
+
     def __init__(self, pos_weight=None, reduction: str = "mean"):
-        self.pos_weight = None if pos_weight is None else as_class_weight(
-            pos_weight, type(self).__name__, "pos_weight", scalar=True, all_zero=True)
+        self.pos_weight = pos_weight
         super().__init__(reduction)
 
     def _check_target(self, pred, target):

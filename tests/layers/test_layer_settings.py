@@ -578,3 +578,39 @@ def test_inherited_maths_receive_only_the_settings_they_name(backend):
         layer = _ExtraSetting(0.2, beta=3.0)
         np.testing.assert_array_equal(layer.forward(x), [[-0.2, 2.0]])
         np.testing.assert_array_equal(layer.backward(np.ones_like(x)), [[0.2, 1.0]])
+
+
+class _OldGate(L.GELU):
+    """``_gate`` overridden as before the setting was an argument: reads
+    ``self.approximate`` (and records the inputs it was called with)."""
+
+    def __init__(self, approximate="none", **kwargs):
+        self.gated = []
+        super().__init__(approximate, **kwargs)
+
+    def _gate(self, x):
+        self.gated.append(x)
+        return L.GELU._gate(x, self.approximate)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_an_old_style_gelu_gate_is_called_without_the_setting(backend, approximate):
+    # GELU._gate became _gate(x, approximate): an override _gate(self, x) was
+    # handed approximate too (TypeError); it gets what its signature names, as
+    # _forward and _backward do
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((3, 4))
+    dy = rng.standard_normal(x.shape)
+    with tn.kernels.use_backend("numpy"):
+        plain = L.GELU(approximate)
+        y, dx = plain.forward(x), plain.backward(dy)
+    with tn.kernels.use_backend(backend):
+        layer = _OldGate(approximate)
+        np.testing.assert_array_equal(layer.forward(x), y)
+        np.testing.assert_array_equal(layer.backward(dy), dx)
+        assert len(layer.gated) == 1
+        np.testing.assert_array_equal(layer.gated[0], x)
+        layer._cached_gate = None  # (as after a kernel forward: the gate evaluated again)
+        np.testing.assert_array_equal(layer.backward(dy), dx)
+        assert len(layer.gated) == 2

@@ -1,13 +1,16 @@
 """Checks of layer hyper-parameters (slopes, rates, momenta, epsilons) and
-:class:`Setting`, which runs them whenever a layer's setting is set."""
+:class:`Setting`, which runs them whenever a layer's (or a loss's) setting
+is set."""
 
 from __future__ import annotations
 
 import functools
+import inspect
 import math
 import numbers
 
-__all__ = ["check_real", "check_choice", "check_initializer", "Setting", "settings_of"]
+__all__ = ["check_real", "check_choice", "check_initializer", "Setting", "settings_of",
+           "passed_settings"]
 
 
 def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
@@ -83,16 +86,28 @@ class Setting:
     the layer gives: a ``Dense`` or ``MMoE`` ``activation``, softmax or not),
     ``_output_changed()``, so that the models holding the layer pair their
     compiled loss and metrics with its output again.
+
+    The losses' settings (:mod:`tinynet.losses`: ``reduction``, ``delta``,
+    ``label_smoothing``...) are Settings too: an object that is never built
+    only needs ``_setting_changed``. ``default``, given, is what the setting
+    reads before any value is set (``Loss.reduction``'s ``"mean"``, for a
+    subclass whose ``__init__`` never sets it); without, reading it then is
+    an ``AttributeError``. ``what``, given, is how the check's errors name
+    the setting (``"weight (one per class)"``), by default its attribute name.
     """
 
+    _NO_DEFAULT = object()
+
     def __init__(self, check, *, fixed: bool | str = False, output: bool = False,
-                 **options):
+                 default=_NO_DEFAULT, what: str | None = None, **options):
         if fixed not in (False, True, "weights"):
             raise ValueError(f"Setting expected fixed False, True or 'weights', "
                              f"received {fixed!r}")
         self.check = check
         self.fixed = fixed
         self.output = output
+        self.default = default
+        self.what = what
         self.options = options
         self.name = self.slot = None
 
@@ -105,23 +120,24 @@ class Setting:
         try:
             return layer.__dict__[self.slot]
         except KeyError:
+            if self.default is not Setting._NO_DEFAULT:
+                return self.default
             raise AttributeError(f"{type(layer).__name__} has no {self.name} set yet") from None
 
     def __set__(self, layer, value) -> None:
-        value = self.check(value, type(layer).__name__, self.name, **self.options)
-        if layer.__dict__.get("built"):
+        value = self.check(value, type(layer).__name__, self.what or self.name, **self.options)
+        built = layer.__dict__.get("built")
+        if built:
             old = layer.__dict__[self.slot]
-            if self.fixed:
-                if value != old:
-                    raise ValueError(self._fixed_message(layer, old, value))
-            else:
-                layer.__dict__[self.slot] = value
-                try:
-                    layer.compute_output_shape(layer.input_shape)
-                except Exception:
-                    layer.__dict__[self.slot] = old
-                    raise
+            if self.fixed and value != old:
+                raise ValueError(self._fixed_message(layer, old, value))
         layer.__dict__[self.slot] = value
+        if built and not self.fixed:  # the new value, held, must suit the built input
+            try:
+                layer.compute_output_shape(layer.input_shape)
+            except Exception:
+                layer.__dict__[self.slot] = old
+                raise
         layer._setting_changed(self.name)
         if self.output:
             layer._output_changed()
@@ -164,6 +180,29 @@ def settings_of(layer) -> dict:
     forward pass keeps for its backward, which must differentiate the
     function the forward computed even if a setting changes in between."""
     return {name: getattr(layer, name) for name in setting_names(type(layer))}
+
+
+@functools.cache
+def _accepted_settings(cls, method: str) -> tuple | None:
+    """The names of ``cls``'s settings that ``cls.<method>`` takes as keyword
+    arguments, or None when it takes all of them (by name or ``**kwargs``).
+    Cached: the signature is read once per class and method."""
+    params = inspect.signature(getattr(cls, method)).parameters.values()
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+    names = tuple(name for name in setting_names(cls) if name in named)
+    return None if names == setting_names(cls) else names
+
+
+def passed_settings(cls, method: str, settings: dict) -> dict:
+    """The part of ``settings`` (:func:`settings_of`, kept by a forward pass)
+    to pass to ``cls.<method>``: those it names (none for a method written as
+    ``_forward(self, x)``, which reads ``self.<setting>``), or all when it
+    takes ``**kwargs``. The activations' ``_forward``/``_backward`` and the
+    losses' are called so."""
+    names = _accepted_settings(cls, method)
+    return settings if names is None else {name: settings[name] for name in names}
 
 
 @functools.cache

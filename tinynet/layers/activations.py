@@ -46,7 +46,7 @@ import numpy as np
 from ..checks import lookup
 from .. import kernels
 from ..kernels.activations import ACT_CODES, gelu_clamp
-from ._checks import Setting, check_choice, check_real, setting_names, settings_of
+from ._checks import Setting, check_choice, check_real, passed_settings, settings_of
 from .base import Layer
 from .special import normal_cdf
 
@@ -63,7 +63,7 @@ class Activation(Layer):
     Subclasses implement ``_forward`` and ``_backward`` and set
     ``needs_input = False`` when the backward uses only ``y``. Two
     contracts are accepted, told apart once per class from the signature of
-    each method (see :func:`_passed_settings`):
+    each method (see :func:`~tinynet.layers._checks.passed_settings`):
 
     * ``_forward(x, **settings)`` and ``_backward(x, y, dy, **settings)``:
       a method that names a setting (``alpha``, ``approximate``, ``axis``:
@@ -94,7 +94,7 @@ class Activation(Layer):
             # above, the code is kernel_code's
             y = kernels.impl("act_forward", x.size, trusted=True)(x, *fused)
         else:
-            y = self._forward(x, **_passed_settings(type(self), "_forward", settings))
+            y = self._forward(x, **passed_settings(type(self), "_forward", settings))
         self._x = x if self.needs_input else None
         self._y = y
         self._settings = settings
@@ -110,7 +110,7 @@ class Activation(Layer):
             # the code needs it) are the forward's own
             return kernels.impl("act_backward", dy.size, trusted=True)(dy, self._y, self._x,
                                                                         *fused)
-        settings = _passed_settings(type(self), "_backward", self._settings)
+        settings = passed_settings(type(self), "_backward", self._settings)
         return self._backward(self._x, self._y, dy, **settings)
 
     def _forward(self, x, **settings):
@@ -118,27 +118,6 @@ class Activation(Layer):
 
     def _backward(self, x, y, dy, **settings):
         raise NotImplementedError
-
-
-@functools.cache
-def _accepted_settings(cls, method: str) -> tuple | None:
-    """The names of ``cls``'s settings that ``cls.<method>`` takes as keyword
-    arguments, or None when it takes all of them (by name or ``**kwargs``).
-    Cached: the signature is read once per class and method."""
-    params = inspect.signature(getattr(cls, method)).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    names = tuple(name for name in setting_names(cls) if name in named)
-    return None if names == setting_names(cls) else names
-
-
-def _passed_settings(cls, method: str, settings: dict) -> dict:
-    """The part of ``settings`` to pass to ``cls.<method>``: those it names
-    (none for a method written as ``_forward(self, x)``, which reads
-    ``self.<setting>``), or all when it takes ``**kwargs``."""
-    names = _accepted_settings(cls, method)
-    return settings if names is None else {name: settings[name] for name in names}
 
 
 class Identity(Activation):
@@ -302,6 +281,12 @@ class GELU(Activation):
 
     @staticmethod
     def _gate(x, approximate):
+        r"""The gate :math:`\Phi(x)` or :math:`s` of the form ``approximate``.
+
+        Called through :meth:`_gate_of`, as ``_forward`` and ``_backward`` are
+        called by :class:`Activation`: an override written as ``_gate(self, x)``
+        (the contract before the setting was an argument) is given no setting
+        and reads ``self.approximate``, as it always did."""
         if approximate == "tanh":
             x = gelu_clamp(x)
             return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
@@ -316,12 +301,19 @@ class GELU(Activation):
         self._cached_gate = None
         return super().forward(x, training=training)
 
+    def _gate_of(self, x, approximate):
+        """``self._gate(x, ...)`` given the settings its signature names
+        (:func:`~tinynet.layers._checks.passed_settings`, as for ``_forward``
+        and ``_backward``)."""
+        return self._gate(x, **passed_settings(type(self), "_gate",
+                                               {"approximate": approximate}))
+
     def _forward(self, x, approximate):
-        self._cached_gate = self._gate(x, approximate)
+        self._cached_gate = self._gate_of(x, approximate)
         return x * self._cached_gate
 
     def _backward(self, x, y, dy, approximate):
-        gate = self._gate(x, approximate) if self._cached_gate is None else self._cached_gate
+        gate = self._gate_of(x, approximate) if self._cached_gate is None else self._cached_gate
         x = gelu_clamp(x)  # the slope's second term is exactly 0 beyond the clamp
         if approximate == "tanh":
             du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
