@@ -418,6 +418,46 @@ def test_a_group_added_where_the_rate_tells_no_base_takes_its_rate_as_its_base()
     assert [g["lr"] for g in opt.param_groups] == [0.025, 0.0025]
 
 
+def _after_callable_decay():
+    """One group decayed 0.1 -> 0.025 by a Keras-style callable schedule."""
+    import types
+    opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    callback = tn.callbacks.LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch)
+    callback.model = types.SimpleNamespace(optimizer=opt)
+    for epoch in range(3):
+        callback.on_epoch_begin(epoch)
+    return opt, callback
+
+
+def test_a_schedule_made_after_a_callable_decay_keeps_the_rate_now():
+    # recording the one group's base rate made StepLR jump back to 0.1
+    opt, _ = _after_callable_decay()
+    schedule = StepLR(opt, step_size=10, gamma=0.5)
+    schedule.step()
+    assert opt.lr == 0.025
+
+
+def test_a_group_added_after_a_callable_decay_goes_on_from_its_own_rate():
+    # it got its lr times the whole decay so far (0.01 * 0.125) at the next epoch
+    opt, callback = _after_callable_decay()
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.01})
+    callback.on_epoch_begin(3)
+    assert [g["lr"] for g in opt.param_groups] == [0.0125, 0.005]
+
+
+@pytest.mark.parametrize("default", [0.1, 0.1 + 1e-12])
+def test_a_group_added_without_lr_does_not_hang_on_a_float_coincidence(default):
+    # a default rate equal to the first group's rate now (0.2 halved) started the
+    # group at that rate with the first group's base: twice the rate of 0.1 + 1e-12
+    opt = SGD([{"params": [tn.Param(np.zeros(2))], "lr": 0.2}], lr=default)
+    schedule = StepLR(opt, 1, gamma=0.5)
+    schedule.step()
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))]})
+    assert opt.param_groups[1]["lr"] == pytest.approx(default / 2, rel=1e-10)
+    schedule.step()
+    assert opt.param_groups[1]["lr"] == pytest.approx(default / 4, rel=1e-10)
+
+
 @pytest.mark.parametrize("given_lr", [True, False], ids=["own lr", "constructor's lr"])
 def test_a_group_removed_and_another_added_are_not_paired(given_lr):
     # same count of groups: the new group was paired with the removed one by place

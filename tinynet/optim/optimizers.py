@@ -317,12 +317,7 @@ class Optimizer:
           (``initial_lr``) and starts at it times the schedule's current
           factor, the first such group's ``lr`` over its ``initial_lr``.
           The schedule's next step sets it from that base (see
-          :class:`~tinynet.optim.LRScheduler`). When the constructor's rate
-          is that group's rate now, not its base -- :attr:`lr` set it with
-          the groups', as Keras' ``learning_rate`` and a callable
-          ``LearningRateScheduler`` do --, the group starts at that rate
-          with that group's base, instead of being scaled by the factor a
-          second time.
+          :class:`~tinynet.optim.LRScheduler`).
 
         A group given its own ``lr`` starts at that rate, as in PyTorch
         (``add_param_group({"params": head, "lr": 0.01})`` after a decay
@@ -394,8 +389,6 @@ class Optimizer:
         base = _check_number(self._who, "lr", group.get("lr", self.defaults["lr"]))
         if base == ref["initial_lr"]:  # (exactly the reference's rate, no rounding)
             return {"lr": ref["lr"], "initial_lr": base}
-        if "lr" not in group and base == ref["lr"]:  # the default rate is the rate now
-            return {"lr": ref["lr"], "initial_lr": ref["initial_lr"]}
         if ref["initial_lr"] == 0:  # no factor to tell: the base rate as it is
             return {"lr": base, "initial_lr": base}
         return {"lr": base * (ref["lr"] / ref["initial_lr"]), "initial_lr": base}
