@@ -418,6 +418,18 @@ def test_a_group_added_where_the_rate_tells_no_base_takes_its_rate_as_its_base()
     assert [g["lr"] for g in opt.param_groups] == [0.025, 0.0025]
 
 
+def test_a_group_added_after_a_subnormal_factor_takes_its_rate_as_its_base():
+    # after 1070 halvings the factor is subnormal: lr over it was infinite
+    opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    schedule = ExponentialLR(opt, 0.5)
+    for _ in range(1070):
+        schedule.step()
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.01})
+    schedule.step()
+    assert opt.param_groups[1]["initial_lr"] == 0.01
+    assert all(math.isfinite(g["lr"]) for g in opt.param_groups)
+
+
 def _after_callable_decay():
     """One group decayed 0.1 -> 0.025 by a Keras-style callable schedule."""
     import types

@@ -76,6 +76,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
@@ -350,10 +351,15 @@ class LRScheduler(_SchedulerBase):
         (:math:`b = \\eta_{min}(1 - c)` for the cosine, 0 for the others), so
         this is :math:`(lr - b) / a`; where :math:`a = 0` (a cosine at its
         minimum, a warm-up from 0 at its start, a ``gamma`` of 0 after a
-        cut) the rate does not tell a base, and ``lr`` itself is taken."""
+        cut) the rate does not tell a base, and ``lr`` itself is taken; so it
+        is where :math:`a` is subnormal or the base would overflow (after
+        1070 halvings :math:`a` is 0.5**1070, and ``lr / a`` infinite)."""
         offset = self._lr_at(0.0, self.last_epoch)
         slope = self._lr_at(1.0, self.last_epoch) - offset
-        return (lr - offset) / slope if slope > 0 else lr
+        if slope < sys.float_info.min:  # 0 or subnormal: 1 / slope overflows
+            return lr
+        base = (lr - offset) / slope
+        return base if math.isfinite(base) else lr
 
     def step(self) -> None:
         """Move to the next epoch and set its learning rates (after taking in
