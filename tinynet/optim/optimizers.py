@@ -87,6 +87,21 @@ def _fused(name: str):
     return update
 
 
+
+def in_proportion(base: float, ref_base: float, ref_rate: float) -> float:
+    """The rate of a group of base rate ``base`` scaled as a reference group
+    of base rate ``ref_base`` is at ``ref_rate``: ``base * ref_rate /
+    ref_base``; exactly ``ref_rate`` for the reference's own base (no
+    rounding), and ``base`` as it is when the reference's base is 0 (no
+    factor to tell). The one rule for a group joining a running schedule,
+    whether :meth:`Optimizer.add_param_group` starts it or the schedule
+    (:meth:`~tinynet.optim.LRScheduler._follow_groups`) takes it in."""
+    if base == ref_base:
+        return ref_rate
+    if ref_base == 0:
+        return base
+    return base * (ref_rate / ref_base)
+
 class Optimizer:
     """Base class: parameter groups, state, stepping loop, saving.
 
@@ -387,11 +402,7 @@ class Optimizer:
         if ref is None or not beside_groups:
             return {}
         base = _check_number(self._who, "lr", group.get("lr", self.defaults["lr"]))
-        if base == ref["initial_lr"]:  # (exactly the reference's rate, no rounding)
-            return {"lr": ref["lr"], "initial_lr": base}
-        if ref["initial_lr"] == 0:  # no factor to tell: the base rate as it is
-            return {"lr": base, "initial_lr": base}
-        return {"lr": base * (ref["lr"] / ref["initial_lr"]), "initial_lr": base}
+        return {"lr": in_proportion(base, ref["initial_lr"], ref["lr"]), "initial_lr": base}
 
     def remove_params(self, params) -> None:
         """Take ``params`` out of their groups, with their state (a group left

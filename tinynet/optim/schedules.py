@@ -82,7 +82,7 @@ import numpy as np
 
 from ..checks import check_positive_int, is_real_dtype
 from ..layers._checks import check_real
-from .optimizers import Optimizer, _check_number
+from .optimizers import Optimizer, _check_number, in_proportion
 from .saved_state import check_saved_by, read_count, read_entry, read_number
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
@@ -336,14 +336,13 @@ class LRScheduler(_SchedulerBase):
     def _new_group(group: dict, ref_base: float, ref_initial: float, ref_last) -> tuple:
         """The base rate of a new group that has one (``initial_lr``, recorded
         as its rate if missing) and the rate the schedule counts as set for
-        it: the reference group's base and ``ref_last`` (or the group's
-        rate) if the group's ``initial_lr`` is the reference's, else its own
-        scaled as the reference's was by changes from outside."""
+        it: its ``initial_lr`` scaled as the reference group's was by changes
+        from outside (:func:`~tinynet.optim.optimizers.in_proportion`, the
+        rule ``add_param_group`` starts it by) -- the reference's base and
+        ``ref_last`` (or the group's rate) if it is the reference's."""
         initial = base_lrs([group])[0]
-        if initial == ref_initial:
-            return ref_base, group["lr"] if ref_last is None else ref_last
-        scaled = ref_base != ref_initial and ref_initial != 0
-        return (initial * (ref_base / ref_initial) if scaled else initial), group["lr"]
+        lr = group["lr"] if ref_last is None or initial != ref_initial else ref_last
+        return in_proportion(initial, ref_initial, ref_base), lr
 
     def _base_at(self, lr: float) -> float:
         """The base rate whose scheduled rate at the current epoch is ``lr``.
