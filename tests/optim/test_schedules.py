@@ -185,11 +185,62 @@ def test_reduce_on_plateau_pairs_its_min_lrs_with_the_groups_by_their_parameters
     opt.remove_params([params[0]])
     sched.step(2.0)
     assert [g["lr"] for g in opt.param_groups] == [0.3] and sched.min_lrs == [0.3]
-    # a group added: one min_lr per group has none for it, refused clearly
+    # a group added: one min_lr per group has none for it, a cut refused clearly
     opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.2})
-    with pytest.raises(ValueError, match=r"was given one min_lr per parameter group \(1\), "
-                                         r"but the optimizer now has a group it has none for"):
+    with pytest.raises(ValueError, match=r"was given one min_lr per parameter group, but "
+                                         r"group\(s\) \[1\] of the optimizer's 2 have none"):
         sched.step(3.0)
+
+
+def _three_params():
+    return [tn.Param(np.zeros(2)) for _ in range(3)]
+
+
+def test_reduce_on_plateau_one_min_lr_follows_a_bind_to_fewer_groups():
+    # one number has nothing to pair: it was refused ("schedules 2 parameter group(s)")
+    a, b, c = _three_params()
+    opt = SGD(lr=0.1)
+    opt.bind([{"params": [a]}, {"params": [b], "lr": 0.05}])
+    sched = ReduceLROnPlateau(opt, patience=0, min_lr=0.001)
+    sched.step(1.0)
+    opt.bind([c])
+    sched.step(2.0)
+    sched.step(3.0)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.001)]
+
+
+def test_reduce_on_plateau_a_list_of_one_min_lr_is_every_groups():
+    # min_lr=[x] on one group is that one number (main broadcast it); a group
+    # added was refused at the next step
+    a, b, _ = _three_params()
+    opt = SGD(lr=0.1)
+    opt.bind([a])
+    sched = ReduceLROnPlateau(opt, patience=0, min_lr=[0.001])
+    sched.step(1.0)
+    opt.add_param_group({"params": [b], "lr": 0.05})
+    for metric in (2.0, 3.0, 4.0):
+        sched.step(metric)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.001), 0.001]
+
+
+@pytest.mark.parametrize("change", ["added", "bound to fewer"])
+def test_reduce_on_plateau_per_group_min_lrs_refuse_only_a_cut(change):
+    # a group without a min_lr was refused at the next step, no cut due
+    a, b, c = _three_params()
+    opt = SGD(lr=0.1)
+    opt.bind([{"params": [a]}, {"params": [b]}])
+    sched = ReduceLROnPlateau(opt, patience=1, min_lr=[0.001, 0.002])
+    sched.step(1.0)
+    if change == "added":
+        opt.add_param_group({"params": [c], "lr": 0.05})
+    else:
+        opt.bind([c])
+    sched.step(0.9)
+    sched.step(0.8)
+    assert opt.param_groups[-1]["lr"] == (0.05 if change == "added" else 0.1)
+    sched.step(0.9)  # one bad epoch: within patience
+    with pytest.raises(ValueError, match="a cut is due"):
+        sched.step(0.9)
 
 
 def test_reduce_on_plateau_gives_one_min_lr_to_a_group_added():

@@ -573,9 +573,11 @@ class ReduceLROnPlateau(_SchedulerBase):
     threshold_mode : {"rel", "abs"}, default "rel"
     cooldown : int >= 0, default 0
     min_lr : float or list of float (one per group), default 0
-        One per group follows the groups by their parameters: a group removed
-        takes its own with it; a group added gets the one number, and is
-        refused (``ValueError`` at the next step) when one was given per group.
+        One number (or a list of one) is every group's, whatever groups come
+        and go. One per group follows the groups by their parameters: a group
+        removed takes its own with it; a group added since (or every group,
+        bound again to other parameters) has none, and a cut that is due
+        then is refused (``ValueError``, as PyTorch raises at the cut).
     eps : float, default 1e-8
         Changes smaller than this are skipped.
     """
@@ -600,8 +602,8 @@ class ReduceLROnPlateau(_SchedulerBase):
                 raise ValueError(f"{who} expected {n_groups} min_lr value(s), one per "
                                  f"parameter group, received {len(min_lr)}")
             self.min_lrs = [_check_number(who, "min_lr", v) for v in min_lr]
-            # unbound: the one value is every group's bind makes
-            self._default_min_lr = None if self.optimizer.param_groups else self.min_lrs[0]
+            # a list of one (one group, or unbound): every group's, as one number
+            self._default_min_lr = self.min_lrs[0] if len(self.min_lrs) == 1 else None
         else:
             self.min_lrs = [_check_number(who, "min_lr", min_lr)] * n_groups
             self._default_min_lr = self.min_lrs[0]
@@ -652,30 +654,36 @@ class ReduceLROnPlateau(_SchedulerBase):
         self._note_groups()
 
     def _follow_groups(self) -> None:
-        """Pair ``min_lrs`` with the groups by their parameters, as the
-        closed-form schedules pair their base rates
-        (:meth:`~_SchedulerBase._paired_groups`): a group removed takes its
-        ``min_lr`` with it, whichever its place; a group added gets the
-        ``min_lr`` given as one number (every group's), and is refused
-        (``ValueError``) when one was given per group -- there is none for
-        it (PyTorch raises as well)."""
+        """Keep one ``min_lr`` per group. Given as one number: that number
+        for every group. Given per group: paired with the groups by their
+        parameters, as the closed-form schedules pair their base rates
+        (:meth:`~_SchedulerBase._paired_groups`), so a group removed takes
+        its ``min_lr`` with it, whichever its place; a group added since, or
+        every group after a ``bind`` to fewer groups of other parameters, has
+        none (None): :meth:`_reduce` refuses a cut then, not before (no cut
+        may ever be due)."""
         groups = self.optimizer.param_groups
         if not groups:
             return
-        old = self._paired_groups(groups, len(self.min_lrs))
-        if old == list(range(len(self.min_lrs))):
+        if self._default_min_lr is not None:
+            self.min_lrs = [self._default_min_lr] * len(groups)
             return
-        if None in old and self._default_min_lr is None:
-            raise ValueError(f"{self._who} was given one min_lr per parameter group "
-                             f"({len(self.min_lrs)}), but the optimizer now has a group it "
-                             f"has none for (added since, {old.count(None)} of "
-                             f"{len(groups)}): give min_lr as one number for every group, or "
-                             f"make a new {self._who} with one per group now")
-        self.min_lrs = [self._default_min_lr if i is None else self.min_lrs[i] for i in old]
+        try:
+            old = self._paired_groups(groups, len(self.min_lrs))
+        except ValueError:  # fewer groups, none of them among the last ones
+            old = [None] * len(groups)
+        self.min_lrs = [None if i is None else self.min_lrs[i] for i in old]
 
     def _reduce(self) -> None:
         lrs = self._lrs()
         min_lrs = self.min_lrs * len(lrs) if len(self.min_lrs) == 1 else self.min_lrs
+        if None in min_lrs:
+            missing = [k for k, floor in enumerate(min_lrs) if floor is None]
+            raise ValueError(f"{self._who} was given one min_lr per parameter group, but "
+                             f"group(s) {missing} of the optimizer's {len(lrs)} have none "
+                             f"(added since, or bound again to other parameters) and a cut "
+                             f"is due: give min_lr as one number for every group, or make a "
+                             f"new {self._who} with one per group now")
         new = []
         for old, floor in zip(lrs, min_lrs):
             lr = max(old * self.factor, floor)
