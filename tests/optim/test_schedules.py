@@ -460,6 +460,45 @@ def test_a_group_added_with_its_own_rate_goes_on_from_it_by_hand(make, expected)
     assert opt.param_groups[1]["initial_lr"] == pytest.approx(schedule.base_lrs[1], rel=1e-15)
 
 
+@pytest.mark.parametrize("order", ["state first", "model first"])
+def test_resuming_after_a_group_added_with_its_own_rate_matches_the_run(tmp_path, order):
+    # the new schedule's constructor recorded the added group's lr as its base,
+    # so after loading it got that lr times the whole decay (0.00125, not 0.005)
+    def build():
+        model = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0),
+                               tn.layers.Dense(1, seed=1)])
+        opt = SGD(model.layers[0].parameters(), lr=0.1)
+        model.compile(opt, loss="mse")
+        return model, opt
+
+    def trace(schedule, opt):
+        rates = []
+        for _ in range(3):
+            schedule.step()
+            rates.append([g["lr"] for g in opt.param_groups])
+        return rates
+
+    model, opt = build()
+    schedule = StepLR(opt, 1, gamma=0.5)
+    schedule.step()
+    schedule.step()
+    opt.add_param_group({"params": model.layers[1].parameters(), "lr": 0.01})
+    path = str(tmp_path / "m.npz")
+    if order == "model first":
+        model.save(path)
+    state = schedule.state_dict()
+    if order == "state first":
+        model.save(path)
+    expected = trace(schedule, opt)
+    opt2 = tn.load(path).optimizer
+    schedule2 = StepLR(opt2, 1, gamma=0.5)
+    schedule2.load_state_dict(state)
+    assert [g["lr"] for g in opt2.param_groups] == [0.025, 0.01]
+    np.testing.assert_allclose(trace(schedule2, opt2), expected, rtol=1e-15)
+    np.testing.assert_allclose(expected, [[0.0125, 0.005], [0.00625, 0.0025],
+                                          [0.003125, 0.00125]], rtol=1e-15)
+
+
 def test_a_group_added_where_the_rate_tells_no_base_takes_its_rate_as_its_base():
     # a warm-up from 0 at its start: every base rate gives 0
     opt = SGD([tn.Param(np.zeros(2))], lr=0.1)

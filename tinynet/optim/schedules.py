@@ -429,6 +429,13 @@ class LRScheduler(_SchedulerBase):
         self._note_groups()
 
     def _state(self):
+        # groups added since the last step are taken in now, as the next step
+        # would, so their base rates are saved: a group added with its own lr
+        # has none recorded yet, and a schedule made on the loaded optimizer
+        # records that lr as its base (not the one it goes on from)
+        self._record_initial_lr()
+        self._follow_groups()
+        self._note_groups()
         return {**super()._state(), "base_lrs": np.array(self.base_lrs, dtype=np.float64),
                 "lrs_at_save": np.array(self._lrs(), dtype=np.float64)}
 
