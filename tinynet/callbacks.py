@@ -827,13 +827,13 @@ def _set_first_rate(optimizer, lr) -> None:
     ``base_lr * factor`` per group, with the factor ``lr / base_lr`` of the
     first group. One group (or none bound), or groups whose base rates are all
     equal (0 included, as a model's and its weighting's at ``Adam(lr=0.0)``):
-    ``optimizer.lr = lr``. Each bound group's base rate is recorded in any
-    case, one group's too, so that a group added later (a multi-task
-    weighting's, at ``weighting_lr``) starts at its base times the factor so
-    far (:meth:`~tinynet.optim.Optimizer.add_param_group`)."""
-    from .optim.schedules import base_lrs
+    ``optimizer.lr = lr``."""
     groups = optimizer.param_groups
-    bases = base_lrs(groups)  # (recorded, as PyTorch's LambdaLR records initial_lr)
+    if len(groups) < 2:
+        optimizer.lr = lr
+        return
+    from .optim.schedules import base_lrs
+    bases = base_lrs(groups)
     if all(base == bases[0] for base in bases):  # no ratio to keep (all 0 among them)
         optimizer.lr = lr
         return

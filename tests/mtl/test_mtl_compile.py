@@ -75,20 +75,13 @@ class _GroupRates(tn.callbacks.Callback):
         self.rates.append([g["lr"] for g in self.model.optimizer.param_groups])
 
 
-@pytest.mark.parametrize("schedule", [
-    lambda opt: tn.optim.StepLR(opt, 1, gamma=0.5),
-    # Keras-style: on the model's one group it recorded no base rate, so the
-    # weighting's group started at weighting_lr whatever the decay so far
-    lambda opt: lambda epoch: 0.1 * 0.5 ** epoch,
-], ids=["StepLR", "callable"])
 @pytest.mark.parametrize("weighting_lr", [0.04, None])
-def test_the_weightings_group_starts_where_a_running_schedule_would_set_it(weighting_lr,
-                                                                           schedule):
+def test_the_weightings_group_starts_where_a_running_schedule_would_set_it(weighting_lr):
     # the group compile adds for the weighting's parameters started at weighting_lr
     # (or the constructor's rate) whatever the schedule's decay so far, and the
     # schedule's next step then gave it the model's rate, weighting_lr lost
     opt = tn.optim.SGD(lr=0.1)
-    schedule = tn.callbacks.LearningRateScheduler(schedule(opt))
+    schedule = tn.callbacks.LearningRateScheduler(tn.optim.StepLR(opt, 1, gamma=0.5))
     model = hard()
     model.compile(opt, loss="mse")
     model.fit(*xy(), epochs=2, verbose=0, callbacks=[schedule])

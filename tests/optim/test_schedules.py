@@ -185,11 +185,62 @@ def test_reduce_on_plateau_pairs_its_min_lrs_with_the_groups_by_their_parameters
     opt.remove_params([params[0]])
     sched.step(2.0)
     assert [g["lr"] for g in opt.param_groups] == [0.3] and sched.min_lrs == [0.3]
-    # a group added: one min_lr per group has none for it, refused clearly
+    # a group added: one min_lr per group has none for it, a cut refused clearly
     opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.2})
-    with pytest.raises(ValueError, match=r"was given one min_lr per parameter group \(1\), "
-                                         r"but the optimizer now has a group it has none for"):
+    with pytest.raises(ValueError, match=r"was given one min_lr per parameter group, but "
+                                         r"group\(s\) \[1\] of the optimizer's 2 have none"):
         sched.step(3.0)
+
+
+def _three_params():
+    return [tn.Param(np.zeros(2)) for _ in range(3)]
+
+
+def test_reduce_on_plateau_one_min_lr_follows_a_bind_to_fewer_groups():
+    # one number has nothing to pair: it was refused ("schedules 2 parameter group(s)")
+    a, b, c = _three_params()
+    opt = SGD(lr=0.1)
+    opt.bind([{"params": [a]}, {"params": [b], "lr": 0.05}])
+    sched = ReduceLROnPlateau(opt, patience=0, min_lr=0.001)
+    sched.step(1.0)
+    opt.bind([c])
+    sched.step(2.0)
+    sched.step(3.0)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.001)]
+
+
+def test_reduce_on_plateau_a_list_of_one_min_lr_is_every_groups():
+    # min_lr=[x] on one group is that one number (main broadcast it); a group
+    # added was refused at the next step
+    a, b, _ = _three_params()
+    opt = SGD(lr=0.1)
+    opt.bind([a])
+    sched = ReduceLROnPlateau(opt, patience=0, min_lr=[0.001])
+    sched.step(1.0)
+    opt.add_param_group({"params": [b], "lr": 0.05})
+    for metric in (2.0, 3.0, 4.0):
+        sched.step(metric)
+    assert [g["lr"] for g in opt.param_groups] == [pytest.approx(0.001), 0.001]
+
+
+@pytest.mark.parametrize("change", ["added", "bound to fewer"])
+def test_reduce_on_plateau_per_group_min_lrs_refuse_only_a_cut(change):
+    # a group without a min_lr was refused at the next step, no cut due
+    a, b, c = _three_params()
+    opt = SGD(lr=0.1)
+    opt.bind([{"params": [a]}, {"params": [b]}])
+    sched = ReduceLROnPlateau(opt, patience=1, min_lr=[0.001, 0.002])
+    sched.step(1.0)
+    if change == "added":
+        opt.add_param_group({"params": [c], "lr": 0.05})
+    else:
+        opt.bind([c])
+    sched.step(0.9)
+    sched.step(0.8)
+    assert opt.param_groups[-1]["lr"] == (0.05 if change == "added" else 0.1)
+    sched.step(0.9)  # one bad epoch: within patience
+    with pytest.raises(ValueError, match="a cut is due"):
+        sched.step(0.9)
 
 
 def test_reduce_on_plateau_gives_one_min_lr_to_a_group_added():
@@ -409,6 +460,45 @@ def test_a_group_added_with_its_own_rate_goes_on_from_it_by_hand(make, expected)
     assert opt.param_groups[1]["initial_lr"] == pytest.approx(schedule.base_lrs[1], rel=1e-15)
 
 
+@pytest.mark.parametrize("order", ["state first", "model first"])
+def test_resuming_after_a_group_added_with_its_own_rate_matches_the_run(tmp_path, order):
+    # the new schedule's constructor recorded the added group's lr as its base,
+    # so after loading it got that lr times the whole decay (0.00125, not 0.005)
+    def build():
+        model = tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0),
+                               tn.layers.Dense(1, seed=1)])
+        opt = SGD(model.layers[0].parameters(), lr=0.1)
+        model.compile(opt, loss="mse")
+        return model, opt
+
+    def trace(schedule, opt):
+        rates = []
+        for _ in range(3):
+            schedule.step()
+            rates.append([g["lr"] for g in opt.param_groups])
+        return rates
+
+    model, opt = build()
+    schedule = StepLR(opt, 1, gamma=0.5)
+    schedule.step()
+    schedule.step()
+    opt.add_param_group({"params": model.layers[1].parameters(), "lr": 0.01})
+    path = str(tmp_path / "m.npz")
+    if order == "model first":
+        model.save(path)
+    state = schedule.state_dict()
+    if order == "state first":
+        model.save(path)
+    expected = trace(schedule, opt)
+    opt2 = tn.load(path).optimizer
+    schedule2 = StepLR(opt2, 1, gamma=0.5)
+    schedule2.load_state_dict(state)
+    assert [g["lr"] for g in opt2.param_groups] == [0.025, 0.01]
+    np.testing.assert_allclose(trace(schedule2, opt2), expected, rtol=1e-15)
+    np.testing.assert_allclose(expected, [[0.0125, 0.005], [0.00625, 0.0025],
+                                          [0.003125, 0.00125]], rtol=1e-15)
+
+
 def test_a_group_added_where_the_rate_tells_no_base_takes_its_rate_as_its_base():
     # a warm-up from 0 at its start: every base rate gives 0
     opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
@@ -416,6 +506,58 @@ def test_a_group_added_where_the_rate_tells_no_base_takes_its_rate_as_its_base()
     opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.01})
     schedule.step()
     assert [g["lr"] for g in opt.param_groups] == [0.025, 0.0025]
+
+
+def test_a_group_added_after_a_subnormal_factor_takes_its_rate_as_its_base():
+    # after 1070 halvings the factor is subnormal: lr over it was infinite
+    opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    schedule = ExponentialLR(opt, 0.5)
+    for _ in range(1070):
+        schedule.step()
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.01})
+    schedule.step()
+    assert opt.param_groups[1]["initial_lr"] == 0.01
+    assert all(math.isfinite(g["lr"]) for g in opt.param_groups)
+
+
+def _after_callable_decay():
+    """One group decayed 0.1 -> 0.025 by a Keras-style callable schedule."""
+    import types
+    opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    callback = tn.callbacks.LearningRateScheduler(lambda epoch: 0.1 * 0.5 ** epoch)
+    callback.model = types.SimpleNamespace(optimizer=opt)
+    for epoch in range(3):
+        callback.on_epoch_begin(epoch)
+    return opt, callback
+
+
+def test_a_schedule_made_after_a_callable_decay_keeps_the_rate_now():
+    # recording the one group's base rate made StepLR jump back to 0.1
+    opt, _ = _after_callable_decay()
+    schedule = StepLR(opt, step_size=10, gamma=0.5)
+    schedule.step()
+    assert opt.lr == 0.025
+
+
+def test_a_group_added_after_a_callable_decay_goes_on_from_its_own_rate():
+    # it got its lr times the whole decay so far (0.01 * 0.125) at the next epoch
+    opt, callback = _after_callable_decay()
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))], "lr": 0.01})
+    callback.on_epoch_begin(3)
+    assert [g["lr"] for g in opt.param_groups] == [0.0125, 0.005]
+
+
+@pytest.mark.parametrize("default", [0.1, 0.1 + 1e-12])
+def test_a_group_added_without_lr_does_not_hang_on_a_float_coincidence(default):
+    # a default rate equal to the first group's rate now (0.2 halved) started the
+    # group at that rate with the first group's base: twice the rate of 0.1 + 1e-12
+    opt = SGD([{"params": [tn.Param(np.zeros(2))], "lr": 0.2}], lr=default)
+    schedule = StepLR(opt, 1, gamma=0.5)
+    schedule.step()
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))]})
+    assert opt.param_groups[1]["lr"] == pytest.approx(default / 2, rel=1e-10)
+    schedule.step()
+    assert opt.param_groups[1]["lr"] == pytest.approx(default / 4, rel=1e-10)
 
 
 @pytest.mark.parametrize("given_lr", [True, False], ids=["own lr", "constructor's lr"])

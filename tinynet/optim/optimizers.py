@@ -87,6 +87,21 @@ def _fused(name: str):
     return update
 
 
+
+def in_proportion(base: float, ref_base: float, ref_rate: float) -> float:
+    """The rate of a group of base rate ``base`` scaled as a reference group
+    of base rate ``ref_base`` is at ``ref_rate``: ``base * ref_rate /
+    ref_base``; exactly ``ref_rate`` for the reference's own base (no
+    rounding), and ``base`` as it is when the reference's base is 0 (no
+    factor to tell). The one rule for a group joining a running schedule,
+    whether :meth:`Optimizer.add_param_group` starts it or the schedule
+    (:meth:`~tinynet.optim.LRScheduler._follow_groups`) takes it in."""
+    if base == ref_base:
+        return ref_rate
+    if ref_base == 0:
+        return base
+    return base * (ref_rate / ref_base)
+
 class Optimizer:
     """Base class: parameter groups, state, stepping loop, saving.
 
@@ -317,12 +332,7 @@ class Optimizer:
           (``initial_lr``) and starts at it times the schedule's current
           factor, the first such group's ``lr`` over its ``initial_lr``.
           The schedule's next step sets it from that base (see
-          :class:`~tinynet.optim.LRScheduler`). When the constructor's rate
-          is that group's rate now, not its base -- :attr:`lr` set it with
-          the groups', as Keras' ``learning_rate`` and a callable
-          ``LearningRateScheduler`` do --, the group starts at that rate
-          with that group's base, instead of being scaled by the factor a
-          second time.
+          :class:`~tinynet.optim.LRScheduler`).
 
         A group given its own ``lr`` starts at that rate, as in PyTorch
         (``add_param_group({"params": head, "lr": 0.01})`` after a decay
@@ -392,13 +402,7 @@ class Optimizer:
         if ref is None or not beside_groups:
             return {}
         base = _check_number(self._who, "lr", group.get("lr", self.defaults["lr"]))
-        if base == ref["initial_lr"]:  # (exactly the reference's rate, no rounding)
-            return {"lr": ref["lr"], "initial_lr": base}
-        if "lr" not in group and base == ref["lr"]:  # the default rate is the rate now
-            return {"lr": ref["lr"], "initial_lr": ref["initial_lr"]}
-        if ref["initial_lr"] == 0:  # no factor to tell: the base rate as it is
-            return {"lr": base, "initial_lr": base}
-        return {"lr": base * (ref["lr"] / ref["initial_lr"]), "initial_lr": base}
+        return {"lr": in_proportion(base, ref["initial_lr"], ref["lr"]), "initial_lr": base}
 
     def remove_params(self, params) -> None:
         """Take ``params`` out of their groups, with their state (a group left

@@ -76,12 +76,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import sys
 
 import numpy as np
 
 from ..checks import check_positive_int, is_real_dtype
 from ..layers._checks import check_real
-from .optimizers import Optimizer, _check_number
+from .optimizers import Optimizer, _check_number, in_proportion
 from .saved_state import check_saved_by, read_count, read_entry, read_number
 
 __all__ = ["LRScheduler", "StepLR", "ExponentialLR", "CosineAnnealingLR", "LinearWarmup",
@@ -335,14 +336,13 @@ class LRScheduler(_SchedulerBase):
     def _new_group(group: dict, ref_base: float, ref_initial: float, ref_last) -> tuple:
         """The base rate of a new group that has one (``initial_lr``, recorded
         as its rate if missing) and the rate the schedule counts as set for
-        it: the reference group's base and ``ref_last`` (or the group's
-        rate) if the group's ``initial_lr`` is the reference's, else its own
-        scaled as the reference's was by changes from outside."""
+        it: its ``initial_lr`` scaled as the reference group's was by changes
+        from outside (:func:`~tinynet.optim.optimizers.in_proportion`, the
+        rule ``add_param_group`` starts it by) -- the reference's base and
+        ``ref_last`` (or the group's rate) if it is the reference's."""
         initial = base_lrs([group])[0]
-        if initial == ref_initial:
-            return ref_base, group["lr"] if ref_last is None else ref_last
-        scaled = ref_base != ref_initial and ref_initial != 0
-        return (initial * (ref_base / ref_initial) if scaled else initial), group["lr"]
+        lr = group["lr"] if ref_last is None or initial != ref_initial else ref_last
+        return in_proportion(initial, ref_initial, ref_base), lr
 
     def _base_at(self, lr: float) -> float:
         """The base rate whose scheduled rate at the current epoch is ``lr``.
@@ -350,10 +350,15 @@ class LRScheduler(_SchedulerBase):
         (:math:`b = \\eta_{min}(1 - c)` for the cosine, 0 for the others), so
         this is :math:`(lr - b) / a`; where :math:`a = 0` (a cosine at its
         minimum, a warm-up from 0 at its start, a ``gamma`` of 0 after a
-        cut) the rate does not tell a base, and ``lr`` itself is taken."""
+        cut) the rate does not tell a base, and ``lr`` itself is taken; so it
+        is where :math:`a` is subnormal or the base would overflow (after
+        1070 halvings :math:`a` is 0.5**1070, and ``lr / a`` infinite)."""
         offset = self._lr_at(0.0, self.last_epoch)
         slope = self._lr_at(1.0, self.last_epoch) - offset
-        return (lr - offset) / slope if slope > 0 else lr
+        if slope < sys.float_info.min:  # 0 or subnormal: 1 / slope overflows
+            return lr
+        base = (lr - offset) / slope
+        return base if math.isfinite(base) else lr
 
     def step(self) -> None:
         """Move to the next epoch and set its learning rates (after taking in
@@ -424,6 +429,13 @@ class LRScheduler(_SchedulerBase):
         self._note_groups()
 
     def _state(self):
+        # groups added since the last step are taken in now, as the next step
+        # would, so their base rates are saved: a group added with its own lr
+        # has none recorded yet, and a schedule made on the loaded optimizer
+        # records that lr as its base (not the one it goes on from)
+        self._record_initial_lr()
+        self._follow_groups()
+        self._note_groups()
         return {**super()._state(), "base_lrs": np.array(self.base_lrs, dtype=np.float64),
                 "lrs_at_save": np.array(self._lrs(), dtype=np.float64)}
 
@@ -568,9 +580,11 @@ class ReduceLROnPlateau(_SchedulerBase):
     threshold_mode : {"rel", "abs"}, default "rel"
     cooldown : int >= 0, default 0
     min_lr : float or list of float (one per group), default 0
-        One per group follows the groups by their parameters: a group removed
-        takes its own with it; a group added gets the one number, and is
-        refused (``ValueError`` at the next step) when one was given per group.
+        One number (or a list of one) is every group's, whatever groups come
+        and go. One per group follows the groups by their parameters: a group
+        removed takes its own with it; a group added since (or every group,
+        bound again to other parameters) has none, and a cut that is due
+        then is refused (``ValueError``, as PyTorch raises at the cut).
     eps : float, default 1e-8
         Changes smaller than this are skipped.
     """
@@ -595,8 +609,8 @@ class ReduceLROnPlateau(_SchedulerBase):
                 raise ValueError(f"{who} expected {n_groups} min_lr value(s), one per "
                                  f"parameter group, received {len(min_lr)}")
             self.min_lrs = [_check_number(who, "min_lr", v) for v in min_lr]
-            # unbound: the one value is every group's bind makes
-            self._default_min_lr = None if self.optimizer.param_groups else self.min_lrs[0]
+            # a list of one (one group, or unbound): every group's, as one number
+            self._default_min_lr = self.min_lrs[0] if len(self.min_lrs) == 1 else None
         else:
             self.min_lrs = [_check_number(who, "min_lr", min_lr)] * n_groups
             self._default_min_lr = self.min_lrs[0]
@@ -647,30 +661,36 @@ class ReduceLROnPlateau(_SchedulerBase):
         self._note_groups()
 
     def _follow_groups(self) -> None:
-        """Pair ``min_lrs`` with the groups by their parameters, as the
-        closed-form schedules pair their base rates
-        (:meth:`~_SchedulerBase._paired_groups`): a group removed takes its
-        ``min_lr`` with it, whichever its place; a group added gets the
-        ``min_lr`` given as one number (every group's), and is refused
-        (``ValueError``) when one was given per group -- there is none for
-        it (PyTorch raises as well)."""
+        """Keep one ``min_lr`` per group. Given as one number: that number
+        for every group. Given per group: paired with the groups by their
+        parameters, as the closed-form schedules pair their base rates
+        (:meth:`~_SchedulerBase._paired_groups`), so a group removed takes
+        its ``min_lr`` with it, whichever its place; a group added since, or
+        every group after a ``bind`` to fewer groups of other parameters, has
+        none (None): :meth:`_reduce` refuses a cut then, not before (no cut
+        may ever be due)."""
         groups = self.optimizer.param_groups
         if not groups:
             return
-        old = self._paired_groups(groups, len(self.min_lrs))
-        if old == list(range(len(self.min_lrs))):
+        if self._default_min_lr is not None:
+            self.min_lrs = [self._default_min_lr] * len(groups)
             return
-        if None in old and self._default_min_lr is None:
-            raise ValueError(f"{self._who} was given one min_lr per parameter group "
-                             f"({len(self.min_lrs)}), but the optimizer now has a group it "
-                             f"has none for (added since, {old.count(None)} of "
-                             f"{len(groups)}): give min_lr as one number for every group, or "
-                             f"make a new {self._who} with one per group now")
-        self.min_lrs = [self._default_min_lr if i is None else self.min_lrs[i] for i in old]
+        try:
+            old = self._paired_groups(groups, len(self.min_lrs))
+        except ValueError:  # fewer groups, none of them among the last ones
+            old = [None] * len(groups)
+        self.min_lrs = [None if i is None else self.min_lrs[i] for i in old]
 
     def _reduce(self) -> None:
         lrs = self._lrs()
         min_lrs = self.min_lrs * len(lrs) if len(self.min_lrs) == 1 else self.min_lrs
+        if None in min_lrs:
+            missing = [k for k, floor in enumerate(min_lrs) if floor is None]
+            raise ValueError(f"{self._who} was given one min_lr per parameter group, but "
+                             f"group(s) {missing} of the optimizer's {len(lrs)} have none "
+                             f"(added since, or bound again to other parameters) and a cut "
+                             f"is due: give min_lr as one number for every group, or make a "
+                             f"new {self._who} with one per group now")
         new = []
         for old, floor in zip(lrs, min_lrs):
             lr = max(old * self.factor, floor)
