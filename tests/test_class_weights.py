@@ -58,6 +58,27 @@ def test_class_weight_equals_cross_entropy_weight_for_labels():
         np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
 
 
+@pytest.mark.parametrize("small", [1e-40, 1e-50])
+def test_class_weight_and_cross_entropy_weight_agree_on_small_weights_in_float32(small):
+    # CrossEntropy(weight=[1, 1e-40, 1]) gave float32 batches of class 1 an infinite
+    # gradient (1e-50: a NaN one), then was refused at forward, while
+    # fit(class_weight=) trained: both train now, as without class weights (the
+    # batches hold class 1 alone, whose weights a mean divides out)
+    x, _ = _data()
+    y = np.ones(len(x), dtype=np.int64)
+    models = [tn.Sequential([tn.layers.Dense(3, input_dim=4, seed=0, dtype="float32")])
+              for _ in range(3)]
+    models[0].compile(tn.optim.SGD(lr=0.1), loss=losses.CrossEntropy(weight=[1.0, small, 1.0]))
+    models[1].compile(tn.optim.SGD(lr=0.1), loss="cross_entropy")
+    models[2].compile(tn.optim.SGD(lr=0.1), loss="cross_entropy")
+    via_loss, via_fit = _fit(models[0], x, y), _fit(models[1], x, y,
+                                                   class_weight={1: small})
+    plain = _fit(models[2], x, y)
+    for a, b, c in zip(via_loss, via_fit, plain):
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(b, c, rtol=1e-5, atol=1e-6)
+
+
 def test_binary_targets_on_one_sigmoid_output():
     x, y = _data(n_classes=2)
     for model_args in ({}, {"activation": "sigmoid"}):

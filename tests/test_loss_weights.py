@@ -613,34 +613,50 @@ def test_class_weights_in_range_are_used_as_given():
     assert losses.CrossEntropy(weight=[1e308, 1.0], reduction="sum")._class_weights()[0] == 1e308
 
 
-@pytest.mark.parametrize("reduction", ["mean", "sum"])
-def test_class_weights_that_float32_logits_cannot_hold_are_refused(reduction):
-    # float32 rounds a weight below 1.2e-38 to fewer digits, or to 0: [1, 1e-50]
-    # gave a batch of class 1 a loss of 0 and a NaN gradient (the float64
-    # denominator kept the weight), [1, 1e-40] an infinite gradient
-    logits = np.random.default_rng(0).normal(size=(4, 2))
-    for table, became, divided in (([1.0, 1e-50], "0", ""), ([1.0, 1e-40], "9.99995e-41", ""),
-                                   ([2.0 ** 100, 1e-10], "3.94423e-41",
-                                    r" once the table is divided by 2\*\*101")):
-        if divided and reduction == "sum":
-            continue  # a sum divides nothing: 1e-10 is a float32
-        loss = losses.CrossEntropy(weight=table, reduction=reduction)
-        with pytest.raises(ValueError, match=(
-                rf"CrossEntropy expected class weights that float32 logits can hold, each 0 "
-                rf"or at least 1.18e-38 \(the smallest normal float32\), received weight 1 = "
-                rf"{table[1]:g}, which is {became} in float32{divided}, changing the loss; "
-                rf"give float64 logits")):
-            loss.forward(logits.astype(np.float32), np.full(4, 1))
-        # float64 logits hold them: the plain mean of a batch of one class
-        value = loss.forward(logits, np.full(4, 1))
-        plain = losses.CrossEntropy(reduction=reduction).forward(logits, np.full(4, 1))
-        assert value == pytest.approx(plain * (1.0 if reduction == "mean" else table[1]),
-                                      rel=1e-12)
-    # the smallest normal float32 itself, and 0, are held
-    for table in ([1.0, float(np.finfo(np.float32).tiny)], [1.0, 0.0]):
-        loss = losses.CrossEntropy(weight=table, reduction=reduction)
-        assert np.isfinite(loss.forward(logits.astype(np.float32), [0, 1, 1, 1]))
-        assert np.isfinite(loss.backward()).all()
+@pytest.mark.parametrize("table", [[1.0, 1e-50, 1.0], [1.0, 1e-40, 1.0],
+                                   [2.0 ** 100, 1e-10, 1.0]])
+def test_a_batch_of_classes_that_weigh_little_has_the_plain_mean_in_float32(table):
+    # float32 logits: [1, 1e-50] gave a batch of class 1 a loss of 0 and a NaN gradient,
+    # [1, 1e-40] an infinite one (the weights rounded in float32, the gradient's scale
+    # 1 / sum(c_y) above float32's largest); [2**100, 1e-10] put 1e-10 at 3.9e-41 once
+    # the table was divided by 2**101. A batch of one class has the plain mean
+    logits = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    plain = losses.CrossEntropy()
+    for mask, labels in ((None, [1, 1, 1, 1]), ([0, 1, 1, 1], [0, 1, 1, 1])):
+        loss = losses.CrossEntropy(weight=table)
+        value, grad = loss.forward(logits, labels, mask=mask), loss.backward()
+        counted = slice(None) if mask is None else slice(1, None)
+        expected = plain.forward(logits[counted], np.full(4, 1)[counted])
+        assert value == pytest.approx(expected, rel=1e-6)
+        assert grad.dtype == np.float32
+        np.testing.assert_allclose(grad[counted], plain.backward(), rtol=1e-6, atol=1e-7)
+        assert not grad[:1 if mask else 0].any()
+        # weight_total on the table's scale, which every batch shares
+        table_scaled = losses.scaled_class_weights(np.array(table))
+        assert loss.weight_total == pytest.approx((4 if mask is None else 3) *
+                                                  table_scaled[1], rel=1e-15)
+
+
+def test_class_weights_that_weigh_little_are_used_where_they_do_not_bite():
+    # refused on float32 logits, though nothing went wrong: a sum (the loss as small
+    # as its weights, in float32), a class the batch does not hold, and a mixed batch
+    # (the small class below float32's precision of the mean); the last two to the
+    # bit as before (the batch's largest weight is 1: nothing is scaled)
+    logits = np.random.default_rng(0).normal(size=(4, 3)).astype(np.float32)
+    none = losses.CrossEntropy(reduction="none")
+    summed = losses.CrossEntropy(weight=[1.0, 1e-40, 1.0], reduction="sum")
+    assert summed.forward(logits, np.full(4, 1)) == pytest.approx(
+        1e-40 * none.forward(logits.astype(np.float64), np.full(4, 1)).sum(), rel=1e-4)
+    assert np.isfinite(summed.backward()).all()
+    for table, labels in (([1.0, 1.0, 1e-39], [0, 1, 1, 0]), ([1.0, 1.0, 1e-50], [0, 1, 1, 0]),
+                          ([1.0, 1e-40, 1.0], [0, 1, 1, 1])):
+        loss = losses.CrossEntropy(weight=table)
+        value, grad = loss.forward(logits, labels), loss.backward()
+        ones = np.array(table) >= 1
+        by_hand = losses.CrossEntropy(weight=np.where(ones, 1.0, 0.0))
+        assert value == pytest.approx(by_hand.forward(logits, labels), rel=1e-7)
+        np.testing.assert_allclose(grad, by_hand.backward(), rtol=1e-6, atol=1e-30)
+        assert loss._shift == 0
 
 
 def test_a_class_weight_table_too_wide_to_scale_exactly_is_refused():

@@ -696,9 +696,9 @@ class CrossEntropy(Loss):
         be 0 and nothing would train); the length is checked against the
         logits. Saved with the model as a list. A mean over labels computes
         with the table as :func:`scaled_class_weights` gives it (which
-        refuses a table too wide to divide exactly); with float32 logits each
-        positive weight must stay at least float32's smallest normal number,
-        ``1.2e-38``, in it (a ValueError at ``forward`` otherwise).
+        refuses a table too wide to divide exactly), divided again by a
+        power of two for a batch whose classes all weigh little
+        (:meth:`_batch_scaled`: exact, so that float32 logits hold them).
     reduction : {"mean", "sum", "none"}, default "mean"
 
     Without class weights, sample weights or a mask, and with a reduction
@@ -768,34 +768,54 @@ class CrossEntropy(Loss):
                              f"{n_classes} for logits of shape {pred.shape}, received "
                              f"{self.weight.shape[0]} values")
         weight = self._class_weights(labels is not None)
-        weighted = probs * self._in_dtype(weight, pred.dtype)  # a = c t'
+        if labels is not None and self.reduction == "mean":
+            weight = self._batch_scaled(weight, labels)
+        weighted = probs * weight.astype(pred.dtype)  # a = c t'
         return weighted, None if labels is None else weight[labels]
 
-    def _in_dtype(self, weight: np.ndarray, dtype) -> np.ndarray:
-        """The class weights ``weight`` (as :meth:`_class_weights` gives them)
-        in the logits' ``dtype``, refused where a positive one falls below
-        that dtype's smallest normal number. float32 rounds a weight below
-        ``1.2e-38`` to fewer digits, or to 0 below ``1.4e-45``: ``[1, 1e-50]``
-        gave a batch of class 1 a loss of 0 and a NaN gradient (its float64
-        denominator kept the weight), ``[1, 1e-40]`` an infinite gradient. In
-        float64 the cast changes nothing (:func:`scaled_class_weights` has
-        checked the division)."""
-        cast = weight.astype(dtype)
-        if dtype == np.float64:
-            return cast
-        tiny = np.finfo(dtype).tiny
-        lost = (weight > 0) & (cast < tiny)
-        if lost.any():
-            k, name = int(np.argmax(lost)), np.dtype(dtype).name
-            divided = "" if weight is self.weight else \
-                f" once the table is divided by 2**{int(np.frexp(self.weight.max())[1])}"
-            raise ValueError(
-                f"{self._who} expected class weights that {name} logits can hold, each 0 or "
-                f"at least {tiny:.3g} (the smallest normal {name}), received weight {k} = "
-                f"{self.weight[k]:.6g}, which is {cast[k]:.6g} in {name}{divided}, changing "
-                f"the loss; give float64 logits, or raise the smallest weights or set them "
-                f"to 0")
-        return cast
+    def _select(self, target, weight):
+        self._counted = None if weight is None else weight != 0  # see _batch_scaled
+        return super()._select(target, weight)
+
+    def _batch_scaled(self, weight: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        r"""The class weights of this batch's mean over ``labels``: ``weight``
+        (the table of :func:`scaled_class_weights`) itself when the largest
+        weight of the classes that carry the batch's targets -- the labels of
+        the samples that weigh something; every class with label smoothing --
+        is at least :math:`2^{-60}` (:data:`CLASS_WEIGHT_EXPONENT`), else
+        those weights divided by the power of two :math:`2^e` that brings
+        their largest into :math:`[0.5, 1)`, and the others (whose targets are
+        0) set to 0; :math:`e` is kept in ``_shift`` for :attr:`weight_total`.
+
+        The mean :math:`\sum_i w_i \ell_i / \sum_i w_i c_{y_i}` and its
+        gradient do not change (a power of two divides both sums exactly),
+        but its terms :math:`c_c t'_{ic}` are computed in the logits' dtype:
+        with float32 logits a table such as ``[1, 1e-40]`` gave a batch of
+        class 1 terms rounded to a subnormal float32 and a gradient scale
+        :math:`1/\sum_i c_{y_i}` above float32's largest, an infinite
+        gradient (``1e-50``, rounded to 0: a loss of 0 and a NaN gradient),
+        where the mean is the plain mean of the batch's losses.
+        ``fit(class_weight=)``, whose weights divide in float64 before the
+        cast, was right. The batch's scale leaves the other classes' weights
+        out of the arithmetic (they could overflow float32 once scaled);
+        a class far below the batch's largest then rounds as it does in
+        ``fit(class_weight=)``, below float32's precision of the sum.
+        With label smoothing every class carries (the table's largest,
+        at least :math:`2^{-60}`: never scaled). Batches whose largest is in
+        range (every ordinary table) compute as before, to the bit; a sum,
+        one value per sample, and probability targets use the table as given
+        (their value scales with it)."""
+        self._shift = 0
+        counted = labels if self._counted is None else labels[self._counted]
+        carried = (np.ones(len(weight), dtype=bool) if self.label_smoothing
+                   else np.isin(np.arange(len(weight)), counted))
+        largest = float(weight[carried].max()) if carried.any() else 0.0
+        if largest == 0 or largest >= 2.0 ** -CLASS_WEIGHT_EXPONENT:
+            return weight
+        self._shift = int(np.frexp(largest)[1])
+        scaled = np.zeros_like(weight)
+        scaled[carried] = np.ldexp(weight[carried], -self._shift)
+        return scaled
 
     def _class_weights(self, labels: bool = True) -> np.ndarray:
         """The class weights the loss computes with (None without): for a
@@ -809,14 +829,23 @@ class CrossEntropy(Loss):
             return self.weight
         return scaled_class_weights(self.weight, self._who, "weight (one per class)")
 
+    #: The samples that weigh something (None: all), and the power of two
+    #: the last forward's batch divided its class weights by (:meth:`_batch_scaled`).
+    _counted = None
+    _shift = 0
+
     def forward(self, pred, target, sample_weight=None, mask=None):
         self._fused_grad = None
+        self._shift = 0
         if (sample_weight is None and mask is None and self.weight is None
                 and self.reduction != "none"):
             value = self._fused_forward(pred, as_array(target, self._who, "targets"))
             if value is not None:
                 return value
-        return super().forward(pred, target, sample_weight=sample_weight, mask=mask)
+        value = super().forward(pred, target, sample_weight=sample_weight, mask=mask)
+        if self._shift:  # the total on the table's scale, which every batch shares
+            self.weight_total = float(np.ldexp(self.weight_total, self._shift))
+        return value
 
     forward.__doc__ = Loss.forward.__doc__
     __call__ = forward

@@ -54,8 +54,12 @@ def stratify_problem(y, val_size) -> str | None:
     fewer than ``k`` samples (3 validation samples of 4 classes left one
     class out of validation, unsaid): both refused, as scikit-learn refuses
     them ("The test_size = 3 should be greater or equal to the number of
-    classes = 4", and the same of the train_size). ``tinynet train`` asks
-    before it splits, to draw at random instead."""
+    classes = 4", and the same of the train_size). What passes both checks
+    is split with every class in both parts: a class whose share rounds to
+    0 in a part still gets one sample there (:func:`_per_class`; with
+    ``[0]*2 + [1]*2 + [2]*2 + [3]*94`` and ``val_size=0.9``, scikit-learn's
+    training part holds class 3 alone). ``tinynet train`` asks before it
+    splits, to draw at random instead."""
     y = np.asarray(y)
     problem = _problem(np.unique(y, return_counts=True), _n_val(len(y), val_size))
     return None if problem is None else problem[0]
@@ -80,18 +84,48 @@ def _problem(classes_counts, n_val: int) -> tuple[str, str] | None:
     return None
 
 
+def _per_class(counts: np.ndarray, n_val: int) -> np.ndarray:
+    """How many samples of each class (``counts`` of them) go to validation:
+    the largest-remainder shares of ``n_val``, then each kept in
+    ``[1, count - 1]`` so that both parts hold every class.
+
+    The shares alone leave out a class whose share rounds to 0 in a part:
+    ``[0]*2 + [1]*2 + [2]*2 + [3]*94`` with 90 validation samples gave the
+    training part 10 samples of class 3 only (scikit-learn's
+    ``train_test_split(stratify=)`` does the same, without a word). A class
+    raised to 1 (or lowered to ``count - 1``) is paid for, one sample at a
+    time, by the class whose share is furthest above (below) its exact
+    ``count * n_val / n``; :func:`_problem`'s checks (every class of at
+    least 2, each part at least one per class) are what makes this
+    possible. Shares already in range are kept, so such splits are as
+    before, to the sample."""
+    exact = counts * n_val / counts.sum()
+    per_class = np.floor(exact).astype(np.int64)
+    short = n_val - int(per_class.sum())
+    per_class[np.argsort(-(exact - per_class), kind="stable")[:short]] += 1
+    per_class = np.clip(per_class, 1, counts - 1)
+    for _ in range(abs(n_val - int(per_class.sum()))):
+        if per_class.sum() < n_val:
+            room = per_class < counts - 1
+            k = np.argmax(np.where(room, exact - per_class, -np.inf))
+            per_class[k] += 1
+        else:
+            room = per_class > 1
+            k = np.argmax(np.where(room, per_class - exact, -np.inf))
+            per_class[k] -= 1
+    return per_class
+
+
 def _stratified_val_indices(y: np.ndarray, n_val: int, rng) -> np.ndarray:
-    """Take from each class its share of ``n_val`` (largest remainders), at
-    random; what cannot be split so (:func:`stratify_problem`) is refused."""
+    """Take from each class its share of ``n_val`` (:func:`_per_class`: at
+    least one, and one left for training), at random; what cannot be split
+    so (:func:`stratify_problem`) is refused."""
     classes, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
     problem = _problem((classes, counts), n_val)
     if problem is not None:
         raise ValueError(f"train_val_split(stratify=True) {problem[0]}; split without "
                          f"stratify, or {problem[1]}")
-    exact = counts * n_val / len(y)
-    per_class = np.floor(exact).astype(np.int64)
-    short = n_val - int(per_class.sum())
-    per_class[np.argsort(-(exact - per_class), kind="stable")[:short]] += 1
+    per_class = _per_class(counts, n_val)
     picked = [rng.permutation(np.flatnonzero(inverse == k))[:per_class[k]]
               for k in range(len(classes))]
     return np.concatenate(picked)
@@ -110,9 +144,12 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
         gives ``ceil(val_size * n_samples)`` of them, scikit-learn's rule in
         ``train_test_split`` (0.1 of 5 samples is 1, 0.25 of 10 is 3).
     stratify : bool, default False
-        Keep each class's share (``y`` holds class labels) in both parts;
-        every class needs at least 2 samples, and each part at least one
-        sample per class (a ValueError otherwise, as in scikit-learn).
+        Keep each class's share (``y`` holds class labels) in both parts,
+        with every class in each part (a class whose share rounds to 0 in a
+        part still gets one sample there, which scikit-learn does not
+        ensure); every class needs at least 2 samples, and each part at
+        least one sample per class (a ValueError otherwise, as in
+        scikit-learn).
     shuffle : bool, default True
         Pick validation samples at random; ``False`` takes the last ones
         (for data already in a meaningful order, e.g. time).
