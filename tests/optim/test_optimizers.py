@@ -609,6 +609,101 @@ def test_an_optimizer_holding_parameters_the_model_released_is_bound_again(flow)
     assert opt.state[model.parameters()[-1]]["step"] == 1
 
 
+
+@pytest.mark.parametrize("compiled_before", [False, True])
+def test_an_optimizer_bound_before_reset_parameters_then_replace_head_is_bound_again(
+        compiled_before):
+    # the re-initialised head recorded its old parameters as released by
+    # itself, and once replace_head popped it the model no longer counted
+    # them: the optimizer was refused as another model's
+    from tinynet.transfer import replace_head
+    model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(3, seed=1)])
+    opt = Adam(model.parameters(), lr=0.01)
+    if compiled_before:
+        model.compile(opt, loss="cross_entropy")
+        model.compile(SGD(lr=0.1), loss="cross_entropy")
+    model.reset_parameters(1)
+    replace_head(model, [tn.layers.Dense(3, seed=2)])
+    model.compile(opt, loss="cross_entropy")
+    assert model.optimizer is opt
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+
+
+def test_models_in_threads_of_their_own_release_parameters_without_interfering():
+    # one registry for every model's released parameters, iterated while
+    # another thread's model added to it: "dictionary changed size during
+    # iteration". Each model keeps its own record
+    import sys
+    import threading
+    from tinynet.transfer import replace_head
+    errors = []
+
+    def trials():
+        model = tn.Sequential([tn.layers.Dense(4, input_dim=4, seed=i) for i in range(20)])
+        optimizers = []  # (each keeping the parameters it holds, and their records, alive)
+        for i in range(300):
+            optimizers.append(SGD())
+            optimizers[-1].bind(model.parameters())
+            model.reset_parameters(i)
+
+    def transfer():
+        for _ in range(300):
+            model = tn.Sequential([tn.layers.Dense(4, input_dim=4, seed=i) for i in range(3)])
+            opt = SGD()
+            opt.bind(model.parameters())
+            replace_head(model, [tn.layers.Dense(2)])
+            model.compile(opt, loss="cross_entropy")
+
+    def run(work):
+        try:
+            work()
+        except Exception as e:  # noqa: BLE001 (reported below)
+            errors.append(repr(e))
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=run, args=(w,)) for w in (trials, transfer)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert errors == []
+
+
+@pytest.mark.parametrize("held_by", ["a container dropped", "a container in a reference cycle",
+                                     "a container saved"])
+def test_a_popped_layer_a_container_held_for_a_while_is_still_the_models_former(held_by,
+                                                                                tmp_path):
+    # the first container to hold the popped layer took its parameters out of
+    # the model's released ones for good, a container dropped at once (or one
+    # only saved) too: the optimizer bound to the model before was refused
+    import gc
+    model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(3, seed=1)])
+    opt = Adam(model.parameters(), lr=0.01)
+    head = model.pop()
+    if held_by == "a container saved":
+        tn.io.save(tn.Sequential([head]), tmp_path / "head.tnz")
+    else:
+        wrapper = tn.Sequential([head])
+        if held_by.endswith("cycle"):
+            wrapper.itself = wrapper  # freed by the garbage collector only
+        del wrapper
+        if held_by.endswith("dropped"):
+            gc.collect()
+    model.add(tn.layers.Dense(3, seed=2))
+    enabled = gc.isenabled()
+    gc.disable()  # (a cycle is freed by compile's own collection, not by chance)
+    try:
+        model.compile(opt, loss="cross_entropy")
+    finally:
+        if enabled:
+            gc.enable()
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+
+
 def test_parameters_a_model_inside_released_count_as_the_models():
     inner = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0), tn.layers.Dense(4, seed=1)])
     model = tn.Sequential([inner, tn.layers.Dense(3, seed=2)])
@@ -620,7 +715,8 @@ def test_parameters_a_model_inside_released_count_as_the_models():
 
 
 def test_parameters_a_layer_built_again_inside_a_model_released_count_as_the_models():
-    # (the layer records them, and counts for whatever model holds it)
+    # (each container holding the layer records them; the outer model counts
+    # what the containers inside it released)
     inner = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0)])
     model = tn.Sequential([inner, tn.layers.Dense(3, seed=2)])
     opt = Adam(model.parameters(), lr=0.01)
@@ -639,8 +735,8 @@ def test_a_layer_another_model_took_is_that_models(taker):
     # once another model held it: compiling the first with an optimizer holding
     # its parameters (the other's, maybe the one the other is compiled with)
     # was accepted and bound that optimizer to the first model's parameters. A
-    # parameter counts as released by the model that released it last, until
-    # a model takes it; both ways
+    # parameter released counts as the model's former one while no other live
+    # model holds its layer; both ways
     first = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0),
                            tn.layers.Dense(3, seed=1)])
     opt = Adam(first.parameters(), lr=0.01)
@@ -672,6 +768,38 @@ def test_a_layer_another_model_took_is_that_models(taker):
         second.compile(Adam(second.parameters() + head.parameters()), loss="mse")
     first.compile(opt, loss="cross_entropy")
     assert [id(p) for p in opt.params] == [id(p) for p in first.parameters()]
+
+
+
+@pytest.mark.parametrize("moved", [False, True])
+def test_a_popped_model_is_released_until_another_model_takes_a_layer_inside_it(moved):
+    # a model popped is released as a whole; a layer of it moved to another
+    # model is that model's
+    model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0),
+                           tn.Sequential([tn.layers.Dense(4, seed=1), tn.layers.Dense(3, seed=2)])])
+    opt = Adam(model.parameters(), lr=0.01)
+    block = model.pop()
+    model.add(tn.layers.Dense(3, seed=3))
+    if moved:
+        other = tn.Sequential([tn.layers.Dense(4, input_dim=4, seed=4), block.pop()])
+        with pytest.raises(ValueError, match=r"bound to 2 parameter\(s\) \(of 6 bound\)"):
+            model.compile(opt, loss="cross_entropy")
+        assert other.built
+    else:
+        model.compile(opt, loss="cross_entropy")
+        assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+
+
+def test_a_layer_two_models_share_built_again_counts_for_each():
+    # the other model holding the layer takes nothing from this one
+    shared = tn.layers.Dense(5, input_dim=4, seed=0)
+    first = tn.Sequential([shared, tn.layers.Dense(3, seed=1)])
+    second = tn.Sequential([shared, tn.layers.Dense(2, seed=2)])
+    opts = [Adam(m.parameters(), lr=0.01) for m in (first, second)]
+    first.reset_parameters(1)
+    for m, opt in zip((first, second), opts):
+        m.compile(opt, loss="cross_entropy")
+        assert [id(p) for p in opt.params] == [id(p) for p in m.parameters()]
 
 
 def test_an_optimizer_holding_released_and_another_models_parameters_is_refused():

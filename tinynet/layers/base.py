@@ -51,7 +51,7 @@ from ._checks import changeable_slots
 __all__ = ["Layer", "layer_from_dict", "layer_to_dict", "LAYER_CLASSES", "LAYER_ALIASES",
            "add_alias", "shape_str",
            "walk_layers", "settings_tree", "swap_settings", "stale_cache_error", "adopt",
-           "release", "apply_frozen_containers", "release_parameters", "released_ids"]
+           "release", "apply_frozen_containers"]
 
 #: Every concrete layer class by its class name; filled by ``Layer.__init_subclass__``.
 LAYER_CLASSES: dict[str, type] = {}
@@ -202,6 +202,8 @@ class Layer:
     _cache_owner = None
     #: The containers holding this layer (a WeakSet, made by :func:`adopt`).
     _parents = ()
+    #: What a container released (:func:`tinynet.optim.binding.release_parameters`).
+    _released = None
 
     def __init_subclass__(cls, auto_name: str | None = None, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -315,9 +317,12 @@ class Layer:
         self.input_shape = input_shape
         self._build(input_shape, self.rng)
         self.built = True
-        if old:  # built again: the parameters it replaced are its former ones
+        if old:  # built again: the models holding it released those it replaced
+            from ..optim.binding import release_parameters
             kept = {id(p) for p in self.parameters()}
-            release_parameters(self, [p for p in old if id(p) not in kept])
+            replaced = [p for p in old if id(p) not in kept]
+            for parent in list(self._parents):
+                release_parameters(parent, self, replaced)
         return self
 
     def _build(self, input_shape: tuple, rng: np.random.Generator) -> None:
@@ -562,8 +567,6 @@ def adopt(container: Layer, child: Layer) -> None:
         child._parents = weakref.WeakSet()
     child._parents.add(container)
     apply_frozen_containers(child)
-    for p in child.parameters():  # held by a model again: released by no one
-        _released_by.pop(p, None)
 
 
 def apply_frozen_containers(layer: Layer) -> None:
@@ -577,48 +580,13 @@ def release(container: Layer, child: Layer) -> None:
     """Undo :func:`adopt` (``Sequential.pop``): the parameters of ``child``
     and of the layers inside it train again where their layer's own flag
     says so and no other container holding them is frozen; ``container``
-    released them (:func:`release_parameters`)."""
+    released them (:func:`tinynet.optim.binding.release_parameters`)."""
     if isinstance(child._parents, weakref.WeakSet):
         child._parents.discard(container)
     for layer in walk_layers(child):
         layer._sync_param_flags("on")
-    release_parameters(container, child.parameters())
-
-
-#: Each released parameter -> a weak reference to the model or layer that
-#: released it last (:func:`release_parameters`); :func:`adopt` takes it out.
-_released_by: "weakref.WeakKeyDictionary[Param, weakref.ref]" = weakref.WeakKeyDictionary()
-
-
-def release_parameters(owner: Layer, params) -> None:
-    """Record that ``owner`` no longer holds ``params``: a model popped their
-    layer (:func:`release`), or a layer built again replaced them
-    (``build`` called again, ``Sequential.reset_parameters``).
-
-    The rule :func:`tinynet.optim.binding.refuse_foreign` reads
-    (:func:`released_ids`): a parameter counts as released by the model or
-    layer that released it last, and by no one once a model holds its layer
-    again (:func:`adopt`: a Sequential built with it or ``add``, an
-    ``mtl.Model`` calling it). A layer popped from model A and added to model
-    B is B's from then on: an optimizer holding its parameters is B's, which
-    A refuses (binding it to A's parameters would take it from B), and if B
-    pops it in turn it counts as B's former layer, not A's. Weak references
-    both ways: a parameter nothing else holds is dropped (its id may be
-    reused by a new parameter), and one whose releaser is gone counts as no
-    one's."""
-    ref = weakref.ref(owner)
-    for p in params:
-        _released_by[p] = ref
-
-
-def released_ids(layer: Layer) -> set:
-    """The ids of the live parameters that ``layer`` or a layer inside it (a
-    layer built again, a Sequential that popped one) released last
-    (:func:`release_parameters`) and no model has taken since."""
-    if not _released_by:
-        return set()
-    owners = {id(inner) for inner in walk_layers(layer)}
-    return {id(p) for p, ref in list(_released_by.items()) if id(ref()) in owners}
+    from ..optim.binding import release_parameters
+    release_parameters(container, child, child.parameters())
 
 
 def walk_layers(layer: Layer):
