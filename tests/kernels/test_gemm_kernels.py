@@ -118,3 +118,21 @@ def test_gemm_gives_the_same_bits_on_any_number_of_chunks(m, k, n, dtype, accumu
         results.append(c)
     for c in results[1:]:
         np.testing.assert_array_equal(c, results[0])
+
+
+@pytest.mark.parametrize("fn, shapes", [(gemm.matmul, ((37, 23), (23, 70))),
+                                        (gemm.matmul_tn, ((23, 37), (23, 70))),
+                                        (gemm.matmul_nt, ((37, 23), (70, 23)))])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_the_trusted_products_give_the_checked_ones_bits(fn, shapes, accumulate):
+    """``.trusted`` (no checks, for callers that made or checked the arrays)
+    runs the same code as the public product after its checks."""
+    rng = np.random.default_rng(3)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in shapes)
+    c_shape = (a.shape[1] if fn is gemm.matmul_tn else a.shape[0],
+               b.shape[0] if fn is gemm.matmul_nt else b.shape[1])
+    checked, trusted = np.full(c_shape, 0.5, np.float32), np.full(c_shape, 0.5, np.float32)
+    fn(a, b, out=checked, accumulate=accumulate)
+    fn.trusted(a, b, out=trusted, accumulate=accumulate)
+    np.testing.assert_array_equal(trusted.view(np.uint32), checked.view(np.uint32))
+

@@ -279,6 +279,15 @@ BAD_CALLS = [
                                 activations.IDENTITY, 0.0, np.zeros((300, 2), f32), None,
                                 True, None, None, np.empty((4, 7), f32))),
     ("bias_grad", lambda: (X, SHORT.copy())),
+    # the products' out: the references failed with NumPy's words (or cast it)
+    ("matmul", lambda: (X[:, :3], np.ones((3, 2), f32), np.empty((4, 3), f32))),
+    ("matmul", lambda: (X[:, :3], np.ones((3, 2), f32), np.empty((4, 2)))),
+    ("matmul_tn", lambda: (X, X[:, :2], np.empty((300, 2), f32, order="F"))),
+    ("matmul_tn", lambda: (X, X[:, :2], np.empty((2, 300), f32))),
+    ("matmul_nt", lambda: (X, X[:2], _read_only((4, 2)))),
+    # and a and b, checked alike: the references took mixed dtypes or 1-D arrays
+    ("matmul", lambda: (X, np.ones((300, 2)))),
+    ("matmul_nt", lambda: (X[0], X[:2])),
 ]
 
 
