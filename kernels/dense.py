@@ -122,10 +122,10 @@ def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     check_disjoint("dense_forward", {"out": out, "z_out": z_out}, {"x": x, "w": w, "b": b})
 
 
-def _check_act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
-    """Checks of :func:`act_grad_bias` and its reference: a known code and
-    alpha, the saved array it reads, float dy (batch, units), y / z / a
-    writable ``g_out`` of dy's shape, a writable ``db`` of (units,)."""
+def _check_grad_arrays(dy, y, z, code, alpha, g_out, db):
+    """The checks of :func:`_check_act_grad_bias` other than the overlaps
+    (:func:`_check_grad_disjoint`, which :func:`dense_backward` runs in its
+    own name)."""
     _check_code(code)
     check_alpha(code, alpha, "act_grad_bias")
     check_saved(code, y, z, "act_grad_bias")
@@ -136,6 +136,38 @@ def _check_act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
     check_shapes("act_grad_bias", dy.shape, y=y, z=z, g_out=g_out)
     check_shapes("act_grad_bias", dy.shape[1:], db=db)
     check_writable("act_grad_bias", g_out=g_out, db=db)
+
+
+def _check_grad_disjoint(who, dy, y, z, code, g_out, db):
+    """The arrays :func:`act_grad_bias` writes, g_out (unless the identity's:
+    g is dy itself) and db, share no memory with those it reads (dy, y, z),
+    nor db with g_out (:func:`.checks.check_disjoint`): its rows of g are
+    read from rows of dy (y, z) as they are written, so a g_out of dy's rows
+    shifted by one returned garbage from the kernel, and db, added to after
+    the sum of g, changed the g returned (dy, for the identity).
+
+    One overlap is safe and allowed: ``g_out`` may be dy (or y, or z)
+    itself, the same view (:func:`.checks.same_view`). Both backends read
+    each element of dy, y and z once, before they write the same element of
+    g -- the kernel element by element (:func:`.activations.act_grad_rows`,
+    then the bias sum reads g), the reference array-wise into a new array it
+    then copies -- and neither reads them again; :func:`dense_backward`
+    reads only g afterwards. The gradient then lands in dy's buffer, bit for
+    bit the one of a separate g_out, with no array of dy's size allocated."""
+    written = None if code == IDENTITY else g_out
+    check_disjoint(who, {"g_out": written, "db": db}, {"dy": dy, "y": y, "z": z},
+                   same_ok={"g_out": ("dy", "y", "z")})
+    check_disjoint(who, {"db": db}, {"g_out": written})
+
+
+def _check_act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
+    """Checks of :func:`act_grad_bias` and its reference: a known code and
+    alpha, the saved array it reads, float dy (batch, units), y / z / a
+    writable ``g_out`` of dy's shape, a writable ``db`` of (units,), and no
+    output overlapping an input but ``g_out`` being dy, y or z itself
+    (:func:`_check_grad_disjoint`)."""
+    _check_grad_arrays(dy, y, z, code, alpha, g_out, db)
+    _check_grad_disjoint("act_grad_bias", np.asarray(dy), y, z, code, g_out, db)
 
 
 @checked(_check_forward)
@@ -221,13 +253,19 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
     and dtype. The kernel's products would refuse most of these with their
     own words, and the reference's ``@`` with NumPy's (or accept a w of the
     wrong rows, returning a dx not of x's shape): one check says it alike.
-    The arrays written (dw, db, dx_out, g_out) share no memory with those
-    read (x, w, dy), nor dw and dx_out with g_out, which holds the g the
-    products read (:func:`.checks.check_disjoint`): before, the kernel's
-    inner products refused some with their own names (``matmul_tn expected
-    out not to overlap a``), the reference none."""
+
+    The arrays written (dw, db, dx_out, g_out, and ``scratch``, which
+    receives w.T for the product into dx) share no memory with those read
+    (x, w, dy; g_out and db with y and z either), nor dw, dx_out and
+    scratch with g_out, which holds the g the products read, nor dx_out with
+    scratch (:func:`.checks.check_disjoint`): before, the kernel's inner
+    products refused some with their own names (``matmul_tn expected out
+    not to overlap a``), the reference none. ``g_out`` may be dy itself
+    (:func:`_check_grad_disjoint`: computing g into dy's buffer is safe).
+    dx_out and scratch are not written without ``need_dx``: they are not
+    checked then."""
     who = "dense_backward"
-    _check_act_grad_bias(dy, y, z, code, alpha, g_out, db)
+    _check_grad_arrays(dy, y, z, code, alpha, g_out, db)
     dy = np.asarray(dy)
     check_matrix(x, who, "x")
     check_matrix(w, who, "w")
@@ -239,14 +277,18 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
                          f"(batch, units) {dy.shape}, received {x.shape} and {w.shape}")
     check_out(dw, w.shape, dy.dtype, who, "dw")
     if not need_dx:
-        dx_out = None  # not written
+        dx_out = scratch = None  # not written
     if dx_out is not None:
         check_out(dx_out, x.shape, dy.dtype, who, "dx_out")
+    check_writable(who, scratch=scratch)
     if code == IDENTITY:
         g_out = None  # g is dy itself: g_out is not written
-    check_disjoint(who, {"dw": dw, "db": db, "dx_out": dx_out, "g_out": g_out},
-                   {"x": x, "w": w, "dy": dy})
-    check_disjoint(who, {"dw": dw, "dx_out": dx_out}, {"g_out": g_out})
+    _check_grad_disjoint(who, dy, y, z, code, g_out, db)
+    check_disjoint(who, {"dw": dw, "db": db, "dx_out": dx_out, "g_out": g_out,
+                         "scratch": scratch}, {"x": x, "w": w})
+    check_disjoint(who, {"dw": dw, "dx_out": dx_out, "scratch": scratch},
+                   {"dy": dy, "g_out": g_out})
+    check_disjoint(who, {"dx_out": dx_out}, {"scratch": scratch})
 
 
 @checked(_check_backward)

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import blas_product, use_blas
-from .checks import check_matrix, check_out, checked
+from .checks import check_disjoint, check_matrix, check_out, check_writable, checked
 from .config import NUMBA_ENABLED, njit, num_threads, prange
 
 __all__ = ["gemm_nn", "transpose_into", "matmul", "matmul_tn", "matmul_nt", "numba_matmul",
@@ -195,11 +195,16 @@ def _product_check(who: str, a_inner: int, b_inner: int):
     a and b: 2-D float32 or float64 arrays of one dtype, whose inner
     dimensions agree (:func:`.checks.check_matrix`); ``out``: C-contiguous,
     writable, of C's shape and a's dtype, sharing no memory with a or b,
-    which the GEMM reads while it writes C (:func:`.checks.check_out`).
-    NumPy's ``@`` in the references copies, so an overlapping ``out`` would
-    be right there; it is refused all the same, with the same words, so that
-    a call fails alike on either backend (before, a reference's ``out`` of
-    another shape or dtype failed with NumPy's own message, or was cast)."""
+    which the GEMM reads while it writes C (:func:`.checks.check_out`);
+    ``scratch`` (``matmul_nt``'s buffer for ``b.T``, when given): writable
+    and sharing no memory with a, b or out -- the transpose writes it while
+    it reads b (and over a, which the GEMM reads next), the GEMM then writes
+    C while it reads it (unchecked before: ``scratch=b`` returned garbage, a
+    read-only one failed to compile). NumPy's ``@`` in the references copies
+    (and has no scratch), so they would be right there; these are refused
+    all the same, with the same words, so that a call fails alike on either
+    backend (before, a reference's ``out`` of another shape or dtype failed
+    with NumPy's own message, or was cast)."""
     def check(a, b, out=None, accumulate=False, scratch=None):
         check_matrix(a, who, "a")
         check_matrix(b, who, "b")
@@ -212,6 +217,10 @@ def _product_check(who: str, a_inner: int, b_inner: int):
         if out is not None:
             check_out(out, (a.shape[1 - a_inner], b.shape[1 - b_inner]), a.dtype, who,
                       reads={"a": a, "b": b})
+        if scratch is not None:
+            check_writable(who, scratch=scratch)
+            check_disjoint(who, {"scratch": scratch}, {"a": a, "b": b})
+            check_disjoint(who, {"out": out}, {"scratch": scratch})
     check.__name__ = f"_check_{who}"
     return check
 

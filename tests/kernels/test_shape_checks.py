@@ -151,6 +151,33 @@ def _rows_shared(x):
     ("dense_backward", dense, lambda x: ((_SQ.copy(), _SQ.copy(), _SQ.copy(), _SQ.copy(), None,
                                           1, 0.0, x, None), {"g_out": x}),
      "dw not to overlap g_out"),
+    ("dense_backward", dense, lambda x: ((_SQ[:4].copy(), _SQ.copy(), x[:4], _SQ[:4].copy(), None,
+                                          1, 0.0, np.zeros((6, 6)), None), {"g_out": x[2:]}),
+     "g_out not to overlap dy"),
+    # matmul_nt's scratch (w.T) and act_grad_bias's outputs were not checked:
+    # the kernels wrote over what they still read
+    ("dense_backward", dense, lambda x: ((_SQ.copy(), x, _SQ.copy(), None, None, 0, 0.0,
+                                          np.zeros((6, 6)), None), {"scratch": x}),
+     "scratch not to overlap w"),
+    ("dense_backward", dense, lambda x: ((_SQ.copy(), _SQ.copy(), _SQ.copy(), None, None, 0,
+                                          0.0, np.zeros((6, 6)), None),
+                                         {"scratch": x, "dx_out": x}),
+     "dx_out not to overlap scratch"),
+    ("matmul_nt", gemm, lambda x: ((_SQ.copy(), x), {"scratch": x}), "scratch not to overlap b"),
+    ("matmul_nt", gemm, lambda x: ((x, _SQ.copy()), {"scratch": x.T}),
+     "scratch not to overlap a"),
+    ("matmul_nt", gemm, lambda x: ((_SQ.copy(), _SQ.copy()), {"out": x, "scratch": x[1:]}),
+     "out not to overlap scratch"),
+    ("act_grad_bias", dense, lambda x: ((x[:4], _SQ[:4].copy(), None, 1, 0.0, x[2:]), {}),
+     "g_out not to overlap dy"),
+    ("act_grad_bias", dense, lambda x: ((_SQ[:4].copy(), x[:4], None, 1, 0.0, x[2:]), {}),
+     "g_out not to overlap y"),
+    ("act_grad_bias", dense, lambda x: ((_SQ[:4].copy(), None, x[:4], 4, 0.0, x[2:]), {}),
+     "g_out not to overlap z"),
+    ("act_grad_bias", dense, lambda x: ((x, None, None, 0, 0.0, None, x[0]), {}),
+     "db not to overlap dy"),
+    ("act_grad_bias", dense, lambda x: ((_SQ.copy(), _SQ.copy(), None, 1, 0.0, x, x[5]), {}),
+     "db not to overlap g_out"),
 ])
 @pytest.mark.parametrize("engine", ["numba", "blas"])
 def test_an_output_that_overlaps_an_input_is_refused(name, module, make, message, engine):
@@ -285,6 +312,7 @@ BAD_CALLS = [
     ("matmul_tn", lambda: (X, X[:, :2], np.empty((300, 2), f32, order="F"))),
     ("matmul_tn", lambda: (X, X[:, :2], np.empty((2, 300), f32))),
     ("matmul_nt", lambda: (X, X[:2], _read_only((4, 2)))),
+    ("matmul_nt", lambda: (X, X[:2], None, False, _read_only((300, 2)))),  # scratch
     # and a and b, checked alike: the references took mixed dtypes or 1-D arrays
     ("matmul", lambda: (X, np.ones((300, 2)))),
     ("matmul_nt", lambda: (X[0], X[:2])),
