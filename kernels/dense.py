@@ -262,8 +262,9 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
     products refused some with their own names (``matmul_tn expected out
     not to overlap a``), the reference none. ``g_out`` may be dy itself
     (:func:`_check_grad_disjoint`: computing g into dy's buffer is safe).
-    dx_out and scratch are not written without ``need_dx``: they are not
-    checked then."""
+    These checks cover the products' own, so the kernel runs their
+    ``.trusted`` builds. dx_out and scratch are not written without
+    ``need_dx``: they are not checked then."""
     who = "dense_backward"
     _check_grad_arrays(dy, y, z, code, alpha, g_out, db)
     dy = np.asarray(dy)
@@ -305,11 +306,12 @@ def dense_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=No
     does not).
     """
     dy = np.ascontiguousarray(dy)
-    g = act_grad_bias.trusted(dy, y, z, code, alpha, g_out, db)  # checked above
-    matmul_tn(x, g, out=dw, accumulate=True)
+    # trusted: checked above, as act_grad_bias and the products check
+    g = act_grad_bias.trusted(dy, y, z, code, alpha, g_out, db)
+    matmul_tn.trusted(x, g, out=dw, accumulate=True)
     if not need_dx:
         return None
-    return matmul_nt(g, w, out=dx_out, scratch=scratch)
+    return matmul_nt.trusted(g, w, out=dx_out, scratch=scratch)
 
 
 # --------------------------------------------------------------- references

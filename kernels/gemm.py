@@ -233,7 +233,8 @@ _check_matmul_nt = _product_check("matmul_nt", 1, 1)  # a (M, K) @ b (N, K).T
 # ------------------------------------------------------------------ wrappers
 # The public products check their arguments (the checks above: shapes,
 # dtypes and two np.may_share_memory a call); their ``.trusted`` builds do
-# not, for callers that made or checked the arrays (``impl(op, trusted=True)``).
+# not, for callers that made or checked the arrays: dense_backward, which
+# checked them on its own public path, and the layers.
 
 def _out(out, shape, dtype):
     return np.empty(shape, dtype) if out is None else out
