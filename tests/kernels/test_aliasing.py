@@ -103,3 +103,72 @@ def test_other_overlaps_of_g_out_and_dy_stay_refused(g_view, backend):
     with pytest.raises(ValueError, match="dense_backward " + message):
         backward(x, w, dy, y, None, act.RELU, 0.0, np.zeros((3, 6), f32), None, g_out=g_out)
     np.testing.assert_array_equal(base, before)
+
+
+ACT_BACKENDS = {"numba": (act.act_forward, act.act_backward),
+                "numpy": (act.act_forward_ref, act.act_backward_ref)}
+LAYOUTS = {  # z of shape (130, 70) seen as the kernels' callers may hand it over
+    "C": lambda a: a,
+    "3-D": lambda a: a.reshape(13, 10, 70),
+    "F": np.asfortranarray,
+    "strided": lambda a: np.repeat(a, 2, axis=1)[:, ::2],
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+@pytest.mark.parametrize("backend", list(ACT_BACKENDS))
+@pytest.mark.parametrize("dtype", [f32, np.float64])
+@pytest.mark.parametrize("code", CODES)
+def test_act_forward_and_backward_in_place_give_the_bits_of_a_separate_out(code, dtype,
+                                                                           backend, layout):
+    """act_forward(z, out=z) and act_backward(dy, y, z, out=dy / y / z): each
+    row of z is copied into out's same row before the activation runs on it,
+    and the backward reads element [i, j] of its inputs before it writes
+    element [i, j] of out (an input the wrapper copies is out's memory no
+    more): the same bits as a separate out, in every layout."""
+    forward, backward = ACT_BACKENDS[backend]
+    rng = np.random.default_rng(5)
+    view = LAYOUTS[layout]
+    z = view((rng.standard_normal((130, 70)) * 3).astype(dtype))  # > one block of rows
+    dy = view(rng.standard_normal((130, 70)).astype(dtype))
+    y = forward(z, code, 0.1)
+    own = z.copy(order="K")
+    assert forward(own, code, 0.1, out=own) is own
+    np.testing.assert_array_equal(_bits(own), _bits(y))
+    saved = {"y": None if act.needs_input(code) else y, "z": z if act.needs_input(code) else None}
+    expected = backward(dy, saved["y"], saved["z"], code, 0.1)
+    for into in ["dy"] + [name for name, a in saved.items() if a is not None]:
+        args = {"dy": dy, **saved}
+        args[into] = args[into].copy(order="K")
+        g = backward(args["dy"], args["y"], args["z"], code, 0.1, out=args[into])
+        assert g is args[into]
+        np.testing.assert_array_equal(_bits(g), _bits(expected))
+
+
+@pytest.mark.parametrize("backend", list(ACT_BACKENDS))
+@pytest.mark.parametrize("saved", ["dy", "y", "z"])
+@pytest.mark.parametrize("out_view", [
+    lambda base: base[1:],          # rows shifted by one: garbage from the kernel before
+    lambda base: base[:64, ::-1],   # reversed columns: other strides
+], ids=["shifted", "reversed"])
+def test_act_forward_and_backward_refuse_an_out_over_their_inputs_moved(out_view, saved,
+                                                                        backend):
+    """Only the input itself is safe: an out of z's (dy's, y's) rows shifted
+    by one returned garbage from the kernels (a max error of 0.64 on this
+    sigmoid, the references right); both backends now refuse it, saying what
+    they would take, and write nothing."""
+    forward, backward = ACT_BACKENDS[backend]
+    base = np.random.default_rng(6).standard_normal((65, 8)).astype(f32)
+    before = base.copy()
+    arrays = {name: np.full((64, 8), 0.3, f32) for name in ("dy", "y", "z")}
+    arrays[saved] = base[:64]
+    out = out_view(base)
+    message = (rf"expected out not to overlap {saved} \(the kernel writes out while it reads "
+               rf"{saved}\), received arrays that share memory but are not one view \(out "
+               rf"may be {saved} itself")
+    with pytest.raises(ValueError, match="act_backward " + message):
+        backward(arrays["dy"], arrays["y"], arrays["z"], act.SIGMOID, out=out)
+    if saved == "z":
+        with pytest.raises(ValueError, match="act_forward " + message):
+            forward(arrays["z"], act.SIGMOID, out=out)
+    np.testing.assert_array_equal(base, before)
