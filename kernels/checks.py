@@ -46,7 +46,7 @@ import numpy as np
 
 __all__ = ["checked", "check_count", "check_pair", "check_shape", "check_float_array",
            "check_matrix", "check_out", "check_indices", "check_shapes", "check_writable",
-           "check_disjoint", "same_view"]
+           "check_disjoint", "check_apart", "same_view"]
 
 
 def checked(check, passes_on: bool = False):
@@ -138,8 +138,9 @@ def check_out(out, shape: tuple, dtype, who: str, what: str = "out", reads=None)
     memory with the arrays ``reads`` (a dict by name) that the kernel reads
     (:func:`check_disjoint`)."""
     if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        layout = "" if out.flags.c_contiguous else ", not C-contiguous"
         raise ValueError(f"{who} expected {what} as a C-contiguous {dtype} array of shape "
-                         f"{shape}, received {out.dtype} {out.shape}")
+                         f"{shape}, received {out.dtype} {out.shape}{layout}")
     check_writable(who, **{what: out})
     if reads:
         check_disjoint(who, {what: out}, reads)
@@ -179,6 +180,20 @@ def check_disjoint(who: str, written: dict, read: dict, same_ok: dict | None = N
             raise ValueError(f"{who} expected {out_name} not to overlap {in_name} (the "
                              f"kernel writes {out_name} while it reads {in_name}), "
                              f"received arrays that share memory{hint}")
+
+
+def check_apart(who: str, **written) -> None:
+    """No two of the arrays a kernel writes (by name; None is skipped) share
+    memory, else a ValueError naming both: one written after the other would
+    overwrite it (``dense_backward`` with a dx_out over its dw returned a
+    wrong dw). Bounds only, as :func:`check_disjoint`."""
+    named = [(name, a) for name, a in written.items() if a is not None]
+    for i, (name, a) in enumerate(named):
+        for other, b in named[i + 1:]:
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{who} expected {name} and {other} as separate arrays (it "
+                                 f"writes both: one would overwrite the other), received "
+                                 f"arrays that share memory")
 
 
 def same_view(a, b) -> bool:

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import (check_disjoint, check_float_array, check_matrix, check_out, check_shapes,
-                     check_writable, checked)
+from .checks import (check_apart, check_disjoint, check_float_array, check_matrix, check_out,
+                     check_shapes, check_writable, checked)
 from .activations import (IDENTITY, _check_code, act_backward_ref, check_alpha, act_forward_ref,
                           act_grad_rows, bias_act_rows, check_saved, needs_input)
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
@@ -125,7 +125,13 @@ def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
 def _check_grad_arrays(dy, y, z, code, alpha, g_out, db):
     """The checks of :func:`_check_act_grad_bias` other than the overlaps
     (:func:`_check_grad_disjoint`, which :func:`dense_backward` runs in its
-    own name)."""
+    own name). ``g_out`` and ``db`` are checked as the other outputs are
+    (:func:`.checks.check_out`: C-contiguous, writable, of dy's dtype and of
+    its shape, (units,)): before, only their shapes and writability were,
+    and a float64 g_out for a float32 dy failed in Numba with a TypingError
+    ("Cannot unify array(float64...) and array(float32...)"), where the
+    reference cast, and both backends took a db of another dtype (or an
+    F-ordered g_out), unlike dw and dx_out."""
     _check_code(code)
     check_alpha(code, alpha, "act_grad_bias")
     check_saved(code, y, z, "act_grad_bias")
@@ -133,9 +139,10 @@ def _check_grad_arrays(dy, y, z, code, alpha, g_out, db):
     if dy.ndim != 2:
         raise ValueError(f"act_grad_bias expected dy of shape (batch, units), received "
                          f"{dy.shape}")
-    check_shapes("act_grad_bias", dy.shape, y=y, z=z, g_out=g_out)
-    check_shapes("act_grad_bias", dy.shape[1:], db=db)
-    check_writable("act_grad_bias", g_out=g_out, db=db)
+    check_shapes("act_grad_bias", dy.shape, y=y, z=z)
+    for name, out, shape in (("g_out", g_out, dy.shape), ("db", db, dy.shape[1:])):
+        if out is not None:
+            check_out(out, shape, dy.dtype, "act_grad_bias", name)
 
 
 def _check_grad_disjoint(who, dy, y, z, code, g_out, db):
@@ -262,6 +269,12 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
     products refused some with their own names (``matmul_tn expected out
     not to overlap a``), the reference none. ``g_out`` may be dy itself
     (:func:`_check_grad_disjoint`: computing g into dy's buffer is safe).
+    Nor do the outputs overlap one another (:func:`.checks.check_apart`):
+    db is written first, then dw, scratch and dx_out, and a later one over
+    an earlier one overwrote it on both backends (a dx_out over dw, or a dw
+    over db, returned wrong gradients). ``scratch`` is of shape (units, in)
+    and dy's dtype, C-ordered and writable, as :func:`.gemm.matmul_nt`
+    checks it.
     These checks cover the products' own, so the kernel runs their
     ``.trusted`` builds. dx_out and scratch are not written without
     ``need_dx``: they are not checked then."""
@@ -279,9 +292,9 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
     check_out(dw, w.shape, dy.dtype, who, "dw")
     if not need_dx:
         dx_out = scratch = None  # not written
-    if dx_out is not None:
-        check_out(dx_out, x.shape, dy.dtype, who, "dx_out")
-    check_writable(who, scratch=scratch)
+    for name, out, shape in (("dx_out", dx_out, x.shape), ("scratch", scratch, w.shape[::-1])):
+        if out is not None:  # scratch receives w.T
+            check_out(out, shape, dy.dtype, who, name)
     if code == IDENTITY:
         g_out = None  # g is dy itself: g_out is not written
     _check_grad_disjoint(who, dy, y, z, code, g_out, db)
@@ -290,6 +303,7 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
     check_disjoint(who, {"dw": dw, "dx_out": dx_out, "scratch": scratch},
                    {"dy": dy, "g_out": g_out})
     check_disjoint(who, {"dx_out": dx_out}, {"scratch": scratch})
+    check_apart(who, dw=dw, db=db, dx_out=dx_out, scratch=scratch)
 
 
 @checked(_check_backward)

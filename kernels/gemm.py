@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import blas_product, use_blas
-from .checks import check_disjoint, check_matrix, check_out, check_writable, checked
+from .checks import check_disjoint, check_matrix, check_out, checked
 from .config import NUMBA_ENABLED, njit, num_threads, prange
 
 __all__ = ["gemm_nn", "transpose_into", "matmul", "matmul_tn", "matmul_nt", "numba_matmul",
@@ -196,15 +196,19 @@ def _product_check(who: str, a_inner: int, b_inner: int):
     dimensions agree (:func:`.checks.check_matrix`); ``out``: C-contiguous,
     writable, of C's shape and a's dtype, sharing no memory with a or b,
     which the GEMM reads while it writes C (:func:`.checks.check_out`);
-    ``scratch`` (``matmul_nt``'s buffer for ``b.T``, when given): writable
-    and sharing no memory with a, b or out -- the transpose writes it while
-    it reads b (and over a, which the GEMM reads next), the GEMM then writes
-    C while it reads it (unchecked before: ``scratch=b`` returned garbage, a
-    read-only one failed to compile). NumPy's ``@`` in the references copies
-    (and has no scratch), so they would be right there; these are refused
-    all the same, with the same words, so that a call fails alike on either
-    backend (before, a reference's ``out`` of another shape or dtype failed
-    with NumPy's own message, or was cast)."""
+    ``scratch`` (``matmul_nt``'s buffer for ``b.T``, when given): of b.T's
+    shape and b's dtype, C-contiguous, writable, and sharing no memory with
+    a, b or out -- the transpose writes it while it reads b (and over a,
+    which the GEMM reads next), the GEMM then writes C while it reads it
+    (unchecked before: ``scratch=b`` returned garbage, a read-only one
+    failed to compile, and one of another shape or dtype was silently
+    replaced by a new array, so that a caller who meant to reuse a buffer
+    allocated one every call without knowing; no caller relied on that).
+    NumPy's ``@`` in the references copies (and has no scratch), so they
+    would be right there; these are refused all the same, with the same
+    words, so that a call fails alike on either backend (before, a
+    reference's ``out`` of another shape or dtype failed with NumPy's own
+    message, or was cast)."""
     def check(a, b, out=None, accumulate=False, scratch=None):
         check_matrix(a, who, "a")
         check_matrix(b, who, "b")
@@ -217,9 +221,8 @@ def _product_check(who: str, a_inner: int, b_inner: int):
         if out is not None:
             check_out(out, (a.shape[1 - a_inner], b.shape[1 - b_inner]), a.dtype, who,
                       reads={"a": a, "b": b})
-        if scratch is not None:
-            check_writable(who, scratch=scratch)
-            check_disjoint(who, {"scratch": scratch}, {"a": a, "b": b})
+        if scratch is not None:  # receives b.T
+            check_out(scratch, b.shape[::-1], b.dtype, who, "scratch", reads={"a": a, "b": b})
             check_disjoint(who, {"out": out}, {"scratch": scratch})
     check.__name__ = f"_check_{who}"
     return check
@@ -299,8 +302,9 @@ def matmul_tn(a, b, out=None, accumulate=False):
 @checked(_check_matmul_nt)
 def matmul_nt(a, b, out=None, accumulate=False, scratch=None):
     """``a @ b.T``: a (M, K), b (N, K) -> (M, N), via a tiled transpose of ``b``
-    into ``scratch`` (shape (K, N) and b's dtype; allocated when not given or
-    of another shape or dtype). Checks its arguments (``.trusted`` does not)."""
+    into ``scratch`` (shape (K, N) and b's dtype, C-ordered; allocated when
+    not given, refused when of another shape or dtype). Checks its arguments
+    (``.trusted`` does not)."""
     c = _out(out, (a.shape[0], b.shape[0]), a.dtype)
     if c.size == 0 or a.shape[1] == 0:
         if not accumulate:
@@ -308,7 +312,7 @@ def matmul_nt(a, b, out=None, accumulate=False, scratch=None):
         return c
     if use_blas():
         return blas_product(a, b.T, c, accumulate)
-    if scratch is None or scratch.shape != (b.shape[1], b.shape[0]) or scratch.dtype != b.dtype:
+    if scratch is None:  # else checked: b.T's shape and b's dtype
         scratch = np.empty((b.shape[1], b.shape[0]), b.dtype)
     n_tiles = (b.shape[1] + _TB - 1) // _TB
     transpose_into(b, scratch, max(1, min(num_threads(), n_tiles)) if b.size >= (1 << 18) else 1)

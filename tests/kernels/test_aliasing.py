@@ -82,13 +82,14 @@ def test_act_grad_bias_into_an_input_gives_the_bits_of_a_separate_g_out(code, sa
 @pytest.mark.parametrize("backend", list(BACKENDS))
 @pytest.mark.parametrize("g_view", [
     lambda base: base[1:],          # rows shifted by one: the same shape, another start
-    lambda base: base[:6][::-1],    # reversed rows: other strides
-    lambda base: base[:6].T,        # transposed: the same start and shape, other strides
-], ids=["shifted", "reversed", "transposed"])
+    lambda base: base.reshape(-1)[3:39].reshape(6, 6),  # half a row on
+], ids=["shifted", "half-a-row"])
 def test_other_overlaps_of_g_out_and_dy_stay_refused(g_view, backend):
     """Only dy itself is safe: with rows shifted, the kernel writes rows of
     g that it reads as rows of dy later (garbage, where the reference was
-    right); both backends refuse it, saying what they would take."""
+    right); both backends refuse it, saying what they would take. (A g_out
+    of other strides, reversed or transposed, is refused before: g_out is
+    C-contiguous, as the other outputs.)"""
     backward, grad = BACKENDS[backend]
     base = np.random.default_rng(2).standard_normal((7, 6)).astype(f32)
     dy, g_out = base[:6], g_view(base)
