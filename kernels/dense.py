@@ -104,7 +104,10 @@ def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     gave float32 on one backend, float64 on the other), b of (units,),
     writable ``out`` and ``z_out`` of (batch, units) that share no memory
     with x, w or b (:func:`.checks.check_disjoint`: the kernel zeroes rows
-    of ``out`` before it reads those of x)."""
+    of ``out`` before it reads those of x), nor with each other
+    (:func:`.checks.check_apart`: the kernel writes z, then the activation
+    over it into ``out``, so a ``z_out`` that is ``out`` came back holding
+    y)."""
     _check_code(code)
     check_alpha(code, alpha, "dense_forward")
     x = check_float_array(x, "dense_forward", "x")
@@ -120,6 +123,7 @@ def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     check_shapes("dense_forward", (M, N), out=out, z_out=z_out)
     check_writable("dense_forward", out=out, z_out=z_out)
     check_disjoint("dense_forward", {"out": out, "z_out": z_out}, {"x": x, "w": w, "b": b})
+    check_apart("dense_forward", out=out, z_out=z_out)
 
 
 def _check_grad_arrays(dy, y, z, code, alpha, g_out, db):

@@ -473,3 +473,16 @@ def test_layers_run_the_trusted_builds_of_the_shape_checked_kernels(monkeypatch)
     assert seen == []
     dense.dense_forward(X, np.ones((300, 2), f32), None, activations.RELU)  # the recorder works
     assert seen == ["dense_forward"]
+
+
+@pytest.mark.parametrize("z_out", [lambda out: out, lambda out: out[:, :]])
+def test_dense_forward_refuses_a_z_out_over_its_out(z_out):
+    """The kernel writes z, then the activation over it into out: a z_out
+    that was out (or a view of it) came back holding y, not z. Both
+    backends refuse it, as dense_backward refuses outputs over each other."""
+    x, w = np.ones((3, 2), f32), np.full((2, 4), -1.0, f32)
+    for fn in (dense.dense_forward, dense.dense_forward_ref):
+        out = np.empty((3, 4), f32)
+        with pytest.raises(ValueError, match="dense_forward expected out and z_out as separate "
+                                             "arrays"):
+            fn(x, w, None, activations.RELU, out=out, z_out=z_out(out))
