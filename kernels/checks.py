@@ -26,13 +26,15 @@ shape (dropout, the norms, dense, the activations) check those shapes
 through :func:`checked` too, one check function serving the kernel and its
 NumPy reference, so that a bad call fails alike on either backend. An output
 that shares memory with an input the kernel still reads (``out=a`` of a
-product) is refused the same way (:func:`check_disjoint`). These
+product) is refused the same way (:func:`check_disjoint`), unless it is
+that input itself where the kernel reads each element before it writes the
+same one (an activation's gradient into dy's buffer). These
 checks cost a few microseconds a call (several per cent of a small MLP's
 training step), and the layers check their inputs and make or keep the
 other arrays themselves (the Params keep their shapes), so they call the
 ``.trusted`` builds as well; so do the kernels that call one another on
-arrays they have checked (``dense_backward`` its ``act_grad_bias``, the dense
-references the activation references).
+arrays they have checked (``dense_backward`` its ``act_grad_bias`` and its
+two products, the dense references the activation references).
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ import numpy as np
 
 __all__ = ["checked", "check_count", "check_pair", "check_shape", "check_float_array",
            "check_matrix", "check_out", "check_indices", "check_shapes", "check_writable",
-           "check_disjoint"]
+           "check_disjoint", "check_apart", "same_view"]
 
 
 def checked(check, passes_on: bool = False):
@@ -136,14 +138,15 @@ def check_out(out, shape: tuple, dtype, who: str, what: str = "out", reads=None)
     memory with the arrays ``reads`` (a dict by name) that the kernel reads
     (:func:`check_disjoint`)."""
     if out.shape != shape or out.dtype != dtype or not out.flags.c_contiguous:
+        layout = "" if out.flags.c_contiguous else ", not C-contiguous"
         raise ValueError(f"{who} expected {what} as a C-contiguous {dtype} array of shape "
-                         f"{shape}, received {out.dtype} {out.shape}")
+                         f"{shape}, received {out.dtype} {out.shape}{layout}")
     check_writable(who, **{what: out})
     if reads:
         check_disjoint(who, {what: out}, reads)
 
 
-def check_disjoint(who: str, written: dict, read: dict) -> None:
+def check_disjoint(who: str, written: dict, read: dict, same_ok: dict | None = None) -> None:
     """No array of ``written`` (by name; None is skipped) may share memory
     with one of ``read``, else a ValueError naming both. The Numba kernels
     write their outputs while they still read their inputs -- the GEMM
@@ -152,6 +155,14 @@ def check_disjoint(who: str, written: dict, read: dict) -> None:
     ``matmul(a, b, out=a)`` returned silent garbage where NumPy's ``@``
     (which copies) was right; every backend refuses it alike.
 
+    ``same_ok`` maps a name of ``written`` to the names of ``read`` that it
+    may *be* (:func:`same_view`: the same memory seen the same way), where the
+    kernel reads each element of that input before it writes the same
+    element of the output, and never reads the input again (an activation's
+    gradient written into dy's own buffer): element by element the result
+    is then the one of separate arrays. Any other overlap of the two (rows
+    shifted, a reversed or transposed view) is refused all the same.
+
     ``np.may_share_memory`` compares the arrays' memory bounds only (no
     search, well under a microsecond): two interleaved views of one buffer
     that touch no common element are refused too; pass separate arrays."""
@@ -159,10 +170,40 @@ def check_disjoint(who: str, written: dict, read: dict) -> None:
         if out is None:
             continue
         for in_name, a in read.items():
-            if a is not None and np.may_share_memory(out, a):
-                raise ValueError(f"{who} expected {out_name} not to overlap {in_name} (the "
-                                 f"kernel writes {out_name} while it reads {in_name}), "
-                                 f"received arrays that share memory")
+            if a is None or not np.may_share_memory(out, a):
+                continue
+            allowed = same_ok is not None and in_name in same_ok.get(out_name, ())
+            if allowed and same_view(out, a):
+                continue
+            hint = (f" but are not one view ({out_name} may be {in_name} itself: the same "
+                    f"start, shape, strides and dtype)") if allowed else ""
+            raise ValueError(f"{who} expected {out_name} not to overlap {in_name} (the "
+                             f"kernel writes {out_name} while it reads {in_name}), "
+                             f"received arrays that share memory{hint}")
+
+
+def check_apart(who: str, **written) -> None:
+    """No two of the arrays a kernel writes (by name; None is skipped) share
+    memory, else a ValueError naming both: one written after the other would
+    overwrite it (``dense_backward`` with a dx_out over its dw returned a
+    wrong dw). Bounds only, as :func:`check_disjoint`."""
+    named = [(name, a) for name, a in written.items() if a is not None]
+    for i, (name, a) in enumerate(named):
+        for other, b in named[i + 1:]:
+            if np.may_share_memory(a, b):
+                raise ValueError(f"{who} expected {name} and {other} as separate arrays (it "
+                                 f"writes both: one would overwrite the other), received "
+                                 f"arrays that share memory")
+
+
+def same_view(a, b) -> bool:
+    """``a`` and ``b`` are ndarrays over the same memory seen the same way:
+    the same first element, shape, strides and dtype (``a is b``, or two
+    views ``x[:]`` of one array), so that element ``[i, j]`` of one is
+    element ``[i, j]`` of the other."""
+    return (isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape
+            and a.strides == b.strides and a.dtype == b.dtype
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
 
 
 def check_indices(index, upper: int, who: str, what: str) -> np.ndarray:

@@ -31,8 +31,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from .checks import (check_disjoint, check_float_array, check_matrix, check_out, check_shapes,
-                     check_writable, checked)
+from .checks import (check_apart, check_disjoint, check_float_array, check_matrix, check_out,
+                     check_shapes, check_writable, checked)
 from .activations import (IDENTITY, _check_code, act_backward_ref, check_alpha, act_forward_ref,
                           act_grad_rows, bias_act_rows, check_saved, needs_input)
 from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, num_threads, prange, reduce_blocks
@@ -104,7 +104,10 @@ def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     gave float32 on one backend, float64 on the other), b of (units,),
     writable ``out`` and ``z_out`` of (batch, units) that share no memory
     with x, w or b (:func:`.checks.check_disjoint`: the kernel zeroes rows
-    of ``out`` before it reads those of x)."""
+    of ``out`` before it reads those of x), nor with each other
+    (:func:`.checks.check_apart`: the kernel writes z, then the activation
+    over it into ``out``, so a ``z_out`` that is ``out`` came back holding
+    y)."""
     _check_code(code)
     check_alpha(code, alpha, "dense_forward")
     x = check_float_array(x, "dense_forward", "x")
@@ -120,12 +123,19 @@ def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     check_shapes("dense_forward", (M, N), out=out, z_out=z_out)
     check_writable("dense_forward", out=out, z_out=z_out)
     check_disjoint("dense_forward", {"out": out, "z_out": z_out}, {"x": x, "w": w, "b": b})
+    check_apart("dense_forward", out=out, z_out=z_out)
 
 
-def _check_act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
-    """Checks of :func:`act_grad_bias` and its reference: a known code and
-    alpha, the saved array it reads, float dy (batch, units), y / z / a
-    writable ``g_out`` of dy's shape, a writable ``db`` of (units,)."""
+def _check_grad_arrays(dy, y, z, code, alpha, g_out, db):
+    """The checks of :func:`_check_act_grad_bias` other than the overlaps
+    (:func:`_check_grad_disjoint`, which :func:`dense_backward` runs in its
+    own name). ``g_out`` and ``db`` are checked as the other outputs are
+    (:func:`.checks.check_out`: C-contiguous, writable, of dy's dtype and of
+    its shape, (units,)): before, only their shapes and writability were,
+    and a float64 g_out for a float32 dy failed in Numba with a TypingError
+    ("Cannot unify array(float64...) and array(float32...)"), where the
+    reference cast, and both backends took a db of another dtype (or an
+    F-ordered g_out), unlike dw and dx_out."""
     _check_code(code)
     check_alpha(code, alpha, "act_grad_bias")
     check_saved(code, y, z, "act_grad_bias")
@@ -133,9 +143,42 @@ def _check_act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
     if dy.ndim != 2:
         raise ValueError(f"act_grad_bias expected dy of shape (batch, units), received "
                          f"{dy.shape}")
-    check_shapes("act_grad_bias", dy.shape, y=y, z=z, g_out=g_out)
-    check_shapes("act_grad_bias", dy.shape[1:], db=db)
-    check_writable("act_grad_bias", g_out=g_out, db=db)
+    check_shapes("act_grad_bias", dy.shape, y=y, z=z)
+    for name, out, shape in (("g_out", g_out, dy.shape), ("db", db, dy.shape[1:])):
+        if out is not None:
+            check_out(out, shape, dy.dtype, "act_grad_bias", name)
+
+
+def _check_grad_disjoint(who, dy, y, z, code, g_out, db):
+    """The arrays :func:`act_grad_bias` writes, g_out (unless the identity's:
+    g is dy itself) and db, share no memory with those it reads (dy, y, z),
+    nor db with g_out (:func:`.checks.check_disjoint`): its rows of g are
+    read from rows of dy (y, z) as they are written, so a g_out of dy's rows
+    shifted by one returned garbage from the kernel, and db, added to after
+    the sum of g, changed the g returned (dy, for the identity).
+
+    One overlap is safe and allowed: ``g_out`` may be dy (or y, or z)
+    itself, the same view (:func:`.checks.same_view`). Both backends read
+    each element of dy, y and z once, before they write the same element of
+    g -- the kernel element by element (:func:`.activations.act_grad_rows`,
+    then the bias sum reads g), the reference array-wise into a new array it
+    then copies -- and neither reads them again; :func:`dense_backward`
+    reads only g afterwards. The gradient then lands in dy's buffer, bit for
+    bit the one of a separate g_out, with no array of dy's size allocated."""
+    written = None if code == IDENTITY else g_out
+    check_disjoint(who, {"g_out": written, "db": db}, {"dy": dy, "y": y, "z": z},
+                   same_ok={"g_out": ("dy", "y", "z")})
+    check_disjoint(who, {"db": db}, {"g_out": written})
+
+
+def _check_act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
+    """Checks of :func:`act_grad_bias` and its reference: a known code and
+    alpha, the saved array it reads, float dy (batch, units), y / z / a
+    writable ``g_out`` of dy's shape, a writable ``db`` of (units,), and no
+    output overlapping an input but ``g_out`` being dy, y or z itself
+    (:func:`_check_grad_disjoint`)."""
+    _check_grad_arrays(dy, y, z, code, alpha, g_out, db)
+    _check_grad_disjoint("act_grad_bias", np.asarray(dy), y, z, code, g_out, db)
 
 
 @checked(_check_forward)
@@ -221,13 +264,26 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
     and dtype. The kernel's products would refuse most of these with their
     own words, and the reference's ``@`` with NumPy's (or accept a w of the
     wrong rows, returning a dx not of x's shape): one check says it alike.
-    The arrays written (dw, db, dx_out, g_out) share no memory with those
-    read (x, w, dy), nor dw and dx_out with g_out, which holds the g the
-    products read (:func:`.checks.check_disjoint`): before, the kernel's
-    inner products refused some with their own names (``matmul_tn expected
-    out not to overlap a``), the reference none."""
+
+    The arrays written (dw, db, dx_out, g_out, and ``scratch``, which
+    receives w.T for the product into dx) share no memory with those read
+    (x, w, dy; g_out and db with y and z either), nor dw, dx_out and
+    scratch with g_out, which holds the g the products read, nor dx_out with
+    scratch (:func:`.checks.check_disjoint`): before, the kernel's inner
+    products refused some with their own names (``matmul_tn expected out
+    not to overlap a``), the reference none. ``g_out`` may be dy itself
+    (:func:`_check_grad_disjoint`: computing g into dy's buffer is safe).
+    Nor do the outputs overlap one another (:func:`.checks.check_apart`):
+    db is written first, then dw, scratch and dx_out, and a later one over
+    an earlier one overwrote it on both backends (a dx_out over dw, or a dw
+    over db, returned wrong gradients). ``scratch`` is of shape (units, in)
+    and dy's dtype, C-ordered and writable, as :func:`.gemm.matmul_nt`
+    checks it.
+    These checks cover the products' own, so the kernel runs their
+    ``.trusted`` builds. dx_out and scratch are not written without
+    ``need_dx``: they are not checked then."""
     who = "dense_backward"
-    _check_act_grad_bias(dy, y, z, code, alpha, g_out, db)
+    _check_grad_arrays(dy, y, z, code, alpha, g_out, db)
     dy = np.asarray(dy)
     check_matrix(x, who, "x")
     check_matrix(w, who, "w")
@@ -239,14 +295,19 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
                          f"(batch, units) {dy.shape}, received {x.shape} and {w.shape}")
     check_out(dw, w.shape, dy.dtype, who, "dw")
     if not need_dx:
-        dx_out = None  # not written
-    if dx_out is not None:
-        check_out(dx_out, x.shape, dy.dtype, who, "dx_out")
+        dx_out = scratch = None  # not written
+    for name, out, shape in (("dx_out", dx_out, x.shape), ("scratch", scratch, w.shape[::-1])):
+        if out is not None:  # scratch receives w.T
+            check_out(out, shape, dy.dtype, who, name)
     if code == IDENTITY:
         g_out = None  # g is dy itself: g_out is not written
-    check_disjoint(who, {"dw": dw, "db": db, "dx_out": dx_out, "g_out": g_out},
-                   {"x": x, "w": w, "dy": dy})
-    check_disjoint(who, {"dw": dw, "dx_out": dx_out}, {"g_out": g_out})
+    _check_grad_disjoint(who, dy, y, z, code, g_out, db)
+    check_disjoint(who, {"dw": dw, "db": db, "dx_out": dx_out, "g_out": g_out,
+                         "scratch": scratch}, {"x": x, "w": w})
+    check_disjoint(who, {"dw": dw, "dx_out": dx_out, "scratch": scratch},
+                   {"dy": dy, "g_out": g_out})
+    check_disjoint(who, {"dx_out": dx_out}, {"scratch": scratch})
+    check_apart(who, dw=dw, db=db, dx_out=dx_out, scratch=scratch)
 
 
 @checked(_check_backward)
@@ -263,11 +324,12 @@ def dense_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=No
     does not).
     """
     dy = np.ascontiguousarray(dy)
-    g = act_grad_bias.trusted(dy, y, z, code, alpha, g_out, db)  # checked above
-    matmul_tn(x, g, out=dw, accumulate=True)
+    # trusted: checked above, as act_grad_bias and the products check
+    g = act_grad_bias.trusted(dy, y, z, code, alpha, g_out, db)
+    matmul_tn.trusted(x, g, out=dw, accumulate=True)
     if not need_dx:
         return None
-    return matmul_nt(g, w, out=dx_out, scratch=scratch)
+    return matmul_nt.trusted(g, w, out=dx_out, scratch=scratch)
 
 
 # --------------------------------------------------------------- references

@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .blas import blas_product, use_blas
-from .checks import check_disjoint, check_matrix, check_out
+from .checks import check_disjoint, check_matrix, check_out, checked
 from .config import NUMBA_ENABLED, njit, num_threads, prange
 
 __all__ = ["gemm_nn", "transpose_into", "matmul", "matmul_tn", "matmul_nt", "numba_matmul",
@@ -186,29 +186,68 @@ def transpose_into(src, dst, n_chunks):
                         dst[j, i] = src[i, j]
 
 
+# ------------------------------------------------------------------ checks
+def _product_check(who: str, a_inner: int, b_inner: int):
+    """The check function of the product ``who`` (and of its reference: one
+    check serves both, :func:`.checks.checked`), whose a and b are summed over
+    their axes ``a_inner`` and ``b_inner`` (the other axes give C's shape).
+
+    a and b: 2-D float32 or float64 arrays of one dtype, whose inner
+    dimensions agree (:func:`.checks.check_matrix`); ``out``: C-contiguous,
+    writable, of C's shape and a's dtype, sharing no memory with a or b,
+    which the GEMM reads while it writes C (:func:`.checks.check_out`);
+    ``scratch`` (``matmul_nt``'s buffer for ``b.T``, when given): of b.T's
+    shape and b's dtype, C-contiguous, writable, and sharing no memory with
+    a, b or out -- the transpose writes it while it reads b (and over a,
+    which the GEMM reads next), the GEMM then writes C while it reads it
+    (unchecked before: ``scratch=b`` returned garbage, a read-only one
+    failed to compile, and one of another shape or dtype was silently
+    replaced by a new array, so that a caller who meant to reuse a buffer
+    allocated one every call without knowing; no caller relied on that).
+    NumPy's ``@`` in the references copies (and has no scratch), so they
+    would be right there; these are refused all the same, with the same
+    words, so that a call fails alike on either backend (before, a
+    reference's ``out`` of another shape or dtype failed with NumPy's own
+    message, or was cast)."""
+    def check(a, b, out=None, accumulate=False, scratch=None):
+        check_matrix(a, who, "a")
+        check_matrix(b, who, "b")
+        if a.dtype != b.dtype:
+            raise TypeError(f"{who} expected a and b of one dtype, received {a.dtype} and "
+                            f"{b.dtype}")
+        if a.shape[a_inner] != b.shape[b_inner]:
+            raise ValueError(f"{who}: inner dimensions differ, received a {a.shape} and b "
+                             f"{b.shape}")
+        if out is not None:
+            check_out(out, (a.shape[1 - a_inner], b.shape[1 - b_inner]), a.dtype, who,
+                      reads={"a": a, "b": b})
+        if scratch is not None:  # receives b.T
+            check_out(scratch, b.shape[::-1], b.dtype, who, "scratch", reads={"a": a, "b": b})
+            check_disjoint(who, {"out": out}, {"scratch": scratch})
+    check.__name__ = f"_check_{who}"
+    return check
+
+
+_check_matmul = _product_check("matmul", 1, 0)        # a (M, K) @ b (K, N)
+_check_matmul_tn = _product_check("matmul_tn", 0, 0)  # a (K, M).T @ b (K, N)
+_check_matmul_nt = _product_check("matmul_nt", 1, 1)  # a (M, K) @ b (N, K).T
+
+
 # ------------------------------------------------------------------ wrappers
-def _prepare(a, b, who, a_shape_k, b_shape_k):
-    check_matrix(a, who, "a")
-    check_matrix(b, who, "b")
-    if a.dtype != b.dtype:
-        raise TypeError(f"{who} expected a and b of one dtype, received {a.dtype} and {b.dtype}")
-    if a_shape_k != b_shape_k:
-        raise ValueError(f"{who}: inner dimensions differ, received a {a.shape} and b {b.shape}")
+# The public products check their arguments (the checks above: shapes,
+# dtypes and two np.may_share_memory a call); their ``.trusted`` builds do
+# not, for callers that made or checked the arrays: dense_backward, which
+# checked them on its own public path, and the layers.
 
-
-def _out(out, shape, dtype, who, a, b):
-    """``out`` checked (:func:`.checks.check_out`: it must not overlap a or b,
-    which the GEMM reads while it writes C), or a new array."""
-    if out is None:
-        return np.empty(shape, dtype)
-    check_out(out, shape, dtype, who, reads={"a": a, "b": b})
-    return out
+def _out(out, shape, dtype):
+    return np.empty(shape, dtype) if out is None else out
 
 
 def _c_or_f(a):
     return a if (a.flags.c_contiguous or a.flags.f_contiguous) else np.ascontiguousarray(a)
 
 
+@checked(_check_matmul)
 def matmul(a, b, out=None, accumulate=False):
     """``a @ b`` (written into, or with ``accumulate`` added to, ``out``).
 
@@ -220,10 +259,10 @@ def matmul(a, b, out=None, accumulate=False):
     Returns
     -------
     ndarray of shape (M, N)
+
+    Checks its arguments (``.trusted`` does not: see :mod:`.checks`).
     """
-    _prepare(a, b, "matmul", a.shape[1] if a.ndim == 2 else None,
-             b.shape[0] if b.ndim == 2 else None)
-    c = _out(out, (a.shape[0], b.shape[1]), a.dtype, "matmul", a, b)
+    c = _out(out, (a.shape[0], b.shape[1]), a.dtype)
     if c.size == 0 or a.shape[1] == 0:
         if not accumulate:
             c.fill(0)
@@ -241,14 +280,14 @@ def numba_matmul(a, b, c, accumulate=False):
     return c
 
 
+@checked(_check_matmul_tn)
 def matmul_tn(a, b, out=None, accumulate=False):
     """``a.T @ b`` without copying ``a.T``: a (K, M), b (K, N) -> (M, N).
 
     With ``accumulate=True`` the product is added to ``out`` (dW += x.T @ g).
+    Checks its arguments (``.trusted`` does not).
     """
-    _prepare(a, b, "matmul_tn", a.shape[0] if a.ndim == 2 else None,
-             b.shape[0] if b.ndim == 2 else None)
-    c = _out(out, (a.shape[1], b.shape[1]), a.dtype, "matmul_tn", a, b)
+    c = _out(out, (a.shape[1], b.shape[1]), a.dtype)
     if c.size == 0 or a.shape[0] == 0:
         if not accumulate:
             c.fill(0)
@@ -260,19 +299,20 @@ def matmul_tn(a, b, out=None, accumulate=False):
     return c
 
 
+@checked(_check_matmul_nt)
 def matmul_nt(a, b, out=None, accumulate=False, scratch=None):
     """``a @ b.T``: a (M, K), b (N, K) -> (M, N), via a tiled transpose of ``b``
-    into ``scratch`` (shape (K, N), allocated when not given)."""
-    _prepare(a, b, "matmul_nt", a.shape[1] if a.ndim == 2 else None,
-             b.shape[1] if b.ndim == 2 else None)
-    c = _out(out, (a.shape[0], b.shape[0]), a.dtype, "matmul_nt", a, b)
+    into ``scratch`` (shape (K, N) and b's dtype, C-ordered; allocated when
+    not given, refused when of another shape or dtype). Checks its arguments
+    (``.trusted`` does not)."""
+    c = _out(out, (a.shape[0], b.shape[0]), a.dtype)
     if c.size == 0 or a.shape[1] == 0:
         if not accumulate:
             c.fill(0)
         return c
     if use_blas():
         return blas_product(a, b.T, c, accumulate)
-    if scratch is None or scratch.shape != (b.shape[1], b.shape[0]) or scratch.dtype != b.dtype:
+    if scratch is None:  # else checked: b.T's shape and b's dtype
         scratch = np.empty((b.shape[1], b.shape[0]), b.dtype)
     n_tiles = (b.shape[1] + _TB - 1) // _TB
     transpose_into(b, scratch, max(1, min(num_threads(), n_tiles)) if b.size >= (1 << 18) else 1)
@@ -281,14 +321,10 @@ def matmul_nt(a, b, out=None, accumulate=False, scratch=None):
 
 
 # ---------------------------------------------------------------- references
-def _ref(product, out, accumulate, who, a, b):
-    """``product`` written into (or added to) ``out``. NumPy's ``@`` copies,
-    so an ``out`` that overlaps a or b would be right here; it is refused all
-    the same, as the wrappers refuse it (:func:`.checks.check_disjoint`), so
-    that a call fails alike on either backend."""
+def _ref(product, out, accumulate):
+    """``product`` written into (or added to) ``out``."""
     if out is None:
         return product
-    check_disjoint(who, {"out": out}, {"a": a, "b": b})
     if accumulate:
         out += product
     else:
@@ -296,19 +332,22 @@ def _ref(product, out, accumulate, who, a, b):
     return out
 
 
+@checked(_check_matmul)
 def matmul_ref(a, b, out=None, accumulate=False):
-    """NumPy reference of :func:`matmul`."""
-    return _ref(a @ b, out, accumulate, "matmul", a, b)
+    """NumPy reference of :func:`matmul` (checks alike)."""
+    return _ref(a @ b, out, accumulate)
 
 
+@checked(_check_matmul_tn)
 def matmul_tn_ref(a, b, out=None, accumulate=False):
-    """NumPy reference of :func:`matmul_tn`."""
-    return _ref(a.T @ b, out, accumulate, "matmul_tn", a, b)
+    """NumPy reference of :func:`matmul_tn` (checks alike)."""
+    return _ref(a.T @ b, out, accumulate)
 
 
+@checked(_check_matmul_nt)
 def matmul_nt_ref(a, b, out=None, accumulate=False, scratch=None):
-    """NumPy reference of :func:`matmul_nt`."""
-    return _ref(a @ b.T, out, accumulate, "matmul_nt", a, b)
+    """NumPy reference of :func:`matmul_nt` (checks alike; ``scratch`` unused)."""
+    return _ref(a @ b.T, out, accumulate)
 
 
 if not NUMBA_ENABLED:  # pure-Python loops would be hopeless: use the references

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tinynet.kernels import gemm
+from tinynet.kernels import activations, dense, gemm
 from kernel_helpers import array, dims, dtypes, each_gemm_engine, layouts, needs_numba, tol
 
 pytestmark = [needs_numba, pytest.mark.usefixtures("each_gemm_engine")]
@@ -118,3 +118,43 @@ def test_gemm_gives_the_same_bits_on_any_number_of_chunks(m, k, n, dtype, accumu
         results.append(c)
     for c in results[1:]:
         np.testing.assert_array_equal(c, results[0])
+
+
+@pytest.mark.parametrize("fn, shapes", [(gemm.matmul, ((37, 23), (23, 70))),
+                                        (gemm.matmul_tn, ((23, 37), (23, 70))),
+                                        (gemm.matmul_nt, ((37, 23), (70, 23)))])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_the_trusted_products_give_the_checked_ones_bits(fn, shapes, accumulate):
+    """``.trusted`` (no checks, for callers that made or checked the arrays)
+    runs the same code as the public product after its checks."""
+    rng = np.random.default_rng(3)
+    a, b = (rng.standard_normal(s).astype(np.float32) for s in shapes)
+    c_shape = (a.shape[1] if fn is gemm.matmul_tn else a.shape[0],
+               b.shape[0] if fn is gemm.matmul_nt else b.shape[1])
+    checked, trusted = np.full(c_shape, 0.5, np.float32), np.full(c_shape, 0.5, np.float32)
+    fn(a, b, out=checked, accumulate=accumulate)
+    fn.trusted(a, b, out=trusted, accumulate=accumulate)
+    np.testing.assert_array_equal(trusted.view(np.uint32), checked.view(np.uint32))
+
+
+def test_dense_backward_runs_the_products_without_their_checks(monkeypatch):
+    """dense_backward checks x, w, dy, dw and the outputs' overlaps itself
+    (publicly; the layers call its trusted build on arrays they made), so its
+    products run their ``.trusted`` builds: before, each product checked the
+    same arrays again (the shapes and two np.may_share_memory a call)."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("a product's checks ran inside dense_backward")
+
+    rng = np.random.default_rng(4)
+    x, w, dy = (rng.standard_normal(s).astype(np.float32) for s in ((37, 23), (23, 70),
+                                                                    (37, 70)))
+    y, relu = np.maximum(x @ w, 0), activations.RELU
+    expected = dense.dense_backward_ref(x, w, dy, y, None, relu, 0.0, np.zeros_like(w), None)
+    for name in ("check_matrix", "check_out", "check_disjoint"):
+        monkeypatch.setattr(gemm, name, refuse)
+    for backward in (dense.dense_backward, dense.dense_backward.trusted):
+        dx = backward(x, w, dy, y, None, relu, 0.0, np.zeros_like(w), None,
+                      scratch=np.empty(w.shape[::-1], np.float32))
+        np.testing.assert_allclose(dx, expected, rtol=1e-5, atol=1e-5)
+    with pytest.raises(AssertionError, match="a product's checks ran"):
+        gemm.matmul_nt(dy, w)  # the public products still check

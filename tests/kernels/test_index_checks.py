@@ -161,7 +161,8 @@ def test_impl_gives_the_trusted_builds_only_when_asked():
                 public = dispatch.impl(op)
                 assert hasattr(public, "trusted")
                 assert dispatch.impl(op, trusted=True) is public.trusted
-            assert dispatch.impl("matmul", trusted=True) is dispatch.impl("matmul")
+            for op in ("matmul", "matmul_tn", "matmul_nt"):  # checked since
+                assert dispatch.impl(op, trusted=True) is dispatch.impl(op).trusted
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])

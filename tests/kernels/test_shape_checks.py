@@ -151,6 +151,35 @@ def _rows_shared(x):
     ("dense_backward", dense, lambda x: ((_SQ.copy(), _SQ.copy(), _SQ.copy(), _SQ.copy(), None,
                                           1, 0.0, x, None), {"g_out": x}),
      "dw not to overlap g_out"),
+    ("dense_backward", dense, lambda x: ((_SQ[:4].copy(), _SQ.copy(), x[:4], _SQ[:4].copy(), None,
+                                          1, 0.0, np.zeros((6, 6)), None), {"g_out": x[2:]}),
+     "g_out not to overlap dy"),
+    # matmul_nt's scratch (w.T) and act_grad_bias's outputs were not checked:
+    # the kernels wrote over what they still read
+    ("dense_backward", dense, lambda x: ((_SQ.copy(), x, _SQ.copy(), None, None, 0, 0.0,
+                                          np.zeros((6, 6)), None), {"scratch": x}),
+     "scratch not to overlap w"),
+    ("dense_backward", dense, lambda x: ((_SQ.copy(), _SQ.copy(), _SQ.copy(), None, None, 0,
+                                          0.0, np.zeros((6, 6)), None),
+                                         {"scratch": x, "dx_out": x}),
+     "dx_out not to overlap scratch"),
+    ("matmul_nt", gemm, lambda x: ((_SQ.copy(), x), {"scratch": x}), "scratch not to overlap b"),
+    ("matmul_nt", gemm, lambda x: ((x, _SQ.copy()), {"scratch": x}),
+     "scratch not to overlap a"),
+    ("matmul_nt", gemm, lambda x: ((_SQ[:, :4].copy(), np.ones((3, 4))),
+                                   {"out": x.reshape(-1)[:18].reshape(6, 3),
+                                    "scratch": x.reshape(-1)[12:24].reshape(4, 3)}),
+     "out not to overlap scratch"),
+    ("act_grad_bias", dense, lambda x: ((x[:4], _SQ[:4].copy(), None, 1, 0.0, x[2:]), {}),
+     "g_out not to overlap dy"),
+    ("act_grad_bias", dense, lambda x: ((_SQ[:4].copy(), x[:4], None, 1, 0.0, x[2:]), {}),
+     "g_out not to overlap y"),
+    ("act_grad_bias", dense, lambda x: ((_SQ[:4].copy(), None, x[:4], 4, 0.0, x[2:]), {}),
+     "g_out not to overlap z"),
+    ("act_grad_bias", dense, lambda x: ((x, None, None, 0, 0.0, None, x[0]), {}),
+     "db not to overlap dy"),
+    ("act_grad_bias", dense, lambda x: ((_SQ.copy(), _SQ.copy(), None, 1, 0.0, x, x[5]), {}),
+     "db not to overlap g_out"),
 ])
 @pytest.mark.parametrize("engine", ["numba", "blas"])
 def test_an_output_that_overlaps_an_input_is_refused(name, module, make, message, engine):
@@ -169,6 +198,44 @@ def test_an_output_that_overlaps_an_input_is_refused(name, module, make, message
                                                  rf"arrays that share memory"):
                 fn(*args, **kwargs)
             np.testing.assert_array_equal(x, _SQ)  # refused before anything was written
+    finally:
+        blas.set_gemm(previous)
+
+
+def _outputs_shared(first, second):
+    """dense_backward's arguments (x 6x4, w 4x5, relu) with its outputs
+    ``first`` and ``second`` over one buffer (the others separate)."""
+    buf = np.arange(64.0)
+    outputs = {"dw": np.zeros((4, 5)), "db": np.zeros(5), "dx_out": np.zeros((6, 4)),
+               "scratch": np.zeros((5, 4))}
+    shape = outputs[first].shape
+    outputs[first] = buf[:outputs[first].size].reshape(shape)
+    outputs[second] = buf[3:3 + outputs[second].size].reshape(outputs[second].shape)
+    x, w = np.ones((6, 4)), np.ones((4, 5))
+    dy, y = np.arange(30.0).reshape(6, 5), np.ones((6, 5))
+    return (x, w, dy, y, None, activations.RELU, 0.0, outputs["dw"], outputs["db"]), {
+        "scratch": outputs["scratch"], "dx_out": outputs["dx_out"]}, buf
+
+
+@pytest.mark.parametrize("first, second", [("dw", "db"), ("dw", "dx_out"), ("dw", "scratch"),
+                                           ("db", "dx_out"), ("db", "scratch")])
+@pytest.mark.parametrize("engine", ["numba", "blas"])
+def test_dense_backward_refuses_outputs_over_one_another(first, second, engine):
+    """dense_backward writes db, then dw, then scratch (w.T) and dx_out: an
+    output over an earlier one overwrote it on both backends (a dx_out over
+    dw returned a wrong dw), and the outputs were checked against the inputs
+    only. Both backends and GEMM engines refuse them now, writing nothing."""
+    previous = blas.set_gemm(engine)
+    try:
+        for fn in (dense.dense_backward, dense.dense_backward_ref):
+            args, kwargs, buf = _outputs_shared(first, second)
+            before = buf.copy()
+            with pytest.raises(ValueError, match=rf"dense_backward expected {first} and {second} "
+                                                 rf"as separate arrays \(it writes both: one "
+                                                 rf"would overwrite the other\), received arrays "
+                                                 rf"that share memory"):
+                fn(*args, **kwargs)
+            np.testing.assert_array_equal(buf, before)
     finally:
         blas.set_gemm(previous)
 
@@ -279,6 +346,36 @@ BAD_CALLS = [
                                 activations.IDENTITY, 0.0, np.zeros((300, 2), f32), None,
                                 True, None, None, np.empty((4, 7), f32))),
     ("bias_grad", lambda: (X, SHORT.copy())),
+    # the products' out: the references failed with NumPy's words (or cast it)
+    ("matmul", lambda: (X[:, :3], np.ones((3, 2), f32), np.empty((4, 3), f32))),
+    ("matmul", lambda: (X[:, :3], np.ones((3, 2), f32), np.empty((4, 2)))),
+    ("matmul_tn", lambda: (X, X[:, :2], np.empty((300, 2), f32, order="F"))),
+    ("matmul_tn", lambda: (X, X[:, :2], np.empty((2, 300), f32))),
+    ("matmul_nt", lambda: (X, X[:2], _read_only((4, 2)))),
+    ("matmul_nt", lambda: (X, X[:2], None, False, _read_only((300, 2)))),  # scratch
+    # a scratch of another shape, dtype or order was silently replaced by a new array
+    ("matmul_nt", lambda: (X, X[:2], None, False, np.empty((2, 300), f32))),
+    ("matmul_nt", lambda: (X, X[:2], None, False, np.empty((300, 2)))),
+    ("matmul_nt", lambda: (X, X[:2], None, False, np.empty((300, 2), f32, order="F"))),
+    ("dense_backward", lambda: (X, np.ones((300, 2), f32), np.ones((4, 2), f32), None, None,
+                                activations.IDENTITY, 0.0, np.zeros((300, 2), f32), None,
+                                True, np.empty((300, 2), f32))),
+    # act_grad_bias's g_out and db, checked as the other outputs: a float64
+    # g_out for float32 dy failed to compile in Numba (the reference cast), a
+    # float64 db was taken by both, summed in another precision
+    ("act_grad_bias", lambda: (X, X, None, activations.RELU, 0.0, np.empty(X.shape))),
+    ("act_grad_bias", lambda: (X, X, None, activations.RELU, 0.0,
+                               np.empty(X.shape, f32, order="F"))),
+    ("act_grad_bias", lambda: (X, X, None, activations.RELU, 0.0, None, np.zeros(300))),
+    ("act_grad_bias", lambda: (X, X, None, activations.RELU, 0.0, None,
+                               np.zeros((300, 2), f32)[:, 0])),
+    ("bias_grad", lambda: (X, np.zeros(300))),
+    ("dense_backward", lambda: (X, np.ones((300, 2), f32), np.ones((4, 2), f32), X[:, :2], None,
+                                activations.RELU, 0.0, np.zeros((300, 2), f32), None, True,
+                                None, np.empty((4, 2)))),
+    # and a and b, checked alike: the references took mixed dtypes or 1-D arrays
+    ("matmul", lambda: (X, np.ones((300, 2)))),
+    ("matmul_nt", lambda: (X[0], X[:2])),
 ]
 
 
@@ -376,3 +473,16 @@ def test_layers_run_the_trusted_builds_of_the_shape_checked_kernels(monkeypatch)
     assert seen == []
     dense.dense_forward(X, np.ones((300, 2), f32), None, activations.RELU)  # the recorder works
     assert seen == ["dense_forward"]
+
+
+@pytest.mark.parametrize("z_out", [lambda out: out, lambda out: out[:, :]])
+def test_dense_forward_refuses_a_z_out_over_its_out(z_out):
+    """The kernel writes z, then the activation over it into out: a z_out
+    that was out (or a view of it) came back holding y, not z. Both
+    backends refuse it, as dense_backward refuses outputs over each other."""
+    x, w = np.ones((3, 2), f32), np.full((2, 4), -1.0, f32)
+    for fn in (dense.dense_forward, dense.dense_forward_ref):
+        out = np.empty((3, 4), f32)
+        with pytest.raises(ValueError, match="dense_forward expected out and z_out as separate "
+                                             "arrays"):
+            fn(x, w, None, activations.RELU, out=out, z_out=z_out(out))

@@ -376,3 +376,24 @@ def test_the_window_geometry_is_checked_once_per_input_size(monkeypatch, make, m
     for _ in range(2):
         with pytest.raises(ValueError, match="does not fit an input of 1x1"):
             valid.compute_output_shape((1, 1, 3))
+
+
+@pytest.mark.parametrize("backend, activation", [("numpy", "relu"), ("numba", "softmax")])
+def test_the_unfused_forward_product_runs_without_its_checks(monkeypatch, backend, activation):
+    """Without the fused kernel (the "numpy" backend, an activation without
+    one) the forward's product ``cols @ W`` runs the product's trusted build:
+    the layer made both factors, so the public product's checks (about 1 us,
+    two np.may_share_memory among them) would only repeat what it knows."""
+    from tinynet.kernels import gemm
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the product's checks ran on the layer's forward")
+
+    monkeypatch.setattr(gemm, "check_matrix", refuse)
+    x = np.random.default_rng(0).standard_normal((2, 5, 5, 3)).astype(np.float32)
+    with tn.kernels.use_backend(backend):
+        layer = L.Conv2D(4, 3, activation=activation, seed=0)
+        y = layer.forward(x)
+    with tn.kernels.use_backend("numpy"):
+        expected = L.Conv2D(4, 3, activation=activation, seed=0).forward(x)
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)

@@ -238,7 +238,9 @@ class Conv2D(_KeptGeometry, _KernelLayer):
             y, z = self._fused_forward(cols, fused)
             self._cache = (x.shape, xp.shape, cols, fused, y, z)
             return y.reshape(n, ho, wo, f)
-        z = kernels.impl("matmul", cols.shape[0] * f)(cols, self.W.value.reshape(-1, f))
+        # trusted: cols and W are the layer's, 2-D, of its dtype and of matching shapes
+        z = kernels.impl("matmul", cols.shape[0] * f, trusted=True)(
+            cols, self.W.value.reshape(-1, f))
         if self.b is not None:
             z += self.b.value
         self._cache = (x.shape, xp.shape, cols, None, None, None)
@@ -263,6 +265,8 @@ class Conv2D(_KeptGeometry, _KernelLayer):
                 dx_out=self._workspace("dcols", cols.shape, cols.dtype) if need_dx else None)
         else:
             w2 = self.W.value.reshape(-1, f)
+            # the checked products: g2 comes from the activation's backward,
+            # which a subclass of it may write
             g2 = np.ascontiguousarray(self._activation_backward(dy)).reshape(-1, f)
             kernels.impl("matmul_tn", w2.size)(cols, g2, out=self.W.grad.reshape(-1, f),
                                               accumulate=True)
