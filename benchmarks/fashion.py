@@ -250,6 +250,11 @@ def figure(results: dict):
     return fig
 
 
+def _fill_defaults(args) -> None:
+    """The defaults given after parsing (``--quick`` must see ``--seeds`` unset)."""
+    args.seeds = args.seeds or 3
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks fashion",
                                      description=__doc__.splitlines()[0])
@@ -264,11 +269,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--threads", type=report.positive_int, default=os.cpu_count() or 1,
                         help="threads for every framework: BLAS, Numba, PyTorch (default: "
                              "the number of cores)")
+    report.after_parsing(parser, _fill_defaults)
     args = report.parse_args(parser, argv)
     args.command = report.command_line("fashion", argv)
     if args.quick:
         report.refuse_unused(parser, args, ["seeds"], "in a --quick run, which trains one seed")
-    args.seeds = args.seeds or 3
+    _fill_defaults(args)
     require_blas_limit(args.threads, parser)
     report.refuse_to_replace(parser, args, "fashion", args.command)
     config = dict(QUICK if args.quick else CONFIG)

@@ -47,7 +47,7 @@ from tinynet import cli  # noqa: E402
 __all__ = [
     "RESULTS_DIR", "QUICK_DIR", "QUICK_NOTE", "add_common_args", "positive_int", "float_in",
     "output_dir", "output_problem", "parse_args", "check_output", "refuse_unused",
-    "refuse_to_replace", "command_settings", "same_run",
+    "refuse_to_replace", "command_settings", "same_run", "after_parsing",
     "command_line", "command_words", "run_settings", "benchmark_main",
     "machine_info", "machine_markdown", "markdown_table", "measure", "provenance_markdown",
     "write_report", "fmt", "ratio",
@@ -241,7 +241,18 @@ def command_settings(parser: argparse.ArgumentParser, command: str) -> dict | No
             args = parser.parse_args(words[len(prefix):])
     except SystemExit:  # a usage error (or --help): not a run of these settings
         return None
+    fill = getattr(parser, "fill_defaults", None)
+    if fill is not None:  # the defaults a benchmark's main gives after parsing
+        fill(args)
     return {key: value for key, value in vars(args).items() if key not in ("out", "overwrite")}
+
+
+def after_parsing(parser: argparse.ArgumentParser, fill) -> None:
+    """Say that ``fill(args)`` gives ``parser``'s arguments the defaults its
+    benchmark sets after parsing (``fashion``'s ``--seeds`` None -> 3), so
+    that :func:`command_settings` reads ``fashion`` and ``fashion --seeds 3``
+    as one run. The benchmark calls ``fill`` on its own arguments too."""
+    parser.fill_defaults = fill
 
 
 def same_run(parser: argparse.ArgumentParser, held: str, command: str) -> bool:

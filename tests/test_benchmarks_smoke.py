@@ -935,3 +935,27 @@ def test_the_guard_takes_a_report_whose_command_has_a_spaced_argument_for_its_ow
         report.refuse_to_replace(parser, parser.parse_args(argv), "toy",
                                  report.command_line("toy", argv))
     assert f"holds the report of `{held}`" in capsys.readouterr().err
+
+
+def test_a_default_given_after_parsing_is_the_same_run_as_spelt_out(tmp_path, monkeypatch):
+    # fashion's --seeds is None until main makes it 3: `fashion` and `fashion --seeds 3`
+    # were two runs to the guard
+    from benchmarks import fashion
+    held = report.command_line("fashion", [])
+    (tmp_path / "fashion.json").write_text(json.dumps({"command": held}))
+
+    class Ran(Exception):
+        pass
+
+    original = report.refuse_to_replace
+
+    def guarded(parser, args, name, command, quick=None):
+        original(parser, args, name, command, quick)
+        raise Ran
+
+    monkeypatch.setattr(report, "refuse_to_replace", guarded)
+    monkeypatch.setattr(fashion, "require_blas_limit", lambda *a: None)
+    with pytest.raises(Ran):  # past the guard
+        fashion.main(["--seeds", "3", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit):  # another run: refused
+        fashion.main(["--seeds", "2", "--out", str(tmp_path)])

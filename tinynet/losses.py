@@ -95,7 +95,8 @@ import numpy as np
 from .checks import (as_array, as_class_weight, as_float_array, as_float_targets,
                      as_sample_weight, check_finite, check_labels, did_you_mean,
                      is_real_dtype, lookup)
-from .layers._checks import Setting, check_real, passed_settings, settings_of
+from .layers._checks import (Setting, adopt_settings, call_with_settings, check_real,
+                             settings_of)
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
@@ -322,9 +323,10 @@ class Loss:
     old ``delta``; not a mean's gradient scaled as a sum's). ``_forward``
     and ``_backward`` receive, as keyword arguments, the settings their
     signature names (``Huber._backward(pred, target, delta)``;
-    :func:`~tinynet.layers._checks.passed_settings`); one written without
+    :func:`~tinynet.layers._checks.call_with_settings`); one written without
     them reads ``self.<setting>``, and then sees a setting set since its
-    forward. ``label_smoothing``, ``weight`` and ``pos_weight`` enter the
+    forward (``Huber``'s, given ``delta=None`` by such an override's
+    ``super()._forward(pred, target)``, reads ``self.delta``). ``label_smoothing``, ``weight`` and ``pos_weight`` enter the
     target that ``_prepare`` makes, which the cache holds.
 
     Parameters
@@ -392,8 +394,7 @@ class Loss:
         weight = self._sample_weights(sample_weight, mask, pred.shape[0])
         target = self._select(as_array(target, self._who, "targets"), weight)
         target, class_norm = self._prepare(pred, target)
-        per_item = self._forward(pred, target,
-                                 **passed_settings(type(self), "_forward", settings))
+        per_item = call_with_settings(self, "_forward", (pred, target), settings)
         per_sample = per_item.reshape(pred.shape[0], -1).sum(axis=1, dtype=np.float64)
         self.weight_total = self._weight_total(pred, weight, class_norm)
         if reduction == "none":
@@ -426,6 +427,19 @@ class Loss:
         self._cache, self._settings = cache, settings
         return value
 
+    def _forward_settings(self) -> dict:
+        """The settings the last forward ran with: one set since waits for the
+        next forward. The current ones for a subclass whose own ``forward``
+        fills ``_cache`` and records none."""
+        return settings_of(self) if self._settings is None else self._settings
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle; a loss pickled when its settings were plain attributes
+        (``state["reduction"]``, not the Setting's slot) gets them as settings
+        (:func:`~tinynet.layers._checks.adopt_settings`)."""
+        self.__dict__.update(state)
+        adopt_settings(self)
+
     def backward(self, dloss=None) -> np.ndarray:
         """dL/dpred for the last :meth:`forward`; same shape and dtype as ``pred``.
 
@@ -443,11 +457,11 @@ class Loss:
         if self._cache is None:
             raise RuntimeError(f"{self._who}.backward() called before forward()")
         pred, target, scale = self._cache
-        settings = self._settings  # the forward's: one set since waits for the next forward
+        settings = self._forward_settings()
         scale = self._upstream(scale, dloss, pred.shape[0], settings["reduction"])
         if np.ndim(scale) == 0 and scale == 0:
             return np.zeros_like(pred)
-        grad = self._backward(pred, target, **passed_settings(type(self), "_backward", settings))
+        grad = call_with_settings(self, "_backward", (pred, target), settings)
         return _scaled(grad, scale)  # a new array every call
 
     def get_config(self) -> dict:
@@ -632,13 +646,14 @@ class Huber(_ElementwiseLoss):
         self.delta = delta
         super().__init__(reduction)
 
-    def _forward(self, pred, target, delta):
+    def _forward(self, pred, target, delta=None):
+        # delta None: self.delta (a subclass's super()._forward(pred, target))
         d = np.abs(pred - target)
-        delta = pred.dtype.type(delta)
+        delta = pred.dtype.type(self.delta if delta is None else delta)
         return np.where(d < delta, 0.5 * d * d, delta * (d - 0.5 * delta))
 
-    def _backward(self, pred, target, delta):
-        delta = pred.dtype.type(delta)
+    def _backward(self, pred, target, delta=None):
+        delta = pred.dtype.type(self.delta if delta is None else delta)
         return np.clip(pred - target, -delta, delta)
 
     def get_config(self) -> dict:
@@ -854,7 +869,7 @@ class CrossEntropy(Loss):
         grad = getattr(self, "_fused_grad", None)
         if grad is None:
             return super().backward(dloss)
-        scale = self._upstream(1.0, dloss, grad.shape[0], self._settings["reduction"])
+        scale = self._upstream(1.0, dloss, grad.shape[0], self._forward_settings()["reduction"])
         # A copy on every call: the caller may change it in place, and a later
         # backward() must not see that. It costs ~1.4 us of ~30 us for this
         # loss at 128 x 10, nothing measurable in a training step (~4 ms).

@@ -593,12 +593,23 @@ class _OldGate(L.GELU):
         return L.GELU._gate(x, self.approximate)
 
 
+class _RenamedGate(_OldGate):
+    """``_gate`` overridden with its setting under another name, as main's
+    positional call ``self._gate(x, approximate)`` allowed."""
+
+    def _gate(self, x, approx):
+        self.gated.append(x)
+        return L.GELU._gate(x, approx)
+
+
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
 @pytest.mark.parametrize("approximate", ["none", "tanh"])
-def test_an_old_style_gelu_gate_is_called_without_the_setting(backend, approximate):
+@pytest.mark.parametrize("cls", [_OldGate, _RenamedGate])
+def test_an_overridden_gelu_gate_is_called_as_its_signature_says(cls, backend, approximate):
     # GELU._gate became _gate(x, approximate): an override _gate(self, x) was
     # handed approximate too (TypeError); it gets what its signature names, as
-    # _forward and _backward do
+    # _forward and _backward do. Handed approximate= by name, _gate(self, x,
+    # approx) got nothing (TypeError): it gets the setting in that place
     rng = np.random.default_rng(5)
     x = rng.standard_normal((3, 4))
     dy = rng.standard_normal(x.shape)
@@ -606,7 +617,7 @@ def test_an_old_style_gelu_gate_is_called_without_the_setting(backend, approxima
         plain = L.GELU(approximate)
         y, dx = plain.forward(x), plain.backward(dy)
     with tn.kernels.use_backend(backend):
-        layer = _OldGate(approximate)
+        layer = cls(approximate)
         np.testing.assert_array_equal(layer.forward(x), y)
         np.testing.assert_array_equal(layer.backward(dy), dx)
         assert len(layer.gated) == 1
@@ -614,3 +625,4 @@ def test_an_old_style_gelu_gate_is_called_without_the_setting(backend, approxima
         layer._cached_gate = None  # (as after a kernel forward: the gate evaluated again)
         np.testing.assert_array_equal(layer.backward(dy), dx)
         assert len(layer.gated) == 2
+

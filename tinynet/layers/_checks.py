@@ -10,7 +10,7 @@ import math
 import numbers
 
 __all__ = ["check_real", "check_choice", "check_initializer", "Setting", "settings_of",
-           "passed_settings"]
+           "adopt_settings", "call_with_settings"]
 
 
 def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
@@ -117,12 +117,30 @@ class Setting:
     def __get__(self, layer, owner=None):
         if layer is None:
             return self
+        held = layer.__dict__
+        if self.name in held:  # a plain key: see adopt
+            self.adopt(layer)
         try:
-            return layer.__dict__[self.slot]
+            return held[self.slot]
         except KeyError:
             if self.default is not Setting._NO_DEFAULT:
                 return self.default
             raise AttributeError(f"{type(layer).__name__} has no {self.name} set yet") from None
+
+    def adopt(self, layer) -> None:
+        """Move a value held in ``layer.__dict__`` under the setting's own name
+        (``"reduction"``, not the slot ``"_reduction"``) into its slot, checked
+        as an assignment is: what an object pickled before the setting was a
+        :class:`Setting` holds (a loss pickled when ``reduction`` was a plain
+        attribute), or an ``__init__`` that writes ``self.__dict__`` itself.
+        Reading the setting adopts such a value, so it is never hidden behind
+        an older one in the slot."""
+        value = layer.__dict__.pop(self.name)
+        try:
+            self.__set__(layer, value)
+        except Exception:
+            layer.__dict__[self.name] = value
+            raise
 
     def __set__(self, layer, value) -> None:
         value = self.check(value, type(layer).__name__, self.what or self.name, **self.options)
@@ -175,34 +193,143 @@ def setting_names(cls) -> tuple:
                                if isinstance(attr, Setting)))
 
 
+@functools.cache
+def _setting_slots(cls) -> tuple:
+    """``(name, slot)`` of each of ``cls``'s settings (cached: :func:`settings_of`
+    runs on every forward); slot None for one a subclass overrides with a
+    plain class attribute (``reduction = "sum"``), read as it is."""
+    return tuple((name, getattr(getattr(cls, name), "slot", None)) for name in setting_names(cls))
+
+
 def settings_of(layer) -> dict:
     """``{name: value}`` of every :class:`Setting` ``layer`` holds: what a
     forward pass keeps for its backward, which must differentiate the
-    function the forward computed even if a setting changes in between."""
-    return {name: getattr(layer, name) for name in setting_names(type(layer))}
+    function the forward computed even if a setting changes in between.
+
+    A setting that is not set (and has no default) is left out: a subclass
+    that never sets, and never uses, a setting of its base (a ``Huber``
+    subclass with its own maths and no ``delta``) still runs; a method that
+    names it is told it is not set (:func:`call_with_settings`)."""
+    held = layer.__dict__
+    settings = {}
+    for name, slot in _setting_slots(type(layer)):
+        if slot in held and name not in held:  # the fast path: a value in its slot
+            settings[name] = held[slot]
+        else:  # a default, a plain key to adopt (Setting.adopt), or nothing
+            try:
+                settings[name] = getattr(layer, name)
+            except AttributeError:
+                pass
+    return settings
+
+
+def adopt_settings(obj) -> None:
+    """:meth:`Setting.adopt` every plain ``__dict__`` key of ``obj`` named as
+    one of its settings: a ``__setstate__`` for an object pickled when its
+    settings were plain attributes (the losses' before they were Settings)."""
+    for name in setting_names(type(obj)):
+        setting = getattr(type(obj), name)
+        if name in obj.__dict__ and isinstance(setting, Setting):
+            setting.adopt(obj)
+
+
+def _definitions(cls, method: str) -> list:
+    """The functions defining ``cls.<method>``, the override first, each as its
+    parameters after ``self`` (a staticmethod has none to skip)."""
+    found = []
+    for klass in cls.__mro__:
+        attr = vars(klass).get(method)
+        if attr is None:
+            continue
+        func = attr.__func__ if isinstance(attr, (staticmethod, classmethod)) else attr
+        params = list(inspect.signature(func).parameters.values())
+        found.append(params if isinstance(attr, staticmethod) else params[1:])
+    return found
+
+
+def _parameter_plan(cls, definitions: list, n_args: int):
+    """``((parameter, setting), ...)`` for the first of ``definitions``
+    (:func:`_definitions`) called with ``n_args`` arguments, or None for all
+    the settings by their own names."""
+    names = setting_names(cls)
+    params = definitions[0][n_args:]
+    if any(p.kind is p.VAR_KEYWORD for p in definitions[0]):
+        if len(definitions) == 1:  # the contract's root (Activation._forward(x, **settings))
+            return None
+        # an override passing **kwargs on to the method it overrides: what that one takes
+        inherited = _parameter_plan(cls, definitions[1:], n_args)
+        if inherited is None:
+            return None
+        return tuple((setting, setting) for _, setting in inherited)
+    plan = []
+    for i, p in enumerate(params):
+        if p.kind in (p.VAR_POSITIONAL, p.POSITIONAL_ONLY):
+            continue
+        if p.name in names:
+            plan.append((p.name, p.name))
+        elif p.default is p.empty and p.kind is p.POSITIONAL_OR_KEYWORD:
+            # a renamed setting (_gate(self, x, approx)): the setting that an
+            # overridden method takes in the same place, as a positional call gave it
+            in_place = [base[n_args + i].name for base in definitions[1:]
+                        if len(base) > n_args + i and base[n_args + i].name in names]
+            if in_place:
+                plan.append((p.name, in_place[0]))
+    return tuple(plan)
 
 
 @functools.cache
-def _accepted_settings(cls, method: str) -> tuple | None:
-    """The names of ``cls``'s settings that ``cls.<method>`` takes as keyword
-    arguments, or None when it takes all of them (by name or ``**kwargs``).
-    Cached: the signature is read once per class and method."""
-    params = inspect.signature(getattr(cls, method)).parameters.values()
-    if any(p.kind is p.VAR_KEYWORD for p in params):
-        return None
-    named = {p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
-    names = tuple(name for name in setting_names(cls) if name in named)
-    return None if names == setting_names(cls) else names
+def _settings_caller(cls, method: str, n_args: int):
+    """``call(obj, args, settings)``: ``obj.<method>(*args, ...)`` given the
+    part of ``settings`` that :func:`_parameter_plan` says, built once per
+    class and method (a forward pays a cached look-up and one call, not a
+    signature read nor a bound method's making)."""
+    plan = _parameter_plan(cls, _definitions(cls, method), n_args)
+    func = getattr(cls, method)
+    if isinstance(inspect.getattr_static(cls, method), (staticmethod, classmethod)):
+        func = functools.partial(_unbound, func)
+    names = setting_names(cls)
+    if plan is None or (all(p == s for p, s in plan) and {s for _, s in plan} == set(names)):
+        return lambda obj, args, settings: func(obj, *args, **settings)
+    if not plan:
+        return lambda obj, args, settings: func(obj, *args)
+
+    def call(obj, args, settings):
+        try:
+            passed = {parameter: settings[setting] for parameter, setting in plan}
+        except KeyError as error:
+            raise AttributeError(f"{type(obj).__name__} has no {error.args[0]} "
+                                 f"set yet") from None
+        return func(obj, *args, **passed)
+    return call
 
 
-def passed_settings(cls, method: str, settings: dict) -> dict:
-    """The part of ``settings`` (:func:`settings_of`, kept by a forward pass)
-    to pass to ``cls.<method>``: those it names (none for a method written as
-    ``_forward(self, x)``, which reads ``self.<setting>``), or all when it
-    takes ``**kwargs``. The activations' ``_forward``/``_backward`` and the
-    losses' are called so."""
-    names = _accepted_settings(cls, method)
-    return settings if names is None else {name: settings[name] for name in names}
+def _unbound(func, obj, *args, **kwargs):
+    """``func(*args, **kwargs)``, ``obj`` dropped: a static (or class) method
+    called as the others are, with the object first."""
+    return func(*args, **kwargs)
+
+
+def call_with_settings(obj, method: str, args: tuple, settings: dict):
+    """``obj.<method>(*args, ...)`` given the part of ``settings``
+    (:func:`settings_of`, kept by a forward pass) that its signature takes.
+
+    One rule for the activations' ``_forward``/``_backward`` (and GELU's
+    ``_gate``) and the losses' ``_forward``/``_backward``, read once per
+    class and method from the signature of the override:
+
+    * a parameter named as a setting (``delta``, ``approximate``) receives it
+      by keyword; a method that names none (``_forward(self, x)``, the contract
+      before settings were arguments) receives none and reads
+      ``self.<setting>``;
+    * a required parameter beyond ``args`` under another name receives the
+      setting that the overridden method takes in the same place
+      (``_gate(self, x, approx)`` over ``GELU._gate(x, approximate)``), as
+      when that method was called with it positionally;
+    * ``**kwargs`` receives what the overridden method takes (an override
+      passing them on to ``super()``), or every setting when it overrides
+      nothing (the contract's own ``Activation._forward(x, **settings)``).
+    """
+    return _settings_caller(type(obj), method, len(args))(obj, args, settings)
 
 
 @functools.cache

@@ -46,7 +46,7 @@ import numpy as np
 from ..checks import lookup
 from .. import kernels
 from ..kernels.activations import ACT_CODES, gelu_clamp
-from ._checks import Setting, check_choice, check_real, passed_settings, settings_of
+from ._checks import Setting, call_with_settings, check_choice, check_real, settings_of
 from .base import Layer
 from .special import normal_cdf
 
@@ -63,7 +63,7 @@ class Activation(Layer):
     Subclasses implement ``_forward`` and ``_backward`` and set
     ``needs_input = False`` when the backward uses only ``y``. Two
     contracts are accepted, told apart once per class from the signature of
-    each method (see :func:`~tinynet.layers._checks.passed_settings`):
+    each method (see :func:`~tinynet.layers._checks.call_with_settings`):
 
     * ``_forward(x, **settings)`` and ``_backward(x, y, dy, **settings)``:
       a method that names a setting (``alpha``, ``approximate``, ``axis``:
@@ -94,7 +94,7 @@ class Activation(Layer):
             # above, the code is kernel_code's
             y = kernels.impl("act_forward", x.size, trusted=True)(x, *fused)
         else:
-            y = self._forward(x, **passed_settings(type(self), "_forward", settings))
+            y = call_with_settings(self, "_forward", (x,), settings)
         self._x = x if self.needs_input else None
         self._y = y
         self._settings = settings
@@ -110,8 +110,7 @@ class Activation(Layer):
             # the code needs it) are the forward's own
             return kernels.impl("act_backward", dy.size, trusted=True)(dy, self._y, self._x,
                                                                         *fused)
-        settings = passed_settings(type(self), "_backward", self._settings)
-        return self._backward(self._x, self._y, dy, **settings)
+        return call_with_settings(self, "_backward", (self._x, self._y, dy), self._settings)
 
     def _forward(self, x, **settings):
         raise NotImplementedError
@@ -302,11 +301,10 @@ class GELU(Activation):
         return super().forward(x, training=training)
 
     def _gate_of(self, x, approximate):
-        """``self._gate(x, ...)`` given the settings its signature names
-        (:func:`~tinynet.layers._checks.passed_settings`, as for ``_forward``
+        """``self._gate(x, ...)`` given the settings its signature takes
+        (:func:`~tinynet.layers._checks.call_with_settings`, as for ``_forward``
         and ``_backward``)."""
-        return self._gate(x, **passed_settings(type(self), "_gate",
-                                               {"approximate": approximate}))
+        return call_with_settings(self, "_gate", (x,), {"approximate": approximate})
 
     def _forward(self, x, approximate):
         self._cached_gate = self._gate_of(x, approximate)
