@@ -535,7 +535,7 @@ def check_alpha(code, alpha, who):
                          f"backward reads the sign of z from y), received {alpha!r}")
 
 
-def _check_apart(who, out, inputs):
+def _check_out_apart(who, out, inputs):
     """``out`` shares no memory with the arrays of ``inputs`` (by name) unless
     it is one of them itself, the same view (:func:`.checks.check_disjoint`
     with ``same_ok``). The kernels run down the rows (each thread its own
@@ -555,13 +555,13 @@ def _check_apart(who, out, inputs):
 def _check_forward(z, code, alpha=0.0, out=None):
     """Checks of :func:`act_forward` and its reference: a known code and
     alpha (:func:`check_alpha`), float z, a writable ``out`` of z's shape
-    that is z itself or shares no memory with it (:func:`_check_apart`)."""
+    that is z itself or shares no memory with it (:func:`_check_out_apart`)."""
     _check_code(code)
     check_alpha(code, alpha, "act_forward")
     z = check_float_array(z, "act_forward", "z")
     check_shapes("act_forward", z.shape, out=out)
     check_writable("act_forward", out=out)
-    _check_apart("act_forward", out, {"z": z})
+    _check_out_apart("act_forward", out, {"z": z})
 
 
 def _check_backward(dy, y, z, code, alpha=0.0, out=None):
@@ -569,14 +569,14 @@ def _check_backward(dy, y, z, code, alpha=0.0, out=None):
     alpha (:func:`check_alpha`), the saved array the code reads
     (:func:`check_saved`), float dy, y / z / a writable ``out`` of dy's shape
     that is dy, y or z itself or shares no memory with them
-    (:func:`_check_apart`)."""
+    (:func:`_check_out_apart`)."""
     _check_code(code)
     check_alpha(code, alpha, "act_backward")
     check_saved(code, y, z, "act_backward")
     dy = check_float_array(dy, "act_backward", "dy")
     check_shapes("act_backward", dy.shape, y=y, z=z, out=out)
     check_writable("act_backward", out=out)
-    _check_apart("act_backward", out, {"dy": dy, "y": y, "z": z})
+    _check_out_apart("act_backward", out, {"dy": dy, "y": y, "z": z})
 
 
 @checked(_check_forward)

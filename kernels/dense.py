@@ -144,7 +144,9 @@ def _check_grad_arrays(dy, y, z, code, alpha, g_out, db):
         raise ValueError(f"act_grad_bias expected dy of shape (batch, units), received "
                          f"{dy.shape}")
     check_shapes("act_grad_bias", dy.shape, y=y, z=z)
-    for name, out, shape in (("g_out", g_out, dy.shape), ("db", db, dy.shape[1:])):
+    # the identity's g is dy itself: a g_out given for it is not written
+    written = None if code == IDENTITY else g_out
+    for name, out, shape in (("g_out", written, dy.shape), ("db", db, dy.shape[1:])):
         if out is not None:
             check_out(out, shape, dy.dtype, "act_grad_bias", name)
 

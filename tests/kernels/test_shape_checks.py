@@ -250,6 +250,10 @@ def test_dense_backward_takes_what_it_does_not_write():
         assert fn(x, _SQ.copy(), _SQ.copy(), None, None, 0, 0.0, np.zeros((6, 6)), None,
                   need_dx=False, dx_out=x) is None
         np.testing.assert_array_equal(x, _SQ)
+        # nor checked as an output: any g_out given for the identity is left alone
+        for g_out in (np.empty((6, 6), f32), np.empty((6, 6)).T, _read_only((6, 6), np.float64)):
+            fn(_SQ.copy(), _SQ.copy(), _SQ.copy(), None, None, 0, 0.0, np.zeros((6, 6)), None,
+               g_out=g_out)
 
 
 @pytest.mark.parametrize("call", [

@@ -397,3 +397,19 @@ def test_the_unfused_forward_product_runs_without_its_checks(monkeypatch, backen
     with tn.kernels.use_backend("numpy"):
         expected = L.Conv2D(4, 3, activation=activation, seed=0).forward(x)
     np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+def test_a_conv_weight_converted_alone_is_checked_by_the_unfused_product(backend):
+    """The unfused forward runs the product's unchecked build for the layer's
+    own arrays; a weight converted alone (Param.astype) no longer matches
+    the columns' dtype, and gets the checked product's clear dtype error on
+    both backends (not a forward in mixed dtypes, then a backward failing on
+    an output of the wrong dtype)."""
+    x = np.random.default_rng(0).standard_normal((2, 6, 6, 3)).astype(np.float32)
+    with tn.kernels.use_backend(backend):
+        conv = tn.layers.Conv2D(4, 3, activation="softmax", seed=0)
+        conv.forward(x)
+        conv.W.astype(np.float64)
+        with pytest.raises(TypeError, match="matmul expected a and b of one dtype"):
+            conv.forward(x)

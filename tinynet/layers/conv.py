@@ -238,9 +238,10 @@ class Conv2D(_KeptGeometry, _KernelLayer):
             y, z = self._fused_forward(cols, fused)
             self._cache = (x.shape, xp.shape, cols, fused, y, z)
             return y.reshape(n, ho, wo, f)
-        # trusted: cols and W are the layer's, 2-D, of its dtype and of matching shapes
-        z = kernels.impl("matmul", cols.shape[0] * f, trusted=True)(
-            cols, self.W.value.reshape(-1, f))
+        # trusted: cols and W are the layer's, 2-D and of matching shapes; checked
+        # when W was converted alone (Param.astype) and the dtypes differ
+        w = self.W.value.reshape(-1, f)
+        z = kernels.impl("matmul", cols.shape[0] * f, trusted=w.dtype == cols.dtype)(cols, w)
         if self.b is not None:
             z += self.b.value
         self._cache = (x.shape, xp.shape, cols, None, None, None)
