@@ -499,6 +499,52 @@ def test_resuming_after_a_group_added_with_its_own_rate_matches_the_run(tmp_path
                                           [0.003125, 0.00125]], rtol=1e-15)
 
 
+def _rates_after_adding_a_group(save, own_lr=None):
+    # StepLR halving one group; a group added after two steps, the first
+    # group's rate cut by hand after the add; ``save`` between the two
+    opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    schedule = StepLR(opt, 1, gamma=0.5)
+    schedule.step()
+    schedule.step()
+    group = {"params": [tn.Param(np.zeros(2))]}
+    opt.add_param_group(group if own_lr is None else {**group, "lr": own_lr})
+    before = ([dict(g, params=None) for g in opt.param_groups],
+              {k: v for k, v in vars(schedule).items() if k != "optimizer"})
+    if save:
+        schedule.state_dict()
+        assert ([dict(g, params=None) for g in opt.param_groups],
+                {k: v for k, v in vars(schedule).items() if k != "optimizer"}) == before
+    opt.param_groups[0]["lr"] *= 0.1
+    rates = []
+    for _ in range(2):
+        schedule.step()
+        rates.append([g["lr"] for g in opt.param_groups])
+    return rates
+
+
+@pytest.mark.parametrize("own_lr", [None, 0.01])
+def test_state_dict_changes_neither_the_optimizer_nor_the_schedule(own_lr):
+    # state_dict took the added group in, as a step does: the cut made after
+    # it was then not carried by the added group, unlike without the save
+    assert _rates_after_adding_a_group(True, own_lr) == \
+        _rates_after_adding_a_group(False, own_lr)
+
+
+def test_state_dict_of_a_schedule_bound_again_to_fewer_groups_saves_its_rates():
+    # the save raised the next step's refusal: a checkpoint crashed
+    opt = SGD([{"params": [tn.Param(np.zeros(2))]},
+               {"params": [tn.Param(np.zeros(2))], "lr": 0.02}], lr=0.1)
+    schedule = StepLR(opt, 1, gamma=0.5)
+    schedule.step()
+    opt.bind([tn.Param(np.zeros(2))])
+    state = schedule.state_dict()
+    np.testing.assert_array_equal(state["base_lrs"], [0.1, 0.02])
+    np.testing.assert_array_equal(state["lrs_at_save"], [opt.param_groups[0]["lr"]])
+    assert schedule.base_lrs == [0.1, 0.02]
+    with pytest.raises(ValueError, match="schedules 2 parameter group"):
+        schedule.step()
+
+
 def test_a_group_added_where_the_rate_tells_no_base_takes_its_rate_as_its_base():
     # a warm-up from 0 at its start: every base rate gives 0
     opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
