@@ -286,11 +286,15 @@ class LRScheduler(_SchedulerBase):
           outside, as the others'), the base a schedule made later starts
           it from.
 
-        A new group's rate counts as the one the schedule set, but for a
-        change the first group kept has had since this schedule's last step
-        (another schedule stepped before this one, a plateau's cut), which
-        the new group's rate carries (it started in proportion to that
-        group's): it is taken in as for that group.
+        The rate a new group with a base counts as set is the one the
+        schedule would have set it to at its last step, in proportion to the
+        first group kept's rate then (:meth:`_new_group`). A change its rate
+        has had since is taken in as for any group: one it started with,
+        carried over from a change that group had before the add (another
+        schedule stepped before this one, a plateau's cut), or one made to it
+        by hand -- but not a change made to that group only after the add,
+        which the new group never had (PyTorch's chainable schedules go on
+        from each group's own rate).
 
         ``groups``: the optimizer's, or copies of them (:meth:`_state`),
         which take the ``initial_lr`` recorded instead."""
@@ -313,8 +317,8 @@ class LRScheduler(_SchedulerBase):
         first = next(k for k, i in enumerate(old) if i is not None)  # the first group kept
         ref = groups[first]
         ref_base, ref_initial = self.base_lrs[old[first]], base_lrs([ref])[0]
-        # a change since the last step (taken into the reference's base next):
-        # the new groups' rates carry it too
+        # a change since the last step, taken into the reference's base next
+        # (and so into the initial_lr recorded for a group added with its lr)
         ref_last = None if last is None else last[old[first]]
         change = 1.0 if ref_last in (None, 0) or ref["lr"] == 0 else ref["lr"] / ref_last
         bases, lasts = [], []
@@ -329,9 +333,9 @@ class LRScheduler(_SchedulerBase):
                 bases.append(base)
                 lasts.append(group["lr"])
             else:
-                base, lr = self._new_group(group, ref_base, ref_initial, None)
+                base, lr = self._new_group(group, ref_base, ref_initial, ref_last)
                 bases.append(base)
-                lasts.append(lr / change)
+                lasts.append(lr)
         self.base_lrs = bases
         self._last_lr = None if last is None else lasts
 
@@ -341,10 +345,11 @@ class LRScheduler(_SchedulerBase):
         as its rate if missing) and the rate the schedule counts as set for
         it: its ``initial_lr`` scaled as the reference group's was by changes
         from outside (:func:`~tinynet.optim.optimizers.in_proportion`, the
-        rule ``add_param_group`` starts it by) -- the reference's base and
-        ``ref_last`` (or the group's rate) if it is the reference's."""
+        rule ``add_param_group`` starts it by), and the rate set scaled as
+        the reference's, ``ref_last`` (its rate at the schedule's last step),
+        was -- the group's own rate if that is not known."""
         initial = base_lrs([group])[0]
-        lr = group["lr"] if ref_last is None or initial != ref_initial else ref_last
+        lr = group["lr"] if ref_last is None else in_proportion(initial, ref_initial, ref_last)
         return in_proportion(initial, ref_initial, ref_base), lr
 
     def _base_at(self, lr: float) -> float:
