@@ -499,6 +499,69 @@ def test_resuming_after_a_group_added_with_its_own_rate_matches_the_run(tmp_path
                                           [0.003125, 0.00125]], rtol=1e-15)
 
 
+def _rates_after_adding_a_group(save, own_lr=None, cut_first=False):
+    # StepLR halving one group; a group added after two steps, the first
+    # group's rate cut by hand after the add (before it if ``cut_first``);
+    # ``save`` between the two
+    opt = SGD([tn.Param(np.zeros(2))], lr=0.1)
+    schedule = StepLR(opt, 1, gamma=0.5)
+    schedule.step()
+    schedule.step()
+    if cut_first:
+        opt.param_groups[0]["lr"] *= 0.1
+    group = {"params": [tn.Param(np.zeros(2))]}
+    opt.add_param_group(group if own_lr is None else {**group, "lr": own_lr})
+    before = ([dict(g, params=None) for g in opt.param_groups],
+              {k: v for k, v in vars(schedule).items() if k != "optimizer"})
+    if save:
+        schedule.state_dict()
+        assert ([dict(g, params=None) for g in opt.param_groups],
+                {k: v for k, v in vars(schedule).items() if k != "optimizer"}) == before
+    if not cut_first:
+        opt.param_groups[0]["lr"] *= 0.1
+    rates = []
+    for _ in range(2):
+        schedule.step()
+        rates.append([g["lr"] for g in opt.param_groups])
+    return rates
+
+
+@pytest.mark.parametrize("own_lr", [None, 0.01])
+def test_state_dict_changes_neither_the_optimizer_nor_the_schedule(own_lr):
+    # state_dict took the added group in, as a step does: the cut made after
+    # it was then not carried by the added group, unlike without the save
+    assert _rates_after_adding_a_group(True, own_lr) == \
+        _rates_after_adding_a_group(False, own_lr)
+
+
+@pytest.mark.parametrize("own_lr, cut_first, expected", [
+    (None, False, [[0.00125, 0.0125], [0.000625, 0.00625]]),
+    (None, True, [[0.00125, 0.00125], [0.000625, 0.000625]]),
+    (0.01, False, [[0.00125, 0.005], [0.000625, 0.0025]])])
+def test_a_cut_made_to_a_group_is_an_added_groups_only_if_made_before_the_add(
+        own_lr, cut_first, expected):
+    # as PyTorch's chainable StepLR goes on from each group's rate (given the
+    # added group's starting rate); the group added without an lr started at
+    # 0.025 and was given the cut made to the first group after the add
+    rates = _rates_after_adding_a_group(False, own_lr, cut_first)
+    np.testing.assert_allclose(rates, expected, rtol=1e-15)
+
+
+def test_state_dict_of_a_schedule_bound_again_to_fewer_groups_saves_its_rates():
+    # the save raised the next step's refusal: a checkpoint crashed
+    opt = SGD([{"params": [tn.Param(np.zeros(2))]},
+               {"params": [tn.Param(np.zeros(2))], "lr": 0.02}], lr=0.1)
+    schedule = StepLR(opt, 1, gamma=0.5)
+    schedule.step()
+    opt.bind([tn.Param(np.zeros(2))])
+    state = schedule.state_dict()
+    np.testing.assert_array_equal(state["base_lrs"], [0.1, 0.02])
+    np.testing.assert_array_equal(state["lrs_at_save"], [opt.param_groups[0]["lr"]])
+    assert schedule.base_lrs == [0.1, 0.02]
+    with pytest.raises(ValueError, match="schedules 2 parameter group"):
+        schedule.step()
+
+
 def test_a_group_added_where_the_rate_tells_no_base_takes_its_rate_as_its_base():
     # a warm-up from 0 at its start: every base rate gives 0
     opt = SGD([tn.Param(np.zeros(2))], lr=0.1)

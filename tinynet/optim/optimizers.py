@@ -87,7 +87,6 @@ def _fused(name: str):
     return update
 
 
-
 def in_proportion(base: float, ref_base: float, ref_rate: float) -> float:
     """The rate of a group of base rate ``base`` scaled as a reference group
     of base rate ``ref_base`` is at ``ref_rate``: ``base * ref_rate /
@@ -101,6 +100,7 @@ def in_proportion(base: float, ref_base: float, ref_rate: float) -> float:
     if ref_base == 0:
         return base
     return base * (ref_rate / ref_base)
+
 
 class Optimizer:
     """Base class: parameter groups, state, stepping loop, saving.

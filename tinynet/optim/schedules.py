@@ -74,6 +74,7 @@ is a new group, even when another was removed in the same change.
 
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import sys
@@ -238,15 +239,15 @@ class LRScheduler(_SchedulerBase):
         self.last_epoch = -1
         self.step()
 
-    def _record_initial_lr(self) -> None:
+    def _record_initial_lr(self, groups: list) -> None:
         """Give the groups of an optimizer that was unbound when this schedule
         was made, once ``bind`` (``model.compile``) has made them, the base
         rate the schedule was made with as their ``initial_lr`` (unless they
         have one): PyTorch's key, the base rate a schedule made later on
         this optimizer, or on a copy loaded from a file, starts from. Not in
         :attr:`~tinynet.optim.Optimizer.defaults`, which ``get_config`` hands
-        to the constructor as its ``lr``."""
-        groups = self.optimizer.param_groups
+        to the constructor as its ``lr``. ``groups``: the optimizer's, or
+        copies of them (:meth:`_state`)."""
         if self._unrecorded_initial_lr is None or not groups:
             return
         for group in groups:
@@ -254,7 +255,7 @@ class LRScheduler(_SchedulerBase):
         self._recorded_initial_lr, self._unrecorded_initial_lr = \
             self._unrecorded_initial_lr, None
 
-    def _follow_groups(self) -> None:
+    def _follow_groups(self, groups: list) -> None:
         """Keep one base rate (and one rate last set) per parameter group when
         the groups are not the ones the schedule was made for. Each group is
         paired with the base rate of the group that held its parameters at
@@ -285,12 +286,18 @@ class LRScheduler(_SchedulerBase):
           outside, as the others'), the base a schedule made later starts
           it from.
 
-        A new group's rate counts as the one the schedule set, but for a
-        change the first group kept has had since this schedule's last step
-        (another schedule stepped before this one, a plateau's cut), which
-        the new group's rate carries (it started in proportion to that
-        group's): it is taken in as for that group."""
-        groups = self.optimizer.param_groups
+        The rate a new group with a base counts as set is the one the
+        schedule would have set it to at its last step, in proportion to the
+        first group kept's rate then (:meth:`_new_group`). A change its rate
+        has had since is taken in as for any group: one it started with,
+        carried over from a change that group had before the add (another
+        schedule stepped before this one, a plateau's cut), or one made to it
+        by hand -- but not a change made to that group only after the add,
+        which the new group never had (PyTorch's chainable schedules go on
+        from each group's own rate).
+
+        ``groups``: the optimizer's, or copies of them (:meth:`_state`),
+        which take the ``initial_lr`` recorded instead."""
         if not groups:
             return
         last = getattr(self, "_last_lr", None)
@@ -310,8 +317,8 @@ class LRScheduler(_SchedulerBase):
         first = next(k for k, i in enumerate(old) if i is not None)  # the first group kept
         ref = groups[first]
         ref_base, ref_initial = self.base_lrs[old[first]], base_lrs([ref])[0]
-        # a change since the last step (taken into the reference's base next):
-        # the new groups' rates carry it too
+        # a change since the last step, taken into the reference's base next
+        # (and so into the initial_lr recorded for a group added with its lr)
         ref_last = None if last is None else last[old[first]]
         change = 1.0 if ref_last in (None, 0) or ref["lr"] == 0 else ref["lr"] / ref_last
         bases, lasts = [], []
@@ -326,9 +333,9 @@ class LRScheduler(_SchedulerBase):
                 bases.append(base)
                 lasts.append(group["lr"])
             else:
-                base, lr = self._new_group(group, ref_base, ref_initial, None)
+                base, lr = self._new_group(group, ref_base, ref_initial, ref_last)
                 bases.append(base)
-                lasts.append(lr / change)
+                lasts.append(lr)
         self.base_lrs = bases
         self._last_lr = None if last is None else lasts
 
@@ -338,10 +345,11 @@ class LRScheduler(_SchedulerBase):
         as its rate if missing) and the rate the schedule counts as set for
         it: its ``initial_lr`` scaled as the reference group's was by changes
         from outside (:func:`~tinynet.optim.optimizers.in_proportion`, the
-        rule ``add_param_group`` starts it by) -- the reference's base and
-        ``ref_last`` (or the group's rate) if it is the reference's."""
+        rule ``add_param_group`` starts it by), and the rate set scaled as
+        the reference's, ``ref_last`` (its rate at the schedule's last step),
+        was -- the group's own rate if that is not known."""
         initial = base_lrs([group])[0]
-        lr = group["lr"] if ref_last is None or initial != ref_initial else ref_last
+        lr = group["lr"] if ref_last is None else in_proportion(initial, ref_initial, ref_last)
         return in_proportion(initial, ref_initial, ref_base), lr
 
     def _base_at(self, lr: float) -> float:
@@ -363,8 +371,8 @@ class LRScheduler(_SchedulerBase):
     def step(self) -> None:
         """Move to the next epoch and set its learning rates (after taking in
         any change made to them from outside, see the module docstring)."""
-        self._record_initial_lr()
-        self._follow_groups()
+        self._record_initial_lr(self.optimizer.param_groups)
+        self._follow_groups(self.optimizer.param_groups)
         self._follow_outside_changes()
         self.last_epoch += 1
         self._set_lrs(self.get_lr())
@@ -429,15 +437,32 @@ class LRScheduler(_SchedulerBase):
         self._note_groups()
 
     def _state(self):
-        # groups added since the last step are taken in now, as the next step
-        # would, so their base rates are saved: a group added with its own lr
-        # has none recorded yet, and a schedule made on the loaded optimizer
-        # records that lr as its base (not the one it goes on from)
-        self._record_initial_lr()
-        self._follow_groups()
-        self._note_groups()
-        return {**super()._state(), "base_lrs": np.array(self.base_lrs, dtype=np.float64),
+        return {**super()._state(),
+                "base_lrs": np.array(self._base_lrs_to_save(), dtype=np.float64),
                 "lrs_at_save": np.array(self._lrs(), dtype=np.float64)}
+
+    def _base_lrs_to_save(self) -> list:
+        """The base rates the next step will take for the groups as they are
+        now: those of the groups added since the last step too, so a group
+        added with its own lr is saved with the base it goes on from (a
+        schedule made on the loaded optimizer records that lr as its base)
+        and the resumed run is the uninterrupted one.
+
+        Worked out on a copy of the schedule and copies of the groups: saving
+        changes neither the optimizer nor the schedule (taking the groups in
+        here once did, and a change made to a group's rate after the save was
+        then taken as made after the group was added). Groups the next step
+        refuses (bound again to fewer groups of other parameters) are the
+        step's to refuse, not the save's: the base rates are saved as they
+        are."""
+        groups = [dict(group) for group in self.optimizer.param_groups]
+        taken_in = copy.copy(self)
+        taken_in._record_initial_lr(groups)
+        try:
+            taken_in._follow_groups(groups)
+        except ValueError:  # _paired_groups' refusal, raised by the next step
+            return list(self.base_lrs)
+        return list(taken_in.base_lrs)
 
     def _read(self, state_dict, who):
         # lrs_at_save: absent from a state saved before it was kept
