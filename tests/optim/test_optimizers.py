@@ -674,7 +674,8 @@ def test_models_in_threads_of_their_own_release_parameters_without_interfering()
 
 
 @pytest.mark.parametrize("held_by", ["a container dropped", "a container in a reference cycle",
-                                     "a container saved"])
+                                     "a container saved", "a container that predicted",
+                                     "a functional model that predicted"])
 def test_a_popped_layer_a_container_held_for_a_while_is_still_the_models_former(held_by,
                                                                                 tmp_path):
     # the first container to hold the popped layer took its parameters out of
@@ -686,6 +687,16 @@ def test_a_popped_layer_a_container_held_for_a_while_is_still_the_models_former(
     head = model.pop()
     if held_by == "a container saved":
         tn.io.save(tn.Sequential([head]), tmp_path / "head.tnz")
+    elif held_by.endswith("predicted"):
+        # the popped layer held the container (or its graph node) whose forward
+        # its cache held: the dropped container lived on, holding it
+        if held_by.startswith("a functional"):
+            inp = tn.mtl.Input((5,))
+            wrapper = tn.mtl.Model(inp, head(inp))
+        else:
+            wrapper = tn.Sequential([head])
+        wrapper.predict(np.ones((2, 5), np.float32))
+        del wrapper
     else:
         wrapper = tn.Sequential([head])
         if held_by.endswith("cycle"):
