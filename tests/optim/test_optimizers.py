@@ -629,6 +629,26 @@ def test_an_optimizer_bound_before_reset_parameters_then_replace_head_is_bound_a
     assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
 
 
+def test_reset_parameters_records_the_released_parameters_once_per_container(monkeypatch):
+    # each record written copies the container's record (every released
+    # parameter still alive): written once per layer rebuilt, 100 resets of 50
+    # layers with the old parameters kept took 3.2 s against 0.28 s on main
+    from tinynet.optim import binding
+    writes = []
+    record = binding._record
+    monkeypatch.setattr(binding, "_record",
+                        lambda container, entries: (writes.append((container, len(entries))),
+                                                    record(container, entries)))
+    inner = tn.Sequential([tn.layers.Dense(4, seed=i) for i in range(3)])
+    model = tn.Sequential([tn.layers.Dense(4, input_dim=4, seed=9), inner,
+                           tn.layers.Dense(3, seed=8)])
+    opt = Adam(model.parameters(), lr=0.01)
+    model.reset_parameters(1)
+    assert sorted((c.name, n) for c, n in writes) == sorted([(model.name, 2), (inner.name, 3)])
+    model.compile(opt, loss="cross_entropy")
+    assert [id(p) for p in opt.params] == [id(p) for p in model.parameters()]
+
+
 def test_models_in_threads_of_their_own_release_parameters_without_interfering():
     # one registry for every model's released parameters, iterated while
     # another thread's model added to it: "dictionary changed size during

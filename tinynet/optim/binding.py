@@ -33,6 +33,7 @@ container inside it).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import weakref
@@ -40,7 +41,8 @@ import weakref
 from ..layers.base import walk_layers
 from ..param import ensure_flat
 
-__all__ = ["bind_model_optimizer", "refuse_foreign", "release_parameters"]
+__all__ = ["batched_releases", "bind_model_optimizer", "refuse_foreign",
+           "release_parameters"]
 
 
 # Serialises the read-modify-write of a container's record: two threads
@@ -61,8 +63,40 @@ def release_parameters(container, layer, params) -> None:
     Each parameter is recorded with the layer inside ``layer`` that holds it
     (``layer`` itself but for a model popped from a model), both by weak
     reference: a parameter nothing else holds is dropped at the next record
-    (its id may be reused by a new parameter, another model's)."""
-    _record(container, [(layer, params)])
+    (its id may be reused by a new parameter, another model's). Inside
+    :func:`batched_releases` the record is written when the block ends."""
+    batch = getattr(_PENDING, "batch", None)
+    if batch is None:
+        _record(container, [(layer, params)])
+    else:
+        batch.setdefault(id(container), (container, []))[1].append((layer, params))
+
+
+# The releases of a batched_releases block in progress, per thread.
+_PENDING = threading.local()
+
+
+@contextlib.contextmanager
+def batched_releases():
+    """Record the parameters released inside the block once per container, when
+    it ends (an exception too: the layers built again did replace theirs).
+
+    Each write copies the container's record (it is never changed once
+    stored, so that it is read without a lock), which holds every released
+    parameter still alive: ``Sequential.reset_parameters`` writing once per
+    layer built again cost layers x record per reset (100 resets of 50 Dense,
+    each old set of parameters kept by an optimizer: 3.2 s, against 0.28 s on
+    main and 0.31 s batched). A block inside a block adds to the outer one."""
+    if getattr(_PENDING, "batch", None) is not None:
+        yield
+        return
+    _PENDING.batch = batch = {}
+    try:
+        yield
+    finally:
+        _PENDING.batch = None
+        for container, entries in batch.values():
+            _record(container, entries)
 
 
 def _record(container, entries) -> None:
