@@ -335,6 +335,57 @@ def test_a_layer_run_elsewhere_between_forward_and_backward_is_refused():
         np.testing.assert_array_equal(p.grad, g)
 
 
+def _functional_around(layer):
+    inp = tn.mtl.Input((3,))
+    return tn.mtl.Model(inp, layer(inp))
+
+
+@pytest.mark.parametrize("wrap", [lambda h: tn.Sequential([h]), _functional_around],
+                         ids=["Sequential", "mtl.Model"])
+def test_a_model_dropped_after_a_forward_is_freed_though_its_layers_live_on(wrap):
+    # each layer held the container (or graph node) whose forward its cache
+    # holds by strong reference: a dropped model lived as long as its layers
+    import gc
+    import weakref
+    layer = Dense(2, input_dim=3, seed=0)
+    model = wrap(layer)
+    x = np.random.default_rng(0).standard_normal((4, 3))
+    model.predict(x)
+    gone = weakref.ref(model)
+    del model
+    gc.collect()
+    assert gone() is None
+    assert layer._cache_owner is None
+    # a model whose layer last ran in one since freed still refuses its backward
+    other = wrap(layer)
+    other.forward(x, training=True)
+    wrap(layer).forward(x, training=True)  # dropped at once
+    gc.collect()
+    with pytest.raises(RuntimeError, match="ran a forward pass since this model's forward"):
+        (other.backward_all if isinstance(other, tn.mtl.Model) else other.backward)(
+            [np.ones((4, 2))] if isinstance(other, tn.mtl.Model) else np.ones((4, 2)))
+
+
+@pytest.mark.parametrize("collect", [False, True])
+def test_a_deep_copy_made_between_forward_and_backward_backpropagates(collect):
+    # the copy's layers refer (weakly) to the copy as their cache's owner,
+    # not to the original, also once the original is freed
+    import copy
+    import gc
+    rng = np.random.default_rng(0)
+    model = tn.Sequential([Dense(4, input_dim=3, activation="tanh", seed=0), Dense(2, seed=1)])
+    x, dy = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
+    model.forward(x, training=True)
+    twin = copy.deepcopy(model)
+    expected = [model.backward(dy), *(p.grad.copy() for p in model.parameters())]
+    if collect:
+        del model
+        gc.collect()
+    got = [twin.backward(dy), *(p.grad for p in twin.parameters())]
+    for g, e in zip(got, expected, strict=True):
+        np.testing.assert_array_equal(g, e)
+
+
 @pytest.mark.parametrize("make", [
     lambda: tn.Sequential([ReLU(input_dim=3), Tanh()]),                  # no weights at all
     lambda: tn.Sequential([Dense(3, input_dim=3, seed=0)], trainable=False),  # all frozen

@@ -294,13 +294,15 @@ class Sequential(Layer):
         if not self.built:
             raise ValueError(f"{self._who} is not built; nothing to reset "
                              f"(fit(seed=...) seeds the weights it builds)")
+        from .optim.binding import batched_releases
         rng = as_generator(seed, f"{self._who}.reset_parameters")
-        for layer in self._layers:  # (each records the parameters it replaces: optim.binding)
-            if isinstance(layer, Sequential):
-                layer.reset_parameters(rng)
-            else:
-                layer.set_rng(rng)  # build passes rng only to a layer without a seed
-                layer.build(layer.input_shape, rng=rng)
+        with batched_releases():  # (each layer releases what it replaces: one record each)
+            for layer in self._layers:
+                if isinstance(layer, Sequential):
+                    layer.reset_parameters(rng)
+                else:
+                    layer.set_rng(rng)  # build passes rng only to a layer without a seed
+                    layer.build(layer.input_shape, rng=rng)
         return self
 
     # ----------------------------------------------------------------- maths

@@ -34,6 +34,7 @@ other floating dtypes are refused with a ``TypeError`` (see
 
 from __future__ import annotations
 
+import copy
 import difflib
 import functools
 import inspect
@@ -126,10 +127,31 @@ def _disowning(forward):
     (``_cache_owner = None``; see :class:`Layer`, "Forward caches")."""
     @functools.wraps(forward)
     def disowning_forward(self, *args, **kwargs):
-        self._cache_owner = None
+        self._cache_owner_ref = None  # (``_cache_owner = None``, a property call less)
         return forward(self, *args, **kwargs)
     disowning_forward._disowns = True
     return disowning_forward
+
+
+class _OwnerRef(weakref.ref):
+    """A weak reference to the container whose forward a layer's cache holds
+    (:attr:`Layer._cache_owner`): a dropped model is freed though its layers
+    live on, and a dead owner (None) is no live container, so the ``is not
+    self`` checks stay exact (an ``id()`` could be a new object's).
+
+    A deep copy refers to the owner's copy -- the owner copied with the
+    layer, as a strong reference would (``memo`` holds it when the copy
+    copies both; a layer copied alone copies its owner, freed at once). So a
+    model copied between its forward and its backward backpropagates."""
+
+    __slots__ = ()
+
+    def __copy__(self):
+        return self
+
+    def __deepcopy__(self, memo):
+        owner = self()
+        return None if owner is None else _OwnerRef(copy.deepcopy(owner, memo))
 
 
 def stale_cache_error(who: str, layer: "Layer") -> RuntimeError:
@@ -194,12 +216,26 @@ class Layer:
     that a child ran elsewhere since -- called directly, or by another
     model -- and raise :func:`stale_cache_error` (or re-run it, for a layer
     a functional model calls at several nodes) instead of computing the
-    gradient of that other run.
+    gradient of that other run. The layer holds its owner by weak reference
+    (:class:`_OwnerRef`): a model dropped after a forward is freed though
+    its layers live on (and no longer counts as holding them).
     """
 
     _auto_name = "layer"
-    #: The container whose forward this layer's cache holds (see Notes), or None.
-    _cache_owner = None
+    #: A weak reference to :attr:`_cache_owner`, or None.
+    _cache_owner_ref = None
+
+    @property
+    def _cache_owner(self):
+        """The container (or graph node) whose forward this layer's cache
+        holds (see Notes), or None: none, or it has been freed since."""
+        ref = self._cache_owner_ref
+        return None if ref is None else ref()
+
+    @_cache_owner.setter
+    def _cache_owner(self, owner):
+        self._cache_owner_ref = None if owner is None else _OwnerRef(owner)
+
     #: The containers holding this layer (a WeakSet, made by :func:`adopt`).
     _parents = ()
     #: What a container released (:func:`tinynet.optim.binding.release_parameters`).

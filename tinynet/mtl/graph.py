@@ -37,7 +37,7 @@ had the first time (same dropout mask) and restores any running statistics
 afterwards -- its own and those of every layer inside it (a shared
 Sequential), so the gradients are exact at the cost of one extra forward.
 Each layer records which graph node its cache belongs to (its
-``_cache_owner``, which every forward of the layer resets: see
+``_cache_owner``, a weak reference, which every forward of the layer resets: see
 :class:`~tinynet.layers.Layer`), so a backward after the layer ran
 elsewhere -- in another model sharing it, a nested model also run on its
 own, or called directly (``model.layers[1](x2)``) -- re-runs it too if it
@@ -73,7 +73,10 @@ __all__ = ["Input", "SymbolicTensor", "Model"]
 class Node:
     """One application of a layer (``layer is None`` for an :func:`Input`)."""
 
-    __slots__ = ("layer", "inputs", "outputs", "multi_input", "multi_output", "name")
+    # __weakref__: a layer refers to the node whose forward its cache holds
+    # by weak reference (``Layer._cache_owner``)
+    __slots__ = ("layer", "inputs", "outputs", "multi_input", "multi_output", "name",
+                 "__weakref__")
 
     def __init__(self, layer, inputs, multi_input, name=None):
         self.layer = layer

@@ -18,10 +18,11 @@ model's former ones, not another model's: the model's own optimizer (the
 one it is compiled with), one the user bound to the model's parameters
 before a head was replaced (the usual transfer-learning order), or one it
 was compiled with before another, is bound again to follow the model, the
-parameters that stay keeping their state. They count so until another
-model takes their layer: a layer popped from one model and added to another
-that keeps it is the other's, so an optimizer holding its parameters is
-refused by the first (:func:`released_ids` gives the rule).
+parameters that stay keeping their state -- also when another model holds
+their layer now (a head popped and kept in a model of its own), unless that
+model is compiled with this very optimizer: compiling the first model with
+it would take it from that model, so it is refused, naming that model
+(:func:`released_ids` gives the rule).
 
 Both models keep three attributes this module reads: ``optimizer`` (the one
 they are compiled with, None before), ``_bound_ids`` (the ids of the
@@ -32,6 +33,7 @@ container inside it).
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import threading
 import weakref
@@ -39,7 +41,8 @@ import weakref
 from ..layers.base import walk_layers
 from ..param import ensure_flat
 
-__all__ = ["bind_model_optimizer", "refuse_foreign", "release_parameters"]
+__all__ = ["batched_releases", "bind_model_optimizer", "refuse_foreign",
+           "release_parameters"]
 
 
 # Serialises the read-modify-write of a container's record: two threads
@@ -57,69 +60,117 @@ def release_parameters(container, layer, params) -> None:
     container's, and of any model the container is inside
     (:func:`released_ids`).
 
-    Each parameter is recorded with ``layer`` and with the layer inside it
-    that holds the parameter itself (the two differ for a model popped from
-    a model), all by weak reference: a parameter nothing else holds is
-    dropped at the next record (its id may be reused by a new parameter,
-    another model's)."""
-    owner = {id(p): inner for inner in walk_layers(layer) for p in inner._params}
-    ref = weakref.ref(layer)
+    Each parameter is recorded with the layer inside ``layer`` that holds it
+    (``layer`` itself but for a model popped from a model), both by weak
+    reference: a parameter nothing else holds is dropped at the next record
+    (its id may be reused by a new parameter, another model's). Inside
+    :func:`batched_releases` the record is written when the block ends."""
+    batch = getattr(_PENDING, "batch", None)
+    if batch is None:
+        _record(container, [(layer, params)])
+    else:
+        batch.setdefault(id(container), (container, []))[1].append((layer, params))
+
+
+# The releases of a batched_releases block in progress, per thread.
+_PENDING = threading.local()
+
+
+@contextlib.contextmanager
+def batched_releases():
+    """Record the parameters released inside the block once per container, when
+    it ends (an exception too: the layers built again did replace theirs).
+
+    Each write copies the container's record (it is never changed once
+    stored, so that it is read without a lock), which holds every released
+    parameter still alive: ``Sequential.reset_parameters`` writing once per
+    layer built again cost layers x record per reset (100 resets of 50 Dense,
+    each old set of parameters kept by an optimizer: 3.2 s, against 0.28 s on
+    main and 0.31 s batched). A block inside a block adds to the outer one."""
+    if getattr(_PENDING, "batch", None) is not None:
+        yield
+        return
+    _PENDING.batch = batch = {}
+    try:
+        yield
+    finally:
+        _PENDING.batch = None
+        for container, entries in batch.values():
+            _record(container, entries)
+
+
+def _record(container, entries) -> None:
+    """Add ``entries`` ((layer, params) pairs: :func:`release_parameters`) to
+    ``container``'s record, in one new dict."""
+    added = {}
+    for layer, params in entries:
+        owner = {id(p): inner for inner in walk_layers(layer) for p in inner._params}
+        added.update((id(p), (weakref.ref(p), weakref.ref(owner.get(id(p), layer))))
+                     for p in params)
     with _RECORD_LOCK:
         released = {key: record for key, record in (container._released or {}).items()
                     if record[0]() is not None}
-        released.update((id(p), (weakref.ref(p), weakref.ref(owner.get(id(p), layer)), ref))
-                        for p in params)
+        released.update(added)
         container._released = released
 
 
-def _taken(inner, layer, mine: set) -> bool:
-    """Whether a live container other than the model (``mine``: the ids of
-    the model's layers) and than ``layer`` holds ``inner`` (a layer inside
-    ``layer``, or ``layer``), directly or through containers inside
-    ``layer``: a model the layer was added to after it was released, or
-    one a layer inside it was moved to. A path reaching the model is the
-    model's (the layer added back, or also held by another model)."""
-    below = {id(sub) for sub in walk_layers(layer)}
-    todo, seen = [inner], set()
+def _compiled_holder(inner, mine: set, optimizer):
+    """A live container holding ``inner`` (directly or through containers,
+    walking up ``_parents``), ``inner`` itself included, that is not the
+    model's (``mine``: the ids of the model's layers; a path reaching the
+    model is the model's) and is compiled with ``optimizer``; None if none
+    is."""
+    todo, seen = [inner], {id(inner)}
     while todo:
         node = todo.pop()
         if id(node) in mine:
             continue
-        if node is not inner and id(node) not in below:
-            return True
+        if getattr(node, "optimizer", None) is optimizer:
+            return node
         for parent in list(node._parents):  # (a WeakSet: live containers only)
             if id(parent) not in seen:
                 seen.add(id(parent))
                 todo.append(parent)
-    return False
+    return None
 
 
-def released_ids(model, among) -> set:
+def released_ids(model, optimizer, among) -> dict:
     """The ids of ``among`` that are parameters ``model`` or a container
     inside it released (:func:`release_parameters`; a Sequential popped
-    inside a Sequential, or inside an ``mtl.Model``) and whose layer no
-    other live model has taken since (:func:`_taken`).
+    inside a Sequential, or inside an ``mtl.Model``), each with None if it
+    counts as the model's former one, else with the model compiled with
+    ``optimizer`` that holds its layer.
 
-    The second condition is checked now, not when a model takes the layer:
-    a container that held it for a while (one built to save the layer, or
-    dropped) takes nothing. A container dropped but held in a reference
-    cycle lives until the garbage collector frees it: before counting a
-    parameter as taken, the collector runs once."""
+    A released parameter counts as the model's unless a live container that
+    holds its layer now is compiled with ``optimizer``: compiling the model
+    with it would bind that model's optimizer to this one's parameters,
+    taking it from that model. Another container holding the layer takes
+    nothing else (one built to save the layer, or dropped, or a model the
+    layer was moved to and compiled with an optimizer of its own; an
+    optimizer holding that model's other parameters is refused as holding
+    another model's). Checked now, not when a container takes the layer. A
+    container dropped but held in a reference cycle lives until the garbage
+    collector frees it: before taking a container for a holder, the
+    collector runs once."""
     layers = list(walk_layers(model))
     mine = {id(layer) for layer in layers}
     records = [(key, [ref() for ref in record]) for layer in layers
                for key, record in (layer._released or {}).items() if key in among]
-    records = [(key, refs) for key, refs in records if refs[0] is not None]
+    records = [(key, inner) for key, (param, inner) in records if param is not None]
 
-    def counted():
-        return {key for key, (_, inner, layer) in records
-                if inner is None or layer is None or not _taken(inner, layer, mine)}
+    def holders():
+        found = {}
+        for key, inner in records:
+            found.setdefault(key, None if inner is None
+                             else _compiled_holder(inner, mine, optimizer))
+        return found
 
-    ids = counted()
-    if len(ids) < len({key for key, _ in records}):
+    found = holders()
+    if any(holder is not None for holder in found.values()):
+        found = None  # (it holds the containers found: the collector could not free them)
         gc.collect()
-        ids = counted()
-    return ids
+        found = holders()
+    return found
 
 
 def _foreign_ids(optimizer, params, known=()) -> set:
@@ -133,23 +184,38 @@ def refuse_foreign(model, optimizer, params, who: str, known=()) -> None:
     """``ValueError`` if ``optimizer`` is not ``model``'s own and holds
     parameters that are neither in ``params`` (the model's), nor in ``known``
     (a multi-task weighting's), nor released by the model or a container
-    inside it and not taken by another model since (:func:`released_ids`);
-    nothing changes."""
+    inside it (:func:`released_ids`): another model's; or if it is the
+    optimizer another live model is compiled with and holds parameters the
+    model released whose layer that model holds now. Nothing changes."""
     if optimizer is model.optimizer:
         return
     foreign = _foreign_ids(optimizer, params, known)
-    foreign -= released_ids(model, foreign) if foreign else set()
-    if foreign:
-        name = type(optimizer).__name__
-        raise ValueError(f"{who} received an optimizer bound to {len(foreign)} parameter(s) "
-                         f"(of {len(optimizer.params)} bound) that are neither this model's "
-                         f"nor ones it released (pop, replace_head, reset_parameters, a "
-                         f"layer built again) whose layer no other model holds: another "
-                         f"model's "
-                         f"(bound to them, or compiled with that model); an optimizer holds "
-                         f"one model's parameters and state, so make a new one for this "
-                         f"model (e.g. {name}(lr=...), which compile binds) or bind one to "
-                         f"this model's parameters (model.parameters(), or groups of them)")
+    if not foreign:
+        return
+    released = released_ids(model, optimizer, foreign)
+    held = [holder for holder in released.values() if holder is not None]
+    foreign -= set(released)
+    name = type(optimizer).__name__
+    if held and not foreign:
+        holder = held[0]
+        raise ValueError(f"{who} received the optimizer model {holder.name!r} is compiled "
+                         f"with: it is that model's, bound to {len(held)} parameter(s) "
+                         f"(of {len(optimizer.params)} bound) this model released (pop, "
+                         f"replace_head, reset_parameters, a layer built again) whose layer "
+                         f"{holder.name!r} holds now; compiling this model with it would take "
+                         f"it from {holder.name!r}, so make a new one for this model (e.g. "
+                         f"{name}(lr=...), which compile binds) or bind one to this model's "
+                         f"parameters (model.parameters(), or groups of them)")
+    if not foreign:
+        return
+    raise ValueError(f"{who} received an optimizer bound to {len(foreign)} parameter(s) "
+                     f"(of {len(optimizer.params)} bound) that are neither this model's "
+                     f"nor ones it released (pop, replace_head, reset_parameters, a layer "
+                     f"built again): another model's (bound to them, or compiled with that "
+                     f"model); an optimizer holds one model's parameters and state, so make "
+                     f"a new one for this model (e.g. {name}(lr=...), which compile binds) "
+                     f"or bind one to this model's parameters (model.parameters(), or groups "
+                     f"of them)")
 
 
 def bind_model_optimizer(model, optimizer, params, who: str, known=()):
