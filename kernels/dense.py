@@ -126,6 +126,13 @@ def _check_forward(x, w, b, code, alpha=0.0, out=None, z_out=None):
     check_apart("dense_forward", out=out, z_out=z_out)
 
 
+def _g_written(code, g_out):
+    """The ``g_out`` that :func:`act_grad_bias` writes: none for the identity,
+    whose g is dy itself (a g_out given for it is left alone, so it is
+    neither checked as an output nor for overlaps)."""
+    return None if code == IDENTITY else g_out
+
+
 def _check_grad_arrays(dy, y, z, code, alpha, g_out, db):
     """The checks of :func:`_check_act_grad_bias` other than the overlaps
     (:func:`_check_grad_disjoint`, which :func:`dense_backward` runs in its
@@ -144,9 +151,8 @@ def _check_grad_arrays(dy, y, z, code, alpha, g_out, db):
         raise ValueError(f"act_grad_bias expected dy of shape (batch, units), received "
                          f"{dy.shape}")
     check_shapes("act_grad_bias", dy.shape, y=y, z=z)
-    # the identity's g is dy itself: a g_out given for it is not written
-    written = None if code == IDENTITY else g_out
-    for name, out, shape in (("g_out", written, dy.shape), ("db", db, dy.shape[1:])):
+    for name, out, shape in (("g_out", _g_written(code, g_out), dy.shape),
+                             ("db", db, dy.shape[1:])):
         if out is not None:
             check_out(out, shape, dy.dtype, "act_grad_bias", name)
 
@@ -167,7 +173,7 @@ def _check_grad_disjoint(who, dy, y, z, code, g_out, db):
     then copies -- and neither reads them again; :func:`dense_backward`
     reads only g afterwards. The gradient then lands in dy's buffer, bit for
     bit the one of a separate g_out, with no array of dy's size allocated."""
-    written = None if code == IDENTITY else g_out
+    written = _g_written(code, g_out)
     check_disjoint(who, {"g_out": written, "db": db}, {"dy": dy, "y": y, "z": z},
                    same_ok={"g_out": ("dy", "y", "z")})
     check_disjoint(who, {"db": db}, {"g_out": written})
@@ -301,8 +307,7 @@ def _check_backward(x, w, dy, y, z, code, alpha, dw, db, need_dx=True, scratch=N
     for name, out, shape in (("dx_out", dx_out, x.shape), ("scratch", scratch, w.shape[::-1])):
         if out is not None:  # scratch receives w.T
             check_out(out, shape, dy.dtype, who, name)
-    if code == IDENTITY:
-        g_out = None  # g is dy itself: g_out is not written
+    g_out = _g_written(code, g_out)
     _check_grad_disjoint(who, dy, y, z, code, g_out, db)
     check_disjoint(who, {"dw": dw, "db": db, "dx_out": dx_out, "g_out": g_out,
                          "scratch": scratch}, {"x": x, "w": w})
