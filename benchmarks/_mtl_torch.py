@@ -11,13 +11,14 @@ import numpy as np
 
 def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: int, lr: float,
                  seed: int, dropout: float = 0.0, lr_schedule: str = "constant",
-                 weight_decay: float = 0.0) -> dict:
+                 weight_decay: float = 0.0, label_smoothing: float = 0.0) -> dict:
     """Train a torch shared-trunk MLP with one linear head per task (``dropout``
     after each hidden layer, as tinynet's; ``lr_schedule="cosine"``:
     ``CosineAnnealingLR(T_max=epochs)``, stepped after each epoch, the rates of
     tinynet.mtl.experiments.run's cosine; ``weight_decay``: Adam's L2 term, as
-    tinynet's Adam); return accuracies, the rate of each epoch and the final
-    ``weights`` in tinynet's layout.
+    tinynet's Adam; ``label_smoothing``: the cross-entropy's, as
+    ``tinynet.losses.CrossEntropy(label_smoothing=)``); return accuracies, the
+    rate of each epoch and the final ``weights`` in tinynet's layout.
 
     The twin starts from the initial weights of tinynet's
     ``tinynet.mtl.experiments.hard_sharing(n_in, hidden, outputs, seed)`` (not
@@ -47,7 +48,7 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
                 if lr_schedule == "cosine" else None)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
     yt = {t: torch.from_numpy(y[t].astype(np.int64)) for t in outputs}
     start, cpu_start = time.perf_counter(), time.process_time()

@@ -128,6 +128,7 @@ def synthetic_markdown(res) -> str:
 
 # ------------------------------------------------------------------ fashion
 def fashion(args) -> dict:
+    from tinynet.losses import CrossEntropy
     from tinynet.mtl import experiments as ex
     from tinynet.mtl.data import load_multi_fashion
 
@@ -137,7 +138,9 @@ def fashion(args) -> dict:
     shared = args.trunk if conv else args.hidden    # hard sharing's trunk and heads
     head = (args.head_units,) if args.trunk == "conv-features" else ()
     size = dict(conv=dict(filters=tuple(args.filters), units=args.units)) if conv else {}
-    fit = dict(loss="cross_entropy", metrics=["accuracy"], epochs=args.epochs,
+    # one instance serves every task and model: a loss keeps no state between batches
+    loss = CrossEntropy(label_smoothing=args.label_smoothing)
+    fit = dict(loss=loss, metrics=["accuracy"], epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                weight_decay=args.weight_decay)
     models = {"single-task": None}  # the baseline of every Δm, so it always runs
@@ -192,7 +195,8 @@ def fashion(args) -> dict:
             r = _mtl_torch.hard_sharing(train, test, hidden, tasks, args.epochs, args.batch_size,
                                         args.lr, seed, dropout=args.dropout,
                                         lr_schedule=args.lr_schedule,
-                                        weight_decay=args.weight_decay)
+                                        weight_decay=args.weight_decay,
+                                        label_smoothing=args.label_smoothing)
             r.pop("weights")  # for tests of the twin; the report keeps its scores
             runs["torch hard sharing|equal"].append(r)
             print(f"  fashion seed {seed} torch hard sharing         left "
@@ -206,6 +210,7 @@ def fashion(args) -> dict:
                          "validation": args.validation, "dropout": args.dropout,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                          "lr_schedule": args.lr_schedule, "weight_decay": args.weight_decay,
+                         "label_smoothing": args.label_smoothing,
                          "seeds": args.seeds, "experts": args.experts,
                          "expert_units": args.expert_units, "tower": args.tower,
                          "soft_penalty": args.soft_penalty}, "runs": runs}
@@ -248,6 +253,8 @@ def fashion_markdown(res) -> str:
     rows = []
     decay = (f", L2 weight decay {s['weight_decay']:g} on every parameter"
              if s.get("weight_decay") else "")
+    smoothing = (f", cross-entropy with label smoothing {s['label_smoothing']:g}"
+                 if s.get("label_smoothing") else "")
     torch_too = (" (torch's too)" if isinstance(res["runs"].get("torch hard sharing|equal"),
                                                  list) else "")
     for name, runs in res["runs"].items():
@@ -274,7 +281,7 @@ def fashion_markdown(res) -> str:
          f"hard-sharing MLPs{torch_too}; " if s.get("dropout") else "") +
         f"{s['epochs']} epochs of Adam (lr {s['lr']}"
         f"{', cosine decay to 0 over the epochs' if s.get('lr_schedule') == 'cosine' else ''}"
-        f"{decay}"
+        f"{decay}{smoothing}"
         f", batch {s['batch_size']}); "
         f"mean ± std over {s['seeds']} seed(s). Δm%: mean relative accuracy gain over the "
         f"single-task models of the same seed. Times: median training time per run "
@@ -286,11 +293,11 @@ def fashion_markdown(res) -> str:
 # --------------------------------------------------------------------- main
 def _file_name(args) -> str:
     """``mtl`` for the main table; a CNN, MLP-width, dropout, cosine, epochs,
-    weight-decay, learning-rate, batch-size, training-set-size or validation run gets
-    files of its own, so it never overwrites it (nor a run of the same settings on
-    another number of pairs, epochs or another width). Files written before
-    2026-12-07 do not name their epochs (``_cosine`` ones ran 20 or more; their
-    settings and the study in docs/mtl-hard-sharing.md say how many)."""
+    weight-decay, label-smoothing, learning-rate, batch-size, training-set-size or
+    validation run gets files of its own, so it never overwrites it (nor a run of
+    the same settings on another number of pairs, epochs or another width). Files
+    written before 2026-12-07 do not name their epochs (``_cosine`` ones ran 20 or
+    more; their settings and the study in docs/mtl-hard-sharing.md say how many)."""
     trunk = {"mlp": "", "conv": "_conv",
              "conv-features": f"_convfeatures{args.head_units or DEFAULT_HEAD_UNITS}"}
     return "mtl" + trunk[args.trunk] + (
@@ -305,6 +312,7 @@ def _file_name(args) -> str:
         f"_e{args.epochs}" if not args.quick and args.epochs not in (None, DEFAULT_EPOCHS)
         else "") + (
         f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
+        f"_ls{args.label_smoothing:g}" if args.label_smoothing else "") + (
         f"_lr{args.lr:g}" if args.lr != DEFAULT_LR else "") + (
         f"_batch{args.batch_size}" if args.batch_size != DEFAULT_BATCH else "") + (
         f"_n{args.n_train}" if not args.quick and args.n_train not in (None, DEFAULT_N_TRAIN)
@@ -380,6 +388,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--weight-decay", type=report.float_in(0), default=0.0,
                         help="Multi-Fashion: Adam's L2 weight decay on every parameter of "
                              "every model, torch's too; default 0")
+    parser.add_argument("--label-smoothing", type=report.float_in(0, 1, open_high=True),
+                        default=0.0,
+                        help="Multi-Fashion: the cross-entropy's label smoothing, every "
+                             "model's (torch's too); default 0")
     parser.add_argument("--batch-size", type=report.positive_int, default=DEFAULT_BATCH)
     parser.add_argument("--lr", type=report.float_in(0, open_low=True), default=DEFAULT_LR)
     parser.add_argument("--experts", type=report.positive_int, default=4)

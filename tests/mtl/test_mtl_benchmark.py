@@ -236,6 +236,35 @@ def test_weight_decay_reaches_adam_and_shrinks_the_weights_and_names_its_files(t
     assert twins[0]["test"] != twins[1]["test"]
 
 
+def test_label_smoothing_reaches_every_model_and_names_its_files(tmp_path, monkeypatch):
+    import json
+
+    from tinynet.mtl import experiments as ex
+    seen = []
+    run = ex.run
+
+    def spy(model, train, test, loss, **kw):
+        seen.append(loss.label_smoothing)
+        return run(model, train, test, loss, **kw)
+
+    monkeypatch.setattr(ex, "run", spy)
+    assert mtl.main(["--quick", "--parts", "fashion", "--label-smoothing", "0.2",
+                     "--weightings", "equal", "--architectures", "hard", "mmoe",
+                     "--out", str(tmp_path)]) == 0
+    assert seen == [0.2] * 4   # two single-task models, hard sharing, MMoE
+    assert (tmp_path / "mtl_ls0.2.md").exists() and not (tmp_path / "mtl.md").exists()
+    assert "cross-entropy with label smoothing 0.2" in (tmp_path / "mtl_ls0.2.md").read_text()
+    saved = json.loads((tmp_path / "mtl_ls0.2.json").read_text())["results"]["fashion"]
+    assert saved["settings"]["label_smoothing"] == 0.2
+    parse = mtl.build_parser().parse_args
+    assert mtl._file_name(parse(["--trunk", "conv", "--label-smoothing", "0.1", "--lr", "3e-3",
+                                 "--validation"])) == "mtl_conv_ls0.1_lr0.003_validation"
+    for bad in ("1", "-0.1"):
+        with pytest.raises(SystemExit):
+            mtl.main(["--quick", "--parts", "fashion", "--label-smoothing", bad,
+                      "--out", str(tmp_path)])
+
+
 def test_the_cnn_trunks_can_be_sized_and_such_runs_write_files_of_their_own(capsys):
     from tinynet.layers import Conv2D, Dense
     from tinynet.mtl import experiments as ex
@@ -282,23 +311,27 @@ def test_the_cnn_trunks_can_be_sized_and_such_runs_write_files_of_their_own(caps
             in mtl.fashion_markdown(res))
 
 
-@pytest.mark.parametrize("schedule, weight_decay", [("constant", 0.0), ("cosine", 1e-3)])
-def test_the_torch_twin_trains_the_same_model_as_tinynets_hard_sharing(schedule, weight_decay):
+@pytest.mark.parametrize("schedule, weight_decay, smoothing",
+                         [("constant", 0.0, 0.0), ("cosine", 1e-3, 0.0), ("constant", 0.0, 0.3)])
+def test_the_torch_twin_trains_the_same_model_as_tinynets_hard_sharing(schedule, weight_decay,
+                                                                      smoothing):
     # the twin started from PyTorch's own initialisation (another distribution)
     # and shuffled with another generator: "the same model" in name only. With
     # the same start, batches, Adam and schedule, only rounding may differ.
     import numpy as np
     pytest.importorskip("torch")
     from benchmarks import _mtl_torch
+    from tinynet.losses import CrossEntropy
     from tinynet.mtl import experiments as ex
     data = _tiny_pairs()
     tasks = {"left": 3, "right": 3}
     model = ex.hard_sharing(16, [8, 8], tasks, seed=5)
-    ours = ex.run(model, data, data, loss="cross_entropy", metrics=["accuracy"], epochs=3,
-                  batch_size=8, lr=0.01, seed=5, lr_schedule=schedule,
-                  weight_decay=weight_decay)
+    ours = ex.run(model, data, data, loss=CrossEntropy(label_smoothing=smoothing),
+                  metrics=["accuracy"], epochs=3, batch_size=8, lr=0.01, seed=5,
+                  lr_schedule=schedule, weight_decay=weight_decay)
     twin = _mtl_torch.hard_sharing(data, data, [8, 8], tasks, 3, 8, 0.01, 5,
-                                   lr_schedule=schedule, weight_decay=weight_decay)
+                                   lr_schedule=schedule, weight_decay=weight_decay,
+                                   label_smoothing=smoothing)
     assert len(twin["weights"]) == len(model.get_weights())
     for theirs, mine in zip(twin["weights"], model.get_weights()):
         np.testing.assert_allclose(theirs, mine, rtol=1e-4, atol=1e-5)
