@@ -62,3 +62,30 @@ def test_auto_name_must_be_an_identifier():
                                         "as 'mmoe', received 'two words'"):
         class _BadName(tn.layers.Layer, auto_name="two words"):
             pass
+
+
+def test_layers_made_in_threads_at_once_get_names_of_their_own():
+    # the counter's read-modify-write raced: two threads took one automatic
+    # name, and a given name noted from a stale read set the counter back, so
+    # a thread's next layer repeated a name of its own (257 repeats in 12,000
+    # on 4 threads before the lock)
+    import sys
+    import threading
+    names = []
+
+    def make():
+        for _ in range(3000):
+            names.append(Dense(2).name)
+            Dense(2, name="dense_1")   # noted: automatic names never repeat it
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible
+    try:
+        threads = [threading.Thread(target=make) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        sys.setswitchinterval(interval)
+    assert len(set(names)) == len(names) == 12_000

@@ -39,6 +39,7 @@ import difflib
 import functools
 import inspect
 import re
+import threading
 import warnings
 import weakref
 from collections import defaultdict
@@ -64,6 +65,11 @@ LAYER_ALIASES: dict[str, str] = {}
 # after loading a model (whose layers carry explicit names such as "dense_1")
 # never receives a name already in use.
 _last_name_index: dict[str, int] = defaultdict(int)
+# Serialises the counter's read-modify-writes: two threads making layers at once
+# took the same automatic name, and a name noted from a stale read set the
+# counter back, so a thread's next layer repeated one of its own (a Sequential
+# then refused it: "already has a layer named 'dense_7'").
+_NAME_LOCK = threading.Lock()
 _NAME_PATTERN = re.compile(r"^(.*)_(\d+)$")
 
 
@@ -99,15 +105,17 @@ def _note_name(name: str) -> None:
     match = _NAME_PATTERN.match(name)
     if match:
         base, index = match.group(1), int(match.group(2))
-        _last_name_index[base] = max(_last_name_index[base], index)
+        with _NAME_LOCK:
+            _last_name_index[base] = max(_last_name_index[base], index)
 
 
 def unique_name(base: str, name: str | None = None) -> str:
     """``name`` if given (noted, so no automatic name repeats it: a loaded
     model's names stay unique), else the next free ``base_<k>``."""
     if name is None:
-        _last_name_index[base] += 1
-        name = f"{base}_{_last_name_index[base]}"
+        with _NAME_LOCK:
+            _last_name_index[base] += 1
+            name = f"{base}_{_last_name_index[base]}"
     if isinstance(name, str):
         _note_name(name)
     return name
