@@ -34,7 +34,6 @@ other floating dtypes are refused with a ``TypeError`` (see
 
 from __future__ import annotations
 
-import copy
 import difflib
 import functools
 import inspect
@@ -46,6 +45,7 @@ from collections import defaultdict
 
 import numpy as np
 
+from .._weak import Ref, WeakParents
 from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
 from ..param import Param, check_param_budget, layout_kept
 from ._checks import changeable_slots
@@ -141,27 +141,6 @@ def _disowning(forward):
     return disowning_forward
 
 
-class _OwnerRef(weakref.ref):
-    """A weak reference to the container whose forward a layer's cache holds
-    (:attr:`Layer._cache_owner`): a dropped model is freed though its layers
-    live on, and a dead owner (None) is no live container, so the ``is not
-    self`` checks stay exact (an ``id()`` could be a new object's).
-
-    A deep copy refers to the owner's copy -- the owner copied with the
-    layer, as a strong reference would (``memo`` holds it when the copy
-    copies both; a layer copied alone copies its owner, freed at once). So a
-    model copied between its forward and its backward backpropagates."""
-
-    __slots__ = ()
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        owner = self()
-        return None if owner is None else _OwnerRef(copy.deepcopy(owner, memo))
-
-
 def stale_cache_error(who: str, layer: "Layer") -> RuntimeError:
     """What a container's backward raises when ``layer``'s forward cache is
     no longer the one the container's forward left (see :class:`Layer`)."""
@@ -225,8 +204,12 @@ class Layer:
     model -- and raise :func:`stale_cache_error` (or re-run it, for a layer
     a functional model calls at several nodes) instead of computing the
     gradient of that other run. The layer holds its owner by weak reference
-    (:class:`_OwnerRef`): a model dropped after a forward is freed though
-    its layers live on (and no longer counts as holding them).
+    (:class:`tinynet._weak.Ref`): a model dropped after a forward is freed
+    though its layers live on (and no longer counts as holding them), and
+    a dead owner (None) is no live container, so the ``is not self`` checks
+    stay exact (an ``id()`` could be a new object's). A deep copy or a
+    pickle of the model refers to the model's copy: a model copied between
+    its forward and its backward backpropagates.
     """
 
     _auto_name = "layer"
@@ -242,9 +225,10 @@ class Layer:
 
     @_cache_owner.setter
     def _cache_owner(self, owner):
-        self._cache_owner_ref = None if owner is None else _OwnerRef(owner)
+        self._cache_owner_ref = None if owner is None else Ref(owner)
 
-    #: The containers holding this layer (a WeakSet, made by :func:`adopt`).
+    #: The containers holding this layer (a :class:`tinynet._weak.WeakParents`,
+    #: made by :func:`adopt`).
     _parents = ()
     #: What a container released (:func:`tinynet.optim.binding.release_parameters`).
     _released = None
@@ -608,7 +592,7 @@ def adopt(container: Layer, child: Layer) -> None:
     A weak reference: a container that is gone freezes nothing. A layer
     held by several containers trains only if none of them is frozen."""
     if not isinstance(child._parents, weakref.WeakSet):
-        child._parents = weakref.WeakSet()
+        child._parents = WeakParents()
     child._parents.add(container)
     apply_frozen_containers(child)
 
