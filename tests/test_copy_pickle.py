@@ -161,3 +161,29 @@ def test_a_multi_task_weighting_copied_with_its_model_is_the_copys():
     with pytest.raises(ValueError, match="that model .* is compiled with"):
         twin.compile(tn.optim.Adam(lr=0.01), loss="cross_entropy", weighting=model.weighting)
 
+
+def _sine_model(activation):
+    return tn.Sequential([tn.layers.Dense(8, activation=activation, input_dim=1, seed=0),
+                          tn.layers.Dense(1, seed=1)])
+
+
+@pytest.mark.parametrize("how", COPIES)
+@pytest.mark.parametrize("make", [
+    lambda: tn.meta.MAML(_sine_model("relu"), meta_lr=3e-3),
+    lambda: tn.meta.MetaSGD(_sine_model("tanh"), meta_lr=3e-3),
+    lambda: tn.meta.ANIL(_sine_model("elu"), loss="mse", meta_lr=3e-3),
+    lambda: tn.meta.Reptile(_sine_model("silu"), meta_lr=3e-3),
+    lambda: tn.meta.MAML(_sine_model("leaky_relu"), meta_lr=3e-3),
+    lambda: tn.meta.Pretrained(_sine_model("sigmoid"), meta_lr=3e-3)])
+def test_a_meta_learner_copies_and_the_copy_meta_trains_as_the_original_goes_on(make, how):
+    # the functional view held its activations as closures, which no pickle takes
+    learner = make()
+    learner.meta_fit(tn.meta.SinusoidTasks(5, seed=1), iterations=3, meta_batch_size=4, seed=0)
+    twin = COPIES[how](learner)
+    for one in (learner, twin):
+        one.meta_fit(tn.meta.SinusoidTasks(5, seed=2), iterations=3, meta_batch_size=4, seed=1)
+    assert learner.history == twin.history
+    for a, b in zip(_weights(learner.model), _weights(twin.model), strict=True):
+        np.testing.assert_array_equal(a, b)
+    test = tn.meta.SinusoidTasks(5, k_query=10, seed=9).sample(4)
+    assert learner.evaluate(test, steps=2) == twin.evaluate(test, steps=2)
