@@ -30,6 +30,7 @@ A dead reference copies and pickles as None (:func:`copied`).
 from __future__ import annotations
 
 import copy
+import threading
 import weakref
 
 __all__ = ["Ref", "WeakParents", "copied"]
@@ -66,10 +67,42 @@ def copied(ref, memo):
     return None if target is None else type(ref)(copy.deepcopy(target, memo))
 
 
+# Serialises the writes of every WeakParents (re-entrant: a parent freed while
+# a write holds the lock runs its removal callback in the same thread).
+_PARENTS_LOCK = threading.RLock()
+
+
 class WeakParents(weakref.WeakSet):
     """The containers holding a layer (``Layer._parents``): a ``WeakSet``
     whose deep copy holds the copies of its live members and whose pickle
-    pickles them (see the module docstring)."""
+    pickles them (see the module docstring).
+
+    Its set of references is replaced, never changed in place, when a member
+    is added, discarded or freed: a thread listing a layer's containers
+    (``list(layer._parents)``, as freezing and binding do) while another put
+    the layer in a container or dropped one raised "Set changed size during
+    iteration". (A write that a freed member's removal interrupts may keep
+    that dead reference; iterating skips it, as ``WeakSet`` does.)"""
+
+    def __init__(self, members=()):
+        super().__init__()
+
+        def remove(ref, selfref=weakref.ref(self)):
+            parents = selfref()
+            if parents is not None:
+                with _PARENTS_LOCK:
+                    parents.data = parents.data - {ref}
+        self._remove = remove
+        for member in members:
+            self.add(member)
+
+    def add(self, member):
+        with _PARENTS_LOCK:
+            self.data = self.data | {weakref.ref(member, self._remove)}
+
+    def discard(self, member):
+        with _PARENTS_LOCK:
+            self.data = self.data - {weakref.ref(member)}
 
     def __deepcopy__(self, memo):
         return type(self)(copy.deepcopy(member, memo) for member in list(self))
