@@ -2,10 +2,9 @@
 (Their deep copies and pickles: tests/test_copy_pickle.py.)"""
 
 import gc
-import sys
-import threading
 
 import tinynet as tn
+from tests.threads import errors_in_threads
 from tinynet._weak import WeakParents
 
 
@@ -34,13 +33,6 @@ def test_listing_a_layers_containers_while_another_thread_adds_and_drops_them():
     # test did before the set was copied on write)
     layer = tn.layers.Dense(2, input_dim=2)
     keep = [tn.Sequential([layer]) for _ in range(50)]
-    errors = []
-
-    def run(work):
-        try:
-            work()
-        except Exception as e:  # noqa: BLE001 (reported below)
-            errors.append(repr(e))
 
     def wrap():
         for _ in range(5000):
@@ -50,16 +42,6 @@ def test_listing_a_layers_containers_while_another_thread_adds_and_drops_them():
         for _ in range(20000):
             layer._frozen_above()
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible
-    try:
-        threads = [threading.Thread(target=run, args=(w,)) for w in (wrap, read)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
-    assert errors == []
+    assert errors_in_threads(wrap, read) == []
     gc.collect()
     assert set(layer._parents) == set(keep)

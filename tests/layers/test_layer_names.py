@@ -3,6 +3,7 @@
 import pytest
 
 import tinynet as tn
+from tests.threads import errors_in_threads
 from tinynet.layers import Dense, ReLU
 
 
@@ -69,8 +70,6 @@ def test_layers_made_in_threads_at_once_get_names_of_their_own():
     # name, and a given name noted from a stale read set the counter back, so
     # a thread's next layer repeated a name of its own (257 repeats in 12,000
     # on 4 threads before the lock)
-    import sys
-    import threading
     names = []
 
     def make():
@@ -78,14 +77,5 @@ def test_layers_made_in_threads_at_once_get_names_of_their_own():
             names.append(Dense(2).name)
             Dense(2, name="dense_1")   # noted: automatic names never repeat it
 
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible
-    try:
-        threads = [threading.Thread(target=make) for _ in range(4)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    assert errors_in_threads(*[make] * 4) == []
     assert len(set(names)) == len(names) == 12_000
