@@ -3,6 +3,7 @@
 import pytest
 
 import tinynet as tn
+from tests.threads import errors_in_threads
 from tinynet.layers import Dense, ReLU
 
 
@@ -62,3 +63,19 @@ def test_auto_name_must_be_an_identifier():
                                         "as 'mmoe', received 'two words'"):
         class _BadName(tn.layers.Layer, auto_name="two words"):
             pass
+
+
+def test_layers_made_in_threads_at_once_get_names_of_their_own():
+    # the counter's read-modify-write raced: two threads took one automatic
+    # name, and a given name noted from a stale read set the counter back, so
+    # a thread's next layer repeated a name of its own (257 repeats in 12,000
+    # on 4 threads before the lock)
+    names = []
+
+    def make():
+        for _ in range(3000):
+            names.append(Dense(2).name)
+            Dense(2, name="dense_1")   # noted: automatic names never repeat it
+
+    assert errors_in_threads(*[make] * 4) == []
+    assert len(set(names)) == len(names) == 12_000

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 import tinynet as tn
+from tests.threads import errors_in_threads
 from tinynet.optim import SGD, Adagrad, Adam, AdamW, RMSprop
 
 SHAPES = [(3, 4), (4,), (1,)]
@@ -653,10 +654,7 @@ def test_models_in_threads_of_their_own_release_parameters_without_interfering()
     # one registry for every model's released parameters, iterated while
     # another thread's model added to it: "dictionary changed size during
     # iteration". Each model keeps its own record
-    import sys
-    import threading
     from tinynet.transfer import replace_head
-    errors = []
 
     def trials():
         model = tn.Sequential([tn.layers.Dense(4, input_dim=4, seed=i) for i in range(20)])
@@ -674,23 +672,7 @@ def test_models_in_threads_of_their_own_release_parameters_without_interfering()
             replace_head(model, [tn.layers.Dense(2)])
             model.compile(opt, loss="cross_entropy")
 
-    def run(work):
-        try:
-            work()
-        except Exception as e:  # noqa: BLE001 (reported below)
-            errors.append(repr(e))
-
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as possible
-    try:
-        threads = [threading.Thread(target=run, args=(w,)) for w in (trials, transfer)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
-    assert errors == []
+    assert errors_in_threads(trials, transfer) == []
 
 
 def _compile_without_automatic_collection(model, opt):

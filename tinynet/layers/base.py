@@ -34,17 +34,18 @@ other floating dtypes are refused with a ``TypeError`` (see
 
 from __future__ import annotations
 
-import copy
 import difflib
 import functools
 import inspect
 import re
+import threading
 import warnings
 import weakref
 from collections import defaultdict
 
 import numpy as np
 
+from .._weak import Ref, WeakParents
 from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
 from ..param import Param, check_param_budget, layout_kept
 from ._checks import changeable_slots
@@ -64,6 +65,11 @@ LAYER_ALIASES: dict[str, str] = {}
 # after loading a model (whose layers carry explicit names such as "dense_1")
 # never receives a name already in use.
 _last_name_index: dict[str, int] = defaultdict(int)
+# Serialises the counter's read-modify-writes: two threads making layers at once
+# took the same automatic name, and a name noted from a stale read set the
+# counter back, so a thread's next layer repeated one of its own (a Sequential
+# then refused it: "already has a layer named 'dense_7'").
+_NAME_LOCK = threading.Lock()
 _NAME_PATTERN = re.compile(r"^(.*)_(\d+)$")
 
 
@@ -99,15 +105,17 @@ def _note_name(name: str) -> None:
     match = _NAME_PATTERN.match(name)
     if match:
         base, index = match.group(1), int(match.group(2))
-        _last_name_index[base] = max(_last_name_index[base], index)
+        with _NAME_LOCK:
+            _last_name_index[base] = max(_last_name_index[base], index)
 
 
 def unique_name(base: str, name: str | None = None) -> str:
     """``name`` if given (noted, so no automatic name repeats it: a loaded
     model's names stay unique), else the next free ``base_<k>``."""
     if name is None:
-        _last_name_index[base] += 1
-        name = f"{base}_{_last_name_index[base]}"
+        with _NAME_LOCK:
+            _last_name_index[base] += 1
+            name = f"{base}_{_last_name_index[base]}"
     if isinstance(name, str):
         _note_name(name)
     return name
@@ -131,27 +139,6 @@ def _disowning(forward):
         return forward(self, *args, **kwargs)
     disowning_forward._disowns = True
     return disowning_forward
-
-
-class _OwnerRef(weakref.ref):
-    """A weak reference to the container whose forward a layer's cache holds
-    (:attr:`Layer._cache_owner`): a dropped model is freed though its layers
-    live on, and a dead owner (None) is no live container, so the ``is not
-    self`` checks stay exact (an ``id()`` could be a new object's).
-
-    A deep copy refers to the owner's copy -- the owner copied with the
-    layer, as a strong reference would (``memo`` holds it when the copy
-    copies both; a layer copied alone copies its owner, freed at once). So a
-    model copied between its forward and its backward backpropagates."""
-
-    __slots__ = ()
-
-    def __copy__(self):
-        return self
-
-    def __deepcopy__(self, memo):
-        owner = self()
-        return None if owner is None else _OwnerRef(copy.deepcopy(owner, memo))
 
 
 def stale_cache_error(who: str, layer: "Layer") -> RuntimeError:
@@ -217,8 +204,12 @@ class Layer:
     model -- and raise :func:`stale_cache_error` (or re-run it, for a layer
     a functional model calls at several nodes) instead of computing the
     gradient of that other run. The layer holds its owner by weak reference
-    (:class:`_OwnerRef`): a model dropped after a forward is freed though
-    its layers live on (and no longer counts as holding them).
+    (:class:`tinynet._weak.Ref`): a model dropped after a forward is freed
+    though its layers live on (and no longer counts as holding them), and
+    a dead owner (None) is no live container, so the ``is not self`` checks
+    stay exact (an ``id()`` could be a new object's). A deep copy or a
+    pickle of the model refers to the model's copy: a model copied between
+    its forward and its backward backpropagates.
     """
 
     _auto_name = "layer"
@@ -234,9 +225,10 @@ class Layer:
 
     @_cache_owner.setter
     def _cache_owner(self, owner):
-        self._cache_owner_ref = None if owner is None else _OwnerRef(owner)
+        self._cache_owner_ref = None if owner is None else Ref(owner)
 
-    #: The containers holding this layer (a WeakSet, made by :func:`adopt`).
+    #: The containers holding this layer (a :class:`tinynet._weak.WeakParents`,
+    #: made by :func:`adopt`).
     _parents = ()
     #: What a container released (:func:`tinynet.optim.binding.release_parameters`).
     _released = None
@@ -600,7 +592,7 @@ def adopt(container: Layer, child: Layer) -> None:
     A weak reference: a container that is gone freezes nothing. A layer
     held by several containers trains only if none of them is frozen."""
     if not isinstance(child._parents, weakref.WeakSet):
-        child._parents = weakref.WeakSet()
+        child._parents = WeakParents()
     child._parents.add(container)
     apply_frozen_containers(child)
 

@@ -66,50 +66,124 @@ __all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers", "l
 
 
 # --------------------------------------------------------------- activations
-# Each entry: forward f(z), first derivative f'(z, y), second derivative
-# f''(z, y) (None where it is zero almost everywhere). y = f(z) is passed so
-# the derivatives reuse the forward output where that is exact (not ELU's).
+# Each activation: forward f(z), first derivative d1(z, y) = f'(z), second
+# derivative d2(z, y) = f''(z) (None where it is zero almost everywhere).
+# y = f(z) is passed so the derivatives reuse the forward output where that is
+# exact (not ELU's). Classes, not closures: a learner pickles with its model.
 def _sigmoid(z):
     return 0.5 * (np.tanh(0.5 * z) + 1.0)
 
 
-def _relu(alpha=0.0):
-    if alpha == 0.0:
-        return (lambda z: np.maximum(z, 0), lambda z, y: (z > 0).astype(z.dtype), None)
-    return (lambda z: np.where(z > 0, z, alpha * z),
-            lambda z, y: np.where(z > 0, 1.0, alpha).astype(z.dtype), None)
+class _Activation:
+    """Base of the functional activations; ``name`` is the layer class's."""
+
+    __slots__ = ("name", "alpha")
+    d2 = None
+
+    def __init__(self, name, alpha=0.0):
+        self.name, self.alpha = name, alpha
 
 
-def _elu(alpha=1.0):
-    # f' = f'' = alpha e^z for z <= 0, from z: y + alpha cancels as y -> -alpha
-    # (as the ELU layer's backward, which reads x for the same reason)
-    def d(z, y, positive):
-        return np.where(z > 0, positive, alpha * np.exp(np.minimum(z, 0))).astype(z.dtype)
-    return (lambda z: np.where(z > 0, z, alpha * np.expm1(np.minimum(z, 0))),
-            lambda z, y: d(z, y, 1.0), lambda z, y: d(z, y, 0.0))
+class _ReLU(_Activation):
+    r"""ReLU, or leaky ReLU for ``alpha`` != 0: :math:`f = z` for z > 0 else :math:`\alpha z`,
+    :math:`f' = 1` for z > 0 else :math:`\alpha`, :math:`f'' = 0`."""
+
+    __slots__ = ()
+
+    def f(self, z):
+        return np.maximum(z, 0) if self.alpha == 0.0 else np.where(z > 0, z, self.alpha * z)
+
+    def d1(self, z, y):
+        if self.alpha == 0.0:
+            return (z > 0).astype(z.dtype)
+        return np.where(z > 0, 1.0, self.alpha).astype(z.dtype)
 
 
-def _silu():
-    def d1(z, y):
+class _ELU(_Activation):
+    r""":math:`f = z` for z > 0 else :math:`\alpha(e^z - 1)`; :math:`f' = 1`,
+    :math:`f'' = 0` for z > 0, else both :math:`\alpha e^z`, from z: y + alpha
+    cancels as y -> -alpha (as the ELU layer's backward, which reads x for the
+    same reason)."""
+
+    __slots__ = ()
+
+    def f(self, z):
+        return np.where(z > 0, z, self.alpha * np.expm1(np.minimum(z, 0)))
+
+    def _d(self, z, positive):
+        return np.where(z > 0, positive, self.alpha * np.exp(np.minimum(z, 0))).astype(z.dtype)
+
+    def d1(self, z, y):
+        return self._d(z, 1.0)
+
+    def d2(self, z, y):
+        return self._d(z, 0.0)
+
+
+class _SiLU(_Activation):
+    r""":math:`f = z s`, :math:`s = \sigma(z)`; :math:`f' = s(1 + z(1 - s))`,
+    :math:`f'' = s(1 - s)(2 + z(1 - 2s))`."""
+
+    __slots__ = ()
+
+    def f(self, z):
+        return z * _sigmoid(z)
+
+    def d1(self, z, y):
         s = _sigmoid(z)
         return s * (1 + z * (1 - s))
 
-    def d2(z, y):
+    def d2(self, z, y):
         s = _sigmoid(z)
         return s * (1 - s) * (2 + z * (1 - 2 * s))
-    return (lambda z: z * _sigmoid(z), d1, d2)
 
 
+class _Tanh(_Activation):
+    r""":math:`f' = 1 - y^2`, :math:`f'' = -2y(1 - y^2)`."""
+
+    __slots__ = ()
+
+    def f(self, z):
+        return np.tanh(z)
+
+    def d1(self, z, y):
+        return 1 - y * y
+
+    def d2(self, z, y):
+        return -2 * y * (1 - y * y)
+
+
+class _Sigmoid(_Activation):
+    r""":math:`f' = y(1 - y)`, :math:`f'' = y(1 - y)(1 - 2y)`."""
+
+    __slots__ = ()
+
+    def f(self, z):
+        return _sigmoid(z)
+
+    def d1(self, z, y):
+        return y * (1 - y)
+
+    def d2(self, z, y):
+        return y * (1 - y) * (1 - 2 * y)
+
+
+#: The supported activation layers: the functional activation (None for the
+#: identity) and the layer attribute giving its alpha, with its default.
 _ACTIVATIONS = {
-    "Identity": lambda layer: None,
-    "ReLU": lambda layer: _relu(),
-    "LeakyReLU": lambda layer: _relu(float(getattr(layer, "alpha", 0.01))),
-    "ELU": lambda layer: _elu(float(getattr(layer, "alpha", 1.0))),
-    "SiLU": lambda layer: _silu(),
-    "Tanh": lambda layer: (np.tanh, lambda z, y: 1 - y * y, lambda z, y: -2 * y * (1 - y * y)),
-    "Sigmoid": lambda layer: (_sigmoid, lambda z, y: y * (1 - y),
-                              lambda z, y: y * (1 - y) * (1 - 2 * y)),
+    "Identity": (None, None), "ReLU": (_ReLU, None), "LeakyReLU": (_ReLU, ("alpha", 0.01)),
+    "ELU": (_ELU, ("alpha", 1.0)), "SiLU": (_SiLU, None), "Tanh": (_Tanh, None),
+    "Sigmoid": (_Sigmoid, None),
 }
+
+
+def _functional_activation(name, layer):
+    """The functional activation of the activation layer ``layer`` (class
+    ``name``), or None for the identity."""
+    cls, alpha = _ACTIVATIONS[name]
+    if cls is None:
+        return None
+    return cls(name, 0.0 if alpha is None else float(getattr(layer, alpha[0], alpha[1])))
 
 
 # -------------------------------------------------------------------- losses
@@ -223,14 +297,6 @@ class _Linear:
         return (self.b_slice or self.w_slice).stop
 
 
-class _Activation:
-    __slots__ = ("f", "d1", "d2", "name")
-
-    def __init__(self, name, fns):
-        self.name = name
-        self.f, self.d1, self.d2 = fns
-
-
 class FunctionalMLP:
     """A model's architecture, evaluated for any (task-batched) parameters.
 
@@ -303,9 +369,9 @@ class FunctionalMLP:
         if cls not in _ACTIVATIONS:
             raise ValueError(f"FunctionalMLP supports the activations {sorted(_ACTIVATIONS)}, "
                              f"received {cls}")
-        fns = _ACTIVATIONS[cls](layer)
-        if fns is not None:
-            self.ops.append(_Activation(cls, fns))
+        activation = _functional_activation(cls, layer)
+        if activation is not None:
+            self.ops.append(activation)
 
     # ----------------------------------------------------------- parameters
     def get_params(self, model=None) -> np.ndarray:

@@ -73,12 +73,12 @@ validation logs sum over batches of ``batch_size`` samples likewise (in
 from __future__ import annotations
 
 import warnings
-import weakref
 
 import numpy as np
 
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
+from .._weak import Ref
 from ..callbacks import Callback, as_callback_list
 from ..checks import as_mask, as_sample_weight, check_batch_size, check_finite, summable_weights
 from ..class_weights import largest_class_weight
@@ -209,7 +209,8 @@ def _own(weighting, model):
     then a ``ValueError`` before it changes (binding it again would reset
     that model's task state and take its learned parameters from its
     optimizer, which then trains without them, silently). The model that
-    last compiled with it is in ``weighting._owner`` (a weak reference)."""
+    last compiled with it is in ``weighting._owner`` (a weak reference,
+    :class:`tinynet._weak.Ref`)."""
     owner = getattr(weighting, "_owner", None)
     other = None if owner is None else owner()
     if other is not None and other is not model and other.weighting is weighting:
@@ -360,7 +361,7 @@ class MultiTaskTraining:
         weighting = weighting.bind(tasks, dtype)
         self._bind_optimizer(optimizer, weighting, weighting_lr, replaced)
         self.weighting, self._representation = weighting, representation
-        weighting._owner = weakref.ref(self)
+        weighting._owner = Ref(self)
         # What a saved model stores: the losses and metrics as given (loading
         # compiles again, which redoes the swaps for softmax/sigmoid outputs).
         self._compiled = {"loss": given_losses, "metrics": given_metrics,

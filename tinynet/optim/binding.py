@@ -34,10 +34,11 @@ container inside it).
 from __future__ import annotations
 
 import contextlib
+import copy
 import gc
 import threading
-import weakref
 
+from .._weak import Ref
 from ..layers.base import walk_layers
 from ..param import ensure_flat
 
@@ -99,17 +100,53 @@ def batched_releases():
             _record(container, entries)
 
 
+class Released(dict):
+    """A container's record of released parameters: ``{id(param): (ref to
+    param, ref to the layer holding it)}``, both :class:`tinynet._weak.Ref`.
+
+    Keyed by ``id`` for the lookups of :func:`released_ids`; a reader checks
+    that the parameter is alive (a dead one's id may be a new object's). A
+    deep copy or a pickle holds the copies of the live parameters and their
+    layers, keyed by the copies' ids (a copied record keyed by the originals'
+    ids named parameters of the original model): the model copied with the
+    optimizer holding its former parameters (``copy.deepcopy((model, opt))``)
+    compiles with it as the original does. A parameter nothing else in the
+    copy holds is freed with its layer, and its record is dead."""
+
+    def __deepcopy__(self, memo):
+        return Released._of(copy.deepcopy(self._live(), memo))
+
+    def __reduce__(self):
+        return Released._of, (self._live(),)
+
+    def _live(self) -> list:
+        """The (param, layer or None) pairs of the live parameters' records."""
+        pairs = [(param(), layer()) for param, layer in self.values()]
+        return [(p, layer) for p, layer in pairs if p is not None]
+
+    @staticmethod
+    def _of(pairs) -> "Released":
+        return Released((id(p), (Ref(p), _gone if layer is None else Ref(layer)))
+                        for p, layer in pairs)
+
+
+def _gone():
+    """What a record holds for a layer freed before the record was copied: a
+    dead reference (a ``weakref.ref`` cannot be made to nothing)."""
+    return None
+
+
 def _record(container, entries) -> None:
     """Add ``entries`` ((layer, params) pairs: :func:`release_parameters`) to
-    ``container``'s record, in one new dict."""
+    ``container``'s record, in one new :class:`Released`."""
     added = {}
     for layer, params in entries:
         owner = {id(p): inner for inner in walk_layers(layer) for p in inner._params}
-        added.update((id(p), (weakref.ref(p), weakref.ref(owner.get(id(p), layer))))
-                     for p in params)
+        added.update((id(p), (Ref(p), Ref(owner.get(id(p), layer)))) for p in params)
     with _RECORD_LOCK:
-        released = {key: record for key, record in (container._released or {}).items()
-                    if record[0]() is not None}
+        released = Released((key, record)
+                            for key, record in (container._released or {}).items()
+                            if record[0]() is not None)
         released.update(added)
         container._released = released
 
