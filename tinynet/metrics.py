@@ -125,11 +125,30 @@ def _class_targets(target, pred: np.ndarray, who: str) -> np.ndarray:
     if target.dtype == bool:
         target = target.astype(np.int64)
     if target.ndim == 2 and target.shape == pred.shape and target.shape[1] > 1:
+        _check_class_rows(target, who)
         return target.argmax(axis=1)
     n_classes = pred.shape[1] if pred.ndim == 2 and pred.shape[1] > 1 else 2
     if target.ndim == 2 and target.shape[1] == 1:
         target = target[:, 0]
     return check_labels(target, n_classes, pred.shape[0], who).astype(np.int64)
+
+
+def _check_class_rows(target: np.ndarray, who: str) -> None:
+    """``target`` rows must be class probabilities (one-hot rows among them):
+    no negative entry, each summing to 1 (within 1e-3). Rows of several 0/1
+    labels (multi-label targets, as a binary cross-entropy on several outputs
+    takes) have no one class to take the arg-max of: scikit-learn scores them
+    by subset accuracy, Keras by the mean over labels (``binary_accuracy``);
+    argmaxed, a perfect predictor scored 0.76. Refused, naming the row."""
+    sums = target.sum(axis=1, dtype=np.float64)
+    bad = np.flatnonzero((np.abs(sums - 1) > 1e-3) | (target.min(axis=1) < 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{who} expected class labels, or rows of class probabilities "
+                         f"(one-hot) summing to 1, received row {i} {target[i].tolist()} "
+                         f"summing to {sums[i]:g}: multi-label targets (several labels per "
+                         f"sample) have no one class; score each label as a task of its own "
+                         f"(tinynet.mtl), or pass a metric function of your own")
 
 
 def _is_binary_output(pred: np.ndarray) -> bool:
