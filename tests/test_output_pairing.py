@@ -2,6 +2,8 @@
 after a softmax/sigmoid (also behind pass-through layers, and for either
 cross-entropy), logits else; multi-label targets; metric functions saved."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -142,3 +144,48 @@ def test_predict_proba_of_a_binary_cross_entropy_model_is_a_sigmoid_per_label():
     np.testing.assert_allclose(logits.predict_proba(_X), sigmoid.predict_proba(_X), rtol=1e-6)
     logits.compile("adam", loss="cross_entropy")
     np.testing.assert_allclose(logits.predict_proba(_X).sum(axis=1), 1.0, rtol=1e-6)
+
+
+def _mine(pred, target):
+    return float((pred.argmax(1) == target).mean())
+
+
+class _MyMetric(tn.metrics.Metric):
+    name = "mine_too"
+    higher_is_better = True
+
+    def __call__(self, pred, target):
+        return 1.0
+
+
+def test_a_model_with_a_metric_function_saves_and_loads_without_it(tmp_path):
+    # save refused the model ("metric function 'mine' cannot be saved"), and
+    # ModelCheckpoint failed that way after the first epoch had trained
+    model = tn.Sequential([Dense(3, input_dim=4, seed=0)])
+    model.compile("sgd", loss="cross_entropy", metrics=[_mine, "accuracy", _MyMetric()])
+    with pytest.warns(UserWarning, match="metric function '_mine' is saved by its name only"):
+        model.fit(_X, _LABELS, epochs=2, verbose=0, callbacks=[
+            tn.callbacks.ModelCheckpoint(str(tmp_path / "ck_{epoch}.npz"), monitor="loss")])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ck_1.npz", "ck_2.npz"]
+    with pytest.warns(UserWarning, match=r"the saved metric\(s\) \['_mine', '_MyMetric'\] are "
+                                         r"a function or a class of your own"):
+        loaded = tn.load(tmp_path / "ck_2.npz")
+    assert [m.name for m in loaded.metrics] == ["accuracy"]
+    assert loaded.evaluate(_X, _LABELS) == {k: v for k, v in model.evaluate(_X, _LABELS).items()
+                                            if k in ("loss", "accuracy")}
+
+
+def test_a_multi_task_model_with_a_metric_function_saves_and_loads_without_it(tmp_path):
+    inp = tn.mtl.Input((4,))
+    model = tn.mtl.Model(inp, {"a": Dense(3, seed=1)(inp), "b": Dense(1, seed=2)(inp)})
+    model.compile("sgd", loss={"a": "cross_entropy", "b": "mse"},
+                  metrics={"a": [_mine, "accuracy"], "b": ["mae"]})
+    with pytest.warns(UserWarning, match="saved by its name only"):
+        model.save(tmp_path / "m.npz")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = tn.load(tmp_path / "m.npz")
+    assert any("load, task 'a': the saved metric(s) ['_mine']" in str(w.message)
+               for w in caught)
+    assert {t: [m.name for m in ms] for t, ms in loaded.metrics.items()} == {
+        "a": ["accuracy"], "b": ["mae"]}

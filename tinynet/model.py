@@ -549,8 +549,8 @@ class Sequential(Layer):
         (``"val_accuracy"`` beside ``"accuracy"``), still loads, its metrics
         kept, with a warning: the callback's values, or the other metric's
         validation values, would overwrite its values in the logs."""
-        self._compile(config["optimizer"], config["loss"], config.get("metrics") or None,
-                      ("loss",))
+        metrics = metrics_mod.from_saved(config.get("metrics") or [], f"{self._who}: load")
+        self._compile(config["optimizer"], config["loss"], metrics or None, ("loss",))
 
         def warn(clashes, keys, example):
             warnings.warn(f"{self._who}: the saved metric(s) {clashes} are named like {keys}, "
