@@ -85,6 +85,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from typing import NamedTuple
 
 import numpy as np
@@ -98,7 +99,7 @@ from .output_losses import output_activation
 __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
            "R2Score", "MeanSquaredError", "MeanAbsoluteError", "MetricStates",
            "accuracy", "top_k_accuracy", "precision", "recall", "f1", "auc", "r2", "mse",
-           "mae", "get", "for_output", "to_config", "check_names", "validation_clashes",
+           "mae", "get", "for_output", "to_config", "from_saved", "check_names", "validation_clashes",
            "higher_is_better", "logged_metrics", "METRICS"]
 
 
@@ -125,11 +126,30 @@ def _class_targets(target, pred: np.ndarray, who: str) -> np.ndarray:
     if target.dtype == bool:
         target = target.astype(np.int64)
     if target.ndim == 2 and target.shape == pred.shape and target.shape[1] > 1:
+        _check_class_rows(target, who)
         return target.argmax(axis=1)
     n_classes = pred.shape[1] if pred.ndim == 2 and pred.shape[1] > 1 else 2
     if target.ndim == 2 and target.shape[1] == 1:
         target = target[:, 0]
     return check_labels(target, n_classes, pred.shape[0], who).astype(np.int64)
+
+
+def _check_class_rows(target: np.ndarray, who: str) -> None:
+    """``target`` rows must be class probabilities (one-hot rows among them):
+    no negative entry, each summing to 1 (within 1e-3). Rows of several 0/1
+    labels (multi-label targets, as a binary cross-entropy on several outputs
+    takes) have no one class to take the arg-max of: scikit-learn scores them
+    by subset accuracy, Keras by the mean over labels (``binary_accuracy``);
+    argmaxed, a perfect predictor scored 0.76. Refused, naming the row."""
+    sums = target.sum(axis=1, dtype=np.float64)
+    bad = np.flatnonzero((np.abs(sums - 1) > 1e-3) | (target.min(axis=1) < 0))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(f"{who} expected class labels, or rows of class probabilities "
+                         f"(one-hot) summing to 1, received row {i} {target[i].tolist()} "
+                         f"summing to {sums[i]:g}: multi-label targets (several labels per "
+                         f"sample) have no one class; score each label as a task of its own "
+                         f"(tinynet.mtl), or pass a metric function of your own")
 
 
 def _is_binary_output(pred: np.ndarray) -> bool:
@@ -1180,10 +1200,15 @@ def for_output(metric: Metric, layer) -> Metric:
 def to_config(metric: Metric):
     """What a saved model stores for ``metric``: its name, or a
     ``{"class", "config"}`` dict when it has non-default settings (a
-    ``name`` of its own among them)."""
+    ``name`` of its own among them); for a metric function, which a file
+    cannot hold (it holds no code), ``{"function": name}``, with a warning:
+    loading leaves it out (:func:`from_saved`). It refused to save such a
+    model, and ``ModelCheckpoint`` failed after the first epoch's training."""
     if isinstance(metric, _FunctionMetric):
-        raise ValueError(f"metric function {metric.name!r} cannot be saved; use a "
-                         f"built-in metric or compile again after loading")
+        warnings.warn(f"metric function {metric.name!r} is saved by its name only (a file "
+                      f"holds no code): tinynet.load compiles the model without it; compile "
+                      f"again with it to log it", UserWarning, stacklevel=2)
+        return {"function": metric.name}
     try:
         default = get(metric.name)
     except ValueError:  # a name of the user's ("f1_micro")
@@ -1191,6 +1216,28 @@ def to_config(metric: Metric):
     if type(default) is type(metric) and default.get_config() == metric.get_config():
         return metric.name
     return {"class": type(metric).__name__, "config": metric.get_config()}
+
+
+def from_saved(specs, who: str) -> list:
+    """The saved metrics ``specs`` (:func:`to_config`'s) that this tinynet can
+    make, with a warning for each left out: a metric function (saved by name
+    only) or a class it does not know (a user's subclass of :class:`Metric`),
+    so that the model loads, compiled with the others."""
+    if not isinstance(specs, (list, tuple)):
+        return specs  # (compile refuses it, saying what it expected)
+    known = {cls.__name__.lower() for cls in METRICS.values()}
+    kept, dropped = [], []
+    for spec in specs:
+        if isinstance(spec, dict) and ("function" in spec or
+                                       str(spec.get("class", "")).lower() not in known):
+            dropped.append(str(spec.get("function", spec.get("class"))))
+        else:
+            kept.append(spec)
+    if dropped:
+        warnings.warn(f"{who}: the saved metric(s) {dropped} are a function or a class of "
+                      f"your own, which a file does not hold: the model is compiled without "
+                      f"them; compile again with them to log them", UserWarning, stacklevel=3)
+    return kept
 
 
 def validation_clashes(names) -> list:

@@ -549,8 +549,8 @@ class Sequential(Layer):
         (``"val_accuracy"`` beside ``"accuracy"``), still loads, its metrics
         kept, with a warning: the callback's values, or the other metric's
         validation values, would overwrite its values in the logs."""
-        self._compile(config["optimizer"], config["loss"], config.get("metrics") or None,
-                      ("loss",))
+        metrics = metrics_mod.from_saved(config.get("metrics") or [], f"{self._who}: load")
+        self._compile(config["optimizer"], config["loss"], metrics or None, ("loss",))
 
         def warn(clashes, keys, example):
             warnings.warn(f"{self._who}: the saved metric(s) {clashes} are named like {keys}, "
@@ -824,8 +824,10 @@ class Sequential(Layer):
 
     def predict_proba(self, x, batch_size: int = 32) -> np.ndarray:
         """Class probabilities: the output itself when the last layer ends in a
-        softmax/sigmoid, else the softmax of the logits (sigmoid for one
-        output unit).
+        softmax/sigmoid, else the softmax of the logits -- the sigmoid of each
+        for one output unit, or for a model compiled with a binary
+        cross-entropy (several labels per sample: each output is one label's
+        logit, as its loss takes it).
 
         Returns
         -------
@@ -840,7 +842,7 @@ class Sequential(Layer):
         outputs = self.predict(x, batch_size=batch_size)
         if output_activation(self) is not None:
             return outputs
-        if _is_binary(outputs):
+        if _is_binary(outputs) or isinstance(self.loss, losses_mod.BinaryCrossEntropy):
             return losses_mod.sigmoid(outputs)
         return losses_mod.softmax(outputs)
 

@@ -22,6 +22,14 @@ backward, :math:`\partial L/\partial z_{ic} = p_{ic}(\partial L/\partial p_{ic}
 no :math:`p_{ic}` underflows below :math:`\epsilon`. A linear output with the
 logit loss never has that limit (and skips a division): prefer it; the
 probability form exists so that Keras models run unchanged.
+
+The other two pairings follow Keras' losses of probabilities too: a binary
+cross-entropy of a softmax output is that of its probabilities, element by
+element (:class:`SigmoidOutputBinaryCrossEntropy` takes any probabilities),
+and a cross-entropy of a sigmoid output is that of the outputs divided by
+their sum (:class:`NormalizedOutputCrossEntropy`), as Keras'
+``categorical_crossentropy`` does. Each was the logit loss of the
+probabilities (a second softmax or sigmoid), silently.
 """
 
 from __future__ import annotations
@@ -30,8 +38,9 @@ import numpy as np
 
 from .losses import BinaryCrossEntropy, CrossEntropy
 
-__all__ = ["SoftmaxOutputCrossEntropy", "SigmoidOutputBinaryCrossEntropy", "for_output",
-           "output_activation"]
+__all__ = ["SoftmaxOutputCrossEntropy", "SigmoidOutputBinaryCrossEntropy",
+           "NormalizedOutputCrossEntropy", "for_output",
+           "output_activation", "value_layer", "PASS_THROUGH"]
 
 
 def _floor(p: np.ndarray) -> np.ndarray:
@@ -59,7 +68,8 @@ class SoftmaxOutputCrossEntropy(CrossEntropy):
 
 
 class SigmoidOutputBinaryCrossEntropy(BinaryCrossEntropy):
-    r"""Binary cross-entropy of probabilities (the output of a sigmoid).
+    r"""Binary cross-entropy of probabilities (the output of a sigmoid, or of a
+    softmax: each entry is a probability).
 
     .. math::
         \ell = -q\,t\log p - (1-t)\log(1-p), \qquad
@@ -79,17 +89,62 @@ class SigmoidOutputBinaryCrossEntropy(BinaryCrossEntropy):
         return -positive / _floor(p) + (1 - target) / _floor(1 - p)
 
 
+class NormalizedOutputCrossEntropy(SoftmaxOutputCrossEntropy):
+    r"""Cross-entropy of non-negative outputs divided by their sum (a sigmoid
+    output taken as class scores), as Keras' ``categorical_crossentropy`` of
+    probabilities: with :math:`S_i = \sum_c p_{ic}` and the target
+    :math:`a_{ic}` of :class:`SoftmaxOutputCrossEntropy` (weights, smoothing),
+
+    .. math::
+        \ell_i = -\sum_c a_{ic} \log \frac{p_{ic}}{S_i}
+               = -\sum_c a_{ic} \log p_{ic} + \Big(\sum_c a_{ic}\Big) \log S_i,
+        \qquad
+        \frac{\partial \ell_i}{\partial p_{ic}} = -\frac{a_{ic}}{p_{ic}}
+               + \frac{\sum_k a_{ik}}{S_i}.
+    """
+
+    def _forward(self, probs_pred, target):
+        total = _floor(probs_pred.sum(axis=1))
+        return super()._forward(probs_pred, target) + target.sum(axis=1) * np.log(total)
+
+    def _backward(self, probs_pred, target):
+        total = _floor(probs_pred.sum(axis=1, keepdims=True))
+        return super()._backward(probs_pred, target) + target.sum(axis=1, keepdims=True) / total
+
+
+#: Layers whose output holds their input's values unchanged (rearranged,
+#: cropped, or -- Dropout -- kept or zeroed and scaled in training only): the
+#: output of ``Dense(1, activation="sigmoid")`` then ``Flatten()`` is still
+#: probabilities.
+PASS_THROUGH = ("Flatten", "Reshape", "Identity", "Dropout", "Cropping2D")
+
+
+def value_layer(layer):
+    """The layer whose values ``layer``'s output holds: ``layer`` itself, or
+    for a :class:`~tinynet.Sequential` the last of its layers (looking inside
+    nested ones) that is not a :data:`PASS_THROUGH` layer; None if there is
+    none (a pass-through layer, or a Sequential of them only)."""
+    if _is_a(layer, "Sequential"):
+        for inner in reversed(layer.layers):
+            found = value_layer(inner)
+            if found is not None:
+                return found
+        return None
+    return None if any(_is_a(layer, name) for name in PASS_THROUGH) else layer
+
+
 def output_activation(layer) -> str | None:
     """``"softmax"`` / ``"sigmoid"`` if ``layer`` ends in one, else None.
 
     ``layer`` ends in one if it is a ``Softmax``/``Sigmoid`` layer, has one as
     its ``activation`` (``Dense(10, activation="softmax")``), or is a
-    :class:`~tinynet.Sequential` whose last layer ends in one.
+    :class:`~tinynet.Sequential` whose last layer ends in one -- not counting
+    the :data:`PASS_THROUGH` layers after it (``Conv2D(1, 1,
+    activation="sigmoid")`` then ``Flatten()`` outputs probabilities; taking
+    them for logits applied a second sigmoid in the loss, thresholded the
+    accuracy at 0 and called every sample class 1).
     """
-    while _is_a(layer, "Sequential"):
-        if not layer.layers:
-            return None
-        layer = layer.layers[-1]
+    layer = value_layer(layer)
     for candidate in (layer, getattr(layer, "activation", None)):
         for name in ("Softmax", "Sigmoid"):
             if _is_a(candidate, name):
@@ -105,10 +160,15 @@ def _is_a(obj, class_name: str) -> bool:
 
 def for_output(loss, layer):
     """The loss to use on ``layer``'s output: the probability twin of a logit
-    cross-entropy when the layer ends in softmax/sigmoid, else ``loss``."""
+    cross-entropy when the layer ends in softmax/sigmoid (either loss, either
+    activation: see the module docstring), else ``loss``."""
     activation = output_activation(layer)
-    if activation == "softmax" and type(loss) is CrossEntropy:
-        return SoftmaxOutputCrossEntropy(**loss.get_config())
-    if activation == "sigmoid" and type(loss) is BinaryCrossEntropy:
+    if activation is None:
+        return loss
+    if type(loss) is CrossEntropy:
+        twin = SoftmaxOutputCrossEntropy if activation == "softmax" else \
+            NormalizedOutputCrossEntropy
+        return twin(**loss.get_config())
+    if type(loss) is BinaryCrossEntropy:
         return SigmoidOutputBinaryCrossEntropy(**loss.get_config())
     return loss

@@ -487,8 +487,9 @@ class MultiTaskTraining:
                 config.get("metrics") or {}, dict):
             raise ValueError("expected the compile settings' loss and metrics as dicts "
                              "{task: ...}")
-        self.compile(config["optimizer"], loss=config["loss"],
-                     metrics=config.get("metrics") or None,
+        metrics = {t: metrics_mod.from_saved(ms, f"load, task {t!r}")
+                   for t, ms in (config.get("metrics") or {}).items()}
+        self.compile(config["optimizer"], loss=config["loss"], metrics=metrics or None,
                      weighting=weighting_mod.weighting_from_dict(config["weighting"]),
                      weighting_lr=config.get("weighting_lr"))
 
