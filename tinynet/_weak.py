@@ -15,9 +15,12 @@ copy and pickle their referents:
 
 - deep copy: the reference's copy names the referent's copy, taken from
   ``memo`` when the copy copies both (a model copied with its layers), or made
-  for it. A referent that nothing else in the copy holds is freed as soon as
-  the copy is done, so its reference is dead -- as a weak reference to a
-  dropped object is: a layer copied alone is held by no container.
+  for it. A referent that nothing else in the copy holds is freed once the
+  copy is done -- at once, or at the garbage collector's next run when it is
+  in a reference cycle (a trained model is, through its ``history``) -- and
+  its reference is then dead, as a weak reference to a dropped object is: a
+  layer copied alone is held by no container. Until then the copy of its
+  containers takes memory (as it did when the references were strong).
 - pickle: the referent is pickled with the reference (once: the pickle's memo
   shares it); after loading, a referent that nothing else loaded holds is
   freed, as in a deep copy. A pickle of one layer thus carries its containers

@@ -2,6 +2,7 @@
 
 import numpy as np
 
+from tests.fd import numerical_grad4  # noqa: F401 (the meta tests import it from here)
 from tinynet.layers import Dense
 from tinynet.meta import TaskBatch
 
@@ -44,26 +45,6 @@ def rel_error(analytic, numeric):
     from tests.fd import max_rel_error
     numeric = np.asarray(numeric, np.float64)
     return max_rel_error(analytic, numeric, floor=max(1e-3 * float(np.abs(numeric).max()), 1e-5))
-
-
-def numerical_grad4(f, x, eps=1e-4):
-    """d f / d x by the fourth-order central difference
-    (8 f(x+h) - 8 f(x-h) - f(x+2h) + f(x-2h)) / 12h, element by element
-    (``x`` is perturbed in place and restored). Truncation O(h^4) ~ 1e-16
-    and rounding ~1e-12 keep a 1e-6 relative check meaningful for the small
-    meta-gradients of nested inner loops, where tests.fd's second-order
-    difference has ~1e-10 absolute noise."""
-    grad = np.zeros_like(x, dtype=np.float64)
-    flat, gflat = x.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        values = []
-        for step in (eps, -eps, 2 * eps, -2 * eps):
-            flat[i] = old + step
-            values.append(f())
-        flat[i] = old
-        gflat[i] = (8 * values[0] - 8 * values[1] - values[2] + values[3]) / (12 * eps)
-    return grad
 
 
 def directional_diff4(grad_fn, theta, v, eps=1e-4):

@@ -5,15 +5,15 @@ import io
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 import tinynet as tn
 from tinynet.layers import Dense
 from tinynet.mtl import weighting as wt
 from tinynet.mtl.training import task_masks
-from tests.mtl.helpers import EPS, grad_error
-from tests.fd import numerical_grad
+from tests.mtl.helpers import grad_error
+from tests.fd import numerical_grad4
 
 
 def trunk_model(seed, softmax=False, dtype="float64", n_in=5):
@@ -38,6 +38,7 @@ class TaskGradEqual(wt.Equal):
 
 @given(seed=st.integers(0, 10_000), n=st.integers(1, 6), w0=st.floats(0.1, 3.0),
        missing=st.booleans())
+@example(seed=9021, n=1, w0=0.1, missing=False)  # second-order differences failed it
 def test_weighted_masked_objective_gradient_matches_finite_differences(seed, n, w0, missing):
     rng = np.random.default_rng(seed)
     model = trunk_model(seed)
@@ -59,7 +60,10 @@ def test_weighted_masked_objective_gradient_matches_finite_differences(seed, n, 
     model.backward_all([g * w for g, w in zip(grads, [w0, 1.0])])
     for p in model.parameters():
         analytic = p.grad.copy()
-        assert grad_error(analytic, numerical_grad(objective, p.value, EPS)) < 1e-6, p.name
+        # fourth-order differences: the second-order ones' truncation (eps^2 f'''/6)
+        # reached 2e-10 on a 1e-4 entry of the tanh trunk (seed 9021, n 1, w0 0.1:
+        # 1.7e-6 against 1e-6); the fourth-order error there is 1e-8
+        assert grad_error(analytic, numerical_grad4(objective, p.value)) < 1e-6, p.name
 
 
 @given(seed=st.integers(0, 10_000))
