@@ -19,17 +19,21 @@ _LABELS = _RNG.integers(0, 3, 40)
 _BITS = (_X[:, :1] > 0).astype(np.int64)
 
 
-@pytest.mark.parametrize("after", [
-    lambda units: [Flatten()], lambda units: [Dropout(0.3)], lambda units: [Identity()],
-    lambda units: [Reshape((units,)), Dropout(0.1), Flatten()],
-    lambda units: [tn.Sequential([Identity(), Flatten()])]], ids=[
-        "Flatten", "Dropout", "Identity", "three", "nested"])
-@pytest.mark.parametrize("head, loss, y", [
-    (lambda: [Dense(3, activation="softmax", seed=1)], "cross_entropy", _LABELS),
-    (lambda: [Dense(3, seed=1), Softmax()], "cross_entropy", _LABELS),
-    (lambda: [Dense(1, activation="sigmoid", seed=1)], "binary_cross_entropy", _BITS)],
-    ids=["softmax", "Softmax-layer", "sigmoid"])
-def test_layers_that_pass_values_through_keep_an_output_a_probability(after, head, loss, y):
+_SIGMOID_AFTER = [lambda units: [Flatten()], lambda units: [Identity()],
+                  lambda units: [Reshape((units,)), Identity(), Flatten()],
+                  lambda units: [tn.Sequential([Identity(), Flatten()])]]
+_SOFTMAX_AFTER = [lambda units: [Identity()],
+                  lambda units: [tn.Sequential([Identity()]), Identity()]]
+
+
+@pytest.mark.parametrize("head, loss, y, after", [
+    *[(lambda: [Dense(1, activation="sigmoid", seed=1)], "binary_cross_entropy", _BITS, a)
+      for a in _SIGMOID_AFTER],
+    *[(lambda: [Dense(3, activation="softmax", seed=1)], "cross_entropy", _LABELS, a)
+      for a in _SOFTMAX_AFTER],
+    *[(lambda: [Dense(3, seed=1), Softmax()], "cross_entropy", _LABELS, a)
+      for a in _SOFTMAX_AFTER]])
+def test_layers_that_keep_the_values_keep_an_output_a_probability(head, loss, y, after):
     # the last layer alone was asked: a sigmoid then Flatten was taken for
     # logits, so the loss applied a second sigmoid, accuracy thresholded at 0
     # and predict_classes called every sample class 1
@@ -48,6 +52,24 @@ def test_layers_that_pass_values_through_keep_an_output_a_probability(after, hea
     np.testing.assert_array_equal(behind.predict_classes(_X), plain.predict_classes(_X))
 
 
+@pytest.mark.parametrize("layers, loss", [
+    # a softmax's rows need not be the output's rows once reshaped: its
+    # probabilities flattened from a (3, 4) map sum to 4 a row
+    (lambda: [Dense(12, input_dim=4), Reshape((3, 4)), Softmax(axis=1), Flatten()],
+     "cross_entropy"),
+    (lambda: [Dense(3, activation="softmax", input_dim=4), Flatten()], "cross_entropy"),
+    # Dropout scales kept probabilities past 1 in training (and zeroes others):
+    # a loss of probabilities blew up there (a loss of 46 where logits gave 0.7)
+    (lambda: [Dense(1, activation="sigmoid", input_dim=4), Dropout(0.5)],
+     "binary_cross_entropy"),
+    (lambda: [Dense(3, activation="softmax", input_dim=4), Dropout(0.2)], "cross_entropy")])
+def test_reshaped_softmax_and_dropout_outputs_stay_logits_as_before(layers, loss):
+    model = tn.Sequential(layers())
+    model.compile("sgd", loss=loss)
+    assert type(model.loss) in (tn.losses.CrossEntropy, tn.losses.BinaryCrossEntropy)
+    assert output_losses.output_activation(model) is None
+
+
 def test_a_sigmoid_map_then_cropping_and_flatten_is_a_probability_per_pixel():
     model = tn.Sequential([Reshape((4, 4, 1), input_dim=16),
                            Conv2D(1, 1, activation="sigmoid", seed=0),
@@ -64,13 +86,19 @@ def test_a_sigmoid_map_then_cropping_and_flatten_is_a_probability_per_pixel():
 def test_a_functional_output_behind_pass_through_layers_is_a_probability():
     inp = tn.mtl.Input((4,), dtype="float64")
     h = Dense(3, activation="softmax", seed=1)(inp)
-    model = tn.mtl.Model(inp, {"a": Dropout(0.2)(Flatten()(h)), "b": Dense(2, seed=2)(inp)})
-    model.compile("sgd", loss="cross_entropy", metrics=["accuracy"])
+    s = Dense(4, activation="sigmoid", seed=3)(inp)
+    model = tn.mtl.Model(inp, {"a": Identity()(h), "b": Dense(2, seed=2)(inp),
+                               "c": Flatten()(Reshape((2, 2))(s)), "d": Flatten()(h)})
+    model.compile("sgd", loss={"a": "cross_entropy", "b": "cross_entropy",
+                               "c": "binary_cross_entropy", "d": "cross_entropy"})
     assert type(model.loss["a"]) is output_losses.SoftmaxOutputCrossEntropy
     assert type(model.loss["b"]) is tn.losses.CrossEntropy
+    assert type(model.loss["c"]) is output_losses.SigmoidOutputBinaryCrossEntropy
+    assert type(model.loss["d"]) is tn.losses.CrossEntropy   # a softmax reshaped: logits
     p = model.predict(_X)["a"]
     expected = -np.mean(np.log(p[np.arange(40), _LABELS]))
-    logs = model.evaluate(_X, {"a": _LABELS, "b": _LABELS % 2})
+    logs = model.evaluate(_X, {"a": _LABELS, "b": _LABELS % 2, "c": _BITS.repeat(4, axis=1),
+                               "d": _LABELS})
     assert logs["a/loss"] == pytest.approx(expected, rel=1e-9)
 
 
@@ -128,8 +156,17 @@ def test_multi_label_targets_are_refused_by_the_class_metrics_before_training():
             model.fit(x, y, epochs=1, verbose=0)
         for a, b in zip(before, model.get_weights()):
             np.testing.assert_array_equal(a, b)
-    # one-hot rows and probability rows are class targets as before
+    # one-hot rows, probability rows, rows of zeros (a sample padded out, its
+    # weight 0) and NaN rows are class targets as before
+    onehot = np.eye(3)[_LABELS]
+    onehot[:4] = 0
+    model = tn.Sequential([Dense(3, input_dim=4, seed=0)])
+    model.compile("sgd", loss="cross_entropy", metrics=["accuracy"])
+    weights = np.ones(40)
+    weights[:4] = 0
+    model.fit(_X, onehot, sample_weight=weights, epochs=1, verbose=0)
     acc = tn.metrics.Accuracy()
+    assert acc(np.eye(3), np.array([[np.nan, 0, 0], [0, 1, 0], [0, 0, 1]])) == 1.0
     assert acc(np.eye(3), np.eye(3)) == 1.0
     soft = np.array([[0.1, 0.7, 0.2], [0.6, 0.3, 0.1], [0.2, 0.2, 0.6]])   # classes 1, 0, 2
     assert acc(np.eye(3), soft) == pytest.approx(1 / 3)

@@ -136,20 +136,25 @@ def _class_targets(target, pred: np.ndarray, who: str) -> np.ndarray:
 
 def _check_class_rows(target: np.ndarray, who: str) -> None:
     """``target`` rows must be class probabilities (one-hot rows among them):
-    no negative entry, each summing to 1 (within 1e-3). Rows of several 0/1
-    labels (multi-label targets, as a binary cross-entropy on several outputs
-    takes) have no one class to take the arg-max of: scikit-learn scores them
-    by subset accuracy, Keras by the mean over labels (``binary_accuracy``);
-    argmaxed, a perfect predictor scored 0.76. Refused, naming the row."""
+    no negative entry, none summing to more than 1 (within 1e-3; a row of
+    zeros, a sample padded out with a weight of 0, stays allowed). Rows of
+    several 0/1 labels (multi-label targets, as a binary cross-entropy on
+    several outputs takes) have no one class to take the arg-max of:
+    scikit-learn scores them by subset accuracy, Keras by the mean over labels
+    (``binary_accuracy``); argmaxed, a perfect predictor scored 0.76. Refused,
+    naming the first such row. Two reductions when the rows are fine."""
+    if target.sum(axis=1).max() <= 1 + 1e-3 and target.min() >= 0:
+        return
     sums = target.sum(axis=1, dtype=np.float64)
-    bad = np.flatnonzero((np.abs(sums - 1) > 1e-3) | (target.min(axis=1) < 0))
-    if bad.size:
-        i = int(bad[0])
-        raise ValueError(f"{who} expected class labels, or rows of class probabilities "
-                         f"(one-hot) summing to 1, received row {i} {target[i].tolist()} "
-                         f"summing to {sums[i]:g}: multi-label targets (several labels per "
-                         f"sample) have no one class; score each label as a task of its own "
-                         f"(tinynet.mtl), or pass a metric function of your own")
+    bad = np.flatnonzero((sums > 1 + 1e-3) | (target.min(axis=1) < 0))
+    if not bad.size:  # (NaN rows: neither; the arg-max takes them as before)
+        return
+    i = int(bad[0])
+    raise ValueError(f"{who} expected class labels, or rows of class probabilities "
+                     f"(one-hot) summing to 1, received row {i} {target[i].tolist()} "
+                     f"summing to {sums[i]:g}: multi-label targets (several labels per "
+                     f"sample) have no one class; score each label as a task of its own "
+                     f"(tinynet.mtl), or pass a metric function of your own")
 
 
 def _is_binary_output(pred: np.ndarray) -> bool:
@@ -1182,7 +1187,8 @@ _THRESHOLDED = (Accuracy, Precision, Recall, F1Score)
 
 
 def for_output(metric: Metric, layer) -> Metric:
-    """The metric to report on ``layer``'s output: an :class:`Accuracy`,
+    """The metric to report on ``layer``'s output (a layer, a Sequential or a
+    functional model's output tensor): an :class:`Accuracy`,
     :class:`Precision`, :class:`Recall` or :class:`F1Score` without a threshold
     gets ``threshold=0.5`` when ``layer`` ends in a sigmoid (its output is a
     probability, see :func:`tinynet.output_losses.output_activation`); an
@@ -1228,8 +1234,8 @@ def from_saved(specs, who: str) -> list:
     known = {cls.__name__.lower() for cls in METRICS.values()}
     kept, dropped = [], []
     for spec in specs:
-        if isinstance(spec, dict) and ("function" in spec or
-                                       str(spec.get("class", "")).lower() not in known):
+        if isinstance(spec, dict) and ("function" in spec or (
+                isinstance(spec.get("class"), str) and spec["class"].lower() not in known)):
             dropped.append(str(spec.get("function", spec.get("class"))))
         else:
             kept.append(spec)

@@ -40,7 +40,7 @@ from .losses import BinaryCrossEntropy, CrossEntropy
 
 __all__ = ["SoftmaxOutputCrossEntropy", "SigmoidOutputBinaryCrossEntropy",
            "NormalizedOutputCrossEntropy", "for_output",
-           "output_activation", "value_layer", "PASS_THROUGH"]
+           "output_activation", "IDENTITY", "RESHAPING"]
 
 
 def _floor(p: np.ndarray) -> np.ndarray:
@@ -112,25 +112,41 @@ class NormalizedOutputCrossEntropy(SoftmaxOutputCrossEntropy):
         return super()._backward(probs_pred, target) + target.sum(axis=1, keepdims=True) / total
 
 
-#: Layers whose output holds their input's values unchanged (rearranged,
-#: cropped, or -- Dropout -- kept or zeroed and scaled in training only): the
-#: output of ``Dense(1, activation="sigmoid")`` then ``Flatten()`` is still
-#: probabilities.
-PASS_THROUGH = ("Flatten", "Reshape", "Identity", "Dropout", "Cropping2D")
+#: Layers whose output is their input, values and shape: an output is a
+#: softmax's or a sigmoid's probabilities behind them.
+IDENTITY = ("Identity",)
+#: Layers whose output holds their input's values rearranged or cropped: an
+#: output is still a sigmoid's probabilities behind them (``Conv2D(1, 1,
+#: activation="sigmoid")`` then ``Flatten()``: one per pixel), not a softmax's
+#: (its rows need not be the output's rows: ``Softmax(axis=1)`` of a (3, 4) map,
+#: flattened, gives rows summing to 4). ``Dropout`` is neither: in training it
+#: scales kept probabilities past 1 and zeroes others, which a loss of
+#: probabilities cannot take.
+RESHAPING = ("Flatten", "Reshape", "Cropping2D")
 
 
-def value_layer(layer):
-    """The layer whose values ``layer``'s output holds: ``layer`` itself, or
-    for a :class:`~tinynet.Sequential` the last of its layers (looking inside
-    nested ones) that is not a :data:`PASS_THROUGH` layer; None if there is
-    none (a pass-through layer, or a Sequential of them only)."""
-    if _is_a(layer, "Sequential"):
-        for inner in reversed(layer.layers):
-            found = value_layer(inner)
-            if found is not None:
-                return found
-        return None
-    return None if any(_is_a(layer, name) for name in PASS_THROUGH) else layer
+def _layers_back(obj):
+    """The layers computing ``obj``'s output, last first: a layer, a
+    :class:`~tinynet.Sequential` (its layers, nested ones flattened), or a
+    functional model's output tensor (a ``tinynet.mtl`` SymbolicTensor: its
+    node's layer, then the nodes before it along one input, looking through
+    nested functional models). Lazy: a scan stops at the first layer it needs."""
+    if hasattr(obj, "node"):  # a SymbolicTensor (duck-typed: mtl imports this module)
+        t = obj
+        while t.node.layer is not None:
+            layer = t.node.layer
+            if _is_a(layer, "Model"):
+                t = layer.outputs[t.index]
+                continue
+            yield from _layers_back(layer)
+            if t.node.multi_input:
+                return
+            t = t.node.inputs[0]
+    elif _is_a(obj, "Sequential"):
+        for inner in reversed(obj.layers):
+            yield from _layers_back(inner)
+    elif obj is not None:
+        yield obj
 
 
 def output_activation(layer) -> str | None:
@@ -138,17 +154,26 @@ def output_activation(layer) -> str | None:
 
     ``layer`` ends in one if it is a ``Softmax``/``Sigmoid`` layer, has one as
     its ``activation`` (``Dense(10, activation="softmax")``), or is a
-    :class:`~tinynet.Sequential` whose last layer ends in one -- not counting
-    the :data:`PASS_THROUGH` layers after it (``Conv2D(1, 1,
-    activation="sigmoid")`` then ``Flatten()`` outputs probabilities; taking
-    them for logits applied a second sigmoid in the loss, thresholded the
-    accuracy at 0 and called every sample class 1).
+    :class:`~tinynet.Sequential` (or a functional model's output tensor) whose
+    last layer ends in one -- not counting the :data:`IDENTITY` layers after
+    it, nor, for a sigmoid, the :data:`RESHAPING` ones (a sigmoid then
+    ``Flatten()`` was taken for logits: the loss applied a second sigmoid, the
+    accuracy thresholded at 0 and ``predict_classes`` called every sample
+    class 1).
     """
-    layer = value_layer(layer)
-    for candidate in (layer, getattr(layer, "activation", None)):
-        for name in ("Softmax", "Sigmoid"):
-            if _is_a(candidate, name):
-                return name.lower()
+    reshaped = False
+    for inner in _layers_back(layer):
+        if any(_is_a(inner, name) for name in IDENTITY):
+            continue
+        if any(_is_a(inner, name) for name in RESHAPING):
+            reshaped = True
+            continue
+        for candidate in (inner, getattr(inner, "activation", None)):
+            if _is_a(candidate, "Sigmoid"):
+                return "sigmoid"
+            if _is_a(candidate, "Softmax"):
+                return None if reshaped else "softmax"
+        return None
     return None
 
 
@@ -159,7 +184,8 @@ def _is_a(obj, class_name: str) -> bool:
 
 
 def for_output(loss, layer):
-    """The loss to use on ``layer``'s output: the probability twin of a logit
+    """The loss to use on ``layer``'s output (a layer, a Sequential or a
+    functional model's output tensor): the probability twin of a logit
     cross-entropy when the layer ends in softmax/sigmoid (either loss, either
     activation: see the module docstring), else ``loss``."""
     activation = output_activation(layer)

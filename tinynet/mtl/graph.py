@@ -65,7 +65,6 @@ from ..checks import as_float_array, did_you_mean
 from ..layers.base import (Layer, adopt, layer_from_dict, layer_to_dict, settings_tree,
                            shape_str, stale_cache_error, swap_settings, unique_name,
                            walk_layers)
-from ..output_losses import value_layer
 from .training import MultiTaskTraining
 
 __all__ = ["Input", "SymbolicTensor", "Model"]
@@ -217,22 +216,6 @@ def _connect_model(model: "Model", inputs):
     node.outputs = [SymbolicTensor(out.shape, node, i, model.dtype)
                     for i, out in enumerate(model.outputs)]
     return node.outputs if node.multi_output else node.outputs[0]
-
-
-def output_layer(t: SymbolicTensor):
-    """The layer that computes the values of ``t``, looking through nested
-    models and pass-through layers (``Flatten``, ``Dropout``...:
-    :func:`tinynet.output_losses.value_layer`) applied to one tensor (None for
-    an :func:`Input`): what ``compile`` asks whether an output ends in softmax
-    or sigmoid."""
-    while True:
-        layer = t.node.layer
-        if isinstance(layer, Model):
-            t = layer.outputs[t.index]
-        elif layer is not None and not t.node.multi_input and value_layer(layer) is None:
-            t = t.node.inputs[0]
-        else:
-            return layer
 
 
 def _check_inputs(inputs, duplicate_names_ok=False) -> None:

@@ -414,8 +414,8 @@ class MultiTaskTraining:
         """Set ``loss`` and ``metrics`` from the compiled ones, per task, for
         what its output layer gives: probabilities after a softmax/sigmoid,
         else logits (as :meth:`tinynet.Sequential._fit_to_output`)."""
-        from .graph import output_layer  # (graph imports this module)
-        layers = {t: output_layer(out) for t, out in zip(self.output_names, self.outputs)}
+        # each output tensor: output_activation walks back its graph
+        layers = dict(zip(self.output_names, self.outputs))
         self.loss = {t: for_output(loss, layers[t]) for t, loss in losses.items()}
         self.metrics = {t: [metrics_mod.for_output(m, layers[t]) for m in ms]
                         for t, ms in metrics.items()}
