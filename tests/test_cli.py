@@ -615,6 +615,25 @@ def test_info_does_not_promise_a_download_when_offline(monkeypatch, tmp_path, ca
     assert "not found (TINYNET_OFFLINE is set: no download)" in out
 
 
+@pytest.mark.parametrize("variable, value, argv", [
+    ("TINYNET_BACKEND", "gpu", ["--help"]),
+    ("TINYNET_GEMM", "x", ["predict", "d.npz", "ok.npy"]),
+    ("TINYNET_SHORT_SPIN", "bad", ["info"]),
+    ("TINYNET_SHORT_SPIN", "bad", ["--help"]),  # read by 'import tinynet' itself
+    ("TINYNET_ADAPTIVE_THREADS", "bad", ["--help"]),
+])
+def test_a_bad_switch_read_as_the_kernels_load_is_a_one_line_error(variable, value, argv):
+    # was a traceback: the parser (which imports the kernels) was built outside the
+    # one-line error path, and tinynet.spinwait raised during 'import tinynet'
+    env = dict(os.environ, **{variable: value})  # the other switches as the suite runs
+    result = subprocess.run([sys.executable, "-m", "tinynet", *argv], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"tinynet: error: {variable}: ")
+    assert repr(value) in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
+
+
 def test_unexpected_errors_keep_their_traceback(monkeypatch):
     def boom(args, parser):
         raise RuntimeError("a bug")

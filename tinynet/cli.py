@@ -634,11 +634,13 @@ def main(argv=None) -> int:
 
     Returns the exit status instead of exiting, so it can run in-process.
     """
-    parser = build_parser()
     args = None
     debug = False
     try:
         debug = flag_from_env("TINYNET_DEBUG", False)
+        # in here: the parser imports the kernels, which read TINYNET_BACKEND, _GEMM,
+        # _ADAPTIVE_THREADS and _SHORT_SPIN as they load; a bad value is one line
+        parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()
