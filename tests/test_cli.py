@@ -422,6 +422,67 @@ def test_a_multi_task_model_file_is_refused_with_a_clear_error(tmp_path, capsys)
     assert "expect a single-output classifier" in capsys.readouterr().err
 
 
+def _not_a_classifier(kind, path):
+    """A model file that evaluate and predict must refuse, of 64 inputs (the digits')."""
+    L = tn.layers
+    if kind == "MAML":  # a sine regressor, as the meta demo trains one (given 64 inputs)
+        tn.meta.MAML(tn.Sequential([L.Dense(8, activation="tanh", input_dim=64, seed=0),
+                                    L.Dense(1, seed=1)])).save(path)
+    elif kind == "ProtoNet":  # an embedding of 10 values: it looked like 10 classes
+        tn.meta.ProtoNet(tn.Sequential([L.Dense(10, input_dim=64, seed=0)])).save(path)
+    elif kind == "MSE":  # a regressor of 3 values: argmax labels, then an error deep inside
+        model = tn.Sequential([L.Dense(8, input_dim=64, seed=0), L.Dense(3, seed=1)])
+        model.compile("adam", loss="mse")
+        model.save(path)
+    else:  # an output per pixel: (8, 8, 2) per sample
+        tn.Sequential([L.Conv2D(2, 3, padding="same", input_shape=(8, 8, 1), seed=0)]).save(path)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("MAML", "holds a meta-learner (MAML), whose model adapts to each task"),
+    ("ProtoNet", "holds a meta-learner (ProtoNet), whose model adapts to each task"),
+    ("MSE", "holds a model compiled with the loss MSE, not a classifier"),
+    ("pixels", "holds a model whose output per sample has shape (8, 8, 2)"),
+])
+def test_a_model_that_is_no_single_output_classifier_is_refused(kind, message, tmp_path,
+                                                                capsys):
+    # predict printed labels (and --proba sigmoid "probabilities") of a MAML regressor,
+    # evaluate scored a ProtoNet embedding as a 10-class classifier
+    path = str(tmp_path / f"{kind}.npz")
+    _not_a_classifier(kind, path)
+    np.save(tmp_path / "x.npy", digits_test_set()[0][:5])
+    for argv in (["predict", path, str(tmp_path / "x.npy")],
+                 ["predict", path, str(tmp_path / "x.npy"), "--proba"],
+                 ["evaluate", path, "digits"]):
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and message in err
+        assert "evaluate and predict expect a single-output classifier (a tinynet." \
+               "Sequential compiled with cross_entropy or binary_cross_entropy" in err
+
+
+@pytest.mark.parametrize("last, loss", [(None, None), ("softmax", None),
+                                        ("softmax", "mse"), ("sigmoid", "mse")])
+def test_classifiers_saved_from_python_are_taken(last, loss, tmp_path, capsys):
+    # uncompiled logits, or probabilities (a softmax, or one sigmoid unit, trained on
+    # whatever loss): predicted and evaluated; the loss only of a cross-entropy
+    units = 1 if last == "sigmoid" else 10
+    model = tn.Sequential([tn.layers.Dense(units, activation=last, input_dim=64, seed=0)])
+    if loss:
+        model.compile("adam", loss=loss)
+    path = str(model.save(tmp_path / "m.npz"))
+    x_test, y_test = digits_test_set()
+    np.save(tmp_path / "x.npy", x_test[:5])
+    assert main(["predict", path, str(tmp_path / "x.npy")]) == 0
+    expected = ", ".join(map(str, model.predict_classes(x_test[:5] / np.float32(16))))
+    assert f"5 predictions (input scaled by 1/16): {expected}" in capsys.readouterr().out
+    assert main(["evaluate", path, "digits"]) == 0
+    out = capsys.readouterr().out
+    accuracy = (model.predict_classes(x_test / np.float32(16)) == y_test).mean()
+    row = next(line for line in out.splitlines() if line.startswith("all"))
+    assert row.split() == ["all", "360", f"{accuracy:.4f}"] and "loss" not in out
+
+
 def test_out_must_not_be_a_directory(tmp_path, capsys):
     assert main(["train", "digits", "--out", str(tmp_path)]) == 1
     assert "is a directory" in capsys.readouterr().err

@@ -414,16 +414,52 @@ def _model_metadata(model, path) -> tuple:
     return scale, classes
 
 
+#: What evaluate and predict take, for their refusals.
+_CLASSIFIER = ("evaluate and predict expect a single-output classifier (a tinynet.Sequential "
+               "compiled with cross_entropy or binary_cross_entropy, or ending in a softmax "
+               "or sigmoid, or an uncompiled one giving logits)")
+
+
+def _is_classification_loss(loss) -> bool:
+    """A cross-entropy (or its twin on probabilities: tinynet.output_losses),
+    the losses whose targets are labels."""
+    from .losses import BinaryCrossEntropy, CrossEntropy
+    return isinstance(loss, (CrossEntropy, BinaryCrossEntropy))
+
+
 def _load_model(path):
+    """The single-output classifier in ``path``, or a CommandError saying what
+    the file holds instead: a multi-task model, a meta-learner (its model
+    adapts to each task, whose labels are its own; :mod:`tinynet.meta.saving`
+    marks its file), a model compiled with a loss that does not take labels
+    (a regressor, unless it ends in a softmax or sigmoid), or one whose samples
+    give more than a vector of outputs. An uncompiled model without a softmax
+    or sigmoid is taken as giving logits: nothing in the file says otherwise."""
     from . import io as model_io
+    from .meta.saving import KEY as META_KEY
+    from .output_losses import output_activation
     if not os.path.exists(path):
         raise CommandError(f"model file {path!r} does not exist")
     model = model_io.load(path)
     if not hasattr(model, "predict_classes"):  # a tinynet.mtl model: one output per task
         raise CommandError(f"{path!r} holds a {type(model).__name__} (a multi-task model); "
-                           f"evaluate and predict expect a single-output classifier "
-                           f"(tinynet.Sequential): use tinynet.load({path!r}).predict(x) "
-                           f"in Python")
+                           f"{_CLASSIFIER}: use tinynet.load({path!r}).predict(x) in Python")
+    meta = (getattr(model, "metadata", None) or {}).get(META_KEY)
+    if meta is not None:
+        learner = meta.get("class") if isinstance(meta, dict) else None
+        raise CommandError(f"{path!r} holds a meta-learner ({learner or 'unknown class'}), "
+                           f"whose model adapts to each task; {_CLASSIFIER}: use "
+                           f"tinynet.meta.load({path!r}) in Python")
+    loss = getattr(model, "loss", None)
+    if loss is not None and not _is_classification_loss(loss) \
+            and output_activation(model) is None:
+        raise CommandError(f"{path!r} holds a model compiled with the loss "
+                           f"{type(loss).__name__}, not a classifier; {_CLASSIFIER}")
+    outputs = tuple(getattr(model, "output_shape", None) or ())
+    if len(outputs) > 1:
+        raise CommandError(f"{path!r} holds a model whose output per sample has shape "
+                           f"{outputs}; {_CLASSIFIER}, with one vector of class scores per "
+                           f"sample")
     return model
 
 
@@ -457,8 +493,8 @@ def _cmd_evaluate(args, parser) -> int:
         if mask.any():
             rows.append([name if name == str(label) else f"{label} {name}", int(mask.sum()),
                          float((predicted[mask] == label).mean())])
-    notes = []
-    if getattr(model, "loss", None) is not None:
+    notes = []  # the loss of a softmax model compiled with mse, say, takes no labels
+    if _is_classification_loss(getattr(model, "loss", None)):
         logs = model.evaluate(x, y, batch_size=args.batch_size)
         notes.append(f"loss {logs['loss']:.4f}")
     print(format_table({"title": f"{args.model} on {args.dataset} ({args.split}, "
