@@ -587,6 +587,28 @@ def test_train_and_evaluate_an_idx_set_from_data_dir(tmp_path, capsys):
     assert "expects 16 input values per sample" in capsys.readouterr().err
 
 
+def test_train_refuses_test_images_of_another_shape_before_training(tmp_path, capsys):
+    # 5x5 test images beside 6x6 training ones: "20 test samples of 36 features", every
+    # epoch trained, then a failure in the test report and no model
+    rng = np.random.default_rng(0)
+    (tmp_path / "testshape").mkdir()
+    for split, n, side in (("train", 100, 6), ("t10k", 20, 5)):
+        write_idx(tmp_path / "testshape" / f"{split}-images-idx3-ubyte",
+                  rng.integers(0, 256, (n, side, side), dtype=np.uint8))
+        write_idx(tmp_path / "testshape" / f"{split}-labels-idx1-ubyte",
+                  np.arange(n, dtype=np.uint8) % 2)
+    out_path = tmp_path / "ts.npz"
+    assert main(["train", "testshape", "--data-dir", str(tmp_path), "--epochs", "3",
+                 "--hidden", "8", "--out", str(out_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and not out_path.exists()
+    test_file, train_file = (tmp_path / "testshape" / f"{stem}-images-idx3-ubyte"
+                             for stem in ("t10k", "train"))
+    assert err == (f"tinynet train: error: testshape: test images {test_file} of shape "
+                   f"(20, 5, 5) do not match training images {train_file} of shape "
+                   f"(100, 6, 6) (expected samples of one shape, (n, 6, 6) in both)\n")
+
+
 @pytest.mark.parametrize("dtype, step, brightest, scale", [(np.int16, 2000, 4095, 4095.0),
                                                           (np.int8, 64, 127, 127.0)])
 def test_predict_takes_a_test_pixel_brighter_than_any_training_pixel_of_its_depth(
