@@ -609,6 +609,64 @@ def test_train_refuses_test_images_of_another_shape_before_training(tmp_path, ca
                    f"(100, 6, 6) (expected samples of one shape, (n, 6, 6) in both)\n")
 
 
+def write_wide_idx_set(directory, brightest_test=None, brightest_train=None):
+    """int16 pixels of 18..199 (an 8-bit depth: scale 255); a pixel of each split can be
+    brighter."""
+    rng = np.random.default_rng(0)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", 60), ("t10k", 20)):
+        labels = np.arange(n, dtype=np.uint8) % 2
+        images = (labels[:, None, None] * 100 + rng.integers(18, 100, (n, 3, 3)))
+        images[0, 0, 0] = 18
+        brightest = brightest_test if split == "t10k" else brightest_train
+        if brightest is not None:
+            images[1, 2, 2] = brightest
+        write_idx(directory / f"{split}-images-idx3-ubyte", images.astype(np.int16))
+        write_idx(directory / f"{split}-labels-idx1-ubyte", labels)
+    return directory / "t10k-images-idx3-ubyte"
+
+
+def test_train_refuses_test_pixels_beyond_the_training_scale_before_training(tmp_path,
+                                                                            capsys):
+    # test pixels up to 3991 beside training pixels of an 8-bit depth: train trained,
+    # then reported a test accuracy on inputs scaled up to 15.7
+    test_file = write_wide_idx_set(tmp_path / "wide", brightest_test=3991)
+    out_path = tmp_path / "m.npz"
+    assert main(["train", "wide", "--data-dir", str(tmp_path), "--epochs", "1", "--hidden",
+                 "4", "--out", str(out_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and not out_path.exists()
+    assert err.startswith(f"tinynet train: error: dataset 'wide': its test images "
+                          f"({test_file}) hold values in [18, 3991], outside [0, 255]; its "
+                          f"training images' pixels are divided by 255"), err
+
+
+@pytest.mark.parametrize("brightest_train", [None, 3991])  # 3991: this dataset's scale 4095
+def test_evaluate_refuses_pixels_beyond_the_trained_range_as_predict_does(
+        brightest_train, tmp_path, capsys):
+    test_file = write_wide_idx_set(tmp_path / "wide")
+    model_path = tmp_path / "m.npz"
+    assert main(["train", "wide", "--data-dir", str(tmp_path), "--epochs", "1", "--hidden",
+                 "4", "--verbose", "0", "--out", str(model_path)]) == 0
+    write_wide_idx_set(tmp_path / "brighter", 3991, brightest_train)
+    np.save(tmp_path / "x.npy", tn.data.read_idx(tmp_path / "brighter" / test_file.name))
+    capsys.readouterr()
+    assert main(["predict", str(model_path), str(tmp_path / "x.npy")]) == 1
+    assert "holds values in [18, 3991], outside [0, 255]" in capsys.readouterr().err
+    # evaluate scored them (an accuracy on inputs up to 15.7) where predict refused
+    assert main(["evaluate", str(model_path), "brighter", "--data-dir", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        f"tinynet evaluate: error: dataset 'brighter': its test images "
+        f"({tmp_path / 'brighter' / test_file.name}) hold values in [18, 3991], outside "
+        f"[0, 255]; the model was trained on pixels in [0, 255] divided by 255 (to [0, 1]): "
+        f"score it on images of that range\n")
+    # its training images: in range, or beyond it too
+    assert main(["evaluate", str(model_path), "brighter", "--data-dir", str(tmp_path),
+                 "--split", "train"]) == (0 if brightest_train is None else 1)
+    assert ("training images" in capsys.readouterr().err) == (brightest_train is not None)
+
+
 @pytest.mark.parametrize("dtype, step, brightest, scale", [(np.int16, 2000, 4095, 4095.0),
                                                           (np.int8, 64, 127, 127.0)])
 def test_predict_takes_a_test_pixel_brighter_than_any_training_pixel_of_its_depth(
