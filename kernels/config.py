@@ -571,4 +571,5 @@ def pools_wait_briefly() -> bool:
 
 
 _probe_kernel = njit(parallel=True)(_probe).parallel if NUMBA_ENABLED else _probe
+_short_spin_enabled()  # a bad value stops the import, as the other switches' (spinwait defers it)
 _pool_state["brief"] = (start_pool() and _short_spin_enabled() and _blas_waits_briefly())

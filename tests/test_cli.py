@@ -422,6 +422,67 @@ def test_a_multi_task_model_file_is_refused_with_a_clear_error(tmp_path, capsys)
     assert "expect a single-output classifier" in capsys.readouterr().err
 
 
+def _not_a_classifier(kind, path):
+    """A model file that evaluate and predict must refuse, of 64 inputs (the digits')."""
+    L = tn.layers
+    if kind == "MAML":  # a sine regressor, as the meta demo trains one (given 64 inputs)
+        tn.meta.MAML(tn.Sequential([L.Dense(8, activation="tanh", input_dim=64, seed=0),
+                                    L.Dense(1, seed=1)])).save(path)
+    elif kind == "ProtoNet":  # an embedding of 10 values: it looked like 10 classes
+        tn.meta.ProtoNet(tn.Sequential([L.Dense(10, input_dim=64, seed=0)])).save(path)
+    elif kind == "MSE":  # a regressor of 3 values: argmax labels, then an error deep inside
+        model = tn.Sequential([L.Dense(8, input_dim=64, seed=0), L.Dense(3, seed=1)])
+        model.compile("adam", loss="mse")
+        model.save(path)
+    else:  # an output per pixel: (8, 8, 2) per sample
+        tn.Sequential([L.Conv2D(2, 3, padding="same", input_shape=(8, 8, 1), seed=0)]).save(path)
+
+
+@pytest.mark.parametrize("kind, message", [
+    ("MAML", "holds a meta-learner (MAML), whose model adapts to each task"),
+    ("ProtoNet", "holds a meta-learner (ProtoNet), whose model adapts to each task"),
+    ("MSE", "holds a model compiled with the loss MSE, not a classifier"),
+    ("pixels", "holds a model whose output per sample has shape (8, 8, 2)"),
+])
+def test_a_model_that_is_no_single_output_classifier_is_refused(kind, message, tmp_path,
+                                                                capsys):
+    # predict printed labels (and --proba sigmoid "probabilities") of a MAML regressor,
+    # evaluate scored a ProtoNet embedding as a 10-class classifier
+    path = str(tmp_path / f"{kind}.npz")
+    _not_a_classifier(kind, path)
+    np.save(tmp_path / "x.npy", digits_test_set()[0][:5])
+    for argv in (["predict", path, str(tmp_path / "x.npy")],
+                 ["predict", path, str(tmp_path / "x.npy"), "--proba"],
+                 ["evaluate", path, "digits"]):
+        assert main(argv) == 1
+        out, err = capsys.readouterr()
+        assert out == "" and message in err
+        assert "evaluate and predict expect a single-output classifier (a tinynet." \
+               "Sequential compiled with cross_entropy or binary_cross_entropy" in err
+
+
+@pytest.mark.parametrize("last, loss", [(None, None), ("softmax", None),
+                                        ("softmax", "mse"), ("sigmoid", "mse")])
+def test_classifiers_saved_from_python_are_taken(last, loss, tmp_path, capsys):
+    # uncompiled logits, or probabilities (a softmax, or one sigmoid unit, trained on
+    # whatever loss): predicted and evaluated; the loss only of a cross-entropy
+    units = 1 if last == "sigmoid" else 10
+    model = tn.Sequential([tn.layers.Dense(units, activation=last, input_dim=64, seed=0)])
+    if loss:
+        model.compile("adam", loss=loss)
+    path = str(model.save(tmp_path / "m.npz"))
+    x_test, y_test = digits_test_set()
+    np.save(tmp_path / "x.npy", x_test[:5])
+    assert main(["predict", path, str(tmp_path / "x.npy")]) == 0
+    expected = ", ".join(map(str, model.predict_classes(x_test[:5] / np.float32(16))))
+    assert f"5 predictions (input scaled by 1/16): {expected}" in capsys.readouterr().out
+    assert main(["evaluate", path, "digits"]) == 0
+    out = capsys.readouterr().out
+    accuracy = (model.predict_classes(x_test / np.float32(16)) == y_test).mean()
+    row = next(line for line in out.splitlines() if line.startswith("all"))
+    assert row.split() == ["all", "360", f"{accuracy:.4f}"] and "loss" not in out
+
+
 def test_out_must_not_be_a_directory(tmp_path, capsys):
     assert main(["train", "digits", "--out", str(tmp_path)]) == 1
     assert "is a directory" in capsys.readouterr().err
@@ -526,6 +587,86 @@ def test_train_and_evaluate_an_idx_set_from_data_dir(tmp_path, capsys):
     assert "expects 16 input values per sample" in capsys.readouterr().err
 
 
+def test_train_refuses_test_images_of_another_shape_before_training(tmp_path, capsys):
+    # 5x5 test images beside 6x6 training ones: "20 test samples of 36 features", every
+    # epoch trained, then a failure in the test report and no model
+    rng = np.random.default_rng(0)
+    (tmp_path / "testshape").mkdir()
+    for split, n, side in (("train", 100, 6), ("t10k", 20, 5)):
+        write_idx(tmp_path / "testshape" / f"{split}-images-idx3-ubyte",
+                  rng.integers(0, 256, (n, side, side), dtype=np.uint8))
+        write_idx(tmp_path / "testshape" / f"{split}-labels-idx1-ubyte",
+                  np.arange(n, dtype=np.uint8) % 2)
+    out_path = tmp_path / "ts.npz"
+    assert main(["train", "testshape", "--data-dir", str(tmp_path), "--epochs", "3",
+                 "--hidden", "8", "--out", str(out_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and not out_path.exists()
+    test_file, train_file = (tmp_path / "testshape" / f"{stem}-images-idx3-ubyte"
+                             for stem in ("t10k", "train"))
+    assert err == (f"tinynet train: error: testshape: test images {test_file} of shape "
+                   f"(20, 5, 5) do not match training images {train_file} of shape "
+                   f"(100, 6, 6) (expected samples of one shape, (n, 6, 6) in both)\n")
+
+
+def write_wide_idx_set(directory, brightest_test=None, brightest_train=None):
+    """int16 pixels of 18..199 (an 8-bit depth: scale 255); a pixel of each split can be
+    brighter."""
+    rng = np.random.default_rng(0)
+    directory.mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", 60), ("t10k", 20)):
+        labels = np.arange(n, dtype=np.uint8) % 2
+        images = (labels[:, None, None] * 100 + rng.integers(18, 100, (n, 3, 3)))
+        images[0, 0, 0] = 18
+        brightest = brightest_test if split == "t10k" else brightest_train
+        if brightest is not None:
+            images[1, 2, 2] = brightest
+        write_idx(directory / f"{split}-images-idx3-ubyte", images.astype(np.int16))
+        write_idx(directory / f"{split}-labels-idx1-ubyte", labels)
+    return directory / "t10k-images-idx3-ubyte"
+
+
+def test_train_refuses_test_pixels_beyond_the_training_scale_before_training(tmp_path,
+                                                                            capsys):
+    # test pixels up to 3991 beside training pixels of an 8-bit depth: train trained,
+    # then reported a test accuracy on inputs scaled up to 15.7
+    test_file = write_wide_idx_set(tmp_path / "wide", brightest_test=3991)
+    out_path = tmp_path / "m.npz"
+    assert main(["train", "wide", "--data-dir", str(tmp_path), "--epochs", "1", "--hidden",
+                 "4", "--out", str(out_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and not out_path.exists()
+    assert err.startswith(f"tinynet train: error: dataset 'wide': its test images "
+                          f"({test_file}) hold values in [18, 3991], outside [0, 255]; its "
+                          f"training images' pixels are divided by 255"), err
+
+
+@pytest.mark.parametrize("brightest_train", [None, 3991])  # 3991: this dataset's scale 4095
+def test_evaluate_refuses_pixels_beyond_the_trained_range_as_predict_does(
+        brightest_train, tmp_path, capsys):
+    test_file = write_wide_idx_set(tmp_path / "wide")
+    model_path = tmp_path / "m.npz"
+    assert main(["train", "wide", "--data-dir", str(tmp_path), "--epochs", "1", "--hidden",
+                 "4", "--verbose", "0", "--out", str(model_path)]) == 0
+    write_wide_idx_set(tmp_path / "brighter", 3991, brightest_train)
+    np.save(tmp_path / "x.npy", tn.data.read_idx(tmp_path / "brighter" / test_file.name))
+    capsys.readouterr()
+    assert main(["predict", str(model_path), str(tmp_path / "x.npy")]) == 1
+    assert "holds values in [18, 3991], outside [0, 255]" in capsys.readouterr().err
+    # evaluate scored them (an accuracy on inputs up to 15.7) where predict refused
+    assert main(["evaluate", str(model_path), "brighter", "--data-dir", str(tmp_path)]) == 1
+    out, err = capsys.readouterr()
+    assert out == "" and err == (
+        f"tinynet evaluate: error: dataset 'brighter': its test images "
+        f"({tmp_path / 'brighter' / test_file.name}) hold values in [18, 3991], outside "
+        f"[0, 255]; the model was trained on pixels in [0, 255] divided by 255 (to [0, 1]): "
+        f"score it on images of that range\n")
+    # its training images: in range, or beyond it too
+    assert main(["evaluate", str(model_path), "brighter", "--data-dir", str(tmp_path),
+                 "--split", "train"]) == (0 if brightest_train is None else 1)
+    assert ("training images" in capsys.readouterr().err) == (brightest_train is not None)
+
+
 @pytest.mark.parametrize("dtype, step, brightest, scale", [(np.int16, 2000, 4095, 4095.0),
                                                           (np.int8, 64, 127, 127.0)])
 def test_predict_takes_a_test_pixel_brighter_than_any_training_pixel_of_its_depth(
@@ -613,6 +754,25 @@ def test_info_does_not_promise_a_download_when_offline(monkeypatch, tmp_path, ca
     out = capsys.readouterr().out
     assert "downloaded on first use" not in out
     assert "not found (TINYNET_OFFLINE is set: no download)" in out
+
+
+@pytest.mark.parametrize("variable, value, argv", [
+    ("TINYNET_BACKEND", "gpu", ["--help"]),
+    ("TINYNET_GEMM", "x", ["predict", "d.npz", "ok.npy"]),
+    ("TINYNET_SHORT_SPIN", "bad", ["info"]),
+    ("TINYNET_SHORT_SPIN", "bad", ["--help"]),  # read by 'import tinynet' itself
+    ("TINYNET_ADAPTIVE_THREADS", "bad", ["--help"]),
+])
+def test_a_bad_switch_read_as_the_kernels_load_is_a_one_line_error(variable, value, argv):
+    # was a traceback: the parser (which imports the kernels) was built outside the
+    # one-line error path, and tinynet.spinwait raised during 'import tinynet'
+    env = dict(os.environ, **{variable: value})  # the other switches as the suite runs
+    result = subprocess.run([sys.executable, "-m", "tinynet", *argv], env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1, result.stderr
+    assert result.stderr.startswith(f"tinynet: error: {variable}: ")
+    assert repr(value) in result.stderr and len(result.stderr.splitlines()) == 1
+    assert result.stdout == ""
 
 
 def test_unexpected_errors_keep_their_traceback(monkeypatch):

@@ -24,7 +24,9 @@ same per-dataset rule); ``evaluate`` and ``predict`` apply the same scaling.
 ``predict`` refuses input outside the trained range: integer pixels outside
 ``[0, scale]`` (negative, or e.g. 16-bit values for a model trained on 0..255),
 and, for a model whose file records that scaling, any values outside
-``[0, 1]`` after it, since the model never saw such inputs.
+``[0, 1]`` after it, since the model never saw such inputs. ``evaluate``
+refuses a dataset's images by the same rule, and ``train`` its test images
+beyond its training images' scale, before it trains.
 """
 
 from __future__ import annotations
@@ -305,6 +307,12 @@ def _cmd_train(args, parser) -> int:
     _check_out_is_no_input(args.out, [("dataset file", path) for path in data.sources],
                            "model.npz")
     (x_train, y_train), (x_test, y_test) = data.train, data.test
+    scale = float(data.preprocessing["scale"])
+    # before training, not in the test report after it (evaluate would refuse them)
+    _check_dataset_range(data, args.dataset, "test", x_test, scale,
+                         f"its training images' pixels are divided by {scale:g} (their "
+                         f"bit depth's maximum) to [0, 1], the range the model will be "
+                         f"trained on: give test images of the training images' depth")
     validation = None
     if args.val_fraction:
         # stratified unless it cannot be: a class of a single sample (--limit 5 of
@@ -414,16 +422,52 @@ def _model_metadata(model, path) -> tuple:
     return scale, classes
 
 
+#: What evaluate and predict take, for their refusals.
+_CLASSIFIER = ("evaluate and predict expect a single-output classifier (a tinynet.Sequential "
+               "compiled with cross_entropy or binary_cross_entropy, or ending in a softmax "
+               "or sigmoid, or an uncompiled one giving logits)")
+
+
+def _is_classification_loss(loss) -> bool:
+    """A cross-entropy (or its twin on probabilities: tinynet.output_losses),
+    the losses whose targets are labels."""
+    from .losses import BinaryCrossEntropy, CrossEntropy
+    return isinstance(loss, (CrossEntropy, BinaryCrossEntropy))
+
+
 def _load_model(path):
+    """The single-output classifier in ``path``, or a CommandError saying what
+    the file holds instead: a multi-task model, a meta-learner (its model
+    adapts to each task, whose labels are its own; :mod:`tinynet.meta.saving`
+    marks its file), a model compiled with a loss that does not take labels
+    (a regressor, unless it ends in a softmax or sigmoid), or one whose samples
+    give more than a vector of outputs. An uncompiled model without a softmax
+    or sigmoid is taken as giving logits: nothing in the file says otherwise."""
     from . import io as model_io
+    from .meta.saving import KEY as META_KEY
+    from .output_losses import output_activation
     if not os.path.exists(path):
         raise CommandError(f"model file {path!r} does not exist")
     model = model_io.load(path)
     if not hasattr(model, "predict_classes"):  # a tinynet.mtl model: one output per task
         raise CommandError(f"{path!r} holds a {type(model).__name__} (a multi-task model); "
-                           f"evaluate and predict expect a single-output classifier "
-                           f"(tinynet.Sequential): use tinynet.load({path!r}).predict(x) "
-                           f"in Python")
+                           f"{_CLASSIFIER}: use tinynet.load({path!r}).predict(x) in Python")
+    meta = (getattr(model, "metadata", None) or {}).get(META_KEY)
+    if meta is not None:
+        learner = meta.get("class") if isinstance(meta, dict) else None
+        raise CommandError(f"{path!r} holds a meta-learner ({learner or 'unknown class'}), "
+                           f"whose model adapts to each task; {_CLASSIFIER}: use "
+                           f"tinynet.meta.load({path!r}) in Python")
+    loss = getattr(model, "loss", None)
+    if loss is not None and not _is_classification_loss(loss) \
+            and output_activation(model) is None:
+        raise CommandError(f"{path!r} holds a model compiled with the loss "
+                           f"{type(loss).__name__}, not a classifier; {_CLASSIFIER}")
+    outputs = tuple(getattr(model, "output_shape", None) or ())
+    if len(outputs) > 1:
+        raise CommandError(f"{path!r} holds a model whose output per sample has shape "
+                           f"{outputs}; {_CLASSIFIER}, with one vector of class scores per "
+                           f"sample")
     return model
 
 
@@ -442,8 +486,14 @@ def _cmd_evaluate(args, parser) -> int:
     data = _load_data(args.dataset, args, parser)
     x, y = data.test if args.split == "test" else data.train
     saved_scale, _ = _model_metadata(model, args.model)
-    if saved_scale is not None and saved_scale != float(data.preprocessing["scale"]):
-        x = x * (float(data.preprocessing["scale"]) / saved_scale)
+    scale = float(data.preprocessing["scale"])  # of this dataset's training images
+    if saved_scale is not None and saved_scale != scale:
+        x = x * (scale / saved_scale)
+        scale = saved_scale
+    # as predict refuses them: pixels beyond the trained range (say 12-bit test images
+    # scored by a model of 8-bit ones, up to 16 after scaling) are inputs it never saw
+    _check_dataset_range(data, args.dataset, args.split, x, scale,
+                         f"{_trained_on(scale)}: score it on images of that range")
     width = _input_width(model)
     if x.shape[1] != width:
         raise CommandError(f"the model expects {width} input values per sample, dataset "
@@ -457,8 +507,8 @@ def _cmd_evaluate(args, parser) -> int:
         if mask.any():
             rows.append([name if name == str(label) else f"{label} {name}", int(mask.sum()),
                          float((predicted[mask] == label).mean())])
-    notes = []
-    if getattr(model, "loss", None) is not None:
+    notes = []  # the loss of a softmax model compiled with mse, say, takes no labels
+    if _is_classification_loss(getattr(model, "loss", None)):
         logs = model.evaluate(x, y, batch_size=args.batch_size)
         notes.append(f"loss {logs['loss']:.4f}")
     print(format_table({"title": f"{args.model} on {args.dataset} ({args.split}, "
@@ -517,22 +567,33 @@ def _as_batch(array, model, path):
                        f"or any (n, ...) with {width} values per sample")
 
 
-def _check_pixel_range(batch, scale: float, trained_scale: float, path) -> None:
-    """The model was trained on pixels divided by ``trained_scale`` to [0, 1]:
-    refuse input that, divided by ``scale``, leaves [0, 1], rather than
-    predict from values the model never saw."""
-    low, high = batch.min(), batch.max()
+def _check_pixel_range(low, high, scale: float, what: str, why: str) -> None:
+    """The one rule of every input a model gets here (predict's file, the
+    dataset evaluate scores, the test images train reports on): a model is
+    trained on pixels divided by their scale to [0, 1], so input whose values
+    span [``low``, ``high``] and are divided by ``scale`` must stay in [0, 1];
+    anything else is refused, rather than scored or predicted from values the
+    model never saw. ``what`` names the input and its verb ("'x.npy' holds"),
+    ``why`` says what the model was trained on and what to do."""
     if low >= 0 and high <= scale:
         return
-    trained = (f"the model was trained on pixels in [0, {trained_scale:g}] divided by "
-               f"{trained_scale:g} (to [0, 1])")
-    if scale == 1.0:  # float input used as it is
-        raise CommandError(f"{path!r} holds values in [{low:g}, {high:g}], outside [0, 1]; "
-                           f"{trained}: scale the input to [0, 1], or give --scale "
-                           f"{trained_scale:g} if it holds raw pixels")
-    raise CommandError(f"{path!r} holds values in [{low:g}, {high:g}], outside "
-                       f"[0, {scale:g}]; {trained}: rescale the input, or give --scale to "
-                       f"divide it by another number")
+    raise CommandError(f"{what} values in [{low:g}, {high:g}], outside [0, {scale:g}]; {why}")
+
+
+def _trained_on(scale: float) -> str:
+    return f"the model was trained on pixels in [0, {scale:g}] divided by {scale:g} (to [0, 1])"
+
+
+def _check_dataset_range(data, name: str, split: str, x, scale: float, why: str) -> None:
+    """:func:`_check_pixel_range` of the ``split`` ("train" or "test") images
+    of dataset ``name`` (``data``: :class:`tinynet.recipes.Prepared`), whose
+    features ``x`` are its pixels divided by ``scale``: the pixels' range is
+    ``x``'s times ``scale`` (exact where a pixel is the scale: ``p / p`` is 1)."""
+    files = data.sources[0 if split == "train" else 2:][:1]  # none for the digits
+    where = f" ({files[0]})" if files else ""
+    what = f"dataset {name!r}: its {'training' if split == 'train' else 'test'} images{where} hold"
+    low, high = (float(x.min()) * scale, float(x.max()) * scale) if x.size else (0.0, 0.0)
+    _check_pixel_range(low, high, scale, what, why)
 
 
 def _cmd_predict(args, parser) -> int:
@@ -557,7 +618,11 @@ def _cmd_predict(args, parser) -> int:
     else:
         scale = trained_scale if raw_pixels else 1.0
     if raw_pixels or saved_scale is not None:
-        _check_pixel_range(batch, scale, trained_scale, args.input)
+        advice = (f"scale the input to [0, 1], or give --scale {trained_scale:g} if it holds "
+                  f"raw pixels" if scale == 1.0 else  # float input used as it is
+                  "rescale the input, or give --scale to divide it by another number")
+        _check_pixel_range(batch.min(), batch.max(), scale, f"{args.input!r} holds",
+                           f"{_trained_on(trained_scale)}: {advice}")
     x = apply_preprocessing(batch, {"scale": scale}).reshape(batch.shape)
     labels = model.predict_classes(x, batch_size=args.batch_size)  # its rule, binary too
     output = (model.predict_proba(x, batch_size=args.batch_size).astype(np.float32)
@@ -634,11 +699,13 @@ def main(argv=None) -> int:
 
     Returns the exit status instead of exiting, so it can run in-process.
     """
-    parser = build_parser()
     args = None
     debug = False
     try:
         debug = flag_from_env("TINYNET_DEBUG", False)
+        # in here: the parser imports the kernels, which read TINYNET_BACKEND, _GEMM,
+        # _ADAPTIVE_THREADS and _SHORT_SPIN as they load; a bad value is one line
+        parser = build_parser()
         args = parser.parse_args(argv)
         if args.command is None:
             parser.print_help()

@@ -20,7 +20,10 @@ anything that imports NumPy), and leaves it set, so that the kernels can see
 what OpenBLAS read; the second is set around the start of Numba's pool and
 removed after it (:func:`tinynet.kernels.config.start_pool`), so other
 OpenMP libraries loaded later keep their own default. ``TINYNET_SHORT_SPIN=0``
-(or ``false``, ``no``, ``off``: :mod:`tinynet.switches`) leaves both alone.
+(or ``false``, ``no``, ``off``: :mod:`tinynet.switches`) leaves both alone;
+any other value leaves them alone too, and is a ValueError where the switch is
+read next (the kernels' import), not in ``import tinynet``: the ``tinynet``
+command reports it in one line, which it could not when importing it failed.
 
 The cost: an idle OpenBLAS worker now sleeps after ~30 µs, and a product that
 comes later wakes it (tens of microseconds), in the user's own NumPy code too. Measured
@@ -75,4 +78,7 @@ def child_environment(environ=None) -> dict:
     return env
 
 
-shorten_blas_wait()
+try:
+    shorten_blas_wait()
+except ValueError:  # a bad TINYNET_SHORT_SPIN: raised where it is read next (the docstring)
+    pass

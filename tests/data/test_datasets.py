@@ -227,6 +227,19 @@ def test_images_and_labels_must_agree(tmp_path):
         load_idx_dataset(spec_for(), root=tmp_path)
 
 
+def test_training_and_test_images_must_have_one_shape(tmp_path):
+    # 5x5 test images beside 4x4 training ones were loaded; 'tinynet train' trained on
+    # them and failed in its test report, keeping no model
+    write_set(tmp_path, 1)
+    write_idx(tmp_path / "t10k-images-idx3-ubyte.gz", np.zeros((4, 5, 5), np.uint8))
+    with pytest.raises(IDXError) as info:
+        load_idx_dataset(spec_for(), root=tmp_path)
+    assert str(info.value) == (
+        f"Tiny: test images {tmp_path / 't10k-images-idx3-ubyte.gz'} of shape (4, 5, 5) do "
+        f"not match training images {tmp_path / 'train-images-idx3-ubyte.gz'} of shape "
+        f"(6, 4, 4) (expected samples of one shape, (n, 4, 4) in both)")
+
+
 @pytest.mark.parametrize("labels, match", [
     (np.array([0.9, 1.7, 2.0, 3.0], np.float32),
      "hold float32 values; class labels are integers"),

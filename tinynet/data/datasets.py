@@ -261,6 +261,11 @@ def _assemble(arrays, spec: IDXDatasetSpec, sources):
         if y.size and y.min() < 0:
             raise IDXError(f"{spec.title}: labels {y_src} hold a negative label ({y.min()}); "
                            f"class labels are 0, 1, 2, ...")
+    if x_train.shape[1:] != x_test.shape[1:]:  # a model trained on one takes only that shape
+        raise IDXError(f"{spec.title}: test images {sources[2]} of shape {x_test.shape} do not "
+                       f"match training images {sources[0]} of shape {x_train.shape} "
+                       f"(expected samples of one shape, (n, "
+                       f"{', '.join(map(str, x_train.shape[1:]))}) in both)")
     return (x_train, y_train.astype(np.int64)), (x_test, y_test.astype(np.int64))
 
 
@@ -370,7 +375,9 @@ def load_idx_dataset(dataset, root=None, download: bool | None = None, verify: b
         Nowhere to be found and not downloadable; the message lists every
         place searched and how to get the files.
     IDXError, ChecksumError
-        A file found is truncated, not IDX, or not the published file.
+        A file found is truncated, not IDX, or not the published file; or the
+        files disagree: images and labels of different counts, labels that are
+        not integers >= 0, test images of another shape than the training ones.
     """
     spec = _spec_for(dataset)
     if download is not None:  # download="False" must not mean True (a network access)
