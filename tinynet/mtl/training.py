@@ -14,7 +14,9 @@ Logged names: ``"loss"`` (the plain sum of task losses, comparable across
 weightings), ``"<task>/loss"``, ``"<task>/<metric>"``, ``"<task>/weight"`` for adaptive
 weightings (the weight the method gave the task; MGDA's :math:`\alpha_t`, 0 for a
 task absent from the batch or one whose output reads no shared parameter:
-:mod:`tinynet.mtl.weighting`) and the same with ``"val_"`` in front for validation data.
+:mod:`tinynet.mtl.weighting`) and the same with ``"val_"`` in front for validation data
+(so a task may not be named ``"val_"`` + another task's name: :class:`tinynet.mtl.Model`
+refuses it).
 
 Missing labels
 --------------
