@@ -437,3 +437,83 @@ def test_a_dict_of_inputs_to_a_functional_model_meets_its_gradients_in_any_order
     result = tn.gradcheck(model, {"b": xb, "a": xa})
     assert result.passed, result.errors
     assert list(result.errors)[:2] == ["x['b']", "x['a']"]
+
+
+# ------------------------------------------------------------ multi-task models
+class HalvingDense(L.Dense):
+    """A Dense layer whose backward passes half the input gradient."""
+
+    def backward(self, dy, **kwargs):
+        return 0.5 * super().backward(dy, **kwargs)
+
+
+def _two_tasks(head_b=L.Dense):
+    """A shared tanh trunk and two heads: "a" (2 values), "b" (3 classes)."""
+    i = tn.mtl.Input((4,), dtype="float64")
+    h = L.Dense(3, activation="tanh", seed=0, name="trunk")(i)
+    out_a = L.Dense(2, seed=1, name="head_a")(h)
+    out_b = head_b(3, seed=2, name="head_b")(h)
+    return i, out_a, out_b
+
+
+def test_a_multi_task_model_is_checked_on_the_sum_of_its_task_losses():
+    # the list of outputs was taken as one array ("MSE expected targets of the
+    # predictions' shape (1, 5, 2)"), a dict of losses as a loss config
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 4))
+    y = {"a": rng.standard_normal((5, 2)), "b": rng.integers(0, 3, 5)}
+    i, out_a, out_b = _two_tasks()
+    model = tn.mtl.Model(i, {"a": out_a, "b": out_b})
+    losses = {"a": "mse", "b": tn.losses.CrossEntropy()}
+    result = tn.gradcheck(model, x, y=y, loss=losses)
+    assert result.passed, str(result)
+    assert list(result.errors) == ["x", "trunk/W", "trunk/b", "head_a/W", "head_a/b",
+                                   "head_b/W", "head_b/b"]
+    # L = L_a + L_b: the input's gradient is the sum of each task's alone
+    alone = [tn.gradcheck(tn.mtl.Model(i, {task: out}), x, y=y[task], loss=losses[task])
+             for task, out in (("a", out_a), ("b", out_b))]
+    assert all(r.passed for r in alone)
+    np.testing.assert_allclose(result.analytic["x"], alone[0].analytic["x"]
+                               + alone[1].analytic["x"], rtol=1e-12, atol=1e-15)
+    # targets and losses as lists in task order; one loss for every task
+    same = tn.gradcheck(model, x, y=[y["a"], y["b"]], loss=["mse", "cross_entropy"])
+    np.testing.assert_array_equal(same.analytic["x"], result.analytic["x"])
+    y_b = {"a": y["a"], "b": rng.standard_normal((5, 3))}
+    assert tn.gradcheck(model, x, y=y_b, loss="mse").passed
+    # the single-output case of the report, with a bare array of targets
+    single = tn.mtl.Model(i, {"a": out_a})
+    assert tn.gradcheck(single, x, y=y["a"], loss="mse").passed
+
+
+def test_a_wrong_backward_in_a_multi_task_model_fails():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((5, 4))
+    y = {"a": rng.standard_normal((5, 2)), "b": rng.integers(0, 3, 5)}
+    i, out_a, out_b = _two_tasks(head_b=HalvingDense)
+    result = tn.gradcheck(tn.mtl.Model(i, {"a": out_a, "b": out_b}), x, y=y,
+                          loss={"a": "mse", "b": "cross_entropy"})
+    assert not result.passed
+    # head b's own weights are right; what it passes on to the trunk is not
+    assert result.errors["head_b/W"] < 1e-6 and result.errors["head_a/W"] < 1e-6
+    assert result.errors["trunk/W"] > 1e-2 and result.errors["x"] > 1e-2
+
+
+def test_a_multi_task_models_targets_and_losses_are_checked_clearly():
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((5, 4))
+    i, out_a, out_b = _two_tasks()
+    model = tn.mtl.Model(i, {"a": out_a, "b": out_b})
+    y = {"a": np.zeros((5, 2)), "b": np.zeros((5, 3))}
+    with pytest.raises(TypeError, match=r"gradcheck of Model .* expected targets as a dict "
+                                        r"\{task: y\} for tasks \['a', 'b'\], received ndarray"):
+        tn.gradcheck(model, x, y=np.zeros((5, 2)), loss="mse")
+    with pytest.raises(ValueError, match=r"expected targets for tasks \['a', 'b'\], missing "
+                                         r"\['b'\]"):
+        tn.gradcheck(model, x, y={"a": y["a"]}, loss="mse")
+    with pytest.raises(ValueError, match=r"expected a loss for every task \['a', 'b'\], "
+                                         r"received none for \['b'\]"):
+        tn.gradcheck(model, x, y=y, loss={"a": "mse"})
+    with pytest.raises(ValueError, match=r"received loss for unknown tasks \['c'\]"):
+        tn.gradcheck(model, x, y=y, loss={"a": "mse", "b": "mse", "c": "mse"})
+    with pytest.raises(ValueError, match="expected 2 losses"):
+        tn.gradcheck(model, x, y=y, loss=["mse"])

@@ -28,6 +28,7 @@ __all__ = [
     "check_seed",
     "did_you_mean",
     "lookup",
+    "per_task",
 ]
 
 
@@ -375,3 +376,23 @@ def lookup(registry: dict, name, kind: str):
         return registry[key]
     raise ValueError(f"unknown {kind} {name!r}{did_you_mean(key, registry)} "
                      f"(known: {', '.join(sorted(registry))})")
+
+
+def per_task(spec, tasks, what: str, who: str = "compile") -> dict:
+    """``spec`` as ``{task: value}`` for the task names ``tasks`` (a
+    multi-task model's outputs): a dict (a task left out gets None), a list
+    in task order (for ``what == "loss"`` only: a list of metrics is the
+    same metrics for every task) or one value for all. A dict naming an
+    unknown task, or a list of another length, is a ``ValueError``."""
+    if isinstance(spec, dict):
+        unknown = sorted(set(map(str, spec)) - set(tasks))
+        if unknown:
+            raise ValueError(f"{who} received {what} for unknown tasks {unknown} "
+                             f"(tasks: {tasks})")
+        return {t: spec.get(t) for t in tasks}
+    if isinstance(spec, (list, tuple)) and what == "loss":
+        if len(spec) != len(tasks):
+            raise ValueError(f"{who} expected {len(tasks)} losses (one per task "
+                             f"{tasks}), received {len(spec)}")
+        return dict(zip(tasks, spec))
+    return {t: spec for t in tasks}

@@ -55,6 +55,12 @@ different weight (a plain sum would hide, say, a transposed gradient), and
 A loss with ``reduction="none"`` gives one value :math:`\ell_i` per sample;
 the check then uses :math:`L = \sum_i \ell_i r_i` likewise, and its
 backward gets :math:`r` as the upstream gradient (``loss.backward(r)``).
+A multi-task model (:class:`tinynet.mtl.Model`) checked with a loss per
+task is checked on the sum of its task losses,
+:math:`L = \sum_t L_t(f_t(x), y_t)`: each task's loss backward gives its
+output's gradient, and one backward pass of the model sums them where the
+tasks share layers (each ``reduction="none"`` loss with an :math:`r` of its
+own).
 
 The result compares, for each input and each trainable parameter, the
 analytic gradient :math:`a` and the numerical one :math:`n` by the worst
@@ -96,7 +102,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import losses as losses_mod
-from .checks import check_bool, check_positive_int, check_seed
+from .checks import check_bool, check_positive_int, check_seed, per_task
 from .layers._checks import check_real
 
 __all__ = ["gradcheck", "GradcheckResult", "relative_error"]
@@ -271,11 +277,20 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
         predictions given to a loss. Floating point.
     y : ndarray, optional
         Targets: required for a loss, and for a model checked with ``loss``.
-    loss : str or loss object, optional
+        For a multi-task model (:class:`tinynet.mtl.Model`): ``{task: array}``,
+        a list in task order, or one array for a model of one task, as its
+        ``fit`` takes them (every sample labelled: a NaN target makes the
+        loss NaN, which never passes).
+    loss : str, loss object, or per task, optional
         Check ``loss(target(x), y)`` (a name such as ``"cross_entropy"``, as
         ``compile`` takes it, or a loss object); without it the scalar is
         :math:`\\sum_k y_k r_k` with a fixed random ``r`` (see the module
-        docstring).
+        docstring). For a multi-task model, as its ``compile`` takes it: one
+        loss for every task, ``{task: loss}`` or a list in task order; the
+        checked scalar is then the plain sum of the task losses,
+        :math:`L = \\sum_t L_t(f_t(x), y_t)` (the ``"loss"`` its ``fit``
+        logs under equal weighting), whose gradient is the sum of the
+        tasks': every head and, summed over the heads, the shared layers.
     eps : float, default 1e-5
         Step of the central differences (see the module docstring).
     params : bool, default True
@@ -421,48 +436,80 @@ def _what(value) -> str:
 
 
 class _Problem:
-    """The scalar function being checked, on float64 copies of everything.
+    r"""The scalar function being checked, on float64 copies of everything.
 
     For a loss: ``L = loss(pred, y)``. For a layer or model with a loss:
-    ``L = loss(f(x), y)``; without one: ``L = sum(f(x) * r)``.
+    ``L = loss(f(x), y)``, and for a multi-task model (one with task names,
+    ``output_names``, as :class:`tinynet.mtl.Model` has) the sum of its task
+    losses :math:`L = \sum_t L_t(f_t(x), y_t)`; without a loss:
+    ``L = sum(f(x) * r)``. ``losses`` and ``targets`` hold the terms of
+    that sum: one pair, or one a task.
     """
 
     def __init__(self, target, x, y, loss, training, seed):
         self.is_loss = not hasattr(target, "parameters")
         self.work = _float64_copy(target)
-        # a name ("cross_entropy") as compile takes it, or a loss object
-        if isinstance(loss, (str, dict)):
-            loss = losses_mod.get(loss)
-        self.loss = None if loss is None else copy.deepcopy(loss)
         self.inputs = _map(x, _to_float64)
-        self.targets = None if y is None else _map(y, _maybe_float64)
+        self.tasks = None if self.is_loss or loss is None else \
+            getattr(self.work, "output_names", None)
+        if self.tasks is not None:
+            self.losses, self.targets = self._task_terms(loss, y)
+        else:
+            self.losses = [None if loss is None else _as_loss(loss)]
+            self.targets = [None if y is None else _map(y, _maybe_float64)]
         self.training = training
         self.seed = seed
         # a stream of its own, so r never equals data the user drew with the same seed
         self.rng = np.random.default_rng([seed, 0x6772])
-        self.directions = self.baseline = self.loss_directions = None
-        if not self.is_loss and self.loss is None:
+        self.directions = self.baseline = None
+        self.loss_directions = [None] * len(self.losses)  # r of each reduction="none" loss
+        if not self.is_loss and loss is None:
             self.baseline = _map(self._forward(), np.copy)
             self.directions = _map(self.baseline, lambda o: self.rng.standard_normal(
                 np.shape(o)))
+
+    def _task_terms(self, loss, y) -> tuple[list, list]:
+        """Each task's loss and targets, in task order: ``loss`` one for
+        every task, ``{task: loss}`` or a list in task order
+        (:func:`tinynet.checks.per_task`, as ``compile`` reads it), ``y``
+        ``{task: array}``, a list in task order or one array for one task,
+        checked as the model's ``fit`` checks them."""
+        who = f"gradcheck of {_describe(self.work)}"
+        losses = per_task(loss, self.tasks, "loss", who)
+        missing = [task for task, spec in losses.items() if spec is None]
+        if missing:
+            raise ValueError(f"{who} expected a loss for every task {self.tasks}, received "
+                             f"none for {missing}")
+        n_samples = np.shape(_leaves(self.inputs, "")[0][1])[0]
+        targets = self.work._targets(y, n_samples, who)
+        return ([_as_loss(losses[task]) for task in self.tasks],
+                [_maybe_float64(targets[task]) for task in self.tasks])
+
+    def _split(self, out) -> bool:
+        """Whether ``out`` is a multi-task model's list of outputs, one a task."""
+        return self.tasks is not None and isinstance(out, (list, tuple))
+
+    def _outputs(self, out) -> list:
+        """The outputs each term of the loss reads: one a task, or all as one."""
+        return list(out) if self._split(out) else [out]
 
     def _forward(self):
         if hasattr(self.work, "set_rng"):  # the same dropout masks in every evaluation
             self.work.set_rng(np.random.default_rng(self.seed))
         return self.work.forward(self.inputs, training=self.training)
 
-    def _scalar(self, loss_value) -> float:
-        """The loss as a number: with ``reduction="none"`` (one value per
-        sample), their sum weighted by fixed random ``r`` (module docstring)."""
+    def _scalar(self, k: int, loss_value) -> float:
+        """Term ``k``'s loss as a number: with ``reduction="none"`` (one value
+        per sample), their sum weighted by fixed random ``r`` (module docstring)."""
         if np.ndim(loss_value) == 0:
             return float(loss_value)
-        if self.loss_directions is None:
-            self.loss_directions = self.rng.standard_normal(np.shape(loss_value))
-        return float(np.dot(loss_value, self.loss_directions))
+        if self.loss_directions[k] is None:
+            self.loss_directions[k] = self.rng.standard_normal(np.shape(loss_value))
+        return float(np.dot(loss_value, self.loss_directions[k]))
 
-    def _loss_backward(self, loss):
-        return loss.backward() if self.loss_directions is None else \
-            loss.backward(self.loss_directions)
+    def _loss_backward(self, k: int, loss):
+        r = self.loss_directions[k]
+        return loss.backward() if r is None else loss.backward(r)
 
     def check_deterministic(self) -> None:
         """Refuse a function that gives two values at the same point: every
@@ -483,10 +530,11 @@ class _Problem:
 
     def value(self) -> float:
         if self.is_loss:
-            return self._scalar(self.work.forward(self.inputs, self.targets))
+            return self._scalar(0, self.work.forward(self.inputs, self.targets[0]))
         out = self._forward()
-        if self.loss is not None:
-            return self._scalar(self.loss.forward(out, self.targets))
+        if self.losses[0] is not None:
+            return sum(self._scalar(k, loss.forward(o, t)) for k, (loss, o, t) in
+                       enumerate(zip(self.losses, self._outputs(out), self.targets)))
         # sum((y - y0) * r) has the gradient of sum(y * r), but sums small
         # differences, so its rounding error does not grow with |sum(y * r)|
         triples = zip(_leaves(out, ""), _leaves(self.baseline, ""), _leaves(self.directions, ""))
@@ -496,18 +544,28 @@ class _Problem:
         """``(dL/dinputs, params)`` from one forward and one backward pass, with
         the parameters' gradients zeroed first (read them from ``params``)."""
         if self.is_loss:
-            self._scalar(self.work.forward(self.inputs, self.targets))
-            return self._loss_backward(self.work), []
+            self._scalar(0, self.work.forward(self.inputs, self.targets[0]))
+            return self._loss_backward(0, self.work), []
         out = self._forward()
         params = list(self.work.parameters())  # a lazily built layer has them only now
         for p in params:
             p.zero_grad()
-        if self.loss is not None:
-            self._scalar(self.loss.forward(out, self.targets))
-            dout = self._loss_backward(self.loss)
+        if self.losses[0] is not None:
+            douts = []
+            for k, (loss, o, t) in enumerate(zip(self.losses, self._outputs(out),
+                                                 self.targets)):
+                self._scalar(k, loss.forward(o, t))
+                douts.append(self._loss_backward(k, loss))
+            dout = douts if self._split(out) else douts[0]  # as forward gave the outputs
         else:
             dout = self.directions
         return self.work.backward(dout), params
+
+
+def _as_loss(spec):
+    """A copy of the loss ``spec``: a name (``"cross_entropy"``) or dict as
+    ``compile`` takes it, or a loss object."""
+    return copy.deepcopy(losses_mod.get(spec) if isinstance(spec, (str, dict)) else spec)
 
 
 def _sample(size, max_elements, rng) -> np.ndarray:

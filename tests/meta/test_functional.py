@@ -6,10 +6,12 @@ import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+import tinynet as tn
 from tests.fd import max_rel_error
 from tests.meta.helpers import directional_diff4, mlp_layers, numerical_grad4, rel_error
 from tests.meta.reference import loss_and_grad
 from tinynet.layers import Dense, Dropout, ReLU, Tanh
+from tinynet import meta
 from tinynet.meta import FunctionalMLP
 
 SMOOTH = ["tanh", "sigmoid", "silu", "elu"]
@@ -117,6 +119,30 @@ def test_standalone_activation_layers_and_param_round_trip():
     assert np.array_equal(net.get_params(), theta)
     assert np.array_equal(layers[0].W.value.ravel(), theta[:8])
     assert list(net.mask([-1])) == [0.0] * (net.n_params - 4) + [1.0] * 4
+
+
+def test_a_list_of_layers_is_built_from_its_first_as_a_sequential_is():
+    # only the first layer (input_dim=) was built, and the error asked for
+    # input_dim= on the first layer, which it had: a list never worked unless
+    # every layer was built by hand
+    def layers():
+        return [Dense(4, activation="tanh", input_dim=2, seed=0, dtype="float64"), ReLU(),
+                Dense(3, seed=1), Tanh(), Dense(1, seed=2)]
+
+    listed = layers()
+    net = FunctionalMLP(listed)
+    assert [layer.built for layer in listed] == [True, False, True, False, True]
+    assert [p.dtype for p in net.param_list()] == [np.float64] * 6
+    seq = FunctionalMLP(tn.Sequential(layers()))
+    assert np.array_equal(net.get_params(), seq.get_params())  # the same draws from the seeds
+    x = np.random.default_rng(0).standard_normal((1, 5, 2))
+    assert np.array_equal(net.forward(net.get_params(), x), seq.forward(seq.get_params(), x))
+    learner = meta.MAML([Dense(4, input_dim=1, seed=0), Dense(1, seed=1)])  # the reported case
+    assert learner.net.n_params == 4 + 4 + 4 + 1
+    # a first Dense layer without a shape: the hint says what to do
+    with pytest.raises(ValueError, match="FunctionalMLP expected its first Dense layer built, "
+                                         "received Dense 'first' unbuilt: give it input_dim="):
+        FunctionalMLP([ReLU(), Dense(3, name="first"), Dense(1)])
 
 
 def test_errors():

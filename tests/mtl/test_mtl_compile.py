@@ -291,11 +291,13 @@ def test_delta_m_reads_a_custom_validation_metrics_direction_from_the_model():
     seq.compile("sgd", loss="mse", metrics=[_ErrorRate()])
     assert tn.mtl.delta_m({"val_wrongness": 0.9}, {"val_wrongness": 1.0},
                           model=seq) == pytest.approx(10.0)
-    # a task named "val_x" is its own task, not the validation of task "x"
+    # a task named "val_x" (refused now beside a task "x", but a file saved
+    # before loads) is its own task, not the validation of task "x"
     rightness = _ErrorRate()
     rightness.higher_is_better = True
     i = tn.mtl.Input((3,))
-    named = tn.mtl.Model(i, {"val_x": Dense(1)(i), "x": Dense(1)(i)})
+    with pytest.warns(UserWarning, match="named like the validation logs"):
+        named = tn.mtl.Model(i, {"val_x": Dense(1)(i), "x": Dense(1)(i)}, _from_file=True)
     named.compile("sgd", loss="mse", metrics={"val_x": [_ErrorRate()], "x": [rightness]})
     for key, gain in (("val_x/wrongness", 10.0), ("x/wrongness", -10.0)):
         assert tn.mtl.delta_m({key: 0.9}, {key: 1.0}, model=named) == pytest.approx(gain)

@@ -150,6 +150,35 @@ def test_inputs_that_would_take_data_and_ignore_it_are_refused(tmp_path):
         loaded.predict({"a": xs[0], "b": xs[2]})
 
 
+def test_a_task_named_val_and_another_tasks_name_is_refused(tmp_path):
+    # fit logged task "val_c"'s training loss and task "c"'s validation loss
+    # under one key, "val_c/loss": one was silently lost from History
+    def heads(**kwargs):
+        i = tn.mtl.Input((4,))
+        h = Dense(3, seed=0)(i)
+        return tn.mtl.Model(i, {"c": Dense(1, seed=1)(h), "val_c": Dense(1, seed=2)(h)},
+                            **kwargs)
+
+    with pytest.raises(ValueError, match=r"the task\(s\) \['val_c'\] are named like the "
+                                         r"validation logs of the task\(s\) \['c'\] "
+                                         r"\('val_c/loss' would hold both .*e\.g\. 'c_val'"):
+        heads()
+    i = tn.mtl.Input((4,))
+    tn.mtl.Model(i, {"val": Dense(1)(i), "c_val": Dense(1)(i), "val_": Dense(1)(i)})  # no clash
+    # a file saved before the check still loads (evaluate and predict are
+    # not affected), with a warning
+    with pytest.warns(UserWarning, match="named like the validation logs"):
+        old = heads(_from_file=True)
+    old.compile(tn.optim.SGD(lr=0.0), loss="mse")
+    with pytest.warns(UserWarning, match=r"\['val_c'\] are named like the validation logs "
+                                         r"of the task\(s\) \['c'\].*e\.g\. 'c_val'"):
+        loaded = tn.load(old.save(tmp_path / "old.npz"))
+    assert loaded.output_names == ["c", "val_c"]
+    x = np.random.default_rng(0).standard_normal((16, 4)).astype(np.float32)
+    y = {"c": np.zeros((16, 1)), "val_c": np.full((16, 1), 100.0)}
+    assert loaded.evaluate(x, y) == old.evaluate(x, y)
+
+
 @given(seed=st.integers(0, 10_000), shared_twice=st.booleans(), skip=st.sampled_from([
     (), (0,), (1,)]))
 def test_backward_without_input_gradients_gives_the_same_parameter_gradients(

@@ -102,6 +102,8 @@ class MetaLearner:
         but the inner loop still adapts them on each task, in
         :meth:`meta_fit` and :meth:`adapt` alike; to keep layers fixed in
         the inner loop, use :class:`~tinynet.meta.ANIL` (``head_layers``).
+        Its first Dense layer must be built (``input_dim=``); the layers after it
+        are built from it, a list's too (:class:`~tinynet.meta.FunctionalMLP`).
     loss : "mse" or "cross_entropy"
         (any case, ``-`` for ``_``; kept as the registered name)
     inner_lr : float

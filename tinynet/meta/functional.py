@@ -283,6 +283,21 @@ def model_layers(model) -> list:
     return [model]
 
 
+def _build_after(layer, previous, params) -> None:
+    """Build the unbuilt Dense ``layer`` of a list of layers on the outputs
+    of the Dense layer before it (``previous``; ``params``, the parameters
+    so far), in the first layer's dtype, as :class:`~tinynet.Sequential`
+    builds the layers after a first one given ``input_dim=`` (a layer with
+    a ``seed`` draws its weights from it, one without from a fresh
+    generator, as there). The first Dense layer has no shape to be built
+    on: unbuilt, it is an error."""
+    if previous is None:
+        raise ValueError(f"FunctionalMLP expected its first Dense layer built, received "
+                         f"Dense {layer.name!r} unbuilt: give it input_dim= (the layers "
+                         f"after it are then built from it), or build the model")
+    layer.build((previous.n_out,), dtype=params[0].dtype)
+
+
 class _Linear:
     __slots__ = ("n_in", "n_out", "w_slice", "b_slice")
 
@@ -303,10 +318,13 @@ class FunctionalMLP:
     Parameters
     ----------
     model : Sequential, list of layers or a layer
-        Built layers: :class:`~tinynet.layers.Dense` (any supported fused
+        :class:`~tinynet.layers.Dense` layers (any supported fused
         activation) and stand-alone activations (Identity, ReLU, LeakyReLU,
         ELU, SiLU, Tanh, Sigmoid). Dropout and normalisation layers are not
-        supported (a functional inner loop has no use for their state).
+        supported (a functional inner loop has no use for their state). The
+        first Dense layer is built (``input_dim=``, or a built model); in a
+        list, the unbuilt Dense layers after it are built here on the widths
+        before them, as a :class:`~tinynet.Sequential` of that list would be.
 
     Attributes
     ----------
@@ -329,9 +347,7 @@ class FunctionalMLP:
             cls = type(layer).__name__
             if isinstance(layer, Dense):
                 if not layer.built:
-                    raise ValueError(f"FunctionalMLP expected built layers, received "
-                                     f"Dense {layer.name!r} unbuilt (give the first layer "
-                                     f"input_dim=, or build the model)")
+                    _build_after(layer, previous, self._params)  # a list of layers
                 if previous is not None and previous.n_out != layer.W.shape[0]:
                     raise ValueError(f"FunctionalMLP expected Dense {layer.name!r} to take "
                                      f"{previous.n_out} inputs (the previous Dense layer's "

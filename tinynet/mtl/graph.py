@@ -58,9 +58,12 @@ or GradNorm weights, DWA's loss history...).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .. import io as model_io
+from .. import metrics as metrics_mod
 from ..checks import as_float_array, did_you_mean
 from ..layers.base import (Layer, adopt, layer_from_dict, layer_to_dict, settings_tree,
                            shape_str, stale_cache_error, swap_settings, unique_name,
@@ -231,6 +234,32 @@ def _check_inputs(inputs, duplicate_names_ok=False) -> None:
                          f"input arrays), received {names}; give each Input its own name=")
 
 
+def _check_validation_clashes(names, from_file: bool) -> None:
+    """Refuse task names one of which is ``"val_<another>"`` (``"c"`` and
+    ``"val_c"``): ``fit`` logs task ``c``'s validation values as
+    ``"val_c/loss"``, ``"val_c/<metric>"``..., the keys of task ``val_c``'s
+    training values, so one would overwrite the other in the logs and
+    History (and ``EarlyStopping(monitor="val_c/loss")`` watch the wrong
+    one). :func:`tinynet.metrics.validation_clashes` finds them, as it finds
+    such metric names. A file saved before this check (``from_file``) still
+    loads, with a warning, as Sequential's clashing metric names do."""
+    shadowing = metrics_mod.validation_clashes(names)
+    if not shadowing:
+        return
+    clash = (f"the task(s) {shadowing} are named like the validation logs of the task(s) "
+             f"{[name[4:] for name in shadowing]} ({shadowing[0] + '/loss'!r} would hold "
+             f"both the training loss of task {shadowing[0]!r} and the validation loss of "
+             f"task {shadowing[0][4:]!r}; tasks {names})")
+    if from_file:
+        warnings.warn(f"Model: {clash}: with validation_data, fit's logs and History keep "
+                      f"one value of each such key, the other overwritten; build the model "
+                      f"again with a name of their own, e.g. {shadowing[0][4:] + '_val'!r}",
+                      UserWarning, stacklevel=3)
+        return
+    raise ValueError(f"Model: {clash}; give one a name of its own, e.g. "
+                     f"{shadowing[0][4:] + '_val'!r}")
+
+
 def _check_layers_distinct(layers, names_too: bool = True) -> None:
     """Each layer of the graph reachable once: called at nodes of its own, or
     inside one container (a Sequential) called at nodes, not both. A layer in
@@ -280,6 +309,8 @@ class Model(Layer, MultiTaskTraining):
     outputs : SymbolicTensor, list of them, or dict ``{task name: tensor}``
         With a list, each output is named after the layer that produces it
         (its *task name*, the key of ``loss=``, ``metrics=`` and ``y``).
+        Task names are distinct, and none is ``"val_"`` + another's (``fit``
+        logs task ``c``'s validation values as ``"val_c/..."``): ``ValueError``.
     name : str, optional
     trainable : bool, default True
         False freezes every layer, as ``model.trainable = False`` does.
@@ -321,6 +352,7 @@ class Model(Layer, MultiTaskTraining):
         if len(set(names)) != len(names):
             raise ValueError(f"Model expected distinct output names, received {names}; "
                              f"pass outputs as a dict {{task name: tensor}}")
+        _check_validation_clashes(names, from_file)
         self.outputs = outs
         self.output_names = names
         self._single_input = not isinstance(inputs, (list, tuple))

@@ -14,7 +14,9 @@ Logged names: ``"loss"`` (the plain sum of task losses, comparable across
 weightings), ``"<task>/loss"``, ``"<task>/<metric>"``, ``"<task>/weight"`` for adaptive
 weightings (the weight the method gave the task; MGDA's :math:`\alpha_t`, 0 for a
 task absent from the batch or one whose output reads no shared parameter:
-:mod:`tinynet.mtl.weighting`) and the same with ``"val_"`` in front for validation data.
+:mod:`tinynet.mtl.weighting`) and the same with ``"val_"`` in front for validation data
+(so a task may not be named ``"val_"`` + another task's name: :class:`tinynet.mtl.Model`
+refuses it).
 
 Missing labels
 --------------
@@ -80,7 +82,8 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .._weak import Ref
 from ..callbacks import Callback, as_callback_list
-from ..checks import as_mask, as_sample_weight, check_batch_size, check_finite, summable_weights
+from ..checks import (as_mask, as_sample_weight, check_batch_size, check_finite, per_task,
+                      summable_weights)
 from ..class_weights import largest_class_weight
 from ..layers._checks import check_real
 from ..output_losses import for_output
@@ -92,22 +95,6 @@ from . import weighting as weighting_mod
 _CLASSIFICATION_LOSSES = (losses_mod.CrossEntropy, losses_mod.BinaryCrossEntropy)
 
 __all__ = ["MultiTaskTraining", "task_masks"]
-
-
-def _per_task(spec, tasks, what):
-    """``spec`` as ``{task: value}``: a dict, a list in task order, or one value for all."""
-    if isinstance(spec, dict):
-        unknown = sorted(set(map(str, spec)) - set(tasks))
-        if unknown:
-            raise ValueError(f"compile received {what} for unknown tasks {unknown} "
-                             f"(tasks: {tasks})")
-        return {t: spec.get(t) for t in tasks}
-    if isinstance(spec, (list, tuple)) and what == "loss":
-        if len(spec) != len(tasks):
-            raise ValueError(f"compile expected {len(tasks)} losses (one per task "
-                             f"{tasks}), received {len(spec)}")
-        return dict(zip(tasks, spec))
-    return {t: spec for t in tasks}
 
 
 def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None = None,
@@ -326,12 +313,12 @@ class MultiTaskTraining:
             raise ValueError("compile expected loss= (one per task, e.g. "
                              f"{{{', '.join(repr(t) + ': ...' for t in tasks)}}})")
         given_losses = {}
-        for task, spec in _per_task(loss, tasks, "loss").items():
+        for task, spec in per_task(loss, tasks, "loss").items():
             if spec is None:
                 raise ValueError(f"compile expected a loss for task {task!r}")
             given_losses[task] = losses_mod.get(spec)
             losses_mod.check_trainable(given_losses[task], f"compile, task {task!r}")
-        metric_specs = _per_task(metrics, tasks, "metrics") if metrics is not None else {}
+        metric_specs = per_task(metrics, tasks, "metrics") if metrics is not None else {}
         given_metrics = {t: [metrics_mod.get(m) for m in ([] if s is None else [s]
                                                           if isinstance(s, str) else list(s))]
                          for t, s in ((t, metric_specs.get(t)) for t in tasks)}
