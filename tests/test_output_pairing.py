@@ -23,7 +23,9 @@ _SIGMOID_AFTER = [lambda units: [Flatten()], lambda units: [Identity()],
                   lambda units: [Reshape((units,)), Identity(), Flatten()],
                   lambda units: [tn.Sequential([Identity(), Flatten()])]]
 _SOFTMAX_AFTER = [lambda units: [Identity()],
-                  lambda units: [tn.Sequential([Identity()]), Identity()]]
+                  lambda units: [tn.Sequential([Identity()]), Identity()],
+                  lambda units: [Flatten()],                    # rows stay rows
+                  lambda units: [Reshape((units,)), Identity()]]
 
 
 @pytest.mark.parametrize("head, loss, y, after", [
@@ -57,7 +59,6 @@ def test_layers_that_keep_the_values_keep_an_output_a_probability(head, loss, y,
     # probabilities flattened from a (3, 4) map sum to 4 a row
     (lambda: [Dense(12, input_dim=4), Reshape((3, 4)), Softmax(axis=1), Flatten()],
      "cross_entropy"),
-    (lambda: [Dense(3, activation="softmax", input_dim=4), Flatten()], "cross_entropy"),
     # Dropout scales kept probabilities past 1 in training (and zeroes others):
     # a loss of probabilities blew up there (a loss of 46 where logits gave 0.7)
     (lambda: [Dense(1, activation="sigmoid", input_dim=4), Dropout(0.5)],
@@ -88,17 +89,20 @@ def test_a_functional_output_behind_pass_through_layers_is_a_probability():
     h = Dense(3, activation="softmax", seed=1)(inp)
     s = Dense(4, activation="sigmoid", seed=3)(inp)
     model = tn.mtl.Model(inp, {"a": Identity()(h), "b": Dense(2, seed=2)(inp),
-                               "c": Flatten()(Reshape((2, 2))(s)), "d": Flatten()(h)})
+                               "c": Flatten()(Reshape((2, 2))(s)), "d": Flatten()(h),
+                               "e": Flatten()(Softmax(axis=1)(Reshape((2, 2))(s)))})
     model.compile("sgd", loss={"a": "cross_entropy", "b": "cross_entropy",
-                               "c": "binary_cross_entropy", "d": "cross_entropy"})
+                               "c": "binary_cross_entropy", "d": "cross_entropy",
+                               "e": "cross_entropy"})
     assert type(model.loss["a"]) is output_losses.SoftmaxOutputCrossEntropy
     assert type(model.loss["b"]) is tn.losses.CrossEntropy
     assert type(model.loss["c"]) is output_losses.SigmoidOutputBinaryCrossEntropy
-    assert type(model.loss["d"]) is tn.losses.CrossEntropy   # a softmax reshaped: logits
+    assert type(model.loss["d"]) is output_losses.SoftmaxOutputCrossEntropy  # rows kept
+    assert type(model.loss["e"]) is tn.losses.CrossEntropy  # columns of a map: no rows
     p = model.predict(_X)["a"]
     expected = -np.mean(np.log(p[np.arange(40), _LABELS]))
     logs = model.evaluate(_X, {"a": _LABELS, "b": _LABELS % 2, "c": _BITS.repeat(4, axis=1),
-                               "d": _LABELS})
+                               "d": _LABELS, "e": _LABELS % 4})
     assert logs["a/loss"] == pytest.approx(expected, rel=1e-9)
 
 
@@ -226,3 +230,43 @@ def test_a_multi_task_model_with_a_metric_function_saves_and_loads_without_it(tm
                for w in caught)
     assert {t: [m.name for m in ms] for t, ms in loaded.metrics.items()} == {
         "a": ["accuracy"], "b": ["mae"]}
+
+
+@pytest.mark.parametrize("units, activation", [(1, "sigmoid"), (3, "softmax")])
+def test_predict_looks_past_dropout_which_training_does_not(units, activation):
+    # Dropout is the identity in predict: its output there is the probabilities
+    # (predict_proba squashed them again, predict_classes thresholded at 0),
+    # while the loss pairs with the logit loss (in training it scales
+    # probabilities past 1)
+    model = tn.Sequential([Dense(units, activation=activation, input_dim=4, seed=1),
+                           Dropout(0.2)])
+    model.compile("sgd", loss="binary_cross_entropy" if units == 1 else "cross_entropy")
+    assert type(model.loss).__module__ == "tinynet.losses"
+    p = model.predict(_X)
+    np.testing.assert_array_equal(model.predict_proba(_X), p)
+    expected = (p[:, 0] > 0.5).astype(np.int64) if units == 1 else p.argmax(axis=1)
+    np.testing.assert_array_equal(model.predict_classes(_X), expected)
+    assert output_losses.output_activation(model, at_inference=True) == activation
+    assert output_losses.output_activation(model) is None
+
+
+def test_a_nested_model_returning_its_input_is_looked_out_of():
+    # the walk stopped at the nested model's Input: the sigmoid before it was
+    # not seen, and the logit loss took its probabilities
+    xi = tn.mtl.Input((3,))
+    inner = tn.mtl.Model(xi, Identity()(xi))
+    inp = tn.mtl.Input((4,))
+    model = tn.mtl.Model(inp, {"q": inner(Dense(3, activation="sigmoid", seed=0)(inp)),
+                               "r": inner(Dense(3, seed=1)(inp))})
+    model.compile("sgd", loss="binary_cross_entropy")
+    assert type(model.loss["q"]) is output_losses.SigmoidOutputBinaryCrossEntropy
+    assert type(model.loss["r"]) is tn.losses.BinaryCrossEntropy
+
+
+def test_class_metrics_say_what_is_wrong_with_a_row_or_that_there_is_none():
+    accuracy = tn.metrics.get("accuracy")
+    with pytest.raises(ValueError, match="expected at least one sample, received 0"):
+        accuracy(np.zeros((0, 3)), np.zeros((0, 3)))
+    with pytest.raises(ValueError, match=r"received row 1 \[1.5, -0.5, 0.0\], with a "
+                                         r"negative entry"):
+        accuracy(np.eye(3)[:2], np.array([[1.0, 0, 0], [1.5, -0.5, 0]]))

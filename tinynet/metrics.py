@@ -143,18 +143,22 @@ def _check_class_rows(target: np.ndarray, who: str) -> None:
     scikit-learn scores them by subset accuracy, Keras by the mean over labels
     (``binary_accuracy``); argmaxed, a perfect predictor scored 0.76. Refused,
     naming the first such row. Two reductions when the rows are fine."""
-    if target.sum(axis=1).max() <= 1 + 1e-3 and target.min() >= 0:
-        return
+    if target.size == 0 or (target.sum(axis=1).max() <= 1 + 1e-3 and target.min() >= 0):
+        return  # (no sample: the metric says so)
     sums = target.sum(axis=1, dtype=np.float64)
     bad = np.flatnonzero((sums > 1 + 1e-3) | (target.min(axis=1) < 0))
     if not bad.size:  # (NaN rows: neither; the arg-max takes them as before)
         return
     i = int(bad[0])
+    received = f"received row {i} {target[i].tolist()}"
+    if target[i].min() < 0:
+        raise ValueError(f"{who} expected class labels, or rows of class probabilities "
+                         f"(one-hot), {received}, with a negative entry")
     raise ValueError(f"{who} expected class labels, or rows of class probabilities "
-                     f"(one-hot) summing to 1, received row {i} {target[i].tolist()} "
-                     f"summing to {sums[i]:g}: multi-label targets (several labels per "
-                     f"sample) have no one class; score each label as a task of its own "
-                     f"(tinynet.mtl), or pass a metric function of your own")
+                     f"(one-hot) summing to 1, {received} summing to {sums[i]:g}: "
+                     f"multi-label targets (several labels per sample) have no one class; "
+                     f"score each label as a task of its own (tinynet.mtl), or pass a "
+                     f"metric function of your own")
 
 
 def _is_binary_output(pred: np.ndarray) -> bool:

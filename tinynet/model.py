@@ -840,7 +840,7 @@ class Sequential(Layer):
             ``np.hstack([1 - p, p])``.
         """
         outputs = self.predict(x, batch_size=batch_size)
-        if output_activation(self) is not None:
+        if output_activation(self, at_inference=True) is not None:
             return outputs
         if _is_binary(outputs) or isinstance(self.loss, losses_mod.BinaryCrossEntropy):
             return losses_mod.sigmoid(outputs)
@@ -851,7 +851,7 @@ class Sequential(Layer):
         ``logit > 0``, or ``probability > 0.5`` after a sigmoid."""
         outputs = self.predict(x, batch_size=batch_size)
         if _is_binary(outputs):
-            threshold = 0.5 if output_activation(self) == "sigmoid" else 0.0
+            threshold = 0.5 if output_activation(self, at_inference=True) == "sigmoid" else 0.0
             return (outputs.reshape(len(outputs)) > threshold).astype(np.int64)
         return outputs.argmax(axis=-1)
 

@@ -40,7 +40,7 @@ from .losses import BinaryCrossEntropy, CrossEntropy
 
 __all__ = ["SoftmaxOutputCrossEntropy", "SigmoidOutputBinaryCrossEntropy",
            "NormalizedOutputCrossEntropy", "for_output",
-           "output_activation", "IDENTITY", "RESHAPING"]
+           "output_activation", "IDENTITY", "RESHAPING", "DROPOUT"]
 
 
 def _floor(p: np.ndarray) -> np.ndarray:
@@ -117,12 +117,15 @@ class NormalizedOutputCrossEntropy(SoftmaxOutputCrossEntropy):
 IDENTITY = ("Identity",)
 #: Layers whose output holds their input's values rearranged or cropped: an
 #: output is still a sigmoid's probabilities behind them (``Conv2D(1, 1,
-#: activation="sigmoid")`` then ``Flatten()``: one per pixel), not a softmax's
-#: (its rows need not be the output's rows: ``Softmax(axis=1)`` of a (3, 4) map,
-#: flattened, gives rows summing to 4). ``Dropout`` is neither: in training it
-#: scales kept probabilities past 1 and zeroes others, which a loss of
-#: probabilities cannot take.
+#: activation="sigmoid")`` then ``Flatten()``: one per pixel), and a softmax's
+#: only where its rows are the output's (a softmax of one vector per sample,
+#: flattened: ``Softmax(axis=1)`` of a (3, 4) map, flattened, gives rows
+#: summing to 4).
 RESHAPING = ("Flatten", "Reshape", "Cropping2D")
+#: Dropout is the identity at inference (``predict``), but not in training: it
+#: scales kept probabilities past 1 and zeroes others, which a loss of
+#: probabilities cannot take. Looked past only with ``at_inference=True``.
+DROPOUT = ("Dropout",)
 
 
 def _layers_back(obj):
@@ -130,18 +133,25 @@ def _layers_back(obj):
     :class:`~tinynet.Sequential` (its layers, nested ones flattened), or a
     functional model's output tensor (a ``tinynet.mtl`` SymbolicTensor: its
     node's layer, then the nodes before it along one input, looking through
-    nested functional models). Lazy: a scan stops at the first layer it needs."""
+    nested functional models, and out of one again where its output is its
+    own input). Lazy: a scan stops at the first layer it needs."""
     if hasattr(obj, "node"):  # a SymbolicTensor (duck-typed: mtl imports this module)
-        t = obj
-        while t.node.layer is not None:
+        t, callers = obj, []  # the nodes calling the nested models walked into
+        while True:
             layer = t.node.layer
-            if _is_a(layer, "Model"):
+            if layer is None:  # an Input: of a nested model, go on where it was called
+                if not callers:
+                    return
+                caller = callers.pop()
+                t = caller.inputs[[id(i) for i in caller.layer.inputs].index(id(t))]
+            elif _is_a(layer, "Model"):
+                callers.append(t.node)
                 t = layer.outputs[t.index]
-                continue
-            yield from _layers_back(layer)
-            if t.node.multi_input:
-                return
-            t = t.node.inputs[0]
+            else:
+                yield from _layers_back(layer)
+                if t.node.multi_input:
+                    return
+                t = t.node.inputs[0]
     elif _is_a(obj, "Sequential"):
         for inner in reversed(obj.layers):
             yield from _layers_back(inner)
@@ -149,21 +159,25 @@ def _layers_back(obj):
         yield obj
 
 
-def output_activation(layer) -> str | None:
+def output_activation(layer, at_inference: bool = False) -> str | None:
     """``"softmax"`` / ``"sigmoid"`` if ``layer`` ends in one, else None.
 
     ``layer`` ends in one if it is a ``Softmax``/``Sigmoid`` layer, has one as
     its ``activation`` (``Dense(10, activation="softmax")``), or is a
     :class:`~tinynet.Sequential` (or a functional model's output tensor) whose
     last layer ends in one -- not counting the :data:`IDENTITY` layers after
-    it, nor, for a sigmoid, the :data:`RESHAPING` ones (a sigmoid then
+    it, the :data:`RESHAPING` ones after a sigmoid or after a softmax whose
+    output per sample is one vector of the output's shape (a sigmoid then
     ``Flatten()`` was taken for logits: the loss applied a second sigmoid, the
     accuracy thresholded at 0 and ``predict_classes`` called every sample
-    class 1).
+    class 1), nor, ``at_inference`` (what ``predict`` gives), :data:`DROPOUT`.
     """
-    reshaped = False
+    reshaped, final = False, None
     for inner in _layers_back(layer):
-        if any(_is_a(inner, name) for name in IDENTITY):
+        if final is None:
+            final = getattr(inner, "output_shape", None)
+        if any(_is_a(inner, name) for name in IDENTITY) or (
+                at_inference and any(_is_a(inner, name) for name in DROPOUT)):
             continue
         if any(_is_a(inner, name) for name in RESHAPING):
             reshaped = True
@@ -172,7 +186,9 @@ def output_activation(layer) -> str | None:
             if _is_a(candidate, "Sigmoid"):
                 return "sigmoid"
             if _is_a(candidate, "Softmax"):
-                return None if reshaped else "softmax"
+                rows = final is not None and len(final) == 1 and \
+                    tuple(getattr(inner, "output_shape", None) or ()) == tuple(final)
+                return "softmax" if rows or not reshaped else None
         return None
     return None
 
