@@ -461,13 +461,19 @@ def test_a_model_that_is_no_single_output_classifier_is_refused(kind, message, t
                "Sequential compiled with cross_entropy or binary_cross_entropy" in err
 
 
-@pytest.mark.parametrize("last, loss", [(None, None), ("softmax", None),
-                                        ("softmax", "mse"), ("sigmoid", "mse")])
-def test_classifiers_saved_from_python_are_taken(last, loss, tmp_path, capsys):
+@pytest.mark.parametrize("last, loss, after", [
+    (None, None, None), ("softmax", None, None), ("softmax", "mse", None),
+    ("sigmoid", "mse", None),
+    # Dropout passes the probabilities on in predict: refused as an MSE regressor
+    # by a first version of the check, which asked the training pairing's rule
+    ("softmax", "mse", "dropout"), ("sigmoid", "mse", "dropout"), ("softmax", "mse", "flatten")])
+def test_classifiers_saved_from_python_are_taken(last, loss, after, tmp_path, capsys):
     # uncompiled logits, or probabilities (a softmax, or one sigmoid unit, trained on
     # whatever loss): predicted and evaluated; the loss only of a cross-entropy
     units = 1 if last == "sigmoid" else 10
-    model = tn.Sequential([tn.layers.Dense(units, activation=last, input_dim=64, seed=0)])
+    tail = {None: [], "dropout": [tn.layers.Dropout(0.2)], "flatten": [tn.layers.Flatten()]}
+    model = tn.Sequential([tn.layers.Dense(units, activation=last, input_dim=64, seed=0),
+                           *tail[after]])
     if loss:
         model.compile("adam", loss=loss)
     path = str(model.save(tmp_path / "m.npz"))

@@ -460,7 +460,7 @@ def _load_model(path):
                            f"tinynet.meta.load({path!r}) in Python")
     loss = getattr(model, "loss", None)
     if loss is not None and not _is_classification_loss(loss) \
-            and output_activation(model) is None:
+            and output_activation(model, at_inference=True) is None:
         raise CommandError(f"{path!r} holds a model compiled with the loss "
                            f"{type(loss).__name__}, not a classifier; {_CLASSIFIER}")
     outputs = tuple(getattr(model, "output_shape", None) or ())
