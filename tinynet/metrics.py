@@ -99,7 +99,8 @@ from .output_losses import output_activation
 __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
            "R2Score", "MeanSquaredError", "MeanAbsoluteError", "MetricStates",
            "accuracy", "top_k_accuracy", "precision", "recall", "f1", "auc", "r2", "mse",
-           "mae", "get", "for_output", "to_config", "from_saved", "check_names", "validation_clashes",
+           "mae", "get", "for_output", "to_config", "from_saved", "check_names",
+           "validation_clashes",
            "higher_is_better", "logged_metrics", "METRICS"]
 
 

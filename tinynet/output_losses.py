@@ -173,8 +173,8 @@ def output_activation(layer, at_inference: bool = False) -> str | None:
     class 1), nor, ``at_inference`` (what ``predict`` gives), :data:`DROPOUT`.
     """
     reshaped, final = False, None
-    for inner in _layers_back(layer):
-        if final is None:
+    for i, inner in enumerate(_layers_back(layer)):
+        if i == 0:  # the output's shape per sample (None: not built)
             final = getattr(inner, "output_shape", None)
         if any(_is_a(inner, name) for name in IDENTITY) or (
                 at_inference and any(_is_a(inner, name) for name in DROPOUT)):
