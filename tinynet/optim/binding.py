@@ -232,27 +232,24 @@ def refuse_foreign(model, optimizer, params, who: str, known=()) -> None:
     released = released_ids(model, optimizer, foreign)
     held = [holder for holder in released.values() if holder is not None]
     foreign -= set(released)
-    name = type(optimizer).__name__
+    ways = "pop, replace_head, reset_parameters, a layer built again"  # of releasing
+    remedy = (f"make a new one for this model (e.g. {type(optimizer).__name__}(lr=...), which "
+              f"compile binds) or bind one to this model's parameters (model.parameters(), "
+              f"or groups of them)")
     if held and not foreign:
         holder = held[0]
         raise ValueError(f"{who} received the optimizer model {holder.name!r} is compiled "
                          f"with: it is that model's, bound to {len(held)} parameter(s) "
-                         f"(of {len(optimizer.params)} bound) this model released (pop, "
-                         f"replace_head, reset_parameters, a layer built again) whose layer "
-                         f"{holder.name!r} holds now; compiling this model with it would take "
-                         f"it from {holder.name!r}, so make a new one for this model (e.g. "
-                         f"{name}(lr=...), which compile binds) or bind one to this model's "
-                         f"parameters (model.parameters(), or groups of them)")
+                         f"(of {len(optimizer.params)} bound) this model released ({ways}) "
+                         f"whose layer {holder.name!r} holds now; compiling this model with "
+                         f"it would take it from {holder.name!r}, so {remedy}")
     if not foreign:
         return
     raise ValueError(f"{who} received an optimizer bound to {len(foreign)} parameter(s) "
                      f"(of {len(optimizer.params)} bound) that are neither this model's "
-                     f"nor ones it released (pop, replace_head, reset_parameters, a layer "
-                     f"built again): another model's (bound to them, or compiled with that "
-                     f"model); an optimizer holds one model's parameters and state, so make "
-                     f"a new one for this model (e.g. {name}(lr=...), which compile binds) "
-                     f"or bind one to this model's parameters (model.parameters(), or groups "
-                     f"of them)")
+                     f"nor ones it released ({ways}): another model's (bound to them, or "
+                     f"compiled with that model); an optimizer holds one model's parameters "
+                     f"and state, so {remedy}")
 
 
 def bind_model_optimizer(model, optimizer, params, who: str, known=()):
