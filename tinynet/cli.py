@@ -431,8 +431,8 @@ _CLASSIFIER = ("evaluate and predict expect a single-output classifier (a tinyne
 def _is_classification_loss(loss) -> bool:
     """A cross-entropy (or its twin on probabilities: tinynet.output_losses),
     the losses whose targets are labels."""
-    from .losses import BinaryCrossEntropy, CrossEntropy
-    return isinstance(loss, (CrossEntropy, BinaryCrossEntropy))
+    from .losses import CLASSIFICATION_LOSSES
+    return isinstance(loss, CLASSIFICATION_LOSSES)
 
 
 def _load_model(path):

@@ -100,7 +100,7 @@ from .layers._checks import (Setting, adopt_settings, call_with_settings, check_
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
-    "LOSSES", "LOSS_CLASSES", "REDUCTIONS", "get", "loss_to_dict", "loss_from_dict",
+    "LOSSES", "LOSS_CLASSES", "CLASSIFICATION_LOSSES", "REDUCTIONS", "get", "loss_to_dict", "loss_from_dict",
     "check_reduction", "check_trainable", "reduction_of", "reduces_to_sum", "batch_weight",
     "log_softmax", "softmax", "sigmoid", "scaled_class_weights",
 ]
@@ -1000,6 +1000,10 @@ LOSSES: dict[str, type] = {
     "binary_cross_entropy": BinaryCrossEntropy, "binary_crossentropy": BinaryCrossEntropy,
     "bce": BinaryCrossEntropy,
 }
+
+#: The losses whose targets are class labels (integers, or 0/1), subclasses
+#: (their twins on probabilities, :mod:`tinynet.output_losses`) included.
+CLASSIFICATION_LOSSES = (CrossEntropy, BinaryCrossEntropy)
 
 
 def loss_to_dict(loss: Loss) -> dict:

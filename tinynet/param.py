@@ -53,7 +53,7 @@ class Param:
     """
 
     # __weakref__: a model remembers the parameters it released without keeping
-    # them alive (tinynet.layers.base.release_parameters)
+    # them alive (tinynet.optim.binding.release_parameters)
     __slots__ = ("_value", "_grad", "name", "trainable", "__weakref__")
 
     def __init__(self, value, name: str | None = None, trainable: bool = True):

@@ -91,8 +91,6 @@ from ..param import ensure_flat
 from ..training import RunningMeans, batch_indices, check_targets, fit_loop
 from . import weighting as weighting_mod
 
-#: Losses whose integer targets are class labels (a negative label marks a missing one).
-_CLASSIFICATION_LOSSES = (losses_mod.CrossEntropy, losses_mod.BinaryCrossEntropy)
 
 __all__ = ["MultiTaskTraining", "task_masks"]
 
@@ -131,7 +129,7 @@ def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None =
             labelled &= ~np.isnan(rows).any(axis=1)
             reasons["a NaN target"] = n_samples - int(labelled.sum())
         elif (np.issubdtype(target.dtype, np.integer)
-              and isinstance(losses.get(task), _CLASSIFICATION_LOSSES)):
+              and isinstance(losses.get(task), losses_mod.CLASSIFICATION_LOSSES)):
             labelled &= (rows >= 0).all(axis=1)
             reasons["a negative class label"] = n_samples - int(labelled.sum())
         if task in mask:
