@@ -1381,7 +1381,8 @@ def test_l2sp_attach_checks_its_optimizer_and_adds_the_gradient_once():
 
 
 
-def test_l2sp_detach_restores_the_plain_step_and_checks_its_order():
+@pytest.mark.parametrize("first_out", [False, True])
+def test_l2sp_detach_restores_the_plain_step_in_any_order(first_out):
     model = mlp()
     model.compile(tn.optim.SGD(lr=0.1), loss="cross_entropy")
     first, second = transfer.L2SP(model.layers[0], 0.5), transfer.L2SP(model.layers[0], 0.25)
@@ -1390,9 +1391,8 @@ def test_l2sp_detach_restores_the_plain_step_and_checks_its_order():
         first.detach(model.optimizer)
     first.attach(model.optimizer)
     second.attach(model.optimizer)
-    with pytest.raises(ValueError, match="another penalty was attached to this optimizer after "
-                                         "this one; detach that one first"):
-        first.detach(model.optimizer)
+    if first_out:  # (step wrappers had to be unwrapped last attached first)
+        first, second = second, first
     w = model.layers[0].W
     anchor = w.value.copy()
 
@@ -1404,12 +1404,35 @@ def test_l2sp_detach_restores_the_plain_step_and_checks_its_order():
 
     np.testing.assert_allclose(step(), -0.1 * (0.5 + 0.25))   # both penalties
     assert second.detach(model.optimizer) is model.optimizer
-    np.testing.assert_allclose(step(), -0.1 * 0.5)            # the first alone
+    np.testing.assert_allclose(step(), -0.1 * first.alpha)    # the one left alone
     first.detach(model.optimizer)
-    assert "step" not in vars(model.optimizer)                # the class's step again
+    assert model.optimizer.penalties == []
     assert not step().any()
     first.attach(model.optimizer)                             # and it may attach again
     assert step().any()
+
+
+@pytest.mark.parametrize("max_grad_norm", [None, 1.0])
+def test_l2sp_trains_a_multi_task_model(max_grad_norm):
+    # its step is optimizer.step(unclipped=...): the wrapper L2SP.attach put
+    # in place of step took no arguments, a TypeError at the first batch
+    from tinynet.mtl import experiments as ex
+    x, _ = data(n=24, d=8)
+    ys = {"a": np.arange(24) % 3, "b": np.arange(24) % 2}
+    moved = {}
+    for alpha in (0.0, 10.0):
+        model = ex.hard_sharing(8, [16], {"a": 3, "b": 2}, seed=0)
+        model.compile(tn.optim.Adam(lr=1e-2, max_grad_norm=max_grad_norm),
+                      loss="cross_entropy")
+        trunk = model.parameters()[:2]
+        start = [p.value.copy() for p in trunk]
+        penalty = transfer.L2SP(trunk, alpha=alpha)
+        penalty.attach(model.optimizer)
+        history = model.fit(x, ys, epochs=3, batch_size=8, verbose=0, seed=0,
+                            callbacks=[penalty.logger()])
+        assert penalty.steps == 9 and len(history.history["l2sp_penalty"]) == 3
+        moved[alpha] = sum(np.linalg.norm(p.value - w) for p, w in zip(trunk, start))
+    assert 0 < moved[10.0] < moved[0.0]
 
 
 def test_fine_tune_detaches_its_l2sp_penalty_when_phase_2_ends():

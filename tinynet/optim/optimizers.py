@@ -131,6 +131,15 @@ class Optimizer:
         As in PyTorch: ``{"params": [Param, ...], "lr": ..., ...}``.
     state : dict
         Per-parameter state, keyed by the Param: ``{"step": int, name: ndarray}``.
+    penalties : list
+        Penalties each :meth:`step` adds the gradient of first, in this order
+        (before clipping): objects with a ``before_step()`` method
+        (:meth:`tinynet.transfer.L2SP.attach` appends one, ``detach`` takes
+        it out). A plain attribute, not a wrapped ``step``: ``step`` keeps
+        its signature (``mtl.Model`` passes ``unclipped``), and a deep copy
+        or a pickle of the optimizer holds copies of its penalties, which
+        add their gradient to the copy's parameters. Not saved by
+        :meth:`state_dict` (nor in a model file).
     """
 
     #: Group keys that are flags (saved as bool arrays); the rest are numbers.
@@ -160,6 +169,7 @@ class Optimizer:
             high=math.inf, high_open=True)
         self.param_groups: list[dict] = []
         self.state: dict = {}
+        self.penalties: list = []
         self._plans: dict = {}  # group index -> (signature, runs): see fused.py
         # the rate a schedule set while no group existed, and the base rate the
         # first such schedule recorded (the groups' initial_lr): see add_param_group
@@ -479,13 +489,16 @@ class Optimizer:
     def step(self, unclipped=()) -> None:
         """One update of every trainable parameter from its current gradient.
 
-        ``max_grad_norm`` clips the gradients of the bound parameters but
-        those of ``unclipped``, which neither count in the norm nor change
-        (a multi-task model's weighting parameters: :meth:`tinynet.mtl.Model.compile`).
+        The :attr:`penalties` first add their gradients. ``max_grad_norm``
+        then clips the gradients of the bound parameters but those of
+        ``unclipped``, which neither count in the norm nor change (a
+        multi-task model's weighting parameters: :meth:`tinynet.mtl.Model.compile`).
         """
         if not self.param_groups:
             raise RuntimeError(f"{self._who} has no parameters: pass them to the "
                                f"constructor or call bind(params) (model.compile does)")
+        for penalty in self.penalties:
+            penalty.before_step()
         if self.max_grad_norm is not None:
             skip = {id(p) for p in unclipped}
             clip_grad_norm([p for p in self.params if id(p) not in skip] if skip
