@@ -575,6 +575,49 @@ def test_discriminative_rates_reach_the_optimizer():
         np.testing.assert_allclose(p.value, old - lr * g, rtol=1e-12, atol=1e-15)
 
 
+def test_replace_head_keeps_the_discriminative_groups_of_the_layers_that_stay(tmp_path):
+    # compile bound the groups again as one flat group at the head's rate: the
+    # lower layers trained 6.8x (0.01 / 0.0015) faster than they were set to
+    x, y = data()
+    model = mlp()
+    opt = tn.optim.Adam(transfer.discriminative_param_groups(model, 0.01, factor=2.0), lr=0.02,
+                        betas=(0.8, 0.9))
+    opt.param_groups[0]["betas"] = (0.5, 0.99)  # set by hand on the bottom group
+    model.compile(opt, loss="cross_entropy")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=0)
+    body = model.parameters()[:4]
+    moments = {id(p): opt.state[p]["exp_avg"].copy() for p in body}
+    transfer.replace_head(model, tn.layers.Dense(4, seed=9, name="head2"))
+    model.compile(opt, loss="cross_entropy")
+    assert model.optimizer is opt
+    head = model.layers[-1].parameters()
+    assert [g["params"] for g in opt.param_groups] == [body[:2], body[2:], head]
+    assert [g["lr"] for g in opt.param_groups] == [0.0025, 0.005, 0.02]  # the head: defaults
+    assert [g["betas"] for g in opt.param_groups] == [(0.5, 0.99), (0.8, 0.9), (0.8, 0.9)]
+    assert set(opt.state) == set(body)  # the old head's state went, the body's stayed
+    for p in body:
+        assert opt.state[p]["step"] == 5
+        np.testing.assert_array_equal(opt.state[p]["exp_avg"], moments[id(p)])
+    model.fit(x, y[:40] % 4, epochs=1, batch_size=8, verbose=0, seed=0)
+    model.save(tmp_path / "m.npz")
+    loaded = tn.load(tmp_path / "m.npz")
+    for a, b in zip(loaded.optimizer.param_groups, opt.param_groups, strict=True):
+        assert len(a["params"]) == len(b["params"])
+        assert {k: v for k, v in a.items() if k != "params"} == \
+            {k: v for k, v in b.items() if k != "params"}
+    for p, q in zip(model.parameters(), loaded.parameters(), strict=True):
+        assert opt.state[p].keys() == loaded.optimizer.state[q].keys()
+        for key, value in opt.state[p].items():
+            np.testing.assert_array_equal(loaded.optimizer.state[q][key], value)
+    # one group left of the old ones: bound as one group, the new head joining it
+    opt = tn.optim.SGD([{"params": model.parameters()[:-2], "lr": 0.3},
+                        {"params": model.parameters()[-2:], "lr": 0.1}], lr=0.2)
+    model.compile(opt, loss="cross_entropy")
+    transfer.replace_head(model, tn.layers.Dense(3, seed=9))
+    model.compile(opt, loss="cross_entropy")
+    assert len(opt.param_groups) == 1 and opt.param_groups[0]["lr"] == 0.3
+
+
 def test_layer_groups_and_errors():
     model = tn.Sequential([tn.layers.Dense(8, input_dim=6), tn.layers.ReLU(),
                            tn.layers.Dense(8), tn.layers.ReLU(), tn.layers.Dense(3)])

@@ -236,6 +236,11 @@ class Optimizer:
           that a schedule, a plateau or the user set stays as it was
           instead of going back to the constructor's.
 
+        ``compile`` binds an optimizer of several groups again as groups: the
+        old ones less the parameters gone, the new parameters in one group
+        added with the defaults, as ``add_param_group`` does
+        (:func:`tinynet.optim.binding.bind_model_optimizer`).
+
         Bound to none of the old parameters (another model), the groups keep
         the rate the old groups were at (``lr`` and ``initial_lr``), so a
         running schedule goes on as it was (:meth:`_carried_over`).
