@@ -592,7 +592,8 @@ def test_replace_head_keeps_the_discriminative_groups_of_the_layers_that_stay(tm
     assert model.optimizer is opt
     head = model.layers[-1].parameters()
     assert [g["params"] for g in opt.param_groups] == [body[:2], body[2:], head]
-    assert [g["lr"] for g in opt.param_groups] == [0.0025, 0.005, 0.02]  # the head: defaults
+    # the new head takes the replaced head's group: its rate, not the defaults' 0.02
+    assert [g["lr"] for g in opt.param_groups] == [0.0025, 0.005, 0.01]
     assert [g["betas"] for g in opt.param_groups] == [(0.5, 0.99), (0.8, 0.9), (0.8, 0.9)]
     assert set(opt.state) == set(body)  # the old head's state went, the body's stayed
     for p in body:
@@ -609,13 +610,51 @@ def test_replace_head_keeps_the_discriminative_groups_of_the_layers_that_stay(tm
         assert opt.state[p].keys() == loaded.optimizer.state[q].keys()
         for key, value in opt.state[p].items():
             np.testing.assert_array_equal(loaded.optimizer.state[q][key], value)
-    # one group left of the old ones: bound as one group, the new head joining it
+    # two groups, base and head: they collapsed into one at the base's rate
+    # (the emptied head group dropped before counting the groups)
     opt = tn.optim.SGD([{"params": model.parameters()[:-2], "lr": 0.3},
                         {"params": model.parameters()[-2:], "lr": 0.1}], lr=0.2)
     model.compile(opt, loss="cross_entropy")
     transfer.replace_head(model, tn.layers.Dense(3, seed=9))
     model.compile(opt, loss="cross_entropy")
-    assert len(opt.param_groups) == 1 and opt.param_groups[0]["lr"] == 0.3
+    params = model.parameters()
+    assert [(g["params"], g["lr"]) for g in opt.param_groups] == \
+        [(params[:-2], 0.3), (params[-2:], 0.1)]
+    # none released (a layer added): the new parameters in a group of the defaults
+    model.add(tn.layers.Dense(2, seed=4, name="top"))
+    model.compile(opt, loss="cross_entropy")
+    top = model.layers[-1].parameters()
+    assert [(g["params"], g["lr"]) for g in opt.param_groups] == \
+        [(params[:-2], 0.3), (params[-2:], 0.1), (top, 0.2)]
+    # released from two groups (the head and the added layer popped, a new head):
+    # neither group's rate is the new head's, so the defaults'
+    model.pop()
+    transfer.replace_head(model, tn.layers.Dense(3, seed=5))
+    model.compile(opt, loss="cross_entropy")
+    assert [(g["params"], g["lr"]) for g in opt.param_groups] == \
+        [(params[:-2], 0.3), (model.layers[-1].parameters(), 0.2)]
+
+
+def test_replace_head_with_fine_tune_groups_trains_the_new_head_at_the_head_rate():
+    # fine_tune's base + head groups: compile after replace_head made one group
+    # at the base's rate, 1/2.6 of the rate the replaced head trained at
+    x, y = data()
+    model = tn.Sequential([tn.layers.Dense(8, input_dim=6, seed=1), tn.layers.ReLU(),
+                           tn.layers.Dense(3, seed=3)])
+    opt = tn.optim.Adam(transfer.discriminative_param_groups(model, 0.01, factor=2.6), lr=0.01)
+    model.compile(opt, loss="cross_entropy")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=0)
+    before = [(len(g["params"]), g["lr"]) for g in opt.param_groups]
+    assert before == [(2, 0.01 / 2.6), (2, 0.01)]
+    transfer.replace_head(model, tn.layers.Dense(3, seed=9))
+    model.compile(opt, loss="cross_entropy")
+    assert [(len(g["params"]), g["lr"]) for g in opt.param_groups] == before
+    assert opt.param_groups[1]["params"] == model.layers[-1].parameters()
+    head = model.layers[-1].parameters()
+    start = [p.value.copy() for p in head]
+    model.fit(x, y, epochs=1, batch_size=40, verbose=0, seed=0)   # Adam's first step: lr
+    for p, w in zip(head, start):
+        np.testing.assert_allclose(np.abs(p.value - w).max(), 0.01, rtol=1e-6)
 
 
 def test_layer_groups_and_errors():

@@ -237,9 +237,12 @@ class Optimizer:
           instead of going back to the constructor's.
 
         ``compile`` binds an optimizer of several groups again as groups: the
-        old ones less the parameters gone, the new parameters in one group
-        added with the defaults, as ``add_param_group`` does
-        (:func:`tinynet.optim.binding.bind_model_optimizer`).
+        old ones, in their order, less the parameters gone; the new
+        parameters join the group the parameters gone came from if they all
+        came from one (a replaced head's: the new head takes its
+        hyperparameters), else go into one group added with the defaults,
+        as ``add_param_group`` does
+        (:func:`tinynet.optim.binding._bind_again`).
 
         Bound to none of the old parameters (another model), the groups keep
         the rate the old groups were at (``lr`` and ``initial_lr``), so a
