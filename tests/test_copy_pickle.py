@@ -118,6 +118,28 @@ def test_a_model_with_an_l2sp_penalty_copies_with_its_own_penalty(how):
     assert twin_penalty.steps == 9 and penalty.steps == 6
 
 
+def test_a_model_pickled_before_optimizer_penalties_trains_after_loading():
+    # main's optimizers had no penalties attribute: step raised AttributeError
+    model, x, y = _mlp()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=3)
+    del model.optimizer.__dict__["penalties"]                # as main pickled it
+    twin = _pickled(model)
+    assert twin.optimizer.penalties == []
+    model.optimizer.penalties = []
+    runs = [m.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=4) for m in (twin, model)]
+    assert runs[0].history == runs[1].history
+
+
+def test_a_shallow_copy_of_an_optimizer_has_a_penalty_list_of_its_own():
+    from tinynet.transfer import L2SP
+    model, _, _ = _mlp()
+    penalty = L2SP(model.layers[0], alpha=1.0)
+    twin = copy.copy(model.optimizer)
+    assert twin.params == model.optimizer.params             # shared, as a shallow copy does
+    penalty.attach(twin)
+    assert twin.penalties == [penalty] and model.optimizer.penalties == []
+
+
 @pytest.mark.parametrize("how", COPIES)
 def test_a_copy_of_a_frozen_model_unfreezes(how):
     # the copy's layers took the original, frozen model for their container, so

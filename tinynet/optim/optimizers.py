@@ -138,8 +138,10 @@ class Optimizer:
         it out). A plain attribute, not a wrapped ``step``: ``step`` keeps
         its signature (``mtl.Model`` passes ``unclipped``), and a deep copy
         or a pickle of the optimizer holds copies of its penalties, which
-        add their gradient to the copy's parameters. Not saved by
-        :meth:`state_dict` (nor in a model file).
+        add their gradient to the copy's parameters; a shallow copy
+        (``copy.copy``) has a list of its own holding the same penalties
+        (as it shares the parameters). Not saved by :meth:`state_dict`
+        (nor in a model file).
     """
 
     #: Group keys that are flags (saved as bool arrays); the rest are numbers.
@@ -177,6 +179,15 @@ class Optimizer:
         self._new_group_initial_lr: float | None = None
         if params is not None:
             self.bind(params)
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle (and copy): an optimizer pickled before it had
+        :attr:`penalties` gets none (its ``step`` read the attribute: an
+        ``AttributeError`` at the first batch). The list is a new one, so
+        that a shallow copy attaching or detaching a penalty leaves the
+        original's as it was."""
+        self.__dict__.update(state)
+        self.penalties = list(state.get("penalties", ()))
 
     @property
     def _who(self) -> str:
