@@ -92,6 +92,55 @@ def test_a_trained_model_copies_and_the_copy_trains_as_the_original_goes_on(name
 
 
 @pytest.mark.parametrize("how", COPIES)
+def test_a_model_with_an_l2sp_penalty_copies_with_its_own_penalty(how):
+    # the penalty wrapped optimizer.step in a closure: the copy's step stepped
+    # the original's optimizer (the copy did not train, the original moved),
+    # and a pickle failed ("Can't pickle local object")
+    from tinynet.transfer import L2SP
+    model, x, y = _mlp()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=3)
+    penalty = L2SP(model.layers[0], alpha=1.0)
+    penalty.attach(model.optimizer)
+    twin, twin_penalty = COPIES[how]((model, penalty))
+    assert twin.optimizer.penalties == [twin_penalty] and twin_penalty is not penalty
+    before = _weights(model)
+    runs = [m.fit(x, y, epochs=2, batch_size=8, verbose=0, seed=3, callbacks=[p.logger()])
+            for m, p in ((twin, twin_penalty), (model, penalty))]
+    assert runs[0].history == runs[1].history and runs[0].history["l2sp_penalty"][1] > 0
+    for a, b in zip(_weights(model), _weights(twin), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert any(not np.array_equal(a, b) for a, b in zip(before, _weights(twin)))
+    # training the copy leaves the original where it was
+    before = _weights(model)
+    twin.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=4)
+    for a, b in zip(before, _weights(model), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert twin_penalty.steps == 9 and penalty.steps == 6
+
+
+def test_a_model_pickled_before_optimizer_penalties_trains_after_loading():
+    # main's optimizers had no penalties attribute: step raised AttributeError
+    model, x, y = _mlp()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=3)
+    del model.optimizer.__dict__["penalties"]                # as main pickled it
+    twin = _pickled(model)
+    assert twin.optimizer.penalties == []
+    model.optimizer.penalties = []
+    runs = [m.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=4) for m in (twin, model)]
+    assert runs[0].history == runs[1].history
+
+
+def test_a_shallow_copy_of_an_optimizer_has_a_penalty_list_of_its_own():
+    from tinynet.transfer import L2SP
+    model, _, _ = _mlp()
+    penalty = L2SP(model.layers[0], alpha=1.0)
+    twin = copy.copy(model.optimizer)
+    assert twin.params == model.optimizer.params             # shared, as a shallow copy does
+    penalty.attach(twin)
+    assert twin.penalties == [penalty] and model.optimizer.penalties == []
+
+
+@pytest.mark.parametrize("how", COPIES)
 def test_a_copy_of_a_frozen_model_unfreezes(how):
     # the copy's layers took the original, frozen model for their container, so
     # unfreezing the copy left every one of its parameters frozen

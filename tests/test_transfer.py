@@ -575,6 +575,88 @@ def test_discriminative_rates_reach_the_optimizer():
         np.testing.assert_allclose(p.value, old - lr * g, rtol=1e-12, atol=1e-15)
 
 
+def test_replace_head_keeps_the_discriminative_groups_of_the_layers_that_stay(tmp_path):
+    # compile bound the groups again as one flat group at the head's rate: the
+    # lower layers trained 6.8x (0.01 / 0.0015) faster than they were set to
+    x, y = data()
+    model = mlp()
+    opt = tn.optim.Adam(transfer.discriminative_param_groups(model, 0.01, factor=2.0), lr=0.02,
+                        betas=(0.8, 0.9))
+    opt.param_groups[0]["betas"] = (0.5, 0.99)  # set by hand on the bottom group
+    model.compile(opt, loss="cross_entropy")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=0)
+    body = model.parameters()[:4]
+    moments = {id(p): opt.state[p]["exp_avg"].copy() for p in body}
+    transfer.replace_head(model, tn.layers.Dense(4, seed=9, name="head2"))
+    model.compile(opt, loss="cross_entropy")
+    assert model.optimizer is opt
+    head = model.layers[-1].parameters()
+    assert [g["params"] for g in opt.param_groups] == [body[:2], body[2:], head]
+    # the new head takes the replaced head's group: its rate, not the defaults' 0.02
+    assert [g["lr"] for g in opt.param_groups] == [0.0025, 0.005, 0.01]
+    assert [g["betas"] for g in opt.param_groups] == [(0.5, 0.99), (0.8, 0.9), (0.8, 0.9)]
+    assert set(opt.state) == set(body)  # the old head's state went, the body's stayed
+    for p in body:
+        assert opt.state[p]["step"] == 5
+        np.testing.assert_array_equal(opt.state[p]["exp_avg"], moments[id(p)])
+    model.fit(x, y[:40] % 4, epochs=1, batch_size=8, verbose=0, seed=0)
+    model.save(tmp_path / "m.npz")
+    loaded = tn.load(tmp_path / "m.npz")
+    for a, b in zip(loaded.optimizer.param_groups, opt.param_groups, strict=True):
+        assert len(a["params"]) == len(b["params"])
+        assert {k: v for k, v in a.items() if k != "params"} == \
+            {k: v for k, v in b.items() if k != "params"}
+    for p, q in zip(model.parameters(), loaded.parameters(), strict=True):
+        assert opt.state[p].keys() == loaded.optimizer.state[q].keys()
+        for key, value in opt.state[p].items():
+            np.testing.assert_array_equal(loaded.optimizer.state[q][key], value)
+    # two groups, base and head: they collapsed into one at the base's rate
+    # (the emptied head group dropped before counting the groups)
+    opt = tn.optim.SGD([{"params": model.parameters()[:-2], "lr": 0.3},
+                        {"params": model.parameters()[-2:], "lr": 0.1}], lr=0.2)
+    model.compile(opt, loss="cross_entropy")
+    transfer.replace_head(model, tn.layers.Dense(3, seed=9))
+    model.compile(opt, loss="cross_entropy")
+    params = model.parameters()
+    assert [(g["params"], g["lr"]) for g in opt.param_groups] == \
+        [(params[:-2], 0.3), (params[-2:], 0.1)]
+    # none released (a layer added): the new parameters in a group of the defaults
+    model.add(tn.layers.Dense(2, seed=4, name="top"))
+    model.compile(opt, loss="cross_entropy")
+    top = model.layers[-1].parameters()
+    assert [(g["params"], g["lr"]) for g in opt.param_groups] == \
+        [(params[:-2], 0.3), (params[-2:], 0.1), (top, 0.2)]
+    # released from two groups (the head and the added layer popped, a new head):
+    # neither group's rate is the new head's, so the defaults'
+    model.pop()
+    transfer.replace_head(model, tn.layers.Dense(3, seed=5))
+    model.compile(opt, loss="cross_entropy")
+    assert [(g["params"], g["lr"]) for g in opt.param_groups] == \
+        [(params[:-2], 0.3), (model.layers[-1].parameters(), 0.2)]
+
+
+def test_replace_head_with_fine_tune_groups_trains_the_new_head_at_the_head_rate():
+    # fine_tune's base + head groups: compile after replace_head made one group
+    # at the base's rate, 1/2.6 of the rate the replaced head trained at
+    x, y = data()
+    model = tn.Sequential([tn.layers.Dense(8, input_dim=6, seed=1), tn.layers.ReLU(),
+                           tn.layers.Dense(3, seed=3)])
+    opt = tn.optim.Adam(transfer.discriminative_param_groups(model, 0.01, factor=2.6), lr=0.01)
+    model.compile(opt, loss="cross_entropy")
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0, seed=0)
+    before = [(len(g["params"]), g["lr"]) for g in opt.param_groups]
+    assert before == [(2, 0.01 / 2.6), (2, 0.01)]
+    transfer.replace_head(model, tn.layers.Dense(3, seed=9))
+    model.compile(opt, loss="cross_entropy")
+    assert [(len(g["params"]), g["lr"]) for g in opt.param_groups] == before
+    assert opt.param_groups[1]["params"] == model.layers[-1].parameters()
+    head = model.layers[-1].parameters()
+    start = [p.value.copy() for p in head]
+    model.fit(x, y, epochs=1, batch_size=40, verbose=0, seed=0)   # Adam's first step: lr
+    for p, w in zip(head, start):
+        np.testing.assert_allclose(np.abs(p.value - w).max(), 0.01, rtol=1e-6)
+
+
 def test_layer_groups_and_errors():
     model = tn.Sequential([tn.layers.Dense(8, input_dim=6), tn.layers.ReLU(),
                            tn.layers.Dense(8), tn.layers.ReLU(), tn.layers.Dense(3)])
@@ -1381,7 +1463,8 @@ def test_l2sp_attach_checks_its_optimizer_and_adds_the_gradient_once():
 
 
 
-def test_l2sp_detach_restores_the_plain_step_and_checks_its_order():
+@pytest.mark.parametrize("first_out", [False, True])
+def test_l2sp_detach_restores_the_plain_step_in_any_order(first_out):
     model = mlp()
     model.compile(tn.optim.SGD(lr=0.1), loss="cross_entropy")
     first, second = transfer.L2SP(model.layers[0], 0.5), transfer.L2SP(model.layers[0], 0.25)
@@ -1390,9 +1473,8 @@ def test_l2sp_detach_restores_the_plain_step_and_checks_its_order():
         first.detach(model.optimizer)
     first.attach(model.optimizer)
     second.attach(model.optimizer)
-    with pytest.raises(ValueError, match="another penalty was attached to this optimizer after "
-                                         "this one; detach that one first"):
-        first.detach(model.optimizer)
+    if first_out:  # (step wrappers had to be unwrapped last attached first)
+        first, second = second, first
     w = model.layers[0].W
     anchor = w.value.copy()
 
@@ -1404,12 +1486,35 @@ def test_l2sp_detach_restores_the_plain_step_and_checks_its_order():
 
     np.testing.assert_allclose(step(), -0.1 * (0.5 + 0.25))   # both penalties
     assert second.detach(model.optimizer) is model.optimizer
-    np.testing.assert_allclose(step(), -0.1 * 0.5)            # the first alone
+    np.testing.assert_allclose(step(), -0.1 * first.alpha)    # the one left alone
     first.detach(model.optimizer)
-    assert "step" not in vars(model.optimizer)                # the class's step again
+    assert model.optimizer.penalties == []
     assert not step().any()
     first.attach(model.optimizer)                             # and it may attach again
     assert step().any()
+
+
+@pytest.mark.parametrize("max_grad_norm", [None, 1.0])
+def test_l2sp_trains_a_multi_task_model(max_grad_norm):
+    # its step is optimizer.step(unclipped=...): the wrapper L2SP.attach put
+    # in place of step took no arguments, a TypeError at the first batch
+    from tinynet.mtl import experiments as ex
+    x, _ = data(n=24, d=8)
+    ys = {"a": np.arange(24) % 3, "b": np.arange(24) % 2}
+    moved = {}
+    for alpha in (0.0, 10.0):
+        model = ex.hard_sharing(8, [16], {"a": 3, "b": 2}, seed=0)
+        model.compile(tn.optim.Adam(lr=1e-2, max_grad_norm=max_grad_norm),
+                      loss="cross_entropy")
+        trunk = model.parameters()[:2]
+        start = [p.value.copy() for p in trunk]
+        penalty = transfer.L2SP(trunk, alpha=alpha)
+        penalty.attach(model.optimizer)
+        history = model.fit(x, ys, epochs=3, batch_size=8, verbose=0, seed=0,
+                            callbacks=[penalty.logger()])
+        assert penalty.steps == 9 and len(history.history["l2sp_penalty"]) == 3
+        moved[alpha] = sum(np.linalg.norm(p.value - w) for p, w in zip(trunk, start))
+    assert 0 < moved[10.0] < moved[0.0]
 
 
 def test_fine_tune_detaches_its_l2sp_penalty_when_phase_2_ends():

@@ -821,30 +821,45 @@ class LearningRateScheduler(Callback):
 
 
 def _set_first_rate(optimizer, lr) -> None:
-    """Set the first group's rate (and the default one) to ``lr`` and every
-    other group's to ``lr`` times the ratio of its base rate (``initial_lr``,
-    set to its rate if missing) to the first group's: LambdaLR's
-    ``base_lr * factor`` per group, with the factor ``lr / base_lr`` of the
-    first group. One group (or none bound), or groups whose base rates are all
-    equal (0 included, as a model's and its weighting's at ``Adam(lr=0.0)``):
-    ``optimizer.lr = lr``."""
+    """Set the first group's rate to ``lr`` and every other group's to ``lr``
+    times the ratio of its base rate (``initial_lr``, set to its rate if
+    missing) to the first group's: LambdaLR's ``base_lr * factor`` per
+    group, with the factor ``lr / base_lr`` of the first group. Groups whose
+    base rates are all equal (0 included, as a model's and its weighting's
+    at ``Adam(lr=0.0)``) all get ``lr``.
+
+    Where a group has a base rate, this leaves the constructor's rate
+    (``optimizer.defaults``, what ``get_config`` saves) as it was, as the
+    :mod:`tinynet.optim` schedules do: it is then the base rate of a group
+    added later (:meth:`~tinynet.optim.Optimizer.add_param_group`), which
+    starts at it times the schedule's factor. Set through ``optimizer.lr``
+    (which sets the defaults, as a user's setting does), the scheduled rate
+    became that base and the factor applied twice: a group added after two
+    epochs of ``lambda e: 0.0025 * 0.5 ** e`` on ``Adam(lr=0.02)`` started
+    at 0.000625 instead of 0.01. One group without a base rate (its base is
+    not recorded: a schedule made later starts from the rate now), or none
+    bound: ``optimizer.lr = lr``, since a group added then starts at the
+    defaults' rate, unscaled."""
+    from .optim.optimizers import _check_number
+    from .optim.schedules import base_lrs
     groups = optimizer.param_groups
-    if len(groups) < 2:
+    if len(groups) < 2 and not any("initial_lr" in group for group in groups):
         optimizer.lr = lr
         return
-    from .optim.schedules import base_lrs
+    lr = _check_number(optimizer._who, "lr", lr)
     bases = base_lrs(groups)
     if all(base == bases[0] for base in bases):  # no ratio to keep (all 0 among them)
-        optimizer.lr = lr
-        return
-    if bases[0] == 0:
+        rates = [lr] * len(groups)
+    elif bases[0] == 0:
         raise ValueError(f"LearningRateScheduler: the first parameter group's base rate is 0, "
                          f"so the other groups' rates cannot keep their ratios to it (their "
                          f"base rates are {bases[1:]}); give it a positive rate, or use a "
                          f"tinynet.optim schedule, which sets each group from its own rate")
-    optimizer.lr = lr  # (checked: a finite number >= 0)
-    for group, base in zip(groups[1:], bases[1:]):
-        group["lr"] = optimizer.lr * (base / bases[0])
+    else:
+        rates = [lr] + [lr * (base / bases[0]) for base in bases[1:]]
+    for group, rate in zip(groups, rates):
+        group["lr"] = rate
+    optimizer._new_group_lr = None  # (the groups have it now)
 
 
 class ReduceLROnPlateau(_Monitoring):

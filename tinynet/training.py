@@ -204,10 +204,17 @@ def _logs_and_weights(result, n: int):
 
 
 def _refuse_a_last_batch_of_one(model, n_samples: int, batch_size: int) -> None:
-    """Refuse before the first epoch what a training BatchNorm would refuse at
-    its last batch (or at every batch, with ``batch_size=1``): one sample,
-    which is one value per feature for a layer on flat features (it would
-    normalise them to zeros)."""
+    """Refuse before an epoch's first batch what a training BatchNorm would
+    refuse at its last batch (or at every batch, with ``batch_size=1``): one
+    sample, which is one value per feature for a layer on flat features (it
+    would normalise them to zeros).
+
+    :func:`fit_loop` asks before the callbacks start, then again after their
+    ``on_train_begin`` and after each ``on_epoch_begin``: a callback may
+    make a BatchNorm train then (``transfer.GradualUnfreezing`` unfreezing
+    one epochs into the run), which used to crash inside the layer at that
+    epoch's last batch. Unless the last batch is of one sample this returns
+    at once; else it walks the layers (once an epoch)."""
     every = batch_size == 1 or n_samples == 1
     if n_samples % batch_size != 1 and not every:
         return
@@ -344,6 +351,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     model.stop_training = False
     model.stop_reason = None
     cbs.on_train_begin()
+    _refuse_a_last_batch_of_one(model, n_samples, batch_size)  # (a callback may unfreeze one)
     # (asked after on_train_begin: a progress bar knows then if it draws live)
     every_batch_reads = cbs.reads_batch_metrics()
     logs = None  # what on_train_end receives: the last epoch's logs, as Keras
@@ -355,6 +363,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         if shuffle:
             order_rng = run_rng if seed is None else epoch_rng(seed, epoch, SHUFFLE_STREAM)
         cbs.on_epoch_begin(epoch)
+        _refuse_a_last_batch_of_one(model, n_samples, batch_size)  # (GradualUnfreezing)
         running = RunningMeans()
         for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):
             cbs.on_train_batch_begin(batch)

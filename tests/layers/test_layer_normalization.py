@@ -83,6 +83,35 @@ def test_fit_with_a_last_batch_of_one_says_what_to_do_before_training():
         mtl.fit(x, {"a": np.arange(9) % 2, "b": x[:, :1]}, batch_size=8, verbose=0)
 
 
+@pytest.mark.parametrize("when", ["train_begin", "epoch_2"])
+def test_a_batchnorm_unfrozen_by_a_callback_with_a_last_batch_of_one_is_refused_then(when):
+    # checked only before the callbacks began: a BatchNorm unfrozen later
+    # (GradualUnfreezing) crashed inside the layer at that epoch's last batch
+    from tinynet.transfer import GradualUnfreezing, freeze
+    model = tn.Sequential([L.Dense(8, input_dim=4, seed=1), L.BatchNorm(name="bn"),
+                           L.Dense(8, seed=2), L.Dense(2, seed=3)])
+    model.compile(tn.optim.Adam(lr=0.01), loss="cross_entropy")
+    freeze(model, upto=-1)
+    x = np.random.default_rng(0).standard_normal((33, 4)).astype(np.float32)
+    batches = []
+
+    class Unfreeze(tn.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            model.layers[1].trainable = True
+
+    class Count(tn.callbacks.Callback):
+        def on_batch_begin(self, batch, logs=None):
+            batches.append(batch)
+
+    unfreezing = Unfreeze() if when == "train_begin" else GradualUnfreezing()
+    with pytest.raises(ValueError, match=r"fit: 33 samples in batches of 32 leave a last batch "
+                                         r"of one sample, and BatchNorm 'bn' cannot train"):
+        model.fit(x, np.arange(33) % 2, epochs=4, batch_size=32, verbose=0, seed=0,
+                  callbacks=[unfreezing, Count()])
+    # refused before the epoch's first batch (GradualUnfreezing: bn trains from epoch 2)
+    assert len(batches) == (0 if when == "train_begin" else 4)
+
+
 def test_fit_on_images_with_a_last_batch_of_one_is_fine():
     # one image has H*W values per channel: nothing to refuse
     model = tn.Sequential([L.Conv2D(2, 3, input_shape=(4, 4, 1)), L.BatchNorm(),

@@ -610,6 +610,32 @@ def test_a_group_added_after_a_callable_decay_goes_on_from_its_own_rate():
     assert [g["lr"] for g in opt.param_groups] == [0.0125, 0.005]
 
 
+@pytest.mark.parametrize("before", ["three groups", "one group, a StepLR before"])
+def test_a_group_added_after_a_callable_schedule_starts_from_the_constructors_rate(before):
+    # the callable's rate was set through optimizer.lr, which made it the
+    # defaults' rate: the group added took it as its base and started at it
+    # times the schedule's factor again (0.000625 here, not 0.01)
+    import types
+    if before == "three groups":
+        opt = Adam([{"params": [tn.Param(np.zeros(2))], "lr": 0.0025 * 2 ** i}
+                    for i in range(3)], lr=0.02)
+    else:
+        opt = Adam([tn.Param(np.zeros(2))], lr=0.0025)
+        StepLR(opt, step_size=1, gamma=0.5)            # records the group's base rate
+        opt.lr = 0.02                                   # the user's: the defaults' too
+        opt.param_groups[0]["lr"] = 0.0025
+    callback = tn.callbacks.LearningRateScheduler(lambda epoch: 0.0025 * 0.5 ** epoch)
+    callback.model = types.SimpleNamespace(optimizer=opt)
+    for epoch in range(2):
+        callback.on_epoch_begin(epoch)
+    assert opt.param_groups[0]["lr"] == 0.00125 and opt.get_config()["lr"] == 0.02
+    opt.add_param_group({"params": [tn.Param(np.zeros(1))]})
+    added = opt.param_groups[-1]
+    assert added["initial_lr"] == 0.02 and added["lr"] == pytest.approx(0.01, rel=1e-12)
+    callback.on_epoch_begin(2)                          # and follows the schedule from it
+    assert added["lr"] == pytest.approx(0.005, rel=1e-12)
+
+
 @pytest.mark.parametrize("default", [0.1, 0.1 + 1e-12])
 def test_a_group_added_without_lr_does_not_hang_on_a_float_coincidence(default):
     # a default rate equal to the first group's rate now (0.2 halved) started the

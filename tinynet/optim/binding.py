@@ -265,8 +265,12 @@ def bind_model_optimizer(model, optimizer, params, who: str, known=()):
       fused call each.
     * The model's own, and ``params`` changed since it was bound (rebuilt,
       added, popped, a head replaced): bound again (the parameters that stay
-      keep their state and their groups' hyperparameters, new ones start
-      fresh: :meth:`~tinynet.optim.Optimizer.bind`).
+      keep their state and their groups' hyperparameters; the others --
+      a new head, and any parameter the optimizer did not hold -- start
+      without state, in the group of the parameters released if they all
+      came from one group (a replaced head's: its rate), else in one group
+      of the optimizer's defaults, or in the one group when there was one:
+      :func:`_bind_again`).
     * Not the model's own, holding parameters the model released (bound by
       the user before ``replace_head``, or compiled here before another
       optimizer): bound again likewise.
@@ -284,6 +288,69 @@ def bind_model_optimizer(model, optimizer, params, who: str, known=()):
     foreign = _foreign_ids(optimizer, params, known)
     ensure_flat(params)
     if not optimizer.params or foreign or (bound_ids is not None and bound_ids != ids):
-        optimizer.bind(params)  # the params that stay keep their state
+        _bind_again(optimizer, params, known)
         return ids
     return bound_ids
+
+
+def _bind_again(optimizer, params, known=()) -> None:
+    """Bind ``optimizer`` to ``params``, the model's parameters as they are
+    now, keeping the state of those it holds
+    (:meth:`~tinynet.optim.Optimizer.bind`). The new parameters are every
+    parameter of ``params`` the optimizer does not hold: a new head, but
+    also parameters the user left out of it (kept fixed) -- they join the
+    new ones and train from now on, as ``compile`` binding an unbound
+    optimizer binds every parameter.
+
+    The rule counts the groups that held the model's parameters before
+    (its own or ones it released: a group made only of ``known``
+    parameters, a multi-task weighting's, does not count; it goes, and
+    ``mtl.Model.compile`` adds it again):
+
+    * None or one (unbound, another model's former optimizer, one group):
+      the parameters are bound in one group, which keeps what the old
+      groups agree on (a rate a schedule set), the new parameters joining
+      it.
+    * Several (:func:`tinynet.transfer.discriminative_param_groups`, a
+      group added by hand): each group stays with its own hyperparameters,
+      in its place, less the parameters the model no longer holds.
+
+      - Every released parameter from one group (the replaced head's):
+        the new parameters join that group, after the parameters of it
+        that stay, so they take its hyperparameters (``lr``,
+        ``initial_lr``, ``betas``...) -- the new head trains at the rate
+        the replaced one was at, the top rate of discriminative groups --
+        with fresh state (none yet: created at their first step).
+      - Released from several groups, or none (``Sequential.add``): the
+        groups left empty go and the new parameters go into one group
+        added with the optimizer's defaults, as PyTorch's
+        ``add_param_group`` makes one
+        (:meth:`~tinynet.optim.Optimizer.add_param_group`, which also
+        starts it at a running schedule's factor).
+      - No parameter kept at all (every one rebuilt): one group, as
+        above.
+
+    Bound in one group, the lower layers took the one rate all the groups
+    agreed on -- none: the constructor's, the head's in discriminative
+    groups, 6.8 times the bottom group's over three layers; the new head
+    in a group of the defaults trained at the constructor's rate, not at
+    the replaced head's."""
+    ids = {id(p) for p in params}
+    known_ids = {id(p) for p in known} - ids
+    groups = [group for group in optimizer.param_groups
+              if any(id(p) not in known_ids for p in group["params"])]
+    kept = [{**group, "params": [p for p in group["params"] if id(p) in ids]}
+            for group in groups]
+    if len(groups) < 2 or not any(group["params"] for group in kept):
+        optimizer.bind(params)
+        return
+    held = {id(p) for group in kept for p in group["params"]}
+    new = [p for p in params if id(p) not in held]
+    sources = [i for i, group in enumerate(groups)
+               if any(id(p) not in ids and id(p) not in known_ids for p in group["params"])]
+    if new and len(sources) == 1:
+        kept[sources[0]]["params"] += new
+        new = []
+    optimizer.bind([group for group in kept if group["params"]])
+    if new:
+        optimizer.add_param_group({"params": new})

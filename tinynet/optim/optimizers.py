@@ -131,6 +131,17 @@ class Optimizer:
         As in PyTorch: ``{"params": [Param, ...], "lr": ..., ...}``.
     state : dict
         Per-parameter state, keyed by the Param: ``{"step": int, name: ndarray}``.
+    penalties : list
+        Penalties each :meth:`step` adds the gradient of first, in this order
+        (before clipping): objects with a ``before_step()`` method
+        (:meth:`tinynet.transfer.L2SP.attach` appends one, ``detach`` takes
+        it out). A plain attribute, not a wrapped ``step``: ``step`` keeps
+        its signature (``mtl.Model`` passes ``unclipped``), and a deep copy
+        or a pickle of the optimizer holds copies of its penalties, which
+        add their gradient to the copy's parameters; a shallow copy
+        (``copy.copy``) has a list of its own holding the same penalties
+        (as it shares the parameters). Not saved by :meth:`state_dict`
+        (nor in a model file).
     """
 
     #: Group keys that are flags (saved as bool arrays); the rest are numbers.
@@ -160,6 +171,7 @@ class Optimizer:
             high=math.inf, high_open=True)
         self.param_groups: list[dict] = []
         self.state: dict = {}
+        self.penalties: list = []
         self._plans: dict = {}  # group index -> (signature, runs): see fused.py
         # the rate a schedule set while no group existed, and the base rate the
         # first such schedule recorded (the groups' initial_lr): see add_param_group
@@ -167,6 +179,15 @@ class Optimizer:
         self._new_group_initial_lr: float | None = None
         if params is not None:
             self.bind(params)
+
+    def __setstate__(self, state: dict) -> None:
+        """Unpickle (and copy): an optimizer pickled before it had
+        :attr:`penalties` gets none (its ``step`` read the attribute: an
+        ``AttributeError`` at the first batch). The list is a new one, so
+        that a shallow copy attaching or detaching a penalty leaves the
+        original's as it was."""
+        self.__dict__.update(state)
+        self.penalties = list(state.get("penalties", ()))
 
     @property
     def _who(self) -> str:
@@ -225,6 +246,14 @@ class Optimizer:
           (:meth:`_carried_over`) unless it sets its own, so a learning rate
           that a schedule, a plateau or the user set stays as it was
           instead of going back to the constructor's.
+
+        ``compile`` binds an optimizer of several groups again as groups: the
+        old ones, in their order, less the parameters gone; the new
+        parameters join the group the parameters gone came from if they all
+        came from one (a replaced head's: the new head takes its
+        hyperparameters), else go into one group added with the defaults,
+        as ``add_param_group`` does
+        (:func:`tinynet.optim.binding._bind_again`).
 
         Bound to none of the old parameters (another model), the groups keep
         the rate the old groups were at (``lr`` and ``initial_lr``), so a
@@ -479,13 +508,16 @@ class Optimizer:
     def step(self, unclipped=()) -> None:
         """One update of every trainable parameter from its current gradient.
 
-        ``max_grad_norm`` clips the gradients of the bound parameters but
-        those of ``unclipped``, which neither count in the norm nor change
-        (a multi-task model's weighting parameters: :meth:`tinynet.mtl.Model.compile`).
+        The :attr:`penalties` first add their gradients. ``max_grad_norm``
+        then clips the gradients of the bound parameters but those of
+        ``unclipped``, which neither count in the norm nor change (a
+        multi-task model's weighting parameters: :meth:`tinynet.mtl.Model.compile`).
         """
         if not self.param_groups:
             raise RuntimeError(f"{self._who} has no parameters: pass them to the "
                                f"constructor or call bind(params) (model.compile does)")
+        for penalty in self.penalties:
+            penalty.before_step()
         if self.max_grad_norm is not None:
             skip = {id(p) for p in unclipped}
             clip_grad_norm([p for p in self.params if id(p) not in skip] if skip

@@ -112,7 +112,6 @@ class L2SP:
         self.anchors = [p.value.copy() for p in self.params]
         self.steps = 0
         self.last_value: float | None = None
-        self._attached: list = []  # (optimizer, its wrapped step, what it wrapped)
 
     def _terms(self):
         """``(strength, param, anchor or None)`` of every penalised parameter."""
@@ -142,10 +141,27 @@ class L2SP:
             total += 0.5 * strength * float(np.vdot(d, d))
         return total
 
+    def before_step(self) -> None:
+        """What the optimizer's ``step`` calls first while the penalty is
+        attached: :meth:`add_grad`, its :math:`\\Omega` noted in
+        ``last_value``, one more in ``steps``."""
+        self.last_value = self.add_grad()
+        self.steps += 1
+
     def attach(self, optimizer):
         """Make ``optimizer.step()`` add the penalty's gradient first (and note
         :math:`\\Omega` in ``last_value``); returns the optimizer. Attach after
         ``model.compile`` binds it.
+
+        The penalty goes into ``optimizer.penalties`` (see
+        :class:`~tinynet.optim.Optimizer`), whose every penalty ``step``
+        calls first (:meth:`before_step`), in the order attached, whatever
+        ``step`` is passed (``mtl.Model`` passes ``unclipped``). A deep
+        copy or a pickle of the model (or of the optimizer) holds a copy of
+        the penalty, attached to the copy's optimizer, pulling the copy's
+        parameters toward copies of the anchors: log it with the copy's
+        penalty's logger (``copy.deepcopy((model, penalty))``, or
+        ``model.optimizer.penalties`` of the copy).
 
         Raises ``TypeError`` for anything but a tinynet optimizer, and
         ``ValueError`` if this penalty is already attached to it (its
@@ -159,7 +175,7 @@ class L2SP:
                     if isinstance(optimizer, type) else repr(optimizer))
             raise TypeError(f"L2SP.attach expected a tinynet optimizer (model.optimizer after "
                             f"model.compile), received {what}"[:300])
-        if any(other is optimizer for other, _, _ in self._attached):
+        if self._index_in(optimizer) is not None:
             raise ValueError("L2SP.attach: this penalty is already attached to this "
                              "optimizer (attaching again would add its gradient twice)")
         held = {id(p) for p in optimizer.params}
@@ -169,40 +185,28 @@ class L2SP:
             raise ValueError(f"L2SP.attach: the optimizer does not hold {len(missing)} of the "
                              f"penalised parameters ({shown}), so it would not step them; "
                              f"attach to the optimizer of the model they belong to")
-        step = optimizer.step
-        had_own_step = "step" in vars(optimizer)  # another penalty's wrapper, say
-
-        def step_with_penalty():
-            self.last_value = self.add_grad()
-            self.steps += 1
-            step()
-
-        optimizer.step = step_with_penalty
-        self._attached.append((optimizer, step_with_penalty, step if had_own_step else None))
+        optimizer.penalties.append(self)
         return optimizer
 
     def detach(self, optimizer):
         """Undo :meth:`attach`: ``optimizer.step()`` no longer adds the
-        penalty's gradient; returns the optimizer. ``fine_tune`` detaches
-        its penalty when phase 2 ends.
+        penalty's gradient (other penalties attached to it still do, in
+        any order of detaching); returns the optimizer. ``fine_tune``
+        detaches its penalty when phase 2 ends.
 
         Raises ``ValueError`` if this penalty is not attached to
-        ``optimizer``, or if another penalty was attached to it after this
-        one (its step wraps this one's: detach it first)."""
-        for i, (other, wrapper, previous) in enumerate(self._attached):
-            if other is optimizer:
-                break
-        else:
+        ``optimizer``."""
+        index = self._index_in(optimizer)
+        if index is None:
             raise ValueError("L2SP.detach: this penalty is not attached to this optimizer")
-        if vars(optimizer).get("step") is not wrapper:
-            raise ValueError("L2SP.detach: another penalty was attached to this optimizer "
-                             "after this one; detach that one first")
-        if previous is None:
-            del optimizer.step  # the class's step again
-        else:
-            optimizer.step = previous
-        del self._attached[i]
+        del optimizer.penalties[index]
         return optimizer
+
+    def _index_in(self, optimizer) -> int | None:
+        """Where this penalty is in ``optimizer.penalties`` (by identity: two
+        penalties may compare equal), or None."""
+        return next((i for i, penalty in enumerate(optimizer.penalties) if penalty is self),
+                    None)
 
     def logger(self) -> "L2SPLogger":
         """A callback for ``fit`` that logs ``"l2sp_penalty"`` (see the module
@@ -216,7 +220,9 @@ class L2SPLogger(Callback):
 
     Each batch must have stepped the optimizer the penalty is attached to;
     a batch that did not (the penalty attached to another optimizer, or not
-    at all) is a ``RuntimeError``, not a silently stale value.
+    at all; or a copied model trained, whose optimizer holds a copy of the
+    penalty: log with that copy's logger) is a ``RuntimeError``, not a
+    silently stale value.
     """
 
     added_log_keys = ("l2sp_penalty",)
@@ -241,7 +247,9 @@ class L2SPLogger(Callback):
         if self.penalty.steps != self._seen + 1:
             raise RuntimeError(f"L2SPLogger: batch {batch} took {self.penalty.steps - self._seen} "
                                f"steps of the optimizer the penalty is attached to, not 1 "
-                               f"(call penalty.attach(model.optimizer) after model.compile)")
+                               f"(call penalty.attach(model.optimizer) after model.compile; a copied "
+                               f"model's optimizer holds a copy of the penalty, in its "
+                               f"optimizer.penalties: log with that copy's logger)")
         self._seen = self.penalty.steps
         n, size = self.params["n_samples"], self.params["batch_size"]
         self._means.add({"l2sp_penalty": self.penalty.last_value}, min(size, n - batch * size))
