@@ -137,7 +137,8 @@ def fashion(args) -> dict:
     hidden = "conv" if conv else args.hidden        # the single-task models'
     shared = args.trunk if conv else args.hidden    # hard sharing's trunk and heads
     head = (args.head_units,) if args.trunk == "conv-features" else ()
-    size = dict(conv=dict(filters=tuple(args.filters), units=args.units)) if conv else {}
+    size = dict(conv=dict(filters=tuple(args.filters), units=args.units,
+                          batch_norm=args.batch_norm)) if conv else {}
     # one instance serves every task and model: a loss keeps no state between batches
     loss = CrossEntropy(label_smoothing=args.label_smoothing)
     fit = dict(loss=loss, metrics=["accuracy"], epochs=args.epochs,
@@ -207,6 +208,7 @@ def fashion(args) -> dict:
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
                          "trunk": args.trunk, "head_units": args.head_units,
                          "filters": args.filters, "units": args.units,
+                         "batch_norm": args.batch_norm,
                          "validation": args.validation, "dropout": args.dropout,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                          "lr_schedule": args.lr_schedule, "weight_decay": args.weight_decay,
@@ -235,7 +237,9 @@ def _conv_models(s) -> str:
     """What the CNN models of the table are: the whole CNN shared, or its
     convolutional blocks only."""
     filters, units = s.get("filters") or DEFAULT_FILTERS, s.get("units") or DEFAULT_UNITS
+    bn = ", BatchNorm before each ReLU" if s.get("batch_norm") else ""
     cnn = ", ".join(f"3x3 conv {f}, 2x2 max pool" for f in filters)
+    units = f"{units}{bn}"
     if s.get("trunk") == "conv-features":
         return (f"CNN ({cnn}, Dense {units}; single-task: one per task); hard sharing: the "
                 f"convolutional blocks shared, then per task Dense {s['head_units']} and a "
@@ -292,7 +296,7 @@ def fashion_markdown(res) -> str:
 
 # --------------------------------------------------------------------- main
 def _file_name(args) -> str:
-    """``mtl`` for the main table; a CNN, MLP-width, dropout, cosine, epochs,
+    """``mtl`` for the main table; a CNN, BatchNorm, MLP-width, dropout, cosine, epochs,
     weight-decay, label-smoothing, learning-rate, batch-size, training-set-size or
     validation run gets files of its own, so it never overwrites it (nor a run of
     the same settings on another number of pairs, epochs or another width). Files
@@ -304,6 +308,7 @@ def _file_name(args) -> str:
         "_f" + "-".join(map(str, args.filters))
         if args.filters and tuple(args.filters) != DEFAULT_FILTERS else "") + (
         f"_u{args.units}" if args.units and args.units != DEFAULT_UNITS else "") + (
+        "_bn" if args.batch_norm else "") + (
         "_h" + "-".join(map(str, args.hidden))
         if args.trunk == "mlp" and not args.quick and tuple(args.hidden) != DEFAULT_HIDDEN
         else "") + (
@@ -367,6 +372,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with a CNN trunk: the units of its Dense layer (the "
                              "single-task models', and hard sharing's with --trunk conv); "
                              f"default {DEFAULT_UNITS}")
+    parser.add_argument("--batch-norm", action="store_true",
+                        help="with a CNN trunk: a BatchNorm before each ReLU, the "
+                             "convolutions and Dense layer without bias (every model)")
     parser.add_argument("--validation", action="store_true",
                         help="Multi-Fashion: score on validation pairs made from training "
                              "images 50,000-59,999 (training pairs from the rest), not on "
@@ -410,6 +418,9 @@ def main(argv) -> int:
     if args.trunk in CONV_TRUNKS and set(args.architectures or []) - {"hard"}:
         parser.error(f"--trunk {args.trunk} runs single-task and hard sharing only; "
                      f"--architectures asked for {' '.join(args.architectures)}")
+    if args.batch_norm and args.trunk not in CONV_TRUNKS:
+        parser.error(f"--batch-norm is for the CNN trunks ({', '.join(CONV_TRUNKS)}); "
+                     f"received --trunk {args.trunk}")
     if args.head_units is not None and args.trunk != "conv-features":
         parser.error(f"--head-units is for --trunk conv-features; received --trunk "
                      f"{args.trunk}")

@@ -88,6 +88,38 @@ def test_sharing_only_the_convolutions_gives_half_the_parameters_and_trains():
     assert "convolutional blocks shared, then per task Dense 64" in mtl.fashion_markdown(res)
 
 
+def test_batch_norm_reaches_both_cnn_trunks_and_names_its_files(capsys):
+    from tinynet.layers import BatchNorm, Flatten
+    from tinynet.mtl import experiments as ex
+    tasks = {"left": 10, "right": 10}
+    bn = dict(batch_norm=True)
+    whole = ex.hard_sharing(784, "conv", tasks, seed=0, conv=bn)
+    features = ex.hard_sharing(784, "conv-features", tasks, seed=0, head=(64,), conv=bn)
+    single = ex.single_task(784, "conv", "left", 10, seed=0, conv=bn)
+    assert [sum(isinstance(layer, BatchNorm) for layer in m.layers)
+            for m in (whole, features, single)] == [3, 2, 3]
+    # the shared part of conv-features ends at the Flatten, its BatchNorms kept
+    trunk = ex.conv_features(784, batch_norm=True)
+    assert isinstance(trunk[-1], Flatten) and sum(isinstance(x, BatchNorm) for x in trunk) == 2
+    # 224 biases -> 448 gammas and betas a single-task CNN; the heads' Dense keep theirs
+    assert 2 * single.count_params() == 450_068 + 2 * 224
+    assert features.count_params() == 225_044 + 96
+    parse = mtl.build_parser().parse_args
+    assert mtl._file_name(parse(["--trunk", "conv", "--batch-norm", "--lr", "3e-3",
+                                 "--validation"])) == "mtl_conv_bn_lr0.003_validation"
+    with pytest.raises(SystemExit):
+        mtl.main(["--quick", "--parts", "fashion", "--batch-norm"])
+    assert "--batch-norm is for the CNN trunks (conv, conv-features); received --trunk mlp" \
+        in capsys.readouterr().err
+    res = {"settings": {"n_train": 1, "n_test": 1, "hidden": "conv", "trunk": "conv",
+                        "batch_norm": True, "epochs": 1, "lr": 1e-3, "batch_size": 2,
+                        "seeds": 1, "experts": 2, "expert_units": 2, "tower": 2,
+                        "soft_penalty": 0.0},
+           "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
+                                     "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
+    assert "Dense 128, BatchNorm before each ReLU" in mtl.fashion_markdown(res)
+
+
 def test_head_units_are_for_the_conv_features_trunk_only(capsys):
     for argv in (["--head-units", "32"], ["--trunk", "conv", "--head-units", "32"]):
         with pytest.raises(SystemExit):

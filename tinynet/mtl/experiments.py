@@ -9,7 +9,8 @@ for the convolutional trunk of :func:`conv_trunk` (square grey images), and
 ``hidden="conv-features"`` for its convolutional blocks alone
 (:func:`conv_features`), which hard sharing shares while each task gets its
 own Dense layers (``head=``); ``conv=dict(filters=..., units=...)`` sizes
-that CNN (default: 32 and 64 filters, Dense 128).
+that CNN (default: 32 and 64 filters, Dense 128), and ``batch_norm=True`` in
+it puts a BatchNorm before each of its ReLUs.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import time
 import numpy as np
 
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
-from ..layers import Dense, Dropout
+from ..layers import Dense, Dropout, Flatten
 from ..callbacks import LearningRateScheduler
 from ..recipes import cnn_layers, cosine_schedule
 from .graph import Input, Model
@@ -39,15 +40,17 @@ def _stack(widths, seed, activation="relu", dropout: float = 0.0):
     return layers
 
 
-def conv_trunk(n_in: int, seed: int = 0, filters=(32, 64), units: int = 128) -> list:
+def conv_trunk(n_in: int, seed: int = 0, filters=(32, 64), units: int = 128,
+               batch_norm: bool = False) -> list:
     """The CNN of :func:`tinynet.recipes.cnn_layers` (28x28 with the defaults:
-    224k parameters), with automatic layer names."""
-    return cnn_layers(n_in, filters=filters, units=units, seed=seed)
+    224k parameters), with automatic layer names; ``batch_norm`` puts a
+    BatchNorm before each ReLU."""
+    return cnn_layers(n_in, filters=filters, units=units, seed=seed, batch_norm=batch_norm)
 
 
-def conv_features(n_in: int, seed: int = 0, filters=(32, 64)) -> list:
+def conv_features(n_in: int, seed: int = 0, filters=(32, 64), batch_norm: bool = False) -> list:
     """The convolutional blocks of :func:`conv_trunk` and its ``Flatten``, without
-    its Dense layer (same layers, same initialisation). 28x28 with the defaults:
+    its Dense block (same layers, same initialisation). 28x28 with the defaults:
     18,816 parameters, 5 x 5 x 64 = 1,600 features out.
 
     Shared by both tasks of a hard-sharing model and followed by a Dense head
@@ -56,7 +59,8 @@ def conv_features(n_in: int, seed: int = 0, filters=(32, 64)) -> list:
     ``u = 64`` and two tasks 225,044, half of two single-task CNNs (450,068).
     The filters see both tasks' labels; which item of the canvas a head reads
     is each head's own choice."""
-    return conv_trunk(n_in, seed, filters)[:-1]
+    trunk = conv_trunk(n_in, seed, filters, batch_norm=batch_norm)
+    return trunk[:[type(layer) for layer in trunk].index(Flatten) + 1]
 
 
 def _trunk(n_in, hidden, seed, dropout=0.0, conv=None):
