@@ -85,11 +85,11 @@ from __future__ import annotations
 
 import functools
 import re
-import warnings
 from typing import NamedTuple
 
 import numpy as np
 
+from . import _userwarn
 from .checks import (as_array, as_float_array, as_float_targets, check_bool, check_labels,
                      check_positive_int, lookup)
 from .layers._checks import check_real
@@ -1216,9 +1216,9 @@ def to_config(metric: Metric):
     loading leaves it out (:func:`from_saved`). It refused to save such a
     model, and ``ModelCheckpoint`` failed after the first epoch's training."""
     if isinstance(metric, _FunctionMetric):
-        warnings.warn(f"metric function {metric.name!r} is saved by its name only (a file "
-                      f"holds no code): tinynet.load compiles the model without it; compile "
-                      f"again with it to log it", UserWarning, stacklevel=2)
+        _userwarn.warn(f"metric function {metric.name!r} is saved by its name only (a file "
+                       f"holds no code): tinynet.load compiles the model without it; compile "
+                       f"again with it to log it", UserWarning)
         return {"function": metric.name}
     try:
         default = get(metric.name)
@@ -1245,9 +1245,9 @@ def from_saved(specs, who: str) -> list:
         else:
             kept.append(spec)
     if dropped:
-        warnings.warn(f"{who}: the saved metric(s) {dropped} are a function or a class of "
-                      f"your own, which a file does not hold: the model is compiled without "
-                      f"them; compile again with them to log them", UserWarning, stacklevel=3)
+        _userwarn.warn(f"{who}: the saved metric(s) {dropped} are a function or a class of "
+                       f"your own, which a file does not hold: the model is compiled without "
+                       f"them; compile again with them to log them", UserWarning)
     return kept
 
 

@@ -45,10 +45,10 @@ would build it): its weights would be unseeded random draws, kept by a later
 from __future__ import annotations
 
 import sys
-import warnings
 
 import numpy as np
 
+from . import _userwarn
 from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
@@ -553,10 +553,9 @@ class Sequential(Layer):
         self._compile(config["optimizer"], config["loss"], metrics or None, ("loss",))
 
         def warn(clashes, keys, example):
-            warnings.warn(f"{self._who}: the saved metric(s) {clashes} are named like {keys}, "
-                          f"whose values would overwrite theirs in the logs; compile again "
-                          f"with a name of their own, e.g. name={example!r}", UserWarning,
-                          stacklevel=3)
+            _userwarn.warn(f"{self._who}: the saved metric(s) {clashes} are named like {keys}, "
+                           f"whose values would overwrite theirs in the logs; compile again "
+                           f"with a name of their own, e.g. name={example!r}", UserWarning)
 
         names = [m.name for m in self._compiled_metrics]
         clashes = [name for name in names if name in self.RESERVED_LOG_KEYS]
@@ -891,8 +890,8 @@ def _unique_layer_names(specs, model_name) -> list:
         seen.add(name)
         out.append(spec)
     if renamed:
-        warnings.warn(f"Sequential {model_name!r} holds repeated layer names, which "
-                      f"Sequential refuses; renamed {', '.join(renamed)}", stacklevel=3)
+        _userwarn.warn(f"Sequential {model_name!r} holds repeated layer names, which "
+                       f"Sequential refuses; renamed {', '.join(renamed)}")
     return out
 
 
