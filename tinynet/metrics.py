@@ -1264,7 +1264,13 @@ def check_names(metrics, who: str, reserved=("loss",), validation: bool = False)
     in the logs and History. ``reserved`` is a tuple of keys, or a dict
     ``{key: what it holds}`` said in the error. ``validation=True`` (a model
     whose ``fit`` logs each metric's validation value as ``"val_<name>"``)
-    also refuses a metric named ``"val_<name of another metric>"``."""
+    also refuses a metric named ``"val_<name of another metric>"``. Each name
+    is a non-empty string without ``/``, as ``name=`` requires (a subclass's
+    class attribute ``name`` escaped that check): a multi-task model logs
+    ``"<task>/<name>"``, and task ``"a"``'s metric ``"b/accuracy"`` overwrote
+    the accuracy of a task ``"a/b"``."""
+    for metric in metrics:
+        _check_name(metric.name, f"{who}: {type(metric).__name__}")
     names = [m.name for m in metrics]
     shadowing = validation_clashes(names) if validation else []
     for metric in metrics:
