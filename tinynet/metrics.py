@@ -85,11 +85,11 @@ from __future__ import annotations
 
 import functools
 import re
-import warnings
 from typing import NamedTuple
 
 import numpy as np
 
+from . import _userwarn
 from .checks import (as_array, as_float_array, as_float_targets, check_bool, check_labels,
                      check_positive_int, lookup)
 from .layers._checks import check_real
@@ -1216,9 +1216,9 @@ def to_config(metric: Metric):
     loading leaves it out (:func:`from_saved`). It refused to save such a
     model, and ``ModelCheckpoint`` failed after the first epoch's training."""
     if isinstance(metric, _FunctionMetric):
-        warnings.warn(f"metric function {metric.name!r} is saved by its name only (a file "
-                      f"holds no code): tinynet.load compiles the model without it; compile "
-                      f"again with it to log it", UserWarning, stacklevel=2)
+        _userwarn.warn(f"metric function {metric.name!r} is saved by its name only (a file "
+                       f"holds no code): tinynet.load compiles the model without it; compile "
+                       f"again with it to log it", UserWarning)
         return {"function": metric.name}
     try:
         default = get(metric.name)
@@ -1245,9 +1245,9 @@ def from_saved(specs, who: str) -> list:
         else:
             kept.append(spec)
     if dropped:
-        warnings.warn(f"{who}: the saved metric(s) {dropped} are a function or a class of "
-                      f"your own, which a file does not hold: the model is compiled without "
-                      f"them; compile again with them to log them", UserWarning, stacklevel=3)
+        _userwarn.warn(f"{who}: the saved metric(s) {dropped} are a function or a class of "
+                       f"your own, which a file does not hold: the model is compiled without "
+                       f"them; compile again with them to log them", UserWarning)
     return kept
 
 
@@ -1264,7 +1264,13 @@ def check_names(metrics, who: str, reserved=("loss",), validation: bool = False)
     in the logs and History. ``reserved`` is a tuple of keys, or a dict
     ``{key: what it holds}`` said in the error. ``validation=True`` (a model
     whose ``fit`` logs each metric's validation value as ``"val_<name>"``)
-    also refuses a metric named ``"val_<name of another metric>"``."""
+    also refuses a metric named ``"val_<name of another metric>"``. Each name
+    is a non-empty string without ``/``, as ``name=`` requires (a subclass's
+    class attribute ``name`` escaped that check): a multi-task model logs
+    ``"<task>/<name>"``, and task ``"a"``'s metric ``"b/accuracy"`` overwrote
+    the accuracy of a task ``"a/b"``."""
+    for metric in metrics:
+        _check_name(metric.name, f"{who}: {type(metric).__name__}")
     names = [m.name for m in metrics]
     shadowing = validation_clashes(names) if validation else []
     for metric in metrics:

@@ -143,6 +143,14 @@ def test_a_list_of_layers_is_built_from_its_first_as_a_sequential_is():
     with pytest.raises(ValueError, match="FunctionalMLP expected its first Dense layer built, "
                                          "received Dense 'first' unbuilt: give it input_dim="):
         FunctionalMLP([ReLU(), Dense(3, name="first"), Dense(1)])
+    # a list refused for a layer late in it is left as given: the layers before
+    # that one were built in place (a list then given another first layer was
+    # refused for the widths of the first attempt)
+    for bad in (Dropout(0.5), Dense(2, activation="softmax")):
+        refused = [Dense(4, input_dim=2, seed=0), Dense(3, seed=1), bad, Dense(1, seed=2)]
+        with pytest.raises(ValueError, match="FunctionalMLP supports"):
+            FunctionalMLP(refused)
+        assert [layer.built for layer in refused] == [True, False, False, False]
 
 
 def test_errors():

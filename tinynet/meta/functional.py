@@ -298,6 +298,13 @@ def _build_after(layer, previous, params) -> None:
     layer.build((previous.n_out,), dtype=params[0].dtype)
 
 
+def _check_activation(layer) -> None:
+    """Refuse a Dense layer's activation that has no functional form."""
+    if type(layer).__name__ not in _ACTIVATIONS:
+        raise ValueError(f"FunctionalMLP supports the activations {sorted(_ACTIVATIONS)}, "
+                         f"received {type(layer).__name__}")
+
+
 class _Linear:
     __slots__ = ("n_in", "n_out", "w_slice", "b_slice")
 
@@ -343,8 +350,15 @@ class FunctionalMLP:
         self.shapes = []
         self._params = []
         offset, previous = 0, None
-        for layer in model_layers(model):
-            cls = type(layer).__name__
+        layers = list(model_layers(model))
+        for layer in layers:  # every layer checked before any is built: a refused list
+            if isinstance(layer, Dense):  # is left as it was given
+                _check_activation(layer.activation)
+            elif type(layer).__name__ not in _ACTIVATIONS:
+                raise ValueError(f"FunctionalMLP supports Dense layers and the activations "
+                                 f"{sorted(_ACTIVATIONS)}, received layer "
+                                 f"{type(layer).__name__} {getattr(layer, 'name', '')!r}")
+        for layer in layers:
             if isinstance(layer, Dense):
                 if not layer.built:
                     _build_after(layer, previous, self._params)  # a list of layers
@@ -362,12 +376,8 @@ class FunctionalMLP:
                     self._params.append(layer.b)
                 offset = op.stop
                 self._add_activation(layer.activation)
-            elif cls in _ACTIVATIONS:
-                self._add_activation(layer)
             else:
-                raise ValueError(f"FunctionalMLP supports Dense layers and the activations "
-                                 f"{sorted(_ACTIVATIONS)}, received layer {cls} "
-                                 f"{getattr(layer, 'name', '')!r}")
+                self._add_activation(layer)
         if not self._params:
             raise ValueError("FunctionalMLP expected at least one Dense layer, received none")
         dtypes = {p.dtype for p in self._params}
@@ -381,11 +391,7 @@ class FunctionalMLP:
         self.output_dim = linears[-1].n_out
 
     def _add_activation(self, layer):
-        cls = type(layer).__name__
-        if cls not in _ACTIVATIONS:
-            raise ValueError(f"FunctionalMLP supports the activations {sorted(_ACTIVATIONS)}, "
-                             f"received {cls}")
-        activation = _functional_activation(cls, layer)
+        activation = _functional_activation(type(layer).__name__, layer)
         if activation is not None:
             self.ops.append(activation)
 
