@@ -30,7 +30,9 @@ from benchmarks import report
 from benchmarks.threads import limit_blas_threads
 
 WEIGHTINGS = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad", "mgda", "mgda_ub"]
-ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch"]
+ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch", "task-norm"]
+MLP_ARCHITECTURES = ARCHITECTURES[:4]  # the default without a CNN trunk
+CONV_ARCHITECTURES = ["hard", "task-norm"]  # with one
 CONV_TRUNKS = ["conv", "conv-features"]
 DEFAULT_HEAD_UNITS = 64  # conv-features: half the parameters of the single-task CNN pair
 DEFAULT_FILTERS, DEFAULT_UNITS = (32, 64), 128  # the CNN of tinynet.recipes.cnn_layers
@@ -145,11 +147,14 @@ def fashion(args) -> dict:
                batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                weight_decay=args.weight_decay)
     models = {"single-task": None}  # the baseline of every Δm, so it always runs
-    archs = args.architectures or (["hard"] if conv else ARCHITECTURES)
+    archs = args.architectures or (["hard"] if conv else MLP_ARCHITECTURES)
     for w in (args.weightings if "hard" in archs else []):
         models[f"hard sharing|{w}"] = (
             lambda s: ex.hard_sharing(784, shared, tasks, s, head=head, dropout=args.dropout,
                                       **size), w)
+    if "task-norm" in archs:  # main() made sure of --trunk conv --batch-norm
+        models["task-norm|equal"] = (lambda s: ex.task_norm_sharing(784, tasks, s, **size),
+                                     "equal")
     _mtl_torch = None
     # MMoE, soft sharing, cross-stitch and the torch twin are MLPs: main() refused the
     # first three with --trunk conv
@@ -233,7 +238,7 @@ def _mlp_models(runs, s) -> str:
     return "; ".join(parts)
 
 
-def _conv_models(s) -> str:
+def _conv_models(runs, s) -> str:
     """What the CNN models of the table are: the whole CNN shared, or its
     convolutional blocks only."""
     filters, units = s.get("filters") or DEFAULT_FILTERS, s.get("units") or DEFAULT_UNITS
@@ -245,7 +250,9 @@ def _conv_models(s) -> str:
                 f"convolutional blocks shared, then per task Dense {s['head_units']} and a "
                 f"Dense output; ")
     return (f"CNN trunk ({cnn}, Dense {units}; single-task: one per task; hard sharing: one, "
-            f"one Dense head per task); ")
+            f"one Dense head per task"
+            + ("; task-norm: one, its BatchNorms one set per task, one Dense head per task"
+               if "task-norm|equal" in runs else "") + "); ")
 
 
 def fashion_markdown(res) -> str:
@@ -279,7 +286,7 @@ def fashion_markdown(res) -> str:
         (f"{s['n_train']} training / {s['n_test']} validation pairs (validation pairs from "
          f"training images 50,000-59,999, training pairs from the rest; no test image); "
          if s.get("validation") else f"{s['n_train']} training / {s['n_test']} test images; ") + (
-            _conv_models(s) if s["hidden"] == "conv" else
+            _conv_models(res["runs"], s) if s["hidden"] == "conv" else
             f"MLP hidden widths {s['hidden']} ({_mlp_models(res['runs'], s)}); ") +
         (f"dropout {s['dropout']} after each hidden layer of the single-task and "
          f"hard-sharing MLPs{torch_too}; " if s.get("dropout") else "") +
@@ -296,9 +303,10 @@ def fashion_markdown(res) -> str:
 
 # --------------------------------------------------------------------- main
 def _file_name(args) -> str:
-    """``mtl`` for the main table; a CNN, BatchNorm, MLP-width, dropout, cosine, epochs,
-    weight-decay, label-smoothing, learning-rate, batch-size, training-set-size or
-    validation run gets files of its own, so it never overwrites it (nor a run of
+    """``mtl`` for the main table; a CNN, BatchNorm, task-norm, MLP-width, dropout,
+    cosine, epochs, weight-decay, label-smoothing, learning-rate, batch-size,
+    training-set-size or validation run gets files of its own, so it never
+    overwrites it (nor a run of
     the same settings on another number of pairs, epochs or another width). Files
     written before 2026-12-07 do not name their epochs (``_cosine`` ones ran 20 or
     more; their settings and the study in docs/mtl-hard-sharing.md say how many)."""
@@ -309,6 +317,7 @@ def _file_name(args) -> str:
         if args.filters and tuple(args.filters) != DEFAULT_FILTERS else "") + (
         f"_u{args.units}" if args.units and args.units != DEFAULT_UNITS else "") + (
         "_bn" if args.batch_norm else "") + (
+        "_tasknorm" if "task-norm" in (args.architectures or []) else "") + (
         "_h" + "-".join(map(str, args.hidden))
         if args.trunk == "mlp" and not args.quick and tuple(args.hidden) != DEFAULT_HIDDEN
         else "") + (
@@ -388,8 +397,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "with (default: all)")
     parser.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, default=None,
                         help="Multi-Fashion: the multi-task models to train besides the "
-                             "single-task baseline, which always runs (default: all, or "
-                             "'hard' with a CNN trunk; 'hard' includes the torch twin)")
+                             "single-task baseline, which always runs (default: the four "
+                             "MLP ones, or 'hard' with a CNN trunk; 'hard' includes the "
+                             "torch twin; 'task-norm', with --trunk conv --batch-norm, shares "
+                             "the CNN but its BatchNorms, one set per task)")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
                         help="Multi-Fashion: keep the learning rate, or decay it by a cosine "
                              "to 0 over the epochs (every model, torch's too)")
@@ -415,9 +426,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv) -> int:
     parser = build_parser()
     args = report.parse_args(parser, argv)
-    if args.trunk in CONV_TRUNKS and set(args.architectures or []) - {"hard"}:
-        parser.error(f"--trunk {args.trunk} runs single-task and hard sharing only; "
-                     f"--architectures asked for {' '.join(args.architectures)}")
+    if args.trunk in CONV_TRUNKS and set(args.architectures or []) - set(CONV_ARCHITECTURES):
+        parser.error(f"--trunk {args.trunk} runs single-task, hard sharing and task-norm "
+                     f"only; --architectures asked for {' '.join(args.architectures)}")
+    if "task-norm" in (args.architectures or []) and not (args.trunk == "conv"
+                                                          and args.batch_norm):
+        parser.error("--architectures task-norm shares the CNN but its BatchNorms: it needs "
+                     "--trunk conv --batch-norm (the single-task CNNs then have the same "
+                     "BatchNorms)")
     if args.batch_norm and args.trunk not in CONV_TRUNKS:
         parser.error(f"--batch-norm is for the CNN trunks ({', '.join(CONV_TRUNKS)}); "
                      f"received --trunk {args.trunk}")

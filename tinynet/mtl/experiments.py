@@ -20,14 +20,14 @@ import time
 import numpy as np
 
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
-from ..layers import Dense, Dropout, Flatten
+from ..layers import BatchNorm, Dense, Dropout, Flatten
 from ..callbacks import LearningRateScheduler
 from ..recipes import cnn_layers, cosine_schedule
 from .graph import Input, Model
 from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
 
-__all__ = ["single_task", "hard_sharing", "soft_sharing", "cross_stitch", "mmoe", "run",
-           "conv_trunk", "conv_features", "limit_threads"]
+__all__ = ["single_task", "hard_sharing", "task_norm_sharing", "soft_sharing", "cross_stitch",
+           "mmoe", "run", "conv_trunk", "conv_features", "limit_threads"]
 
 
 def _stack(widths, seed, activation="relu", dropout: float = 0.0):
@@ -99,6 +99,29 @@ def hard_sharing(n_in: int, hidden, outputs: dict, seed: int = 0, head=(),
     return HardSharing((n_in,), trunk=_trunk(n_in, hidden, seed, dropout, conv),
                        heads={t: _stack(head, seed + 50 + 10 * i) + [Dense(n, seed=seed + 100 + i)]
                               for i, (t, n) in enumerate(outputs.items())})
+
+
+def task_norm_sharing(n_in: int, outputs: dict, seed: int = 0, conv: dict | None = None) -> Model:
+    r"""The CNN of :func:`conv_trunk` with BatchNorm (``batch_norm=True``)
+    shared by every task except its BatchNorms: each task runs the shared
+    kernels through BatchNorms of its own (statistics, :math:`\gamma`,
+    :math:`\beta`), then its Dense output -- the domain-specific
+    normalisation of Bilen & Vedaldi (2017, "Universal representations").
+
+    Each task's path is the shared layers called again (one node per task, the
+    gradients of every task summed into the shared kernels); per task it adds
+    :math:`2c` parameters per BatchNorm of :math:`c` channels (448 with the
+    defaults) to hard sharing's. The compute is that of one CNN per task, as
+    the single-task pair's."""
+    layers = conv_trunk(n_in, seed, **{**dict(conv or {}), "batch_norm": True})
+    inp = Input((n_in,), name="x")
+    heads = {}
+    for i, (task, n_out) in enumerate(outputs.items()):
+        h = inp
+        for layer in layers:
+            h = BatchNorm()(h) if isinstance(layer, BatchNorm) else layer(h)
+        heads[task] = Dense(n_out, seed=seed + 100 + i)(h)
+    return Model(inp, heads)
 
 
 def _towers(hidden, outputs, seed):
