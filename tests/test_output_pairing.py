@@ -201,6 +201,16 @@ def test_predict_proba_of_sigmoids_compiled_with_the_cross_entropy_is_what_its_l
     assert model.evaluate(_X, onehot)["loss"] == pytest.approx(
         -np.mean(np.log((proba * onehot).sum(axis=1))), rel=1e-6)
     np.testing.assert_array_equal(model.predict_classes(_X), proba.argmax(axis=1))
+    # its AUC ranks those probabilities too, as scikit-learn's of predict_proba
+    model.compile("adam", loss="cross_entropy", metrics=["auc"])
+    skm = pytest.importorskip("sklearn.metrics")
+    assert model.evaluate(_X, _LABELS)["auc"] == pytest.approx(
+        skm.roc_auc_score(_LABELS, proba, multi_class="ovr"), abs=1e-12)
+    assert model.evaluate(_X, _LABELS)["auc"] != tn.metrics.AUC()(raw, _LABELS)
+    inp = tn.mtl.Input((4,))                                 # a task's head alike
+    task = tn.mtl.Model(inp, {"t": Dense(3, seed=0, activation="sigmoid")(inp)})
+    task.compile("adam", loss="cross_entropy", metrics=["auc"])
+    assert task.evaluate(_X, {"t": _LABELS})["t/auc"] == model.evaluate(_X, _LABELS)["auc"]
     model.compile("adam", loss="binary_cross_entropy")      # one probability per label
     np.testing.assert_array_equal(model.predict_proba(_X), raw)
     binary = tn.Sequential([Dense(1, input_dim=4, seed=0, activation="sigmoid")])

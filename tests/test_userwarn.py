@@ -1,6 +1,8 @@
 """tinynet's warnings name the user's line, however deep in tinynet they are raised
 (a fixed stacklevel pointed into tinynet on every call path but the one counted)."""
 
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -64,3 +66,22 @@ def test_warnings_from_load_fit_and_save_name_the_callers_line(tmp_path):
                                            verbose=0, callbacks=[tn.callbacks.TerminateOnNaN()]))
     [w] = [w for w in caught if "TerminateOnNaN" in str(w.message)]
     assert w.filename == __file__
+
+
+def test_a_warning_raised_while_tinynet_imports_a_module_names_the_users_line(tmp_path):
+    # tn.mtl imports its package on first use (importlib frames, some of which
+    # warnings.warn does not count): the warning named tinynet/mtl/__init__.py
+    script = tmp_path / "user.py"
+    script.write_text("import warnings\n"
+                      "import tinynet as tn\n"
+                      "from tinynet.layers.base import Layer\n"
+                      "class CrossStitch(Layer):\n"
+                      "    pass\n"
+                      "with warnings.catch_warnings(record=True) as caught:\n"
+                      "    warnings.simplefilter('always')\n"
+                      "    tn.mtl\n"
+                      "print([(w.filename, w.lineno) for w in caught\n"
+                      "       if 'CrossStitch' in str(w.message)])\n")
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         check=True).stdout
+    assert out.strip() == repr([(str(script), 8)])

@@ -94,7 +94,7 @@ from .checks import (as_array, as_float_array, as_float_targets, check_bool, che
                      check_positive_int, lookup)
 from .layers._checks import check_real
 from .losses import softmax
-from .output_losses import output_activation
+from .output_losses import NormalizedOutputCrossEntropy, output_activation
 
 __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
            "R2Score", "MeanSquaredError", "MeanAbsoluteError", "MetricStates",
@@ -1191,20 +1191,37 @@ class _FunctionMetric(Metric):
 _THRESHOLDED = (Accuracy, Precision, Recall, F1Score)
 
 
-def for_output(metric: Metric, layer) -> Metric:
+class _RowSumAUC(AUC):
+    """:class:`AUC` of ``(n, classes)`` scores divided by their row sums: the class
+    probabilities of several sigmoids compiled with the cross-entropy (what
+    :class:`~tinynet.output_losses.NormalizedOutputCrossEntropy` scores and
+    ``predict_proba`` gives). Made by :func:`for_output` only, never saved: the
+    model keeps and saves the plain ``AUC`` it was compiled with."""
+
+    def batch_state(self, pred, target):
+        pred = _as_pred(pred, self.name)
+        if pred.ndim == 2 and pred.shape[1] > 1:
+            pred = pred / np.maximum(pred.sum(axis=1, keepdims=True), np.finfo(pred.dtype).tiny)
+        return super().batch_state(pred, target)
+
+
+def for_output(metric: Metric, layer, loss=None) -> Metric:
     """The metric to report on ``layer``'s output (a layer, a Sequential or a
     functional model's output tensor): an :class:`Accuracy`,
     :class:`Precision`, :class:`Recall` or :class:`F1Score` without a threshold
     gets ``threshold=0.5`` when ``layer`` ends in a sigmoid (its output is a
     probability, see :func:`tinynet.output_losses.output_activation`); an
     :class:`AUC` without ``from_logits`` gets ``from_logits=True`` unless
-    ``layer`` ends in a softmax or sigmoid (its output is logits); any other
-    metric as it is."""
+    ``layer`` ends in a softmax or sigmoid (its output is logits), and ranks
+    several sigmoids divided by their sum when ``loss`` (the one the output is
+    trained with) is :class:`~tinynet.output_losses.NormalizedOutputCrossEntropy`,
+    as ``predict_proba`` gives them; any other metric as it is."""
     activation = output_activation(layer)
     if type(metric) in _THRESHOLDED and metric.threshold is None and activation == "sigmoid":
         return type(metric)(**{**metric.get_config(), "threshold": 0.5})
     if type(metric) is AUC and metric.from_logits is None:
-        return AUC(**{**metric.get_config(), "from_logits": activation is None})
+        config = {**metric.get_config(), "from_logits": activation is None}
+        return (_RowSumAUC if isinstance(loss, NormalizedOutputCrossEntropy) else AUC)(**config)
     return metric
 
 

@@ -487,7 +487,8 @@ class Sequential(Layer):
         if self._compiled_loss is None:
             return
         self.loss = for_output(self._compiled_loss, self)
-        self.metrics = [metrics_mod.for_output(m, self) for m in self._compiled_metrics]
+        self.metrics = [metrics_mod.for_output(m, self, self.loss)
+                        for m in self._compiled_metrics]
 
     def _as_optimizer(self, optimizer):
         """The optimizer ``compile`` received (a name or dict: a new one,

@@ -402,7 +402,7 @@ class MultiTaskTraining:
         # each output tensor: output_activation walks back its graph
         layers = dict(zip(self.output_names, self.outputs))
         self.loss = {t: for_output(loss, layers[t]) for t, loss in losses.items()}
-        self.metrics = {t: [metrics_mod.for_output(m, layers[t]) for m in ms]
+        self.metrics = {t: [metrics_mod.for_output(m, layers[t], self.loss[t]) for m in ms]
                         for t, ms in metrics.items()}
 
     def _refit_output(self) -> None:
