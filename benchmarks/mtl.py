@@ -30,9 +30,9 @@ from benchmarks import report
 from benchmarks.threads import limit_blas_threads
 
 WEIGHTINGS = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad", "mgda", "mgda_ub"]
-ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch", "task-norm"]
-MLP_ARCHITECTURES = ARCHITECTURES[:4]  # the default without a CNN trunk
-CONV_ARCHITECTURES = ["hard", "task-norm"]  # with one
+MLP_ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch"]  # the default without a CNN
+CONV_ARCHITECTURES = ["hard", "task-norm"]  # those a CNN trunk runs
+ARCHITECTURES = MLP_ARCHITECTURES + ["task-norm"]
 CONV_TRUNKS = ["conv", "conv-features"]
 DEFAULT_HEAD_UNITS = 64  # conv-features: half the parameters of the single-task CNN pair
 DEFAULT_FILTERS, DEFAULT_UNITS = (32, 64), 128  # the CNN of tinynet.recipes.cnn_layers
@@ -242,7 +242,7 @@ def _conv_models(runs, s) -> str:
     """What the CNN models of the table are: the whole CNN shared, or its
     convolutional blocks only."""
     filters, units = s.get("filters") or DEFAULT_FILTERS, s.get("units") or DEFAULT_UNITS
-    bn = ", BatchNorm before each ReLU" if s.get("batch_norm") else ""
+    bn = ", BatchNorm before each of its ReLUs" if s.get("batch_norm") else ""
     cnn = ", ".join(f"3x3 conv {f}, 2x2 max pool" for f in filters)
     units = f"{units}{bn}"
     if s.get("trunk") == "conv-features":
@@ -382,8 +382,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "single-task models', and hard sharing's with --trunk conv); "
                              f"default {DEFAULT_UNITS}")
     parser.add_argument("--batch-norm", action="store_true",
-                        help="with a CNN trunk: a BatchNorm before each ReLU, the "
-                             "convolutions and Dense layer without bias (every model)")
+                        help="with a CNN trunk: a BatchNorm before each ReLU of the CNN "
+                             "(not of the conv-features heads), its convolutions and "
+                             "Dense layer without bias (every model's CNN)")
     parser.add_argument("--validation", action="store_true",
                         help="Multi-Fashion: score on validation pairs made from training "
                              "images 50,000-59,999 (training pairs from the rest), not on "

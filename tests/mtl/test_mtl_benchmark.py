@@ -117,7 +117,7 @@ def test_batch_norm_reaches_both_cnn_trunks_and_names_its_files(capsys):
                         "soft_penalty": 0.0},
            "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
                                      "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
-    assert "Dense 128, BatchNorm before each ReLU" in mtl.fashion_markdown(res)
+    assert "Dense 128, BatchNorm before each of its ReLUs" in mtl.fashion_markdown(res)
 
 
 def test_task_norm_shares_the_cnn_but_its_batch_norms_and_its_gradients_check(capsys):
@@ -137,6 +137,12 @@ def test_task_norm_shares_the_cnn_but_its_batch_norms_and_its_gradients_check(ca
     for a, b in zip([x for x in model.layers if isinstance(x, (Conv2D, Dense))],
                     [x for x in hard.layers if isinstance(x, (Conv2D, Dense))]):
         np.testing.assert_array_equal(a.W.value, b.W.value)        # same draws, same seeds
+    three = {"a": 10, "b": 10, "c": 10}                # each task after the first: +448
+    assert ex.task_norm_sharing(784, three).count_params() == ex.hard_sharing(
+        784, "conv", three, conv=dict(batch_norm=True)).count_params() + 2 * 448
+    with pytest.raises(ValueError, match="shares a CNN but its BatchNorms; received "
+                                         r"conv=dict\(batch_norm=False\)"):
+        ex.task_norm_sharing(784, tasks, conv=dict(batch_norm=False))
     small = ex.task_norm_sharing(64, {"a": 3, "b": 2}, seed=0, conv=dict(filters=(2,), units=4))
     rng = np.random.default_rng(0)
     x, y = rng.random((6, 64)), {"a": np.arange(6) % 3, "b": np.arange(6) % 2}

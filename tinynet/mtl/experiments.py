@@ -107,18 +107,24 @@ def task_norm_sharing(n_in: int, outputs: dict, seed: int = 0, conv: dict | None
     kernels through BatchNorms of its own (statistics, :math:`\gamma`,
     :math:`\beta`), then its Dense output -- the domain-specific
     normalisation of Bilen & Vedaldi (2017, "Universal representations").
+    ``conv`` sizes the CNN (``filters``, ``units``).
 
     Each task's path is the shared layers called again (one node per task, the
-    gradients of every task summed into the shared kernels); per task it adds
-    :math:`2c` parameters per BatchNorm of :math:`c` channels (448 with the
-    defaults) to hard sharing's. The compute is that of one CNN per task, as
-    the single-task pair's."""
-    layers = conv_trunk(n_in, seed, **{**dict(conv or {}), "batch_norm": True})
+    gradients of every task summed into the shared kernels). Against hard
+    sharing of the same BatchNorm CNN, each task after the first adds
+    :math:`2c` parameters per BatchNorm of :math:`c` channels or units (448
+    with the defaults); the compute is that of one CNN per task, as the
+    single-task models'."""
+    conv = dict(conv or {})
+    if not conv.pop("batch_norm", True):
+        raise ValueError("task_norm_sharing shares a CNN but its BatchNorms; received "
+                         "conv=dict(batch_norm=False), which has none")
+    shared = cnn_layers(n_in, seed=seed, batch_norm=True, **conv)
     inp = Input((n_in,), name="x")
     heads = {}
     for i, (task, n_out) in enumerate(outputs.items()):
         h = inp
-        for layer in layers:
+        for layer in shared:  # the template's BatchNorms mark where each task's own go
             h = BatchNorm()(h) if isinstance(layer, BatchNorm) else layer(h)
         heads[task] = Dense(n_out, seed=seed + 100 + i)(h)
     return Model(inp, heads)
