@@ -327,7 +327,7 @@ def _check_layers(layers):
             raise ValueError(f"FunctionalMLP expected Dense {layer.name!r} to take {width} "
                              f"inputs (the previous Dense layer's outputs), received one "
                              f"built for {layer.W.shape[0]}")
-        width, dtype = layer.W.shape[1], dtype or layer.W.dtype
+        width, dtype = layer.W.shape[1], layer.W.dtype if dtype is None else dtype
     if dtype is None:
         raise ValueError("FunctionalMLP expected at least one Dense layer, received none")
     return dtype
