@@ -30,7 +30,9 @@ from benchmarks import report
 from benchmarks.threads import limit_blas_threads
 
 WEIGHTINGS = ["equal", "uncertainty", "dwa", "gradnorm", "pcgrad", "mgda", "mgda_ub"]
-ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch"]
+MLP_ARCHITECTURES = ["hard", "mmoe", "soft", "cross-stitch"]  # the default without a CNN
+CONV_ARCHITECTURES = ["hard", "task-norm"]  # those a CNN trunk runs
+ARCHITECTURES = MLP_ARCHITECTURES + ["task-norm"]
 CONV_TRUNKS = ["conv", "conv-features"]
 DEFAULT_HEAD_UNITS = 64  # conv-features: half the parameters of the single-task CNN pair
 DEFAULT_FILTERS, DEFAULT_UNITS = (32, 64), 128  # the CNN of tinynet.recipes.cnn_layers
@@ -137,18 +139,22 @@ def fashion(args) -> dict:
     hidden = "conv" if conv else args.hidden        # the single-task models'
     shared = args.trunk if conv else args.hidden    # hard sharing's trunk and heads
     head = (args.head_units,) if args.trunk == "conv-features" else ()
-    size = dict(conv=dict(filters=tuple(args.filters), units=args.units)) if conv else {}
+    size = dict(conv=dict(filters=tuple(args.filters), units=args.units,
+                          batch_norm=args.batch_norm)) if conv else {}
     # one instance serves every task and model: a loss keeps no state between batches
     loss = CrossEntropy(label_smoothing=args.label_smoothing)
     fit = dict(loss=loss, metrics=["accuracy"], epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                weight_decay=args.weight_decay)
     models = {"single-task": None}  # the baseline of every Δm, so it always runs
-    archs = args.architectures or (["hard"] if conv else ARCHITECTURES)
+    archs = args.architectures or (["hard"] if conv else MLP_ARCHITECTURES)
     for w in (args.weightings if "hard" in archs else []):
         models[f"hard sharing|{w}"] = (
             lambda s: ex.hard_sharing(784, shared, tasks, s, head=head, dropout=args.dropout,
                                       **size), w)
+    if "task-norm" in archs:  # main() made sure of --trunk conv --batch-norm
+        models["task-norm|equal"] = (lambda s: ex.task_norm_sharing(784, tasks, s, **size),
+                                     "equal")
     _mtl_torch = None
     # MMoE, soft sharing, cross-stitch and the torch twin are MLPs: main() refused the
     # first three with --trunk conv
@@ -207,6 +213,7 @@ def fashion(args) -> dict:
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
                          "trunk": args.trunk, "head_units": args.head_units,
                          "filters": args.filters, "units": args.units,
+                         "batch_norm": args.batch_norm,
                          "validation": args.validation, "dropout": args.dropout,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                          "lr_schedule": args.lr_schedule, "weight_decay": args.weight_decay,
@@ -231,17 +238,21 @@ def _mlp_models(runs, s) -> str:
     return "; ".join(parts)
 
 
-def _conv_models(s) -> str:
+def _conv_models(runs, s) -> str:
     """What the CNN models of the table are: the whole CNN shared, or its
     convolutional blocks only."""
     filters, units = s.get("filters") or DEFAULT_FILTERS, s.get("units") or DEFAULT_UNITS
+    bn = ", BatchNorm before each of its ReLUs" if s.get("batch_norm") else ""
     cnn = ", ".join(f"3x3 conv {f}, 2x2 max pool" for f in filters)
+    units = f"{units}{bn}"
     if s.get("trunk") == "conv-features":
         return (f"CNN ({cnn}, Dense {units}; single-task: one per task); hard sharing: the "
                 f"convolutional blocks shared, then per task Dense {s['head_units']} and a "
                 f"Dense output; ")
     return (f"CNN trunk ({cnn}, Dense {units}; single-task: one per task; hard sharing: one, "
-            f"one Dense head per task); ")
+            f"one Dense head per task"
+            + ("; task-norm: one, its BatchNorms one set per task, one Dense head per task"
+               if "task-norm|equal" in runs else "") + "); ")
 
 
 def fashion_markdown(res) -> str:
@@ -275,7 +286,7 @@ def fashion_markdown(res) -> str:
         (f"{s['n_train']} training / {s['n_test']} validation pairs (validation pairs from "
          f"training images 50,000-59,999, training pairs from the rest; no test image); "
          if s.get("validation") else f"{s['n_train']} training / {s['n_test']} test images; ") + (
-            _conv_models(s) if s["hidden"] == "conv" else
+            _conv_models(res["runs"], s) if s["hidden"] == "conv" else
             f"MLP hidden widths {s['hidden']} ({_mlp_models(res['runs'], s)}); ") +
         (f"dropout {s['dropout']} after each hidden layer of the single-task and "
          f"hard-sharing MLPs{torch_too}; " if s.get("dropout") else "") +
@@ -292,9 +303,10 @@ def fashion_markdown(res) -> str:
 
 # --------------------------------------------------------------------- main
 def _file_name(args) -> str:
-    """``mtl`` for the main table; a CNN, MLP-width, dropout, cosine, epochs,
-    weight-decay, label-smoothing, learning-rate, batch-size, training-set-size or
-    validation run gets files of its own, so it never overwrites it (nor a run of
+    """``mtl`` for the main table; a CNN, BatchNorm, task-norm, MLP-width, dropout,
+    cosine, epochs, weight-decay, label-smoothing, learning-rate, batch-size,
+    training-set-size or validation run gets files of its own, so it never
+    overwrites it (nor a run of
     the same settings on another number of pairs, epochs or another width). Files
     written before 2026-12-07 do not name their epochs (``_cosine`` ones ran 20 or
     more; their settings and the study in docs/mtl-hard-sharing.md say how many)."""
@@ -304,6 +316,8 @@ def _file_name(args) -> str:
         "_f" + "-".join(map(str, args.filters))
         if args.filters and tuple(args.filters) != DEFAULT_FILTERS else "") + (
         f"_u{args.units}" if args.units and args.units != DEFAULT_UNITS else "") + (
+        "_bn" if args.batch_norm else "") + (
+        "_tasknorm" if "task-norm" in (args.architectures or []) else "") + (
         "_h" + "-".join(map(str, args.hidden))
         if args.trunk == "mlp" and not args.quick and tuple(args.hidden) != DEFAULT_HIDDEN
         else "") + (
@@ -367,6 +381,10 @@ def build_parser() -> argparse.ArgumentParser:
                         help="with a CNN trunk: the units of its Dense layer (the "
                              "single-task models', and hard sharing's with --trunk conv); "
                              f"default {DEFAULT_UNITS}")
+    parser.add_argument("--batch-norm", action="store_true",
+                        help="with a CNN trunk: a BatchNorm before each ReLU of the CNN "
+                             "(not of the conv-features heads), its convolutions and "
+                             "Dense layer without bias (every model's CNN)")
     parser.add_argument("--validation", action="store_true",
                         help="Multi-Fashion: score on validation pairs made from training "
                              "images 50,000-59,999 (training pairs from the rest), not on "
@@ -380,8 +398,10 @@ def build_parser() -> argparse.ArgumentParser:
                              "with (default: all)")
     parser.add_argument("--architectures", nargs="+", choices=ARCHITECTURES, default=None,
                         help="Multi-Fashion: the multi-task models to train besides the "
-                             "single-task baseline, which always runs (default: all, or "
-                             "'hard' with a CNN trunk; 'hard' includes the torch twin)")
+                             "single-task baseline, which always runs (default: the four "
+                             "MLP ones, or 'hard' with a CNN trunk; 'hard' includes the "
+                             "torch twin; 'task-norm', with --trunk conv --batch-norm, shares "
+                             "the CNN but its BatchNorms, one set per task)")
     parser.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant",
                         help="Multi-Fashion: keep the learning rate, or decay it by a cosine "
                              "to 0 over the epochs (every model, torch's too)")
@@ -407,9 +427,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv) -> int:
     parser = build_parser()
     args = report.parse_args(parser, argv)
-    if args.trunk in CONV_TRUNKS and set(args.architectures or []) - {"hard"}:
-        parser.error(f"--trunk {args.trunk} runs single-task and hard sharing only; "
-                     f"--architectures asked for {' '.join(args.architectures)}")
+    if args.trunk in CONV_TRUNKS and set(args.architectures or []) - set(CONV_ARCHITECTURES):
+        parser.error(f"--trunk {args.trunk} runs single-task, hard sharing and task-norm "
+                     f"only; --architectures asked for {' '.join(args.architectures)}")
+    if "task-norm" in (args.architectures or []) and not (args.trunk == "conv"
+                                                          and args.batch_norm):
+        parser.error("--architectures task-norm shares the CNN but its BatchNorms: it needs "
+                     "--trunk conv --batch-norm (the single-task CNNs then have the same "
+                     "BatchNorms)")
+    if args.batch_norm and args.trunk not in CONV_TRUNKS:
+        parser.error(f"--batch-norm is for the CNN trunks ({', '.join(CONV_TRUNKS)}); "
+                     f"received --trunk {args.trunk}")
     if args.head_units is not None and args.trunk != "conv-features":
         parser.error(f"--head-units is for --trunk conv-features; received --trunk "
                      f"{args.trunk}")

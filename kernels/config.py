@@ -252,10 +252,10 @@ def _jit(f, parallel, exact, inline=False):
             if "no locator available" not in str(exc):
                 raise
             CAN_CACHE = False
-            import warnings
-            warnings.warn("tinynet: Numba finds no writable cache directory (set "
-                          "NUMBA_CACHE_DIR to one), so the kernels compile in every "
-                          "process and are not cached", RuntimeWarning, stacklevel=2)
+            from tinynet._userwarn import warn
+            warn("tinynet: Numba finds no writable cache directory (set NUMBA_CACHE_DIR to "
+                 "one), so the kernels compile in every process and are not cached",
+                 RuntimeWarning)
     return numba.njit(cache=False, **options)(f)
 
 

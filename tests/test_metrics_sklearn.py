@@ -501,6 +501,32 @@ def test_metric_names_twice_or_bad_are_refused():
     assert metrics.logged_metrics(object()) == {}
 
 
+class _SlashName(metrics.Metric):
+    name = "b/accuracy"        # a class attribute: name='s check never saw it
+    higher_is_better = True
+
+    def __call__(self, pred, target):
+        return 0.5
+
+
+def test_a_metric_class_named_with_a_slash_is_refused_at_compile():
+    # task "a"'s metric "b/accuracy" was logged as "a/b/accuracy", overwriting
+    # the accuracy of task "a/b" in evaluate's dict, the logs and History
+    inp = tn.mtl.Input((4,))
+    model = tn.mtl.Model(inp, {"a/b": Dense(3, seed=1)(inp), "a": Dense(3, seed=2)(inp)})
+    with pytest.raises(ValueError, match=r"compile, task 'a': _SlashName expected name as a "
+                                         r"non-empty string without '/', received 'b/accuracy'"):
+        model.compile("adam", loss="cross_entropy",
+                      metrics={"a/b": ["accuracy"], "a": [_SlashName()]})
+    single = tn.Sequential([Dense(3, input_dim=4)])
+    with pytest.raises(ValueError, match="_SlashName expected name as a non-empty string"):
+        single.compile("adam", loss="cross_entropy", metrics=[_SlashName()])
+    model.compile("adam", loss="cross_entropy", metrics=["accuracy"])   # a '/' in a task is fine
+    x = np.random.default_rng(0).standard_normal((12, 4))
+    assert sorted(model.evaluate(x, {"a/b": np.arange(12) % 3, "a": np.arange(12) % 3})) == [
+        "a/accuracy", "a/b/accuracy", "a/b/loss", "a/loss", "loss"]
+
+
 def test_mtl_named_metrics_log_per_task_and_twice_is_refused():
     rng = np.random.default_rng(3)
     x = rng.standard_normal((40, 4)).astype(np.float32)

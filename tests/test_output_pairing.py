@@ -187,6 +187,37 @@ def test_predict_proba_of_a_binary_cross_entropy_model_is_a_sigmoid_per_label():
     np.testing.assert_allclose(logits.predict_proba(_X).sum(axis=1), 1.0, rtol=1e-6)
 
 
+def test_predict_proba_of_sigmoids_compiled_with_the_cross_entropy_is_what_its_loss_scores():
+    # the loss takes the sigmoids divided by their sum as the class probabilities;
+    # predict_proba gave the raw sigmoids (rows summing to anything in (0, 3))
+    model = tn.Sequential([Dense(3, input_dim=4, seed=0, activation="sigmoid"), Identity()])
+    raw = model.predict_proba(_X)                           # not compiled: the outputs
+    np.testing.assert_array_equal(raw, model.predict(_X))
+    model.compile("adam", loss="cross_entropy")
+    proba = model.predict_proba(_X)
+    np.testing.assert_allclose(proba, raw / raw.sum(axis=1, keepdims=True), rtol=1e-12)
+    # their cross-entropy is the model's loss
+    onehot = np.eye(3)[_LABELS]
+    assert model.evaluate(_X, onehot)["loss"] == pytest.approx(
+        -np.mean(np.log((proba * onehot).sum(axis=1))), rel=1e-6)
+    np.testing.assert_array_equal(model.predict_classes(_X), proba.argmax(axis=1))
+    # its AUC ranks those probabilities too, as scikit-learn's of predict_proba
+    model.compile("adam", loss="cross_entropy", metrics=["auc"])
+    skm = pytest.importorskip("sklearn.metrics")
+    assert model.evaluate(_X, _LABELS)["auc"] == pytest.approx(
+        skm.roc_auc_score(_LABELS, proba, multi_class="ovr"), abs=1e-12)
+    assert model.evaluate(_X, _LABELS)["auc"] != tn.metrics.AUC()(raw, _LABELS)
+    inp = tn.mtl.Input((4,))                                 # a task's head alike
+    task = tn.mtl.Model(inp, {"t": Dense(3, seed=0, activation="sigmoid")(inp)})
+    task.compile("adam", loss="cross_entropy", metrics=["auc"])
+    assert task.evaluate(_X, {"t": _LABELS})["t/auc"] == model.evaluate(_X, _LABELS)["auc"]
+    model.compile("adam", loss="binary_cross_entropy")      # one probability per label
+    np.testing.assert_array_equal(model.predict_proba(_X), raw)
+    binary = tn.Sequential([Dense(1, input_dim=4, seed=0, activation="sigmoid")])
+    binary.compile("adam", loss="cross_entropy")            # one unit: P(class 1), as before
+    np.testing.assert_array_equal(binary.predict_proba(_X), binary.predict(_X))
+
+
 def _mine(pred, target):
     return float((pred.argmax(1) == target).mean())
 

@@ -1133,6 +1133,36 @@ def test_cnn_layers_shapes_names_and_clear_errors():
     assert small.layers[-2].output_shape == (64,)           # 1x1x64
 
 
+def test_cnn_layers_with_batch_norm_put_it_before_each_relu_and_drop_the_biases():
+    from tinynet.layers import BatchNorm, Conv2D, Dense, ReLU
+    from tinynet.layers.activations import Identity
+    from tinynet.recipes import cnn_layers
+    model = tn.Sequential(cnn_layers(784, named=True, batch_norm=True))
+    model.build((784,))
+    assert [layer.name for layer in model.layers] == [
+        "image", "conv1", "bn1", "relu1", "pool1", "conv2", "bn2", "relu2", "pool2",
+        "flatten", "fc1", "bn3", "relu3"]
+    # the 224 biases become 2 x 224 gammas and betas
+    assert model.count_params() == 223_744 - 224 + 2 * 224
+    for i in (1, 5, 10):
+        layer, norm, relu = model.layers[i:i + 3]
+        assert isinstance(layer, (Conv2D, Dense)) and not layer.use_bias
+        assert type(layer.activation) is Identity
+        assert isinstance(norm, BatchNorm) and type(relu) is ReLU
+    # same kernels as the CNN without BatchNorm of the same seed
+    plain = tn.Sequential(cnn_layers(784, named=True))
+    plain.build((784,))
+    for name in ("conv1", "conv2", "fc1"):
+        np.testing.assert_array_equal(model.get_layer(name).W.value,
+                                      plain.get_layer(name).W.value)
+    # it trains: the moving statistics follow the batches
+    x = np.random.default_rng(0).random((8, 784)).astype(np.float32)
+    model.add(tn.layers.Dense(3))
+    model.compile("adam", loss="cross_entropy")
+    model.fit(x, np.arange(8) % 3, epochs=1, batch_size=4, verbose=0)
+    assert not np.all(model.get_layer("bn1").moving_mean == 0)
+
+
 def test_experiment_runs_the_cnn_and_transfers_its_conv_features(digits_split):
     from tinynet.transfer import experiment
     source, target = digits_split

@@ -58,10 +58,10 @@ from __future__ import annotations
 import functools
 import math
 import os
-import warnings
 
 import numpy as np
 
+from . import _userwarn
 from .atomic import check_target
 from .checks import check_bool, check_non_negative_int, did_you_mean
 from .layers._checks import check_real
@@ -352,7 +352,7 @@ class TerminateOnNaN(Callback):
                       f"{epochs}, batch {batch + 1}/{steps}; training stopped (try a "
                       f"lower learning rate, or check the inputs' scale)")
             self._stop(reason)
-            warnings.warn(reason, RuntimeWarning, stacklevel=2)
+            _userwarn.warn(reason, RuntimeWarning)
 
 
 def _resolve_mode(mode: str, monitor: str, who: str, model=None) -> str:
@@ -726,10 +726,10 @@ class ModelCheckpoint(_Monitor):
         path = self._fill(epoch, logs, batch)
         if not all(np.isfinite(w).all() for w in self.model.get_weights()):
             when = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
-            warnings.warn(f"ModelCheckpoint: the weights after {when} are not "
-                          f"finite (NaN or infinity); {path!r} not saved"
-                          + (f", the last checkpoint ({self.saved[-1]!r}) stays"
-                             if self.saved else ""), RuntimeWarning, stacklevel=3)
+            _userwarn.warn(f"ModelCheckpoint: the weights after {when} are not "
+                           f"finite (NaN or infinity); {path!r} not saved"
+                           + (f", the last checkpoint ({self.saved[-1]!r}) stays"
+                              if self.saved else ""), RuntimeWarning)
             return
         self.model.save(path, include_optimizer=self.include_optimizer)
         self.saved.append(path)

@@ -106,12 +106,12 @@ import json
 import math
 import os
 import re
-import warnings
 import zipfile
 import zlib
 
 import numpy as np
 
+from . import _userwarn
 from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
 from .checks import as_values_like, check_bool, check_finite, is_real_dtype
 from .layers.base import (Layer, apply_frozen_containers, layer_from_dict, layer_to_dict,
@@ -394,11 +394,11 @@ def _generators(model: Layer) -> tuple[list[dict], list[dict]]:
         else:
             found[id(rng)][1]["layers"].append(i)
     if unkept:
-        warnings.warn(f"save: the random generators of {', '.join(unkept)} are not saved "
-                      f"(only NumPy's own bit generators are: "
-                      f"{', '.join(NUMPY_BIT_GENERATORS)}): a model loaded from this file "
-                      f"draws afresh there, so a resumed run differs from an uninterrupted one",
-                      RuntimeWarning, stacklevel=3)
+        _userwarn.warn(f"save: the random generators of {', '.join(unkept)} are not saved "
+                       f"(only NumPy's own bit generators are: "
+                       f"{', '.join(NUMPY_BIT_GENERATORS)}): a model loaded from this file "
+                       f"draws afresh there, so a resumed run differs from an uninterrupted one",
+                       RuntimeWarning)
     kept = [entry for entry in found.values() if entry is not None]
     return ([entry for key, entry in kept if key == "generators"],
             [entry for key, entry in kept if key == "generator_states"])

@@ -85,16 +85,16 @@ from __future__ import annotations
 
 import functools
 import re
-import warnings
 from typing import NamedTuple
 
 import numpy as np
 
+from . import _userwarn
 from .checks import (as_array, as_float_array, as_float_targets, check_bool, check_labels,
                      check_positive_int, lookup)
 from .layers._checks import check_real
 from .losses import softmax
-from .output_losses import output_activation
+from .output_losses import NormalizedOutputCrossEntropy, output_activation
 
 __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
            "R2Score", "MeanSquaredError", "MeanAbsoluteError", "MetricStates",
@@ -1191,20 +1191,37 @@ class _FunctionMetric(Metric):
 _THRESHOLDED = (Accuracy, Precision, Recall, F1Score)
 
 
-def for_output(metric: Metric, layer) -> Metric:
+class _RowSumAUC(AUC):
+    """:class:`AUC` of ``(n, classes)`` scores divided by their row sums: the class
+    probabilities of several sigmoids compiled with the cross-entropy (what
+    :class:`~tinynet.output_losses.NormalizedOutputCrossEntropy` scores and
+    ``predict_proba`` gives). Made by :func:`for_output` only, never saved: the
+    model keeps and saves the plain ``AUC`` it was compiled with."""
+
+    def batch_state(self, pred, target):
+        pred = _as_pred(pred, self.name)
+        if pred.ndim == 2 and pred.shape[1] > 1:
+            pred = pred / np.maximum(pred.sum(axis=1, keepdims=True), np.finfo(pred.dtype).tiny)
+        return super().batch_state(pred, target)
+
+
+def for_output(metric: Metric, layer, loss=None) -> Metric:
     """The metric to report on ``layer``'s output (a layer, a Sequential or a
     functional model's output tensor): an :class:`Accuracy`,
     :class:`Precision`, :class:`Recall` or :class:`F1Score` without a threshold
     gets ``threshold=0.5`` when ``layer`` ends in a sigmoid (its output is a
     probability, see :func:`tinynet.output_losses.output_activation`); an
     :class:`AUC` without ``from_logits`` gets ``from_logits=True`` unless
-    ``layer`` ends in a softmax or sigmoid (its output is logits); any other
-    metric as it is."""
+    ``layer`` ends in a softmax or sigmoid (its output is logits), and ranks
+    several sigmoids divided by their sum when ``loss`` (the one the output is
+    trained with) is :class:`~tinynet.output_losses.NormalizedOutputCrossEntropy`,
+    as ``predict_proba`` gives them; any other metric as it is."""
     activation = output_activation(layer)
     if type(metric) in _THRESHOLDED and metric.threshold is None and activation == "sigmoid":
         return type(metric)(**{**metric.get_config(), "threshold": 0.5})
     if type(metric) is AUC and metric.from_logits is None:
-        return AUC(**{**metric.get_config(), "from_logits": activation is None})
+        config = {**metric.get_config(), "from_logits": activation is None}
+        return (_RowSumAUC if isinstance(loss, NormalizedOutputCrossEntropy) else AUC)(**config)
     return metric
 
 
@@ -1216,9 +1233,9 @@ def to_config(metric: Metric):
     loading leaves it out (:func:`from_saved`). It refused to save such a
     model, and ``ModelCheckpoint`` failed after the first epoch's training."""
     if isinstance(metric, _FunctionMetric):
-        warnings.warn(f"metric function {metric.name!r} is saved by its name only (a file "
-                      f"holds no code): tinynet.load compiles the model without it; compile "
-                      f"again with it to log it", UserWarning, stacklevel=2)
+        _userwarn.warn(f"metric function {metric.name!r} is saved by its name only (a file "
+                       f"holds no code): tinynet.load compiles the model without it; compile "
+                       f"again with it to log it", UserWarning)
         return {"function": metric.name}
     try:
         default = get(metric.name)
@@ -1245,9 +1262,9 @@ def from_saved(specs, who: str) -> list:
         else:
             kept.append(spec)
     if dropped:
-        warnings.warn(f"{who}: the saved metric(s) {dropped} are a function or a class of "
-                      f"your own, which a file does not hold: the model is compiled without "
-                      f"them; compile again with them to log them", UserWarning, stacklevel=3)
+        _userwarn.warn(f"{who}: the saved metric(s) {dropped} are a function or a class of "
+                       f"your own, which a file does not hold: the model is compiled without "
+                       f"them; compile again with them to log them", UserWarning)
     return kept
 
 
@@ -1264,7 +1281,13 @@ def check_names(metrics, who: str, reserved=("loss",), validation: bool = False)
     in the logs and History. ``reserved`` is a tuple of keys, or a dict
     ``{key: what it holds}`` said in the error. ``validation=True`` (a model
     whose ``fit`` logs each metric's validation value as ``"val_<name>"``)
-    also refuses a metric named ``"val_<name of another metric>"``."""
+    also refuses a metric named ``"val_<name of another metric>"``. Each name
+    is a non-empty string without ``/``, as ``name=`` requires (a subclass's
+    class attribute ``name`` escaped that check): a multi-task model logs
+    ``"<task>/<name>"``, and task ``"a"``'s metric ``"b/accuracy"`` overwrote
+    the accuracy of a task ``"a/b"``."""
+    for metric in metrics:
+        _check_name(metric.name, f"{who}: {type(metric).__name__}")
     names = [m.name for m in metrics]
     shadowing = validation_clashes(names) if validation else []
     for metric in metrics:

@@ -45,10 +45,10 @@ would build it): its weights would be unseeded random draws, kept by a later
 from __future__ import annotations
 
 import sys
-import warnings
 
 import numpy as np
 
+from . import _userwarn
 from . import io as model_io
 from . import losses as losses_mod
 from . import metrics as metrics_mod
@@ -59,7 +59,7 @@ from .data.batches import as_generator
 from .layers._checks import check_real
 from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict,
                           layer_to_dict, release, shape_str, stale_cache_error, unique_name)
-from .output_losses import for_output, output_activation
+from .output_losses import NormalizedOutputCrossEntropy, for_output, output_activation
 from .callbacks import CALLBACK_LOG_KEYS, Callback, as_callback_list
 from .training import (BUILD_STREAM, RunningMeans, batch_indices, check_targets, fit_loop,
                        seed_rng)
@@ -487,7 +487,8 @@ class Sequential(Layer):
         if self._compiled_loss is None:
             return
         self.loss = for_output(self._compiled_loss, self)
-        self.metrics = [metrics_mod.for_output(m, self) for m in self._compiled_metrics]
+        self.metrics = [metrics_mod.for_output(m, self, self.loss)
+                        for m in self._compiled_metrics]
 
     def _as_optimizer(self, optimizer):
         """The optimizer ``compile`` received (a name or dict: a new one,
@@ -553,10 +554,9 @@ class Sequential(Layer):
         self._compile(config["optimizer"], config["loss"], metrics or None, ("loss",))
 
         def warn(clashes, keys, example):
-            warnings.warn(f"{self._who}: the saved metric(s) {clashes} are named like {keys}, "
-                          f"whose values would overwrite theirs in the logs; compile again "
-                          f"with a name of their own, e.g. name={example!r}", UserWarning,
-                          stacklevel=3)
+            _userwarn.warn(f"{self._who}: the saved metric(s) {clashes} are named like {keys}, "
+                           f"whose values would overwrite theirs in the logs; compile again "
+                           f"with a name of their own, e.g. name={example!r}", UserWarning)
 
         names = [m.name for m in self._compiled_metrics]
         clashes = [name for name in names if name in self.RESERVED_LOG_KEYS]
@@ -824,7 +824,10 @@ class Sequential(Layer):
 
     def predict_proba(self, x, batch_size: int = 32) -> np.ndarray:
         """Class probabilities: the output itself when the last layer ends in a
-        softmax/sigmoid, else the softmax of the logits -- the sigmoid of each
+        softmax/sigmoid (several sigmoids compiled with the cross-entropy: divided
+        by their sum, the probabilities its loss scores, as
+        :class:`~tinynet.output_losses.NormalizedOutputCrossEntropy`), else the
+        softmax of the logits -- the sigmoid of each
         for one output unit, or for a model compiled with a binary
         cross-entropy (several labels per sample: each output is one label's
         logit, as its loss takes it).
@@ -841,6 +844,10 @@ class Sequential(Layer):
         """
         outputs = self.predict(x, batch_size=batch_size)
         if output_activation(self, at_inference=True) is not None:
+            if isinstance(self.loss, NormalizedOutputCrossEntropy) and not _is_binary(outputs):
+                # sigmoids compiled with the cross-entropy: its class probabilities
+                return outputs / np.maximum(outputs.sum(axis=-1, keepdims=True),
+                                            np.finfo(outputs.dtype).tiny)
             return outputs
         if _is_binary(outputs) or isinstance(self.loss, losses_mod.BinaryCrossEntropy):
             return losses_mod.sigmoid(outputs)
@@ -884,8 +891,8 @@ def _unique_layer_names(specs, model_name) -> list:
         seen.add(name)
         out.append(spec)
     if renamed:
-        warnings.warn(f"Sequential {model_name!r} holds repeated layer names, which "
-                      f"Sequential refuses; renamed {', '.join(renamed)}", stacklevel=3)
+        _userwarn.warn(f"Sequential {model_name!r} holds repeated layer names, which "
+                       f"Sequential refuses; renamed {', '.join(renamed)}")
     return out
 
 

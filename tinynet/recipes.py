@@ -12,6 +12,7 @@
 from __future__ import annotations
 
 import math
+from functools import partial
 
 import numpy as np
 
@@ -239,14 +240,22 @@ def build_mlp(n_inputs: int, hidden, n_classes: int, activation: str = "relu",
 
 
 def cnn_layers(n_inputs: int, filters=(32, 64), units: int = 128, seed: int = 0,
-               named: bool = False) -> list:
-    """A small CNN on the ``n_inputs`` pixels of a square grey image, flat in.
+               named: bool = False, batch_norm: bool = False) -> list:
+    r"""A small CNN on the ``n_inputs`` pixels of a square grey image, flat in.
 
     ``Reshape((s, s, 1))``, then per entry ``f`` of ``filters`` a 3x3 ReLU
     ``Conv2D(f)`` ('valid') and a 2x2 ``MaxPool2D``, then ``Flatten`` and a
     ``Dense(units)`` ReLU layer; no output layer. Shapes for 28x28 with the
     defaults: 28x28x1 -> 26x26x32 -> 13x13x32 -> 11x11x64 -> 5x5x64 -> 1600
     -> 128, with 320 + 18,496 + 204,928 = 223,744 parameters.
+
+    With ``batch_norm=True`` each convolution and the Dense layer lose their
+    bias and their ReLU moves behind a :class:`~tinynet.layers.BatchNorm`
+    (Keras' defaults): ``Conv2D(f, use_bias=False) -> BatchNorm -> ReLU``, the
+    usual ordering of Ioffe & Szegedy (2015). Each BatchNorm has :math:`2c`
+    parameters (:math:`\gamma, \beta`) for :math:`c` channels or units, in
+    place of the :math:`c` biases: 223,744 - 224 + 448 = 223,968 with the
+    defaults.
 
     Parameters
     ----------
@@ -262,12 +271,15 @@ def cnn_layers(n_inputs: int, filters=(32, 64), units: int = 128, seed: int = 0,
         Sequential can then address them by name); otherwise they get the
         automatic unique names, as a multi-task graph with several such
         stacks needs.
+    batch_norm : bool, default False
+        Batch normalization before each ReLU (see above); named ``bn1, ...``
+        and ``relu1, ...`` with ``named``.
 
     Returns
     -------
     list of Layer
     """
-    from .layers import Conv2D, Dense, Flatten, MaxPool2D, Reshape
+    from .layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Reshape
 
     side = int(round(n_inputs ** 0.5))
     if side * side != n_inputs:
@@ -277,10 +289,18 @@ def cnn_layers(n_inputs: int, filters=(32, 64), units: int = 128, seed: int = 0,
     def name(base):
         return base if named else None
 
+    def block(make, i, label):
+        """``make(...)`` named ``label`` with seed ``seed + i``: with its ReLU, or
+        without bias and followed by BatchNorm and ReLU."""
+        if not batch_norm:
+            return [make(activation="relu", seed=seed + i, name=name(label))]
+        return [make(use_bias=False, seed=seed + i, name=name(label)),
+                BatchNorm(name=name(f"bn{i + 1}")), ReLU(name=name(f"relu{i + 1}"))]
+
     stack = [Reshape((side, side, 1), name=name("image"))]
     for i, f in enumerate(filters):
-        stack += [Conv2D(f, 3, activation="relu", seed=seed + i, name=name(f"conv{i + 1}")),
-                  MaxPool2D(2, name=name(f"pool{i + 1}"))]
+        stack += block(partial(Conv2D, f, 3), i, f"conv{i + 1}") + [
+            MaxPool2D(2, name=name(f"pool{i + 1}"))]
     shape = (side * side,)
     try:  # the layers' own shape rules say whether the image is big enough
         for layer in stack:
@@ -290,8 +310,8 @@ def cnn_layers(n_inputs: int, filters=(32, 64), units: int = 128, seed: int = 0,
                          f"{len(filters)} blocks of 3x3 convolution and 2x2 pooling "
                          f"(they need at least {3 * 2 ** len(filters) - 2} pixels a side)"
                          ) from None
-    return stack + [Flatten(name=name("flatten")),
-                    Dense(units, activation="relu", seed=seed + len(filters), name=name("fc1"))]
+    return (stack + [Flatten(name=name("flatten"))]
+            + block(partial(Dense, units), len(filters), "fc1"))
 
 
 def cosine_schedule(lr: float, epochs: int, final_fraction: float = 0.0):

@@ -64,10 +64,10 @@ initial_epoch=2, seed=s)``, bit for bit.
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
+from . import _userwarn
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN, as_callback_list
 from .checks import check_bool, check_non_negative_int, check_positive_int, check_seed
 from .metrics import MetricStates
@@ -245,10 +245,10 @@ def _warn_if_nothing_trains(model) -> None:
     trainable = getattr(model, "trainable_parameters", None)  # fit_loop's model need not be a Layer
     if trainable is not None and not trainable():
         who = getattr(model, "_who", type(model).__name__)
-        warnings.warn(f"fit: {who} has no trainable parameters (no layer with weights, or "
-                      f"every one frozen), so training changes none of its weights; the "
-                      f"loss and metrics are still computed and logged (as Keras does)",
-                      UserWarning, stacklevel=4)
+        _userwarn.warn(f"fit: {who} has no trainable parameters (no layer with weights, or "
+                       f"every one frozen), so training changes none of its weights; the "
+                       f"loss and metrics are still computed and logged (as Keras does)",
+                       UserWarning)
 
 
 def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: int = 32,

@@ -131,9 +131,15 @@ def test_kernels_compile_uncached_where_numba_has_no_cache_directory(monkeypatch
     def add_one(x):
         return x + 1
 
-    with pytest.warns(RuntimeWarning, match="no writable cache directory"):
-        jitted = config._jit(add_one, parallel=False, exact=False)
+    # as a kernel module calls it while tinynet imports it
+    kernel_module = {"__name__": "tinynet.kernels.fake", "config": config, "f": add_one}
+    exec("def build():\n    return config._jit(f, parallel=False, exact=False)\n",
+         kernel_module)
+    with pytest.warns(RuntimeWarning, match="no writable cache directory") as caught:
+        jitted = kernel_module["build"]()
     assert jitted(1.5) == 2.5 and config.CAN_CACHE is False
+    assert caught[0].filename == __file__           # the user's line, not the kernels'
+    assert caught[0].lineno == sys._getframe().f_lineno - 3
 
 
 def test_tinynet_imports_only_public_names_of_the_kernels():

@@ -143,6 +143,23 @@ def test_a_list_of_layers_is_built_from_its_first_as_a_sequential_is():
     with pytest.raises(ValueError, match="FunctionalMLP expected its first Dense layer built, "
                                          "received Dense 'first' unbuilt: give it input_dim="):
         FunctionalMLP([ReLU(), Dense(3, name="first"), Dense(1)])
+    # a list refused for a layer late in it is left as given: the layers before
+    # that one were built in place (a list then given another first layer was
+    # refused for the widths of the first attempt)
+    for bad, error, match in (
+            (Dropout(0.5), ValueError, "supports Dense layers and the activations"),
+            (Dense(2, activation="softmax"), ValueError, "received Softmax in Dense"),
+            (Dense(1, input_dim=5), ValueError, "to take 3 inputs .* built for 5"),
+            (Dense(1, input_dim=3, dtype="float64"), TypeError, "one dtype"),
+            (Dense(1, dtype="float64"), TypeError, "one dtype")):
+        refused = [Dense(4, input_dim=2, seed=0), Dense(3, seed=1), bad, Dense(1, seed=2)]
+        built = [layer.built for layer in refused]
+        with pytest.raises(error, match=match):
+            FunctionalMLP(refused)
+        assert [layer.built for layer in refused] == built
+    # given again with another first layer, the rest of the list builds on it
+    retried = [Dense(6, input_dim=2, seed=0), refused[1], Dense(1, seed=2)]
+    assert FunctionalMLP(retried).shapes[2][1] == (6, 3)
 
 
 def test_errors():

@@ -88,6 +88,84 @@ def test_sharing_only_the_convolutions_gives_half_the_parameters_and_trains():
     assert "convolutional blocks shared, then per task Dense 64" in mtl.fashion_markdown(res)
 
 
+def test_batch_norm_reaches_both_cnn_trunks_and_names_its_files(capsys):
+    from tinynet.layers import BatchNorm, Flatten
+    from tinynet.mtl import experiments as ex
+    tasks = {"left": 10, "right": 10}
+    bn = dict(batch_norm=True)
+    whole = ex.hard_sharing(784, "conv", tasks, seed=0, conv=bn)
+    features = ex.hard_sharing(784, "conv-features", tasks, seed=0, head=(64,), conv=bn)
+    single = ex.single_task(784, "conv", "left", 10, seed=0, conv=bn)
+    assert [sum(isinstance(layer, BatchNorm) for layer in m.layers)
+            for m in (whole, features, single)] == [3, 2, 3]
+    # the shared part of conv-features ends at the Flatten, its BatchNorms kept
+    trunk = ex.conv_features(784, batch_norm=True)
+    assert isinstance(trunk[-1], Flatten) and sum(isinstance(x, BatchNorm) for x in trunk) == 2
+    # 224 biases -> 448 gammas and betas a single-task CNN; the heads' Dense keep theirs
+    assert 2 * single.count_params() == 450_068 + 2 * 224
+    assert features.count_params() == 225_044 + 96
+    parse = mtl.build_parser().parse_args
+    assert mtl._file_name(parse(["--trunk", "conv", "--batch-norm", "--lr", "3e-3",
+                                 "--validation"])) == "mtl_conv_bn_lr0.003_validation"
+    with pytest.raises(SystemExit):
+        mtl.main(["--quick", "--parts", "fashion", "--batch-norm"])
+    assert "--batch-norm is for the CNN trunks (conv, conv-features); received --trunk mlp" \
+        in capsys.readouterr().err
+    res = {"settings": {"n_train": 1, "n_test": 1, "hidden": "conv", "trunk": "conv",
+                        "batch_norm": True, "epochs": 1, "lr": 1e-3, "batch_size": 2,
+                        "seeds": 1, "experts": 2, "expert_units": 2, "tower": 2,
+                        "soft_penalty": 0.0},
+           "runs": {"single-task": [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
+                                     "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]}}
+    assert "Dense 128, BatchNorm before each of its ReLUs" in mtl.fashion_markdown(res)
+
+
+def test_task_norm_shares_the_cnn_but_its_batch_norms_and_its_gradients_check(capsys):
+    import numpy as np
+
+    import tinynet as tn
+    from tinynet.layers import BatchNorm, Conv2D, Dense
+    from tinynet.mtl import experiments as ex
+    tasks = {"left": 10, "right": 10}
+    model = ex.task_norm_sharing(784, tasks, seed=0)
+    hard = ex.hard_sharing(784, "conv", tasks, seed=0, conv=dict(batch_norm=True))
+    norms = [layer for layer in model.layers if isinstance(layer, BatchNorm)]
+    assert len(norms) == 6 and len({id(n) for n in norms}) == 6     # three per task
+    assert [type(layer) for layer in model.layers].count(Conv2D) == 2  # called twice each
+    # hard sharing's parameters and a second set of the 448 gammas and betas
+    assert model.count_params() == hard.count_params() + 448
+    for a, b in zip([x for x in model.layers if isinstance(x, (Conv2D, Dense))],
+                    [x for x in hard.layers if isinstance(x, (Conv2D, Dense))]):
+        np.testing.assert_array_equal(a.W.value, b.W.value)        # same draws, same seeds
+    three = {"a": 10, "b": 10, "c": 10}                # each task after the first: +448
+    assert ex.task_norm_sharing(784, three).count_params() == ex.hard_sharing(
+        784, "conv", three, conv=dict(batch_norm=True)).count_params() + 2 * 448
+    with pytest.raises(ValueError, match="shares a CNN but its BatchNorms; received "
+                                         r"conv=dict\(batch_norm=False\)"):
+        ex.task_norm_sharing(784, tasks, conv=dict(batch_norm=False))
+    small = ex.task_norm_sharing(64, {"a": 3, "b": 2}, seed=0, conv=dict(filters=(2,), units=4))
+    rng = np.random.default_rng(0)
+    x, y = rng.random((6, 64)), {"a": np.arange(6) % 3, "b": np.arange(6) % 2}
+    assert tn.gradcheck(small, x, y, loss="cross_entropy").passed
+    # the benchmark runs it beside BatchNorm CNNs only, and names its files
+    for argv in (["--trunk", "conv"], ["--trunk", "conv-features", "--batch-norm"], []):
+        with pytest.raises(SystemExit):
+            mtl.main(["--quick", "--parts", "fashion", "--architectures", "task-norm", *argv])
+        assert "task-norm shares the CNN but its BatchNorms: it needs --trunk conv " \
+            "--batch-norm" in capsys.readouterr().err
+    parse = mtl.build_parser().parse_args
+    assert mtl._file_name(parse(["--trunk", "conv", "--batch-norm", "--architectures", "hard",
+                                 "task-norm"])) == "mtl_conv_bn_tasknorm"
+    res = {"settings": {"n_train": 1, "n_test": 1, "hidden": "conv", "trunk": "conv",
+                        "batch_norm": True, "epochs": 1, "lr": 1e-3, "batch_size": 2,
+                        "seeds": 1, "experts": 2, "expert_units": 2, "tower": 2,
+                        "soft_penalty": 0.0},
+           "runs": {name: [{"test": {"left/accuracy": 0.5, "right/accuracy": 0.5},
+                            "params": 1, "seconds": 1.0, "cpu_seconds": 1.0}]
+                    for name in ("single-task", "task-norm|equal")}}
+    assert "task-norm: one, its BatchNorms one set per task" in mtl.fashion_markdown(res)
+
+
 def test_head_units_are_for_the_conv_features_trunk_only(capsys):
     for argv in (["--head-units", "32"], ["--trunk", "conv", "--head-units", "32"]):
         with pytest.raises(SystemExit):
@@ -155,7 +233,7 @@ def test_the_cnn_trunk_refuses_the_mlp_only_architectures_before_any_training(ca
         mtl.main(["--quick", "--parts", "synthetic", "fashion", "--trunk", "conv",
                   "--architectures", "hard", "mmoe"])
     err = capsys.readouterr().err
-    assert "single-task and hard sharing only" in err and "hard mmoe" in err
+    assert "single-task, hard sharing and task-norm only" in err and "hard mmoe" in err
 
 
 def _tiny_pairs(n=24, d=16, seed=0):

@@ -806,3 +806,24 @@ def test_a_deep_copy_reruns_its_shared_layer_with_its_forwards_settings(backend)
         for g, e in zip(got, expected, strict=True):
             np.testing.assert_array_equal(g, e)
         assert twin.layers[1].alpha == 0.9 and model.layers[1].alpha == 0.1
+
+
+def test_a_flatten_called_at_two_nodes_trains():
+    # Flatten overrides Reshape's target_shape setting with a plain class attribute,
+    # and a layer called at several nodes (which records its settings per node)
+    # crashed the first forward: "'NoneType' object has no attribute 'fixed'"
+    inp = tn.mtl.Input((12,), dtype="float64")
+    flat = tn.layers.Flatten()
+    mixed = Dense(12, activation="tanh", seed=4, dtype="float64")(inp)
+    heads = {"a": Dense(2, seed=1)(flat(tn.layers.Reshape((2, 3, 2))(inp))),
+             "b": Dense(3, seed=2)(flat(tn.layers.Reshape((2, 3, 2))(mixed)))}
+    model = tn.mtl.Model(inp, heads)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 12))
+    errors = check_model_gradients(model, [x], rng)
+    assert max(errors.values()) < TOL, errors
+    model.compile("sgd", loss="cross_entropy")
+    y = {"a": np.arange(5) % 2, "b": np.arange(5) % 3}
+    before = model.evaluate(x, y)["loss"]
+    model.fit(x, y, epochs=3, batch_size=5, verbose=0)
+    assert model.evaluate(x, y)["loss"] < before

@@ -336,6 +336,8 @@ def call_with_settings(obj, method: str, args: tuple, settings: dict):
 def changeable_slots(cls) -> tuple:
     """The slots (``"_alpha"``) of the :class:`Setting` attributes of ``cls``
     that may change once the layer is built (not ``fixed``): what a forward
-    pass may have computed with a value the layer no longer holds."""
-    return tuple(getattr(cls, name).slot for name in setting_names(cls)
-                 if not getattr(cls, name).fixed)
+    pass may have computed with a value the layer no longer holds. A setting
+    a subclass overrides with a plain class attribute (``Flatten``'s
+    ``target_shape = None``) has none."""
+    attrs = (getattr(cls, name) for name in setting_names(cls))
+    return tuple(attr.slot for attr in attrs if isinstance(attr, Setting) and not attr.fixed)

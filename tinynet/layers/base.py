@@ -39,12 +39,12 @@ import functools
 import inspect
 import re
 import threading
-import warnings
 import weakref
 from collections import defaultdict
 
 import numpy as np
 
+from .. import _userwarn
 from .._weak import Ref, WeakParents
 from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
 from ..param import Param, check_param_budget, layout_kept
@@ -81,10 +81,10 @@ def _register(cls) -> None:
     old = LAYER_CLASSES.get(cls.__name__)
     if old is not None and (old.__module__, old.__qualname__) != (cls.__module__,
                                                                     cls.__qualname__):
-        warnings.warn(f"layer class {cls.__name__!r} of {cls.__module__} replaces "
-                      f"{old.__module__}.{old.__qualname__} for tinynet.load: a saved "
-                      f"{cls.__name__!r} now loads as the new class (give one of them "
-                      f"another name)", stacklevel=3)
+        _userwarn.warn(f"layer class {cls.__name__!r} of {cls.__module__} replaces "
+                       f"{old.__module__}.{old.__qualname__} for tinynet.load: a saved "
+                       f"{cls.__name__!r} now loads as the new class (give one of them "
+                       f"another name)")
     LAYER_CLASSES[cls.__name__] = cls
 
 

@@ -12,10 +12,10 @@ from __future__ import annotations
 import copy
 import math
 import time
-import warnings
 
 import numpy as np
 
+from .. import _userwarn
 from ..checks import (as_array, as_float_array, check_finite, check_labels,
                       check_non_negative_int, check_positive_int, check_seed)
 from ..layers._checks import check_real
@@ -354,10 +354,10 @@ class MetaLearner:
             return False
         self.history.append(float(loss))
         what = "meta-loss" if not math.isfinite(loss) else "meta-gradient"
-        warnings.warn(f"{type(self).__name__}.{who}: the {what} became non-finite at {where} "
-                      f"(loss {loss}); training stopped before that update, so the "
-                      f"parameters keep their last finite values (try a lower inner_lr or "
-                      f"meta_lr)", RuntimeWarning, stacklevel=3)
+        _userwarn.warn(f"{type(self).__name__}.{who}: the {what} became non-finite at {where} "
+                       f"(loss {loss}); training stopped before that update, so the "
+                       f"parameters keep their last finite values (try a lower inner_lr or "
+                       f"meta_lr)", RuntimeWarning)
         return True
 
     def _step_overflowed(self, opt, where: str, who: str) -> bool:
@@ -378,10 +378,10 @@ class MetaLearner:
             p.value[...] = part
         if restorable:
             opt.load_state_dict(state)
-        warnings.warn(f"{type(self).__name__}.{who}: the update of {where} made meta-"
-                      f"parameters non-finite (meta_lr {self.meta_lr:g}); it was undone and "
-                      f"training stopped, so the parameters keep their last finite values "
-                      f"(try a lower meta_lr)", RuntimeWarning, stacklevel=3)
+        _userwarn.warn(f"{type(self).__name__}.{who}: the update of {where} made meta-"
+                       f"parameters non-finite (meta_lr {self.meta_lr:g}); it was undone and "
+                       f"training stopped, so the parameters keep their last finite values "
+                       f"(try a lower meta_lr)", RuntimeWarning)
         return True
 
     # ----------------------------------------------------------- adaptation
@@ -439,10 +439,10 @@ class MetaLearner:
         if not np.all(np.isfinite(theta)):
             # the copy is still returned (the caller may want to look at it), but
             # not silently: predictions of it are NaN
-            warnings.warn(f"{type(self).__name__}.adapt: the inner SGD diverged on this "
-                          f"support set ({steps} steps at inner_lr={self.inner_lr:g}): the "
-                          f"adapted weights are not finite (lower inner_lr or steps)",
-                          RuntimeWarning, stacklevel=2)
+            _userwarn.warn(f"{type(self).__name__}.adapt: the inner SGD diverged on this "
+                           f"support set ({steps} steps at inner_lr={self.inner_lr:g}): the "
+                           f"adapted weights are not finite (lower inner_lr or steps)",
+                           RuntimeWarning)
         clone = copy.deepcopy(self.model)
         FunctionalMLP(clone).set_params(np.ascontiguousarray(theta, dtype=self.net.dtype))
         return clone

@@ -283,19 +283,54 @@ def model_layers(model) -> list:
     return [model]
 
 
-def _build_after(layer, previous, params) -> None:
-    """Build the unbuilt Dense ``layer`` of a list of layers on the outputs
-    of the Dense layer before it (``previous``; ``params``, the parameters
-    so far), in the first layer's dtype, as :class:`~tinynet.Sequential`
-    builds the layers after a first one given ``input_dim=`` (a layer with
-    a ``seed`` draws its weights from it, one without from a fresh
-    generator, as there). The first Dense layer has no shape to be built
-    on: unbuilt, it is an error."""
-    if previous is None:
-        raise ValueError(f"FunctionalMLP expected its first Dense layer built, received "
-                         f"Dense {layer.name!r} unbuilt: give it input_dim= (the layers "
-                         f"after it are then built from it), or build the model")
-    layer.build((previous.n_out,), dtype=params[0].dtype)
+def _check_layers(layers):
+    """The dtype of the parameters of ``layers`` (a list's, or a model's), after
+    checking everything :class:`FunctionalMLP` needs of them before it builds
+    any (so that a refused list is left as it was given; it built the unbuilt
+    Dense layers before the one refused, and the list given again with another
+    first layer was refused for the widths of the first attempt): Dense layers
+    with a supported activation and the stand-alone activations only; the
+    first Dense layer built (it has no shape to be built on); each built one
+    taking the previous one's outputs, in the first one's dtype. The unbuilt
+    Dense layers after the first are built on the widths before them, in its
+    dtype, as :class:`~tinynet.Sequential` builds the layers after a first one
+    given ``input_dim=`` (a layer with a ``seed`` draws its weights from it, one
+    without from a fresh generator, as there)."""
+    from ..layers.dense import Dense
+
+    width = dtype = None  # the previous Dense layer's outputs, the first's dtype
+    for layer in layers:
+        kind = type(layer).__name__
+        if not isinstance(layer, Dense):
+            if kind not in _ACTIVATIONS:
+                raise ValueError(f"FunctionalMLP supports Dense layers and the activations "
+                                 f"{sorted(_ACTIVATIONS)}, received layer {kind} "
+                                 f"{getattr(layer, 'name', '')!r}")
+            continue
+        if type(layer.activation).__name__ not in _ACTIVATIONS:
+            raise ValueError(f"FunctionalMLP supports the activations {sorted(_ACTIVATIONS)}, "
+                             f"received {type(layer.activation).__name__} in Dense "
+                             f"{layer.name!r}")
+        if not layer.built and width is None:
+            raise ValueError(f"FunctionalMLP expected its first Dense layer built, "
+                             f"received Dense {layer.name!r} unbuilt: give it input_dim= "
+                             f"(the layers after it are then built from it), or build "
+                             f"the model")
+        own = layer.W.dtype if layer.built else layer.dtype  # (None: not given)
+        if dtype is not None and own is not None and np.dtype(own) != dtype:
+            raise TypeError(f"FunctionalMLP expected parameters of one dtype, received "
+                            f"{sorted(map(str, {dtype, np.dtype(own)}))}")
+        if not layer.built:
+            width = layer.units
+            continue
+        if width is not None and layer.W.shape[0] != width:
+            raise ValueError(f"FunctionalMLP expected Dense {layer.name!r} to take {width} "
+                             f"inputs (the previous Dense layer's outputs), received one "
+                             f"built for {layer.W.shape[0]}")
+        width, dtype = layer.W.shape[1], layer.W.dtype if dtype is None else dtype
+    if dtype is None:
+        raise ValueError("FunctionalMLP expected at least one Dense layer, received none")
+    return dtype
 
 
 class _Linear:
@@ -343,15 +378,12 @@ class FunctionalMLP:
         self.shapes = []
         self._params = []
         offset, previous = 0, None
-        for layer in model_layers(model):
-            cls = type(layer).__name__
+        layers = list(model_layers(model))
+        self.dtype = _check_layers(layers)
+        for layer in layers:
             if isinstance(layer, Dense):
-                if not layer.built:
-                    _build_after(layer, previous, self._params)  # a list of layers
-                if previous is not None and previous.n_out != layer.W.shape[0]:
-                    raise ValueError(f"FunctionalMLP expected Dense {layer.name!r} to take "
-                                     f"{previous.n_out} inputs (the previous Dense layer's "
-                                     f"outputs), received one built for {layer.W.shape[0]}")
+                if not layer.built:  # in a list: on the outputs before it (_check_layers)
+                    layer.build((previous.n_out,), dtype=self.dtype)
                 op = previous = _Linear(layer.W.shape[0], layer.W.shape[1], offset,
                                         layer.b is not None)
                 self.ops.append(op)
@@ -362,30 +394,15 @@ class FunctionalMLP:
                     self._params.append(layer.b)
                 offset = op.stop
                 self._add_activation(layer.activation)
-            elif cls in _ACTIVATIONS:
-                self._add_activation(layer)
             else:
-                raise ValueError(f"FunctionalMLP supports Dense layers and the activations "
-                                 f"{sorted(_ACTIVATIONS)}, received layer {cls} "
-                                 f"{getattr(layer, 'name', '')!r}")
-        if not self._params:
-            raise ValueError("FunctionalMLP expected at least one Dense layer, received none")
-        dtypes = {p.dtype for p in self._params}
-        if len(dtypes) != 1:
-            raise TypeError(f"FunctionalMLP expected parameters of one dtype, "
-                            f"received {sorted(map(str, dtypes))}")
-        self.dtype = dtypes.pop()
+                self._add_activation(layer)
         self.n_params = offset
         linears = [op for op in self.ops if isinstance(op, _Linear)]
         self.input_dim = linears[0].n_in
         self.output_dim = linears[-1].n_out
 
     def _add_activation(self, layer):
-        cls = type(layer).__name__
-        if cls not in _ACTIVATIONS:
-            raise ValueError(f"FunctionalMLP supports the activations {sorted(_ACTIVATIONS)}, "
-                             f"received {cls}")
-        activation = _functional_activation(cls, layer)
+        activation = _functional_activation(type(layer).__name__, layer)
         if activation is not None:
             self.ops.append(activation)
 

@@ -9,7 +9,8 @@ for the convolutional trunk of :func:`conv_trunk` (square grey images), and
 ``hidden="conv-features"`` for its convolutional blocks alone
 (:func:`conv_features`), which hard sharing shares while each task gets its
 own Dense layers (``head=``); ``conv=dict(filters=..., units=...)`` sizes
-that CNN (default: 32 and 64 filters, Dense 128).
+that CNN (default: 32 and 64 filters, Dense 128), and ``batch_norm=True`` in
+it puts a BatchNorm before each of its ReLUs.
 """
 
 from __future__ import annotations
@@ -19,14 +20,14 @@ import time
 import numpy as np
 
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
-from ..layers import Dense, Dropout
+from ..layers import BatchNorm, Dense, Dropout, Flatten
 from ..callbacks import LearningRateScheduler
 from ..recipes import cnn_layers, cosine_schedule
 from .graph import Input, Model
 from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
 
-__all__ = ["single_task", "hard_sharing", "soft_sharing", "cross_stitch", "mmoe", "run",
-           "conv_trunk", "conv_features", "limit_threads"]
+__all__ = ["single_task", "hard_sharing", "task_norm_sharing", "soft_sharing", "cross_stitch",
+           "mmoe", "run", "conv_trunk", "conv_features", "limit_threads"]
 
 
 def _stack(widths, seed, activation="relu", dropout: float = 0.0):
@@ -39,15 +40,17 @@ def _stack(widths, seed, activation="relu", dropout: float = 0.0):
     return layers
 
 
-def conv_trunk(n_in: int, seed: int = 0, filters=(32, 64), units: int = 128) -> list:
+def conv_trunk(n_in: int, seed: int = 0, filters=(32, 64), units: int = 128,
+               batch_norm: bool = False) -> list:
     """The CNN of :func:`tinynet.recipes.cnn_layers` (28x28 with the defaults:
-    224k parameters), with automatic layer names."""
-    return cnn_layers(n_in, filters=filters, units=units, seed=seed)
+    224k parameters), with automatic layer names; ``batch_norm`` puts a
+    BatchNorm before each ReLU."""
+    return cnn_layers(n_in, filters=filters, units=units, seed=seed, batch_norm=batch_norm)
 
 
-def conv_features(n_in: int, seed: int = 0, filters=(32, 64)) -> list:
+def conv_features(n_in: int, seed: int = 0, filters=(32, 64), batch_norm: bool = False) -> list:
     """The convolutional blocks of :func:`conv_trunk` and its ``Flatten``, without
-    its Dense layer (same layers, same initialisation). 28x28 with the defaults:
+    its Dense block (same layers, same initialisation). 28x28 with the defaults:
     18,816 parameters, 5 x 5 x 64 = 1,600 features out.
 
     Shared by both tasks of a hard-sharing model and followed by a Dense head
@@ -56,7 +59,8 @@ def conv_features(n_in: int, seed: int = 0, filters=(32, 64)) -> list:
     ``u = 64`` and two tasks 225,044, half of two single-task CNNs (450,068).
     The filters see both tasks' labels; which item of the canvas a head reads
     is each head's own choice."""
-    return conv_trunk(n_in, seed, filters)[:-1]
+    trunk = conv_trunk(n_in, seed, filters, batch_norm=batch_norm)
+    return trunk[:[type(layer) for layer in trunk].index(Flatten) + 1]
 
 
 def _trunk(n_in, hidden, seed, dropout=0.0, conv=None):
@@ -95,6 +99,35 @@ def hard_sharing(n_in: int, hidden, outputs: dict, seed: int = 0, head=(),
     return HardSharing((n_in,), trunk=_trunk(n_in, hidden, seed, dropout, conv),
                        heads={t: _stack(head, seed + 50 + 10 * i) + [Dense(n, seed=seed + 100 + i)]
                               for i, (t, n) in enumerate(outputs.items())})
+
+
+def task_norm_sharing(n_in: int, outputs: dict, seed: int = 0, conv: dict | None = None) -> Model:
+    r"""The CNN of :func:`conv_trunk` with BatchNorm (``batch_norm=True``)
+    shared by every task except its BatchNorms: each task runs the shared
+    kernels through BatchNorms of its own (statistics, :math:`\gamma`,
+    :math:`\beta`), then its Dense output -- the domain-specific
+    normalisation of Bilen & Vedaldi (2017, "Universal representations").
+    ``conv`` sizes the CNN (``filters``, ``units``).
+
+    Each task's path is the shared layers called again (one node per task, the
+    gradients of every task summed into the shared kernels). Against hard
+    sharing of the same BatchNorm CNN, each task after the first adds
+    :math:`2c` parameters per BatchNorm of :math:`c` channels or units (448
+    with the defaults); the compute is that of one CNN per task, as the
+    single-task models'."""
+    conv = dict(conv or {})
+    if not conv.pop("batch_norm", True):
+        raise ValueError("task_norm_sharing shares a CNN but its BatchNorms; received "
+                         "conv=dict(batch_norm=False), which has none")
+    shared = cnn_layers(n_in, seed=seed, batch_norm=True, **conv)
+    inp = Input((n_in,), name="x")
+    heads = {}
+    for i, (task, n_out) in enumerate(outputs.items()):
+        h = inp
+        for layer in shared:  # the template's BatchNorms mark where each task's own go
+            h = BatchNorm()(h) if isinstance(layer, BatchNorm) else layer(h)
+        heads[task] = Dense(n_out, seed=seed + 100 + i)(h)
+    return Model(inp, heads)
 
 
 def _towers(hidden, outputs, seed):

@@ -58,10 +58,10 @@ or GradNorm weights, DWA's loss history...).
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
+from .. import _userwarn
 from .. import io as model_io
 from .. import metrics as metrics_mod
 from ..checks import as_float_array, did_you_mean
@@ -251,10 +251,10 @@ def _check_validation_clashes(names, from_file: bool) -> None:
              f"both the training loss of task {shadowing[0]!r} and the validation loss of "
              f"task {shadowing[0][4:]!r}; tasks {names})")
     if from_file:
-        warnings.warn(f"Model: {clash}: with validation_data, fit's logs and History keep "
-                      f"one value of each such key, the other overwritten; build the model "
-                      f"again with a name of their own, e.g. {shadowing[0][4:] + '_val'!r}",
-                      UserWarning, stacklevel=3)
+        _userwarn.warn(f"Model: {clash}: with validation_data, fit's logs and History keep "
+                       f"one value of each such key, the other overwritten; build the model "
+                       f"again with a name of their own, e.g. {shadowing[0][4:] + '_val'!r}",
+                       UserWarning)
         return
     raise ValueError(f"Model: {clash}; give one a name of its own, e.g. "
                      f"{shadowing[0][4:] + '_val'!r}")

@@ -74,10 +74,10 @@ validation logs sum over batches of ``batch_size`` samples likewise (in
 
 from __future__ import annotations
 
-import warnings
 
 import numpy as np
 
+from .. import _userwarn
 from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .._weak import Ref
@@ -354,12 +354,12 @@ class MultiTaskTraining:
         self._find_shared()
         if self.weighting.needs_task_gradients and not self._shared and len(tasks) > 1:
             # train_step then takes the plain backward pass: equal weights in effect
-            warnings.warn(f"compile: weighting {self.weighting.name!r} works on the tasks' "
-                          f"gradients on the parameters they share, and no trainable "
-                          f"parameter of this model is shared (soft sharing, a "
-                          f"cross-stitch network without stitches, or a frozen trunk): it "
-                          f"trains as equal weights (until a shared layer is unfrozen)",
-                          UserWarning, stacklevel=2)
+            _userwarn.warn(f"compile: weighting {self.weighting.name!r} works on the tasks' "
+                           f"gradients on the parameters they share, and no trainable "
+                           f"parameter of this model is shared (soft sharing, a "
+                           f"cross-stitch network without stitches, or a frozen trunk): it "
+                           f"trains as equal weights (until a shared layer is unfrozen)",
+                           UserWarning)
         self.compiled = True
         return self
 
@@ -402,7 +402,7 @@ class MultiTaskTraining:
         # each output tensor: output_activation walks back its graph
         layers = dict(zip(self.output_names, self.outputs))
         self.loss = {t: for_output(loss, layers[t]) for t, loss in losses.items()}
-        self.metrics = {t: [metrics_mod.for_output(m, layers[t]) for m in ms]
+        self.metrics = {t: [metrics_mod.for_output(m, layers[t], self.loss[t]) for m in ms]
                         for t, ms in metrics.items()}
 
     def _refit_output(self) -> None:
