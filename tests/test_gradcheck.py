@@ -381,6 +381,23 @@ def test_a_random_forward_is_refused_not_reported_as_a_wrong_backward():
     assert tn.gradcheck(L.Dropout(0.5), x, training=True).passed  # draws from set_rng
 
 
+@pytest.mark.parametrize("loss", [None, "cross_entropy"])
+def test_an_unbuilt_model_with_dropout_is_deterministic_once_built(loss):
+    """Its first forward pass builds it, drawing weights from the generator
+    gradcheck gives it: that pass's dropout mask comes further down the stream
+    than every later pass's, so it must not be one of the values compared."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+
+    def make(**kwargs):
+        return tn.Sequential([L.Dense(8, activation="tanh", **kwargs), L.Dropout(0.3),
+                              L.Dense(3)])
+    built = tn.gradcheck(make(input_dim=5), x, y, loss=loss, training=True)
+    unbuilt = tn.gradcheck(make(), x, y, loss=loss, training=True)
+    assert unbuilt.passed, str(unbuilt)
+    assert len(unbuilt.errors) == len(built.errors) == 1 + 4  # x, two w and two b
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(max_elements=0), ValueError, "max_elements as a positive integer"),
     (dict(max_elements=-1), ValueError, "max_elements as a positive integer"),

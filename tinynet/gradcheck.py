@@ -463,6 +463,12 @@ class _Problem:
         self.rng = np.random.default_rng([seed, 0x6772])
         self.directions = self.baseline = None
         self.loss_directions = [None] * len(self.losses)  # r of each reduction="none" loss
+        if not self.is_loss:
+            # A lazily built model is built by its first forward pass, drawing its
+            # weights from the generator _forward has just given it: that first pass
+            # draws its dropout masks further down the stream than every later one.
+            # So it builds and is discarded, before any value is compared or kept.
+            self._forward()
         if not self.is_loss and loss is None:
             self.baseline = _map(self._forward(), np.copy)
             self.directions = _map(self.baseline, lambda o: self.rng.standard_normal(
