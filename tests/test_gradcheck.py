@@ -407,11 +407,22 @@ def test_an_unbuilt_model_with_dropout_is_deterministic_once_built(loss):
     (dict(seed=-1), ValueError, "seed"),
     (dict(floor=-1.0), ValueError, "floor in"),
     (dict(refine="no"), TypeError, "refine"),
+    (dict(eps="1e-5"), TypeError, "eps as a real number"),
+    (dict(eps=-1e-5), ValueError, r"eps in \(0, inf\), received -1e-05"),
+    (dict(eps=np.inf), ValueError, "eps in"),
 ])
 def test_bad_options_are_clear_errors(kwargs, error, match):
     """max_elements=0 once checked nothing and passed; the others failed deep inside."""
     with pytest.raises(error, match=match):
         tn.gradcheck(L.Tanh(), np.ones((2, 2)), **kwargs)
+
+
+@pytest.mark.parametrize("eps", [np.float32(1e-5), np.float64(1e-5), np.int64(1), 1])
+def test_eps_may_be_any_real_number_type(eps):
+    """As tolerance may: np.float32(1e-5) and np.int64(1) were refused as not
+    positive numbers. The result reports it as a float."""
+    result = tn.gradcheck(L.Tanh(), np.full((2, 2), 0.1), eps=eps, tolerance=1.0)
+    assert result.passed and type(result.eps) is float and result.eps == float(eps)
 
 
 def test_gradients_of_a_dict_of_inputs_are_paired_by_name():
