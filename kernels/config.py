@@ -8,7 +8,7 @@
   lazy: nothing compiles at import time.
 * Threading layer: OpenMP first (a parallel loop starts in ~5 µs there,
   against 60-76 µs for the ``workqueue`` fallback), unless the user chose a
-  layer with ``NUMBA_THREADING_LAYER``.
+  layer with ``NUMBA_THREADING_LAYER`` (set but blank counts as unset).
 * ``NUMBA_ENABLED`` is False when Numba is missing or ``NUMBA_DISABLE_JIT=1``;
   then every operation runs on its NumPy reference (see ``dispatch``).
 * The first time in a process that a tinynet kernel misses the disk cache
@@ -120,9 +120,32 @@ def choice_from_env(variable: str, what: str, options, default: str) -> str:
         raise ValueError(f"{variable}: {exc}") from None
 
 
+#: Numba's threading variables; set but blank, each means unset (see _drop_blank).
+THREADING_VARIABLES = ("NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY")
+
+
+def _drop_blank(variables) -> None:
+    """Remove each of ``variables`` that is set but blank from the environment,
+    and have Numba read its configuration again if any was.
+
+    Numba takes ``NUMBA_THREADING_LAYER=`` as the name of a layer, ``''``,
+    and its first parallel call fails ("The threading layer requested '' is
+    unknown to Numba"); blank is how a shell or a CI file unsets a variable.
+    Numba read its configuration when it was imported, so it reads it again
+    here: its compiler re-reads it whenever a ``NUMBA_`` variable changed, and
+    would otherwise do so at the first compile, resetting what
+    :func:`_configure_numba` sets after this. Child processes see it unset too."""
+    blank = [v for v in variables if v in os.environ and not os.environ[v].strip()]
+    for variable in blank:
+        del os.environ[variable]
+    if blank:
+        numba.config.reload_config()
+
+
 def _configure_numba() -> None:
     if numba is None:
         return
+    _drop_blank(THREADING_VARIABLES)
     # The user's explicit choice wins; otherwise prefer OpenMP over TBB.
     if not os.environ.get("NUMBA_THREADING_LAYER") and \
             not os.environ.get("NUMBA_THREADING_LAYER_PRIORITY"):

@@ -110,6 +110,27 @@ def test_warm_up_without_numba_does_nothing():
 
 
 @needs_numba
+@pytest.mark.parametrize("variable", ["NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"])
+def test_a_blank_threading_variable_counts_as_unset(variable):
+    """NUMBA_THREADING_LAYER= (how a shell or CI file unsets it) made import
+    tinynet.kernels fail: "The threading layer requested '' is unknown to
+    Numba". Blank is unset: Numba's default layer, tinynet's OpenMP-first
+    order, and so still after a compile (Numba re-reads its configuration
+    then when a NUMBA_ variable changed)."""
+    code = ("import os, numba, numpy as np, tinynet.kernels as k\n"
+            "from tinynet.kernels import activations as A\n"
+            "before = numba.config.THREADING_LAYER_PRIORITY\n"
+            "A.act_forward(np.ones((3, 2)), A.TANH)\n"
+            "print(numba.config.THREADING_LAYER, before, numba.config.THREADING_LAYER_PRIORITY,"
+            " numba.get_num_threads() > 0, os.environ.get('%s'))" % variable)
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, variable: " "})
+    assert proc.returncode == 0, proc.stderr
+    order = "['omp', 'tbb', 'workqueue']"
+    assert proc.stdout.split("\n")[-2] == f"default {order} {order} True None"
+
+
+@needs_numba
 def test_kernels_compile_uncached_where_numba_has_no_cache_directory(monkeypatch):
     # with NUMBA_CACHE_DIR, __pycache__ and HOME read-only, njit(cache=True)
     # raised "no locator available" and import tinynet.kernels failed
