@@ -29,6 +29,9 @@
 * Concurrent compiles: two processes adding to a kernel's cache index at
   once lost one's entries (Numba rewrites the whole index); each kernel's
   cache writes hold a lock file in the cache directory (:mod:`.cachelock`).
+* Damaged cache files (cut short, garbage): Numba let the unpickling error
+  through and every later run crashed; :mod:`.cachelock` removes such a file
+  and the kernel compiles again.
 * Thread pools: importing the kernels starts Numba's pool (~10 ms), with a
   short OpenMP spin-wait where tinynet may set one (:func:`start_pool`, and
   :mod:`tinynet.spinwait` for OpenBLAS's); :func:`pools_wait_briefly` tells
