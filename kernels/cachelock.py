@@ -153,13 +153,20 @@ def guard(dispatcher) -> None:
             except OSError:
                 raise
             except Exception as exc:
-                reason = f"{type(exc).__name__}: {exc}"[:200]
-            removed = [path, *also()]
-            for name in removed:
-                with contextlib.suppress(OSError):  # gone already, or a read-only cache
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]  # one line
+            removed, kept = [], []
+            for name in [path, *also()]:
+                try:
                     os.remove(name)
-        print(f"tinynet: removed a damaged Numba cache file ({reason}): "
-              f"{', '.join(map(os.path.basename, removed))}; the kernel compiles again",
+                    removed.append(os.path.basename(name))
+                except FileNotFoundError:  # gone already
+                    pass
+                except OSError as exc:  # a read-only cache, another user's file
+                    kept.append(f"{name} ({exc.strerror or exc})")
+        said = [f"removed {', '.join(removed)}"] if removed else []
+        said += [f"could not remove {', '.join(kept)}; remove it by hand"] if kept else []
+        print(f"tinynet: a damaged Numba cache file ({reason}): "
+              f"{'; '.join(said) or 'already removed'}; the kernel compiles again",
               file=sys.stderr, flush=True)
         return None
 

@@ -123,35 +123,35 @@ def choice_from_env(variable: str, what: str, options, default: str) -> str:
         raise ValueError(f"{variable}: {exc}") from None
 
 
-#: Numba's threading variables; set but blank, each means unset (see _drop_blank).
+#: Numba's threading variables; set but blank, each means unset (see _undo_blank).
 THREADING_VARIABLES = ("NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY")
 
 
-def _drop_blank(variables) -> None:
-    """Remove each of ``variables`` that is set but blank from the environment,
-    and have Numba read its configuration again if any was.
+def _blank(variable: str) -> bool:
+    return variable in os.environ and not os.environ[variable].strip()
 
-    Numba takes ``NUMBA_THREADING_LAYER=`` as the name of a layer, ``''``,
-    and its first parallel call fails ("The threading layer requested '' is
-    unknown to Numba"); blank is how a shell or a CI file unsets a variable.
-    Numba read its configuration when it was imported, so it reads it again
-    here: its compiler re-reads it whenever a ``NUMBA_`` variable changed, and
-    would otherwise do so at the first compile, resetting what
-    :func:`_configure_numba` sets after this. Child processes see it unset too."""
-    blank = [v for v in variables if v in os.environ and not os.environ[v].strip()]
-    for variable in blank:
-        del os.environ[variable]
-    if blank:
-        numba.config.reload_config()
+
+def _undo_blank() -> None:
+    """Take a blank ``NUMBA_THREADING_LAYER`` as unset: Numba reads it as the
+    name of a layer, ``''``, and its first parallel call failed ("The
+    threading layer requested '' is unknown to Numba"); blank is how a shell
+    or a CI file unsets a variable. Only the value Numba read from it is
+    mended (``"default"``, if the user did not set ``numba.config`` otherwise
+    before importing tinynet); the environment and every other setting stay
+    as they are, so Numba never reloads its configuration over the user's
+    (its compiler reloads it when a ``NUMBA_`` variable changed). A blank
+    ``NUMBA_THREADING_LAYER_PRIORITY`` (read as ``[]``) gets tinynet's order
+    in :func:`_configure_numba`, as an unset one does."""
+    if _blank("NUMBA_THREADING_LAYER") and not str(numba.config.THREADING_LAYER).strip():
+        numba.config.THREADING_LAYER = "default"
 
 
 def _configure_numba() -> None:
     if numba is None:
         return
-    _drop_blank(THREADING_VARIABLES)
+    _undo_blank()
     # The user's explicit choice wins; otherwise prefer OpenMP over TBB.
-    if not os.environ.get("NUMBA_THREADING_LAYER") and \
-            not os.environ.get("NUMBA_THREADING_LAYER_PRIORITY"):
+    if not any(os.environ.get(v, "").strip() for v in THREADING_VARIABLES):
         numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
     from numba.core import event
 

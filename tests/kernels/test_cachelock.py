@@ -160,7 +160,26 @@ def test_a_damaged_cache_file_is_removed_and_a_cache_miss(tmp_path, capsys, monk
         assert not (tmp_path / name).exists() and cache_file.load(("b",)) == "entry b"
         cache_file.save(("a",), "entry a")
         assert cache_file.load(("a",)) == "entry a"
-    assert "removed a damaged Numba cache file" in capsys.readouterr().err
+    assert f"a damaged Numba cache file" in (err := capsys.readouterr().err)
+    assert f"removed {name}" in err and "\n" not in err.rstrip("\n")
+
+
+@needs_numba
+def test_a_damaged_file_that_cannot_be_removed_is_said_so(tmp_path, capsys, monkeypatch):
+    # the message said "removed" when os.remove failed (a sticky /tmp-like cache
+    # directory holding another user's file), at every run
+    cache_file = _guarded_cache_file(tmp_path)
+    cache_file.save(("a",), "entry a")
+    _cut(tmp_path / "k-1.py311.1.nbc")
+
+    def refuse(name):
+        raise PermissionError(13, "Permission denied", name)
+    monkeypatch.setattr(cachelock.os, "remove", refuse)
+    assert cache_file.load(("a",)) is None
+    err = capsys.readouterr().err
+    assert "could not remove" in err and "k-1.py311.1.nbc (Permission denied)" in err
+    assert "remove it by hand" in err and "removed" not in err
+    assert (tmp_path / "k-1.py311.1.nbc").exists()
 
 
 @needs_numba
@@ -203,6 +222,6 @@ def test_runs_after_a_cache_file_is_damaged_work_and_rewrite_it(tmp_path):
     for spoilt, spoil in ((data, _cut), (index, lambda p: p.write_bytes(b"12345 garbage\n"))):
         spoil(spoilt)
         err = run()
-        assert "removed a damaged Numba cache file" in err and config.COMPILE_MESSAGE in err
+        assert "a damaged Numba cache file" in err and config.COMPILE_MESSAGE in err
         pickle.loads(data.read_bytes())  # whole again (its size varies a little by compile)
         assert run() == ""  # loaded from the rewritten cache: no compile, nothing removed

@@ -122,12 +122,30 @@ def test_a_blank_threading_variable_counts_as_unset(variable):
             "before = numba.config.THREADING_LAYER_PRIORITY\n"
             "A.act_forward(np.ones((3, 2)), A.TANH)\n"
             "print(numba.config.THREADING_LAYER, before, numba.config.THREADING_LAYER_PRIORITY,"
-            " numba.get_num_threads() > 0, os.environ.get('%s'))" % variable)
+            " numba.get_num_threads() > 0)")
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                           text=True, timeout=300, env={**os.environ, variable: " "})
     assert proc.returncode == 0, proc.stderr
     order = "['omp', 'tbb', 'workqueue']"
-    assert proc.stdout.split("\n")[-2] == f"default {order} {order} True None"
+    assert proc.stdout.split("\n")[-2] == f"default {order} {order} True"
+
+
+@needs_numba
+def test_a_blank_threading_layer_leaves_the_users_numba_settings_alone():
+    # the first mend deleted the variable and reloaded Numba's configuration,
+    # which put back every setting the user had made in numba.config
+    code = ("import numba, numpy as np\n"
+            "numba.config.THREADING_LAYER = 'workqueue'\n"
+            "numba.config.NUMBA_NUM_THREADS = 1\n"
+            "import tinynet.kernels\n"
+            "from tinynet.kernels import activations as A\n"
+            "A.act_forward(np.ones((3, 2)), A.TANH)\n"
+            "print(numba.config.THREADING_LAYER, numba.config.NUMBA_NUM_THREADS)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300,
+                          env={**os.environ, "NUMBA_THREADING_LAYER": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[-2] == "workqueue 1"
 
 
 @needs_numba
