@@ -46,7 +46,7 @@ if NUMBA_ENABLED:
 
 __all__ = ["ACT_CODES", "needs_input", "check_saved", "check_alpha", "act_forward", "act_backward",
            "act_forward_ref", "act_backward_ref", "bias_act_rows", "act_grad_rows",
-           "GELU_TANH_CLAMP", "gelu_clamp"]
+           "GELU_TANH_CLAMP", "gelu_clamp", "gelu_tanh_gate", "gelu_tanh_slope"]
 
 IDENTITY, RELU, LEAKY_RELU, ELU, GELU, GELU_TANH, SILU, SIGMOID, TANH = range(9)
 
@@ -631,6 +631,37 @@ def _sigmoid_ref(z):
     return np.where(z >= 0, 1.0, e) / (1.0 + e)
 
 
+def gelu_tanh_gate(z):
+    r"""gelu_tanh's gate :math:`s = \sigma(2u) = \tfrac12 (1 + \tanh u)`,
+    :math:`u = \sqrt{2/\pi}\,(z + 0.044715 z^3)`, array-wise, with the stable
+    sigmoid: the NumPy form of the kernel's (and the GELU layer's) gate.
+
+    Not :math:`\tfrac12 (1 + \tanh u)` itself: :math:`\tanh u` rounds to -1
+    for :math:`u \lesssim -9` in float32 (:math:`z \le -5.5`), where that gave
+    exactly 0 (30 % off already at -5), and for :math:`u \lesssim -19` in
+    float64 (:math:`z < -7`); :math:`\sigma(2u) = e^{2u} / (1 + e^{2u})` keeps
+    its relative precision. ``z`` is clamped first (:func:`gelu_clamp`): the
+    same gate, and no overflow in :math:`z^3`."""
+    zc = gelu_clamp(z)
+    return _sigmoid_ref(2.0 * _SQRT_2_OVER_PI * (zc + _GELU_CUBIC * (zc * zc * zc)))
+
+
+def gelu_tanh_slope(z, s):
+    r"""gelu_tanh's derivative from its gate ``s`` (:func:`gelu_tanh_gate`):
+    with :math:`\tfrac12 (1 + \tanh u) = s` and :math:`\tfrac12 (1 - \tanh^2 u)
+    = 2 s (1 - s)`,
+
+    .. math::
+        f'(z) = s + 2 z\, s (1 - s)\, \frac{du}{dz}, \qquad
+        \frac{du}{dz} = \sqrt{2/\pi}\,(1 + 3 \cdot 0.044715 z^2)
+
+    (no :math:`1 \pm \tanh u` to cancel), on the clamped ``z``: beyond the
+    clamp the second term is exactly 0 in either precision."""
+    zc = gelu_clamp(z)
+    du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * zc * zc)
+    return s + 2.0 * zc * s * (1.0 - s) * du
+
+
 def _erfc_ref(x):
     return np.vectorize(math.erfc, otypes=[np.float64])(x).astype(x.dtype, copy=False)
 
@@ -651,8 +682,7 @@ def act_forward_ref(z, code, alpha=0.0, out=None):
     elif code == GELU:
         y = z * (0.5 * _erfc_ref(-z * z.dtype.type(_SQRT_HALF)))
     elif code == GELU_TANH:
-        zc = gelu_clamp(z)  # the same gate, no overflow
-        y = 0.5 * z * (1.0 + np.tanh(_SQRT_2_OVER_PI * (zc + _GELU_CUBIC * zc ** 3)))
+        y = z * gelu_tanh_gate(z)
     elif code == SILU:
         y = z * _sigmoid_ref(z)
     elif code == SIGMOID:
@@ -689,10 +719,7 @@ def act_backward_ref(dy, y, z, code, alpha=0.0, out=None):
         cdf = 0.5 * _erfc_ref(-z * z.dtype.type(_SQRT_HALF))
         g = dy * (cdf + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z))
     elif code == GELU_TANH:
-        z = gelu_clamp(z)  # as the kernel
-        t = np.tanh(_SQRT_2_OVER_PI * (z + _GELU_CUBIC * z ** 3))
-        du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * z * z)
-        g = dy * (0.5 * (1.0 + t) + 0.5 * z * (1.0 - t * t) * du)
+        g = dy * gelu_tanh_slope(z, gelu_tanh_gate(z))
     elif code == SILU:
         s = _sigmoid_ref(z)
         g = dy * s * (1 + z * (1 - s))

@@ -8,7 +8,7 @@
   lazy: nothing compiles at import time.
 * Threading layer: OpenMP first (a parallel loop starts in ~5 µs there,
   against 60-76 µs for the ``workqueue`` fallback), unless the user chose a
-  layer with ``NUMBA_THREADING_LAYER``.
+  layer with ``NUMBA_THREADING_LAYER`` (set but blank counts as unset).
 * ``NUMBA_ENABLED`` is False when Numba is missing or ``NUMBA_DISABLE_JIT=1``;
   then every operation runs on its NumPy reference (see ``dispatch``).
 * The first time in a process that a tinynet kernel misses the disk cache
@@ -29,6 +29,9 @@
 * Concurrent compiles: two processes adding to a kernel's cache index at
   once lost one's entries (Numba rewrites the whole index); each kernel's
   cache writes hold a lock file in the cache directory (:mod:`.cachelock`).
+* Damaged cache files (cut short, garbage): Numba let the unpickling error
+  through and every later run crashed; :mod:`.cachelock` removes such a file
+  and the kernel compiles again.
 * Thread pools: importing the kernels starts Numba's pool (~10 ms), with a
   short OpenMP spin-wait where tinynet may set one (:func:`start_pool`, and
   :mod:`tinynet.spinwait` for OpenBLAS's); :func:`pools_wait_briefly` tells
@@ -120,12 +123,35 @@ def choice_from_env(variable: str, what: str, options, default: str) -> str:
         raise ValueError(f"{variable}: {exc}") from None
 
 
+#: Numba's threading variables; set but blank, each means unset (see _undo_blank).
+THREADING_VARIABLES = ("NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY")
+
+
+def _blank(variable: str) -> bool:
+    return variable in os.environ and not os.environ[variable].strip()
+
+
+def _undo_blank() -> None:
+    """Take a blank ``NUMBA_THREADING_LAYER`` as unset: Numba reads it as the
+    name of a layer, ``''``, and its first parallel call failed ("The
+    threading layer requested '' is unknown to Numba"); blank is how a shell
+    or a CI file unsets a variable. Only the value Numba read from it is
+    mended (``"default"``, if the user did not set ``numba.config`` otherwise
+    before importing tinynet); the environment and every other setting stay
+    as they are, so Numba never reloads its configuration over the user's
+    (its compiler reloads it when a ``NUMBA_`` variable changed). A blank
+    ``NUMBA_THREADING_LAYER_PRIORITY`` (read as ``[]``) gets tinynet's order
+    in :func:`_configure_numba`, as an unset one does."""
+    if _blank("NUMBA_THREADING_LAYER") and not str(numba.config.THREADING_LAYER).strip():
+        numba.config.THREADING_LAYER = "default"
+
+
 def _configure_numba() -> None:
     if numba is None:
         return
+    _undo_blank()
     # The user's explicit choice wins; otherwise prefer OpenMP over TBB.
-    if not os.environ.get("NUMBA_THREADING_LAYER") and \
-            not os.environ.get("NUMBA_THREADING_LAYER_PRIORITY"):
+    if not any(os.environ.get(v, "").strip() for v in THREADING_VARIABLES):
         numba.config.THREADING_LAYER_PRIORITY = ["omp", "tbb", "workqueue"]
     from numba.core import event
 

@@ -9,7 +9,8 @@ signature; :func:`impl` returns the one to call:
   ``NUMBA_DISABLE_JIT=1``);
 * ``"auto"``  -- per operation and *size class* (a factor-4 bucket of the
   problem size), whichever measured faster on this machine the first time
-  that class was met, on synthetic arrays of that size. NumPy must win by
+  that class was met, on synthetic arrays of that size (products with an
+  inner dimension of at most :data:`SYNTHETIC_INNER_MAX`). NumPy must win by
   20 % to be chosen: alternating OpenBLAS's and Numba's thread pools costs
   more than such small gains (see the issue's measurements). Each choice is
   measured once per machine and Numba thread count and kept in
@@ -34,8 +35,9 @@ from . import activations, dense, dropout, gemm, im2col, losses, norms, optim, p
 from .choices import choice_path, decide, machine_key
 from .config import NUMBA_ENABLED, check_choice, choice_from_env, raw_num_threads
 
-__all__ = ["BACKENDS", "OPS", "TRUSTED_OPS", "CHOICE_FILE", "set_backend", "get_backend",
-           "use_backend", "impl", "effective_backend", "auto_choices"]
+__all__ = ["BACKENDS", "OPS", "TRUSTED_OPS", "CHOICE_FILE", "SYNTHETIC_INNER_MAX",
+           "set_backend", "get_backend", "use_backend", "impl", "effective_backend",
+           "auto_choices"]
 
 BACKENDS = ("auto", "numba", "numpy")
 
@@ -168,22 +170,50 @@ def _auto_pick(op: str, size: int) -> bool:
     return choice
 
 
+#: Inner dimension K at most of auto's synthetic products (:func:`_synthetic`).
+SYNTHETIC_INNER_MAX = 64
+
+
+def _gemm_shape(n: int) -> tuple[int, int, int]:
+    r"""(M, K, N) of auto's synthetic product with about ``n`` output elements:
+    a square-ish :math:`M \times N` output, and :math:`K = \min(N,`
+    :data:`SYNTHETIC_INNER_MAX`).
+
+    ``impl`` is given only the output size, and K was N once: a cube of
+    :math:`n^{3/2}` multiply-adds, so x (16384, 4) @ w (4, 256) (size class
+    11) timed a 2048-cubed product twelve times, a 5.8 s stall at its first
+    call (about 45 s a class up). With K bounded, each product costs at most
+    64 multiply-adds per output element, about as much as the element-wise
+    work the fused kernels add to it (measured, class 11: 0.03 s a call
+    against 0.1-0.2 s for K = 256 on a busy 2-core machine). Up to size class
+    6 (N <= 64) the problem is the square one as before. The stored choices
+    of the old problem are dropped with it: :mod:`.choices` keeps them per
+    digest of the kernels' sources, this file among them."""
+    rows = max(1, int(math.sqrt(n)))
+    cols = max(1, n // rows)
+    return rows, min(cols, SYNTHETIC_INNER_MAX), cols
+
+
 def _synthetic(op: str, n: int):
     """Arguments for a representative call of ``op`` with about n output elements."""
     rng = np.random.default_rng(0)
     f32 = np.float32
     if op in ("matmul", "dense_forward", "dense_backward", "matmul_tn", "matmul_nt"):
-        rows = max(1, int(math.sqrt(n)))
-        cols = max(1, n // rows)
-        a = rng.standard_normal((rows, cols), dtype=f32)
-        w = rng.standard_normal((cols, cols), dtype=f32)
+        rows, inner, cols = _gemm_shape(n)
+        x = rng.standard_normal((rows, inner), dtype=f32)
+        w = rng.standard_normal((inner, cols), dtype=f32)
         if op == "dense_forward":
-            return (a, w, np.zeros(cols, f32), activations.RELU)
+            return (x, w, np.zeros(cols, f32), activations.RELU)
         if op == "dense_backward":
-            y = np.maximum(a, 0)
-            return (a, w, a, y, None, activations.RELU, 0.0, np.zeros_like(w),
+            dy = rng.standard_normal((rows, cols), dtype=f32)
+            y = np.maximum(dy, 0)
+            return (x, w, dy, y, None, activations.RELU, 0.0, np.zeros_like(w),
                     np.zeros(cols, f32))
-        return (a, w) if op != "matmul_tn" else (a, a)
+        if op == "matmul_tn":  # a (K, M), b (K, N) -> (M, N)
+            return (np.ascontiguousarray(x.T), w)
+        if op == "matmul_nt":  # a (M, K), b (N, K) -> (M, N)
+            return (x, np.ascontiguousarray(w.T))
+        return (x, w)
     if op in ("softmax_cross_entropy",):
         rows = max(1, n // 10)
         return (rng.standard_normal((rows, 10), dtype=f32), rng.integers(0, 10, rows))

@@ -381,6 +381,25 @@ def test_a_random_forward_is_refused_not_reported_as_a_wrong_backward():
     assert tn.gradcheck(L.Dropout(0.5), x, training=True).passed  # draws from set_rng
 
 
+def test_an_unbuilt_model_with_dropout_is_deterministic_once_built():
+    """Its first forward pass builds it, drawing weights from the generator
+    gradcheck gives it: that pass's dropout mask comes further down the stream
+    than every later pass's, so it must not be one of the values compared
+    (with a loss it was, and the model was refused as random; without one the
+    check compares no loss values)."""
+    loss = "cross_entropy"
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((6, 5)), rng.integers(0, 3, 6)
+
+    def make(**kwargs):
+        return tn.Sequential([L.Dense(8, activation="tanh", **kwargs), L.Dropout(0.3),
+                              L.Dense(3)])
+    built = tn.gradcheck(make(input_dim=5), x, y, loss=loss, training=True)
+    unbuilt = tn.gradcheck(make(), x, y, loss=loss, training=True)
+    assert unbuilt.passed, str(unbuilt)
+    assert len(unbuilt.errors) == len(built.errors) == 1 + 4  # x, two w and two b
+
+
 @pytest.mark.parametrize("kwargs, error, match", [
     (dict(max_elements=0), ValueError, "max_elements as a positive integer"),
     (dict(max_elements=-1), ValueError, "max_elements as a positive integer"),
@@ -390,11 +409,22 @@ def test_a_random_forward_is_refused_not_reported_as_a_wrong_backward():
     (dict(seed=-1), ValueError, "seed"),
     (dict(floor=-1.0), ValueError, "floor in"),
     (dict(refine="no"), TypeError, "refine"),
+    (dict(eps="1e-5"), TypeError, "eps as a real number"),
+    (dict(eps=-1e-5), ValueError, r"eps in \(0, inf\), received -1e-05"),
+    (dict(eps=np.inf), ValueError, "eps in"),
 ])
 def test_bad_options_are_clear_errors(kwargs, error, match):
     """max_elements=0 once checked nothing and passed; the others failed deep inside."""
     with pytest.raises(error, match=match):
         tn.gradcheck(L.Tanh(), np.ones((2, 2)), **kwargs)
+
+
+@pytest.mark.parametrize("eps", [np.float32(1e-5), np.float64(1e-5), np.int64(1), 1])
+def test_eps_may_be_any_real_number_type(eps):
+    """As tolerance may: np.float32(1e-5) and np.int64(1) were refused as not
+    positive numbers. The result reports it as a float."""
+    result = tn.gradcheck(L.Tanh(), np.full((2, 2), 0.1), eps=eps, tolerance=1.0)
+    assert result.passed and type(result.eps) is float and result.eps == float(eps)
 
 
 def test_gradients_of_a_dict_of_inputs_are_paired_by_name():

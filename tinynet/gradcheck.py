@@ -337,10 +337,8 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
     if (is_loss or loss is not None) and y is None:
         raise ValueError(f"gradcheck of {_describe(loss if loss is not None else target)} "
                          f"needs targets y")
-    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
-        raise ValueError(f"gradcheck expected eps as a positive number, received {eps!r}")
-    _check_options(params, training, seed, tolerance, max_elements, floor, scale_floor,
-                   refine)
+    eps = _check_options(eps, params, training, seed, tolerance, max_elements, floor,
+                         scale_floor, refine)
     problem = _Problem(target, x, y, loss, training, seed)
     problem.check_deterministic()
     dx, all_params = problem.analytic_gradients()
@@ -376,8 +374,8 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
     errors, analytic, numeric, worst, refined = {}, {}, {}, {}, {}
     for name, (arr, grad) in checked.items():
         indices = _sample(arr.size, max_elements, problem.rng)
-        num = _numerical_grad(problem.value, arr, float(eps), indices)
-        refined[name] = _refine(problem.value, arr, grad, num, indices, float(eps),
+        num = _numerical_grad(problem.value, arr, eps, indices)
+        refined[name] = _refine(problem.value, arr, grad, num, indices, eps,
                                 tolerance, floor, scale_floor) if refine else 0
         # entries left out by max_elements compare as 0 == 0; a NaN among the
         # checked ones (a loss that is NaN there) fails the check
@@ -388,14 +386,16 @@ def gradcheck(target, x, y=None, loss=None, *, eps: float = 1e-5, params: bool =
             np.where(picked, grad, 0.0), np.where(picked, num, 0.0), floor, scale_floor)
         analytic[name], numeric[name] = grad, num
     return GradcheckResult(errors=errors, analytic=analytic, numeric=numeric,
-                           worst_index=worst, tolerance=tolerance, eps=float(eps),
+                           worst_index=worst, tolerance=tolerance, eps=eps,
                            target=_describe(target), skipped=skipped, refined=refined)
 
 
-def _check_options(params, training, seed, tolerance, max_elements, floor, scale_floor,
-                   refine) -> None:
+def _check_options(eps, params, training, seed, tolerance, max_elements, floor,
+                   scale_floor, refine) -> float:
     """Refuse, with a clear error, options that would make the check
-    meaningless (``max_elements=0`` checks nothing) or fail deep inside."""
+    meaningless (``max_elements=0`` checks nothing) or fail deep inside;
+    return ``eps`` as a float (any real number type, ``np.float32`` too)."""
+    eps = check_real(eps, "gradcheck", "eps", low=0.0, low_open=True, high_open=True)
     for what, flag in (("params", params), ("training", training), ("refine", refine)):
         check_bool(flag, "gradcheck", what)
     if seed is None:  # every evaluation must draw the same dropout mask
@@ -407,6 +407,7 @@ def _check_options(params, training, seed, tolerance, max_elements, floor, scale
     check_real(scale_floor, "gradcheck", "scale_floor", low=0.0)
     if max_elements is not None:
         check_positive_int(max_elements, "gradcheck", "max_elements")
+    return eps
 
 
 def _by_input_name(inputs, dx, target):
@@ -463,6 +464,12 @@ class _Problem:
         self.rng = np.random.default_rng([seed, 0x6772])
         self.directions = self.baseline = None
         self.loss_directions = [None] * len(self.losses)  # r of each reduction="none" loss
+        if not self.is_loss:
+            # A lazily built model is built by its first forward pass, drawing its
+            # weights from the generator _forward has just given it: that first pass
+            # draws its dropout masks further down the stream than every later one.
+            # So it builds and is discarded, before any value is compared or kept.
+            self._forward()
         if not self.is_loss and loss is None:
             self.baseline = _map(self._forward(), np.copy)
             self.directions = _map(self.baseline, lambda o: self.rng.standard_normal(

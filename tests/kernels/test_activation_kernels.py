@@ -279,6 +279,24 @@ def test_float32_gelu_tanh_is_accurate_in_its_lower_tail_too():
     np.testing.assert_allclose(fwd(v), f64(v.astype(np.float64)), rtol=2e-5, atol=0)
 
 
+@pytest.mark.parametrize("dtype, low, rtol", [(np.float32, -9.0, 2e-5),
+                                              (np.float64, -20.0, 4e-13)])
+def test_gelu_tanh_kernel_and_reference_agree_relatively(dtype, low, rtol):
+    """Relatively, down the lower tail (the random-input comparisons above
+    have an absolute floor, under which the reference's old 0.5 z (1 + tanh u),
+    -0.0 from z = -5.5 in float32, passed); apart only by the rounding of u,
+    amplified by |2u| in e^(2u) (66 at -9 in float32, 600 at -20 in float64)."""
+    z = np.linspace(low, 20.0, 4001).astype(dtype).reshape(1, -1)
+    z = z[np.abs(z) > 0.05].reshape(1, -1)  # the slope's zero near -0.75 is kept
+    np.testing.assert_allclose(act.act_forward(z, act.GELU_TANH),
+                               act.act_forward_ref(z, act.GELU_TANH), rtol=rtol, atol=0)
+    tail = z[:, (z[0] <= -2) | (z[0] >= 0)]
+    dy = np.ones_like(tail)
+    np.testing.assert_allclose(act.act_backward(dy, None, tail, act.GELU_TANH),
+                               act.act_backward_ref(dy, None, tail, act.GELU_TANH),
+                               rtol=rtol, atol=0)
+
+
 def test_float32_gelu_corner_cases():
     """The same special values as libm's erfc gave: GELU(-inf) = -inf * 0 is
     NaN, the tails beyond |v| = 13.3 are exactly 0 (true values below

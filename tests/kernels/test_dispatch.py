@@ -66,6 +66,44 @@ def test_auto_measures_once_per_size_class(restore_backend):
     np.testing.assert_allclose(fn(x, w, None, 0), x @ w)
 
 
+GEMM_OPS = ("matmul", "matmul_tn", "matmul_nt", "dense_forward", "dense_backward")
+
+
+def _product_shape(op, args):
+    """(M, K, N) of the product a synthetic call of ``op`` makes."""
+    a, b = args[:2]
+    m, k = a.shape[::-1] if op == "matmul_tn" else a.shape
+    n = b.shape[0] if op == "matmul_nt" else b.shape[1]
+    return m, k, n
+
+
+@pytest.mark.parametrize("op", GEMM_OPS)
+def test_auto_times_a_bounded_product_for_a_big_output(op):
+    """impl() gets only the output size; the synthetic product was square, so
+    size class 11 (x (16384, 4) @ w (4, 256)) timed 2048**3 multiply-adds
+    twelve times (5.8 s at the first call). Its inner dimension is now
+    bounded: at most SYNTHETIC_INNER_MAX multiply-adds per output element."""
+    for size_class in (11, 12):
+        n = 4 ** size_class
+        m, k, cols = _product_shape(op, dispatch._synthetic(op, n))
+        assert n / 2 <= m * cols <= n and k <= dispatch.SYNTHETIC_INNER_MAX
+        assert max(m, cols) <= 2 * n ** 0.5  # and square-ish: no tall thin output
+
+
+@pytest.mark.parametrize("op", GEMM_OPS)
+def test_auto_synthetic_problems_are_valid_calls(op):
+    """Each synthetic call runs, on both implementations, with the shapes its
+    product should have (the old square problem passed one array as several)."""
+    for n in (1, 7, 4 ** 3, 4 ** 5):
+        args = dispatch._synthetic(op, n)
+        m, k, cols = _product_shape(op, args)
+        assert k == min(cols, dispatch.SYNTHETIC_INNER_MAX) and m * cols <= n
+        for fn in dispatch.OPS[op]:
+            out = fn(*args)
+            if op != "dense_backward":
+                assert out.shape == (m, cols)
+
+
 @pytest.fixture
 def auto_choice_file(restore_backend, monkeypatch, tmp_path):
     """``auto`` with a choice file of its own and nothing decided yet; the

@@ -110,6 +110,45 @@ def test_warm_up_without_numba_does_nothing():
 
 
 @needs_numba
+@pytest.mark.parametrize("variable", ["NUMBA_THREADING_LAYER", "NUMBA_THREADING_LAYER_PRIORITY"])
+def test_a_blank_threading_variable_counts_as_unset(variable):
+    """NUMBA_THREADING_LAYER= (how a shell or CI file unsets it) made import
+    tinynet.kernels fail: "The threading layer requested '' is unknown to
+    Numba". Blank is unset: Numba's default layer, tinynet's OpenMP-first
+    order, and so still after a compile (Numba re-reads its configuration
+    then when a NUMBA_ variable changed)."""
+    code = ("import os, numba, numpy as np, tinynet.kernels as k\n"
+            "from tinynet.kernels import activations as A\n"
+            "before = numba.config.THREADING_LAYER_PRIORITY\n"
+            "A.act_forward(np.ones((3, 2)), A.TANH)\n"
+            "print(numba.config.THREADING_LAYER, before, numba.config.THREADING_LAYER_PRIORITY,"
+            " numba.get_num_threads() > 0)")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, variable: " "})
+    assert proc.returncode == 0, proc.stderr
+    order = "['omp', 'tbb', 'workqueue']"
+    assert proc.stdout.split("\n")[-2] == f"default {order} {order} True"
+
+
+@needs_numba
+def test_a_blank_threading_layer_leaves_the_users_numba_settings_alone():
+    # the first mend deleted the variable and reloaded Numba's configuration,
+    # which put back every setting the user had made in numba.config
+    code = ("import numba, numpy as np\n"
+            "numba.config.THREADING_LAYER = 'workqueue'\n"
+            "numba.config.NUMBA_NUM_THREADS = 1\n"
+            "import tinynet.kernels\n"
+            "from tinynet.kernels import activations as A\n"
+            "A.act_forward(np.ones((3, 2)), A.TANH)\n"
+            "print(numba.config.THREADING_LAYER, numba.config.NUMBA_NUM_THREADS)\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                          text=True, timeout=300,
+                          env={**os.environ, "NUMBA_THREADING_LAYER": ""})
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.split("\n")[-2] == "workqueue 1"
+
+
+@needs_numba
 def test_kernels_compile_uncached_where_numba_has_no_cache_directory(monkeypatch):
     # with NUMBA_CACHE_DIR, __pycache__ and HOME read-only, njit(cache=True)
     # raised "no locator available" and import tinynet.kernels failed

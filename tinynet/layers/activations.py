@@ -45,7 +45,7 @@ import numpy as np
 
 from ..checks import lookup
 from .. import kernels
-from ..kernels.activations import ACT_CODES, gelu_clamp
+from ..kernels.activations import ACT_CODES, gelu_clamp, gelu_tanh_gate, gelu_tanh_slope
 from ._checks import Setting, call_with_settings, check_choice, check_real, settings_of
 from .base import Layer
 from .special import normal_cdf
@@ -227,8 +227,6 @@ class ELU(Activation):
 
 
 _INV_SQRT_2PI = 1.0 / math.sqrt(2.0 * math.pi)
-_SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
-_GELU_CUBIC = 0.044715
 
 
 class GELU(Activation):
@@ -287,8 +285,7 @@ class GELU(Activation):
         (the contract before the setting was an argument) is given no setting
         and reads ``self.approximate``, as it always did."""
         if approximate == "tanh":
-            x = gelu_clamp(x)
-            return _sigmoid(2.0 * _SQRT_2_OVER_PI * (x + _GELU_CUBIC * (x * x * x)))
+            return gelu_tanh_gate(x)
         # in float64, rounded once: a float32 x / sqrt(2) carries a relative
         # error that erfc's tail multiplies by 2 z^2 (85 ulps at x = -10)
         return normal_cdf(x.astype(np.float64)).astype(x.dtype, copy=False)
@@ -312,10 +309,9 @@ class GELU(Activation):
 
     def _backward(self, x, y, dy, approximate):
         gate = self._gate_of(x, approximate) if self._cached_gate is None else self._cached_gate
-        x = gelu_clamp(x)  # the slope's second term is exactly 0 beyond the clamp
         if approximate == "tanh":
-            du = _SQRT_2_OVER_PI * (1.0 + 3.0 * _GELU_CUBIC * x * x)
-            return dy * (gate + 2.0 * x * gate * (1.0 - gate) * du)
+            return dy * gelu_tanh_slope(x, gate)
+        x = gelu_clamp(x)  # the slope's second term is exactly 0 beyond the clamp
         xd = x.astype(np.float64)  # as the gate: exp(-x^2/2) would magnify x*x's rounding
         slope = gate + xd * (_INV_SQRT_2PI * np.exp(-0.5 * xd * xd))
         return dy * slope.astype(x.dtype, copy=False)
