@@ -118,6 +118,19 @@ def test_from_state_dict_refuses_what_state_dict_never_writes(cls, changes, erro
         cls.from_state_dict([("offset", 0)])
 
 
+@pytest.mark.parametrize("cls", [Standardizer, MinMaxScaler])
+def test_floats_in_the_other_byte_order_scale_to_native_floats(cls):
+    # a ">f4" array (a FITS file) scaled to ">f4", which the layers refused
+    x = np.random.default_rng(0).random((6, 3)).astype(np.float32)
+    swapped = x.astype(x.dtype.newbyteorder())
+    scaler = cls().fit(swapped)
+    out = scaler.transform(swapped)
+    assert out.dtype == np.float32 and out.dtype.isnative
+    np.testing.assert_array_equal(out, cls().fit(x).transform(x))
+    back = scaler.inverse_transform(out, dtype=np.dtype(">f8"))
+    assert back.dtype == np.float64 and back.dtype.isnative
+
+
 def test_complex_data_is_refused_not_cast_to_its_real_part():
     # fit cast complex to float64 with a warning, dropping the imaginary part
     for cls in (Standardizer, MinMaxScaler):

@@ -14,7 +14,7 @@ import math
 import numpy as np
 
 from ..checks import (check_bool, check_finite, check_labels, check_positive_int,
-                      is_real_dtype)
+                      is_real_dtype, native_dtype)
 from ..layers._checks import check_real
 from .batches import as_generator
 
@@ -276,9 +276,13 @@ class _Scaler:
 
     @staticmethod
     def _out_dtype(x, dtype):
+        """``dtype``, else x's if a float, else float32; in the native byte
+        order (``>f4`` data from a FITS file scales to float32, which the
+        layers and kernels take as it is)."""
         if dtype is not None:
-            return np.dtype(dtype)
-        return x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
+            return native_dtype(dtype)
+        return native_dtype(x.dtype) if np.issubdtype(x.dtype, np.floating) \
+            else np.dtype(np.float32)
 
     def transform(self, x, dtype=None) -> np.ndarray:
         """Scale ``x``; floats keep their dtype, integers become float32."""
