@@ -307,6 +307,30 @@ def test_a_stratified_split_refuses_a_part_too_small_for_every_class(val_size, p
             assert ok
 
 
+def test_split_takes_several_inputs_and_tasks_as_fit_does():
+    # np.asarray(x) failed: [x1, x2] with NumPy's "inhomogeneous shape", a dict of
+    # targets as shape (), [y, y] as shape (2, 10)
+    x1, x2 = np.arange(30.).reshape(10, 3), np.arange(10.) * 2
+    y = np.arange(10) % 3
+    (xt, yt), (xv, yv) = train_val_split(x1, y, 0.3, seed=0)
+    for x, targets in (([x1, x2], y), (x1, {"a": y, "b": y * 10}), ((x1, x2), [y, y * 10]),
+                       ({"img": x1}, (y, [y, y * 10]))):
+        (x_tr, y_tr), (x_val, y_val) = train_val_split(x, targets, 0.3, seed=0)
+        assert type(x_tr) is type(x_val) is type(x) and type(y_tr) is type(targets)
+        # every leaf split by the same rows as the one-array split
+        first = lambda a: a if isinstance(a, np.ndarray) else first(  # noqa: E731
+            next(iter(a.values())) if isinstance(a, dict) else a[0])
+        np.testing.assert_array_equal(first(x_tr), xt)
+        np.testing.assert_array_equal(first(x_val), xv)
+        np.testing.assert_array_equal(first(y_tr), yt)
+        np.testing.assert_array_equal(first(y_val), yv)
+    (x_tr, _), (x_val, y_val) = train_val_split([x1, x2], {"a": y, "b": y * 10}, 0.3, seed=0)
+    np.testing.assert_array_equal(x_tr[1], x_tr[0][:, 0] * 2 / 3)   # rows stay together
+    np.testing.assert_array_equal(y_val["b"], y_val["a"] * 10)
+    (_, y_tr), _ = train_val_split([x1, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]], [0] * 10, 0.3, seed=0)
+    assert isinstance(y_tr, np.ndarray) and y_tr.shape == (7,)  # a list of numbers: one array
+
+
 @pytest.mark.parametrize("args, kwargs, error, match", [
     ((np.zeros(5), np.zeros(4)), {}, ValueError, "same number of samples"),
     ((np.zeros(5), np.zeros(5), 1.5), {}, ValueError, r"fraction val_size in \(0, 1\)"),
@@ -316,6 +340,12 @@ def test_a_stratified_split_refuses_a_part_too_small_for_every_class(val_size, p
     ((np.zeros(0), np.zeros(0), 1), {}, ValueError, r"at least 2 samples .* received 0$"),
     ((np.zeros(5), np.zeros(5), "a"), {}, TypeError, "val_size"),
     ((np.zeros(4), np.zeros((4, 2)), 0.5), {"stratify": True}, ValueError, "class labels"),
+    ((np.zeros(4), {"a": np.zeros(4)}, 0.5), {"stratify": True}, ValueError,
+     r"expected y as one array of class labels of shape \(4,\), received a dict of arrays"),
+    (([np.zeros(4), np.zeros(3)], np.zeros(4)), {}, ValueError,
+     r"expected every array to have the same number of samples, 4 \(like x\[0\]\), "
+     r"received 3 in x\[1\]"),
+    ((np.zeros(4), [np.zeros(4), 1.0]), {}, ValueError, r"received a scalar at y\[1\]"),
     ((np.zeros(4), np.zeros(4), 0.5), {"stratify": True, "shuffle": False}, ValueError,
      "shuffle"),
     ((np.zeros(4), np.zeros(4), 0.5), {"shuffle": "False"}, TypeError,

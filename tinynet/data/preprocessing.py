@@ -16,7 +16,7 @@ import numpy as np
 from ..checks import (check_bool, check_finite, check_labels, check_positive_int,
                       is_real_dtype, native_dtype)
 from ..layers._checks import check_real
-from .batches import as_generator
+from .batches import aligned_arrays, as_generator, take_rows
 
 __all__ = ["MinMaxScaler", "Standardizer", "one_hot", "stratify_problem",
            "train_val_split"]
@@ -137,19 +137,23 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
 
     Parameters
     ----------
-    x : ndarray of shape (n_samples, ...)
-    y : ndarray of shape (n_samples, ...)
+    x : ndarray of shape (n_samples, ...), or a dict/list/tuple of them
+        Several inputs as :meth:`~tinynet.Model.fit` takes them (``[x1,
+        x2]``); a list of numbers only is one array, as :class:`Batches` reads it.
+    y : ndarray of shape (n_samples, ...), or a dict/list/tuple of them
+        Several targets (``{"digit": y1, "parity": y2}``, ``[y1, y2]``).
+        Every array, in x and in y, is split by the same rows.
     val_size : float in (0, 1) or int, default 0.1
         Fraction or number of samples that go to validation; a fraction
         gives ``ceil(val_size * n_samples)`` of them, scikit-learn's rule in
         ``train_test_split`` (0.1 of 5 samples is 1, 0.25 of 10 is 3).
     stratify : bool, default False
-        Keep each class's share (``y`` holds class labels) in both parts,
-        with every class in each part (a class whose share rounds to 0 in a
-        part still gets one sample there, which scikit-learn does not
-        ensure); every class needs at least 2 samples, and each part at
-        least one sample per class (a ValueError otherwise, as in
-        scikit-learn).
+        Keep each class's share (``y`` holds class labels: one array, not
+        several) in both parts, with every class in each part (a class
+        whose share rounds to 0 in a part still gets one sample there,
+        which scikit-learn does not ensure); every class needs at least 2
+        samples, and each part at least one sample per class (a ValueError
+        otherwise, as in scikit-learn).
     shuffle : bool, default True
         Pick validation samples at random; ``False`` takes the last ones
         (for data already in a meaningful order, e.g. time).
@@ -159,30 +163,34 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
     Returns
     -------
     (x_train, y_train), (x_val, y_val)
-        Copies; each part keeps the original order of its samples.
+        Copies, in the containers x and y came in; each part keeps the
+        original order of its samples.
     """
-    stratify = check_bool(stratify, "train_val_split", "stratify")
-    shuffle = check_bool(shuffle, "train_val_split", "shuffle")
-    x, y = np.asarray(x), np.asarray(y)
-    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
-        raise ValueError(f"train_val_split expected x and y with the same number of samples, "
-                         f"received shapes {x.shape} and {y.shape}")
-    n_samples = len(x)
+    who = "train_val_split"
+    stratify = check_bool(stratify, who, "stratify")
+    shuffle = check_bool(shuffle, who, "shuffle")
+    (x, y), n_samples = aligned_arrays((x, y), ("x", "y"), who)
     n_val = _n_val(n_samples, val_size)
     if stratify:
+        if not isinstance(y, np.ndarray):
+            raise ValueError(f"{who}(stratify=True) expected y as one array of class labels "
+                             f"of shape ({n_samples},), received a {type(y).__name__} of "
+                             f"arrays; to stratify by one task's labels, split the row "
+                             f"numbers: {who}(np.arange({n_samples}), labels, "
+                             f"stratify=True), then take those rows of every array")
         if y.ndim != 1:
-            raise ValueError(f"train_val_split(stratify=True) expected class labels of shape "
+            raise ValueError(f"{who}(stratify=True) expected class labels of shape "
                              f"({n_samples},), received {y.shape}")
         if not shuffle:
-            raise ValueError("train_val_split: stratify=True needs shuffle=True")
-        val = _stratified_val_indices(y, n_val, as_generator(seed, "train_val_split"))
+            raise ValueError(f"{who}: stratify=True needs shuffle=True")
+        val = _stratified_val_indices(y, n_val, as_generator(seed, who))
     elif shuffle:
-        val = as_generator(seed, "train_val_split").permutation(n_samples)[:n_val]
+        val = as_generator(seed, who).permutation(n_samples)[:n_val]
     else:
         val = np.arange(n_samples - n_val, n_samples)
     is_val = np.zeros(n_samples, dtype=bool)
     is_val[val] = True
-    return (x[~is_val], y[~is_val]), (x[is_val], y[is_val])
+    return take_rows((x, y), ~is_val), take_rows((x, y), is_val)
 
 
 def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
