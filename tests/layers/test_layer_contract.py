@@ -194,6 +194,29 @@ def test_floats_in_the_other_byte_order_are_the_same_floats(name, dtype):
         assert native.tobytes() == swapped.tobytes(), name
 
 
+@pytest.mark.parametrize("name", sorted(IMAGE_FACTORIES))
+@pytest.mark.parametrize("built", [False, True])
+def test_one_image_without_its_batch_axis_is_explained(name, built):
+    # an unbuilt layer read (6, 6, 3) as 6 images of per-sample shape (6, 3) and
+    # said "received per-sample shape (6, 3)", a shape never passed
+    x, _ = _input_for(name)
+    layer = ALL_FACTORIES[name]()
+    layer.name = "the_layer"
+    if built:
+        layer.forward(x)
+    expected = "(batch, 6, 6, 3)" if built else "(batch, height, width, channels)"
+    with pytest.raises(ValueError, match=re.escape(
+            f"{type(layer).__name__} 'the_layer' expected input of shape {expected}, received "
+            f"(6, 6, 3) (one image needs a batch axis: x[None]")):
+        layer.forward(x[0])
+    if built:   # a batch of one-channel images without their channel axis: said so
+        layer = ALL_FACTORIES[name]()
+        layer.forward(x[..., :1])
+        with pytest.raises(ValueError, match=re.escape(
+                "received (2, 6, 6) (one-channel images need a channel axis: x[..., None])")):
+            layer.forward(x[..., 0])
+
+
 @pytest.mark.parametrize("name", sorted(ALL_FACTORIES))
 @pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
 def test_other_floating_dtypes_are_refused(name, dtype):
