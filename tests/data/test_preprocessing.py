@@ -307,10 +307,77 @@ def test_a_stratified_split_refuses_a_part_too_small_for_every_class(val_size, p
             assert ok
 
 
+@pytest.mark.parametrize("width", [5, 3])
+def test_a_list_of_rows_is_split_as_one_array_as_sequential_fit_reads_it(width):
+    # 5 rows of width 5 (or 3) were read as 5 inputs and split along the features
+    rows = [np.arange(width, dtype=np.float32) + i for i in range(5)]
+    y = np.arange(5) % 2
+    (xt, yt), (xv, yv) = train_val_split(rows, y, 1, shuffle=False)
+    assert isinstance(xt, np.ndarray) and xt.shape == (4, width)
+    np.testing.assert_array_equal(xt, np.asarray(rows)[:4])
+    np.testing.assert_array_equal(xv, np.asarray(rows)[4:])
+
+
+def test_a_list_of_arrays_of_one_shape_is_read_by_the_number_of_samples():
+    images, y = [np.full((4, 4), i, np.float32) for i in range(6)], np.arange(6) % 2
+    (xt, _), _ = train_val_split(images, y, 1, shuffle=False)     # 6 samples
+    assert isinstance(xt, np.ndarray) and xt.shape == (5, 4, 4)
+    inputs = [np.zeros((6, 4)), np.ones((6, 4))]                     # 2 inputs
+    (xt, _), _ = train_val_split(inputs, y, 1, shuffle=False)
+    assert isinstance(xt, list) and [a.shape for a in xt] == [(5, 4), (5, 4)]
+    one_hot_rows = [np.eye(3)[i % 3] for i in range(6)]              # 6 samples
+    (_, yt), _ = train_val_split(np.zeros((6, 2)), one_hot_rows, 1, shuffle=False)
+    assert isinstance(yt, np.ndarray) and yt.shape == (5, 3)
+    (_, yt), _ = train_val_split(np.zeros((6, 2)), (y, y * 2), 1, shuffle=False)  # 2 tasks
+    assert isinstance(yt, tuple) and [a.shape for a in yt] == [(5,), (5,)]
+    with pytest.raises(ValueError, match=r"cannot tell how to read x, a list of 3 arrays "
+                                         r"of shape \(3, 4\): as 3 samples .* or as 3 inputs"):
+        train_val_split([np.zeros((3, 4))] * 3, np.arange(3), 1)
+    with pytest.raises(ValueError, match=r"cannot tell how to read y, .* np.asarray\(y\)"):
+        train_val_split(np.zeros((3, 2)), [np.eye(3)[i] for i in range(3)], 1)
+
+
+class _ArrayLike:
+    """An object NumPy converts through ``__array__`` (as pandas objects)."""
+
+    def __init__(self, array):
+        self.array = np.asarray(array)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array if dtype is None else self.array.astype(dtype)
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getitem__(self, index):  # rows come back as another _ArrayLike
+        return _ArrayLike(self.array[index])
+
+
+def test_an_object_with_array_comes_back_an_ndarray_and_can_stratify():
+    x, y = _ArrayLike(np.arange(20.).reshape(10, 2)), _ArrayLike(np.arange(10) % 2)
+    for stratify in (False, True):
+        (xt, yt), (xv, yv) = train_val_split(x, y, 0.3, stratify=stratify, seed=0)
+        assert all(type(a) is np.ndarray for a in (xt, yt, xv, yv))
+        np.testing.assert_array_equal(xt[:, 0] / 2 % 2, yt)   # rows stay together
+        np.testing.assert_array_equal(xv[:, 0] / 2 % 2, yv)
+        assert len(yv) == 3 and (set(yv.tolist()) == {0, 1} or not stratify)
+
+
+def test_pandas_objects_come_back_ndarrays_and_can_stratify():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(np.arange(20.).reshape(10, 2), columns=["a", "b"],
+                      index=np.arange(10) * 3)
+    s = pd.Series(np.arange(10) % 2, index=np.arange(10) * 3)
+    for stratify in (False, True):
+        (xt, yt), (xv, yv) = train_val_split(df, s, 0.3, stratify=stratify, seed=0)
+        assert all(type(a) is np.ndarray for a in (xt, yt, xv, yv))
+        np.testing.assert_array_equal(xv[:, 0] / 2 % 2, yv)
+
+
 def test_split_takes_several_inputs_and_tasks_as_fit_does():
     # np.asarray(x) failed: [x1, x2] with NumPy's "inhomogeneous shape", a dict of
     # targets as shape (), [y, y] as shape (2, 10)
-    x1, x2 = np.arange(30.).reshape(10, 3), np.arange(10.) * 2
+    x1, x2 = np.arange(30.).reshape(10, 3), np.arange(20.).reshape(10, 2) * 2
     y = np.arange(10) % 3
     (xt, yt), (xv, yv) = train_val_split(x1, y, 0.3, seed=0)
     for x, targets in (([x1, x2], y), (x1, {"a": y, "b": y * 10}), ((x1, x2), [y, y * 10]),
@@ -325,7 +392,7 @@ def test_split_takes_several_inputs_and_tasks_as_fit_does():
         np.testing.assert_array_equal(first(y_tr), yt)
         np.testing.assert_array_equal(first(y_val), yv)
     (x_tr, _), (x_val, y_val) = train_val_split([x1, x2], {"a": y, "b": y * 10}, 0.3, seed=0)
-    np.testing.assert_array_equal(x_tr[1], x_tr[0][:, 0] * 2 / 3)   # rows stay together
+    np.testing.assert_array_equal(x_tr[1][:, 0], x_tr[0][:, 0] * 4 / 3)   # rows stay together
     np.testing.assert_array_equal(y_val["b"], y_val["a"] * 10)
     (_, y_tr), _ = train_val_split([x1, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]], [0] * 10, 0.3, seed=0)
     assert isinstance(y_tr, np.ndarray) and y_tr.shape == (7,)  # a list of numbers: one array
