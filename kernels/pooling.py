@@ -51,8 +51,9 @@ summed in x's dtype, as PyTorch's ``avg_pool2d`` does: their error is at most
 the forward of 2x2 pooling at (128, 26, 26, 32) and (128, 24, 24, 64) float32
 (converting each term halves the vector width), against nothing measurable
 above 3x3. The kernel and the reference add the same terms in the same order
-and give the same bits (the reference's global pooling is a cumulative sum,
-the one NumPy reduction bound to add in order); the backward of overlapping
+and give the same bits (the reference adds one window offset at a time into a
+total in the accumulator dtype, and global pooling of a few channels by ``cumsum``, the one
+NumPy reduction bound to add in order); the backward of overlapping
 windows adds its shares in another order (a few terms, each
 :math:`\partial y / m_{ij}` rounded once: no accumulation to protect).
 
@@ -512,7 +513,7 @@ def avgpool_backward(dy, x_shape, pool, strides, pads=NO_PADS):
 
 
 def _whole_image(x_shape, pool, pads):
-    """One window, the image (global pooling): :func:`_in_order_sum` sums it."""
+    """One window, the image (global pooling)."""
     return pads == NO_PADS and tuple(pool) == tuple(x_shape[1:3])
 
 
@@ -522,28 +523,43 @@ def _sum_dtype(dtype, pool):
     return np.dtype(dtype if pool[0] * pool[1] <= SHORT_WINDOW else np.float64)
 
 
-def _in_order_sum(x):
+#: Global pooling of fewer than this many ``(image, channel)`` pairs sums by
+#: blocks of pixels (:func:`_in_order_sum`), not one NumPy call per pixel
+NARROW_SUM = 256
+#: Elements of the accumulator dtype per block of :func:`_in_order_sum`
+SUM_BLOCK = 1 << 18
+
+
+def _in_order_sum(x, acc):
     """``(N, 1, 1, C)``: each image of ``x`` summed in row-major pixel order
-    from zero, in x's dtype, as the kernel adds a window (``cumsum`` adds in
-    order, where ``sum`` may add pairwise; ``+ 0`` turns a sum of -0.0s into
-    the kernel's +0.0)."""
+    from +0, in ``acc``, as the kernel adds a window. For global pooling
+    with few ``(image, channel)`` pairs (a large single-channel image), where
+    the offset loop's one NumPy call per pixel would dominate: ``cumsum``
+    (which adds in order, where ``sum`` may add pairwise) over blocks of
+    :data:`SUM_BLOCK` elements, each block led by the total so far, so that
+    the sum runs on in order and the extra memory is one block."""
     n, h, w, c = x.shape
     flat = x.reshape(n, h * w, c)
-    return np.cumsum(flat, axis=1)[:, -1:].reshape(n, 1, 1, c) + x.dtype.type(0)
+    total = np.zeros((n, 1, c), acc)
+    block = max(1, SUM_BLOCK // max(n * c, 1))
+    for start in range(0, h * w, block):
+        led = np.concatenate([total, flat[:, start:start + block]], axis=1, dtype=acc)
+        total = np.cumsum(led, axis=1)[:, -1:]
+    return total.reshape(n, 1, 1, c)
 
 
 @checked(_check_forward("average pooling"), passes_on=True)
 def avgpool_forward_ref(x, pool, strides, pads=NO_PADS):
     """NumPy reference of :func:`avgpool_forward` (which checks as it does):
-    a sum over the window offsets (over the pixels in order, for one window
-    the size of the image) in :func:`_sum_dtype`, the division in it, one
-    rounding to x's dtype: the kernel's bits."""
+    a sum over the window offsets in row-major order (global pooling of few
+    channels: :func:`_in_order_sum`) in :func:`_sum_dtype`, the division in
+    it, one rounding to x's dtype: the kernel's bits."""
     x = np.asarray(x)
     out = _output_size(x.shape, pool, strides, pads, "average pooling")
     acc = _sum_dtype(x.dtype, pool)
     counts = window_counts(x.shape[1:3], pool, strides, pads, acc)[None, :, :, None]
-    if _whole_image(x.shape, pool, pads):
-        total = _in_order_sum(x.astype(acc, copy=False))
+    if _whole_image(x.shape, pool, pads) and x.shape[0] * x.shape[3] < NARROW_SUM:
+        total = _in_order_sum(x, acc)
     else:
         total = np.zeros((x.shape[0], *out, x.shape[3]), acc)
         for _, (rows, cols), (in_rows, in_cols) in _offsets(pool, strides, pads,

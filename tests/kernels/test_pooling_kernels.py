@@ -164,6 +164,29 @@ def test_avgpool_float32_is_one_rounding_of_the_float64_mean(forward, shape, poo
     assert np.abs(y / exact - 1).max() <= 2 * np.finfo(np.float32).eps
 
 
+@pytest.mark.parametrize("shape, block", [((2, 7, 7, 300), None), ((1, 40, 40, 1), 7),
+                                          ((3, 9, 5, 2), 5), ((2, 12, 12, 8), None)])
+def test_global_avgpool_reference_adds_the_pixels_in_order(monkeypatch, shape, block):
+    """Global pooling of many channels by the offset loop, of few by blocks
+    of cumsum (SUM_BLOCK made small: many blocks, each led by the total so
+    far): both the kernel's bits, the pixels added in row-major order from
+    +0 in float64 (a sum of -0.0s is +0.0, as the kernel gives)."""
+    if block is not None:
+        monkeypatch.setattr(pooling, "SUM_BLOCK", block)
+    rng = np.random.default_rng(3)
+    x = (rng.standard_normal(shape) * np.exp(8 * rng.standard_normal(shape))).astype(np.float32)
+    x[0, :, :, 0] = -0.0
+    n, h, w, c = shape
+    total = np.zeros((n, 1, 1, c))
+    for a in range(h):
+        for b in range(w):
+            total[:, 0, 0] += x[:, a, b]
+    y = pooling.avgpool_forward_ref(x, (h, w), (h, w))
+    _same_bits(y, (total / (h * w)).astype(np.float32))
+    assert np.signbit(y[0, 0, 0, 0]) == np.False_
+    _same_bits(pooling.avgpool_forward(x, (h, w), (h, w)), y)
+
+
 def test_avgpool_backward_zeroes_what_no_window_covers(monkeypatch):
     """Windows that tile the input fill dx without zeroing it first: the last
     row and column that no window covers must still be zero."""
