@@ -413,6 +413,10 @@ def test_split_takes_several_inputs_and_tasks_as_fit_does():
      r"expected every array to have the same number of samples, 4 \(like x\[0\]\), "
      r"received 3 in x\[1\]"),
     ((np.zeros(4), [np.zeros(4), 1.0]), {}, ValueError, r"received a scalar at y\[1\]"),
+    ((np.zeros(4), None), {}, ValueError, r"expected y as an array of shape \(n_samples, "
+     r"\.\.\.\), or a dict, list or tuple of them, received None, a NoneType$"),
+    ((np.zeros(4), 3), {}, ValueError, r"expected y as an array .* received 3, a int$"),
+    ((2.0, np.zeros(4)), {}, ValueError, r"expected x as an array .* received 2.0, a float$"),
     ((np.zeros(4), np.zeros(4), 0.5), {"stratify": True, "shuffle": False}, ValueError,
      "shuffle"),
     ((np.zeros(4), np.zeros(4), 0.5), {"shuffle": "False"}, TypeError,

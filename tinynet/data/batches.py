@@ -97,16 +97,22 @@ def take_rows(arrays, index):
     return arrays[index]
 
 
-def _leading_lengths(arrays, path="arrays", who="Batches"):
-    """``(path, n_samples)`` of every leaf array, a leaf that is a scalar refused."""
+def _leading_lengths(arrays, path="arrays", who="Batches", nested=False):
+    """``(path, n_samples)`` of every leaf array, a leaf that is a scalar
+    refused (``nested``: inside a dict, list or tuple, else the argument
+    itself, such as ``y=None``)."""
     if isinstance(arrays, dict):
         for key, value in arrays.items():
-            yield from _leading_lengths(value, f"{path}[{key!r}]", who)
+            yield from _leading_lengths(value, f"{path}[{key!r}]", who, True)
     elif isinstance(arrays, (list, tuple)):
         for i, value in enumerate(arrays):
-            yield from _leading_lengths(value, f"{path}[{i}]", who)
+            yield from _leading_lengths(value, f"{path}[{i}]", who, True)
     else:
         shape = np.shape(arrays)
+        if not shape and not nested:
+            raise ValueError(f"{who} expected {path} as an array of shape (n_samples, ...), "
+                             f"or a dict, list or tuple of them, received "
+                             f"{arrays!r}, a {type(arrays).__name__}"[:300])
         if not shape:
             raise ValueError(f"{who} expected arrays of shape (n_samples, ...), received "
                              f"a scalar at {path}: a list or tuple holds either arrays (one "
