@@ -116,11 +116,13 @@ def check_shape(shape, who: str, what: str, dims: str) -> tuple:
 def _float_dtype_error(x, who: str, what: str) -> TypeError:
     """The refusal of ``x``'s dtype, which is not float32 or float64 in the
     native byte order (Numba takes no other; tinynet's layers convert a
-    ``>f4`` array, the kernels are handed native ones)."""
+    ``>f4`` array, the kernels are handed native ones); the hint names the
+    argument, ``what`` (``dy.astype(...)``)."""
     if x.dtype.kind == "f" and x.dtype.newbyteorder("=") in (np.float32, np.float64):
+        name = what if what.isidentifier() else "x"
         return TypeError(f"{who} expected {what} of dtype float32 or float64 in the native "
                          f"byte order, received {x.dtype.str} (convert it with "
-                         f"x.astype(x.dtype.newbyteorder('=')))")
+                         f"{name}.astype({name}.dtype.newbyteorder('=')))")
     return TypeError(f"{who} expected {what} of dtype float32 or float64, received {x.dtype}")
 
 
