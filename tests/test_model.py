@@ -92,6 +92,19 @@ def test_fit_takes_data_in_the_other_byte_order_as_the_same_numbers():
             np.testing.assert_array_equal(a, b)
 
 
+def test_predict_on_one_image_without_its_batch_axis_says_x_none():
+    # "expected x of shape (batch, 8, 8, 2), received (8, 8, 2)", with no hint
+    model = tn.Sequential([tn.layers.Conv2D(3, 3, seed=0), tn.layers.Flatten(),
+                           Dense(2, seed=0)])
+    model.build((8, 8, 2))
+    image = np.zeros((8, 8, 2), np.float32)
+    with pytest.raises(ValueError, match=r"expected x of shape \(batch, 8, 8, 2\), received "
+                                         r"\(8, 8, 2\); one sample needs a batch axis: "
+                                         r"x\[None\]$"):
+        model.predict(image)
+    assert model.predict(image[None]).shape == (1, 2)
+
+
 def test_add_pop_get_layer():
     model = tn.Sequential(name="m")
     model.add(Dense(4, input_dim=3, name="a"))
