@@ -70,8 +70,10 @@ def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
     optimizers compute in float32 or float64 only, and a silent cast would
     change the precision the caller asked for. Floats in the other byte
     order (``>f4`` from FITS files or ``np.frombuffer``) are the same
-    numbers: they come back in the native order, a copy, as PyTorch and
-    Keras take them (the kernels and the dtype checks want native arrays).
+    numbers: they come back in the native order, a copy (the kernels and
+    the dtype checks want native arrays). NumPy computes on them as they
+    are; PyTorch refuses them (``torch.from_numpy`` and ``torch.tensor``
+    raise on a non-native byte order), which tinynet does not follow.
     """
     x = as_array(x, who, what)
     if x.dtype == object or not np.issubdtype(x.dtype, np.floating):
