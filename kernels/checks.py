@@ -113,12 +113,24 @@ def check_shape(shape, who: str, what: str, dims: str) -> tuple:
     return tuple(int(d) for d in out)
 
 
+def _float_dtype_error(x, who: str, what: str) -> TypeError:
+    """The refusal of ``x``'s dtype, which is not float32 or float64 in the
+    native byte order (Numba takes no other; tinynet's layers convert a
+    ``>f4`` array, the kernels are handed native ones); the hint names the
+    argument, ``what`` (``dy.astype(...)``)."""
+    if x.dtype.kind == "f" and x.dtype.newbyteorder("=") in (np.float32, np.float64):
+        name = what if what.isidentifier() else "x"
+        return TypeError(f"{who} expected {what} of dtype float32 or float64 in the native "
+                         f"byte order, received {x.dtype.str} (convert it with "
+                         f"{name}.astype({name}.dtype.newbyteorder('=')))")
+    return TypeError(f"{who} expected {what} of dtype float32 or float64, received {x.dtype}")
+
+
 def check_float_array(x, who: str, what: str) -> np.ndarray:
     """``x`` as an array, which must be float32 or float64 (TypeError)."""
     x = np.asarray(x)
     if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{who} expected {what} of dtype float32 or float64, "
-                        f"received {x.dtype}")
+        raise _float_dtype_error(x, who, what)
     return x
 
 
@@ -129,7 +141,7 @@ def check_matrix(x, who: str, what: str) -> None:
         raise ValueError(f"{who} expected {what} as a 2-D array, received "
                          f"{getattr(x, 'shape', type(x).__name__)}")
     if x.dtype not in (np.float32, np.float64):
-        raise TypeError(f"{who} expected {what} of dtype float32 or float64, received {x.dtype}")
+        raise _float_dtype_error(x, who, what)
 
 
 def check_out(out, shape: tuple, dtype, who: str, what: str = "out", reads=None) -> None:

@@ -113,8 +113,8 @@ def _calls(dtype):
             pooling.maxpool_backward(y, arg, img.shape, pool, strides)
     calls.append(("maxpool", maxpool))
 
-    def avgpool():
-        for pool, strides in (((2, 2), (2, 2)), ((3, 3), (1, 1))):
+    def avgpool():   # 4x4: a window summed in float64 (pooling.SHORT_WINDOW)
+        for pool, strides in (((2, 2), (2, 2)), ((3, 3), (1, 1)), ((4, 4), (4, 4))):
             y = pooling.avgpool_forward(img, pool, strides)
             pooling.avgpool_backward(y, img.shape, pool, strides)
     calls.append(("avgpool", avgpool))

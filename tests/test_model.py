@@ -73,6 +73,38 @@ def test_lazy_model_builds_on_first_forward_in_the_inputs_dtype():
     assert model.built and y.shape == (3, 2) and model.dtype == np.float64
 
 
+def test_fit_takes_data_in_the_other_byte_order_as_the_same_numbers():
+    # big-endian x, int labels and float targets (FITS, np.frombuffer): the
+    # same training as the native arrays, not "expected float32 ... >f4"
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((24, 5)).astype(np.float32)
+    labels, targets = rng.integers(0, 3, 24), rng.standard_normal((24, 3))
+    swap = lambda a: a.astype(a.dtype.newbyteorder())  # noqa: E731
+    for loss, y in (("cross_entropy", labels), ("mse", targets)):
+        weights = []
+        for xs, ys in ((x, y), (swap(x), swap(y))):
+            model = tn.Sequential([Dense(3, seed=0)])
+            model.compile(optimizer="sgd", loss=loss)
+            model.fit(xs, ys, epochs=2, batch_size=8, shuffle=False, verbose=0)
+            assert model.predict(xs).dtype == np.float32
+            weights.append(model.get_weights())
+        for a, b in zip(*weights):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_predict_on_one_image_without_its_batch_axis_says_x_none():
+    # "expected x of shape (batch, 8, 8, 2), received (8, 8, 2)", with no hint
+    model = tn.Sequential([tn.layers.Conv2D(3, 3, seed=0), tn.layers.Flatten(),
+                           Dense(2, seed=0)])
+    model.build((8, 8, 2))
+    image = np.zeros((8, 8, 2), np.float32)
+    with pytest.raises(ValueError, match=r"expected x of shape \(batch, 8, 8, 2\), received "
+                                         r"\(8, 8, 2\); one sample needs a batch axis: "
+                                         r"x\[None\]$"):
+        model.predict(image)
+    assert model.predict(image[None]).shape == (1, 2)
+
+
 def test_add_pop_get_layer():
     model = tn.Sequential(name="m")
     model.add(Dense(4, input_dim=3, name="a"))

@@ -28,6 +28,7 @@ __all__ = [
     "check_seed",
     "did_you_mean",
     "lookup",
+    "native_dtype",
     "per_task",
 ]
 
@@ -40,6 +41,11 @@ def is_real_dtype(dtype) -> bool:
     """Integer or floating (not bool, complex, object or anything else): what a
     weight, a state array or a weighting's result may hold."""
     return np.issubdtype(dtype, np.integer) or np.issubdtype(dtype, np.floating)
+
+
+def native_dtype(dtype) -> np.dtype:
+    """``dtype`` in the machine's byte order (``>f4`` is float32 here)."""
+    return np.dtype(dtype).newbyteorder("=")
 
 
 def as_array(x, who: str, what: str = "input") -> np.ndarray:
@@ -62,7 +68,12 @@ def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
     cast would hide, for example, forgetting to scale uint8 pixels. So are
     the other floating dtypes (float16, longdouble): the kernels and
     optimizers compute in float32 or float64 only, and a silent cast would
-    change the precision the caller asked for.
+    change the precision the caller asked for. Floats in the other byte
+    order (``>f4`` from FITS files or ``np.frombuffer``) are the same
+    numbers: they come back in the native order, a copy (the kernels and
+    the dtype checks want native arrays). NumPy computes on them as they
+    are; PyTorch refuses them (``torch.from_numpy`` and ``torch.tensor``
+    raise on a non-native byte order), which tinynet does not follow.
     """
     x = as_array(x, who, what)
     if x.dtype == object or not np.issubdtype(x.dtype, np.floating):
@@ -71,6 +82,8 @@ def as_float_array(x, who: str, what: str = "input", ndim: int | None = None,
             hint = " (convert it first, e.g. x.astype('float32') / 255 for pixels)"
         raise TypeError(f"{who} expected {what} of a floating-point dtype, "
                         f"received dtype {x.dtype}{hint}")
+    if native_dtype(x.dtype) in FLOAT_DTYPES:
+        x = x.astype(native_dtype(x.dtype), copy=False)
     if x.dtype not in FLOAT_DTYPES:
         last = what.split()[-1] if what.split() else ""
         name = last if last.isidentifier() and last != "input" else "x"  # "targets y": y

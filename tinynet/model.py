@@ -594,7 +594,9 @@ class Sequential(Layer):
         if self.built:
             if x.shape[1:] != self.input_shape:
                 raise ValueError(f"{self._who}.{who} expected x of shape "
-                                 f"{shape_str(self.input_shape)}, received {x.shape}")
+                                 f"{shape_str(self.input_shape)}, received {x.shape}"
+                                 + ("; one sample needs a batch axis: x[None]"
+                                    if x.shape == self.input_shape else ""))
             x = x.astype(self.dtype, copy=False)
         return x
 

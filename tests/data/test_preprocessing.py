@@ -118,6 +118,19 @@ def test_from_state_dict_refuses_what_state_dict_never_writes(cls, changes, erro
         cls.from_state_dict([("offset", 0)])
 
 
+@pytest.mark.parametrize("cls", [Standardizer, MinMaxScaler])
+def test_floats_in_the_other_byte_order_scale_to_native_floats(cls):
+    # a ">f4" array (a FITS file) scaled to ">f4", which the layers refused
+    x = np.random.default_rng(0).random((6, 3)).astype(np.float32)
+    swapped = x.astype(x.dtype.newbyteorder())
+    scaler = cls().fit(swapped)
+    out = scaler.transform(swapped)
+    assert out.dtype == np.float32 and out.dtype.isnative
+    np.testing.assert_array_equal(out, cls().fit(x).transform(x))
+    back = scaler.inverse_transform(out, dtype=np.dtype(">f8"))
+    assert back.dtype == np.float64 and back.dtype.isnative
+
+
 def test_complex_data_is_refused_not_cast_to_its_real_part():
     # fit cast complex to float64 with a warning, dropping the imaginary part
     for cls in (Standardizer, MinMaxScaler):
@@ -294,6 +307,97 @@ def test_a_stratified_split_refuses_a_part_too_small_for_every_class(val_size, p
             assert ok
 
 
+@pytest.mark.parametrize("width", [5, 3])
+def test_a_list_of_rows_is_split_as_one_array_as_sequential_fit_reads_it(width):
+    # 5 rows of width 5 (or 3) were read as 5 inputs and split along the features
+    rows = [np.arange(width, dtype=np.float32) + i for i in range(5)]
+    y = np.arange(5) % 2
+    (xt, yt), (xv, yv) = train_val_split(rows, y, 1, shuffle=False)
+    assert isinstance(xt, np.ndarray) and xt.shape == (4, width)
+    np.testing.assert_array_equal(xt, np.asarray(rows)[:4])
+    np.testing.assert_array_equal(xv, np.asarray(rows)[4:])
+
+
+def test_a_list_of_arrays_of_one_shape_is_read_by_the_number_of_samples():
+    images, y = [np.full((4, 4), i, np.float32) for i in range(6)], np.arange(6) % 2
+    (xt, _), _ = train_val_split(images, y, 1, shuffle=False)     # 6 samples
+    assert isinstance(xt, np.ndarray) and xt.shape == (5, 4, 4)
+    inputs = [np.zeros((6, 4)), np.ones((6, 4))]                     # 2 inputs
+    (xt, _), _ = train_val_split(inputs, y, 1, shuffle=False)
+    assert isinstance(xt, list) and [a.shape for a in xt] == [(5, 4), (5, 4)]
+    one_hot_rows = [np.eye(3)[i % 3] for i in range(6)]              # 6 samples
+    (_, yt), _ = train_val_split(np.zeros((6, 2)), one_hot_rows, 1, shuffle=False)
+    assert isinstance(yt, np.ndarray) and yt.shape == (5, 3)
+    (_, yt), _ = train_val_split(np.zeros((6, 2)), (y, y * 2), 1, shuffle=False)  # 2 tasks
+    assert isinstance(yt, tuple) and [a.shape for a in yt] == [(5,), (5,)]
+    with pytest.raises(ValueError, match=r"cannot tell how to read x, a list of 3 arrays "
+                                         r"of shape \(3, 4\): as 3 samples .* or as 3 inputs"):
+        train_val_split([np.zeros((3, 4))] * 3, np.arange(3), 1)
+    with pytest.raises(ValueError, match=r"cannot tell how to read y, .* np.asarray\(y\)"):
+        train_val_split(np.zeros((3, 2)), [np.eye(3)[i] for i in range(3)], 1)
+
+
+class _ArrayLike:
+    """An object NumPy converts through ``__array__`` (as pandas objects)."""
+
+    def __init__(self, array):
+        self.array = np.asarray(array)
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array if dtype is None else self.array.astype(dtype)
+
+    def __len__(self):
+        return len(self.array)
+
+    def __getitem__(self, index):  # rows come back as another _ArrayLike
+        return _ArrayLike(self.array[index])
+
+
+def test_an_object_with_array_comes_back_an_ndarray_and_can_stratify():
+    x, y = _ArrayLike(np.arange(20.).reshape(10, 2)), _ArrayLike(np.arange(10) % 2)
+    for stratify in (False, True):
+        (xt, yt), (xv, yv) = train_val_split(x, y, 0.3, stratify=stratify, seed=0)
+        assert all(type(a) is np.ndarray for a in (xt, yt, xv, yv))
+        np.testing.assert_array_equal(xt[:, 0] / 2 % 2, yt)   # rows stay together
+        np.testing.assert_array_equal(xv[:, 0] / 2 % 2, yv)
+        assert len(yv) == 3 and (set(yv.tolist()) == {0, 1} or not stratify)
+
+
+def test_pandas_objects_come_back_ndarrays_and_can_stratify():
+    pd = pytest.importorskip("pandas")
+    df = pd.DataFrame(np.arange(20.).reshape(10, 2), columns=["a", "b"],
+                      index=np.arange(10) * 3)
+    s = pd.Series(np.arange(10) % 2, index=np.arange(10) * 3)
+    for stratify in (False, True):
+        (xt, yt), (xv, yv) = train_val_split(df, s, 0.3, stratify=stratify, seed=0)
+        assert all(type(a) is np.ndarray for a in (xt, yt, xv, yv))
+        np.testing.assert_array_equal(xv[:, 0] / 2 % 2, yv)
+
+
+def test_split_takes_several_inputs_and_tasks_as_fit_does():
+    # np.asarray(x) failed: [x1, x2] with NumPy's "inhomogeneous shape", a dict of
+    # targets as shape (), [y, y] as shape (2, 10)
+    x1, x2 = np.arange(30.).reshape(10, 3), np.arange(20.).reshape(10, 2) * 2
+    y = np.arange(10) % 3
+    (xt, yt), (xv, yv) = train_val_split(x1, y, 0.3, seed=0)
+    for x, targets in (([x1, x2], y), (x1, {"a": y, "b": y * 10}), ((x1, x2), [y, y * 10]),
+                       ({"img": x1}, (y, [y, y * 10]))):
+        (x_tr, y_tr), (x_val, y_val) = train_val_split(x, targets, 0.3, seed=0)
+        assert type(x_tr) is type(x_val) is type(x) and type(y_tr) is type(targets)
+        # every leaf split by the same rows as the one-array split
+        first = lambda a: a if isinstance(a, np.ndarray) else first(  # noqa: E731
+            next(iter(a.values())) if isinstance(a, dict) else a[0])
+        np.testing.assert_array_equal(first(x_tr), xt)
+        np.testing.assert_array_equal(first(x_val), xv)
+        np.testing.assert_array_equal(first(y_tr), yt)
+        np.testing.assert_array_equal(first(y_val), yv)
+    (x_tr, _), (x_val, y_val) = train_val_split([x1, x2], {"a": y, "b": y * 10}, 0.3, seed=0)
+    np.testing.assert_array_equal(x_tr[1][:, 0], x_tr[0][:, 0] * 4 / 3)   # rows stay together
+    np.testing.assert_array_equal(y_val["b"], y_val["a"] * 10)
+    (_, y_tr), _ = train_val_split([x1, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]], [0] * 10, 0.3, seed=0)
+    assert isinstance(y_tr, np.ndarray) and y_tr.shape == (7,)  # a list of numbers: one array
+
+
 @pytest.mark.parametrize("args, kwargs, error, match", [
     ((np.zeros(5), np.zeros(4)), {}, ValueError, "same number of samples"),
     ((np.zeros(5), np.zeros(5), 1.5), {}, ValueError, r"fraction val_size in \(0, 1\)"),
@@ -303,6 +407,16 @@ def test_a_stratified_split_refuses_a_part_too_small_for_every_class(val_size, p
     ((np.zeros(0), np.zeros(0), 1), {}, ValueError, r"at least 2 samples .* received 0$"),
     ((np.zeros(5), np.zeros(5), "a"), {}, TypeError, "val_size"),
     ((np.zeros(4), np.zeros((4, 2)), 0.5), {"stratify": True}, ValueError, "class labels"),
+    ((np.zeros(4), {"a": np.zeros(4)}, 0.5), {"stratify": True}, ValueError,
+     r"expected y as one array of class labels of shape \(4,\), received a dict of arrays"),
+    (([np.zeros(4), np.zeros(3)], np.zeros(4)), {}, ValueError,
+     r"expected every array to have the same number of samples, 4 \(like x\[0\]\), "
+     r"received 3 in x\[1\]"),
+    ((np.zeros(4), [np.zeros(4), 1.0]), {}, ValueError, r"received a scalar at y\[1\]"),
+    ((np.zeros(4), None), {}, ValueError, r"expected y as an array of shape \(n_samples, "
+     r"\.\.\.\), or a dict, list or tuple of them, received None, a NoneType$"),
+    ((np.zeros(4), 3), {}, ValueError, r"expected y as an array .* received 3, a int$"),
+    ((2.0, np.zeros(4)), {}, ValueError, r"expected x as an array .* received 2.0, a float$"),
     ((np.zeros(4), np.zeros(4), 0.5), {"stratify": True, "shuffle": False}, ValueError,
      "shuffle"),
     ((np.zeros(4), np.zeros(4), 0.5), {"shuffle": "False"}, TypeError,

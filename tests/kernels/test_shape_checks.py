@@ -12,7 +12,7 @@ import pytest
 import tinynet as tn
 from tinynet.kernels.checks import check_float_array
 from tinynet.kernels import (activations, blas, dense, dispatch, dropout, gemm, losses,
-                             norms, optim)
+                             norms, optim, pooling)
 
 f32 = np.float32
 X = np.ones((4, 300), f32)
@@ -268,6 +268,24 @@ def test_float16_is_refused_with_the_dtypes_expected(call):
     """float16 raised Numba's bare NotImplementedError('float16')."""
     with pytest.raises(TypeError, match="of dtype float32 or float64, received float16"):
         call(np.ones((3, 4), np.float16))
+
+
+@pytest.mark.parametrize("call, name", [
+    (lambda x: activations.act_forward(x, activations.SIGMOID), "z"),
+    (lambda x: activations.act_backward(x, np.ones((3, 4), np.float32), None,
+                                        activations.SIGMOID), "dy"),
+    (lambda x: pooling.avgpool_forward(x.reshape(1, 3, 4, 1), (2, 2), (1, 1)), "x"),
+    (lambda x: gemm.matmul(x, np.ones((4, 2), x.dtype.newbyteorder("="))), "a"),
+])
+def test_floats_in_the_other_byte_order_are_refused_saying_so(call, name):
+    """``>f4`` was refused as "expected float32 or float64, received >f4"
+    (the layers convert it; a kernel is handed native arrays); the hint
+    named x for every argument (z, dy)."""
+    x = np.ones((3, 4), np.dtype(np.float32).newbyteorder())
+    with pytest.raises(TypeError, match=rf"float32 or float64 in the native byte order, "
+                                        rf"received [<>]f4 \(convert it with "
+                                        rf"{name}\.astype\({name}\.dtype\.newbyteorder"):
+        call(x)
 
 
 def _read_only(shape, dtype=f32):

@@ -173,6 +173,51 @@ def test_the_other_float_dtype_is_cast_to_the_layers(name, training):
 
 
 @pytest.mark.parametrize("name", sorted(ALL_FACTORIES))
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_floats_in_the_other_byte_order_are_the_same_floats(name, dtype):
+    # ">f4" (a FITS file, np.frombuffer) was refused as "expected float32 or
+    # float64 input, received >f4"; now taken as torch and Keras take it
+    x, _ = _input_for(name, dtype)
+    layer = ALL_FACTORIES[name]()
+    layer.forward(x.astype(x.dtype.newbyteorder()))    # unbuilt: builds in dtype, native
+    assert layer.dtype == dtype, name
+    results = []
+    for order in ("=", "S"):                           # native, then swapped
+        if layer.seed is not None:
+            layer.set_rng(np.random.default_rng(1))
+        y = layer.forward(x.astype(x.dtype.newbyteorder(order)), training=True).copy()
+        dy = np.linspace(-1, 1, y.size, dtype=dtype).reshape(y.shape)
+        dx = layer.backward(dy.astype(dy.dtype.newbyteorder(order)))
+        assert y.dtype == dtype and dx.dtype == dtype, name
+        results.append((y, dx.copy()))
+    for native, swapped in zip(*results):
+        assert native.tobytes() == swapped.tobytes(), name
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_FACTORIES))
+@pytest.mark.parametrize("built", [False, True])
+def test_one_image_without_its_batch_axis_is_explained(name, built):
+    # an unbuilt layer read (6, 6, 3) as 6 images of per-sample shape (6, 3) and
+    # said "received per-sample shape (6, 3)", a shape never passed
+    x, _ = _input_for(name)
+    layer = ALL_FACTORIES[name]()
+    layer.name = "the_layer"
+    if built:
+        layer.forward(x)
+    expected = "(batch, 6, 6, 3)" if built else "(batch, height, width, channels)"
+    with pytest.raises(ValueError, match=re.escape(
+            f"{type(layer).__name__} 'the_layer' expected input of shape {expected}, received "
+            f"(6, 6, 3) (one image needs a batch axis: x[None]")):
+        layer.forward(x[0])
+    if built:   # a batch of one-channel images without their channel axis: said so
+        layer = ALL_FACTORIES[name]()
+        layer.forward(x[..., :1])
+        with pytest.raises(ValueError, match=re.escape(
+                "received (2, 6, 6) (one-channel images need a channel axis: x[..., None])")):
+            layer.forward(x[..., 0])
+
+
+@pytest.mark.parametrize("name", sorted(ALL_FACTORIES))
 @pytest.mark.parametrize("dtype", [np.float16, np.longdouble])
 def test_other_floating_dtypes_are_refused(name, dtype):
     x, rng = _input_for(name)
@@ -196,6 +241,15 @@ def test_layer_dtype_must_be_float32_or_float64(dtype):
         L.Dense(3, dtype=dtype, name="d")
     with pytest.raises(TypeError, match="expected dtype float32 or float64"):
         L.Dense(3, input_dim=2).astype(dtype)
+
+
+@pytest.mark.parametrize("native", [np.float32, np.float64])
+def test_a_layer_dtype_in_the_other_byte_order_is_the_native_float(native):
+    # the machine's other order (">f4" on little-endian), which was refused
+    swapped = np.dtype(native).newbyteorder()
+    assert not swapped.isnative
+    dtype = L.Dense(3, dtype=swapped).dtype
+    assert dtype == native and dtype.isnative
 
 
 def test_astype_converts_the_activation_of_a_dense_layer():

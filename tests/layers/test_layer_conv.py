@@ -264,7 +264,7 @@ def test_bad_arguments_and_inputs_are_explained():
     with pytest.raises(TypeError, match="filters as a positive integer"):
         L.Conv2D(2.5, 3)
     with pytest.raises(ValueError, match=r"expected input of shape \(batch, height, width, "
-                                         r"channels\), received per-sample shape \(5,\)"):
+                                         r"channels\), received \(2, 5\)$"):
         L.Conv2D(2, 3).forward(np.ones((2, 5), np.float32))
     with pytest.raises(ValueError, match="a 5x5 kernel does not fit an input of 3x3"):
         L.Conv2D(2, 5).forward(np.ones((1, 3, 3, 1), np.float32))

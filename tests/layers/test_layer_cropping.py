@@ -93,7 +93,7 @@ def test_bad_cropping_is_explained(bad, message):
 
 def test_input_that_is_not_an_image_or_too_small_is_explained():
     with pytest.raises(ValueError, match=r"expected input of shape \(batch, height, width, "
-                                         r"channels\), received per-sample shape \(5,\)"):
+                                         r"channels\), received \(2, 5\)$"):
         L.Cropping2D(1).forward(np.ones((2, 5), np.float32))
     with pytest.raises(ValueError, match=re.escape(
             "expected an image larger than its cropping ((2, 2), (0, 0)): at least 5x1, "

@@ -296,7 +296,7 @@ def test_bad_pooling_arguments_are_explained(make):
     assert make(4, padding="same").forward(np.ones((1, 3, 3, 1), np.float32)).shape == \
         (1, 1, 1, 1)
     with pytest.raises(ValueError, match=r"expected input of shape \(batch, height, width, "
-                                         r"channels\), received per-sample shape \(5,\)"):
+                                         r"channels\), received \(2, 5\)$"):
         make(2).forward(np.ones((2, 5), np.float32))
 
 
@@ -305,7 +305,7 @@ def test_bad_global_pooling_arguments_are_explained(make):
     with pytest.raises(TypeError, match=rf"{make.__name__} expected keepdims as True or False, received .yes."):
         make(keepdims="yes")
     with pytest.raises(ValueError, match=r"expected input of shape \(batch, height, width, "
-                                         r"channels\), received per-sample shape \(4, 5\)"):
+                                         r"channels\), received \(2, 4, 5\) \(one image"):
         make().forward(np.ones((2, 4, 5), np.float32))
     layer = make(name="g")
     layer.forward(np.ones((2, 4, 4, 3), np.float32))

@@ -97,17 +97,24 @@ def take_rows(arrays, index):
     return arrays[index]
 
 
-def _leading_lengths(arrays, path="arrays"):
+def _leading_lengths(arrays, path="arrays", who="Batches", nested=False):
+    """``(path, n_samples)`` of every leaf array, a leaf that is a scalar
+    refused (``nested``: inside a dict, list or tuple, else the argument
+    itself, such as ``y=None``)."""
     if isinstance(arrays, dict):
         for key, value in arrays.items():
-            yield from _leading_lengths(value, f"{path}[{key!r}]")
+            yield from _leading_lengths(value, f"{path}[{key!r}]", who, True)
     elif isinstance(arrays, (list, tuple)):
         for i, value in enumerate(arrays):
-            yield from _leading_lengths(value, f"{path}[{i}]")
+            yield from _leading_lengths(value, f"{path}[{i}]", who, True)
     else:
         shape = np.shape(arrays)
+        if not shape and not nested:
+            raise ValueError(f"{who} expected {path} as an array of shape (n_samples, ...), "
+                             f"or a dict, list or tuple of them, received "
+                             f"{arrays!r}, a {type(arrays).__name__}"[:300])
         if not shape:
-            raise ValueError(f"Batches expected arrays of shape (n_samples, ...), received "
+            raise ValueError(f"{who} expected arrays of shape (n_samples, ...), received "
                              f"a scalar at {path}: a list or tuple holds either arrays (one "
                              f"per input or task) or numbers only, maybe in nested lists "
                              f"(one array of them)")
@@ -122,7 +129,7 @@ def _is_numbers(value) -> bool:
     return not isinstance(value, dict) and np.ndim(value) == 0
 
 
-def _numbers_as_arrays(arrays, path="arrays"):
+def _numbers_as_arrays(arrays, path="arrays", who="Batches"):
     """``arrays`` with every list or tuple of numbers only, or of lists of
     numbers only (nested to any depth), made one array (``np.asarray``):
     labels as a plain list, ``[0, 1, 2]``, and a feature matrix as a nested
@@ -132,20 +139,42 @@ def _numbers_as_arrays(arrays, path="arrays"):
     list of numbers is never read as several inputs (its columns as samples).
     A ragged nested list of numbers is refused."""
     if isinstance(arrays, dict):
-        return {key: _numbers_as_arrays(value, f"{path}[{key!r}]")
+        return {key: _numbers_as_arrays(value, f"{path}[{key!r}]", who)
                 for key, value in arrays.items()}
     if isinstance(arrays, (list, tuple)):
         if _is_numbers(arrays):
             try:
                 return np.asarray(arrays)
             except ValueError:  # ragged: numpy refuses an inhomogeneous shape
-                raise ValueError(f"Batches expected a list of numbers, or of lists of numbers "
+                raise ValueError(f"{who} expected a list of numbers, or of lists of numbers "
                                  f"of one shape (one array, as np.asarray reads it), received "
                                  f"a ragged nested list at {path}; give several inputs or "
                                  f"tasks as a list of arrays") from None
-        return type(arrays)(_numbers_as_arrays(value, f"{path}[{i}]")
+        return type(arrays)(_numbers_as_arrays(value, f"{path}[{i}]", who)
                             for i, value in enumerate(arrays))
     return arrays
+
+
+def aligned_arrays(arrays, names, who: str) -> tuple:
+    """``(arrays, n_samples)``: each of ``arrays`` (an array or nested
+    dicts/lists/tuples of them, one per name in ``names``, which the errors
+    give as its path) with its lists of numbers made arrays
+    (:func:`_numbers_as_arrays`), after checking that every leaf array has
+    the same number of samples, ``n_samples``. What :class:`Batches` and
+    :func:`~tinynet.data.train_val_split` take alike."""
+    arrays = tuple(_numbers_as_arrays(array, name, who) for array, name in zip(arrays, names))
+    lengths = [pair for array, name in zip(arrays, names)
+               for pair in _leading_lengths(array, name, who)]
+    if not lengths:
+        raise ValueError(f"{who} expected at least one array, received containers "
+                         f"with no array in them: {arrays!r}"[:300])
+    n_samples = lengths[0][1]
+    for path, length in lengths[1:]:
+        if length != n_samples:
+            raise ValueError(f"{who} expected every array to have the same number of "
+                             f"samples, {n_samples} (like {lengths[0][0]}), received "
+                             f"{length} in {path}")
+    return arrays, n_samples
 
 
 class Batches:
@@ -188,19 +217,8 @@ class Batches:
             raise ValueError("Batches expected at least one array")
         self.batch_size = check_positive_int(batch_size, "Batches", "batch_size")
         # each argument apart: Batches(1, 2) stays two arguments (and is refused)
-        arrays = tuple(_numbers_as_arrays(array, f"arrays[{i}]")
-                       for i, array in enumerate(arrays))
-        lengths = list(_leading_lengths(arrays))
-        if not lengths:
-            raise ValueError(f"Batches expected at least one array, received containers "
-                             f"with no array in them: {arrays!r}"[:300])
-        self.n_samples = lengths[0][1]
-        for path, length in lengths[1:]:
-            if length != self.n_samples:
-                raise ValueError(f"Batches expected every array to have {self.n_samples} "
-                                 f"samples (like {lengths[0][0]}), received {length} "
-                                 f"in {path}")
-        self.arrays = arrays
+        self.arrays, self.n_samples = aligned_arrays(
+            arrays, [f"arrays[{i}]" for i in range(len(arrays))], "Batches")
         self.shuffle = check_bool(shuffle, "Batches", "shuffle")
         self.drop_last = check_bool(drop_last, "Batches", "drop_last")
         self.rng = as_generator(seed, "Batches")

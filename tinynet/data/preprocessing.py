@@ -14,9 +14,9 @@ import math
 import numpy as np
 
 from ..checks import (check_bool, check_finite, check_labels, check_positive_int,
-                      is_real_dtype)
+                      is_real_dtype, native_dtype)
 from ..layers._checks import check_real
-from .batches import as_generator
+from .batches import aligned_arrays, as_generator, take_rows
 
 __all__ = ["MinMaxScaler", "Standardizer", "one_hot", "stratify_problem",
            "train_val_split"]
@@ -131,25 +131,107 @@ def _stratified_val_indices(y: np.ndarray, n_val: int, rng) -> np.ndarray:
     return np.concatenate(picked)
 
 
+def _leaves_as_arrays(arrays):
+    """``np.asarray`` of every leaf of nested dicts/lists/tuples (a pandas
+    object or anything with ``__array__`` comes back an ndarray)."""
+    if isinstance(arrays, dict):
+        return {key: _leaves_as_arrays(value) for key, value in arrays.items()}
+    if isinstance(arrays, (list, tuple)):
+        return type(arrays)(_leaves_as_arrays(value) for value in arrays)
+    return np.asarray(arrays)
+
+
+def _read_list(value, name: str):
+    """How a top-level ``value`` of :func:`train_val_split` reads: ``"one"``
+    array (``np.asarray``), ``"as is"`` (an array, a dict, a list of arrays
+    of differing shapes: several arrays), or the common shape of the items
+    of a list/tuple of arrays, which fits both readings: ``len(value)``
+    samples, or ``len(value)`` arrays of ``shape[0]`` samples each. A list
+    of rows ``(w,)`` in x is one array: no model takes a 1-D input (its
+    inputs are ``(n_samples, features...)``), and Sequential.fit reads such
+    a list as one ``(n, w)`` array."""
+    if not isinstance(value, (list, tuple)) or not value:
+        return "as is"
+    try:
+        shapes = {None if isinstance(item, dict) else np.shape(item) for item in value}
+    except ValueError:  # a ragged nested list: aligned_arrays says what is wrong
+        return "as is"
+    if len(shapes) != 1 or None in shapes:
+        return "as is"
+    shape = shapes.pop()
+    if shape == () or (name == "x" and len(shape) == 1):
+        return "one"
+    return shape
+
+
+def _read_lists(x, y, who: str) -> tuple:
+    """``(x, y)`` with a top-level list/tuple read as fit will read it
+    (:func:`_read_list`): one array made with ``np.asarray``, several arrays
+    left as they are. A list of arrays of one shape is read by the other
+    argument's number of samples ``n``: ``n`` items (samples) make one
+    array, items of ``n`` samples each are several arrays; both or neither
+    known is refused rather than guessed."""
+    values, names = [x, y], ["x", "y"]
+    readings = [_read_list(x, "x"), _read_list(y, "y")]
+    for i, reading in enumerate(readings):
+        if reading == "one":
+            values[i] = np.asarray(values[i])
+    for i, shape in enumerate(readings):
+        if not isinstance(shape, tuple):
+            continue
+        value, name, other = values[i], names[i], names[1 - i]
+        kind = "inputs" if name == "x" else "targets"
+        both = (f"{who} cannot tell how to read {name}, a {type(value).__name__} of "
+                f"{len(value)} arrays of shape {shape}: as {len(value)} samples (one array, "
+                f"as Sequential.fit reads it) or as {len(value)} {kind} of {shape[0]} "
+                f"samples each (as tinynet.mtl.Model.fit reads it); give one array, "
+                f"np.asarray({name}), or a dict {{name: array}} of {kind}")
+        if isinstance(readings[1 - i], tuple):
+            raise ValueError(f"{both} (the number of samples of {other}, also a list of "
+                             f"arrays of one shape, cannot tell)")
+        n = aligned_arrays((values[1 - i],), (other,), who)[1]
+        as_samples, as_several = len(value) == n, shape[0] == n
+        if as_samples and as_several:
+            raise ValueError(f"{both} ({other} has {n} samples: both fit)")
+        if as_samples:
+            values[i] = np.asarray(value)
+    return tuple(values)
+
+
 def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = True,
                     seed=None):
     """Split ``(x, y)`` into a training and a validation part.
 
     Parameters
     ----------
-    x : ndarray of shape (n_samples, ...)
-    y : ndarray of shape (n_samples, ...)
+    x : ndarray of shape (n_samples, ...), or a dict/list/tuple of them
+        Several inputs as :meth:`tinynet.mtl.Model.fit` takes them (``[x1,
+        x2]``, ``{"img": x1, "meta": x2}``). A list or tuple is read as
+        fit will read it (:func:`_read_list`): a list of numbers, or of
+        arrays of one shape ``(w,)`` (rows, one per sample), is one array,
+        as :meth:`tinynet.Sequential.fit` takes it (no model takes a 1-D
+        input); a list of arrays of other or differing shapes is several
+        inputs, unless y's number of samples says it is a list of samples.
+        Anything else (a DataFrame, an object with ``__array__``) is
+        ``np.asarray``-ed, as are the leaves of the containers.
+    y : ndarray of shape (n_samples, ...), or a dict/list/tuple of them
+        Several targets (``{"digit": y1, "parity": y2}``, ``[y1, y2]``); a
+        list of arrays of one shape is one array or several by x's number of
+        samples, as for x. Every array, in x and in y, is split by the
+        same rows. A list that reads both ways (``n`` arrays of ``n``
+        samples each, for ``n`` samples) is refused: give ``np.asarray(y)``
+        or a dict.
     val_size : float in (0, 1) or int, default 0.1
         Fraction or number of samples that go to validation; a fraction
         gives ``ceil(val_size * n_samples)`` of them, scikit-learn's rule in
         ``train_test_split`` (0.1 of 5 samples is 1, 0.25 of 10 is 3).
     stratify : bool, default False
-        Keep each class's share (``y`` holds class labels) in both parts,
-        with every class in each part (a class whose share rounds to 0 in a
-        part still gets one sample there, which scikit-learn does not
-        ensure); every class needs at least 2 samples, and each part at
-        least one sample per class (a ValueError otherwise, as in
-        scikit-learn).
+        Keep each class's share (``y`` holds class labels: one array, not
+        several) in both parts, with every class in each part (a class
+        whose share rounds to 0 in a part still gets one sample there,
+        which scikit-learn does not ensure); every class needs at least 2
+        samples, and each part at least one sample per class (a ValueError
+        otherwise, as in scikit-learn).
     shuffle : bool, default True
         Pick validation samples at random; ``False`` takes the last ones
         (for data already in a meaningful order, e.g. time).
@@ -159,30 +241,35 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
     Returns
     -------
     (x_train, y_train), (x_val, y_val)
-        Copies; each part keeps the original order of its samples.
+        Copies, in the containers x and y came in; each part keeps the
+        original order of its samples.
     """
-    stratify = check_bool(stratify, "train_val_split", "stratify")
-    shuffle = check_bool(shuffle, "train_val_split", "shuffle")
-    x, y = np.asarray(x), np.asarray(y)
-    if x.ndim == 0 or y.ndim == 0 or len(x) != len(y):
-        raise ValueError(f"train_val_split expected x and y with the same number of samples, "
-                         f"received shapes {x.shape} and {y.shape}")
-    n_samples = len(x)
+    who = "train_val_split"
+    stratify = check_bool(stratify, who, "stratify")
+    shuffle = check_bool(shuffle, who, "shuffle")
+    (x, y), n_samples = aligned_arrays(_read_lists(x, y, who), ("x", "y"), who)
+    x, y = _leaves_as_arrays(x), _leaves_as_arrays(y)
     n_val = _n_val(n_samples, val_size)
     if stratify:
+        if isinstance(y, (dict, list, tuple)):
+            raise ValueError(f"{who}(stratify=True) expected y as one array of class labels "
+                             f"of shape ({n_samples},), received a {type(y).__name__} of "
+                             f"arrays; to stratify by one task's labels, split the row "
+                             f"numbers: {who}(np.arange({n_samples}), labels, "
+                             f"stratify=True), then take those rows of every array")
         if y.ndim != 1:
-            raise ValueError(f"train_val_split(stratify=True) expected class labels of shape "
+            raise ValueError(f"{who}(stratify=True) expected class labels of shape "
                              f"({n_samples},), received {y.shape}")
         if not shuffle:
-            raise ValueError("train_val_split: stratify=True needs shuffle=True")
-        val = _stratified_val_indices(y, n_val, as_generator(seed, "train_val_split"))
+            raise ValueError(f"{who}: stratify=True needs shuffle=True")
+        val = _stratified_val_indices(y, n_val, as_generator(seed, who))
     elif shuffle:
-        val = as_generator(seed, "train_val_split").permutation(n_samples)[:n_val]
+        val = as_generator(seed, who).permutation(n_samples)[:n_val]
     else:
         val = np.arange(n_samples - n_val, n_samples)
     is_val = np.zeros(n_samples, dtype=bool)
     is_val[val] = True
-    return (x[~is_val], y[~is_val]), (x[is_val], y[is_val])
+    return take_rows((x, y), ~is_val), take_rows((x, y), is_val)
 
 
 def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
@@ -276,9 +363,13 @@ class _Scaler:
 
     @staticmethod
     def _out_dtype(x, dtype):
+        """``dtype``, else x's if a float, else float32; in the native byte
+        order (``>f4`` data from a FITS file scales to float32, which the
+        layers and kernels take as it is)."""
         if dtype is not None:
-            return np.dtype(dtype)
-        return x.dtype if np.issubdtype(x.dtype, np.floating) else np.dtype(np.float32)
+            return native_dtype(dtype)
+        return native_dtype(x.dtype) if np.issubdtype(x.dtype, np.floating) \
+            else np.dtype(np.float32)
 
     def transform(self, x, dtype=None) -> np.ndarray:
         """Scale ``x``; floats keep their dtype, integers become float32."""

@@ -46,7 +46,7 @@ import numpy as np
 
 from .. import _userwarn
 from .._weak import Ref, WeakParents
-from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed
+from ..checks import FLOAT_DTYPES, as_float_array, check_bool, check_seed, native_dtype
 from ..param import Param, check_param_budget, layout_kept
 from ._checks import changeable_slots
 
@@ -301,9 +301,10 @@ class Layer:
 
     @staticmethod
     def _check_dtype(dtype, who: str) -> np.dtype:
-        """``dtype`` as a float32 or float64 ``np.dtype``, else a clear error."""
+        """``dtype`` as a float32 or float64 ``np.dtype`` (``">f4"`` is float32
+        in the native byte order), else a clear error."""
         try:
-            dt = np.dtype(dtype)
+            dt = native_dtype(dtype)
         except TypeError:
             dt = None
         if dt not in FLOAT_DTYPES:

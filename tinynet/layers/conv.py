@@ -19,8 +19,9 @@ import numpy as np
 
 from .. import kernels
 from ..kernels.im2col import im2col, im2col_order, span
-from ..checks import check_positive_int
+from ..checks import as_float_array, check_positive_int
 from ._checks import Setting, check_choice
+from .base import shape_str
 from .weights import _KernelLayer
 
 __all__ = ["Conv2D"]
@@ -40,16 +41,40 @@ def _pair(value, who: str, what: str, check=check_positive_int) -> tuple:
 
 
 def _prepare_image(layer, x) -> np.ndarray:
-    """``layer._prepare_input(x)``, but an image whose last axis is not the
-    built layer's channel count gets an error that names the layout: a
-    PyTorch-style NCHW batch is the usual cause. (Before the layer is built,
-    an NCHW batch cannot be told from an NHWC one.)"""
-    shape = getattr(x, "shape", ())  # lists go to the usual checks
-    if layer.built and len(shape) == 4 and shape[-1] != layer.input_shape[-1]:
+    """``layer._prepare_input(x)`` for a batch of images, with errors that
+    name the layout: ``x`` not 4-D (one image without its batch axis, built
+    or not, which the base read as a batch of ``H`` images of per-sample
+    shape ``(W, C)``), or a last axis that is not the built layer's channel
+    count (a PyTorch-style NCHW batch; before the layer is built, an NCHW
+    batch cannot be told from an NHWC one)."""
+    x = as_float_array(x, layer._who)
+    built = layer.input_shape if layer.built else None
+    if x.ndim != 4:
+        expected = shape_str(built) if built else "(batch, height, width, channels)"
+        raise ValueError(f"{layer._who} expected input of shape {expected}, received "
+                         f"{x.shape}{_missing_axis_hint(x.shape, built)}")
+    if layer.built and x.shape[-1] != layer.input_shape[-1]:
         raise ValueError(f"{layer._who} expected (..., H, W, C={layer.input_shape[-1]}) "
-                         f"channels-last input, received shape {tuple(shape)}; tinynet "
+                         f"channels-last input, received shape {x.shape}; tinynet "
                          f"uses NHWC (PyTorch's NCHW: x.transpose(0, 2, 3, 1))")
     return layer._prepare_input(x)
+
+
+def _missing_axis_hint(shape: tuple, built) -> str:
+    """What a 3-D input of ``shape`` lacks: the batch axis of one image, or the
+    channel axis of one-channel images; either, before the layer is built
+    (``built``: its per-sample shape, else None)."""
+    one_image = "one image needs a batch axis: x[None]"
+    one_channel = "one-channel images need a channel axis: x[..., None]"
+    if len(shape) != 3:
+        return ""
+    if built is None:
+        return f" ({one_image}; {one_channel})"
+    if tuple(shape) == tuple(built):
+        return f" ({one_image})"
+    if built[2] == 1 and tuple(shape[1:]) == tuple(built[:2]):
+        return f" ({one_channel})"
+    return ""
 
 
 def _same_padding(size: int, k: int, s: int) -> tuple:
