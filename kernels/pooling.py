@@ -537,7 +537,8 @@ def _in_order_sum(x, acc):
     the offset loop's one NumPy call per pixel would dominate: ``cumsum``
     (which adds in order, where ``sum`` may add pairwise) over blocks of
     :data:`SUM_BLOCK` elements, each block led by the total so far, so that
-    the sum runs on in order and the extra memory is one block."""
+    the sum runs on in order and the extra memory is about two blocks (one
+    and its running sums)."""
     n, h, w, c = x.shape
     flat = x.reshape(n, h * w, c)
     total = np.zeros((n, 1, c), acc)

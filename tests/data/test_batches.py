@@ -128,7 +128,7 @@ def test_mismatched_lengths_name_the_array():
     # a top-level scalar was told "a list or tuple holds either arrays or numbers"
     with pytest.raises(ValueError, match=r"expected arrays\[0\] as an array of shape "
                                          r"\(n_samples, \.\.\.\), .* received "
-                                         r".*1\.0\)?, a float64$"):
+                                         r".*1\.0\)? \(float64\)$"):
         Batches(np.float64(1.0))
     with pytest.raises(ValueError, match=r"expected arrays\[1\] as an array .* received None"):
         Batches(np.zeros(4), None)

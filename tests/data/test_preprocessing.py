@@ -396,6 +396,13 @@ def test_split_takes_several_inputs_and_tasks_as_fit_does():
     np.testing.assert_array_equal(y_val["b"], y_val["a"] * 10)
     (_, y_tr), _ = train_val_split([x1, [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]], [0] * 10, 0.3, seed=0)
     assert isinstance(y_tr, np.ndarray) and y_tr.shape == (7,)  # a list of numbers: one array
+    # tasks as lists of labels, as tinynet.mtl.Model.fit takes them (they were read
+    # as one (2, 10) array: "received 2 in y")
+    for tasks in ([y.tolist(), (y * 10).tolist()], (y.tolist(), (y * 10).tolist())):
+        (_, y_tr), (_, y_val) = train_val_split(x1, tasks, 0.3, seed=0)
+        assert type(y_tr) is type(tasks) and len(y_tr) == 2
+        np.testing.assert_array_equal(y_tr[0], yt)
+        np.testing.assert_array_equal(y_val[1], yv * 10)
 
 
 @pytest.mark.parametrize("args, kwargs, error, match", [
@@ -414,9 +421,9 @@ def test_split_takes_several_inputs_and_tasks_as_fit_does():
      r"received 3 in x\[1\]"),
     ((np.zeros(4), [np.zeros(4), 1.0]), {}, ValueError, r"received a scalar at y\[1\]"),
     ((np.zeros(4), None), {}, ValueError, r"expected y as an array of shape \(n_samples, "
-     r"\.\.\.\), or a dict, list or tuple of them, received None, a NoneType$"),
-    ((np.zeros(4), 3), {}, ValueError, r"expected y as an array .* received 3, a int$"),
-    ((2.0, np.zeros(4)), {}, ValueError, r"expected x as an array .* received 2.0, a float$"),
+     r"\.\.\.\), or a dict, list or tuple of them, received None \(NoneType\)$"),
+    ((np.zeros(4), 3), {}, ValueError, r"expected y as an array .* received 3 \(int\)$"),
+    ((2.0, np.zeros(4)), {}, ValueError, r"expected x as an array .* received 2.0 \(float\)$"),
     ((np.zeros(4), np.zeros(4), 0.5), {"stratify": True, "shuffle": False}, ValueError,
      "shuffle"),
     ((np.zeros(4), np.zeros(4), 0.5), {"shuffle": "False"}, TypeError,

@@ -112,7 +112,7 @@ def _leading_lengths(arrays, path="arrays", who="Batches", nested=False):
         if not shape and not nested:
             raise ValueError(f"{who} expected {path} as an array of shape (n_samples, ...), "
                              f"or a dict, list or tuple of them, received "
-                             f"{arrays!r}, a {type(arrays).__name__}"[:300])
+                             f"{arrays!r} ({type(arrays).__name__})"[:300])
         if not shape:
             raise ValueError(f"{who} expected arrays of shape (n_samples, ...), received "
                              f"a scalar at {path}: a list or tuple holds either arrays (one "

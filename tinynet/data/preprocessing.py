@@ -193,8 +193,9 @@ def _read_lists(x, y, who: str) -> tuple:
         as_samples, as_several = len(value) == n, shape[0] == n
         if as_samples and as_several:
             raise ValueError(f"{both} ({other} has {n} samples: both fit)")
-        if as_samples:
-            values[i] = np.asarray(value)
+        # one array, or several: each item an array (a list of label lists would
+        # otherwise be read as one array again by aligned_arrays)
+        values[i] = np.asarray(value) if as_samples else type(value)(map(np.asarray, value))
     return tuple(values)
 
 
