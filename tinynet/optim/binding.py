@@ -327,8 +327,10 @@ def _bind_again(optimizer, params, known=()) -> None:
         ``add_param_group`` makes one
         (:meth:`~tinynet.optim.Optimizer.add_param_group`, which also
         starts it at a running schedule's factor).
-      - No parameter kept at all (every one rebuilt): one group, as
-        above.
+      - No parameter kept at all (every one rebuilt, ``reset_parameters``):
+        one group, as above, which keeps only what the old groups agree on:
+        several groups' own rates are lost, and a schedule made for them
+        refuses the one group at the next ``fit`` (make the groups again).
 
     Bound in one group, the lower layers took the one rate all the groups
     agreed on -- none: the constructor's, the head's in discriminative
