@@ -184,6 +184,15 @@ def test_one_hot_rows_pick_the_label(y):
     assert one_hot(y).shape == (len(y), max(y) + 1)
 
 
+def test_one_hot_in_the_other_byte_order_is_native():
+    # it returned ">f4" rows, which the kernels (Numba) refuse when called directly
+    other = np.dtype(np.float32).newbyteorder()               # not this machine's order
+    encoded = one_hot([2, 0], 3, dtype=other)
+    assert encoded.dtype == np.dtype(np.float32) and encoded.dtype.isnative
+    np.testing.assert_array_equal(encoded, [[0, 0, 1], [1, 0, 0]])
+    assert one_hot([1], 2, dtype="float64").dtype == np.float64
+
+
 def test_one_hot_errors():
     with pytest.raises(ValueError, match=r"labels in \[0, 2\]"):
         one_hot([0, 3], 3)

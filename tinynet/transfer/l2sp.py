@@ -247,9 +247,9 @@ class L2SPLogger(Callback):
         if self.penalty.steps != self._seen + 1:
             raise RuntimeError(f"L2SPLogger: batch {batch} took {self.penalty.steps - self._seen} "
                                f"steps of the optimizer the penalty is attached to, not 1 "
-                               f"(call penalty.attach(model.optimizer) after model.compile; a copied "
-                               f"model's optimizer holds a copy of the penalty, in its "
-                               f"optimizer.penalties: log with that copy's logger)")
+                               f"(call penalty.attach(model.optimizer) after model.compile; "
+                               f"a copied model's optimizer holds a copy of the penalty, in "
+                               f"its optimizer.penalties: log with that copy's logger)")
         self._seen = self.penalty.steps
         n, size = self.params["n_samples"], self.params["batch_size"]
         self._means.add({"l2sp_penalty": self.penalty.last_value}, min(size, n - batch * size))
