@@ -66,7 +66,30 @@ def test_hvp_matches_central_differences_of_gradients(data, activation, loss):
     v = rng.standard_normal(theta.shape)
     hv = net.value_and_grad(theta, x, y, loss).hvp(v)
     numeric = directional_diff4(lambda t: net.value_and_grad(t, x, y, loss).grad, theta, v)
-    assert rel_error(hv, numeric) < 1e-6
+    assert rel_error(hv, numeric, at_least=1e-4) < 1e-6
+
+
+def test_hvp_check_is_not_failed_by_the_gradients_rounding_noise():
+    # the case the test above drew (CI, 2026-12-07): ELU, cross-entropy, a
+    # gradient of 6.5e-4 whose rounding (~1e-15, a probability near 1 minus its
+    # target) over the step 1e-4 gave the difference 1.4e-11 off the exact
+    # product, 1.4e-6 against the floor 1e-5; it shrinks as the step grows
+    # (1.6e-12 at 3e-4), as rounding does, and a wrong product is off by ~1e-3
+    sizes, seed = [2, 3, 4, 2], 5966
+    rng = np.random.default_rng(seed)
+    net = FunctionalMLP(mlp_layers(sizes, "elu", seed=seed))
+    theta = rng.standard_normal((2, net.n_params))
+    x, y = rng.standard_normal((2, 1, 2)), rng.integers(0, 2, (2, 1))
+    v = rng.standard_normal(theta.shape)
+    hv = net.value_and_grad(theta, x, y, "cross_entropy").hvp(v)
+
+    def numeric(eps):
+        return directional_diff4(lambda t: net.value_and_grad(t, x, y, "cross_entropy").grad,
+                                 theta, v, eps=eps)
+    assert 1e-11 < np.abs(hv - numeric(1e-4)).max() < 1e-10
+    assert np.abs(hv - numeric(3e-4)).max() < 3e-12
+    assert rel_error(hv, numeric(1e-4), at_least=1e-4) < 1e-6
+    assert rel_error(2 * hv, numeric(1e-4), at_least=1e-4) > 0.1     # a wrong product fails
 
 
 def test_hvp_relu_matches_differences_away_from_kinks():
