@@ -100,7 +100,8 @@ from .layers._checks import (Setting, adopt_settings, call_with_settings, check_
 
 __all__ = [
     "Loss", "MSE", "MAE", "Huber", "CrossEntropy", "BinaryCrossEntropy",
-    "LOSSES", "LOSS_CLASSES", "CLASSIFICATION_LOSSES", "REDUCTIONS", "get", "loss_to_dict", "loss_from_dict",
+    "LOSSES", "LOSS_CLASSES", "CLASSIFICATION_LOSSES", "REDUCTIONS", "get", "loss_to_dict",
+    "loss_from_dict",
     "check_reduction", "check_trainable", "reduction_of", "reduces_to_sum", "batch_weight",
     "log_softmax", "softmax", "sigmoid", "scaled_class_weights",
 ]

@@ -64,7 +64,6 @@ initial_epoch=2, seed=s)``, bit for bit.
 
 from __future__ import annotations
 
-
 import numpy as np
 
 from . import _userwarn
