@@ -94,7 +94,7 @@ from .checks import (as_array, as_float_array, as_float_targets, check_bool, che
                      check_positive_int, lookup)
 from .layers._checks import check_real
 from .losses import softmax
-from .output_losses import NormalizedOutputCrossEntropy, output_activation
+from .output_losses import NormalizedOutputCrossEntropy, output_activation, row_probabilities
 
 __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
            "R2Score", "MeanSquaredError", "MeanAbsoluteError", "MetricStates",
@@ -1201,7 +1201,7 @@ class _RowSumAUC(AUC):
     def batch_state(self, pred, target):
         pred = _as_pred(pred, self.name)
         if pred.ndim == 2 and pred.shape[1] > 1:
-            pred = pred / np.maximum(pred.sum(axis=1, keepdims=True), np.finfo(pred.dtype).tiny)
+            pred = row_probabilities(pred)
         return super().batch_state(pred, target)
 
 

@@ -59,7 +59,8 @@ from .data.batches import as_generator
 from .layers._checks import check_real
 from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict,
                           layer_to_dict, release, shape_str, stale_cache_error, unique_name)
-from .output_losses import NormalizedOutputCrossEntropy, for_output, output_activation
+from .output_losses import (NormalizedOutputCrossEntropy, for_output, output_activation,
+                            row_probabilities)
 from .callbacks import CALLBACK_LOG_KEYS, Callback, as_callback_list
 from .training import (BUILD_STREAM, RunningMeans, batch_indices, check_targets, fit_loop,
                        seed_rng)
@@ -848,8 +849,7 @@ class Sequential(Layer):
         if output_activation(self, at_inference=True) is not None:
             if isinstance(self.loss, NormalizedOutputCrossEntropy) and not _is_binary(outputs):
                 # sigmoids compiled with the cross-entropy: its class probabilities
-                return outputs / np.maximum(outputs.sum(axis=-1, keepdims=True),
-                                            np.finfo(outputs.dtype).tiny)
+                return row_probabilities(outputs)
             return outputs
         if _is_binary(outputs) or isinstance(self.loss, losses_mod.BinaryCrossEntropy):
             return losses_mod.sigmoid(outputs)

@@ -39,7 +39,7 @@ import numpy as np
 from .losses import BinaryCrossEntropy, CrossEntropy
 
 __all__ = ["SoftmaxOutputCrossEntropy", "SigmoidOutputBinaryCrossEntropy",
-           "NormalizedOutputCrossEntropy", "for_output",
+           "NormalizedOutputCrossEntropy", "for_output", "row_probabilities",
            "output_activation", "IDENTITY", "RESHAPING", "DROPOUT"]
 
 
@@ -110,6 +110,14 @@ class NormalizedOutputCrossEntropy(SoftmaxOutputCrossEntropy):
     def _backward(self, probs_pred, target):
         total = _floor(probs_pred.sum(axis=1, keepdims=True))
         return super()._backward(probs_pred, target) + target.sum(axis=1, keepdims=True) / total
+
+
+def row_probabilities(scores: np.ndarray) -> np.ndarray:
+    """Non-negative class scores ``(n, classes)`` divided by their row sums
+    (floored at the dtype's smallest normal number): the class probabilities
+    :class:`NormalizedOutputCrossEntropy` scores, which ``predict_proba`` and
+    the model's ``"auc"`` give for sigmoids compiled with the cross-entropy."""
+    return scores / _floor(scores.sum(axis=-1, keepdims=True))
 
 
 #: Layers whose output is their input, values and shape: an output is a
