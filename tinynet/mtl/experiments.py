@@ -119,7 +119,7 @@ def task_norm_sharing(n_in: int, outputs: dict, seed: int = 0, conv: dict | None
     if not conv.pop("batch_norm", True):
         raise ValueError("task_norm_sharing shares a CNN but its BatchNorms; received "
                          "conv=dict(batch_norm=False), which has none")
-    shared = cnn_layers(n_in, seed=seed, batch_norm=True, **conv)
+    shared = conv_trunk(n_in, seed, batch_norm=True, **conv)
     inp = Input((n_in,), name="x")
     heads = {}
     for i, (task, n_out) in enumerate(outputs.items()):
