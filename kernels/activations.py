@@ -626,7 +626,14 @@ def act_backward(dy, y, z, code, alpha=0.0, out=None):
 
 
 # --------------------------------------------------------------- references
-def _sigmoid_ref(z):
+def stable_sigmoid(z):
+    r"""The logistic function :math:`\sigma(z) = 1 / (1 + e^{-z})`, array-wise,
+    without overflow: :math:`1 / (1 + e^{-|z|})` for :math:`z \ge 0` and
+    :math:`e^{-|z|} / (1 + e^{-|z|})` below, so no exponential exceeds 1 and
+    :math:`\sigma(z)` keeps its relative precision far into the negative
+    tail (:math:`\tfrac12(1 + \tanh \tfrac z2)` rounds to 0 there). In z's
+    float precision. The NumPy form of the kernels' float64 ``_sigmoid_exact``;
+    tinynet's Sigmoid/SiLU layers, losses and functional nets all call it."""
     e = np.exp(-np.abs(z))
     return np.where(z >= 0, 1.0, e) / (1.0 + e)
 
@@ -643,7 +650,7 @@ def gelu_tanh_gate(z):
     its relative precision. ``z`` is clamped first (:func:`gelu_clamp`): the
     same gate, and no overflow in :math:`z^3`."""
     zc = gelu_clamp(z)
-    return _sigmoid_ref(2.0 * _SQRT_2_OVER_PI * (zc + _GELU_CUBIC * (zc * zc * zc)))
+    return stable_sigmoid(2.0 * _SQRT_2_OVER_PI * (zc + _GELU_CUBIC * (zc * zc * zc)))
 
 
 def gelu_tanh_slope(z, s):
@@ -684,9 +691,9 @@ def act_forward_ref(z, code, alpha=0.0, out=None):
     elif code == GELU_TANH:
         y = z * gelu_tanh_gate(z)
     elif code == SILU:
-        y = z * _sigmoid_ref(z)
+        y = z * stable_sigmoid(z)
     elif code == SIGMOID:
-        y = _sigmoid_ref(z)
+        y = stable_sigmoid(z)
     elif code == TANH:
         y = np.tanh(z)
     else:
@@ -721,7 +728,7 @@ def act_backward_ref(dy, y, z, code, alpha=0.0, out=None):
     elif code == GELU_TANH:
         g = dy * gelu_tanh_slope(z, gelu_tanh_gate(z))
     elif code == SILU:
-        s = _sigmoid_ref(z)
+        s = stable_sigmoid(z)
         g = dy * s * (1 + z * (1 - s))
     else:
         _check_code(code)

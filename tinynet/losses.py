@@ -95,6 +95,7 @@ import numpy as np
 from .checks import (as_array, as_class_weight, as_float_array, as_float_targets,
                      as_sample_weight, check_finite, check_labels, did_you_mean,
                      is_real_dtype, lookup)
+from .kernels.activations import stable_sigmoid as sigmoid  # public: tinynet.losses.sigmoid
 from .layers._checks import (Setting, adopt_settings, call_with_settings, check_real,
                              settings_of)
 
@@ -125,12 +126,6 @@ def softmax(z: np.ndarray) -> np.ndarray:
     """Row-wise softmax, stable for any finite logits."""
     e = np.exp(z - z.max(axis=-1, keepdims=True))
     return e / e.sum(axis=-1, keepdims=True)
-
-
-def sigmoid(z: np.ndarray) -> np.ndarray:
-    r"""Logistic function without overflow: :math:`e^{-|z|}` is at most 1."""
-    e = np.exp(-np.abs(z))
-    return np.where(z >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(z.dtype, copy=False)
 
 
 def _softplus(z: np.ndarray) -> np.ndarray:

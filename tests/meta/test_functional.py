@@ -269,6 +269,32 @@ def test_elu_derivatives_do_not_cancel_for_very_negative_inputs():
     np.testing.assert_allclose(grad[16:], exact[0, 0], rtol=1e-6)  # d/db = f'(z)
 
 
+@pytest.mark.parametrize("activation", ["sigmoid", "silu"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sigmoid_tails_keep_their_precision_and_equal_the_layers(activation, dtype):
+    # sigma(z) was 0.5 (tanh(z/2) + 1): tanh rounds to -1 for z below about -18
+    # (float32) / -38 (float64), where sigma(z), SiLU and their derivatives came
+    # out exactly 0 (the layers give e^z); now the one stable sigmoid of the
+    # kernels' NumPy reference, the layers' and the losses', bit for bit
+    from tinynet.kernels.activations import stable_sigmoid
+    z = np.array([[[-60.0, -30.0, -20.0, -1.0, 0.0, 2.0, 40.0]]], dtype)
+    layer = Dense(7, activation=activation, input_dim=7, dtype=np.dtype(dtype).name, seed=0)
+    act = FunctionalMLP([layer]).ops[1]
+    y = act.f(z)
+    assert y.dtype == dtype
+    exact = np.exp(z.astype(np.float64)) / (1 + np.exp(z.astype(np.float64)))
+    if activation == "silu":
+        exact = z * exact
+    np.testing.assert_allclose(y, exact, rtol=1e-6 if dtype == np.float32 else 1e-14)
+    sig = stable_sigmoid(z)
+    assert np.array_equal(y, sig if activation == "sigmoid" else z * sig)
+    # the layer (a Numba kernel in float32: its own rounding)
+    np.testing.assert_allclose(y, layer.activation.forward(z[0])[None], rtol=1e-6)
+    d1 = sig * (1 - sig) if activation == "sigmoid" else sig * (1 + z * (1 - sig))
+    assert np.all(act.d1(z, y)[..., :3] != 0)   # was exactly 0
+    np.testing.assert_allclose(act.d1(z, y), d1, rtol=1e-12)
+
+
 @pytest.mark.parametrize("dout, error, match", [
     (np.ones((2, 5, 4)), ValueError, r"dout of shape \(2, 5, 3\) .*received \(2, 5, 4\)"),
     (np.ones((5, 3)), ValueError, r"dout of shape \(2, 5, 3\) .*received \(5, 3\)"),

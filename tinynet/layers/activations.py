@@ -45,7 +45,8 @@ import numpy as np
 
 from ..checks import lookup
 from .. import kernels
-from ..kernels.activations import ACT_CODES, gelu_clamp, gelu_tanh_gate, gelu_tanh_slope
+from ..kernels.activations import (ACT_CODES, gelu_clamp, gelu_tanh_gate, gelu_tanh_slope,
+                                   stable_sigmoid)
 from ._checks import Setting, call_with_settings, check_choice, check_real, settings_of
 from .base import Layer
 from .special import normal_cdf
@@ -320,12 +321,6 @@ class GELU(Activation):
         return {**super().get_config(), "approximate": self.approximate}
 
 
-def _sigmoid(x):
-    """Logistic function without overflow: :math:`e^{-|x|} \\le 1` on both sides."""
-    e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1.0, e) / (1.0 + e)
-
-
 class Sigmoid(Activation):
     r"""Logistic sigmoid, numerically stable for any finite input.
 
@@ -340,7 +335,7 @@ class Sigmoid(Activation):
     needs_input = False
 
     def _forward(self, x):
-        return _sigmoid(x)
+        return stable_sigmoid(x)
 
     def _backward(self, x, y, dy):
         return dy * y * (1.0 - y)
@@ -356,10 +351,10 @@ class SiLU(Activation):
     """
 
     def _forward(self, x):
-        return x * _sigmoid(x)
+        return x * stable_sigmoid(x)
 
     def _backward(self, x, y, dy):
-        s = _sigmoid(x)
+        s = stable_sigmoid(x)
         return dy * (s + y * (1.0 - s))
 
 

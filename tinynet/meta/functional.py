@@ -60,6 +60,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import as_float_array, check_bool, check_labels, is_real_dtype, lookup
+from ..kernels.activations import stable_sigmoid
 
 __all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers", "loss_name",
            "check_label_array"]
@@ -70,10 +71,6 @@ __all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers", "l
 # derivative d2(z, y) = f''(z) (None where it is zero almost everywhere).
 # y = f(z) is passed so the derivatives reuse the forward output where that is
 # exact (not ELU's). Classes, not closures: a learner pickles with its model.
-def _sigmoid(z):
-    return 0.5 * (np.tanh(0.5 * z) + 1.0)
-
-
 class _Activation:
     """Base of the functional activations; ``name`` is the layer class's."""
 
@@ -127,14 +124,14 @@ class _SiLU(_Activation):
     __slots__ = ()
 
     def f(self, z):
-        return z * _sigmoid(z)
+        return z * stable_sigmoid(z)
 
     def d1(self, z, y):
-        s = _sigmoid(z)
+        s = stable_sigmoid(z)
         return s * (1 + z * (1 - s))
 
     def d2(self, z, y):
-        s = _sigmoid(z)
+        s = stable_sigmoid(z)
         return s * (1 - s) * (2 + z * (1 - 2 * s))
 
 
@@ -159,7 +156,7 @@ class _Sigmoid(_Activation):
     __slots__ = ()
 
     def f(self, z):
-        return _sigmoid(z)
+        return stable_sigmoid(z)
 
     def d1(self, z, y):
         return y * (1 - y)
