@@ -11,12 +11,14 @@ import numpy as np
 
 def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: int, lr: float,
                  seed: int, dropout: float = 0.0, lr_schedule: str = "constant",
-                 weight_decay: float = 0.0, label_smoothing: float = 0.0) -> dict:
+                 weight_decay: float = 0.0, label_smoothing: float = 0.0,
+                 optimizer: str = "adam", momentum: float | None = None) -> dict:
     """Train a torch shared-trunk MLP with one linear head per task (``dropout``
     after each hidden layer, as tinynet's; ``lr_schedule="cosine"``:
     ``CosineAnnealingLR(T_max=epochs)``, stepped after each epoch, the rates of
     tinynet.mtl.experiments.run's cosine; ``weight_decay``: Adam's L2 term, as
-    tinynet's Adam; ``label_smoothing``: the cross-entropy's, as
+    tinynet's Adam (``optimizer="sgd"``: ``torch.optim.SGD`` with ``momentum``,
+    as tinynet's SGD); ``label_smoothing``: the cross-entropy's, as
     ``tinynet.losses.CrossEntropy(label_smoothing=)``); return accuracies, the
     rate of each epoch and the final ``weights`` in tinynet's layout.
 
@@ -45,7 +47,8 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     load_tinynet_weights(linears, ex.hard_sharing(x.shape[1], tuple(hidden), outputs,
                                                   seed).get_weights())
     params = list(trunk.parameters()) + list(heads.parameters())
-    opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
+    opt = (torch.optim.SGD(params, lr=lr, momentum=momentum or 0.0, weight_decay=weight_decay)
+           if optimizer == "sgd" else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)
                 if lr_schedule == "cosine" else None)
     loss_fn = nn.CrossEntropyLoss(label_smoothing=label_smoothing)

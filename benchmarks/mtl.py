@@ -38,6 +38,7 @@ DEFAULT_HEAD_UNITS = 64  # conv-features: half the parameters of the single-task
 DEFAULT_FILTERS, DEFAULT_UNITS = (32, 64), 128  # the CNN of tinynet.recipes.cnn_layers
 
 DEFAULT_LR, DEFAULT_BATCH = 1e-3, 128  # Multi-Fashion's Adam rate and batch
+DEFAULT_MOMENTUM = 0.9  # --optimizer sgd's, as the CNN literature's SGD
 DEFAULT_EPOCHS = 10  # Multi-Fashion's epochs of a full (not --quick) run
 DEFAULT_HIDDEN = (256, 128)  # the MLP of the Multi-Fashion table
 DEFAULT_N_TRAIN = 20000  # Multi-Fashion training pairs of a full (not --quick) run
@@ -145,7 +146,8 @@ def fashion(args) -> dict:
     loss = CrossEntropy(label_smoothing=args.label_smoothing)
     fit = dict(loss=loss, metrics=["accuracy"], epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
-               weight_decay=args.weight_decay)
+               weight_decay=args.weight_decay, optimizer=args.optimizer,
+               momentum=args.momentum if args.optimizer == "sgd" else None)
     models = {"single-task": None}  # the baseline of every Δm, so it always runs
     archs = args.architectures or (["hard"] if conv else MLP_ARCHITECTURES)
     for w in (args.weightings if "hard" in archs else []):
@@ -202,6 +204,7 @@ def fashion(args) -> dict:
                                         args.lr, seed, dropout=args.dropout,
                                         lr_schedule=args.lr_schedule,
                                         weight_decay=args.weight_decay,
+                                        optimizer=args.optimizer, momentum=args.momentum,
                                         label_smoothing=args.label_smoothing)
             r.pop("weights")  # for tests of the twin; the report keeps its scores
             runs["torch hard sharing|equal"].append(r)
@@ -217,6 +220,7 @@ def fashion(args) -> dict:
                          "validation": args.validation, "dropout": args.dropout,
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                          "lr_schedule": args.lr_schedule, "weight_decay": args.weight_decay,
+                         "optimizer": args.optimizer, "momentum": args.momentum,
                          "label_smoothing": args.label_smoothing,
                          "seeds": args.seeds, "experts": args.experts,
                          "expert_units": args.expert_units, "tower": args.tower,
@@ -255,6 +259,14 @@ def _conv_models(runs, s) -> str:
                if "task-norm|equal" in runs else "") + "); ")
 
 
+def _optimizer_words(s) -> str:
+    """``Adam``, or ``SGD with momentum 0.9``: the optimizer of a run's settings
+    (files written before the ``--optimizer`` switch ran Adam)."""
+    if s.get("optimizer", "adam") == "adam":
+        return "Adam"
+    return f"SGD with momentum {s['momentum']:g}" if s.get("momentum") else "SGD"
+
+
 def fashion_markdown(res) -> str:
     from tinynet.mtl.metrics import delta_m
 
@@ -290,7 +302,7 @@ def fashion_markdown(res) -> str:
             f"MLP hidden widths {s['hidden']} ({_mlp_models(res['runs'], s)}); ") +
         (f"dropout {s['dropout']} after each hidden layer of the single-task and "
          f"hard-sharing MLPs{torch_too}; " if s.get("dropout") else "") +
-        f"{s['epochs']} epochs of Adam (lr {s['lr']}"
+        f"{s['epochs']} epochs of {_optimizer_words(s)} (lr {s['lr']}"
         f"{', cosine decay to 0 over the epochs' if s.get('lr_schedule') == 'cosine' else ''}"
         f"{decay}{smoothing}"
         f", batch {s['batch_size']}); "
@@ -304,7 +316,7 @@ def fashion_markdown(res) -> str:
 # --------------------------------------------------------------------- main
 def _file_name(args) -> str:
     """``mtl`` for the main table; a CNN, BatchNorm, task-norm, MLP-width, dropout,
-    cosine, epochs, weight-decay, label-smoothing, learning-rate, batch-size,
+    cosine, epochs, SGD, weight-decay, label-smoothing, learning-rate, batch-size,
     training-set-size or validation run gets files of its own, so it never
     overwrites it (nor a run of
     the same settings on another number of pairs, epochs or another width). Files
@@ -325,6 +337,8 @@ def _file_name(args) -> str:
         "_cosine" if args.lr_schedule == "cosine" else "") + (
         f"_e{args.epochs}" if not args.quick and args.epochs not in (None, DEFAULT_EPOCHS)
         else "") + (
+        f"_sgd{DEFAULT_MOMENTUM if args.momentum is None else args.momentum:g}"
+        if args.optimizer == "sgd" else "") + (
         f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
         f"_ls{args.label_smoothing:g}" if args.label_smoothing else "") + (
         f"_lr{args.lr:g}" if args.lr != DEFAULT_LR else "") + (
@@ -406,8 +420,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="Multi-Fashion: keep the learning rate, or decay it by a cosine "
                              "to 0 over the epochs (every model, torch's too)")
     parser.add_argument("--weight-decay", type=report.float_in(0), default=0.0,
-                        help="Multi-Fashion: Adam's L2 weight decay on every parameter of "
+                        help="Multi-Fashion: the optimizer's L2 weight decay on every parameter of "
                              "every model, torch's too; default 0")
+    parser.add_argument("--optimizer", choices=["adam", "sgd"], default="adam",
+                        help="Multi-Fashion: every model's optimizer, torch's too (default "
+                             "adam; sgd with --momentum)")
+    parser.add_argument("--momentum", type=report.float_in(0, 1, open_high=True), default=None,
+                        help="with --optimizer sgd: its heavy-ball momentum, as "
+                             "torch.optim.SGD(momentum=); default "
+                             f"{DEFAULT_MOMENTUM}")
     parser.add_argument("--label-smoothing", type=report.float_in(0, 1, open_high=True),
                         default=0.0,
                         help="Multi-Fashion: the cross-entropy's label smoothing, every "
@@ -438,6 +459,11 @@ def main(argv) -> int:
     if args.batch_norm and args.trunk not in CONV_TRUNKS:
         parser.error(f"--batch-norm is for the CNN trunks ({', '.join(CONV_TRUNKS)}); "
                      f"received --trunk {args.trunk}")
+    if args.momentum is not None and args.optimizer != "sgd":
+        parser.error(f"--momentum is SGD's (--optimizer sgd); received --optimizer "
+                     f"{args.optimizer}")
+    if args.optimizer == "sgd" and args.momentum is None:
+        args.momentum = DEFAULT_MOMENTUM
     if args.head_units is not None and args.trunk != "conv-features":
         parser.error(f"--head-units is for --trunk conv-features; received --trunk "
                      f"{args.trunk}")

@@ -389,13 +389,14 @@ def test_the_cnn_trunks_can_be_sized_and_such_runs_write_files_of_their_own(caps
             in mtl.fashion_markdown(res))
 
 
-@pytest.mark.parametrize("schedule, weight_decay, smoothing",
-                         [("constant", 0.0, 0.0), ("cosine", 1e-3, 0.0), ("constant", 0.0, 0.3)])
+@pytest.mark.parametrize("schedule, weight_decay, smoothing, optimizer",
+                         [("constant", 0.0, 0.0, "adam"), ("cosine", 1e-3, 0.0, "adam"),
+                          ("constant", 0.0, 0.3, "adam"), ("cosine", 1e-3, 0.0, "sgd")])
 def test_the_torch_twin_trains_the_same_model_as_tinynets_hard_sharing(schedule, weight_decay,
-                                                                      smoothing):
+                                                                      smoothing, optimizer):
     # the twin started from PyTorch's own initialisation (another distribution)
     # and shuffled with another generator: "the same model" in name only. With
-    # the same start, batches, Adam and schedule, only rounding may differ.
+    # the same start, batches, optimizer and schedule, only rounding may differ.
     import numpy as np
     pytest.importorskip("torch")
     from benchmarks import _mtl_torch
@@ -404,13 +405,55 @@ def test_the_torch_twin_trains_the_same_model_as_tinynets_hard_sharing(schedule,
     data = _tiny_pairs()
     tasks = {"left": 3, "right": 3}
     model = ex.hard_sharing(16, [8, 8], tasks, seed=5)
+    momentum = 0.9 if optimizer == "sgd" else None
+    lr = 0.1 if optimizer == "sgd" else 0.01   # SGD moves the weights as far as Adam's 0.01
     ours = ex.run(model, data, data, loss=CrossEntropy(label_smoothing=smoothing),
-                  metrics=["accuracy"], epochs=3, batch_size=8, lr=0.01, seed=5,
-                  lr_schedule=schedule, weight_decay=weight_decay)
-    twin = _mtl_torch.hard_sharing(data, data, [8, 8], tasks, 3, 8, 0.01, 5,
+                  metrics=["accuracy"], epochs=3, batch_size=8, lr=lr, seed=5,
+                  lr_schedule=schedule, weight_decay=weight_decay, optimizer=optimizer,
+                  momentum=momentum)
+    twin = _mtl_torch.hard_sharing(data, data, [8, 8], tasks, 3, 8, lr, 5,
                                    lr_schedule=schedule, weight_decay=weight_decay,
-                                   label_smoothing=smoothing)
+                                   label_smoothing=smoothing, optimizer=optimizer,
+                                   momentum=momentum)
     assert len(twin["weights"]) == len(model.get_weights())
+    start = ex.hard_sharing(16, [8, 8], tasks, seed=5).get_weights()
+    assert max(np.abs(w - w0).max() for w, w0 in zip(model.get_weights(), start)) > 1e-2
     for theirs, mine in zip(twin["weights"], model.get_weights()):
         np.testing.assert_allclose(theirs, mine, rtol=1e-4, atol=1e-5)
     assert twin["test"] == {k: ours["test"][k] for k in twin["test"]}  # same accuracies
+
+
+def test_sgd_reaches_every_model_names_its_files_and_its_table(tmp_path, monkeypatch, capsys):
+    import json
+
+    from tinynet import optim
+    seen = []
+    compile_ = optim.get
+
+    def spy(spec, *a, **kw):
+        opt = compile_(spec, *a, **kw)
+        if isinstance(spec, str):   # run's call; compile passes the instance on
+            seen.append((type(opt).__name__, opt.defaults.get("momentum"), opt.defaults["lr"]))
+        return opt
+
+    monkeypatch.setattr(optim, "get", spy)
+    assert mtl.main(["--quick", "--parts", "fashion", "--optimizer", "sgd", "--momentum", "0.5",
+                     "--lr", "0.05", "--weightings", "equal", "--architectures", "hard", "mmoe",
+                     "--out", str(tmp_path)]) == 0
+    # two single-task models, hard sharing, MMoE: every one SGD with the momentum asked for
+    assert seen == [("SGD", 0.5, 0.05)] * 4
+    saved = json.loads((tmp_path / "mtl_sgd0.5_lr0.05.json").read_text())["results"]["fashion"]
+    assert saved["settings"]["optimizer"] == "sgd" and saved["settings"]["momentum"] == 0.5
+    assert "epochs of SGD with momentum 0.5 (lr 0.05" in (tmp_path / "mtl_sgd0.5_lr0.05.md"
+                                                          ).read_text()
+    parse = mtl.build_parser().parse_args
+    assert mtl._file_name(parse(["--trunk", "conv", "--optimizer", "sgd", "--lr", "0.05",
+                                 "--lr-schedule", "cosine", "--epochs", "20",
+                                 "--validation"])) == "mtl_conv_cosine_e20_sgd0.9_lr0.05_validation"
+    # files written before the switch ran Adam, and say so
+    assert mtl._optimizer_words({}) == "Adam"
+    assert mtl._optimizer_words({"optimizer": "sgd", "momentum": 0.0}) == "SGD"
+    with pytest.raises(SystemExit):
+        mtl.main(["--quick", "--parts", "fashion", "--momentum", "0.9", "--out", str(tmp_path)])
+    assert "--momentum is SGD's (--optimizer sgd); received --optimizer adam" in (
+        capsys.readouterr().err)

@@ -159,7 +159,8 @@ LR_SCHEDULES = ("constant", "cosine")
 
 def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs: int = 10,
         batch_size: int = 128, lr: float = 1e-3, seed: int = 0, optimizer: str = "adam",
-        lr_schedule: str = "constant", weight_decay: float = 0.0) -> dict:
+        lr_schedule: str = "constant", weight_decay: float = 0.0,
+        momentum: float | None = None) -> dict:
     r"""Compile, fit on ``train = (x, {task: y})`` and evaluate on ``test``.
 
     ``lr_schedule="cosine"`` decays the rate over the ``epochs`` epochs by
@@ -169,6 +170,9 @@ def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs
     keeps ``lr``. ``weight_decay`` :math:`\lambda` is the optimizer's own (for
     ``"adam"`` an L2 term, :math:`g \leftarrow g + \lambda\theta` before the
     moments, as ``torch.optim.Adam(weight_decay=)``), on every parameter.
+    ``momentum`` :math:`\mu` goes to optimizers that have one (``"sgd"``:
+    :math:`v \leftarrow \mu v + g,\ \theta \leftarrow \theta - \eta v`, as
+    ``torch.optim.SGD(momentum=)``); ``None`` leaves the optimizer's default.
 
     Returns
     -------
@@ -186,7 +190,8 @@ def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs
     tasks = model.output_names
     x, y = train
     x_test, y_test = test
-    model.compile(optim.get(optimizer, lr=lr, weight_decay=weight_decay), loss=loss,
+    options = {} if momentum is None else {"momentum": momentum}
+    model.compile(optim.get(optimizer, lr=lr, weight_decay=weight_decay, **options), loss=loss,
                   metrics=metrics, weighting=weighting)
     start, cpu_start = time.perf_counter(), time.process_time()
     history = model.fit(x, {t: y[t] for t in tasks}, epochs=epochs, batch_size=batch_size,
