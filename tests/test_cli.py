@@ -290,6 +290,19 @@ def test_train_is_reproducible_with_a_seed(tmp_path):
         np.testing.assert_array_equal(w_a, w_b)
 
 
+@pytest.mark.parametrize("optimizer, argv, expected", [
+    ("adamw", ["--weight-decay", "0"], 0.0),  # was dropped as falsy: AdamW's own 0.01
+    ("adamw", [], 0.01),
+    ("adamw", ["--weight-decay", "0.5"], 0.5),
+    ("sgd", [], 0.0),
+])
+def test_weight_decay_is_passed_when_given_zero_included(optimizer, argv, expected, tmp_path):
+    out = tmp_path / "m.npz"
+    assert main(["train", "digits", "--optimizer", optimizer, *argv, "--epochs", "1",
+                 "--limit", "200", "--hidden", "4", "--verbose", "0", "--out", str(out)]) == 0
+    assert tn.load(out).optimizer.param_groups[0]["weight_decay"] == expected
+
+
 def test_evaluate_matches_the_model(digits_model, capsys):
     assert main(["evaluate", str(digits_model), "digits"]) == 0
     out = capsys.readouterr().out

@@ -172,8 +172,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="adam, adamw, sgd, rmsprop or adagrad (default adam)")
     train.add_argument("--lr", type=_positive_float, default=1e-3,
                        help="initial learning rate (default 0.001)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
-                       help="weight decay of the optimizer (default 0)")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=None,
+                       help="weight decay of the optimizer (default: the optimizer's own, "
+                            "AdamW 0.01, others 0)")
     train.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                        help="learning-rate schedule over the epochs (default cosine)")
     train.add_argument("--val-fraction", type=_fraction, default=0.1,
@@ -328,9 +329,10 @@ def _cmd_train(args, parser) -> int:
     n_classes = max(len(data.classes), int(y_train.max()) + 1)
     model = build_mlp(data.n_features, args.hidden, n_classes, activation=args.activation,
                       dropout=args.dropout, batch_norm=args.batch_norm, seed=args.seed)
+    # None leaves the optimizer's own default (AdamW's 0.01); 0 is passed, not dropped
     optimizer = get_optimizer(args.optimizer, lr=args.lr,
                               **({"weight_decay": args.weight_decay}
-                                 if args.weight_decay else {}))
+                                 if args.weight_decay is not None else {}))
     model.compile(optimizer=optimizer, loss="cross_entropy", metrics=["accuracy"])
     if args.verbose:
         model.summary()
