@@ -606,6 +606,20 @@ def test_train_and_evaluate_an_idx_set_from_data_dir(tmp_path, capsys):
     assert "expects 16 input values per sample" in capsys.readouterr().err
 
 
+def test_a_dataset_of_another_width_is_refused_for_its_width_not_its_range(
+        digits_model, tmp_path, capsys):
+    # 16 pixels in [0, 255] given to a model of the 64 digits pixels in [0, 16]: evaluate
+    # blamed the range ("holds values in [0, 229], outside [0, 16]"), predict the shape
+    write_tiny_idx_set(tmp_path / "tiny")
+    assert main(["evaluate", str(digits_model), "tiny", "--data-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        "tinynet evaluate: error: the model expects 64 input values per sample, dataset "
+        "'tiny' has 16: was it trained on another dataset?\n")
+    np.save(tmp_path / "x.npy", tn.data.read_idx(tmp_path / "tiny" / "t10k-images-idx3-ubyte.gz"))
+    assert main(["predict", str(digits_model), str(tmp_path / "x.npy")]) == 1
+    assert "the model expects samples of shape (64,)" in capsys.readouterr().err
+
+
 def test_train_refuses_test_images_of_another_shape_before_training(tmp_path, capsys):
     # 5x5 test images beside 6x6 training ones: "20 test samples of 36 features", every
     # epoch trained, then a failure in the test report and no model

@@ -487,6 +487,13 @@ def _cmd_evaluate(args, parser) -> int:
     model = _load_model(args.model)
     data = _load_data(args.dataset, args, parser)
     x, y = data.test if args.split == "test" else data.train
+    # the width first, as predict checks the shape before the range: fashion-mnist's
+    # 784 pixels in [0, 255] given to a digits model are another dataset, whatever range
+    width = _input_width(model)
+    if x.shape[1] != width:
+        raise CommandError(f"the model expects {width} input values per sample, dataset "
+                           f"{args.dataset!r} has {x.shape[1]}: was it trained on another "
+                           f"dataset?")
     saved_scale, _ = _model_metadata(model, args.model)
     scale = float(data.preprocessing["scale"])  # of this dataset's training images
     if saved_scale is not None and saved_scale != scale:
@@ -496,11 +503,6 @@ def _cmd_evaluate(args, parser) -> int:
     # scored by a model of 8-bit ones, up to 16 after scaling) are inputs it never saw
     _check_dataset_range(data, args.dataset, args.split, x, scale,
                          f"{_trained_on(scale)}: score it on images of that range")
-    width = _input_width(model)
-    if x.shape[1] != width:
-        raise CommandError(f"the model expects {width} input values per sample, dataset "
-                           f"{args.dataset!r} has {x.shape[1]}: was it trained on another "
-                           f"dataset?")
     x = x.reshape((len(x), *model.input_shape))  # an image model: (n, 8, 8), say, as predict
     predicted = model.predict_classes(x, batch_size=args.batch_size)
     rows = [["all", len(y), float((predicted == y).mean())]]
