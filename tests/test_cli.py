@@ -88,6 +88,19 @@ def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
     assert re.search(message, capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("argv, command", [
+    (["demo", "cor"], "demo"),  # found after parsing: they used the top-level parser
+    (["train", "digits", "--data-dir", "."], "train"),
+    (["evaluate", "MODEL", "digits", "--data-dir", "."], "evaluate"),
+    (["train", "digits", "--epochs", "0"], "train"),  # found by the parser itself
+])
+def test_usage_errors_show_the_usage_of_their_command(argv, command, digits_model, capsys):
+    assert main([str(digits_model) if arg == "MODEL" else arg for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: tinynet {command} ")
+    assert f"\ntinynet {command}: error: " in err
+
+
 def test_python_dash_m_tinynet():
     result = subprocess.run([sys.executable, "-m", "tinynet", "--version"],
                             capture_output=True, text=True, timeout=60)

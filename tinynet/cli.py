@@ -247,6 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Print tinynet's, Python's, NumPy's and Numba's versions, the "
                                "kernel backend, Numba's threading layer and where the "
                                "datasets are found. Nothing is compiled or downloaded.")
+    for command in sub.choices.values():  # its usage errors show its usage, not tinynet's
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -694,6 +696,8 @@ def _cmd_info(args, parser) -> int:
     return 0
 
 
+#: Each command gets the parsed arguments and its own parser, whose ``error``
+#: reports a usage error found after parsing (``tinynet demo: error: ...``, exit 2).
 _COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "evaluate": _cmd_evaluate,
              "predict": _cmd_predict, "compile": _cmd_compile, "info": _cmd_info}
 
@@ -714,7 +718,7 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return _COMMANDS[args.command](args, parser)
+        return _COMMANDS[args.command](args, args.command_parser)
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else 2
     except KeyboardInterrupt:
