@@ -279,6 +279,27 @@ def test_train_with_fewer_validation_samples_than_classes_splits_at_random(tmp_p
     assert re.search(r"validation\s+5\s", captured.out)
 
 
+@pytest.mark.parametrize("limit, fraction, message", [
+    ("20", "0.9999", "--val-fraction 0.9999 of 20 training samples (--limit 20) holds out all 20 "
+                     "(it rounds up), leaving none to train on: expected at most 0.95 here, or 0 "
+                     "for no validation"),
+    ("1", "0.1", "--val-fraction 0.1 expected at least 2 training samples (one for each part), "
+                 "received 1 (--limit 1): give --val-fraction 0 for no validation"),
+])
+def test_a_val_fraction_leaving_a_part_empty_is_named_as_the_option(limit, fraction, message,
+                                                                    tmp_path, capsys):
+    # the error named the library's argument: "received val_size=0.9999 (20 samples)"
+    out = tmp_path / "m.npz"
+    argv = ["train", "digits", "--limit", limit, "--hidden", "4", "--epochs", "1",
+            "--verbose", "0", "--out", str(out)]
+    assert main(argv + ["--val-fraction", fraction]) == 2
+    assert capsys.readouterr().err.endswith(f"\ntinynet train: error: {message}\n")
+    assert not out.exists()
+    if limit == "20":  # the largest fraction it names is taken
+        assert main(argv + ["--val-fraction", "0.95"]) == 0
+        assert re.search(r"validation\s+19\s", capsys.readouterr().out)
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate"])
 def test_data_dir_with_the_embedded_digits_is_a_usage_error(command, digits_model, tmp_path,
                                                            capsys):

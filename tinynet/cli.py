@@ -300,7 +300,7 @@ def _accuracy(model, x, y, batch_size) -> float:
 
 def _cmd_train(args, parser) -> int:
     from .callbacks import LearningRateScheduler
-    from .data import stratify_problem, train_val_split
+    from .data import train_val_split
     from .demo import format_table
     from .optim import get as get_optimizer
     from .recipes import build_mlp, cosine_schedule
@@ -321,7 +321,7 @@ def _cmd_train(args, parser) -> int:
         # stratified unless it cannot be: a class of a single sample (--limit 5 of
         # the digits), or a part smaller than the number of classes (--limit 50 of
         # the digits: 5 validation samples of 10 classes); then at random, saying so
-        problem = stratify_problem(y_train, args.val_fraction)
+        problem = _stratify_problem(y_train, args, parser)
         stratify = problem is None
         if not stratify:
             print(f"tinynet train: note: a stratified split {problem}; the validation "
@@ -369,6 +369,28 @@ def _cmd_train(args, parser) -> int:
                   f"next: tinynet evaluate {args.out} {args.dataset}"],
     }))
     return 0
+
+
+def _stratify_problem(y, args, parser):
+    """:func:`tinynet.data.stratify_problem` of ``--val-fraction`` for the
+    labels ``y``; a fraction that leaves a part empty is a usage error naming
+    the option, not train_val_split's ``val_size`` (which refuses it: its
+    ``ceil(fraction * n)`` validation samples must be 1 to ``n - 1``, so a
+    fraction above ``(n - 1) / n`` holds out every sample)."""
+    from .data import stratify_problem
+    try:
+        return stratify_problem(y, args.val_fraction)
+    except ValueError:
+        n = len(y)
+        given = f"--val-fraction {args.val_fraction:g}"
+        limit = f" (--limit {args.limit})" if args.limit else ""
+        if n < 2:
+            parser.error(f"{given} expected at least 2 training samples (one for each part), "
+                         f"received {n}{limit}: give --val-fraction 0 for no validation")
+        largest = (n - 1) * 10**4 // n / 10**4  # rounded down: it keeps a sample to train on
+        parser.error(f"{given} of {n} training samples{limit} holds out all {n} (it rounds up), "
+                     f"leaving none to train on: expected at most {largest:g} here, or 0 for "
+                     f"no validation")
 
 
 def _check_out(path, example: str) -> None:
