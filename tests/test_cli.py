@@ -842,6 +842,71 @@ def test_a_bad_switch_read_as_the_kernels_load_is_a_one_line_error(variable, val
     assert result.stdout == ""
 
 
+def run_with_stdout_unread(argv, cwd):
+    """``python -m tinynet argv`` writing to a pipe whose reader is gone (its read end
+    is closed before the command starts), as ``| head -3`` leaves it once it has its
+    lines: the first write that reaches the pipe fails, whatever the timing."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "tinynet", *argv], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=300, cwd=cwd)
+    finally:
+        os.close(write_end)
+
+
+def test_a_closed_output_pipe_stops_demo_quietly(tmp_path):
+    # was "tinynet demo: error: [Errno 32] Broken pipe" and exit status 1
+    result = run_with_stdout_unread(["demo", "core"], tmp_path)
+    assert result.returncode == 141, result.stderr  # 128 + SIGPIPE, as a Unix tool
+    assert "Broken pipe" not in result.stderr and "rror" not in result.stderr, result.stderr
+
+
+def test_train_carries_on_and_saves_its_model_when_its_output_pipe_closes(tmp_path):
+    # it stopped at its first line of output and saved no model; the model is the
+    # product, the output a report of progress that nobody reads any longer
+    result = run_with_stdout_unread(["train", "digits", "--limit", "200", "--hidden", "4",
+                                     "--epochs", "2", "--verbose", "2", "--out", "m.npz"],
+                                    tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Broken pipe" not in result.stderr and "rror" not in result.stderr, result.stderr
+    assert tn.load(tmp_path / "m.npz").input_shape == (64,)
+
+
+class UnreadPipe:
+    """A standard output whose reader is gone: every write and flush fails."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    flush = write
+
+    def fileno(self):
+        raise OSError("no file descriptor")
+
+
+def test_commands_whose_product_is_a_file_carry_on_without_a_reader(digits_model, tmp_path,
+                                                                    monkeypatch, capsys):
+    x_test, _ = digits_test_set()
+    np.save(tmp_path / "x.npy", x_test[:3])
+    calls = []
+
+    def warm_up(dtypes):
+        print("compiling ...")
+        calls.append(dtypes)
+
+    monkeypatch.setattr(tn.kernels, "warm_up", warm_up, raising=False)
+    monkeypatch.setattr(sys, "stdout", UnreadPipe())
+    predict = ["predict", str(digits_model), str(tmp_path / "x.npy")]
+    assert main(predict + ["--out", str(tmp_path / "y.npy")]) == 0
+    assert np.load(tmp_path / "y.npy").shape == (3,)
+    assert main(["compile"]) == 0 and len(calls) == 1  # the kernel cache
+    assert main(predict) == 141  # its output is its product
+    assert main(["info"]) == 141
+    assert isinstance(sys.stdout, UnreadPipe)  # main puts the stream back
+    assert capsys.readouterr().err == ""
+
+
 def test_unexpected_errors_keep_their_traceback(monkeypatch):
     def boom(args, parser):
         raise RuntimeError("a bug")

@@ -10,8 +10,11 @@
     tinynet info                                versions, backend, data found
 
 Exit status: 0 success, 1 the command failed (the message says why), 2 bad
-command-line arguments. ``TINYNET_DEBUG=1`` shows the full traceback of a
-failure instead of the one-line message.
+command-line arguments, 141 (as a Unix tool that SIGPIPE ends) when the reader
+of the output went away first (``tinynet demo | head -3``), without a message.
+``train``, ``predict --out`` and ``compile``, whose product is a file, carry on
+without their output then (:mod:`tinynet.stdout_reader`). ``TINYNET_DEBUG=1``
+shows the full traceback of a failure instead of the one-line message.
 
 Pixel scaling: ``train`` divides the raw pixels by the maximum of their bit
 depth, the smallest ``2**k - 1`` (k >= 8) at or above the training images'
@@ -728,7 +731,34 @@ def main(argv=None) -> int:
     """Run the ``tinynet`` command with ``argv`` (default ``sys.argv[1:]``).
 
     Returns the exit status instead of exiting, so it can run in-process.
+    Standard output is a :class:`~tinynet.stdout_reader.ReaderAware` stream
+    meanwhile: a reader that goes away (``| head``) ends the command quietly
+    with status 141, or, for a command whose product is a file, leaves it
+    running without its output.
     """
+    from .stdout_reader import READER_LEFT_STATUS, ReaderAware, ReaderLeft
+    real_stdout = sys.stdout
+    sys.stdout = stdout = ReaderAware(real_stdout)
+    try:
+        status = _run(argv, stdout)
+        stdout.flush()  # a reader gone by now is found here, not in the exit's flush
+        return status
+    except ReaderLeft:
+        return READER_LEFT_STATUS
+    finally:
+        sys.stdout = real_stdout
+
+
+def _makes_a_file(args) -> bool:
+    """Whether the command's product is a file (its output only reports on
+    the way there), so that it carries on when the output's reader goes away."""
+    return args.command in ("train", "compile") or (args.command == "predict"
+                                                    and bool(args.out))
+
+
+def _run(argv, stdout) -> int:
+    """:func:`main` with standard output ``stdout`` (a ReaderAware stream)."""
+    from .stdout_reader import ReaderLeft
     args = None
     debug = False
     try:
@@ -740,9 +770,12 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
+        stdout.carry_on = _makes_a_file(args)
         return _COMMANDS[args.command](args, args.command_parser)
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else 2
+    except ReaderLeft:
+        raise
     except KeyboardInterrupt:
         print("tinynet: interrupted", file=sys.stderr)
         return 130
