@@ -39,6 +39,7 @@ import os
 import sys
 import time
 
+from .stdout_reader import READER_LEFT_STATUS, ReaderAware, ReaderLeft
 from .switches import flag_from_env
 
 __all__ = ["build_parser", "main", "number_type", "positive_int"]
@@ -736,7 +737,6 @@ def main(argv=None) -> int:
     with status 141, or, for a command whose product is a file, leaves it
     running without its output.
     """
-    from .stdout_reader import READER_LEFT_STATUS, ReaderAware, ReaderLeft
     real_stdout = sys.stdout
     sys.stdout = stdout = ReaderAware(real_stdout)
     try:
@@ -758,7 +758,6 @@ def _makes_a_file(args) -> bool:
 
 def _run(argv, stdout) -> int:
     """:func:`main` with standard output ``stdout`` (a ReaderAware stream)."""
-    from .stdout_reader import ReaderLeft
     args = None
     debug = False
     try:
