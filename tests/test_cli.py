@@ -88,6 +88,19 @@ def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
     assert re.search(message, capsys.readouterr().err)
 
 
+@pytest.mark.parametrize("argv, command", [
+    (["demo", "cor"], "demo"),  # found after parsing: they used the top-level parser
+    (["train", "digits", "--data-dir", "."], "train"),
+    (["evaluate", "MODEL", "digits", "--data-dir", "."], "evaluate"),
+    (["train", "digits", "--epochs", "0"], "train"),  # found by the parser itself
+])
+def test_usage_errors_show_the_usage_of_their_command(argv, command, digits_model, capsys):
+    assert main([str(digits_model) if arg == "MODEL" else arg for arg in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"usage: tinynet {command} ")
+    assert f"\ntinynet {command}: error: " in err
+
+
 def test_python_dash_m_tinynet():
     result = subprocess.run([sys.executable, "-m", "tinynet", "--version"],
                             capture_output=True, text=True, timeout=60)
@@ -266,6 +279,27 @@ def test_train_with_fewer_validation_samples_than_classes_splits_at_random(tmp_p
     assert re.search(r"validation\s+5\s", captured.out)
 
 
+@pytest.mark.parametrize("limit, fraction, message", [
+    ("20", "0.9999", "--val-fraction 0.9999 of 20 training samples (--limit 20) holds out all 20 "
+                     "(it rounds up), leaving none to train on: expected at most 0.95 here, or 0 "
+                     "for no validation"),
+    ("1", "0.1", "--val-fraction 0.1 expected at least 2 training samples (one for each part), "
+                 "received 1 (--limit 1): give --val-fraction 0 for no validation"),
+])
+def test_a_val_fraction_leaving_a_part_empty_is_named_as_the_option(limit, fraction, message,
+                                                                    tmp_path, capsys):
+    # the error named the library's argument: "received val_size=0.9999 (20 samples)"
+    out = tmp_path / "m.npz"
+    argv = ["train", "digits", "--limit", limit, "--hidden", "4", "--epochs", "1",
+            "--verbose", "0", "--out", str(out)]
+    assert main(argv + ["--val-fraction", fraction]) == 2
+    assert capsys.readouterr().err.endswith(f"\ntinynet train: error: {message}\n")
+    assert not out.exists()
+    if limit == "20":  # the largest fraction it names is taken
+        assert main(argv + ["--val-fraction", "0.95"]) == 0
+        assert re.search(r"validation\s+19\s", capsys.readouterr().out)
+
+
 @pytest.mark.parametrize("command", ["train", "evaluate"])
 def test_data_dir_with_the_embedded_digits_is_a_usage_error(command, digits_model, tmp_path,
                                                            capsys):
@@ -288,6 +322,19 @@ def test_train_is_reproducible_with_a_seed(tmp_path):
     for w_a, w_b in zip(tn.load(tmp_path / "a.npz").get_weights(),
                         tn.load(tmp_path / "b.npz").get_weights()):
         np.testing.assert_array_equal(w_a, w_b)
+
+
+@pytest.mark.parametrize("optimizer, argv, expected", [
+    ("adamw", ["--weight-decay", "0"], 0.0),  # was dropped as falsy: AdamW's own 0.01
+    ("adamw", [], 0.01),
+    ("adamw", ["--weight-decay", "0.5"], 0.5),
+    ("sgd", [], 0.0),
+])
+def test_weight_decay_is_passed_when_given_zero_included(optimizer, argv, expected, tmp_path):
+    out = tmp_path / "m.npz"
+    assert main(["train", "digits", "--optimizer", optimizer, *argv, "--epochs", "1",
+                 "--limit", "200", "--hidden", "4", "--verbose", "0", "--out", str(out)]) == 0
+    assert tn.load(out).optimizer.param_groups[0]["weight_decay"] == expected
 
 
 def test_evaluate_matches_the_model(digits_model, capsys):
@@ -593,6 +640,20 @@ def test_train_and_evaluate_an_idx_set_from_data_dir(tmp_path, capsys):
     assert "expects 16 input values per sample" in capsys.readouterr().err
 
 
+def test_a_dataset_of_another_width_is_refused_for_its_width_not_its_range(
+        digits_model, tmp_path, capsys):
+    # 16 pixels in [0, 255] given to a model of the 64 digits pixels in [0, 16]: evaluate
+    # blamed the range ("holds values in [0, 229], outside [0, 16]"), predict the shape
+    write_tiny_idx_set(tmp_path / "tiny")
+    assert main(["evaluate", str(digits_model), "tiny", "--data-dir", str(tmp_path)]) == 1
+    assert capsys.readouterr().err == (
+        "tinynet evaluate: error: the model expects 64 input values per sample, dataset "
+        "'tiny' has 16: was it trained on another dataset?\n")
+    np.save(tmp_path / "x.npy", tn.data.read_idx(tmp_path / "tiny" / "t10k-images-idx3-ubyte.gz"))
+    assert main(["predict", str(digits_model), str(tmp_path / "x.npy")]) == 1
+    assert "the model expects samples of shape (64,)" in capsys.readouterr().err
+
+
 def test_train_refuses_test_images_of_another_shape_before_training(tmp_path, capsys):
     # 5x5 test images beside 6x6 training ones: "20 test samples of 36 features", every
     # epoch trained, then a failure in the test report and no model
@@ -779,6 +840,71 @@ def test_a_bad_switch_read_as_the_kernels_load_is_a_one_line_error(variable, val
     assert result.stderr.startswith(f"tinynet: error: {variable}: ")
     assert repr(value) in result.stderr and len(result.stderr.splitlines()) == 1
     assert result.stdout == ""
+
+
+def run_with_stdout_unread(argv, cwd):
+    """``python -m tinynet argv`` writing to a pipe whose reader is gone (its read end
+    is closed before the command starts), as ``| head -3`` leaves it once it has its
+    lines: the first write that reaches the pipe fails, whatever the timing."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        return subprocess.run([sys.executable, "-m", "tinynet", *argv], stdout=write_end,
+                              stderr=subprocess.PIPE, text=True, timeout=300, cwd=cwd)
+    finally:
+        os.close(write_end)
+
+
+def test_a_closed_output_pipe_stops_demo_quietly(tmp_path):
+    # was "tinynet demo: error: [Errno 32] Broken pipe" and exit status 1
+    result = run_with_stdout_unread(["demo", "core"], tmp_path)
+    assert result.returncode == 141, result.stderr  # 128 + SIGPIPE, as a Unix tool
+    assert "Broken pipe" not in result.stderr and "rror" not in result.stderr, result.stderr
+
+
+def test_train_carries_on_and_saves_its_model_when_its_output_pipe_closes(tmp_path):
+    # it stopped at its first line of output and saved no model; the model is the
+    # product, the output a report of progress that nobody reads any longer
+    result = run_with_stdout_unread(["train", "digits", "--limit", "200", "--hidden", "4",
+                                     "--epochs", "2", "--verbose", "2", "--out", "m.npz"],
+                                    tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "Broken pipe" not in result.stderr and "rror" not in result.stderr, result.stderr
+    assert tn.load(tmp_path / "m.npz").input_shape == (64,)
+
+
+class UnreadPipe:
+    """A standard output whose reader is gone: every write and flush fails."""
+
+    def write(self, text):
+        raise BrokenPipeError(32, "Broken pipe")
+
+    flush = write
+
+    def fileno(self):
+        raise OSError("no file descriptor")
+
+
+def test_commands_whose_product_is_a_file_carry_on_without_a_reader(digits_model, tmp_path,
+                                                                    monkeypatch, capsys):
+    x_test, _ = digits_test_set()
+    np.save(tmp_path / "x.npy", x_test[:3])
+    calls = []
+
+    def warm_up(dtypes):
+        print("compiling ...")
+        calls.append(dtypes)
+
+    monkeypatch.setattr(tn.kernels, "warm_up", warm_up, raising=False)
+    monkeypatch.setattr(sys, "stdout", UnreadPipe())
+    predict = ["predict", str(digits_model), str(tmp_path / "x.npy")]
+    assert main(predict + ["--out", str(tmp_path / "y.npy")]) == 0
+    assert np.load(tmp_path / "y.npy").shape == (3,)
+    assert main(["compile"]) == 0 and len(calls) == 1  # the kernel cache
+    assert main(predict) == 141  # its output is its product
+    assert main(["info"]) == 141
+    assert isinstance(sys.stdout, UnreadPipe)  # main puts the stream back
+    assert capsys.readouterr().err == ""
 
 
 def test_unexpected_errors_keep_their_traceback(monkeypatch):

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from tinynet.data import read_idx, write_idx
-from tinynet.recipes import apply_preprocessing, cosine_schedule, load_for_training
+from tinynet.recipes import (apply_preprocessing, build_mlp, cnn_layers, cosine_schedule,
+                             load_for_training)
 
 
 def test_cosine_schedule_decays_and_then_stays_at_its_floor():
@@ -105,3 +106,39 @@ def test_negative_test_pixels_are_refused_as_negative_training_pixels_are(tmp_pa
                                          "test images of dtype int16 with values down to -5$"):
         load_for_training("signed", data_dir=tmp_path, download=False)
 
+
+
+@pytest.mark.parametrize("build, error, message", [
+    # each failed inside Python: a str of widths split into characters (Dense
+    # received '1'), an int "not iterable", the square root of -4 a complex number
+    (lambda: build_mlp(64, "128", 10), TypeError,
+     "build_mlp expected hidden as a sequence of positive integers (one width per hidden "
+     "layer, () for none), received '128'"),
+    (lambda: build_mlp(64, 128, 10), TypeError, "build_mlp expected hidden as a sequence of "
+                                                "positive integers"),
+    (lambda: build_mlp(64, (128, 0), 10), ValueError, "received (128, 0)"),
+    (lambda: build_mlp(-64, (128,), 10), ValueError,
+     "build_mlp expected n_inputs as a positive integer, received -64"),
+    (lambda: build_mlp(64.0, (128,), 10), TypeError,
+     "build_mlp expected n_inputs as a positive integer, received 64.0"),
+    (lambda: build_mlp(64, (128,), 0), ValueError,
+     "build_mlp expected n_classes as a positive integer, received 0"),
+    (lambda: cnn_layers(-4), ValueError,
+     "cnn_layers expected n_inputs as a positive integer, received -4"),
+    (lambda: cnn_layers(784, "32"), TypeError,
+     "cnn_layers expected filters as a sequence of positive integers (one width per conv "
+     "block), received '32'"),
+    (lambda: cnn_layers(784, 32), TypeError, "cnn_layers expected filters as a sequence"),
+    (lambda: cnn_layers(784, units="128"), TypeError,
+     "cnn_layers expected units as a positive integer, received '128'"),
+])
+def test_recipes_check_their_sizes_naming_the_argument(build, error, message):
+    with pytest.raises(error, match=re.escape(message)):
+        build()
+
+
+def test_recipes_take_sizes_of_numpy_ints_and_no_hidden_layer():
+    model = build_mlp(np.int64(4), [np.int64(3)], np.int64(2), seed=0)
+    assert model.input_shape == (4,) and model.output_shape == (2,)
+    assert len(build_mlp(4, (), 2).layers) == 1  # a linear model
+    assert len(cnn_layers(np.int64(16), filters=())) == 3  # Reshape, Flatten, Dense

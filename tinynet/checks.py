@@ -26,6 +26,7 @@ __all__ = [
     "check_labels",
     "check_positive_int",
     "check_seed",
+    "check_widths",
     "did_you_mean",
     "lookup",
     "native_dtype",
@@ -350,6 +351,25 @@ def check_non_negative_int(value, who: str, what: str) -> int:
         raise ValueError(f"{who} expected {what} as a non-negative integer, "
                          f"received {value!r}")
     return int(value)
+
+
+def check_widths(value, who: str, what: str, meaning: str, allow_empty: bool = False) -> tuple:
+    """``value`` as a tuple of positive ints: layer widths such as
+    ``hidden=(256, 128)``, ``meaning`` saying what each is ("one width per
+    hidden layer"). A string (``"128"`` would be the widths 1, 2 and 8), a
+    single number or anything else that is no sequence is a ``TypeError``;
+    a width that is no positive integer, or no width at all unless
+    ``allow_empty``, a ``ValueError``."""
+    expected = (f"{who} expected {what} as a {'' if allow_empty else 'non-empty '}sequence of "
+                f"positive integers ({meaning})")
+    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
+        raise TypeError(f"{expected}, received {value!r}"[:300])
+    widths = tuple(value)
+    if (not widths and not allow_empty) or any(
+            isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w <= 0
+            for w in widths):
+        raise ValueError(f"{expected}, received {value!r}"[:300])
+    return tuple(int(w) for w in widths)
 
 
 def check_seed(seed, who: str):

@@ -10,8 +10,11 @@
     tinynet info                                versions, backend, data found
 
 Exit status: 0 success, 1 the command failed (the message says why), 2 bad
-command-line arguments. ``TINYNET_DEBUG=1`` shows the full traceback of a
-failure instead of the one-line message.
+command-line arguments, 141 (as a Unix tool that SIGPIPE ends) when the reader
+of the output went away first (``tinynet demo | head -3``), without a message.
+``train``, ``predict --out`` and ``compile``, whose product is a file, carry on
+without their output then (:mod:`tinynet.stdout_reader`). ``TINYNET_DEBUG=1``
+shows the full traceback of a failure instead of the one-line message.
 
 Pixel scaling: ``train`` divides the raw pixels by the maximum of their bit
 depth, the smallest ``2**k - 1`` (k >= 8) at or above the training images'
@@ -36,6 +39,7 @@ import os
 import sys
 import time
 
+from .stdout_reader import READER_LEFT_STATUS, ReaderAware, ReaderLeft
 from .switches import flag_from_env
 
 __all__ = ["build_parser", "main", "number_type", "positive_int"]
@@ -172,8 +176,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="adam, adamw, sgd, rmsprop or adagrad (default adam)")
     train.add_argument("--lr", type=_positive_float, default=1e-3,
                        help="initial learning rate (default 0.001)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=0.0,
-                       help="weight decay of the optimizer (default 0)")
+    train.add_argument("--weight-decay", type=_non_negative_float, default=None,
+                       help="weight decay of the optimizer (default: the optimizer's own, "
+                            "AdamW 0.01, others 0)")
     train.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
                        help="learning-rate schedule over the epochs (default cosine)")
     train.add_argument("--val-fraction", type=_fraction, default=0.1,
@@ -246,6 +251,8 @@ def build_parser() -> argparse.ArgumentParser:
                    description="Print tinynet's, Python's, NumPy's and Numba's versions, the "
                                "kernel backend, Numba's threading layer and where the "
                                "datasets are found. Nothing is compiled or downloaded.")
+    for command in sub.choices.values():  # its usage errors show its usage, not tinynet's
+        command.set_defaults(command_parser=command)
     return parser
 
 
@@ -297,7 +304,7 @@ def _accuracy(model, x, y, batch_size) -> float:
 
 def _cmd_train(args, parser) -> int:
     from .callbacks import LearningRateScheduler
-    from .data import stratify_problem, train_val_split
+    from .data import train_val_split
     from .demo import format_table
     from .optim import get as get_optimizer
     from .recipes import build_mlp, cosine_schedule
@@ -318,7 +325,7 @@ def _cmd_train(args, parser) -> int:
         # stratified unless it cannot be: a class of a single sample (--limit 5 of
         # the digits), or a part smaller than the number of classes (--limit 50 of
         # the digits: 5 validation samples of 10 classes); then at random, saying so
-        problem = stratify_problem(y_train, args.val_fraction)
+        problem = _stratify_problem(y_train, args, parser)
         stratify = problem is None
         if not stratify:
             print(f"tinynet train: note: a stratified split {problem}; the validation "
@@ -328,9 +335,10 @@ def _cmd_train(args, parser) -> int:
     n_classes = max(len(data.classes), int(y_train.max()) + 1)
     model = build_mlp(data.n_features, args.hidden, n_classes, activation=args.activation,
                       dropout=args.dropout, batch_norm=args.batch_norm, seed=args.seed)
+    # None leaves the optimizer's own default (AdamW's 0.01); 0 is passed, not dropped
     optimizer = get_optimizer(args.optimizer, lr=args.lr,
                               **({"weight_decay": args.weight_decay}
-                                 if args.weight_decay else {}))
+                                 if args.weight_decay is not None else {}))
     model.compile(optimizer=optimizer, loss="cross_entropy", metrics=["accuracy"])
     if args.verbose:
         model.summary()
@@ -365,6 +373,28 @@ def _cmd_train(args, parser) -> int:
                   f"next: tinynet evaluate {args.out} {args.dataset}"],
     }))
     return 0
+
+
+def _stratify_problem(y, args, parser):
+    """:func:`tinynet.data.stratify_problem` of ``--val-fraction`` for the
+    labels ``y``; a fraction that leaves a part empty is a usage error naming
+    the option, not train_val_split's ``val_size`` (which refuses it: its
+    ``ceil(fraction * n)`` validation samples must be 1 to ``n - 1``, so a
+    fraction above ``(n - 1) / n`` holds out every sample)."""
+    from .data import stratify_problem
+    try:
+        return stratify_problem(y, args.val_fraction)
+    except ValueError:
+        n = len(y)
+        given = f"--val-fraction {args.val_fraction:g}"
+        limit = f" (--limit {args.limit})" if args.limit else ""
+        if n < 2:
+            parser.error(f"{given} expected at least 2 training samples (one for each part), "
+                         f"received {n}{limit}: give --val-fraction 0 for no validation")
+        largest = (n - 1) * 10**4 // n / 10**4  # rounded down: it keeps a sample to train on
+        parser.error(f"{given} of {n} training samples{limit} holds out all {n} (it rounds up), "
+                     f"leaving none to train on: expected at most {largest:g} here, or 0 for "
+                     f"no validation")
 
 
 def _check_out(path, example: str) -> None:
@@ -485,6 +515,13 @@ def _cmd_evaluate(args, parser) -> int:
     model = _load_model(args.model)
     data = _load_data(args.dataset, args, parser)
     x, y = data.test if args.split == "test" else data.train
+    # the width first, as predict checks the shape before the range: fashion-mnist's
+    # 784 pixels in [0, 255] given to a digits model are another dataset, whatever range
+    width = _input_width(model)
+    if x.shape[1] != width:
+        raise CommandError(f"the model expects {width} input values per sample, dataset "
+                           f"{args.dataset!r} has {x.shape[1]}: was it trained on another "
+                           f"dataset?")
     saved_scale, _ = _model_metadata(model, args.model)
     scale = float(data.preprocessing["scale"])  # of this dataset's training images
     if saved_scale is not None and saved_scale != scale:
@@ -494,11 +531,6 @@ def _cmd_evaluate(args, parser) -> int:
     # scored by a model of 8-bit ones, up to 16 after scaling) are inputs it never saw
     _check_dataset_range(data, args.dataset, args.split, x, scale,
                          f"{_trained_on(scale)}: score it on images of that range")
-    width = _input_width(model)
-    if x.shape[1] != width:
-        raise CommandError(f"the model expects {width} input values per sample, dataset "
-                           f"{args.dataset!r} has {x.shape[1]}: was it trained on another "
-                           f"dataset?")
     x = x.reshape((len(x), *model.input_shape))  # an image model: (n, 8, 8), say, as predict
     predicted = model.predict_classes(x, batch_size=args.batch_size)
     rows = [["all", len(y), float((predicted == y).mean())]]
@@ -690,6 +722,8 @@ def _cmd_info(args, parser) -> int:
     return 0
 
 
+#: Each command gets the parsed arguments and its own parser, whose ``error``
+#: reports a usage error found after parsing (``tinynet demo: error: ...``, exit 2).
 _COMMANDS = {"demo": _cmd_demo, "train": _cmd_train, "evaluate": _cmd_evaluate,
              "predict": _cmd_predict, "compile": _cmd_compile, "info": _cmd_info}
 
@@ -698,7 +732,32 @@ def main(argv=None) -> int:
     """Run the ``tinynet`` command with ``argv`` (default ``sys.argv[1:]``).
 
     Returns the exit status instead of exiting, so it can run in-process.
+    Standard output is a :class:`~tinynet.stdout_reader.ReaderAware` stream
+    meanwhile: a reader that goes away (``| head``) ends the command quietly
+    with status 141, or, for a command whose product is a file, leaves it
+    running without its output.
     """
+    real_stdout = sys.stdout
+    sys.stdout = stdout = ReaderAware(real_stdout)
+    try:
+        status = _run(argv, stdout)
+        stdout.flush()  # a reader gone by now is found here, not in the exit's flush
+        return status
+    except ReaderLeft:
+        return READER_LEFT_STATUS
+    finally:
+        sys.stdout = real_stdout
+
+
+def _makes_a_file(args) -> bool:
+    """Whether the command's product is a file (its output only reports on
+    the way there), so that it carries on when the output's reader goes away."""
+    return args.command in ("train", "compile") or (args.command == "predict"
+                                                    and bool(args.out))
+
+
+def _run(argv, stdout) -> int:
+    """:func:`main` with standard output ``stdout`` (a ReaderAware stream)."""
     args = None
     debug = False
     try:
@@ -710,9 +769,12 @@ def main(argv=None) -> int:
         if args.command is None:
             parser.print_help()
             return 2
-        return _COMMANDS[args.command](args, parser)
+        stdout.carry_on = _makes_a_file(args)
+        return _COMMANDS[args.command](args, args.command_parser)
     except SystemExit as exc:  # argparse: --help (0) and usage errors (2)
         return exc.code if isinstance(exc.code, int) else 2
+    except ReaderLeft:
+        raise
     except KeyboardInterrupt:
         print("tinynet: interrupted", file=sys.stderr)
         return 130

@@ -28,9 +28,17 @@ zeros, ones       constants
 The normal variants are untruncated (as ``torch.nn.init``'s ``*_normal_``).
 As in Keras, a fan below 1 counts as 1 (``max(1, fan)``): a shape with a zero
 fan has no entries and gives an empty array.
+
+``shape`` is a tuple (or list) of integers >= 0, or an int for a 1-D shape
+(``zeros(5)``, as ``np.zeros(5)``): every initializer checks it first, so
+``glorot_uniform(5, rng)`` draws 5 values and ``he_normal((-1, 3), rng)`` is a
+``ValueError`` naming ``init.he_normal`` and the shape, not NumPy's
+"negative dimensions are not allowed".
 """
 
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -44,9 +52,38 @@ __all__ = [
 ]
 
 
+def _shape(shape, who: str) -> tuple:
+    """``shape`` as a tuple of ints >= 0 (an int ``n`` is ``(n,)``), else a
+    ``TypeError`` (not integers: ``"5"``, ``(2.0, 3)``) or a ``ValueError``
+    (a negative size) naming ``init.<who>``: the one check of every
+    initializer's shape (:func:`_checks_shape`)."""
+    dims = (shape,) if isinstance(shape, (int, np.integer)) else shape
+    if not isinstance(dims, (tuple, list)) or any(
+            isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in dims):
+        raise TypeError(f"init.{who} expected shape as a tuple of integers >= 0 such as "
+                        f"(784, 128), or an int, received {shape!r}"[:300])
+    if any(d < 0 for d in dims):
+        raise ValueError(f"init.{who} expected shape as a tuple of integers >= 0 such as "
+                         f"(784, 128), or an int, received {shape!r}")
+    return tuple(int(d) for d in dims)
+
+
+def _checks_shape(initializer):
+    """``initializer`` with its ``shape`` checked and made a tuple by
+    :func:`_shape` before its own code runs, errors naming it."""
+    @functools.wraps(initializer)
+    def checked(shape, *args, **kwargs):
+        return initializer(_shape(shape, initializer.__name__), *args, **kwargs)
+    return checked
+
+
 def fans(shape) -> tuple[int, int]:
     """``(fan_in, fan_out)`` of a weight; 1-D shapes count as ``(n, n)``."""
-    shape = tuple(shape)
+    return _fans(_shape(shape, "fans"))
+
+
+def _fans(shape: tuple) -> tuple[int, int]:
+    """:func:`fans` of a checked shape."""
     if len(shape) == 0:
         return 1, 1
     if len(shape) == 1:
@@ -82,47 +119,53 @@ def _fan_sum(shape) -> int:
     kernel of no input channels) has no entries and gives an empty array
     rather than a ZeroDivisionError; a shape with entries has both fans at
     least 1, so the guard never changes a scale that is used."""
-    fan_in, fan_out = fans(shape)
+    fan_in, fan_out = _fans(shape)
     return max(2, fan_in + fan_out)
 
 
 def _fan_in(shape) -> int:
     """``fan_in``, at least 1 (Keras' ``max(1, fan_in)``; see :func:`_fan_sum`)."""
-    return max(1, fans(shape)[0])
+    return max(1, _fans(shape)[0])
 
 
+@_checks_shape
 def glorot_uniform(shape, rng, dtype=np.float32, gain=1.0):
     limit = gain * np.sqrt(6.0 / _fan_sum(shape))
     return _uniform(limit, shape, rng, dtype, "glorot_uniform")
 
 
+@_checks_shape
 def glorot_normal(shape, rng, dtype=np.float32, gain=1.0):
     std = gain * np.sqrt(2.0 / _fan_sum(shape))
     return _normal(std, shape, rng, dtype, "glorot_normal")
 
 
+@_checks_shape
 def he_uniform(shape, rng, dtype=np.float32):
     return _uniform(np.sqrt(6.0 / _fan_in(shape)), shape, rng, dtype, "he_uniform")
 
 
+@_checks_shape
 def he_normal(shape, rng, dtype=np.float32):
     return _normal(np.sqrt(2.0 / _fan_in(shape)), shape, rng, dtype, "he_normal")
 
 
+@_checks_shape
 def lecun_uniform(shape, rng, dtype=np.float32):
     return _uniform(np.sqrt(3.0 / _fan_in(shape)), shape, rng, dtype, "lecun_uniform")
 
 
+@_checks_shape
 def lecun_normal(shape, rng, dtype=np.float32):
     return _normal(np.sqrt(1.0 / _fan_in(shape)), shape, rng, dtype, "lecun_normal")
 
 
+@_checks_shape
 def orthogonal(shape, rng, dtype=np.float32, gain=1.0):
     """A (semi-)orthogonal matrix: rows or columns orthonormal, times ``gain``."""
-    shape = tuple(shape)
     if len(shape) < 2:
-        raise ValueError(f"orthogonal initializer expected a shape with at least 2 "
-                         f"dimensions, received {shape}")
+        raise ValueError(f"init.orthogonal expected shape with at least 2 dimensions, "
+                         f"received {shape}")
     rng = _generator(rng, "orthogonal")
     check_param_budget(shape, "a weight")
     rows, cols = int(np.prod(shape[:-1])), shape[-1]
@@ -134,11 +177,13 @@ def orthogonal(shape, rng, dtype=np.float32, gain=1.0):
     return (gain * q).reshape(shape).astype(dtype, copy=False)
 
 
+@_checks_shape
 def zeros(shape, rng=None, dtype=np.float32):
     check_param_budget(shape, "a weight")
     return np.zeros(shape, dtype=dtype)
 
 
+@_checks_shape
 def ones(shape, rng=None, dtype=np.float32):
     check_param_budget(shape, "a weight")
     return np.ones(shape, dtype=dtype)

@@ -17,7 +17,7 @@ from functools import partial
 import numpy as np
 
 from . import data as tn_data
-from .checks import check_positive_int
+from .checks import check_positive_int, check_widths
 
 __all__ = ["DATASETS", "Prepared", "apply_preprocessing", "build_mlp", "cnn_layers",
            "check_pixels", "cosine_schedule", "dataset_key", "load_for_training",
@@ -205,6 +205,8 @@ def build_mlp(n_inputs: int, hidden, n_classes: int, activation: str = "relu",
     ----------
     n_inputs : int
     hidden : sequence of int
+        One width per hidden layer (``(256, 128)``; ``()`` for a linear model);
+        a single int or a string is refused, not read as widths.
     n_classes : int
     activation : str, default "relu"
         A name ``Dense(activation=...)`` takes, with or without ``batch_norm``.
@@ -222,6 +224,10 @@ def build_mlp(n_inputs: int, hidden, n_classes: int, activation: str = "relu",
     from .layers.activations import ACTIVATIONS
     from .model import Sequential
 
+    n_inputs = check_positive_int(n_inputs, "build_mlp", "n_inputs")
+    hidden = check_widths(hidden, "build_mlp", "hidden", "one width per hidden layer, () for "
+                          "none", allow_empty=True)
+    n_classes = check_positive_int(n_classes, "build_mlp", "n_classes")
     # the names Dense(activation=...) takes; a fresh layer per use
     make_activation = lookup(ACTIVATIONS, activation, "activation") if batch_norm else None
     stack = []
@@ -281,6 +287,10 @@ def cnn_layers(n_inputs: int, filters=(32, 64), units: int = 128, seed: int = 0,
     """
     from .layers import BatchNorm, Conv2D, Dense, Flatten, MaxPool2D, ReLU, Reshape
 
+    n_inputs = check_positive_int(n_inputs, "cnn_layers", "n_inputs")
+    filters = check_widths(filters, "cnn_layers", "filters", "one width per conv block",
+                           allow_empty=True)
+    units = check_positive_int(units, "cnn_layers", "units")
     side = int(round(n_inputs ** 0.5))
     if side * side != n_inputs:
         raise ValueError(f"cnn_layers expected the pixel count of a square grey image, "

@@ -53,7 +53,7 @@ import time
 
 import numpy as np
 
-from ..checks import check_bool, check_positive_int
+from ..checks import check_bool, check_positive_int, check_widths
 from ..layers._checks import check_real
 from .features import extract_features
 from .finetune import fine_tune
@@ -126,8 +126,8 @@ class Config:
         # checked here, not where a method first uses them: a wrong setting
         # would otherwise train another budget silently, or fail after pretraining
         self.arch = arch
-        self.hidden = _widths(hidden, "hidden", "one width per hidden layer")
-        self.filters = _widths(filters, "filters", "one width per conv block")
+        self.hidden = check_widths(hidden, "Config", "hidden", "one width per hidden layer")
+        self.filters = check_widths(filters, "Config", "filters", "one width per conv block")
         self.units = check_positive_int(units, "Config", "units")
         self.pretrain_epochs = check_positive_int(pretrain_epochs, "Config", "pretrain_epochs")
         self.steps = check_positive_int(steps, "Config", "steps")
@@ -146,18 +146,6 @@ class Config:
 
     def as_dict(self) -> dict:
         return dict(vars(self), hidden=list(self.hidden), filters=list(self.filters))
-
-
-def _widths(value, what: str, meaning: str) -> tuple:
-    """A non-empty tuple of positive ints (layer widths), else a clear error."""
-    expected = f"Config expected {what} as a non-empty sequence of positive integers ({meaning})"
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{expected}, received {value!r}")
-    widths = tuple(value)
-    if not widths or any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w <= 0
-                         for w in widths):
-        raise ValueError(f"{expected}, received {value!r}")
-    return tuple(int(w) for w in widths)
 
 
 def class_split(x, y, classes):
