@@ -358,7 +358,11 @@ class TerminateOnNaN(Callback):
 def _resolve_mode(mode: str, monitor: str, who: str, model=None) -> str:
     """``"min"`` or ``"max"``; for ``"auto"`` the monitored metric's direction,
     from ``model``'s own metrics when given (a metric with a name of the
-    user's, ``F1Score(name="f1_micro")``), else from its name."""
+    user's, ``F1Score(name="f1_micro")``), else from its name
+    (:func:`tinynet.metrics.higher_is_better`); for a key of no known
+    direction (a loss, a metric of the user's that does not say its own)
+    Keras' rule: maximised if it contains ``"acc"`` or ends in ``"auc"``,
+    minimised otherwise."""
     if not isinstance(monitor, str) or not monitor:
         raise TypeError(f"{who} expected monitor as the name of a logged value "
                         f"('val_loss', 'accuracy'...), received {monitor!r}")
@@ -484,11 +488,15 @@ class EarlyStopping(_Monitor):
     mode : {"auto", "min", "max"}
         "auto" follows the direction of the model's metric of that name
         (one named by the user too, ``F1Score(name="f1_micro")``, from when
-        training starts) or of a built-in metric
+        training starts; one of the user's that says it,
+        ``Metric.higher_is_better``) or of a built-in metric
         (:func:`tinynet.metrics.higher_is_better`: ``accuracy``, ``f1``, ``auc``,
         ``r2``... maximised, ``mse``, ``mae`` minimised), with or without
-        ``val_``; any other key is maximised if its name contains "acc" or
-        ends in "auc", minimised otherwise (a loss).
+        ``val_``; any other key -- a loss, a metric function or ``Metric``
+        subclass of the user's that does not say its direction -- is
+        maximised if its name contains "acc" or ends in "auc", minimised
+        otherwise, as Keras' "auto" (say ``mode="max"`` for a score of
+        your own, or set its ``higher_is_better``).
     restore_best_weights : bool, default False
         At the end of training, put back the weights of the best epoch
         (whether or not it beat ``baseline``).
