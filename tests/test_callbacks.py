@@ -138,6 +138,63 @@ def test_early_stopping_never_stops_at_epoch_zero():
     assert history.epoch == [0, 1, 2] and stop.best == 0.5 and stop.stopped_epoch == 2
 
 
+def test_early_stopping_verbose_prints_why_it_stopped_once_and_the_restore(capsys):
+    # EarlyStopping(verbose=1), a common Keras call, raised TypeError. It prints
+    # the stop reason (History.stop_reason's line) and the restore; the
+    # progress bar, which prints the stop reason too, does not repeat it.
+    stop = EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True,
+                         verbose=1)
+    history = _scripted_fit(ScriptedModel(), [1.0, 0.5, 0.6, 0.1], [stop])
+    assert capsys.readouterr().out == (f"{history.stop_reason}\n"
+                                       f"EarlyStopping: restored the weights of the best "
+                                       f"epoch, 2 (val_loss 0.5)\n")
+    assert history.stop_reason.startswith("EarlyStopping: val_loss did not improve for 1")
+    x, y = _data()
+    for verbose in (1, 2):
+        model = _model()
+        stop = EarlyStopping(monitor="loss", patience=0, min_delta=100.0, verbose=1)
+        history = model.fit(x, y, epochs=5, verbose=verbose, callbacks=[stop])
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[-1] == history.stop_reason and lines.count(history.stop_reason) == 1
+        assert lines[-2].startswith("Epoch 2/5")
+    # quiet by default; a run without a stop prints nothing
+    _scripted_fit(ScriptedModel(), [1.0, 0.5, 0.6], [EarlyStopping(patience=0)])
+    _scripted_fit(ScriptedModel(), [1.0, 0.5], [EarlyStopping(patience=0, verbose=1)])
+    assert capsys.readouterr().out == ""
+
+
+def test_reduce_lr_on_plateau_and_checkpoint_verbose_print_when_they_act(capsys, tmp_path):
+    # ReduceLROnPlateau(verbose=1) raised TypeError. As Keras, a line at each
+    # cut, and ModelCheckpoint's at each save or epoch without improvement;
+    # printed after the epoch's progress line (not inside a live bar's)
+    x, y = _data()
+    model = _model()
+    plateau = ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=1)
+    checkpoint = ModelCheckpoint(tmp_path / "m.npz", monitor="loss", save_best_only=True,
+                                 min_delta=100.0, verbose=1)
+    history = model.fit(x, y, epochs=2, verbose=2, callbacks=[plateau, checkpoint])
+    loss = history.history["loss"][0]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" - ")[0] for line in lines] == [
+        "Epoch 1/2",
+        f"Epoch 1: loss improved from inf to {loss:.6g}, saving the model to "
+        f"{tmp_path / 'm.npz'}",
+        "Epoch 2/2",
+        "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.01.",
+        f"Epoch 2: loss did not improve from {loss:.6g}"]
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[
+        ModelCheckpoint(tmp_path / "n.npz"), ReduceLROnPlateau(monitor="loss", patience=0,
+                                                               min_delta=100.0)])
+    assert capsys.readouterr().out == ""  # quiet by default
+    for make in (EarlyStopping, ReduceLROnPlateau,
+                 lambda **kw: ModelCheckpoint("m.npz", **kw)):
+        made = make(verbose=True)
+        assert made.verbose == 1
+        with pytest.raises(ValueError, match=f"{type(made).__name__} expected verbose 0 or 1, "
+                                             f"received 2"):
+            make(verbose=2)
+
+
 @pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5},
                                     {"start_from_epoch": -1}, {"start_from_epoch": 1.0},
                                     {"baseline": math.nan}, {"baseline": math.inf}])

@@ -30,7 +30,7 @@ from __future__ import annotations
 import sys
 import time
 
-from .callbacks import Callback, logged_value
+from .callbacks import Callback, logged_value, show_stop_reason
 from .checks import check_positive_int
 from .layers._checks import check_real
 
@@ -181,10 +181,7 @@ class ProgressBar(Callback):
         self._out.flush()
 
     def on_train_end(self, logs=None):
-        reason = getattr(self.model, "stop_reason", None)
-        if reason:
-            self._out.write(f"{reason}\n")
-            self._out.flush()
+        show_stop_reason(self.model, self._out)  # (unless EarlyStopping(verbose=1) did)
 
     def _bar(self, done: int, steps: int) -> str:
         digits = len(str(steps))

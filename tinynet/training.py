@@ -349,6 +349,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
 
     model.stop_training = False
     model.stop_reason = None
+    model._stop_reason_shown = False  # (callbacks.show_stop_reason)
     cbs.on_train_begin()
     _refuse_a_last_batch_of_one(model, n_samples, batch_size)  # (a callback may unfreeze one)
     # (asked after on_train_begin: a progress bar knows then if it draws live)
