@@ -157,7 +157,7 @@ class Callback:
         self.model.stop_training = True
 
 
-def check_verbose(verbose, who: str) -> int:
+def _check_verbose(verbose, who: str) -> int:
     """A callback's ``verbose``: 0 (silent) or 1 (a line when it acts), as
     Keras' callbacks take it (True and False count as 1 and 0)."""
     if verbose not in (0, 1) or isinstance(verbose, float):
@@ -448,7 +448,7 @@ class _Monitoring(Callback):
         self.monitor = monitor
         self._given_mode = mode
         self.mode = _resolve_mode(mode, monitor, type(self).__name__)
-        self.verbose = check_verbose(verbose, type(self).__name__)
+        self.verbose = _check_verbose(verbose, type(self).__name__)
         self._said: list[str] = []
 
     def on_train_begin(self, logs=None):
@@ -861,7 +861,7 @@ class LearningRateScheduler(Callback):
             raise TypeError(f"LearningRateScheduler expected a callable schedule, "
                             f"received {type(schedule).__name__}")
         self.schedule = schedule
-        self.verbose = check_verbose(verbose, "LearningRateScheduler")
+        self.verbose = _check_verbose(verbose, "LearningRateScheduler")
         self._two_args = _takes_two_args(schedule)
         self._epoch_lr = None  # the rate the epoch runs at (on_epoch_begin), to log
 
