@@ -138,6 +138,63 @@ def test_early_stopping_never_stops_at_epoch_zero():
     assert history.epoch == [0, 1, 2] and stop.best == 0.5 and stop.stopped_epoch == 2
 
 
+def test_early_stopping_verbose_prints_why_it_stopped_once_and_the_restore(capsys):
+    # EarlyStopping(verbose=1), a common Keras call, raised TypeError. It prints
+    # the stop reason (History.stop_reason's line) and the restore; the
+    # progress bar, which prints the stop reason too, does not repeat it.
+    stop = EarlyStopping(monitor="val_loss", patience=1, restore_best_weights=True,
+                         verbose=1)
+    history = _scripted_fit(ScriptedModel(), [1.0, 0.5, 0.6, 0.1], [stop])
+    assert capsys.readouterr().out == (f"{history.stop_reason}\n"
+                                       f"EarlyStopping: restored the weights of the best "
+                                       f"epoch, 2 (val_loss 0.5)\n")
+    assert history.stop_reason.startswith("EarlyStopping: val_loss did not improve for 1")
+    x, y = _data()
+    for verbose in (1, 2):
+        model = _model()
+        stop = EarlyStopping(monitor="loss", patience=0, min_delta=100.0, verbose=1)
+        history = model.fit(x, y, epochs=5, verbose=verbose, callbacks=[stop])
+        lines = capsys.readouterr().out.splitlines()
+        assert lines[-1] == history.stop_reason and lines.count(history.stop_reason) == 1
+        assert lines[-2].startswith("Epoch 2/5")
+    # quiet by default; a run without a stop prints nothing
+    _scripted_fit(ScriptedModel(), [1.0, 0.5, 0.6], [EarlyStopping(patience=0)])
+    _scripted_fit(ScriptedModel(), [1.0, 0.5], [EarlyStopping(patience=0, verbose=1)])
+    assert capsys.readouterr().out == ""
+
+
+def test_reduce_lr_on_plateau_and_checkpoint_verbose_print_when_they_act(capsys, tmp_path):
+    # ReduceLROnPlateau(verbose=1) raised TypeError. As Keras, a line at each
+    # cut, and ModelCheckpoint's at each save or epoch without improvement;
+    # printed after the epoch's progress line (not inside a live bar's)
+    x, y = _data()
+    model = _model()
+    plateau = ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=1)
+    checkpoint = ModelCheckpoint(tmp_path / "m.npz", monitor="loss", save_best_only=True,
+                                 min_delta=100.0, verbose=1)
+    history = model.fit(x, y, epochs=2, verbose=2, callbacks=[plateau, checkpoint])
+    loss = history.history["loss"][0]
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split(" - ")[0] for line in lines] == [
+        "Epoch 1/2",
+        f"Epoch 1: loss improved from inf to {loss:.6g}, saving the model to "
+        f"{tmp_path / 'm.npz'}",
+        "Epoch 2/2",
+        "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.01.",
+        f"Epoch 2: loss did not improve from {loss:.6g}"]
+    model.fit(x, y, epochs=2, verbose=0, callbacks=[
+        ModelCheckpoint(tmp_path / "n.npz"), ReduceLROnPlateau(monitor="loss", patience=0,
+                                                               min_delta=100.0)])
+    assert capsys.readouterr().out == ""  # quiet by default
+    for make in (EarlyStopping, ReduceLROnPlateau,
+                 lambda **kw: ModelCheckpoint("m.npz", **kw)):
+        made = make(verbose=True)
+        assert made.verbose == 1
+        with pytest.raises(ValueError, match=f"{type(made).__name__} expected verbose 0 or 1, "
+                                             f"received 2"):
+            make(verbose=2)
+
+
 @pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5},
                                     {"start_from_epoch": -1}, {"start_from_epoch": 1.0},
                                     {"baseline": math.nan}, {"baseline": math.inf}])
@@ -932,6 +989,109 @@ def test_every_monitoring_callback_resolves_auto_mode_and_refuses_a_key_alike(tm
                                              rf"'accuracy'"):
             model.fit(x, y, epochs=1, verbose=0, callbacks=[cb])
 
+
+
+def _regression(metric):
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 3), dtype=np.float32)
+    model = tn.Sequential([Dense(1, input_dim=3, seed=0)])
+    model.compile(tn.optim.SGD(lr=0.05), loss="mse", metrics=[metric])
+    return model, x, x.sum(1).astype(np.float32)
+
+
+def mean_abs_err(pred, y):
+    return float(np.mean(np.abs(pred[:, 0] - y)))
+
+
+def test_auto_mode_minimises_a_metric_function_that_does_not_say_its_direction(tmp_path):
+    # A metric function inherited Metric's higher_is_better = True: mode="auto"
+    # chose "min" when the callback was made, then "max" when fit started, and
+    # stopped (or kept the worst checkpoint) because the error fell. Keras
+    # cannot tell a custom metric's direction either and minimises it unless
+    # its name says "acc"/"auc"; the docstrings promised "minimised otherwise".
+    model, x, y = _regression(mean_abs_err)
+    made = [EarlyStopping(monitor="val_mean_abs_err", patience=1),
+            ModelCheckpoint(tmp_path / "best.npz", monitor="val_mean_abs_err",
+                            save_best_only=True),
+            ReduceLROnPlateau(monitor="val_mean_abs_err", patience=0)]
+    with pytest.warns(UserWarning, match="saved by its name only"):
+        history = model.fit(x, y, epochs=10, verbose=0, validation_split=0.25,
+                            callbacks=made, seed=0)
+    errors = history.history["val_mean_abs_err"]
+    assert all(b < a for a, b in zip(errors, errors[1:]))  # it falls at every epoch
+    assert [cb.mode for cb in made] == ["min"] * 3 and made[2].scheduler.mode == "min"
+    assert history.stop_reason is None and len(errors) == 10
+    assert made[0].best == errors[-1] and made[1].best == errors[-1]
+    assert len(made[1].saved) == 10 and history.history["lr"] == [0.05] * 10
+
+
+def test_a_metric_of_the_users_says_its_direction_or_has_its_names():
+    # "the user says so": an attribute of the function, a subclass's class
+    # attribute; else the direction of the built-in metric of its name (a
+    # function named mse is an error), else Keras' name rule
+    from tinynet.metrics import Metric
+
+    def score(pred, y):
+        return -mean_abs_err(pred, y)
+
+    score.higher_is_better = True
+
+    def r2(pred, y):
+        return tn.metrics.r2(pred[:, 0], y)
+
+    def mse(pred, y):
+        return float(np.mean((pred[:, 0] - y) ** 2))
+
+    class Wrongness(Metric):
+        name = "wrongness"
+
+        def __call__(self, pred, target):
+            return mean_abs_err(pred, target)
+
+    class Rightness(Wrongness):
+        name = "rightness"
+        higher_is_better = True
+
+    def acc_gap(pred, y):
+        return mean_abs_err(pred, y)
+
+    for metric, name, mode in ((score, "score", "max"), (r2, "r2", "max"),
+                               (mse, "mse", "min"), (Wrongness(), "wrongness", "min"),
+                               (Rightness(), "rightness", "max"),
+                               (acc_gap, "acc_gap", "max")):  # Keras: "acc" in the name
+        model, x, y = _regression(metric)
+        stop = EarlyStopping(monitor=f"val_{name}", patience=20)
+        model.fit(x, y, epochs=1, verbose=0, validation_split=0.25, callbacks=[stop])
+        assert stop.mode == mode, name
+        assert tn.metrics.higher_is_better(name, tn.metrics.logged_metrics(model)) is (
+            None if name in ("wrongness", "acc_gap") else mode == "max")
+
+    def worse(pred, y):
+        return mean_abs_err(pred, y)
+
+    worse.higher_is_better = "no"
+    with pytest.raises(TypeError, match="metric 'worse' expected higher_is_better as True, "
+                                        "False or None \\(not said\\), received 'no'"):
+        tn.metrics.get(worse)
+
+
+def test_delta_m_asks_the_direction_of_a_metric_that_does_not_say_it():
+    # delta_m(model=...) took a metric function for higher-is-better: an error
+    # cut by half scored -50 %
+    model, x, y = _regression(mean_abs_err)
+    now, base = {"mean_abs_err": 0.5}, {"mean_abs_err": 1.0}
+    with pytest.raises(ValueError, match="delta_m cannot tell whether higher or lower is "
+                                         "better for 'mean_abs_err'.*higher_is_better="
+                                         "\\{'mean_abs_err': False\\}"):
+        tn.mtl.delta_m(now, base, model=model)
+    assert tn.mtl.delta_m(now, base, {"mean_abs_err": False}, model=model) == 50.0
+    assert tn.mtl.delta_m(now, base) == -50.0  # by the name alone: documented guess
+
+    def mae(pred, y):
+        return mean_abs_err(pred, y)
+
+    model, x, y = _regression(mae)  # a built-in's name: its direction
+    assert tn.mtl.delta_m({"val_mae": 0.5}, {"val_mae": 1.0}, model=model) == 50.0
 
 
 def test_a_batch_hook_set_on_the_instance_reads_the_batch_metrics():

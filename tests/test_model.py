@@ -1,6 +1,8 @@
 """Sequential: structure, weights, configs, summary, gradients of a whole
 model, compile/fit/evaluate/predict and every documented bad input."""
 
+import io
+import re
 import warnings
 
 import numpy as np
@@ -1109,3 +1111,50 @@ def test_the_chunked_target_check_of_a_multi_task_model_reports_the_whole_set(mo
     model.evaluate(x, {"a": y})
     with pytest.raises(ValueError, match=r"task 'a'.*received values in \[0, 12\]"):
         model.evaluate(x, {"a": np.where(np.arange(100) == 97, 12, y)})
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_evaluate_and_predict_take_keras_verbose(capsys):
+    # model.evaluate(x, y, verbose=0) and model.predict(x, verbose=0), common
+    # Keras calls, raised TypeError. Silent by default (as before); 1, 2 or
+    # "auto" show the batches as fit shows an epoch; the values are the same
+    x, y = _classification()
+    model = _mlp()
+    model.compile(optimizer=Adam(lr=0.01), loss="cross_entropy", metrics=["accuracy", "auc"])
+    quiet, outputs = model.evaluate(x, y), model.predict(x)
+    assert model.evaluate(x, y, verbose=0) == quiet
+    np.testing.assert_array_equal(model.predict(x, verbose=0), outputs)
+    np.testing.assert_array_equal(model.predict_classes(x, verbose=0), outputs.argmax(-1))
+    assert capsys.readouterr().out == ""
+    for verbose in (1, 2, "auto"):  # (capsys is no terminal: one line)
+        assert model.evaluate(x, y, verbose=verbose) == quiet
+        assert re.fullmatch(r"evaluate - \S+ - loss: \d\.\d{4} - accuracy: \d\.\d{4} - "
+                            r"auc: \d\.\d{4}\n", capsys.readouterr().out)
+        np.testing.assert_array_equal(model.predict(x, verbose=verbose), outputs)
+        assert re.fullmatch(r"predict - \S+\n", capsys.readouterr().out)
+    # on a terminal, a live bar with the running values, ending in the exact ones
+    terminal = _Terminal()
+    assert model.evaluate(x, y, batch_size=1, verbose=1, stream=terminal) == \
+        model.evaluate(x, y, batch_size=1)
+    frames = terminal.getvalue().split("\r")[1:]
+    assert frames[0].startswith("evaluate   1/48 [>") and " ETA " in frames[0]
+    assert frames[-1].startswith("evaluate  48/48 [====") and frames[-1].endswith("\n")
+    assert f"auc: {quiet['auc']:.4f}" in frames[-1]
+    for call in (lambda: model.evaluate(x, y, verbose=3), lambda: model.predict(x, verbose="1")):
+        with pytest.raises(ValueError, match=r"\.(evaluate|predict) expected verbose 0, 1, 2 "
+                                             r"or 'auto', received (3|'1')"):
+            call()
+
+
+def test_fit_refuses_validation_data_with_validation_split_saying_why():
+    # Keras ignores validation_split when given validation_data; tinynet refuses
+    # (a clear error, kept), and the message now says what to pass
+    x, y = _classification()
+    with pytest.raises(ValueError, match=r"takes validation_data or validation_split, not "
+                                         r"both \(received validation_data and "
+                                         r"validation_split=0\.25\): pass validation_data"):
+        _mlp().fit(x, y, validation_data=(x, y), validation_split=0.25, verbose=0)

@@ -196,3 +196,16 @@ def test_progress_bar_settings_are_checked(kwargs, error, match):
     # max_rate=0 died on a division by zero; the others were taken and drew nonsense
     with pytest.raises(error, match=match):
         ProgressBar(**kwargs)
+
+
+def test_fit_takes_keras_verbose_auto_as_1():
+    # fit(verbose="auto"), Keras' default, raised ValueError
+    auto, one = io.StringIO(), io.StringIO()
+    _run(auto, verbose="auto")
+    _run(one, verbose=1)
+    assert [line.split(" - ", 2)[::2] for line in auto.getvalue().splitlines()] == \
+        [line.split(" - ", 2)[::2] for line in one.getvalue().splitlines()]
+    assert len(auto.getvalue().splitlines()) == 2
+    with pytest.raises(ValueError, match="fit expected verbose 0, 1, 2 or 'auto', received "
+                                         "'silent'"):
+        _run(auto, verbose="silent")

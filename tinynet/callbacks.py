@@ -58,6 +58,7 @@ from __future__ import annotations
 import functools
 import math
 import os
+import sys
 
 import numpy as np
 
@@ -154,6 +155,28 @@ class Callback:
         if not getattr(self.model, "stop_training", False):
             self.model.stop_reason = reason
         self.model.stop_training = True
+
+
+def _check_verbose(verbose, who: str) -> int:
+    """A callback's ``verbose``: 0 (silent) or 1 (a line when it acts), as
+    Keras' callbacks take it (True and False count as 1 and 0)."""
+    if verbose not in (0, 1) or isinstance(verbose, float):
+        raise ValueError(f"{who} expected verbose 0 or 1, received {verbose!r}")
+    return int(verbose)
+
+
+def show_stop_reason(model, out=None) -> None:
+    """Write why training stopped (``model.stop_reason``, if any) on a line of
+    ``out`` (default ``sys.stdout``), once per run: the progress bar does at
+    the end of training, and so does ``EarlyStopping(verbose=1)`` when it
+    stopped it; whichever comes first prints it (``fit_loop`` clears
+    ``model._stop_reason_shown`` when a run starts)."""
+    reason = getattr(model, "stop_reason", None)
+    if reason and not getattr(model, "_stop_reason_shown", False):
+        out = sys.stdout if out is None else out
+        out.write(f"{reason}\n")
+        out.flush()
+        model._stop_reason_shown = True
 
 
 def as_callback_list(callbacks, who: str = "fit") -> list:
@@ -358,7 +381,11 @@ class TerminateOnNaN(Callback):
 def _resolve_mode(mode: str, monitor: str, who: str, model=None) -> str:
     """``"min"`` or ``"max"``; for ``"auto"`` the monitored metric's direction,
     from ``model``'s own metrics when given (a metric with a name of the
-    user's, ``F1Score(name="f1_micro")``), else from its name."""
+    user's, ``F1Score(name="f1_micro")``), else from its name
+    (:func:`tinynet.metrics.higher_is_better`); for a key of no known
+    direction (a loss, a metric of the user's that does not say its own)
+    Keras' rule: maximised if it contains ``"acc"`` or ends in ``"auc"``,
+    minimised otherwise."""
     if not isinstance(monitor, str) or not monitor:
         raise TypeError(f"{who} expected monitor as the name of a logged value "
                         f"('val_loss', 'accuracy'...), received {monitor!r}")
@@ -412,13 +439,17 @@ class _Monitoring(Callback):
     name, so that a bad mode or monitor is refused then, and again when
     training starts (:meth:`on_train_begin`), from the model's own metrics: a
     metric with a name of the user's, ``F1Score(name="f1_micro")``, has its
-    direction only there (:func:`_resolve_mode`)."""
+    direction only there (:func:`_resolve_mode`).
 
-    def __init__(self, monitor: str, mode: str):
+    ``verbose=1`` (Keras') prints a line when the callback acts (:meth:`_say`)."""
+
+    def __init__(self, monitor: str, mode: str, verbose: int = 0):
         super().__init__()
         self.monitor = monitor
         self._given_mode = mode
         self.mode = _resolve_mode(mode, monitor, type(self).__name__)
+        self.verbose = _check_verbose(verbose, type(self).__name__)
+        self._said: list[str] = []
 
     def on_train_begin(self, logs=None):
         """Refuse a monitor fit will not log (:func:`_check_monitor_is_logged`);
@@ -427,13 +458,33 @@ class _Monitoring(Callback):
         _check_monitor_is_logged(self.monitor, self.params, who)
         self.mode = _resolve_mode(self._given_mode, self.monitor, who, self.model)
 
+    def _say(self, message: str) -> None:
+        """With ``verbose=1``, print ``message`` after the progress line of the
+        epoch: at the next epoch's start or the end of training
+        (:meth:`_print_said`). Printed from ``on_epoch_end`` it would land
+        inside the live bar's line, which the bar ends after the callbacks'
+        epoch-end hooks (and before the epoch's line printed by the bar)."""
+        if self.verbose:
+            self._said.append(message)
+
+    def _print_said(self) -> None:
+        for message in self._said:
+            print(message)
+        self._said = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._print_said()
+
+    def on_train_end(self, logs=None):
+        self._print_said()
+
 
 class _Monitor(_Monitoring):
     """Tracks the best value of a logged metric (shared by EarlyStopping and
     ModelCheckpoint)."""
 
-    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0):
-        super().__init__(monitor, mode)
+    def __init__(self, monitor: str, mode: str, min_delta: float = 0.0, verbose: int = 0):
+        super().__init__(monitor, mode, verbose)
         # a NaN or infinite min_delta would make every epoch "no improvement"
         self.min_delta = abs(check_real(min_delta, type(self).__name__, "min_delta",
                                         low_open=True, high_open=True))
@@ -484,11 +535,15 @@ class EarlyStopping(_Monitor):
     mode : {"auto", "min", "max"}
         "auto" follows the direction of the model's metric of that name
         (one named by the user too, ``F1Score(name="f1_micro")``, from when
-        training starts) or of a built-in metric
+        training starts; one of the user's that says it,
+        ``Metric.higher_is_better``) or of a built-in metric
         (:func:`tinynet.metrics.higher_is_better`: ``accuracy``, ``f1``, ``auc``,
         ``r2``... maximised, ``mse``, ``mae`` minimised), with or without
-        ``val_``; any other key is maximised if its name contains "acc" or
-        ends in "auc", minimised otherwise (a loss).
+        ``val_``; any other key -- a loss, a metric function or ``Metric``
+        subclass of the user's that does not say its direction -- is
+        maximised if its name contains "acc" or ends in "auc", minimised
+        otherwise, as Keras' "auto" (say ``mode="max"`` for a score of
+        your own, or set its ``higher_is_better``).
     restore_best_weights : bool, default False
         At the end of training, put back the weights of the best epoch
         (whether or not it beat ``baseline``).
@@ -503,6 +558,11 @@ class EarlyStopping(_Monitor):
         As in Keras: epochs before this index (counted from 0, as ``fit``'s
         ``initial_epoch``) are a warm-up, neither recorded as the best nor
         counted as waiting.
+    verbose : {0, 1}, default 0
+        1 (Keras') prints, at the end of training, why it stopped training
+        (the line :attr:`History.stop_reason` holds, which the progress bar
+        of ``fit(verbose>0)`` then does not print again) and, when it puts
+        the best weights back, which epoch's.
 
     Attributes
     ----------
@@ -511,8 +571,8 @@ class EarlyStopping(_Monitor):
 
     def __init__(self, monitor: str = "val_loss", patience: int = 0, min_delta: float = 0.0,
                  mode: str = "auto", restore_best_weights: bool = False, baseline=None,
-                 start_from_epoch: int = 0):
-        super().__init__(monitor, mode, min_delta)
+                 start_from_epoch: int = 0, verbose: int = 0):
+        super().__init__(monitor, mode, min_delta, verbose)
         self.patience = check_non_negative_int(patience, "EarlyStopping", "patience")
         self.start_from_epoch = check_non_negative_int(start_from_epoch, "EarlyStopping",
                                                   "start_from_epoch")
@@ -557,8 +617,14 @@ class EarlyStopping(_Monitor):
                        f"epoch(s) (best {best}{baseline}); stopped after epoch {epoch + 1}")
 
     def on_train_end(self, logs=None):
+        super().on_train_end(logs)
+        if self.verbose and self.stopped_epoch is not None:
+            show_stop_reason(self.model)
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+            if self.verbose:
+                print(f"EarlyStopping: restored the weights of the best epoch, "
+                      f"{self.best_epoch + 1} ({self.monitor} {self.best:.6g})")
 
 
 class ModelCheckpoint(_Monitor):
@@ -589,6 +655,10 @@ class ModelCheckpoint(_Monitor):
         As in Keras, with ``save_best_only``: the best value to start from
         (that of a checkpoint saved by an earlier process), which a save
         must beat.
+    verbose : {0, 1}, default 0
+        1 (Keras') prints a line at each save (``"Epoch 3: val_loss improved
+        from 0.4 to 0.3, saving the model to ckpt.npz"``) and, with
+        ``save_best_only``, at each epoch that does not improve.
 
     Saving goes through ``model.save`` (:func:`tinynet.io.save`), which is
     atomic: a crash mid-save leaves the previous checkpoint intact. With
@@ -600,7 +670,8 @@ class ModelCheckpoint(_Monitor):
 
     def __init__(self, path=None, monitor: str = "val_loss", save_best_only: bool = False,
                  mode: str = "auto", min_delta: float = 0.0, include_optimizer: bool = True,
-                 save_freq="epoch", initial_value_threshold=None, *, filepath=None):
+                 save_freq="epoch", initial_value_threshold=None, *, filepath=None,
+                 verbose: int = 0):
         if path is not None and filepath is not None:
             raise TypeError(f"ModelCheckpoint takes the file path once, as path= or as "
                             f"filepath= (Keras' name), received both: path={path!r}, "
@@ -609,7 +680,7 @@ class ModelCheckpoint(_Monitor):
             raise TypeError("ModelCheckpoint expected path as a str or os.PathLike file "
                             "path (path=, or filepath= as Keras names it), received None")
         path = filepath if path is None else path
-        super().__init__(monitor, mode, min_delta)
+        super().__init__(monitor, mode, min_delta, verbose)
         if initial_value_threshold is not None:
             # kept, not only written into best: a mode that "auto" resolves
             # again at train begin (a metric named by the user) resets best
@@ -687,6 +758,7 @@ class ModelCheckpoint(_Monitor):
                              f"{what} and the logs {sorted(logs)}: {exc}{hint}") from None
 
     def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
         self._epoch = epoch
 
     def reads_batch_metrics(self) -> bool:
@@ -720,12 +792,14 @@ class ModelCheckpoint(_Monitor):
             self._save(epoch, logs or {})
 
     def _save(self, epoch: int, logs: dict, batch: int | None = None) -> None:
+        when = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
         if self.save_best_only and not self._improved(
                 _monitored(logs, self.monitor, "ModelCheckpoint")):
+            self._say(f"{when.capitalize()}: {self.monitor} did not improve from "
+                      f"{self.best:.6g}")
             return
         path = self._fill(epoch, logs, batch)
         if not all(np.isfinite(w).all() for w in self.model.get_weights()):
-            when = f"epoch {epoch + 1}" + ("" if batch is None else f", batch {batch + 1}")
             _userwarn.warn(f"ModelCheckpoint: the weights after {when} are not "
                            f"finite (NaN or infinity); {path!r} not saved"
                            + (f", the last checkpoint ({self.saved[-1]!r}) stays"
@@ -734,7 +808,12 @@ class ModelCheckpoint(_Monitor):
         self.model.save(path, include_optimizer=self.include_optimizer)
         self.saved.append(path)
         if self.save_best_only:  # only now: a failed save must not set a best never written
-            self.best, self.best_epoch = float(logs[self.monitor]), epoch
+            value = float(logs[self.monitor])
+            self._say(f"{when.capitalize()}: {self.monitor} improved from {self.best:.6g} to "
+                      f"{value:.6g}, saving the model to {path}")
+            self.best, self.best_epoch = value, epoch
+        else:
+            self._say(f"{when.capitalize()}: saving the model to {path}")
 
 
 def _log_lr(model, logs, lr=None) -> None:
@@ -782,10 +861,7 @@ class LearningRateScheduler(Callback):
             raise TypeError(f"LearningRateScheduler expected a callable schedule, "
                             f"received {type(schedule).__name__}")
         self.schedule = schedule
-        if verbose not in (0, 1) or isinstance(verbose, float):
-            raise ValueError(f"LearningRateScheduler expected verbose 0 or 1, received "
-                             f"{verbose!r}")
-        self.verbose = int(verbose)
+        self.verbose = _check_verbose(verbose, "LearningRateScheduler")
         self._two_args = _takes_two_args(schedule)
         self._epoch_lr = None  # the rate the epoch runs at (on_epoch_begin), to log
 
@@ -880,6 +956,10 @@ class ReduceLROnPlateau(_Monitoring):
         cut after *more than* ``patience`` bad epochs (Keras cuts at
         ``patience``, one epoch sooner when ``patience >= 1``), and
         ``cooldown`` epochs after a cut count as good.
+    verbose : {0, 1}, default 0
+        1 (Keras') prints a line at each cut, after the epoch's progress
+        line: ``"Epoch 5: ReduceLROnPlateau reducing learning rate to 0.01."``
+        (each group's rate, for several parameter groups).
     **kwargs
         ``factor``, ``patience``, ``threshold``, ``threshold_mode``,
         ``cooldown``, ``min_lr``, ``eps`` of :class:`tinynet.optim.ReduceLROnPlateau`.
@@ -895,12 +975,13 @@ class ReduceLROnPlateau(_Monitoring):
                           "min_lr", "eps")
 
     def __init__(self, monitor: str = "val_loss", mode: str = "auto", min_delta=None,
-                 **kwargs):
-        super().__init__(monitor, mode)
+                 verbose: int = 0, **kwargs):
+        super().__init__(monitor, mode, verbose)
         unknown = sorted(set(kwargs) - set(self._SCHEDULER_OPTIONS))
         if unknown:
             raise TypeError(f"ReduceLROnPlateau got unexpected option(s) {unknown}; it takes "
-                            f"monitor, mode, min_delta and {', '.join(self._SCHEDULER_OPTIONS)}")
+                            f"monitor, mode, min_delta, verbose and "
+                            f"{', '.join(self._SCHEDULER_OPTIONS)}")
         if min_delta is not None:
             if "threshold" in kwargs or "threshold_mode" in kwargs:
                 raise TypeError("ReduceLROnPlateau takes min_delta (Keras) or "
@@ -932,7 +1013,13 @@ class ReduceLROnPlateau(_Monitoring):
         if getattr(self.model, "stop_training", False) and self.monitor not in (logs or {}):
             return
         _log_lr(self.model, logs)  # the rate this epoch used, as LearningRateScheduler logs
+        before = [group["lr"] for group in self.model.optimizer.param_groups]
         self.scheduler.step(_monitored(logs, self.monitor, "ReduceLROnPlateau"))
+        after = [group["lr"] for group in self.model.optimizer.param_groups]
+        if after != before:
+            rates = ", ".join(f"{lr:.6g}" for lr in after)
+            self._say(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "
+                      f"{rates if len(after) == 1 else '[' + rates + ']'}.")
 
 
 def _takes_two_args(fn) -> bool:

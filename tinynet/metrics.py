@@ -101,7 +101,7 @@ __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precis
            "accuracy", "top_k_accuracy", "precision", "recall", "f1", "auc", "r2", "mse",
            "mae", "get", "for_output", "to_config", "from_saved", "check_names",
            "validation_clashes",
-           "higher_is_better", "logged_metrics", "METRICS"]
+           "higher_is_better", "declared_direction", "logged_metrics", "METRICS"]
 
 
 def _as_pred(pred, who: str) -> np.ndarray:
@@ -200,7 +200,17 @@ class Metric:
     :meth:`batch_state`, :meth:`result` and, if its states are not
     NumPy arrays that add up (or lists that concatenate), :meth:`merge`.
     ``higher_is_better`` says its direction (callbacks' ``mode="auto"``,
-    :func:`tinynet.mtl.delta_m`).
+    :func:`tinynet.mtl.delta_m`): True (higher is better: maximised), False
+    (an error: minimised) or None, not said -- the default of a subclass of
+    the user's that does not set it and of a metric function (unless the
+    function has an attribute ``higher_is_better``, ``f.higher_is_better =
+    False``), as Keras cannot tell the direction of a custom metric either.
+    A metric that does not say takes the direction of the built-in metric of
+    its name, if any (a function ``mse``: minimised); otherwise the
+    callbacks read the log key (maximised if it contains ``"acc"`` or ends in
+    ``"auc"``, minimised otherwise, as Keras' ``mode="auto"``) and
+    :func:`tinynet.mtl.delta_m` given the model asks for the direction.
+    tinynet's own metrics each say theirs.
 
     ``name`` (every built-in metric takes it, as Keras' metrics) replaces the
     class's name (``"f1"``...) in the logs, :class:`~tinynet.History`, the
@@ -219,7 +229,7 @@ class Metric:
     """
 
     name = "metric"
-    higher_is_better = True
+    higher_is_better: bool | None = None
     #: Whether the state holds the samples themselves (:class:`AUC`,
     #: :class:`R2Score`), growing with them: :class:`MetricStates` then keeps
     #: the batches' states apart until a value is read and merges them at
@@ -323,6 +333,7 @@ class Accuracy(_Mean):
     """
 
     name = "accuracy"
+    higher_is_better = True
 
     def __init__(self, threshold: float | None = None, name: str | None = None):
         super().__init__(name)
@@ -351,6 +362,8 @@ class TopKAccuracy(_Mean):
     diverged model are not counted as hits. ``k`` above the number of
     classes is refused (every sample would be a hit).
     """
+
+    higher_is_better = True
 
     def __init__(self, k: int = 5, name: str | None = None):
         self.k = check_positive_int(k, "TopKAccuracy", "k")
@@ -437,6 +450,7 @@ class _ConfusionMetric(Metric):
         The name to log it under (see :class:`Metric`), e.g. ``"f1_micro"``.
     """
 
+    higher_is_better = True
     AVERAGES = ("binary", "macro", "micro", "weighted")
 
     def __init__(self, average: str | None = None, threshold: float | None = None, *,
@@ -750,6 +764,7 @@ class AUC(Metric):
     """
 
     name = "auc"
+    higher_is_better = True
 
     def __init__(self, from_logits: bool | None = None, name: str | None = None):
         super().__init__(name)
@@ -880,6 +895,7 @@ class R2Score(Metric):
     """
 
     name = "r2"
+    higher_is_better = True
 
     def batch_state(self, pred, target):
         pred = _as_pred(pred, self.name)
@@ -1148,14 +1164,18 @@ def get(spec) -> Metric:
 
 def higher_is_better(name: str, logged: dict | None = None) -> bool | None:
     """The direction of the metric a logged key names, or None for any other
-    key (a loss, a metric function of the user's). The key may carry
-    ``"val_"`` and a ``"<task>/"`` prefix: ``"val_f1"``, ``"val_left/auc"``.
-    ``logged`` (:func:`logged_metrics` of a model) is asked first, so that a
-    metric named by the user (``"f1_micro"``) has its own direction; else
+    key (a loss, a metric of the user's that does not say its direction). The
+    key may carry ``"val_"`` and a ``"<task>/"`` prefix: ``"val_f1"``,
+    ``"val_left/auc"``. ``logged`` (:func:`logged_metrics` of a model) is
+    asked first, so that a metric named by the user (``"f1_micro"``) has its
+    own direction; when it has none (None: a metric function, a subclass
+    that does not set it), or the key names no metric of the model, that of
     the built-in metric of that name."""
     unprefixed = name[4:] if name.startswith("val_") else name
     if logged and unprefixed in logged:
-        return logged[unprefixed].higher_is_better
+        own = declared_direction(logged[unprefixed])
+        if own is not None:
+            return own
     key = name.rsplit("/", 1)[-1].lower().replace("-", "_")
     key = key[4:] if key.startswith("val_") else key
     if _TOP_K.fullmatch(key):
@@ -1178,10 +1198,26 @@ def logged_metrics(model) -> dict:
     return {}
 
 
+def declared_direction(metric) -> bool | None:
+    """``metric.higher_is_better``, which must be True, False or None (not said)."""
+    higher = getattr(metric, "higher_is_better", None)
+    if higher is not None and not isinstance(higher, (bool, np.bool_)):
+        raise TypeError(f"metric {getattr(metric, 'name', getattr(metric, '__name__', metric))!r} "
+                        f"expected "
+                        f"higher_is_better as True, False or None (not said), received "
+                        f"{higher!r}"[:300])
+    return None if higher is None else bool(higher)
+
+
 class _FunctionMetric(Metric):
+    """A metric function ``fn(pred, target)``, a batch mean. Its direction is
+    not said (None) unless ``fn`` says it as an attribute ``higher_is_better``
+    (see :class:`Metric`): an error function must not be maximised."""
+
     def __init__(self, fn):
         self.fn = fn
         self.name = getattr(fn, "__name__", "metric")
+        self.higher_is_better = declared_direction(fn)
 
     def __call__(self, pred, target) -> float:
         return float(self.fn(pred, target))

@@ -62,6 +62,7 @@ from .layers.base import (Layer, adopt, apply_frozen_containers, layer_from_dict
 from .output_losses import (NormalizedOutputCrossEntropy, for_output, output_activation,
                             row_probabilities)
 from .callbacks import CALLBACK_LOG_KEYS, Callback, as_callback_list
+from .progress import PassProgress, check_verbose
 from .training import (BUILD_STREAM, RunningMeans, batch_indices, check_targets, fit_loop,
                        seed_rng)
 
@@ -646,9 +647,9 @@ class Sequential(Layer):
             Hold out this share of ``x``/``y`` (and ``sample_weight``; the
             last samples, before shuffling) as validation data.
         callbacks : list of Callback
-        verbose : {0, 1, 2}
+        verbose : {0, 1, 2, "auto"}, default 1
             0 silent; 1 live bar on a terminal (one line per epoch
-            elsewhere); 2 one line per epoch.
+            elsewhere); 2 one line per epoch; "auto" (Keras' default) 1.
         shuffle : bool
         seed : int, optional
             A non-negative integer. Makes the run reproducible bit for bit: shuffling, dropout and
@@ -710,7 +711,11 @@ class Sequential(Layer):
         if validation_split:
             if validation_data is not None:
                 raise ValueError(f"{self._who}.fit takes validation_data or "
-                                 f"validation_split, not both")
+                                 f"validation_split, not both (received validation_data and "
+                                 f"validation_split={validation_split}): pass validation_data "
+                                 f"to validate on it, or validation_split to hold out that "
+                                 f"share of x (Keras ignores validation_split when given "
+                                 f"validation_data; tinynet refuses rather than drop one)")
             split = int(len(x) * (1 - validation_split))
             if split == 0 or split == len(x):
                 raise ValueError(f"{self._who}.fit: validation_split={validation_split} "
@@ -775,28 +780,48 @@ class Sequential(Layer):
                                 terminate_on_nan=terminate_on_nan, log_keys=keys)
         return self.history
 
-    def _evaluate_arrays(self, x, y, batch_size: int, sample_weight=None) -> dict:
+    def _evaluate_arrays(self, x, y, batch_size: int, sample_weight=None,
+                         progress: PassProgress | None = None) -> dict:
         """Means over all samples; with ``sample_weight`` (or class weights in
         the loss) the loss is the weighted mean over all of them (each
         batch's weighted mean, weighted by the batch's total weight:
         ``loss.weight_total``); the metrics are those of all the samples at
         once, unweighted (:class:`tinynet.metrics.MetricStates`). A ``"sum"``
-        loss gives the batch sums' mean weighted by batch size, as Keras."""
+        loss gives the batch sums' mean weighted by batch size, as Keras.
+        ``progress`` shows the batches (the running values when its live bar
+        draws, as ``fit``'s) and the result."""
         means, loss = metrics_mod.MetricStates(self.metrics), RunningMeans()
         sample_weight = summable_weights(sample_weight, largest_class_weight(self.loss))
-        for idx in batch_indices(len(x), batch_size):
+        for batch, idx in enumerate(batch_indices(len(x), batch_size)):
             pred = self.forward(x[idx], training=False)
             w = None if sample_weight is None else sample_weight[idx]
             value = self.loss.forward(pred, y[idx], sample_weight=w)
             loss.add({"loss": value}, losses_mod.batch_weight(self.loss, len(idx)))
             means.add(pred, y[idx])
+            if progress is not None:
+                progress.batch_end(batch, lambda: {**loss.means(),
+                                                   **means.results(running=True)})
         # every weight 0: no weighted mean; the loss of nothing is 0, as the losses say
-        return {"loss": loss.means().get("loss", 0.0), **means.results()}
+        logs = {"loss": loss.means().get("loss", 0.0), **means.results()}
+        if progress is not None:
+            progress.end(logs)
+        return logs
 
-    def evaluate(self, x, y, batch_size: int = 32, sample_weight=None) -> dict:
+    def evaluate(self, x, y, batch_size: int = 32, sample_weight=None, verbose=0,
+                 stream=None) -> dict:
         """Loss and metrics on ``(x, y)`` in inference mode.
 
         ``sample_weight`` (n_samples,) weights the loss as in :meth:`fit`.
+
+        ``verbose`` (0, 1, 2 or "auto", as :meth:`fit` takes it) shows the
+        batches as ``fit`` shows an epoch, on ``stream`` (default
+        ``sys.stdout``): at 1 or "auto" a live bar on a terminal, and at 1
+        elsewhere or 2 one line, ``evaluate - 0.2s - loss: ... - accuracy:
+        ...`` (:class:`tinynet.progress.PassProgress`). The default, 0,
+        differs from Keras' ("auto", a bar): evaluate (and predict) run inside
+        loops and other code, where a line at every call is noise, and they
+        printed nothing before they took ``verbose``; ``fit``, which shows a
+        training run, prints by default, as Keras'.
 
         Returns
         -------
@@ -805,27 +830,36 @@ class Sequential(Layer):
         """
         self._require_compiled("evaluate")
         batch_size = check_batch_size(batch_size, f"{self._who}.evaluate")
+        verbose = check_verbose(verbose, f"{self._who}.evaluate")
         x, y = self._check_xy(x, y, "evaluate")
         w = None if sample_weight is None else as_sample_weight(sample_weight, len(x),
                                                                 f"{self._who}.evaluate")
-        return self._evaluate_arrays(x, y, batch_size, w)
+        return self._evaluate_arrays(x, y, batch_size, w, PassProgress(
+            verbose, -(-len(x) // batch_size), "evaluate", stream))
 
-    def predict(self, x, batch_size: int = 32) -> np.ndarray:
+    def predict(self, x, batch_size: int = 32, verbose=0, stream=None) -> np.ndarray:
         """The model's raw output for ``x`` (logits for a classifier, or
         probabilities when the last layer ends in a softmax/sigmoid), in
         inference mode, computed ``batch_size`` samples at a time.
+        ``verbose`` and ``stream`` as :meth:`evaluate`'s (default: silent),
+        the line ``predict - 0.1s``.
 
         Returns
         -------
         ndarray of shape (n_samples, *output_shape)
         """
         batch_size = check_batch_size(batch_size, f"{self._who}.predict")
+        verbose = check_verbose(verbose, f"{self._who}.predict")
         x = self._check_x(x, "predict")
-        outputs = [self.forward(x[start:start + batch_size], training=False)
-                   for start in range(0, len(x), batch_size)]
+        progress = PassProgress(verbose, -(-len(x) // batch_size), "predict", stream)
+        outputs = []
+        for batch, start in enumerate(range(0, len(x), batch_size)):
+            outputs.append(self.forward(x[start:start + batch_size], training=False))
+            progress.batch_end(batch)
+        progress.end()
         return np.concatenate(outputs, axis=0)
 
-    def predict_proba(self, x, batch_size: int = 32) -> np.ndarray:
+    def predict_proba(self, x, batch_size: int = 32, verbose=0, stream=None) -> np.ndarray:
         """Class probabilities: the output itself when the last layer ends in a
         softmax/sigmoid (several sigmoids compiled with the cross-entropy: divided
         by their sum, the probabilities its loss scores, as
@@ -844,8 +878,10 @@ class Sequential(Layer):
             :meth:`predict_classes` that tinynet follows) gave it. scikit-learn's
             ``predict_proba`` has a column per class there, ``(n_samples, 2)``:
             ``np.hstack([1 - p, p])``.
+
+        ``verbose`` and ``stream`` as :meth:`predict`'s (and Keras 2's).
         """
-        outputs = self.predict(x, batch_size=batch_size)
+        outputs = self.predict(x, batch_size=batch_size, verbose=verbose, stream=stream)
         if output_activation(self, at_inference=True) is not None:
             if isinstance(self.loss, NormalizedOutputCrossEntropy) and not _is_binary(outputs):
                 # sigmoids compiled with the cross-entropy: its class probabilities
@@ -855,10 +891,11 @@ class Sequential(Layer):
             return losses_mod.sigmoid(outputs)
         return losses_mod.softmax(outputs)
 
-    def predict_classes(self, x, batch_size: int = 32) -> np.ndarray:
+    def predict_classes(self, x, batch_size: int = 32, verbose=0, stream=None) -> np.ndarray:
         """Predicted labels: the arg-max of the outputs; for one output unit,
-        ``logit > 0``, or ``probability > 0.5`` after a sigmoid."""
-        outputs = self.predict(x, batch_size=batch_size)
+        ``logit > 0``, or ``probability > 0.5`` after a sigmoid. ``verbose``
+        and ``stream`` as :meth:`predict`'s (and Keras 2's)."""
+        outputs = self.predict(x, batch_size=batch_size, verbose=verbose, stream=stream)
         if _is_binary(outputs):
             threshold = 0.5 if output_activation(self, at_inference=True) == "sigmoid" else 0.0
             return (outputs.reshape(len(outputs)) > threshold).astype(np.int64)

@@ -12,6 +12,11 @@
 * ``verbose=1`` on a non-terminal (a file, a CI log, ``io.StringIO``) or
   ``verbose=2``: one line per epoch.
 * ``verbose=0``: nothing (``fit`` does not add the callback).
+* ``verbose="auto"`` (Keras' default): 1 (:func:`check_verbose`).
+
+``evaluate`` and ``predict`` show their one pass over the batches the same
+way (:class:`PassProgress`), with ``evaluate`` or ``predict`` where ``fit``
+shows the epoch; they are silent unless given ``verbose``.
 
 A ``ProgressBar`` passed in ``callbacks`` is the one shown, whatever
 ``verbose`` says (its own ``verbose`` and ``stream`` apply); ``fit`` adds no
@@ -30,11 +35,22 @@ from __future__ import annotations
 import sys
 import time
 
-from .callbacks import Callback, logged_value
+from .callbacks import Callback, logged_value, show_stop_reason
 from .checks import check_positive_int
 from .layers._checks import check_real
 
-__all__ = ["ProgressBar", "format_logs", "format_seconds"]
+__all__ = ["ProgressBar", "PassProgress", "check_verbose", "format_logs", "format_seconds"]
+
+
+def check_verbose(verbose, who: str) -> int:
+    """The ``verbose`` of ``fit``, ``evaluate`` and ``predict``: 0 (silent),
+    1, 2 or Keras' ``"auto"``, which is 1 (as Keras makes it outside a
+    distribution strategy); True and False count as 1 and 0."""
+    if isinstance(verbose, str) and verbose == "auto":
+        return 1
+    if isinstance(verbose, str) or verbose not in (0, 1, 2):
+        raise ValueError(f"{who} expected verbose 0, 1, 2 or 'auto', received {verbose!r}")
+    return int(verbose)
 
 
 def format_seconds(seconds: float) -> str:
@@ -181,10 +197,7 @@ class ProgressBar(Callback):
         self._out.flush()
 
     def on_train_end(self, logs=None):
-        reason = getattr(self.model, "stop_reason", None)
-        if reason:
-            self._out.write(f"{reason}\n")
-            self._out.flush()
+        show_stop_reason(self.model, self._out)  # (unless EarlyStopping(verbose=1) did)
 
     def _bar(self, done: int, steps: int) -> str:
         digits = len(str(steps))
@@ -201,3 +214,48 @@ class ProgressBar(Callback):
         self._out.write("\r" + line + " " * pad)
         self._out.flush()
         self._last_len = len(line)
+
+
+class _PassBar(ProgressBar):
+    """A :class:`ProgressBar` of one pass, ``label`` in the epoch's place."""
+
+    def __init__(self, label: str, **kwargs):
+        super().__init__(**kwargs)
+        self.label = label
+
+    def on_epoch_begin(self, epoch, logs=None):
+        super().on_epoch_begin(epoch, logs)
+        self._epoch_label = self.label
+
+
+class PassProgress:
+    """The progress of one pass over ``steps`` batches (``evaluate``'s,
+    ``predict``'s), shown as ``fit`` shows an epoch (:class:`ProgressBar`),
+    with ``label`` in the epoch's place: at ``verbose=1`` on a terminal a live
+    bar, with the running logs, ending in the pass's line; at ``verbose=1``
+    elsewhere and at ``verbose=2`` that line alone; nothing at ``verbose=0``
+    (:func:`check_verbose`'s values)::
+
+        evaluate  10/10 [==============================] 0.2s - loss: 0.3012 - accuracy: 0.9111
+        evaluate - 0.2s - loss: 0.3012 - accuracy: 0.9111
+    """
+
+    def __init__(self, verbose: int, steps: int, label: str, stream=None):
+        self._bar = None
+        if verbose:
+            self._bar = _PassBar(label, verbose=verbose, stream=stream)
+            self._bar.set_params({"epochs": 1, "steps": steps})
+            self._bar.on_train_begin()
+            self._bar.on_epoch_begin(0)
+
+    def batch_end(self, batch: int, logs=dict) -> None:
+        """After batch ``batch`` (from 0): ``logs()`` gives the running logs,
+        called only when the live bar draws (about ``max_rate`` times a second)."""
+        if self._bar is not None:
+            self._bar.on_batch_end(batch, logs() if self._bar.reads_batch_metrics_at(batch)
+                                   else {})
+
+    def end(self, logs=None) -> None:
+        """The pass's line, with its final ``logs``."""
+        if self._bar is not None:
+            self._bar.on_epoch_end(0, logs or {})

@@ -70,7 +70,7 @@ from . import _userwarn
 from .callbacks import Callback, CallbackList, History, TerminateOnNaN, as_callback_list
 from .checks import check_bool, check_non_negative_int, check_positive_int, check_seed
 from .metrics import MetricStates
-from .progress import ProgressBar
+from .progress import ProgressBar, check_verbose
 
 __all__ = ["fit_loop", "batch_indices", "epoch_rng", "seed_rng", "History",
            "RunningMeans", "SHUFFLE_STREAM", "LAYER_STREAM", "BUILD_STREAM", "CHECK_ELEMENTS",
@@ -284,8 +284,8 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
         Run after each epoch; its keys are logged with a ``val_`` prefix.
     callbacks : list of Callback, optional
         A single Callback is taken as a list of one.
-    verbose : {0, 1, 2}
-        See :mod:`tinynet.progress`. A :class:`~tinynet.progress.ProgressBar`
+    verbose : {0, 1, 2, "auto"}
+        See :mod:`tinynet.progress` ("auto", Keras' default, is 1). A :class:`~tinynet.progress.ProgressBar`
         among ``callbacks`` is used instead of the one ``verbose`` would add.
     stream : file-like, optional
         Where progress goes (default ``sys.stdout``).
@@ -311,8 +311,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     terminate_on_nan = check_bool(terminate_on_nan, "fit", "terminate_on_nan")
     epochs = check_non_negative_int(epochs, "fit", "epochs")
     initial_epoch = check_non_negative_int(initial_epoch, "fit", "initial_epoch")
-    if verbose not in (0, 1, 2):
-        raise ValueError(f"fit expected verbose 0, 1 or 2, received {verbose!r}")
+    verbose = check_verbose(verbose, "fit")
     seed = check_seed(seed, "fit")
     callbacks = as_callback_list(callbacks, "fit")
     _refuse_a_last_batch_of_one(model, n_samples, batch_size)
@@ -349,6 +348,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
 
     model.stop_training = False
     model.stop_reason = None
+    model._stop_reason_shown = False  # (callbacks.show_stop_reason)
     cbs.on_train_begin()
     _refuse_a_last_batch_of_one(model, n_samples, batch_size)  # (a callback may unfreeze one)
     # (asked after on_train_begin: a progress bar knows then if it draws live)

@@ -819,3 +819,27 @@ def test_a_task_loss_with_class_weights_near_the_largest_float_trains_as_the_ord
                             sample_weight={"a": np.linspace(0.5, 2.0, 40)})
         runs.append((history.history, model.evaluate(x, y)))
     assert runs[0] == runs[1] and np.isfinite(runs[0][0]["loss"]).all()
+
+
+def test_evaluate_and_predict_take_keras_verbose(capsys):
+    # model.evaluate(x, y, verbose=0) and predict(x, verbose=0) raised TypeError;
+    # silent by default, one line at 1, 2 or "auto" (capsys is no terminal)
+    model, x, y = _fit_setup()
+    quiet, outputs = model.evaluate(x, y), model.predict(x)
+    assert model.evaluate(x, y, verbose=0) == quiet and capsys.readouterr().out == ""
+    for verbose in (1, 2, "auto"):
+        assert model.evaluate(x, y, verbose=verbose) == quiet
+        line = capsys.readouterr().out
+        assert line.startswith("evaluate - ") and line.endswith(
+            f" - cls/accuracy: {quiet['cls/accuracy']:.4f}\n")
+        predicted = model.predict(x, verbose=verbose)
+        assert all(np.array_equal(predicted[t], outputs[t]) for t in outputs)
+        assert capsys.readouterr().out.startswith("predict - ")
+    terminal = io.StringIO()
+    terminal.isatty = lambda: True
+    model.evaluate(x, y, batch_size=8, verbose=1, stream=terminal)
+    frames = terminal.getvalue().split("\r")[1:]
+    assert frames[0].startswith("evaluate  1/5 [") and frames[-1].startswith("evaluate  5/5 [")
+    with pytest.raises(ValueError, match="evaluate expected verbose 0, 1, 2 or 'auto', "
+                                         "received 3"):
+        model.evaluate(x, y, verbose=3)

@@ -40,6 +40,31 @@ def _lower_is_better(name: str) -> bool:
     return name.split("/")[-1].lower() in LOWER_IS_BETTER
 
 
+def _direction(key: str, name: str, metric) -> bool:
+    """Whether higher is better for ``key`` (whose training key is ``name``):
+    the direction of the model's metric ``metric`` logged so (None: no such
+    metric), unless it says none (``higher_is_better`` None: a metric
+    function, a ``Metric`` subclass of the user's that does not set it);
+    then the name's when it is known (:data:`LOWER_IS_BETTER`, or a built-in
+    metric's name: a function named ``mse``), else -- rather than guess the
+    sign of the gain -- a ``ValueError`` asking for it. A key of no metric of
+    the model: the name's, and any other name is higher-is-better."""
+    own = None if metric is None else metrics_mod.declared_direction(metric)
+    if own is not None:
+        return own
+    if _lower_is_better(name):
+        return False
+    known = metrics_mod.higher_is_better(name)
+    if known is not None:
+        return known
+    if metric is not None:
+        raise ValueError(f"delta_m cannot tell whether higher or lower is better for {key!r}: "
+                         f"the model's metric {metric.name!r} does not say (a metric function "
+                         f"or Metric subclass of your own); pass higher_is_better="
+                         f"{{{key!r}: False}} (or True), or set its higher_is_better")
+    return True
+
+
 def _without_val(key: str) -> str:
     """The training log key of a validation one: ``"val_mae"`` -> ``"mae"``
     (a Sequential's), ``"val_left/mae"`` -> ``"left/mae"`` (a multi-task
@@ -79,7 +104,12 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None, *,
         user too, ``"left/f1_err"``, as the callbacks' ``mode="auto"`` reads
         it, :func:`tinynet.metrics.logged_metrics`); else read from the name's
         last part (``loss``, ``mse``, ``mae``, the loss names ... are
-        lower-is-better, :data:`LOWER_IS_BETTER`; case does not matter). A
+        lower-is-better, :data:`LOWER_IS_BETTER`; case does not matter; any
+        other name higher-is-better) -- except that a metric of ``model``
+        that does not say its direction (a metric function, a ``Metric``
+        subclass without ``higher_is_better``) and whose name is none of
+        tinynet's is refused (``ValueError``): say its direction in
+        ``higher_is_better``. A
         validation key (``"val_loss"``, ``"val_mae"``, ``"val_left/f1_err"``)
         has the direction of its training key (the key without ``"val_"``),
         unless the model logs a metric under the key itself.
@@ -126,10 +156,8 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None, *,
         name = key if key in logged else _without_val(key)
         if key in higher_is_better:
             higher = bool(higher_is_better[key])
-        elif name in logged:
-            higher = bool(logged[name].higher_is_better)
         else:
-            higher = not _lower_is_better(name)
+            higher = _direction(key, name, logged.get(name))
         sign = 1.0 if higher else -1.0
         gains[key] = sign * (float(metrics[key]) - base) / abs(base) * 100.0
     return gains

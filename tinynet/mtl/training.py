@@ -88,6 +88,7 @@ from ..class_weights import largest_class_weight
 from ..layers._checks import check_real
 from ..output_losses import for_output
 from ..param import ensure_flat
+from ..progress import PassProgress, check_verbose
 from ..training import RunningMeans, batch_indices, check_targets, fit_loop
 from . import weighting as weighting_mod
 
@@ -790,37 +791,55 @@ class MultiTaskTraining:
         return self.history
 
     # -------------------------------------------------------- evaluate/predict
-    def _predict_lists(self, xs, batch_size) -> list[np.ndarray]:
+    def _predict_lists(self, xs, batch_size, progress=None) -> list[np.ndarray]:
+        """Each output's predictions, ``batch_size`` samples at a time;
+        ``progress`` (:class:`~tinynet.progress.PassProgress`) shows the batches."""
         n = xs[0].shape[0]
-        chunks = [self.forward_all([a[s:s + batch_size] for a in xs], training=False)
-                  for s in range(0, n, batch_size)]
+        chunks = []
+        for batch, s in enumerate(range(0, n, batch_size)):
+            chunks.append(self.forward_all([a[s:s + batch_size] for a in xs], training=False))
+            if progress is not None:
+                progress.batch_end(batch)
         return [np.concatenate([c[k] for c in chunks]) for k in range(len(self.outputs))]
 
-    def predict(self, x, batch_size: int = 256) -> dict:
+    def predict(self, x, batch_size: int = 256, verbose=0, stream=None) -> dict:
         """``{task: outputs}`` in inference mode (probabilities for softmax outputs);
-        ``x`` as in :meth:`fit`."""
+        ``x`` as in :meth:`fit`; ``verbose`` and ``stream`` as
+        :meth:`tinynet.Sequential.predict`'s (default: silent)."""
         batch_size = check_batch_size(batch_size, "predict")
+        verbose = check_verbose(verbose, "predict")
         xs = self._inputs(x, "predict")
-        return dict(zip(self.output_names, self._predict_lists(xs, batch_size)))
+        progress = PassProgress(verbose, -(-len(xs[0]) // batch_size), "predict", stream)
+        outs = self._predict_lists(xs, batch_size, progress)
+        progress.end()
+        return dict(zip(self.output_names, outs))
 
-    def evaluate(self, x, y, mask=None, batch_size: int = 256, sample_weight=None) -> dict:
+    def evaluate(self, x, y, mask=None, batch_size: int = 256, sample_weight=None, verbose=0,
+                 stream=None) -> dict:
         """Loss and metrics of every task on labelled samples (exact means; the
         losses weighted by ``sample_weight``, the metrics not; a
         ``reduction="sum"`` loss the mean of its sums over batches of
-        ``batch_size``, as ``fit`` logs it); arguments as in :meth:`fit`."""
+        ``batch_size``, as ``fit`` logs it); arguments as in :meth:`fit`.
+        ``verbose`` and ``stream`` as :meth:`tinynet.Sequential.evaluate`'s
+        (default: silent): the batches' predictions, then the logs."""
         self._require_compiled("evaluate")
         batch_size = check_batch_size(batch_size, "evaluate")
+        verbose = check_verbose(verbose, "evaluate")
         data = self._data(x, y, mask, "evaluate", sample_weight)
         self._check_targets(*data[1:], "evaluate")  # errors that name the task
-        return self._evaluate_data(*data, batch_size)
+        progress = PassProgress(verbose, -(-len(data[0][0]) // batch_size), "evaluate", stream)
+        logs = self._evaluate_data(*data, batch_size, progress=progress)
+        progress.end(logs)
+        return logs
 
-    def _evaluate_data(self, xs, ys, masks, weights, batch_size, sum_batch=None) -> dict:
+    def _evaluate_data(self, xs, ys, masks, weights, batch_size, sum_batch=None,
+                       progress=None) -> dict:
         """The logs of :meth:`evaluate`: each task's loss over all its
         labelled samples, except that a ``reduction="sum"`` loss gives its
         sums over batches of ``sum_batch`` samples (default ``batch_size``)
         averaged weighted by their labelled samples, what ``fit`` logs for it
         (as :class:`tinynet.Sequential`'s evaluate and Keras do)."""
-        outs = self._predict_lists(xs, batch_size)
+        outs = self._predict_lists(xs, batch_size, progress)
         values, _, _ = self._task_losses(outs, ys, masks, weights=weights, need_grads=False)
         if any(self._sums(task) for task in self.output_names):
             batch_sums = [RunningMeans() for _ in self.output_names]
