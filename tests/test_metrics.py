@@ -155,6 +155,31 @@ def test_get_names_instances_functions_and_configs():
     assert saved == {"function": "my_metric"}
 
 
+@pytest.mark.parametrize("spec, k, name", [
+    ("top_5_accuracy", 5, "top_5_accuracy"), ("top5_accuracy", 5, "top_5_accuracy"),
+    ("Top-5-Accuracy", 5, "top_5_accuracy"), ("top_3_accuracy", 3, "top_3_accuracy"),
+    ("top_k_accuracy", 5, "top_k_accuracy"), ("top_k", 5, "top_k_accuracy")])
+def test_a_top_k_accuracy_asked_for_by_name_logs_under_that_name(spec, k, name):
+    # "top_5_accuracy" gave TopKAccuracy(5), named "top_k_accuracy" (Keras' default
+    # name), while "top_3_accuracy" kept its name: a monitor of
+    # "val_top_5_accuracy" was refused
+    metric = metrics.get(spec)
+    assert type(metric) is metrics.TopKAccuracy and (metric.k, metric.name) == (k, name)
+    assert metrics.to_config(metric) == name  # saved by its name, and read back as it
+    again = metrics.get(metrics.to_config(metric))
+    assert (again.k, again.name, again.get_config()) == (k, name, metric.get_config())
+
+
+def test_top_k_accuracy_keeps_a_name_given_and_keras_default_name():
+    assert metrics.TopKAccuracy().name == metrics.TopKAccuracy(5).name == "top_k_accuracy"
+    assert metrics.TopKAccuracy(2).name == "top_2_accuracy"
+    for k in (2, 5):
+        mine = metrics.TopKAccuracy(k, name="mine")
+        assert mine.name == "mine" and mine.get_config() == {"k": k, "name": "mine"}
+        again = metrics.get(metrics.to_config(mine))
+        assert (again.k, again.name) == (k, "mine")
+
+
 def test_for_output_thresholds_an_unset_accuracy_at_one_half_after_a_sigmoid():
     sigmoid_head = Dense(1, activation="sigmoid")
     fitted = metrics.for_output(metrics.get("accuracy"), sigmoid_head)

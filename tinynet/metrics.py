@@ -12,7 +12,8 @@ name              better      value
 accuracy          higher      share of samples whose predicted class is the
                               true class
 top_k_accuracy    higher      share whose true class is among the ``k``
-                              highest scores (``top_3_accuracy``...)
+                              highest scores (k=5; ``top_3_accuracy``,
+                              ``top_5_accuracy``... log under that name)
 precision         higher      :math:`tp / (tp + fp)` (:class:`Precision`)
 recall            higher      :math:`tp / (tp + fn)` (:class:`Recall`)
 f1                higher      :math:`2 tp / (2 tp + fp + fn)` (:class:`F1Score`)
@@ -354,8 +355,15 @@ class TopKAccuracy(_Mean):
 
     def __init__(self, k: int = 5, name: str | None = None):
         self.k = check_positive_int(k, "TopKAccuracy", "k")
-        self.name = "top_k_accuracy" if self.k == 5 else f"top_{self.k}_accuracy"
-        super().__init__(name)
+        self.name = self.default_name(self.k)
+        super().__init__(name)  # a name given replaces the default one
+
+    @staticmethod
+    def default_name(k: int) -> str:
+        """The name of ``TopKAccuracy(k)`` without a ``name``: Keras'
+        ``"top_k_accuracy"`` for its default ``k=5``, ``"top_<k>_accuracy"``
+        for another ``k``."""
+        return "top_k_accuracy" if k == 5 else f"top_{k}_accuracy"
 
     def _values(self, pred, target):
         pred = _as_pred(pred, self.name)
@@ -1127,7 +1135,10 @@ _TOP_K = re.compile(r"top_?(\d+)_accuracy")
 def get(spec) -> Metric:
     """A metric from a name (``"accuracy"``, ``"top_3_accuracy"``, ``"f1"``...),
     a :class:`Metric` instance, a :func:`to_config` dict, or a function
-    ``f(pred, target) -> float`` (named after the function)."""
+    ``f(pred, target) -> float`` (named after the function). A top-k accuracy
+    asked for as ``"top_<k>_accuracy"`` (or ``"top<k>_accuracy"``) is logged
+    as ``"top_<k>_accuracy"``, ``"top_5_accuracy"`` included; ``"top_k_accuracy"``
+    is ``TopKAccuracy()``, k=5 logged as ``"top_k_accuracy"`` (Keras' name)."""
     if isinstance(spec, Metric):
         return spec
     if isinstance(spec, dict):
@@ -1135,10 +1146,14 @@ def get(spec) -> Metric:
                      str(spec.get("class", "")), "metric class")
         return cls(**spec.get("config", {}))
     if isinstance(spec, str):
-        # "top_3_accuracy" / "top3_accuracy": top-k with k in the name
+        # "top_3_accuracy" / "top3_accuracy": top-k with k in the name, logged
+        # as "top_<k>_accuracy" (so "top_5_accuracy" too, not as TopKAccuracy(5)'s
+        # default "top_k_accuracy": a monitor of "val_top_5_accuracy" was refused)
         match = _TOP_K.fullmatch(spec.lower().replace("-", "_"))
         if match:
-            return TopKAccuracy(int(match.group(1)))
+            k = int(match.group(1))
+            name = f"top_{k}_accuracy"
+            return TopKAccuracy(k, name=None if name == TopKAccuracy.default_name(k) else name)
         return lookup(METRICS, spec, "metric")()
     if callable(spec):
         return _FunctionMetric(spec)
