@@ -67,9 +67,12 @@ single output unit is a binary classifier: its output is a *logit*
 unless it is a probability: a model whose output layer ends in a sigmoid
 gives its ``accuracy``, ``precision``, ``recall`` and ``f1`` a threshold of
 0.5 (:func:`for_output`), and ``Accuracy(threshold=0.5)`` does so by hand.
-A multi-class ``auc`` ranks probabilities (as scikit-learn): compiled on a
-model whose output is logits it takes their softmax (``from_logits``, set by
-:func:`for_output`); called directly, it takes the scores as given.
+A sample whose prediction holds a NaN (a diverged model's) is never a hit of
+``accuracy`` or a top-k accuracy (:func:`class_hits`; infinite scores are
+ranked as numbers). A multi-class ``auc`` ranks probabilities (as
+scikit-learn): compiled on a model whose output is logits it takes their
+softmax (``from_logits``, set by :func:`for_output`); called directly, it
+takes the scores as given.
 
 No samples: every metric of an empty batch raises ``ValueError`` ("expected
 at least one sample, received 0"), as scikit-learn's metrics do (it used to
@@ -180,6 +183,40 @@ def _predicted_classes(pred, target, threshold, who: str):
         raise ValueError(f"{who} expected predictions of shape (n, classes) or (n,), "
                          f"received {pred.shape}")
     return predicted, _class_targets(target, pred, who), n_classes
+
+
+def class_hits(scores, labels, k: int = 1, finite_only: bool = False) -> np.ndarray:
+    """Whether each sample's label is among the ``k`` highest of its scores
+    (the last axis of ``scores``; ``labels`` holds the other axes): the rule
+    of :class:`Accuracy`, :class:`TopKAccuracy` and ``tinynet.meta``'s
+    query accuracy.
+
+    A label's rank is the number of classes scored higher plus the classes
+    of an equal score at a lower index (ties go to the lower index: a stable
+    sort, the order of ``np.argmax``, so ``k=1`` is the arg-max); a hit is a
+    rank below ``k``. A sample whose scores hold a NaN is never a hit: they
+    have no order, and a diverged model must not score (``np.argmax`` reads a
+    NaN as the largest score, so a row of NaN was a hit whenever its label
+    was class 0). ``finite_only=True`` also counts a sample with an infinite
+    score as a miss, for outputs that are infinite only by overflow
+    (``tinynet.meta``'s logits); else ``-inf`` and ``inf`` are scores like
+    any other (``-inf`` masks a class out)."""
+    if k == 1:
+        best = scores.argmax(axis=-1)
+        hit = best == labels
+        if not finite_only:
+            # np.argmax takes a row's first NaN for its largest score: a row holds
+            # a NaN iff its arg-max is one (a look a row, not a pass over them all;
+            # by flat index into the raveled scores, the cheapest such look)
+            width = scores.shape[-1]
+            at = best.ravel() + np.arange(0, best.size * width, width)
+            return hit & ~np.isnan(scores.ravel()[at]).reshape(best.shape)
+    else:
+        true_score = np.take_along_axis(scores, labels[..., None], axis=-1)
+        before = np.arange(scores.shape[-1]) < labels[..., None]
+        rank = (scores > true_score).sum(axis=-1) + ((scores == true_score) & before).sum(axis=-1)
+        hit = rank < k
+    return hit & ~(~np.isfinite(scores) if finite_only else np.isnan(scores)).any(axis=-1)
 
 
 def _check_threshold(threshold, who: str):
@@ -321,6 +358,10 @@ class Accuracy(_Mean):
     ``pred`` of shape ``(n, classes)``: the class is ``argmax(pred)``;
     ``pred`` of shape ``(n,)`` or ``(n, 1)``: binary, as above. ``target``:
     integer (or boolean) labels ``(n,)`` or probability targets ``(n, classes)``.
+    A sample whose prediction holds a NaN (a diverged model's) is never
+    correct (:func:`class_hits`): the arg-max read a row of NaN as class 0
+    and ``NaN > threshold`` is False, so it was counted right whenever the
+    label was 0.
     """
 
     name = "accuracy"
@@ -330,8 +371,12 @@ class Accuracy(_Mean):
         self.threshold = _check_threshold(threshold, "Accuracy")
 
     def _values(self, pred, target):
+        pred = _as_pred(pred, self.name)
+        if pred.ndim == 2 and pred.shape[1] > 1:
+            return class_hits(pred, _class_targets(target, pred, self.name))
         predicted, labels, _ = _predicted_classes(pred, target, self.threshold, self.name)
-        return predicted == labels
+        # a NaN is no class (NaN > threshold is False: it was read as class 0)
+        return (predicted == labels) & ~np.isnan(pred.reshape(-1))
 
     def _settings(self) -> dict:
         return {"threshold": self.threshold}
@@ -347,9 +392,10 @@ class TopKAccuracy(_Mean):
     ``top_k_accuracy_score`` breaks ties the other way (towards the higher
     index: its stable ascending sort, reversed), and ``torch.topk`` leaves
     the order among equal scores unspecified; without ties all three agree.
-    A NaN score ranks above every number and ties with another NaN (as
-    ``np.argmax`` and ``torch.topk`` order them), so predictions of a
-    diverged model are not counted as hits. ``k`` above the number of
+    A sample whose scores hold a NaN is never a hit (:func:`class_hits`), so
+    predictions of a diverged model are not counted as hits (NaN ranked
+    above every number, as ``np.argmax`` and ``torch.topk`` order it: a row
+    of NaN was a hit for the labels 0 to k-1). ``k`` above the number of
     classes is refused (every sample would be a hit).
     """
 
@@ -374,14 +420,7 @@ class TopKAccuracy(_Mean):
         if self.k > pred.shape[1]:
             raise ValueError(f"{self.name} expected k at most the number of classes "
                              f"{pred.shape[1]}, received k={self.k}")
-        # Rank of the true class = number of classes scored strictly higher,
-        # plus equal scores at a lower index (stable order); NaN is highest.
-        true_score = pred[np.arange(len(labels)), labels][:, None]
-        nan, true_nan = np.isnan(pred), np.isnan(true_score)
-        higher = ((pred > true_score) | (nan & ~true_nan)).sum(axis=1)
-        ties_before = (((pred == true_score) | (nan & true_nan))
-                       & (np.arange(pred.shape[1])[None, :] < labels[:, None])).sum(axis=1)
-        return higher + ties_before < self.k
+        return class_hits(pred, labels, self.k)
 
     def _settings(self) -> dict:
         return {"k": self.k}
