@@ -326,6 +326,22 @@ def test_a_monitor_or_path_field_fit_will_not_log_fails_before_training(callback
     assert count.epochs == []
 
 
+def test_a_top_5_accuracy_compiled_by_its_name_may_be_monitored_by_it():
+    # "top_5_accuracy" was logged as "top_k_accuracy": this monitor was refused
+    # ("did you mean 'val_top_k_accuracy'?") while "val_top_3_accuracy" was fine
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((24, 4)).astype(np.float32), np.arange(24) % 6
+    model = tn.Sequential([Dense(6, input_dim=4)])
+    model.compile(optimizer=tn.optim.SGD(lr=0.1), loss="cross_entropy",
+                  metrics=["top_5_accuracy", "top_3_accuracy"])
+    stop = EarlyStopping(monitor="val_top_5_accuracy", patience=5)
+    history = model.fit(x, y, epochs=2, verbose=0, validation_data=(x, y), callbacks=[stop],
+                        seed=0)
+    assert {"top_5_accuracy", "val_top_5_accuracy", "val_top_3_accuracy"} <= set(
+        history.history)
+    assert stop.mode == "max"
+
+
 def test_a_callbacks_own_log_keys_may_be_monitored():
     class F1(Callback):
         added_log_keys = ("f1",)

@@ -55,6 +55,21 @@ def test_save_load_predict_is_bit_identical(tmp_path):
     assert [m.name for m in loaded.metrics] == ["accuracy", "top_2_accuracy"]
 
 
+def test_a_top_k_accuracy_keeps_its_name_through_save_and_load(tmp_path):
+    # "top_5_accuracy" was compiled, saved and loaded as "top_k_accuracy"
+    x, y = _data(classes=6)
+    model = tn.Sequential([Dense(6)])
+    model.compile("sgd", loss="cross_entropy",
+                  metrics=["top_5_accuracy", "top_k_accuracy", "top3_accuracy",
+                           tn.metrics.TopKAccuracy(2, name="mine")])
+    names = ["top_5_accuracy", "top_k_accuracy", "top_3_accuracy", "mine"]
+    model.fit(x, y, epochs=1, verbose=0, seed=0)
+    loaded = tn.load(model.save(tmp_path / "model.npz"))
+    assert [m.name for m in model.metrics] == [m.name for m in loaded.metrics] == names
+    assert [m.k for m in loaded.metrics] == [5, 5, 3, 2]
+    assert list(loaded.evaluate(x, y)) == list(model.evaluate(x, y)) == ["loss", *names]
+
+
 def test_file_holds_only_numeric_arrays_and_a_json_header(tmp_path):
     x, y = _data()
     model = _model()

@@ -11,13 +11,12 @@ from tinynet.layers import Dense
 
 
 def _slow_top_k(pred, labels, k):
-    """Reference: rank every row with a stable sort (ties to the lower index,
-    NaN above every number)."""
+    """Reference: rank every row with a stable sort (ties to the lower index);
+    a row holding a NaN is never a hit."""
     hits = 0
     for row, label in zip(pred, labels):
-        order = sorted(range(len(row)),
-                       key=lambda c: (0, 0.0, c) if np.isnan(row[c]) else (1, -row[c], c))
-        hits += label in order[:k]
+        order = sorted(range(len(row)), key=lambda c: (-row[c], c))
+        hits += label in order[:k] and not np.isnan(row).any()
     return hits / len(labels)
 
 
@@ -62,27 +61,71 @@ def test_top_k_matches_slow_reference(n, classes, k, seed):
         _slow_top_k(pred, labels, k))
 
 
-def test_nan_scores_rank_above_every_number():
-    # all-NaN predictions (a diverged model) used to count every sample as a hit
-    labels = np.array([0, 1, 2, 0])
+def test_a_sample_whose_scores_hold_a_nan_is_never_a_hit():
+    # all-NaN predictions (a diverged model) used to count every sample as a hit,
+    # then (NaN ranked above every number, as np.argmax reads it) every sample
+    # whose label was among the first k classes: accuracy 0.5, top-2 0.75 here,
+    # though the docstring promised a diverged model no hits
+    labels = np.array([0, 0, 1, 2])
     nan = np.full((4, 3), np.nan)
-    assert metrics.top_k_accuracy(nan, labels, k=1) == metrics.accuracy(nan, labels) == 0.5
-    assert metrics.top_k_accuracy(nan, labels, k=2) == 0.75
-    pred = np.array([[np.nan, 2.0, 1.0], [0.5, np.nan, 0.1]])
-    assert metrics.top_k_accuracy(pred, np.array([1, 0]), k=1) == 0.0
-    assert metrics.top_k_accuracy(pred, np.array([1, 0]), k=2) == 1.0
+    for k in (1, 2, 3):
+        assert metrics.top_k_accuracy(nan, labels, k=k) == 0.0
+    assert metrics.accuracy(nan, labels) == 0.0
+    assert metrics.accuracy(nan, np.eye(3)[labels]) == 0.0
+    pred = np.array([[np.nan, 2.0, 1.0], [0.5, np.nan, 0.1], [0.5, 0.2, 0.1]])
+    for k in (1, 2, 3):
+        assert metrics.top_k_accuracy(pred, np.array([1, 0, 0]), k=k) == pytest.approx(1 / 3)
+    assert metrics.accuracy(pred, np.array([1, 0, 0])) == pytest.approx(1 / 3)
 
 
-def test_top_k_with_nan_matches_torch_topk():
+@pytest.mark.parametrize("threshold, pred", [(None, [np.nan, np.nan, 1.0, -1.0]),
+                                             (0.5, [np.nan, np.nan, 0.7, 0.2])])
+def test_a_nan_binary_prediction_is_never_correct(threshold, pred):
+    # NaN > threshold is False: a NaN prediction was class 0, right for label 0
+    metric = metrics.Accuracy(threshold=threshold)
+    pred, labels = np.array(pred), np.array([0, 1, 1, 0])
+    assert metric(pred, labels) == metric(pred[:, None], labels) == 0.5
+    assert metric(pred, labels.astype(bool)) == 0.5
+
+
+def test_infinite_scores_are_ranked_as_any_other():
+    # -inf masks a class out (a NaN is no score; an infinite one is)
+    pred = np.array([[-np.inf, 2.0, 1.0], [np.inf, 0.0, 5.0], [-np.inf, -np.inf, -np.inf]])
+    labels = np.array([1, 0, 0])
+    assert metrics.accuracy(pred, labels) == metrics.top_k_accuracy(pred, labels, k=1) == 1.0
+    assert metrics.top_k_accuracy(pred, np.array([2, 2, 1]), k=2) == 1.0
+    assert metrics.accuracy(np.array([np.inf, -np.inf]), np.array([1, 0])) == 1.0
+    assert metrics.class_hits(pred, labels, finite_only=True).tolist() == [False] * 3
+
+
+@given(st.integers(0, 10_000), st.sampled_from([1, 2, 3]), st.booleans())
+def test_class_hits_over_leading_axes_matches_a_reference(seed, k, finite_only):
+    # the arg-max path finds a NaN row by its arg-max (np.argmax takes the first
+    # NaN): checked against a pass over every score, on strided arrays too
+    rng = np.random.default_rng(seed)
+    scores = rng.integers(0, 3, size=(3, 7, 8)).astype(np.float32)[:, :, ::2]
+    scores[rng.random(scores.shape) < 0.1] = np.nan
+    scores[rng.random(scores.shape) < 0.1] = rng.choice([np.inf, -np.inf])
+    labels = rng.integers(0, 4, size=(3, 7))
+    bad = (~np.isfinite(scores) if finite_only else np.isnan(scores)).any(axis=-1)
+    expected = np.array([[_slow_top_k(np.nan_to_num(row[None], nan=0.0), [label], k) == 1
+                          for row, label in zip(rows, task)]
+                         for rows, task in zip(scores, labels)]) & ~bad
+    got = metrics.class_hits(scores, labels, k, finite_only)
+    assert got.shape == (3, 7) and np.array_equal(got, expected)
+
+
+def test_top_k_with_nan_matches_torch_topk_on_the_rows_without():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(1)
     pred = rng.standard_normal((40, 6))  # no ties: torch.topk's order among equals is unset
     pred[rng.random(pred.shape) < 0.1] = np.nan
-    pred[np.isnan(pred).sum(axis=1) > 1] = 0.5 + np.arange(6)  # at most one NaN a row
     labels = rng.integers(0, 6, 40)
+    finite = ~np.isnan(pred).any(axis=1)
+    assert 5 < finite.sum() < 35
     for k in (1, 2, 4):
         top = torch.tensor(pred).topk(k, dim=1).indices.numpy()
-        expected = np.mean([label in row for label, row in zip(labels, top)])
+        expected = np.mean([label in row for label, row in zip(labels, top)] & finite)
         assert metrics.top_k_accuracy(pred, labels, k=k) == expected
 
 
@@ -153,6 +196,31 @@ def test_get_names_instances_functions_and_configs():
     with pytest.warns(UserWarning, match="saved by its name only"):   # (it refused: see
         saved = metrics.to_config(metrics.get(my_metric))              # test_output_pairing)
     assert saved == {"function": "my_metric"}
+
+
+@pytest.mark.parametrize("spec, k, name", [
+    ("top_5_accuracy", 5, "top_5_accuracy"), ("top5_accuracy", 5, "top_5_accuracy"),
+    ("Top-5-Accuracy", 5, "top_5_accuracy"), ("top_3_accuracy", 3, "top_3_accuracy"),
+    ("top_k_accuracy", 5, "top_k_accuracy"), ("top_k", 5, "top_k_accuracy")])
+def test_a_top_k_accuracy_asked_for_by_name_logs_under_that_name(spec, k, name):
+    # "top_5_accuracy" gave TopKAccuracy(5), named "top_k_accuracy" (Keras' default
+    # name), while "top_3_accuracy" kept its name: a monitor of
+    # "val_top_5_accuracy" was refused
+    metric = metrics.get(spec)
+    assert type(metric) is metrics.TopKAccuracy and (metric.k, metric.name) == (k, name)
+    assert metrics.to_config(metric) == name  # saved by its name, and read back as it
+    again = metrics.get(metrics.to_config(metric))
+    assert (again.k, again.name, again.get_config()) == (k, name, metric.get_config())
+
+
+def test_top_k_accuracy_keeps_a_name_given_and_keras_default_name():
+    assert metrics.TopKAccuracy().name == metrics.TopKAccuracy(5).name == "top_k_accuracy"
+    assert metrics.TopKAccuracy(2).name == "top_2_accuracy"
+    for k in (2, 5):
+        mine = metrics.TopKAccuracy(k, name="mine")
+        assert mine.name == "mine" and mine.get_config() == {"k": k, "name": "mine"}
+        again = metrics.get(metrics.to_config(mine))
+        assert (again.k, again.name) == (k, "mine")
 
 
 def test_for_output_thresholds_an_unset_accuracy_at_one_half_after_a_sigmoid():

@@ -972,6 +972,18 @@ def test_experiment_standardised_features_use_training_statistics(digits_split):
     assert np.isfinite(inputs(x)).all()
 
 
+def test_experiment_accuracy_counts_a_diverged_prediction_as_wrong():
+    # the arg-max read a row of NaN as class 0: a diverged model scored the
+    # share of class 0 (here all of it) instead of nothing
+    from tinynet.transfer import experiment
+    model = experiment.build_mlp(4, 3, (5,), seed=0)
+    x, y = np.random.default_rng(0).standard_normal((6, 4)).astype(np.float32), np.zeros(6, int)
+    right = float(np.mean(model.predict(x).argmax(axis=1) == y))
+    assert experiment._accuracy(model, x, y) == right
+    model.layers[-1].b.value[:] = np.nan
+    assert experiment._accuracy(model, x, y) == 0.0
+
+
 # ---------------------------------------------------------------- L2-SP
 @given(seed=st.integers(0, 2**16), alpha=st.floats(1e-3, 10.0))
 @example(seed=1056, alpha=1.0)

@@ -12,7 +12,8 @@ name              better      value
 accuracy          higher      share of samples whose predicted class is the
                               true class
 top_k_accuracy    higher      share whose true class is among the ``k``
-                              highest scores (``top_3_accuracy``...)
+                              highest scores (k=5; ``top_3_accuracy``,
+                              ``top_5_accuracy``... log under that name)
 precision         higher      :math:`tp / (tp + fp)` (:class:`Precision`)
 recall            higher      :math:`tp / (tp + fn)` (:class:`Recall`)
 f1                higher      :math:`2 tp / (2 tp + fp + fn)` (:class:`F1Score`)
@@ -66,9 +67,12 @@ single output unit is a binary classifier: its output is a *logit*
 unless it is a probability: a model whose output layer ends in a sigmoid
 gives its ``accuracy``, ``precision``, ``recall`` and ``f1`` a threshold of
 0.5 (:func:`for_output`), and ``Accuracy(threshold=0.5)`` does so by hand.
-A multi-class ``auc`` ranks probabilities (as scikit-learn): compiled on a
-model whose output is logits it takes their softmax (``from_logits``, set by
-:func:`for_output`); called directly, it takes the scores as given.
+A sample whose prediction holds a NaN (a diverged model's) is never a hit of
+``accuracy`` or a top-k accuracy (:func:`class_hits`; infinite scores are
+ranked as numbers). A multi-class ``auc`` ranks probabilities (as
+scikit-learn): compiled on a model whose output is logits it takes their
+softmax (``from_logits``, set by :func:`for_output`); called directly, it
+takes the scores as given.
 
 No samples: every metric of an empty batch raises ``ValueError`` ("expected
 at least one sample, received 0"), as scikit-learn's metrics do (it used to
@@ -179,6 +183,40 @@ def _predicted_classes(pred, target, threshold, who: str):
         raise ValueError(f"{who} expected predictions of shape (n, classes) or (n,), "
                          f"received {pred.shape}")
     return predicted, _class_targets(target, pred, who), n_classes
+
+
+def class_hits(scores, labels, k: int = 1, finite_only: bool = False) -> np.ndarray:
+    """Whether each sample's label is among the ``k`` highest of its scores
+    (the last axis of ``scores``; ``labels`` holds the other axes): the rule
+    of :class:`Accuracy`, :class:`TopKAccuracy` and ``tinynet.meta``'s
+    query accuracy.
+
+    A label's rank is the number of classes scored higher plus the classes
+    of an equal score at a lower index (ties go to the lower index: a stable
+    sort, the order of ``np.argmax``, so ``k=1`` is the arg-max); a hit is a
+    rank below ``k``. A sample whose scores hold a NaN is never a hit: they
+    have no order, and a diverged model must not score (``np.argmax`` reads a
+    NaN as the largest score, so a row of NaN was a hit whenever its label
+    was class 0). ``finite_only=True`` also counts a sample with an infinite
+    score as a miss, for outputs that are infinite only by overflow
+    (``tinynet.meta``'s logits); else ``-inf`` and ``inf`` are scores like
+    any other (``-inf`` masks a class out)."""
+    if k == 1:
+        best = scores.argmax(axis=-1)
+        hit = best == labels
+        if not finite_only:
+            # np.argmax takes a row's first NaN for its largest score: a row holds
+            # a NaN iff its arg-max is one (a look a row, not a pass over them all;
+            # by flat index into the raveled scores, the cheapest such look)
+            width = scores.shape[-1]
+            at = best.ravel() + np.arange(0, best.size * width, width)
+            return hit & ~np.isnan(scores.ravel()[at]).reshape(best.shape)
+    else:
+        true_score = np.take_along_axis(scores, labels[..., None], axis=-1)
+        before = np.arange(scores.shape[-1]) < labels[..., None]
+        rank = (scores > true_score).sum(axis=-1) + ((scores == true_score) & before).sum(axis=-1)
+        hit = rank < k
+    return hit & ~(~np.isfinite(scores) if finite_only else np.isnan(scores)).any(axis=-1)
 
 
 def _check_threshold(threshold, who: str):
@@ -330,6 +368,10 @@ class Accuracy(_Mean):
     ``pred`` of shape ``(n, classes)``: the class is ``argmax(pred)``;
     ``pred`` of shape ``(n,)`` or ``(n, 1)``: binary, as above. ``target``:
     integer (or boolean) labels ``(n,)`` or probability targets ``(n, classes)``.
+    A sample whose prediction holds a NaN (a diverged model's) is never
+    correct (:func:`class_hits`): the arg-max read a row of NaN as class 0
+    and ``NaN > threshold`` is False, so it was counted right whenever the
+    label was 0.
     """
 
     name = "accuracy"
@@ -340,8 +382,12 @@ class Accuracy(_Mean):
         self.threshold = _check_threshold(threshold, "Accuracy")
 
     def _values(self, pred, target):
+        pred = _as_pred(pred, self.name)
+        if pred.ndim == 2 and pred.shape[1] > 1:
+            return class_hits(pred, _class_targets(target, pred, self.name))
         predicted, labels, _ = _predicted_classes(pred, target, self.threshold, self.name)
-        return predicted == labels
+        # a NaN is no class (NaN > threshold is False: it was read as class 0)
+        return (predicted == labels) & ~np.isnan(pred.reshape(-1))
 
     def _settings(self) -> dict:
         return {"threshold": self.threshold}
@@ -357,9 +403,10 @@ class TopKAccuracy(_Mean):
     ``top_k_accuracy_score`` breaks ties the other way (towards the higher
     index: its stable ascending sort, reversed), and ``torch.topk`` leaves
     the order among equal scores unspecified; without ties all three agree.
-    A NaN score ranks above every number and ties with another NaN (as
-    ``np.argmax`` and ``torch.topk`` order them), so predictions of a
-    diverged model are not counted as hits. ``k`` above the number of
+    A sample whose scores hold a NaN is never a hit (:func:`class_hits`), so
+    predictions of a diverged model are not counted as hits (NaN ranked
+    above every number, as ``np.argmax`` and ``torch.topk`` order it: a row
+    of NaN was a hit for the labels 0 to k-1). ``k`` above the number of
     classes is refused (every sample would be a hit).
     """
 
@@ -367,8 +414,15 @@ class TopKAccuracy(_Mean):
 
     def __init__(self, k: int = 5, name: str | None = None):
         self.k = check_positive_int(k, "TopKAccuracy", "k")
-        self.name = "top_k_accuracy" if self.k == 5 else f"top_{self.k}_accuracy"
-        super().__init__(name)
+        self.name = self.default_name(self.k)
+        super().__init__(name)  # a name given replaces the default one
+
+    @staticmethod
+    def default_name(k: int) -> str:
+        """The name of ``TopKAccuracy(k)`` without a ``name``: Keras'
+        ``"top_k_accuracy"`` for its default ``k=5``, ``"top_<k>_accuracy"``
+        for another ``k``."""
+        return "top_k_accuracy" if k == 5 else f"top_{k}_accuracy"
 
     def _values(self, pred, target):
         pred = _as_pred(pred, self.name)
@@ -379,14 +433,7 @@ class TopKAccuracy(_Mean):
         if self.k > pred.shape[1]:
             raise ValueError(f"{self.name} expected k at most the number of classes "
                              f"{pred.shape[1]}, received k={self.k}")
-        # Rank of the true class = number of classes scored strictly higher,
-        # plus equal scores at a lower index (stable order); NaN is highest.
-        true_score = pred[np.arange(len(labels)), labels][:, None]
-        nan, true_nan = np.isnan(pred), np.isnan(true_score)
-        higher = ((pred > true_score) | (nan & ~true_nan)).sum(axis=1)
-        ties_before = (((pred == true_score) | (nan & true_nan))
-                       & (np.arange(pred.shape[1])[None, :] < labels[:, None])).sum(axis=1)
-        return higher + ties_before < self.k
+        return class_hits(pred, labels, self.k)
 
     def _settings(self) -> dict:
         return {"k": self.k}
@@ -1143,7 +1190,10 @@ _TOP_K = re.compile(r"top_?(\d+)_accuracy")
 def get(spec) -> Metric:
     """A metric from a name (``"accuracy"``, ``"top_3_accuracy"``, ``"f1"``...),
     a :class:`Metric` instance, a :func:`to_config` dict, or a function
-    ``f(pred, target) -> float`` (named after the function)."""
+    ``f(pred, target) -> float`` (named after the function). A top-k accuracy
+    asked for as ``"top_<k>_accuracy"`` (or ``"top<k>_accuracy"``) is logged
+    as ``"top_<k>_accuracy"``, ``"top_5_accuracy"`` included; ``"top_k_accuracy"``
+    is ``TopKAccuracy()``, k=5 logged as ``"top_k_accuracy"`` (Keras' name)."""
     if isinstance(spec, Metric):
         return spec
     if isinstance(spec, dict):
@@ -1151,10 +1201,14 @@ def get(spec) -> Metric:
                      str(spec.get("class", "")), "metric class")
         return cls(**spec.get("config", {}))
     if isinstance(spec, str):
-        # "top_3_accuracy" / "top3_accuracy": top-k with k in the name
+        # "top_3_accuracy" / "top3_accuracy": top-k with k in the name, logged
+        # as "top_<k>_accuracy" (so "top_5_accuracy" too, not as TopKAccuracy(5)'s
+        # default "top_k_accuracy": a monitor of "val_top_5_accuracy" was refused)
         match = _TOP_K.fullmatch(spec.lower().replace("-", "_"))
         if match:
-            return TopKAccuracy(int(match.group(1)))
+            k = int(match.group(1))
+            name = f"top_{k}_accuracy"
+            return TopKAccuracy(k, name=None if name == TopKAccuracy.default_name(k) else name)
         return lookup(METRICS, spec, "metric")()
     if callable(spec):
         return _FunctionMetric(spec)

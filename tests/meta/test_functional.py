@@ -328,3 +328,60 @@ def test_mask_names_layers_that_are_not_a_sequence_of_indices(layers):
                                         rf"layer indices \(e.g. \[-1\]\), received {layers!r}"):
         net.mask(layers)
     np.testing.assert_array_equal(net.mask(range(-1, 0)), net.mask([-1]))
+
+
+_SPELLINGS = {"cross_entropy": ["cross_entropy", "Cross-Entropy", "CROSS_ENTROPY",
+                                meta.cross_entropy],
+              "mse": ["mse", "MSE", "Mse", meta.mse]}
+
+
+def _loss_id(loss):
+    return loss if isinstance(loss, str) else f"meta.{loss.__name__}"
+
+
+@pytest.mark.parametrize("loss", _SPELLINGS["cross_entropy"], ids=_loss_id)
+def test_every_spelling_of_cross_entropy_has_its_labels_checked(loss):
+    # the loss accepted any spelling and the library's own function, but the
+    # label check compared with "cross_entropy" exactly: a label of -1 was read
+    # as the last class (a wrong loss, no error) for every other spelling
+    net = FunctionalMLP(mlp_layers([1, 4, 3]))
+    x = np.random.default_rng(0).normal(size=(1, 2, 1))
+    with pytest.raises(ValueError, match=r"FunctionalMLP expected labels in \[0, 2\] for 3 "
+                                         r"classes, received values in \[-1, 0\]"):
+        net.value_and_grad(net.get_params(), x, np.array([[0, -1]]), loss)
+    with pytest.raises(ValueError, match="integer labels of shape"):
+        net.check_target(np.zeros((1, 2, 3)), (1, 2, 3), loss)
+    labels = np.array([[0, 2]])
+    ours = net.value_and_grad(net.get_params(), x, labels, loss)
+    canonical = net.value_and_grad(net.get_params(), x, labels, "cross_entropy")
+    assert np.array_equal(ours.loss, canonical.loss) and np.array_equal(ours.grad, canonical.grad)
+
+
+@pytest.mark.parametrize("loss", _SPELLINGS["mse"], ids=_loss_id)
+def test_every_spelling_of_mse_reads_task_by_example_targets_of_one_output(loss):
+    # (tasks, n) targets of a one-output net are read as (tasks, n, 1) for "mse",
+    # but for "MSE" or meta.mse they crashed in NumPy ("could not broadcast input
+    # array from shape (1,8) into shape (1,4)"), and a misshapen target was not named
+    net = FunctionalMLP(mlp_layers([1, 4, 1]))
+    x = np.random.default_rng(0).normal(size=(2, 3, 1))
+    y = np.random.default_rng(1).normal(size=(2, 3))
+    ours = net.value_and_grad(net.get_params(), x, y, loss)
+    canonical = net.value_and_grad(net.get_params(), x, y[..., None], "mse")
+    assert np.array_equal(ours.loss, canonical.loss) and np.array_equal(ours.grad, canonical.grad)
+    with pytest.raises(ValueError, match=r"targets of shape \(2, 3, 1\), received \(2, 4\)"):
+        net.value_and_grad(net.get_params(), x, np.zeros((2, 4)), loss)
+    with pytest.raises(TypeError, match="targets of an integer or floating-point dtype"):
+        net.check_target(np.full((2, 3, 1), "a"), (2, 3, 1), loss)
+
+
+def test_resolve_loss_names_the_librarys_losses_and_keeps_a_callable_of_your_own():
+    def own(pred, target):
+        return meta.mse(pred, target)
+    assert [meta.functional.resolve_loss(s) for s in _SPELLINGS["mse"]] == ["mse"] * 4
+    assert meta.functional.resolve_loss(own) is own
+    with pytest.raises(ValueError, match="unknown loss 'ms'; did you mean 'mse'"):
+        meta.functional.resolve_loss("ms")
+    # a callable of your own gets its targets as given (it may take any form)
+    net = FunctionalMLP(mlp_layers([1, 4, 1]))
+    target = np.zeros((2, 3, 1))
+    assert net.check_target(target, (2, 3, 1), own) is target

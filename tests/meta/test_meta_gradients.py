@@ -228,3 +228,23 @@ def test_maml_meta_gradient_reads_a_loss_name_in_any_case():
     args = (net, net.get_params(), 0.1, regression_tasks(3, 4), 2)
     for a, b in zip(maml_meta_gradient(*args, loss="MSE"), maml_meta_gradient(*args)):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("loss", ["Cross-Entropy", "CROSS_ENTROPY", "cross_entropy"])
+def test_maml_meta_gradient_checks_the_labels_of_any_spelling_of_cross_entropy(loss):
+    # "Cross-Entropy" skipped the label check: a label of -1 was the last class
+    from tinynet.meta import FunctionalMLP, TaskBatch, cross_entropy
+    net = FunctionalMLP(mlp_layers([1, 4, 3]))
+    rng = np.random.default_rng(0)
+    labels = np.array([[0, 1, 2]])
+    good = TaskBatch(rng.standard_normal((1, 3, 1)), labels, rng.standard_normal((1, 3, 1)),
+                     labels)
+    bad = TaskBatch(good.support_x, labels, good.query_x, np.array([[0, 1, -1]]))
+    for fn in (loss, cross_entropy):
+        with pytest.raises(ValueError, match=r"labels in \[0, 2\] for 3 classes, received "
+                                             r"values in \[-1, 1\]"):
+            maml_meta_gradient(net, net.get_params(), 0.1, bad, 1, loss=fn)
+        for a, b in zip(maml_meta_gradient(net, net.get_params(), 0.1, good, 1, loss=fn),
+                        maml_meta_gradient(net, net.get_params(), 0.1, good, 1,
+                                           loss="cross_entropy")):
+            np.testing.assert_array_equal(a, b)

@@ -63,7 +63,7 @@ from ..checks import as_float_array, check_bool, check_labels, is_real_dtype, lo
 from ..kernels.activations import stable_sigmoid
 
 __all__ = ["FunctionalMLP", "LOSSES", "mse", "cross_entropy", "model_layers", "loss_name",
-           "check_label_array"]
+           "resolve_loss", "check_label_array"]
 
 
 # --------------------------------------------------------------- activations
@@ -242,10 +242,6 @@ def cross_entropy(logits, labels):
 LOSSES = {"mse": mse, "cross_entropy": cross_entropy}
 
 
-def _loss_fn(loss):
-    return loss if callable(loss) else lookup(LOSSES, loss, "loss")
-
-
 def loss_name(loss) -> str:
     """The key in :data:`LOSSES` of a loss name given in any case, with
     ``-`` or ``_`` (``"MSE"`` -> ``"mse"``, ``"Cross-Entropy"`` ->
@@ -254,6 +250,26 @@ def loss_name(loss) -> str:
     with it exactly."""
     fn = lookup(LOSSES, loss, "loss")
     return next(key for key, value in LOSSES.items() if value is fn)
+
+
+def resolve_loss(loss):
+    """A loss as every functional evaluation takes it, resolved once: a name
+    in any spelling to its key in :data:`LOSSES` (:func:`loss_name`), one of
+    the functions of :data:`LOSSES` (:func:`mse`, :func:`cross_entropy`) to
+    its key too, and any other callable unchanged. The target checks
+    (:meth:`FunctionalMLP.check_target`) compare with the key, so a loss
+    spelt ``"Cross-Entropy"`` or given as :func:`cross_entropy` has its
+    labels checked as ``"cross_entropy"`` has (they were skipped: a label
+    of -1 was read as the last class); only a callable of your own gets its
+    targets as given."""
+    if callable(loss):
+        return next((key for key, fn in LOSSES.items() if fn is loss), loss)
+    return loss_name(loss)
+
+
+def _loss_fn(loss):
+    """The function of a loss resolved by :func:`resolve_loss`."""
+    return LOSSES[loss] if isinstance(loss, str) else loss
 
 
 def check_label_array(labels, shape, n_classes: int, who: str, what: str = "labels"):
@@ -530,11 +546,13 @@ class FunctionalMLP:
         x : ndarray of shape (tasks, n, in)
         target : ndarray of shape (tasks, n, out) for "mse", int (tasks, n)
             for "cross_entropy"
-        loss : "mse", "cross_entropy" or a callable like :func:`mse`
+        loss : "mse", "cross_entropy" (in any case, with ``-`` or ``_``) or a
+            callable like :func:`mse`; see :func:`resolve_loss`
         """
+        loss = resolve_loss(loss)
         theta, x = self._batch(theta, x)
         out, tape = self._forward(theta, x)
-        losses, dout, hess = _loss_fn(loss)(out, self.check_target(target, out.shape, loss))
+        losses, dout, hess = _loss_fn(loss)(out, self._check_target(target, out.shape, loss))
         grad, deltas, _ = self._backward(theta, tape, dout)
         return Evaluation(self, theta, tape, deltas, out, losses, grad, hess)
 
@@ -542,8 +560,16 @@ class FunctionalMLP:
         """Targets checked against outputs of ``shape`` (tasks, n, out), in
         the form the loss takes: for "cross_entropy" integer labels of shape
         (tasks, n) in ``[0, out)``; for "mse" targets of ``shape``, or of
-        shape (tasks, n) when ``out`` is 1 (read as (tasks, n, 1)). Every
-        loss a meta-learner computes from task targets goes through here."""
+        shape (tasks, n) when ``out`` is 1 (read as (tasks, n, 1)). ``loss``
+        is resolved by :func:`resolve_loss` (any spelling of a name, or the
+        library's own function, is checked as its name); the targets of a
+        callable of your own are returned as given. Every loss a
+        meta-learner computes from task targets goes through here."""
+        return self._check_target(target, shape, resolve_loss(loss), who)
+
+    @staticmethod
+    def _check_target(target, shape, loss, who="FunctionalMLP"):
+        """:meth:`check_target` for a loss resolved by :func:`resolve_loss`."""
         target = np.asarray(target)
         shape = tuple(shape)
         if loss == "cross_entropy":

@@ -31,7 +31,7 @@ import numpy as np
 
 from ..checks import as_array, as_float_array, check_bool, check_finite, is_real_dtype
 from .base import MetaLearner, _check_steps, check_task_batch
-from .functional import FunctionalMLP, loss_name
+from .functional import FunctionalMLP, resolve_loss
 from .tasks import TaskBatch
 
 __all__ = ["MAML", "maml_meta_gradient"]
@@ -64,7 +64,8 @@ def maml_meta_gradient(net, theta0, lr, batch, steps, loss="mse", first_order=Fa
     dlr : ndarray of shape (P,), only when ``lr_grad``
 
     Every argument is checked (a clear error, not one from inside NumPy);
-    ``loss`` may also be a callable like :func:`~.functional.mse`.
+    ``loss`` is resolved once by :func:`~.functional.resolve_loss` (a name in
+    any spelling, or a callable like :func:`~.functional.mse`).
     """
     who = "maml_meta_gradient"
     if not isinstance(net, FunctionalMLP):
@@ -87,7 +88,7 @@ def maml_meta_gradient(net, theta0, lr, batch, steps, loss="mse", first_order=Fa
         raise TypeError(f"{who} expected a TaskBatch, received {type(batch).__name__}")
     return _maml_meta_gradient(
         net, theta0, lr if rates.ndim == 0 else rates, check_task_batch(batch, who),
-        _check_steps(steps, who), loss if callable(loss) else loss_name(loss),
+        _check_steps(steps, who), resolve_loss(loss),
         check_bool(first_order, who, "first_order"), check_bool(lr_grad, who, "lr_grad"))
 
 
