@@ -82,8 +82,8 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .._weak import Ref
 from ..callbacks import Callback, as_callback_list
-from ..checks import (as_mask, as_sample_weight, check_batch_size, check_finite, per_task,
-                      summable_weights)
+from ..checks import (as_mask, as_sample_weight, check_batch_size, check_finite,
+                      check_task_keys, per_task, summable_weights, unknown_tasks)
 from ..class_weights import largest_class_weight
 from ..layers._checks import check_real
 from ..output_losses import for_output
@@ -116,10 +116,7 @@ def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None =
                         f"{sorted(y)}), received {type(mask).__name__}")
     mask = mask or {}
     losses = losses or {}
-    unknown = sorted(set(mask) - set(y))
-    if unknown:
-        raise ValueError(f"{who} received masks for unknown tasks {unknown} "
-                         f"(tasks: {sorted(y)})")
+    check_task_keys(mask, list(y), "masks", who)
     for task, target in y.items():
         target = np.asarray(target)
         rows = target.reshape(n_samples, -1)
@@ -164,10 +161,7 @@ def task_weights(sample_weight, y: dict, n_samples: int, masks: dict,
     if sample_weight is None:
         return {task: None for task in y}
     if isinstance(sample_weight, dict):
-        unknown = sorted(set(sample_weight) - set(y), key=str)
-        if unknown:
-            raise ValueError(f"{who} received sample weights for unknown tasks {unknown} "
-                             f"(tasks: {sorted(y)})")
+        check_task_keys(sample_weight, list(y), "sample weights", who)
         given = {task: sample_weight.get(task) for task in y}
     else:
         given = {task: sample_weight for task in y}
@@ -523,10 +517,10 @@ class MultiTaskTraining:
                 raise TypeError(f"{who} expected targets as a dict {{task: y}} for tasks "
                                 f"{tasks}, received {type(y).__name__}")
         missing = [t for t in tasks if t not in y]
-        unknown = sorted(set(y) - set(tasks))
+        unknown, hint = unknown_tasks(y, tasks)
         if missing or unknown:
             raise ValueError(f"{who} expected targets for tasks {tasks}, missing {missing}, "
-                             f"unknown {unknown}")
+                             f"unknown {unknown}{hint}")
         out = {}
         for t in tasks:
             target = np.asarray(y[t])
