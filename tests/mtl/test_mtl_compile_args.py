@@ -63,3 +63,31 @@ def test_an_unknown_string_task_gets_no_hint():
     with pytest.raises(ValueError, match=r"received loss for unknown tasks \['2'\] \(tasks: "
                                          r"\['0', '1'\]\)$"):
         model.compile("sgd", loss={"0": "cross_entropy", "1": "mse", "2": "mse"})
+
+
+def two_tasks():
+    return tn.mtl.HardSharing((4,), trunk=[Dense(3, seed=0)],
+                              heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]})
+
+
+@pytest.mark.parametrize("weighting", ["static", "Static", "equal", None])
+def test_loss_weights_with_the_static_or_default_weighting_are_static_weights(weighting):
+    # weighting="static" with loss_weights was "not both"; now it names them
+    model = two_tasks()
+    model.compile("sgd", loss="mse", weighting=weighting, loss_weights=[1.0, 2.0])
+    assert isinstance(model.weighting, tn.mtl.weighting.Static)
+    np.testing.assert_array_equal(model.weighting.last_weights, [1.0, 2.0])
+
+
+def test_the_static_weighting_without_weights_says_where_they_go():
+    # it was a TypeError: Static.__init__() missing 'weights'
+    with pytest.raises(ValueError, match=r"weighting='static' needs weights: pass "
+                                         r"loss_weights=\.\.\. .* or weighting=Static\("):
+        two_tasks().compile("sgd", loss="mse", weighting="static")
+
+
+@pytest.mark.parametrize("weighting", ["mgda", tn.mtl.weighting.Equal])
+def test_loss_weights_with_another_weighting_are_refused(weighting):
+    weighting = weighting if isinstance(weighting, str) else weighting()
+    with pytest.raises(ValueError, match="compile takes loss_weights or weighting=.*not both"):
+        two_tasks().compile("sgd", loss="mse", weighting=weighting, loss_weights=[1.0, 2.0])

@@ -280,14 +280,18 @@ class MultiTaskTraining:
             ``"equal"``, ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``,
             ``"pcgrad"``, ``"mgda"``, ``"mgda_ub"`` (hard sharing only: a
             ``ValueError`` for a model without a shared representation), a
-            dict of static weights, or an instance from
+            dict of static weights (or ``"static"`` with ``loss_weights``),
+            or an instance from
             :mod:`tinynet.mtl.weighting` (for options). An instance serves
             one model: it holds that model's task state and learned
             parameters, so one that another model is compiled with is
             refused (``ValueError``; give each model its own). Compiling
             the same model again with it starts it afresh.
         loss_weights : dict or list, optional
-            Keras' name for static weights (``weighting`` must stay "equal").
+            Keras' name for static weights, with ``weighting`` ``"equal"``
+            (the default) or ``"static"``: both mean
+            ``weighting=Static(loss_weights)``; ``"static"`` without them is
+            an error (it has no weights).
         weighting_lr : float, optional
             Learning rate of the weighting's learned parameters (default: the
             optimizer's); a schedule already running on the optimizer scales
@@ -323,7 +327,9 @@ class MultiTaskTraining:
             metrics_mod.check_names(ms, f"compile, task {task!r}", reserved=("loss", "weight"))
         self._pair_with_outputs(given_losses, given_metrics)
         if loss_weights is not None:
-            if weighting not in ("equal", None):
+            # Keras' static weights: with the default weighting, or "static" that names them
+            if weighting is not None and weighting_mod.named(weighting) not in (
+                    weighting_mod.Equal, weighting_mod.Static):
                 raise ValueError(f"compile takes loss_weights or weighting={weighting!r}, "
                                  f"not both")
             weighting = weighting_mod.Static(loss_weights)

@@ -808,6 +808,12 @@ def weighting_from_dict(spec: dict) -> Weighting:
     return cls(**spec.get("config", {}))
 
 
+def named(spec) -> type | None:
+    """The weighting class a name (``"pcgrad"``, any case) stands for; None
+    for anything else. An unknown name is a ``ValueError`` (:func:`get`'s)."""
+    return lookup(WEIGHTINGS, spec, "weighting") if isinstance(spec, str) else None
+
+
 def get(spec, **kwargs) -> Weighting:
     """A weighting from a name (``"pcgrad"``), a dict of static weights, or an instance.
 
@@ -825,4 +831,9 @@ def get(spec, **kwargs) -> Weighting:
         return Static(spec)
     if isinstance(spec, (list, tuple, np.ndarray)):
         return Static(list(spec))
-    return lookup(WEIGHTINGS, spec, "weighting")(**kwargs)
+    cls = named(spec)
+    if cls is Static and "weights" not in kwargs:
+        raise ValueError(f"weighting={spec!r} needs weights: pass loss_weights=... (one per "
+                         f"task, or {{task: weight}}) or weighting=Static({{task: w}}) (or "
+                         f"the dict itself)")
+    return cls(**kwargs)
