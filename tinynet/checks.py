@@ -424,16 +424,27 @@ def check_task_keys(spec: dict, tasks, what: str, who: str = "compile") -> None:
 def per_task(spec, tasks, what: str, who: str = "compile") -> dict:
     """``spec`` as ``{task: value}`` for the task names ``tasks`` (a
     multi-task model's outputs): a dict (a task left out gets None), a list
-    in task order (for ``what == "loss"`` only: a list of metrics is the
-    same metrics for every task) or one value for all. A dict with a key
-    that is not a task's name (:func:`check_task_keys`), or a list of
-    another length, is a ``ValueError``."""
+    in task order, or one value for all. A list is in task order for
+    ``what == "loss"``; for ``"metrics"`` only when each of its items is a
+    list (Keras' ``[["mae"], ["accuracy"]]``: one list a task), else it is
+    the same metrics for every task, and a list mixing lists and metrics is
+    refused. A dict with a key that is not a task's name
+    (:func:`check_task_keys`), or a list of another length, is a
+    ``ValueError``."""
     if isinstance(spec, dict):
         check_task_keys(spec, tasks, what, who)
         return {t: spec.get(t) for t in tasks}
-    if isinstance(spec, (list, tuple)) and what == "loss":
-        if len(spec) != len(tasks):
-            raise ValueError(f"{who} expected {len(tasks)} losses (one per task "
-                             f"{tasks}), received {len(spec)}")
-        return dict(zip(tasks, spec))
-    return {t: spec for t in tasks}
+    if not isinstance(spec, (list, tuple)):
+        return {t: spec for t in tasks}
+    lists = [isinstance(s, (list, tuple)) for s in spec]
+    if what != "loss" and any(lists) and not all(lists):
+        raise ValueError(f"{who} expected {what} as one list for every task, a list of "
+                         f"lists (one per task {tasks}, in order) or a dict {{task: list}}, "
+                         f"received a list mixing lists and single {what}: {spec!r}"[:300])
+    if what != "loss" and not (spec and all(lists)):
+        return {t: spec for t in tasks}
+    if len(spec) != len(tasks):
+        what_each = "losses" if what == "loss" else f"lists of {what}"
+        raise ValueError(f"{who} expected {len(tasks)} {what_each} (one per task "
+                         f"{tasks}), received {len(spec)}")
+    return dict(zip(tasks, spec))

@@ -91,3 +91,27 @@ def test_loss_weights_with_another_weighting_are_refused(weighting):
     weighting = weighting if isinstance(weighting, str) else weighting()
     with pytest.raises(ValueError, match="compile takes loss_weights or weighting=.*not both"):
         two_tasks().compile("sgd", loss="mse", weighting=weighting, loss_weights=[1.0, 2.0])
+
+
+def test_a_list_of_metric_lists_gives_one_list_a_task_in_output_order():
+    # Keras' per-output form was "expected a metric name ..., received list"
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(3, seed=0)],
+                               heads={"r": [Dense(1, seed=1)], "c": [Dense(3, seed=2)]})
+    model.compile("sgd", loss=["mse", "cross_entropy"], metrics=[["mae"], ("accuracy",)])
+    assert [[m.name for m in model.metrics[t]] for t in ("r", "c")] == [["mae"], ["accuracy"]]
+    model.compile("sgd", loss=["mse", "mse"], metrics=["mae", "mse"])  # every task, as before
+    assert [[m.name for m in model.metrics[t]] for t in ("r", "c")] == [["mae", "mse"]] * 2
+
+
+@pytest.mark.parametrize("metrics, message", [
+    ([["mae"]], r"compile expected 2 lists of metrics \(one per task \['r', 'c'\]\), "
+                r"received 1"),
+    ([["mae"], ["mse"], ["mae"]], "expected 2 lists of metrics"),
+    ([["mae"], "mse"], r"compile expected metrics as one list for every task, a list of "
+                       r"lists \(one per task \['r', 'c'\], in order\) or a dict"),
+])
+def test_a_list_of_metric_lists_of_another_length_or_mixed_is_refused(metrics, message):
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(3, seed=0)],
+                               heads={"r": [Dense(1, seed=1)], "c": [Dense(1, seed=2)]})
+    with pytest.raises(ValueError, match=message):
+        model.compile("sgd", loss="mse", metrics=metrics)

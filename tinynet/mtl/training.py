@@ -270,8 +270,9 @@ class MultiTaskTraining:
             task's forward, backward and total weight are taken in turn
             before the next task's forward, so it trains as one instance per
             task would (its ``weight_total`` after a step is the last task's).
-        metrics : dict {task: [metric, ...]}, or a list for every task
-            An ``"accuracy"`` on a single sigmoid unit thresholds its
+        metrics : dict {task: [metric, ...]}, a list for every task, or a list of lists
+            The list of lists (Keras' per-output form) gives one list a
+            task, in output order. An ``"accuracy"`` on a single sigmoid unit thresholds its
             probability at 0.5 (:func:`tinynet.metrics.for_output`). Each is
             logged as ``"<task>/<name>"`` (``F1Score(name="f1_micro")``...);
             two of one name in a task, or one named ``"loss"`` or
