@@ -101,3 +101,22 @@ def test_mgda_leaves_out_a_task_absent_from_the_batch_whatever_its_loss_instance
           callbacks=[first])
     np.testing.assert_array_equal(first.alpha, [0.0, 1.0])
     assert first.moved > 0
+
+
+def test_a_model_saved_with_a_shared_loss_instance_loads_and_trains_on_as_it_would(tmp_path):
+    # the file keeps one loss a task (loaded as one instance each): the same training
+    rng = np.random.default_rng(0)
+    x, y, mask, weights = data(rng, 20)
+    ce = CrossEntropy(label_smoothing=0.1)
+    m = model()
+    m.compile("adam", loss=[ce, ce, "mse"], weighting="uncertainty")
+    fit = dict(batch_size=5, epochs=2, verbose=0, mask=mask, sample_weight=weights)
+    m.fit(x, y, seed=0, **fit)
+    loaded = tn.load(m.save(tmp_path / "shared.npz"))
+    assert loaded.loss["a"] is not loaded.loss["b"]
+    h1, h2 = m.fit(x, y, seed=1, **fit).history, loaded.fit(x, y, seed=1, **fit).history
+    assert sorted(h1) == sorted(h2)
+    for key in h1:
+        np.testing.assert_array_equal(h1[key], h2[key], err_msg=key)
+    for p1, p2 in zip(m.optimizer_parameters(), loaded.optimizer_parameters(), strict=True):
+        np.testing.assert_array_equal(p1.value, p2.value, err_msg=p1.name)
