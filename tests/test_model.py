@@ -911,6 +911,19 @@ def test_a_multi_task_model_is_refused_as_a_layer_of_a_sequential():
         model.add(multi)
 
 
+def test_the_refusal_of_a_multi_task_model_in_a_sequential_counts_its_inputs_and_outputs():
+    # it said "(several inputs or outputs)" of a model with one of each
+    inp = tn.mtl.Input((3,))
+    single = tn.mtl.Model(inp, Dense(2)(inp), name="single")
+    with pytest.raises(TypeError, match=r"cannot hold Model 'single', a tinynet.mtl.Model \(1 "
+                                        r"input, 1 output\): a model inside another is not "
+                                        r"supported in a Sequential, even with one input"):
+        tn.Sequential([single])
+    multi = tn.mtl.HardSharing((3,), trunk=[Dense(4)], heads={"a": [Dense(1)], "b": [Dense(1)]})
+    with pytest.raises(TypeError, match=r"\(1 input, 2 outputs\)"):
+        tn.Sequential([multi])
+
+
 # ------------------------------------------------------------- sample weights
 def _weighted_setup(seed=0):
     rng = np.random.default_rng(seed)

@@ -26,11 +26,13 @@ __all__ = [
     "check_labels",
     "check_positive_int",
     "check_seed",
+    "check_task_keys",
     "check_widths",
     "did_you_mean",
     "lookup",
     "native_dtype",
     "per_task",
+    "unknown_tasks",
 ]
 
 
@@ -411,21 +413,58 @@ def lookup(registry: dict, name, kind: str):
                      f"(known: {', '.join(sorted(registry))})")
 
 
+def unknown_tasks(keys, tasks) -> tuple[list, str]:
+    """The ``keys`` of a dict ``{task: ...}`` that name none of ``tasks`` (a
+    multi-task model's task names, always strings: ``Model(inp, {0: out})``
+    names its task ``'0'``, and the key ``0`` names no task), sorted, and a
+    hint for an error message (``"; task names are strings: write '0', not
+    0"``) when one of them is a task's name as another type, else ``""``.
+
+    The one rule for every argument keyed by task (compile's ``loss``,
+    ``metrics``, ``loss_weights``; fit's targets, ``mask``,
+    ``sample_weight``): a key is a task's name, a string."""
+    names = set(tasks)
+    unknown = sorted((k for k in keys if not (isinstance(k, str) and k in names)), key=repr)
+    near = [k for k in unknown if not isinstance(k, str) and str(k) in names]
+    hint = f"; task names are strings: write {str(near[0])!r}, not {near[0]!r}" if near \
+        else ""
+    return unknown, hint
+
+
+def check_task_keys(spec: dict, tasks, what: str, who: str = "compile") -> None:
+    """Refuse a dict ``spec`` of ``what`` (``"loss"``, ``"masks"``...) keyed by
+    task with a key that names none of ``tasks`` (:func:`unknown_tasks`):
+    ``ValueError`` naming the keys and the task names."""
+    unknown, hint = unknown_tasks(spec, tasks)
+    if unknown:
+        raise ValueError(f"{who} received {what} for unknown tasks {unknown} "
+                         f"(tasks: {list(tasks)}){hint}")
+
+
 def per_task(spec, tasks, what: str, who: str = "compile") -> dict:
     """``spec`` as ``{task: value}`` for the task names ``tasks`` (a
     multi-task model's outputs): a dict (a task left out gets None), a list
-    in task order (for ``what == "loss"`` only: a list of metrics is the
-    same metrics for every task) or one value for all. A dict naming an
-    unknown task, or a list of another length, is a ``ValueError``."""
+    in task order, or one value for all. A list is in task order for
+    ``what == "loss"``; for ``"metrics"`` only when each of its items is a
+    list (Keras' ``[["mae"], ["accuracy"]]``: one list a task), else it is
+    the same metrics for every task, and a list mixing lists and metrics is
+    refused. A dict with a key that is not a task's name
+    (:func:`check_task_keys`), or a list of another length, is a
+    ``ValueError``."""
     if isinstance(spec, dict):
-        unknown = sorted(set(map(str, spec)) - set(tasks))
-        if unknown:
-            raise ValueError(f"{who} received {what} for unknown tasks {unknown} "
-                             f"(tasks: {tasks})")
+        check_task_keys(spec, tasks, what, who)
         return {t: spec.get(t) for t in tasks}
-    if isinstance(spec, (list, tuple)) and what == "loss":
-        if len(spec) != len(tasks):
-            raise ValueError(f"{who} expected {len(tasks)} losses (one per task "
-                             f"{tasks}), received {len(spec)}")
-        return dict(zip(tasks, spec))
-    return {t: spec for t in tasks}
+    if not isinstance(spec, (list, tuple)):
+        return {t: spec for t in tasks}
+    lists = [isinstance(s, (list, tuple)) for s in spec]
+    if what != "loss" and any(lists) and not all(lists):
+        raise ValueError(f"{who} expected {what} as one list for every task, a list of "
+                         f"lists (one per task {tasks}, in order) or a dict {{task: list}}, "
+                         f"received a list mixing lists and single {what}: {spec!r}"[:300])
+    if what != "loss" and not (spec and all(lists)):
+        return {t: spec for t in tasks}
+    if len(spec) != len(tasks):
+        what_each = "losses" if what == "loss" else f"lists of {what}"
+        raise ValueError(f"{who} expected {len(tasks)} {what_each} (one per task "
+                         f"{tasks}), received {len(spec)}")
+    return dict(zip(tasks, spec))

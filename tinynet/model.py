@@ -174,10 +174,13 @@ class Sequential(Layer):
         graph = sys.modules.get("tinynet.mtl.graph")
         if graph is not None and isinstance(layer, graph.Model):
             # it failed later, at build, on "an input shape of positive integers"
+            ins, outs = len(layer.inputs), len(layer.outputs)
             raise TypeError(f"Sequential cannot hold {layer._who}, a tinynet.mtl.Model "
-                            f"(several inputs or outputs): a model inside another is not "
-                            f"supported in a Sequential; call it on tensors in a "
-                            f"tinynet.mtl.Model instead (it shares its weights there)")
+                            f"({ins} input{'s' * (ins != 1)}, {outs} output"
+                            f"{'s' * (outs != 1)}): a model inside another is not "
+                            f"supported in a Sequential, even with one input and one "
+                            f"output; call it on tensors in a tinynet.mtl.Model instead "
+                            f"(it shares its weights there)")
         if layer is self or any(layer is other for other in self._layers):
             raise ValueError(f"{layer._who} is already in this Sequential; a layer "
                              f"object can appear once (create a new one to repeat it)")

@@ -82,8 +82,8 @@ from .. import losses as losses_mod
 from .. import metrics as metrics_mod
 from .._weak import Ref
 from ..callbacks import Callback, as_callback_list
-from ..checks import (as_mask, as_sample_weight, check_batch_size, check_finite, per_task,
-                      summable_weights)
+from ..checks import (as_mask, as_sample_weight, check_batch_size, check_finite,
+                      check_task_keys, per_task, summable_weights, unknown_tasks)
 from ..class_weights import largest_class_weight
 from ..layers._checks import check_real
 from ..output_losses import for_output
@@ -117,10 +117,7 @@ def task_masks(y: dict, mask: dict | None, n_samples: int, losses: dict | None =
                         f"{sorted(y)}), received {type(mask).__name__}")
     mask = mask or {}
     losses = losses or {}
-    unknown = sorted(set(mask) - set(y))
-    if unknown:
-        raise ValueError(f"{who} received masks for unknown tasks {unknown} "
-                         f"(tasks: {sorted(y)})")
+    check_task_keys(mask, list(y), "masks", who)
     for task, target in y.items():
         target = np.asarray(target)
         rows = target.reshape(n_samples, -1)
@@ -165,10 +162,7 @@ def task_weights(sample_weight, y: dict, n_samples: int, masks: dict,
     if sample_weight is None:
         return {task: None for task in y}
     if isinstance(sample_weight, dict):
-        unknown = sorted(set(sample_weight) - set(y), key=str)
-        if unknown:
-            raise ValueError(f"{who} received sample weights for unknown tasks {unknown} "
-                             f"(tasks: {sorted(y)})")
+        check_task_keys(sample_weight, list(y), "sample weights", who)
         given = {task: sample_weight.get(task) for task in y}
     else:
         given = {task: sample_weight for task in y}
@@ -271,9 +265,15 @@ class MultiTaskTraining:
         loss : dict {task: loss}, list (task order) or one loss for every task
             Names (``"cross_entropy"``, ``"mse"``...) or instances. A logit
             cross-entropy on a softmax/sigmoid output is computed from the
-            probabilities (:mod:`tinynet.output_losses`).
-        metrics : dict {task: [metric, ...]}, or a list for every task
-            An ``"accuracy"`` on a single sigmoid unit thresholds its
+            probabilities (:mod:`tinynet.output_losses`). One instance may
+            serve several tasks (``loss=CrossEntropy()``, ``[ce, ce]``): it is
+            kept for each (``model.loss[task]`` is that object), and each
+            task's forward, backward and total weight are taken in turn
+            before the next task's forward, so it trains as one instance per
+            task would (its ``weight_total`` after a step is the last task's).
+        metrics : dict {task: [metric, ...]}, a list for every task, or a list of lists
+            The list of lists (Keras' per-output form) gives one list a
+            task, in output order. An ``"accuracy"`` on a single sigmoid unit thresholds its
             probability at 0.5 (:func:`tinynet.metrics.for_output`). Each is
             logged as ``"<task>/<name>"`` (``F1Score(name="f1_micro")``...);
             two of one name in a task, or one named ``"loss"`` or
@@ -282,14 +282,18 @@ class MultiTaskTraining:
             ``"equal"``, ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``,
             ``"pcgrad"``, ``"mgda"``, ``"mgda_ub"`` (hard sharing only: a
             ``ValueError`` for a model without a shared representation), a
-            dict of static weights, or an instance from
+            dict of static weights (or ``"static"`` with ``loss_weights``),
+            or an instance from
             :mod:`tinynet.mtl.weighting` (for options). An instance serves
             one model: it holds that model's task state and learned
             parameters, so one that another model is compiled with is
             refused (``ValueError``; give each model its own). Compiling
             the same model again with it starts it afresh.
         loss_weights : dict or list, optional
-            Keras' name for static weights (``weighting`` must stay "equal").
+            Keras' name for static weights, with ``weighting`` ``"equal"``
+            (the default) or ``"static"``: both mean
+            ``weighting=Static(loss_weights)``; ``"static"`` without them is
+            an error (it has no weights).
         weighting_lr : float, optional
             Learning rate of the weighting's learned parameters (default: the
             optimizer's); a schedule already running on the optimizer scales
@@ -325,7 +329,9 @@ class MultiTaskTraining:
             metrics_mod.check_names(ms, f"compile, task {task!r}", reserved=("loss", "weight"))
         self._pair_with_outputs(given_losses, given_metrics)
         if loss_weights is not None:
-            if weighting not in ("equal", None):
+            # Keras' static weights: with the default weighting, or "static" that names them
+            if weighting is not None and weighting_mod.named(weighting) not in (
+                    weighting_mod.Equal, weighting_mod.Static):
                 raise ValueError(f"compile takes loss_weights or weighting={weighting!r}, "
                                  f"not both")
             weighting = weighting_mod.Static(loss_weights)
@@ -519,10 +525,10 @@ class MultiTaskTraining:
                 raise TypeError(f"{who} expected targets as a dict {{task: y}} for tasks "
                                 f"{tasks}, received {type(y).__name__}")
         missing = [t for t in tasks if t not in y]
-        unknown = sorted(set(y) - set(tasks))
+        unknown, hint = unknown_tasks(y, tasks)
         if missing or unknown:
             raise ValueError(f"{who} expected targets for tasks {tasks}, missing {missing}, "
-                             f"unknown {unknown}")
+                             f"unknown {unknown}{hint}")
         out = {}
         for t in tasks:
             target = np.asarray(y[t])
@@ -566,9 +572,15 @@ class MultiTaskTraining:
     # ------------------------------------------------------------------ step
     def _task_losses(self, outs, y, masks, idx=None, weights=None, need_grads=True):
         """Loss value and output gradient of every task (masked, weighted by
-        ``weights``; None without ``need_grads``), plus counts of labelled
-        samples; each loss's ``weight_total`` then holds its denominator."""
-        values, grads, counts = np.zeros(len(outs)), [], []
+        ``weights``; None without ``need_grads``), and what each task's batch
+        counts for (:class:`_TaskTallies`).
+
+        One loss object may serve several tasks (``compile(loss=CrossEntropy())``
+        keeps the instance for every task with a plain output): each task's
+        ``backward`` and the per-forward state its tallies read (the loss's
+        ``weight_total``) are taken right after that task's ``forward``, before
+        the next task's overwrites them."""
+        values, grads, tallies = np.zeros(len(outs)), [], _TaskTallies()
         for i, (task, out) in enumerate(zip(self.output_names, outs)):
             target = y[task] if idx is None else y[task][idx]
             mask = masks[task]
@@ -580,8 +592,8 @@ class MultiTaskTraining:
             loss = self.loss[task]
             values[i] = loss.forward(out, target, sample_weight=weight, mask=mask)
             grads.append(loss.backward() if need_grads else None)
-            counts.append(len(out) if mask is None else int(mask.sum()))
-        return values, grads, counts
+            tallies.add(loss, len(out) if mask is None else int(mask.sum()))
+        return values, grads, tallies
 
     def _task_metrics(self, outs, y, masks, idx=None, states=None) -> dict:
         """``{"<task>/<metric>": value}`` on the labelled samples of ``outs``;
@@ -612,16 +624,8 @@ class MultiTaskTraining:
         """One update on samples ``idx``; returns the logs of the batch (in
         ``fit``, its metrics the epoch's so far, deferred: :meth:`_task_metrics`)."""
         outs = self.forward_all([a[idx] for a in xs], training=True)
-        values, grads, counts = self._task_losses(outs, y, masks, idx, weights)
-        # each task loss's denominator: its labelled samples, weighted (the
-        # count, for a loss of the user's that does not say)
-        totals = [count if getattr(self.loss[task], "weight_total", None) is None
-                  else self.loss[task].weight_total
-                  for task, count in zip(self.output_names, counts)]
-        present = np.array(totals) > 0  # tasks with a labelled sample of weight > 0
-        # what the epoch mean of each task loss weights this batch by
-        epoch_weights = [losses_mod.batch_weight(self.loss[task], count)
-                         for task, count in zip(self.output_names, counts)]
+        values, grads, tallies = self._task_losses(outs, y, masks, idx, weights)
+        present = np.array(tallies.totals) > 0  # tasks with a labelled sample of weight > 0
         self.optimizer.zero_grad()
         weights = weighting_mod.checked_result(
             self.weighting, "loss_weights",
@@ -654,9 +658,9 @@ class MultiTaskTraining:
             for i, task in enumerate(self.output_names):
                 keys = ["weight"] if adaptive else []
                 self._epoch_task_means[i].add({k: logs[f"{task}/{k}"] for k in keys},
-                                              counts[i])
+                                              tallies.counts[i])
                 self._epoch_task_losses[i].add({"loss": logs[f"{task}/loss"]},
-                                               epoch_weights[i])
+                                               tallies.batch_weights[i])
         return logs
 
     def _sums(self, task) -> bool:
@@ -844,9 +848,10 @@ class MultiTaskTraining:
         if any(self._sums(task) for task in self.output_names):
             batch_sums = [RunningMeans() for _ in self.output_names]
             for idx in batch_indices(len(outs[0]), sum_batch or batch_size):
-                batch_values, _, counts = self._task_losses([o[idx] for o in outs], ys, masks,
-                                                            idx, weights, need_grads=False)
-                for means, value, count in zip(batch_sums, batch_values, counts):
+                batch_values, _, tallies = self._task_losses([o[idx] for o in outs], ys,
+                                                             masks, idx, weights,
+                                                             need_grads=False)
+                for means, value, count in zip(batch_sums, batch_values, tallies.counts):
                     means.add({"loss": value}, count)
             for i, task in enumerate(self.output_names):
                 if self._sums(task):
@@ -855,6 +860,30 @@ class MultiTaskTraining:
         logs.update({f"{t}/loss": float(v) for t, v in zip(self.output_names, values)})
         logs.update(self._task_metrics(outs, ys, masks))
         return logs
+
+
+class _TaskTallies:
+    """What each task's batch counts for, recorded right after its loss's
+    forward (:meth:`MultiTaskTraining._task_losses`), in task order:
+
+    * ``counts``: its labelled samples;
+    * ``totals``: its loss's denominator, the labelled samples weighted
+      (:attr:`tinynet.losses.Loss.weight_total`; the count for a loss of the
+      user's that does not say); 0 leaves the task out of the batch's weighting;
+    * ``batch_weights``: what the epoch mean of its loss weights the batch by
+      (:func:`tinynet.losses.batch_weight`).
+    """
+
+    def __init__(self):
+        self.counts, self.totals, self.batch_weights = [], [], []
+
+    def add(self, loss, count: int) -> None:
+        """Record a task whose ``loss`` has just run its forward on ``count``
+        labelled samples."""
+        total = getattr(loss, "weight_total", None)
+        self.counts.append(count)
+        self.totals.append(count if total is None else total)
+        self.batch_weights.append(losses_mod.batch_weight(loss, count))
 
 
 class _TaskEpochs(Callback):

@@ -84,7 +84,7 @@ import numbers
 
 import numpy as np
 
-from ..checks import check_finite, check_seed, is_real_dtype, lookup
+from ..checks import check_finite, check_seed, check_task_keys, is_real_dtype, lookup
 from ..layers._checks import check_real
 from ..param import Param, layout_kept
 from ..rngstate import generator_from_words, generator_words
@@ -313,10 +313,7 @@ class Static(Weighting):
         super().bind(task_names, dtype)
         w = self.weights
         if isinstance(w, dict):
-            unknown = sorted(set(w) - set(self.task_names))
-            if unknown:
-                raise ValueError(f"Static weighting received weights for unknown tasks "
-                                 f"{unknown} (tasks: {self.task_names})")
+            check_task_keys(w, self.task_names, "weights", "Static weighting")
             w = [w.get(t, 1.0) for t in self.task_names]
         if isinstance(w, np.ndarray):
             w = list(w) if w.ndim == 1 else None
@@ -811,6 +808,12 @@ def weighting_from_dict(spec: dict) -> Weighting:
     return cls(**spec.get("config", {}))
 
 
+def named(spec) -> type | None:
+    """The weighting class a name (``"pcgrad"``, any case) stands for; None
+    for anything else. An unknown name is a ``ValueError`` (:func:`get`'s)."""
+    return lookup(WEIGHTINGS, spec, "weighting") if isinstance(spec, str) else None
+
+
 def get(spec, **kwargs) -> Weighting:
     """A weighting from a name (``"pcgrad"``), a dict of static weights, or an instance.
 
@@ -828,4 +831,9 @@ def get(spec, **kwargs) -> Weighting:
         return Static(spec)
     if isinstance(spec, (list, tuple, np.ndarray)):
         return Static(list(spec))
-    return lookup(WEIGHTINGS, spec, "weighting")(**kwargs)
+    cls = named(spec)
+    if cls is Static and "weights" not in kwargs:
+        raise ValueError(f"weighting={spec!r} needs weights: pass loss_weights=... (one per "
+                         f"task, or {{task: weight}}) or weighting=Static({{task: w}}) (or "
+                         f"the dict itself)")
+    return cls(**kwargs)

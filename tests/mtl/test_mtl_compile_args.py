@@ -1,0 +1,117 @@
+"""The per-task arguments of compile, fit and evaluate: the keys naming the
+tasks, static weights and Keras' per-output lists."""
+
+import numpy as np
+import pytest
+
+import tinynet as tn
+from tinynet.layers import Dense
+
+
+def numbered():
+    """A model whose tasks are named by numbers: its task names are '0' and '1'."""
+    inp = tn.mtl.Input((4,))
+    return tn.mtl.Model(inp, {0: Dense(3, seed=1)(inp), 1: Dense(1, seed=2)(inp)})
+
+
+def numbered_data():
+    rng = np.random.default_rng(0)
+    return rng.standard_normal((6, 4)), {"0": rng.integers(0, 3, 6),
+                                         "1": rng.standard_normal((6, 1))}
+
+
+STRING_HINT = r"\(tasks: \['0', '1'\]\); task names are strings: write '0', not 0"
+
+
+@pytest.mark.parametrize("what, kwargs", [
+    ("loss", {"loss": {0: "cross_entropy", 1: "mse"}}),
+    ("loss", {"loss": {0: "cross_entropy", "1": "mse"}}),
+    ("metrics", {"metrics": {0: ["accuracy"], 1: ["mae"]}}),
+    ("weights", {"loss_weights": {0: 1.0, 1: 2.0}}),
+    ("weights", {"weighting": {0: 1.0, "1": 2.0}}),
+])
+def test_compile_refuses_a_task_key_that_is_not_the_tasks_name(what, kwargs):
+    # a loss given for task 0 was reported missing for '0', metrics silently dropped
+    model = numbered()
+    kwargs.setdefault("loss", {"0": "cross_entropy", "1": "mse"})
+    with pytest.raises(ValueError, match=rf"received {what} for unknown tasks \[0.*"
+                                         + STRING_HINT):
+        model.compile("sgd", **kwargs)
+
+
+@pytest.mark.parametrize("what, kwargs", [
+    ("masks", {"mask": {0: np.ones(6, bool)}}),
+    ("sample weights", {"sample_weight": {0: np.ones(6), "1": np.ones(6)}}),
+])
+def test_fit_refuses_a_task_key_that_is_not_the_tasks_name(what, kwargs):
+    model = numbered()
+    model.compile("sgd", loss={"0": "cross_entropy", "1": "mse"},
+                  metrics={"0": ["accuracy"], "1": ["mae"]})
+    x, y = numbered_data()
+    with pytest.raises(ValueError, match=rf"fit received {what} for unknown tasks \[0\] "
+                                         + STRING_HINT):
+        model.fit(x, y, verbose=0, **kwargs)
+    with pytest.raises(ValueError, match=r"missing \['0', '1'\], unknown \[0, 1\]; task "
+                                         r"names are strings: write '0', not 0"):
+        model.evaluate(x, {0: y["0"], 1: y["1"]})
+    logs = model.fit(x, y, verbose=0, mask={"0": np.ones(6, bool)}).history
+    assert {"0/accuracy", "1/mae"} <= set(logs)
+
+
+def test_an_unknown_string_task_gets_no_hint():
+    model = numbered()
+    with pytest.raises(ValueError, match=r"received loss for unknown tasks \['2'\] \(tasks: "
+                                         r"\['0', '1'\]\)$"):
+        model.compile("sgd", loss={"0": "cross_entropy", "1": "mse", "2": "mse"})
+
+
+def two_tasks():
+    return tn.mtl.HardSharing((4,), trunk=[Dense(3, seed=0)],
+                              heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]})
+
+
+@pytest.mark.parametrize("weighting", ["static", "Static", "equal", None])
+def test_loss_weights_with_the_static_or_default_weighting_are_static_weights(weighting):
+    # weighting="static" with loss_weights was "not both"; now it names them
+    model = two_tasks()
+    model.compile("sgd", loss="mse", weighting=weighting, loss_weights=[1.0, 2.0])
+    assert isinstance(model.weighting, tn.mtl.weighting.Static)
+    np.testing.assert_array_equal(model.weighting.last_weights, [1.0, 2.0])
+
+
+def test_the_static_weighting_without_weights_says_where_they_go():
+    # it was a TypeError: Static.__init__() missing 'weights'
+    with pytest.raises(ValueError, match=r"weighting='static' needs weights: pass "
+                                         r"loss_weights=\.\.\. .* or weighting=Static\("):
+        two_tasks().compile("sgd", loss="mse", weighting="static")
+
+
+@pytest.mark.parametrize("weighting", ["mgda", tn.mtl.weighting.Equal])
+def test_loss_weights_with_another_weighting_are_refused(weighting):
+    weighting = weighting if isinstance(weighting, str) else weighting()
+    with pytest.raises(ValueError, match="compile takes loss_weights or weighting=.*not both"):
+        two_tasks().compile("sgd", loss="mse", weighting=weighting, loss_weights=[1.0, 2.0])
+
+
+def test_a_list_of_metric_lists_gives_one_list_a_task_in_output_order():
+    # Keras' per-output form was "expected a metric name ..., received list"
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(3, seed=0)],
+                               heads={"r": [Dense(1, seed=1)], "c": [Dense(3, seed=2)]})
+    model.compile("sgd", loss=["mse", "cross_entropy"], metrics=[["mae"], ("accuracy",)])
+    assert [[m.name for m in model.metrics[t]] for t in ("r", "c")] == [["mae"], ["accuracy"]]
+    model.compile("sgd", loss=["mse", "mse"], metrics=["mae", "mse"])  # every task, as before
+    assert [[m.name for m in model.metrics[t]] for t in ("r", "c")] == [["mae", "mse"]] * 2
+
+
+@pytest.mark.parametrize("metrics, message", [
+    ([["mae"]], r"compile expected 2 lists of metrics \(one per task \['r', 'c'\]\), "
+                r"received 1"),
+    ([["mae"], ["mse"], ["mae"]], "expected 2 lists of metrics"),
+    ([["mae"], "mse"], r"compile expected metrics as one list for every task, a list of "
+                       r"lists \(one per task \['r', 'c'\], in order\) or a dict"),
+])
+def test_a_list_of_metric_lists_of_another_length_or_mixed_is_refused(metrics, message):
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(3, seed=0)],
+                               heads={"r": [Dense(1, seed=1)], "c": [Dense(1, seed=2)]})
+    with pytest.raises(ValueError, match=message):
+        model.compile("sgd", loss="mse", metrics=metrics)
