@@ -47,6 +47,9 @@ def hard_sharing(train, test, hidden, outputs: dict, epochs: int, batch_size: in
     load_tinynet_weights(linears, ex.hard_sharing(x.shape[1], tuple(hidden), outputs,
                                                   seed).get_weights())
     params = list(trunk.parameters()) + list(heads.parameters())
+    if optimizer not in ("adam", "sgd") or (momentum is not None and optimizer != "sgd"):
+        raise ValueError(f"the torch twin expected optimizer 'adam' or 'sgd' (momentum with sgd "
+                         f"only), received optimizer={optimizer!r}, momentum={momentum!r}")
     opt = (torch.optim.SGD(params, lr=lr, momentum=momentum or 0.0, weight_decay=weight_decay)
            if optimizer == "sgd" else torch.optim.Adam(params, lr=lr, weight_decay=weight_decay))
     schedule = (torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs)

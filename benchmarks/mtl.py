@@ -337,8 +337,7 @@ def _file_name(args) -> str:
         "_cosine" if args.lr_schedule == "cosine" else "") + (
         f"_e{args.epochs}" if not args.quick and args.epochs not in (None, DEFAULT_EPOCHS)
         else "") + (
-        f"_sgd{DEFAULT_MOMENTUM if args.momentum is None else args.momentum:g}"
-        if args.optimizer == "sgd" else "") + (
+        f"_sgd{args.momentum:g}" if args.optimizer == "sgd" else "") + (
         f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
         f"_ls{args.label_smoothing:g}" if args.label_smoothing else "") + (
         f"_lr{args.lr:g}" if args.lr != DEFAULT_LR else "") + (
@@ -442,7 +441,35 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--blas-threads", type=report.positive_int, default=None,
                         help="limit the threads of NumPy's BLAS, Numba's parallel kernels "
                              "and torch; 1 avoids thread contention on a busy 2-core machine")
+    report.after_parsing(parser, _fill_defaults)
     return parser
+
+
+def _fill_defaults(args) -> None:
+    """The defaults given after parsing (they depend on ``--quick``, ``--trunk``
+    and ``--optimizer``), registered with :func:`report.after_parsing` so that a
+    command and the same command with a default spelt out (``--seeds 2``,
+    ``--momentum 0.9``) are one run."""
+    if args.optimizer == "sgd" and args.momentum is None:
+        args.momentum = DEFAULT_MOMENTUM
+    if args.trunk == "conv-features" and args.head_units is None:
+        args.head_units = DEFAULT_HEAD_UNITS
+    if args.trunk in CONV_TRUNKS:
+        args.filters = list(args.filters or DEFAULT_FILTERS)
+        args.units = args.units or DEFAULT_UNITS
+    quick = args.quick
+    args.seeds = args.seeds or (1 if quick else 2)
+    args.syn_seeds = args.syn_seeds or (1 if quick else 10)
+    args.correlations = args.correlations or ([1.0, 0.1] if quick
+                                              else [1.0, 0.9, 0.5, 0.1, -0.5])
+    args.syn_train = args.syn_train or (600 if quick else 20000)
+    args.syn_test = args.syn_test or (200 if quick else 5000)
+    args.syn_epochs = args.syn_epochs or (1 if quick else 20)
+    args.n_train = args.n_train or (300 if quick else DEFAULT_N_TRAIN)
+    args.n_test = args.n_test or (200 if quick else 10000)
+    args.epochs = args.epochs or (1 if quick else DEFAULT_EPOCHS)
+    if quick:
+        args.hidden, args.expert_units, args.tower = [16], 8, 8
 
 
 def main(argv) -> int:
@@ -462,38 +489,19 @@ def main(argv) -> int:
     if args.momentum is not None and args.optimizer != "sgd":
         parser.error(f"--momentum is SGD's (--optimizer sgd); received --optimizer "
                      f"{args.optimizer}")
-    if args.optimizer == "sgd" and args.momentum is None:
-        args.momentum = DEFAULT_MOMENTUM
     if args.head_units is not None and args.trunk != "conv-features":
         parser.error(f"--head-units is for --trunk conv-features; received --trunk "
                      f"{args.trunk}")
     if args.head_units is not None and args.head_units < 1:
         parser.error(f"--head-units expected a positive number of units, received "
                      f"{args.head_units}")
-    if args.trunk == "conv-features" and args.head_units is None:
-        args.head_units = DEFAULT_HEAD_UNITS
     if args.trunk not in CONV_TRUNKS and (args.filters or args.units):
         parser.error(f"--filters and --units size the CNN trunks (--trunk conv, "
                      f"conv-features); received them with --trunk {args.trunk}")
     if (args.filters and min(args.filters) < 1) or (args.units is not None and args.units < 1):
         parser.error(f"--filters and --units expected positive counts, received "
                      f"--filters {args.filters} --units {args.units}")
-    if args.trunk in CONV_TRUNKS:
-        args.filters = list(args.filters or DEFAULT_FILTERS)
-        args.units = args.units or DEFAULT_UNITS
-    quick = args.quick
-    args.seeds = args.seeds or (1 if quick else 2)
-    args.syn_seeds = args.syn_seeds or (1 if quick else 10)
-    args.correlations = args.correlations or ([1.0, 0.1] if quick
-                                              else [1.0, 0.9, 0.5, 0.1, -0.5])
-    args.syn_train = args.syn_train or (600 if quick else 20000)
-    args.syn_test = args.syn_test or (200 if quick else 5000)
-    args.syn_epochs = args.syn_epochs or (1 if quick else 20)
-    args.n_train = args.n_train or (300 if quick else DEFAULT_N_TRAIN)
-    args.n_test = args.n_test or (200 if quick else 10000)
-    args.epochs = args.epochs or (1 if quick else DEFAULT_EPOCHS)
-    if quick:
-        args.hidden, args.expert_units, args.tower = [16], 8, 8
+    _fill_defaults(args)
     name, command = _file_name(args), report.command_line("mtl", argv)
     report.refuse_to_replace(parser, args, name, command)  # (the table says how to redo it)
     results = {"settings": report.run_settings(args)}
@@ -515,7 +523,7 @@ def main(argv) -> int:
     results["total_seconds"] = time.perf_counter() - start
     sections.append(f"Total time: {results['total_seconds'] / 60:.1f} min.")
     paths = report.write_report(name, results, "\n".join(sections),
-                                out_dir=args.out, quick=quick, command=command)
+                                out_dir=args.out, quick=args.quick, command=command)
     print("\n".join(sections))
     print("wrote", ", ".join(map(str, paths)))
     return 0

@@ -432,27 +432,54 @@ def test_sgd_reaches_every_model_names_its_files_and_its_table(tmp_path, monkeyp
 
     def spy(spec, *a, **kw):
         opt = compile_(spec, *a, **kw)
-        if isinstance(spec, str):   # run's call; compile passes the instance on
+        if isinstance(spec, str) and "momentum" in kw:   # run's (compile passes it on)
             seen.append((type(opt).__name__, opt.defaults.get("momentum"), opt.defaults["lr"]))
         return opt
 
     monkeypatch.setattr(optim, "get", spy)
+    twins = []
+    try:
+        import torch
+    except ImportError:
+        torch = None
+    else:
+        sgd = torch.optim.SGD
+
+        def torch_spy(params, **kw):
+            twins.append(kw)
+            return sgd(params, **kw)
+
+        monkeypatch.setattr(torch.optim, "SGD", torch_spy)
     assert mtl.main(["--quick", "--parts", "fashion", "--optimizer", "sgd", "--momentum", "0.5",
                      "--lr", "0.05", "--weightings", "equal", "--architectures", "hard", "mmoe",
                      "--out", str(tmp_path)]) == 0
     # two single-task models, hard sharing, MMoE: every one SGD with the momentum asked for
     assert seen == [("SGD", 0.5, 0.05)] * 4
+    if torch is not None:   # and the torch twin of hard sharing
+        assert [(kw["lr"], kw["momentum"]) for kw in twins] == [(0.05, 0.5)]
     saved = json.loads((tmp_path / "mtl_sgd0.5_lr0.05.json").read_text())["results"]["fashion"]
     assert saved["settings"]["optimizer"] == "sgd" and saved["settings"]["momentum"] == 0.5
     assert "epochs of SGD with momentum 0.5 (lr 0.05" in (tmp_path / "mtl_sgd0.5_lr0.05.md"
                                                           ).read_text()
-    parse = mtl.build_parser().parse_args
-    assert mtl._file_name(parse(["--trunk", "conv", "--optimizer", "sgd", "--lr", "0.05",
-                                 "--lr-schedule", "cosine", "--epochs", "20",
-                                 "--validation"])) == "mtl_conv_cosine_e20_sgd0.9_lr0.05_validation"
+    args = mtl.build_parser().parse_args(["--trunk", "conv", "--optimizer", "sgd", "--lr", "0.05",
+                                          "--lr-schedule", "cosine", "--epochs", "20",
+                                          "--validation"])
+    mtl._fill_defaults(args)   # momentum 0.9 unless given
+    assert mtl._file_name(args) == "mtl_conv_cosine_e20_sgd0.9_lr0.05_validation"
+    # the default spelt out is the same run: it replaces the report without --overwrite
+    quick = ["--quick", "--parts", "fashion", "--optimizer", "sgd", "--weightings", "equal",
+             "--architectures", "hard", "--out", str(tmp_path)]
+    assert mtl.main(quick) == 0 and mtl.main(quick + ["--momentum", "0.9"]) == 0
+    assert (tmp_path / "mtl_sgd0.9.json").exists()
+    capsys.readouterr()
     # files written before the switch ran Adam, and say so
     assert mtl._optimizer_words({}) == "Adam"
     assert mtl._optimizer_words({"optimizer": "sgd", "momentum": 0.0}) == "SGD"
+    from tinynet.mtl import experiments as ex
+    with pytest.raises(ValueError, match=r"momentum only with an optimizer that has one .*"
+                                         r"received optimizer='adam'"):
+        ex.run(ex.hard_sharing(16, [4], {"left": 3, "right": 3}), _tiny_pairs(), _tiny_pairs(),
+               loss="cross_entropy", optimizer="adam", momentum=0.9)
     with pytest.raises(SystemExit):
         mtl.main(["--quick", "--parts", "fashion", "--momentum", "0.9", "--out", str(tmp_path)])
     assert "--momentum is SGD's (--optimizer sgd); received --optimizer adam" in (

@@ -190,8 +190,13 @@ def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs
     tasks = model.output_names
     x, y = train
     x_test, y_test = test
-    options = {} if momentum is None else {"momentum": momentum}
-    model.compile(optim.get(optimizer, lr=lr, weight_decay=weight_decay, **options), loss=loss,
+    opt = optim.get(optimizer, lr=lr, weight_decay=weight_decay)
+    if momentum is not None:
+        if "momentum" not in opt.defaults:
+            raise ValueError(f"run expected momentum only with an optimizer that has one "
+                             f"(sgd, rmsprop), received optimizer={optimizer!r}")
+        opt = optim.get(optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    model.compile(opt, loss=loss,
                   metrics=metrics, weighting=weighting)
     start, cpu_start = time.perf_counter(), time.process_time()
     history = model.fit(x, {t: y[t] for t in tasks}, epochs=epochs, batch_size=batch_size,
