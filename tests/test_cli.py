@@ -861,3 +861,12 @@ def test_a_diverged_model_scores_no_accuracy(tmp_path, capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines()
             if line[:1].isdigit() or line.startswith("all")]
     assert len(rows) == 11 and {row[-1] for row in rows} == {"0.0000"}
+    # predict labels such a sample -1, no class, and names no class for it (it
+    # printed classes[-1], the last class's name)
+    names = [f"name{c}" for c in range(10)]
+    path = model.save(tmp_path / "named.npz", metadata={"tinynet_cli": {
+        "preprocessing": {"scale": 16}, "classes": names}})
+    np.save(tmp_path / "x.npy", x_test[:3])
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert main(["predict", str(path), str(tmp_path / "x.npy")]) == 0
+    assert "3 predictions (input scaled by 1/16): -1, -1, -1\n" in capsys.readouterr().out
