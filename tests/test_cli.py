@@ -970,3 +970,29 @@ def test_predict_reads_only_the_header_of_a_bad_input_file(digits_model, tmp_pat
                    r"expected one array saved with np\.save")]:
         assert main(["predict", str(digits_model), str(path)]) == 1
         assert re.search(message, capsys.readouterr().err), path
+
+
+def test_a_diverged_model_scores_no_accuracy(tmp_path, capsys):
+    # predict_classes read a NaN output as class 0: `evaluate` gave class 0 an
+    # accuracy of 1.0 and the train table counted class 0's samples right
+    # finite weights (save refuses others) whose outputs are inf - inf = NaN
+    model = tn.Sequential([tn.layers.Dense(2, input_dim=64, seed=0),
+                           tn.layers.Dense(10, seed=0)])
+    model.layers[0].W.value[:] = 3e38
+    model.layers[1].W.value[:] = [[1.0] * 10, [-1.0] * 10]
+    x_test, y_test = digits_test_set()
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert cli._accuracy(model, x_test / np.float32(16), y_test, 32) == 0.0
+        assert main(["evaluate", str(model.save(tmp_path / "nan.npz")), "digits"]) == 0
+    rows = [line.split() for line in capsys.readouterr().out.splitlines()
+            if line[:1].isdigit() or line.startswith("all")]
+    assert len(rows) == 11 and {row[-1] for row in rows} == {"0.0000"}
+    # predict labels such a sample -1, no class, and names no class for it (it
+    # printed classes[-1], the last class's name)
+    names = [f"name{c}" for c in range(10)]
+    path = model.save(tmp_path / "named.npz", metadata={"tinynet_cli": {
+        "preprocessing": {"scale": 16}, "classes": names}})
+    np.save(tmp_path / "x.npy", x_test[:3])
+    with np.errstate(over="ignore", invalid="ignore"):
+        assert main(["predict", str(path), str(tmp_path / "x.npy")]) == 0
+    assert "3 predictions (input scaled by 1/16): -1, -1, -1\n" in capsys.readouterr().out

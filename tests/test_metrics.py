@@ -88,6 +88,48 @@ def test_a_nan_binary_prediction_is_never_correct(threshold, pred):
     assert metric(pred, labels.astype(bool)) == 0.5
 
 
+def test_a_nan_prediction_is_no_class_in_the_confusion_metrics():
+    # precision, recall and F1 read an all-NaN row as class 0 (its arg-max): here
+    # micro P/R/F1 were 1.0 while the accuracy was 0.75
+    pred = np.array([[2.0, 1.0, 0.0], [0.0, 3.0, 1.0], [0.0, 1.0, 4.0], [np.nan] * 3])
+    labels = np.array([0, 1, 2, 0])
+    assert metrics.accuracy(pred, labels) == 0.75
+    micro = {m: getattr(metrics, m)(pred, labels, average="micro")
+             for m in ("precision", "recall", "f1")}
+    # recall: hits / samples (the accuracy); precision: hits / predictions made
+    assert micro == {"precision": 1.0, "recall": 0.75, "f1": 2 * 3 / (4 + 3)}
+    # the NaN sample is a false negative of class 0 and a false positive of none
+    assert metrics.recall(pred, labels, average=None) == np.mean([0.5, 1.0, 1.0])
+    assert metrics.precision(pred, labels) == 1.0
+    state = metrics.Recall().batch_state(pred, labels)
+    assert state.tolist() == [[1, 0, 0, 1], [0, 1, 0, 0], [0, 0, 1, 0]]
+    # a class whose every sample is NaN stays in the averages: never predicted
+    nan = np.full((3, 3), np.nan)
+    assert metrics.recall(nan, [0, 1, 2]) == metrics.f1(nan, [0, 1, 2]) == 0.0
+    assert np.isnan(metrics.precision(nan, [0, 1, 2], zero_division="nan"))
+
+
+@pytest.mark.parametrize("threshold, pred", [(None, [np.nan, 1.0, -1.0, np.nan]),
+                                             (0.5, [np.nan, 0.7, 0.2, np.nan])])
+def test_a_nan_binary_prediction_is_no_class_in_the_confusion_metrics(threshold, pred):
+    # NaN > threshold is False: a NaN was a prediction of class 0 (a true negative)
+    pred, labels = np.array(pred), np.array([0, 1, 0, 1])
+    assert metrics.recall(pred, labels, threshold=threshold) == 0.5
+    assert metrics.precision(pred, labels, threshold=threshold) == 1.0
+    assert metrics.recall(pred[:, None], labels, threshold=threshold, pos_label=0) == 0.5
+    assert metrics.precision(pred, labels, threshold=threshold, pos_label=0) == 1.0
+    assert metrics.f1(pred, labels, threshold=threshold, average="micro") == 2 * 2 / (4 + 2)
+
+
+def test_the_confusion_metrics_of_batches_with_and_without_nan_merge():
+    rng = np.random.default_rng(0)
+    pred, labels = rng.standard_normal((40, 4)), rng.integers(0, 4, 40)
+    pred[rng.random(40) < 0.2, 1] = np.nan
+    for metric in (metrics.Precision(average="micro"), metrics.Recall(), metrics.F1Score()):
+        states = [metric.batch_state(pred[i:i + 7], labels[i:i + 7]) for i in range(0, 40, 7)]
+        assert metric.result(metric.merge_all(states)) == metric(pred, labels)
+
+
 def test_infinite_scores_are_ranked_as_any_other():
     # -inf masks a class out (a NaN is no score; an infinite one is)
     pred = np.array([[-np.inf, 2.0, 1.0], [np.inf, 0.0, 5.0], [-np.inf, -np.inf, -np.inf]])
@@ -95,7 +137,7 @@ def test_infinite_scores_are_ranked_as_any_other():
     assert metrics.accuracy(pred, labels) == metrics.top_k_accuracy(pred, labels, k=1) == 1.0
     assert metrics.top_k_accuracy(pred, np.array([2, 2, 1]), k=2) == 1.0
     assert metrics.accuracy(np.array([np.inf, -np.inf]), np.array([1, 0])) == 1.0
-    assert metrics.class_hits(pred, labels, finite_only=True).tolist() == [False] * 3
+    assert metrics._class_hits(pred, labels, finite_only=True).tolist() == [False] * 3
 
 
 @given(st.integers(0, 10_000), st.sampled_from([1, 2, 3]), st.booleans())
@@ -111,7 +153,7 @@ def test_class_hits_over_leading_axes_matches_a_reference(seed, k, finite_only):
     expected = np.array([[_slow_top_k(np.nan_to_num(row[None], nan=0.0), [label], k) == 1
                           for row, label in zip(rows, task)]
                          for rows, task in zip(scores, labels)]) & ~bad
-    got = metrics.class_hits(scores, labels, k, finite_only)
+    got = metrics._class_hits(scores, labels, k, finite_only)
     assert got.shape == (3, 7) and np.array_equal(got, expected)
 
 

@@ -553,6 +553,25 @@ def test_binary_model_helpers():
     np.testing.assert_array_equal(model.predict_classes(x), (logits[:, 0] > 0).astype(int))
 
 
+@pytest.mark.parametrize("units, activation, outputs, expected", [
+    (3, None, [[np.nan] * 3, [1.0, np.nan, 0.0], [0.0, 2.0, np.inf]], [-1, -1, 2]),
+    (1, None, [[np.nan], [1.0], [-1.0]], [-1, 1, 0]),
+    (1, "sigmoid", [[np.nan], [0.7], [0.2]], [-1, 1, 0])])
+def test_predict_classes_labels_a_nan_output_no_class(units, activation, outputs, expected):
+    # the arg-max read a row of NaN as class 0 (NaN > threshold: class 0 too), so
+    # predict_classes(x) == y counted a diverged model right on class 0
+    model = tn.Sequential([Dense(units, activation=activation, input_dim=2)])
+    outputs = np.array(outputs, np.float32)
+    model.predict = lambda x, batch_size=32: outputs
+    labels = model.predict_classes(np.zeros((3, 2), np.float32))
+    assert labels.dtype == np.int64 and labels.tolist() == expected
+    # one rule: the compiled "accuracy" counts a sample right iff predict_classes does
+    accuracy = tn.metrics.for_output(tn.metrics.Accuracy(), model)
+    for row, label in zip(outputs, labels):
+        for c in range(max(2, units)):
+            assert accuracy(row[None], [c]) == (label == c)
+
+
 # ------------------------------------- outputs that are already probabilities
 def _softmax_heads(d=4, classes=3, seed=0):
     """Three ways to end in a softmax, with the same weights: a fused activation,

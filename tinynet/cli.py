@@ -660,7 +660,7 @@ def _cmd_predict(args, parser) -> int:
     output = (model.predict_proba(x, batch_size=args.batch_size).astype(np.float32)
               if args.proba else labels)
     shown = ", ".join(f"{label}" + (f" ({classes[label]})" if classes and
-                                   label < len(classes) else "")
+                                   0 <= label < len(classes) else "")
                       for label in labels[:10])
     print(f"{len(labels)} predictions (input scaled by 1/{scale:g}): {shown}"
           + (" ..." if len(labels) > 10 else ""))

@@ -13,7 +13,7 @@ accuracy          higher      share of samples whose predicted class is the
                               true class
 top_k_accuracy    higher      share whose true class is among the ``k``
                               highest scores (k=5; ``top_3_accuracy``,
-                              ``top_5_accuracy``... log under that name)
+                              ``top5_accuracy``... log as ``top_<k>_accuracy``)
 precision         higher      :math:`tp / (tp + fp)` (:class:`Precision`)
 recall            higher      :math:`tp / (tp + fn)` (:class:`Recall`)
 f1                higher      :math:`2 tp / (2 tp + fp + fn)` (:class:`F1Score`)
@@ -68,8 +68,10 @@ unless it is a probability: a model whose output layer ends in a sigmoid
 gives its ``accuracy``, ``precision``, ``recall`` and ``f1`` a threshold of
 0.5 (:func:`for_output`), and ``Accuracy(threshold=0.5)`` does so by hand.
 A sample whose prediction holds a NaN (a diverged model's) is never a hit of
-``accuracy`` or a top-k accuracy (:func:`class_hits`; infinite scores are
-ranked as numbers). A multi-class ``auc`` ranks probabilities (as
+``accuracy`` or a top-k accuracy (:func:`_class_hits`; infinite scores are
+ranked as numbers), and predicts no class in ``precision``, ``recall`` and
+``f1`` (a false negative of its true class, a false positive of none; see
+:class:`Precision`). A multi-class ``auc`` ranks probabilities (as
 scikit-learn): compiled on a model whose output is logits it takes their
 softmax (``from_logits``, set by :func:`for_output`); called directly, it
 takes the scores as given.
@@ -170,26 +172,64 @@ def _is_binary_output(pred: np.ndarray) -> bool:
     return pred.ndim == 1 or pred.ndim == 2 and pred.shape[1] == 1
 
 
+#: The class :func:`_predicted_labels` gives a sample it cannot classify (a NaN
+#: score): never a label, so never a hit, and the confusion metrics' "no class".
+NO_CLASS = -1
+
+
+def _predicted_labels(pred: np.ndarray, threshold=None) -> np.ndarray:
+    """The class of each sample: the arg-max of its scores (the last axis of
+    ``pred``), or ``pred > threshold`` (0 when None) for one output unit
+    (``pred`` of shape ``(n,)`` or ``(n, 1)``), and :data:`NO_CLASS` (-1)
+    for a sample whose scores hold a NaN (a diverged model's): they have no
+    order, and ``np.argmax`` read a row of NaN as class 0 (``NaN > threshold``
+    is False: class 0 too), so a diverged model was right on every sample of
+    class 0. The rule of :class:`Accuracy`, the confusion metrics and
+    :meth:`tinynet.Sequential.predict_classes`; infinite scores are scores
+    like any other (``-inf`` masks a class out)."""
+    if not _is_binary_output(pred):
+        return _argmax_labels(pred)
+    flat = pred.reshape(-1)
+    labels = (flat > (0.0 if threshold is None else threshold)).astype(np.int64)
+    labels[np.isnan(flat)] = NO_CLASS
+    return labels
+
+
+def _argmax_labels(scores: np.ndarray) -> np.ndarray:
+    """The arg-max of ``scores`` over the last axis, :data:`NO_CLASS` where
+    the scores hold a NaN (:func:`_predicted_labels`)."""
+    labels = scores.argmax(axis=-1)
+    # np.argmax takes a row's first NaN for its largest score: a row holds a NaN
+    # iff its arg-max is one (a look a row, not a pass over them all; by flat
+    # index into the raveled scores, the cheapest such look)
+    width = scores.shape[-1]
+    at = labels.ravel() + np.arange(0, labels.size * width, width)
+    labels[np.isnan(scores.ravel()[at]).reshape(labels.shape)] = NO_CLASS
+    return labels
+
+
 def _predicted_classes(pred, target, threshold, who: str):
-    """``(predicted, labels, n_classes)``: the arg-max of ``(n, classes)``
-    predictions, or ``pred > threshold`` (0 when None) for one output unit."""
+    """``(predicted, labels, n_classes)``: :func:`_predicted_labels` of
+    ``(n, classes)`` or ``(n,)`` / ``(n, 1)`` predictions (-1 for a sample
+    holding a NaN), and the targets as integer labels."""
     pred = _as_pred(pred, who)
     if pred.ndim == 2 and pred.shape[1] > 1:
-        predicted, n_classes = pred.argmax(axis=1), pred.shape[1]
+        n_classes = pred.shape[1]
     elif _is_binary_output(pred):
-        threshold = 0.0 if threshold is None else threshold
-        predicted, n_classes = (pred.reshape(-1) > threshold).astype(np.int64), 2
+        n_classes = 2
     else:
         raise ValueError(f"{who} expected predictions of shape (n, classes) or (n,), "
                          f"received {pred.shape}")
-    return predicted, _class_targets(target, pred, who), n_classes
+    return _predicted_labels(pred, threshold), _class_targets(target, pred, who), n_classes
 
 
-def class_hits(scores, labels, k: int = 1, finite_only: bool = False) -> np.ndarray:
+def _class_hits(scores, labels, k: int = 1, finite_only: bool = False) -> np.ndarray:
     """Whether each sample's label is among the ``k`` highest of its scores
     (the last axis of ``scores``; ``labels`` holds the other axes): the rule
-    of :class:`Accuracy`, :class:`TopKAccuracy` and ``tinynet.meta``'s
-    query accuracy.
+    of :class:`Accuracy` (``k=1``), :class:`TopKAccuracy` and
+    ``tinynet.meta``'s query accuracy. Unchecked: the callers check
+    ``scores`` (a float array), ``labels`` (integers in ``[0, classes)``) and
+    ``k`` (at most the number of classes) first.
 
     A label's rank is the number of classes scored higher plus the classes
     of an equal score at a lower index (ties go to the lower index: a stable
@@ -197,20 +237,14 @@ def class_hits(scores, labels, k: int = 1, finite_only: bool = False) -> np.ndar
     rank below ``k``. A sample whose scores hold a NaN is never a hit: they
     have no order, and a diverged model must not score (``np.argmax`` reads a
     NaN as the largest score, so a row of NaN was a hit whenever its label
-    was class 0). ``finite_only=True`` also counts a sample with an infinite
-    score as a miss, for outputs that are infinite only by overflow
-    (``tinynet.meta``'s logits); else ``-inf`` and ``inf`` are scores like
-    any other (``-inf`` masks a class out)."""
+    was class 0; :func:`_argmax_labels`). ``finite_only=True`` also counts
+    a sample with an infinite score as a miss, for outputs that are infinite
+    only by overflow (``tinynet.meta``'s logits); else ``-inf`` and ``inf``
+    are scores like any other (``-inf`` masks a class out)."""
+    if k == 1 and not finite_only:
+        return _argmax_labels(scores) == labels
     if k == 1:
-        best = scores.argmax(axis=-1)
-        hit = best == labels
-        if not finite_only:
-            # np.argmax takes a row's first NaN for its largest score: a row holds
-            # a NaN iff its arg-max is one (a look a row, not a pass over them all;
-            # by flat index into the raveled scores, the cheapest such look)
-            width = scores.shape[-1]
-            at = best.ravel() + np.arange(0, best.size * width, width)
-            return hit & ~np.isnan(scores.ravel()[at]).reshape(best.shape)
+        hit = scores.argmax(axis=-1) == labels
     else:
         true_score = np.take_along_axis(scores, labels[..., None], axis=-1)
         before = np.arange(scores.shape[-1]) < labels[..., None]
@@ -369,7 +403,7 @@ class Accuracy(_Mean):
     ``pred`` of shape ``(n,)`` or ``(n, 1)``: binary, as above. ``target``:
     integer (or boolean) labels ``(n,)`` or probability targets ``(n, classes)``.
     A sample whose prediction holds a NaN (a diverged model's) is never
-    correct (:func:`class_hits`): the arg-max read a row of NaN as class 0
+    correct (:func:`_predicted_labels`): the arg-max read a row of NaN as class 0
     and ``NaN > threshold`` is False, so it was counted right whenever the
     label was 0.
     """
@@ -382,12 +416,9 @@ class Accuracy(_Mean):
         self.threshold = _check_threshold(threshold, "Accuracy")
 
     def _values(self, pred, target):
-        pred = _as_pred(pred, self.name)
-        if pred.ndim == 2 and pred.shape[1] > 1:
-            return class_hits(pred, _class_targets(target, pred, self.name))
+        # a sample holding a NaN is predicted -1, no class: never its label
         predicted, labels, _ = _predicted_classes(pred, target, self.threshold, self.name)
-        # a NaN is no class (NaN > threshold is False: it was read as class 0)
-        return (predicted == labels) & ~np.isnan(pred.reshape(-1))
+        return predicted == labels
 
     def _settings(self) -> dict:
         return {"threshold": self.threshold}
@@ -403,7 +434,7 @@ class TopKAccuracy(_Mean):
     ``top_k_accuracy_score`` breaks ties the other way (towards the higher
     index: its stable ascending sort, reversed), and ``torch.topk`` leaves
     the order among equal scores unspecified; without ties all three agree.
-    A sample whose scores hold a NaN is never a hit (:func:`class_hits`), so
+    A sample whose scores hold a NaN is never a hit (:func:`_class_hits`), so
     predictions of a diverged model are not counted as hits (NaN ranked
     above every number, as ``np.argmax`` and ``torch.topk`` order it: a row
     of NaN was a hit for the labels 0 to k-1). ``k`` above the number of
@@ -433,7 +464,7 @@ class TopKAccuracy(_Mean):
         if self.k > pred.shape[1]:
             raise ValueError(f"{self.name} expected k at most the number of classes "
                              f"{pred.shape[1]}, received k={self.k}")
-        return class_hits(pred, labels, self.k)
+        return _class_hits(pred, labels, self.k)
 
     def _settings(self) -> dict:
         return {"k": self.k}
@@ -444,9 +475,15 @@ class _ConfusionMetric(Metric):
 
     The state is the confusion matrix :math:`C` (``C[i, j]``: samples of
     class :math:`i` predicted as :math:`j`; integers, so an epoch's matrix is
-    the sum of its batches' and the result does not depend on the batches).
-    Per class :math:`c`: :math:`tp_c = C_{cc}`, :math:`fp_c = \sum_i C_{ic} - tp_c`
-    (predicted :math:`c`, wrongly), :math:`fn_c = \sum_j C_{cj} - tp_c`, and
+    the sum of its batches' and the result does not depend on the batches),
+    with one more column, ``C[i, classes]``: the samples of class :math:`i`
+    predicted as no class, those whose prediction holds a NaN (a diverged
+    model's; the arg-max read a row of NaN as class 0, and ``NaN >
+    threshold`` is False, so they were counted right for class 0). Per class
+    :math:`c`: :math:`tp_c = C_{cc}`, :math:`fp_c = \sum_i C_{ic} - tp_c`
+    (predicted :math:`c`, wrongly), :math:`fn_c = \sum_j C_{cj} - tp_c` (the
+    sum over the last column too: a sample of no prediction is a false
+    negative of its class and a false positive of none), and
 
     .. math::
         P_c = \frac{tp_c}{tp_c + fp_c},\quad R_c = \frac{tp_c}{tp_c + fn_c},\quad
@@ -464,7 +501,14 @@ class _ConfusionMetric(Metric):
       of true samples (support).
     * ``"micro"`` -- the value of the summed counts :math:`\sum_c tp_c` ...;
       for single-label classification micro precision, recall and F1 all
-      equal the accuracy.
+      equal the accuracy when every sample has a prediction. With samples
+      of no prediction (NaN), micro recall (hits / samples) is still the
+      accuracy, micro precision is the hits over the predictions made (the
+      precision of the classes predicted; a sample of no prediction is no
+      false positive), and micro F1 is :math:`2 h / (n + m)` (:math:`h`
+      hits, :math:`n` samples, :math:`m` predictions made). scikit-learn
+      has no notion of a missing prediction; on finite predictions the
+      values are its.
     * ``None`` (default) -- ``"binary"`` for two classes (scikit-learn's
       default, Keras' binary ``Precision``/``Recall``), ``"macro"`` for more
       (scikit-learn has no default for several classes; macro is the usual
@@ -528,13 +572,17 @@ class _ConfusionMetric(Metric):
             raise ValueError(f"{self.name} with {given} expected two classes (one output "
                              f"unit, or two), received predictions of {n_classes} classes; "
                              f"use average='macro', 'micro' or 'weighted'")
-        return np.bincount(labels * n_classes + predicted,
-                           minlength=n_classes * n_classes).reshape(n_classes, n_classes)
+        # the last column counts the samples of no class predicted (NaN)
+        predicted = np.where(predicted == NO_CLASS, n_classes, predicted)
+        width = n_classes + 1
+        return np.bincount(labels * width + predicted,
+                           minlength=n_classes * width).reshape(n_classes, width)
 
     def result(self, state) -> float:
         counts = np.asarray(state)
         _check_samples(int(counts.sum()), self.name)
-        tp, pred_sum, true_sum = np.diag(counts), counts.sum(axis=0), counts.sum(axis=1)
+        made = counts[:, :-1]  # the predictions made (the last column: none, NaN)
+        tp, pred_sum, true_sum = np.diag(made), made.sum(axis=0), counts.sum(axis=1)
         average = self.average or ("binary" if len(counts) == 2 else "macro")
         if average == "binary":
             keep = np.array([self.pos_label])

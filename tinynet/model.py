@@ -897,12 +897,20 @@ class Sequential(Layer):
     def predict_classes(self, x, batch_size: int = 32, verbose=0, stream=None) -> np.ndarray:
         """Predicted labels: the arg-max of the outputs; for one output unit,
         ``logit > 0``, or ``probability > 0.5`` after a sigmoid. ``verbose``
-        and ``stream`` as :meth:`predict`'s (and Keras 2's)."""
+        and ``stream`` as :meth:`predict`'s (and Keras 2's).
+
+        A sample whose output holds a NaN (a diverged model's) is labelled
+        -1, no class (``tinynet.metrics.NO_CLASS``): Keras' ``argmax`` read it
+        as class 0 (``NaN > 0`` is False: class 0 too), so ``predict_classes(x)
+        == y`` counted a diverged model right on every sample of class 0; -1
+        is never a label, so it is never right, as the metric ``"accuracy"``
+        has it. (Index class names with it only after checking: ``names[-1]``
+        is the last class.)"""
         outputs = self.predict(x, batch_size=batch_size, verbose=verbose, stream=stream)
+        threshold = None
         if _is_binary(outputs):
             threshold = 0.5 if output_activation(self, at_inference=True) == "sigmoid" else 0.0
-            return (outputs.reshape(len(outputs)) > threshold).astype(np.int64)
-        return outputs.argmax(axis=-1)
+        return metrics_mod._predicted_labels(outputs, threshold)
 
 
 # ------------------------------------------------------------------ helpers

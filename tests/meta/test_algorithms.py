@@ -580,6 +580,17 @@ def test_prototype_classifier_refuses_non_finite_or_misshapen_inputs():
     assert classifier.predict_classes(batch.query_x[0]).shape == (9,)
 
 
+def test_prototype_classifier_labels_a_nan_logit_no_class():
+    # NaN prototypes (a diverged embedding) gave NaN logits, read as class 0
+    batch = _digit_episodes()
+    proto = ProtoNet(tn.Sequential([tn.layers.Dense(4, input_dim=64, seed=0)]))
+    classifier = proto.adapt(batch.support_x[0], batch.support_y[0])
+    finite = classifier.predict_classes(batch.query_x[0])
+    np.testing.assert_array_equal(finite, classifier.predict(batch.query_x[0]).argmax(axis=1))
+    classifier.prototypes[1, 0] = np.nan
+    assert classifier.predict_classes(batch.query_x[0]).tolist() == [-1] * 9
+
+
 def test_pretrained_adapt_needs_its_number_of_steps():
     # Pretrained has inner_steps 0: adapt(sx, sy) returned the model unchanged,
     # not fine-tuned (after new_head: a zero head, every logit 0)

@@ -19,7 +19,7 @@ from .. import _userwarn
 from ..checks import (as_array, as_float_array, check_finite, check_labels,
                       check_non_negative_int, check_positive_int, check_seed)
 from ..layers._checks import check_real
-from ..metrics import class_hits
+from ..metrics import _class_hits
 from ..param import Param
 from .functional import FunctionalMLP, loss_name
 from .tasks import TaskBatch, check_not_empty, check_targets
@@ -43,12 +43,14 @@ def summarize(values) -> tuple[float, float]:
 
 def accuracy(logits, labels) -> np.ndarray:
     """Per-task fraction of queries whose largest logit is their label's;
-    logits (tasks, q, classes), labels (tasks, q): the rule of
-    :func:`tinynet.metrics.class_hits`, as the metric ``"accuracy"``. A query
-    with a NaN or infinite logit counts as wrong: argmax reads a NaN row as
-    class 0, so a diverged inner loop was scored as guessing class 0, and
-    these logits are infinite only by overflow (ProtoNet's distances)."""
-    return class_hits(logits, labels, finite_only=True).mean(axis=1)
+    logits (tasks, q, classes), labels (tasks, q). The metric ``"accuracy"``
+    counts a query with a NaN logit as wrong (argmax reads a NaN row as
+    class 0, so a diverged inner loop was scored as guessing class 0); this
+    one counts a query with an infinite logit as wrong too, where the metric
+    ranks ``inf`` and ``-inf`` as scores: these logits are infinite only by
+    overflow (ProtoNet's distances), never as a mask
+    (``tinynet.metrics._class_hits`` with ``finite_only=True``)."""
+    return _class_hits(logits, labels, finite_only=True).mean(axis=1)
 
 
 def check_task_batch(batch: TaskBatch, who: str) -> TaskBatch:

@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..checks import as_float_array, check_finite, check_positive_int
+from ..metrics import _argmax_labels
 from .base import MetaLearner, _check_step_counts, accuracy
 from .functional import check_label_array, cross_entropy
 
@@ -123,7 +124,11 @@ class PrototypeClassifier:
         return -((emb[:, None, :] - self.prototypes[None]) ** 2).sum(axis=2)
 
     def predict_classes(self, x) -> np.ndarray:
-        return self.predict(x).argmax(axis=1)
+        """The arg-max of :meth:`predict`, -1 (no class) for a sample whose
+        logits hold a NaN (NaN prototypes, of a diverged embedding), as
+        :meth:`tinynet.Sequential.predict_classes` (the arg-max read it as
+        class 0)."""
+        return _argmax_labels(self.predict(x))
 
 
 class ProtoNet(MetaLearner):

@@ -55,7 +55,7 @@ import numpy as np
 
 from ..checks import check_bool, check_positive_int, check_widths
 from ..layers._checks import check_real
-from ..metrics import class_hits
+from ..metrics import _class_hits
 from .features import extract_features
 from .finetune import fine_tune
 from .selection import layer_groups
@@ -234,8 +234,8 @@ def build(cfg: Config, input_dim: int, n_classes: int, seed=None):
 
 def _accuracy(model, x, y) -> float:
     """Share of ``x`` whose arg-max is ``y``; a diverged (NaN) prediction is
-    never right (:func:`tinynet.metrics.class_hits`), not class 0."""
-    return float(np.mean(class_hits(model.predict(x), y)))
+    never right (``tinynet.metrics._class_hits``), not class 0."""
+    return float(np.mean(_class_hits(model.predict(x), y)))
 
 
 def _epochs(n_samples: int, steps: int, batch_size: int) -> int:
