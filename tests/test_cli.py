@@ -873,6 +873,26 @@ def test_train_carries_on_and_saves_its_model_when_its_output_pipe_closes(tmp_pa
     assert tn.load(tmp_path / "m.npz").input_shape == (64,)
 
 
+def run_with_stdout_closed(argv, cwd):
+    """``python -m tinynet argv >&-``: descriptor 1 closed in the child before it
+    starts, so that Python makes its sys.stdout None (``stdout=DEVNULL`` is open)."""
+    return subprocess.run([sys.executable, "-m", "tinynet", *argv],
+                          preexec_fn=lambda: os.close(1), stderr=subprocess.PIPE, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def test_commands_run_as_they_would_with_their_output_closed(tmp_path):
+    # the stream that survives its reader wrapped None and failed at its first print
+    # ("'NoneType' object has no attribute 'write'"), where the command had run; and
+    # train's progress bar refused the None stream ("expected stream as a file-like ...")
+    for argv in (["train", "digits", "--limit", "200", "--hidden", "4", "--epochs", "1",
+                  "--verbose", "1", "--out", "m.npz"], ["evaluate", "m.npz", "digits"],
+                 ["info"]):
+        result = run_with_stdout_closed(argv, tmp_path)
+        assert (result.returncode, result.stderr) == (0, ""), argv
+    assert tn.load(tmp_path / "m.npz").input_shape == (64,)
+
+
 class UnreadPipe:
     """A standard output whose reader is gone: every write and flush fails."""
 

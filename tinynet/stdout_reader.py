@@ -22,6 +22,11 @@ and then
 
 Only writes to standard output are handled: a broken pipe anywhere else
 (a socket) stays an error.
+
+A standard output closed from the start (``tinynet info >&-``: Python makes
+``sys.stdout`` None, and ``print`` then writes nothing) has no reader to lose:
+the output goes nowhere and every command runs as it would, status 0 on
+success (``train --verbose 1`` too, whose progress bar refused a None stream).
 """
 
 from __future__ import annotations
@@ -46,12 +51,14 @@ class ReaderAware:
     reader going away: see the module's docstring. ``carry_on`` says whether
     the command goes on without its output (True) or stops (False: the
     write that finds the reader gone raises :class:`ReaderLeft`); everything
-    else is the wrapped stream's."""
+    else is the wrapped stream's. ``stream`` None (a closed standard output)
+    takes every write and flush and keeps nothing, without stopping."""
 
     def __init__(self, stream, carry_on: bool = False):
         self.stream = stream
         self.carry_on = carry_on
-        self.reader_left = False
+        # no reader any longer, or none from the start: writes go nowhere
+        self.reader_left = stream is None
 
     def write(self, text: str) -> int:
         if not self.reader_left:
