@@ -909,18 +909,10 @@ def test_commands_whose_product_is_a_file_carry_on_without_a_reader(digits_model
                                                                     monkeypatch, capsys):
     x_test, _ = digits_test_set()
     np.save(tmp_path / "x.npy", x_test[:3])
-    calls = []
-
-    def warm_up(dtypes):
-        print("compiling ...")
-        calls.append(dtypes)
-
-    monkeypatch.setattr(tn.kernels, "warm_up", warm_up, raising=False)
     monkeypatch.setattr(sys, "stdout", UnreadPipe())
     predict = ["predict", str(digits_model), str(tmp_path / "x.npy")]
     assert main(predict + ["--out", str(tmp_path / "y.npy")]) == 0
     assert np.load(tmp_path / "y.npy").shape == (3,)
-    assert main(["compile"]) == 0 and len(calls) == 1  # the kernel cache
     assert main(predict) == 141  # its output is its product
     assert main(["info"]) == 141
     assert isinstance(sys.stdout, UnreadPipe)  # main puts the stream back

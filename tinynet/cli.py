@@ -12,8 +12,9 @@
 Exit status: 0 success, 1 the command failed (the message says why), 2 bad
 command-line arguments, 141 (as a Unix tool that SIGPIPE ends) when the reader
 of the output went away first (``tinynet demo | head -3``), without a message.
-``train``, ``predict --out`` and ``compile``, whose product is a file, carry on
-without their output then (:mod:`tinynet.stdout_reader`). ``TINYNET_DEBUG=1``
+``train`` and ``predict --out``, whose product is a file, carry on without
+their output then (:mod:`tinynet.stdout_reader`; standard output only:
+``compile`` reports on the standard error). ``TINYNET_DEBUG=1``
 shows the full traceback of a failure instead of the one-line message.
 
 Pixel scaling: ``train`` divides the raw pixels by the maximum of their bit
@@ -752,8 +753,7 @@ def main(argv=None) -> int:
 def _makes_a_file(args) -> bool:
     """Whether the command's product is a file (its output only reports on
     the way there), so that it carries on when the output's reader goes away."""
-    return args.command in ("train", "compile") or (args.command == "predict"
-                                                    and bool(args.out))
+    return args.command == "train" or (args.command == "predict" and bool(args.out))
 
 
 def _run(argv, stdout) -> int:

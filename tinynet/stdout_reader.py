@@ -15,13 +15,13 @@ and then
   ends: :class:`ReaderLeft`, which the command turns into exit status
   :data:`READER_LEFT_STATUS`;
 * a command whose product is a file and whose output only reports on its
-  progress (``train`` and its model, ``predict --out``, ``compile`` and the
-  kernel cache) carries on without the report and exits as it would have: a
-  reader that has seen enough of the progress is no reason to throw away the
-  training. (``Ctrl-C`` stops it.)
+  progress (``train`` and its model, ``predict --out``) carries on without
+  the report and exits as it would have: a reader that has seen enough of the
+  progress is no reason to throw away the training. (``Ctrl-C`` stops it.)
 
 Only writes to standard output are handled: a broken pipe anywhere else
-(a socket) stays an error.
+(the standard error, where ``compile`` reports and warnings go; a socket)
+stays an error.
 
 A standard output closed from the start (``tinynet info >&-``: Python makes
 ``sys.stdout`` None, and ``print`` then writes nothing) has no reader to lose:
