@@ -13,7 +13,7 @@ Exit status: 0 success, 1 the command failed (the message says why), 2 bad
 command-line arguments, 141 (as a Unix tool that SIGPIPE ends) when the reader
 of the output went away first (``tinynet demo | head -3``), without a message.
 ``train`` and ``predict --out``, whose product is a file, carry on without
-their output then (:mod:`tinynet.stdout_reader`; standard output only:
+their output then (:mod:`tinynet._stdout`; standard output only:
 ``compile`` reports on the standard error). ``TINYNET_DEBUG=1``
 shows the full traceback of a failure instead of the one-line message.
 
@@ -40,7 +40,7 @@ import os
 import sys
 import time
 
-from .stdout_reader import READER_LEFT_STATUS, ReaderAware, ReaderLeft
+from ._stdout import READER_LEFT_STATUS, ReaderAware, ReaderLeft
 from .switches import flag_from_env
 
 __all__ = ["build_parser", "main", "number_type", "positive_int"]
@@ -733,7 +733,7 @@ def main(argv=None) -> int:
     """Run the ``tinynet`` command with ``argv`` (default ``sys.argv[1:]``).
 
     Returns the exit status instead of exiting, so it can run in-process.
-    Standard output is a :class:`~tinynet.stdout_reader.ReaderAware` stream
+    Standard output is a :class:`~tinynet._stdout.ReaderAware` stream
     meanwhile: a reader that goes away (``| head``) ends the command quietly
     with status 141, or, for a command whose product is a file, leaves it
     running without its output.

@@ -3,8 +3,9 @@
 When ``head`` has read its lines it exits, and the next write to the pipe
 fails with ``BrokenPipeError`` (Python ignores SIGPIPE, which would end a C
 tool quietly). The ``tinynet`` command printed ``error: [Errno 32] Broken
-pipe`` and exited 1, and ``tinynet train ... | head -2`` stopped before
-training and saved no model. :class:`ReaderAware` handles it as Python's
+pipe`` and exited 1, and ``tinynet train ... | head -2`` stopped so at the
+end of its first epoch (writing its report) and saved no model.
+:class:`ReaderAware` handles it as Python's
 documentation advises ("Note on SIGPIPE" of the :mod:`signal` module): the
 file descriptor is pointed at ``os.devnull``, so that the rest of the output
 -- and the interpreter's last flush at exit -- go nowhere without an error,
