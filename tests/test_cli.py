@@ -280,9 +280,9 @@ def test_train_with_fewer_validation_samples_than_classes_splits_at_random(tmp_p
 
 
 @pytest.mark.parametrize("limit, fraction, message", [
-    ("20", "0.9999", "--val-fraction 0.9999 of 20 training samples (--limit 20) holds out all 20 "
-                     "(it rounds up), leaving none to train on: expected at most 0.95 here, or 0 "
-                     "for no validation"),
+    ("20", "0.9999", "--val-fraction 0.9999 of 20 training samples (--limit 20) holds out 20 "
+                     "of them for validation, leaving 0 to train on: expected at most 0.95 here, "
+                     "or 0 for no validation"),
     ("1", "0.1", "--val-fraction 0.1 expected at least 2 training samples (one for each part), "
                  "received 1 (--limit 1): give --val-fraction 0 for no validation"),
 ])
@@ -298,6 +298,20 @@ def test_a_val_fraction_leaving_a_part_empty_is_named_as_the_option(limit, fract
     if limit == "20":  # the largest fraction it names is taken
         assert main(argv + ["--val-fraction", "0.95"]) == 0
         assert re.search(r"validation\s+19\s", capsys.readouterr().out)
+
+
+def test_the_val_fractions_named_are_the_librarys_rule_not_a_copy(tmp_path, monkeypatch,
+                                                                 capsys):
+    # the message re-derived train_val_split's ceil rule: another rule (here the
+    # count rounded down) would have been named wrongly ("at most 0.95")
+    monkeypatch.setattr("tinynet.data.preprocessing._val_count",
+                        lambda n_samples, val_size: int(val_size * n_samples))
+    assert main(["train", "digits", "--limit", "20", "--val-fraction", "0.01", "--epochs", "1",
+                 "--verbose", "0", "--out", str(tmp_path / "m.npz")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "--val-fraction 0.01 of 20 training samples (--limit 20) holds out 0 of them for "
+        "validation, leaving 20 to train on: expected 0.05 to 0.9999 here, or 0 for no "
+        "validation\n")
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])

@@ -379,23 +379,27 @@ def _cmd_train(args, parser) -> int:
 def _stratify_problem(y, args, parser):
     """:func:`tinynet.data.stratify_problem` of ``--val-fraction`` for the
     labels ``y``; a fraction that leaves a part empty is a usage error naming
-    the option, not train_val_split's ``val_size`` (which refuses it: its
-    ``ceil(fraction * n)`` validation samples must be 1 to ``n - 1``, so a
-    fraction above ``(n - 1) / n`` holds out every sample)."""
+    the option, not train_val_split's ``val_size`` (which refuses it), and
+    the fractions of 4 decimals that fit, found by asking the library's own
+    count of validation samples (``ceil(fraction * n)`` must be 1 to
+    ``n - 1``: at most 0.95 of 20 samples), not by a copy of its rule."""
     from .data import stratify_problem
+    from .data.preprocessing import _val_count
     try:
         return stratify_problem(y, args.val_fraction)
     except ValueError:
         n = len(y)
         given = f"--val-fraction {args.val_fraction:g}"
         limit = f" (--limit {args.limit})" if args.limit else ""
-        if n < 2:
+        fit = [k for k in range(1, 10**4) if 0 < _val_count(n, k / 10**4) < n]
+        if not fit:
             parser.error(f"{given} expected at least 2 training samples (one for each part), "
                          f"received {n}{limit}: give --val-fraction 0 for no validation")
-        largest = (n - 1) * 10**4 // n / 10**4  # rounded down: it keeps a sample to train on
-        parser.error(f"{given} of {n} training samples{limit} holds out all {n} (it rounds up), "
-                     f"leaving none to train on: expected at most {largest:g} here, or 0 for "
-                     f"no validation")
+        n_val = _val_count(n, args.val_fraction)
+        fitting = f"{fit[0] / 10**4:g} to " if fit[0] > 1 else "at most "
+        parser.error(f"{given} of {n} training samples{limit} holds out {n_val} of them for "
+                     f"validation, leaving {n - n_val} to train on: expected {fitting}"
+                     f"{fit[-1] / 10**4:g} here, or 0 for no validation")
 
 
 def _check_out(path, example: str) -> None:
