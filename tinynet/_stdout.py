@@ -33,8 +33,10 @@ success (``train --verbose 1`` too, whose progress bar refused a None stream).
 from __future__ import annotations
 
 import os
+import signal
+import sys
 
-__all__ = ["READER_LEFT_STATUS", "ReaderAware", "ReaderLeft"]
+__all__ = ["READER_LEFT_STATUS", "ReaderAware", "ReaderLeft", "exit_with"]
 
 #: The exit status when the reader went away first: a shell reports 128 + 13
 #: (SIGPIPE) for a Unix tool that SIGPIPE ends (``set -o pipefail; seq 1e6 | head -1``).
@@ -96,3 +98,18 @@ class ReaderAware:
                 os.close(devnull)
         if not self.carry_on:
             raise ReaderLeft
+
+
+def exit_with(status: int):
+    """End the process with ``status``, and with :data:`READER_LEFT_STATUS`
+    as a Unix tool that SIGPIPE ends, by SIGPIPE itself, as git does: a parent
+    process sees the signal (``subprocess`` a return code of -13; a shell 141
+    either way), not an exit that only looks like it. SIGPIPE's own action is
+    restored first (Python ignores it) and raised in this thread, so that it
+    ends the process before the call returns. Where there is no SIGPIPE
+    (Windows) it is ``sys.exit(status)``, as for every other status."""
+    if status == READER_LEFT_STATUS and hasattr(signal, "SIGPIPE"):
+        sys.stderr.flush()  # standard output's buffer goes nowhere: its reader is gone
+        signal.signal(signal.SIGPIPE, signal.SIG_DFL)
+        signal.raise_signal(signal.SIGPIPE)
+    sys.exit(status)

@@ -10,8 +10,9 @@
     tinynet info                                versions, backend, data found
 
 Exit status: 0 success, 1 the command failed (the message says why), 2 bad
-command-line arguments, 141 (as a Unix tool that SIGPIPE ends) when the reader
-of the output went away first (``tinynet demo | head -3``), without a message.
+command-line arguments; when the reader of the output went away first
+(``tinynet demo | head -3``), the end by SIGPIPE of a Unix tool, without a
+message (a shell's 141; :func:`main` returns 141 to a caller in-process).
 ``train`` and ``predict --out``, whose product is a file, carry on without
 their output then (:mod:`tinynet._stdout`; standard output only:
 ``compile`` reports on the standard error). ``TINYNET_DEBUG=1``
@@ -40,10 +41,10 @@ import os
 import sys
 import time
 
-from ._stdout import READER_LEFT_STATUS, ReaderAware, ReaderLeft
+from ._stdout import READER_LEFT_STATUS, ReaderAware, ReaderLeft, exit_with
 from .switches import flag_from_env
 
-__all__ = ["build_parser", "main", "number_type", "positive_int"]
+__all__ = ["build_parser", "main", "number_type", "positive_int", "run"]
 
 _EPILOG = "Run 'tinynet <command> --help' for the options of each command."
 
@@ -754,6 +755,14 @@ def main(argv=None) -> int:
         sys.stdout = real_stdout
 
 
+def run(argv=None):
+    """:func:`main` as a process (the ``tinynet`` command, ``python -m
+    tinynet``): exit with its status, ended by SIGPIPE when the reader went
+    away (:func:`tinynet._stdout.exit_with`), as a Unix tool; :func:`main`
+    returns 141 then, to a caller in the same process."""
+    exit_with(main(argv))
+
+
 def _makes_a_file(args) -> bool:
     """Whether the command's product is a file (its output only reports on
     the way there), so that it carries on when the output's reader goes away."""
@@ -802,4 +811,4 @@ def _gemm_line(blas) -> str:
 
 
 if __name__ == "__main__":  # last: every function above is defined by then
-    sys.exit(main())
+    run()
