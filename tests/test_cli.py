@@ -2,6 +2,7 @@
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import types
@@ -114,7 +115,7 @@ def test_importing_the_main_module_runs_nothing(capsys):
     import sys
     sys.modules.pop("tinynet.__main__", None)
     module = importlib.import_module("tinynet.__main__")
-    assert callable(module.main)
+    assert callable(module.run)
     assert capsys.readouterr().out == ""
 
 
@@ -280,9 +281,9 @@ def test_train_with_fewer_validation_samples_than_classes_splits_at_random(tmp_p
 
 
 @pytest.mark.parametrize("limit, fraction, message", [
-    ("20", "0.9999", "--val-fraction 0.9999 of 20 training samples (--limit 20) holds out all 20 "
-                     "(it rounds up), leaving none to train on: expected at most 0.95 here, or 0 "
-                     "for no validation"),
+    ("20", "0.9999", "--val-fraction 0.9999 of 20 training samples (--limit 20) holds out 20 "
+                     "of them for validation, leaving 0 to train on: expected at most 0.95 here, "
+                     "or 0 for no validation"),
     ("1", "0.1", "--val-fraction 0.1 expected at least 2 training samples (one for each part), "
                  "received 1 (--limit 1): give --val-fraction 0 for no validation"),
 ])
@@ -298,6 +299,20 @@ def test_a_val_fraction_leaving_a_part_empty_is_named_as_the_option(limit, fract
     if limit == "20":  # the largest fraction it names is taken
         assert main(argv + ["--val-fraction", "0.95"]) == 0
         assert re.search(r"validation\s+19\s", capsys.readouterr().out)
+
+
+def test_the_val_fractions_named_are_the_librarys_rule_not_a_copy(tmp_path, monkeypatch,
+                                                                 capsys):
+    # the message re-derived train_val_split's ceil rule: another rule (here the
+    # count rounded down) would have been named wrongly ("at most 0.95")
+    monkeypatch.setattr("tinynet.data.preprocessing._val_count",
+                        lambda n_samples, val_size: int(val_size * n_samples))
+    assert main(["train", "digits", "--limit", "20", "--val-fraction", "0.01", "--epochs", "1",
+                 "--verbose", "0", "--out", str(tmp_path / "m.npz")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "--val-fraction 0.01 of 20 training samples (--limit 20) holds out 0 of them for "
+        "validation, leaving 20 to train on: expected 0.05 to 0.9999 here, or 0 for no "
+        "validation\n")
 
 
 @pytest.mark.parametrize("command", ["train", "evaluate"])
@@ -856,9 +871,11 @@ def run_with_stdout_unread(argv, cwd):
 
 
 def test_a_closed_output_pipe_stops_demo_quietly(tmp_path):
-    # was "tinynet demo: error: [Errno 32] Broken pipe" and exit status 1
+    # was "tinynet demo: error: [Errno 32] Broken pipe" and exit status 1; then exit
+    # status 141, which a shell shows as SIGPIPE's (128 + 13) but a parent process
+    # as an exit: it ends by SIGPIPE now, as a Unix tool (main returns 141 in-process)
     result = run_with_stdout_unread(["demo", "core"], tmp_path)
-    assert result.returncode == 141, result.stderr  # 128 + SIGPIPE, as a Unix tool
+    assert result.returncode == -signal.SIGPIPE, result.stderr
     assert "Broken pipe" not in result.stderr and "rror" not in result.stderr, result.stderr
 
 
@@ -870,6 +887,26 @@ def test_train_carries_on_and_saves_its_model_when_its_output_pipe_closes(tmp_pa
                                     tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Broken pipe" not in result.stderr and "rror" not in result.stderr, result.stderr
+    assert tn.load(tmp_path / "m.npz").input_shape == (64,)
+
+
+def run_with_stdout_closed(argv, cwd):
+    """``python -m tinynet argv >&-``: descriptor 1 closed in the child before it
+    starts, so that Python makes its sys.stdout None (``stdout=DEVNULL`` is open)."""
+    return subprocess.run([sys.executable, "-m", "tinynet", *argv],
+                          preexec_fn=lambda: os.close(1), stderr=subprocess.PIPE, text=True,
+                          timeout=300, cwd=cwd)
+
+
+def test_commands_run_as_they_would_with_their_output_closed(tmp_path):
+    # the stream that survives its reader wrapped None and failed at its first print
+    # ("'NoneType' object has no attribute 'write'"), where the command had run; and
+    # train's progress bar refused the None stream ("expected stream as a file-like ...")
+    for argv in (["train", "digits", "--limit", "200", "--hidden", "4", "--epochs", "1",
+                  "--verbose", "1", "--out", "m.npz"], ["evaluate", "m.npz", "digits"],
+                 ["info"]):
+        result = run_with_stdout_closed(argv, tmp_path)
+        assert (result.returncode, result.stderr) == (0, ""), argv
     assert tn.load(tmp_path / "m.npz").input_shape == (64,)
 
 
@@ -889,18 +926,10 @@ def test_commands_whose_product_is_a_file_carry_on_without_a_reader(digits_model
                                                                     monkeypatch, capsys):
     x_test, _ = digits_test_set()
     np.save(tmp_path / "x.npy", x_test[:3])
-    calls = []
-
-    def warm_up(dtypes):
-        print("compiling ...")
-        calls.append(dtypes)
-
-    monkeypatch.setattr(tn.kernels, "warm_up", warm_up, raising=False)
     monkeypatch.setattr(sys, "stdout", UnreadPipe())
     predict = ["predict", str(digits_model), str(tmp_path / "x.npy")]
     assert main(predict + ["--out", str(tmp_path / "y.npy")]) == 0
     assert np.load(tmp_path / "y.npy").shape == (3,)
-    assert main(["compile"]) == 0 and len(calls) == 1  # the kernel cache
     assert main(predict) == 141  # its output is its product
     assert main(["info"]) == 141
     assert isinstance(sys.stdout, UnreadPipe)  # main puts the stream back

@@ -42,7 +42,6 @@ def test_a_zero_fan_gives_an_empty_array_as_in_keras(name, shape):
     assert w.shape == shape and w.dtype == np.float64
 
 
-
 @pytest.mark.parametrize("name", list(init.INITIALIZERS) + ["fans"])
 def test_every_initializer_checks_its_shape_and_names_itself(name):
     """One check of the shape for all of them: an int is a 1-D shape (zeros took
@@ -52,23 +51,33 @@ def test_every_initializer_checks_its_shape_and_names_itself(name):
     fn = getattr(init, name) if name == "fans" else init.get(name)
     call = fn if name == "fans" else (lambda shape: fn(shape, 0))
     who = f"init.{getattr(fn, '__name__', name)}"
-    expected = r"expected shape as a tuple of integers >= 0 such as \(784, 128\), or an int"
+    expected = r"expected shape as a sequence of integers >= 0 such as \(784, 128\), or an int"
     if name == "fans":
         assert call(5) == (5, 5) and call(np.int64(3)) == (3, 3)
     elif name != "orthogonal":  # a matrix: 2-D at least
         assert call(5).shape == (5,) and call(np.int64(3)).shape == (3,)
     for bad, error in [((-1, 3), ValueError), ((2, -4), ValueError), ("5", TypeError),
                        ((2.0, 3), TypeError), (True, TypeError), ((2, None), TypeError),
-                       (None, TypeError)]:
+                       (None, TypeError), (np.array([2.0, 3.0]), TypeError),
+                       (np.array([[2, 3]]), TypeError), (np.array(5), TypeError),
+                       (np.array([2, -3]), ValueError)]:
         with pytest.raises(error, match=rf"^{who} {expected}, received {re.escape(repr(bad))}$"):
             call(bad)
 
 
-def test_a_checked_shape_draws_what_it_drew():
-    """The check makes a list or an int shape a tuple: the same draws as before."""
-    assert np.array_equal(init.he_normal([3, 4], 5),
+@pytest.mark.parametrize("shape", [[3, 4], np.array([3, 4]), range(3, 5), (np.int64(3), 4)])
+def test_a_checked_shape_draws_what_it_drew(shape):
+    """The check makes a list, an array, a range or an int shape a tuple: the same
+    draws as before (an array or a range, which main took, was refused by a check
+    of tuples and lists only)."""
+    assert np.array_equal(init.he_normal(shape, 5),
                           (np.random.default_rng(5).standard_normal((3, 4))
                            * np.sqrt(2 / 3)).astype(np.float32))
+    assert np.array_equal(init.glorot_uniform(shape, 0), init.glorot_uniform((3, 4), 0))
+    assert init.fans(shape) == (3, 4)
+
+
+def test_an_int_shape_is_1_d():
     assert np.array_equal(init.glorot_uniform(4, 1), init.glorot_uniform((4,), 1))
     with pytest.raises(ValueError, match=r"init.orthogonal expected shape with at least 2 "
                                          r"dimensions, received \(5,\)"):

@@ -107,7 +107,6 @@ def test_negative_test_pixels_are_refused_as_negative_training_pixels_are(tmp_pa
         load_for_training("signed", data_dir=tmp_path, download=False)
 
 
-
 @pytest.mark.parametrize("build, error, message", [
     # each failed inside Python: a str of widths split into characters (Dense
     # received '1'), an int "not iterable", the square root of -4 a complex number

@@ -1,8 +1,6 @@
 """``python -m tinynet``: the same as the ``tinynet`` command."""
 
-import sys
-
-from .cli import main
+from .cli import run
 
 if __name__ == "__main__":  # importing the module (pydoc, doc tools) runs nothing
-    sys.exit(main())
+    run()

@@ -10,10 +10,12 @@
     tinynet info                                versions, backend, data found
 
 Exit status: 0 success, 1 the command failed (the message says why), 2 bad
-command-line arguments, 141 (as a Unix tool that SIGPIPE ends) when the reader
-of the output went away first (``tinynet demo | head -3``), without a message.
-``train``, ``predict --out`` and ``compile``, whose product is a file, carry on
-without their output then (:mod:`tinynet.stdout_reader`). ``TINYNET_DEBUG=1``
+command-line arguments; when the reader of the output went away first
+(``tinynet demo | head -3``), the end by SIGPIPE of a Unix tool, without a
+message (a shell's 141; :func:`main` returns 141 to a caller in-process).
+``train`` and ``predict --out``, whose product is a file, carry on without
+their output then (:mod:`tinynet._stdout`; standard output only:
+``compile`` reports on the standard error). ``TINYNET_DEBUG=1``
 shows the full traceback of a failure instead of the one-line message.
 
 Pixel scaling: ``train`` divides the raw pixels by the maximum of their bit
@@ -39,10 +41,10 @@ import os
 import sys
 import time
 
-from .stdout_reader import READER_LEFT_STATUS, ReaderAware, ReaderLeft
+from ._stdout import READER_LEFT_STATUS, ReaderAware, ReaderLeft, exit_with
 from .switches import flag_from_env
 
-__all__ = ["build_parser", "main", "number_type", "positive_int"]
+__all__ = ["build_parser", "main", "number_type", "positive_int", "run"]
 
 _EPILOG = "Run 'tinynet <command> --help' for the options of each command."
 
@@ -378,23 +380,27 @@ def _cmd_train(args, parser) -> int:
 def _stratify_problem(y, args, parser):
     """:func:`tinynet.data.stratify_problem` of ``--val-fraction`` for the
     labels ``y``; a fraction that leaves a part empty is a usage error naming
-    the option, not train_val_split's ``val_size`` (which refuses it: its
-    ``ceil(fraction * n)`` validation samples must be 1 to ``n - 1``, so a
-    fraction above ``(n - 1) / n`` holds out every sample)."""
+    the option, not train_val_split's ``val_size`` (which refuses it), and
+    the fractions of 4 decimals that fit, found by asking the library's own
+    count of validation samples (``ceil(fraction * n)`` must be 1 to
+    ``n - 1``: at most 0.95 of 20 samples), not by a copy of its rule."""
     from .data import stratify_problem
+    from .data.preprocessing import _val_count
     try:
         return stratify_problem(y, args.val_fraction)
     except ValueError:
         n = len(y)
         given = f"--val-fraction {args.val_fraction:g}"
         limit = f" (--limit {args.limit})" if args.limit else ""
-        if n < 2:
+        fit = [k for k in range(1, 10**4) if 0 < _val_count(n, k / 10**4) < n]
+        if not fit:
             parser.error(f"{given} expected at least 2 training samples (one for each part), "
                          f"received {n}{limit}: give --val-fraction 0 for no validation")
-        largest = (n - 1) * 10**4 // n / 10**4  # rounded down: it keeps a sample to train on
-        parser.error(f"{given} of {n} training samples{limit} holds out all {n} (it rounds up), "
-                     f"leaving none to train on: expected at most {largest:g} here, or 0 for "
-                     f"no validation")
+        n_val = _val_count(n, args.val_fraction)
+        fitting = f"{fit[0] / 10**4:g} to " if fit[0] > 1 else "at most "
+        parser.error(f"{given} of {n} training samples{limit} holds out {n_val} of them for "
+                     f"validation, leaving {n - n_val} to train on: expected {fitting}"
+                     f"{fit[-1] / 10**4:g} here, or 0 for no validation")
 
 
 def _check_out(path, example: str) -> None:
@@ -732,7 +738,7 @@ def main(argv=None) -> int:
     """Run the ``tinynet`` command with ``argv`` (default ``sys.argv[1:]``).
 
     Returns the exit status instead of exiting, so it can run in-process.
-    Standard output is a :class:`~tinynet.stdout_reader.ReaderAware` stream
+    Standard output is a :class:`~tinynet._stdout.ReaderAware` stream
     meanwhile: a reader that goes away (``| head``) ends the command quietly
     with status 141, or, for a command whose product is a file, leaves it
     running without its output.
@@ -749,11 +755,18 @@ def main(argv=None) -> int:
         sys.stdout = real_stdout
 
 
+def run(argv=None):
+    """:func:`main` as a process (the ``tinynet`` command, ``python -m
+    tinynet``): exit with its status, ended by SIGPIPE when the reader went
+    away (:func:`tinynet._stdout.exit_with`), as a Unix tool; :func:`main`
+    returns 141 then, to a caller in the same process."""
+    exit_with(main(argv))
+
+
 def _makes_a_file(args) -> bool:
     """Whether the command's product is a file (its output only reports on
     the way there), so that it carries on when the output's reader goes away."""
-    return args.command in ("train", "compile") or (args.command == "predict"
-                                                    and bool(args.out))
+    return args.command == "train" or (args.command == "predict" and bool(args.out))
 
 
 def _run(argv, stdout) -> int:
@@ -798,4 +811,4 @@ def _gemm_line(blas) -> str:
 
 
 if __name__ == "__main__":  # last: every function above is defined by then
-    sys.exit(main())
+    run()

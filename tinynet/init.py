@@ -29,8 +29,9 @@ The normal variants are untruncated (as ``torch.nn.init``'s ``*_normal_``).
 As in Keras, a fan below 1 counts as 1 (``max(1, fan)``): a shape with a zero
 fan has no entries and gives an empty array.
 
-``shape`` is a tuple (or list) of integers >= 0, or an int for a 1-D shape
-(``zeros(5)``, as ``np.zeros(5)``): every initializer checks it first, so
+``shape`` is a sequence of integers >= 0 (a tuple, a list, a 1-D integer
+array, a range), or an int for a 1-D shape (``zeros(5)``, as
+``np.zeros(5)``): every initializer checks it first, so
 ``glorot_uniform(5, rng)`` draws 5 values and ``he_normal((-1, 3), rng)`` is a
 ``ValueError`` naming ``init.he_normal`` and the shape, not NumPy's
 "negative dimensions are not allowed".
@@ -53,18 +54,24 @@ __all__ = [
 
 
 def _shape(shape, who: str) -> tuple:
-    """``shape`` as a tuple of ints >= 0 (an int ``n`` is ``(n,)``), else a
-    ``TypeError`` (not integers: ``"5"``, ``(2.0, 3)``) or a ``ValueError``
-    (a negative size) naming ``init.<who>``: the one check of every
-    initializer's shape (:func:`_checks_shape`)."""
-    dims = (shape,) if isinstance(shape, (int, np.integer)) else shape
-    if not isinstance(dims, (tuple, list)) or any(
-            isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in dims):
-        raise TypeError(f"init.{who} expected shape as a tuple of integers >= 0 such as "
-                        f"(784, 128), or an int, received {shape!r}"[:300])
+    """``shape`` as a tuple of ints >= 0, else a ``TypeError`` (not integers:
+    ``"5"``, ``(2.0, 3)``) or a ``ValueError`` (a negative size) naming
+    ``init.<who>``: the one check of every initializer's shape
+    (:func:`_checks_shape`). Any sequence of integers is taken (a tuple, a list,
+    ``np.array([3, 4])``, ``range(3, 5)``: ``tuple(shape)``, as
+    :func:`~tinynet.checks.check_widths` takes widths); one integer ``n`` is
+    ``(n,)``, as NumPy's ``np.zeros(n)``. A string, or anything else that is no
+    sequence (a 0-d array too), counts as one size, refused when it is no
+    integer."""
+    scalar = (isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__")
+              or getattr(shape, "ndim", None) == 0)
+    dims = (shape,) if scalar else tuple(shape)
+    expected = (f"init.{who} expected shape as a sequence of integers >= 0 such as (784, 128), "
+                f"or an int")
+    if any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in dims):
+        raise TypeError(f"{expected}, received {shape!r}"[:300])
     if any(d < 0 for d in dims):
-        raise ValueError(f"init.{who} expected shape as a tuple of integers >= 0 such as "
-                         f"(784, 128), or an int, received {shape!r}")
+        raise ValueError(f"{expected}, received {shape!r}"[:300])
     return tuple(int(d) for d in dims)
 
 

@@ -23,6 +23,8 @@ __all__ = ["MinMaxScaler", "Standardizer", "one_hot", "stratify_problem",
 
 
 def _n_val(n_samples: int, val_size) -> int:
+    """The number of validation samples :func:`train_val_split` takes of
+    ``n_samples`` (:func:`_val_count`), else the error that refuses the split."""
     if isinstance(val_size, bool) or not isinstance(val_size, (int, float, np.integer,
                                                                np.floating)):
         raise TypeError(f"train_val_split expected val_size as a fraction in (0, 1) or a "
@@ -31,20 +33,27 @@ def _n_val(n_samples: int, val_size) -> int:
         # one sample cannot be in both parts; "between 1 and 0" would say nothing
         raise ValueError(f"train_val_split expected at least 2 samples (one for each part), "
                          f"received {n_samples}")
+    n_val = _val_count(n_samples, val_size)
+    if not 0 < n_val < n_samples:
+        raise ValueError(f"train_val_split expected between 1 and {n_samples - 1} validation "
+                         f"samples out of {n_samples}, received val_size={val_size!r} "
+                         f"({n_val} samples)")
+    return n_val
+
+
+def _val_count(n_samples: int, val_size) -> int:
+    """The validation samples that ``val_size`` (a number: a fraction in (0, 1),
+    else a ``ValueError``, or a count) asks of ``n_samples``, whether or not
+    they leave both parts some: the rule of :func:`_n_val`, which ``tinynet
+    train`` asks too to name the ``--val-fraction`` values that fit."""
     if isinstance(val_size, (float, np.floating)):
         if not 0.0 < val_size < 1.0:
             raise ValueError(f"train_val_split expected a fraction val_size in (0, 1), "
                              f"received {val_size}")
         # scikit-learn's rule (train_test_split): ceil, so that a fraction never
         # leaves validation empty while it has samples to give (0.1 of 5 is 1)
-        n_val = math.ceil(val_size * n_samples)
-    else:
-        n_val = int(val_size)
-    if not 0 < n_val < n_samples:
-        raise ValueError(f"train_val_split expected between 1 and {n_samples - 1} validation "
-                         f"samples out of {n_samples}, received val_size={val_size!r} "
-                         f"({n_val} samples)")
-    return n_val
+        return math.ceil(val_size * n_samples)
+    return int(val_size)
 
 
 def stratify_problem(y, val_size) -> str | None:
