@@ -424,27 +424,26 @@ def check_task_keys(spec: dict, tasks, what: str, who: str = "compile") -> None:
 def per_task(spec, tasks, what: str, who: str = "compile") -> dict:
     """``spec`` as ``{task: value}`` for the task names ``tasks`` (a
     multi-task model's outputs): a dict (a task left out gets None), a list
-    in task order, or one value for all. A list is in task order for
-    ``what == "loss"``; for ``"metrics"`` only when each of its items is a
-    list (Keras' ``[["mae"], ["accuracy"]]``: one list a task), else it is
-    the same metrics for every task, and a list mixing lists and metrics is
-    refused. A dict with a key that is not a task's name
-    (:func:`check_task_keys`), or a list of another length, is a
-    ``ValueError``."""
+    in task order, or one value for all. A dict with a key that is not a
+    task's name (:func:`check_task_keys`), or a list in task order of
+    another length, is a ``ValueError``.
+
+    A list is in task order for ``what == "loss"``. For ``"metrics"`` the
+    rule is Keras 2's: a flat list (``["mae", "mse"]``) is the same metrics
+    for every task; a list holding a list or tuple is per task, in order,
+    each item a list of metrics, one metric or None (none for that task):
+    ``["mae", ["mae", "mse"]]``, ``[None, ["mae"]]``. (Keras 3 reads any
+    list per output.)"""
     if isinstance(spec, dict):
         check_task_keys(spec, tasks, what, who)
         return {t: spec.get(t) for t in tasks}
     if not isinstance(spec, (list, tuple)):
         return {t: spec for t in tasks}
-    lists = [isinstance(s, (list, tuple)) for s in spec]
-    if what != "loss" and any(lists) and not all(lists):
-        raise ValueError(f"{who} expected {what} as one list for every task, a list of "
-                         f"lists (one per task {tasks}, in order) or a dict {{task: list}}, "
-                         f"received a list mixing lists and single {what}: {spec!r}"[:300])
-    if what != "loss" and not (spec and all(lists)):
+    if what != "loss" and not any(isinstance(s, (list, tuple)) for s in spec):
         return {t: spec for t in tasks}
     if len(spec) != len(tasks):
-        what_each = "losses" if what == "loss" else f"lists of {what}"
-        raise ValueError(f"{who} expected {len(tasks)} {what_each} (one per task "
-                         f"{tasks}), received {len(spec)}")
+        each = "" if what == "loss" else (f" in order: a list of {what}, one or None; a "
+                                          f"list holding a list is per task")
+        raise ValueError(f"{who} expected {len(tasks)} {'losses' if what == 'loss' else what} "
+                         f"(one per task {tasks}{each}), received {len(spec)}")
     return dict(zip(tasks, spec))

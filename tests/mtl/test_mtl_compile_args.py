@@ -103,15 +103,35 @@ def test_a_list_of_metric_lists_gives_one_list_a_task_in_output_order():
     assert [[m.name for m in model.metrics[t]] for t in ("r", "c")] == [["mae", "mse"]] * 2
 
 
-@pytest.mark.parametrize("metrics, message", [
-    ([["mae"]], r"compile expected 2 lists of metrics \(one per task \['r', 'c'\]\), "
-                r"received 1"),
-    ([["mae"], ["mse"], ["mae"]], "expected 2 lists of metrics"),
-    ([["mae"], "mse"], r"compile expected metrics as one list for every task, a list of "
-                       r"lists \(one per task \['r', 'c'\], in order\) or a dict"),
+def hard_sharing():
+    return tn.mtl.HardSharing((4,), trunk=[Dense(3, seed=0)],
+                              heads={"r": [Dense(1, seed=1)], "c": [Dense(1, seed=2)]})
+
+
+@pytest.mark.parametrize("metrics, expected", [
+    (["mae", ["mae", "mse"]], [["mae"], ["mae", "mse"]]),
+    ([None, ["mae"]], [[], ["mae"]]),
+    ((tn.metrics.MeanSquaredError(), ("mae",)), [["mse"], ["mae"]]),
+    (["mae", "mse"], [["mae", "mse"]] * 2),  # a flat list: every task
 ])
-def test_a_list_of_metric_lists_of_another_length_or_mixed_is_refused(metrics, message):
-    model = tn.mtl.HardSharing((4,), trunk=[Dense(3, seed=0)],
-                               heads={"r": [Dense(1, seed=1)], "c": [Dense(1, seed=2)]})
+def test_a_metrics_list_holding_a_list_is_per_task_as_in_keras_2(metrics, expected):
+    # a plain item was refused as "a list mixing lists and single metrics"
+    model = hard_sharing()
+    model.compile("sgd", loss="mse", metrics=metrics)
+    assert [[m.name for m in model.metrics[t]] for t in ("r", "c")] == expected
+    rng = np.random.default_rng(0)
+    logs = model.fit(rng.standard_normal((6, 4)), {t: rng.standard_normal((6, 1))
+                                                   for t in ("r", "c")}, verbose=0).history
+    assert {k for k in logs if k.count("/") and not k.endswith(("/loss", "/weight"))} == {
+        f"{t}/{name}" for t, names in zip(("r", "c"), expected) for name in names}
+
+
+@pytest.mark.parametrize("metrics, message", [
+    ([["mae"]], r"compile expected 2 metrics \(one per task \['r', 'c'\] in order: a list "
+                r"of metrics, one or None; a list holding a list is per task\), received 1"),
+    ([["mae"], ["mse"], ["mae"]], "expected 2 metrics .*received 3"),
+    ([None, "mse", ["mae"]], "expected 2 metrics .*received 3"),
+])
+def test_a_metrics_list_per_task_of_another_length_is_refused(metrics, message):
     with pytest.raises(ValueError, match=message):
-        model.compile("sgd", loss="mse", metrics=metrics)
+        hard_sharing().compile("sgd", loss="mse", metrics=metrics)

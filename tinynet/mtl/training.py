@@ -270,10 +270,14 @@ class MultiTaskTraining:
             task's forward, backward and total weight are taken in turn
             before the next task's forward, so it trains as one instance per
             task would (its ``weight_total`` after a step is the last task's).
-        metrics : dict {task: [metric, ...]}, a list for every task, or a list of lists
-            The list of lists (Keras' per-output form) gives one list a
-            task, in output order. An ``"accuracy"`` on a single sigmoid unit thresholds its
-            probability at 0.5 (:func:`tinynet.metrics.for_output`). Each is
+        metrics : dict {task: [metric, ...]}, a flat list for every task, or a list per task
+            A list holding a list (or tuple) is per task, in output order,
+            each item a list of metrics, one metric or None (none for that
+            task): ``["mae", ["mae", "mse"]]``, ``[None, ["accuracy"]]``; a
+            flat list (``["mae", "mse"]``) is for every task. That is Keras
+            2's rule (:func:`tinynet.checks.per_task`); Keras 3 reads any
+            list per output. An ``"accuracy"`` on a single sigmoid unit
+            thresholds its probability at 0.5 (:func:`tinynet.metrics.for_output`). Each is
             logged as ``"<task>/<name>"`` (``F1Score(name="f1_micro")``...);
             two of one name in a task, or one named ``"loss"`` or
             ``"weight"``, are refused.
@@ -321,8 +325,9 @@ class MultiTaskTraining:
             given_losses[task] = losses_mod.get(spec)
             losses_mod.check_trainable(given_losses[task], f"compile, task {task!r}")
         metric_specs = per_task(metrics, tasks, "metrics") if metrics is not None else {}
-        given_metrics = {t: [metrics_mod.get(m) for m in ([] if s is None else [s]
-                                                          if isinstance(s, str) else list(s))]
+        given_metrics = {t: [metrics_mod.get(m) for m in ([] if s is None else list(s)
+                                                          if isinstance(s, (list, tuple))
+                                                          else [s])]
                          for t, s in ((t, metric_specs.get(t)) for t in tasks)}
         for task, ms in given_metrics.items():  # (its logs: "<task>/loss", "<task>/weight")
             metrics_mod.check_names(ms, f"compile, task {task!r}", reserved=("loss", "weight"))
