@@ -394,18 +394,21 @@ def lookup(registry: dict, name, kind: str):
 
 
 def unknown_tasks(keys, tasks) -> tuple[list, str]:
-    """The ``keys`` of a dict ``{task: ...}`` that name none of ``tasks`` (a
-    multi-task model's task names, always strings: ``Model(inp, {0: out})``
-    names its task ``'0'``, and the key ``0`` names no task), sorted, and a
-    hint for an error message (``"; task names are strings: write '0', not
-    0"``) when one of them is a task's name as another type, else ``""``.
+    """The ``keys`` of a dict ``{task: ...}`` that name none of ``tasks``,
+    sorted, and a hint for an error message (``"; task names are strings:
+    write '0', not 0"``) when one of them is a task's name as a string, else
+    ``""``.
 
     The one rule for every argument keyed by task (compile's ``loss``,
     ``metrics``, ``loss_weights``; fit's targets, ``mask``,
-    ``sample_weight``): a key is a task's name, a string."""
+    ``sample_weight``): a key is a task's name. A multi-task model's task
+    names are strings (``Model(inp, {0: out})`` names its task ``'0'``, and
+    the key ``0`` names no task); the functions that take the names given
+    (:func:`tinynet.mtl.training.task_masks`,
+    :meth:`tinynet.mtl.weighting.Static.bind`) take them as they are."""
     names = set(tasks)
-    unknown = sorted((k for k in keys if not (isinstance(k, str) and k in names)), key=repr)
-    near = [k for k in unknown if not isinstance(k, str) and str(k) in names]
+    unknown = sorted((k for k in keys if k not in names), key=repr)
+    near = [k for k in unknown if str(k) in names]
     hint = f"; task names are strings: write {str(near[0])!r}, not {near[0]!r}" if near \
         else ""
     return unknown, hint

@@ -135,3 +135,21 @@ def test_a_metrics_list_holding_a_list_is_per_task_as_in_keras_2(metrics, expect
 def test_a_metrics_list_per_task_of_another_length_is_refused(metrics, message):
     with pytest.raises(ValueError, match=message):
         hard_sharing().compile("sgd", loss="mse", metrics=metrics)
+
+
+def test_task_masks_and_static_weights_take_the_task_names_they_are_given():
+    # both refused a key 0 for a task named 0: "unknown tasks [0] (tasks: [0])"
+    y = {0: np.array([1.0, np.nan, 2.0]), 1: np.zeros(3)}
+    masks = tn.mtl.training.task_masks(y, {0: np.array([True, True, False])}, 3)
+    np.testing.assert_array_equal(masks[0], [True, False, False])
+    assert masks[1] is None
+    static = tn.mtl.weighting.Static
+    np.testing.assert_array_equal(static({0: 2.0}).bind([0, 1]).last_weights, [2.0, 1.0])
+    with pytest.raises(ValueError, match=r"unknown tasks \['0'\] \(tasks: \[0, 1\]\)$"):
+        static({"0": 2.0}).bind([0, 1])
+    with pytest.raises(ValueError, match=r"received weights for unknown tasks \[0\] \(tasks: "
+                                         r"\['0', '1'\]\); task names are strings: write '0'"):
+        static({0: 2.0}).bind(["0", "1"])
+    with pytest.raises(ValueError, match=r"fit received masks for unknown tasks \[2\] "
+                                         r"\(tasks: \[0, 1\]\)$"):
+        tn.mtl.training.task_masks(y, {2: np.ones(3, bool)}, 3)
