@@ -27,15 +27,15 @@ STRING_HINT = r"\(tasks: \['0', '1'\]\); task names are strings: write '0', not 
     ("loss", {"loss": {0: "cross_entropy", 1: "mse"}}),
     ("loss", {"loss": {0: "cross_entropy", "1": "mse"}}),
     ("metrics", {"metrics": {0: ["accuracy"], 1: ["mae"]}}),
-    ("weights", {"loss_weights": {0: 1.0, 1: 2.0}}),
-    ("weights", {"weighting": {0: 1.0, "1": 2.0}}),
+    ("loss_weights", {"loss_weights": {0: 1.0, 1: 2.0}}),  # was "Static weighting ... weights"
+    ("weighting", {"weighting": {0: 1.0, "1": 2.0}}),
 ])
 def test_compile_refuses_a_task_key_that_is_not_the_tasks_name(what, kwargs):
     # a loss given for task 0 was reported missing for '0', metrics silently dropped
     model = numbered()
     kwargs.setdefault("loss", {"0": "cross_entropy", "1": "mse"})
-    with pytest.raises(ValueError, match=rf"received {what} for unknown tasks \[0.*"
-                                         + STRING_HINT):
+    with pytest.raises(ValueError, match=rf"^compile received {what} for unknown tasks "
+                                         rf"\[0.*" + STRING_HINT):
         model.compile("sgd", **kwargs)
 
 
@@ -153,3 +153,35 @@ def test_task_masks_and_static_weights_take_the_task_names_they_are_given():
     with pytest.raises(ValueError, match=r"fit received masks for unknown tasks \[2\] "
                                          r"\(tasks: \[0, 1\]\)$"):
         tn.mtl.training.task_masks(y, {2: np.ones(3, bool)}, 3)
+
+
+def _compiled_state(model):
+    return (model.loss, dict(model.loss), model.metrics, {t: list(ms) for t, ms in
+                                                          model.metrics.items()},
+            model.optimizer, list(model.optimizer.params), model.weighting,
+            list(model.weighting.parameters()), model._compiled, model.get_compile_config())
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"weighting": "nonsense"},
+    {"weighting": "static"},  # needs weights
+    {"weighting": "mgda", "loss_weights": [1.0, 2.0]},
+    {"loss_weights": [1.0]},
+    {"loss_weights": {"r": 1.0, "x": 2.0}},
+    {"weighting": {"r": -1.0}},
+    {"weighting": "other model's"},
+    {"optimizer": "other model's"},
+])
+def test_a_refused_compile_leaves_the_compiled_model_as_it_was(kwargs):
+    # loss and metrics were replaced before the weighting was checked, while
+    # what save writes (_compiled) kept the old ones
+    model, other = hard_sharing(), hard_sharing()
+    other.compile("adam", loss="mse", weighting="uncertainty")
+    kwargs = {k: getattr(other, k) if v == "other model's" else v for k, v in kwargs.items()}
+    model.compile("sgd", loss="mse", metrics=["mae"], weighting="uncertainty")
+    before = _compiled_state(model)
+    with pytest.raises(ValueError):
+        model.compile(kwargs.pop("optimizer", "sgd"), loss=["mae", "mse"],
+                      metrics={"r": ["mse"]}, **kwargs)
+    for was, now in zip(before, _compiled_state(model), strict=True):
+        assert now is was or now == was

@@ -310,6 +310,10 @@ class MultiTaskTraining:
             model.parameters())`` would: their gradients neither count in the
             norm nor are clipped (uncertainty's, about the size of a loss,
             would shrink the network's step instead).
+
+        A compile refused for its arguments leaves the model's loss, metrics,
+        weighting and optimizer as they were: all are checked before any is
+        replaced (and :func:`tinynet.io.save` writes them as they are).
         """
         tasks = list(self.output_names)
         if weighting_lr is not None:  # float("1e-3") or True were taken as rates
@@ -331,7 +335,12 @@ class MultiTaskTraining:
                          for t, s in ((t, metric_specs.get(t)) for t in tasks)}
         for task, ms in given_metrics.items():  # (its logs: "<task>/loss", "<task>/weight")
             metrics_mod.check_names(ms, f"compile, task {task!r}", reserved=("loss", "weight"))
-        self._pair_with_outputs(given_losses, given_metrics)
+        # each task's loss and metrics for its output, set once nothing more can refuse
+        paired = self._paired(given_losses, given_metrics)
+        static = weighting if loss_weights is None else loss_weights
+        if isinstance(static, dict):  # named as passed (Static.bind would say "weights")
+            check_task_keys(static, tasks, "weighting" if loss_weights is None
+                            else "loss_weights")
         if loss_weights is not None:
             # Keras' static weights: with the default weighting, or "static" that names them
             if weighting is not None and weighting_mod.named(weighting) not in (
@@ -356,6 +365,7 @@ class MultiTaskTraining:
         refuse_foreign(self, optimizer, self.parameters(), "compile", known=replaced)
         weighting = weighting.bind(tasks, dtype)
         self._bind_optimizer(optimizer, weighting, weighting_lr, replaced)
+        self.loss, self.metrics = paired
         self.weighting, self._representation = weighting, representation
         weighting._owner = Ref(self)
         # What a saved model stores: the losses and metrics as given (loading
@@ -406,22 +416,23 @@ class MultiTaskTraining:
                                              for t in range(len(self.output_names))])
         return self._shared
 
-    def _pair_with_outputs(self, losses: dict, metrics: dict) -> None:
-        """Set ``loss`` and ``metrics`` from the compiled ones, per task, for
-        what its output layer gives: probabilities after a softmax/sigmoid,
-        else logits (as :meth:`tinynet.Sequential._fit_to_output`)."""
+    def _paired(self, losses: dict, metrics: dict) -> tuple[dict, dict]:
+        """``loss`` and ``metrics`` from the compiled ones, per task, for what
+        its output layer gives: probabilities after a softmax/sigmoid, else
+        logits (as :meth:`tinynet.Sequential._fit_to_output`)."""
         # each output tensor: output_activation walks back its graph
         layers = dict(zip(self.output_names, self.outputs))
-        self.loss = {t: for_output(loss, layers[t]) for t, loss in losses.items()}
-        self.metrics = {t: [metrics_mod.for_output(m, layers[t], self.loss[t]) for m in ms]
-                        for t, ms in metrics.items()}
+        loss = {t: for_output(task_loss, layers[t]) for t, task_loss in losses.items()}
+        return loss, {t: [metrics_mod.for_output(m, layers[t], loss[t]) for m in ms]
+                      for t, ms in metrics.items()}
 
     def _refit_output(self) -> None:
         """A layer inside changed what it outputs (an activation set after
         compile): pair each task's compiled loss and metrics with its output
         again, as compile does."""
         if self.compiled:
-            self._pair_with_outputs(self._compiled["loss"], self._compiled["metrics"])
+            self.loss, self.metrics = self._paired(self._compiled["loss"],
+                                                   self._compiled["metrics"])
         self._output_changed()
 
     def _bind_optimizer(self, optimizer, weighting, weighting_lr, replaced) -> None:
