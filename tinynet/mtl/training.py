@@ -266,7 +266,8 @@ class MultiTaskTraining:
             cross-entropy on a softmax/sigmoid output is computed from the
             probabilities (:mod:`tinynet.output_losses`). One instance may
             serve several tasks (``loss=CrossEntropy()``, ``[ce, ce]``): it is
-            kept for each (``model.loss[task]`` is that object), and each
+            kept for every task with a plain output (there ``model.loss[task]``
+            is that object; on a softmax/sigmoid output it is wrapped), and each
             task's forward, backward and total weight are taken in turn
             before the next task's forward, so it trains as one instance per
             task would (its ``weight_total`` after a step is the last task's).
