@@ -939,8 +939,10 @@ def test_the_refusal_of_a_multi_task_model_in_a_sequential_counts_its_inputs_and
                                         r"supported in a Sequential, even with one input"):
         tn.Sequential([single])
     multi = tn.mtl.HardSharing((3,), trunk=[Dense(4)], heads={"a": [Dense(1)], "b": [Dense(1)]})
-    with pytest.raises(TypeError, match=r"\(1 input, 2 outputs\)"):
+    with pytest.raises(TypeError, match=r"\(1 input, 2 outputs\): a model inside another is "
+                                        r"not supported in a Sequential; call it") as refused:
         tn.Sequential([multi])
+    assert "even with one input" not in str(refused.value)  # it said so of 2 outputs
 
 
 # ------------------------------------------------------------- sample weights

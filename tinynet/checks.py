@@ -414,18 +414,21 @@ def lookup(registry: dict, name, kind: str):
 
 
 def unknown_tasks(keys, tasks) -> tuple[list, str]:
-    """The ``keys`` of a dict ``{task: ...}`` that name none of ``tasks`` (a
-    multi-task model's task names, always strings: ``Model(inp, {0: out})``
-    names its task ``'0'``, and the key ``0`` names no task), sorted, and a
-    hint for an error message (``"; task names are strings: write '0', not
-    0"``) when one of them is a task's name as another type, else ``""``.
+    """The ``keys`` of a dict ``{task: ...}`` that name none of ``tasks``,
+    sorted, and a hint for an error message (``"; task names are strings:
+    write '0', not 0"``) when one of them is a task's name as a string, else
+    ``""``.
 
     The one rule for every argument keyed by task (compile's ``loss``,
     ``metrics``, ``loss_weights``; fit's targets, ``mask``,
-    ``sample_weight``): a key is a task's name, a string."""
+    ``sample_weight``): a key is a task's name. A multi-task model's task
+    names are strings (``Model(inp, {0: out})`` names its task ``'0'``, and
+    the key ``0`` names no task); the functions that take the names given
+    (:func:`tinynet.mtl.training.task_masks`,
+    :meth:`tinynet.mtl.weighting.Static.bind`) take them as they are."""
     names = set(tasks)
-    unknown = sorted((k for k in keys if not (isinstance(k, str) and k in names)), key=repr)
-    near = [k for k in unknown if not isinstance(k, str) and str(k) in names]
+    unknown = sorted((k for k in keys if k not in names), key=repr)
+    near = [k for k in unknown if str(k) in names]
     hint = f"; task names are strings: write {str(near[0])!r}, not {near[0]!r}" if near \
         else ""
     return unknown, hint
@@ -444,27 +447,26 @@ def check_task_keys(spec: dict, tasks, what: str, who: str = "compile") -> None:
 def per_task(spec, tasks, what: str, who: str = "compile") -> dict:
     """``spec`` as ``{task: value}`` for the task names ``tasks`` (a
     multi-task model's outputs): a dict (a task left out gets None), a list
-    in task order, or one value for all. A list is in task order for
-    ``what == "loss"``; for ``"metrics"`` only when each of its items is a
-    list (Keras' ``[["mae"], ["accuracy"]]``: one list a task), else it is
-    the same metrics for every task, and a list mixing lists and metrics is
-    refused. A dict with a key that is not a task's name
-    (:func:`check_task_keys`), or a list of another length, is a
-    ``ValueError``."""
+    in task order, or one value for all. A dict with a key that is not a
+    task's name (:func:`check_task_keys`), or a list in task order of
+    another length, is a ``ValueError``.
+
+    A list is in task order for ``what == "loss"``. For ``"metrics"`` the
+    rule is Keras 2's: a flat list (``["mae", "mse"]``) is the same metrics
+    for every task; a list holding a list or tuple is per task, in order,
+    each item a list of metrics, one metric or None (none for that task):
+    ``["mae", ["mae", "mse"]]``, ``[None, ["mae"]]``. (Keras 3 reads any
+    list per output.)"""
     if isinstance(spec, dict):
         check_task_keys(spec, tasks, what, who)
         return {t: spec.get(t) for t in tasks}
     if not isinstance(spec, (list, tuple)):
         return {t: spec for t in tasks}
-    lists = [isinstance(s, (list, tuple)) for s in spec]
-    if what != "loss" and any(lists) and not all(lists):
-        raise ValueError(f"{who} expected {what} as one list for every task, a list of "
-                         f"lists (one per task {tasks}, in order) or a dict {{task: list}}, "
-                         f"received a list mixing lists and single {what}: {spec!r}"[:300])
-    if what != "loss" and not (spec and all(lists)):
+    if what != "loss" and not any(isinstance(s, (list, tuple)) for s in spec):
         return {t: spec for t in tasks}
     if len(spec) != len(tasks):
-        what_each = "losses" if what == "loss" else f"lists of {what}"
-        raise ValueError(f"{who} expected {len(tasks)} {what_each} (one per task "
-                         f"{tasks}), received {len(spec)}")
+        each = "" if what == "loss" else (f" in order: a list of {what}, one or None; a "
+                                          f"list holding a list is per task")
+        raise ValueError(f"{who} expected {len(tasks)} {'losses' if what == 'loss' else what} "
+                         f"(one per task {tasks}{each}), received {len(spec)}")
     return dict(zip(tasks, spec))

@@ -178,9 +178,10 @@ class Sequential(Layer):
             raise TypeError(f"Sequential cannot hold {layer._who}, a tinynet.mtl.Model "
                             f"({ins} input{'s' * (ins != 1)}, {outs} output"
                             f"{'s' * (outs != 1)}): a model inside another is not "
-                            f"supported in a Sequential, even with one input and one "
-                            f"output; call it on tensors in a tinynet.mtl.Model instead "
-                            f"(it shares its weights there)")
+                            f"supported in a Sequential"
+                            f"{', even with one input and one output' * (ins == outs == 1)}"
+                            f"; call it on tensors in a tinynet.mtl.Model instead (it "
+                            f"shares its weights there)")
         if layer is self or any(layer is other for other in self._layers):
             raise ValueError(f"{layer._who} is already in this Sequential; a layer "
                              f"object can appear once (create a new one to repeat it)")

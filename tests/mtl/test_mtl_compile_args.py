@@ -27,15 +27,15 @@ STRING_HINT = r"\(tasks: \['0', '1'\]\); task names are strings: write '0', not 
     ("loss", {"loss": {0: "cross_entropy", 1: "mse"}}),
     ("loss", {"loss": {0: "cross_entropy", "1": "mse"}}),
     ("metrics", {"metrics": {0: ["accuracy"], 1: ["mae"]}}),
-    ("weights", {"loss_weights": {0: 1.0, 1: 2.0}}),
-    ("weights", {"weighting": {0: 1.0, "1": 2.0}}),
+    ("loss_weights", {"loss_weights": {0: 1.0, 1: 2.0}}),  # was "Static weighting ... weights"
+    ("weighting", {"weighting": {0: 1.0, "1": 2.0}}),
 ])
 def test_compile_refuses_a_task_key_that_is_not_the_tasks_name(what, kwargs):
     # a loss given for task 0 was reported missing for '0', metrics silently dropped
     model = numbered()
     kwargs.setdefault("loss", {"0": "cross_entropy", "1": "mse"})
-    with pytest.raises(ValueError, match=rf"received {what} for unknown tasks \[0.*"
-                                         + STRING_HINT):
+    with pytest.raises(ValueError, match=rf"^compile received {what} for unknown tasks "
+                                         rf"\[0.*" + STRING_HINT):
         model.compile("sgd", **kwargs)
 
 
@@ -103,15 +103,85 @@ def test_a_list_of_metric_lists_gives_one_list_a_task_in_output_order():
     assert [[m.name for m in model.metrics[t]] for t in ("r", "c")] == [["mae", "mse"]] * 2
 
 
-@pytest.mark.parametrize("metrics, message", [
-    ([["mae"]], r"compile expected 2 lists of metrics \(one per task \['r', 'c'\]\), "
-                r"received 1"),
-    ([["mae"], ["mse"], ["mae"]], "expected 2 lists of metrics"),
-    ([["mae"], "mse"], r"compile expected metrics as one list for every task, a list of "
-                       r"lists \(one per task \['r', 'c'\], in order\) or a dict"),
+def hard_sharing():
+    return tn.mtl.HardSharing((4,), trunk=[Dense(3, seed=0)],
+                              heads={"r": [Dense(1, seed=1)], "c": [Dense(1, seed=2)]})
+
+
+@pytest.mark.parametrize("metrics, expected", [
+    (["mae", ["mae", "mse"]], [["mae"], ["mae", "mse"]]),
+    ([None, ["mae"]], [[], ["mae"]]),
+    ((tn.metrics.MeanSquaredError(), ("mae",)), [["mse"], ["mae"]]),
+    (["mae", "mse"], [["mae", "mse"]] * 2),  # a flat list: every task
 ])
-def test_a_list_of_metric_lists_of_another_length_or_mixed_is_refused(metrics, message):
-    model = tn.mtl.HardSharing((4,), trunk=[Dense(3, seed=0)],
-                               heads={"r": [Dense(1, seed=1)], "c": [Dense(1, seed=2)]})
+def test_a_metrics_list_holding_a_list_is_per_task_as_in_keras_2(metrics, expected):
+    # a plain item was refused as "a list mixing lists and single metrics"
+    model = hard_sharing()
+    model.compile("sgd", loss="mse", metrics=metrics)
+    assert [[m.name for m in model.metrics[t]] for t in ("r", "c")] == expected
+    rng = np.random.default_rng(0)
+    logs = model.fit(rng.standard_normal((6, 4)), {t: rng.standard_normal((6, 1))
+                                                   for t in ("r", "c")}, verbose=0).history
+    assert {k for k in logs if k.count("/") and not k.endswith(("/loss", "/weight"))} == {
+        f"{t}/{name}" for t, names in zip(("r", "c"), expected) for name in names}
+
+
+@pytest.mark.parametrize("metrics, message", [
+    ([["mae"]], r"compile expected 2 metrics \(one per task \['r', 'c'\] in order: a list "
+                r"of metrics, one or None; a list holding a list is per task\), received 1"),
+    ([["mae"], ["mse"], ["mae"]], "expected 2 metrics .*received 3"),
+    ([None, "mse", ["mae"]], "expected 2 metrics .*received 3"),
+])
+def test_a_metrics_list_per_task_of_another_length_is_refused(metrics, message):
     with pytest.raises(ValueError, match=message):
-        model.compile("sgd", loss="mse", metrics=metrics)
+        hard_sharing().compile("sgd", loss="mse", metrics=metrics)
+
+
+def test_task_masks_and_static_weights_take_the_task_names_they_are_given():
+    # both refused a key 0 for a task named 0: "unknown tasks [0] (tasks: [0])"
+    y = {0: np.array([1.0, np.nan, 2.0]), 1: np.zeros(3)}
+    masks = tn.mtl.training.task_masks(y, {0: np.array([True, True, False])}, 3)
+    np.testing.assert_array_equal(masks[0], [True, False, False])
+    assert masks[1] is None
+    static = tn.mtl.weighting.Static
+    np.testing.assert_array_equal(static({0: 2.0}).bind([0, 1]).last_weights, [2.0, 1.0])
+    with pytest.raises(ValueError, match=r"unknown tasks \['0'\] \(tasks: \[0, 1\]\)$"):
+        static({"0": 2.0}).bind([0, 1])
+    with pytest.raises(ValueError, match=r"received weights for unknown tasks \[0\] \(tasks: "
+                                         r"\['0', '1'\]\); task names are strings: write '0'"):
+        static({0: 2.0}).bind(["0", "1"])
+    with pytest.raises(ValueError, match=r"fit received masks for unknown tasks \[2\] "
+                                         r"\(tasks: \[0, 1\]\)$"):
+        tn.mtl.training.task_masks(y, {2: np.ones(3, bool)}, 3)
+
+
+def _compiled_state(model):
+    return (model.loss, dict(model.loss), model.metrics, {t: list(ms) for t, ms in
+                                                          model.metrics.items()},
+            model.optimizer, list(model.optimizer.params), model.weighting,
+            list(model.weighting.parameters()), model._compiled, model.get_compile_config())
+
+
+@pytest.mark.parametrize("kwargs", [
+    {"weighting": "nonsense"},
+    {"weighting": "static"},  # needs weights
+    {"weighting": "mgda", "loss_weights": [1.0, 2.0]},
+    {"loss_weights": [1.0]},
+    {"loss_weights": {"r": 1.0, "x": 2.0}},
+    {"weighting": {"r": -1.0}},
+    {"weighting": "other model's"},
+    {"optimizer": "other model's"},
+])
+def test_a_refused_compile_leaves_the_compiled_model_as_it_was(kwargs):
+    # loss and metrics were replaced before the weighting was checked, while
+    # what save writes (_compiled) kept the old ones
+    model, other = hard_sharing(), hard_sharing()
+    other.compile("adam", loss="mse", weighting="uncertainty")
+    kwargs = {k: getattr(other, k) if v == "other model's" else v for k, v in kwargs.items()}
+    model.compile("sgd", loss="mse", metrics=["mae"], weighting="uncertainty")
+    before = _compiled_state(model)
+    with pytest.raises(ValueError):
+        model.compile(kwargs.pop("optimizer", "sgd"), loss=["mae", "mse"],
+                      metrics={"r": ["mse"]}, **kwargs)
+    for was, now in zip(before, _compiled_state(model), strict=True):
+        assert now is was or now == was

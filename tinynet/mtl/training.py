@@ -267,14 +267,19 @@ class MultiTaskTraining:
             cross-entropy on a softmax/sigmoid output is computed from the
             probabilities (:mod:`tinynet.output_losses`). One instance may
             serve several tasks (``loss=CrossEntropy()``, ``[ce, ce]``): it is
-            kept for each (``model.loss[task]`` is that object), and each
+            kept for every task with a plain output (there ``model.loss[task]``
+            is that object; on a softmax/sigmoid output it is wrapped), and each
             task's forward, backward and total weight are taken in turn
             before the next task's forward, so it trains as one instance per
             task would (its ``weight_total`` after a step is the last task's).
-        metrics : dict {task: [metric, ...]}, a list for every task, or a list of lists
-            The list of lists (Keras' per-output form) gives one list a
-            task, in output order. An ``"accuracy"`` on a single sigmoid unit thresholds its
-            probability at 0.5 (:func:`tinynet.metrics.for_output`). Each is
+        metrics : dict {task: [metric, ...]}, a flat list for every task, or a list per task
+            A list holding a list (or tuple) is per task, in output order,
+            each item a list of metrics, one metric or None (none for that
+            task): ``["mae", ["mae", "mse"]]``, ``[None, ["accuracy"]]``; a
+            flat list (``["mae", "mse"]``) is for every task. That is Keras
+            2's rule (:func:`tinynet.checks.per_task`); Keras 3 reads any
+            list per output. An ``"accuracy"`` on a single sigmoid unit
+            thresholds its probability at 0.5 (:func:`tinynet.metrics.for_output`). Each is
             logged as ``"<task>/<name>"`` (``F1Score(name="f1_micro")``...);
             two of one name in a task, or one named ``"loss"`` or
             ``"weight"``, are refused.
@@ -307,6 +312,10 @@ class MultiTaskTraining:
             model.parameters())`` would: their gradients neither count in the
             norm nor are clipped (uncertainty's, about the size of a loss,
             would shrink the network's step instead).
+
+        A compile refused for its arguments leaves the model's loss, metrics,
+        weighting and optimizer as they were: all are checked before any is
+        replaced (and :func:`tinynet.io.save` writes them as they are).
         """
         tasks = list(self.output_names)
         if weighting_lr is not None:  # float("1e-3") or True were taken as rates
@@ -322,12 +331,18 @@ class MultiTaskTraining:
             given_losses[task] = losses_mod.get(spec)
             losses_mod.check_trainable(given_losses[task], f"compile, task {task!r}")
         metric_specs = per_task(metrics, tasks, "metrics") if metrics is not None else {}
-        given_metrics = {t: [metrics_mod.get(m) for m in ([] if s is None else [s]
-                                                          if isinstance(s, str) else list(s))]
+        given_metrics = {t: [metrics_mod.get(m) for m in ([] if s is None else list(s)
+                                                          if isinstance(s, (list, tuple))
+                                                          else [s])]
                          for t, s in ((t, metric_specs.get(t)) for t in tasks)}
         for task, ms in given_metrics.items():  # (its logs: "<task>/loss", "<task>/weight")
             metrics_mod.check_names(ms, f"compile, task {task!r}", reserved=("loss", "weight"))
-        self._pair_with_outputs(given_losses, given_metrics)
+        # each task's loss and metrics for its output, set once nothing more can refuse
+        paired = self._paired(given_losses, given_metrics)
+        static = weighting if loss_weights is None else loss_weights
+        if isinstance(static, dict):  # named as passed (Static.bind would say "weights")
+            check_task_keys(static, tasks, "weighting" if loss_weights is None
+                            else "loss_weights")
         if loss_weights is not None:
             # Keras' static weights: with the default weighting, or "static" that names them
             if weighting is not None and weighting_mod.named(weighting) not in (
@@ -352,6 +367,7 @@ class MultiTaskTraining:
         refuse_foreign(self, optimizer, self.parameters(), "compile", known=replaced)
         weighting = weighting.bind(tasks, dtype)
         self._bind_optimizer(optimizer, weighting, weighting_lr, replaced)
+        self.loss, self.metrics = paired
         self.weighting, self._representation = weighting, representation
         weighting._owner = Ref(self)
         # What a saved model stores: the losses and metrics as given (loading
@@ -402,22 +418,23 @@ class MultiTaskTraining:
                                              for t in range(len(self.output_names))])
         return self._shared
 
-    def _pair_with_outputs(self, losses: dict, metrics: dict) -> None:
-        """Set ``loss`` and ``metrics`` from the compiled ones, per task, for
-        what its output layer gives: probabilities after a softmax/sigmoid,
-        else logits (as :meth:`tinynet.Sequential._fit_to_output`)."""
+    def _paired(self, losses: dict, metrics: dict) -> tuple[dict, dict]:
+        """``loss`` and ``metrics`` from the compiled ones, per task, for what
+        its output layer gives: probabilities after a softmax/sigmoid, else
+        logits (as :meth:`tinynet.Sequential._fit_to_output`)."""
         # each output tensor: output_activation walks back its graph
         layers = dict(zip(self.output_names, self.outputs))
-        self.loss = {t: for_output(loss, layers[t]) for t, loss in losses.items()}
-        self.metrics = {t: [metrics_mod.for_output(m, layers[t], self.loss[t]) for m in ms]
-                        for t, ms in metrics.items()}
+        loss = {t: for_output(task_loss, layers[t]) for t, task_loss in losses.items()}
+        return loss, {t: [metrics_mod.for_output(m, layers[t], loss[t]) for m in ms]
+                      for t, ms in metrics.items()}
 
     def _refit_output(self) -> None:
         """A layer inside changed what it outputs (an activation set after
         compile): pair each task's compiled loss and metrics with its output
         again, as compile does."""
         if self.compiled:
-            self._pair_with_outputs(self._compiled["loss"], self._compiled["metrics"])
+            self.loss, self.metrics = self._paired(self._compiled["loss"],
+                                                   self._compiled["metrics"])
         self._output_changed()
 
     def _bind_optimizer(self, optimizer, weighting, weighting_lr, replaced) -> None:
