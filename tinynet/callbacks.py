@@ -378,24 +378,27 @@ class TerminateOnNaN(Callback):
             _userwarn.warn(reason, RuntimeWarning)
 
 
-def _resolve_mode(mode: str, monitor: str, who: str, model=None) -> str:
-    """``"min"`` or ``"max"``; for ``"auto"`` the monitored metric's direction,
-    from ``model``'s own metrics when given (a metric with a name of the
-    user's, ``F1Score(name="f1_micro")``), else from its name
-    (:func:`tinynet.metrics.higher_is_better`); for a key of no known
-    direction (a loss, a metric of the user's that does not say its own)
-    Keras' rule: maximised if it contains ``"acc"`` or ends in ``"auc"``,
-    minimised otherwise."""
+def _resolve_mode(mode: str, monitor: str, who: str, model=None):
+    """``"min"`` or ``"max"``; for ``"auto"`` the monitored key's direction
+    (:func:`tinynet.metrics.higher_is_better`: a key ending in ``"loss"``
+    minimised, a built-in metric's name its direction, a compiled metric of
+    ``model`` that declares ``higher_is_better`` that one). Without ``model``
+    (when the callback is made) a key of no known direction gives None, as
+    the model's metric may say it; with ``model`` (when training starts) it
+    is refused (``ValueError``: say ``mode``), never guessed -- a score of
+    the user's (``"dice"``) minimised would stop early and keep the worst
+    epoch."""
     if not isinstance(monitor, str) or not monitor:
         raise TypeError(f"{who} expected monitor as the name of a logged value "
                         f"('val_loss', 'accuracy'...), received {monitor!r}")
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who} expected mode 'auto', 'min' or 'max', received {mode!r}")
     if mode == "auto":
-        from .metrics import higher_is_better, logged_metrics  # (no import of callbacks)
-        higher = higher_is_better(monitor, logged_metrics(model))
-        if higher is None:  # not a built-in metric: a loss, or a metric of the user's
-            higher = "acc" in monitor or monitor.endswith("auc")
+        from .metrics import direction, higher_is_better, logged_metrics  # (no cycle)
+        if model is None:
+            higher = higher_is_better(monitor)
+            return None if higher is None else ("max" if higher else "min")
+        higher = direction(monitor, logged_metrics(model), who, "pass mode='max' or mode='min'")
         return "max" if higher else "min"
     return mode
 
@@ -439,7 +442,8 @@ class _Monitoring(Callback):
     name, so that a bad mode or monitor is refused then, and again when
     training starts (:meth:`on_train_begin`), from the model's own metrics: a
     metric with a name of the user's, ``F1Score(name="f1_micro")``, has its
-    direction only there (:func:`_resolve_mode`).
+    direction only there (:func:`_resolve_mode`); a key whose direction is
+    still not known then is refused (``mode`` None until then).
 
     ``verbose=1`` (Keras') prints a line when the callback acts (:meth:`_say`)."""
 
@@ -539,11 +543,12 @@ class EarlyStopping(_Monitor):
         ``Metric.higher_is_better``) or of a built-in metric
         (:func:`tinynet.metrics.higher_is_better`: ``accuracy``, ``f1``, ``auc``,
         ``r2``... maximised, ``mse``, ``mae`` minimised), with or without
-        ``val_``; any other key -- a loss, a metric function or ``Metric``
+        ``val_``; a key ending in "loss" (``val_loss``, ``left/loss``) is
+        minimised. Any other key -- a metric function or ``Metric``
         subclass of the user's that does not say its direction -- is
-        maximised if its name contains "acc" or ends in "auc", minimised
-        otherwise, as Keras' "auto" (say ``mode="max"`` for a score of
-        your own, or set its ``higher_is_better``).
+        refused when training starts (``ValueError``), never guessed, as
+        Keras 3 refuses it: say ``mode="max"`` or ``"min"``, or set the
+        metric's ``higher_is_better``.
     restore_best_weights : bool, default False
         At the end of training, put back the weights of the best epoch
         (whether or not it beat ``baseline``).
@@ -1002,7 +1007,8 @@ class ReduceLROnPlateau(_Monitoring):
         probe = dict(kwargs)
         min_lrs = probe.pop("min_lr", 0.0)
         for min_lr in min_lrs if isinstance(min_lrs, (list, tuple)) else [min_lrs]:
-            Plateau(SGD([Param(np.zeros(1))], lr=1.0), mode=self.mode, min_lr=min_lr, **probe)
+            Plateau(SGD([Param(np.zeros(1))], lr=1.0), mode=self.mode or "min", min_lr=min_lr,
+                    **probe)
 
     def on_train_begin(self, logs=None):
         from .optim import ReduceLROnPlateau as Plateau
