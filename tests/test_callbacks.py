@@ -1,6 +1,7 @@
 """Callbacks: History, EarlyStopping, ModelCheckpoint, LearningRateScheduler,
 TerminateOnNaN (through Sequential.fit and through fit_loop)."""
 
+import io
 import math
 import os
 import re
@@ -190,10 +191,11 @@ def test_reduce_lr_on_plateau_and_checkpoint_verbose_print_when_they_act(capsys,
     for make in (EarlyStopping, ReduceLROnPlateau,
                  lambda **kw: ModelCheckpoint("m.npz", **kw)):
         made = make(verbose=True)
-        assert made.verbose == 1
-        with pytest.raises(ValueError, match=f"{type(made).__name__} expected verbose 0 or 1, "
-                                             f"received 2"):
-            make(verbose=2)
+        assert made.verbose == 1 and make(verbose=2).verbose == 2  # (2 is 1 for them, as Keras)
+        for bad in (1.0, "auto", 3, None):
+            with pytest.raises(ValueError, match=f"{type(made).__name__} expected verbose 0, "
+                                                 f"1 or 2, received {re.escape(repr(bad))}"):
+                make(verbose=bad)
 
 
 @pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5},
@@ -296,10 +298,12 @@ def test_model_checkpoint_takes_keras_filepath(tmp_path):
         ModelCheckpoint(filepath=3)
 
 
-@pytest.mark.parametrize("verbose", ["yes", 2, 0.5])
-def test_learning_rate_scheduler_verbose_is_0_or_1(verbose):
-    with pytest.raises(ValueError, match="LearningRateScheduler expected verbose 0 or 1"):
+@pytest.mark.parametrize("verbose", ["yes", 3, 0.5, 1.0, "auto"])
+def test_learning_rate_scheduler_verbose_is_0_1_or_2(verbose):
+    # one check of verbose for every callback (2, which Keras takes, is 1 for them)
+    with pytest.raises(ValueError, match="LearningRateScheduler expected verbose 0, 1 or 2, "):
         LearningRateScheduler(lambda epoch: 0.1, verbose=verbose)
+    assert LearningRateScheduler(lambda epoch: 0.1, verbose=2).verbose == 2
 
 
 def test_model_checkpoint_bad_path_template(tmp_path):
@@ -337,7 +341,8 @@ def test_a_callbacks_own_log_keys_may_be_monitored():
     x, y = _data()
     stop = EarlyStopping(monitor="f1", patience=0)
     history = _model().fit(x, y, epochs=3, verbose=0, callbacks=[
-        F1(), stop, LearningRateScheduler(lambda epoch: 0.1), EarlyStopping(monitor="lr", mode="min"),
+        F1(), stop, LearningRateScheduler(lambda epoch: 0.1),
+        EarlyStopping(monitor="lr", mode="min"),
         ReduceLROnPlateau(monitor="loss")])
     assert history.epoch == [0, 1] and stop.best == 0.5
     # each key once; a callback's keys reach the callbacks after it
@@ -1316,3 +1321,74 @@ def test_an_older_named_hook_reaching_the_loop_by_the_newer_name_is_called_once(
     mixed.on_batch_end(6)
     assert calls == [("begin", 5), ("child begin", 5), ("end", 5), ("child end", 5),
                      ("mixin end", 6), ("child end", 6)]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_callback_lines_go_to_fits_stream_once(capsys):
+    # EarlyStopping(verbose=1) wrote the stop reason to stdout, out of fit's
+    # stream=; now every callback line goes there, the reason exactly once
+    # whoever says it (the bar, EarlyStopping(verbose=1)), none if nobody does
+    x, y = _data()
+    for verbose in (0, 1, 2):
+        for said in (0, 1):
+            stream = io.StringIO()
+            history = _model().fit(x, y, epochs=5, verbose=verbose, stream=stream, callbacks=[
+                EarlyStopping(monitor="loss", patience=0, min_delta=100.0, verbose=said),
+                ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=said),
+                LearningRateScheduler(lambda epoch: 0.1 / (epoch + 1), verbose=said)])
+            out = stream.getvalue()
+            assert out.count(history.stop_reason) == (1 if verbose or said else 0)
+            assert ("reducing learning rate" in out) == bool(said)
+            assert ("learning rate set to 0.05" in out) == bool(said)
+            assert capsys.readouterr().out == ""
+
+
+def test_callback_lines_keep_epoch_order_behind_a_live_bar():
+    # EarlyStopping's stop reason came before the other callbacks' lines of
+    # the last epoch (they waited for the next epoch or the end of training)
+    x, y = _data()
+    stream = _Terminal()
+    history = _model().fit(x, y, epochs=5, verbose=1, stream=stream, callbacks=[
+        EarlyStopping(monitor="loss", patience=0, min_delta=100.0, verbose=1),
+        ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=1)])
+    lines = [line.split("\r")[-1] for line in stream.getvalue().split("\n")[:-1]]
+    assert [line[:12] for line in lines] == [
+        "Epoch 1/5  1", "Epoch 2/5  1", "Epoch 2: Red", history.stop_reason[:12]]
+    assert lines[-1] == history.stop_reason
+
+
+def test_callback_lines_without_a_bar_are_written_at_once_and_belong_to_their_run():
+    # A line said without a bar on the stream waited for the next epoch's
+    # start; a run interrupted (KeyboardInterrupt) never wrote its waiting
+    # lines, and the next run wrote them at its start
+    x, y = _data()
+    seen = []
+
+    class Look(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(stream.getvalue())
+
+    stream = io.StringIO()
+    _model().fit(x, y, epochs=2, verbose=0, stream=stream, callbacks=[
+        ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=1), Look()])
+    assert seen == ["", "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.01.\n"]
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    plateau = ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=1)
+    model = _model()
+    first = _Terminal()  # (a live bar holds the lines until it ends its epoch's line)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=3, verbose=1, stream=first, callbacks=[plateau, Interrupt()])
+    assert first.getvalue().endswith("\nEpoch 2: ReduceLROnPlateau reducing learning rate "
+                                     "to 0.01.\n")
+    second = io.StringIO()
+    model.fit(x, y, epochs=1, verbose=1, stream=second, callbacks=[plateau])
+    assert "reducing" not in second.getvalue()
