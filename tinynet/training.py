@@ -73,7 +73,7 @@ from .checks import check_bool, check_non_negative_int, check_positive_int, chec
 from .metrics import MetricStates
 from .progress import ProgressBar, check_verbose
 
-__all__ = ["fit_loop", "batch_indices", "epoch_rng", "seed_rng", "History",
+__all__ = ["fit_loop", "batch_indices", "n_batches", "epoch_rng", "seed_rng", "History",
            "RunningMeans", "SHUFFLE_STREAM", "LAYER_STREAM", "BUILD_STREAM", "CHECK_ELEMENTS",
            "check_targets"]
 
@@ -98,6 +98,13 @@ def batch_indices(n_samples: int, batch_size: int, rng: np.random.Generator | No
     """
     order = rng.permutation(n_samples) if rng is not None else np.arange(n_samples)
     return [order[start:start + batch_size] for start in range(0, n_samples, batch_size)]
+
+
+def n_batches(n_samples: int, batch_size: int) -> int:
+    """How many batches :func:`batch_indices` makes: ``ceil(n_samples /
+    batch_size)``, in integers (``fit``'s steps, ``evaluate``'s and
+    ``predict``'s progress)."""
+    return -(-n_samples // batch_size)
 
 
 #: :func:`check_targets` makes zero predictions of at most this many elements
@@ -332,7 +339,7 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
         chain.append(ProgressBar(verbose=verbose, stream=stream))
     cbs = CallbackList(chain)
-    steps = -(-n_samples // batch_size)
+    steps = n_batches(n_samples, batch_size)
     cbs.set_model(model)
     lines = CallbackLines(stream)  # the callbacks' lines of this run, on fit's stream
     params = {"epochs": epochs, "steps": steps, "batch_size": batch_size,
