@@ -1392,3 +1392,16 @@ def test_callback_lines_without_a_bar_are_written_at_once_and_belong_to_their_ru
     second = io.StringIO()
     model.fit(x, y, epochs=1, verbose=1, stream=second, callbacks=[plateau])
     assert "reducing" not in second.getvalue()
+
+
+def test_a_model_trained_with_a_stream_still_copies_and_pickles(tmp_path):
+    # the run's CallbackLines (in the params its History keeps) held the
+    # stream (an open file, sys.stdout), which pickle refused
+    import copy
+    import pickle
+    x, y = _data()
+    model = _model()
+    with open(tmp_path / "log.txt", "w") as log:
+        model.fit(x, y, epochs=1, verbose=1, stream=log)
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        np.testing.assert_array_equal(twin.predict(x), model.predict(x))

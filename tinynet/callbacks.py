@@ -188,6 +188,9 @@ class CallbackLines:
     def __deepcopy__(self, memo):
         return self  # (a run's outlet, in the params a copied model's History keeps)
 
+    def __reduce__(self):
+        return CallbackLines, ()  # pickled: an outlet on sys.stdout (a stream does not pickle)
+
     def say(self, line: str) -> None:
         if self._held:
             self._pending.append(line)
