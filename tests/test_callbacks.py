@@ -1,9 +1,11 @@
 """Callbacks: History, EarlyStopping, ModelCheckpoint, LearningRateScheduler,
 TerminateOnNaN (through Sequential.fit and through fit_loop)."""
 
+import io
 import math
 import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -189,10 +191,11 @@ def test_reduce_lr_on_plateau_and_checkpoint_verbose_print_when_they_act(capsys,
     for make in (EarlyStopping, ReduceLROnPlateau,
                  lambda **kw: ModelCheckpoint("m.npz", **kw)):
         made = make(verbose=True)
-        assert made.verbose == 1
-        with pytest.raises(ValueError, match=f"{type(made).__name__} expected verbose 0 or 1, "
-                                             f"received 2"):
-            make(verbose=2)
+        assert made.verbose == 1 and make(verbose=2).verbose == 2  # (2 is 1 for them, as Keras)
+        for bad in (1.0, "auto", 3, None):
+            with pytest.raises(ValueError, match=f"{type(made).__name__} expected verbose 0, "
+                                                 f"1 or 2, received {re.escape(repr(bad))}"):
+                make(verbose=bad)
 
 
 @pytest.mark.parametrize("kwargs", [{"patience": -1}, {"mode": "bigger"}, {"patience": 1.5},
@@ -295,10 +298,12 @@ def test_model_checkpoint_takes_keras_filepath(tmp_path):
         ModelCheckpoint(filepath=3)
 
 
-@pytest.mark.parametrize("verbose", ["yes", 2, 0.5])
-def test_learning_rate_scheduler_verbose_is_0_or_1(verbose):
-    with pytest.raises(ValueError, match="LearningRateScheduler expected verbose 0 or 1"):
+@pytest.mark.parametrize("verbose", ["yes", 3, 0.5, 1.0, "auto"])
+def test_learning_rate_scheduler_verbose_is_0_1_or_2(verbose):
+    # one check of verbose for every callback (2, which Keras takes, is 1 for them)
+    with pytest.raises(ValueError, match="LearningRateScheduler expected verbose 0, 1 or 2, "):
         LearningRateScheduler(lambda epoch: 0.1, verbose=verbose)
+    assert LearningRateScheduler(lambda epoch: 0.1, verbose=2).verbose == 2
 
 
 def test_model_checkpoint_bad_path_template(tmp_path):
@@ -352,7 +357,8 @@ def test_a_callbacks_own_log_keys_may_be_monitored():
     x, y = _data()
     stop = EarlyStopping(monitor="f1", patience=0)
     history = _model().fit(x, y, epochs=3, verbose=0, callbacks=[
-        F1(), stop, LearningRateScheduler(lambda epoch: 0.1), EarlyStopping(monitor="lr"),
+        F1(), stop, LearningRateScheduler(lambda epoch: 0.1),
+        EarlyStopping(monitor="lr", mode="min"),
         ReduceLROnPlateau(monitor="loss")])
     assert history.epoch == [0, 1] and stop.best == 0.5
     # each key once; a callback's keys reach the callbacks after it
@@ -973,8 +979,8 @@ def test_initial_value_threshold_survives_auto_mode_resolved_at_train_begin(tmp_
 def test_every_monitoring_callback_resolves_auto_mode_and_refuses_a_key_alike(tmp_path):
     # EarlyStopping, ModelCheckpoint and ReduceLROnPlateau resolve mode="auto"
     # again at train begin through one code path: by its name at construction
-    # ("acc_gap" holds "acc": max; "f1_micro" is no built-in name: min), then
-    # from the model's metric objects, which know their direction
+    # (neither is a built-in name: not known, None), then from the model's
+    # metric objects, which know their direction
     from tinynet.metrics import F1Score, Metric
 
     class Gap(Metric):
@@ -985,8 +991,8 @@ def test_every_monitoring_callback_resolves_auto_mode_and_refuses_a_key_alike(tm
 
     x, y = _data()
     for metric, name, by_name, by_model in (
-            (Gap(name="acc_gap"), "acc_gap", "max", "min"),
-            (F1Score(average="micro", name="f1_micro"), "f1_micro", "min", "max")):
+            (Gap(name="acc_gap"), "acc_gap", None, "min"),
+            (F1Score(average="micro", name="f1_micro"), "f1_micro", None, "max")):
         model = _model()
         model.compile(optimizer=tn.optim.SGD(lr=0.1), loss="cross_entropy",
                       metrics=[metric])
@@ -1019,32 +1025,56 @@ def mean_abs_err(pred, y):
     return float(np.mean(np.abs(pred[:, 0] - y)))
 
 
-def test_auto_mode_minimises_a_metric_function_that_does_not_say_its_direction(tmp_path):
-    # A metric function inherited Metric's higher_is_better = True: mode="auto"
-    # chose "min" when the callback was made, then "max" when fit started, and
-    # stopped (or kept the worst checkpoint) because the error fell. Keras
-    # cannot tell a custom metric's direction either and minimises it unless
-    # its name says "acc"/"auc"; the docstrings promised "minimised otherwise".
-    model, x, y = _regression(mean_abs_err)
-    made = [EarlyStopping(monitor="val_mean_abs_err", patience=1),
-            ModelCheckpoint(tmp_path / "best.npz", monitor="val_mean_abs_err",
-                            save_best_only=True),
-            ReduceLROnPlateau(monitor="val_mean_abs_err", patience=0)]
-    with pytest.warns(UserWarning, match="saved by its name only"):
-        history = model.fit(x, y, epochs=10, verbose=0, validation_split=0.25,
-                            callbacks=made, seed=0)
-    errors = history.history["val_mean_abs_err"]
-    assert all(b < a for a, b in zip(errors, errors[1:]))  # it falls at every epoch
-    assert [cb.mode for cb in made] == ["min"] * 3 and made[2].scheduler.mode == "min"
-    assert history.stop_reason is None and len(errors) == 10
-    assert made[0].best == errors[-1] and made[1].best == errors[-1]
-    assert len(made[1].saved) == 10 and history.history["lr"] == [0.05] * 10
+def test_auto_mode_refuses_a_metric_that_does_not_say_its_direction(tmp_path):
+    # A user's score (a "dice" relying on main's old default
+    # higher_is_better=True) was minimised: EarlyStopping stopped early and
+    # restored the worst epoch, ModelCheckpoint kept the worst. As Keras 3,
+    # "auto" never guesses: refused when fit starts, before any epoch.
+    from tinynet.metrics import Metric
+
+    class Dice(Metric):
+        name = "dice"
+
+        def __call__(self, pred, target):
+            return 1.0 - mean_abs_err(pred, target)
+
+    def dice(pred, y):
+        return 1.0 - mean_abs_err(pred, y)
+
+    for metric in (Dice(), dice):
+        for cb in (EarlyStopping(monitor="val_dice", patience=1),
+                   ModelCheckpoint(tmp_path / "best.npz", monitor="val_dice",
+                                   save_best_only=True),
+                   ReduceLROnPlateau(monitor="val_dice", patience=0)):
+            model, x, y = _regression(metric)
+            before = model.get_weights()
+            with pytest.raises(ValueError, match=re.escape(
+                    f"{type(cb).__name__} cannot tell whether to maximise or minimise "
+                    f"'val_dice' (a metric that does not say its direction): pass "
+                    f"mode='max' or mode='min', or set higher_is_better on the metric")):
+                model.fit(x, y, epochs=3, verbose=0, validation_split=0.25, callbacks=[cb])
+            assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), before))
+    # said by mode=, or by the metric (1/0 too): a rising score is kept, no early stop
+    Dice.higher_is_better = 1
+    for metric, mode in ((Dice(), "auto"), (dice, "max")):
+        model, x, y = _regression(metric)
+        made = [EarlyStopping(monitor="val_dice", patience=1, mode=mode),
+                ModelCheckpoint(tmp_path / "best.npz", monitor="val_dice",
+                                save_best_only=True, mode=mode)]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # (saved by its name only)
+            history = model.fit(x, y, epochs=6, verbose=0, validation_split=0.25,
+                                callbacks=made, seed=0)
+        scores = history.history["val_dice"]
+        assert all(b > a for a, b in zip(scores, scores[1:]))  # it rises at every epoch
+        assert [cb.mode for cb in made] == ["max"] * 2 and history.stop_reason is None
+        assert made[0].best == made[1].best == scores[-1]
 
 
 def test_a_metric_of_the_users_says_its_direction_or_has_its_names():
     # "the user says so": an attribute of the function, a subclass's class
     # attribute; else the direction of the built-in metric of its name (a
-    # function named mse is an error), else Keras' name rule
+    # function named mse is an error); else refused (no guess from "acc")
     from tinynet.metrics import Metric
 
     def score(pred, y):
@@ -1072,23 +1102,34 @@ def test_a_metric_of_the_users_says_its_direction_or_has_its_names():
         return mean_abs_err(pred, y)
 
     for metric, name, mode in ((score, "score", "max"), (r2, "r2", "max"),
-                               (mse, "mse", "min"), (Wrongness(), "wrongness", "min"),
+                               (mse, "mse", "min"), (Wrongness(), "wrongness", None),
                                (Rightness(), "rightness", "max"),
-                               (acc_gap, "acc_gap", "max")):  # Keras: "acc" in the name
+                               (acc_gap, "acc_gap", None)):  # not Keras' "acc" guess
         model, x, y = _regression(metric)
         stop = EarlyStopping(monitor=f"val_{name}", patience=20)
-        model.fit(x, y, epochs=1, verbose=0, validation_split=0.25, callbacks=[stop])
-        assert stop.mode == mode, name
+        if mode is None:
+            with pytest.raises(ValueError, match=f"cannot tell whether to maximise or "
+                                                 f"minimise 'val_{name}'"):
+                model.fit(x, y, epochs=1, verbose=0, validation_split=0.25, callbacks=[stop])
+        else:
+            model.fit(x, y, epochs=1, verbose=0, validation_split=0.25, callbacks=[stop])
+            assert stop.mode == mode, name
         assert tn.metrics.higher_is_better(name, tn.metrics.logged_metrics(model)) is (
-            None if name in ("wrongness", "acc_gap") else mode == "max")
+            None if mode is None else mode == "max")
 
     def worse(pred, y):
         return mean_abs_err(pred, y)
 
     worse.higher_is_better = "no"
-    with pytest.raises(TypeError, match="metric 'worse' expected higher_is_better as True, "
-                                        "False or None \\(not said\\), received 'no'"):
-        tn.metrics.get(worse)
+    for bad in ("no", 2, 0.5, np.float64(1.0)):
+        worse.higher_is_better = bad
+        with pytest.raises(TypeError, match="metric 'worse' expected higher_is_better as True, "
+                                            "False \\(1, 0\\) or None \\(not said\\), "
+                                            "received"):
+            tn.metrics.get(worse)
+    for said, higher in ((1, True), (0, False), (np.bool_(True), True), (np.int64(0), False)):
+        worse.higher_is_better = said
+        assert tn.metrics.get(worse).higher_is_better is higher
 
 
 def test_delta_m_asks_the_direction_of_a_metric_that_does_not_say_it():
@@ -1096,12 +1137,15 @@ def test_delta_m_asks_the_direction_of_a_metric_that_does_not_say_it():
     # cut by half scored -50 %
     model, x, y = _regression(mean_abs_err)
     now, base = {"mean_abs_err": 0.5}, {"mean_abs_err": 1.0}
-    with pytest.raises(ValueError, match="delta_m cannot tell whether higher or lower is "
-                                         "better for 'mean_abs_err'.*higher_is_better="
-                                         "\\{'mean_abs_err': False\\}"):
-        tn.mtl.delta_m(now, base, model=model)
+    for given in ({"model": model}, {}):  # without the model: no guess from the name either
+        with pytest.raises(ValueError, match="delta_m cannot tell whether to maximise or "
+                                             "minimise 'mean_abs_err'.*higher_is_better="
+                                             "\\{'mean_abs_err': bool\\}"):
+            tn.mtl.delta_m(now, base, **given)
     assert tn.mtl.delta_m(now, base, {"mean_abs_err": False}, model=model) == 50.0
-    assert tn.mtl.delta_m(now, base) == -50.0  # by the name alone: documented guess
+    assert tn.mtl.delta_m(now, base, {"mean_abs_err": 0}) == 50.0
+    with pytest.raises(ValueError, match="'depth/abs_err'"):  # LibMTL's error: not guessed
+        tn.mtl.delta_m({"depth/abs_err": 0.5}, {"depth/abs_err": 1.0})
 
     def mae(pred, y):
         return mean_abs_err(pred, y)
@@ -1293,3 +1337,87 @@ def test_an_older_named_hook_reaching_the_loop_by_the_newer_name_is_called_once(
     mixed.on_batch_end(6)
     assert calls == [("begin", 5), ("child begin", 5), ("end", 5), ("child end", 5),
                      ("mixin end", 6), ("child end", 6)]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_callback_lines_go_to_fits_stream_once(capsys):
+    # EarlyStopping(verbose=1) wrote the stop reason to stdout, out of fit's
+    # stream=; now every callback line goes there, the reason exactly once
+    # whoever says it (the bar, EarlyStopping(verbose=1)), none if nobody does
+    x, y = _data()
+    for verbose in (0, 1, 2):
+        for said in (0, 1):
+            stream = io.StringIO()
+            history = _model().fit(x, y, epochs=5, verbose=verbose, stream=stream, callbacks=[
+                EarlyStopping(monitor="loss", patience=0, min_delta=100.0, verbose=said),
+                ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=said),
+                LearningRateScheduler(lambda epoch: 0.1 / (epoch + 1), verbose=said)])
+            out = stream.getvalue()
+            assert out.count(history.stop_reason) == (1 if verbose or said else 0)
+            assert ("reducing learning rate" in out) == bool(said)
+            assert ("learning rate set to 0.05" in out) == bool(said)
+            assert capsys.readouterr().out == ""
+
+
+def test_callback_lines_keep_epoch_order_behind_a_live_bar():
+    # EarlyStopping's stop reason came before the other callbacks' lines of
+    # the last epoch (they waited for the next epoch or the end of training)
+    x, y = _data()
+    stream = _Terminal()
+    history = _model().fit(x, y, epochs=5, verbose=1, stream=stream, callbacks=[
+        EarlyStopping(monitor="loss", patience=0, min_delta=100.0, verbose=1),
+        ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=1)])
+    lines = [line.split("\r")[-1] for line in stream.getvalue().split("\n")[:-1]]
+    assert [line[:12] for line in lines] == [
+        "Epoch 1/5  1", "Epoch 2/5  1", "Epoch 2: Red", history.stop_reason[:12]]
+    assert lines[-1] == history.stop_reason
+
+
+def test_callback_lines_without_a_bar_are_written_at_once_and_belong_to_their_run():
+    # A line said without a bar on the stream waited for the next epoch's
+    # start; a run interrupted (KeyboardInterrupt) never wrote its waiting
+    # lines, and the next run wrote them at its start
+    x, y = _data()
+    seen = []
+
+    class Look(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            seen.append(stream.getvalue())
+
+    stream = io.StringIO()
+    _model().fit(x, y, epochs=2, verbose=0, stream=stream, callbacks=[
+        ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=1), Look()])
+    assert seen == ["", "Epoch 2: ReduceLROnPlateau reducing learning rate to 0.01.\n"]
+
+    class Interrupt(Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise KeyboardInterrupt
+
+    plateau = ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=1)
+    model = _model()
+    first = _Terminal()  # (a live bar holds the lines until it ends its epoch's line)
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=3, verbose=1, stream=first, callbacks=[plateau, Interrupt()])
+    assert first.getvalue().endswith("\nEpoch 2: ReduceLROnPlateau reducing learning rate "
+                                     "to 0.01.\n")
+    second = io.StringIO()
+    model.fit(x, y, epochs=1, verbose=1, stream=second, callbacks=[plateau])
+    assert "reducing" not in second.getvalue()
+
+
+def test_a_model_trained_with_a_stream_still_copies_and_pickles(tmp_path):
+    # the run's CallbackLines (in the params its History keeps) held the
+    # stream (an open file, sys.stdout), which pickle refused
+    import copy
+    import pickle
+    x, y = _data()
+    model = _model()
+    with open(tmp_path / "log.txt", "w") as log:
+        model.fit(x, y, epochs=1, verbose=1, stream=log)
+    for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
+        np.testing.assert_array_equal(twin.predict(x), model.predict(x))

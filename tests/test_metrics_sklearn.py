@@ -357,7 +357,8 @@ def test_registry_names_and_history_keys():
     ("val_f1", "max"), ("f1", "max"), ("val_auc", "max"), ("val_r2", "max"),
     ("precision", "max"), ("val_recall", "max"), ("val_left/f1", "max"),
     ("val_top_3_accuracy", "max"), ("val_mse", "min"), ("val_loss", "min"),
-    ("val_my_acc", "max"), ("val_my_error", "min")])
+    ("val_acc", "max"), ("val_left/loss", "min"), ("val_accent/loss", "min"),
+    ("val_my_acc", None), ("val_my_error", None)])  # (None: asked again when training starts)
 def test_auto_mode_follows_the_registry(monitor, mode):
     assert tn.callbacks.EarlyStopping(monitor=monitor).mode == mode
     assert tn.callbacks.ModelCheckpoint("m.npz", monitor=monitor).mode == mode
@@ -370,7 +371,7 @@ def test_delta_m_takes_the_new_metrics_as_higher_is_better():
     assert all(g > 0 for g in gains.values())
     for name in ("precision", "recall", "f1", "auc", "r2"):
         assert metrics.higher_is_better(name) is True
-    assert metrics.higher_is_better("mae") is False and metrics.higher_is_better("loss") is None
+    assert metrics.higher_is_better("mae") is False and metrics.higher_is_better("loss") is False
 
 
 def test_thresholded_metrics_take_one_half_after_a_sigmoid():
@@ -469,7 +470,7 @@ def test_named_metrics_of_one_kind_compile_log_and_save_together(tmp_path):
                   metrics=[f1_micro, "f1", metrics.TopKAccuracy(2, name="top2")])
     stop = tn.callbacks.EarlyStopping(monitor="f1_micro", patience=5)
     plateau = tn.callbacks.ReduceLROnPlateau(monitor="top2", patience=5)
-    assert stop.mode == plateau.mode == "min"  # unknown before training: guessed from the name
+    assert stop.mode is plateau.mode is None  # unknown before training: not guessed
     history = model.fit(x, y, epochs=1, verbose=0, batch_size=64, callbacks=[stop, plateau])
     assert stop.mode == plateau.mode == "max"  # the model's metrics' direction
     predicted = model.predict(x).argmax(axis=1)

@@ -1178,6 +1178,15 @@ def test_evaluate_and_predict_take_keras_verbose(capsys):
     assert frames[0].startswith("evaluate   1/48 [>") and " ETA " in frames[0]
     assert frames[-1].startswith("evaluate  48/48 [====") and frames[-1].endswith("\n")
     assert f"auc: {quiet['auc']:.4f}" in frames[-1]
+    for verbose in ("auto", 2):  # "auto" draws the live bar as 1 (not one line, as 2)
+        for call in (model.evaluate, model.predict):
+            terminal = _Terminal()
+            call(*((x, y) if call == model.evaluate else (x,)), batch_size=1,
+                 verbose=verbose, stream=terminal)
+            frames = terminal.getvalue().split("\r")[1:]
+            label = call.__name__
+            assert (frames[-1].startswith(f"{label}  48/48 [====") if verbose == "auto"
+                    else frames == []), (label, verbose)
     for call in (lambda: model.evaluate(x, y, verbose=3), lambda: model.predict(x, verbose="1")):
         with pytest.raises(ValueError, match=r"\.(evaluate|predict) expected verbose 0, 1, 2 "
                                              r"or 'auto', received (3|'1')"):

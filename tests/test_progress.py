@@ -209,3 +209,30 @@ def test_fit_takes_keras_verbose_auto_as_1():
     with pytest.raises(ValueError, match="fit expected verbose 0, 1, 2 or 'auto', received "
                                          "'silent'"):
         _run(auto, verbose="silent")
+    # on a terminal "auto" draws the live bar (carriage-return frames) as 1
+    # does, and 2 does not (a StringIO above cannot tell "auto" from 2)
+    frames = {}
+    for verbose in ("auto", 1, 2):
+        stream = FakeTTY()
+        _run(stream, verbose=verbose)
+        frames[verbose] = stream.getvalue().split("\r")
+    for verbose in ("auto", 1):  # the first batch's frame, and each epoch's full bar
+        assert frames[verbose][1].startswith("Epoch 1/2   1/10 [")
+        assert [f[:22] for f in frames[verbose] if "10/10" in f] == \
+            ["Epoch 1/2  10/10 [====", "Epoch 2/2  10/10 [===="]
+    assert len(frames[2]) == 1  # no carriage return: one line per epoch
+
+
+def test_one_verbose_check_for_fit_the_callbacks_and_the_bar():
+    # progress.check_verbose took 1.0, the callbacks' checker refused 2
+    # (which Keras takes) and 1.0, ProgressBar had its own: one check now
+    from tinynet.callbacks import EarlyStopping
+    for bad in (1.0, "1", None):
+        with pytest.raises(ValueError, match="fit expected verbose 0, 1, 2 or 'auto'"):
+            _run(io.StringIO(), verbose=bad)
+        with pytest.raises(ValueError, match="EarlyStopping expected verbose 0, 1 or 2, "):
+            EarlyStopping(verbose=bad)
+        with pytest.raises(ValueError, match="ProgressBar expected verbose 1 or 2 \\(for "
+                                             "silence leave the bar out\\), received"):
+            ProgressBar(verbose=bad)
+    assert EarlyStopping(verbose=2).verbose == 2 and ProgressBar(verbose=True).verbose == 1

@@ -34,7 +34,9 @@ says, one that reads them now and then,
 batches it draws, and :class:`ModelCheckpoint` with an integer ``save_freq``,
 on the batches it saves after); else the batch logs hold the loss alone. ``self.model`` is the model
 being trained and ``self.params`` holds ``epochs``, ``steps`` (batches per
-epoch), ``batch_size``, ``n_samples``, ``verbose``, ``do_validation`` and,
+epoch), ``batch_size``, ``n_samples``, ``verbose``, ``do_validation``,
+``lines`` (:class:`CallbackLines`: where a callback's lines go, fit's
+stream, after the progress bar's epoch line) and,
 when the trainer knows them (``Sequential.fit`` does), ``metrics``: every key
 the epoch logs will hold when this callback's ``on_epoch_end`` sees them, so
 that a callback monitoring a key that will never be logged
@@ -64,11 +66,12 @@ import numpy as np
 
 from . import _userwarn
 from .atomic import check_target
-from .checks import check_bool, check_non_negative_int, did_you_mean
+from .checks import check_bool, check_non_negative_int, check_verbose, did_you_mean
 from .layers._checks import check_real
 
 
-__all__ = ["Callback", "CallbackList", "as_callback_list", "History", "TerminateOnNaN",
+__all__ = ["Callback", "CallbackList", "CallbackLines", "as_callback_list", "History",
+           "TerminateOnNaN",
            "CALLBACK_LOG_KEYS",
            "EarlyStopping",
            "ModelCheckpoint", "LearningRateScheduler", "ReduceLROnPlateau"]
@@ -157,26 +160,78 @@ class Callback:
         self.model.stop_training = True
 
 
-def _check_verbose(verbose, who: str) -> int:
-    """A callback's ``verbose``: 0 (silent) or 1 (a line when it acts), as
-    Keras' callbacks take it (True and False count as 1 and 0)."""
-    if verbose not in (0, 1) or isinstance(verbose, float):
-        raise ValueError(f"{who} expected verbose 0 or 1, received {verbose!r}")
-    return int(verbose)
+class CallbackLines:
+    """Where the callbacks' lines go during one ``fit`` run (``verbose=1`` of
+    :class:`EarlyStopping`, :class:`ModelCheckpoint`,
+    :class:`ReduceLROnPlateau`, and why training stopped): ``stream``, fit's
+    (``fit(stream=)``, default ``sys.stdout``), in the order they are said.
+
+    ``fit_loop`` makes one per run and passes it in the callbacks' params
+    (``params["lines"]``; fit's stream is its :attr:`stream`). A line is written at
+    once, unless a progress bar on the same stream has an epoch under way
+    (:meth:`hold`, from its ``on_epoch_begin``): a live bar's line would
+    take it inside, and a line said at the epoch's end would come before
+    the epoch's own line, so it waits until the bar has written that line
+    (:meth:`release`, in the same ``on_epoch_end`` round: no later), then
+    comes after it. Without a bar on that stream (``verbose=0``, a bar on
+    another stream) lines are written as they are said. Lines still waiting when a run
+    is interrupted (``KeyboardInterrupt``) are written by :meth:`flush`, in
+    ``fit_loop``'s ``finally``, on a line of their own: so they belong to
+    their run, never to the next one."""
+
+    def __init__(self, stream=None):
+        self.stream = sys.stdout if stream is None else stream
+        self._pending: list[str] = []
+        self._held = False
+        self._stop_reason_shown = False
+
+    def __deepcopy__(self, memo):
+        return self  # (a run's outlet, in the params a copied model's History keeps)
+
+    def __reduce__(self):
+        return CallbackLines, ()  # pickled: an outlet on sys.stdout (a stream does not pickle)
+
+    def say(self, line: str) -> None:
+        if self._held:
+            self._pending.append(line)
+        else:
+            self._write([line])
+
+    def hold(self) -> None:
+        self._held = True
+
+    def release(self) -> None:
+        self._held = False
+        self.flush()
+
+    def flush(self) -> None:
+        """Write the lines waiting (after ending an unfinished bar line)."""
+        if self._pending:
+            lines, self._pending = self._pending, []
+            if self._held:  # (interrupted mid-epoch: the bar's line is not ended)
+                self.stream.write("\n")
+            self._write(lines)
+
+    def say_stop_reason(self, model) -> None:
+        """Say why training stopped (``model.stop_reason``), once a run: the
+        progress bar says it at the end of training, and so does
+        ``EarlyStopping(verbose=1)``, whichever comes first."""
+        reason = getattr(model, "stop_reason", None)
+        if reason and not self._stop_reason_shown:
+            self._stop_reason_shown = True
+            self.say(reason)
+
+    def _write(self, lines) -> None:
+        for line in lines:
+            self.stream.write(f"{line}\n")
+        self.stream.flush()
 
 
-def show_stop_reason(model, out=None) -> None:
-    """Write why training stopped (``model.stop_reason``, if any) on a line of
-    ``out`` (default ``sys.stdout``), once per run: the progress bar does at
-    the end of training, and so does ``EarlyStopping(verbose=1)`` when it
-    stopped it; whichever comes first prints it (``fit_loop`` clears
-    ``model._stop_reason_shown`` when a run starts)."""
-    reason = getattr(model, "stop_reason", None)
-    if reason and not getattr(model, "_stop_reason_shown", False):
-        out = sys.stdout if out is None else out
-        out.write(f"{reason}\n")
-        out.flush()
-        model._stop_reason_shown = True
+def callback_lines(params: dict) -> CallbackLines:
+    """The run's :class:`CallbackLines` (``params["lines"]``); for a callback
+    driven by hand, without ``fit``, a new one on ``sys.stdout``."""
+    lines = params.get("lines")
+    return CallbackLines() if lines is None else lines
 
 
 def as_callback_list(callbacks, who: str = "fit") -> list:
@@ -378,24 +433,27 @@ class TerminateOnNaN(Callback):
             _userwarn.warn(reason, RuntimeWarning)
 
 
-def _resolve_mode(mode: str, monitor: str, who: str, model=None) -> str:
-    """``"min"`` or ``"max"``; for ``"auto"`` the monitored metric's direction,
-    from ``model``'s own metrics when given (a metric with a name of the
-    user's, ``F1Score(name="f1_micro")``), else from its name
-    (:func:`tinynet.metrics.higher_is_better`); for a key of no known
-    direction (a loss, a metric of the user's that does not say its own)
-    Keras' rule: maximised if it contains ``"acc"`` or ends in ``"auc"``,
-    minimised otherwise."""
+def _resolve_mode(mode: str, monitor: str, who: str, model=None):
+    """``"min"`` or ``"max"``; for ``"auto"`` the monitored key's direction
+    (:func:`tinynet.metrics.higher_is_better`: a key ending in ``"loss"``
+    minimised, a built-in metric's name its direction, a compiled metric of
+    ``model`` that declares ``higher_is_better`` that one). Without ``model``
+    (when the callback is made) a key of no known direction gives None, as
+    the model's metric may say it; with ``model`` (when training starts) it
+    is refused (``ValueError``: say ``mode``), never guessed -- a score of
+    the user's (``"dice"``) minimised would stop early and keep the worst
+    epoch."""
     if not isinstance(monitor, str) or not monitor:
         raise TypeError(f"{who} expected monitor as the name of a logged value "
                         f"('val_loss', 'accuracy'...), received {monitor!r}")
     if mode not in ("auto", "min", "max"):
         raise ValueError(f"{who} expected mode 'auto', 'min' or 'max', received {mode!r}")
     if mode == "auto":
-        from .metrics import higher_is_better, logged_metrics  # (no import of callbacks)
-        higher = higher_is_better(monitor, logged_metrics(model))
-        if higher is None:  # not a built-in metric: a loss, or a metric of the user's
-            higher = "acc" in monitor or monitor.endswith("auc")
+        from .metrics import direction, higher_is_better, logged_metrics  # (no cycle)
+        if model is None:
+            higher = higher_is_better(monitor)
+            return None if higher is None else ("max" if higher else "min")
+        higher = direction(monitor, logged_metrics(model), who, "pass mode='max' or mode='min'")
         return "max" if higher else "min"
     return mode
 
@@ -439,17 +497,18 @@ class _Monitoring(Callback):
     name, so that a bad mode or monitor is refused then, and again when
     training starts (:meth:`on_train_begin`), from the model's own metrics: a
     metric with a name of the user's, ``F1Score(name="f1_micro")``, has its
-    direction only there (:func:`_resolve_mode`).
+    direction only there (:func:`_resolve_mode`); a key whose direction is
+    still not known then is refused (``mode`` None until then).
 
-    ``verbose=1`` (Keras') prints a line when the callback acts (:meth:`_say`)."""
+    ``verbose=1`` (Keras'; 2 the same) prints a line when the callback acts
+    (:meth:`_say`)."""
 
     def __init__(self, monitor: str, mode: str, verbose: int = 0):
         super().__init__()
         self.monitor = monitor
         self._given_mode = mode
         self.mode = _resolve_mode(mode, monitor, type(self).__name__)
-        self.verbose = _check_verbose(verbose, type(self).__name__)
-        self._said: list[str] = []
+        self.verbose = check_verbose(verbose, type(self).__name__, auto=False)
 
     def on_train_begin(self, logs=None):
         """Refuse a monitor fit will not log (:func:`_check_monitor_is_logged`);
@@ -459,24 +518,11 @@ class _Monitoring(Callback):
         self.mode = _resolve_mode(self._given_mode, self.monitor, who, self.model)
 
     def _say(self, message: str) -> None:
-        """With ``verbose=1``, print ``message`` after the progress line of the
-        epoch: at the next epoch's start or the end of training
-        (:meth:`_print_said`). Printed from ``on_epoch_end`` it would land
-        inside the live bar's line, which the bar ends after the callbacks'
-        epoch-end hooks (and before the epoch's line printed by the bar)."""
+        """With ``verbose``, say ``message`` on fit's stream, in order with
+        the other callbacks' lines and after the epoch's live bar
+        (:class:`CallbackLines`)."""
         if self.verbose:
-            self._said.append(message)
-
-    def _print_said(self) -> None:
-        for message in self._said:
-            print(message)
-        self._said = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._print_said()
-
-    def on_train_end(self, logs=None):
-        self._print_said()
+            callback_lines(self.params).say(message)
 
 
 class _Monitor(_Monitoring):
@@ -539,11 +585,12 @@ class EarlyStopping(_Monitor):
         ``Metric.higher_is_better``) or of a built-in metric
         (:func:`tinynet.metrics.higher_is_better`: ``accuracy``, ``f1``, ``auc``,
         ``r2``... maximised, ``mse``, ``mae`` minimised), with or without
-        ``val_``; any other key -- a loss, a metric function or ``Metric``
+        ``val_``; a key ending in "loss" (``val_loss``, ``left/loss``) is
+        minimised. Any other key -- a metric function or ``Metric``
         subclass of the user's that does not say its direction -- is
-        maximised if its name contains "acc" or ends in "auc", minimised
-        otherwise, as Keras' "auto" (say ``mode="max"`` for a score of
-        your own, or set its ``higher_is_better``).
+        refused when training starts (``ValueError``), never guessed, as
+        Keras 3 refuses it: say ``mode="max"`` or ``"min"``, or set the
+        metric's ``higher_is_better``.
     restore_best_weights : bool, default False
         At the end of training, put back the weights of the best epoch
         (whether or not it beat ``baseline``).
@@ -558,8 +605,9 @@ class EarlyStopping(_Monitor):
         As in Keras: epochs before this index (counted from 0, as ``fit``'s
         ``initial_epoch``) are a warm-up, neither recorded as the best nor
         counted as waiting.
-    verbose : {0, 1}, default 0
-        1 (Keras') prints, at the end of training, why it stopped training
+    verbose : {0, 1, 2}, default 0
+        1 (Keras'; 2 the same) prints on fit's stream (:class:`CallbackLines`),
+        at the end of training, why it stopped training
         (the line :attr:`History.stop_reason` holds, which the progress bar
         of ``fit(verbose>0)`` then does not print again) and, when it puts
         the best weights back, which epoch's.
@@ -617,13 +665,11 @@ class EarlyStopping(_Monitor):
                        f"epoch(s) (best {best}{baseline}); stopped after epoch {epoch + 1}")
 
     def on_train_end(self, logs=None):
-        super().on_train_end(logs)
         if self.verbose and self.stopped_epoch is not None:
-            show_stop_reason(self.model)
+            callback_lines(self.params).say_stop_reason(self.model)
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
-            if self.verbose:
-                print(f"EarlyStopping: restored the weights of the best epoch, "
+            self._say(f"EarlyStopping: restored the weights of the best epoch, "
                       f"{self.best_epoch + 1} ({self.monitor} {self.best:.6g})")
 
 
@@ -655,10 +701,11 @@ class ModelCheckpoint(_Monitor):
         As in Keras, with ``save_best_only``: the best value to start from
         (that of a checkpoint saved by an earlier process), which a save
         must beat.
-    verbose : {0, 1}, default 0
-        1 (Keras') prints a line at each save (``"Epoch 3: val_loss improved
-        from 0.4 to 0.3, saving the model to ckpt.npz"``) and, with
-        ``save_best_only``, at each epoch that does not improve.
+    verbose : {0, 1, 2}, default 0
+        1 (Keras'; 2 the same) prints on fit's stream a line at each save
+        (``"Epoch 3: val_loss improved from 0.4 to 0.3, saving the model to
+        ckpt.npz"``) and, with ``save_best_only``, at each epoch that does
+        not improve.
 
     Saving goes through ``model.save`` (:func:`tinynet.io.save`), which is
     atomic: a crash mid-save leaves the previous checkpoint intact. With
@@ -841,8 +888,9 @@ class LearningRateScheduler(Callback):
         which sets each group from its own base rate; it must be made for the
         optimizer the model trains with (compiling again with a new one needs
         a new schedule).
-    verbose : int, default 0
-        1 prints the new rate at each change.
+    verbose : {0, 1, 2}, default 0
+        1 (or 2, the same) prints the new rate at each change, on fit's
+        stream (:class:`CallbackLines`).
 
     The rate the epoch used (the first group's, as this callback left it at
     the epoch's start) is logged as ``"lr"`` at its end, even when a callback
@@ -861,7 +909,7 @@ class LearningRateScheduler(Callback):
             raise TypeError(f"LearningRateScheduler expected a callable schedule, "
                             f"received {type(schedule).__name__}")
         self.schedule = schedule
-        self.verbose = _check_verbose(verbose, "LearningRateScheduler")
+        self.verbose = check_verbose(verbose, "LearningRateScheduler", auto=False)
         self._two_args = _takes_two_args(schedule)
         self._epoch_lr = None  # the rate the epoch runs at (on_epoch_begin), to log
 
@@ -890,7 +938,8 @@ class LearningRateScheduler(Callback):
                             else self.schedule(epoch))
         self._epoch_lr = float(optimizer.lr)
         if self.verbose and self._epoch_lr != old:
-            print(f"Epoch {epoch + 1}: learning rate set to {self._epoch_lr:.6g}")
+            callback_lines(self.params).say(f"Epoch {epoch + 1}: learning rate set to "
+                                            f"{self._epoch_lr:.6g}")
 
     def on_epoch_end(self, epoch, logs=None):
         _log_lr(self.model, logs, self._epoch_lr)
@@ -956,9 +1005,10 @@ class ReduceLROnPlateau(_Monitoring):
         cut after *more than* ``patience`` bad epochs (Keras cuts at
         ``patience``, one epoch sooner when ``patience >= 1``), and
         ``cooldown`` epochs after a cut count as good.
-    verbose : {0, 1}, default 0
-        1 (Keras') prints a line at each cut, after the epoch's progress
-        line: ``"Epoch 5: ReduceLROnPlateau reducing learning rate to 0.01."``
+    verbose : {0, 1, 2}, default 0
+        1 (Keras'; 2 the same) prints on fit's stream a line at each cut,
+        after the epoch's progress line: ``"Epoch 5: ReduceLROnPlateau
+        reducing learning rate to 0.01."``
         (each group's rate, for several parameter groups).
     **kwargs
         ``factor``, ``patience``, ``threshold``, ``threshold_mode``,
@@ -1002,7 +1052,8 @@ class ReduceLROnPlateau(_Monitoring):
         probe = dict(kwargs)
         min_lrs = probe.pop("min_lr", 0.0)
         for min_lr in min_lrs if isinstance(min_lrs, (list, tuple)) else [min_lrs]:
-            Plateau(SGD([Param(np.zeros(1))], lr=1.0), mode=self.mode, min_lr=min_lr, **probe)
+            Plateau(SGD([Param(np.zeros(1))], lr=1.0), mode=self.mode or "min", min_lr=min_lr,
+                    **probe)
 
     def on_train_begin(self, logs=None):
         from .optim import ReduceLROnPlateau as Plateau

@@ -27,6 +27,7 @@ __all__ = [
     "check_positive_int",
     "check_seed",
     "check_task_keys",
+    "check_verbose",
     "check_widths",
     "did_you_mean",
     "lookup",
@@ -470,3 +471,21 @@ def per_task(spec, tasks, what: str, who: str = "compile") -> dict:
         raise ValueError(f"{who} expected {len(tasks)} {'losses' if what == 'loss' else what} "
                          f"(one per task {tasks}{each}), received {len(spec)}")
     return dict(zip(tasks, spec))
+
+
+def check_verbose(verbose, who: str, *, levels=(0, 1, 2), auto: bool = True,
+                  hint: str = "") -> int:
+    """A ``verbose`` setting as an int, the one check of all of them: one of
+    ``levels`` as an integer (True and False count as 1 and 0; 1.0 or "1"
+    are refused), or Keras' ``"auto"`` when ``auto`` allows it, which is 1
+    (as Keras makes it outside a distribution strategy). ``fit``,
+    ``evaluate`` and ``predict`` take 0, 1, 2 and "auto"; the callbacks 0, 1
+    and 2 (``auto=False``; 2 is 1 for them, as Keras' callbacks take any
+    truthy value); :class:`~tinynet.progress.ProgressBar` 1 and 2."""
+    if auto and isinstance(verbose, str) and verbose == "auto":
+        return 1
+    if isinstance(verbose, (int, np.integer)) and verbose in levels:
+        return int(verbose)
+    names = [str(level) for level in levels] + (["'auto'"] if auto else [])
+    raise ValueError(f"{who} expected verbose {', '.join(names[:-1])} or {names[-1]}{hint}, "
+                     f"received {verbose!r}"[:300])

@@ -90,6 +90,7 @@ be 0.0, a value that looked like a real score).
 from __future__ import annotations
 
 import functools
+import numbers
 import re
 from typing import NamedTuple
 
@@ -99,7 +100,7 @@ from . import _userwarn
 from .checks import (as_array, as_float_array, as_float_targets, check_bool, check_labels,
                      check_positive_int, lookup)
 from .layers._checks import check_real
-from .losses import softmax
+from .losses import LOSSES, softmax
 from .output_losses import NormalizedOutputCrossEntropy, output_activation, row_probabilities
 
 __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precision", "Recall", "F1Score", "AUC",
@@ -107,7 +108,8 @@ __all__ = ["Metric", "UndefinedMetricError", "Accuracy", "TopKAccuracy", "Precis
            "accuracy", "top_k_accuracy", "precision", "recall", "f1", "auc", "r2", "mse",
            "mae", "get", "for_output", "to_config", "from_saved", "check_names",
            "validation_clashes",
-           "higher_is_better", "declared_direction", "logged_metrics", "METRICS"]
+           "higher_is_better", "direction", "declared_direction", "check_direction",
+           "logged_metrics", "METRICS", "LOWER_IS_BETTER"]
 
 
 def _as_pred(pred, who: str) -> np.ndarray:
@@ -277,12 +279,11 @@ class Metric:
     the user's that does not set it and of a metric function (unless the
     function has an attribute ``higher_is_better``, ``f.higher_is_better =
     False``), as Keras cannot tell the direction of a custom metric either.
-    A metric that does not say takes the direction of the built-in metric of
-    its name, if any (a function ``mse``: minimised); otherwise the
-    callbacks read the log key (maximised if it contains ``"acc"`` or ends in
-    ``"auc"``, minimised otherwise, as Keras' ``mode="auto"``) and
-    :func:`tinynet.mtl.delta_m` given the model asks for the direction.
-    tinynet's own metrics each say theirs.
+    (1 and 0 count as True and False). A metric that does not say takes the
+    direction of the built-in metric of its name, if any (a function
+    ``mse``: minimised); otherwise the callbacks' ``mode="auto"`` and
+    :func:`tinynet.mtl.delta_m` refuse it, asking for the direction, never
+    guess it (:func:`higher_is_better`). tinynet's own metrics each say theirs.
 
     ``name`` (every built-in metric takes it, as Keras' metrics) replaces the
     class's name (``"f1"``...) in the logs, :class:`~tinynet.History`, the
@@ -1264,26 +1265,71 @@ def get(spec) -> Metric:
                     f"{type(spec).__name__}")
 
 
+#: Names (the last part of a log key, without ``"val_"``; any case) of a
+#: known lower-is-better value besides the built-in metrics': every name of
+#: :mod:`tinynet.losses` (``cross_entropy``, ``huber``...) and the error
+#: names ``rmse``, ``error``, ``err`` (:func:`tinynet.mtl.delta_m` has read
+#: them so); a name ending in ``"loss"`` is one too (:func:`higher_is_better`).
+LOWER_IS_BETTER = frozenset({"rmse", "error", "err"} | {k.lower() for k in LOSSES}
+                            | {name for name, cls in METRICS.items()
+                               if cls.higher_is_better is False})
+
+
+def _key_name(key: str) -> str:
+    """The metric's own name in a log key: its last part, without ``"val_"``,
+    lower case, ``-`` as ``_`` (``"val_left/F1-Score"`` -> ``"f1_score"``)."""
+    name = key.rsplit("/", 1)[-1].lower().replace("-", "_")
+    return name[4:] if name.startswith("val_") else name
+
+
 def higher_is_better(name: str, logged: dict | None = None) -> bool | None:
-    """The direction of the metric a logged key names, or None for any other
-    key (a loss, a metric of the user's that does not say its direction). The
-    key may carry ``"val_"`` and a ``"<task>/"`` prefix: ``"val_f1"``,
-    ``"val_left/auc"``. ``logged`` (:func:`logged_metrics` of a model) is
-    asked first, so that a metric named by the user (``"f1_micro"``) has its
-    own direction; when it has none (None: a metric function, a subclass
-    that does not set it), or the key names no metric of the model, that of
-    the built-in metric of that name."""
-    unprefixed = name[4:] if name.startswith("val_") else name
-    if logged and unprefixed in logged:
-        own = declared_direction(logged[unprefixed])
-        if own is not None:
-            return own
-    key = name.rsplit("/", 1)[-1].lower().replace("-", "_")
-    key = key[4:] if key.startswith("val_") else key
+    """Whether higher is better for the value a log key names, or None when
+    that is not known. The one rule of the callbacks' ``mode="auto"`` and of
+    :func:`tinynet.mtl.delta_m` (:func:`direction` refuses the None), which
+    never guess (Keras 3's ``EarlyStopping`` refuses so too):
+
+    1. a metric of ``logged`` (:func:`logged_metrics` of a model) logged
+       under the key, or under the key without ``"val_"``, that declares
+       ``higher_is_better`` (:func:`declared_direction`) has that direction
+       (a metric named by the user, ``F1Score(name="f1_micro")``);
+    2. otherwise the metric's own name (:func:`_key_name`: the key's last
+       part, so that a task named ``"accent"`` does not make ``"accent/loss"``
+       a score) decides: a name ending in ``"loss"`` is minimised (False); a
+       built-in metric's name or alias (``accuracy``, ``acc``,
+       ``top_3_accuracy``, ``f1``, ``auc``, ``r2``..., ``mse``, ``mae``...)
+       has the built-in's direction; a loss or error name
+       (:data:`LOWER_IS_BETTER`) is minimised;
+    3. anything else -- a metric function or ``Metric`` subclass of the
+       user's that does not say its direction, under a name of its own
+       (``"dice"``) -- is None: not known."""
+    logged = logged or {}
+    for key in (name, name[4:] if name.startswith("val_") else name):
+        if key in logged:
+            own = declared_direction(logged[key])
+            if own is not None:
+                return own
+            break
+    key = _key_name(name)
+    if key.endswith("loss"):
+        return False
     if _TOP_K.fullmatch(key):
         return True
     cls = METRICS.get(key)
-    return None if cls is None else cls.higher_is_better
+    if cls is not None:
+        return cls.higher_is_better
+    return False if key in LOWER_IS_BETTER else None
+
+
+def direction(key: str, logged: dict | None, who: str, remedy: str) -> bool:
+    """:func:`higher_is_better` of ``key``, refusing a key of no known
+    direction with a ``ValueError`` that names ``who`` and ``remedy`` (how the
+    caller takes the direction instead)."""
+    higher = higher_is_better(key, logged)
+    if higher is None:
+        raise ValueError(f"{who} cannot tell whether to maximise or minimise {key!r} (a "
+                         f"metric that does not say its direction): {remedy}, or set "
+                         f"higher_is_better on the metric")
+    return higher
 
 
 def logged_metrics(model) -> dict:
@@ -1301,14 +1347,23 @@ def logged_metrics(model) -> dict:
 
 
 def declared_direction(metric) -> bool | None:
-    """``metric.higher_is_better``, which must be True, False or None (not said)."""
+    """``metric.higher_is_better``: True or False (or 1 and 0, Python's or
+    NumPy's bools and integers), or None: not said; anything else is refused."""
     higher = getattr(metric, "higher_is_better", None)
-    if higher is not None and not isinstance(higher, (bool, np.bool_)):
-        raise TypeError(f"metric {getattr(metric, 'name', getattr(metric, '__name__', metric))!r} "
-                        f"expected "
-                        f"higher_is_better as True, False or None (not said), received "
-                        f"{higher!r}"[:300])
-    return None if higher is None else bool(higher)
+    name = getattr(metric, "name", getattr(metric, "__name__", metric))
+    return check_direction(higher, f"metric {name!r}")
+
+
+def check_direction(higher, who: str) -> bool | None:
+    """A ``higher_is_better`` value: True/False or the integers 1/0 (of
+    Python or NumPy) as a bool, None as None; anything else (a string, 0.5,
+    2) a ``TypeError`` naming ``who``."""
+    if higher is None:
+        return None
+    if isinstance(higher, (numbers.Integral, np.bool_)) and higher in (0, 1):
+        return bool(higher)
+    raise TypeError(f"{who} expected higher_is_better as True, False (1, 0) or None (not "
+                    f"said), received {higher!r}"[:300])
 
 
 class _FunctionMetric(Metric):

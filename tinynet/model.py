@@ -64,7 +64,7 @@ from .output_losses import (NormalizedOutputCrossEntropy, for_output, output_act
 from .callbacks import CALLBACK_LOG_KEYS, Callback, as_callback_list
 from .progress import PassProgress, check_verbose
 from .training import (BUILD_STREAM, RunningMeans, batch_indices, check_targets, fit_loop,
-                       seed_rng)
+                       n_batches, seed_rng)
 
 __all__ = ["Sequential"]
 
@@ -793,7 +793,8 @@ class Sequential(Layer):
         once, unweighted (:class:`tinynet.metrics.MetricStates`). A ``"sum"``
         loss gives the batch sums' mean weighted by batch size, as Keras.
         ``progress`` shows the batches (the running values when its live bar
-        draws, as ``fit``'s) and the result."""
+        draws, as ``fit``'s); the caller ends it with the result (as the
+        multi-task model's :meth:`evaluate`)."""
         means, loss = metrics_mod.MetricStates(self.metrics), RunningMeans()
         sample_weight = summable_weights(sample_weight, largest_class_weight(self.loss))
         for batch, idx in enumerate(batch_indices(len(x), batch_size)):
@@ -806,10 +807,7 @@ class Sequential(Layer):
                 progress.batch_end(batch, lambda: {**loss.means(),
                                                    **means.results(running=True)})
         # every weight 0: no weighted mean; the loss of nothing is 0, as the losses say
-        logs = {"loss": loss.means().get("loss", 0.0), **means.results()}
-        if progress is not None:
-            progress.end(logs)
-        return logs
+        return {"loss": loss.means().get("loss", 0.0), **means.results()}
 
     def evaluate(self, x, y, batch_size: int = 32, sample_weight=None, verbose=0,
                  stream=None) -> dict:
@@ -838,8 +836,10 @@ class Sequential(Layer):
         x, y = self._check_xy(x, y, "evaluate")
         w = None if sample_weight is None else as_sample_weight(sample_weight, len(x),
                                                                 f"{self._who}.evaluate")
-        return self._evaluate_arrays(x, y, batch_size, w, PassProgress(
-            verbose, -(-len(x) // batch_size), "evaluate", stream))
+        progress = PassProgress(verbose, n_batches(len(x), batch_size), "evaluate", stream)
+        logs = self._evaluate_arrays(x, y, batch_size, w, progress)
+        progress.end(logs)
+        return logs
 
     def predict(self, x, batch_size: int = 32, verbose=0, stream=None) -> np.ndarray:
         """The model's raw output for ``x`` (logits for a classifier, or
@@ -855,7 +855,7 @@ class Sequential(Layer):
         batch_size = check_batch_size(batch_size, f"{self._who}.predict")
         verbose = check_verbose(verbose, f"{self._who}.predict")
         x = self._check_x(x, "predict")
-        progress = PassProgress(verbose, -(-len(x) // batch_size), "predict", stream)
+        progress = PassProgress(verbose, n_batches(len(x), batch_size), "predict", stream)
         outputs = []
         for batch, start in enumerate(range(0, len(x), batch_size)):
             outputs.append(self.forward(x[start:start + batch_size], training=False))

@@ -35,22 +35,11 @@ from __future__ import annotations
 import sys
 import time
 
-from .callbacks import Callback, logged_value, show_stop_reason
-from .checks import check_positive_int
+from .callbacks import Callback, CallbackLines, callback_lines, logged_value
+from .checks import check_positive_int, check_verbose
 from .layers._checks import check_real
 
 __all__ = ["ProgressBar", "PassProgress", "check_verbose", "format_logs", "format_seconds"]
-
-
-def check_verbose(verbose, who: str) -> int:
-    """The ``verbose`` of ``fit``, ``evaluate`` and ``predict``: 0 (silent),
-    1, 2 or Keras' ``"auto"``, which is 1 (as Keras makes it outside a
-    distribution strategy); True and False count as 1 and 0."""
-    if isinstance(verbose, str) and verbose == "auto":
-        return 1
-    if isinstance(verbose, str) or verbose not in (0, 1, 2):
-        raise ValueError(f"{who} expected verbose 0, 1, 2 or 'auto', received {verbose!r}")
-    return int(verbose)
 
 
 def format_seconds(seconds: float) -> str:
@@ -107,10 +96,8 @@ class ProgressBar(Callback):
     def __init__(self, verbose: int = 1, stream=None, width: int = 30,
                  max_rate: float = 10.0, clock=time.monotonic):
         super().__init__()
-        if verbose not in (1, 2):  # as fit, True counts as 1
-            raise ValueError(f"ProgressBar expected verbose 1 or 2 (for silence leave the "
-                             f"bar out), received {verbose!r}")
-        self.verbose = int(verbose)
+        self.verbose = check_verbose(verbose, "ProgressBar", levels=(1, 2), auto=False,
+                                     hint=" (for silence leave the bar out)")
         self.stream = stream
         self.width = check_positive_int(width, "ProgressBar", "width")
         self.min_interval = 1.0 / check_real(max_rate, "ProgressBar", "max_rate", low=0.0,
@@ -137,6 +124,10 @@ class ProgressBar(Callback):
                             f"write method (sys.stdout, an open file, io.StringIO), "
                             f"received {type(self._out).__name__} ({self._out!r})"[:200])
         self._live = self.verbose == 1 and _is_tty(self._out)
+        # the callbacks' lines on this stream wait for the epoch's line (inside a
+        # live bar's they would break it; before a line's they would precede their epoch)
+        lines = callback_lines(self.params)
+        self._lines = lines if lines.stream is self._out else CallbackLines(self._out)
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch_start = self.clock()
@@ -145,6 +136,7 @@ class ProgressBar(Callback):
         self._epoch_label = f"Epoch {epoch + 1}/{self.params.get('epochs', '?')}"
         self._done = 0
         self._asked = None
+        self._lines.hold()
 
     def reads_batch_metrics(self) -> bool:
         # not on every batch: the live bar reads them on the batches it draws
@@ -195,9 +187,10 @@ class ProgressBar(Callback):
         else:
             self._out.write(f"{self._epoch_label} - {elapsed}{format_logs(logs or {})}\n")
         self._out.flush()
+        self._lines.release()  # the callbacks' lines of the epoch, after its line
 
     def on_train_end(self, logs=None):
-        show_stop_reason(self.model, self._out)  # (unless EarlyStopping(verbose=1) did)
+        self._lines.say_stop_reason(self.model)  # (unless EarlyStopping(verbose=1) did)
 
     def _bar(self, done: int, steps: int) -> str:
         digits = len(str(steps))

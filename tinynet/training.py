@@ -67,12 +67,13 @@ from __future__ import annotations
 import numpy as np
 
 from . import _userwarn
-from .callbacks import Callback, CallbackList, History, TerminateOnNaN, as_callback_list
+from .callbacks import (Callback, CallbackLines, CallbackList, History, TerminateOnNaN,
+                        as_callback_list)
 from .checks import check_bool, check_non_negative_int, check_positive_int, check_seed
 from .metrics import MetricStates
 from .progress import ProgressBar, check_verbose
 
-__all__ = ["fit_loop", "batch_indices", "epoch_rng", "seed_rng", "History",
+__all__ = ["fit_loop", "batch_indices", "n_batches", "epoch_rng", "seed_rng", "History",
            "RunningMeans", "SHUFFLE_STREAM", "LAYER_STREAM", "BUILD_STREAM", "CHECK_ELEMENTS",
            "check_targets"]
 
@@ -97,6 +98,13 @@ def batch_indices(n_samples: int, batch_size: int, rng: np.random.Generator | No
     """
     order = rng.permutation(n_samples) if rng is not None else np.arange(n_samples)
     return [order[start:start + batch_size] for start in range(0, n_samples, batch_size)]
+
+
+def n_batches(n_samples: int, batch_size: int) -> int:
+    """How many batches :func:`batch_indices` makes: ``ceil(n_samples /
+    batch_size)``, in integers (``fit``'s steps, ``evaluate``'s and
+    ``predict``'s progress)."""
+    return -(-n_samples // batch_size)
 
 
 #: :func:`check_targets` makes zero predictions of at most this many elements
@@ -285,10 +293,13 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     callbacks : list of Callback, optional
         A single Callback is taken as a list of one.
     verbose : {0, 1, 2, "auto"}
-        See :mod:`tinynet.progress` ("auto", Keras' default, is 1). A :class:`~tinynet.progress.ProgressBar`
-        among ``callbacks`` is used instead of the one ``verbose`` would add.
+        See :mod:`tinynet.progress` ("auto", Keras' default, is 1). A
+        :class:`~tinynet.progress.ProgressBar` among ``callbacks`` is used
+        instead of the one ``verbose`` would add.
     stream : file-like, optional
-        Where progress goes (default ``sys.stdout``).
+        Where progress and the callbacks' lines go (default ``sys.stdout``,
+        looked up when the run starts; ``params["lines"]``,
+        :class:`~tinynet.callbacks.CallbackLines`).
     terminate_on_nan : bool, default True
         Add :class:`~tinynet.callbacks.TerminateOnNaN`.
     log_keys : list of str, optional
@@ -328,10 +339,12 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
     if verbose and not any(isinstance(cb, ProgressBar) for cb in callbacks):
         chain.append(ProgressBar(verbose=verbose, stream=stream))
     cbs = CallbackList(chain)
-    steps = -(-n_samples // batch_size)
+    steps = n_batches(n_samples, batch_size)
     cbs.set_model(model)
+    lines = CallbackLines(stream)  # the callbacks' lines of this run, on fit's stream
     params = {"epochs": epochs, "steps": steps, "batch_size": batch_size,
-              "n_samples": n_samples, "verbose": verbose, "do_validation": validate is not None}
+              "n_samples": n_samples, "verbose": verbose, "do_validation": validate is not None,
+              "lines": lines}
     if log_keys is not None:
         if isinstance(log_keys, str) or not all(isinstance(k, str) for k in log_keys):
             raise TypeError(f"fit_loop expected log_keys as a list of key names, received "
@@ -348,39 +361,41 @@ def fit_loop(model, train_step, n_samples: int, *, epochs: int = 1, batch_size: 
 
     model.stop_training = False
     model.stop_reason = None
-    model._stop_reason_shown = False  # (callbacks.show_stop_reason)
-    cbs.on_train_begin()
-    _refuse_a_last_batch_of_one(model, n_samples, batch_size)  # (a callback may unfreeze one)
-    # (asked after on_train_begin: a progress bar knows then if it draws live)
-    every_batch_reads = cbs.reads_batch_metrics()
-    logs = None  # what on_train_end receives: the last epoch's logs, as Keras
-    looked = False  # whether anything trains: asked at the first step, after the callbacks
-    for epoch in range(initial_epoch, epochs):
-        if seed is not None and hasattr(model, "set_rng"):
-            model.set_rng(epoch_rng(seed, epoch, LAYER_STREAM))
-        order_rng = None
-        if shuffle:
-            order_rng = run_rng if seed is None else epoch_rng(seed, epoch, SHUFFLE_STREAM)
-        cbs.on_epoch_begin(epoch)
-        _refuse_a_last_batch_of_one(model, n_samples, batch_size)  # (GradualUnfreezing)
-        running = RunningMeans()
-        for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):
-            cbs.on_train_batch_begin(batch)
-            if not looked:  # (a callback may unfreeze layers first: GradualUnfreezing)
-                _warn_if_nothing_trains(model)
-                looked = True
-            running.add(*_logs_and_weights(train_step(idx), len(idx)))
-            # the running metrics for a callback that reads them after every
-            # batch, or after this one (the live bar, on the batches it draws)
-            read = every_batch_reads or cbs.reads_batch_metrics_at(batch)
-            cbs.on_train_batch_end(batch, running.means(deferred=read))
+    try:
+        cbs.on_train_begin()
+        _refuse_a_last_batch_of_one(model, n_samples, batch_size)  # (a callback may unfreeze one)
+        # (asked after on_train_begin: a progress bar knows then if it draws live)
+        every_batch_reads = cbs.reads_batch_metrics()
+        logs = None  # what on_train_end receives: the last epoch's logs, as Keras
+        looked = False  # whether anything trains: asked at the first step, after the callbacks
+        for epoch in range(initial_epoch, epochs):
+            if seed is not None and hasattr(model, "set_rng"):
+                model.set_rng(epoch_rng(seed, epoch, LAYER_STREAM))
+            order_rng = None
+            if shuffle:
+                order_rng = run_rng if seed is None else epoch_rng(seed, epoch, SHUFFLE_STREAM)
+            cbs.on_epoch_begin(epoch)
+            _refuse_a_last_batch_of_one(model, n_samples, batch_size)  # (GradualUnfreezing)
+            running = RunningMeans()
+            for batch, idx in enumerate(batch_indices(n_samples, batch_size, order_rng)):
+                cbs.on_train_batch_begin(batch)
+                if not looked:  # (a callback may unfreeze layers first: GradualUnfreezing)
+                    _warn_if_nothing_trains(model)
+                    looked = True
+                running.add(*_logs_and_weights(train_step(idx), len(idx)))
+                # the running metrics for a callback that reads them after every
+                # batch, or after this one (the live bar, on the batches it draws)
+                read = every_batch_reads or cbs.reads_batch_metrics_at(batch)
+                cbs.on_train_batch_end(batch, running.means(deferred=read))
+                if model.stop_training:
+                    break
+            logs = running.means()
+            if validate is not None:  # also after a stop mid-epoch, as Keras
+                logs.update({f"val_{key}": value for key, value in validate().items()})
+            cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
-        logs = running.means()
-        if validate is not None:  # also after a stop mid-epoch, as Keras
-            logs.update({f"val_{key}": value for key, value in validate().items()})
-        cbs.on_epoch_end(epoch, logs)
-        if model.stop_training:
-            break
-    cbs.on_train_end(logs)
+        cbs.on_train_end(logs)
+    finally:  # (interrupted: the lines said so far are this run's, written now)
+        lines.flush()
     return history

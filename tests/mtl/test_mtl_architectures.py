@@ -242,14 +242,17 @@ def test_delta_m():
     with pytest.raises(ValueError, match="non-zero baseline"):
         tn.mtl.delta_m({"a/accuracy": 1.0}, {"a/accuracy": 0.0})
     # a negative baseline (a log-likelihood): a rise is still a gain
-    assert tn.mtl.delta_m({"a/loglik": -0.9}, {"a/loglik": -1.0}) == pytest.approx(10.0)
+    assert tn.mtl.delta_m({"a/loglik": -0.9}, {"a/loglik": -1.0},
+                          {"a/loglik": True}) == pytest.approx(10.0)
 
 
 def test_delta_m_refuses_a_direction_for_a_metric_it_does_not_score():
     base = {"a/f1_error_rate": 0.2, "b/accuracy": 0.5}
     now = {"a/f1_error_rate": 0.1, "b/accuracy": 0.5}
-    # The direction given for the right name turns the sign...
-    assert tn.mtl.delta_m(now, base) == pytest.approx(-25.0)
+    # The direction given for the right name is taken (not known otherwise)...
+    with pytest.raises(ValueError, match="delta_m cannot tell whether to maximise or minimise "
+                                         "'a/f1_error_rate'.*higher_is_better="):
+        tn.mtl.delta_m(now, base)
     assert tn.mtl.delta_m(now, base, {"a/f1_error_rate": False}) == pytest.approx(25.0)
     # ...and a misspelt one was ignored: -25 % reported for a 50 % error cut.
     with pytest.raises(ValueError, match="higher_is_better for \\['a/f1_err_rate'\\], which "
@@ -284,7 +287,7 @@ def test_delta_m_scores_every_loss_and_error_name_lower_is_better(name):
     ({"a/acc": 1.0}, {"a/acc": 2.0}, ["a/acc"], TypeError,
      r"delta_m expected higher_is_better as a dict \{name: bool\}, received list"),
     ({"a/acc": 1.0}, {"a/acc": 2.0}, {"a/acc": "no"}, TypeError,
-     r"delta_m expected higher_is_better\['a/acc'\] as a bool, received 'no'"),
+     r"delta_m's higher_is_better\['a/acc'\] expected higher_is_better as True, False"),
 ])
 def test_delta_m_arguments_of_the_wrong_kind_are_refused(metrics, baselines, higher, error,
                                                          message):
@@ -359,9 +362,11 @@ def test_delta_m_reads_directions_from_the_models_metric_objects():
                            "b": [metrics.MeanAbsoluteError(name="err_acc")]})
     now = {"a/err": 0.6, "b/err_acc": 0.5, "a/loss": 0.5}
     base = {"a/err": 0.5, "b/err_acc": 1.0, "a/loss": 1.0}
-    # by the names alone: err an error (lower), err_acc (not a known name) higher
-    assert tn.mtl.metrics.relative_gains(now, base) == pytest.approx(
+    # by the names alone: err an error (lower), err_acc (not a known name) refused
+    assert tn.mtl.metrics.relative_gains(now, base, {"b/err_acc": True}) == pytest.approx(
         {"a/err": -20.0, "b/err_acc": -50.0, "a/loss": 50.0})
+    with pytest.raises(ValueError, match="'b/err_acc'"):
+        tn.mtl.metrics.relative_gains(now, base)
     # the model's objects: an F1 (higher), a mean absolute error (lower); a key
     # without a metric object (a loss) keeps its name's direction
     assert tn.mtl.metrics.relative_gains(now, base, model=model) == pytest.approx(

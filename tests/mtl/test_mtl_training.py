@@ -729,7 +729,7 @@ def test_a_monitor_of_a_key_fit_never_logs_is_refused_before_training():
     model, x, y = _fit_setup("dwa")
     for monitor in ("val_cls/accuracy", "reg/loss", "cls/weight"):
         model.fit(x, y, epochs=1, verbose=0, validation_data=(x, y),
-                  callbacks=[tn.callbacks.EarlyStopping(monitor=monitor)])
+                  callbacks=[tn.callbacks.EarlyStopping(monitor=monitor, mode="max")])
 
 
 def test_a_sum_loss_logs_the_mean_batch_sum_in_fit_validation_and_evaluate():

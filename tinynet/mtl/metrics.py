@@ -26,50 +26,9 @@ from .. import metrics as metrics_mod
 
 __all__ = ["delta_m", "relative_gains"]
 
-#: Metric names for which lower is better (anything else: higher is better):
-#: ``loss``, ``rmse``, ``error``, ``err``, every name of :mod:`tinynet.losses`
-#: (``cross_entropy``, ``huber``, ``mean_squared_error``...) and every name of
-#: the metrics of :mod:`tinynet.metrics` whose ``higher_is_better`` is False
-#: (``mse``, ``mae`` and their aliases; ``f1``, ``auc``, ``r2``... are higher-is-better).
-LOWER_IS_BETTER = ({"loss", "rmse", "error", "err"} | set(losses_mod.LOSSES)
-                   | {name for name, cls in metrics_mod.METRICS.items()
-                      if not cls.higher_is_better})
-
-
-def _lower_is_better(name: str) -> bool:
-    return name.split("/")[-1].lower() in LOWER_IS_BETTER
-
-
-def _direction(key: str, name: str, metric) -> bool:
-    """Whether higher is better for ``key`` (whose training key is ``name``):
-    the direction of the model's metric ``metric`` logged so (None: no such
-    metric), unless it says none (``higher_is_better`` None: a metric
-    function, a ``Metric`` subclass of the user's that does not set it);
-    then the name's when it is known (:data:`LOWER_IS_BETTER`, or a built-in
-    metric's name: a function named ``mse``), else -- rather than guess the
-    sign of the gain -- a ``ValueError`` asking for it. A key of no metric of
-    the model: the name's, and any other name is higher-is-better."""
-    own = None if metric is None else metrics_mod.declared_direction(metric)
-    if own is not None:
-        return own
-    if _lower_is_better(name):
-        return False
-    known = metrics_mod.higher_is_better(name)
-    if known is not None:
-        return known
-    if metric is not None:
-        raise ValueError(f"delta_m cannot tell whether higher or lower is better for {key!r}: "
-                         f"the model's metric {metric.name!r} does not say (a metric function "
-                         f"or Metric subclass of your own); pass higher_is_better="
-                         f"{{{key!r}: False}} (or True), or set its higher_is_better")
-    return True
-
-
-def _without_val(key: str) -> str:
-    """The training log key of a validation one: ``"val_mae"`` -> ``"mae"``
-    (a Sequential's), ``"val_left/mae"`` -> ``"left/mae"`` (a multi-task
-    model's); any other key as it is."""
-    return key[len("val_"):] if key.startswith("val_") else key
+#: Metric names for which lower is better besides a name ending in ``loss``
+#: and the built-in metrics' (:data:`tinynet.metrics.LOWER_IS_BETTER`).
+LOWER_IS_BETTER = metrics_mod.LOWER_IS_BETTER
 
 
 def _check_number(value, what: str) -> None:
@@ -103,13 +62,14 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None, *,
         of that log key says (``Metric.higher_is_better``: one named by the
         user too, ``"left/f1_err"``, as the callbacks' ``mode="auto"`` reads
         it, :func:`tinynet.metrics.logged_metrics`); else read from the name's
-        last part (``loss``, ``mse``, ``mae``, the loss names ... are
-        lower-is-better, :data:`LOWER_IS_BETTER`; case does not matter; any
-        other name higher-is-better) -- except that a metric of ``model``
-        that does not say its direction (a metric function, a ``Metric``
-        subclass without ``higher_is_better``) and whose name is none of
-        tinynet's is refused (``ValueError``): say its direction in
-        ``higher_is_better``. A
+        last part (a name ending in ``loss``, ``mse``, ``mae``, the loss
+        names ... are lower-is-better, :data:`LOWER_IS_BETTER`; the built-in
+        metrics' names have their direction; case does not matter), as the
+        callbacks' ``mode="auto"`` reads it
+        (:func:`tinynet.metrics.higher_is_better`). Any other name (LibMTL's
+        ``"depth/abs_err"``, a metric of ``model`` that does not say its
+        direction) is refused (``ValueError``), not guessed: say its
+        direction in ``higher_is_better``. A
         validation key (``"val_loss"``, ``"val_mae"``, ``"val_left/f1_err"``)
         has the direction of its training key (the key without ``"val_"``),
         unless the model logs a metric under the key itself.
@@ -131,10 +91,13 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None, *,
     if not isinstance(higher_is_better, dict):
         raise TypeError(f"delta_m expected higher_is_better as a dict {{name: bool}}, "
                         f"received {type(higher_is_better).__name__}")
-    for key, higher in higher_is_better.items():
-        if not isinstance(higher, (bool, np.bool_)):
-            raise TypeError(f"delta_m expected higher_is_better[{key!r}] as a bool, received "
-                            f"{higher!r}")
+    higher_is_better = {key: metrics_mod.check_direction(higher,
+                                                         f"delta_m's higher_is_better[{key!r}]")
+                        for key, higher in higher_is_better.items()}
+    nones = sorted(str(k) for k, higher in higher_is_better.items() if higher is None)
+    if nones:
+        raise TypeError(f"delta_m expected higher_is_better[...] as True or False, received "
+                        f"None for {nones}")
     gains = {}
     unknown = sorted(str(k) for k in higher_is_better if k not in baselines)
     if unknown:  # a misspelt name would leave its metric's direction to the guess
@@ -153,11 +116,11 @@ def relative_gains(metrics: dict, baselines: dict, higher_is_better=None, *,
             raise ValueError(f"delta_m expected a finite metric {key!r}, received "
                              f"{metrics[key]}")
         # a validation key ("val_loss", "val_left/f1_err") has its metric's direction
-        name = key if key in logged else _without_val(key)
         if key in higher_is_better:
-            higher = bool(higher_is_better[key])
+            higher = higher_is_better[key]
         else:
-            higher = _direction(key, name, logged.get(name))
+            higher = metrics_mod.direction(key, logged, "delta_m",
+                                           f"pass higher_is_better={{{key!r}: bool}}")
         sign = 1.0 if higher else -1.0
         gains[key] = sign * (float(metrics[key]) - base) / abs(base) * 100.0
     return gains

@@ -89,7 +89,7 @@ from ..layers._checks import check_real
 from ..output_losses import for_output
 from ..param import ensure_flat
 from ..progress import PassProgress, check_verbose
-from ..training import RunningMeans, batch_indices, check_targets, fit_loop
+from ..training import RunningMeans, batch_indices, check_targets, fit_loop, n_batches
 from . import weighting as weighting_mod
 
 
@@ -830,7 +830,7 @@ class MultiTaskTraining:
         batch_size = check_batch_size(batch_size, "predict")
         verbose = check_verbose(verbose, "predict")
         xs = self._inputs(x, "predict")
-        progress = PassProgress(verbose, -(-len(xs[0]) // batch_size), "predict", stream)
+        progress = PassProgress(verbose, n_batches(len(xs[0]), batch_size), "predict", stream)
         outs = self._predict_lists(xs, batch_size, progress)
         progress.end()
         return dict(zip(self.output_names, outs))
@@ -848,7 +848,8 @@ class MultiTaskTraining:
         verbose = check_verbose(verbose, "evaluate")
         data = self._data(x, y, mask, "evaluate", sample_weight)
         self._check_targets(*data[1:], "evaluate")  # errors that name the task
-        progress = PassProgress(verbose, -(-len(data[0][0]) // batch_size), "evaluate", stream)
+        progress = PassProgress(verbose, n_batches(len(data[0][0]), batch_size), "evaluate",
+                                stream)
         logs = self._evaluate_data(*data, batch_size, progress=progress)
         progress.end(logs)
         return logs
