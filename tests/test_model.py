@@ -562,7 +562,7 @@ def test_predict_classes_labels_a_nan_output_no_class(units, activation, outputs
     # predict_classes(x) == y counted a diverged model right on class 0
     model = tn.Sequential([Dense(units, activation=activation, input_dim=2)])
     outputs = np.array(outputs, np.float32)
-    model.predict = lambda x, batch_size=32: outputs
+    model.predict = lambda x, batch_size=32, **progress: outputs   # (verbose, stream)
     labels = model.predict_classes(np.zeros((3, 2), np.float32))
     assert labels.dtype == np.int64 and labels.tolist() == expected
     # one rule: the compiled "accuracy" counts a sample right iff predict_classes does
