@@ -1421,3 +1421,40 @@ def test_a_model_trained_with_a_stream_still_copies_and_pickles(tmp_path):
         model.fit(x, y, epochs=1, verbose=1, stream=log)
     for twin in (pickle.loads(pickle.dumps(model)), copy.deepcopy(model)):
         np.testing.assert_array_equal(twin.predict(x), model.predict(x))
+
+
+@pytest.mark.parametrize("weighting", ["uncertainty", "gradnorm"])
+def test_early_stopping_restores_a_multi_task_weightings_learned_parameters(weighting):
+    # restore_best_weights put back get_weights() (the network) only: the
+    # weighting's learned s_t / w_t stayed at the last epoch's, beside the
+    # best epoch's network they were not trained with
+    from tinynet.layers import Dense
+    rng = np.random.default_rng(0)
+    x, xv = rng.standard_normal((64, 4)), rng.standard_normal((32, 4))
+    y = {"a": x[:, :1] * 2, "b": rng.standard_normal((64, 1)) * 3}
+    yv = {"a": xv[:, :1] * 2, "b": rng.standard_normal((32, 1)) * 3}
+
+    class Record(Callback):
+        def on_train_begin(self, logs=None):
+            self.epochs = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs.append((logs["val_loss"], self.model.get_weights(),
+                                [p.value.copy() for p in self.model.weighting.parameters()]))
+
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(8, activation="tanh", seed=0)],
+                               heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]},
+                               dtype="float64")
+    model.compile(tn.optim.Adam(lr=0.05), loss="mse", weighting=weighting)
+    record = Record()
+    stop = EarlyStopping(monitor="val_loss", patience=3, restore_best_weights=True)
+    model.fit(x, y, epochs=40, batch_size=16, verbose=0, seed=0, validation_data=(xv, yv),
+              callbacks=[record, stop])
+    best = int(np.argmin([loss for loss, _, _ in record.epochs]))
+    assert stop.stopped_epoch is not None and best < len(record.epochs) - 1
+    _, weights, learned = record.epochs[best]
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), weights))
+    now = [p.value for p in model.weighting.parameters()]
+    assert not np.array_equal(learned[0], record.epochs[-1][2][0])   # they did move on
+    assert all(np.array_equal(a, b) for a, b in zip(now, learned))
+    assert model.evaluate(xv, yv)["loss"] == pytest.approx(record.epochs[best][0], rel=1e-12)

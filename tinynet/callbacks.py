@@ -593,7 +593,13 @@ class EarlyStopping(_Monitor):
         metric's ``higher_is_better``.
     restore_best_weights : bool, default False
         At the end of training, put back the weights of the best epoch
-        (whether or not it beat ``baseline``).
+        (whether or not it beat ``baseline``): ``get_weights()``, and on a
+        :mod:`tinynet.mtl` model the loss weighting's learned parameters
+        too (uncertainty's :math:`s_t`, GradNorm's :math:`w_t`), which the
+        network's weights were trained with, as Keras puts back every
+        variable of the model. The optimizer's state and the weighting's
+        other state (DWA's loss history, PCGrad's generator) stay as the
+        last epoch left them, as the optimizer's moments do in Keras.
     baseline : float, optional
         As in Keras: an improving epoch resets the wait only if it also beats
         this value (by ``min_delta``); one that does not counts as waiting,
@@ -631,6 +637,7 @@ class EarlyStopping(_Monitor):
         self.wait = 0
         self.stopped_epoch: int | None = None
         self.best_weights = None
+        self.best_weighting: list = []
 
     def on_train_begin(self, logs=None):
         super().on_train_begin(logs)
@@ -638,6 +645,7 @@ class EarlyStopping(_Monitor):
         self.wait = 0
         self.stopped_epoch = None
         self.best_weights = None
+        self.best_weighting = []
 
     def on_epoch_end(self, epoch, logs=None):
         if getattr(self.model, "stop_training", False) and self.monitor not in (logs or {}):
@@ -653,6 +661,7 @@ class EarlyStopping(_Monitor):
             self.best, self.best_epoch = value, epoch
             if self.restore_best_weights:
                 self.best_weights = self.model.get_weights()
+                self.best_weighting = [p.value.copy() for p in _weighting_params(self.model)]
             if self.baseline is None or self._improved(value, self.baseline):
                 self.wait = 0
             return
@@ -669,8 +678,17 @@ class EarlyStopping(_Monitor):
             callback_lines(self.params).say_stop_reason(self.model)
         if self.restore_best_weights and self.best_weights is not None:
             self.model.set_weights(self.best_weights)
+            for param, value in zip(_weighting_params(self.model), self.best_weighting):
+                np.copyto(param.value, value)
             self._say(f"EarlyStopping: restored the weights of the best epoch, "
                       f"{self.best_epoch + 1} ({self.monitor} {self.best:.6g})")
+
+
+def _weighting_params(model) -> list:
+    """The learned parameters of a :mod:`tinynet.mtl` model's loss weighting
+    (:meth:`~tinynet.mtl.weighting.Weighting.parameters`), or none."""
+    weighting = getattr(model, "weighting", None)
+    return list(weighting.parameters()) if hasattr(weighting, "parameters") else []
 
 
 class ModelCheckpoint(_Monitor):
