@@ -63,8 +63,9 @@ from .output_losses import (NormalizedOutputCrossEntropy, for_output, output_act
                             row_probabilities)
 from .callbacks import CALLBACK_LOG_KEYS, Callback, as_callback_list
 from .progress import PassProgress, check_verbose
+from .data.batches import n_batches
 from .training import (BUILD_STREAM, RunningMeans, batch_indices, check_targets, fit_loop,
-                       n_batches, seed_rng)
+                       seed_rng)
 
 __all__ = ["Sequential"]
 

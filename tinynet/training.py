@@ -70,6 +70,7 @@ from . import _userwarn
 from .callbacks import (Callback, CallbackLines, CallbackList, History, TerminateOnNaN,
                         as_callback_list)
 from .checks import check_bool, check_non_negative_int, check_positive_int, check_seed
+from .data.batches import n_batches
 from .metrics import MetricStates
 from .progress import ProgressBar, check_verbose
 
@@ -98,13 +99,6 @@ def batch_indices(n_samples: int, batch_size: int, rng: np.random.Generator | No
     """
     order = rng.permutation(n_samples) if rng is not None else np.arange(n_samples)
     return [order[start:start + batch_size] for start in range(0, n_samples, batch_size)]
-
-
-def n_batches(n_samples: int, batch_size: int) -> int:
-    """How many batches :func:`batch_indices` makes: ``ceil(n_samples /
-    batch_size)``, in integers (``fit``'s steps, ``evaluate``'s and
-    ``predict``'s progress)."""
-    return -(-n_samples // batch_size)
 
 
 #: :func:`check_targets` makes zero predictions of at most this many elements

@@ -12,8 +12,6 @@ multi-task model): every leaf array is indexed by the same rows.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..checks import check_bool, check_positive_int, check_seed
@@ -47,8 +45,10 @@ def as_generator(seed=None, who: str = "as_generator") -> np.random.Generator:
 
 
 def n_batches(n_samples: int, batch_size: int, drop_last: bool = False) -> int:
-    """Number of batches one pass over ``n_samples`` makes."""
-    return n_samples // batch_size if drop_last else math.ceil(n_samples / batch_size)
+    """Number of batches one pass over ``n_samples`` makes (``fit``'s steps,
+    ``evaluate``'s and ``predict``'s progress): :math:`\lceil n / b \rceil`,
+    or :math:`\lfloor n / b \rfloor` with ``drop_last``, in integers."""
+    return n_samples // batch_size if drop_last else -(-n_samples // batch_size)
 
 
 def batch_indices(n_samples: int, batch_size: int, shuffle: bool = True, seed=None,

@@ -89,7 +89,8 @@ from ..layers._checks import check_real
 from ..output_losses import for_output
 from ..param import ensure_flat
 from ..progress import PassProgress, check_verbose
-from ..training import RunningMeans, batch_indices, check_targets, fit_loop, n_batches
+from ..data.batches import n_batches
+from ..training import RunningMeans, batch_indices, check_targets, fit_loop
 from . import weighting as weighting_mod
 
 
