@@ -147,7 +147,7 @@ def fashion(args) -> dict:
     fit = dict(loss=loss, metrics=["accuracy"], epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                weight_decay=args.weight_decay, optimizer=args.optimizer,
-               momentum=args.momentum if args.optimizer == "sgd" else None)
+               momentum=args.momentum)  # (None but with --optimizer sgd: main)
     models = {"single-task": None}  # the baseline of every Δm, so it always runs
     archs = args.architectures or (["hard"] if conv else MLP_ARCHITECTURES)
     for w in (args.weightings if "hard" in archs else []):
