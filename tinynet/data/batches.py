@@ -45,7 +45,7 @@ def as_generator(seed=None, who: str = "as_generator") -> np.random.Generator:
 
 
 def n_batches(n_samples: int, batch_size: int, drop_last: bool = False) -> int:
-    """Number of batches one pass over ``n_samples`` makes (``fit``'s steps,
+    r"""Number of batches one pass over ``n_samples`` makes (``fit``'s steps,
     ``evaluate``'s and ``predict``'s progress): :math:`\lceil n / b \rceil`,
     or :math:`\lfloor n / b \rfloor` with ``drop_last``, in integers."""
     return n_samples // batch_size if drop_last else -(-n_samples // batch_size)
