@@ -22,7 +22,7 @@ import numpy as np
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
 from ..layers import BatchNorm, Dense, Dropout, Flatten
 from ..callbacks import LearningRateScheduler
-from ..data.mixup import mixup
+from ..data.mixup import mixup as mix_pairs
 from ..recipes import cnn_layers, cosine_schedule
 from ..training import MIXUP_STREAM, epoch_rng
 from .graph import Input, Model
@@ -240,8 +240,7 @@ def _mixup_classes(model: Model) -> dict:
     if wrong:
         raise ValueError(f"run(mixup=) expected every task's output to be one logit per "
                          f"class (2 or more), received output shapes {wrong} (per sample)")
-    classes = {t: s[0] for t, s in shapes.items()}
-    return classes
+    return {t: s[0] for t, s in shapes.items()}
 
 
 def _fit_mixup(model: Model, x, y: dict, epochs: int, alpha: float, classes: dict,
@@ -255,7 +254,7 @@ def _fit_mixup(model: Model, x, y: dict, epochs: int, alpha: float, classes: dic
     history: dict = {}
     for epoch in range(epochs):
         rng = unseeded if seed is None else epoch_rng(seed, epoch, MIXUP_STREAM)
-        x_mixed, y_mixed = mixup(x, y, alpha, classes, seed=rng)
+        x_mixed, y_mixed = mix_pairs(x, y, alpha, classes, seed=rng)
         logs = model.fit(x_mixed, y_mixed, epochs=epoch + 1, initial_epoch=epoch,
                          **fit_args).history
         for key, values in logs.items():
