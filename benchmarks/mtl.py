@@ -147,7 +147,8 @@ def fashion(args) -> dict:
     fit = dict(loss=loss, metrics=["accuracy"], epochs=args.epochs,
                batch_size=args.batch_size, lr=args.lr, lr_schedule=args.lr_schedule,
                weight_decay=args.weight_decay, optimizer=args.optimizer,
-               momentum=args.momentum)  # (None but with --optimizer sgd: main)
+               momentum=args.momentum,  # (None but with --optimizer sgd: main)
+               mixup=args.mixup)
     models = {"single-task": None}  # the baseline of every Δm, so it always runs
     archs = args.architectures or (["hard"] if conv else MLP_ARCHITECTURES)
     for w in (args.weightings if "hard" in archs else []):
@@ -170,7 +171,9 @@ def fashion(args) -> dict:
         models["cross-stitch|equal"] = (lambda s: ex.cross_stitch(784, hidden, tasks, s),
                                         "equal")
     twin = not conv and "hard" in archs and "equal" in args.weightings
-    if twin:
+    no_twin = ("skipped: the torch twin has no mixup" if args.mixup else
+               "skipped: torch is not installed")
+    if twin and not args.mixup:
         try:
             import torch  # noqa: F401
             from benchmarks import _mtl_torch
@@ -212,7 +215,7 @@ def fashion(args) -> dict:
                   f"{r['test']['left/accuracy']:.4f} right {r['test']['right/accuracy']:.4f}",
                   flush=True)
     if twin and not runs["torch hard sharing|equal"]:
-        runs["torch hard sharing|equal"] = "skipped: torch is not installed"
+        runs["torch hard sharing|equal"] = no_twin
     return {"settings": {"n_train": args.n_train, "n_test": args.n_test, "hidden": hidden,
                          "trunk": args.trunk, "head_units": args.head_units,
                          "filters": args.filters, "units": args.units,
@@ -221,7 +224,7 @@ def fashion(args) -> dict:
                          "epochs": args.epochs, "batch_size": args.batch_size, "lr": args.lr,
                          "lr_schedule": args.lr_schedule, "weight_decay": args.weight_decay,
                          "optimizer": args.optimizer, "momentum": args.momentum,
-                         "label_smoothing": args.label_smoothing,
+                         "label_smoothing": args.label_smoothing, "mixup": args.mixup,
                          "seeds": args.seeds, "experts": args.experts,
                          "expert_units": args.expert_units, "tower": args.tower,
                          "soft_penalty": args.soft_penalty}, "runs": runs}
@@ -278,6 +281,8 @@ def fashion_markdown(res) -> str:
              if s.get("weight_decay") else "")
     smoothing = (f", cross-entropy with label smoothing {s['label_smoothing']:g}"
                  if s.get("label_smoothing") else "")
+    mixing = (f", mixup α = {s['mixup']:g} (the training pairs mixed afresh each epoch)"
+              if s.get("mixup") else "")
     torch_too = (" (torch's too)" if isinstance(res["runs"].get("torch hard sharing|equal"),
                                                  list) else "")
     for name, runs in res["runs"].items():
@@ -304,7 +309,7 @@ def fashion_markdown(res) -> str:
          f"hard-sharing MLPs{torch_too}; " if s.get("dropout") else "") +
         f"{s['epochs']} epochs of {_optimizer_words(s)} (lr {s['lr']}"
         f"{', cosine decay to 0 over the epochs' if s.get('lr_schedule') == 'cosine' else ''}"
-        f"{decay}{smoothing}"
+        f"{decay}{smoothing}{mixing}"
         f", batch {s['batch_size']}); "
         f"mean ± std over {s['seeds']} seed(s). Δm%: mean relative accuracy gain over the "
         f"single-task models of the same seed. Times: median training time per run "
@@ -316,7 +321,7 @@ def fashion_markdown(res) -> str:
 # --------------------------------------------------------------------- main
 def _file_name(args) -> str:
     """``mtl`` for the main table; a CNN, BatchNorm, task-norm, MLP-width, dropout,
-    cosine, epochs, SGD, weight-decay, label-smoothing, learning-rate, batch-size,
+    cosine, epochs, SGD, weight-decay, label-smoothing, mixup, learning-rate, batch-size,
     training-set-size or validation run gets files of its own, so it never
     overwrites it (nor a run of
     the same settings on another number of pairs, epochs or another width). Files
@@ -340,6 +345,7 @@ def _file_name(args) -> str:
         f"_sgd{args.momentum:g}" if args.optimizer == "sgd" else "") + (
         f"_wd{args.weight_decay:g}" if args.weight_decay else "") + (
         f"_ls{args.label_smoothing:g}" if args.label_smoothing else "") + (
+        f"_mixup{args.mixup:g}" if args.mixup else "") + (
         f"_lr{args.lr:g}" if args.lr != DEFAULT_LR else "") + (
         f"_batch{args.batch_size}" if args.batch_size != DEFAULT_BATCH else "") + (
         f"_n{args.n_train}" if not args.quick and args.n_train not in (None, DEFAULT_N_TRAIN)
@@ -432,6 +438,11 @@ def build_parser() -> argparse.ArgumentParser:
                         default=0.0,
                         help="Multi-Fashion: the cross-entropy's label smoothing, every "
                              "model's (torch's too); default 0")
+    parser.add_argument("--mixup", type=report.float_in(0), default=0.0,
+                        help="Multi-Fashion: train every model on mixup pairs with "
+                             "λ ~ Beta(α, α) drawn afresh each epoch "
+                             "(tinynet.data.mixup); the torch twin is skipped; default 0 "
+                             "(no mixup)")
     parser.add_argument("--batch-size", type=report.positive_int, default=DEFAULT_BATCH)
     parser.add_argument("--lr", type=report.float_in(0, open_low=True), default=DEFAULT_LR)
     parser.add_argument("--experts", type=report.positive_int, default=4)

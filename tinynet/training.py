@@ -75,11 +75,13 @@ from .metrics import MetricStates
 from .progress import ProgressBar, check_verbose
 
 __all__ = ["fit_loop", "batch_indices", "n_batches", "epoch_rng", "seed_rng", "History",
-           "RunningMeans", "SHUFFLE_STREAM", "LAYER_STREAM", "BUILD_STREAM", "CHECK_ELEMENTS",
+           "RunningMeans", "SHUFFLE_STREAM", "LAYER_STREAM", "BUILD_STREAM", "MIXUP_STREAM",
+           "CHECK_ELEMENTS",
            "check_targets"]
 
-#: Sub-streams of one seed: shuffling, layer randomness (dropout), initial weights.
-SHUFFLE_STREAM, LAYER_STREAM, BUILD_STREAM = 0, 1, 2
+#: Sub-streams of one seed: shuffling, layer randomness (dropout), initial weights,
+#: and the pairs and weights of mixup (:func:`tinynet.mtl.experiments.run`).
+SHUFFLE_STREAM, LAYER_STREAM, BUILD_STREAM, MIXUP_STREAM = 0, 1, 2, 3
 
 
 def seed_rng(seed, *key: int) -> np.random.Generator:

@@ -314,18 +314,24 @@ def test_weight_decay_reaches_adam_and_shrinks_the_weights_and_names_its_files(t
     assert twins[0]["test"] != twins[1]["test"]
 
 
-def test_label_smoothing_reaches_every_model_and_names_its_files(tmp_path, monkeypatch):
-    import json
-
+def _spy_on_run(monkeypatch, read) -> list:
+    """What ``read(loss, run's keywords)`` gives at each ``experiments.run`` of a benchmark."""
     from tinynet.mtl import experiments as ex
     seen = []
     run = ex.run
 
     def spy(model, train, test, loss, **kw):
-        seen.append(loss.label_smoothing)
+        seen.append(read(loss, kw))
         return run(model, train, test, loss, **kw)
 
     monkeypatch.setattr(ex, "run", spy)
+    return seen
+
+
+def test_label_smoothing_reaches_every_model_and_names_its_files(tmp_path, monkeypatch):
+    import json
+
+    seen = _spy_on_run(monkeypatch, lambda loss, kw: loss.label_smoothing)
     assert mtl.main(["--quick", "--parts", "fashion", "--label-smoothing", "0.2",
                      "--weightings", "equal", "--architectures", "hard", "mmoe",
                      "--out", str(tmp_path)]) == 0
@@ -341,6 +347,28 @@ def test_label_smoothing_reaches_every_model_and_names_its_files(tmp_path, monke
         with pytest.raises(SystemExit):
             mtl.main(["--quick", "--parts", "fashion", "--label-smoothing", bad,
                       "--out", str(tmp_path)])
+
+
+def test_mixup_reaches_every_model_names_its_files_and_skips_the_twin(tmp_path, monkeypatch):
+    import json
+
+    seen = _spy_on_run(monkeypatch, lambda loss, kw: kw["mixup"])
+    assert mtl.main(["--quick", "--parts", "fashion", "--mixup", "0.3",
+                     "--weightings", "equal", "--architectures", "hard", "mmoe",
+                     "--out", str(tmp_path)]) == 0
+    assert seen == [0.3] * 4   # two single-task models, hard sharing, MMoE
+    text = (tmp_path / "mtl_mixup0.3.md").read_text()
+    assert not (tmp_path / "mtl.md").exists()
+    assert "mixup α = 0.3 (the training pairs mixed afresh each epoch)" in text
+    assert "skipped: the torch twin has no mixup" in text
+    saved = json.loads((tmp_path / "mtl_mixup0.3.json").read_text())["results"]["fashion"]
+    assert saved["settings"]["mixup"] == 0.3
+    parse = mtl.build_parser().parse_args
+    assert mtl._file_name(parse(["--trunk", "conv", "--mixup", "0.2", "--lr", "3e-3",
+                                 "--validation"])) == "mtl_conv_mixup0.2_lr0.003_validation"
+    assert mtl._file_name(parse(["--trunk", "conv", "--mixup", "0"])) == "mtl_conv"
+    with pytest.raises(SystemExit):
+        mtl.main(["--quick", "--parts", "fashion", "--mixup", "-1", "--out", str(tmp_path)])
 
 
 def test_the_cnn_trunks_can_be_sized_and_such_runs_write_files_of_their_own(capsys):

@@ -1,4 +1,4 @@
-"""Data for tinynet: embedded digits, IDX datasets, splits, scalers, batches.
+"""Data for tinynet: embedded digits, IDX datasets, splits, scalers, batches, mixup.
 
 >>> from tinynet.data import load_digits, train_val_split, Standardizer
 >>> (x_train, y_train), (x_test, y_test) = load_digits()
@@ -14,6 +14,7 @@ from .datasets import (DIGITS_CLASSES, FASHION_MNIST_CLASSES, IDX_DATASETS,
                        load_fashion_mnist, load_idx_dataset, locate_idx_dataset)
 from .download import ChecksumError
 from .idx import IDXError, read_idx, write_idx
+from .mixup import mixup
 from .preprocessing import (MinMaxScaler, Standardizer, one_hot, stratify_problem,
                             train_val_split)
 
@@ -36,6 +37,7 @@ __all__ = [
     "load_fashion_mnist",
     "load_idx_dataset",
     "locate_idx_dataset",
+    "mixup",
     "n_batches",
     "one_hot",
     "read_idx",

@@ -22,7 +22,9 @@ import numpy as np
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
 from ..layers import BatchNorm, Dense, Dropout, Flatten
 from ..callbacks import LearningRateScheduler
+from ..data.mixup import mixup as mix_pairs
 from ..recipes import cnn_layers, cosine_schedule
+from ..training import MIXUP_STREAM, epoch_rng
 from .graph import Input, Model
 from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
 
@@ -160,7 +162,7 @@ LR_SCHEDULES = ("constant", "cosine")
 def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs: int = 10,
         batch_size: int = 128, lr: float = 1e-3, seed: int = 0, optimizer: str = "adam",
         lr_schedule: str = "constant", weight_decay: float = 0.0,
-        momentum: float | None = None) -> dict:
+        momentum: float | None = None, mixup: float = 0.0) -> dict:
     r"""Compile, fit on ``train = (x, {task: y})`` and evaluate on ``test``.
 
     ``lr_schedule="cosine"`` decays the rate over the ``epochs`` epochs by
@@ -173,6 +175,13 @@ def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs
     ``momentum`` :math:`\mu` goes to optimizers that have one (``"sgd"``:
     :math:`v \leftarrow \mu v + g,\ \theta \leftarrow \theta - \eta v`, as
     ``torch.optim.SGD(momentum=)``); ``None`` leaves the optimizer's default.
+    ``mixup`` :math:`\alpha > 0` trains on mixed pairs
+    (:func:`tinynet.data.mixup.mixup`: every task's labels become class
+    probabilities, one-hot rows mixed with the inputs' weights): before each
+    epoch the whole training set is mixed afresh, from the generator of
+    ``seed``'s mixup stream for that epoch (so a seeded run is reproducible),
+    and that epoch trains on the mixed set; ``0`` trains on ``train`` as it is.
+    Each task's output must be one logit per class.
 
     Returns
     -------
@@ -196,16 +205,61 @@ def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs
             raise ValueError(f"run expected momentum only with an optimizer that has one "
                              f"(sgd, rmsprop), received optimizer={optimizer!r}")
         opt = optim.get(optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum)
+    alpha = _mixup_alpha(mixup)
+    classes = _mixup_classes(model) if alpha else None
     model.compile(opt, loss=loss,
                   metrics=metrics, weighting=weighting)
+    fit_args = dict(batch_size=batch_size, verbose=0, seed=seed, callbacks=callbacks)
     start, cpu_start = time.perf_counter(), time.process_time()
-    history = model.fit(x, {t: y[t] for t in tasks}, epochs=epochs, batch_size=batch_size,
-                        verbose=0, seed=seed, callbacks=callbacks)
+    if alpha:
+        history = _fit_mixup(model, x, {t: y[t] for t in tasks}, epochs, alpha, classes,
+                             fit_args)
+    else:
+        history = model.fit(x, {t: y[t] for t in tasks}, epochs=epochs, **fit_args).history
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     scores = model.evaluate(x_test, {t: y_test[t] for t in tasks})
     return {"test": scores, "params": model.count_params(), "seconds": seconds,
             "cpu_seconds": cpu_seconds,
-            "history": {k: [float(v) for v in vals] for k, vals in history.history.items()}}
+            "history": {k: [float(v) for v in vals] for k, vals in history.items()}}
+
+
+def _mixup_alpha(mixup) -> float:
+    if isinstance(mixup, bool) or not isinstance(mixup, (int, float, np.integer, np.floating)):
+        raise TypeError(f"run expected mixup as a number >= 0 (0: no mixup), received "
+                        f"{mixup!r} of type {type(mixup).__name__}")
+    if not (np.isfinite(mixup) and mixup >= 0):
+        raise ValueError(f"run expected mixup as a finite number >= 0 (0: no mixup), "
+                         f"received {mixup}")
+    return float(mixup)
+
+
+def _mixup_classes(model: Model) -> dict:
+    """Each task's classes: its output's width, which must be one logit per class."""
+    shapes = dict(zip(model.output_names, (out.shape for out in model.outputs)))
+    wrong = {t: s for t, s in shapes.items() if len(s) != 1 or s[0] < 2}
+    if wrong:
+        raise ValueError(f"run(mixup=) expected every task's output to be one logit per "
+                         f"class (2 or more), received output shapes {wrong} (per sample)")
+    return {t: s[0] for t, s in shapes.items()}
+
+
+def _fit_mixup(model: Model, x, y: dict, epochs: int, alpha: float, classes: dict,
+               fit_args: dict) -> dict:
+    """Train epoch by epoch, each on the training set mixed afresh
+    (:func:`tinynet.data.mixup.mixup`); ``fit``'s seeded shuffles and layer
+    randomness depend on the epoch only, so the epochs' order and dropout
+    masks are those of one ``fit`` call. Returns the History dict."""
+    seed = fit_args["seed"]
+    unseeded = np.random.default_rng() if seed is None else None
+    history: dict = {}
+    for epoch in range(epochs):
+        rng = unseeded if seed is None else epoch_rng(seed, epoch, MIXUP_STREAM)
+        x_mixed, y_mixed = mix_pairs(x, y, alpha, classes, seed=rng)
+        logs = model.fit(x_mixed, y_mixed, epochs=epoch + 1, initial_epoch=epoch,
+                         **fit_args).history
+        for key, values in logs.items():
+            history.setdefault(key, []).extend(values)
+    return history
 
 
 def mean_std(values) -> tuple[float, float]:
