@@ -171,6 +171,8 @@ def _check_class_rows(target: np.ndarray, who: str) -> None:
 
 
 def _is_binary_output(pred: np.ndarray) -> bool:
+    """One output unit, ``(n,)`` or ``(n, 1)``: a binary classifier's (the
+    metrics' rule, and ``Sequential.predict_proba``'s and ``predict_classes``')."""
     return pred.ndim == 1 or pred.ndim == 2 and pred.shape[1] == 1
 
 
