@@ -39,25 +39,6 @@ def test_compile_refuses_a_task_key_that_is_not_the_tasks_name(what, kwargs):
         model.compile("sgd", **kwargs)
 
 
-@pytest.mark.parametrize("what", ["loss_weights", "weighting"])
-def test_compile_checks_static_weights_keys_once_naming_its_argument(monkeypatch, what):
-    # compile checked them (naming its argument), then Static.bind again ("weights")
-    from tinynet import checks
-    seen, unknown_tasks = [], checks.unknown_tasks
-
-    def spy(keys, tasks):
-        seen.append(keys)
-        return unknown_tasks(keys, tasks)
-
-    monkeypatch.setattr(checks, "unknown_tasks", spy)
-    weights = {"0": 1.0, "1": 2.0}
-    model = numbered().compile("sgd", loss={"0": "cross_entropy", "1": "mse"},
-                               **{what: weights})
-    assert sum(keys is weights for keys in seen) == 1
-    assert model.weighting.given_as == ("compile", what)
-    np.testing.assert_array_equal(model.weighting.last_weights, [1.0, 2.0])
-
-
 @pytest.mark.parametrize("what, kwargs", [
     ("masks", {"mask": {0: np.ones(6, bool)}}),
     ("sample weights", {"sample_weight": {0: np.ones(6), "1": np.ones(6)}}),

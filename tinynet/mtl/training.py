@@ -340,15 +340,17 @@ class MultiTaskTraining:
             metrics_mod.check_names(ms, f"compile, task {task!r}", reserved=("loss", "weight"))
         # each task's loss and metrics for its output, set once nothing more can refuse
         paired = self._paired(given_losses, given_metrics)
+        static = weighting if loss_weights is None else loss_weights
+        if isinstance(static, dict):  # named as passed (Static.bind would say "weights")
+            check_task_keys(static, tasks, "weighting" if loss_weights is None
+                            else "loss_weights")
         if loss_weights is not None:
             # Keras' static weights: with the default weighting, or "static" that names them
             if weighting is not None and weighting_mod.named(weighting) not in (
                     weighting_mod.Equal, weighting_mod.Static):
                 raise ValueError(f"compile takes loss_weights or weighting={weighting!r}, "
                                  f"not both")
-            weighting = weighting_mod.Static(loss_weights, given_as=("compile", "loss_weights"))
-        elif isinstance(weighting, dict):
-            weighting = weighting_mod.Static(weighting, given_as=("compile", "weighting"))
+            weighting = weighting_mod.Static(loss_weights)
         dtype = self.dtype or np.dtype(np.float32)
         # the learned parameters an earlier compile bound (binding anew replaces them)
         replaced = list(self.weighting.parameters()) if self.compiled else []

@@ -302,26 +302,18 @@ class Static(Weighting):
         Finite, non-negative real numbers, not all zero (nothing would
         train): one per task in task order, or by task name (a task left out
         weighs 1).
-    given_as : (str, str), default ("Static weighting", "weights")
-        Who received ``weights`` and under what name, for the error of a key
-        that names no task (``("compile", "loss_weights")`` when compile
-        builds it from its argument): :meth:`bind` checks the keys, once.
     """
 
     name = "static"
-    #: the default, here too for an instance pickled before it had its own
-    given_as: tuple = ("Static weighting", "weights")
 
-    def __init__(self, weights, *, given_as: tuple = given_as):
+    def __init__(self, weights):
         self.weights = weights
-        self.given_as = given_as
 
     def bind(self, task_names, dtype=np.float64):
         super().bind(task_names, dtype)
         w = self.weights
         if isinstance(w, dict):
-            who, what = self.given_as
-            check_task_keys(w, self.task_names, what, who)
+            check_task_keys(w, self.task_names, "weights", "Static weighting")
             w = [w.get(t, 1.0) for t in self.task_names]
         if isinstance(w, np.ndarray):
             w = list(w) if w.ndim == 1 else None
