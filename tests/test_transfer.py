@@ -984,25 +984,6 @@ def test_experiment_accuracy_counts_a_diverged_prediction_as_wrong():
     assert experiment._accuracy(model, x, y) == 0.0
 
 
-@pytest.mark.parametrize("n_classes", [1, 2, 3])
-def test_experiment_accuracy_is_the_share_of_arg_max_hits_for_any_head(n_classes):
-    # the public metric, the same number: metrics.accuracy for two classes or
-    # more; a head of one class is the arg-max too (every sample class 0), not
-    # a binary logit's sign
-    from tinynet import metrics
-    from tinynet.transfer import experiment
-    model = experiment.build_mlp(4, n_classes, (5,), seed=1)
-    rng = np.random.default_rng(1)
-    x, y = rng.standard_normal((40, 4)).astype(np.float32), rng.integers(0, n_classes, 40)
-    pred = model.predict(x)
-    expected = float(np.mean(pred.argmax(axis=1) == y))
-    assert experiment._accuracy(model, x, y) == expected
-    if n_classes > 1:
-        assert metrics.accuracy(pred, y) == expected
-    else:
-        assert expected == 1.0 and metrics.accuracy(pred, y) != expected
-
-
 # ---------------------------------------------------------------- L2-SP
 @given(seed=st.integers(0, 2**16), alpha=st.floats(1e-3, 10.0))
 @example(seed=1056, alpha=1.0)

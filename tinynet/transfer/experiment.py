@@ -55,7 +55,7 @@ import numpy as np
 
 from ..checks import check_bool, check_positive_int, check_widths
 from ..layers._checks import check_real
-from ..metrics import top_k_accuracy
+from ..metrics import _class_hits
 from .features import extract_features
 from .finetune import fine_tune
 from .selection import layer_groups
@@ -234,10 +234,8 @@ def build(cfg: Config, input_dim: int, n_classes: int, seed=None):
 
 def _accuracy(model, x, y) -> float:
     """Share of ``x`` whose arg-max is ``y``; a diverged (NaN) prediction is
-    never right, not class 0. :func:`tinynet.metrics.top_k_accuracy` with
-    ``k=1``: the arg-max whatever the number of outputs (a head of one class
-    too, which :func:`~tinynet.metrics.accuracy` would read as a binary logit)."""
-    return top_k_accuracy(model.predict(x), y, k=1)
+    never right (``tinynet.metrics._class_hits``), not class 0."""
+    return float(np.mean(_class_hits(model.predict(x), y)))
 
 
 def _epochs(n_samples: int, steps: int, batch_size: int) -> int:
