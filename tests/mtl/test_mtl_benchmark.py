@@ -243,29 +243,6 @@ def _tiny_pairs(n=24, d=16, seed=0):
     return x, {"left": rng.integers(0, 3, n), "right": rng.integers(0, 3, n)}
 
 
-@pytest.mark.parametrize("optimizer, kind", [("sgd", "SGD"), ("RMSprop", "RMSprop"),
-                                             (None, "SGD")])
-def test_run_builds_its_optimizer_once_with_the_momentum_asked_for(monkeypatch, optimizer, kind):
-    # whether the optimizer has a momentum is the class's to say (a name or the
-    # class itself): no optimizer is built without it first
-    from tinynet import optim
-    from tinynet.mtl import experiments as ex
-    built, get = [], optim.get
-
-    def spy(spec, *a, **kw):
-        opt = get(spec, *a, **kw)
-        if not isinstance(spec, optim.Optimizer):   # compile's get(instance) builds nothing
-            built.append(opt)
-        return opt
-
-    monkeypatch.setattr(optim, "get", spy)
-    ex.run(ex.hard_sharing(16, [4], {"left": 3, "right": 3}), _tiny_pairs(), _tiny_pairs(),
-           loss="cross_entropy", optimizer=optimizer or optim.SGD, momentum=0.5, epochs=1,
-           lr=0.05)
-    assert [(type(opt).__name__, opt.defaults["momentum"], opt.defaults["lr"])
-            for opt in built] == [(kind, 0.5, 0.05)]
-
-
 def test_cosine_schedule_decays_the_rate_each_epoch_and_torch_follows_the_same_rates():
     import math
 

@@ -15,7 +15,6 @@ it puts a BatchNorm before each of its ReLUs.
 
 from __future__ import annotations
 
-import inspect
 import time
 
 import numpy as np
@@ -23,7 +22,6 @@ import numpy as np
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
 from ..layers import BatchNorm, Dense, Dropout, Flatten
 from ..callbacks import LearningRateScheduler
-from ..checks import lookup
 from ..recipes import cnn_layers, cosine_schedule
 from .graph import Input, Model
 from .sharing import CrossStitchNet, HardSharing, MMoENet, SoftSharing
@@ -192,16 +190,12 @@ def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs
     tasks = model.output_names
     x, y = train
     x_test, y_test = test
-    extra = {}
+    opt = optim.get(optimizer, lr=lr, weight_decay=weight_decay)
     if momentum is not None:
-        # asked of the class's constructor, so that the optimizer is built once
-        kind = (optimizer if isinstance(optimizer, type)
-                else lookup(optim.OPTIMIZERS, optimizer, "optimizer"))
-        if "momentum" not in inspect.signature(kind).parameters:
+        if "momentum" not in opt.defaults:
             raise ValueError(f"run expected momentum only with an optimizer that has one "
                              f"(sgd, rmsprop), received optimizer={optimizer!r}")
-        extra["momentum"] = momentum
-    opt = optim.get(optimizer, lr=lr, weight_decay=weight_decay, **extra)
+        opt = optim.get(optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum)
     model.compile(opt, loss=loss,
                   metrics=metrics, weighting=weighting)
     start, cpu_start = time.perf_counter(), time.process_time()
