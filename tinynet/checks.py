@@ -366,11 +366,12 @@ def check_int_sequence(value, expected: str, *, low: int, one_int: bool = False,
 
     Any sequence is taken (a tuple, a list, ``np.array([3, 4])``,
     ``range(3, 5)``: ``tuple(value)``). A string (``"128"`` would be 1, 2 and
-    8), a 0-d array or anything else that is no sequence is one int ``n``,
-    ``(n,)``, when ``one_int`` (as NumPy's ``np.zeros(n)``), else a
-    ``TypeError``. An item that is no integer (a bool neither) is a
-    ``non_integer`` error; one below ``low``, or no item at all unless
-    ``allow_empty``, a ``ValueError``."""
+    8), a 0-d array or anything else that is no sequence is one value: with
+    ``one_int`` it must be a Python or NumPy integer ``n``, read as ``(n,)``
+    (as NumPy's ``np.zeros(n)``; a 0-d array is no such integer, so it is a
+    ``non_integer`` error), and without it it is a ``TypeError``. An item
+    that is no integer (a bool neither) is a ``non_integer`` error; one below
+    ``low``, or no item at all unless ``allow_empty``, a ``ValueError``."""
     message = f"{expected}, received {value!r}"[:300]
     scalar = (isinstance(value, (str, bytes)) or not hasattr(value, "__iter__")
               or getattr(value, "ndim", None) == 0)
