@@ -1344,6 +1344,41 @@ class _Terminal(io.StringIO):
         return True
 
 
+def test_a_quiet_reduce_lr_on_plateau_does_not_list_the_rates_it_would_say():
+    # it read every group's rate before and after each step, verbose or not;
+    # quiet, only the scheduler (and the optimizer's step) read them
+    class Group(dict):
+        reads = 0
+
+        def __getitem__(self, key):
+            Group.reads += key == "lr"
+            return super().__getitem__(key)
+
+    x, y = _data()
+    reads = {}
+    for verbose in (0, 1):
+        model = _model()
+        model.optimizer.param_groups = [Group(g) for g in model.optimizer.param_groups]
+        Group.reads = 0
+        model.fit(x, y, epochs=3, batch_size=32, verbose=0, stream=io.StringIO(), callbacks=[
+            ReduceLROnPlateau(monitor="loss", patience=0, min_delta=100.0, verbose=verbose)])
+        reads[verbose] = Group.reads
+        assert model.optimizer.lr == pytest.approx(0.001)   # cut at epochs 2 and 3
+    assert reads[1] - reads[0] == 2 * 3   # before and after each of 3 epochs, one group
+
+
+def test_learning_rate_schedulers_schedule_is_checked_before_its_verbose():
+    with pytest.raises(TypeError, match="LearningRateScheduler expected a callable schedule"):
+        LearningRateScheduler(0.1, verbose=5)
+
+    class Mine(LearningRateScheduler):
+        pass
+
+    # one check of verbose for every callback, naming the class as the monitors do
+    with pytest.raises(ValueError, match="^Mine expected verbose 0, 1 or 2"):
+        Mine(lambda epoch: 0.1, verbose=5)
+
+
 def test_callback_lines_go_to_fits_stream_once(capsys):
     # EarlyStopping(verbose=1) wrote the stop reason to stdout, out of fit's
     # stream=; now every callback line goes there, the reason exactly once

@@ -374,6 +374,21 @@ def test_delta_m_takes_the_new_metrics_as_higher_is_better():
     assert metrics.higher_is_better("mae") is False and metrics.higher_is_better("loss") is False
 
 
+def test_every_built_in_and_lower_is_better_name_has_its_direction():
+    # the built-in metrics say theirs (METRICS, read first); LOWER_IS_BETTER
+    # holds the other names known to be minimised (the losses', the errors')
+    for name, cls in metrics.METRICS.items():
+        assert metrics.higher_is_better(name) is cls.higher_is_better
+        assert metrics.higher_is_better(f"val_left/{name.upper()}") is cls.higher_is_better
+    for name in metrics.LOWER_IS_BETTER:
+        assert metrics.higher_is_better(name) is False
+    assert {"mse", "mae", "mean_squared_error", "mean_absolute_error", "huber", "rmse",
+            "cross_entropy"} <= metrics.LOWER_IS_BETTER
+    assert not {n for n, cls in metrics.METRICS.items() if cls.higher_is_better} \
+        & metrics.LOWER_IS_BETTER
+    assert tn.mtl.metrics.LOWER_IS_BETTER is metrics.LOWER_IS_BETTER
+
+
 def test_thresholded_metrics_take_one_half_after_a_sigmoid():
     head = Dense(1, activation="sigmoid")
     for name in ("precision", "recall", "f1"):

@@ -572,6 +572,28 @@ def test_predict_classes_labels_a_nan_output_no_class(units, activation, outputs
             assert accuracy(row[None], [c]) == (label == c)
 
 
+@pytest.mark.parametrize("units, activation, loss, outputs, expected", [
+    # one unit: logit > 0, or probability > 0.5 after a sigmoid
+    (1, None, "binary_cross_entropy", [[0.3], [-0.1], [0.7]], [1, 0, 1]),
+    (1, "sigmoid", "binary_cross_entropy", [[0.3], [0.2], [0.7]], [0, 0, 1]),
+    # a softmax over one unit is 1 everywhere: > 0, class 1 (not a sigmoid's 0.5)
+    (1, "softmax", "cross_entropy", [[1.0], [1.0], [1.0]], [1, 1, 1]),
+    # two units or more: the arg-max, whatever the activation or loss
+    (2, None, "cross_entropy", [[0.3, -0.1], [-0.2, 0.4], [0.0, 0.0]], [0, 1, 0]),
+    (2, "softmax", "cross_entropy", [[0.6, 0.4], [0.3, 0.7], [0.5, 0.5]], [0, 1, 0]),
+    (2, "sigmoid", "binary_cross_entropy", [[0.3, 0.4], [0.2, 0.1], [0.7, 0.9]], [1, 0, 1]),
+    (3, "sigmoid", "cross_entropy", [[0.3, 0.4, 0.2], [0.9, 0.1, 0.2], [0.1, 0.2, 0.6]],
+     [1, 0, 2])])
+def test_predict_classes_thresholds_one_unit_only(units, activation, loss, outputs, expected):
+    # predict_classes and the metrics take one rule for "binary" (one output unit)
+    model = tn.Sequential([Dense(units, activation=activation, input_dim=2)])
+    model.compile("sgd", loss=loss)
+    outputs = np.array(outputs, np.float32)
+    model.predict = lambda x, batch_size=32, **progress: outputs   # (verbose, stream)
+    assert model.predict_classes(np.zeros((3, 2), np.float32)).tolist() == expected
+    assert (tn.metrics._is_binary_output(outputs)) == (units == 1)
+
+
 # ------------------------------------- outputs that are already probabilities
 def _softmax_heads(d=4, classes=3, seed=0):
     """Three ways to end in a softmax, with the same weights: a fused activation,

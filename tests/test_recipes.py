@@ -116,6 +116,13 @@ def test_negative_test_pixels_are_refused_as_negative_training_pixels_are(tmp_pa
     (lambda: build_mlp(64, 128, 10), TypeError, "build_mlp expected hidden as a sequence of "
                                                 "positive integers"),
     (lambda: build_mlp(64, (128, 0), 10), ValueError, "received (128, 0)"),
+    # a width that is no integer stays a ValueError (init's shape: a TypeError);
+    # a 0-d array is one value, not a sequence of widths: build_mlp's own TypeError
+    # (it was NumPy's "iteration over a 0-d array")
+    (lambda: build_mlp(64, (128, 2.5), 10), ValueError, "received (128, 2.5)"),
+    (lambda: build_mlp(64, np.array(128), 10), TypeError,
+     "build_mlp expected hidden as a sequence of positive integers (one width per hidden "
+     "layer, () for none), received array(128)"),
     (lambda: build_mlp(-64, (128,), 10), ValueError,
      "build_mlp expected n_inputs as a positive integer, received -64"),
     (lambda: build_mlp(64.0, (128,), 10), TypeError,

@@ -489,7 +489,25 @@ def _monitored(logs, monitor: str, who: str) -> float:
     return float(logs[monitor])
 
 
-class _Monitoring(Callback):
+class _Verbose(Callback):
+    """A callback with ``verbose`` (Keras': 0 quiet, 1 a line when the callback
+    acts; 2 the same), checked when it is made, and one way to say that line
+    (:meth:`_say`). Subclasses call ``super().__init__(verbose)`` after their
+    own checks, so that those come first."""
+
+    def __init__(self, verbose: int = 0):
+        super().__init__()
+        self.verbose = check_verbose(verbose, type(self).__name__, auto=False)
+
+    def _say(self, message: str) -> None:
+        """With ``verbose``, say ``message`` on fit's stream, in order with
+        the other callbacks' lines and after the epoch's live bar
+        (:class:`CallbackLines`)."""
+        if self.verbose:
+            callback_lines(self.params).say(message)
+
+
+class _Monitoring(_Verbose):
     """A callback that watches one logged value, ``monitor``, in a direction,
     ``mode`` (shared by EarlyStopping, ModelCheckpoint and ReduceLROnPlateau).
 
@@ -504,11 +522,10 @@ class _Monitoring(Callback):
     (:meth:`_say`)."""
 
     def __init__(self, monitor: str, mode: str, verbose: int = 0):
-        super().__init__()
         self.monitor = monitor
         self._given_mode = mode
         self.mode = _resolve_mode(mode, monitor, type(self).__name__)
-        self.verbose = check_verbose(verbose, type(self).__name__, auto=False)
+        super().__init__(verbose)
 
     def on_train_begin(self, logs=None):
         """Refuse a monitor fit will not log (:func:`_check_monitor_is_logged`);
@@ -516,13 +533,6 @@ class _Monitoring(Callback):
         who = type(self).__name__
         _check_monitor_is_logged(self.monitor, self.params, who)
         self.mode = _resolve_mode(self._given_mode, self.monitor, who, self.model)
-
-    def _say(self, message: str) -> None:
-        """With ``verbose``, say ``message`` on fit's stream, in order with
-        the other callbacks' lines and after the epoch's live bar
-        (:class:`CallbackLines`)."""
-        if self.verbose:
-            callback_lines(self.params).say(message)
 
 
 class _Monitor(_Monitoring):
@@ -887,7 +897,7 @@ def _log_lr(model, logs, lr=None) -> None:
         logs["lr"] = float(model.optimizer.lr if lr is None else lr)
 
 
-class LearningRateScheduler(Callback):
+class LearningRateScheduler(_Verbose):
     """Set the learning rate at the start of each epoch.
 
     Parameters
@@ -922,12 +932,11 @@ class LearningRateScheduler(Callback):
     added_log_keys = ("lr",)
 
     def __init__(self, schedule, verbose: int = 0):
-        super().__init__()
         if not callable(schedule):
             raise TypeError(f"LearningRateScheduler expected a callable schedule, "
                             f"received {type(schedule).__name__}")
+        super().__init__(verbose)
         self.schedule = schedule
-        self.verbose = check_verbose(verbose, "LearningRateScheduler", auto=False)
         self._two_args = _takes_two_args(schedule)
         self._epoch_lr = None  # the rate the epoch runs at (on_epoch_begin), to log
 
@@ -955,9 +964,8 @@ class LearningRateScheduler(Callback):
             _set_first_rate(optimizer, self.schedule(epoch, old) if self._two_args
                             else self.schedule(epoch))
         self._epoch_lr = float(optimizer.lr)
-        if self.verbose and self._epoch_lr != old:
-            callback_lines(self.params).say(f"Epoch {epoch + 1}: learning rate set to "
-                                            f"{self._epoch_lr:.6g}")
+        if self._epoch_lr != old:
+            self._say(f"Epoch {epoch + 1}: learning rate set to {self._epoch_lr:.6g}")
 
     def on_epoch_end(self, epoch, logs=None):
         _log_lr(self.model, logs, self._epoch_lr)
@@ -1082,9 +1090,13 @@ class ReduceLROnPlateau(_Monitoring):
         if getattr(self.model, "stop_training", False) and self.monitor not in (logs or {}):
             return
         _log_lr(self.model, logs)  # the rate this epoch used, as LearningRateScheduler logs
-        before = [group["lr"] for group in self.model.optimizer.param_groups]
+        optimizer = self.model.optimizer
+        # the rates are compared only to say a cut: quiet, nothing to look at
+        before = [group["lr"] for group in optimizer.param_groups] if self.verbose else None
         self.scheduler.step(_monitored(logs, self.monitor, "ReduceLROnPlateau"))
-        after = [group["lr"] for group in self.model.optimizer.param_groups]
+        if before is None:
+            return
+        after = [group["lr"] for group in optimizer.param_groups]
         if after != before:
             rates = ", ".join(f"{lr:.6g}" for lr in after)
             self._say(f"Epoch {epoch + 1}: ReduceLROnPlateau reducing learning rate to "

@@ -23,6 +23,7 @@ __all__ = [
     "as_values_like",
     "check_bool",
     "check_finite",
+    "check_int_sequence",
     "check_labels",
     "check_positive_int",
     "check_seed",
@@ -356,23 +357,45 @@ def check_non_negative_int(value, who: str, what: str) -> int:
     return int(value)
 
 
+def check_int_sequence(value, expected: str, *, low: int, one_int: bool = False,
+                       allow_empty: bool = True, non_integer: type = TypeError) -> tuple:
+    """``value`` as a tuple of ints ``>= low``, else an error whose message is
+    ``"{expected}, received {value!r}"`` (cut to 300 characters): the one walk
+    of a sequence of sizes, as layer widths (:func:`check_widths`) and an
+    initializer's shape (:func:`tinynet.init._shape`) are.
+
+    Any sequence is taken (a tuple, a list, ``np.array([3, 4])``,
+    ``range(3, 5)``: ``tuple(value)``). A string (``"128"`` would be 1, 2 and
+    8), a 0-d array or anything else that is no sequence is one value: with
+    ``one_int`` it must be a Python or NumPy integer ``n``, read as ``(n,)``
+    (as NumPy's ``np.zeros(n)``; a 0-d array is no such integer, so it is a
+    ``non_integer`` error), and without it it is a ``TypeError``. An item
+    that is no integer (a bool neither) is a ``non_integer`` error; one below
+    ``low``, or no item at all unless ``allow_empty``, a ``ValueError``."""
+    message = f"{expected}, received {value!r}"[:300]
+    scalar = (isinstance(value, (str, bytes)) or not hasattr(value, "__iter__")
+              or getattr(value, "ndim", None) == 0)
+    if scalar and not one_int:
+        raise TypeError(message)
+    items = (value,) if scalar else tuple(value)
+    if any(isinstance(n, bool) or not isinstance(n, (int, np.integer)) for n in items):
+        raise non_integer(message)
+    if (not items and not allow_empty) or any(n < low for n in items):
+        raise ValueError(message)
+    return tuple(int(n) for n in items)
+
+
 def check_widths(value, who: str, what: str, meaning: str, allow_empty: bool = False) -> tuple:
     """``value`` as a tuple of positive ints: layer widths such as
     ``hidden=(256, 128)``, ``meaning`` saying what each is ("one width per
     hidden layer"). A string (``"128"`` would be the widths 1, 2 and 8), a
     single number or anything else that is no sequence is a ``TypeError``;
     a width that is no positive integer, or no width at all unless
-    ``allow_empty``, a ``ValueError``."""
+    ``allow_empty``, a ``ValueError`` (see :func:`check_int_sequence`)."""
     expected = (f"{who} expected {what} as a {'' if allow_empty else 'non-empty '}sequence of "
                 f"positive integers ({meaning})")
-    if isinstance(value, (str, bytes)) or not hasattr(value, "__iter__"):
-        raise TypeError(f"{expected}, received {value!r}"[:300])
-    widths = tuple(value)
-    if (not widths and not allow_empty) or any(
-            isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w <= 0
-            for w in widths):
-        raise ValueError(f"{expected}, received {value!r}"[:300])
-    return tuple(int(w) for w in widths)
+    return check_int_sequence(value, expected, low=1, allow_empty=allow_empty,
+                              non_integer=ValueError)
 
 
 def check_seed(seed, who: str):

@@ -43,7 +43,7 @@ import functools
 
 import numpy as np
 
-from .checks import lookup
+from .checks import check_int_sequence, lookup
 from .param import check_param_budget
 
 __all__ = [
@@ -58,21 +58,13 @@ def _shape(shape, who: str) -> tuple:
     ``"5"``, ``(2.0, 3)``) or a ``ValueError`` (a negative size) naming
     ``init.<who>``: the one check of every initializer's shape
     (:func:`_checks_shape`). Any sequence of integers is taken (a tuple, a list,
-    ``np.array([3, 4])``, ``range(3, 5)``: ``tuple(shape)``, as
-    :func:`~tinynet.checks.check_widths` takes widths); one integer ``n`` is
-    ``(n,)``, as NumPy's ``np.zeros(n)``. A string, or anything else that is no
-    sequence (a 0-d array too), counts as one size, refused when it is no
-    integer."""
-    scalar = (isinstance(shape, (str, bytes)) or not hasattr(shape, "__iter__")
-              or getattr(shape, "ndim", None) == 0)
-    dims = (shape,) if scalar else tuple(shape)
-    expected = (f"init.{who} expected shape as a sequence of integers >= 0 such as (784, 128), "
-                f"or an int")
-    if any(isinstance(d, bool) or not isinstance(d, (int, np.integer)) for d in dims):
-        raise TypeError(f"{expected}, received {shape!r}"[:300])
-    if any(d < 0 for d in dims):
-        raise ValueError(f"{expected}, received {shape!r}"[:300])
-    return tuple(int(d) for d in dims)
+    ``np.array([3, 4])``, ``range(3, 5)``: ``tuple(shape)``, the walk
+    :func:`~tinynet.checks.check_int_sequence` makes of widths too); one integer
+    ``n`` is ``(n,)``, as NumPy's ``np.zeros(n)``. A string, or anything else
+    that is no sequence (a 0-d array too), counts as one size, refused when it
+    is no integer."""
+    return check_int_sequence(shape, f"init.{who} expected shape as a sequence of integers >= 0 "
+                                     f"such as (784, 128), or an int", low=0, one_int=True)
 
 
 def _checks_shape(initializer):

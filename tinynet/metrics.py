@@ -171,6 +171,8 @@ def _check_class_rows(target: np.ndarray, who: str) -> None:
 
 
 def _is_binary_output(pred: np.ndarray) -> bool:
+    """One output unit, ``(n,)`` or ``(n, 1)``: a binary classifier's (the
+    metrics' rule, and ``Sequential.predict_proba``'s and ``predict_classes``')."""
     return pred.ndim == 1 or pred.ndim == 2 and pred.shape[1] == 1
 
 
@@ -1266,13 +1268,13 @@ def get(spec) -> Metric:
 
 
 #: Names (the last part of a log key, without ``"val_"``; any case) of a
-#: known lower-is-better value besides the built-in metrics': every name of
-#: :mod:`tinynet.losses` (``cross_entropy``, ``huber``...) and the error
-#: names ``rmse``, ``error``, ``err`` (:func:`tinynet.mtl.delta_m` has read
-#: them so); a name ending in ``"loss"`` is one too (:func:`higher_is_better`).
-LOWER_IS_BETTER = frozenset({"rmse", "error", "err"} | {k.lower() for k in LOSSES}
-                            | {name for name, cls in METRICS.items()
-                               if cls.higher_is_better is False})
+#: known lower-is-better value besides the built-in metrics' (whose classes
+#: say their direction, :data:`METRICS`): every name of :mod:`tinynet.losses`
+#: (``cross_entropy``, ``huber``, and ``mse``, ``mae`` with their long names)
+#: and the error names ``rmse``, ``error``, ``err`` (:func:`tinynet.mtl.delta_m`
+#: has read them so); a name ending in ``"loss"`` is one too
+#: (:func:`higher_is_better`).
+LOWER_IS_BETTER = frozenset({"rmse", "error", "err"} | {k.lower() for k in LOSSES})
 
 
 def _key_name(key: str) -> str:

@@ -888,11 +888,13 @@ class Sequential(Layer):
         """
         outputs = self.predict(x, batch_size=batch_size, verbose=verbose, stream=stream)
         if output_activation(self, at_inference=True) is not None:
-            if isinstance(self.loss, NormalizedOutputCrossEntropy) and not _is_binary(outputs):
+            if (isinstance(self.loss, NormalizedOutputCrossEntropy)
+                    and not metrics_mod._is_binary_output(outputs)):
                 # sigmoids compiled with the cross-entropy: its class probabilities
                 return row_probabilities(outputs)
             return outputs
-        if _is_binary(outputs) or isinstance(self.loss, losses_mod.BinaryCrossEntropy):
+        if (metrics_mod._is_binary_output(outputs)
+                or isinstance(self.loss, losses_mod.BinaryCrossEntropy)):
             return losses_mod.sigmoid(outputs)
         return losses_mod.softmax(outputs)
 
@@ -909,18 +911,12 @@ class Sequential(Layer):
         has it. (Index class names with it only after checking: ``names[-1]``
         is the last class.)"""
         outputs = self.predict(x, batch_size=batch_size, verbose=verbose, stream=stream)
-        threshold = None
-        if _is_binary(outputs):
-            threshold = 0.5 if output_activation(self, at_inference=True) == "sigmoid" else 0.0
-        return metrics_mod._predicted_labels(outputs, threshold)
+        # the metrics' rule, which thresholds one output unit only (0 unless None)
+        sigmoid = output_activation(self, at_inference=True) == "sigmoid"
+        return metrics_mod._predicted_labels(outputs, 0.5 if sigmoid else None)
 
 
 # ------------------------------------------------------------------ helpers
-def _is_binary(outputs: np.ndarray) -> bool:
-    """One output unit: a binary classifier."""
-    return outputs.ndim == 1 or outputs.ndim == 2 and outputs.shape[1] == 1
-
-
 def _unique_layer_names(specs, model_name) -> list:
     """``specs`` (layer configs) with each repeated layer name after its first
     use replaced by a fresh ``<name>_<k>``, and a warning: a file saved before

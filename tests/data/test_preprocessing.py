@@ -383,6 +383,37 @@ def test_pandas_objects_come_back_ndarrays_and_can_stratify():
         np.testing.assert_array_equal(xv[:, 0] / 2 % 2, yv)
 
 
+def test_each_argument_is_walked_once_and_every_leaf_comes_back_an_ndarray(monkeypatch):
+    # the other argument of a list of arrays of one shape was walked to count its
+    # samples, then both again to align them, and again to np.asarray the leaves
+    from tinynet.data import batches
+    walks, walk = [], batches._numbers_as_arrays
+
+    def spy(arrays, path="arrays", *args, **kwargs):
+        walks.append(path)
+        return walk(arrays, path, *args, **kwargs)
+
+    monkeypatch.setattr(batches, "_numbers_as_arrays", spy)
+    images, y = [np.full((4, 4), i, np.float32) for i in range(6)], np.arange(6) % 2
+    one_hot_rows = [np.eye(2)[label] for label in y]
+    for x, targets in ((images, {"a": _ArrayLike(y)}),                 # x read by y
+                       (_ArrayLike(np.zeros((6, 2))), one_hot_rows),    # y read by x
+                       (_ArrayLike(np.zeros((6, 2))), [_ArrayLike(y), y])):
+        walks.clear()
+        (x_tr, y_tr), (x_val, y_val) = train_val_split(x, targets, 1, shuffle=False)
+        assert sorted(path for path in walks if path in ("x", "y")) == ["x", "y"]
+        for part, n in (((x_tr, y_tr), 5), ((x_val, y_val), 1)):
+            assert all(type(a) is np.ndarray and len(a) == n for a in _leaves(part))
+
+
+def _leaves(arrays):
+    if isinstance(arrays, dict):
+        arrays = list(arrays.values())
+    if isinstance(arrays, (list, tuple)):
+        return [leaf for item in arrays for leaf in _leaves(item)]
+    return [arrays]
+
+
 def test_split_takes_several_inputs_and_tasks_as_fit_does():
     # np.asarray(x) failed: [x1, x2] with NumPy's "inhomogeneous shape", a dict of
     # targets as shape (), [y, y] as shape (2, 10)
@@ -429,6 +460,14 @@ def test_split_takes_several_inputs_and_tasks_as_fit_does():
      r"expected every array to have the same number of samples, 4 \(like x\[0\]\), "
      r"received 3 in x\[1\]"),
     ((np.zeros(4), [np.zeros(4), 1.0]), {}, ValueError, r"received a scalar at y\[1\]"),
+    # a list of arrays of one shape, read by the other's number of samples as
+    # several arrays, which then do not fit it: x's first leaf is the measure
+    (([np.zeros((3, 4))] * 2, np.zeros(5)), {}, ValueError,
+     r"same number of samples, 3 \(like x\[0\]\), received 5 in y$"),
+    ((np.zeros((5, 2)), [np.zeros(3)] * 2), {}, ValueError,
+     r"same number of samples, 5 \(like x\), received 3 in y\[0\]$"),
+    (([np.zeros((3, 4))] * 2, (np.zeros(3), np.zeros(4))), {}, ValueError,
+     r"same number of samples, 3 \(like y\[0\]\), received 4 in y\[1\]$"),
     ((np.zeros(4), None), {}, ValueError, r"expected y as an array of shape \(n_samples, "
      r"\.\.\.\), or a dict, list or tuple of them, received None \(NoneType\)$"),
     ((np.zeros(4), 3), {}, ValueError, r"expected y as an array .* received 3 \(int\)$"),

@@ -230,6 +230,38 @@ def test_maml_meta_gradient_reads_a_loss_name_in_any_case():
         np.testing.assert_array_equal(a, b)
 
 
+def test_the_loss_is_resolved_once_not_at_every_inner_step(monkeypatch):
+    # value_and_grad resolved its loss at every call: every inner step of every
+    # meta-batch, though maml_meta_gradient and the learners hold it resolved
+    from tinynet.meta import FunctionalMLP, Pretrained, functional, maml
+    calls, resolve = [], functional.resolve_loss
+
+    def spy(loss):
+        calls.append(loss)
+        return resolve(loss)
+
+    for module in (functional, maml):
+        monkeypatch.setattr(module, "resolve_loss", spy)
+    net = FunctionalMLP(mlp_layers([1, 4, 1]))
+    batch = regression_tasks(3, 4)
+    maml_meta_gradient(net, net.get_params(), 0.1, batch, 3, loss="MSE")
+    assert calls == ["MSE"]
+    learners = [make(mlp_layers([1, 4, 1])) for make in (
+        lambda m: MAML(m, loss="mse", inner_steps=3),
+        lambda m: MetaSGD(m, loss="mse", inner_steps=3),
+        lambda m: ANIL(m, loss="mse", inner_steps=3),
+        lambda m: Reptile(m, loss="mse", inner_steps=3), Pretrained)]
+    for learner in learners:
+        learner.meta_gradient(batch)
+        learner.adapt(batch.support_x[0], batch.support_y[0], steps=2)
+        learner.evaluate(batch, steps=2)
+    Pretrained(mlp_layers([1, 4, 1])).fit(batch.support_x[0], batch.support_y[0], iterations=3)
+    assert calls == ["MSE"]
+    # the public functions still take a name in any spelling
+    ev = net.value_and_grad(net.get_params(), batch.support_x, batch.support_y, loss="Mse")
+    assert calls == ["MSE", "Mse"] and ev.loss.shape == (3,)
+
+
 @pytest.mark.parametrize("loss", ["Cross-Entropy", "CROSS_ENTROPY", "cross_entropy"])
 def test_maml_meta_gradient_checks_the_labels_of_any_spelling_of_cross_entropy(loss):
     # "Cross-Entropy" skipped the label check: a label of -1 was the last class

@@ -129,7 +129,7 @@ def _is_numbers(value) -> bool:
     return not isinstance(value, dict) and np.ndim(value) == 0
 
 
-def _numbers_as_arrays(arrays, path="arrays", who="Batches"):
+def _numbers_as_arrays(arrays, path="arrays", who="Batches", as_arrays: bool = False):
     """``arrays`` with every list or tuple of numbers only, or of lists of
     numbers only (nested to any depth), made one array (``np.asarray``):
     labels as a plain list, ``[0, 1, 2]``, and a feature matrix as a nested
@@ -137,9 +137,12 @@ def _numbers_as_arrays(arrays, path="arrays", who="Batches"):
     lists, tuples and dicts are containers of arrays (one per input or task),
     walked in turn: several inputs are a list holding arrays, so a nested
     list of numbers is never read as several inputs (its columns as samples).
-    A ragged nested list of numbers is refused."""
+    A ragged nested list of numbers is refused. ``as_arrays``: every other
+    leaf too is ``np.asarray``-ed (a pandas object, anything with
+    ``__array__``), unless that makes a 0-d array (a scalar, which
+    :func:`_leading_lengths` refuses as it was given)."""
     if isinstance(arrays, dict):
-        return {key: _numbers_as_arrays(value, f"{path}[{key!r}]", who)
+        return {key: _numbers_as_arrays(value, f"{path}[{key!r}]", who, as_arrays)
                 for key, value in arrays.items()}
     if isinstance(arrays, (list, tuple)):
         if _is_numbers(arrays):
@@ -150,21 +153,41 @@ def _numbers_as_arrays(arrays, path="arrays", who="Batches"):
                                  f"of one shape (one array, as np.asarray reads it), received "
                                  f"a ragged nested list at {path}; give several inputs or "
                                  f"tasks as a list of arrays") from None
-        return type(arrays)(_numbers_as_arrays(value, f"{path}[{i}]", who)
+        return type(arrays)(_numbers_as_arrays(value, f"{path}[{i}]", who, as_arrays)
                             for i, value in enumerate(arrays))
+    if as_arrays:
+        array = np.asarray(arrays)
+        return arrays if array.ndim == 0 else array
     return arrays
 
 
-def aligned_arrays(arrays, names, who: str) -> tuple:
+def aligned_arrays(arrays, names, who: str, as_arrays: bool = False) -> tuple:
     """``(arrays, n_samples)``: each of ``arrays`` (an array or nested
     dicts/lists/tuples of them, one per name in ``names``, which the errors
-    give as its path) with its lists of numbers made arrays
-    (:func:`_numbers_as_arrays`), after checking that every leaf array has
-    the same number of samples, ``n_samples``. What :class:`Batches` and
-    :func:`~tinynet.data.train_val_split` take alike."""
-    arrays = tuple(_numbers_as_arrays(array, name, who) for array, name in zip(arrays, names))
-    lengths = [pair for array, name in zip(arrays, names)
-               for pair in _leading_lengths(array, name, who)]
+    give as its path) with its lists of numbers made arrays (and with
+    ``as_arrays`` every leaf: :func:`_numbers_as_arrays`), after checking
+    that every leaf array has the same number of samples, ``n_samples``.
+    What :class:`Batches` and :func:`~tinynet.data.train_val_split` take
+    alike."""
+    arrays, lengths = walked_arrays(arrays, names, who, as_arrays)
+    return arrays, common_length(arrays, lengths, who)
+
+
+def walked_arrays(arrays, names, who: str, as_arrays: bool = False) -> tuple:
+    """:func:`aligned_arrays` without the check: ``(arrays, lengths)``, the
+    arrays walked and ``(path, n_samples)`` of each leaf, for
+    :func:`common_length` (of these, or of more, read in the light of
+    these)."""
+    arrays = tuple(_numbers_as_arrays(array, name, who, as_arrays)
+                   for array, name in zip(arrays, names))
+    return arrays, [pair for array, name in zip(arrays, names)
+                    for pair in _leading_lengths(array, name, who)]
+
+
+def common_length(arrays, lengths, who: str) -> int:
+    """The number of samples every leaf of ``arrays`` has (``lengths``:
+    :func:`walked_arrays`' ``(path, n_samples)`` of each), or a
+    ``ValueError`` naming the first leaf that differs from the first."""
     if not lengths:
         raise ValueError(f"{who} expected at least one array, received containers "
                          f"with no array in them: {arrays!r}"[:300])
@@ -174,7 +197,7 @@ def aligned_arrays(arrays, names, who: str) -> tuple:
             raise ValueError(f"{who} expected every array to have the same number of "
                              f"samples, {n_samples} (like {lengths[0][0]}), received "
                              f"{length} in {path}")
-    return arrays, n_samples
+    return n_samples
 
 
 class Batches:

@@ -16,7 +16,7 @@ import numpy as np
 from ..checks import (check_bool, check_finite, check_labels, check_positive_int,
                       is_real_dtype, native_dtype)
 from ..layers._checks import check_real
-from .batches import aligned_arrays, as_generator, take_rows
+from .batches import aligned_arrays, as_generator, common_length, take_rows, walked_arrays
 
 __all__ = ["MinMaxScaler", "Standardizer", "one_hot", "stratify_problem",
            "train_val_split"]
@@ -140,16 +140,6 @@ def _stratified_val_indices(y: np.ndarray, n_val: int, rng) -> np.ndarray:
     return np.concatenate(picked)
 
 
-def _leaves_as_arrays(arrays):
-    """``np.asarray`` of every leaf of nested dicts/lists/tuples (a pandas
-    object or anything with ``__array__`` comes back an ndarray)."""
-    if isinstance(arrays, dict):
-        return {key: _leaves_as_arrays(value) for key, value in arrays.items()}
-    if isinstance(arrays, (list, tuple)):
-        return type(arrays)(_leaves_as_arrays(value) for value in arrays)
-    return np.asarray(arrays)
-
-
 def _read_list(value, name: str):
     """How a top-level ``value`` of :func:`train_val_split` reads: ``"one"``
     array (``np.asarray``), ``"as is"`` (an array, a dict, a list of arrays
@@ -173,39 +163,46 @@ def _read_list(value, name: str):
     return shape
 
 
-def _read_lists(x, y, who: str) -> tuple:
-    """``(x, y)`` with a top-level list/tuple read as fit will read it
-    (:func:`_read_list`): one array made with ``np.asarray``, several arrays
-    left as they are. A list of arrays of one shape is read by the other
-    argument's number of samples ``n``: ``n`` items (samples) make one
-    array, items of ``n`` samples each are several arrays; both or neither
-    known is refused rather than guessed."""
-    values, names = [x, y], ["x", "y"]
+def _aligned_x_y(x, y, who: str) -> tuple:
+    """``((x, y), n_samples)``: :func:`~.batches.aligned_arrays` of ``x`` and
+    ``y``, every leaf an ndarray, with a top-level list/tuple read as fit
+    will read it (:func:`_read_list`): one array made with ``np.asarray``,
+    several arrays left as they are. A list of arrays of one shape is read by
+    the other argument's number of samples ``n``: ``n`` items (samples) make
+    one array, items of ``n`` samples each are several arrays; both or
+    neither known is refused rather than guessed. Each argument is walked
+    and its leaves counted once."""
+    values, names = [x, y], ("x", "y")
     readings = [_read_list(x, "x"), _read_list(y, "y")]
     for i, reading in enumerate(readings):
         if reading == "one":
             values[i] = np.asarray(values[i])
-    for i, shape in enumerate(readings):
-        if not isinstance(shape, tuple):
-            continue
-        value, name, other = values[i], names[i], names[1 - i]
-        kind = "inputs" if name == "x" else "targets"
-        both = (f"{who} cannot tell how to read {name}, a {type(value).__name__} of "
-                f"{len(value)} arrays of shape {shape}: as {len(value)} samples (one array, "
-                f"as Sequential.fit reads it) or as {len(value)} {kind} of {shape[0]} "
-                f"samples each (as tinynet.mtl.Model.fit reads it); give one array, "
-                f"np.asarray({name}), or a dict {{name: array}} of {kind}")
-        if isinstance(readings[1 - i], tuple):
-            raise ValueError(f"{both} (the number of samples of {other}, also a list of "
-                             f"arrays of one shape, cannot tell)")
-        n = aligned_arrays((values[1 - i],), (other,), who)[1]
-        as_samples, as_several = len(value) == n, shape[0] == n
-        if as_samples and as_several:
-            raise ValueError(f"{both} ({other} has {n} samples: both fit)")
-        # one array, or several: each item an array (a list of label lists would
-        # otherwise be read as one array again by aligned_arrays)
-        values[i] = np.asarray(value) if as_samples else type(value)(map(np.asarray, value))
-    return tuple(values)
+    shaped = [i for i, reading in enumerate(readings) if isinstance(reading, tuple)]
+    if not shaped:
+        return aligned_arrays(values, names, who, as_arrays=True)
+    i = shaped[0]
+    value, name, other, shape = values[i], names[i], names[1 - i], readings[i]
+    kind = "inputs" if name == "x" else "targets"
+    both = (f"{who} cannot tell how to read {name}, a {type(value).__name__} of "
+            f"{len(value)} arrays of shape {shape}: as {len(value)} samples (one array, "
+            f"as Sequential.fit reads it) or as {len(value)} {kind} of {shape[0]} "
+            f"samples each (as tinynet.mtl.Model.fit reads it); give one array, "
+            f"np.asarray({name}), or a dict {{name: array}} of {kind}")
+    if len(shaped) == 2:
+        raise ValueError(f"{both} (the number of samples of {other}, also a list of "
+                         f"arrays of one shape, cannot tell)")
+    # the other argument first: its number of samples says how this one reads
+    (values[1 - i],), lengths = walked_arrays((values[1 - i],), (other,), who, as_arrays=True)
+    n = common_length((values[1 - i],), lengths, who)
+    as_samples, as_several = len(value) == n, shape[0] == n
+    if as_samples and as_several:
+        raise ValueError(f"{both} ({other} has {n} samples: both fit)")
+    # one array, or several: each item an array (a list of label lists would
+    # otherwise be read as one array again by the walk)
+    values[i] = np.asarray(value) if as_samples else type(value)(map(np.asarray, value))
+    # x's leaves first, as aligned_arrays would name them
+    values, (_, own) = tuple(values), walked_arrays((values[i],), (name,), who)
+    return values, common_length(values, own + lengths if i == 0 else lengths + own, who)
 
 
 def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = True,
@@ -257,8 +254,7 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
     who = "train_val_split"
     stratify = check_bool(stratify, who, "stratify")
     shuffle = check_bool(shuffle, who, "shuffle")
-    (x, y), n_samples = aligned_arrays(_read_lists(x, y, who), ("x", "y"), who)
-    x, y = _leaves_as_arrays(x), _leaves_as_arrays(y)
+    (x, y), n_samples = _aligned_x_y(x, y, who)
     n_val = _n_val(n_samples, val_size)
     if stratify:
         if isinstance(y, (dict, list, tuple)):

@@ -394,7 +394,7 @@ class MetaLearner:
         lr = self._inner_lr()
         theta = np.broadcast_to(theta0, (len(x), self.net.n_params))
         for _ in range(steps):
-            theta = theta - lr * self.net.value_and_grad(theta, x, y, self.loss).grad
+            theta = theta - lr * self.net._value_and_grad(theta, x, y, self.loss).grad
         return theta
 
     def _n_classes(self, labels) -> int:
@@ -517,7 +517,7 @@ class MetaLearner:
         them (so (tasks, q) regression targets are read as (tasks, q, 1))."""
         from .functional import LOSSES
         out = self.net.forward(theta, batch.query_x)
-        y = self.net.check_target(batch.query_y, out.shape, self.loss)
+        y = self.net._check_target(batch.query_y, out.shape, self.loss)
         return out, LOSSES[self.loss](out, y)[0]
 
     def _score(self, theta, part, into):

@@ -40,11 +40,11 @@ class Pretrained(MetaLearner):
     def _meta_gradient(self, batch):
         x = np.concatenate([batch.support_x, batch.query_x], axis=1)
         # each set's targets checked (and (tasks, n) read as (tasks, n, 1)) before pooling
-        y = np.concatenate([self.net.check_target(y, (*part.shape[:2], self.net.output_dim),
-                                                  self.loss)
+        y = np.concatenate([self.net._check_target(y, (*part.shape[:2], self.net.output_dim),
+                                                   self.loss)
                             for part, y in ((batch.support_x, batch.support_y),
                                             (batch.query_x, batch.query_y))], axis=1)
-        ev = self.net.value_and_grad(self.net.get_params(), x, y, self.loss)
+        ev = self.net._value_and_grad(self.net.get_params(), x, y, self.loss)
         return float(ev.loss.mean()), ev.grad.mean(axis=0)
 
     def adapt(self, support_x, support_y, steps: int | None = None):
@@ -104,8 +104,8 @@ class Pretrained(MetaLearner):
         opt = self.optimizer
         for it in range(iterations):
             idx = rng.choice(len(x), min(batch_size, len(x)), replace=False)
-            ev = self.net.value_and_grad(self.net.get_params(), x[idx][None], y[idx][None],
-                                         self.loss)
+            ev = self.net._value_and_grad(self.net.get_params(), x[idx][None], y[idx][None],
+                                          self.loss)
             if self._diverged(float(ev.loss[0]), ev.grad, f"iteration {it + 1}/{iterations}",
                               "fit"):
                 break

@@ -549,7 +549,11 @@ class FunctionalMLP:
         loss : "mse", "cross_entropy" (in any case, with ``-`` or ``_``) or a
             callable like :func:`mse`; see :func:`resolve_loss`
         """
-        loss = resolve_loss(loss)
+        return self._value_and_grad(theta, x, target, resolve_loss(loss))
+
+    def _value_and_grad(self, theta, x, target, loss) -> "Evaluation":
+        """:meth:`value_and_grad` for a loss resolved by :func:`resolve_loss`:
+        MAML and the learners resolve theirs once, not at every inner step."""
         theta, x = self._batch(theta, x)
         out, tape = self._forward(theta, x)
         losses, dout, hess = _loss_fn(loss)(out, self._check_target(target, out.shape, loss))

@@ -99,10 +99,10 @@ def _maml_meta_gradient(net, theta0, lr, batch, steps, loss, first_order, lr_gra
     theta = np.broadcast_to(theta0, (n_tasks, net.n_params))
     inner = []
     for _ in range(steps):
-        ev = net.value_and_grad(theta, batch.support_x, batch.support_y, loss)
+        ev = net._value_and_grad(theta, batch.support_x, batch.support_y, loss)
         inner.append(ev)
         theta = theta - lr * ev.grad
-    query = net.value_and_grad(theta, batch.query_x, batch.query_y, loss)
+    query = net._value_and_grad(theta, batch.query_x, batch.query_y, loss)
     g = query.grad
     dlr = np.zeros(net.n_params, dtype=g.dtype) if lr_grad else None
     for ev in reversed(inner):

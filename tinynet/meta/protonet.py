@@ -169,7 +169,7 @@ class ProtoNet(MetaLearner):
         not integers of shape (tasks, n)."""
         n_way = self._n_classes(batch.support_y)
         for x, y in ((batch.support_x, batch.support_y), (batch.query_x, batch.query_y)):
-            self.net.check_target(y, (*x.shape[:2], n_way), "cross_entropy", who)
+            self.net._check_target(y, (*x.shape[:2], n_way), "cross_entropy", who)
         return n_way
 
     def _meta_gradient(self, batch):
