@@ -275,12 +275,7 @@ def as_values_like(new, like: np.ndarray, who: str, what: str, nonnegative: bool
         interval = f"{'[0' if nonnegative else '(-inf'}, inf{']' if allow_posinf else ')'}"
         inside = (new >= 0) if nonnegative else (new > -np.inf)  # NaN fails every test
         inside &= (new <= np.inf) if allow_posinf else (new < np.inf)
-        if not inside.all():
-            outside = new[~inside]
-            examples = ", ".join(repr(float(v)) for v in np.unique(outside)[:3])
-            raise ValueError(f"{who}: {what} expected values in {interval}, received "
-                             f"{outside.size} value(s) outside it ({examples}) in an "
-                             f"array of shape {new.shape}")
+        check_inside(new, inside, who, what, interval)
     with np.errstate(over="ignore"):
         cast = new.astype(like.dtype, copy=False)
     overflow = np.isfinite(new) & ~np.isfinite(cast)
@@ -289,6 +284,19 @@ def as_values_like(new, like: np.ndarray, who: str, what: str, nonnegative: bool
                          f"{like.dtype}, received values up to "
                          f"{np.abs(new[overflow]).max():g} that overflow it")
     return cast
+
+
+def check_inside(values: np.ndarray, inside: np.ndarray, who: str, what: str,
+                 interval: str) -> None:
+    """Raise ``ValueError`` unless every one of ``values`` lies in ``interval``
+    (``inside``: a boolean array, True where one does), showing a few of the
+    others."""
+    if not inside.all():
+        outside = values[~inside]
+        examples = ", ".join(repr(float(v)) for v in np.unique(outside)[:3])
+        raise ValueError(f"{who}: {what} expected values in {interval}, received "
+                         f"{outside.size} value(s) outside it ({examples}) in an "
+                         f"array of shape {values.shape}")
 
 
 def check_labels(y, n_classes: int | None, n_samples: int, who: str) -> np.ndarray:
