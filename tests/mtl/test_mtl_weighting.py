@@ -269,6 +269,21 @@ def test_a_weighting_state_a_healthy_run_never_saves_is_refused_naming_it(make, 
         np.testing.assert_array_equal(value, before[k])
 
 
+@pytest.mark.parametrize("make, key", [(wt.Uncertainty, "log_vars"), (wt.GradNorm, "weights")])
+def test_a_learned_weighting_state_that_overflows_a_float32_model_is_refused(make, key):
+    # 1e300 passed the finite check and became inf in the float32 parameter
+    # (a NumPy warning only): GradNorm's projection then made the weights NaN
+    method = make().bind(["a", "b"], np.float32)
+    state = {**method.get_state(), key: np.array([1e300, 0.5])}
+    with pytest.raises(ValueError, match=f"set_state: '{key}' expected values within the "
+                                         f"range of float32, received values up to 1e\\+300"):
+        method.set_state(state)
+    state[key] = np.array([3e38, 0.5])  # within float32: restored, and not shared
+    method.set_state(state)
+    state[key][0] = 1.0
+    assert method.get_state()[key][0] == np.float32(3e38)
+
+
 @pytest.mark.parametrize("make, key, good", [
     (wt.DWA, "last_weights", [0.0, 2.0]),
     (wt.DWA, "history", [[0.0, 1.0], [0.0, 0.5]]),  # a task fitted exactly

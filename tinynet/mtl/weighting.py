@@ -87,8 +87,8 @@ import numbers
 
 import numpy as np
 
-from ..checks import (check_finite, check_inside, check_seed, check_task_keys, is_real_dtype,
-                      lookup)
+from ..checks import (cast_within, check_finite, check_inside, check_seed, check_task_keys,
+                      is_real_dtype, lookup)
 from ..layers._checks import check_real
 from ..param import Param, layout_kept
 from ..rngstate import generator_from_words, generator_words
@@ -210,8 +210,9 @@ class Weighting:
 
         Checks every key, shape and value first (the same keys, the same
         shapes -- the first axis of a growing history excepted --, finite
-        values where the state is finite, and each method's own ranges,
-        :meth:`_check_entry`), so a bad state changes nothing. A state is the
+        values where the state is finite, within the range of the state's
+        dtype -- a float32 model's learned weights --, and each method's own
+        ranges, :meth:`_check_entry`), so a bad state changes nothing. A state is the
         user's data (a model file): one that a healthy run never saves (DWA
         weights of -1, which would train by gradient ascent) is refused,
         naming the entry, as :mod:`tinynet.optim.saved_state` does for an
@@ -234,7 +235,8 @@ class Weighting:
             if key not in self._nan_state:
                 check_finite(new, who, repr(key))
             self._check_entry(key, new, who)
-            checked[key] = new.astype(now.dtype)
+            # a copy: the weighting must not share the caller's arrays
+            checked[key] = cast_within(new, now.dtype, who, repr(key), copy=True)
         self._set_state(checked)
 
     def _check_entry(self, key: str, value: np.ndarray, who: str) -> None:
