@@ -818,7 +818,9 @@ def load(path, compile: bool = True):
                 model.set_training_state(_named_arrays(keys, "training", arrays, "arrays"))
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise ModelFileError(f"{path!r}: its training state does not fit its "
-                                     f"compile settings: {type(exc).__name__}: {exc}") from None
+                                     f"compile settings or holds values training cannot "
+                                     f"resume from: {type(exc).__name__}: {exc} "
+                                     f"(load(path, compile=False) skips them)") from None
         keys = header.get("optimizer_state")
         if keys is not None and getattr(model, "optimizer", None) is not None:
             try:

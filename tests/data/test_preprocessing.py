@@ -499,3 +499,13 @@ def test_a_constant_feature_takes_a_range_of_1_as_in_scikit_learn(feature_range,
         return
     np.testing.assert_allclose(out, SKMinMaxScaler(feature_range=feature_range)
                                .fit(x_train).transform(x_test))
+
+
+def test_a_global_scalers_statistics_are_0d_arrays_as_from_state_dict():
+    # the scalers' underflow check once left MinMaxScaler(axis=None).scale_ a
+    # NumPy scalar (no item assignment), unlike one rebuilt from its state_dict
+    x = np.array([[0.0, 1.0], [2.0, 5.0]])
+    for scaler in (MinMaxScaler(axis=None).fit(x), Standardizer(axis=None).fit(x)):
+        assert isinstance(scaler.scale_, np.ndarray) and scaler.scale_.shape == ()
+        again = type(scaler).from_state_dict(scaler.state_dict())
+        assert type(again.scale_) is type(scaler.scale_)

@@ -206,3 +206,21 @@ def test_a_history_entry_that_is_no_number_is_a_model_file_error(tmp_path, histo
                      metadata=model.metadata)
     with pytest.raises(tn.io.ModelFileError, match="history"):
         tn.meta.load(bad)
+
+
+def test_a_learner_file_whose_model_was_changed_says_how_to_save_it(tmp_path):
+    # loaded with tn.load, a layer changed and saved, the file keeps the learner's
+    # arrays for the old layers: meta.load refuses it, saying what to do instead
+    from tinynet.layers import Dense
+    learner, tasks = BUILDS["MAML"]()
+    learner.meta_fit(tasks, iterations=2, meta_batch_size=2, seed=0)
+    model = tn.load(learner.save(tmp_path / "learner.npz"))
+    width = model.layers[-1].units
+    model.pop()
+    model.add(Dense(width + 3))
+    path = model.save(tmp_path / "changed.npz")
+    with pytest.raises(tn.io.ModelFileError, match=r"cannot rebuild the meta-learner .* save "
+                                                    r"the learner with tn.meta.save, or the "
+                                                    r"model with extra_arrays=\{\}"):
+        tn.meta.load(path)
+    tn.load(path, compile=False)   # the model itself still loads
