@@ -87,3 +87,46 @@ def test_a_malformed_extra_arrays_list_is_a_model_file_error(tmp_path, change, m
     bad = rewrite_header(path, tmp_path / "bad.npz", change)
     with pytest.raises(tn.io.ModelFileError, match=match):
         tn.load(bad)
+
+
+def test_a_loaded_model_saved_again_keeps_its_extra_arrays_as_it_keeps_its_metadata(tmp_path):
+    # save defaulted metadata to the model's own but extra_arrays to none: a
+    # loaded model saved again lost its arrays and kept the metadata naming them
+    extra = {"lrs/0": np.arange(3.0), "steps": np.int64(7)}
+    path = tn.io.save(_model(), tmp_path / "m.npz", metadata={"a": 1}, extra_arrays=extra)
+    saves = {"model.save": lambda m, p: m.save(p), "io.save": lambda m, p: tn.io.save(m, p),
+             # the two default each on its own, as metadata always did
+             "new metadata": lambda m, p: m.save(p, metadata={"b": 2})}
+    for how, save in saves.items():
+        again = tn.load(save(tn.load(path), tmp_path / f"{how}.npz"))
+        assert list(again.extra_arrays) == list(extra), how
+        for name, value in extra.items():
+            np.testing.assert_array_equal(again.extra_arrays[name], value)
+            assert again.extra_arrays[name].dtype == np.asarray(value).dtype
+        assert again.metadata == ({"b": 2} if how == "new metadata" else {"a": 1})
+    replaced = tn.load(tn.load(path).save(tmp_path / "r.npz", extra_arrays={"x": np.ones(2)}))
+    assert list(replaced.extra_arrays) == ["x"] and replaced.metadata == {"a": 1}
+    assert tn.load(tn.load(path).save(tmp_path / "none.npz", extra_arrays={})).extra_arrays == {}
+
+
+def test_a_checkpoint_of_a_loaded_model_keeps_its_extra_arrays(tmp_path):
+    # ModelCheckpoint saves through model.save: a run resumed from a file
+    # with extra arrays writes checkpoints that keep them
+    path = tn.io.save(_model(), tmp_path / "m.npz", extra_arrays={"lrs/0": np.arange(3.0)})
+    model = tn.load(path)
+    model.compile("sgd", loss="mse")
+    x = np.random.default_rng(0).random((8, 4))
+    checkpoint = tn.callbacks.ModelCheckpoint(tmp_path / "ckpt.npz", monitor="loss")
+    model.fit(x, x[:, :3], epochs=1, verbose=0, callbacks=[checkpoint], seed=0)
+    np.testing.assert_array_equal(tn.load(tmp_path / "ckpt.npz").extra_arrays["lrs/0"],
+                                  np.arange(3.0))
+
+
+def test_a_loaded_multi_task_model_saved_again_keeps_its_extra_arrays(tmp_path):
+    i = tn.mtl.Input(shape=(4,))
+    h = Dense(3, seed=0)(i)
+    model = tn.mtl.Model(i, {"a": Dense(2, seed=1)(h), "b": Dense(1, seed=2)(h)})
+    path = model.save(tmp_path / "m.npz", extra_arrays={"k": np.arange(2)})
+    again = tn.load(tn.load(path).save(tmp_path / "again.npz"))
+    assert isinstance(again, tn.mtl.Model)
+    np.testing.assert_array_equal(again.extra_arrays["k"], np.arange(2))

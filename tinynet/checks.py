@@ -276,20 +276,35 @@ def as_values_like(new, like: np.ndarray, who: str, what: str, nonnegative: bool
         interval = f"{'[0' if nonnegative else '(-inf'}, inf{']' if allow_posinf else ')'}"
         inside = (new >= 0) if nonnegative else (new > -np.inf)  # NaN fails every test
         inside &= (new <= np.inf) if allow_posinf else (new < np.inf)
-        if not inside.all():
-            outside = new[~inside]
-            examples = ", ".join(repr(float(v)) for v in np.unique(outside)[:3])
-            raise ValueError(f"{who}: {what} expected values in {interval}, received "
-                             f"{outside.size} value(s) outside it ({examples}) in an "
-                             f"array of shape {new.shape}")
+        check_inside(new, inside, who, what, interval)
+    return cast_within(new, like.dtype, who, what)
+
+
+def cast_within(new: np.ndarray, dtype, who: str, what: str, copy: bool = False) -> np.ndarray:
+    """``new`` cast to ``dtype`` (copied only when it has another, or with
+    ``copy``), or a ``ValueError`` if a finite value overflows it (``1e300``
+    into float32 would become inf without a word but NumPy's warning)."""
     with np.errstate(over="ignore"):
-        cast = new.astype(like.dtype, copy=False)
+        cast = new.astype(dtype, copy=copy)
     overflow = np.isfinite(new) & ~np.isfinite(cast)
     if overflow.any():
         raise ValueError(f"{who}: {what} expected values within the range of "
-                         f"{like.dtype}, received values up to "
+                         f"{np.dtype(dtype)}, received values up to "
                          f"{np.abs(new[overflow]).max():g} that overflow it")
     return cast
+
+
+def check_inside(values: np.ndarray, inside: np.ndarray, who: str, what: str,
+                 interval: str) -> None:
+    """Raise ``ValueError`` unless every one of ``values`` lies in ``interval``
+    (``inside``: a boolean array, True where one does), showing a few of the
+    others."""
+    if not inside.all():
+        outside = values[~inside]
+        examples = ", ".join(repr(float(v)) for v in np.unique(outside)[:3])
+        raise ValueError(f"{who}: {what} expected values in {interval}, received "
+                         f"{outside.size} value(s) outside it ({examples}) in an "
+                         f"array of shape {values.shape}")
 
 
 def check_labels(y, n_classes: int | None, n_samples: int, who: str) -> np.ndarray:

@@ -252,8 +252,16 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     extra_arrays : dict {str: ndarray}, optional
         Numeric arrays to keep with the model under names of the caller's
         choosing (what :mod:`tinynet.meta.saving` keeps of a meta-learner);
-        :func:`load` sets them back as ``model.extra_arrays``. Object,
-        string and complex arrays are refused (loading never unpickles).
+        :func:`load` sets them back as ``model.extra_arrays``. Defaults, as
+        ``metadata`` does, to the model's own ``extra_arrays`` attribute, if
+        it has one: a loaded model saved again (by ``model.save``, a
+        :class:`~tinynet.callbacks.ModelCheckpoint`) keeps the arrays it was
+        loaded with, as it keeps its metadata. The two default each on its
+        own: new ``metadata`` keeps the model's extra arrays, and new
+        ``extra_arrays`` its metadata (a meta-learner's arrays are read with
+        its ``"tinynet_meta"`` metadata: ``metadata={**model.metadata, ...}``
+        keeps both); ``extra_arrays={}`` saves none. Object, string and
+        complex arrays are refused (loading never unpickles).
 
     Returns
     -------
@@ -292,6 +300,8 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         json.dumps(metadata, allow_nan=False, default=_json_scalar)
     except (TypeError, ValueError) as exc:
         raise TypeError(f"save expected JSON-serialisable metadata: {exc}") from None
+    if extra_arrays is None:
+        extra_arrays = getattr(model, "extra_arrays", None) or {}
     extra = _check_extra_arrays(extra_arrays)
     slots = [(name, value) for name, value, _ in _slots(model)]
     in_slots = {id(p) for p in model.parameters()}
@@ -808,7 +818,9 @@ def load(path, compile: bool = True):
                 model.set_training_state(_named_arrays(keys, "training", arrays, "arrays"))
             except (KeyError, IndexError, TypeError, ValueError) as exc:
                 raise ModelFileError(f"{path!r}: its training state does not fit its "
-                                     f"compile settings: {type(exc).__name__}: {exc}") from None
+                                     f"compile settings or holds values training cannot "
+                                     f"resume from: {type(exc).__name__}: {exc} "
+                                     f"(load(path, compile=False) skips them)") from None
         keys = header.get("optimizer_state")
         if keys is not None and getattr(model, "optimizer", None) is not None:
             try:

@@ -375,12 +375,14 @@ class Sequential(Layer):
     def weight_names(self) -> list[str]:
         return model_io.weight_names(self)
 
-    def save(self, path, include_optimizer: bool = True, metadata: dict | None = None) -> str:
+    def save(self, path, include_optimizer: bool = True, metadata: dict | None = None,
+             extra_arrays: dict | None = None) -> str:
         """Write the model (architecture, weights, compile settings and, by
         default, the optimizer state) to one ``.npz`` file, atomically; see
-        :func:`tinynet.io.save` for ``metadata``."""
+        :func:`tinynet.io.save` for ``metadata`` and ``extra_arrays`` (both
+        default to the model's own, those it was loaded with)."""
         return model_io.save(self, path, include_optimizer=include_optimizer,
-                             metadata=metadata)
+                             metadata=metadata, extra_arrays=extra_arrays)
 
     # --------------------------------------------------------------- configs
     def get_config(self) -> dict:

@@ -484,6 +484,39 @@ def test_split_errors(args, kwargs, error, match):
         train_val_split(*args, **kwargs)
 
 
+@pytest.mark.parametrize("feature_range", [(-1e308, 1e308), (0, 5e-309), [-1.7e308, 1e308]])
+def test_a_feature_range_whose_width_float64_cannot_divide_by_is_refused(feature_range):
+    # (-1e308, 1e308): the width overflowed, every scale x/inf = 0 became 1,
+    # and transform gave the data back unscaled ([0, 10] for [0, 10]); a
+    # subnormal width makes a constant feature's scale 1 / width infinite
+    with pytest.raises(ValueError, match=r"MinMaxScaler expected feature_range \(low, high\) "
+                                         r"with a width .* float64 holds and divides by"):
+        MinMaxScaler(feature_range)
+    with pytest.raises(ValueError, match="feature_range"):
+        MinMaxScaler.from_state_dict({"offset": np.zeros(1), "scale": np.ones(1),
+                                      "axis": np.asarray(0),
+                                      "feature_range": np.array(feature_range)})
+    # the widest and narrowest widths it divides by
+    for bounds, spread in (((-8e307, 8e307), 10.0), ((0, 6e-309), 1e-300)):
+        MinMaxScaler(bounds).fit(np.array([[0.0, 1.0], [spread, 1.0]]))
+
+
+@pytest.mark.parametrize("make, x, match", [
+    (lambda: Standardizer(), [[0.0], [1e-200]], r"spread 1e-200 or less\); rescale"),
+    (lambda: Standardizer(axis=None), [[0.0, 0.0], [1e-200, 0.0]], "spread 1e-200"),
+    (lambda: MinMaxScaler((0, 1e300)), [[0.0, 5.0], [1e-30, 5.0]],
+     r"spread 1e-30 or less\); rescale the data first \(or use a feature_range of"),
+])
+def test_a_varying_feature_whose_scale_underflows_is_refused_not_left_unscaled(make, x, match):
+    # the scale underflowed to 0 and fit replaced it by 1, as if the feature
+    # were constant: transform then returned it merely shifted
+    with pytest.raises(ValueError, match=f"fit: the scale of 1 feature\\(s\\) that are not "
+                                         f"constant underflows float64 to 0.*{match}"):
+        make().fit(np.array(x))
+    # a constant feature is no underflow: its scale is set, not computed
+    assert make().fit(np.array(x)[:1]).scale_.min() > 0
+
+
 @pytest.mark.parametrize("feature_range, expected", [
     ((0, 1), [1.0, -1.0]), ((-1, 1), [1.0, -3.0]), ((0, 10), [10.0, -10.0]),
     ((2, 2.5), [2.5, 1.5])])
@@ -505,3 +538,13 @@ def test_a_constant_feature_takes_a_range_of_1_as_in_scikit_learn(feature_range,
         return
     np.testing.assert_allclose(out, SKMinMaxScaler(feature_range=feature_range)
                                .fit(x_train).transform(x_test))
+
+
+def test_a_global_scalers_statistics_are_0d_arrays_as_from_state_dict():
+    # the scalers' underflow check once left MinMaxScaler(axis=None).scale_ a
+    # NumPy scalar (no item assignment), unlike one rebuilt from its state_dict
+    x = np.array([[0.0, 1.0], [2.0, 5.0]])
+    for scaler in (MinMaxScaler(axis=None).fit(x), Standardizer(axis=None).fit(x)):
+        assert isinstance(scaler.scale_, np.ndarray) and scaler.scale_.shape == ()
+        again = type(scaler).from_state_dict(scaler.state_dict())
+        assert type(again.scale_) is type(scaler.scale_)

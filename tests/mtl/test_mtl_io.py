@@ -374,6 +374,12 @@ def test_a_graph_that_does_not_hold_together_is_a_model_file_error(tmp_path, cha
     (lambda h, a: a.update(training_0001=np.ones(5)), "training state.*'weights' as a real "
                                                        "array of shape \\(2,\\)"),
     (lambda h, a: a.update(training_0001=np.array([np.nan, 1.0])), "finite 'weights'"),
+    # GradNorm's L_t(0) (NaN until seen) took +-inf, 0 and negative losses
+    (lambda h, a: a.update(training_0002=np.array([np.inf, 1.0])),
+     r"training state.*'initial_losses' expected values in \[1e-12, inf\) or NaN"),
+    (lambda h, a: a.update(training_0002=np.array([-5.0, 1.0])),
+     r"holds values training cannot resume from.*'initial_losses' expected values in.*"
+     r"\(load\(path, compile=False\) skips them\)"),
     (lambda h, a: h.update(training_state=h["training_state"][:1]), "training state"),
     (lambda h, a: h["compile"]["weighting"].update({"class": "GradNorn"}),
      "compile settings.*unknown weighting class 'GradNorn'.*did you mean 'GradNorm'"),

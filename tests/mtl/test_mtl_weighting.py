@@ -230,6 +230,97 @@ def test_dwa_weights_follow_loss_ratios():
         wt.DWA(temperature=0)
 
 
+def _words_as(dtype, change=None):
+    def make(state):
+        words = state.astype(dtype)
+        if change is not None:
+            words[change[0]] = change[1]
+        return words
+    return make
+
+
+@pytest.mark.parametrize("make, key, bad, match", [
+    # DWA's weights scale the next epoch's losses: -1 trained by gradient ascent
+    (wt.DWA, "last_weights", [-1.0, 3.0],
+     r"'last_weights' expected values in \[0, 2\] .*\(-1.0, 3.0\)"),
+    (wt.DWA, "last_weights", [0.0, 2.5], r"'last_weights' expected values in \[0, 2\]"),
+    (wt.DWA, "history", [[1.0, 1.0], [0.5, -0.5]], r"'history' expected values in \[0, inf\)"),
+    # GradNorm's L_t(0): NaN let +-inf past the finite check; 0 or -5 loaded
+    # and fit failed later, with a message that did not point at the file
+    (wt.GradNorm, "initial_losses", [np.inf, 1.0],
+     r"'initial_losses' expected values in \[1e-12, inf\) or NaN"),
+    (wt.GradNorm, "initial_losses", [-np.inf, 1.0], "'initial_losses' expected values in"),
+    (wt.GradNorm, "initial_losses", [-5.0, 1.0], "'initial_losses' expected values in"),
+    (wt.GradNorm, "initial_losses", [0.0, np.nan],
+     r"'initial_losses' expected values in .*\(0.0\)"),
+    # Static's loss_weights returns its last_weights, which nothing changes
+    (lambda: wt.Static([1.0, 0.5]), "last_weights", [1.0, -0.5], "equal to its weights"),
+    # float words were cast to uint64 silently (a generator other than saved)
+    (wt.PCGrad, "rng", _words_as(np.float64), "'rng' as integer words, received dtype float64"),
+    (wt.PCGrad, "rng", _words_as(np.int64, (0, -1)), "'rng' expected a generator state"),
+])
+def test_a_weighting_state_a_healthy_run_never_saves_is_refused_naming_it(make, key, bad, match):
+    method = make().bind(["a", "b"])
+    before = method.get_state()
+    state = {**before, key: bad(before[key]) if callable(bad) else np.array(bad)}
+    with pytest.raises(ValueError, match=f"{type(method).__name__} weighting.set_state.*{match}"):
+        method.set_state(state)
+    for k, value in method.get_state().items():  # nothing changed
+        np.testing.assert_array_equal(value, before[k])
+
+
+@pytest.mark.parametrize("make, key", [(wt.Uncertainty, "log_vars"), (wt.GradNorm, "weights")])
+def test_a_learned_weighting_state_that_overflows_a_float32_model_is_refused(make, key):
+    # 1e300 passed the finite check and became inf in the float32 parameter
+    # (a NumPy warning only): GradNorm's projection then made the weights NaN
+    method = make().bind(["a", "b"], np.float32)
+    state = {**method.get_state(), key: np.array([1e300, 0.5])}
+    with pytest.raises(ValueError, match=f"set_state: '{key}' expected values within the "
+                                         f"range of float32, received values up to 1e\\+300"):
+        method.set_state(state)
+    state[key] = np.array([3e38, 0.5])  # within float32: restored, and not shared
+    method.set_state(state)
+    state[key][0] = 1.0
+    assert method.get_state()[key][0] == np.float32(3e38)
+
+
+@pytest.mark.parametrize("make, key, good", [
+    (wt.DWA, "last_weights", [0.0, 2.0]),
+    (wt.DWA, "history", [[0.0, 1.0], [0.0, 0.5]]),  # a task fitted exactly
+    (wt.GradNorm, "initial_losses", [np.nan, 1e-12]),  # not seen yet; a first loss of 0
+    (wt.GradNorm, "weights", [-0.5, 2.5]),  # stepped below 0: projected back before use
+    (lambda: wt.Static([1.0, 0.5]), "last_weights", [1.0, 0.5]),
+    (wt.PCGrad, "rng", lambda w: (w >> np.uint64(1)).astype(np.int64)),  # int64 words
+])
+def test_a_weighting_state_at_the_edge_of_a_healthy_run_is_restored(make, key, good):
+    method = make().bind(["a", "b"])
+    state = method.get_state()
+    state[key] = good(state[key]) if callable(good) else np.array(good)
+    method.set_state(state)
+    np.testing.assert_array_equal(method.get_state()[key], state[key])
+
+
+def test_gradnorm_weights_a_healthy_run_steps_below_zero_are_saved_and_loaded(tmp_path):
+    # the optimizer steps GradNorm's weights freely and loss_weights projects
+    # them back: a file holding a negative weight comes from a healthy run
+    rng = np.random.default_rng(0)
+    x = rng.random((64, 5), dtype=np.float32)
+    y = {"a": rng.integers(0, 3, 64), "b": 10 * rng.random((64, 1)).astype(np.float32)}
+    inp = tn.mtl.Input(shape=(5,))
+    h = tn.layers.Dense(8, activation="relu", seed=0)(inp)
+    model = tn.mtl.Model(inp, {"a": tn.layers.Dense(3, seed=1)(h),
+                               "b": tn.layers.Dense(1, seed=2)(h)})
+    model.compile("adam", loss={"a": "cross_entropy", "b": "mse"}, weighting="gradnorm",
+                  weighting_lr=10.0)
+    for epoch in range(6):  # (negative after the first epoch in this run)
+        model.fit(x, y, epochs=epoch + 1, initial_epoch=epoch, batch_size=8, verbose=0, seed=0)
+        if model.weighting.weights.value.min() < 0:
+            break
+    assert model.weighting.weights.value.min() < 0
+    loaded = tn.load(model.save(tmp_path / "m.npz"))
+    np.testing.assert_array_equal(loaded.weighting.weights.value, model.weighting.weights.value)
+
+
 def test_registry_and_static_errors():
     assert isinstance(wt.get("PCGrad"), wt.PCGrad)
     assert isinstance(wt.get(None), wt.Equal)

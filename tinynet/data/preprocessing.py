@@ -351,6 +351,9 @@ class _Scaler:
         feature (``constant``: no spread to divide by)."""
         raise NotImplementedError
 
+    #: What else fit's messages of a scale that overflows or underflows suggest.
+    _rescale_hint = ""
+
     def fit(self, x):
         """Learn the statistics from training data ``x``; returns ``self``."""
         x = self._check_x(x, fitting=True)
@@ -364,8 +367,17 @@ class _Scaler:
         if not (np.isfinite(offset).all() and np.isfinite(scale).all()):
             raise ValueError(f"{type(self).__name__}.fit: the data's statistics overflow "
                              f"float64 (values spanning about +-1e308); rescale the data "
-                             f"first")
-        self.offset_, self.scale_ = offset, np.where(scale > 0, scale, 1.0)  # 0 by underflow
+                             f"first{self._rescale_hint}")
+        # a constant feature's scale is positive, so a 0 is a varying feature's that
+        # underflowed: replaced by 1, it would leave that feature unscaled, silently
+        underflow = ~(scale > 0)
+        if underflow.any():
+            spread = float(np.max(np.where(underflow, x_max - x_min, 0.0)))
+            raise ValueError(f"{type(self).__name__}.fit: the scale of "
+                             f"{np.count_nonzero(underflow)} feature(s) that are not "
+                             f"constant underflows float64 to 0 (spread {spread:.3g} or "
+                             f"less); rescale the data first{self._rescale_hint}")
+        self.offset_, self.scale_ = offset, np.asarray(scale)  # 0-d for axis=None, as before
         self.n_features_shape_ = x.shape[1:]
         return self
 
@@ -472,7 +484,12 @@ class Standardizer(_Scaler):
 
     with :math:`\mu, \sigma` the mean and (population) standard deviation of
     the training data, per feature (``axis=0``) or overall (``axis=None``).
-    A constant feature (:math:`\sigma = 0`) is only centred.
+    A constant feature (:math:`\sigma = 0`) is only centred; a varying one
+    whose :math:`\sigma` underflows float64 to 0 (squared deviations that
+    underflow: a spread below about 1e-160, the bound rising with the number
+    of samples) is a ``ValueError`` at ``fit``, not left unscaled; a spread
+    just above it gives a :math:`\sigma` with few correct digits (11 % off at
+    4e-162 for ``[0, s]``), as NumPy's ``std`` does.
 
     Attributes
     ----------
@@ -500,6 +517,10 @@ class MinMaxScaler(_Scaler):
     .. math:: x' = a + (b - a)\,\frac{x - x_{min}}{x_{max} - x_{min}}
 
     Values outside the training range map outside ``[a, b]`` (no clipping).
+    ``b - a`` must be a float64 that ``1 / (b - a)`` is too (a range wider
+    than about 1.8e308 is refused, not turned into zero scales); a feature
+    whose scale :math:`(x_{max} - x_{min}) / (b - a)` underflows to 0 is a
+    ``ValueError`` at ``fit``, as it is for :class:`Standardizer`.
     A constant feature (:math:`x_{max} = x_{min}`) takes a range of 1, as in
     scikit-learn: :math:`x' = a + (b - a)(x - x_{min})`, so its training value
     maps to ``a`` and other values move ``b - a`` per unit
@@ -516,6 +537,15 @@ class MinMaxScaler(_Scaler):
         if not low < high:
             raise ValueError(f"MinMaxScaler expected feature_range (low, high) with "
                              f"low < high, received {feature_range!r}")
+        # fit divides the data's range by the width, and a constant feature's 1:
+        # an infinite width made every scale 0, a subnormal one 1 / width infinite
+        with np.errstate(over="ignore"):
+            width = np.float64(high) - np.float64(low)
+            if not (np.isfinite(width) and np.isfinite(1.0 / width)):
+                raise ValueError(f"MinMaxScaler expected feature_range (low, high) with a "
+                                 f"width high - low that float64 holds and divides by "
+                                 f"(about 5.6e-309 to 1.8e308), received {feature_range!r}, "
+                                 f"of width {width:.3g}")
         super().__init__(axis=axis)
         self.feature_range = (low, high)
 
@@ -526,6 +556,7 @@ class MinMaxScaler(_Scaler):
         scale = np.where(constant, 1.0, x_max - x_min) / (high - low)
         return x_min - low * scale, scale
 
+    _rescale_hint = " (or use a feature_range of another width)"
     _STATE_KEYS = _Scaler._STATE_KEYS + ("feature_range",)
 
     def state_dict(self) -> dict:

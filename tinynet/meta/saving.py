@@ -166,7 +166,11 @@ def load(path):
         _restore_arrays(learner, model.extra_arrays, texts)
     except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
         raise io.ModelFileError(f"{path!r}: cannot rebuild the meta-learner it holds: "
-                                f"{type(exc).__name__}: {exc}") from None
+                                f"{type(exc).__name__}: {exc} (a model loaded with tn.load "
+                                f"keeps its learner's arrays and metadata when saved again; "
+                                f"after changing its layers, save the learner with "
+                                f"tn.meta.save, or the model with extra_arrays={{}} and "
+                                f"metadata without {KEY!r})") from None
     model.metadata = {k: v for k, v in model.metadata.items() if k != KEY}
     del model.extra_arrays
     return learner

@@ -929,12 +929,14 @@ class Model(Layer, MultiTaskTraining):
     #: File format version a saved Model needs (see :mod:`tinynet.io`).
     file_version = 2
 
-    def save(self, path, include_optimizer: bool = True, metadata: dict | None = None) -> str:
+    def save(self, path, include_optimizer: bool = True, metadata: dict | None = None,
+             extra_arrays: dict | None = None) -> str:
         """Write the model (graph, weights, compile settings, the weighting's
         state and, by default, the optimizer state) to one ``.npz`` file,
-        atomically; :func:`tinynet.load` gives it back. See :func:`tinynet.io.save`."""
+        atomically; :func:`tinynet.load` gives it back. See :func:`tinynet.io.save`
+        (``metadata`` and ``extra_arrays`` default to the model's own)."""
         return model_io.save(self, path, include_optimizer=include_optimizer,
-                             metadata=metadata)
+                             metadata=metadata, extra_arrays=extra_arrays)
 
     def get_config(self) -> dict:
         """The graph, as Keras' functional config: JSON-safe, rebuilt by :meth:`from_config`.

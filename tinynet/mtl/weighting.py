@@ -74,7 +74,10 @@ progress as :meth:`Weighting.get_state` (arrays: the learned parameters --
 uncertainty's :math:`s_t`, GradNorm's :math:`w_t` --, GradNorm's
 :math:`L_t(0)`, DWA's epoch-mean history, PCGrad's generator state and the
 last weights), so that training resumes exactly after
-:func:`tinynet.load`.
+:func:`tinynet.load`. :meth:`Weighting.set_state` refuses a state that a
+healthy run never saves (DWA weights outside :math:`[0, T]`, a negative
+epoch loss, a GradNorm :math:`L_t(0)` that is not a loss it fixes, PCGrad
+words that are not integers), naming the entry.
 """
 
 from __future__ import annotations
@@ -84,7 +87,8 @@ import numbers
 
 import numpy as np
 
-from ..checks import check_finite, check_seed, check_task_keys, is_real_dtype, lookup
+from ..checks import (cast_within, check_finite, check_inside, check_seed, check_task_keys,
+                      is_real_dtype, lookup)
 from ..layers._checks import check_real
 from ..param import Param, layout_kept
 from ..rngstate import generator_from_words, generator_words
@@ -113,8 +117,9 @@ class Weighting:
     :meth:`present_mask` turns into booleans. Set ``last_weights`` for the
     logs. Constructor arguments go in :meth:`get_config` and anything
     training changes in :meth:`get_state`/``_set_state``, so that a saved
-    model keeps them. The trainer checks the signatures at compile time and
-    the shapes and values returned at every step.
+    model keeps them (and ``_check_entry`` refuses values its runs never
+    save). The trainer checks the signatures at compile time and the shapes
+    and values returned at every step.
     """
 
     name = "equal"
@@ -205,7 +210,13 @@ class Weighting:
 
         Checks every key, shape and value first (the same keys, the same
         shapes -- the first axis of a growing history excepted --, finite
-        values where the state is finite), so a bad state changes nothing.
+        values where the state is finite, within the range of the state's
+        dtype -- a float32 model's learned weights --, and each method's own
+        ranges, :meth:`_check_entry`), so a bad state changes nothing. A state is the
+        user's data (a model file): one that a healthy run never saves (DWA
+        weights of -1, which would train by gradient ascent) is refused,
+        naming the entry, as :mod:`tinynet.optim.saved_state` does for an
+        optimizer's.
         """
         who = f"{type(self).__name__} weighting.set_state"
         current = self.get_state()
@@ -223,8 +234,18 @@ class Weighting:
                                  f"{now.shape}, received {new.dtype} of shape {new.shape}")
             if key not in self._nan_state:
                 check_finite(new, who, repr(key))
-            checked[key] = new.astype(now.dtype)
+            self._check_entry(key, new, who)
+            # a copy: the weighting must not share the caller's arrays
+            checked[key] = cast_within(new, now.dtype, who, repr(key), copy=True)
         self._set_state(checked)
+
+    def _check_entry(self, key: str, value: np.ndarray, who: str) -> None:
+        """Refuse (``ValueError`` naming ``key``) a value of the state entry
+        ``key`` that a healthy run of this method never saves, beyond the
+        shape and finiteness that :meth:`set_state` checks for every entry
+        (``value`` as received, before the cast to the state's dtype). None
+        here: the base class's ``last_weights`` are recomputed at every step;
+        a method whose saved state steers training overrides this."""
 
     def _set_state(self, state: dict) -> None:
         self.last_weights = state["last_weights"]
@@ -338,6 +359,14 @@ class Static(Weighting):
         w = self.weights
         return {"weights": {str(k): float(v) for k, v in w.items()} if isinstance(w, dict)
                 else [float(v) for v in w]}
+
+    def _check_entry(self, key, value, who):
+        # loss_weights returns last_weights, which bind set to the weights and
+        # nothing changes: a state holding other weights would train with them
+        if key == "last_weights" and not np.array_equal(value, self.last_weights):
+            raise ValueError(f"{who} expected 'last_weights' equal to its weights "
+                             f"{self.last_weights.tolist()} (a Static weighting never "
+                             f"changes them), received {value.tolist()}"[:300])
 
 
 class Uncertainty(Weighting):
@@ -458,6 +487,18 @@ class DWA(Weighting):
     def get_config(self):
         return {"temperature": self.temperature}
 
+    def _check_entry(self, key, value, who):
+        # last_weights are T softmax(r / tau) (or the first epochs' ones), each
+        # in [0, T] (T q with q <= 1 rounds to at most T); they weigh the next
+        # epoch's losses, so -1 would train that task by gradient ascent. The
+        # history holds epoch means of losses loss_weights refused if negative.
+        if key == "last_weights":
+            check_inside(value, (value >= 0) & (value <= self.n_tasks), who, repr(key),
+                         f"[0, {self.n_tasks}] (the number of tasks times a softmax)")
+        elif key == "history":
+            check_inside(value, value >= 0, who, repr(key),
+                         "[0, inf) (epoch mean losses, which DWA requires non-negative)")
+
     def get_state(self):
         history = (np.array(self.history, dtype=np.float64) if self.history
                    else np.zeros((0, self.n_tasks)))
@@ -507,6 +548,8 @@ class GradNorm(Weighting):
     name = "gradnorm"
     needs_task_gradients = True
     _nan_state = ("initial_losses",)
+    #: An :math:`L_t(0)` of 0 counts as this (the ratios divide by it).
+    _LOSS_FLOOR = 1e-12
 
     def __init__(self, alpha: float = 1.5):
         self.alpha = check_real(alpha, "GradNorm", "alpha", low=0.0, high_open=True)
@@ -535,7 +578,7 @@ class GradNorm(Weighting):
                                  "L_t / L_t(0) of their losses")
         losses = np.asarray(losses, dtype=np.float64)
         first = on & np.isnan(self.initial_losses)
-        self.initial_losses[first] = np.maximum(losses[first], 1e-12)
+        self.initial_losses[first] = np.maximum(losses[first], self._LOSS_FLOOR)
         losses = losses[on]
         norms = _row_norms(grads[on].astype(np.float64))
         ratio = losses / self.initial_losses[on]
@@ -549,6 +592,17 @@ class GradNorm(Weighting):
 
     def get_config(self):
         return {"alpha": self.alpha}
+
+    def _check_entry(self, key, value, who):
+        # L_t(0): NaN until the task is first present, then a finite loss of
+        # at least the floor (the ratios L_t / L_t(0) divide by it). The
+        # weights may be any finite numbers: the optimizer steps them freely,
+        # below 0 too (a large weighting_lr), and loss_weights projects them
+        # back to positive weights summing to T before they are used.
+        if key == "initial_losses":
+            seen = (value >= self._LOSS_FLOOR) & (value < np.inf)
+            check_inside(value, np.isnan(value) | seen, who, repr(key),
+                         f"[{self._LOSS_FLOOR:g}, inf) or NaN (a task not seen yet)")
 
     def get_state(self):
         return {**super().get_state(), "weights": self.weights.value.copy(),
@@ -630,6 +684,17 @@ class PCGrad(Weighting):
         four uint64, then ``has_uint32`` and ``uinteger``)."""
         return {**super().get_state(),
                 "rng": np.array(generator_words(self.rng), dtype=np.uint64)}
+
+    def _check_entry(self, key, value, who):
+        # integer words only: the cast to uint64 would truncate 0.5 and wrap -1
+        if key == "rng":
+            if not np.issubdtype(value.dtype, np.integer):
+                raise ValueError(f"{who} expected 'rng' as integer words, received dtype "
+                                 f"{value.dtype}")
+            try:
+                generator_from_words(value)
+            except ValueError as exc:
+                raise ValueError(f"{who}: 'rng' {exc}") from None
 
     def _set_state(self, state):
         rng = generator_from_words(state["rng"])  # a bad state raises before any change
