@@ -256,6 +256,64 @@ def test_every_registered_name_works_in_dense(name):
     np.testing.assert_array_equal(clone.forward(x), dense.forward(x))
 
 
+class _Cube(activations.Activation):
+    """A user's activation (no fused kernel on either backend)."""
+
+    def _forward(self, x):
+        return x * x * x
+
+    def _backward(self, x, y, dy):
+        return dy * 3 * x * x
+
+
+SHARED_ACTIVATIONS = {"leaky_relu": lambda: L.LeakyReLU(0.2), "gelu": L.GELU,
+                      "softmax": L.Softmax, "user": _Cube}
+
+
+def _two_layers(act_first, act_second, conv):
+    if conv:
+        return tn.Sequential([L.Conv2D(5, 2, activation=act_first, seed=1),
+                              L.Conv2D(7, 2, activation=act_second, seed=2)])
+    return tn.Sequential([L.Dense(5, activation=act_first, seed=1),
+                          L.Dense(7, activation=act_second, seed=2)])
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("conv", [False, True], ids=["Dense", "Conv2D"])
+@pytest.mark.parametrize("case", sorted(SHARED_ACTIVATIONS))
+def test_one_activation_instance_serves_two_layers(case, conv, backend):
+    # the two layers shared the instance and its forward cache: the first
+    # layer's backward read the second one's forward (wrong gradients, or a
+    # shape error for widths 5 and 7), on the NumPy path of either backend
+    make = SHARED_ACTIVATIONS[case]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 4, 4, 3) if conv else (4, 3))
+    with tn.kernels.use_backend(backend):
+        shared = make()
+        model = _two_layers(shared, shared, conv)
+        apart = _two_layers(make(), make(), conv)
+        y = model.forward(x, training=True)
+        np.testing.assert_array_equal(y, apart.forward(x, training=True))
+        dy = rng.standard_normal(y.shape)
+        np.testing.assert_array_equal(model.backward(dy), apart.backward(dy))
+    for p, q in zip(model.parameters(), apart.parameters(), strict=True):
+        np.testing.assert_array_equal(p.grad, q.grad)
+    first, second = (layer.activation for layer in model.layers)
+    assert first is not second and shared not in (first, second)
+    assert type(first) is type(shared) and first.name == shared.name
+    assert activations.settings_of(first) == activations.settings_of(shared)
+
+
+def test_each_layer_holds_its_own_copy_of_an_activation_given():
+    act = L.LeakyReLU(0.2)
+    first, second = L.Dense(3, activation=act), L.Dense(3, activation=act)
+    first.activation.alpha = 0.5  # that layer's only
+    assert (first.activation.alpha, second.activation.alpha, act.alpha) == (0.5, 0.2, 0.2)
+    model = tn.Sequential([L.Dense(3, input_dim=2), act, L.Dense(3, activation=act)])
+    # the copy is in no container (the instance is a layer of the model too)
+    assert list(model.layers[2].activation._parents) == [] and list(act._parents) == [model]
+
+
 @pytest.mark.parametrize("spec, expected", [
     ("leaky_relu", "leaky_relu"),
     (L.LeakyReLU(alpha=0.2), {"class": "LeakyReLU", "config": {"alpha": 0.2}}),
