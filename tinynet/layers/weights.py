@@ -36,7 +36,13 @@ class _KernelLayer(Layer):
         self.b = None
 
     def _build_kernel(self, shape, rng) -> None:
-        """Create ``W`` of ``shape`` and, with ``use_bias``, ``b`` of its last axis."""
+        """Create ``W`` of ``shape`` and, with ``use_bias``, ``b`` of its last
+        axis; and build the activation for the layer's output shape (set by
+        :meth:`~tinynet.layers.base.Layer.build` before it calls ``_build``):
+        a layer built again for another input (a Conv2D for another image
+        size) otherwise kept an activation built for the old output, which
+        refused the next forward's on the NumPy path."""
+        self.activation.build(self.output_shape, dtype=self.dtype)
         init_w = initializers.get(self.kernel_initializer)
         self.W = self.add_param("W", init_w(shape, rng, dtype=self.dtype))
         if self.use_bias:
