@@ -123,9 +123,11 @@ IMAGE_FACTORIES = {
     "GlobalMaxPooling2D": L.GlobalMaxPooling2D,
     "Conv2D_dilated": lambda: L.Conv2D(2, 2, dilation_rate=2, activation="relu"),
     "Cropping2D": lambda: L.Cropping2D(((1, 0), (2, 1))),
+    "Conv2D_linear": lambda: L.Conv2D(2, 3),  # g is dy itself
 }
 ALL_FACTORIES = {**FACTORIES, **IMAGE_FACTORIES, "Reshape": lambda: L.Reshape((5, 1)),
-                 "Dense_gelu": lambda: L.Dense(3, activation="gelu")}
+                 "Dense_gelu": lambda: L.Dense(3, activation="gelu"),
+                 "Dense_linear": lambda: L.Dense(3)}
 
 
 def _input_for(name, dtype=np.float32):
@@ -170,6 +172,29 @@ def test_the_other_float_dtype_is_cast_to_the_layers(name, training):
         assert y_other.dtype == layer_dtype and dx_other.dtype == layer_dtype, name
         np.testing.assert_array_equal(y_other, y)
         np.testing.assert_array_equal(dx_other, dx)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name", sorted(ALL_FACTORIES))
+def test_read_only_inputs_and_gradients_give_the_writable_ones_results(name, backend):
+    # a read-only dy (np.broadcast_to, a loss's cached array) into a Dense or
+    # Conv2D without activation failed to compile in the Numba kernel (a
+    # TypingError: its g is dy itself, which the kernel is typed to write)
+    x, _ = _input_for(name)
+    results = []
+    with tn.kernels.use_backend(backend):
+        layer = ALL_FACTORIES[name]()
+        for writable in (True, False):
+            if layer.seed is not None:
+                layer.set_rng(np.random.default_rng(1))
+            x_in = x.copy()
+            x_in.flags.writeable = writable
+            y = layer.forward(x_in, training=True).copy()
+            dy = np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape)
+            dy.flags.writeable = writable
+            results.append((y, layer.backward(dy).copy()))
+    for got, want in zip(*results):
+        assert got.tobytes() == want.tobytes(), name
 
 
 @pytest.mark.parametrize("name", sorted(ALL_FACTORIES))
