@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..checks import (check_bool, check_finite, check_labels, check_positive_int,
+from ..checks import (as_array, check_bool, check_finite, check_labels, check_positive_int,
                       is_real_dtype, native_dtype)
 from ..layers._checks import check_real
 from .batches import aligned_arrays, as_generator, take_rows
@@ -140,14 +140,16 @@ def _stratified_val_indices(y: np.ndarray, n_val: int, rng) -> np.ndarray:
     return np.concatenate(picked)
 
 
-def _leaves_as_arrays(arrays):
-    """``np.asarray`` of every leaf of nested dicts/lists/tuples (a pandas
-    object or anything with ``__array__`` comes back an ndarray)."""
+def _leaves_as_arrays(arrays, who: str):
+    """:func:`~tinynet.checks.as_array` of every leaf of nested
+    dicts/lists/tuples (a pandas object or anything with ``__array__`` comes
+    back an ndarray; a masked array is refused: ``np.asarray`` dropped its
+    mask, and the split parts held the data under it)."""
     if isinstance(arrays, dict):
-        return {key: _leaves_as_arrays(value) for key, value in arrays.items()}
+        return {key: _leaves_as_arrays(value, who) for key, value in arrays.items()}
     if isinstance(arrays, (list, tuple)):
-        return type(arrays)(_leaves_as_arrays(value) for value in arrays)
-    return np.asarray(arrays)
+        return type(arrays)(_leaves_as_arrays(value, who) for value in arrays)
+    return as_array(arrays, who, "each array of x and y")
 
 
 def _read_list(value, name: str):
@@ -258,7 +260,7 @@ def train_val_split(x, y, val_size=0.1, stratify: bool = False, shuffle: bool = 
     stratify = check_bool(stratify, who, "stratify")
     shuffle = check_bool(shuffle, who, "shuffle")
     (x, y), n_samples = aligned_arrays(_read_lists(x, y, who), ("x", "y"), who)
-    x, y = _leaves_as_arrays(x), _leaves_as_arrays(y)
+    x, y = _leaves_as_arrays(x, who), _leaves_as_arrays(y, who)
     n_val = _n_val(n_samples, val_size)
     if stratify:
         if isinstance(y, (dict, list, tuple)):
@@ -332,7 +334,7 @@ class _Scaler:
 
     def _check_x(self, x, fitting: bool) -> np.ndarray:
         who = type(self).__name__
-        x = np.asarray(x)
+        x = as_array(x, who, "x")  # a masked array refused, as every input check does
         if not (is_real_dtype(x.dtype) or x.dtype == bool):  # complex: no order, no range
             raise TypeError(f"{who} expected a numeric array of real numbers (integers, "
                             f"floats or booleans), received dtype {x.dtype}")
