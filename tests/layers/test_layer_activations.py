@@ -155,6 +155,20 @@ def test_inputs_up_to_the_largest_float_give_exact_limits_without_warnings(make,
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_slope_at_infinity_is_zero_and_one_on_both_backends(approximate, dtype, backend):
+    # the exact form's kernel computed inf * phi(inf) = inf * 0 = NaN (its
+    # reference too); the layer's NumPy path clamps, as the tanh form does
+    x = np.array([[-np.inf, np.inf, -1e30, 1e30]], dtype)
+    with tn.kernels.use_backend(backend), np.errstate(invalid="ignore"):
+        layer = L.GELU(approximate=approximate)
+        layer.forward(x)  # (-inf * Phi(-inf) is NaN: not the slope's concern)
+        dx = layer.backward(np.full_like(x, 0.5))
+    np.testing.assert_array_equal(dx, [[0, 0.5, 0, 0.5]])
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_float32_exact_gelu_is_within_a_few_ulps_on_both_backends(backend):
     """Against math.erfc in float64, for every 50th float32 in [-12, 6]
     (outputs and, left of -1 where the slope has no root nearby, slopes).
