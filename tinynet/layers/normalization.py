@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..kernels.norms import standardise_ref
+from ..kernels.norms import check_eps, standardise_ref
 from ..checks import as_values_like, check_bool
 from ..param import check_param_budget
 from ._checks import Setting, check_real
@@ -92,6 +92,15 @@ class _FeatureNorm(Layer):
         self.beta = None
         self._cache = None
         super().__init__(**kwargs)
+
+    def _prepare_input(self, x) -> np.ndarray:
+        """As :meth:`Layer._prepare_input`, and an ``eps`` the layer's dtype can
+        hold (:func:`~tinynet.kernels.norms.check_eps`: 1e-50 is 0 in float32,
+        and a constant feature gave NaN on Numba, 0 on NumPy), checked here
+        because the dtype is known here (a layer's first input may fix it)."""
+        x = super()._prepare_input(x)
+        check_eps(self.eps, x.dtype, self._who)
+        return x
 
     def _build(self, input_shape, rng):
         n_features = input_shape[-1]
