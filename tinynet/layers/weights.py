@@ -91,6 +91,19 @@ class _KernelLayer(Layer):
             buf = ws[name] = np.empty(shape, dtype, order=order)
         return buf
 
+    def __getstate__(self) -> dict:
+        """What a pickle or a copy takes: all but the
+        :meth:`_workspace` buffers, which hold nothing between two calls that
+        the layer does not keep elsewhere (the column matrix its backward
+        reads is in its forward cache too, which goes along: a copy made
+        between a forward and its backward backpropagates). A trained
+        Conv2D(32, 3) on 256 28x28x16 images pickled to 269 MiB, its
+        parameters 18 KB: the gradient buffers g and dcols (135 MiB) were
+        pure scratch."""
+        state = self.__dict__.copy()
+        state.pop("_workspaces", None)
+        return state
+
     def _fused_forward(self, x2, fused):
         """:func:`~tinynet.kernels.dense.dense_forward` on the rows ``x2`` of
         shape (M, fan_in), with ``W`` as a (fan_in, n_out) matrix and
