@@ -254,7 +254,8 @@ def act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
     # identity's, which Numba cannot tell when it compiles): the identity's g,
     # dy itself, read-only (a broadcast dy, a loss's cached array), failed with
     # a TypingError; it then receives an empty writable g, which it never reads
-    g_kernel = g if g.flags.writeable else np.empty((0, N), dy.dtype)
+    g_kernel = (g if g.flags.writeable or code != IDENTITY
+                else np.empty((0, N), dy.dtype))
     _act_grad_bias(dy, y if y is not None else dy, z if z is not None else dy, code,
                    dy.dtype.type(alpha), g_kernel, partials, db is not None, n_chunks)
     if db is not None:

@@ -75,9 +75,10 @@ def check_eps(eps, dtype, who: str) -> None:
     (:class:`~tinynet.layers.BatchNorm`, :class:`~tinynet.layers.LayerNorm`)."""
     dtype = np.dtype(dtype)
     if dtype.type(eps) == 0:
-        raise ValueError(f"{who} expected eps that {dtype} can hold (at least "
-                         f"{np.finfo(dtype).smallest_subnormal:.1e}, its smallest positive "
-                         f"number), received eps={eps!r}, which {dtype} rounds to 0 (a "
+        raise ValueError(f"{who} expected eps that {dtype} can hold (not below half its "
+                         f"smallest positive number, "
+                         f"{np.finfo(dtype).smallest_subnormal:.1e}), received eps={eps!r}, "
+                         f"which {dtype} rounds to 0 (a "
                          f"constant feature would give 0/0, NaN); give a larger eps or "
                          f"compute in float64 (dtype='float64')")
 

@@ -328,6 +328,37 @@ def test_each_layer_holds_its_own_copy_of_an_activation_given():
     assert list(model.layers[2].activation._parents) == [] and list(act._parents) == [model]
 
 
+def test_a_layers_copy_of_an_activation_shares_what_the_instance_refers_to():
+    # a copy of its own for the forward cache only: an object of the user's (a
+    # temperature a callback changes) stays shared, and a lock is no refusal
+    import threading
+
+    class Temperature:
+        t = 1.0
+
+    class Tempered(activations.Activation):
+        def __init__(self, temperature, **kw):
+            super().__init__(**kw)
+            self.temperature, self.lock = temperature, threading.Lock()
+
+        def _forward(self, x):
+            return x / self.temperature.t
+
+        def _backward(self, x, y, dy):
+            return dy / self.temperature.t
+
+    temperature = Temperature()
+    act = Tempered(temperature)
+    act.forward(np.ones((50, 3), np.float32), training=True)   # a cache of its own
+    dense = L.Dense(3, activation=act, seed=0)
+    assert dense.activation.temperature is temperature and dense.activation.lock is act.lock
+    assert dense.activation._y is None and act._y is not None
+    x = np.ones((2, 4), np.float32)
+    before = dense.forward(x)
+    temperature.t = 2.0
+    np.testing.assert_allclose(dense.forward(x), before / 2)
+
+
 @pytest.mark.parametrize("spec, expected", [
     ("leaky_relu", "leaky_relu"),
     (L.LeakyReLU(alpha=0.2), {"class": "LeakyReLU", "config": {"alpha": 0.2}}),

@@ -530,10 +530,16 @@ def test_an_eps_the_dtype_rounds_to_zero_is_refused_on_both_backends(case, backe
     if make is L.LayerNorm:
         x = x[:, :1].T.copy()
     with tn.kernels.use_backend(backend):
-        with pytest.raises(ValueError, match=r"expected eps that float32 can hold \(at least "
-                                             r"1\.4e-45, .*received eps=1e-50, which float32 "
-                                             r"rounds to 0"):
+        with pytest.raises(ValueError, match=r"expected eps that float32 can hold \(not below "
+                                             r"half its smallest positive number, 1\.4e-45\), "
+                                             r"received eps=1e-50, which float32 rounds to 0"):
             make(eps=1e-50).forward(x, training=training)
+        # checked once per eps and dtype: an eps set later on a layer that ran is checked
+        layer = make(eps=1e-3)
+        layer.forward(x, training=training)
+        layer.eps = 1e-50
+        with pytest.raises(ValueError, match="received eps=1e-50"):
+            layer.forward(x, training=training)
         results = [make(eps=eps, dtype=dtype).forward(x, training=training)
                    for eps, dtype in ((1e-45, "float32"), (1e-50, "float64"))]
     for y in results:

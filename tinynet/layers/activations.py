@@ -464,7 +464,8 @@ def get(spec, who: str = "activations.get") -> Activation:
 
 
 def own_copy(act: Activation) -> Activation:
-    """A deep copy of ``act`` for a layer to hold as its ``activation``.
+    """A copy of ``act`` with a forward cache of its own, for a layer to hold
+    as its ``activation``.
 
     Why a copy: an activation layer caches its forward pass (``x``, ``y``,
     the settings it ran with) for its backward, and a Dense or Conv2D runs
@@ -480,13 +481,31 @@ def own_copy(act: Activation) -> Activation:
     (``layer.activation.alpha = 0.3``) changes that layer only; one changed
     on the instance given afterwards changes none.
 
-    The containers holding ``act`` (as a layer of a model too) and the one
-    whose forward its cache holds are not copied along (:mod:`tinynet._weak`
-    would copy them whole, then free them): the copy is in no container."""
-    held = vars(act)
-    blank = {"_parents": (), "_cache_owner_ref": None}
-    memo = {id(held[key]): value for key, value in blank.items() if key in held}
-    return copy.deepcopy(act, memo)
+    A shallow copy (``copy.copy``), so that what the instance refers to --
+    an object of the user's that a callback changes, a model, a lock -- is
+    shared, not duplicated (nor refused as unpicklable); what is the
+    layer's own state starts afresh: the forward cache (none yet), the
+    parameter list, the containers (none: the copy is in no model) and the
+    random generator (a copy, in the same state). An activation of the
+    user's that holds parameters of its own (built, with ``add_param``) is
+    copied deeply, as a layer's weights are its own."""
+    if act.parameters():
+        held = vars(act)
+        blank = {"_parents": (), "_cache_owner_ref": None}
+        # the containers holding it are not copied along (tinynet._weak would copy
+        # them whole, then free them): the copy is in no container
+        return copy.deepcopy(act, {id(held[k]): v for k, v in blank.items() if k in held})
+    twin = copy.copy(act)
+    state = vars(twin)
+    for key in ("_x", "_y", "_settings", "_cache_owner_ref"):
+        if key in state:
+            state[key] = None
+    state.pop("_parents", None)     # the class's (): in no container
+    if "_params" in state:
+        state["_params"] = []
+    if isinstance(state.get("_rng"), np.random.Generator):
+        state["_rng"] = copy.deepcopy(state["_rng"])
+    return twin
 
 
 def _check_setting(value, who: str, what: str) -> Activation:

@@ -85,6 +85,7 @@ class _FeatureNorm(Layer):
 
     # checked when set later too (the kernels take it unchecked); inf would map every x to beta
     eps = Setting(check_real, low=0.0, low_open=True, high_open=True)
+    _eps_checked = None  # the (eps, dtype) check_eps last passed
 
     def __init__(self, eps: float, **kwargs):
         self.eps = eps
@@ -99,7 +100,9 @@ class _FeatureNorm(Layer):
         and a constant feature gave NaN on Numba, 0 on NumPy), checked here
         because the dtype is known here (a layer's first input may fix it)."""
         x = super()._prepare_input(x)
-        check_eps(self.eps, x.dtype, self._who)
+        if (self.eps, x.dtype) != self._eps_checked:  # once per eps and dtype, not per forward
+            check_eps(self.eps, x.dtype, self._who)
+            self._eps_checked = (self.eps, x.dtype)
         return x
 
     def _build(self, input_shape, rng):
