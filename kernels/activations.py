@@ -63,7 +63,10 @@ _GELU_CUBIC = 0.044715
 #: :math:`\sigma(2u)` is exactly 0 or 1 in both precisions (:math:`2u > 7 \cdot 10^4`)
 #: and so its slope exactly 0 or 1, while :math:`v^3` and :math:`v^2` would
 #: overflow (from :math:`|v| \approx 10^{13}` in float32) and the slope term
-#: :math:`v\,s(1-s)\,du` become 0 times infinity, NaN.
+#: :math:`v\,s(1-s)\,du` become 0 times infinity, NaN. The exact GELU's
+#: gradient clamps there too: :math:`\Phi` is exactly 0 or 1 and
+#: :math:`\varphi` exactly 0 beyond, and :math:`v\,\varphi(v)` at
+#: :math:`v = \pm\infty` was :math:`\infty \cdot 0`, NaN.
 GELU_TANH_CLAMP = 100.0
 
 
@@ -432,10 +435,15 @@ def act_grad_rows(dy, y, z, code, alpha, g, r0, r1):
             for j in range(N):
                 out[j] = d[j] * (one - yr[j] * yr[j])
     elif code == GELU:
+        c = dy.dtype.type(GELU_TANH_CLAMP)
         for i in range(r0, r1):
             d, zr, out = dy[i], z[i], g[i]
             for j in range(N):
                 v = zr[j]
+                # the same slope (Phi exactly 0 or 1 beyond, phi exactly 0), and at
+                # +-inf not inf * 0 = NaN in v * phi(v) (NaN passes), as gelu_clamp
+                v = c if v > c else v
+                v = -c if v < -c else v
                 cdf, pdf = _gauss(v)
                 out[j] = d[j] * (cdf + v * pdf)
     elif code == GELU_TANH:
@@ -723,8 +731,9 @@ def act_backward_ref(dy, y, z, code, alpha=0.0, out=None):
     elif code == TANH:
         g = dy * (1 - y * y)
     elif code == GELU:
-        cdf = 0.5 * _erfc_ref(-z * z.dtype.type(_SQRT_HALF))
-        g = dy * (cdf + z * _INV_SQRT_2PI * np.exp(-0.5 * z * z))
+        zc = gelu_clamp(z)  # as the kernel: no inf * 0 at +-inf
+        cdf = 0.5 * _erfc_ref(-zc * z.dtype.type(_SQRT_HALF))
+        g = dy * (cdf + zc * _INV_SQRT_2PI * np.exp(-0.5 * zc * zc))
     elif code == GELU_TANH:
         g = dy * gelu_tanh_slope(z, gelu_tanh_gate(z))
     elif code == SILU:

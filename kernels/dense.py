@@ -250,8 +250,14 @@ def act_grad_bias(dy, y, z, code, alpha=0.0, g_out=None, db=None):
     n_blocks = reduce_blocks(M)
     n_chunks = min(_threads_for(M, N), n_blocks)
     partials = np.empty((n_blocks, N if db is not None else 0), dy.dtype)
+    # the kernel is typed for a writable g (it writes g unless the code is the
+    # identity's, which Numba cannot tell when it compiles): the identity's g,
+    # dy itself, read-only (a broadcast dy, a loss's cached array), failed with
+    # a TypingError; it then receives an empty writable g, which it never reads
+    g_kernel = (g if g.flags.writeable or code != IDENTITY
+                else np.empty((0, N), dy.dtype))
     _act_grad_bias(dy, y if y is not None else dy, z if z is not None else dy, code,
-                   dy.dtype.type(alpha), g, partials, db is not None, n_chunks)
+                   dy.dtype.type(alpha), g_kernel, partials, db is not None, n_chunks)
     if db is not None:
         _reduce_partials(partials, db)
     return g

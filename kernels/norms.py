@@ -36,7 +36,7 @@ from .config import NUMBA_ENABLED, REDUCE_ROWS, njit, prange, reduce_blocks, spl
 
 __all__ = ["batchnorm_forward", "batchnorm_backward", "layernorm_forward",
            "layernorm_backward", "batchnorm_forward_ref", "batchnorm_backward_ref",
-           "layernorm_forward_ref", "layernorm_backward_ref", "standardise_ref"]
+           "layernorm_forward_ref", "layernorm_backward_ref", "standardise_ref", "check_eps"]
 
 
 def _chunks(n_split, size):
@@ -60,11 +60,36 @@ def _rows(x, who, what):
     return x
 
 
+def check_eps(eps, dtype, who: str) -> None:
+    """Refuse an ``eps`` that ``dtype`` rounds to 0 (below about 7e-46 in
+    float32; a positive float64 never is), with a ``ValueError`` naming ``who``.
+
+    The kernels compute with ``eps`` in x's dtype, and BatchNorm's inference
+    path adds it to its float32 moving variance, where it is 0: a constant
+    feature gave 0 / sqrt(0), NaN, where the NumPy references, adding eps in
+    float64, gave 0. Why not float64 everywhere: the default eps of 1e-3 is
+    another number in float32, and the kernels' results for every ordinary
+    eps would change in their last bits (691 of 131,072 outputs of a float32
+    BatchNorm); no float32 computation can use an eps it cannot hold, so such
+    an eps is refused on both backends, and the layers check it too
+    (:class:`~tinynet.layers.BatchNorm`, :class:`~tinynet.layers.LayerNorm`)."""
+    dtype = np.dtype(dtype)
+    if dtype.type(eps) == 0:
+        raise ValueError(f"{who} expected eps that {dtype} can hold (not below half its "
+                         f"smallest positive number, "
+                         f"{np.finfo(dtype).smallest_subnormal:.1e}), received eps={eps!r}, "
+                         f"which {dtype} rounds to 0 (a "
+                         f"constant feature would give 0/0, NaN); give a larger eps or "
+                         f"compute in float64 (dtype='float64')")
+
+
 def _check_forward(who):
-    """Checks of a forward: 2-D float x, gamma and beta one per feature."""
+    """Checks of a forward: 2-D float x, gamma and beta one per feature, an
+    eps x's dtype can hold (:func:`check_eps`)."""
     def check(x, gamma, beta, eps):
         x = _rows(x, who, "x")
         check_shapes(who, x.shape[1:], gamma=gamma, beta=beta)
+        check_eps(eps, x.dtype, who)
     return check
 
 

@@ -172,6 +172,29 @@ def test_a_copy_made_between_forward_and_backward_backpropagates(how):
 
 
 @pytest.mark.parametrize("how", COPIES)
+def test_a_conv_copies_without_its_scratch_buffers_and_backpropagates(how):
+    # its workspaces went along: the gradient buffers g and dcols are scratch,
+    # and a trained Conv2D pickled to twice its forward cache
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 6, 6, 3)).astype(np.float32)
+    layer = Conv2D(4, 3, activation="relu", seed=0)
+    dy = rng.standard_normal(layer.forward(x, training=True).shape).astype(np.float32)
+    layer.backward(dy)
+    layer.forward(x, training=True)
+    cache = sum(a.nbytes for a in layer._cache if isinstance(a, np.ndarray))
+    assert len(pickle.dumps(layer)) < cache + 16384
+    twin = COPIES[how](layer)
+    assert "_workspaces" not in vars(twin)
+    twin.zero_grad()
+    layer.zero_grad()
+    got, expected = twin.backward(dy), layer.backward(dy)
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_array_equal(twin.W.grad, layer.W.grad)
+    twin.forward(x[:4], training=True)  # its own buffers from now on
+    assert twin._workspaces["cols"] is not layer._workspaces["cols"]
+
+
+@pytest.mark.parametrize("how", COPIES)
 def test_a_layer_copied_alone_is_in_no_container(how):
     model = tn.Sequential([Dense(4, input_dim=3, seed=0), Dense(2, seed=1)])
     model.predict(np.ones((2, 3)))

@@ -55,9 +55,29 @@ def native_dtype(dtype) -> np.dtype:
 
 def as_array(x, who: str, what: str = "input") -> np.ndarray:
     """``np.asarray(x)``, or a ``TypeError`` naming ``who`` and ``what`` when
-    NumPy cannot convert ``x`` (a ragged list), instead of NumPy's own error."""
-    if isinstance(x, np.ndarray):
+    NumPy cannot convert ``x`` (a ragged list), instead of NumPy's own error.
+
+    What every input check starts with (:func:`as_float_array`, the targets,
+    weights and masks), so the one place for what holds for all inputs: a
+    plain ``np.ndarray`` comes back as it is; a subclass of it comes back a
+    plain array, a view of it (``np.matrix``, whose methods differ: its
+    ``max`` takes no ``keepdims``, so a Softmax failed inside NumPy); a
+    masked array (``np.ma.MaskedArray``: ``netCDF4``, ``np.genfromtxt(...,
+    usemask=True)``) is refused (``TypeError``), since its masked entries
+    have no value to compute with: NumPy's masked arithmetic skipped them
+    on the NumPy backend while the Numba kernels read the data under the
+    mask (another BatchNorm moving mean on each), and a view would read that
+    data on both. The error says to fill them, with a value of the caller's
+    choosing (``x.filled()`` alone fills a float array with 1e20)."""
+    if type(x) is np.ndarray:
         return x
+    if isinstance(x, np.ma.MaskedArray):
+        raise TypeError(f"{who} expected {what} as a plain array, received a masked array "
+                        f"(np.ma.MaskedArray), whose masked entries have no value to compute "
+                        f"with; fill them first with the values they should take, e.g. "
+                        f"x.filled(x.mean(axis=0)) (each column's mean over its unmasked "
+                        f"entries; not x.filled() alone, which fills floats with 1e+20), "
+                        f"or leave those samples out")
     try:
         return np.asarray(x)
     except Exception as exc:  # ragged lists and the like

@@ -548,3 +548,20 @@ def test_a_global_scalers_statistics_are_0d_arrays_as_from_state_dict():
         assert isinstance(scaler.scale_, np.ndarray) and scaler.scale_.shape == ()
         again = type(scaler).from_state_dict(scaler.state_dict())
         assert type(again.scale_) is type(scaler.scale_)
+
+
+def test_masked_arrays_are_refused_by_the_scalers_and_the_split():
+    # np.asarray dropped the mask: the statistics, or the parts, held the data
+    # under it (1e6 here) without a word
+    x = np.ma.masked_array([[1.0, 2.0], [3.0, 4.0], [1e6, 6.0], [5.0, 8.0]],
+                           mask=[[0, 0], [0, 0], [1, 0], [0, 0]])
+    match = r"received a masked array .* x\.filled\(x\.mean\(axis=0\)\)"
+    for cls in (Standardizer, MinMaxScaler):
+        with pytest.raises(TypeError, match=f"{cls.__name__} expected x as a plain array, "
+                                            f"{match}"):
+            cls().fit(x)
+    with pytest.raises(TypeError, match="train_val_split expected each array of x and y as a "
+                                        "plain array, " + match):
+        train_val_split(x, np.arange(4), 0.5, seed=0)
+    plain = Standardizer().fit(x.filled(x.mean(axis=0)))
+    np.testing.assert_allclose(plain.offset_, [3.0, 5.0])

@@ -300,7 +300,8 @@ def test_gelu_tanh_kernel_and_reference_agree_relatively(dtype, low, rtol):
 def test_float32_gelu_corner_cases():
     """The same special values as libm's erfc gave: GELU(-inf) = -inf * 0 is
     NaN, the tails beyond |v| = 13.3 are exactly 0 (true values below
-    float32's smallest normal), tiny v give v / 2."""
+    float32's smallest normal), tiny v give v / 2. The slopes at +-inf are
+    1 and 0, as the NumPy path's (v is clamped: v * phi(v) was inf * 0, NaN)."""
     x = np.array([0.0, -0.0, 1e-30, -1e-30, 14.0, -14.0, 100.0, -100.0, np.inf, -np.inf,
                   np.nan], np.float32)
     y = _forward32(act.GELU, x)
@@ -308,8 +309,8 @@ def test_float32_gelu_corner_cases():
     np.testing.assert_array_equal(y[[4, 6, 8]], x[[4, 6, 8]])
     assert y[5] == 0 and y[7] == 0 and np.isnan(y[9]) and np.isnan(y[10])
     g = _backward32(act.GELU, x)
-    np.testing.assert_array_equal(g[[0, 1, 2, 3, 4, 5, 6, 7]], [0.5] * 4 + [1, 0, 1, 0])
-    assert np.isnan(g[8]) and np.isnan(g[9]) and np.isnan(g[10])  # inf * 0 in v * phi(v)
+    np.testing.assert_array_equal(g[:10], [0.5] * 4 + [1, 0, 1, 0, 1, 0])
+    assert np.isnan(g[10])
 
 
 def test_float32_tanh_corner_cases():
@@ -342,6 +343,22 @@ def test_fitted_coefficients_are_reproduced():
     c, err = fit_exp()
     assert err < 1e-8
     np.testing.assert_allclose(np.float32(act._EXP_C), c, rtol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("code", [act.GELU, act.GELU_TANH])
+def test_gelu_slopes_at_infinity_are_zero_and_one(code, dtype):
+    """The exact form gave NaN at +-inf (inf * phi(inf) = inf * 0) in the
+    kernel (act_backward, and act_grad_bias / dense_backward, which share its
+    rows) and its reference; its input is clamped as the tanh form's."""
+    z = np.array([[-np.inf, np.inf, np.nan, -1e30, 1e30]], dtype)
+    dy = np.full_like(z, 0.5)
+    expected = [[0, 0.5, np.nan, 0, 0.5]]
+    for backward in (act.act_backward, act.act_backward_ref):
+        np.testing.assert_array_equal(backward(dy, None, z, code), expected)
+    db = np.zeros(5, dtype)
+    np.testing.assert_array_equal(dense.act_grad_bias(dy, None, z, code, 0.0, None, db),
+                                  expected)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

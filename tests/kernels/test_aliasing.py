@@ -79,6 +79,33 @@ def test_act_grad_bias_into_an_input_gives_the_bits_of_a_separate_g_out(code, sa
     np.testing.assert_array_equal(_bits(db1), _bits(db0))
 
 
+@pytest.mark.parametrize("engine", ["numba", "blas"])
+@pytest.mark.parametrize("backend", list(BACKENDS))
+@pytest.mark.parametrize("code", [act.IDENTITY, act.RELU, act.GELU])
+def test_a_read_only_dy_gives_the_bits_of_a_writable_one(code, backend, engine):
+    """The identity's g is dy itself, which the Numba kernel is typed to
+    write: a read-only dy failed with a TypingError in dense_backward,
+    act_grad_bias and bias_grad (the references took it)."""
+    backward, grad = BACKENDS[backend]
+    bias_grad = {"numba": dense.bias_grad, "numpy": dense.bias_grad_ref}[backend]
+    x, w, dy, y, z = _problem(code, f32, rows=130)  # more than one block of rows
+    previous = blas.set_gemm(engine)
+    try:
+        results = []
+        for writable in (True, False):
+            d = dy.copy()
+            d.flags.writeable = writable
+            dw, db = np.full_like(w, 0.5), np.full(w.shape[1], 0.25, f32)
+            dx = backward(x, w, d, y, z, code, 0.1, dw, db)
+            db2 = np.zeros_like(db)
+            g = grad(d, y, z, code, 0.1, None, db2)
+            results.append((dx, dw, db, g, db2, bias_grad(d, np.zeros_like(db))))
+    finally:
+        blas.set_gemm(previous)
+    for writable, read_only in zip(*results):
+        np.testing.assert_array_equal(_bits(read_only), _bits(writable))
+
+
 @pytest.mark.parametrize("backend", list(BACKENDS))
 @pytest.mark.parametrize("g_view", [
     lambda base: base[1:],          # rows shifted by one: the same shape, another start

@@ -352,3 +352,18 @@ def test_sums_over_rows_give_the_same_bits_on_one_thread_or_two(monkeypatch, dty
     for one, two in zip(*results):
         np.testing.assert_array_equal(one, two)
     np.testing.assert_allclose(results[0][0], g.sum(axis=0), rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.parametrize("fn", ["batchnorm_forward", "batchnorm_forward_ref",
+                                "layernorm_forward", "layernorm_forward_ref"])
+def test_norms_refuse_an_eps_their_dtype_rounds_to_zero(fn):
+    """float32(1e-50) is 0: the kernels gave NaN for a constant feature (row),
+    the references 0; both refuse it, and take it in float64."""
+    forward = getattr(norms, fn)
+    x = np.ones((3, 2), np.float32)
+    gamma, beta = np.ones(2, np.float32), np.zeros(2, np.float32)
+    with pytest.raises(ValueError, match=f"{fn.removesuffix('_ref')} expected eps that float32 "
+                                         f"can hold"):
+        forward(x, gamma, beta, 1e-50)
+    y = forward(x.astype(np.float64), gamma.astype(np.float64), beta.astype(np.float64), 1e-50)[0]
+    np.testing.assert_array_equal(y, 0)

@@ -155,6 +155,20 @@ def test_inputs_up_to_the_largest_float_give_exact_limits_without_warnings(make,
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_slope_at_infinity_is_zero_and_one_on_both_backends(approximate, dtype, backend):
+    # the exact form's kernel computed inf * phi(inf) = inf * 0 = NaN (its
+    # reference too); the layer's NumPy path clamps, as the tanh form does
+    x = np.array([[-np.inf, np.inf, -1e30, 1e30]], dtype)
+    with tn.kernels.use_backend(backend), np.errstate(invalid="ignore"):
+        layer = L.GELU(approximate=approximate)
+        layer.forward(x)  # (-inf * Phi(-inf) is NaN: not the slope's concern)
+        dx = layer.backward(np.full_like(x, 0.5))
+    np.testing.assert_array_equal(dx, [[0, 0.5, 0, 0.5]])
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
 def test_float32_exact_gelu_is_within_a_few_ulps_on_both_backends(backend):
     """Against math.erfc in float64, for every 50th float32 in [-12, 6]
     (outputs and, left of -1 where the slope has no root nearby, slopes).
@@ -254,6 +268,95 @@ def test_every_registered_name_works_in_dense(name):
     assert activations.to_config(clone.activation) == activations.to_config(dense.activation)
     clone.W.value, clone.b.value = dense.W.value, dense.b.value
     np.testing.assert_array_equal(clone.forward(x), dense.forward(x))
+
+
+class _Cube(activations.Activation):
+    """A user's activation (no fused kernel on either backend)."""
+
+    def _forward(self, x):
+        return x * x * x
+
+    def _backward(self, x, y, dy):
+        return dy * 3 * x * x
+
+
+SHARED_ACTIVATIONS = {"leaky_relu": lambda: L.LeakyReLU(0.2), "gelu": L.GELU,
+                      "softmax": L.Softmax, "user": _Cube}
+
+
+def _two_layers(act_first, act_second, conv):
+    if conv:
+        return tn.Sequential([L.Conv2D(5, 2, activation=act_first, seed=1),
+                              L.Conv2D(7, 2, activation=act_second, seed=2)])
+    return tn.Sequential([L.Dense(5, activation=act_first, seed=1),
+                          L.Dense(7, activation=act_second, seed=2)])
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("conv", [False, True], ids=["Dense", "Conv2D"])
+@pytest.mark.parametrize("case", sorted(SHARED_ACTIVATIONS))
+def test_one_activation_instance_serves_two_layers(case, conv, backend):
+    # the two layers shared the instance and its forward cache: the first
+    # layer's backward read the second one's forward (wrong gradients, or a
+    # shape error for widths 5 and 7), on the NumPy path of either backend
+    make = SHARED_ACTIVATIONS[case]
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((4, 4, 4, 3) if conv else (4, 3))
+    with tn.kernels.use_backend(backend):
+        shared = make()
+        model = _two_layers(shared, shared, conv)
+        apart = _two_layers(make(), make(), conv)
+        y = model.forward(x, training=True)
+        np.testing.assert_array_equal(y, apart.forward(x, training=True))
+        dy = rng.standard_normal(y.shape)
+        np.testing.assert_array_equal(model.backward(dy), apart.backward(dy))
+    for p, q in zip(model.parameters(), apart.parameters(), strict=True):
+        np.testing.assert_array_equal(p.grad, q.grad)
+    first, second = (layer.activation for layer in model.layers)
+    assert first is not second and shared not in (first, second)
+    assert type(first) is type(shared) and first.name == shared.name
+    assert activations.settings_of(first) == activations.settings_of(shared)
+
+
+def test_each_layer_holds_its_own_copy_of_an_activation_given():
+    act = L.LeakyReLU(0.2)
+    first, second = L.Dense(3, activation=act), L.Dense(3, activation=act)
+    first.activation.alpha = 0.5  # that layer's only
+    assert (first.activation.alpha, second.activation.alpha, act.alpha) == (0.5, 0.2, 0.2)
+    model = tn.Sequential([L.Dense(3, input_dim=2), act, L.Dense(3, activation=act)])
+    # the copy is in no container (the instance is a layer of the model too)
+    assert list(model.layers[2].activation._parents) == [] and list(act._parents) == [model]
+
+
+def test_a_layers_copy_of_an_activation_shares_what_the_instance_refers_to():
+    # a copy of its own for the forward cache only: an object of the user's (a
+    # temperature a callback changes) stays shared, and a lock is no refusal
+    import threading
+
+    class Temperature:
+        t = 1.0
+
+    class Tempered(activations.Activation):
+        def __init__(self, temperature, **kw):
+            super().__init__(**kw)
+            self.temperature, self.lock = temperature, threading.Lock()
+
+        def _forward(self, x):
+            return x / self.temperature.t
+
+        def _backward(self, x, y, dy):
+            return dy / self.temperature.t
+
+    temperature = Temperature()
+    act = Tempered(temperature)
+    act.forward(np.ones((50, 3), np.float32), training=True)   # a cache of its own
+    dense = L.Dense(3, activation=act, seed=0)
+    assert dense.activation.temperature is temperature and dense.activation.lock is act.lock
+    assert dense.activation._y is None and act._y is not None
+    x = np.ones((2, 4), np.float32)
+    before = dense.forward(x)
+    temperature.t = 2.0
+    np.testing.assert_allclose(dense.forward(x), before / 2)
 
 
 @pytest.mark.parametrize("spec, expected", [

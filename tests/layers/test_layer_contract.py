@@ -123,9 +123,11 @@ IMAGE_FACTORIES = {
     "GlobalMaxPooling2D": L.GlobalMaxPooling2D,
     "Conv2D_dilated": lambda: L.Conv2D(2, 2, dilation_rate=2, activation="relu"),
     "Cropping2D": lambda: L.Cropping2D(((1, 0), (2, 1))),
+    "Conv2D_linear": lambda: L.Conv2D(2, 3),  # g is dy itself
 }
 ALL_FACTORIES = {**FACTORIES, **IMAGE_FACTORIES, "Reshape": lambda: L.Reshape((5, 1)),
-                 "Dense_gelu": lambda: L.Dense(3, activation="gelu")}
+                 "Dense_gelu": lambda: L.Dense(3, activation="gelu"),
+                 "Dense_linear": lambda: L.Dense(3)}
 
 
 def _input_for(name, dtype=np.float32):
@@ -170,6 +172,59 @@ def test_the_other_float_dtype_is_cast_to_the_layers(name, training):
         assert y_other.dtype == layer_dtype and dx_other.dtype == layer_dtype, name
         np.testing.assert_array_equal(y_other, y)
         np.testing.assert_array_equal(dx_other, dx)
+
+
+def _forward_backward(layer, x, wrap):
+    """Copies of ``y`` and ``dx`` of ``layer`` in training mode on ``wrap(x)``,
+    with ``dy = wrap(a ramp)``; its random state reset first."""
+    if layer.seed is not None:
+        layer.set_rng(np.random.default_rng(1))
+    y = layer.forward(wrap(x.copy()), training=True)
+    dy = np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape)
+    return y.copy(), layer.backward(wrap(dy)).copy()
+
+
+def _read_only(a):
+    a.flags.writeable = False
+    return a
+
+
+class _Tagged(np.ndarray):
+    """An ndarray subclass that changes nothing (np.matrix is 2-D only)."""
+
+
+def _subclassed(a):
+    return a.view(np.matrix if a.ndim == 2 else _Tagged)
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("wrap", [_read_only, _subclassed], ids=["read-only", "subclass"])
+@pytest.mark.parametrize("name", sorted(ALL_FACTORIES))
+def test_read_only_and_subclassed_arrays_give_the_plain_arrays_results(name, wrap, backend):
+    # read-only: dy (np.broadcast_to, a loss's cached array) into a Dense or
+    # Conv2D without activation failed to compile in the Numba kernel (a
+    # TypingError: its g is dy itself, which the kernel is typed to write);
+    # subclasses: np.matrix failed inside NumPy (Softmax: its max() takes no
+    # keepdims), and another subclass came back as itself from the NumPy path
+    x, _ = _input_for(name)
+    with tn.kernels.use_backend(backend):
+        layer = ALL_FACTORIES[name]()
+        results = [_forward_backward(layer, x, w) for w in (np.asarray, wrap)]
+    for plain, other in zip(*results):
+        assert type(other) is np.ndarray, name
+        assert plain.tobytes() == other.tobytes(), name
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("name", sorted(ALL_FACTORIES))
+def test_a_masked_array_is_refused_saying_to_fill_it(name, backend):
+    # NumPy's masked semantics on the NumPy path, the data under the mask in
+    # the kernels: two BatchNorm moving means for one input
+    x, _ = _input_for(name)
+    with tn.kernels.use_backend(backend):
+        with pytest.raises(TypeError, match=r"expected input as a plain array, received a "
+                                            r"masked array .* x\.filled\(x\.mean\(axis=0\)\)"):
+            ALL_FACTORIES[name]().forward(np.ma.masked_array(x, mask=x > 1))
 
 
 @pytest.mark.parametrize("name", sorted(ALL_FACTORIES))

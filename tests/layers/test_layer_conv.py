@@ -323,6 +323,44 @@ def test_an_empty_batch_gives_empty_outputs_and_gradients(channels, fused):
     assert not layer.W.grad.any() and not layer.b.grad.any()
 
 
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("activation", ["relu", "softmax"])
+def test_a_conv_built_again_for_another_image_size_runs_its_activation_on_it(
+        activation, backend):
+    # the activation stayed built for the first size: the next forward's was
+    # refused on the NumPy path (softmax, which has no fused kernel, on both)
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2, 10, 10, 3))
+    with tn.kernels.use_backend(backend):
+        layer = L.Conv2D(4, 3, activation=activation, seed=0)
+        layer.forward(rng.standard_normal((2, 8, 8, 3)))
+        layer.build((10, 10, 3))
+        y = layer.forward(x, training=True)
+        dy = rng.standard_normal(y.shape)
+        dx = layer.backward(dy)
+        fresh = L.Conv2D(4, 3, activation=activation, seed=0, input_shape=(10, 10, 3),
+                         dtype="float64")
+        fresh.W.value, fresh.b.value = layer.W.value, layer.b.value
+        np.testing.assert_array_equal(y, fresh.forward(x, training=True))
+        np.testing.assert_array_equal(dx, fresh.backward(dy))
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("make, x", [
+    (lambda act: L.Dense(5, activation=act, seed=0), np.ones((2, 4))),
+    (lambda act: L.Conv2D(5, 2, activation=act, seed=0), np.ones((2, 3, 3, 4)))],
+    ids=["Dense", "Conv2D"])
+def test_an_activation_built_for_another_shape_is_built_again_with_the_layer(
+        make, x, backend):
+    act = L.Softmax()
+    act.forward(np.ones((2, 3)))  # built for (3,)
+    with tn.kernels.use_backend(backend):
+        layer = make(act)
+        y = layer.forward(x)
+    np.testing.assert_allclose(y.sum(axis=-1), 1.0, rtol=1e-12)
+    assert layer.activation.input_shape == layer.output_shape
+
+
 @pytest.mark.skipif(tn.kernels.effective_backend() == "numpy",
                     reason="the fused path (g, dcols) runs on the kernels")
 def test_the_column_matrix_and_its_gradient_reuse_one_buffer_per_shape():

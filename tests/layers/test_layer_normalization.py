@@ -514,3 +514,35 @@ def test_float32_batchnorm_of_values_whose_squares_overflow_matches_float64(back
     np.testing.assert_allclose(narrow.gamma.grad, wide.gamma.grad, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(narrow.beta.grad, wide.beta.grad, rtol=1e-5, atol=1e-5)
     assert np.isfinite(narrow.moving_variance[0]) and np.isinf(narrow.moving_variance[1:]).all()
+
+
+_TINY_EPS_CASES = {"BatchNorm-training": (L.BatchNorm, True), "BatchNorm-inference":
+                   (L.BatchNorm, False), "LayerNorm": (L.LayerNorm, False)}
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("case", sorted(_TINY_EPS_CASES))
+def test_an_eps_the_dtype_rounds_to_zero_is_refused_on_both_backends(case, backend):
+    # eps=1e-50 is 0 in float32: a constant feature gave NaN on Numba (the
+    # kernels add eps in x's dtype) and 0 on NumPy (its references in float64)
+    make, training = _TINY_EPS_CASES[case]
+    x = np.array([[1.0, 2.0], [1.0, 3.0], [1.0, 4.0]], np.float32)  # feature 0 constant
+    if make is L.LayerNorm:
+        x = x[:, :1].T.copy()
+    with tn.kernels.use_backend(backend):
+        with pytest.raises(ValueError, match=r"expected eps that float32 can hold \(not below "
+                                             r"half its smallest positive number, 1\.4e-45\), "
+                                             r"received eps=1e-50, which float32 rounds to 0"):
+            make(eps=1e-50).forward(x, training=training)
+        # checked once per eps and dtype: an eps set later on a layer that ran is checked
+        layer = make(eps=1e-3)
+        layer.forward(x, training=training)
+        layer.eps = 1e-50
+        with pytest.raises(ValueError, match="received eps=1e-50"):
+            layer.forward(x, training=training)
+        results = [make(eps=eps, dtype=dtype).forward(x, training=training)
+                   for eps, dtype in ((1e-45, "float32"), (1e-50, "float64"))]
+    for y in results:
+        assert np.isfinite(y).all()
+        if training or make is L.LayerNorm:
+            np.testing.assert_array_equal(y[:, 0] if make is L.BatchNorm else y, 0)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..checks import check_bool, check_positive_int, check_seed
+from ..checks import as_array, check_bool, check_positive_int, check_seed
 
 __all__ = ["Batches", "as_generator", "batch_indices", "iterate_minibatches", "n_batches",
            "take_rows"]
@@ -139,7 +139,8 @@ def _numbers_as_arrays(arrays, path="arrays", who="Batches", as_arrays: bool = F
     list of numbers is never read as several inputs (its columns as samples).
     A ragged nested list of numbers is refused. ``as_arrays``: every other
     leaf too is ``np.asarray``-ed (a pandas object, anything with
-    ``__array__``), unless that makes a 0-d array (a scalar, which
+    ``__array__``; :func:`~tinynet.checks.as_array`, which refuses a masked
+    array), unless that makes a 0-d array (a scalar, which
     :func:`_leading_lengths` refuses as it was given)."""
     if isinstance(arrays, dict):
         return {key: _numbers_as_arrays(value, f"{path}[{key!r}]", who, as_arrays)
@@ -155,8 +156,8 @@ def _numbers_as_arrays(arrays, path="arrays", who="Batches", as_arrays: bool = F
                                  f"tasks as a list of arrays") from None
         return type(arrays)(_numbers_as_arrays(value, f"{path}[{i}]", who, as_arrays)
                             for i, value in enumerate(arrays))
-    if as_arrays:
-        array = np.asarray(arrays)
+    if as_arrays:  # (a masked array refused: np.asarray dropped its mask)
+        array = as_array(arrays, who, "each array of x and y")
         return arrays if array.ndim == 0 else array
     return arrays
 

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from ..checks import (check_bool, check_finite, check_labels, check_positive_int,
+from ..checks import (as_array, check_bool, check_finite, check_labels, check_positive_int,
                       is_real_dtype, native_dtype)
 from ..layers._checks import check_real
 from .batches import aligned_arrays, as_generator, common_length, take_rows, walked_arrays
@@ -328,7 +328,7 @@ class _Scaler:
 
     def _check_x(self, x, fitting: bool) -> np.ndarray:
         who = type(self).__name__
-        x = np.asarray(x)
+        x = as_array(x, who, "x")  # a masked array refused, as every input check does
         if not (is_real_dtype(x.dtype) or x.dtype == bool):  # complex: no order, no range
             raise TypeError(f"{who} expected a numeric array of real numbers (integers, "
                             f"floats or booleans), received dtype {x.dtype}")

@@ -37,6 +37,7 @@ NumPy float64 scalar would turn a float32 array into float64.
 
 from __future__ import annotations
 
+import copy
 import functools
 import inspect
 import math
@@ -442,12 +443,13 @@ ACTIVATIONS: dict[str, type] = {
 
 
 def get(spec, who: str = "activations.get") -> Activation:
-    """A fresh activation layer from a name, a config dict, an instance or
-    None; anything else is a ``TypeError`` naming ``who`` (the layer asking)."""
+    """A fresh activation layer from a name, a config dict, an instance (a
+    copy of it: :func:`own_copy`) or None; anything else is a ``TypeError``
+    naming ``who`` (the layer asking)."""
     if spec is None:
         return Identity()
     if isinstance(spec, Activation):
-        return spec
+        return own_copy(spec)
     if isinstance(spec, dict):
         from .base import layer_from_dict
         layer = layer_from_dict(spec)
@@ -459,6 +461,51 @@ def get(spec, who: str = "activations.get") -> Activation:
                         f"activation layer, a config dict or None, received "
                         f"{spec!r} of type {type(spec).__name__}")
     return lookup(ACTIVATIONS, spec, "activation")()
+
+
+def own_copy(act: Activation) -> Activation:
+    """A copy of ``act`` with a forward cache of its own, for a layer to hold
+    as its ``activation``.
+
+    Why a copy: an activation layer caches its forward pass (``x``, ``y``,
+    the settings it ran with) for its backward, and a Dense or Conv2D runs
+    its activation's forward and backward through that cache. One instance
+    given to two layers (``a = LeakyReLU(0.2)``, then ``activation=a``
+    twice, which Keras allows: its activations are stateless functions)
+    held the second layer's forward when the first one's backward ran: wrong
+    gradients for the first layer, or a shape error. Each layer holding a
+    copy of its own behaves as a stateless shared function would, and as the
+    model does after a save and load (a config stores the settings, so each
+    layer loads an activation of its own): ``layer.activation`` has the
+    class and settings given, and a setting changed there
+    (``layer.activation.alpha = 0.3``) changes that layer only; one changed
+    on the instance given afterwards changes none.
+
+    A shallow copy (``copy.copy``), so that what the instance refers to --
+    an object of the user's that a callback changes, a model, a lock -- is
+    shared, not duplicated (nor refused as unpicklable); what is the
+    layer's own state starts afresh: the forward cache (none yet), the
+    parameter list, the containers (none: the copy is in no model) and the
+    random generator (a copy, in the same state). An activation of the
+    user's that holds parameters of its own (built, with ``add_param``) is
+    copied deeply, as a layer's weights are its own."""
+    if act.parameters():
+        held = vars(act)
+        blank = {"_parents": (), "_cache_owner_ref": None}
+        # the containers holding it are not copied along (tinynet._weak would copy
+        # them whole, then free them): the copy is in no container
+        return copy.deepcopy(act, {id(held[k]): v for k, v in blank.items() if k in held})
+    twin = copy.copy(act)
+    state = vars(twin)
+    for key in ("_x", "_y", "_settings", "_cache_owner_ref"):
+        if key in state:
+            state[key] = None
+    state.pop("_parents", None)     # the class's (): in no container
+    if "_params" in state:
+        state["_params"] = []
+    if isinstance(state.get("_rng"), np.random.Generator):
+        state["_rng"] = copy.deepcopy(state["_rng"])
+    return twin
 
 
 def _check_setting(value, who: str, what: str) -> Activation:

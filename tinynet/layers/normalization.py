@@ -30,7 +30,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import kernels
-from ..kernels.norms import standardise_ref
+from ..kernels.norms import check_eps, standardise_ref
 from ..checks import as_values_like, check_bool
 from ..param import check_param_budget
 from ._checks import Setting, check_real
@@ -85,6 +85,7 @@ class _FeatureNorm(Layer):
 
     # checked when set later too (the kernels take it unchecked); inf would map every x to beta
     eps = Setting(check_real, low=0.0, low_open=True, high_open=True)
+    _eps_checked = None  # the (eps, dtype) check_eps last passed
 
     def __init__(self, eps: float, **kwargs):
         self.eps = eps
@@ -92,6 +93,17 @@ class _FeatureNorm(Layer):
         self.beta = None
         self._cache = None
         super().__init__(**kwargs)
+
+    def _prepare_input(self, x) -> np.ndarray:
+        """As :meth:`Layer._prepare_input`, and an ``eps`` the layer's dtype can
+        hold (:func:`~tinynet.kernels.norms.check_eps`: 1e-50 is 0 in float32,
+        and a constant feature gave NaN on Numba, 0 on NumPy), checked here
+        because the dtype is known here (a layer's first input may fix it)."""
+        x = super()._prepare_input(x)
+        if (self.eps, x.dtype) != self._eps_checked:  # once per eps and dtype, not per forward
+            check_eps(self.eps, x.dtype, self._who)
+            self._eps_checked = (self.eps, x.dtype)
+        return x
 
     def _build(self, input_shape, rng):
         n_features = input_shape[-1]
