@@ -416,6 +416,38 @@ def test_copy_weights_refuses_values_set_weights_refuses_and_copies_nothing():
                                   src.get_layer("head").W.value.astype(np.float32))
 
 
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize("refusal", ["shape", "value"])
+def test_a_refused_copy_into_an_unbuilt_model_leaves_its_layers_unbuilt(refusal, nested):
+    # the check built each destination layer to compare shapes: a refused copy
+    # left them built with weights from fresh entropy, which fit(seed=0) kept
+    from tinynet.layers import Dense
+
+    def model(classes, seeded=False):
+        fc1 = Dense(8, name="fc1", seed=0 if seeded else None)
+        base = tn.Sequential([fc1], name="base") if nested else fc1
+        return tn.Sequential([base, Dense(classes, name="head", seed=1 if seeded else None)])
+
+    src = model(3 if refusal == "value" else 4, seeded=True)
+    src.build((6,))
+    if refusal == "value":
+        src.get_layer("head").W.value[0, 0] = np.nan
+    x = np.random.default_rng(0).standard_normal((20, 6)).astype(np.float32)
+    y = np.arange(20) % 3
+    trained = []
+    for refused in (False, True):
+        dst = model(3)
+        if refused:
+            with pytest.raises(ValueError, match="mismatch" if refusal == "shape" else "finite"):
+                transfer.copy_weights(src, dst)
+            assert not dst.built and not any(layer.built for layer in dst.layers)
+            assert not any(layer.built for layer in tn.layers.base.walk_layers(dst))
+        dst.compile(tn.optim.SGD(lr=0.1), loss="cross_entropy")
+        dst.fit(x, y, epochs=1, seed=0, verbose=0)
+        trained.append([p.value.copy() for p in dst.parameters()])
+    assert all(np.array_equal(a, b) for a, b in zip(*trained))  # drawn from seed 0 both times
+
+
 def test_copy_weights_by_index_and_by_name():
     src, dst = mlp(seed=1), mlp(seed=2)
     x = data()[0]
