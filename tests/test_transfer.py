@@ -1508,6 +1508,20 @@ def test_l2sp_refuses_an_unbuilt_model_and_an_empty_penalty():
     assert transfer.L2SP([], 0.1, new_params=mlp(), beta=0.1).params == []  # beta alone
 
 
+def test_l2sp_refuses_a_parameter_given_twice_naming_it():
+    # L2SP([p, p]) penalised p twice: value 3.0 for 1.5, gradient 2 for 1
+    model = mlp()
+    w, b = model.get_layer("head").parameters()
+    for params, new_params, where in (([w, b, w], (), "params"), ([], [b, w, b], "new_params")):
+        with pytest.raises(ValueError, match=rf"L2SP received a parameter twice in {where}: "
+                                             rf"'{(w if where == 'params' else b).name}' \("):
+            transfer.L2SP(params, 0.1, new_params=new_params, beta=0.1)
+    p = tn.param.Param(np.zeros(3))
+    penalty = transfer.L2SP([p], 1.0)
+    p.value[...] = 1.0
+    assert penalty.add_grad() == 1.5 and np.array_equal(p.grad, np.ones(3))
+
+
 def test_l2sp_attach_checks_its_optimizer_and_adds_the_gradient_once():
     model = mlp()
     x, y = data()

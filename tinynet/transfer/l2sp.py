@@ -61,6 +61,16 @@ def _as_params(params, what: str) -> list:
             hint = " (pass layer.parameters())" if hasattr(p, "parameters") else ""
             raise TypeError(f"L2SP expected params as a list of Param (or a layer or model), "
                             f"received an item of type {type(p).__name__}{hint}")
+    # a parameter given twice was penalised once per time: its penalty and gradient doubled
+    seen, twice = set(), {}
+    for p in params:
+        if id(p) in seen:
+            twice.setdefault(id(p), p)
+        seen.add(id(p))
+    if twice:
+        raise ValueError(f"L2SP received a parameter twice in {what}: "
+                         f"{', '.join(repr(p.name) for p in twice.values())} (its penalty and "
+                         f"gradient would count twice); pass each parameter once")
     return params
 
 
@@ -78,7 +88,8 @@ class L2SP:
         Strength of the pull toward the anchors (>= 0; 0 adds nothing).
     new_params : list of Param, or a layer or model, optional
         :math:`\\bar S`, the parameters of the new layers (the head),
-        penalised toward 0; none of them may also be in ``params``.
+        penalised toward 0; none of them may also be in ``params``, and
+        neither list may hold a parameter twice.
     beta : float, default 0
         Strength of the plain L2 penalty on ``new_params`` (>= 0).
 
