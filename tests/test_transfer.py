@@ -1293,6 +1293,37 @@ def test_experiment_run_checks_its_arguments_before_pretraining(digits_split):
         assert pretrained == {}  # nothing was pretrained
 
 
+def test_experiment_gives_the_two_phase_methods_the_step_budget_of_the_others(digits_split,
+                                                                            monkeypatch):
+    # each phase was rounded up to one epoch: a budget of one epoch gave
+    # fine_tune and discriminative two, twice the steps of scratch and features
+    from tinynet.transfer import experiment
+    source, target = digits_split
+    cfg = experiment.Config(hidden=(4,), pretrain_epochs=1, steps=2)  # 50 images: 2 batches
+    for methods, named in ((("fine_tune",), "'fine_tune'"),
+                           (("scratch", "discriminative", "l2sp"), "'discriminative', 'l2sp'")):
+        pretrained = {}
+        with pytest.raises(ValueError, match=rf"run: the two-phase method\(s\) {named} .* at "
+                                             rf"least 2 epochs; Config\(steps=2\) is 1 epoch of 2 "
+                                             rf"batch\(es\) of 50 images \(batch_size 32\): pass "
+                                             rf"steps > 2"):
+            experiment.run(source, target, budgets=(10,), seeds=(0,), methods=methods,
+                           config=cfg, pretrained=pretrained)
+        assert pretrained == {}  # refused before pretraining
+    (x, y), _ = target
+    base = experiment.build_mlp(64, 5, (4,), seed=0)
+    with pytest.raises(ValueError, match="at least 2 epochs"):
+        experiment._run_method("fine_tune", base, x[:50], y[:50], 5, cfg, seed=0)
+    phases = []
+    monkeypatch.setattr(experiment, "fine_tune",
+                        lambda *args, head_epochs, epochs, **kwargs:
+                        phases.append((head_epochs, epochs)))
+    for steps, fraction in ((3, 0.25), (8, 0.25), (4, 0.9)):  # 2, 4 and 2 epochs
+        cfg = experiment.Config(hidden=(4,), steps=steps, head_fraction=fraction)
+        experiment._run_method("discriminative", base, x[:50], y[:50], 5, cfg, seed=0)
+    assert phases == [(1, 1), (1, 3), (1, 1)]
+
+
 def test_class_split_and_sample_per_class_check_their_arguments():
     # class_split(x, y, [0, 0]) labelled class 0 as 1 (the later of the two
     # numbers it was given), [-1, 0] wrote -1 into the lookup's last entry;
