@@ -967,7 +967,7 @@ def test_max_grad_norm_clips_before_the_step():
     (lambda p: Adam([{"lr": 0.1}]), TypeError, "'params' key"),
     (lambda p: Adam(p).add_param_group({"lr": 0.1}), ValueError, "'params' key"),
     (lambda p: Adam(p).load_state_dict(SGD(p).state_dict()), ValueError,
-     "state of a Adam, received that of 'SGD'"),
+     "expected a state saved by Adam, received one saved by 'SGD'"),
     (lambda p: Adam().load_state_dict(Adam(p).state_dict()), RuntimeError, "bind"),
     (lambda p: Adam(p[:1]).load_state_dict(Adam(p).state_dict()), ValueError,
      "1 parameters in group 0, received 3"),
