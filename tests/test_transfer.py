@@ -1545,9 +1545,13 @@ def test_l2sp_refuses_a_parameter_given_twice_naming_it():
     w, b = model.get_layer("head").parameters()
     for params, new_params, where in (([w, b, w], (), "params"), ([], [b, w, b], "new_params")):
         with pytest.raises(ValueError, match=rf"L2SP received a parameter twice in {where}: "
-                                             rf"'{(w if where == 'params' else b).name}' \("):
+                                             rf"'{(w if where == 'params' else b).name}' "
+                                             rf"\(at positions 0 and 2\) \("):
             transfer.L2SP(params, 0.1, new_params=new_params, beta=0.1)
     p = tn.param.Param(np.zeros(3))
+    with pytest.raises(ValueError, match=r"twice in params: an unnamed one \(at positions 1 "
+                                         r"and 3\) \(its"):
+        transfer.L2SP([w, p, b, p], 1.0)
     penalty = transfer.L2SP([p], 1.0)
     p.value[...] = 1.0
     assert penalty.add_grad() == 1.5 and np.array_equal(p.grad, np.ones(3))

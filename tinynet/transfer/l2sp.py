@@ -62,15 +62,16 @@ def _as_params(params, what: str) -> list:
             raise TypeError(f"L2SP expected params as a list of Param (or a layer or model), "
                             f"received an item of type {type(p).__name__}{hint}")
     # a parameter given twice was penalised once per time: its penalty and gradient doubled
-    seen, twice = set(), {}
-    for p in params:
-        if id(p) in seen:
-            twice.setdefault(id(p), p)
-        seen.add(id(p))
+    first, twice = {}, {}
+    for i, p in enumerate(params):
+        if id(p) in first:
+            twice.setdefault(id(p), (p, first[id(p)], i))
+        first.setdefault(id(p), i)
     if twice:
-        raise ValueError(f"L2SP received a parameter twice in {what}: "
-                         f"{', '.join(repr(p.name) for p in twice.values())} (its penalty and "
-                         f"gradient would count twice); pass each parameter once")
+        names = ", ".join(f"{repr(p.name) if p.name else 'an unnamed one'} (at positions "
+                          f"{i} and {j})" for p, i, j in twice.values())
+        raise ValueError(f"L2SP received a parameter twice in {what}: {names} (its penalty "
+                         f"and gradient would count twice); pass each parameter once")
     return params
 
 
