@@ -4,7 +4,9 @@
 unbound (``Adam(lr=1e-3)``: the model binds it), or already bound to some of
 the model's parameters -- a subset, or parameter groups with rates of their
 own (:func:`tinynet.transfer.discriminative_param_groups`) --, which the
-model keeps as they are, as ``torch.optim`` keeps what it was given.
+model keeps as they are, as ``torch.optim`` keeps what it was given; only
+the layers added to the model after it was compiled with it join it (the
+parameters the user left out stay out).
 
 An optimizer serves the model whose parameters it holds (its state is theirs,
 as a Keras optimizer built for one model's variables refuses another's): one
@@ -24,11 +26,13 @@ model is compiled with this very optimizer: compiling the first model with
 it would take it from that model, so it is refused, naming that model
 (:func:`released_ids` gives the rule).
 
-Both models keep three attributes this module reads: ``optimizer`` (the one
+Both models keep four attributes this module reads: ``optimizer`` (the one
 they are compiled with, None before), ``_bound_ids`` (the ids of the
-parameters the model bound it to, None if the user bound it) and
-``_released`` (what :func:`release_parameters` records on it, or on a
-container inside it).
+parameters the model bound it to, None if the user bound it),
+``_params_at_bind`` (the model's parameters at its last binding, None
+before: a user-bound optimizer compiled with the model takes the ones that
+joined since) and ``_released`` (what :func:`release_parameters` records on
+it, or on a container inside it).
 """
 
 from __future__ import annotations
@@ -275,7 +279,10 @@ def bind_model_optimizer(model, optimizer, params, who: str, known=()):
       the user before ``replace_head``, or compiled here before another
       optimizer): bound again likewise.
     * Bound by the user to parameters of ``params`` or of ``known`` (a
-      multi-task weighting's): kept as it is, groups and rates included.
+      multi-task weighting's): kept as it is, groups and rates included,
+      but for the parameters that joined the model since it was compiled
+      (or fitted) with it (``add``, ``replace_head(n_remove=0)``), which it
+      takes (:func:`_bind_joined`); the ones the user left out stay out.
 
     ``params`` empty (a model of activations and reshapes only) leaves the
     optimizer unbound and returns ``[]``.
@@ -284,13 +291,33 @@ def bind_model_optimizer(model, optimizer, params, who: str, known=()):
     if not params:
         return []
     bound_ids = model._bound_ids if optimizer is model.optimizer else None
+    before = model._params_at_bind if optimizer is model.optimizer else None
+    model._params_at_bind = tuple(params)
     ids = [id(p) for p in params]
     foreign = _foreign_ids(optimizer, params, known)
     ensure_flat(params)
     if not optimizer.params or foreign or (bound_ids is not None and bound_ids != ids):
         _bind_again(optimizer, params, known)
         return ids
+    if bound_ids is None and before is not None:
+        _bind_joined(optimizer, params, before, known)
     return bound_ids
+
+
+def _bind_joined(optimizer, params, before, known) -> None:
+    """An optimizer the user bound, compiled with the model before: the
+    parameters that joined the model since (``add``, ``replace_head`` with
+    ``n_remove=0``: in ``params``, not in ``before``, the model's parameters
+    at that compile or fit) and that it does not hold are bound by
+    :func:`_bind_again`'s rule (one group: into it; several: a group of the
+    optimizer's defaults), with their layer's fresh state. The parameters
+    the user left out of it stay out, as ``torch.optim`` keeps what it was
+    given: only what joined the model after is new to it."""
+    held = {id(p) for p in optimizer.params}
+    earlier = {id(p) for p in before}
+    joined = {id(p) for p in params if id(p) not in held and id(p) not in earlier}
+    if joined:
+        _bind_again(optimizer, [p for p in params if id(p) in held or id(p) in joined], known)
 
 
 def _bind_again(optimizer, params, known=()) -> None:
