@@ -1316,3 +1316,19 @@ def test_an_optimizer_bound_by_the_user_before_the_first_compile_holds_what_it_w
     model.add(tn.layers.Dense(3, seed=1, name="new"))
     model.compile(opt, loss="mse")
     assert len(opt.params) == 2
+
+
+def test_a_left_out_layer_built_again_stays_out_and_another_optimizer_in_between_resets():
+    # joined is a layer's, not a parameter's: a left-out base built again (new
+    # parameters, the same layer) stays out of a head-only optimizer
+    model, opt, x, y = _head_only_then_add("head only")
+    base = model.get_layer("base")
+    base.build((4,))
+    model.compile(opt, loss="mse")
+    assert len(opt.params) == 2 and not any(p in opt.state for p in base.parameters())
+    # another optimizer compiled in between: the record is that one's, so the
+    # head-only one holds what it was given (documented)
+    model.add(tn.layers.Dense(2, seed=3, name="new"))
+    model.compile(SGD(lr=0.1), loss="mse")
+    model.compile(opt, loss="mse")
+    assert len(opt.params) == 2
