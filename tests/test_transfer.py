@@ -416,6 +416,38 @@ def test_copy_weights_refuses_values_set_weights_refuses_and_copies_nothing():
                                   src.get_layer("head").W.value.astype(np.float32))
 
 
+@pytest.mark.parametrize("nested", [False, True])
+@pytest.mark.parametrize("refusal", ["shape", "value"])
+def test_a_refused_copy_into_an_unbuilt_model_leaves_its_layers_unbuilt(refusal, nested):
+    # the check built each destination layer to compare shapes: a refused copy
+    # left them built with weights from fresh entropy, which fit(seed=0) kept
+    from tinynet.layers import Dense
+
+    def model(classes, seeded=False):
+        fc1 = Dense(8, name="fc1", seed=0 if seeded else None)
+        base = tn.Sequential([fc1], name="base") if nested else fc1
+        return tn.Sequential([base, Dense(classes, name="head", seed=1 if seeded else None)])
+
+    src = model(3 if refusal == "value" else 4, seeded=True)
+    src.build((6,))
+    if refusal == "value":
+        src.get_layer("head").W.value[0, 0] = np.nan
+    x = np.random.default_rng(0).standard_normal((20, 6)).astype(np.float32)
+    y = np.arange(20) % 3
+    trained = []
+    for refused in (False, True):
+        dst = model(3)
+        if refused:
+            with pytest.raises(ValueError, match="mismatch" if refusal == "shape" else "finite"):
+                transfer.copy_weights(src, dst)
+            assert not dst.built and not any(layer.built for layer in dst.layers)
+            assert not any(layer.built for layer in tn.layers.base.walk_layers(dst))
+        dst.compile(tn.optim.SGD(lr=0.1), loss="cross_entropy")
+        dst.fit(x, y, epochs=1, seed=0, verbose=0)
+        trained.append([p.value.copy() for p in dst.parameters()])
+    assert all(np.array_equal(a, b) for a, b in zip(*trained))  # drawn from seed 0 both times
+
+
 def test_copy_weights_by_index_and_by_name():
     src, dst = mlp(seed=1), mlp(seed=2)
     x = data()[0]
@@ -1261,6 +1293,37 @@ def test_experiment_run_checks_its_arguments_before_pretraining(digits_split):
         assert pretrained == {}  # nothing was pretrained
 
 
+def test_experiment_gives_the_two_phase_methods_the_step_budget_of_the_others(digits_split,
+                                                                            monkeypatch):
+    # each phase was rounded up to one epoch: a budget of one epoch gave
+    # fine_tune and discriminative two, twice the steps of scratch and features
+    from tinynet.transfer import experiment
+    source, target = digits_split
+    cfg = experiment.Config(hidden=(4,), pretrain_epochs=1, steps=2)  # 50 images: 2 batches
+    for methods, named in ((("fine_tune",), "'fine_tune'"),
+                           (("scratch", "discriminative", "l2sp"), "'discriminative', 'l2sp'")):
+        pretrained = {}
+        with pytest.raises(ValueError, match=rf"run: the two-phase method\(s\) {named} .* at "
+                                             rf"least 2 epochs; Config\(steps=2\) is 1 epoch of 2 "
+                                             rf"batch\(es\) of 50 images \(batch_size 32\): pass "
+                                             rf"steps > 2"):
+            experiment.run(source, target, budgets=(10,), seeds=(0,), methods=methods,
+                           config=cfg, pretrained=pretrained)
+        assert pretrained == {}  # refused before pretraining
+    (x, y), _ = target
+    base = experiment.build_mlp(64, 5, (4,), seed=0)
+    with pytest.raises(ValueError, match="at least 2 epochs"):
+        experiment._run_method("fine_tune", base, x[:50], y[:50], 5, cfg, seed=0)
+    phases = []
+    monkeypatch.setattr(experiment, "fine_tune",
+                        lambda *args, head_epochs, epochs, **kwargs:
+                        phases.append((head_epochs, epochs)))
+    for steps, fraction in ((3, 0.25), (8, 0.25), (4, 0.9)):  # 2, 4 and 2 epochs
+        cfg = experiment.Config(hidden=(4,), steps=steps, head_fraction=fraction)
+        experiment._run_method("discriminative", base, x[:50], y[:50], 5, cfg, seed=0)
+    assert phases == [(1, 1), (1, 3), (1, 1)]
+
+
 def test_class_split_and_sample_per_class_check_their_arguments():
     # class_split(x, y, [0, 0]) labelled class 0 as 1 (the later of the two
     # numbers it was given), [-1, 0] wrote -1 into the lookup's last entry;
@@ -1474,6 +1537,24 @@ def test_l2sp_refuses_an_unbuilt_model_and_an_empty_penalty():
     with pytest.raises(ValueError, match=r"L2SP expected parameters to penalise, received none"):
         transfer.L2SP([], 0.1)
     assert transfer.L2SP([], 0.1, new_params=mlp(), beta=0.1).params == []  # beta alone
+
+
+def test_l2sp_refuses_a_parameter_given_twice_naming_it():
+    # L2SP([p, p]) penalised p twice: value 3.0 for 1.5, gradient 2 for 1
+    model = mlp()
+    w, b = model.get_layer("head").parameters()
+    for params, new_params, where in (([w, b, w], (), "params"), ([], [b, w, b], "new_params")):
+        with pytest.raises(ValueError, match=rf"L2SP received a parameter twice in {where}: "
+                                             rf"'{(w if where == 'params' else b).name}' "
+                                             rf"\(at positions 0 and 2\) \("):
+            transfer.L2SP(params, 0.1, new_params=new_params, beta=0.1)
+    p = tn.param.Param(np.zeros(3))
+    with pytest.raises(ValueError, match=r"twice in params: an unnamed one \(at positions 1 "
+                                         r"and 3\) \(its"):
+        transfer.L2SP([w, p, b, p], 1.0)
+    penalty = transfer.L2SP([p], 1.0)
+    p.value[...] = 1.0
+    assert penalty.add_grad() == 1.5 and np.array_equal(p.grad, np.ones(3))
 
 
 def test_l2sp_attach_checks_its_optimizer_and_adds_the_gradient_once():

@@ -119,10 +119,13 @@ class Sequential(Layer):
         What the last :meth:`fit` returned.
     """
 
+    #: Its layers at the optimizer's last binding (:mod:`tinynet.optim.binding`);
+    #: a class default, so that a model pickled before it existed still fits.
+    _layers_at_bind = None
     #: What :meth:`compile` sets (:func:`tinynet.transfer.fine_tune` puts it
     #: back when a run fails); kept here, beside the attributes it names.
-    COMPILE_ATTRIBUTES = ("optimizer", "loss", "metrics", "_bound_ids", "_compiled_loss",
-                          "_compiled_metrics")
+    COMPILE_ATTRIBUTES = ("optimizer", "loss", "metrics", "_bound_ids", "_layers_at_bind",
+                          "_compiled_loss", "_compiled_metrics")
     #: The log keys of ``fit`` besides the metrics' -- its loss, on the
     #: training and validation data, and what tinynet's callbacks add
     #: (:data:`tinynet.callbacks.CALLBACK_LOG_KEYS`) -- with what each holds:
@@ -521,7 +524,10 @@ class Sequential(Layer):
 
         All parameters are bound, frozen ones too: the optimizer skips them
         while ``trainable`` is False, so freezing after compile works. An
-        optimizer the user bound to a subset (or to groups) is kept as it is;
+        optimizer the user bound to a subset (or to groups) is kept as it is,
+        but for the layers added since it was last compiled with this model
+        (no other optimizer in between), which it takes (the parameters the
+        user left out stay out);
         one bound to another model's parameters (by the user, or compiled
         with that model) is refused (``ValueError``), changing nothing; one
         holding parameters this model released (``pop``, ``replace_head``,

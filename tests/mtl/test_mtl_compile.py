@@ -143,6 +143,31 @@ def test_an_optimizer_holding_the_parameters_a_layer_built_again_replaced_is_bou
     assert opt.state[trunk.W]["step"] == 1
 
 
+@pytest.mark.parametrize("subset", [False, True])
+def test_an_optimizer_the_user_bound_trains_a_layer_added_inside_the_model_after_compile(
+        subset):
+    # kept as the user bound it at the first compile, it was kept so again after
+    # a layer was added to a head (nothing released): the new layer never trained.
+    # A trunk the user left out stays out.
+    head = tn.Sequential([Dense(1, seed=1)])
+    trunk = Dense(6, seed=0, name="trunk")
+    model = tn.mtl.HardSharing((4,), trunk=[trunk], heads={"a": [head], "b": [Dense(1, seed=2)]})
+    left_out = {id(p) for p in trunk.parameters()} if subset else set()
+    opt = tn.optim.Adam([p for p in model.parameters() if id(p) not in left_out], lr=0.01)
+    model.compile(opt, loss="mse")
+    new = Dense(1, seed=3)
+    head.add(new)
+    model.compile(opt, loss="mse")
+    assert sorted(map(id, opt.params)) == sorted(
+        id(p) for p in model.parameters() if id(p) not in left_out)
+    w = new.W.value.copy()
+    before = [p.value.copy() for p in trunk.parameters()]
+    model.fit(*xy(), epochs=1, verbose=0)
+    assert not np.array_equal(new.W.value, w)
+    unchanged = [np.array_equal(p.value, b) for p, b in zip(trunk.parameters(), before)]
+    assert unchanged == [subset] * len(before)
+
+
 def test_a_refused_compile_leaves_the_weighting_training_as_before():
     # the weighting used to bind anew (new log-variances) before the optimizer was
     # refused: the model kept its old optimizer, which held the old ones, and the

@@ -967,7 +967,7 @@ def test_max_grad_norm_clips_before_the_step():
     (lambda p: Adam([{"lr": 0.1}]), TypeError, "'params' key"),
     (lambda p: Adam(p).add_param_group({"lr": 0.1}), ValueError, "'params' key"),
     (lambda p: Adam(p).load_state_dict(SGD(p).state_dict()), ValueError,
-     "state of a Adam, received that of 'SGD'"),
+     "expected a state saved by Adam, received one saved by 'SGD'"),
     (lambda p: Adam().load_state_dict(Adam(p).state_dict()), RuntimeError, "bind"),
     (lambda p: Adam(p[:1]).load_state_dict(Adam(p).state_dict()), ValueError,
      "1 parameters in group 0, received 3"),
@@ -1238,3 +1238,97 @@ def test_adagrad_starts_each_group_from_its_own_initial_accumulator_value():
     opt.step()
     np.testing.assert_array_equal(opt.state[first]["sum"], [1.5, 1.5])
     np.testing.assert_array_equal(opt.state[second]["sum"], [3.0, 3.0, 3.0])
+
+
+def _head_only_then_add(how: str):
+    """A model whose optimizer the user bound (to the head only, or to two
+    groups of every parameter), compiled and fitted, then a layer added."""
+    from tinynet import transfer
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((16, 4)).astype(np.float32)
+    y = rng.integers(0, 2, 16)
+    model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0, name="base"),
+                           tn.layers.Dense(3, seed=1, name="head")])
+    if how == "head only":
+        opt = Adam(model.get_layer("head").parameters(), lr=0.01)
+    elif how == "one group":
+        opt = Adam(model.parameters(), lr=0.01)
+    else:
+        opt = Adam(transfer.discriminative_param_groups(model, 1e-2), lr=0.5)
+    model.compile(opt, loss="mse")
+    model.fit(x, rng.standard_normal((16, 3)).astype(np.float32), epochs=1, verbose=0, seed=0)
+    return model, opt, x, y
+
+
+@pytest.mark.parametrize("how", ["head only", "one group", "groups"])
+@pytest.mark.parametrize("change", ["add", "replace_head"])
+def test_a_user_bound_optimizer_takes_the_layers_added_after_it_was_compiled(how, change):
+    # README: compile(opt) again after add (opt compiled with this model, or bound by
+    # you): the new layer trains; a parameter the user left out stays out (torch.optim
+    # keeps what it was given). main left the new layer in no group: never trained.
+    from tinynet import transfer
+    model, opt, x, y = _head_only_then_add(how)
+    base = [p.value.copy() for p in model.get_layer("base").parameters()]
+    if change == "add":
+        model.add(tn.layers.Dense(2, seed=3, name="new"))
+    else:
+        transfer.replace_head(model, tn.layers.Dense(2, seed=3, name="new"), n_remove=0)
+    new_before = [p.value.copy() for p in model.get_layer("new").parameters()]
+    model.compile(opt, loss="cross_entropy")
+    model.fit(x, y, epochs=2, verbose=0, seed=0)
+    new_after = model.get_layer("new").parameters()
+    assert all(not np.array_equal(p.value, v) for p, v in zip(new_after, new_before))
+    base_after = [p.value for p in model.get_layer("base").parameters()]
+    held = {id(p) for p in opt.params}
+    if how == "head only":   # left out by the user: still out, unchanged
+        assert not any(id(p) in held for p in model.get_layer("base").parameters())
+        assert all(np.array_equal(a, b) for a, b in zip(base_after, base))
+    else:
+        assert all(not np.array_equal(a, b) for a, b in zip(base_after, base))
+    if how == "one group":   # one group: the new layer joins it
+        assert len(opt.param_groups) == 1
+    elif how == "groups":    # several: a group of the optimizer's defaults (lr 0.5)
+        assert [id(p) for p in opt.param_groups[-1]["params"]] == [
+            id(p) for p in new_after]
+        assert opt.param_groups[-1]["lr"] == 0.5
+
+
+def test_a_user_bound_subset_keeps_out_what_it_left_out_after_a_copy_or_a_plain_fit():
+    import copy
+    import pickle
+    model, opt, x, y = _head_only_then_add("head only")
+    target = np.random.default_rng(1).standard_normal((16, 3)).astype(np.float32)
+    for m, o in [(model, opt), copy.deepcopy((model, opt)),
+                 pickle.loads(pickle.dumps((model, opt)))]:
+        base = [p.value.copy() for p in m.get_layer("base").parameters()]
+        m.compile(o, loss="mse")
+        m.fit(x, target, epochs=1, verbose=0, seed=0)
+        assert len(o.params) == 2
+        assert all(np.array_equal(p.value, b)
+                   for p, b in zip(m.get_layer("base").parameters(), base))
+
+
+def test_an_optimizer_bound_by_the_user_before_the_first_compile_holds_what_it_was_given():
+    # bound, a layer added, then the first compile: nothing says what joined after
+    # the binding, so the optimizer is kept as given (documented), the new layer fixed
+    model = tn.Sequential([tn.layers.Dense(5, input_dim=4, seed=0)])
+    opt = Adam(model.parameters(), lr=0.01)
+    model.add(tn.layers.Dense(3, seed=1, name="new"))
+    model.compile(opt, loss="mse")
+    assert len(opt.params) == 2
+
+
+def test_a_left_out_layer_built_again_stays_out_and_another_optimizer_in_between_resets():
+    # joined is a layer's, not a parameter's: a left-out base built again (new
+    # parameters, the same layer) stays out of a head-only optimizer
+    model, opt, x, y = _head_only_then_add("head only")
+    base = model.get_layer("base")
+    base.build((4,))
+    model.compile(opt, loss="mse")
+    assert len(opt.params) == 2 and not any(p in opt.state for p in base.parameters())
+    # another optimizer compiled in between: the record is that one's, so the
+    # head-only one holds what it was given (documented)
+    model.add(tn.layers.Dense(2, seed=3, name="new"))
+    model.compile(SGD(lr=0.1), loss="mse")
+    model.compile(opt, loss="mse")
+    assert len(opt.params) == 2

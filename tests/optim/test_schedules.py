@@ -796,7 +796,7 @@ def test_a_schedule_made_before_bind_leaves_the_constructors_rate_in_the_config(
     (lambda o: ReduceLROnPlateau(o).step("low"), TypeError, "monitored value as a number"),
     (lambda o: ReduceLROnPlateau(o).step(), TypeError, "metric"),
     (lambda o: StepLR(o, 2).load_state_dict(ExponentialLR(o, 0.5).state_dict()), ValueError,
-     "state of a StepLR, received that of 'ExponentialLR'"),
+     "expected a state saved by StepLR, received one saved by 'ExponentialLR'"),
 ])
 def test_bad_input_is_reported(call, error, message):
     with pytest.raises(error, match=message):

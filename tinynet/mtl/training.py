@@ -225,6 +225,8 @@ class MultiTaskTraining:
     optimizer = None
     #: ids of the parameters this model bound its optimizer to (None: the user did)
     _bound_ids = None
+    #: the model's layers at its last binding (tinynet.optim.binding)
+    _layers_at_bind = None
     #: Per-task running means of the current fit epoch (see _TaskEpochs), or None:
     #: of the weight, by labelled samples, and of the loss, by the loss's total
     #: weight (``Loss.weight_total``); and the metrics' accumulators of the epoch's
@@ -448,7 +450,8 @@ class MultiTaskTraining:
         while frozen, so unfreezing after compile trains them); one the user
         bound to groups of them (their own rates,
         :func:`tinynet.transfer.discriminative_param_groups`) is kept as it
-        is; one holding parameters that are neither the model's nor the
+        is, but for layers added since it was last compiled with this model,
+        which it takes; one holding parameters that are neither the model's nor the
         weighting's is refused (``ValueError``) unless it is the model's own. The learned parameters of a
         weighting an earlier compile bound (``replaced``) are taken out of it.
         Then the weighting's parameters it does not hold yet get a group of

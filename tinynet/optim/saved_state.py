@@ -148,8 +148,9 @@ def check_saved_by(state_dict, key: str, name: str, who: str) -> None:
                         f"received {type(state_dict).__name__}")
     saved = str(np.asarray(state_dict.get(key, "?")))
     if saved != name:
-        raise ValueError(f"{who} expected the state of a {name}, received that of "
-                         f"{saved!r}")
+        # (no article: "a Adam", "a SGD" read wrong, and the class names vary)
+        raise ValueError(f"{who} expected a state saved by {name}, received one saved "
+                         f"by {saved!r}")
 
 
 def read_entry(state_dict: dict, key: str, who: str):

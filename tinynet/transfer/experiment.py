@@ -90,8 +90,10 @@ class Config:
         Width of the CNN's Dense ReLU layer below the head.
     pretrain_epochs : int
     steps : int
-        Gradient steps of target training for every method (``fine_tune``
-        methods split them between the two phases).
+        Gradient steps of target training for every method, rounded up to
+        whole epochs (``fine_tune`` methods split the epochs between the two
+        phases, so they need a budget of at least 2 epochs: :func:`run`
+        refuses less, before pretraining).
     batch_size : int
     lr : float
         Adam rate for pretraining and for training from scratch.
@@ -242,6 +244,33 @@ def _epochs(n_samples: int, steps: int, batch_size: int) -> int:
     return max(1, math.ceil(steps / math.ceil(n_samples / batch_size)))
 
 
+#: The methods that train in two phases (:func:`fine_tune`: the head, then the network).
+_TWO_PHASE = ("fine_tune", "discriminative", "l2sp")
+
+
+def _phase_epochs(n_samples: int, cfg, methods) -> tuple[int, int]:
+    """The epochs of phase 1 (the head on the frozen base) and of phase 2 of
+    the two-phase ``methods`` on ``n_samples`` images: the step budget's
+    epochs (:func:`_epochs`, as scratch and the features heads train), phase 1
+    ``head_fraction`` of them, rounded, each phase at least one -- so the two
+    add up to the budget, the same for every method.
+
+    A budget of one epoch cannot be split so (:func:`fine_tune` counts whole
+    epochs): it is refused, naming ``steps``. (Each phase rounded up to one
+    epoch gave these methods two epochs where scratch had one: twice its
+    steps.)"""
+    batches = math.ceil(n_samples / cfg.batch_size)
+    epochs = _epochs(n_samples, cfg.steps, cfg.batch_size)
+    if epochs < 2:
+        raise ValueError(f"run: the two-phase method(s) {', '.join(map(repr, methods))} (the "
+                         f"head, then the network, whole epochs each) need a step budget of at "
+                         f"least 2 epochs; Config(steps={cfg.steps}) is 1 epoch of {batches} "
+                         f"batch(es) of {n_samples} images (batch_size {cfg.batch_size}): "
+                         f"pass steps > {batches}, or leave those methods out")
+    head = min(max(1, round(epochs * cfg.head_fraction)), epochs - 1)
+    return head, epochs - head
+
+
 def _compile(model, params, lr, label_smoothing=0.0):
     from .. import losses, optim
     model.compile(optim.get("adam", params, lr=lr),
@@ -304,8 +333,7 @@ def _run_method(method, pretrained, x, y, n_classes, cfg, seed):
         head.fit(feats, y, epochs=epochs, **fit)
         return head, inputs
     model = _transfer_copy(pretrained, n_classes, cfg, seed)
-    half = max(1, round(epochs * cfg.head_fraction))
-    rest = max(1, epochs - half)
+    half, rest = _phase_epochs(len(x), cfg, (method,))
     if method in ("fine_tune", "l2sp"):
         fine_tune(model, x, y, head_epochs=half, epochs=rest, head_lr=cfg.head_lr,
                   lr=cfg.fine_tune_lr, l2sp=cfg.l2sp if method == "l2sp" else 0.0, **fit)
@@ -382,7 +410,10 @@ def run(source, target, budgets=(10, 50, 200), seeds=(0, 1, 2), methods=METHODS,
     Raises
     ------
     TypeError, ValueError
-        For bad budgets, seeds, methods or config, before anything trains.
+        For bad budgets, seeds, methods or config, before anything trains;
+        among them a step budget (``Config.steps``) of one epoch at some
+        budget of labels with a two-phase method (``fine_tune``,
+        ``discriminative``, ``l2sp``), which cannot split it.
 
     Returns
     -------
@@ -394,6 +425,9 @@ def run(source, target, budgets=(10, 50, 200), seeds=(0, 1, 2), methods=METHODS,
     cfg = config or Config()
     (xs, ys), (xs_test, ys_test) = source
     (xt, yt), (xt_test, yt_test) = target
+    two_phase = [method for method in methods if method in _TWO_PHASE]
+    for budget in budgets if two_phase else ():  # refused before pretraining
+        _phase_epochs(int(budget) * len(np.unique(yt)), cfg, two_phase)
     n_source, n_target = int(ys.max()) + 1, int(yt.max()) + 1
     acc = {m: {int(b): [] for b in budgets} for m in methods}
     secs = {m: {int(b): [] for b in budgets} for m in methods}

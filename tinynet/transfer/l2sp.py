@@ -61,6 +61,17 @@ def _as_params(params, what: str) -> list:
             hint = " (pass layer.parameters())" if hasattr(p, "parameters") else ""
             raise TypeError(f"L2SP expected params as a list of Param (or a layer or model), "
                             f"received an item of type {type(p).__name__}{hint}")
+    # a parameter given twice was penalised once per time: its penalty and gradient doubled
+    first, twice = {}, {}
+    for i, p in enumerate(params):
+        if id(p) in first:
+            twice.setdefault(id(p), (p, first[id(p)], i))
+        first.setdefault(id(p), i)
+    if twice:
+        names = ", ".join(f"{repr(p.name) if p.name else 'an unnamed one'} (at positions "
+                          f"{i} and {j})" for p, i, j in twice.values())
+        raise ValueError(f"L2SP received a parameter twice in {what}: {names} (its penalty "
+                         f"and gradient would count twice); pass each parameter once")
     return params
 
 
@@ -78,7 +89,8 @@ class L2SP:
         Strength of the pull toward the anchors (>= 0; 0 adds nothing).
     new_params : list of Param, or a layer or model, optional
         :math:`\\bar S`, the parameters of the new layers (the head),
-        penalised toward 0; none of them may also be in ``params``.
+        penalised toward 0; none of them may also be in ``params``, and
+        neither list may hold a parameter twice.
     beta : float, default 0
         Strength of the plain L2 penalty on ``new_params`` (>= 0).
 

@@ -117,6 +117,48 @@ def _converted(s, d):
     return params, states
 
 
+def _check_pair(s, d, undo: list) -> None:
+    """``ValueError`` unless ``s``'s weights fit ``d``. An unbuilt ``d`` is
+    built for ``s``'s input to compare them, the way to put it back appended
+    to ``undo`` (:func:`_unbuild`): a refused copy left the destination's
+    layers built with weights from fresh entropy, which a later
+    ``fit(seed=...)`` kept instead of drawing them from its seed."""
+    if not s.built:
+        # it has no weights yet: "copying" it would copy nothing
+        raise ValueError(f"copy_weights: the source layer {s.name!r} is not built, so it "
+                         f"has no weights to copy (train, load or build the source first)")
+    if _types(s) != _types(d):
+        inner = "" if type(s) is not type(d) else " inside: " + " vs ".join(
+            ", ".join(t.__name__ for t in _types(m)[1:]) for m in (s, d))
+        raise ValueError(f"copy_weights cannot copy {_describe(s)} into {_describe(d)}: "
+                         f"different layer types{inner}")
+    if not d.built:
+        undo.append(_unbuild(d))
+        d.build(s.input_shape, dtype=d.dtype or s.dtype)
+    if [np.shape(a) for a in _weights(s)] != [np.shape(a) for a in _weights(d)]:
+        raise ValueError(f"copy_weights shape mismatch: {_describe(s)} does not fit "
+                         f"{_describe(d)}")
+
+
+def _unbuild(layer):
+    """A function that puts ``layer`` (and every layer inside it) back as it is
+    now, before a ``build``: each one's attributes (``built``, the parameters,
+    the shapes, the generator it was given) and the state of each generator
+    they hold (building draws from it)."""
+    inner = list(walk_layers(layer))
+    saved = [(sub, dict(vars(sub))) for sub in inner]
+    rngs = {id(rng): (rng, rng.bit_generator.state)
+            for rng in (vars(sub).get("_rng") for sub in inner) if rng is not None}
+
+    def restore():
+        for sub, attributes in saved:
+            vars(sub).clear()
+            vars(sub).update(attributes)
+        for rng, state in rngs.values():
+            rng.bit_generator.state = state
+    return restore
+
+
 def _types(layer) -> list[type]:
     return [type(sub) for sub in walk_layers(layer)]
 
@@ -184,30 +226,25 @@ def copy_weights(src, dst, by: str = "index", layers=None) -> list[tuple[str, st
         On any shape mismatch, naming both layers and all their shapes, a
         source layer not built (it has no weights yet), or a value that
         :func:`tinynet.io.set_weights` refuses (NaN, infinity, a value that
-        overflows ``dst``'s dtype); nothing is copied then. Values are cast
-        to ``dst``'s dtype.
+        overflows ``dst``'s dtype); nothing is copied then, and ``dst`` is
+        left as it was (a layer it built to compare shapes is unbuilt
+        again, so that ``fit(seed=...)`` still draws its weights). Values
+        are cast to ``dst``'s dtype.
     """
     pairs = _pairs(src, dst, by, layers)
-    # check every pair before writing anything, so that a mismatch leaves dst untouched
-    for s, d in pairs:
-        if not s.built:
-            # it has no weights yet: "copying" it would copy nothing
-            raise ValueError(f"copy_weights: the source layer {s.name!r} is not built, so it "
-                             f"has no weights to copy (train, load or build the source first)")
-        if _types(s) != _types(d):
-            inner = "" if type(s) is not type(d) else " inside: " + " vs ".join(
-                ", ".join(t.__name__ for t in _types(m)[1:]) for m in (s, d))
-            raise ValueError(f"copy_weights cannot copy {_describe(s)} into {_describe(d)}: "
-                             f"different layer types{inner}")
-        if not d.built and s.built:
-            d.build(s.input_shape, dtype=d.dtype or s.dtype)
-        s_w, d_w = _weights(s), _weights(d)
-        if [np.shape(a) for a in s_w] != [np.shape(a) for a in d_w]:
-            raise ValueError(f"copy_weights shape mismatch: {_describe(s)} does not fit "
-                             f"{_describe(d)}")
-    # the values, cast to dst's dtype, refused as set_weights refuses them (NaN,
-    # infinities, 1e300 into float32), all before anything is written
-    writes = [_converted(s, d) for s, d in pairs]
+    # check every pair before writing anything, so that a mismatch leaves dst
+    # untouched: the layers built to compare their shapes are unbuilt again
+    undo = []
+    try:
+        for s, d in pairs:
+            _check_pair(s, d, undo)
+        # the values, cast to dst's dtype, refused as set_weights refuses them (NaN,
+        # infinities, 1e300 into float32), all before anything is written
+        writes = [_converted(s, d) for s, d in pairs]
+    except BaseException:
+        for restore in reversed(undo):
+            restore()
+        raise
     for params, states in writes:
         for pd, value in params:
             pd.value = value
