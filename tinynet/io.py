@@ -833,6 +833,8 @@ def load(path, compile: bool = True):
                                      f"{len(params)}, received {groups!r}"[:300])
                 model.optimizer.bind([{"params": [params[i] for i in group]}
                                       for group in groups])
+                from .optim.binding import restored_binding
+                restored_binding(model)  # a subset stays one after add (as before saving)
                 state = {key: arrays[f"optimizer_{i:04d}"] for i, key in enumerate(keys)}
                 model.optimizer.load_state_dict(state)
             except (KeyError, IndexError, TypeError, ValueError) as exc:

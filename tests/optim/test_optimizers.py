@@ -1332,3 +1332,25 @@ def test_a_left_out_layer_built_again_stays_out_and_another_optimizer_in_between
     model.compile(SGD(lr=0.1), loss="mse")
     model.compile(opt, loss="mse")
     assert len(opt.params) == 2
+
+
+def test_a_head_only_optimizer_saved_and_loaded_stays_head_only_after_add(tmp_path):
+    # tn.load bound the saved subset but left the model taking the optimizer for
+    # its own, so an add and compile bound the left-out base too, which trained
+    model, opt, x, y = _head_only_then_add("head only")
+    loaded = tn.load(model.save(tmp_path / "m.npz"))
+    assert len(loaded.optimizer.params) == 2
+    base = [p.value.copy() for p in loaded.get_layer("base").parameters()]
+    loaded.add(tn.layers.Dense(2, seed=3, name="new"))
+    new = [p.value.copy() for p in loaded.get_layer("new").parameters()]
+    loaded.compile(loaded.optimizer, loss="cross_entropy")
+    loaded.fit(x, y, epochs=2, verbose=0, seed=0)
+    assert len(loaded.optimizer.params) == 4
+    assert all(np.array_equal(p.value, b)
+               for p, b in zip(loaded.get_layer("base").parameters(), base))
+    assert all(not np.array_equal(p.value, b)
+               for p, b in zip(loaded.get_layer("new").parameters(), new))
+    # one holding every parameter is still the model's own after load (bound again in full)
+    full, opt, _, _ = _head_only_then_add("one group")
+    again = tn.load(full.save(tmp_path / "f.npz"))
+    assert again._bound_ids is not None

@@ -47,7 +47,7 @@ from ..layers.base import walk_layers
 from ..param import ensure_flat
 
 __all__ = ["batched_releases", "bind_model_optimizer", "refuse_foreign",
-           "release_parameters"]
+           "release_parameters", "restored_binding"]
 
 
 # Serialises the read-modify-write of a container's record: two threads
@@ -304,6 +304,19 @@ def bind_model_optimizer(model, optimizer, params, who: str, known=()):
         _bind_joined(optimizer, params, layers, before, known)
     model._layers_at_bind = layers  # once bound: a failed binding leaves the record
     return bound_ids
+
+
+def restored_binding(model) -> None:
+    """After ``tn.load`` bound the model's optimizer to the saved groups: one
+    that leaves some of the model's parameters out was bound so by the user
+    (the model binds every parameter), so the model takes it for one the user
+    bound, compiled with it now -- layers added later join it, the parameters
+    left out stay out (:func:`bind_model_optimizer`) -- rather than for its
+    own, which would bind the left-out ones at the next change."""
+    held = {id(p) for p in model.optimizer.params}
+    if any(id(p) not in held for p in model.parameters()):
+        model._bound_ids = None
+        model._layers_at_bind = tuple(walk_layers(model))
 
 
 def _bind_joined(optimizer, params, layers, before, known) -> None:
