@@ -32,11 +32,10 @@ the same :math:`\pi` and :math:`\lambda`, as the inputs are.
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from ..checks import as_float_array, check_finite, check_labels, check_positive_int, check_seed
+from ..layers._checks import check_real
 
 __all__ = ["mixup"]
 
@@ -45,16 +44,6 @@ def _generator(seed) -> np.random.Generator:
     if isinstance(seed, np.random.Generator):
         return seed
     return np.random.default_rng(check_seed(seed, "mixup"))
-
-
-def _alpha(alpha) -> float:
-    if isinstance(alpha, bool) or not isinstance(alpha, (int, float, np.integer, np.floating)):
-        raise TypeError(f"mixup expected alpha as a positive number, received {alpha!r} "
-                        f"of type {type(alpha).__name__}")
-    if not (math.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"mixup expected alpha as a positive finite number (the Beta "
-                         f"distribution's two parameters), received {alpha}")
-    return float(alpha)
 
 
 def _probabilities(labels, n_classes, n: int, dtype, what: str) -> np.ndarray:
@@ -95,7 +84,8 @@ def mixup(x, y, alpha: float, n_classes, seed=None):
         raise ValueError(f"mixup expected x of shape (n_samples, ...) with at least one "
                          f"sample, received shape {x.shape}")
     check_finite(x, "mixup", "x")
-    alpha = _alpha(alpha)
+    # the Beta distribution's two parameters: positive and finite
+    alpha = check_real(alpha, "mixup", "alpha", low=0.0, low_open=True, high_open=True)
     n = x.shape[0]
     if isinstance(y, dict):
         if not y:

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..kernels import limit_threads  # re-exported: the demo and benchmark use it
 from ..layers import BatchNorm, Dense, Dropout, Flatten
+from ..layers._checks import check_real
 from ..callbacks import LearningRateScheduler
 from ..data.mixup import mixup as mix_pairs
 from ..recipes import cnn_layers, cosine_schedule
@@ -205,7 +206,7 @@ def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs
             raise ValueError(f"run expected momentum only with an optimizer that has one "
                              f"(sgd, rmsprop), received optimizer={optimizer!r}")
         opt = optim.get(optimizer, lr=lr, weight_decay=weight_decay, momentum=momentum)
-    alpha = _mixup_alpha(mixup)
+    alpha = check_real(mixup, "run", "mixup", low=0.0, high_open=True)  # 0: no mixup
     classes = _mixup_classes(model) if alpha else None
     model.compile(opt, loss=loss,
                   metrics=metrics, weighting=weighting)
@@ -221,16 +222,6 @@ def run(model: Model, train, test, loss, metrics=None, weighting="equal", epochs
     return {"test": scores, "params": model.count_params(), "seconds": seconds,
             "cpu_seconds": cpu_seconds,
             "history": {k: [float(v) for v in vals] for k, vals in history.items()}}
-
-
-def _mixup_alpha(mixup) -> float:
-    if isinstance(mixup, bool) or not isinstance(mixup, (int, float, np.integer, np.floating)):
-        raise TypeError(f"run expected mixup as a number >= 0 (0: no mixup), received "
-                        f"{mixup!r} of type {type(mixup).__name__}")
-    if not (np.isfinite(mixup) and mixup >= 0):
-        raise ValueError(f"run expected mixup as a finite number >= 0 (0: no mixup), "
-                         f"received {mixup}")
-    return float(mixup)
 
 
 def _mixup_classes(model: Model) -> dict:
