@@ -201,7 +201,8 @@ def _aligned_x_y(x, y, who: str) -> tuple:
     # otherwise be read as one array again by the walk)
     values[i] = np.asarray(value) if as_samples else type(value)(map(np.asarray, value))
     # x's leaves first, as aligned_arrays would name them
-    values, (_, own) = tuple(values), walked_arrays((values[i],), (name,), who)
+    values = tuple(values)
+    _, own = walked_arrays((values[i],), (name,), who)
     return values, common_length(values, own + lengths if i == 0 else lengths + own, who)
 
 

@@ -29,10 +29,10 @@ it would take it from that model, so it is refused, naming that model
 Both models keep four attributes this module reads: ``optimizer`` (the one
 they are compiled with, None before), ``_bound_ids`` (the ids of the
 parameters the model bound it to, None if the user bound it),
-``_layers_at_bind`` (the model's layers at its last binding, None
-before: a user-bound optimizer compiled with the model takes the
-parameters of the ones that joined since) and ``_released`` (what :func:`release_parameters` records on
-it, or on a container inside it).
+``_layers_at_bind`` (the model's layers at its last binding, None before:
+a user-bound optimizer compiled with the model takes the parameters of the
+ones that joined since) and ``_released`` (what :func:`release_parameters`
+records on it, or on a container inside it).
 """
 
 from __future__ import annotations
