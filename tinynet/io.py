@@ -18,6 +18,7 @@ key                    content
 ``extra_0000`` ...     arrays a caller keeps with the model (optional,
                        ``save(..., extra_arrays=)``), such as a
                        meta-learner's learned rates and meta-optimizer state
+                       (an optimizer's: :func:`is_optimizer_array`)
 =====================  ======================================================
 
 and the header is::
@@ -122,7 +123,7 @@ from .rngstate import (NUMPY_BIT_GENERATORS, generator_from_state, generator_fro
 from .zipindex import count_entries, read_index
 
 __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
-           "atomic_write", "FORMAT", "VERSION"]
+           "atomic_write", "is_optimizer_array", "FORMAT", "VERSION"]
 
 FORMAT = "tinynet-model"
 #: The highest file format version this tinynet reads (and the one it writes
@@ -243,7 +244,11 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     path : str or os.PathLike
         Written exactly as given (no suffix is added).
     include_optimizer : bool, default True
-        Also store the optimizer's state, so ``fit`` resumes exactly.
+        Also store the optimizer's state, so ``fit`` resumes exactly. False
+        stores no optimizer's state at all: neither the model's optimizer's
+        nor the one among the extra arrays the model carries from the file
+        it was loaded from (a meta-learner's meta-optimizer:
+        :func:`is_optimizer_array`).
     metadata : dict, optional
         JSON-serialisable facts to keep with the model (for example the
         preprocessing its inputs need); :func:`load` sets them back as
@@ -261,7 +266,8 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         ``extra_arrays`` its metadata (a meta-learner's arrays are read with
         its ``"tinynet_meta"`` metadata: ``metadata={**model.metadata, ...}``
         keeps both); ``extra_arrays={}`` saves none. Object, string and
-        complex arrays are refused (loading never unpickles).
+        complex arrays are refused (loading never unpickles). Arrays given
+        here are written as given, ``include_optimizer`` or not.
 
     Returns
     -------
@@ -302,6 +308,9 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         raise TypeError(f"save expected JSON-serialisable metadata: {exc}") from None
     if extra_arrays is None:
         extra_arrays = getattr(model, "extra_arrays", None) or {}
+        if not include_optimizer:
+            extra_arrays = {name: value for name, value in extra_arrays.items()
+                            if not is_optimizer_array(name)}
     extra = _check_extra_arrays(extra_arrays)
     slots = [(name, value) for name, value, _ in _slots(model)]
     in_slots = {id(p) for p in model.parameters()}
@@ -451,6 +460,16 @@ def _set_generators(path, model: Layer, generators, generator_states) -> None:
                                  f"{exc}") from None
     for i, rng in given.items():
         layers[i]._rng = rng
+
+
+def is_optimizer_array(name) -> bool:
+    """Whether the extra array ``name`` holds an optimizer's state: its name
+    starts with a part that ends in ``optimizer``, then ``/`` (a
+    meta-learner's ``"meta_optimizer/state.0.exp_avg"``:
+    :mod:`tinynet.meta.saving`). ``save(..., include_optimizer=False)`` of
+    a loaded model leaves such arrays out."""
+    head, slash, _ = str(name).partition("/")
+    return bool(slash) and head.endswith("optimizer")
 
 
 def _check_extra_arrays(extra) -> dict:

@@ -14,7 +14,10 @@ never a pickle), with
   ``"inf"`` or ``"-inf"``: JSON has no such numbers);
 - Meta-SGD's learned rates, the mask of the parameters the inner SGD adapts
   (ANIL's head, the baseline's ``new_head``) and the meta-optimizer's
-  ``state_dict`` as the file's extra arrays.
+  ``state_dict`` as the file's extra arrays (the state under
+  ``"meta_optimizer/"``, which :func:`tinynet.io.is_optimizer_array` knows:
+  ``save(..., include_optimizer=False)`` leaves it out, here and when the
+  model loaded by ``tn.load`` is saved again).
 
 :func:`load` builds the learner again from them, so that ``adapt``,
 ``evaluate`` and a further ``meta_fit`` carry on as if it had never been
@@ -59,7 +62,7 @@ def _settings(learner) -> dict:
     return {n: getattr(learner, n) for n in names}
 
 
-def save(learner, path, metadata: dict | None = None) -> str:
+def save(learner, path, metadata: dict | None = None, include_optimizer: bool = True) -> str:
     """Write ``learner`` (a MAML, MetaSGD, ANIL, Reptile, Pretrained or
     ProtoNet) to ``path``, atomically; :func:`load` gives it back.
 
@@ -71,6 +74,10 @@ def save(learner, path, metadata: dict | None = None) -> str:
         JSON-serialisable facts of your own, as :func:`tinynet.io.save`
         keeps them (default: the model's ``metadata``); the key
         ``"tinynet_meta"`` is the learner's.
+    include_optimizer : bool, default True
+        Also store the meta-optimizer's state (Adam's moments and step
+        counts), so that ``meta_fit`` resumes exactly; without it the
+        loaded learner's meta-optimizer starts afresh.
 
     Returns
     -------
@@ -84,8 +91,10 @@ def save(learner, path, metadata: dict | None = None) -> str:
         one its ``load_state_dict`` refuses (NaN moments...): nothing saved.
     """
     from .. import io
+    from ..checks import check_bool
     from ..model import Sequential
 
+    include_optimizer = check_bool(include_optimizer, "tinynet.meta.save", "include_optimizer")
     classes = _classes()
     name = type(learner).__name__
     if classes.get(name) is not type(learner):
@@ -107,7 +116,7 @@ def save(learner, path, metadata: dict | None = None) -> str:
     if learner._lr_mask is not None:
         extra[_MASK] = learner._lr_mask
     texts = {}  # the optimizer's name (a str array in its state_dict) goes in the JSON
-    if learner._optimizer is not None:
+    if learner._optimizer is not None and include_optimizer:
         state = learner._optimizer.state_dict()
         learner._optimizer.check_state_to_save(
             state, f"tinynet.meta.save ({name}'s meta-optimizer)", "tinynet.meta.load")
