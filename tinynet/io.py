@@ -113,7 +113,7 @@ import zlib
 import numpy as np
 
 from . import _userwarn
-from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
+from .atomic import atomic_write, check_target  # atomic_write re-exported: public
 from .checks import as_values_like, check_bool, check_finite, is_real_dtype
 from .layers.base import (Layer, apply_frozen_containers, layer_from_dict, layer_to_dict,
                           walk_layers)
@@ -276,6 +276,10 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
 
     Raises
     ------
+    FileNotFoundError, PermissionError
+        The directory of ``path`` does not exist, or cannot be written (nor
+        the file): checked first, before any work
+        (:func:`tinynet.atomic.check_target`).
     ValueError
         The model is not built (it has no weights to save), or a weight (or a
         learned parameter of a multi-task weighting) holds NaN or infinity, or
@@ -295,6 +299,9 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"save expected a file path, received the directory {path!r}")
+    # a missing or read-only directory, before the model is serialised (atomic_write
+    # found it only then, and named itself)
+    check_target(path, "save")
     if not getattr(model, "built", True):
         raise ValueError(f"save: model {model.name!r} is not built: call build(input_shape) "
                          f"or fit first; nothing saved")

@@ -86,15 +86,17 @@ def save(learner, path, metadata: dict | None = None, include_optimizer: bool = 
 
     Raises
     ------
-    ValueError
+    FileNotFoundError, PermissionError, ValueError
         As :func:`tinynet.io.save`; also when the meta-optimizer's state is
         one its ``load_state_dict`` refuses (NaN moments...): nothing saved.
     """
     from .. import io
+    from ..atomic import check_target
     from ..checks import check_bool
     from ..model import Sequential
 
     include_optimizer = check_bool(include_optimizer, "tinynet.meta.save", "include_optimizer")
+    check_target(path, "tinynet.meta.save")  # a missing directory before the work, as io.save
     classes = _classes()
     name = type(learner).__name__
     if classes.get(name) is not type(learner):
