@@ -535,3 +535,25 @@ def test_a_weightings_group_does_not_change_the_rate_of_parameters_all_rebuilt()
         model.fit(*xy(), epochs=1, verbose=0)
         rates.append([g["lr"] for g in opt.param_groups])
     assert rates == [[0.003], [0.003, 0.05]]
+
+
+@pytest.mark.parametrize("weighting", ["pcgrad", "mgda"])
+def test_fit_combines_the_gradients_of_a_layer_added_to_the_shared_trunk(weighting):
+    # the shared parameters were found at compile only: a layer added to the
+    # trunk after it trained on the plain sum of the task gradients, not on
+    # the weighting's combination; fit now trains it as compile-then-fit does
+    def trained(compile_again):
+        trunk = tn.Sequential([Dense(6, activation="tanh", seed=0)])
+        model = tn.mtl.HardSharing((4,), trunk=[trunk],
+                                   heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]},
+                                   dtype="float64")
+        model.compile(tn.optim.SGD(lr=0.1), loss="mse", weighting=weighting)
+        trunk.add(Dense(6, seed=3))
+        if compile_again:
+            model.compile(model.optimizer, loss="mse", weighting=weighting)
+        x, y = xy(scale_a=5.0)
+        model.fit(x.astype(np.float64), y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    for a, b in zip(trained(False), trained(True)):
+        np.testing.assert_array_equal(a, b)
