@@ -75,54 +75,6 @@ def test_lazy_model_builds_on_first_forward_in_the_inputs_dtype():
     assert model.built and y.shape == (3, 2) and model.dtype == np.float64
 
 
-def _float64_stack(case):
-    """A model whose float64 build meets layers built (or set) in float32
-    before it, and what builds it."""
-    def build(model):
-        model.build((3,), dtype="float64")
-    if case == "middle input_dim":
-        return tn.Sequential([Dense(4, seed=0), Tanh(), Dense(2, input_dim=4, seed=1)]), build
-    if case == "first input_dim":
-        return tn.Sequential([Dense(4, input_dim=3, seed=0), Tanh(), Dense(2, seed=1)]), build
-    if case == "added built":
-        model = tn.Sequential([Dense(4, seed=0), Tanh()])
-        model.add(Dense(2, input_dim=4, seed=1))
-        return model, build
-    if case == "added to a float64 model":
-        model = tn.Sequential([Dense(4, input_dim=3, seed=0, dtype="float64"), Tanh()])
-        return model, lambda m: m.add(Dense(2, input_dim=4, seed=1))
-    if case == "a layer's own dtype":
-        return tn.Sequential([Dense(4, seed=0), Tanh(), Dense(2, seed=1, dtype="float32")]), build
-    if case == "fit on float64 data":
-        model = tn.Sequential([Dense(4, seed=0), Tanh(), Dense(2, input_dim=4, seed=1)])
-        model.compile("sgd", loss="mse")
-        return model, lambda m: m.fit(np.zeros((2, 3)), np.zeros((2, 2)), epochs=1, verbose=0)
-    assert case == "the model's dtype"
-    return tn.Sequential([Dense(4, input_dim=3, seed=0), Tanh(), Dense(2, seed=1)],
-                         dtype="float64"), lambda m: None
-
-
-@pytest.mark.parametrize("case", ["middle input_dim", "first input_dim", "added built",
-                                  "added to a float64 model", "a layer's own dtype",
-                                  "fit on float64 data", "the model's dtype"])
-def test_a_float64_build_converts_the_layers_built_in_float32_before_it(case):
-    # they stayed float32 in a float64 model (or the model stayed float32): every
-    # float64 batch was rounded to float32 through them, silently
-    model, build = _float64_stack(case)
-    before = [(p, p.value.copy()) for p in model.parameters()]
-    build(model)
-    assert {str(layer.dtype) for layer in tn.layers.base.walk_layers(model)} == {"float64"}
-    assert {str(p.value.dtype) for p in model.parameters()} == {"float64"}
-    if case != "fit on float64 data":  # the weights it had, converted exactly
-        for p, value in before:
-            np.testing.assert_array_equal(p.value, value.astype(np.float64))
-    x = np.random.default_rng(0).standard_normal((5, 3))
-    w1, b1, w2, b2 = (p.value for p in model.parameters())
-    got = model.predict(x)
-    assert got.dtype == np.float64
-    np.testing.assert_allclose(got, np.tanh(x @ w1 + b1) @ w2 + b2, rtol=1e-12, atol=1e-14)
-
-
 def test_fit_takes_data_in_the_other_byte_order_as_the_same_numbers():
     # big-endian x, int labels and float targets (FITS, np.frombuffer): the
     # same training as the native arrays, not "expected float32 ... >f4"

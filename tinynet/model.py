@@ -160,7 +160,7 @@ class Sequential(Layer):
         first = self._layers[0] if self._layers else None
         if not self.built and first is not None and first.built:
             # Keras' convention: a declared input shape builds the whole stack now.
-            self.build(first.input_shape, dtype=self.dtype or first.dtype)
+            self.build(first.input_shape, dtype=first.dtype)
 
     # ------------------------------------------------------------- structure
     @property
@@ -208,7 +208,7 @@ class Sequential(Layer):
         else:
             self._layers.append(layer)
             if len(self._layers) == 1 and layer.built:
-                self.build(layer.input_shape, dtype=self.dtype or layer.dtype)
+                self.build(layer.input_shape, dtype=layer.dtype)
         adopt(self, layer)
         self._fit_to_output()
 
@@ -254,27 +254,17 @@ class Sequential(Layer):
             Per-sample input shape (a leading ``None`` is dropped).
         rng : numpy.random.Generator, optional
         dtype : optional
-            Parameter dtype of every layer (default: the model's, else
-            float32, or the first layer's if it is built).
+            Parameter dtype (default float32, or the first layer's).
         seed : int, optional
             Shorthand for ``rng=np.random.default_rng(seed)``.
 
-        Layers that are already built (a pre-trained model inside this one,
-        a layer given ``input_dim=``) keep their weights; their input shape
-        must match. A model computes in one dtype: a layer built (or set) in
-        the other one is converted to the model's (:meth:`astype`, as
-        ``model.astype`` converts them all), and a ``dtype`` other than the
-        model's converts the model, rather than leaving some layers in
-        float32 that would round every float64 batch through them.
+        Layers that are already built (a pre-trained model inside this one)
+        keep their weights; their input shape must match.
         """
         if seed is not None:
             if rng is not None:
                 raise ValueError(f"{self._who}.build takes rng or seed, not both")
             rng = np.random.default_rng(check_seed(seed, f"{self._who}.build"))
-        if dtype is not None and self.dtype is not None:
-            dtype = self._check_dtype(dtype, f"{self._who}.build")
-            if dtype != self.dtype:
-                self.astype(dtype)
         return super().build(input_shape, rng=rng, dtype=dtype)
 
     def compute_output_shape(self, input_shape):
@@ -295,13 +285,11 @@ class Sequential(Layer):
             shape = layer.output_shape
 
     def _build_layer(self, layer: Layer, shape, rng) -> None:
-        if layer.built and layer.input_shape != tuple(shape):
-            raise ValueError(f"{self._who}: layer {layer.name!r} was built for input "
-                             f"{shape_str(layer.input_shape)} but receives {shape_str(shape)}")
-        if layer.dtype is not None and layer.dtype != self.dtype:
-            layer.astype(self.dtype)  # one dtype a model (build's docstring)
         if not layer.built:
             layer.build(shape, rng=rng, dtype=self.dtype)
+        elif layer.input_shape != tuple(shape):
+            raise ValueError(f"{self._who}: layer {layer.name!r} was built for input "
+                             f"{shape_str(layer.input_shape)} but receives {shape_str(shape)}")
 
     def reset_parameters(self, seed=None) -> "Sequential":
         """Re-draw every layer's initial weights (and reset BatchNorm statistics)
