@@ -469,14 +469,17 @@ def _set_generators(path, model: Layer, generators, generator_states) -> None:
         layers[i]._rng = rng
 
 
+#: The prefix of the extra arrays that hold an optimizer's state: a
+#: meta-learner's meta-optimizer (:mod:`tinynet.meta.saving`), the one writer.
+OPTIMIZER_ARRAYS = "meta_optimizer/"
+
+
 def is_optimizer_array(name) -> bool:
     """Whether the extra array ``name`` holds an optimizer's state: its name
-    starts with a part that ends in ``optimizer``, then ``/`` (a
-    meta-learner's ``"meta_optimizer/state.0.exp_avg"``:
-    :mod:`tinynet.meta.saving`). ``save(..., include_optimizer=False)`` of
-    a loaded model leaves such arrays out."""
-    head, slash, _ = str(name).partition("/")
-    return bool(slash) and head.endswith("optimizer")
+    starts with :data:`OPTIMIZER_ARRAYS` (``"meta_optimizer/state.0.exp_avg"``).
+    ``save(..., include_optimizer=False)`` of a loaded model leaves such
+    arrays out; an array of the user's own (``"my_optimizer/lrs"``) is kept."""
+    return isinstance(name, str) and name.startswith(OPTIMIZER_ARRAYS)
 
 
 def _check_extra_arrays(extra) -> dict:

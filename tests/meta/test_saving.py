@@ -269,3 +269,16 @@ def test_the_meta_optimizer_prefix_is_one_save_knows_for_optimizer_state():
     assert not tn.io.is_optimizer_array(saving._LRS + "0")
     assert not tn.io.is_optimizer_array(saving._MASK)
     assert not tn.io.is_optimizer_array("optimizer")  # no "/": a name of the caller's
+    assert not tn.io.is_optimizer_array("lr_finder_optimizer/lrs")  # the user's own
+
+
+def test_include_optimizer_false_keeps_the_users_own_arrays_named_like_an_optimizer(tmp_path):
+    # only the meta-optimizer's prefix is optimizer state: an array of the user's
+    # whose name merely ends in "optimizer" was dropped by an earlier rule
+    model = tn.Sequential([tn.layers.Dense(2, input_dim=3, seed=0)])
+    mine = {"lr_finder_optimizer/lrs": np.arange(3.0), "preprocessing/mean": np.ones(3)}
+    first = model.save(tmp_path / "m.npz", extra_arrays=mine)
+    again = tn.load(first).save(tmp_path / "again.npz", include_optimizer=False)
+    kept = tn.load(again).extra_arrays
+    assert sorted(kept) == sorted(mine)
+    np.testing.assert_array_equal(kept["lr_finder_optimizer/lrs"], np.arange(3.0))

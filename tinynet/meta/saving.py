@@ -35,12 +35,13 @@ import os
 import numpy as np
 
 from ..checks import as_values_like
+from ..io import OPTIMIZER_ARRAYS
 
 __all__ = ["save", "load"]
 
 #: The metadata key of a meta-learner's settings in its model file.
 KEY = "tinynet_meta"
-_LRS, _MASK, _OPT = "lrs/", "lr_mask", "meta_optimizer/"
+_LRS, _MASK, _OPT = "lrs/", "lr_mask", OPTIMIZER_ARRAYS
 
 
 def _classes() -> dict:
