@@ -437,6 +437,34 @@ def test_save_refuses_a_directory_and_non_models(tmp_path):
         model_io.save("not a model", tmp_path / "x.npz")
 
 
+@pytest.mark.parametrize("kind", ["sequential", "mtl", "meta"])
+def test_save_into_a_missing_directory_says_so_before_any_work(tmp_path, monkeypatch, kind):
+    # it serialised the whole model, then failed in atomic_write with an error
+    # naming atomic_write; now a FileNotFoundError naming the directory, first
+    model = tn.Sequential([Dense(2, input_dim=3, seed=0)])
+    if kind == "mtl":
+        model = tn.mtl.HardSharing((3,), trunk=[Dense(4, seed=0)],
+                                   heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]})
+        model.compile("adam", loss="mse")
+    save = model.save
+
+    def no_work(*args, **kwargs):
+        raise AssertionError("the model was serialised before the path was checked")
+    if kind == "meta":
+        learner = tn.meta.MAML(model)
+        monkeypatch.setattr(learner.optimizer, "state_dict", no_work)
+        save = learner.save
+    monkeypatch.setattr(model_io, "layer_to_dict", no_work)
+    monkeypatch.setattr(model_io, "_slots", no_work)
+    missing = tmp_path / "runs" / "today"
+    with pytest.raises(FileNotFoundError) as caught:
+        save(missing / "model.npz")
+    message = str(caught.value)
+    assert repr(str(missing)) in message and "does not exist" in message
+    assert "atomic_write" not in message
+    assert not os.path.exists(tmp_path / "runs")
+
+
 def test_save_and_load_flags_must_be_bools(tmp_path):
     # include_optimizer="False" and compile="False" used to mean True
     model = tn.Sequential([Dense(2, input_dim=2)])

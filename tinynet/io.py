@@ -18,6 +18,7 @@ key                    content
 ``extra_0000`` ...     arrays a caller keeps with the model (optional,
                        ``save(..., extra_arrays=)``), such as a
                        meta-learner's learned rates and meta-optimizer state
+                       (an optimizer's: :func:`is_optimizer_array`)
 =====================  ======================================================
 
 and the header is::
@@ -112,7 +113,7 @@ import zlib
 import numpy as np
 
 from . import _userwarn
-from .atomic import atomic_write  # re-exported: tinynet.io.atomic_write is public
+from .atomic import atomic_write, check_target  # atomic_write re-exported: public
 from .checks import as_values_like, check_bool, check_finite, is_real_dtype
 from .layers.base import (Layer, apply_frozen_containers, layer_from_dict, layer_to_dict,
                           walk_layers)
@@ -122,7 +123,7 @@ from .rngstate import (NUMPY_BIT_GENERATORS, generator_from_state, generator_fro
 from .zipindex import count_entries, read_index
 
 __all__ = ["save", "load", "ModelFileError", "get_weights", "set_weights", "weight_names",
-           "atomic_write", "FORMAT", "VERSION"]
+           "atomic_write", "is_optimizer_array", "FORMAT", "VERSION"]
 
 FORMAT = "tinynet-model"
 #: The highest file format version this tinynet reads (and the one it writes
@@ -243,7 +244,11 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     path : str or os.PathLike
         Written exactly as given (no suffix is added).
     include_optimizer : bool, default True
-        Also store the optimizer's state, so ``fit`` resumes exactly.
+        Also store the optimizer's state, so ``fit`` resumes exactly. False
+        stores no optimizer's state at all: neither the model's optimizer's
+        nor the one among the extra arrays the model carries from the file
+        it was loaded from (a meta-learner's meta-optimizer:
+        :func:`is_optimizer_array`).
     metadata : dict, optional
         JSON-serialisable facts to keep with the model (for example the
         preprocessing its inputs need); :func:`load` sets them back as
@@ -261,7 +266,8 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         ``extra_arrays`` its metadata (a meta-learner's arrays are read with
         its ``"tinynet_meta"`` metadata: ``metadata={**model.metadata, ...}``
         keeps both); ``extra_arrays={}`` saves none. Object, string and
-        complex arrays are refused (loading never unpickles).
+        complex arrays are refused (loading never unpickles). Arrays given
+        here are written as given, ``include_optimizer`` or not.
 
     Returns
     -------
@@ -270,6 +276,10 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
 
     Raises
     ------
+    FileNotFoundError, PermissionError
+        The directory of ``path`` does not exist, or cannot be written (nor
+        the file): checked first, before any work
+        (:func:`tinynet.atomic.check_target`).
     ValueError
         The model is not built (it has no weights to save), or a weight (or a
         learned parameter of a multi-task weighting) holds NaN or infinity, or
@@ -289,6 +299,9 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
     path = os.fspath(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"save expected a file path, received the directory {path!r}")
+    # a missing or read-only directory, before the model is serialised (atomic_write
+    # found it only then, and named itself)
+    check_target(path, "save")
     if not getattr(model, "built", True):
         raise ValueError(f"save: model {model.name!r} is not built: call build(input_shape) "
                          f"or fit first; nothing saved")
@@ -302,6 +315,9 @@ def save(model: Layer, path, include_optimizer: bool = True, metadata: dict | No
         raise TypeError(f"save expected JSON-serialisable metadata: {exc}") from None
     if extra_arrays is None:
         extra_arrays = getattr(model, "extra_arrays", None) or {}
+        if not include_optimizer:
+            extra_arrays = {name: value for name, value in extra_arrays.items()
+                            if not is_optimizer_array(name)}
     extra = _check_extra_arrays(extra_arrays)
     slots = [(name, value) for name, value, _ in _slots(model)]
     in_slots = {id(p) for p in model.parameters()}
@@ -451,6 +467,19 @@ def _set_generators(path, model: Layer, generators, generator_states) -> None:
                                  f"{exc}") from None
     for i, rng in given.items():
         layers[i]._rng = rng
+
+
+#: The prefix of the extra arrays that hold an optimizer's state: a
+#: meta-learner's meta-optimizer (:mod:`tinynet.meta.saving`), the one writer.
+OPTIMIZER_ARRAYS = "meta_optimizer/"
+
+
+def is_optimizer_array(name) -> bool:
+    """Whether the extra array ``name`` holds an optimizer's state: its name
+    starts with :data:`OPTIMIZER_ARRAYS` (``"meta_optimizer/state.0.exp_avg"``).
+    ``save(..., include_optimizer=False)`` of a loaded model leaves such
+    arrays out; an array of the user's own (``"my_optimizer/lrs"``) is kept."""
+    return isinstance(name, str) and name.startswith(OPTIMIZER_ARRAYS)
 
 
 def _check_extra_arrays(extra) -> dict:

@@ -224,3 +224,61 @@ def test_a_learner_file_whose_model_was_changed_says_how_to_save_it(tmp_path):
                                                     r"model with extra_arrays=\{\}"):
         tn.meta.load(path)
     tn.load(path, compile=False)   # the model itself still loads
+
+
+def _arrays(path):
+    import json
+    with np.load(path) as data:
+        header = json.loads(bytes(data["__tinynet__"]).decode())
+        return header, sorted(data.files)
+
+
+@pytest.mark.parametrize("route", ["the loaded model", "the learner"])
+def test_include_optimizer_false_writes_no_meta_optimizer_state(tmp_path, route):
+    # a model loaded from a learner's file and saved with include_optimizer=False
+    # still wrote the meta-optimizer's moments as its extra arrays (and a learner
+    # could not be saved without them); such a file loads, the optimizer afresh
+    learner, tasks = BUILDS["MetaSGD"]()
+    learner.meta_fit(tasks, iterations=2, meta_batch_size=2, seed=0)
+    if route == "the loaded model":
+        model = tn.load(learner.save(tmp_path / "learner.npz"))
+        assert any(tn.io.is_optimizer_array(k) for k in model.extra_arrays)
+        path = model.save(tmp_path / "light.npz", include_optimizer=False)
+    else:
+        path = learner.save(tmp_path / "light.npz", include_optimizer=False)
+    header, files = _arrays(path)
+    names = header.get("extra_arrays") or []
+    assert names and not any(tn.io.is_optimizer_array(k) for k in names)
+    assert not any(k.startswith("optimizer_") for k in files)
+    assert len(files) == 1 + len(header["weights"]) + len(names)
+    resumed = tn.meta.load(path)
+    np.testing.assert_array_equal(resumed.net.get_params(), learner.net.get_params())
+    for a, b in zip(resumed.lrs, learner.lrs):
+        np.testing.assert_array_equal(a.value, b.value)
+    assert resumed.optimizer.state == {}
+    resumed.meta_fit(tasks, iterations=1, meta_batch_size=2, seed=1)
+    assert all(s["step"] == 1 for s in resumed.optimizer.state.values())
+    # with the optimizer (the default), the loaded model keeps it when saved again
+    kept = tn.load(learner.save(tmp_path / "full.npz")).save(tmp_path / "again.npz")
+    assert sum(tn.io.is_optimizer_array(k) for k in _arrays(kept)[0]["extra_arrays"]) > 0
+
+
+def test_the_meta_optimizer_prefix_is_one_save_knows_for_optimizer_state():
+    from tinynet.meta import saving
+    assert tn.io.is_optimizer_array(saving._OPT + "state.0.exp_avg")
+    assert not tn.io.is_optimizer_array(saving._LRS + "0")
+    assert not tn.io.is_optimizer_array(saving._MASK)
+    assert not tn.io.is_optimizer_array("optimizer")  # no "/": a name of the caller's
+    assert not tn.io.is_optimizer_array("lr_finder_optimizer/lrs")  # the user's own
+
+
+def test_include_optimizer_false_keeps_the_users_own_arrays_named_like_an_optimizer(tmp_path):
+    # only the meta-optimizer's prefix is optimizer state: an array of the user's
+    # whose name merely ends in "optimizer" was dropped by an earlier rule
+    model = tn.Sequential([tn.layers.Dense(2, input_dim=3, seed=0)])
+    mine = {"lr_finder_optimizer/lrs": np.arange(3.0), "preprocessing/mean": np.ones(3)}
+    first = model.save(tmp_path / "m.npz", extra_arrays=mine)
+    again = tn.load(first).save(tmp_path / "again.npz", include_optimizer=False)
+    kept = tn.load(again).extra_arrays
+    assert sorted(kept) == sorted(mine)
+    np.testing.assert_array_equal(kept["lr_finder_optimizer/lrs"], np.arange(3.0))

@@ -457,3 +457,103 @@ def test_the_weightings_parameters_follow_astype_with_their_optimizer_state(weig
     outer = tn.mtl.Model(inp, model(inp))
     outer.astype("float32")
     assert param.dtype == model.weighting.dtype == np.float32
+
+
+@pytest.mark.parametrize("weighting", ["equal", "uncertainty", "gradnorm"])
+@pytest.mark.parametrize("subset", [False, True])
+def test_fit_binds_a_layer_added_to_a_head_after_compile(subset, weighting):
+    # Sequential.fit binds its optimizer again; mtl.Model.fit did not: a layer
+    # added to a head after compile, then fit without compile, never trained.
+    # A trunk the user left out stays out; the weighting's learned parameters
+    # keep their group and their moments
+    head = tn.Sequential([Dense(1, seed=1)])
+    trunk = Dense(6, seed=0, name="trunk")
+    model = tn.mtl.HardSharing((4,), trunk=[trunk], heads={"a": [head], "b": [Dense(1, seed=2)]})
+    left_out = {id(p) for p in trunk.parameters()} if subset else set()
+    opt = tn.optim.Adam([p for p in model.parameters() if id(p) not in left_out], lr=0.01) \
+        if subset else tn.optim.Adam(lr=0.01)
+    model.compile(opt, loss="mse", weighting=weighting, weighting_lr=0.05)
+    x, y = xy()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    extra = model.weighting.parameters()
+    moments = [opt.state[p]["exp_avg"].copy() for p in extra]
+    groups = [(g["lr"], g["weight_decay"]) for g in opt.param_groups]
+    new = Dense(1, seed=3)
+    head.add(new)
+    w = new.W.value.copy()
+    before = [p.value.copy() for p in trunk.parameters()]
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert not np.array_equal(new.W.value, w)
+    assert sorted(map(id, opt.params)) == sorted(
+        [id(p) for p in model.parameters() if id(p) not in left_out] + [id(p) for p in extra])
+    unchanged = [np.array_equal(p.value, b) for p, b in zip(trunk.parameters(), before)]
+    assert unchanged == [subset] * len(before)
+    assert [opt.state[p]["step"] for p in extra] == [4] * len(extra)  # 2 epochs of 2 steps
+    assert all(not np.array_equal(m, opt.state[p]["exp_avg"]) for m, p in zip(moments, extra))
+    added = [(g["lr"], g["weight_decay"]) for g in opt.param_groups]
+    assert added[:len(groups)] == groups
+    theirs = [([id(p) for p in g["params"]], g["lr"], g["weight_decay"])
+              for g in opt.param_groups if any(p is e for p in g["params"] for e in extra)]
+    assert theirs == ([([id(p) for p in extra], 0.05, 0.0)] if extra else [])
+
+
+def test_fit_binding_again_keeps_the_weightings_group_beside_the_users_groups():
+    # groups of the user's: the added layer's parameters go into a group of the
+    # defaults, the weighting's group keeps its rate and its parameters' moments
+    head = tn.Sequential([Dense(1, seed=1)])
+    model = tn.mtl.HardSharing((4,), trunk=[Dense(6, seed=0, name="trunk")],
+                               heads={"a": [head], "b": [Dense(1, seed=2)]})
+    heads = model.task_parameters("a") + model.task_parameters("b")
+    opt = tn.optim.Adam([{"params": model.shared_parameters(), "lr": 1e-3},
+                         {"params": heads, "lr": 1e-2}], lr=0.02)
+    model.compile(opt, loss="mse", weighting="uncertainty", weighting_lr=0.05)
+    x, y = xy()
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    log_vars = model.weighting.log_vars
+    new = Dense(1, seed=3)
+    head.add(new)
+    model.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert [([id(p) for p in g["params"]], g["lr"]) for g in opt.param_groups] == [
+        ([id(p) for p in model.shared_parameters()], 1e-3), ([id(p) for p in heads], 1e-2),
+        ([id(log_vars)], 0.05), ([id(new.W), id(new.b)], 0.02)]
+    assert opt.state[log_vars]["step"] == 4 and opt.state[new.W]["step"] == 2
+
+
+def test_a_weightings_group_does_not_change_the_rate_of_parameters_all_rebuilt():
+    # every parameter of the model rebuilt: its group keeps the rate a schedule
+    # set, as it does without a weighting, beside the weighting's group
+    rates = []
+    for weighting in ("equal", "uncertainty"):
+        model = hard()
+        opt = tn.optim.Adam(lr=0.1)
+        model.compile(opt, loss="mse", weighting=weighting, weighting_lr=0.05)
+        model.fit(*xy(), epochs=1, verbose=0)
+        opt.param_groups[0]["lr"] = 0.003  # (a plateau's cut)
+        for layer in tn.layers.base.walk_layers(model):
+            if layer.parameters() and layer is not model:
+                layer.build(layer.input_shape)
+        model.fit(*xy(), epochs=1, verbose=0)
+        rates.append([g["lr"] for g in opt.param_groups])
+    assert rates == [[0.003], [0.003, 0.05]]
+
+
+@pytest.mark.parametrize("weighting", ["pcgrad", "mgda"])
+def test_fit_combines_the_gradients_of_a_layer_added_to_the_shared_trunk(weighting):
+    # the shared parameters were found at compile only: a layer added to the
+    # trunk after it trained on the plain sum of the task gradients, not on
+    # the weighting's combination; fit now trains it as compile-then-fit does
+    def trained(compile_again):
+        trunk = tn.Sequential([Dense(6, activation="tanh", seed=0)])
+        model = tn.mtl.HardSharing((4,), trunk=[trunk],
+                                   heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]},
+                                   dtype="float64")
+        model.compile(tn.optim.SGD(lr=0.1), loss="mse", weighting=weighting)
+        trunk.add(Dense(6, seed=3))
+        if compile_again:
+            model.compile(model.optimizer, loss="mse", weighting=weighting)
+        x, y = xy(scale_a=5.0)
+        model.fit(x.astype(np.float64), y, epochs=2, batch_size=8, shuffle=False, verbose=0)
+        return model.get_weights()
+
+    for a, b in zip(trained(False), trained(True)):
+        np.testing.assert_array_equal(a, b)

@@ -232,12 +232,13 @@ class MetaLearner:
             self._optimizer.lr = self._meta_lr_value
 
     # ---------------------------------------------------------------- saving
-    def save(self, path, metadata: dict | None = None) -> str:
+    def save(self, path, metadata: dict | None = None, include_optimizer: bool = True) -> str:
         """Write the learner (model, settings, learned rates, meta-optimizer
-        state, history) to one file, atomically; :func:`tinynet.meta.load`
-        gives it back. See :mod:`tinynet.meta.saving`."""
+        state unless ``include_optimizer=False``, history) to one file,
+        atomically; :func:`tinynet.meta.load` gives it back. See
+        :mod:`tinynet.meta.saving`."""
         from .saving import save
-        return save(self, path, metadata=metadata)
+        return save(self, path, metadata=metadata, include_optimizer=include_optimizer)
 
     # ------------------------------------------------------- meta-parameters
     def meta_parameters(self) -> list[Param]:

@@ -14,7 +14,10 @@ never a pickle), with
   ``"inf"`` or ``"-inf"``: JSON has no such numbers);
 - Meta-SGD's learned rates, the mask of the parameters the inner SGD adapts
   (ANIL's head, the baseline's ``new_head``) and the meta-optimizer's
-  ``state_dict`` as the file's extra arrays.
+  ``state_dict`` as the file's extra arrays (the state under
+  ``"meta_optimizer/"``, which :func:`tinynet.io.is_optimizer_array` knows:
+  ``save(..., include_optimizer=False)`` leaves it out, here and when the
+  model loaded by ``tn.load`` is saved again).
 
 :func:`load` builds the learner again from them, so that ``adapt``,
 ``evaluate`` and a further ``meta_fit`` carry on as if it had never been
@@ -32,12 +35,13 @@ import os
 import numpy as np
 
 from ..checks import as_values_like
+from ..io import OPTIMIZER_ARRAYS
 
 __all__ = ["save", "load"]
 
 #: The metadata key of a meta-learner's settings in its model file.
 KEY = "tinynet_meta"
-_LRS, _MASK, _OPT = "lrs/", "lr_mask", "meta_optimizer/"
+_LRS, _MASK, _OPT = "lrs/", "lr_mask", OPTIMIZER_ARRAYS
 
 
 def _classes() -> dict:
@@ -59,7 +63,7 @@ def _settings(learner) -> dict:
     return {n: getattr(learner, n) for n in names}
 
 
-def save(learner, path, metadata: dict | None = None) -> str:
+def save(learner, path, metadata: dict | None = None, include_optimizer: bool = True) -> str:
     """Write ``learner`` (a MAML, MetaSGD, ANIL, Reptile, Pretrained or
     ProtoNet) to ``path``, atomically; :func:`load` gives it back.
 
@@ -71,6 +75,10 @@ def save(learner, path, metadata: dict | None = None) -> str:
         JSON-serialisable facts of your own, as :func:`tinynet.io.save`
         keeps them (default: the model's ``metadata``); the key
         ``"tinynet_meta"`` is the learner's.
+    include_optimizer : bool, default True
+        Also store the meta-optimizer's state (Adam's moments and step
+        counts), so that ``meta_fit`` resumes exactly; without it the
+        loaded learner's meta-optimizer starts afresh.
 
     Returns
     -------
@@ -79,13 +87,17 @@ def save(learner, path, metadata: dict | None = None) -> str:
 
     Raises
     ------
-    ValueError
+    FileNotFoundError, PermissionError, ValueError
         As :func:`tinynet.io.save`; also when the meta-optimizer's state is
         one its ``load_state_dict`` refuses (NaN moments...): nothing saved.
     """
     from .. import io
+    from ..atomic import check_target
+    from ..checks import check_bool
     from ..model import Sequential
 
+    include_optimizer = check_bool(include_optimizer, "tinynet.meta.save", "include_optimizer")
+    check_target(path, "tinynet.meta.save")  # a missing directory before the work, as io.save
     classes = _classes()
     name = type(learner).__name__
     if classes.get(name) is not type(learner):
@@ -107,7 +119,7 @@ def save(learner, path, metadata: dict | None = None) -> str:
     if learner._lr_mask is not None:
         extra[_MASK] = learner._lr_mask
     texts = {}  # the optimizer's name (a str array in its state_dict) goes in the JSON
-    if learner._optimizer is not None:
+    if learner._optimizer is not None and include_optimizer:
         state = learner._optimizer.state_dict()
         learner._optimizer.check_state_to_save(
             state, f"tinynet.meta.save ({name}'s meta-optimizer)", "tinynet.meta.load")

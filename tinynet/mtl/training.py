@@ -391,7 +391,8 @@ class MultiTaskTraining:
 
     def _find_shared(self) -> None:
         """Find the parameters two or more tasks share, and which tasks each
-        reaches (the graph is fixed: once, at compile); then
+        reaches (at compile, and again at ``fit``: a layer added since to a
+        Sequential inside the graph, a shared trunk's, is shared too); then
         :meth:`_trainable_shared`."""
         owners = self.output_owners()
         self._shared_all = [p for p in self.parameters() if len(owners.get(id(p), ())) > 1]
@@ -456,7 +457,10 @@ class MultiTaskTraining:
         weighting an earlier compile bound (``replaced``) are taken out of it.
         Then the weighting's parameters it does not hold yet get a group of
         their own: weight decay 0, learning rate ``weighting_lr`` (default
-        the optimizer's).
+        the optimizer's); a group of them it holds stays as it is, with
+        their state (``fit`` binds the compiled optimizer again with the
+        compiled weighting, as ``Sequential.fit`` does, so that a layer
+        added since compile trains).
         """
         from ..optim.binding import bind_model_optimizer
         extra = list(weighting.parameters())
@@ -799,6 +803,10 @@ class MultiTaskTraining:
 
             def validate():  # "sum" losses over fit's batches, as their training logs
                 return self._evaluate_data(*val, max(batch_size, 256), sum_batch=batch_size)
+        # layers added since compile (a head's Sequential.add) join the optimizer, as
+        # Sequential.fit binds: the same rule, the weighting's group and state kept
+        self._bind_optimizer(self.optimizer, self.weighting, self._compiled["weighting_lr"], ())
+        self._find_shared()  # (a layer added to a shared trunk: combined as the trunk's)
 
         # First, so that the user's callbacks and History see its epoch means.
         callbacks = [_TaskEpochs([n if masks[t] is None else int(masks[t].sum())

@@ -281,7 +281,7 @@ def bind_model_optimizer(model, optimizer, params, who: str, known=()):
     * Bound by the user to parameters of ``params`` or of ``known`` (a
       multi-task weighting's): kept as it is, groups and rates included,
       but for the parameters of layers that joined the model since it was
-      last compiled (or, for a Sequential, fitted) with it, no other
+      last compiled (or fitted) with it, no other
       optimizer in between (``add``, ``replace_head(n_remove=0)``), which it
       takes (:func:`_bind_joined`); the ones the user left out stay out.
 
@@ -348,9 +348,13 @@ def _bind_again(optimizer, params, known=()) -> None:
     optimizer binds every parameter.
 
     The rule counts the groups that held the model's parameters before
-    (its own or ones it released: a group made only of ``known``
-    parameters, a multi-task weighting's, does not count; it goes, and
-    ``mtl.Model.compile`` adds it again):
+    (its own or ones it released). A group made only of ``known``
+    parameters (a multi-task weighting's) does not count: it stays as it
+    is, after the model's groups, with its hyperparameters and its
+    parameters' state (``mtl.Model.fit`` binds again after a layer joined
+    a head, and the weighting's log-variances or weights go on from their
+    moments); ``mtl.Model.compile`` binds a new weighting's parameters,
+    which no group holds yet, and adds their group after.
 
     * None or one (unbound, another model's former optimizer, one group):
       the parameters are bound in one group, which keeps what the old
@@ -384,12 +388,19 @@ def _bind_again(optimizer, params, known=()) -> None:
     the replaced head's."""
     ids = {id(p) for p in params}
     known_ids = {id(p) for p in known} - ids
+    theirs = [group for group in optimizer.param_groups
+              if all(id(p) in known_ids for p in group["params"])]
     groups = [group for group in optimizer.param_groups
               if any(id(p) not in known_ids for p in group["params"])]
     kept = [{**group, "params": [p for p in group["params"] if id(p) in ids]}
             for group in groups]
     if len(groups) < 2 or not any(group["params"] for group in kept):
-        optimizer.bind(params)
+        one = {"params": params}
+        if not any(group["params"] for group in kept):
+            # none kept: the rate the model's old groups were at, as bind keeps it for
+            # parameters all new (it would not take them for moved beside ``theirs``)
+            one.update(optimizer._carried_over(one, groups, moved=True))
+        optimizer.bind([one, *theirs])
         return
     held = {id(p) for group in kept for p in group["params"]}
     new = [p for p in params if id(p) not in held]
@@ -398,6 +409,6 @@ def _bind_again(optimizer, params, known=()) -> None:
     if new and len(sources) == 1:
         kept[sources[0]]["params"] += new
         new = []
-    optimizer.bind([group for group in kept if group["params"]])
+    optimizer.bind([group for group in kept if group["params"]] + theirs)
     if new:
         optimizer.add_param_group({"params": new})
