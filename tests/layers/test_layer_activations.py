@@ -161,11 +161,37 @@ def test_gelu_slope_at_infinity_is_zero_and_one_on_both_backends(approximate, dt
     # the exact form's kernel computed inf * phi(inf) = inf * 0 = NaN (its
     # reference too); the layer's NumPy path clamps, as the tanh form does
     x = np.array([[-np.inf, np.inf, -1e30, 1e30]], dtype)
-    with tn.kernels.use_backend(backend), np.errstate(invalid="ignore"):
+    with tn.kernels.use_backend(backend), warnings.catch_warnings():
+        warnings.simplefilter("error")
         layer = L.GELU(approximate=approximate)
-        layer.forward(x)  # (-inf * Phi(-inf) is NaN: not the slope's concern)
+        layer.forward(x)
         dx = layer.backward(np.full_like(x, 0.5))
     np.testing.assert_array_equal(dx, [[0, 0.5, 0, 0.5]])
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_at_minus_infinity_is_its_limit_zero_on_both_backends(approximate, dtype, backend):
+    """GELU(-inf) was -inf * Phi(-inf) = -inf * 0, NaN (with a RuntimeWarning
+    on the NumPy path), in both forms; its limit, and its value at -1e30, is
+    -0.0. PyTorch 2.13 gives NaN there (and, in float32's exact form, at +inf
+    too), and -0.0 at -1e30: compared where it is finite."""
+    x = np.array([[-np.inf, np.inf, -1e30, 1e30, np.nan, -0.5, 2.0]], dtype)
+    with tn.kernels.use_backend(backend), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = L.GELU(approximate=approximate).forward(x)
+        fused = L.Dense(1, activation=L.GELU(approximate=approximate), use_bias=False,
+                        dtype=dtype)
+        fused.build((1,))
+        fused.W.value[...] = 1  # z = x, one sample a row (an identity would add -inf * 0)
+        y_fused = fused.forward(x.T.copy()).T
+    for out in (y, y_fused):
+        np.testing.assert_array_equal(out[0, :5], [0, np.inf, 0, out.dtype.type(1e30), np.nan])
+        assert np.signbit(out[0, 0]) == np.signbit(out[0, 2])
+    torch = pytest.importorskip("torch")
+    t = torch.nn.functional.gelu(torch.from_numpy(x[:, 2:]), approximate=approximate).numpy()
+    np.testing.assert_allclose(y[:, 2:], t, rtol=4 * np.finfo(dtype).eps, atol=0)
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])

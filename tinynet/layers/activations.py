@@ -46,8 +46,8 @@ import numpy as np
 
 from ..checks import lookup
 from .. import kernels
-from ..kernels.activations import (ACT_CODES, gelu_clamp, gelu_tanh_gate, gelu_tanh_slope,
-                                   stable_sigmoid)
+from ..kernels.activations import (ACT_CODES, gelu_clamp, gelu_factor, gelu_tanh_gate,
+                                   gelu_tanh_slope, stable_sigmoid)
 from ._checks import Setting, call_with_settings, check_choice, check_real, settings_of
 from .base import Layer
 from .special import normal_cdf
@@ -259,7 +259,14 @@ class GELU(Activation):
     inputs. Beyond :math:`|x| = 100` the slope is exactly 0 or 1 in
     floating point, and the cube and square are taken of ``x`` clipped there,
     so they never overflow (PyTorch's tanh form gives NaN slopes from
-    :math:`|x| \approx 10^{13}` in float32). The NumPy forward pass keeps
+    :math:`|x| \approx 10^{13}` in float32). Below :math:`-100` the gate is
+    exactly 0, and the forward multiplies it by :math:`\max(x, -100)`
+    (:func:`~tinynet.kernels.activations.gelu_factor`): the same :math:`-0.0`
+    for finite ``x``, and the limit :math:`-0.0` at :math:`x = -\infty`
+    instead of :math:`-\infty \cdot 0 = \text{NaN}`; :math:`+\infty` gives
+    :math:`+\infty`, and the slopes at :math:`+\infty` and :math:`-\infty` are 1
+    and 0 (PyTorch 2.13 gives NaN at :math:`-\infty`, in float32's exact form
+    at :math:`+\infty` too, and NaN slopes at both). The NumPy forward pass keeps
     the gate (:math:`\Phi(x)` or :math:`s`) for the NumPy backward, which
     would otherwise evaluate it again; after a kernel forward (which keeps
     none) it is evaluated again. Either way the backward differentiates the
@@ -307,7 +314,7 @@ class GELU(Activation):
 
     def _forward(self, x, approximate):
         self._cached_gate = self._gate_of(x, approximate)
-        return x * self._cached_gate
+        return gelu_factor(x) * self._cached_gate  # -0.0 at -inf, not -inf * 0
 
     def _backward(self, x, y, dy, approximate):
         gate = self._gate_of(x, approximate) if self._cached_gate is None else self._cached_gate
