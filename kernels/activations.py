@@ -424,12 +424,13 @@ def act_grad_rows(dy, y, z, code, alpha, g, r0, r1):
     one = dy.dtype.type(1.0)
     zero = dy.dtype.type(0.0)
     if code == RELU:
-        # 0 where y <= 0, whatever dy holds (NaN, inf), as PyTorch's
-        # threshold_backward does, and the references (np.where, not dy * mask)
+        # 0 where y <= 0, whatever dy holds (NaN, inf), else dy, a NaN y
+        # included (NaN <= 0 is false), as PyTorch's threshold_backward
+        # (y <= 0 ? 0 : dy), and the references (np.where, not dy * mask)
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]
             for j in range(N):
-                out[j] = d[j] if yr[j] > zero else zero
+                out[j] = zero if yr[j] <= zero else d[j]
     elif code == LEAKY_RELU:
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]
@@ -740,7 +741,7 @@ def act_backward_ref(dy, y, z, code, alpha=0.0, out=None):
     if code == IDENTITY:
         g = dy.copy()
     elif code == RELU:
-        g = np.where(y > 0, dy, dy.dtype.type(0))  # 0 even for a NaN dy, as torch
+        g = np.where(y <= 0, dy.dtype.type(0), dy)  # as torch: 0 even for a NaN dy, dy at a NaN y
     elif code == LEAKY_RELU:
         g = np.where(y > 0, dy, dy * a)
     elif code == ELU:

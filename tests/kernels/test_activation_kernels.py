@@ -384,6 +384,21 @@ def test_gelu_at_minus_infinity_is_its_limit_zero(code, dtype):
     np.testing.assert_array_equal(outs[0][0, 4:], outs[1][0, 4:])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_passes_dy_at_a_nan_output(dtype):
+    """0 where y <= 0 (even for a NaN or infinite dy), dy elsewhere, a NaN y
+    included, as PyTorch's threshold_backward: the kernel (act_backward, and
+    act_grad_bias, which shares its rows) gave 0 at a NaN y, and its reference."""
+    y = np.array([[np.nan, 0.0, 2.0, 0.0, np.nan]], dtype)
+    dy = np.array([[3.0, np.nan, 4.0, np.inf, np.nan]], dtype)
+    expected = [[3.0, 0.0, 4.0, 0.0, np.nan]]
+    for backward in (act.act_backward, act.act_backward_ref):
+        np.testing.assert_array_equal(backward(dy, y, None, act.RELU), expected)
+    db = np.zeros(5, dtype)
+    np.testing.assert_array_equal(dense.act_grad_bias(dy, y, None, act.RELU, 0.0, None, db),
+                                  expected)
+
+
 def test_gelu_factor_raises_to_the_clamp_and_keeps_nan_and_dtype():
     for dtype in (np.float32, np.float64):
         x = np.array([-np.inf, -1e30, -100.0, -99.0, np.nan, np.inf], dtype)

@@ -138,12 +138,14 @@ class ReLU(Activation):
 
     .. math::
         y = \max(x, 0), \qquad
-        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}\,[y > 0]
+        \frac{\partial L}{\partial x} = \begin{cases} 0 & y \le 0 \\
+        \partial L/\partial y & \text{otherwise} \end{cases}
 
-    (the subgradient at 0 is taken as 0, as in PyTorch; and where
+    (the subgradient at 0 is taken as 0, as in PyTorch; where
     :math:`y \le 0` the gradient is 0 even when :math:`\partial L/\partial y`
-    is NaN or infinite, as PyTorch's ``threshold_backward`` gives it, on
-    both backends).
+    is NaN or infinite, and at a NaN input, which is not :math:`\le 0`, it is
+    :math:`\partial L/\partial y`: PyTorch's ``threshold_backward``, on both
+    backends).
     """
 
     needs_input = False
@@ -152,7 +154,7 @@ class ReLU(Activation):
         return np.maximum(x, 0)
 
     def _backward(self, x, y, dy):
-        return np.where(y > 0, dy, dy.dtype.type(0))
+        return np.where(y <= 0, dy.dtype.type(0), dy)
 
 
 class LeakyReLU(Activation):
@@ -164,7 +166,8 @@ class LeakyReLU(Activation):
         \begin{cases} 1 & y > 0 \\ \alpha & y \le 0 \end{cases}
 
     Because :math:`\alpha \ge 0`, :math:`y > 0` exactly when :math:`x > 0`, so
-    the backward needs only the output.
+    the backward needs only the output. At a NaN input (not :math:`> 0`) the
+    gradient is :math:`\alpha\,\partial L/\partial y`, as PyTorch's.
 
     Parameters
     ----------
