@@ -1,5 +1,7 @@
 """Gradient clipping against torch.nn.utils and by hand."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -54,6 +56,53 @@ def test_nonfinite_norm():
         clip_grad_norm([p], 1.0, error_if_nonfinite=True)
     assert clip_grad_norm([p], 1.0) == np.inf
     assert np.isnan(p.grad).any()
+
+
+HUGE_FLOAT32 = {  # finite float32 gradients whose norm overflows float32 on the way
+    "sum of squares": [np.array([3e19, 4e19], np.float32)],
+    "each norm finite, the total not": [np.array([2e38], np.float32),
+                                        np.array([2e38], np.float32)],
+    "with small ones": [np.array([1e20, 1.0], np.float32), np.array([[2.0, 3.0]], np.float32)],
+}
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, np.inf])
+@pytest.mark.parametrize("case", sorted(HUGE_FLOAT32))
+def test_huge_finite_float32_gradients_clip_as_torch_without_a_warning(case, norm_type):
+    """NumPy's overflow RuntimeWarning came through (in dot, power or reduce)
+    for float32 gradients whose norm overflows float32. PyTorch 2.13 takes the
+    norm in float32 too and gets inf, so the gradients are scaled by
+    max_norm / inf = 0: the same here, silently, and a total finite in
+    float64 but beyond float32 (order 1, two gradients of 2e38) is inf as
+    in PyTorch, not 4e38 (which scaled the gradients by 0 all the same).
+    error_if_nonfinite raises where the total is inf."""
+    grads = HUGE_FLOAT32[case]
+    params = [tn.Param(np.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        total = clip_grad_norm(params, 1.0, norm_type=norm_type)
+    finite = norm_type == np.inf or (norm_type == 1.0 and case != "each norm finite, the total not")
+    assert np.isfinite(total) == finite
+    if not finite:
+        for p, g in zip(params, grads):
+            np.testing.assert_array_equal(p.grad, 0)
+            p.grad = g.copy()
+        with pytest.raises(ValueError, match="total norm"):
+            clip_grad_norm(params, 1.0, norm_type=norm_type, error_if_nonfinite=True)
+    torch = pytest.importorskip("torch")
+    tparams = [torch.zeros(g.shape, requires_grad=True) for g in grads]
+    for tp, g in zip(tparams, grads):
+        tp.grad = torch.tensor(g.copy())
+    expected = torch.nn.utils.clip_grad_norm_(tparams, 1.0, norm_type=norm_type).item()
+    assert total == expected or np.isinf(total) and np.isinf(expected)
+    if finite:
+        for p, tp in zip(params, tparams):
+            np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=2e-7, atol=0)
+    else:
+        for tp in tparams:
+            np.testing.assert_array_equal(tp.grad.numpy(), 0)
 
 
 def test_clip_grad_value():
