@@ -10,14 +10,17 @@ norm is at most ``max_norm``:
 which keeps the direction of the update and bounds its size (useful against
 exploding gradients). :func:`clip_grad_value` clips every element instead.
 
-The norms are taken in the gradients' dtype, as PyTorch takes them, and the
-total rounded to it: float32 gradients whose norm (or, for :math:`p > 1`,
+The norms :math:`\|g_i\|_p` and their total are taken in the gradients'
+dtype, as PyTorch takes them (it stacks the :math:`\|g_i\|_p` and takes their
+norm): float32 gradients whose norm (or, for :math:`p > 1`,
 :math:`\sum |g|^p` on the way to it) exceeds float32's largest value, about
 :math:`3.4 \cdot 10^{38}` (for :math:`p = 2` from :math:`|g| \approx
 1.8 \cdot 10^{19}`), have the norm :math:`\infty` even when every element is
-finite, and are scaled by :math:`\text{max\_norm}/\infty = 0`: PyTorch 2.13's
-``clip_grad_norm_`` gives the same :math:`\infty` and zeros, and raises for
-``error_if_nonfinite=True`` as this does. That overflow is expected, so it
+finite, and so does the total when every :math:`\|g_i\|_p` is finite but
+their combination is not (two gradients of :math:`1.5 \cdot 10^{19}` at
+:math:`p = 2`); they are scaled by :math:`\text{max\_norm}/\infty = 0`:
+PyTorch 2.13's ``clip_grad_norm_`` gives the same :math:`\infty` and zeros,
+and raises for ``error_if_nonfinite=True`` as this does. That overflow is expected, so it
 does not warn. A gradient holding inf or NaN gives an infinite or NaN norm,
 and the gradients become NaN (:math:`\infty \cdot 0`), as in PyTorch.
 
@@ -88,9 +91,11 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) ->
             norms = [np.abs(g).max() if g.size else 0.0 for g in grads]
             total = float(np.max(norms))
         else:
-            norms = np.array([np.linalg.norm(g.ravel(), ord=norm_type) for g in grads],
-                             np.float64)
-            total = float(t(np.linalg.norm(norms, ord=norm_type)))
+            # torch stacks the per-gradient norms and takes their norm in
+            # that dtype too: a total beyond its range is inf even where
+            # every gradient's norm is finite
+            norms = np.array([np.linalg.norm(g.ravel(), ord=norm_type) for g in grads], t)
+            total = float(np.linalg.norm(norms, ord=norm_type))
     if error_if_nonfinite and not np.isfinite(total):
         raise ValueError(f"{who}: the total norm of order {norm_type} of the gradients is "
                          f"{total}, so they cannot be clipped")
