@@ -310,7 +310,7 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
         # at least 1, so that negative labels get check_labels' range message
         n_classes = (max(int(np.max(y_arr)) + 1, 1)
                      if np.issubdtype(y_arr.dtype, np.number) else 1)
-    labels = check_labels(y_arr, n_classes, y_arr.shape[0] if y_arr.ndim else 1, "one_hot")
+    labels = check_labels(y_arr, n_classes, len(y_arr), "one_hot")
     # in the machine's byte order, as the scalers give (">f4" is float32 here)
     out = np.zeros((len(labels), n_classes), dtype=native_dtype(dtype))
     out[np.arange(len(labels)), labels] = 1
