@@ -19,11 +19,11 @@ where the argmax is PyTorch's: the first maximum in row-major window order,
 except that a NaN counts as the maximum and the *last* NaN wins (a window
 with a NaN gives NaN): scanning the window, position :math:`k` replaces the
 best so far when :math:`x_k > \text{best}` or :math:`x_k` is NaN, which is
-PyTorch 2.13's rule (NumPy's ``argmax`` takes the first NaN). The padding takes no part, exactly as a padding of
-:math:`-\infty` would except that a window whose real pixels are all
-:math:`-\infty` routes to its first real pixel (as PyTorch). Backward
-routes each output's gradient to the position it came from and adds where
-windows overlap:
+PyTorch 2.13's rule (NumPy's ``argmax`` takes the first NaN). The padding
+takes no part, exactly as a padding of :math:`-\infty` would except that a
+window whose real pixels are all :math:`-\infty` routes to its first real
+pixel (as PyTorch). Backward routes each output's gradient to the position
+it came from and adds where windows overlap:
 
 .. math::
     \partial x_{n,\ i s_h - p_t + a^*,\ j s_w - p_l + c^*,\ d} \mathrel{+}= \partial y_{n,i,j,d}

@@ -81,13 +81,14 @@ class MaxPool2D(_Pool2D):
     (which never wins), and :math:`(a^*, c^*)` the first position of the
     window's maximum (as PyTorch routes it; ties get no share), or of its
     last NaN if it holds one (a NaN is the maximum, and the output NaN;
-    PyTorch 2.13 routes to the last NaN too). A window whose real pixels are all :math:`-\infty` routes to
-    its first real pixel, as PyTorch does, never to the padding.
-    Overlapping windows (``strides < pool_size``) add their gradients;
-    :math:`\partial L/\partial x` is :math:`\partial L/\partial x^p` without
-    the padding. The work is done by ``tinynet.kernels.pooling`` (one pass
-    over the input; the padding is not copied but each window clipped to
-    the image, which gives the same bits).
+    PyTorch 2.13 routes to the last NaN too). A window whose real pixels are
+    all :math:`-\infty` routes to its first real pixel, as PyTorch does,
+    never to the padding. Overlapping windows (``strides < pool_size``) add
+    their gradients; :math:`\partial L/\partial x` is
+    :math:`\partial L/\partial x^p` without the padding. The work is done
+    by ``tinynet.kernels.pooling`` (one pass over the input; the padding is
+    not copied but each window clipped to the image, which gives the same
+    bits).
 
     Parameters and shapes: ``pool_size=2``, ``strides=None`` (the pool),
     ``padding="valid"`` or ``"same"``; input ``(batch, H, W, C)``, output
