@@ -46,7 +46,8 @@ if NUMBA_ENABLED:
 
 __all__ = ["ACT_CODES", "needs_input", "check_saved", "check_alpha", "act_forward", "act_backward",
            "act_forward_ref", "act_backward_ref", "bias_act_rows", "act_grad_rows",
-           "GELU_TANH_CLAMP", "gelu_clamp", "gelu_tanh_gate", "gelu_tanh_slope"]
+           "GELU_TANH_CLAMP", "gelu_clamp", "gelu_factor", "gelu_tanh_gate",
+           "gelu_tanh_slope"]
 
 IDENTITY, RELU, LEAKY_RELU, ELU, GELU, GELU_TANH, SILU, SIGMOID, TANH = range(9)
 
@@ -78,6 +79,19 @@ def gelu_clamp(x):
     slope :math:`0 \cdot \infty`, NaN). The NumPy references and the GELU
     layer's NumPy path call this; the Numba kernel clamps each value alike."""
     return np.clip(x, -GELU_TANH_CLAMP, GELU_TANH_CLAMP)
+
+
+def gelu_factor(x):
+    r"""GELU's factor :math:`x` in :math:`y = x \cdot 	ext{gate}(x)`, raised to
+    -GELU_TANH_CLAMP (NaN kept). Below the clamp both gates (:math:`\Phi(x)`
+    and :math:`\sigma(2u)`) are exactly 0 in either precision, so the product
+    is the same :math:`-0.0` for every finite ``x`` there, and at
+    :math:`x = -\infty` it is that limit too, not :math:`-\infty \cdot 0`, NaN
+    (PyTorch 2.13 gives NaN there; it gives -0.0 at -1e30). Above, ``x`` is
+    unchanged (:math:`+\infty` gives :math:`+\infty`). The NumPy references and
+    the GELU layer's NumPy path call this; the Numba kernel raises each value
+    alike."""
+    return np.maximum(x, -GELU_TANH_CLAMP)
 
 
 def needs_input(code: int) -> bool:
@@ -364,16 +378,21 @@ def _act_rows(src, dst, in_place, bias, has_bias, z_out, store_z, code, alpha, r
                 v = d[j]
                 d[j] = v if v > zero else math.expm1(v) * alpha
         elif code == GELU:
+            low = -src.dtype.type(GELU_TANH_CLAMP)
             for j in range(N):
                 v = d[j]
-                d[j] = v * _gauss(v)[0]
+                # the gate is exactly 0 below low: -0.0 at -inf, not -inf * 0
+                # (NaN passes), as gelu_factor
+                d[j] = (low if v < low else v) * _gauss(v)[0]
         elif code == GELU_TANH:
             k2 = src.dtype.type(2.0 * _SQRT_2_OVER_PI)
             cubic = src.dtype.type(_GELU_CUBIC)
+            low = -src.dtype.type(GELU_TANH_CLAMP)
             for j in range(N):
                 v = d[j]
-                # (1 + tanh u) / 2 = sigmoid(2u): no cancellation near tanh u = -1
-                d[j] = v * _sigmoid(k2 * (v + cubic * v * v * v))
+                # (1 + tanh u) / 2 = sigmoid(2u): no cancellation near tanh u = -1;
+                # the factor raised to low as in the exact form
+                d[j] = (low if v < low else v) * _sigmoid(k2 * (v + cubic * v * v * v))
         elif code == SILU:
             for j in range(N):
                 v = d[j]
@@ -405,12 +424,13 @@ def act_grad_rows(dy, y, z, code, alpha, g, r0, r1):
     one = dy.dtype.type(1.0)
     zero = dy.dtype.type(0.0)
     if code == RELU:
-        # 0 where y <= 0, whatever dy holds (NaN, inf), as PyTorch's
-        # threshold_backward does, and the references (np.where, not dy * mask)
+        # 0 where y <= 0, whatever dy holds (NaN, inf), else dy, a NaN y
+        # included (NaN <= 0 is false), as PyTorch's threshold_backward
+        # (y <= 0 ? 0 : dy), and the references (np.where, not dy * mask)
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]
             for j in range(N):
-                out[j] = d[j] if yr[j] > zero else zero
+                out[j] = zero if yr[j] <= zero else d[j]
     elif code == LEAKY_RELU:
         for i in range(r0, r1):
             d, yr, out = dy[i], y[i], g[i]
@@ -695,9 +715,9 @@ def act_forward_ref(z, code, alpha=0.0, out=None):
     elif code == ELU:
         y = np.where(z > 0, z, np.expm1(np.minimum(z, 0)) * a)
     elif code == GELU:
-        y = z * (0.5 * _erfc_ref(-z * z.dtype.type(_SQRT_HALF)))
+        y = gelu_factor(z) * (0.5 * _erfc_ref(-z * z.dtype.type(_SQRT_HALF)))
     elif code == GELU_TANH:
-        y = z * gelu_tanh_gate(z)
+        y = gelu_factor(z) * gelu_tanh_gate(z)
     elif code == SILU:
         y = z * stable_sigmoid(z)
     elif code == SIGMOID:
@@ -721,7 +741,7 @@ def act_backward_ref(dy, y, z, code, alpha=0.0, out=None):
     if code == IDENTITY:
         g = dy.copy()
     elif code == RELU:
-        g = np.where(y > 0, dy, dy.dtype.type(0))  # 0 even for a NaN dy, as torch
+        g = np.where(y <= 0, dy.dtype.type(0), dy)  # as torch: 0 even for a NaN dy, dy at a NaN y
     elif code == LEAKY_RELU:
         g = np.where(y > 0, dy, dy * a)
     elif code == ELU:

@@ -15,13 +15,15 @@ Max pooling:
     k^* = a^* p_w + c^* = \operatorname{argmax}_{k = a p_w + c \in R_{ij}}\,
         x_{n,\ i s_h - p_t + a,\ j s_w - p_l + c,\ d}
 
-where the argmax is NumPy's: the first maximum in row-major window order,
-and a NaN counts as the maximum (so a window with a NaN gives NaN, as in
-PyTorch). The padding takes no part, exactly as a padding of
-:math:`-\infty` would except that a window whose real pixels are all
-:math:`-\infty` routes to its first real pixel (as PyTorch). Backward
-routes each output's gradient to the position it came from and adds where
-windows overlap:
+where the argmax is PyTorch's: the first maximum in row-major window order,
+except that a NaN counts as the maximum and the *last* NaN wins (a window
+with a NaN gives NaN): scanning the window, position :math:`k` replaces the
+best so far when :math:`x_k > \text{best}` or :math:`x_k` is NaN, which is
+PyTorch 2.13's rule (NumPy's ``argmax`` takes the first NaN). The padding
+takes no part, exactly as a padding of :math:`-\infty` would except that a
+window whose real pixels are all :math:`-\infty` routes to its first real
+pixel (as PyTorch). Backward routes each output's gradient to the position
+it came from and adds where windows overlap:
 
 .. math::
     \partial x_{n,\ i s_h - p_t + a^*,\ j s_w - p_l + c^*,\ d} \mathrel{+}= \partial y_{n,i,j,d}
@@ -122,11 +124,11 @@ def _maxpool_forward(x, ph, pw, sh, sw, pt, pl, y, arg, n_chunks):
                             xs = x[s, r0 + a, c0 + b]
                             for d in range(c):
                                 v, best = xs[d], ys[d]
-                                # NaN wins, and the first NaN stays (np.argmax).
-                                # & and | (not `and`, `or`) and selects instead
-                                # of a conditional store: no branch, so the loop
+                                # NaN wins, and a later NaN replaces it (PyTorch).
+                                # | (not `or`) and selects instead of a
+                                # conditional store: no branch, so the loop
                                 # over channels vectorises
-                                take = (best == best) & ((v > best) | (v != v))
+                                take = (v > best) | (v != v)
                                 ys[d] = v if take else best
                                 ks[d] = k if take else ks[d]
 
@@ -446,6 +448,10 @@ def maxpool_forward_ref(x, pool, strides, pads=NO_PADS):
         win = windows(x, pool, strides).reshape(x.shape[0], ho, wo, ph * pw, x.shape[3])
         arg = np.argmax(win, axis=3)  # first maximum; NaN counts as the maximum
         y = np.take_along_axis(win, arg[:, :, :, None, :], axis=3)[:, :, :, 0, :]
+        if np.isnan(y).any():  # argmax took the first NaN; the kernel (PyTorch) the last
+            nan = np.isnan(win)
+            last = ph * pw - 1 - np.argmax(nan[:, :, :, ::-1], axis=3)
+            arg = np.where(nan.any(axis=3), last, arg)
         return y, arg.astype(np.int32)
     # padded: each window from -inf at its first real pixel, offset by offset
     y = np.full((x.shape[0], ho, wo, x.shape[3]), -np.inf, x.dtype)
@@ -454,7 +460,7 @@ def maxpool_forward_ref(x, pool, strides, pads=NO_PADS):
     for k, (rows, cols), (in_rows, in_cols) in _offsets(pool, strides, pads, x.shape[1:3],
                                                         (ho, wo)):
         v, best = x[:, in_rows, in_cols], y[:, rows, cols]
-        take = (best == best) & ((v > best) | (v != v))   # as the kernel
+        take = (v > best) | (v != v)   # as the kernel: the last NaN wins
         np.copyto(best, v, where=take)
         np.copyto(arg[:, rows, cols], k, where=take)
     return y, arg

@@ -1,6 +1,7 @@
 """Splits, scalers and one-hot: properties and every documented error."""
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -191,6 +192,20 @@ def test_one_hot_in_the_other_byte_order_is_native():
     assert encoded.dtype == np.dtype(np.float32) and encoded.dtype.isnative
     np.testing.assert_array_equal(encoded, [[0, 0, 1], [1, 0, 0]])
     assert one_hot([1], 2, dtype="float64").dtype == np.float64
+
+
+def test_one_hot_reads_a_column_of_labels_as_keras_does():
+    # labels of shape (n, 1) were refused ("expected labels of shape (2,)");
+    # Keras' to_categorical drops a trailing axis of 1
+    column = np.array([[2], [0], [1]])
+    np.testing.assert_array_equal(one_hot(column, 3), one_hot([2, 0, 1], 3))
+    np.testing.assert_array_equal(one_hot(column), np.eye(3, dtype=np.float32)[[2, 0, 1]])
+    assert one_hot(np.zeros((0, 1), int), 2).shape == (0, 2)
+    for shape in [(2, 2), (1, 2), (2, 1, 1), ()]:
+        with pytest.raises(ValueError, match=re.escape(
+                f"one_hot expected labels of shape (n_samples,) or (n_samples, 1), "
+                f"received {shape}")):
+            one_hot(np.zeros(shape, int), 3)
 
 
 def test_one_hot_errors():

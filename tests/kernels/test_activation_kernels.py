@@ -1,6 +1,7 @@
 """Activation and fused dense kernels against their NumPy references."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -298,16 +299,17 @@ def test_gelu_tanh_kernel_and_reference_agree_relatively(dtype, low, rtol):
 
 
 def test_float32_gelu_corner_cases():
-    """The same special values as libm's erfc gave: GELU(-inf) = -inf * 0 is
-    NaN, the tails beyond |v| = 13.3 are exactly 0 (true values below
-    float32's smallest normal), tiny v give v / 2. The slopes at +-inf are
-    1 and 0, as the NumPy path's (v is clamped: v * phi(v) was inf * 0, NaN)."""
+    """The same special values as libm's erfc gave, but GELU(-inf): the tails
+    beyond |v| = 13.3 are exactly 0 (true values below float32's smallest
+    normal), tiny v give v / 2, and -inf gives that limit 0 (it was -inf * 0,
+    NaN: see gelu_factor). The slopes at +-inf are 1 and 0, as the NumPy
+    path's (v is clamped: v * phi(v) was inf * 0, NaN)."""
     x = np.array([0.0, -0.0, 1e-30, -1e-30, 14.0, -14.0, 100.0, -100.0, np.inf, -np.inf,
                   np.nan], np.float32)
     y = _forward32(act.GELU, x)
     np.testing.assert_array_equal(y[:4], x[:4] / 2)
     np.testing.assert_array_equal(y[[4, 6, 8]], x[[4, 6, 8]])
-    assert y[5] == 0 and y[7] == 0 and np.isnan(y[9]) and np.isnan(y[10])
+    assert y[5] == 0 and y[7] == 0 and y[9] == 0 and np.isnan(y[10])
     g = _backward32(act.GELU, x)
     np.testing.assert_array_equal(g[:10], [0.5] * 4 + [1, 0, 1, 0, 1, 0])
     assert np.isnan(g[10])
@@ -359,6 +361,50 @@ def test_gelu_slopes_at_infinity_are_zero_and_one(code, dtype):
     db = np.zeros(5, dtype)
     np.testing.assert_array_equal(dense.act_grad_bias(dy, None, z, code, 0.0, None, db),
                                   expected)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("code", [act.GELU, act.GELU_TANH])
+def test_gelu_at_minus_infinity_is_its_limit_zero(code, dtype):
+    """GELU(-inf) was -inf * gate(-inf) = -inf * 0, NaN, in both forms, in the
+    kernel (act_forward, and dense_forward, which shares its rows) and its
+    reference; now the factor is raised to -GELU_TANH_CLAMP, where the gate
+    is exactly 0 already (gelu_factor): -0.0, as at -1e30. +inf stays +inf,
+    NaN stays NaN, and nothing warns."""
+    z = np.array([[-np.inf, np.inf, np.nan, -1e30, -100.0, -101.0, 3.0]], dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        outs = [act.act_forward(z, code), act.act_forward_ref(z, code)]
+        one = np.ones((1, 1), dtype)  # (an identity matrix would add -inf * 0)
+        outs += [forward(z.T.copy(), one, None, code).T for forward in (dense.dense_forward,
+                                                                        dense.dense_forward_ref)]
+    for y in outs:
+        np.testing.assert_array_equal(y[0, :6], [0, np.inf, np.nan, 0, 0, 0])
+        assert np.signbit(y[0, 0]) == np.signbit(y[0, 3])  # the same zero as at -1e30
+    np.testing.assert_array_equal(outs[0][0, 4:], outs[1][0, 4:])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_backward_passes_dy_at_a_nan_output(dtype):
+    """0 where y <= 0 (even for a NaN or infinite dy), dy elsewhere, a NaN y
+    included, as PyTorch's threshold_backward: the kernel (act_backward, and
+    act_grad_bias, which shares its rows) gave 0 at a NaN y, and its reference."""
+    y = np.array([[np.nan, 0.0, 2.0, 0.0, np.nan]], dtype)
+    dy = np.array([[3.0, np.nan, 4.0, np.inf, np.nan]], dtype)
+    expected = [[3.0, 0.0, 4.0, 0.0, np.nan]]
+    for backward in (act.act_backward, act.act_backward_ref):
+        np.testing.assert_array_equal(backward(dy, y, None, act.RELU), expected)
+    db = np.zeros(5, dtype)
+    np.testing.assert_array_equal(dense.act_grad_bias(dy, y, None, act.RELU, 0.0, None, db),
+                                  expected)
+
+
+def test_gelu_factor_raises_to_the_clamp_and_keeps_nan_and_dtype():
+    for dtype in (np.float32, np.float64):
+        x = np.array([-np.inf, -1e30, -100.0, -99.0, np.nan, np.inf], dtype)
+        out = act.gelu_factor(x)
+        assert out.dtype == dtype
+        np.testing.assert_array_equal(out, [-100, -100, -100, -99, np.nan, np.inf])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])

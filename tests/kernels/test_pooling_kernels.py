@@ -273,3 +273,60 @@ def test_kernel_and_reference_take_the_arguments_as_checked(op):
         for a, b in zip(*((w,) if not isinstance(w, tuple) else w for w in (want, got))):
             _same_bits(a, b)
 
+
+
+def _last_nan_or_first_max(window):
+    """Independent rule for one window (row-major values): the position of
+    its last NaN if it holds one, else of its first maximum (PyTorch 2.13)."""
+    nans = [k for k, v in enumerate(window) if v != v]
+    return nans[-1] if nans else int(np.argmax(window))
+
+
+@pytest.mark.parametrize("which", [0, 1], ids=["numba", "numpy"])
+@pytest.mark.parametrize("pads", [pooling.NO_PADS, ((1, 1), (1, 1))], ids=["valid", "padded"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_maxpool_routes_a_window_to_its_last_nan_as_torch(which, pads, dtype):
+    """A window with NaNs gives NaN and routes its gradient to its *last* NaN,
+    as PyTorch's max_pool2d (val > best or isnan(val)); the kernel and the
+    reference took the first (NumPy's argmax). Without NaN, the first maximum."""
+    forward, backward = BACKENDS[which]
+    nan = np.nan
+    x = np.array([[1, nan, 3, nan],
+                  [nan, 2, 5, 5],
+                  [0, 1, nan, 7],
+                  [4, 4, 1, nan]], dtype)[None, :, :, None]
+    pool, strides = (2, 2), (2, 2) if pads == pooling.NO_PADS else (1, 1)
+    y, arg = forward(x, pool, strides, pads)
+    xp = np.pad(x[0, :, :, 0], pads, constant_values=-np.inf)
+    for i in range(y.shape[1]):
+        for j in range(y.shape[2]):
+            window = xp[i * strides[0]:i * strides[0] + 2, j * strides[1]:j * strides[1] + 2]
+            k = _last_nan_or_first_max(list(window.ravel()))
+            if not np.isneginf(window).all():  # (all -inf windows: the first real pixel)
+                assert arg[0, i, j, 0] == k, (i, j, window)
+            assert y[0, i, j, 0] == window.ravel()[k] or np.isnan(y[0, i, j, 0])
+            assert np.isnan(y[0, i, j, 0]) == np.isnan(window).any()
+    dy = np.ones(y.shape, dtype)
+    dx = backward(dy, arg, x.shape, pool, strides, pads)
+    if pads == pooling.NO_PADS:
+        expected = [[0, 0, 0, 1], [1, 0, 0, 0], [0, 0, 0, 0], [1, 0, 0, 1]]
+    else:  # torch's x.grad for max_pool2d(x, 2, 1, padding=1) and ones
+        expected = [[1, 3, 0, 4], [4, 0, 0, 0], [0, 0, 3, 1], [4, 1, 0, 4]]
+    np.testing.assert_array_equal(dx[0, :, :, 0], expected)
+
+
+@given(n=st.integers(1, 2), h=st.integers(1, 6), w=st.integers(1, 6), c=st.integers(1, 9),
+       pool=st.tuples(st.integers(1, 3), st.integers(1, 3)), seed=st.integers(0, 2**31),
+       dtype=dtypes)
+def test_maxpool_kernel_and_reference_agree_on_windows_with_nans(n, h, w, c, pool, seed,
+                                                                 dtype):
+    if pool[0] > h or pool[1] > w:
+        return
+    rng = np.random.default_rng(seed)
+    x = rng.integers(0, 3, (n, h, w, c)).astype(dtype)  # ties too
+    x[rng.random(x.shape) < 0.3] = np.nan
+    for pads in (pooling.NO_PADS, ((pool[0] - 1, 0), (0, pool[1] - 1))):
+        y, arg = pooling.maxpool_forward(x, pool, (1, 1), pads)
+        y_ref, arg_ref = pooling.maxpool_forward_ref(x, pool, (1, 1), pads)
+        _same_bits(y, y_ref)
+        _same_bits(arg, arg_ref)

@@ -161,11 +161,67 @@ def test_gelu_slope_at_infinity_is_zero_and_one_on_both_backends(approximate, dt
     # the exact form's kernel computed inf * phi(inf) = inf * 0 = NaN (its
     # reference too); the layer's NumPy path clamps, as the tanh form does
     x = np.array([[-np.inf, np.inf, -1e30, 1e30]], dtype)
-    with tn.kernels.use_backend(backend), np.errstate(invalid="ignore"):
+    with tn.kernels.use_backend(backend), warnings.catch_warnings():
+        warnings.simplefilter("error")
         layer = L.GELU(approximate=approximate)
-        layer.forward(x)  # (-inf * Phi(-inf) is NaN: not the slope's concern)
+        layer.forward(x)
         dx = layer.backward(np.full_like(x, 0.5))
     np.testing.assert_array_equal(dx, [[0, 0.5, 0, 0.5]])
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("make, slope", [(L.ReLU, 0.0), (lambda: L.LeakyReLU(0.1), 0.1)],
+                         ids=["relu", "leaky_relu"])
+def test_relu_backward_at_a_nan_input_is_torchs_on_both_backends(make, slope, dtype, backend):
+    """ReLU's backward at a NaN input gave 0 (it passed dy where y > 0, which a
+    NaN is not); PyTorch's threshold_backward zeroes where y <= 0, which a NaN
+    is not either, and passes dy. LeakyReLU's gives alpha dy there, as
+    PyTorch's (x > 0 ? dy : alpha dy). Alone and fused into Dense."""
+    x = np.array([[np.nan, -1.0, 2.0, 0.0]], dtype)
+    dy = np.full_like(x, 3.0)
+    expected = dy * np.array([[1.0 if slope == 0.0 else slope, slope, 1.0, slope]], dtype)
+    with tn.kernels.use_backend(backend):
+        layer = make()
+        layer.forward(x)
+        dx = layer.backward(dy)
+        fused = L.Dense(1, activation=make(), use_bias=False, dtype=dtype)
+        fused.build((1,))
+        fused.W.value[...] = 1  # z = x, one sample a row
+        fused.forward(x.T.copy())
+        dx_fused = fused.backward(dy.T.copy()).T
+    np.testing.assert_array_equal(dx, expected)
+    np.testing.assert_array_equal(dx_fused, expected)
+    torch = pytest.importorskip("torch")
+    t = torch.tensor(x, requires_grad=True)
+    y = torch.nn.functional.leaky_relu(t, slope) if slope else torch.relu(t)
+    y.backward(torch.from_numpy(dy))
+    np.testing.assert_array_equal(dx, t.grad.numpy())
+
+
+@pytest.mark.parametrize("backend", ["numba", "numpy"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_at_minus_infinity_is_its_limit_zero_on_both_backends(approximate, dtype, backend):
+    """GELU(-inf) was -inf * Phi(-inf) = -inf * 0, NaN (with a RuntimeWarning
+    on the NumPy path), in both forms; its limit, and its value at -1e30, is
+    -0.0. PyTorch 2.13 gives NaN there (and, in float32's exact form, at +inf
+    too), and -0.0 at -1e30: compared where it is finite."""
+    x = np.array([[-np.inf, np.inf, -1e30, 1e30, np.nan, -0.5, 2.0]], dtype)
+    with tn.kernels.use_backend(backend), warnings.catch_warnings():
+        warnings.simplefilter("error")
+        y = L.GELU(approximate=approximate).forward(x)
+        fused = L.Dense(1, activation=L.GELU(approximate=approximate), use_bias=False,
+                        dtype=dtype)
+        fused.build((1,))
+        fused.W.value[...] = 1  # z = x, one sample a row (an identity would add -inf * 0)
+        y_fused = fused.forward(x.T.copy()).T
+    for out in (y, y_fused):
+        np.testing.assert_array_equal(out[0, :5], [0, np.inf, 0, out.dtype.type(1e30), np.nan])
+        assert np.signbit(out[0, 0]) == np.signbit(out[0, 2])
+    torch = pytest.importorskip("torch")
+    t = torch.nn.functional.gelu(torch.from_numpy(x[:, 2:]), approximate=approximate).numpy()
+    np.testing.assert_allclose(y[:, 2:], t, rtol=4 * np.finfo(dtype).eps, atol=0)
 
 
 @pytest.mark.parametrize("backend", ["numba", "numpy"])

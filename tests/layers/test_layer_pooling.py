@@ -125,6 +125,43 @@ def test_padding_never_wins_a_max_even_against_minus_infinity(backend):
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_max_pooling_routes_to_a_windows_last_nan_as_torch(backend, dtype):
+    """A window with several NaNs gives NaN and its gradient goes to the last
+    NaN in row-major order, as PyTorch 2.13 routes it (val > best or isnan):
+    tinynet routed to the first, in MaxPool2D (valid and same, overlapping or
+    not) and GlobalMaxPooling2D alike."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(0, 3, (2, 5, 6, 3)).astype(dtype)  # ties too
+    x[rng.random(x.shape) < 0.3] = np.nan
+    x[0, 0:2, 0:2, 0] = [[np.nan, 1], [np.nan, 2]]  # a window, both strides: the last NaN
+    makes = [lambda: L.MaxPool2D(2, dtype=dtype),
+             lambda: L.MaxPool2D(3, strides=1, padding="same", dtype=dtype),
+             lambda: L.GlobalMaxPooling2D(dtype=dtype)]
+    results = []
+    for make in makes:
+        with tn.kernels.use_backend(backend):
+            layer = make()
+            y = layer.forward(x)
+            dy = np.arange(1.0, y.size + 1, dtype=dtype).reshape(y.shape)
+            results.append((layer, y, dy, layer.backward(dy)))
+    assert results[0][3][0, 1, 0, 0] == results[0][2][0, 0, 0, 0]  # not [0, 0, 0, 0]
+    torch = pytest.importorskip("torch")
+    for layer, y, dy, dx in results:
+        xt = torch.tensor(_nchw(x), requires_grad=True)
+        if isinstance(layer, L.GlobalMaxPooling2D):
+            yt = torch.nn.functional.adaptive_max_pool2d(xt, 1)[:, :, 0, 0]
+            yt.backward(torch.tensor(dy))
+            np.testing.assert_array_equal(y, yt.detach().numpy())
+        else:
+            yt = (torch.nn.functional.max_pool2d(xt, 2) if layer.padding == "valid" else
+                  torch.nn.functional.max_pool2d(xt, 3, stride=1, padding=1))
+            yt.backward(torch.tensor(_nchw(dy)))
+            np.testing.assert_array_equal(y, _nhwc(yt))
+        np.testing.assert_array_equal(dx, _nhwc(xt.grad))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("pool, strides, h, w", SAME_CASES)
 def test_average_pooling_same_matches_torch_without_the_padding_in_the_count(backend, pool,
                                                                            strides, h, w):

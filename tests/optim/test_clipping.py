@@ -1,5 +1,7 @@
 """Gradient clipping against torch.nn.utils and by hand."""
 
+import warnings
+
 import numpy as np
 import pytest
 
@@ -54,6 +56,115 @@ def test_nonfinite_norm():
         clip_grad_norm([p], 1.0, error_if_nonfinite=True)
     assert clip_grad_norm([p], 1.0) == np.inf
     assert np.isnan(p.grad).any()
+
+
+HUGE_FLOAT32 = {  # finite float32 gradients whose norm overflows float32 on the way
+    "sum of squares": [np.array([3e19, 4e19], np.float32)],
+    "two of 2e38": [np.array([2e38], np.float32), np.array([2e38], np.float32)],
+    "with small ones": [np.array([1e20, 1.0], np.float32), np.array([[2.0, 3.0]], np.float32)],
+}
+
+
+@pytest.mark.parametrize("norm_type", [2.0, 1.0, 3.0, np.inf])
+@pytest.mark.parametrize("case", sorted(HUGE_FLOAT32))
+def test_huge_finite_float32_gradients_clip_as_torch_without_a_warning(case, norm_type):
+    """NumPy's overflow RuntimeWarning came through (in dot, power or reduce)
+    for float32 gradients whose norm overflows float32. PyTorch 2.13 takes the
+    norm in float32 too and gets inf, so the gradients are scaled by
+    max_norm / inf = 0: the same here, silently. error_if_nonfinite raises
+    where the total is inf."""
+    grads = HUGE_FLOAT32[case]
+    params = [tn.Param(np.zeros_like(g)) for g in grads]
+    for p, g in zip(params, grads):
+        p.grad = g.copy()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        total = clip_grad_norm(params, 1.0, norm_type=norm_type)
+    finite = norm_type == np.inf or (norm_type == 1.0 and case != "two of 2e38")
+    assert np.isfinite(total) == finite
+    if not finite:
+        for p, g in zip(params, grads):
+            np.testing.assert_array_equal(p.grad, 0)
+            p.grad = g.copy()
+        with pytest.raises(ValueError, match="total norm"):
+            clip_grad_norm(params, 1.0, norm_type=norm_type, error_if_nonfinite=True)
+    torch = pytest.importorskip("torch")
+    tparams = [torch.zeros(g.shape, requires_grad=True) for g in grads]
+    for tp, g in zip(tparams, grads):
+        tp.grad = torch.tensor(g.copy())
+    expected = torch.nn.utils.clip_grad_norm_(tparams, 1.0, norm_type=norm_type).item()
+    assert total == expected or np.isinf(total) and np.isinf(expected)
+    if finite:
+        for p, tp in zip(params, tparams):
+            np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=2e-7, atol=0)
+    else:
+        for tp in tparams:
+            np.testing.assert_array_equal(tp.grad.numpy(), 0)
+
+
+
+# two equal gradients whose norms of order p are each finite in the dtype
+# while the total, 2**(1/p) times as large, or its p-th power on the way,
+# is not: order 1 from 2e38 (float32's largest is 3.4e38), order 2 from
+# 1.5e19 (squares 2.25e38) and order 3 from 6e12 (cubes 2.16e38); float64
+# from 1e154 at order 2 (squares 1e308, float64's largest 1.8e308)
+TOTAL_OVERFLOWS = [(np.float32, 1.0, 2e38), (np.float32, 2.0, 1.5e19),
+                   (np.float32, 3.0, 6e12), (np.float64, 2.0, 1e154)]
+
+
+def _two_params(dtype, value):
+    params = [tn.Param(np.zeros(1, dtype)) for _ in range(2)]
+    for p in params:
+        p.grad = np.array([value], dtype)
+    return params
+
+
+@pytest.mark.parametrize("dtype, norm_type, value", TOTAL_OVERFLOWS)
+def test_total_norm_overflows_in_the_dtype_as_torch(dtype, norm_type, value):
+    """The per-gradient norms were combined in float64 and only the total
+    rounded to float32: two float32 gradients of 1.5e19 at order 2 gave the
+    total 2.12e19 and were scaled to 0.707, 6e12 at order 3 likewise, where
+    PyTorch 2.13 stacks the per-gradient norms and takes their norm in
+    float32 too, gets inf and zeroes the gradients. Each norm is finite
+    here and the total inf in the gradients' dtype, as in PyTorch, without
+    a warning; error_if_nonfinite raises."""
+    params = _two_params(dtype, value)
+    for p in params:
+        assert np.isfinite(np.linalg.norm(p.grad, ord=norm_type))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        total = clip_grad_norm(params, 1.0, norm_type=norm_type)
+    assert total == np.inf
+    for p in params:
+        np.testing.assert_array_equal(p.grad, 0)
+    with pytest.raises(ValueError, match="total norm"):
+        clip_grad_norm(_two_params(dtype, value), 1.0, norm_type=norm_type,
+                       error_if_nonfinite=True)
+    torch = pytest.importorskip("torch")
+    tparams = [torch.zeros(1, dtype=getattr(torch, dtype.__name__), requires_grad=True)
+               for _ in range(2)]
+    for tp in tparams:
+        tp.grad = torch.tensor([value], dtype=tp.dtype)
+        assert torch.linalg.vector_norm(tp.grad, norm_type).isfinite()
+    assert torch.nn.utils.clip_grad_norm_(tparams, 1.0, norm_type=norm_type).item() == total
+    for tp in tparams:
+        np.testing.assert_array_equal(tp.grad.numpy(), 0)
+
+
+def test_float64_gradients_beyond_float32_keep_a_finite_total_as_torch():
+    """In float64 the gradients that overflow float32's total (1.5e19 at
+    order 2) have the finite total 1.5e19 * sqrt(2) and are scaled by it,
+    as PyTorch 2.13 does for float64 gradients."""
+    params = _two_params(np.float64, 1.5e19)
+    total = clip_grad_norm(params, 1.0)
+    np.testing.assert_allclose(total, 1.5e19 * np.sqrt(2.0), rtol=1e-15)
+    torch = pytest.importorskip("torch")
+    tparams = [torch.zeros(1, dtype=torch.float64, requires_grad=True) for _ in range(2)]
+    for tp in tparams:
+        tp.grad = torch.tensor([1.5e19], dtype=torch.float64)
+    assert torch.nn.utils.clip_grad_norm_(tparams, 1.0).item() == total
+    for p, tp in zip(params, tparams):
+        np.testing.assert_allclose(p.grad, tp.grad.numpy(), rtol=1e-15, atol=0)
 
 
 def test_clip_grad_value():

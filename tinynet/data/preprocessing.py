@@ -284,8 +284,9 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
 
     Parameters
     ----------
-    y : int array of shape (n_samples,)
-        Labels in ``[0, n_classes)``.
+    y : int array of shape (n_samples,) or (n_samples, 1)
+        Labels in ``[0, n_classes)``; a column of labels (a trailing axis of
+        1, as Keras' ``to_categorical`` accepts) is read as its one column.
     n_classes : int >= 1, optional
         Defaults to ``max(y) + 1``.
     dtype : default float32
@@ -296,6 +297,11 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
     ndarray of shape (n_samples, n_classes)
     """
     y_arr = np.asarray(y)
+    if y_arr.ndim == 2 and y_arr.shape[1] == 1:
+        y_arr = y_arr[:, 0]
+    elif y_arr.ndim != 1:
+        raise ValueError(f"one_hot expected labels of shape (n_samples,) or (n_samples, 1), "
+                         f"received {y_arr.shape}")
     if n_classes is not None:
         n_classes = check_positive_int(n_classes, "one_hot", "n_classes")
     else:
@@ -304,7 +310,7 @@ def one_hot(y, n_classes: int | None = None, dtype=np.float32) -> np.ndarray:
         # at least 1, so that negative labels get check_labels' range message
         n_classes = (max(int(np.max(y_arr)) + 1, 1)
                      if np.issubdtype(y_arr.dtype, np.number) else 1)
-    labels = check_labels(y_arr, n_classes, y_arr.shape[0] if y_arr.ndim else 1, "one_hot")
+    labels = check_labels(y_arr, n_classes, len(y_arr), "one_hot")
     # in the machine's byte order, as the scalers give (">f4" is float32 here)
     out = np.zeros((len(labels), n_classes), dtype=native_dtype(dtype))
     out[np.arange(len(labels)), labels] = 1

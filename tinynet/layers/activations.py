@@ -46,8 +46,8 @@ import numpy as np
 
 from ..checks import lookup
 from .. import kernels
-from ..kernels.activations import (ACT_CODES, gelu_clamp, gelu_tanh_gate, gelu_tanh_slope,
-                                   stable_sigmoid)
+from ..kernels.activations import (ACT_CODES, gelu_clamp, gelu_factor, gelu_tanh_gate,
+                                   gelu_tanh_slope, stable_sigmoid)
 from ._checks import Setting, call_with_settings, check_choice, check_real, settings_of
 from .base import Layer
 from .special import normal_cdf
@@ -138,12 +138,14 @@ class ReLU(Activation):
 
     .. math::
         y = \max(x, 0), \qquad
-        \frac{\partial L}{\partial x} = \frac{\partial L}{\partial y}\,[y > 0]
+        \frac{\partial L}{\partial x} = \begin{cases} 0 & y \le 0 \\
+        \partial L/\partial y & \text{otherwise} \end{cases}
 
-    (the subgradient at 0 is taken as 0, as in PyTorch; and where
+    (the subgradient at 0 is taken as 0, as in PyTorch; where
     :math:`y \le 0` the gradient is 0 even when :math:`\partial L/\partial y`
-    is NaN or infinite, as PyTorch's ``threshold_backward`` gives it, on
-    both backends).
+    is NaN or infinite, and at a NaN input, which is not :math:`\le 0`, it is
+    :math:`\partial L/\partial y`: PyTorch's ``threshold_backward``, on both
+    backends).
     """
 
     needs_input = False
@@ -152,7 +154,7 @@ class ReLU(Activation):
         return np.maximum(x, 0)
 
     def _backward(self, x, y, dy):
-        return np.where(y > 0, dy, dy.dtype.type(0))
+        return np.where(y <= 0, dy.dtype.type(0), dy)
 
 
 class LeakyReLU(Activation):
@@ -164,7 +166,8 @@ class LeakyReLU(Activation):
         \begin{cases} 1 & y > 0 \\ \alpha & y \le 0 \end{cases}
 
     Because :math:`\alpha \ge 0`, :math:`y > 0` exactly when :math:`x > 0`, so
-    the backward needs only the output.
+    the backward needs only the output. At a NaN input (not :math:`> 0`) the
+    gradient is :math:`\alpha\,\partial L/\partial y`, as PyTorch's.
 
     Parameters
     ----------
@@ -259,7 +262,14 @@ class GELU(Activation):
     inputs. Beyond :math:`|x| = 100` the slope is exactly 0 or 1 in
     floating point, and the cube and square are taken of ``x`` clipped there,
     so they never overflow (PyTorch's tanh form gives NaN slopes from
-    :math:`|x| \approx 10^{13}` in float32). The NumPy forward pass keeps
+    :math:`|x| \approx 10^{13}` in float32). Below :math:`-100` the gate is
+    exactly 0, and the forward multiplies it by :math:`\max(x, -100)`
+    (:func:`~tinynet.kernels.activations.gelu_factor`): the same :math:`-0.0`
+    for finite ``x``, and the limit :math:`-0.0` at :math:`x = -\infty`
+    instead of :math:`-\infty \cdot 0 = \text{NaN}`; :math:`+\infty` gives
+    :math:`+\infty`, and the slopes at :math:`+\infty` and :math:`-\infty` are 1
+    and 0 (PyTorch 2.13 gives NaN at :math:`-\infty`, in float32's exact form
+    at :math:`+\infty` too, and NaN slopes at both). The NumPy forward pass keeps
     the gate (:math:`\Phi(x)` or :math:`s`) for the NumPy backward, which
     would otherwise evaluate it again; after a kernel forward (which keeps
     none) it is evaluated again. Either way the backward differentiates the
@@ -307,7 +317,7 @@ class GELU(Activation):
 
     def _forward(self, x, approximate):
         self._cached_gate = self._gate_of(x, approximate)
-        return x * self._cached_gate
+        return gelu_factor(x) * self._cached_gate  # -0.0 at -inf, not -inf * 0
 
     def _backward(self, x, y, dy, approximate):
         gate = self._gate_of(x, approximate) if self._cached_gate is None else self._cached_gate

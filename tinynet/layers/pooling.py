@@ -79,14 +79,16 @@ class MaxPool2D(_Pool2D):
 
     where :math:`x^p` is the input, padded for ``"same"`` by :math:`-\infty`
     (which never wins), and :math:`(a^*, c^*)` the first position of the
-    window's maximum (as PyTorch routes it; ties get no share; a NaN is the
-    maximum). A window whose real pixels are all :math:`-\infty` routes to
-    its first real pixel, as PyTorch does, never to the padding.
-    Overlapping windows (``strides < pool_size``) add their gradients;
-    :math:`\partial L/\partial x` is :math:`\partial L/\partial x^p` without
-    the padding. The work is done by ``tinynet.kernels.pooling`` (one pass
-    over the input; the padding is not copied but each window clipped to
-    the image, which gives the same bits).
+    window's maximum (as PyTorch routes it; ties get no share), or of its
+    last NaN if it holds one (a NaN is the maximum, and the output NaN;
+    PyTorch 2.13 routes to the last NaN too). A window whose real pixels are
+    all :math:`-\infty` routes to its first real pixel, as PyTorch does,
+    never to the padding. Overlapping windows (``strides < pool_size``) add
+    their gradients; :math:`\partial L/\partial x` is
+    :math:`\partial L/\partial x^p` without the padding. The work is done
+    by ``tinynet.kernels.pooling`` (one pass over the input; the padding is
+    not copied but each window clipped to the image, which gives the same
+    bits).
 
     Parameters and shapes: ``pool_size=2``, ``strides=None`` (the pool),
     ``padding="valid"`` or ``"same"``; input ``(batch, H, W, C)``, output
@@ -212,7 +214,8 @@ class GlobalMaxPooling2D(_GlobalPool2D):
         \frac{\partial L}{\partial x_{n,i^*,j^*,d}} = \delta_{n,d}
 
     at the first maximum :math:`(i^*, j^*)` in row-major order (zero
-    elsewhere; a NaN is the maximum): one :class:`MaxPool2D` window the size
+    elsewhere; a NaN is the maximum, and the last NaN takes it, as in
+    PyTorch): one :class:`MaxPool2D` window the size
     of the image, on the same kernels.
 
     Input ``(batch, H, W, C)``; output ``(batch, C)``, or ``(batch, 1, 1, C)``

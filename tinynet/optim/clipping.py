@@ -10,6 +10,20 @@ norm is at most ``max_norm``:
 which keeps the direction of the update and bounds its size (useful against
 exploding gradients). :func:`clip_grad_value` clips every element instead.
 
+The norms :math:`\|g_i\|_p` and their total are taken in the gradients'
+dtype, as PyTorch takes them (it stacks the :math:`\|g_i\|_p` and takes their
+norm): float32 gradients whose norm (or, for :math:`p > 1`,
+:math:`\sum |g|^p` on the way to it) exceeds float32's largest value, about
+:math:`3.4 \cdot 10^{38}` (for :math:`p = 2` from :math:`|g| \approx
+1.8 \cdot 10^{19}`), have the norm :math:`\infty` even when every element is
+finite, and so does the total when every :math:`\|g_i\|_p` is finite but
+their combination is not (two gradients of :math:`1.5 \cdot 10^{19}` at
+:math:`p = 2`); they are scaled by :math:`\text{max\_norm}/\infty = 0`:
+PyTorch 2.13's ``clip_grad_norm_`` gives the same :math:`\infty` and zeros,
+and raises for ``error_if_nonfinite=True`` as this does. That overflow is expected, so it
+does not warn. A gradient holding inf or NaN gives an infinite or NaN norm,
+and the gradients become NaN (:math:`\infty \cdot 0`), as in PyTorch.
+
 Both skip frozen parameters (``trainable=False``): tinynet still fills their
 gradients (backpropagation passes through a frozen layer), where PyTorch
 leaves ``.grad`` of a ``requires_grad=False`` parameter None and skips it,
@@ -69,18 +83,24 @@ def clip_grad_norm(params, max_norm, norm_type=2.0, error_if_nonfinite=False) ->
     grads = _grads(params, who)
     if not grads:
         return 0.0
-    if norm_type == np.inf:
-        norms = [np.abs(g).max() if g.size else 0.0 for g in grads]
-        total = float(np.max(norms))
-    else:
-        norms = np.array([np.linalg.norm(g.ravel(), ord=norm_type) for g in grads], np.float64)
-        total = float(np.linalg.norm(norms, ord=norm_type))
+    t = np.result_type(*{g.dtype for g in grads}).type
+    # in the gradients' dtype, as torch: a norm beyond its range is inf, and
+    # that overflow is no accident to warn of (see the module docstring)
+    with np.errstate(over="ignore"):
+        if norm_type == np.inf:
+            norms = [np.abs(g).max() if g.size else 0.0 for g in grads]
+            total = float(np.max(norms))
+        else:
+            # torch stacks the per-gradient norms and takes their norm in
+            # that dtype too: a total beyond its range is inf even where
+            # every gradient's norm is finite
+            norms = np.array([np.linalg.norm(g.ravel(), ord=norm_type) for g in grads], t)
+            total = float(np.linalg.norm(norms, ord=norm_type))
     if error_if_nonfinite and not np.isfinite(total):
         raise ValueError(f"{who}: the total norm of order {norm_type} of the gradients is "
                          f"{total}, so they cannot be clipped")
     # torch's arithmetic, in the gradients' dtype: max_norm / (total + 1e-6),
     # which torch evaluates as (1 / (total + 1e-6)) * max_norm
-    t = np.result_type(*{g.dtype for g in grads}).type
     with np.errstate(over="ignore", divide="ignore"):
         coef = (t(1) / (t(total) + t(1e-6))) * t(max_norm)
     if not coef >= 1.0:  # also true for NaN, which then spreads as in torch
