@@ -639,3 +639,27 @@ def test_get_refuses_options_it_would_ignore(spec):
                                         r"only with a weighting name"):
         wt.get(spec, normalize="l2")
     assert wt.get("mgda", normalize="l2").normalize == "l2"
+
+
+def test_get_takes_a_weighting_class_with_its_options():
+    # a class fell through to named(), which returned None: 'NoneType' object is
+    # not callable
+    assert wt.get(wt.MGDA, normalize="l2").normalize == "l2"
+    assert type(wt.get(wt.PCGrad)) is wt.PCGrad
+    assert wt.get(wt.Static, weights=[1.0, 2.0]).weights == [1.0, 2.0]
+
+    class Halves(wt.Weighting):
+        def loss_weights(self, losses, training=True, present=None):
+            return np.full(self.n_tasks, 0.5)
+    assert type(wt.get(Halves)) is Halves
+    assert wt.named(Halves) is Halves and wt.named("pcgrad") is wt.PCGrad
+    assert wt.named(3) is None and wt.named(tn.optim.SGD) is None
+
+
+@pytest.mark.parametrize("spec", [3, True, tn.optim.SGD, object])
+def test_get_refuses_anything_else_naming_what_it_takes(spec):
+    with pytest.raises(TypeError, match=r"^expected a weighting as a name .* received "):
+        wt.get(spec)
+    with pytest.raises(TypeError, match=r"options \(\['alpha'\]\) only with a weighting "
+                                        r"name or class"):
+        wt.get(spec, alpha=1.0)

@@ -286,13 +286,14 @@ class MultiTaskTraining:
             logged as ``"<task>/<name>"`` (``F1Score(name="f1_micro")``...);
             two of one name in a task, or one named ``"loss"`` or
             ``"weight"``, are refused.
-        weighting : str, dict or Weighting, default "equal"
+        weighting : str, dict, Weighting or a Weighting subclass, default "equal"
             ``"equal"``, ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``,
             ``"pcgrad"``, ``"mgda"``, ``"mgda_ub"`` (hard sharing only: a
             ``ValueError`` for a model without a shared representation), a
             dict of static weights (or ``"static"`` with ``loss_weights``),
-            or an instance from
-            :mod:`tinynet.mtl.weighting` (for options). An instance serves
+            a class (``PCGrad``: its defaults) or an instance from
+            :mod:`tinynet.mtl.weighting` (for options); anything else is a
+            ``TypeError`` (:func:`tinynet.mtl.weighting.get`). An instance serves
             one model: it holds that model's task state and learned
             parameters, so one that another model is compiled with is
             refused (``ValueError``; give each model its own). Compiling
