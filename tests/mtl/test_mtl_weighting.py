@@ -1,5 +1,6 @@
 """Loss weighting methods: the maths of each, against independent references."""
 
+import json
 import warnings
 
 import numpy as np
@@ -342,6 +343,10 @@ def test_registry_and_static_errors():
      r"Uncertainty expected init \(the initial log-variance\) in \(-inf, inf\), received inf"),
     (lambda: wt.Uncertainty(init=float("nan")), r"in \(-inf, inf\), received nan"),
     (lambda: wt.PCGrad(seed=-1), "PCGrad expected seed as None or a non-negative integer"),
+    (lambda: wt.DWA(temperature=float("inf")), r"DWA expected temperature in \(0, inf\), "
+                                               r"received inf"),
+    (lambda: wt.DWA(temperature=float("nan")), r"DWA expected temperature in \(0, inf\)"),
+    (lambda: wt.DWA(temperature=0.0), r"DWA expected temperature in \(0, inf\), received 0.0"),
     (lambda: wt.PCGrad(seed=1.5), "PCGrad expected seed as None or a non-negative integer"),
 ])
 def test_weighting_options_that_break_training_are_refused(make, message):
@@ -363,6 +368,18 @@ def test_weighting_numbers_that_are_not_real_numbers_are_refused(make, what, val
     # shared check_real refuses both, naming what it expected.
     with pytest.raises(TypeError, match=f"{what}.* as a real number, received "):
         make(value)
+
+
+@pytest.mark.parametrize("method", [
+    wt.DWA(temperature=1e308), wt.DWA(temperature=5e-324), wt.GradNorm(alpha=1e308),
+    wt.Uncertainty(init=-1e308), wt.Static([1e308, 0.0]), wt.PCGrad(seed=2 ** 63),
+    wt.MGDA("loss+"),
+])
+def test_every_setting_a_weighting_takes_is_one_a_saved_model_can_hold(method):
+    # DWA(temperature=inf) was taken (its message said "(0, inf]"), trained, and
+    # then save failed: JSON holds no inf
+    config = json.loads(json.dumps(wt.weighting_to_dict(method), allow_nan=False))
+    assert wt.weighting_from_dict(config).get_config() == method.get_config()
 
 
 def test_weighting_numbers_accept_numpy_scalars():

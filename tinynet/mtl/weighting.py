@@ -454,15 +454,19 @@ class DWA(Weighting):
 
     Parameters
     ----------
-    temperature : float > 0, default 2.0
+    temperature : float, default 2.0
+        :math:`\tau`, finite and > 0 (large: weights near equal; small:
+        the task whose loss fell least takes nearly all of them).
     """
 
     name = "dwa"
     _growing_state = ("history",)
 
     def __init__(self, temperature: float = 2.0):
+        # finite: inf gives equal weights for ever, and a saved model's JSON
+        # config cannot hold it (save failed after training)
         self.temperature = check_real(temperature, "DWA", "temperature", low=0.0,
-                                      low_open=True)
+                                      low_open=True, high_open=True)
 
     def bind(self, task_names, dtype=np.float64):
         super().bind(task_names, dtype)
