@@ -81,3 +81,25 @@ def test_a_parameter_the_optimizer_leaves_out_holds_the_last_steps_gradient(meth
     for p, q in zip(three_steps.parameters(), one_step.parameters()):
         np.testing.assert_allclose(p.grad, q.grad, rtol=1e-12, atol=1e-15, err_msg=p.name)
     assert np.abs(three_steps.parameters()[0].grad).max() > 0
+
+
+@pytest.mark.parametrize("left_out", ["first trunk layer", "heads only"])
+def test_each_row_is_torchs_gradient_of_that_tasks_loss_alone(left_out):
+    # torch: model.zero_grad(); loss_t.backward() gives each task's own gradient
+    # on the trunk whatever the optimizer holds; the rows matched it at the first
+    # step only (task 0's then held the last combined gradient too)
+    torch = pytest.importorskip("torch")
+    model, weighting, _ = _fit(wt.MGDA, left_out)
+    trunk = [p for p in model.parameters() if p.name.startswith(("t1/", "t2/"))]
+    by_name = {p.name: torch.tensor(p.value, requires_grad=True) for p in model.parameters()}
+
+    def dense(h, layer):  # tinynet's W is (in, units): y = h @ W + b
+        return h @ by_name[f"{layer}/W"] + by_name[f"{layer}/b"]
+    x, y = _data()
+    z = torch.tanh(dense(torch.tanh(dense(torch.tensor(x), "t1")), "t2"))
+    losses = [torch.nn.functional.cross_entropy(dense(z, "ha"), torch.tensor(y["a"])),
+              torch.nn.functional.mse_loss(dense(z, "hb"), torch.tensor(y["b"]))]
+    expected = np.stack([np.concatenate([g.numpy().ravel() for g in torch.autograd.grad(
+        loss, [by_name[p.name] for p in trunk], retain_graph=True)]) for loss in losses])
+    for rows in weighting.rows:
+        np.testing.assert_allclose(rows, expected, rtol=1e-10, atol=1e-13)
