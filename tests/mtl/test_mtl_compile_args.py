@@ -103,7 +103,7 @@ def test_compile_takes_a_weighting_class_for_its_defaults(weighting):
 
 
 def test_the_static_class_without_weights_says_where_they_go():
-    with pytest.raises(ValueError, match=r"weighting='Static' needs weights: pass "
+    with pytest.raises(ValueError, match=r"weighting=Static needs weights: pass "
                                          r"loss_weights=\.\.\. "):
         two_tasks().compile("sgd", loss="mse", weighting=tn.mtl.weighting.Static)
 

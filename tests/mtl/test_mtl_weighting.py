@@ -376,8 +376,9 @@ def test_weighting_numbers_that_are_not_real_numbers_are_refused(make, what, val
     wt.MGDA("loss+"),
 ])
 def test_every_setting_a_weighting_takes_is_one_a_saved_model_can_hold(method):
-    # DWA(temperature=inf) was taken (its message said "(0, inf]"), trained, and
-    # then save failed: JSON holds no inf
+    # the extremes each weighting accepts must survive save (JSON holds no inf);
+    # DWA(temperature=inf), once accepted, is refused in
+    # test_weighting_options_that_break_training_are_refused
     config = json.loads(json.dumps(wt.weighting_to_dict(method), allow_nan=False))
     assert wt.weighting_from_dict(config).get_config() == method.get_config()
 

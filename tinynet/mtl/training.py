@@ -293,7 +293,9 @@ class MultiTaskTraining:
             dict of static weights (or ``"static"`` with ``loss_weights``),
             a class (``PCGrad``: its defaults) or an instance from
             :mod:`tinynet.mtl.weighting` (for options); anything else is a
-            ``TypeError`` (:func:`tinynet.mtl.weighting.get`). An instance serves
+            ``TypeError`` (:func:`tinynet.mtl.weighting.get`), or a
+            ``ValueError`` beside ``loss_weights`` (which take the place
+            of every weighting but equal and static). An instance serves
             one model: it holds that model's task state and learned
             parameters, so one that another model is compiled with is
             refused (``ValueError``; give each model its own). Compiling

@@ -915,7 +915,8 @@ def get(spec, **kwargs) -> Weighting:
                         f"subclass or instance, or static weights (a dict or a list), "
                         f"received {received}"[:300])
     if cls is Static and "weights" not in kwargs:
-        raise ValueError(f"weighting={getattr(spec, '__name__', spec)!r} needs weights: pass "
+        shown = repr(spec) if isinstance(spec, str) else spec.__name__  # the class as written
+        raise ValueError(f"weighting={shown} needs weights: pass "
                          f"loss_weights=... (one per task, or {{task: weight}}) or "
                          f"weighting=Static({{task: w}}) (or the dict itself)")
     return cls(**kwargs)
