@@ -70,7 +70,8 @@ def two_tasks():
                               heads={"a": [Dense(1, seed=1)], "b": [Dense(1, seed=2)]})
 
 
-@pytest.mark.parametrize("weighting", ["static", "Static", "equal", None])
+@pytest.mark.parametrize("weighting", ["static", "Static", "equal", None,
+                                       tn.mtl.weighting.Static, tn.mtl.weighting.Equal])
 def test_loss_weights_with_the_static_or_default_weighting_are_static_weights(weighting):
     # weighting="static" with loss_weights was "not both"; now it names them
     model = two_tasks()
@@ -84,6 +85,41 @@ def test_the_static_weighting_without_weights_says_where_they_go():
     with pytest.raises(ValueError, match=r"weighting='static' needs weights: pass "
                                          r"loss_weights=\.\.\. .* or weighting=Static\("):
         two_tasks().compile("sgd", loss="mse", weighting="static")
+
+
+@pytest.mark.parametrize("weighting", [tn.mtl.weighting.PCGrad, tn.mtl.weighting.GradNorm,
+                                       tn.mtl.weighting.MGDA, tn.mtl.weighting.Uncertainty])
+def test_compile_takes_a_weighting_class_for_its_defaults(weighting):
+    # as tn.optim.get(SGD) and tn.losses.get(MSE); it was TypeError: 'NoneType'
+    # object is not callable, from weighting.get
+    model = two_tasks()
+    model.compile("sgd", loss="mse", weighting=weighting)
+    assert type(model.weighting) is weighting
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((8, 4))
+    history = model.fit(x, {"a": rng.standard_normal((8, 1)), "b": rng.standard_normal((8, 1))},
+                        epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
+
+
+def test_the_static_class_without_weights_says_where_they_go():
+    with pytest.raises(ValueError, match=r"weighting=Static needs weights: pass "
+                                         r"loss_weights=\.\.\. "):
+        two_tasks().compile("sgd", loss="mse", weighting=tn.mtl.weighting.Static)
+
+
+@pytest.mark.parametrize("weighting, received", [
+    (3, "3 of type int"), (True, "True of type bool"), (0.5, "0.5 of type float"),
+    (tn.optim.SGD, "the class SGD"), (tn.losses.MSE(), "MSE.* of type MSE"),
+])
+def test_compile_refuses_a_weighting_that_is_none_of_the_forms_it_takes(weighting, received):
+    # the same 'NoneType' object is not callable, for any of these
+    model = two_tasks()
+    with pytest.raises(TypeError, match=r"expected a weighting as a name \(e\.g\. 'pcgrad'\), "
+                                        r"a Weighting subclass or instance, or static weights "
+                                        r"\(a dict or a list\), received " + received):
+        model.compile("sgd", loss="mse", weighting=weighting)
+    assert not model.compiled
 
 
 @pytest.mark.parametrize("weighting", ["mgda", tn.mtl.weighting.Equal])

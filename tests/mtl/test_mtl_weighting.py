@@ -1,5 +1,6 @@
 """Loss weighting methods: the maths of each, against independent references."""
 
+import json
 import warnings
 
 import numpy as np
@@ -342,6 +343,10 @@ def test_registry_and_static_errors():
      r"Uncertainty expected init \(the initial log-variance\) in \(-inf, inf\), received inf"),
     (lambda: wt.Uncertainty(init=float("nan")), r"in \(-inf, inf\), received nan"),
     (lambda: wt.PCGrad(seed=-1), "PCGrad expected seed as None or a non-negative integer"),
+    (lambda: wt.DWA(temperature=float("inf")), r"DWA expected temperature in \(0, inf\), "
+                                               r"received inf"),
+    (lambda: wt.DWA(temperature=float("nan")), r"DWA expected temperature in \(0, inf\)"),
+    (lambda: wt.DWA(temperature=0.0), r"DWA expected temperature in \(0, inf\), received 0.0"),
     (lambda: wt.PCGrad(seed=1.5), "PCGrad expected seed as None or a non-negative integer"),
 ])
 def test_weighting_options_that_break_training_are_refused(make, message):
@@ -363,6 +368,19 @@ def test_weighting_numbers_that_are_not_real_numbers_are_refused(make, what, val
     # shared check_real refuses both, naming what it expected.
     with pytest.raises(TypeError, match=f"{what}.* as a real number, received "):
         make(value)
+
+
+@pytest.mark.parametrize("method", [
+    wt.DWA(temperature=1e308), wt.DWA(temperature=5e-324), wt.GradNorm(alpha=1e308),
+    wt.Uncertainty(init=-1e308), wt.Static([1e308, 0.0]), wt.PCGrad(seed=2 ** 63),
+    wt.MGDA("loss+"),
+])
+def test_every_setting_a_weighting_takes_is_one_a_saved_model_can_hold(method):
+    # the extremes each weighting accepts must survive save (JSON holds no inf);
+    # DWA(temperature=inf), once accepted, is refused in
+    # test_weighting_options_that_break_training_are_refused
+    config = json.loads(json.dumps(wt.weighting_to_dict(method), allow_nan=False))
+    assert wt.weighting_from_dict(config).get_config() == method.get_config()
 
 
 def test_weighting_numbers_accept_numpy_scalars():
@@ -639,3 +657,27 @@ def test_get_refuses_options_it_would_ignore(spec):
                                         r"only with a weighting name"):
         wt.get(spec, normalize="l2")
     assert wt.get("mgda", normalize="l2").normalize == "l2"
+
+
+def test_get_takes_a_weighting_class_with_its_options():
+    # a class fell through to named(), which returned None: 'NoneType' object is
+    # not callable
+    assert wt.get(wt.MGDA, normalize="l2").normalize == "l2"
+    assert type(wt.get(wt.PCGrad)) is wt.PCGrad
+    assert wt.get(wt.Static, weights=[1.0, 2.0]).weights == [1.0, 2.0]
+
+    class Halves(wt.Weighting):
+        def loss_weights(self, losses, training=True, present=None):
+            return np.full(self.n_tasks, 0.5)
+    assert type(wt.get(Halves)) is Halves
+    assert wt.named(Halves) is Halves and wt.named("pcgrad") is wt.PCGrad
+    assert wt.named(3) is None and wt.named(tn.optim.SGD) is None
+
+
+@pytest.mark.parametrize("spec", [3, True, tn.optim.SGD, object])
+def test_get_refuses_anything_else_naming_what_it_takes(spec):
+    with pytest.raises(TypeError, match=r"^expected a weighting as a name .* received "):
+        wt.get(spec)
+    with pytest.raises(TypeError, match=r"options \(\['alpha'\]\) only with a weighting "
+                                        r"name or class"):
+        wt.get(spec, alpha=1.0)

@@ -286,13 +286,16 @@ class MultiTaskTraining:
             logged as ``"<task>/<name>"`` (``F1Score(name="f1_micro")``...);
             two of one name in a task, or one named ``"loss"`` or
             ``"weight"``, are refused.
-        weighting : str, dict or Weighting, default "equal"
+        weighting : str, dict, Weighting or a Weighting subclass, default "equal"
             ``"equal"``, ``"uncertainty"``, ``"dwa"``, ``"gradnorm"``,
             ``"pcgrad"``, ``"mgda"``, ``"mgda_ub"`` (hard sharing only: a
             ``ValueError`` for a model without a shared representation), a
             dict of static weights (or ``"static"`` with ``loss_weights``),
-            or an instance from
-            :mod:`tinynet.mtl.weighting` (for options). An instance serves
+            a class (``PCGrad``: its defaults) or an instance from
+            :mod:`tinynet.mtl.weighting` (for options); anything else is a
+            ``TypeError`` (:func:`tinynet.mtl.weighting.get`), or a
+            ``ValueError`` beside ``loss_weights`` (which take the place
+            of every weighting but equal and static). An instance serves
             one model: it holds that model's task state and learned
             parameters, so one that another model is compiled with is
             refused (``ValueError``; give each model its own). Compiling
@@ -647,11 +650,24 @@ class MultiTaskTraining:
 
     def train_step(self, xs, y, masks, idx, weights=None) -> dict:
         """One update on samples ``idx``; returns the logs of the batch (in
-        ``fit``, its metrics the epoch's so far, deferred: :meth:`_task_metrics`)."""
+        ``fit``, its metrics the epoch's so far, deferred: :meth:`_task_metrics`).
+
+        The step starts from zero gradients of every parameter of the model
+        and of the weighting (:meth:`optimizer_parameters`), held by the
+        optimizer or not, as :meth:`tinynet.Sequential.fit` zeroes the
+        model's: the per-task gradients of :meth:`_combine_task_gradients`
+        are then each task's own (as PyTorch's ``model.zero_grad();
+        loss_t.backward()``) whichever parameters the optimizer holds, and
+        a parameter it leaves out holds this step's gradient, not a sum over
+        the steps so far."""
         outs = self.forward_all([a[idx] for a in xs], training=True)
         values, grads, tallies = self._task_losses(outs, y, masks, idx, weights)
         present = np.array(tallies.totals) > 0  # tasks with a labelled sample of weight > 0
-        self.optimizer.zero_grad()
+        # not optimizer.zero_grad(): a trainable shared parameter the optimizer
+        # leaves out would carry the last step's combined gradient into the
+        # first task's row (GradNorm, PCGrad, MGDA read it)
+        for p in self.optimizer_parameters():
+            p.zero_grad()
         weights = weighting_mod.checked_result(
             self.weighting, "loss_weights",
             self.weighting.loss_weights(values, training=True, present=present), values.shape,
@@ -718,6 +734,10 @@ class MultiTaskTraining:
 
     def _combine_task_gradients(self, grads, values, present=None) -> None:
         """One backward pass per task; the weighting merges the shared gradients.
+
+        Expects the shared parameters' gradients zero (:meth:`train_step`
+        zeroes every parameter first): each task's row is read after its own
+        backward pass, and they are zeroed again before the next task's.
 
         Cost: T backward passes through the trunk (each head once) instead of
         one, and T copies of the shared gradient, of size P.

@@ -454,15 +454,19 @@ class DWA(Weighting):
 
     Parameters
     ----------
-    temperature : float > 0, default 2.0
+    temperature : float, default 2.0
+        :math:`\tau`, finite and > 0 (large: weights near equal; small:
+        the task whose loss fell least takes nearly all of them).
     """
 
     name = "dwa"
     _growing_state = ("history",)
 
     def __init__(self, temperature: float = 2.0):
+        # finite: inf gives equal weights for ever, and a saved model's JSON
+        # config cannot hold it (save failed after training)
         self.temperature = check_real(temperature, "DWA", "temperature", low=0.0,
-                                      low_open=True)
+                                      low_open=True, high_open=True)
 
     def bind(self, task_names, dtype=np.float64):
         super().bind(task_names, dtype)
@@ -874,20 +878,28 @@ def weighting_from_dict(spec: dict) -> Weighting:
 
 
 def named(spec) -> type | None:
-    """The weighting class a name (``"pcgrad"``, any case) stands for; None
-    for anything else. An unknown name is a ``ValueError`` (:func:`get`'s)."""
+    """The weighting class a name (``"pcgrad"``, any case) stands for, or
+    ``spec`` itself if it is one (a :class:`Weighting` subclass); None for
+    anything else. An unknown name is a ``ValueError`` (:func:`get`'s)."""
+    if isinstance(spec, type) and issubclass(spec, Weighting):
+        return spec
     return lookup(WEIGHTINGS, spec, "weighting") if isinstance(spec, str) else None
 
 
 def get(spec, **kwargs) -> Weighting:
-    """A weighting from a name (``"pcgrad"``), a dict of static weights, or an instance.
+    """A weighting from a name (``"pcgrad"``), a class, a dict of static weights, or an instance.
 
-    ``get("mgda", normalize="l2")``; ``get({"left": 1.0, "right": 0.5})``
-    is static weighting. Options (``**kwargs``) go with a name only.
+    ``get("mgda", normalize="l2")`` and ``get(MGDA, normalize="l2")`` are
+    ``MGDA(normalize="l2")``, as :func:`tinynet.losses.get` and
+    :func:`tinynet.optim.get` take a class; ``get({"left": 1.0, "right":
+    0.5})`` is static weighting. Options (``**kwargs``) go with a name or a
+    class only. Anything else (``3``, ``True``, another class) is a
+    ``TypeError`` naming what was expected and received.
     """
-    if kwargs and not isinstance(spec, str):
+    cls = named(spec)
+    if kwargs and cls is None:
         raise TypeError(f"weighting.get takes options ({sorted(kwargs)}) only with a "
-                        f"weighting name, received them with {spec!r}"[:300])
+                        f"weighting name or class, received them with {spec!r}"[:300])
     if spec is None:
         return Equal()
     if isinstance(spec, Weighting):
@@ -896,9 +908,15 @@ def get(spec, **kwargs) -> Weighting:
         return Static(spec)
     if isinstance(spec, (list, tuple, np.ndarray)):
         return Static(list(spec))
-    cls = named(spec)
+    if cls is None:
+        received = (f"the class {spec.__name__}" if isinstance(spec, type)
+                    else f"{spec!r} of type {type(spec).__name__}")
+        raise TypeError(f"expected a weighting as a name (e.g. 'pcgrad'), a Weighting "
+                        f"subclass or instance, or static weights (a dict or a list), "
+                        f"received {received}"[:300])
     if cls is Static and "weights" not in kwargs:
-        raise ValueError(f"weighting={spec!r} needs weights: pass loss_weights=... (one per "
-                         f"task, or {{task: weight}}) or weighting=Static({{task: w}}) (or "
-                         f"the dict itself)")
+        shown = repr(spec) if isinstance(spec, str) else spec.__name__  # the class as written
+        raise ValueError(f"weighting={shown} needs weights: pass "
+                         f"loss_weights=... (one per task, or {{task: weight}}) or "
+                         f"weighting=Static({{task: w}}) (or the dict itself)")
     return cls(**kwargs)
