@@ -126,7 +126,13 @@ class MetaLearner:
 
     Attributes
     ----------
+    model
+        The model given; may be set to another one later (see ``net``).
     net : FunctionalMLP
+        The functional view of ``model``, which follows it: after
+        ``model.reset_parameters``, ``pop`` or ``add``, or ``model`` set to
+        another, the next use builds it again on the model's current
+        parameters (:meth:`_follow_model`).
     history : list of float
         Mean query loss of each meta-training iteration.
     """
@@ -134,7 +140,7 @@ class MetaLearner:
     def __init__(self, model, loss="mse", inner_lr=0.01, inner_steps=1, meta_lr=1e-3,
                  meta_optimizer="adam"):
         self.model = model
-        self.net = FunctionalMLP(model)
+        self._net = FunctionalMLP(model)
         self.loss = loss
         self._optimizer = None
         self.meta_optimizer = meta_optimizer
@@ -231,6 +237,68 @@ class MetaLearner:
         if self._optimizer is not None and not callable(self.meta_optimizer):
             self._optimizer.lr = self._meta_lr_value
 
+    # ------------------------------------------------------ following model
+    @property
+    def net(self) -> FunctionalMLP:
+        """The functional view of ``model`` on its current parameters."""
+        self._follow_model()
+        return self._net
+
+    def _follow_model(self) -> None:
+        """Build the functional view again if ``model`` no longer holds the
+        Params it was built from: ``model`` set to another, its layers
+        changed (``pop``, ``add``) or its Params replaced
+        (``reset_parameters``, documented for reproducible weights). The
+        view kept the old Params, so ``meta_fit`` trained Params the model
+        no longer held and ``save`` wrote the untrained model.
+
+        What depends on the Params follows them: the meta-optimizer is
+        bound again by the rule ``Sequential`` binds its own optimizer by
+        after such a change (:func:`tinynet.optim.binding._bind_again`: a
+        Param that stays keeps its state -- Adam's moments and step count
+        --, a new one starts without), Meta-SGD's learned rates likewise
+        (:meth:`_params_replaced`), and the mask of the adapted parameters
+        (:meth:`_follow_mask`). A meta-optimizer of a factory of your own
+        that is not a tinynet optimizer (no ``bind``) is made again from
+        the factory at its next use. A change the view cannot follow (a
+        layer it does not support) raises, naming the change, and leaves
+        the learner as it was."""
+        old = self._net
+        change = "model was set to another" if self.model is not old.model else old.change()
+        if change is None:
+            return
+        if self.model is old.model:
+            change = f"model changed: {change}"
+        who = type(self).__name__
+        try:
+            net = FunctionalMLP(self.model)
+            mask = self._follow_mask(net, old)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{who}: its {change}, and it cannot follow: {exc}") from None
+        self._net, self._lr_mask = net, mask
+        self._params_replaced(old.param_list())
+        if self._optimizer is not None:
+            if hasattr(self._optimizer, "bind"):
+                from ..optim.binding import _bind_again
+                _bind_again(self._optimizer, self.meta_parameters())
+            else:
+                self._optimizer = None
+
+    def _follow_mask(self, net: FunctionalMLP, old: FunctionalMLP):
+        """The mask of the adapted parameters for ``net``, the view built
+        again: kept while the parameters keep their shapes (one mask entry
+        per value, as before); refused for other shapes (the mask, set by
+        ``new_head`` or loaded, says nothing of the new parameters)."""
+        shapes = [[shape for _, shape, _ in view.shapes] for view in (old, net)]
+        if self._lr_mask is None or shapes[0] == shapes[1]:
+            return self._lr_mask
+        raise ValueError(f"it adapts only some of its parameters (a mask over those of "
+                         f"shapes {shapes[0]}), which says nothing of parameters of shapes "
+                         f"{shapes[1]}")
+
+    def _params_replaced(self, old_params) -> None:
+        """Hook: the view was built again; ``old_params`` are the ones it held."""
+
     # ---------------------------------------------------------------- saving
     def save(self, path, metadata: dict | None = None) -> str:
         """Write the learner (model, settings, learned rates, meta-optimizer
@@ -262,7 +330,9 @@ class MetaLearner:
     @property
     def optimizer(self):
         """The meta-optimizer (created on first use, kept across meta_fit
-        calls until ``meta_optimizer`` is set to another one)."""
+        calls until ``meta_optimizer`` is set to another one), bound to the
+        model's current parameters (:meth:`_follow_model`)."""
+        self._follow_model()
         if self._optimizer is None:
             params = self.meta_parameters()
             if callable(self.meta_optimizer):
@@ -391,10 +461,11 @@ class MetaLearner:
     # ----------------------------------------------------------- adaptation
     def _adapt_theta(self, theta0, x, y, steps):
         """Task-batched SGD from ``theta0``: returns (tasks, P) after ``steps``."""
+        net = self.net  # (first: it follows the model, and the rates with it)
         lr = self._inner_lr()
-        theta = np.broadcast_to(theta0, (len(x), self.net.n_params))
+        theta = np.broadcast_to(theta0, (len(x), net.n_params))
         for _ in range(steps):
-            theta = theta - lr * self.net._value_and_grad(theta, x, y, self.loss).grad
+            theta = theta - lr * net._value_and_grad(theta, x, y, self.loss).grad
         return theta
 
     def _n_classes(self, labels) -> int:

@@ -136,7 +136,7 @@ class Pretrained(MetaLearner):
                      kernel_initializer="zeros", input_dim=old.W.shape[0], dtype=old.W.dtype)
         layers = layers[:last] + [head] + layers[last + 1:]
         self.model = Sequential(layers) if isinstance(self.model, Sequential) else layers
-        self.net = FunctionalMLP(self.model)
+        self._net = FunctionalMLP(self.model)
         self._optimizer = None
         self._lr_mask = None if fine_tune == "all" else self.net.mask([-1])
         return self
