@@ -637,6 +637,7 @@ def _check_dataset_range(data, name: str, split: str, x, scale: float, why: str)
 def _cmd_predict(args, parser) -> int:
     import numpy as np
 
+    from .checks import check_finite
     from .recipes import apply_preprocessing
 
     if args.out:
@@ -647,6 +648,10 @@ def _cmd_predict(args, parser) -> int:
     saved_scale, classes = _model_metadata(model, args.model)
     array = _read_samples(args.input)
     batch = _as_batch(array, model, args.input)
+    try:  # before the range check, which read a NaN as values "in [nan, nan]"
+        check_finite(batch, "predict", f"values in {args.input!r}")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     # models saved without metadata: the per-dataset rule of 'train'
     trained_scale = saved_scale if saved_scale is not None else (
         16.0 if _input_width(model) == 64 else 255.0)
