@@ -21,6 +21,7 @@ from ..checks import (as_array, as_float_array, check_finite, check_labels,
 from ..layers._checks import check_real
 from ..metrics import _class_hits
 from ..param import Param
+from ._floaterrors import HeldFloatWarnings
 from .functional import FunctionalMLP, loss_name
 from .tasks import TaskBatch, check_not_empty, check_targets
 
@@ -385,7 +386,8 @@ class MetaLearner:
         A meta-loss or meta-gradient that is NaN or infinite (an inner SGD
         that diverged, say) stops training with a ``RuntimeWarning`` before
         its update, so the meta-parameters keep their last finite values;
-        its loss is the last entry of the history. An update that makes a
+        its loss is the last entry of the history (NumPy's overflow warnings
+        on the way are not repeated: :mod:`._floaterrors`). An update that makes a
         meta-parameter non-finite itself (a finite gradient times a huge
         ``meta_lr``) is undone and stops training the same way, the
         meta-optimizer's state (its step count, Adam's moments) included: a
@@ -407,8 +409,11 @@ class MetaLearner:
         for it in range(iterations):
             batch = check_task_batch(tasks.sample(meta_batch_size, rng),
                                      f"{type(self).__name__}.meta_fit")
-            loss, grad = self._meta_gradient(batch)
-            if self._diverged(loss, grad, f"iteration {it + 1}/{iterations}", "meta_fit"):
+            with HeldFloatWarnings(f"{type(self).__name__}.meta_fit") as held:
+                loss, grad = self._meta_gradient(batch)
+                held.reported = self._diverged(loss, grad, f"iteration {it + 1}/{iterations}",
+                                               "meta_fit")
+            if held.reported:
                 break
             self._set_meta_grad(grad)
             self.history.append(float(loss))
@@ -510,8 +515,10 @@ class MetaLearner:
         """
         steps = self.inner_steps if steps is None else _check_steps(steps, "adapt")
         x, y = self._prepare_task(support_x, support_y)
-        theta = self._adapt_theta(self._initial_theta(), x, y, steps)[0]
-        if not np.all(np.isfinite(theta)):
+        with HeldFloatWarnings(f"{type(self).__name__}.adapt") as held:
+            theta = self._adapt_theta(self._initial_theta(), x, y, steps)[0]
+            held.reported = not np.all(np.isfinite(theta))  # warned just below
+        if held.reported:
             # the copy is still returned (the caller may want to look at it), but
             # not silently: predictions of it are NaN
             _userwarn.warn(f"{type(self).__name__}.adapt: the inner SGD diverged on this "
@@ -551,21 +558,24 @@ class MetaLearner:
             cross-entropy only). If the inner SGD diverged on some tasks the
             mean is not finite; the entry then also holds ``n_diverged`` and
             ``loss_finite`` (± ``loss_finite_ci95``) over the other tasks. A
-            query with a non-finite logit counts as misclassified.
+            query with a non-finite logit counts as misclassified. NumPy's
+            overflow warnings of the diverging tasks are not repeated
+            (:mod:`._floaterrors`).
         """
         batch = self._task_batch(tasks, n_tasks, seed)
         chunk = check_positive_int(chunk, "evaluate", "chunk")
         steps = _check_step_counts(steps, "evaluate")
         theta0 = self._initial_theta()
         per_step = {s: {"loss": [], "accuracy": []} for s in steps}
-        for start in range(0, len(batch), chunk):
-            part = batch[slice(start, start + chunk)]
-            theta, done = np.broadcast_to(theta0, (len(part), theta0.size)), 0
-            for s in steps:
-                theta = self._adapt_theta(theta, part.support_x, part.support_y, s - done)
-                done = s
-                self._score(theta, part, per_step[s])
-        return self._summary(len(batch), per_step)
+        with HeldFloatWarnings(f"{type(self).__name__}.evaluate") as held:
+            for start in range(0, len(batch), chunk):
+                part = batch[slice(start, start + chunk)]
+                theta, done = np.broadcast_to(theta0, (len(part), theta0.size)), 0
+                for s in steps:
+                    theta = self._adapt_theta(theta, part.support_x, part.support_y, s - done)
+                    done = s
+                    self._score(theta, part, per_step[s])
+            return self._summary(len(batch), per_step, held)
 
     def _task_batch(self, tasks, n_tasks, seed):
         who = f"{type(self).__name__}.evaluate"
@@ -598,7 +608,9 @@ class MetaLearner:
             into["accuracy"].append(accuracy(out, part.query_y))
 
     @staticmethod
-    def _summary(n_tasks, per_step):
+    def _summary(n_tasks, per_step, held: HeldFloatWarnings):
+        """``evaluate``'s result; ``held.reported`` set if it reports tasks
+        whose inner SGD diverged (``n_diverged``)."""
         result = {"n_tasks": n_tasks, "steps": {}}
         for s, lists in per_step.items():
             entry = {}
@@ -611,6 +623,7 @@ class MetaLearner:
                         # inner SGD blew up on some tasks: say how many, and
                         # what the others reached
                         entry["n_diverged"] = int((~finite).sum())
+                        held.reported = True
                         if finite.any():
                             entry["loss_finite"], entry["loss_finite_ci95"] = summarize(
                                 values[finite])

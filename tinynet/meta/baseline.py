@@ -9,6 +9,7 @@ import numpy as np
 
 from ..checks import (as_float_array, check_finite, check_labels, check_positive_int,
                       check_seed)
+from ._floaterrors import HeldFloatWarnings
 from .base import MetaLearner
 from .functional import FunctionalMLP, model_layers
 from .tasks import check_targets
@@ -104,10 +105,12 @@ class Pretrained(MetaLearner):
         opt = self.optimizer
         for it in range(iterations):
             idx = rng.choice(len(x), min(batch_size, len(x)), replace=False)
-            ev = self.net._value_and_grad(self.net.get_params(), x[idx][None], y[idx][None],
-                                          self.loss)
-            if self._diverged(float(ev.loss[0]), ev.grad, f"iteration {it + 1}/{iterations}",
-                              "fit"):
+            with HeldFloatWarnings("Pretrained.fit") as held:
+                ev = self.net._value_and_grad(self.net.get_params(), x[idx][None],
+                                              y[idx][None], self.loss)
+                held.reported = self._diverged(float(ev.loss[0]), ev.grad,
+                                               f"iteration {it + 1}/{iterations}", "fit")
+            if held.reported:
                 break
             self._set_meta_grad(ev.grad[0])
             self.history.append(float(ev.loss[0]))
