@@ -44,7 +44,8 @@ def same(a, b):
 
 
 def holds_the_models_parameters(learner):
-    return all(a is b for a, b in zip(learner.net.param_list(), learner.model.parameters()))
+    held, own = learner.net.param_list(), learner.model.parameters()
+    return len(held) == len(own) and all(a is b for a, b in zip(held, own))
 
 
 @pytest.mark.parametrize("name", LEARNERS)
@@ -126,6 +127,26 @@ def test_anil_adapts_the_head_of_the_model_as_it_is_now():
     with pytest.raises(ValueError, match=r"ANIL: its model changed: its layers changed.*"
                                          r"head_layers in \[1, 1\], received 3"):
         anil.meta_fit(SinusoidTasks(5, seed=0), iterations=1)
+
+
+def test_anil_head_layers_can_be_set_again_after_a_change_left_too_few_layers():
+    # the setter read learner.net, which follows the model with the old value
+    # first: after the change below, every new value was refused ("cannot
+    # follow: ... received 3"), and the learner could not be used again
+    model = small_model()
+    model.add(L.Dense(1, seed=2))  # three Dense layers
+    anil = ANIL(model, loss="mse", head_layers=3)
+    model.pop()
+    model.pop()
+    model.add(L.Dense(1, seed=5))  # two
+    with pytest.raises(ValueError, match=r"head_layers in \[1, 2\], received 5"):
+        anil.head_layers = 5
+    assert anil.head_layers == 3  # a refused value leaves the old one
+    anil.head_layers = 1
+    fit(anil, SinusoidTasks(5, seed=0), iterations=2)
+    assert anil.head_layers == 1 and np.array_equal(
+        anil._lr_mask, np.r_[np.zeros(anil.net.n_params - 9), np.ones(9)])
+    assert holds_the_models_parameters(anil)
 
 
 def test_a_change_the_learner_cannot_follow_is_refused_naming_it():

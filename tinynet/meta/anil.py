@@ -42,8 +42,18 @@ class ANIL(MAML):
 
     @head_layers.setter
     def head_layers(self, value) -> None:
-        self._lr_mask = self._head_mask(self.net, value)
-        self._head_layers_value = int(value)
+        # The view follows the model with head_layers as stored (_follow_mask),
+        # so the new value is stored first: after a change that left fewer Dense
+        # layers than the old value, the old one could not be followed and no
+        # new one could be set. A refused value leaves the old one.
+        previous = getattr(self, "_head_layers_value", None)
+        self._head_layers_value = value
+        try:
+            mask = self._head_mask(self.net, value)
+        except (TypeError, ValueError):
+            self._head_layers_value = previous
+            raise
+        self._lr_mask, self._head_layers_value = mask, int(value)
 
     @staticmethod
     def _head_mask(net, value):
