@@ -21,11 +21,21 @@ from ..checks import (as_array, as_float_array, check_finite, check_labels,
 from ..layers._checks import check_real
 from ..metrics import _class_hits
 from ..param import Param
-from ._floaterrors import HeldFloatWarnings
 from .functional import FunctionalMLP, loss_name
 from .tasks import TaskBatch, check_not_empty, check_targets
 
 __all__ = ["MetaLearner", "summarize"]
+
+
+def quiet_float_warnings():
+    """``np.errstate`` with NumPy's ``"warn"`` modes turned to ``"ignore"``
+    and any mode the user set kept (``raise``, ``call``, ``log``, ``print``,
+    ``ignore``), for the blocks whose divergence the learner reports itself
+    (``evaluate``'s ``n_diverged``, ``adapt``'s and ``meta_fit``'s warnings):
+    NumPy's "overflow encountered in matmul" from the inner loop only said
+    the same again, less clearly."""
+    return np.errstate(**{kind: "ignore" if mode == "warn" else mode
+                          for kind, mode in np.geterr().items()})
 
 
 def summarize(values) -> tuple[float, float]:
@@ -387,9 +397,9 @@ class MetaLearner:
         that diverged, say) stops training with a ``RuntimeWarning`` before
         its update, so the meta-parameters keep their last finite values;
         its loss is the last entry of the history (NumPy's overflow warnings
-        on the way are not repeated: :mod:`._floaterrors`). An update that makes a
-        meta-parameter non-finite itself (a finite gradient times a huge
-        ``meta_lr``) is undone and stops training the same way, the
+        on the way are not repeated: :func:`quiet_float_warnings`). An update
+        that makes a meta-parameter non-finite itself (a finite gradient
+        times a huge ``meta_lr``) is undone and stops training the same way, the
         meta-optimizer's state (its step count, Adam's moments) included: a
         later ``meta_fit`` or a saved learner goes on from the last finite
         update.
@@ -409,11 +419,9 @@ class MetaLearner:
         for it in range(iterations):
             batch = check_task_batch(tasks.sample(meta_batch_size, rng),
                                      f"{type(self).__name__}.meta_fit")
-            with HeldFloatWarnings(f"{type(self).__name__}.meta_fit") as held:
+            with quiet_float_warnings():
                 loss, grad = self._meta_gradient(batch)
-                held.reported = self._diverged(loss, grad, f"iteration {it + 1}/{iterations}",
-                                               "meta_fit")
-            if held.reported:
+            if self._diverged(loss, grad, f"iteration {it + 1}/{iterations}", "meta_fit"):
                 break
             self._set_meta_grad(grad)
             self.history.append(float(loss))
@@ -515,10 +523,9 @@ class MetaLearner:
         """
         steps = self.inner_steps if steps is None else _check_steps(steps, "adapt")
         x, y = self._prepare_task(support_x, support_y)
-        with HeldFloatWarnings(f"{type(self).__name__}.adapt") as held:
+        with quiet_float_warnings():  # a divergence is warned of just below
             theta = self._adapt_theta(self._initial_theta(), x, y, steps)[0]
-            held.reported = not np.all(np.isfinite(theta))  # warned just below
-        if held.reported:
+        if not np.all(np.isfinite(theta)):
             # the copy is still returned (the caller may want to look at it), but
             # not silently: predictions of it are NaN
             _userwarn.warn(f"{type(self).__name__}.adapt: the inner SGD diverged on this "
@@ -560,14 +567,14 @@ class MetaLearner:
             ``loss_finite`` (± ``loss_finite_ci95``) over the other tasks. A
             query with a non-finite logit counts as misclassified. NumPy's
             overflow warnings of the diverging tasks are not repeated
-            (:mod:`._floaterrors`).
+            (:func:`quiet_float_warnings`).
         """
         batch = self._task_batch(tasks, n_tasks, seed)
         chunk = check_positive_int(chunk, "evaluate", "chunk")
         steps = _check_step_counts(steps, "evaluate")
         theta0 = self._initial_theta()
         per_step = {s: {"loss": [], "accuracy": []} for s in steps}
-        with HeldFloatWarnings(f"{type(self).__name__}.evaluate") as held:
+        with quiet_float_warnings():  # a divergence is reported as n_diverged
             for start in range(0, len(batch), chunk):
                 part = batch[slice(start, start + chunk)]
                 theta, done = np.broadcast_to(theta0, (len(part), theta0.size)), 0
@@ -575,7 +582,7 @@ class MetaLearner:
                     theta = self._adapt_theta(theta, part.support_x, part.support_y, s - done)
                     done = s
                     self._score(theta, part, per_step[s])
-            return self._summary(len(batch), per_step, held)
+        return self._summary(len(batch), per_step)
 
     def _task_batch(self, tasks, n_tasks, seed):
         who = f"{type(self).__name__}.evaluate"
@@ -608,9 +615,7 @@ class MetaLearner:
             into["accuracy"].append(accuracy(out, part.query_y))
 
     @staticmethod
-    def _summary(n_tasks, per_step, held: HeldFloatWarnings):
-        """``evaluate``'s result; ``held.reported`` set if it reports tasks
-        whose inner SGD diverged (``n_diverged``)."""
+    def _summary(n_tasks, per_step):
         result = {"n_tasks": n_tasks, "steps": {}}
         for s, lists in per_step.items():
             entry = {}
@@ -623,7 +628,6 @@ class MetaLearner:
                         # inner SGD blew up on some tasks: say how many, and
                         # what the others reached
                         entry["n_diverged"] = int((~finite).sum())
-                        held.reported = True
                         if finite.any():
                             entry["loss_finite"], entry["loss_finite_ci95"] = summarize(
                                 values[finite])

@@ -9,8 +9,7 @@ import numpy as np
 
 from ..checks import (as_float_array, check_finite, check_labels, check_positive_int,
                       check_seed)
-from ._floaterrors import HeldFloatWarnings
-from .base import MetaLearner
+from .base import MetaLearner, quiet_float_warnings
 from .functional import FunctionalMLP, model_layers
 from .tasks import check_targets
 
@@ -105,12 +104,11 @@ class Pretrained(MetaLearner):
         opt = self.optimizer
         for it in range(iterations):
             idx = rng.choice(len(x), min(batch_size, len(x)), replace=False)
-            with HeldFloatWarnings("Pretrained.fit") as held:
+            with quiet_float_warnings():  # a divergence is warned of just below
                 ev = self.net._value_and_grad(self.net.get_params(), x[idx][None],
                                               y[idx][None], self.loss)
-                held.reported = self._diverged(float(ev.loss[0]), ev.grad,
-                                               f"iteration {it + 1}/{iterations}", "fit")
-            if held.reported:
+            if self._diverged(float(ev.loss[0]), ev.grad, f"iteration {it + 1}/{iterations}",
+                              "fit"):
                 break
             self._set_meta_grad(ev.grad[0])
             self.history.append(float(ev.loss[0]))
