@@ -179,3 +179,18 @@ def test_pretrained_head_mask_follows_a_reset_and_refuses_new_shapes():
     with pytest.raises(ValueError, match=r"adapts only some of its parameters.*\(8, 2\).*"
                                          r"\(8, 3\)"):
         learner.net
+
+
+def test_net_and_lrs_are_read_only_views_and_say_so():
+    # "property 'net' of 'MetaSGD' object has no setter", though the docstrings
+    # list both under Attributes
+    model = small_model()
+    learner = MetaSGD(model)
+    with pytest.raises(AttributeError, match=r"MetaSGD\.net is a read-only view that follows "
+                                             r"learner\.model; set learner\.model"):
+        learner.net = tn.meta.FunctionalMLP(model)
+    with pytest.raises(AttributeError, match=r"MetaSGD\.lrs is a read-only list .*in place: "
+                                             r"learner\.lrs\[i\]\.value\[\.\.\.\] = rate"):
+        learner.lrs = list(learner.lrs)
+    learner.lrs[0].value[...] = 0.02  # the way it says: the inner SGD uses it
+    assert np.all(learner._inner_lr()[:learner.lrs[0].size] == 0.02)

@@ -143,7 +143,8 @@ class MetaLearner:
         The functional view of ``model``, which follows it: after
         ``model.reset_parameters``, ``pop`` or ``add``, or ``model`` set to
         another, the next use builds it again on the model's current
-        parameters (:meth:`_follow_model`).
+        parameters (:meth:`_follow_model`). Read-only: to change the
+        network, set ``learner.model``.
     history : list of float
         Mean query loss of each meta-training iteration.
     """
@@ -251,9 +252,15 @@ class MetaLearner:
     # ------------------------------------------------------ following model
     @property
     def net(self) -> FunctionalMLP:
-        """The functional view of ``model`` on its current parameters."""
+        """The functional view of ``model`` on its current parameters
+        (read-only: set ``learner.model`` to change the network)."""
         self._follow_model()
         return self._net
+
+    @net.setter
+    def net(self, value) -> None:
+        raise AttributeError(f"{type(self).__name__}.net is a read-only view that follows "
+                             f"learner.model; set learner.model to change the network")
 
     def _follow_model(self) -> None:
         """Build the functional view again if ``model`` no longer holds the

@@ -35,6 +35,8 @@ class MetaSGD(MetaLearner):
     Attributes
     ----------
     lrs : list of Param, shaped like the model's parameters
+        Read-only list, following ``learner.model``; set a rate by writing
+        into its array in place (``learner.lrs[i].value[...] = 0.02``).
     """
 
     def __init__(self, model, loss="mse", inner_lr=0.01, inner_steps=1, meta_lr=1e-3,
@@ -57,6 +59,12 @@ class MetaSGD(MetaLearner):
         model: see :meth:`_params_replaced`)."""
         self._follow_model()
         return self._lrs
+
+    @lrs.setter
+    def lrs(self, value) -> None:
+        raise AttributeError("MetaSGD.lrs is a read-only list that follows learner.model "
+                             "(one rate Param per model Param); set rates in place: "
+                             "learner.lrs[i].value[...] = rate")
 
     def _params_replaced(self, old_params) -> None:
         """The model's Params changed (``reset_parameters``, ``pop``,
