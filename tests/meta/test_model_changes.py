@@ -194,3 +194,27 @@ def test_net_and_lrs_are_read_only_views_and_say_so():
         learner.lrs = list(learner.lrs)
     learner.lrs[0].value[...] = 0.02  # the way it says: the inner SGD uses it
     assert np.all(learner._inner_lr()[:learner.lrs[0].size] == 0.02)
+
+
+def test_the_model_is_checked_once_per_iteration_adapt_and_evaluate(monkeypatch):
+    # every read of learner.net checked the model's Params again (FunctionalMLP
+    # .change), five or six times per meta_fit iteration; once is enough where
+    # nothing changes the model in between
+    calls = []
+    change = tn.meta.FunctionalMLP.change
+    monkeypatch.setattr(tn.meta.FunctionalMLP, "change",
+                        lambda net: calls.append(1) or change(net))
+    tasks = SinusoidTasks(5, seed=0)
+    for learner in (MAML(small_model()), MetaSGD(small_model())):
+        fit(learner, tasks, iterations=1)  # the meta-optimizer is made
+        counts = []
+        for iterations in (1, 5):
+            calls.clear()
+            learner.meta_fit(tasks, iterations=iterations, meta_batch_size=3, seed=0)
+            counts.append(len(calls))
+        assert counts[1] - counts[0] == 4
+        batch = tasks.sample(3)
+        calls.clear()
+        learner.evaluate(batch, steps=[1, 2])
+        learner.adapt(batch.support_x[0], batch.support_y[0])
+        assert len(calls) == 2

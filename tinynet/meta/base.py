@@ -9,6 +9,7 @@ and, where it differs, its inner learning rate (:meth:`MetaLearner._inner_lr`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -281,6 +282,8 @@ class MetaLearner:
         the factory at its next use. A change the view cannot follow (a
         layer it does not support) raises, naming the change, and leaves
         the learner as it was."""
+        if self._model_pinned:
+            return
         old = self._net
         change = "model was set to another" if self.model is not old.model else old.change()
         if change is None:
@@ -301,6 +304,22 @@ class MetaLearner:
                 _bind_again(self._optimizer, self.meta_parameters())
             else:
                 self._optimizer = None
+
+    #: True inside :meth:`_model_followed`: the view is not checked again.
+    _model_pinned = False
+
+    @contextlib.contextmanager
+    def _model_followed(self):
+        """Follow the model once (:meth:`_follow_model`), then use the view
+        as it is until the block ends: a meta_fit iteration, adapt or
+        evaluate, in which nothing changes the model, read ``net`` several
+        times and checked the model's Params again at each read."""
+        self._follow_model()
+        pinned, self._model_pinned = self._model_pinned, True
+        try:
+            yield
+        finally:
+            self._model_pinned = pinned
 
     def _follow_mask(self, net: FunctionalMLP, old: FunctionalMLP):
         """The mask of the adapted parameters for ``net``, the view built
@@ -426,14 +445,15 @@ class MetaLearner:
         for it in range(iterations):
             batch = check_task_batch(tasks.sample(meta_batch_size, rng),
                                      f"{type(self).__name__}.meta_fit")
-            with quiet_float_warnings():
-                loss, grad = self._meta_gradient(batch)
-            if self._diverged(loss, grad, f"iteration {it + 1}/{iterations}", "meta_fit"):
-                break
-            self._set_meta_grad(grad)
-            self.history.append(float(loss))
-            if self._step_overflowed(opt, f"iteration {it + 1}/{iterations}", "meta_fit"):
-                break
+            with self._model_followed():
+                with quiet_float_warnings():
+                    loss, grad = self._meta_gradient(batch)
+                if self._diverged(loss, grad, f"iteration {it + 1}/{iterations}", "meta_fit"):
+                    break
+                self._set_meta_grad(grad)
+                self.history.append(float(loss))
+                if self._step_overflowed(opt, f"iteration {it + 1}/{iterations}", "meta_fit"):
+                    break
             if verbose and (it + 1) % log_every == 0:
                 recent = np.mean(self.history[-log_every:])
                 print(f"{type(self).__name__} iteration {it + 1}/{iterations}: meta-loss "
@@ -529,9 +549,11 @@ class MetaLearner:
         support_y : ndarray of shape (k, outputs) or (k,) (targets or labels)
         """
         steps = self.inner_steps if steps is None else _check_steps(steps, "adapt")
-        x, y = self._prepare_task(support_x, support_y)
-        with quiet_float_warnings():  # a divergence is warned of just below
-            theta = self._adapt_theta(self._initial_theta(), x, y, steps)[0]
+        with self._model_followed():
+            x, y = self._prepare_task(support_x, support_y)
+            with quiet_float_warnings():  # a divergence is warned of just below
+                theta = self._adapt_theta(self._initial_theta(), x, y, steps)[0]
+            dtype = self.net.dtype
         if not np.all(np.isfinite(theta)):
             # the copy is still returned (the caller may want to look at it), but
             # not silently: predictions of it are NaN
@@ -540,7 +562,7 @@ class MetaLearner:
                            f"adapted weights are not finite (lower inner_lr or steps)",
                            RuntimeWarning)
         clone = copy.deepcopy(self.model)
-        FunctionalMLP(clone).set_params(np.ascontiguousarray(theta, dtype=self.net.dtype))
+        FunctionalMLP(clone).set_params(np.ascontiguousarray(theta, dtype=dtype))
         return clone
 
     def _initial_theta(self):
@@ -579,9 +601,10 @@ class MetaLearner:
         batch = self._task_batch(tasks, n_tasks, seed)
         chunk = check_positive_int(chunk, "evaluate", "chunk")
         steps = _check_step_counts(steps, "evaluate")
-        theta0 = self._initial_theta()
         per_step = {s: {"loss": [], "accuracy": []} for s in steps}
-        with quiet_float_warnings():  # a divergence is reported as n_diverged
+        # a divergence is reported as n_diverged
+        with self._model_followed(), quiet_float_warnings():
+            theta0 = self._initial_theta()
             for start in range(0, len(batch), chunk):
                 part = batch[slice(start, start + chunk)]
                 theta, done = np.broadcast_to(theta0, (len(part), theta0.size)), 0
