@@ -631,6 +631,34 @@ def test_predict_refuses_input_outside_the_trained_range(digits_model, tmp_path,
     assert err.startswith("tinynet predict: error:") and re.search(message, err), err
 
 
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+@pytest.mark.parametrize("args", [[], ["--scale", "16"]])
+def test_predict_refuses_non_finite_input_for_what_it_is(digits_model, tmp_path, bad, args,
+                                                         capsys):
+    # it was refused as "values in [nan, nan], outside [0, 1]; ... scale the input"
+    x = digits_test_set()[0][:5].astype(np.float64) / 16
+    x[1, 3] = bad
+    np.save(tmp_path / "x.npy", x)
+    assert main(["predict", str(digits_model), str(tmp_path / "x.npy"), *args]) == 1
+    assert capsys.readouterr().err == (
+        f"tinynet predict: error: predict expected finite values in "
+        f"{str(tmp_path / 'x.npy')!r}, received 1 NaN or infinite value(s) in an array of "
+        f"shape (5, 64)\n")
+
+
+def test_predict_names_the_shape_of_the_non_finite_input_as_read(digits_model, tmp_path,
+                                                                capsys):
+    # a (5, 8, 8) file was said to hold "an array of shape (5, 64)": the check ran
+    # on the batch reshaped for the model, not on what the file holds
+    x = np.full((5, 8, 8), 0.5)
+    x[1, 0, 3] = np.nan
+    np.save(tmp_path / "x.npy", x)
+    assert main(["predict", str(digits_model), str(tmp_path / "x.npy")]) == 1
+    err = capsys.readouterr().err
+    assert err.endswith("received 1 NaN or infinite value(s) in an array of shape "
+                        "(5, 8, 8)\n"), err
+
+
 def write_tiny_idx_set(directory, n_classes=3):
     rng = np.random.default_rng(0)
     directory.mkdir(parents=True)

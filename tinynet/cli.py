@@ -637,6 +637,7 @@ def _check_dataset_range(data, name: str, split: str, x, scale: float, why: str)
 def _cmd_predict(args, parser) -> int:
     import numpy as np
 
+    from .checks import check_finite
     from .recipes import apply_preprocessing
 
     if args.out:
@@ -646,6 +647,11 @@ def _cmd_predict(args, parser) -> int:
     model = _load_model(args.model)
     saved_scale, classes = _model_metadata(model, args.model)
     array = _read_samples(args.input)
+    try:  # before the range check, which read a NaN as values "in [nan, nan]", and
+        # before _as_batch, so that the shape named is the file's, not the reshaped one
+        check_finite(array, "predict", f"values in {args.input!r}")
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
     batch = _as_batch(array, model, args.input)
     # models saved without metadata: the per-dataset rule of 'train'
     trained_scale = saved_scale if saved_scale is not None else (

@@ -42,10 +42,31 @@ class ANIL(MAML):
 
     @head_layers.setter
     def head_layers(self, value) -> None:
-        n_dense = sum(1 for name, _, _ in self.net.shapes if name.endswith("/W"))
+        # The view follows the model with head_layers as stored (_follow_mask),
+        # so the new value is stored first: after a change that left fewer Dense
+        # layers than the old value, the old one could not be followed and no
+        # new one could be set. A refused value leaves the old one.
+        previous = getattr(self, "_head_layers_value", None)
+        self._head_layers_value = value
+        try:
+            mask = self._head_mask(self.net, value)
+        except (TypeError, ValueError):
+            self._head_layers_value = previous
+            raise
+        self._lr_mask, self._head_layers_value = mask, int(value)
+
+    @staticmethod
+    def _head_mask(net, value):
+        """The 0/1 mask of the last ``value`` Dense layers of ``net``, after
+        checking ``value`` against its number of Dense layers."""
+        n_dense = sum(1 for name, _, _ in net.shapes if name.endswith("/W"))
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) \
                 or not 1 <= value <= n_dense:
             raise ValueError(f"ANIL expected head_layers in [1, {n_dense}], "
                              f"received {value!r}")
-        self._lr_mask = self.net.mask(range(-value, 0))
-        self._head_layers_value = int(value)
+        return net.mask(range(-value, 0))
+
+    def _follow_mask(self, net, old):
+        """The model's layers changed: the head is its last ``head_layers``
+        Dense layers now (refused if it has fewer)."""
+        return self._head_mask(net, self.head_layers)

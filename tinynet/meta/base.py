@@ -9,6 +9,7 @@ and, where it differs, its inner learning rate (:meth:`MetaLearner._inner_lr`).
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import time
@@ -25,6 +26,17 @@ from .functional import FunctionalMLP, loss_name
 from .tasks import TaskBatch, check_not_empty, check_targets
 
 __all__ = ["MetaLearner", "summarize"]
+
+
+def quiet_float_warnings():
+    """``np.errstate`` with NumPy's ``"warn"`` modes turned to ``"ignore"``
+    and any mode the user set kept (``raise``, ``call``, ``log``, ``print``,
+    ``ignore``), for the blocks whose divergence the learner reports itself
+    (``evaluate``'s ``n_diverged``, ``adapt``'s and ``meta_fit``'s warnings):
+    NumPy's "overflow encountered in matmul" from the inner loop only said
+    the same again, less clearly."""
+    return np.errstate(**{kind: "ignore" if mode == "warn" else mode
+                          for kind, mode in np.geterr().items()})
 
 
 def summarize(values) -> tuple[float, float]:
@@ -126,7 +138,14 @@ class MetaLearner:
 
     Attributes
     ----------
+    model
+        The model given; may be set to another one later (see ``net``).
     net : FunctionalMLP
+        The functional view of ``model``, which follows it: after
+        ``model.reset_parameters``, ``pop`` or ``add``, or ``model`` set to
+        another, the next use builds it again on the model's current
+        parameters (:meth:`_follow_model`). Read-only: to change the
+        network, set ``learner.model``.
     history : list of float
         Mean query loss of each meta-training iteration.
     """
@@ -134,7 +153,7 @@ class MetaLearner:
     def __init__(self, model, loss="mse", inner_lr=0.01, inner_steps=1, meta_lr=1e-3,
                  meta_optimizer="adam"):
         self.model = model
-        self.net = FunctionalMLP(model)
+        self._net = FunctionalMLP(model)
         self.loss = loss
         self._optimizer = None
         self.meta_optimizer = meta_optimizer
@@ -231,6 +250,92 @@ class MetaLearner:
         if self._optimizer is not None and not callable(self.meta_optimizer):
             self._optimizer.lr = self._meta_lr_value
 
+    # ------------------------------------------------------ following model
+    @property
+    def net(self) -> FunctionalMLP:
+        """The functional view of ``model`` on its current parameters
+        (read-only: set ``learner.model`` to change the network)."""
+        self._follow_model()
+        return self._net
+
+    @net.setter
+    def net(self, value) -> None:
+        raise AttributeError(f"{type(self).__name__}.net is a read-only view that follows "
+                             f"learner.model; set learner.model to change the network")
+
+    def _follow_model(self) -> None:
+        """Build the functional view again if ``model`` no longer holds the
+        Params it was built from: ``model`` set to another, its layers
+        changed (``pop``, ``add``) or its Params replaced
+        (``reset_parameters``, documented for reproducible weights). The
+        view kept the old Params, so ``meta_fit`` trained Params the model
+        no longer held and ``save`` wrote the untrained model.
+
+        What depends on the Params follows them: the meta-optimizer is
+        bound again by the rule ``Sequential`` binds its own optimizer by
+        after such a change (:func:`tinynet.optim.binding._bind_again`: a
+        Param that stays keeps its state -- Adam's moments and step count
+        --, a new one starts without), Meta-SGD's learned rates likewise
+        (:meth:`_params_replaced`), and the mask of the adapted parameters
+        (:meth:`_follow_mask`). A meta-optimizer of a factory of your own
+        that is not a tinynet optimizer (no ``bind``) is made again from
+        the factory at its next use. A change the view cannot follow (a
+        layer it does not support) raises, naming the change, and leaves
+        the learner as it was."""
+        if self._model_pinned:
+            return
+        old = self._net
+        change = "model was set to another" if self.model is not old.model else old.change()
+        if change is None:
+            return
+        if self.model is old.model:
+            change = f"model changed: {change}"
+        who = type(self).__name__
+        try:
+            net = FunctionalMLP(self.model)
+            mask = self._follow_mask(net, old)
+        except (TypeError, ValueError) as exc:
+            raise type(exc)(f"{who}: its {change}, and it cannot follow: {exc}") from None
+        self._net, self._lr_mask = net, mask
+        self._params_replaced(old.param_list())
+        if self._optimizer is not None:
+            if hasattr(self._optimizer, "bind"):
+                from ..optim.binding import _bind_again
+                _bind_again(self._optimizer, self.meta_parameters())
+            else:
+                self._optimizer = None
+
+    #: True inside :meth:`_model_followed`: the view is not checked again.
+    _model_pinned = False
+
+    @contextlib.contextmanager
+    def _model_followed(self):
+        """Follow the model once (:meth:`_follow_model`), then use the view
+        as it is until the block ends: a meta_fit iteration, adapt or
+        evaluate, in which nothing changes the model, read ``net`` several
+        times and checked the model's Params again at each read."""
+        self._follow_model()
+        pinned, self._model_pinned = self._model_pinned, True
+        try:
+            yield
+        finally:
+            self._model_pinned = pinned
+
+    def _follow_mask(self, net: FunctionalMLP, old: FunctionalMLP):
+        """The mask of the adapted parameters for ``net``, the view built
+        again: kept while the parameters keep their shapes (one mask entry
+        per value, as before); refused for other shapes (the mask, set by
+        ``new_head`` or loaded, says nothing of the new parameters)."""
+        shapes = [[shape for _, shape, _ in view.shapes] for view in (old, net)]
+        if self._lr_mask is None or shapes[0] == shapes[1]:
+            return self._lr_mask
+        raise ValueError(f"it adapts only some of its parameters (a mask over those of "
+                         f"shapes {shapes[0]}), which says nothing of parameters of shapes "
+                         f"{shapes[1]}")
+
+    def _params_replaced(self, old_params) -> None:
+        """Hook: the view was built again; ``old_params`` are the ones it held."""
+
     # ---------------------------------------------------------------- saving
     def save(self, path, metadata: dict | None = None, include_optimizer: bool = True) -> str:
         """Write the learner (model, settings, learned rates, meta-optimizer
@@ -263,7 +368,9 @@ class MetaLearner:
     @property
     def optimizer(self):
         """The meta-optimizer (created on first use, kept across meta_fit
-        calls until ``meta_optimizer`` is set to another one)."""
+        calls until ``meta_optimizer`` is set to another one), bound to the
+        model's current parameters (:meth:`_follow_model`)."""
+        self._follow_model()
         if self._optimizer is None:
             params = self.meta_parameters()
             if callable(self.meta_optimizer):
@@ -316,9 +423,10 @@ class MetaLearner:
         A meta-loss or meta-gradient that is NaN or infinite (an inner SGD
         that diverged, say) stops training with a ``RuntimeWarning`` before
         its update, so the meta-parameters keep their last finite values;
-        its loss is the last entry of the history. An update that makes a
-        meta-parameter non-finite itself (a finite gradient times a huge
-        ``meta_lr``) is undone and stops training the same way, the
+        its loss is the last entry of the history (NumPy's overflow warnings
+        on the way are not repeated: :func:`quiet_float_warnings`). An update
+        that makes a meta-parameter non-finite itself (a finite gradient
+        times a huge ``meta_lr``) is undone and stops training the same way, the
         meta-optimizer's state (its step count, Adam's moments) included: a
         later ``meta_fit`` or a saved learner goes on from the last finite
         update.
@@ -338,13 +446,15 @@ class MetaLearner:
         for it in range(iterations):
             batch = check_task_batch(tasks.sample(meta_batch_size, rng),
                                      f"{type(self).__name__}.meta_fit")
-            loss, grad = self._meta_gradient(batch)
-            if self._diverged(loss, grad, f"iteration {it + 1}/{iterations}", "meta_fit"):
-                break
-            self._set_meta_grad(grad)
-            self.history.append(float(loss))
-            if self._step_overflowed(opt, f"iteration {it + 1}/{iterations}", "meta_fit"):
-                break
+            with self._model_followed():
+                with quiet_float_warnings():
+                    loss, grad = self._meta_gradient(batch)
+                if self._diverged(loss, grad, f"iteration {it + 1}/{iterations}", "meta_fit"):
+                    break
+                self._set_meta_grad(grad)
+                self.history.append(float(loss))
+                if self._step_overflowed(opt, f"iteration {it + 1}/{iterations}", "meta_fit"):
+                    break
             if verbose and (it + 1) % log_every == 0:
                 recent = np.mean(self.history[-log_every:])
                 print(f"{type(self).__name__} iteration {it + 1}/{iterations}: meta-loss "
@@ -392,10 +502,11 @@ class MetaLearner:
     # ----------------------------------------------------------- adaptation
     def _adapt_theta(self, theta0, x, y, steps):
         """Task-batched SGD from ``theta0``: returns (tasks, P) after ``steps``."""
+        net = self.net  # (first: it follows the model, and the rates with it)
         lr = self._inner_lr()
-        theta = np.broadcast_to(theta0, (len(x), self.net.n_params))
+        theta = np.broadcast_to(theta0, (len(x), net.n_params))
         for _ in range(steps):
-            theta = theta - lr * self.net._value_and_grad(theta, x, y, self.loss).grad
+            theta = theta - lr * net._value_and_grad(theta, x, y, self.loss).grad
         return theta
 
     def _n_classes(self, labels) -> int:
@@ -439,8 +550,11 @@ class MetaLearner:
         support_y : ndarray of shape (k, outputs) or (k,) (targets or labels)
         """
         steps = self.inner_steps if steps is None else _check_steps(steps, "adapt")
-        x, y = self._prepare_task(support_x, support_y)
-        theta = self._adapt_theta(self._initial_theta(), x, y, steps)[0]
+        with self._model_followed():
+            x, y = self._prepare_task(support_x, support_y)
+            with quiet_float_warnings():  # a divergence is warned of just below
+                theta = self._adapt_theta(self._initial_theta(), x, y, steps)[0]
+            dtype = self.net.dtype
         if not np.all(np.isfinite(theta)):
             # the copy is still returned (the caller may want to look at it), but
             # not silently: predictions of it are NaN
@@ -449,7 +563,7 @@ class MetaLearner:
                            f"adapted weights are not finite (lower inner_lr or steps)",
                            RuntimeWarning)
         clone = copy.deepcopy(self.model)
-        FunctionalMLP(clone).set_params(np.ascontiguousarray(theta, dtype=self.net.dtype))
+        FunctionalMLP(clone).set_params(np.ascontiguousarray(theta, dtype=dtype))
         return clone
 
     def _initial_theta(self):
@@ -481,20 +595,24 @@ class MetaLearner:
             cross-entropy only). If the inner SGD diverged on some tasks the
             mean is not finite; the entry then also holds ``n_diverged`` and
             ``loss_finite`` (± ``loss_finite_ci95``) over the other tasks. A
-            query with a non-finite logit counts as misclassified.
+            query with a non-finite logit counts as misclassified. NumPy's
+            overflow warnings of the diverging tasks are not repeated
+            (:func:`quiet_float_warnings`).
         """
         batch = self._task_batch(tasks, n_tasks, seed)
         chunk = check_positive_int(chunk, "evaluate", "chunk")
         steps = _check_step_counts(steps, "evaluate")
-        theta0 = self._initial_theta()
         per_step = {s: {"loss": [], "accuracy": []} for s in steps}
-        for start in range(0, len(batch), chunk):
-            part = batch[slice(start, start + chunk)]
-            theta, done = np.broadcast_to(theta0, (len(part), theta0.size)), 0
-            for s in steps:
-                theta = self._adapt_theta(theta, part.support_x, part.support_y, s - done)
-                done = s
-                self._score(theta, part, per_step[s])
+        # a divergence is reported as n_diverged
+        with self._model_followed(), quiet_float_warnings():
+            theta0 = self._initial_theta()
+            for start in range(0, len(batch), chunk):
+                part = batch[slice(start, start + chunk)]
+                theta, done = np.broadcast_to(theta0, (len(part), theta0.size)), 0
+                for s in steps:
+                    theta = self._adapt_theta(theta, part.support_x, part.support_y, s - done)
+                    done = s
+                    self._score(theta, part, per_step[s])
         return self._summary(len(batch), per_step)
 
     def _task_batch(self, tasks, n_tasks, seed):

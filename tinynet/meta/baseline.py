@@ -9,7 +9,7 @@ import numpy as np
 
 from ..checks import (as_float_array, check_finite, check_labels, check_positive_int,
                       check_seed)
-from .base import MetaLearner
+from .base import MetaLearner, quiet_float_warnings
 from .functional import FunctionalMLP, model_layers
 from .tasks import check_targets
 
@@ -104,8 +104,9 @@ class Pretrained(MetaLearner):
         opt = self.optimizer
         for it in range(iterations):
             idx = rng.choice(len(x), min(batch_size, len(x)), replace=False)
-            ev = self.net._value_and_grad(self.net.get_params(), x[idx][None], y[idx][None],
-                                          self.loss)
+            with quiet_float_warnings():  # a divergence is warned of just below
+                ev = self.net._value_and_grad(self.net.get_params(), x[idx][None],
+                                              y[idx][None], self.loss)
             if self._diverged(float(ev.loss[0]), ev.grad, f"iteration {it + 1}/{iterations}",
                               "fit"):
                 break
@@ -136,7 +137,7 @@ class Pretrained(MetaLearner):
                      kernel_initializer="zeros", input_dim=old.W.shape[0], dtype=old.W.dtype)
         layers = layers[:last] + [head] + layers[last + 1:]
         self.model = Sequential(layers) if isinstance(self.model, Sequential) else layers
-        self.net = FunctionalMLP(self.model)
+        self._net = FunctionalMLP(self.model)
         self._optimizer = None
         self._lr_mask = None if fine_tune == "all" else self.net.mask([-1])
         return self

@@ -393,6 +393,7 @@ class FunctionalMLP:
         offset, previous = 0, None
         layers = list(model_layers(model))
         self.dtype = _check_layers(layers)
+        self._layers = tuple(layers)
         for layer in layers:
             if isinstance(layer, Dense):
                 if not layer.built:  # in a list: on the outputs before it (_check_layers)
@@ -441,8 +442,30 @@ class FunctionalMLP:
             p.value = theta[where].reshape(shape)
 
     def param_list(self) -> list:
-        """The model's Params, in flat-vector order."""
+        """The Params of the model this view was built from, in flat-vector
+        order (see :meth:`change` for whether the model still holds them)."""
         return list(self._params)
+
+    def change(self) -> str | None:
+        """What changed in the model since this view was built, or None: its
+        layers (``pop``, ``add``: another list of layers) or, the layers
+        the same, their Params (``reset_parameters``, a layer built again
+        makes new ones). The view keeps the Params it was built from, so
+        after such a change it reads and writes Params the model no longer
+        holds: build a new one."""
+        from ..layers.dense import Dense
+
+        layers = model_layers(self.model)
+        if len(layers) != len(self._layers) or any(
+                a is not b for a, b in zip(layers, self._layers)):
+            return "its layers changed (pop, add or another list of layers)"
+        params = [p for layer in layers if isinstance(layer, Dense)
+                  for p in (layer.W, layer.b) if p is not None]
+        if len(params) != len(self._params) or any(
+                a is not b for a, b in zip(params, self._params)):
+            return ("its parameters were replaced (reset_parameters, or a layer built "
+                    "again)")
+        return None
 
     def mask(self, layers) -> np.ndarray:
         """A 0/1 vector over the flat parameters: 1 for the params of ``layers``

@@ -35,6 +35,8 @@ class MetaSGD(MetaLearner):
     Attributes
     ----------
     lrs : list of Param, shaped like the model's parameters
+        Read-only list, following ``learner.model``; set a rate by writing
+        into its array in place (``learner.lrs[i].value[...] = 0.02``).
     """
 
     def __init__(self, model, loss="mse", inner_lr=0.01, inner_steps=1, meta_lr=1e-3,
@@ -42,13 +44,40 @@ class MetaSGD(MetaLearner):
         super().__init__(model, loss=loss, inner_lr=inner_lr, inner_steps=inner_steps,
                          meta_lr=meta_lr, meta_optimizer=meta_optimizer)
         self.first_order = first_order
-        self.lrs = [Param(np.full(p.shape, self.inner_lr, dtype=p.dtype), name=f"{p.name}/lr")
-                    for p in self.net.param_list()]
+        self._lrs = [self._new_rate(p) for p in self.net.param_list()]
 
     first_order = first_order_property
 
+    def _new_rate(self, param) -> Param:
+        """A learned rate for ``param``, starting at ``inner_lr``."""
+        return Param(np.full(param.shape, self.inner_lr, dtype=param.dtype),
+                     name=f"{param.name}/lr")
+
+    @property
+    def lrs(self) -> list:
+        """The learned rates, one Param per model Param (following the
+        model: see :meth:`_params_replaced`)."""
+        self._follow_model()
+        return self._lrs
+
+    @lrs.setter
+    def lrs(self, value) -> None:
+        raise AttributeError("MetaSGD.lrs is a read-only list that follows learner.model "
+                             "(one rate Param per model Param); set rates in place: "
+                             "learner.lrs[i].value[...] = rate")
+
+    def _params_replaced(self, old_params) -> None:
+        """The model's Params changed (``reset_parameters``, ``pop``,
+        ``add``, another model): a Param that stays keeps its learned rate,
+        a new one gets a new rate at ``inner_lr`` -- as the meta-optimizer
+        keeps the state of the Params that stay and starts the others
+        without (:meth:`MetaLearner._follow_model`)."""
+        kept = {id(p): lr for p, lr in zip(old_params, self._lrs)}
+        self._lrs = [kept[id(p)] if id(p) in kept else self._new_rate(p)
+                     for p in self._net.param_list()]
+
     def meta_parameters(self):
-        return self.net.param_list() + self.lrs
+        return self.net.param_list() + self._lrs
 
     def _inner_lr(self):
         return np.concatenate([p.value.ravel() for p in self.lrs])

@@ -39,7 +39,7 @@ import numpy as np
 
 from ..checks import as_float_array, check_finite, check_positive_int
 from ..metrics import _argmax_labels
-from .base import MetaLearner, _check_step_counts, accuracy
+from .base import MetaLearner, _check_step_counts, accuracy, quiet_float_warnings
 from .functional import check_label_array, cross_entropy
 
 __all__ = ["ProtoNet", "PrototypeClassifier", "prototype_loss"]
@@ -209,12 +209,13 @@ class ProtoNet(MetaLearner):
         n_way = self._n_way(batch, "ProtoNet.evaluate")
         theta = self.net.get_params()
         acc = {"loss": [], "accuracy": []}
-        for start in range(0, len(batch), chunk):
-            part = batch[slice(start, start + chunk)]
-            s = part.support_x.shape[1]
-            emb = self._embed(theta, np.concatenate([part.support_x, part.query_x], axis=1))
-            loss, _, _, logits = _prototype_loss(emb[:, :s], part.support_y, emb[:, s:],
-                                                part.query_y, n_way)
-            acc["loss"].append(loss)
-            acc["accuracy"].append(accuracy(logits, part.query_y))
+        with quiet_float_warnings():  # a divergence is reported as n_diverged
+            for start in range(0, len(batch), chunk):
+                part = batch[slice(start, start + chunk)]
+                s = part.support_x.shape[1]
+                emb = self._embed(theta, np.concatenate([part.support_x, part.query_x], axis=1))
+                loss, _, _, logits = _prototype_loss(emb[:, :s], part.support_y, emb[:, s:],
+                                                    part.query_y, n_way)
+                acc["loss"].append(loss)
+                acc["accuracy"].append(accuracy(logits, part.query_y))
         return self._summary(len(batch), {s: acc for s in steps})

@@ -107,6 +107,7 @@ def save(learner, path, metadata: dict | None = None, include_optimizer: bool = 
         raise TypeError(f"tinynet.meta.save: {name}'s meta_optimizer is a callable of your "
                         f"own, which a file cannot rebuild; save learner.model for the "
                         f"weights, or use a named optimizer ('adam', 'sgd'...)")
+    learner._follow_model()  # the model's current parameters, not those it was made on
     model = learner.model
     if not isinstance(model, Sequential):
         model = Sequential(list(model))
