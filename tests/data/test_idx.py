@@ -173,3 +173,17 @@ def test_read_from_a_pipe(compress):
     finally:
         writer.join()
         os.close(read_end)
+
+
+def test_write_idx_to_a_missing_directory_says_so_before_encoding(tmp_path, monkeypatch):
+    # it encoded (and gzipped) the whole array, then failed naming atomic_write
+    from tinynet.data import idx
+
+    def no_encoding(array):
+        raise AssertionError("encoded before the path was checked")
+
+    monkeypatch.setattr(idx, "encode_idx", no_encoding)
+    target = tmp_path / "nope" / "images-idx3-ubyte.gz"
+    with pytest.raises(FileNotFoundError, match=r"write_idx expected the directory of .*nope"):
+        idx.write_idx(target, np.zeros((2, 3, 3), np.uint8))
+    assert not (tmp_path / "nope").exists()

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_write
+from ..atomic import atomic_write, check_target
 from ..checks import check_bool
 
 __all__ = ["IDXError", "encode_idx", "gunzip_if_needed", "parse_idx", "read_idx", "write_idx"]
@@ -231,7 +231,14 @@ def write_idx(path, array, compress: bool | None = None) -> Path:
     array : ndarray of dtype uint8, int8, int16, int32, float32 or float64
     compress : bool, optional
         gzip the file; by default when ``path`` ends in ``.gz``.
+
+    Raises
+    ------
+    FileNotFoundError, PermissionError, IsADirectoryError
+        Before encoding, when ``path`` cannot be written (its directory
+        missing...), named as ``write_idx``'s (:func:`tinynet.atomic.check_target`).
     """
+    check_target(path, "write_idx")  # before the work, as io.save
     path = Path(path)
     data = encode_idx(array)
     if compress is None:
