@@ -385,3 +385,18 @@ def test_resolve_loss_names_the_librarys_losses_and_keeps_a_callable_of_your_own
     net = FunctionalMLP(mlp_layers([1, 4, 1]))
     target = np.zeros((2, 3, 1))
     assert net.check_target(target, (2, 3, 1), own) is target
+
+
+@pytest.mark.parametrize("alpha", [0.0, 0.2])
+def test_relu_derivative_at_nan_and_signed_zeros_is_the_layers(alpha):
+    # the ReLU layer passes dy at a NaN input (PyTorch's threshold_backward); the
+    # functional view, which meta-gradients go through, gave 0 there
+    from tinynet.layers import LeakyReLU
+    from tinynet.meta.functional import _ReLU
+    z = np.array([[np.nan, -np.nan, -1.5, -0.0, 0.0, 2.0, np.inf, -np.inf]])
+    layer = ReLU() if alpha == 0.0 else LeakyReLU(alpha)
+    layer.build(z.shape[1:], dtype=np.float64)
+    layer.forward(z, training=True)
+    expected = layer.backward(np.ones_like(z))
+    act = _ReLU("ReLU" if alpha == 0.0 else "LeakyReLU", alpha)
+    np.testing.assert_array_equal(act.d1(z, act.f(z)), expected)

@@ -83,7 +83,9 @@ class _Activation:
 
 class _ReLU(_Activation):
     r"""ReLU, or leaky ReLU for ``alpha`` != 0: :math:`f = z` for z > 0 else :math:`\alpha z`,
-    :math:`f' = 1` for z > 0 else :math:`\alpha`, :math:`f'' = 0`."""
+    :math:`f' = 1` for z > 0 else :math:`\alpha`, :math:`f'' = 0`. At a NaN z
+    the derivative is 1 for ReLU (not :math:`z \le 0`) and :math:`\alpha` for
+    leaky ReLU, as the layers' backward passes and PyTorch's."""
 
     __slots__ = ()
 
@@ -92,7 +94,7 @@ class _ReLU(_Activation):
 
     def d1(self, z, y):
         if self.alpha == 0.0:
-            return (z > 0).astype(z.dtype)
+            return (~(z <= 0)).astype(z.dtype)  # 1 at NaN, as the ReLU layer
         return np.where(z > 0, 1.0, self.alpha).astype(z.dtype)
 
 

@@ -133,7 +133,8 @@ def save(learner, path, metadata: dict | None = None, include_optimizer: bool = 
     metadata = {**metadata, KEY: {"class": name, "settings": _settings(learner),
                                   "history": [_history_entry(v) for v in learner.history],
                                   "optimizer_text": texts}}
-    # no compile settings nor optimizer of the model's own: the learner trains it
+    # no optimizer state of the model's own (the learner trains it); a compiled
+    # model's compile settings are written, as io.save writes them
     return io.save(model, path, include_optimizer=False, metadata=metadata,
                    extra_arrays=extra)
 
