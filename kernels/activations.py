@@ -82,7 +82,7 @@ def gelu_clamp(x):
 
 
 def gelu_factor(x):
-    r"""GELU's factor :math:`x` in :math:`y = x \cdot 	ext{gate}(x)`, raised to
+    r"""GELU's factor :math:`x` in :math:`y = x \cdot \text{gate}(x)`, raised to
     -GELU_TANH_CLAMP (NaN kept). Below the clamp both gates (:math:`\Phi(x)`
     and :math:`\sigma(2u)`) are exactly 0 in either precision, so the product
     is the same :math:`-0.0` for every finite ``x`` there, and at
